@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs the Debian 12 packages Trainyard builds, tests and runs with.
+# Idempotent: packages already present are skipped, so a second run costs a
+# dpkg query and nothing else. Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+  # build
+  meson ninja-build pkg-config gcc protobuf-c-compiler protobuf-compiler
+  # libraries
+  libuv1-dev libprotobuf-c-dev libsqlite3-dev libhwloc-dev libopenblas-dev
+  zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
+  # tests: Criterion, promtool, the ONNX backend node tests, real data
+  libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
+  python3 python3-onnx python3-numpy sqlite3 procps
+)
+if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
+  packages+=(slurm-wlm munge python3-torch hyperfine)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+echo "install-deps: installing ${missing[*]}" >&2
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

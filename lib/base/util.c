@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Time, parsing of durations and sizes, the byte buffer and heap helpers. */
+#include "lib/base/base.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int64_t ty_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ty_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int parse_u64(const char **p, uint64_t *out) {
+  if (!isdigit((unsigned char)**p)) return TY_EINVAL;
+  uint64_t v = 0;
+  while (isdigit((unsigned char)**p)) {
+    uint64_t d = (uint64_t)(**p - '0');
+    if (v > (UINT64_MAX - d) / 10) return TY_EINVAL;
+    v = v * 10 + d;
+    (*p)++;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_clock(const char *s, uint64_t *out) {
+  uint64_t parts[3];
+  int n = 0;
+  const char *p = s;
+  for (;;) {
+    if (n == 3 || parse_u64(&p, &parts[n]) != 0) return TY_EINVAL;
+    n++;
+    if (*p == '\0') break;
+    if (*p++ != ':') return TY_EINVAL;
+  }
+  if (n == 2) *out = parts[0] * 60 + parts[1];
+  else if (n == 3) *out = parts[0] * 3600 + parts[1] * 60 + parts[2];
+  else return TY_EINVAL;
+  return 0;
+}
+
+int ty_parse_duration(const char *s, uint32_t *out_seconds) {
+  if (!s || !*s) return TY_EINVAL;
+  uint64_t v = 0;
+  if (strchr(s, ':')) {
+    if (parse_clock(s, &v) != 0) return TY_EINVAL;
+  } else {
+    const char *p = s;
+    if (parse_u64(&p, &v) != 0) return TY_EINVAL;
+    uint64_t mul = 1;
+    switch (*p) {
+    case '\0': case 's': break;
+    case 'm': mul = 60; break;
+    case 'h': mul = 3600; break;
+    case 'd': mul = 86400; break;
+    default: return TY_EINVAL;
+    }
+    if (*p && p[1] != '\0') return TY_EINVAL;
+    if (v > UINT32_MAX / mul) return TY_EINVAL;
+    v *= mul;
+  }
+  if (v > UINT32_MAX) return TY_EINVAL;
+  *out_seconds = (uint32_t)v;
+  return 0;
+}
+
+int ty_parse_size(const char *s, uint64_t *out_bytes) {
+  if (!s) return TY_EINVAL;
+  const char *p = s;
+  uint64_t v;
+  if (parse_u64(&p, &v) != 0) return TY_EINVAL;
+  unsigned shift = 0;
+  switch (toupper((unsigned char)*p)) {
+  case '\0': break;
+  case 'K': shift = 10; break;
+  case 'M': shift = 20; break;
+  case 'G': shift = 30; break;
+  case 'T': shift = 40; break;
+  default: return TY_EINVAL;
+  }
+  if (*p) {
+    p++;
+    if (toupper((unsigned char)*p) == 'B' || toupper((unsigned char)*p) == 'I') p++;
+    if (*p == 'B') p++;
+    if (*p) return TY_EINVAL;
+  }
+  if (shift && v > (UINT64_MAX >> shift)) return TY_EINVAL;
+  *out_bytes = v << shift;
+  return 0;
+}
+
+void ty_buf_init(ty_buf *b) { b->data = NULL, b->len = 0, b->cap = 0; }
+
+void ty_buf_close(ty_buf *b) {
+  if (!b) return;
+  free(b->data);
+  ty_buf_init(b);
+}
+
+int ty_buf_reserve(ty_buf *b, size_t extra) {
+  if (extra > SIZE_MAX - b->len) return TY_ENOMEM;
+  size_t need = b->len + extra;
+  if (need <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  uint8_t *d = realloc(b->data, cap);
+  if (!d) return TY_ENOMEM;
+  b->data = d;
+  b->cap = cap;
+  return 0;
+}
+
+int ty_buf_append(ty_buf *b, const void *data, size_t n) {
+  if (n == 0) return 0;
+  int rc = ty_buf_reserve(b, n);
+  if (rc) return rc;
+  memcpy(b->data + b->len, data, n);
+  b->len += n;
+  return 0;
+}
+
+int ty_buf_vprintf(ty_buf *b, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0) return TY_EINVAL;
+  int rc = ty_buf_reserve(b, (size_t)n + 1);
+  if (rc) return rc;
+  vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+int ty_buf_printf(ty_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = ty_buf_vprintf(b, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+void ty_buf_consume(ty_buf *b, size_t n) {
+  if (n >= b->len) {
+    b->len = 0;
+    return;
+  }
+  memmove(b->data, b->data + n, b->len - n);
+  b->len -= n;
+}
+
+static void oom(void) {
+  static const char msg[] = "trainyard: out of memory\n";
+  fwrite(msg, 1, sizeof msg - 1, stderr);
+  abort();
+}
+
+char *ty_strdup(const char *s) {
+  if (!s) return NULL;
+  char *d = strdup(s);
+  if (!d) oom();
+  return d;
+}
+
+void *ty_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) oom();
+  return p;
+}
+
+void *ty_xcalloc(size_t count, size_t n) {
+  void *p = calloc(count ? count : 1, n ? n : 1);
+  if (!p) oom();
+  return p;
+}
+
+void *ty_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) oom();
+  return q;
+}
+
+int ty_mkdir_p(const char *path) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return TY_EINVAL;
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+  return 0;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lib/rpc: framing, connections, servers and clients for Trainyard's wire
+ * protocol (see envelope.proto for the format, field by field).
+ *
+ * Layers, bottom up:
+ *   - frame codec (pure): bytes in, frames out; unit-tested and fuzzable.
+ *   - envelope codec (pure): frame bodies <-> ty_rpc_msg.
+ *   - ty_rpc_conn: one libuv TCP stream; either side may call, the other
+ *     answers with one response or a stream. Owned by the loop thread.
+ *   - ty_rpc_server: accepts connections and hands each to a callback.
+ *   - ty_rpc_client: a blocking client on a private loop, for CLIs and tests.
+ *
+ * A malformed, truncated or oversized frame closes only the connection it
+ * arrived on, with a logged reason; the daemon keeps serving the others.
+ */
+#ifndef TY_LIB_RPC_RPC_H
+#define TY_LIB_RPC_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define TY_RPC_VERSION 1u
+#define TY_RPC_FRAME_HEADER 4u
+#define TY_RPC_MAX_FRAME_DEFAULT (64u * 1024u * 1024u)
+
+/* ---- frame codec (pure) --------------------------------------------------- */
+
+/* Accumulates bytes from a stream and yields whole frames. Owns its buffer. */
+typedef struct ty_frame_reader {
+  uint8_t *buf;
+  size_t len, cap, off;
+  size_t max_frame;
+} ty_frame_reader;
+
+void ty_frame_reader_init(ty_frame_reader *r, size_t max_frame);
+void ty_frame_reader_close(ty_frame_reader *r);
+/* Appends n bytes. TY_ENOMEM on allocation failure. */
+int ty_frame_reader_feed(ty_frame_reader *r, const void *data, size_t n);
+/* Yields the next whole frame body: returns 1 and points *out_body (valid until
+ * the next feed/next call) at *out_len bytes; 0 when more bytes are needed;
+ * TY_ETOOBIG when the header announces more than max_frame; TY_EPROTO for a
+ * zero length. After an error the reader stays in error. */
+int ty_frame_reader_next(ty_frame_reader *r, const uint8_t **out_body, size_t *out_len);
+/* Writes the 4-byte big-endian header for a body of `len` bytes. */
+void ty_frame_put_header(uint8_t out_header[4], uint32_t len);
+
+/* ---- messages ------------------------------------------------------------- */
+
+typedef enum {
+  TY_RPC_REQUEST = 1,
+  TY_RPC_RESPONSE = 2,
+  TY_RPC_STREAM = 3,
+  TY_RPC_END = 4,
+  TY_RPC_CANCEL = 5,
+} ty_rpc_kind;
+
+/* A decoded envelope. Pointers borrow from the decoder's storage and are valid
+ * only during the callback that receives them. */
+typedef struct ty_rpc_msg {
+  uint32_t version;
+  uint64_t request_id;
+  ty_rpc_kind kind;
+  const char *method;  /* "" when absent */
+  int status;
+  const char *message; /* "" when absent */
+  const uint8_t *credential;
+  size_t credential_len;
+  const uint8_t *payload;
+  size_t payload_len;
+} ty_rpc_msg;
+
+/* Encodes one whole frame (header + envelope) into a new heap buffer that the
+ * caller frees. */
+int ty_rpc_encode(const ty_rpc_msg *m, uint8_t **out_frame, size_t *out_len);
+/* Decodes a frame body. On success *out_msg borrows from *out_owner, which the
+ * caller releases with ty_rpc_msg_free(). TY_EPROTO for garbage, an unknown
+ * kind, or a REQUEST without a method. Does not check the version. */
+int ty_rpc_decode(const uint8_t *body, size_t len, ty_rpc_msg *out_msg, void **out_owner);
+void ty_rpc_msg_free(void *owner);
+
+/* ---- connections ---------------------------------------------------------- */
+
+typedef struct ty_rpc_conn ty_rpc_conn;
+
+/* An incoming request. Answer it, now or later, with ty_rpc_reply() or with
+ * ty_rpc_stream_send()... ty_rpc_stream_end(). */
+typedef void (*ty_rpc_request_cb)(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
+/* An answer frame to a call: called once for RESPONSE, once per STREAM frame
+ * and once for END. On a timeout or a closed connection it is called once with
+ * msg == NULL and status TY_ETIMEDOUT / TY_ECLOSED. `final` is true on the last
+ * call for this request; the request's state is gone after it returns. */
+typedef void (*ty_rpc_answer_cb)(ty_rpc_conn *c, int status, const ty_rpc_msg *msg,
+                                 bool final, void *ud);
+/* The connection is closing; `reason` is 0 for an orderly close or the error
+ * (TY_EPROTO, TY_ETOOBIG, UV_EOF, ...). Outstanding calls have already been
+ * answered with TY_ECLOSED. The conn is freed after this returns. */
+typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
+
+typedef struct ty_rpc_conn_opts {
+  size_t max_frame;        /* 0 = TY_RPC_MAX_FRAME_DEFAULT */
+  ty_rpc_request_cb on_request;
+  ty_rpc_close_cb on_close;
+  void *ud;
+  /* Writes beyond this many queued bytes make ty_rpc_write_queued() report
+   * pressure so producers (log streaming) can pause. 0 = 8 MiB. */
+  size_t write_high_water;
+} ty_rpc_conn_opts;
+
+/* Sends a request. `timeout_ms` 0 means none. `cb` is called as described
+ * above. Returns 0 and sets *out_request_id, or an error (the callback is then
+ * not called). */
+int ty_rpc_call(ty_rpc_conn *c, const char *method, const void *payload, size_t len,
+                const void *credential, size_t credential_len, uint32_t timeout_ms,
+                ty_rpc_answer_cb cb, void *ud, uint64_t *out_request_id);
+/* Answers a request with one RESPONSE. `message` may be NULL. */
+int ty_rpc_reply(ty_rpc_conn *c, uint64_t request_id, int status, const char *message,
+                 const void *payload, size_t len);
+int ty_rpc_stream_send(ty_rpc_conn *c, uint64_t request_id, const void *payload, size_t len);
+int ty_rpc_stream_end(ty_rpc_conn *c, uint64_t request_id, int status, const char *message);
+/* Tells the peer we no longer want answers to request_id; our callback is
+ * called once more with final=true and status TY_ECLOSED. */
+int ty_rpc_cancel(ty_rpc_conn *c, uint64_t request_id);
+/* Bytes written but not yet flushed to the socket. */
+size_t ty_rpc_write_queued(const ty_rpc_conn *c);
+/* Called when the write queue drains below half the high-water mark. */
+void ty_rpc_set_drain_cb(ty_rpc_conn *c, void (*cb)(ty_rpc_conn *c, void *ud), void *ud);
+/* Starts an orderly close (pending writes are flushed first). Idempotent. */
+void ty_rpc_close(ty_rpc_conn *c);
+/* "ip:port" of the peer, for log lines. */
+const char *ty_rpc_peer(const ty_rpc_conn *c);
+void ty_rpc_set_ud(ty_rpc_conn *c, void *ud);
+void *ty_rpc_get_ud(const ty_rpc_conn *c);
+uv_loop_t *ty_rpc_loop(const ty_rpc_conn *c);
+
+/* Outgoing connection. `cb` gets the connected conn or an error (conn NULL). */
+typedef void (*ty_rpc_connect_cb)(ty_rpc_conn *c, int status, void *ud);
+int ty_rpc_connect(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
+                   uint32_t timeout_ms, ty_rpc_connect_cb cb, void *ud);
+
+/* ---- server ---------------------------------------------------------------- */
+
+typedef struct ty_rpc_server ty_rpc_server;
+/* A new connection was accepted; it already uses `opts` (on_request etc.). */
+typedef void (*ty_rpc_accept_cb)(ty_rpc_server *s, ty_rpc_conn *c, void *ud);
+
+/* Listens on host:port (port 0 picks an ephemeral port). */
+int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port,
+                         const ty_rpc_conn_opts *opts, ty_rpc_accept_cb on_accept, void *ud,
+                         ty_rpc_server **out_server);
+int ty_rpc_server_port(const ty_rpc_server *s);
+/* Stops listening and closes every connection it accepted; frees itself once
+ * the handles are closed. Accepts NULL. */
+void ty_rpc_server_destroy(ty_rpc_server *s);
+
+/* ---- blocking client (CLIs, tests) ------------------------------------------ */
+
+typedef struct ty_rpc_client ty_rpc_client;
+
+/* Connects to host:port on a private loop. Errors: UV_ECONNREFUSED etc. */
+int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms,
+                       ty_rpc_client **out_client);
+void ty_rpc_client_close(ty_rpc_client *c);
+/* Sets the credential sent with every request (copied). */
+void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len);
+
+/* An answer: status, message and payload are owned by the caller, who frees
+ * them with ty_rpc_result_close(). */
+typedef struct ty_rpc_result {
+  int status;
+  char *message;   /* "" when the peer sent none; never NULL after a call */
+  uint8_t *payload;
+  size_t payload_len;
+} ty_rpc_result;
+void ty_rpc_result_close(ty_rpc_result *r);
+
+/* One request, one answer. Returns 0 when an answer arrived (its status may be
+ * an error) or a transport error (TY_ETIMEDOUT, TY_ECLOSED, UV_*). */
+int ty_rpc_client_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                       uint32_t timeout_ms, ty_rpc_result *out);
+/* A streaming call: `on_item` is called for every STREAM frame; returning
+ * non-zero from it cancels the stream. `out` receives the END status. The
+ * timeout applies to the gap between frames (0 = none). */
+int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                         uint32_t idle_timeout_ms,
+                         int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
+                         ty_rpc_result *out);
+
+#endif

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* RPC method names. Each "Name" carries trainyard.NameRequest and answers
+ * trainyard.NameResponse (proto/trainyard.proto). */
+#ifndef TY_PROTO_METHODS_H
+#define TY_PROTO_METHODS_H
+
+#define TY_M_SUBMIT_JOB "SubmitJob"
+#define TY_M_LIST_JOBS "ListJobs"
+#define TY_M_GET_JOB "GetJob"
+#define TY_M_CANCEL_JOB "CancelJob"
+#define TY_M_LIST_NODES "ListNodes"
+#define TY_M_GET_TASK_LOCATIONS "GetTaskLocations"
+#define TY_M_REGISTER_NODE "RegisterNode"
+#define TY_M_HEARTBEAT "Heartbeat"
+#define TY_M_TASK_UPDATE "TaskUpdate"
+#define TY_M_LAUNCH_TASK "LaunchTask"
+#define TY_M_KILL_TASK "KillTask"
+#define TY_M_READ_LOG "ReadLog"
+
+/* Default ports. Controller: clients and workers. Worker: task I/O. Metrics
+ * are served over HTTP on their own ports. */
+#define TY_CONTROLLER_PORT 7810
+#define TY_CONTROLLER_METRICS_PORT 7811
+#define TY_WORKER_IO_PORT 7820
+#define TY_WORKER_METRICS_PORT 7821
+
+#endif
