@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Starts and stops a local Trainyard cluster: one traind and N trainworkerd
+# processes on loopback, state under a folder of the checkout (var/ by
+# default). Processes are tracked by PID files and stopped by PID.
+#
+#   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS]
+#   deploy/cluster.sh stop  [-s STATEDIR]
+#   deploy/cluster.sh status [-s STATEDIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cmd=${1:-}; shift || true
+workers=2 builddir="$root/build" state="$root/var" cpus=""
+port=${TRAINYARD_PORT:-7810}
+while getopts "n:b:s:c:" o; do
+  case $o in
+    n) workers=$OPTARG ;; b) builddir=$OPTARG ;; s) state=$OPTARG ;; c) cpus=$OPTARG ;;
+    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS]" >&2; exit 2 ;;
+  esac
+done
+piddir="$state/pids"
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_file() {
+  for _ in $(seq 1 500); do [ -s "$1" ] && return 0; sleep 0.02; done
+  echo "cluster: $1 did not appear; see $state/logs" >&2; return 1
+}
+
+start() {
+  mkdir -p "$piddir" "$state/logs"
+  if alive "$piddir/traind.pid"; then
+    echo "cluster: already running (traind pid $(cat "$piddir/traind.pid"))" >&2; exit 1
+  fi
+  rm -f "$state"/*.ports
+  "$builddir/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
+    --state-dir "$state/traind" --port-file "$state/traind.ports" \
+    >>"$state/logs/traind.log" 2>&1 &
+  echo $! >"$piddir/traind.pid"
+  wait_file "$state/traind.ports"
+  for i in $(seq 1 "$workers"); do
+    extra=()
+    [ -n "$cpus" ] && extra=(--cpus "$cpus")
+    "$builddir/worker/trainworkerd" --controller "127.0.0.1:$port" --name "worker$i" \
+      --state-dir "$state/worker$i" --io-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+      --port-file "$state/worker$i.ports" "${extra[@]}" >>"$state/logs/worker$i.log" 2>&1 &
+    echo $! >"$piddir/worker$i.pid"
+    wait_file "$state/worker$i.ports"
+  done
+  echo "cluster: traind on 127.0.0.1:$port (metrics :$((port + 1))), $workers workers; logs in $state/logs"
+}
+
+stop() {
+  [ -d "$piddir" ] || { echo "cluster: not running"; return 0; }
+  for f in "$piddir"/worker*.pid "$piddir"/traind.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    fi
+    rm -f "$f"
+  done
+  echo "cluster: stopped"
+}
+
+status() {
+  for f in "$piddir"/*.pid; do
+    [ -f "$f" ] || continue
+    n=$(basename "$f" .pid)
+    if alive "$f"; then echo "$n: running (pid $(cat "$f"))"; else echo "$n: dead"; fi
+  done
+}
+
+case $cmd in
+  start) start ;; stop) stop ;; status) status ;;
+  *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR]" >&2; exit 2 ;;
+esac

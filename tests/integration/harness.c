@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The integration-test harness: real daemons, loopback, ephemeral ports. */
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/methods.h"
+
+void it_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static const char *bin(const char *var) {
+  const char *p = getenv(var);
+  cr_assert(p && *p, "%s is not set (run through meson test)", var);
+  return p;
+}
+
+static pid_t spawn(const char *logpath, char *const argv[]) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    setpgid(0, 0);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* Reads "key=PORT" from a port file written by a daemon; waits for it. */
+static int read_port(const char *path, const char *key, pid_t pid) {
+  for (int i = 0; i < 1000; i++) {
+    FILE *f = fopen(path, "r");
+    if (f) {
+      char line[128];
+      size_t klen = strlen(key);
+      while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+          fclose(f);
+          return atoi(line + klen + 1);
+        }
+      }
+      fclose(f);
+    }
+    int st;
+    cr_assert(waitpid(pid, &st, WNOHANG) == 0, "daemon exited before writing %s", path);
+    it_sleep_ms(10);
+  }
+  cr_assert_fail("no %s in %s after 10 s", key, path);
+  return -1;
+}
+
+void it_controller_start(it_cluster *c) {
+  char state[300], pf[300], log[300], listen[64], timeout[32];
+  snprintf(state, sizeof state, "%s/traind", c->dir);
+  snprintf(pf, sizeof pf, "%s/traind.ports", c->dir);
+  snprintf(log, sizeof log, "%s/traind.stderr", c->dir);
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
+  snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
+  unlink(pf);
+  char *argv[] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
+                  "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
+                  "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
+                  "--kill-grace-s", "2", NULL};
+  c->traind = spawn(log, argv);
+  c->rpc_port = read_port(pf, "rpc", c->traind);
+  c->metrics_port = read_port(pf, "metrics", c->traind);
+}
+
+void it_worker_start(it_cluster *c, size_t i, int cpus) {
+  char state[300], pf[300], log[300], ctl[64], ncpu[16];
+  snprintf(c->name[i], sizeof c->name[i], "w%zu", i + 1);
+  snprintf(state, sizeof state, "%s/%s", c->dir, c->name[i]);
+  snprintf(pf, sizeof pf, "%s/%s.ports", c->dir, c->name[i]);
+  snprintf(log, sizeof log, "%s/%s.stderr", c->dir, c->name[i]);
+  snprintf(ctl, sizeof ctl, "127.0.0.1:%d", c->rpc_port);
+  snprintf(ncpu, sizeof ncpu, "%d", cpus);
+  unlink(pf);
+  char *argv[] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
+                  "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
+                  "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0", NULL};
+  c->worker[i] = spawn(log, argv);
+  c->io_port[i] = read_port(pf, "io", c->worker[i]);
+  c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
+}
+
+void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+  if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
+  it_controller_start(c);
+  c->n_workers = n_workers;
+  for (size_t i = 0; i < n_workers; i++) it_worker_start(c, i, cpus);
+  ty_rpc_client *cl = it_client(c);
+  cr_assert(it_wait_nodes(cl, n_workers, TRAINYARD__NODE_STATE__NODE_UP, 10000),
+            "workers did not register (logs in %s)", c->dir);
+  ty_rpc_client_close(cl);
+}
+
+void it_kill9(pid_t *pid) {
+  if (*pid <= 0) return;
+  kill(*pid, SIGKILL);
+  int st;
+  waitpid(*pid, &st, 0);
+  *pid = 0;
+}
+
+static void stop_gracefully(pid_t *pid) {
+  if (*pid <= 0) return;
+  kill(*pid, SIGTERM);
+  for (int i = 0; i < 300; i++) {
+    int st;
+    if (waitpid(*pid, &st, WNOHANG) == *pid) {
+      *pid = 0;
+      return;
+    }
+    it_sleep_ms(10);
+  }
+  it_kill9(pid);
+}
+
+void it_cluster_stop(it_cluster *c) {
+  for (size_t i = 0; i < c->n_workers; i++) stop_gracefully(&c->worker[i]);
+  stop_gracefully(&c->traind);
+}
+
+ty_rpc_client *it_client(const it_cluster *c) {
+  ty_rpc_client *cl = NULL;
+  int rc = ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl);
+  cr_assert_eq(rc, 0, "connect to traind on port %d: %s", c->rpc_port, ty_strerror(rc));
+  return cl;
+}
+
+int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
+                  size_t err_len) {
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = job;
+  size_t n = trainyard__submit_job_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n ? n : 1);
+  trainyard__submit_job_request__pack(&req, buf);
+  ty_rpc_result res;
+  int rc = ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, buf, n, 10000, &res);
+  free(buf);
+  if (rc != 0) return rc;
+  rc = res.status;
+  if (err) snprintf(err, err_len, "%s", res.message);
+  if (rc == 0) {
+    Trainyard__SubmitJobResponse *r =
+        trainyard__submit_job_response__unpack(NULL, res.payload_len, res.payload);
+    cr_assert(r, "SubmitJobResponse does not decode");
+    *out_id = r->job_id;
+    trainyard__submit_job_response__free_unpacked(r, NULL);
+  }
+  ty_rpc_result_close(&res);
+  return rc;
+}
+
+int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64_t *out_id,
+                 char *err, size_t err_len) {
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"/bin/sh", "-c", (char *)script};
+  cmd.n_argv = 3;
+  cmd.argv = argv;
+  cmd.cwd = "/tmp";
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = (char *)name;
+  job.user = "tester";
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
+  job.command = &cmd;
+  return it_submit_job(cl, &job, out_id, err, err_len);
+}
+
+Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id) {
+  Trainyard__GetJobRequest req = TRAINYARD__GET_JOB_REQUEST__INIT;
+  req.job_id = id;
+  uint8_t buf[32];
+  size_t n = trainyard__get_job_request__pack(&req, buf);
+  ty_rpc_result res;
+  if (ty_rpc_client_call(cl, TY_M_GET_JOB, buf, n, 10000, &res) != 0) return NULL;
+  Trainyard__GetJobResponse *r = NULL;
+  if (res.status == 0)
+    r = trainyard__get_job_response__unpack(NULL, res.payload_len, res.payload);
+  ty_rpc_result_close(&res);
+  return r;
+}
+
+bool it_is_final(int state) {
+  return state == TRAINYARD__JOB_STATE__JOB_COMPLETED || state == TRAINYARD__JOB_STATE__JOB_FAILED ||
+         state == TRAINYARD__JOB_STATE__JOB_CANCELLED || state == TRAINYARD__JOB_STATE__JOB_TIMEOUT;
+}
+
+Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    Trainyard__GetJobResponse *r = it_get_job(cl, id);
+    if (r && r->job) {
+      int s = (int)r->job->state;
+      if ((state == 0 && it_is_final(s)) || s == state) return r;
+    }
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL);
+    it_sleep_ms(20);
+  }
+  return NULL;
+}
+
+size_t it_count_nodes_in_state(ty_rpc_client *cl, int state) {
+  Trainyard__ListNodesRequest req = TRAINYARD__LIST_NODES_REQUEST__INIT;
+  uint8_t buf[8];
+  size_t n = trainyard__list_nodes_request__pack(&req, buf);
+  ty_rpc_result res;
+  if (ty_rpc_client_call(cl, TY_M_LIST_NODES, buf, n, 5000, &res) != 0) return 0;
+  size_t count = 0;
+  Trainyard__ListNodesResponse *r =
+      res.status == 0 ? trainyard__list_nodes_response__unpack(NULL, res.payload_len, res.payload)
+                      : NULL;
+  for (size_t i = 0; r && i < r->n_nodes; i++)
+    if ((int)r->nodes[i]->state == state) count++;
+  if (r) trainyard__list_nodes_response__free_unpacked(r, NULL);
+  ty_rpc_result_close(&res);
+  return count;
+}
+
+bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    if (it_count_nodes_in_state(cl, state) == n) return true;
+    it_sleep_ms(20);
+  }
+  return false;
+}
+
+static char *read_all(int fd) {
+  size_t cap = 4096, len = 0;
+  char *s = malloc(cap);
+  ssize_t n;
+  while ((n = read(fd, s + len, cap - len - 1)) > 0) {
+    len += (size_t)n;
+    if (cap - len < 1024) s = realloc(s, cap *= 2);
+  }
+  s[len] = '\0';
+  return s;
+}
+
+int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
+  const char *argv[32] = {bin("TY_TRAINCTL"), "--controller", addr};
+  size_t n = 3;
+  for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
+  argv[n] = NULL;
+  int pfd[2];
+  cr_assert(pipe(pfd) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pfd[1], 1);
+    close(pfd[0]);
+    close(pfd[1]);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  close(pfd[1]);
+  char *s = read_all(pfd[0]);
+  close(pfd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  if (out) *out = s;
+  else free(s);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *it_http_get_metrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "metrics port %d: %s", port,
+            strerror(errno));
+  const char req[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  cr_assert(write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+  char *resp = read_all(fd);
+  close(fd);
+  char *body = strstr(resp, "\r\n\r\n");
+  cr_assert(body, "no HTTP body from port %d", port);
+  char *copy = strdup(body + 4);
+  free(resp);
+  return copy;
+}

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Cluster integration tests: a real traind and real trainworkerd processes on
+ * loopback. They check behaviour (states, exit codes, logs, recovery), never
+ * wall-clock time; the time bounds below are only there so a broken build
+ * fails instead of hanging.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/methods.h"
+#include "tests/integration/harness.h"
+
+#define ST(x) TRAINYARD__JOB_STATE__JOB_##x
+
+/* ---- 200 jobs from 4 parallel clients -------------------------------------- */
+
+#define BURST_CLIENTS 4
+#define BURST_JOBS 50 /* per client */
+
+typedef struct burst_arg {
+  const it_cluster *c;
+  int client;
+  uint64_t ids[BURST_JOBS];
+} burst_arg;
+
+static void *burst_client(void *p) {
+  burst_arg *a = p;
+  ty_rpc_client *cl = it_client(a->c);
+  for (int j = 0; j < BURST_JOBS; j++) {
+    int n = a->client * BURST_JOBS + j;
+    char script[96], name[32], err[256];
+    snprintf(script, sizeof script, "echo out-%d; echo err-%d >&2; exit %d", n, n, n % 4);
+    snprintf(name, sizeof name, "burst-%d", n);
+    cr_assert_eq(it_submit_sh(cl, script, name, &a->ids[j], err, sizeof err), 0, "%s", err);
+  }
+  ty_rpc_client_close(cl);
+  return NULL;
+}
+
+Test(cluster, two_hundred_jobs_from_four_clients_complete, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 4);
+  burst_arg args[BURST_CLIENTS];
+  pthread_t th[BURST_CLIENTS];
+  for (int i = 0; i < BURST_CLIENTS; i++) {
+    args[i] = (burst_arg){.c = &c, .client = i};
+    pthread_create(&th[i], NULL, burst_client, &args[i]);
+  }
+  for (int i = 0; i < BURST_CLIENTS; i++) pthread_join(th[i], NULL);
+
+  ty_rpc_client *cl = it_client(&c);
+  for (int i = 0; i < BURST_CLIENTS; i++) {
+    for (int j = 0; j < BURST_JOBS; j++) {
+      int n = i * BURST_JOBS + j;
+      Trainyard__GetJobResponse *r = it_wait_job(cl, args[i].ids[j], 0, 120000);
+      cr_assert(r, "job %d (id %lu) did not finish; logs in %s", n,
+                (unsigned long)args[i].ids[j], c.dir);
+      int want = n % 4 == 0 ? ST(COMPLETED) : ST(FAILED);
+      cr_assert_eq((int)r->job->state, want, "job %d state %d reason %s", n, r->job->state,
+                   r->job->reason);
+      cr_assert_eq(r->job->exit_code, n % 4);
+      trainyard__get_job_response__free_unpacked(r, NULL);
+    }
+  }
+  /* Logs come straight from the worker that ran the task. */
+  char id[32], *out = NULL, want[64];
+  snprintf(id, sizeof id, "%lu", (unsigned long)args[2].ids[7]);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"logs", id, NULL}), 0);
+  snprintf(want, sizeof want, "out-%d\n", 2 * BURST_JOBS + 7);
+  cr_assert(strstr(out, want), "logs of job %s lack %s: [%s]", id, want, out);
+  snprintf(want, sizeof want, "err-%d\n", 2 * BURST_JOBS + 7);
+  cr_assert(strstr(out, want), "logs of job %s lack %s: [%s]", id, want, out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- cancel ---------------------------------------------------------------- */
+
+Test(cluster, cancel_running_job_kills_it_and_frees_its_slot, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  char err[256], sid[32];
+  cr_assert_eq(it_submit_sh(cl, "trap 'exit 143' TERM; sleep 60 & wait", "sleeper", &id, err,
+                            sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(RUNNING), 30000);
+  cr_assert(r, "job never ran");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  r = it_wait_job(cl, id, 0, 30000);
+  cr_assert(r);
+  cr_assert_eq((int)r->job->state, ST(CANCELLED));
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* The slot comes back: a new job runs to completion on the same node. */
+  cr_assert_eq(it_submit_sh(cl, "true", "after", &id, err, sizeof err), 0);
+  r = it_wait_job(cl, id, 0, 30000);
+  cr_assert(r && (int)r->job->state == ST(COMPLETED));
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* A second cancel of a finished job says why it cannot. */
+  cr_assert_neq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- worker loss ----------------------------------------------------------- */
+
+Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  char err[256];
+  /* The marker file makes the second run finish at once. */
+  char script[512];
+  snprintf(script, sizeof script,
+           "if [ -e %s/ran ]; then exit 0; fi; touch %s/ran; sleep 30", c.dir, c.dir);
+  cr_assert_eq(it_submit_sh(cl, script, "victim", &id, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(RUNNING), 30000);
+  cr_assert(r && r->job->n_nodes == 1, "job never ran");
+  size_t victim = strcmp(r->job->nodes[0], c.name[0]) == 0 ? 0 : 1;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  it_kill9(&c.worker[victim]);
+
+  r = it_wait_job(cl, id, ST(COMPLETED), 60000);
+  cr_assert(r, "job was not requeued and completed elsewhere; logs in %s", c.dir);
+  cr_assert_geq(r->job->requeue_count, 1u);
+  cr_assert_str_neq(r->job->nodes[0], c.name[victim]);
+  bool saw_node_fail = false;
+  for (size_t i = 0; i < r->n_events; i++)
+    if ((int)r->events[i]->to_state == ST(NODE_FAIL)) saw_node_fail = true;
+  cr_assert(saw_node_fail, "no NODE_FAIL event recorded");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 10000));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- controller crash during a burst --------------------------------------- */
+
+typedef struct crash_arg {
+  const it_cluster *c;
+  uint64_t acked[2000];
+  size_t n_acked;
+  volatile int stop;
+} crash_arg;
+
+static void *crash_submitter(void *p) {
+  crash_arg *a = p;
+  ty_rpc_client *cl = it_client(a->c);
+  while (!a->stop && a->n_acked < TY_ARRAY_LEN(a->acked)) {
+    uint64_t id;
+    if (it_submit_sh(cl, "exit 0", "burst", &id, NULL, 0) != 0) break; /* controller died */
+    a->acked[a->n_acked++] = id;
+  }
+  ty_rpc_client_close(cl);
+  return NULL;
+}
+
+Test(cluster, controller_kill9_mid_burst_loses_no_acknowledged_job, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 4);
+  crash_arg a = {.c = &c};
+  pthread_t th;
+  pthread_create(&th, NULL, crash_submitter, &a);
+  while (a.n_acked < 100) it_sleep_ms(5);
+  it_kill9(&c.traind);
+  a.stop = 1;
+  pthread_join(th, NULL);
+  it_controller_start(&c);
+
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 2, TRAINYARD__NODE_STATE__NODE_UP, 20000), "workers did not return");
+  for (size_t i = 0; i < a.n_acked; i++) {
+    Trainyard__GetJobResponse *r = it_wait_job(cl, a.acked[i], ST(COMPLETED), 120000);
+    cr_assert(r, "acknowledged job %lu lost or unfinished after restart (logs in %s)",
+              (unsigned long)a.acked[i], c.dir);
+    trainyard__get_job_response__free_unpacked(r, NULL);
+  }
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- bad input -------------------------------------------------------------- */
+
+static int raw_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+  return fd;
+}
+
+/* True when the peer closed: read returns 0 (or a reset) within ~5 s. */
+static bool closed_by_peer(int fd) {
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char b[256];
+  ssize_t n;
+  while ((n = read(fd, b, sizeof b)) > 0) {}
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+Test(cluster, malformed_frames_close_only_their_connection, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *good = it_client(&c);
+  static const uint8_t garbage[] = {0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t oversize[] = {0x7f, 0xff, 0xff, 0xff};
+  static const uint8_t zero[] = {0, 0, 0, 0};
+  const struct { const uint8_t *b; size_t n; } bad[] = {
+      {garbage, sizeof garbage}, {oversize, sizeof oversize}, {zero, sizeof zero}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    int fd = raw_connect(c.rpc_port);
+    cr_assert_eq(write(fd, bad[i].b, bad[i].n), (ssize_t)bad[i].n);
+    cr_assert(closed_by_peer(fd), "case %zu: connection not closed", i);
+    close(fd);
+  }
+  /* A truncated frame followed by EOF. */
+  int fd = raw_connect(c.rpc_port);
+  static const uint8_t truncated[] = {0, 0, 0, 100, 1, 2, 3};
+  cr_assert_eq(write(fd, truncated, sizeof truncated), (ssize_t)sizeof truncated);
+  shutdown(fd, SHUT_WR);
+  cr_assert(closed_by_peer(fd));
+  close(fd);
+  /* The well-behaved client was never disturbed. */
+  uint64_t id;
+  char err[256];
+  cr_assert_eq(it_submit_sh(good, "true", "still-served", &id, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(good, id, ST(COMPLETED), 30000);
+  cr_assert(r);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(good);
+  it_cluster_stop(&c);
+}
+
+Test(cluster, invalid_specs_are_refused_with_the_field_named, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char err[256];
+  uint64_t id;
+
+  Trainyard__Job nokind = TRAINYARD__JOB__INIT;
+  cr_assert_eq(it_submit_job(cl, &nokind, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job."), "message does not name a field: %s", err);
+
+  Trainyard__CommandSpec empty = TRAINYARD__COMMAND_SPEC__INIT;
+  Trainyard__Job noargv = TRAINYARD__JOB__INIT;
+  noargv.kind_case = TRAINYARD__JOB__KIND_COMMAND;
+  noargv.command = &empty;
+  cr_assert_eq(it_submit_job(cl, &noargv, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.command.argv"), "got: %s", err);
+
+  char *argv[] = {"true"};
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.n_argv = 1;
+  cmd.argv = argv;
+  Trainyard__Job badq = TRAINYARD__JOB__INIT;
+  badq.kind_case = TRAINYARD__JOB__KIND_COMMAND;
+  badq.command = &cmd;
+  badq.queue = "no-such-queue";
+  cr_assert_neq(it_submit_job(cl, &badq, &id, err, sizeof err), 0);
+  cr_assert(strstr(err, "no-such-queue"), "got: %s", err);
+
+  /* A payload that is not a SubmitJobRequest at all. */
+  ty_rpc_result res;
+  static const uint8_t junk[] = {0xff, 0xff, 0xff};
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, junk, sizeof junk, 5000, &res), 0);
+  cr_assert_eq(res.status, TY_EPROTO, "status %d: %s", res.status, res.message);
+  ty_rpc_result_close(&res);
+  /* An unknown method. */
+  cr_assert_eq(ty_rpc_client_call(cl, "NoSuchMethod", NULL, 0, 5000, &res), 0);
+  cr_assert_eq(res.status, TY_ENOTFOUND);
+  cr_assert(strstr(res.message, "NoSuchMethod"), "got: %s", res.message);
+  ty_rpc_result_close(&res);
+
+  /* The CLI maps refusals to documented exit codes. */
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"show", "987654", NULL}), 4);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"submit", "--command", "--queue", "nope",
+                                                      "--", "true", NULL}), 5);
+  /* Nothing was half-written: no job exists besides none submitted. */
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--all", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"id\"") == NULL, "refused submissions left jobs behind: %s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+static void promtool_check(const char *what, const char *text) {
+  const char *promtool = getenv("TY_PROMTOOL");
+  if (!promtool || !*promtool) cr_skip_test("promtool not found");
+  char path[] = "/tmp/trainyard-metrics-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s check metrics < %s", promtool, path);
+  int rc = system(cmd);
+  unlink(path);
+  cr_assert_eq(rc, 0, "promtool check metrics failed on %s:\n%s", what, text);
+}
+
+Test(cluster, metrics_of_both_daemons_pass_promtool, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  cr_assert_eq(it_submit_sh(cl, "true", "m", &id, NULL, 0), 0);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 30000);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  char *ctl = it_http_get_metrics(c.metrics_port);
+  cr_assert(strstr(ctl, "trainyard_jobs"), "%s", ctl);
+  cr_assert(strstr(ctl, "trainyard_rpc_requests_total"), "%s", ctl);
+  promtool_check("traind", ctl);
+  char *wrk = it_http_get_metrics(c.worker_metrics_port[0]);
+  cr_assert(strstr(wrk, "process_resident_memory_bytes"), "%s", wrk);
+  promtool_check("trainworkerd", wrk);
+  free(ctl);
+  free(wrk);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
