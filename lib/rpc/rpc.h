@@ -28,11 +28,15 @@
 
 /* ---- frame codec (pure) --------------------------------------------------- */
 
-/* Accumulates bytes from a stream and yields whole frames. Owns its buffer. */
+/* Accumulates bytes from a stream and yields whole frames. Owns its buffer.
+ * Bytes [off, len) of buf are unconsumed; consumed frames are only advanced
+ * over (off grows) and the remainder is moved to the front lazily, when new
+ * bytes need the room, so many small frames per read cost O(bytes). */
 typedef struct ty_frame_reader {
   uint8_t *buf;
   size_t len, cap, off;
   size_t max_frame;
+  int err; /* sticky: 0, or the TY_E* code every later call returns */
 } ty_frame_reader;
 
 void ty_frame_reader_init(ty_frame_reader *r, size_t max_frame);
@@ -46,6 +50,15 @@ int ty_frame_reader_feed(ty_frame_reader *r, const void *data, size_t n);
 int ty_frame_reader_next(ty_frame_reader *r, const uint8_t **out_body, size_t *out_len);
 /* Writes the 4-byte big-endian header for a body of `len` bytes. */
 void ty_frame_put_header(uint8_t out_header[4], uint32_t len);
+/* Zero-copy feeding (addition): points *out_space at >= `want` writable bytes
+ * at the end of the buffer (more when a frame being received needs more), for
+ * a read(2) or libuv alloc callback to fill; ty_frame_reader_commit() then
+ * appends the n bytes actually written. TY_ENOMEM, or the sticky error. */
+int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space,
+                          size_t *out_n);
+void ty_frame_reader_commit(ty_frame_reader *r, size_t n);
+/* Bytes received but not yet returned as frames (a partial frame at EOF). */
+size_t ty_frame_reader_pending(const ty_frame_reader *r);
 
 /* ---- messages ------------------------------------------------------------- */
 
@@ -73,7 +86,8 @@ typedef struct ty_rpc_msg {
 } ty_rpc_msg;
 
 /* Encodes one whole frame (header + envelope) into a new heap buffer that the
- * caller frees. */
+ * caller frees. TY_EINVAL for an unknown kind or a REQUEST without a method.
+ * NULL method/message/credential/payload are sent as empty. */
 int ty_rpc_encode(const ty_rpc_msg *m, uint8_t **out_frame, size_t *out_len);
 /* Decodes a frame body. On success *out_msg borrows from *out_owner, which the
  * caller releases with ty_rpc_msg_free(). TY_EPROTO for garbage, an unknown
