@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for scheduler/: ordering, gang placement, GPU choice, reasons,
+ * and the submit-time shape check. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "scheduler/scheduler.h"
+
+static ty_sched_node node(const char *name, uint32_t cpus, uint32_t gpus, uint64_t mem) {
+  ty_sched_node n = {.name = name, .schedulable = true, .cpus_total = cpus, .cpus_free = cpus,
+                     .gpus_total = gpus, .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
+                     .mem_total = mem, .mem_free = mem};
+  return n;
+}
+
+static ty_sched_job job(uint64_t id, int32_t prio, int64_t submit, uint32_t nodes, uint32_t cpus) {
+  ty_sched_job j = {.id = id, .queue = "default", .user = "u", .priority = prio,
+                    .submit_time_ms = submit, .nodes = nodes, .tasks_per_node = 1,
+                    .cpus_per_task = cpus, .gpus_per_node = 0, .mem_per_node = 0};
+  return j;
+}
+
+static const ty_sched_placement *placed(const ty_sched_output *o, uint64_t id) {
+  for (size_t i = 0; i < o->n_placements; i++)
+    if (o->placements[i].job_id == id) return &o->placements[i];
+  return NULL;
+}
+
+static const ty_sched_pending *pending(const ty_sched_output *o, uint64_t id) {
+  for (size_t i = 0; i < o->n_pending; i++)
+    if (o->pending[i].job_id == id) return &o->pending[i];
+  return NULL;
+}
+
+Test(sched, higher_priority_runs_first) {
+  ty_sched_node nodes[] = {node("n1", 4, 0, 0)};
+  ty_sched_job jobs[] = {job(1, 0, 100, 1, 4), job(2, 10, 200, 1, 4)};
+  ty_sched_input in = {jobs, 2, nodes, 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_not_null(placed(&out, 2));
+  cr_assert_null(placed(&out, 1));
+  cr_assert_eq(pending(&out, 1)->position, 1u);
+  ty_sched_output_close(&out);
+}
+
+Test(sched, fifo_within_priority_then_id) {
+  ty_sched_node nodes[] = {node("n1", 2, 0, 0)};
+  ty_sched_job jobs[] = {job(3, 5, 300, 1, 2), job(2, 5, 100, 1, 2), job(1, 5, 100, 1, 2)};
+  ty_sched_input in = {jobs, 3, nodes, 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 1u);
+  cr_assert_eq(out.placements[0].job_id, 1u);
+  cr_assert_eq(pending(&out, 2)->position, 1u);
+  cr_assert_eq(pending(&out, 3)->position, 2u);
+  ty_sched_output_close(&out);
+}
+
+Test(sched, gang_is_all_or_nothing) {
+  ty_sched_node nodes[] = {node("n1", 4, 0, 0), node("n2", 4, 0, 0)};
+  nodes[1].cpus_free = 0; /* busy */
+  ty_sched_job jobs[] = {job(1, 0, 1, 2, 1)};
+  ty_sched_input in = {jobs, 1, nodes, 2};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 0u);
+  cr_assert_eq(out.n_pending, 1u);
+  cr_assert_str_eq(out.pending[0].reason, "Resources: needs 2 nodes with 1 free CPU; 1 has");
+  ty_sched_output_close(&out);
+}
+
+Test(sched, two_half_fitting_gangs_do_not_deadlock) {
+  ty_sched_node nodes[] = {node("n1", 1, 0, 0), node("n2", 1, 0, 0)};
+  ty_sched_job jobs[] = {job(1, 0, 1, 2, 1), job(2, 0, 2, 2, 1)};
+  ty_sched_input in = {jobs, 2, nodes, 2};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 1u);
+  const ty_sched_placement *p = placed(&out, 1);
+  cr_assert_not_null(p);
+  cr_assert_eq(p->n_slots, 2u);
+  cr_assert_neq(p->slots[0].node, p->slots[1].node);
+  cr_assert_not_null(pending(&out, 2));
+  ty_sched_output_close(&out);
+}
+
+Test(sched, lowest_free_gpu_indices) {
+  ty_sched_node nodes[] = {node("n1", 8, 8, 0)};
+  nodes[0].gpus_free = 0xF2; /* 1,4,5,6,7 free */
+  ty_sched_job jobs[] = {job(1, 0, 1, 1, 1)};
+  jobs[0].gpus_per_node = 3;
+  ty_sched_input in = {jobs, 1, nodes, 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 1u);
+  cr_assert_eq(out.placements[0].slots[0].gpus, (uint64_t)0x32); /* 1,4,5 */
+  ty_sched_output_close(&out);
+}
+
+Test(sched, later_jobs_see_earlier_allocations) {
+  ty_sched_node nodes[] = {node("n1", 8, 4, 1 << 30)};
+  ty_sched_job jobs[] = {job(1, 0, 1, 1, 1), job(2, 0, 2, 1, 1), job(3, 0, 3, 1, 1)};
+  for (int i = 0; i < 3; i++) jobs[i].gpus_per_node = 2;
+  ty_sched_input in = {jobs, 3, nodes, 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 2u);
+  cr_assert_eq(placed(&out, 1)->slots[0].gpus, (uint64_t)0x3);
+  cr_assert_eq(placed(&out, 2)->slots[0].gpus, (uint64_t)0xC);
+  cr_assert_str_eq(pending(&out, 3)->reason, "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have");
+  ty_sched_output_close(&out);
+}
+
+Test(sched, memory_and_cpus_are_per_node_totals) {
+  ty_sched_node nodes[] = {node("n1", 8, 0, 4ull << 30)};
+  ty_sched_job jobs[] = {job(1, 0, 1, 1, 2), job(2, 0, 2, 1, 1)};
+  jobs[0].tasks_per_node = 4; /* 8 CPUs */
+  jobs[1].mem_per_node = 1ull << 30;
+  ty_sched_input in = {jobs, 2, nodes, 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 1u);
+  cr_assert_eq(placed(&out, 1)->slots[0].cpus, 8u);
+  cr_assert_str_eq(pending(&out, 2)->reason,
+                   "Resources: needs 1 node with 1 free CPU, 1024 MiB memory; 0 have");
+  ty_sched_output_close(&out);
+}
+
+Test(sched, unschedulable_nodes_are_skipped_with_reason) {
+  ty_sched_node nodes[] = {node("n1", 8, 0, 0)};
+  nodes[0].schedulable = false;
+  ty_sched_job jobs[] = {job(1, 0, 1, 1, 1)};
+  ty_sched_input in = {jobs, 1, nodes, 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 0u);
+  cr_assert_str_eq(out.pending[0].reason, "Resources: no schedulable nodes (none is UP)");
+  ty_sched_output_close(&out);
+}
+
+Test(sched, empty_input) {
+  ty_sched_input in = {NULL, 0, NULL, 0};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements + out.n_pending, 0u);
+  ty_sched_output_close(&out);
+  ty_sched_output_close(NULL);
+}
+
+Test(check_fits, refuses_what_can_never_run) {
+  ty_sched_node nodes[] = {node("n1", 8, 8, 1ull << 30), node("n2", 4, 0, 1ull << 30)};
+  char why[160];
+  ty_sched_job j = job(1, 0, 1, 1, 1);
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), 0);
+  j.gpus_per_node = 16;
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
+  cr_assert_str_eq(why, "resources.gpus_per_node is 16 but the largest node has 8 GPUs");
+  j.gpus_per_node = 0;
+  j.cpus_per_task = 3; j.tasks_per_node = 3;
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
+  cr_assert(strstr(why, "9 CPUs but the largest node has 8"), "%s", why);
+  j.cpus_per_task = 1; j.tasks_per_node = 1; j.mem_per_node = 2ull << 30;
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
+  cr_assert(strstr(why, "resources.mem_per_node"), "%s", why);
+  j.mem_per_node = 0; j.nodes = 2; j.gpus_per_node = 1;
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
+  cr_assert_str_eq(why, "resources.nodes is 2 but only 1 nodes can hold one slot each");
+  j.nodes = 0;
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
+  cr_assert_str_eq(why, "resources.nodes: 0 is not allowed");
+}
+
+Test(check_fits, no_nodes_known_accepts) {
+  ty_sched_job j = job(1, 0, 1, 4, 64);
+  char why[160];
+  cr_assert_eq(ty_sched_check_fits(&j, NULL, 0, why, sizeof(why)), 0);
+}
