@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Starts and stops a single-node Slurm (Debian's slurm-wlm) with its own
+# munged, configured in a private directory, for side-by-side benchmarks.
+# Everything is stopped by PID; nothing outside DIR is touched.
+#
+#   bench/slurm-local.sh start DIR CPUS
+#   bench/slurm-local.sh stop DIR
+set -euo pipefail
+cmd=$1 dir=$2
+case $cmd in
+start)
+  cpus=$3
+  mkdir -p "$dir"/{ctld,d,munge}
+  host=$(hostname -s)
+  mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
+  cp /etc/munge/munge.key "$dir/munge/munge.key"
+  chmod 0400 "$dir/munge/munge.key"
+  munged --key-file "$dir/munge/munge.key" --socket "$dir/munge/munge.socket" \
+    --pid-file "$dir/munge/munged.pid" --log-file "$dir/munge/munged.log" \
+    --seed-file "$dir/munge/seed" -f
+  cat >"$dir/slurm.conf" <<CONF
+ClusterName=trainyardbench
+SlurmctldHost=$host
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$dir/munge/munge.socket
+CredType=cred/munge
+StateSaveLocation=$dir/ctld
+SlurmdSpoolDir=$dir/d
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldPort=${SLURM_BENCH_PORT:-16817}
+SlurmdPort=$(( ${SLURM_BENCH_PORT:-16817} + 1 ))
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MaxJobCount=100000
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=bench Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+  export SLURM_CONF="$dir/slurm.conf"
+  slurmctld -c -f "$SLURM_CONF"
+  slurmd -f "$SLURM_CONF"
+  for _ in $(seq 1 200); do
+    sinfo -h -o %T 2>/dev/null | grep -qE '^idle' && exit 0
+    sleep 0.1
+  done
+  echo "slurm-local: node did not come up; see $dir/*.log" >&2
+  exit 1
+  ;;
+stop)
+  for f in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munge/munged.pid"; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  ;;
+esac
