@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * SGD, Adam and AdamW on flat float32 arrays, written to mirror torch.optim's
+ * single-tensor code path operation by operation (including torch's lerp for
+ * the first moment), so rounding follows PyTorch's as closely as plain C can.
+ *
+ * The loops are simple enough for gcc to vectorise at -O2; the optimizer is a
+ * memory-bound pass over parameters, gradients and one or two buffers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/optim/optim.h"
+#include "ops/optim/optim_internal.h"
+
+void ty__optim_err(char *err, size_t err_len, const char *fmt, ...)
+{
+  if (err == NULL || err_len == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, err_len, fmt, ap);
+  va_end(ap);
+}
+
+void ty_optim_opts_default(ty_optim_kind kind, ty_optim_opts *out_opts)
+{
+  memset(out_opts, 0, sizeof *out_opts);
+  out_opts->kind = kind;
+  out_opts->beta1 = 0.9f;
+  out_opts->beta2 = 0.999f;
+  out_opts->eps = 1e-8f;
+  if (kind == TY_OPTIM_ADAMW)
+    out_opts->weight_decay = 0.01f;
+}
+
+static int check_opts(const ty_optim_opts *o, char *err, size_t err_len)
+{
+  if (o->kind != TY_OPTIM_SGD && o->kind != TY_OPTIM_ADAM && o->kind != TY_OPTIM_ADAMW) {
+    ty__optim_err(err, err_len, "optimizer: unknown kind %d", (int)o->kind);
+    return TY_EINVAL;
+  }
+  if (!(o->weight_decay >= 0.0f)) {
+    ty__optim_err(err, err_len, "weight_decay: %g must be >= 0", (double)o->weight_decay);
+    return TY_EINVAL;
+  }
+  if (o->kind == TY_OPTIM_SGD) {
+    if (!(o->momentum >= 0.0f)) {
+      ty__optim_err(err, err_len, "momentum: %g must be >= 0", (double)o->momentum);
+      return TY_EINVAL;
+    }
+    if (o->nesterov && (o->momentum <= 0.0f || o->dampening != 0.0f)) {
+      ty__optim_err(err, err_len, "nesterov: requires momentum > 0 and zero dampening");
+      return TY_EINVAL;
+    }
+    return 0;
+  }
+  if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f)) {
+    ty__optim_err(err, err_len, "beta1: %g must be in [0, 1)", (double)o->beta1);
+    return TY_EINVAL;
+  }
+  if (!(o->beta2 >= 0.0f && o->beta2 < 1.0f)) {
+    ty__optim_err(err, err_len, "beta2: %g must be in [0, 1)", (double)o->beta2);
+    return TY_EINVAL;
+  }
+  if (!(o->eps > 0.0f)) {
+    ty__optim_err(err, err_len, "eps: %g must be > 0", (double)o->eps);
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+int ty_optim_create(const ty_optim_opts *opts, size_t n_params, const size_t *numels,
+                    ty_optim **out_optim, char *err, size_t err_len)
+{
+  if (opts == NULL || out_optim == NULL || (n_params > 0 && numels == NULL))
+    return TY_EINVAL;
+  *out_optim = NULL;
+  int rc = check_opts(opts, err, err_len);
+  if (rc != 0)
+    return rc;
+  ty_optim *o = calloc(1, sizeof *o);
+  if (o == NULL)
+    return TY_ENOMEM;
+  o->opts = *opts;
+  o->n = n_params;
+  o->params = calloc(n_params ? n_params : 1, sizeof *o->params);
+  if (o->params == NULL) {
+    free(o);
+    return TY_ENOMEM;
+  }
+  for (size_t i = 0; i < n_params; i++)
+    o->params[i].numel = numels[i];
+  *out_optim = o;
+  return 0;
+}
+
+void ty__optim_param_clear(ty__optim_param *p)
+{
+  free(p->buf[0]);
+  free(p->buf[1]);
+  p->buf[0] = p->buf[1] = NULL;
+  p->nbuf = 0;
+  p->steps = 0;
+}
+
+void ty_optim_destroy(ty_optim *o)
+{
+  if (o == NULL)
+    return;
+  for (size_t i = 0; i < o->n; i++)
+    ty__optim_param_clear(&o->params[i]);
+  free(o->params);
+  free(o);
+}
+
+size_t ty_optim_num_params(const ty_optim *o) { return o->n; }
+
+uint64_t ty_optim_param_steps(const ty_optim *o, size_t i)
+{
+  return i < o->n ? o->params[i].steps : 0;
+}
+
+uint32_t ty__optim_nbuf(const ty_optim_opts *o)
+{
+  if (o->kind == TY_OPTIM_SGD)
+    return o->momentum != 0.0f ? 1 : 0;
+  return 2;
+}
+
+static void sgd_step(const ty_optim_opts *o, ty__optim_param *st, float lr, float *p,
+                     const float *grad)
+{
+  const float wd = o->weight_decay, mom = o->momentum;
+  const float damp = (float)(1.0 - (double)o->dampening);
+  float *buf = st->buf[0];
+  const bool first = st->steps == 0;
+  for (size_t k = 0; k < st->numel; k++) {
+    float d = grad[k];
+    if (wd != 0.0f)
+      d = d + wd * p[k];
+    if (mom != 0.0f) {
+      buf[k] = first ? d : buf[k] * mom + damp * d;
+      d = o->nesterov ? d + mom * buf[k] : buf[k];
+    }
+    p[k] = p[k] + (-lr) * d;
+  }
+}
+
+/* torch.lerp's CPU formula, which switches form at weight 0.5. */
+static inline float lerpf(float self, float end, float w)
+{
+  return fabsf(w) < 0.5f ? self + w * (end - self) : end - (end - self) * (1.0f - w);
+}
+
+static void adam_step(const ty_optim_opts *o, ty__optim_param *st, float lr, float *p,
+                      const float *grad)
+{
+  const double t = (double)st->steps + 1.0;
+  const float wd = o->weight_decay, b2 = o->beta2;
+  const float w1 = (float)(1.0 - (double)o->beta1), w2 = (float)(1.0 - (double)o->beta2);
+  const double bc1 = 1.0 - pow((double)o->beta1, t);
+  const double bc2 = 1.0 - pow((double)o->beta2, t);
+  const float step_size = (float)((double)lr / bc1);
+  const float bc2_sqrt = (float)sqrt(bc2);
+  const float decay = (float)(1.0 - (double)lr * (double)wd);
+  const bool adamw = o->kind == TY_OPTIM_ADAMW;
+  float *m = st->buf[0], *v = st->buf[1];
+  for (size_t k = 0; k < st->numel; k++) {
+    float g = grad[k];
+    if (adamw)
+      p[k] = p[k] * decay;
+    else if (wd != 0.0f)
+      g = g + wd * p[k];
+    m[k] = lerpf(m[k], g, w1);
+    v[k] = v[k] * b2 + w2 * (g * g);
+    float denom = sqrtf(v[k]) / bc2_sqrt + o->eps;
+    p[k] = p[k] + (-step_size) * (m[k] / denom);
+  }
+}
+
+/* Allocates the buffers on a parameter's first step. */
+static int ensure_buffers(const ty_optim *o, ty__optim_param *st)
+{
+  uint32_t want = ty__optim_nbuf(&o->opts);
+  for (uint32_t b = st->nbuf; b < want; b++) {
+    st->buf[b] = calloc(st->numel ? st->numel : 1, sizeof(float));
+    if (st->buf[b] == NULL)
+      return TY_ENOMEM;
+    st->nbuf = b + 1;
+  }
+  return 0;
+}
+
+int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const float *grad)
+{
+  if (o == NULL || i >= o->n || param == NULL || grad == NULL)
+    return TY_EINVAL;
+  ty__optim_param *st = &o->params[i];
+  int rc = ensure_buffers(o, st);
+  if (rc != 0)
+    return rc;
+  if (o->opts.kind == TY_OPTIM_SGD)
+    sgd_step(&o->opts, st, lr, param, grad);
+  else
+    adam_step(&o->opts, st, lr, param, grad);
+  st->steps++;
+  return 0;
+}
+
+int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads)
+{
+  if (o == NULL || (o->n > 0 && (params == NULL || grads == NULL)))
+    return TY_EINVAL;
+  for (size_t i = 0; i < o->n; i++) {
+    int rc = ty_optim_step_param(o, i, lr, params[i], grads[i]);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/optim: parameter updates on flat float32 arrays, learning-rate
+ * schedules, and optimizer state that survives checkpoints.
+ *
+ * The update rules are torch.optim's (2.x, single-tensor path, maximize=False,
+ * amsgrad=False), so a model trained here and one trained in PyTorch with the
+ * same hyperparameters follow the same trajectory up to float rounding:
+ *
+ *   SGD   g = grad + wd * p
+ *         b = g                                  (first step)
+ *         b = momentum * b + (1 - dampening) * g (later steps)
+ *         g = g + momentum * b (nesterov)  or  g = b
+ *         p = p - lr * g
+ *   Adam  t = t + 1
+ *         g = grad + wd * p                      (Adam)
+ *         p = p * (1 - lr * wd)                  (AdamW instead)
+ *         m = beta1 * m + (1 - beta1) * g
+ *         v = beta2 * v + (1 - beta2) * g * g
+ *         p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ *
+ * Scalars (bias corrections, step sizes) are computed in double, element
+ * updates in float. Each parameter keeps its own step count, as torch does,
+ * so parameters can be updated one at a time as their gradients become ready.
+ *
+ * Thread safety: one ty_optim per training process; calls on distinct
+ * parameters may run concurrently, calls on one parameter may not.
+ */
+#ifndef TY_OPS_OPTIM_OPTIM_H
+#define TY_OPS_OPTIM_OPTIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/base/base.h"
+
+typedef enum {
+  TY_OPTIM_SGD = 1,
+  TY_OPTIM_ADAM = 2,
+  TY_OPTIM_ADAMW = 3,
+} ty_optim_kind;
+
+typedef struct ty_optim_opts {
+  ty_optim_kind kind;
+  float weight_decay; /* >= 0 */
+  /* SGD */
+  float momentum;  /* >= 0; 0: no buffer */
+  float dampening; /* torch's default 0 */
+  bool nesterov;   /* needs momentum > 0 and dampening == 0 */
+  /* Adam / AdamW */
+  float beta1; /* [0, 1) */
+  float beta2; /* [0, 1) */
+  float eps;   /* > 0 */
+} ty_optim_opts;
+
+/* torch's defaults: SGD without momentum; Adam betas (0.9, 0.999), eps 1e-8;
+ * AdamW as Adam plus weight_decay 0.01. */
+void ty_optim_opts_default(ty_optim_kind kind, ty_optim_opts *out_opts);
+
+typedef struct ty_optim ty_optim;
+
+/* Creates an optimizer for n_params parameter tensors of numels[i] floats
+ * each. Buffers are allocated lazily on the first step of each parameter,
+ * zero-filled for Adam, copied from the gradient for SGD momentum (torch).
+ * Errors: TY_EINVAL naming the bad option in err (err may be NULL). */
+int ty_optim_create(const ty_optim_opts *opts, size_t n_params, const size_t *numels,
+                    ty_optim **out_optim, char *err, size_t err_len);
+void ty_optim_destroy(ty_optim *o);
+
+size_t ty_optim_num_params(const ty_optim *o);
+/* Steps taken by parameter i (Adam's t, SGD's count of updates). */
+uint64_t ty_optim_param_steps(const ty_optim *o, size_t i);
+
+/* Updates parameter i in place from its gradient with learning rate lr.
+ * param and grad hold numels[i] floats; grad is not modified. */
+int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const float *grad);
+/* Updates every parameter: params[i], grads[i] for i < n_params. */
+int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads);
+
+/* ---- state ------------------------------------------------------------------
+ * Serialised state, all integers and floats little-endian:
+ *
+ *   offset  size  field
+ *   0       4     magic "TYOS"
+ *   4       4     u32 format version (1)
+ *   8       4     u32 kind (ty_optim_kind)
+ *   12      4     u32 n_params
+ *   then per parameter:
+ *           8     u64 numel
+ *           8     u64 steps taken
+ *           4     u32 number of buffers present: 0 (no step yet, or SGD
+ *                 without momentum), 1 (SGD momentum) or 2 (Adam m, v)
+ *           4*numel per buffer, float32 bit patterns
+ *   last    4     u32 CRC-32 (zlib's) of every byte before it
+ *
+ * Hyperparameters are not stored: they come from the training config, so a
+ * resumed job may change, say, the learning rate. Loading checks the kind and
+ * every numel against the optimizer it is loaded into.
+ */
+/* Appends the state to out (which the caller owns). */
+int ty_optim_state_save(const ty_optim *o, ty_buf *out);
+/* Replaces o's state with the serialised one, bit-identically. On error o is
+ * unchanged. Errors: TY_EPROTO (bad magic, CRC, truncated, wrong buffer
+ * count), TY_EVERSION, TY_EINVAL (kind or shapes differ from o), with a line
+ * in err naming the field. */
+int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
+                        size_t err_len);
+
+/* ---- learning-rate schedules ----------------------------------------------- */
+typedef enum {
+  TY_LR_CONSTANT = 0,
+  TY_LR_STEP = 1,   /* base * gamma^floor(t / step_size) */
+  TY_LR_COSINE = 2, /* min + (base - min) * (1 + cos(pi * t / total)) / 2 */
+} ty_lr_kind;
+
+typedef struct ty_lr_schedule {
+  ty_lr_kind kind;
+  double base_lr;
+  uint64_t step_size; /* STEP: > 0 */
+  double gamma;       /* STEP */
+  uint64_t total_steps; /* COSINE: > 0; past it the rate stays at min_lr */
+  double min_lr;        /* COSINE */
+  /* Linear warm-up: t < warmup_steps gives base * (t + 1) / warmup_steps,
+   * then the schedule runs at t - warmup_steps (torch's SequentialLR of
+   * LinearLR(1/W, 1, W-1) and the schedule). 0: none. */
+  uint64_t warmup_steps;
+} ty_lr_schedule;
+
+/* TY_EINVAL naming the bad field in err. */
+int ty_lr_check(const ty_lr_schedule *s, char *err, size_t err_len);
+/* The learning rate for optimizer step t (counted from 0). */
+double ty_lr_at(const ty_lr_schedule *s, uint64_t step);
+
+#endif

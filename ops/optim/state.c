@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The optimizer-state codec (format in optim.h). Pure bytes in, state out:
+ * loading parses everything into fresh buffers first and swaps them in only
+ * when the whole blob — CRC included — checked out, so a corrupt checkpoint
+ * never leaves a half-restored optimizer behind.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "ops/optim/optim.h"
+#include "ops/optim/optim_internal.h"
+
+#define STATE_MAGIC "TYOS"
+#define STATE_VERSION 1u
+
+static int put_u32(ty_buf *b, uint32_t v)
+{
+  uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  return ty_buf_append(b, le, 4);
+}
+
+static int put_u64(ty_buf *b, uint64_t v)
+{
+  int rc = put_u32(b, (uint32_t)v);
+  return rc ? rc : put_u32(b, (uint32_t)(v >> 32));
+}
+
+static int put_floats(ty_buf *b, const float *f, size_t n)
+{
+  int rc = ty_buf_reserve(b, n * 4);
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    uint32_t bits;
+    memcpy(&bits, &f[k], 4);
+    rc = put_u32(b, bits);
+  }
+  return rc;
+}
+
+int ty_optim_state_save(const ty_optim *o, ty_buf *out)
+{
+  if (o == NULL || out == NULL)
+    return TY_EINVAL;
+  size_t start = out->len;
+  int rc = ty_buf_append(out, STATE_MAGIC, 4);
+  rc = rc ? rc : put_u32(out, STATE_VERSION);
+  rc = rc ? rc : put_u32(out, (uint32_t)o->opts.kind);
+  rc = rc ? rc : put_u32(out, (uint32_t)o->n);
+  for (size_t i = 0; rc == 0 && i < o->n; i++) {
+    const ty__optim_param *p = &o->params[i];
+    rc = put_u64(out, p->numel);
+    rc = rc ? rc : put_u64(out, p->steps);
+    rc = rc ? rc : put_u32(out, p->nbuf);
+    for (uint32_t b = 0; rc == 0 && b < p->nbuf; b++)
+      rc = put_floats(out, p->buf[b], p->numel);
+  }
+  if (rc == 0) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t off = start; off < out->len; off += 1u << 30) {
+      size_t n = out->len - off < (1u << 30) ? out->len - off : (1u << 30);
+      crc = crc32(crc, out->data + off, (uInt)n);
+    }
+    rc = put_u32(out, (uint32_t)crc);
+  }
+  if (rc != 0)
+    out->len = start;
+  return rc;
+}
+
+/* ---- load ------------------------------------------------------------------ */
+typedef struct reader {
+  const uint8_t *p;
+  size_t left;
+} reader;
+
+static bool get_u32(reader *r, uint32_t *v)
+{
+  if (r->left < 4)
+    return false;
+  *v = (uint32_t)r->p[0] | ((uint32_t)r->p[1] << 8) | ((uint32_t)r->p[2] << 16) |
+       ((uint32_t)r->p[3] << 24);
+  r->p += 4;
+  r->left -= 4;
+  return true;
+}
+
+static bool get_u64(reader *r, uint64_t *v)
+{
+  uint32_t lo, hi;
+  if (!get_u32(r, &lo) || !get_u32(r, &hi))
+    return false;
+  *v = (uint64_t)lo | ((uint64_t)hi << 32);
+  return true;
+}
+
+static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
+{
+  uint32_t version, kind, n;
+  if (r->left < 4 || memcmp(r->p, STATE_MAGIC, 4) != 0) {
+    ty__optim_err(err, err_len, "optimizer state: bad magic (not a Trainyard optimizer state)");
+    return TY_EPROTO;
+  }
+  r->p += 4;
+  r->left -= 4;
+  if (!get_u32(r, &version) || !get_u32(r, &kind) || !get_u32(r, &n)) {
+    ty__optim_err(err, err_len, "optimizer state: truncated header");
+    return TY_EPROTO;
+  }
+  if (version != STATE_VERSION) {
+    ty__optim_err(err, err_len, "optimizer state: version %u, this build reads %u", version,
+                  STATE_VERSION);
+    return TY_EVERSION;
+  }
+  if (kind != (uint32_t)o->opts.kind) {
+    ty__optim_err(err, err_len, "optimizer state: kind %u, the optimizer is kind %u", kind,
+                  (unsigned)o->opts.kind);
+    return TY_EINVAL;
+  }
+  if (n != o->n) {
+    ty__optim_err(err, err_len, "optimizer state: %u parameters, the model has %zu", n, o->n);
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p, char *err,
+                      size_t err_len)
+{
+  uint64_t numel;
+  if (!get_u64(r, &numel) || !get_u64(r, &p->steps) || !get_u32(r, &p->nbuf)) {
+    ty__optim_err(err, err_len, "optimizer state: truncated at parameter %zu", i);
+    return TY_EPROTO;
+  }
+  p->numel = o->params[i].numel;
+  if (numel != p->numel) {
+    ty__optim_err(err, err_len, "optimizer state: parameter %zu has %llu elements, the model %zu",
+                  i, (unsigned long long)numel, p->numel);
+    return TY_EINVAL;
+  }
+  uint32_t want = ty__optim_nbuf(&o->opts);
+  if (p->nbuf != 0 && p->nbuf != want) {
+    ty__optim_err(err, err_len, "optimizer state: parameter %zu has %u buffers, expected %u",
+                  i, p->nbuf, want);
+    p->nbuf = 0;
+    return TY_EPROTO;
+  }
+  for (uint32_t b = 0; b < p->nbuf; b++) {
+    if (r->left / 4 < p->numel) {
+      ty__optim_err(err, err_len, "optimizer state: truncated in parameter %zu", i);
+      p->nbuf = b;
+      return TY_EPROTO;
+    }
+    p->buf[b] = malloc(p->numel ? p->numel * 4 : 1);
+    if (p->buf[b] == NULL) {
+      p->nbuf = b;
+      return TY_ENOMEM;
+    }
+    memcpy(p->buf[b], r->p, p->numel * 4); /* little-endian hosts only, checked below */
+    r->p += p->numel * 4;
+    r->left -= p->numel * 4;
+  }
+  return 0;
+}
+
+static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len)
+{
+  if (len < 4) {
+    ty__optim_err(err, err_len, "optimizer state: truncated (%zu bytes)", len);
+    return TY_EPROTO;
+  }
+  reader r = {data + len - 4, 4};
+  uint32_t want;
+  get_u32(&r, &want);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t off = 0; off < len - 4; off += 1u << 30) {
+    size_t n = len - 4 - off < (1u << 30) ? len - 4 - off : (1u << 30);
+    crc = crc32(crc, data + off, (uInt)n);
+  }
+  if ((uint32_t)crc != want) {
+    ty__optim_err(err, err_len, "optimizer state: CRC mismatch (corrupt checkpoint)");
+    return TY_EPROTO;
+  }
+  return 0;
+}
+
+int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
+                        size_t err_len)
+{
+  _Static_assert(sizeof(float) == 4, "float32");
+  if (o == NULL || (data == NULL && len > 0))
+    return TY_EINVAL;
+  const uint16_t probe = 1;
+  if (*(const uint8_t *)&probe != 1)
+    return TY_EUNSUPPORTED; /* the buffer memcpy above assumes little-endian */
+  int rc = check_crc(data, len, err, err_len);
+  reader r = {data, len - (rc == 0 ? 4 : 0)};
+  rc = rc ? rc : check_header(o, &r, err, err_len);
+  if (rc != 0)
+    return rc;
+  ty__optim_param *fresh = calloc(o->n ? o->n : 1, sizeof *fresh);
+  if (fresh == NULL)
+    return TY_ENOMEM;
+  size_t done = 0;
+  for (; rc == 0 && done < o->n; done++)
+    rc = read_param(o, done, &r, &fresh[done], err, err_len);
+  if (rc == 0 && r.left != 0) {
+    ty__optim_err(err, err_len, "optimizer state: %zu trailing bytes", r.left);
+    rc = TY_EPROTO;
+  }
+  ty__optim_param *drop = rc == 0 ? o->params : fresh;
+  if (rc == 0)
+    o->params = fresh;
+  for (size_t i = 0; i < o->n; i++)
+    ty__optim_param_clear(&drop[i]);
+  free(drop);
+  return rc;
+}
