@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A task's environment (docs/cluster-protocol.md, "Task environment"): the
+ * worker's own environment, then the job's CommandSpec.env, then the variables
+ * torchrun-style programs read to find their place in the job. Later entries
+ * replace earlier ones of the same name, so a job cannot shadow RANK by
+ * accident and each name appears exactly once.
+ *
+ * Environments hold tens of entries, so the quadratic name check is cheaper
+ * than any hash table would be.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker/worker.h"
+
+typedef struct env_list {
+  char **v;
+  size_t n, cap;
+} env_list;
+
+static size_t name_len(const char *entry) {
+  const char *eq = strchr(entry, '=');
+  return eq ? (size_t)(eq - entry) : strlen(entry);
+}
+
+/* Takes ownership of `entry` (heap string "NAME=value"). */
+static void env_put(env_list *l, char *entry) {
+  size_t len = name_len(entry);
+  for (size_t i = 0; i < l->n; i++) {
+    if (name_len(l->v[i]) == len && strncmp(l->v[i], entry, len) == 0) {
+      free(l->v[i]);
+      l->v[i] = entry;
+      return;
+    }
+  }
+  if (l->n + 2 > l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 64;
+    l->v = ty_xrealloc(l->v, l->cap * sizeof *l->v);
+  }
+  l->v[l->n++] = entry;
+  l->v[l->n] = NULL;
+}
+
+static void env_putf(env_list *l, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void env_putf(env_list *l, const char *name, const char *fmt, ...) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_printf(&b, "%s=", name);
+  va_list ap;
+  va_start(ap, fmt);
+  ty_buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  ty_buf_append(&b, "", 1);
+  env_put(l, (char *)b.data); /* the buffer's bytes become the entry */
+}
+
+static void put_gpus(env_list *l, const ty_task_spec *spec) {
+  ty_buf b;
+  ty_buf_init(&b);
+  for (size_t i = 0; i < spec->n_gpus; i++)
+    ty_buf_printf(&b, "%s%" PRIu32, i ? "," : "", spec->gpu_indices[i]);
+  ty_buf_append(&b, "", 1);
+  env_putf(l, "CUDA_VISIBLE_DEVICES", "%s", (const char *)b.data);
+  ty_buf_close(&b);
+}
+
+int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *base,
+                      char *err, size_t err_len, char ***out_env) {
+  env_list l = {0};
+  for (size_t i = 0; i < spec->n_env; i++) {
+    const char *e = spec->env[i];
+    if (!e || !strchr(e, '=') || e[0] == '=') {
+      snprintf(err, err_len, "command.env[%zu]: \"%s\" is not NAME=value", i, e ? e : "");
+      return TY_EINVAL;
+    }
+  }
+  for (size_t i = 0; base && base[i]; i++)
+    if (strchr(base[i], '=')) env_put(&l, ty_strdup(base[i]));
+  for (size_t i = 0; i < spec->n_env; i++) env_put(&l, ty_strdup(spec->env[i]));
+  env_putf(&l, "RANK", "%" PRIu32, spec->rank);
+  env_putf(&l, "LOCAL_RANK", "%" PRIu32, spec->local_rank);
+  env_putf(&l, "WORLD_SIZE", "%" PRIu32, spec->world_size);
+  env_putf(&l, "LOCAL_WORLD_SIZE", "%" PRIu32, spec->local_world_size);
+  env_putf(&l, "MASTER_ADDR", "%s", spec->master_addr ? spec->master_addr : "");
+  env_putf(&l, "MASTER_PORT", "%" PRIu32, spec->master_port);
+  env_putf(&l, "TRAINYARD_JOB_ID", "%" PRIu64, spec->job_id);
+  env_putf(&l, "TRAINYARD_NODE", "%s", node ? node : "");
+  put_gpus(&l, spec);
+  *out_env = l.v;
+  return 0;
+}
+
+void ty_task_env_free(char **env) {
+  if (!env) return;
+  for (size_t i = 0; env[i]; i++) free(env[i]);
+  free(env);
+}

@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* placeholder while the stats part is written. */
+#include "worker/worker_internal.h"

@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Task supervision: spawning ranks, killing them as process groups, time
+ * limits, and keeping each ended task's result until the controller has
+ * acknowledged it.
+ *
+ * Invariants:
+ *   - A running task is its own session leader (UV_PROCESS_DETACHED), so its
+ *     pid is also its process group id and every kill targets -pid: children
+ *     the task forked die with it.
+ *   - stdout and stderr of the task are the log file itself (UV_INHERIT_FD);
+ *     the worker never copies output bytes, so a chatty task costs the worker
+ *     nothing and output survives a worker restart.
+ *   - A task record is freed only when its report was acknowledged (or the
+ *     registry is destroyed) and its three libuv handles have closed.
+ *
+ * A node runs a handful of tasks, so the registry is a plain linked list.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "worker/worker.h"
+
+extern char **environ;
+
+typedef struct task {
+  struct task *next;
+  ty_tasks *owner;
+  uv_process_t proc;
+  uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
+  uv_timer_t limit_timer; /* time limit */
+  int open_handles;
+  bool running;
+  bool acked;
+  uint64_t job_id;
+  uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
+  int pid;
+  ty_task_state state;
+  int exit_code, term_signal;
+  bool timed_out;
+  char *reason;
+} task;
+
+struct ty_tasks {
+  uv_loop_t *loop;
+  char *state_dir;
+  char *node;
+  ty_tasks_end_cb on_end;
+  void *ud;
+  task *head;
+  bool destroying;
+  ty_tasks_stats stats;
+};
+
+/* ---- records ---------------------------------------------------------------- */
+
+static void maybe_free_registry(ty_tasks *t) {
+  if (t->destroying && !t->head) {
+    free(t->state_dir);
+    free(t->node);
+    free(t);
+  }
+}
+
+static void unlink_task(ty_tasks *t, task *k) {
+  for (task **p = &t->head; *p; p = &(*p)->next) {
+    if (*p == k) {
+      *p = k->next;
+      return;
+    }
+  }
+}
+
+/* Frees k once nobody needs it: handles closed and report acknowledged. */
+static void maybe_free_task(task *k) {
+  ty_tasks *t = k->owner;
+  if (k->open_handles > 0 || (!k->acked && !t->destroying)) return;
+  unlink_task(t, k);
+  free(k->reason);
+  free(k);
+  maybe_free_registry(t);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  task *k = h->data;
+  k->open_handles--;
+  maybe_free_task(k);
+}
+
+static void close_handles(task *k) {
+  uv_handle_t *hs[] = {(uv_handle_t *)&k->proc, (uv_handle_t *)&k->grace_timer,
+                       (uv_handle_t *)&k->limit_timer};
+  for (size_t i = 0; i < TY_ARRAY_LEN(hs); i++) {
+    /* Records are calloc'ed: a handle never initialised is UV_UNKNOWN_HANDLE. */
+    if (hs[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(hs[i]))
+      uv_close(hs[i], on_handle_closed);
+  }
+}
+
+static task *find(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
+  for (task *k = t->head; k; k = k->next)
+    if (k->job_id == job_id && k->rank == rank && !(k->acked && !k->running)) return k;
+  return NULL;
+}
+
+static void fill_report(const task *k, ty_task_report *r) {
+  r->job_id = k->job_id;
+  r->rank = k->rank;
+  r->state = k->state;
+  r->exit_code = k->exit_code;
+  r->term_signal = k->term_signal;
+  r->timed_out = k->timed_out;
+  r->reason = k->reason ? k->reason : "";
+  r->master_port = k->master_port;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
+                    ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks) {
+  if (!loop || !state_dir || !node) return TY_EINVAL;
+  ty_tasks *t = ty_xcalloc(1, sizeof *t);
+  t->loop = loop;
+  t->state_dir = ty_strdup(state_dir);
+  t->node = ty_strdup(node);
+  t->on_end = on_end;
+  t->ud = ud;
+  *out_tasks = t;
+  return 0;
+}
+
+void ty_tasks_destroy(ty_tasks *t) {
+  if (!t) return;
+  t->destroying = true;
+  if (!t->head) {
+    maybe_free_registry(t);
+    return;
+  }
+  /* The last task to go frees the registry (maybe_free_task). */
+  task *k = t->head;
+  while (k) {
+    task *next = k->next;
+    if (k->open_handles > 0) {
+      close_handles(k);
+    } else {
+      maybe_free_task(k);
+    }
+    k = next;
+  }
+}
+
+/* ---- signals ----------------------------------------------------------------- */
+
+static void signal_group(task *k, int sig) {
+  if (k->pid <= 0) return;
+  /* Fall back to the leader alone if the group is already gone. */
+  if (uv_kill(-k->pid, sig) != 0) (void)uv_kill(k->pid, sig);
+}
+
+static void on_grace_expired(uv_timer_t *h) {
+  task *k = h->data;
+  if (!k->running) return;
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": still running after grace, sending SIGKILL",
+          k->job_id, k->rank);
+  signal_group(k, SIGKILL);
+}
+
+/* SIGTERM now, SIGKILL after grace_s; an earlier escalation deadline stands. */
+static void terminate(task *k, uint32_t grace_s) {
+  if (!k->running) return;
+  signal_group(k, SIGTERM);
+  if (uv_is_active((uv_handle_t *)&k->grace_timer)) return;
+  uv_timer_start(&k->grace_timer, on_grace_expired, (uint64_t)grace_s * 1000u, 0);
+}
+
+static void on_time_limit(uv_timer_t *h) {
+  task *k = h->data;
+  if (!k->running) return;
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit reached, killing it", k->job_id, k->rank);
+  k->timed_out = true;
+  terminate(k, k->kill_grace_s);
+}
+
+int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
+  if (signal < 0 || signal >= 65) return TY_EINVAL;
+  for (task *k = t->head; k; k = k->next) {
+    if (k->job_id != job_id || !k->running) continue;
+    if (signal == 0) {
+      terminate(k, grace_s ? grace_s : k->kill_grace_s);
+    } else {
+      signal_group(k, signal);
+    }
+  }
+  return 0;
+}
+
+void ty_tasks_kill_all(ty_tasks *t) {
+  for (task *k = t->head; k; k = k->next) terminate(k, k->kill_grace_s);
+}
+
+void ty_tasks_kill_all_now(ty_tasks *t) {
+  for (task *k = t->head; k; k = k->next)
+    if (k->running) signal_group(k, SIGKILL);
+}
+
+/* ---- exit ------------------------------------------------------------------- */
+
+static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
+  task *k = p->data;
+  ty_tasks *t = k->owner;
+  k->running = false;
+  if (term_signal != 0) {
+    k->state = TY_TASK_SIGNALED;
+    k->term_signal = term_signal;
+  } else {
+    k->state = TY_TASK_EXITED;
+    k->exit_code = (int)exit_status;
+  }
+  /* Whatever the task left behind in its group goes with it, so no stray
+   * process keeps writing to the log or holding a GPU. */
+  (void)uv_kill(-k->pid, SIGKILL);
+  ty_info("job %" PRIu64 " rank %" PRIu32 " (pid %d) %s %d%s", k->job_id, k->rank, k->pid,
+          term_signal ? "killed by signal" : "exited with code",
+          term_signal ? term_signal : (int)exit_status, k->timed_out ? " (time limit)" : "");
+  if (k->timed_out) {
+    t->stats.exit_timed_out++;
+  } else if (term_signal != 0) {
+    t->stats.exit_signaled++;
+  } else if (exit_status == 0) {
+    t->stats.exit_success++;
+  } else {
+    t->stats.exit_failure++;
+  }
+  close_handles(k);
+  ty_task_report r;
+  fill_report(k, &r);
+  if (t->on_end) t->on_end(t, &r, t->ud);
+}
+
+/* ---- launch ----------------------------------------------------------------- */
+
+int ty_tasks_log_path(const ty_tasks *t, uint64_t job_id, uint32_t rank, char *out, size_t n) {
+  int len = snprintf(out, n, "%s/jobs/%" PRIu64 "/rank%" PRIu32 ".log", t->state_dir, job_id, rank);
+  return (len < 0 || (size_t)len >= n) ? TY_EINVAL : 0;
+}
+
+static int check_cwd(const ty_tasks *t, const char *cwd, char *err, size_t err_len) {
+  struct stat st;
+  if (!cwd || !cwd[0]) return 0;
+  if (stat(cwd, &st) != 0) {
+    snprintf(err, err_len, "cwd %s does not exist on node %s", cwd, t->node);
+    return TY_ENOTFOUND;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(err, err_len, "cwd %s is not a directory on node %s", cwd, t->node);
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+static int check_spec(const ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  if (spec->argc == 0 || !spec->argv || !spec->argv[0] || !spec->argv[0][0]) {
+    snprintf(err, err_len, "command.argv: must not be empty");
+    return TY_EINVAL;
+  }
+  for (size_t i = 0; i < spec->argc; i++) {
+    if (!spec->argv[i]) {
+      snprintf(err, err_len, "command.argv[%zu]: missing", i);
+      return TY_EINVAL;
+    }
+  }
+  task *old = find(t, spec->job_id, spec->rank);
+  if (old && old->running) {
+    snprintf(err, err_len, "job %" PRIu64 " rank %" PRIu32 " already runs on node %s (pid %d)",
+             spec->job_id, spec->rank, t->node, old->pid);
+    return TY_EEXIST;
+  }
+  return check_cwd(t, spec->cwd, err, err_len);
+}
+
+/* Opens (appending) the rank's log, creating its job directory. */
+static int open_log(const ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  char path[4096];
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/jobs/%" PRIu64, t->state_dir, spec->job_id);
+  if (ty_tasks_log_path(t, spec->job_id, spec->rank, path, sizeof path) != 0 ||
+      ty_mkdir_p(dir) != 0) {
+    snprintf(err, err_len, "cannot create log directory %s on node %s", dir, t->node);
+    return TY_EIO;
+  }
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    snprintf(err, err_len, "cannot open log %s on node %s: %s", path, t->node, strerror(errno));
+    return TY_EIO;
+  }
+  return fd;
+}
+
+static void describe_spawn_error(const ty_tasks *t, const char *argv0, int rc, char *err,
+                                 size_t err_len) {
+  if (rc == UV_ENOENT) {
+    snprintf(err, err_len, "argv[0] \"%s\" not found on node %s", argv0, t->node);
+  } else if (rc == UV_EACCES) {
+    snprintf(err, err_len, "argv[0] \"%s\" is not executable on node %s (permission denied)",
+             argv0, t->node);
+  } else {
+    snprintf(err, err_len, "cannot start argv[0] \"%s\" on node %s: %s", argv0, t->node,
+             uv_strerror(rc));
+  }
+}
+
+static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
+  task *k = ty_xcalloc(1, sizeof *k);
+  k->owner = t;
+  k->job_id = spec->job_id;
+  k->rank = spec->rank;
+  k->master_port = spec->master_port;
+  k->cpus = spec->cpus;
+  k->n_gpus = (uint32_t)spec->n_gpus;
+  k->kill_grace_s = spec->kill_grace_s ? spec->kill_grace_s : TY_TASK_DEFAULT_GRACE_S;
+  k->proc.data = k;
+  k->grace_timer.data = k;
+  k->limit_timer.data = k;
+  return k;
+}
+
+/* Spawns the process of k; the fds are the child's stdin and stdout/stderr. */
+static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env, int null_fd,
+                 int log_fd) {
+  char **args = ty_xcalloc(spec->argc + 1, sizeof *args);
+  for (size_t i = 0; i < spec->argc; i++) args[i] = (char *)spec->argv[i];
+  uv_stdio_container_t stdio[3] = {
+      {.flags = UV_INHERIT_FD, .data.fd = null_fd},
+      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+  };
+  uv_process_options_t opts = {
+      .exit_cb = on_process_exit,
+      .file = spec->argv[0],
+      .args = args,
+      .env = env,
+      .cwd = (spec->cwd && spec->cwd[0]) ? spec->cwd : NULL,
+      .flags = UV_PROCESS_DETACHED,
+      .stdio_count = 3,
+      .stdio = stdio,
+  };
+  int rc = uv_spawn(t->loop, &k->proc, &opts);
+  free(args);
+  return rc;
+}
+
+/* Leaves the reason of a failed start in the log, where users look first. */
+static void log_failure(int log_fd, const char *err) {
+  char line[1200];
+  int n = snprintf(line, sizeof line, "trainworkerd: launch failed: %s\n", err);
+  if (n > 0 && write(log_fd, line, (size_t)n) < 0) ty_debug("cannot note the failure in the log");
+}
+
+static void start_timers(ty_tasks *t, task *k, uint32_t time_limit_s) {
+  uv_timer_init(t->loop, &k->grace_timer);
+  uv_timer_init(t->loop, &k->limit_timer);
+  k->open_handles = 3;
+  if (time_limit_s > 0)
+    uv_timer_start(&k->limit_timer, on_time_limit, (uint64_t)time_limit_s * 1000u, 0);
+}
+
+/* Drops an ended, unacknowledged record of the same job and rank: the
+ * controller launched the rank again, so it no longer waits for the old one. */
+static void forget_old(ty_tasks *t, uint64_t job_id, uint32_t rank) {
+  task *old = find(t, job_id, rank);
+  if (old && !old->running) ty_tasks_ack(t, job_id, rank);
+}
+
+int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  char **env = NULL;
+  int null_fd = -1, log_fd = -1;
+  int rc = check_spec(t, spec, err, err_len);
+  if (rc == 0) rc = ty_task_build_env(spec, t->node, environ, err, err_len, &env);
+  if (rc != 0) goto fail;
+  log_fd = open_log(t, spec, err, err_len);
+  if (log_fd < 0) {
+    rc = log_fd;
+    goto fail;
+  }
+  null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0) {
+    snprintf(err, err_len, "cannot open /dev/null on node %s", t->node);
+    rc = TY_EIO;
+    goto fail;
+  }
+  forget_old(t, spec->job_id, spec->rank);
+  task *k = new_task(t, spec);
+  rc = spawn(t, k, spec, env, null_fd, log_fd);
+  if (rc != 0) {
+    describe_spawn_error(t, spec->argv[0], rc, err, err_len);
+    log_failure(log_fd, err);
+    /* libuv initialises the handle only once the child is forked, so a
+     * failed spawn may leave nothing to close. */
+    if (k->proc.type == UV_PROCESS) {
+      k->acked = true; /* nobody waits for a report of a task that never ran */
+      k->open_handles = 1;
+      k->next = t->head;
+      t->head = k;
+      uv_close((uv_handle_t *)&k->proc, on_handle_closed);
+    } else {
+      free(k);
+    }
+    goto fail;
+  }
+  t->stats.started++;
+  k->pid = k->proc.pid;
+  k->running = true;
+  k->state = TY_TASK_RUNNING;
+  start_timers(t, k, spec->time_limit_s);
+  /* Append at the tail so reports come out in launch order. */
+  task **tail = &t->head;
+  while (*tail) tail = &(*tail)->next;
+  *tail = k;
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d: %s", k->job_id, k->rank, k->pid,
+          spec->argv[0]);
+fail:
+  if (rc != 0) t->stats.launch_failures++;
+  if (null_fd >= 0) close(null_fd);
+  if (log_fd >= 0) close(log_fd);
+  ty_task_env_free(env);
+  return rc;
+}
+
+/* ---- queries ------------------------------------------------------------------ */
+
+void ty_tasks_foreach(ty_tasks *t, void (*cb)(const ty_task_report *r, void *ud), void *ud) {
+  for (task *k = t->head; k; k = k->next) {
+    if (k->acked) continue;
+    ty_task_report r;
+    fill_report(k, &r);
+    cb(&r, ud);
+  }
+}
+
+void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank) {
+  for (task *k = t->head; k; k = k->next) {
+    if (k->job_id == job_id && k->rank == rank && !k->running && !k->acked) {
+      k->acked = true;
+      maybe_free_task(k);
+      return;
+    }
+  }
+}
+
+int ty_tasks_get(const ty_tasks *t, uint64_t job_id, uint32_t rank, ty_task_report *out) {
+  const task *k = find(t, job_id, rank);
+  if (!k) return TY_ENOTFOUND;
+  fill_report(k, out);
+  return 0;
+}
+
+uint32_t ty_tasks_running(const ty_tasks *t) {
+  uint32_t n = 0;
+  for (const task *k = t->head; k; k = k->next) n += k->running;
+  return n;
+}
+
+uint32_t ty_tasks_cpus_used(const ty_tasks *t) {
+  uint32_t n = 0;
+  for (const task *k = t->head; k; k = k->next)
+    if (k->running) n += k->cpus ? k->cpus : 1;
+  return n;
+}
+
+uint32_t ty_tasks_gpus_used(const ty_tasks *t) {
+  uint32_t n = 0;
+  for (const task *k = t->head; k; k = k->next)
+    if (k->running) n += k->n_gpus;
+  return n;
+}
+
+bool ty_tasks_is_running(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
+  const task *k = find(t, job_id, rank);
+  return k && k->running;
+}
+
+const char *ty_tasks_node(const ty_tasks *t) { return t->node; }
+
+void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out) { *out = t->stats; }

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * worker/: the testable core of trainworkerd, the per-node daemon.
+ *
+ *   - inventory: what the node has (CPUs, memory, GPUs, topology summary),
+ *     detected with hwloc and, when built with CUDA, the CUDA runtime.
+ *   - tasks: the processes the controller asked this node to run. Each task
+ *     runs in its own session / process group, writes stdout+stderr straight
+ *     into DIR/jobs/JOBID/rank<R>.log (the worker never copies those bytes),
+ *     and is killed as a group (SIGTERM, SIGKILL after a grace period). An
+ *     ended task keeps its result until the controller acknowledged it.
+ *   - session: the connection to the controller (RegisterNode, Heartbeat,
+ *     TaskUpdate out; LaunchTask, KillTask in), reconnecting forever.
+ *   - io: the task I/O server (ReadLog) on its own port.
+ *
+ * Everything runs on one libuv loop thread; nothing here locks. The contract
+ * of the behaviour is docs/cluster-protocol.md.
+ */
+#ifndef TY_WORKER_WORKER_H
+#define TY_WORKER_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/base/base.h"
+
+/* ---- inventory ------------------------------------------------------------ */
+
+typedef struct ty_worker_gpu {
+  uint32_t index;       /* CUDA device ordinal, as in CUDA_VISIBLE_DEVICES */
+  char name[256];
+  uint64_t memory;      /* bytes */
+  char uuid[48];        /* "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+  char pci_bus_id[32];  /* "0000:3b:00.0" */
+  int numa_node;        /* -1 when unknown */
+} ty_worker_gpu;
+
+/* Caller-owned; ty_worker_inventory_close() frees `gpus`. */
+typedef struct ty_worker_inventory {
+  char hostname[256];
+  uint32_t cpus;        /* logical CPUs (hwloc PUs) */
+  uint32_t cores;
+  uint64_t memory;      /* bytes */
+  uint32_t n_gpus;
+  ty_worker_gpu *gpus;  /* n_gpus entries, owned */
+  char topology[256];   /* "1 package, 1 NUMA node, 2 cores, 2 PUs" */
+} ty_worker_inventory;
+
+/* Detects the node. A build without CUDA, or a machine without a CUDA device
+ * or driver, has zero GPUs: that is not an error. Errors: TY_EIO when hwloc
+ * cannot load the topology (memory then comes from sysinfo). */
+int ty_worker_inventory_detect(ty_worker_inventory *out);
+void ty_worker_inventory_close(ty_worker_inventory *inv);
+/* Applies --gpus N: keeps the first N detected GPUs and, when N exceeds what
+ * was detected, adds placeholder entries (name "override") so the scheduler
+ * can be exercised on GPU-less machines. */
+void ty_worker_inventory_set_gpus(ty_worker_inventory *inv, uint32_t n);
+
+/* ---- tasks ---------------------------------------------------------------- */
+
+typedef enum {
+  TY_TASK_RUNNING = 2,      /* values match trainyard.TaskState */
+  TY_TASK_EXITED = 3,
+  TY_TASK_SIGNALED = 4,
+  TY_TASK_FAILED_START = 5,
+} ty_task_state;
+
+/* One rank to run. Every pointer is borrowed for the duration of the call;
+ * ty_tasks_launch() copies what it keeps. */
+typedef struct ty_task_spec {
+  uint64_t job_id;
+  uint32_t rank, local_rank, world_size, local_world_size;
+  const char *master_addr;
+  uint32_t master_port;
+  const uint32_t *gpu_indices;
+  size_t n_gpus;
+  uint32_t cpus;
+  const char *const *argv;   /* argc entries; argv[0] is looked up in PATH */
+  size_t argc;
+  const char *const *env;    /* "NAME=value" entries added to the base env */
+  size_t n_env;
+  const char *cwd;           /* NULL or "" = the worker's cwd */
+  uint32_t time_limit_s;     /* 0 = none */
+  uint32_t kill_grace_s;     /* 0 = TY_TASK_DEFAULT_GRACE_S */
+  const char *user;
+} ty_task_spec;
+
+#define TY_TASK_DEFAULT_GRACE_S 10u
+
+/* The state of a task as reported to the controller. `reason` is borrowed
+ * from the task record: valid until the record is acknowledged. */
+typedef struct ty_task_report {
+  uint64_t job_id;
+  uint32_t rank;
+  ty_task_state state;
+  int exit_code;
+  int term_signal;
+  bool timed_out;
+  const char *reason;        /* "" when none */
+  uint32_t master_port;
+} ty_task_report;
+
+/* Builds a task's environment: `base` (NULL-terminated, e.g. environ), then
+ * spec->env, then RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+ * MASTER_ADDR, MASTER_PORT, TRAINYARD_JOB_ID, TRAINYARD_NODE and
+ * CUDA_VISIBLE_DEVICES. A later entry replaces an earlier one of the same
+ * name, so each name appears once. On success *out_env is a NULL-terminated
+ * array the caller frees with ty_task_env_free(). TY_EINVAL names a spec->env
+ * entry without '=' in `err`. */
+int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *base,
+                      char *err, size_t err_len, char ***out_env);
+void ty_task_env_free(char **env);
+
+typedef struct ty_tasks ty_tasks;
+/* Called once when a task ends (exit or signal); the report stays valid
+ * during the call. */
+typedef void (*ty_tasks_end_cb)(ty_tasks *t, const ty_task_report *r, void *ud);
+
+/* `state_dir` and `node` are copied. Logs go to state_dir/jobs/JOB/rank<R>.log. */
+int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
+                    ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks);
+/* Stops watching tasks (running ones keep running: they are detached) and
+ * frees the registry once its handles are closed; run the loop to finish.
+ * Accepts NULL. */
+void ty_tasks_destroy(ty_tasks *t);
+
+/* Spawns one rank. 0 once the process runs; otherwise an error and a message
+ * for the controller in `err`: TY_EINVAL (empty argv, bad env entry),
+ * TY_EEXIST (that job and rank already runs here), TY_ENOTFOUND (cwd missing:
+ * "cwd /x does not exist on node w1"), UV_ENOENT / UV_EACCES (argv[0] not
+ * found or not executable), TY_EIO (log file). */
+int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len);
+/* Kills every rank of `job_id` on this node. signal 0 = SIGTERM, then SIGKILL
+ * after grace_s (0 = the grace given at launch); another signal is delivered
+ * as is, once. An unknown job is fine (returns 0). */
+int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s);
+/* SIGTERM to every running task, SIGKILL after each one's grace. */
+void ty_tasks_kill_all(ty_tasks *t);
+/* SIGKILL to every running task now. */
+void ty_tasks_kill_all_now(ty_tasks *t);
+
+/* Calls `cb` for every running task and every ended task whose report was
+ * not yet acknowledged, in launch order. */
+void ty_tasks_foreach(ty_tasks *t, void (*cb)(const ty_task_report *r, void *ud), void *ud);
+/* The controller acknowledged an ended task's report: forget it. Unknown or
+ * still running tasks are ignored. */
+void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank);
+/* Fills the current report of one task; TY_ENOTFOUND when unknown. */
+int ty_tasks_get(const ty_tasks *t, uint64_t job_id, uint32_t rank, ty_task_report *out);
+
+/* Running counts and the resources they hold. */
+uint32_t ty_tasks_running(const ty_tasks *t);
+uint32_t ty_tasks_cpus_used(const ty_tasks *t);
+uint32_t ty_tasks_gpus_used(const ty_tasks *t);
+/* Whether job/rank runs now (log followers stop once it does not). */
+bool ty_tasks_is_running(const ty_tasks *t, uint64_t job_id, uint32_t rank);
+/* Writes the log path of job/rank into out (whether or not the file exists). */
+int ty_tasks_log_path(const ty_tasks *t, uint64_t job_id, uint32_t rank, char *out, size_t n);
+const char *ty_tasks_node(const ty_tasks *t);
+
+/* Lifetime counts, for /metrics. */
+typedef struct ty_tasks_stats {
+  uint64_t started;         /* processes spawned */
+  uint64_t launch_failures; /* LaunchTask refused (cwd, argv[0], ...) */
+  uint64_t exit_success;    /* exited with code 0 */
+  uint64_t exit_failure;    /* exited with another code */
+  uint64_t exit_signaled;   /* killed by a signal, time limit excluded */
+  uint64_t exit_timed_out;  /* killed by the time limit */
+} ty_tasks_stats;
+void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out);
+
+/* ---- controller session ----------------------------------------------------- */
+
+typedef struct ty_worker_session ty_worker_session;
+
+/* Borrowed: every pointer must outlive the session. */
+typedef struct ty_worker_session_opts {
+  const char *host;                 /* controller */
+  int port;
+  const char *name;                 /* node name */
+  const char *io_addr;              /* "host:port" of the task I/O listener */
+  const ty_worker_inventory *inv;
+  ty_tasks *tasks;
+} ty_worker_session_opts;
+
+/* Starts connecting at once and keeps reconnecting (250 ms doubling to 5 s)
+ * for as long as the session lives. */
+int ty_worker_session_create(uv_loop_t *loop, const ty_worker_session_opts *opts,
+                             ty_worker_session **out_session);
+/* Closes the connection and frees the session once its handles are closed
+ * (run the loop to finish). Tasks are not touched. Accepts NULL. */
+void ty_worker_session_destroy(ty_worker_session *s);
+/* A task ended: report it (now when registered, else at the next
+ * registration) until the controller acknowledges it. */
+void ty_worker_session_task_ended(ty_worker_session *s, const ty_task_report *r);
+bool ty_worker_session_registered(const ty_worker_session *s);
+/* Ended tasks whose report the controller has not acknowledged yet. */
+uint32_t ty_worker_session_unacked(const ty_worker_session *s);
+
+/* ---- task I/O server ---------------------------------------------------------- */
+
+typedef struct ty_worker_io ty_worker_io;
+/* Serves ReadLog on host:port (0 = ephemeral) from the logs of `tasks`. */
+int ty_worker_io_create(uv_loop_t *loop, const char *host, int port, ty_tasks *tasks,
+                        ty_worker_io **out_io);
+int ty_worker_io_port(const ty_worker_io *io);
+/* Ends every stream, closes the listener; frees after the loop ran. NULL ok. */
+void ty_worker_io_destroy(ty_worker_io *io);
+
+#endif
