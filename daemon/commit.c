@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Group commit: one writer thread, one queue in, one queue out.
+ *
+ * Loop thread                         writer thread
+ *   submit(txn) --lock, append,-->      wait for work
+ *               signal                  take ALL queued txns
+ *                                       BEGIN; per txn: SAVEPOINT..RELEASE
+ *                                       COMMIT (one fsync)
+ *   async_cb  <--uv_async_send------    move the batch to `done`
+ *   call every callback of the batch
+ *
+ * Only uv_async_send and the mutex-protected queues cross threads. The txns
+ * are deep copies, so the loop may keep changing its in-memory jobs while the
+ * writer works. Workload: bursts of submits (hundreds per second from
+ * parallel clients) and a trickle of state changes; batching makes the fsync
+ * rate independent of the request rate.
+ */
+#include "daemon/commit.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+
+typedef enum { OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE } op_kind;
+
+typedef struct op {
+  op_kind kind;
+  union {
+    ty_job_row job;
+    ty_event_row ev;
+    ty_node_row node;
+    ty_queue_row queue;
+  } u;
+} op;
+
+struct ty_txn {
+  op *ops;
+  size_t n, cap;
+  /* Set by the committer. */
+  ty_commit_cb cb;
+  void *ud;
+  int status;
+  struct ty_txn *next;
+};
+
+struct ty_committer {
+  uv_async_t async; /* wakes the loop when a batch is done */
+  uv_loop_t *loop;
+  ty_store *store;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  ty_txn *todo_head, *todo_tail; /* guarded by mu */
+  ty_txn *done_head, *done_tail; /* guarded by mu */
+  size_t done_batches_pending;   /* batch sizes not yet reported; guarded by mu */
+  bool stopping;                 /* guarded by mu */
+  size_t inflight;               /* loop thread only */
+  void (*on_batch)(size_t commits, size_t txns, void *ud);
+  void *on_batch_ud;
+};
+
+/* ---- txn ------------------------------------------------------------------- */
+
+ty_txn *ty_txn_create(void) { return ty_xcalloc(1, sizeof(ty_txn)); }
+
+static void op_free(op *o) {
+  switch (o->kind) {
+  case OP_INSERT_JOB: case OP_UPDATE_JOB:
+    free((char *)o->u.job.name); free((char *)o->u.job.user); free((char *)o->u.job.queue);
+    free((char *)o->u.job.reason); free((char *)o->u.job.nodes); free((char *)o->u.job.alloc);
+    free((void *)o->u.job.spec);
+    break;
+  case OP_EVENT:
+    free((char *)o->u.ev.reason); free((char *)o->u.ev.actor);
+    break;
+  case OP_NODE:
+    free((char *)o->u.node.name); free((void *)o->u.node.gpus);
+    free((char *)o->u.node.io_addr); free((char *)o->u.node.reason);
+    break;
+  case OP_QUEUE:
+    free((char *)o->u.queue.name); free((char *)o->u.queue.state);
+    break;
+  }
+}
+
+void ty_txn_destroy(ty_txn *t) {
+  if (!t) return;
+  for (size_t i = 0; i < t->n; i++) op_free(&t->ops[i]);
+  free(t->ops);
+  free(t);
+}
+
+static op *push(ty_txn *t, op_kind k) {
+  if (t->n == t->cap) {
+    t->cap = t->cap ? t->cap * 2 : 4;
+    t->ops = ty_xrealloc(t->ops, t->cap * sizeof(*t->ops));
+  }
+  op *o = &t->ops[t->n++];
+  memset(o, 0, sizeof(*o));
+  o->kind = k;
+  return o;
+}
+
+static void *dup_bytes(const void *p, size_t n) {
+  if (!p) return NULL;
+  void *d = ty_xmalloc(n ? n : 1);
+  memcpy(d, p, n);
+  return d;
+}
+
+static void add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
+  op *o = push(t, k);
+  o->u.job = *r;
+  o->u.job.name = ty_strdup(r->name ? r->name : "");
+  o->u.job.user = ty_strdup(r->user ? r->user : "");
+  o->u.job.queue = ty_strdup(r->queue ? r->queue : "");
+  o->u.job.reason = ty_strdup(r->reason ? r->reason : "");
+  o->u.job.nodes = ty_strdup(r->nodes ? r->nodes : "");
+  o->u.job.alloc = ty_strdup(r->alloc ? r->alloc : "");
+  o->u.job.spec = dup_bytes(r->spec, r->spec_len);
+}
+
+void ty_txn_insert_job(ty_txn *t, const ty_job_row *r) { add_job(t, OP_INSERT_JOB, r); }
+void ty_txn_update_job(ty_txn *t, const ty_job_row *r) { add_job(t, OP_UPDATE_JOB, r); }
+
+void ty_txn_add_event(ty_txn *t, const ty_event_row *r) {
+  op *o = push(t, OP_EVENT);
+  o->u.ev = *r;
+  o->u.ev.reason = ty_strdup(r->reason ? r->reason : "");
+  o->u.ev.actor = ty_strdup(r->actor ? r->actor : "");
+}
+
+void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r) {
+  op *o = push(t, OP_NODE);
+  o->u.node = *r;
+  o->u.node.name = ty_strdup(r->name ? r->name : "");
+  o->u.node.gpus = dup_bytes(r->gpus, r->gpus_len);
+  o->u.node.io_addr = ty_strdup(r->io_addr ? r->io_addr : "");
+  o->u.node.reason = ty_strdup(r->reason ? r->reason : "");
+}
+
+void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r) {
+  op *o = push(t, OP_QUEUE);
+  o->u.queue = *r;
+  o->u.queue.name = ty_strdup(r->name ? r->name : "");
+  o->u.queue.state = ty_strdup(r->state ? r->state : "UP");
+}
+
+size_t ty_txn_len(const ty_txn *t) { return t->n; }
+
+int ty_txn_apply(const ty_txn *t, ty_store *s) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < t->n; i++) {
+    const op *o = &t->ops[i];
+    switch (o->kind) {
+    case OP_INSERT_JOB: rc = ty_store_insert_job(s, &o->u.job); break;
+    case OP_UPDATE_JOB: rc = ty_store_update_job(s, &o->u.job); break;
+    case OP_EVENT: rc = ty_store_add_event(s, &o->u.ev); break;
+    case OP_NODE: rc = ty_store_upsert_node(s, &o->u.node); break;
+    case OP_QUEUE: rc = ty_store_upsert_queue(s, &o->u.queue); break;
+    }
+  }
+  return rc;
+}
+
+/* ---- writer thread ------------------------------------------------------------ */
+
+/* Runs one batch as one transaction; sets each txn's status. */
+static void run_batch(ty_committer *c, ty_txn *batch) {
+  if (ty_store_begin(c->store) != 0) {
+    ty_error("store: BEGIN failed: %s", ty_store_errmsg(c->store));
+    for (ty_txn *t = batch; t; t = t->next) t->status = TY_ESTORE;
+    return;
+  }
+  for (ty_txn *t = batch; t; t = t->next) {
+    t->status = ty_store_savepoint(c->store);
+    if (t->status == 0) t->status = ty_txn_apply(t, c->store);
+    if (t->status == 0) {
+      t->status = ty_store_release(c->store);
+    } else {
+      ty_error("store: a write failed and was rolled back: %s", ty_store_errmsg(c->store));
+      ty_store_rollback_to(c->store);
+      t->status = TY_ESTORE;
+    }
+  }
+  if (ty_store_commit(c->store) != 0) {
+    ty_error("store: COMMIT failed: %s", ty_store_errmsg(c->store));
+    ty_store_rollback(c->store);
+    for (ty_txn *t = batch; t; t = t->next) t->status = TY_ESTORE;
+  }
+}
+
+static void *writer_main(void *arg) {
+  ty_committer *c = arg;
+  pthread_mutex_lock(&c->mu);
+  for (;;) {
+    while (!c->todo_head && !c->stopping) pthread_cond_wait(&c->cv, &c->mu);
+    if (!c->todo_head) break; /* stopping and drained */
+    ty_txn *batch = c->todo_head, *tail = c->todo_tail;
+    c->todo_head = c->todo_tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+
+    run_batch(c, batch);
+
+    pthread_mutex_lock(&c->mu);
+    if (c->done_tail) c->done_tail->next = batch;
+    else c->done_head = batch;
+    c->done_tail = tail;
+    c->done_batches_pending++;
+    uv_async_send(&c->async);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+/* ---- loop side ------------------------------------------------------------------ */
+
+static void deliver(ty_committer *c) {
+  pthread_mutex_lock(&c->mu);
+  ty_txn *t = c->done_head;
+  size_t batches = c->done_batches_pending;
+  c->done_head = c->done_tail = NULL;
+  c->done_batches_pending = 0;
+  pthread_mutex_unlock(&c->mu);
+  size_t n = 0;
+  while (t) {
+    ty_txn *next = t->next;
+    c->inflight--;
+    n++;
+    if (t->cb) t->cb(t->status, t->ud);
+    ty_txn_destroy(t);
+    t = next;
+  }
+  if (c->on_batch && batches) c->on_batch(batches, n, c->on_batch_ud);
+}
+
+static void free_committer(uv_handle_t *h) {
+  free(container_of((uv_async_t *)h, ty_committer, async));
+}
+
+static void on_async(uv_async_t *a) { deliver(container_of(a, ty_committer, async)); }
+
+int ty_committer_create(uv_loop_t *loop, ty_store *store, ty_committer **out) {
+  ty_committer *c = ty_xcalloc(1, sizeof(*c));
+  c->loop = loop;
+  c->store = store;
+  int rc = uv_async_init(loop, &c->async, on_async);
+  if (rc != 0) {
+    free(c);
+    return rc;
+  }
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    uv_close((uv_handle_t *)&c->async, free_committer);
+    return TY_EINTERNAL;
+  }
+  *out = c;
+  return 0;
+}
+
+void ty_committer_submit(ty_committer *c, ty_txn *txn, ty_commit_cb cb, void *ud) {
+  txn->cb = cb;
+  txn->ud = ud;
+  txn->next = NULL;
+  c->inflight++;
+  pthread_mutex_lock(&c->mu);
+  if (c->todo_tail) c->todo_tail->next = txn;
+  else c->todo_head = txn;
+  c->todo_tail = txn;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void ty_committer_on_batch(ty_committer *c, void (*cb)(size_t commits, size_t txns, void *ud),
+                          void *ud) {
+  c->on_batch = cb;
+  c->on_batch_ud = ud;
+}
+
+size_t ty_committer_inflight(const ty_committer *c) { return c->inflight; }
+
+void ty_committer_destroy(ty_committer *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  c->stopping = true;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  pthread_join(c->thread, NULL);
+  deliver(c);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  uv_close((uv_handle_t *)&c->async, free_committer);
+}

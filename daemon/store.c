@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * SQLite state of the controller.
+ *
+ * Settings, and why:
+ *   - journal_mode=WAL: readers (GetJob's events, on the loop) never block on
+ *     the writer, and a commit is one append + fsync of the WAL.
+ *   - synchronous=FULL: an acknowledged job must survive power loss, not only
+ *     a process crash. With NORMAL, WAL commits are not fsynced and the last
+ *     transactions can vanish after a power cut. FULL costs one fsync per
+ *     commit, which group commit (commit.c) amortises over every request that
+ *     arrived while the previous commit ran.
+ *   - busy_timeout=5000: an operator's sqlite3 shell holding a read lock
+ *     delays us instead of failing writes.
+ *   - foreign_keys=ON: events cannot point at missing jobs, jobs not at
+ *     missing queues.
+ *
+ * Migrations: migrations[i] takes the schema from version i to i+1, applied
+ * in one transaction that also sets PRAGMA user_version. A file whose version
+ * is newer than this build is refused rather than guessed at.
+ */
+#include "daemon/store.h"
+
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+
+static const char *const migrations[] = {
+    /* 1: the first schema, and the 'default' queue every job falls into. */
+    "CREATE TABLE queues("
+    "  name TEXT PRIMARY KEY,"
+    "  priority_tier INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT 'UP');"
+    "INSERT INTO queues(name, priority_tier, state) VALUES('default', 0, 'UP');"
+    "CREATE TABLE jobs("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  queue TEXT NOT NULL REFERENCES queues(name),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  exit_code INTEGER NOT NULL DEFAULT 0,"
+    "  term_signal INTEGER NOT NULL DEFAULT 0,"
+    "  submit_ms INTEGER NOT NULL,"
+    "  start_ms INTEGER NOT NULL DEFAULT 0,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  nodes TEXT NOT NULL DEFAULT '',"
+    "  alloc TEXT NOT NULL DEFAULT '',"
+    "  requeue_count INTEGER NOT NULL DEFAULT 0,"
+    "  spec BLOB NOT NULL);"
+    "CREATE INDEX jobs_by_state ON jobs(state);"
+    "CREATE TABLE nodes("
+    "  name TEXT PRIMARY KEY,"
+    "  state INTEGER NOT NULL,"
+    "  cpus INTEGER NOT NULL DEFAULT 0,"
+    "  memory INTEGER NOT NULL DEFAULT 0,"
+    "  gpus BLOB,"
+    "  io_addr TEXT NOT NULL DEFAULT '',"
+    "  last_seen_ms INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE events("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  time_ms INTEGER NOT NULL,"
+    "  from_state INTEGER NOT NULL,"
+    "  to_state INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  actor TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX events_by_job ON events(job_id, id);",
+};
+
+enum {
+  ST_INSERT_JOB, ST_UPDATE_JOB, ST_ADD_EVENT, ST_UPSERT_NODE, ST_UPSERT_QUEUE, ST_N
+};
+
+static const char *const stmt_sql[ST_N] = {
+    [ST_INSERT_JOB] =
+        "INSERT INTO jobs(id, name, user, queue, priority, state, reason, exit_code, "
+        "term_signal, submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+    [ST_UPDATE_JOB] =
+        "UPDATE jobs SET name=?2, user=?3, queue=?4, priority=?5, state=?6, reason=?7, "
+        "exit_code=?8, term_signal=?9, submit_ms=?10, start_ms=?11, end_ms=?12, nodes=?13, "
+        "alloc=?14, requeue_count=?15, spec=?16 WHERE id=?1",
+    [ST_ADD_EVENT] = "INSERT INTO events(job_id, time_ms, from_state, to_state, reason, actor) "
+                     "VALUES(?1,?2,?3,?4,?5,?6)",
+    [ST_UPSERT_NODE] =
+        "INSERT INTO nodes(name, state, cpus, memory, gpus, io_addr, last_seen_ms, reason) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(name) DO UPDATE SET state=excluded.state, "
+        "cpus=excluded.cpus, memory=excluded.memory, gpus=excluded.gpus, "
+        "io_addr=excluded.io_addr, last_seen_ms=excluded.last_seen_ms, reason=excluded.reason",
+    [ST_UPSERT_QUEUE] =
+        "INSERT INTO queues(name, priority_tier, state) VALUES(?1,?2,?3) ON CONFLICT(name) "
+        "DO UPDATE SET priority_tier=excluded.priority_tier, state=excluded.state",
+};
+
+struct ty_store {
+  sqlite3 *db;   /* writer connection */
+  sqlite3 *rdb;  /* reader connection (loop thread) */
+  sqlite3_stmt *stmt[ST_N];
+  atomic_uint_fast64_t commits;
+  char *path;
+};
+
+int ty_store_schema_version(void) { return (int)TY_ARRAY_LEN(migrations); }
+
+static int exec(sqlite3 *db, const char *sql) {
+  return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : TY_ESTORE;
+}
+
+static int set_err(char *err, size_t len, const char *path, const char *what, sqlite3 *db) {
+  if (err && len)
+    snprintf(err, len, "%s: %s%s%s", path, what, db ? ": " : "", db ? sqlite3_errmsg(db) : "");
+  return TY_ESTORE;
+}
+
+static int query_int(sqlite3 *db, const char *sql, int *out) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *out = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : TY_ESTORE;
+}
+
+static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if (rc != SQLITE_OK) {
+    set_err(err, len, path, "cannot open the state database", db);
+    sqlite3_close(db);
+    return TY_ESTORE;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  /* The first statement that reads the file detects a non-database. */
+  char *mode = NULL;
+  sqlite3_stmt *st = NULL;
+  rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    mode = ty_strdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  if (!mode || strcmp(mode, "wal") != 0) {
+    set_err(err, len, path,
+            "is not a usable SQLite database (move it away or restore a backup)", db);
+    free(mode);
+    sqlite3_close(db);
+    return TY_ESTORE;
+  }
+  free(mode);
+  if (exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON") != 0) {
+    set_err(err, len, path, "cannot configure the state database", db);
+    sqlite3_close(db);
+    return TY_ESTORE;
+  }
+  *out = db;
+  return 0;
+}
+
+static int check_integrity(ty_store *s, char *err, size_t len) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
+  const char *res = NULL;
+  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    res = (const char *)sqlite3_column_text(st, 0);
+  if (!res || strcmp(res, "ok") != 0) {
+    char what[256];
+    snprintf(what, sizeof(what), "integrity check failed (%.160s); restore a backup",
+             res ? res : sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return set_err(err, len, s->path, what, NULL);
+  }
+  sqlite3_finalize(st);
+  return 0;
+}
+
+static int migrate(ty_store *s, char *err, size_t len) {
+  int version = 0;
+  if (query_int(s->db, "PRAGMA user_version", &version) != 0)
+    return set_err(err, len, s->path, "cannot read the schema version", s->db);
+  int target = ty_store_schema_version();
+  if (version > target) {
+    char what[160];
+    snprintf(what, sizeof(what), "has schema version %d, newer than this traind supports (%d)",
+             version, target);
+    return set_err(err, len, s->path, what, NULL);
+  }
+  for (int v = version; v < target; v++) {
+    char pragma[64];
+    snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
+    if (exec(s->db, "BEGIN IMMEDIATE") != 0 || exec(s->db, migrations[v]) != 0 ||
+        exec(s->db, pragma) != 0 || exec(s->db, "COMMIT") != 0) {
+      char what[96];
+      snprintf(what, sizeof(what), "schema migration %d failed", v + 1);
+      set_err(err, len, s->path, what, s->db);
+      exec(s->db, "ROLLBACK");
+      return TY_ESTORE;
+    }
+    ty_info("store: migrated %s to schema version %d", s->path, v + 1);
+  }
+  return 0;
+}
+
+int ty_store_open(const char *path, ty_store **out, char *err, size_t len) {
+  ty_store *s = ty_xcalloc(1, sizeof(*s));
+  s->path = ty_strdup(path);
+  atomic_init(&s->commits, 0);
+  int rc = open_conn(path, &s->db, err, len);
+  if (rc == 0) rc = check_integrity(s, err, len);
+  if (rc == 0) rc = migrate(s, err, len);
+  if (rc == 0) rc = open_conn(path, &s->rdb, err, len);
+  for (int i = 0; rc == 0 && i < ST_N; i++)
+    if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL) !=
+        SQLITE_OK)
+      rc = set_err(err, len, path, "cannot prepare statements (schema mismatch?)", s->db);
+  if (rc != 0) goto fail;
+  *out = s;
+  return 0;
+fail:
+  ty_store_close(s);
+  return rc;
+}
+
+void ty_store_close(ty_store *s) {
+  if (!s) return;
+  for (int i = 0; i < ST_N; i++) sqlite3_finalize(s->stmt[i]);
+  sqlite3_close(s->rdb);
+  sqlite3_close(s->db);
+  free(s->path);
+  free(s);
+}
+
+int ty_store_user_version(ty_store *s) {
+  int v = -1;
+  query_int(s->rdb ? s->rdb : s->db, "PRAGMA user_version", &v);
+  return v;
+}
+
+uint64_t ty_store_commits(const ty_store *s) {
+  return (uint64_t)atomic_load(&((ty_store *)s)->commits);
+}
+
+const char *ty_store_errmsg(ty_store *s) { return sqlite3_errmsg(s->db); }
+
+/* ---- transactions ----------------------------------------------------------- */
+
+int ty_store_begin(ty_store *s) { return exec(s->db, "BEGIN IMMEDIATE"); }
+
+int ty_store_commit(ty_store *s) {
+  if (exec(s->db, "COMMIT") != 0) return TY_ESTORE;
+  atomic_fetch_add(&s->commits, 1);
+  return 0;
+}
+
+void ty_store_rollback(ty_store *s) {
+  if (!sqlite3_get_autocommit(s->db)) exec(s->db, "ROLLBACK");
+}
+
+int ty_store_savepoint(ty_store *s) { return exec(s->db, "SAVEPOINT req"); }
+int ty_store_release(ty_store *s) { return exec(s->db, "RELEASE req"); }
+void ty_store_rollback_to(ty_store *s) {
+  exec(s->db, "ROLLBACK TO req");
+  exec(s->db, "RELEASE req");
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+  sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_TRANSIENT);
+}
+
+static int step_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE ? 0 : TY_ESTORE;
+}
+
+static int put_job(ty_store *s, int which, const ty_job_row *r) {
+  sqlite3_stmt *st = s->stmt[which];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
+  bind_text(st, 2, r->name);
+  bind_text(st, 3, r->user);
+  bind_text(st, 4, r->queue);
+  sqlite3_bind_int(st, 5, r->priority);
+  sqlite3_bind_int(st, 6, r->state);
+  bind_text(st, 7, r->reason);
+  sqlite3_bind_int(st, 8, r->exit_code);
+  sqlite3_bind_int(st, 9, r->term_signal);
+  sqlite3_bind_int64(st, 10, r->submit_ms);
+  sqlite3_bind_int64(st, 11, r->start_ms);
+  sqlite3_bind_int64(st, 12, r->end_ms);
+  bind_text(st, 13, r->nodes);
+  bind_text(st, 14, r->alloc);
+  sqlite3_bind_int64(st, 15, r->requeue_count);
+  sqlite3_bind_blob(st, 16, r->spec ? (const void *)r->spec : "", (int)r->spec_len,
+                    SQLITE_TRANSIENT);
+  return step_done(st);
+}
+
+int ty_store_insert_job(ty_store *s, const ty_job_row *r) { return put_job(s, ST_INSERT_JOB, r); }
+
+int ty_store_update_job(ty_store *s, const ty_job_row *r) {
+  int rc = put_job(s, ST_UPDATE_JOB, r);
+  if (rc == 0 && sqlite3_changes(s->db) == 0) return TY_ENOTFOUND;
+  return rc;
+}
+
+int ty_store_add_event(ty_store *s, const ty_event_row *r) {
+  sqlite3_stmt *st = s->stmt[ST_ADD_EVENT];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)r->job_id);
+  sqlite3_bind_int64(st, 2, r->time_ms);
+  sqlite3_bind_int(st, 3, r->from_state);
+  sqlite3_bind_int(st, 4, r->to_state);
+  bind_text(st, 5, r->reason);
+  bind_text(st, 6, r->actor);
+  return step_done(st);
+}
+
+int ty_store_upsert_node(ty_store *s, const ty_node_row *r) {
+  sqlite3_stmt *st = s->stmt[ST_UPSERT_NODE];
+  bind_text(st, 1, r->name);
+  sqlite3_bind_int(st, 2, r->state);
+  sqlite3_bind_int64(st, 3, r->cpus);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)r->memory);
+  if (r->gpus) sqlite3_bind_blob(st, 5, r->gpus, (int)r->gpus_len, SQLITE_TRANSIENT);
+  else sqlite3_bind_null(st, 5);
+  bind_text(st, 6, r->io_addr);
+  sqlite3_bind_int64(st, 7, r->last_seen_ms);
+  bind_text(st, 8, r->reason);
+  return step_done(st);
+}
+
+int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r) {
+  sqlite3_stmt *st = s->stmt[ST_UPSERT_QUEUE];
+  bind_text(st, 1, r->name);
+  sqlite3_bind_int(st, 2, r->priority_tier);
+  bind_text(st, 3, r->state);
+  return step_done(st);
+}
+
+/* ---- reads ------------------------------------------------------------------- */
+
+static const char *col_text(sqlite3_stmt *st, int i) {
+  const char *t = (const char *)sqlite3_column_text(st, i);
+  return t ? t : "";
+}
+
+/* Runs `sql` on the reader and hands each row to `row_cb`. */
+static int each_row(ty_store *s, const char *sql, int64_t arg, bool has_arg,
+                    int (*row_cb)(sqlite3_stmt *st, void *ud), void *ud) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->rdb, sql, -1, &st, NULL) != SQLITE_OK) return TY_ESTORE;
+  if (has_arg) sqlite3_bind_int64(st, 1, arg);
+  int rc = 0, step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    rc = row_cb(st, ud);
+    if (rc != 0) break;
+  }
+  if (rc == 0 && step != SQLITE_DONE) rc = TY_ESTORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Typed callback + user data pairs (ISO C has no portable function-pointer
+ * to void * conversion). */
+typedef struct job_cb { int (*cb)(const ty_job_row *r, void *ud); void *ud; } job_cb;
+typedef struct node_cb { int (*cb)(const ty_node_row *r, void *ud); void *ud; } node_cb;
+typedef struct queue_cb { int (*cb)(const ty_queue_row *r, void *ud); void *ud; } queue_cb;
+typedef struct event_cb { int (*cb)(const ty_event_row *r, void *ud); void *ud; } event_cb;
+
+static int job_row(sqlite3_stmt *st, void *ud) {
+  job_cb *p = ud;
+  ty_job_row r = {
+      .id = (uint64_t)sqlite3_column_int64(st, 0), .name = col_text(st, 1),
+      .user = col_text(st, 2), .queue = col_text(st, 3), .priority = sqlite3_column_int(st, 4),
+      .state = sqlite3_column_int(st, 5), .reason = col_text(st, 6),
+      .exit_code = sqlite3_column_int(st, 7), .term_signal = sqlite3_column_int(st, 8),
+      .submit_ms = sqlite3_column_int64(st, 9), .start_ms = sqlite3_column_int64(st, 10),
+      .end_ms = sqlite3_column_int64(st, 11), .nodes = col_text(st, 12),
+      .alloc = col_text(st, 13), .requeue_count = (uint32_t)sqlite3_column_int64(st, 14),
+      .spec = sqlite3_column_blob(st, 15), .spec_len = (size_t)sqlite3_column_bytes(st, 15)};
+  return p->cb(&r, p->ud);
+}
+
+int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud) {
+  job_cb p = {cb, ud};
+  return each_row(s,
+                  "SELECT id, name, user, queue, priority, state, reason, exit_code, term_signal,"
+                  " submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec"
+                  " FROM jobs ORDER BY id",
+                  0, false, job_row, &p);
+}
+
+static int node_row(sqlite3_stmt *st, void *ud) {
+  node_cb *p = ud;
+  ty_node_row r = {.name = col_text(st, 0), .state = sqlite3_column_int(st, 1),
+                   .cpus = (uint32_t)sqlite3_column_int64(st, 2),
+                   .memory = (uint64_t)sqlite3_column_int64(st, 3),
+                   .gpus = sqlite3_column_blob(st, 4),
+                   .gpus_len = (size_t)sqlite3_column_bytes(st, 4), .io_addr = col_text(st, 5),
+                   .last_seen_ms = sqlite3_column_int64(st, 6), .reason = col_text(st, 7)};
+  return p->cb(&r, p->ud);
+}
+
+int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud) {
+  node_cb p = {cb, ud};
+  return each_row(s,
+                  "SELECT name, state, cpus, memory, gpus, io_addr, last_seen_ms, reason"
+                  " FROM nodes ORDER BY name",
+                  0, false, node_row, &p);
+}
+
+static int queue_row(sqlite3_stmt *st, void *ud) {
+  queue_cb *p = ud;
+  ty_queue_row r = {.name = col_text(st, 0), .priority_tier = sqlite3_column_int(st, 1),
+                    .state = col_text(st, 2)};
+  return p->cb(&r, p->ud);
+}
+
+int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud) {
+  queue_cb p = {cb, ud};
+  return each_row(s, "SELECT name, priority_tier, state FROM queues ORDER BY name", 0, false,
+                  queue_row, &p);
+}
+
+static int event_row(sqlite3_stmt *st, void *ud) {
+  event_cb *p = ud;
+  ty_event_row r = {.id = sqlite3_column_int64(st, 0),
+                    .job_id = (uint64_t)sqlite3_column_int64(st, 1),
+                    .time_ms = sqlite3_column_int64(st, 2), .from_state = sqlite3_column_int(st, 3),
+                    .to_state = sqlite3_column_int(st, 4), .reason = col_text(st, 5),
+                    .actor = col_text(st, 6)};
+  return p->cb(&r, p->ud);
+}
+
+int ty_store_job_events(ty_store *s, uint64_t job_id,
+                        int (*cb)(const ty_event_row *r, void *ud), void *ud) {
+  event_cb p = {cb, ud};
+  return each_row(s,
+                  "SELECT id, job_id, time_ms, from_state, to_state, reason, actor"
+                  " FROM events WHERE job_id = ?1 ORDER BY id",
+                  (int64_t)job_id, true, event_row, &p);
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * daemon/store: the controller's durable state in one SQLite file
+ * (STATE_DIR/traind.db). Internal to daemon/.
+ *
+ * Tables: jobs, queues, nodes, events (one row per job state transition, the
+ * accounting record). The schema evolves by numbered migrations kept in
+ * store.c and tracked in PRAGMA user_version.
+ *
+ * Threads: a ty_store holds two connections. The write functions
+ * (ty_store_begin ... ty_store_commit and the put functions between them) use
+ * the writer connection and belong to exactly one thread: the group-commit
+ * writer (commit.h), or the loop before that thread starts. The load and read
+ * functions use the reader connection and belong to the loop thread; in WAL
+ * mode they never wait for the writer's fsync.
+ *
+ * Rows passed to callbacks are borrowed for the duration of the callback.
+ * Rows passed to put functions are read, not kept.
+ */
+#ifndef TY_DAEMON_STORE_H
+#define TY_DAEMON_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ty_store ty_store;
+
+typedef struct ty_job_row {
+  uint64_t id;
+  const char *name, *user, *queue;
+  int32_t priority;
+  int state;            /* ty_job_state */
+  const char *reason;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  const char *nodes;    /* node names, comma-separated, in rank order */
+  const char *alloc;    /* per-node allocation, see controller (may be "") */
+  uint32_t requeue_count;
+  const uint8_t *spec;  /* the encoded trainyard.Job */
+  size_t spec_len;
+} ty_job_row;
+
+typedef struct ty_event_row {
+  int64_t id;           /* assigned by the store; ignored on insert */
+  uint64_t job_id;
+  int64_t time_ms;
+  int from_state;       /* 0 for the submit event */
+  int to_state;
+  const char *reason;
+  const char *actor;    /* "user:alice", "controller", "node:n1", ... */
+} ty_event_row;
+
+typedef struct ty_node_row {
+  const char *name;
+  int state;            /* trainyard.NodeState number */
+  uint32_t cpus;
+  uint64_t memory;
+  const uint8_t *gpus;  /* encoded trainyard.NodeInfo holding gpus and topology */
+  size_t gpus_len;
+  const char *io_addr;
+  int64_t last_seen_ms;
+  const char *reason;
+} ty_node_row;
+
+typedef struct ty_queue_row {
+  const char *name;
+  int32_t priority_tier;
+  const char *state;    /* "UP" accepts and runs jobs */
+} ty_queue_row;
+
+/* Opens (creating when absent) the database at `path`, applies pending
+ * migrations and checks integrity. On failure returns TY_ESTORE and writes a
+ * sentence naming the file and the problem into err ("… is not a SQLite
+ * database", "… has schema version 9, newer than this traind supports (1)"). */
+int ty_store_open(const char *path, ty_store **out_store, char *err, size_t err_len);
+void ty_store_close(ty_store *s); /* accepts NULL */
+/* The schema version this build migrates to, and the file's version. */
+int ty_store_schema_version(void);
+int ty_store_user_version(ty_store *s);
+
+/* ---- loop thread: loading and reading ------------------------------------- */
+/* Each calls cb once per row; a non-zero return from cb stops and is returned. */
+int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud);
+int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud);
+int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud);
+/* Events of one job in the order they were written. */
+int ty_store_job_events(ty_store *s, uint64_t job_id,
+                        int (*cb)(const ty_event_row *r, void *ud), void *ud);
+
+/* ---- writer thread: transactions ------------------------------------------ */
+int ty_store_begin(ty_store *s);
+int ty_store_commit(ty_store *s);   /* counts one commit on success */
+void ty_store_rollback(ty_store *s);
+/* Savepoints isolate one request's mutations inside a group commit. */
+int ty_store_savepoint(ty_store *s);
+int ty_store_release(ty_store *s);
+void ty_store_rollback_to(ty_store *s);
+
+int ty_store_insert_job(ty_store *s, const ty_job_row *r);
+int ty_store_update_job(ty_store *s, const ty_job_row *r); /* TY_ENOTFOUND if absent */
+int ty_store_add_event(ty_store *s, const ty_event_row *r);
+int ty_store_upsert_node(ty_store *s, const ty_node_row *r);
+int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r);
+
+/* Successful commits since open (any thread may read it). */
+uint64_t ty_store_commits(const ty_store *s);
+/* The last SQLite error message of the writer connection, for logs. */
+const char *ty_store_errmsg(ty_store *s);
+
+#endif

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for daemon/job: the state machine and submit validation. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/job.h"
+#include "lib/base/base.h"
+
+Test(job_state, valid_transitions) {
+  const int ok[][2] = {
+      {TY_JOB_PENDING, TY_JOB_RUNNING},     {TY_JOB_PENDING, TY_JOB_CANCELLED},
+      {TY_JOB_RUNNING, TY_JOB_COMPLETED},   {TY_JOB_RUNNING, TY_JOB_FAILED},
+      {TY_JOB_RUNNING, TY_JOB_CANCELLED},   {TY_JOB_RUNNING, TY_JOB_TIMEOUT},
+      {TY_JOB_RUNNING, TY_JOB_NODE_FAIL},   {TY_JOB_RUNNING, TY_JOB_PREEMPTED},
+      {TY_JOB_NODE_FAIL, TY_JOB_PENDING},   {TY_JOB_PREEMPTED, TY_JOB_PENDING},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++)
+    cr_assert_eq(ty_job_check_transition(ok[i][0], ok[i][1]), 0, "%s -> %s",
+                 ty_job_state_name(ok[i][0]), ty_job_state_name(ok[i][1]));
+}
+
+Test(job_state, invalid_transitions) {
+  const int bad[][2] = {
+      {TY_JOB_PENDING, TY_JOB_COMPLETED},  {TY_JOB_PENDING, TY_JOB_NODE_FAIL},
+      {TY_JOB_COMPLETED, TY_JOB_RUNNING},  {TY_JOB_CANCELLED, TY_JOB_CANCELLED},
+      {TY_JOB_FAILED, TY_JOB_PENDING},     {TY_JOB_TIMEOUT, TY_JOB_RUNNING},
+      {TY_JOB_NODE_FAIL, TY_JOB_RUNNING},  {TY_JOB_RUNNING, TY_JOB_PENDING},
+      {0, TY_JOB_PENDING},                 {TY_JOB_PENDING, 99},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++)
+    cr_assert_eq(ty_job_check_transition(bad[i][0], bad[i][1]), TY_ESTATE, "%d -> %d",
+                 bad[i][0], bad[i][1]);
+}
+
+Test(job_state, names_and_terminal) {
+  cr_assert_str_eq(ty_job_state_name(TY_JOB_NODE_FAIL), "NODE_FAIL");
+  cr_assert_str_eq(ty_job_state_name(42), "UNKNOWN");
+  cr_assert(ty_job_state_terminal(TY_JOB_TIMEOUT));
+  cr_assert_not(ty_job_state_terminal(TY_JOB_RUNNING));
+  cr_assert_not(ty_job_state_terminal(TY_JOB_NODE_FAIL));
+}
+
+static char **strv(int n, ...) {
+  char **v = calloc((size_t)n + 1, sizeof(*v));
+  va_list ap;
+  va_start(ap, n);
+  for (int i = 0; i < n; i++) v[i] = ty_strdup(va_arg(ap, const char *));
+  va_end(ap);
+  return v;
+}
+
+static ty_job_spec good_spec(void) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_COMMAND;
+  s.argv = strv(2, "/bin/echo", "hi");
+  s.argc = 2;
+  return s;
+}
+
+static void expect_bad(ty_job_spec *s, int code, const char *msg) {
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(s, err, sizeof(err)), code, "%s", err);
+  cr_assert_str_eq(err, msg);
+  ty_job_spec_close(s);
+}
+
+Test(job_spec, defaults_are_filled) {
+  ty_job_spec s = good_spec();
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  cr_assert_str_eq(s.queue, "default");
+  cr_assert_str_eq(s.name, "echo");
+  cr_assert_str_eq(s.user, "nobody");
+  cr_assert_eq(s.nodes, 1u);
+  cr_assert_eq(s.tasks_per_node, 1u);
+  cr_assert_eq(s.cpus_per_task, 1u);
+  ty_job_spec_close(&s);
+  ty_job_spec_close(NULL);
+}
+
+Test(job_spec, no_kind) {
+  ty_job_spec s = {0};
+  expect_bad(&s, TY_EINVAL, "job.command: a command (or a graph) is required");
+}
+
+Test(job_spec, graph_unsupported) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_GRAPH;
+  expect_bad(&s, TY_EUNSUPPORTED, "job.graph: graph jobs are not supported yet");
+}
+
+Test(job_spec, empty_argv) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_COMMAND;
+  expect_bad(&s, TY_EINVAL, "job.command.argv: must not be empty");
+}
+
+Test(job_spec, empty_argv0) {
+  ty_job_spec s = good_spec();
+  s.argv[0][0] = '\0';
+  expect_bad(&s, TY_EINVAL, "job.command.argv[0]: must not be empty");
+}
+
+Test(job_spec, bad_env) {
+  ty_job_spec s = good_spec();
+  s.env = strv(2, "OK=1", "1BAD=x");
+  s.envc = 2;
+  expect_bad(&s, TY_EINVAL, "job.command.env[1]: \"1BAD=x\" is not NAME=value");
+  s = good_spec();
+  s.env = strv(1, "NOEQUALS");
+  s.envc = 1;
+  expect_bad(&s, TY_EINVAL, "job.command.env[0]: \"NOEQUALS\" is not NAME=value");
+}
+
+Test(job_spec, relative_cwd) {
+  ty_job_spec s = good_spec();
+  s.cwd = ty_strdup("tmp");
+  expect_bad(&s, TY_EINVAL, "job.command.cwd: \"tmp\" is not an absolute path");
+}
+
+Test(job_spec, zero_nodes) {
+  ty_job_spec s = good_spec();
+  s.has_resources = true;
+  expect_bad(&s, TY_EINVAL, "job.resources.nodes: 0 is not allowed");
+}
+
+Test(job_spec, too_many_nodes) {
+  ty_job_spec s = good_spec();
+  s.has_resources = true;
+  s.nodes = TY_JOB_MAX_NODES + 1;
+  expect_bad(&s, TY_EINVAL, "job.resources.nodes: 10001 is above the limit of 10000");
+}
+
+Test(job_spec, resource_limits) {
+  ty_job_spec s = good_spec();
+  s.has_resources = true, s.nodes = 1, s.tasks_per_node = 5000;
+  expect_bad(&s, TY_EINVAL, "job.resources.tasks_per_node: 5000 is above the limit of 1024");
+  s = good_spec();
+  s.has_resources = true, s.nodes = 1, s.cpus_per_task = 5000;
+  expect_bad(&s, TY_EINVAL, "job.resources.cpus_per_task: 5000 is above the limit of 4096");
+  s = good_spec();
+  s.has_resources = true, s.nodes = 1, s.gpus_per_node = 65;
+  expect_bad(&s, TY_EINVAL, "job.resources.gpus_per_node: 65 is above the limit of 64");
+}
+
+Test(job_spec, long_name) {
+  ty_job_spec s = good_spec();
+  s.name = calloc(TY_JOB_MAX_NAME + 2, 1);
+  memset(s.name, 'a', TY_JOB_MAX_NAME + 1);
+  expect_bad(&s, TY_EINVAL, "job.name: longer than 256 bytes");
+}
+
+Test(job_spec, long_user_and_queue) {
+  ty_job_spec s = good_spec();
+  s.user = calloc(TY_JOB_MAX_NAME + 2, 1);
+  memset(s.user, 'u', TY_JOB_MAX_NAME + 1);
+  expect_bad(&s, TY_EINVAL, "job.user: longer than 256 bytes");
+  s = good_spec();
+  s.queue = calloc(TY_JOB_MAX_NAME + 2, 1);
+  memset(s.queue, 'q', TY_JOB_MAX_NAME + 1);
+  expect_bad(&s, TY_EINVAL, "job.queue: longer than 256 bytes");
+}
+
+Test(job_spec, too_many_args) {
+  ty_job_spec s = good_spec();
+  s.argv = realloc(s.argv, (TY_JOB_MAX_ARGS + 1) * sizeof(char *));
+  for (size_t i = 2; i < TY_JOB_MAX_ARGS + 1; i++) s.argv[i] = ty_strdup("x");
+  s.argc = TY_JOB_MAX_ARGS + 1;
+  expect_bad(&s, TY_EINVAL, "job.command.argv: 4097 arguments, at most 4096 are allowed");
+}

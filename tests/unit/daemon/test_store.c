@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for daemon/store on a temporary file: migrations, reopening,
+ * events per transition, refusal of corrupt or future files. */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/commit.h"
+#include "daemon/job.h"
+#include "daemon/store.h"
+#include "lib/base/base.h"
+
+static char dir[64];
+static char path[128];
+
+static void setup(void) {
+  strcpy(dir, "/tmp/ty-store-XXXXXX");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof(path), "%s/traind.db", dir);
+}
+
+static void teardown(void) {
+  char cmd[160];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static ty_store *open_ok(void) {
+  ty_store *s = NULL;
+  char err[512];
+  int rc = ty_store_open(path, &s, err, sizeof(err));
+  cr_assert_eq(rc, 0, "%s", err);
+  return s;
+}
+
+static ty_job_row row(uint64_t id, int state) {
+  static const uint8_t spec[] = {1, 2, 0, 3};
+  ty_job_row r = {.id = id, .name = "train", .user = "alice", .queue = "default",
+                  .priority = 5, .state = state, .reason = "", .submit_ms = 1000,
+                  .nodes = "", .alloc = "", .spec = spec, .spec_len = sizeof(spec)};
+  return r;
+}
+
+static int count_jobs(const ty_job_row *r, void *ud) {
+  (void)r;
+  (*(int *)ud)++;
+  return 0;
+}
+
+static int copy_job(const ty_job_row *r, void *ud) {
+  ty_job_row *out = ud;
+  *out = *r;
+  out->name = ty_strdup(r->name);
+  out->reason = ty_strdup(r->reason);
+  out->nodes = ty_strdup(r->nodes);
+  cr_assert_eq(r->spec_len, 4u);
+  cr_assert_eq(r->spec[3], 3);
+  return 0;
+}
+
+static int find_default(const ty_queue_row *r, void *ud) {
+  if (strcmp(r->name, "default") == 0 && strcmp(r->state, "UP") == 0) *(int *)ud = 1;
+  return 0;
+}
+
+Test(store, migrates_an_empty_file) {
+  ty_store *s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
+  int found = 0;
+  cr_assert_eq(ty_store_load_queues(s, find_default, &found), 0);
+  cr_assert_eq(found, 1);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, count_jobs, &n), 0);
+  cr_assert_eq(n, 0);
+  ty_store_close(s);
+}
+
+static void submit(ty_store *s, uint64_t id) {
+  ty_txn *t = ty_txn_create();
+  ty_job_row r = row(id, TY_JOB_PENDING);
+  ty_txn_insert_job(t, &r);
+  ty_event_row ev = {.job_id = id, .time_ms = 1000, .from_state = 0,
+                     .to_state = TY_JOB_PENDING, .reason = "submitted", .actor = "user:alice"};
+  ty_txn_add_event(t, &ev);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+}
+
+static void transition(ty_store *s, uint64_t id, int from, int to, const char *reason) {
+  ty_txn *t = ty_txn_create();
+  ty_job_row r = row(id, to);
+  r.reason = reason;
+  r.nodes = "n1,n2";
+  ty_txn_update_job(t, &r);
+  ty_event_row ev = {.job_id = id, .time_ms = 2000, .from_state = from, .to_state = to,
+                     .reason = reason, .actor = "controller"};
+  ty_txn_add_event(t, &ev);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+}
+
+typedef struct evs {
+  int n;
+  int to[8];
+  char reason[8][64];
+} evs;
+
+static int collect_event(const ty_event_row *r, void *ud) {
+  evs *e = ud;
+  if (e->n < 8) {
+    e->to[e->n] = r->to_state;
+    snprintf(e->reason[e->n], sizeof(e->reason[0]), "%s", r->reason);
+  }
+  e->n++;
+  return 0;
+}
+
+Test(store, reopen_keeps_jobs_and_events) {
+  ty_store *s = open_ok();
+  submit(s, 1);
+  submit(s, 2);
+  transition(s, 1, TY_JOB_PENDING, TY_JOB_RUNNING, "");
+  transition(s, 1, TY_JOB_RUNNING, TY_JOB_FAILED, "rank 0 exited with code 3");
+  cr_assert_eq(ty_store_commits(s), 4u);
+  ty_store_close(s);
+
+  s = open_ok();
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, count_jobs, &n), 0);
+  cr_assert_eq(n, 2);
+  evs e = {0};
+  cr_assert_eq(ty_store_job_events(s, 1, collect_event, &e), 0);
+  cr_assert_eq(e.n, 3);
+  cr_assert_eq(e.to[0], TY_JOB_PENDING);
+  cr_assert_eq(e.to[1], TY_JOB_RUNNING);
+  cr_assert_eq(e.to[2], TY_JOB_FAILED);
+  cr_assert_str_eq(e.reason[2], "rank 0 exited with code 3");
+  ty_store_close(s);
+}
+
+static int stop_at_first(const ty_job_row *r, void *ud) {
+  ty_job_row *out = ud;
+  if (out->id) return 0;
+  return copy_job(r, ud);
+}
+
+Test(store, update_overwrites_the_row) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  transition(s, 7, TY_JOB_PENDING, TY_JOB_RUNNING, "started");
+  ty_job_row got = {0};
+  cr_assert_eq(ty_store_load_jobs(s, stop_at_first, &got), 0);
+  cr_assert_eq(got.id, 7u);
+  cr_assert_eq(got.state, TY_JOB_RUNNING);
+  cr_assert_str_eq(got.nodes, "n1,n2");
+  cr_assert_str_eq(got.reason, "started");
+  free((char *)got.name); free((char *)got.reason); free((char *)got.nodes);
+  ty_job_row missing = row(99, TY_JOB_RUNNING);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_update_job(s, &missing), TY_ENOTFOUND);
+  ty_store_rollback(s);
+  ty_store_close(s);
+}
+
+Test(store, foreign_keys_are_enforced) {
+  ty_store *s = open_ok();
+  ty_event_row ev = {.job_id = 42, .time_ms = 1, .to_state = TY_JOB_PENDING};
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_add_event(s, &ev), TY_ESTORE);
+  ty_store_rollback(s);
+  ty_job_row r = row(1, TY_JOB_PENDING);
+  r.queue = "nosuchqueue";
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_insert_job(s, &r), TY_ESTORE);
+  ty_store_rollback(s);
+  ty_store_close(s);
+}
+
+static int copy_node(const ty_node_row *r, void *ud) {
+  ty_node_row *out = ud;
+  out->state = r->state;
+  out->cpus = r->cpus;
+  out->gpus_len = r->gpus_len;
+  return 0;
+}
+
+Test(store, nodes_upsert) {
+  ty_store *s = open_ok();
+  const uint8_t g[] = {9, 9};
+  ty_node_row n = {.name = "n1", .state = 1, .cpus = 8, .memory = 1 << 20, .gpus = g,
+                   .gpus_len = 2, .io_addr = "127.0.0.1:7820", .last_seen_ms = 5};
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_upsert_node(s, &n), 0);
+  n.state = 2;
+  n.cpus = 16;
+  cr_assert_eq(ty_store_upsert_node(s, &n), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_node_row got = {0};
+  cr_assert_eq(ty_store_load_nodes(s, copy_node, &got), 0);
+  cr_assert_eq(got.state, 2);
+  cr_assert_eq(got.cpus, 16u);
+  cr_assert_eq(got.gpus_len, 2u);
+  ty_store_close(s);
+}
+
+Test(store, corrupt_file_is_refused) {
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  for (int i = 0; i < 512; i++) fputs("this is not a database ", f);
+  fclose(f);
+  ty_store *s = NULL;
+  char err[512] = "";
+  cr_assert_eq(ty_store_open(path, &s, err, sizeof(err)), TY_ESTORE);
+  cr_assert_null(s);
+  cr_assert(strstr(err, path), "%s", err);
+  cr_assert(strstr(err, "is not a usable SQLite database"), "%s", err);
+}
+
+Test(store, newer_schema_is_refused) {
+  ty_store *s = open_ok();
+  ty_store_close(s);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  char err[512] = "";
+  cr_assert_eq(ty_store_open(path, &s, err, sizeof(err)), TY_ESTORE);
+  cr_assert(strstr(err, "schema version 99, newer than this traind supports (1)"), "%s", err);
+}
+
+Test(store, unwritable_path_is_refused) {
+  ty_store *s = NULL;
+  char err[512] = "";
+  cr_assert_eq(ty_store_open("/nonexistent-dir/x/traind.db", &s, err, sizeof(err)), TY_ESTORE);
+  cr_assert(strstr(err, "/nonexistent-dir/x/traind.db"), "%s", err);
+}
