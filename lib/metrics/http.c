@@ -316,7 +316,12 @@ static void conn_process(conn *c) {
   size_t skip = 0; /* RFC 9112 2.2: ignore empty lines before a request */
   while (c->in_len - skip >= 2 && c->in[skip] == '\r' && c->in[skip + 1] == '\n') skip += 2;
   if (skip) memmove(c->in, c->in + skip, c->in_len - skip), c->in_len -= skip;
+  /* A head ends at CRLF CRLF; a bare LF LF ends it too, so that parse_head
+   * can reject the bare LFs at once rather than wait for 8 KiB. */
   const char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+  const char *lf = memmem(c->in, c->in_len, "\n\n", 2);
+  size_t term = 4;
+  if (lf && (!end || lf < end)) end = lf, term = 2;
   if (!end) {
     if (c->in_len >= sizeof c->in) {
       c->keep_alive = 0;
@@ -324,7 +329,7 @@ static void conn_process(conn *c) {
     }
     return;
   }
-  size_t head_len = (size_t)(end - c->in) + 4;
+  size_t head_len = (size_t)(end - c->in) + term;
   request r;
   int bad = parse_head(c->in, head_len, &r) != 0;
   memmove(c->in, c->in + head_len, c->in_len - head_len);

@@ -140,9 +140,9 @@ static void free_strv(char **v, size_t n) {
 static int parse_labels(const char *metric, const char *spec, int kind, char ***out_v,
                         size_t *out_n) {
   *out_v = NULL, *out_n = 0;
-  if (!spec) return 0;
-  char *copy = ty_strdup(spec), *save = NULL;
-  for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+  if (!spec || !*spec) return 0;
+  char *copy = ty_strdup(spec), *rest = copy;
+  for (char *tok = strsep(&rest, ","); tok; tok = strsep(&rest, ",")) {
     while (*tok == ' ') tok++;
     size_t len = strlen(tok);
     while (len && tok[len - 1] == ' ') tok[--len] = '\0';
@@ -172,8 +172,12 @@ static int check_bounds(const char *name, const double *b, size_t *n) {
   }
   if (*n && isinf(b[*n - 1]) && b[*n - 1] > 0) (*n)--; /* +Inf is implied */
   for (size_t i = 0; i < *n; i++) {
-    if (!isfinite(b[i]) || (i > 0 && !(b[i] > b[i - 1]))) {
-      ty_error("metrics: %s: bounds[%zu] is not finite and above the bound before it", name, i);
+    if (!isfinite(b[i])) {
+      ty_error("metrics: %s: bounds[%zu] is not finite", name, i);
+      return -1;
+    }
+    if (i > 0 && !(b[i] > b[i - 1])) {
+      ty_error("metrics: %s: bounds[%zu] is not above bounds[%zu]", name, i, i - 1);
       return -1;
     }
   }

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Tests for lib/metrics/http.c over real sockets on 127.0.0.1: the server
+ * runs on a libuv loop in a second thread (the registry is filled before the
+ * thread starts and never touched again), and the test talks to it with a
+ * blocking socket client. Stopping goes through uv_async_send, the only
+ * call that may cross threads; uv_loop_close() == 0 at the end proves that
+ * every handle of the server was closed.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/metrics/metrics.h"
+
+typedef struct server_fixture {
+  uv_loop_t loop;
+  uv_async_t stop;
+  ty_metrics *m;
+  ty_metrics_http *http;
+  pthread_t thread;
+  int port;
+} server_fixture;
+
+static server_fixture fx;
+
+static const char *const k_body = "# HELP trainyard_up_total Ups.\n"
+                                  "# TYPE trainyard_up_total counter\n"
+                                  "trainyard_up_total 7\n";
+
+static void on_stop(uv_async_t *a) {
+  ty_metrics_http_stop(fx.http);
+  uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *loop_thread(void *arg) {
+  (void)arg;
+  uv_run(&fx.loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+static void setup(void) {
+  cr_assert_eq(uv_loop_init(&fx.loop), 0);
+  fx.m = ty_metrics_create();
+  ty_metric *c = ty_metrics_counter(fx.m, "trainyard_up_total", "Ups.", NULL);
+  ty_metric_inc(c, NULL, 7);
+  cr_assert_eq(ty_metrics_http_start(&fx.loop, "127.0.0.1", 0, fx.m, &fx.http), 0);
+  fx.port = ty_metrics_http_port(fx.http);
+  cr_assert_gt(fx.port, 0);
+  cr_assert_eq(uv_async_init(&fx.loop, &fx.stop, on_stop), 0);
+  cr_assert_eq(pthread_create(&fx.thread, NULL, loop_thread, NULL), 0);
+}
+
+static void teardown(void) {
+  uv_async_send(&fx.stop);
+  pthread_join(fx.thread, NULL);
+  cr_expect_eq(uv_loop_close(&fx.loop), 0, "every handle closed");
+  ty_metrics_destroy(fx.m);
+}
+
+/* ---- a blocking client --------------------------------------------------- */
+
+typedef struct client {
+  int fd;
+  char buf[65536];
+  size_t len;
+} client;
+
+typedef struct response {
+  int status;
+  char headers[4096];
+  char body[16384];
+  size_t body_len;
+} response;
+
+static void client_open(client *c) {
+  c->len = 0;
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(c->fd, 0);
+  struct timeval tv = {.tv_sec = 20}; /* a safety net against hangs, not an assertion */
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+}
+
+static void client_send(client *c, const char *data, size_t len) {
+  while (len) {
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    cr_assert_gt(n, 0, "send");
+    data += n, len -= (size_t)n;
+  }
+}
+
+static void client_sends(client *c, const char *s) { client_send(c, s, strlen(s)); }
+
+/* Reads more bytes; returns 0 on EOF or error. */
+static int client_fill(client *c) {
+  cr_assert_lt(c->len, sizeof c->buf, "response too large for the test client");
+  ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+  if (n <= 0) return 0;
+  c->len += (size_t)n;
+  return 1;
+}
+
+/* Reads until the peer closes; true if it did (and sent nothing more). */
+static int client_sees_eof(client *c) {
+  char b[256];
+  return recv(c->fd, b, sizeof b, 0) == 0;
+}
+
+static const char *header(const response *r, const char *name) {
+  static char val[256];
+  char key[64];
+  snprintf(key, sizeof key, "\r\n%s: ", name);
+  const char *p = strcasestr(r->headers, key);
+  if (!p) return NULL;
+  p += strlen(key);
+  size_t n = strcspn(p, "\r");
+  snprintf(val, sizeof val, "%.*s", (int)n, p);
+  return val;
+}
+
+/* Reads one response; `head_only` for answers to HEAD (no body follows). */
+static void client_read(client *c, response *r, int head_only) {
+  char *end;
+  while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
+    cr_assert(client_fill(c), "connection ended before a full response head");
+  size_t hlen = (size_t)(end - c->buf) + 4;
+  cr_assert_lt(hlen, sizeof r->headers);
+  memcpy(r->headers, c->buf, hlen);
+  r->headers[hlen] = '\0';
+  cr_assert_eq(sscanf(r->headers, "HTTP/1.1 %d ", &r->status), 1, "%s", r->headers);
+  const char *cl = header(r, "Content-Length");
+  cr_assert_not_null(cl, "no Content-Length in %s", r->headers);
+  size_t blen = head_only ? 0 : strtoul(cl, NULL, 10);
+  cr_assert_lt(blen, sizeof r->body);
+  while (c->len < hlen + blen) cr_assert(client_fill(c), "connection ended inside a body");
+  memcpy(r->body, c->buf + hlen, blen);
+  r->body[blen] = '\0';
+  r->body_len = blen;
+  memmove(c->buf, c->buf + hlen + blen, c->len - hlen - blen);
+  c->len -= hlen + blen;
+}
+
+static const char *k_get = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/* ---- tests --------------------------------------------------------------- */
+
+TestSuite(metrics_http, .init = setup, .fini = teardown);
+
+Test(metrics_http, get_metrics_then_keep_alive_then_close) {
+  client c;
+  response r;
+  client_open(&c);
+  for (int i = 0; i < 3; i++) {
+    client_sends(&c, k_get);
+    client_read(&c, &r, 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    cr_expect_str_eq(r.body, k_body);
+    cr_expect_eq((size_t)atoi(header(&r, "Content-Length")), strlen(k_body));
+    cr_expect_str_eq(header(&r, "Connection"), "keep-alive");
+  }
+  client_sends(&c, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(header(&r, "Connection"), "close");
+  cr_expect(client_sees_eof(&c));
+  close(c.fd);
+}
+
+Test(metrics_http, pipelined_requests_answered_in_order) {
+  client c;
+  response r;
+  client_open(&c);
+  client_sends(&c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "\r\n" /* a stray empty line between requests is allowed */
+                   "GET /metrics?name=x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 404);
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, k_body);
+  cr_expect(client_sees_eof(&c));
+  close(c.fd);
+}
+
+Test(metrics_http, request_split_across_writes) {
+  client c;
+  response r;
+  client_open(&c);
+  for (const char *p = k_get; *p; p++) client_send(&c, p, 1);
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  close(c.fd);
+}
+
+Test(metrics_http, head_has_length_but_no_body) {
+  client c;
+  response r;
+  client_open(&c);
+  client_sends(&c, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  client_read(&c, &r, 1);
+  cr_expect_eq(r.status, 200);
+  cr_expect_eq((size_t)atoi(header(&r, "Content-Length")), strlen(k_body));
+  client_sends(&c, k_get); /* framing intact: the next answer starts cleanly */
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, k_body);
+  close(c.fd);
+}
+
+Test(metrics_http, other_paths_are_404_and_keep_the_connection) {
+  static const char *paths[] = {"/", "/metricsx", "/metrics/", "/favicon.ico", "*",
+                                "http://127.0.0.1/metrics"};
+  client c;
+  response r;
+  client_open(&c);
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    char req[256];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[i]);
+    client_sends(&c, req);
+    client_read(&c, &r, 0);
+    cr_expect_eq(r.status, 404, "%s", paths[i]);
+  }
+  client_sends(&c, k_get);
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  close(c.fd);
+}
+
+Test(metrics_http, other_methods_are_405) {
+  client c;
+  response r;
+  client_open(&c);
+  client_sends(&c, "DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 405);
+  cr_expect_str_eq(header(&r, "Allow"), "GET, HEAD");
+  /* a request with a body is answered, then the connection ends */
+  client_sends(&c, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 405);
+  cr_expect_str_eq(header(&r, "Connection"), "close");
+  cr_expect(client_sees_eof(&c));
+  close(c.fd);
+}
+
+Test(metrics_http, http10_closes_unless_keep_alive) {
+  client c;
+  response r;
+  client_open(&c);
+  client_sends(&c, "GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(header(&r, "Connection"), "keep-alive");
+  client_sends(&c, "GET /metrics HTTP/1.0\r\n\r\n"); /* no Host needed in 1.0 */
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(header(&r, "Connection"), "close");
+  cr_expect(client_sees_eof(&c));
+  close(c.fd);
+}
+
+/* Each malformed head gets 400 and the connection ends. */
+static void expect_400(const char *req, size_t len) {
+  client c;
+  response r;
+  client_open(&c);
+  client_send(&c, req, len);
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 400, "request: %.*s", (int)len, req);
+  cr_expect_str_eq(header(&r, "Connection"), "close");
+  cr_expect(client_sees_eof(&c), "closed after 400: %.*s", (int)len, req);
+  close(c.fd);
+}
+
+#define EXPECT_400(lit) expect_400(lit, sizeof(lit) - 1)
+
+Test(metrics_http, malformed_request_line_is_400) {
+  EXPECT_400("hello\r\n\r\n");
+  EXPECT_400("GET\r\nHost: x\r\n\r\n");
+  EXPECT_400("GET /metrics\r\nHost: x\r\n\r\n");
+  EXPECT_400("GET  /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1 \r\nHost: x\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n");
+  EXPECT_400("GET /metrics http/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_400("G(T /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_400("GET /met\x01rics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\nHost: x\n\n"); /* bare LF */
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\n\n");
+  EXPECT_400("GET /me\0trics HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+Test(metrics_http, malformed_headers_are_400) {
+  EXPECT_400("GET /metrics HTTP/1.1\r\n\r\n"); /* HTTP/1.1 needs Host */
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n");
+}
+
+Test(metrics_http, head_over_8k_is_400) {
+  size_t len = 9000;
+  char *req = malloc(len);
+  const char *start = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+  memcpy(req, start, strlen(start));
+  memset(req + strlen(start), 'a', len - strlen(start));
+  expect_400(req, len); /* no end of head in sight: rejected at 8 KiB */
+  memcpy(req + len - 4, "\r\n\r\n", 4);
+  expect_400(req, len); /* complete, but too large */
+  free(req);
+}
+
+Test(metrics_http, head_just_under_8k_is_fine) {
+  char req[8192];
+  const char *start = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+  size_t s = strlen(start);
+  memcpy(req, start, s);
+  memset(req + s, 'a', sizeof req - s - 4);
+  memcpy(req + sizeof req - 4, "\r\n\r\n", 4);
+  client c;
+  response r;
+  client_open(&c);
+  client_send(&c, req, sizeof req);
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  close(c.fd);
+}
+
+Test(metrics_http, client_closing_mid_request_is_harmless) {
+  client c;
+  response r;
+  client_open(&c);
+  client_sends(&c, "GET /metr");
+  close(c.fd);
+  client_open(&c);
+  client_sends(&c, k_get);
+  client_read(&c, &r, 0);
+  cr_expect_eq(r.status, 200);
+  close(c.fd);
+}
+
+Test(metrics_http, connections_beyond_the_limit_are_closed) {
+  enum { N = 64 };
+  client *cs = calloc(N + 1, sizeof(client));
+  response r;
+  for (int i = 0; i < N; i++) client_open(&cs[i]);
+  /* the server accepts in order, so the 65th is the one turned away */
+  client_open(&cs[N]);
+  cr_expect(client_sees_eof(&cs[N]), "connection over the limit is closed");
+  close(cs[N].fd);
+  client_sends(&cs[0], k_get); /* those within the limit still work */
+  client_read(&cs[0], &r, 0);
+  cr_expect_eq(r.status, 200);
+  for (int i = 0; i < N; i++) close(cs[i].fd);
+  free(cs);
+}
+
+Test(metrics_http, stop_with_open_connections) {
+  client c;
+  response r;
+  client_open(&c);
+  client_sends(&c, k_get);
+  client_read(&c, &r, 0);
+  client_sends(&c, "GET /metr"); /* half a request still pending */
+  /* teardown stops the server now; uv_loop_close proves all handles closed */
+  close(c.fd);
+}
+
+/* ---- start errors, without the thread ------------------------------------ */
+
+Test(metrics_http_start, rejects_bad_arguments) {
+  uv_loop_t loop;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  ty_metrics *m = ty_metrics_create();
+  ty_metrics_http *s = (ty_metrics_http *)&loop; /* must be reset to NULL */
+  cr_expect_eq(ty_metrics_http_start(&loop, "not-an-ip", 0, m, &s), TY_EINVAL);
+  cr_expect_null(s);
+  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", 70000, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", -1, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_metrics_http_start(&loop, NULL, 0, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", 0, NULL, &s), TY_EINVAL);
+  cr_expect_eq(ty_metrics_http_start(NULL, "127.0.0.1", 0, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", 0, m, NULL), TY_EINVAL);
+  cr_expect_eq(ty_metrics_http_port(NULL), -1);
+  ty_metrics_http_stop(NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_expect_eq(uv_loop_close(&loop), 0);
+  ty_metrics_destroy(m);
+}
+
+Test(metrics_http_start, port_in_use_and_ipv6) {
+  uv_loop_t loop;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  ty_metrics *m = ty_metrics_create();
+  ty_metrics_http *a = NULL, *b = NULL;
+  cr_assert_eq(ty_metrics_http_start(&loop, "127.0.0.1", 0, m, &a), 0);
+  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", ty_metrics_http_port(a), m, &b),
+               UV_EADDRINUSE);
+  cr_expect_null(b);
+  int rc = ty_metrics_http_start(&loop, "::1", 0, m, &b);
+  if (rc == 0) cr_expect_gt(ty_metrics_http_port(b), 0);
+  else cr_expect_eq(rc, UV_EADDRNOTAVAIL, "IPv6 loopback missing is the only excuse");
+  ty_metrics_http_stop(a);
+  ty_metrics_http_stop(b);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_expect_eq(uv_loop_close(&loop), 0);
+  ty_metrics_destroy(m);
+}
