@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cli: the testable core of `trainctl` — argument parsing into plain structs,
+ * the protobuf conversions (cli/convert.c is the only file that sees generated
+ * types), the JSON writer and the table/JSON output layer, and the mapping
+ * from answers to exit codes. None of it opens a socket: the subcommands in
+ * cli/cmd_*.c do the RPCs and use these pieces, so every rule a user can trip
+ * over (a bad option, a garbage job file, an escaped string) is unit-tested
+ * without a controller.
+ *
+ * Ownership: every struct below that holds heap strings has a `_close`
+ * function that frees them and accepts a zeroed struct; parsed structs own
+ * copies of what they need, never pointers into argv.
+ *
+ * Errors: parse functions return 0 or a negative TY_E* code and, on error,
+ * write a one-line message naming the bad option or field into a ty_cli_err
+ * (without the "trainctl: " prefix, which main adds).
+ */
+#ifndef TY_CLI_CLI_H
+#define TY_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/base/base.h"
+
+/* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
+enum {
+  TY_CLI_EXIT_OK = 0,
+  TY_CLI_EXIT_ERROR = 1,       /* an error reported by the controller (or a worker) */
+  TY_CLI_EXIT_USAGE = 2,       /* bad command line */
+  TY_CLI_EXIT_UNREACHABLE = 3, /* the controller could not be reached or did not answer */
+  TY_CLI_EXIT_NOTFOUND = 4,    /* unknown job id */
+  TY_CLI_EXIT_INVALID = 5,     /* invalid job spec (refused, or a job file that does not decode) */
+};
+
+/* What kind of request an answer belongs to; the same status means different
+ * things to different requests (TY_ENOTFOUND is an unknown job for `show` but
+ * an unknown queue, hence an invalid spec, for `submit`). */
+typedef enum {
+  TY_CLI_OP_SUBMIT,
+  TY_CLI_OP_JOB,    /* a request naming job ids: show, logs, cancel */
+  TY_CLI_OP_OTHER,  /* ls, nodes */
+} ty_cli_op;
+
+/* Exit code for an answer's status (0 -> 0). */
+int ty_cli_exit_for_status(ty_cli_op op, int status);
+/* Exit code for a transport error of the blocking client (connection refused,
+ * timed out, closed before the answer): always TY_CLI_EXIT_UNREACHABLE. */
+int ty_cli_exit_for_transport(int rc);
+
+/* ---- errors ---------------------------------------------------------------- */
+typedef struct ty_cli_err {
+  char msg[512];
+} ty_cli_err;
+/* Formats into err->msg (truncating) and returns `code`, so callers write
+ * `return ty_cli_errf(err, TY_EINVAL, "--gpus: ...")`. err may be NULL. */
+int ty_cli_errf(ty_cli_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- states ------------------------------------------------------------------
+ * Numbered as trainyard.JobState / trainyard.NodeState on the wire. */
+enum {
+  TY_CLI_JOB_PENDING = 1,
+  TY_CLI_JOB_RUNNING = 2,
+  TY_CLI_JOB_COMPLETED = 3,
+  TY_CLI_JOB_FAILED = 4,
+  TY_CLI_JOB_CANCELLED = 5,
+  TY_CLI_JOB_TIMEOUT = 6,
+  TY_CLI_JOB_PREEMPTED = 7,
+  TY_CLI_JOB_NODE_FAIL = 8,
+  TY_CLI_JOB_STATE_MAX = 8,
+};
+/* "PENDING", "NODE_FAIL", ...; "UNKNOWN" for anything else. Never NULL. */
+const char *ty_cli_job_state_name(int state);
+/* Accepts names case-insensitively ("running", "NODE_FAIL", "node-fail") and
+ * the squeue short forms (PD, R, CD, F, CA, TO, PR, NF). TY_EINVAL otherwise. */
+int ty_cli_job_state_parse(const char *s, int *out_state);
+const char *ty_cli_node_state_name(int state); /* "UP", "DOWN", "DRAINING", "DRAINED" */
+
+/* ---- the job spec, as the client builds it -------------------------------- */
+typedef struct ty_cli_job {
+  char *name, *queue, *user, *cwd; /* owned; NULL = unset */
+  int32_t priority;
+  uint32_t time_limit_s;           /* 0 = the queue's default */
+  uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task; /* 0 = default */
+  uint64_t mem_per_node;           /* bytes, 0 = no limit */
+  char **argv;                     /* owned, argc entries */
+  size_t argc;
+  char **env;                      /* owned "NAME=value" entries */
+  size_t envc;
+  bool is_graph;                   /* a graph job (only read back from the controller) */
+  char *model_path;                /* graph jobs: owned, may be NULL */
+} ty_cli_job;
+void ty_cli_job_close(ty_cli_job *j);
+
+/* ---- command lines ------------------------------------------------------------ */
+
+/* Global options, before the subcommand. */
+typedef struct ty_cli_global {
+  char *host;          /* owned */
+  int port;
+  char *controller;    /* owned, "HOST:PORT" as given, for messages */
+  uint32_t timeout_ms; /* per connect and per call; default 10 s */
+  bool json;
+  bool help, version;
+  int cmd_index;       /* argv index of the subcommand; argc when absent */
+} ty_cli_global;
+/* Parses argv[1..] up to the subcommand. `env_controller` is the value of
+ * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. */
+int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
+                        ty_cli_err *err);
+void ty_cli_global_close(ty_cli_global *g);
+
+/* Splits "HOST:PORT", "[v6]:PORT" or "HOST" (port = default_port). `what`
+ * names the option or variable in the error message. *out_host is owned. */
+int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
+                      int *out_port, ty_cli_err *err);
+
+/* Parses "42" into a job id (> 0). */
+int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err);
+
+/* `submit FILE` or `submit --command [options] -- CMD ARGS...`. Arguments
+ * start after the subcommand name. For a command, job.cwd defaults to `cwd`
+ * and job.user to `user` (both may be NULL). */
+typedef struct ty_cli_submit_args {
+  bool command_mode, quiet, json, help;
+  char *file;      /* owned; job file path (file mode) */
+  ty_cli_job job;  /* command mode */
+} ty_cli_submit_args;
+int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
+                        ty_cli_submit_args *out, ty_cli_err *err);
+void ty_cli_submit_args_close(ty_cli_submit_args *a);
+
+typedef struct ty_cli_ls_args {
+  int states[TY_CLI_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
+  size_t nstates;
+  char *user, *queue;               /* owned; NULL = any */
+  bool all, json, help;
+} ty_cli_ls_args;
+/* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
+int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err);
+void ty_cli_ls_args_close(ty_cli_ls_args *a);
+
+typedef struct ty_cli_show_args {
+  uint64_t id;
+  bool json, help;
+} ty_cli_show_args;
+int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, ty_cli_err *err);
+
+typedef struct ty_cli_logs_args {
+  uint64_t id;
+  bool follow, help;
+  int64_t rank; /* -1 = every rank */
+} ty_cli_logs_args;
+int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, ty_cli_err *err);
+
+typedef struct ty_cli_cancel_args {
+  uint64_t *ids; /* owned */
+  size_t nids;
+  bool json, help;
+} ty_cli_cancel_args;
+int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, ty_cli_err *err);
+void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
+
+typedef struct ty_cli_nodes_args {
+  bool json, help;
+} ty_cli_nodes_args;
+int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, ty_cli_err *err);
+
+/* ---- what the controller answers, as plain structs ------------------------- */
+typedef struct ty_cli_jobinfo {
+  uint64_t id;
+  ty_cli_job spec;
+  int state;
+  char *reason;  /* owned, "" when none */
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms; /* 0 = not yet */
+  char **nodes;  /* owned */
+  size_t nnodes;
+  uint32_t requeue_count;
+} ty_cli_jobinfo;
+void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
+void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */
+
+typedef struct ty_cli_event {
+  int64_t time_ms;
+  int from, to;
+  char *reason; /* owned */
+} ty_cli_event;
+void ty_cli_events_free(ty_cli_event *ev, size_t n);
+
+typedef struct ty_cli_node {
+  char *name, *io_addr, *reason, *topology; /* owned */
+  int state;
+  uint32_t cpus, cpus_used, gpus, gpus_used, running_tasks;
+  uint64_t memory;
+  int64_t last_heartbeat_ms;
+} ty_cli_node;
+void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
+
+typedef struct ty_cli_task_loc {
+  uint32_t rank;
+  char *node, *io_addr; /* owned */
+} ty_cli_task_loc;
+void ty_cli_task_locs_free(ty_cli_task_loc *ts, size_t n);
+
+typedef struct ty_cli_cancel_result {
+  uint64_t id;
+  int status;
+  char *message; /* owned */
+} ty_cli_cancel_result;
+void ty_cli_cancel_results_free(ty_cli_cancel_result *rs, size_t n);
+
+/* ---- protobuf conversions (cli/convert.c) ------------------------------------
+ * Encoders append a request message to `out` (initialised by the caller).
+ * Decoders return TY_EPROTO when the payload does not decode; the arrays they
+ * return are owned by the caller and freed with the matching _free. */
+int ty_cli_encode_submit(const ty_cli_job *job, ty_buf *out);
+/* Wraps an encoded trainyard.Job (a job file) into a SubmitJobRequest, filling
+ * `user` when the file leaves it empty. TY_EPROTO when it is not a Job. */
+int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, ty_buf *out);
+/* Reads a job file and does the above; err names the file:
+ * `FILE: not a valid trainyard.Job message (protobuf decode failed)`. */
+int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, ty_cli_err *err);
+int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
+int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob and GetTaskLocations */
+int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out);
+int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out);
+
+int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id);
+int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n);
+int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
+                          ty_cli_event **out_events, size_t *out_nevents);
+int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n);
+int ty_cli_decode_task_locs(const uint8_t *p, size_t n, ty_cli_task_loc **out, size_t *out_n,
+                            int *out_state);
+int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cli_cancel_result **out, size_t *out_n);
+/* A LogChunk: appends its data to `data` and sets rank and offset. */
+int ty_cli_decode_log_chunk(const uint8_t *p, size_t n, uint32_t *out_rank, uint64_t *out_offset,
+                            ty_buf *data);
+
+/* ---- JSON writer (cli/json.c) --------------------------------------------------
+ * Writes compact, well-formed JSON into a ty_buf. Strings are escaped per RFC
+ * 8259 and invalid UTF-8 becomes U+FFFD, so any bytes a user put in a job name
+ * still yield a document every parser accepts. Commas and nesting are tracked
+ * by the writer; misuse (a value where a key is due, unbalanced ends) makes
+ * ty_json_finish() fail with TY_EINVAL. */
+#define TY_JSON_MAX_DEPTH 32
+typedef struct ty_json {
+  ty_buf *out;
+  int depth;
+  int err;
+  bool first[TY_JSON_MAX_DEPTH]; /* nothing written yet at this level */
+  bool object[TY_JSON_MAX_DEPTH];
+  bool want_value;               /* a key was written, its value is due */
+  /* Set after init: each element of a top-level array goes on its own line,
+   * so `grep -c '"id"'` counts records, as shell scripts expect. */
+  bool lines;
+} ty_json;
+void ty_json_init(ty_json *j, ty_buf *out);
+void ty_json_begin_object(ty_json *j);
+void ty_json_end_object(ty_json *j);
+void ty_json_begin_array(ty_json *j);
+void ty_json_end_array(ty_json *j);
+void ty_json_key(ty_json *j, const char *key);
+void ty_json_string(ty_json *j, const char *s); /* NULL writes null */
+void ty_json_string_n(ty_json *j, const char *s, size_t n);
+void ty_json_int(ty_json *j, int64_t v);
+void ty_json_uint(ty_json *j, uint64_t v);
+void ty_json_bool(ty_json *j, bool v);
+void ty_json_null(ty_json *j);
+/* Appends "\n"; returns 0, or the first error (TY_EINVAL, TY_ENOMEM). */
+int ty_json_finish(ty_json *j);
+/* Appends `s` (n bytes) as a quoted, escaped JSON string. */
+int ty_json_escape(ty_buf *out, const char *s, size_t n);
+
+/* ---- tables (cli/table.c) -----------------------------------------------------
+ * Columns are as wide as their widest cell (counted in UTF-8 code points),
+ * separated by two spaces; the last column is not padded. Control characters
+ * in cells are shown as '?' so a job name cannot break the layout. */
+typedef struct ty_cli_table ty_cli_table;
+/* `right` (may be NULL) marks right-aligned (numeric) columns. */
+ty_cli_table *ty_cli_table_create(const char *const *headers, const bool *right, size_t ncols);
+void ty_cli_table_destroy(ty_cli_table *t);
+/* Adds one row of ncols cells (copied; NULL shows as ""). */
+int ty_cli_table_add(ty_cli_table *t, const char *const *cells);
+int ty_cli_table_render(const ty_cli_table *t, ty_buf *out);
+
+/* ---- rendering (cli/format.c) --------------------------------------------------
+ * `now_ms` is passed in so the output is a pure function of its inputs. */
+/* "0:05", "12:34", "1:02:03", "3-04:05:06" (squeue's TIME). */
+void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap);
+/* "512", "64K", "1.5G" (powers of 1024). */
+void ty_cli_format_size(uint64_t bytes, char *out, size_t cap);
+int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, ty_buf *out);
+int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
+                      bool json, ty_buf *out);
+int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);
+/* Successes go to `out` ("Cancelled job 5"), failures to `errs` (the
+ * controller's message, "trainctl: "-prefixed); JSON puts both in `out`. */
+int ty_cli_render_cancel(const ty_cli_cancel_result *rs, size_t n, bool json, ty_buf *out,
+                         ty_buf *errs);
+/* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
+int ty_cli_cancel_exit(const ty_cli_cancel_result *rs, size_t n);
+/* "Submitted job 42", "42" (quiet) or {"id":42}. */
+int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out);
+
+#endif

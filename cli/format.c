@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The output layer: jobs, nodes and cancel results as tables for people and
+ * as JSON for scripts. Every function is a pure function of its arguments
+ * (the clock comes in as `now_ms`) so tests can pin the exact text.
+ *
+ * JSON shape: listings are arrays with one record per line (shell scripts
+ * count records with `grep -c`); field names follow proto/trainyard.proto;
+ * states are their names ("RUNNING"); an empty queue is shown as "default".
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap) {
+  int64_t s = ms < 0 ? 0 : ms / 1000;
+  int64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
+  if (d) snprintf(out, cap, "%" PRId64 "-%02" PRId64 ":%02" PRId64 ":%02" PRId64, d, h, m, sec);
+  else if (h) snprintf(out, cap, "%" PRId64 ":%02" PRId64 ":%02" PRId64, h, m, sec);
+  else snprintf(out, cap, "%" PRId64 ":%02" PRId64, m, sec);
+}
+
+void ty_cli_format_size(uint64_t bytes, char *out, size_t cap) {
+  static const char units[] = "KMGTPE";
+  int u = -1;
+  double v = (double)bytes;
+  while (v >= 1024.0 && u < 5) v /= 1024.0, u++;
+  if (u < 0) snprintf(out, cap, "%" PRIu64, bytes);
+  else if (bytes % (1ull << (10 * (u + 1))) == 0) snprintf(out, cap, "%.0f%c", v, units[u]);
+  else snprintf(out, cap, "%.1f%c", v, units[u]);
+}
+
+static const char *queue_name(const char *q) { return q && *q ? q : "default"; }
+
+static int64_t job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms) {
+  if (j->start_ms <= 0) return 0;
+  int64_t end = j->end_ms > 0 ? j->end_ms : now_ms;
+  return end > j->start_ms ? end - j->start_ms : 0;
+}
+
+/* Node names when placed, else how many nodes the job asks for. */
+static void job_nodes(const ty_cli_jobinfo *j, ty_buf *b) {
+  for (size_t i = 0; i < j->nnodes; i++)
+    ty_buf_printf(b, "%s%s", i ? "," : "", j->nodes[i]);
+  if (j->nnodes == 0) ty_buf_printf(b, "%u", j->spec.nodes ? j->spec.nodes : 1);
+  ty_buf_append(b, "", 1);
+}
+
+static void json_str_array(ty_json *js, const char *key, char **v, size_t n) {
+  ty_json_key(js, key);
+  ty_json_begin_array(js);
+  for (size_t i = 0; i < n; i++) ty_json_string(js, v[i]);
+  ty_json_end_array(js);
+}
+
+static void json_spec(ty_json *js, const ty_cli_job *s) {
+  ty_json_key(js, "time_limit_s"), ty_json_uint(js, s->time_limit_s);
+  ty_json_key(js, "resources"), ty_json_begin_object(js);
+  ty_json_key(js, "nodes"), ty_json_uint(js, s->nodes ? s->nodes : 1);
+  ty_json_key(js, "tasks_per_node"), ty_json_uint(js, s->tasks_per_node ? s->tasks_per_node : 1);
+  ty_json_key(js, "gpus_per_node"), ty_json_uint(js, s->gpus_per_node);
+  ty_json_key(js, "cpus_per_task"), ty_json_uint(js, s->cpus_per_task ? s->cpus_per_task : 1);
+  ty_json_key(js, "mem_per_node"), ty_json_uint(js, s->mem_per_node);
+  ty_json_end_object(js);
+  ty_json_key(js, "kind"), ty_json_string(js, s->is_graph ? "graph" : "command");
+  if (s->is_graph) {
+    ty_json_key(js, "graph"), ty_json_begin_object(js);
+    ty_json_key(js, "model_path"), ty_json_string(js, s->model_path ? s->model_path : "");
+    ty_json_end_object(js);
+    return;
+  }
+  ty_json_key(js, "command"), ty_json_begin_object(js);
+  json_str_array(js, "argv", s->argv, s->argc);
+  json_str_array(js, "env", s->env, s->envc);
+  ty_json_key(js, "cwd"), ty_json_string(js, s->cwd ? s->cwd : "");
+  ty_json_end_object(js);
+}
+
+static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
+  ty_json_key(js, "id"), ty_json_uint(js, j->id);
+  ty_json_key(js, "name"), ty_json_string(js, j->spec.name ? j->spec.name : "");
+  ty_json_key(js, "user"), ty_json_string(js, j->spec.user ? j->spec.user : "");
+  ty_json_key(js, "queue"), ty_json_string(js, queue_name(j->spec.queue));
+  ty_json_key(js, "priority"), ty_json_int(js, j->spec.priority);
+  ty_json_key(js, "state"), ty_json_string(js, ty_cli_job_state_name(j->state));
+  ty_json_key(js, "reason"), ty_json_string(js, j->reason ? j->reason : "");
+  ty_json_key(js, "exit_code"), ty_json_int(js, j->exit_code);
+  ty_json_key(js, "term_signal"), ty_json_int(js, j->term_signal);
+  ty_json_key(js, "submit_time_ms"), ty_json_int(js, j->submit_ms);
+  ty_json_key(js, "start_time_ms"), ty_json_int(js, j->start_ms);
+  ty_json_key(js, "end_time_ms"), ty_json_int(js, j->end_ms);
+  json_str_array(js, "nodes", j->nodes, j->nnodes);
+  ty_json_key(js, "requeue_count"), ty_json_uint(js, j->requeue_count);
+  json_spec(js, &j->spec);
+}
+
+static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, ty_buf *out) {
+  static const char *const hdr[] = {"ID", "NAME", "USER", "QUEUE", "PRI",
+                                    "STATE", "TIME", "NODES", "REASON"};
+  static const bool right[] = {true, false, false, false, true, false, true, false, false};
+  ty_cli_table *t = ty_cli_table_create(hdr, right, TY_ARRAY_LEN(hdr));
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const ty_cli_jobinfo *j = &js[i];
+    char id[24], pri[16], time[32];
+    snprintf(id, sizeof id, "%" PRIu64, j->id);
+    snprintf(pri, sizeof pri, "%" PRId32, j->spec.priority);
+    ty_cli_format_elapsed(job_elapsed(j, now_ms), time, sizeof time);
+    ty_buf nodes;
+    ty_buf_init(&nodes);
+    job_nodes(j, &nodes);
+    const char *row[] = {id, j->spec.name, j->spec.user, queue_name(j->spec.queue), pri,
+                         ty_cli_job_state_name(j->state), time, (char *)nodes.data, j->reason};
+    rc = ty_cli_table_add(t, row);
+    ty_buf_close(&nodes);
+  }
+  if (rc == 0) rc = ty_cli_table_render(t, out);
+  ty_cli_table_destroy(t);
+  return rc;
+}
+
+int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, ty_buf *out) {
+  if (!json) return jobs_table(js, n, now_ms, out);
+  ty_json w;
+  ty_json_init(&w, out);
+  w.lines = true;
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < n; i++) {
+    ty_json_begin_object(&w);
+    json_job(&w, &js[i]);
+    ty_json_end_object(&w);
+  }
+  ty_json_end_array(&w);
+  return ty_json_finish(&w);
+}
+
+/* ---- show ------------------------------------------------------------------ */
+
+static void format_time(int64_t ms, char *out, size_t cap) {
+  if (ms <= 0) {
+    snprintf(out, cap, "-");
+    return;
+  }
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* Shell-quotes one word unless it is plainly safe, so a printed command can
+ * be pasted back into a shell. */
+static void shell_word(ty_buf *b, const char *w) {
+  bool plain = *w != '\0';
+  for (const char *p = w; *p && plain; p++)
+    plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%", *p);
+  if (plain) {
+    ty_buf_printf(b, "%s", w);
+    return;
+  }
+  ty_buf_append(b, "'", 1);
+  for (const char *p = w; *p; p++)
+    if (*p == '\'') ty_buf_append(b, "'\\''", 4);
+    else ty_buf_append(b, p, 1);
+  ty_buf_append(b, "'", 1);
+}
+
+static void kv(ty_buf *b, const char *key, const char *val) {
+  ty_buf_printf(b, "  %-12s %s\n", key, val);
+}
+
+static void show_resources(ty_buf *b, const ty_cli_job *s) {
+  char mem[32] = "no limit";
+  if (s->mem_per_node) ty_cli_format_size(s->mem_per_node, mem, sizeof mem);
+  ty_buf_printf(b, "  %-12s %u node(s) x %u task(s), %u GPU(s)/node, %u CPU(s)/task, memory %s\n",
+                "resources:", s->nodes ? s->nodes : 1, s->tasks_per_node ? s->tasks_per_node : 1,
+                s->gpus_per_node, s->cpus_per_task ? s->cpus_per_task : 1, mem);
+}
+
+static void show_command(ty_buf *b, const ty_cli_job *s) {
+  if (s->is_graph) {
+    kv(b, "model:", s->model_path && *s->model_path ? s->model_path : "(inline bytes)");
+    return;
+  }
+  ty_buf_printf(b, "  %-12s ", "command:");
+  for (size_t i = 0; i < s->argc; i++) {
+    if (i) ty_buf_append(b, " ", 1);
+    shell_word(b, s->argv[i]);
+  }
+  ty_buf_append(b, "\n", 1);
+  kv(b, "cwd:", s->cwd && *s->cwd ? s->cwd : "(the worker's)");
+  for (size_t i = 0; i < s->envc; i++) kv(b, i ? "" : "env:", s->env[i]);
+}
+
+static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
+  char t1[64], buf[128];
+  ty_buf_printf(b, "Job %" PRIu64 " (%s)\n", j->id, j->spec.name ? j->spec.name : "");
+  kv(b, "state:", ty_cli_job_state_name(j->state));
+  if (j->reason && *j->reason) kv(b, "reason:", j->reason);
+  kv(b, "user:", j->spec.user ? j->spec.user : "");
+  snprintf(buf, sizeof buf, "%s, priority %" PRId32, queue_name(j->spec.queue), j->spec.priority);
+  kv(b, "queue:", buf);
+  format_time(j->submit_ms, t1, sizeof t1), kv(b, "submitted:", t1);
+  format_time(j->start_ms, t1, sizeof t1), kv(b, "started:", t1);
+  format_time(j->end_ms, t1, sizeof t1), kv(b, "ended:", t1);
+  ty_cli_format_elapsed(job_elapsed(j, now_ms), t1, sizeof t1), kv(b, "elapsed:", t1);
+  if (j->spec.time_limit_s)
+    ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, t1, sizeof t1);
+  kv(b, "time limit:", j->spec.time_limit_s ? t1 : "the queue's default");
+  show_resources(b, &j->spec);
+  show_command(b, &j->spec);
+  ty_buf nodes;
+  ty_buf_init(&nodes);
+  job_nodes(j, &nodes);
+  kv(b, "nodes:", j->nnodes ? (char *)nodes.data : "-");
+  ty_buf_close(&nodes);
+  if (j->term_signal)
+    snprintf(buf, sizeof buf, "%" PRId32 " (signal %" PRId32 ")", j->exit_code, j->term_signal);
+  else snprintf(buf, sizeof buf, "%" PRId32, j->exit_code);
+  kv(b, "exit code:", buf);
+  snprintf(buf, sizeof buf, "%" PRIu32, j->requeue_count), kv(b, "requeued:", buf);
+}
+
+static int events_table(const ty_cli_event *ev, size_t n, ty_buf *out) {
+  static const char *const hdr[] = {"TIME", "FROM", "TO", "REASON"};
+  ty_cli_table *t = ty_cli_table_create(hdr, NULL, TY_ARRAY_LEN(hdr));
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    char when[64];
+    format_time(ev[i].time_ms, when, sizeof when);
+    const char *row[] = {when, ev[i].from ? ty_cli_job_state_name(ev[i].from) : "-",
+                         ty_cli_job_state_name(ev[i].to), ev[i].reason};
+    rc = ty_cli_table_add(t, row);
+  }
+  if (rc == 0) rc = ty_buf_printf(out, "Events:\n");
+  if (rc == 0) rc = ty_cli_table_render(t, out);
+  ty_cli_table_destroy(t);
+  return rc;
+}
+
+int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
+                      bool json, ty_buf *out) {
+  if (!json) {
+    show_text(j, now_ms, out);
+    return events_table(ev, nev, out);
+  }
+  ty_json w;
+  ty_json_init(&w, out);
+  ty_json_begin_object(&w);
+  json_job(&w, j);
+  ty_json_key(&w, "events");
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < nev; i++) {
+    ty_json_begin_object(&w);
+    ty_json_key(&w, "time_ms"), ty_json_int(&w, ev[i].time_ms);
+    ty_json_key(&w, "from_state");
+    ty_json_string(&w, ev[i].from ? ty_cli_job_state_name(ev[i].from) : "");
+    ty_json_key(&w, "to_state"), ty_json_string(&w, ty_cli_job_state_name(ev[i].to));
+    ty_json_key(&w, "reason"), ty_json_string(&w, ev[i].reason ? ev[i].reason : "");
+    ty_json_end_object(&w);
+  }
+  ty_json_end_array(&w);
+  ty_json_end_object(&w);
+  return ty_json_finish(&w);
+}
+
+/* ---- nodes, cancel, submit -------------------------------------------------- */
+
+static void heartbeat_age(int64_t last_ms, int64_t now_ms, char *out, size_t cap) {
+  if (last_ms <= 0) snprintf(out, cap, "-");
+  else snprintf(out, cap, "%" PRId64 "s ago", now_ms > last_ms ? (now_ms - last_ms) / 1000 : 0);
+}
+
+static int nodes_table(const ty_cli_node *ns, size_t n, int64_t now_ms, ty_buf *out) {
+  static const char *const hdr[] = {"NAME", "STATE", "CPUS", "GPUS", "MEM",
+                                    "TASKS", "HEARTBEAT", "REASON"};
+  static const bool right[] = {false, false, true, true, true, true, true, false};
+  ty_cli_table *t = ty_cli_table_create(hdr, right, TY_ARRAY_LEN(hdr));
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const ty_cli_node *nd = &ns[i];
+    char cpus[32], gpus[32], mem[32], tasks[16], hb[32];
+    snprintf(cpus, sizeof cpus, "%" PRIu32 "/%" PRIu32, nd->cpus_used, nd->cpus);
+    snprintf(gpus, sizeof gpus, "%" PRIu32 "/%" PRIu32, nd->gpus_used, nd->gpus);
+    ty_cli_format_size(nd->memory, mem, sizeof mem);
+    snprintf(tasks, sizeof tasks, "%" PRIu32, nd->running_tasks);
+    heartbeat_age(nd->last_heartbeat_ms, now_ms, hb, sizeof hb);
+    const char *row[] = {nd->name, ty_cli_node_state_name(nd->state), cpus, gpus, mem, tasks, hb,
+                         nd->reason};
+    rc = ty_cli_table_add(t, row);
+  }
+  if (rc == 0) rc = ty_cli_table_render(t, out);
+  ty_cli_table_destroy(t);
+  return rc;
+}
+
+static void json_node(ty_json *w, const ty_cli_node *nd) {
+  ty_json_begin_object(w);
+  ty_json_key(w, "name"), ty_json_string(w, nd->name);
+  ty_json_key(w, "state"), ty_json_string(w, ty_cli_node_state_name(nd->state));
+  ty_json_key(w, "cpus"), ty_json_uint(w, nd->cpus);
+  ty_json_key(w, "cpus_used"), ty_json_uint(w, nd->cpus_used);
+  ty_json_key(w, "gpus"), ty_json_uint(w, nd->gpus);
+  ty_json_key(w, "gpus_used"), ty_json_uint(w, nd->gpus_used);
+  ty_json_key(w, "memory"), ty_json_uint(w, nd->memory);
+  ty_json_key(w, "running_tasks"), ty_json_uint(w, nd->running_tasks);
+  ty_json_key(w, "io_addr"), ty_json_string(w, nd->io_addr);
+  ty_json_key(w, "last_heartbeat_ms"), ty_json_int(w, nd->last_heartbeat_ms);
+  ty_json_key(w, "topology"), ty_json_string(w, nd->topology);
+  ty_json_key(w, "reason"), ty_json_string(w, nd->reason);
+  ty_json_end_object(w);
+}
+
+int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out) {
+  if (!json) return nodes_table(ns, n, now_ms, out);
+  ty_json w;
+  ty_json_init(&w, out);
+  w.lines = true;
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < n; i++) json_node(&w, &ns[i]);
+  ty_json_end_array(&w);
+  return ty_json_finish(&w);
+}
+
+int ty_cli_render_cancel(const ty_cli_cancel_result *rs, size_t n, bool json, ty_buf *out,
+                         ty_buf *errs) {
+  if (!json) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+      if (rs[i].status == 0) rc = ty_buf_printf(out, "Cancelled job %" PRIu64 "\n", rs[i].id);
+      else if (rs[i].message && *rs[i].message)
+        rc = ty_buf_printf(errs, "trainctl: %s\n", rs[i].message);
+      else
+        rc = ty_buf_printf(errs, "trainctl: job %" PRIu64 ": %s\n", rs[i].id,
+                           ty_strerror(rs[i].status));
+    }
+    return rc;
+  }
+  ty_json w;
+  ty_json_init(&w, out);
+  w.lines = true;
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < n; i++) {
+    ty_json_begin_object(&w);
+    ty_json_key(&w, "id"), ty_json_uint(&w, rs[i].id);
+    ty_json_key(&w, "cancelled"), ty_json_bool(&w, rs[i].status == 0);
+    ty_json_key(&w, "status"), ty_json_int(&w, rs[i].status);
+    ty_json_key(&w, "message"), ty_json_string(&w, rs[i].message ? rs[i].message : "");
+    ty_json_end_object(&w);
+  }
+  ty_json_end_array(&w);
+  return ty_json_finish(&w);
+}
+
+int ty_cli_cancel_exit(const ty_cli_cancel_result *rs, size_t n) {
+  int code = TY_CLI_EXIT_OK;
+  for (size_t i = 0; i < n; i++) {
+    int c = ty_cli_exit_for_status(TY_CLI_OP_JOB, rs[i].status);
+    if (c == TY_CLI_EXIT_NOTFOUND) return c;
+    if (c != TY_CLI_EXIT_OK) code = c;
+  }
+  return code;
+}
+
+int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out) {
+  if (json) return ty_buf_printf(out, "{\"id\":%" PRIu64 "}\n", id);
+  if (quiet) return ty_buf_printf(out, "%" PRIu64 "\n", id);
+  return ty_buf_printf(out, "Submitted job %" PRIu64 "\n", id);
+}

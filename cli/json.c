@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A JSON writer small enough to read in one sitting. `trainctl --json` output
+ * is consumed by scripts (jq, Python), so the only hard requirement is that
+ * every document is well formed whatever bytes a job name, reason or log line
+ * holds: strings are escaped per RFC 8259 and invalid UTF-8 sequences (bare
+ * continuation bytes, overlong forms, surrogates, truncated sequences) become
+ * U+FFFD. Errors are sticky: the first one is reported by ty_json_finish().
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+void ty_json_init(ty_json *j, ty_buf *out) {
+  memset(j, 0, sizeof *j);
+  j->out = out;
+  j->first[0] = true;
+}
+
+static void put(ty_json *j, const char *s, size_t n) {
+  if (j->err == 0) j->err = ty_buf_append(j->out, s, n);
+}
+
+/* Writes the separator a value needs at the current position. */
+static bool before_value(ty_json *j) {
+  if (j->err) return false;
+  if (j->object[j->depth] && !j->want_value) {
+    j->err = TY_EINVAL; /* a value inside an object needs a key first */
+    return false;
+  }
+  if (j->want_value) {
+    j->want_value = false;
+  } else {
+    if (j->depth == 0 && !j->first[0]) {
+      j->err = TY_EINVAL; /* one top-level value per document */
+      return false;
+    }
+    if (!j->first[j->depth]) put(j, ",", 1);
+    if (j->lines && j->depth == 1 && !j->object[1]) put(j, "\n", 1);
+  }
+  j->first[j->depth] = false;
+  return j->err == 0;
+}
+
+static void begin(ty_json *j, bool object) {
+  if (!before_value(j)) return;
+  if (j->depth + 1 >= TY_JSON_MAX_DEPTH) {
+    j->err = TY_EINVAL;
+    return;
+  }
+  put(j, object ? "{" : "[", 1);
+  j->depth++;
+  j->first[j->depth] = true;
+  j->object[j->depth] = object;
+}
+
+static void end(ty_json *j, bool object) {
+  if (j->err) return;
+  if (j->depth == 0 || j->object[j->depth] != object || j->want_value) {
+    j->err = TY_EINVAL;
+    return;
+  }
+  if (j->lines && j->depth == 1 && !object && !j->first[1]) put(j, "\n", 1);
+  j->depth--;
+  put(j, object ? "}" : "]", 1);
+}
+
+void ty_json_begin_object(ty_json *j) { begin(j, true); }
+void ty_json_end_object(ty_json *j) { end(j, true); }
+void ty_json_begin_array(ty_json *j) { begin(j, false); }
+void ty_json_end_array(ty_json *j) { end(j, false); }
+
+void ty_json_key(ty_json *j, const char *key) {
+  if (j->err) return;
+  if (!j->object[j->depth] || j->want_value) {
+    j->err = TY_EINVAL;
+    return;
+  }
+  if (!j->first[j->depth]) put(j, ",", 1);
+  j->first[j->depth] = false;
+  if (j->err == 0) j->err = ty_json_escape(j->out, key, strlen(key));
+  put(j, ":", 1);
+  j->want_value = true;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  size_t len;
+  uint32_t cp, min;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
+  else return 0;
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+static int escape_ascii(ty_buf *out, unsigned char c) {
+  switch (c) {
+  case '"': return ty_buf_append(out, "\\\"", 2);
+  case '\\': return ty_buf_append(out, "\\\\", 2);
+  case '\n': return ty_buf_append(out, "\\n", 2);
+  case '\r': return ty_buf_append(out, "\\r", 2);
+  case '\t': return ty_buf_append(out, "\\t", 2);
+  case '\b': return ty_buf_append(out, "\\b", 2);
+  case '\f': return ty_buf_append(out, "\\f", 2);
+  default:
+    if (c < 0x20 || c == 0x7F) return ty_buf_printf(out, "\\u%04x", c);
+    return ty_buf_append(out, &c, 1);
+  }
+}
+
+int ty_json_escape(ty_buf *out, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  int rc = ty_buf_append(out, "\"", 1);
+  size_t i = 0;
+  while (rc == 0 && i < n) {
+    size_t len = utf8_seq(p + i, n - i);
+    if (len == 1) rc = escape_ascii(out, p[i]);
+    else if (len > 1) rc = ty_buf_append(out, p + i, len);
+    else rc = ty_buf_append(out, "\\ufffd", 6);
+    i += len ? len : 1;
+  }
+  if (rc == 0) rc = ty_buf_append(out, "\"", 1);
+  return rc;
+}
+
+void ty_json_string_n(ty_json *j, const char *s, size_t n) {
+  if (before_value(j)) j->err = ty_json_escape(j->out, s, n);
+}
+
+void ty_json_string(ty_json *j, const char *s) {
+  if (!s) ty_json_null(j);
+  else ty_json_string_n(j, s, strlen(s));
+}
+
+static void scalar(ty_json *j, const char *text) {
+  if (before_value(j)) put(j, text, strlen(text));
+}
+
+void ty_json_int(ty_json *j, int64_t v) {
+  char b[24];
+  snprintf(b, sizeof b, "%" PRId64, v);
+  scalar(j, b);
+}
+
+void ty_json_uint(ty_json *j, uint64_t v) {
+  char b[24];
+  snprintf(b, sizeof b, "%" PRIu64, v);
+  scalar(j, b);
+}
+
+void ty_json_bool(ty_json *j, bool v) { scalar(j, v ? "true" : "false"); }
+void ty_json_null(ty_json *j) { scalar(j, "null"); }
+
+int ty_json_finish(ty_json *j) {
+  if (j->err == 0 && (j->depth != 0 || j->want_value || j->first[0])) j->err = TY_EINVAL;
+  put(j, "\n", 1);
+  return j->err;
+}

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Subcommand command lines into plain structs. Pure apart from two things a
+ * user expects from Slurm: `--export NAME` copies NAME from the caller's
+ * environment, and a relative --cwd is resolved against the caller's cwd.
+ * Every rejected value yields a message that starts with the option's name.
+ */
+#include "cli/cli_internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ty_cli_job_close(ty_cli_job *j) {
+  if (!j) return;
+  free(j->name), free(j->queue), free(j->user), free(j->cwd), free(j->model_path);
+  for (size_t i = 0; i < j->argc; i++) free(j->argv[i]);
+  for (size_t i = 0; i < j->envc; i++) free(j->env[i]);
+  free(j->argv), free(j->env);
+  memset(j, 0, sizeof *j);
+}
+
+static void push_str(char ***arr, size_t *n, const char *s) {
+  *arr = ty_xrealloc(*arr, (*n + 1) * sizeof **arr);
+  (*arr)[(*n)++] = ty_strdup(s);
+}
+
+static const char *opt_name(const ty__cli_opt *opts, size_t n, int id) {
+  for (size_t i = 0; i < n; i++)
+    if (opts[i].id == id) return opts[i].name;
+  return "?";
+}
+
+/* ---- submit ---------------------------------------------------------------- */
+
+enum {
+  S_COMMAND, S_GPUS, S_CPUS, S_NODES, S_NTASKS, S_MEM, S_QUEUE, S_PRIORITY, S_NAME, S_TIME,
+  S_CWD, S_EXPORT, S_QUIET, S_JSON, S_HELP,
+};
+static const ty__cli_opt submit_opts[] = {
+    {"command", 0, false, S_COMMAND},     {"gpus", 0, true, S_GPUS},
+    {"cpus", 0, true, S_CPUS},            {"nodes", 0, true, S_NODES},
+    {"ntasks-per-node", 0, true, S_NTASKS}, {"mem", 0, true, S_MEM},
+    {"queue", 0, true, S_QUEUE},          {"priority", 0, true, S_PRIORITY},
+    {"name", 0, true, S_NAME},            {"time", 0, true, S_TIME},
+    {"cwd", 0, true, S_CWD},              {"export", 0, true, S_EXPORT},
+    {"quiet", 'q', false, S_QUIET},       {"json", 0, false, S_JSON},
+    {"help", 'h', false, S_HELP},
+};
+
+static bool valid_env_name(const char *s, size_t n) {
+  if (n == 0 || isdigit((unsigned char)s[0])) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_') return false;
+  return true;
+}
+
+static int add_export(ty_cli_job *j, const char *v, ty_cli_err *err) {
+  const char *eq = strchr(v, '=');
+  size_t n = eq ? (size_t)(eq - v) : strlen(v);
+  if (!valid_env_name(v, n))
+    return ty_cli_errf(err, TY_EINVAL,
+                       "--export: \"%s\" is not NAME=VALUE (NAME: letters, digits, _)", v);
+  if (eq) {
+    push_str(&j->env, &j->envc, v);
+    return 0;
+  }
+  const char *cur = getenv(v);
+  if (!cur)
+    return ty_cli_errf(err, TY_EINVAL, "--export: %s is not set in your environment (use %s=VALUE)",
+                       v, v);
+  char *kv = ty_xmalloc(n + strlen(cur) + 2);
+  sprintf(kv, "%s=%s", v, cur);
+  push_str(&j->env, &j->envc, kv);
+  free(kv);
+  return 0;
+}
+
+static int set_text(const char *what, char **field, const char *v, ty_cli_err *err) {
+  if (!*v) return ty_cli_errf(err, TY_EINVAL, "%s: must not be empty", what);
+  free(*field);
+  *field = ty_strdup(v);
+  return 0;
+}
+
+static int set_cwd(ty_cli_job *j, const char *v, const char *cwd, ty_cli_err *err) {
+  if (!*v) return ty_cli_errf(err, TY_EINVAL, "--cwd: must not be empty");
+  if (v[0] == '/' || !cwd) return set_text("--cwd", &j->cwd, v, err);
+  free(j->cwd);
+  j->cwd = ty_xmalloc(strlen(cwd) + strlen(v) + 2);
+  sprintf(j->cwd, "%s/%s", cwd, v);
+  return 0;
+}
+
+static int job_option(ty_cli_job *j, int id, const char *v, const char *cwd, ty_cli_err *err) {
+  uint32_t secs = 0;
+  switch (id) {
+  case S_GPUS: return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err);
+  case S_CPUS: return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err);
+  case S_NODES: return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err);
+  case S_NTASKS: return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err);
+  case S_MEM:
+    if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
+      return ty_cli_errf(err, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)", v);
+    return 0;
+  case S_QUEUE: return set_text("--queue", &j->queue, v, err);
+  case S_PRIORITY: return ty__cli_parse_i32("--priority", v, &j->priority, err);
+  case S_NAME: return set_text("--name", &j->name, v, err);
+  case S_TIME:
+    if (ty_parse_duration(v, &secs) != 0)
+      return ty_cli_errf(err, TY_EINVAL,
+                         "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
+    if (secs == 0)
+      return ty_cli_errf(err, TY_EINVAL, "--time: 0 is not allowed (leave --time out for the "
+                                         "queue's default)");
+    j->time_limit_s = secs;
+    return 0;
+  case S_CWD: return set_cwd(j, v, cwd, err);
+  case S_EXPORT: return add_export(j, v, err);
+  default: return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+  }
+}
+
+/* Defaults a command job gets from the caller; the controller fills the rest. */
+static void command_defaults(ty_cli_job *j, const char *cwd, const char *user) {
+  if (!j->cwd && cwd) j->cwd = ty_strdup(cwd);
+  if (!j->user && user) j->user = ty_strdup(user);
+  if (!j->name && j->argc) {
+    const char *base = strrchr(j->argv[0], '/');
+    j->name = ty_strdup(base && base[1] ? base + 1 : j->argv[0]);
+  }
+}
+
+static int submit_positional(ty_cli_submit_args *a, ty__cli_args *it, const char *v,
+                             ty_cli_err *err) {
+  if (a->command_mode) {
+    it->only_positional = true; /* the command's own options are not ours */
+    push_str(&a->job.argv, &a->job.argc, v);
+    return 0;
+  }
+  if (a->file) return ty_cli_errf(err, TY_EINVAL, "submit: unexpected argument \"%s\"", v);
+  a->file = ty_strdup(v);
+  return 0;
+}
+
+static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, ty_cli_err *err) {
+  if (a->help) return 0;
+  if (a->command_mode) {
+    if (a->file) return ty_cli_errf(err, TY_EINVAL, "submit: give a FILE or --command, not both");
+    if (a->job.argc == 0)
+      return ty_cli_errf(err, TY_EINVAL, "submit --command: no command given (e.g. trainctl "
+                                         "submit --command --gpus 1 -- python train.py)");
+    return 0;
+  }
+  if (first_job_opt)
+    return ty_cli_errf(err, TY_EINVAL, "--%s only applies with --command (a job file carries its "
+                                       "own resources)", first_job_opt);
+  if (!a->file)
+    return ty_cli_errf(err, TY_EINVAL, "submit: missing FILE (a binary trainyard.Job) or "
+                                       "--command -- CMD ARGS...");
+  return 0;
+}
+
+int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
+                        ty_cli_submit_args *out, ty_cli_err *err) {
+  memset(out, 0, sizeof *out);
+  ty__cli_args it;
+  ty__cli_args_init(&it, argc, argv, submit_opts, TY_ARRAY_LEN(submit_opts));
+  const char *first_job_opt = NULL;
+  int rc = 0;
+  while (rc == 0) {
+    const char *v;
+    int id = ty__cli_args_next(&it, &v, err);
+    if (id == TY__ARG_END) break;
+    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+    else if (id == TY__ARG_POSITIONAL) rc = submit_positional(out, &it, v, err);
+    else if (id == S_COMMAND) out->command_mode = true;
+    else if (id == S_QUIET) out->quiet = true;
+    else if (id == S_JSON) out->json = true;
+    else if (id == S_HELP) out->help = true;
+    else {
+      if (!first_job_opt) first_job_opt = opt_name(submit_opts, TY_ARRAY_LEN(submit_opts), id);
+      rc = job_option(&out->job, id, v, cwd, err);
+    }
+  }
+  if (rc == 0) rc = submit_check(out, first_job_opt, err);
+  if (rc == 0 && out->command_mode) command_defaults(&out->job, cwd, user);
+  if (rc) ty_cli_submit_args_close(out);
+  return rc;
+}
+
+void ty_cli_submit_args_close(ty_cli_submit_args *a) {
+  if (!a) return;
+  free(a->file);
+  ty_cli_job_close(&a->job);
+  memset(a, 0, sizeof *a);
+}
+
+/* ---- ls --------------------------------------------------------------------- */
+
+enum { L_STATE, L_USER, L_QUEUE, L_ALL, L_JSON, L_HELP };
+static const ty__cli_opt ls_opts[] = {
+    {"state", 's', true, L_STATE}, {"user", 'u', true, L_USER}, {"queue", 'q', true, L_QUEUE},
+    {"all", 'a', false, L_ALL},    {"json", 0, false, L_JSON},  {"help", 'h', false, L_HELP},
+};
+
+/* "running,pending" -> states; duplicates are dropped. */
+static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  if (!*v) rc = ty_cli_errf(err, TY_EINVAL, "--state: must not be empty");
+  for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+    int st = 0;
+    if (ty_cli_job_state_parse(tok, &st) != 0) {
+      rc = ty_cli_errf(err, TY_EINVAL,
+                       "--state: unknown state \"%s\" (one of: pending, running, completed, "
+                       "failed, cancelled, timeout, preempted, node_fail)", tok);
+      break;
+    }
+    bool dup = false;
+    for (size_t i = 0; i < a->nstates; i++) dup |= a->states[i] == st;
+    if (!dup) a->states[a->nstates++] = st;
+  }
+  free(copy);
+  return rc;
+}
+
+static int ls_option(ty_cli_ls_args *a, int id, const char *v, ty_cli_err *err) {
+  switch (id) {
+  case L_STATE: return add_states(a, v, err);
+  case L_USER: return set_text("--user", &a->user, v, err);
+  case L_QUEUE: return set_text("--queue", &a->queue, v, err);
+  case L_ALL: a->all = true; return 0;
+  case L_JSON: a->json = true; return 0;
+  case L_HELP: a->help = true; return 0;
+  default: return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+  }
+}
+
+int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err) {
+  memset(out, 0, sizeof *out);
+  ty__cli_args it;
+  ty__cli_args_init(&it, argc, argv, ls_opts, TY_ARRAY_LEN(ls_opts));
+  int rc = 0;
+  while (rc == 0) {
+    const char *v;
+    int id = ty__cli_args_next(&it, &v, err);
+    if (id == TY__ARG_END) break;
+    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+    else if (id == TY__ARG_POSITIONAL)
+      rc = ty_cli_errf(err, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
+    else rc = ls_option(out, id, v, err);
+  }
+  if (rc == 0 && out->all && out->nstates)
+    rc = ty_cli_errf(err, TY_EINVAL, "ls: --all and --state exclude each other");
+  if (rc == 0 && !out->all && out->nstates == 0) {
+    out->states[out->nstates++] = TY_CLI_JOB_PENDING;
+    out->states[out->nstates++] = TY_CLI_JOB_RUNNING;
+  }
+  if (rc) ty_cli_ls_args_close(out);
+  return rc;
+}
+
+void ty_cli_ls_args_close(ty_cli_ls_args *a) {
+  if (!a) return;
+  free(a->user), free(a->queue);
+  memset(a, 0, sizeof *a);
+}
+
+/* ---- show, logs, cancel, nodes ---------------------------------------------- */
+
+enum { O_JSON, O_HELP, O_FOLLOW, O_RANK };
+static const ty__cli_opt json_opts[] = {{"json", 0, false, O_JSON}, {"help", 'h', false, O_HELP}};
+static const ty__cli_opt logs_opts[] = {
+    {"follow", 'f', false, O_FOLLOW}, {"rank", 'r', true, O_RANK}, {"help", 'h', false, O_HELP}};
+
+/* Parses a command line of flags plus job ids; `max_ids` 1 means exactly one. */
+static int parse_with_ids(const char *cmd, int argc, char **argv, const ty__cli_opt *opts,
+                          size_t nopts, uint64_t **ids, size_t *nids, size_t max_ids,
+                          int (*flag)(void *ud, int id, const char *v, ty_cli_err *err), void *ud,
+                          ty_cli_err *err) {
+  ty__cli_args it;
+  ty__cli_args_init(&it, argc, argv, opts, nopts);
+  int rc = 0;
+  bool help = false;
+  while (rc == 0) {
+    const char *v;
+    int id = ty__cli_args_next(&it, &v, err);
+    if (id == TY__ARG_END) break;
+    if (id == TY__ARG_ERROR) return TY_EINVAL;
+    if (id == O_HELP) help = true;
+    if (id != TY__ARG_POSITIONAL) {
+      rc = flag(ud, id, v, err);
+      continue;
+    }
+    if (*nids == max_ids) return ty_cli_errf(err, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
+    uint64_t jid;
+    if ((rc = ty_cli_parse_job_id(v, &jid, err)) != 0) break;
+    *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
+    (*ids)[(*nids)++] = jid;
+  }
+  if (rc == 0 && *nids == 0 && !help && max_ids > 0)
+    rc = ty_cli_errf(err, TY_EINVAL, "%s: missing job id", cmd);
+  return rc;
+}
+
+static int json_flag(void *ud, int id, const char *v, ty_cli_err *err) {
+  bool *flags = ud; /* [0] json, [1] help */
+  (void)v, (void)err;
+  flags[id == O_JSON ? 0 : 1] = true;
+  return 0;
+}
+
+int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, ty_cli_err *err) {
+  memset(out, 0, sizeof *out);
+  bool flags[2] = {false, false};
+  uint64_t *ids = NULL;
+  size_t n = 0;
+  int rc = parse_with_ids("show", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 1,
+                          json_flag, flags, err);
+  if (rc == 0 && n) out->id = ids[0];
+  out->json = flags[0], out->help = flags[1];
+  free(ids);
+  return rc;
+}
+
+static int logs_flag(void *ud, int id, const char *v, ty_cli_err *err) {
+  ty_cli_logs_args *a = ud;
+  uint32_t r = 0;
+  int rc = 0;
+  if (id == O_FOLLOW) a->follow = true;
+  else if (id == O_HELP) a->help = true;
+  else if ((rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX, &r, err)) == 0) a->rank = r;
+  return rc;
+}
+
+int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, ty_cli_err *err) {
+  memset(out, 0, sizeof *out);
+  out->rank = -1;
+  uint64_t *ids = NULL;
+  size_t n = 0;
+  int rc = parse_with_ids("logs", argc, argv, logs_opts, TY_ARRAY_LEN(logs_opts), &ids, &n, 1,
+                          logs_flag, out, err);
+  if (rc == 0 && n) out->id = ids[0];
+  free(ids);
+  return rc;
+}
+
+int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, ty_cli_err *err) {
+  memset(out, 0, sizeof *out);
+  bool flags[2] = {false, false};
+  int rc = parse_with_ids("cancel", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &out->ids,
+                          &out->nids, SIZE_MAX, json_flag, flags, err);
+  out->json = flags[0], out->help = flags[1];
+  if (rc) ty_cli_cancel_args_close(out);
+  return rc;
+}
+
+void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
+  if (!a) return;
+  free(a->ids);
+  memset(a, 0, sizeof *a);
+}
+
+int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, ty_cli_err *err) {
+  memset(out, 0, sizeof *out);
+  bool flags[2] = {false, false};
+  uint64_t *ids = NULL;
+  size_t n = 0;
+  int rc = parse_with_ids("nodes", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 0,
+                          json_flag, flags, err);
+  out->json = flags[0], out->help = flags[1];
+  free(ids);
+  return rc;
+}

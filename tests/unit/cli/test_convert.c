@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for cli/convert.c: requests built from plain structs decode as
+ * the right messages; job files are validated; answers decode into plain
+ * structs. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "proto/trainyard.pb-c.h"
+
+static char *write_tmp(const void *data, size_t n) {
+  static char path[64];
+  strcpy(path, "/tmp/ty-cli-test-XXXXXX");
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(write(fd, data, n), (ssize_t)n);
+  close(fd);
+  return path;
+}
+
+Test(convert, command_job_encodes_a_submit_request) {
+  char *argv[] = {"python", "train.py"}, *env[] = {"A=1"};
+  ty_cli_job j = {.name = "n", .queue = "gpu", .user = "alice", .cwd = "/w", .priority = -2,
+                  .time_limit_s = 60, .nodes = 2, .tasks_per_node = 4, .gpus_per_node = 1,
+                  .cpus_per_task = 3, .mem_per_node = 1024, .argv = argv, .argc = 2,
+                  .env = env, .envc = 1};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_submit(&j, &b), 0);
+  Trainyard__SubmitJobRequest *r = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
+  cr_assert(r && r->job);
+  cr_assert_str_eq(r->job->name, "n");
+  cr_assert_str_eq(r->job->queue, "gpu");
+  cr_assert_str_eq(r->job->user, "alice");
+  cr_assert_eq(r->job->priority, -2);
+  cr_assert_eq(r->job->time_limit_s, 60u);
+  cr_assert_eq(r->job->resources->nodes, 2u);
+  cr_assert_eq(r->job->resources->tasks_per_node, 4u);
+  cr_assert_eq(r->job->resources->gpus_per_node, 1u);
+  cr_assert_eq(r->job->resources->cpus_per_task, 3u);
+  cr_assert_eq(r->job->resources->mem_per_node, 1024u);
+  cr_assert_eq(r->job->kind_case, TRAINYARD__JOB__KIND_COMMAND);
+  cr_assert_eq(r->job->command->n_argv, 2u);
+  cr_assert_str_eq(r->job->command->argv[1], "train.py");
+  cr_assert_str_eq(r->job->command->env[0], "A=1");
+  cr_assert_str_eq(r->job->command->cwd, "/w");
+  trainyard__submit_job_request__free_unpacked(r, NULL);
+  ty_buf_close(&b);
+
+  ty_cli_job empty = {0}; /* unset strings encode as "" */
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_submit(&empty, &b), 0);
+  ty_buf_close(&b);
+}
+
+static ty_buf encoded_job(const char *user) {
+  char *argv[] = {"true"};
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.n_argv = 1, cmd.argv = argv;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  job.name = "from-file";
+  if (user) job.user = (char *)user;
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_reserve(&b, trainyard__job__get_packed_size(&job));
+  b.len = trainyard__job__pack(&job, b.data);
+  return b;
+}
+
+static Trainyard__SubmitJobRequest *load(const char *path, const char *user, ty_cli_err *err,
+                                         int *rc) {
+  ty_buf out;
+  ty_buf_init(&out);
+  *rc = ty_cli_load_job_file(path, user, &out, err);
+  Trainyard__SubmitJobRequest *r =
+      *rc ? NULL : trainyard__submit_job_request__unpack(NULL, out.len, out.data);
+  ty_buf_close(&out);
+  return r;
+}
+
+Test(job_file, fills_user_only_when_empty) {
+  ty_buf raw = encoded_job(NULL);
+  char *path = write_tmp(raw.data, raw.len);
+  ty_cli_err err = {{0}};
+  int rc;
+  Trainyard__SubmitJobRequest *r = load(path, "alice", &err, &rc);
+  cr_assert_eq(rc, 0, "%s", err.msg);
+  cr_assert_str_eq(r->job->user, "alice");
+  cr_assert_str_eq(r->job->name, "from-file");
+  cr_assert_str_eq(r->job->command->argv[0], "true");
+  trainyard__submit_job_request__free_unpacked(r, NULL);
+  unlink(path);
+  ty_buf_close(&raw);
+
+  raw = encoded_job("bob");
+  path = write_tmp(raw.data, raw.len);
+  r = load(path, "alice", &err, &rc);
+  cr_assert_eq(rc, 0);
+  cr_assert_str_eq(r->job->user, "bob");
+  trainyard__submit_job_request__free_unpacked(r, NULL);
+  unlink(path);
+  ty_buf_close(&raw);
+}
+
+Test(job_file, garbage_is_rejected_naming_the_file) {
+  static const unsigned char garbage[] = {0xff, 0xff, 0xff, 0xff, 0x01, 0x02};
+  char *path = write_tmp(garbage, sizeof garbage);
+  ty_cli_err err = {{0}};
+  int rc;
+  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_eq(rc, TY_EPROTO);
+  char want[128];
+  snprintf(want, sizeof want, "%s: not a valid trainyard.Job message (protobuf decode failed)", path);
+  cr_assert_str_eq(err.msg, want);
+  unlink(path);
+}
+
+Test(job_file, text_format_gets_a_hint) {
+  static const char text[] = "name: \"x\"\ncommand { argv: \"true\" }\n";
+  char *path = write_tmp(text, sizeof text - 1);
+  ty_cli_err err = {{0}};
+  int rc;
+  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_eq(rc, TY_EPROTO);
+  cr_assert(strstr(err.msg, "not a valid trainyard.Job message (protobuf decode failed)"), "%s",
+            err.msg);
+  cr_assert(strstr(err.msg, "protoc --encode=trainyard.Job"), "%s", err.msg);
+  unlink(path);
+}
+
+Test(job_file, empty_and_missing_files) {
+  char *path = write_tmp("", 0);
+  ty_cli_err err = {{0}};
+  int rc;
+  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_eq(rc, TY_EPROTO);
+  cr_assert(strstr(err.msg, "empty file"), "%s", err.msg);
+  unlink(path);
+  cr_assert_null(load("/nonexistent/job.pb", "u", &err, &rc));
+  cr_assert_eq(rc, TY_EIO);
+  cr_assert_str_eq(err.msg, "/nonexistent/job.pb: No such file or directory");
+  cr_assert_null(load("/tmp", "u", &err, &rc)); /* a directory */
+  cr_assert_neq(rc, 0);
+  cr_assert(strstr(err.msg, "/tmp: "), "%s", err.msg);
+}
+
+Test(convert, requests_decode_as_their_messages) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_cli_ls_args ls = {.states = {TY_CLI_JOB_RUNNING}, .nstates = 1, .user = "bob"};
+  cr_assert_eq(ty_cli_encode_list_jobs(&ls, &b), 0);
+  Trainyard__ListJobsRequest *l = trainyard__list_jobs_request__unpack(NULL, b.len, b.data);
+  cr_assert(l);
+  cr_assert_eq(l->n_states, 1u);
+  cr_assert_eq(l->states[0], TRAINYARD__JOB_STATE__JOB_RUNNING);
+  cr_assert_str_eq(l->user, "bob");
+  cr_assert_str_eq(l->queue, "");
+  trainyard__list_jobs_request__free_unpacked(l, NULL);
+  ty_buf_close(&b);
+
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_cancel((uint64_t[]){3, 4}, 2, "u", &b), 0);
+  Trainyard__CancelJobRequest *c = trainyard__cancel_job_request__unpack(NULL, b.len, b.data);
+  cr_assert(c && c->n_job_ids == 2 && c->job_ids[1] == 4);
+  cr_assert_str_eq(c->user, "u");
+  trainyard__cancel_job_request__free_unpacked(c, NULL);
+  ty_buf_close(&b);
+
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_job_id(77, &b), 0);
+  Trainyard__GetTaskLocationsRequest *t =
+      trainyard__get_task_locations_request__unpack(NULL, b.len, b.data);
+  cr_assert(t && t->job_id == 77);
+  trainyard__get_task_locations_request__free_unpacked(t, NULL);
+  ty_buf_close(&b);
+
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_read_log(5, 2, 100, true, &b), 0);
+  Trainyard__ReadLogRequest *rl = trainyard__read_log_request__unpack(NULL, b.len, b.data);
+  cr_assert(rl && rl->job_id == 5 && rl->rank == 2 && rl->offset == 100 && rl->follow);
+  trainyard__read_log_request__free_unpacked(rl, NULL);
+  ty_buf_close(&b);
+}
+
+static ty_buf pack_msg(const ProtobufCMessage *m) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_reserve(&b, protobuf_c_message_get_packed_size(m) + 1);
+  b.len = protobuf_c_message_pack(m, b.data);
+  return b;
+}
+
+Test(convert, answers_decode_into_plain_structs) {
+  char *argv[] = {"sleep", "9"}, *nodes[] = {"n1"};
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.n_argv = 2, cmd.argv = argv;
+  Trainyard__Job spec = TRAINYARD__JOB__INIT;
+  spec.name = "s", spec.kind_case = TRAINYARD__JOB__KIND_COMMAND, spec.command = &cmd;
+  Trainyard__JobInfo info = TRAINYARD__JOB_INFO__INIT, *infos[] = {&info};
+  info.id = 9, info.spec = &spec, info.state = TRAINYARD__JOB_STATE__JOB_RUNNING;
+  info.n_nodes = 1, info.nodes = nodes, info.start_time_ms = 5;
+  Trainyard__ListJobsResponse lr = TRAINYARD__LIST_JOBS_RESPONSE__INIT;
+  lr.n_jobs = 1, lr.jobs = infos;
+  ty_buf b = pack_msg(&lr.base);
+  ty_cli_jobinfo *js = NULL;
+  size_t n = 0;
+  cr_assert_eq(ty_cli_decode_list_jobs(b.data, b.len, &js, &n), 0);
+  cr_assert_eq(n, 1u);
+  cr_assert_eq(js[0].id, 9u);
+  cr_assert_eq(js[0].state, TY_CLI_JOB_RUNNING);
+  cr_assert_str_eq(js[0].spec.argv[1], "9");
+  cr_assert_str_eq(js[0].nodes[0], "n1");
+  cr_assert_str_eq(js[0].reason, "");
+  ty_cli_jobinfos_free(js, n);
+  ty_buf_close(&b);
+
+  Trainyard__TaskLocation loc = TRAINYARD__TASK_LOCATION__INIT, *locs[] = {&loc};
+  loc.rank = 1, loc.node = "n1", loc.io_addr = "127.0.0.1:7820";
+  Trainyard__GetTaskLocationsResponse tr = TRAINYARD__GET_TASK_LOCATIONS_RESPONSE__INIT;
+  tr.n_tasks = 1, tr.tasks = locs, tr.state = TRAINYARD__JOB_STATE__JOB_COMPLETED;
+  b = pack_msg(&tr.base);
+  ty_cli_task_loc *ts;
+  int st;
+  cr_assert_eq(ty_cli_decode_task_locs(b.data, b.len, &ts, &n, &st), 0);
+  cr_assert_eq(n, 1u);
+  cr_assert_eq(st, TY_CLI_JOB_COMPLETED);
+  cr_assert_str_eq(ts[0].io_addr, "127.0.0.1:7820");
+  ty_cli_task_locs_free(ts, n);
+  ty_buf_close(&b);
+
+  Trainyard__LogChunk ch = TRAINYARD__LOG_CHUNK__INIT;
+  ch.rank = 3, ch.offset = 10, ch.data.data = (uint8_t *)"hello\n", ch.data.len = 6;
+  b = pack_msg(&ch.base);
+  ty_buf data;
+  ty_buf_init(&data);
+  uint32_t rank;
+  uint64_t off;
+  cr_assert_eq(ty_cli_decode_log_chunk(b.data, b.len, &rank, &off, &data), 0);
+  cr_assert(rank == 3 && off == 10 && data.len == 6 && memcmp(data.data, "hello\n", 6) == 0);
+  ty_buf_close(&data);
+  ty_buf_close(&b);
+}
+
+Test(convert, garbage_answers_are_eproto) {
+  static const uint8_t junk[] = {0xff, 0xff, 0xff};
+  ty_cli_jobinfo *js;
+  ty_cli_jobinfo j;
+  ty_cli_event *ev;
+  ty_cli_node *ns;
+  ty_cli_cancel_result *cr;
+  size_t n;
+  uint64_t id;
+  cr_assert_eq(ty_cli_decode_submit(junk, 3, &id), TY_EPROTO);
+  cr_assert_eq(ty_cli_decode_list_jobs(junk, 3, &js, &n), TY_EPROTO);
+  cr_assert_eq(ty_cli_decode_get_job(junk, 3, &j, &ev, &n), TY_EPROTO);
+  cr_assert_eq(ty_cli_decode_get_job(NULL, 0, &j, &ev, &n), TY_EPROTO); /* no job in it */
+  cr_assert_eq(ty_cli_decode_nodes(junk, 3, &ns, &n), TY_EPROTO);
+  cr_assert_eq(ty_cli_decode_cancel(junk, 3, &cr, &n), TY_EPROTO);
+}

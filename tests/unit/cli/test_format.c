@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for cli/table.c and cli/format.c: exact table text, JSON
+ * listings, durations and sizes. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static char *take(ty_buf *b) {
+  ty_buf_append(b, "", 1);
+  return (char *)b->data;
+}
+
+Test(table, aligns_columns_and_sanitises_cells) {
+  const char *hdr[] = {"ID", "NAME", "REASON"};
+  const bool right[] = {true, false, false};
+  ty_cli_table *t = ty_cli_table_create(hdr, right, 3);
+  cr_assert_eq(ty_cli_table_add(t, (const char *[]){"7", "train", "Resources"}), 0);
+  cr_assert_eq(ty_cli_table_add(t, (const char *[]){"12345", "b\xc3\xa9ta", ""}), 0);
+  cr_assert_eq(ty_cli_table_add(t, (const char *[]){"8", "evil\nname\x1b[31m", NULL}), 0);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_table_render(t, &b), 0);
+  cr_assert_str_eq(take(&b), "   ID  NAME            REASON\n"
+                             "    7  train           Resources\n"
+                             "12345  b\xc3\xa9ta\n"
+                             "    8  evil?name?[31m\n");
+  ty_buf_close(&b);
+  ty_cli_table_destroy(t);
+}
+
+Test(format, elapsed_and_sizes) {
+  char s[32];
+  ty_cli_format_elapsed(0, s, sizeof s); cr_assert_str_eq(s, "0:00");
+  ty_cli_format_elapsed(-5, s, sizeof s); cr_assert_str_eq(s, "0:00");
+  ty_cli_format_elapsed(65999, s, sizeof s); cr_assert_str_eq(s, "1:05");
+  ty_cli_format_elapsed(3723000, s, sizeof s); cr_assert_str_eq(s, "1:02:03");
+  ty_cli_format_elapsed((3 * 86400 + 4 * 3600 + 5 * 60 + 6) * 1000ll, s, sizeof s);
+  cr_assert_str_eq(s, "3-04:05:06");
+  ty_cli_format_size(512, s, sizeof s); cr_assert_str_eq(s, "512");
+  ty_cli_format_size(64 << 10, s, sizeof s); cr_assert_str_eq(s, "64K");
+  ty_cli_format_size(3ull << 29, s, sizeof s); cr_assert_str_eq(s, "1.5G");
+  ty_cli_format_size(16ull << 30, s, sizeof s); cr_assert_str_eq(s, "16G");
+}
+
+static ty_cli_jobinfo sample_job(void) {
+  static char *argv[] = {"sh", "-c", "echo \"hi\"; exit 3"};
+  static char *nodes[] = {"n1", "n2"};
+  ty_cli_jobinfo j = {0};
+  j.id = 42;
+  j.spec.name = "tr\"ain";
+  j.spec.user = "alice";
+  j.spec.queue = "";
+  j.spec.priority = 10;
+  j.spec.nodes = 2;
+  j.spec.argv = argv, j.spec.argc = 3;
+  j.spec.cwd = "/w";
+  j.state = TY_CLI_JOB_RUNNING;
+  j.reason = "";
+  j.submit_ms = 1000, j.start_ms = 2000;
+  j.nodes = nodes, j.nnodes = 2;
+  return j;
+}
+
+Test(format, jobs_table) {
+  ty_cli_jobinfo js[2] = {sample_job(), sample_job()};
+  js[1].id = 43, js[1].state = TY_CLI_JOB_PENDING, js[1].start_ms = 0, js[1].nnodes = 0;
+  js[1].spec.queue = "gpu", js[1].reason = "Resources: needs 2 nodes with 4 free GPUs";
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(js, 2, 2000 + 65000, false, &b), 0);
+  cr_assert_str_eq(take(&b),
+                   "ID  NAME    USER   QUEUE    PRI  STATE    TIME  NODES  REASON\n"
+                   "42  tr\"ain  alice  default   10  RUNNING  1:05  n1,n2\n"
+                   "43  tr\"ain  alice  gpu       10  PENDING  0:00  2      Resources: needs 2 "
+                   "nodes with 4 free GPUs\n");
+  ty_buf_close(&b);
+}
+
+Test(format, jobs_json_one_record_per_line) {
+  ty_cli_jobinfo js[2] = {sample_job(), sample_job()};
+  js[1].id = 43;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(js, 2, 0, true, &b), 0);
+  char *s = take(&b);
+  static const char head[] = "[\n{\"id\":42,\"name\":\"tr\\\"ain\",\"user\":\"alice\","
+                             "\"queue\":\"default\",\"priority\":10,\"state\":\"RUNNING\"";
+  cr_assert(strncmp(s, head, sizeof head - 1) == 0, "%s", s);
+  cr_assert(strstr(s, "\"nodes\":[\"n1\",\"n2\"]"), "%s", s);
+  cr_assert(strstr(s, "\"argv\":[\"sh\",\"-c\",\"echo \\\"hi\\\"; exit 3\"]"), "%s", s);
+  cr_assert(strstr(s, "},\n{\"id\":43,"), "%s", s);
+  cr_assert(strstr(s, "}\n]\n"), "%s", s);
+  ty_buf_close(&b);
+
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(NULL, 0, 0, true, &b), 0);
+  cr_assert_str_eq(take(&b), "[]\n");
+  ty_buf_close(&b);
+}
+
+Test(format, show_text_and_json) {
+  setenv("TZ", "UTC", 1);
+  ty_cli_jobinfo j = sample_job();
+  j.state = TY_CLI_JOB_FAILED, j.exit_code = 3, j.end_ms = 9000;
+  j.reason = "rank 1 exited with code 3";
+  ty_cli_event ev[] = {{1000, 0, TY_CLI_JOB_PENDING, "submitted"},
+                       {2000, TY_CLI_JOB_PENDING, TY_CLI_JOB_RUNNING, "placed on n1,n2"},
+                       {9000, TY_CLI_JOB_RUNNING, TY_CLI_JOB_FAILED, "rank 1 exited with code 3"}};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, ev, 3, 0, false, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, "Job 42 (tr\"ain)\n"), "%s", s);
+  cr_assert(strstr(s, "  state:       FAILED\n"), "%s", s);
+  cr_assert(strstr(s, "  command:     sh -c 'echo \"hi\"; exit 3'\n"), "%s", s);
+  cr_assert(strstr(s, "  elapsed:     0:07\n"), "%s", s);
+  cr_assert(strstr(s, "Events:\nTIME                 FROM     TO       REASON\n"
+                      "1970-01-01 00:00:01  -        PENDING  submitted\n"), "%s", s);
+  ty_buf_close(&b);
+
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, ev, 3, 0, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"state\":\"FAILED\""), "%s", s);
+  cr_assert(strstr(s, "\"events\":[{\"time_ms\":1000,\"from_state\":\"\",\"to_state\":\"PENDING\""),
+            "%s", s);
+  cr_assert(strstr(s, "\"exit_code\":3"), "%s", s);
+  ty_buf_close(&b);
+}
+
+Test(format, nodes_table_and_json) {
+  ty_cli_node ns[2] = {{.name = "n1", .io_addr = "127.0.0.1:7820", .reason = "", .topology = "",
+                        .state = 1, .cpus = 4, .cpus_used = 2, .gpus = 8, .gpus_used = 0,
+                        .running_tasks = 2, .memory = 16ull << 30, .last_heartbeat_ms = 10000},
+                       {.name = "n2", .io_addr = "", .reason = "missed heartbeats",
+                        .topology = "", .state = 2, .cpus = 64, .memory = 512ull << 30}};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_nodes(ns, 2, 13500, false, &b), 0);
+  cr_assert_str_eq(take(&b), "NAME  STATE  CPUS  GPUS   MEM  TASKS  HEARTBEAT  REASON\n"
+                             "n1    UP      2/4   0/8   16G      2     3s ago\n"
+                             "n2    DOWN   0/64   0/0  512G      0          -  missed heartbeats\n");
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_nodes(ns, 2, 0, true, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, "[\n{\"name\":\"n1\",\"state\":\"UP\",\"cpus\":4,\"cpus_used\":2"), "%s", s);
+  cr_assert(strstr(s, "},\n{\"name\":\"n2\",\"state\":\"DOWN\""), "%s", s);
+  ty_buf_close(&b);
+}
+
+Test(format, cancel_results_and_submitted) {
+  ty_cli_cancel_result rs[] = {{5, 0, ""}, {7, TY_ESTATE, "job 7 is already COMPLETED"},
+                               {9, TY_ENOTFOUND, ""}};
+  ty_buf out, errs;
+  ty_buf_init(&out), ty_buf_init(&errs);
+  cr_assert_eq(ty_cli_render_cancel(rs, 3, false, &out, &errs), 0);
+  cr_assert_str_eq(take(&out), "Cancelled job 5\n");
+  cr_assert_str_eq(take(&errs), "trainctl: job 7 is already COMPLETED\ntrainctl: job 9: not found\n");
+  ty_buf_close(&out), ty_buf_close(&errs);
+  ty_buf_init(&out), ty_buf_init(&errs);
+  cr_assert_eq(ty_cli_render_cancel(rs, 1, true, &out, &errs), 0);
+  cr_assert_str_eq(take(&out), "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\"}\n]\n");
+  ty_buf_close(&out), ty_buf_close(&errs);
+
+  ty_buf_init(&out);
+  ty_cli_render_submitted(42, false, false, &out), ty_cli_render_submitted(42, true, false, &out);
+  ty_cli_render_submitted(42, true, true, &out);
+  cr_assert_str_eq(take(&out), "Submitted job 42\n42\n{\"id\":42}\n");
+  ty_buf_close(&out);
+}

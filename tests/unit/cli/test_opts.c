@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for cli/args.c and cli/opts.c: every subcommand's options into
+ * plain structs, and every bad value rejected with a message naming it. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
+#define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+#define SUBMIT(...) ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, &err)
+
+Test(submit, command_options_fill_the_job) {
+  ty_cli_submit_args a;
+  ty_cli_err err = {{0}};
+  int rc = SUBMIT("--command", "--gpus", "4", "--cpus=8", "--nodes", "2", "--ntasks-per-node", "4",
+                  "--mem", "16G", "--queue", "gpu", "--priority", "-5", "--name", "train",
+                  "--time", "1:30:00", "--cwd", "work", "--export", "A=1", "--", "python", "t.py",
+                  "--lr", "3");
+  cr_assert_eq(rc, 0, "%s", err.msg);
+  cr_assert(a.command_mode);
+  cr_assert_eq(a.job.gpus_per_node, 4u);
+  cr_assert_eq(a.job.cpus_per_task, 8u);
+  cr_assert_eq(a.job.nodes, 2u);
+  cr_assert_eq(a.job.tasks_per_node, 4u);
+  cr_assert_eq(a.job.mem_per_node, 16ull << 30);
+  cr_assert_str_eq(a.job.queue, "gpu");
+  cr_assert_eq(a.job.priority, -5);
+  cr_assert_str_eq(a.job.name, "train");
+  cr_assert_eq(a.job.time_limit_s, 5400u);
+  cr_assert_str_eq(a.job.cwd, "/home/a/work");
+  cr_assert_eq(a.job.envc, 1u);
+  cr_assert_str_eq(a.job.env[0], "A=1");
+  cr_assert_eq(a.job.argc, 4u);
+  cr_assert_str_eq(a.job.argv[0], "python");
+  cr_assert_str_eq(a.job.argv[2], "--lr"); /* the command's options are its own */
+  cr_assert_str_eq(a.job.user, "alice");
+  ty_cli_submit_args_close(&a);
+}
+
+Test(submit, command_defaults_cwd_user_and_name) {
+  ty_cli_submit_args a;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(SUBMIT("--command", "-q", "--", "/usr/bin/hostname"), 0, "%s", err.msg);
+  cr_assert(a.quiet);
+  cr_assert_str_eq(a.job.cwd, "/home/a");
+  cr_assert_str_eq(a.job.user, "alice");
+  cr_assert_str_eq(a.job.name, "hostname");
+  cr_assert_eq(a.job.nodes, 0u); /* the controller's default */
+  ty_cli_submit_args_close(&a);
+}
+
+Test(submit, command_without_dashdash_starts_at_first_word) {
+  ty_cli_submit_args a;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(SUBMIT("--command", "echo", "--gpus", "2"), 0, "%s", err.msg);
+  cr_assert_eq(a.job.argc, 3u);
+  cr_assert_eq(a.job.gpus_per_node, 0u);
+  ty_cli_submit_args_close(&a);
+}
+
+Test(submit, export_without_value_copies_the_environment) {
+  ty_cli_submit_args a;
+  ty_cli_err err = {{0}};
+  setenv("TY_TEST_EXPORTED", "v a l", 1);
+  cr_assert_eq(SUBMIT("--command", "--export", "TY_TEST_EXPORTED", "--", "env"), 0, "%s", err.msg);
+  cr_assert_str_eq(a.job.env[0], "TY_TEST_EXPORTED=v a l");
+  ty_cli_submit_args_close(&a);
+}
+
+Test(submit, file_mode) {
+  ty_cli_submit_args a;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(SUBMIT("job.pb", "--json"), 0, "%s", err.msg);
+  cr_assert(!a.command_mode);
+  cr_assert(a.json);
+  cr_assert_str_eq(a.file, "job.pb");
+  ty_cli_submit_args_close(&a);
+}
+
+typedef struct bad_case {
+  const char *args[8];
+  const char *want; /* substring of the message */
+} bad_case;
+
+static const bad_case bad_submits[] = {
+    {{"--command", "--gpus", "x", "--", "true"}, "--gpus: \"x\" is not a non-negative integer"},
+    {{"--command", "--gpus", "-1", "--", "true"}, "--gpus: \"-1\""},
+    {{"--command", "--gpus", "99999", "--", "true"}, "--gpus: 99999 is too large"},
+    {{"--command", "--cpus", "0", "--", "true"}, "--cpus: 0 is not allowed"},
+    {{"--command", "--cpus", "2x", "--", "true"}, "--cpus: \"2x\""},
+    {{"--command", "--nodes", "0", "--", "true"}, "--nodes: 0 is not allowed"},
+    {{"--command", "--nodes", "", "--", "true"}, "--nodes: \"\""},
+    {{"--command", "--ntasks-per-node", "0", "--", "true"}, "--ntasks-per-node: 0"},
+    {{"--command", "--mem", "5Q", "--", "true"}, "--mem: \"5Q\" is not a size"},
+    {{"--command", "--mem", "0", "--", "true"}, "--mem: \"0\" is not a size"},
+    {{"--command", "--queue", "", "--", "true"}, "--queue: must not be empty"},
+    {{"--command", "--priority", "high", "--", "true"}, "--priority: \"high\" is not an integer"},
+    {{"--command", "--priority", "99999999999", "--", "true"}, "--priority: 99999999999 is out of range"},
+    {{"--command", "--name", "", "--", "true"}, "--name: must not be empty"},
+    {{"--command", "--time", "5x", "--", "true"},
+     "--time: \"5x\" is not a duration (examples: 90, 15m, 2h, 1:30:00)"},
+    {{"--command", "--time", "0", "--", "true"}, "--time: 0 is not allowed"},
+    {{"--command", "--cwd", "", "--", "true"}, "--cwd: must not be empty"},
+    {{"--command", "--export", "1A=b", "--", "true"}, "--export: \"1A=b\" is not NAME=VALUE"},
+    {{"--command", "--export", "=b", "--", "true"}, "--export: \"=b\""},
+    {{"--command", "--export", "TY_SURELY_UNSET_VAR", "--", "true"}, "--export: TY_SURELY_UNSET_VAR is not set"},
+    {{"--command", "--gpus"}, "--gpus needs a value"},
+    {{"--command", "--quiet=yes", "--", "true"}, "--quiet does not take a value"},
+    {{"--command", "--frobnicate", "--", "true"}, "unknown option --frobnicate"},
+    {{"--command", "-z", "--", "true"}, "unknown option -z"},
+    {{"--command"}, "submit --command: no command given"},
+    {{"--command", "--"}, "submit --command: no command given"},
+    {{"--gpus", "2", "job.pb"}, "--gpus only applies with --command"},
+    {{"--quiet"}, "submit: missing FILE"},
+    {{"a.pb", "b.pb"}, "submit: unexpected argument \"b.pb\""},
+    {{"a.pb", "--command", "--", "true"}, "not both"},
+};
+
+Test(submit, every_bad_option_is_rejected_by_name) {
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad_submits); i++) {
+    const bad_case *c = &bad_submits[i];
+    int n = 0;
+    while (c->args[n]) n++;
+    ty_cli_submit_args a;
+    ty_cli_err err = {{0}};
+    int rc = ty_cli_parse_submit(n, (char **)c->args, "/tmp", "u", &a, &err);
+    cr_expect_eq(rc, TY_EINVAL, "case %zu (%s) accepted", i, c->want);
+    cr_expect(strstr(err.msg, c->want), "case %zu: want \"%s\", got \"%s\"", i, c->want, err.msg);
+  }
+}
+
+Test(global, controller_env_flag_and_default) {
+  ty_cli_global g;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, &g, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(g.controller, "127.0.0.1:7810");
+  cr_assert_eq(g.cmd_index, 1);
+  cr_assert_eq(g.timeout_ms, 10000u);
+  ty_cli_global_close(&g);
+
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl.example:9000", &g, &err), 0);
+  cr_assert_str_eq(g.host, "ctl.example");
+  cr_assert_eq(g.port, 9000);
+  ty_cli_global_close(&g);
+
+  cr_assert_eq(ty_cli_parse_global(7, ARGS("trainctl", "--controller", "[::1]:7", "--timeout", "30s",
+                                           "--json", "nodes"), "other:1", &g, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(g.host, "::1");
+  cr_assert_eq(g.port, 7);
+  cr_assert_str_eq(g.controller, "[::1]:7");
+  cr_assert_eq(g.timeout_ms, 30000u);
+  cr_assert(g.json);
+  cr_assert_eq(g.cmd_index, 6);
+  ty_cli_global_close(&g);
+
+  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--controller", "h"), NULL, &g, &err), 0);
+  cr_assert_eq(g.port, 7810);
+  cr_assert_eq(g.cmd_index, 3); /* no subcommand */
+  ty_cli_global_close(&g);
+}
+
+Test(global, bad_values_are_named) {
+  ty_cli_global g;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, &err),
+               TY_EINVAL);
+  cr_assert(strstr(err.msg, "--controller: \"h:x\" is not HOST:PORT"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, &g, &err),
+               TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g,
+                                   &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, &err),
+               TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "TRAINYARD_CONTROLLER"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, &err),
+               TY_EINVAL);
+  cr_assert(strstr(err.msg, "--timeout: \"soon\""), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, &g, &err),
+               TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, &g, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "unknown option --bogus"), "%s", err.msg);
+}
+
+Test(ls, defaults_to_pending_and_running) {
+  ty_cli_ls_args a;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(ty_cli_parse_ls(0, ARGS("x"), &a, &err), 0);
+  cr_assert_eq(a.nstates, 2u);
+  cr_assert_eq(a.states[0], TY_CLI_JOB_PENDING);
+  cr_assert_eq(a.states[1], TY_CLI_JOB_RUNNING);
+  ty_cli_ls_args_close(&a);
+
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--all", "--json"), &a, &err), 0);
+  cr_assert(a.all && a.json);
+  cr_assert_eq(a.nstates, 0u);
+  ty_cli_ls_args_close(&a);
+
+  cr_assert_eq(ty_cli_parse_ls(6, ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob",
+                                       "-q", "gpu"), &a, &err), 0, "%s", err.msg);
+  cr_assert_eq(a.nstates, 3u); /* cd == completed */
+  cr_assert_eq(a.states[2], TY_CLI_JOB_NODE_FAIL);
+  cr_assert_str_eq(a.user, "bob");
+  cr_assert_str_eq(a.queue, "gpu");
+  ty_cli_ls_args_close(&a);
+}
+
+Test(ls, bad_options) {
+  ty_cli_ls_args a;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", "running,sleeping"), &a, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "--state: unknown state \"sleeping\""), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", ""), &a, &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_ls(3, ARGS("--state", "running", "--all"), &a, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "--all and --state"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("42"), &a, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "unexpected argument \"42\""), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--user", ""), &a, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "--user: must not be empty"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("--user"), &a, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "--user needs a value"), "%s", err.msg);
+}
+
+Test(jobs, show_logs_cancel_nodes) {
+  ty_cli_err err = {{0}};
+  ty_cli_show_args s;
+  cr_assert_eq(ty_cli_parse_show(2, ARGS("42", "--json"), &s, &err), 0);
+  cr_assert_eq(s.id, 42u);
+  cr_assert(s.json);
+  ty_cli_logs_args l;
+  cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, &err), 0, "%s", err.msg);
+  cr_assert(l.follow);
+  cr_assert_eq(l.id, 7u);
+  cr_assert_eq(l.rank, 3);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7"), &l, &err), 0);
+  cr_assert_eq(l.rank, -1);
+  ty_cli_cancel_args c;
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("1", "2", "3"), &c, &err), 0);
+  cr_assert_eq(c.nids, 3u);
+  cr_assert_eq(c.ids[2], 3u);
+  ty_cli_cancel_args_close(&c);
+  ty_cli_nodes_args n;
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--json"), &n, &err), 0);
+  cr_assert(n.json);
+}
+
+Test(jobs, bad_ids_and_arguments) {
+  ty_cli_err err = {{0}};
+  ty_cli_show_args s;
+  cr_assert_eq(ty_cli_parse_show(0, ARGS("x"), &s, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "show: missing job id"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("abc"), &s, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "\"abc\" is not a job id"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("0"), &s, &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("-3"), &s, &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("99999999999999999999999"), &s, &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_show(2, ARGS("1", "2"), &s, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "show: unexpected argument \"2\""), "%s", err.msg);
+  ty_cli_logs_args l;
+  cr_assert_eq(ty_cli_parse_logs(3, ARGS("1", "--rank", "x"), &l, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "--rank: \"x\""), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_logs(0, ARGS("x"), &l, &err), TY_EINVAL);
+  ty_cli_cancel_args c;
+  cr_assert_eq(ty_cli_parse_cancel(0, ARGS("x"), &c, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "cancel: missing job id"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("1", "x1"), &c, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "\"x1\" is not a job id"), "%s", err.msg);
+  ty_cli_nodes_args n;
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("node1"), &n, &err), TY_EINVAL);
+  cr_assert(strstr(err.msg, "nodes: unexpected argument"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--all"), &n, &err), TY_EINVAL);
+}
+
+Test(states, names_round_trip) {
+  int st = 0;
+  for (int s = 1; s <= TY_CLI_JOB_STATE_MAX; s++) {
+    cr_assert_eq(ty_cli_job_state_parse(ty_cli_job_state_name(s), &st), 0);
+    cr_assert_eq(st, s);
+  }
+  cr_assert_eq(ty_cli_job_state_parse("pd", &st), 0);
+  cr_assert_eq(st, TY_CLI_JOB_PENDING);
+  cr_assert_eq(ty_cli_job_state_parse("canceled", &st), 0);
+  cr_assert_eq(ty_cli_job_state_parse("", &st), TY_EINVAL);
+  cr_assert_str_eq(ty_cli_job_state_name(99), "UNKNOWN");
+  cr_assert_str_eq(ty_cli_node_state_name(3), "DRAINING");
+}
+
+Test(exit_codes, map_as_documented) {
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_SUBMIT, 0), 0);
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_SUBMIT, TY_EINVAL), 5);
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_SUBMIT, TY_ENOTFOUND), 5); /* unknown queue */
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_SUBMIT, TY_EUNSUPPORTED), 5);
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_SUBMIT, TY_ESTORE), 1);
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_JOB, TY_ENOTFOUND), 4);
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_JOB, TY_ESTATE), 1);
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_JOB, TY_EINVAL), 1);
+  cr_assert_eq(ty_cli_exit_for_status(TY_CLI_OP_OTHER, TY_ENOTFOUND), 1);
+  cr_assert_eq(ty_cli_exit_for_transport(-111 /* UV_ECONNREFUSED */), 3);
+  cr_assert_eq(ty_cli_exit_for_transport(TY_ETIMEDOUT), 3);
+  cr_assert_eq(ty_cli_exit_for_transport(TY_ECLOSED), 3);
+  cr_assert_eq(ty_cli_exit_for_transport(0), 0);
+
+  ty_cli_cancel_result ok = {1, 0, ""}, done = {2, TY_ESTATE, "job 2 is already COMPLETED"},
+                       gone = {3, TY_ENOTFOUND, "job 3 not found"};
+  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){ok}, 1), 0);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){ok, done}, 2), 1);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){gone, done}, 2), 4);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){done, gone}, 2), 4);
+}
