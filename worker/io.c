@@ -1,3 +1,296 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder while the io part is written. */
+/*
+ * The task I/O server: ReadLog streams DIR/jobs/JOB/rank<R>.log to clients
+ * straight from the worker (the controller is never on the data path).
+ *
+ * Each stream reads the file with uv_fs_read on libuv's thread pool, 64 KiB
+ * at a time, and sends one LogChunk per read. It pauses while the
+ * connection's write queue is above HIGH_WATER (resumed by the drain
+ * callback, and re-checked by the 100 ms poll timer in case a drain is never
+ * signalled), so a slow reader costs the worker at most HIGH_WATER bytes.
+ * With `follow`, EOF while the task runs re-polls the file every 100 ms; EOF
+ * on a read that began after the task had ended finishes with END 0, so no
+ * byte written before the exit is lost.
+ *
+ * A stream is freed once it is done, its read is not in flight and its timer
+ * has closed; the connection may be gone long before that.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/rpc/rpc.h"
+#include "proto/methods.h"
 #include "worker/worker_internal.h"
+
+#define CHUNK (64u * 1024u)
+#define HIGH_WATER (1024u * 1024u)
+#define POLL_MS 100u
+
+typedef struct io_conn io_conn;
+
+typedef struct log_stream {
+  struct log_stream *next;
+  ty_worker_io *io;
+  io_conn *ic;               /* NULL once the connection closed */
+  uint64_t request_id;
+  ty__read_log req;
+  uint64_t offset;
+  int fd;
+  uv_fs_t fs;
+  uv_timer_t poll;
+  bool reading;              /* fs request in flight */
+  bool done;
+  bool timer_closed;
+  bool was_running;          /* the task ran when the current read began */
+  uint8_t buf[CHUNK];
+} log_stream;
+
+struct io_conn {
+  io_conn *next;
+  ty_worker_io *io;
+  ty_rpc_conn *c;
+  log_stream *streams;
+};
+
+struct ty_worker_io {
+  uv_loop_t *loop;
+  ty_tasks *tasks;
+  ty_rpc_server *server;
+  io_conn *conns;
+  int live_streams;
+  bool destroying;
+};
+
+static void pump(log_stream *st);
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+static void maybe_free_io(ty_worker_io *io) {
+  if (io->destroying && !io->conns && io->live_streams == 0) free(io);
+}
+
+static void unlink_stream(log_stream *st) {
+  if (!st->ic) return;
+  for (log_stream **p = &st->ic->streams; *p; p = &(*p)->next) {
+    if (*p == st) {
+      *p = st->next;
+      break;
+    }
+  }
+  st->ic = NULL;
+}
+
+static void maybe_free_stream(log_stream *st, ty_worker_io *io) {
+  if (!st->done || st->reading || !st->timer_closed) return;
+  if (st->fd >= 0) close(st->fd);
+  free(st);
+  io->live_streams--;
+  maybe_free_io(io);
+}
+
+static void on_poll_closed(uv_handle_t *h) {
+  log_stream *st = h->data;
+  st->timer_closed = true;
+  maybe_free_stream(st, st->io);
+}
+
+/* Ends the stream: END with `status` unless the peer is gone or cancelled. */
+static void finish(log_stream *st, int status, const char *message, bool send_end) {
+  if (st->done) return;
+  st->done = true;
+  if (send_end && st->ic) ty_rpc_stream_end(st->ic->c, st->request_id, status, message);
+  unlink_stream(st);
+  uv_close((uv_handle_t *)&st->poll, on_poll_closed);
+}
+
+/* ---- reading ----------------------------------------------------------------- */
+
+static void on_poll(uv_timer_t *h) { pump(h->data); }
+
+static void send_chunk(log_stream *st, size_t n) {
+  uint8_t *frame = NULL;
+  size_t len = 0;
+  int rc = ty__encode_log_chunk(st->req.rank, st->offset, st->buf, n, &frame, &len);
+  if (rc == 0) rc = ty_rpc_stream_send(st->ic->c, st->request_id, frame, len);
+  free(frame);
+  if (rc != 0) {
+    /* Cancelled by the peer, or the connection is going away. */
+    finish(st, 0, NULL, false);
+    return;
+  }
+  st->offset += n;
+}
+
+static void on_read(uv_fs_t *req) {
+  log_stream *st = container_of(req, log_stream, fs);
+  ty_worker_io *io = st->io;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  st->reading = false;
+  if (st->done || !st->ic) {
+    finish(st, 0, NULL, false);
+    maybe_free_stream(st, io);
+    return;
+  }
+  if (n < 0) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "reading log of job %" PRIu64 " rank %" PRIu32 ": %s",
+             st->req.job_id, st->req.rank, uv_strerror((int)n));
+    finish(st, TY_EIO, msg, true);
+  } else if (n > 0) {
+    send_chunk(st, (size_t)n);
+    pump(st);
+  } else if (st->req.follow && st->was_running) {
+    uv_timer_start(&st->poll, on_poll, POLL_MS, 0);
+  } else {
+    finish(st, 0, NULL, true);
+  }
+}
+
+static void pump(log_stream *st) {
+  if (st->done || st->reading || !st->ic) return;
+  ty_worker_io *io = st->io;
+  if (ty_rpc_write_queued(st->ic->c) >= HIGH_WATER) {
+    /* The drain callback resumes us; the timer is a safety net. */
+    uv_timer_start(&st->poll, on_poll, POLL_MS, 0);
+    return;
+  }
+  uv_timer_stop(&st->poll);
+  st->was_running = ty_tasks_is_running(io->tasks, st->req.job_id, st->req.rank);
+  uv_buf_t b = uv_buf_init((char *)st->buf, CHUNK);
+  int rc = uv_fs_read(io->loop, &st->fs, st->fd, &b, 1, (int64_t)st->offset, on_read);
+  if (rc != 0) {
+    finish(st, TY_EIO, "cannot read the log file", true);
+    return;
+  }
+  st->reading = true;
+}
+
+/* ---- requests ----------------------------------------------------------------- */
+
+static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
+  ty_worker_io *io = ic->io;
+  ty__read_log req;
+  if (ty__decode_read_log(m->payload, m->payload_len, &req) != 0) {
+    ty_rpc_stream_end(ic->c, m->request_id, TY_EPROTO, "ReadLogRequest: malformed payload");
+    return;
+  }
+  char path[4096];
+  int fd = -1;
+  if (ty_tasks_log_path(io->tasks, req.job_id, req.rank, path, sizeof path) == 0)
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s",
+             req.job_id, req.rank, ty_tasks_node(io->tasks));
+    ty_rpc_stream_end(ic->c, m->request_id, TY_ENOTFOUND, msg);
+    return;
+  }
+  log_stream *st = ty_xcalloc(1, sizeof *st);
+  st->io = io;
+  st->ic = ic;
+  st->request_id = m->request_id;
+  st->req = req;
+  st->offset = req.offset;
+  st->fd = fd;
+  uv_timer_init(io->loop, &st->poll);
+  st->poll.data = st;
+  st->next = ic->streams;
+  ic->streams = st;
+  io->live_streams++;
+  pump(st);
+}
+
+static void cancel_stream(io_conn *ic, uint64_t request_id) {
+  for (log_stream *st = ic->streams; st; st = st->next) {
+    if (st->request_id == request_id) {
+      finish(st, 0, NULL, false);
+      return;
+    }
+  }
+}
+
+static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
+  (void)ud;
+  io_conn *ic = ty_rpc_get_ud(c);
+  if (m->kind == TY_RPC_CANCEL) {
+    cancel_stream(ic, m->request_id);
+  } else if (m->kind != TY_RPC_REQUEST) {
+    return;
+  } else if (strcmp(m->method, TY_M_READ_LOG) == 0) {
+    start_read_log(ic, m);
+  } else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "unknown method \"%.100s\" on the task I/O port of node %s",
+             m->method, ty_tasks_node(ic->io->tasks));
+    ty_rpc_reply(c, m->request_id, TY_ENOTFOUND, msg, NULL, 0);
+  }
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+static void on_drain(ty_rpc_conn *c, void *ud) {
+  (void)c;
+  io_conn *ic = ud;
+  for (log_stream *st = ic->streams; st; st = st->next) pump(st);
+}
+
+static void on_close(ty_rpc_conn *c, int reason, void *ud) {
+  (void)reason;
+  (void)ud;
+  io_conn *ic = ty_rpc_get_ud(c);
+  ty_worker_io *io = ic->io;
+  while (ic->streams) finish(ic->streams, 0, NULL, false);
+  for (io_conn **p = &io->conns; *p; p = &(*p)->next) {
+    if (*p == ic) {
+      *p = ic->next;
+      break;
+    }
+  }
+  free(ic);
+  maybe_free_io(io);
+}
+
+static void on_accept(ty_rpc_server *srv, ty_rpc_conn *c, void *ud) {
+  (void)srv;
+  ty_worker_io *io = ud;
+  io_conn *ic = ty_xcalloc(1, sizeof *ic);
+  ic->io = io;
+  ic->c = c;
+  ic->next = io->conns;
+  io->conns = ic;
+  ty_rpc_set_ud(c, ic);
+  ty_rpc_set_drain_cb(c, on_drain, ic);
+}
+
+int ty_worker_io_create(uv_loop_t *loop, const char *host, int port, ty_tasks *tasks,
+                        ty_worker_io **out_io) {
+  if (!loop || !host || !tasks || port < 0 || port > 65535) return TY_EINVAL;
+  ty_worker_io *io = ty_xcalloc(1, sizeof *io);
+  io->loop = loop;
+  io->tasks = tasks;
+  ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = io,
+                           .write_high_water = HIGH_WATER};
+  int rc = ty_rpc_server_create(loop, host, port, &opts, on_accept, io, &io->server);
+  if (rc != 0) {
+    free(io);
+    return rc;
+  }
+  *out_io = io;
+  return 0;
+}
+
+int ty_worker_io_port(const ty_worker_io *io) { return ty_rpc_server_port(io->server); }
+
+void ty_worker_io_destroy(ty_worker_io *io) {
+  if (!io || io->destroying) return;
+  io->destroying = true;
+  ty_rpc_server_destroy(io->server);
+  io->server = NULL;
+  maybe_free_io(io);
+}

@@ -1,2 +1,327 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-int main(void) { return 0; }
+/*
+ * trainworkerd: one per node. Parses the flags of docs/cluster-protocol.md,
+ * detects the node, and wires the parts of worker/ together on one libuv
+ * loop: the task registry, the controller session, the task I/O server and
+ * /metrics. Everything the daemon owns hangs off one `ty_worker`.
+ *
+ * SIGTERM/SIGINT: the tasks get SIGTERM (SIGKILL after their grace), their
+ * ends are reported to the controller, then the worker exits. A second
+ * signal SIGKILLs the tasks at once.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/metrics/metrics.h"
+#include "proto/methods.h"
+#include "worker/worker_internal.h"
+
+/* How long a stopping worker waits for the controller to acknowledge the
+ * reports of the tasks it killed. */
+#define REPORT_WAIT_MS 3000
+#define STOP_CHECK_MS 100
+
+typedef struct worker_opts {
+  char controller_host[256];
+  int controller_port;
+  char name[256];
+  char state_dir[1024];
+  char io_host[256];
+  int io_port;
+  char metrics_host[256];
+  int metrics_port;
+  const char *advertise;
+  long cpus, gpus; /* -1 = detected */
+  uint64_t memory; /* 0 = detected */
+  const char *port_file;
+  ty_log_level log_level;
+} worker_opts;
+
+typedef struct ty_worker {
+  uv_loop_t loop;
+  worker_opts o;
+  ty_worker_inventory inv;
+  char io_addr[300];
+  ty_tasks *tasks;
+  ty_worker_io *io;
+  ty_worker_session *session;
+  ty_metrics *metrics;
+  ty_metrics_http *http;
+  ty__worker_stats *stats;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t stop_timer;
+  int stop_signals;
+  int64_t all_ended_ms; /* when the last task ended during a stop; 0 = not yet */
+  int exit_code;
+} ty_worker;
+
+static const char usage[] =
+    "usage: trainworkerd [options]\n"
+    "  --controller HOST:PORT  controller address (default 127.0.0.1:7810)\n"
+    "  --name NAME             node name, unique in the cluster (default: hostname)\n"
+    "  --state-dir DIR         task logs in DIR/jobs/JOB/rank<R>.log (default ./var/worker-NAME)\n"
+    "  --io-listen HOST:PORT   task I/O (ReadLog) listener (default 127.0.0.1:7820; port 0 = any)\n"
+    "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:7821)\n"
+    "  --advertise HOST        host in io_addr and MASTER_ADDR (default 127.0.0.1)\n"
+    "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
+    "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
+    "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+    "  --help                  this text\n";
+
+/* ---- flags ------------------------------------------------------------------ */
+
+static int usage_error(const char *flag, const char *value, const char *what) {
+  fprintf(stderr, "trainworkerd: %s: \"%s\" %s\n%s", flag, value ? value : "", what, usage);
+  return 2;
+}
+
+static int parse_hostport(const char *s, char *host, size_t host_len, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || (size_t)(colon - s) >= host_len) return TY_EINVAL;
+  char *end = NULL;
+  errno = 0;
+  long p = strtol(colon + 1, &end, 10);
+  if (errno || !colon[1] || *end || p < 0 || p > 65535) return TY_EINVAL;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = '\0';
+  *port = (int)p;
+  return 0;
+}
+
+static int parse_count(const char *s, long *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || !s[0] || *end || v < 0 || v > 1000000) return TY_EINVAL;
+  *out = v;
+  return 0;
+}
+
+static void default_opts(worker_opts *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->controller_host, sizeof o->controller_host, "127.0.0.1");
+  o->controller_port = TY_CONTROLLER_PORT;
+  snprintf(o->io_host, sizeof o->io_host, "127.0.0.1");
+  o->io_port = TY_WORKER_IO_PORT;
+  snprintf(o->metrics_host, sizeof o->metrics_host, "127.0.0.1");
+  o->metrics_port = TY_WORKER_METRICS_PORT;
+  o->advertise = "127.0.0.1";
+  o->cpus = o->gpus = -1;
+  o->log_level = TY_LOG_INFO;
+}
+
+/* One flag with its value; returns 0, or the exit code for a usage error. */
+static int parse_flag(worker_opts *o, const char *flag, const char *v) {
+  if (!v) return usage_error(flag, "", "needs a value");
+  if (strcmp(flag, "--controller") == 0) {
+    if (parse_hostport(v, o->controller_host, sizeof o->controller_host, &o->controller_port) ||
+        o->controller_port == 0)
+      return usage_error(flag, v, "is not HOST:PORT");
+  } else if (strcmp(flag, "--io-listen") == 0) {
+    if (parse_hostport(v, o->io_host, sizeof o->io_host, &o->io_port))
+      return usage_error(flag, v, "is not HOST:PORT");
+  } else if (strcmp(flag, "--metrics-listen") == 0) {
+    if (parse_hostport(v, o->metrics_host, sizeof o->metrics_host, &o->metrics_port))
+      return usage_error(flag, v, "is not HOST:PORT");
+  } else if (strcmp(flag, "--name") == 0) {
+    if (!v[0] || strlen(v) >= sizeof o->name || strpbrk(v, " \t\n/:"))
+      return usage_error(flag, v, "is not a valid node name");
+    snprintf(o->name, sizeof o->name, "%s", v);
+  } else if (strcmp(flag, "--state-dir") == 0) {
+    if (!v[0] || strlen(v) >= sizeof o->state_dir) return usage_error(flag, v, "is not a path");
+    snprintf(o->state_dir, sizeof o->state_dir, "%s", v);
+  } else if (strcmp(flag, "--advertise") == 0) {
+    if (!v[0]) return usage_error(flag, v, "is not a host");
+    o->advertise = v;
+  } else if (strcmp(flag, "--cpus") == 0) {
+    if (parse_count(v, &o->cpus) || o->cpus == 0) return usage_error(flag, v, "is not a count > 0");
+  } else if (strcmp(flag, "--gpus") == 0) {
+    if (parse_count(v, &o->gpus)) return usage_error(flag, v, "is not a count");
+  } else if (strcmp(flag, "--memory") == 0) {
+    if (ty_parse_size(v, &o->memory) || o->memory == 0)
+      return usage_error(flag, v, "is not a size like 64G");
+  } else if (strcmp(flag, "--port-file") == 0) {
+    o->port_file = v;
+  } else if (strcmp(flag, "--log-level") == 0) {
+    if (ty_log_parse_level(v, &o->log_level)) return usage_error(flag, v, "is not a log level");
+  } else {
+    fprintf(stderr, "trainworkerd: unknown option %s\n%s", flag, usage);
+    return 2;
+  }
+  return 0;
+}
+
+/* Returns -1 to go on, or the process exit code. */
+static int parse_args(int argc, char **argv, worker_opts *o) {
+  default_opts(o);
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    /* Accept both "--flag value" and "--flag=value". */
+    char flag[64];
+    const char *eq = strchr(a, '=');
+    const char *v = NULL;
+    if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof flag) {
+      memcpy(flag, a, (size_t)(eq - a));
+      flag[eq - a] = '\0';
+      v = eq + 1;
+    } else {
+      snprintf(flag, sizeof flag, "%s", a);
+      v = i + 1 < argc ? argv[++i] : NULL;
+    }
+    int rc = parse_flag(o, flag, v);
+    if (rc) return rc;
+  }
+  return -1;
+}
+
+/* ---- start-up ------------------------------------------------------------------ */
+
+static int write_port_file(const ty_worker *w) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.tmp", w->o.port_file);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return TY_EIO;
+  fprintf(f, "io=%d\nmetrics=%d\n", ty_worker_io_port(w->io), ty_metrics_http_port(w->http));
+  if (fclose(f) != 0 || rename(tmp, w->o.port_file) != 0) return TY_EIO;
+  return 0;
+}
+
+static void detect(ty_worker *w) {
+  if (ty_worker_inventory_detect(&w->inv) != 0)
+    ty_warn("hwloc could not load the topology; using sysconf/sysinfo");
+  if (w->o.cpus > 0) w->inv.cpus = (uint32_t)w->o.cpus;
+  if (w->o.gpus >= 0) ty_worker_inventory_set_gpus(&w->inv, (uint32_t)w->o.gpus);
+  if (w->o.memory > 0) w->inv.memory = w->o.memory;
+  if (!w->o.name[0]) snprintf(w->o.name, sizeof w->o.name, "%s", w->inv.hostname);
+  if (!w->o.state_dir[0])
+    snprintf(w->o.state_dir, sizeof w->o.state_dir, "./var/worker-%s", w->o.name);
+}
+
+static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
+  (void)t;
+  ty_worker *w = ud;
+  ty_worker_session_task_ended(w->session, r);
+}
+
+static int start_listeners(ty_worker *w) {
+  int rc = ty_worker_io_create(&w->loop, w->o.io_host, w->o.io_port, w->tasks, &w->io);
+  if (rc != 0) {
+    ty_error("cannot listen for task I/O on %s:%d: %s", w->o.io_host, w->o.io_port,
+             ty_strerror(rc));
+    return rc;
+  }
+  w->metrics = ty_metrics_create();
+  w->stats = ty__worker_stats_create(w->metrics, w->tasks, &w->inv);
+  rc = ty_metrics_http_start(&w->loop, w->o.metrics_host, w->o.metrics_port, w->metrics, &w->http);
+  if (rc != 0) {
+    ty_error("cannot serve /metrics on %s:%d: %s", w->o.metrics_host, w->o.metrics_port,
+             ty_strerror(rc));
+    return rc;
+  }
+  snprintf(w->io_addr, sizeof w->io_addr, "%s:%d", w->o.advertise, ty_worker_io_port(w->io));
+  if (w->o.port_file && write_port_file(w) != 0) {
+    ty_error("cannot write the port file %s", w->o.port_file);
+    return TY_EIO;
+  }
+  return 0;
+}
+
+/* ---- shutdown -------------------------------------------------------------------- */
+
+static void on_stop_check(uv_timer_t *h) {
+  ty_worker *w = h->data;
+  if (ty_tasks_running(w->tasks) > 0) return;
+  if (w->all_ended_ms == 0) w->all_ended_ms = ty_mono_ms();
+  bool reported = ty_worker_session_unacked(w->session) == 0;
+  bool can_report = ty_worker_session_registered(w->session);
+  if (!reported && can_report && ty_mono_ms() - w->all_ended_ms < REPORT_WAIT_MS) return;
+  if (!reported)
+    ty_warn("exiting with %u task reports the controller has not acknowledged",
+            ty_worker_session_unacked(w->session));
+  uv_timer_stop(h);
+  uv_stop(&w->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  ty_worker *w = h->data;
+  if (w->stop_signals++ > 0) {
+    ty_warn("signal %d again: killing tasks now", signum);
+    ty_tasks_kill_all_now(w->tasks);
+    return;
+  }
+  ty_info("signal %d: stopping %u tasks, then exiting", signum, ty_tasks_running(w->tasks));
+  ty_tasks_kill_all(w->tasks);
+  uv_timer_start(&w->stop_timer, on_stop_check, 0, STOP_CHECK_MS);
+}
+
+static void start_signals(ty_worker *w) {
+  uv_signal_init(&w->loop, &w->sigterm);
+  uv_signal_init(&w->loop, &w->sigint);
+  uv_timer_init(&w->loop, &w->stop_timer);
+  w->sigterm.data = w->sigint.data = w->stop_timer.data = w;
+  uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&w->sigint, on_signal, SIGINT);
+}
+
+/* Frees everything; runs the loop until every handle has closed. */
+static void teardown(ty_worker *w) {
+  ty_worker_session_destroy(w->session);
+  ty_worker_io_destroy(w->io);
+  ty_metrics_http_stop(w->http);
+  ty_tasks_destroy(w->tasks);
+  uv_close((uv_handle_t *)&w->sigterm, NULL);
+  uv_close((uv_handle_t *)&w->sigint, NULL);
+  uv_close((uv_handle_t *)&w->stop_timer, NULL);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&w->loop) != 0) ty_warn("event loop closed with handles still open");
+  ty__worker_stats_destroy(w->stats);
+  ty_metrics_destroy(w->metrics);
+  ty_worker_inventory_close(&w->inv);
+}
+
+static int run(ty_worker *w) {
+  detect(w);
+  if (ty_mkdir_p(w->o.state_dir) != 0) {
+    ty_error("cannot create the state directory %s", w->o.state_dir);
+    return 1;
+  }
+  uv_loop_init(&w->loop);
+  start_signals(w);
+  int rc = ty_tasks_create(&w->loop, w->o.state_dir, w->o.name, on_task_end, w, &w->tasks);
+  if (rc == 0) rc = start_listeners(w);
+  ty_worker_session_opts so = {.host = w->o.controller_host, .port = w->o.controller_port,
+                               .name = w->o.name, .io_addr = w->io_addr, .inv = &w->inv,
+                               .tasks = w->tasks};
+  if (rc == 0) rc = ty_worker_session_create(&w->loop, &so, &w->session);
+  if (rc == 0) {
+    ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "
+            "controller %s:%d, state in %s",
+            w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology,
+            w->io_addr, w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
+            w->o.controller_port, w->o.state_dir);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+  }
+  teardown(w);
+  return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  ty_worker *w = ty_xcalloc(1, sizeof *w);
+  int rc = parse_args(argc, argv, &w->o);
+  if (rc < 0) {
+    ty_log_init("trainworkerd", w->o.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    rc = run(w);
+  }
+  free(w);
+  return rc;
+}

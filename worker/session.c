@@ -1,3 +1,399 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder while the session part is written. */
+/*
+ * The worker's session with the controller (docs/cluster-protocol.md,
+ * "Worker session"): connect out, RegisterNode first, then Heartbeat at the
+ * interval the controller chose; LaunchTask and KillTask arrive as requests
+ * on the same connection; TaskUpdate reports every ended task until the
+ * controller answers 0.
+ *
+ * Invariants:
+ *   - Tasks never depend on the session: losing the controller only stops the
+ *     heartbeats. Reconnects back off 250 ms, doubling to 5 s, forever; a
+ *     successful registration resets the backoff.
+ *   - An ended task's report is forgotten (ty_tasks_ack) only after a 0 answer
+ *     to the TaskUpdate or to the RegisterNode that carried it.
+ *   - The session struct outlives its connection: it is freed only after the
+ *     connection's close callback and its timers' close callbacks ran.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/rpc/rpc.h"
+#include "proto/methods.h"
 #include "worker/worker_internal.h"
+
+#define BACKOFF_MIN_MS 250u
+#define BACKOFF_MAX_MS 5000u
+#define CONNECT_TIMEOUT_MS 5000u
+#define CALL_TIMEOUT_MS 10000u
+#define RETRY_UPDATES_MS 1000u
+#define DEFAULT_HEARTBEAT_MS 2000u
+
+struct ty_worker_session {
+  uv_loop_t *loop;
+  ty_worker_session_opts o;
+  char *host, *name, *io_addr;
+  ty_rpc_conn *conn;
+  bool connecting;
+  bool registered;
+  bool destroying;
+  uint32_t backoff_ms;
+  uint32_t heartbeat_ms;
+  uv_timer_t reconnect_timer;
+  uv_timer_t heartbeat_timer;
+  uv_timer_t retry_timer; /* resends TaskUpdates the controller refused */
+  int open_handles;
+};
+
+/* The tasks an in-flight RegisterNode carried, acknowledged by its answer. */
+typedef struct carried {
+  ty_worker_session *s;
+  size_t n, cap;
+  struct {
+    uint64_t job_id;
+    uint32_t rank;
+  } *items;
+} carried;
+
+static void connect_now(ty_worker_session *s);
+static void send_pending_updates(ty_worker_session *s);
+
+static void on_reconnect_timer(uv_timer_t *h) { connect_now(h->data); }
+static void on_retry_timer(uv_timer_t *h) { send_pending_updates(h->data); }
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+static void maybe_free(ty_worker_session *s) {
+  if (!s->destroying || s->open_handles > 0 || s->conn || s->connecting) return;
+  free(s->host);
+  free(s->name);
+  free(s->io_addr);
+  free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  ty_worker_session *s = h->data;
+  s->open_handles--;
+  maybe_free(s);
+}
+
+static void schedule_reconnect(ty_worker_session *s) {
+  if (s->destroying) return;
+  ty_debug("session: reconnecting to %s:%d in %u ms", s->host, s->o.port, s->backoff_ms);
+  uv_timer_start(&s->reconnect_timer, on_reconnect_timer, s->backoff_ms, 0);
+  s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+static void on_conn_close(ty_rpc_conn *c, int reason, void *ud) {
+  (void)ud;
+  ty_worker_session *s = ty_rpc_get_ud(c);
+  if (s->conn != c) return;
+  if (s->registered || reason != 0)
+    ty_warn("session: connection to controller %s closed (%s)", ty_rpc_peer(c),
+            reason ? ty_strerror(reason) : "orderly");
+  s->conn = NULL;
+  s->registered = false;
+  uv_timer_stop(&s->heartbeat_timer);
+  uv_timer_stop(&s->retry_timer);
+  if (s->destroying) {
+    maybe_free(s);
+    return;
+  }
+  schedule_reconnect(s);
+}
+
+/* ---- heartbeats -------------------------------------------------------------- */
+
+static void on_heartbeat_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                                void *ud) {
+  (void)msg;
+  (void)final;
+  (void)ud;
+  if (status == TY_ETIMEDOUT) {
+    /* A controller that stops answering is as good as gone: start over. */
+    ty_warn("session: heartbeat timed out; reconnecting");
+    ty_rpc_close(c);
+  } else if (status != 0 && status != TY_ECLOSED) {
+    ty_warn("session: heartbeat refused: %s%s%s", ty_strerror(status), msg ? ": " : "",
+            msg ? msg->message : "");
+  }
+}
+
+static void send_heartbeat(uv_timer_t *h) {
+  ty_worker_session *s = h->data;
+  if (!s->conn || !s->registered) return;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (ty__encode_heartbeat(s->name, ty_tasks_running(s->o.tasks), &buf, &len) != 0) return;
+  uint32_t timeout = s->heartbeat_ms * 3 > CALL_TIMEOUT_MS ? s->heartbeat_ms * 3 : CALL_TIMEOUT_MS;
+  uint64_t id;
+  int rc = ty_rpc_call(s->conn, TY_M_HEARTBEAT, buf, len, NULL, 0, timeout, on_heartbeat_answer,
+                       s, &id);
+  if (rc != 0) ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
+  free(buf);
+}
+
+/* ---- task updates ---------------------------------------------------------- */
+
+typedef struct update_call {
+  ty_worker_session *s;
+  uint64_t job_id;
+  uint32_t rank;
+} update_call;
+
+static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                             void *ud) {
+  (void)c;
+  (void)final;
+  update_call *u = ud;
+  ty_worker_session *s = u->s;
+  if (status == 0) {
+    ty_tasks_ack(s->o.tasks, u->job_id, u->rank);
+  } else if (status != TY_ECLOSED) {
+    ty_warn("session: TaskUpdate for job %" PRIu64 " rank %" PRIu32 " refused: %s%s%s",
+            u->job_id, u->rank, ty_strerror(status), msg ? ": " : "", msg ? msg->message : "");
+    if (!s->destroying && s->registered && !uv_is_active((uv_handle_t *)&s->retry_timer))
+      uv_timer_start(&s->retry_timer, on_retry_timer, RETRY_UPDATES_MS, 0);
+  }
+  free(u);
+}
+
+static void send_update(ty_worker_session *s, const ty_task_report *r) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (!s->conn || !s->registered || ty__encode_task_update(r, &buf, &len) != 0) return;
+  update_call *u = ty_xcalloc(1, sizeof *u);
+  u->s = s;
+  u->job_id = r->job_id;
+  u->rank = r->rank;
+  uint64_t id;
+  int rc = ty_rpc_call(s->conn, TY_M_TASK_UPDATE, buf, len, NULL, 0, CALL_TIMEOUT_MS,
+                       on_update_answer, u, &id);
+  free(buf);
+  if (rc != 0) {
+    ty_warn("session: cannot send TaskUpdate: %s", ty_strerror(rc));
+    free(u);
+  }
+}
+
+static void send_if_ended(const ty_task_report *r, void *ud) {
+  if (r->state != TY_TASK_RUNNING) send_update(ud, r);
+}
+
+static void send_pending_updates(ty_worker_session *s) {
+  ty_tasks_foreach(s->o.tasks, send_if_ended, s);
+}
+
+void ty_worker_session_task_ended(ty_worker_session *s, const ty_task_report *r) {
+  if (s) send_update(s, r);
+}
+
+static void count_unacked(const ty_task_report *r, void *ud) {
+  if (r->state != TY_TASK_RUNNING) (*(uint32_t *)ud)++;
+}
+
+uint32_t ty_worker_session_unacked(const ty_worker_session *s) {
+  uint32_t n = 0;
+  ty_tasks_foreach(s->o.tasks, count_unacked, &n);
+  return n;
+}
+
+bool ty_worker_session_registered(const ty_worker_session *s) { return s->registered; }
+
+/* ---- registration ------------------------------------------------------------ */
+
+static void remember_ended(const ty_task_report *r, void *ud) {
+  carried *c = ud;
+  if (r->state == TY_TASK_RUNNING) return;
+  if (c->n == c->cap) {
+    c->cap = c->cap ? c->cap * 2 : 8;
+    c->items = ty_xrealloc(c->items, c->cap * sizeof *c->items);
+  }
+  c->items[c->n].job_id = r->job_id;
+  c->items[c->n].rank = r->rank;
+  c->n++;
+}
+
+static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) {
+  uint32_t hb = 0;
+  if (ty__decode_register_response(msg->payload, msg->payload_len, &hb) != 0 || hb == 0)
+    hb = DEFAULT_HEARTBEAT_MS;
+  s->heartbeat_ms = hb;
+  s->registered = true;
+  s->backoff_ms = BACKOFF_MIN_MS;
+  for (size_t i = 0; i < c->n; i++) ty_tasks_ack(s->o.tasks, c->items[i].job_id, c->items[i].rank);
+  ty_info("session: registered with controller %s as %s (heartbeat %u ms, %u running tasks)",
+          ty_rpc_peer(s->conn), s->name, hb, ty_tasks_running(s->o.tasks));
+  uv_timer_start(&s->heartbeat_timer, send_heartbeat, hb, hb);
+  /* Tasks that ended while RegisterNode was in flight were not in it. */
+  send_pending_updates(s);
+}
+
+static void on_register_answer(ty_rpc_conn *conn, int status, const ty_rpc_msg *msg, bool final,
+                               void *ud) {
+  (void)final;
+  carried *c = ud;
+  ty_worker_session *s = c->s;
+  if (s->destroying || s->conn != conn) {
+    /* Answered after we gave up on this connection: nothing to do. */
+  } else if (status == 0 && msg) {
+    registered(s, c, msg);
+  } else if (status != TY_ECLOSED) {
+    ty_error("session: controller refused RegisterNode for %s: %s%s%s", s->name,
+             ty_strerror(status), msg && msg->message[0] ? ": " : "", msg ? msg->message : "");
+    ty_rpc_close(conn); /* the close callback schedules the next attempt */
+  }
+  free(c->items);
+  free(c);
+}
+
+static void send_register(ty_worker_session *s) {
+  ty__node_status st = {.inv = s->o.inv, .name = s->name, .io_addr = s->io_addr,
+                        .tasks = s->o.tasks};
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = ty__encode_register(&st, &buf, &len);
+  carried *c = ty_xcalloc(1, sizeof *c);
+  c->s = s;
+  ty_tasks_foreach(s->o.tasks, remember_ended, c);
+  uint64_t id;
+  if (rc == 0)
+    rc = ty_rpc_call(s->conn, TY_M_REGISTER_NODE, buf, len, NULL, 0, CALL_TIMEOUT_MS,
+                     on_register_answer, c, &id);
+  free(buf);
+  if (rc != 0) {
+    ty_error("session: cannot send RegisterNode: %s", ty_strerror(rc));
+    free(c->items);
+    free(c);
+    ty_rpc_close(s->conn);
+  }
+}
+
+/* ---- requests from the controller -------------------------------------------- */
+
+static void handle_launch(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *req) {
+  ty__launch l;
+  if (ty__decode_launch(req->payload, req->payload_len, &l) != 0) {
+    ty_rpc_reply(c, req->request_id, TY_EPROTO, "LaunchTaskRequest: malformed payload", NULL, 0);
+    return;
+  }
+  char err[1024] = "";
+  int rc = ty_tasks_launch(s->o.tasks, &l.spec, err, sizeof err);
+  if (rc != 0)
+    ty_warn("launch of job %" PRIu64 " rank %" PRIu32 " failed: %s", l.spec.job_id, l.spec.rank,
+            err);
+  ty_rpc_reply(c, req->request_id, rc, rc ? err : NULL, NULL, 0);
+  ty__launch_free(&l);
+}
+
+static void handle_kill(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *req) {
+  uint64_t job = 0;
+  int sig = 0;
+  uint32_t grace = 0;
+  if (ty__decode_kill(req->payload, req->payload_len, &job, &sig, &grace) != 0) {
+    ty_rpc_reply(c, req->request_id, TY_EPROTO, "KillTaskRequest: malformed payload", NULL, 0);
+    return;
+  }
+  int rc = ty_tasks_kill(s->o.tasks, job, sig, grace);
+  char msg[96];
+  snprintf(msg, sizeof msg, "signal: %d is not a signal number", sig);
+  ty_rpc_reply(c, req->request_id, rc, rc ? msg : NULL, NULL, 0);
+}
+
+/* One handler per method the controller may call on a worker. */
+static const struct {
+  const char *method;
+  void (*fn)(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *req);
+} handlers[] = {
+    {.method = TY_M_LAUNCH_TASK, .fn = handle_launch},
+    {.method = TY_M_KILL_TASK, .fn = handle_kill},
+};
+
+static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
+  (void)ud;
+  ty_worker_session *s = ty_rpc_get_ud(c);
+  if (req->kind != TY_RPC_REQUEST) return;
+  if (!s->registered) {
+    ty_rpc_reply(c, req->request_id, TY_ESTATE, "worker is not registered yet", NULL, 0);
+    return;
+  }
+  for (size_t i = 0; i < TY_ARRAY_LEN(handlers); i++) {
+    if (strcmp(handlers[i].method, req->method) == 0) {
+      handlers[i].fn(s, c, req);
+      return;
+    }
+  }
+  char msg[160];
+  snprintf(msg, sizeof msg, "unknown method \"%.100s\" on worker %s", req->method, s->name);
+  ty_rpc_reply(c, req->request_id, TY_ENOTFOUND, msg, NULL, 0);
+}
+
+/* ---- connecting ------------------------------------------------------------------ */
+
+static void on_connected(ty_rpc_conn *c, int status, void *ud) {
+  ty_worker_session *s = ud;
+  s->connecting = false;
+  if (status != 0) {
+    ty_debug("session: cannot reach controller %s:%d: %s", s->host, s->o.port,
+             ty_strerror(status));
+    if (s->destroying) {
+      maybe_free(s);
+      return;
+    }
+    schedule_reconnect(s);
+    return;
+  }
+  ty_rpc_set_ud(c, s);
+  s->conn = c;
+  if (s->destroying) {
+    ty_rpc_close(c);
+    return;
+  }
+  send_register(s);
+}
+
+static void connect_now(ty_worker_session *s) {
+  if (s->destroying || s->conn || s->connecting) return;
+  ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_conn_close, .ud = s};
+  s->connecting = true;
+  int rc = ty_rpc_connect(s->loop, s->host, s->o.port, &opts, CONNECT_TIMEOUT_MS, on_connected, s);
+  if (rc != 0) {
+    s->connecting = false;
+    ty_warn("session: cannot connect to %s:%d: %s", s->host, s->o.port, ty_strerror(rc));
+    schedule_reconnect(s);
+  }
+}
+
+int ty_worker_session_create(uv_loop_t *loop, const ty_worker_session_opts *opts,
+                             ty_worker_session **out_session) {
+  if (!opts->host || !opts->name || !opts->inv || !opts->tasks || opts->port <= 0 ||
+      opts->port > 65535)
+    return TY_EINVAL;
+  ty_worker_session *s = ty_xcalloc(1, sizeof *s);
+  s->loop = loop;
+  s->o = *opts;
+  s->host = ty_strdup(opts->host);
+  s->name = ty_strdup(opts->name);
+  s->io_addr = ty_strdup(opts->io_addr ? opts->io_addr : "");
+  s->backoff_ms = BACKOFF_MIN_MS;
+  uv_timer_t *timers[] = {&s->reconnect_timer, &s->heartbeat_timer, &s->retry_timer};
+  for (size_t i = 0; i < TY_ARRAY_LEN(timers); i++) {
+    uv_timer_init(loop, timers[i]);
+    timers[i]->data = s;
+    s->open_handles++;
+  }
+  connect_now(s);
+  *out_session = s;
+  return 0;
+}
+
+void ty_worker_session_destroy(ty_worker_session *s) {
+  if (!s || s->destroying) return;
+  s->destroying = true;
+  uv_close((uv_handle_t *)&s->reconnect_timer, on_timer_closed);
+  uv_close((uv_handle_t *)&s->heartbeat_timer, on_timer_closed);
+  uv_close((uv_handle_t *)&s->retry_timer, on_timer_closed);
+  if (s->conn) ty_rpc_close(s->conn);
+}
