@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ONNX export: graph + (trained) initializers back to a ModelProto, so a
+ * checkpoint is a model any ONNX runtime can load. Every protobuf-c object
+ * built here is allocated from one arena and released together after
+ * packing; the graph itself is only read.
+ */
+#include "ops/ops_internal.h"
+
+#include "lib/base/base.h"
+#include "proto/onnx.pb-c.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct arena {
+  void **ptrs;
+  size_t n, cap;
+  bool oom;
+} arena;
+
+static void *arena_alloc(arena *a, size_t size) {
+  if (a->oom) return NULL;
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 64;
+    void **p = realloc(a->ptrs, nc * sizeof *p);
+    if (!p) {
+      a->oom = true;
+      return NULL;
+    }
+    a->ptrs = p;
+    a->cap = nc;
+  }
+  void *m = calloc(1, size ? size : 1);
+  if (!m) {
+    a->oom = true;
+    return NULL;
+  }
+  a->ptrs[a->n++] = m;
+  return m;
+}
+
+static void arena_free(arena *a) {
+  for (size_t i = 0; i < a->n; i++) free(a->ptrs[i]);
+  free(a->ptrs);
+}
+
+static void *new_obj(arena *a, size_t size, const void *init) {
+  void *p = arena_alloc(a, size);
+  if (p) memcpy(p, init, size);
+  return p;
+}
+
+/* Allocates a protobuf-c message initialised with its _INIT value. */
+#define NEW(a, T, init) ((T *)new_obj((a), sizeof(T), &(T)init))
+
+static Onnx__TensorProto *tensor_proto(arena *a, const char *name, const ty_tensor *t) {
+  Onnx__TensorProto *tp = NEW(a, Onnx__TensorProto, ONNX__TENSOR_PROTO__INIT);
+  if (!tp) return NULL;
+  tp->name = (char *)name;
+  tp->has_data_type = 1;
+  tp->data_type = (int32_t)t->dtype;
+  tp->n_dims = (size_t)t->shape.rank;
+  tp->dims = (int64_t *)t->shape.dims;
+  tp->has_raw_data = 1;
+  tp->raw_data.len = t->nbytes;
+  tp->raw_data.data = t->data;
+  return tp;
+}
+
+static Onnx__ValueInfoProto *value_info(arena *a, const ty_value *v) {
+  Onnx__ValueInfoProto *vi = NEW(a, Onnx__ValueInfoProto, ONNX__VALUE_INFO_PROTO__INIT);
+  Onnx__TypeProto *tp = NEW(a, Onnx__TypeProto, ONNX__TYPE_PROTO__INIT);
+  Onnx__TypeProto__Tensor *tt = NEW(a, Onnx__TypeProto__Tensor, ONNX__TYPE_PROTO__TENSOR__INIT);
+  if (!vi || !tp || !tt) return NULL;
+  vi->name = v->name;
+  vi->type = tp;
+  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+  tp->tensor_type = tt;
+  tt->has_elem_type = 1;
+  tt->elem_type = (int32_t)v->dtype;
+  if (v->shape.rank < 0) return vi;
+  Onnx__TensorShapeProto *sp = NEW(a, Onnx__TensorShapeProto, ONNX__TENSOR_SHAPE_PROTO__INIT);
+  Onnx__TensorShapeProto__Dimension **dims = arena_alloc(a, (size_t)v->shape.rank * sizeof *dims);
+  if (!sp || !dims) return NULL;
+  tt->shape = sp;
+  sp->n_dim = (size_t)v->shape.rank;
+  sp->dim = dims;
+  for (int d = 0; d < v->shape.rank; d++) {
+    Onnx__TensorShapeProto__Dimension *dim =
+        NEW(a, Onnx__TensorShapeProto__Dimension, ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT);
+    if (!dim) return NULL;
+    dims[d] = dim;
+    if (v->shape.dims[d] >= 0) {
+      dim->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+      dim->dim_value = v->shape.dims[d];
+    } else if (v->shape.dims[d] == TY_DIM_BATCH) {
+      dim->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+      dim->dim_param = (char *)"N";
+    }
+  }
+  return vi;
+}
+
+static Onnx__AttributeProto *attr_proto(arena *a, const ty_attr *at) {
+  Onnx__AttributeProto *ap = NEW(a, Onnx__AttributeProto, ONNX__ATTRIBUTE_PROTO__INIT);
+  if (!ap) return NULL;
+  ap->name = at->name;
+  ap->has_type = 1;
+  ap->type = (Onnx__AttributeProto__AttributeType)at->type;
+  switch (at->type) {
+  case TY_ATTR_FLOAT: ap->has_f = 1; ap->f = at->f; break;
+  case TY_ATTR_INT: ap->has_i = 1; ap->i = at->i; break;
+  case TY_ATTR_STRING:
+    ap->has_s = 1;
+    ap->s.data = (uint8_t *)at->s;
+    ap->s.len = strlen(at->s);
+    break;
+  case TY_ATTR_TENSOR: ap->t = tensor_proto(a, NULL, at->t); break;
+  case TY_ATTR_FLOATS: ap->n_floats = at->n; ap->floats = at->floats; break;
+  case TY_ATTR_INTS: ap->n_ints = at->n; ap->ints = at->ints; break;
+  }
+  return ap;
+}
+
+static char *value_name(const ty_graph *g, int id) { return id == TY_NO_VALUE ? (char *)"" : g->values[id].name; }
+
+static Onnx__NodeProto *node_proto(arena *a, const ty_graph *g, const ty_node *n) {
+  Onnx__NodeProto *np = NEW(a, Onnx__NodeProto, ONNX__NODE_PROTO__INIT);
+  char **in = arena_alloc(a, (size_t)n->n_inputs * sizeof *in);
+  char **out = arena_alloc(a, (size_t)n->n_outputs * sizeof *out);
+  Onnx__AttributeProto **attrs = arena_alloc(a, (size_t)n->n_attrs * sizeof *attrs);
+  if (!np || !in || !out || !attrs) return NULL;
+  np->name = n->name;
+  np->op_type = (char *)ty_op_name(n->op);
+  np->n_input = (size_t)n->n_inputs;
+  np->input = in;
+  np->n_output = (size_t)n->n_outputs;
+  np->output = out;
+  np->n_attribute = (size_t)n->n_attrs;
+  np->attribute = attrs;
+  for (int i = 0; i < n->n_inputs; i++) in[i] = value_name(g, n->inputs[i]);
+  for (int i = 0; i < n->n_outputs; i++) out[i] = value_name(g, n->outputs[i]);
+  for (int i = 0; i < n->n_attrs; i++)
+    if (!(attrs[i] = attr_proto(a, &n->attrs[i]))) return NULL;
+  return np;
+}
+
+static int initializer_protos(arena *a, const ty_graph *g, const ty_init_override *ov, size_t n_ov,
+                              Onnx__GraphProto *gp, char *err, size_t err_len) {
+  gp->n_initializer = g->n_inits;
+  gp->initializer = arena_alloc(a, g->n_inits * sizeof *gp->initializer);
+  if (!gp->initializer) return TY_ENOMEM;
+  for (size_t i = 0; i < n_ov; i++) {
+    int id = ty_graph_find_value(g, ov[i].name);
+    if (id == TY_NO_VALUE || !g->values[id].init)
+      return ty__err(err, err_len, TY_EINVAL, "override \"%s\": no such initializer", ov[i].name);
+    const ty_tensor *t = g->values[id].init, *o = ov[i].tensor;
+    if (o->dtype != t->dtype || !ty_shape_equal(&o->shape, &t->shape))
+      return ty__err(err, err_len, TY_EINVAL, "override \"%s\": dtype or shape differs from the initializer",
+                     ov[i].name);
+  }
+  for (size_t i = 0; i < g->n_inits; i++) {
+    const ty_value *v = &g->values[g->inits[i]];
+    const ty_tensor *t = v->init;
+    for (size_t k = 0; k < n_ov; k++)
+      if (strcmp(ov[k].name, v->name) == 0) t = ov[k].tensor;
+    if (!(gp->initializer[i] = tensor_proto(a, v->name, t))) return TY_ENOMEM;
+  }
+  return 0;
+}
+
+static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, size_t n_ov, Onnx__GraphProto *gp,
+                       char *err, size_t err_len) {
+  gp->name = g->name ? g->name : (char *)"trainyard";
+  gp->n_node = g->n_nodes;
+  gp->node = arena_alloc(a, g->n_nodes * sizeof *gp->node);
+  gp->n_input = g->n_inputs;
+  gp->input = arena_alloc(a, g->n_inputs * sizeof *gp->input);
+  gp->n_output = g->n_outputs;
+  gp->output = arena_alloc(a, g->n_outputs * sizeof *gp->output);
+  if (!gp->node || !gp->input || !gp->output) return TY_ENOMEM;
+  size_t *order = arena_alloc(a, (g->n_nodes + 1) * sizeof *order);
+  if (!order) return TY_ENOMEM;
+  if (ty_graph_topo_order(g, order) != 0) return ty__err(err, err_len, TY_EINVAL, "graph: is not a DAG");
+  for (size_t i = 0; i < g->n_nodes; i++)
+    if (!(gp->node[i] = node_proto(a, g, &g->nodes[order[i]]))) return TY_ENOMEM;
+  for (size_t i = 0; i < g->n_inputs; i++)
+    if (!(gp->input[i] = value_info(a, &g->values[g->inputs[i]]))) return TY_ENOMEM;
+  for (size_t i = 0; i < g->n_outputs; i++)
+    if (!(gp->output[i] = value_info(a, &g->values[g->outputs[i]]))) return TY_ENOMEM;
+  return initializer_protos(a, g, ov, n_ov, gp, err, err_len);
+}
+
+int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides, char *err,
+                     size_t err_len, uint8_t **out_data, size_t *out_len) {
+  arena a = {0};
+  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+  Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
+  Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+  Onnx__OperatorSetIdProto *opsets[1] = {&opset};
+  opset.domain = (char *)"";
+  opset.has_version = 1;
+  opset.version = g->opset;
+  mp.has_ir_version = 1;
+  mp.ir_version = 8;
+  mp.producer_name = (char *)"trainyard";
+  mp.producer_version = (char *)TY_VERSION;
+  mp.n_opset_import = 1;
+  mp.opset_import = opsets;
+  mp.graph = &gp;
+  int rc = graph_proto(&a, g, overrides, n_overrides, &gp, err, err_len);
+  if (rc == 0 && a.oom) rc = TY_ENOMEM;
+  if (rc == 0) {
+    size_t len = onnx__model_proto__get_packed_size(&mp);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) rc = TY_ENOMEM;
+    else {
+      onnx__model_proto__pack(&mp, buf);
+      *out_data = buf;
+      *out_len = len;
+    }
+  }
+  if (rc == TY_ENOMEM) ty__err(err, err_len, rc, "export: out of memory");
+  arena_free(&a);
+  return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) return TY_EIO;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides, const char *path,
+                       char *err, size_t err_len) {
+  uint8_t *data = NULL;
+  size_t len = 0;
+  int rc = ty_graph_to_onnx(g, overrides, n_overrides, err, err_len, &data, &len);
+  if (rc != 0) return rc;
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    free(data);
+    return ty__err(err, err_len, TY_EIO, "%s: cannot create", tmp);
+  }
+  rc = write_all(fd, data, len);
+  if (rc == 0 && fsync(fd) != 0) rc = TY_EIO;
+  if (close(fd) != 0 && rc == 0) rc = TY_EIO;
+  if (rc == 0 && rename(tmp, path) != 0) rc = TY_EIO;
+  if (rc != 0) {
+    unlink(tmp);
+    ty__err(err, err_len, rc, "%s: cannot write the model", path);
+  }
+  free(data);
+  return rc;
+}

@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The graph IR: storage, accessors, builders and topological ordering.
+ * Nodes and values live in growable arrays indexed by int ids, so passes can
+ * hold ids across appends (pointers are invalidated by appends).
+ */
+#include "ops/ops_internal.h"
+
+#include "lib/base/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const op_names[] = {
+#define TY_OP_NAME_(e, s) s,
+    TY_OP_LIST(TY_OP_NAME_)
+#undef TY_OP_NAME_
+};
+
+const char *ty_op_name(ty_op op) {
+  if ((int)op < 0 || op >= TY_OP_COUNT_) return "?";
+  return op_names[op];
+}
+
+int ty_op_from_name(const char *op_type, ty_op *out_op) {
+  for (int i = 0; i < TY_OP_COUNT_; i++) {
+    if (strcmp(op_names[i], op_type) == 0) {
+      *out_op = (ty_op)i;
+      return 0;
+    }
+  }
+  return TY_ENOTFOUND;
+}
+
+int ty__err(char *err, size_t err_len, int code, const char *fmt, ...) {
+  if (err && err_len) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+int ty__node_err(char *err, size_t err_len, const ty_node *n, int code, const char *fmt, ...) {
+  if (err && err_len) {
+    int k = snprintf(err, err_len, "node \"%s\" (%s): ", n->name, ty_op_name(n->op));
+    if (k >= 0 && (size_t)k < err_len) {
+      va_list ap;
+      va_start(ap, fmt);
+      vsnprintf(err + k, err_len - (size_t)k, fmt, ap);
+      va_end(ap);
+    }
+  }
+  return code;
+}
+
+int ty_graph_create(ty_graph **out_graph) {
+  ty_graph *g = calloc(1, sizeof *g);
+  if (!g) return TY_ENOMEM;
+  g->opset = 17;
+  *out_graph = g;
+  return 0;
+}
+
+static void attr_free(ty_attr *a) {
+  free(a->name);
+  free(a->s);
+  free(a->ints);
+  free(a->floats);
+  ty_tensor_destroy(a->t);
+}
+
+void ty_graph_destroy(ty_graph *g) {
+  if (!g) return;
+  for (size_t i = 0; i < g->n_nodes; i++) {
+    ty_node *n = &g->nodes[i];
+    for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
+    free(n->attrs);
+    free(n->name);
+    free(n->inputs);
+    free(n->outputs);
+  }
+  for (size_t i = 0; i < g->n_values; i++) {
+    free(g->values[i].name);
+    ty_tensor_destroy(g->values[i].init);
+  }
+  free(g->nodes);
+  free(g->values);
+  free(g->inputs);
+  free(g->outputs);
+  free(g->inits);
+  free(g->name);
+  free(g);
+}
+
+int ty_graph_opset(const ty_graph *g) { return g->opset; }
+void ty_graph_set_opset(ty_graph *g, int opset) { g->opset = opset; }
+size_t ty_graph_n_nodes(const ty_graph *g) { return g->n_nodes; }
+const ty_node *ty_graph_node(const ty_graph *g, size_t i) { return i < g->n_nodes ? &g->nodes[i] : NULL; }
+size_t ty_graph_n_values(const ty_graph *g) { return g->n_values; }
+size_t ty_graph_n_inputs(const ty_graph *g) { return g->n_inputs; }
+int ty_graph_input(const ty_graph *g, size_t i) { return i < g->n_inputs ? g->inputs[i] : TY_NO_VALUE; }
+size_t ty_graph_n_outputs(const ty_graph *g) { return g->n_outputs; }
+int ty_graph_output(const ty_graph *g, size_t i) { return i < g->n_outputs ? g->outputs[i] : TY_NO_VALUE; }
+size_t ty_graph_n_initializers(const ty_graph *g) { return g->n_inits; }
+int ty_graph_initializer(const ty_graph *g, size_t i) { return i < g->n_inits ? g->inits[i] : TY_NO_VALUE; }
+
+const ty_value *ty_graph_value(const ty_graph *g, int id) {
+  if (id < 0 || (size_t)id >= g->n_values) return NULL;
+  return &g->values[id];
+}
+
+int ty_graph_find_value(const ty_graph *g, const char *name) {
+  /* Linear: graphs have at most a few thousand values and import calls this
+   * once per node input; a hash would be the next step for huge graphs. */
+  for (size_t i = g->n_values; i-- > 0;)
+    if (strcmp(g->values[i].name, name) == 0) return (int)i;
+  return TY_NO_VALUE;
+}
+
+const ty_attr *ty_node_attr(const ty_node *n, const char *name) {
+  for (int i = 0; i < n->n_attrs; i++)
+    if (strcmp(n->attrs[i].name, name) == 0) return &n->attrs[i];
+  return NULL;
+}
+
+int64_t ty_node_attr_int(const ty_node *n, const char *name, int64_t dflt) {
+  const ty_attr *a = ty_node_attr(n, name);
+  return a && a->type == TY_ATTR_INT ? a->i : dflt;
+}
+
+float ty_node_attr_float(const ty_node *n, const char *name, float dflt) {
+  const ty_attr *a = ty_node_attr(n, name);
+  return a && a->type == TY_ATTR_FLOAT ? a->f : dflt;
+}
+
+const char *ty_node_attr_string(const ty_node *n, const char *name, const char *dflt) {
+  const ty_attr *a = ty_node_attr(n, name);
+  return a && a->type == TY_ATTR_STRING ? a->s : dflt;
+}
+
+int ty_node_input(const ty_node *n, int i) { return i < n->n_inputs ? n->inputs[i] : TY_NO_VALUE; }
+
+int ty__attr_ints(const ty_node *n, const char *name, int64_t *out, int max, int *out_n) {
+  const ty_attr *a = ty_node_attr(n, name);
+  if (!a) {
+    *out_n = -1;
+    return 0;
+  }
+  if (a->type != TY_ATTR_INTS || a->n > (size_t)max) return TY_EINVAL;
+  memcpy(out, a->ints, a->n * sizeof *out);
+  *out_n = (int)a->n;
+  return 0;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t nc = *cap ? *cap * 2 : 16;
+  while (nc < need) nc *= 2;
+  void *p = realloc(*arr, nc * elem);
+  if (!p) return TY_ENOMEM;
+  memset((char *)p + *cap * elem, 0, (nc - *cap) * elem);
+  *arr = p;
+  *cap = nc;
+  return 0;
+}
+
+static int push_id(int **arr, size_t *n, int id) {
+  int *p = realloc(*arr, (*n + 1) * sizeof *p);
+  if (!p) return TY_ENOMEM;
+  p[(*n)++] = id;
+  *arr = p;
+  return 0;
+}
+
+int ty_graph_add_value(ty_graph *g, const char *name, ty_dtype dt, const ty_shape *shape, int *out_id) {
+  int rc = grow((void **)&g->values, &g->cap_values, g->n_values + 1, sizeof *g->values);
+  if (rc != 0) return rc;
+  ty_value *v = &g->values[g->n_values];
+  memset(v, 0, sizeof *v);
+  char auto_name[32];
+  if (!name) {
+    snprintf(auto_name, sizeof auto_name, "_v%zu", g->n_values);
+    name = auto_name;
+  }
+  v->name = strdup(name);
+  if (!v->name) return TY_ENOMEM;
+  v->dtype = dt;
+  v->shape = shape ? *shape : ty_shape_unknown();
+  v->producer = -1;
+  *out_id = (int)g->n_values++;
+  return 0;
+}
+
+static bool valid_id(const ty_graph *g, int id) { return id >= 0 && (size_t)id < g->n_values; }
+
+int ty_graph_mark_input(ty_graph *g, int id) {
+  if (!valid_id(g, id) || g->values[id].producer >= 0) return TY_EINVAL;
+  if (g->values[id].is_input) return 0;
+  g->values[id].is_input = true;
+  return push_id(&g->inputs, &g->n_inputs, id);
+}
+
+int ty_graph_mark_output(ty_graph *g, int id) {
+  if (!valid_id(g, id)) return TY_EINVAL;
+  if (g->values[id].is_output) return 0;
+  g->values[id].is_output = true;
+  return push_id(&g->outputs, &g->n_outputs, id);
+}
+
+int ty_graph_set_initializer(ty_graph *g, int id, ty_tensor *t) {
+  if (!valid_id(g, id) || g->values[id].producer >= 0 || g->values[id].is_input) {
+    ty_tensor_destroy(t);
+    return TY_EINVAL;
+  }
+  ty_value *v = &g->values[id];
+  if (!v->init && push_id(&g->inits, &g->n_inits, id) != 0) {
+    ty_tensor_destroy(t);
+    return TY_ENOMEM;
+  }
+  ty_tensor_destroy(v->init);
+  v->init = t;
+  v->dtype = t->dtype;
+  v->shape = t->shape;
+  return 0;
+}
+
+static int *copy_ids(const int *ids, int n) {
+  int *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+  if (p && n) memcpy(p, ids, (size_t)n * sizeof *p);
+  return p;
+}
+
+int ty_graph_add_node(ty_graph *g, ty_op op, const char *name, const int *inputs, int n_inputs,
+                      const int *outputs, int n_outputs, int *out_index) {
+  if ((int)op < 0 || op >= TY_OP_COUNT_ || n_inputs < 0 || n_outputs < 1) return TY_EINVAL;
+  for (int i = 0; i < n_inputs; i++)
+    if (inputs[i] != TY_NO_VALUE && !valid_id(g, inputs[i])) return TY_EINVAL;
+  for (int i = 0; i < n_outputs; i++) {
+    if (outputs[i] == TY_NO_VALUE) continue;
+    if (!valid_id(g, outputs[i])) return TY_EINVAL;
+    const ty_value *v = &g->values[outputs[i]];
+    if (v->producer >= 0 || v->is_input || v->init) return TY_EINVAL;
+  }
+  int rc = grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes);
+  if (rc != 0) return rc;
+  ty_node *n = &g->nodes[g->n_nodes];
+  memset(n, 0, sizeof *n);
+  char auto_name[64];
+  if (!name || !*name) {
+    snprintf(auto_name, sizeof auto_name, "%s_%zu", ty_op_name(op), g->n_nodes);
+    name = auto_name;
+  }
+  n->op = op;
+  n->opset = g->opset;
+  n->name = strdup(name);
+  n->inputs = copy_ids(inputs, n_inputs);
+  n->outputs = copy_ids(outputs, n_outputs);
+  if (!n->name || !n->inputs || !n->outputs) {
+    free(n->name);
+    free(n->inputs);
+    free(n->outputs);
+    return TY_ENOMEM;
+  }
+  n->n_inputs = n_inputs;
+  n->n_outputs = n_outputs;
+  for (int i = 0; i < n_outputs; i++)
+    if (outputs[i] != TY_NO_VALUE) g->values[outputs[i]].producer = (int)g->n_nodes;
+  if (out_index) *out_index = (int)g->n_nodes;
+  g->n_nodes++;
+  return 0;
+}
+
+/* Returns the attribute slot named `name` on node idx, replacing an old one. */
+static ty_attr *attr_slot(ty_graph *g, size_t idx, const char *name, ty_attr_type type) {
+  if (idx >= g->n_nodes) return NULL;
+  ty_node *n = &g->nodes[idx];
+  for (int i = 0; i < n->n_attrs; i++) {
+    if (strcmp(n->attrs[i].name, name) == 0) {
+      attr_free(&n->attrs[i]);
+      memset(&n->attrs[i], 0, sizeof n->attrs[i]);
+      n->attrs[i].name = strdup(name);
+      n->attrs[i].type = type;
+      return n->attrs[i].name ? &n->attrs[i] : NULL;
+    }
+  }
+  ty_attr *p = realloc(n->attrs, (size_t)(n->n_attrs + 1) * sizeof *p);
+  if (!p) return NULL;
+  n->attrs = p;
+  ty_attr *a = &p[n->n_attrs];
+  memset(a, 0, sizeof *a);
+  a->name = strdup(name);
+  if (!a->name) return NULL;
+  a->type = type;
+  n->n_attrs++;
+  return a;
+}
+
+int ty_graph_node_set_int(ty_graph *g, size_t node, const char *name, int64_t v) {
+  ty_attr *a = attr_slot(g, node, name, TY_ATTR_INT);
+  if (!a) return TY_EINVAL;
+  a->i = v;
+  return 0;
+}
+
+int ty_graph_node_set_float(ty_graph *g, size_t node, const char *name, float v) {
+  ty_attr *a = attr_slot(g, node, name, TY_ATTR_FLOAT);
+  if (!a) return TY_EINVAL;
+  a->f = v;
+  return 0;
+}
+
+int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int64_t *v, size_t n) {
+  ty_attr *a = attr_slot(g, node, name, TY_ATTR_INTS);
+  if (!a) return TY_EINVAL;
+  a->ints = malloc((n ? n : 1) * sizeof *v);
+  if (!a->ints) return TY_ENOMEM;
+  if (n) memcpy(a->ints, v, n * sizeof *v);
+  a->n = n;
+  return 0;
+}
+
+int ty_graph_node_set_floats(ty_graph *g, size_t node, const char *name, const float *v, size_t n) {
+  ty_attr *a = attr_slot(g, node, name, TY_ATTR_FLOATS);
+  if (!a) return TY_EINVAL;
+  a->floats = malloc((n ? n : 1) * sizeof *v);
+  if (!a->floats) return TY_ENOMEM;
+  if (n) memcpy(a->floats, v, n * sizeof *v);
+  a->n = n;
+  return 0;
+}
+
+int ty_graph_node_set_string(ty_graph *g, size_t node, const char *name, const char *v) {
+  ty_attr *a = attr_slot(g, node, name, TY_ATTR_STRING);
+  if (!a) return TY_EINVAL;
+  a->s = strdup(v);
+  return a->s ? 0 : TY_ENOMEM;
+}
+
+int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tensor *t) {
+  ty_attr *a = attr_slot(g, node, name, TY_ATTR_TENSOR);
+  if (!a) {
+    ty_tensor_destroy(t);
+    return TY_EINVAL;
+  }
+  a->t = t;
+  return 0;
+}
+
+/* Kahn's algorithm over value readiness, scanning nodes in original order
+ * each round so an already sorted graph comes back unchanged. */
+int ty_graph_topo_order(const ty_graph *g, size_t *out_order) {
+  bool *ready = calloc(g->n_values + 1, sizeof *ready);
+  bool *done = calloc(g->n_nodes + 1, sizeof *done);
+  int rc = TY_ENOMEM;
+  if (!ready || !done) goto fail;
+  for (size_t i = 0; i < g->n_values; i++)
+    ready[i] = g->values[i].is_input || g->values[i].init != NULL;
+  size_t placed = 0;
+  bool progress = true;
+  while (placed < g->n_nodes && progress) {
+    progress = false;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+      const ty_node *n = &g->nodes[i];
+      bool ok = !done[i];
+      for (int k = 0; ok && k < n->n_inputs; k++)
+        ok = n->inputs[k] == TY_NO_VALUE || ready[n->inputs[k]];
+      if (!ok) continue;
+      done[i] = true;
+      out_order[placed++] = i;
+      progress = true;
+      for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] != TY_NO_VALUE) ready[n->outputs[k]] = true;
+    }
+  }
+  rc = placed == g->n_nodes ? 0 : TY_EINVAL;
+fail:
+  free(ready);
+  free(done);
+  return rc;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/graph: the graph IR every later pass works on (autodiff, fusion,
+ * memory planning, the planner's cost model), ONNX import and export, and
+ * shape inference.
+ *
+ * The IR is deliberately flat, so passes can append and rewrite freely:
+ *   - a value is an SSA tensor identified by a dense int id (its index); it
+ *     has a name, a dtype, a shape (dim 0 may be TY_DIM_BATCH) and, for
+ *     initializers, the tensor data;
+ *   - a node has an op enum, the ONNX opset its semantics follow, attributes,
+ *     and input/output value ids (TY_NO_VALUE marks an omitted optional
+ *     input or output).
+ * Invariants: every value has at most one producer; a graph input or an
+ * initializer has none; node order is topological after import (passes that
+ * append nodes out of order call ty_graph_topo_order).
+ *
+ * Errors of import, inference and export are written to a caller buffer and
+ * name the node, its op type and what is wrong, e.g.
+ *   node "conv3" (Conv): attribute auto_pad=SAME_UPPER is not supported
+ * Nothing here is thread-safe for writers; readers may share a graph.
+ * GPU code never sees this header's internals: kernels for CUDA would plug
+ * in behind ops/exec, keyed by the same ty_op enum.
+ */
+#ifndef TY_OPS_GRAPH_H
+#define TY_OPS_GRAPH_H
+
+#include "ops/tensor.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* X(enum suffix, ONNX op_type). Order is the enum order; append only. */
+#define TY_OP_LIST(X)                                                                      \
+  X(ADD, "Add") X(SUB, "Sub") X(MUL, "Mul") X(DIV, "Div") X(POW, "Pow")                     \
+  X(RELU, "Relu") X(LEAKY_RELU, "LeakyRelu") X(SIGMOID, "Sigmoid") X(TANH, "Tanh")          \
+  X(ERF, "Erf") X(SQRT, "Sqrt") X(EXP, "Exp") X(LOG, "Log") X(NEG, "Neg")                   \
+  X(IDENTITY, "Identity") X(GEMM, "Gemm") X(MATMUL, "MatMul") X(SOFTMAX, "Softmax")         \
+  X(LOG_SOFTMAX, "LogSoftmax") X(CONV, "Conv") X(MAX_POOL, "MaxPool")                       \
+  X(AVERAGE_POOL, "AveragePool") X(GLOBAL_AVERAGE_POOL, "GlobalAveragePool")                \
+  X(BATCH_NORM, "BatchNormalization") X(LAYER_NORM, "LayerNormalization")                   \
+  X(DROPOUT, "Dropout") X(FLATTEN, "Flatten") X(RESHAPE, "Reshape")                         \
+  X(TRANSPOSE, "Transpose") X(CONCAT, "Concat") X(GATHER, "Gather") X(SQUEEZE, "Squeeze")   \
+  X(UNSQUEEZE, "Unsqueeze") X(REDUCE_MEAN, "ReduceMean") X(REDUCE_SUM, "ReduceSum")         \
+  X(CONSTANT, "Constant") X(SOFTMAX_CE_LOSS, "SoftmaxCrossEntropyLoss")
+
+typedef enum {
+#define TY_OP_ENUM_(e, s) TY_OP_##e,
+  TY_OP_LIST(TY_OP_ENUM_)
+#undef TY_OP_ENUM_
+  TY_OP_COUNT_
+} ty_op;
+
+/* ONNX op_type of op ("Conv"); "?" for an out-of-range value. */
+const char *ty_op_name(ty_op op);
+/* Looks up an ONNX op_type of the default domain; TY_ENOTFOUND if unknown. */
+int ty_op_from_name(const char *op_type, ty_op *out_op);
+
+typedef enum {
+  TY_ATTR_FLOAT = 1, TY_ATTR_INT = 2, TY_ATTR_STRING = 3, TY_ATTR_TENSOR = 4,
+  TY_ATTR_FLOATS = 6, TY_ATTR_INTS = 7,
+} ty_attr_type; /* numbered as ONNX AttributeProto.AttributeType */
+
+typedef struct ty_attr {
+  char *name;
+  ty_attr_type type;
+  int64_t i;
+  float f;
+  char *s;        /* NUL-terminated (TY_ATTR_STRING) */
+  int64_t *ints;  /* n entries (TY_ATTR_INTS) */
+  float *floats;  /* n entries (TY_ATTR_FLOATS) */
+  size_t n;
+  ty_tensor *t;   /* TY_ATTR_TENSOR */
+} ty_attr;
+
+#define TY_NO_VALUE (-1)
+
+typedef struct ty_node {
+  ty_op op;
+  int opset;    /* ai.onnx opset version whose semantics this node follows */
+  char *name;   /* never NULL; the ONNX name, or "<OpType>_<index>" if it had none */
+  int n_inputs;
+  int *inputs;  /* value ids or TY_NO_VALUE */
+  int n_outputs;
+  int *outputs; /* value ids or TY_NO_VALUE */
+  int n_attrs;
+  ty_attr *attrs;
+} ty_node;
+
+typedef struct ty_value {
+  char *name;
+  ty_dtype dtype;   /* TY_DTYPE_INVALID until inferred */
+  ty_shape shape;   /* rank TY_RANK_UNKNOWN until inferred */
+  ty_tensor *init;  /* initializer data, owned by the graph; NULL otherwise */
+  int producer;     /* index of the producing node, or -1 */
+  bool is_input;    /* a graph input fed at run time */
+  bool is_output;   /* a graph output */
+} ty_value;
+
+typedef struct ty_graph ty_graph;
+
+/* ---- lifecycle and import ----------------------------------------------- */
+int ty_graph_create(ty_graph **out_graph);
+void ty_graph_destroy(ty_graph *g);
+/* Parses an ONNX ModelProto, converts it (initializers, Constant nodes,
+ * opset) and runs shape inference. On failure returns TY_EUNSUPPORTED (op,
+ * attribute or dtype we do not handle), TY_EINVAL (malformed model),
+ * TY_EPROTO (not a ModelProto) or TY_EIO, with the reason in err. */
+int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
+                        ty_graph **out_graph);
+int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph);
+
+/* Decodes a serialized ONNX TensorProto (the input_*.pb files of the ONNX
+ * test suite). what names it in errors. The caller owns *out_tensor. */
+int ty_onnx_tensor_load(const void *data, size_t len, const char *what, char *err, size_t err_len,
+                        ty_tensor **out_tensor);
+
+/* ---- export ------------------------------------------------------------- */
+/* Initializer data to write in place of the graph's own (trained weights).
+ * The tensor is borrowed; its dtype and shape must match the initializer. */
+typedef struct ty_init_override {
+  const char *name;
+  const ty_tensor *tensor;
+} ty_init_override;
+
+/* Serialises the graph as an ONNX ModelProto (ir_version 8, the graph's
+ * opset) into a malloc'd buffer the caller frees with free(). */
+int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
+                     char *err, size_t err_len, uint8_t **out_data, size_t *out_len);
+/* Writes the model to path atomically (temp file + fsync + rename), so a
+ * checkpoint is either the old or the new one. */
+int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
+                       const char *path, char *err, size_t err_len);
+
+/* ---- reading ------------------------------------------------------------ */
+int ty_graph_opset(const ty_graph *g);
+size_t ty_graph_n_nodes(const ty_graph *g);
+/* Borrowed pointers; valid until the graph is changed or destroyed. */
+const ty_node *ty_graph_node(const ty_graph *g, size_t index);
+size_t ty_graph_n_values(const ty_graph *g);
+const ty_value *ty_graph_value(const ty_graph *g, int id);
+/* Value id for a name, or TY_NO_VALUE. */
+int ty_graph_find_value(const ty_graph *g, const char *name);
+/* Graph inputs fed at run time (initializers excluded), in ONNX order. */
+size_t ty_graph_n_inputs(const ty_graph *g);
+int ty_graph_input(const ty_graph *g, size_t i);
+size_t ty_graph_n_outputs(const ty_graph *g);
+int ty_graph_output(const ty_graph *g, size_t i);
+/* Initializer value ids in ONNX order. */
+size_t ty_graph_n_initializers(const ty_graph *g);
+int ty_graph_initializer(const ty_graph *g, size_t i);
+
+/* Attribute lookup on a node; NULL / the default when absent. */
+const ty_attr *ty_node_attr(const ty_node *n, const char *name);
+int64_t ty_node_attr_int(const ty_node *n, const char *name, int64_t dflt);
+float ty_node_attr_float(const ty_node *n, const char *name, float dflt);
+/* The NUL-terminated string or dflt. */
+const char *ty_node_attr_string(const ty_node *n, const char *name, const char *dflt);
+/* Input id i or TY_NO_VALUE when the node has fewer inputs. */
+int ty_node_input(const ty_node *n, int i);
+
+/* ---- building and rewriting (for autodiff, fusion, tests) --------------- */
+/* Sets the opset new nodes follow (default 17). */
+void ty_graph_set_opset(ty_graph *g, int opset);
+/* Adds a value. name NULL picks a unique "_v<id>". shape NULL = unknown. */
+int ty_graph_add_value(ty_graph *g, const char *name, ty_dtype dt, const ty_shape *shape,
+                       int *out_id);
+int ty_graph_mark_input(ty_graph *g, int id);
+int ty_graph_mark_output(ty_graph *g, int id);
+/* Makes value id an initializer holding t; the graph takes ownership of t
+ * (also on failure) and frees any previous data. */
+int ty_graph_set_initializer(ty_graph *g, int id, ty_tensor *t);
+/* Appends a node; name NULL picks "<OpType>_<index>". Input and output ids
+ * are copied. Fails if an output already has a producer. */
+int ty_graph_add_node(ty_graph *g, ty_op op, const char *name, const int *inputs, int n_inputs,
+                      const int *outputs, int n_outputs, int *out_index);
+int ty_graph_node_set_int(ty_graph *g, size_t node, const char *name, int64_t v);
+int ty_graph_node_set_float(ty_graph *g, size_t node, const char *name, float v);
+int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int64_t *v, size_t n);
+int ty_graph_node_set_floats(ty_graph *g, size_t node, const char *name, const float *v, size_t n);
+int ty_graph_node_set_string(ty_graph *g, size_t node, const char *name, const char *v);
+/* Takes ownership of t (also on failure). */
+int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tensor *t);
+
+/* Fills out_order (ty_graph_n_nodes entries) with a topological order of
+ * the nodes (stable: original order where possible). TY_EINVAL on a cycle
+ * or a value read but never produced, fed or initialised. */
+int ty_graph_topo_order(const ty_graph *g, size_t *out_order);
+
+/* Infers dtype and shape of every value produced by a node, in topological
+ * order, folding Constant nodes and initializers where an op needs input
+ * values (Reshape's shape, Squeeze's axes). Input shapes may carry
+ * TY_DIM_BATCH; it stays symbolic. Errors name the node. */
+int ty_graph_infer_shapes(ty_graph *g, char *err, size_t err_len);
+
+#endif

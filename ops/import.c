@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ONNX import: ModelProto (protobuf-c, generated from Debian's onnx.proto)
+ * to the graph IR. Everything a model may hold that we cannot run is
+ * rejected here with a message naming the input, initializer or node, so a
+ * job fails at submit time rather than mid-training.
+ *
+ * Accepted: the default domain at opsets 7..18; float32, int64 and bool
+ * tensors from raw_data or the typed fields; Constant's value_* attributes
+ * (normalised to one "value" tensor attribute so kernels see one form).
+ */
+#include "ops/ops_internal.h"
+
+#include "lib/base/base.h"
+#include "proto/onnx.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPSET_MIN 7
+#define OPSET_MAX 18
+
+static int tensor_copy_typed(const Onnx__TensorProto *tp, ty_tensor *t, const char *what, char *err,
+                             size_t err_len) {
+  int64_t n = ty_tensor_numel(t);
+  size_t have;
+  if (t->dtype == TY_DTYPE_F32) {
+    have = tp->n_float_data;
+    if (have == (size_t)n) memcpy(t->data, tp->float_data, t->nbytes);
+  } else if (t->dtype == TY_DTYPE_I64) {
+    have = tp->n_int64_data;
+    if (have == (size_t)n) memcpy(t->data, tp->int64_data, t->nbytes);
+  } else {
+    have = tp->n_int32_data; /* ONNX stores bool in int32_data */
+    for (size_t i = 0; have == (size_t)n && i < have; i++) ty_tensor_bool(t)[i] = tp->int32_data[i] != 0;
+  }
+  if (have != (size_t)n)
+    return ty__err(err, err_len, TY_EINVAL, "%s: holds %zu values but its shape needs %lld", what,
+                   have, (long long)n);
+  return 0;
+}
+
+static int tensor_from_proto(const Onnx__TensorProto *tp, const char *what, char *err, size_t err_len,
+                             ty_tensor **out_tensor) {
+  int dt = tp->has_data_type ? tp->data_type : 0;
+  if (!ty_dtype_supported(dt))
+    return ty__err(err, err_len, TY_EUNSUPPORTED, "%s: dtype %s is not supported", what, ty_dtype_name(dt));
+  if (tp->n_dims > TY_MAX_RANK)
+    return ty__err(err, err_len, TY_EUNSUPPORTED, "%s: rank %zu is above the maximum %d", what,
+                   tp->n_dims, TY_MAX_RANK);
+  if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+    return ty__err(err, err_len, TY_EUNSUPPORTED, "%s: external data is not supported", what);
+  for (size_t i = 0; i < tp->n_dims; i++)
+    if (tp->dims[i] < 0)
+      return ty__err(err, err_len, TY_EINVAL, "%s: negative dim %lld", what, (long long)tp->dims[i]);
+  ty_shape s = ty_shape_make((int)tp->n_dims, tp->dims);
+  ty_tensor *t;
+  int rc = ty_tensor_create((ty_dtype)dt, &s, &t);
+  if (rc != 0) return ty__err(err, err_len, rc, "%s: cannot allocate %s", what, ty_strerror(rc));
+  if (tp->has_raw_data) {
+    if (tp->raw_data.len != t->nbytes) {
+      ty_tensor_destroy(t);
+      return ty__err(err, err_len, TY_EINVAL, "%s: raw_data has %zu bytes but its shape needs %zu",
+                     what, tp->raw_data.len, t->nbytes);
+    }
+    if (t->nbytes) memcpy(t->data, tp->raw_data.data, t->nbytes);
+  } else if ((rc = tensor_copy_typed(tp, t, what, err, err_len)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  *out_tensor = t;
+  return 0;
+}
+
+int ty_onnx_tensor_load(const void *data, size_t len, const char *what, char *err, size_t err_len,
+                        ty_tensor **out_tensor) {
+  Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, data);
+  if (!tp) return ty__err(err, err_len, TY_EPROTO, "%s: not an ONNX TensorProto", what);
+  int rc = tensor_from_proto(tp, what, err, err_len, out_tensor);
+  onnx__tensor_proto__free_unpacked(tp, NULL);
+  return rc;
+}
+
+typedef struct importer {
+  ty_graph *g;
+  char *err;
+  size_t err_len;
+} importer;
+
+static int import_opset(importer *im, const Onnx__ModelProto *mp) {
+  int64_t opset = -1;
+  for (size_t i = 0; i < mp->n_opset_import; i++) {
+    const char *d = mp->opset_import[i]->domain;
+    if ((!d || !*d || strcmp(d, "ai.onnx") == 0) && mp->opset_import[i]->has_version)
+      opset = mp->opset_import[i]->version;
+  }
+  if (opset < 0) return ty__err(im->err, im->err_len, TY_EINVAL, "model: no opset_import for the ai.onnx domain");
+  if (opset < OPSET_MIN || opset > OPSET_MAX)
+    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "model: opset %lld is not supported (%d..%d)",
+                   (long long)opset, OPSET_MIN, OPSET_MAX);
+  ty_graph_set_opset(im->g, (int)opset);
+  return 0;
+}
+
+static int import_initializers(importer *im, const Onnx__GraphProto *gp) {
+  char what[300];
+  for (size_t i = 0; i < gp->n_initializer; i++) {
+    const Onnx__TensorProto *tp = gp->initializer[i];
+    const char *name = tp->name ? tp->name : "";
+    snprintf(what, sizeof what, "initializer \"%s\"", name);
+    if (ty_graph_find_value(im->g, name) != TY_NO_VALUE)
+      return ty__err(im->err, im->err_len, TY_EINVAL, "%s: defined twice", what);
+    ty_tensor *t;
+    int id, rc = tensor_from_proto(tp, what, im->err, im->err_len, &t);
+    if (rc != 0) return rc;
+    if ((rc = ty_graph_add_value(im->g, name, t->dtype, &t->shape, &id)) != 0) {
+      ty_tensor_destroy(t);
+      return rc;
+    }
+    if ((rc = ty_graph_set_initializer(im->g, id, t)) != 0) return rc;
+  }
+  if (gp->n_sparse_initializer)
+    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "graph: sparse initializers are not supported");
+  return 0;
+}
+
+/* Reads a ValueInfoProto's tensor type. Dim 0 given as a dim_param (or
+ * missing) is the symbolic batch; other symbolic dims are unknown. */
+static int value_type(importer *im, const Onnx__ValueInfoProto *vi, const char *kind, ty_dtype *out_dt,
+                      ty_shape *out_shape) {
+  const Onnx__TypeProto *tp = vi->type;
+  if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "%s \"%s\": only tensor types are supported",
+                   kind, vi->name);
+  const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+  int dt = tt->has_elem_type ? tt->elem_type : 0;
+  if (!ty_dtype_supported(dt))
+    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "%s \"%s\": dtype %s is not supported", kind,
+                   vi->name, ty_dtype_name(dt));
+  *out_dt = (ty_dtype)dt;
+  *out_shape = ty_shape_unknown();
+  if (!tt->shape) return 0;
+  if (tt->shape->n_dim > TY_MAX_RANK)
+    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "%s \"%s\": rank %zu is above the maximum %d",
+                   kind, vi->name, tt->shape->n_dim, TY_MAX_RANK);
+  out_shape->rank = (int)tt->shape->n_dim;
+  for (size_t i = 0; i < tt->shape->n_dim; i++) {
+    const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+    bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0;
+    out_shape->dims[i] = known ? d->dim_value : i == 0 ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
+  }
+  return 0;
+}
+
+static int import_inputs(importer *im, const Onnx__GraphProto *gp) {
+  for (size_t i = 0; i < gp->n_input; i++) {
+    const Onnx__ValueInfoProto *vi = gp->input[i];
+    int id = ty_graph_find_value(im->g, vi->name);
+    if (id != TY_NO_VALUE) {
+      if (ty_graph_value(im->g, id)->init) continue; /* IR < 4 lists initializers as inputs */
+      return ty__err(im->err, im->err_len, TY_EINVAL, "input \"%s\": defined twice", vi->name);
+    }
+    ty_dtype dt = TY_DTYPE_INVALID;
+    ty_shape s = ty_shape_unknown();
+    int rc = value_type(im, vi, "input", &dt, &s);
+    if (rc == 0) rc = ty_graph_add_value(im->g, vi->name, dt, &s, &id);
+    if (rc == 0) rc = ty_graph_mark_input(im->g, id);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+static int constant_to_value(importer *im, ty_node *n, const Onnx__AttributeProto *a, ty_tensor **out_t) {
+  ty_shape scalar = ty_shape_make(0, NULL);
+  ty_shape vec;
+  int64_t len;
+  if (strcmp(a->name, "value_float") == 0)
+    return ty_tensor_create_from(TY_DTYPE_F32, &scalar, &a->f, sizeof a->f, out_t);
+  if (strcmp(a->name, "value_int") == 0)
+    return ty_tensor_create_from(TY_DTYPE_I64, &scalar, &a->i, sizeof a->i, out_t);
+  if (strcmp(a->name, "value_floats") == 0) {
+    len = (int64_t)a->n_floats;
+    vec = ty_shape_make(1, &len);
+    return ty_tensor_create_from(TY_DTYPE_F32, &vec, a->floats, a->n_floats * sizeof(float), out_t);
+  }
+  if (strcmp(a->name, "value_ints") == 0) {
+    len = (int64_t)a->n_ints;
+    vec = ty_shape_make(1, &len);
+    return ty_tensor_create_from(TY_DTYPE_I64, &vec, a->ints, a->n_ints * sizeof(int64_t), out_t);
+  }
+  return ty__node_err(im->err, im->err_len, n, TY_EUNSUPPORTED, "attribute %s is not supported", a->name);
+}
+
+static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) {
+  ty_graph *g = im->g;
+  ty_node *n = &g->nodes[idx];
+  char what[300];
+  ty_tensor *t = NULL;
+  int rc;
+  if (n->op == TY_OP_CONSTANT && strncmp(a->name, "value_", 6) == 0) {
+    if ((rc = constant_to_value(im, n, a, &t)) != 0) return rc;
+    return ty_graph_node_set_tensor(g, idx, "value", t);
+  }
+  switch (a->has_type ? (int)a->type : 0) {
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: return ty_graph_node_set_float(g, idx, a->name, a->f);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: return ty_graph_node_set_int(g, idx, a->name, a->i);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n_ints);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+    return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n_floats);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: {
+    char *s = strndup((const char *)a->s.data, a->s.len);
+    if (!s) return TY_ENOMEM;
+    rc = ty_graph_node_set_string(g, idx, a->name, s);
+    free(s);
+    return rc;
+  }
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
+    snprintf(what, sizeof what, "node \"%s\" (%s): attribute %s", n->name, ty_op_name(n->op), a->name);
+    if (!a->t) return ty__err(im->err, im->err_len, TY_EINVAL, "%s: tensor missing", what);
+    if ((rc = tensor_from_proto(a->t, what, im->err, im->err_len, &t)) != 0) return rc;
+    return ty_graph_node_set_tensor(g, idx, a->name, t);
+  default:
+    return ty__node_err(im->err, im->err_len, n, TY_EUNSUPPORTED, "attribute %s of type %d is not supported",
+                        a->name, a->has_type ? (int)a->type : 0);
+  }
+}
+
+static int node_value_ids(importer *im, const Onnx__NodeProto *np, const char *name, int *in, int *out) {
+  for (size_t i = 0; i < np->n_input; i++) {
+    in[i] = TY_NO_VALUE;
+    if (!*np->input[i]) continue;
+    in[i] = ty_graph_find_value(im->g, np->input[i]);
+    if (in[i] == TY_NO_VALUE)
+      return ty__err(im->err, im->err_len, TY_EINVAL,
+                     "node \"%s\" (%s): input \"%s\" is not produced by an earlier node", name,
+                     np->op_type, np->input[i]);
+  }
+  for (size_t i = 0; i < np->n_output; i++) {
+    out[i] = TY_NO_VALUE;
+    if (!*np->output[i]) continue;
+    if (ty_graph_find_value(im->g, np->output[i]) != TY_NO_VALUE)
+      return ty__err(im->err, im->err_len, TY_EINVAL, "node \"%s\" (%s): output \"%s\" is defined twice",
+                     name, np->op_type, np->output[i]);
+    int rc = ty_graph_add_value(im->g, np->output[i], TY_DTYPE_INVALID, NULL, &out[i]);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
+  char auto_name[64];
+  const char *name = np->name && *np->name ? np->name : NULL;
+  if (!name) {
+    snprintf(auto_name, sizeof auto_name, "%s_%zu", np->op_type ? np->op_type : "?", index);
+    name = auto_name;
+  }
+  ty_op op;
+  bool std_domain = !np->domain || !*np->domain || strcmp(np->domain, "ai.onnx") == 0;
+  if (!np->op_type || !std_domain || ty_op_from_name(np->op_type, &op) != 0)
+    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "node \"%s\" (%s%s%s): op is not supported", name,
+                   std_domain ? "" : np->domain, std_domain ? "" : ".", np->op_type ? np->op_type : "?");
+  if (np->n_output == 0)
+    return ty__err(im->err, im->err_len, TY_EINVAL, "node \"%s\" (%s): has no outputs", name, np->op_type);
+  int *ids = malloc((np->n_input + np->n_output) * sizeof *ids);
+  if (!ids) return TY_ENOMEM;
+  int idx, rc = node_value_ids(im, np, name, ids, ids + np->n_input);
+  if (rc == 0)
+    rc = ty_graph_add_node(im->g, op, name, ids, (int)np->n_input, ids + np->n_input, (int)np->n_output, &idx);
+  free(ids);
+  for (size_t a = 0; rc == 0 && a < np->n_attribute; a++) rc = import_attr(im, (size_t)idx, np->attribute[a]);
+  return rc;
+}
+
+static int import_outputs(importer *im, const Onnx__GraphProto *gp) {
+  for (size_t i = 0; i < gp->n_output; i++) {
+    int id = ty_graph_find_value(im->g, gp->output[i]->name);
+    if (id == TY_NO_VALUE)
+      return ty__err(im->err, im->err_len, TY_EINVAL, "output \"%s\": not produced by any node",
+                     gp->output[i]->name);
+    int rc = ty_graph_mark_output(im->g, id);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+static int import_model(importer *im, const Onnx__ModelProto *mp) {
+  const Onnx__GraphProto *gp = mp->graph;
+  if (!gp) return ty__err(im->err, im->err_len, TY_EINVAL, "model: has no graph");
+  int rc = import_opset(im, mp);
+  if (rc == 0) rc = import_initializers(im, gp);
+  if (rc == 0) rc = import_inputs(im, gp);
+  for (size_t i = 0; rc == 0 && i < gp->n_node; i++) rc = import_node(im, gp->node[i], i);
+  if (rc == 0) rc = import_outputs(im, gp);
+  if (rc == 0 && gp->name && !(im->g->name = strdup(gp->name))) rc = TY_ENOMEM;
+  if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
+  return rc;
+}
+
+int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len, ty_graph **out_graph) {
+  if (err && err_len) err[0] = '\0';
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
+  if (!mp) return ty__err(err, err_len, TY_EPROTO, "model: not an ONNX ModelProto");
+  importer im = {.err = err, .err_len = err_len};
+  int rc = ty_graph_create(&im.g);
+  if (rc == 0) rc = import_model(&im, mp);
+  onnx__model_proto__free_unpacked(mp, NULL);
+  if (rc != 0) {
+    if (err && err_len && !err[0]) ty__err(err, err_len, rc, "model: %s", ty_strerror(rc));
+    ty_graph_destroy(im.g);
+    return rc;
+  }
+  *out_graph = im.g;
+  return 0;
+}
+
+int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return ty__err(err, err_len, TY_EIO, "%s: cannot open", path);
+  ty_buf b;
+  ty_buf_init(&b);
+  char chunk[65536];
+  size_t n;
+  int rc = 0;
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = ty_buf_append(&b, chunk, n);
+  if (ferror(f)) rc = TY_EIO;
+  fclose(f);
+  if (rc == 0) rc = ty_graph_load_bytes(b.data ? b.data : (uint8_t *)"", b.len, err, err_len, out_graph);
+  else ty__err(err, err_len, rc, "%s: cannot read", path);
+  ty_buf_close(&b);
+  return rc;
+}

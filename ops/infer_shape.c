@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shape inference for the data-movement ops (Flatten, Reshape, Transpose,
+ * Concat, Gather, Squeeze, Unsqueeze), reductions, Constant and Dropout.
+ * Reshape, Squeeze, Unsqueeze and the reductions read int64 inputs; at
+ * import those come from initializers or Constant nodes, and when a value
+ * is not known the output shape is left unknown rather than guessed.
+ */
+#include "ops/ops_internal.h"
+
+#include "lib/base/base.h"
+
+#include <string.h>
+
+static int fail(ty__infer *ic, int code, const char *msg) {
+  return ty__node_err(ic->err, ic->err_len, ic->node, code, "%s", msg);
+}
+
+static bool has_in(const ty__infer *ic, int i) { return i < ic->n_in && ic->in_dt[i] != TY_DTYPE_INVALID; }
+
+static void set_out(ty__infer *ic, int i, ty_dtype dt, const ty_shape *s) {
+  if (i >= ic->n_out) return;
+  ic->out_dt[i] = dt;
+  ic->out_shape[i] = *s;
+}
+
+int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out_n) {
+  *out_n = -1;
+  if (!has_in(ic, input)) return 0;
+  if (ic->in_dt[input] != TY_DTYPE_I64)
+    return ty__node_err(ic->err, ic->err_len, ic->node, TY_EUNSUPPORTED, "input %d: dtype %s is not supported",
+                        input, ty_dtype_name(ic->in_dt[input]));
+  const ty_tensor *t = ic->in_val[input];
+  if (!t) {
+    *out_n = -2;
+    return 0;
+  }
+  int64_t n = ty_tensor_numel(t);
+  if (t->shape.rank > 1 || n > max)
+    return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL, "input %d must be a vector of at most %d values",
+                        input, max);
+  memcpy(out, t->data, (size_t)n * sizeof *out);
+  *out_n = (int)n;
+  return 0;
+}
+
+/* Splits dims [from,to) into a concrete product and counts of batch and
+ * unknown dims, so reshapes can keep the batch symbolic. */
+typedef struct factor {
+  int64_t known;
+  int batch, unknown;
+} factor;
+
+static factor factorize(const ty_shape *s, int from, int to) {
+  factor f = {1, 0, 0};
+  for (int d = from; d < to; d++) {
+    if (s->dims[d] >= 0) f.known *= s->dims[d];
+    else if (s->dims[d] == TY_DIM_BATCH) f.batch++;
+    else f.unknown++;
+  }
+  return f;
+}
+
+static int64_t factor_dim(factor f) {
+  if (f.unknown || f.batch > 1) return TY_DIM_UNKNOWN;
+  if (f.batch == 1) return f.known == 1 ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
+  return f.known;
+}
+
+static int infer_flatten(ty__infer *ic) {
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = ty_shape_unknown();
+  if (x->rank >= 0) {
+    int64_t axis = ty_node_attr_int(ic->node, "axis", 1);
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis > x->rank) return fail(ic, TY_EINVAL, "axis is out of range");
+    out = ty_shape_make(2, (int64_t[]){factor_dim(factorize(x, 0, (int)axis)),
+                                       factor_dim(factorize(x, (int)axis, x->rank))});
+  }
+  set_out(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+static int infer_reshape(ty__infer *ic) {
+  int64_t target[TY_MAX_RANK];
+  int n, rc = ty__infer_int_list(ic, 1, target, TY_MAX_RANK, &n);
+  if (rc != 0) return rc;
+  if (n == -1) return fail(ic, TY_EINVAL, "input shape is missing");
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = ty_shape_unknown();
+  if (n < 0 || x->rank < 0) {
+    set_out(ic, 0, ic->in_dt[0], &out);
+    return 0;
+  }
+  bool allowzero = ty_node_attr_int(ic->node, "allowzero", 0) != 0;
+  out.rank = n;
+  int infer_at = -1;
+  for (int d = 0; d < n; d++) {
+    if (target[d] == 0 && !allowzero) {
+      if (d >= x->rank) return fail(ic, TY_EINVAL, "a 0 in shape copies a dim the input does not have");
+      out.dims[d] = x->dims[d];
+    } else if (target[d] == -1) {
+      if (infer_at >= 0) return fail(ic, TY_EINVAL, "shape has more than one -1");
+      infer_at = d;
+      out.dims[d] = 1;
+    } else if (target[d] < 0) {
+      return fail(ic, TY_EINVAL, "shape has a negative dim other than -1");
+    } else {
+      out.dims[d] = target[d];
+    }
+  }
+  factor fi = factorize(x, 0, x->rank), fo = factorize(&out, 0, n);
+  if (infer_at >= 0) {
+    factor rest = {fi.known, fi.batch - fo.batch, fi.unknown + fo.unknown};
+    if (fo.known == 0 || (rest.unknown == 0 && rest.batch >= 0 && fi.known % fo.known != 0))
+      return fail(ic, TY_EINVAL, "cannot infer the -1 dim: sizes do not divide");
+    rest.known = fi.known / fo.known;
+    out.dims[infer_at] = rest.batch < 0 ? TY_DIM_UNKNOWN : factor_dim(rest);
+  } else if (!fi.unknown && !fo.unknown && (fi.known != fo.known || fi.batch != fo.batch)) {
+    return fail(ic, TY_EINVAL, "shape does not hold the same number of elements");
+  }
+  set_out(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+static int infer_transpose(ty__infer *ic) {
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = *x;
+  if (x->rank >= 0) {
+    int64_t perm[TY_MAX_RANK];
+    int n;
+    if (ty__attr_ints(ic->node, "perm", perm, TY_MAX_RANK, &n) != 0 || (n >= 0 && n != x->rank))
+      return fail(ic, TY_EINVAL, "attribute perm must list every axis once");
+    bool seen[TY_MAX_RANK] = {false};
+    for (int d = 0; d < x->rank; d++) {
+      int64_t p = n < 0 ? x->rank - 1 - d : perm[d];
+      if (p < 0 || p >= x->rank || seen[p]) return fail(ic, TY_EINVAL, "attribute perm must list every axis once");
+      seen[p] = true;
+      out.dims[d] = x->dims[p];
+    }
+  }
+  set_out(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+static int infer_concat(ty__infer *ic) {
+  ty_shape out = ic->in_shape[0];
+  if (out.rank < 0) goto done;
+  int axis;
+  if (ty_axis_normalize(ty_node_attr_int(ic->node, "axis", 0), out.rank, &axis) != 0)
+    return fail(ic, TY_EINVAL, "axis is out of range");
+  for (int i = 1; i < ic->n_in; i++) {
+    const ty_shape *s = &ic->in_shape[i];
+    if (!has_in(ic, i)) return fail(ic, TY_EINVAL, "an input is missing");
+    if (ic->in_dt[i] != ic->in_dt[0]) return fail(ic, TY_EINVAL, "inputs have different dtypes");
+    if (s->rank < 0) {
+      out = ty_shape_unknown();
+      goto done;
+    }
+    if (s->rank != out.rank) return fail(ic, TY_EINVAL, "inputs have different ranks");
+    for (int d = 0; d < out.rank; d++) {
+      if (d == axis) continue;
+      if (s->dims[d] >= 0 && out.dims[d] >= 0 && s->dims[d] != out.dims[d])
+        return fail(ic, TY_EINVAL, "inputs differ outside the concat axis");
+    }
+    out.dims[axis] = out.dims[axis] >= 0 && s->dims[axis] >= 0 ? out.dims[axis] + s->dims[axis] : TY_DIM_UNKNOWN;
+  }
+done:
+  set_out(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+static int infer_gather(ty__infer *ic) {
+  if (!has_in(ic, 1)) return fail(ic, TY_EINVAL, "input indices is missing");
+  if (ic->in_dt[1] != TY_DTYPE_I64) return fail(ic, TY_EUNSUPPORTED, "indices must be INT64");
+  const ty_shape *x = &ic->in_shape[0], *idx = &ic->in_shape[1];
+  ty_shape out = ty_shape_unknown();
+  if (x->rank >= 0 && idx->rank >= 0) {
+    int axis;
+    if (ty_axis_normalize(ty_node_attr_int(ic->node, "axis", 0), x->rank, &axis) != 0)
+      return fail(ic, TY_EINVAL, "axis is out of range");
+    if (x->rank - 1 + idx->rank > TY_MAX_RANK) return fail(ic, TY_EUNSUPPORTED, "output rank is too large");
+    out.rank = 0;
+    for (int d = 0; d < axis; d++) out.dims[out.rank++] = x->dims[d];
+    for (int d = 0; d < idx->rank; d++) out.dims[out.rank++] = idx->dims[d];
+    for (int d = axis + 1; d < x->rank; d++) out.dims[out.rank++] = x->dims[d];
+  }
+  set_out(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+/* Axes of Squeeze/Unsqueeze/Reduce*: an attribute before the opset that
+ * moved them to input 1, the input after. *out_n: -1 absent, -2 unknown. */
+static int read_axes(ty__infer *ic, int input_opset, int64_t *axes, int *out_n) {
+  if (ic->node->opset >= input_opset) return ty__infer_int_list(ic, 1, axes, TY_MAX_RANK, out_n);
+  if (ty__attr_ints(ic->node, "axes", axes, TY_MAX_RANK, out_n) != 0)
+    return fail(ic, TY_EINVAL, "attribute axes has too many values");
+  return 0;
+}
+
+/* Marks normalised axes; fails on out-of-range or repeated ones. */
+static int mark_axes(ty__infer *ic, const int64_t *axes, int n, int rank, bool *mark) {
+  memset(mark, 0, TY_MAX_RANK * sizeof *mark);
+  for (int i = 0; i < n; i++) {
+    int a;
+    if (ty_axis_normalize(axes[i], rank, &a) != 0 || mark[a]) return fail(ic, TY_EINVAL, "axes are out of range or repeated");
+    mark[a] = true;
+  }
+  return 0;
+}
+
+static int infer_squeeze(ty__infer *ic, bool unsqueeze) {
+  int64_t axes[TY_MAX_RANK];
+  bool mark[TY_MAX_RANK];
+  int n, rc = read_axes(ic, 13, axes, &n);
+  if (rc != 0) return rc;
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = ty_shape_unknown();
+  if (unsqueeze && n == -1) return fail(ic, TY_EINVAL, "axes are missing");
+  if (x->rank < 0 || n == -2) goto done;
+  int rank = unsqueeze ? x->rank + n : x->rank;
+  if (rank > TY_MAX_RANK) return fail(ic, TY_EUNSUPPORTED, "output rank is too large");
+  if (n >= 0 && (rc = mark_axes(ic, axes, n, rank, mark)) != 0) return rc;
+  out.rank = 0;
+  for (int d = 0, src = 0; d < rank; d++) {
+    if (unsqueeze) {
+      out.dims[out.rank++] = mark[d] ? 1 : x->dims[src++];
+      continue;
+    }
+    bool drop = n >= 0 ? mark[d] : x->dims[d] == 1;
+    if (n < 0 && x->dims[d] == TY_DIM_UNKNOWN) {
+      out = ty_shape_unknown();
+      goto done;
+    }
+    if (drop && x->dims[d] != 1 && x->dims[d] >= 0) return fail(ic, TY_EINVAL, "cannot squeeze a dim that is not 1");
+    if (!drop) out.dims[out.rank++] = x->dims[d];
+  }
+done:
+  set_out(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+static int infer_reduce(ty__infer *ic) {
+  if (ic->in_dt[0] != TY_DTYPE_F32) return fail(ic, TY_EUNSUPPORTED, "input 0 must be FLOAT");
+  int64_t axes[TY_MAX_RANK];
+  bool mark[TY_MAX_RANK];
+  int n, rc = read_axes(ic, ic->node->op == TY_OP_REDUCE_SUM ? 13 : 18, axes, &n);
+  if (rc != 0) return rc;
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = ty_shape_unknown();
+  if (x->rank < 0 || n == -2) goto done;
+  bool keep = ty_node_attr_int(ic->node, "keepdims", 1) != 0;
+  bool noop = ty_node_attr_int(ic->node, "noop_with_empty_axes", 0) != 0;
+  if (n <= 0 && noop) {
+    out = *x;
+    goto done;
+  }
+  if (n > 0 && (rc = mark_axes(ic, axes, n, x->rank, mark)) != 0) return rc;
+  out.rank = 0;
+  for (int d = 0; d < x->rank; d++) {
+    bool red = n <= 0 || mark[d];
+    if (!red) out.dims[out.rank++] = x->dims[d];
+    else if (keep) out.dims[out.rank++] = 1;
+  }
+done:
+  set_out(ic, 0, TY_DTYPE_F32, &out);
+  return 0;
+}
+
+static int infer_dropout(ty__infer *ic) {
+  if (ic->in_dt[0] != TY_DTYPE_F32) return fail(ic, TY_EUNSUPPORTED, "input 0 must be FLOAT");
+  if (has_in(ic, 1) && (ic->in_dt[1] != TY_DTYPE_F32 || (ic->in_shape[1].rank > 0)))
+    return fail(ic, TY_EINVAL, "ratio must be a FLOAT scalar");
+  if (has_in(ic, 2) && ic->in_dt[2] != TY_DTYPE_BOOL) return fail(ic, TY_EINVAL, "training_mode must be a BOOL scalar");
+  const ty_tensor *r = has_in(ic, 1) ? ic->in_val[1] : NULL;
+  float ratio = r ? ty_tensor_f32(r)[0] : ty_node_attr_float(ic->node, "ratio", 0.5f);
+  if (ratio < 0.0f || ratio >= 1.0f) return fail(ic, TY_EINVAL, "ratio must be in [0, 1)");
+  set_out(ic, 0, TY_DTYPE_F32, &ic->in_shape[0]);
+  set_out(ic, 1, TY_DTYPE_BOOL, &ic->in_shape[0]);
+  return 0;
+}
+
+int ty__infer_shape_op(ty__infer *ic) {
+  const ty_node *n = ic->node;
+  if (n->op == TY_OP_CONSTANT) {
+    const ty_attr *a = ty_node_attr(n, "value");
+    if (!a || a->type != TY_ATTR_TENSOR) return fail(ic, TY_EINVAL, "attribute value is missing");
+    set_out(ic, 0, a->t->dtype, &a->t->shape);
+    return 0;
+  }
+  if (!has_in(ic, 0)) return fail(ic, TY_EINVAL, "input 0 is missing");
+  if (ic->in_dt[0] == TY_DTYPE_BOOL && n->op != TY_OP_RESHAPE && n->op != TY_OP_FLATTEN)
+    return fail(ic, TY_EUNSUPPORTED, "input 0: dtype BOOL is not supported");
+  switch (n->op) {
+  case TY_OP_FLATTEN: return infer_flatten(ic);
+  case TY_OP_RESHAPE: return infer_reshape(ic);
+  case TY_OP_TRANSPOSE: return infer_transpose(ic);
+  case TY_OP_CONCAT: return infer_concat(ic);
+  case TY_OP_GATHER: return infer_gather(ic);
+  case TY_OP_SQUEEZE: return infer_squeeze(ic, false);
+  case TY_OP_UNSQUEEZE: return infer_squeeze(ic, true);
+  case TY_OP_REDUCE_MEAN: case TY_OP_REDUCE_SUM: return infer_reduce(ic);
+  case TY_OP_DROPOUT: return infer_dropout(ic);
+  default: return fail(ic, TY_EINTERNAL, "op has no shape inference");
+  }
+}

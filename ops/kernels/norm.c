@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * BatchNormalization, LayerNormalization and Dropout.
+ *
+ * BatchNormalization in inference mode uses the running statistics; in
+ * training mode (attribute training_mode=1, or the executor's training
+ * flag) it normalises with the batch statistics (population variance) and
+ * writes the updated running statistics, mean*momentum + batch*(1-momentum),
+ * to its optional outputs, as ONNX opset 15 specifies.
+ *
+ * Dropout is the identity with an all-true mask unless training; then each
+ * element is kept with probability 1-ratio and scaled by 1/(1-ratio). The
+ * random stream is xorshift64* seeded from the node's seed attribute or the
+ * executor, so a run is reproducible.
+ */
+#include "ops/ops_internal.h"
+
+#include "lib/base/base.h"
+
+#include <math.h>
+#include <string.h>
+
+static void bn_stats(const float *x, int64_t n, int64_t c, int64_t sp, float *mean, float *var) {
+  for (int64_t ch = 0; ch < c; ch++) {
+    double s = 0, s2 = 0;
+    for (int64_t b = 0; b < n; b++)
+      for (int64_t i = 0; i < sp; i++) s += x[(b * c + ch) * sp + i];
+    double cnt = (double)(n * sp), m = cnt > 0 ? s / cnt : 0;
+    for (int64_t b = 0; b < n; b++)
+      for (int64_t i = 0; i < sp; i++) {
+        double dlt = x[(b * c + ch) * sp + i] - m;
+        s2 += dlt * dlt;
+      }
+    mean[ch] = (float)m;
+    var[ch] = cnt > 0 ? (float)(s2 / cnt) : 0.0f;
+  }
+}
+
+int ty__k_batch_norm(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+  const ty_tensor *x = in[0];
+  const float *scale = in[1]->data, *bias = in[2]->data, *rmean = in[3]->data, *rvar = in[4]->data;
+  int64_t nb = x->shape.dims[0], c = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
+  float eps = ty_node_attr_float(n, "epsilon", 1e-5f), mom = ty_node_attr_float(n, "momentum", 0.9f);
+  bool training = ty_node_attr_int(n, "training_mode", 0) != 0 || ctx->training;
+  ty_shape cs = ty_shape_make(1, &c);
+  ty_tensor *bm = NULL, *bv = NULL;
+  int rc = ty_tensor_create(TY_DTYPE_F32, &cs, &bm);
+  if (rc == 0) rc = ty_tensor_create(TY_DTYPE_F32, &cs, &bv);
+  if (rc != 0) goto done;
+  float *mean = bm->data, *var = bv->data;
+  if (training) bn_stats(x->data, nb, c, sp, mean, var);
+  else {
+    memcpy(mean, rmean, (size_t)c * sizeof *mean);
+    memcpy(var, rvar, (size_t)c * sizeof *var);
+  }
+  const float *xd = x->data;
+  float *yd = out[0] ? out[0]->data : NULL;
+  for (int64_t ch = 0; ch < c && yd; ch++) {
+    float k = scale[ch] / sqrtf(var[ch] + eps), b0 = bias[ch] - mean[ch] * k;
+    for (int64_t b = 0; b < nb; b++)
+      for (int64_t i = 0; i < sp; i++) yd[(b * c + ch) * sp + i] = xd[(b * c + ch) * sp + i] * k + b0;
+  }
+  /* Outputs 1 and 2 are the running mean and variance; opsets before 14
+   * also had saved mean and variance as outputs 3 and 4. */
+  for (int64_t ch = 0; ch < c; ch++) {
+    float um = training ? rmean[ch] * mom + mean[ch] * (1 - mom) : rmean[ch];
+    float uv = training ? rvar[ch] * mom + var[ch] * (1 - mom) : rvar[ch];
+    if (n->n_outputs > 1 && out[1]) ty_tensor_f32(out[1])[ch] = um;
+    if (n->n_outputs > 2 && out[2]) ty_tensor_f32(out[2])[ch] = uv;
+    if (n->n_outputs > 3 && out[3]) ty_tensor_f32(out[3])[ch] = mean[ch];
+    if (n->n_outputs > 4 && out[4]) ty_tensor_f32(out[4])[ch] = var[ch];
+  }
+done:
+  ty_tensor_destroy(bm);
+  ty_tensor_destroy(bv);
+  return rc;
+}
+
+int ty__k_layer_norm(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+  (void)ctx;
+  const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
+  int axis;
+  if (ty_axis_normalize(ty_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
+  int64_t ns = ty_tensor_numel(sc), nbias = bi ? ty_tensor_numel(bi) : 0;
+  /* Scale and B broadcast over the normalised dims: full size or scalar. */
+  if ((ns != cols && ns != 1) || (bi && nbias != cols && nbias != 1)) return TY_EINVAL;
+  float eps = ty_node_attr_float(n, "epsilon", 1e-5f);
+  const float *xd = x->data, *sd = sc->data, *bd = bi ? bi->data : NULL;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *px = xd + r * cols;
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < cols; i++) s += px[i];
+    double mean = cols ? s / (double)cols : 0;
+    for (int64_t i = 0; i < cols; i++) s2 += (px[i] - mean) * (px[i] - mean);
+    double inv = 1.0 / sqrt((cols ? s2 / (double)cols : 0) + eps);
+    if (out[0]) {
+      float *py = ty_tensor_f32(out[0]) + r * cols;
+      for (int64_t i = 0; i < cols; i++) {
+        float v = (float)((px[i] - mean) * inv) * sd[ns == 1 ? 0 : i];
+        py[i] = bd ? v + bd[nbias == 1 ? 0 : i] : v;
+      }
+    }
+    if (n->n_outputs > 1 && out[1]) ty_tensor_f32(out[1])[r] = (float)mean;
+    if (n->n_outputs > 2 && out[2]) ty_tensor_f32(out[2])[r] = (float)inv;
+  }
+  return 0;
+}
+
+static uint64_t xorshift(uint64_t *s) {
+  uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+int ty__k_dropout(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+  const ty_tensor *x = in[0];
+  const ty_tensor *rt = n->n_inputs > 1 ? in[1] : NULL, *tm = n->n_inputs > 2 ? in[2] : NULL;
+  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_node_attr_float(n, "ratio", 0.5f);
+  bool training = ctx->training || (tm && ty_tensor_bool(tm)[0]);
+  int64_t cnt = ty_tensor_numel(x);
+  const float *xd = x->data;
+  float *yd = out[0] ? out[0]->data : NULL;
+  uint8_t *mask = n->n_outputs > 1 && out[1] ? out[1]->data : NULL;
+  if (!training || ratio == 0.0f) {
+    if (yd) memcpy(yd, xd, x->nbytes);
+    if (mask) memset(mask, 1, (size_t)cnt);
+    return 0;
+  }
+  const ty_attr *seed = ty_node_attr(n, "seed");
+  uint64_t st = seed ? (uint64_t)seed->i * 0x9E3779B97F4A7C15ull + 1 : ctx->rng;
+  float keep_scale = 1.0f / (1.0f - ratio);
+  for (int64_t i = 0; i < cnt; i++) {
+    float u = (float)(xorshift(&st) >> 40) * (1.0f / 16777216.0f);
+    bool keep = u >= ratio;
+    if (yd) yd[i] = keep ? xd[i] * keep_scale : 0.0f;
+    if (mask) mask[i] = keep;
+  }
+  if (!seed) ctx->rng = st;
+  return 0;
+}

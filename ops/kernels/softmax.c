@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Softmax, LogSoftmax and SoftmaxCrossEntropyLoss. All reduce along one axis
+ * viewed as [outer, dim, inner]; inner is 1 for the usual last-axis case.
+ * Before opset 13 Softmax flattened the input to 2-D at `axis`, which is the
+ * same view with dim = product of the trailing dims.
+ * Values are shifted by the row maximum so exp never overflows.
+ */
+#include "ops/ops_internal.h"
+
+#include "lib/base/base.h"
+
+#include <math.h>
+#include <string.h>
+
+static void softmax_rows(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner, bool log_out) {
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      const float *px = x + o * dim * inner + i;
+      float *py = y + o * dim * inner + i;
+      float mx = -INFINITY;
+      for (int64_t d = 0; d < dim; d++) mx = px[d * inner] > mx ? px[d * inner] : mx;
+      double sum = 0;
+      for (int64_t d = 0; d < dim; d++) sum += exp((double)(px[d * inner] - mx));
+      double lse = log(sum);
+      for (int64_t d = 0; d < dim; d++) {
+        double v = (double)(px[d * inner] - mx);
+        py[d * inner] = log_out ? (float)(v - lse) : (float)(exp(v) / sum);
+      }
+    }
+  }
+}
+
+int ty__k_softmax(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+  (void)ctx;
+  const ty_tensor *x = in[0];
+  if (!out[0]) return 0;
+  const ty_shape *s = &x->shape;
+  int rank = s->rank ? s->rank : 1, axis;
+  bool legacy = n->opset < 13;
+  if (ty_axis_normalize(ty_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
+  int64_t outer = ty_shape_span(s, 0, axis), dim, inner;
+  if (s->rank == 0) {
+    outer = dim = inner = 1;
+  } else if (legacy) {
+    dim = ty_shape_span(s, axis, s->rank);
+    inner = 1;
+  } else {
+    dim = s->dims[axis];
+    inner = ty_shape_span(s, axis + 1, s->rank);
+  }
+  softmax_rows(x->data, out[0]->data, outer, dim, inner, n->op == TY_OP_LOG_SOFTMAX);
+  return 0;
+}
+
+typedef struct sce {
+  int64_t n, c, inner;
+  int64_t ignore;
+  bool has_ignore;
+  const float *w;
+} sce;
+
+/* Per-element losses into loss (N*inner) and their weights into wsum. */
+static int sce_elements(const sce *p, const float *logp, const int64_t *labels, float *loss, double *wsum) {
+  *wsum = 0;
+  for (int64_t b = 0; b < p->n; b++) {
+    for (int64_t i = 0; i < p->inner; i++) {
+      int64_t at = b * p->inner + i, y = labels[at];
+      if (p->has_ignore && y == p->ignore) {
+        loss[at] = 0;
+        continue;
+      }
+      if (y < 0 || y >= p->c) return TY_EINVAL;
+      float w = p->w ? p->w[y] : 1.0f;
+      loss[at] = -w * logp[(b * p->c + y) * p->inner + i];
+      *wsum += w;
+    }
+  }
+  return 0;
+}
+
+int ty__k_sce_loss(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+  (void)ctx;
+  const ty_tensor *x = in[0], *labels = in[1], *weights = in[2];
+  const ty_shape *s = &x->shape;
+  sce p = {.n = s->dims[0], .c = s->dims[1], .inner = ty_shape_span(s, 2, s->rank),
+           .w = weights ? weights->data : NULL};
+  const ty_attr *ig = ty_node_attr(n, "ignore_index");
+  p.has_ignore = ig != NULL;
+  p.ignore = ig ? ig->i : 0;
+  ty_tensor *logp = out[1], *tmp = NULL;
+  int rc = 0;
+  if (!logp && (rc = ty_tensor_create(TY_DTYPE_F32, s, &tmp)) != 0) return rc;
+  float *lp = logp ? logp->data : tmp->data;
+  softmax_rows(x->data, lp, p.n, p.c, p.inner, true);
+  const char *red = ty_node_attr_string(n, "reduction", "mean");
+  bool none = strcmp(red, "none") == 0;
+  ty_tensor *lossbuf = NULL;
+  ty_shape ls = labels->shape;
+  if (!none && (rc = ty_tensor_create(TY_DTYPE_F32, &ls, &lossbuf)) != 0) goto done;
+  float *loss = none ? (out[0] ? out[0]->data : NULL) : lossbuf->data;
+  double wsum;
+  if (!loss) goto done;
+  if ((rc = sce_elements(&p, lp, labels->data, loss, &wsum)) != 0 || none) goto done;
+  double total = 0;
+  for (int64_t i = 0; i < p.n * p.inner; i++) total += loss[i];
+  if (out[0]) ty_tensor_f32(out[0])[0] = (float)(strcmp(red, "sum") == 0 ? total : total / wsum);
+done:
+  ty_tensor_destroy(tmp);
+  ty_tensor_destroy(lossbuf);
+  return rc;
+}

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/tensor: dense row-major tensors, shapes and ONNX (numpy) broadcasting.
+ *
+ * A ty_shape is a small value type (no heap). Each dim is either a concrete
+ * size >= 0, TY_DIM_BATCH (the symbolic batch dim of a model input, kept
+ * symbolic through shape inference so one graph serves every batch size) or
+ * TY_DIM_UNKNOWN (a size the graph alone cannot tell). A rank of
+ * TY_RANK_UNKNOWN marks a value whose shape is not inferred yet.
+ *
+ * A ty_tensor owns its data buffer and always has a concrete shape. Its
+ * fields are public so kernels and transforms can read them directly; change
+ * them only through the functions here. Rank 0 is a scalar with one element.
+ *
+ * The dtype enum uses ONNX TensorProto.DataType numbers so import and export
+ * need no table. Float32 is the training dtype; int64 carries shapes, axes,
+ * indices and labels; bool carries dropout masks.
+ */
+#ifndef TY_OPS_TENSOR_H
+#define TY_OPS_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+  TY_DTYPE_INVALID = 0,
+  TY_DTYPE_F32 = 1,
+  TY_DTYPE_I64 = 7,
+  TY_DTYPE_BOOL = 9,
+} ty_dtype;
+
+/* Bytes per element; 0 for TY_DTYPE_INVALID. */
+size_t ty_dtype_size(ty_dtype dt);
+/* "FLOAT", "INT64", "BOOL"; also names the ONNX types we reject ("DOUBLE").
+ * Takes any ONNX DataType number; never returns NULL. */
+const char *ty_dtype_name(int onnx_dtype);
+/* True for the dtypes this runtime computes with. */
+bool ty_dtype_supported(int onnx_dtype);
+
+#define TY_MAX_RANK 8
+#define TY_DIM_BATCH (-1)
+#define TY_DIM_UNKNOWN (-2)
+#define TY_RANK_UNKNOWN (-1)
+
+typedef struct ty_shape {
+  int rank; /* 0..TY_MAX_RANK, or TY_RANK_UNKNOWN */
+  int64_t dims[TY_MAX_RANK];
+} ty_shape;
+
+/* Builds a shape; rank above TY_MAX_RANK is clamped (callers check first). */
+ty_shape ty_shape_make(int rank, const int64_t *dims);
+ty_shape ty_shape_unknown(void);
+bool ty_shape_is_concrete(const ty_shape *s);
+bool ty_shape_equal(const ty_shape *a, const ty_shape *b);
+/* Number of elements, or -1 when a dim is symbolic or unknown. */
+int64_t ty_shape_numel(const ty_shape *s);
+/* Product of dims [from, to); -1 when any of them is not concrete. */
+int64_t ty_shape_span(const ty_shape *s, int from, int to);
+/* Row-major strides in elements. */
+void ty_shape_strides(const ty_shape *s, int64_t *out_strides);
+/* Writes "[N,3,224,224]" ("?" for unknown dims, "[?]" for unknown rank). */
+void ty_shape_format(const ty_shape *s, char *buf, size_t len);
+/* Replaces TY_DIM_BATCH by batch. */
+ty_shape ty_shape_with_batch(const ty_shape *s, int64_t batch);
+/* Normalises an axis in [-rank, rank) to [0, rank); TY_EINVAL if outside. */
+int ty_axis_normalize(int64_t axis, int rank, int *out_axis);
+
+/* Multidirectional (numpy) broadcast of a and b. Dims of 1 stretch;
+ * symbolic dims match equal symbolic dims or 1. TY_EINVAL when incompatible. */
+int ty_shape_broadcast(const ty_shape *a, const ty_shape *b, ty_shape *out);
+/* Strides (in elements) to read `in` while walking `out` (same or lower rank
+ * in, right-aligned): broadcast dims get stride 0. out_strides has out->rank
+ * entries. Both shapes must be concrete and broadcast-compatible. */
+void ty_broadcast_strides(const ty_shape *in, const ty_shape *out, int64_t *out_strides);
+
+typedef struct ty_tensor {
+  ty_dtype dtype;
+  ty_shape shape; /* always concrete */
+  void *data;     /* owned; numel * ty_dtype_size(dtype) bytes (never NULL) */
+  size_t nbytes;
+} ty_tensor;
+
+/* Allocates a zero-filled tensor. TY_EINVAL for a non-concrete shape or an
+ * unsupported dtype. The caller owns *out and frees it with _destroy. */
+int ty_tensor_create(ty_dtype dt, const ty_shape *shape, ty_tensor **out_tensor);
+/* Like _create, copying nbytes of data (must match the shape). */
+int ty_tensor_create_from(ty_dtype dt, const ty_shape *shape, const void *data, size_t nbytes,
+                          ty_tensor **out_tensor);
+int ty_tensor_clone(const ty_tensor *t, ty_tensor **out_tensor);
+void ty_tensor_destroy(ty_tensor *t);
+int64_t ty_tensor_numel(const ty_tensor *t);
+/* Changes the shape in place, keeping the data; TY_EINVAL if numel differs. */
+int ty_tensor_reshape(ty_tensor *t, const ty_shape *shape);
+
+static inline float *ty_tensor_f32(const ty_tensor *t) { return (float *)t->data; }
+static inline int64_t *ty_tensor_i64(const ty_tensor *t) { return (int64_t *)t->data; }
+static inline uint8_t *ty_tensor_bool(const ty_tensor *t) { return (uint8_t *)t->data; }
+
+#endif
