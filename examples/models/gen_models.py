@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Writes the example Fashion-MNIST models as ONNX files.
+
+    gen_models.py OUT_DIR [--seed N]
+
+produces OUT_DIR/mlp.onnx and OUT_DIR/cnn.onnx:
+
+  mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
+            -> Gemm 128x10 -> logits [N,10]
+  cnn.onnx  x [N,1,28,28] -> Conv 1->32 3x3 pad 1, Relu, MaxPool 2
+            -> Conv 32->64 3x3 pad 1, Relu, MaxPool 2 -> Flatten
+            -> Gemm 3136x128, Relu -> Gemm 128x10 -> logits [N,10]
+
+Weights are initialised as torch.nn.Linear and torch.nn.Conv2d do by default
+(kaiming_uniform_ with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+weights and biases alike), from a fixed seed, so the files are reproducible
+byte for byte. Gemm weights are stored [out, in] with transB=1, the layout
+torch.onnx.export produces for nn.Linear, and initialiser names follow
+PyTorch's state_dict ("fc1.weight"), so checkpoints map onto both worlds.
+
+Needs Debian's python3-onnx and python3-numpy (it runs under /usr/bin/python3).
+Every model passes onnx.checker (full check, with shape inference) before it
+is written.
+"""
+import argparse
+import os
+import sys
+
+try:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as e:  # pragma: no cover - depends on the host
+    sys.exit("gen_models.py: %s (install python3-onnx and python3-numpy, "
+             "and run with /usr/bin/python3)" % e)
+
+OPSET = 13
+CLASSES = 10
+
+
+def uniform_init(rng, shape, fan_in):
+    """torch's default for Linear/Conv2d weights and biases."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+
+
+class Builder:
+    """Accumulates nodes and initialisers of one graph."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.nodes = []
+        self.inits = []
+
+    def param(self, name, shape, fan_in):
+        self.inits.append(numpy_helper.from_array(uniform_init(self.rng, shape, fan_in), name))
+        return name
+
+    def linear(self, name, x, n_in, n_out, out=None):
+        w = self.param(name + ".weight", (n_out, n_in), n_in)
+        b = self.param(name + ".bias", (n_out,), n_in)
+        y = out or name + ".out"
+        self.nodes.append(helper.make_node("Gemm", [x, w, b], [y], name=name,
+                                           alpha=1.0, beta=1.0, transB=1))
+        return y
+
+    def conv(self, name, x, c_in, c_out):
+        fan_in = c_in * 3 * 3
+        w = self.param(name + ".weight", (c_out, c_in, 3, 3), fan_in)
+        b = self.param(name + ".bias", (c_out,), fan_in)
+        y = name + ".out"
+        self.nodes.append(helper.make_node("Conv", [x, w, b], [y], name=name,
+                                           kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                                           strides=[1, 1], dilations=[1, 1], group=1))
+        return y
+
+    def unary(self, op, name, x, **attrs):
+        y = name + ".out"
+        self.nodes.append(helper.make_node(op, [x], [y], name=name, **attrs))
+        return y
+
+    def model(self, graph_name, x_shape, doc):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+        logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", CLASSES])
+        graph = helper.make_graph(self.nodes, graph_name, [x], [logits], self.inits)
+        m = helper.make_model(graph, producer_name="trainyard-gen_models",
+                              producer_version="1", doc_string=doc,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+        onnx.checker.check_model(m, full_check=True)
+        return m
+
+
+def build_mlp(seed):
+    b = Builder(np.random.default_rng(seed))
+    h = b.unary("Relu", "relu1", b.linear("fc1", "x", 784, 256))
+    h = b.unary("Relu", "relu2", b.linear("fc2", h, 256, 128))
+    b.linear("fc3", h, 128, CLASSES, out="logits")
+    return b.model("mlp", ["N", 784], "Fashion-MNIST MLP 784-256-128-10")
+
+
+def build_cnn(seed):
+    b = Builder(np.random.default_rng(seed))
+    h = b.unary("Relu", "relu1", b.conv("conv1", "x", 1, 32))
+    h = b.unary("MaxPool", "pool1", h, kernel_shape=[2, 2], strides=[2, 2])
+    h = b.unary("Relu", "relu2", b.conv("conv2", h, 32, 64))
+    h = b.unary("MaxPool", "pool2", h, kernel_shape=[2, 2], strides=[2, 2])
+    h = b.unary("Flatten", "flatten", h, axis=1)
+    h = b.unary("Relu", "relu3", b.linear("fc1", h, 64 * 7 * 7, 128))
+    b.linear("fc2", h, 128, CLASSES, out="logits")
+    return b.model("cnn", ["N", 1, 28, 28], "Fashion-MNIST CNN (2 conv, 2 fc)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir", help="directory to write mlp.onnx and cnn.onnx into")
+    ap.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    args = ap.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    for name, build in (("mlp", build_mlp), ("cnn", build_cnn)):
+        path = os.path.join(args.out_dir, name + ".onnx")
+        tmp = path + ".tmp"
+        onnx.save(build(args.seed), tmp)
+        onnx.checker.check_model(tmp)  # the file as written, not just the object
+        os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()
