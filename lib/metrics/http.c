@@ -81,13 +81,15 @@ static int is_tchar(unsigned char c) {
 /* "GET /metrics HTTP/1.1" (no CRLF). */
 static int parse_request_line(const char *p, size_t len, request *r) {
   size_t i = 0;
-  while (i < len && is_tchar((unsigned char)p[i])) i++;
+  while (i < len && is_tchar((unsigned char)p[i]))
+    i++;
   if (i == 0 || i > 16 || i >= len || p[i] != ' ') return -1;
   r->method = (i == 3 && memcmp(p, "GET", 3) == 0)    ? M_GET
               : (i == 4 && memcmp(p, "HEAD", 4) == 0) ? M_HEAD
                                                       : M_OTHER;
   size_t t0 = ++i;
-  while (i < len && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7F) i++;
+  while (i < len && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7F)
+    i++;
   size_t tlen = i - t0;
   if (tlen == 0 || i >= len || p[i] != ' ') return -1;
   const char *t = p + t0;
@@ -102,9 +104,11 @@ static int parse_request_line(const char *p, size_t len, request *r) {
 static int token_in_list(const char *v, size_t len, const char *tok) {
   size_t tl = strlen(tok), i = 0;
   while (i < len) {
-    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+      i++;
     size_t s = i;
-    while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t') i++;
+    while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+      i++;
     if (i - s == tl && strncasecmp(v + s, tok, tl) == 0) return 1;
   }
   return 0;
@@ -125,12 +129,15 @@ static int parse_content_length(const char *v, size_t len, request *r) {
 /* "Name: value" (no CRLF). */
 static int parse_header(const char *p, size_t len, request *r) {
   size_t i = 0;
-  while (i < len && is_tchar((unsigned char)p[i])) i++;
+  while (i < len && is_tchar((unsigned char)p[i]))
+    i++;
   if (i == 0 || i >= len || p[i] != ':') return -1; /* also rejects obs-fold */
   size_t nlen = i++;
-  while (i < len && (p[i] == ' ' || p[i] == '\t')) i++;
+  while (i < len && (p[i] == ' ' || p[i] == '\t'))
+    i++;
   size_t end = len;
-  while (end > i && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
+  while (end > i && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+    end--;
   for (size_t k = i; k < end; k++) {
     unsigned char c = (unsigned char)p[k];
     if ((c < 0x20 && c != '\t') || c == 0x7F) return -1;
@@ -180,8 +187,10 @@ static void on_conn_closed(uv_handle_t *h) {
   conn *c = h->data;
   if (--c->pending_closes > 0) return;
   ty_metrics_http *s = c->server;
-  if (c->prev) c->prev->next = c->next;
-  else s->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   s->n_conns--;
   ty_buf_close(&c->out_head);
@@ -197,9 +206,13 @@ static void conn_close(conn *c) {
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
-static void on_timer(uv_timer_t *t) { conn_close(t->data); }
+static void on_timer(uv_timer_t *t) {
+  conn_close(t->data);
+}
 
-static void arm_timer(conn *c, uint64_t ms) { uv_timer_start(&c->timer, on_timer, ms, 0); }
+static void arm_timer(conn *c, uint64_t ms) {
+  uv_timer_start(&c->timer, on_timer, ms, 0);
+}
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
@@ -250,11 +263,16 @@ static void on_write(uv_write_t *req, int status) {
 
 static const char *reason(int code) {
   switch (code) {
-  case 200: return "OK";
-  case 400: return "Bad Request";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  default: return "Internal Server Error";
+  case 200:
+    return "OK";
+  case 400:
+    return "Bad Request";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  default:
+    return "Internal Server Error";
   }
 }
 
@@ -314,7 +332,8 @@ static void handle_request(conn *c, const request *r) {
 static void conn_process(conn *c) {
   if (c->state != ST_READING) return;
   size_t skip = 0; /* RFC 9112 2.2: ignore empty lines before a request */
-  while (c->in_len - skip >= 2 && c->in[skip] == '\r' && c->in[skip + 1] == '\n') skip += 2;
+  while (c->in_len - skip >= 2 && c->in[skip] == '\r' && c->in[skip + 1] == '\n')
+    skip += 2;
   if (skip) memmove(c->in, c->in + skip, c->in_len - skip), c->in_len -= skip;
   /* A head ends at CRLF CRLF; a bare LF LF ends it too, so that parse_head
    * can reject the bare LFs at once rather than wait for 8 KiB. */
@@ -413,8 +432,11 @@ int ty_metrics_http_start(uv_loop_t *loop, const char *host, int port, ty_metric
                           ty_metrics_http **out_server) {
   if (out_server) *out_server = NULL;
   if (!loop || !host || !m || !out_server || port < 0 || port > 65535) {
-    ty_error("metrics http: %s is missing or out of range",
-             !loop ? "loop" : !host ? "host" : !m ? "registry" : !out_server ? "out_server" : "port");
+    ty_error("metrics http: %s is missing or out of range", !loop         ? "loop"
+                                                            : !host       ? "host"
+                                                            : !m          ? "registry"
+                                                            : !out_server ? "out_server"
+                                                                          : "port");
     return TY_EINVAL;
   }
   ty_metrics_http *s = ty_xcalloc(1, sizeof *s);
@@ -433,10 +455,13 @@ int ty_metrics_http_start(uv_loop_t *loop, const char *host, int port, ty_metric
   return 0;
 }
 
-int ty_metrics_http_port(const ty_metrics_http *s) { return s ? s->port : -1; }
+int ty_metrics_http_port(const ty_metrics_http *s) {
+  return s ? s->port : -1;
+}
 
 void ty_metrics_http_stop(ty_metrics_http *s) {
   if (!s || uv_is_closing((uv_handle_t *)&s->listener)) return;
-  for (conn *c = s->conns; c; c = c->next) conn_close(c);
+  for (conn *c = s->conns; c; c = c->next)
+    conn_close(c);
   uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }

@@ -55,7 +55,8 @@ void ty_metrics_destroy(ty_metrics *m); /* accepts NULL */
  * named "le" or bounds that are not finite and strictly ascending. Every
  * ty_metric_* call accepts a NULL family and does nothing, so a failed
  * registration never crashes the caller. */
-ty_metric *ty_metrics_counter(ty_metrics *m, const char *name, const char *help, const char *labels);
+ty_metric *ty_metrics_counter(ty_metrics *m, const char *name, const char *help,
+                              const char *labels);
 ty_metric *ty_metrics_gauge(ty_metrics *m, const char *name, const char *help, const char *labels);
 /* `bounds` are the upper bounds of the buckets, ascending; +Inf is implied
  * (a trailing +Inf bound is accepted and ignored). */

@@ -55,8 +55,10 @@ static void collect_stat(const proc_metrics *p) {
   char *save = NULL;
   int field = 3;
   for (char *tok = strtok_r(rp + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
-    if (field == 14) utime = strtoull(tok, NULL, 10);
-    else if (field == 15) stime = strtoull(tok, NULL, 10);
+    if (field == 14)
+      utime = strtoull(tok, NULL, 10);
+    else if (field == 15)
+      stime = strtoull(tok, NULL, 10);
     else if (field == 22) {
       starttime = strtoull(tok, NULL, 10);
       break;
@@ -110,11 +112,14 @@ void ty_metrics_add_process(ty_metrics *m) {
   proc_metrics *p = ty_xcalloc(1, sizeof *p);
   p->cpu = ty_metrics_counter(m, "process_cpu_seconds_total",
                               "Total user and system CPU time spent in seconds.", NULL);
-  p->rss = ty_metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL);
-  p->vsize = ty_metrics_gauge(m, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL);
+  p->rss =
+      ty_metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL);
+  p->vsize =
+      ty_metrics_gauge(m, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL);
   p->start = ty_metrics_gauge(m, "process_start_time_seconds",
                               "Start time of the process since unix epoch in seconds.", NULL);
   p->open_fds = ty_metrics_gauge(m, "process_open_fds", "Number of open file descriptors.", NULL);
-  p->max_fds = ty_metrics_gauge(m, "process_max_fds", "Maximum number of open file descriptors.", NULL);
+  p->max_fds =
+      ty_metrics_gauge(m, "process_max_fds", "Maximum number of open file descriptors.", NULL);
   ty__metrics_on_collect_owned(m, collect_process, p, free);
 }

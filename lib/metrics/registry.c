@@ -77,10 +77,14 @@ static size_t utf8_seq(const unsigned char *p) {
   if (c < 0x80) return 1;
   size_t n;
   unsigned min;
-  if ((c & 0xE0) == 0xC0) n = 2, min = 0x80, c &= 0x1F;
-  else if ((c & 0xF0) == 0xE0) n = 3, min = 0x800, c &= 0x0F;
-  else if ((c & 0xF8) == 0xF0) n = 4, min = 0x10000, c &= 0x07;
-  else return 0;
+  if ((c & 0xE0) == 0xC0)
+    n = 2, min = 0x80, c &= 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    n = 3, min = 0x800, c &= 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    n = 4, min = 0x10000, c &= 0x07;
+  else
+    return 0;
   for (size_t i = 1; i < n; i++) {
     if ((p[i] & 0xC0) != 0x80) return 0;
     c = (c << 6) | (p[i] & 0x3F);
@@ -132,7 +136,8 @@ void ty__metrics_fmt_double(char out[32], double v) {
 
 static void free_strv(char **v, size_t n) {
   if (!v) return;
-  for (size_t i = 0; i < n; i++) free(v[i]);
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
   free(v);
 }
 
@@ -143,13 +148,18 @@ static int parse_labels(const char *metric, const char *spec, int kind, char ***
   if (!spec || !*spec) return 0;
   char *copy = ty_strdup(spec), *rest = copy;
   for (char *tok = strsep(&rest, ","); tok; tok = strsep(&rest, ",")) {
-    while (*tok == ' ') tok++;
+    while (*tok == ' ')
+      tok++;
     size_t len = strlen(tok);
-    while (len && tok[len - 1] == ' ') tok[--len] = '\0';
+    while (len && tok[len - 1] == ' ')
+      tok[--len] = '\0';
     const char *why = NULL;
-    if (!valid_name(tok, 0)) why = "is not a valid label name";
-    else if (strncmp(tok, "__", 2) == 0) why = "starts with the reserved \"__\"";
-    else if (kind == KIND_HISTOGRAM && strcmp(tok, "le") == 0) why = "is reserved for buckets";
+    if (!valid_name(tok, 0))
+      why = "is not a valid label name";
+    else if (strncmp(tok, "__", 2) == 0)
+      why = "starts with the reserved \"__\"";
+    else if (kind == KIND_HISTOGRAM && strcmp(tok, "le") == 0)
+      why = "is reserved for buckets";
     for (size_t i = 0; !why && i < *out_n; i++)
       if (strcmp((*out_v)[i], tok) == 0) why = "is listed twice";
     if (why) {
@@ -247,7 +257,8 @@ fail:
   return NULL;
 }
 
-ty_metric *ty_metrics_counter(ty_metrics *m, const char *name, const char *help, const char *labels) {
+ty_metric *ty_metrics_counter(ty_metrics *m, const char *name, const char *help,
+                              const char *labels) {
   return family_add(m, KIND_COUNTER, name, help, labels, NULL, 0);
 }
 
@@ -261,8 +272,8 @@ ty_metric *ty_metrics_histogram(ty_metrics *m, const char *name, const char *hel
 }
 
 const double *ty_metrics_default_buckets(size_t *out_n) {
-  static const double b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                             0.1,   0.25,   0.5,   1,    2.5,   5,    10};
+  static const double b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                             0.25,  0.5,    1,     2.5,  5,     10};
   if (out_n) *out_n = TY_ARRAY_LEN(b);
   return b;
 }
@@ -303,8 +314,10 @@ static series *series_find(ty_metric *f, const char *const *values, size_t *out_
       *out_pos = mid;
       return f->series[mid];
     }
-    if (c < 0) hi = mid;
-    else lo = mid + 1;
+    if (c < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   *out_pos = lo;
   return NULL;
@@ -316,7 +329,8 @@ static series *series_insert(ty_metric *f, const char *const *values, size_t pos
     return NULL;
   }
   char **copy = f->n_labels ? ty_xmalloc(f->n_labels * sizeof(char *)) : NULL;
-  for (size_t i = 0; i < f->n_labels; i++) copy[i] = ty_strdup(value_at(values, i));
+  for (size_t i = 0; i < f->n_labels; i++)
+    copy[i] = ty_strdup(value_at(values, i));
   if (f->n_series == f->cap_series) {
     f->cap_series = f->cap_series ? f->cap_series * 2 : 8;
     f->series = ty_xrealloc(f->series, f->cap_series * sizeof(series *));
@@ -338,12 +352,14 @@ static series *series_get(ty_metric *f, const char *const *values) {
     return NULL;
   }
   int clean = 1;
-  for (size_t i = 0; clean && i < f->n_labels; i++) clean = valid_utf8(value_at(values, i));
+  for (size_t i = 0; clean && i < f->n_labels; i++)
+    clean = valid_utf8(value_at(values, i));
   const char *const *use = values;
   char **fixed = NULL;
   if (!clean) {
     fixed = ty_xmalloc(f->n_labels * sizeof(char *));
-    for (size_t i = 0; i < f->n_labels; i++) fixed[i] = utf8_sanitize(value_at(values, i));
+    for (size_t i = 0; i < f->n_labels; i++)
+      fixed[i] = utf8_sanitize(value_at(values, i));
     use = (const char *const *)fixed;
   }
   size_t pos;
@@ -390,8 +406,10 @@ void ty_metric_observe(ty_metric *f, const char *const *values, double v) {
   size_t lo = 0, hi = f->n_bounds;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (v <= f->bounds[mid]) hi = mid;
-    else lo = mid + 1;
+    if (v <= f->bounds[mid])
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   s->buckets[lo]++;
   s->count++;
@@ -400,17 +418,21 @@ void ty_metric_observe(ty_metric *f, const char *const *values, double v) {
 
 void ty_metric_clear(ty_metric *f) {
   if (!f) return;
-  for (size_t i = 0; i < f->n_series; i++) series_free(f, f->series[i]);
+  for (size_t i = 0; i < f->n_series; i++)
+    series_free(f, f->series[i]);
   f->n_series = 0;
 }
 
 /* ---- registry ------------------------------------------------------------ */
 
-ty_metrics *ty_metrics_create(void) { return ty_xcalloc(1, sizeof(ty_metrics)); }
+ty_metrics *ty_metrics_create(void) {
+  return ty_xcalloc(1, sizeof(ty_metrics));
+}
 
 void ty_metrics_destroy(ty_metrics *m) {
   if (!m) return;
-  for (size_t i = 0; i < m->n_families; i++) family_free(m->families[i]);
+  for (size_t i = 0; i < m->n_families; i++)
+    family_free(m->families[i]);
   for (size_t i = 0; i < m->n_collectors; i++)
     if (m->collectors[i].free_ud) m->collectors[i].free_ud(m->collectors[i].ud);
   free(m->families);
@@ -439,7 +461,10 @@ static int put_escaped(ty_buf *out, const char *s, int quoted) {
   int rc = 0;
   const char *run = s;
   for (const char *p = s; rc == 0 && *p; p++) {
-    const char *esc = *p == '\\' ? "\\\\" : *p == '\n' ? "\\n" : (quoted && *p == '"') ? "\\\"" : NULL;
+    const char *esc = *p == '\\'              ? "\\\\"
+                      : *p == '\n'            ? "\\n"
+                      : (quoted && *p == '"') ? "\\\""
+                                              : NULL;
     if (!esc) continue;
     rc = ty_buf_append(out, run, (size_t)(p - run));
     if (rc == 0) rc = ty_buf_append(out, esc, 2);
@@ -473,8 +498,10 @@ static int put_histogram(ty_buf *out, const ty_metric *f, const series *s) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i <= f->n_bounds; i++) {
     cum += s->buckets[i];
-    if (i < f->n_bounds) ty__metrics_fmt_double(le, f->bounds[i]);
-    else strcpy(le, "+Inf");
+    if (i < f->n_bounds)
+      ty__metrics_fmt_double(le, f->bounds[i]);
+    else
+      strcpy(le, "+Inf");
     rc = put_sample(out, f, "_bucket", s, le, (double)cum);
   }
   if (rc == 0) rc = put_sample(out, f, "_sum", s, NULL, s->sum);
@@ -489,18 +516,22 @@ static int put_family(ty_buf *out, const ty_metric *f) {
   if (rc == 0) rc = ty_buf_printf(out, "\n# TYPE %s %s\n", f->name, type[f->kind]);
   for (size_t i = 0; rc == 0 && i < f->n_series; i++) {
     const series *s = f->series[i];
-    if (f->kind == KIND_HISTOGRAM) rc = put_histogram(out, f, s);
-    else rc = put_sample(out, f, "", s, NULL, s->value);
+    if (f->kind == KIND_HISTOGRAM)
+      rc = put_histogram(out, f, s);
+    else
+      rc = put_sample(out, f, "", s, NULL, s->value);
   }
   return rc;
 }
 
 int ty_metrics_render(ty_metrics *m, ty_buf *out) {
   if (!m || !out) return TY_EINVAL;
-  for (size_t i = 0; i < m->n_collectors; i++) m->collectors[i].cb(m, m->collectors[i].ud);
+  for (size_t i = 0; i < m->n_collectors; i++)
+    m->collectors[i].cb(m, m->collectors[i].ud);
   size_t start = out->len;
   int rc = 0;
-  for (size_t i = 0; rc == 0 && i < m->n_families; i++) rc = put_family(out, m->families[i]);
+  for (size_t i = 0; rc == 0 && i < m->n_families; i++)
+    rc = put_family(out, m->families[i]);
   if (rc) out->len = start; /* never hand out half an exposition */
   return rc;
 }

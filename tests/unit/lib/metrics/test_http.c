@@ -98,7 +98,9 @@ static void client_send(client *c, const char *data, size_t len) {
   }
 }
 
-static void client_sends(client *c, const char *s) { client_send(c, s, strlen(s)); }
+static void client_sends(client *c, const char *s) {
+  client_send(c, s, strlen(s));
+}
 
 /* Reads more bytes; returns 0 on EOF or error. */
 static int client_fill(client *c) {
@@ -141,7 +143,8 @@ static void client_read(client *c, response *r, int head_only) {
   cr_assert_not_null(cl, "no Content-Length in %s", r->headers);
   size_t blen = head_only ? 0 : strtoul(cl, NULL, 10);
   cr_assert_lt(blen, sizeof r->body);
-  while (c->len < hlen + blen) cr_assert(client_fill(c), "connection ended inside a body");
+  while (c->len < hlen + blen)
+    cr_assert(client_fill(c), "connection ended inside a body");
   memcpy(r->body, c->buf + hlen, blen);
   r->body[blen] = '\0';
   r->body_len = blen;
@@ -199,7 +202,8 @@ Test(metrics_http, request_split_across_writes) {
   client c;
   response r;
   client_open(&c);
-  for (const char *p = k_get; *p; p++) client_send(&c, p, 1);
+  for (const char *p = k_get; *p; p++)
+    client_send(&c, p, 1);
   client_read(&c, &r, 0);
   cr_expect_eq(r.status, 200);
   close(c.fd);
@@ -221,8 +225,8 @@ Test(metrics_http, head_has_length_but_no_body) {
 }
 
 Test(metrics_http, other_paths_are_404_and_keep_the_connection) {
-  static const char *paths[] = {"/", "/metricsx", "/metrics/", "/favicon.ico", "*",
-                                "http://127.0.0.1/metrics"};
+  static const char *paths[] = {
+      "/", "/metricsx", "/metrics/", "/favicon.ico", "*", "http://127.0.0.1/metrics"};
   client c;
   response r;
   client_open(&c);
@@ -308,7 +312,8 @@ Test(metrics_http, malformed_headers_are_400) {
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n");
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n");
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n");
-  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n");
+  EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nX-A: a\x01"
+             "b\r\n\r\n");
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n");
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx");
@@ -361,7 +366,8 @@ Test(metrics_http, connections_beyond_the_limit_are_closed) {
   enum { N = 64 };
   client *cs = calloc(N + 1, sizeof(client));
   response r;
-  for (int i = 0; i < N; i++) client_open(&cs[i]);
+  for (int i = 0; i < N; i++)
+    client_open(&cs[i]);
   /* the server accepts in order, so the 65th is the one turned away */
   client_open(&cs[N]);
   cr_expect(client_sees_eof(&cs[N]), "connection over the limit is closed");
@@ -369,8 +375,32 @@ Test(metrics_http, connections_beyond_the_limit_are_closed) {
   client_sends(&cs[0], k_get); /* those within the limit still work */
   client_read(&cs[0], &r, 0);
   cr_expect_eq(r.status, 200);
-  for (int i = 0; i < N; i++) close(cs[i].fd);
+  for (int i = 0; i < N; i++)
+    close(cs[i].fd);
   free(cs);
+}
+
+/* A client that pipelines requests but never reads the answers: the server
+ * must stop reading (TCP backpressure) instead of buffering responses. If it
+ * buffered without bound, every send below would go through; with the
+ * server's reading paused, the kernel buffers fill and a send times out. */
+Test(metrics_http, client_that_never_reads_is_throttled) {
+  client c;
+  client_open(&c);
+  struct timeval tv = {.tv_sec = 1};
+  setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  static char chunk[65536];
+  size_t rlen = strlen(k_get), fill = 0;
+  while (fill + rlen <= sizeof chunk)
+    memcpy(chunk + fill, k_get, rlen), fill += rlen;
+  size_t sent = 0, limit = (size_t)256 << 20;
+  while (sent < limit) {
+    ssize_t n = send(c.fd, chunk, fill, MSG_NOSIGNAL);
+    if (n <= 0) break; /* timed out: the server stopped taking requests */
+    sent += (size_t)n;
+  }
+  cr_expect_lt(sent, limit, "server kept reading %zu bytes of requests nobody collected", sent);
+  close(c.fd);
 }
 
 Test(metrics_http, stop_with_open_connections) {
@@ -416,8 +446,10 @@ Test(metrics_http_start, port_in_use_and_ipv6) {
                UV_EADDRINUSE);
   cr_expect_null(b);
   int rc = ty_metrics_http_start(&loop, "::1", 0, m, &b);
-  if (rc == 0) cr_expect_gt(ty_metrics_http_port(b), 0);
-  else cr_expect_eq(rc, UV_EADDRNOTAVAIL, "IPv6 loopback missing is the only excuse");
+  if (rc == 0)
+    cr_expect_gt(ty_metrics_http_port(b), 0);
+  else
+    cr_expect_eq(rc, UV_EADDRNOTAVAIL, "IPv6 loopback missing is the only excuse");
   ty_metrics_http_stop(a);
   ty_metrics_http_stop(b);
   uv_run(&loop, UV_RUN_DEFAULT);

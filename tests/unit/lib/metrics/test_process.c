@@ -39,11 +39,13 @@ Test(metrics_process, reads_proc_self) {
   ty_metrics_add_process(m); /* twice adds once */
   char *out = render(m);
   cr_expect(strstr(out, "# TYPE process_cpu_seconds_total counter\n") != NULL, "%s", out);
-  cr_expect_eq(strstr(strstr(out, "process_cpu_seconds_total") + 1, "# HELP process_cpu_seconds_total"),
-               NULL, "registered once");
+  cr_expect_eq(
+      strstr(strstr(out, "process_cpu_seconds_total") + 1, "# HELP process_cpu_seconds_total"),
+      NULL, "registered once");
   cr_expect_geq(sample(out, "process_cpu_seconds_total"), 0);
   cr_expect_gt(sample(out, "process_resident_memory_bytes"), 4096);
-  cr_expect_geq(sample(out, "process_virtual_memory_bytes"), sample(out, "process_resident_memory_bytes"));
+  cr_expect_geq(sample(out, "process_virtual_memory_bytes"),
+                sample(out, "process_resident_memory_bytes"));
   double start = sample(out, "process_start_time_seconds");
   cr_expect_gt(start, 1e9, "start time is seconds since the epoch: %s", out);
   cr_expect_leq(start, (double)time(NULL) + 1);
@@ -95,13 +97,15 @@ static int have_promtool(void) {
 }
 
 static void fill_realistic(ty_metrics *m) {
-  ty_metric *req = ty_metrics_counter(m, "trainyard_rpc_requests_total",
-                                      "RPC requests handled, by method and status.", "method,status");
+  ty_metric *req =
+      ty_metrics_counter(m, "trainyard_rpc_requests_total",
+                         "RPC requests handled, by method and status.", "method,status");
   size_t nb;
   const double *b = ty_metrics_default_buckets(&nb);
   ty_metric *dur = ty_metrics_histogram(m, "trainyard_rpc_duration_seconds",
                                         "Time to handle an RPC, by method.", "method", b, nb);
-  ty_metric *jobs = ty_metrics_gauge(m, "trainyard_jobs", "Jobs by queue and state.", "queue,state");
+  ty_metric *jobs =
+      ty_metrics_gauge(m, "trainyard_jobs", "Jobs by queue and state.", "queue,state");
   ty_metric *bytes = ty_metrics_counter(m, "trainyard_checkpoint_written_bytes_total",
                                         "Checkpoint bytes written.", NULL);
   ty_metric *up = ty_metrics_gauge(m, "trainyard_node_last_heartbeat_timestamp_seconds",
@@ -110,7 +114,8 @@ static void fill_realistic(ty_metrics *m) {
   ty_metric_inc(req, ok, 12);
   ty_metric_inc(req, nf, 1);
   const char *sj[] = {"SubmitJob"};
-  for (int i = 0; i < 50; i++) ty_metric_observe(dur, sj, 0.0007 * i);
+  for (int i = 0; i < 50; i++)
+    ty_metric_observe(dur, sj, 0.0007 * i);
   const char *q1[] = {"research \"A\"\\x\nline", "running"}, *q2[] = {"prod", "pending"};
   ty_metric_set(jobs, q1, 3);
   ty_metric_set(jobs, q2, 0);

@@ -52,7 +52,8 @@ Test(metrics_registry, unlabelled_counter_renders_zero_before_use) {
 
 Test(metrics_registry, label_value_and_help_escaping) {
   ty_metrics *m = ty_metrics_create();
-  ty_metric *g = ty_metrics_gauge(m, "trainyard_queue_jobs", "Jobs per queue.\nBack\\slash \"q\".", "queue");
+  ty_metric *g =
+      ty_metrics_gauge(m, "trainyard_queue_jobs", "Jobs per queue.\nBack\\slash \"q\".", "queue");
   const char *v[] = {"a\\b\"c\nd"};
   ty_metric_set(g, v, 2);
   expect_render(m, "# HELP trainyard_queue_jobs Jobs per queue.\\nBack\\\\slash \"q\".\n"
@@ -64,11 +65,13 @@ Test(metrics_registry, label_value_and_help_escaping) {
 Test(metrics_registry, invalid_utf8_label_value_is_replaced) {
   ty_metrics *m = ty_metrics_create();
   ty_metric *g = ty_metrics_gauge(m, "trainyard_x", "x", "user");
-  const char *v[] = {"a\xff" "b"};
+  const char *v[] = {"a\xff"
+                     "b"};
   ty_metric_set(g, v, 1);
   ty_metric_set(g, v, 2); /* the same series, not a second one */
   expect_render(m, "# HELP trainyard_x x\n# TYPE trainyard_x gauge\n"
-                   "trainyard_x{user=\"a\xEF\xBF\xBD" "b\"} 2\n");
+                   "trainyard_x{user=\"a\xEF\xBF\xBD"
+                   "b\"} 2\n");
   ty_metrics_destroy(m);
 }
 
@@ -77,7 +80,8 @@ Test(metrics_registry, null_label_value_is_empty) {
   ty_metric *g = ty_metrics_gauge(m, "trainyard_x", "x", "a,b");
   const char *v[] = {NULL, "y"};
   ty_metric_inc(g, v, 1);
-  expect_render(m, "# HELP trainyard_x x\n# TYPE trainyard_x gauge\ntrainyard_x{a=\"\",b=\"y\"} 1\n");
+  expect_render(m,
+                "# HELP trainyard_x x\n# TYPE trainyard_x gauge\ntrainyard_x{a=\"\",b=\"y\"} 1\n");
   ty_metrics_destroy(m);
 }
 
@@ -155,7 +159,8 @@ Test(metrics_registry, default_buckets_are_ascending) {
   size_t n = 0;
   const double *b = ty_metrics_default_buckets(&n);
   cr_assert_gt(n, 1);
-  for (size_t i = 1; i < n; i++) cr_expect_gt(b[i], b[i - 1]);
+  for (size_t i = 1; i < n; i++)
+    cr_expect_gt(b[i], b[i - 1]);
   ty_metrics *m = ty_metrics_create();
   cr_expect_not_null(ty_metrics_histogram(m, "trainyard_d_seconds", "d", NULL, b, n));
   ty_metrics_destroy(m);
@@ -329,12 +334,13 @@ Test(metrics_registry, misuse_is_ignored) {
   ty_metric_observe(NULL, NULL, 1);
   ty_metric_clear(NULL);
   ty_metrics_on_collect(m, NULL, NULL);
-  expect_render(m, "# HELP trainyard_c_total c\n# TYPE trainyard_c_total counter\ntrainyard_c_total 2\n"
-                   "# HELP trainyard_l_total l\n# TYPE trainyard_l_total counter\n"
-                   "# HELP trainyard_h_seconds h\n# TYPE trainyard_h_seconds histogram\n"
-                   "trainyard_h_seconds_bucket{le=\"1\"} 0\n"
-                   "trainyard_h_seconds_bucket{le=\"+Inf\"} 0\n"
-                   "trainyard_h_seconds_sum 0\ntrainyard_h_seconds_count 0\n");
+  expect_render(
+      m, "# HELP trainyard_c_total c\n# TYPE trainyard_c_total counter\ntrainyard_c_total 2\n"
+         "# HELP trainyard_l_total l\n# TYPE trainyard_l_total counter\n"
+         "# HELP trainyard_h_seconds h\n# TYPE trainyard_h_seconds histogram\n"
+         "trainyard_h_seconds_bucket{le=\"1\"} 0\n"
+         "trainyard_h_seconds_bucket{le=\"+Inf\"} 0\n"
+         "trainyard_h_seconds_sum 0\ntrainyard_h_seconds_count 0\n");
   ty_metrics_destroy(m);
   ty_metrics_destroy(NULL);
 }
@@ -352,7 +358,8 @@ Test(metrics_registry, series_cap_drops_new_combinations) {
   ty_metric_set(g, vals, 42); /* existing series still update */
   char *out = render(m);
   size_t n = 0;
-  for (char *p = strstr(out, "trainyard_x{"); p; p = strstr(p + 1, "trainyard_x{")) n++;
+  for (char *p = strstr(out, "trainyard_x{"); p; p = strstr(p + 1, "trainyard_x{"))
+    n++;
   cr_expect_eq(n, TY_METRICS_MAX_SERIES);
   cr_expect(strstr(out, "trainyard_x{id=\"0\"} 42\n") != NULL);
   free(out);
