@@ -123,13 +123,20 @@ typedef struct ty_rpc_conn_opts {
   size_t write_high_water;
 } ty_rpc_conn_opts;
 
-/* Sends a request. `timeout_ms` 0 means none. `cb` is called as described
- * above. Returns 0 and sets *out_request_id, or an error (the callback is then
- * not called). */
+/* Sends a request. `timeout_ms` 0 means none; for a streaming answer it
+ * bounds the silence before the first frame and between frames, so a long
+ * log follow is not cut off. On a timeout a CANCEL is sent to the peer. `cb`
+ * is called as described above. Returns 0 and sets *out_request_id (may be
+ * NULL), or an error (the callback is then not called): TY_EINVAL,
+ * TY_ECLOSED once closing, TY_ETOOBIG above max_frame. */
 int ty_rpc_call(ty_rpc_conn *c, const char *method, const void *payload, size_t len,
                 const void *credential, size_t credential_len, uint32_t timeout_ms,
                 ty_rpc_answer_cb cb, void *ud, uint64_t *out_request_id);
-/* Answers a request with one RESPONSE. `message` may be NULL. */
+/* Answers a request with one RESPONSE. `message` may be NULL.
+ * reply/stream_send/stream_end return TY_ENOTFOUND for a request_id that is
+ * not an open request from the peer (already answered: a double reply), and
+ * TY_ECLOSED when the peer cancelled it or the conn is closing (nothing is
+ * sent; reply and stream_end still release the request). */
 int ty_rpc_reply(ty_rpc_conn *c, uint64_t request_id, int status, const char *message,
                  const void *payload, size_t len);
 int ty_rpc_stream_send(ty_rpc_conn *c, uint64_t request_id, const void *payload, size_t len);
@@ -137,11 +144,26 @@ int ty_rpc_stream_end(ty_rpc_conn *c, uint64_t request_id, int status, const cha
 /* Tells the peer we no longer want answers to request_id; our callback is
  * called once more with final=true and status TY_ECLOSED. */
 int ty_rpc_cancel(ty_rpc_conn *c, uint64_t request_id);
+/* Addition: learns that the peer no longer wants answers to request_id (it
+ * sent CANCEL, or the connection is closing), so a streaming producer can
+ * stop. Called at most once per request, on the loop thread; afterwards
+ * stream_send returns TY_ECLOSED and the producer should call
+ * ty_rpc_stream_end() (or ty_rpc_reply()) to release the request, except
+ * when the conn is closing, where the request is already released and the
+ * conn is about to go. Set it from on_request. TY_ENOTFOUND for an id that
+ * is not open; TY_ECLOSED (cb kept, not called) when already cancelled. */
+typedef void (*ty_rpc_cancel_cb)(ty_rpc_conn *c, uint64_t request_id, void *ud);
+int ty_rpc_set_cancel_cb(ty_rpc_conn *c, uint64_t request_id, ty_rpc_cancel_cb cb, void *ud);
 /* Bytes written but not yet flushed to the socket. */
 size_t ty_rpc_write_queued(const ty_rpc_conn *c);
-/* Called when the write queue drains below half the high-water mark. */
+/* Addition: true while ty_rpc_write_queued() >= write_high_water; pause
+ * producing and resume from the drain callback. */
+bool ty_rpc_write_pressure(const ty_rpc_conn *c);
+/* Called when the write queue, having reached the high-water mark, drains
+ * below half of it. */
 void ty_rpc_set_drain_cb(ty_rpc_conn *c, void (*cb)(ty_rpc_conn *c, void *ud), void *ud);
-/* Starts an orderly close (pending writes are flushed first). Idempotent. */
+/* Starts an orderly close (pending writes are flushed first, for at most 5 s
+ * if the peer does not read). Idempotent. on_close follows from the loop. */
 void ty_rpc_close(ty_rpc_conn *c);
 /* "ip:port" of the peer, for log lines. */
 const char *ty_rpc_peer(const ty_rpc_conn *c);
@@ -149,7 +171,10 @@ void ty_rpc_set_ud(ty_rpc_conn *c, void *ud);
 void *ty_rpc_get_ud(const ty_rpc_conn *c);
 uv_loop_t *ty_rpc_loop(const ty_rpc_conn *c);
 
-/* Outgoing connection. `cb` gets the connected conn or an error (conn NULL). */
+/* Outgoing connection. `cb` gets the connected conn or an error (conn NULL):
+ * UV_ECONNREFUSED, TY_ETIMEDOUT after `timeout_ms` (0 = none), a lookup
+ * error. Host names are resolved with uv_getaddrinfo, preferring IPv4. A
+ * non-zero return means the attempt did not start and `cb` is not called. */
 typedef void (*ty_rpc_connect_cb)(ty_rpc_conn *c, int status, void *ud);
 int ty_rpc_connect(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
                    uint32_t timeout_ms, ty_rpc_connect_cb cb, void *ud);
@@ -160,7 +185,8 @@ typedef struct ty_rpc_server ty_rpc_server;
 /* A new connection was accepted; it already uses `opts` (on_request etc.). */
 typedef void (*ty_rpc_accept_cb)(ty_rpc_server *s, ty_rpc_conn *c, void *ud);
 
-/* Listens on host:port (port 0 picks an ephemeral port). */
+/* Listens on host:port (port 0 picks an ephemeral port). host: "0.0.0.0",
+ * "127.0.0.1", "::1", "::", a name (resolved once, blocking), NULL = any. */
 int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port,
                          const ty_rpc_conn_opts *opts, ty_rpc_accept_cb on_accept, void *ud,
                          ty_rpc_server **out_server);
@@ -191,12 +217,16 @@ typedef struct ty_rpc_result {
 void ty_rpc_result_close(ty_rpc_result *r);
 
 /* One request, one answer. Returns 0 when an answer arrived (its status may be
- * an error) or a transport error (TY_ETIMEDOUT, TY_ECLOSED, UV_*). */
+ * an error) or a transport error (TY_ETIMEDOUT, TY_ECLOSED, UV_*); `out` is
+ * filled either way (status = the error, message = its name) and must be
+ * closed. Once the connection has ended every call returns TY_ECLOSED. */
 int ty_rpc_client_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
                        uint32_t timeout_ms, ty_rpc_result *out);
 /* A streaming call: `on_item` is called for every STREAM frame; returning
- * non-zero from it cancels the stream. `out` receives the END status. The
- * timeout applies to the gap between frames (0 = none). */
+ * non-zero from it cancels the stream, and the call then returns that value
+ * with out->status TY_ECLOSED. `out` receives the END status (or a RESPONSE's
+ * if the peer answered with one, e.g. TY_EVERSION). The timeout applies to
+ * the gap between frames (0 = none). */
 int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *payload, size_t len,
                          uint32_t idle_timeout_ms,
                          int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,

@@ -14,24 +14,79 @@
 int ty__rpc_encode_prefixed(const ty_rpc_msg *m, size_t prefix, uint8_t **out_block,
                             size_t *out_frame_len);
 
-/* Server <-> conn glue. A server-accepted conn is linked into its server's
- * list so that destroying the server closes it; the conn unlinks itself when
- * it is freed. */
-typedef struct ty__conn_link {
-  struct ty__conn_link *prev, *next;
-} ty__conn_link;
+/* A chained hash map from request ids to nodes embedded in the caller's
+ * structs (calls we made, requests we are answering). Ids are mostly
+ * sequential, so a multiplicative hash spreads them; the table doubles when
+ * it holds more nodes than buckets. */
+typedef struct ty__id_node {
+  struct ty__id_node *next;
+  uint64_t id;
+} ty__id_node;
 
-/* Creates a conn with an initialised (not yet connected) TCP handle. */
+typedef struct ty__idmap {
+  ty__id_node **buckets;
+  size_t nbuckets; /* 0 or a power of two */
+  size_t count;
+  size_t pop_from; /* buckets below this were empty at the last pop */
+} ty__idmap;
+
+void ty__idmap_close(ty__idmap *m);  /* frees the buckets, not the nodes */
+int ty__idmap_put(ty__idmap *m, ty__id_node *n); /* TY_EEXIST, TY_ENOMEM */
+ty__id_node *ty__idmap_get(const ty__idmap *m, uint64_t id);
+ty__id_node *ty__idmap_del(ty__idmap *m, uint64_t id); /* NULL when absent */
+ty__id_node *ty__idmap_pop(ty__idmap *m); /* removes any node; NULL when empty */
+
+/* ---- connections (conn.c, connect.c) ------------------------------------- */
+
+typedef enum {
+  TY__CONN_CONNECTING, /* ty_rpc_connect() in progress; not yet the user's */
+  TY__CONN_OPEN,
+  TY__CONN_CLOSING,    /* calls answered; flushing, then closing handles */
+} ty__conn_state;
+
+struct ty_rpc_server;
+
+struct ty_rpc_conn {
+  uv_tcp_t tcp;            /* data: none; container_of recovers the conn */
+  uv_timer_t timer;        /* connect timeout, later the close linger */
+  uv_shutdown_t shutdown_req;
+  uv_connect_t connect_req;
+  uv_getaddrinfo_t gai;
+  uv_loop_t *loop;
+  ty_rpc_conn_opts opts;   /* opts.ud is the user's ud (ty_rpc_set_ud) */
+  ty_frame_reader rd;
+  ty__idmap calls;         /* our outstanding requests (struct call) */
+  ty__idmap inbound;       /* peer requests we have not finished answering */
+  uint64_t next_id;
+  size_t queued;           /* bytes handed to uv_write, not yet completed */
+  bool pressured;          /* queued reached the high-water mark */
+  void (*drain_cb)(ty_rpc_conn *c, void *ud);
+  void *drain_ud;
+  ty__conn_state state;
+  int close_reason;
+  int open_handles;        /* tcp + timer until their close callbacks ran */
+  bool handles_closing;
+  bool gai_pending;
+  bool delivered;          /* the user has it: on_close will be called */
+  ty_rpc_connect_cb connect_cb;
+  void *connect_ud;
+  struct ty_rpc_server *server; /* accepted by this server, or NULL */
+  ty_rpc_conn *srv_prev, *srv_next;
+  char peer[64];
+};
+
+/* Allocates a conn with initialised tcp and timer handles. */
 int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn **out_conn);
-uv_tcp_t *ty__conn_tcp(ty_rpc_conn *c);
-/* After accept/connect: sets TCP_NODELAY, records the peer, starts reading. */
+/* After accept/connect: sets TCP_NODELAY, records the peer, starts reading,
+ * and marks the conn as the user's (on_close will be called). */
 int ty__conn_start(ty_rpc_conn *c);
-/* Closes at once, without flushing, and without calling on_close when the
- * conn was never handed to the user. */
-void ty__conn_abort(ty_rpc_conn *c, int reason);
-ty__conn_link *ty__conn_link_of(ty_rpc_conn *c);
-ty_rpc_conn *ty__conn_from_link(ty__conn_link *l);
-/* Called when the conn is freed, so the owner (a server) can unlink it. */
-void ty__conn_set_unlink(ty_rpc_conn *c, void (*fn)(ty_rpc_conn *c, void *owner), void *owner);
+/* Starts closing: answers calls with TY_ECLOSED, tells inbound requests'
+ * cancel callbacks, then flushes (graceful) or not, and closes the handles.
+ * Idempotent. */
+void ty__conn_begin_close(ty_rpc_conn *c, int reason, bool graceful);
+/* Frees the conn once its handles are closed and no lookup is pending. */
+void ty__conn_maybe_free(ty_rpc_conn *c);
+/* Server hook, called from the conn's final close (server.c). */
+void ty__server_forget(struct ty_rpc_server *s, ty_rpc_conn *c);
 
 #endif

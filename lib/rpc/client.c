@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ty_rpc_client: a blocking client for CLIs and tests. It owns a private
+ * uv_loop_t and one ty_rpc_conn; every call runs that loop until its answer,
+ * timeout or the connection's end. Not thread-safe: one client per thread.
+ */
+#include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
+#include "lib/rpc/rpc_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ty_rpc_client {
+  uv_loop_t loop;
+  ty_rpc_conn *conn; /* NULL once the connection has ended */
+  uint8_t *cred;
+  size_t cred_len;
+};
+
+typedef struct call_wait {
+  bool done;
+  int rc;
+  ty_rpc_client *client;
+  ty_rpc_result *out;
+  uint64_t id;
+  int (*on_item)(const uint8_t *p, size_t n, void *ud);
+  void *item_ud;
+  int item_rc;
+} call_wait;
+
+/* Runs the loop until *done; TY_EINTERNAL when it runs dry first. */
+static int run_until(uv_loop_t *loop, const bool *done) {
+  while (!*done) {
+    if (uv_run(loop, UV_RUN_ONCE) == 0 && !*done) return TY_EINTERNAL;
+  }
+  return 0;
+}
+
+static void on_conn_closed(ty_rpc_conn *c, int reason, void *ud) {
+  (void)c;
+  (void)reason;
+  ((ty_rpc_client *)ud)->conn = NULL;
+}
+
+static void on_open(ty_rpc_conn *c, int status, void *ud) {
+  call_wait *w = ud;
+  w->client->conn = c;
+  w->rc = status;
+  w->done = true;
+}
+
+static void drain_loop(ty_rpc_client *c) {
+  uv_run(&c->loop, UV_RUN_DEFAULT); /* returns once every handle is closed */
+  uv_loop_close(&c->loop);
+}
+
+int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms,
+                       ty_rpc_client **out_client) {
+  ty_rpc_client *c = calloc(1, sizeof *c);
+  if (!c) return TY_ENOMEM;
+  int rc = uv_loop_init(&c->loop);
+  if (rc < 0) {
+    free(c);
+    return rc;
+  }
+  ty_rpc_conn_opts opts = {.on_close = on_conn_closed, .ud = c};
+  call_wait w = {.client = c};
+  rc = ty_rpc_connect(&c->loop, host, port, &opts, timeout_ms, on_open, &w);
+  if (rc == 0) rc = run_until(&c->loop, &w.done);
+  if (rc == 0) rc = w.rc;
+  if (rc < 0) {
+    drain_loop(c);
+    free(c);
+    return rc;
+  }
+  *out_client = c;
+  return 0;
+}
+
+void ty_rpc_client_close(ty_rpc_client *c) {
+  if (!c) return;
+  if (c->conn) ty_rpc_close(c->conn);
+  drain_loop(c);
+  free(c->cred);
+  free(c);
+}
+
+void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len) {
+  free(c->cred);
+  c->cred = NULL;
+  c->cred_len = 0;
+  if (!cred || !len) return;
+  c->cred = ty_xmalloc(len);
+  memcpy(c->cred, cred, len);
+  c->cred_len = len;
+}
+
+void ty_rpc_result_close(ty_rpc_result *r) {
+  if (!r) return;
+  free(r->message);
+  free(r->payload);
+  *r = (ty_rpc_result){0};
+}
+
+static void fill_result(ty_rpc_result *out, int status, const char *message,
+                        const uint8_t *payload, size_t len) {
+  out->status = status;
+  out->message = ty_strdup(message ? message : "");
+  out->payload = NULL;
+  out->payload_len = 0;
+  if (payload && len) {
+    out->payload = ty_xmalloc(len);
+    memcpy(out->payload, payload, len);
+    out->payload_len = len;
+  }
+}
+
+static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                      void *ud) {
+  call_wait *w = ud;
+  if (!final) {
+    if (!w->on_item || w->item_rc) return;
+    w->item_rc = w->on_item(msg->payload, msg->payload_len, w->item_ud);
+    if (w->item_rc) ty_rpc_cancel(c, w->id); /* calls us again, final */
+    return;
+  }
+  w->done = true;
+  if (w->item_rc) {
+    fill_result(w->out, TY_ECLOSED, "cancelled by the caller", NULL, 0);
+    w->rc = w->item_rc;
+  } else if (msg) {
+    fill_result(w->out, msg->status, msg->message, msg->payload, msg->payload_len);
+  } else {
+    fill_result(w->out, status, ty_strerror(status), NULL, 0);
+    w->rc = status;
+  }
+}
+
+static int run_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                    uint32_t timeout_ms, call_wait *w) {
+  *w->out = (ty_rpc_result){0};
+  if (!c || !method) return TY_EINVAL;
+  int rc = c->conn ? 0 : TY_ECLOSED;
+  if (rc == 0)
+    rc = ty_rpc_call(c->conn, method, payload, len, c->cred, c->cred_len, timeout_ms,
+                     on_answer, w, &w->id);
+  if (rc == 0) rc = run_until(&c->loop, &w->done);
+  if (rc == 0) return w->rc;
+  fill_result(w->out, rc, ty_strerror(rc), NULL, 0);
+  return rc;
+}
+
+int ty_rpc_client_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                       uint32_t timeout_ms, ty_rpc_result *out) {
+  call_wait w = {.client = c, .out = out};
+  return run_call(c, method, payload, len, timeout_ms, &w);
+}
+
+int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                         uint32_t idle_timeout_ms,
+                         int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
+                         ty_rpc_result *out) {
+  call_wait w = {.client = c, .out = out, .on_item = on_item, .item_ud = ud};
+  return run_call(c, method, payload, len, idle_timeout_ms, &w);
+}

@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ty_rpc_conn: one TCP stream carrying frames both ways. Reads go straight
+ * into the frame reader's buffer (no copy), each frame is decoded and
+ * dispatched: REQUESTs to on_request, answers to the call that asked.
+ *
+ * Invariants:
+ *   - Everything runs on the loop thread; callbacks may call back into the
+ *     conn (reply, call, cancel, close) from anywhere, so the dispatch loop
+ *     re-checks the state after every callback and never touches a call after
+ *     handing it its final answer.
+ *   - Each call (our request) is in `calls` until its final answer, its
+ *     timeout, its cancel or the close, whichever comes first; exactly one of
+ *     those invokes its callback with final=true. Answers arriving later are
+ *     ignored.
+ *   - Each peer request is in `inbound` from its arrival until we reply or
+ *     end its stream; a CANCEL marks it cancelled and tells its cancel
+ *     callback, after which sends for it fail with TY_ECLOSED.
+ *   - The conn is freed only from the last close callback of its handles.
+ *
+ * Tuned for many small request/response pairs (heartbeats) interleaved with
+ * long streams (log following), hence TCP_NODELAY and write accounting.
+ */
+#include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
+#include "lib/rpc/rpc_internal.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  READ_CHUNK = 64 * 1024,
+  DEFAULT_HIGH_WATER = 8 * 1024 * 1024,
+  /* How long an orderly close waits for the peer to take our last bytes. */
+  CLOSE_LINGER_MS = 5000,
+};
+
+typedef struct call {
+  ty__id_node node; /* id = request id */
+  uv_timer_t timer; /* only when timeout_ms > 0 */
+  ty_rpc_conn *conn;
+  ty_rpc_answer_cb cb;
+  void *ud;
+  uint32_t timeout_ms;
+} call;
+
+typedef struct inbound {
+  ty__id_node node;
+  bool cancelled;
+  ty_rpc_cancel_cb cancel_cb;
+  void *cancel_ud;
+} inbound;
+
+typedef struct wreq {
+  uv_write_t req;
+  ty_rpc_conn *conn;
+  size_t len;
+} wreq;
+
+/* The frame follows the wreq in the same block, suitably aligned. */
+#define WREQ_PREFIX ((sizeof(wreq) + 15u) & ~(size_t)15u)
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn **out_conn) {
+  ty_rpc_conn *c = calloc(1, sizeof *c);
+  if (!c) return TY_ENOMEM;
+  if (opts) c->opts = *opts;
+  if (!c->opts.max_frame) c->opts.max_frame = TY_RPC_MAX_FRAME_DEFAULT;
+  if (!c->opts.write_high_water) c->opts.write_high_water = DEFAULT_HIGH_WATER;
+  c->loop = loop;
+  c->next_id = 1;
+  c->state = TY__CONN_CONNECTING;
+  ty_frame_reader_init(&c->rd, c->opts.max_frame);
+  int rc = uv_tcp_init(loop, &c->tcp);
+  if (rc < 0) {
+    free(c);
+    return rc;
+  }
+  uv_timer_init(loop, &c->timer);
+  c->open_handles = 2;
+  snprintf(c->peer, sizeof c->peer, "(unconnected)");
+  *out_conn = c;
+  return 0;
+}
+
+void ty__conn_maybe_free(ty_rpc_conn *c) {
+  if (c->open_handles > 0 || c->gai_pending) return;
+  if (c->delivered && c->opts.on_close) c->opts.on_close(c, c->close_reason, c->opts.ud);
+  if (c->server) ty__server_forget(c->server, c);
+  for (ty__id_node *n; (n = ty__idmap_pop(&c->inbound));) free(n);
+  ty__idmap_close(&c->inbound);
+  ty__idmap_close(&c->calls);
+  ty_frame_reader_close(&c->rd);
+  free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  ty_rpc_conn *c = h->type == UV_TCP ? container_of((uv_tcp_t *)h, ty_rpc_conn, tcp)
+                                     : container_of((uv_timer_t *)h, ty_rpc_conn, timer);
+  c->open_handles--;
+  ty__conn_maybe_free(c);
+}
+
+static void close_handles(ty_rpc_conn *c) {
+  if (c->handles_closing) return;
+  c->handles_closing = true;
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  close_handles(container_of(req, ty_rpc_conn, shutdown_req));
+}
+
+static void on_linger_expired(uv_timer_t *t) {
+  close_handles(container_of(t, ty_rpc_conn, timer));
+}
+
+static void free_call(uv_handle_t *h) {
+  free(container_of((uv_timer_t *)h, call, timer));
+}
+
+/* Releases a call already removed from `calls`. */
+static void release_call(call *k) {
+  if (k->timeout_ms) {
+    uv_timer_stop(&k->timer);
+    uv_close((uv_handle_t *)&k->timer, free_call);
+  } else {
+    free(k);
+  }
+}
+
+/* Answers every outstanding call with TY_ECLOSED. Callbacks may cancel other
+ * calls meanwhile, so pop one at a time instead of iterating. */
+static void fail_calls(ty_rpc_conn *c) {
+  for (ty__id_node *n; (n = ty__idmap_pop(&c->calls));) {
+    call *k = container_of(n, call, node);
+    k->cb(c, TY_ECLOSED, NULL, true, k->ud);
+    release_call(k);
+  }
+}
+
+/* Tells producers of still-open peer requests that nobody will read on. */
+static void cancel_inbound(ty_rpc_conn *c) {
+  for (ty__id_node *n; (n = ty__idmap_pop(&c->inbound));) {
+    inbound *in = container_of(n, inbound, node);
+    if (!in->cancelled && in->cancel_cb) in->cancel_cb(c, n->id, in->cancel_ud);
+    free(in);
+  }
+}
+
+void ty__conn_begin_close(ty_rpc_conn *c, int reason, bool graceful) {
+  if (c->state == TY__CONN_CLOSING) return;
+  bool was_open = c->state == TY__CONN_OPEN;
+  c->state = TY__CONN_CLOSING;
+  c->close_reason = reason;
+  if (was_open) uv_read_stop((uv_stream_t *)&c->tcp);
+  fail_calls(c);
+  cancel_inbound(c);
+  if (graceful && was_open &&
+      uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+    uv_timer_start(&c->timer, on_linger_expired, CLOSE_LINGER_MS, 0);
+    return;
+  }
+  close_handles(c);
+}
+
+void ty_rpc_close(ty_rpc_conn *c) {
+  if (c) ty__conn_begin_close(c, 0, true);
+}
+
+/* A protocol violation: one log line, then close only this connection. */
+static void protocol_error(ty_rpc_conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void protocol_error(ty_rpc_conn *c, int code, const char *fmt, ...) {
+  char reason[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  ty_warn("closing connection from %s: %s", c->peer, reason);
+  ty__conn_begin_close(c, code, false);
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status) {
+  wreq *w = container_of(req, wreq, req);
+  ty_rpc_conn *c = w->conn;
+  c->queued -= w->len;
+  free(w);
+  if (status < 0 && status != UV_ECANCELED && c->state == TY__CONN_OPEN) {
+    ty_info("closing connection from %s: write failed: %s", c->peer, ty_strerror(status));
+    ty__conn_begin_close(c, status, false);
+    return;
+  }
+  if (c->pressured && c->queued < c->opts.write_high_water / 2) {
+    c->pressured = false;
+    if (c->drain_cb && c->state == TY__CONN_OPEN) c->drain_cb(c, c->drain_ud);
+  }
+}
+
+/* Encodes and queues one frame, without touching the request tables. */
+static int send_msg(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  if (c->state != TY__CONN_OPEN) return TY_ECLOSED;
+  uint8_t *block;
+  size_t len;
+  int rc = ty__rpc_encode_prefixed(m, WREQ_PREFIX, &block, &len);
+  if (rc < 0) return rc;
+  if (len - TY_RPC_FRAME_HEADER > c->opts.max_frame || len > UINT_MAX) {
+    free(block);
+    return TY_ETOOBIG;
+  }
+  wreq *w = (wreq *)block;
+  w->conn = c;
+  w->len = len;
+  uv_buf_t buf = uv_buf_init((char *)block + WREQ_PREFIX, (unsigned)len);
+  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+  if (rc < 0) {
+    free(block);
+    return rc;
+  }
+  c->queued += len;
+  if (c->queued >= c->opts.write_high_water) c->pressured = true;
+  return 0;
+}
+
+static int send_answer(ty_rpc_conn *c, ty_rpc_kind kind, uint64_t id, int status,
+                       const char *message, const void *payload, size_t len) {
+  ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = kind,
+                  .status = status, .message = message, .payload = payload,
+                  .payload_len = len};
+  return send_msg(c, &m);
+}
+
+/* ---- calls we make ------------------------------------------------------------ */
+
+static void on_call_timeout(uv_timer_t *t) {
+  call *k = container_of(t, call, timer);
+  ty_rpc_conn *c = k->conn;
+  ty__idmap_del(&c->calls, k->node.id);
+  /* Tell a streaming peer to stop; late answers are ignored either way. */
+  send_answer(c, TY_RPC_CANCEL, k->node.id, 0, NULL, NULL, 0);
+  k->cb(c, TY_ETIMEDOUT, NULL, true, k->ud);
+  release_call(k);
+}
+
+int ty_rpc_call(ty_rpc_conn *c, const char *method, const void *payload, size_t len,
+                const void *credential, size_t credential_len, uint32_t timeout_ms,
+                ty_rpc_answer_cb cb, void *ud, uint64_t *out_request_id) {
+  if (!c || !method || !method[0] || !cb) return TY_EINVAL;
+  if (c->state != TY__CONN_OPEN) return TY_ECLOSED;
+  call *k = calloc(1, sizeof *k);
+  if (!k) return TY_ENOMEM;
+  *k = (call){.node.id = c->next_id++, .conn = c, .cb = cb, .ud = ud, .timeout_ms = timeout_ms};
+  ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = k->node.id,
+                  .kind = TY_RPC_REQUEST, .method = method, .credential = credential,
+                  .credential_len = credential_len, .payload = payload, .payload_len = len};
+  int rc = send_msg(c, &m);
+  if (rc == 0) rc = ty__idmap_put(&c->calls, &k->node);
+  if (rc < 0) {
+    /* A frame already queued for a call we could not record is answered
+     * by nobody: its answer is ignored like a late one. */
+    free(k);
+    return rc;
+  }
+  if (timeout_ms) {
+    uv_timer_init(c->loop, &k->timer);
+    uv_timer_start(&k->timer, on_call_timeout, timeout_ms, 0);
+  }
+  if (out_request_id) *out_request_id = k->node.id;
+  return 0;
+}
+
+int ty_rpc_cancel(ty_rpc_conn *c, uint64_t request_id) {
+  if (!c) return TY_EINVAL;
+  ty__id_node *n = ty__idmap_del(&c->calls, request_id);
+  if (!n) return TY_ENOTFOUND;
+  call *k = container_of(n, call, node);
+  send_answer(c, TY_RPC_CANCEL, request_id, 0, NULL, NULL, 0);
+  k->cb(c, TY_ECLOSED, NULL, true, k->ud);
+  release_call(k);
+  return 0;
+}
+
+/* RESPONSE or END: the final answer. */
+static void finish_call(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty__id_node *n = ty__idmap_del(&c->calls, m->request_id);
+  if (!n) {
+    ty_debug("%s: ignoring a late answer to request %" PRIu64, c->peer, m->request_id);
+    return;
+  }
+  call *k = container_of(n, call, node);
+  if (k->timeout_ms) uv_timer_stop(&k->timer);
+  k->cb(c, m->status, m, true, k->ud);
+  release_call(k);
+}
+
+static void stream_item(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty__id_node *n = ty__idmap_get(&c->calls, m->request_id);
+  if (!n) return; /* after a timeout or cancel, until the peer stops */
+  call *k = container_of(n, call, node);
+  /* For streams the timeout bounds the silence between frames. */
+  if (k->timeout_ms) uv_timer_start(&k->timer, on_call_timeout, k->timeout_ms, 0);
+  k->cb(c, 0, m, false, k->ud); /* may cancel k: do not touch it after */
+}
+
+/* ---- requests the peer makes -------------------------------------------------- */
+
+static void on_request_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  if (m->version != TY_RPC_VERSION) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "protocol version %u is not supported; this side speaks %u",
+             m->version, TY_RPC_VERSION);
+    ty_info("%s: refused %s: %s", c->peer, m->method, msg);
+    send_answer(c, TY_RPC_RESPONSE, m->request_id, TY_EVERSION, msg, NULL, 0);
+    return;
+  }
+  inbound *in = calloc(1, sizeof *in);
+  if (!in) {
+    send_answer(c, TY_RPC_RESPONSE, m->request_id, TY_ENOMEM, "out of memory", NULL, 0);
+    return;
+  }
+  in->node.id = m->request_id;
+  if (ty__idmap_put(&c->inbound, &in->node) < 0) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "request_id %" PRIu64 " is already in use", m->request_id);
+    free(in);
+    send_answer(c, TY_RPC_RESPONSE, m->request_id, TY_EINVAL, msg, NULL, 0);
+    return;
+  }
+  if (c->opts.on_request) {
+    c->opts.on_request(c, m, c->opts.ud);
+  } else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no handler for method %.100s", m->method);
+    ty_rpc_reply(c, m->request_id, TY_ENOTFOUND, msg, NULL, 0);
+  }
+}
+
+static void on_cancel_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty__id_node *n = ty__idmap_get(&c->inbound, m->request_id);
+  if (!n) return; /* already answered: the CANCEL crossed our last frame */
+  inbound *in = container_of(n, inbound, node);
+  if (in->cancelled) return;
+  in->cancelled = true;
+  if (in->cancel_cb) in->cancel_cb(c, m->request_id, in->cancel_ud);
+}
+
+/* Finds the open peer request `id`; `take` also removes it. */
+static int lookup_inbound(ty_rpc_conn *c, uint64_t id, bool take) {
+  if (!c) return TY_EINVAL;
+  if (c->state != TY__CONN_OPEN) return TY_ECLOSED;
+  ty__id_node *n = take ? ty__idmap_del(&c->inbound, id) : ty__idmap_get(&c->inbound, id);
+  if (!n) return TY_ENOTFOUND;
+  bool cancelled = container_of(n, inbound, node)->cancelled;
+  if (take) free(container_of(n, inbound, node));
+  return cancelled ? TY_ECLOSED : 0;
+}
+
+int ty_rpc_reply(ty_rpc_conn *c, uint64_t request_id, int status, const char *message,
+                 const void *payload, size_t len) {
+  int rc = lookup_inbound(c, request_id, true);
+  if (rc < 0) return rc;
+  return send_answer(c, TY_RPC_RESPONSE, request_id, status, message, payload, len);
+}
+
+int ty_rpc_stream_send(ty_rpc_conn *c, uint64_t request_id, const void *payload, size_t len) {
+  int rc = lookup_inbound(c, request_id, false);
+  if (rc < 0) return rc;
+  return send_answer(c, TY_RPC_STREAM, request_id, 0, NULL, payload, len);
+}
+
+int ty_rpc_stream_end(ty_rpc_conn *c, uint64_t request_id, int status, const char *message) {
+  int rc = lookup_inbound(c, request_id, true);
+  if (rc < 0) return rc;
+  return send_answer(c, TY_RPC_END, request_id, status, message, NULL, 0);
+}
+
+int ty_rpc_set_cancel_cb(ty_rpc_conn *c, uint64_t request_id, ty_rpc_cancel_cb cb, void *ud) {
+  if (!c) return TY_EINVAL;
+  ty__id_node *n = ty__idmap_get(&c->inbound, request_id);
+  if (!n) return TY_ENOTFOUND;
+  inbound *in = container_of(n, inbound, node);
+  in->cancel_cb = cb;
+  in->cancel_ud = ud;
+  return in->cancelled ? TY_ECLOSED : 0;
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+static void dispatch(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  switch (m->kind) {
+  case TY_RPC_REQUEST: on_request_frame(c, m); break;
+  case TY_RPC_RESPONSE:
+  case TY_RPC_END: finish_call(c, m); break;
+  case TY_RPC_STREAM: stream_item(c, m); break;
+  case TY_RPC_CANCEL: on_cancel_frame(c, m); break;
+  }
+}
+
+static uint32_t announced_len(const ty_frame_reader *r) {
+  const uint8_t *p = r->buf + r->off;
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void process_frames(ty_rpc_conn *c) {
+  while (c->state == TY__CONN_OPEN) {
+    const uint8_t *body;
+    size_t len;
+    int rc = ty_frame_reader_next(&c->rd, &body, &len);
+    if (rc == 0) return;
+    if (rc == TY_ETOOBIG) {
+      protocol_error(c, rc, "frame of %" PRIu32 " bytes exceeds the maximum of %zu",
+                     announced_len(&c->rd), c->rd.max_frame);
+      return;
+    }
+    if (rc < 0) {
+      protocol_error(c, rc, "zero-length frame");
+      return;
+    }
+    ty_rpc_msg m;
+    void *owner;
+    rc = ty_rpc_decode(body, len, &m, &owner);
+    if (rc < 0) {
+      protocol_error(c, rc, "malformed envelope in a frame of %zu bytes", len);
+      return;
+    }
+    dispatch(c, &m);
+    ty_rpc_msg_free(owner);
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  ty_rpc_conn *c = container_of((uv_tcp_t *)h, ty_rpc_conn, tcp);
+  uint8_t *space;
+  size_t n;
+  if (ty_frame_reader_space(&c->rd, READ_CHUNK, &space, &n) < 0) {
+    *buf = uv_buf_init(NULL, 0); /* read callback sees UV_ENOBUFS */
+    return;
+  }
+  *buf = uv_buf_init((char *)space, n > UINT_MAX ? UINT_MAX : (unsigned)n);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  ty_rpc_conn *c = container_of((uv_tcp_t *)s, ty_rpc_conn, tcp);
+  if (c->state != TY__CONN_OPEN) return;
+  if (nread > 0) {
+    ty_frame_reader_commit(&c->rd, (size_t)nread);
+    process_frames(c);
+  } else if (nread == UV_EOF) {
+    size_t pending = ty_frame_reader_pending(&c->rd);
+    if (pending > 0)
+      protocol_error(c, TY_EPROTO, "connection ended inside a frame (%zu bytes unread)",
+                     pending);
+    else
+      ty__conn_begin_close(c, UV_EOF, true);
+  } else if (nread < 0) {
+    ty_info("closing connection from %s: read failed: %s", c->peer, ty_strerror((int)nread));
+    ty__conn_begin_close(c, (int)nread, false);
+  }
+}
+
+static void format_peer(ty_rpc_conn *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0) return;
+  if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+    uv_ip6_name(a, ip, sizeof ip);
+    snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, ntohs(a->sin6_port));
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+    uv_ip4_name(a, ip, sizeof ip);
+    snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(a->sin_port));
+  }
+}
+
+int ty__conn_start(ty_rpc_conn *c) {
+  uv_tcp_nodelay(&c->tcp, 1);
+  format_peer(c);
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rc < 0) return rc;
+  c->state = TY__CONN_OPEN;
+  c->delivered = true;
+  return 0;
+}
+
+/* ---- small accessors ------------------------------------------------------------ */
+
+size_t ty_rpc_write_queued(const ty_rpc_conn *c) { return c ? c->queued : 0; }
+
+bool ty_rpc_write_pressure(const ty_rpc_conn *c) {
+  return c && c->queued >= c->opts.write_high_water;
+}
+
+void ty_rpc_set_drain_cb(ty_rpc_conn *c, void (*cb)(ty_rpc_conn *c, void *ud), void *ud) {
+  c->drain_cb = cb;
+  c->drain_ud = ud;
+}
+
+const char *ty_rpc_peer(const ty_rpc_conn *c) { return c ? c->peer : "(none)"; }
+void ty_rpc_set_ud(ty_rpc_conn *c, void *ud) { c->opts.ud = ud; }
+void *ty_rpc_get_ud(const ty_rpc_conn *c) { return c->opts.ud; }
+uv_loop_t *ty_rpc_loop(const ty_rpc_conn *c) { return c->loop; }

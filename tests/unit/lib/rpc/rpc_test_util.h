@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers for the lib/rpc connection tests: a real ty_rpc_server on
+ * 127.0.0.1, port 0, running its own loop in a thread, with a few methods,
+ * and raw blocking sockets for peers that misbehave on purpose.
+ *
+ * Server methods: Echo (payload back), Fail (TY_ENOTFOUND), Never (no answer),
+ * Die (closes the connection), Count (streams N items, N = u32 payload),
+ * Forever (streams every ms until cancelled), Flood (256 x 16 KiB obeying
+ * backpressure), Double (replies twice), Stats (tserver_stats back).
+ */
+#ifndef TY_TESTS_RPC_TEST_UTIL_H
+#define TY_TESTS_RPC_TEST_UTIL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "lib/rpc/rpc.h"
+
+typedef struct tserver_stats {
+  int32_t cancels;   /* cancel callbacks of Forever producers */
+  int32_t drains;    /* drain callbacks seen by Flood */
+  int32_t eproto;    /* connections closed with TY_EPROTO */
+  int32_t etoobig;   /* connections closed with TY_ETOOBIG */
+  int32_t double_rc; /* what the second reply of Double returned */
+  int32_t accepted;
+} tserver_stats;
+
+typedef struct tserver {
+  uv_loop_t loop;
+  uv_async_t stop;
+  ty_rpc_server *srv;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int state; /* 0 starting, 1 listening, <0 failed */
+  int port;
+  const char *host;
+  size_t max_frame;
+  tserver_stats stats; /* loop thread only; read through the Stats method */
+} tserver;
+
+/* Starts a server on host (NULL = 127.0.0.1). Returns 0 or the error. */
+int tserver_start(tserver *t, const char *host, size_t max_frame);
+void tserver_stop(tserver *t);
+/* Fetches the server's counters over a fresh connection. */
+tserver_stats tserver_get_stats(int port);
+
+/* A blocking socket to 127.0.0.1:port with a 10 s receive timeout. */
+int raw_connect(int port);
+int raw_send_all(int fd, const void *p, size_t n);
+/* Reads until the peer closes: 0 on EOF or reset, -1 on timeout. */
+int raw_wait_closed(int fd);
+/* Reads one frame and decodes it into *m (owner freed by the caller). */
+int raw_read_msg(int fd, ty_frame_reader *r, ty_rpc_msg *m, void **owner);
+int raw_send_msg(int fd, const ty_rpc_msg *m);
+
+#endif
