@@ -99,11 +99,13 @@ static void on_poll_closed(uv_handle_t *h) {
   maybe_free_stream(st, st->io);
 }
 
-/* Ends the stream: END with `status` unless the peer is gone or cancelled. */
-static void finish(log_stream *st, int status, const char *message, bool send_end) {
+/* Ends the stream. END always goes through ty_rpc_stream_end, which also
+ * releases the request; it sends nothing when the peer cancelled or the
+ * connection is closing. */
+static void finish(log_stream *st, int status, const char *message) {
   if (st->done) return;
   st->done = true;
-  if (send_end && st->ic) ty_rpc_stream_end(st->ic->c, st->request_id, status, message);
+  if (st->ic) (void)ty_rpc_stream_end(st->ic->c, st->request_id, status, message);
   unlink_stream(st);
   uv_close((uv_handle_t *)&st->poll, on_poll_closed);
 }
@@ -120,7 +122,7 @@ static void send_chunk(log_stream *st, size_t n) {
   free(frame);
   if (rc != 0) {
     /* Cancelled by the peer, or the connection is going away. */
-    finish(st, 0, NULL, false);
+    finish(st, 0, NULL);
     return;
   }
   st->offset += n;
@@ -133,7 +135,7 @@ static void on_read(uv_fs_t *req) {
   uv_fs_req_cleanup(req);
   st->reading = false;
   if (st->done || !st->ic) {
-    finish(st, 0, NULL, false);
+    finish(st, 0, NULL);
     maybe_free_stream(st, io);
     return;
   }
@@ -141,14 +143,14 @@ static void on_read(uv_fs_t *req) {
     char msg[256];
     snprintf(msg, sizeof msg, "reading log of job %" PRIu64 " rank %" PRIu32 ": %s",
              st->req.job_id, st->req.rank, uv_strerror((int)n));
-    finish(st, TY_EIO, msg, true);
+    finish(st, TY_EIO, msg);
   } else if (n > 0) {
     send_chunk(st, (size_t)n);
     pump(st);
   } else if (st->req.follow && st->was_running) {
     uv_timer_start(&st->poll, on_poll, POLL_MS, 0);
   } else {
-    finish(st, 0, NULL, true);
+    finish(st, 0, NULL);
   }
 }
 
@@ -165,13 +167,20 @@ static void pump(log_stream *st) {
   uv_buf_t b = uv_buf_init((char *)st->buf, CHUNK);
   int rc = uv_fs_read(io->loop, &st->fs, st->fd, &b, 1, (int64_t)st->offset, on_read);
   if (rc != 0) {
-    finish(st, TY_EIO, "cannot read the log file", true);
+    finish(st, TY_EIO, "cannot read the log file");
     return;
   }
   st->reading = true;
 }
 
 /* ---- requests ----------------------------------------------------------------- */
+
+/* The client sent CANCEL (or the connection is closing): stop reading. */
+static void on_cancel(ty_rpc_conn *c, uint64_t request_id, void *ud) {
+  (void)c;
+  (void)request_id;
+  finish(ud, 0, NULL);
+}
 
 static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   ty_worker_io *io = ic->io;
@@ -203,24 +212,17 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   st->next = ic->streams;
   ic->streams = st;
   io->live_streams++;
-  pump(st);
-}
-
-static void cancel_stream(io_conn *ic, uint64_t request_id) {
-  for (log_stream *st = ic->streams; st; st = st->next) {
-    if (st->request_id == request_id) {
-      finish(st, 0, NULL, false);
-      return;
-    }
+  if (ty_rpc_set_cancel_cb(ic->c, m->request_id, on_cancel, st) != 0) {
+    finish(st, 0, NULL);
+    return;
   }
+  pump(st);
 }
 
 static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   (void)ud;
   io_conn *ic = ty_rpc_get_ud(c);
-  if (m->kind == TY_RPC_CANCEL) {
-    cancel_stream(ic, m->request_id);
-  } else if (m->kind != TY_RPC_REQUEST) {
+  if (m->kind != TY_RPC_REQUEST) {
     return;
   } else if (strcmp(m->method, TY_M_READ_LOG) == 0) {
     start_read_log(ic, m);
@@ -245,7 +247,7 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
   (void)ud;
   io_conn *ic = ty_rpc_get_ud(c);
   ty_worker_io *io = ic->io;
-  while (ic->streams) finish(ic->streams, 0, NULL, false);
+  while (ic->streams) finish(ic->streams, 0, NULL);
   for (io_conn **p = &io->conns; *p; p = &(*p)->next) {
     if (*p == ic) {
       *p = ic->next;

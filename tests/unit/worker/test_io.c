@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The task I/O server (worker/io.c) over real loopback TCP: the server's loop
+ * runs on a thread of its own while the test reads with lib/rpc's blocking
+ * client, as trainctl does.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/rpc/rpc.h"
+#include "proto/methods.h"
+#include "proto/trainyard.pb-c.h"
+#include "worker/worker.h"
+
+typedef struct server {
+  uv_loop_t loop;
+  uv_async_t stop;
+  ty_tasks *tasks;
+  ty_worker_io *io;
+  pthread_t thread;
+  char dir[64];
+  int port;
+} server;
+
+static void on_stop(uv_async_t *h) {
+  server *s = h->data;
+  ty_worker_io_destroy(s->io);
+  ty_tasks_kill_all_now(s->tasks);
+  ty_tasks_destroy(s->tasks);
+  uv_close((uv_handle_t *)&s->stop, NULL);
+}
+
+static void *loop_thread(void *arg) {
+  server *s = arg;
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+static void server_init(server *s) {
+  memset(s, 0, sizeof *s);
+  snprintf(s->dir, sizeof s->dir, "/tmp/ty-worker-io-XXXXXX");
+  cr_assert_not_null(mkdtemp(s->dir));
+  cr_assert_eq(uv_loop_init(&s->loop), 0);
+  cr_assert_eq(ty_tasks_create(&s->loop, s->dir, "w1", NULL, NULL, &s->tasks), 0);
+  cr_assert_eq(ty_worker_io_create(&s->loop, "127.0.0.1", 0, s->tasks, &s->io), 0);
+  s->port = ty_worker_io_port(s->io);
+  cr_assert_gt(s->port, 0);
+  uv_async_init(&s->loop, &s->stop, on_stop);
+  s->stop.data = s;
+}
+
+static void server_start(server *s) { pthread_create(&s->thread, NULL, loop_thread, s); }
+
+static void server_fini(server *s) {
+  uv_async_send(&s->stop);
+  pthread_join(s->thread, NULL);
+  cr_expect_eq(uv_loop_close(&s->loop), 0);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", s->dir);
+  cr_expect_eq(system(cmd), 0);
+}
+
+static void write_log(server *s, uint64_t job, uint32_t rank, const char *data, size_t n) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/jobs/%lu", s->dir, (unsigned long)job);
+  cr_assert_eq(ty_mkdir_p(path), 0);
+  cr_assert_eq(ty_tasks_log_path(s->tasks, job, rank, path, sizeof path), 0);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  cr_assert_eq(fwrite(data, 1, n, f), n);
+  fclose(f);
+}
+
+typedef struct sink {
+  ty_buf data;
+  uint64_t next_offset;
+  int chunks;
+  int stop_after; /* cancel after this many chunks; 0 = never */
+} sink;
+
+static int on_chunk(const uint8_t *p, size_t n, void *ud) {
+  sink *k = ud;
+  Trainyard__LogChunk *c = trainyard__log_chunk__unpack(NULL, n, p);
+  cr_assert_not_null(c);
+  cr_expect_eq(c->offset, k->next_offset, "chunks arrive in order without gaps");
+  cr_expect_leq(c->data.len, 64u * 1024u);
+  ty_buf_append(&k->data, c->data.data, c->data.len);
+  k->next_offset += c->data.len;
+  trainyard__log_chunk__free_unpacked(c, NULL);
+  k->chunks++;
+  return k->stop_after && k->chunks >= k->stop_after;
+}
+
+static int read_log(int port, uint64_t job, uint32_t rank, uint64_t offset, bool follow,
+                    sink *k, ty_rpc_result *out) {
+  ty_rpc_client *c = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", port, 5000, &c), 0);
+  Trainyard__ReadLogRequest req = TRAINYARD__READ_LOG_REQUEST__INIT;
+  req.job_id = job;
+  req.rank = rank;
+  req.offset = offset;
+  req.follow = follow;
+  uint8_t buf[64];
+  size_t len = trainyard__read_log_request__pack(&req, buf);
+  k->next_offset = offset;
+  int rc = ty_rpc_client_stream(c, TY_M_READ_LOG, buf, len, 20000, on_chunk, k, out);
+  ty_rpc_client_close(c);
+  return rc;
+}
+
+Test(io, reads_a_whole_log_in_bounded_chunks) {
+  server s;
+  server_init(&s);
+  size_t n = 200 * 1024 + 17;
+  char *data = malloc(n);
+  for (size_t i = 0; i < n; i++) data[i] = (char)('a' + i % 26);
+  write_log(&s, 5, 1, data, n);
+  server_start(&s);
+  sink k = {0};
+  ty_rpc_result r = {0};
+  cr_assert_eq(read_log(s.port, 5, 1, 0, false, &k, &r), 0);
+  cr_expect_eq(r.status, 0, "%s", r.message);
+  cr_assert_eq(k.data.len, n);
+  cr_expect_eq(memcmp(k.data.data, data, n), 0);
+  cr_expect_geq(k.chunks, 4);
+  ty_rpc_result_close(&r);
+  ty_buf_close(&k.data);
+  free(data);
+  server_fini(&s);
+}
+
+Test(io, starts_at_the_offset) {
+  server s;
+  server_init(&s);
+  write_log(&s, 6, 0, "hello world\n", 12);
+  server_start(&s);
+  sink k = {0};
+  ty_rpc_result r = {0};
+  cr_assert_eq(read_log(s.port, 6, 0, 6, false, &k, &r), 0);
+  cr_expect_eq(r.status, 0);
+  cr_assert_eq(k.data.len, 6);
+  cr_expect_eq(memcmp(k.data.data, "world\n", 6), 0);
+  ty_rpc_result_close(&r);
+  ty_buf_close(&k.data);
+  server_fini(&s);
+}
+
+Test(io, unknown_job_is_not_found) {
+  server s;
+  server_init(&s);
+  server_start(&s);
+  sink k = {0};
+  ty_rpc_result r = {0};
+  cr_assert_eq(read_log(s.port, 77, 3, 0, true, &k, &r), 0);
+  cr_expect_eq(r.status, TY_ENOTFOUND);
+  cr_expect_str_eq(r.message, "no log for job 77 rank 3 on node w1");
+  cr_expect_eq(k.chunks, 0);
+  ty_rpc_result_close(&r);
+  server_fini(&s);
+}
+
+Test(io, follow_streams_until_the_task_ends) {
+  server s;
+  server_init(&s);
+  static const char *const argv[] = {"sh", "-c", "echo first; sleep 1; echo second"};
+  ty_task_spec spec = {.job_id = 8, .argv = argv, .argc = 3};
+  char err[256] = "";
+  cr_assert_eq(ty_tasks_launch(s.tasks, &spec, err, sizeof err), 0, "%s", err);
+  server_start(&s);
+  sink k = {0};
+  ty_rpc_result r = {0};
+  cr_assert_eq(read_log(s.port, 8, 0, 0, true, &k, &r), 0);
+  cr_expect_eq(r.status, 0, "%s", r.message);
+  ty_buf_append(&k.data, "", 1);
+  cr_expect_str_eq((const char *)k.data.data, "first\nsecond\n");
+  ty_rpc_result_close(&r);
+  ty_buf_close(&k.data);
+  server_fini(&s);
+}
+
+Test(io, cancel_stops_a_follow_and_the_server_keeps_serving) {
+  server s;
+  server_init(&s);
+  static const char *const argv[] = {"sh", "-c", "echo tick; sleep 60"};
+  ty_task_spec spec = {.job_id = 9, .argv = argv, .argc = 3};
+  char err[256] = "";
+  cr_assert_eq(ty_tasks_launch(s.tasks, &spec, err, sizeof err), 0, "%s", err);
+  server_start(&s);
+  sink k = {.stop_after = 1};
+  ty_rpc_result r = {0};
+  cr_expect_eq(read_log(s.port, 9, 0, 0, true, &k, &r), 1);
+  ty_rpc_result_close(&r);
+  ty_buf_close(&k.data);
+  sink k2 = {0};
+  cr_assert_eq(read_log(s.port, 99, 0, 0, false, &k2, &r), 0);
+  cr_expect_eq(r.status, TY_ENOTFOUND);
+  ty_rpc_result_close(&r);
+  server_fini(&s);
+}
+
+Test(io, malformed_request_and_unknown_method_are_refused) {
+  server s;
+  server_init(&s);
+  server_start(&s);
+  ty_rpc_client *c = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", s.port, 5000, &c), 0);
+  ty_rpc_result r = {0};
+  static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff};
+  cr_assert_eq(ty_rpc_client_call(c, TY_M_READ_LOG, garbage, sizeof garbage, 5000, &r), 0);
+  cr_expect_eq(r.status, TY_EPROTO);
+  ty_rpc_result_close(&r);
+  cr_assert_eq(ty_rpc_client_call(c, "SubmitJob", NULL, 0, 5000, &r), 0);
+  cr_expect_eq(r.status, TY_ENOTFOUND);
+  cr_expect(strstr(r.message, "SubmitJob") != NULL, "%s", r.message);
+  ty_rpc_result_close(&r);
+  ty_rpc_client_close(c);
+  server_fini(&s);
+}
