@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl's side of the controller connection: one blocking ty_rpc_client
+ * per invocation, opened on first use. Everything that can go wrong between
+ * "connect" and "decoded answer" is turned into one line naming the
+ * controller's address, and into the documented exit code, here and nowhere
+ * else.
+ */
+#include "cli/trainctl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void ty__ctl_err(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("trainctl: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+int ty__ctl_usage(const char *cmd, const ty_cli_err *err) {
+  ty__ctl_err("%s", err->msg);
+  if (cmd) fprintf(stderr, "Try 'trainctl %s --help'.\n", cmd);
+  else fprintf(stderr, "Try 'trainctl --help'.\n");
+  return TY_CLI_EXIT_USAGE;
+}
+
+int ty__ctl_write(const ty_buf *b) {
+  if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len) {
+    ty__ctl_err("cannot write the output: %s", strerror(ferror(stdout) ? errno : EIO));
+    return TY_CLI_EXIT_ERROR;
+  }
+  fflush(stdout);
+  return TY_CLI_EXIT_OK;
+}
+
+int ty__ctl_bad_answer(const char *method) {
+  ty__ctl_err("the controller's answer to %s did not decode (is it another Trainyard version?)",
+              method);
+  return TY_CLI_EXIT_ERROR;
+}
+
+static int ensure_client(ty__ctl *c) {
+  if (c->client) return 0;
+  int rc = ty_rpc_client_open(c->g.host, c->g.port, c->g.timeout_ms, &c->client);
+  if (rc == 0) return 0;
+  c->client = NULL;
+  if (rc == TY_ETIMEDOUT)
+    ty__ctl_err("cannot reach the controller at %s: no connection within %u s", c->g.controller,
+                c->g.timeout_ms / 1000);
+  else
+    ty__ctl_err("cannot reach the controller at %s: %s", c->g.controller, ty_strerror(rc));
+  return ty_cli_exit_for_transport(rc);
+}
+
+static void report_transport(const ty__ctl *c, const char *method, int rc) {
+  if (rc == TY_ETIMEDOUT)
+    ty__ctl_err("the controller at %s did not answer %s within %u s", c->g.controller, method,
+                c->g.timeout_ms / 1000);
+  else
+    ty__ctl_err("lost the connection to the controller at %s during %s: %s", c->g.controller,
+                method, ty_strerror(rc));
+}
+
+int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                 ty_rpc_result *out) {
+  *out = (ty_rpc_result){0};
+  int code = ensure_client(c);
+  if (code) return code;
+  int rc = ty_rpc_client_call(c->client, method, req->data, req->len, c->g.timeout_ms, out);
+  if (rc != 0) {
+    report_transport(c, method, rc);
+    ty_rpc_result_close(out);
+    return ty_cli_exit_for_transport(rc);
+  }
+  code = ty_cli_exit_for_status(op, out->status);
+  if (code == TY_CLI_EXIT_OK) return 0;
+  const char *msg = out->message && *out->message ? out->message : ty_strerror(out->status);
+  if (code == TY_CLI_EXIT_INVALID) ty__ctl_err("invalid job spec: %s", msg);
+  else ty__ctl_err("%s", msg);
+  ty_rpc_result_close(out);
+  return code;
+}

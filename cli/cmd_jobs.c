@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl ls, show and cancel: the job queries. Each is one request to the
+ * controller, decoded by cli/convert.c and rendered by cli/format.c.
+ */
+#include <stdio.h>
+
+#include "cli/trainctl.h"
+#include "proto/methods.h"
+
+const char ty__usage_ls[] =
+    "Usage: trainctl ls [--state S[,S...]] [--user U] [--queue Q] [--all] [--json]\n"
+    "\n"
+    "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
+    "  -s, --state S,S   pending, running, completed, failed, cancelled, timeout,\n"
+    "                    preempted, node_fail (or PD, R, CD, F, CA, TO, PR, NF)\n"
+    "  -u, --user U      only U's jobs\n"
+    "  -q, --queue Q     only jobs in queue Q\n"
+    "  -a, --all         jobs in every state, finished ones included\n"
+    "  --json            a JSON array, one job per line\n"
+    "Columns: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names, or the count\n"
+    "asked for while pending) REASON (why it is pending, or why it ended).\n";
+
+const char ty__usage_show[] =
+    "Usage: trainctl show ID [--json]\n"
+    "\n"
+    "Everything about job ID: its spec, state, times, nodes, exit status and its\n"
+    "event history (every state change with the reason).\n";
+
+const char ty__usage_cancel[] =
+    "Usage: trainctl cancel ID... [--json]\n"
+    "\n"
+    "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
+    "SIGKILL after the grace period). Prints one result per id; exits 4 if any id\n"
+    "is unknown, 1 if any other could not be cancelled.\n";
+
+static int64_t now_ms(void) { return ty_now_ms(); }
+
+int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
+  ty_cli_ls_args a;
+  ty_cli_err err = {{0}};
+  if (ty_cli_parse_ls(argc, argv, &a, &err) != 0) return ty__ctl_usage("ls", &err);
+  if (a.help) {
+    fputs(ty__usage_ls, stdout);
+    ty_cli_ls_args_close(&a);
+    return 0;
+  }
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_jobinfo *js = NULL;
+  size_t n = 0;
+  int code = ty_cli_encode_list_jobs(&a, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
+  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)
+    code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
+  if (code == 0 && ty_cli_render_jobs(js, n, now_ms(), a.json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  ty_cli_jobinfos_free(js, n);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  ty_cli_ls_args_close(&a);
+  return code;
+}
+
+int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
+  ty_cli_show_args a;
+  ty_cli_err err = {{0}};
+  if (ty_cli_parse_show(argc, argv, &a, &err) != 0) return ty__ctl_usage("show", &err);
+  if (a.help) {
+    fputs(ty__usage_show, stdout);
+    return 0;
+  }
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_jobinfo job = {0};
+  ty_cli_event *ev = NULL;
+  size_t nev = 0;
+  int code = ty_cli_encode_job_id(a.id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
+  if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_JOB);
+  if (code == 0 && ty_cli_render_job(&job, ev, nev, now_ms(), a.json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  ty_cli_events_free(ev, nev);
+  ty_cli_jobinfo_close(&job);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  return code;
+}
+
+int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
+  ty_cli_cancel_args a;
+  ty_cli_err err = {{0}};
+  if (ty_cli_parse_cancel(argc, argv, &a, &err) != 0) return ty__ctl_usage("cancel", &err);
+  if (a.help) {
+    fputs(ty__usage_cancel, stdout);
+    ty_cli_cancel_args_close(&a);
+    return 0;
+  }
+  ty_buf req, out, errs;
+  ty_buf_init(&req), ty_buf_init(&out), ty_buf_init(&errs);
+  ty_rpc_result res = {0};
+  ty_cli_cancel_result *rs = NULL;
+  size_t n = 0;
+  int code = ty_cli_encode_cancel(a.ids, a.nids, c->user, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
+  if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &rs, &n) != 0)
+    code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);
+  if (code == 0 && ty_cli_render_cancel(rs, n, a.json || c->g.json, &out, &errs) == 0) {
+    code = ty__ctl_write(&out);
+    if (errs.len) fwrite(errs.data, 1, errs.len, stderr);
+    if (code == 0) code = ty_cli_cancel_exit(rs, n);
+  }
+  ty_cli_cancel_results_free(rs, n);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&errs), ty_buf_close(&out), ty_buf_close(&req);
+  ty_cli_cancel_args_close(&a);
+  return code;
+}

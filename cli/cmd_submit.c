@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl submit: a binary trainyard.Job file, or a batch command built from
+ * options (like sbatch --wrap / srun). The job is acknowledged only once the
+ * controller has committed it, so a printed id is a job that exists.
+ */
+#include <stdio.h>
+
+#include "cli/trainctl.h"
+#include "proto/methods.h"
+
+const char ty__usage_submit[] =
+    "Usage: trainctl submit [--quiet] [--json] FILE\n"
+    "       trainctl submit --command [OPTIONS] [--] CMD [ARGS...]\n"
+    "\n"
+    "FILE is a binary trainyard.Job message (proto/trainyard.proto); encode a text\n"
+    "one with: protoc --encode=trainyard.Job --proto_path=proto proto/trainyard.proto\n"
+    "An empty `user` is filled in with yours.\n"
+    "\n"
+    "Options for --command (resources are per node unless said otherwise):\n"
+    "  --nodes N             nodes (default 1)\n"
+    "  --ntasks-per-node N   tasks (ranks) on each node (default 1)\n"
+    "  --gpus N              GPUs per node (default 0)\n"
+    "  --cpus N              CPUs per task (default 1)\n"
+    "  --mem SIZE            memory per node, e.g. 512M, 16G (default no limit)\n"
+    "  --time LIMIT          time limit, e.g. 90, 15m, 2h, 1:30:00 (default the queue's)\n"
+    "  --queue Q             queue (default \"default\")\n"
+    "  --priority P          priority within the queue, higher first (default 0)\n"
+    "  --name NAME           job name (default the command's name)\n"
+    "  --cwd DIR             working directory on the nodes (default your current one)\n"
+    "  --export NAME=VALUE   add to the tasks' environment; NAME alone copies yours\n"
+    "                        (repeatable)\n"
+    "Output:\n"
+    "  -q, --quiet           print only the job id\n"
+    "  --json                print {\"id\": N}\n";
+
+static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
+  ty_cli_err err = {{0}};
+  if (a->command_mode) {
+    if (ty_cli_encode_submit(&a->job, req) == 0) return 0;
+    ty__ctl_err("out of memory");
+    return TY_CLI_EXIT_ERROR;
+  }
+  int rc = ty_cli_load_job_file(a->file, c->user, req, &err);
+  if (rc == 0) return 0;
+  ty__ctl_err("%s", err.msg);
+  return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
+}
+
+int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
+  ty_cli_submit_args a;
+  ty_cli_err err = {{0}};
+  if (ty_cli_parse_submit(argc, argv, c->cwd, c->user, &a, &err) != 0)
+    return ty__ctl_usage("submit", &err);
+  if (a.help) {
+    fputs(ty__usage_submit, stdout);
+    ty_cli_submit_args_close(&a);
+    return 0;
+  }
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  uint64_t id = 0;
+  int code = build_request(c, &a, &req);
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_SUBMIT, TY_M_SUBMIT_JOB, &req, &res);
+  if (code == 0 && ty_cli_decode_submit(res.payload, res.payload_len, &id) != 0)
+    code = ty__ctl_bad_answer(TY_M_SUBMIT_JOB);
+  if (code == 0) {
+    ty_cli_render_submitted(id, a.quiet, a.json || c->g.json, &out);
+    code = ty__ctl_write(&out);
+  }
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  ty_cli_submit_args_close(&a);
+  return code;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl: the command-line client of a Trainyard cluster. main() parses
+ * the global options, finds the subcommand in a designated table and hands
+ * it the rest of argv; the subcommands live one group per file (cmd_*.c).
+ * Exit codes are a documented contract (docs/cluster-protocol.md) and are
+ * listed in --help.
+ */
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/trainctl.h"
+
+static const ty__ctl_cmd commands[] = {
+    {"submit", ty__cmd_submit, "submit a job file or a batch command", ty__usage_submit},
+    {"ls", ty__cmd_ls, "list jobs (pending and running unless --all)", ty__usage_ls},
+    {"show", ty__cmd_show, "one job with its event history", ty__usage_show},
+    {"logs", ty__cmd_logs, "a job's output, read straight from the workers", ty__usage_logs},
+    {"cancel", ty__cmd_cancel, "cancel jobs", ty__usage_cancel},
+    {"nodes", ty__cmd_nodes, "list nodes", ty__usage_nodes},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "Usage: trainctl [--controller HOST:PORT] [--timeout DURATION] [--json] COMMAND "
+             "[ARGS...]\n\nCommands:\n");
+  for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
+    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f,
+          "\nGlobal options:\n"
+          "  --controller HOST:PORT  the controller (default: $TRAINYARD_CONTROLLER, else "
+          "127.0.0.1:7810)\n"
+          "  --timeout DURATION      per connection and request, e.g. 5, 30s, 2m (default 10s)\n"
+          "  --json                  JSON output for listings (as COMMAND --json)\n"
+          "  -h, --help              this help; `trainctl COMMAND --help` for a command\n"
+          "  --version               the version\n"
+          "\nExit codes:\n"
+          "  0  success\n"
+          "  1  error reported by the controller (or a worker)\n"
+          "  2  usage error (bad command line, unreadable job file)\n"
+          "  3  controller unreachable (refused, timed out, connection lost)\n"
+          "  4  unknown job id\n"
+          "  5  invalid job spec (refused by the controller, or a job file that does not "
+          "decode)\n");
+}
+
+static const char *caller_name(char *buf, size_t cap) {
+  struct passwd *pw = getpwuid(getuid());
+  if (pw && pw->pw_name && *pw->pw_name) return pw->pw_name;
+  snprintf(buf, cap, "%u", (unsigned)getuid());
+  return buf;
+}
+
+static int dispatch(ty__ctl *c, int argc, char **argv) {
+  const char *name = argv[c->g.cmd_index];
+  for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return commands[i].run(c, argc - c->g.cmd_index - 1, argv + c->g.cmd_index + 1);
+  ty_cli_err err;
+  ty_cli_errf(&err, TY_EINVAL, "unknown command \"%s\"", name);
+  return ty__ctl_usage(NULL, &err);
+}
+
+int main(int argc, char **argv) {
+  ty__ctl c = {0};
+  ty_cli_err err = {{0}};
+  if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), &c.g, &err) != 0) {
+    ty_cli_global_close(&c.g);
+    return ty__ctl_usage(NULL, &err);
+  }
+  int code = TY_CLI_EXIT_OK;
+  char uid[32], cwd[PATH_MAX];
+  if (c.g.version) {
+    printf("trainctl %s\n", TY_VERSION);
+  } else if (c.g.help) {
+    usage(stdout);
+  } else if (c.g.cmd_index >= argc) {
+    usage(stderr);
+    code = TY_CLI_EXIT_USAGE;
+  } else {
+    c.user = caller_name(uid, sizeof uid);
+    c.cwd = getcwd(cwd, sizeof cwd);
+    code = dispatch(&c, argc, argv);
+  }
+  ty_rpc_client_close(c.client);
+  ty_cli_global_close(&c.g);
+  return code;
+}

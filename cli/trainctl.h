@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals of the `trainctl` executable (not of the ty_cli library): the
+ * per-invocation context, the subcommands, and the one place that talks to
+ * the controller and turns its answers into messages and exit codes.
+ *
+ * Each subcommand takes the arguments after its name and returns the
+ * process's exit code; it prints its own output and errors.
+ */
+#ifndef TY_CLI_TRAINCTL_H
+#define TY_CLI_TRAINCTL_H
+
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "lib/rpc/rpc.h"
+
+/* One invocation of trainctl. Owned by main(); no globals. */
+typedef struct ty__ctl {
+  ty_cli_global g;
+  const char *user;     /* the caller's login name, or uid as text */
+  const char *cwd;      /* the caller's working directory, or NULL */
+  ty_rpc_client *client; /* opened on first use, closed by main */
+} ty__ctl;
+
+typedef struct ty__ctl_cmd {
+  const char *name;
+  int (*run)(ty__ctl *c, int argc, char **argv);
+  const char *summary; /* one line for `trainctl --help` */
+  const char *usage;   /* `trainctl CMD --help` */
+} ty__ctl_cmd;
+
+int ty__cmd_submit(ty__ctl *c, int argc, char **argv);
+int ty__cmd_ls(ty__ctl *c, int argc, char **argv);
+int ty__cmd_show(ty__ctl *c, int argc, char **argv);
+int ty__cmd_cancel(ty__ctl *c, int argc, char **argv);
+int ty__cmd_logs(ty__ctl *c, int argc, char **argv);
+int ty__cmd_nodes(ty__ctl *c, int argc, char **argv);
+
+extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usage_cancel[],
+    ty__usage_logs[], ty__usage_nodes[];
+
+/* Calls `method` on the controller (connecting on first use). Returns the
+ * exit code: 0 with *out holding the answer (the caller closes it), or
+ * non-zero after printing why (unreachable, timed out, the controller's
+ * message) with *out already closed. */
+int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                 ty_rpc_result *out);
+/* Prints "trainctl: <fmt>" on stderr. */
+void ty__ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints a usage error ("trainctl: MSG" and a hint) and returns 2. */
+int ty__ctl_usage(const char *cmd, const ty_cli_err *err);
+/* Writes b to stdout and flushes; returns 0 or 1 (write error reported). */
+int ty__ctl_write(const ty_buf *b);
+/* A reply that did not decode as the expected message: reports it, returns 1. */
+int ty__ctl_bad_answer(const char *method);
+
+#endif
