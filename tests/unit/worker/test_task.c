@@ -74,6 +74,18 @@ static char *read_log(fixture *f, uint64_t job, uint32_t rank) {
   return buf;
 }
 
+/* Waits (without a deadline: Criterion's timeout bounds it) until the task
+ * printed `word`, i.e. reached the point of its script the test cares about. */
+static void wait_for_output(fixture *f, uint64_t job, const char *word) {
+  for (;;) {
+    char *log = read_log(f, job, 0);
+    bool found = strstr(log, word) != NULL;
+    free(log);
+    if (found) return;
+    usleep(10000);
+  }
+}
+
 Test(task, captures_stdout_stderr_and_exit_code) {
   fixture f;
   setup(&f);
@@ -153,6 +165,7 @@ Test(task, kill_escalates_to_sigkill_after_grace) {
   ty_task_spec s = shell(5, "trap '' TERM; echo ready; sleep 60");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  wait_for_output(&f, 5, "ready");
   cr_expect_eq(ty_tasks_kill(f.tasks, 5, 0, 1), 0);
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
