@@ -110,7 +110,7 @@ int ty_exec_bind(ty_exec *e, const char *name, const ty_tensor *t, char *err, si
 /* Infers, allocates and runs one node. */
 static int run_node(ty_exec *e, const ty_node *n, char *err, size_t err_len) {
   int ni = n->n_inputs, no = n->n_outputs, rc;
-  const ty_tensor *in[64];
+  const ty_tensor *in[64] = {NULL}; /* kernels read absent optional inputs as NULL */
   ty_tensor *out[16] = {NULL};
   ty_dtype dts[80];
   ty_shape shs[80];

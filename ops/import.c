@@ -5,7 +5,9 @@
  * rejected here with a message naming the input, initializer or node, so a
  * job fails at submit time rather than mid-training.
  *
- * Accepted: the default domain at opsets 7..18; float32, int64 and bool
+ * Ops are checked first, so a model with an op we lack is reported as
+ * such rather than by its first odd dtype. Accepted: the default domain at
+ * opsets 1..18; float32, int64 and bool
  * tensors from raw_data or the typed fields; Constant's value_* attributes
  * (normalised to one "value" tensor attribute so kernels see one form).
  */
@@ -18,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OPSET_MIN 7
+#define OPSET_MIN 1
 #define OPSET_MAX 18
 
 static int tensor_copy_typed(const Onnx__TensorProto *tp, ty_tensor *t, const char *what, char *err,
@@ -95,7 +97,9 @@ static int import_opset(importer *im, const Onnx__ModelProto *mp) {
     if ((!d || !*d || strcmp(d, "ai.onnx") == 0) && mp->opset_import[i]->has_version)
       opset = mp->opset_import[i]->version;
   }
-  if (opset < 0) return ty__err(im->err, im->err_len, TY_EINVAL, "model: no opset_import for the ai.onnx domain");
+  /* A model of only other domains (training ops, say) has no ai.onnx
+   * opset; its nodes are then rejected one by one with their names. */
+  if (opset < 0) opset = OPSET_MAX;
   if (opset < OPSET_MIN || opset > OPSET_MAX)
     return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "model: opset %lld is not supported (%d..%d)",
                    (long long)opset, OPSET_MIN, OPSET_MAX);
@@ -248,18 +252,28 @@ static int node_value_ids(importer *im, const Onnx__NodeProto *np, const char *n
   return 0;
 }
 
-static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
+static const char *node_name(const Onnx__NodeProto *np, size_t index, char *buf, size_t len) {
+  if (np->name && *np->name) return np->name;
+  snprintf(buf, len, "%s_%zu", np->op_type ? np->op_type : "?", index);
+  return buf;
+}
+
+static int check_op(importer *im, const Onnx__NodeProto *np, size_t index, ty_op *out_op) {
   char auto_name[64];
-  const char *name = np->name && *np->name ? np->name : NULL;
-  if (!name) {
-    snprintf(auto_name, sizeof auto_name, "%s_%zu", np->op_type ? np->op_type : "?", index);
-    name = auto_name;
-  }
-  ty_op op;
+  const char *name = node_name(np, index, auto_name, sizeof auto_name);
   bool std_domain = !np->domain || !*np->domain || strcmp(np->domain, "ai.onnx") == 0;
-  if (!np->op_type || !std_domain || ty_op_from_name(np->op_type, &op) != 0)
+  if (!np->op_type || !std_domain || ty_op_from_name(np->op_type, out_op) != 0)
     return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "node \"%s\" (%s%s%s): op is not supported", name,
                    std_domain ? "" : np->domain, std_domain ? "" : ".", np->op_type ? np->op_type : "?");
+  return 0;
+}
+
+static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
+  char auto_name[64];
+  const char *name = node_name(np, index, auto_name, sizeof auto_name);
+  ty_op op;
+  int rc0 = check_op(im, np, index, &op);
+  if (rc0 != 0) return rc0;
   if (np->n_output == 0)
     return ty__err(im->err, im->err_len, TY_EINVAL, "node \"%s\" (%s): has no outputs", name, np->op_type);
   int *ids = malloc((np->n_input + np->n_output) * sizeof *ids);
@@ -287,7 +301,10 @@ static int import_outputs(importer *im, const Onnx__GraphProto *gp) {
 static int import_model(importer *im, const Onnx__ModelProto *mp) {
   const Onnx__GraphProto *gp = mp->graph;
   if (!gp) return ty__err(im->err, im->err_len, TY_EINVAL, "model: has no graph");
-  int rc = import_opset(im, mp);
+  ty_op op;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < gp->n_node; i++) rc = check_op(im, gp->node[i], i, &op);
+  if (rc == 0) rc = import_opset(im, mp);
   if (rc == 0) rc = import_initializers(im, gp);
   if (rc == 0) rc = import_inputs(im, gp);
   for (size_t i = 0; rc == 0 && i < gp->n_node; i++) rc = import_node(im, gp->node[i], i);
