@@ -261,3 +261,28 @@ Test(convert, garbage_answers_are_eproto) {
   cr_assert_eq(ty_cli_decode_nodes(junk, 3, &ns, &n), TY_EPROTO);
   cr_assert_eq(ty_cli_decode_cancel(junk, 3, &cr, &n), TY_EPROTO);
 }
+
+/* examples/command-job/README.md's command, run for real. */
+Test(job_file, example_encodes_with_protoc_and_loads) {
+  const char *protoc = getenv("TY_PROTOC"), *root = getenv("TY_SOURCE_ROOT");
+  if (!protoc || !*protoc || !root) cr_skip_test("protoc not found");
+  char out[] = "/tmp/ty-cli-example-XXXXXX", cmd[2048];
+  int fd = mkstemp(out);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && '%s' --encode=trainyard.Job --proto_path=proto proto/trainyard.proto "
+           "< examples/command-job/job.txtpb > '%s'", root, protoc, out);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  ty_cli_err err = {{0}};
+  int rc;
+  Trainyard__SubmitJobRequest *r = load(out, "carol", &err, &rc);
+  cr_assert_eq(rc, 0, "%s", err.msg);
+  cr_assert_str_eq(r->job->name, "hello-ranks");
+  cr_assert_str_eq(r->job->user, "carol");
+  cr_assert_eq(r->job->resources->nodes, 2u);
+  cr_assert_eq(r->job->kind_case, TRAINYARD__JOB__KIND_COMMAND);
+  cr_assert_str_eq(r->job->command->argv[0], "sh");
+  trainyard__submit_job_request__free_unpacked(r, NULL);
+  unlink(out);
+}
