@@ -43,9 +43,9 @@
 /* ---- IDX files ------------------------------------------------------------
  * Format (big-endian): 0x00 0x00 <type> <ndims>, then ndims uint32 sizes,
  * then prod(sizes) elements. Only type 0x08 (unsigned byte) is supported,
- * which is what MNIST-style image and label files use. A file ending with
- * ".gz" or starting with the gzip magic is decompressed transparently; a
- * plain file is read as is.
+ * which is what MNIST-style image and label files use. Gzip'ed files are
+ * recognised by content (zlib's gzread), not by name, and decompressed; plain
+ * files are read as they are. A cut gzip stream reads as a truncated file.
  */
 #define TY_DATA_IDX_MAX_DIMS 4
 
