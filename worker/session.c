@@ -39,6 +39,7 @@ struct ty_worker_session {
   bool connecting;
   bool registered;
   bool destroying;
+  bool warned_unreachable; /* one warning per outage, the retries at debug */
   uint32_t backoff_ms;
   uint32_t heartbeat_ms;
   uv_timer_t reconnect_timer;
@@ -90,7 +91,7 @@ static void on_conn_close(ty_rpc_conn *c, int reason, void *ud) {
   (void)ud;
   ty_worker_session *s = ty_rpc_get_ud(c);
   if (s->conn != c) return;
-  if (s->registered || reason != 0)
+  if (!s->destroying && (s->registered || reason != 0))
     ty_warn("session: connection to controller %s closed (%s)", ty_rpc_peer(c),
             reason ? ty_strerror(reason) : "orderly");
   s->conn = NULL;
@@ -222,6 +223,7 @@ static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) 
     hb = DEFAULT_HEARTBEAT_MS;
   s->heartbeat_ms = hb;
   s->registered = true;
+  s->warned_unreachable = false;
   s->backoff_ms = BACKOFF_MIN_MS;
   for (size_t i = 0; i < c->n; i++) ty_tasks_ack(s->o.tasks, c->items[i].job_id, c->items[i].rank);
   ty_info("session: registered with controller %s as %s (heartbeat %u ms, %u running tasks)",
@@ -336,8 +338,10 @@ static void on_connected(ty_rpc_conn *c, int status, void *ud) {
   ty_worker_session *s = ud;
   s->connecting = false;
   if (status != 0) {
-    ty_debug("session: cannot reach controller %s:%d: %s", s->host, s->o.port,
-             ty_strerror(status));
+    ty_log(s->warned_unreachable ? TY_LOG_DEBUG : TY_LOG_WARN,
+           "session: cannot reach controller %s:%d: %s; retrying", s->host, s->o.port,
+           ty_strerror(status));
+    s->warned_unreachable = true;
     if (s->destroying) {
       maybe_free(s);
       return;
