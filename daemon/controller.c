@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller's lifecycle, tables, tick and scheduling pass.
+ *
+ * Start-up: open the store (creating STATE_DIR), load queues, nodes and jobs
+ * (RUNNING jobs get their slots and rank results back from the `alloc`
+ * column and charge their nodes again), then listen. Every node loaded from
+ * the store starts without a connection and with its heartbeat clock set to
+ * now: a worker that re-registers within --node-timeout-ms keeps its jobs
+ * RUNNING; one that does not goes DOWN and its jobs are requeued.
+ *
+ * Workload: thousands of jobs in memory (all of history, for listings),
+ * tens to thousands of nodes, bursts of hundreds of submits per second.
+ * Lookups by job id are binary searches (ids only grow).
+ */
+#include "daemon/controller.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/convert.h"
+#include "daemon/daemon_internal.h"
+#include "scheduler/scheduler.h"
+
+#define TICK_MS 1000
+
+/* ---- tables ------------------------------------------------------------------ */
+
+ty_job *ty__job_find(ty_controller *ctl, uint64_t id) {
+  size_t lo = 0, hi = ctl->n_jobs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    uint64_t mid_id = ctl->jobs[mid]->id;
+    if (mid_id == id) return ctl->jobs[mid];
+    if (mid_id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}
+
+void ty__job_add(ty_controller *ctl, ty_job *j) {
+  if (ctl->n_jobs == ctl->cap_jobs) {
+    ctl->cap_jobs = ctl->cap_jobs ? ctl->cap_jobs * 2 : 64;
+    ctl->jobs = ty_xrealloc(ctl->jobs, ctl->cap_jobs * sizeof(*ctl->jobs));
+  }
+  ctl->jobs[ctl->n_jobs++] = j; /* ids are handed out in increasing order */
+  if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
+}
+
+void ty__job_free(ty_job *j) {
+  if (!j) return;
+  ty_job_spec_close(&j->spec);
+  free(j->blob);
+  free(j->reason);
+  for (uint32_t i = 0; i < j->n_ranks; i++) free(j->ranks[i].reason);
+  free(j->ranks);
+  free(j->slots);
+  free(j);
+}
+
+ty_node *ty__node_find(ty_controller *ctl, const char *name) {
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    if (strcmp(ctl->nodes[i]->name, name) == 0) return ctl->nodes[i];
+  return NULL;
+}
+
+ty_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c) {
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    if (ctl->nodes[i]->conn == c) return ctl->nodes[i];
+  return NULL;
+}
+
+ty_queue *ty__queue_find(ty_controller *ctl, const char *name) {
+  for (size_t i = 0; i < ctl->n_queues; i++)
+    if (strcmp(ctl->queues[i].name, name) == 0) return &ctl->queues[i];
+  return NULL;
+}
+
+static void node_free(ty_node *n) {
+  if (!n) return;
+  free(n->name);
+  free(n->info);
+  free(n->io_addr);
+  free(n->host);
+  free(n->reason);
+  free(n);
+}
+
+void ty__node_persist(ty_controller *ctl, ty_node *n) {
+  ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
+                     .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
+                     .last_seen_ms = n->last_seen_ms, .reason = n->reason};
+  ty_txn *t = ty_txn_create();
+  ty_txn_upsert_node(t, &row);
+  ty__commit(ctl, t, NULL, NULL);
+}
+
+/* ---- node loss ------------------------------------------------------------------- */
+
+/* Ends every rank of j on node n as lost and frees n's slot. */
+static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_node *n, const char *why) {
+  bool touched = false;
+  for (uint32_t r = 0; r < j->n_ranks; r++) {
+    ty_rank *rk = &j->ranks[r];
+    if (rk->state == RANK_ENDED || j->slots[rk->slot].node != n) continue;
+    ty_slot *s = &j->slots[rk->slot];
+    rk->state = RANK_ENDED;
+    rk->end_seq = ++j->ended;
+    free(rk->reason);
+    rk->reason = ty_strdup(why);
+    j->live_ranks--;
+    if (s->live && --s->live == 0 && s->held) {
+      n->cpus_used -= s->cpus;
+      n->gpus_used &= ~s->gpus;
+      n->mem_used -= s->mem;
+      s->held = false;
+    }
+    touched = true;
+  }
+  (void)ctl;
+  return touched;
+}
+
+void ty__node_down(ty_controller *ctl, ty_node *n, const char *reason) {
+  ty_warn("node %s is DOWN: %s", n->name, reason);
+  n->state = TY_NODE_DOWN;
+  free(n->reason);
+  n->reason = ty_strdup(reason);
+  ty__node_persist(ctl, n);
+  if (n->conn) {
+    ty_rpc_conn *c = n->conn;
+    n->conn = NULL;
+    ty_rpc_close(c);
+  }
+  char why[256];
+  snprintf(why, sizeof(why), "node %s DOWN: %s", n->name, reason);
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (j->live_ranks == 0 || !lose_ranks_on(ctl, j, n, why)) continue;
+    ty_txn *t = ty_txn_create();
+    if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
+    else ty__job_save(j, t);
+    ty__commit(ctl, t, NULL, NULL);
+  }
+  ty__sched_request(ctl);
+}
+
+/* ---- scheduling ------------------------------------------------------------------ */
+
+static uint64_t gpu_mask(uint32_t n) { return n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1; }
+
+static void sched_node(const ty_node *n, ty_sched_node *out) {
+  out->name = n->name;
+  out->schedulable = n->state == TY_NODE_UP && n->conn != NULL;
+  out->cpus_total = n->cpus;
+  out->cpus_free = n->cpus > n->cpus_used ? n->cpus - n->cpus_used : 0;
+  out->gpus_total = n->n_gpus;
+  out->gpus_free = gpu_mask(n->n_gpus) & ~n->gpus_used;
+  out->mem_total = n->memory;
+  out->mem_free = n->memory > n->mem_used ? n->memory - n->mem_used : 0;
+}
+
+static void sched_job(const ty_job *j, ty_sched_job *out) {
+  *out = (ty_sched_job){.id = j->id, .queue = j->spec.queue, .user = j->spec.user,
+                        .priority = j->spec.priority, .submit_time_ms = j->submit_ms,
+                        .nodes = j->spec.nodes, .tasks_per_node = j->spec.tasks_per_node,
+                        .cpus_per_task = j->spec.cpus_per_task,
+                        .gpus_per_node = j->spec.gpus_per_node,
+                        .mem_per_node = j->spec.mem_per_node};
+}
+
+static void apply_pass(ty_controller *ctl, const ty_sched_output *out) {
+  for (size_t i = 0; i < out->n_placements; i++) {
+    const ty_sched_placement *p = &out->placements[i];
+    ty_job *j = ty__job_find(ctl, p->job_id);
+    ty_slot *slots = ty_xcalloc(p->n_slots, sizeof(*slots));
+    for (uint32_t s = 0; s < p->n_slots; s++)
+      slots[s] = (ty_slot){.node = ctl->nodes[p->slots[s].node], .gpus = p->slots[s].gpus,
+                           .cpus = p->slots[s].cpus, .mem = p->slots[s].mem};
+    ty__job_start(ctl, j, slots, p->n_slots);
+  }
+  for (size_t i = 0; i < out->n_pending; i++) {
+    ty_job *j = ty__job_find(ctl, out->pending[i].job_id);
+    char reason[256];
+    snprintf(reason, sizeof(reason), "%s (position %u)", out->pending[i].reason,
+             out->pending[i].position);
+    free(j->reason);
+    j->reason = ty_strdup(reason);
+  }
+}
+
+static void sched_pass(ty_controller *ctl) {
+  size_t n_pending = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    n_pending += j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0;
+  }
+  if (n_pending == 0 || ctl->stopping) return;
+  uint64_t t0 = uv_hrtime();
+  ty_sched_job *jobs = ty_xcalloc(n_pending, sizeof(*jobs));
+  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
+  size_t k = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    if (j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0) sched_job(j, &jobs[k++]);
+  }
+  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
+  ty_sched_input in = {jobs, n_pending, nodes, ctl->n_nodes};
+  ty_sched_output out;
+  if (ty_sched_pass(&in, &out) == 0) {
+    apply_pass(ctl, &out);
+    ty_sched_output_close(&out);
+  } else {
+    ty_error("scheduler: pass failed: out of memory");
+  }
+  free(jobs);
+  free(nodes);
+  ty_metric_observe(ctl->m.sched_seconds, NULL, (double)(uv_hrtime() - t0) / 1e9);
+}
+
+static void on_sched_idle(uv_idle_t *h) {
+  ty_controller *ctl = container_of(h, ty_controller, sched_idle);
+  uv_idle_stop(h);
+  ctl->sched_wanted = false;
+  sched_pass(ctl);
+}
+
+/* Coalesces requests: many submits in one loop iteration cost one pass. */
+void ty__sched_request(ty_controller *ctl) {
+  if (ctl->sched_wanted || ctl->stopping) return;
+  ctl->sched_wanted = true;
+  uv_idle_start(&ctl->sched_idle, on_sched_idle);
+}
+
+int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {
+  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
+  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
+  ty_job tmp = {.spec = *spec};
+  ty_sched_job sj;
+  sched_job(&tmp, &sj);
+  int rc = ty_sched_check_fits(&sj, nodes, ctl->n_nodes, why, len);
+  free(nodes);
+  return rc;
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+static const char *const node_state_names[] = {"UNKNOWN", "UP", "DOWN", "DRAINING", "DRAINED"};
+
+static void refresh_gauges(ty_controller *ctl) {
+  ty_metric_clear(ctl->m.jobs);
+  size_t nq = ctl->n_queues;
+  uint32_t *counts = ty_xcalloc(nq * (TY_JOB_STATE_MAX + 1) + 1, sizeof(*counts));
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    for (size_t q = 0; q < nq; q++)
+      if (strcmp(ctl->queues[q].name, j->spec.queue) == 0 && j->state <= TY_JOB_STATE_MAX)
+        counts[q * (TY_JOB_STATE_MAX + 1) + (size_t)j->state]++;
+  }
+  for (size_t q = 0; q < nq; q++)
+    for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
+      const char *labels[] = {ty_job_state_name(s), ctl->queues[q].name};
+      ty_metric_set(ctl->m.jobs, labels, counts[q * (TY_JOB_STATE_MAX + 1) + (size_t)s]);
+    }
+  free(counts);
+  ty_metric_clear(ctl->m.nodes);
+  uint32_t nc[5] = {0};
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    if (ctl->nodes[i]->state >= 1 && ctl->nodes[i]->state <= 4) nc[ctl->nodes[i]->state]++;
+  for (int s = 1; s <= 4; s++) {
+    const char *labels[] = {node_state_names[s]};
+    ty_metric_set(ctl->m.nodes, labels, nc[s]);
+  }
+}
+
+static void on_collect(ty_metrics *m, void *ud) {
+  (void)m;
+  refresh_gauges(ud);
+}
+
+static void on_batch(size_t commits, size_t txns, void *ud) {
+  ty_controller *ctl = ud;
+  (void)txns;
+  ty_metric_inc(ctl->m.commits, NULL, (double)commits);
+}
+
+static void metrics_init(ty_controller *ctl) {
+  static const double rpc_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                      0.1,    0.25,  0.5,    1,     2.5};
+  static const double pass_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1};
+  ty_metrics *m = ctl->metrics;
+  ctl->m.jobs = ty_metrics_gauge(m, "trainyard_jobs", "Jobs by state and queue.", "state,queue");
+  ctl->m.submitted = ty_metrics_counter(m, "trainyard_jobs_submitted_total",
+                                        "Jobs accepted (committed) since start.", NULL);
+  ctl->m.rpc_total = ty_metrics_counter(m, "trainyard_rpc_requests_total",
+                                        "RPC requests answered, by method and status.",
+                                        "method,status");
+  ctl->m.rpc_seconds = ty_metrics_histogram(m, "trainyard_rpc_duration_seconds",
+                                            "Time from request to answer, commit included.",
+                                            "method", rpc_bounds, TY_ARRAY_LEN(rpc_bounds));
+  ctl->m.nodes = ty_metrics_gauge(m, "trainyard_nodes", "Nodes by state.", "state");
+  ctl->m.sched_seconds = ty_metrics_histogram(m, "trainyard_scheduler_pass_duration_seconds",
+                                              "Duration of one scheduling pass.", NULL,
+                                              pass_bounds, TY_ARRAY_LEN(pass_bounds));
+  ctl->m.commits = ty_metrics_counter(m, "trainyard_store_commits_total",
+                                      "SQLite transactions committed (group commits).", NULL);
+  ty_metrics_add_process(m);
+  ty_metrics_on_collect(m, on_collect, ctl);
+}
+
+/* ---- the tick ------------------------------------------------------------------------ */
+
+/*
+ * The controller's one periodic tick, every TICK_MS (1 s). Its duties:
+ *   1. Node liveness: a node not DOWN whose last heartbeat (or, for nodes
+ *      loaded at start, the start itself) is older than --node-timeout-ms
+ *      goes DOWN; its RUNNING jobs go NODE_FAIL and are requeued.
+ *   2. Scheduling pass: places pending jobs (also run on submit, task end
+ *      and node changes; the tick catches anything those missed).
+ *   3. Metrics refresh: recomputes the jobs/nodes gauges (also done just
+ *      before each scrape).
+ */
+static void on_tick(uv_timer_t *t) {
+  ty_controller *ctl = container_of(t, ty_controller, tick);
+  int64_t now = ty_mono_ms();
+  for (size_t i = 0; i < ctl->n_nodes; i++) {
+    ty_node *n = ctl->nodes[i];
+    if (n->state == TY_NODE_DOWN) continue;
+    int64_t silent = now - n->last_seen_mono;
+    if (silent <= (int64_t)ctl->cfg.node_timeout_ms) continue;
+    char why[128];
+    snprintf(why, sizeof(why), "%s for %lld ms",
+             n->conn ? "no heartbeat" : "not connected", (long long)silent);
+    ty__node_down(ctl, n, why);
+  }
+  sched_pass(ctl);
+  refresh_gauges(ctl);
+}
+
+/* ---- loading ------------------------------------------------------------------------- */
+
+static int load_queue(const ty_queue_row *r, void *ud) {
+  ty_controller *ctl = ud;
+  ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
+  ctl->queues[ctl->n_queues++] = (ty_queue){.name = ty_strdup(r->name), .tier = r->priority_tier,
+                                            .state = ty_strdup(r->state)};
+  return 0;
+}
+
+static char *host_of(const char *addr) {
+  const char *colon = strrchr(addr, ':');
+  size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+  char *h = ty_xmalloc(n + 1);
+  memcpy(h, addr, n);
+  h[n] = '\0';
+  return h;
+}
+
+static int load_node(const ty_node_row *r, void *ud) {
+  ty_controller *ctl = ud;
+  ty_node *n = ty_xcalloc(1, sizeof(*n));
+  n->name = ty_strdup(r->name);
+  n->state = r->state;
+  n->cpus = r->cpus;
+  n->memory = r->memory;
+  if (r->gpus && r->gpus_len) {
+    n->info = ty_xmalloc(r->gpus_len);
+    memcpy(n->info, r->gpus, r->gpus_len);
+    n->info_len = r->gpus_len;
+  }
+  n->n_gpus = ty__conv_info_gpus(n->info, n->info_len);
+  n->io_addr = ty_strdup(r->io_addr);
+  n->host = host_of(r->io_addr);
+  n->reason = ty_strdup(r->reason);
+  n->last_seen_ms = r->last_seen_ms;
+  n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
+  ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
+  ctl->nodes[ctl->n_nodes++] = n;
+  return 0;
+}
+
+static int load_job(const ty_job_row *r, void *ud) {
+  ty_controller *ctl = ud;
+  ty_job *j = ty_xcalloc(1, sizeof(*j));
+  j->id = r->id;
+  if (ty__conv_spec(r->spec, r->spec_len, &j->spec) != 0) {
+    ty_error("store: job %llu has an undecodable spec; skipping it", (unsigned long long)r->id);
+    free(j);
+    return 0;
+  }
+  char err[256];
+  if (ty_job_spec_validate(&j->spec, err, sizeof(err)) != 0)
+    ty_warn("store: job %llu: %s", (unsigned long long)r->id, err);
+  j->blob = ty_xmalloc(r->spec_len ? r->spec_len : 1);
+  memcpy(j->blob, r->spec, r->spec_len);
+  j->blob_len = r->spec_len;
+  j->state = r->state;
+  j->reason = ty_strdup(r->reason);
+  j->exit_code = r->exit_code;
+  j->term_signal = r->term_signal;
+  j->submit_ms = r->submit_ms, j->start_ms = r->start_ms, j->end_ms = r->end_ms;
+  j->requeue_count = r->requeue_count;
+  j->committed = true;
+  ty__job_add(ctl, j);
+  if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
+    ty_error("store: job %llu: cannot restore its allocation \"%s\"",
+             (unsigned long long)j->id, r->alloc);
+  return 0;
+}
+
+static int load_state(ty_controller *ctl, char *err, size_t len) {
+  ctl->next_id = 1;
+  int rc = ty_store_load_queues(ctl->store, load_queue, ctl);
+  if (rc == 0) rc = ty_store_load_nodes(ctl->store, load_node, ctl);
+  if (rc == 0) rc = ty_store_load_jobs(ctl->store, load_job, ctl);
+  if (rc != 0) snprintf(err, len, "cannot load state: %s", ty_store_errmsg(ctl->store));
+  size_t running = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++) running += ctl->jobs[i]->state == TY_JOB_RUNNING;
+  ty_info("loaded %zu jobs (%zu running), %zu nodes, %zu queues; next job id %llu", ctl->n_jobs,
+          running, ctl->n_nodes, ctl->n_queues, (unsigned long long)ctl->next_id);
+  return rc;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static int open_store(ty_controller *ctl, char *err, size_t len) {
+  int rc = ty_mkdir_p(ctl->cfg.state_dir);
+  if (rc != 0) {
+    snprintf(err, len, "cannot create the state directory %s: %s", ctl->cfg.state_dir,
+             ty_strerror(rc));
+    return rc;
+  }
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
+  rc = ty_store_open(path, &ctl->store, err, len);
+  if (rc == 0) rc = load_state(ctl, err, len);
+  if (rc == 0) rc = ty_committer_create(ctl->loop, ctl->store, &ctl->commit);
+  if (rc == 0) ty_committer_on_batch(ctl->commit, on_batch, ctl);
+  return rc;
+}
+
+static int start_listening(ty_controller *ctl, char *err, size_t len) {
+  ty_rpc_conn_opts opts = {.max_frame = ctl->cfg.max_frame,
+                           .on_request = ty__rpc_on_request,
+                           .on_close = ty__rpc_on_close,
+                           .ud = ctl};
+  int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts,
+                                NULL, ctl, &ctl->server);
+  if (rc != 0) {
+    snprintf(err, len, "cannot listen on %s:%d: %s", ctl->cfg.listen_host, ctl->cfg.listen_port,
+             ty_strerror(rc));
+    return rc;
+  }
+  rc = ty_metrics_http_start(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port,
+                             ctl->metrics, &ctl->http);
+  if (rc != 0) {
+    snprintf(err, len, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
+             ctl->cfg.metrics_port, ty_strerror(rc));
+    return rc;
+  }
+  return 0;
+}
+
+int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
+                         ty_controller **out_ctl, char *err, size_t len) {
+  ty_controller *ctl = ty_xcalloc(1, sizeof(*ctl));
+  ctl->loop = loop;
+  ctl->cfg = *cfg;
+  ctl->start_mono = ty_mono_ms();
+  ctl->metrics = ty_metrics_create();
+  metrics_init(ctl);
+  uv_timer_init(loop, &ctl->tick);
+  uv_idle_init(loop, &ctl->sched_idle);
+  ctl->handles_open = 2;
+  int rc = open_store(ctl, err, len);
+  if (rc == 0) rc = start_listening(ctl, err, len);
+  if (rc != 0) goto fail;
+  uv_timer_start(&ctl->tick, on_tick, TICK_MS, TICK_MS);
+  refresh_gauges(ctl);
+  ty__sched_request(ctl);
+  *out_ctl = ctl;
+  return 0;
+fail:
+  ty_controller_stop(ctl);
+  uv_run(loop, UV_RUN_DEFAULT);
+  ty_controller_destroy(ctl);
+  return rc ? rc : TY_EINTERNAL;
+}
+
+int ty_controller_rpc_port(const ty_controller *ctl) { return ty_rpc_server_port(ctl->server); }
+int ty_controller_metrics_port(const ty_controller *ctl) {
+  return ty_metrics_http_port(ctl->http);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  ty_controller *ctl = h->data;
+  ctl->handles_open--;
+}
+
+void ty_controller_stop(ty_controller *ctl) {
+  if (!ctl || ctl->stopping) return;
+  ctl->stopping = true;
+  ctl->tick.data = ctl;
+  ctl->sched_idle.data = ctl;
+  uv_close((uv_handle_t *)&ctl->tick, on_handle_closed);
+  uv_close((uv_handle_t *)&ctl->sched_idle, on_handle_closed);
+  /* Answer everything already queued for commit while connections are open. */
+  ty_committer_destroy(ctl->commit);
+  ctl->commit = NULL;
+  ty_rpc_server_destroy(ctl->server);
+  ctl->server = NULL;
+  ty_metrics_http_stop(ctl->http);
+  ctl->http = NULL;
+}
+
+void ty_controller_destroy(ty_controller *ctl) {
+  if (!ctl) return;
+  for (ty_reply *r = ctl->replies, *next; r; r = next) {
+    next = r->next;
+    ty_buf_close(&r->out);
+    free(r);
+  }
+  for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
+  free(ctl->jobs);
+  for (size_t i = 0; i < ctl->n_nodes; i++) node_free(ctl->nodes[i]);
+  free(ctl->nodes);
+  for (size_t i = 0; i < ctl->n_queues; i++) {
+    free(ctl->queues[i].name);
+    free(ctl->queues[i].state);
+  }
+  free(ctl->queues);
+  ty_store_close(ctl->store);
+  ty_metrics_destroy(ctl->metrics);
+  free(ctl);
+}

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Job transitions on the controller: placement and launch, rank ends and
+ * completion, cancellation kills, node-loss requeue. Every transition goes
+ * through ty__job_transition, which writes the job row and one event row
+ * into the same txn, so the accounting record can never disagree with the
+ * job's state.
+ *
+ * A RUNNING job's slots and the results of ranks that already ended are
+ * persisted in the `alloc` column ("S<gpus-hex>,<cpus>,<mem>" per node slot,
+ * then "E<rank>,<task-state>,<exit>,<signal>,<timed-out>" per ended rank in
+ * end order, ';'-separated), so a restarted controller knows which ranks it
+ * still waits for and why the job will end.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/convert.h"
+#include "daemon/daemon_internal.h"
+
+#define LAUNCH_TIMEOUT_MS 30000
+
+/* ---- rows and the alloc column -------------------------------------------------- */
+
+void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_alloc) {
+  ty_buf nodes, alloc;
+  ty_buf_init(&nodes);
+  ty_buf_init(&alloc);
+  ty_buf_append(&nodes, "", 1);
+  ty_buf_append(&alloc, "", 1);
+  nodes.len = alloc.len = 0;
+  for (uint32_t s = 0; s < j->n_slots; s++) {
+    ty_buf_printf(&nodes, "%s%s", s ? "," : "", j->slots[s].node->name);
+    ty_buf_printf(&alloc, "%sS%llx,%u,%llu", s ? ";" : "", (unsigned long long)j->slots[s].gpus,
+                  j->slots[s].cpus, (unsigned long long)j->slots[s].mem);
+  }
+  for (uint32_t seq = 1; seq <= j->ended; seq++)
+    for (uint32_t r = 0; r < j->n_ranks; r++) {
+      const ty_rank *rk = &j->ranks[r];
+      if (rk->end_seq != seq) continue;
+      ty_buf_printf(&alloc, ";E%u,%d,%d,%d,%d", r, rk->task_state, rk->exit_code,
+                    rk->term_signal, rk->timed_out ? 1 : 0);
+    }
+  *out = (ty_job_row){.id = j->id, .name = j->spec.name, .user = j->spec.user,
+                      .queue = j->spec.queue, .priority = j->spec.priority, .state = j->state,
+                      .reason = j->reason, .exit_code = j->exit_code,
+                      .term_signal = j->term_signal, .submit_ms = j->submit_ms,
+                      .start_ms = j->start_ms, .end_ms = j->end_ms,
+                      .nodes = (char *)nodes.data, .alloc = (char *)alloc.data,
+                      .requeue_count = j->requeue_count, .spec = j->blob,
+                      .spec_len = j->blob_len};
+  *out_nodes = (char *)nodes.data;
+  *out_alloc = (char *)alloc.data;
+}
+
+void ty__job_save(const ty_job *j, ty_txn *txn) {
+  ty_job_row row;
+  char *nodes, *alloc;
+  ty__job_row(j, &row, &nodes, &alloc);
+  ty_txn_update_job(txn, &row);
+  free(nodes);
+  free(alloc);
+}
+
+/* Gives j its slots: charges the nodes and creates tasks_per_node ranks per
+ * slot, all waiting for launch. */
+static void set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots) {
+  for (uint32_t i = 0; i < j->n_ranks; i++) free(j->ranks[i].reason);
+  free(j->ranks);
+  free(j->slots);
+  uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
+  j->slots = slots;
+  j->n_slots = n_slots;
+  j->n_ranks = n_slots * tpn;
+  j->ranks = ty_xcalloc(j->n_ranks ? j->n_ranks : 1, sizeof(*j->ranks));
+  for (uint32_t r = 0; r < j->n_ranks; r++) j->ranks[r].slot = r / tpn;
+  for (uint32_t s = 0; s < n_slots; s++) {
+    ty_slot *sl = &slots[s];
+    sl->live = tpn;
+    sl->held = true;
+    sl->node->cpus_used += sl->cpus;
+    sl->node->gpus_used |= sl->gpus;
+    sl->node->mem_used += sl->mem;
+  }
+  j->live_ranks = j->n_ranks;
+  j->ended = 0;
+  j->kill_sent = false;
+}
+
+static int parse_slot(ty_controller *ctl, const char *tok, const char *name, ty_slot *out) {
+  unsigned long long gpus, mem;
+  unsigned cpus;
+  if (sscanf(tok, "S%llx,%u,%llu", &gpus, &cpus, &mem) != 3) return TY_EINVAL;
+  ty_node *n = ty__node_find(ctl, name);
+  if (!n) return TY_ENOTFOUND;
+  *out = (ty_slot){.node = n, .gpus = gpus, .cpus = cpus, .mem = mem};
+  return 0;
+}
+
+static void mark_ended(ty_job *j, uint32_t r, int task_state, int32_t code, int32_t sig,
+                       bool timed_out) {
+  ty_rank *rk = &j->ranks[r];
+  ty_slot *s = &j->slots[rk->slot];
+  rk->state = RANK_ENDED;
+  rk->task_state = task_state;
+  rk->exit_code = code;
+  rk->term_signal = sig;
+  rk->timed_out = timed_out;
+  rk->end_seq = ++j->ended;
+  j->live_ranks--;
+  if (s->live && --s->live == 0 && s->held) {
+    s->node->cpus_used -= s->cpus;
+    s->node->gpus_used &= ~s->gpus;
+    s->node->mem_used -= s->mem;
+    s->held = false;
+  }
+}
+
+int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, const char *alloc) {
+  char *names = ty_strdup(nodes), *spec = ty_strdup(alloc);
+  char *save_n = NULL, *save_a = NULL;
+  ty_slot *slots = ty_xcalloc(j->spec.nodes ? j->spec.nodes : 1, sizeof(*slots));
+  uint32_t n = 0;
+  int rc = 0;
+  char *tok = strtok_r(spec, ";", &save_a);
+  for (char *name = strtok_r(names, ",", &save_n); name && rc == 0;
+       name = strtok_r(NULL, ",", &save_n), tok = strtok_r(NULL, ";", &save_a)) {
+    if (!tok || n >= j->spec.nodes) rc = TY_EINVAL;
+    else rc = parse_slot(ctl, tok, name, &slots[n++]);
+  }
+  if (rc == 0 && n == 0) rc = TY_EINVAL;
+  if (rc != 0) {
+    free(slots);
+    goto done;
+  }
+  set_slots(j, slots, n);
+  for (uint32_t r = 0; r < j->n_ranks; r++) j->ranks[r].state = RANK_RUNNING; /* assumed */
+  for (; tok; tok = strtok_r(NULL, ";", &save_a)) {
+    unsigned r;
+    int st, code, sig, to;
+    if (sscanf(tok, "E%u,%d,%d,%d,%d", &r, &st, &code, &sig, &to) != 5 || r >= j->n_ranks ||
+        j->ranks[r].state == RANK_ENDED)
+      continue;
+    mark_ended(j, r, st, code, sig, to != 0);
+  }
+done:
+  free(names);
+  free(spec);
+  return rc;
+}
+
+/* ---- transitions --------------------------------------------------------------------- */
+
+void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reason,
+                        const char *actor, ty_txn *txn) {
+  (void)ctl;
+  int from = j->state;
+  if (ty_job_check_transition(from, to) != 0) {
+    ty_error("bug: job %llu: invalid transition %s -> %s ignored", (unsigned long long)j->id,
+             ty_job_state_name(from), ty_job_state_name(to));
+    return;
+  }
+  int64_t now = ty_now_ms();
+  j->state = to;
+  free(j->reason);
+  j->reason = ty_strdup(reason ? reason : "");
+  if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
+  if (ty_job_state_terminal(to)) j->end_ms = now;
+  ty__job_save(j, txn);
+  ty_event_row ev = {.job_id = j->id, .time_ms = now, .from_state = from, .to_state = to,
+                     .reason = j->reason, .actor = actor};
+  ty_txn_add_event(txn, &ev);
+  ty_info("job %llu: %s -> %s%s%s", (unsigned long long)j->id, ty_job_state_name(from),
+          ty_job_state_name(to), j->reason[0] ? ": " : "", j->reason);
+}
+
+void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud) {
+  if (ctl->stopping || !ctl->commit) {
+    ty_txn_destroy(txn);
+    if (cb) cb(TY_ECLOSED, ud);
+    return;
+  }
+  ty_committer_submit(ctl->commit, txn, cb, ud);
+}
+
+/* ---- launching ----------------------------------------------------------------------- */
+
+typedef struct launch_ctx {
+  ty_controller *ctl;
+  uint64_t job_id;
+  uint32_t run;
+  uint32_t rank;
+} launch_ctx;
+
+static void fail_launch(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg) {
+  ty_node *n = j->slots[j->ranks[rank].slot].node;
+  char why[512];
+  snprintf(why, sizeof(why), "launch failed on %s: %s", n->name, msg);
+  ty_txn *t = ty_txn_create();
+  mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, false);
+  free(j->ranks[rank].reason);
+  j->ranks[rank].reason = ty_strdup(msg);
+  ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", t);
+  ty__commit(ctl, t, NULL, NULL);
+  if (j->live_ranks) ty__job_kill(ctl, j);
+  ty__sched_request(ctl);
+}
+
+static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                             void *ud) {
+  (void)c;
+  launch_ctx *lc = ud;
+  if (!final) return;
+  ty_job *j = ty__job_find(lc->ctl, lc->job_id);
+  bool current = j && j->run == lc->run && lc->rank < j->n_ranks &&
+                 j->ranks[lc->rank].state == RANK_LAUNCHING;
+  if (current && status == 0) {
+    j->ranks[lc->rank].state = RANK_RUNNING;
+  } else if (current && status != TY_ECLOSED && !lc->ctl->stopping) {
+    /* TY_ECLOSED: the worker connection went away; its re-registration or
+     * its timeout decides what happened to the rank. */
+    const char *m = msg && msg->message && msg->message[0] ? msg->message : ty_strerror(status);
+    if (j->state == TY_JOB_RUNNING) fail_launch(lc->ctl, j, lc->rank, m);
+  }
+  free(lc);
+}
+
+static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
+  ty_slot *s = &j->slots[j->ranks[r].slot];
+  uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
+  ty_launch l = {.job_id = j->id, .rank = r, .local_rank = r % tpn, .world_size = j->n_ranks,
+                 .local_world_size = tpn, .master_addr = j->slots[0].node->host,
+                 .master_port = 29500 + (uint32_t)(j->id % 20000), .gpus = s->gpus,
+                 .cpus = j->spec.cpus_per_task, .spec = &j->spec,
+                 .kill_grace_s = ctl->cfg.kill_grace_s};
+  ty_buf b;
+  ty_buf_init(&b);
+  launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
+  *lc = (launch_ctx){ctl, j->id, j->run, r};
+  int rc = ty__conv_launch_req(&l, &b);
+  if (rc == 0)
+    rc = ty_rpc_call(s->node->conn, "LaunchTask", b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
+                     on_launch_answer, lc, NULL);
+  ty_buf_close(&b);
+  if (rc != 0) {
+    free(lc);
+    ty_warn("job %llu rank %u: cannot send LaunchTask to %s: %s", (unsigned long long)j->id, r,
+            s->node->name, ty_strerror(rc));
+    return; /* stays RANK_WAIT: retried when the node re-registers */
+  }
+  j->ranks[r].state = RANK_LAUNCHING;
+}
+
+void ty__job_launch(ty_controller *ctl, ty_job *j) {
+  if (ctl->stopping || j->state != TY_JOB_RUNNING) return;
+  for (uint32_t r = 0; r < j->n_ranks; r++) {
+    ty_node *n = j->slots[j->ranks[r].slot].node;
+    if (j->ranks[r].state == RANK_WAIT && n->conn) launch_rank(ctl, j, r);
+  }
+}
+
+typedef struct start_ctx {
+  ty_controller *ctl;
+  uint64_t job_id;
+  uint32_t run;
+} start_ctx;
+
+static void on_start_committed(int status, void *ud) {
+  start_ctx *sc = ud;
+  ty_job *j = ty__job_find(sc->ctl, sc->job_id);
+  if (status != 0 && status != TY_ECLOSED)
+    ty_error("job %llu: the RUNNING record was not committed; launching anyway",
+             (unsigned long long)sc->job_id);
+  if (j && j->run == sc->run) ty__job_launch(sc->ctl, j);
+  free(sc);
+}
+
+void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots) {
+  set_slots(j, slots, n_slots);
+  j->run++;
+  j->exit_code = 0;
+  j->term_signal = 0;
+  ty_txn *t = ty_txn_create();
+  ty__job_transition(ctl, j, TY_JOB_RUNNING, "", "scheduler", t);
+  start_ctx *sc = ty_xcalloc(1, sizeof(*sc));
+  *sc = (start_ctx){ctl, j->id, j->run};
+  ty__commit(ctl, t, on_start_committed, sc);
+}
+
+static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                           void *ud) {
+  (void)c, (void)msg, (void)final, (void)ud;
+  if (final && status != 0 && status != TY_ECLOSED)
+    ty_warn("KillTask to %s answered %s", ty_rpc_peer(c), ty_strerror(status));
+}
+
+void ty__job_kill(ty_controller *ctl, ty_job *j) {
+  j->kill_sent = true;
+  /* Ranks whose LaunchTask was never sent have nothing to kill: they end now. */
+  bool freed = false;
+  for (uint32_t r = 0; r < j->n_ranks; r++) {
+    if (j->ranks[r].state != RANK_WAIT) continue;
+    mark_ended(j, r, 0, 0, 0, false);
+    free(j->ranks[r].reason);
+    j->ranks[r].reason = ty_strdup("never launched");
+    freed = true;
+  }
+  if (freed) ty__sched_request(ctl);
+  ty_buf b;
+  ty_buf_init(&b);
+  if (ty__conv_kill_req(j->id, 0, ctl->cfg.kill_grace_s, &b) != 0) return;
+  for (uint32_t s = 0; s < j->n_slots; s++) {
+    ty_node *n = j->slots[s].node;
+    if (j->slots[s].live == 0 || !n->conn) continue;
+    int rc = ty_rpc_call(n->conn, "KillTask", b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
+                         on_kill_answer, NULL, NULL);
+    if (rc != 0)
+      ty_warn("job %llu: cannot send KillTask to %s: %s", (unsigned long long)j->id, n->name,
+              ty_strerror(rc));
+  }
+  ty_buf_close(&b);
+}
+
+/* ---- ends --------------------------------------------------------------------------------- */
+
+static bool rank_failed(const ty_rank *rk) {
+  return rk->timed_out || rk->task_state != TY_TASK_EXITED || rk->exit_code != 0;
+}
+
+static void describe_failure(const ty_job *j, uint32_t r, char *out, size_t len) {
+  const ty_rank *rk = &j->ranks[r];
+  switch (rk->task_state) {
+  case TY_TASK_EXITED:
+    snprintf(out, len, "rank %u exited with code %d", r, rk->exit_code);
+    break;
+  case TY_TASK_SIGNALED: {
+    const char *name = sigabbrev_np(rk->term_signal);
+    snprintf(out, len, "rank %u killed by signal %d (SIG%s)", r, rk->term_signal,
+             name ? name : "?");
+    break;
+  }
+  case TY_TASK_FAILED_START:
+    snprintf(out, len, "rank %u failed to start: %s", r, rk->reason ? rk->reason : "");
+    break;
+  default:
+    snprintf(out, len, "rank %u lost: %s", r, rk->reason ? rk->reason : "");
+  }
+}
+
+/* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT. */
+static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  int32_t max_code = 0, sig = 0;
+  uint32_t first = UINT32_MAX, first_seq = UINT32_MAX, timed = UINT32_MAX;
+  for (uint32_t r = 0; r < j->n_ranks; r++) {
+    const ty_rank *rk = &j->ranks[r];
+    if (rk->exit_code > max_code) max_code = rk->exit_code;
+    if (rk->timed_out && timed == UINT32_MAX) timed = r;
+    if (rank_failed(rk) && rk->end_seq < first_seq) first = r, first_seq = rk->end_seq;
+  }
+  if (first != UINT32_MAX && j->ranks[first].term_signal) sig = j->ranks[first].term_signal;
+  for (uint32_t r = 0; r < j->n_ranks && !sig; r++) sig = j->ranks[r].term_signal;
+  j->exit_code = max_code;
+  j->term_signal = sig;
+  char why[512];
+  if (timed != UINT32_MAX) {
+    snprintf(why, sizeof(why), "rank %u exceeded the time limit of %u s", timed,
+             j->spec.time_limit_s);
+    ty__job_transition(ctl, j, TY_JOB_TIMEOUT, why, "controller", txn);
+  } else if (first != UINT32_MAX) {
+    describe_failure(j, first, why, sizeof(why));
+    ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", txn);
+  } else {
+    ty__job_transition(ctl, j, TY_JOB_COMPLETED, "", "controller", txn);
+  }
+}
+
+void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state,
+                    int32_t exit_code, int32_t term_signal, bool timed_out, const char *reason,
+                    ty_txn *txn) {
+  ty_rank *rk = &j->ranks[rank];
+  if (rk->state == RANK_ENDED) return;
+  mark_ended(j, rank, task_state, exit_code, term_signal, timed_out);
+  free(rk->reason);
+  rk->reason = ty_strdup(reason ? reason : "");
+  if (j->slots[rk->slot].live == 0) ty__sched_request(ctl);
+  if (j->state == TY_JOB_RUNNING) {
+    if (rank_failed(rk) && !j->kill_sent && j->live_ranks > 0) ty__job_kill(ctl, j);
+    if (j->live_ranks == 0) {
+      finish(ctl, j, txn);
+      return;
+    }
+  }
+  ty__job_save(j, txn);
+}
+
+void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn) {
+  ty__job_transition(ctl, j, TY_JOB_NODE_FAIL, reason, "controller", txn);
+  j->requeue_count++;
+  char why[512];
+  snprintf(why, sizeof(why), "requeued after NODE_FAIL (%s)", reason);
+  ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
+  if (j->live_ranks) ty__job_kill(ctl, j);
+  ty__sched_request(ctl);
+}

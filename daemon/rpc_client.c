@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Client methods: SubmitJob, ListJobs, GetJob, CancelJob, ListNodes,
+ * GetTaskLocations. SubmitJob and CancelJob answer only after their rows and
+ * events are committed (group commit); the reads answer at once from memory,
+ * except GetJob's events, read from the store's reader connection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/convert.h"
+#include "daemon/daemon_internal.h"
+
+/* ---- SubmitJob ---------------------------------------------------------------------- */
+
+static void remove_job(ty_controller *ctl, uint64_t id) {
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    if (ctl->jobs[i]->id != id) continue;
+    ty__job_free(ctl->jobs[i]);
+    memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
+    ctl->n_jobs--;
+    return;
+  }
+}
+
+static void on_submit_committed(int status, void *ud) {
+  ty_reply *r = ud;
+  ty_controller *ctl = r->ctl;
+  ty_job *j = ty__job_find(ctl, r->job_id);
+  if (status != 0 || !j) {
+    remove_job(ctl, r->job_id);
+    ty__reply_finish(r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
+                     "the job was not stored, so it was not accepted; retry");
+    return;
+  }
+  j->committed = true;
+  ty_metric_inc(ctl->m.submitted, NULL, 1);
+  ty__conv_submit_resp(j->id, &r->out);
+  ty__reply_finish(r, 0, NULL);
+  ty__sched_request(ctl);
+}
+
+/* Checks what needs the controller's tables: the queue and the cluster's shape. */
+static int check_placeable(ty_controller *ctl, const ty_job_spec *s, char *err, size_t len) {
+  ty_queue *q = ty__queue_find(ctl, s->queue);
+  if (!q) {
+    snprintf(err, len, "job.queue: unknown queue \"%.128s\"", s->queue);
+    return TY_ENOTFOUND;
+  }
+  if (strcmp(q->state, "UP") != 0) {
+    snprintf(err, len, "job.queue: queue \"%.128s\" is %s and accepts no jobs", s->queue,
+             q->state);
+    return TY_ESTATE;
+  }
+  char why[200];
+  if (ty__sched_fits(ctl, s, why, sizeof(why)) != 0) {
+    snprintf(err, len, "job.%s", why);
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_job_spec spec;
+  uint8_t *blob = NULL;
+  size_t blob_len = 0;
+  char err[512];
+  if (ty__conv_submit(p, n, &spec, &blob, &blob_len) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a SubmitJobRequest carrying a job");
+    return;
+  }
+  int rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  if (rc == 0) rc = check_placeable(ctl, &spec, err, sizeof(err));
+  if (rc != 0) {
+    ty_job_spec_close(&spec);
+    free(blob);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  ty_job *j = ty_xcalloc(1, sizeof(*j));
+  j->id = ctl->next_id;
+  j->spec = spec;
+  j->blob = ty__conv_normalize(blob, blob_len, &spec, &j->blob_len);
+  free(blob);
+  j->state = TY_JOB_PENDING;
+  j->reason = ty_strdup("submitted");
+  j->submit_ms = ty_now_ms();
+  ty__job_add(ctl, j);
+
+  ty_txn *t = ty_txn_create();
+  ty_job_row row;
+  char *nodes, *alloc;
+  ty__job_row(j, &row, &nodes, &alloc);
+  ty_txn_insert_job(t, &row);
+  free(nodes);
+  free(alloc);
+  char actor[300];
+  snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
+  ty_event_row ev = {.job_id = j->id, .time_ms = j->submit_ms, .from_state = 0,
+                     .to_state = TY_JOB_PENDING, .reason = "submitted", .actor = actor};
+  ty_txn_add_event(t, &ev);
+  r->job_id = j->id;
+  ty__commit(ctl, t, on_submit_committed, r);
+}
+
+/* ---- ListJobs, GetJob ------------------------------------------------------------------- */
+
+static bool matches(const ty_job *j, const ty_list_filter *f) {
+  if (!j->committed) return false;
+  if (f->user[0] && strcmp(f->user, j->spec.user) != 0) return false;
+  if (f->queue[0] && strcmp(f->queue, j->spec.queue) != 0) return false;
+  if (f->n_states == 0) return true;
+  for (size_t i = 0; i < f->n_states; i++)
+    if (f->states[i] == j->state) return true;
+  return false;
+}
+
+/* Answers in id order; with a limit, the newest `limit` matching jobs. */
+void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_list_filter f;
+  if (ty__conv_list_jobs_req(p, n, &f) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a ListJobsRequest");
+    return;
+  }
+  ty_job **sel = ty_xcalloc(ctl->n_jobs ? ctl->n_jobs : 1, sizeof(*sel));
+  size_t k = 0;
+  for (size_t i = ctl->n_jobs; i-- > 0;) {
+    if (f.limit && k == f.limit) break;
+    if (matches(ctl->jobs[i], &f)) sel[k++] = ctl->jobs[i];
+  }
+  for (size_t a = 0, b = k ? k - 1 : 0; a < b; a++, b--) {
+    ty_job *tmp = sel[a];
+    sel[a] = sel[b];
+    sel[b] = tmp;
+  }
+  int rc = ty__conv_list_jobs_resp(sel, k, &r->out);
+  free(sel);
+  ty__list_filter_close(&f);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}
+
+typedef struct ev_list {
+  ty_event_copy *v;
+  size_t n, cap;
+} ev_list;
+
+static int collect_event(const ty_event_row *e, void *ud) {
+  ev_list *l = ud;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 8;
+    l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
+  }
+  l->v[l->n++] = (ty_event_copy){.time_ms = e->time_ms, .from_state = e->from_state,
+                                 .to_state = e->to_state, .reason = ty_strdup(e->reason)};
+  return 0;
+}
+
+void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  uint64_t id;
+  if (ty__conv_job_id_req(p, n, &id) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a GetJobRequest");
+    return;
+  }
+  ty_job *j = ty__job_find(ctl, id);
+  if (!j || !j->committed) {
+    ty__reply_finishf(r, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
+    return;
+  }
+  ev_list evs = {0};
+  if (ty_store_job_events(ctl->store, id, collect_event, &evs) != 0)
+    ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)id,
+            ty_store_errmsg(ctl->store));
+  int rc = ty__conv_get_job_resp(j, evs.v, evs.n, &r->out);
+  for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
+  free(evs.v);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}
+
+/* ---- CancelJob ----------------------------------------------------------------------------- */
+
+typedef struct cancel_ctx {
+  ty_reply *r;
+  ty_cancel_result *res;
+  size_t n;
+} cancel_ctx;
+
+static void on_cancel_committed(int status, void *ud) {
+  cancel_ctx *cc = ud;
+  ty_controller *ctl = cc->r->ctl;
+  int first_err = 0;
+  size_t ok = 0;
+  const char *first_msg = "";
+  for (size_t i = 0; i < cc->n; i++) {
+    ty_cancel_result *res = &cc->res[i];
+    if (res->status == 0 && status != 0) {
+      res->status = TY_ESTORE;
+      snprintf(res->message, sizeof(res->message), "job %llu: the cancellation was not stored",
+               (unsigned long long)res->job_id);
+    }
+    if (res->status == 0) {
+      ok++;
+      ty_job *j = ty__job_find(ctl, res->job_id);
+      if (j && j->live_ranks) ty__job_kill(ctl, j);
+    } else if (!first_err) {
+      first_err = res->status;
+      first_msg = res->message;
+    }
+  }
+  ty__sched_request(ctl);
+  if (ok == 0 && first_err) {
+    ty__reply_finish(cc->r, first_err, first_msg);
+  } else {
+    ty__conv_cancel_resp(cc->res, cc->n, &cc->r->out);
+    ty__reply_finish(cc->r, 0, NULL);
+  }
+  free(cc->res);
+  free(cc);
+}
+
+static void cancel_one(ty_controller *ctl, uint64_t id, const char *user, ty_cancel_result *res,
+                       ty_txn *t) {
+  res->job_id = id;
+  ty_job *j = ty__job_find(ctl, id);
+  if (!j || !j->committed) {
+    res->status = TY_ENOTFOUND;
+    snprintf(res->message, sizeof(res->message), "job %llu not found", (unsigned long long)id);
+  } else if (user[0] && strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0) {
+    res->status = TY_EPERM;
+    snprintf(res->message, sizeof(res->message), "job %llu belongs to %.64s, not %.64s",
+             (unsigned long long)id, j->spec.user, user);
+  } else if (ty_job_check_transition(j->state, TY_JOB_CANCELLED) != 0) {
+    res->status = TY_ESTATE;
+    snprintf(res->message, sizeof(res->message), "job %llu is already %s",
+             (unsigned long long)id, ty_job_state_name(j->state));
+  } else {
+    char why[128], actor[128];
+    snprintf(why, sizeof(why), "cancelled by %.64s", user[0] ? user : "a client");
+    snprintf(actor, sizeof(actor), "user:%.64s", user[0] ? user : "unknown");
+    ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, actor, t);
+  }
+}
+
+void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  uint64_t *ids = NULL;
+  size_t n_ids = 0;
+  char *user = NULL;
+  if (ty__conv_cancel_req(p, n, &ids, &n_ids, &user) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a CancelJobRequest");
+    return;
+  }
+  if (n_ids == 0) {
+    free(ids);
+    free(user);
+    ty__reply_finish(r, TY_EINVAL, "job_ids: at least one job id is required");
+    return;
+  }
+  cancel_ctx *cc = ty_xcalloc(1, sizeof(*cc));
+  cc->r = r;
+  cc->n = n_ids;
+  cc->res = ty_xcalloc(n_ids, sizeof(*cc->res));
+  ty_txn *t = ty_txn_create();
+  for (size_t i = 0; i < n_ids; i++) cancel_one(ctl, ids[i], user, &cc->res[i], t);
+  free(ids);
+  free(user);
+  if (ty_txn_len(t) == 0) {
+    ty_txn_destroy(t);
+    on_cancel_committed(0, cc);
+    return;
+  }
+  ty__commit(ctl, t, on_cancel_committed, cc);
+}
+
+/* ---- ListNodes, GetTaskLocations ---------------------------------------------------------------- */
+
+void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  (void)p, (void)n; /* ListNodesRequest has no fields */
+  int rc = ty__conv_list_nodes_resp(ctl->nodes, ctl->n_nodes, &r->out);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}
+
+void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  uint64_t id;
+  if (ty__conv_job_id_req(p, n, &id) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a GetTaskLocationsRequest");
+    return;
+  }
+  ty_job *j = ty__job_find(ctl, id);
+  if (!j || !j->committed) {
+    ty__reply_finishf(r, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
+    return;
+  }
+  int rc = ty__conv_task_locations_resp(j, &r->out);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}

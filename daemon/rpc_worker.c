@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Worker methods: RegisterNode (first on a connection; reconciles the tasks
+ * the worker reports with what the controller believes), Heartbeat and
+ * TaskUpdate. Answers that make a worker forget a task result (RegisterNode,
+ * TaskUpdate) are sent only after the result is committed, so a controller
+ * crash can never lose a task's end.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/convert.h"
+#include "daemon/daemon_internal.h"
+
+static bool task_ended(int state) {
+  return state == TY_TASK_EXITED || state == TY_TASK_SIGNALED || state == TY_TASK_FAILED_START;
+}
+
+/* The rank of job j that runs (or should run) on node n, or NULL. */
+static ty_rank *our_rank(ty_job *j, uint32_t rank, const ty_node *n) {
+  if (!j || j->n_slots == 0 || rank >= j->n_ranks) return NULL;
+  ty_rank *rk = &j->ranks[rank];
+  if (rk->state == RANK_ENDED || j->slots[rk->slot].node != n) return NULL;
+  return rk;
+}
+
+static bool job_has_live_on(const ty_job *j, const ty_node *n) {
+  for (uint32_t s = 0; s < j->n_slots; s++)
+    if (j->slots[s].node == n && j->slots[s].live) return true;
+  return false;
+}
+
+/* ---- RegisterNode ---------------------------------------------------------------------- */
+
+typedef struct reg_ctx {
+  ty_reply *r;
+  char *node;
+  uint64_t *kill;      /* jobs whose reported tasks the controller does not run */
+  size_t n_kill;
+} reg_ctx;
+
+static ty_node *node_upsert(ty_controller *ctl, const ty_node_report *rep, ty_rpc_conn *c) {
+  ty_node *n = ty__node_find(ctl, rep->name);
+  if (!n) {
+    n = ty_xcalloc(1, sizeof(*n));
+    n->name = ty_strdup(rep->name);
+    n->state = TY_NODE_UP;
+    ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
+    ctl->nodes[ctl->n_nodes++] = n;
+  }
+  n->cpus = rep->cpus;
+  n->memory = rep->memory;
+  n->n_gpus = rep->n_gpus;
+  free(n->info);
+  n->info = ty_xmalloc(rep->info_len ? rep->info_len : 1);
+  memcpy(n->info, rep->info, rep->info_len);
+  n->info_len = rep->info_len;
+  free(n->io_addr);
+  n->io_addr = ty_strdup(rep->io_addr);
+  free(n->host);
+  const char *colon = strrchr(rep->io_addr, ':');
+  size_t hl = colon ? (size_t)(colon - rep->io_addr) : strlen(rep->io_addr);
+  n->host = ty_xcalloc(hl + 1, 1);
+  memcpy(n->host, rep->io_addr, hl);
+  if (n->state == TY_NODE_DOWN || n->state == 0) {
+    n->state = TY_NODE_UP;
+    free(n->reason);
+    n->reason = ty_strdup("");
+  }
+  n->last_seen_ms = ty_now_ms();
+  n->last_seen_mono = ty_mono_ms();
+  n->conn = c;
+  return n;
+}
+
+/* Applies the reported tasks; collects jobs to kill into rc. */
+static void reconcile_reported(ty_controller *ctl, ty_node *n, const ty_node_report *rep,
+                               reg_ctx *rc, ty_txn *t) {
+  for (size_t i = 0; i < rep->n_tasks; i++) {
+    const ty_task_report *tr = &rep->tasks[i];
+    ty_job *j = ty__job_find(ctl, tr->job_id);
+    ty_rank *rk = our_rank(j, tr->rank, n);
+    if (rk && task_ended(tr->state)) {
+      ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
+                     tr->reason, t);
+    } else if (rk) {
+      rk->state = RANK_RUNNING;
+      rk->seen_gen = ctl->reg_gen;
+    } else if (!task_ended(tr->state) && !(j && job_has_live_on(j, n))) {
+      ty_warn("node %s runs job %llu rank %u, which the controller does not run: killing it",
+              n->name, (unsigned long long)tr->job_id, tr->rank);
+      rc->kill = ty_xrealloc(rc->kill, (rc->n_kill + 1) * sizeof(*rc->kill));
+      rc->kill[rc->n_kill++] = tr->job_id;
+    }
+  }
+}
+
+static bool missing(const ty_controller *ctl, const ty_job *j, const ty_rank *rk,
+                    const ty_node *n) {
+  return j->slots[rk->slot].node == n && rk->seen_gen != ctl->reg_gen &&
+         (rk->state == RANK_RUNNING || rk->state == RANK_LAUNCHING);
+}
+
+/* Ranks the controller believes run on n but the worker did not report are
+ * lost; a RUNNING job that lost one is requeued first, so the lost ranks do
+ * not read as failures. */
+static void reconcile_missing(ty_controller *ctl, ty_node *n, ty_txn *t) {
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (j->live_ranks == 0 || !job_has_live_on(j, n)) continue;
+    uint32_t first = UINT32_MAX;
+    for (uint32_t r = 0; r < j->n_ranks && first == UINT32_MAX; r++)
+      if (missing(ctl, j, &j->ranks[r], n)) first = r;
+    if (first == UINT32_MAX) continue;
+    char why[256];
+    snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first,
+             n->name);
+    if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
+    for (uint32_t r = 0; r < j->n_ranks; r++)
+      if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, false, why, t);
+  }
+}
+
+static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                           void *ud) {
+  (void)msg, (void)ud;
+  if (final && status != 0 && status != TY_ECLOSED)
+    ty_warn("KillTask to %s answered %s", ty_rpc_peer(c), ty_strerror(status));
+}
+
+static void on_register_committed(int status, void *ud) {
+  reg_ctx *rc = ud;
+  ty_controller *ctl = rc->r->ctl;
+  ty_node *n = ty__node_find(ctl, rc->node);
+  if (status != 0) {
+    ty__reply_finish(rc->r, TY_ESTORE, "the node's state was not stored; register again");
+  } else {
+    ty__conv_register_resp(ctl->cfg.heartbeat_ms, &rc->r->out);
+    ty__reply_finish(rc->r, 0, NULL);
+  }
+  if (n && n->conn) {
+    ty_buf b;
+    ty_buf_init(&b);
+    for (size_t i = 0; i < rc->n_kill; i++) {
+      b.len = 0;
+      if (ty__conv_kill_req(rc->kill[i], 0, ctl->cfg.kill_grace_s, &b) == 0)
+        ty_rpc_call(n->conn, "KillTask", b.data, b.len, NULL, 0, 30000, on_kill_answer, NULL,
+                    NULL);
+    }
+    ty_buf_close(&b);
+    for (size_t i = 0; i < ctl->n_jobs; i++)
+      if (ctl->jobs[i]->live_ranks && job_has_live_on(ctl->jobs[i], n))
+        ty__job_launch(ctl, ctl->jobs[i]); /* ranks still waiting for their LaunchTask */
+  }
+  ty__sched_request(ctl);
+  free(rc->kill);
+  free(rc->node);
+  free(rc);
+}
+
+static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_report *rep,
+                          char *err, size_t len) {
+  if (!rep->name[0]) return snprintf(err, len, "node.name: must not be empty"), TY_EINVAL;
+  if (!rep->io_addr[0] || !strchr(rep->io_addr, ':'))
+    return snprintf(err, len, "node.io_addr: \"%.64s\" is not host:port", rep->io_addr), TY_EINVAL;
+  if (rep->n_gpus > 64)
+    return snprintf(err, len, "node.gpus: %u GPUs, at most 64 are supported", rep->n_gpus),
+           TY_EINVAL;
+  ty_node *mine = ty__node_by_conn(ctl, c);
+  if (mine && strcmp(mine->name, rep->name) != 0)
+    return snprintf(err, len, "this connection is already registered as node %.64s", mine->name),
+           TY_ESTATE;
+  ty_node *n = ty__node_find(ctl, rep->name);
+  if (n && n->conn && n->conn != c) {
+    int64_t silent = ty_mono_ms() - n->last_seen_mono;
+    if (silent < (int64_t)ctl->cfg.node_timeout_ms)
+      return snprintf(err, len, "node %.64s is already connected from %s", rep->name,
+                      ty_rpc_peer(n->conn)),
+             TY_EEXIST;
+    ty_warn("node %s: replacing a silent connection from %s", n->name, ty_rpc_peer(n->conn));
+    ty_rpc_conn *old = n->conn;
+    n->conn = NULL;
+    ty_rpc_close(old);
+  }
+  return 0;
+}
+
+void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
+  ty_node_report rep;
+  char err[256];
+  if (ty__conv_register_req(p, len, &rep) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a RegisterNodeRequest carrying a node");
+    return;
+  }
+  int rc = check_register(ctl, r->conn, &rep, err, sizeof(err));
+  if (rc != 0 || !r->conn) {
+    ty__node_report_close(&rep);
+    ty__reply_finish(r, rc ? rc : TY_ECLOSED, rc ? err : "connection closed");
+    return;
+  }
+  ty_node *n = node_upsert(ctl, &rep, r->conn);
+  ty_info("node %s registered from %s: %u cpus, %u gpus, %llu bytes, io %s, %zu tasks reported",
+          n->name, ty_rpc_peer(r->conn), n->cpus, n->n_gpus, (unsigned long long)n->memory,
+          n->io_addr, rep.n_tasks);
+  reg_ctx *rcx = ty_xcalloc(1, sizeof(*rcx));
+  rcx->r = r;
+  rcx->node = ty_strdup(n->name);
+  ctl->reg_gen++;
+  ty_txn *t = ty_txn_create();
+  ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
+                     .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
+                     .last_seen_ms = n->last_seen_ms, .reason = n->reason};
+  ty_txn_upsert_node(t, &row);
+  reconcile_reported(ctl, n, &rep, rcx, t);
+  reconcile_missing(ctl, n, t);
+  ty__node_report_close(&rep);
+  ty__commit(ctl, t, on_register_committed, rcx);
+}
+
+/* ---- Heartbeat ----------------------------------------------------------------------------- */
+
+void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
+  char *name = NULL;
+  uint32_t running = 0;
+  if (ty__conv_heartbeat_req(p, len, &name, &running) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a HeartbeatRequest");
+    return;
+  }
+  ty_node *n = ty__node_by_conn(ctl, r->conn);
+  if (name[0] && strcmp(name, n->name) != 0) {
+    ty__reply_finishf(r, TY_EINVAL, "node: heartbeat names %.64s on the connection of %.64s",
+                      name, n->name);
+    free(name);
+    return;
+  }
+  free(name);
+  n->last_seen_mono = ty_mono_ms();
+  n->last_seen_ms = ty_now_ms();
+  n->running_tasks = running;
+  ty__reply_finish(r, 0, NULL);
+}
+
+/* ---- TaskUpdate ------------------------------------------------------------------------------ */
+
+static void on_update_committed(int status, void *ud) {
+  ty_reply *r = ud;
+  if (status != 0) ty__reply_finish(r, TY_ESTORE, "the task result was not stored; resend it");
+  else ty__reply_finish(r, 0, NULL);
+}
+
+void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
+  ty_task_report tr;
+  if (ty__conv_task_update_req(p, len, &tr) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a TaskUpdateRequest");
+    return;
+  }
+  ty_node *n = ty__node_by_conn(ctl, r->conn);
+  ty_job *j = ty__job_find(ctl, tr.job_id);
+  ty_rank *rk = our_rank(j, tr.rank, n);
+  if (!rk) {
+    /* Stale (the rank already ended, or belongs to an earlier run): the
+     * worker may forget it. */
+    ty_debug("node %s: TaskUpdate for job %llu rank %u ignored (not running there)", n->name,
+             (unsigned long long)tr.job_id, tr.rank);
+    free(tr.reason);
+    ty__reply_finish(r, 0, NULL);
+    return;
+  }
+  if (!task_ended(tr.state)) {
+    if (rk->state == RANK_LAUNCHING) rk->state = RANK_RUNNING;
+    free(tr.reason);
+    ty__reply_finish(r, 0, NULL);
+    return;
+  }
+  ty_txn *t = ty_txn_create();
+  ty__rank_ended(ctl, j, tr.rank, tr.state, tr.exit_code, tr.term_signal, tr.timed_out, tr.reason,
+                 t);
+  free(tr.reason);
+  ty__commit(ctl, t, on_update_committed, r);
+}
