@@ -19,6 +19,8 @@
 #ifndef TY_OPS_TENSOR_H
 #define TY_OPS_TENSOR_H
 
+#include "lib/base/base.h" /* TY_E* codes returned by every ops function */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ONNX import rejections (each names what is wrong) and export round trip. */
+#include "tests/unit/ops/helpers.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int load(const char *op, const char *name, int elem, const raw_attr *a, char *err, size_t len) {
+  uint8_t *buf;
+  size_t n;
+  int64_t dims[4] = {1, 1, 4, 4};
+  raw_model(op, name, elem, 4, dims, a, &buf, &n);
+  ty_graph *g = NULL;
+  int rc = ty_graph_load_bytes(buf, n, err, len, &g);
+  ty_graph_destroy(g);
+  free(buf);
+  return rc;
+}
+
+Test(import, accepts_a_supported_op) {
+  char err[256] = "";
+  cr_assert_eq(load("Relu", "r", 1, NULL, err, sizeof err), 0, "%s", err);
+}
+
+Test(import, rejects_unsupported_op_by_name) {
+  char err[256];
+  cr_assert_eq(load("LSTM", "x", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert_str_eq(err, "node \"x\" (LSTM): op is not supported");
+}
+
+Test(import, rejects_unsupported_attribute_by_name) {
+  char err[256];
+  raw_attr a = {.name = "storage_order", .i = 1};
+  cr_assert_eq(load("MaxPool", "pool1", 1, &a, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "node \"pool1\" (MaxPool): attribute storage_order=1 is not supported"), "%s", err);
+}
+
+Test(import, rejects_unknown_auto_pad_value) {
+  char err[256];
+  raw_attr a = {.name = "auto_pad", .s = "BOGUS"};
+  cr_assert_eq(load("MaxPool", "p", 1, &a, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "node \"p\" (MaxPool): attribute auto_pad=BOGUS is not supported"), "%s", err);
+}
+
+Test(import, rejects_unsupported_input_dtype) {
+  char err[256];
+  cr_assert_eq(load("Relu", "r", 11, NULL, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert_str_eq(err, "input \"x\": dtype DOUBLE is not supported");
+}
+
+Test(import, rejects_dtype_the_op_does_not_take) {
+  char err[256];
+  cr_assert_eq(load("Sigmoid", "s", 7, NULL, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "node \"s\" (Sigmoid): input 0: dtype INT64 is not supported"), "%s", err);
+}
+
+Test(import, rejects_garbage_bytes) {
+  char err[256];
+  ty_graph *g = NULL;
+  const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+  cr_assert_eq(ty_graph_load_bytes(junk, sizeof junk, err, sizeof err, &g), TY_EPROTO);
+  cr_assert_str_eq(err, "model: not an ONNX ModelProto");
+  cr_assert_null(g);
+}
+
+Test(import, missing_file_is_io_error) {
+  char err[256];
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_graph_load_file("/nonexistent/model.onnx", err, sizeof err, &g), TY_EIO);
+  cr_assert(strstr(err, "/nonexistent/model.onnx"));
+}
+
+Test(import, rejects_bad_tensor_proto) {
+  char err[256];
+  ty_tensor *t = NULL;
+  const uint8_t junk[] = {0xff};
+  cr_assert_eq(ty_onnx_tensor_load(junk, sizeof junk, "input_0.pb", err, sizeof err, &t), TY_EPROTO);
+  cr_assert(strstr(err, "input_0.pb"));
+}
+
+/* x[N,3] -> Gemm(W[2,3]^T, b) -> y; export with new weights; load back. */
+Test(export, round_trip_with_overrides_and_symbolic_batch) {
+  ty_graph *g;
+  int x, w, b, y, node;
+  ty_shape xs = SHAPE(TY_DIM_BATCH, 3);
+  cr_assert_eq(ty_graph_create(&g), 0);
+  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
+  cr_assert_eq(ty_graph_mark_input(g, x), 0);
+  cr_assert_eq(ty_graph_add_value(g, "W", TY_DTYPE_F32, NULL, &w), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, w, tensor_f32(SHAPE(2, 3), (float[]){1, 0, 0, 0, 1, 0})), 0);
+  cr_assert_eq(ty_graph_add_value(g, "b", TY_DTYPE_F32, NULL, &b), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, b, tensor_f32(SHAPE(2), (float[]){0, 0})), 0);
+  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
+  cr_assert_eq(ty_graph_mark_output(g, y), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){x, w, b}, 3, &y, 1, &node), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)node, "transB", 1), 0);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+
+  ty_tensor *neww = tensor_f32(SHAPE(2, 3), (float[]){1, 1, 1, 2, 2, 2});
+  ty_init_override ov = {"W", neww};
+  char path[] = "/tmp/ty_ops_export_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  close(fd);
+  cr_assert_eq(ty_graph_save_onnx(g, &ov, 1, path, err, sizeof err), 0, "%s", err);
+
+  ty_graph *g2;
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &g2), 0, "%s", err);
+  unlink(path);
+  const ty_value *yv = ty_graph_value(g2, ty_graph_output(g2, 0));
+  cr_assert_eq(yv->shape.rank, 2);
+  cr_assert_eq(yv->shape.dims[0], TY_DIM_BATCH);
+  cr_assert_eq(yv->shape.dims[1], 2);
+  cr_assert_eq(ty_graph_n_initializers(g2), 2);
+
+  ty_exec *e;
+  ty_tensor *in = tensor_f32(SHAPE(1, 3), (float[]){1, 2, 3});
+  cr_assert_eq(ty_exec_create(g2, NULL, &e), 0);
+  cr_assert_eq(ty_exec_bind(e, "x", in, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  const float *out = ty_tensor_f32(ty_exec_output(e, "y"));
+  cr_assert_float_eq(out[0], 6.0f, 1e-6);
+  cr_assert_float_eq(out[1], 12.0f, 1e-6);
+  ty_exec_destroy(e);
+  ty_tensor_destroy(in);
+  ty_tensor_destroy(neww);
+  ty_graph_destroy(g2);
+  ty_graph_destroy(g);
+}
+
+Test(export, rejects_override_of_wrong_shape) {
+  ty_graph *g;
+  int w;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  cr_assert_eq(ty_graph_add_value(g, "W", TY_DTYPE_F32, NULL, &w), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, w, tensor_f32(SHAPE(2), NULL)), 0);
+  ty_tensor *bad = tensor_f32(SHAPE(3), NULL);
+  ty_init_override ov = {"W", bad};
+  char err[256];
+  uint8_t *data;
+  size_t len;
+  cr_assert_eq(ty_graph_to_onnx(g, &ov, 1, err, sizeof err, &data, &len), TY_EINVAL);
+  cr_assert(strstr(err, "override \"W\""), "%s", err);
+  ty_init_override ov2 = {"nope", bad};
+  cr_assert_eq(ty_graph_to_onnx(g, &ov2, 1, err, sizeof err, &data, &len), TY_EINVAL);
+  cr_assert(strstr(err, "\"nope\": no such initializer"), "%s", err);
+  ty_tensor_destroy(bad);
+  ty_graph_destroy(g);
+}
+
+Test(exec, rejects_input_of_wrong_shape_and_unbound_inputs) {
+  one_node b;
+  ty_dtype dt[1] = {TY_DTYPE_F32};
+  ty_shape sh[1] = {SHAPE(TY_DIM_BATCH, 4)};
+  one_node_build(&b, TY_OP_RELU, 1, dt, sh, 1);
+  char err[256];
+  cr_assert_eq(one_node_infer(&b, err, sizeof err), 0);
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(b.g, NULL, &e), 0);
+  ty_tensor *t = tensor_f32(SHAPE(2, 5), NULL);
+  cr_assert_eq(ty_exec_bind(e, "x0", t, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "input \"x0\": got FLOAT [2,5], expected FLOAT [N,4]");
+  cr_assert_eq(ty_exec_bind(e, "zzz", t, err, sizeof err), TY_ENOTFOUND);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "input \"x0\": not bound");
+  ty_exec_destroy(e);
+  ty_tensor_destroy(t);
+  ty_graph_destroy(b.g);
+}

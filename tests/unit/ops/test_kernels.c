@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* CPU kernels against hand-computed values. */
+#include "tests/unit/ops/helpers.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#define F TY_DTYPE_F32
+#define I TY_DTYPE_I64
+
+static void expect(const ty_tensor *t, const float *want, int64_t n) {
+  cr_assert_eq(ty_tensor_numel(t), n);
+  for (int64_t i = 0; i < n; i++)
+    cr_assert_float_eq(ty_tensor_f32(t)[i], want[i], 1e-5, "element %lld: %g vs %g", (long long)i,
+                       ty_tensor_f32(t)[i], want[i]);
+}
+
+/* Builds, runs and checks output 0 of a one-node graph; attrs may be NULL. */
+static void check(ty_op op, int n_in, ty_tensor **in, void (*attrs)(one_node *), const float *want, int64_t n) {
+  one_node b;
+  ty_dtype dts[8];
+  ty_shape shs[8];
+  for (int i = 0; i < n_in; i++) {
+    dts[i] = in[i]->dtype;
+    shs[i] = in[i]->shape;
+  }
+  one_node_build(&b, op, n_in, dts, shs, 1);
+  if (attrs) attrs(&b);
+  ty_exec *e = one_node_run(&b, in);
+  expect(ty_exec_value(e, b.out[0]), want, n);
+  ty_exec_destroy(e);
+  ty_graph_destroy(b.g);
+  for (int i = 0; i < n_in; i++) ty_tensor_destroy(in[i]);
+}
+
+Test(kernels, binary_broadcasting) {
+  ty_tensor *in[2] = {tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6}), tensor_f32(SHAPE(3), (float[]){10, 20, 30})};
+  check(TY_OP_ADD, 2, in, NULL, (float[]){11, 22, 33, 14, 25, 36}, 6);
+  ty_tensor *in2[2] = {tensor_f32(SHAPE(2, 1), (float[]){1, 2}), tensor_f32(SHAPE(1, 3), (float[]){1, 2, 4})};
+  check(TY_OP_DIV, 2, in2, NULL, (float[]){1, 0.5f, 0.25f, 2, 1, 0.5f}, 6);
+  ty_tensor *in3[2] = {tensor_f32(SHAPE(3), (float[]){1, 2, 3}), tensor_f32(SCALAR_SHAPE, (float[]){2})};
+  check(TY_OP_POW, 2, in3, NULL, (float[]){1, 4, 9}, 3);
+}
+
+Test(kernels, activations) {
+  ty_tensor *a[1] = {tensor_f32(SHAPE(3), (float[]){-2, 0, 3})};
+  check(TY_OP_RELU, 1, a, NULL, (float[]){0, 0, 3}, 3);
+  ty_tensor *b[1] = {tensor_f32(SHAPE(3), (float[]){-2, 0, 3})};
+  check(TY_OP_LEAKY_RELU, 1, b, NULL, (float[]){-0.02f, 0, 3}, 3);
+  ty_tensor *c[1] = {tensor_f32(SHAPE(2), (float[]){0, -100})};
+  check(TY_OP_SIGMOID, 1, c, NULL, (float[]){0.5f, 0}, 2);
+  ty_tensor *d[1] = {tensor_f32(SHAPE(2), (float[]){0, 1})};
+  check(TY_OP_ERF, 1, d, NULL, (float[]){0, 0.8427008f}, 2);
+}
+
+static void trans_b(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "transB", 1); }
+
+Test(kernels, gemm_and_matmul) {
+  ty_tensor *in[3] = {tensor_f32(SHAPE(1, 2), (float[]){1, 2}), tensor_f32(SHAPE(2, 2), (float[]){1, 2, 3, 4}),
+                      tensor_f32(SHAPE(2), (float[]){10, 20})};
+  /* [1,2] x [[1,2],[3,4]]^T + [10,20] = [1+4, 3+8] + ... */
+  check(TY_OP_GEMM, 3, in, trans_b, (float[]){15, 31}, 2);
+  ty_tensor *m[2] = {tensor_f32(SHAPE(2, 1, 2), (float[]){1, 2, 3, 4}), tensor_f32(SHAPE(2, 1), (float[]){1, 1})};
+  check(TY_OP_MATMUL, 2, m, NULL, (float[]){3, 7}, 2);
+}
+
+static void pad1(one_node *b) { ty_graph_node_set_ints(b->g, (size_t)b->node, "pads", (int64_t[]){1, 1, 1, 1}, 4); }
+
+Test(kernels, conv_with_padding_and_bias) {
+  float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  float w[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+  ty_tensor *in[3] = {tensor_f32(SHAPE(1, 1, 3, 3), x), tensor_f32(SHAPE(1, 1, 3, 3), w),
+                      tensor_f32(SHAPE(1), (float[]){1})};
+  /* 3x3 box sums with zero padding, plus 1. */
+  check(TY_OP_CONV, 3, in, pad1, (float[]){13, 22, 17, 28, 46, 34, 25, 40, 29}, 9);
+}
+
+static void group2(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "group", 2); }
+
+Test(kernels, conv_groups) {
+  ty_tensor *in[2] = {tensor_f32(SHAPE(1, 2, 1, 2), (float[]){1, 2, 3, 4}),
+                      tensor_f32(SHAPE(2, 1, 1, 1), (float[]){10, 100})};
+  check(TY_OP_CONV, 2, in, group2, (float[]){10, 20, 300, 400}, 4);
+}
+
+static void pool2(one_node *b) {
+  ty_graph_node_set_ints(b->g, (size_t)b->node, "kernel_shape", (int64_t[]){2, 2}, 2);
+  ty_graph_node_set_ints(b->g, (size_t)b->node, "pads", (int64_t[]){1, 1, 0, 0}, 4);
+  ty_graph_node_set_ints(b->g, (size_t)b->node, "strides", (int64_t[]){1, 1}, 2);
+}
+
+static void pool2_incl(one_node *b) {
+  pool2(b);
+  ty_graph_node_set_int(b->g, (size_t)b->node, "count_include_pad", 1);
+}
+
+Test(kernels, pools) {
+  float x[4] = {1, 2, 3, 4};
+  ty_tensor *a[1] = {tensor_f32(SHAPE(1, 1, 2, 2), x)};
+  check(TY_OP_MAX_POOL, 1, a, pool2, (float[]){1, 2, 3, 4}, 4);
+  ty_tensor *b[1] = {tensor_f32(SHAPE(1, 1, 2, 2), x)};
+  check(TY_OP_AVERAGE_POOL, 1, b, pool2, (float[]){1, 1.5f, 2, 2.5f}, 4);
+  ty_tensor *c[1] = {tensor_f32(SHAPE(1, 1, 2, 2), x)};
+  check(TY_OP_AVERAGE_POOL, 1, c, pool2_incl, (float[]){0.25f, 0.75f, 1, 2.5f}, 4);
+  ty_tensor *d[1] = {tensor_f32(SHAPE(1, 2, 1, 2), (float[]){1, 3, 5, 9})};
+  check(TY_OP_GLOBAL_AVERAGE_POOL, 1, d, NULL, (float[]){2, 7}, 2);
+}
+
+Test(kernels, batch_norm_inference) {
+  ty_tensor *in[5] = {tensor_f32(SHAPE(1, 2, 1, 1), (float[]){1, 2}), tensor_f32(SHAPE(2), (float[]){2, 1}),
+                      tensor_f32(SHAPE(2), (float[]){0, 1}), tensor_f32(SHAPE(2), (float[]){1, 0}),
+                      tensor_f32(SHAPE(2), (float[]){4, 1})};
+  /* (x - mean) / sqrt(var + 1e-5) * scale + bias */
+  check(TY_OP_BATCH_NORM, 5, in, NULL, (float[]){0, 2.0f / sqrtf(1 + 1e-5f) + 1}, 2);
+}
+
+Test(kernels, layer_norm_and_softmax) {
+  ty_tensor *in[2] = {tensor_f32(SHAPE(1, 2), (float[]){1, 3}), tensor_f32(SHAPE(2), (float[]){1, 1})};
+  float s = 1.0f / sqrtf(1 + 1e-5f);
+  check(TY_OP_LAYER_NORM, 2, in, NULL, (float[]){-s, s}, 2);
+  ty_tensor *sm[1] = {tensor_f32(SHAPE(1, 2), (float[]){0, logf(3)})};
+  check(TY_OP_SOFTMAX, 1, sm, NULL, (float[]){0.25f, 0.75f}, 2);
+  ty_tensor *lsm[1] = {tensor_f32(SHAPE(1, 2), (float[]){0, logf(3)})};
+  check(TY_OP_LOG_SOFTMAX, 1, lsm, NULL, (float[]){logf(0.25f), logf(0.75f)}, 2);
+}
+
+static void ignore_neg1(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "ignore_index", -1); }
+
+Test(kernels, softmax_cross_entropy) {
+  /* Row 0 is uniform over 2 classes: loss ln 2. Row 1 is ignored. */
+  ty_tensor *in[2] = {tensor_f32(SHAPE(2, 2), (float[]){0, 0, 5, 1}), tensor_i64(SHAPE(2), (int64_t[]){1, -1})};
+  check(TY_OP_SOFTMAX_CE_LOSS, 2, in, ignore_neg1, (float[]){logf(2)}, 1);
+}
+
+static void axis1(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "axis", 1); }
+
+static void perm10(one_node *b) { ty_graph_node_set_ints(b->g, (size_t)b->node, "perm", (int64_t[]){1, 0}, 2); }
+
+Test(kernels, transpose_concat_gather) {
+  ty_tensor *t[1] = {tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6})};
+  check(TY_OP_TRANSPOSE, 1, t, perm10, (float[]){1, 4, 2, 5, 3, 6}, 6);
+  ty_tensor *c[2] = {tensor_f32(SHAPE(2, 1), (float[]){1, 2}), tensor_f32(SHAPE(2, 2), (float[]){3, 4, 5, 6})};
+  check(TY_OP_CONCAT, 2, c, axis1, (float[]){1, 3, 4, 2, 5, 6}, 6);
+  ty_tensor *g[2] = {tensor_f32(SHAPE(3, 2), (float[]){1, 2, 3, 4, 5, 6}), tensor_i64(SHAPE(2), (int64_t[]){-1, 0})};
+  check(TY_OP_GATHER, 2, g, NULL, (float[]){5, 6, 1, 2}, 4);
+}
+
+Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
+  one_node b;
+  ty_tensor *in[2] = {tensor_f32(SHAPE(3), NULL), tensor_i64(SHAPE(1), (int64_t[]){7})};
+  one_node_build(&b, TY_OP_GATHER, 2, (ty_dtype[]){F, I}, (ty_shape[]){in[0]->shape, in[1]->shape}, 1);
+  char err[256];
+  cr_assert_eq(one_node_infer(&b, err, sizeof err), 0);
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(b.g, NULL, &e), 0);
+  cr_assert_eq(ty_exec_bind(e, "x0", in[0], err, sizeof err), 0);
+  cr_assert_eq(ty_exec_bind(e, "x1", in[1], err, sizeof err), 0);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "node \"n\" (Gather)"), "%s", err);
+  ty_exec_destroy(e);
+  ty_graph_destroy(b.g);
+  ty_tensor_destroy(in[0]);
+  ty_tensor_destroy(in[1]);
+}
+
+static void axes1(one_node *b) { ty_graph_node_set_ints(b->g, (size_t)b->node, "axes", (int64_t[]){1}, 1); }
+
+Test(kernels, reduce_mean_attribute_axes) {
+  ty_tensor *in[1] = {tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6})};
+  check(TY_OP_REDUCE_MEAN, 1, in, axes1, (float[]){2, 5}, 2);
+}
+
+Test(kernels, dropout_training_scales_kept_values) {
+  one_node b;
+  ty_tensor *x = tensor_f32(SHAPE(1000), NULL);
+  for (int i = 0; i < 1000; i++) ty_tensor_f32(x)[i] = 1.0f;
+  one_node_build(&b, TY_OP_DROPOUT, 1, (ty_dtype[]){F}, (ty_shape[]){x->shape}, 2);
+  char err[256];
+  cr_assert_eq(one_node_infer(&b, err, sizeof err), 0);
+  ty_exec *e;
+  ty_exec_opts opts = {.training = true, .seed = 42};
+  cr_assert_eq(ty_exec_create(b.g, &opts, &e), 0);
+  cr_assert_eq(ty_exec_bind(e, "x0", x, err, sizeof err), 0);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  const ty_tensor *y = ty_exec_value(e, b.out[0]), *mask = ty_exec_value(e, b.out[1]);
+  int kept = 0;
+  for (int i = 0; i < 1000; i++) {
+    bool k = ty_tensor_bool(mask)[i];
+    kept += k;
+    cr_assert_float_eq(ty_tensor_f32(y)[i], k ? 2.0f : 0.0f, 1e-6);
+  }
+  cr_assert(kept > 400 && kept < 600, "kept %d of 1000 at ratio 0.5", kept);
+  ty_exec_destroy(e);
+  ty_graph_destroy(b.g);
+  ty_tensor_destroy(x);
+}
