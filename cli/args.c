@@ -203,21 +203,24 @@ int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cl
   memset(out, 0, sizeof *out);
   out->timeout_ms = DEFAULT_TIMEOUT_MS;
   out->cmd_index = argc;
-  int rc = set_controller(out, "TRAINYARD_CONTROLLER",
-                          env_controller && *env_controller ? env_controller : "127.0.0.1", err);
+  int rc = 0;
   ty__cli_args it;
   ty__cli_args_init(&it, argc - 1, argv + 1, global_opts, TY_ARRAY_LEN(global_opts));
   while (rc == 0) {
     const char *v;
     int id = ty__cli_args_next(&it, &v, err);
     if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) return TY_EINVAL;
-    if (id == TY__ARG_POSITIONAL) {
+    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+    else if (id == TY__ARG_POSITIONAL) {
       out->cmd_index = it.i; /* it.i is past the command in argv + 1 */
       break;
-    }
-    rc = global_opt(out, id, v, err);
+    } else rc = global_opt(out, id, v, err);
   }
+  /* The environment only counts when --controller did not say otherwise. */
+  if (rc == 0 && !out->host)
+    rc = set_controller(out, "TRAINYARD_CONTROLLER",
+                        env_controller && *env_controller ? env_controller : "127.0.0.1", err);
+  if (rc) ty_cli_global_close(out);
   return rc;
 }
 

@@ -108,7 +108,8 @@ typedef struct ty_cli_global {
   int cmd_index;       /* argv index of the subcommand; argc when absent */
 } ty_cli_global;
 /* Parses argv[1..] up to the subcommand. `env_controller` is the value of
- * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. */
+ * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. On
+ * error nothing is left to free (true of every ty_cli_parse_*). */
 int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
                         ty_cli_err *err);
 void ty_cli_global_close(ty_cli_global *g);

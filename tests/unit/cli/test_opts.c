@@ -175,6 +175,11 @@ Test(global, bad_values_are_named) {
                TY_EINVAL);
   cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, &err), TY_EINVAL);
   cr_assert(strstr(err.msg, "TRAINYARD_CONTROLLER"), "%s", err.msg);
+  /* --controller overrides a bad environment value. */
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x",
+                                   &g, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(g.controller, "h:1");
+  ty_cli_global_close(&g);
   cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, &err),
                TY_EINVAL);
   cr_assert(strstr(err.msg, "--timeout: \"soon\""), "%s", err.msg);
