@@ -125,6 +125,7 @@ static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_node *n, const char 
 void ty__node_down(ty_controller *ctl, ty_node *n, const char *reason) {
   ty_warn("node %s is DOWN: %s", n->name, reason);
   n->state = TY_NODE_DOWN;
+  n->running_tasks = 0;
   free(n->reason);
   n->reason = ty_strdup(reason);
   ty__node_persist(ctl, n);

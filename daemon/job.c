@@ -111,9 +111,9 @@ static int check_resources(ty_job_spec *s, char *err, size_t len) {
     s->gpus_per_node = 0, s->mem_per_node = 0;
     return 0;
   }
-  /* Within a present Resources message, nodes must be said explicitly; the
-   * per-task fields keep their documented default of 1. */
-  if (s->nodes == 0) return bad(TY_EINVAL, err, len, "job.resources.nodes: 0 is not allowed");
+  /* proto3 cannot tell an unset field from 0, so 0 takes the documented
+   * default (1) for nodes, tasks_per_node and cpus_per_task. */
+  if (s->nodes == 0) s->nodes = 1;
   if (s->nodes > TY_JOB_MAX_NODES)
     return bad(TY_EINVAL, err, len, "job.resources.nodes: %u is above the limit of %d", s->nodes,
                TY_JOB_MAX_NODES);

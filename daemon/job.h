@@ -68,7 +68,8 @@ void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
 #define TY_JOB_MAX_ARG_LEN 65536
 
 /* Checks a submitted spec and fills in defaults (queue "default", name from
- * argv[0], resources defaults 1/1/0/1/0, user "nobody" when the client sent
+ * argv[0], resources defaults 1/1/0/1/0 also for fields sent as 0, since
+ * proto3 cannot tell 0 from unset, user "nobody" when the client sent
  * none). Returns 0, TY_EINVAL or TY_EUNSUPPORTED (graph jobs) and writes the
  * reason, starting with the bad field ("job.command.argv: must not be empty"),
  * into err. Does not know queues or nodes: the controller checks those. */

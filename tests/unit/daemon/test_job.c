@@ -119,10 +119,17 @@ Test(job_spec, relative_cwd) {
   expect_bad(&s, TY_EINVAL, "job.command.cwd: \"tmp\" is not an absolute path");
 }
 
-Test(job_spec, zero_nodes) {
+Test(job_spec, zero_resources_take_defaults) {
   ty_job_spec s = good_spec();
   s.has_resources = true;
-  expect_bad(&s, TY_EINVAL, "job.resources.nodes: 0 is not allowed");
+  s.gpus_per_node = 2;
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(s.nodes, 1u);
+  cr_assert_eq(s.tasks_per_node, 1u);
+  cr_assert_eq(s.cpus_per_task, 1u);
+  cr_assert_eq(s.gpus_per_node, 2u);
+  ty_job_spec_close(&s);
 }
 
 Test(job_spec, too_many_nodes) {
