@@ -27,8 +27,16 @@ static int put_u64(ty_buf *b, uint64_t v)
   return rc ? rc : put_u32(b, (uint32_t)(v >> 32));
 }
 
+static bool little_endian(void)
+{
+  const uint16_t probe = 1;
+  return *(const uint8_t *)&probe == 1;
+}
+
 static int put_floats(ty_buf *b, const float *f, size_t n)
 {
+  if (little_endian())
+    return ty_buf_append(b, f, n * 4); /* the bit patterns, already LE */
   int rc = ty_buf_reserve(b, n * 4);
   for (size_t k = 0; rc == 0 && k < n; k++) {
     uint32_t bits;
@@ -190,8 +198,7 @@ int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
   _Static_assert(sizeof(float) == 4, "float32");
   if (o == NULL || (data == NULL && len > 0))
     return TY_EINVAL;
-  const uint16_t probe = 1;
-  if (*(const uint8_t *)&probe != 1)
+  if (!little_endian())
     return TY_EUNSUPPORTED; /* the buffer memcpy above assumes little-endian */
   int rc = check_crc(data, len, err, err_len);
   reader r = {data, len - (rc == 0 ? 4 : 0)};
