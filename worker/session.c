@@ -116,6 +116,12 @@ static void on_heartbeat_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *ms
     /* A controller that stops answering is as good as gone: start over. */
     ty_warn("session: heartbeat timed out; reconnecting");
     ty_rpc_close(c);
+  } else if (status == TY_ENOTFOUND || status == TY_ESTATE) {
+    /* The controller no longer knows this node (it lost its state, or
+     * declared us DOWN): register again, which reports every task. */
+    ty_warn("session: controller refused the heartbeat (%s); registering again",
+            msg && msg->message[0] ? msg->message : ty_strerror(status));
+    ty_rpc_close(c);
   } else if (status != 0 && status != TY_ECLOSED) {
     ty_warn("session: heartbeat refused: %s%s%s", ty_strerror(status), msg ? ": " : "",
             msg ? msg->message : "");

@@ -56,6 +56,7 @@ struct ty_tasks {
   void *ud;
   task *head;
   bool destroying;
+  bool stopping; /* the worker is shutting down: no new tasks */
   ty_tasks_stats stats;
 };
 
@@ -202,6 +203,7 @@ int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
 }
 
 void ty_tasks_kill_all(ty_tasks *t) {
+  t->stopping = true;
   for (task *k = t->head; k; k = k->next) terminate(k, k->kill_grace_s);
 }
 
@@ -275,6 +277,10 @@ static int check_spec(const ty_tasks *t, const ty_task_spec *spec, char *err, si
       snprintf(err, err_len, "command.argv[%zu]: missing", i);
       return TY_EINVAL;
     }
+  }
+  if (t->stopping) {
+    snprintf(err, err_len, "node %s is shutting down", t->node);
+    return TY_ESTATE;
   }
   task *old = find(t, spec->job_id, spec->rank);
   if (old && old->running) {

@@ -128,7 +128,8 @@ void ty_tasks_destroy(ty_tasks *t);
 
 /* Spawns one rank. 0 once the process runs; otherwise an error and a message
  * for the controller in `err`: TY_EINVAL (empty argv, bad env entry),
- * TY_EEXIST (that job and rank already runs here), TY_ENOTFOUND (cwd missing:
+ * TY_EEXIST (that job and rank already runs here), TY_ESTATE (shutting down),
+ * TY_ENOTFOUND (cwd missing:
  * "cwd /x does not exist on node w1"), UV_ENOENT / UV_EACCES (argv[0] not
  * found or not executable), TY_EIO (log file). */
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len);
@@ -136,7 +137,8 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
  * after grace_s (0 = the grace given at launch); another signal is delivered
  * as is, once. An unknown job is fine (returns 0). */
 int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s);
-/* SIGTERM to every running task, SIGKILL after each one's grace. */
+/* SIGTERM to every running task, SIGKILL after each one's grace; from then
+ * on launches are refused with TY_ESTATE (the worker is shutting down). */
 void ty_tasks_kill_all(ty_tasks *t);
 /* SIGKILL to every running task now. */
 void ty_tasks_kill_all_now(ty_tasks *t);

@@ -320,3 +320,14 @@ Test(task, ended_reports_are_kept_until_acknowledged) {
 }
 
 Test(task, destroy_accepts_null) { ty_tasks_destroy(NULL); }
+
+Test(task, launch_is_refused_once_stopping) {
+  fixture f;
+  setup(&f);
+  ty_tasks_kill_all(f.tasks);
+  ty_task_spec s = shell(15, "true");
+  char err[256] = "";
+  cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_ESTATE);
+  cr_expect_str_eq(err, "node w1 is shutting down");
+  teardown(&f);
+}
