@@ -37,7 +37,7 @@ static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
     [TY_OP_TRANSPOSE] = ty__k_transpose, [TY_OP_CONCAT] = ty__k_concat, [TY_OP_GATHER] = ty__k_gather,
     [TY_OP_SQUEEZE] = ty__k_copy, [TY_OP_UNSQUEEZE] = ty__k_copy, [TY_OP_REDUCE_MEAN] = ty__k_reduce,
     [TY_OP_REDUCE_SUM] = ty__k_reduce, [TY_OP_CONSTANT] = ty__k_constant,
-    [TY_OP_SOFTMAX_CE_LOSS] = ty__k_sce_loss,
+    [TY_OP_SOFTMAX_CE_LOSS] = ty__k_sce_loss, [TY_OP_GRAD] = ty__k_grad,
 };
 
 ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL; }

@@ -341,6 +341,7 @@ int ty__infer_node(ty__infer *ic) {
   case TY_OP_BATCH_NORM: return infer_batch_norm(ic);
   case TY_OP_LAYER_NORM: return infer_layer_norm(ic);
   case TY_OP_SOFTMAX_CE_LOSS: return infer_sce_loss(ic);
+  case TY_OP_GRAD: return ty__infer_grad(ic);
   default: return ty__infer_shape_op(ic);
   }
 }

@@ -92,6 +92,9 @@ int ty__k_transpose(const ty_node *, const ty_tensor *const *, ty_tensor *const 
 int ty__k_concat(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
 int ty__k_gather(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
 int ty__k_reduce(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+/* TyGrad, the backward op of ops/autodiff (kernels and inference live there). */
+int ty__k_grad(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__infer_grad(ty__infer *ic);
 
 /* The CPU kernel for op (never NULL for a valid op). A CUDA backend would
  * add a second table here, selected per device by ops/exec. */

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals of ops/autodiff shared by its files: the layout of the TyGrad
+ * node and the per-family backward kernels.
+ *
+ * A TyGrad node computes the gradient of the loss with respect to ONE input
+ * of ONE forward node. Its inputs are
+ *   [0]                      dY, the gradient of the forward output 0
+ *   [1 .. 1+n_fwd_in)        the forward node's inputs (TY_NO_VALUE kept)
+ *   [1+n_fwd_in .. end)      the forward node's outputs (TY_NO_VALUE kept)
+ * and its attributes are the forward node's (so window and axis helpers
+ * read them unchanged) plus fwd_op (the forward ty_op), wrt (which forward
+ * input) and n_fwd_in. Its opset is the forward node's. The single output
+ * has the dtype and shape of forward input wrt.
+ */
+#ifndef TY_OPS_AUTODIFF_GRAD_INTERNAL_H
+#define TY_OPS_AUTODIFF_GRAD_INTERNAL_H
+
+#include "ops/ops_internal.h"
+
+#define TY__GRAD_FWD_OP "fwd_op"
+#define TY__GRAD_WRT "wrt"
+#define TY__GRAD_NFI "n_fwd_in"
+
+/* A decoded TyGrad node as the kernels see it. */
+typedef struct ty__gctx {
+  const ty_node *n;
+  ty_op op;                 /* forward op */
+  int wrt;                  /* forward input index */
+  const ty_tensor *dy;
+  const ty_tensor *const *x; /* forward inputs (NULL when absent) */
+  int nx;
+  const ty_tensor *const *y; /* forward outputs (NULL when absent) */
+  int ny;
+  ty_tensor *dx;            /* the output, zero-filled */
+  bool training;
+} ty__gctx;
+
+/* True if forward input i of op carries a gradient (labels, shapes, axes,
+ * indices and running statistics do not). */
+bool ty__grad_differentiable(ty_op op, int i);
+
+/* Backward kernels by family (kernels_grad.c, kernels_grad_nn.c). */
+int ty__g_binary(ty__gctx *c);
+int ty__g_unary(ty__gctx *c);
+int ty__g_softmax(ty__gctx *c);
+int ty__g_sce(ty__gctx *c);
+int ty__g_reshape(ty__gctx *c);
+int ty__g_concat(ty__gctx *c);
+int ty__g_gather(ty__gctx *c);
+int ty__g_reduce(ty__gctx *c);
+int ty__g_gemm_bias(ty__gctx *c);
+int ty__g_matmul(ty__gctx *c);
+int ty__g_conv(ty__gctx *c);
+int ty__g_pool(ty__gctx *c);
+int ty__g_global_pool(ty__gctx *c);
+int ty__g_batch_norm(ty__gctx *c);
+int ty__g_layer_norm(ty__gctx *c);
+int ty__g_dropout(ty__gctx *c);
+
+#endif

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Backward kernels of the elementwise, softmax/loss, shape and reduction
+ * ops. Every kernel writes the gradient of ONE forward input into c->dx,
+ * which the executor zero-filled with that input's shape.
+ *
+ * Broadcasting is undone where it happened: a broadcast input's gradient is
+ * the sum of dY over the stretched dims, accumulated in double so a bias
+ * summed over a large batch keeps float precision.
+ */
+#include "ops/autodiff/grad_internal.h"
+
+#include "lib/base/base.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Walks dY's shape with an odometer, keeping element offsets of a and b. */
+typedef struct walk {
+  int r;
+  int64_t dims[TY_MAX_RANK], sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK];
+  int64_t oa, ob;
+} walk;
+
+static void walk_init(walk *w, const ty_shape *out, const ty_shape *a, const ty_shape *b) {
+  memset(w, 0, sizeof *w);
+  w->r = out->rank;
+  memcpy(w->dims, out->dims, sizeof w->dims);
+  ty_broadcast_strides(a, out, w->sa);
+  ty_broadcast_strides(b, out, w->sb);
+}
+
+static void walk_next(walk *w) {
+  for (int d = w->r - 1; d >= 0; d--) {
+    w->idx[d]++;
+    w->oa += w->sa[d];
+    w->ob += w->sb[d];
+    if (w->idx[d] < w->dims[d]) return;
+    w->oa -= w->sa[d] * w->idx[d];
+    w->ob -= w->sb[d] * w->idx[d];
+    w->idx[d] = 0;
+  }
+}
+
+static double binary_partial(ty_op op, int wrt, double a, double b, double dy) {
+  switch (op) {
+  case TY_OP_ADD: return dy;
+  case TY_OP_SUB: return wrt == 0 ? dy : -dy;
+  case TY_OP_MUL: return wrt == 0 ? dy * b : dy * a;
+  case TY_OP_DIV: return wrt == 0 ? dy / b : -dy * a / (b * b);
+  default: /* Pow */
+    if (wrt == 0) return b == 0 ? 0 : dy * b * pow(a, b - 1);
+    return a > 0 ? dy * log(a) * pow(a, b) : 0;
+  }
+}
+
+int ty__g_binary(ty__gctx *c) {
+  const ty_tensor *a = c->x[0], *b = c->x[1];
+  if (a->dtype != TY_DTYPE_F32 || b->dtype != TY_DTYPE_F32) return TY_EUNSUPPORTED;
+  int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
+  double *acc = calloc((size_t)(nd ? nd : 1), sizeof *acc);
+  if (!acc) return TY_ENOMEM;
+  walk w;
+  walk_init(&w, &c->dy->shape, &a->shape, &b->shape);
+  const float *ad = a->data, *bd = b->data, *dy = c->dy->data;
+  for (int64_t i = 0; i < n; i++, walk_next(&w)) {
+    double g = binary_partial(c->op, c->wrt, ad[w.oa], bd[w.ob], dy[i]);
+    acc[c->wrt == 0 ? w.oa : w.ob] += g;
+  }
+  float *dx = c->dx->data;
+  for (int64_t i = 0; i < nd; i++) dx[i] = (float)acc[i];
+  free(acc);
+  return 0;
+}
+
+int ty__g_unary(ty__gctx *c) {
+  const float *x = c->x[0]->data, *dy = c->dy->data;
+  const float *y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL;
+  float *dx = c->dx->data;
+  int64_t n = ty_tensor_numel(c->dx);
+  float alpha = ty_node_attr_float(c->n, "alpha", 0.01f);
+  if (!y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG && c->op != TY_OP_IDENTITY &&
+      c->op != TY_OP_ERF && c->op != TY_OP_LOG)
+    return TY_EINVAL; /* sigmoid, tanh, sqrt and exp read the forward output */
+  for (int64_t i = 0; i < n; i++) {
+    float g = dy[i];
+    switch (c->op) {
+    case TY_OP_RELU: dx[i] = x[i] > 0 ? g : 0.0f; break;
+    case TY_OP_LEAKY_RELU: dx[i] = x[i] > 0 ? g : alpha * g; break;
+    case TY_OP_SIGMOID: dx[i] = g * y[i] * (1.0f - y[i]); break;
+    case TY_OP_TANH: dx[i] = g * (1.0f - y[i] * y[i]); break;
+    case TY_OP_ERF: dx[i] = g * 1.1283791670955126f * expf(-x[i] * x[i]); break;
+    case TY_OP_SQRT: dx[i] = g * 0.5f / y[i]; break;
+    case TY_OP_EXP: dx[i] = g * y[i]; break;
+    case TY_OP_LOG: dx[i] = g / x[i]; break;
+    case TY_OP_NEG: dx[i] = -g; break;
+    default: dx[i] = g; break;
+    }
+  }
+  return 0;
+}
+
+/* The [outer, dim, inner] view of Softmax's axis (see kernels/softmax.c). */
+static int softmax_view(const ty_node *n, const ty_shape *s, int64_t *outer, int64_t *dim, int64_t *inner) {
+  bool legacy = n->opset < 13;
+  int axis, rank = s->rank ? s->rank : 1;
+  if (ty_axis_normalize(ty_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
+  if (s->rank == 0) {
+    *outer = *dim = *inner = 1;
+    return 0;
+  }
+  *outer = ty_shape_span(s, 0, axis);
+  *dim = legacy ? ty_shape_span(s, axis, s->rank) : s->dims[axis];
+  *inner = legacy ? 1 : ty_shape_span(s, axis + 1, s->rank);
+  return 0;
+}
+
+int ty__g_softmax(ty__gctx *c) {
+  const ty_tensor *y = c->ny > 0 ? c->y[0] : NULL;
+  if (!y) return TY_EINVAL;
+  int64_t outer, dim, inner;
+  if (softmax_view(c->n, &y->shape, &outer, &dim, &inner) != 0) return TY_EINTERNAL;
+  const float *yd = y->data, *dy = c->dy->data;
+  float *dx = c->dx->data;
+  bool log_sm = c->op == TY_OP_LOG_SOFTMAX;
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < inner; i++) {
+      int64_t base = o * dim * inner + i;
+      double s = 0;
+      for (int64_t d = 0; d < dim; d++) {
+        int64_t at = base + d * inner;
+        s += log_sm ? dy[at] : (double)dy[at] * yd[at];
+      }
+      for (int64_t d = 0; d < dim; d++) {
+        int64_t at = base + d * inner;
+        dx[at] = log_sm ? (float)(dy[at] - exp((double)yd[at]) * s) : (float)(yd[at] * (dy[at] - s));
+      }
+    }
+  return 0;
+}
+
+/* d loss / d scores = g * w[y] * (softmax - onehot(y)) / denominator. */
+int ty__g_sce(ty__gctx *c) {
+  const ty_tensor *x = c->x[0], *lab = c->x[1], *wt = c->nx > 2 ? c->x[2] : NULL;
+  const ty_shape *s = &x->shape;
+  int64_t nb = s->dims[0], cl = s->dims[1], inner = ty_shape_span(s, 2, s->rank);
+  const char *red = ty_node_attr_string(c->n, "reduction", "mean");
+  const ty_attr *ig = ty_node_attr(c->n, "ignore_index");
+  const int64_t *y = lab->data;
+  const float *w = wt ? wt->data : NULL, *dy = c->dy->data, *xd = x->data;
+  bool none = strcmp(red, "none") == 0, mean = strcmp(red, "mean") == 0;
+  double wsum = 0;
+  for (int64_t i = 0; i < nb * inner; i++) {
+    if (ig && y[i] == ig->i) continue;
+    if (y[i] < 0 || y[i] >= cl) return TY_EINVAL;
+    wsum += w ? w[y[i]] : 1.0;
+  }
+  float *dx = c->dx->data;
+  for (int64_t b = 0; b < nb; b++)
+    for (int64_t i = 0; i < inner; i++) {
+      int64_t at = b * inner + i, lbl = y[at];
+      if (ig && lbl == ig->i) continue;
+      double g = (none ? dy[at] : dy[0]) * (w ? w[lbl] : 1.0) / (mean && wsum != 0 ? wsum : 1.0);
+      const float *px = xd + b * cl * inner + i;
+      double mx = -INFINITY, sum = 0;
+      for (int64_t k = 0; k < cl; k++) mx = px[k * inner] > mx ? px[k * inner] : mx;
+      for (int64_t k = 0; k < cl; k++) sum += exp(px[k * inner] - mx);
+      for (int64_t k = 0; k < cl; k++) {
+        double p = exp(px[k * inner] - mx) / sum;
+        dx[(b * cl + k) * inner + i] = (float)(g * (p - (k == lbl ? 1.0 : 0.0)));
+      }
+    }
+  return 0;
+}
+
+int ty__g_reshape(ty__gctx *c) {
+  if (c->dy->nbytes != c->dx->nbytes) return TY_EINTERNAL;
+  memcpy(c->dx->data, c->dy->data, c->dx->nbytes);
+  return 0;
+}
+
+int ty__g_concat(ty__gctx *c) {
+  const ty_shape *ys = &c->dy->shape;
+  int axis;
+  if (ty_axis_normalize(ty_node_attr_int(c->n, "axis", 0), ys->rank, &axis) != 0) return TY_EINTERNAL;
+  int64_t off = 0;
+  for (int i = 0; i < c->wrt; i++) off += c->x[i]->shape.dims[axis];
+  int64_t outer = ty_shape_span(ys, 0, axis), inner = ty_shape_span(ys, axis + 1, ys->rank);
+  int64_t yrow = ys->dims[axis] * inner, xrow = c->dx->shape.dims[axis] * inner;
+  const float *dy = c->dy->data;
+  float *dx = c->dx->data;
+  for (int64_t o = 0; o < outer; o++)
+    memcpy(dx + o * xrow, dy + o * yrow + off * inner, (size_t)xrow * sizeof *dx);
+  return 0;
+}
+
+int ty__g_gather(ty__gctx *c) {
+  const ty_tensor *x = c->x[0], *ind = c->x[1];
+  int axis;
+  if (ty_axis_normalize(ty_node_attr_int(c->n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  int64_t outer = ty_shape_span(&x->shape, 0, axis), dim = x->shape.dims[axis];
+  int64_t inner = ty_shape_span(&x->shape, axis + 1, x->shape.rank), ni = ty_tensor_numel(ind);
+  const float *dy = c->dy->data;
+  float *dx = c->dx->data;
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t j = 0; j < ni; j++) {
+      int64_t k = ind->dtype == TY_DTYPE_I64 ? ty_tensor_i64(ind)[j] : 0;
+      if (k < 0) k += dim;
+      if (k < 0 || k >= dim) return TY_EINVAL;
+      const float *src = dy + (o * ni + j) * inner;
+      float *dst = dx + (o * dim + k) * inner;
+      for (int64_t i = 0; i < inner; i++) dst[i] += src[i];
+    }
+  return 0;
+}
+
+/* dX = dY broadcast back over the reduced axes (/ count for the mean). */
+int ty__g_reduce(ty__gctx *c) {
+  const ty_tensor *x = c->x[0];
+  int r = x->shape.rank;
+  int64_t xnum = ty_tensor_numel(x), ynum = ty_tensor_numel(c->dy);
+  const float *dy = c->dy->data;
+  float *dx = c->dx->data;
+  bool mean = c->op == TY_OP_REDUCE_MEAN;
+  if (ynum == xnum) {
+    memcpy(dx, dy, c->dx->nbytes);
+    return 0;
+  }
+  bool red[TY_MAX_RANK] = {false};
+  int64_t axes[TY_MAX_RANK];
+  int na = -1;
+  const ty_tensor *ax = c->nx > 1 ? c->x[1] : NULL;
+  if (ax) {
+    na = (int)ty_tensor_numel(ax);
+    for (int i = 0; i < na && i < TY_MAX_RANK; i++) axes[i] = ty_tensor_i64(ax)[i];
+  } else if (ty__attr_ints(c->n, "axes", axes, TY_MAX_RANK, &na) != 0) {
+    return TY_EINTERNAL;
+  }
+  for (int i = 0; i < na && i < TY_MAX_RANK; i++) red[axes[i] < 0 ? axes[i] + r : axes[i]] = true;
+  if (na <= 0)
+    for (int d = 0; d < r; d++) red[d] = true;
+  int64_t ys[TY_MAX_RANK], st = 1, idx[TY_MAX_RANK] = {0}, off = 0;
+  for (int d = r - 1; d >= 0; d--) {
+    ys[d] = red[d] ? 0 : st;
+    st *= red[d] ? 1 : x->shape.dims[d];
+  }
+  float scale = mean && ynum ? (float)((double)ynum / (double)xnum) : 1.0f;
+  for (int64_t i = 0; i < xnum; i++) {
+    dx[i] = dy[off] * scale;
+    for (int d = r - 1; d >= 0; d--) {
+      idx[d]++;
+      off += ys[d];
+      if (idx[d] < x->shape.dims[d]) break;
+      off -= ys[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+  return 0;
+}
+
+/* Gemm's C: beta * dY summed over the dims C was broadcast along. A and B
+ * are differentiated by plain Gemm nodes (see autodiff.c). */
+int ty__g_gemm_bias(ty__gctx *c) {
+  if (c->wrt != 2) return TY_EUNSUPPORTED;
+  float beta = ty_node_attr_float(c->n, "beta", 1.0f);
+  int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
+  double *acc = calloc((size_t)(nd ? nd : 1), sizeof *acc);
+  if (!acc) return TY_ENOMEM;
+  walk w;
+  walk_init(&w, &c->dy->shape, &c->dx->shape, &c->dx->shape);
+  const float *dy = c->dy->data;
+  for (int64_t i = 0; i < n; i++, walk_next(&w)) acc[w.oa] += dy[i];
+  float *dx = c->dx->data;
+  for (int64_t i = 0; i < nd; i++) dx[i] = (float)(beta * acc[i]);
+  free(acc);
+  return 0;
+}
+
+int ty__g_dropout(ty__gctx *c) {
+  const ty_tensor *mask = c->ny > 1 ? c->y[1] : NULL;
+  const ty_tensor *rt = c->nx > 1 ? c->x[1] : NULL, *tm = c->nx > 2 ? c->x[2] : NULL;
+  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_node_attr_float(c->n, "ratio", 0.5f);
+  bool training = c->training || (tm && ty_tensor_bool(tm)[0]);
+  const float *dy = c->dy->data;
+  float *dx = c->dx->data;
+  int64_t n = ty_tensor_numel(c->dx);
+  if (!training || ratio == 0.0f) {
+    memcpy(dx, dy, c->dx->nbytes);
+    return 0;
+  }
+  if (!mask) return TY_EINVAL;
+  const uint8_t *m = mask->data;
+  float scale = 1.0f / (1.0f - ratio);
+  for (int64_t i = 0; i < n; i++) dx[i] = m[i] ? dy[i] * scale : 0.0f;
+  return 0;
+}

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/autodiff: a central-difference gradient check for every
+ * differentiable op, plus the rejections.
+ *
+ * Each case builds a tiny graph with random float parameters (fixed seed),
+ * appends loss = ReduceSum(op(...) * R) for a random R (so every output
+ * element weighs differently), differentiates it and compares each
+ * gradient element with (L(p + eps) - L(p - eps)) / 2 eps. The executor
+ * runs in training mode and a fresh executor with the same seed serves each
+ * evaluation, so Dropout draws the same mask every time. Inputs stay away
+ * from kinks (Relu at 0, ties in MaxPool) by construction.
+ */
+#include "ops/autodiff/autodiff.h"
+#include "ops/exec.h"
+#include "ops/graph.h"
+
+#include "lib/base/base.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct gb {
+  ty_graph *g;
+  uint64_t rng;
+  int params[16];
+  int np;
+} gb;
+
+static double urand(gb *b) {
+  b->rng = b->rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (double)(b->rng >> 11) / 9007199254740992.0;
+}
+
+static void gb_init(gb *b, int opset) {
+  memset(b, 0, sizeof *b);
+  b->rng = 12345;
+  cr_assert_eq(ty_graph_create(&b->g), 0);
+  ty_graph_set_opset(b->g, opset);
+}
+
+/* A float initializer with values in [lo, hi); a parameter if param. When
+ * away_from_zero, |v| >= 0.1 (kinks). */
+static int gb_float(gb *b, bool param, int rank, const int64_t *dims, double lo, double hi, bool away) {
+  ty_shape s = ty_shape_make(rank, dims);
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &t), 0);
+  float *d = ty_tensor_f32(t);
+  for (int64_t i = 0; i < ty_tensor_numel(t); i++) {
+    double v = lo + (hi - lo) * urand(b);
+    if (away && fabs(v) < 0.1) v = v < 0 ? v - 0.1 : v + 0.1;
+    d[i] = (float)v;
+  }
+  cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_F32, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(b->g, id, t), 0);
+  if (param) b->params[b->np++] = id;
+  return id;
+}
+
+static int gb_ints(gb *b, int rank, const int64_t *dims, const int64_t *vals) {
+  ty_shape s = ty_shape_make(rank, dims);
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &s, vals, (size_t)ty_shape_numel(&s) * 8, &t), 0);
+  cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_I64, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(b->g, id, t), 0);
+  return id;
+}
+
+/* Adds op(in) with n_out outputs; returns the node index, output 0 in *y. */
+static size_t gb_node(gb *b, ty_op op, const int *in, int n_in, int n_out, int *y) {
+  int outs[4], idx;
+  for (int i = 0; i < n_out; i++) cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_INVALID, NULL, &outs[i]), 0);
+  cr_assert_eq(ty_graph_add_node(b->g, op, NULL, in, n_in, outs, n_out, &idx), 0);
+  *y = outs[0];
+  return (size_t)idx;
+}
+
+static double run_loss(ty_graph *g, int loss, const int *ids, ty_tensor **vals, int n) {
+  ty_exec_opts o = {.training = true, .seed = 7};
+  ty_exec *e;
+  char err[256] = "";
+  cr_assert_eq(ty_exec_create(g, &o, &e), 0);
+  for (int i = 0; i < n; i++) cr_assert_eq(ty_exec_bind_id(e, ids[i], vals[i], err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  double l = ty_tensor_f32(ty_exec_value(e, loss))[0];
+  ty_exec_destroy(e);
+  return l;
+}
+
+/* Appends the weighted-sum head, differentiates and checks every param. */
+static void check(gb *b, int y, double eps, double tol) {
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
+  const ty_value *yv = ty_graph_value(b->g, y);
+  int r = gb_float(b, false, yv->shape.rank, yv->shape.dims, -1, 1, false), m, loss;
+  gb_node(b, TY_OP_MUL, (int[]){y, r}, 2, 1, &m);
+  size_t rs = gb_node(b, TY_OP_REDUCE_SUM, &m, 1, 1, &loss);
+  cr_assert_eq(ty_graph_node_set_int(b->g, rs, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
+  int grads[16];
+  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, grads, err, sizeof err), 0, "%s", err);
+  ty_tensor *vals[16];
+  for (int p = 0; p < b->np; p++) cr_assert_eq(ty_tensor_clone(ty_graph_value(b->g, b->params[p])->init, &vals[p]), 0);
+  ty_exec_opts o = {.training = true, .seed = 7};
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(b->g, &o, &e), 0);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  for (int p = 0; p < b->np; p++) {
+    cr_assert_neq(grads[p], TY_NO_VALUE, "param %d has no gradient", p);
+    const ty_tensor *gt = ty_exec_value(e, grads[p]);
+    cr_assert(ty_shape_equal(&gt->shape, &vals[p]->shape), "param %d: gradient shape differs", p);
+    float *w = ty_tensor_f32(vals[p]);
+    for (int64_t j = 0; j < ty_tensor_numel(vals[p]); j++) {
+      float keep = w[j];
+      w[j] = keep + (float)eps;
+      double lp = run_loss(b->g, loss, b->params, vals, b->np);
+      w[j] = keep - (float)eps;
+      double lm = run_loss(b->g, loss, b->params, vals, b->np);
+      w[j] = keep;
+      double fd = (lp - lm) / (2 * eps), an = ty_tensor_f32(gt)[j];
+      cr_expect(fabs(fd - an) <= tol * (1 + fabs(fd)), "param %d element %lld: analytic %.6f vs numeric %.6f", p,
+                (long long)j, an, fd);
+    }
+  }
+  ty_exec_destroy(e);
+  for (int p = 0; p < b->np; p++) ty_tensor_destroy(vals[p]);
+  ty_graph_destroy(b->g);
+}
+
+#define D(...) ((const int64_t[]){__VA_ARGS__})
+#define EPS 2e-3
+#define TOL 1e-2
+
+static void binary_case(ty_op op, double lo_b, double hi_b) {
+  gb b;
+  gb_init(&b, 17);
+  int a = gb_float(&b, true, 2, D(3, 4), 0.5, 1.5, false), c = gb_float(&b, true, 1, D(4), lo_b, hi_b, false), y;
+  gb_node(&b, op, (int[]){a, c}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, add) { binary_case(TY_OP_ADD, -1, 1); }
+Test(grad, sub) { binary_case(TY_OP_SUB, -1, 1); }
+Test(grad, mul) { binary_case(TY_OP_MUL, -1, 1); }
+Test(grad, div) { binary_case(TY_OP_DIV, 0.5, 1.5); }
+Test(grad, pow) { binary_case(TY_OP_POW, 0.5, 2.0); }
+
+static void unary_case(ty_op op, double lo, double hi, bool away) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(3, 5), lo, hi, away), y;
+  size_t nd = gb_node(&b, op, &x, 1, 1, &y);
+  if (op == TY_OP_LEAKY_RELU) cr_assert_eq(ty_graph_node_set_float(b.g, nd, "alpha", 0.2f), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, relu) { unary_case(TY_OP_RELU, -1, 1, true); }
+Test(grad, leaky_relu) { unary_case(TY_OP_LEAKY_RELU, -1, 1, true); }
+Test(grad, sigmoid) { unary_case(TY_OP_SIGMOID, -2, 2, false); }
+Test(grad, tanh) { unary_case(TY_OP_TANH, -2, 2, false); }
+Test(grad, erf) { unary_case(TY_OP_ERF, -1.5, 1.5, false); }
+Test(grad, sqrt) { unary_case(TY_OP_SQRT, 0.5, 2, false); }
+Test(grad, exp) { unary_case(TY_OP_EXP, -1, 1, false); }
+Test(grad, log) { unary_case(TY_OP_LOG, 0.5, 2, false); }
+Test(grad, neg) { unary_case(TY_OP_NEG, -1, 1, false); }
+Test(grad, identity) { unary_case(TY_OP_IDENTITY, -1, 1, false); }
+
+static void gemm_case(bool ta, bool tb, float alpha, float beta) {
+  gb b;
+  gb_init(&b, 17);
+  int a = ta ? gb_float(&b, true, 2, D(4, 3), -1, 1, false) : gb_float(&b, true, 2, D(3, 4), -1, 1, false);
+  int w = tb ? gb_float(&b, true, 2, D(5, 4), -1, 1, false) : gb_float(&b, true, 2, D(4, 5), -1, 1, false);
+  int c = gb_float(&b, true, 1, D(5), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_GEMM, (int[]){a, w, c}, 3, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "transA", ta);
+  ty_graph_node_set_int(b.g, nd, "transB", tb);
+  ty_graph_node_set_float(b.g, nd, "alpha", alpha);
+  ty_graph_node_set_float(b.g, nd, "beta", beta);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, gemm) { gemm_case(false, false, 1, 1); }
+Test(grad, gemm_trans_b) { gemm_case(false, true, 0.5f, 2); }
+Test(grad, gemm_trans_a) { gemm_case(true, false, 1, 1); }
+Test(grad, gemm_trans_ab) { gemm_case(true, true, 1.5f, 0.5f); }
+
+Test(grad, matmul_batched_broadcast) {
+  gb b;
+  gb_init(&b, 17);
+  int a = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), w = gb_float(&b, true, 2, D(4, 2), -1, 1, false), y;
+  gb_node(&b, TY_OP_MATMUL, (int[]){a, w}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+static void softmax_case(ty_op op, int opset, int axis) {
+  gb b;
+  gb_init(&b, opset);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -2, 2, false), y;
+  size_t nd = gb_node(&b, op, &x, 1, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "axis", axis);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, softmax) { softmax_case(TY_OP_SOFTMAX, 17, 1); }
+Test(grad, softmax_legacy) { softmax_case(TY_OP_SOFTMAX, 11, 1); }
+Test(grad, log_softmax) { softmax_case(TY_OP_LOG_SOFTMAX, 17, -1); }
+
+static void conv_case(int64_t group, int64_t stride, int64_t pad, int64_t dil) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 4, D(2, 4, 6, 5), -1, 1, false);
+  int w = gb_float(&b, true, 4, D(4, 4 / group, 3, 2), -1, 1, false), c = gb_float(&b, true, 1, D(4), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_CONV, (int[]){x, w, c}, 3, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "group", group);
+  ty_graph_node_set_ints(b.g, nd, "strides", D(stride, stride), 2);
+  ty_graph_node_set_ints(b.g, nd, "pads", D(pad, pad, pad, pad), 4);
+  ty_graph_node_set_ints(b.g, nd, "dilations", D(dil, 1), 2);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, conv) { conv_case(1, 1, 1, 1); }
+Test(grad, conv_strided_grouped_dilated) { conv_case(2, 2, 1, 2); }
+
+Test(grad, conv_1d) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 2, 7), -1, 1, false), w = gb_float(&b, true, 3, D(3, 2, 3), -1, 1, false), y;
+  gb_node(&b, TY_OP_CONV, (int[]){x, w}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+/* Distinct values spaced 0.05 apart, so no window has a near-tie. */
+static int spaced(gb *b, int rank, const int64_t *dims) {
+  int id = gb_float(b, true, rank, dims, 0, 1, false);
+  ty_tensor *t = ty_graph_value(b->g, id)->init;
+  int64_t n = ty_tensor_numel(t);
+  for (int64_t i = 0; i < n; i++) ty_tensor_f32(t)[i] = (float)(((i * 37) % n) * 0.05 - 1.0);
+  return id;
+}
+
+static void pool_case(ty_op op, bool incl_pad) {
+  gb b;
+  gb_init(&b, 17);
+  int x = spaced(&b, 4, D(1, 2, 5, 5)), y;
+  size_t nd = gb_node(&b, op, &x, 1, 1, &y);
+  ty_graph_node_set_ints(b.g, nd, "kernel_shape", D(3, 2), 2);
+  ty_graph_node_set_ints(b.g, nd, "strides", D(2, 1), 2);
+  ty_graph_node_set_ints(b.g, nd, "pads", D(1, 0, 1, 1), 4);
+  if (incl_pad) ty_graph_node_set_int(b.g, nd, "count_include_pad", 1);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, max_pool) { pool_case(TY_OP_MAX_POOL, false); }
+Test(grad, average_pool) { pool_case(TY_OP_AVERAGE_POOL, false); }
+Test(grad, average_pool_count_pad) { pool_case(TY_OP_AVERAGE_POOL, true); }
+
+Test(grad, global_average_pool) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 4, D(2, 3, 2, 3), -1, 1, false), y;
+  gb_node(&b, TY_OP_GLOBAL_AVERAGE_POOL, &x, 1, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, batch_norm_training) {
+  gb b;
+  gb_init(&b, 15);
+  int x = gb_float(&b, true, 4, D(3, 2, 2, 2), -1, 1, false), sc = gb_float(&b, true, 1, D(2), 0.5, 1.5, false);
+  int bi = gb_float(&b, true, 1, D(2), -1, 1, false), mn = gb_float(&b, false, 1, D(2), -0.1, 0.1, false);
+  int vr = gb_float(&b, false, 1, D(2), 0.9, 1.1, false), y;
+  gb_node(&b, TY_OP_BATCH_NORM, (int[]){x, sc, bi, mn, vr}, 5, 1, &y);
+  check(&b, y, EPS, 2 * TOL);
+}
+
+Test(grad, layer_norm) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), sc = gb_float(&b, true, 1, D(4), 0.5, 1.5, false);
+  int bi = gb_float(&b, true, 1, D(4), -1, 1, false), y;
+  gb_node(&b, TY_OP_LAYER_NORM, (int[]){x, sc, bi}, 3, 1, &y);
+  check(&b, y, EPS, 2 * TOL);
+}
+
+Test(grad, dropout_training) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(4, 5), -1, 1, false), ratio = gb_float(&b, false, 0, NULL, 0.3, 0.3, false), y;
+  gb_node(&b, TY_OP_DROPOUT, (int[]){x, ratio}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, flatten) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 3, 2), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_FLATTEN, &x, 1, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "axis", 1);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, reshape) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(3, 4), -1, 1, false), s = gb_ints(&b, 1, D(3), D(2, -1, 3)), y;
+  gb_node(&b, TY_OP_RESHAPE, (int[]){x, s}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, transpose) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_TRANSPOSE, &x, 1, 1, &y);
+  ty_graph_node_set_ints(b.g, nd, "perm", D(1, 2, 0), 3);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, concat) {
+  gb b;
+  gb_init(&b, 17);
+  int p = gb_float(&b, true, 2, D(2, 3), -1, 1, false), q = gb_float(&b, true, 2, D(2, 2), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_CONCAT, (int[]){p, q, p}, 3, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "axis", -1);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, gather) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(4, 3), -1, 1, false), ind = gb_ints(&b, 2, D(2, 2), D(0, 3, -1, 1)), y;
+  gb_node(&b, TY_OP_GATHER, (int[]){x, ind}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, squeeze_unsqueeze) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 1, 3), -1, 1, false), ax = gb_ints(&b, 1, D(1), D(1)), s, y;
+  gb_node(&b, TY_OP_SQUEEZE, (int[]){x, ax}, 2, 1, &s);
+  int ax2 = gb_ints(&b, 1, D(1), D(0));
+  gb_node(&b, TY_OP_UNSQUEEZE, (int[]){s, ax2}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, reduce_mean_keepdims) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_REDUCE_MEAN, &x, 1, 1, &y);
+  ty_graph_node_set_ints(b.g, nd, "axes", D(0, 2), 2);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, reduce_sum_axes_input) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), ax = gb_ints(&b, 1, D(1), D(1)), y;
+  size_t nd = gb_node(&b, TY_OP_REDUCE_SUM, (int[]){x, ax}, 2, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "keepdims", 0);
+  check(&b, y, EPS, TOL);
+}
+
+static void sce_case(const char *reduction, bool weights, bool ignore) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(4, 3, 2), -2, 2, false), lab = gb_ints(&b, 2, D(4, 2), D(0, 2, 1, 1, 2, 0, 1, 2));
+  int in[3] = {x, lab, weights ? gb_float(&b, false, 1, D(3), 0.5, 1.5, false) : TY_NO_VALUE}, y;
+  size_t nd = gb_node(&b, TY_OP_SOFTMAX_CE_LOSS, in, weights ? 3 : 2, 1, &y);
+  ty_graph_node_set_string(b.g, nd, "reduction", reduction);
+  if (ignore) ty_graph_node_set_int(b.g, nd, "ignore_index", 1);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, sce_loss_mean) { sce_case("mean", false, false); }
+Test(grad, sce_loss_sum_weighted) { sce_case("sum", true, false); }
+Test(grad, sce_loss_none_ignore) { sce_case("none", true, true); }
+
+/* A value read twice accumulates both contributions. */
+Test(grad, shared_value_accumulates) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(3, 3), -1, 1, false), t, y;
+  gb_node(&b, TY_OP_TANH, &x, 1, 1, &t);
+  gb_node(&b, TY_OP_MUL, (int[]){t, x}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+/* ---- rejections ---------------------------------------------------------- */
+Test(autodiff, rejects_non_scalar_loss) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(2, 2), -1, 1, false), y, gr;
+  gb_node(&b, TY_OP_RELU, &x, 1, 1, &y);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0);
+  cr_assert_eq(ty_autodiff(b.g, y, b.params, 1, &gr, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "one element"), "%s", err);
+  cr_assert_eq(ty_autodiff(b.g, 9999, b.params, 1, &gr, err, sizeof err), TY_EINVAL);
+  ty_graph_destroy(b.g);
+}
+
+Test(autodiff, rejects_bad_param) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 1, D(1), -1, 1, false), y, gr, bad = 12345;
+  gb_node(&b, TY_OP_RELU, &x, 1, 1, &y);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0);
+  cr_assert_eq(ty_autodiff(b.g, y, &bad, 1, &gr, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "param 0"), "%s", err);
+  ty_graph_destroy(b.g);
+}
+
+Test(autodiff, rejects_1d_matmul) {
+  gb b;
+  gb_init(&b, 17);
+  int a = gb_float(&b, true, 1, D(3), -1, 1, false), w = gb_float(&b, true, 1, D(3), -1, 1, false), y, gr[2];
+  gb_node(&b, TY_OP_MATMUL, (int[]){a, w}, 2, 1, &y);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_autodiff(b.g, y, b.params, 2, gr, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "MatMul"), "%s", err);
+  ty_graph_destroy(b.g);
+}
+
+Test(autodiff, rejects_gradient_through_secondary_output) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(2, 3), -1, 1, false), lab = gb_ints(&b, 1, D(2), D(0, 1));
+  int outs[2], idx, loss, gr;
+  ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[0]);
+  ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[1]);
+  cr_assert_eq(ty_graph_add_node(b.g, TY_OP_SOFTMAX_CE_LOSS, NULL, (int[]){x, lab}, 2, outs, 2, &idx), 0);
+  size_t rs = gb_node(&b, TY_OP_REDUCE_SUM, &outs[1], 1, 1, &loss);
+  ty_graph_node_set_int(b.g, rs, "keepdims", 0);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_autodiff(b.g, loss, b.params, 1, &gr, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "output 1"), "%s", err);
+  ty_graph_destroy(b.g);
+}
+
+Test(autodiff, unreached_param_has_no_gradient) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 1, D(1), -1, 1, false), z = gb_float(&b, true, 1, D(1), -1, 1, false), y, gr[2];
+  gb_node(&b, TY_OP_EXP, &x, 1, 1, &y);
+  (void)z;
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0);
+  cr_assert_eq(ty_autodiff(b.g, y, b.params, 2, gr, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(gr[0], TY_NO_VALUE);
+  cr_assert_eq(gr[1], TY_NO_VALUE);
+  ty_graph_destroy(b.g);
+}
+
+/* A TyGrad node is validated like any node: a bad fwd_op is an error, not a crash. */
+Test(autodiff, tygrad_node_is_validated) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, false, 1, D(2), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_GRAD, (int[]){x, x, x}, 3, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "fwd_op", 9999);
+  ty_graph_node_set_int(b.g, nd, "n_fwd_in", 1);
+  ty_graph_node_set_int(b.g, nd, "wrt", 0);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "fwd_op"), "%s", err);
+  ty_graph_destroy(b.g);
+}
