@@ -87,6 +87,7 @@ void ty_rpc_client_close(ty_rpc_client *c) {
 }
 
 void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len) {
+  if (!c) return;
   free(c->cred);
   c->cred = NULL;
   c->cred_len = 0;
@@ -103,8 +104,8 @@ void ty_rpc_result_close(ty_rpc_result *r) {
   *r = (ty_rpc_result){0};
 }
 
-static void fill_result(ty_rpc_result *out, int status, const char *message,
-                        const uint8_t *payload, size_t len) {
+static void fill_result(ty_rpc_result *out, int status, const char *message, const uint8_t *payload,
+                        size_t len) {
   out->status = status;
   out->message = ty_strdup(message ? message : "");
   out->payload = NULL;
@@ -116,8 +117,7 @@ static void fill_result(ty_rpc_result *out, int status, const char *message,
   }
 }
 
-static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
-                      void *ud) {
+static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final, void *ud) {
   call_wait *w = ud;
   if (!final) {
     if (!w->on_item || w->item_rc) return;
@@ -143,8 +143,8 @@ static int run_call(ty_rpc_client *c, const char *method, const void *payload, s
   if (!c || !method) return TY_EINVAL;
   int rc = c->conn ? 0 : TY_ECLOSED;
   if (rc == 0)
-    rc = ty_rpc_call(c->conn, method, payload, len, c->cred, c->cred_len, timeout_ms,
-                     on_answer, w, &w->id);
+    rc = ty_rpc_call(c->conn, method, payload, len, c->cred, c->cred_len, timeout_ms, on_answer, w,
+                     &w->id);
   if (rc == 0) rc = run_until(&c->loop, &w->done);
   if (rc == 0) return w->rc;
   fill_result(w->out, rc, ty_strerror(rc), NULL, 0);

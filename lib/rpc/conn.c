@@ -90,7 +90,8 @@ void ty__conn_maybe_free(ty_rpc_conn *c) {
   if (c->open_handles > 0 || c->gai_pending) return;
   if (c->delivered && c->opts.on_close) c->opts.on_close(c, c->close_reason, c->opts.ud);
   if (c->server) ty__server_forget(c->server, c);
-  for (ty__id_node *n; (n = ty__idmap_pop(&c->inbound));) free(n);
+  for (ty__id_node *n; (n = ty__idmap_pop(&c->inbound));)
+    free(n);
   ty__idmap_close(&c->inbound);
   ty__idmap_close(&c->calls);
   ty_frame_reader_close(&c->rd);
@@ -231,8 +232,12 @@ static int send_msg(ty_rpc_conn *c, const ty_rpc_msg *m) {
 
 static int send_answer(ty_rpc_conn *c, ty_rpc_kind kind, uint64_t id, int status,
                        const char *message, const void *payload, size_t len) {
-  ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = kind,
-                  .status = status, .message = message, .payload = payload,
+  ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                  .request_id = id,
+                  .kind = kind,
+                  .status = status,
+                  .message = message,
+                  .payload = payload,
                   .payload_len = len};
   return send_msg(c, &m);
 }
@@ -257,9 +262,14 @@ int ty_rpc_call(ty_rpc_conn *c, const char *method, const void *payload, size_t 
   call *k = calloc(1, sizeof *k);
   if (!k) return TY_ENOMEM;
   *k = (call){.node.id = c->next_id++, .conn = c, .cb = cb, .ud = ud, .timeout_ms = timeout_ms};
-  ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = k->node.id,
-                  .kind = TY_RPC_REQUEST, .method = method, .credential = credential,
-                  .credential_len = credential_len, .payload = payload, .payload_len = len};
+  ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                  .request_id = k->node.id,
+                  .kind = TY_RPC_REQUEST,
+                  .method = method,
+                  .credential = credential,
+                  .credential_len = credential_len,
+                  .payload = payload,
+                  .payload_len = len};
   int rc = send_msg(c, &m);
   if (rc == 0) rc = ty__idmap_put(&c->calls, &k->node);
   if (rc < 0) {
@@ -395,11 +405,19 @@ int ty_rpc_set_cancel_cb(ty_rpc_conn *c, uint64_t request_id, ty_rpc_cancel_cb c
 
 static void dispatch(ty_rpc_conn *c, const ty_rpc_msg *m) {
   switch (m->kind) {
-  case TY_RPC_REQUEST: on_request_frame(c, m); break;
+  case TY_RPC_REQUEST:
+    on_request_frame(c, m);
+    break;
   case TY_RPC_RESPONSE:
-  case TY_RPC_END: finish_call(c, m); break;
-  case TY_RPC_STREAM: stream_item(c, m); break;
-  case TY_RPC_CANCEL: on_cancel_frame(c, m); break;
+  case TY_RPC_END:
+    finish_call(c, m);
+    break;
+  case TY_RPC_STREAM:
+    stream_item(c, m);
+    break;
+  case TY_RPC_CANCEL:
+    on_cancel_frame(c, m);
+    break;
   }
 }
 
@@ -457,8 +475,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   } else if (nread == UV_EOF) {
     size_t pending = ty_frame_reader_pending(&c->rd);
     if (pending > 0)
-      protocol_error(c, TY_EPROTO, "connection ended inside a frame (%zu bytes unread)",
-                     pending);
+      protocol_error(c, TY_EPROTO, "connection ended inside a frame (%zu bytes unread)", pending);
     else
       ty__conn_begin_close(c, UV_EOF, true);
   } else if (nread < 0) {
@@ -495,7 +512,9 @@ int ty__conn_start(ty_rpc_conn *c) {
 
 /* ---- small accessors ------------------------------------------------------------ */
 
-size_t ty_rpc_write_queued(const ty_rpc_conn *c) { return c ? c->queued : 0; }
+size_t ty_rpc_write_queued(const ty_rpc_conn *c) {
+  return c ? c->queued : 0;
+}
 
 bool ty_rpc_write_pressure(const ty_rpc_conn *c) {
   return c && c->queued >= c->opts.write_high_water;
@@ -506,7 +525,15 @@ void ty_rpc_set_drain_cb(ty_rpc_conn *c, void (*cb)(ty_rpc_conn *c, void *ud), v
   c->drain_ud = ud;
 }
 
-const char *ty_rpc_peer(const ty_rpc_conn *c) { return c ? c->peer : "(none)"; }
-void ty_rpc_set_ud(ty_rpc_conn *c, void *ud) { c->opts.ud = ud; }
-void *ty_rpc_get_ud(const ty_rpc_conn *c) { return c->opts.ud; }
-uv_loop_t *ty_rpc_loop(const ty_rpc_conn *c) { return c->loop; }
+const char *ty_rpc_peer(const ty_rpc_conn *c) {
+  return c ? c->peer : "(none)";
+}
+void ty_rpc_set_ud(ty_rpc_conn *c, void *ud) {
+  c->opts.ud = ud;
+}
+void *ty_rpc_get_ud(const ty_rpc_conn *c) {
+  return c->opts.ud;
+}
+uv_loop_t *ty_rpc_loop(const ty_rpc_conn *c) {
+  return c->loop;
+}

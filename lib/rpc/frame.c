@@ -57,8 +57,7 @@ static size_t missing_for_current(const ty_frame_reader *r) {
   return total > avail ? total - avail : 0;
 }
 
-int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space,
-                          size_t *out_n) {
+int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space, size_t *out_n) {
   if (r->err) return r->err;
   size_t missing = missing_for_current(r);
   if (missing > want) want = missing;
@@ -79,7 +78,8 @@ int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space,
   if (r->cap - r->len < want) {
     size_t need = r->len + want;
     size_t cap = r->cap > MIN_CAP ? r->cap : MIN_CAP;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+      cap *= 2;
     uint8_t *nb = realloc(r->buf, cap);
     if (!nb) return TY_ENOMEM;
     r->buf = nb;

@@ -54,8 +54,7 @@ void ty_frame_put_header(uint8_t out_header[4], uint32_t len);
  * at the end of the buffer (more when a frame being received needs more), for
  * a read(2) or libuv alloc callback to fill; ty_frame_reader_commit() then
  * appends the n bytes actually written. TY_ENOMEM, or the sticky error. */
-int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space,
-                          size_t *out_n);
+int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space, size_t *out_n);
 void ty_frame_reader_commit(ty_frame_reader *r, size_t n);
 /* Bytes received but not yet returned as frames (a partial frame at EOF). */
 size_t ty_frame_reader_pending(const ty_frame_reader *r);
@@ -76,7 +75,7 @@ typedef struct ty_rpc_msg {
   uint32_t version;
   uint64_t request_id;
   ty_rpc_kind kind;
-  const char *method;  /* "" when absent */
+  const char *method; /* "" when absent */
   int status;
   const char *message; /* "" when absent */
   const uint8_t *credential;
@@ -99,22 +98,26 @@ void ty_rpc_msg_free(void *owner);
 
 typedef struct ty_rpc_conn ty_rpc_conn;
 
-/* An incoming request. Answer it, now or later, with ty_rpc_reply() or with
- * ty_rpc_stream_send()... ty_rpc_stream_end(). */
+/* An incoming request. Answer it exactly once, now or later, with
+ * ty_rpc_reply() or with ty_rpc_stream_send()... ty_rpc_stream_end(); until
+ * then the conn keeps a small record of it (freed at the latest on close).
+ * Requests of another protocol version never reach it (answered TY_EVERSION),
+ * nor do requests reusing an id still open (answered TY_EINVAL). Without an
+ * on_request every request is answered TY_ENOTFOUND. */
 typedef void (*ty_rpc_request_cb)(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
 /* An answer frame to a call: called once for RESPONSE, once per STREAM frame
  * and once for END. On a timeout or a closed connection it is called once with
  * msg == NULL and status TY_ETIMEDOUT / TY_ECLOSED. `final` is true on the last
  * call for this request; the request's state is gone after it returns. */
-typedef void (*ty_rpc_answer_cb)(ty_rpc_conn *c, int status, const ty_rpc_msg *msg,
-                                 bool final, void *ud);
+typedef void (*ty_rpc_answer_cb)(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                                 void *ud);
 /* The connection is closing; `reason` is 0 for an orderly close or the error
  * (TY_EPROTO, TY_ETOOBIG, UV_EOF, ...). Outstanding calls have already been
  * answered with TY_ECLOSED. The conn is freed after this returns. */
 typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
 
 typedef struct ty_rpc_conn_opts {
-  size_t max_frame;        /* 0 = TY_RPC_MAX_FRAME_DEFAULT */
+  size_t max_frame; /* 0 = TY_RPC_MAX_FRAME_DEFAULT */
   ty_rpc_request_cb on_request;
   ty_rpc_close_cb on_close;
   void *ud;
@@ -187,9 +190,8 @@ typedef void (*ty_rpc_accept_cb)(ty_rpc_server *s, ty_rpc_conn *c, void *ud);
 
 /* Listens on host:port (port 0 picks an ephemeral port). host: "0.0.0.0",
  * "127.0.0.1", "::1", "::", a name (resolved once, blocking), NULL = any. */
-int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port,
-                         const ty_rpc_conn_opts *opts, ty_rpc_accept_cb on_accept, void *ud,
-                         ty_rpc_server **out_server);
+int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
+                         ty_rpc_accept_cb on_accept, void *ud, ty_rpc_server **out_server);
 int ty_rpc_server_port(const ty_rpc_server *s);
 /* Stops listening and closes every connection it accepted; frees itself once
  * the handles are closed. Accepts NULL. */
@@ -200,8 +202,7 @@ void ty_rpc_server_destroy(ty_rpc_server *s);
 typedef struct ty_rpc_client ty_rpc_client;
 
 /* Connects to host:port on a private loop. Errors: UV_ECONNREFUSED etc. */
-int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms,
-                       ty_rpc_client **out_client);
+int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_client **out_client);
 void ty_rpc_client_close(ty_rpc_client *c);
 /* Sets the credential sent with every request (copied). */
 void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len);
@@ -210,7 +211,7 @@ void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len
  * them with ty_rpc_result_close(). */
 typedef struct ty_rpc_result {
   int status;
-  char *message;   /* "" when the peer sent none; never NULL after a call */
+  char *message; /* "" when the peer sent none; never NULL after a call */
   uint8_t *payload;
   size_t payload_len;
 } ty_rpc_result;

@@ -30,44 +30,44 @@ typedef struct ty__idmap {
   size_t pop_from; /* buckets below this were empty at the last pop */
 } ty__idmap;
 
-void ty__idmap_close(ty__idmap *m);  /* frees the buckets, not the nodes */
+void ty__idmap_close(ty__idmap *m);              /* frees the buckets, not the nodes */
 int ty__idmap_put(ty__idmap *m, ty__id_node *n); /* TY_EEXIST, TY_ENOMEM */
 ty__id_node *ty__idmap_get(const ty__idmap *m, uint64_t id);
 ty__id_node *ty__idmap_del(ty__idmap *m, uint64_t id); /* NULL when absent */
-ty__id_node *ty__idmap_pop(ty__idmap *m); /* removes any node; NULL when empty */
+ty__id_node *ty__idmap_pop(ty__idmap *m);              /* removes any node; NULL when empty */
 
 /* ---- connections (conn.c, connect.c) ------------------------------------- */
 
 typedef enum {
   TY__CONN_CONNECTING, /* ty_rpc_connect() in progress; not yet the user's */
   TY__CONN_OPEN,
-  TY__CONN_CLOSING,    /* calls answered; flushing, then closing handles */
+  TY__CONN_CLOSING, /* calls answered; flushing, then closing handles */
 } ty__conn_state;
 
 struct ty_rpc_server;
 
 struct ty_rpc_conn {
-  uv_tcp_t tcp;            /* data: none; container_of recovers the conn */
-  uv_timer_t timer;        /* connect timeout, later the close linger */
+  uv_tcp_t tcp;     /* data: none; container_of recovers the conn */
+  uv_timer_t timer; /* connect timeout, later the close linger */
   uv_shutdown_t shutdown_req;
   uv_connect_t connect_req;
   uv_getaddrinfo_t gai;
   uv_loop_t *loop;
-  ty_rpc_conn_opts opts;   /* opts.ud is the user's ud (ty_rpc_set_ud) */
+  ty_rpc_conn_opts opts; /* opts.ud is the user's ud (ty_rpc_set_ud) */
   ty_frame_reader rd;
-  ty__idmap calls;         /* our outstanding requests (struct call) */
-  ty__idmap inbound;       /* peer requests we have not finished answering */
+  ty__idmap calls;   /* our outstanding requests (struct call) */
+  ty__idmap inbound; /* peer requests we have not finished answering */
   uint64_t next_id;
-  size_t queued;           /* bytes handed to uv_write, not yet completed */
-  bool pressured;          /* queued reached the high-water mark */
+  size_t queued;  /* bytes handed to uv_write, not yet completed */
+  bool pressured; /* queued reached the high-water mark */
   void (*drain_cb)(ty_rpc_conn *c, void *ud);
   void *drain_ud;
   ty__conn_state state;
   int close_reason;
-  int open_handles;        /* tcp + timer until their close callbacks ran */
+  int open_handles; /* tcp + timer until their close callbacks ran */
   bool handles_closing;
   bool gai_pending;
-  bool delivered;          /* the user has it: on_close will be called */
+  bool delivered; /* the user has it: on_close will be called */
   ty_rpc_connect_cb connect_cb;
   void *connect_ud;
   struct ty_rpc_server *server; /* accepted by this server, or NULL */

@@ -25,8 +25,10 @@ struct ty_rpc_server {
 };
 
 void ty__server_forget(ty_rpc_server *s, ty_rpc_conn *c) {
-  if (c->srv_prev) c->srv_prev->srv_next = c->srv_next;
-  else s->conns = c->srv_next;
+  if (c->srv_prev)
+    c->srv_prev->srv_next = c->srv_next;
+  else
+    s->conns = c->srv_next;
   if (c->srv_next) c->srv_next->srv_prev = c->srv_prev;
   c->srv_prev = c->srv_next = NULL;
   c->server = NULL;
@@ -60,8 +62,8 @@ static int resolve_listen(const char *host, int port, struct sockaddr_storage *o
   if (!host || !host[0]) host = "0.0.0.0";
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0) return 0;
   if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0) return 0;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *res = NULL;
   char service[8];
   snprintf(service, sizeof service, "%d", port);
@@ -84,9 +86,8 @@ static void free_server(uv_handle_t *h) {
   free(container_of((uv_tcp_t *)h, ty_rpc_server, listen));
 }
 
-int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port,
-                         const ty_rpc_conn_opts *opts, ty_rpc_accept_cb on_accept, void *ud,
-                         ty_rpc_server **out_server) {
+int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
+                         ty_rpc_accept_cb on_accept, void *ud, ty_rpc_server **out_server) {
   if (!loop || port < 0 || port > 65535 || !out_server) return TY_EINVAL;
   struct sockaddr_storage addr;
   int rc = resolve_listen(host, port, &addr);
@@ -114,7 +115,9 @@ fail:
   return rc;
 }
 
-int ty_rpc_server_port(const ty_rpc_server *s) { return s ? s->port : TY_EINVAL; }
+int ty_rpc_server_port(const ty_rpc_server *s) {
+  return s ? s->port : TY_EINVAL;
+}
 
 void ty_rpc_server_destroy(ty_rpc_server *s) {
   if (!s) return;

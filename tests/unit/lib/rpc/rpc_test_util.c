@@ -23,7 +23,9 @@ typedef struct forever {
   uint32_t n;
 } forever;
 
-static void forever_free(uv_handle_t *h) { free(container_of((uv_timer_t *)h, forever, timer)); }
+static void forever_free(uv_handle_t *h) {
+  free(container_of((uv_timer_t *)h, forever, timer));
+}
 
 static void forever_tick(uv_timer_t *timer) {
   forever *f = container_of(timer, forever, timer);
@@ -94,7 +96,8 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   } else if (!strcmp(m->method, "Count")) {
     uint32_t n = 0;
     if (m->payload_len == sizeof n) memcpy(&n, m->payload, sizeof n);
-    for (uint32_t i = 0; i < n; i++) ty_rpc_stream_send(c, id, &i, sizeof i);
+    for (uint32_t i = 0; i < n; i++)
+      ty_rpc_stream_send(c, id, &i, sizeof i);
     ty_rpc_stream_end(c, id, 0, NULL);
   } else if (!strcmp(m->method, "Forever")) {
     start_forever(t, c, id);
@@ -142,8 +145,11 @@ static void *server_main(void *arg) {
   tserver *t = arg;
   uv_loop_init(&t->loop);
   uv_async_init(&t->loop, &t->stop, on_stop);
-  ty_rpc_conn_opts opts = {.max_frame = t->max_frame, .on_request = on_request,
-                           .on_close = on_close, .ud = t, .write_high_water = 64 * 1024};
+  ty_rpc_conn_opts opts = {.max_frame = t->max_frame,
+                           .on_request = on_request,
+                           .on_close = on_close,
+                           .ud = t,
+                           .write_high_water = 64 * 1024};
   int rc = ty_rpc_server_create(&t->loop, t->host, 0, &opts, on_accept, t, &t->srv);
   if (rc < 0) {
     uv_close((uv_handle_t *)&t->stop, NULL);
@@ -167,7 +173,8 @@ int tserver_start(tserver *t, const char *host, size_t max_frame) {
   pthread_cond_init(&t->cv, NULL);
   pthread_create(&t->thread, NULL, server_main, t);
   pthread_mutex_lock(&t->mu);
-  while (t->state == 0) pthread_cond_wait(&t->cv, &t->mu);
+  while (t->state == 0)
+    pthread_cond_wait(&t->cv, &t->mu);
   pthread_mutex_unlock(&t->mu);
   if (t->state < 0) {
     pthread_join(t->thread, NULL);

@@ -14,8 +14,8 @@ static void round_trip(const ty_rpc_msg *in, ty_rpc_msg *out, void **owner) {
   size_t len = 0;
   cr_assert_eq(ty_rpc_encode(in, &frame, &len), 0);
   cr_assert_gt(len, 4u);
-  uint32_t body = (uint32_t)frame[0] << 24 | (uint32_t)frame[1] << 16 |
-                  (uint32_t)frame[2] << 8 | frame[3];
+  uint32_t body =
+      (uint32_t)frame[0] << 24 | (uint32_t)frame[1] << 16 | (uint32_t)frame[2] << 8 | frame[3];
   cr_assert_eq(body, len - 4);
   cr_assert_eq(ty_rpc_decode(frame + 4, len - 4, out, owner), 0);
   free(frame);

@@ -11,7 +11,8 @@
 /* Builds header + body where body[i] = seed + i. */
 static size_t make_frame(uint8_t *out, uint32_t body_len, uint8_t seed) {
   ty_frame_put_header(out, body_len);
-  for (uint32_t i = 0; i < body_len; i++) out[4 + i] = (uint8_t)(seed + i);
+  for (uint32_t i = 0; i < body_len; i++)
+    out[4 + i] = (uint8_t)(seed + i);
   return 4 + (size_t)body_len;
 }
 
@@ -20,7 +21,8 @@ static void expect_frame(ty_frame_reader *r, uint32_t body_len, uint8_t seed) {
   size_t n = 0;
   cr_assert_eq(ty_frame_reader_next(r, &body, &n), 1);
   cr_assert_eq(n, body_len);
-  for (uint32_t i = 0; i < body_len; i++) cr_assert_eq(body[i], (uint8_t)(seed + i));
+  for (uint32_t i = 0; i < body_len; i++)
+    cr_assert_eq(body[i], (uint8_t)(seed + i));
 }
 
 static void expect_need_more(ty_frame_reader *r) {
@@ -32,7 +34,10 @@ static void expect_need_more(ty_frame_reader *r) {
 Test(frame, header_is_big_endian) {
   uint8_t h[4];
   ty_frame_put_header(h, 0x01020304u);
-  cr_assert_eq(h[0], 1); cr_assert_eq(h[1], 2); cr_assert_eq(h[2], 3); cr_assert_eq(h[3], 4);
+  cr_assert_eq(h[0], 1);
+  cr_assert_eq(h[1], 2);
+  cr_assert_eq(h[2], 3);
+  cr_assert_eq(h[3], 4);
 }
 
 Test(frame, whole_frame) {
@@ -82,7 +87,8 @@ Test(frame, many_frames_in_one_feed) {
   size_t cap = COUNT * (4 + 16);
   uint8_t *buf = malloc(cap);
   size_t n = 0;
-  for (int i = 0; i < COUNT; i++) n += make_frame(buf + n, (uint32_t)(1 + i % 16), (uint8_t)i);
+  for (int i = 0; i < COUNT; i++)
+    n += make_frame(buf + n, (uint32_t)(1 + i % 16), (uint8_t)i);
   ty_frame_reader r;
   ty_frame_reader_init(&r, 1024);
   /* Feed in uneven chunks so frames straddle feeds, as reads do. */
