@@ -8,6 +8,8 @@
 #include "ops/exec.h"
 
 #include "lib/base/base.h"
+#include "ops/fusion/fusion_internal.h"
+#include "ops/memplan/memplan_internal.h"
 #include "ops/ops_internal.h"
 
 #include <stdlib.h>
@@ -21,6 +23,10 @@ struct ty_exec {
   const ty_tensor **bound; /* per value: bound by the caller, else NULL */
   ty_tensor **vals;        /* per value: the tensor of the last run */
   bool *owned;
+  ty__sched *sched; /* steps: nodes and fused regions (ops/fusion) */
+  ty__mpool *pool;  /* planned buffers; NULL with no_memplan (ops/memplan) */
+  ty_jit *jit;      /* NULL with no_fusion */
+  bool own_jit;
 };
 
 static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
@@ -42,6 +48,20 @@ static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
 
 ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL; }
 
+/* The schedule (fusion), the buffer pool (memory planning) and the JIT. */
+static int plan_create(ty_exec *e) {
+  const ty_exec_opts *o = &e->opts;
+  int rc = ty__sched_create(e->g, e->order, !o->no_fusion, o->keep_values, o->n_keep_values, &e->sched);
+  if (rc == 0 && !o->no_memplan) rc = ty__mpool_create(e->g, e->sched, false, &e->pool);
+  if (rc != 0 || o->no_fusion) return rc;
+  if (o->jit) {
+    e->jit = o->jit;
+    return 0;
+  }
+  e->own_jit = true;
+  return ty_jit_create(&(ty_jit_opts){.no_jit = o->no_jit, .cache_dir = o->kernel_cache}, &e->jit);
+}
+
 int ty_exec_create(const ty_graph *g, const ty_exec_opts *opts, ty_exec **out_exec) {
   ty_exec *e = calloc(1, sizeof *e);
   if (!e) return TY_ENOMEM;
@@ -56,6 +76,7 @@ int ty_exec_create(const ty_graph *g, const ty_exec_opts *opts, ty_exec **out_ex
   int rc = TY_ENOMEM;
   if (!e->order || !e->bound || !e->vals || !e->owned) goto fail;
   if ((rc = ty_graph_topo_order(g, e->order)) != 0) goto fail;
+  if ((rc = plan_create(e)) != 0) goto fail;
   *out_exec = e;
   return 0;
 fail:
@@ -75,6 +96,9 @@ static void release_values(ty_exec *e) {
 void ty_exec_destroy(ty_exec *e) {
   if (!e) return;
   if (e->vals && e->owned) release_values(e);
+  ty__mpool_destroy(e->pool);
+  ty__sched_destroy(e->sched);
+  if (e->own_jit) ty_jit_destroy(e->jit);
   free(e->order);
   free(e->bound);
   free(e->vals);
@@ -107,8 +131,39 @@ int ty_exec_bind(ty_exec *e, const char *name, const ty_tensor *t, char *err, si
   return ty_exec_bind_id(e, id, t, err, err_len);
 }
 
-/* Infers, allocates and runs one node. */
-static int run_node(ty_exec *e, const ty_node *n, char *err, size_t err_len) {
+/* An output of step k: from the pool when planning, else owned. */
+static int alloc_out(ty_exec *e, size_t k, int id, ty_dtype dt, const ty_shape *s, ty_tensor **out) {
+  if (e->pool) return ty__mpool_alloc(e->pool, k, id, dt, s, out);
+  int rc = ty_tensor_create(dt, s, out);
+  if (rc == 0) e->owned[id] = true;
+  return rc;
+}
+
+/* Runs fused region k: its loop shape is the broadcast of its inputs. */
+static int run_group(ty_exec *e, size_t k, ty__fgroup *grp, char *err, size_t err_len) {
+  const ty_node *first = ty_graph_node(e->g, grp->nodes[0]);
+  const ty_tensor *ins[TY__FUSE_MAX_IO];
+  ty_tensor *outs[TY__FUSE_MAX_IO];
+  ty_shape loop = ty_shape_make(0, NULL);
+  for (int i = 0; i < grp->prog.n_in; i++) {
+    ins[i] = e->vals[grp->in_ids[i]];
+    const char *vn = ty_graph_value(e->g, grp->in_ids[i])->name;
+    if (!ins[i] || ins[i]->dtype != TY_DTYPE_F32)
+      return ty__node_err(err, err_len, first, TY_EINVAL, "fused region: input \"%s\" missing or not float", vn);
+    if (ty_shape_broadcast(&loop, &ins[i]->shape, &loop) != 0)
+      return ty__node_err(err, err_len, first, TY_EINVAL, "fused region: input \"%s\" does not broadcast", vn);
+  }
+  for (int j = 0; j < grp->prog.n_out; j++) {
+    int rc = alloc_out(e, k, grp->out_ids[j], TY_DTYPE_F32, &loop, &outs[j]);
+    if (rc != 0) return ty__node_err(err, err_len, first, rc, "fused region: cannot allocate output %d", j);
+    e->vals[grp->out_ids[j]] = outs[j];
+  }
+  int rc = ty__fgroup_run(grp, e->jit, ins, outs);
+  return rc ? ty__node_err(err, err_len, first, rc, "fused region failed: %s", ty_strerror(rc)) : 0;
+}
+
+/* Infers, allocates and runs one node (step k). */
+static int run_node(ty_exec *e, size_t k, const ty_node *n, char *err, size_t err_len) {
   int ni = n->n_inputs, no = n->n_outputs, rc;
   const ty_tensor *in[64] = {NULL}; /* kernels read absent optional inputs as NULL */
   ty_tensor *out[16] = {NULL};
@@ -126,10 +181,9 @@ static int run_node(ty_exec *e, const ty_node *n, char *err, size_t err_len) {
   for (int i = 0; i < no; i++) {
     int id = n->outputs[i];
     if (id == TY_NO_VALUE) continue;
-    if ((rc = ty_tensor_create(dts[ni + i], &shs[ni + i], &out[i])) != 0)
+    if ((rc = alloc_out(e, k, id, dts[ni + i], &shs[ni + i], &out[i])) != 0)
       return ty__node_err(err, err_len, n, rc, "cannot allocate output %d", i);
     e->vals[id] = out[i];
-    e->owned[id] = true;
   }
   ty__kctx ctx = {.training = e->opts.training, .rng = e->rng};
   rc = kernels[n->op](n, in, out, &ctx);
@@ -149,11 +203,37 @@ int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
     if (v->is_input && !e->bound[i])
       return ty__err(err, err_len, TY_EINVAL, "input \"%s\": not bound", v->name);
   }
-  for (size_t k = 0; k < ty_graph_n_nodes(g); k++) {
-    int rc = run_node(e, ty_graph_node(g, e->order[k]), err, err_len);
+  if (e->pool) ty__mpool_begin(e->pool);
+  for (size_t k = 0; k < e->sched->n_steps; k++) {
+    ty__step *st = &e->sched->steps[k];
+    int rc = st->group ? run_group(e, k, st->group, err, err_len)
+                       : run_node(e, k, ty_graph_node(g, st->node), err, err_len);
     if (rc != 0) return rc;
+    if (e->pool) ty__mpool_end_step(e->pool, k);
   }
+  for (size_t i = 0; e->pool && i < nv; i++) /* planned buffers of dead values hold other data now */
+    if (!e->sched->keep[i] && ty_graph_value(g, (int)i)->producer >= 0) e->vals[i] = NULL;
   return 0;
+}
+
+void ty_exec_get_stats(const ty_exec *e, ty_exec_stats *out) {
+  *out = (ty_exec_stats){.n_steps = e->sched->n_steps, .fused_regions = e->sched->n_groups,
+                         .fused_nodes = e->sched->n_fused_nodes};
+  if (e->jit) {
+    ty_jit_stats js;
+    ty_jit_get_stats(e->jit, &js);
+    out->jit_compiles = js.compiles;
+    out->jit_failures = js.compile_failures;
+    out->jit_disk_loads = js.disk_loads;
+    out->interp_runs = js.interp_runs;
+  }
+  if (e->pool) {
+    ty__mpool_stats ps;
+    ty__mpool_get_stats(e->pool, &ps);
+    out->pool_bytes = ps.bytes;
+    out->unplanned_bytes = ps.naive_bytes;
+    out->inplace = ps.n_inplace;
+  }
 }
 
 const ty_tensor *ty_exec_value(const ty_exec *e, int id) {

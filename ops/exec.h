@@ -5,9 +5,11 @@
  * from the actual inputs (so one executor serves any batch size), allocates
  * the outputs and calls the op's kernel.
  *
- * Every value computed by the last run is kept until the next run or
- * destroy, so a backward pass can read forward activations; memory planning
- * (reuse of dead buffers) is a later layer on top.
+ * Values of the last run stay readable until the next run or destroy; with
+ * memory planning on (the default, ops/memplan) that holds for graph
+ * outputs, values no node reads and ty_exec_opts.keep_values, while other
+ * values share buffers and read as NULL. Fusion (ops/fusion) runs regions
+ * of elementwise nodes as one loop; values inside a region read as NULL.
  *
  * Bound tensors are borrowed: they must stay alive and unchanged until
  * ty_exec_run returns. Binding an initializer's name overrides the graph's
@@ -28,9 +30,23 @@
 
 typedef struct ty_exec ty_exec;
 
+typedef struct ty_jit ty_jit; /* ops/fusion/fusion.h */
+
+/* Zero-initialised options are the defaults: fusion and memory planning on. */
 typedef struct ty_exec_opts {
   bool training; /* Dropout drops and BatchNormalization uses batch statistics */
   uint64_t seed; /* seed of the Dropout random stream */
+  /* ops/fusion: run regions of elementwise nodes as one JIT-compiled loop. */
+  bool no_fusion;         /* one kernel per node (for comparison) */
+  bool no_jit;            /* interpret fused regions (env TRAINYARD_NO_JIT=1 too) */
+  const char *kernel_cache; /* kernel cache dir; NULL: ops/fusion's default; copied */
+  ty_jit *jit;            /* shared JIT (borrowed, must outlive the executor); NULL: own one */
+  /* ops/memplan: reuse buffers of dead values, write elementwise outputs in
+   * place. Then only graph outputs, values no node reads and keep_values
+   * stay readable after a run; ty_exec_value returns NULL for the others. */
+  bool no_memplan;
+  const int *keep_values; /* value ids; borrowed during _create only */
+  size_t n_keep_values;
 } ty_exec_opts;
 
 /* opts may be NULL (inference, seed 0). */
@@ -47,5 +63,19 @@ int ty_exec_run(ty_exec *e, char *err, size_t err_len);
  * executor; valid until the next run, bind or destroy. */
 const ty_tensor *ty_exec_value(const ty_exec *e, int value_id);
 const ty_tensor *ty_exec_output(const ty_exec *e, const char *name);
+
+typedef struct ty_exec_stats {
+  size_t n_steps;          /* kernels per run: nodes plus fused regions */
+  size_t fused_regions;    /* fused regions in the schedule */
+  size_t fused_nodes;      /* graph nodes they contain */
+  uint64_t jit_compiles;   /* compiler invocations of this executor's JIT */
+  uint64_t jit_failures;   /* failed compiles (regions then interpreted) */
+  uint64_t jit_disk_loads; /* kernels loaded from the disk cache */
+  uint64_t interp_runs;    /* region runs through the interpreter */
+  uint64_t pool_bytes;     /* bytes of planned buffers (0 without planning) */
+  uint64_t unplanned_bytes; /* what the last run would hold without planning */
+  size_t inplace;          /* outputs written in place in the last run */
+} ty_exec_stats;
+void ty_exec_get_stats(const ty_exec *e, ty_exec_stats *out_stats);
 
 #endif

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/fusion: fused elementwise kernels compiled at run time, in the spirit
+ * of Jittor's meta-operators.
+ *
+ * The executor (ops/exec) groups maximal regions of float32 elementwise and
+ * broadcast nodes (Add, Sub, Mul, Div, Pow, Neg, Relu, LeakyRelu, Sigmoid,
+ * Tanh, Exp, Log, Sqrt, Erf, Identity) into one step that runs as a single
+ * loop; values used only inside a region are never written to memory. Turn
+ * it off with ty_exec_opts.no_fusion.
+ *
+ * A region's loop body is generated as C and compiled with the system
+ * compiler ($CC, else `cc`; -O3 -march=native -fPIC -shared, contraction
+ * off so results match the unfused kernels bit for bit), loaded with dlopen
+ * and cached on disk, keyed by a hash of the generated source: the region's
+ * structure, dtypes and broadcast pattern, never the sizes (which are loop
+ * bounds at run time), so a new batch size reuses the kernel. Cache files
+ * are written to a temporary name and renamed, so concurrent processes
+ * never see a partial kernel. Without a working compiler, or with
+ * TRAINYARD_NO_JIT=1 or no_jit, an interpreter runs the same program (a
+ * register bytecode over blocks of a row) with identical results.
+ *
+ * The cache directory is, in order: ty_jit_opts.cache_dir,
+ * $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels,
+ * $HOME/.cache/trainyard/kernels.
+ *
+ * The optimizer updates (SGD with momentum, Adam/AdamW) are fused kernels
+ * too: one generated loop per parameter buffer, specialised on which terms
+ * are present, computing exactly what ops/optim computes.
+ *
+ * A ty_jit is not thread-safe; use one per thread (executors create their
+ * own unless given one).
+ */
+#ifndef TY_OPS_FUSION_FUSION_H
+#define TY_OPS_FUSION_FUSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ty_jit ty_jit;
+
+typedef struct ty_jit_opts {
+  bool no_jit;           /* always interpret (env TRAINYARD_NO_JIT=1 does the same) */
+  const char *cache_dir; /* NULL: see above; copied at create */
+} ty_jit_opts;
+
+typedef struct ty_jit_stats {
+  uint64_t compiles;     /* successful compiler invocations */
+  uint64_t compile_failures; /* compiler missing or failing (then interpreted) */
+  uint64_t disk_loads;   /* kernels loaded from the disk cache without compiling */
+  uint64_t interp_runs;  /* region or update runs through the interpreter */
+} ty_jit_stats;
+
+/* opts may be NULL. The caller owns *out_jit. */
+int ty_jit_create(const ty_jit_opts *opts, ty_jit **out_jit);
+/* Unloads the kernels; functions obtained from it become invalid. */
+void ty_jit_destroy(ty_jit *j);
+void ty_jit_get_stats(const ty_jit *j, ty_jit_stats *out_stats);
+/* The cache directory in use (owned by j). */
+const char *ty_jit_cache_dir(const ty_jit *j);
+
+/* ---- fused optimizer updates -------------------------------------------- */
+/* SGD step over n elements, torch's rule as in ops/optim:
+ *   d = g + wd*p; buf = first ? d : buf*momentum + (1-dampening)*d;
+ *   d = nesterov ? d + momentum*buf : buf; p = p - lr*d
+ * buf may be NULL when momentum is 0. */
+typedef struct ty_fused_sgd {
+  float lr, weight_decay, momentum, dampening;
+  bool nesterov;
+  bool first; /* the parameter's first step: buf = d */
+} ty_fused_sgd;
+int ty_jit_sgd_step(ty_jit *j, const ty_fused_sgd *h, size_t n, float *param, const float *grad,
+                    float *buf);
+
+/* Adam/AdamW step over n elements; step is the 1-based step count t. */
+typedef struct ty_fused_adam {
+  float lr, weight_decay, beta1, beta2, eps;
+  bool adamw;
+  uint64_t step;
+} ty_fused_adam;
+int ty_jit_adam_step(ty_jit *j, const ty_fused_adam *h, size_t n, float *param, const float *grad,
+                     float *m, float *v);
+
+#endif

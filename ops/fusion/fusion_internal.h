@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals of ops/fusion shared with ops/memplan and ops/exec: the
+ * schedule (the executor's step list, where a step is one graph node or one
+ * fused region), the fused program (a register bytecode the code generator
+ * and the interpreter both read), and the JIT's kernel lookup.
+ *
+ * Invariants of a fused region: every member is a float32 elementwise node
+ * with one output whose symbolic shape equals the region's loop shape;
+ * external inputs broadcast to that shape; the region runs at the position
+ * of its last member, and no node outside it that reads a member's output
+ * comes before that position (so the schedule stays topological).
+ */
+#ifndef TY_OPS_FUSION_FUSION_INTERNAL_H
+#define TY_OPS_FUSION_FUSION_INTERNAL_H
+
+#include "ops/fusion/fusion.h"
+#include "ops/graph.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* At most this many external inputs/outputs per region (the broadcast
+ * pattern is a bit mask). */
+#define TY__FUSE_MAX_IO 32
+/* Elements per interpreter register. */
+#define TY__FBLOCK 256
+
+typedef enum {
+  TY__FOP_LOAD, /* r[dst] = in[a] (stride 0 or 1 along the row) */
+  TY__FOP_STORE, /* out[dst] = r[a] */
+  TY__FOP_ADD, TY__FOP_SUB, TY__FOP_MUL, TY__FOP_DIV, TY__FOP_POW,
+  TY__FOP_NEG, TY__FOP_RELU, TY__FOP_LEAKY_RELU, /* alpha = params[param] */
+  TY__FOP_SIGMOID, TY__FOP_TANH, TY__FOP_EXP, TY__FOP_LOG, TY__FOP_SQRT, TY__FOP_ERF,
+  TY__FOP_COPY,
+  TY__FOP_COUNT_
+} ty__fopcode;
+
+typedef struct ty__finstr {
+  int op;        /* ty__fopcode */
+  int dst;       /* register (or output slot for STORE) */
+  int a, b;      /* operand registers (input slot for LOAD) */
+  int param;     /* index into the region's params, or -1 */
+} ty__finstr;
+
+/* Loads come first and stores last, so a row may be written over an input
+ * of the same row (in place) without reading overwritten elements. */
+typedef struct ty__fprog {
+  int n_in, n_out, n_regs, n_code, n_params;
+  ty__finstr *code;
+  float *params; /* attribute scalars (LeakyRelu alpha), passed at run time */
+} ty__fprog;
+
+/* One inner-row kernel: n elements; in[i] advances by 1 per element when
+ * the pattern bit i is set, else it is read once (broadcast). */
+typedef void (*ty__frow_fn)(int64_t n, const float *const *in, float *const *out, const float *params);
+
+typedef struct ty__fvariant {
+  uint32_t pattern;
+  ty__frow_fn fn; /* NULL: interpreted */
+} ty__fvariant;
+
+typedef struct ty__fgroup {
+  size_t *nodes;  /* graph node indices in schedule order */
+  size_t n_nodes;
+  int in_ids[TY__FUSE_MAX_IO];  /* external input value ids */
+  int out_ids[TY__FUSE_MAX_IO]; /* materialised output value ids */
+  ty__fprog prog;
+  /* Kernels resolved per broadcast pattern (few per region in practice). */
+  ty__fvariant variants[8];
+  int n_variants;
+} ty__fgroup;
+
+/* One executor step: a node (group == NULL) or a fused region. reads and
+ * writes list materialised value ids (no TY_NO_VALUE, no duplicates in
+ * writes). elementwise: each output element depends only on the inputs'
+ * elements at the same (broadcast) index, so an output may take over the
+ * buffer of a same-sized input that dies at this step. overwrites: the
+ * kernel writes every output element (no zero-fill needed). */
+typedef struct ty__step {
+  size_t node;
+  ty__fgroup *group;
+  int *reads;
+  int n_reads;
+  int *writes;
+  int n_writes;
+  bool elementwise;
+  bool overwrites;
+} ty__step;
+
+typedef struct ty__sched {
+  ty__step *steps;
+  size_t n_steps;
+  size_t n_groups, n_fused_nodes;
+  bool *keep; /* per value: must stay readable after a run */
+  size_t n_values;
+} ty__sched;
+
+/* Builds the schedule for nodes in topological order. fuse false gives one
+ * step per node. keep (n_keep ids, may be NULL) are values the caller reads
+ * after a run; graph outputs and values nobody reads are kept as well. */
+int ty__sched_create(const ty_graph *g, const size_t *order, bool fuse, const int *keep,
+                     size_t n_keep, ty__sched **out_sched);
+void ty__sched_destroy(ty__sched *s);
+/* True for ops a region may contain (float32 checked separately). */
+bool ty__fuse_op_ok(ty_op op);
+
+/* Builds the region's program from its members (region.c calls it). */
+int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out);
+void ty__fprog_free(ty__fprog *p);
+/* Writes the C source of the row kernel for a broadcast pattern into a
+ * malloc'd string. The source is the cache key's main part. */
+int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src);
+/* Runs the program over one row with the interpreter; regs holds
+ * n_regs * TY__FBLOCK floats of scratch. */
+void ty__fprog_interp(const ty__fprog *p, uint32_t pattern, int64_t n, const float *const *in,
+                      float *const *out, float *regs);
+
+/* Resolves (compiling or loading from the disk cache) the kernel for src;
+ * NULL when the JIT is off or the compiler failed (counted; the caller
+ * falls back to the interpreter). sym is the exported function name. */
+void *ty__jit_lookup(ty_jit *j, const char *src, const char *sym);
+/* Counts one region run through the interpreter. */
+void ty__jit_count_interp(ty_jit *j);
+
+/* Runs a region over concrete tensors: ins in in_ids order, outs in
+ * out_ids order, all outputs of the loop shape (broadcast of the inputs). */
+int ty__fgroup_run(ty__fgroup *grp, ty_jit *j, const ty_tensor *const *ins, ty_tensor *const *outs);
+
+#endif

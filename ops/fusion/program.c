@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fused programs: built from a region's members, turned into C for the JIT
+ * and run by the interpreter. Both back ends evaluate each element with the
+ * same float operations in the same order as the library kernels in
+ * ops/kernels (same libm calls, same sigmoid split, pow in double), so
+ * fused, JIT and interpreted results are bitwise equal to unfused ones.
+ *
+ * The interpreter works on blocks of TY__FBLOCK elements: each register is
+ * a block, each instruction a tight loop over it, which amortises dispatch.
+ */
+#include "ops/fusion/fusion_internal.h"
+
+#include "lib/base/base.h"
+#include "ops/ops_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fopcode_of(ty_op op) {
+  switch (op) {
+  case TY_OP_ADD: return TY__FOP_ADD;
+  case TY_OP_SUB: return TY__FOP_SUB;
+  case TY_OP_MUL: return TY__FOP_MUL;
+  case TY_OP_DIV: return TY__FOP_DIV;
+  case TY_OP_POW: return TY__FOP_POW;
+  case TY_OP_NEG: return TY__FOP_NEG;
+  case TY_OP_RELU: return TY__FOP_RELU;
+  case TY_OP_LEAKY_RELU: return TY__FOP_LEAKY_RELU;
+  case TY_OP_SIGMOID: return TY__FOP_SIGMOID;
+  case TY_OP_TANH: return TY__FOP_TANH;
+  case TY_OP_EXP: return TY__FOP_EXP;
+  case TY_OP_LOG: return TY__FOP_LOG;
+  case TY_OP_SQRT: return TY__FOP_SQRT;
+  case TY_OP_ERF: return TY__FOP_ERF;
+  case TY_OP_IDENTITY: return TY__FOP_COPY;
+  default: return -1;
+  }
+}
+
+static int reg_of(const int *ids, int n, int id) {
+  for (int i = 0; i < n; i++)
+    if (ids[i] == id) return i;
+  return -1;
+}
+
+int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out) {
+  ty__fprog *p = &grp->prog;
+  size_t cap = (size_t)n_in + grp->n_nodes + (size_t)n_out;
+  int *reg_ids = calloc(cap, sizeof *reg_ids); /* register -> value id */
+  p->code = calloc(cap, sizeof *p->code);
+  p->params = calloc(grp->n_nodes + 1, sizeof *p->params);
+  if (!reg_ids || !p->code || !p->params) {
+    free(reg_ids);
+    ty__fprog_free(p);
+    return TY_ENOMEM;
+  }
+  p->n_in = n_in;
+  p->n_out = n_out;
+  for (int i = 0; i < n_in; i++) {
+    p->code[p->n_code++] = (ty__finstr){TY__FOP_LOAD, p->n_regs, i, 0, -1};
+    reg_ids[p->n_regs++] = grp->in_ids[i];
+  }
+  for (size_t m = 0; m < grp->n_nodes; m++) {
+    const ty_node *n = ty_graph_node(g, grp->nodes[m]);
+    ty__finstr in = {fopcode_of(n->op), p->n_regs, reg_of(reg_ids, p->n_regs, n->inputs[0]), 0, -1};
+    if (n->n_inputs > 1) in.b = reg_of(reg_ids, p->n_regs, n->inputs[1]);
+    if (n->op == TY_OP_LEAKY_RELU) {
+      in.param = p->n_params;
+      p->params[p->n_params++] = ty_node_attr_float(n, "alpha", 0.01f);
+    }
+    p->code[p->n_code++] = in;
+    reg_ids[p->n_regs++] = n->outputs[0];
+  }
+  for (int j = 0; j < n_out; j++)
+    p->code[p->n_code++] = (ty__finstr){TY__FOP_STORE, j, reg_of(reg_ids, p->n_regs, grp->out_ids[j]), 0, -1};
+  free(reg_ids);
+  return 0;
+}
+
+void ty__fprog_free(ty__fprog *p) {
+  free(p->code);
+  free(p->params);
+  p->code = NULL;
+  p->params = NULL;
+}
+
+/* ---- code generation --------------------------------------------------- */
+
+typedef struct sbuf {
+  char *s;
+  size_t len, cap;
+  bool oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (b->oom || n < 0) return;
+  if (b->len + (size_t)n + 1 > b->cap) {
+    size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+      b->oom = true;
+      return;
+    }
+    b->s = s;
+    b->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+/* The C expression of one instruction over registers r<a>, r<b>. */
+static void emit_expr(sbuf *b, const ty__finstr *in) {
+  int a = in->a, c = in->b;
+  switch (in->op) {
+  case TY__FOP_ADD: sb_printf(b, "r%d + r%d", a, c); break;
+  case TY__FOP_SUB: sb_printf(b, "r%d - r%d", a, c); break;
+  case TY__FOP_MUL: sb_printf(b, "r%d * r%d", a, c); break;
+  case TY__FOP_DIV: sb_printf(b, "r%d / r%d", a, c); break;
+  case TY__FOP_POW: sb_printf(b, "(float)pow((double)r%d, (double)r%d)", a, c); break;
+  case TY__FOP_NEG: sb_printf(b, "-r%d", a); break;
+  case TY__FOP_RELU: sb_printf(b, "r%d > 0 ? r%d : 0.0f", a, a); break;
+  case TY__FOP_LEAKY_RELU: sb_printf(b, "r%d >= 0 ? r%d : p%d * r%d", a, a, in->param, a); break;
+  case TY__FOP_SIGMOID: sb_printf(b, "ty_sigmoid(r%d)", a); break;
+  case TY__FOP_TANH: sb_printf(b, "tanhf(r%d)", a); break;
+  case TY__FOP_EXP: sb_printf(b, "expf(r%d)", a); break;
+  case TY__FOP_LOG: sb_printf(b, "logf(r%d)", a); break;
+  case TY__FOP_SQRT: sb_printf(b, "sqrtf(r%d)", a); break;
+  case TY__FOP_ERF: sb_printf(b, "erff(r%d)", a); break;
+  default: sb_printf(b, "r%d", a); break; /* COPY */
+  }
+}
+
+static const char codegen_prelude[] =
+    "/* generated by trainyard ops/fusion */\n"
+    "#include <math.h>\n#include <stdint.h>\n"
+    "static inline float ty_sigmoid(float x) {\n"
+    "  if (x >= 0) return 1.0f / (1.0f + expf(-x));\n"
+    "  float e = expf(x);\n  return e / (1.0f + e);\n}\n";
+
+int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src) {
+  sbuf b = {0};
+  sb_printf(&b, "%s", codegen_prelude);
+  sb_printf(&b, "void ty_fk(int64_t n, const float *const *in, float *const *out, const float *prm) {\n");
+  for (int i = 0; i < p->n_in; i++)
+    if (pattern >> i & 1u) sb_printf(&b, "  const float *i%d = in[%d];\n", i, i);
+    else sb_printf(&b, "  const float b%d = in[%d][0];\n", i, i);
+  for (int j = 0; j < p->n_out; j++) sb_printf(&b, "  float *o%d = out[%d];\n", j, j);
+  for (int q = 0; q < p->n_params; q++) sb_printf(&b, "  const float p%d = prm[%d];\n", q, q);
+  if (p->n_params == 0) sb_printf(&b, "  (void)prm;\n");
+  sb_printf(&b, "  for (int64_t k = 0; k < n; k++) {\n");
+  for (int c = 0; c < p->n_code; c++) {
+    const ty__finstr *in = &p->code[c];
+    if (in->op == TY__FOP_LOAD)
+      sb_printf(&b, (pattern >> in->a & 1u) ? "    const float r%d = i%d[k];\n" : "    const float r%d = b%d;\n",
+                in->dst, in->a);
+    else if (in->op == TY__FOP_STORE)
+      sb_printf(&b, "    o%d[k] = r%d;\n", in->dst, in->a);
+    else {
+      sb_printf(&b, "    const float r%d = ", in->dst);
+      emit_expr(&b, in);
+      sb_printf(&b, ";\n");
+    }
+  }
+  sb_printf(&b, "  }\n}\n");
+  if (b.oom) {
+    free(b.s);
+    return TY_ENOMEM;
+  }
+  *out_src = b.s;
+  return 0;
+}
+
+/* ---- interpreter ------------------------------------------------------- */
+
+static float sigmoidf_(float x) {
+  if (x >= 0) return 1.0f / (1.0f + expf(-x));
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+
+#define UNARY(EXPR)                                   \
+  for (int64_t k = 0; k < m; k++) {                   \
+    float x = ra[k];                                  \
+    rd[k] = (EXPR);                                   \
+  }                                                   \
+  break
+#define BINARY(EXPR)                                  \
+  for (int64_t k = 0; k < m; k++) {                   \
+    float x = ra[k], y = rb[k];                       \
+    rd[k] = (EXPR);                                   \
+  }                                                   \
+  break
+
+static void interp_instr(const ty__fprog *p, const ty__finstr *in, uint32_t pattern, int64_t s, int64_t m,
+                         const float *const *inp, float *const *out, float *regs) {
+  float *rd = regs + (size_t)in->dst * TY__FBLOCK;
+  const float *ra = regs + (size_t)in->a * TY__FBLOCK, *rb = regs + (size_t)in->b * TY__FBLOCK;
+  float alpha = in->param >= 0 ? p->params[in->param] : 0.0f;
+  switch (in->op) {
+  case TY__FOP_LOAD:
+    if (pattern >> in->a & 1u) memcpy(rd, inp[in->a] + s, (size_t)m * sizeof *rd);
+    else for (int64_t k = 0; k < m; k++) rd[k] = inp[in->a][0];
+    break;
+  case TY__FOP_STORE: memcpy(out[in->dst] + s, regs + (size_t)in->a * TY__FBLOCK, (size_t)m * sizeof *rd); break;
+  case TY__FOP_ADD: BINARY(x + y);
+  case TY__FOP_SUB: BINARY(x - y);
+  case TY__FOP_MUL: BINARY(x * y);
+  case TY__FOP_DIV: BINARY(x / y);
+  case TY__FOP_POW: BINARY((float)pow((double)x, (double)y));
+  case TY__FOP_NEG: UNARY(-x);
+  case TY__FOP_RELU: UNARY(x > 0 ? x : 0.0f);
+  case TY__FOP_LEAKY_RELU: UNARY(x >= 0 ? x : alpha * x);
+  case TY__FOP_SIGMOID: UNARY(sigmoidf_(x));
+  case TY__FOP_TANH: UNARY(tanhf(x));
+  case TY__FOP_EXP: UNARY(expf(x));
+  case TY__FOP_LOG: UNARY(logf(x));
+  case TY__FOP_SQRT: UNARY(sqrtf(x));
+  case TY__FOP_ERF: UNARY(erff(x));
+  default: UNARY(x); /* COPY */
+  }
+}
+
+void ty__fprog_interp(const ty__fprog *p, uint32_t pattern, int64_t n, const float *const *in,
+                      float *const *out, float *regs) {
+  for (int64_t s = 0; s < n; s += TY__FBLOCK) {
+    int64_t m = n - s < TY__FBLOCK ? n - s : TY__FBLOCK;
+    for (int c = 0; c < p->n_code; c++) interp_instr(p, &p->code[c], pattern, s, m, in, out, regs);
+  }
+}

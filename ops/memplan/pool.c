@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pool: liveness computed once from the schedule (it does not depend
+ * on sizes), buffers assigned at run time when the sizes are known, so one
+ * plan serves every batch size. Buffers persist across runs; a run only
+ * reassigns them, so steady-state training allocates nothing. A buffer that
+ * is too small for every request is grown in place of allocating another,
+ * which bounds the buffer count by the peak number of live values.
+ *
+ * Each value has one header (ty_tensor) owned by the pool whose data
+ * points into its buffer; the executor never frees those.
+ */
+#include "ops/memplan/memplan_internal.h"
+
+#include "lib/base/base.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL_ALIGN 64
+
+typedef struct buf {
+  void *data;
+  size_t cap;
+  int owner; /* value id, or -1 when free */
+} buf;
+
+struct ty__mpool {
+  const ty__sched *s;
+  bool simulate;
+  size_t nv;
+  int *def, *last_use; /* per value, in steps */
+  int *vbuf;           /* per value: buffer index, -1 */
+  ty_tensor *hdr;      /* per value */
+  buf *bufs;
+  size_t n_bufs, cap_bufs;
+  ty__mpool_stats st;
+};
+
+static int liveness(ty__mpool *p) {
+  const ty__sched *s = p->s;
+  for (size_t v = 0; v < p->nv; v++) p->def[v] = p->last_use[v] = -1;
+  for (size_t k = 0; k < s->n_steps; k++) {
+    const ty__step *st = &s->steps[k];
+    for (int i = 0; i < st->n_reads; i++) p->last_use[st->reads[i]] = (int)k;
+    for (int i = 0; i < st->n_writes; i++) p->def[st->writes[i]] = (int)k;
+  }
+  return 0;
+}
+
+int ty__mpool_create(const ty_graph *g, const ty__sched *s, bool simulate, ty__mpool **out_pool) {
+  ty__mpool *p = calloc(1, sizeof *p);
+  if (!p) return TY_ENOMEM;
+  p->s = s;
+  p->simulate = simulate;
+  p->nv = ty_graph_n_values(g);
+  p->def = calloc(p->nv + 1, sizeof *p->def);
+  p->last_use = calloc(p->nv + 1, sizeof *p->last_use);
+  p->vbuf = calloc(p->nv + 1, sizeof *p->vbuf);
+  p->hdr = calloc(p->nv + 1, sizeof *p->hdr);
+  if (!p->def || !p->last_use || !p->vbuf || !p->hdr) {
+    ty__mpool_destroy(p);
+    return TY_ENOMEM;
+  }
+  liveness(p);
+  ty__mpool_begin(p);
+  *out_pool = p;
+  return 0;
+}
+
+void ty__mpool_destroy(ty__mpool *p) {
+  if (!p) return;
+  for (size_t b = 0; b < p->n_bufs; b++) free(p->bufs[b].data);
+  free(p->bufs);
+  free(p->def);
+  free(p->last_use);
+  free(p->vbuf);
+  free(p->hdr);
+  free(p);
+}
+
+void ty__mpool_begin(ty__mpool *p) {
+  for (size_t b = 0; b < p->n_bufs; b++) p->bufs[b].owner = -1;
+  for (size_t v = 0; v < p->nv; v++) p->vbuf[v] = -1;
+  p->st.naive_bytes = 0;
+  p->st.n_values = p->st.n_inplace = 0;
+}
+
+ty_memplan_live ty__mpool_live(const ty__mpool *p, int id) {
+  ty_memplan_live l = {-1, -1, false};
+  if (id < 0 || (size_t)id >= p->nv) return l;
+  l.def = p->def[id];
+  l.last_use = p->last_use[id];
+  l.kept = p->s->keep[id];
+  return l;
+}
+
+/* A read of step k that dies there and may donate its buffer. */
+static int inplace_donor(const ty__mpool *p, size_t k, ty_dtype dt, size_t nbytes) {
+  const ty__step *st = &p->s->steps[k];
+  if (!st->elementwise) return -1;
+  for (int i = 0; i < st->n_reads; i++) {
+    int r = st->reads[i];
+    if (p->vbuf[r] < 0 || p->last_use[r] != (int)k || p->s->keep[r]) continue;
+    if (p->bufs[p->vbuf[r]].owner != r) continue; /* already donated in this step */
+    if (p->hdr[r].dtype == dt && p->hdr[r].nbytes == nbytes) return r;
+  }
+  return -1;
+}
+
+/* Best fit among free buffers; else the largest free one (grown); else a
+ * new one. Returns the buffer index or a negative error. */
+static int pick_buffer(ty__mpool *p, size_t need) {
+  int best = -1, largest = -1;
+  for (size_t b = 0; b < p->n_bufs; b++) {
+    const buf *x = &p->bufs[b];
+    if (x->owner >= 0) continue;
+    if (x->cap >= need && (best < 0 || x->cap < p->bufs[best].cap)) best = (int)b;
+    if (largest < 0 || x->cap > p->bufs[largest].cap) largest = (int)b;
+  }
+  if (best >= 0) return best;
+  int b = largest;
+  if (b < 0) {
+    if (p->n_bufs == p->cap_bufs) {
+      size_t cap = p->cap_bufs ? p->cap_bufs * 2 : 16;
+      buf *nb = realloc(p->bufs, cap * sizeof *nb);
+      if (!nb) return TY_ENOMEM;
+      p->bufs = nb;
+      p->cap_bufs = cap;
+    }
+    b = (int)p->n_bufs++;
+    p->bufs[b] = (buf){NULL, 0, -1};
+  }
+  buf *x = &p->bufs[b];
+  if (!p->simulate) {
+    void *d = aligned_alloc(POOL_ALIGN, need);
+    if (!d) return TY_ENOMEM;
+    free(x->data);
+    x->data = d;
+  }
+  p->st.bytes += need - x->cap;
+  x->cap = need;
+  return b;
+}
+
+int ty__mpool_alloc(ty__mpool *p, size_t k, int id, ty_dtype dt, const ty_shape *shape, ty_tensor **out_t) {
+  size_t es = ty_dtype_size(dt);
+  int64_t n = ty_shape_numel(shape);
+  if (es == 0 || n < 0 || id < 0 || (size_t)id >= p->nv) return TY_EINVAL;
+  size_t nbytes = (size_t)n * es, need = (nbytes + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
+  if (need == 0) need = POOL_ALIGN;
+  if (p->vbuf[id] >= 0) p->bufs[p->vbuf[id]].owner = -1; /* written twice: release the old one */
+  int donor = inplace_donor(p, k, dt, nbytes), b;
+  if (donor >= 0) {
+    b = p->vbuf[donor];
+    p->st.n_inplace++;
+  } else if ((b = pick_buffer(p, need)) < 0) {
+    return b;
+  } else if (!p->simulate && !p->s->steps[k].overwrites) {
+    memset(p->bufs[b].data, 0, nbytes);
+  }
+  p->bufs[b].owner = id;
+  p->vbuf[id] = b;
+  p->hdr[id] = (ty_tensor){.dtype = dt, .shape = *shape, .data = p->bufs[b].data, .nbytes = nbytes};
+  p->st.naive_bytes += need;
+  p->st.n_values++;
+  *out_t = &p->hdr[id];
+  return 0;
+}
+
+void ty__mpool_end_step(ty__mpool *p, size_t k) {
+  const ty__step *st = &p->s->steps[k];
+  for (int i = 0; i < st->n_reads; i++) {
+    int r = st->reads[i];
+    if (p->vbuf[r] < 0 || p->last_use[r] != (int)k || p->s->keep[r]) continue;
+    if (p->bufs[p->vbuf[r]].owner == r) p->bufs[p->vbuf[r]].owner = -1;
+  }
+  /* A value written here that nobody reads and nobody keeps is dead now. */
+  for (int i = 0; i < st->n_writes; i++) {
+    int w = st->writes[i];
+    if (p->vbuf[w] >= 0 && p->last_use[w] < 0 && !p->s->keep[w]) p->bufs[p->vbuf[w]].owner = -1;
+  }
+}
+
+void ty__mpool_get_stats(const ty__mpool *p, ty__mpool_stats *out) {
+  *out = p->st;
+  out->n_buffers = p->n_bufs;
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The static memory report and liveness table: the executor's schedule and
+ * pool run in simulation over the graph's inferred shapes with the batch
+ * dim filled in, so the numbers are the ones a real run would produce.
+ */
+#include "ops/memplan/memplan_internal.h"
+
+#include "lib/base/base.h"
+#include "ops/ops_internal.h"
+
+#include <stdlib.h>
+
+static int plan_create(const ty_graph *g, const ty_memplan_opts *opts, ty__sched **out_s, ty__mpool **out_p) {
+  size_t nn = ty_graph_n_nodes(g);
+  size_t *order = calloc(nn + 1, sizeof *order);
+  if (!order) return TY_ENOMEM;
+  ty_memplan_opts o = {0};
+  if (opts) o = *opts;
+  int rc = ty_graph_topo_order(g, order);
+  if (rc == 0) rc = ty__sched_create(g, order, !o.no_fusion, o.keep_values, o.n_keep_values, out_s);
+  free(order);
+  if (rc != 0) return rc;
+  if ((rc = ty__mpool_create(g, *out_s, true, out_p)) != 0) ty__sched_destroy(*out_s);
+  return rc;
+}
+
+static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, size_t k, int64_t batch, char *err,
+                         size_t err_len) {
+  for (int i = 0; i < st->n_writes; i++) {
+    const ty_value *v = ty_graph_value(g, st->writes[i]);
+    ty_shape s = ty_shape_with_batch(&v->shape, batch);
+    if (!ty_shape_is_concrete(&s) || ty_dtype_size(v->dtype) == 0)
+      return ty__err(err, err_len, TY_EINVAL, "value \"%s\": shape or dtype not known statically", v->name);
+    ty_tensor *t;
+    int rc = ty__mpool_alloc(p, k, st->writes[i], v->dtype, &s, &t);
+    if (rc != 0) return ty__err(err, err_len, rc, "value \"%s\": cannot plan", v->name);
+  }
+  ty__mpool_end_step(p, k);
+  return 0;
+}
+
+int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_opts *opts, char *err,
+                            size_t err_len, ty_memplan_report *out_report) {
+  if (!g || !out_report || batch < 1) return ty__err(err, err_len, TY_EINVAL, "batch: must be >= 1");
+  ty__sched *s = NULL;
+  ty__mpool *p = NULL;
+  int rc = plan_create(g, opts, &s, &p);
+  if (rc != 0) return ty__err(err, err_len, rc, "cannot schedule the graph: %s", ty_strerror(rc));
+  for (size_t k = 0; k < s->n_steps && rc == 0; k++) rc = simulate_step(g, p, &s->steps[k], k, batch, err, err_len);
+  if (rc == 0) {
+    ty__mpool_stats st;
+    ty__mpool_get_stats(p, &st);
+    *out_report = (ty_memplan_report){.unplanned_bytes = st.naive_bytes, .planned_bytes = st.bytes,
+                                      .n_activations = st.n_values, .n_buffers = st.n_buffers,
+                                      .n_inplace = st.n_inplace, .n_steps = s->n_steps};
+  }
+  ty__mpool_destroy(p);
+  ty__sched_destroy(s);
+  return rc;
+}
+
+int ty_memplan_liveness(const ty_graph *g, const ty_memplan_opts *opts, ty_memplan_live *out_live,
+                        size_t *out_n_steps) {
+  if (!g || !out_live || !out_n_steps) return TY_EINVAL;
+  ty__sched *s = NULL;
+  ty__mpool *p = NULL;
+  int rc = plan_create(g, opts, &s, &p);
+  if (rc != 0) return rc;
+  for (size_t v = 0; v < ty_graph_n_values(g); v++) out_live[v] = ty__mpool_live(p, (int)v);
+  *out_n_steps = s->n_steps;
+  ty__mpool_destroy(p);
+  ty__sched_destroy(s);
+  return 0;
+}
