@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
 #include "proto/trainyard.pb-c.h"
 

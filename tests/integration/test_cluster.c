@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/base/base.h"
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
 
@@ -125,7 +126,7 @@ Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
   uint64_t id;
   char err[256];
   /* The marker file makes the second run finish at once. */
-  char script[512];
+  char script[1024];
   snprintf(script, sizeof script,
            "if [ -e %s/ran ]; then exit 0; fi; touch %s/ran; sleep 30", c.dir, c.dir);
   cr_assert_eq(it_submit_sh(cl, script, "victim", &id, err, sizeof err), 0, "%s", err);
@@ -223,7 +224,7 @@ Test(cluster, malformed_frames_close_only_their_connection, .timeout = 60) {
   static const uint8_t zero[] = {0, 0, 0, 0};
   const struct { const uint8_t *b; size_t n; } bad[] = {
       {garbage, sizeof garbage}, {oversize, sizeof oversize}, {zero, sizeof zero}};
-  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int fd = raw_connect(c.rpc_port);
     cr_assert_eq(write(fd, bad[i].b, bad[i].n), (ssize_t)bad[i].n);
     cr_assert(closed_by_peer(fd), "case %zu: connection not closed", i);
