@@ -91,8 +91,8 @@ int ty__cli_args_next(ty__cli_args *it, const char **out_val, ty_cli_err *err) {
   return take_value(it, o, NULL, shown, out_val, err);
 }
 
-int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max,
-                      uint32_t *out, ty_cli_err *err) {
+int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
+                      ty_cli_err *err) {
   if (!isdigit((unsigned char)s[0]))
     return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
   errno = 0;
@@ -162,8 +162,10 @@ bad:
 
 enum { G_CONTROLLER, G_TIMEOUT, G_JSON, G_HELP, G_VERSION };
 static const ty__cli_opt global_opts[] = {
-    {"controller", 0, true, G_CONTROLLER}, {"timeout", 0, true, G_TIMEOUT},
-    {"json", 0, false, G_JSON},            {"help", 'h', false, G_HELP},
+    {"controller", 0, true, G_CONTROLLER},
+    {"timeout", 0, true, G_TIMEOUT},
+    {"json", 0, false, G_JSON},
+    {"help", 'h', false, G_HELP},
     {"version", 0, false, G_VERSION},
 };
 
@@ -183,18 +185,27 @@ static int set_controller(ty_cli_global *g, const char *what, const char *v, ty_
 static int global_opt(ty_cli_global *g, int id, const char *v, ty_cli_err *err) {
   uint32_t s = 0;
   switch (id) {
-  case G_CONTROLLER: return set_controller(g, "--controller", v, err);
+  case G_CONTROLLER:
+    return set_controller(g, "--controller", v, err);
   case G_TIMEOUT:
     if (ty_parse_duration(v, &s) != 0 || s == 0 || s > 86400)
       return ty_cli_errf(err, TY_EINVAL,
                          "--timeout: \"%s\" is not a duration between 1s and 1d (examples: 5, "
-                         "30s, 2m)", v);
+                         "30s, 2m)",
+                         v);
     g->timeout_ms = s * 1000u;
     return 0;
-  case G_JSON: g->json = true; return 0;
-  case G_HELP: g->help = true; return 0;
-  case G_VERSION: g->version = true; return 0;
-  default: return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+  case G_JSON:
+    g->json = true;
+    return 0;
+  case G_HELP:
+    g->help = true;
+    return 0;
+  case G_VERSION:
+    g->version = true;
+    return 0;
+  default:
+    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
   }
 }
 
@@ -210,11 +221,13 @@ int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cl
     const char *v;
     int id = ty__cli_args_next(&it, &v, err);
     if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+    if (id == TY__ARG_ERROR)
+      rc = TY_EINVAL;
     else if (id == TY__ARG_POSITIONAL) {
       out->cmd_index = it.i; /* it.i is past the command in argv + 1 */
       break;
-    } else rc = global_opt(out, id, v, err);
+    } else
+      rc = global_opt(out, id, v, err);
   }
   /* The environment only counts when --controller did not say otherwise. */
   if (rc == 0 && !out->host)

@@ -40,8 +40,8 @@ enum {
  * an unknown queue, hence an invalid spec, for `submit`). */
 typedef enum {
   TY_CLI_OP_SUBMIT,
-  TY_CLI_OP_JOB,    /* a request naming job ids: show, logs, cancel */
-  TY_CLI_OP_OTHER,  /* ls, nodes */
+  TY_CLI_OP_JOB,   /* a request naming job ids: show, logs, cancel */
+  TY_CLI_OP_OTHER, /* ls, nodes */
 } ty_cli_op;
 
 /* Exit code for an answer's status (0 -> 0). */
@@ -83,15 +83,15 @@ const char *ty_cli_node_state_name(int state); /* "UP", "DOWN", "DRAINING", "DRA
 typedef struct ty_cli_job {
   char *name, *queue, *user, *cwd; /* owned; NULL = unset */
   int32_t priority;
-  uint32_t time_limit_s;           /* 0 = the queue's default */
+  uint32_t time_limit_s;                                        /* 0 = the queue's default */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task; /* 0 = default */
-  uint64_t mem_per_node;           /* bytes, 0 = no limit */
-  char **argv;                     /* owned, argc entries */
+  uint64_t mem_per_node;                                        /* bytes, 0 = no limit */
+  char **argv;                                                  /* owned, argc entries */
   size_t argc;
-  char **env;                      /* owned "NAME=value" entries */
+  char **env; /* owned "NAME=value" entries */
   size_t envc;
-  bool is_graph;                   /* a graph job (only read back from the controller) */
-  char *model_path;                /* graph jobs: owned, may be NULL */
+  bool is_graph;    /* a graph job (only read back from the controller) */
+  char *model_path; /* graph jobs: owned, may be NULL */
 } ty_cli_job;
 void ty_cli_job_close(ty_cli_job *j);
 
@@ -99,13 +99,13 @@ void ty_cli_job_close(ty_cli_job *j);
 
 /* Global options, before the subcommand. */
 typedef struct ty_cli_global {
-  char *host;          /* owned */
+  char *host; /* owned */
   int port;
   char *controller;    /* owned, "HOST:PORT" as given, for messages */
   uint32_t timeout_ms; /* per connect and per call; default 10 s */
   bool json;
   bool help, version;
-  int cmd_index;       /* argv index of the subcommand; argc when absent */
+  int cmd_index; /* argv index of the subcommand; argc when absent */
 } ty_cli_global;
 /* Parses argv[1..] up to the subcommand. `env_controller` is the value of
  * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. On
@@ -127,8 +127,8 @@ int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err);
  * and job.user to `user` (both may be NULL). */
 typedef struct ty_cli_submit_args {
   bool command_mode, quiet, json, help;
-  char *file;      /* owned; job file path (file mode) */
-  ty_cli_job job;  /* command mode */
+  char *file;     /* owned; job file path (file mode) */
+  ty_cli_job job; /* command mode */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, ty_cli_err *err);
@@ -137,7 +137,7 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a);
 typedef struct ty_cli_ls_args {
   int states[TY_CLI_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
-  char *user, *queue;               /* owned; NULL = any */
+  char *user, *queue; /* owned; NULL = any */
   bool all, json, help;
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
@@ -175,10 +175,10 @@ typedef struct ty_cli_jobinfo {
   uint64_t id;
   ty_cli_job spec;
   int state;
-  char *reason;  /* owned, "" when none */
+  char *reason; /* owned, "" when none */
   int32_t exit_code, term_signal;
   int64_t submit_ms, start_ms, end_ms; /* 0 = not yet */
-  char **nodes;  /* owned */
+  char **nodes;                        /* owned */
   size_t nnodes;
   uint32_t requeue_count;
 } ty_cli_jobinfo;
@@ -255,7 +255,7 @@ typedef struct ty_json {
   int err;
   bool first[TY_JSON_MAX_DEPTH]; /* nothing written yet at this level */
   bool object[TY_JSON_MAX_DEPTH];
-  bool want_value;               /* a key was written, its value is due */
+  bool want_value; /* a key was written, its value is due */
   /* Set after init: each element of a top-level array goes on its own line,
    * so `grep -c '"id"'` counts records, as shell scripts expect. */
   bool lines;

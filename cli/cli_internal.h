@@ -16,10 +16,10 @@
 #include "cli/cli.h"
 
 typedef struct ty__cli_opt {
-  const char *name;  /* long name without the dashes */
-  char short_name;   /* 0 = none */
+  const char *name; /* long name without the dashes */
+  char short_name;  /* 0 = none */
   bool has_arg;
-  int id;            /* >= 0, returned by ty__cli_args_next */
+  int id; /* >= 0, returned by ty__cli_args_next */
 } ty__cli_opt;
 
 enum {
@@ -30,9 +30,9 @@ enum {
 
 typedef struct ty__cli_args {
   int argc;
-  char **argv;               /* borrowed */
-  int i;                     /* next argv index */
-  const ty__cli_opt *opts;   /* borrowed */
+  char **argv;             /* borrowed */
+  int i;                   /* next argv index */
+  const ty__cli_opt *opts; /* borrowed */
   size_t nopts;
   /* Set by the caller (or by "--"): everything left is positional. */
   bool only_positional;
@@ -45,8 +45,8 @@ void ty__cli_args_init(ty__cli_args *it, int argc, char **argv, const ty__cli_op
 int ty__cli_args_next(ty__cli_args *it, const char **out_val, ty_cli_err *err);
 
 /* Number parsing that names the option in its error messages. */
-int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max,
-                      uint32_t *out, ty_cli_err *err);
+int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
+                      ty_cli_err *err);
 int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, ty_cli_err *err);
 
 #endif

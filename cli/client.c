@@ -24,8 +24,10 @@ void ty__ctl_err(const char *fmt, ...) {
 
 int ty__ctl_usage(const char *cmd, const ty_cli_err *err) {
   ty__ctl_err("%s", err->msg);
-  if (cmd) fprintf(stderr, "Try 'trainctl %s --help'.\n", cmd);
-  else fprintf(stderr, "Try 'trainctl --help'.\n");
+  if (cmd)
+    fprintf(stderr, "Try 'trainctl %s --help'.\n", cmd);
+  else
+    fprintf(stderr, "Try 'trainctl --help'.\n");
   return TY_CLI_EXIT_USAGE;
 }
 
@@ -80,8 +82,10 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
   code = ty_cli_exit_for_status(op, out->status);
   if (code == TY_CLI_EXIT_OK) return 0;
   const char *msg = out->message && *out->message ? out->message : ty_strerror(out->status);
-  if (code == TY_CLI_EXIT_INVALID) ty__ctl_err("invalid job spec: %s", msg);
-  else ty__ctl_err("%s", msg);
+  if (code == TY_CLI_EXIT_INVALID)
+    ty__ctl_err("invalid job spec: %s", msg);
+  else
+    ty__ctl_err("%s", msg);
   ty_rpc_result_close(out);
   return code;
 }

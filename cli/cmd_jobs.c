@@ -34,7 +34,9 @@ const char ty__usage_cancel[] =
     "SIGKILL after the grace period). Prints one result per id; exits 4 if any id\n"
     "is unknown, 1 if any other could not be cancelled.\n";
 
-static int64_t now_ms(void) { return ty_now_ms(); }
+static int64_t now_ms(void) {
+  return ty_now_ms();
+}
 
 int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_cli_ls_args a;

@@ -32,9 +32,9 @@ typedef struct logs_run logs_run;
 typedef struct log_stream {
   logs_run *run;
   const ty_cli_task_loc *loc;
-  ty_buf partial;   /* prefix mode: bytes after the last newline */
-  int status;       /* END status or transport error */
-  char *message;    /* owned */
+  ty_buf partial; /* prefix mode: bytes after the last newline */
+  int status;     /* END status or transport error */
+  char *message;  /* owned */
 } log_stream;
 
 struct logs_run {
@@ -43,7 +43,7 @@ struct logs_run {
   uint64_t job_id;
   bool follow, prefix;
   log_stream *streams;
-  size_t n, next;   /* next: the stream to start when reading one at a time */
+  size_t n, next; /* next: the stream to start when reading one at a time */
 };
 
 static void start_next(logs_run *r);
@@ -91,8 +91,10 @@ static void on_answer(ty_rpc_conn *conn, int status, const ty_rpc_msg *msg, bool
     ty_buf_close(&data);
     return;
   }
-  if (msg) finish(s, conn, msg->status, msg->message);
-  else finish(s, conn, status, NULL);
+  if (msg)
+    finish(s, conn, msg->status, msg->message);
+  else
+    finish(s, conn, status, NULL);
 }
 
 static void on_connected(ty_rpc_conn *conn, int status, void *ud) {
@@ -155,14 +157,18 @@ static int stream_all(const ty__ctl *c, uint64_t id, bool follow, const ty_cli_t
     return TY_CLI_EXIT_ERROR;
   }
   r.streams = ty_xcalloc(n, sizeof *r.streams);
-  for (size_t i = 0; i < n; i++) r.streams[i] = (log_stream){.run = &r, .loc = &ts[i]};
+  for (size_t i = 0; i < n; i++)
+    r.streams[i] = (log_stream){.run = &r, .loc = &ts[i]};
   if (follow)
-    while (r.next < r.n) start_next(&r);
-  else start_next(&r);
+    while (r.next < r.n)
+      start_next(&r);
+  else
+    start_next(&r);
   uv_run(&r.loop, UV_RUN_DEFAULT);
   uv_loop_close(&r.loop);
   int code = report(&r);
-  for (size_t i = 0; i < n; i++) free(r.streams[i].message), ty_buf_close(&r.streams[i].partial);
+  for (size_t i = 0; i < n; i++)
+    free(r.streams[i].message), ty_buf_close(&r.streams[i].partial);
   free(r.streams);
   return code;
 }
@@ -210,7 +216,8 @@ static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, ty_cli_task_loc
       ty__ctl_err("job %" PRIu64 " is PENDING and has no output yet (-f waits for it)", a->id);
       return TY_CLI_EXIT_ERROR;
     }
-    if (!told) fprintf(stderr, "trainctl: job %" PRIu64 " is PENDING; waiting for it to start\n", a->id);
+    if (!told)
+      fprintf(stderr, "trainctl: job %" PRIu64 " is PENDING; waiting for it to start\n", a->id);
     told = true;
     nanosleep(&(struct timespec){1, 0}, NULL);
   }

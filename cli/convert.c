@@ -27,7 +27,9 @@ static int pack(const ProtobufCMessage *m, ty_buf *out) {
   return 0;
 }
 
-static char *str_or_empty(const char *s) { return (char *)(s ? s : ""); }
+static char *str_or_empty(const char *s) {
+  return (char *)(s ? s : "");
+}
 
 int ty_cli_encode_submit(const ty_cli_job *j, ty_buf *out) {
   Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
@@ -73,7 +75,8 @@ static int read_file(const char *path, ty_buf *out, ty_cli_err *err) {
     if (out->len + n > MAX_JOB_FILE)
       rc = ty_cli_errf(err, TY_ETOOBIG, "%s: larger than %u MiB, not a job file", path,
                        MAX_JOB_FILE >> 20);
-    else rc = ty_buf_append(out, chunk, n);
+    else
+      rc = ty_buf_append(out, chunk, n);
   }
   if (rc == 0 && ferror(f)) rc = ty_cli_errf(err, TY_EIO, "%s: %s", path, strerror(errno));
   fclose(f);
@@ -96,9 +99,11 @@ int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, ty_cli
   if (rc == 0) {
     rc = ty_cli_encode_submit_raw(raw.data, raw.len, user, out);
     if (rc == TY_EPROTO && looks_like_text(&raw))
-      ty_cli_errf(err, rc, "%s: not a valid trainyard.Job message (protobuf decode failed); if it "
-                           "is text format, encode it first: protoc --encode=trainyard.Job "
-                           "--proto_path=proto proto/trainyard.proto < %s > job.pb", path, path);
+      ty_cli_errf(err, rc,
+                  "%s: not a valid trainyard.Job message (protobuf decode failed); if it "
+                  "is text format, encode it first: protoc --encode=trainyard.Job "
+                  "--proto_path=proto proto/trainyard.proto < %s > job.pb",
+                  path, path);
     else if (rc == TY_EPROTO)
       ty_cli_errf(err, rc, "%s: not a valid trainyard.Job message (protobuf decode failed)", path);
   }
@@ -109,7 +114,8 @@ int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, ty_cli
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
   Trainyard__JobState states[TY_CLI_JOB_STATE_MAX];
-  for (size_t i = 0; i < a->nstates; i++) states[i] = (Trainyard__JobState)a->states[i];
+  for (size_t i = 0; i < a->nstates; i++)
+    states[i] = (Trainyard__JobState)a->states[i];
   req.n_states = a->all ? 0 : a->nstates;
   req.states = states;
   req.user = str_or_empty(a->user), req.queue = str_or_empty(a->queue);
@@ -141,11 +147,14 @@ int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool fol
 
 static char **copy_strs(char **src, size_t n) {
   char **dst = n ? ty_xcalloc(n, sizeof *dst) : NULL;
-  for (size_t i = 0; i < n; i++) dst[i] = ty_strdup(src[i] ? src[i] : "");
+  for (size_t i = 0; i < n; i++)
+    dst[i] = ty_strdup(src[i] ? src[i] : "");
   return dst;
 }
 
-static char *copy_str(const char *s) { return ty_strdup(s ? s : ""); }
+static char *copy_str(const char *s) {
+  return ty_strdup(s ? s : "");
+}
 
 static void job_from_pb(const Trainyard__Job *pb, ty_cli_job *j) {
   memset(j, 0, sizeof *j);
@@ -184,13 +193,15 @@ void ty_cli_jobinfo_close(ty_cli_jobinfo *j) {
   if (!j) return;
   ty_cli_job_close(&j->spec);
   free(j->reason);
-  for (size_t i = 0; i < j->nnodes; i++) free(j->nodes[i]);
+  for (size_t i = 0; i < j->nnodes; i++)
+    free(j->nodes[i]);
   free(j->nodes);
   memset(j, 0, sizeof *j);
 }
 
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n) {
-  for (size_t i = 0; js && i < n; i++) ty_cli_jobinfo_close(&js[i]);
+  for (size_t i = 0; js && i < n; i++)
+    ty_cli_jobinfo_close(&js[i]);
   free(js);
 }
 
@@ -207,7 +218,8 @@ int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, si
   if (!r) return TY_EPROTO;
   *out = r->n_jobs ? ty_xcalloc(r->n_jobs, sizeof **out) : NULL;
   *out_n = r->n_jobs;
-  for (size_t i = 0; i < r->n_jobs; i++) jobinfo_from_pb(r->jobs[i], &(*out)[i]);
+  for (size_t i = 0; i < r->n_jobs; i++)
+    jobinfo_from_pb(r->jobs[i], &(*out)[i]);
   trainyard__list_jobs_response__free_unpacked(r, NULL);
   return 0;
 }
@@ -233,7 +245,8 @@ int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
 }
 
 void ty_cli_events_free(ty_cli_event *ev, size_t n) {
-  for (size_t i = 0; ev && i < n; i++) free(ev[i].reason);
+  for (size_t i = 0; ev && i < n; i++)
+    free(ev[i].reason);
   free(ev);
 }
 
@@ -265,7 +278,8 @@ void ty_cli_nodes_free(ty_cli_node *ns, size_t n) {
 
 int ty_cli_decode_task_locs(const uint8_t *p, size_t n, ty_cli_task_loc **out, size_t *out_n,
                             int *out_state) {
-  Trainyard__GetTaskLocationsResponse *r = trainyard__get_task_locations_response__unpack(NULL, n, p);
+  Trainyard__GetTaskLocationsResponse *r =
+      trainyard__get_task_locations_response__unpack(NULL, n, p);
   if (!r) return TY_EPROTO;
   ty_cli_task_loc *ts = r->n_tasks ? ty_xcalloc(r->n_tasks, sizeof *ts) : NULL;
   for (size_t i = 0; i < r->n_tasks; i++) {
@@ -280,7 +294,8 @@ int ty_cli_decode_task_locs(const uint8_t *p, size_t n, ty_cli_task_loc **out, s
 }
 
 void ty_cli_task_locs_free(ty_cli_task_loc *ts, size_t n) {
-  for (size_t i = 0; ts && i < n; i++) free(ts[i].node), free(ts[i].io_addr);
+  for (size_t i = 0; ts && i < n; i++)
+    free(ts[i].node), free(ts[i].io_addr);
   free(ts);
 }
 
@@ -299,7 +314,8 @@ int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cli_cancel_result **out,
 }
 
 void ty_cli_cancel_results_free(ty_cli_cancel_result *rs, size_t n) {
-  for (size_t i = 0; rs && i < n; i++) free(rs[i].message);
+  for (size_t i = 0; rs && i < n; i++)
+    free(rs[i].message);
   free(rs);
 }
 

@@ -18,22 +18,31 @@
 void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap) {
   int64_t s = ms < 0 ? 0 : ms / 1000;
   int64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
-  if (d) snprintf(out, cap, "%" PRId64 "-%02" PRId64 ":%02" PRId64 ":%02" PRId64, d, h, m, sec);
-  else if (h) snprintf(out, cap, "%" PRId64 ":%02" PRId64 ":%02" PRId64, h, m, sec);
-  else snprintf(out, cap, "%" PRId64 ":%02" PRId64, m, sec);
+  if (d)
+    snprintf(out, cap, "%" PRId64 "-%02" PRId64 ":%02" PRId64 ":%02" PRId64, d, h, m, sec);
+  else if (h)
+    snprintf(out, cap, "%" PRId64 ":%02" PRId64 ":%02" PRId64, h, m, sec);
+  else
+    snprintf(out, cap, "%" PRId64 ":%02" PRId64, m, sec);
 }
 
 void ty_cli_format_size(uint64_t bytes, char *out, size_t cap) {
   static const char units[] = "KMGTPE";
   int u = -1;
   double v = (double)bytes;
-  while (v >= 1024.0 && u < 5) v /= 1024.0, u++;
-  if (u < 0) snprintf(out, cap, "%" PRIu64, bytes);
-  else if (bytes % (1ull << (10 * (u + 1))) == 0) snprintf(out, cap, "%.0f%c", v, units[u]);
-  else snprintf(out, cap, "%.1f%c", v, units[u]);
+  while (v >= 1024.0 && u < 5)
+    v /= 1024.0, u++;
+  if (u < 0)
+    snprintf(out, cap, "%" PRIu64, bytes);
+  else if (bytes % (1ull << (10 * (u + 1))) == 0)
+    snprintf(out, cap, "%.0f%c", v, units[u]);
+  else
+    snprintf(out, cap, "%.1f%c", v, units[u]);
 }
 
-static const char *queue_name(const char *q) { return q && *q ? q : "default"; }
+static const char *queue_name(const char *q) {
+  return q && *q ? q : "default";
+}
 
 static int64_t job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms) {
   if (j->start_ms <= 0) return 0;
@@ -52,7 +61,8 @@ static void job_nodes(const ty_cli_jobinfo *j, ty_buf *b) {
 static void json_str_array(ty_json *js, const char *key, char **v, size_t n) {
   ty_json_key(js, key);
   ty_json_begin_array(js);
-  for (size_t i = 0; i < n; i++) ty_json_string(js, v[i]);
+  for (size_t i = 0; i < n; i++)
+    ty_json_string(js, v[i]);
   ty_json_end_array(js);
 }
 
@@ -98,7 +108,7 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
 }
 
 static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, ty_buf *out) {
-  static const char *const hdr[] = {"ID", "NAME", "USER", "QUEUE", "PRI",
+  static const char *const hdr[] = {"ID",    "NAME", "USER",  "QUEUE", "PRI",
                                     "STATE", "TIME", "NODES", "REASON"};
   static const bool right[] = {true, false, false, false, true, false, true, false, false};
   ty_cli_table *t = ty_cli_table_create(hdr, right, TY_ARRAY_LEN(hdr));
@@ -112,8 +122,11 @@ static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, ty_buf
     ty_buf nodes;
     ty_buf_init(&nodes);
     job_nodes(j, &nodes);
-    const char *row[] = {id, j->spec.name, j->spec.user, queue_name(j->spec.queue), pri,
-                         ty_cli_job_state_name(j->state), time, (char *)nodes.data, j->reason};
+    const char *row[] = {id,           j->spec.name,
+                         j->spec.user, queue_name(j->spec.queue),
+                         pri,          ty_cli_job_state_name(j->state),
+                         time,         (char *)nodes.data,
+                         j->reason};
     rc = ty_cli_table_add(t, row);
     ty_buf_close(&nodes);
   }
@@ -162,8 +175,10 @@ static void shell_word(ty_buf *b, const char *w) {
   }
   ty_buf_append(b, "'", 1);
   for (const char *p = w; *p; p++)
-    if (*p == '\'') ty_buf_append(b, "'\\''", 4);
-    else ty_buf_append(b, p, 1);
+    if (*p == '\'')
+      ty_buf_append(b, "'\\''", 4);
+    else
+      ty_buf_append(b, p, 1);
   ty_buf_append(b, "'", 1);
 }
 
@@ -191,7 +206,8 @@ static void show_command(ty_buf *b, const ty_cli_job *s) {
   }
   ty_buf_append(b, "\n", 1);
   kv(b, "cwd:", s->cwd && *s->cwd ? s->cwd : "(the worker's)");
-  for (size_t i = 0; i < s->envc; i++) kv(b, i ? "" : "env:", s->env[i]);
+  for (size_t i = 0; i < s->envc; i++)
+    kv(b, i ? "" : "env:", s->env[i]);
 }
 
 static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
@@ -218,7 +234,8 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   ty_buf_close(&nodes);
   if (j->term_signal)
     snprintf(buf, sizeof buf, "%" PRId32 " (signal %" PRId32 ")", j->exit_code, j->term_signal);
-  else snprintf(buf, sizeof buf, "%" PRId32, j->exit_code);
+  else
+    snprintf(buf, sizeof buf, "%" PRId32, j->exit_code);
   kv(b, "exit code:", buf);
   snprintf(buf, sizeof buf, "%" PRIu32, j->requeue_count), kv(b, "requeued:", buf);
 }
@@ -269,13 +286,15 @@ int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t ne
 /* ---- nodes, cancel, submit -------------------------------------------------- */
 
 static void heartbeat_age(int64_t last_ms, int64_t now_ms, char *out, size_t cap) {
-  if (last_ms <= 0) snprintf(out, cap, "-");
-  else snprintf(out, cap, "%" PRId64 "s ago", now_ms > last_ms ? (now_ms - last_ms) / 1000 : 0);
+  if (last_ms <= 0)
+    snprintf(out, cap, "-");
+  else
+    snprintf(out, cap, "%" PRId64 "s ago", now_ms > last_ms ? (now_ms - last_ms) / 1000 : 0);
 }
 
 static int nodes_table(const ty_cli_node *ns, size_t n, int64_t now_ms, ty_buf *out) {
-  static const char *const hdr[] = {"NAME", "STATE", "CPUS", "GPUS", "MEM",
-                                    "TASKS", "HEARTBEAT", "REASON"};
+  static const char *const hdr[] = {"NAME", "STATE", "CPUS",      "GPUS",
+                                    "MEM",  "TASKS", "HEARTBEAT", "REASON"};
   static const bool right[] = {false, false, true, true, true, true, true, false};
   ty_cli_table *t = ty_cli_table_create(hdr, right, TY_ARRAY_LEN(hdr));
   int rc = 0;
@@ -287,7 +306,7 @@ static int nodes_table(const ty_cli_node *ns, size_t n, int64_t now_ms, ty_buf *
     ty_cli_format_size(nd->memory, mem, sizeof mem);
     snprintf(tasks, sizeof tasks, "%" PRIu32, nd->running_tasks);
     heartbeat_age(nd->last_heartbeat_ms, now_ms, hb, sizeof hb);
-    const char *row[] = {nd->name, ty_cli_node_state_name(nd->state), cpus, gpus, mem, tasks, hb,
+    const char *row[] = {nd->name,  ty_cli_node_state_name(nd->state), cpus, gpus, mem, tasks, hb,
                          nd->reason};
     rc = ty_cli_table_add(t, row);
   }
@@ -319,7 +338,8 @@ int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool js
   ty_json_init(&w, out);
   w.lines = true;
   ty_json_begin_array(&w);
-  for (size_t i = 0; i < n; i++) json_node(&w, &ns[i]);
+  for (size_t i = 0; i < n; i++)
+    json_node(&w, &ns[i]);
   ty_json_end_array(&w);
   return ty_json_finish(&w);
 }
@@ -329,7 +349,8 @@ int ty_cli_render_cancel(const ty_cli_cancel_result *rs, size_t n, bool json, ty
   if (!json) {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-      if (rs[i].status == 0) rc = ty_buf_printf(out, "Cancelled job %" PRIu64 "\n", rs[i].id);
+      if (rs[i].status == 0)
+        rc = ty_buf_printf(out, "Cancelled job %" PRIu64 "\n", rs[i].id);
       else if (rs[i].message && *rs[i].message)
         rc = ty_buf_printf(errs, "trainctl: %s\n", rs[i].message);
       else

@@ -67,10 +67,18 @@ static void end(ty_json *j, bool object) {
   put(j, object ? "}" : "]", 1);
 }
 
-void ty_json_begin_object(ty_json *j) { begin(j, true); }
-void ty_json_end_object(ty_json *j) { end(j, true); }
-void ty_json_begin_array(ty_json *j) { begin(j, false); }
-void ty_json_end_array(ty_json *j) { end(j, false); }
+void ty_json_begin_object(ty_json *j) {
+  begin(j, true);
+}
+void ty_json_end_object(ty_json *j) {
+  end(j, true);
+}
+void ty_json_begin_array(ty_json *j) {
+  begin(j, false);
+}
+void ty_json_end_array(ty_json *j) {
+  end(j, false);
+}
 
 void ty_json_key(ty_json *j, const char *key) {
   if (j->err) return;
@@ -91,10 +99,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   size_t len;
   uint32_t cp, min;
   if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, cp = c & 0x1F, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, cp = c & 0x0F, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, cp = c & 0x07, min = 0x10000;
+  else
+    return 0;
   if (n < len) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;
@@ -106,13 +118,20 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
 
 static int escape_ascii(ty_buf *out, unsigned char c) {
   switch (c) {
-  case '"': return ty_buf_append(out, "\\\"", 2);
-  case '\\': return ty_buf_append(out, "\\\\", 2);
-  case '\n': return ty_buf_append(out, "\\n", 2);
-  case '\r': return ty_buf_append(out, "\\r", 2);
-  case '\t': return ty_buf_append(out, "\\t", 2);
-  case '\b': return ty_buf_append(out, "\\b", 2);
-  case '\f': return ty_buf_append(out, "\\f", 2);
+  case '"':
+    return ty_buf_append(out, "\\\"", 2);
+  case '\\':
+    return ty_buf_append(out, "\\\\", 2);
+  case '\n':
+    return ty_buf_append(out, "\\n", 2);
+  case '\r':
+    return ty_buf_append(out, "\\r", 2);
+  case '\t':
+    return ty_buf_append(out, "\\t", 2);
+  case '\b':
+    return ty_buf_append(out, "\\b", 2);
+  case '\f':
+    return ty_buf_append(out, "\\f", 2);
   default:
     if (c < 0x20 || c == 0x7F) return ty_buf_printf(out, "\\u%04x", c);
     return ty_buf_append(out, &c, 1);
@@ -125,9 +144,12 @@ int ty_json_escape(ty_buf *out, const char *s, size_t n) {
   size_t i = 0;
   while (rc == 0 && i < n) {
     size_t len = utf8_seq(p + i, n - i);
-    if (len == 1) rc = escape_ascii(out, p[i]);
-    else if (len > 1) rc = ty_buf_append(out, p + i, len);
-    else rc = ty_buf_append(out, "\\ufffd", 6);
+    if (len == 1)
+      rc = escape_ascii(out, p[i]);
+    else if (len > 1)
+      rc = ty_buf_append(out, p + i, len);
+    else
+      rc = ty_buf_append(out, "\\ufffd", 6);
     i += len ? len : 1;
   }
   if (rc == 0) rc = ty_buf_append(out, "\"", 1);
@@ -139,8 +161,10 @@ void ty_json_string_n(ty_json *j, const char *s, size_t n) {
 }
 
 void ty_json_string(ty_json *j, const char *s) {
-  if (!s) ty_json_null(j);
-  else ty_json_string_n(j, s, strlen(s));
+  if (!s)
+    ty_json_null(j);
+  else
+    ty_json_string_n(j, s, strlen(s));
 }
 
 static void scalar(ty_json *j, const char *text) {
@@ -159,8 +183,12 @@ void ty_json_uint(ty_json *j, uint64_t v) {
   scalar(j, b);
 }
 
-void ty_json_bool(ty_json *j, bool v) { scalar(j, v ? "true" : "false"); }
-void ty_json_null(ty_json *j) { scalar(j, "null"); }
+void ty_json_bool(ty_json *j, bool v) {
+  scalar(j, v ? "true" : "false");
+}
+void ty_json_null(ty_json *j) {
+  scalar(j, "null");
+}
 
 int ty_json_finish(ty_json *j) {
   if (j->err == 0 && (j->depth != 0 || j->want_value || j->first[0])) j->err = TY_EINVAL;

@@ -16,12 +16,24 @@
 #include "cli/trainctl.h"
 
 static const ty__ctl_cmd commands[] = {
-    {"submit", ty__cmd_submit, "submit a job file or a batch command", ty__usage_submit},
-    {"ls", ty__cmd_ls, "list jobs (pending and running unless --all)", ty__usage_ls},
-    {"show", ty__cmd_show, "one job with its event history", ty__usage_show},
-    {"logs", ty__cmd_logs, "a job's output, read straight from the workers", ty__usage_logs},
-    {"cancel", ty__cmd_cancel, "cancel jobs", ty__usage_cancel},
-    {"nodes", ty__cmd_nodes, "list nodes", ty__usage_nodes},
+    {.name = "submit",
+     .run = ty__cmd_submit,
+     .usage = ty__usage_submit,
+     .summary = "submit a job file or a batch command"},
+    {.name = "ls",
+     .run = ty__cmd_ls,
+     .usage = ty__usage_ls,
+     .summary = "list jobs (pending and running unless --all)"},
+    {.name = "show",
+     .run = ty__cmd_show,
+     .usage = ty__usage_show,
+     .summary = "one job with its event history"},
+    {.name = "logs",
+     .run = ty__cmd_logs,
+     .usage = ty__usage_logs,
+     .summary = "a job's output, read straight from the workers"},
+    {.name = "cancel", .run = ty__cmd_cancel, .usage = ty__usage_cancel, .summary = "cancel jobs"},
+    {.name = "nodes", .run = ty__cmd_nodes, .usage = ty__usage_nodes, .summary = "list nodes"},
 };
 
 static void usage(FILE *f) {
@@ -29,22 +41,21 @@ static void usage(FILE *f) {
              "[ARGS...]\n\nCommands:\n");
   for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fprintf(f,
-          "\nGlobal options:\n"
-          "  --controller HOST:PORT  the controller (default: $TRAINYARD_CONTROLLER, else "
-          "127.0.0.1:7810)\n"
-          "  --timeout DURATION      per connection and request, e.g. 5, 30s, 2m (default 10s)\n"
-          "  --json                  JSON output for listings (as COMMAND --json)\n"
-          "  -h, --help              this help; `trainctl COMMAND --help` for a command\n"
-          "  --version               the version\n"
-          "\nExit codes:\n"
-          "  0  success\n"
-          "  1  error reported by the controller (or a worker)\n"
-          "  2  usage error (bad command line, unreadable job file)\n"
-          "  3  controller unreachable (refused, timed out, connection lost)\n"
-          "  4  unknown job id\n"
-          "  5  invalid job spec (refused by the controller, or a job file that does not "
-          "decode)\n");
+  fprintf(f, "\nGlobal options:\n"
+             "  --controller HOST:PORT  the controller (default: $TRAINYARD_CONTROLLER, else "
+             "127.0.0.1:7810)\n"
+             "  --timeout DURATION      per connection and request, e.g. 5, 30s, 2m (default 10s)\n"
+             "  --json                  JSON output for listings (as COMMAND --json)\n"
+             "  -h, --help              this help; `trainctl help COMMAND` for a command\n"
+             "  --version               the version\n"
+             "\nExit codes:\n"
+             "  0  success\n"
+             "  1  error reported by the controller (or a worker)\n"
+             "  2  usage error (bad command line, unreadable job file)\n"
+             "  3  controller unreachable (refused, timed out, connection lost)\n"
+             "  4  unknown job id\n"
+             "  5  invalid job spec (refused by the controller, or a job file that does not "
+             "decode)\n");
 }
 
 static const char *caller_name(char *buf, size_t cap) {
@@ -54,8 +65,26 @@ static const char *caller_name(char *buf, size_t cap) {
   return buf;
 }
 
+/* `trainctl help [COMMAND]`, for people who type it that way round. */
+static int help(const char *name) {
+  if (!name) {
+    usage(stdout);
+    return TY_CLI_EXIT_OK;
+  }
+  for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
+    if (strcmp(commands[i].name, name) == 0) {
+      fputs(commands[i].usage, stdout);
+      return TY_CLI_EXIT_OK;
+    }
+  ty_cli_err err;
+  ty_cli_errf(&err, TY_EINVAL, "help: unknown command \"%s\"", name);
+  return ty__ctl_usage(NULL, &err);
+}
+
 static int dispatch(ty__ctl *c, int argc, char **argv) {
   const char *name = argv[c->g.cmd_index];
+  if (strcmp(name, "help") == 0)
+    return help(c->g.cmd_index + 1 < argc ? argv[c->g.cmd_index + 1] : NULL);
   for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
     if (strcmp(commands[i].name, name) == 0)
       return commands[i].run(c, argc - c->g.cmd_index - 1, argv + c->g.cmd_index + 1);

@@ -15,8 +15,10 @@
 void ty_cli_job_close(ty_cli_job *j) {
   if (!j) return;
   free(j->name), free(j->queue), free(j->user), free(j->cwd), free(j->model_path);
-  for (size_t i = 0; i < j->argc; i++) free(j->argv[i]);
-  for (size_t i = 0; i < j->envc; i++) free(j->env[i]);
+  for (size_t i = 0; i < j->argc; i++)
+    free(j->argv[i]);
+  for (size_t i = 0; i < j->envc; i++)
+    free(j->env[i]);
   free(j->argv), free(j->env);
   memset(j, 0, sizeof *j);
 }
@@ -35,17 +37,37 @@ static const char *opt_name(const ty__cli_opt *opts, size_t n, int id) {
 /* ---- submit ---------------------------------------------------------------- */
 
 enum {
-  S_COMMAND, S_GPUS, S_CPUS, S_NODES, S_NTASKS, S_MEM, S_QUEUE, S_PRIORITY, S_NAME, S_TIME,
-  S_CWD, S_EXPORT, S_QUIET, S_JSON, S_HELP,
+  S_COMMAND,
+  S_GPUS,
+  S_CPUS,
+  S_NODES,
+  S_NTASKS,
+  S_MEM,
+  S_QUEUE,
+  S_PRIORITY,
+  S_NAME,
+  S_TIME,
+  S_CWD,
+  S_EXPORT,
+  S_QUIET,
+  S_JSON,
+  S_HELP,
 };
 static const ty__cli_opt submit_opts[] = {
-    {"command", 0, false, S_COMMAND},     {"gpus", 0, true, S_GPUS},
-    {"cpus", 0, true, S_CPUS},            {"nodes", 0, true, S_NODES},
-    {"ntasks-per-node", 0, true, S_NTASKS}, {"mem", 0, true, S_MEM},
-    {"queue", 0, true, S_QUEUE},          {"priority", 0, true, S_PRIORITY},
-    {"name", 0, true, S_NAME},            {"time", 0, true, S_TIME},
-    {"cwd", 0, true, S_CWD},              {"export", 0, true, S_EXPORT},
-    {"quiet", 'q', false, S_QUIET},       {"json", 0, false, S_JSON},
+    {"command", 0, false, S_COMMAND},
+    {"gpus", 0, true, S_GPUS},
+    {"cpus", 0, true, S_CPUS},
+    {"nodes", 0, true, S_NODES},
+    {"ntasks-per-node", 0, true, S_NTASKS},
+    {"mem", 0, true, S_MEM},
+    {"queue", 0, true, S_QUEUE},
+    {"priority", 0, true, S_PRIORITY},
+    {"name", 0, true, S_NAME},
+    {"time", 0, true, S_TIME},
+    {"cwd", 0, true, S_CWD},
+    {"export", 0, true, S_EXPORT},
+    {"quiet", 'q', false, S_QUIET},
+    {"json", 0, false, S_JSON},
     {"help", 'h', false, S_HELP},
 };
 
@@ -96,29 +118,41 @@ static int set_cwd(ty_cli_job *j, const char *v, const char *cwd, ty_cli_err *er
 static int job_option(ty_cli_job *j, int id, const char *v, const char *cwd, ty_cli_err *err) {
   uint32_t secs = 0;
   switch (id) {
-  case S_GPUS: return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err);
-  case S_CPUS: return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err);
-  case S_NODES: return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err);
-  case S_NTASKS: return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err);
+  case S_GPUS:
+    return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err);
+  case S_CPUS:
+    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err);
+  case S_NODES:
+    return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err);
+  case S_NTASKS:
+    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err);
   case S_MEM:
     if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
-      return ty_cli_errf(err, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)", v);
+      return ty_cli_errf(err, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)",
+                         v);
     return 0;
-  case S_QUEUE: return set_text("--queue", &j->queue, v, err);
-  case S_PRIORITY: return ty__cli_parse_i32("--priority", v, &j->priority, err);
-  case S_NAME: return set_text("--name", &j->name, v, err);
+  case S_QUEUE:
+    return set_text("--queue", &j->queue, v, err);
+  case S_PRIORITY:
+    return ty__cli_parse_i32("--priority", v, &j->priority, err);
+  case S_NAME:
+    return set_text("--name", &j->name, v, err);
   case S_TIME:
     if (ty_parse_duration(v, &secs) != 0)
       return ty_cli_errf(err, TY_EINVAL,
                          "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
     if (secs == 0)
-      return ty_cli_errf(err, TY_EINVAL, "--time: 0 is not allowed (leave --time out for the "
-                                         "queue's default)");
+      return ty_cli_errf(err, TY_EINVAL,
+                         "--time: 0 is not allowed (leave --time out for the "
+                         "queue's default)");
     j->time_limit_s = secs;
     return 0;
-  case S_CWD: return set_cwd(j, v, cwd, err);
-  case S_EXPORT: return add_export(j, v, err);
-  default: return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+  case S_CWD:
+    return set_cwd(j, v, cwd, err);
+  case S_EXPORT:
+    return add_export(j, v, err);
+  default:
+    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
   }
 }
 
@@ -149,16 +183,20 @@ static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, ty_cli
   if (a->command_mode) {
     if (a->file) return ty_cli_errf(err, TY_EINVAL, "submit: give a FILE or --command, not both");
     if (a->job.argc == 0)
-      return ty_cli_errf(err, TY_EINVAL, "submit --command: no command given (e.g. trainctl "
-                                         "submit --command --gpus 1 -- python train.py)");
+      return ty_cli_errf(err, TY_EINVAL,
+                         "submit --command: no command given (e.g. trainctl "
+                         "submit --command --gpus 1 -- python train.py)");
     return 0;
   }
   if (first_job_opt)
-    return ty_cli_errf(err, TY_EINVAL, "--%s only applies with --command (a job file carries its "
-                                       "own resources)", first_job_opt);
+    return ty_cli_errf(err, TY_EINVAL,
+                       "--%s only applies with --command (a job file carries its "
+                       "own resources)",
+                       first_job_opt);
   if (!a->file)
-    return ty_cli_errf(err, TY_EINVAL, "submit: missing FILE (a binary trainyard.Job) or "
-                                       "--command -- CMD ARGS...");
+    return ty_cli_errf(err, TY_EINVAL,
+                       "submit: missing FILE (a binary trainyard.Job) or "
+                       "--command -- CMD ARGS...");
   return 0;
 }
 
@@ -173,12 +211,18 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
     const char *v;
     int id = ty__cli_args_next(&it, &v, err);
     if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL) rc = submit_positional(out, &it, v, err);
-    else if (id == S_COMMAND) out->command_mode = true;
-    else if (id == S_QUIET) out->quiet = true;
-    else if (id == S_JSON) out->json = true;
-    else if (id == S_HELP) out->help = true;
+    if (id == TY__ARG_ERROR)
+      rc = TY_EINVAL;
+    else if (id == TY__ARG_POSITIONAL)
+      rc = submit_positional(out, &it, v, err);
+    else if (id == S_COMMAND)
+      out->command_mode = true;
+    else if (id == S_QUIET)
+      out->quiet = true;
+    else if (id == S_JSON)
+      out->json = true;
+    else if (id == S_HELP)
+      out->help = true;
     else {
       if (!first_job_opt) first_job_opt = opt_name(submit_opts, TY_ARRAY_LEN(submit_opts), id);
       rc = job_option(&out->job, id, v, cwd, err);
@@ -215,11 +259,13 @@ static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
     if (ty_cli_job_state_parse(tok, &st) != 0) {
       rc = ty_cli_errf(err, TY_EINVAL,
                        "--state: unknown state \"%s\" (one of: pending, running, completed, "
-                       "failed, cancelled, timeout, preempted, node_fail)", tok);
+                       "failed, cancelled, timeout, preempted, node_fail)",
+                       tok);
       break;
     }
     bool dup = false;
-    for (size_t i = 0; i < a->nstates; i++) dup |= a->states[i] == st;
+    for (size_t i = 0; i < a->nstates; i++)
+      dup |= a->states[i] == st;
     if (!dup) a->states[a->nstates++] = st;
   }
   free(copy);
@@ -228,13 +274,23 @@ static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
 
 static int ls_option(ty_cli_ls_args *a, int id, const char *v, ty_cli_err *err) {
   switch (id) {
-  case L_STATE: return add_states(a, v, err);
-  case L_USER: return set_text("--user", &a->user, v, err);
-  case L_QUEUE: return set_text("--queue", &a->queue, v, err);
-  case L_ALL: a->all = true; return 0;
-  case L_JSON: a->json = true; return 0;
-  case L_HELP: a->help = true; return 0;
-  default: return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+  case L_STATE:
+    return add_states(a, v, err);
+  case L_USER:
+    return set_text("--user", &a->user, v, err);
+  case L_QUEUE:
+    return set_text("--queue", &a->queue, v, err);
+  case L_ALL:
+    a->all = true;
+    return 0;
+  case L_JSON:
+    a->json = true;
+    return 0;
+  case L_HELP:
+    a->help = true;
+    return 0;
+  default:
+    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
   }
 }
 
@@ -247,10 +303,12 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err)
     const char *v;
     int id = ty__cli_args_next(&it, &v, err);
     if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+    if (id == TY__ARG_ERROR)
+      rc = TY_EINVAL;
     else if (id == TY__ARG_POSITIONAL)
       rc = ty_cli_errf(err, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
-    else rc = ls_option(out, id, v, err);
+    else
+      rc = ls_option(out, id, v, err);
   }
   if (rc == 0 && out->all && out->nstates)
     rc = ty_cli_errf(err, TY_EINVAL, "ls: --all and --state exclude each other");
@@ -294,7 +352,8 @@ static int parse_with_ids(const char *cmd, int argc, char **argv, const ty__cli_
       rc = flag(ud, id, v, err);
       continue;
     }
-    if (*nids == max_ids) return ty_cli_errf(err, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
+    if (*nids == max_ids)
+      return ty_cli_errf(err, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
     uint64_t jid;
     if ((rc = ty_cli_parse_job_id(v, &jid, err)) != 0) break;
     *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
@@ -329,9 +388,12 @@ static int logs_flag(void *ud, int id, const char *v, ty_cli_err *err) {
   ty_cli_logs_args *a = ud;
   uint32_t r = 0;
   int rc = 0;
-  if (id == O_FOLLOW) a->follow = true;
-  else if (id == O_HELP) a->help = true;
-  else if ((rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX, &r, err)) == 0) a->rank = r;
+  if (id == O_FOLLOW)
+    a->follow = true;
+  else if (id == O_HELP)
+    a->help = true;
+  else if ((rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX, &r, err)) == 0)
+    a->rank = r;
   return rc;
 }
 

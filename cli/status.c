@@ -22,7 +22,8 @@ int ty_cli_exit_for_status(ty_cli_op op, int status) {
   case TY_CLI_OP_JOB:
     if (status == TY_ENOTFOUND) return TY_CLI_EXIT_NOTFOUND;
     break;
-  case TY_CLI_OP_OTHER: break;
+  case TY_CLI_OP_OTHER:
+    break;
   }
   return TY_CLI_EXIT_ERROR;
 }
@@ -39,9 +40,8 @@ static const char *const job_states[] = {
 };
 /* squeue's compact state codes, accepted by --state. */
 static const char *const job_short[] = {
-    [TY_CLI_JOB_PENDING] = "PD",   [TY_CLI_JOB_RUNNING] = "R",
-    [TY_CLI_JOB_COMPLETED] = "CD", [TY_CLI_JOB_FAILED] = "F",
-    [TY_CLI_JOB_CANCELLED] = "CA", [TY_CLI_JOB_TIMEOUT] = "TO",
+    [TY_CLI_JOB_PENDING] = "PD",   [TY_CLI_JOB_RUNNING] = "R",    [TY_CLI_JOB_COMPLETED] = "CD",
+    [TY_CLI_JOB_FAILED] = "F",     [TY_CLI_JOB_CANCELLED] = "CA", [TY_CLI_JOB_TIMEOUT] = "TO",
     [TY_CLI_JOB_PREEMPTED] = "PR", [TY_CLI_JOB_NODE_FAIL] = "NF",
 };
 
@@ -54,7 +54,8 @@ int ty_cli_job_state_parse(const char *s, int *out_state) {
   char norm[32];
   size_t n = strlen(s);
   if (n == 0 || n >= sizeof norm) return TY_EINVAL;
-  for (size_t i = 0; i <= n; i++) norm[i] = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
+  for (size_t i = 0; i <= n; i++)
+    norm[i] = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
   for (int st = 1; st <= TY_CLI_JOB_STATE_MAX; st++) {
     if (strcmp(norm, job_states[st]) == 0 || strcmp(norm, job_short[st]) == 0) {
       *out_state = st;
@@ -71,10 +72,15 @@ int ty_cli_job_state_parse(const char *s, int *out_state) {
 
 const char *ty_cli_node_state_name(int state) {
   switch (state) {
-  case 1: return "UP";
-  case 2: return "DOWN";
-  case 3: return "DRAINING";
-  case 4: return "DRAINED";
-  default: return "UNKNOWN";
+  case 1:
+    return "UP";
+  case 2:
+    return "DOWN";
+  case 3:
+    return "DRAINING";
+  case 4:
+    return "DRAINED";
+  default:
+    return "UNKNOWN";
   }
 }

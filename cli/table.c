@@ -13,8 +13,8 @@
 
 struct ty_cli_table {
   size_t ncols;
-  bool *right;    /* ncols */
-  char **cells;   /* nrows * ncols, row 0 the headers */
+  bool *right;  /* ncols */
+  char **cells; /* nrows * ncols, row 0 the headers */
   size_t nrows, cap;
 };
 
@@ -46,7 +46,8 @@ ty_cli_table *ty_cli_table_create(const char *const *headers, const bool *right,
 
 void ty_cli_table_destroy(ty_cli_table *t) {
   if (!t) return;
-  for (size_t i = 0; i < t->nrows * t->ncols; i++) free(t->cells[i]);
+  for (size_t i = 0; i < t->nrows * t->ncols; i++)
+    free(t->cells[i]);
   free(t->cells);
   free(t->right);
   free(t);
@@ -57,14 +58,16 @@ int ty_cli_table_add(ty_cli_table *t, const char *const *cells) {
     t->cap = t->cap ? t->cap * 2 : 16;
     t->cells = ty_xrealloc(t->cells, t->cap * t->ncols * sizeof *t->cells);
   }
-  for (size_t c = 0; c < t->ncols; c++) t->cells[t->nrows * t->ncols + c] = sanitise(cells[c]);
+  for (size_t c = 0; c < t->ncols; c++)
+    t->cells[t->nrows * t->ncols + c] = sanitise(cells[c]);
   t->nrows++;
   return 0;
 }
 
 static int pad(ty_buf *out, size_t n) {
   int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) rc = ty_buf_append(out, " ", 1);
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = ty_buf_append(out, " ", 1);
   return rc;
 }
 
@@ -72,7 +75,8 @@ static int render_row(const ty_cli_table *t, size_t r, const size_t *w, ty_buf *
   /* The last column is never padded, so find the last non-empty cell to avoid
    * trailing blanks when the row ends in empty cells. */
   size_t last = t->ncols;
-  while (last > 1 && t->cells[r * t->ncols + last - 1][0] == '\0') last--;
+  while (last > 1 && t->cells[r * t->ncols + last - 1][0] == '\0')
+    last--;
   int rc = 0;
   for (size_t c = 0; c < last && rc == 0; c++) {
     const char *cell = t->cells[r * t->ncols + c];
@@ -93,7 +97,8 @@ int ty_cli_table_render(const ty_cli_table *t, ty_buf *out) {
       if (cw > w[c]) w[c] = cw;
     }
   int rc = 0;
-  for (size_t r = 0; r < t->nrows && rc == 0; r++) rc = render_row(t, r, w, out);
+  for (size_t r = 0; r < t->nrows && rc == 0; r++)
+    rc = render_row(t, r, w, out);
   free(w);
   return rc;
 }

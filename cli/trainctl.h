@@ -18,8 +18,8 @@
 /* One invocation of trainctl. Owned by main(); no globals. */
 typedef struct ty__ctl {
   ty_cli_global g;
-  const char *user;     /* the caller's login name, or uid as text */
-  const char *cwd;      /* the caller's working directory, or NULL */
+  const char *user;      /* the caller's login name, or uid as text */
+  const char *cwd;       /* the caller's working directory, or NULL */
   ty_rpc_client *client; /* opened on first use, closed by main */
 } ty__ctl;
 

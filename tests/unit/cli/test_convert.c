@@ -23,10 +23,21 @@ static char *write_tmp(const void *data, size_t n) {
 
 Test(convert, command_job_encodes_a_submit_request) {
   char *argv[] = {"python", "train.py"}, *env[] = {"A=1"};
-  ty_cli_job j = {.name = "n", .queue = "gpu", .user = "alice", .cwd = "/w", .priority = -2,
-                  .time_limit_s = 60, .nodes = 2, .tasks_per_node = 4, .gpus_per_node = 1,
-                  .cpus_per_task = 3, .mem_per_node = 1024, .argv = argv, .argc = 2,
-                  .env = env, .envc = 1};
+  ty_cli_job j = {.name = "n",
+                  .queue = "gpu",
+                  .user = "alice",
+                  .cwd = "/w",
+                  .priority = -2,
+                  .time_limit_s = 60,
+                  .nodes = 2,
+                  .tasks_per_node = 4,
+                  .gpus_per_node = 1,
+                  .cpus_per_task = 3,
+                  .mem_per_node = 1024,
+                  .argv = argv,
+                  .argc = 2,
+                  .env = env,
+                  .envc = 1};
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_submit(&j, &b), 0);
@@ -114,7 +125,8 @@ Test(job_file, garbage_is_rejected_naming_the_file) {
   cr_assert_null(load(path, "u", &err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
   char want[128];
-  snprintf(want, sizeof want, "%s: not a valid trainyard.Job message (protobuf decode failed)", path);
+  snprintf(want, sizeof want, "%s: not a valid trainyard.Job message (protobuf decode failed)",
+           path);
   cr_assert_str_eq(err.msg, want);
   unlink(path);
 }
@@ -272,7 +284,8 @@ Test(job_file, example_encodes_with_protoc_and_loads) {
   close(fd);
   snprintf(cmd, sizeof cmd,
            "cd '%s' && '%s' --encode=trainyard.Job --proto_path=proto proto/trainyard.proto "
-           "< examples/command-job/job.txtpb > '%s'", root, protoc, out);
+           "< examples/command-job/job.txtpb > '%s'",
+           root, protoc, out);
   cr_assert_eq(system(cmd), 0, "%s", cmd);
   ty_cli_err err = {{0}};
   int rc;

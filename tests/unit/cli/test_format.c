@@ -32,16 +32,24 @@ Test(table, aligns_columns_and_sanitises_cells) {
 
 Test(format, elapsed_and_sizes) {
   char s[32];
-  ty_cli_format_elapsed(0, s, sizeof s); cr_assert_str_eq(s, "0:00");
-  ty_cli_format_elapsed(-5, s, sizeof s); cr_assert_str_eq(s, "0:00");
-  ty_cli_format_elapsed(65999, s, sizeof s); cr_assert_str_eq(s, "1:05");
-  ty_cli_format_elapsed(3723000, s, sizeof s); cr_assert_str_eq(s, "1:02:03");
+  ty_cli_format_elapsed(0, s, sizeof s);
+  cr_assert_str_eq(s, "0:00");
+  ty_cli_format_elapsed(-5, s, sizeof s);
+  cr_assert_str_eq(s, "0:00");
+  ty_cli_format_elapsed(65999, s, sizeof s);
+  cr_assert_str_eq(s, "1:05");
+  ty_cli_format_elapsed(3723000, s, sizeof s);
+  cr_assert_str_eq(s, "1:02:03");
   ty_cli_format_elapsed((3 * 86400 + 4 * 3600 + 5 * 60 + 6) * 1000ll, s, sizeof s);
   cr_assert_str_eq(s, "3-04:05:06");
-  ty_cli_format_size(512, s, sizeof s); cr_assert_str_eq(s, "512");
-  ty_cli_format_size(64 << 10, s, sizeof s); cr_assert_str_eq(s, "64K");
-  ty_cli_format_size(3ull << 29, s, sizeof s); cr_assert_str_eq(s, "1.5G");
-  ty_cli_format_size(16ull << 30, s, sizeof s); cr_assert_str_eq(s, "16G");
+  ty_cli_format_size(512, s, sizeof s);
+  cr_assert_str_eq(s, "512");
+  ty_cli_format_size(64 << 10, s, sizeof s);
+  cr_assert_str_eq(s, "64K");
+  ty_cli_format_size(3ull << 29, s, sizeof s);
+  cr_assert_str_eq(s, "1.5G");
+  ty_cli_format_size(16ull << 30, s, sizeof s);
+  cr_assert_str_eq(s, "16G");
 }
 
 static ty_cli_jobinfo sample_job(void) {
@@ -117,7 +125,8 @@ Test(format, show_text_and_json) {
   cr_assert(strstr(s, "  command:     sh -c 'echo \"hi\"; exit 3'\n"), "%s", s);
   cr_assert(strstr(s, "  elapsed:     0:07\n"), "%s", s);
   cr_assert(strstr(s, "Events:\nTIME                 FROM     TO       REASON\n"
-                      "1970-01-01 00:00:01  -        PENDING  submitted\n"), "%s", s);
+                      "1970-01-01 00:00:01  -        PENDING  submitted\n"),
+            "%s", s);
   ty_buf_close(&b);
 
   ty_buf_init(&b);
@@ -131,17 +140,32 @@ Test(format, show_text_and_json) {
 }
 
 Test(format, nodes_table_and_json) {
-  ty_cli_node ns[2] = {{.name = "n1", .io_addr = "127.0.0.1:7820", .reason = "", .topology = "",
-                        .state = 1, .cpus = 4, .cpus_used = 2, .gpus = 8, .gpus_used = 0,
-                        .running_tasks = 2, .memory = 16ull << 30, .last_heartbeat_ms = 10000},
-                       {.name = "n2", .io_addr = "", .reason = "missed heartbeats",
-                        .topology = "", .state = 2, .cpus = 64, .memory = 512ull << 30}};
+  ty_cli_node ns[2] = {{.name = "n1",
+                        .io_addr = "127.0.0.1:7820",
+                        .reason = "",
+                        .topology = "",
+                        .state = 1,
+                        .cpus = 4,
+                        .cpus_used = 2,
+                        .gpus = 8,
+                        .gpus_used = 0,
+                        .running_tasks = 2,
+                        .memory = 16ull << 30,
+                        .last_heartbeat_ms = 10000},
+                       {.name = "n2",
+                        .io_addr = "",
+                        .reason = "missed heartbeats",
+                        .topology = "",
+                        .state = 2,
+                        .cpus = 64,
+                        .memory = 512ull << 30}};
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_nodes(ns, 2, 13500, false, &b), 0);
-  cr_assert_str_eq(take(&b), "NAME  STATE  CPUS  GPUS   MEM  TASKS  HEARTBEAT  REASON\n"
-                             "n1    UP      2/4   0/8   16G      2     3s ago\n"
-                             "n2    DOWN   0/64   0/0  512G      0          -  missed heartbeats\n");
+  cr_assert_str_eq(take(&b),
+                   "NAME  STATE  CPUS  GPUS   MEM  TASKS  HEARTBEAT  REASON\n"
+                   "n1    UP      2/4   0/8   16G      2     3s ago\n"
+                   "n2    DOWN   0/64   0/0  512G      0          -  missed heartbeats\n");
   ty_buf_close(&b);
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_nodes(ns, 2, 0, true, &b), 0);
@@ -152,17 +176,19 @@ Test(format, nodes_table_and_json) {
 }
 
 Test(format, cancel_results_and_submitted) {
-  ty_cli_cancel_result rs[] = {{5, 0, ""}, {7, TY_ESTATE, "job 7 is already COMPLETED"},
-                               {9, TY_ENOTFOUND, ""}};
+  ty_cli_cancel_result rs[] = {
+      {5, 0, ""}, {7, TY_ESTATE, "job 7 is already COMPLETED"}, {9, TY_ENOTFOUND, ""}};
   ty_buf out, errs;
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 3, false, &out, &errs), 0);
   cr_assert_str_eq(take(&out), "Cancelled job 5\n");
-  cr_assert_str_eq(take(&errs), "trainctl: job 7 is already COMPLETED\ntrainctl: job 9: not found\n");
+  cr_assert_str_eq(take(&errs),
+                   "trainctl: job 7 is already COMPLETED\ntrainctl: job 9: not found\n");
   ty_buf_close(&out), ty_buf_close(&errs);
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 1, true, &out, &errs), 0);
-  cr_assert_str_eq(take(&out), "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\"}\n]\n");
+  cr_assert_str_eq(take(&out),
+                   "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\"}\n]\n");
   ty_buf_close(&out), ty_buf_close(&errs);
 
   ty_buf_init(&out);

@@ -31,10 +31,10 @@ Test(json_escape, quotes_backslashes_and_controls) {
 Test(json_escape, valid_utf8_passes_invalid_becomes_replacement) {
   cr_assert_str_eq(ESC("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x9a\x82"),
                    "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x9a\x82\"");
-  cr_assert_str_eq(ESC("\x80"), "\"\\ufffd\"");              /* bare continuation */
-  cr_assert_str_eq(ESC("\xc0\xaf"), "\"\\ufffd\\ufffd\"");   /* overlong '/' */
+  cr_assert_str_eq(ESC("\x80"), "\"\\ufffd\"");                       /* bare continuation */
+  cr_assert_str_eq(ESC("\xc0\xaf"), "\"\\ufffd\\ufffd\"");            /* overlong '/' */
   cr_assert_str_eq(ESC("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
-  cr_assert_str_eq(ESC("\xe2\x82"), "\"\\ufffd\\ufffd\"");   /* truncated */
+  cr_assert_str_eq(ESC("\xe2\x82"), "\"\\ufffd\\ufffd\"");            /* truncated */
   cr_assert_str_eq(ESC("\xf5\x80\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
   cr_assert_str_eq(ESC("a\xffz"), "\"a\\ufffdz\"");
 }
@@ -58,8 +58,9 @@ Test(json_writer, nested_document) {
   ty_json_end_object(&j);
   cr_assert_eq(ty_json_finish(&j), 0);
   ty_buf_append(&b, "", 1);
-  cr_assert_str_eq((char *)b.data, "{\"id\":18446744073709551615,\"n\":-42,\"ok\":true,\"none\":null,"
-                                   "\"list\":[\"a\\\"\",{},[]],\"k\\n\":\"xy\"}\n");
+  cr_assert_str_eq((char *)b.data,
+                   "{\"id\":18446744073709551615,\"n\":-42,\"ok\":true,\"none\":null,"
+                   "\"list\":[\"a\\\"\",{},[]],\"k\\n\":\"xy\"}\n");
   ty_buf_close(&b);
 }
 
@@ -93,20 +94,35 @@ Test(json_writer, lines_mode_puts_one_record_per_line) {
 }
 
 typedef void (*misuse_fn)(ty_json *j);
-static void value_without_key(ty_json *j) { ty_json_begin_object(j), ty_json_int(j, 1); }
-static void key_in_array(ty_json *j) { ty_json_begin_array(j), ty_json_key(j, "k"); }
-static void unbalanced(ty_json *j) { ty_json_begin_object(j); }
-static void wrong_end(ty_json *j) { ty_json_begin_object(j), ty_json_end_array(j); }
-static void dangling_key(ty_json *j) { ty_json_begin_object(j), ty_json_key(j, "k"), ty_json_end_object(j); }
-static void two_roots(ty_json *j) { ty_json_int(j, 1), ty_json_int(j, 2); }
-static void empty_doc(ty_json *j) { (void)j; }
+static void value_without_key(ty_json *j) {
+  ty_json_begin_object(j), ty_json_int(j, 1);
+}
+static void key_in_array(ty_json *j) {
+  ty_json_begin_array(j), ty_json_key(j, "k");
+}
+static void unbalanced(ty_json *j) {
+  ty_json_begin_object(j);
+}
+static void wrong_end(ty_json *j) {
+  ty_json_begin_object(j), ty_json_end_array(j);
+}
+static void dangling_key(ty_json *j) {
+  ty_json_begin_object(j), ty_json_key(j, "k"), ty_json_end_object(j);
+}
+static void two_roots(ty_json *j) {
+  ty_json_int(j, 1), ty_json_int(j, 2);
+}
+static void empty_doc(ty_json *j) {
+  (void)j;
+}
 static void too_deep(ty_json *j) {
-  for (int i = 0; i < TY_JSON_MAX_DEPTH + 1; i++) ty_json_begin_array(j);
+  for (int i = 0; i < TY_JSON_MAX_DEPTH + 1; i++)
+    ty_json_begin_array(j);
 }
 
 Test(json_writer, misuse_is_reported) {
   misuse_fn cases[] = {value_without_key, key_in_array, unbalanced, wrong_end,
-                       dangling_key, two_roots, empty_doc, too_deep};
+                       dangling_key,      two_roots,    empty_doc,  too_deep};
   for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
     ty_buf b;
     ty_buf_init(&b);

@@ -9,15 +9,16 @@
 
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
 #define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
-#define SUBMIT(...) ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, &err)
+#define SUBMIT(...)                                                                                \
+  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, &err)
 
 Test(submit, command_options_fill_the_job) {
   ty_cli_submit_args a;
   ty_cli_err err = {{0}};
-  int rc = SUBMIT("--command", "--gpus", "4", "--cpus=8", "--nodes", "2", "--ntasks-per-node", "4",
-                  "--mem", "16G", "--queue", "gpu", "--priority", "-5", "--name", "train",
-                  "--time", "1:30:00", "--cwd", "work", "--export", "A=1", "--", "python", "t.py",
-                  "--lr", "3");
+  int rc =
+      SUBMIT("--command", "--gpus", "4", "--cpus=8", "--nodes", "2", "--ntasks-per-node", "4",
+             "--mem", "16G", "--queue", "gpu", "--priority", "-5", "--name", "train", "--time",
+             "1:30:00", "--cwd", "work", "--export", "A=1", "--", "python", "t.py", "--lr", "3");
   cr_assert_eq(rc, 0, "%s", err.msg);
   cr_assert(a.command_mode);
   cr_assert_eq(a.job.gpus_per_node, 4u);
@@ -97,7 +98,8 @@ static const bad_case bad_submits[] = {
     {{"--command", "--mem", "0", "--", "true"}, "--mem: \"0\" is not a size"},
     {{"--command", "--queue", "", "--", "true"}, "--queue: must not be empty"},
     {{"--command", "--priority", "high", "--", "true"}, "--priority: \"high\" is not an integer"},
-    {{"--command", "--priority", "99999999999", "--", "true"}, "--priority: 99999999999 is out of range"},
+    {{"--command", "--priority", "99999999999", "--", "true"},
+     "--priority: 99999999999 is out of range"},
     {{"--command", "--name", "", "--", "true"}, "--name: must not be empty"},
     {{"--command", "--time", "5x", "--", "true"},
      "--time: \"5x\" is not a duration (examples: 90, 15m, 2h, 1:30:00)"},
@@ -105,7 +107,8 @@ static const bad_case bad_submits[] = {
     {{"--command", "--cwd", "", "--", "true"}, "--cwd: must not be empty"},
     {{"--command", "--export", "1A=b", "--", "true"}, "--export: \"1A=b\" is not NAME=VALUE"},
     {{"--command", "--export", "=b", "--", "true"}, "--export: \"=b\""},
-    {{"--command", "--export", "TY_SURELY_UNSET_VAR", "--", "true"}, "--export: TY_SURELY_UNSET_VAR is not set"},
+    {{"--command", "--export", "TY_SURELY_UNSET_VAR", "--", "true"},
+     "--export: TY_SURELY_UNSET_VAR is not set"},
     {{"--command", "--gpus"}, "--gpus needs a value"},
     {{"--command", "--quiet=yes", "--", "true"}, "--quiet does not take a value"},
     {{"--command", "--frobnicate", "--", "true"}, "unknown option --frobnicate"},
@@ -122,7 +125,8 @@ Test(submit, every_bad_option_is_rejected_by_name) {
   for (size_t i = 0; i < TY_ARRAY_LEN(bad_submits); i++) {
     const bad_case *c = &bad_submits[i];
     int n = 0;
-    while (c->args[n]) n++;
+    while (c->args[n])
+      n++;
     ty_cli_submit_args a;
     ty_cli_err err = {{0}};
     int rc = ty_cli_parse_submit(n, (char **)c->args, "/tmp", "u", &a, &err);
@@ -145,8 +149,11 @@ Test(global, controller_env_flag_and_default) {
   cr_assert_eq(g.port, 9000);
   ty_cli_global_close(&g);
 
-  cr_assert_eq(ty_cli_parse_global(7, ARGS("trainctl", "--controller", "[::1]:7", "--timeout", "30s",
-                                           "--json", "nodes"), "other:1", &g, &err), 0, "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_global(7,
+                                   ARGS("trainctl", "--controller", "[::1]:7", "--timeout", "30s",
+                                        "--json", "nodes"),
+                                   "other:1", &g, &err),
+               0, "%s", err.msg);
   cr_assert_str_eq(g.host, "::1");
   cr_assert_eq(g.port, 7);
   cr_assert_str_eq(g.controller, "[::1]:7");
@@ -164,20 +171,24 @@ Test(global, controller_env_flag_and_default) {
 Test(global, bad_values_are_named) {
   ty_cli_global g;
   ty_cli_err err = {{0}};
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, &err),
-               TY_EINVAL);
+  cr_assert_eq(
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, &err),
+      TY_EINVAL);
   cr_assert(strstr(err.msg, "--controller: \"h:x\" is not HOST:PORT"), "%s", err.msg);
   cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, &g, &err),
                TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g,
-                                   &err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, &err),
-               TY_EINVAL);
+  cr_assert_eq(
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g, &err),
+      TY_EINVAL);
+  cr_assert_eq(
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, &err),
+      TY_EINVAL);
   cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, &err), TY_EINVAL);
   cr_assert(strstr(err.msg, "TRAINYARD_CONTROLLER"), "%s", err.msg);
   /* --controller overrides a bad environment value. */
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x",
-                                   &g, &err), 0, "%s", err.msg);
+  cr_assert_eq(
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x", &g, &err),
+      0, "%s", err.msg);
   cr_assert_str_eq(g.controller, "h:1");
   ty_cli_global_close(&g);
   cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, &err),
@@ -185,7 +196,8 @@ Test(global, bad_values_are_named) {
   cr_assert(strstr(err.msg, "--timeout: \"soon\""), "%s", err.msg);
   cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, &g, &err),
                TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, &g, &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, &g, &err),
+               TY_EINVAL);
   cr_assert(strstr(err.msg, "unknown option --bogus"), "%s", err.msg);
 }
 
@@ -203,8 +215,11 @@ Test(ls, defaults_to_pending_and_running) {
   cr_assert_eq(a.nstates, 0u);
   ty_cli_ls_args_close(&a);
 
-  cr_assert_eq(ty_cli_parse_ls(6, ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob",
-                                       "-q", "gpu"), &a, &err), 0, "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_ls(
+                   6,
+                   ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob", "-q", "gpu"),
+                   &a, &err),
+               0, "%s", err.msg);
   cr_assert_eq(a.nstates, 3u); /* cd == completed */
   cr_assert_eq(a.states[2], TY_CLI_JOB_NODE_FAIL);
   cr_assert_str_eq(a.user, "bob");
