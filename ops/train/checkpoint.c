@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Checkpoints: the ONNX model with trained initializers plus the sidecar
+ * state file whose format train.h documents. Both files are written to a
+ * temporary name, fsync'ed and renamed over the old one, so each file is
+ * always either the previous or the new version; the CRC of the model
+ * stored in the state pairs the two.
+ */
+#include "ops/train/train_internal.h"
+
+#include "lib/base/base.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define STATE_MAGIC "TYTS"
+#define STATE_VERSION 1u
+#define STATE_HEADER 60
+
+static int fail_msg(char *err, size_t err_len, int rc, const char *fmt, const char *a, const char *b) {
+  if (err && err_len) snprintf(err, err_len, fmt, a, b);
+  return rc;
+}
+
+static int write_atomic(const char *path, const void *data, size_t len, char *err, size_t err_len) {
+  size_t pl = strlen(path) + 32;
+  char *tmp = malloc(pl), *dcopy = ty_strdup(path);
+  if (!tmp || !dcopy) {
+    free(tmp);
+    free(dcopy);
+    return TY_ENOMEM;
+  }
+  snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
+  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) rc = fail_msg(err, err_len, TY_EIO, "%s: cannot create (%s)", tmp, strerror(errno));
+  for (size_t off = 0; rc == 0 && off < len;) {
+    ssize_t w = write(fd, (const char *)data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) rc = fail_msg(err, err_len, TY_EIO, "%s: write failed (%s)", tmp, strerror(errno));
+    else off += (size_t)w;
+  }
+  if (rc == 0 && fsync(fd) != 0) rc = fail_msg(err, err_len, TY_EIO, "%s: fsync failed (%s)", tmp, strerror(errno));
+  if (fd >= 0) close(fd);
+  if (rc == 0 && rename(tmp, path) != 0)
+    rc = fail_msg(err, err_len, TY_EIO, "%s: rename failed (%s)", path, strerror(errno));
+  if (rc != 0) unlink(tmp);
+  if (rc == 0) { /* make the rename itself durable */
+    int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      (void)fsync(dfd);
+      close(dfd);
+    }
+  }
+  free(tmp);
+  free(dcopy);
+  return rc;
+}
+
+static int read_file(const char *path, ty_buf *out, char *err, size_t err_len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return fail_msg(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path, strerror(errno));
+  uint8_t chunk[65536];
+  size_t n;
+  int rc = 0;
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = ty_buf_append(out, chunk, n);
+  if (rc == 0 && ferror(f)) rc = fail_msg(err, err_len, TY_EIO, "%s: %s", path, "read failed");
+  fclose(f);
+  return rc;
+}
+
+static void put32(ty_buf *b, uint32_t v) {
+  uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  ty_buf_append(b, p, 4);
+}
+static void put64(ty_buf *b, uint64_t v) {
+  put32(b, (uint32_t)v);
+  put32(b, (uint32_t)(v >> 32));
+}
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+static char *state_path(const char *path) {
+  size_t n = strlen(path) + 7;
+  char *s = ty_xmalloc(n);
+  snprintf(s, n, "%s.state", path);
+  return s;
+}
+
+int ty__train_save(ty_train *t, char *err, size_t err_len) {
+  const char *path = t->cfg->checkpoint_path;
+  if (!path) return fail_msg(err, err_len, TY_ESTATE, "%s%s", "checkpoint: no checkpoint path configured", "");
+  ty_init_override *ov = calloc(t->np + 1, sizeof *ov);
+  if (!ov) return TY_ENOMEM;
+  for (size_t i = 0; i < t->np; i++) ov[i] = (ty_init_override){ty_graph_value(t->g, t->param_ids[i])->name, t->params[i]};
+  uint8_t *onnx = NULL;
+  size_t onnx_len = 0;
+  ty_buf st;
+  ty_buf_init(&st);
+  char *spath = state_path(path);
+  int rc = ty_graph_to_onnx(t->model, ov, t->np, err, err_len, &onnx, &onnx_len);
+  if (rc == 0) rc = write_atomic(path, onnx, onnx_len, err, err_len);
+  if (rc == 0) {
+    ty_buf_append(&st, STATE_MAGIC, 4);
+    put32(&st, STATE_VERSION);
+    put64(&st, t->step);
+    put64(&st, t->epoch);
+    put64(&st, t->batch);
+    put64(&st, t->cfg->seed);
+    put32(&st, t->opts.world_size);
+    put32(&st, t->cfg->batch_size);
+    put32(&st, (uint32_t)crc32(0L, onnx, (uInt)onnx_len));
+    ty_buf opt;
+    ty_buf_init(&opt);
+    rc = ty_optim_state_save(t->optim, &opt);
+    put64(&st, opt.len);
+    if (rc == 0 && opt.len) rc = ty_buf_append(&st, opt.data, opt.len);
+    ty_buf_close(&opt);
+    if (rc == 0) put32(&st, (uint32_t)crc32(0L, st.data, (uInt)st.len));
+    if (rc == 0) rc = write_atomic(spath, st.data, st.len, err, err_len);
+  }
+  free(spath);
+  ty_buf_close(&st);
+  free(onnx);
+  free(ov);
+  return rc;
+}
+
+/* Copies the checkpoint's initializers into the trainer's parameters. */
+static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char *err, size_t err_len) {
+  ty_graph *ck = NULL;
+  int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
+  for (size_t i = 0; rc == 0 && i < t->np; i++) {
+    const char *name = ty_graph_value(t->g, t->param_ids[i])->name;
+    int id = ty_graph_find_value(ck, name);
+    const ty_tensor *src = id == TY_NO_VALUE ? NULL : ty_graph_value(ck, id)->init;
+    if (!src || src->dtype != TY_DTYPE_F32 || !ty_shape_equal(&src->shape, &t->params[i]->shape))
+      rc = fail_msg(err, err_len, TY_EINVAL, "%s: initializer \"%s\" is missing or has another shape", path, name);
+    else memcpy(t->params[i]->data, src->data, src->nbytes);
+  }
+  ty_graph_destroy(ck);
+  return rc;
+}
+
+static int check_field(uint64_t got, uint64_t want, const char *spath, const char *field, char *err, size_t err_len) {
+  if (got == want) return 0;
+  if (err && err_len)
+    snprintf(err, err_len, "%s: checkpoint has %s %llu, this run %llu (the data order would differ)", spath, field,
+             (unsigned long long)got, (unsigned long long)want);
+  return TY_EINVAL;
+}
+
+static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const char *spath, char *err,
+                       size_t err_len) {
+  const uint8_t *p = st->data;
+  if (st->len < STATE_HEADER + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
+    return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "not a trainyard state file");
+  if (get32(p + st->len - 4) != (uint32_t)crc32(0L, p, (uInt)(st->len - 4)))
+    return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "CRC mismatch (corrupt)");
+  if (get32(p + 4) != STATE_VERSION) return fail_msg(err, err_len, TY_EVERSION, "%s: %s", spath, "unknown version");
+  uint64_t olen = get64(p + 52);
+  if (olen != st->len - STATE_HEADER - 4) return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "truncated");
+  if (get32(p + 48) != (uint32_t)crc32(0L, onnx->data, (uInt)onnx->len))
+    return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "does not belong to the model file beside it");
+  int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", err, err_len);
+  if (rc == 0) rc = check_field(get32(p + 40), t->opts.world_size, spath, "world size", err, err_len);
+  if (rc == 0) rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
+  if (rc == 0) rc = ty_optim_state_load(t->optim, p + STATE_HEADER, olen, err, err_len);
+  if (rc != 0) return rc;
+  t->step = get64(p + 8);
+  t->epoch = get64(p + 16);
+  t->batch = get64(p + 24);
+  return 0;
+}
+
+int ty__train_load(ty_train *t, char *err, size_t err_len) {
+  const char *path = t->cfg->checkpoint_path;
+  if (!path) {
+    if (t->opts.resume) return fail_msg(err, err_len, TY_EINVAL, "%s%s", "--resume: no checkpoint path configured", "");
+    return 0;
+  }
+  char *spath = state_path(path);
+  ty_buf st, onnx;
+  ty_buf_init(&st);
+  ty_buf_init(&onnx);
+  int rc = 0;
+  if (access(spath, F_OK) != 0) {
+    if (t->opts.resume) rc = fail_msg(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)%s", spath, "");
+    goto done;
+  }
+  if ((rc = read_file(spath, &st, err, err_len)) == 0 && (rc = read_file(path, &onnx, err, err_len)) == 0 &&
+      (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
+    rc = load_weights(t, &onnx, path, err, err_len);
+  if (rc == 0) rc = 1;
+done:
+  ty_buf_close(&st);
+  ty_buf_close(&onnx);
+  free(spath);
+  return rc;
+}

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train: the training loop trainrun runs for one rank of a job.
+ *
+ * Per step: the next batch of this rank's shard -> one executor run of the
+ * model graph extended with the loss and its backward pass (ops/autodiff)
+ * -> the gradients, bucketed, through an optional all-reduce hook -> the
+ * optimizer (ops/optim) at the scheduled learning rate. Progress lines go to
+ * the log stream at the log interval, test accuracy after each epoch:
+ *   step 100/14055 loss 0.5123 lr 0.05 samples/s 12345
+ *   epoch 1 test_accuracy 0.8512 test_loss 0.4120
+ *
+ * Determinism: a step's result depends only on the weights, the optimizer
+ * state, the step number and the batch, and the batch order is a function
+ * of (seed, epoch) (ops/data). Dropout draws from a stream seeded by
+ * (seed, step). A run resumed from a checkpoint therefore continues
+ * bit-identically to an uninterrupted one (same thread count, same binary).
+ *
+ * Checkpoints (at the interval, at the end of each epoch and of the run, on
+ * stop requests): the model as ONNX with the trained initializers at PATH,
+ * written atomically, and the training state in PATH.state:
+ *
+ *   offset size  field (little-endian)
+ *   0      4     magic "TYTS"
+ *   4      4     u32 format version (1)
+ *   8      8     u64 step: optimizer steps taken
+ *   16     8     u64 epoch: the epoch the next batch comes from
+ *   24     8     u64 batch: index of the next batch within that epoch
+ *   32     8     u64 seed of the run (must match on resume)
+ *   40     4     u32 world size (must match)
+ *   44     4     u32 global batch size (must match)
+ *   48     4     u32 CRC-32 of the ONNX file's bytes (pairs the two files)
+ *   52     8     u64 length L of the optimizer state
+ *   60     L     the optimizer state (ops/optim's format)
+ *   60+L   4     u32 CRC-32 of every byte before it
+ *
+ * The RNG position is the step (Dropout's seed is derived from it), so no
+ * generator state needs saving. The ONNX file is written first, then the
+ * state; a crash in between leaves a state whose CRC of the model does not
+ * match, which resume reports instead of mixing two checkpoints.
+ *
+ * Threads: one training thread; ops/data may prefetch on another.
+ */
+#ifndef TY_OPS_TRAIN_TRAIN_H
+#define TY_OPS_TRAIN_TRAIN_H
+
+#include "ops/graph.h"
+#include "ops/optim/optim.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- config ---------------------------------------------------------------
+ * The decoded, validated and defaulted trainyard.TrainConfig
+ * (proto/train_config.proto). Strings are owned by the struct. */
+typedef struct ty_train_config {
+  char *loss_output;   /* a graph output holding the loss, or NULL */
+  char *logits_output; /* builtin softmax cross-entropy over it, or NULL */
+  char *label_input;   /* default "labels" */
+  char *data_input;    /* NULL: the graph's only input */
+  ty_optim_opts optim;
+  ty_lr_schedule schedule; /* base_lr set; COSINE total_steps 0 = whole run */
+  uint32_t batch_size;     /* global, default 64 */
+  uint32_t epochs;
+  uint64_t max_steps;
+  char *data_dir; /* NULL: TY_DATA_FASHION_MNIST_DIR */
+  float mean, std;
+  bool shuffle;
+  uint64_t seed;
+  char *checkpoint_path; /* NULL: no checkpoints */
+  uint64_t checkpoint_interval;
+  uint64_t log_interval; /* default 100 */
+  bool fusion;
+  bool eval_each_epoch;
+} ty_train_config;
+
+/* Decodes a serialised TrainConfig and validates it. Errors are
+ * TY_EPROTO (not a TrainConfig) or TY_EINVAL with the field in err, e.g.
+ * "config.sgd.lr: must be > 0 (got 0)". *out is zeroed first; close it. */
+int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err, size_t err_len);
+/* The same from a file; TY_ENOTFOUND / TY_EIO name the path. */
+int ty_train_config_load(const char *path, ty_train_config *out, char *err, size_t err_len);
+void ty_train_config_close(ty_train_config *c);
+
+/* ---- the loop ------------------------------------------------------------- */
+/* Sums buf[0..n) element-wise across all ranks, in place (an all-reduce
+ * with SUM); the trainer then divides by the world size. Called once per
+ * gradient bucket per step, buckets in the order backward produces them
+ * (last layer first); seq numbers the calls 0, 1, 2, ... over the run and
+ * is equal on every rank for the same bucket. Returns 0 or a TY_E* code,
+ * which aborts the step. */
+typedef int (*ty_train_allreduce_fn)(float *buf, size_t n, uint64_t seq, void *user);
+
+typedef struct ty_train_opts {
+  uint32_t rank, world_size; /* world_size 0 is read as 1 */
+  ty_train_allreduce_fn allreduce; /* NULL: single process */
+  void *allreduce_user;
+  size_t bucket_bytes;       /* gradient bucket size; 0: 4 MiB */
+  bool resume;               /* require a checkpoint to resume from */
+  bool no_fusion;            /* run one kernel per node (overrides config) */
+  bool prefetch;             /* assemble batches on a background thread */
+  const volatile sig_atomic_t *stop; /* nonzero: finish the step, checkpoint, return */
+  FILE *log;                 /* progress lines; NULL: stdout */
+} ty_train_opts;
+
+typedef struct ty_train ty_train;
+
+/* Builds the training graph (a copy of model plus loss and backward), the
+ * optimizer and the data loaders, and resumes from config->checkpoint_path
+ * when its state file exists (or fails if opts->resume and it does not).
+ * model and config are borrowed and must outlive the trainer. */
+int ty_train_create(const ty_graph *model, const ty_train_config *config, const ty_train_opts *opts,
+                    ty_train **out_train, char *err, size_t err_len);
+void ty_train_destroy(ty_train *t);
+
+/* Trains until the configured end or a stop request; checkpoints as
+ * described above. Sets *out_stopped when a stop request ended it. */
+int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len);
+/* Runs up to n more steps (for tests and benchmarks), no epoch-end work
+ * beyond what those steps reach. */
+int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len);
+/* Test-split accuracy (builtin loss only; else -1) and mean loss. */
+int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err, size_t err_len);
+/* Writes the checkpoint now (TY_ESTATE without a checkpoint path). */
+int ty_train_checkpoint(ty_train *t, char *err, size_t err_len);
+
+uint64_t ty_train_step(const ty_train *t);
+uint64_t ty_train_total_steps(const ty_train *t);
+/* Trainable parameters (float initializers the loss depends on). */
+size_t ty_train_n_params(const ty_train *t);
+const char *ty_train_param_name(const ty_train *t, size_t i);
+/* The current weights of parameter i (borrowed). */
+const ty_tensor *ty_train_param(const ty_train *t, size_t i);
+/* The differentiated training graph (borrowed), e.g. for memory reports. */
+const ty_graph *ty_train_graph(const ty_train *t);
+
+#endif

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals of ops/train shared by train.c (the loop) and checkpoint.c.
+ */
+#ifndef TY_OPS_TRAIN_TRAIN_INTERNAL_H
+#define TY_OPS_TRAIN_TRAIN_INTERNAL_H
+
+#include "ops/data/data.h"
+#include "ops/exec.h"
+#include "ops/fusion/fusion.h"
+#include "ops/train/train.h"
+
+typedef struct ty__bucket {
+  size_t first, last; /* parameter indices, first >= last (backward order) */
+  size_t floats;
+} ty__bucket;
+
+struct ty_train {
+  const ty_graph *model; /* borrowed: eval and export */
+  const ty_train_config *cfg;
+  ty_train_opts opts;
+  ty_graph *g; /* owned: model + loss + backward */
+  int data_id, label_id, loss_id;
+  size_t np;
+  int *param_ids, *grad_ids; /* in g */
+  ty_tensor **params;        /* owned current weights */
+  ty_optim *optim;
+  ty_lr_schedule sched;
+  ty_dataset *train_ds, *test_ds;
+  ty_loader *loader;
+  ty_shape sample_shape; /* the data input's shape, batch dim symbolic */
+  ty_tensor *x, *y;      /* the batch, bound to the executor */
+  ty_exec *exec;
+  ty_jit *jit; /* shared by every executor; NULL with no_fusion */
+  bool exec_per_step; /* the graph draws random numbers: reseed per step */
+  uint64_t step, epoch, batch, total_steps, bpe;
+  bool epoch_open;
+  ty__bucket *buckets;
+  size_t n_buckets;
+  float *bucket_buf;
+  uint64_t seq;
+  double loss_sum;
+  uint64_t loss_n;
+  int64_t log_t0;
+  uint64_t log_step0;
+};
+
+/* checkpoint.c */
+int ty__train_save(ty_train *t, char *err, size_t err_len);
+/* Returns 1 when resumed, 0 when there was nothing to resume. */
+int ty__train_load(ty_train *t, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainrun: trains one rank of a graph job.
+ *
+ *   trainrun --model M.onnx --config C.pb [--resume] [--checkpoint PATH]
+ *            [--steps N] [--threads N] [--no-fusion] [--report] [--data-dir DIR]
+ *
+ * The worker daemon starts one per rank (RANK and WORLD_SIZE in the
+ * environment name it; without a gradient all-reduce wired in, only a world
+ * of one trains). SIGTERM and SIGINT finish the current step, write a
+ * checkpoint and exit 0, which is how preemption keeps the work done.
+ *
+ * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
+ * command line, config or model.
+ */
+#include "lib/base/base.h"
+#include "ops/graph.h"
+#include "ops/memplan/memplan.h"
+#include "ops/train/train.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int num_threads); /* OpenBLAS; cblas.h would pull in all of BLAS */
+
+typedef struct args {
+  const char *model, *config, *checkpoint, *data_dir;
+  uint64_t steps;
+  int threads;
+  bool resume, no_fusion, report, help;
+} args;
+
+/* The one piece of process-wide state: set by the signal handler, read by
+ * the training loop between steps. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: trainrun --model M.onnx --config C.pb [options]\n"
+          "  --model PATH       ONNX model to train (its graph computes the forward pass)\n"
+          "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto)\n"
+          "  --resume           continue from the checkpoint (fail if there is none)\n"
+          "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
+          "  --steps N          stop after N optimizer steps in total (overrides config.max_steps)\n"
+          "  --threads N        OpenBLAS threads (default: OpenBLAS' own choice)\n"
+          "  --no-fusion        one kernel per node (for comparison)\n"
+          "  --report           print parameter and activation memory, then train\n"
+          "  --data-dir DIR     Fashion-MNIST directory (overrides config.dataset.dir)\n"
+          "  --help             this text\n"
+          "SIGTERM/SIGINT finish the current step, write a checkpoint and exit 0.\n");
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = s ? strtoull(s, &end, 10) : 0;
+  if (!s || !*s || *end || errno || s[0] == '-') {
+    fprintf(stderr, "trainrun: %s: expected a non-negative integer, got \"%s\"\n", opt, s ? s : "");
+    return TY_EINVAL;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, args *a) {
+  memset(a, 0, sizeof *a);
+  for (int i = 1; i < argc; i++) {
+    const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    uint64_t n;
+    if (!strcmp(o, "--help") || !strcmp(o, "-h")) a->help = true;
+    else if (!strcmp(o, "--resume")) a->resume = true;
+    else if (!strcmp(o, "--no-fusion")) a->no_fusion = true;
+    else if (!strcmp(o, "--report")) a->report = true;
+    else if (!strcmp(o, "--model") || !strcmp(o, "--config") || !strcmp(o, "--checkpoint") ||
+             !strcmp(o, "--data-dir") || !strcmp(o, "--steps") || !strcmp(o, "--threads")) {
+      if (!v) {
+        fprintf(stderr, "trainrun: %s: missing value\n", o);
+        return TY_EINVAL;
+      }
+      i++;
+      if (!strcmp(o, "--model")) a->model = v;
+      else if (!strcmp(o, "--config")) a->config = v;
+      else if (!strcmp(o, "--checkpoint")) a->checkpoint = v;
+      else if (!strcmp(o, "--data-dir")) a->data_dir = v;
+      else if (parse_u64(o, v, &n) != 0) return TY_EINVAL;
+      else if (!strcmp(o, "--steps")) a->steps = n;
+      else if (n < 1 || n > 1024) {
+        fprintf(stderr, "trainrun: --threads: must be 1..1024, got %s\n", v);
+        return TY_EINVAL;
+      } else a->threads = (int)n;
+    } else {
+      fprintf(stderr, "trainrun: unknown option \"%s\" (see --help)\n", o);
+      return TY_EINVAL;
+    }
+  }
+  if (a->help) return 0;
+  if (!a->model || !a->config) {
+    fprintf(stderr, "trainrun: --model and --config are required (see --help)\n");
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+static int env_u32(const char *name, uint32_t dflt, uint32_t *out) {
+  const char *s = getenv(name);
+  uint64_t v = dflt;
+  if (s && *s && parse_u64(name, s, &v) != 0) return TY_EINVAL;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* Weights, and peak activation memory of one training step at the
+ * configured batch with and without ops/memplan's planning. */
+static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) {
+  const ty_graph *g = ty_train_graph(t);
+  uint64_t pbytes = 0;
+  for (size_t i = 0; i < ty_train_n_params(t); i++) pbytes += ty_train_param(t, i)->nbytes;
+  printf("report: %zu parameter tensors, %.2f MiB of weights; %zu nodes (forward + backward), batch %u\n",
+         ty_train_n_params(t), (double)pbytes / 1048576.0, ty_graph_n_nodes(g), c->batch_size);
+  ty_memplan_report r;
+  char err[512] = "";
+  ty_memplan_opts mo = {.no_fusion = no_fusion};
+  if (ty_memplan_report_graph(g, c->batch_size, &mo, err, sizeof err, &r) != 0) {
+    printf("report: memory planning unavailable: %s\n", err);
+    return;
+  }
+  printf("report: peak activation memory without planning %.2f MiB, with planning %.2f MiB "
+         "(%zu activations in %zu buffers, %zu in place, %zu steps%s)\n",
+         (double)r.unplanned_bytes / 1048576.0, (double)r.planned_bytes / 1048576.0, r.n_activations, r.n_buffers,
+         r.n_inplace, r.n_steps, no_fusion ? ", fusion off" : "");
+  fflush(stdout);
+}
+
+static int train(const args *a, ty_train_config *c) {
+  char err[1024] = "";
+  ty_graph *model = NULL;
+  ty_train *t = NULL;
+  int rc = ty_graph_load_file(a->model, err, sizeof err, &model), code = 2;
+  if (rc != 0) {
+    fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
+    return 2;
+  }
+  ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
+                     .stop = &stop_requested};
+  if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0) goto done;
+  if (o.world_size > 1) {
+    fprintf(stderr, "trainrun: WORLD_SIZE=%u but this build has no gradient all-reduce wired in\n", o.world_size);
+    goto done;
+  }
+  if ((rc = ty_train_create(model, c, &o, &t, err, sizeof err)) != 0) {
+    fprintf(stderr, "trainrun: %s\n", err);
+    code = rc == TY_EINVAL || rc == TY_EUNSUPPORTED || rc == TY_ENOTFOUND ? 2 : 1;
+    goto done;
+  }
+  if (a->report) report(t, c, o.no_fusion);
+  bool stopped = false;
+  code = 1;
+  if ((rc = ty_train_run(t, &stopped, err, sizeof err)) != 0) {
+    fprintf(stderr, "trainrun: %s\n", err);
+    goto done;
+  }
+  code = 0;
+done:
+  ty_train_destroy(t);
+  ty_graph_destroy(model);
+  return code;
+}
+
+int main(int argc, char **argv) {
+  args a;
+  if (parse_args(argc, argv, &a) != 0) return 2;
+  if (a.help) {
+    usage(stdout);
+    return 0;
+  }
+  char err[1024] = "";
+  ty_train_config c;
+  if (ty_train_config_load(a.config, &c, err, sizeof err) != 0) {
+    fprintf(stderr, "trainrun: %s\n", err);
+    return 2;
+  }
+  if (a.checkpoint) {
+    free(c.checkpoint_path);
+    c.checkpoint_path = ty_strdup(a.checkpoint);
+  }
+  if (a.data_dir) {
+    free(c.data_dir);
+    c.data_dir = ty_strdup(a.data_dir);
+  }
+  if (a.steps) c.max_steps = a.steps;
+  if (a.threads) openblas_set_num_threads(a.threads);
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  int code = train(&a, &c);
+  ty_train_config_close(&c);
+  return code;
+}
