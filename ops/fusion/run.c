@@ -72,7 +72,7 @@ int ty__fgroup_run(ty__fgroup *grp, ty_jit *j, const ty_tensor *const *ins, ty_t
   ty__frow_fn fn = resolve(grp, j, pattern);
   float *regs = NULL;
   if (!fn) {
-    regs = malloc((size_t)p->n_regs * TY__FBLOCK * sizeof *regs);
+    regs = calloc((size_t)p->n_regs * TY__FBLOCK, sizeof *regs);
     if (!regs) return TY_ENOMEM;
     ty__jit_count_interp(j);
   }
