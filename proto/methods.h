@@ -16,6 +16,8 @@
 #define TY_M_LAUNCH_TASK "LaunchTask"
 #define TY_M_KILL_TASK "KillTask"
 #define TY_M_READ_LOG "ReadLog"
+#define TY_M_ATTACH "Attach"           /* streaming, task token in the credential */
+#define TY_M_ATTACH_INPUT "AttachInput" /* stdin, signals, window size */
 
 /* Default ports. Controller: clients and workers. Worker: task I/O. Metrics
  * are served over HTTP on their own ports. */
