@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train: config decoding and its rejections, a short real training run
+ * on Fashion-MNIST, bit-identical resume, checkpoint validity (python3-onnx's
+ * checker and our own loader), resume rejections and the all-reduce hook.
+ * Tests needing the dataset skip when dataset-fashion-mnist is missing.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "proto/train_config.pb-c.h"
+#include "tests/unit/ops/train/helpers.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- config ---------------------------------------------------------------- */
+static int decode_msg(Trainyard__TrainConfig *m, ty_train_config *c, char *err, size_t n) {
+  size_t len = trainyard__train_config__get_packed_size(m);
+  uint8_t *buf = malloc(len + 1);
+  trainyard__train_config__pack(m, buf);
+  int rc = ty_train_config_decode(buf, len, c, err, n);
+  free(buf);
+  return rc;
+}
+
+typedef struct msg {
+  Trainyard__TrainConfig m;
+  Trainyard__SoftmaxCrossEntropy sce;
+  Trainyard__Sgd sgd;
+  Trainyard__LrSchedule ls;
+  Trainyard__LrSchedule__Step st;
+  Trainyard__Dataset ds;
+} msg;
+
+static void msg_init(msg *a) {
+  a->m = (Trainyard__TrainConfig)TRAINYARD__TRAIN_CONFIG__INIT;
+  a->sce = (Trainyard__SoftmaxCrossEntropy)TRAINYARD__SOFTMAX_CROSS_ENTROPY__INIT;
+  a->sgd = (Trainyard__Sgd)TRAINYARD__SGD__INIT;
+  a->sce.logits_output = "logits";
+  a->m.loss_case = TRAINYARD__TRAIN_CONFIG__LOSS_SOFTMAX_CROSS_ENTROPY;
+  a->m.softmax_cross_entropy = &a->sce;
+  a->sgd.lr = 0.1f;
+  a->m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER_SGD;
+  a->m.sgd = &a->sgd;
+  a->m.epochs = 1;
+}
+
+static void expect_reject(msg *a, const char *field) {
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a->m, &c, err, sizeof err), TY_EINVAL, "accepted; wanted an error about %s", field);
+  cr_assert(strstr(err, field), "error \"%s\" does not name %s", err, field);
+}
+
+Test(config, defaults) {
+  msg a;
+  msg_init(&a);
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.batch_size, 64);
+  cr_assert_eq(c.log_interval, 100);
+  cr_assert_str_eq(c.label_input, "labels");
+  cr_assert(c.shuffle && c.fusion && c.eval_each_epoch);
+  cr_assert_null(c.checkpoint_path);
+  cr_assert_eq(c.schedule.kind, TY_LR_CONSTANT);
+  ty_train_config_close(&c);
+}
+
+Test(config, rejects_garbage) {
+  ty_train_config c;
+  char err[256] = "";
+  const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+  cr_assert_eq(ty_train_config_decode(junk, sizeof junk, &c, err, sizeof err), TY_EPROTO);
+  cr_assert(strstr(err, "TrainConfig"), "%s", err);
+  cr_assert_eq(ty_train_config_load("/nonexistent/c.pb", &c, err, sizeof err), TY_ENOTFOUND);
+  cr_assert(strstr(err, "/nonexistent/c.pb"), "%s", err);
+}
+
+Test(config, rejects_missing_loss) {
+  msg a;
+  msg_init(&a);
+  a.m.loss_case = TRAINYARD__TRAIN_CONFIG__LOSS__NOT_SET;
+  expect_reject(&a, "config.loss");
+}
+
+Test(config, rejects_missing_optimizer) {
+  msg a;
+  msg_init(&a);
+  a.m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER__NOT_SET;
+  expect_reject(&a, "config.optimizer");
+}
+
+Test(config, rejects_bad_sgd) {
+  msg a;
+  msg_init(&a);
+  a.sgd.lr = 0;
+  expect_reject(&a, "config.sgd.lr");
+  msg_init(&a);
+  a.sgd.momentum = 1.5f;
+  expect_reject(&a, "config.sgd.momentum");
+  msg_init(&a);
+  a.sgd.nesterov = true;
+  expect_reject(&a, "config.sgd.nesterov");
+}
+
+Test(config, rejects_no_length) {
+  msg a;
+  msg_init(&a);
+  a.m.epochs = 0;
+  expect_reject(&a, "config.max_steps");
+}
+
+Test(config, rejects_bad_schedule_and_dataset) {
+  msg a;
+  msg_init(&a);
+  a.ls = (Trainyard__LrSchedule)TRAINYARD__LR_SCHEDULE__INIT;
+  a.st = (Trainyard__LrSchedule__Step)TRAINYARD__LR_SCHEDULE__STEP__INIT;
+  a.ls.kind_case = TRAINYARD__LR_SCHEDULE__KIND_STEP;
+  a.ls.step = &a.st;
+  a.m.lr_schedule = &a.ls;
+  expect_reject(&a, "config.lr_schedule.step.step_size");
+  msg_init(&a);
+  a.ds = (Trainyard__Dataset)TRAINYARD__DATASET__INIT;
+  a.ds.name = "cifar10";
+  a.m.dataset = &a.ds;
+  expect_reject(&a, "config.dataset.name");
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+static ty_train *make_trainer(ty_graph *g, ty_train_config *c, const ty_train_opts *o) {
+  ty_train *t = NULL;
+  char err[512] = "";
+  int rc = ty_train_create(g, c, o, &t, err, sizeof err);
+  cr_assert_eq(rc, 0, "ty_train_create: %s", err);
+  return t;
+}
+
+static char *tmp_path(const char *name) {
+  static char dir[64];
+  if (!dir[0]) {
+    strcpy(dir, "/tmp/ty_train_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+  }
+  char *p = malloc(128);
+  snprintf(p, 128, "%s/%s", dir, name);
+  return p;
+}
+
+Test(train, mlp_learns_fashion_mnist, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(128, 1);
+  ty_train_config c;
+  make_config(&c, 400, NULL);
+  FILE *log = tmpfile();
+  ty_train *t = make_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[512] = "";
+  cr_assert_eq(ty_train_steps(t, 400, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_step(t), 400);
+  double acc, loss;
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert_geq(acc, 0.75, "test accuracy %.4f after 400 steps", acc);
+  cr_assert_lt(loss, 0.8);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+static void snapshot(const ty_train *t, uint8_t **out, size_t *out_len) {
+  size_t n = 0;
+  for (size_t i = 0; i < ty_train_n_params(t); i++) n += ty_train_param(t, i)->nbytes;
+  uint8_t *b = malloc(n), *p = b;
+  for (size_t i = 0; i < ty_train_n_params(t); i++) {
+    memcpy(p, ty_train_param(t, i)->data, ty_train_param(t, i)->nbytes);
+    p += ty_train_param(t, i)->nbytes;
+  }
+  *out = b;
+  *out_len = n;
+}
+
+Test(train, resume_is_bit_identical, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(32, 2);
+  char err[512] = "", *ck = tmp_path("resume.onnx");
+  FILE *log = tmpfile();
+  ty_train_opts o = {.log = log};
+  ty_train_config straight, split;
+  make_config(&straight, 60, NULL);
+  make_config(&split, 60, ck);
+  ty_train *t = make_trainer(g, &straight, &o);
+  cr_assert_eq(ty_train_steps(t, 60, err, sizeof err), 0, "%s", err);
+  uint8_t *want, *got;
+  size_t want_len, got_len;
+  snapshot(t, &want, &want_len);
+  ty_train_destroy(t);
+
+  t = make_trainer(g, &split, &o);
+  cr_assert_eq(ty_train_steps(t, 30, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  o.resume = true;
+  t = make_trainer(g, &split, &o);
+  cr_assert_eq(ty_train_step(t), 30);
+  cr_assert_eq(ty_train_steps(t, 30, err, sizeof err), 0, "%s", err);
+  snapshot(t, &got, &got_len);
+  cr_assert_eq(got_len, want_len);
+  cr_assert(memcmp(got, want, want_len) == 0, "resumed weights differ from the uninterrupted run");
+  ty_train_destroy(t);
+  free(want);
+  free(got);
+  free(ck);
+  fclose(log);
+  ty_train_config_close(&straight);
+  ty_train_config_close(&split);
+  ty_graph_destroy(g);
+}
+
+Test(train, checkpoint_is_valid_onnx, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 3);
+  char err[512] = "", *ck = tmp_path("valid.onnx");
+  ty_train_config c;
+  make_config(&c, 5, ck);
+  FILE *log = tmpfile();
+  ty_train *t = make_trainer(g, &c, &(ty_train_opts){.log = log});
+  bool stopped;
+  cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+  cr_assert(!stopped);
+  ty_graph *back;
+  cr_assert_eq(ty_graph_load_file(ck, err, sizeof err, &back), 0, "%s", err);
+  int id = ty_graph_find_value(back, "fc1.weight");
+  cr_assert_neq(id, TY_NO_VALUE);
+  const ty_tensor *w = ty_graph_value(back, id)->init;
+  cr_assert(memcmp(w->data, ty_train_param(t, 0)->data, w->nbytes) == 0, "checkpoint holds other weights");
+  cr_assert_eq(ty_graph_find_value(back, "trainyard.loss"), TY_NO_VALUE, "the loss leaked into the checkpoint");
+  ty_graph_destroy(back);
+  if (system("/usr/bin/python3 -c 'import onnx' 2>/dev/null") == 0) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]))\" %s", ck);
+    cr_assert_eq(system(cmd), 0, "onnx.checker rejected %s", ck);
+  }
+  ty_train_destroy(t);
+  fclose(log);
+  free(ck);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(train, resume_rejections, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 4);
+  char err[512] = "", *ck = tmp_path("reject.onnx"), *missing = tmp_path("missing.onnx");
+  FILE *log = tmpfile();
+  ty_train_config c;
+  ty_train *t = NULL;
+  make_config(&c, 4, missing);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.resume = true, .log = log}, &t, err, sizeof err), TY_ENOTFOUND);
+  cr_assert(strstr(err, "missing.onnx.state"), "%s", err);
+  ty_train_config_close(&c);
+
+  make_config(&c, 4, ck);
+  t = make_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_steps(t, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  c.seed = 99; /* another seed: another data order */
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "seed"), "%s", err);
+  c.seed = 3;
+  char spath[160];
+  snprintf(spath, sizeof spath, "%s.state", ck);
+  FILE *f = fopen(spath, "r+b");
+  fseek(f, 9, SEEK_SET);
+  fputc(0x7f, f);
+  fclose(f);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EPROTO);
+  cr_assert(strstr(err, "CRC"), "%s", err);
+  ty_train_config_close(&c);
+  fclose(log);
+  free(ck);
+  free(missing);
+  ty_graph_destroy(g);
+}
+
+Test(train, rejects_bad_model_fields, .timeout = 60) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 5);
+  char err[512] = "";
+  ty_train_config c;
+  ty_train *t;
+  make_config(&c, 4, NULL);
+  free(c.logits_output);
+  c.logits_output = ty_strdup("nope");
+  cr_assert_eq(ty_train_create(g, &c, NULL, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "config.softmax_cross_entropy.logits_output"), "%s", err);
+  ty_train_config_close(&c);
+  make_config(&c, 4, NULL);
+  free(c.data_input);
+  c.data_input = ty_strdup("pixels");
+  cr_assert_eq(ty_train_create(g, &c, NULL, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "config.data_input"), "%s", err);
+  ty_train_config_close(&c);
+  make_config(&c, 4, NULL);
+  c.batch_size = 63;
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.world_size = 2}, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "config.batch_size"), "%s", err);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+typedef struct hook_log {
+  uint64_t calls, next_seq;
+  size_t floats;
+  bool in_order;
+} hook_log;
+
+static int sum_hook(float *buf, size_t n, uint64_t seq, void *user) {
+  hook_log *h = user;
+  h->in_order = h->in_order && seq == h->next_seq;
+  h->next_seq = seq + 1;
+  h->calls++;
+  h->floats += n;
+  for (size_t i = 0; i < n; i++) buf[i] *= 2; /* two ranks with equal gradients */
+  return 0;
+}
+
+Test(train, allreduce_hook_sees_every_bucket, .timeout = 60) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 6);
+  char err[512] = "";
+  ty_train_config c;
+  make_config(&c, 3, NULL);
+  hook_log h = {.in_order = true};
+  FILE *log = tmpfile();
+  ty_train_opts o = {.rank = 1, .world_size = 2, .allreduce = sum_hook, .allreduce_user = &h,
+                     .bucket_bytes = 4096, .log = log};
+  ty_train *t = make_trainer(g, &c, &o);
+  size_t per_step = 0;
+  for (size_t i = 0; i < ty_train_n_params(t); i++) per_step += (size_t)ty_tensor_numel(ty_train_param(t, i));
+  cr_assert_eq(ty_train_steps(t, 3, err, sizeof err), 0, "%s", err);
+  cr_assert(h.in_order);
+  cr_assert_eq(h.floats, 3 * per_step);
+  /* 4 KiB buckets: {fc2.bias, fc2.weight, fc1.bias} (744 B), then fc1.weight alone (50 KiB). */
+  cr_assert_eq(h.calls, 3 * 2, "%llu all-reduce calls for 3 steps", (unsigned long long)h.calls);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}

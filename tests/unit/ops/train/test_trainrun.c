@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainrun, the binary: usage errors, clear messages for missing files and
+ * bad config fields, and SIGTERM -> checkpoint -> exit 0. The binary's path
+ * comes from $TRAINRUN (set by meson).
+ */
+#include "lib/base/base.h"
+#include "ops/graph.h"
+#include "tests/unit/ops/train/helpers.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static const char *tmpdir(void) {
+  if (!dir[0]) {
+    strcpy(dir, "/tmp/ty_trainrun_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+  }
+  return dir;
+}
+
+/* Spawns trainrun with argv (NULL-terminated, argv[0] excluded), its
+ * stdout+stderr on a pipe. */
+static pid_t spawn(const char *const *argv, int *out_fd) {
+  const char *bin = getenv("TRAINRUN");
+  cr_assert_not_null(bin, "TRAINRUN is not set");
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    close(p[0]);
+    const char *av[16] = {bin};
+    for (int i = 0; argv[i] && i < 14; i++) av[i + 1] = argv[i];
+    execv(bin, (char *const *)av);
+    _exit(127);
+  }
+  close(p[1]);
+  *out_fd = p[0];
+  return pid;
+}
+
+/* Runs to completion; returns the exit code, output in out. */
+static int run(const char *const *argv, char *out, size_t len) {
+  int fd;
+  pid_t pid = spawn(argv, &fd);
+  size_t at = 0;
+  ssize_t n;
+  while (at + 1 < len && (n = read(fd, out + at, len - at - 1)) > 0) at += (size_t)n;
+  out[at] = 0;
+  close(fd);
+  int st;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  fwrite(data, 1, len, f);
+  fclose(f);
+}
+
+static void write_model(const char *path) {
+  ty_graph *g = make_mlp(16, 9);
+  char err[256];
+  cr_assert_eq(ty_graph_save_onnx(g, NULL, 0, path, err, sizeof err), 0, "%s", err);
+  ty_graph_destroy(g);
+}
+
+Test(trainrun, help_and_usage_errors) {
+  char out[4096];
+  cr_assert_eq(run((const char *[]){"--help", NULL}, out, sizeof out), 0);
+  cr_assert(strstr(out, "--model"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--bogus", NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "--bogus"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--model", "m.onnx", NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "--config"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--steps", "-3", NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "--steps"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--threads", "0", NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "--threads"), "%s", out);
+}
+
+Test(trainrun, missing_files_are_named) {
+  char out[4096], cfg[128], model[128];
+  snprintf(cfg, sizeof cfg, "%s/ok.pb", tmpdir());
+  snprintf(model, sizeof model, "%s/absent.onnx", tmpdir());
+  size_t len;
+  uint8_t *c = pack_config(5, 0, NULL, &len);
+  write_file(cfg, c, len);
+  free(c);
+  cr_assert_eq(run((const char *[]){"--model", model, "--config", "/nonexistent/c.pb", NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "/nonexistent/c.pb"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "absent.onnx"), "%s", out);
+}
+
+Test(trainrun, bad_config_field_is_named) {
+  char out[4096], cfg[128], model[128];
+  snprintf(cfg, sizeof cfg, "%s/bad.pb", tmpdir());
+  snprintf(model, sizeof model, "%s/m.onnx", tmpdir());
+  write_model(model);
+  size_t len;
+  uint8_t *c = pack_config(0, 0, NULL, &len); /* neither epochs nor max_steps */
+  write_file(cfg, c, len);
+  free(c);
+  cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "config.epochs"), "%s", out);
+}
+
+Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  char cfg[128], model[128], ck[128], state[160];
+  snprintf(cfg, sizeof cfg, "%s/term.pb", tmpdir());
+  snprintf(model, sizeof model, "%s/term_model.onnx", tmpdir());
+  snprintf(ck, sizeof ck, "%s/term_ckpt.onnx", tmpdir());
+  snprintf(state, sizeof state, "%s.state", ck);
+  write_model(model);
+  size_t len;
+  uint8_t *c = pack_config(0, 50, ck, &len); /* far longer than the test waits */
+  write_file(cfg, c, len);
+  free(c);
+  int fd;
+  pid_t pid = spawn((const char *[]){"--model", model, "--config", cfg, "--threads", "1", NULL}, &fd);
+  char out[1 << 16];
+  size_t at = 0;
+  ssize_t n;
+  bool sent = false;
+  while (at + 1 < sizeof out && (n = read(fd, out + at, sizeof out - at - 1)) > 0) {
+    at += (size_t)n;
+    out[at] = 0;
+    if (!sent && strstr(out, "step 5/")) { /* training for real: stop it */
+      kill(pid, SIGTERM);
+      sent = true;
+    }
+  }
+  close(fd);
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(sent, "trainrun never reached step 5: %s", out);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trainrun did not exit 0 on SIGTERM: %s", out);
+  cr_assert(strstr(out, "stopped at step"), "%s", out);
+  cr_assert_eq(access(ck, R_OK), 0, "no checkpoint at %s", ck);
+  cr_assert_eq(access(state, R_OK), 0, "no state at %s", state);
+  ty_graph *g;
+  char err[256];
+  cr_assert_eq(ty_graph_load_file(ck, err, sizeof err, &g), 0, "%s", err);
+  ty_graph_destroy(g);
+  /* And it resumes from there. */
+  char out2[1 << 16];
+  cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, "--resume", "--steps", "12", NULL}, out2,
+                   sizeof out2), 0, "%s", out2);
+  cr_assert(strstr(out2, "resumed from"), "%s", out2);
+  cr_assert(strstr(out2, "step 12/12"), "%s", out2);
+}
