@@ -7,7 +7,8 @@
  *
  * Values of the last run stay readable until the next run or destroy; with
  * memory planning on (the default, ops/memplan) that holds for graph
- * outputs, values no node reads and ty_exec_opts.keep_values, while other
+ * outputs, values no node reads, one-element values (a loss) and
+ * ty_exec_opts.keep_values, while other
  * values share buffers and read as NULL. Fusion (ops/fusion) runs regions
  * of elementwise nodes as one loop; values inside a region read as NULL.
  *
@@ -42,8 +43,9 @@ typedef struct ty_exec_opts {
   const char *kernel_cache; /* kernel cache dir; NULL: ops/fusion's default; copied */
   ty_jit *jit;            /* shared JIT (borrowed, must outlive the executor); NULL: own one */
   /* ops/memplan: reuse buffers of dead values, write elementwise outputs in
-   * place. Then only graph outputs, values no node reads and keep_values
-   * stay readable after a run; ty_exec_value returns NULL for the others. */
+   * place. Then only graph outputs, values no node reads, one-element values
+   * and keep_values stay readable after a run; ty_exec_value returns NULL
+   * for the others. */
   bool no_memplan;
   const int *keep_values; /* value ids; borrowed during _create only */
   size_t n_keep_values;

@@ -256,8 +256,18 @@ static int emit_steps(pass *p, ty__sched *s) {
   return 0;
 }
 
-/* Values read after a run: graph outputs, the caller's, and values no node
- * reads (a gradient is computed only to be read). */
+/* One element whatever the batch size (a loss, a metric). */
+static bool scalar_value(const ty_value *v) {
+  if (v->shape.rank < 0) return false;
+  for (int d = 0; d < v->shape.rank; d++)
+    if (v->shape.dims[d] != 1) return false;
+  return true;
+}
+
+/* Values read after a run: graph outputs, the caller's, values no node
+ * reads (a gradient is computed only to be read) and one-element values
+ * (a loss that callers read without marking it an output; they cost
+ * nothing to keep). */
 static int mark_keep(const ty_graph *g, const int *keep, size_t n_keep, bool *out) {
   size_t nv = ty_graph_n_values(g), nn = ty_graph_n_nodes(g);
   bool *read = calloc(nv + 1, sizeof *read);
@@ -269,7 +279,7 @@ static int mark_keep(const ty_graph *g, const int *keep, size_t n_keep, bool *ou
   }
   for (size_t v = 0; v < nv; v++) {
     const ty_value *val = ty_graph_value(g, (int)v);
-    out[v] = val->is_output || (val->producer >= 0 && !read[v]);
+    out[v] = val->is_output || (val->producer >= 0 && (!read[v] || scalar_value(val)));
   }
   for (size_t i = 0; i < n_keep; i++)
     if (keep[i] >= 0 && (size_t)keep[i] < nv) out[keep[i]] = true;

@@ -11,7 +11,8 @@
  * output over an input that dies at that step when both have the same
  * dtype and size (in place); graph inputs and initializers are never
  * written. Values the caller reads after a run stay alive: graph outputs,
- * values no node reads (gradients), and ty_exec_opts.keep_values; every
+ * values no node reads (gradients), one-element values (a loss), and
+ * ty_exec_opts.keep_values; every
  * other value is unreadable after the run (ty_exec_value returns NULL).
  *
  * The executor plans by default (ty_exec_opts.no_memplan turns it off);
