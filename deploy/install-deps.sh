@@ -11,6 +11,7 @@ packages=(
   # libraries
   libuv1-dev libprotobuf-c-dev libsqlite3-dev libhwloc-dev libopenblas-dev
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
+  libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* lib/token: signing, every refusal, and the secret file. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "lib/token/token.h"
+
+static void key_for(uint64_t job, uint8_t key[TY_TOKEN_KEY_LEN]) {
+  uint8_t secret[TY_TOKEN_SECRET_LEN];
+  memset(secret, 7, sizeof secret);
+  ty_token_job_key(secret, job, key);
+}
+
+Test(token, valid_token_verifies) {
+  uint8_t key[TY_TOKEN_KEY_LEN], tok[TY_TOKEN_LEN];
+  key_for(42, key);
+  ty_token_sign(key, 42, 3, 2000, tok);
+  cr_assert_eq(ty_token_verify(key, tok, sizeof tok, 42, 3, 1999, NULL, 0), 0);
+}
+
+Test(token, refusals_say_why) {
+  uint8_t key[TY_TOKEN_KEY_LEN], other[TY_TOKEN_KEY_LEN], tok[TY_TOKEN_LEN];
+  char why[128];
+  key_for(42, key);
+  key_for(43, other);
+  ty_token_sign(key, 42, 3, 2000, tok);
+  cr_assert_eq(ty_token_verify(key, NULL, 0, 42, 3, 0, why, sizeof why), TY_EPERM);
+  cr_assert_str_eq(why, "no task token");
+  cr_assert_eq(ty_token_verify(key, tok, 10, 42, 3, 0, why, sizeof why), TY_EPERM);
+  cr_assert(strstr(why, "malformed"), "%s", why);
+  cr_assert_eq(ty_token_verify(key, tok, sizeof tok, 42, 4, 0, why, sizeof why), TY_EPERM);
+  cr_assert(strstr(why, "job 42 rank 3"), "%s", why);
+  cr_assert_eq(ty_token_verify(key, tok, sizeof tok, 42, 3, 2000, why, sizeof why), TY_EPERM);
+  cr_assert_str_eq(why, "task token expired");
+  /* Another job's key, or one flipped bit, breaks the signature. */
+  cr_assert_eq(ty_token_verify(other, tok, sizeof tok, 42, 3, 0, why, sizeof why), TY_EPERM);
+  cr_assert(strstr(why, "signature"), "%s", why);
+  tok[20] ^= 1;
+  cr_assert_eq(ty_token_verify(key, tok, sizeof tok, 42, 3, 0, why, sizeof why), TY_EPERM);
+  cr_assert(strstr(why, "signature"), "%s", why);
+}
+
+Test(token, job_keys_differ) {
+  uint8_t a[TY_TOKEN_KEY_LEN], b[TY_TOKEN_KEY_LEN];
+  key_for(1, a);
+  key_for(2, b);
+  cr_assert_neq(memcmp(a, b, sizeof a), 0);
+}
+
+Test(token, secret_is_created_once_and_private) {
+  char dir[] = "/tmp/ty-token-XXXXXX", path[64], err[256];
+  cr_assert(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/attach.key", dir);
+  uint8_t s1[TY_TOKEN_SECRET_LEN], s2[TY_TOKEN_SECRET_LEN];
+  cr_assert_eq(ty_token_secret_load(path, s1, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_token_secret_load(path, s2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(memcmp(s1, s2, sizeof s1), 0);
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600);
+  /* A truncated secret is refused, naming the file. */
+  FILE *f = fopen(path, "w");
+  fputs("short", f);
+  fclose(f);
+  cr_assert_eq(ty_token_secret_load(path, s2, err, sizeof err), TY_EIO);
+  cr_assert(strstr(err, path), "%s", err);
+  unlink(path);
+  rmdir(dir);
+}
