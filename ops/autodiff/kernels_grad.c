@@ -57,10 +57,19 @@ static double binary_partial(ty_op op, int wrt, double a, double b, double dy) {
 
 int ty__g_binary(ty__gctx *c) {
   const ty_tensor *a = c->x[0], *b = c->x[1];
-  if (a->dtype != TY_DTYPE_F32 || b->dtype != TY_DTYPE_F32) return TY_EUNSUPPORTED;
+  ty_tensor *bf = NULL; /* Pow's exponent may be int64: read it as float */
+  if (a->dtype != TY_DTYPE_F32) return TY_EUNSUPPORTED;
+  if (b->dtype == TY_DTYPE_I64) {
+    if (ty_tensor_create(TY_DTYPE_F32, &b->shape, &bf) != 0) return TY_ENOMEM;
+    for (int64_t i = 0; i < ty_tensor_numel(b); i++) ty_tensor_f32(bf)[i] = (float)ty_tensor_i64(b)[i];
+    b = bf;
+  }
   int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
   double *acc = calloc((size_t)(nd ? nd : 1), sizeof *acc);
-  if (!acc) return TY_ENOMEM;
+  if (!acc) {
+    ty_tensor_destroy(bf);
+    return TY_ENOMEM;
+  }
   walk w;
   walk_init(&w, &c->dy->shape, &a->shape, &b->shape);
   const float *ad = a->data, *bd = b->data, *dy = c->dy->data;
@@ -71,6 +80,7 @@ int ty__g_binary(ty__gctx *c) {
   float *dx = c->dx->data;
   for (int64_t i = 0; i < nd; i++) dx[i] = (float)acc[i];
   free(acc);
+  ty_tensor_destroy(bf);
   return 0;
 }
 

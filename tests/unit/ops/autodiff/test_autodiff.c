@@ -150,6 +150,14 @@ Test(grad, mul) { binary_case(TY_OP_MUL, -1, 1); }
 Test(grad, div) { binary_case(TY_OP_DIV, 0.5, 1.5); }
 Test(grad, pow) { binary_case(TY_OP_POW, 0.5, 2.0); }
 
+Test(grad, pow_int_exponent) {
+  gb b;
+  gb_init(&b, 17);
+  int a = gb_float(&b, true, 2, D(3, 4), -1.5, 1.5, false), e = gb_ints(&b, 0, NULL, D(3)), y;
+  gb_node(&b, TY_OP_POW, (int[]){a, e}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
 static void unary_case(ty_op op, double lo, double hi, bool away) {
   gb b;
   gb_init(&b, 17);
