@@ -20,7 +20,6 @@
 #include <string.h>
 
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
-#define EVAL_BATCH 1000
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
@@ -33,7 +32,7 @@ static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
   return rc;
 }
 
-static FILE *logf_(const ty_train *t) { return t->opts.log ? t->opts.log : stdout; }
+static FILE *log_stream(const ty_train *t) { return t->opts.log ? t->opts.log : stdout; }
 
 /* Copies the model, adds the builtin loss (or finds loss_output) and the
  * labels input. */
@@ -208,7 +207,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
-  if (rc == 1) fprintf(logf_(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n", config->checkpoint_path,
+  if (rc == 1) fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n", config->checkpoint_path,
                        (unsigned long long)t->step, (unsigned long long)t->epoch + 1, (unsigned long long)t->batch);
   t->log_t0 = ty_mono_ms();
   t->log_step0 = t->step;
@@ -314,9 +313,9 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
     int64_t now = ty_mono_ms();
     double secs = (double)(now - t->log_t0) / 1000.0;
     double sps = secs > 0 ? (double)(t->step - t->log_step0) * t->cfg->batch_size / secs : 0;
-    fprintf(logf_(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f\n", (unsigned long long)t->step,
+    fprintf(log_stream(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f\n", (unsigned long long)t->step,
             (unsigned long long)t->total_steps, t->loss_sum / (double)t->loss_n, lr, sps);
-    fflush(logf_(t));
+    fflush(log_stream(t));
     t->loss_sum = 0;
     t->loss_n = 0;
     t->log_t0 = now;
@@ -331,9 +330,9 @@ static int end_epoch(ty_train *t, char *err, size_t err_len) {
   if (t->cfg->eval_each_epoch && t->opts.rank == 0) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
-    if (acc >= 0) fprintf(logf_(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n", (unsigned long long)t->epoch + 1, acc, loss);
-    else fprintf(logf_(t), "epoch %llu test_loss %.4f\n", (unsigned long long)t->epoch + 1, loss);
-    fflush(logf_(t));
+    if (acc >= 0) fprintf(log_stream(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n", (unsigned long long)t->epoch + 1, acc, loss);
+    else fprintf(log_stream(t), "epoch %llu test_loss %.4f\n", (unsigned long long)t->epoch + 1, loss);
+    fflush(log_stream(t));
   }
   t->epoch++;
   t->batch = 0;
@@ -371,13 +370,13 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   if (!*out_stopped && t->batch != 0 && t->opts.rank == 0) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
-    if (acc >= 0) fprintf(logf_(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);
-    else fprintf(logf_(t), "final test_loss %.4f\n", loss);
+    if (acc >= 0) fprintf(log_stream(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);
+    else fprintf(log_stream(t), "final test_loss %.4f\n", loss);
   }
   if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
-  if (*out_stopped) fprintf(logf_(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
+  if (*out_stopped) fprintf(log_stream(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
                             t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "(none configured)");
-  fflush(logf_(t));
+  fflush(log_stream(t));
   return 0;
 }
 
