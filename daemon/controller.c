@@ -207,7 +207,7 @@ static void sched_pass(ty_controller *ctl) {
     if (j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0) sched_job(j, &jobs[k++]);
   }
   for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
-  ty_sched_input in = {jobs, n_pending, nodes, ctl->n_nodes};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = n_pending, .nodes = nodes, .n_nodes = ctl->n_nodes};
   ty_sched_output out;
   if (ty_sched_pass(&in, &out) == 0) {
     apply_pass(ctl, &out);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for scheduler/: ordering, gang placement, GPU choice, reasons,
- * and the submit-time shape check. */
+ * and the submit-time shape check. The policies (priority factors, backfill,
+ * preemption, fair share, topology, config) have their own files here. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ static const ty_sched_pending *pending(const ty_sched_output *o, uint64_t id) {
 Test(sched, higher_priority_runs_first) {
   ty_sched_node nodes[] = {node("n1", 4, 0, 0)};
   ty_sched_job jobs[] = {job(1, 0, 100, 1, 4), job(2, 10, 200, 1, 4)};
-  ty_sched_input in = {jobs, 2, nodes, 1};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_not_null(placed(&out, 2));
@@ -48,7 +49,7 @@ Test(sched, higher_priority_runs_first) {
 Test(sched, fifo_within_priority_then_id) {
   ty_sched_node nodes[] = {node("n1", 2, 0, 0)};
   ty_sched_job jobs[] = {job(3, 5, 300, 1, 2), job(2, 5, 100, 1, 2), job(1, 5, 100, 1, 2)};
-  ty_sched_input in = {jobs, 3, nodes, 1};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
@@ -62,7 +63,7 @@ Test(sched, gang_is_all_or_nothing) {
   ty_sched_node nodes[] = {node("n1", 4, 0, 0), node("n2", 4, 0, 0)};
   nodes[1].cpus_free = 0; /* busy */
   ty_sched_job jobs[] = {job(1, 0, 1, 2, 1)};
-  ty_sched_input in = {jobs, 1, nodes, 2};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 2};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 0u);
@@ -74,7 +75,7 @@ Test(sched, gang_is_all_or_nothing) {
 Test(sched, two_half_fitting_gangs_do_not_deadlock) {
   ty_sched_node nodes[] = {node("n1", 1, 0, 0), node("n2", 1, 0, 0)};
   ty_sched_job jobs[] = {job(1, 0, 1, 2, 1), job(2, 0, 2, 2, 1)};
-  ty_sched_input in = {jobs, 2, nodes, 2};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 2};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
@@ -91,7 +92,7 @@ Test(sched, lowest_free_gpu_indices) {
   nodes[0].gpus_free = 0xF2; /* 1,4,5,6,7 free */
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 1)};
   jobs[0].gpus_per_node = 3;
-  ty_sched_input in = {jobs, 1, nodes, 1};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
@@ -103,13 +104,13 @@ Test(sched, later_jobs_see_earlier_allocations) {
   ty_sched_node nodes[] = {node("n1", 8, 4, 1 << 30)};
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 1), job(2, 0, 2, 1, 1), job(3, 0, 3, 1, 1)};
   for (int i = 0; i < 3; i++) jobs[i].gpus_per_node = 2;
-  ty_sched_input in = {jobs, 3, nodes, 1};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 2u);
   cr_assert_eq(placed(&out, 1)->slots[0].gpus, (uint64_t)0x3);
   cr_assert_eq(placed(&out, 2)->slots[0].gpus, (uint64_t)0xC);
-  cr_assert_str_eq(pending(&out, 3)->reason, "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have");
+  cr_assert_str_eq(pending(&out, 3)->reason, "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have; reserved to start in 86400 s");
   ty_sched_output_close(&out);
 }
 
@@ -118,13 +119,14 @@ Test(sched, memory_and_cpus_are_per_node_totals) {
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 2), job(2, 0, 2, 1, 1)};
   jobs[0].tasks_per_node = 4; /* 8 CPUs */
   jobs[1].mem_per_node = 1ull << 30;
-  ty_sched_input in = {jobs, 2, nodes, 1};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
   cr_assert_eq(placed(&out, 1)->slots[0].cpus, 8u);
   cr_assert_str_eq(pending(&out, 2)->reason,
-                   "Resources: needs 1 node with 1 free CPU, 1024 MiB memory; 0 have");
+                   "Resources: needs 1 node with 1 free CPU, 1024 MiB memory; 0 have; "
+                   "reserved to start in 86400 s");
   ty_sched_output_close(&out);
 }
 
@@ -132,7 +134,7 @@ Test(sched, unschedulable_nodes_are_skipped_with_reason) {
   ty_sched_node nodes[] = {node("n1", 8, 0, 0)};
   nodes[0].schedulable = false;
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 1)};
-  ty_sched_input in = {jobs, 1, nodes, 1};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 0u);
@@ -141,7 +143,7 @@ Test(sched, unschedulable_nodes_are_skipped_with_reason) {
 }
 
 Test(sched, empty_input) {
-  ty_sched_input in = {NULL, 0, NULL, 0};
+  ty_sched_input in = {.jobs = NULL, .n_jobs = 0, .nodes = NULL, .n_nodes = 0};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements + out.n_pending, 0u);

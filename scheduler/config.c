@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The scheduler section of traind's config file, parsed from text (the
+ * controller reads the file; this stays pure so it can be unit-tested and
+ * fuzzed). Format: `key = value` lines, `#` comments. Errors name the line
+ * and the key. See scheduler.h for the keys and README's "Scheduler
+ * configuration" for an example.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "scheduler/scheduler.h"
+
+void ty_sched_topology_close(ty_sched_topology *t) {
+  if (!t) return;
+  for (size_t i = 0; i < t->n_switches; i++) {
+    for (size_t k = 0; k < t->switches[i].n_nodes; k++) free(t->switches[i].nodes[k]);
+    free(t->switches[i].nodes);
+    free(t->switches[i].name);
+  }
+  free(t->switches);
+  memset(t, 0, sizeof(*t));
+}
+
+uint32_t ty_sched_topology_switch_of(const ty_sched_topology *t, const char *node) {
+  for (size_t i = 0; t && node && i < t->n_switches; i++)
+    for (size_t k = 0; k < t->switches[i].n_nodes; k++)
+      if (strcmp(t->switches[i].nodes[k], node) == 0) return (uint32_t)i;
+  return TY_SCHED_NO_SWITCH;
+}
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s)) s++;
+  char *e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+  return s;
+}
+
+static int parse_double(const char *v, double *out) {
+  char *end;
+  errno = 0;
+  double d = strtod(v, &end);
+  if (errno || end == v || *end || !isfinite(d) || d < 0) return TY_EINVAL;
+  *out = d;
+  return 0;
+}
+
+static int parse_bool(const char *v, bool *out) {
+  if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1")) *out = true;
+  else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+    *out = false;
+  else return TY_EINVAL;
+  return 0;
+}
+
+/* Durations: "90", "90s", "15m", "2h", "1d". */
+static int parse_secs(const char *v, uint32_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (errno || end == v || v[0] == '-') return TY_EINVAL;
+  unsigned long long mul = 1;
+  if (*end == 's') mul = 1, end++;
+  else if (*end == 'm') mul = 60, end++;
+  else if (*end == 'h') mul = 3600, end++;
+  else if (*end == 'd') mul = 86400, end++;
+  if (*end || n * mul > UINT32_MAX) return TY_EINVAL;
+  *out = (uint32_t)(n * mul);
+  return 0;
+}
+
+static int add_switch(ty_sched_topology *t, const char *name, char *list, char *err, size_t len,
+                      int line) {
+  for (size_t i = 0; i < t->n_switches; i++)
+    if (strcmp(t->switches[i].name, name) == 0)
+      return snprintf(err, len, "line %d: switch.%s is defined twice", line, name), TY_EINVAL;
+  t->switches = ty_xrealloc(t->switches, (t->n_switches + 1) * sizeof(*t->switches));
+  ty_sched_switch *sw = &t->switches[t->n_switches++];
+  *sw = (ty_sched_switch){.name = ty_strdup(name)};
+  char *save = NULL;
+  for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *node = trim(tok);
+    if (!*node) continue;
+    if (ty_sched_topology_switch_of(t, node) != TY_SCHED_NO_SWITCH)
+      return snprintf(err, len, "line %d: node %s is in two switches", line, node), TY_EINVAL;
+    sw->nodes = ty_xrealloc(sw->nodes, (sw->n_nodes + 1) * sizeof(*sw->nodes));
+    sw->nodes[sw->n_nodes++] = ty_strdup(node);
+  }
+  if (sw->n_nodes == 0)
+    return snprintf(err, len, "line %d: switch.%s lists no nodes", line, name), TY_EINVAL;
+  return 0;
+}
+
+static int set_key(ty_sched_config *c, const char *k, const char *v) {
+  uint32_t s;
+  if (!strcmp(k, "weight.tier")) return parse_double(v, &c->w_tier);
+  if (!strcmp(k, "weight.age")) return parse_double(v, &c->w_age);
+  if (!strcmp(k, "weight.fairshare")) return parse_double(v, &c->w_fairshare);
+  if (!strcmp(k, "weight.size")) return parse_double(v, &c->w_size);
+  if (!strcmp(k, "weight.priority")) return parse_double(v, &c->w_priority);
+  if (!strcmp(k, "fairshare.cpu_weight")) return parse_double(v, &c->cpu_usage_weight);
+  if (!strcmp(k, "preemption")) return parse_bool(v, &c->preemption);
+  if (!strcmp(k, "backfill")) return parse_bool(v, &c->backfill);
+  if (!strcmp(k, "age_max")) return parse_secs(v, &c->age_max_s);
+  if (!strcmp(k, "preempt.min_run")) return parse_secs(v, &c->min_run_s);
+  if (!strcmp(k, "preempt.grace")) return parse_secs(v, &c->preempt_grace_s);
+  if (!strcmp(k, "unknown_runtime")) return parse_secs(v, &c->unknown_runtime_s);
+  if (!strcmp(k, "backfill.depth")) {
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || n > UINT32_MAX) return TY_EINVAL;
+    c->backfill_depth = (uint32_t)n;
+    return 0;
+  }
+  if (!strcmp(k, "fairshare.halflife")) {
+    if (parse_secs(v, &s) != 0 || s == 0) return TY_EINVAL;
+    c->halflife_s = s;
+    return 0;
+  }
+  return TY_ENOTFOUND;
+}
+
+static const char *expects(const char *k) {
+  if (!strncmp(k, "weight.", 7) || !strcmp(k, "fairshare.cpu_weight")) return "a number >= 0";
+  if (!strcmp(k, "preemption") || !strcmp(k, "backfill")) return "on or off";
+  if (!strcmp(k, "backfill.depth")) return "a count";
+  return "a duration (90, 90s, 15m, 2h, 1d)";
+}
+
+static int parse_line(char *line, int no, ty_sched_config *c, ty_sched_topology *t, char *err,
+                      size_t len) {
+  char *hash = strchr(line, '#');
+  if (hash) *hash = '\0';
+  char *s = trim(line);
+  if (!*s) return 0;
+  char *eq = strchr(s, '=');
+  if (!eq) return snprintf(err, len, "line %d: expected key = value", no), TY_EINVAL;
+  *eq = '\0';
+  char *k = trim(s), *v = trim(eq + 1);
+  if (!strncmp(k, "switch.", 7)) {
+    if (!k[7]) return snprintf(err, len, "line %d: switch. needs a name", no), TY_EINVAL;
+    return add_switch(t, k + 7, v, err, len, no);
+  }
+  int rc = set_key(c, k, v);
+  if (rc == TY_ENOTFOUND)
+    return snprintf(err, len, "line %d: unknown key \"%.64s\"", no, k), TY_EINVAL;
+  if (rc != 0)
+    return snprintf(err, len, "line %d: %.64s: \"%.64s\" is not %s", no, k, v, expects(k)),
+           TY_EINVAL;
+  return 0;
+}
+
+int ty_sched_config_parse(const char *text, ty_sched_config *cfg, ty_sched_topology *topo,
+                          char *err, size_t err_len) {
+  memset(topo, 0, sizeof(*topo));
+  char *copy = ty_strdup(text ? text : "");
+  ty_sched_config c = *cfg;
+  int rc = 0, no = 0;
+  for (char *line = copy; line && rc == 0;) {
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = '\0';
+    rc = parse_line(line, ++no, &c, topo, err, err_len);
+    line = nl ? nl + 1 : NULL;
+  }
+  free(copy);
+  if (rc != 0) {
+    ty_sched_topology_close(topo);
+    return rc;
+  }
+  *cfg = c;
+  return 0;
+}

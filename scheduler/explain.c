@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Answers for people: why a job is pending (ty_sched_explain_job), and
+ * whether a request can ever run on this cluster (ty_sched_check_fits).
+ *
+ * Explaining runs a whole pass, so the answer is exactly what the scheduler
+ * would decide now: the job's rank among pending jobs, its priority split
+ * into the weighted factors, its owner's fair-share standing, the nodes that
+ * would hold a member of its gang after the jobs ahead of it were placed, up
+ * to TY_SCHED_EXPLAIN_NODES nodes that would not and why, and an estimated
+ * start: the reservation's start if it holds the reservation, else when the
+ * running jobs' time limits free enough nodes (jobs ahead of it ignored, so
+ * an estimate, not a promise).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "scheduler/sched_internal.h"
+
+static void node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out, size_t len) {
+  const ty_sched_node *nd = &p->in->nodes[i];
+  ty__res f = p->idx.free[i];
+  if (!nd->schedulable) snprintf(out, len, "not schedulable (down or draining)");
+  else if (p->claimed[i]) snprintf(out, len, "promised to a preempting job");
+  else if (n->gpus > nd->gpus_total)
+    snprintf(out, len, "has %u GPUs, %u needed", nd->gpus_total, n->gpus);
+  else if ((uint32_t)__builtin_popcountll(f.gpus) < n->gpus)
+    snprintf(out, len, "%d of %u GPUs free, %u needed", __builtin_popcountll(f.gpus),
+             nd->gpus_total, n->gpus);
+  else if (f.cpus < n->cpus)
+    snprintf(out, len, "%u of %u CPUs free, %u needed", f.cpus, nd->cpus_total, n->cpus);
+  else
+    snprintf(out, len, "%llu MiB of memory free, %llu MiB needed",
+             (unsigned long long)(f.mem >> 20), (unsigned long long)(n->mem >> 20));
+}
+
+static void explain_nodes(const ty__pass *p, const ty_sched_job *j, ty_sched_explain *ex) {
+  ty__need n = ty__need_of(j);
+  ex->nodes_needed = j->nodes ? j->nodes : 1;
+  for (uint32_t i = 0; i < p->in->n_nodes; i++) {
+    ty__res f = p->idx.free[i];
+    if (p->in->nodes[i].schedulable && !p->claimed[i] && ty__res_fits(&f, &n)) {
+      ex->nodes_fit++;
+      continue;
+    }
+    if (ex->n_nodes == TY_SCHED_EXPLAIN_NODES) continue;
+    ex->nodes[ex->n_nodes].node = i;
+    node_why(p, i, &n, ex->nodes[ex->n_nodes].why, sizeof(ex->nodes[0].why));
+    ex->n_nodes++;
+  }
+}
+
+static void fill(ty__pass *p, size_t ji, const ty_sched_output *out, ty_sched_explain *ex) {
+  const ty_sched_job *j = &p->in->jobs[ji];
+  const ty__prio *pr = &p->prio[ji];
+  ex->priority = pr->total;
+  ex->f_tier = pr->tier, ex->f_age = pr->age, ex->f_fairshare = pr->fairshare;
+  ex->f_size = pr->size, ex->f_priority = pr->prio;
+  ex->fairshare = pr->fs_factor;
+  ex->user_usage = pr->usage, ex->user_share = pr->share, ex->usage_norm = pr->usage_norm;
+  ex->n_pending = (uint32_t)out->n_pending;
+  ex->reserved_job = p->resv ? p->resv_job : 0;
+  for (size_t k = 0; k < out->n_pending; k++) {
+    const ty_sched_pending *pd = &out->pending[k];
+    if (pd->job_id != j->id) continue;
+    ex->pending = true;
+    ex->position = pd->position;
+    snprintf(ex->reason, sizeof(ex->reason), "%s", pd->reason);
+    ex->est_start_ms = pd->est_start_ms;
+  }
+  if (!ex->pending) {
+    snprintf(ex->reason, sizeof(ex->reason), "would start now");
+    ex->est_start_ms = p->now;
+    return;
+  }
+  explain_nodes(p, j, ex);
+  ty__need n = ty__need_of(j);
+  int64_t t;
+  if (!ex->est_start_ms && !j->held && ty__reserve(p, j, &n, j->nodes ? j->nodes : 1, false, &t))
+    ex->est_start_ms = t;
+}
+
+int ty_sched_explain_job(const ty_sched_input *in, uint64_t job_id, ty_sched_explain *out) {
+  memset(out, 0, sizeof(*out));
+  out->job_id = job_id;
+  size_t ji = SIZE_MAX;
+  for (size_t i = 0; i < in->n_jobs && ji == SIZE_MAX; i++)
+    if (in->jobs[i].id == job_id) ji = i;
+  if (ji == SIZE_MAX) return TY_ENOTFOUND;
+  ty__pass p;
+  ty_sched_output o;
+  int rc = ty__pass_run(&p, in, &o);
+  if (rc == 0) fill(&p, ji, &o, out);
+  ty__pass_close(&p);
+  ty_sched_output_close(&o);
+  return rc;
+}
+
+/* ---- the cluster's shape ---------------------------------------------------- */
+
+static int refuse(char *reason, size_t len, const char *fmt, unsigned long long a,
+                  unsigned long long b) {
+  if (reason && len) snprintf(reason, len, fmt, a, b);
+  return TY_EINVAL;
+}
+
+/* Checks the request against the cluster's shape: each per-node resource
+ * against the largest node, then the number of nodes that could each hold one
+ * slot against `nodes`. Every known node counts, UP or not, because a DOWN
+ * node may come back. With no nodes known there is nothing to check against. */
+int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, size_t n_nodes,
+                        char *reason, size_t reason_len) {
+  if (reason && reason_len) reason[0] = '\0';
+  if (job->nodes == 0) {
+    if (reason && reason_len) snprintf(reason, reason_len, "resources.nodes: 0 is not allowed");
+    return TY_EINVAL;
+  }
+  if (job->gpus_per_node > TY_SCHED_MAX_GPUS)
+    return refuse(reason, reason_len, "resources.gpus_per_node is %llu but at most %llu are supported",
+                  job->gpus_per_node, TY_SCHED_MAX_GPUS);
+  if (n_nodes == 0) return 0;
+  ty__need n = ty__need_of(job);
+  uint32_t max_cpus = 0, max_gpus = 0;
+  uint64_t max_mem = 0;
+  size_t can_host = 0;
+  for (size_t i = 0; i < n_nodes; i++) {
+    const ty_sched_node *nd = &nodes[i];
+    uint32_t g = nd->gpus_total > TY_SCHED_MAX_GPUS ? TY_SCHED_MAX_GPUS : nd->gpus_total;
+    if (nd->cpus_total > max_cpus) max_cpus = nd->cpus_total;
+    if (g > max_gpus) max_gpus = g;
+    if (nd->mem_total > max_mem) max_mem = nd->mem_total;
+    if (nd->cpus_total >= n.cpus && g >= n.gpus && nd->mem_total >= n.mem) can_host++;
+  }
+  if (n.gpus > max_gpus)
+    return refuse(reason, reason_len, "resources.gpus_per_node is %llu but the largest node has %llu GPUs",
+                  n.gpus, max_gpus);
+  if (n.cpus > max_cpus)
+    return refuse(reason, reason_len,
+                  "resources: tasks_per_node * cpus_per_task is %llu CPUs but the largest node has %llu",
+                  n.cpus, max_cpus);
+  if (n.mem > max_mem)
+    return refuse(reason, reason_len, "resources.mem_per_node is %llu bytes but the largest node has %llu",
+                  n.mem, max_mem);
+  if (can_host < job->nodes)
+    return refuse(reason, reason_len, "resources.nodes is %llu but only %llu nodes can hold one slot each",
+                  job->nodes, can_host);
+  return 0;
+}

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Multifactor priority and fair share.
+ *
+ * Fair share is a two-level tree like Slurm's: queues get shares in
+ * proportion to their weights; within a queue, the users who have usage or
+ * jobs split the queue's share equally. A user's factor is
+ * 2^(-usage_norm / share_norm) (Slurm's classic formula): 1 for no usage,
+ * 0.5 at exactly the fair share, towards 0 above it. Usage is decayed by the
+ * caller (ty_sched_decay) so old usage fades with the configured half-life.
+ *
+ * The table of (queue, user) accounts is an open-addressing hash built once
+ * per pass: passes see up to 100,000 jobs but a few hundred accounts.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "scheduler/sched_internal.h"
+
+typedef struct acct {
+  const char *user;
+  int qi;
+  double usage;
+  bool used;
+} acct;
+
+struct ty__fs {
+  acct *slots;
+  size_t cap;             /* power of two */
+  double total_usage;
+  double *qshare;         /* normalised share per queue; [n_queues] is "no queue" */
+  uint32_t *qusers;       /* accounts per queue */
+  size_t nq;
+  int32_t max_tier;
+  uint64_t cl_gpus, cl_cpus; /* the cluster's totals, for the size factor */
+};
+
+void ty_sched_config_default(ty_sched_config *c) {
+  *c = (ty_sched_config){.w_tier = 100000, .w_age = 1000, .w_fairshare = 10000,
+                         .w_size = 1000, .w_priority = 10000, .age_max_s = 7 * 86400,
+                         .halflife_s = 7 * 86400, .cpu_usage_weight = 0.0625,
+                         .preemption = true, .backfill = true, .min_run_s = 600,
+                         .preempt_grace_s = 60, .unknown_runtime_s = 86400,
+                         .backfill_depth = 0};
+}
+
+double ty_sched_decay(double usage, double elapsed_s, double halflife_s) {
+  if (halflife_s <= 0 || elapsed_s <= 0) return usage;
+  return usage * exp2(-elapsed_s / halflife_s);
+}
+
+int ty__queue_index(const ty_sched_input *in, const char *name) {
+  if (!name) return -1;
+  for (size_t i = 0; i < in->n_queues; i++)
+    if (in->queues[i].name && strcmp(in->queues[i].name, name) == 0) return (int)i;
+  return -1;
+}
+
+static uint64_t hash_acct(const char *user, int qi) {
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)(qi + 2);
+  for (const unsigned char *p = (const unsigned char *)(user ? user : ""); *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
+  return h;
+}
+
+static acct *lookup(const ty__fs *fs, const char *user, int qi, bool *out_new) {
+  uint64_t h = hash_acct(user, qi);
+  const char *u = user ? user : "";
+  for (size_t k = 0;; k++) {
+    acct *a = &fs->slots[(h + k) & (fs->cap - 1)];
+    if (!a->used) {
+      if (out_new) *out_new = true;
+      return a;
+    }
+    if (a->qi == qi && strcmp(a->user, u) == 0) {
+      if (out_new) *out_new = false;
+      return a;
+    }
+  }
+}
+
+static void add_acct(ty__fs *fs, const char *user, int qi, double usage) {
+  bool fresh;
+  acct *a = lookup(fs, user, qi, &fresh);
+  if (fresh) {
+    *a = (acct){.user = user ? user : "", .qi = qi, .used = true};
+    fs->qusers[qi < 0 ? fs->nq - 1 : (size_t)qi]++;
+  }
+  a->usage += usage;
+  fs->total_usage += usage;
+}
+
+int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs **out) {
+  (void)cfg;
+  ty__fs *fs = calloc(1, sizeof(*fs));
+  if (!fs) return TY_ENOMEM;
+  size_t want = 2 * (in->n_usage + in->n_jobs + in->n_running) + 16, cap = 16;
+  while (cap < want) cap <<= 1;
+  fs->cap = cap;
+  fs->nq = in->n_queues + 1;
+  fs->slots = calloc(cap, sizeof(*fs->slots));
+  fs->qshare = calloc(fs->nq, sizeof(*fs->qshare));
+  fs->qusers = calloc(fs->nq, sizeof(*fs->qusers));
+  if (!fs->slots || !fs->qshare || !fs->qusers) {
+    ty__fs_destroy(fs);
+    return TY_ENOMEM;
+  }
+  double sum = 0;
+  for (size_t q = 0; q < in->n_queues; q++) {
+    double s = in->queues[q].share > 0 ? in->queues[q].share : 1;
+    fs->qshare[q] = s;
+    sum += s;
+  }
+  /* Jobs of no known queue share one account group; with queues given they
+   * get no share at all (the controller never sends such jobs). */
+  if (in->n_queues == 0) {
+    fs->qshare[fs->nq - 1] = 1;
+    sum += 1;
+  }
+  for (size_t q = 0; q < in->n_queues; q++)
+    if (in->queues[q].tier > fs->max_tier) fs->max_tier = in->queues[q].tier;
+  for (size_t i = 0; i < in->n_nodes; i++) {
+    fs->cl_gpus += in->nodes[i].gpus_total;
+    fs->cl_cpus += in->nodes[i].cpus_total;
+  }
+  for (size_t q = 0; q < fs->nq; q++) fs->qshare[q] /= sum;
+  for (size_t i = 0; i < in->n_usage; i++)
+    add_acct(fs, in->usage[i].user, ty__queue_index(in, in->usage[i].queue),
+             in->usage[i].usage > 0 ? in->usage[i].usage : 0);
+  for (size_t i = 0; i < in->n_jobs; i++)
+    add_acct(fs, in->jobs[i].user, ty__queue_index(in, in->jobs[i].queue), 0);
+  for (size_t i = 0; i < in->n_running; i++)
+    add_acct(fs, in->running[i].user, ty__queue_index(in, in->running[i].queue), 0);
+  *out = fs;
+  return 0;
+}
+
+void ty__fs_destroy(ty__fs *fs) {
+  if (!fs) return;
+  free(fs->slots);
+  free(fs->qshare);
+  free(fs->qusers);
+  free(fs);
+}
+
+/* Share, usage and factor of one account. */
+static void account(const ty__fs *fs, const char *user, int qi, double *share, double *usage,
+                    double *usage_norm, double *factor) {
+  size_t q = qi < 0 ? fs->nq - 1 : (size_t)qi;
+  acct *a = lookup(fs, user, qi, NULL);
+  uint32_t users = fs->qusers[q] ? fs->qusers[q] : 1;
+  *share = fs->qshare[q] / users;
+  *usage = a->used ? a->usage : 0;
+  *usage_norm = fs->total_usage > 0 ? *usage / fs->total_usage : 0;
+  *factor = *share > 0 ? exp2(-*usage_norm / *share) : 0;
+}
+
+void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs,
+                  const ty_sched_job *j, int qi, int64_t now, ty__prio *out) {
+  memset(out, 0, sizeof(*out));
+  int32_t max_tier = fs->max_tier;
+  int32_t tier = qi >= 0 ? in->queues[qi].tier : 0;
+  if (max_tier > 0 && tier > 0) out->tier = cfg->w_tier * (double)tier / max_tier;
+  double age_s = (double)(now - j->submit_time_ms) / 1000.0;
+  if (age_s > 0 && cfg->age_max_s)
+    out->age = cfg->w_age * (age_s >= cfg->age_max_s ? 1.0 : age_s / cfg->age_max_s);
+  account(fs, j->user, qi, &out->share, &out->usage, &out->usage_norm, &out->fs_factor);
+  out->fairshare = cfg->w_fairshare * out->fs_factor;
+  uint64_t cl_gpus = fs->cl_gpus, cl_cpus = fs->cl_cpus;
+  ty__need n = ty__need_of(j);
+  uint32_t nodes = j->nodes ? j->nodes : 1;
+  double size = cl_gpus ? (double)n.gpus * nodes / (double)cl_gpus
+                        : (cl_cpus ? (double)n.cpus * nodes / (double)cl_cpus : 0);
+  out->size = cfg->w_size * (size > 1 ? 1 : size);
+  int32_t p = j->priority < -1000 ? -1000 : j->priority > 1000 ? 1000 : j->priority;
+  out->prio = cfg->w_priority * (double)(p + 1000) / 2000.0;
+  out->total = out->tier + out->age + out->fairshare + out->size + out->prio;
+}
+
+int ty_sched_shares(const ty_sched_input *in, ty_sched_share **out, size_t *out_n) {
+  ty_sched_config cfg;
+  if (in->config) cfg = *in->config;
+  else ty_sched_config_default(&cfg);
+  ty__fs *fs;
+  int rc = ty__fs_create(in, &cfg, &fs);
+  if (rc != 0) return rc;
+  size_t n_acct = 0;
+  for (size_t k = 0; k < fs->cap; k++) n_acct += fs->slots[k].used;
+  ty_sched_share *rows = calloc(in->n_queues + n_acct + 1, sizeof(*rows));
+  if (!rows) {
+    ty__fs_destroy(fs);
+    return TY_ENOMEM;
+  }
+  size_t n = 0;
+  for (size_t q = 0; q < in->n_queues; q++) {
+    double usage = 0;
+    for (size_t k = 0; k < fs->cap; k++)
+      if (fs->slots[k].used && fs->slots[k].qi == (int)q) usage += fs->slots[k].usage;
+    double norm = fs->total_usage > 0 ? usage / fs->total_usage : 0;
+    rows[n++] = (ty_sched_share){.queue = in->queues[q].name, .share = fs->qshare[q],
+                                 .usage = usage, .usage_norm = norm,
+                                 .factor = exp2(-norm / fs->qshare[q])};
+  }
+  for (size_t q = 0; q < in->n_queues; q++)
+    for (size_t k = 0; k < fs->cap; k++) {
+      const acct *a = &fs->slots[k];
+      if (!a->used || a->qi != (int)q) continue;
+      ty_sched_share *r = &rows[n++];
+      r->queue = in->queues[q].name;
+      r->user = a->user;
+      account(fs, a->user, a->qi, &r->share, &r->usage, &r->usage_norm, &r->factor);
+    }
+  ty__fs_destroy(fs);
+  *out = rows;
+  *out_n = n;
+  return 0;
+}

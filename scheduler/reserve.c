@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Reservations (EASY backfill's shadow time) and preemption, both worked out
+ * on a scratch copy of the free resources per node.
+ *
+ * Reservation: release running jobs (and this pass's placements) in the
+ * order their time limits end until enough nodes would hold the job; that
+ * end is the reservation's start. The reserved nodes are capped: a job that
+ * would still run then may use only what the reserved job leaves over there.
+ *
+ * Preemption: victims are running jobs of preemptible queues with a lower
+ * tier that have run at least min_run_s and are not already ending. Jobs
+ * already ending (killed or preempted earlier) count as free at no cost.
+ * Victims are added by least work lost (now - last checkpoint, or - start),
+ * then lowest priority, until the gang would fit; then every victim that is
+ * not needed after all is dropped again, latest first. The nodes the
+ * preemptor will use are claimed for the rest of the pass, so later jobs
+ * cannot take what the victims free.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "scheduler/sched_internal.h"
+
+#define PREEMPT_TRIES_PER_PASS 32
+
+int64_t ty__running_end(const ty__pass *p, size_t r) {
+  const ty_sched_running *rj = &p->in->running[r];
+  if (rj->ending || p->victim[r]) return p->now;
+  uint32_t t = rj->time_limit_s ? rj->time_limit_s : p->cfg.unknown_runtime_s;
+  int64_t end = rj->start_time_ms + (int64_t)t * 1000;
+  return end < p->now ? p->now : end;
+}
+
+static void res_add(ty__res *r, const ty_sched_slot *s) {
+  r->cpus += s->cpus;
+  r->gpus |= s->gpus;
+  r->mem += s->mem;
+}
+
+static void res_sub(ty__res *r, const ty_sched_slot *s) {
+  r->cpus -= s->cpus < r->cpus ? s->cpus : r->cpus;
+  r->gpus &= ~s->gpus;
+  r->mem -= s->mem < r->mem ? s->mem : r->mem;
+}
+
+static int ensure_work(ty__pass *p) {
+  if (p->work) return 0;
+  p->work = malloc((p->in->n_nodes ? p->in->n_nodes : 1) * sizeof(*p->work));
+  return p->work ? 0 : TY_ENOMEM;
+}
+
+/* ---- reservation ------------------------------------------------------------------ */
+
+typedef struct end_ev {
+  int64_t t;
+  const ty_sched_slot *slots;
+  uint32_t n_slots;
+} end_ev;
+
+static int ev_cmp(const void *a, const void *b) {
+  const end_ev *x = a, *y = b;
+  return x->t < y->t ? -1 : x->t > y->t;
+}
+
+static size_t collect_ends(const ty__pass *p, end_ev *ev) {
+  size_t n = 0;
+  for (size_t r = 0; r < p->in->n_running; r++)
+    ev[n++] = (end_ev){ty__running_end(p, r), p->in->running[r].slots,
+                       p->in->running[r].n_slots};
+  for (size_t k = 0; k < p->out->n_placements; k++) {
+    const ty_sched_placement *pl = &p->out->placements[k];
+    uint32_t t = pl->time_limit_s ? pl->time_limit_s : p->cfg.unknown_runtime_s;
+    ev[n++] = (end_ev){p->now + (int64_t)t * 1000, pl->slots, pl->n_slots};
+  }
+  return n;
+}
+
+static bool usable(const ty__pass *p, uint32_t i) { return p->idx.ok[i] && !p->claimed[i]; }
+
+/* Caps the first `want` nodes that fit in p->work. */
+static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need *n,
+                              uint32_t want, int64_t t) {
+  size_t nn = p->in->n_nodes;
+  if (!p->idx.cap) {
+    p->idx.cap = calloc(nn ? nn : 1, sizeof(*p->idx.cap));
+    if (!p->idx.cap) return TY_ENOMEM;
+  }
+  uint32_t got = 0;
+  for (uint32_t i = 0; i < nn && got < want; i++) {
+    if (!usable(p, i) || !ty__res_fits(&p->work[i], n)) continue;
+    uint64_t g = ty__pick_gpus(&p->in->nodes[i], p->work[i].gpus, n->gpus);
+    p->idx.cap[i].on = true;
+    p->idx.cap[i].spare = (ty__res){p->work[i].cpus - n->cpus, p->work[i].gpus & ~g,
+                                    p->work[i].mem - n->mem};
+    got++;
+  }
+  p->resv = true;
+  p->resv_job = j->id;
+  p->resv_t = t;
+  return 0;
+}
+
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
+                 bool commit, int64_t *out_t) {
+  size_t nn = p->in->n_nodes;
+  if (ensure_work(p) != 0) return false;
+  size_t cap = p->in->n_running + p->out->n_placements;
+  end_ev *ev = malloc((cap ? cap : 1) * sizeof(*ev));
+  if (!ev) return false;
+  size_t ne = collect_ends(p, ev);
+  qsort(ev, ne, sizeof(*ev), ev_cmp);
+  uint32_t fit = 0;
+  for (size_t i = 0; i < nn; i++) {
+    p->work[i] = p->idx.free[i];
+    fit += usable(p, (uint32_t)i) && ty__res_fits(&p->work[i], n);
+  }
+  bool found = fit >= want;
+  int64_t t = p->now;
+  for (size_t e = 0; e < ne && !found; e++) {
+    for (uint32_t s = 0; s < ev[e].n_slots; s++) {
+      uint32_t i = ev[e].slots[s].node;
+      if (i >= nn || !usable(p, i)) continue;
+      bool before = ty__res_fits(&p->work[i], n);
+      res_add(&p->work[i], &ev[e].slots[s]);
+      fit += !before && ty__res_fits(&p->work[i], n);
+    }
+    if (fit >= want) {
+      found = true;
+      t = ev[e].t;
+    }
+  }
+  free(ev);
+  if (!found) return false;
+  *out_t = t;
+  if (commit && commit_reservation(p, j, n, want, t) != 0) return false;
+  return true;
+}
+
+/* ---- preemption ------------------------------------------------------------------- */
+
+typedef struct cand {
+  size_t r;
+  int64_t lost;
+  int32_t priority;
+  int64_t start;
+} cand;
+
+static int cand_cmp(const void *a, const void *b) {
+  const cand *x = a, *y = b;
+  if (x->lost != y->lost) return x->lost < y->lost ? -1 : 1;
+  if (x->priority != y->priority) return x->priority < y->priority ? -1 : 1;
+  if (x->start != y->start) return x->start > y->start ? -1 : 1;
+  return x->r < y->r ? -1 : x->r > y->r;
+}
+
+static int32_t tier_of(const ty__pass *p, int q) { return q >= 0 ? p->in->queues[q].tier : 0; }
+
+/* Adds (sign > 0) or removes a running job's resources in p->work and
+ * keeps *fit, the number of usable nodes that hold n, current. */
+static void apply(ty__pass *p, size_t r, int sign, const ty__need *n, uint32_t *fit) {
+  const ty_sched_running *rj = &p->in->running[r];
+  for (uint32_t s = 0; s < rj->n_slots; s++) {
+    uint32_t i = rj->slots[s].node;
+    if (i >= p->in->n_nodes || !usable(p, i)) continue;
+    bool before = ty__res_fits(&p->work[i], n);
+    if (sign > 0) res_add(&p->work[i], &rj->slots[s]);
+    else res_sub(&p->work[i], &rj->slots[s]);
+    bool after = ty__res_fits(&p->work[i], n);
+    *fit += after && !before;
+    *fit -= before && !after;
+  }
+}
+
+static size_t candidates(ty__pass *p, size_t job, cand *c) {
+  int32_t tier = tier_of(p, p->qi[job]);
+  size_t k = 0;
+  for (size_t r = 0; r < p->in->n_running; r++) {
+    const ty_sched_running *rj = &p->in->running[r];
+    int q = p->rqi[r];
+    if (rj->ending || p->victim[r] || q < 0 || !p->in->queues[q].preemptible) continue;
+    if (tier_of(p, q) >= tier) continue;
+    if (p->now - rj->start_time_ms < (int64_t)p->cfg.min_run_s * 1000) continue;
+    int64_t since = rj->last_checkpoint_ms > rj->start_time_ms ? rj->last_checkpoint_ms
+                                                                : rj->start_time_ms;
+    c[k++] = (cand){r, p->now - since, rj->priority, rj->start_time_ms};
+  }
+  qsort(c, k, sizeof(*c), cand_cmp);
+  return k;
+}
+
+/* Claims `want` fitting nodes of p->work for the preemptor, nodes that hold
+ * victims first, so later jobs of this pass leave them alone. */
+static void claim(ty__pass *p, const ty__need *n, uint32_t want) {
+  uint32_t got = 0;
+  for (int round = 0; round < 2 && got < want; round++)
+    for (uint32_t i = 0; i < p->in->n_nodes && got < want; i++) {
+      if (!usable(p, i) || !ty__res_fits(&p->work[i], n)) continue;
+      bool busy = p->work[i].cpus != p->idx.free[i].cpus || p->work[i].gpus != p->idx.free[i].gpus;
+      if ((round == 0) != busy) continue;
+      p->claimed[i] = true;
+      ty__res zero = {0, 0, 0};
+      ty__idx_set(&p->idx, i, &zero);
+      got++;
+    }
+}
+
+bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want) {
+  if (p->preempt_tries >= PREEMPT_TRIES_PER_PASS || ensure_work(p) != 0) return false;
+  int32_t tier = tier_of(p, p->qi[job]);
+  bool any = false;
+  for (size_t q = 0; q < p->in->n_queues && !any; q++)
+    any = p->in->queues[q].preemptible && p->in->queues[q].tier < tier;
+  if (!any) return false;
+  p->preempt_tries++;
+  cand *c = malloc((p->in->n_running ? p->in->n_running : 1) * sizeof(*c));
+  if (!c) return false;
+  uint32_t fit = 0;
+  for (uint32_t i = 0; i < p->in->n_nodes; i++) {
+    p->work[i] = p->idx.free[i];
+    fit += usable(p, i) && ty__res_fits(&p->work[i], n);
+  }
+  for (size_t r = 0; r < p->in->n_running; r++)
+    if (p->in->running[r].ending) apply(p, r, +1, n, &fit);
+  size_t nc = fit >= want ? 0 : candidates(p, job, c), used = 0;
+  for (; used < nc && fit < want; used++) apply(p, c[used].r, +1, n, &fit);
+  if (fit < want) {
+    free(c);
+    return false;
+  }
+  /* Drop victims that turned out not to be needed, latest first. */
+  for (size_t k = used; k-- > 0;) {
+    apply(p, c[k].r, -1, n, &fit);
+    if (fit >= want) c[k].r = SIZE_MAX;
+    else apply(p, c[k].r, +1, n, &fit);
+  }
+  for (size_t k = 0; k < used; k++) {
+    if (c[k].r == SIZE_MAX) continue;
+    p->victim[c[k].r] = true;
+    p->out->preemptions[p->out->n_preemptions++] =
+        (ty_sched_preemption){p->in->running[c[k].r].id, p->in->jobs[job].id};
+  }
+  claim(p, n, want);
+  free(c);
+  return true;
+}

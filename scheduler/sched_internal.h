@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals shared by the scheduler's files: the node index (place.c), the
+ * priority and fair-share math (priority.c), the pass (scheduler.c) and
+ * reservations/preemption (reserve.c).
+ *
+ * The node index keeps, per switch group, one doubly linked list of nodes per
+ * number of free GPUs, with counts. A job asking g GPUs per node looks only at
+ * lists g..max (best fit first, which also packs), and a gang of N nodes that
+ * cannot fit anywhere is refused from the counts alone, without touching a
+ * node: that is what keeps a pass over thousands of blocked jobs on 10,000
+ * nodes cheap.
+ */
+#ifndef TY_SCHEDULER_SCHED_INTERNAL_H
+#define TY_SCHEDULER_SCHED_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scheduler/scheduler.h"
+
+typedef struct ty__need {
+  uint32_t cpus;
+  uint32_t gpus;
+  uint64_t mem;
+} ty__need;
+
+typedef struct ty__res {
+  uint32_t cpus;
+  uint64_t gpus; /* mask */
+  uint64_t mem;
+} ty__res;
+
+/* What a node may give a job that outlasts the reservation: the spare left
+ * once the reserved job has what it needs there. */
+typedef struct ty__cap {
+  bool on;
+  ty__res spare;
+} ty__cap;
+
+typedef struct ty__idx {
+  const ty_sched_node *nodes; /* borrowed input */
+  size_t n;
+  uint32_t n_sw, nb;          /* switch groups, buckets (max GPUs + 1) */
+  ty__res *free;              /* current free resources per node */
+  bool *ok;                   /* schedulable */
+  uint32_t *sw;               /* switch group per node, 0..n_sw-1 */
+  int32_t *next, *prev;       /* bucket list links, -1 = none */
+  uint8_t *bucket;            /* free GPU count the node is filed under */
+  int32_t *head;              /* [n_sw * nb] */
+  uint32_t *cnt;              /* [n_sw * nb] */
+  uint32_t *gcnt;             /* [nb], all switches */
+  ty__cap *cap;               /* per node; NULL until a reservation exists */
+} ty__idx;
+
+uint64_t ty__gpu_mask(uint32_t total);
+ty__need ty__need_of(const ty_sched_job *j);
+bool ty__res_fits(const ty__res *r, const ty__need *n);
+
+int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n);
+void ty__idx_close(ty__idx *x);
+void ty__idx_set(ty__idx *x, uint32_t node, const ty__res *r); /* refiles the node */
+/* Nodes with at least g free GPUs (an upper bound on nodes that fit). */
+uint32_t ty__idx_count_ge(const ty__idx *x, uint32_t g);
+/* The GPUs of `free` a job asking g of them gets: one NVLink island when one
+ * holds them all (the fullest such island), else the largest islands first. */
+uint64_t ty__pick_gpus(const ty_sched_node *node, uint64_t free, uint32_t g);
+
+/* Looks for `want` nodes that each hold `need`, fewest switches first. With
+ * use_caps, reserved nodes offer only their spare. Fills picked[want] and
+ * returns true, or returns false with *out_have = nodes that fit. */
+bool ty__idx_find(const ty__idx *x, const ty__need *need, uint32_t want, bool use_caps,
+                  uint32_t *picked, uint32_t *out_have);
+/* Available resources of node i for a job (caps applied when use_caps). */
+ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps);
+
+/* ---- priority.c ---- */
+
+typedef struct ty__fs ty__fs; /* fair-share table of one pass */
+
+typedef struct ty__prio {
+  double total, tier, age, fairshare, size, prio;
+  double fs_factor, usage, share, usage_norm;
+} ty__prio;
+
+/* Resolves a queue name to an index into in->queues, or -1. */
+int ty__queue_index(const ty_sched_input *in, const char *name);
+int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs **out);
+void ty__fs_destroy(ty__fs *fs);
+void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs,
+                  const ty_sched_job *j, int qi, int64_t now, ty__prio *out);
+
+/* ---- the pass (scheduler.c) and reservations/preemption (reserve.c) ---- */
+
+typedef struct ty__qstat {
+  uint32_t running;
+  uint64_t gpus;
+} ty__qstat;
+
+typedef struct ty__pass {
+  const ty_sched_input *in;
+  ty_sched_config cfg;
+  int64_t now;
+  ty__idx idx;
+  ty__fs *fs;
+  int *qi;               /* per job: queue index or -1 */
+  int *rqi;              /* per running job */
+  ty__prio *prio;        /* per job */
+  uint32_t *order;       /* job indices, highest priority first */
+  uint32_t *placed_ji;   /* job index of each placement in out */
+  ty__qstat *qs;         /* per queue */
+  uint32_t *picked;      /* scratch: nodes of one gang */
+  uint32_t max_nodes;
+  bool *victim;          /* per running job: chosen this pass */
+  bool *claimed;         /* per node: promised to a preemptor */
+  ty__res *work;         /* scratch: hypothetical free resources per node */
+  uint32_t preempt_tries;
+  bool resv;             /* a reservation exists */
+  uint64_t resv_job;
+  int64_t resv_t;
+  ty_sched_output *out;
+} ty__pass;
+
+/* Runs a whole pass into out, leaving p's state for inspection (explain);
+ * ty__pass_close frees it whatever the result. */
+int ty__pass_run(ty__pass *p, const ty_sched_input *in, ty_sched_output *out);
+void ty__pass_close(ty__pass *p);
+/* End time of running job r, as the reservation sees it. */
+int64_t ty__running_end(const ty__pass *p, size_t r);
+/* Finds when job j (need n, want nodes) could start as running jobs and this
+ * pass's placements end. Returns true with *out_t; with `commit`, also makes
+ * it the pass's reservation (caps on the reserved nodes). */
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
+                 bool commit, int64_t *out_t);
+/* Tries to make room for job j by preempting; true when it will fit once
+ * the victims (recorded in p->out) and jobs already ending are gone. */
+bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want);
+
+#endif

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for the scheduler's config parser: every key, switch groups,
+ * and a rejection (with the line and key named) for each kind of bad line. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "scheduler/scheduler.h"
+
+Test(config, parses_weights_durations_switches) {
+  const char *text =
+      "# scheduler\n"
+      "weight.tier = 5000\n"
+      "weight.age=10\n"
+      "\n"
+      "weight.fairshare = 2.5  # comment\n"
+      "weight.size = 0\n"
+      "weight.priority = 7\n"
+      "age_max = 2d\n"
+      "fairshare.halflife = 12h\n"
+      "fairshare.cpu_weight = 0.5\n"
+      "preemption = off\n"
+      "preempt.min_run = 15m\n"
+      "preempt.grace = 90s\n"
+      "backfill = on\n"
+      "backfill.depth = 100\n"
+      "unknown_runtime = 3600\n"
+      "switch.s1 = n1, n2,n3\n"
+      "switch.s2 = n4\n";
+  ty_sched_config c;
+  ty_sched_config_default(&c);
+  ty_sched_topology t;
+  char err[200] = "";
+  cr_assert_eq(ty_sched_config_parse(text, &c, &t, err, sizeof(err)), 0, "%s", err);
+  cr_assert_float_eq(c.w_tier, 5000, 1e-9);
+  cr_assert_float_eq(c.w_age, 10, 1e-9);
+  cr_assert_float_eq(c.w_fairshare, 2.5, 1e-9);
+  cr_assert_float_eq(c.w_size, 0, 1e-9);
+  cr_assert_float_eq(c.w_priority, 7, 1e-9);
+  cr_assert_eq(c.age_max_s, 2u * 86400);
+  cr_assert_float_eq(c.halflife_s, 12 * 3600, 1e-9);
+  cr_assert_float_eq(c.cpu_usage_weight, 0.5, 1e-9);
+  cr_assert_not(c.preemption);
+  cr_assert_eq(c.min_run_s, 900u);
+  cr_assert_eq(c.preempt_grace_s, 90u);
+  cr_assert(c.backfill);
+  cr_assert_eq(c.backfill_depth, 100u);
+  cr_assert_eq(c.unknown_runtime_s, 3600u);
+  cr_assert_eq(t.n_switches, 2u);
+  cr_assert_eq(ty_sched_topology_switch_of(&t, "n3"), 0u);
+  cr_assert_eq(ty_sched_topology_switch_of(&t, "n4"), 1u);
+  cr_assert_eq(ty_sched_topology_switch_of(&t, "n9"), TY_SCHED_NO_SWITCH);
+  ty_sched_topology_close(&t);
+  ty_sched_topology_close(&t); /* idempotent */
+}
+
+static void rejects(const char *text, const char *want) {
+  ty_sched_config c, before;
+  ty_sched_config_default(&c);
+  before = c;
+  ty_sched_topology t;
+  char err[200] = "";
+  cr_assert_eq(ty_sched_config_parse(text, &c, &t, err, sizeof(err)), TY_EINVAL, "accepted: %s", text);
+  cr_assert_str_eq(err, want);
+  cr_assert_eq(t.n_switches, 0u);
+  cr_assert(memcmp(&c, &before, sizeof(c)) == 0, "config changed on error");
+}
+
+Test(config, rejects_bad_lines_naming_line_and_key) {
+  rejects("weight.age = x\n", "line 1: weight.age: \"x\" is not a number >= 0");
+  rejects("\nweight.tier = -1\n", "line 2: weight.tier: \"-1\" is not a number >= 0");
+  rejects("bogus = 1\n", "line 1: unknown key \"bogus\"");
+  rejects("no equals sign\n", "line 1: expected key = value");
+  rejects("preemption = maybe\n", "line 1: preemption: \"maybe\" is not on or off");
+  rejects("age_max = 3w\n", "line 1: age_max: \"3w\" is not a duration (90, 90s, 15m, 2h, 1d)");
+  rejects("fairshare.halflife = 0\n",
+          "line 1: fairshare.halflife: \"0\" is not a duration (90, 90s, 15m, 2h, 1d)");
+  rejects("backfill.depth = -3\n", "line 1: backfill.depth: \"-3\" is not a count");
+  rejects("switch.a = n1\nswitch.a = n2\n", "line 2: switch.a is defined twice");
+  rejects("switch.a = n1\nswitch.b = n1\n", "line 2: node n1 is in two switches");
+  rejects("switch.a = ,\n", "line 1: switch.a lists no nodes");
+  rejects("switch. = n1\n", "line 1: switch. needs a name");
+}

@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for the scheduler's policies: priority order, gangs, queue
+ * limits and holds, EASY backfill (the reserved job is never delayed),
+ * preemption's choice of victims, fair-share convergence over a simulated
+ * week, topology packing, fragmentation and `why`. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "scheduler/scheduler.h"
+
+static ty_sched_node gnode(const char *name, uint32_t cpus, uint32_t gpus) {
+  ty_sched_node n = {.name = name, .schedulable = true, .cpus_total = cpus, .cpus_free = cpus,
+                     .gpus_total = gpus, .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
+                     .mem_total = 1ull << 40, .mem_free = 1ull << 40};
+  return n;
+}
+
+static ty_sched_job gjob(uint64_t id, const char *queue, const char *user, uint32_t nodes,
+                         uint32_t gpus, uint32_t limit_s) {
+  ty_sched_job j = {.id = id, .queue = queue, .user = user, .submit_time_ms = 1000,
+                    .nodes = nodes, .tasks_per_node = 1, .cpus_per_task = 1,
+                    .gpus_per_node = gpus, .time_limit_s = limit_s};
+  return j;
+}
+
+static const ty_sched_placement *placed(const ty_sched_output *o, uint64_t id) {
+  for (size_t i = 0; i < o->n_placements; i++)
+    if (o->placements[i].job_id == id) return &o->placements[i];
+  return NULL;
+}
+
+static const ty_sched_pending *pending(const ty_sched_output *o, uint64_t id) {
+  for (size_t i = 0; i < o->n_pending; i++)
+    if (o->pending[i].job_id == id) return &o->pending[i];
+  return NULL;
+}
+
+static ty_sched_config config(void) {
+  ty_sched_config c;
+  ty_sched_config_default(&c);
+  return c;
+}
+
+/* ---- priority order ---------------------------------------------------------- */
+
+Test(priority, tier_dominates_then_the_weighted_factors_decide) {
+  ty_sched_queue qs[] = {{.name = "low", .tier = 0, .share = 1}, {.name = "high", .tier = 5, .share = 1}};
+  ty_sched_job jobs[] = {gjob(1, "low", "a", 1, 0, 0), gjob(2, "high", "a", 1, 0, 0),
+                         gjob(3, "low", "b", 1, 0, 0), gjob(4, "low", "a", 1, 0, 0),
+                         gjob(5, "low", "c", 1, 0, 0)};
+  jobs[3].priority = 500;            /* job 4: priority within its queue */
+  jobs[4].submit_time_ms = 1;        /* job 5: oldest, but age is worth little */
+  ty_sched_usage usage[] = {{.user = "a", .queue = "low", .usage = 1000},
+                            {.user = "c", .queue = "low", .usage = 1000}};
+  ty_sched_config c = config();
+  /* No nodes: every job stays pending, listed in priority order. */
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 5, .queues = qs, .n_queues = 2, .usage = usage,
+                       .n_usage = 2, .config = &c, .now_ms = 3600 * 1000};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_pending, 5u);
+  /* 2: the higher tier. 3: b has used nothing (fair share 1.0). 4: a's usage
+   * costs it fair share, its priority 500 wins some back. 5 before 1: older. */
+  uint64_t want[] = {2, 3, 4, 5, 1};
+  for (size_t i = 0; i < 5; i++)
+    cr_assert_eq(out.pending[i].job_id, want[i], "position %zu: job %llu, want %llu", i + 1,
+                 (unsigned long long)out.pending[i].job_id, (unsigned long long)want[i]);
+  for (size_t i = 1; i < 5; i++) cr_assert_geq(out.pending[i - 1].priority, out.pending[i].priority);
+  ty_sched_output_close(&out);
+}
+
+Test(priority, larger_jobs_win_ties_and_weights_can_turn_factors_off) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8)};
+  nodes[0].schedulable = nodes[1].schedulable = false;
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 1, 0), gjob(2, NULL, "a", 2, 8, 0)};
+  ty_sched_config c = config();
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 2, .config = &c};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.pending[0].job_id, 2u);
+  ty_sched_output_close(&out);
+  c.w_size = 0; /* now FIFO by id */
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.pending[0].job_id, 1u);
+  ty_sched_output_close(&out);
+}
+
+/* ---- gangs -------------------------------------------------------------------- */
+
+Test(gang, all_or_nothing_with_gpus) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8), gnode("n3", 8, 8)};
+  nodes[1].gpus_free = 0x0F;
+  nodes[2].gpus_free = 0xF0;
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 0), gjob(2, NULL, "a", 3, 4, 0)};
+  jobs[1].submit_time_ms = 2000;
+  ty_sched_config c = config();
+  c.backfill = false;
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 3, .config = &c};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_null(placed(&out, 1));
+  const ty_sched_placement *p = placed(&out, 2);
+  cr_assert_not_null(p);
+  cr_assert_eq(p->n_slots, 3u);
+  for (uint32_t s = 0; s < 3; s++) cr_assert_eq(__builtin_popcountll(p->slots[s].gpus), 4);
+  ty_sched_output_close(&out);
+}
+
+Test(gang, two_gangs_that_each_half_fit_never_split_the_cluster) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8), gnode("n3", 8, 8),
+                           gnode("n4", 8, 8)};
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 0), gjob(2, NULL, "b", 3, 8, 0)};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 4};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 1u);
+  cr_assert_eq(out.placements[0].n_slots, 3u);
+  cr_assert_eq(out.n_pending, 1u);
+  ty_sched_output_close(&out);
+}
+
+/* ---- queues, limits, holds --------------------------------------------------- */
+
+Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
+  ty_sched_node nodes[] = {gnode("n1", 64, 8), gnode("n2", 64, 8)};
+  ty_sched_queue qs[] = {{.name = "a", .max_running = 1},
+                         {.name = "b", .max_gpus = 4},
+                         {.name = "c", .max_gpus_per_user = 2},
+                         {.name = "p", .state = TY_SCHED_QUEUE_PAUSED},
+                         {.name = "d"}};
+  ty_sched_job jobs[] = {gjob(1, "a", "u", 1, 1, 0), gjob(2, "a", "u", 1, 1, 0),
+                         gjob(3, "b", "u", 1, 4, 0), gjob(4, "b", "u", 1, 1, 0),
+                         gjob(5, "c", "u", 1, 2, 0), gjob(6, "c", "u", 1, 1, 0),
+                         gjob(7, "c", "v", 1, 1, 0), gjob(8, "p", "u", 1, 1, 0),
+                         gjob(9, "d", "u", 1, 1, 0), gjob(10, "d", "u", 1, 1, 0)};
+  for (int i = 0; i < 10; i++) jobs[i].submit_time_ms = 1000 + i;
+  jobs[8].held = true;
+  ty_sched_config c = config();
+  c.w_fairshare = c.w_size = 0;
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 10, .nodes = nodes, .n_nodes = 2, .queues = qs,
+                       .n_queues = 5, .config = &c};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  uint64_t run[] = {1, 3, 5, 7, 10}, wait[] = {2, 4, 6, 8, 9};
+  for (int i = 0; i < 5; i++) cr_assert_not_null(placed(&out, run[i]), "job %llu", (unsigned long long)run[i]);
+  const char *why[] = {"QueueLimit: queue a runs 1 jobs, max_running is 1",
+                       "QueueLimit: queue b uses 4 GPUs, +1 exceeds max_gpus 4",
+                       "QueueLimit: user u uses 2 GPUs in queue c, +1 exceeds max_gpus_per_user 2",
+                       "QueuePaused: queue p is paused", "Held: by an operator (trainctl job release)"};
+  for (int i = 0; i < 5; i++) {
+    const ty_sched_pending *pd = pending(&out, wait[i]);
+    cr_assert_not_null(pd);
+    cr_assert_str_eq(pd->reason, why[i]);
+  }
+  ty_sched_output_close(&out);
+}
+
+/* ---- backfill ------------------------------------------------------------------- */
+
+Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8), gnode("n3", 8, 8),
+                           gnode("n4", 8, 8)};
+  ty_sched_slot r1s[] = {{.node = 0, .gpus = 0xFF, .cpus = 1}, {.node = 1, .gpus = 0xFF, .cpus = 1}};
+  ty_sched_slot r2s[] = {{.node = 2, .gpus = 0xFF, .cpus = 1}};
+  for (int i = 0; i < 3; i++) nodes[i].gpus_free = 0, nodes[i].cpus_free = 7;
+  int64_t now = 100000;
+  ty_sched_running run[] = {
+      {.id = 10, .user = "x", .start_time_ms = now - 1000, .time_limit_s = 101, .slots = r1s, .n_slots = 2},
+      {.id = 11, .user = "x", .start_time_ms = now - 1000, .time_limit_s = 1001, .slots = r2s, .n_slots = 1}};
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 3600), gjob(2, NULL, "b", 1, 8, 50),
+                         gjob(3, NULL, "b", 1, 8, 500)};
+  jobs[0].priority = 1000;
+  jobs[2].priority = 500; /* tried before job 2: would take node 4 past the reservation */
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 4, .running = run,
+                       .n_running = 2, .now_ms = now};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_pending *big = pending(&out, 1);
+  cr_assert(big && big->reserved);
+  cr_assert_eq(big->est_start_ms, now + 100000);
+  const ty_sched_placement *s = placed(&out, 2);
+  cr_assert(s && s->backfilled);
+  cr_assert_eq(s->slots[0].node, 3u);
+  const ty_sched_pending *lng = pending(&out, 3);
+  cr_assert_not_null(lng);
+  cr_assert_str_eq(lng->reason, "Priority: would delay job 1, reserved to start in 100 s");
+  ty_sched_output_close(&out);
+}
+
+static uint64_t rng(uint64_t *s) {
+  *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+  return *s;
+}
+
+/* Free resources at time t: what is free now, plus what running jobs that
+ * end by t give back, minus what jobs placed by the pass still hold. */
+static bool reserved_fits_at(const ty_sched_node *nodes, size_t nn, const ty_sched_running *run,
+                             size_t nr, const ty_sched_output *out, const ty_sched_job *rj,
+                             int64_t now, int64_t t) {
+  uint32_t cpus[16];
+  uint64_t gpus[16];
+  for (size_t i = 0; i < nn; i++) cpus[i] = nodes[i].cpus_free, gpus[i] = nodes[i].gpus_free;
+  for (size_t r = 0; r < nr; r++)
+    if (run[r].start_time_ms + (int64_t)run[r].time_limit_s * 1000 <= t)
+      for (uint32_t s = 0; s < run[r].n_slots; s++)
+        cpus[run[r].slots[s].node] += run[r].slots[s].cpus, gpus[run[r].slots[s].node] |= run[r].slots[s].gpus;
+  for (size_t k = 0; k < out->n_placements; k++) {
+    const ty_sched_placement *p = &out->placements[k];
+    bool gone = now + (int64_t)p->time_limit_s * 1000 <= t;
+    for (uint32_t s = 0; s < p->n_slots; s++) {
+      if (gone) continue;
+      cpus[p->slots[s].node] -= p->slots[s].cpus;
+      gpus[p->slots[s].node] &= ~p->slots[s].gpus;
+    }
+  }
+  uint32_t fit = 0;
+  for (size_t i = 0; i < nn; i++)
+    fit += cpus[i] >= rj->cpus_per_task && (uint32_t)__builtin_popcountll(gpus[i]) >= rj->gpus_per_node;
+  return fit >= rj->nodes;
+}
+
+Test(backfill, never_delays_the_reserved_job_random_clusters) {
+  uint64_t seed = 0x9E3779B97F4A7C15ull;
+  int reservations = 0;
+  for (int round = 0; round < 300; round++) {
+    enum { NN = 8, NR = 12, NJ = 20 };
+    ty_sched_node nodes[NN];
+    for (int i = 0; i < NN; i++) nodes[i] = gnode("n", 8, 8);
+    ty_sched_running run[NR];
+    ty_sched_slot slots[NR];
+    size_t nr = 0;
+    int64_t now = 1000000;
+    for (int r = 0; r < NR; r++) {
+      uint32_t i = (uint32_t)(rng(&seed) % NN), g = 1 + (uint32_t)(rng(&seed) % 8);
+      uint32_t have = (uint32_t)__builtin_popcountll(nodes[i].gpus_free);
+      if (have < g || nodes[i].cpus_free < 1) continue;
+      uint64_t mask = 0;
+      for (uint32_t b = 0; b < 8 && (uint32_t)__builtin_popcountll(mask) < g; b++)
+        if (nodes[i].gpus_free & (1ull << b)) mask |= 1ull << b;
+      nodes[i].gpus_free &= ~mask;
+      nodes[i].cpus_free -= 1;
+      slots[nr] = (ty_sched_slot){.node = i, .gpus = mask, .cpus = 1};
+      run[nr] = (ty_sched_running){.id = 100 + (uint64_t)r, .user = "x",
+                                   .start_time_ms = now - (int64_t)(rng(&seed) % 1000) * 1000,
+                                   .time_limit_s = 1000 + (uint32_t)(rng(&seed) % 5000),
+                                   .slots = &slots[nr], .n_slots = 1};
+      nr++;
+    }
+    ty_sched_job jobs[NJ];
+    for (int k = 0; k < NJ; k++) {
+      jobs[k] = gjob(1 + (uint64_t)k, NULL, "u", 1 + (uint32_t)(rng(&seed) % 4),
+                     1 + (uint32_t)(rng(&seed) % 8), 60 + (uint32_t)(rng(&seed) % 7000));
+      jobs[k].priority = (int32_t)(rng(&seed) % 2000) - 1000;
+    }
+    ty_sched_input in = {.jobs = jobs, .n_jobs = NJ, .nodes = nodes, .n_nodes = NN,
+                         .running = run, .n_running = nr, .now_ms = now};
+    ty_sched_output out;
+    cr_assert_eq(ty_sched_pass(&in, &out), 0);
+    for (size_t k = 0; k < out.n_pending; k++) {
+      if (!out.pending[k].reserved) continue;
+      reservations++;
+      const ty_sched_job *rj = &jobs[out.pending[k].job_id - 1];
+      cr_assert(reserved_fits_at(nodes, NN, run, nr, &out, rj, now, out.pending[k].est_start_ms),
+                "round %d: job %llu no longer fits at its reserved start", round,
+                (unsigned long long)rj->id);
+    }
+    ty_sched_output_close(&out);
+  }
+  cr_assert_gt(reservations, 50, "too few reservations (%d) to mean anything", reservations);
+}
+
+/* ---- preemption -------------------------------------------------------------------- */
+
+typedef struct preempt_case {
+  ty_sched_node nodes[1];
+  ty_sched_queue qs[3];
+  ty_sched_slot slots[4];
+  ty_sched_running run[4];
+  ty_sched_job job;
+  ty_sched_config cfg;
+  int64_t now;
+} preempt_case;
+
+static void preempt_setup(preempt_case *c) {
+  memset(c, 0, sizeof(*c));
+  c->now = 10000000;
+  c->nodes[0] = gnode("n1", 8, 0);
+  c->nodes[0].cpus_free = 0;
+  c->qs[0] = (ty_sched_queue){.name = "low", .tier = 0, .preemptible = true};
+  c->qs[1] = (ty_sched_queue){.name = "high", .tier = 10};
+  c->qs[2] = (ty_sched_queue){.name = "mid", .tier = 5, .preemptible = false};
+  for (int i = 0; i < 4; i++) {
+    c->slots[i] = (ty_sched_slot){.node = 0, .cpus = 2};
+    c->run[i] = (ty_sched_running){.id = 20 + (uint64_t)i, .queue = "low", .user = "u",
+                                   .start_time_ms = c->now - 3600000, .slots = &c->slots[i],
+                                   .n_slots = 1};
+  }
+  c->run[0].last_checkpoint_ms = c->now - 300000; /* 300 s lost */
+  c->run[1].last_checkpoint_ms = c->now - 10000;  /* 10 s lost: the victim */
+  c->run[2].last_checkpoint_ms = c->now - 10000;
+  c->run[2].priority = 5;                         /* same loss, higher priority */
+  c->run[3].last_checkpoint_ms = c->now - 1000;
+  c->run[3].start_time_ms = c->now - 60000;       /* ran 60 s < min_run */
+  c->job = gjob(1, "high", "v", 1, 0, 0);
+  c->job.cpus_per_task = 2;
+  ty_sched_config_default(&c->cfg);
+}
+
+static ty_sched_input preempt_input(preempt_case *c) {
+  ty_sched_input in = {.jobs = &c->job, .n_jobs = 1, .nodes = c->nodes, .n_nodes = 1,
+                       .queues = c->qs, .n_queues = 3, .running = c->run, .n_running = 4,
+                       .config = &c->cfg, .now_ms = c->now};
+  return in;
+}
+
+Test(preempt, least_work_lost_then_lowest_priority) {
+  preempt_case c;
+  preempt_setup(&c);
+  ty_sched_input in = preempt_input(&c);
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 1u);
+  cr_assert_eq(out.preemptions[0].victim_id, 21u);
+  cr_assert_eq(out.preemptions[0].for_job_id, 1u);
+  cr_assert_str_eq(pending(&out, 1)->reason, "Preempting: waiting for preempted jobs to exit");
+  ty_sched_output_close(&out);
+  /* The victim is ending now: the next pass waits for it, preempting no more. */
+  c.run[1].ending = true;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 0u);
+  ty_sched_output_close(&out);
+  /* 21 not preemptible: 22 is next by work lost (20 lost 300 s). */
+  c.run[1].ending = false;
+  c.run[1].queue = "mid";
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 1u);
+  cr_assert_eq(out.preemptions[0].victim_id, 22u);
+  ty_sched_output_close(&out);
+  c.run[1].queue = "low";
+  c.run[2].priority = -5; /* equal loss: the lower priority goes */
+  c.run[1].priority = 0;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.preemptions[0].victim_id, 22u);
+  ty_sched_output_close(&out);
+}
+
+Test(preempt, never_same_tier_unpreemptible_or_young_jobs) {
+  preempt_case c;
+  preempt_setup(&c);
+  for (int i = 0; i < 3; i++) c.run[i].queue = "mid"; /* not preemptible */
+  c.job.cpus_per_task = 4;                           /* only young job 23 has 2 */
+  ty_sched_input in = preempt_input(&c);
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 0u);
+  cr_assert_not_null(pending(&out, 1));
+  ty_sched_output_close(&out);
+  c.job.queue = "low"; /* same tier as the victims */
+  for (int i = 0; i < 3; i++) c.run[i].queue = "low";
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 0u);
+  ty_sched_output_close(&out);
+  c.cfg.preemption = false;
+  c.job.queue = "high";
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 0u);
+  ty_sched_output_close(&out);
+}
+
+Test(preempt, takes_only_the_victims_it_needs) {
+  preempt_case c;
+  preempt_setup(&c);
+  c.job.cpus_per_task = 4; /* two victims: 21 then 22 by loss; 20 stays */
+  ty_sched_input in = preempt_input(&c);
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 2u);
+  uint64_t a = out.preemptions[0].victim_id, b = out.preemptions[1].victim_id;
+  cr_assert((a == 21 && b == 22) || (a == 22 && b == 21), "victims %llu %llu",
+            (unsigned long long)a, (unsigned long long)b);
+  ty_sched_output_close(&out);
+}
+
+/* ---- fair share --------------------------------------------------------------------- */
+
+typedef struct sim_job {
+  uint64_t id;
+  int queue;
+  uint32_t gpus;
+  int64_t end;
+  ty_sched_slot slot;
+} sim_job;
+
+Test(fairshare, converges_to_queue_weights_over_a_simulated_week, .timeout = 60) {
+  enum { NN = 8, STEP_S = 300, DAY = 86400 };
+  const char *names[2] = {"big", "small"};
+  ty_sched_queue qs[2] = {{.name = "big", .share = 3}, {.name = "small", .share = 1}};
+  ty_sched_node nodes[NN];
+  for (int i = 0; i < NN; i++) nodes[i] = gnode("n", 64, 8);
+  ty_sched_config cfg = config();
+  cfg.halflife_s = DAY;
+  cfg.backfill = false;
+  double usage[2] = {0, 0}, got[2] = {0, 0};
+  sim_job running[NN * 8];
+  size_t nrun = 0;
+  uint64_t next_id = 1, seed = 12345;
+  for (int64_t t = 0; t < 7 * DAY; t += STEP_S) {
+    for (size_t r = 0; r < nrun;) {
+      if (running[r].end <= t) {
+        sim_job *s = &running[r];
+        nodes[s->slot.node].gpus_free |= s->slot.gpus;
+        nodes[s->slot.node].cpus_free += s->slot.cpus;
+        running[r] = running[--nrun];
+      } else {
+        r++;
+      }
+    }
+    for (int q = 0; q < 2; q++) usage[q] = ty_sched_decay(usage[q], STEP_S, cfg.halflife_s);
+    ty_sched_job jobs[40];
+    for (int k = 0; k < 40; k++) {
+      jobs[k] = gjob(next_id + (uint64_t)k, names[k % 2], names[k % 2], 1,
+                     1 + (uint32_t)((next_id + (uint64_t)k) % 4), 3600);
+      jobs[k].submit_time_ms = t * 1000;
+    }
+    ty_sched_usage us[2] = {{.user = "big", .queue = "big", .usage = usage[0]},
+                            {.user = "small", .queue = "small", .usage = usage[1]}};
+    ty_sched_input in = {.jobs = jobs, .n_jobs = 40, .nodes = nodes, .n_nodes = NN, .queues = qs,
+                         .n_queues = 2, .usage = us, .n_usage = 2, .config = &cfg,
+                         .now_ms = t * 1000};
+    ty_sched_output out;
+    cr_assert_eq(ty_sched_pass(&in, &out), 0);
+    for (size_t k = 0; k < out.n_placements; k++) {
+      const ty_sched_placement *p = &out.placements[k];
+      const ty_sched_job *j = &jobs[p->job_id - next_id];
+      sim_job *s = &running[nrun++];
+      *s = (sim_job){.id = j->id, .queue = (p->job_id - next_id) % 2, .gpus = j->gpus_per_node,
+                     .end = t + 600 + (int64_t)(rng(&seed) % 7200), .slot = p->slots[0]};
+      nodes[s->slot.node].gpus_free &= ~s->slot.gpus;
+      nodes[s->slot.node].cpus_free -= s->slot.cpus;
+    }
+    next_id += 40;
+    ty_sched_output_close(&out);
+    for (size_t r = 0; r < nrun; r++) {
+      usage[running[r].queue] += (double)running[r].gpus * STEP_S;
+      if (t >= 2 * DAY) got[running[r].queue] += (double)running[r].gpus * STEP_S;
+    }
+  }
+  double share = got[0] / (got[0] + got[1]);
+  cr_assert(share > 0.70 && share < 0.80, "queue big got %.3f of the GPU time, want 0.75", share);
+}
+
+Test(fairshare, decay_and_share_report) {
+  cr_assert_float_eq(ty_sched_decay(100, 3600, 3600), 50, 1e-9);
+  cr_assert_float_eq(ty_sched_decay(100, 0, 3600), 100, 1e-9);
+  cr_assert_float_eq(ty_sched_decay(100, 10, 0), 100, 1e-9);
+  ty_sched_queue qs[] = {{.name = "a", .share = 3}, {.name = "b", .share = 1}};
+  ty_sched_usage us[] = {{.user = "x", .queue = "a", .usage = 30},
+                         {.user = "y", .queue = "a", .usage = 10},
+                         {.user = "z", .queue = "b", .usage = 60}};
+  ty_sched_input in = {.queues = qs, .n_queues = 2, .usage = us, .n_usage = 3};
+  ty_sched_share *rows;
+  size_t n;
+  cr_assert_eq(ty_sched_shares(&in, &rows, &n), 0);
+  cr_assert_eq(n, 5u);
+  cr_assert_str_eq(rows[0].queue, "a");
+  cr_assert_null(rows[0].user);
+  cr_assert_float_eq(rows[0].share, 0.75, 1e-9);
+  cr_assert_float_eq(rows[0].usage_norm, 0.4, 1e-9);
+  cr_assert_float_eq(rows[1].share, 0.25, 1e-9);
+  cr_assert_float_eq(rows[1].factor, 0.18946457081379978, 1e-9); /* 2^(-0.6 / 0.25) */
+  for (size_t i = 2; i < 4; i++) {
+    cr_assert_str_eq(rows[i].queue, "a");
+    cr_assert_float_eq(rows[i].share, 0.375, 1e-9); /* two users split queue a */
+  }
+  cr_assert_str_eq(rows[4].user, "z");
+  free(rows);
+}
+
+/* ---- topology ------------------------------------------------------------------------ */
+
+Test(topology, packs_a_gang_into_one_switch_and_gpus_into_one_island) {
+  ty_sched_node nodes[8];
+  for (int i = 0; i < 8; i++) {
+    nodes[i] = gnode("n", 8, 8);
+    nodes[i].switch_id = i < 4 ? 0 : 1;
+    for (int g = 0; g < 8; g++) nodes[i].gpu_island[g] = g < 4 ? 0 : 1;
+  }
+  nodes[0].gpus_free = 0; /* switch 0 has 3 whole nodes, switch 1 has 4 */
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 0)};
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 8};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_placement *p = placed(&out, 1);
+  cr_assert_not_null(p);
+  for (uint32_t s = 0; s < 3; s++) cr_assert_lt(p->slots[s].node, 4u, "tightest switch first");
+  ty_sched_output_close(&out);
+  jobs[0].nodes = 6; /* needs both switches: 4 from the fuller one, then 2 */
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  p = placed(&out, 1);
+  cr_assert_not_null(p);
+  int in_sw1 = 0;
+  for (uint32_t s = 0; s < 6; s++) in_sw1 += p->slots[s].node >= 4;
+  cr_assert_eq(in_sw1, 4);
+  ty_sched_output_close(&out);
+  /* Islands: 0,1 free on island 0; 4..7 free on island 1. */
+  nodes[1].gpus_free = 0xF3;
+  uint64_t want[] = {0, 0x01, 0x03, 0x70, 0xF0};
+  for (uint32_t g = 1; g <= 4; g++) {
+    ty_sched_job one = gjob(2, NULL, "a", 1, g, 0);
+    ty_sched_input in1 = {.jobs = &one, .n_jobs = 1, .nodes = &nodes[1], .n_nodes = 1};
+    cr_assert_eq(ty_sched_pass(&in1, &out), 0);
+    cr_assert_eq(out.n_placements, 1u);
+    cr_assert_eq(out.placements[0].slots[0].gpus, want[g], "g=%u got %llx", g,
+                 (unsigned long long)out.placements[0].slots[0].gpus);
+    ty_sched_output_close(&out);
+  }
+}
+
+Test(topology, fragmentation_counts_free_gpus_on_partly_used_nodes) {
+  ty_sched_node nodes[] = {gnode("a", 8, 8), gnode("b", 8, 8)};
+  cr_assert_float_eq(ty_sched_fragmentation(nodes, 2), 0.0, 1e-9);
+  nodes[1].gpus_free = 0x0F;
+  cr_assert_float_eq(ty_sched_fragmentation(nodes, 2), 4.0 / 12.0, 1e-9);
+  nodes[0].gpus_free = 0x01;
+  cr_assert_float_eq(ty_sched_fragmentation(nodes, 2), 1.0, 1e-9);
+  nodes[0].gpus_free = nodes[1].gpus_free = 0;
+  cr_assert_float_eq(ty_sched_fragmentation(nodes, 2), 0.0, 1e-9);
+}
+
+/* ---- why ------------------------------------------------------------------------------ */
+
+Test(explain, rank_factors_nodes_and_estimate) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 4), gnode("n2", 8, 4)};
+  nodes[1].gpus_free = 0x1;
+  ty_sched_slot rs = {.node = 1, .gpus = 0xE, .cpus = 1};
+  ty_sched_running run = {.id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600,
+                          .slots = &rs, .n_slots = 1};
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 2, 4, 60), gjob(2, NULL, "b", 1, 1, 60)};
+  jobs[0].priority = 100;
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 2, .running = &run,
+                       .n_running = 1, .now_ms = 60000};
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert(ex.pending);
+  cr_assert_eq(ex.position, 1u);
+  cr_assert_eq(ex.nodes_needed, 2u);
+  cr_assert_eq(ex.nodes_fit, 1u);
+  cr_assert_eq(ex.n_nodes, 1u);
+  cr_assert_eq(ex.nodes[0].node, 1u);
+  cr_assert_str_eq(ex.nodes[0].why, "0 of 4 GPUs free, 4 needed");
+  cr_assert_eq(ex.est_start_ms, 600000);
+  cr_assert_float_eq(ex.priority, ex.f_tier + ex.f_age + ex.f_fairshare + ex.f_size + ex.f_priority, 1e-6);
+  cr_assert_eq(ex.reserved_job, 1u);
+  cr_assert_eq(ty_sched_explain_job(&in, 2, &ex), 0); /* backfills onto n2's last GPU */
+  cr_assert_not(ex.pending);
+  cr_assert_eq(ty_sched_explain_job(&in, 77, &ex), TY_ENOTFOUND);
+}
+
+Test(fifo, baseline_stops_at_the_first_job_that_does_not_fit) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 8)};
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 4, 0), gjob(2, NULL, "a", 1, 8, 0),
+                         gjob(3, NULL, "a", 1, 1, 0)};
+  for (int i = 0; i < 3; i++) jobs[i].submit_time_ms = i;
+  ty_sched_config c = config();
+  c.fifo = true;
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1, .config = &c};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 1u);
+  cr_assert_str_eq(pending(&out, 3)->reason, "Priority: waiting behind job 2 (FIFO)");
+  ty_sched_output_close(&out);
+}
