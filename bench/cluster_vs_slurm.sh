@@ -23,6 +23,19 @@ port=17810
 export TRAINYARD_CONTROLLER=127.0.0.1:$port
 
 now() { date +%s.%N; }
+log() { echo "bench: $*" >&2; }
+# Waits until `$1` (a command printing the number of unfinished jobs) prints 0
+# or the cap runs out; prints how many were left (0 = all done).
+drain_wait() {
+  local cap=${TY_BENCH_DRAIN_CAP_S:-1800} start left
+  start=$(date +%s)
+  while left=$($1); [ "$left" -gt 0 ]; do
+    [ $(( $(date +%s) - start )) -ge "$cap" ] && break
+    sleep 0.05
+  done
+  echo "$left"
+}
+sl_active() { squeue -h | wc -l; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -41,9 +54,11 @@ bench_trainyard() {
   t0=$(now)
   for _ in $(seq 1 "$n"); do "$ctl" submit --quiet --command -- true >/dev/null; done
   t1=$(now)
-  while [ "$(ty_active)" -gt 0 ]; do sleep 0.05; done
+  log "trainyard: $n submitted, waiting for completion"
+  ty_left=$(drain_wait ty_active)
   t2=$(now)
   ty_submit=$(elapsed "$t0" "$t1"); ty_complete=$(elapsed "$t0" "$t2")
+  log "trainyard: done ($ty_left left); listing and cancel"
   # N pending behind a job that holds every CPU.
   "$ctl" submit --quiet --command --cpus "$cpus" -- sleep 600 >/dev/null
   ids=()
@@ -59,9 +74,12 @@ bench_slurm() {
   t0=$(now)
   for _ in $(seq 1 "$n"); do sbatch --wrap=true -o /dev/null >/dev/null; done
   t1=$(now)
-  while [ "$(squeue -h | wc -l)" -gt 0 ]; do sleep 0.05; done
+  log "slurm: $n submitted, waiting for completion"
+  sl_left=$(drain_wait sl_active)
   t2=$(now)
   sl_submit=$(elapsed "$t0" "$t1"); sl_complete=$(elapsed "$t0" "$t2")
+  log "slurm: done ($sl_left left); listing and cancel"
+  [ "$sl_left" -gt 0 ] && scancel --state=PENDING --quiet || true
   sbatch -c "$cpus" -o /dev/null --wrap="sleep 600" >/dev/null
   ids=()
   for _ in $(seq 1 "$n"); do ids+=("$(sbatch --parsable --wrap=true -o /dev/null)"); done
@@ -79,7 +97,7 @@ cat <<TABLE
 | measure ($n jobs, $cpus CPUs, one node) | Trainyard | Slurm $(sinfo -V | awk '{print $2}') | Slurm / Trainyard |
 | --- | --- | --- | --- |
 | submit loop (s) | $ty_submit ($(rate "$ty_submit") jobs/s) | $sl_submit ($(rate "$sl_submit") jobs/s) | $(ratio "$sl_submit" "$ty_submit") |
-| all completed (s) | $ty_complete | $sl_complete | $(ratio "$sl_complete" "$ty_complete") |
+| all completed (s) | $ty_complete$( [ "$ty_left" -gt 0 ] && echo " ($ty_left unfinished at cap)") | $sl_complete$( [ "$sl_left" -gt 0 ] && echo " ($sl_left unfinished at cap)") | $(ratio "$sl_complete" "$ty_complete") |
 | list with $n pending, median of 20 (s) | $ty_ls | $sl_ls | $(ratio "$sl_ls" "$ty_ls") |
 | cancel $n pending (s) | $ty_cancel | $sl_cancel | $(ratio "$sl_cancel" "$ty_cancel") |
 TABLE
