@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Graph jobs on the controller: submit-time model and config checks,
+ * checkpoint paths, the rendezvous store and progress (see graph.h).
+ *
+ * The per-job records live in one array searched linearly: a controller
+ * runs tens of graph jobs at a time, and every lookup is one RPC.
+ */
+#include "daemon/graph.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/graph_check.h"
+
+typedef struct kv {
+  char *key;
+  uint8_t *value;
+  size_t len;
+} kv;
+
+typedef struct graph_job {
+  uint64_t id;
+  kv *keys;
+  size_t n_keys;
+  ty__progress progress;
+  bool has_progress;
+  ty__ckpt ckpts[TY_GRAPH_MAX_CKPTS];
+  size_t n_ckpts;
+  char *ckpt_path;
+} graph_job;
+
+struct ty__graph_reg {
+  graph_job *jobs;
+  size_t n, cap;
+};
+
+static graph_job *find(ty_controller *ctl, uint64_t id, bool create) {
+  ty__graph_reg *g = ctl->graph;
+  if (!g) {
+    if (!create) return NULL;
+    g = ctl->graph = ty_xcalloc(1, sizeof *g);
+  }
+  for (size_t i = 0; i < g->n; i++)
+    if (g->jobs[i].id == id) return &g->jobs[i];
+  if (!create) return NULL;
+  if (g->n == g->cap) {
+    g->cap = g->cap ? g->cap * 2 : 16;
+    g->jobs = ty_xrealloc(g->jobs, g->cap * sizeof *g->jobs);
+  }
+  graph_job *j = &g->jobs[g->n++];
+  memset(j, 0, sizeof *j);
+  j->id = id;
+  j->progress.test_accuracy = -1;
+  return j;
+}
+
+static void clear_keys(graph_job *j) {
+  for (size_t i = 0; i < j->n_keys; i++) {
+    free(j->keys[i].key);
+    free(j->keys[i].value);
+  }
+  free(j->keys);
+  j->keys = NULL;
+  j->n_keys = 0;
+}
+
+void ty__graph_destroy(ty_controller *ctl) {
+  ty__graph_reg *g = ctl->graph;
+  if (!g) return;
+  for (size_t i = 0; i < g->n; i++) {
+    clear_keys(&g->jobs[i]);
+    free(g->jobs[i].progress.checkpoint_path);
+    for (size_t k = 0; k < g->jobs[i].n_ckpts; k++) free(g->jobs[i].ckpts[k].path);
+    free(g->jobs[i].ckpt_path);
+  }
+  free(g->jobs);
+  free(g);
+  ctl->graph = NULL;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+static char *choose_ckpt(ty_controller *ctl, const ty_job *j) {
+  const char *base = "checkpoint.onnx";
+  char *cfg = ty__graph_config_checkpoint(j->spec.train_config, j->spec.train_config_len), *path = NULL;
+  if (cfg && cfg[0] == '/') path = ty_strdup(cfg);
+  if (cfg && !path && cfg[0]) {
+    const char *slash = strrchr(cfg, '/');
+    base = slash ? slash + 1 : cfg;
+  }
+  if (!path) {
+    char abs[PATH_MAX], dir[PATH_MAX + 64];
+    if (!realpath(ctl->cfg.state_dir, abs)) snprintf(abs, sizeof abs, "%s", ctl->cfg.state_dir);
+    snprintf(dir, sizeof dir, "%s/jobs/%llu", abs, (unsigned long long)j->id);
+    if (ty_mkdir_p(dir) != 0) ty_warn("job %llu: cannot create %s", (unsigned long long)j->id, dir);
+    size_t n = strlen(dir) + strlen(base) + 2;
+    path = ty_xmalloc(n);
+    snprintf(path, n, "%s/%s", dir, base);
+  }
+  free(cfg);
+  return path;
+}
+
+const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j) {
+  graph_job *g = find(ctl, j->id, true);
+  if (!g->ckpt_path) g->ckpt_path = choose_ckpt(ctl, j);
+  return g->ckpt_path;
+}
+
+void ty__graph_job_started(ty_controller *ctl, const ty_job *j) {
+  graph_job *g = find(ctl, j->id, false);
+  if (g) clear_keys(g);
+}
+
+int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out) {
+  graph_job *g = find(ctl, j->id, false);
+  if (!g || (!g->has_progress && g->n_ckpts == 0)) return 0;
+  return ty__conv_graph_job_extra(g->has_progress ? &g->progress : NULL, g->ckpts, g->n_ckpts, out);
+}
+
+/* ---- handlers -------------------------------------------------------------------- */
+
+void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  uint64_t job;
+  char *key = NULL;
+  uint8_t *value = NULL;
+  size_t len = 0;
+  if (ty__conv_rdv_put_req(p, n, &job, &key, &value, &len) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousPutRequest");
+    return;
+  }
+  int rc = 0;
+  graph_job *g = NULL;
+  if (!key[0] || strlen(key) > 200) rc = TY_EINVAL;
+  else if (len > TY_GRAPH_MAX_VALUE) rc = TY_ETOOBIG;
+  else g = find(ctl, job, true);
+  for (size_t i = 0; g && i < g->n_keys; i++) {
+    if (strcmp(g->keys[i].key, key) != 0) continue;
+    free(g->keys[i].value);
+    g->keys[i].value = value, g->keys[i].len = len;
+    value = NULL;
+    g = NULL;
+  }
+  if (g && g->n_keys >= TY_GRAPH_MAX_KEYS) rc = TY_ETOOBIG;
+  else if (g) {
+    g->keys = ty_xrealloc(g->keys, (g->n_keys + 1) * sizeof *g->keys);
+    g->keys[g->n_keys++] = (kv){key, value, len};
+    key = NULL, value = NULL;
+  }
+  if (rc == TY_EINVAL) ty__reply_finishf(r, rc, "key: must be 1..200 bytes");
+  else if (rc != 0) ty__reply_finishf(r, rc, "job %llu: value above %d bytes or more than %d keys",
+                                      (unsigned long long)job, TY_GRAPH_MAX_VALUE, TY_GRAPH_MAX_KEYS);
+  else ty__reply_finish(r, 0, NULL);
+  free(key);
+  free(value);
+}
+
+void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  uint64_t job;
+  char *key = NULL;
+  if (ty__conv_rdv_get_req(p, n, &job, &key) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousGetRequest");
+    return;
+  }
+  graph_job *g = find(ctl, job, false);
+  for (size_t i = 0; g && i < g->n_keys; i++) {
+    if (strcmp(g->keys[i].key, key) != 0) continue;
+    int rc = ty__conv_rdv_get_resp(g->keys[i].value, g->keys[i].len, true, &r->out);
+    ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+    free(key);
+    return;
+  }
+  /* Absent is the normal answer while peers start: found = false. */
+  int rc = ty__conv_rdv_get_resp(NULL, 0, false, &r->out);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+  free(key);
+}
+
+static void record_ckpt(graph_job *g, const ty__progress *pr) {
+  if (pr->checkpoint_step == 0) return;
+  if (g->n_ckpts && g->ckpts[g->n_ckpts - 1].step == pr->checkpoint_step) return;
+  if (g->n_ckpts == TY_GRAPH_MAX_CKPTS) {
+    free(g->ckpts[0].path);
+    memmove(g->ckpts, g->ckpts + 1, (TY_GRAPH_MAX_CKPTS - 1) * sizeof *g->ckpts);
+    g->n_ckpts--;
+  }
+  g->ckpts[g->n_ckpts++] = (ty__ckpt){pr->checkpoint_step, pr->time_ms, ty_strdup(pr->checkpoint_path)};
+}
+
+void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  uint64_t job;
+  uint32_t rank;
+  ty__progress pr;
+  if (ty__conv_progress_req(p, n, &job, &rank, &pr) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not a ReportProgressRequest");
+    return;
+  }
+  ty_job *j = ty__job_find(ctl, job);
+  if (!j || j->spec.kind != TY_JOB_KIND_GRAPH) {
+    free(pr.checkpoint_path);
+    ty__reply_finishf(r, TY_ENOTFOUND, "job %llu is not a graph job", (unsigned long long)job);
+    return;
+  }
+  graph_job *g = find(ctl, job, true);
+  record_ckpt(g, &pr);
+  if (g->n_ckpts) j->last_ckpt_ms = g->ckpts[g->n_ckpts - 1].time_ms;
+  free(g->progress.checkpoint_path);
+  g->progress = pr;
+  g->has_progress = true;
+  ty__reply_finish(r, 0, NULL);
+}

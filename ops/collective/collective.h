@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/collective: the gradient all-reduce of data-parallel graph jobs.
+ *
+ * A job's ranks form their world through the controller's rendezvous store
+ * (RendezvousPut/Get, proto/trainyard.proto), never through ssh or a
+ * hostfile:
+ *
+ *   CPU (Open MPI 4.1): ranks start as MPI singletons. Open MPI needs a PMIx
+ *   server all of them reach to connect two singletons, so rank 0 starts
+ *   `ompi-server` (its child, gone when rank 0 goes) and publishes its URI
+ *   under "mpi.server"; every rank points OMPI_MCA_pmix_server_uri at it and
+ *   calls MPI_Init. Rank 0 opens a port ("mpi.port"); then, for k = 1..W-1,
+ *   rank 0 publishes "mpi.turn.k", the ranks already joined MPI_Comm_accept
+ *   together, rank k MPI_Comm_connects, and MPI_Intercomm_merge grows the
+ *   communicator by one. A final MPI_Comm_split orders it by job rank.
+ *   (Plain singletons without a server fail in MPI_Comm_connect with
+ *   "Underlying runtime environment does not support accept/connect";
+ *   MPI_Comm_join uses the same machinery.)
+ *
+ *   GPU (NCCL, compiled only with TY_HAVE_NCCL): rank 0 publishes the
+ *   ncclUniqueId under "nccl.id"; the others fetch it and ncclCommInitRank.
+ *
+ * Safety: before each bucket the ranks exchange (sequence number, shape
+ * hash, length) with one small MPI_Allgather. Disagreement fails that call
+ * on every rank, within the step, with a message naming the odd rank and
+ * its tensors. Every wait has a deadline (opts.timeout_ms): MPI requests
+ * are polled with MPI_Test, and world formation runs under a watchdog
+ * thread that ends the process when the deadline passes, so a dead peer
+ * never hangs a rank forever. The controller also kills the surviving ranks
+ * as soon as one ends badly, which is usually much sooner.
+ *
+ * Stop agreement: a rank whose stop flag is set (SIGTERM) carries it in the
+ * per-bucket exchange; every rank then sets its own flag, so all ranks
+ * finish the same step, rank 0 checkpoints it, and none waits for a peer
+ * that has already left.
+ *
+ * Threads: one caller thread per ty_coll (MPI_THREAD_FUNNELED).
+ */
+#ifndef TY_OPS_COLLECTIVE_COLLECTIVE_H
+#define TY_OPS_COLLECTIVE_COLLECTIVE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- rendezvous client (rendezvous.c) -------------------------------------- */
+typedef struct ty_rdv ty_rdv;
+
+/* Connects to the controller at "host:port" for job_id's keys. */
+int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv **out_rdv,
+                  char *err, size_t err_len);
+void ty_rdv_destroy(ty_rdv *r);
+int ty_rdv_put(ty_rdv *r, const char *key, const void *value, size_t len, char *err, size_t err_len);
+/* Waits until the key exists or timeout_ms passes (TY_ETIMEDOUT). *out_value
+ * is NUL-terminated, owned by the caller (free). */
+int ty_rdv_get(ty_rdv *r, const char *key, uint32_t timeout_ms, uint8_t **out_value, size_t *out_len,
+               char *err, size_t err_len);
+
+/* ---- the collective ---------------------------------------------------------- */
+typedef struct ty_coll ty_coll;
+
+typedef enum { TY_COLL_MPI = 0, TY_COLL_NCCL = 1 } ty_coll_backend;
+
+typedef struct ty_coll_opts {
+  uint32_t rank, world_size;
+  uint64_t job_id;
+  const char *rendezvous;        /* controller "host:port"; borrowed during create */
+  uint32_t timeout_ms;           /* rendezvous and per-operation deadline; 0 = 60 s */
+  ty_coll_backend backend;       /* NCCL: TY_EUNSUPPORTED unless built with it */
+  volatile sig_atomic_t *stop;   /* the rank's stop flag (may be NULL); see above */
+  const char *ompi_server;       /* path of ompi-server; NULL = "ompi-server" in PATH */
+} ty_coll_opts;
+
+/* Forms the world (blocking, at most timeout_ms). A world of one needs no
+ * rendezvous and no MPI. Errors name the step that failed. */
+int ty_coll_create(const ty_coll_opts *opts, ty_coll **out_coll, char *err, size_t err_len);
+/* Finalises MPI unless an operation failed (then peers may be gone and
+ * MPI_Finalize could wait for them; the process is about to exit anyway). */
+void ty_coll_destroy(ty_coll *c);
+
+/* Describes the gradient layout so mismatches name tensors: parameters in
+ * the trainer's order with their shapes, grouped into buckets the way
+ * ops/train groups them (last parameter first, a new bucket when the next
+ * one would exceed bucket_bytes). Strings are copied. */
+int ty_coll_add_tensor(ty_coll *c, const char *name, const int64_t *dims, size_t rank);
+void ty_coll_set_bucket_bytes(ty_coll *c, size_t bucket_bytes);
+
+/* Sums buf[0..n) across ranks in place after the (seq, shape) check: the
+ * ty_train_allreduce_fn of ops/train (user = the ty_coll). */
+int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user);
+
+/* Asynchronous form: starts the check and the reduction of buf (which must
+ * stay untouched) and returns; ty_coll_wait completes the oldest one.
+ * At most 64 in flight. ty_coll_allreduce = start + wait. */
+int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq);
+int ty_coll_wait(ty_coll *c);
+
+/* The last error in words ("" when none); valid until the next call. */
+const char *ty_coll_error(const ty_coll *c);
+
+typedef struct ty_coll_stats {
+  uint64_t ops;           /* buckets reduced */
+  uint64_t bytes;         /* payload bytes reduced */
+  double check_s;         /* time in the (seq, hash) exchanges */
+  double reduce_s;        /* from start to completion of the reductions (sum) */
+  double wait_s;          /* time the caller spent blocked in ty_coll_wait */
+} ty_coll_stats;
+void ty_coll_get_stats(const ty_coll *c, ty_coll_stats *out);
+uint32_t ty_coll_world_size(const ty_coll *c);
+
+#endif
