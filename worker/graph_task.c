@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Graph ranks on the worker: LaunchTask with a graph becomes a trainrun
+ * command (see graph_task.h). The model and config are written with a
+ * temporary name and renamed, so a rank relaunched after a requeue never
+ * reads half a file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "worker/graph_task.h"
+#include "worker/graph_worker.h"
+
+ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun, const char *controller) {
+  ty__graph_worker *gw = ty_xcalloc(1, sizeof *gw);
+  gw->tasks = tasks;
+  gw->trainrun = ty_strdup(trainrun && trainrun[0] ? trainrun : "trainrun");
+  gw->controller = ty_strdup(controller);
+  return gw;
+}
+
+void ty__graph_worker_destroy(ty__graph_worker *gw) {
+  if (!gw) return;
+  for (size_t i = 0; i < gw->n; i++) ty__watch_close(&gw->watches[i]);
+  free(gw->watches);
+  free(gw->trainrun);
+  free(gw->controller);
+  free(gw);
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t len, char *err, size_t err_len) {
+  char tmp[PATH_MAX + 16];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  size_t off = 0;
+  while (fd >= 0 && off < len) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w <= 0) break;
+    off += (size_t)w;
+  }
+  int rc = fd >= 0 && off == len ? 0 : TY_EIO;
+  if (fd >= 0 && close(fd) != 0) rc = TY_EIO;
+  if (rc == 0 && rename(tmp, path) != 0) rc = TY_EIO;
+  if (rc != 0) {
+    snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+    unlink(tmp);
+  }
+  return rc;
+}
+
+static char *dupf(const char *fmt, const char *a, const char *b) {
+  size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
+  char *s = ty_xmalloc(n);
+  snprintf(s, n, fmt, a, b);
+  return s;
+}
+
+static void add_arg(ty__graph_cmd *cmd, const char *a) {
+  if (cmd->argc < TY_ARRAY_LEN(cmd->argv) - 1) cmd->argv[cmd->argc++] = ty_strdup(a);
+}
+
+/* DIR/jobs/JOB (from the rank's log path, which ty_tasks owns). */
+static int job_dir(ty__graph_worker *gw, const ty_task_spec *spec, char *out, size_t n) {
+  if (ty_tasks_log_path(gw->tasks, spec->job_id, spec->rank, out, n) != 0) return TY_EINVAL;
+  char *slash = strrchr(out, '/');
+  if (!slash) return TY_EINVAL;
+  *slash = 0;
+  return ty_mkdir_p(out) == 0 ? 0 : TY_EIO;
+}
+
+static int build(ty__graph_worker *gw, const ty__graph_launch *g, ty_task_spec *spec, ty__graph_cmd *cmd,
+                 char *err, size_t err_len) {
+  char dir[PATH_MAX], rank[16], num[32];
+  if (job_dir(gw, spec, dir, sizeof dir) != 0) {
+    snprintf(err, err_len, "cannot create the job directory of job %" PRIu64, spec->job_id);
+    return TY_EIO;
+  }
+  snprintf(rank, sizeof rank, "%" PRIu32, spec->rank);
+  char *model = g->model_path[0] ? ty_strdup(g->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
+  char *config = dupf("%s/config.rank%s.pb", dir, rank);
+  int rc = 0;
+  if (!g->model_path[0]) rc = write_file(model, g->model_bytes, g->model_len, err, err_len);
+  if (rc == 0) rc = write_file(config, g->train_config, g->train_config_len, err, err_len);
+  if (rc == 0) {
+    add_arg(cmd, gw->trainrun);
+    add_arg(cmd, "--model"), add_arg(cmd, model);
+    add_arg(cmd, "--config"), add_arg(cmd, config);
+    if (g->checkpoint_path[0]) add_arg(cmd, "--checkpoint"), add_arg(cmd, g->checkpoint_path);
+    snprintf(num, sizeof num, "%" PRIu32, spec->cpus ? spec->cpus : 1);
+    add_arg(cmd, "--threads"), add_arg(cmd, num);
+    if (g->bucket_mb) {
+      snprintf(num, sizeof num, "%" PRIu32, g->bucket_mb);
+      add_arg(cmd, "--bucket-mb"), add_arg(cmd, num);
+    }
+    cmd->env[cmd->n_env++] = dupf("TRAINYARD_CONTROLLER=%s%s", gw->controller, "");
+    cmd->cwd = ty_strdup(dir);
+  }
+  free(model);
+  free(config);
+  return rc;
+}
+
+int ty__graph_prepare(ty__graph_worker *gw, const uint8_t *p, size_t n, ty_task_spec *spec, ty__graph_cmd *cmd,
+                      char *err, size_t err_len) {
+  memset(cmd, 0, sizeof *cmd);
+  ty__graph_launch g;
+  if (ty__decode_graph_launch(p, n, &g) != 0) {
+    snprintf(err, err_len, "LaunchTaskRequest: malformed payload");
+    return TY_EPROTO;
+  }
+  if (!g.present) return 0;
+  int rc = build(gw, &g, spec, cmd, err, err_len);
+  if (rc == 0 && !g.model_path[0] && g.model_len == 0) {
+    snprintf(err, err_len, "graph launch of job %" PRIu64 " carries no model", spec->job_id);
+    rc = TY_EINVAL;
+  }
+  if (rc == 0) {
+    spec->argv = (const char *const *)cmd->argv;
+    spec->argc = cmd->argc;
+    /* The job's own env first (none for graph jobs), ours after it. */
+    spec->env = (const char *const *)cmd->env;
+    spec->n_env = cmd->n_env;
+    spec->cwd = cmd->cwd;
+    if (spec->rank == 0) ty__graph_watch(gw, spec, g.checkpoint_path);
+  } else {
+    ty__graph_cmd_close(cmd);
+  }
+  ty__graph_launch_close(&g);
+  return rc == 0 ? 1 : rc;
+}
+
+void ty__graph_cmd_close(ty__graph_cmd *cmd) {
+  for (size_t i = 0; i < cmd->argc; i++) free(cmd->argv[i]);
+  for (size_t i = 0; i < cmd->n_env; i++) free(cmd->env[i]);
+  free(cmd->cwd);
+  memset(cmd, 0, sizeof *cmd);
+}

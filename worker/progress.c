@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Progress of graph jobs: the worker reads what rank 0 wrote (see
+ * graph_task.h) and forwards it with ReportProgress. Runs on the loop
+ * thread at each heartbeat; reading the last 16 KiB of a log and 16 bytes
+ * of a state file is cheap next to a 2 s heartbeat.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "proto/methods.h"
+#include "worker/graph_worker.h"
+
+#define TAIL_BYTES 16384
+#define CALL_TIMEOUT_MS 10000u
+
+void ty__watch_close(ty__watch *w) {
+  free(w->log_path);
+  free(w->ckpt_path);
+}
+
+void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char *checkpoint_path) {
+  char log[4096];
+  if (ty_tasks_log_path(gw->tasks, spec->job_id, spec->rank, log, sizeof log) != 0) return;
+  for (size_t i = 0; i < gw->n; i++) {
+    if (gw->watches[i].job_id != spec->job_id) continue;
+    ty__watch_close(&gw->watches[i]); /* relaunched after a requeue */
+    gw->watches[i] = gw->watches[--gw->n];
+    break;
+  }
+  gw->watches = ty_xrealloc(gw->watches, (gw->n + 1) * sizeof *gw->watches);
+  ty__watch *w = &gw->watches[gw->n++];
+  memset(w, 0, sizeof *w);
+  w->job_id = spec->job_id;
+  w->log_path = ty_strdup(log);
+  w->ckpt_path = ty_strdup(checkpoint_path ? checkpoint_path : "");
+  w->last.test_accuracy = -1;
+}
+
+/* One line: "step S/T loss L lr X samples/s N", "epoch E test_accuracy A
+ * ...", "final test_accuracy A ..." (ops/train's progress lines). */
+static void parse_line(const char *line, ty__train_progress *p) {
+  unsigned long long s, t;
+  double loss, lr, sps, acc;
+  unsigned e;
+  if (sscanf(line, "step %llu/%llu loss %lf lr %lf samples/s %lf", &s, &t, &loss, &lr, &sps) == 5) {
+    p->step = s, p->total_steps = t, p->loss = loss, p->samples_per_s = sps;
+  } else if (sscanf(line, "epoch %u test_accuracy %lf", &e, &acc) == 2) {
+    p->epoch = e, p->test_accuracy = acc;
+  } else if (sscanf(line, "final test_accuracy %lf", &acc) == 1) {
+    p->test_accuracy = acc;
+  }
+}
+
+void ty__progress_parse(const char *text, size_t len, ty__train_progress *p) {
+  char line[512];
+  size_t start = 0;
+  for (size_t i = 0; i <= len; i++) {
+    if (i < len && text[i] != '\n') continue;
+    size_t n = i - start < sizeof line - 1 ? i - start : sizeof line - 1;
+    memcpy(line, text + start, n);
+    line[n] = 0;
+    parse_line(line, p);
+    start = i + 1;
+  }
+}
+
+static void read_tail(const char *path, ty__train_progress *p) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  char *buf = malloc(TAIL_BYTES);
+  if (buf && fstat(fd, &st) == 0) {
+    off_t from = st.st_size > TAIL_BYTES ? st.st_size - TAIL_BYTES : 0;
+    ssize_t n = pread(fd, buf, TAIL_BYTES, from);
+    if (n > 0) {
+      size_t skip = 0; /* a partial first line */
+      if (from > 0)
+        while (skip < (size_t)n && buf[skip++] != '\n') {}
+      ty__progress_parse(buf + skip, (size_t)n - skip, p);
+    }
+  }
+  free(buf);
+  close(fd);
+}
+
+/* The step in PATH.state (ops/train: magic "TYTS", version, u64 step). */
+static void read_ckpt(const char *path, ty__train_progress *p) {
+  if (!path[0]) return;
+  char sp[4200];
+  snprintf(sp, sizeof sp, "%s.state", path);
+  int fd = open(sp, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  uint8_t h[16];
+  if (pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h, "TYTS", 4) == 0) {
+    uint64_t step = 0;
+    for (int i = 7; i >= 0; i--) step = step << 8 | h[8 + i];
+    p->checkpoint_step = step;
+    p->checkpoint_path = path;
+  }
+  close(fd);
+}
+
+static bool changed(const ty__train_progress *a, const ty__train_progress *b) {
+  return a->step != b->step || a->checkpoint_step != b->checkpoint_step || a->test_accuracy != b->test_accuracy ||
+         a->epoch != b->epoch || a->total_steps != b->total_steps;
+}
+
+static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final, void *ud) {
+  (void)c, (void)final, (void)ud;
+  if (status != 0 && status != TY_ECLOSED && status != TY_ENOTFOUND)
+    ty_debug("ReportProgress answered %s%s%s", ty_strerror(status), msg && msg->message[0] ? ": " : "",
+             msg ? msg->message : "");
+}
+
+static void send_one(ty__watch *w, ty_rpc_conn *conn) {
+  ty__train_progress p = w->last;
+  p.job_id = w->job_id;
+  p.rank = 0;
+  read_tail(w->log_path, &p);
+  read_ckpt(w->ckpt_path, &p);
+  if (w->sent && !changed(&p, &w->last)) return;
+  p.time_ms = ty_now_ms();
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (ty__encode_progress(&p, &buf, &len) != 0) return;
+  if (ty_rpc_call(conn, TY_M_REPORT_PROGRESS, buf, len, NULL, 0, CALL_TIMEOUT_MS, on_answer, NULL, NULL) == 0) {
+    w->last = p;
+    w->last.checkpoint_path = NULL; /* points into w->ckpt_path; re-read each time */
+    w->sent = true;
+  }
+  free(buf);
+}
+
+void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn) {
+  for (size_t i = 0; gw && conn && i < gw->n;) {
+    ty__watch *w = &gw->watches[i];
+    bool running = ty_tasks_is_running(gw->tasks, w->job_id, 0);
+    send_one(w, conn);
+    if (!running) { /* that was the last look */
+      ty__watch_close(w);
+      gw->watches[i] = gw->watches[--gw->n];
+      continue;
+    }
+    i++;
+  }
+}
