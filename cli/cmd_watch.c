@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `trainctl watch ID`, `trainctl checkpoint ls ID` and the progress block of
+ * `trainctl show` (see cli/graph_cli.h). Watching polls GetJob once a second:
+ * progress changes at the worker's heartbeat, so faster polling shows
+ * nothing new.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/graph_cli.h"
+#include "cli/trainctl.h"
+#include "proto/methods.h"
+
+enum { ST_PENDING = 1, ST_RUNNING = 2, ST_COMPLETED = 3 };
+
+static const char *state_name(int s) {
+  static const char *const names[] = {"UNKNOWN", "PENDING", "RUNNING", "COMPLETED", "FAILED",
+                                      "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL"};
+  return s >= 0 && s <= 8 ? names[s] : "UNKNOWN";
+}
+
+static bool terminal(int s) { return s >= 3 && s <= 6; }
+
+static void fmt_dur(double s, char *out, size_t n) {
+  if (s < 0 || s > 1e7) snprintf(out, n, "?");
+  else if (s >= 3600) snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+  else if (s >= 60) snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+  else snprintf(out, n, "%ds", (int)s);
+}
+
+void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out) {
+  if (!g->has_progress) {
+    ty_buf_printf(out, "job %s: waiting for the first progress report", state_name(g->state));
+    return;
+  }
+  double frac = g->total_steps ? (double)g->step / (double)g->total_steps : 0;
+  if (frac > 1) frac = 1;
+  if (bar) {
+    int fill = (int)(frac * width + 0.5);
+    ty_buf_printf(out, "[");
+    for (int i = 0; i < width; i++) ty_buf_printf(out, "%s", i < fill ? "#" : ".");
+    ty_buf_printf(out, "] ");
+  }
+  char eta[32];
+  double left = g->total_steps > g->step ? (double)(g->total_steps - g->step) : 0;
+  /* ETA from the rate of steps since the job (last) started. */
+  double elapsed = g->start_ms && g->time_ms > g->start_ms ? (double)(g->time_ms - g->start_ms) / 1000 : 0;
+  fmt_dur(elapsed > 0 && g->step ? left * elapsed / (double)g->step : -1, eta, sizeof eta);
+  ty_buf_printf(out, "step %" PRIu64 "/%" PRIu64 " (%3.0f%%) loss %.4f %.0f samples/s ETA %s", g->step,
+                g->total_steps, frac * 100, g->loss, g->samples_per_s, eta);
+  if (g->test_accuracy >= 0) ty_buf_printf(out, " acc %.4f", g->test_accuracy);
+  if (g->checkpoint_step) ty_buf_printf(out, " ckpt@%" PRIu64, g->checkpoint_step);
+}
+
+void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
+  if (!g->graph || !g->has_progress) return;
+  ty_buf_printf(out, "Progress:\n  ");
+  ty__cli_render_progress(g, false, 0, out);
+  ty_buf_printf(out, "\n");
+  if (g->n_ckpts)
+    ty_buf_printf(out, "Last checkpoint: step %" PRIu64 " %s\n", g->ckpts[g->n_ckpts - 1].step,
+                  g->ckpts[g->n_ckpts - 1].path);
+}
+
+static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  int code = ty_cli_encode_job_id(id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
+  if (code == 0) {
+    if (ty__cli_decode_graph(res.payload, res.payload_len, g) != 0) code = ty__ctl_bad_answer(TY_M_GET_JOB);
+    ty_rpc_result_close(&res);
+  }
+  ty_buf_close(&req);
+  return code;
+}
+
+static int parse_id_arg(const char *cmd, int argc, char **argv, uint64_t *id, const char *usage) {
+  ty_cli_err err = {{0}};
+  if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+    fputs(usage, stdout);
+    return -1;
+  }
+  if (argc != 1) {
+    ty_cli_errf(&err, TY_EINVAL, "%s: expected one job id", cmd);
+    return ty__ctl_usage(cmd, &err);
+  }
+  if (ty_cli_parse_job_id(argv[0], id, &err) != 0) return ty__ctl_usage(cmd, &err);
+  return 0;
+}
+
+const char ty__usage_watch[] = "Usage: trainctl watch ID\n"
+                               "  Follows a graph job's training: a progress bar (step of total, loss,\n"
+                               "  samples/s, ETA, test accuracy) on a terminal, one line per change\n"
+                               "  otherwise. Ends with the job: exit 0 if it COMPLETED, 1 if not.\n";
+
+static void show_line(const ty__cli_graph *g, bool tty, ty_buf *last) {
+  ty_buf line;
+  ty_buf_init(&line);
+  int cols = 100;
+  struct winsize ws;
+  if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 40) cols = ws.ws_col;
+  ty__cli_render_progress(g, tty, tty ? (cols > 120 ? 40 : cols / 4) : 0, &line);
+  bool same = last->len == line.len && (line.len == 0 || memcmp(last->data, line.data, line.len) == 0);
+  if (tty) printf("\r\033[K%.*s", (int)line.len, line.data);
+  else if (!same) printf("%.*s\n", (int)line.len, line.data);
+  fflush(stdout);
+  last->len = 0;
+  ty_buf_append(last, line.data, line.len);
+  ty_buf_close(&line);
+}
+
+int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
+  uint64_t id = 0;
+  int code = parse_id_arg("watch", argc, argv, &id, ty__usage_watch);
+  if (code != 0) return code < 0 ? 0 : code;
+  bool tty = isatty(STDOUT_FILENO);
+  ty_buf last;
+  ty_buf_init(&last);
+  for (;;) {
+    ty__cli_graph g;
+    if ((code = fetch(c, id, &g)) != 0) break;
+    if (g.state == ST_PENDING && !g.has_progress) {
+      if (!tty && last.len == 0) printf("job %" PRIu64 " is PENDING: %s\n", id, g.reason);
+      ty_buf_append(&last, "p", last.len ? 0 : 1);
+    } else {
+      show_line(&g, tty, &last);
+    }
+    if (terminal(g.state)) {
+      printf("%sjob %" PRIu64 " %s%s%s\n", tty ? "\n" : "", id, state_name(g.state), g.reason[0] ? ": " : "",
+             g.reason);
+      code = g.state == ST_COMPLETED ? 0 : TY_CLI_EXIT_ERROR;
+      ty__cli_graph_close(&g);
+      break;
+    }
+    ty__cli_graph_close(&g);
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+  }
+  ty_buf_close(&last);
+  return code;
+}
+
+const char ty__usage_checkpoint[] = "Usage: trainctl checkpoint ls ID\n"
+                                    "  The checkpoints a graph job reported (step, time, path), oldest first.\n";
+
+int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
+  if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+    fputs(ty__usage_checkpoint, stdout);
+    return 0;
+  }
+  if (argc < 1 || strcmp(argv[0], "ls") != 0) {
+    ty_cli_err err = {{0}};
+    ty_cli_errf(&err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
+    return ty__ctl_usage("checkpoint", &err);
+  }
+  uint64_t id = 0;
+  int code = parse_id_arg("checkpoint", argc - 1, argv + 1, &id, ty__usage_checkpoint);
+  if (code != 0) return code < 0 ? 0 : code;
+  ty__cli_graph g;
+  if ((code = fetch(c, id, &g)) != 0) return code;
+  printf("%-10s %-20s %s\n", "STEP", "TIME", "PATH");
+  for (size_t i = 0; i < g.n_ckpts; i++) {
+    time_t t = (time_t)(g.ckpts[i].time_ms / 1000);
+    struct tm tm;
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+    printf("%-10" PRIu64 " %-20s %s\n", g.ckpts[i].step, when, g.ckpts[i].path);
+  }
+  if (g.n_ckpts == 0) fprintf(stderr, "trainctl: job %" PRIu64 " reported no checkpoint yet\n", id);
+  ty__cli_graph_close(&g);
+  return 0;
+}
+
+void ty__cmd_show_graph(const uint8_t *payload, size_t len) {
+  ty__cli_graph g;
+  if (ty__cli_decode_graph(payload, len, &g) != 0) return;
+  ty_buf out;
+  ty_buf_init(&out);
+  ty__cli_render_show(&g, &out);
+  if (out.len) fwrite(out.data, 1, out.len, stdout);
+  fflush(stdout);
+  ty_buf_close(&out);
+  ty__cli_graph_close(&g);
+}
