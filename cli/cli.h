@@ -270,6 +270,7 @@ void ty_json_string(ty_json *j, const char *s); /* NULL writes null */
 void ty_json_string_n(ty_json *j, const char *s, size_t n);
 void ty_json_int(ty_json *j, int64_t v);
 void ty_json_uint(ty_json *j, uint64_t v);
+void ty_json_double(ty_json *j, double v); /* NaN and infinities write null */
 void ty_json_bool(ty_json *j, bool v);
 void ty_json_null(ty_json *j);
 /* Appends "\n"; returns 0, or the first error (TY_EINVAL, TY_ENOMEM). */

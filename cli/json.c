@@ -183,6 +183,17 @@ void ty_json_uint(ty_json *j, uint64_t v) {
   scalar(j, b);
 }
 
+/* Finite doubles as %.6g; NaN and infinities (not JSON) as null. */
+void ty_json_double(ty_json *j, double v) {
+  if (v != v || v > 1e308 || v < -1e308) {
+    scalar(j, "null");
+    return;
+  }
+  char b[32];
+  snprintf(b, sizeof b, "%.6g", v);
+  scalar(j, b);
+}
+
 void ty_json_bool(ty_json *j, bool v) {
   scalar(j, v ? "true" : "false");
 }

@@ -34,6 +34,16 @@ static const ty__ctl_cmd commands[] = {
      .summary = "a job's output, read straight from the workers"},
     {.name = "cancel", .run = ty__cmd_cancel, .usage = ty__usage_cancel, .summary = "cancel jobs"},
     {.name = "nodes", .run = ty__cmd_nodes, .usage = ty__usage_nodes, .summary = "list nodes"},
+    {.name = "queue", .run = ty__cmd_queue, .usage = ty__usage_queue,
+     .summary = "queues: ls, create, update, delete, pause, resume"},
+    {.name = "node", .run = ty__cmd_node, .usage = ty__usage_node,
+     .summary = "nodes: ls, drain, resume"},
+    {.name = "job", .run = ty__cmd_job, .usage = ty__usage_job,
+     .summary = "one job: hold, release, priority, move, checkpoint"},
+    {.name = "why", .run = ty__cmd_why, .usage = ty__usage_why,
+     .summary = "why a job is pending, in numbers"},
+    {.name = "share", .run = ty__cmd_share, .usage = ty__usage_share,
+     .summary = "fair share: usage against shares per queue and user"},
 };
 
 static void usage(FILE *f) {

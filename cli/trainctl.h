@@ -36,6 +36,14 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv);
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv);
 int ty__cmd_logs(ty__ctl *c, int argc, char **argv);
 int ty__cmd_nodes(ty__ctl *c, int argc, char **argv);
+/* The scheduler's commands (cmd_queue.c, cmd_node.c, cmd_job_admin.c). */
+int ty__cmd_queue(ty__ctl *c, int argc, char **argv);
+int ty__cmd_node(ty__ctl *c, int argc, char **argv);
+int ty__cmd_job(ty__ctl *c, int argc, char **argv);
+int ty__cmd_why(ty__ctl *c, int argc, char **argv);
+int ty__cmd_share(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_queue[], ty__usage_node[], ty__usage_job[], ty__usage_why[],
+    ty__usage_share[];
 
 extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usage_cancel[],
     ty__usage_logs[], ty__usage_nodes[];

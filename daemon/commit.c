@@ -24,7 +24,7 @@
 
 #include "lib/base/base.h"
 
-typedef enum { OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE } op_kind;
+typedef enum { OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE, OP_USAGE, OP_ADMIN } op_kind;
 
 typedef struct op {
   op_kind kind;
@@ -33,6 +33,8 @@ typedef struct op {
     ty_event_row ev;
     ty_node_row node;
     ty_queue_row queue;
+    ty_usage_row usage;
+    ty_admin_event_row admin;
   } u;
 } op;
 
@@ -82,6 +84,14 @@ static void op_free(op *o) {
     break;
   case OP_QUEUE:
     free((char *)o->u.queue.name); free((char *)o->u.queue.state);
+    break;
+  case OP_USAGE:
+    free((char *)o->u.usage.user); free((char *)o->u.usage.queue);
+    break;
+  case OP_ADMIN:
+    free((char *)o->u.admin.actor); free((char *)o->u.admin.kind);
+    free((char *)o->u.admin.object); free((char *)o->u.admin.action);
+    free((char *)o->u.admin.detail);
     break;
   }
 }
@@ -149,6 +159,23 @@ void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r) {
   o->u.queue.state = ty_strdup(r->state ? r->state : "UP");
 }
 
+void ty_txn_upsert_usage(ty_txn *t, const ty_usage_row *r) {
+  op *o = push(t, OP_USAGE);
+  o->u.usage = *r;
+  o->u.usage.user = ty_strdup(r->user ? r->user : "");
+  o->u.usage.queue = ty_strdup(r->queue ? r->queue : "");
+}
+
+void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r) {
+  op *o = push(t, OP_ADMIN);
+  o->u.admin = *r;
+  o->u.admin.actor = ty_strdup(r->actor ? r->actor : "");
+  o->u.admin.kind = ty_strdup(r->kind ? r->kind : "");
+  o->u.admin.object = ty_strdup(r->object ? r->object : "");
+  o->u.admin.action = ty_strdup(r->action ? r->action : "");
+  o->u.admin.detail = ty_strdup(r->detail ? r->detail : "");
+}
+
 size_t ty_txn_len(const ty_txn *t) { return t->n; }
 
 int ty_txn_apply(const ty_txn *t, ty_store *s) {
@@ -161,6 +188,8 @@ int ty_txn_apply(const ty_txn *t, ty_store *s) {
     case OP_EVENT: rc = ty_store_add_event(s, &o->u.ev); break;
     case OP_NODE: rc = ty_store_upsert_node(s, &o->u.node); break;
     case OP_QUEUE: rc = ty_store_upsert_queue(s, &o->u.queue); break;
+    case OP_USAGE: rc = ty_store_upsert_usage(s, &o->u.usage); break;
+    case OP_ADMIN: rc = ty_store_add_admin_event(s, &o->u.admin); break;
     }
   }
   return rc;

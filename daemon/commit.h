@@ -33,6 +33,8 @@ void ty_txn_update_job(ty_txn *t, const ty_job_row *r);
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r);
 void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r);
 void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r);
+void ty_txn_upsert_usage(ty_txn *t, const ty_usage_row *r);
+void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r);
 size_t ty_txn_len(const ty_txn *t);
 /* Applies the txn's mutations in order on the writer connection (for tests
  * and for start-up writes before the writer thread runs). */

@@ -90,7 +90,7 @@ static void node_free(ty_node *n) {
 void ty__node_persist(ty_controller *ctl, ty_node *n) {
   ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
                      .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
-                     .last_seen_ms = n->last_seen_ms, .reason = n->reason};
+                     .last_seen_ms = n->last_seen_ms, .reason = n->reason, .drain = n->drain};
   ty_txn *t = ty_txn_create();
   ty_txn_upsert_node(t, &row);
   ty__commit(ctl, t, NULL, NULL);
@@ -149,82 +149,11 @@ void ty__node_down(ty_controller *ctl, ty_node *n, const char *reason) {
 
 /* ---- scheduling ------------------------------------------------------------------ */
 
-static uint64_t gpu_mask(uint32_t n) { return n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1; }
-
-static void sched_node(const ty_node *n, ty_sched_node *out) {
-  out->name = n->name;
-  out->schedulable = n->state == TY_NODE_UP && n->conn != NULL;
-  out->cpus_total = n->cpus;
-  out->cpus_free = n->cpus > n->cpus_used ? n->cpus - n->cpus_used : 0;
-  out->gpus_total = n->n_gpus;
-  out->gpus_free = gpu_mask(n->n_gpus) & ~n->gpus_used;
-  out->mem_total = n->memory;
-  out->mem_free = n->memory > n->mem_used ? n->memory - n->mem_used : 0;
-}
-
-static void sched_job(const ty_job *j, ty_sched_job *out) {
-  *out = (ty_sched_job){.id = j->id, .queue = j->spec.queue, .user = j->spec.user,
-                        .priority = j->spec.priority, .submit_time_ms = j->submit_ms,
-                        .nodes = j->spec.nodes, .tasks_per_node = j->spec.tasks_per_node,
-                        .cpus_per_task = j->spec.cpus_per_task,
-                        .gpus_per_node = j->spec.gpus_per_node,
-                        .mem_per_node = j->spec.mem_per_node};
-}
-
-static void apply_pass(ty_controller *ctl, const ty_sched_output *out) {
-  for (size_t i = 0; i < out->n_placements; i++) {
-    const ty_sched_placement *p = &out->placements[i];
-    ty_job *j = ty__job_find(ctl, p->job_id);
-    ty_slot *slots = ty_xcalloc(p->n_slots, sizeof(*slots));
-    for (uint32_t s = 0; s < p->n_slots; s++)
-      slots[s] = (ty_slot){.node = ctl->nodes[p->slots[s].node], .gpus = p->slots[s].gpus,
-                           .cpus = p->slots[s].cpus, .mem = p->slots[s].mem};
-    ty__job_start(ctl, j, slots, p->n_slots);
-  }
-  for (size_t i = 0; i < out->n_pending; i++) {
-    ty_job *j = ty__job_find(ctl, out->pending[i].job_id);
-    char reason[256];
-    snprintf(reason, sizeof(reason), "%s (position %u)", out->pending[i].reason,
-             out->pending[i].position);
-    free(j->reason);
-    j->reason = ty_strdup(reason);
-  }
-}
-
-static void sched_pass(ty_controller *ctl) {
-  size_t n_pending = 0;
-  for (size_t i = 0; i < ctl->n_jobs; i++) {
-    const ty_job *j = ctl->jobs[i];
-    n_pending += j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0;
-  }
-  if (n_pending == 0 || ctl->stopping) return;
-  uint64_t t0 = uv_hrtime();
-  ty_sched_job *jobs = ty_xcalloc(n_pending, sizeof(*jobs));
-  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
-  size_t k = 0;
-  for (size_t i = 0; i < ctl->n_jobs; i++) {
-    const ty_job *j = ctl->jobs[i];
-    if (j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0) sched_job(j, &jobs[k++]);
-  }
-  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
-  ty_sched_input in = {.jobs = jobs, .n_jobs = n_pending, .nodes = nodes, .n_nodes = ctl->n_nodes};
-  ty_sched_output out;
-  if (ty_sched_pass(&in, &out) == 0) {
-    apply_pass(ctl, &out);
-    ty_sched_output_close(&out);
-  } else {
-    ty_error("scheduler: pass failed: out of memory");
-  }
-  free(jobs);
-  free(nodes);
-  ty_metric_observe(ctl->m.sched_seconds, NULL, (double)(uv_hrtime() - t0) / 1e9);
-}
-
 static void on_sched_idle(uv_idle_t *h) {
   ty_controller *ctl = container_of(h, ty_controller, sched_idle);
   uv_idle_stop(h);
   ctl->sched_wanted = false;
-  sched_pass(ctl);
+  ty__sched_run(ctl);
 }
 
 /* Coalesces requests: many submits in one loop iteration cost one pass. */
@@ -232,17 +161,6 @@ void ty__sched_request(ty_controller *ctl) {
   if (ctl->sched_wanted || ctl->stopping) return;
   ctl->sched_wanted = true;
   uv_idle_start(&ctl->sched_idle, on_sched_idle);
-}
-
-int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {
-  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
-  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
-  ty_job tmp = {.spec = *spec};
-  ty_sched_job sj;
-  sched_job(&tmp, &sj);
-  int rc = ty_sched_check_fits(&sj, nodes, ctl->n_nodes, why, len);
-  free(nodes);
-  return rc;
 }
 
 /* ---- metrics ------------------------------------------------------------------------ */
@@ -306,6 +224,14 @@ static void metrics_init(ty_controller *ctl) {
                                               pass_bounds, TY_ARRAY_LEN(pass_bounds));
   ctl->m.commits = ty_metrics_counter(m, "trainyard_store_commits_total",
                                       "SQLite transactions committed (group commits).", NULL);
+  ctl->m.frag = ty_metrics_gauge(m, "trainyard_scheduler_fragmentation_ratio",
+                                 "Share of free GPUs (CPUs without GPUs) on partly used nodes.",
+                                 NULL);
+  ctl->m.preemptions = ty_metrics_counter(m, "trainyard_scheduler_preemptions_total",
+                                          "Running jobs preempted for higher tiers.", NULL);
+  ctl->m.backfilled = ty_metrics_counter(m, "trainyard_scheduler_backfilled_total",
+                                         "Jobs started ahead of the reserved job (backfill).",
+                                         NULL);
   ty_metrics_add_process(m);
   ty_metrics_on_collect(m, on_collect, ctl);
 }
@@ -317,8 +243,11 @@ static void metrics_init(ty_controller *ctl) {
  *   1. Node liveness: a node not DOWN whose last heartbeat (or, for nodes
  *      loaded at start, the start itself) is older than --node-timeout-ms
  *      goes DOWN; its RUNNING jobs go NODE_FAIL and are requeued.
- *   2. Scheduling pass: places pending jobs (also run on submit, task end
- *      and node changes; the tick catches anything those missed).
+ *   2. Scheduling pass: places pending jobs, preempts, backfills (also run
+ *      on submit, task end and node changes; the tick catches anything
+ *      those missed), then the scheduler's duties (sched_pass.c): charge
+ *      fair-share usage of running jobs, DRAINING nodes with nothing left
+ *      running become DRAINED.
  *   3. Metrics refresh: recomputes the jobs/nodes gauges (also done just
  *      before each scrape).
  */
@@ -335,7 +264,8 @@ static void on_tick(uv_timer_t *t) {
              n->conn ? "no heartbeat" : "not connected", (long long)silent);
     ty__node_down(ctl, n, why);
   }
-  sched_pass(ctl);
+  ty__sched_run(ctl);
+  ty__sched_tick(ctl);
   refresh_gauges(ctl);
 }
 
@@ -344,8 +274,12 @@ static void on_tick(uv_timer_t *t) {
 static int load_queue(const ty_queue_row *r, void *ud) {
   ty_controller *ctl = ud;
   ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
-  ctl->queues[ctl->n_queues++] = (ty_queue){.name = ty_strdup(r->name), .tier = r->priority_tier,
-                                            .state = ty_strdup(r->state)};
+  ctl->queues[ctl->n_queues++] = (ty_queue){
+      .name = ty_strdup(r->name), .tier = r->priority_tier,
+      .state = ty_strdup(strcmp(r->state, "UP") == 0 ? "OPEN" : r->state), .share = r->share,
+      .max_running = r->max_running, .max_gpus = r->max_gpus,
+      .max_gpus_per_user = r->max_gpus_per_user, .preemptible = r->preemptible,
+      .default_time_s = r->default_time_s, .max_time_s = r->max_time_s};
   return 0;
 }
 
@@ -376,6 +310,8 @@ static int load_node(const ty_node_row *r, void *ud) {
   n->reason = ty_strdup(r->reason);
   n->last_seen_ms = r->last_seen_ms;
   n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
+  n->drain = r->drain;
+  ty__node_topology(ctl, n);
   ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
   ctl->nodes[ctl->n_nodes++] = n;
   return 0;
@@ -402,6 +338,8 @@ static int load_job(const ty_job_row *r, void *ud) {
   j->term_signal = r->term_signal;
   j->submit_ms = r->submit_ms, j->start_ms = r->start_ms, j->end_ms = r->end_ms;
   j->requeue_count = r->requeue_count;
+  j->held = r->held;
+  j->last_ckpt_ms = r->last_ckpt_ms;
   j->committed = true;
   ty__job_add(ctl, j);
   if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
@@ -410,11 +348,39 @@ static int load_job(const ty_job_row *r, void *ud) {
   return 0;
 }
 
+static int load_usage(const ty_usage_row *r, void *ud) {
+  ty_usage *u = ty__usage_get(ud, r->user, r->queue);
+  u->gpu_s = r->gpu_s;
+  u->cpu_s = r->cpu_s;
+  return 0;
+}
+
+/* Copies the scheduler's settings and topology (--config) into ctl. */
+static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
+  if (cfg->sched) ctl->sched = *cfg->sched;
+  else ty_sched_config_default(&ctl->sched);
+  ctl->cfg.sched = NULL;
+  ctl->cfg.topo = NULL;
+  if (!cfg->topo) return;
+  ty_sched_topology *t = &ctl->topo;
+  t->n_switches = cfg->topo->n_switches;
+  t->switches = ty_xcalloc(t->n_switches ? t->n_switches : 1, sizeof(*t->switches));
+  for (size_t i = 0; i < t->n_switches; i++) {
+    const ty_sched_switch *from = &cfg->topo->switches[i];
+    ty_sched_switch *to = &t->switches[i];
+    to->name = ty_strdup(from->name);
+    to->n_nodes = from->n_nodes;
+    to->nodes = ty_xcalloc(from->n_nodes ? from->n_nodes : 1, sizeof(*to->nodes));
+    for (size_t k = 0; k < from->n_nodes; k++) to->nodes[k] = ty_strdup(from->nodes[k]);
+  }
+}
+
 static int load_state(ty_controller *ctl, char *err, size_t len) {
   ctl->next_id = 1;
   int rc = ty_store_load_queues(ctl->store, load_queue, ctl);
   if (rc == 0) rc = ty_store_load_nodes(ctl->store, load_node, ctl);
   if (rc == 0) rc = ty_store_load_jobs(ctl->store, load_job, ctl);
+  if (rc == 0) rc = ty_store_load_usage(ctl->store, load_usage, ctl);
   if (rc != 0) snprintf(err, len, "cannot load state: %s", ty_store_errmsg(ctl->store));
   size_t running = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) running += ctl->jobs[i]->state == TY_JOB_RUNNING;
@@ -468,6 +434,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   ty_controller *ctl = ty_xcalloc(1, sizeof(*ctl));
   ctl->loop = loop;
   ctl->cfg = *cfg;
+  copy_sched(ctl, cfg);
   ctl->start_mono = ty_mono_ms();
   ctl->metrics = ty_metrics_create();
   metrics_init(ctl);
@@ -531,6 +498,12 @@ void ty_controller_destroy(ty_controller *ctl) {
     free(ctl->queues[i].state);
   }
   free(ctl->queues);
+  for (size_t i = 0; i < ctl->n_usage; i++) {
+    free(ctl->usage[i].user);
+    free(ctl->usage[i].queue);
+  }
+  free(ctl->usage);
+  ty_sched_topology_close(&ctl->topo);
   ty_store_close(ctl->store);
   ty_metrics_destroy(ctl->metrics);
   free(ctl);

@@ -24,6 +24,10 @@ typedef struct ty_controller_config {
   uint32_t node_timeout_ms;
   uint32_t kill_grace_s;
   size_t max_frame;
+  /* The scheduler (--config FILE): copied at create; NULL = defaults. The
+   * topology's strings are copied too. */
+  const struct ty_sched_config *sched;
+  const struct ty_sched_topology *topo;
 } ty_controller_config;
 
 /* Opens the store (creating the state dir), loads state, starts listening

@@ -57,6 +57,8 @@ static void spec_from_job(const Trainyard__Job *job, ty_job_spec *s) {
     s->envc = c->n_env;
     s->cwd = dup_str(c->cwd);
   }
+  s->warn_signal = job->warn_signal;
+  s->warn_before_s = job->warn_before_s;
 }
 
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
@@ -90,6 +92,7 @@ uint8_t *ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *sp
   Trainyard__Resources *had = job->resources;
   job->name = spec->name, job->queue = spec->queue, job->user = spec->user;
   job->resources = &res;
+  job->time_limit_s = spec->time_limit_s; /* the queue's default filled in */
   size_t len = trainyard__job__get_packed_size(job);
   uint8_t *out = ty_xmalloc(len ? len : 1);
   *out_len = trainyard__job__pack(job, out);
@@ -259,6 +262,9 @@ static void info_fill(Trainyard__JobInfo *info, const ty_job *j) {
   info->start_time_ms = j->start_ms;
   info->end_time_ms = j->end_ms;
   info->requeue_count = j->requeue_count;
+  info->held = j->held;
+  info->priority = j->state == TY_JOB_PENDING ? j->prio : 0;
+  info->last_checkpoint_ms = j->last_ckpt_ms;
   /* A requeued job still remembers its old slots until placed again. */
   uint32_t n_nodes = j->state == TY_JOB_PENDING ? 0 : j->n_slots;
   info->n_nodes = n_nodes;
@@ -429,6 +435,8 @@ int ty__conv_launch_req(const ty_launch *l, ty_buf *out) {
   r.time_limit_s = l->spec->time_limit_s;
   r.kill_grace_s = l->kill_grace_s;
   r.user = l->spec->user ? l->spec->user : "";
+  r.warn_signal = l->spec->warn_signal;
+  r.warn_before_s = l->spec->warn_before_s;
   return pack_to(&r.base, out);
 }
 

@@ -25,6 +25,7 @@
 #include "lib/base/base.h"
 #include "lib/metrics/metrics.h"
 #include "lib/rpc/rpc.h"
+#include "scheduler/scheduler.h"
 
 /* trainyard.NodeState numbers. */
 enum { TY_NODE_UP = 1, TY_NODE_DOWN = 2, TY_NODE_DRAINING = 3, TY_NODE_DRAINED = 4 };
@@ -50,6 +51,9 @@ typedef struct ty_node {
   uint64_t gpus_used;     /* bit set of allocated GPU indices */
   uint64_t mem_used;
   uint32_t running_tasks; /* as last heartbeat said */
+  bool drain;             /* an operator drains it: DRAINING, then DRAINED */
+  uint32_t switch_id;     /* switch group from the config, TY_SCHED_NO_SWITCH if none */
+  uint8_t gpu_island[TY_SCHED_MAX_GPUS]; /* NVLink island per GPU, from its info */
 } ty_node;
 
 typedef enum { RANK_WAIT = 0, RANK_LAUNCHING, RANK_RUNNING, RANK_ENDED } ty_rank_state;
@@ -91,13 +95,29 @@ typedef struct ty_job {
   ty_rank *ranks; uint32_t n_ranks;
   uint32_t live_ranks;
   uint32_t ended;         /* end_seq counter */
+  /* The scheduler (sched_pass.c, admin.c). */
+  bool held;              /* an operator holds it */
+  int64_t last_ckpt_ms;   /* the last checkpoint it reported */
+  double prio;            /* multifactor priority of the last pass */
+  uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
 } ty_job;
 
 typedef struct ty_queue {
   char *name;
   int32_t tier;
-  char *state;
+  char *state;            /* "OPEN", "CLOSED", "PAUSED" or "DELETED" (hidden) */
+  double share;
+  uint32_t max_running, max_gpus, max_gpus_per_user;
+  bool preemptible;
+  uint32_t default_time_s, max_time_s;
 } ty_queue;
+
+/* Decayed fair-share usage of one user in one queue. */
+typedef struct ty_usage {
+  char *user, *queue;
+  double gpu_s, cpu_s;
+  bool dirty;             /* changed since last stored */
+} ty_usage;
 
 /* A request being answered (now, or once its commit is durable). */
 typedef struct ty_reply {
@@ -133,7 +153,14 @@ struct ty_controller {
   int handles_open;
   struct {
     ty_metric *jobs, *submitted, *rpc_total, *rpc_seconds, *nodes, *sched_seconds, *commits;
+    ty_metric *frag, *preemptions, *backfilled; /* sched_pass.c */
   } m;
+  /* The scheduler's settings (--config) and state (sched_pass.c). */
+  ty_sched_config sched;
+  ty_sched_topology topo;
+  ty_usage *usage; size_t n_usage;
+  int64_t usage_mono;     /* when usage was last charged */
+  double frag;            /* fragmentation after the last pass */
 };
 
 /* ---- controller.c ---- */
@@ -173,6 +200,33 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
 /* Commits txn; cb may be NULL. Logs a failed commit. */
 void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud);
+
+/* ---- sched_pass.c: the scheduler's side of the controller ---- */
+/* Runs one pass: placements, preemptions, reasons (also from the tick). */
+void ty__sched_run(ty_controller *ctl);
+/* Tick duties: charge running jobs' usage (decayed), move drained nodes to
+ * DRAINED, store what changed. */
+void ty__sched_tick(ty_controller *ctl);
+/* Every rank of a job being preempted ended: PREEMPTED, then requeued. */
+void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn);
+/* The queue's scheduler view and a node's switch and islands, on load. */
+void ty__node_topology(ty_controller *ctl, ty_node *n);
+ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue);
+/* Builds a pass input over the pending jobs and explains one; 0,
+ * TY_ENOTFOUND (not pending) or TY_ENOMEM. */
+int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out);
+/* Share rows (borrowing names from ctl) and each row's gpu/cpu seconds. */
+int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n);
+/* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
+void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
+
+/* ---- admin.c: queue, node and job administration ---- */
+void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 
 /* ---- rpc.c ---- */
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);

@@ -55,6 +55,9 @@ typedef struct ty_job_spec {
   char **argv; size_t argc;
   char **env; size_t envc;
   char *cwd;
+  /* Like Slurm's --signal: warn_signal to the tasks warn_before_s seconds
+   * before the time limit (0 = none). */
+  uint32_t warn_signal, warn_before_s;
 } ty_job_spec;
 
 void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */

@@ -50,7 +50,8 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .start_ms = j->start_ms, .end_ms = j->end_ms,
                       .nodes = (char *)nodes.data, .alloc = (char *)alloc.data,
                       .requeue_count = j->requeue_count, .spec = j->blob,
-                      .spec_len = j->blob_len};
+                      .spec_len = j->blob_len, .held = j->held,
+                      .last_ckpt_ms = j->last_ckpt_ms};
   *out_nodes = (char *)nodes.data;
   *out_alloc = (char *)alloc.data;
 }
@@ -297,6 +298,10 @@ static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bo
 }
 
 void ty__job_kill(ty_controller *ctl, ty_job *j) {
+  ty__job_kill_grace(ctl, j, ctl->cfg.kill_grace_s);
+}
+
+void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   j->kill_sent = true;
   /* Ranks whose LaunchTask was never sent have nothing to kill: they end now. */
   bool freed = false;
@@ -310,7 +315,7 @@ void ty__job_kill(ty_controller *ctl, ty_job *j) {
   if (freed) ty__sched_request(ctl);
   ty_buf b;
   ty_buf_init(&b);
-  if (ty__conv_kill_req(j->id, 0, ctl->cfg.kill_grace_s, &b) != 0) return;
+  if (ty__conv_kill_req(j->id, 0, grace_s, &b) != 0) return;
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn) continue;
@@ -349,8 +354,13 @@ static void describe_failure(const ty_job *j, uint32_t r, char *out, size_t len)
   }
 }
 
-/* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT. */
+/* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT (or PREEMPTED
+ * and requeued, whatever the ranks did, when the scheduler preempted it). */
 static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  if (j->preempt_for) {
+    ty__job_preempted(ctl, j, txn);
+    return;
+  }
   int32_t max_code = 0, sig = 0;
   uint32_t first = UINT32_MAX, first_seq = UINT32_MAX, timed = UINT32_MAX;
   for (uint32_t r = 0; r < j->n_ranks; r++) {

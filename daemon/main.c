@@ -17,11 +17,12 @@
 #include "daemon/controller.h"
 #include "lib/base/base.h"
 #include "proto/methods.h"
+#include "scheduler/scheduler.h"
 
 typedef struct opts {
   char listen_host[256], metrics_host[256];
   int listen_port, metrics_port;
-  const char *state_dir, *port_file;
+  const char *state_dir, *port_file, *config_file;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
   ty_log_level level;
@@ -42,6 +43,7 @@ static void usage(FILE *f) {
           "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
           "  --max-frame BYTES           largest RPC frame (default 64M)\n"
+          "  --config FILE               scheduler settings: key = value lines (README)\n"
           "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
           "  --log-level LEVEL           debug|info|warn|error (default info)\n"
           "  --help                      this text\n",
@@ -88,6 +90,7 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'f': return ty_parse_size(arg, &o->max_frame) || o->max_frame < 1024 || o->max_frame > UINT32_MAX
                    ? bad_flag("--max-frame", arg, "a size between 1K and 4G") : 0;
   case 'p': o->port_file = arg; return 0;
+  case 'c': o->config_file = arg; return 0;
   case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
   case 'h': usage(stdout); return -1;
   default: usage(stderr); return 2;
@@ -101,6 +104,7 @@ static int parse_args(int argc, char **argv, opts *o) {
       {"node-timeout-ms", required_argument, NULL, 't'},
       {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
       {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
+      {"config", required_argument, NULL, 'c'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   *o = (opts){.listen_host = "127.0.0.1", .metrics_host = "127.0.0.1",
               .listen_port = TY_CONTROLLER_PORT, .metrics_port = TY_CONTROLLER_METRICS_PORT,
@@ -131,6 +135,34 @@ static int write_port_file(const char *path, int rpc, int metrics) {
   return 0;
 }
 
+/* Reads and parses --config FILE into the scheduler's settings; prints why
+ * not (naming the file and line) and returns 2 on error. */
+static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo) {
+  ty_sched_config_default(cfg);
+  memset(topo, 0, sizeof(*topo));
+  if (!path) return 0;
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "traind: --config %s: %s\n", path, strerror(errno));
+    return 2;
+  }
+  ty_buf b;
+  ty_buf_init(&b);
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ty_buf_append(&b, chunk, n);
+  fclose(f);
+  ty_buf_append(&b, "", 1);
+  char err[256];
+  int rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
+  ty_buf_close(&b);
+  if (rc != 0) {
+    fprintf(stderr, "traind: --config %s: %s\n", path, err);
+    return 2;
+  }
+  return 0;
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   daemon_state *d = s->data;
   ty_info("received %s: shutting down (tasks keep running on the workers)",
@@ -144,6 +176,9 @@ int main(int argc, char **argv) {
   opts o;
   int rc = parse_args(argc, argv, &o);
   if (rc != 0) return rc < 0 ? 0 : rc;
+  ty_sched_config sched;
+  ty_sched_topology topo;
+  if ((rc = load_config(o.config_file, &sched, &topo)) != 0) return rc;
   ty_log_init("traind", o.level);
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();
@@ -151,10 +186,12 @@ int main(int argc, char **argv) {
                               .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,
                               .state_dir = o.state_dir, .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
-                              .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame};
+                              .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
+                              .sched = &sched, .topo = &topo};
   daemon_state d = {0};
   char err[512] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));
+  ty_sched_topology_close(&topo); /* the controller keeps its own copy */
   if (rc != 0) {
     ty_error("cannot start: %s", err[0] ? err : ty_strerror(rc));
     return 1;

@@ -21,7 +21,9 @@ typedef void (*handler_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
 
 typedef enum {
   M_SUBMIT, M_LIST_JOBS, M_GET_JOB, M_CANCEL, M_LIST_NODES, M_LOCATIONS, M_REGISTER,
-  M_HEARTBEAT, M_TASK_UPDATE, M_COUNT
+  M_HEARTBEAT, M_TASK_UPDATE,
+  M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
+  M_COUNT
 } method_id;
 
 static const struct {
@@ -38,6 +40,13 @@ static const struct {
     [M_REGISTER] = {TY_M_REGISTER_NODE, ty__h_register, false},
     [M_HEARTBEAT] = {TY_M_HEARTBEAT, ty__h_heartbeat, true},
     [M_TASK_UPDATE] = {TY_M_TASK_UPDATE, ty__h_task_update, true},
+    /* The scheduler's operations (admin.c). */
+    [M_LIST_QUEUES] = {TY_M_LIST_QUEUES, ty__h_list_queues, false},
+    [M_UPDATE_QUEUE] = {TY_M_UPDATE_QUEUE, ty__h_update_queue, false},
+    [M_UPDATE_NODE] = {TY_M_UPDATE_NODE, ty__h_update_node, false},
+    [M_UPDATE_JOB] = {TY_M_UPDATE_JOB, ty__h_update_job, false},
+    [M_EXPLAIN_JOB] = {TY_M_EXPLAIN_JOB, ty__h_explain_job, false},
+    [M_GET_SHARES] = {TY_M_GET_SHARES, ty__h_get_shares, false},
 };
 
 static const char *status_label(int status) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/admin.h"
 #include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
 
@@ -42,17 +43,9 @@ static void on_submit_committed(int status, void *ud) {
 }
 
 /* Checks what needs the controller's tables: the queue and the cluster's shape. */
-static int check_placeable(ty_controller *ctl, const ty_job_spec *s, char *err, size_t len) {
-  ty_queue *q = ty__queue_find(ctl, s->queue);
-  if (!q) {
-    snprintf(err, len, "job.queue: unknown queue \"%.128s\"", s->queue);
-    return TY_ENOTFOUND;
-  }
-  if (strcmp(q->state, "UP") != 0) {
-    snprintf(err, len, "job.queue: queue \"%.128s\" is %s and accepts no jobs", s->queue,
-             q->state);
-    return TY_ESTATE;
-  }
+static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
+  int rc = ty__sched_check_spec(ctl, s, err, len); /* queue state, time limits (admin.c) */
+  if (rc != 0) return rc;
   char why[200];
   if (ty__sched_fits(ctl, s, why, sizeof(why)) != 0) {
     snprintf(err, len, "job.%s", why);

@@ -64,10 +64,14 @@ static ty_node *node_upsert(ty_controller *ctl, const ty_node_report *rep, ty_rp
   n->host = ty_xcalloc(hl + 1, 1);
   memcpy(n->host, rep->io_addr, hl);
   if (n->state == TY_NODE_DOWN || n->state == 0) {
-    n->state = TY_NODE_UP;
-    free(n->reason);
-    n->reason = ty_strdup("");
+    /* A drained node that went down and came back is still drained. */
+    n->state = n->drain ? TY_NODE_DRAINING : TY_NODE_UP;
+    if (!n->drain) {
+      free(n->reason);
+      n->reason = ty_strdup("");
+    }
   }
+  ty__node_topology(ctl, n);
   n->last_seen_ms = ty_now_ms();
   n->last_seen_mono = ty_mono_ms();
   n->conn = c;
@@ -210,7 +214,7 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
   ty_txn *t = ty_txn_create();
   ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
                      .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
-                     .last_seen_ms = n->last_seen_ms, .reason = n->reason};
+                     .last_seen_ms = n->last_seen_ms, .reason = n->reason, .drain = n->drain};
   ty_txn_upsert_node(t, &row);
   reconcile_reported(ctl, n, &rep, rcx, t);
   reconcile_missing(ctl, n, t);

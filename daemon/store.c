@@ -73,31 +73,76 @@ static const char *const migrations[] = {
     "  reason TEXT NOT NULL DEFAULT '',"
     "  actor TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX events_by_job ON events(job_id, id);",
+    /* 2: the scheduler (issue 5): queue limits and fair-share weights, queue
+     * states OPEN/CLOSED/PAUSED (UP was the only state before), operator
+     * holds and reported checkpoints on jobs, node drains, decayed usage per
+     * (user, queue), and an event log for changes that are not job state
+     * transitions (queues, nodes), each with the actor who made it. */
+    "ALTER TABLE queues ADD COLUMN share REAL NOT NULL DEFAULT 1;"
+    "ALTER TABLE queues ADD COLUMN max_running INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queues ADD COLUMN max_gpus INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queues ADD COLUMN max_gpus_per_user INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queues ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queues ADD COLUMN default_time_s INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queues ADD COLUMN max_time_s INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE queues SET state = 'OPEN' WHERE state = 'UP';"
+    "ALTER TABLE jobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN last_ckpt_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE nodes ADD COLUMN drain INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE usage("
+    "  user TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  gpu_s REAL NOT NULL DEFAULT 0,"
+    "  cpu_s REAL NOT NULL DEFAULT 0,"
+    "  updated_ms INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(user, queue));"
+    "CREATE TABLE admin_events("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time_ms INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  object TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT '');",
 };
 
 enum {
-  ST_INSERT_JOB, ST_UPDATE_JOB, ST_ADD_EVENT, ST_UPSERT_NODE, ST_UPSERT_QUEUE, ST_N
+  ST_INSERT_JOB, ST_UPDATE_JOB, ST_ADD_EVENT, ST_UPSERT_NODE, ST_UPSERT_QUEUE, ST_UPSERT_USAGE,
+  ST_ADD_ADMIN_EVENT, ST_N
 };
 
 static const char *const stmt_sql[ST_N] = {
     [ST_INSERT_JOB] =
         "INSERT INTO jobs(id, name, user, queue, priority, state, reason, exit_code, "
-        "term_signal, submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+        "term_signal, submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec, held, "
+        "last_ckpt_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
     [ST_UPDATE_JOB] =
         "UPDATE jobs SET name=?2, user=?3, queue=?4, priority=?5, state=?6, reason=?7, "
         "exit_code=?8, term_signal=?9, submit_ms=?10, start_ms=?11, end_ms=?12, nodes=?13, "
-        "alloc=?14, requeue_count=?15, spec=?16 WHERE id=?1",
+        "alloc=?14, requeue_count=?15, spec=?16, held=?17, last_ckpt_ms=?18 WHERE id=?1",
     [ST_ADD_EVENT] = "INSERT INTO events(job_id, time_ms, from_state, to_state, reason, actor) "
                      "VALUES(?1,?2,?3,?4,?5,?6)",
     [ST_UPSERT_NODE] =
-        "INSERT INTO nodes(name, state, cpus, memory, gpus, io_addr, last_seen_ms, reason) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(name) DO UPDATE SET state=excluded.state, "
+        "INSERT INTO nodes(name, state, cpus, memory, gpus, io_addr, last_seen_ms, reason, drain) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(name) DO UPDATE SET state=excluded.state, "
         "cpus=excluded.cpus, memory=excluded.memory, gpus=excluded.gpus, "
-        "io_addr=excluded.io_addr, last_seen_ms=excluded.last_seen_ms, reason=excluded.reason",
+        "io_addr=excluded.io_addr, last_seen_ms=excluded.last_seen_ms, reason=excluded.reason, "
+        "drain=excluded.drain",
     [ST_UPSERT_QUEUE] =
-        "INSERT INTO queues(name, priority_tier, state) VALUES(?1,?2,?3) ON CONFLICT(name) "
-        "DO UPDATE SET priority_tier=excluded.priority_tier, state=excluded.state",
+        "INSERT INTO queues(name, priority_tier, state, share, max_running, max_gpus, "
+        "max_gpus_per_user, preemptible, default_time_s, max_time_s) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT(name) "
+        "DO UPDATE SET priority_tier=excluded.priority_tier, state=excluded.state, "
+        "share=excluded.share, max_running=excluded.max_running, max_gpus=excluded.max_gpus, "
+        "max_gpus_per_user=excluded.max_gpus_per_user, preemptible=excluded.preemptible, "
+        "default_time_s=excluded.default_time_s, max_time_s=excluded.max_time_s",
+    [ST_UPSERT_USAGE] =
+        "INSERT INTO usage(user, queue, gpu_s, cpu_s, updated_ms) VALUES(?1,?2,?3,?4,?5) "
+        "ON CONFLICT(user, queue) DO UPDATE SET gpu_s=excluded.gpu_s, cpu_s=excluded.cpu_s, "
+        "updated_ms=excluded.updated_ms",
+    [ST_ADD_ADMIN_EVENT] =
+        "INSERT INTO admin_events(time_ms, actor, kind, object, action, detail) "
+        "VALUES(?1,?2,?3,?4,?5,?6)",
 };
 
 struct ty_store {
@@ -301,6 +346,8 @@ static int put_job(ty_store *s, int which, const ty_job_row *r) {
   sqlite3_bind_int64(st, 15, r->requeue_count);
   sqlite3_bind_blob(st, 16, r->spec ? (const void *)r->spec : "", (int)r->spec_len,
                     SQLITE_TRANSIENT);
+  sqlite3_bind_int(st, 17, r->held ? 1 : 0);
+  sqlite3_bind_int64(st, 18, r->last_ckpt_ms);
   return step_done(st);
 }
 
@@ -334,6 +381,7 @@ int ty_store_upsert_node(ty_store *s, const ty_node_row *r) {
   bind_text(st, 6, r->io_addr);
   sqlite3_bind_int64(st, 7, r->last_seen_ms);
   bind_text(st, 8, r->reason);
+  sqlite3_bind_int(st, 9, r->drain ? 1 : 0);
   return step_done(st);
 }
 
@@ -342,6 +390,34 @@ int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r) {
   bind_text(st, 1, r->name);
   sqlite3_bind_int(st, 2, r->priority_tier);
   bind_text(st, 3, r->state);
+  sqlite3_bind_double(st, 4, r->share);
+  sqlite3_bind_int64(st, 5, r->max_running);
+  sqlite3_bind_int64(st, 6, r->max_gpus);
+  sqlite3_bind_int64(st, 7, r->max_gpus_per_user);
+  sqlite3_bind_int(st, 8, r->preemptible ? 1 : 0);
+  sqlite3_bind_int64(st, 9, r->default_time_s);
+  sqlite3_bind_int64(st, 10, r->max_time_s);
+  return step_done(st);
+}
+
+int ty_store_upsert_usage(ty_store *s, const ty_usage_row *r) {
+  sqlite3_stmt *st = s->stmt[ST_UPSERT_USAGE];
+  bind_text(st, 1, r->user);
+  bind_text(st, 2, r->queue);
+  sqlite3_bind_double(st, 3, r->gpu_s);
+  sqlite3_bind_double(st, 4, r->cpu_s);
+  sqlite3_bind_int64(st, 5, r->updated_ms);
+  return step_done(st);
+}
+
+int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r) {
+  sqlite3_stmt *st = s->stmt[ST_ADD_ADMIN_EVENT];
+  sqlite3_bind_int64(st, 1, r->time_ms);
+  bind_text(st, 2, r->actor);
+  bind_text(st, 3, r->kind);
+  bind_text(st, 4, r->object);
+  bind_text(st, 5, r->action);
+  bind_text(st, 6, r->detail);
   return step_done(st);
 }
 
@@ -385,7 +461,8 @@ static int job_row(sqlite3_stmt *st, void *ud) {
       .submit_ms = sqlite3_column_int64(st, 9), .start_ms = sqlite3_column_int64(st, 10),
       .end_ms = sqlite3_column_int64(st, 11), .nodes = col_text(st, 12),
       .alloc = col_text(st, 13), .requeue_count = (uint32_t)sqlite3_column_int64(st, 14),
-      .spec = sqlite3_column_blob(st, 15), .spec_len = (size_t)sqlite3_column_bytes(st, 15)};
+      .spec = sqlite3_column_blob(st, 15), .spec_len = (size_t)sqlite3_column_bytes(st, 15),
+      .held = sqlite3_column_int(st, 16) != 0, .last_ckpt_ms = sqlite3_column_int64(st, 17)};
   return p->cb(&r, p->ud);
 }
 
@@ -393,8 +470,8 @@ int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), vo
   job_cb p = {cb, ud};
   return each_row(s,
                   "SELECT id, name, user, queue, priority, state, reason, exit_code, term_signal,"
-                  " submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec"
-                  " FROM jobs ORDER BY id",
+                  " submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec, held,"
+                  " last_ckpt_ms FROM jobs ORDER BY id",
                   0, false, job_row, &p);
 }
 
@@ -405,14 +482,15 @@ static int node_row(sqlite3_stmt *st, void *ud) {
                    .memory = (uint64_t)sqlite3_column_int64(st, 3),
                    .gpus = sqlite3_column_blob(st, 4),
                    .gpus_len = (size_t)sqlite3_column_bytes(st, 4), .io_addr = col_text(st, 5),
-                   .last_seen_ms = sqlite3_column_int64(st, 6), .reason = col_text(st, 7)};
+                   .last_seen_ms = sqlite3_column_int64(st, 6), .reason = col_text(st, 7),
+                   .drain = sqlite3_column_int(st, 8) != 0};
   return p->cb(&r, p->ud);
 }
 
 int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud) {
   node_cb p = {cb, ud};
   return each_row(s,
-                  "SELECT name, state, cpus, memory, gpus, io_addr, last_seen_ms, reason"
+                  "SELECT name, state, cpus, memory, gpus, io_addr, last_seen_ms, reason, drain"
                   " FROM nodes ORDER BY name",
                   0, false, node_row, &p);
 }
@@ -420,14 +498,23 @@ int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), 
 static int queue_row(sqlite3_stmt *st, void *ud) {
   queue_cb *p = ud;
   ty_queue_row r = {.name = col_text(st, 0), .priority_tier = sqlite3_column_int(st, 1),
-                    .state = col_text(st, 2)};
+                    .state = col_text(st, 2), .share = sqlite3_column_double(st, 3),
+                    .max_running = (uint32_t)sqlite3_column_int64(st, 4),
+                    .max_gpus = (uint32_t)sqlite3_column_int64(st, 5),
+                    .max_gpus_per_user = (uint32_t)sqlite3_column_int64(st, 6),
+                    .preemptible = sqlite3_column_int(st, 7) != 0,
+                    .default_time_s = (uint32_t)sqlite3_column_int64(st, 8),
+                    .max_time_s = (uint32_t)sqlite3_column_int64(st, 9)};
   return p->cb(&r, p->ud);
 }
 
 int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud) {
   queue_cb p = {cb, ud};
-  return each_row(s, "SELECT name, priority_tier, state FROM queues ORDER BY name", 0, false,
-                  queue_row, &p);
+  return each_row(s,
+                  "SELECT name, priority_tier, state, share, max_running, max_gpus,"
+                  " max_gpus_per_user, preemptible, default_time_s, max_time_s"
+                  " FROM queues ORDER BY name",
+                  0, false, queue_row, &p);
 }
 
 static int event_row(sqlite3_stmt *st, void *ud) {
@@ -447,4 +534,42 @@ int ty_store_job_events(ty_store *s, uint64_t job_id,
                   "SELECT id, job_id, time_ms, from_state, to_state, reason, actor"
                   " FROM events WHERE job_id = ?1 ORDER BY id",
                   (int64_t)job_id, true, event_row, &p);
+}
+
+typedef struct usage_cb { int (*cb)(const ty_usage_row *r, void *ud); void *ud; } usage_cb;
+
+static int usage_row(sqlite3_stmt *st, void *ud) {
+  usage_cb *p = ud;
+  ty_usage_row r = {.user = col_text(st, 0), .queue = col_text(st, 1),
+                    .gpu_s = sqlite3_column_double(st, 2), .cpu_s = sqlite3_column_double(st, 3),
+                    .updated_ms = sqlite3_column_int64(st, 4)};
+  return p->cb(&r, p->ud);
+}
+
+int ty_store_load_usage(ty_store *s, int (*cb)(const ty_usage_row *r, void *ud), void *ud) {
+  usage_cb p = {cb, ud};
+  return each_row(s, "SELECT user, queue, gpu_s, cpu_s, updated_ms FROM usage ORDER BY queue, user",
+                  0, false, usage_row, &p);
+}
+
+typedef struct admin_cb {
+  int (*cb)(const ty_admin_event_row *r, void *ud);
+  void *ud;
+} admin_cb;
+
+static int admin_row(sqlite3_stmt *st, void *ud) {
+  admin_cb *p = ud;
+  ty_admin_event_row r = {.time_ms = sqlite3_column_int64(st, 0), .actor = col_text(st, 1),
+                          .kind = col_text(st, 2), .object = col_text(st, 3),
+                          .action = col_text(st, 4), .detail = col_text(st, 5)};
+  return p->cb(&r, p->ud);
+}
+
+int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud),
+                          void *ud) {
+  admin_cb p = {cb, ud};
+  return each_row(s,
+                  "SELECT time_ms, actor, kind, object, action, detail FROM admin_events"
+                  " ORDER BY id",
+                  0, false, admin_row, &p);
 }

@@ -20,6 +20,7 @@
 #ifndef TY_DAEMON_STORE_H
 #define TY_DAEMON_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,8 @@ typedef struct ty_job_row {
   uint32_t requeue_count;
   const uint8_t *spec;  /* the encoded trainyard.Job */
   size_t spec_len;
+  bool held;            /* an operator holds it (schema 2) */
+  int64_t last_ckpt_ms; /* the last checkpoint it reported, 0 = none (schema 2) */
 } ty_job_row;
 
 typedef struct ty_event_row {
@@ -60,13 +63,36 @@ typedef struct ty_node_row {
   const char *io_addr;
   int64_t last_seen_ms;
   const char *reason;
+  bool drain;           /* an operator drains it (schema 2) */
 } ty_node_row;
 
 typedef struct ty_queue_row {
   const char *name;
   int32_t priority_tier;
-  const char *state;    /* "UP" accepts and runs jobs */
+  const char *state;    /* "OPEN", "CLOSED", "PAUSED" ("UP" before schema 2) or "DELETED" */
+  /* Schema 2: the scheduler's queue settings (scheduler/scheduler.h). */
+  double share;
+  uint32_t max_running, max_gpus, max_gpus_per_user;
+  bool preemptible;
+  uint32_t default_time_s, max_time_s;
 } ty_queue_row;
+
+/* Decayed fair-share usage of one user in one queue (schema 2). */
+typedef struct ty_usage_row {
+  const char *user, *queue;
+  double gpu_s, cpu_s;
+  int64_t updated_ms;
+} ty_usage_row;
+
+/* A change that is not a job state transition: queues and nodes (schema 2). */
+typedef struct ty_admin_event_row {
+  int64_t time_ms;
+  const char *actor;    /* "user:alice" */
+  const char *kind;     /* "queue", "node" */
+  const char *object;   /* its name */
+  const char *action;   /* "create", "update", "delete", "drain", "resume", ... */
+  const char *detail;
+} ty_admin_event_row;
 
 /* Opens (creating when absent) the database at `path`, applies pending
  * migrations and checks integrity. On failure returns TY_ESTORE and writes a
@@ -83,6 +109,9 @@ int ty_store_user_version(ty_store *s);
 int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud);
 int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud);
 int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud);
+int ty_store_load_usage(ty_store *s, int (*cb)(const ty_usage_row *r, void *ud), void *ud);
+int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud),
+                          void *ud);
 /* Events of one job in the order they were written. */
 int ty_store_job_events(ty_store *s, uint64_t job_id,
                         int (*cb)(const ty_event_row *r, void *ud), void *ud);
@@ -101,6 +130,8 @@ int ty_store_update_job(ty_store *s, const ty_job_row *r); /* TY_ENOTFOUND if ab
 int ty_store_add_event(ty_store *s, const ty_event_row *r);
 int ty_store_upsert_node(ty_store *s, const ty_node_row *r);
 int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r);
+int ty_store_upsert_usage(ty_store *s, const ty_usage_row *r);
+int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r);
 
 /* Successful commits since open (any thread may read it). */
 uint64_t ty_store_commits(const ty_store *s);

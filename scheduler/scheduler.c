@@ -313,7 +313,7 @@ static int run_pass(ty__pass *p) {
     size_t ji = p->order[k];
     char buf[160];
     const char *why = held_back(p, ji, buf, sizeof(buf));
-    if (!why && up == 0) why = "Resources: no schedulable nodes (none is UP)";
+    if (!why && up == 0) why = "Resources: no schedulable nodes (all are down or draining)";
     if (!why && fifo_block) {
       snprintf(buf, sizeof(buf), "Priority: waiting behind job %llu (FIFO)",
                (unsigned long long)fifo_block);

@@ -36,6 +36,8 @@ typedef struct task {
   uv_process_t proc;
   uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
   uv_timer_t limit_timer; /* time limit */
+  uv_timer_t warn_timer;  /* warning signal before the time limit */
+  int warn_signal;
   int open_handles;
   bool running;
   bool acked;
@@ -97,7 +99,7 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static void close_handles(task *k) {
   uv_handle_t *hs[] = {(uv_handle_t *)&k->proc, (uv_handle_t *)&k->grace_timer,
-                       (uv_handle_t *)&k->limit_timer};
+                       (uv_handle_t *)&k->limit_timer, (uv_handle_t *)&k->warn_timer};
   for (size_t i = 0; i < TY_ARRAY_LEN(hs); i++) {
     /* Records are calloc'ed: a handle never initialised is UV_UNKNOWN_HANDLE. */
     if (hs[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(hs[i]))
@@ -334,6 +336,8 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   k->proc.data = k;
   k->grace_timer.data = k;
   k->limit_timer.data = k;
+  k->warn_timer.data = k;
+  k->warn_signal = (int)spec->warn_signal;
   return k;
 }
 
@@ -369,12 +373,25 @@ static void log_failure(int log_fd, const char *err) {
   if (n > 0 && write(log_fd, line, (size_t)n) < 0) ty_debug("cannot note the failure in the log");
 }
 
-static void start_timers(ty_tasks *t, task *k, uint32_t time_limit_s) {
+static void on_warn(uv_timer_t *h) {
+  task *k = h->data;
+  if (!k->running) return;
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit near, sending signal %d", k->job_id,
+          k->rank, k->warn_signal);
+  signal_group(k, k->warn_signal);
+}
+
+static void start_timers(ty_tasks *t, task *k, uint32_t time_limit_s, uint32_t warn_before_s) {
   uv_timer_init(t->loop, &k->grace_timer);
   uv_timer_init(t->loop, &k->limit_timer);
-  k->open_handles = 3;
+  uv_timer_init(t->loop, &k->warn_timer);
+  k->open_handles = 4;
   if (time_limit_s > 0)
     uv_timer_start(&k->limit_timer, on_time_limit, (uint64_t)time_limit_s * 1000u, 0);
+  if (time_limit_s > 0 && k->warn_signal > 0) {
+    uint64_t at = warn_before_s < time_limit_s ? (uint64_t)(time_limit_s - warn_before_s) : 0;
+    uv_timer_start(&k->warn_timer, on_warn, at * 1000u, 0);
+  }
 }
 
 /* Drops an ended, unacknowledged record of the same job and rank: the
@@ -424,7 +441,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   k->pid = k->proc.pid;
   k->running = true;
   k->state = TY_TASK_RUNNING;
-  start_timers(t, k, spec->time_limit_s);
+  start_timers(t, k, spec->time_limit_s, spec->warn_before_s);
   /* Append at the tail so reports come out in launch order. */
   task **tail = &t->head;
   while (*tail) tail = &(*tail)->next;

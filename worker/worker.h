@@ -85,6 +85,9 @@ typedef struct ty_task_spec {
   uint32_t time_limit_s;     /* 0 = none */
   uint32_t kill_grace_s;     /* 0 = TY_TASK_DEFAULT_GRACE_S */
   const char *user;
+  /* Like Slurm's --signal: warn_signal to the task's process group
+   * warn_before_s seconds before time_limit_s (0 = no warning). */
+  uint32_t warn_signal, warn_before_s;
 } ty_task_spec;
 
 #define TY_TASK_DEFAULT_GRACE_S 10u

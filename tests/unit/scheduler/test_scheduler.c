@@ -138,7 +138,7 @@ Test(sched, unschedulable_nodes_are_skipped_with_reason) {
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 0u);
-  cr_assert_str_eq(out.pending[0].reason, "Resources: no schedulable nodes (none is UP)");
+  cr_assert_str_eq(out.pending[0].reason, "Resources: no schedulable nodes (all are down or draining)");
   ty_sched_output_close(&out);
 }
 

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl job hold|release|priority|move|checkpoint and trainctl why: an
+ * operator's (or owner's) changes to one job, and the scheduler's answer to
+ * "why is my job pending". Changes are recorded in the job's history with
+ * the caller's name (`trainctl show ID`).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/admin.h"
+#include "cli/cli_internal.h"
+#include "cli/trainctl.h"
+#include "proto/methods.h"
+
+const char ty__usage_job[] =
+    "Usage: trainctl job hold ID          keep a pending job from starting\n"
+    "       trainctl job release ID       let a held job start again\n"
+    "       trainctl job priority ID N    set its priority in its queue (-1000..1000)\n"
+    "       trainctl job move ID QUEUE    move a pending job to another queue\n"
+    "       trainctl job checkpoint ID    report a checkpoint now (running jobs; from\n"
+    "                                     the job: $TRAINYARD_JOB_ID), so preemption\n"
+    "                                     picks jobs that lose the least work\n";
+
+const char ty__usage_why[] =
+    "Usage: trainctl why ID [--json]\n"
+    "\n"
+    "Why job ID is pending, in numbers: its position among pending jobs, its\n"
+    "priority split into weighted factors (tier, age, fair share, size, job\n"
+    "priority), its owner's fair-share standing, how many nodes would hold a member\n"
+    "of its gang and why others would not, and an estimated start from the running\n"
+    "jobs' time limits (the backfill reservation).\n";
+
+static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
+                      const char *queue) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  ty_cli_jobinfo j = {0};
+  int code = ty_cli_encode_update_job(id, c->user, action, prio, queue, &req) == 0
+                 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
+  if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j) != 0)
+    code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
+  if (code == 0)
+    printf("Job %llu: %s (queue %s, priority %d%s)\n", (unsigned long long)id,
+           ty_cli_job_state_name(j.state), j.spec.queue ? j.spec.queue : "",
+           j.spec.priority, !strcmp(action, "hold") ? ", held" : "");
+  ty_cli_jobinfo_close(&j);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
+int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
+  static const struct { const char *action; int nargs; } subs[] = {
+      {"hold", 1}, {"release", 1}, {"priority", 2}, {"move", 2}, {"checkpoint", 1}};
+  ty_cli_err err;
+  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+    fputs(ty__usage_job, argc < 1 ? stderr : stdout);
+    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
+  }
+  for (size_t i = 0; i < TY_ARRAY_LEN(subs); i++) {
+    if (strcmp(argv[0], subs[i].action) != 0) continue;
+    if (argc - 1 != subs[i].nargs) {
+      ty_cli_errf(&err, TY_EINVAL, "job %s: expects %s", subs[i].action,
+                  subs[i].nargs == 1 ? "ID" : !strcmp(subs[i].action, "move") ? "ID QUEUE" : "ID N");
+      return ty__ctl_usage("job", &err);
+    }
+    uint64_t id;
+    int32_t prio = 0;
+    if (ty_cli_parse_job_id(argv[1], &id, &err) != 0) return ty__ctl_usage("job", &err);
+    if (!strcmp(subs[i].action, "priority") &&
+        ty__cli_parse_i32("priority", argv[2], &prio, &err) != 0)
+      return ty__ctl_usage("job", &err);
+    const char *queue = !strcmp(subs[i].action, "move") ? argv[2] : "";
+    return job_change(c, subs[i].action, id, prio, queue);
+  }
+  ty_cli_errf(&err, TY_EINVAL, "job: unknown subcommand \"%s\"", argv[0]);
+  return ty__ctl_usage("job", &err);
+}
+
+int ty__cmd_why(ty__ctl *c, int argc, char **argv) {
+  ty_cli_show_args a; /* the same shape: ID [--json] */
+  ty_cli_err err = {{0}};
+  if (ty_cli_parse_show(argc, argv, &a, &err) != 0) return ty__ctl_usage("why", &err);
+  if (a.help) {
+    fputs(ty__usage_why, stdout);
+    return 0;
+  }
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_explain e = {0};
+  int code = ty_cli_encode_job_id(a.id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_EXPLAIN_JOB, &req, &res);
+  if (code == 0 && ty_cli_decode_explain(res.payload, res.payload_len, &e) != 0)
+    code = ty__ctl_bad_answer(TY_M_EXPLAIN_JOB);
+  if (code == 0 && ty_cli_render_explain(&e, ty_now_ms(), a.json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  ty_cli_explain_close(&e);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  return code;
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl queue ls|create|update|delete|pause|resume and trainctl share:
+ * queue administration and fair-share standing. Each is one request to the
+ * controller; values are checked there, and its message names the bad one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/admin.h"
+#include "cli/trainctl.h"
+#include "proto/methods.h"
+
+const char ty__usage_queue[] =
+    "Usage: trainctl queue ls [--json]\n"
+    "       trainctl queue create NAME [OPTIONS]\n"
+    "       trainctl queue update NAME OPTIONS\n"
+    "       trainctl queue delete NAME\n"
+    "       trainctl queue pause NAME     (accepts jobs, starts none)\n"
+    "       trainctl queue resume NAME    (back to open)\n"
+    "\n"
+    "Options:\n"
+    "  --tier N                 higher tiers start first and may preempt lower ones\n"
+    "  --share W                fair-share weight (default 1)\n"
+    "  --max-running N          running jobs at most (0 = no limit)\n"
+    "  --max-gpus N             GPUs of its running jobs at most\n"
+    "  --max-gpus-per-user N    GPUs per user at most\n"
+    "  --preemptible, --no-preemptible\n"
+    "                           whether higher tiers may preempt its jobs\n"
+    "  --default-time D         time limit of jobs asking none (90, 15m, 2h, 1d)\n"
+    "  --max-time D             largest time limit a job may ask\n"
+    "  --state open|closed|paused  closed refuses new jobs; paused starts none\n"
+    "Columns of ls: NAME STATE TIER SHARE PREEMPT PENDING RUNNING GPUS (in use)\n"
+    "MAX_RUN MAX_GPUS MAX_GPUS/USER DEF_TIME MAX_TIME (- = no limit).\n";
+
+const char ty__usage_share[] =
+    "Usage: trainctl share [--json]\n"
+    "\n"
+    "Fair share: each queue's share (its weight over all weights) and each user's\n"
+    "(the queue's share split among its users), their decayed usage (GPU-seconds\n"
+    "plus weighted CPU-seconds), usage as a part of all usage, and the fair-share\n"
+    "factor 2^(-usage/share) the scheduler uses: 1 unused, 0.5 at the fair share.\n";
+
+static int queue_ls(ty__ctl *c, bool json) {
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_queue *qs = NULL;
+  size_t n = 0;
+  int code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_QUEUES, &req, &res);
+  if (code == 0 && ty_cli_decode_queues(res.payload, res.payload_len, &qs, &n) != 0)
+    code = ty__ctl_bad_answer(TY_M_LIST_QUEUES);
+  if (code == 0 && ty_cli_render_queues(qs, n, json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  ty_cli_queues_free(qs, n);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  return code;
+}
+
+static int queue_change(ty__ctl *c, const char *action, const char *verb,
+                        const ty_cli_queue_args *a) {
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_queue q = {0};
+  int code = ty_cli_encode_update_queue(a->name, c->user, action, a->settings, a->n_settings,
+                                        &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_QUEUE, &req, &res);
+  if (code == 0 && ty_cli_decode_update_queue(res.payload, res.payload_len, &q) != 0)
+    code = ty__ctl_bad_answer(TY_M_UPDATE_QUEUE);
+  if (code == 0 && (a->json || c->g.json)) {
+    if (ty_cli_render_queues(&q, 1, true, &out) == 0) code = ty__ctl_write(&out);
+  } else if (code == 0) {
+    printf("%s queue %s (%s)\n", verb, q.name, q.state);
+  }
+  free(q.name), free(q.state);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  return code;
+}
+
+int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
+  static const struct {
+    const char *sub, *action, *verb, *setting;
+    bool options;
+  } subs[] = {
+      {"create", "create", "Created", NULL, true}, {"update", "update", "Updated", NULL, true},
+      {"delete", "delete", "Deleted", NULL, false}, {"pause", "update", "Paused", "state=paused", false},
+      {"resume", "update", "Resumed", "state=open", false},
+  };
+  ty_cli_err err;
+  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+    fputs(ty__usage_queue, argc < 1 ? stderr : stdout);
+    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
+  }
+  bool ls = !strcmp(argv[0], "ls");
+  ty_cli_queue_args a;
+  if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, &err) != 0)
+    return ty__ctl_usage("queue", &err);
+  int code = -1;
+  if (a.help) fputs(ty__usage_queue, stdout), code = 0;
+  else if (ls && a.n_settings) {
+    ty_cli_errf(&err, TY_EINVAL, "queue ls takes no settings");
+    code = ty__ctl_usage("queue", &err);
+  } else if (ls) code = queue_ls(c, a.json);
+  for (size_t i = 0; code < 0 && i < TY_ARRAY_LEN(subs); i++) {
+    if (strcmp(argv[0], subs[i].sub) != 0) continue;
+    if (!subs[i].options && a.n_settings) {
+      ty_cli_errf(&err, TY_EINVAL, "queue %s takes no options", subs[i].sub);
+      code = ty__ctl_usage("queue", &err);
+      break;
+    }
+    if (subs[i].setting) {
+      char *set = (char *)subs[i].setting;
+      ty_cli_queue_args one = {.name = a.name, .settings = &set, .n_settings = 1, .json = a.json};
+      code = queue_change(c, subs[i].action, subs[i].verb, &one);
+    } else {
+      code = queue_change(c, subs[i].action, subs[i].verb, &a);
+    }
+  }
+  if (code < 0) {
+    ty_cli_errf(&err, TY_EINVAL, "queue: unknown subcommand \"%s\"", argv[0]);
+    code = ty__ctl_usage("queue", &err);
+  }
+  ty_cli_queue_args_close(&a);
+  return code;
+}
+
+int ty__cmd_share(ty__ctl *c, int argc, char **argv) {
+  ty_cli_nodes_args a; /* the same flags: --json, --help */
+  ty_cli_err err = {{0}};
+  if (ty_cli_parse_nodes(argc, argv, &a, &err) != 0) return ty__ctl_usage("share", &err);
+  if (a.help) {
+    fputs(ty__usage_share, stdout);
+    return 0;
+  }
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_share *s = NULL;
+  size_t n = 0;
+  double halflife = 0;
+  int code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_SHARES, &req, &res);
+  if (code == 0 && ty_cli_decode_shares(res.payload, res.payload_len, &s, &n, &halflife) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_SHARES);
+  if (code == 0 && ty_cli_render_shares(s, n, halflife, a.json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  ty_cli_shares_free(s, n);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  return code;
+}

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Command lines and output of trainctl's scheduler commands: queue options
+ * turned into "key=value" settings (the controller checks the values and
+ * names a bad one), and tables or JSON for `queue ls`, `why` and `share`.
+ * Pure: the same inputs give the same bytes, `now_ms` included.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/admin.h"
+#include "cli/cli_internal.h"
+
+/* ---- queue options ----------------------------------------------------------------- */
+
+enum { Q_TIER, Q_SHARE, Q_MAXRUN, Q_MAXGPU, Q_MAXGPU_USER, Q_PREEMPT, Q_NOPREEMPT, Q_DEFTIME,
+       Q_MAXTIME, Q_STATE, Q_JSON, Q_HELP };
+
+static const ty__cli_opt queue_opts[] = {
+    {"tier", 0, true, Q_TIER},
+    {"share", 0, true, Q_SHARE},
+    {"max-running", 0, true, Q_MAXRUN},
+    {"max-gpus", 0, true, Q_MAXGPU},
+    {"max-gpus-per-user", 0, true, Q_MAXGPU_USER},
+    {"preemptible", 0, false, Q_PREEMPT},
+    {"no-preemptible", 0, false, Q_NOPREEMPT},
+    {"default-time", 0, true, Q_DEFTIME},
+    {"max-time", 0, true, Q_MAXTIME},
+    {"state", 0, true, Q_STATE},
+    {"json", 0, false, Q_JSON},
+    {"help", 'h', false, Q_HELP},
+};
+
+static const char *const setting_key[] = {
+    [Q_TIER] = "tier", [Q_SHARE] = "share", [Q_MAXRUN] = "max_running",
+    [Q_MAXGPU] = "max_gpus", [Q_MAXGPU_USER] = "max_gpus_per_user",
+    [Q_DEFTIME] = "default_time", [Q_MAXTIME] = "max_time", [Q_STATE] = "state"};
+
+static void add_setting(ty_cli_queue_args *a, const char *key, const char *val) {
+  size_t n = strlen(key) + strlen(val) + 2;
+  char *s = ty_xmalloc(n);
+  snprintf(s, n, "%s=%s", key, val);
+  a->settings = ty_xrealloc(a->settings, (a->n_settings + 1) * sizeof(*a->settings));
+  a->settings[a->n_settings++] = s;
+}
+
+void ty_cli_queue_args_close(ty_cli_queue_args *a) {
+  free(a->name);
+  for (size_t i = 0; i < a->n_settings; i++) free(a->settings[i]);
+  free(a->settings);
+  memset(a, 0, sizeof(*a));
+}
+
+int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
+                            ty_cli_err *err) {
+  memset(out, 0, sizeof(*out));
+  ty__cli_args it;
+  ty__cli_args_init(&it, argc, argv, queue_opts, TY_ARRAY_LEN(queue_opts));
+  const char *val;
+  int id, rc = 0;
+  while (rc == 0 && (id = ty__cli_args_next(&it, &val, err)) != TY__ARG_END) {
+    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+    else if (id == Q_JSON) out->json = true;
+    else if (id == Q_HELP) out->help = true;
+    else if (id == Q_PREEMPT || id == Q_NOPREEMPT)
+      add_setting(out, "preemptible", id == Q_PREEMPT ? "true" : "false");
+    else if (id >= 0) add_setting(out, setting_key[id], val);
+    else if (!want_name || out->name)
+      rc = ty_cli_errf(err, TY_EINVAL, "unexpected argument \"%s\"", val);
+    else out->name = ty_strdup(val);
+  }
+  if (rc == 0 && want_name && !out->name && !out->help)
+    rc = ty_cli_errf(err, TY_EINVAL, "a queue name is required");
+  if (rc != 0) ty_cli_queue_args_close(out);
+  return rc;
+}
+
+/* ---- queue ls -------------------------------------------------------------------------- */
+
+static void fmt_limit(uint32_t v, char *b, size_t n) {
+  if (v) snprintf(b, n, "%u", v);
+  else snprintf(b, n, "-");
+}
+
+static void fmt_time(uint32_t s, char *b, size_t n) {
+  if (s) ty_cli_format_elapsed((int64_t)s * 1000, b, n);
+  else snprintf(b, n, "-");
+}
+
+static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
+  static const char *const h[] = {"NAME", "STATE", "TIER", "SHARE", "PREEMPT", "PENDING",
+                                  "RUNNING", "GPUS", "MAX_RUN", "MAX_GPUS", "MAX_GPUS/USER",
+                                  "DEF_TIME", "MAX_TIME"};
+  static const bool right[] = {false, false, true, true, false, true, true, true,
+                               true,  true,  true, true, true};
+  ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
+  for (size_t i = 0; i < n; i++) {
+    const ty_cli_queue *q = &qs[i];
+    char tier[16], share[24], pend[16], run[16], gpus[16], mr[16], mg[16], mu[16], dt[32], mt[32];
+    snprintf(tier, sizeof tier, "%d", q->tier);
+    snprintf(share, sizeof share, "%g", q->share);
+    snprintf(pend, sizeof pend, "%u", q->pending);
+    snprintf(run, sizeof run, "%u", q->running);
+    snprintf(gpus, sizeof gpus, "%u", q->gpus_used);
+    fmt_limit(q->max_running, mr, sizeof mr);
+    fmt_limit(q->max_gpus, mg, sizeof mg);
+    fmt_limit(q->max_gpus_per_user, mu, sizeof mu);
+    fmt_time(q->default_time_s, dt, sizeof dt);
+    fmt_time(q->max_time_s, mt, sizeof mt);
+    const char *row[] = {q->name, q->state, tier, share, q->preemptible ? "yes" : "no", pend,
+                         run, gpus, mr, mg, mu, dt, mt};
+    ty_cli_table_add(t, row);
+  }
+  int rc = ty_cli_table_render(t, out);
+  ty_cli_table_destroy(t);
+  return rc;
+}
+
+static void json_queue(ty_json *w, const ty_cli_queue *q) {
+  ty_json_begin_object(w);
+  ty_json_key(w, "name"), ty_json_string(w, q->name);
+  ty_json_key(w, "state"), ty_json_string(w, q->state);
+  ty_json_key(w, "tier"), ty_json_int(w, q->tier);
+  ty_json_key(w, "share"), ty_json_double(w, q->share);
+  ty_json_key(w, "preemptible"), ty_json_bool(w, q->preemptible);
+  ty_json_key(w, "max_running"), ty_json_uint(w, q->max_running);
+  ty_json_key(w, "max_gpus"), ty_json_uint(w, q->max_gpus);
+  ty_json_key(w, "max_gpus_per_user"), ty_json_uint(w, q->max_gpus_per_user);
+  ty_json_key(w, "default_time_s"), ty_json_uint(w, q->default_time_s);
+  ty_json_key(w, "max_time_s"), ty_json_uint(w, q->max_time_s);
+  ty_json_key(w, "pending"), ty_json_uint(w, q->pending);
+  ty_json_key(w, "running"), ty_json_uint(w, q->running);
+  ty_json_key(w, "gpus_used"), ty_json_uint(w, q->gpus_used);
+  ty_json_end_object(w);
+}
+
+int ty_cli_render_queues(const ty_cli_queue *qs, size_t n, bool json, ty_buf *out) {
+  if (!json) return queues_table(qs, n, out);
+  ty_json w;
+  ty_json_init(&w, out);
+  w.lines = true;
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < n; i++) json_queue(&w, &qs[i]);
+  ty_json_end_array(&w);
+  return ty_json_finish(&w);
+}
+
+/* ---- why --------------------------------------------------------------------------------- */
+
+static int explain_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
+  int rc = ty_buf_printf(out, "Job %" PRIu64 ": %s\n", e->job_id, ty_cli_job_state_name(e->state));
+  if (e->reason && *e->reason) rc |= ty_buf_printf(out, "Reason:      %s\n", e->reason);
+  if (e->state != TY_CLI_JOB_PENDING || e->position == 0) return rc;
+  rc |= ty_buf_printf(out, "Position:    %u of %u pending jobs\n", e->position, e->pending_total);
+  rc |= ty_buf_printf(out, "Priority:    %.0f = tier %.0f + age %.0f + fair-share %.0f + size "
+                      "%.0f + job priority %.0f\n", e->priority, e->f_tier, e->f_age,
+                      e->f_fairshare, e->f_size, e->f_priority);
+  rc |= ty_buf_printf(out, "Fair share:  factor %.3f (usage %.0f, %.1f%% of all; share %.1f%%)\n",
+                      e->fairshare, e->usage, e->usage_norm * 100, e->share * 100);
+  rc |= ty_buf_printf(out, "Gang:        needs %u node%s, %u would hold a member now\n",
+                      e->nodes_needed, e->nodes_needed == 1 ? "" : "s", e->nodes_fit);
+  for (size_t i = 0; i < e->n_nodes; i++)
+    rc |= ty_buf_printf(out, "  %-12s %s\n", e->node_names[i], e->node_whys[i]);
+  if (e->est_start_ms) {
+    char in[32];
+    int64_t d = e->est_start_ms - now_ms;
+    ty_cli_format_elapsed(d > 0 ? d : 0, in, sizeof in);
+    rc |= ty_buf_printf(out, "Est. start:  in %s (from running jobs' time limits)\n", in);
+  } else {
+    rc |= ty_buf_printf(out, "Est. start:  unknown\n");
+  }
+  if (e->reserved_job)
+    rc |= ty_buf_printf(out, "Reservation: held by job %" PRIu64 "%s\n", e->reserved_job,
+                        e->reserved_job == e->job_id ? " (this job)" : "");
+  return rc;
+}
+
+int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty_buf *out) {
+  if (!json) return explain_text(e, now_ms, out);
+  ty_json w;
+  ty_json_init(&w, out);
+  ty_json_begin_object(&w);
+  ty_json_key(&w, "id"), ty_json_uint(&w, e->job_id);
+  ty_json_key(&w, "state"), ty_json_string(&w, ty_cli_job_state_name(e->state));
+  ty_json_key(&w, "reason"), ty_json_string(&w, e->reason);
+  ty_json_key(&w, "position"), ty_json_uint(&w, e->position);
+  ty_json_key(&w, "pending_total"), ty_json_uint(&w, e->pending_total);
+  ty_json_key(&w, "priority"), ty_json_double(&w, e->priority);
+  ty_json_key(&w, "factors"), ty_json_begin_object(&w);
+  ty_json_key(&w, "tier"), ty_json_double(&w, e->f_tier);
+  ty_json_key(&w, "age"), ty_json_double(&w, e->f_age);
+  ty_json_key(&w, "fairshare"), ty_json_double(&w, e->f_fairshare);
+  ty_json_key(&w, "size"), ty_json_double(&w, e->f_size);
+  ty_json_key(&w, "job_priority"), ty_json_double(&w, e->f_priority);
+  ty_json_end_object(&w);
+  ty_json_key(&w, "fairshare"), ty_json_double(&w, e->fairshare);
+  ty_json_key(&w, "usage"), ty_json_double(&w, e->usage);
+  ty_json_key(&w, "usage_norm"), ty_json_double(&w, e->usage_norm);
+  ty_json_key(&w, "share"), ty_json_double(&w, e->share);
+  ty_json_key(&w, "nodes_needed"), ty_json_uint(&w, e->nodes_needed);
+  ty_json_key(&w, "nodes_fit"), ty_json_uint(&w, e->nodes_fit);
+  ty_json_key(&w, "nodes"), ty_json_begin_array(&w);
+  for (size_t i = 0; i < e->n_nodes; i++) {
+    ty_json_begin_object(&w);
+    ty_json_key(&w, "node"), ty_json_string(&w, e->node_names[i]);
+    ty_json_key(&w, "why"), ty_json_string(&w, e->node_whys[i]);
+    ty_json_end_object(&w);
+  }
+  ty_json_end_array(&w);
+  ty_json_key(&w, "est_start_ms"), ty_json_int(&w, e->est_start_ms);
+  ty_json_key(&w, "reserved_job"), ty_json_uint(&w, e->reserved_job);
+  ty_json_end_object(&w);
+  return ty_json_finish(&w);
+}
+
+/* ---- share ---------------------------------------------------------------------------------- */
+
+int ty_cli_render_shares(const ty_cli_share *s, size_t n, double halflife_s, bool json,
+                         ty_buf *out) {
+  if (json) {
+    ty_json w;
+    ty_json_init(&w, out);
+    w.lines = true;
+    ty_json_begin_array(&w);
+    for (size_t i = 0; i < n; i++) {
+      ty_json_begin_object(&w);
+      ty_json_key(&w, "queue"), ty_json_string(&w, s[i].queue);
+      ty_json_key(&w, "user"), ty_json_string(&w, s[i].user);
+      ty_json_key(&w, "share"), ty_json_double(&w, s[i].share);
+      ty_json_key(&w, "usage"), ty_json_double(&w, s[i].usage);
+      ty_json_key(&w, "usage_norm"), ty_json_double(&w, s[i].usage_norm);
+      ty_json_key(&w, "factor"), ty_json_double(&w, s[i].factor);
+      ty_json_key(&w, "gpu_seconds"), ty_json_double(&w, s[i].gpu_s);
+      ty_json_key(&w, "cpu_seconds"), ty_json_double(&w, s[i].cpu_s);
+      ty_json_end_object(&w);
+    }
+    ty_json_end_array(&w);
+    return ty_json_finish(&w);
+  }
+  static const char *const h[] = {"QUEUE", "USER", "SHARE", "USAGE", "USAGE%", "FAIRSHARE",
+                                  "GPU_HOURS", "CPU_HOURS"};
+  static const bool right[] = {false, false, true, true, true, true, true, true};
+  ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
+  for (size_t i = 0; i < n; i++) {
+    char sh[24], us[24], un[24], f[24], g[24], c[24];
+    snprintf(sh, sizeof sh, "%.1f%%", s[i].share * 100);
+    snprintf(us, sizeof us, "%.0f", s[i].usage);
+    snprintf(un, sizeof un, "%.1f%%", s[i].usage_norm * 100);
+    snprintf(f, sizeof f, "%.3f", s[i].factor);
+    snprintf(g, sizeof g, "%.2f", s[i].gpu_s / 3600);
+    snprintf(c, sizeof c, "%.2f", s[i].cpu_s / 3600);
+    const char *row[] = {s[i].queue, s[i].user[0] ? s[i].user : "-", sh, us, un, f, g, c};
+    ty_cli_table_add(t, row);
+  }
+  int rc = ty_cli_table_render(t, out);
+  ty_cli_table_destroy(t);
+  if (rc == 0) rc = ty_buf_printf(out, "Usage decays with a half-life of %.1f h.\n", halflife_s / 3600);
+  return rc;
+}

@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The scheduler's operations on the controller: ListQueues, UpdateQueue
+ * (create, update, delete; pause and resume are updates of `state`),
+ * UpdateNode (drain, resume), UpdateJob (hold, release, priority, move,
+ * checkpoint), ExplainJob (`trainctl why`) and GetShares (`trainctl share`).
+ *
+ * Every change is applied in memory, written with an event naming the actor
+ * ("user:alice") in one group-committed transaction, and answered only once
+ * that is durable. Job changes are rows in `events` (state unchanged, the
+ * reason says what changed); queue and node changes are rows in
+ * `admin_events`.
+ *
+ * Who may do what: job changes need the job's owner or root (as cancel);
+ * queue and node changes are recorded with whoever asked (MUNGE will vouch
+ * for the name once authentication lands).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/admin.h"
+#include "daemon/convert.h"
+
+#define MAX_QUEUE_NAME 64
+
+/* ---- commits and answers --------------------------------------------------------- */
+
+static void on_committed(int status, void *ud) {
+  ty_reply *r = ud;
+  ty_controller *ctl = r->ctl; /* r is freed once answered */
+  if (status != 0) {
+    ty__reply_finish(r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
+                     "the change was not stored; check the controller's log and retry");
+    return;
+  }
+  ty__reply_finish(r, 0, NULL);
+  ty__sched_request(ctl);
+}
+
+static void actor_of(const char *user, char *buf, size_t len) {
+  snprintf(buf, len, "user:%.64s", user && user[0] ? user : "unknown");
+}
+
+static void admin_event(ty_txn *t, const char *user, const char *kind, const char *object,
+                        const char *action, const char *detail) {
+  char actor[96];
+  actor_of(user, actor, sizeof(actor));
+  ty_admin_event_row ev = {.time_ms = ty_now_ms(), .actor = actor, .kind = kind,
+                           .object = object, .action = action, .detail = detail};
+  ty_txn_add_admin_event(t, &ev);
+  ty_info("%s %s: %s by %s%s%s", kind, object, action, actor, detail[0] ? ": " : "", detail);
+}
+
+/* ---- queue settings --------------------------------------------------------------- */
+
+static int bad(char *err, size_t len, const char *key, const char *v, const char *want) {
+  snprintf(err, len, "%.32s: \"%.64s\" is not %s", key, v, want);
+  return TY_EINVAL;
+}
+
+static int parse_u32(const char *v, uint32_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (errno || end == v || *end || v[0] == '-' || n > UINT32_MAX) return TY_EINVAL;
+  *out = (uint32_t)n;
+  return 0;
+}
+
+static int set_one(ty_queue *q, const char *k, const char *v, char *err, size_t len) {
+  if (!strcmp(k, "tier")) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < -1000000 || n > 1000000)
+      return bad(err, len, k, v, "a whole number between -1000000 and 1000000");
+    q->tier = (int32_t)n;
+  } else if (!strcmp(k, "share")) {
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end || !isfinite(d) || d <= 0) return bad(err, len, k, v, "a number > 0");
+    q->share = d;
+  } else if (!strcmp(k, "max_running") || !strcmp(k, "max_gpus") ||
+             !strcmp(k, "max_gpus_per_user")) {
+    uint32_t n;
+    if (parse_u32(v, &n)) return bad(err, len, k, v, "a count (0 = no limit)");
+    *(!strcmp(k, "max_running") ? &q->max_running
+      : !strcmp(k, "max_gpus")  ? &q->max_gpus
+                                : &q->max_gpus_per_user) = n;
+  } else if (!strcmp(k, "preemptible")) {
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1")) q->preemptible = true;
+    else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0")) q->preemptible = false;
+    else return bad(err, len, k, v, "true or false");
+  } else if (!strcmp(k, "state")) {
+    const char *st = !strcasecmp(v, "open") ? "OPEN" : !strcasecmp(v, "closed") ? "CLOSED"
+                   : !strcasecmp(v, "paused") ? "PAUSED" : NULL;
+    if (!st) return bad(err, len, k, v, "open, closed or paused");
+    free(q->state);
+    q->state = ty_strdup(st);
+  } else if (!strcmp(k, "default_time") || !strcmp(k, "max_time")) {
+    uint32_t s;
+    if (ty_parse_duration(v, &s)) return bad(err, len, k, v, "a duration (90, 15m, 2h, 1d)");
+    *(!strcmp(k, "default_time") ? &q->default_time_s : &q->max_time_s) = s;
+  } else {
+    snprintf(err, len, "%.32s: unknown setting (tier, share, max_running, max_gpus, "
+             "max_gpus_per_user, preemptible, state, default_time, max_time)", k);
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+int ty__queue_apply(ty_queue *q, char *const *settings, size_t n, char *err, size_t len) {
+  for (size_t i = 0; i < n; i++) {
+    char *copy = ty_strdup(settings[i]);
+    char *eq = strchr(copy, '=');
+    int rc = 0;
+    if (!eq) {
+      snprintf(err, len, "settings: \"%.64s\" is not key=value", settings[i]);
+      rc = TY_EINVAL;
+    } else {
+      *eq = '\0';
+      rc = set_one(q, copy, eq + 1, err, len);
+    }
+    free(copy);
+    if (rc != 0) return rc;
+  }
+  if (q->max_time_s && q->default_time_s > q->max_time_s) {
+    snprintf(err, len, "default_time: %u s exceeds max_time %u s", q->default_time_s,
+             q->max_time_s);
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+static int check_queue_name(const char *name, char *err, size_t len) {
+  size_t n = strlen(name);
+  if (n == 0) return snprintf(err, len, "name: a queue name is required"), TY_EINVAL;
+  if (n > MAX_QUEUE_NAME)
+    return snprintf(err, len, "name: longer than %d bytes", MAX_QUEUE_NAME), TY_EINVAL;
+  for (const char *c = name; *c; c++)
+    if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+      return snprintf(err, len, "name: \"%.64s\" may hold only letters, digits, '-', '_' and '.'",
+                      name), TY_EINVAL;
+  return 0;
+}
+
+int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
+  ty_queue *q = ty__queue_find(ctl, s->queue);
+  if (!q || !strcmp(q->state, "DELETED"))
+    return snprintf(err, len, "job.queue: unknown queue \"%.128s\"", s->queue), TY_ENOTFOUND;
+  if (!strcmp(q->state, "CLOSED"))
+    return snprintf(err, len, "job.queue: queue \"%.128s\" is CLOSED and accepts no jobs",
+                    s->queue), TY_ESTATE;
+  if (q->max_time_s && s->time_limit_s > q->max_time_s)
+    return snprintf(err, len, "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
+                    s->time_limit_s, q->name, q->max_time_s), TY_EINVAL;
+  if (!s->time_limit_s) s->time_limit_s = q->default_time_s;
+  if (s->warn_signal > 64)
+    return snprintf(err, len, "job.warn_signal: %u is not a signal number (1-64)",
+                    s->warn_signal), TY_EINVAL;
+  if (s->warn_signal && s->time_limit_s && s->warn_before_s >= s->time_limit_s)
+    return snprintf(err, len, "job.warn_before_s: %u s is not below the time limit of %u s",
+                    s->warn_before_s, s->time_limit_s), TY_EINVAL;
+  return 0;
+}
+
+/* ---- queues ---------------------------------------------------------------------------- */
+
+static ty_queue_view view_of(ty_controller *ctl, const ty_queue *q) {
+  ty_queue_view v = {.q = q};
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    if (!j->committed || strcmp(j->spec.queue, q->name) != 0) continue;
+    if (j->state == TY_JOB_PENDING) v.pending++;
+    if (j->state == TY_JOB_RUNNING) {
+      v.running++;
+      for (uint32_t s = 0; s < j->n_slots; s++)
+        v.gpus_used += (uint32_t)__builtin_popcountll(j->slots[s].gpus);
+    }
+  }
+  return v;
+}
+
+void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  (void)p, (void)n; /* ListQueuesRequest has no fields */
+  ty_queue_view *v = ty_xcalloc(ctl->n_queues ? ctl->n_queues : 1, sizeof(*v));
+  size_t k = 0;
+  for (size_t i = 0; i < ctl->n_queues; i++)
+    if (strcmp(ctl->queues[i].state, "DELETED") != 0) v[k++] = view_of(ctl, &ctl->queues[i]);
+  int rc = ty__conv_list_queues_resp(v, k, &r->out);
+  free(v);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}
+
+static void queue_copy(ty_queue *to, const ty_queue *from) {
+  *to = *from;
+  to->name = ty_strdup(from->name);
+  to->state = ty_strdup(from->state);
+}
+
+static void queue_free(ty_queue *q) {
+  free(q->name);
+  free(q->state);
+}
+
+static void queue_persist(const ty_queue *q, ty_txn *t) {
+  ty_queue_row row = {.name = q->name, .priority_tier = q->tier, .state = q->state,
+                      .share = q->share, .max_running = q->max_running,
+                      .max_gpus = q->max_gpus, .max_gpus_per_user = q->max_gpus_per_user,
+                      .preemptible = q->preemptible, .default_time_s = q->default_time_s,
+                      .max_time_s = q->max_time_s};
+  ty_txn_upsert_queue(t, &row);
+}
+
+static void join_settings(const ty_admin_req *a, char *out, size_t len) {
+  out[0] = '\0';
+  for (size_t i = 0, w = 0; i < a->n_settings && w < len; i++)
+    w += (size_t)snprintf(out + w, len - w, "%s%s", i ? " " : "", a->settings[i]);
+}
+
+/* Builds the new version of the queue the request names into *q. */
+static int queue_change(ty_controller *ctl, const ty_admin_req *a, ty_queue *q, bool *created,
+                        char *err, size_t len) {
+  ty_queue *cur = ty__queue_find(ctl, a->name);
+  bool live = cur && strcmp(cur->state, "DELETED") != 0;
+  *created = false;
+  if (!strcmp(a->action, "create")) {
+    if (live) return snprintf(err, len, "queue %.64s already exists", a->name), TY_EEXIST;
+    *q = (ty_queue){.name = ty_strdup(a->name), .state = ty_strdup("OPEN"), .share = 1};
+    *created = true;
+    return ty__queue_apply(q, a->settings, a->n_settings, err, len);
+  }
+  if (!live) return snprintf(err, len, "queue %.64s not found", a->name), TY_ENOTFOUND;
+  queue_copy(q, cur);
+  if (!strcmp(a->action, "update")) {
+    if (a->n_settings == 0) return snprintf(err, len, "settings: nothing to change"), TY_EINVAL;
+    return ty__queue_apply(q, a->settings, a->n_settings, err, len);
+  }
+  if (!strcmp(a->action, "delete")) {
+    if (!strcmp(a->name, "default"))
+      return snprintf(err, len, "queue default cannot be deleted"), TY_EINVAL;
+    ty_queue_view v = view_of(ctl, cur);
+    if (v.pending + v.running)
+      return snprintf(err, len, "queue %.64s has %u pending and %u running jobs; move or cancel "
+                      "them first", a->name, v.pending, v.running), TY_ESTATE;
+    free(q->state);
+    q->state = ty_strdup("DELETED");
+    return 0;
+  }
+  return snprintf(err, len, "action: \"%.32s\" is not create, update or delete", a->action),
+         TY_EINVAL;
+}
+
+void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_admin_req a;
+  char err[512];
+  if (ty__conv_update_queue_req(p, n, &a) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not an UpdateQueueRequest");
+    return;
+  }
+  ty_queue q = {0};
+  bool created = false;
+  int rc = check_queue_name(a.name, err, sizeof(err));
+  if (rc == 0) rc = queue_change(ctl, &a, &q, &created, err, sizeof(err));
+  if (rc != 0) {
+    queue_free(&q);
+    ty__admin_req_close(&a);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  ty_queue *slot = ty__queue_find(ctl, a.name);
+  if (!slot) {
+    ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
+    slot = &ctl->queues[ctl->n_queues++];
+  } else {
+    queue_free(slot);
+  }
+  *slot = q;
+  ty_txn *t = ty_txn_create();
+  queue_persist(slot, t);
+  char detail[400];
+  join_settings(&a, detail, sizeof(detail));
+  admin_event(t, a.user, "queue", a.name, created ? "create" : a.action, detail);
+  ty_queue_view v = view_of(ctl, slot);
+  ty__conv_update_queue_resp(&v, &r->out);
+  ty__admin_req_close(&a);
+  ty__commit(ctl, t, on_committed, r);
+}
+
+/* ---- nodes --------------------------------------------------------------------------- */
+
+static int node_change(ty_node *nd, const ty_admin_req *a, char *err, size_t len) {
+  if (!strcmp(a->action, "drain")) {
+    char why[300];
+    snprintf(why, sizeof(why), "drained by %.64s%s%.200s", a->user[0] ? a->user : "unknown",
+             a->reason[0] ? ": " : "", a->reason);
+    nd->drain = true;
+    if (nd->state == TY_NODE_UP) nd->state = TY_NODE_DRAINING;
+    free(nd->reason);
+    nd->reason = ty_strdup(why);
+    return 0;
+  }
+  if (!strcmp(a->action, "resume")) {
+    if (!nd->drain)
+      return snprintf(err, len, "node %.64s is not drained (it is %s)", nd->name,
+                      nd->state == TY_NODE_DOWN ? "DOWN" : "UP"), TY_ESTATE;
+    nd->drain = false;
+    if (nd->state == TY_NODE_DRAINING || nd->state == TY_NODE_DRAINED) {
+      nd->state = TY_NODE_UP;
+      free(nd->reason);
+      nd->reason = ty_strdup("");
+    }
+    return 0;
+  }
+  return snprintf(err, len, "action: \"%.32s\" is not drain or resume", a->action), TY_EINVAL;
+}
+
+void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_admin_req a;
+  char err[512];
+  if (ty__conv_update_node_req(p, n, &a) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not an UpdateNodeRequest");
+    return;
+  }
+  ty_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
+  int rc = 0;
+  if (!a.name[0]) rc = TY_EINVAL, snprintf(err, sizeof(err), "name: a node name is required");
+  else if (!nd) rc = TY_ENOTFOUND, snprintf(err, sizeof(err), "node %.64s not found", a.name);
+  else rc = node_change(nd, &a, err, sizeof(err));
+  if (rc != 0) {
+    ty__admin_req_close(&a);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  ty_txn *t = ty_txn_create();
+  ty_node_row row = {.name = nd->name, .state = nd->state, .cpus = nd->cpus,
+                     .memory = nd->memory, .gpus = nd->info, .gpus_len = nd->info_len,
+                     .io_addr = nd->io_addr, .last_seen_ms = nd->last_seen_ms,
+                     .reason = nd->reason, .drain = nd->drain};
+  ty_txn_upsert_node(t, &row);
+  admin_event(t, a.user, "node", nd->name, a.action, a.reason);
+  ty__conv_update_node_resp(nd, &r->out);
+  ty__admin_req_close(&a);
+  ty__commit(ctl, t, on_committed, r);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------- */
+
+static int need_pending(const ty_job *j, const char *what, char *err, size_t len) {
+  if (j->state == TY_JOB_PENDING) return 0;
+  snprintf(err, len, "job %llu is %s; only pending jobs can be %s", (unsigned long long)j->id,
+           ty_job_state_name(j->state), what);
+  return TY_ESTATE;
+}
+
+static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, size_t wlen,
+                    char *err, size_t len) {
+  int rc = need_pending(j, "moved", err, len);
+  if (rc != 0) return rc;
+  ty_queue *q = ty__queue_find(ctl, to);
+  if (!to[0] || !q || !strcmp(q->state, "DELETED"))
+    return snprintf(err, len, "queue: unknown queue \"%.64s\"", to), TY_EINVAL;
+  if (!strcmp(q->state, "CLOSED"))
+    return snprintf(err, len, "queue: queue %.64s is CLOSED and accepts no jobs", to), TY_ESTATE;
+  if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)
+    return snprintf(err, len, "queue: job %llu's time limit of %u s exceeds queue %.64s's "
+                    "max_time of %u s", (unsigned long long)j->id, j->spec.time_limit_s, to,
+                    q->max_time_s), TY_EINVAL;
+  snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
+  free(j->spec.queue);
+  j->spec.queue = ty_strdup(to);
+  return 0;
+}
+
+/* Applies the change to j; *why says what changed (the event's reason). */
+static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char *why,
+                      size_t wlen, char *err, size_t len) {
+  int rc = 0;
+  if (!strcmp(a->action, "hold")) {
+    if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
+    if (j->held) return snprintf(err, len, "job %llu is already held", (unsigned long long)j->id), TY_ESTATE;
+    j->held = true;
+    snprintf(why, wlen, "held");
+  } else if (!strcmp(a->action, "release")) {
+    if (!j->held) return snprintf(err, len, "job %llu is not held", (unsigned long long)j->id), TY_ESTATE;
+    j->held = false;
+    snprintf(why, wlen, "released");
+  } else if (!strcmp(a->action, "priority")) {
+    if (ty_job_state_terminal(j->state))
+      return snprintf(err, len, "job %llu is already %s", (unsigned long long)j->id,
+                      ty_job_state_name(j->state)), TY_ESTATE;
+    if (a->priority < -1000 || a->priority > 1000)
+      return snprintf(err, len, "priority: %d is outside -1000..1000", a->priority), TY_EINVAL;
+    snprintf(why, wlen, "priority %d -> %d", j->spec.priority, a->priority);
+    j->spec.priority = a->priority;
+  } else if (!strcmp(a->action, "move")) {
+    rc = job_move(ctl, j, a->queue, why, wlen, err, len);
+  } else if (!strcmp(a->action, "checkpoint")) {
+    if (j->state != TY_JOB_RUNNING)
+      return snprintf(err, len, "job %llu is %s; only running jobs checkpoint",
+                      (unsigned long long)j->id, ty_job_state_name(j->state)), TY_ESTATE;
+    j->last_ckpt_ms = ty_now_ms();
+    why[0] = '\0';
+  } else {
+    snprintf(err, len, "action: \"%.32s\" is not hold, release, priority, move or checkpoint",
+             a->action);
+    rc = TY_EINVAL;
+  }
+  return rc;
+}
+
+static int find_job(ty_controller *ctl, const ty_admin_req *a, ty_job **out, char *err,
+                    size_t len) {
+  ty_job *j = ty__job_find(ctl, a->job_id);
+  if (!j || !j->committed)
+    return snprintf(err, len, "job %llu not found", (unsigned long long)a->job_id), TY_ENOTFOUND;
+  if (a->user[0] && strcmp(a->user, "root") != 0 && strcmp(a->user, j->spec.user) != 0)
+    return snprintf(err, len, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
+                    j->spec.user, a->user), TY_EPERM;
+  *out = j;
+  return 0;
+}
+
+void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_admin_req a;
+  char err[512], why[256] = "";
+  if (ty__conv_update_job_req(p, n, &a) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not an UpdateJobRequest");
+    return;
+  }
+  ty_job *j = NULL;
+  int rc = find_job(ctl, &a, &j, err, sizeof(err));
+  if (rc == 0) rc = job_change(ctl, j, &a, why, sizeof(why), err, sizeof(err));
+  if (rc != 0) {
+    ty__admin_req_close(&a);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  size_t len = 0;
+  uint8_t *blob = ty__conv_respec(j->blob, j->blob_len, &j->spec, &len);
+  if (blob) {
+    free(j->blob);
+    j->blob = blob;
+    j->blob_len = len;
+  }
+  ty_txn *t = ty_txn_create();
+  ty__job_save(j, t);
+  if (why[0]) {
+    char actor[96], reason[400];
+    actor_of(a.user, actor, sizeof(actor));
+    snprintf(reason, sizeof(reason), "%s by %.64s", why, a.user[0] ? a.user : "unknown");
+    ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,
+                       .to_state = j->state, .reason = reason, .actor = actor};
+    ty_txn_add_event(t, &ev);
+    ty_info("job %llu: %s", (unsigned long long)j->id, reason);
+  }
+  ty__conv_update_job_resp(j, &r->out);
+  ty__admin_req_close(&a);
+  ty__commit(ctl, t, on_committed, r);
+}
+
+/* ---- why and share ------------------------------------------------------------------------ */
+
+void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  uint64_t id;
+  if (ty__conv_job_id_req(p, n, &id) != 0) {
+    ty__reply_finish(r, TY_EPROTO, "payload is not an ExplainJobRequest");
+    return;
+  }
+  ty_job *j = ty__job_find(ctl, id);
+  if (!j || !j->committed) {
+    ty__reply_finishf(r, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
+    return;
+  }
+  ty_sched_explain ex;
+  int rc = j->state == TY_JOB_PENDING ? ty__sched_explain(ctl, id, &ex) : TY_ENOTFOUND;
+  if (rc == TY_ENOMEM) {
+    ty__reply_finish(r, rc, "out of memory");
+    return;
+  }
+  rc = ty__conv_explain_resp(j, rc == 0 ? &ex : NULL, ctl->nodes, &r->out);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}
+
+void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  (void)p, (void)n; /* GetSharesRequest has no fields */
+  ty_sched_share *rows = NULL;
+  size_t nr = 0;
+  if (ty__sched_shares(ctl, &rows, &nr) != 0) {
+    ty__reply_finish(r, TY_ENOMEM, "out of memory");
+    return;
+  }
+  double *g = ty_xcalloc(nr ? nr : 1, sizeof(*g)), *c = ty_xcalloc(nr ? nr : 1, sizeof(*c));
+  for (size_t i = 0; i < nr; i++)
+    for (size_t u = 0; u < ctl->n_usage; u++) {
+      const ty_usage *us = &ctl->usage[u];
+      if (strcmp(us->queue, rows[i].queue) != 0) continue;
+      if (rows[i].user && strcmp(us->user, rows[i].user) != 0) continue;
+      g[i] += us->gpu_s;
+      c[i] += us->cpu_s;
+    }
+  int rc = ty__conv_shares_resp(rows, g, c, nr, ctl->sched.halflife_s, &r->out);
+  free(rows);
+  free(g);
+  free(c);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}

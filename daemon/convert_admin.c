@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * protobuf-c <-> controller structs for the scheduler's operations
+ * (ListQueues, UpdateQueue, UpdateNode, UpdateJob, ExplainJob, GetShares).
+ * Pure like convert.c: bytes in, structs out, and back; every decoder can be
+ * fed garbage.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/admin.h"
+#include "daemon/convert.h"
+#include "proto/trainyard.pb-c.h"
+
+static char *dup_str(const char *s) { return ty_strdup(s ? s : ""); }
+
+static int pack_to(const ProtobufCMessage *m, ty_buf *out) {
+  size_t len = protobuf_c_message_get_packed_size(m);
+  int rc = ty_buf_reserve(out, len ? len : 1);
+  if (rc != 0) return rc;
+  protobuf_c_message_pack(m, out->data + out->len);
+  out->len += len;
+  return 0;
+}
+
+void ty__admin_req_close(ty_admin_req *r) {
+  free(r->name);
+  free(r->user);
+  free(r->action);
+  free(r->reason);
+  free(r->queue);
+  for (size_t i = 0; i < r->n_settings; i++) free(r->settings[i]);
+  free(r->settings);
+  memset(r, 0, sizeof(*r));
+}
+
+int ty__conv_update_queue_req(const uint8_t *p, size_t n, ty_admin_req *out) {
+  memset(out, 0, sizeof(*out));
+  Trainyard__UpdateQueueRequest *m = trainyard__update_queue_request__unpack(NULL, n, p);
+  if (!m) return TY_EPROTO;
+  out->name = dup_str(m->name);
+  out->user = dup_str(m->user);
+  out->action = dup_str(m->action);
+  out->n_settings = m->n_settings;
+  out->settings = ty_xcalloc(m->n_settings ? m->n_settings : 1, sizeof(char *));
+  for (size_t i = 0; i < m->n_settings; i++) out->settings[i] = dup_str(m->settings[i]);
+  trainyard__update_queue_request__free_unpacked(m, NULL);
+  out->reason = dup_str(NULL);
+  out->queue = dup_str(NULL);
+  return 0;
+}
+
+int ty__conv_update_node_req(const uint8_t *p, size_t n, ty_admin_req *out) {
+  memset(out, 0, sizeof(*out));
+  Trainyard__UpdateNodeRequest *m = trainyard__update_node_request__unpack(NULL, n, p);
+  if (!m) return TY_EPROTO;
+  out->name = dup_str(m->name);
+  out->user = dup_str(m->user);
+  out->action = dup_str(m->action);
+  out->reason = dup_str(m->reason);
+  out->queue = dup_str(NULL);
+  trainyard__update_node_request__free_unpacked(m, NULL);
+  return 0;
+}
+
+int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
+  memset(out, 0, sizeof(*out));
+  Trainyard__UpdateJobRequest *m = trainyard__update_job_request__unpack(NULL, n, p);
+  if (!m) return TY_EPROTO;
+  out->job_id = m->job_id;
+  out->priority = m->priority;
+  out->user = dup_str(m->user);
+  out->action = dup_str(m->action);
+  out->queue = dup_str(m->queue);
+  trainyard__update_job_request__free_unpacked(m, NULL);
+  out->name = dup_str(NULL);
+  out->reason = dup_str(NULL);
+  return 0;
+}
+
+static void queue_fill(Trainyard__QueueInfo *qi, const ty_queue_view *v) {
+  trainyard__queue_info__init(qi);
+  const ty_queue *q = v->q;
+  qi->name = q->name;
+  qi->tier = q->tier;
+  qi->share = q->share;
+  qi->max_running = q->max_running;
+  qi->max_gpus = q->max_gpus;
+  qi->max_gpus_per_user = q->max_gpus_per_user;
+  qi->preemptible = q->preemptible;
+  qi->state = q->state;
+  qi->default_time_s = q->default_time_s;
+  qi->max_time_s = q->max_time_s;
+  qi->pending = v->pending;
+  qi->running = v->running;
+  qi->gpus_used = v->gpus_used;
+}
+
+int ty__conv_list_queues_resp(const ty_queue_view *v, size_t n, ty_buf *out) {
+  Trainyard__ListQueuesResponse r = TRAINYARD__LIST_QUEUES_RESPONSE__INIT;
+  Trainyard__QueueInfo *qs = ty_xcalloc(n ? n : 1, sizeof(*qs));
+  Trainyard__QueueInfo **ptrs = ty_xcalloc(n ? n : 1, sizeof(*ptrs));
+  for (size_t i = 0; i < n; i++) {
+    queue_fill(&qs[i], &v[i]);
+    ptrs[i] = &qs[i];
+  }
+  r.n_queues = n;
+  r.queues = ptrs;
+  int rc = pack_to(&r.base, out);
+  free(qs);
+  free(ptrs);
+  return rc;
+}
+
+int ty__conv_update_queue_resp(const ty_queue_view *v, ty_buf *out) {
+  Trainyard__UpdateQueueResponse r = TRAINYARD__UPDATE_QUEUE_RESPONSE__INIT;
+  Trainyard__QueueInfo qi;
+  queue_fill(&qi, v);
+  r.queue = &qi;
+  return pack_to(&r.base, out);
+}
+
+int ty__conv_update_node_resp(const ty_node *nd, ty_buf *out) {
+  Trainyard__UpdateNodeResponse r = TRAINYARD__UPDATE_NODE_RESPONSE__INIT;
+  Trainyard__NodeInfo ni = TRAINYARD__NODE_INFO__INIT;
+  ni.name = nd->name;
+  ni.state = (Trainyard__NodeState)nd->state;
+  ni.cpus = nd->cpus;
+  ni.memory = nd->memory;
+  ni.cpus_used = nd->cpus_used;
+  ni.gpus_used = (uint32_t)__builtin_popcountll(nd->gpus_used);
+  ni.io_addr = nd->io_addr ? nd->io_addr : "";
+  ni.reason = nd->reason ? nd->reason : "";
+  r.node = &ni;
+  return pack_to(&r.base, out);
+}
+
+/* Borrows convert.c's JobInfo encoding through GetJobResponse. */
+int ty__conv_update_job_resp(const ty_job *j, ty_buf *out) {
+  ty_buf tmp;
+  ty_buf_init(&tmp);
+  int rc = ty__conv_get_job_resp(j, NULL, 0, &tmp);
+  Trainyard__GetJobResponse *g =
+      rc == 0 ? trainyard__get_job_response__unpack(NULL, tmp.len, tmp.data) : NULL;
+  ty_buf_close(&tmp);
+  if (!g) return rc ? rc : TY_EPROTO;
+  Trainyard__UpdateJobResponse r = TRAINYARD__UPDATE_JOB_RESPONSE__INIT;
+  r.job = g->job;
+  rc = pack_to(&r.base, out);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  return rc;
+}
+
+int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_node *const *nodes,
+                          ty_buf *out) {
+  Trainyard__ExplainJobResponse r = TRAINYARD__EXPLAIN_JOB_RESPONSE__INIT;
+  r.job_id = j->id;
+  r.state = (Trainyard__JobState)j->state;
+  r.reason = (char *)(ex ? ex->reason : (j->reason ? j->reason : ""));
+  Trainyard__NodeFit fits[TY_SCHED_EXPLAIN_NODES], *ptrs[TY_SCHED_EXPLAIN_NODES];
+  if (ex) {
+    r.position = ex->position, r.pending_total = ex->n_pending, r.priority = ex->priority;
+    r.f_tier = ex->f_tier, r.f_age = ex->f_age, r.f_fairshare = ex->f_fairshare;
+    r.f_size = ex->f_size, r.f_priority = ex->f_priority, r.fairshare = ex->fairshare;
+    r.usage = ex->user_usage, r.usage_norm = ex->usage_norm, r.share = ex->user_share;
+    r.nodes_needed = ex->nodes_needed, r.nodes_fit = ex->nodes_fit;
+    r.est_start_ms = ex->est_start_ms, r.reserved_job = ex->reserved_job;
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+      trainyard__node_fit__init(&fits[i]);
+      fits[i].node = nodes[ex->nodes[i].node]->name;
+      fits[i].why = (char *)ex->nodes[i].why;
+      ptrs[i] = &fits[i];
+    }
+    r.n_nodes = ex->n_nodes;
+    r.nodes = ptrs;
+  }
+  return pack_to(&r.base, out);
+}
+
+int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const double *cpu_s,
+                         size_t n, double halflife_s, ty_buf *out) {
+  Trainyard__GetSharesResponse r = TRAINYARD__GET_SHARES_RESPONSE__INIT;
+  Trainyard__ShareInfo *s = ty_xcalloc(n ? n : 1, sizeof(*s));
+  Trainyard__ShareInfo **ptrs = ty_xcalloc(n ? n : 1, sizeof(*ptrs));
+  for (size_t i = 0; i < n; i++) {
+    trainyard__share_info__init(&s[i]);
+    s[i].queue = (char *)(rows[i].queue ? rows[i].queue : "");
+    s[i].user = (char *)(rows[i].user ? rows[i].user : "");
+    s[i].share = rows[i].share;
+    s[i].usage = rows[i].usage;
+    s[i].usage_norm = rows[i].usage_norm;
+    s[i].factor = rows[i].factor;
+    s[i].gpu_s = gpu_s[i];
+    s[i].cpu_s = cpu_s[i];
+    ptrs[i] = &s[i];
+  }
+  r.n_shares = n;
+  r.shares = ptrs;
+  r.halflife_s = halflife_s;
+  int rc = pack_to(&r.base, out);
+  free(s);
+  free(ptrs);
+  return rc;
+}
+
+uint8_t *ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec,
+                         size_t *out_len) {
+  Trainyard__Job *job = trainyard__job__unpack(NULL, n, blob);
+  if (!job) return NULL;
+  char *queue = job->queue;
+  job->queue = spec->queue;
+  job->priority = spec->priority;
+  job->time_limit_s = spec->time_limit_s;
+  size_t len = trainyard__job__get_packed_size(job);
+  uint8_t *out = ty_xmalloc(len ? len : 1);
+  *out_len = trainyard__job__pack(job, out);
+  job->queue = queue;
+  trainyard__job__free_unpacked(job, NULL);
+  return out;
+}
+
+void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands) {
+  memset(out_islands, 0, TY_SCHED_MAX_GPUS);
+  if (!info || n == 0) return;
+  Trainyard__NodeInfo *ni = trainyard__node_info__unpack(NULL, n, info);
+  if (!ni) return;
+  for (size_t i = 0; i < ni->n_gpus; i++) {
+    const Trainyard__Gpu *g = ni->gpus[i];
+    if (g->index < TY_SCHED_MAX_GPUS && g->nvlink_island > 0)
+      out_islands[g->index] = (uint8_t)(g->nvlink_island % 256);
+  }
+  trainyard__node_info__free_unpacked(ni, NULL);
+}

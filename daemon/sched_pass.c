@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller's side of the scheduler: it turns the in-memory tables into
+ * a ty_sched_input (pending jobs, nodes with their switch groups and NVLink
+ * islands, queues, running jobs with their checkpoints, decayed usage),
+ * runs scheduler/'s pass and applies what it decides: placements start jobs
+ * with their effective time limit, preemptions send KillTask (SIGTERM, then
+ * SIGKILL after the preemption grace) and the victim ends PREEMPTED and is
+ * requeued once its ranks are gone; pending jobs get the pass's reason and
+ * priority.
+ *
+ * Tick duties (ty__sched_tick, once a second): charge GPU- and CPU-seconds
+ * of running jobs to (user, queue) with the configured half-life, store the
+ * accounts that changed, and move DRAINING nodes with nothing left running
+ * to DRAINED.
+ *
+ * Workload: a pass per submit burst, task end and second; thousands of jobs
+ * at most in memory. Every array built here is freed before returning.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/admin.h"
+#include "daemon/convert.h"
+#include "daemon/daemon_internal.h"
+
+static uint64_t gpu_mask(uint32_t n) { return n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1; }
+
+/* ---- building the input --------------------------------------------------------- */
+
+static void sched_node(const ty_node *n, ty_sched_node *out) {
+  memset(out, 0, sizeof(*out));
+  out->name = n->name;
+  out->schedulable = n->state == TY_NODE_UP && n->conn != NULL && !n->drain;
+  out->cpus_total = n->cpus;
+  out->cpus_free = n->cpus > n->cpus_used ? n->cpus - n->cpus_used : 0;
+  out->gpus_total = n->n_gpus;
+  out->gpus_free = gpu_mask(n->n_gpus) & ~n->gpus_used;
+  out->mem_total = n->memory;
+  out->mem_free = n->memory > n->mem_used ? n->memory - n->mem_used : 0;
+  out->switch_id = n->switch_id;
+  memcpy(out->gpu_island, n->gpu_island, sizeof(out->gpu_island));
+}
+
+static void sched_job(const ty_job *j, ty_sched_job *out) {
+  *out = (ty_sched_job){.id = j->id, .queue = j->spec.queue, .user = j->spec.user,
+                        .priority = j->spec.priority, .submit_time_ms = j->submit_ms,
+                        .nodes = j->spec.nodes, .tasks_per_node = j->spec.tasks_per_node,
+                        .cpus_per_task = j->spec.cpus_per_task,
+                        .gpus_per_node = j->spec.gpus_per_node,
+                        .mem_per_node = j->spec.mem_per_node,
+                        .time_limit_s = j->spec.time_limit_s, .held = j->held};
+}
+
+static ty_sched_queue_state queue_state(const char *s) {
+  if (strcmp(s, "PAUSED") == 0) return TY_SCHED_QUEUE_PAUSED;
+  if (strcmp(s, "CLOSED") == 0 || strcmp(s, "DELETED") == 0) return TY_SCHED_QUEUE_CLOSED;
+  return TY_SCHED_QUEUE_OPEN;
+}
+
+static bool schedulable_job(const ty_job *j) {
+  return j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0;
+}
+
+typedef struct input_buf {
+  ty_sched_input in;
+  ty_sched_job *jobs;
+  ty_sched_node *nodes;
+  ty_sched_queue *queues;
+  ty_sched_running *running;
+  ty_sched_slot *slots;
+  ty_sched_usage *usage;
+} input_buf;
+
+static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_t *ns) {
+  ty_sched_running *r = &b->running[b->in.n_running++];
+  *r = (ty_sched_running){.id = j->id, .queue = j->spec.queue, .user = j->spec.user,
+                          .priority = j->spec.priority, .start_time_ms = j->start_ms,
+                          .time_limit_s = j->spec.time_limit_s,
+                          .last_checkpoint_ms = j->last_ckpt_ms,
+                          .ending = j->kill_sent || j->state != TY_JOB_RUNNING,
+                          .slots = &b->slots[*ns]};
+  for (uint32_t s = 0; s < j->n_slots; s++) {
+    const ty_slot *sl = &j->slots[s];
+    if (!sl->held) continue;
+    uint32_t idx = 0;
+    while (idx < ctl->n_nodes && ctl->nodes[idx] != sl->node) idx++;
+    b->slots[(*ns)++] = (ty_sched_slot){.node = idx, .gpus = sl->gpus, .cpus = sl->cpus,
+                                        .mem = sl->mem};
+    r->n_slots++;
+  }
+}
+
+/* Fills b from the controller's tables; `pending_only` jobs with no live
+ * ranks. Everything borrows from ctl; input_close frees the arrays. */
+static void input_build(ty_controller *ctl, input_buf *b) {
+  memset(b, 0, sizeof(*b));
+  size_t nj = 0, nr = 0, nslots = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    if (schedulable_job(j)) nj++;
+    else if (j->live_ranks) nr++, nslots += j->n_slots;
+  }
+  b->jobs = ty_xcalloc(nj ? nj : 1, sizeof(*b->jobs));
+  b->nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*b->nodes));
+  b->queues = ty_xcalloc(ctl->n_queues ? ctl->n_queues : 1, sizeof(*b->queues));
+  b->running = ty_xcalloc(nr ? nr : 1, sizeof(*b->running));
+  b->slots = ty_xcalloc(nslots ? nslots : 1, sizeof(*b->slots));
+  b->usage = ty_xcalloc(ctl->n_usage ? ctl->n_usage : 1, sizeof(*b->usage));
+  size_t ns = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    if (schedulable_job(j)) sched_job(j, &b->jobs[b->in.n_jobs++]);
+    else if (j->live_ranks) add_running(ctl, b, j, &ns);
+  }
+  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &b->nodes[i]);
+  for (size_t q = 0; q < ctl->n_queues; q++) {
+    const ty_queue *qu = &ctl->queues[q];
+    b->queues[q] = (ty_sched_queue){.name = qu->name, .tier = qu->tier, .share = qu->share,
+                                    .max_running = qu->max_running, .max_gpus = qu->max_gpus,
+                                    .max_gpus_per_user = qu->max_gpus_per_user,
+                                    .preemptible = qu->preemptible,
+                                    .state = queue_state(qu->state),
+                                    .default_time_s = qu->default_time_s,
+                                    .max_time_s = qu->max_time_s};
+  }
+  for (size_t u = 0; u < ctl->n_usage; u++)
+    b->usage[u] = (ty_sched_usage){ctl->usage[u].user, ctl->usage[u].queue,
+                                   ctl->usage[u].gpu_s +
+                                       ctl->sched.cpu_usage_weight * ctl->usage[u].cpu_s};
+  b->in.jobs = b->jobs;
+  b->in.nodes = b->nodes, b->in.n_nodes = ctl->n_nodes;
+  b->in.queues = b->queues, b->in.n_queues = ctl->n_queues;
+  b->in.running = b->running;
+  b->in.usage = b->usage, b->in.n_usage = ctl->n_usage;
+  b->in.config = &ctl->sched;
+  b->in.now_ms = ty_now_ms();
+}
+
+static void input_close(input_buf *b) {
+  free(b->jobs);
+  free(b->nodes);
+  free(b->queues);
+  free(b->running);
+  free(b->slots);
+  free(b->usage);
+}
+
+/* ---- applying a pass ------------------------------------------------------------ */
+
+static void preempt(ty_controller *ctl, const ty_sched_preemption *pr) {
+  ty_job *v = ty__job_find(ctl, pr->victim_id);
+  ty_job *for_job = ty__job_find(ctl, pr->for_job_id);
+  if (!v || v->state != TY_JOB_RUNNING || v->kill_sent) return;
+  v->preempt_for = pr->for_job_id;
+  ty_info("job %llu: preempting it for job %llu (queue %s): SIGTERM, SIGKILL after %u s",
+          (unsigned long long)v->id, (unsigned long long)pr->for_job_id,
+          for_job ? for_job->spec.queue : "?", ctl->sched.preempt_grace_s);
+  ty_metric_inc(ctl->m.preemptions, NULL, 1);
+  ty__job_kill_grace(ctl, v, ctl->sched.preempt_grace_s);
+}
+
+static void apply(ty_controller *ctl, const ty_sched_output *out) {
+  for (size_t i = 0; i < out->n_preemptions; i++) preempt(ctl, &out->preemptions[i]);
+  for (size_t i = 0; i < out->n_placements; i++) {
+    const ty_sched_placement *p = &out->placements[i];
+    ty_job *j = ty__job_find(ctl, p->job_id);
+    ty_slot *slots = ty_xcalloc(p->n_slots, sizeof(*slots));
+    for (uint32_t s = 0; s < p->n_slots; s++)
+      slots[s] = (ty_slot){.node = ctl->nodes[p->slots[s].node], .gpus = p->slots[s].gpus,
+                           .cpus = p->slots[s].cpus, .mem = p->slots[s].mem};
+    j->spec.time_limit_s = p->time_limit_s;
+    j->preempt_for = 0;
+    if (p->backfilled) ty_metric_inc(ctl->m.backfilled, NULL, 1);
+    ty__job_start(ctl, j, slots, p->n_slots);
+  }
+  for (size_t i = 0; i < out->n_pending; i++) {
+    ty_job *j = ty__job_find(ctl, out->pending[i].job_id);
+    char reason[256];
+    snprintf(reason, sizeof(reason), "%s (position %u)", out->pending[i].reason,
+             out->pending[i].position);
+    free(j->reason);
+    j->reason = ty_strdup(reason);
+    j->prio = out->pending[i].priority;
+  }
+  ctl->frag = out->fragmentation;
+  ty_metric_set(ctl->m.frag, NULL, out->fragmentation);
+}
+
+void ty__sched_run(ty_controller *ctl) {
+  size_t n_pending = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++) n_pending += schedulable_job(ctl->jobs[i]);
+  if (n_pending == 0 || ctl->stopping) return;
+  uint64_t t0 = uv_hrtime();
+  input_buf b;
+  input_build(ctl, &b);
+  ty_sched_output out;
+  if (ty_sched_pass(&b.in, &out) == 0) {
+    apply(ctl, &out);
+    ty_sched_output_close(&out);
+  } else {
+    ty_error("scheduler: pass failed: out of memory");
+  }
+  input_close(&b);
+  ty_metric_observe(ctl->m.sched_seconds, NULL, (double)(uv_hrtime() - t0) / 1e9);
+}
+
+int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {
+  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
+  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
+  ty_job tmp = {.spec = *spec};
+  ty_sched_job sj;
+  sched_job(&tmp, &sj);
+  int rc = ty_sched_check_fits(&sj, nodes, ctl->n_nodes, why, len);
+  free(nodes);
+  return rc;
+}
+
+int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out) {
+  input_buf b;
+  input_build(ctl, &b);
+  int rc = ty_sched_explain_job(&b.in, job_id, out);
+  input_close(&b);
+  return rc;
+}
+
+int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
+  input_buf b;
+  input_build(ctl, &b);
+  int rc = ty_sched_shares(&b.in, out, out_n);
+  input_close(&b);
+  return rc;
+}
+
+/* ---- preemption ends --------------------------------------------------------------- */
+
+void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  char why[256];
+  const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
+  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)",
+           (unsigned long long)j->preempt_for, for_job ? for_job->spec.queue : "?");
+  j->preempt_for = 0;
+  ty__job_transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", txn);
+  j->requeue_count++;
+  char again[300];
+  snprintf(again, sizeof(again), "requeued after PREEMPTED (%s)", why);
+  ty__job_transition(ctl, j, TY_JOB_PENDING, again, "scheduler", txn);
+  ty__sched_request(ctl);
+}
+
+/* ---- topology ------------------------------------------------------------------------ */
+
+void ty__node_topology(ty_controller *ctl, ty_node *n) {
+  n->switch_id = ty_sched_topology_switch_of(&ctl->topo, n->name);
+  ty__conv_info_islands(n->info, n->info_len, n->gpu_island);
+}
+
+/* ---- usage and drains (the tick) ------------------------------------------------------ */
+
+ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue) {
+  for (size_t i = 0; i < ctl->n_usage; i++)
+    if (strcmp(ctl->usage[i].user, user) == 0 && strcmp(ctl->usage[i].queue, queue) == 0)
+      return &ctl->usage[i];
+  ctl->usage = ty_xrealloc(ctl->usage, (ctl->n_usage + 1) * sizeof(*ctl->usage));
+  ty_usage *u = &ctl->usage[ctl->n_usage++];
+  *u = (ty_usage){.user = ty_strdup(user), .queue = ty_strdup(queue)};
+  return u;
+}
+
+static void charge_usage(ty_controller *ctl, double dt_s) {
+  for (size_t i = 0; i < ctl->n_usage; i++) {
+    ty_usage *u = &ctl->usage[i];
+    double g = ty_sched_decay(u->gpu_s, dt_s, ctl->sched.halflife_s);
+    double c = ty_sched_decay(u->cpu_s, dt_s, ctl->sched.halflife_s);
+    u->dirty |= g != u->gpu_s || c != u->cpu_s;
+    u->gpu_s = g, u->cpu_s = c;
+  }
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    if (j->state != TY_JOB_RUNNING || j->live_ranks == 0) continue;
+    double gpus = 0, cpus = 0;
+    for (uint32_t s = 0; s < j->n_slots; s++) {
+      if (!j->slots[s].held) continue;
+      gpus += __builtin_popcountll(j->slots[s].gpus);
+      cpus += j->slots[s].cpus;
+    }
+    ty_usage *u = ty__usage_get(ctl, j->spec.user, j->spec.queue);
+    u->gpu_s += gpus * dt_s;
+    u->cpu_s += cpus * dt_s;
+    u->dirty = true;
+  }
+}
+
+static bool node_busy(const ty_controller *ctl, const ty_node *n) {
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    const ty_job *j = ctl->jobs[i];
+    if (!j->live_ranks) continue;
+    for (uint32_t s = 0; s < j->n_slots; s++)
+      if (j->slots[s].node == n && j->slots[s].live) return true;
+  }
+  return false;
+}
+
+void ty__sched_tick(ty_controller *ctl) {
+  int64_t now = ty_mono_ms();
+  if (ctl->usage_mono == 0) ctl->usage_mono = now;
+  double dt = (double)(now - ctl->usage_mono) / 1000.0;
+  ctl->usage_mono = now;
+  if (dt > 0) charge_usage(ctl, dt);
+  ty_txn *t = ty_txn_create();
+  int64_t wall = ty_now_ms();
+  for (size_t i = 0; i < ctl->n_usage; i++) {
+    ty_usage *u = &ctl->usage[i];
+    if (!u->dirty) continue;
+    u->dirty = false;
+    ty_usage_row row = {u->user, u->queue, u->gpu_s, u->cpu_s, wall};
+    ty_txn_upsert_usage(t, &row);
+  }
+  for (size_t i = 0; i < ctl->n_nodes; i++) {
+    ty_node *n = ctl->nodes[i];
+    if (n->state != TY_NODE_DRAINING || node_busy(ctl, n)) continue;
+    ty_info("node %s: DRAINING -> DRAINED (nothing left running)", n->name);
+    n->state = TY_NODE_DRAINED;
+    ty__node_persist(ctl, n);
+  }
+  if (ty_txn_len(t)) ty__commit(ctl, t, NULL, NULL);
+  else ty_txn_destroy(t);
+}
