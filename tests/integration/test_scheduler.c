@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Scheduler integration tests through a real traind (started with a
+ * --config file) and real trainworkerd processes: preemption (the task sees
+ * SIGTERM, the job is requeued and runs again), node drain and resume, hold
+ * and release, the time limit's warning signal, and queue administration
+ * with its errors. They check states, files the tasks write and the CLI's
+ * exit codes, never wall-clock time; the bounds only keep a broken build
+ * from hanging.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "proto/methods.h"
+#include "tests/integration/harness.h"
+
+#define ST(x) TRAINYARD__JOB_STATE__JOB_##x
+#define NODE(x) TRAINYARD__NODE_STATE__NODE_##x
+
+/* ---- a cluster whose controller reads a config file --------------------------------- */
+
+static int port_of(const char *path, const char *key, pid_t pid) {
+  for (int i = 0; i < 1000; i++) {
+    FILE *f = fopen(path, "r");
+    char line[128];
+    size_t klen = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+      if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+        fclose(f);
+        return atoi(line + klen + 1);
+      }
+    if (f) fclose(f);
+    int st;
+    cr_assert(waitpid(pid, &st, WNOHANG) == 0, "traind exited before writing %s", path);
+    it_sleep_ms(10);
+  }
+  cr_assert_fail("no %s in %s", key, path);
+  return -1;
+}
+
+static void start_controller(it_cluster *c, const char *config) {
+  char conf[300], state[300], pf[300], log[300];
+  snprintf(conf, sizeof conf, "%s/sched.conf", c->dir);
+  snprintf(state, sizeof state, "%s/traind", c->dir);
+  snprintf(pf, sizeof pf, "%s/traind.ports", c->dir);
+  snprintf(log, sizeof log, "%s/traind.stderr", c->dir);
+  FILE *f = fopen(conf, "w");
+  cr_assert(f);
+  fputs(config, f);
+  fclose(f);
+  const char *traind = getenv("TY_TRAIND");
+  cr_assert(traind && *traind, "TY_TRAIND is not set (run through meson test)");
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
+    setpgid(0, 0);
+    execl(traind, traind, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+          "--state-dir", state, "--port-file", pf, "--heartbeat-ms", "200",
+          "--node-timeout-ms", "1500", "--kill-grace-s", "2", "--config", conf, (char *)NULL);
+    _exit(127);
+  }
+  c->traind = pid;
+  c->rpc_port = port_of(pf, "rpc", pid);
+  c->metrics_port = port_of(pf, "metrics", pid);
+}
+
+static void start(it_cluster *c, size_t workers, int cpus) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->dir, sizeof c->dir, "%s/trainyard-sched-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  cr_assert(mkdtemp(c->dir));
+  c->node_timeout_ms = 1500;
+  start_controller(c, "# integration tests: preempt at once, short grace\n"
+                      "preempt.min_run = 0\npreempt.grace = 5\n");
+  c->n_workers = workers;
+  for (size_t i = 0; i < workers; i++) it_worker_start(c, i, cpus);
+  ty_rpc_client *cl = it_client(c);
+  cr_assert(it_wait_nodes(cl, workers, NODE(UP), 10000), "workers did not register (%s)", c->dir);
+  ty_rpc_client_close(cl);
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+typedef struct job_opts {
+  const char *queue;
+  uint32_t cpus, time_limit_s, warn_signal, warn_before_s;
+} job_opts;
+
+static uint64_t submit(ty_rpc_client *cl, const char *script, const job_opts *o) {
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"/bin/sh", "-c", (char *)script};
+  cmd.n_argv = 3, cmd.argv = argv, cmd.cwd = "/tmp";
+  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
+  res.cpus_per_task = o->cpus;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "sched-it", job.user = "tester";
+  job.queue = (char *)(o->queue ? o->queue : "");
+  job.resources = &res;
+  job.time_limit_s = o->time_limit_s;
+  job.warn_signal = o->warn_signal, job.warn_before_s = o->warn_before_s;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
+  job.command = &cmd;
+  uint64_t id = 0;
+  char err[256] = "";
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "submit: %s", err);
+  return id;
+}
+
+static int wait_state(ty_rpc_client *cl, uint64_t id, int state, int ms) {
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, ms);
+  cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
+  int s = (int)r->job->state;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  return s;
+}
+
+static bool has_event(ty_rpc_client *cl, uint64_t id, int to, const char *reason_part) {
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  bool found = false;
+  for (size_t i = 0; r && i < r->n_events; i++)
+    if ((int)r->events[i]->to_state == to && strstr(r->events[i]->reason, reason_part))
+      found = true;
+  if (r) trainyard__get_job_response__free_unpacked(r, NULL);
+  return found;
+}
+
+static bool file_has(const char *path, const char *text) {
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  char buf[256] = "";
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return strstr(buf, text) != NULL;
+}
+
+static int ctl(const it_cluster *c, char **out, const char *const *args) {
+  return it_trainctl(c, out, args);
+}
+
+static char *id_str(uint64_t id, char *buf) {
+  snprintf(buf, 24, "%llu", (unsigned long long)id);
+  return buf;
+}
+
+/* ---- preemption --------------------------------------------------------------------------- */
+
+Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  ty_rpc_client *cl = it_client(&c);
+  char script[2048];
+  snprintf(script, sizeof script,
+           "if [ -e %s/ran-once ]; then echo second > %s/second; exit 0; fi; "
+           "trap 'echo term > %s/term; touch %s/ran-once; exit 143' TERM; "
+           "touch %s/started; sleep 60 & wait",
+           c.dir, c.dir, c.dir, c.dir, c.dir);
+  uint64_t low = submit(cl, script, &(job_opts){.queue = "low", .cpus = 2});
+  wait_state(cl, low, ST(RUNNING), 30000);
+  char started[300];
+  snprintf(started, sizeof started, "%s/started", c.dir);
+  for (int i = 0; i < 500 && access(started, F_OK) != 0; i++) it_sleep_ms(20);
+  cr_assert_eq(access(started, F_OK), 0, "the low job's task never started");
+
+  uint64_t high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2});
+  cr_assert_eq(wait_state(cl, high, 0, 60000), ST(COMPLETED));
+  char path[300];
+  snprintf(path, sizeof path, "%s/term", c.dir);
+  cr_assert(file_has(path, "term"), "the preempted task did not see SIGTERM (logs in %s)", c.dir);
+  cr_assert(has_event(cl, low, ST(PREEMPTED), "preempted by job"), "no PREEMPTED event");
+  cr_assert(has_event(cl, low, ST(PENDING), "requeued after PREEMPTED"), "not requeued");
+
+  cr_assert_eq(wait_state(cl, low, 0, 60000), ST(COMPLETED), "the requeued job did not finish");
+  snprintf(path, sizeof path, "%s/second", c.dir);
+  cr_assert(file_has(path, "second"), "the requeued job did not run again");
+  Trainyard__GetJobResponse *r = it_get_job(cl, low);
+  cr_assert_geq(r->job->requeue_count, 1u);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  char *metrics = it_http_get_metrics(c.metrics_port);
+  cr_assert(strstr(metrics, "trainyard_scheduler_preemptions_total 1"), "%s", metrics);
+  free(metrics);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- drain ----------------------------------------------------------------------------------- */
+
+Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char script[1024], flag[300];
+  snprintf(flag, sizeof flag, "%s/finish", c.dir);
+  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.05; done; echo done", flag);
+  uint64_t running = submit(cl, script, &(job_opts){.cpus = 1});
+  wait_state(cl, running, ST(RUNNING), 30000);
+  char *out = NULL;
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"node", "drain", "w1", "--reason", "disk swap", NULL}), 0);
+  cr_assert(strstr(out, "DRAINING"), "%s", out);
+  free(out);
+  uint64_t waiting = submit(cl, "echo after", &(job_opts){.cpus = 1});
+  it_sleep_ms(1500); /* a few passes: it must not start on a draining node */
+  Trainyard__GetJobResponse *r = it_get_job(cl, waiting);
+  cr_assert_eq((int)r->job->state, ST(PENDING), "started on a draining node");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_eq(it_count_nodes_in_state(cl, NODE(DRAINING)), 1u);
+
+  FILE *f = fopen(flag, "w");
+  cr_assert(f);
+  fclose(f);
+  cr_assert_eq(wait_state(cl, running, 0, 30000), ST(COMPLETED), "drain killed a running job");
+  cr_assert(it_wait_nodes(cl, 1, NODE(DRAINED), 10000), "node never DRAINED");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 0);
+  cr_assert_eq(wait_state(cl, waiting, 0, 30000), ST(COMPLETED));
+  /* Errors name what is wrong. */
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "drain", "nosuch", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "reboot", "w1", NULL}), 2);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- hold and release ------------------------------------------------------------------------- */
+
+Test(scheduler, held_job_waits_until_released, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  /* Keep the job from starting while it is held: pause its queue first. */
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t id = submit(cl, "echo released", &(job_opts){.cpus = 1});
+  char sid[24], *out = NULL;
+  id_str(id, sid);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1, "held twice");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  it_sleep_ms(1500); /* a few passes */
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert_eq((int)r->job->state, ST(PENDING), "a held job started");
+  cr_assert(r->job->held);
+  cr_assert(strstr(r->job->reason, "Held"), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
+  cr_assert(strstr(out, "Position:") && strstr(out, "Held"), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "77", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(wait_state(cl, id, 0, 30000), ST(COMPLETED));
+  cr_assert(has_event(cl, id, ST(PENDING), "held by"), "no hold event");
+  cr_assert(has_event(cl, id, ST(PENDING), "priority 0 -> 77 by"), "no priority event");
+  cr_assert(has_event(cl, id, ST(PENDING), "released by"), "no release event");
+  /* Only pending jobs can be held; unknown jobs exit 4. */
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", "999", NULL}), 4);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "5000", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, NULL}), 2);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- time limit with a warning signal ------------------------------------------------------------ */
+
+Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char script[1024], path[300];
+  snprintf(path, sizeof path, "%s/warned", c.dir);
+  snprintf(script, sizeof script,
+           "trap 'echo warned > %s' USR1; i=0; while [ $i -lt 600 ]; do sleep 0.1; "
+           "i=$((i+1)); done", path);
+  uint64_t id = submit(cl, script, &(job_opts){.cpus = 1, .time_limit_s = 3,
+                                               .warn_signal = SIGUSR1, .warn_before_s = 2});
+  cr_assert_eq(wait_state(cl, id, 0, 60000), ST(TIMEOUT));
+  cr_assert(file_has(path, "warned"), "the task never got the warning signal (logs in %s)", c.dir);
+  /* A warning at or after the limit is refused, naming the field. */
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"true"};
+  cmd.n_argv = 1, cmd.argv = argv;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd, job.user = "tester";
+  job.time_limit_s = 5, job.warn_signal = SIGUSR1, job.warn_before_s = 5;
+  uint64_t bad;
+  char err[256] = "";
+  cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.warn_before_s"), "%s", err);
+  job.warn_signal = 99;
+  cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.warn_signal"), "%s", err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- queue administration -------------------------------------------------------------------------- */
+
+Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char *out = NULL;
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "gpu", "--tier", "5", "--share",
+                                              "2", "--max-running", "1", "--max-time", "1h",
+                                              "--default-time", "10m", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "gpu", NULL}), 1, "created twice");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--share", "-1", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "x", "--bogus", "1", NULL}), 2);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"queue", "ls", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"name\":\"gpu\"") && strstr(out, "\"max_running\":1") &&
+            strstr(out, "\"default_time_s\":600"), "%s", out);
+  free(out);
+
+  /* max_running 1: the second job waits with the limit as its reason. */
+  char flag[300], script[1024];
+  snprintf(flag, sizeof flag, "%s/go", c.dir);
+  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.05; done", flag);
+  uint64_t a = submit(cl, script, &(job_opts){.queue = "gpu", .cpus = 1});
+  uint64_t b = submit(cl, "true", &(job_opts){.queue = "gpu", .cpus = 1});
+  wait_state(cl, a, ST(RUNNING), 30000);
+  it_sleep_ms(1200);
+  Trainyard__GetJobResponse *r = it_get_job(cl, b);
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  cr_assert(strstr(r->job->reason, "max_running is 1"), "%s", r->job->reason);
+  cr_assert_eq(r->job->spec->time_limit_s, 600u, "the queue's default time limit");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 1, "deleted with jobs");
+
+  /* A time limit above the queue's maximum is refused at submit. */
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"true"};
+  cmd.n_argv = 1, cmd.argv = argv;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd, job.user = "tester";
+  job.queue = "gpu", job.time_limit_s = 7200;
+  uint64_t bad;
+  char err[256] = "";
+  cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.time_limit_s: 7200 s exceeds queue gpu's max_time of 3600 s"), "%s", err);
+
+  FILE *f = fopen(flag, "w");
+  cr_assert(f);
+  fclose(f);
+  cr_assert_eq(wait_state(cl, a, 0, 30000), ST(COMPLETED));
+  cr_assert_eq(wait_state(cl, b, 0, 30000), ST(COMPLETED));
+  /* Closed: refuses new jobs. Deleted: gone from ls, unknown to submit. */
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--state", "closed", NULL}), 0);
+  job.time_limit_s = 0;
+  cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_ESTATE, "%s", err);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 0);
+  cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_ENOTFOUND, "%s", err);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "default", NULL}), 1);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"share", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"queue\":\"default\""), "%s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
