@@ -236,6 +236,12 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
                  .master_port = 29500 + (uint32_t)(j->id % 20000), .gpus = s->gpus,
                  .cpus = j->spec.cpus_per_task, .spec = &j->spec,
                  .kill_grace_s = ctl->cfg.kill_grace_s};
+  uint8_t key[32];
+  if (j->spec.interactive) {
+    ty__token_job_key(ctl, j->id, key);
+    l.attach_key = key;
+    l.attach_key_len = sizeof(key);
+  }
   ty_buf b;
   ty_buf_init(&b);
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));

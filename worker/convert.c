@@ -49,6 +49,16 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   s->warn_before_s = m->warn_before_s;
   s->kill_grace_s = m->kill_grace_s;
   s->user = m->user;
+  if (m->interactive) {
+    s->interactive = true;
+    s->pty = m->interactive->pty;
+    s->stdin_all = m->interactive->stdin_all;
+    s->detach = m->interactive->detach;
+    s->rows = m->interactive->rows;
+    s->cols = m->interactive->cols;
+    s->attach_key = m->attach_key.data;
+    s->attach_key_len = m->attach_key.len;
+  }
   out->pb = m;
   return 0;
 }
@@ -192,5 +202,54 @@ int ty__encode_log_chunk(uint32_t rank, uint64_t offset, const uint8_t *data, si
   m.offset = offset;
   m.data.data = (uint8_t *)data;
   m.data.len = len;
+  return pack(&m.base, out, out_len);
+}
+
+/* ---- interactive attach ------------------------------------------------------ */
+
+int ty__decode_attach(const uint8_t *p, size_t n, ty__attach_req *out) {
+  Trainyard__AttachRequest *m = trainyard__attach_request__unpack(NULL, n, p);
+  if (!m) return TY_EPROTO;
+  out->job_id = m->job_id;
+  out->rank = m->rank;
+  out->owner = m->owner;
+  out->replay = m->replay;
+  trainyard__attach_request__free_unpacked(m, NULL);
+  return 0;
+}
+
+int ty__decode_attach_input(const uint8_t *p, size_t n, ty__attach_input *out) {
+  memset(out, 0, sizeof *out);
+  Trainyard__AttachInputRequest *m = trainyard__attach_input_request__unpack(NULL, n, p);
+  if (!m) return TY_EPROTO;
+  out->job_id = m->job_id;
+  out->rank = m->rank;
+  out->data = m->data.data;
+  out->len = m->data.len;
+  out->eof = m->eof;
+  out->signal = m->signal;
+  out->kill = m->kill;
+  out->rows = m->rows;
+  out->cols = m->cols;
+  out->pb = m;
+  return 0;
+}
+
+void ty__attach_input_free(ty__attach_input *in) {
+  if (in && in->pb) trainyard__attach_input_request__free_unpacked(in->pb, NULL);
+  if (in) in->pb = NULL;
+}
+
+int ty__encode_attach_output(const ty__attach_output *o, uint8_t **out, size_t *out_len) {
+  Trainyard__AttachOutput m = TRAINYARD__ATTACH_OUTPUT__INIT;
+  m.rank = o->rank;
+  m.stream = o->stream;
+  m.data.data = (uint8_t *)o->data;
+  m.data.len = o->len;
+  m.replayed = o->replayed;
+  m.exited = o->exited;
+  m.exit_code = o->exit_code;
+  m.term_signal = o->term_signal;
+  m.timed_out = o->timed_out;
   return pack(&m.base, out, out_len);
 }

@@ -2,6 +2,7 @@
 /*
  * The task I/O server: ReadLog streams DIR/jobs/JOB/rank<R>.log to clients
  * straight from the worker (the controller is never on the data path).
+ * Attach and AttachInput (interactive tasks) are handed to attach.c.
  *
  * Each stream reads the file with uv_fs_read on libuv's thread pool, 64 KiB
  * at a time, and sends one LogChunk per read. It pauses while the
@@ -226,6 +227,10 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
     return;
   } else if (strcmp(m->method, TY_M_READ_LOG) == 0) {
     start_read_log(ic, m);
+  } else if (strcmp(m->method, TY_M_ATTACH) == 0) {
+    ty__io_attach(ic->io->tasks, c, m);
+  } else if (strcmp(m->method, TY_M_ATTACH_INPUT) == 0) {
+    ty__io_attach_input(ic->io->tasks, c, m);
   } else {
     char msg[160];
     snprintf(msg, sizeof msg, "unknown method \"%.100s\" on the task I/O port of node %s",
@@ -237,9 +242,9 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
 /* ---- connections -------------------------------------------------------------- */
 
 static void on_drain(ty_rpc_conn *c, void *ud) {
-  (void)c;
   io_conn *ic = ud;
   for (log_stream *st = ic->streams; st; st = st->next) pump(st);
+  ty__io_conn_drained(ic->io->tasks, c);
 }
 
 static void on_close(ty_rpc_conn *c, int reason, void *ud) {
@@ -248,6 +253,7 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
   io_conn *ic = ty_rpc_get_ud(c);
   ty_worker_io *io = ic->io;
   while (ic->streams) finish(ic->streams, 0, NULL);
+  ty__io_conn_closed(io->tasks, c);
   for (io_conn **p = &io->conns; *p; p = &(*p)->next) {
     if (*p == ic) {
       *p = ic->next;

@@ -10,7 +10,11 @@
  *     the task forked die with it.
  *   - stdout and stderr of the task are the log file itself (UV_INHERIT_FD);
  *     the worker never copies output bytes, so a chatty task costs the worker
- *     nothing and output survives a worker restart.
+ *     nothing and output survives a worker restart. Interactive tasks
+ *     (rlaunch) are the exception: their stdio are pipes or a pty held by an
+ *     iotask (attach.c), which copies output to the log and to clients. A pty
+ *     task starts through setsid(1) --ctty, since uv_spawn cannot make the
+ *     terminal the session's controlling one (needed for ^C and job control).
  *   - A task record is freed only when its report was acknowledged (or the
  *     registry is destroyed) and its three libuv handles have closed.
  *
@@ -26,7 +30,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "worker/worker.h"
+#include "worker/worker_internal.h"
+
+/* util-linux, Essential in Debian: starts a pty task as a session leader with
+ * the terminal as its controlling tty. */
+#define SETSID_PATH "/usr/bin/setsid"
 
 extern char **environ;
 
@@ -48,6 +56,7 @@ typedef struct task {
   int exit_code, term_signal;
   bool timed_out;
   char *reason;
+  ty__iotask *io; /* interactive stdio, until the task ends */
 } task;
 
 struct ty_tasks {
@@ -60,6 +69,7 @@ struct ty_tasks {
   bool destroying;
   bool stopping; /* the worker is shutting down: no new tasks */
   ty_tasks_stats stats;
+  ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
 };
 
 /* ---- records ---------------------------------------------------------------- */
@@ -135,6 +145,7 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
   t->node = ty_strdup(node);
   t->on_end = on_end;
   t->ud = ud;
+  t->ioreg = ty__ioreg_create(loop, node);
   *out_tasks = t;
   return 0;
 }
@@ -142,6 +153,8 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
 void ty_tasks_destroy(ty_tasks *t) {
   if (!t) return;
   t->destroying = true;
+  ty__ioreg_destroy(t->ioreg);
+  t->ioreg = NULL;
   if (!t->head) {
     maybe_free_registry(t);
     return;
@@ -227,6 +240,8 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
     k->state = TY_TASK_EXITED;
     k->exit_code = (int)exit_status;
   }
+  if (k->io) ty__iotask_exited(k->io, k->exit_code, k->term_signal, k->timed_out);
+  k->io = NULL;
   /* Whatever the task left behind in its group goes with it, so no stray
    * process keeps writing to the log or holding a GPU. */
   (void)uv_kill(-k->pid, SIGKILL);
@@ -341,28 +356,79 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   return k;
 }
 
-/* Spawns the process of k; the fds are the child's stdin and stdout/stderr. */
-static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env, int null_fd,
-                 int log_fd) {
-  char **args = ty_xcalloc(spec->argc + 1, sizeof *args);
-  for (size_t i = 0; i < spec->argc; i++) args[i] = (char *)spec->argv[i];
-  uv_stdio_container_t stdio[3] = {
-      {.flags = UV_INHERIT_FD, .data.fd = null_fd},
-      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
-      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
-  };
+/* Spawns the process of k with the given stdio. A pty task runs as
+ * `setsid --ctty CMD...`: not detached by libuv, so setsid(2) succeeds
+ * without a fork and the pid stays the process group's id. */
+static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
+                 uv_stdio_container_t stdio[3]) {
+  size_t pre = spec->pty ? 2 : 0;
+  char **args = ty_xcalloc(spec->argc + pre + 1, sizeof *args);
+  if (spec->pty) args[0] = SETSID_PATH, args[1] = "--ctty";
+  for (size_t i = 0; i < spec->argc; i++) args[pre + i] = (char *)spec->argv[i];
   uv_process_options_t opts = {
       .exit_cb = on_process_exit,
-      .file = spec->argv[0],
+      .file = args[0],
       .args = args,
       .env = env,
       .cwd = (spec->cwd && spec->cwd[0]) ? spec->cwd : NULL,
-      .flags = UV_PROCESS_DETACHED,
+      .flags = spec->pty ? 0 : UV_PROCESS_DETACHED,
       .stdio_count = 3,
       .stdio = stdio,
   };
   int rc = uv_spawn(t->loop, &k->proc, &opts);
   free(args);
+  return rc;
+}
+
+/* Whether argv0 would be found and executable with env's PATH: a pty task
+ * runs through setsid(1), whose own failure would come too late for
+ * LaunchTask's answer. 0, UV_ENOENT or UV_EACCES. */
+static int check_exec(const char *argv0, char *const *env) {
+  if (strchr(argv0, '/')) return access(argv0, X_OK) == 0 ? 0 : (errno == ENOENT ? UV_ENOENT : UV_EACCES);
+  const char *path = "/usr/local/bin:/usr/bin:/bin";
+  for (size_t i = 0; env && env[i]; i++)
+    if (strncmp(env[i], "PATH=", 5) == 0) path = env[i] + 5;
+  int rc = UV_ENOENT;
+  char full[4096];
+  for (const char *p = path; *p || p == path;) {
+    const char *colon = strchr(p, ':');
+    size_t n = colon ? (size_t)(colon - p) : strlen(p);
+    snprintf(full, sizeof full, "%.*s/%s", (int)n, n ? p : ".", argv0);
+    if (access(full, X_OK) == 0) return 0;
+    if (errno == EACCES) rc = UV_EACCES;
+    if (!colon) break;
+    p = colon + 1;
+  }
+  return rc;
+}
+
+static void hook_signal(void *ud, int sig) { signal_group(ud, sig); }
+
+static void hook_kill(void *ud) {
+  task *k = ud;
+  terminate(k, k->kill_grace_s);
+}
+
+/* Spawns k: plain tasks write straight into the log; interactive ones get
+ * pipes or a pty from an iotask. On error `err` says why. */
+static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, char **env, int null_fd,
+                         int log_fd, char *err, size_t err_len) {
+  uv_stdio_container_t stdio[3] = {
+      {.flags = UV_INHERIT_FD, .data.fd = null_fd},
+      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+  };
+  ty__iotask *io = NULL;
+  if (spec->interactive) {
+    int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, stdio, err, err_len, &io);
+    if (rc != 0) return rc;
+  }
+  int rc = spec->pty ? check_exec(spec->argv[0], env) : 0;
+  if (rc == 0) rc = spawn(t, k, spec, env, stdio);
+  ty__iotask_hooks hooks = {.signal = hook_signal, .kill = hook_kill, .ud = k};
+  if (io) ty__iotask_spawned(io, rc, &hooks);
+  k->io = rc == 0 ? io : NULL;
+  if (rc != 0) describe_spawn_error(t, spec->argv[0], rc, err, err_len);
   return rc;
 }
 
@@ -420,9 +486,8 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   }
   forget_old(t, spec->job_id, spec->rank);
   task *k = new_task(t, spec);
-  rc = spawn(t, k, spec, env, null_fd, log_fd);
+  rc = start_process(t, k, spec, env, null_fd, log_fd, err, err_len);
   if (rc != 0) {
-    describe_spawn_error(t, spec->argv[0], rc, err, err_len);
     log_failure(log_fd, err);
     /* libuv initialises the handle only once the child is forked, so a
      * failed spawn may leave nothing to close. */
@@ -512,3 +577,5 @@ bool ty_tasks_is_running(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
 const char *ty_tasks_node(const ty_tasks *t) { return t->node; }
 
 void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out) { *out = t->stats; }
+
+ty__ioreg *ty__tasks_ioreg(ty_tasks *t) { return t->ioreg; }

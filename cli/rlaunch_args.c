@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rlaunch's command line, the environment it forwards, and line framing.
+ * Pure: no sockets, no terminal; unit-tested in tests/unit/cli.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_internal.h"
+#include "cli/rlaunch.h"
+
+const char ty_rl_usage[] =
+    "Usage: rlaunch [OPTIONS] [--] CMD [ARGS...]\n"
+    "\n"
+    "Runs CMD on the cluster as if it ran here: output appears as it is produced,\n"
+    "stdin, Ctrl-C and the exit code work, the working directory and environment\n"
+    "are yours. The job goes through the queue like any other (trainctl ls shows it).\n"
+    "\n"
+    "Options:\n"
+    "  --gpu N              GPUs per node (default 0)\n"
+    "  --cpu N              CPUs per task (default 1)\n"
+    "  --mem SIZE           memory per node, e.g. 16G (default: no limit)\n"
+    "  --nodes N            nodes (default 1)\n"
+    "  --ntasks-per-node N  ranks per node (default 1)\n"
+    "  --queue Q            queue (default \"default\")\n"
+    "  --priority P         priority within the queue; higher runs first (default 0)\n"
+    "  --time LIMIT         time limit: 90 (s), 90s, 15m, 2h, 1d, 1:30:00 (default: the queue's)\n"
+    "  --name NAME          job name (default: CMD)\n"
+    "  --label              prefix every output line with its rank, \"R: \"\n"
+    "  --stdin=0|all        stdin goes to rank 0 (default) or to every rank; EOF included\n"
+    "  --pty                run CMD under a pseudo-terminal (shells, REPLs, top); the local\n"
+    "                       terminal is put in raw mode and window-size changes follow\n"
+    "  --detach             keep the job running if rlaunch dies or loses its connection\n"
+    "                       (default: the remote tasks are killed after a 3 s grace)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "The controller is $TRAINYARD_CONTROLLER (HOST:PORT, default 127.0.0.1:7810).\n"
+    "\n"
+    "CMD runs in your current directory, which must exist on the nodes (a shared\n"
+    "filesystem is assumed), with your environment minus what belongs to this\n"
+    "terminal or login (HOSTNAME, DISPLAY, XAUTHORITY, SSH_*, PWD, OLDPWD, SHLVL, _,\n"
+    "TMUX*, STY, WINDOW, XDG_RUNTIME_DIR, XDG_SESSION_*, DBUS_SESSION_BUS_ADDRESS, and\n"
+    "TERM, TERMCAP, COLUMNS, LINES unless --pty), plus the torchrun variables RANK,\n"
+    "LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, and\n"
+    "CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID, TRAINYARD_NODE.\n"
+    "\n"
+    "Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to\n"
+    "the remote process groups. A second Ctrl-C within 1 s kills the job (SIGTERM,\n"
+    "then SIGKILL after the grace period). While the job is pending, Ctrl-C cancels it.\n"
+    "\n"
+    "Exit codes:\n"
+    "  0-119, 128-255  the command's: the largest over the ranks, 128+N if a rank\n"
+    "                  died of signal N\n"
+    "  120  the controller could not be reached (or was lost while waiting)\n"
+    "  121  the controller refused the job (invalid, or it can never fit)\n"
+    "  122  the job ended without running (cancelled while pending, launch failed,\n"
+    "       e.g. the working directory does not exist on the node)\n"
+    "  123  a worker could not be reached, refused the attach, or the connection\n"
+    "       to it was lost\n"
+    "  124  a rank reached the time limit\n"
+    "  125  usage error\n"
+    "  126  CMD is not executable on the node\n"
+    "  127  CMD was not found on the node\n";
+
+enum { O_GPU, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME, O_NAME, O_LABEL,
+       O_STDIN, O_PTY, O_DETACH, O_HELP };
+
+static const ty__cli_opt opts[] = {
+    {"gpu", 0, true, O_GPU},         {"cpu", 0, true, O_CPU},
+    {"mem", 0, true, O_MEM},         {"nodes", 0, true, O_NODES},
+    {"ntasks-per-node", 0, true, O_NTASKS},
+    {"queue", 0, true, O_QUEUE},     {"priority", 0, true, O_PRIORITY},
+    {"time", 0, true, O_TIME},       {"name", 0, true, O_NAME},
+    {"label", 0, false, O_LABEL},    {"stdin", 0, true, O_STDIN},
+    {"pty", 0, false, O_PTY},        {"detach", 0, false, O_DETACH},
+    {"help", 'h', false, O_HELP},
+};
+
+static void push(char ***arr, size_t *n, const char *s) {
+  *arr = ty_xrealloc(*arr, (*n + 1) * sizeof **arr);
+  (*arr)[(*n)++] = ty_strdup(s);
+}
+
+static int set_text(const char *what, char **field, const char *v, ty_cli_err *err) {
+  if (!*v) return ty_cli_errf(err, TY_EINVAL, "%s: must not be empty", what);
+  free(*field);
+  *field = ty_strdup(v);
+  return 0;
+}
+
+static int option(ty_rl_opts *o, int id, const char *v, ty_cli_err *err) {
+  ty_cli_job *j = &o->job;
+  switch (id) {
+  case O_GPU: return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err);
+  case O_CPU: return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err);
+  case O_NODES: return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err);
+  case O_NTASKS: return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err);
+  case O_PRIORITY: return ty__cli_parse_i32("--priority", v, &j->priority, err);
+  case O_QUEUE: return set_text("--queue", &j->queue, v, err);
+  case O_NAME: return set_text("--name", &j->name, v, err);
+  case O_MEM:
+    if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
+      return ty_cli_errf(err, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G)", v);
+    return 0;
+  case O_TIME:
+    if (ty_parse_duration(v, &j->time_limit_s) != 0 || j->time_limit_s == 0)
+      return ty_cli_errf(err, TY_EINVAL,
+                         "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
+    return 0;
+  case O_STDIN:
+    if (strcmp(v, "0") == 0) o->stdin_mode = TY_RL_STDIN_RANK0;
+    else if (strcmp(v, "all") == 0) o->stdin_mode = TY_RL_STDIN_ALL;
+    else return ty_cli_errf(err, TY_EINVAL, "--stdin: \"%s\" is not 0 or all", v);
+    return 0;
+  case O_LABEL: o->label = true; return 0;
+  case O_PTY: o->pty = true; return 0;
+  case O_DETACH: o->detach = true; return 0;
+  default: o->help = true; return 0;
+  }
+}
+
+static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+static bool name_is(const char *entry, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+bool ty_rl_env_denied(const char *entry, bool pty) {
+  static const char *const exact[] = {
+      "HOSTNAME", "DISPLAY", "XAUTHORITY", "PWD", "OLDPWD", "SHLVL", "_", "STY", "WINDOW",
+      "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "RANK", "LOCAL_RANK", "WORLD_SIZE",
+      "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "CUDA_VISIBLE_DEVICES",
+      "TRAINYARD_JOB_ID", "TRAINYARD_NODE"};
+  static const char *const terminal[] = {"TERM", "TERMCAP", "COLUMNS", "LINES"};
+  static const char *const prefixes[] = {"SSH_", "TMUX", "XDG_SESSION_"};
+  if (!strchr(entry, '=') || entry[0] == '=') return true;
+  for (size_t i = 0; i < TY_ARRAY_LEN(exact); i++)
+    if (name_is(entry, exact[i])) return true;
+  for (size_t i = 0; !pty && i < TY_ARRAY_LEN(terminal); i++)
+    if (name_is(entry, terminal[i])) return true;
+  for (size_t i = 0; i < TY_ARRAY_LEN(prefixes); i++)
+    if (has_prefix(entry, prefixes[i])) return true;
+  return false;
+}
+
+int ty_rl_rank_exit(int exit_code, int term_signal) {
+  return term_signal > 0 ? 128 + term_signal : exit_code;
+}
+
+void ty_rl_opts_close(ty_rl_opts *o) {
+  if (!o) return;
+  ty_cli_job_close(&o->job);
+  memset(o, 0, sizeof *o);
+}
+
+int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
+                ty_rl_opts *out, ty_cli_err *err) {
+  memset(out, 0, sizeof *out);
+  ty__cli_args it;
+  ty__cli_args_init(&it, argc - 1, argv + 1, opts, TY_ARRAY_LEN(opts));
+  int rc = 0;
+  for (;;) {
+    const char *v = NULL;
+    int id = ty__cli_args_next(&it, &v, err);
+    if (id == TY__ARG_END) break;
+    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+    else if (id == TY__ARG_POSITIONAL) {
+      it.only_positional = true; /* the command's own options are its own */
+      push(&out->job.argv, &out->job.argc, v);
+    } else rc = option(out, id, v, err);
+    if (rc != 0) break;
+  }
+  if (rc == 0 && !out->help && out->job.argc == 0)
+    rc = ty_cli_errf(err, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
+  if (rc != 0) {
+    ty_rl_opts_close(out);
+    return rc;
+  }
+  if (cwd) out->job.cwd = ty_strdup(cwd);
+  if (user) out->job.user = ty_strdup(user);
+  for (size_t i = 0; env && env[i]; i++)
+    if (!ty_rl_env_denied(env[i], out->pty)) push(&out->job.env, &out->job.envc, env[i]);
+  return 0;
+}
+
+/* ---- line framing ------------------------------------------------------------------ */
+
+void ty_rl_frame_lines(ty_buf *partial, const char *prefix, const uint8_t *p, size_t n,
+                       ty_buf *out) {
+  size_t plen = strlen(prefix);
+  while (n > 0) {
+    const uint8_t *nl = memchr(p, '\n', n);
+    if (!nl) {
+      ty_buf_append(partial, p, n);
+      return;
+    }
+    size_t take = (size_t)(nl - p) + 1;
+    ty_buf_append(out, prefix, plen);
+    if (partial->len) ty_buf_append(out, partial->data, partial->len);
+    ty_buf_append(out, p, take);
+    partial->len = 0;
+    p += take;
+    n -= take;
+  }
+}
+
+void ty_rl_frame_flush(ty_buf *partial, const char *prefix, ty_buf *out) {
+  if (partial->len == 0) return;
+  ty_buf_append(out, prefix, strlen(prefix));
+  ty_buf_append(out, partial->data, partial->len);
+  partial->len = 0;
+}

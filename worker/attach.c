@@ -1,0 +1,702 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Interactive task I/O (rlaunch, `trainctl attach`): the worker holds the
+ * stdio of an interactive task — pipes, or a pseudo-terminal with --pty —
+ * and streams it to clients that attach on the I/O port with a task token.
+ *
+ * Invariants:
+ *   - Output is read only while someone takes it: an attached client, or
+ *     "free running" (the owner detached, or nobody came in time), when it
+ *     goes to the ring buffer and the log only. Before the first attach
+ *     nothing is read, so a fast task's first bytes (and its exit) wait in
+ *     the pipe for rlaunch instead of being lost.
+ *   - Backpressure: reading stops while any attached connection's write
+ *     queue is above its high-water mark (1 MiB on the I/O port) and resumes
+ *     from the drain callback. The task then blocks in write(2); the worker
+ *     holds at most the high-water mark plus one 64 KiB chunk per client.
+ *   - Every byte read is appended to the rank's log (so `trainctl logs`
+ *     works for interactive jobs) and to a ring of recent output (RING_CAP)
+ *     that a late attach replays.
+ *   - The owner (rlaunch) going away kills the task after OWNER_GRACE_MS,
+ *     unless the job was submitted with --detach; observers (`trainctl
+ *     attach`) never do. An owner that never attaches within ATTACH_WAIT_MS
+ *     counts as gone.
+ *   - A client's stream ends with an AttachOutput carrying `exited`, sent
+ *     only after the task ended AND its output reached EOF, then END 0.
+ *   - An iotask outlives its task record and is freed once that end was
+ *     delivered and its handles closed.
+ *
+ * A node runs a handful of interactive tasks, so lists are plain.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "lib/token/token.h"
+#include "worker/worker_internal.h"
+
+#define CHUNK (64u * 1024u)
+#define RING_CAP (1024u * 1024u)
+#define ATTACH_WAIT_MS 30000u
+#define OWNER_GRACE_MS 3000u
+#define DRAIN_CHECK_MS 1000u
+
+enum { STREAM_STDOUT = 1, STREAM_STDERR = 2 };
+
+typedef struct ring_chunk {
+  struct ring_chunk *next;
+  uint32_t stream;
+  size_t len;
+  uint8_t data[];
+} ring_chunk;
+
+typedef struct client {
+  struct client *next;
+  ty_rpc_conn *conn;
+  uint64_t request_id;
+  bool owner;
+} client;
+
+/* One write to the task's stdin; answered when it completes. */
+typedef struct in_write {
+  uv_write_t req;
+  struct in_write *next;
+  ty__iotask *io;
+  ty_rpc_conn *conn; /* NULL once the connection closed */
+  uint64_t request_id;
+  uint8_t data[];
+} in_write;
+
+typedef struct out_chan {
+  uv_pipe_t pipe;
+  ty__iotask *io;
+  uint32_t stream;
+  bool active; /* open and not yet at EOF */
+  bool reading;
+} out_chan;
+
+struct ty__iotask {
+  ty__iotask *next;
+  ty__ioreg *reg;
+  uint64_t job_id;
+  uint32_t rank;
+  uint8_t key[TY_TOKEN_KEY_LEN];
+  bool has_key, pty, detach;
+  bool master_owned; /* master_fd belongs to out[0].pipe */
+  int slave_fd, master_fd, log_fd;
+  out_chan out[2];      /* stdout, stderr; with a pty only out[0] (the master) */
+  uv_pipe_t in;         /* stdin, without a pty */
+  uv_shutdown_t in_shutdown;
+  bool in_active;       /* stdin can take bytes */
+  in_write *writes;
+  uv_timer_t life_timer;  /* waiting for the first attach, or an owner's return */
+  uv_timer_t drain_timer; /* after the exit: gives up on an EOF that never comes */
+  ty__iotask_hooks hooks;
+  client *clients;
+  int owners;
+  bool had_client, free_running, spawned, exited, timed_out, done, closing;
+  int exit_code, term_signal;
+  uint64_t bytes_read, bytes_at_check;
+  ring_chunk *ring_head, *ring_tail;
+  size_t ring_bytes;
+  int open_handles;
+  char buf[CHUNK];
+};
+
+struct ty__ioreg {
+  uv_loop_t *loop;
+  char *node;
+  ty__iotask *head;
+  bool destroying;
+};
+
+static void update_reading(ty__iotask *io);
+static void maybe_done(ty__iotask *io);
+
+/* ---- lifetime ---------------------------------------------------------------- */
+
+ty__ioreg *ty__ioreg_create(uv_loop_t *loop, const char *node) {
+  ty__ioreg *reg = ty_xcalloc(1, sizeof *reg);
+  reg->loop = loop;
+  reg->node = ty_strdup(node);
+  return reg;
+}
+
+static void maybe_free_reg(ty__ioreg *reg) {
+  if (!reg->destroying || reg->head) return;
+  free(reg->node);
+  free(reg);
+}
+
+static void free_io(ty__iotask *io) {
+  ty__ioreg *reg = io->reg;
+  for (ty__iotask **p = &reg->head; *p; p = &(*p)->next) {
+    if (*p == io) {
+      *p = io->next;
+      break;
+    }
+  }
+  while (io->ring_head) {
+    ring_chunk *c = io->ring_head;
+    io->ring_head = c->next;
+    free(c);
+  }
+  if (io->log_fd >= 0) close(io->log_fd);
+  if (io->master_fd >= 0 && !io->master_owned) close(io->master_fd);
+  if (io->slave_fd >= 0) close(io->slave_fd);
+  free(io);
+  maybe_free_reg(reg);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  ty__iotask *io = h->data;
+  if (--io->open_handles == 0 && io->closing) free_io(io);
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h)) uv_close(h, on_handle_closed);
+}
+
+static void init_handle(ty__iotask *io, uv_handle_t *h) {
+  h->data = io;
+  io->open_handles++;
+}
+
+/* Closes every handle; the last close callback frees io. */
+static void close_io(ty__iotask *io) {
+  if (io->closing) return;
+  io->closing = true;
+  io->hooks = (ty__iotask_hooks){0};
+  io->out[0].active = io->out[1].active = io->in_active = false;
+  close_handle((uv_handle_t *)&io->out[0].pipe);
+  close_handle((uv_handle_t *)&io->out[1].pipe);
+  close_handle((uv_handle_t *)&io->in);
+  close_handle((uv_handle_t *)&io->life_timer);
+  close_handle((uv_handle_t *)&io->drain_timer);
+  if (io->open_handles == 0) free_io(io);
+}
+
+/* ---- clients ------------------------------------------------------------------- */
+
+static void on_attach_wait(uv_timer_t *h);
+
+static void kill_task(ty__iotask *io, const char *why) {
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": %s", io->job_id, io->rank, why);
+  if (io->hooks.kill) io->hooks.kill(io->hooks.ud);
+  io->free_running = true; /* let it write (and die) instead of blocking */
+}
+
+static void on_owner_grace(uv_timer_t *h) {
+  ty__iotask *io = h->data;
+  if (io->owners > 0 || io->done) return;
+  kill_task(io, "the attached client went away; killing the task (no --detach)");
+  update_reading(io);
+}
+
+/* The last owner left before the task's output ended. */
+static void owner_gone(ty__iotask *io) {
+  if (io->detach) {
+    ty_info("job %" PRIu64 " rank %" PRIu32 ": client detached; the task keeps running",
+            io->job_id, io->rank);
+    io->free_running = true;
+    return;
+  }
+  uv_timer_start(&io->life_timer, on_owner_grace, OWNER_GRACE_MS, 0);
+}
+
+/* Forgets cl; `end` also ends its stream (releasing the request). */
+static void remove_client(ty__iotask *io, client *cl, bool end) {
+  for (client **p = &io->clients; *p; p = &(*p)->next) {
+    if (*p == cl) {
+      *p = cl->next;
+      break;
+    }
+  }
+  if (end) (void)ty_rpc_stream_end(cl->conn, cl->request_id, 0, NULL);
+  if (cl->owner && --io->owners == 0 && !io->done && !io->closing) owner_gone(io);
+  free(cl);
+}
+
+/* Sends one AttachOutput to cl; drops cl when its stream is gone. */
+static void send_to(ty__iotask *io, client *cl, const ty__attach_output *o) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = ty__encode_attach_output(o, &buf, &len);
+  if (rc == 0) rc = ty_rpc_stream_send(cl->conn, cl->request_id, buf, len);
+  free(buf);
+  if (rc != 0) remove_client(io, cl, true);
+}
+
+static void send_all(ty__iotask *io, const ty__attach_output *o) {
+  for (client *cl = io->clients, *next; cl; cl = next) {
+    next = cl->next;
+    send_to(io, cl, o);
+  }
+}
+
+/* The end of a client's stream: the exit, then END 0. */
+static void finish_client(ty__iotask *io, client *cl) {
+  ty__attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
+                         .term_signal = io->term_signal, .timed_out = io->timed_out};
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (ty__encode_attach_output(&o, &buf, &len) == 0)
+    (void)ty_rpc_stream_send(cl->conn, cl->request_id, buf, len);
+  free(buf);
+  remove_client(io, cl, true);
+}
+
+static void on_client_cancel(ty_rpc_conn *c, uint64_t request_id, void *ud) {
+  ty__iotask *io = ud;
+  for (client *cl = io->clients; cl; cl = cl->next) {
+    if (cl->conn == c && cl->request_id == request_id) {
+      remove_client(io, cl, true);
+      update_reading(io);
+      return;
+    }
+  }
+}
+
+static void replay(ty__iotask *io, client *cl) {
+  for (ring_chunk *c = io->ring_head; c; c = c->next) {
+    ty__attach_output o = {.rank = io->rank, .stream = c->stream, .data = c->data,
+                           .len = c->len, .replayed = true};
+    ty_rpc_conn *conn = cl->conn;
+    send_to(io, cl, &o);
+    bool still = false;
+    for (client *k = io->clients; k; k = k->next) still |= k == cl && k->conn == conn;
+    if (!still) return;
+  }
+}
+
+static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty__attach_req *req,
+                          uint64_t request_id) {
+  client *cl = ty_xcalloc(1, sizeof *cl);
+  *cl = (client){.next = io->clients, .conn = c, .request_id = request_id, .owner = req->owner};
+  io->clients = cl;
+  io->had_client = true;
+  if (req->owner) {
+    io->owners++;
+    uv_timer_stop(&io->life_timer);
+  }
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": %s attached from %s", io->job_id, io->rank,
+          req->owner ? "owner" : "observer", ty_rpc_peer(c));
+  if (ty_rpc_set_cancel_cb(c, request_id, on_client_cancel, io) != 0) {
+    remove_client(io, cl, true);
+    return;
+  }
+  ty__attach_output hello = {.rank = io->rank}; /* attached: input is accepted now */
+  send_to(io, cl, &hello);
+  bool present = false;
+  for (client *k = io->clients; k; k = k->next) present |= k == cl;
+  if (present && req->replay) replay(io, cl);
+  present = false;
+  for (client *k = io->clients; k; k = k->next) present |= k == cl;
+  if (present && io->done) finish_client(io, cl);
+  update_reading(io);
+  if (io->done && !io->clients) close_io(io);
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static void ring_add(ty__iotask *io, uint32_t stream, const uint8_t *p, size_t n) {
+  ring_chunk *c = ty_xmalloc(sizeof *c + n);
+  *c = (ring_chunk){.stream = stream, .len = n};
+  memcpy(c->data, p, n);
+  if (io->ring_tail) io->ring_tail->next = c;
+  else io->ring_head = c;
+  io->ring_tail = c;
+  io->ring_bytes += n;
+  while (io->ring_bytes > RING_CAP && io->ring_head != io->ring_tail) {
+    ring_chunk *old = io->ring_head;
+    io->ring_head = old->next;
+    io->ring_bytes -= old->len;
+    free(old);
+  }
+}
+
+/* Appends to the rank's log; the page cache makes this cheap enough for the
+ * loop thread, and a failing log must not stop the stream. */
+static void log_append(ty__iotask *io, const uint8_t *p, size_t n) {
+  while (io->log_fd >= 0 && n > 0) {
+    ssize_t w = write(io->log_fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      ty_warn("job %" PRIu64 " rank %" PRIu32 ": cannot append to the log: %s", io->job_id,
+              io->rank, strerror(errno));
+      close(io->log_fd);
+      io->log_fd = -1;
+      return;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static bool pressured(const ty__iotask *io) {
+  for (const client *cl = io->clients; cl; cl = cl->next)
+    if (ty_rpc_write_pressure(cl->conn)) return true;
+  return false;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  ty__iotask *io = h->data;
+  *buf = uv_buf_init(io->buf, sizeof io->buf);
+}
+
+static void close_out(out_chan *ch) {
+  ch->active = false;
+  ch->reading = false;
+  close_handle((uv_handle_t *)&ch->pipe);
+  if (ch->io->pty) ch->io->in_active = false; /* the master was also stdin */
+}
+
+static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  out_chan *ch = container_of((uv_pipe_t *)s, out_chan, pipe);
+  ty__iotask *io = ch->io;
+  if (n == 0 || !ch->active) return;
+  if (n > 0) {
+    io->bytes_read += (uint64_t)n;
+    ring_add(io, ch->stream, (const uint8_t *)b->base, (size_t)n);
+    log_append(io, (const uint8_t *)b->base, (size_t)n);
+    ty__attach_output o = {.rank = io->rank, .stream = ch->stream,
+                           .data = (const uint8_t *)b->base, .len = (size_t)n};
+    send_all(io, &o);
+    update_reading(io);
+    return;
+  }
+  /* EOF, or EIO on a pty master once the terminal's last user is gone. */
+  if (n != UV_EOF && n != UV_EIO)
+    ty_warn("job %" PRIu64 " rank %" PRIu32 ": reading its output: %s", io->job_id, io->rank,
+            uv_strerror((int)n));
+  close_out(ch);
+  maybe_done(io);
+}
+
+static void update_reading(ty__iotask *io) {
+  bool want = !io->closing && (io->clients || io->free_running) && !pressured(io);
+  for (int i = 0; i < 2; i++) {
+    out_chan *ch = &io->out[i];
+    if (!ch->active) continue;
+    if (want && !ch->reading) {
+      ch->reading = uv_read_start((uv_stream_t *)&ch->pipe, on_alloc, on_out_read) == 0;
+    } else if (!want && ch->reading) {
+      uv_read_stop((uv_stream_t *)&ch->pipe);
+      ch->reading = false;
+    }
+  }
+}
+
+/* The task ended and its output reached EOF: tell every client. */
+static void maybe_done(ty__iotask *io) {
+  if (io->done || !io->exited || io->out[0].active || io->out[1].active) return;
+  io->done = true;
+  uv_timer_stop(&io->drain_timer);
+  uv_timer_stop(&io->life_timer);
+  while (io->clients) finish_client(io, io->clients);
+  if (io->had_client || io->free_running) close_io(io);
+}
+
+/* After the exit, output that stops without an EOF (a daemonised grandchild
+ * still holds the pipe) ends the stream after one silent check. */
+static void on_drain_check(uv_timer_t *h) {
+  ty__iotask *io = h->data;
+  bool reading = io->out[0].reading || io->out[1].reading;
+  if (reading && io->bytes_read == io->bytes_at_check) {
+    for (int i = 0; i < 2; i++)
+      if (io->out[i].active) close_out(&io->out[i]);
+    maybe_done(io);
+    return;
+  }
+  io->bytes_at_check = io->bytes_read;
+}
+
+static void on_attach_wait(uv_timer_t *h) {
+  ty__iotask *io = h->data;
+  if (io->had_client || io->done) return;
+  if (io->detach) io->free_running = true;
+  else if (!io->exited) kill_task(io, "no client attached in time; killing the task");
+  io->free_running = true;
+  update_reading(io);
+}
+
+/* ---- input ---------------------------------------------------------------------------- */
+
+static void reply(ty_rpc_conn *c, uint64_t request_id, int status, const char *msg) {
+  if (c) (void)ty_rpc_reply(c, request_id, status, status ? msg : NULL, NULL, 0);
+}
+
+static void on_in_written(uv_write_t *req, int status) {
+  in_write *w = container_of(req, in_write, req);
+  ty__iotask *io = w->io;
+  for (in_write **p = &io->writes; *p; p = &(*p)->next) {
+    if (*p == w) {
+      *p = w->next;
+      break;
+    }
+  }
+  char msg[160];
+  snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
+           io->job_id, io->rank, uv_strerror(status));
+  reply(w->conn, w->request_id, status < 0 ? TY_ECLOSED : 0, msg);
+  free(w);
+}
+
+static void on_in_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  ty__iotask *io = container_of(req, ty__iotask, in_shutdown);
+  close_handle((uv_handle_t *)&io->in);
+}
+
+/* Writes to the task's stdin (pipe or pty master); answers when written.
+ * EOF closes a pipe, or sends the terminal's EOF character to a pty. */
+static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__attach_input *in) {
+  if (!io->in_active) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed", io->job_id,
+             io->rank);
+    reply(c, rid, TY_ECLOSED, msg);
+    return;
+  }
+  uv_stream_t *dst = io->pty ? (uv_stream_t *)&io->out[0].pipe : (uv_stream_t *)&io->in;
+  size_t n = in->len + (in->eof && io->pty ? 1 : 0);
+  in_write *w = ty_xmalloc(sizeof *w + (n ? n : 1));
+  *w = (in_write){.next = io->writes, .io = io, .conn = c, .request_id = rid};
+  if (in->len) memcpy(w->data, in->data, in->len);
+  if (in->eof && io->pty) w->data[in->len] = 0x04; /* VEOF: ^D */
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+  int rc = n ? uv_write(&w->req, dst, &b, 1, on_in_written) : 0;
+  if (rc != 0 || n == 0) {
+    free(w);
+    reply(c, rid, rc ? TY_ECLOSED : 0, "cannot write to the task's stdin");
+  } else {
+    io->writes = w;
+  }
+  if (in->eof && !io->pty) {
+    io->in_active = false;
+    if (uv_shutdown(&io->in_shutdown, (uv_stream_t *)&io->in, on_in_shutdown) != 0)
+      close_handle((uv_handle_t *)&io->in);
+  }
+}
+
+static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__attach_input *in) {
+  if (in->signal < 0 || in->signal > 64) {
+    reply(c, rid, TY_EINVAL, "signal: not a signal number (1-64)");
+    return;
+  }
+  if (io->pty && in->rows && in->cols && io->out[0].active) {
+    struct winsize ws = {.ws_row = (unsigned short)in->rows, .ws_col = (unsigned short)in->cols};
+    if (ioctl(io->master_fd, TIOCSWINSZ, &ws) != 0)
+      ty_debug("job %" PRIu64 ": TIOCSWINSZ: %s", io->job_id, strerror(errno));
+  }
+  if (in->signal && io->hooks.signal) io->hooks.signal(io->hooks.ud, in->signal);
+  if (in->kill) kill_task(io, "killed at the client's request");
+  if (in->len || in->eof) write_input(io, c, rid, in);
+  else reply(c, rid, 0, NULL);
+}
+
+/* ---- creation ---------------------------------------------------------------------------- */
+
+static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t err_len) {
+  struct winsize ws = {.ws_row = (unsigned short)(spec->rows ? spec->rows : 24),
+                       .ws_col = (unsigned short)(spec->cols ? spec->cols : 80)};
+  if (openpty(&io->master_fd, &io->slave_fd, NULL, NULL, &ws) != 0) {
+    snprintf(err, err_len, "cannot open a pseudo-terminal on node %s: %s", io->reg->node,
+             strerror(errno));
+    return TY_EIO;
+  }
+  /* Other tasks spawned meanwhile must not inherit this terminal. */
+  fcntl(io->master_fd, F_SETFD, FD_CLOEXEC);
+  fcntl(io->slave_fd, F_SETFD, FD_CLOEXEC);
+  uv_pipe_init(io->reg->loop, &io->out[0].pipe, 0);
+  init_handle(io, (uv_handle_t *)&io->out[0].pipe);
+  int rc = uv_pipe_open(&io->out[0].pipe, io->master_fd);
+  if (rc != 0) {
+    snprintf(err, err_len, "cannot watch the pseudo-terminal on node %s: %s", io->reg->node,
+             uv_strerror(rc));
+    return TY_EIO;
+  }
+  io->master_owned = true;
+  return 0;
+}
+
+static void prepare_pipes(ty__iotask *io, const ty_task_spec *spec, int null_fd,
+                          uv_stdio_container_t stdio[3]) {
+  uv_loop_t *loop = io->reg->loop;
+  for (int i = 0; i < 2; i++) {
+    uv_pipe_init(loop, &io->out[i].pipe, 0);
+    init_handle(io, (uv_handle_t *)&io->out[i].pipe);
+    stdio[1 + i] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
+                                          .data.stream = (uv_stream_t *)&io->out[i].pipe};
+  }
+  if (spec->stdin_all || spec->rank == 0) {
+    uv_pipe_init(loop, &io->in, 0);
+    init_handle(io, (uv_handle_t *)&io->in);
+    stdio[0] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
+                                      .data.stream = (uv_stream_t *)&io->in};
+  } else {
+    stdio[0] = (uv_stdio_container_t){.flags = UV_INHERIT_FD, .data.fd = null_fd};
+  }
+}
+
+int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int log_fd,
+                      uv_stdio_container_t stdio[3], char *err, size_t err_len,
+                      ty__iotask **out_io) {
+  ty__iotask *io = ty_xcalloc(1, sizeof *io);
+  io->reg = reg;
+  io->job_id = spec->job_id;
+  io->rank = spec->rank;
+  io->pty = spec->pty;
+  io->detach = spec->detach;
+  io->has_key = spec->attach_key && spec->attach_key_len == TY_TOKEN_KEY_LEN;
+  if (io->has_key) memcpy(io->key, spec->attach_key, TY_TOKEN_KEY_LEN);
+  io->slave_fd = io->master_fd = -1;
+  io->log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
+  io->out[0] = (out_chan){.io = io, .stream = STREAM_STDOUT};
+  io->out[1] = (out_chan){.io = io, .stream = STREAM_STDERR};
+  uv_timer_init(reg->loop, &io->life_timer);
+  init_handle(io, (uv_handle_t *)&io->life_timer);
+  uv_timer_init(reg->loop, &io->drain_timer);
+  init_handle(io, (uv_handle_t *)&io->drain_timer);
+  io->next = reg->head;
+  reg->head = io;
+  int rc = 0;
+  if (spec->pty) {
+    rc = open_pty(io, spec, err, err_len);
+    for (int i = 0; i < 3; i++)
+      stdio[i] = (uv_stdio_container_t){.flags = UV_INHERIT_FD, .data.fd = io->slave_fd};
+  } else {
+    prepare_pipes(io, spec, null_fd, stdio);
+  }
+  if (rc != 0) {
+    close_io(io);
+    return rc;
+  }
+  *out_io = io;
+  return 0;
+}
+
+void ty__iotask_spawned(ty__iotask *io, int rc, const ty__iotask_hooks *hooks) {
+  if (io->slave_fd >= 0) close(io->slave_fd);
+  io->slave_fd = -1;
+  if (rc != 0) {
+    close_io(io);
+    return;
+  }
+  io->spawned = true;
+  io->hooks = *hooks;
+  io->out[0].active = true;
+  io->out[1].active = !io->pty;
+  io->in_active = io->pty || io->in.type == UV_NAMED_PIPE;
+  uv_timer_start(&io->life_timer, on_attach_wait, ATTACH_WAIT_MS, 0);
+}
+
+void ty__iotask_exited(ty__iotask *io, int exit_code, int term_signal, bool timed_out) {
+  io->exited = true;
+  io->timed_out = timed_out;
+  io->exit_code = exit_code;
+  io->term_signal = term_signal;
+  io->hooks = (ty__iotask_hooks){0}; /* the pid may be reused from now on */
+  if (!io->pty && io->in_active) {
+    io->in_active = false;
+    close_handle((uv_handle_t *)&io->in);
+  }
+  uv_timer_start(&io->drain_timer, on_drain_check, DRAIN_CHECK_MS, DRAIN_CHECK_MS);
+  maybe_done(io);
+}
+
+void ty__ioreg_destroy(ty__ioreg *reg) {
+  if (!reg) return;
+  reg->destroying = true;
+  for (ty__iotask *io = reg->head, *next; io; io = next) {
+    next = io->next;
+    while (io->clients) remove_client(io, io->clients, true);
+    close_io(io);
+  }
+  maybe_free_reg(reg);
+}
+
+/* ---- the I/O server's entry points --------------------------------------------------------- */
+
+static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
+  for (ty__iotask *io = reg->head; io; io = io->next)
+    if (io->job_id == job_id && io->rank == rank && io->spawned && !io->closing) return io;
+  return NULL;
+}
+
+void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty__ioreg *reg = ty__tasks_ioreg(t);
+  ty__attach_req req;
+  char msg[256], why[128] = "no attach key";
+  if (ty__decode_attach(m->payload, m->payload_len, &req) != 0) {
+    ty_rpc_stream_end(c, m->request_id, TY_EPROTO, "AttachRequest: malformed payload");
+    return;
+  }
+  ty__iotask *io = find_io(reg, req.job_id, req.rank);
+  if (!io) {
+    snprintf(msg, sizeof msg, "job %" PRIu64 " rank %" PRIu32 " has no interactive task on node %s",
+             req.job_id, req.rank, reg->node);
+    ty_rpc_stream_end(c, m->request_id, TY_ENOTFOUND, msg);
+    return;
+  }
+  if (!io->has_key || ty_token_verify(io->key, m->credential, m->credential_len, req.job_id,
+                                      req.rank, ty_now_ms(), why, sizeof why) != 0) {
+    snprintf(msg, sizeof msg, "attach to job %" PRIu64 " rank %" PRIu32 " refused: %s",
+             req.job_id, req.rank, why);
+    ty_warn("%s (from %s)", msg, ty_rpc_peer(c));
+    ty_rpc_stream_end(c, m->request_id, TY_EPERM, msg);
+    return;
+  }
+  attach_client(io, c, &req, m->request_id);
+}
+
+void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty__attach_input in;
+  char msg[200];
+  if (ty__decode_attach_input(m->payload, m->payload_len, &in) != 0) {
+    ty_rpc_reply(c, m->request_id, TY_EPROTO, "AttachInputRequest: malformed payload", NULL, 0);
+    return;
+  }
+  ty__iotask *io = find_io(ty__tasks_ioreg(t), in.job_id, in.rank);
+  bool attached = false;
+  for (client *cl = io ? io->clients : NULL; cl; cl = cl->next) attached |= cl->conn == c;
+  if (attached) {
+    apply_input(io, c, m->request_id, &in);
+  } else {
+    snprintf(msg, sizeof msg,
+             "AttachInput: this connection is not attached to job %" PRIu64 " rank %" PRIu32,
+             in.job_id, in.rank);
+    ty_rpc_reply(c, m->request_id, TY_EPERM, msg, NULL, 0);
+  }
+  ty__attach_input_free(&in);
+}
+
+void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {
+  for (ty__iotask *io = ty__tasks_ioreg(t)->head; io; io = io->next)
+    for (client *cl = io->clients; cl; cl = cl->next)
+      if (cl->conn == c) {
+        update_reading(io);
+        break;
+      }
+}
+
+void ty__io_conn_closed(ty_tasks *t, ty_rpc_conn *c) {
+  for (ty__iotask *io = ty__tasks_ioreg(t)->head; io; io = io->next) {
+    for (in_write *w = io->writes; w; w = w->next)
+      if (w->conn == c) w->conn = NULL;
+    for (client *cl = io->clients, *next; cl; cl = next) {
+      next = cl->next;
+      if (cl->conn == c) remove_client(io, cl, false);
+    }
+    update_reading(io);
+  }
+}
