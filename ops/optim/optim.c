@@ -210,6 +210,30 @@ int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const flo
   return 0;
 }
 
+int ty_optim_param_state(ty_optim *o, size_t i, float *out_bufs[2], uint64_t *out_steps)
+{
+  if (o == NULL || i >= o->n || out_bufs == NULL || out_steps == NULL)
+    return TY_EINVAL;
+  ty__optim_param *st = &o->params[i];
+  int rc = ensure_buffers(o, st);
+  if (rc != 0)
+    return rc;
+  out_bufs[0] = st->buf[0];
+  out_bufs[1] = st->buf[1];
+  *out_steps = st->steps;
+  return 0;
+}
+
+int ty_optim_param_advance(ty_optim *o, size_t i)
+{
+  if (o == NULL || i >= o->n)
+    return TY_EINVAL;
+  o->params[i].steps++;
+  return 0;
+}
+
+const ty_optim_opts *ty_optim_get_opts(const ty_optim *o) { return &o->opts; }
+
 int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads)
 {
   if (o == NULL || (o->n > 0 && (params == NULL || grads == NULL)))

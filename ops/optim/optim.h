@@ -75,6 +75,16 @@ uint64_t ty_optim_param_steps(const ty_optim *o, size_t i);
 /* Updates parameter i in place from its gradient with learning rate lr.
  * param and grad hold numels[i] floats; grad is not modified. */
 int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const float *grad);
+/* For an external update kernel (ops/fusion's fused updates) that computes
+ * exactly what ty_optim_step_param would: allocates parameter i's buffers as
+ * a step does and returns them in out_bufs[0..1] (SGD momentum; Adam m, v;
+ * NULL where this optimizer keeps none; owned by o) and the steps taken so
+ * far. After applying the update, ty_optim_param_advance counts the step,
+ * so checkpoints and resume see the same state either way. */
+int ty_optim_param_state(ty_optim *o, size_t i, float *out_bufs[2], uint64_t *out_steps);
+int ty_optim_param_advance(ty_optim *o, size_t i);
+/* The options o was created with. */
+const ty_optim_opts *ty_optim_get_opts(const ty_optim *o);
 /* Updates every parameter: params[i], grads[i] for i < n_params. */
 int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads);
 

@@ -263,6 +263,28 @@ static const float *grad_of(ty_train *t, size_t p) {
   return g ? g->data : NULL;
 }
 
+/* One parameter's update: ops/fusion's fused kernel with fusion on,
+ * ops/optim's loop with it off. Both compute the same bits and keep the
+ * state in t->optim, so checkpoints and resume do not depend on the choice. */
+static int update_param(ty_train *t, size_t p, float lr, const float *g) {
+  if (!t->jit) return ty_optim_step_param(t->optim, p, lr, t->params[p]->data, g);
+  const ty_optim_opts *o = ty_optim_get_opts(t->optim);
+  size_t n = (size_t)ty_tensor_numel(t->params[p]);
+  float *buf[2];
+  uint64_t steps;
+  int rc = ty_optim_param_state(t->optim, p, buf, &steps);
+  if (rc == 0 && o->kind == TY_OPTIM_SGD) {
+    ty_fused_sgd h = {.lr = lr, .weight_decay = o->weight_decay, .momentum = o->momentum,
+                      .dampening = o->dampening, .nesterov = o->nesterov, .first = steps == 0};
+    rc = ty_jit_sgd_step(t->jit, &h, n, t->params[p]->data, g, buf[0]);
+  } else if (rc == 0) {
+    ty_fused_adam h = {.lr = lr, .weight_decay = o->weight_decay, .beta1 = o->beta1, .beta2 = o->beta2,
+                       .eps = o->eps, .adamw = o->kind == TY_OPTIM_ADAMW, .step = steps + 1};
+    rc = ty_jit_adam_step(t->jit, &h, n, t->params[p]->data, g, buf[0], buf[1]);
+  }
+  return rc == 0 ? ty_optim_param_advance(t->optim, p) : rc;
+}
+
 /* All-reduces bucket by bucket (when a hook is set) and applies the update. */
 static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
   float scale = 1.0f / (float)t->opts.world_size;
@@ -284,7 +306,7 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
     off = 0;
     for (size_t p = b->first + 1; p-- > b->last;) {
       const float *g = t->bucket_buf ? t->bucket_buf + off : grad_of(t, p);
-      int rc = ty_optim_step_param(t->optim, p, lr, t->params[p]->data, g);
+      int rc = update_param(t, p, lr, g);
       if (rc != 0) return fail(err, err_len, rc, "optimizer step failed for parameter %zu", p);
       off += (size_t)ty_tensor_numel(t->params[p]);
     }
