@@ -85,6 +85,7 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
   if (code == 0 && ty_cli_render_job(&job, ev, nev, now_ms(), a.json || c->g.json, &out) == 0)
     code = ty__ctl_write(&out);
+  if (code == 0 && !(a.json || c->g.json)) ty__cmd_show_graph(res.payload, res.payload_len);
   ty_cli_events_free(ev, nev);
   ty_cli_jobinfo_close(&job);
   ty_rpc_result_close(&res);

@@ -44,6 +44,11 @@ static const ty__ctl_cmd commands[] = {
      .summary = "why a job is pending, in numbers"},
     {.name = "share", .run = ty__cmd_share, .usage = ty__usage_share,
      .summary = "fair share: usage against shares per queue and user"},
+    /* Graph jobs (cmd_watch.c). */
+    {.name = "watch", .run = ty__cmd_watch, .usage = ty__usage_watch,
+     .summary = "a graph job's training progress, live"},
+    {.name = "checkpoint", .run = ty__cmd_checkpoint, .usage = ty__usage_checkpoint,
+     .summary = "checkpoint ls ID: the checkpoints a graph job reported"},
 };
 
 static void usage(FILE *f) {

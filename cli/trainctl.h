@@ -45,6 +45,13 @@ int ty__cmd_share(ty__ctl *c, int argc, char **argv);
 extern const char ty__usage_queue[], ty__usage_node[], ty__usage_job[], ty__usage_why[],
     ty__usage_share[];
 
+/* Graph jobs (cmd_watch.c): watch, checkpoint ls, and show's progress block
+ * from a GetJobResponse payload. */
+int ty__cmd_watch(ty__ctl *c, int argc, char **argv);
+int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv);
+void ty__cmd_show_graph(const uint8_t *payload, size_t len);
+extern const char ty__usage_watch[], ty__usage_checkpoint[];
+
 extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usage_cancel[],
     ty__usage_logs[], ty__usage_nodes[];
 

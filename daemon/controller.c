@@ -21,6 +21,7 @@
 
 #include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/graph.h"
 #include "scheduler/scheduler.h"
 
 #define TICK_MS 1000
@@ -401,7 +402,6 @@ static int open_store(ty_controller *ctl, char *err, size_t len) {
   char path[4096];
   snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
   rc = ty_store_open(path, &ctl->store, err, len);
-  if (rc == 0) rc = ty__token_init(ctl, err, len);
   if (rc == 0) rc = load_state(ctl, err, len);
   if (rc == 0) rc = ty_committer_create(ctl->loop, ctl->store, &ctl->commit);
   if (rc == 0) ty_committer_on_batch(ctl->commit, on_batch, ctl);
@@ -492,6 +492,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   }
   for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
+  ty__graph_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++) node_free(ctl->nodes[i]);
   free(ctl->nodes);
   for (size_t i = 0; i < ctl->n_queues; i++) {

@@ -48,6 +48,16 @@ static void spec_from_job(const Trainyard__Job *job, ty_job_spec *s) {
   }
   if (job->kind_case == TRAINYARD__JOB__KIND_GRAPH) {
     s->kind = TY_JOB_KIND_GRAPH;
+    if (job->graph) {
+      const Trainyard__GraphSpec *g = job->graph;
+      s->model_path = dup_str(g->model_path);
+      s->model_len = g->model_bytes.len;
+      s->model_bytes = ty_xmalloc(g->model_bytes.len ? g->model_bytes.len : 1);
+      if (g->model_bytes.len) memcpy(s->model_bytes, g->model_bytes.data, g->model_bytes.len);
+      s->train_config_len = g->train_config.len;
+      s->train_config = ty_xmalloc(g->train_config.len ? g->train_config.len : 1);
+      if (g->train_config.len) memcpy(s->train_config, g->train_config.data, g->train_config.len);
+    }
   } else if (job->kind_case == TRAINYARD__JOB__KIND_COMMAND && job->command) {
     const Trainyard__CommandSpec *c = job->command;
     s->kind = TY_JOB_KIND_COMMAND;
@@ -56,14 +66,6 @@ static void spec_from_job(const Trainyard__Job *job, ty_job_spec *s) {
     s->env = dup_strv(c->env, c->n_env);
     s->envc = c->n_env;
     s->cwd = dup_str(c->cwd);
-  }
-  if (job->interactive) {
-    s->interactive = true;
-    s->pty = job->interactive->pty;
-    s->stdin_all = job->interactive->stdin_all;
-    s->detach = job->interactive->detach;
-    s->rows = job->interactive->rows;
-    s->cols = job->interactive->cols;
   }
   s->warn_signal = job->warn_signal;
   s->warn_before_s = job->warn_before_s;
@@ -387,20 +389,7 @@ int ty__conv_list_nodes_resp(ty_node *const *nodes, size_t n, ty_buf *out) {
   return rc;
 }
 
-int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
-                                bool *out_want_tokens, char **out_user) {
-  Trainyard__GetTaskLocationsRequest *req =
-      trainyard__get_task_locations_request__unpack(NULL, n, p);
-  if (!req) return TY_EPROTO;
-  *out_id = req->job_id;
-  *out_want_tokens = req->want_tokens;
-  *out_user = dup_str(req->user);
-  trainyard__get_task_locations_request__free_unpacked(req, NULL);
-  return 0;
-}
-
-int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
-                                 ty_buf *out) {
+int ty__conv_task_locations_resp(const ty_job *j, ty_buf *out) {
   Trainyard__GetTaskLocationsResponse r = TRAINYARD__GET_TASK_LOCATIONS_RESPONSE__INIT;
   uint32_t n = j->n_slots && j->state != TY_JOB_PENDING ? j->n_ranks : 0;
   Trainyard__TaskLocation *ls = ty_xcalloc(n ? n : 1, sizeof(*ls));
@@ -411,16 +400,11 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
     ls[i].rank = i;
     ls[i].node = nd->name;
     ls[i].io_addr = nd->io_addr ? nd->io_addr : "";
-    if (tokens) {
-      ls[i].token.data = (uint8_t *)tokens + (size_t)i * token_len;
-      ls[i].token.len = token_len;
-    }
     ptrs[i] = &ls[i];
   }
   r.n_tasks = n;
   r.tasks = ptrs;
   r.state = (Trainyard__JobState)j->state;
-  r.reason = j->reason ? j->reason : "";
   int rc = pack_to(&r.base, out);
   free(ls);
   free(ptrs);
@@ -461,19 +445,18 @@ int ty__conv_launch_req(const ty_launch *l, ty_buf *out) {
   r.time_limit_s = l->spec->time_limit_s;
   r.kill_grace_s = l->kill_grace_s;
   r.user = l->spec->user ? l->spec->user : "";
-  Trainyard__InteractiveSpec ia = TRAINYARD__INTERACTIVE_SPEC__INIT;
-  if (l->spec->interactive) {
-    ia.pty = l->spec->pty;
-    ia.stdin_all = l->spec->stdin_all;
-    ia.detach = l->spec->detach;
-    ia.rows = l->spec->rows;
-    ia.cols = l->spec->cols;
-    r.interactive = &ia;
-    r.attach_key.data = (uint8_t *)l->attach_key;
-    r.attach_key.len = l->attach_key ? l->attach_key_len : 0;
-  }
   r.warn_signal = l->spec->warn_signal;
   r.warn_before_s = l->spec->warn_before_s;
+  Trainyard__GraphLaunch gl = TRAINYARD__GRAPH_LAUNCH__INIT;
+  if (l->spec->kind == TY_JOB_KIND_GRAPH) {
+    gl.model_path = l->spec->model_path ? l->spec->model_path : "";
+    gl.model_bytes.data = l->spec->model_bytes;
+    gl.model_bytes.len = l->spec->model_len;
+    gl.train_config.data = l->spec->train_config;
+    gl.train_config.len = l->spec->train_config_len;
+    gl.checkpoint_path = (char *)(l->checkpoint_path ? l->checkpoint_path : "");
+    r.graph = &gl;
+  }
   return pack_to(&r.base, out);
 }
 

@@ -58,6 +58,9 @@ void ty_job_spec_close(ty_job_spec *s) {
   free(s->user);
   free_strv(s->argv, s->argc);
   free_strv(s->env, s->envc);
+  free(s->model_path);
+  free(s->model_bytes);
+  free(s->train_config);
   free(s->cwd);
   memset(s, 0, sizeof(*s));
 }
@@ -136,14 +139,33 @@ static char *basename_dup(const char *path) {
   return ty_strdup(slash && slash[1] ? slash + 1 : path);
 }
 
+/* A graph job: the model and config must be there (their contents are the
+ * controller's to check); one rank per GPU when GPUs are asked for. */
+static int check_graph(ty_job_spec *s, char *err, size_t len) {
+  bool has_path = s->model_path && s->model_path[0];
+  if (!has_path && s->model_len == 0)
+    return bad(TY_EINVAL, err, len, "job.graph: model_path or model_bytes is required");
+  if (has_path && s->model_len)
+    return bad(TY_EINVAL, err, len, "job.graph: give model_path or model_bytes, not both");
+  if (has_path && s->model_path[0] != '/')
+    return bad(TY_EINVAL, err, len, "job.graph.model_path: \"%.128s\" is not an absolute path", s->model_path);
+  if (s->train_config_len == 0)
+    return bad(TY_EINVAL, err, len, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
+  int rc = check_resources(s, err, len);
+  if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1) s->tasks_per_node = s->gpus_per_node;
+  if (rc == 0 && (!s->name || !s->name[0])) {
+    free(s->name);
+    s->name = ty_strdup(has_path ? strrchr(s->model_path, '/') + 1 : "graph");
+  }
+  return rc;
+}
+
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
   if (err && len) err[0] = '\0';
-  if (s->kind == TY_JOB_KIND_GRAPH)
-    return bad(TY_EUNSUPPORTED, err, len, "job.graph: graph jobs are not supported yet");
-  if (s->kind != TY_JOB_KIND_COMMAND)
+  if (s->kind != TY_JOB_KIND_COMMAND && s->kind != TY_JOB_KIND_GRAPH)
     return bad(TY_EINVAL, err, len, "job.command: a command (or a graph) is required");
-  int rc = check_command(s, err, len);
-  if (rc == 0) rc = check_resources(s, err, len);
+  int rc = s->kind == TY_JOB_KIND_GRAPH ? check_graph(s, err, len) : check_command(s, err, len);
+  if (rc == 0 && s->kind == TY_JOB_KIND_COMMAND) rc = check_resources(s, err, len);
   if (rc != 0) return rc;
   if (s->name && strlen(s->name) > TY_JOB_MAX_NAME)
     return bad(TY_EINVAL, err, len, "job.name: longer than %d bytes", TY_JOB_MAX_NAME);

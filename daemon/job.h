@@ -55,13 +55,15 @@ typedef struct ty_job_spec {
   char **argv; size_t argc;
   char **env; size_t envc;
   char *cwd;
-  /* Interactive execution (rlaunch, Job.interactive): the tasks keep their
-   * stdio on the worker for an attached client. */
-  bool interactive, pty, stdin_all, detach;
-  uint32_t rows, cols; /* initial pty window size, 0 = unset */
   /* Like Slurm's --signal: warn_signal to the tasks warn_before_s seconds
    * before the time limit (0 = none). */
   uint32_t warn_signal, warn_before_s;
+  /* Graph jobs (Job.graph): the ONNX model as a path on the shared
+   * filesystem or as bytes, and the encoded trainyard.TrainConfig. The
+   * controller checks both (daemon/graph.c) before acknowledging. */
+  char *model_path;
+  uint8_t *model_bytes; size_t model_len;
+  uint8_t *train_config; size_t train_config_len;
 } ty_job_spec;
 
 void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
@@ -77,7 +79,9 @@ void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
 /* Checks a submitted spec and fills in defaults (queue "default", name from
  * argv[0], resources defaults 1/1/0/1/0 also for fields sent as 0, since
  * proto3 cannot tell 0 from unset, user "nobody" when the client sent
- * none). Returns 0, TY_EINVAL or TY_EUNSUPPORTED (graph jobs) and writes the
+ * none). Graph jobs need a model (path or bytes) and a config; one rank
+ * runs per GPU (tasks_per_node defaults to gpus_per_node) or per CPU slot.
+ * Returns 0 or TY_EINVAL and writes the
  * reason, starting with the bad field ("job.command.argv: must not be empty"),
  * into err. Does not know queues or nodes: the controller checks those. */
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);

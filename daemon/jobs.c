@@ -19,6 +19,7 @@
 
 #include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/graph.h"
 
 #define LAUNCH_TIMEOUT_MS 30000
 
@@ -236,12 +237,7 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
                  .master_port = 29500 + (uint32_t)(j->id % 20000), .gpus = s->gpus,
                  .cpus = j->spec.cpus_per_task, .spec = &j->spec,
                  .kill_grace_s = ctl->cfg.kill_grace_s};
-  uint8_t key[32];
-  if (j->spec.interactive) {
-    ty__token_job_key(ctl, j->id, key);
-    l.attach_key = key;
-    l.attach_key_len = sizeof(key);
-  }
+  if (j->spec.kind == TY_JOB_KIND_GRAPH) l.checkpoint_path = ty__graph_checkpoint_path(ctl, j);
   ty_buf b;
   ty_buf_init(&b);
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
@@ -286,6 +282,7 @@ static void on_start_committed(int status, void *ud) {
 
 void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots) {
   set_slots(j, slots, n_slots);
+  if (j->spec.kind == TY_JOB_KIND_GRAPH) ty__graph_job_started(ctl, j);
   j->run++;
   j->exit_code = 0;
   j->term_signal = 0;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "daemon/daemon_internal.h"
+#include "daemon/graph.h"
 #include "proto/methods.h"
 
 typedef void (*handler_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
@@ -23,6 +24,7 @@ typedef enum {
   M_SUBMIT, M_LIST_JOBS, M_GET_JOB, M_CANCEL, M_LIST_NODES, M_LOCATIONS, M_REGISTER,
   M_HEARTBEAT, M_TASK_UPDATE,
   M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
+  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS,
   M_COUNT
 } method_id;
 
@@ -47,6 +49,10 @@ static const struct {
     [M_UPDATE_JOB] = {TY_M_UPDATE_JOB, ty__h_update_job, false},
     [M_EXPLAIN_JOB] = {TY_M_EXPLAIN_JOB, ty__h_explain_job, false},
     [M_GET_SHARES] = {TY_M_GET_SHARES, ty__h_get_shares, false},
+    /* Graph jobs (graph.c): ranks rendezvous, workers report progress. */
+    [M_RDV_PUT] = {TY_M_RENDEZVOUS_PUT, ty__h_rendezvous_put, false},
+    [M_RDV_GET] = {TY_M_RENDEZVOUS_GET, ty__h_rendezvous_get, false},
+    [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, true},
 };
 
 static const char *status_label(int status) {

@@ -25,6 +25,11 @@
 #define TY_M_UPDATE_JOB "UpdateJob"       /* hold, release, priority, move, checkpoint */
 #define TY_M_EXPLAIN_JOB "ExplainJob"     /* trainctl why */
 #define TY_M_GET_SHARES "GetShares"       /* trainctl share */
+/* Graph jobs: rendezvous of a job's ranks (trainrun -> traind) and training
+ * progress (trainworkerd -> traind). */
+#define TY_M_RENDEZVOUS_PUT "RendezvousPut"
+#define TY_M_RENDEZVOUS_GET "RendezvousGet"
+#define TY_M_REPORT_PROGRESS "ReportProgress"
 
 /* Default ports. Controller: clients and workers. Worker: task I/O. Metrics
  * are served over HTTP on their own ports. */

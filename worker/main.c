@@ -36,6 +36,7 @@ typedef struct worker_opts {
   char metrics_host[256];
   int metrics_port;
   const char *advertise;
+  char trainrun[1024]; /* graph jobs; "" = next to this binary */
   long cpus, gpus; /* -1 = detected */
   uint64_t memory; /* 0 = detected */
   const char *port_file;
@@ -70,6 +71,8 @@ static const char usage[] =
     "  --advertise HOST        host in io_addr and MASTER_ADDR (default 127.0.0.1)\n"
     "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
+    "  --trainrun PATH         trainrun binary for graph jobs (default: next to trainworkerd,\n"
+    "                          or ../ops/trainrun/trainrun in a build tree, else PATH)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --help                  this text\n";
 
@@ -135,6 +138,9 @@ static int parse_flag(worker_opts *o, const char *flag, const char *v) {
   } else if (strcmp(flag, "--state-dir") == 0) {
     if (!v[0] || strlen(v) >= sizeof o->state_dir) return usage_error(flag, v, "is not a path");
     snprintf(o->state_dir, sizeof o->state_dir, "%s", v);
+  } else if (strcmp(flag, "--trainrun") == 0) {
+    if (!v[0] || strlen(v) >= sizeof o->trainrun) return usage_error(flag, v, "is not a path");
+    snprintf(o->trainrun, sizeof o->trainrun, "%s", v);
   } else if (strcmp(flag, "--advertise") == 0) {
     if (!v[0]) return usage_error(flag, v, "is not a host");
     o->advertise = v;
@@ -204,6 +210,25 @@ static void detect(ty_worker *w) {
   if (!w->o.name[0]) snprintf(w->o.name, sizeof w->o.name, "%s", w->inv.hostname);
   if (!w->o.state_dir[0])
     snprintf(w->o.state_dir, sizeof w->o.state_dir, "./var/worker-%s", w->o.name);
+}
+
+/* trainrun next to this binary (installed), or in the build tree's
+ * ops/trainrun; else the bare name, looked up in PATH at launch. */
+static void find_trainrun(worker_opts *o) {
+  if (o->trainrun[0]) return;
+  char exe[900];
+  size_t n = sizeof exe;
+  snprintf(o->trainrun, sizeof o->trainrun, "trainrun");
+  if (uv_exepath(exe, &n) != 0) return;
+  char *slash = strrchr(exe, '/');
+  if (!slash) return;
+  *slash = 0;
+  const char *rel[] = {"/trainrun", "/../ops/trainrun/trainrun"};
+  for (size_t i = 0; i < 2; i++) {
+    char cand[1024];
+    snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
+    if (access(cand, X_OK) == 0 && realpath(cand, o->trainrun)) return;
+  }
 }
 
 static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
@@ -290,6 +315,7 @@ static void teardown(ty_worker *w) {
 
 static int run(ty_worker *w) {
   detect(w);
+  find_trainrun(&w->o);
   if (ty_mkdir_p(w->o.state_dir) != 0) {
     ty_error("cannot create the state directory %s", w->o.state_dir);
     return 1;
@@ -300,7 +326,7 @@ static int run(ty_worker *w) {
   if (rc == 0) rc = start_listeners(w);
   ty_worker_session_opts so = {.host = w->o.controller_host, .port = w->o.controller_port,
                                .name = w->o.name, .io_addr = w->io_addr, .inv = &w->inv,
-                               .tasks = w->tasks};
+                               .tasks = w->tasks, .trainrun = w->o.trainrun};
   if (rc == 0) rc = ty_worker_session_create(&w->loop, &so, &w->session);
   if (rc == 0) {
     ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "

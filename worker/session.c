@@ -22,6 +22,7 @@
 
 #include "lib/rpc/rpc.h"
 #include "proto/methods.h"
+#include "worker/graph_task.h"
 #include "worker/worker_internal.h"
 
 #define BACKOFF_MIN_MS 250u
@@ -46,6 +47,7 @@ struct ty_worker_session {
   uv_timer_t heartbeat_timer;
   uv_timer_t retry_timer; /* resends TaskUpdates the controller refused */
   int open_handles;
+  ty__graph_worker *graph; /* graph jobs: trainrun launches, progress (graph_task.c) */
 };
 
 /* The tasks an in-flight RegisterNode carried, acknowledged by its answer. */
@@ -71,6 +73,7 @@ static void maybe_free(ty_worker_session *s) {
   free(s->host);
   free(s->name);
   free(s->io_addr);
+  ty__graph_worker_destroy(s->graph);
   free(s);
 }
 
@@ -140,6 +143,7 @@ static void send_heartbeat(uv_timer_t *h) {
                        s, &id);
   if (rc != 0) ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
   free(buf);
+  ty__graph_tick(s->graph, s->conn);
 }
 
 /* ---- task updates ---------------------------------------------------------- */
@@ -288,7 +292,10 @@ static void handle_launch(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg
     return;
   }
   char err[1024] = "";
-  int rc = ty_tasks_launch(s->o.tasks, &l.spec, err, sizeof err);
+  ty__graph_cmd gc;
+  int rc = ty__graph_prepare(s->graph, req->payload, req->payload_len, &l.spec, &gc, err, sizeof err);
+  if (rc >= 0) rc = ty_tasks_launch(s->o.tasks, &l.spec, err, sizeof err);
+  ty__graph_cmd_close(&gc);
   if (rc != 0)
     ty_warn("launch of job %" PRIu64 " rank %" PRIu32 " failed: %s", l.spec.job_id, l.spec.rank,
             err);
@@ -388,6 +395,9 @@ int ty_worker_session_create(uv_loop_t *loop, const ty_worker_session_opts *opts
   s->name = ty_strdup(opts->name);
   s->io_addr = ty_strdup(opts->io_addr ? opts->io_addr : "");
   s->backoff_ms = BACKOFF_MIN_MS;
+  char ctl[300];
+  snprintf(ctl, sizeof ctl, "%s:%d", opts->host, opts->port);
+  s->graph = ty__graph_worker_create(opts->tasks, opts->trainrun, ctl);
   uv_timer_t *timers[] = {&s->reconnect_timer, &s->heartbeat_timer, &s->retry_timer};
   for (size_t i = 0; i < TY_ARRAY_LEN(timers); i++) {
     uv_timer_init(loop, timers[i]);

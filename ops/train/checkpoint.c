@@ -96,6 +96,9 @@ static char *state_path(const char *path) {
 int ty__train_save(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path) return fail_msg(err, err_len, TY_ESTATE, "%s%s", "checkpoint: no checkpoint path configured", "");
+  /* Data-parallel ranks hold identical weights: rank 0 alone writes the
+   * shared checkpoint (every rank still reads it on resume). */
+  if (t->opts.rank != 0) return 0;
   ty_init_override *ov = calloc(t->np + 1, sizeof *ov);
   if (!ov) return TY_ENOMEM;
   for (size_t i = 0; i < t->np; i++) ov[i] = (ty_init_override){ty_graph_value(t->g, t->param_ids[i])->name, t->params[i]};

@@ -6,8 +6,11 @@
  *            [--steps N] [--threads N] [--no-fusion] [--report] [--data-dir DIR]
  *
  * The worker daemon starts one per rank (RANK and WORLD_SIZE in the
- * environment name it; without a gradient all-reduce wired in, only a world
- * of one trains). SIGTERM and SIGINT finish the current step, write a
+ * environment name it). With WORLD_SIZE > 1 the ranks train data-parallel:
+ * they form their world through the controller named by
+ * TRAINYARD_CONTROLLER (HOST:PORT) for job TRAINYARD_JOB_ID and all-reduce
+ * gradient buckets of --bucket-mb MiB (default 25) through ops/collective;
+ * TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait. SIGTERM and SIGINT finish the current step, write a
  * checkpoint and exit 0, which is how preemption keeps the work done.
  *
  * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
@@ -17,6 +20,9 @@
 #include "ops/graph.h"
 #include "ops/memplan/memplan.h"
 #include "ops/train/train.h"
+#ifdef TY_HAVE_COLLECTIVE
+#include "ops/collective/collective.h"
+#endif
 
 #include <errno.h>
 #include <signal.h>
@@ -28,7 +34,7 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS; cblas.h would pull 
 
 typedef struct args {
   const char *model, *config, *checkpoint, *data_dir;
-  uint64_t steps;
+  uint64_t steps, bucket_mb;
   int threads;
   bool resume, no_fusion, report, help;
 } args;
@@ -54,6 +60,7 @@ static void usage(FILE *f) {
           "  --no-fusion        one kernel per node (for comparison)\n"
           "  --report           print parameter and activation memory, then train\n"
           "  --data-dir DIR     Fashion-MNIST directory (overrides config.dataset.dir)\n"
+          "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
           "  --help             this text\n"
           "SIGTERM/SIGINT finish the current step, write a checkpoint and exit 0.\n");
 }
@@ -80,7 +87,8 @@ static int parse_args(int argc, char **argv, args *a) {
     else if (!strcmp(o, "--no-fusion")) a->no_fusion = true;
     else if (!strcmp(o, "--report")) a->report = true;
     else if (!strcmp(o, "--model") || !strcmp(o, "--config") || !strcmp(o, "--checkpoint") ||
-             !strcmp(o, "--data-dir") || !strcmp(o, "--steps") || !strcmp(o, "--threads")) {
+             !strcmp(o, "--data-dir") || !strcmp(o, "--steps") || !strcmp(o, "--threads") ||
+             !strcmp(o, "--bucket-mb")) {
       if (!v) {
         fprintf(stderr, "trainrun: %s: missing value\n", o);
         return TY_EINVAL;
@@ -92,6 +100,13 @@ static int parse_args(int argc, char **argv, args *a) {
       else if (!strcmp(o, "--data-dir")) a->data_dir = v;
       else if (parse_u64(o, v, &n) != 0) return TY_EINVAL;
       else if (!strcmp(o, "--steps")) a->steps = n;
+      else if (!strcmp(o, "--bucket-mb")) {
+        if (n < 1 || n > 4096) {
+          fprintf(stderr, "trainrun: --bucket-mb: must be 1..4096, got %s\n", v);
+          return TY_EINVAL;
+        }
+        a->bucket_mb = n;
+      }
       else if (n < 1 || n > 1024) {
         fprintf(stderr, "trainrun: --threads: must be 1..1024, got %s\n", v);
         return TY_EINVAL;
@@ -139,10 +154,52 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
   fflush(stdout);
 }
 
+#ifdef TY_HAVE_COLLECTIVE
+/* Joins the data-parallel world (ops/collective) and wires its all-reduce
+ * into the trainer's options. */
+static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
+  uint64_t job = 0;
+  uint32_t timeout_s = 60;
+  const char *ctl = getenv("TRAINYARD_CONTROLLER"), *js = getenv("TRAINYARD_JOB_ID");
+  if (!ctl || !*ctl || !js || parse_u64("TRAINYARD_JOB_ID", js, &job) != 0 ||
+      env_u32("TRAINYARD_COLLECTIVE_TIMEOUT_S", 60, &timeout_s) != 0) {
+    fprintf(stderr, "trainrun: WORLD_SIZE=%u needs TRAINYARD_CONTROLLER and TRAINYARD_JOB_ID for the rendezvous\n",
+            o->world_size);
+    return TY_EINVAL;
+  }
+  char err[1024] = "";
+  ty_coll_opts co = {.rank = o->rank, .world_size = o->world_size, .job_id = job, .rendezvous = ctl,
+                     .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u, .stop = &stop_requested};
+  int rc = ty_coll_create(&co, out_coll, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "trainrun: %s\n", err);
+    return rc;
+  }
+  o->allreduce = ty_coll_allreduce;
+  o->allreduce_user = *out_coll;
+  o->bucket_bytes = (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
+  ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
+  printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank, o->world_size, ctl);
+  fflush(stdout);
+  return 0;
+}
+
+/* Names the gradient tensors so a mismatched collective says which. */
+static void describe_params(ty_train *t, ty_coll *coll) {
+  for (size_t i = 0; coll && i < ty_train_n_params(t); i++) {
+    const ty_tensor *p = ty_train_param(t, i);
+    ty_coll_add_tensor(coll, ty_train_param_name(t, i), p->shape.dims, (size_t)p->shape.rank);
+  }
+}
+#endif
+
 static int train(const args *a, ty_train_config *c) {
   char err[1024] = "";
   ty_graph *model = NULL;
   ty_train *t = NULL;
+#ifdef TY_HAVE_COLLECTIVE
+  ty_coll *coll = NULL;
+#endif
   int rc = ty_graph_load_file(a->model, err, sizeof err, &model), code = 2;
   if (rc != 0) {
     fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
@@ -151,15 +208,25 @@ static int train(const args *a, ty_train_config *c) {
   ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
                      .stop = &stop_requested};
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0) goto done;
+#ifdef TY_HAVE_COLLECTIVE
+  if (o.world_size > 1 && join_world(a, &o, &coll) != 0) {
+    code = 1;
+    goto done;
+  }
+#else
   if (o.world_size > 1) {
     fprintf(stderr, "trainrun: WORLD_SIZE=%u but this build has no gradient all-reduce wired in\n", o.world_size);
     goto done;
   }
+#endif
   if ((rc = ty_train_create(model, c, &o, &t, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     code = rc == TY_EINVAL || rc == TY_EUNSUPPORTED || rc == TY_ENOTFOUND ? 2 : 1;
     goto done;
   }
+#ifdef TY_HAVE_COLLECTIVE
+  describe_params(t, coll);
+#endif
   if (a->report) report(t, c, o.no_fusion);
   bool stopped = false;
   code = 1;
@@ -171,6 +238,9 @@ static int train(const args *a, ty_train_config *c) {
 done:
   ty_train_destroy(t);
   ty_graph_destroy(model);
+#ifdef TY_HAVE_COLLECTIVE
+  ty_coll_destroy(coll);
+#endif
   return code;
 }
 

@@ -84,10 +84,39 @@ Test(job_spec, no_kind) {
   expect_bad(&s, TY_EINVAL, "job.command: a command (or a graph) is required");
 }
 
-Test(job_spec, graph_unsupported) {
+Test(job_spec, graph_needs_model) {
   ty_job_spec s = {0};
   s.kind = TY_JOB_KIND_GRAPH;
-  expect_bad(&s, TY_EUNSUPPORTED, "job.graph: graph jobs are not supported yet");
+  expect_bad(&s, TY_EINVAL, "job.graph: model_path or model_bytes is required");
+}
+
+Test(job_spec, graph_relative_model_path) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_GRAPH;
+  s.model_path = ty_strdup("mlp.onnx");
+  expect_bad(&s, TY_EINVAL, "job.graph.model_path: \"mlp.onnx\" is not an absolute path");
+}
+
+Test(job_spec, graph_needs_config) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_GRAPH;
+  s.model_path = ty_strdup("/m/mlp.onnx");
+  expect_bad(&s, TY_EINVAL, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
+}
+
+Test(job_spec, graph_one_rank_per_gpu) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_GRAPH;
+  s.model_path = ty_strdup("/m/mlp.onnx");
+  s.train_config = ty_xcalloc(1, 1);
+  s.train_config_len = 1;
+  s.has_resources = true;
+  s.gpus_per_node = 4;
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(s.tasks_per_node, 4u);
+  cr_assert_str_eq(s.name, "mlp.onnx");
+  ty_job_spec_close(&s);
 }
 
 Test(job_spec, empty_argv) {

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Graph jobs end to end on CPU (issue 6): a real traind, real workers that
+ * start real trainrun ranks, which form an Open MPI world through the
+ * controller's rendezvous and all-reduce gradients.
+ *
+ *   - an invalid model or config is refused at submit with the runtime's words;
+ *   - 2 workers x 1 rank and 1 worker x 2 ranks end with the weights of a
+ *     single-process run of the same global batch (float tolerance), and the
+ *     final model passes python3-onnx's checker;
+ *   - ranks training different models fail within the first step with a
+ *     message naming the rank and the tensors;
+ *   - a rank killed mid-run fails the job with a reason naming it;
+ *   - a job requeued after losing a node resumes from its checkpoint and
+ *     ends where an uninterrupted run ends.
+ *
+ * Paths come from meson: TY_TRAINRUN, TY_MLP_ONNX, TY_CNN_ONNX, TY_MLP_CONFIG.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ops/graph.h"
+#include "proto/train_config.pb-c.h"
+#include "tests/integration/harness.h"
+
+#define STEPS 40
+
+static const char *env(const char *name) {
+  const char *v = getenv(name);
+  cr_assert(v && *v, "%s is not set (run through meson test)", name);
+  return v;
+}
+
+static uint8_t *read_all(const char *path, size_t *out_len) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = malloc((size_t)n + 1);
+  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  b[n] = 0;
+  *out_len = (size_t)n;
+  return b;
+}
+
+/* The example MLP config, shortened: `steps` steps, no per-epoch eval,
+ * checkpoints every ckpt_every steps to ckpt (NULL: the controller's). */
+static uint8_t *make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, size_t *out_len) {
+  size_t n;
+  uint8_t *raw = read_all(env("TY_MLP_CONFIG"), &n);
+  Trainyard__TrainConfig *c = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(c);
+  c->max_steps = steps;
+  c->epochs = 1;
+  c->eval_each_epoch = TRAINYARD__TOGGLE__TOGGLE_OFF;
+  c->log_interval = 5;
+  c->checkpoint_interval = ckpt_every;
+  char *old = c->checkpoint_path;
+  c->checkpoint_path = (char *)(ckpt ? ckpt : "");
+  *out_len = trainyard__train_config__get_packed_size(c);
+  uint8_t *out = malloc(*out_len + 1);
+  trainyard__train_config__pack(c, out);
+  c->checkpoint_path = old;
+  trainyard__train_config__free_unpacked(c, NULL);
+  free(raw);
+  return out;
+}
+
+static void write_file(const char *path, const uint8_t *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  cr_assert(f);
+  cr_assert_eq(fwrite(b, 1, n, f), n);
+  fclose(f);
+}
+
+/* Runs trainrun directly (no worker) and returns its pid. */
+static pid_t start_trainrun(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
+                            int ctl_port, const char *log) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    char r[16], w[16], j[32], ctl[64];
+    snprintf(r, sizeof r, "%u", rank);
+    snprintf(w, sizeof w, "%u", world);
+    snprintf(j, sizeof j, "%llu", (unsigned long long)job);
+    snprintf(ctl, sizeof ctl, "127.0.0.1:%d", ctl_port);
+    setenv("RANK", r, 1), setenv("WORLD_SIZE", w, 1), setenv("TRAINYARD_JOB_ID", j, 1);
+    setenv("TRAINYARD_CONTROLLER", ctl, 1);
+    if (!freopen(log, "w", stdout) || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) _exit(126);
+    const char *bin = getenv("TY_TRAINRUN");
+    execl(bin, bin, "--model", model, "--config", cfg, "--threads", "1", (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+static int wait_exit(pid_t pid) {
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Single-process reference weights after `steps` steps, in dir/ref.onnx. */
+static void reference(const char *dir, uint64_t steps, char *out_path, size_t n) {
+  char cfg[300], log[300];
+  snprintf(out_path, n, "%s/ref-%llu.onnx", dir, (unsigned long long)steps);
+  snprintf(cfg, sizeof cfg, "%s/ref.pb", dir);
+  snprintf(log, sizeof log, "%s/ref.log", dir);
+  size_t len;
+  uint8_t *c = make_config(steps, 0, out_path, &len);
+  write_file(cfg, c, len);
+  free(c);
+  cr_assert_eq(wait_exit(start_trainrun(env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log)), 0, "reference run failed: %s",
+               log);
+}
+
+/* Largest absolute difference between the initializers of two models. */
+static double weight_diff(const char *a, const char *b) {
+  char err[512];
+  ty_graph *ga = NULL, *gb = NULL;
+  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s: %s", a, err);
+  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s: %s", b, err);
+  cr_assert_eq(ty_graph_n_initializers(ga), ty_graph_n_initializers(gb));
+  double worst = 0;
+  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
+    const ty_value *va = ty_graph_value(ga, ty_graph_initializer(ga, i));
+    int idb = ty_graph_find_value(gb, va->name);
+    cr_assert(idb != TY_NO_VALUE, "%s has no %s", b, va->name);
+    const ty_tensor *ta = va->init, *tb = ty_graph_value(gb, idb)->init;
+    if (!ta || !tb || ta->dtype != TY_DTYPE_F32) continue;
+    cr_assert_eq(ta->nbytes, tb->nbytes);
+    const float *fa = ta->data, *fb = tb->data;
+    for (size_t k = 0; k < ta->nbytes / sizeof(float); k++) worst = fmax(worst, fabs((double)fa[k] - fb[k]));
+  }
+  ty_graph_destroy(ga);
+  ty_graph_destroy(gb);
+  return worst;
+}
+
+static void onnx_check(const char *path) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]))' %s",
+           path);
+  cr_assert_eq(system(cmd), 0, "onnx.checker rejected %s", path);
+}
+
+static uint64_t submit_graph(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len) {
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
+  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
+  res.nodes = nodes;
+  res.tasks_per_node = tpn;
+  g.model_path = (char *)env("TY_MLP_ONNX");
+  g.train_config.data = (uint8_t *)cfg;
+  g.train_config.len = cfg_len;
+  job.resources = &res;
+  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
+  job.graph = &g;
+  job.name = "mlp-dp";
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "submit: %s", err);
+  return id;
+}
+
+static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t tpn) {
+  it_cluster c;
+  it_cluster_start(&c, workers, cpus);
+  char ref[400], out[400];
+  reference(c.dir, STEPS, ref, sizeof ref);
+  snprintf(out, sizeof out, "%s/dp.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = make_config(STEPS, 20, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, nodes, tpn, cfg, len);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)", r->job->state,
+               r->job->reason, c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  double d = weight_diff(ref, out);
+  cr_assert(d < 1e-4, "data-parallel weights differ from single-process ones by %g", d);
+  onnx_check(out);
+  /* The worker forwards rank 0's progress at its heartbeat, after the end too. */
+  for (int i = 0; i < 50; i++) {
+    r = it_get_job(cl, id);
+    bool done = r && r->progress && r->progress->step == STEPS && r->n_checkpoints > 0;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    if (done) break;
+    cr_assert(i < 49, "no final progress report for job %llu", (unsigned long long)id);
+    it_sleep_ms(100);
+  }
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(graph, two_workers_one_rank_each_match_single_process, .timeout = 300) { expect_dp_matches(2, 1, 2, 1); }
+
+Test(graph, one_worker_two_ranks_match_single_process, .timeout = 300) { expect_dp_matches(1, 2, 1, 2); }
+
+Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  size_t len;
+  uint8_t *cfg = make_config(10, 0, NULL, &len);
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
+  job.graph = &g;
+  g.model_bytes.data = (uint8_t *)"definitely not ONNX";
+  g.model_bytes.len = 19;
+  g.train_config.data = cfg;
+  g.train_config.len = len;
+  uint64_t id;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.graph.model_bytes: "), "%s", err);
+  g.model_bytes.len = 0;
+  g.model_path = (char *)env("TY_MLP_ONNX");
+  g.train_config.data = (uint8_t *)"\xff\xff";
+  g.train_config.len = 2;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.graph.train_config: "), "%s", err);
+  g.model_path = "/nonexistent/model.onnx";
+  g.train_config.data = cfg;
+  g.train_config.len = len;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.graph.model_path: "), "%s", err);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(graph, mismatched_collective_is_named, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char cfgp[300], log0[300], log1[300];
+  snprintf(cfgp, sizeof cfgp, "%s/mm.pb", c.dir);
+  snprintf(log0, sizeof log0, "%s/mm0.log", c.dir);
+  snprintf(log1, sizeof log1, "%s/mm1.log", c.dir);
+  size_t len;
+  uint8_t *cfg = make_config(10, 0, NULL, &len);
+  write_file(cfgp, cfg, len);
+  free(cfg);
+  uint64_t job = 900000 + (uint64_t)getpid();
+  pid_t p0 = start_trainrun(env("TY_MLP_ONNX"), cfgp, 0, 2, job, c.rpc_port, log0);
+  pid_t p1 = start_trainrun(env("TY_CNN_ONNX"), cfgp, 1, 2, job, c.rpc_port, log1);
+  cr_assert_neq(wait_exit(p0), 0);
+  cr_assert_neq(wait_exit(p1), 0);
+  size_t n;
+  char *text = (char *)read_all(log0, &n);
+  cr_assert(strstr(text, "collective mismatch: rank 1 reduces gradient bucket seq 0 holding "), "%s", text);
+  cr_assert(strstr(text, "fc1.weight") && strstr(text, "conv1.weight"), "tensors not named: %s", text);
+  free(text);
+  it_cluster_stop(&c);
+}
+
+/* The pid of the trainrun process of job/rank (found through /proc). */
+static pid_t find_rank(uint64_t job, uint32_t rank) {
+  char want[64], path[64], buf[4096];
+  snprintf(want, sizeof want, "/jobs/%llu/config.rank%u.pb", (unsigned long long)job, rank);
+  DIR *d = opendir("/proc");
+  pid_t found = 0;
+  for (struct dirent *e; d && (e = readdir(d)) && !found;) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0) continue;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    FILE *f = fopen(path, "rb");
+    if (!f) continue;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+      if (!buf[i]) buf[i] = ' ';
+    buf[n] = 0;
+    if (strstr(buf, want) && strstr(buf, "trainrun")) found = pid;
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+static void wait_step(ty_rpc_client *cl, uint64_t id, uint64_t step, bool ckpt) {
+  for (int i = 0; i < 1200; i++) {
+    Trainyard__GetJobResponse *r = it_get_job(cl, id);
+    bool ok = r && r->progress && (ckpt ? r->progress->checkpoint_step : r->progress->step) >= step;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    if (ok) return;
+    it_sleep_ms(100);
+  }
+  cr_assert_fail("job %llu never reached step %llu", (unsigned long long)id, (unsigned long long)step);
+}
+
+Test(graph, killed_rank_fails_the_job, .timeout = 180) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  size_t len;
+  uint8_t *cfg = make_config(100000, 0, NULL, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 2, 1, cfg, len);
+  wait_step(cl, id, 10, false);
+  pid_t victim = find_rank(id, 1);
+  cr_assert(victim > 0, "rank 1 of job %llu not found", (unsigned long long)id);
+  kill(victim, SIGKILL);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
+  cr_assert(r, "job did not end after its rank 1 was killed (logs in %s)", c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
+  cr_assert(strstr(r->job->reason, "rank 1") && strstr(r->job->reason, "signal 9"), "reason: %s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  const uint64_t steps = 120;
+  char ref[400], out[400];
+  reference(c.dir, steps, ref, sizeof ref);
+  snprintf(out, sizeof out, "%s/resumed.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = make_config(steps, 20, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 2, 1, cfg, len);
+  wait_step(cl, id, 40, true);
+  /* Lose the node of rank 1: its worker and the rank with it. */
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r && r->job->n_nodes == 2);
+  size_t w = strcmp(r->job->nodes[1], c.name[0]) == 0 ? 0 : 1;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  pid_t rank1 = find_rank(id, 1);
+  it_kill9(&c.worker[w]);
+  if (rank1 > 0) kill(rank1, SIGKILL);
+  r = it_wait_job(cl, id, TRAINYARD__JOB_STATE__JOB_PENDING, 60000);
+  cr_assert(r, "job was not requeued (logs in %s)", c.dir);
+  cr_assert_geq(r->job->requeue_count, 1u);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  it_worker_start(&c, w, 1);
+  r = it_wait_job(cl, id, 0, 180000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "job did not complete after the requeue (%s)",
+            r ? r->job->reason : "timeout");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* It resumed (rather than starting over) ... */
+  bool resumed = false;
+  for (size_t i = 0; i < 2 && !resumed; i++) {
+    char log[400];
+    snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c.dir, c.name[i], (unsigned long long)id);
+    if (access(log, R_OK) != 0) continue;
+    size_t n;
+    char *text = (char *)read_all(log, &n);
+    resumed = strstr(text, "resumed from ") != NULL;
+    free(text);
+  }
+  cr_assert(resumed, "no rank 0 log says it resumed (logs in %s)", c.dir);
+  /* ... and the loss curve continued: same end point as an uninterrupted run. */
+  double d = weight_diff(ref, out);
+  cr_assert(d < 1e-4, "resumed weights differ from an uninterrupted run by %g", d);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
