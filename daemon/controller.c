@@ -402,6 +402,7 @@ static int open_store(ty_controller *ctl, char *err, size_t len) {
   char path[4096];
   snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
   rc = ty_store_open(path, &ctl->store, err, len);
+  if (rc == 0) rc = ty__token_init(ctl, err, len);
   if (rc == 0) rc = load_state(ctl, err, len);
   if (rc == 0) rc = ty_committer_create(ctl->loop, ctl->store, &ctl->commit);
   if (rc == 0) ty_committer_on_batch(ctl->commit, on_batch, ctl);

@@ -67,6 +67,14 @@ static void spec_from_job(const Trainyard__Job *job, ty_job_spec *s) {
     s->envc = c->n_env;
     s->cwd = dup_str(c->cwd);
   }
+  if (job->interactive) {
+    s->interactive = true;
+    s->pty = job->interactive->pty;
+    s->stdin_all = job->interactive->stdin_all;
+    s->detach = job->interactive->detach;
+    s->rows = job->interactive->rows;
+    s->cols = job->interactive->cols;
+  }
   s->warn_signal = job->warn_signal;
   s->warn_before_s = job->warn_before_s;
 }
@@ -389,7 +397,20 @@ int ty__conv_list_nodes_resp(ty_node *const *nodes, size_t n, ty_buf *out) {
   return rc;
 }
 
-int ty__conv_task_locations_resp(const ty_job *j, ty_buf *out) {
+int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
+                                bool *out_want_tokens, char **out_user) {
+  Trainyard__GetTaskLocationsRequest *req =
+      trainyard__get_task_locations_request__unpack(NULL, n, p);
+  if (!req) return TY_EPROTO;
+  *out_id = req->job_id;
+  *out_want_tokens = req->want_tokens;
+  *out_user = dup_str(req->user);
+  trainyard__get_task_locations_request__free_unpacked(req, NULL);
+  return 0;
+}
+
+int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                                 ty_buf *out) {
   Trainyard__GetTaskLocationsResponse r = TRAINYARD__GET_TASK_LOCATIONS_RESPONSE__INIT;
   uint32_t n = j->n_slots && j->state != TY_JOB_PENDING ? j->n_ranks : 0;
   Trainyard__TaskLocation *ls = ty_xcalloc(n ? n : 1, sizeof(*ls));
@@ -400,11 +421,16 @@ int ty__conv_task_locations_resp(const ty_job *j, ty_buf *out) {
     ls[i].rank = i;
     ls[i].node = nd->name;
     ls[i].io_addr = nd->io_addr ? nd->io_addr : "";
+    if (tokens) {
+      ls[i].token.data = (uint8_t *)tokens + (size_t)i * token_len;
+      ls[i].token.len = token_len;
+    }
     ptrs[i] = &ls[i];
   }
   r.n_tasks = n;
   r.tasks = ptrs;
   r.state = (Trainyard__JobState)j->state;
+  r.reason = j->reason ? j->reason : "";
   int rc = pack_to(&r.base, out);
   free(ls);
   free(ptrs);
@@ -445,6 +471,17 @@ int ty__conv_launch_req(const ty_launch *l, ty_buf *out) {
   r.time_limit_s = l->spec->time_limit_s;
   r.kill_grace_s = l->kill_grace_s;
   r.user = l->spec->user ? l->spec->user : "";
+  Trainyard__InteractiveSpec ia = TRAINYARD__INTERACTIVE_SPEC__INIT;
+  if (l->spec->interactive) {
+    ia.pty = l->spec->pty;
+    ia.stdin_all = l->spec->stdin_all;
+    ia.detach = l->spec->detach;
+    ia.rows = l->spec->rows;
+    ia.cols = l->spec->cols;
+    r.interactive = &ia;
+    r.attach_key.data = (uint8_t *)l->attach_key;
+    r.attach_key.len = l->attach_key ? l->attach_key_len : 0;
+  }
   r.warn_signal = l->spec->warn_signal;
   r.warn_before_s = l->spec->warn_before_s;
   Trainyard__GraphLaunch gl = TRAINYARD__GRAPH_LAUNCH__INIT;

@@ -80,7 +80,12 @@ typedef struct ty_cancel_result {
 } ty_cancel_result;
 int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
 int ty__conv_list_nodes_resp(ty_node *const *nodes, size_t n, ty_buf *out);
-int ty__conv_task_locations_resp(const ty_job *j, ty_buf *out);
+/* GetTaskLocationsRequest: want_tokens and user are for interactive attach. */
+int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
+                                bool *out_want_tokens, char **out_user);
+/* `tokens` (NULL = none) holds n_ranks tokens of `token_len` bytes each. */
+int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                                 ty_buf *out);
 int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out);
 
 typedef struct ty_launch {
@@ -92,6 +97,8 @@ typedef struct ty_launch {
   uint32_t cpus;
   const ty_job_spec *spec;
   uint32_t kill_grace_s;
+  const uint8_t *attach_key; /* interactive jobs: the job's token key (lib/token) */
+  size_t attach_key_len;
   const char *checkpoint_path; /* graph jobs: where rank 0 checkpoints (daemon/graph.c) */
 } ty_launch;
 int ty__conv_launch_req(const ty_launch *l, ty_buf *out);

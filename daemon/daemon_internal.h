@@ -153,6 +153,7 @@ struct ty_controller {
   uint32_t reg_gen;       /* counts RegisterNode requests */
   bool stopping;
   int handles_open;
+  uint8_t attach_secret[32]; /* task-token secret (token.c) */
   struct {
     ty_metric *jobs, *submitted, *rpc_total, *rpc_seconds, *nodes, *sched_seconds, *commits;
     ty_metric *frag, *preemptions, *backfilled; /* sched_pass.c */
@@ -231,6 +232,14 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+
+/* ---- token.c: task tokens for interactive attach ---- */
+/* Loads (or creates) STATE_DIR/attach.key. */
+int ty__token_init(ty_controller *ctl, char *err, size_t len);
+/* The job's attach key (32 bytes) for LaunchTask. */
+void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_key);
+/* One token per rank of j, concatenated; the caller frees the array. */
+uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len);
 
 /* ---- rpc.c ---- */
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);

@@ -55,6 +55,10 @@ typedef struct ty_job_spec {
   char **argv; size_t argc;
   char **env; size_t envc;
   char *cwd;
+  /* Interactive execution (rlaunch, Job.interactive): the tasks keep their
+   * stdio on the worker for an attached client. */
+  bool interactive, pty, stdin_all, detach;
+  uint32_t rows, cols; /* initial pty window size, 0 = unset */
   /* Like Slurm's --signal: warn_signal to the tasks warn_before_s seconds
    * before the time limit (0 = none). */
   uint32_t warn_signal, warn_before_s;

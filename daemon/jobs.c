@@ -238,6 +238,12 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
                  .cpus = j->spec.cpus_per_task, .spec = &j->spec,
                  .kill_grace_s = ctl->cfg.kill_grace_s};
   if (j->spec.kind == TY_JOB_KIND_GRAPH) l.checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+  uint8_t key[32];
+  if (j->spec.interactive) {
+    ty__token_job_key(ctl, j->id, key);
+    l.attach_key = key;
+    l.attach_key_len = sizeof(key);
+  }
   ty_buf b;
   ty_buf_init(&b);
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));

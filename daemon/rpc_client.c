@@ -276,17 +276,37 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
+/* Task tokens go only to the job's owner (or root); MUNGE will vouch for the
+ * user name once authentication lands. */
+static int check_token_user(const ty_job *j, const char *user, char *err, size_t len) {
+  if (!user[0]) return snprintf(err, len, "user: required for task tokens"), TY_EINVAL;
+  if (strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0)
+    return snprintf(err, len, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
+                    j->spec.user, user),
+           TY_EPERM;
+  return 0;
+}
+
 void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
-  if (ty__conv_job_id_req(p, n, &id) != 0) {
+  bool want_tokens = false;
+  char *user = NULL, err[256];
+  if (ty__conv_task_locations_req(p, n, &id, &want_tokens, &user) != 0) {
     ty__reply_finish(r, TY_EPROTO, "payload is not a GetTaskLocationsRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, id);
-  if (!j || !j->committed) {
-    ty__reply_finishf(r, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
+  int rc = (!j || !j->committed) ? TY_ENOTFOUND : 0;
+  if (rc) snprintf(err, sizeof(err), "job %llu not found", (unsigned long long)id);
+  if (rc == 0 && want_tokens) rc = check_token_user(j, user, err, sizeof(err));
+  free(user);
+  if (rc != 0) {
+    ty__reply_finish(r, rc, err);
     return;
   }
-  int rc = ty__conv_task_locations_resp(j, &r->out);
+  size_t token_len = 0;
+  uint8_t *tokens = want_tokens && j->n_ranks ? ty__token_issue(ctl, j, &token_len) : NULL;
+  rc = ty__conv_task_locations_resp(j, tokens, token_len, &r->out);
+  free(tokens);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }

@@ -85,6 +85,14 @@ typedef struct ty_task_spec {
   uint32_t time_limit_s;     /* 0 = none */
   uint32_t kill_grace_s;     /* 0 = TY_TASK_DEFAULT_GRACE_S */
   const char *user;
+  /* Interactive tasks (rlaunch): stdout/stderr (or a pty) are pipes the
+   * worker reads, keeps in a ring buffer and streams to attached clients
+   * (Attach on the I/O port, worker/attach.c); stdin comes from the client.
+   * attach_key (32 bytes) verifies the clients' task tokens. */
+  bool interactive, pty, stdin_all, detach;
+  uint32_t rows, cols;       /* initial pty window size, 0 = unset */
+  const uint8_t *attach_key;
+  size_t attach_key_len;
   /* Like Slurm's --signal: warn_signal to the task's process group
    * warn_before_s seconds before time_limit_s (0 = no warning). */
   uint32_t warn_signal, warn_before_s;
