@@ -94,7 +94,7 @@ bench_slurm
 ratio() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.2f", s / t }'; }
 rate() { awk -v n="$n" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; }
 cat <<TABLE
-| measure ($n jobs, $cpus CPUs, one node) | Trainyard | Slurm $(sinfo -V | awk '{print $2}') | Slurm / Trainyard |
+| measure ($n jobs, $cpus CPUs, one node) | Trainyard | Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null) | Slurm / Trainyard |
 | --- | --- | --- | --- |
 | submit loop (s) | $ty_submit ($(rate "$ty_submit") jobs/s) | $sl_submit ($(rate "$sl_submit") jobs/s) | $(ratio "$sl_submit" "$ty_submit") |
 | all completed (s) | $ty_complete$( [ "$ty_left" -gt 0 ] && echo " ($ty_left unfinished at cap)") | $sl_complete$( [ "$sl_left" -gt 0 ] && echo " ($sl_left unfinished at cap)") | $(ratio "$sl_complete" "$ty_complete") |
