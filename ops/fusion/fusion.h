@@ -6,8 +6,11 @@
  * The executor (ops/exec) groups maximal regions of float32 elementwise and
  * broadcast nodes (Add, Sub, Mul, Div, Pow, Neg, Relu, LeakyRelu, Sigmoid,
  * Tanh, Exp, Log, Sqrt, Erf, Identity) into one step that runs as a single
- * loop; values used only inside a region are never written to memory. Turn
- * it off with ty_exec_opts.no_fusion.
+ * loop; values used only inside a region are never written to memory.
+ * Backward nodes join too: ops/autodiff's TyGrad nodes of those ops whose
+ * gradient has dY's shape (no broadcast to sum back), with the backward
+ * kernels' formulas operation for operation, so fused gradients equal the
+ * unfused ones bit for bit. Turn it off with ty_exec_opts.no_fusion.
  *
  * A region's loop body is generated as C and compiled with the system
  * compiler ($CC, else `cc`; -O3 -march=native -fPIC -shared, contraction

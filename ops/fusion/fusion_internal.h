@@ -34,6 +34,21 @@ typedef enum {
   TY__FOP_NEG, TY__FOP_RELU, TY__FOP_LEAKY_RELU, /* alpha = params[param] */
   TY__FOP_SIGMOID, TY__FOP_TANH, TY__FOP_EXP, TY__FOP_LOG, TY__FOP_SQRT, TY__FOP_ERF,
   TY__FOP_COPY,
+  /* Backward (TyGrad) formulas, exactly ops/autodiff/kernels_grad.c's; a is
+   * dY. Unary ones in float, b the forward input x or output y: */
+  TY__FOP_G_RELU, TY__FOP_G_LEAKY_RELU, /* b = x */
+  TY__FOP_G_SIGMOID, TY__FOP_G_TANH, TY__FOP_G_SQRT, TY__FOP_G_EXP, /* b = y */
+  TY__FOP_G_ERF, TY__FOP_G_LOG, /* b = x */
+  TY__FOP_G_NEG,
+  /* Binary ones in double, stored as (float)(0.0 + partial) like the
+   * kernel's accumulator: */
+  TY__FOP_G_PASS,  /* dY (Add, Sub's first input) */
+  TY__FOP_G_NPASS, /* -dY (Sub's second) */
+  TY__FOP_G_MUL,   /* dY * b (b: the other input of Mul) */
+  TY__FOP_G_DIV0,  /* dY / b */
+  TY__FOP_G_DIV1,  /* -dY * b / (c * c)  (b = a, c = b of the forward Div) */
+  TY__FOP_G_POW0,  /* c == 0 ? 0 : dY * c * pow(b, c - 1) */
+  TY__FOP_G_POW1,  /* b > 0 ? dY * log(b) * pow(b, c) : 0 */
   TY__FOP_COUNT_
 } ty__fopcode;
 
@@ -42,7 +57,25 @@ typedef struct ty__finstr {
   int dst;       /* register (or output slot for STORE) */
   int a, b;      /* operand registers (input slot for LOAD) */
   int param;     /* index into the region's params, or -1 */
+  int c;         /* third operand register (backward formulas) */
 } ty__finstr;
+
+/* What a fusible node computes: its opcode, the value ids it reads in
+ * operand order (a, b, c; a TyGrad node lists only those its formula
+ * uses) and its attribute scalar. */
+typedef struct ty__fnode {
+  int op;
+  int in[3];
+  int n_in;
+  bool has_param;
+  float param;
+} ty__fnode;
+
+/* Decodes a forward elementwise node or a TyGrad node whose forward op is
+ * elementwise and whose gradient has dY's shape (no broadcast to undo).
+ * False when the node cannot join a region (dtypes and shapes are checked
+ * by the caller). */
+bool ty__fnode_decode(const ty_graph *g, const ty_node *n, ty__fnode *out);
 
 /* Loads come first and stores last, so a row may be written over an input
  * of the same row (in place) without reading overwritten elements. */

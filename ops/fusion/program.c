@@ -12,6 +12,7 @@
 #include "ops/fusion/fusion_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/autodiff/grad_internal.h"
 #include "ops/ops_internal.h"
 
 #include <math.h>
@@ -41,6 +42,85 @@ static int fopcode_of(ty_op op) {
   }
 }
 
+/* ---- node decoding ----------------------------------------------------- */
+
+static void fnode_set(ty__fnode *f, int op, int a, int b, int c, int n_in) {
+  *f = (ty__fnode){.op = op, .in = {a, b, c}, .n_in = n_in};
+}
+
+/* A TyGrad node of a binary forward op: x0, x1 the forward inputs. */
+static bool decode_grad_binary(ty_op op, int wrt, int dy, int x0, int x1, ty__fnode *f) {
+  switch (op) {
+  case TY_OP_ADD: fnode_set(f, TY__FOP_G_PASS, dy, 0, 0, 1); return true;
+  case TY_OP_SUB: fnode_set(f, wrt == 0 ? TY__FOP_G_PASS : TY__FOP_G_NPASS, dy, 0, 0, 1); return true;
+  case TY_OP_MUL: fnode_set(f, TY__FOP_G_MUL, dy, wrt == 0 ? x1 : x0, 0, 2); return true;
+  case TY_OP_DIV:
+    if (wrt == 0) fnode_set(f, TY__FOP_G_DIV0, dy, x1, 0, 2);
+    else fnode_set(f, TY__FOP_G_DIV1, dy, x0, x1, 3);
+    return true;
+  case TY_OP_POW: fnode_set(f, wrt == 0 ? TY__FOP_G_POW0 : TY__FOP_G_POW1, dy, x0, x1, 3); return true;
+  default: return false;
+  }
+}
+
+/* A TyGrad node of a unary forward op: x its input, y its output (or
+ * TY_NO_VALUE). */
+static bool decode_grad_unary(const ty_node *n, ty_op op, int dy, int x, int y, ty__fnode *f) {
+  switch (op) {
+  case TY_OP_RELU: fnode_set(f, TY__FOP_G_RELU, dy, x, 0, 2); return true;
+  case TY_OP_LEAKY_RELU:
+    fnode_set(f, TY__FOP_G_LEAKY_RELU, dy, x, 0, 2);
+    f->has_param = true;
+    f->param = ty_node_attr_float(n, "alpha", 0.01f);
+    return true;
+  case TY_OP_SIGMOID: fnode_set(f, TY__FOP_G_SIGMOID, dy, y, 0, 2); return y != TY_NO_VALUE;
+  case TY_OP_TANH: fnode_set(f, TY__FOP_G_TANH, dy, y, 0, 2); return y != TY_NO_VALUE;
+  case TY_OP_SQRT: fnode_set(f, TY__FOP_G_SQRT, dy, y, 0, 2); return y != TY_NO_VALUE;
+  case TY_OP_EXP: fnode_set(f, TY__FOP_G_EXP, dy, y, 0, 2); return y != TY_NO_VALUE;
+  case TY_OP_ERF: fnode_set(f, TY__FOP_G_ERF, dy, x, 0, 2); return true;
+  case TY_OP_LOG: fnode_set(f, TY__FOP_G_LOG, dy, x, 0, 2); return true;
+  case TY_OP_NEG: fnode_set(f, TY__FOP_G_NEG, dy, 0, 0, 1); return true;
+  default: return false;
+  }
+}
+
+/* TyGrad layout (ops/autodiff/grad_internal.h): dY, the forward inputs,
+ * the forward outputs; attributes fwd_op, wrt, n_fwd_in. Only gradients
+ * shaped like dY fuse: a broadcast input's gradient is a reduction. */
+static bool decode_grad(const ty_graph *g, const ty_node *n, ty__fnode *f) {
+  int64_t op = ty_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_node_attr_int(n, TY__GRAD_WRT, -1);
+  int64_t nfi = ty_node_attr_int(n, TY__GRAD_NFI, -1);
+  if (op < 0 || op > TY_OP_NEG || nfi < 1 || nfi > 2 || 1 + nfi > n->n_inputs || wrt < 0 || wrt >= nfi)
+    return false;
+  if (n->n_outputs != 1 || n->outputs[0] == TY_NO_VALUE || n->inputs[0] == TY_NO_VALUE) return false;
+  const ty_value *dv = ty_graph_value(g, n->inputs[0]), *ov = ty_graph_value(g, n->outputs[0]);
+  if (!ty_shape_equal(&dv->shape, &ov->shape)) return false;
+  bool binary = op <= TY_OP_POW, ok;
+  if (nfi != (binary ? 2 : 1)) return false;
+  int dy = n->inputs[0], x0 = n->inputs[1], x1 = binary ? n->inputs[2] : TY_NO_VALUE;
+  int y = n->n_inputs > 1 + nfi ? n->inputs[1 + nfi] : TY_NO_VALUE;
+  ok = binary ? decode_grad_binary((ty_op)op, (int)wrt, dy, x0, x1, f) : decode_grad_unary(n, (ty_op)op, dy, x0, y, f);
+  for (int i = 0; ok && i < f->n_in; i++) ok = f->in[i] != TY_NO_VALUE;
+  return ok;
+}
+
+bool ty__fnode_decode(const ty_graph *g, const ty_node *n, ty__fnode *out) {
+  if (n->op == TY_OP_GRAD) return decode_grad(g, n, out);
+  int op = fopcode_of(n->op);
+  bool binary = n->op <= TY_OP_POW;
+  if (op < 0 || n->n_inputs != (binary ? 2 : 1)) return false;
+  fnode_set(out, op, n->inputs[0], binary ? n->inputs[1] : 0, 0, binary ? 2 : 1);
+  if (n->op == TY_OP_LEAKY_RELU) {
+    out->has_param = true;
+    out->param = ty_node_attr_float(n, "alpha", 0.01f);
+  }
+  for (int i = 0; i < out->n_in; i++)
+    if (out->in[i] == TY_NO_VALUE) return false;
+  return true;
+}
+
+/* ---- program construction ---------------------------------------------- */
+
 static int reg_of(const int *ids, int n, int id) {
   for (int i = 0; i < n; i++)
     if (ids[i] == id) return i;
@@ -61,22 +141,29 @@ int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out) {
   p->n_in = n_in;
   p->n_out = n_out;
   for (int i = 0; i < n_in; i++) {
-    p->code[p->n_code++] = (ty__finstr){TY__FOP_LOAD, p->n_regs, i, 0, -1};
+    p->code[p->n_code++] = (ty__finstr){TY__FOP_LOAD, p->n_regs, i, 0, -1, 0};
     reg_ids[p->n_regs++] = grp->in_ids[i];
   }
   for (size_t m = 0; m < grp->n_nodes; m++) {
     const ty_node *n = ty_graph_node(g, grp->nodes[m]);
-    ty__finstr in = {fopcode_of(n->op), p->n_regs, reg_of(reg_ids, p->n_regs, n->inputs[0]), 0, -1};
-    if (n->n_inputs > 1) in.b = reg_of(reg_ids, p->n_regs, n->inputs[1]);
-    if (n->op == TY_OP_LEAKY_RELU) {
+    ty__fnode f;
+    if (!ty__fnode_decode(g, n, &f)) {
+      free(reg_ids);
+      ty__fprog_free(p);
+      return TY_EINTERNAL;
+    }
+    int r[3] = {0, 0, 0};
+    for (int i = 0; i < f.n_in; i++) r[i] = reg_of(reg_ids, p->n_regs, f.in[i]);
+    ty__finstr in = {f.op, p->n_regs, r[0], r[1], -1, r[2]};
+    if (f.has_param) {
       in.param = p->n_params;
-      p->params[p->n_params++] = ty_node_attr_float(n, "alpha", 0.01f);
+      p->params[p->n_params++] = f.param;
     }
     p->code[p->n_code++] = in;
     reg_ids[p->n_regs++] = n->outputs[0];
   }
   for (int j = 0; j < n_out; j++)
-    p->code[p->n_code++] = (ty__finstr){TY__FOP_STORE, j, reg_of(reg_ids, p->n_regs, grp->out_ids[j]), 0, -1};
+    p->code[p->n_code++] = (ty__finstr){TY__FOP_STORE, j, reg_of(reg_ids, p->n_regs, grp->out_ids[j]), 0, -1, 0};
   free(reg_ids);
   return 0;
 }
@@ -119,6 +206,39 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
   b->len += (size_t)n;
 }
 
+/* Backward formulas, operation for operation as ops/autodiff's kernels
+ * write them (see fusion_internal.h); COPY otherwise. */
+static void emit_grad_expr(sbuf *b, const ty__finstr *in) {
+  int g = in->a, x = in->b, z = in->c;
+  switch (in->op) {
+  case TY__FOP_G_RELU: sb_printf(b, "r%d > 0 ? r%d : 0.0f", x, g); break;
+  case TY__FOP_G_LEAKY_RELU: sb_printf(b, "r%d > 0 ? r%d : p%d * r%d", x, g, in->param, g); break;
+  case TY__FOP_G_SIGMOID: sb_printf(b, "r%d * r%d * (1.0f - r%d)", g, x, x); break;
+  case TY__FOP_G_TANH: sb_printf(b, "r%d * (1.0f - r%d * r%d)", g, x, x); break;
+  case TY__FOP_G_SQRT: sb_printf(b, "r%d * 0.5f / r%d", g, x); break;
+  case TY__FOP_G_EXP: sb_printf(b, "r%d * r%d", g, x); break;
+  case TY__FOP_G_ERF: sb_printf(b, "r%d * 1.1283791670955126f * expf(-r%d * r%d)", g, x, x); break;
+  case TY__FOP_G_LOG: sb_printf(b, "r%d / r%d", g, x); break;
+  case TY__FOP_G_NEG: sb_printf(b, "-r%d", g); break;
+  case TY__FOP_G_PASS: sb_printf(b, "(float)(0.0 + (double)r%d)", g); break;
+  case TY__FOP_G_NPASS: sb_printf(b, "(float)(0.0 + -(double)r%d)", g); break;
+  case TY__FOP_G_MUL: sb_printf(b, "(float)(0.0 + (double)r%d * (double)r%d)", g, x); break;
+  case TY__FOP_G_DIV0: sb_printf(b, "(float)(0.0 + (double)r%d / (double)r%d)", g, x); break;
+  case TY__FOP_G_DIV1:
+    sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g, x, z, z);
+    break;
+  case TY__FOP_G_POW0:
+    sb_printf(b, "(float)(0.0 + ((double)r%d == 0 ? 0.0 : (double)r%d * (double)r%d * pow((double)r%d, (double)r%d - 1)))",
+              z, g, z, x, z);
+    break;
+  case TY__FOP_G_POW1:
+    sb_printf(b, "(float)(0.0 + ((double)r%d > 0 ? (double)r%d * log((double)r%d) * pow((double)r%d, (double)r%d) : 0.0))",
+              x, g, x, x, z);
+    break;
+  default: sb_printf(b, "r%d", in->a); break; /* COPY */
+  }
+}
+
 /* The C expression of one instruction over registers r<a>, r<b>. */
 static void emit_expr(sbuf *b, const ty__finstr *in) {
   int a = in->a, c = in->b;
@@ -137,7 +257,7 @@ static void emit_expr(sbuf *b, const ty__finstr *in) {
   case TY__FOP_LOG: sb_printf(b, "logf(r%d)", a); break;
   case TY__FOP_SQRT: sb_printf(b, "sqrtf(r%d)", a); break;
   case TY__FOP_ERF: sb_printf(b, "erff(r%d)", a); break;
-  default: sb_printf(b, "r%d", a); break; /* COPY */
+  default: emit_grad_expr(b, in); break;
   }
 }
 
@@ -210,6 +330,39 @@ static float sigmoidf_(float x) {
     rd[k] = (EXPR);                                   \
   }                                                   \
   break
+#define TERNARY(EXPR)                                 \
+  for (int k = 0; k < TY__FBLOCK; k++) {              \
+    float x = ra[k], y = rb[k], z = rc[k];            \
+    rd[k] = (EXPR);                                   \
+  }                                                   \
+  break
+
+/* Backward formulas (x = dY; see emit_grad_expr); false: not one. */
+static bool interp_grad(const ty__finstr *in, float alpha, float *restrict rd, const float *restrict ra,
+                        const float *restrict rb, const float *restrict rc) {
+  switch (in->op) {
+  case TY__FOP_G_RELU: BINARY(y > 0 ? x : 0.0f);
+  case TY__FOP_G_LEAKY_RELU: BINARY(y > 0 ? x : alpha * x);
+  case TY__FOP_G_SIGMOID: BINARY(x * y * (1.0f - y));
+  case TY__FOP_G_TANH: BINARY(x * (1.0f - y * y));
+  case TY__FOP_G_SQRT: BINARY(x * 0.5f / y);
+  case TY__FOP_G_EXP: BINARY(x * y);
+  case TY__FOP_G_ERF: BINARY(x * 1.1283791670955126f * expf(-y * y));
+  case TY__FOP_G_LOG: BINARY(x / y);
+  case TY__FOP_G_NEG: UNARY(-x);
+  case TY__FOP_G_PASS: UNARY((float)(0.0 + (double)x));
+  case TY__FOP_G_NPASS: UNARY((float)(0.0 + -(double)x));
+  case TY__FOP_G_MUL: BINARY((float)(0.0 + (double)x * (double)y));
+  case TY__FOP_G_DIV0: BINARY((float)(0.0 + (double)x / (double)y));
+  case TY__FOP_G_DIV1: TERNARY((float)(0.0 + -(double)x * (double)y / ((double)z * (double)z)));
+  case TY__FOP_G_POW0:
+    TERNARY((float)(0.0 + ((double)z == 0 ? 0.0 : (double)x * (double)z * pow((double)y, (double)z - 1))));
+  case TY__FOP_G_POW1:
+    TERNARY((float)(0.0 + ((double)y > 0 ? (double)x * log((double)y) * pow((double)y, (double)z) : 0.0)));
+  default: return false;
+  }
+  return true;
+}
 
 static void interp_instr(const ty__fprog *p, const ty__finstr *in, uint32_t pattern, int64_t s, int64_t m,
                          const float *const *inp, float *const *out, float *regs) {
@@ -218,6 +371,7 @@ static void interp_instr(const ty__fprog *p, const ty__finstr *in, uint32_t patt
   const float *restrict ra = regs + (size_t)in->a * TY__FBLOCK;
   const float *restrict rb = regs + (size_t)in->b * TY__FBLOCK;
   float alpha = in->param >= 0 ? p->params[in->param] : 0.0f;
+  if (in->op >= TY__FOP_G_RELU && interp_grad(in, alpha, rd, ra, rb, regs + (size_t)in->c * TY__FBLOCK)) return;
   switch (in->op) {
   case TY__FOP_LOAD:
     if (pattern >> in->a & 1u) memcpy(rd, inp[in->a] + s, (size_t)m * sizeof *rd);

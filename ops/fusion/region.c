@@ -6,7 +6,9 @@
  * when that keeps the schedule topological: every reader outside the
  * merged region of a member's output must come after the node, because the
  * region runs at the position of its last member. Regions of one node stay
- * plain steps (the library kernel is as good). Graphs are small (hundreds
+ * plain steps (the library kernel is as good). Backward (TyGrad) nodes of
+ * elementwise ops join like forward ones when their gradient has dY's
+ * shape (ty__fnode_decode). Graphs are small (hundreds
  * of nodes), so the quadratic checks cost nothing next to one training step.
  */
 #include "ops/fusion/fusion_internal.h"
@@ -44,12 +46,12 @@ static bool value_f32(const ty_graph *g, int id) {
   return v && v->dtype == TY_DTYPE_F32 && shape_static(&v->shape);
 }
 
-static bool node_fusible(const ty_graph *g, const ty_node *n) {
-  if (!ty__fuse_op_ok(n->op) || n->n_outputs != 1 || n->outputs[0] == TY_NO_VALUE) return false;
-  bool binary = n->op <= TY_OP_POW;
-  if (n->n_inputs != (binary ? 2 : 1)) return false;
-  for (int i = 0; i < n->n_inputs; i++)
-    if (n->inputs[i] == TY_NO_VALUE || !value_f32(g, n->inputs[i])) return false;
+/* Elementwise forward nodes and TyGrad nodes of elementwise ops whose
+ * gradient needs no reduction; f gets the operands the formula reads. */
+static bool node_fusible(const ty_graph *g, const ty_node *n, ty__fnode *f) {
+  if (n->n_outputs != 1 || n->outputs[0] == TY_NO_VALUE || !ty__fnode_decode(g, n, f)) return false;
+  for (int i = 0; i < f->n_in; i++)
+    if (!value_f32(g, f->in[i])) return false;
   return value_f32(g, n->outputs[0]);
 }
 
@@ -107,19 +109,19 @@ static int join(pass *p, size_t node, int r) {
 
 /* Puts the node at position k into a producer's region (merging two when
  * legal) or into a new region of its own. */
-static void place_node(pass *p, size_t k) {
+static void place_node(pass *p, size_t k, const ty__fnode *f) {
   size_t node = p->order[k];
   const ty_node *n = ty_graph_node(p->g, node);
   const ty_shape *shape = &ty_graph_value(p->g, n->outputs[0])->shape;
-  int cand[2], nc = 0;
-  for (int i = 0; i < n->n_inputs; i++) {
-    const ty_value *pv = ty_graph_value(p->g, n->inputs[i]);
+  int cand[3], nc = 0;
+  for (int i = 0; i < f->n_in; i++) {
+    const ty_value *pv = ty_graph_value(p->g, f->in[i]);
     int r = pv->producer < 0 ? -1 : region_of(p, (size_t)pv->producer);
     if (r < 0 || in_set(cand, nc, r) || !ty_shape_equal(&pv->shape, shape)) continue;
     cand[nc++] = r;
   }
-  if (nc == 2 && merge_legal(p, cand, 2, node, k)) {
-    p->root[cand[1]] = cand[0];
+  if (nc >= 2 && merge_legal(p, cand, nc, node, k)) {
+    for (int c = 1; c < nc; c++) p->root[cand[c]] = cand[0];
     join(p, node, cand[0]);
     return;
   }
@@ -162,10 +164,15 @@ static int group_build(const pass *p, int r, ty__fgroup **out_grp) {
     if (region_of(p, p->order[k]) == r) grp->nodes[grp->n_nodes++] = p->order[k];
   for (size_t m = 0; m < grp->n_nodes; m++) {
     const ty_node *n = ty_graph_node(p->g, grp->nodes[m]);
-    for (int i = 0; i < n->n_inputs; i++) {
-      int prod = ty_graph_value(p->g, n->inputs[i])->producer;
+    ty__fnode f;
+    if (!ty__fnode_decode(p->g, n, &f)) {
+      rc = TY_EINTERNAL;
+      goto fail;
+    }
+    for (int i = 0; i < f.n_in; i++) {
+      int prod = ty_graph_value(p->g, f.in[i])->producer;
       if (prod >= 0 && region_of(p, (size_t)prod) == r) continue;
-      if ((rc = add_unique(grp->in_ids, &n_in, TY__FUSE_MAX_IO, n->inputs[i])) != 0) goto fail;
+      if ((rc = add_unique(grp->in_ids, &n_in, TY__FUSE_MAX_IO, f.in[i])) != 0) goto fail;
     }
     int o = n->outputs[0];
     if (p->keep[o] || read_outside(p, o, r))
@@ -304,8 +311,10 @@ static int pass_run(pass *p, bool fuse) {
     p->pos[p->order[k]] = k;
     p->gid[p->order[k]] = -1;
   }
-  for (size_t k = 0; fuse && k < nn; k++)
-    if (node_fusible(p->g, ty_graph_node(p->g, p->order[k]))) place_node(p, k);
+  for (size_t k = 0; fuse && k < nn; k++) {
+    ty__fnode f;
+    if (node_fusible(p->g, ty_graph_node(p->g, p->order[k]), &f)) place_node(p, k, &f);
+  }
   return 0;
 }
 

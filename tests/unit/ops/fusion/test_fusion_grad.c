@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/fusion, backward: TyGrad nodes of elementwise ops join fused regions,
+ * and the gradients (and the loss) equal the unfused backward kernels' bit
+ * for bit, through the JIT and through the interpreter. Gradients of
+ * broadcast inputs (a reduction) stay plain steps and still agree.
+ */
+#include "ops/autodiff/autodiff.h"
+#include "ops/fusion/fusion.h"
+#include "tests/unit/ops/fusion/gtest.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define GD 29 /* odd, so vector loops have tails */
+
+static float g_w(int64_t i) { return 0.4f + 0.05f * (float)(i % 7); }
+static float g_b(int64_t i) { return -0.3f + 0.02f * (float)i; }
+static float g_x(int64_t i) { return sinf((float)i * 0.41f) * 2.5f; }
+static float g_pos(int64_t i) { return 0.2f + (float)(i % 11) * 0.3f; }
+
+static char grad_cache[256];
+
+/* Every elementwise op with a gradient, forward and backward:
+ *   h = sigmoid(x*w + b); t = tanh(h) * h; l = log(exp(leaky(t)) + h)
+ *   s = sqrt(p * w2); d = l / s; q = pow(s, h); r = erf(q) - neg(d) * relu(x)
+ *   loss = mean(r) */
+static ty_graph *grad_graph(int *out_loss, int params[3]) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t xd[2] = {TY_DIM_BATCH, GD}, wd[1] = {GD};
+  int x = gt_input(g, "x", 2, xd), p = gt_input(g, "p", 2, xd);
+  int w = gt_init(g, "w", 1, wd, g_w), b = gt_init(g, "b", 1, wd, g_b), w2 = gt_init(g, "w2", 1, wd, g_pos);
+  int h = gt_op(g, TY_OP_SIGMOID, gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_MUL, x, w), b), -1);
+  int t = gt_op(g, TY_OP_MUL, gt_op(g, TY_OP_TANH, h, -1), h);
+  int lk = gt_op(g, TY_OP_LEAKY_RELU, t, -1);
+  cr_assert_eq(ty_graph_node_set_float(g, ty_graph_n_nodes(g) - 1, "alpha", 0.2f), 0);
+  int l = gt_op(g, TY_OP_LOG, gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_EXP, lk, -1), h), -1);
+  int s = gt_op(g, TY_OP_SQRT, gt_op(g, TY_OP_MUL, p, w2), -1);
+  int d = gt_op(g, TY_OP_DIV, l, s), q = gt_op(g, TY_OP_POW, s, h);
+  int nd = gt_op(g, TY_OP_MUL, gt_op(g, TY_OP_NEG, d, -1), gt_op(g, TY_OP_RELU, x, -1));
+  int r = gt_op(g, TY_OP_SUB, gt_op(g, TY_OP_ERF, q, -1), nd);
+  *out_loss = gt_op(g, TY_OP_REDUCE_MEAN, r, -1);
+  cr_assert_eq(ty_graph_mark_output(g, *out_loss), 0);
+  params[0] = w;
+  params[1] = b;
+  params[2] = w2;
+  gt_infer(g);
+  return g;
+}
+
+static ty_exec *grad_run(const ty_graph *g, const ty_exec_opts *o, int64_t batch) {
+  int64_t dims[2] = {batch, GD};
+  ty_tensor *ts[2] = {gt_tensor(2, dims, g_x), gt_tensor(2, dims, g_pos)};
+  const char *names[2] = {"x", "p"};
+  ty_exec *e = gt_run(g, o, 2, names, ts);
+  ty_tensor_destroy(ts[0]);
+  ty_tensor_destroy(ts[1]);
+  return e;
+}
+
+static size_t fused_nodes(const ty_graph *g) {
+  ty_exec_opts o = {.kernel_cache = grad_cache};
+  ty_exec *e = grad_run(g, &o, 3);
+  ty_exec_stats st;
+  ty_exec_get_stats(e, &st);
+  ty_exec_destroy(e);
+  return st.fused_nodes;
+}
+
+static void assert_same_outputs(const ty_graph *g, const ty_exec *a, const ty_exec *b) {
+  for (size_t i = 0; i < ty_graph_n_outputs(g); i++)
+    gt_assert_same(ty_exec_value(a, ty_graph_output(g, i)), ty_exec_value(b, ty_graph_output(g, i)));
+}
+
+Test(fusion_grad, backward_fused_equals_unfused_bitwise) {
+  snprintf(grad_cache, sizeof grad_cache, "/tmp/ty_fusion_grad.XXXXXX");
+  cr_assert_not_null(mkdtemp(grad_cache));
+  int loss, params[3], grads[3];
+  ty_graph *g = grad_graph(&loss, params);
+  size_t forward_fused = fused_nodes(g);
+  char err[256] = "";
+  cr_assert_eq(ty_autodiff(g, loss, params, 3, grads, err, sizeof err), 0, "%s", err);
+  for (int i = 0; i < 3; i++) cr_assert_neq(grads[i], TY_NO_VALUE);
+  size_t total_fused = fused_nodes(g);
+  cr_assert_geq(total_fused, forward_fused + 10, "backward nodes fused: %zu with, %zu forward only", total_fused,
+                forward_fused);
+
+  ty_exec_opts plain = {.no_fusion = true, .no_memplan = true, .training = true};
+  ty_exec_opts jit = {.kernel_cache = grad_cache, .training = true};
+  ty_exec_opts interp = {.kernel_cache = grad_cache, .training = true, .no_jit = true};
+  ty_exec *a = grad_run(g, &plain, 33), *b = grad_run(g, &jit, 33), *c = grad_run(g, &interp, 300);
+  assert_same_outputs(g, a, b);
+  ty_exec *a300 = grad_run(g, &plain, 300);
+  assert_same_outputs(g, a300, c);
+  ty_exec_stats st;
+  ty_exec_get_stats(b, &st);
+  cr_assert_geq(st.jit_compiles + st.jit_disk_loads, 1);
+  cr_assert_eq(st.interp_runs, 0);
+  ty_exec_get_stats(c, &st);
+  cr_assert_gt(st.interp_runs, 0);
+  ty_exec_destroy(a);
+  ty_exec_destroy(b);
+  ty_exec_destroy(c);
+  ty_exec_destroy(a300);
+  ty_graph_destroy(g);
+}
+
+/* A gradient that undoes a broadcast (w's, shaped [D] under dY [N, D]) is a
+ * reduction: it must stay out of regions, and still agree. */
+Test(fusion_grad, broadcast_gradients_stay_unfused) {
+  snprintf(grad_cache, sizeof grad_cache, "/tmp/ty_fusion_grad.XXXXXX");
+  cr_assert_not_null(mkdtemp(grad_cache));
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t xd[2] = {TY_DIM_BATCH, GD}, wd[1] = {GD};
+  int x = gt_input(g, "x", 2, xd), w = gt_init(g, "w", 1, wd, g_w);
+  int loss = gt_op(g, TY_OP_REDUCE_SUM, gt_op(g, TY_OP_MUL, x, w), -1), grad;
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  gt_infer(g);
+  char err[256] = "";
+  cr_assert_eq(ty_autodiff(g, loss, &w, 1, &grad, err, sizeof err), 0, "%s", err);
+  ty_exec_opts plain = {.no_fusion = true}, fused = {.kernel_cache = grad_cache};
+  int64_t dims[2] = {7, GD};
+  ty_tensor *xt = gt_tensor(2, dims, g_x);
+  const char *name = "x";
+  ty_exec *a = gt_run(g, &plain, 1, &name, &xt), *b = gt_run(g, &fused, 1, &name, &xt);
+  gt_assert_same(ty_exec_value(a, grad), ty_exec_value(b, grad));
+  ty_exec_stats st;
+  ty_exec_get_stats(b, &st);
+  cr_assert_eq(st.fused_nodes, 0);
+  ty_exec_destroy(a);
+  ty_exec_destroy(b);
+  ty_tensor_destroy(xt);
+  ty_graph_destroy(g);
+}
