@@ -35,8 +35,8 @@ static void fmt_dur(double s, char *out, size_t n) {
 }
 
 void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out) {
-  if (!g->has_progress) {
-    ty_buf_printf(out, "job %s: waiting for the first progress report", state_name(g->state));
+  if (!g->has_progress || g->total_steps == 0) {
+    ty_buf_printf(out, "job %s: starting (no step reported yet)", state_name(g->state));
     return;
   }
   double frac = g->total_steps ? (double)g->step / (double)g->total_steps : 0;

@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 # The main job of the quick start, sourced by deploy/quickstart.sh with $ctl
-# set: a two-node command job that prints its rank variables on each node.
-id=$($ctl submit --quiet --command --nodes 2 --name hello -- \
-  sh -c 'echo "rank $RANK of $WORLD_SIZE on $TRAINYARD_NODE (master $MASTER_ADDR:$MASTER_PORT)"')
-echo "submitted job $id"
-while :; do
-  state=$($ctl show "$id" --json | sed -n 's/.*"state": *"\([A-Z_]*\)".*/\1/p' | head -1)
-  case $state in COMPLETED|FAILED|CANCELLED|TIMEOUT) break ;; esac
-  sleep 0.2
-done
-$ctl ls --all
-$ctl logs "$id"
-[ "$state" = COMPLETED ]
+# set: the Fashion-MNIST MLP (examples/models) trained data-parallel across
+# the two workers -- one trainrun rank on each, gradients all-reduced over
+# Open MPI, the ranks wired up through the controller -- to >= 0.88 test
+# accuracy, with progress on screen.
+models=${builddir:-build}/examples/models
+./deploy/graph-job.sh "$models/mlp.onnx" "$models/mlp.config.pb" 2 1 fashion-mnist-mlp > var/mlp-job.pb
+id=$($ctl submit --quiet var/mlp-job.pb)
+echo "submitted job $id: the Fashion-MNIST MLP, data-parallel on 2 workers"
+$ctl watch "$id" || true
+$ctl show "$id"
+$ctl checkpoint ls "$id"
+acc=$($ctl logs "$id" | sed -n 's/.*test_accuracy \([0-9.]*\).*/\1/p' | tail -1)
+echo "final test accuracy: ${acc:-none}"
+awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.88) }'

@@ -382,6 +382,12 @@ int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user) {
   return rc;
 }
 
+int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n) {
+  if (c->o.world_size <= 1) return 0;
+  int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->comm);
+  return rc == MPI_SUCCESS ? 0 : mpi_err(c, rc, "MPI_Allreduce");
+}
+
 const char *ty_coll_error(const ty_coll *c) { return c->err; }
 void ty_coll_get_stats(const ty_coll *c, ty_coll_stats *out) { *out = c->stats; }
 uint32_t ty_coll_world_size(const ty_coll *c) { return c->o.world_size; }

@@ -97,6 +97,10 @@ int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user);
 int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq);
 int ty_coll_wait(ty_coll *c);
 
+/* A plain blocking MPI_Allreduce (SUM) of buf on the same communicator,
+ * without checks or deadline: the baseline bench/dp compares against. */
+int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n);
+
 /* The last error in words ("" when none); valid until the next call. */
 const char *ty_coll_error(const ty_coll *c);
 

@@ -239,6 +239,13 @@ done:
   ty_train_destroy(t);
   ty_graph_destroy(model);
 #ifdef TY_HAVE_COLLECTIVE
+  if (coll && code == 0) {
+    ty_coll_stats cs;
+    ty_coll_get_stats(coll, &cs);
+    printf("collective: %llu buckets, %.1f MiB reduced; shape checks %.3f s, reductions %.3f s, blocked %.3f s\n",
+           (unsigned long long)cs.ops, (double)cs.bytes / 1048576.0, cs.check_s, cs.reduce_s, cs.wait_s);
+    fflush(stdout);
+  }
   ty_coll_destroy(coll);
 #endif
   return code;
