@@ -113,4 +113,24 @@ int ty__window_read(const ty_node *n, int nsp, const int64_t *weight_spatial, co
 /* Output spatial size for one dim; -1 for a symbolic input dim. */
 int64_t ty__window_out(const ty__window *w, int d, int64_t in);
 
+/* Conv geometry of one group of one image; 1-D convs as 2-D of height one.
+ * Shared by the forward kernel (ops/kernels/conv.c) and its backward
+ * (ops/autodiff). x, w and y are the input, weight and output shapes. */
+typedef struct ty__conv_geom {
+  int64_t c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+} ty__conv_geom;
+int ty__conv_geom_init(const ty_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
+                       ty__conv_geom *out);
+
+/* A pooling window over three spatial dims (leading sizes of one), shared
+ * by ops/kernels/pool.c and its backward. */
+typedef struct ty__pool3 {
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} ty__pool3;
+void ty__pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y, ty__pool3 *out);
+/* The window of output position o: [lo, hi) per dim with step d, and the
+ * element count of the window clipped to the padded extent (AveragePool's
+ * count_include_pad divisor). */
+void ty__pool3_window(const ty__pool3 *p, const int64_t *o, int64_t *lo, int64_t *hi, int64_t *out_padded);
+
 #endif

@@ -55,35 +55,8 @@ int ty__g_matmul(ty__gctx *c) {
 }
 
 /* ---- Conv ---------------------------------------------------------------- */
-typedef struct geom {
-  int64_t c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
-} geom;
-
-static int geom_init(const ty_node *n, const ty_tensor *x, const ty_tensor *wt, const ty_tensor *y, geom *g) {
-  ty__window win;
-  int nsp = x->shape.rank - 2;
-  if (nsp < 1 || nsp > 2) return TY_EUNSUPPORTED;
-  if (ty__window_read(n, nsp, wt->shape.dims + 2, x->shape.dims + 2, &win, NULL, 0) != 0) return TY_EINTERNAL;
-  bool one = nsp == 1;
-  int64_t group = ty_node_attr_int(n, "group", 1);
-  g->c = x->shape.dims[1] / group;
-  g->h = one ? 1 : x->shape.dims[2];
-  g->w = x->shape.dims[one ? 2 : 3];
-  g->oh = one ? 1 : y->shape.dims[2];
-  g->ow = y->shape.dims[one ? 2 : 3];
-  g->kh = one ? 1 : win.kernel[0];
-  g->kw = win.kernel[one ? 0 : 1];
-  g->sh = one ? 1 : win.stride[0];
-  g->sw = win.stride[one ? 0 : 1];
-  g->dh = one ? 1 : win.dilation[0];
-  g->dw = win.dilation[one ? 0 : 1];
-  g->ph = one ? 0 : win.pad_begin[0];
-  g->pw = win.pad_begin[one ? 0 : 1];
-  return 0;
-}
-
 /* im2col (to_col) or its adjoint col2im accumulating into x (!to_col). */
-static void col_xfer(float *x, const geom *g, float *col, bool to_col) {
+static void col_xfer(float *x, const ty__conv_geom *g, float *col, bool to_col) {
   int64_t osz = g->oh * g->ow;
   for (int64_t ch = 0; ch < g->c; ch++)
     for (int64_t ki = 0; ki < g->kh; ki++)
@@ -118,8 +91,8 @@ static void conv_bias_grad(const ty__gctx *c, int64_t batch, int64_t m, int64_t 
 
 int ty__g_conv(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *wt = c->x[1];
-  geom g;
-  int rc = geom_init(c->n, x, wt, c->dy, &g);
+  ty__conv_geom g;
+  int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &g);
   if (rc != 0) return rc;
   int64_t group = ty_node_attr_int(c->n, "group", 1);
   int64_t batch = x->shape.dims[0], m = wt->shape.dims[0], mg = m / group;
@@ -151,37 +124,13 @@ int ty__g_conv(ty__gctx *c) {
 }
 
 /* ---- pooling ------------------------------------------------------------- */
-typedef struct pool3 {
-  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
-} pool3;
-
-static void pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y, pool3 *p) {
-  int off = 3 - w->nsp;
-  for (int i = 0; i < 3; i++) {
-    int j = i - off;
-    bool real = j >= 0;
-    p->in[i] = real ? x->dims[2 + j] : 1;
-    p->out[i] = real ? y->dims[2 + j] : 1;
-    p->k[i] = real ? w->kernel[j] : 1;
-    p->s[i] = real ? w->stride[j] : 1;
-    p->d[i] = real ? w->dilation[j] : 1;
-    p->pb[i] = real ? w->pad_begin[j] : 0;
-    p->pe[i] = real ? w->pad_end[j] : 0;
-  }
-}
-
 /* Routes g to the window of output o: to its first maximum (max) or evenly
  * over the window's elements (average, with the forward kernel's divisor). */
-static void pool_back(const pool3 *p, const float *x, float *dx, const int64_t *o, bool is_max, bool incl_pad,
+static void pool_back(const ty__pool3 *p, const float *x, float *dx, const int64_t *o, bool is_max, bool incl_pad,
                       float g) {
-  int64_t lo[3], hi[3], padded = 1, cnt = 0, best_i = -1;
+  int64_t lo[3], hi[3], padded, cnt = 0, best_i = -1;
   float best = -INFINITY;
-  for (int i = 0; i < 3; i++) {
-    lo[i] = o[i] * p->s[i] - p->pb[i];
-    hi[i] = lo[i] + (p->k[i] - 1) * p->d[i] + 1;
-    int64_t lim = p->in[i] + p->pe[i];
-    padded *= ((hi[i] < lim ? hi[i] : lim) - lo[i] + p->d[i] - 1) / p->d[i];
-  }
+  ty__pool3_window(p, o, lo, hi, &padded);
   for (int pass = 0; pass < 2; pass++) {
     float share = pass == 1 && !is_max ? g / (float)(incl_pad ? padded : (cnt ? cnt : 1)) : 0.0f;
     for (int64_t a = lo[0]; a < hi[0]; a += p->d[0])
@@ -210,8 +159,8 @@ int ty__g_pool(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
   ty__window w;
   if (ty__window_read(c->n, x->shape.rank - 2, NULL, x->shape.dims + 2, &w, NULL, 0) != 0) return TY_EINTERNAL;
-  pool3 p;
-  pool3_init(&w, &x->shape, &c->dy->shape, &p);
+  ty__pool3 p;
+  ty__pool3_init(&w, &x->shape, &c->dy->shape, &p);
   bool is_max = c->op == TY_OP_MAX_POOL;
   int64_t planes = x->shape.dims[0] * x->shape.dims[1];
   int64_t isz = p.in[0] * p.in[1] * p.in[2], osz = p.out[0] * p.out[1] * p.out[2];

@@ -13,11 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct geom {
-  int64_t c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
-} geom;
-
-static void im2col(const float *x, const geom *g, float *col) {
+static void im2col(const float *x, const ty__conv_geom *g, float *col) {
   int64_t osz = g->oh * g->ow;
   for (int64_t c = 0; c < g->c; c++) {
     for (int64_t ki = 0; ki < g->kh; ki++) {
@@ -41,17 +37,19 @@ static void im2col(const float *x, const geom *g, float *col) {
   }
 }
 
-static void geom_init(const ty_node *n, const ty_tensor *x, const ty_tensor *wt, const ty_tensor *y, geom *g) {
+int ty__conv_geom_init(const ty_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
+                       ty__conv_geom *g) {
   ty__window win;
-  int nsp = x->shape.rank - 2;
-  (void)ty__window_read(n, nsp, wt->shape.dims + 2, x->shape.dims + 2, &win, NULL, 0);
+  int nsp = x->rank - 2;
+  if (nsp < 1 || nsp > 2) return TY_EUNSUPPORTED;
+  if (ty__window_read(n, nsp, w->dims + 2, x->dims + 2, &win, NULL, 0) != 0) return TY_EINTERNAL;
   bool one = nsp == 1;
   int64_t group = ty_node_attr_int(n, "group", 1);
-  g->c = x->shape.dims[1] / group;
-  g->h = one ? 1 : x->shape.dims[2];
-  g->w = x->shape.dims[one ? 2 : 3];
-  g->oh = one ? 1 : y->shape.dims[2];
-  g->ow = y->shape.dims[one ? 2 : 3];
+  g->c = x->dims[1] / group;
+  g->h = one ? 1 : x->dims[2];
+  g->w = x->dims[one ? 2 : 3];
+  g->oh = one ? 1 : y->dims[2];
+  g->ow = y->dims[one ? 2 : 3];
   g->kh = one ? 1 : win.kernel[0];
   g->kw = win.kernel[one ? 0 : 1];
   g->sh = one ? 1 : win.stride[0];
@@ -60,6 +58,7 @@ static void geom_init(const ty_node *n, const ty_tensor *x, const ty_tensor *wt,
   g->dw = win.dilation[one ? 0 : 1];
   g->ph = one ? 0 : win.pad_begin[0];
   g->pw = win.pad_begin[one ? 0 : 1];
+  return 0;
 }
 
 int ty__k_conv(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
@@ -67,8 +66,8 @@ int ty__k_conv(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *o
   const ty_tensor *x = in[0], *wt = in[1], *bias = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
-  geom g;
-  geom_init(n, x, wt, y, &g);
+  ty__conv_geom g;
+  if (ty__conv_geom_init(n, &x->shape, &wt->shape, &y->shape, &g) != 0) return TY_EINTERNAL;
   int64_t group = ty_node_attr_int(n, "group", 1);
   int64_t batch = x->shape.dims[0], m = wt->shape.dims[0], mg = m / group;
   int64_t kdim = g.c * g.kh * g.kw, osz = g.oh * g.ow;

@@ -13,12 +13,8 @@
 
 #include <math.h>
 
-typedef struct pool3 {
-  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
-} pool3;
-
-static void pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y, pool3 *p) {
-  int nsp = w->nsp, off = 3 - nsp;
+void ty__pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y, ty__pool3 *p) {
+  int off = 3 - w->nsp;
   for (int i = 0; i < 3; i++) {
     int j = i - off;
     bool real = j >= 0;
@@ -32,20 +28,25 @@ static void pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y
   }
 }
 
-/* One output element of one channel plane. */
-static void pool_one(const pool3 *p, const float *x, const int64_t *o, bool is_max, bool incl_pad, float *out_v,
-                     int64_t *out_idx) {
-  float best = -INFINITY;
-  int64_t best_i = -1, cnt = 0, padded = 1;
-  double sum = 0;
-  int64_t lo[3], hi[3];
+void ty__pool3_window(const ty__pool3 *p, const int64_t *o, int64_t *lo, int64_t *hi, int64_t *out_padded) {
+  int64_t padded = 1;
   for (int i = 0; i < 3; i++) {
     lo[i] = o[i] * p->s[i] - p->pb[i];
-    int64_t end = lo[i] + (p->k[i] - 1) * p->d[i] + 1;
+    hi[i] = lo[i] + (p->k[i] - 1) * p->d[i] + 1;
     int64_t lim = p->in[i] + p->pe[i];
-    padded *= ((end < lim ? end : lim) - lo[i] + p->d[i] - 1) / p->d[i];
-    hi[i] = end;
+    padded *= ((hi[i] < lim ? hi[i] : lim) - lo[i] + p->d[i] - 1) / p->d[i];
   }
+  *out_padded = padded;
+}
+
+/* One output element of one channel plane. */
+static void pool_one(const ty__pool3 *p, const float *x, const int64_t *o, bool is_max, bool incl_pad, float *out_v,
+                     int64_t *out_idx) {
+  float best = -INFINITY;
+  int64_t best_i = -1, cnt = 0, padded;
+  double sum = 0;
+  int64_t lo[3], hi[3];
+  ty__pool3_window(p, o, lo, hi, &padded);
   for (int64_t a = lo[0]; a < hi[0]; a += p->d[0]) {
     if (a < 0 || a >= p->in[0]) continue;
     for (int64_t b = lo[1]; b < hi[1]; b += p->d[1]) {
@@ -81,8 +82,8 @@ int ty__k_pool(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *o
   int rc = ty__window_read(n, x->shape.rank - 2, NULL, x->shape.dims + 2, &w, NULL, 0);
   if (rc != 0) return rc;
   const ty_shape *ys = y ? &y->shape : &idx->shape;
-  pool3 p;
-  pool3_init(&w, &x->shape, ys, &p);
+  ty__pool3 p;
+  ty__pool3_init(&w, &x->shape, ys, &p);
   bool is_max = n->op == TY_OP_MAX_POOL;
   int64_t planes = x->shape.dims[0] * x->shape.dims[1];
   int64_t isz = p.in[0] * p.in[1] * p.in[2], osz = p.out[0] * p.out[1] * p.out[2];
