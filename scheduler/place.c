@@ -210,20 +210,14 @@ static int by_count_desc(const void *a, const void *b) {
   return x[1] < y[1] ? -1 : x[1] > y[1];
 }
 
-/* Spreads a gang over the fewest switches: the fullest switches first. */
+/* Spreads a gang over the fewest switches: the fullest switches first.
+ * pairs holds (candidates, switch) for every switch. */
 static bool spread(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
-                   uint32_t *picked) {
-  uint32_t *pairs = malloc((size_t)x->n_sw * 2 * sizeof(*pairs));
-  if (!pairs) return false;
-  for (uint32_t s = 0; s < x->n_sw; s++) {
-    pairs[2 * s] = sw_count_ge(x, s, n->gpus);
-    pairs[2 * s + 1] = s;
-  }
+                   uint32_t *pairs, uint32_t *picked) {
   qsort(pairs, x->n_sw, 2 * sizeof(*pairs), by_count_desc);
   uint32_t got = 0;
   for (uint32_t k = 0; k < x->n_sw && got < want && pairs[2 * k] > 0; k++)
     take_from_switch(x, pairs[2 * k + 1], n, want, use_caps, picked, &got);
-  free(pairs);
   return got == want;
 }
 
@@ -236,24 +230,31 @@ bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_c
     *out_have = count_fitting(x, n, use_caps, UINT32_MAX);
     return false;
   }
-  /* One switch: the tightest that may hold the whole gang; try a few. */
-  bool tried[8] = {false};
-  uint32_t tried_sw[8];
-  for (int attempt = 0; attempt < 8; attempt++) {
+  /* Candidates per switch, counted once; then the tightest switch that may
+   * hold the whole gang, trying a few in case CPUs or memory say no. */
+  uint32_t *pairs = malloc((size_t)x->n_sw * 2 * sizeof(*pairs));
+  if (!pairs) return false;
+  for (uint32_t s = 0; s < x->n_sw; s++) {
+    pairs[2 * s] = sw_count_ge(x, s, n->gpus);
+    pairs[2 * s + 1] = s;
+  }
+  bool ok = false;
+  for (int attempt = 0; attempt < 8 && !ok; attempt++) {
     uint32_t best = UINT32_MAX, best_c = UINT32_MAX;
     for (uint32_t s = 0; s < x->n_sw; s++) {
-      uint32_t c = sw_count_ge(x, s, n->gpus);
-      bool seen = false;
-      for (int a = 0; a < attempt; a++) seen |= tried[a] && tried_sw[a] == s;
-      if (!seen && c >= want && c < best_c) best = s, best_c = c;
+      uint32_t c = pairs[2 * s];
+      if (c >= want && c < best_c && pairs[2 * s + 1] != UINT32_MAX) best = s, best_c = c;
     }
     if (best == UINT32_MAX) break;
-    tried[attempt] = true;
-    tried_sw[attempt] = best;
+    pairs[2 * best + 1] = UINT32_MAX; /* tried */
     uint32_t got = 0;
-    if (take_from_switch(x, best, n, want, use_caps, picked, &got)) return true;
+    ok = take_from_switch(x, best, n, want, use_caps, picked, &got);
   }
-  if (x->n_sw > 1 && spread(x, n, want, use_caps, picked)) return true;
-  *out_have = count_fitting(x, n, use_caps, UINT32_MAX);
-  return false;
+  if (!ok && x->n_sw > 1) {
+    for (uint32_t s = 0; s < x->n_sw; s++) pairs[2 * s + 1] = s;
+    ok = spread(x, n, want, use_caps, pairs, picked);
+  }
+  free(pairs);
+  if (!ok) *out_have = count_fitting(x, n, use_caps, UINT32_MAX);
+  return ok;
 }

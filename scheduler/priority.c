@@ -28,7 +28,8 @@ typedef struct acct {
 
 struct ty__fs {
   acct *slots;
-  size_t cap;             /* power of two */
+  size_t cap;             /* power of two, at least twice n_acct */
+  size_t n_acct;
   double total_usage;
   double *qshare;         /* normalised share per queue; [n_queues] is "no queue" */
   uint32_t *qusers;       /* accounts per queue */
@@ -81,26 +82,48 @@ static acct *lookup(const ty__fs *fs, const char *user, int qi, bool *out_new) {
   }
 }
 
-static void add_acct(ty__fs *fs, const char *user, int qi, double usage) {
+/* Doubles the table when it is half full (accounts are few; jobs many). */
+static int grow(ty__fs *fs) {
+  acct *old = fs->slots;
+  size_t old_cap = fs->cap;
+  fs->cap *= 2;
+  fs->slots = calloc(fs->cap, sizeof(*fs->slots));
+  if (!fs->slots) {
+    fs->slots = old, fs->cap = old_cap;
+    return TY_ENOMEM;
+  }
+  for (size_t k = 0; k < old_cap; k++) {
+    if (!old[k].used) continue;
+    *lookup(fs, old[k].user, old[k].qi, NULL) = old[k];
+  }
+  free(old);
+  return 0;
+}
+
+static int add_acct(ty__fs *fs, const char *user, int qi, double usage) {
   bool fresh;
   acct *a = lookup(fs, user, qi, &fresh);
+  if (fresh && 2 * (fs->n_acct + 1) > fs->cap) {
+    if (grow(fs) != 0) return TY_ENOMEM;
+    a = lookup(fs, user, qi, &fresh);
+  }
   if (fresh) {
+    fs->n_acct++;
     *a = (acct){.user = user ? user : "", .qi = qi, .used = true};
     fs->qusers[qi < 0 ? fs->nq - 1 : (size_t)qi]++;
   }
   a->usage += usage;
   fs->total_usage += usage;
+  return 0;
 }
 
 int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs **out) {
   (void)cfg;
   ty__fs *fs = calloc(1, sizeof(*fs));
   if (!fs) return TY_ENOMEM;
-  size_t want = 2 * (in->n_usage + in->n_jobs + in->n_running) + 16, cap = 16;
-  while (cap < want) cap <<= 1;
-  fs->cap = cap;
+  fs->cap = 64;
   fs->nq = in->n_queues + 1;
-  fs->slots = calloc(cap, sizeof(*fs->slots));
+  fs->slots = calloc(fs->cap, sizeof(*fs->slots));
   fs->qshare = calloc(fs->nq, sizeof(*fs->qshare));
   fs->qusers = calloc(fs->nq, sizeof(*fs->qusers));
   if (!fs->slots || !fs->qshare || !fs->qusers) {
@@ -126,13 +149,18 @@ int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs *
     fs->cl_cpus += in->nodes[i].cpus_total;
   }
   for (size_t q = 0; q < fs->nq; q++) fs->qshare[q] /= sum;
-  for (size_t i = 0; i < in->n_usage; i++)
-    add_acct(fs, in->usage[i].user, ty__queue_index(in, in->usage[i].queue),
-             in->usage[i].usage > 0 ? in->usage[i].usage : 0);
-  for (size_t i = 0; i < in->n_jobs; i++)
-    add_acct(fs, in->jobs[i].user, ty__queue_index(in, in->jobs[i].queue), 0);
-  for (size_t i = 0; i < in->n_running; i++)
-    add_acct(fs, in->running[i].user, ty__queue_index(in, in->running[i].queue), 0);
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < in->n_usage; i++)
+    rc = add_acct(fs, in->usage[i].user, ty__queue_index(in, in->usage[i].queue),
+                  in->usage[i].usage > 0 ? in->usage[i].usage : 0);
+  for (size_t i = 0; rc == 0 && i < in->n_jobs; i++)
+    rc = add_acct(fs, in->jobs[i].user, ty__queue_index(in, in->jobs[i].queue), 0);
+  for (size_t i = 0; rc == 0 && i < in->n_running; i++)
+    rc = add_acct(fs, in->running[i].user, ty__queue_index(in, in->running[i].queue), 0);
+  if (rc != 0) {
+    ty__fs_destroy(fs);
+    return rc;
+  }
   *out = fs;
   return 0;
 }

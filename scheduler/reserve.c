@@ -4,8 +4,8 @@
  * on a scratch copy of the free resources per node.
  *
  * Reservation: release running jobs (and this pass's placements) in the
- * order their time limits end until enough nodes would hold the job; that
- * end is the reservation's start. The reserved nodes are capped: a job that
+ * order their time limits end (a heap, popped only as far as needed) until
+ * enough nodes would hold the job; that end is the reservation's start. The reserved nodes are capped: a job that
  * would still run then may use only what the reserved job leaves over there.
  *
  * Preemption: victims are running jobs of preemptible queues with a lower
@@ -59,9 +59,26 @@ typedef struct end_ev {
   uint32_t n_slots;
 } end_ev;
 
-static int ev_cmp(const void *a, const void *b) {
-  const end_ev *x = a, *y = b;
-  return x->t < y->t ? -1 : x->t > y->t;
+/* A binary min-heap by end time: the reservation usually needs only the
+ * first few ends of thousands, so heapify (O(R)) and pop beats sorting. */
+static void sift_down(end_ev *h, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && h[l].t < h[m].t) m = l;
+    if (r < n && h[r].t < h[m].t) m = r;
+    if (m == i) return;
+    end_ev tmp = h[i];
+    h[i] = h[m];
+    h[m] = tmp;
+    i = m;
+  }
+}
+
+static end_ev heap_pop(end_ev *h, size_t *n) {
+  end_ev top = h[0];
+  h[0] = h[--*n];
+  sift_down(h, *n, 0);
+  return top;
 }
 
 static size_t collect_ends(const ty__pass *p, end_ev *ev) {
@@ -110,7 +127,7 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
   end_ev *ev = malloc((cap ? cap : 1) * sizeof(*ev));
   if (!ev) return false;
   size_t ne = collect_ends(p, ev);
-  qsort(ev, ne, sizeof(*ev), ev_cmp);
+  for (size_t i = ne / 2; i-- > 0;) sift_down(ev, ne, i);
   uint32_t fit = 0;
   for (size_t i = 0; i < nn; i++) {
     p->work[i] = p->idx.free[i];
@@ -118,17 +135,18 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
   }
   bool found = fit >= want;
   int64_t t = p->now;
-  for (size_t e = 0; e < ne && !found; e++) {
-    for (uint32_t s = 0; s < ev[e].n_slots; s++) {
-      uint32_t i = ev[e].slots[s].node;
+  while (ne > 0 && !found) {
+    end_ev e = heap_pop(ev, &ne);
+    for (uint32_t s = 0; s < e.n_slots; s++) {
+      uint32_t i = e.slots[s].node;
       if (i >= nn || !usable(p, i)) continue;
       bool before = ty__res_fits(&p->work[i], n);
-      res_add(&p->work[i], &ev[e].slots[s]);
+      res_add(&p->work[i], &e.slots[s]);
       fit += !before && ty__res_fits(&p->work[i], n);
     }
     if (fit >= want) {
       found = true;
-      t = ev[e].t;
+      t = e.t;
     }
   }
   free(ev);

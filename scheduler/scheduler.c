@@ -337,23 +337,21 @@ static int run_pass(ty__pass *p) {
   return 0;
 }
 
-/* Fragmentation of the index's free resources after the pass. */
+/* Fragmentation of the index's free resources after the pass (as
+ * ty_sched_fragmentation, without copying the nodes). */
 static double index_fragmentation(const ty__pass *p) {
-  ty_sched_node *tmp = NULL;
-  size_t n = p->in->n_nodes;
-  if (n == 0) return 0;
-  tmp = malloc(n * sizeof(*tmp));
-  if (!tmp) return 0;
-  for (size_t i = 0; i < n; i++) {
-    tmp[i] = p->in->nodes[i];
-    tmp[i].cpus_free = p->idx.free[i].cpus;
-    tmp[i].gpus_free = p->idx.free[i].gpus;
-    tmp[i].mem_free = p->idx.free[i].mem;
-    tmp[i].schedulable = p->idx.ok[i] && !p->claimed[i];
+  bool gpus = false;
+  for (size_t i = 0; i < p->in->n_nodes && !gpus; i++) gpus = p->in->nodes[i].gpus_total > 0;
+  double free_all = 0, free_idle = 0;
+  for (size_t i = 0; i < p->in->n_nodes; i++) {
+    if (!p->idx.ok[i] || p->claimed[i]) continue;
+    const ty_sched_node *nd = &p->in->nodes[i];
+    double f = gpus ? __builtin_popcountll(p->idx.free[i].gpus) : p->idx.free[i].cpus;
+    double total = gpus ? nd->gpus_total : nd->cpus_total;
+    free_all += f;
+    if (f >= total && total > 0) free_idle += f;
   }
-  double f = ty_sched_fragmentation(tmp, n);
-  free(tmp);
-  return f;
+  return free_all > 0 ? 1.0 - free_idle / free_all : 0;
 }
 
 int ty__pass_run(ty__pass *p, const ty_sched_input *in, ty_sched_output *out) {
