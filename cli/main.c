@@ -34,6 +34,8 @@ static const ty__ctl_cmd commands[] = {
      .summary = "a job's output, read straight from the workers"},
     {.name = "cancel", .run = ty__cmd_cancel, .usage = ty__usage_cancel, .summary = "cancel jobs"},
     {.name = "nodes", .run = ty__cmd_nodes, .usage = ty__usage_nodes, .summary = "list nodes"},
+    {.name = "attach", .run = ty__cmd_attach, .usage = ty__usage_attach,
+     .summary = "an interactive job's recent output, then what follows"},
     {.name = "queue", .run = ty__cmd_queue, .usage = ty__usage_queue,
      .summary = "queues: ls, create, update, delete, pause, resume"},
     {.name = "node", .run = ty__cmd_node, .usage = ty__usage_node,

@@ -36,6 +36,9 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv);
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv);
 int ty__cmd_logs(ty__ctl *c, int argc, char **argv);
 int ty__cmd_nodes(ty__ctl *c, int argc, char **argv);
+/* cmd_attach.c: reattach to an interactive job (rlaunch) */
+int ty__cmd_attach(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_attach[];
 /* The scheduler's commands (cmd_queue.c, cmd_node.c, cmd_job_admin.c). */
 int ty__cmd_queue(ty__ctl *c, int argc, char **argv);
 int ty__cmd_node(ty__ctl *c, int argc, char **argv);
