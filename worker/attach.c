@@ -637,6 +637,10 @@ void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
   ty__ioreg *reg = ty__tasks_ioreg(t);
   ty__attach_req req;
   char msg[256], why[128] = "no attach key";
+  if (!reg) {
+    ty_rpc_stream_end(c, m->request_id, TY_ESTATE, "the worker is shutting down");
+    return;
+  }
   if (ty__decode_attach(m->payload, m->payload_len, &req) != 0) {
     ty_rpc_stream_end(c, m->request_id, TY_EPROTO, "AttachRequest: malformed payload");
     return;
@@ -666,7 +670,8 @@ void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
     ty_rpc_reply(c, m->request_id, TY_EPROTO, "AttachInputRequest: malformed payload", NULL, 0);
     return;
   }
-  ty__iotask *io = find_io(ty__tasks_ioreg(t), in.job_id, in.rank);
+  ty__ioreg *reg = ty__tasks_ioreg(t);
+  ty__iotask *io = reg ? find_io(reg, in.job_id, in.rank) : NULL;
   bool attached = false;
   for (client *cl = io ? io->clients : NULL; cl; cl = cl->next) attached |= cl->conn == c;
   if (attached) {
@@ -681,7 +686,8 @@ void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
 }
 
 void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {
-  for (ty__iotask *io = ty__tasks_ioreg(t)->head; io; io = io->next)
+  ty__ioreg *reg = ty__tasks_ioreg(t);
+  for (ty__iotask *io = reg ? reg->head : NULL; io; io = io->next)
     for (client *cl = io->clients; cl; cl = cl->next)
       if (cl->conn == c) {
         update_reading(io);
@@ -690,7 +696,8 @@ void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {
 }
 
 void ty__io_conn_closed(ty_tasks *t, ty_rpc_conn *c) {
-  for (ty__iotask *io = ty__tasks_ioreg(t)->head; io; io = io->next) {
+  ty__ioreg *reg = ty__tasks_ioreg(t);
+  for (ty__iotask *io = reg ? reg->head : NULL; io; io = io->next) {
     for (in_write *w = io->writes; w; w = w->next)
       if (w->conn == c) w->conn = NULL;
     for (client *cl = io->clients, *next; cl; cl = next) {

@@ -253,7 +253,8 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
   io_conn *ic = ty_rpc_get_ud(c);
   ty_worker_io *io = ic->io;
   while (ic->streams) finish(ic->streams, 0, NULL);
-  ty__io_conn_closed(io->tasks, c);
+  /* Once destroying, the task registry may be gone: destroy told attach.c. */
+  if (!io->destroying) ty__io_conn_closed(io->tasks, c);
   for (io_conn **p = &io->conns; *p; p = &(*p)->next) {
     if (*p == ic) {
       *p = ic->next;
@@ -298,6 +299,9 @@ int ty_worker_io_port(const ty_worker_io *io) { return ty_rpc_server_port(io->se
 void ty_worker_io_destroy(ty_worker_io *io) {
   if (!io || io->destroying) return;
   io->destroying = true;
+  /* Interactive clients forget their connections now, while the tasks are
+   * still there; the connections' close callbacks come later. */
+  for (io_conn *ic = io->conns; ic; ic = ic->next) ty__io_conn_closed(io->tasks, ic->c);
   ty_rpc_server_destroy(io->server);
   io->server = NULL;
   maybe_free_io(io);
