@@ -390,3 +390,49 @@ Test(rlaunch, attach_without_a_valid_token_is_refused, .timeout = 120) {
   rl_wait(pid);
   it_cluster_stop(&c);
 }
+
+Test(rlaunch, second_ctrl_c_within_a_second_kills_the_job, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  const char *script = "trap 'echo first-INT' INT; echo ready; while :; do sleep 0.1; done";
+  pid_t pid = rl_start(&c, "kill2", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
+  cr_assert(wait_text(&c, "kill2", "ready"));
+  kill(pid, SIGINT);
+  cr_assert(wait_text(&c, "kill2", "first-INT"), "the first Ctrl-C was not forwarded");
+  kill(pid, SIGINT);
+  cr_assert_eq(rl_wait(pid), 128 + SIGTERM);
+  char *err = output(&c, "kill2", "err");
+  cr_assert(strstr(err, "killing job"), "[%s]", err);
+  free(err);
+  it_cluster_stop(&c);
+}
+
+Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  char go[400], script[600];
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
+  /* The first job holds both CPUs; the second waits for them. */
+  pid_t hog = rl_start(&c, "hog", NULL,
+                       (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
+  cr_assert(wait_text(&c, "hog", "ready"));
+  pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
+  bool shown = false;
+  for (int i = 0; i < 3000 && !shown; i++) {
+    char *err = output(&c, "waiter", "err");
+    shown = strstr(err, "pending:") != NULL;
+    free(err);
+    if (!shown) it_sleep_ms(10);
+  }
+  cr_assert(shown, "no status line while pending");
+  close(open(go, O_WRONLY | O_CREAT, 0644));
+  cr_assert_eq(rl_wait(hog), 0);
+  cr_assert_eq(rl_wait(waiter), 0);
+  char *out = output(&c, "waiter", "out"), *err = output(&c, "waiter", "err");
+  cr_assert_str_eq(out, "placed\n");
+  /* Not a terminal: plain lines, no carriage returns or escapes. */
+  cr_assert(!strchr(err, '\r') && !strchr(err, '\033'), "[%s]", err);
+  free(out), free(err);
+  it_cluster_stop(&c);
+}
