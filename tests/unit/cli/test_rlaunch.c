@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rlaunch's pure parts (cli/rlaunch.h): the command line and each rejection,
+ * the environment deny-list, line framing, exit codes and the codecs. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+
+#include "cli/rlaunch.h"
+
+static int parse(ty_rl_opts *o, ty_cli_err *err, const char *const *args) {
+  char *argv[32] = {"rlaunch"};
+  int argc = 1;
+  for (size_t i = 0; args[i]; i++) argv[argc++] = (char *)args[i];
+  char *env[] = {"FOO=bar", "DISPLAY=:0", "SSH_AUTH_SOCK=/x", "TERM=xterm", "PWD=/here",
+                 "RANK=9", NULL};
+  return ty_rl_parse(argc, argv, "/work", "alice", env, o, err);
+}
+
+Test(rlaunch_args, options_and_command) {
+  ty_rl_opts o;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(parse(&o, &err,
+                     (const char *[]){"--gpu", "2", "--cpu=3", "--mem", "16G", "--nodes", "2",
+                                      "--ntasks-per-node", "4", "--queue", "q", "--priority",
+                                      "-5", "--time", "1:30:00", "--name", "n", "--label",
+                                      "--stdin=all", "--detach", "--", "python", "-u", "x.py",
+                                      NULL}),
+               0, "%s", err.msg);
+  cr_assert_eq(o.job.gpus_per_node, 2);
+  cr_assert_eq(o.job.cpus_per_task, 3);
+  cr_assert_eq(o.job.mem_per_node, 16ull << 30);
+  cr_assert_eq(o.job.nodes, 2);
+  cr_assert_eq(o.job.tasks_per_node, 4);
+  cr_assert_str_eq(o.job.queue, "q");
+  cr_assert_eq(o.job.priority, -5);
+  cr_assert_eq(o.job.time_limit_s, 5400);
+  cr_assert(o.label && o.detach && !o.pty);
+  cr_assert_eq(o.stdin_mode, TY_RL_STDIN_ALL);
+  cr_assert_eq(o.job.argc, 3);
+  cr_assert_str_eq(o.job.argv[1], "-u"); /* the command's options stay its own */
+  cr_assert_str_eq(o.job.cwd, "/work");
+  cr_assert_str_eq(o.job.user, "alice");
+  cr_assert_eq(o.job.envc, 1);
+  cr_assert_str_eq(o.job.env[0], "FOO=bar");
+  ty_rl_opts_close(&o);
+}
+
+Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
+  ty_rl_opts o;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(parse(&o, &err, (const char *[]){"--pty", "bash", "-l", NULL}), 0, "%s", err.msg);
+  cr_assert_eq(o.job.argc, 2);
+  bool term = false;
+  for (size_t i = 0; i < o.job.envc; i++) term |= strcmp(o.job.env[i], "TERM=xterm") == 0;
+  cr_assert(term, "--pty keeps TERM");
+  ty_rl_opts_close(&o);
+}
+
+static void rejects(const char *const *args, const char *what) {
+  ty_rl_opts o;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(parse(&o, &err, args), TY_EINVAL, "accepted: %s", what);
+  cr_assert(strstr(err.msg, what), "message [%s] lacks [%s]", err.msg, what);
+}
+
+Test(rlaunch_args, rejections_name_the_option) {
+  rejects((const char *[]){"--gpu", "x", "--", "true", NULL}, "--gpu");
+  rejects((const char *[]){"--gpu", "65", "--", "true", NULL}, "--gpu");
+  rejects((const char *[]){"--cpu", "0", "--", "true", NULL}, "--cpu");
+  rejects((const char *[]){"--mem", "lots", "--", "true", NULL}, "--mem");
+  rejects((const char *[]){"--nodes", "0", "--", "true", NULL}, "--nodes");
+  rejects((const char *[]){"--ntasks-per-node", "-1", "--", "true", NULL}, "--ntasks-per-node");
+  rejects((const char *[]){"--priority", "high", "--", "true", NULL}, "--priority");
+  rejects((const char *[]){"--time", "soon", "--", "true", NULL}, "--time");
+  rejects((const char *[]){"--stdin=1", "--", "true", NULL}, "--stdin");
+  rejects((const char *[]){"--queue", "", "--", "true", NULL}, "--queue");
+  rejects((const char *[]){"--name", "", "--", "true", NULL}, "--name");
+  rejects((const char *[]){"--label=yes", "--", "true", NULL}, "--label");
+  rejects((const char *[]){"--bogus", "--", "true", NULL}, "--bogus");
+  rejects((const char *[]){"--gpu", NULL}, "--gpu");
+  rejects((const char *[]){"--label", NULL}, "no command");
+}
+
+Test(rlaunch_args, deny_list) {
+  cr_assert(ty_rl_env_denied("HOSTNAME=h", false));
+  cr_assert(ty_rl_env_denied("SSH_CONNECTION=x", false));
+  cr_assert(ty_rl_env_denied("XDG_SESSION_ID=3", false));
+  cr_assert(ty_rl_env_denied("_=/usr/bin/rlaunch", false));
+  cr_assert(ty_rl_env_denied("CUDA_VISIBLE_DEVICES=0", false));
+  cr_assert(ty_rl_env_denied("TERM=xterm", false));
+  cr_assert(!ty_rl_env_denied("TERM=xterm", true));
+  cr_assert(!ty_rl_env_denied("PATH=/bin", false));
+  cr_assert(!ty_rl_env_denied("HOSTNAMES=a,b", false), "only the exact name");
+  cr_assert(ty_rl_env_denied("noequals", false));
+}
+
+Test(rlaunch_args, lines_are_framed_whole) {
+  ty_buf partial, out;
+  ty_buf_init(&partial);
+  ty_buf_init(&out);
+  ty_rl_frame_lines(&partial, "1: ", (const uint8_t *)"ab", 2, &out);
+  cr_assert_eq(out.len, 0);
+  ty_rl_frame_lines(&partial, "1: ", (const uint8_t *)"c\nd\ne", 5, &out);
+  ty_rl_frame_flush(&partial, "1: ", &out);
+  cr_assert_eq(out.len, strlen("1: abc\n1: d\n1: e"));
+  cr_assert_eq(memcmp(out.data, "1: abc\n1: d\n1: e", out.len), 0);
+  ty_buf_close(&partial);
+  ty_buf_close(&out);
+}
+
+Test(rlaunch_args, exit_codes) {
+  cr_assert_eq(ty_rl_rank_exit(3, 0), 3);
+  cr_assert_eq(ty_rl_rank_exit(0, SIGKILL), 137);
+}
+
+Test(rlaunch_args, codecs_round_trip_and_reject_garbage) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_rl_locations l;
+  cr_assert_eq(ty_rl_decode_locations((const uint8_t *)"\xff\xff\xff", 3, &l), TY_EPROTO);
+  ty_rl_output o;
+  void *owner = NULL;
+  cr_assert_eq(ty_rl_decode_output((const uint8_t *)"\xff\xff\xff", 3, &o, &owner), TY_EPROTO);
+  ty_rl_input in = {.job_id = 7, .rank = 1, .signal = SIGINT, .rows = 40, .cols = 120};
+  cr_assert_eq(ty_rl_encode_input(&in, &b), 0);
+  cr_assert_gt(b.len, 0);
+  ty_buf_close(&b);
+}
