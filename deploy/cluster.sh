@@ -3,6 +3,9 @@
 # Starts and stops a local Trainyard cluster: one traind and N trainworkerd
 # processes on loopback, state under a folder of the checkout (var/ by
 # default). Processes are tracked by PID files and stopped by PID.
+# Ports: traind PORT (default 7810, or $TRAINYARD_PORT), its /metrics PORT+1,
+# worker i's /metrics PORT+20+i (deploy/prometheus.yml scrapes these); task
+# I/O ports are ephemeral (workers report them to the controller).
 #
 #   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS]
 #   deploy/cluster.sh stop  [-s STATEDIR]
@@ -42,12 +45,14 @@ start() {
     extra=()
     [ -n "$cpus" ] && extra=(--cpus "$cpus")
     "$builddir/worker/trainworkerd" --controller "127.0.0.1:$port" --name "worker$i" \
-      --state-dir "$state/worker$i" --io-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+      --state-dir "$state/worker$i" --io-listen 127.0.0.1:0 \
+      --metrics-listen "127.0.0.1:$((port + 20 + i))" \
       --port-file "$state/worker$i.ports" "${extra[@]}" >>"$state/logs/worker$i.log" 2>&1 &
     echo $! >"$piddir/worker$i.pid"
     wait_file "$state/worker$i.ports"
   done
-  echo "cluster: traind on 127.0.0.1:$port (metrics :$((port + 1))), $workers workers; logs in $state/logs"
+  echo "cluster: traind on 127.0.0.1:$port (metrics :$((port + 1))), $workers workers" \
+    "(metrics :$((port + 21))..:$((port + 20 + workers))); logs in $state/logs"
 }
 
 stop() {
