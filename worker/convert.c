@@ -115,6 +115,7 @@ static void fill_gpu(Trainyard__Gpu *g, const ty_worker_gpu *src) {
   g->uuid = (char *)src->uuid;
   g->pci_bus_id = (char *)src->pci_bus_id;
   g->numa_node = src->numa_node;
+  g->nvlink_island = src->nvlink_island;
 }
 
 int ty__encode_register(const ty__node_status *st, uint8_t **out, size_t *out_len) {

@@ -7,8 +7,17 @@
  * hwloc loads the whole topology including PCI devices (to place each GPU on
  * its NUMA node). A machine without a CUDA device or driver reports zero GPUs;
  * that is the normal case on CPU nodes, not an error.
+ *
+ * NVLink islands come from CUDA peer-access queries. CUDA does not name the
+ * link type, so a pair counts as NVLink-class when, in both directions, peer
+ * access is supported, native atomics over the link are supported (PCIe peer
+ * links do not carry them) and cudaDevP2PAttrPerformanceRank is 0 ("the most
+ * performant link"). Islands are the connected components of such pairs. A
+ * failed query leaves every GPU at -1 (unknown), which the controller reads
+ * as "one island".
  */
 #include <hwloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +76,67 @@ static int gpu_numa_node(hwloc_topology_t topo, const char *bus_id) {
   return numa ? (int)numa->logical_index : os_index;
 }
 
+uint32_t ty_worker_nvlink_islands(const uint8_t *link, uint32_t n, int *out_island) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; i++)
+    out_island[i] = 0;
+  uint32_t *stack = ty_xcalloc(n + 1u, sizeof *stack);
+  for (uint32_t root = 0; root < n; root++) {
+    if (out_island[root]) continue;
+    size_t top = 0;
+    out_island[root] = (int)++k;
+    stack[top++] = root;
+    while (top > 0) { /* depth-first over mutual links */
+      uint32_t i = stack[--top];
+      for (uint32_t j = 0; j < n; j++) {
+        if (out_island[j] || !link[(size_t)i * n + j] || !link[(size_t)j * n + i]) continue;
+        out_island[j] = (int)k;
+        stack[top++] = j;
+      }
+    }
+  }
+  free(stack);
+  return k;
+}
+
 #ifdef TY_HAVE_CUDA
+/* 1 when src -> dst is an NVLink-class peer link (see the file comment), 0 when
+ * not, -1 when CUDA cannot tell. */
+static int nvlink_pair(int src, int dst) {
+  int access = 0, atomic = 0, rank = 1;
+  if (cudaDeviceGetP2PAttribute(&access, cudaDevP2PAttrAccessSupported, src, dst) != cudaSuccess ||
+      cudaDeviceGetP2PAttribute(&atomic, cudaDevP2PAttrNativeAtomicSupported, src, dst) !=
+          cudaSuccess ||
+      cudaDeviceGetP2PAttribute(&rank, cudaDevP2PAttrPerformanceRank, src, dst) != cudaSuccess)
+    return -1;
+  return access == 1 && atomic == 1 && rank == 0;
+}
+
+/* Fills nvlink_island of the detected GPUs; leaves -1 when a query fails. */
+static void detect_islands(ty_worker_inventory *inv) {
+  uint32_t n = inv->n_gpus;
+  uint8_t *link = ty_xcalloc((size_t)n * n + 1u, 1);
+  int *island = ty_xcalloc(n + 1u, sizeof *island);
+  bool known = true;
+  for (uint32_t i = 0; i < n && known; i++)
+    for (uint32_t j = 0; j < n && known; j++) {
+      if (i == j) continue;
+      int v = nvlink_pair((int)inv->gpus[i].index, (int)inv->gpus[j].index);
+      if (v < 0) ty_debug("inventory: no peer attributes for GPUs %u and %u", i, j);
+      known = v >= 0;
+      link[(size_t)i * n + j] = v > 0;
+    }
+  if (known) {
+    uint32_t k = ty_worker_nvlink_islands(link, n, island);
+    for (uint32_t i = 0; i < n; i++)
+      inv->gpus[i].nvlink_island = island[i];
+    ty_debug("inventory: %u GPU%s in %u NVLink island%s", n, n == 1 ? "" : "s", k,
+             k == 1 ? "" : "s");
+  }
+  free(island);
+  free(link);
+}
+
 static void format_uuid(const unsigned char b[16], char *out, size_t n) {
   snprintf(out, n,
            "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -96,8 +165,10 @@ static void detect_gpus(hwloc_topology_t topo, ty_worker_inventory *inv) {
       g->pci_bus_id[0] = '\0';
     for (char *p = g->pci_bus_id; *p; p++) *p = (char)((*p >= 'A' && *p <= 'F') ? *p + 32 : *p);
     g->numa_node = gpu_numa_node(topo, g->pci_bus_id);
+    g->nvlink_island = -1;
     inv->n_gpus++;
   }
+  detect_islands(inv);
 }
 #else
 static void detect_gpus(hwloc_topology_t topo, ty_worker_inventory *inv) {
@@ -161,6 +232,7 @@ void ty_worker_inventory_set_gpus(ty_worker_inventory *inv, uint32_t n) {
     g->index = i;
     snprintf(g->name, sizeof g->name, "override");
     g->numa_node = -1;
+    g->nvlink_island = -1;
   }
   inv->n_gpus = n;
 }

@@ -35,6 +35,7 @@ typedef struct ty_worker_gpu {
   char uuid[48];        /* "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
   char pci_bus_id[32];  /* "0000:3b:00.0" */
   int numa_node;        /* -1 when unknown */
+  int nvlink_island;    /* 1.. : GPUs with equal ids share NVLink; -1 unknown */
 } ty_worker_gpu;
 
 /* Caller-owned; ty_worker_inventory_close() frees `gpus`. */
@@ -57,6 +58,13 @@ void ty_worker_inventory_close(ty_worker_inventory *inv);
  * was detected, adds placeholder entries (name "override") so the scheduler
  * can be exercised on GPU-less machines. */
 void ty_worker_inventory_set_gpus(ty_worker_inventory *inv, uint32_t n);
+
+/* NVLink islands from a peer matrix: `link` is n*n, row-major, nonzero where
+ * GPU i has a fast (NVLink-class) peer link to GPU j. A pair is linked only
+ * when both directions are; islands are the connected components. Writes
+ * out_island[i] = 1..k, numbered in order of each island's lowest GPU (a GPU
+ * without links is an island of its own) and returns k. Pure. */
+uint32_t ty_worker_nvlink_islands(const uint8_t *link, uint32_t n, int *out_island);
 
 /* ---- tasks ---------------------------------------------------------------- */
 

@@ -40,8 +40,62 @@ Test(inventory, gpu_override_adds_and_trims) {
   uint32_t n = inv.n_gpus;
   cr_expect_eq(inv.gpus[n - 1].index, n - 1);
   cr_expect_eq(inv.gpus[n - 1].numa_node, -1);
+  cr_expect_eq(inv.gpus[n - 1].nvlink_island, -1);
   ty_worker_inventory_set_gpus(&inv, 0);
   cr_expect_eq(inv.n_gpus, 0);
   ty_worker_inventory_close(&inv);
   ty_worker_inventory_close(NULL);
+}
+
+/* ---- NVLink islands from a peer matrix (no GPU needed) ---- */
+
+/* Sets the link i -> j and j -> i in an n*n matrix. */
+static void link_pair(uint8_t *m, uint32_t n, uint32_t i, uint32_t j) {
+  m[i * n + j] = m[j * n + i] = 1;
+}
+
+Test(nvlink_islands, two_quads_like_a_dgx1_half) {
+  enum { N = 8 };
+  uint8_t m[N * N] = {0};
+  for (uint32_t a = 0; a < 4; a++)
+    for (uint32_t b = a + 1; b < 4; b++) {
+      link_pair(m, N, a, b);
+      link_pair(m, N, a + 4, b + 4);
+    }
+  int island[N];
+  cr_assert_eq(ty_worker_nvlink_islands(m, N, island), 2);
+  for (uint32_t i = 0; i < N; i++)
+    cr_expect_eq(island[i], i < 4 ? 1 : 2, "GPU %u in island %d", i, island[i]);
+}
+
+Test(nvlink_islands, chain_is_one_island_and_loners_are_their_own) {
+  enum { N = 5 };
+  uint8_t m[N * N] = {0};
+  link_pair(m, N, 0, 2), link_pair(m, N, 2, 4); /* 0-2-4 through a bridge */
+  int island[N];
+  cr_assert_eq(ty_worker_nvlink_islands(m, N, island), 3);
+  cr_expect_eq(island[0], 1);
+  cr_expect_eq(island[2], 1);
+  cr_expect_eq(island[4], 1);
+  cr_expect_eq(island[1], 2);
+  cr_expect_eq(island[3], 3);
+}
+
+Test(nvlink_islands, one_way_links_do_not_join) {
+  enum { N = 2 };
+  uint8_t m[N * N] = {0, 1, 0, 0}; /* 0 -> 1 only */
+  int island[N];
+  cr_assert_eq(ty_worker_nvlink_islands(m, N, island), 2);
+  cr_expect_neq(island[0], island[1]);
+}
+
+Test(nvlink_islands, full_mesh_and_empty) {
+  enum { N = 4 };
+  uint8_t m[N * N];
+  memset(m, 1, sizeof m);
+  int island[N];
+  cr_assert_eq(ty_worker_nvlink_islands(m, N, island), 1);
+  for (uint32_t i = 0; i < N; i++)
+    cr_expect_eq(island[i], 1);
+  cr_expect_eq(ty_worker_nvlink_islands(NULL, 0, island), 0);
 }
