@@ -23,6 +23,7 @@ struct ty_exec {
   const ty_tensor **bound; /* per value: bound by the caller, else NULL */
   ty_tensor **vals;        /* per value: the tensor of the last run */
   bool *owned;
+  bool *watched; /* per value: report it through opts.on_value_ready */
   ty__sched *sched; /* steps: nodes and fused regions (ops/fusion) */
   ty__mpool *pool;  /* planned buffers; NULL with no_memplan (ops/memplan) */
   ty_jit *jit;      /* NULL with no_fusion */
@@ -49,9 +50,32 @@ static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
 ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL; }
 
 /* The schedule (fusion), the buffer pool (memory planning) and the JIT. */
+/* The values to keep: keep_values plus watch_values (*out owned, may be NULL). */
+static int keep_list(ty_exec *e, int **out, size_t *out_n) {
+  const ty_exec_opts *o = &e->opts;
+  size_t n = o->n_keep_values + o->n_watch_values, nv = ty_graph_n_values(e->g);
+  *out = calloc(n + 1, sizeof **out);
+  if (!*out) return TY_ENOMEM;
+  if (o->n_keep_values) memcpy(*out, o->keep_values, o->n_keep_values * sizeof **out);
+  for (size_t i = 0; i < o->n_watch_values; i++) {
+    int id = o->watch_values[i];
+    if (id < 0 || (size_t)id >= nv) return TY_EINVAL;
+    (*out)[o->n_keep_values + i] = id;
+    e->watched[id] = o->on_value_ready != NULL;
+  }
+  *out_n = n;
+  return 0;
+}
+
 static int plan_create(ty_exec *e) {
   const ty_exec_opts *o = &e->opts;
-  int rc = ty__sched_create(e->g, e->order, !o->no_fusion, o->keep_values, o->n_keep_values, &e->sched);
+  int *keep = NULL;
+  size_t n_keep = 0;
+  int rc = keep_list(e, &keep, &n_keep);
+  if (rc == 0) rc = ty__sched_create(e->g, e->order, !o->no_fusion, keep, n_keep, &e->sched);
+  free(keep);
+  e->opts.keep_values = NULL; /* borrowed during create only */
+  e->opts.watch_values = NULL;
   if (rc == 0 && !o->no_memplan) rc = ty__mpool_create(e->g, e->sched, false, &e->pool);
   if (rc != 0 || o->no_fusion) return rc;
   if (o->jit) {
@@ -73,8 +97,9 @@ int ty_exec_create(const ty_graph *g, const ty_exec_opts *opts, ty_exec **out_ex
   e->bound = calloc(nv, sizeof *e->bound);
   e->vals = calloc(nv, sizeof *e->vals);
   e->owned = calloc(nv, sizeof *e->owned);
+  e->watched = calloc(nv, sizeof *e->watched);
   int rc = TY_ENOMEM;
-  if (!e->order || !e->bound || !e->vals || !e->owned) goto fail;
+  if (!e->order || !e->bound || !e->vals || !e->owned || !e->watched) goto fail;
   if ((rc = ty_graph_topo_order(g, e->order)) != 0) goto fail;
   if ((rc = plan_create(e)) != 0) goto fail;
   *out_exec = e;
@@ -103,6 +128,7 @@ void ty_exec_destroy(ty_exec *e) {
   free(e->bound);
   free(e->vals);
   free(e->owned);
+  free(e->watched);
   free(e);
 }
 
@@ -193,6 +219,19 @@ static int run_node(ty_exec *e, size_t k, const ty_node *n, char *err, size_t er
   return 0;
 }
 
+/* Reports the watched values step st wrote (opts.on_value_ready). */
+static int report_ready(ty_exec *e, const ty__step *st, char *err, size_t err_len) {
+  for (int i = 0; i < st->n_writes; i++) {
+    int id = st->writes[i];
+    if (id < 0 || !e->watched[id] || !e->vals[id]) continue;
+    int rc = e->opts.on_value_ready(id, e->vals[id], e->opts.on_value_ready_user);
+    if (rc != 0)
+      return ty__err(err, err_len, rc, "value \"%s\": the ready hook failed: %s", ty_graph_value(e->g, id)->name,
+                     ty_strerror(rc));
+  }
+  return 0;
+}
+
 int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
   const ty_graph *g = e->g;
   release_values(e);
@@ -208,6 +247,7 @@ int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
     ty__step *st = &e->sched->steps[k];
     int rc = st->group ? run_group(e, k, st->group, err, err_len)
                        : run_node(e, k, ty_graph_node(g, st->node), err, err_len);
+    if (rc == 0) rc = report_ready(e, st, err, err_len);
     if (rc != 0) return rc;
     if (e->pool) ty__mpool_end_step(e->pool, k);
   }

@@ -49,6 +49,16 @@ typedef struct ty_exec_opts {
   bool no_memplan;
   const int *keep_values; /* value ids; borrowed during _create only */
   size_t n_keep_values;
+  /* Called during ty_exec_run right after the step that computes one of
+   * watch_values (value ids, borrowed during _create only; they are kept
+   * like keep_values). The tensor is final: nothing writes it again in this
+   * run. A nonzero return aborts the run with that code (how a trainer
+   * starts a gradient's all-reduce while backward goes on). Values no node
+   * computes (inputs, initializers) are never reported. */
+  int (*on_value_ready)(int value_id, const ty_tensor *t, void *user);
+  void *on_value_ready_user;
+  const int *watch_values;
+  size_t n_watch_values;
 } ty_exec_opts;
 
 /* opts may be NULL (inference, seed 0). */

@@ -33,6 +33,7 @@ typedef struct ty__inflight {
   uint64_t seq;
   size_t n;
   int64_t t0_us;
+  int64_t t1_us; /* completion seen by ty_coll_progress; 0 before */
 } ty__inflight;
 
 struct ty_coll {

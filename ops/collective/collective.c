@@ -352,6 +352,7 @@ int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq) {
   f->seq = seq;
   f->n = n;
   f->t0_us = ty__coll_now_us();
+  f->t1_us = 0;
   rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->comm, &f->req);
   if (rc != MPI_SUCCESS) return mpi_err(c, rc, "MPI_Iallreduce");
   c->count++;
@@ -365,11 +366,36 @@ int ty_coll_wait(ty_coll *c) {
   int rc = wait_req(c, &f->req, "MPI_Iallreduce", f->seq);
   int64_t t1 = ty__coll_now_us();
   c->stats.wait_s += (double)(t1 - t0) / 1e6;
-  c->stats.reduce_s += (double)(t1 - f->t0_us) / 1e6;
+  c->stats.reduce_s += (double)((f->t1_us ? f->t1_us : t1) - f->t0_us) / 1e6;
   c->head = (c->head + 1) % TY__COLL_MAX_INFLIGHT;
   c->count--;
   return rc;
 }
+
+int ty_coll_progress(ty_coll *c) {
+  for (size_t i = 0; i < c->count; i++) {
+    ty__inflight *f = &c->inflight[(c->head + i) % TY__COLL_MAX_INFLIGHT];
+    if (f->t1_us) continue;
+    int done = 0, rc = MPI_Test(&f->req, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_err(c, rc, "MPI_Test");
+    if (done) f->t1_us = ty__coll_now_us();
+  }
+  return 0;
+}
+
+static int hook_result(ty_coll *c, int rc) {
+  if (rc != 0) {
+    fprintf(stderr, "collective: rank %u: %s\n", c->o.rank, c->err);
+    fflush(stderr);
+  }
+  return rc;
+}
+
+int ty_coll_start_hook(float *buf, size_t n, uint64_t seq, void *user) {
+  return hook_result(user, ty_coll_start(user, buf, n, seq));
+}
+int ty_coll_wait_hook(void *user) { return hook_result(user, ty_coll_wait(user)); }
+int ty_coll_progress_hook(void *user) { return hook_result(user, ty_coll_progress(user)); }
 
 int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user) {
   ty_coll *c = user;

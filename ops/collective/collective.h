@@ -96,6 +96,17 @@ int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user);
  * At most 64 in flight. ty_coll_allreduce = start + wait. */
 int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq);
 int ty_coll_wait(ty_coll *c);
+/* Advances the reductions in flight without blocking (MPI_Test on each):
+ * Open MPI moves a nonblocking collective on only inside MPI calls, so a
+ * caller overlapping them with computation calls this between its steps. */
+int ty_coll_progress(ty_coll *c);
+
+/* The asynchronous hooks of ops/train's ty_train_async_allreduce
+ * (user = the ty_coll); failures are also printed to stderr, like
+ * ty_coll_allreduce. */
+int ty_coll_start_hook(float *buf, size_t n, uint64_t seq, void *user);
+int ty_coll_wait_hook(void *user);
+int ty_coll_progress_hook(void *user);
 
 /* A plain blocking MPI_Allreduce (SUM) of buf on the same communicator,
  * without checks or deadline: the baseline bench/dp compares against. */

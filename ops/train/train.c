@@ -108,9 +108,31 @@ done:
   return rc;
 }
 
+/* Per parameter: its bucket and offset; per gradient value: its parameter. */
+static int build_maps(ty_train *t, size_t total) {
+  size_t nv = ty_graph_n_values(t->g);
+  t->bucket_buf = malloc((total + 1) * sizeof *t->bucket_buf);
+  t->param_off = calloc(t->np + 1, sizeof *t->param_off);
+  t->param_bucket = calloc(t->np + 1, sizeof *t->param_bucket);
+  t->packed = calloc(t->np + 1, sizeof *t->packed);
+  t->param_of_grad = malloc((nv + 1) * sizeof *t->param_of_grad);
+  if (!t->bucket_buf || !t->param_off || !t->param_bucket || !t->packed || !t->param_of_grad) return TY_ENOMEM;
+  for (size_t i = 0; i < nv; i++) t->param_of_grad[i] = -1;
+  for (size_t k = 0; k < t->n_buckets; k++) {
+    size_t off = t->buckets[k].offset;
+    for (size_t p = t->buckets[k].first + 1; p-- > t->buckets[k].last;) {
+      t->param_bucket[p] = k;
+      t->param_off[p] = off;
+      off += (size_t)ty_tensor_numel(t->params[p]);
+      t->param_of_grad[t->grad_ids[p]] = (int)p;
+    }
+  }
+  return 0;
+}
+
 /* Groups parameters, last first, into buckets of about bucket_bytes. */
 static int build_buckets(ty_train *t) {
-  size_t cap = t->opts.bucket_bytes ? t->opts.bucket_bytes : DEFAULT_BUCKET_BYTES, maxf = 0;
+  size_t cap = t->opts.bucket_bytes ? t->opts.bucket_bytes : DEFAULT_BUCKET_BYTES, total = 0;
   t->buckets = calloc(t->np + 1, sizeof *t->buckets);
   if (!t->buckets) return TY_ENOMEM;
   for (size_t p = t->np; p-- > 0;) {
@@ -120,14 +142,15 @@ static int build_buckets(ty_train *t) {
       b = &t->buckets[t->n_buckets++];
       b->first = p;
       b->floats = 0;
+      b->offset = total;
     }
     b->last = p;
     b->floats += f;
-    maxf = b->floats > maxf ? b->floats : maxf;
+    total += f;
   }
-  if (!t->opts.allreduce) return 0;
-  t->bucket_buf = malloc((maxf + 1) * sizeof *t->bucket_buf);
-  return t->bucket_buf ? 0 : TY_ENOMEM;
+  t->overlap = t->opts.async.start && t->opts.async.wait;
+  if (!t->opts.allreduce && !t->overlap) return 0;
+  return build_maps(t, total);
 }
 
 static int build_optim(ty_train *t, char *err, size_t err_len) {
@@ -234,6 +257,10 @@ void ty_train_destroy(ty_train *t) {
   free(t->grad_ids);
   free(t->buckets);
   free(t->bucket_buf);
+  free(t->param_off);
+  free(t->param_bucket);
+  free(t->packed);
+  free(t->param_of_grad);
   ty_graph_destroy(t->g);
   free(t);
 }
@@ -246,21 +273,71 @@ static uint64_t mix(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
+static const float *grad_of(ty_train *t, size_t p) {
+  const ty_tensor *g = ty_exec_value(t->exec, t->grad_ids[p]);
+  return g ? g->data : NULL;
+}
+
+/* ---- gradient buckets ---------------------------------------------------- */
+static void pack(ty_train *t, size_t p, const float *g) {
+  memcpy(t->bucket_buf + t->param_off[p], g, (size_t)ty_tensor_numel(t->params[p]) * sizeof *g);
+  t->packed[p] = true;
+  t->buckets[t->param_bucket[p]].pending--;
+}
+
+static void begin_buckets(ty_train *t) {
+  for (size_t p = 0; t->bucket_buf && p < t->np; p++) t->packed[p] = false;
+  for (size_t k = 0; k < t->n_buckets; k++) t->buckets[k].pending = t->buckets[k].first - t->buckets[k].last + 1;
+  t->n_started = t->n_waited = 0;
+}
+
+/* Starts the complete buckets, in bucket order (the same on every rank). */
+static int start_ready(ty_train *t) {
+  while (t->n_started < t->n_buckets && t->buckets[t->n_started].pending == 0) {
+    const ty__bucket *b = &t->buckets[t->n_started];
+    int rc = t->opts.async.start(t->bucket_buf + b->offset, b->floats, t->seq++, t->opts.allreduce_user);
+    if (rc != 0) return rc;
+    t->n_started++;
+  }
+  return 0;
+}
+
+/* The executor's ready hook: a gradient is final, pack it and start what is
+ * complete; then let the transport progress what is in flight. */
+static int grad_ready(int value_id, const ty_tensor *g, void *user) {
+  ty_train *t = user;
+  int p = t->param_of_grad[value_id];
+  if (p < 0 || t->packed[p] || g->dtype != TY_DTYPE_F32 || ty_tensor_numel(g) != ty_tensor_numel(t->params[p]))
+    return 0; /* not ours or odd: apply_grads packs it from the executor's value */
+  pack(t, (size_t)p, g->data);
+  int rc = start_ready(t);
+  if (rc == 0 && t->opts.async.progress && t->n_started > t->n_waited)
+    rc = t->opts.async.progress(t->opts.allreduce_user);
+  return rc;
+}
+
+/* After a failed step: completes what was started so no transfer still
+ * writes bucket_buf (errors ignored; the step already failed). */
+static void drain(ty_train *t) {
+  for (; t->overlap && t->n_waited < t->n_started; t->n_waited++) t->opts.async.wait(t->opts.allreduce_user);
+}
+
 static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_destroy(t->exec);
   t->exec = NULL;
   ty_exec_opts o = {.training = true, .seed = mix(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
                     .jit = t->jit};
+  if (t->overlap) {
+    o.on_value_ready = grad_ready;
+    o.on_value_ready_user = t;
+    o.watch_values = t->grad_ids;
+    o.n_watch_values = t->np;
+  }
   int rc = ty_exec_create(t->g, &o, &t->exec);
   for (size_t i = 0; rc == 0 && i < t->np; i++) rc = ty_exec_bind_id(t->exec, t->param_ids[i], t->params[i], err, err_len);
   if (rc == 0) rc = ty_exec_bind_id(t->exec, t->data_id, t->x, err, err_len);
   if (rc == 0) rc = ty_exec_bind_id(t->exec, t->label_id, t->y, err, err_len);
   return rc;
-}
-
-static const float *grad_of(ty_train *t, size_t p) {
-  const ty_tensor *g = ty_exec_value(t->exec, t->grad_ids[p]);
-  return g ? g->data : NULL;
 }
 
 /* One parameter's update: ops/fusion's fused kernel with fusion on,
@@ -285,33 +362,52 @@ static int update_param(ty_train *t, size_t p, float lr, const float *g) {
   return rc == 0 ? ty_optim_param_advance(t->optim, p) : rc;
 }
 
-/* All-reduces bucket by bucket (when a hook is set) and applies the update. */
+/* Packs the gradients the ready hook has not seen, starts the rest (async). */
+static int pack_rest(ty_train *t, char *err, size_t err_len) {
+  for (size_t p = t->np; t->bucket_buf && p-- > 0;) {
+    if (t->packed[p]) continue;
+    const float *g = grad_of(t, p);
+    if (!g) return fail(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+    pack(t, p, g);
+  }
+  int rc = t->overlap ? start_ready(t) : 0;
+  return rc ? fail(err, err_len, rc, "all-reduce of gradient bucket %zu failed to start: %s", t->n_started,
+                   ty_strerror(rc))
+            : 0;
+}
+
+/* Bucket k summed across ranks in bucket_buf: waits for it (async) or
+ * reduces it now (the synchronous hook). */
+static int reduce_bucket(ty_train *t, size_t k, char *err, size_t err_len) {
+  const ty__bucket *b = &t->buckets[k];
+  int rc;
+  if (t->overlap) {
+    rc = t->opts.async.wait(t->opts.allreduce_user);
+    t->n_waited++;
+  } else {
+    rc = t->opts.allreduce(t->bucket_buf + b->offset, b->floats, t->seq++, t->opts.allreduce_user);
+  }
+  if (rc != 0) return fail(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k, ty_strerror(rc));
+  float scale = 1.0f / (float)t->opts.world_size, *buf = t->bucket_buf + b->offset;
+  for (size_t i = 0; i < b->floats; i++) buf[i] *= scale;
+  return 0;
+}
+
+/* Completes the all-reduce bucket by bucket (when a hook is set) and
+ * applies the update. */
 static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
-  float scale = 1.0f / (float)t->opts.world_size;
-  for (size_t k = 0; k < t->n_buckets; k++) {
+  int rc = pack_rest(t, err, err_len);
+  for (size_t k = 0; rc == 0 && k < t->n_buckets; k++) {
     const ty__bucket *b = &t->buckets[k];
-    size_t off = 0;
-    for (size_t p = b->first + 1; p-- > b->last;) {
-      const float *g = grad_of(t, p);
-      size_t n = (size_t)ty_tensor_numel(t->params[p]);
-      if (!g) return fail(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-      if (t->bucket_buf) memcpy(t->bucket_buf + off, g, n * sizeof *g);
-      off += n;
-    }
-    if (t->bucket_buf) {
-      int rc = t->opts.allreduce(t->bucket_buf, b->floats, t->seq++, t->opts.allreduce_user);
-      if (rc != 0) return fail(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k, ty_strerror(rc));
-      for (size_t i = 0; i < b->floats; i++) t->bucket_buf[i] *= scale;
-    }
-    off = 0;
-    for (size_t p = b->first + 1; p-- > b->last;) {
-      const float *g = t->bucket_buf ? t->bucket_buf + off : grad_of(t, p);
-      int rc = update_param(t, p, lr, g);
-      if (rc != 0) return fail(err, err_len, rc, "optimizer step failed for parameter %zu", p);
-      off += (size_t)ty_tensor_numel(t->params[p]);
+    if (t->bucket_buf && (rc = reduce_bucket(t, k, err, err_len)) != 0) break;
+    for (size_t p = b->first + 1; rc == 0 && p-- > b->last;) {
+      const float *g = t->bucket_buf ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
+      if (!g) rc = fail(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+      else if ((rc = update_param(t, p, lr, g)) != 0) rc = fail(err, err_len, rc, "optimizer step failed for parameter %zu", p);
     }
   }
-  return 0;
+  if (rc != 0) drain(t);
+  return rc;
 }
 
 static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
@@ -320,9 +416,13 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   memcpy(t->x->data, b->x, fl * sizeof(float));
   memcpy(t->y->data, b->y, b->n * sizeof(int64_t));
   int rc = 0;
+  begin_buckets(t);
   if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
   if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
-  if (rc != 0) return rc;
+  if (rc != 0) {
+    drain(t);
+    return rc;
+  }
   const ty_tensor *loss = ty_exec_value(t->exec, t->loss_id);
   double lv = loss ? ty_tensor_f32(loss)[0] : NAN;
   float lr = (float)ty_lr_at(&t->sched, t->step);

@@ -4,8 +4,8 @@
  *
  * Per step: the next batch of this rank's shard -> one executor run of the
  * model graph extended with the loss and its backward pass (ops/autodiff)
- * -> the gradients, bucketed, through an optional all-reduce hook -> the
- * optimizer (ops/optim) at the scheduled learning rate. Progress lines go to
+ * -> the gradients, bucketed, through an optional all-reduce hook (started
+ * during backward with the asynchronous hook) -> the optimizer (ops/optim) at the scheduled learning rate. Progress lines go to
  * the log stream at the log interval, test accuracy after each epoch:
  *   step 100/14055 loss 0.5123 lr 0.05 samples/s 12345
  *   epoch 1 test_accuracy 0.8512 test_loss 0.4120
@@ -94,9 +94,25 @@ void ty_train_config_close(ty_train_config *c);
  * which aborts the step. */
 typedef int (*ty_train_allreduce_fn)(float *buf, size_t n, uint64_t seq, void *user);
 
+/* The asynchronous form, which overlaps the all-reduce with backward: the
+ * trainer packs each gradient into its bucket as soon as the executor has
+ * computed it and, once a bucket is complete, calls start on it (buckets
+ * in the same order and with the same seq numbering as the synchronous
+ * hook; buf stays untouched until its wait). wait completes the oldest
+ * started bucket; the trainer waits for all of them only before the
+ * optimizer step. progress (may be NULL) is called while backward runs so
+ * the transport can move outstanding reductions on. All get
+ * allreduce_user; each returns 0 or a TY_E* code, which aborts the step. */
+typedef struct ty_train_async_allreduce {
+  int (*start)(float *buf, size_t n, uint64_t seq, void *user);
+  int (*wait)(void *user);
+  int (*progress)(void *user);
+} ty_train_async_allreduce;
+
 typedef struct ty_train_opts {
   uint32_t rank, world_size; /* world_size 0 is read as 1 */
-  ty_train_allreduce_fn allreduce; /* NULL: single process */
+  ty_train_allreduce_fn allreduce; /* NULL: single process (unless async is set) */
+  ty_train_async_allreduce async;  /* start and wait set: used instead of allreduce */
   void *allreduce_user;
   size_t bucket_bytes;       /* gradient bucket size; 0: 4 MiB */
   bool resume;               /* require a checkpoint to resume from */

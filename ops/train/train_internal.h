@@ -13,6 +13,8 @@
 typedef struct ty__bucket {
   size_t first, last; /* parameter indices, first >= last (backward order) */
   size_t floats;
+  size_t offset;  /* of its first float in bucket_buf */
+  size_t pending; /* parameters not packed yet in this step */
 } ty__bucket;
 
 struct ty_train {
@@ -37,7 +39,13 @@ struct ty_train {
   bool epoch_open;
   ty__bucket *buckets;
   size_t n_buckets;
-  float *bucket_buf;
+  float *bucket_buf;     /* every bucket, back to back; NULL: single process */
+  size_t *param_off;     /* per parameter: its offset in bucket_buf */
+  size_t *param_bucket;  /* per parameter: its bucket */
+  bool *packed;          /* per parameter: copied into bucket_buf this step */
+  int *param_of_grad;    /* per value of g: the parameter it is the gradient of, or -1 */
+  bool overlap;          /* opts.async set: reduce during backward */
+  size_t n_started, n_waited; /* buckets started / completed this step */
   uint64_t seq;
   double loss_sum;
   uint64_t loss_n;

@@ -176,6 +176,7 @@ static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
     return rc;
   }
   o->allreduce = ty_coll_allreduce;
+  o->async = (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
   o->allreduce_user = *out_coll;
   o->bucket_bytes = (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
   ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);

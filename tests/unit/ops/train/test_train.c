@@ -353,3 +353,99 @@ Test(train, allreduce_hook_sees_every_bucket, .timeout = 60) {
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
+
+/* A fake two-rank transport for the asynchronous hooks: start queues the
+ * bucket, wait "sums" the oldest one (doubles it, as sum_hook does). */
+typedef struct async_log {
+  float *bufs[16];
+  size_t ns[16];
+  size_t head, count;
+  uint64_t starts, waits, progress, next_seq;
+  bool in_order;
+} async_log;
+
+static int async_start(float *buf, size_t n, uint64_t seq, void *user) {
+  async_log *a = user;
+  if (a->count == 16) return TY_ESTATE;
+  a->in_order = a->in_order && seq == a->next_seq;
+  a->next_seq = seq + 1;
+  a->bufs[(a->head + a->count) % 16] = buf;
+  a->ns[(a->head + a->count++) % 16] = n;
+  a->starts++;
+  return 0;
+}
+
+static int async_wait(void *user) {
+  async_log *a = user;
+  if (a->count == 0) return TY_ESTATE;
+  for (size_t i = 0; i < a->ns[a->head]; i++) a->bufs[a->head][i] *= 2;
+  a->head = (a->head + 1) % 16;
+  a->count--;
+  a->waits++;
+  return 0;
+}
+
+static int async_progress(void *user) {
+  ((async_log *)user)->progress++;
+  return 0;
+}
+
+Test(train, async_allreduce_matches_sync, .timeout = 60) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 6);
+  char err[512] = "";
+  ty_train_config c;
+  make_config(&c, 3, NULL);
+  FILE *log = tmpfile();
+  hook_log h = {.in_order = true};
+  ty_train_opts so = {.rank = 1, .world_size = 2, .allreduce = sum_hook, .allreduce_user = &h,
+                      .bucket_bytes = 4096, .log = log};
+  ty_train *ts = make_trainer(g, &c, &so);
+  cr_assert_eq(ty_train_steps(ts, 3, err, sizeof err), 0, "%s", err);
+  async_log a = {.in_order = true};
+  ty_train_opts ao = so;
+  ao.allreduce = NULL;
+  ao.async = (ty_train_async_allreduce){async_start, async_wait, async_progress};
+  ao.allreduce_user = &a;
+  ty_train *ta = make_trainer(g, &c, &ao);
+  cr_assert_eq(ty_train_steps(ta, 3, err, sizeof err), 0, "%s", err);
+  cr_assert(a.in_order);
+  cr_assert_eq(a.starts, 3 * 2);
+  cr_assert_eq(a.waits, 3 * 2);
+  cr_assert_eq(a.count, 0);
+  cr_assert_geq(a.progress, 3, "progress is called while backward runs");
+  for (size_t i = 0; i < ty_train_n_params(ts); i++) {
+    const ty_tensor *x = ty_train_param(ts, i), *y = ty_train_param(ta, i);
+    cr_assert_eq(memcmp(x->data, y->data, (size_t)ty_tensor_numel(x) * sizeof(float)), 0, "parameter %zu differs", i);
+  }
+  ty_train_destroy(ts);
+  ty_train_destroy(ta);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+static int failing_start(float *buf, size_t n, uint64_t seq, void *user) {
+  (void)buf, (void)n, (void)seq, (void)user;
+  return TY_EIO;
+}
+
+Test(train, async_allreduce_start_failure_fails_the_step, .timeout = 60) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 6);
+  char err[512] = "";
+  ty_train_config c;
+  make_config(&c, 3, NULL);
+  FILE *log = tmpfile();
+  async_log a = {.in_order = true};
+  ty_train_opts o = {.rank = 0, .world_size = 2, .async = {failing_start, async_wait, NULL}, .allreduce_user = &a,
+                     .bucket_bytes = 4096, .log = log};
+  ty_train *t = make_trainer(g, &c, &o);
+  cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), TY_EIO);
+  cr_assert(strstr(err, "ready hook failed"), "%s", err);
+  cr_assert_eq(ty_train_step(t), 0);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
