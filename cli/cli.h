@@ -84,6 +84,7 @@ typedef struct ty_cli_job {
   char *name, *queue, *user, *cwd; /* owned; NULL = unset */
   int32_t priority;
   uint32_t time_limit_s;                                        /* 0 = the queue's default */
+  uint32_t warn_signal, warn_before_s; /* --signal; warn_signal 0 = no warning */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task; /* 0 = default */
   uint64_t mem_per_node;                                        /* bytes, 0 = no limit */
   char **argv;                                                  /* owned, argc entries */
@@ -118,6 +119,13 @@ void ty_cli_global_close(ty_cli_global *g);
  * names the option or variable in the error message. *out_host is owned. */
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
                       int *out_port, ty_cli_err *err);
+
+/* Parses --signal's "[SIG@]SECONDS" (like Slurm's --signal): SIG is a number
+ * (1-64) or a name with or without "SIG" (USR1, SIGUSR2, TERM, ...), default
+ * SIGUSR1; SECONDS (> 0, or a duration such as 5m) is how long before the time
+ * limit the signal goes to the tasks. `what` names the option in errors. */
+int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
+                        uint32_t *out_before_s, ty_cli_err *err);
 
 /* Parses "42" into a job id (> 0). */
 int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err);

@@ -8,9 +8,11 @@
 #include "cli/cli_internal.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void ty_cli_job_close(ty_cli_job *j) {
   if (!j) return;
@@ -47,6 +49,7 @@ enum {
   S_PRIORITY,
   S_NAME,
   S_TIME,
+  S_SIGNAL,
   S_CWD,
   S_EXPORT,
   S_QUIET,
@@ -64,6 +67,7 @@ static const ty__cli_opt submit_opts[] = {
     {"priority", 0, true, S_PRIORITY},
     {"name", 0, true, S_NAME},
     {"time", 0, true, S_TIME},
+    {"signal", 0, true, S_SIGNAL},
     {"cwd", 0, true, S_CWD},
     {"export", 0, true, S_EXPORT},
     {"quiet", 'q', false, S_QUIET},
@@ -147,6 +151,8 @@ static int job_option(ty_cli_job *j, int id, const char *v, const char *cwd, ty_
                          "queue's default)");
     j->time_limit_s = secs;
     return 0;
+  case S_SIGNAL:
+    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err);
   case S_CWD:
     return set_cwd(j, v, cwd, err);
   case S_EXPORT:
@@ -154,6 +160,54 @@ static int job_option(ty_cli_job *j, int id, const char *v, const char *cwd, ty_
   default:
     return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
   }
+}
+
+/* ---- --signal [SIG@]SECONDS ------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  int sig;
+} signal_names[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT},
+    {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
+    {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+    {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"WINCH", SIGWINCH},
+};
+
+static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t *out,
+                             ty_cli_err *err) {
+  char buf[16];
+  if (n == 0 || n >= sizeof buf)
+    return ty_cli_errf(err, TY_EINVAL, "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)",
+                       what, (int)(n < 64 ? n : 64), s);
+  memcpy(buf, s, n), buf[n] = '\0';
+  if (isdigit((unsigned char)buf[0])) return ty__cli_parse_u32(what, buf, 1, 64, out, err);
+  const char *name = strncasecmp(buf, "SIG", 3) == 0 ? buf + 3 : buf;
+  for (size_t i = 0; i < TY_ARRAY_LEN(signal_names); i++)
+    if (strcasecmp(name, signal_names[i].name) == 0) {
+      *out = (uint32_t)signal_names[i].sig;
+      return 0;
+    }
+  return ty_cli_errf(err, TY_EINVAL,
+                     "%s: \"%s\" is not a signal name (examples: USR1, SIGUSR2, TERM, 10)",
+                     what, buf);
+}
+
+int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
+                        uint32_t *out_before_s, ty_cli_err *err) {
+  const char *at = strchr(s, '@');
+  const char *time = at ? at + 1 : s;
+  uint32_t sig = SIGUSR1, secs = 0;
+  if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err) != 0) return TY_EINVAL;
+  if (ty_parse_duration(time, &secs) != 0)
+    return ty_cli_errf(err, TY_EINVAL,
+                       "%s: \"%s\" is not [SIG@]SECONDS (examples: 120, USR1@300, TERM@5m)",
+                       what, s);
+  if (secs == 0)
+    return ty_cli_errf(err, TY_EINVAL, "%s: the warning must come at least 1 s before the limit",
+                       what);
+  *out_sig = sig, *out_before_s = secs;
+  return 0;
 }
 
 /* Defaults a command job gets from the caller; the controller fills the rest. */
@@ -186,6 +240,10 @@ static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, ty_cli
       return ty_cli_errf(err, TY_EINVAL,
                          "submit --command: no command given (e.g. trainctl "
                          "submit --command --gpus 1 -- python train.py)");
+    if (a->job.warn_signal && a->job.time_limit_s &&
+        a->job.warn_before_s >= a->job.time_limit_s)
+      return ty_cli_errf(err, TY_EINVAL, "--signal: %u s before the limit is not within --time (%u s)",
+                         a->job.warn_before_s, a->job.time_limit_s);
     return 0;
   }
   if (first_job_opt)

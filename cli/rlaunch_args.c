@@ -26,6 +26,7 @@ const char ty_rl_usage[] =
     "  --queue Q            queue (default \"default\")\n"
     "  --priority P         priority within the queue; higher runs first (default 0)\n"
     "  --time LIMIT         time limit: 90 (s), 90s, 15m, 2h, 1d, 1:30:00 (default: the queue's)\n"
+    "  --signal [SIG@]SECS  send SIG (default USR1) to the ranks SECS before the time limit\n"
     "  --name NAME          job name (default: CMD)\n"
     "  --label              prefix every output line with its rank, \"R: \"\n"
     "  --stdin=0|all        stdin goes to rank 0 (default) or to every rank; EOF included\n"
@@ -64,7 +65,7 @@ const char ty_rl_usage[] =
     "  127  CMD was not found on the node\n";
 
 enum { O_GPU, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME, O_NAME, O_LABEL,
-       O_STDIN, O_PTY, O_DETACH, O_HELP };
+       O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_HELP };
 
 static const ty__cli_opt opts[] = {
     {"gpu", 0, true, O_GPU},         {"cpu", 0, true, O_CPU},
@@ -74,7 +75,7 @@ static const ty__cli_opt opts[] = {
     {"time", 0, true, O_TIME},       {"name", 0, true, O_NAME},
     {"label", 0, false, O_LABEL},    {"stdin", 0, true, O_STDIN},
     {"pty", 0, false, O_PTY},        {"detach", 0, false, O_DETACH},
-    {"help", 'h', false, O_HELP},
+    {"signal", 0, true, O_SIGNAL},   {"help", 'h', false, O_HELP},
 };
 
 static void push(char ***arr, size_t *n, const char *s) {
@@ -108,6 +109,8 @@ static int option(ty_rl_opts *o, int id, const char *v, ty_cli_err *err) {
       return ty_cli_errf(err, TY_EINVAL,
                          "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
     return 0;
+  case O_SIGNAL:
+    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err);
   case O_STDIN:
     if (strcmp(v, "0") == 0) o->stdin_mode = TY_RL_STDIN_RANK0;
     else if (strcmp(v, "all") == 0) o->stdin_mode = TY_RL_STDIN_ALL;

@@ -38,6 +38,7 @@ int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_bu
   Trainyard__Job job = TRAINYARD__JOB__INIT;
   job.name = str(j->name), job.queue = str(j->queue), job.user = str(j->user);
   job.priority = j->priority, job.time_limit_s = j->time_limit_s;
+  job.warn_signal = j->warn_signal, job.warn_before_s = j->warn_before_s;
   job.resources = &res;
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;

@@ -2,10 +2,12 @@
 /* Unit tests for cli/args.c and cli/opts.c: every subcommand's options into
  * plain structs, and every bad value rejected with a message naming it. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "proto/trainyard.pb-c.h"
 
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
 #define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
@@ -80,6 +82,44 @@ Test(submit, file_mode) {
   ty_cli_submit_args_close(&a);
 }
 
+Test(submit, signal_forms) {
+  static const struct {
+    const char *v;
+    uint32_t sig, secs;
+  } ok[] = {
+      {"120", SIGUSR1, 120},      {"USR1@300", SIGUSR1, 300}, {"SIGUSR2@10", SIGUSR2, 10},
+      {"term@5m", SIGTERM, 300},  {"sigint@1", SIGINT, 1},    {"10@60", 10, 60},
+      {"WINCH@2", SIGWINCH, 2},   {"64@1", 64, 1},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
+    const char *args[] = {"--command", "--time", "1h", "--signal", ok[i].v, "--", "true"};
+    ty_cli_submit_args a;
+    ty_cli_err err = {{0}};
+    cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, &err), 0, "%s: %s",
+                 ok[i].v, err.msg);
+    cr_expect_eq(a.job.warn_signal, ok[i].sig, "%s", ok[i].v);
+    cr_expect_eq(a.job.warn_before_s, ok[i].secs, "%s", ok[i].v);
+    ty_cli_submit_args_close(&a);
+  }
+}
+
+Test(submit, signal_reaches_the_encoded_job) {
+  const char *args[] = {"--command", "--signal", "TERM@90", "--", "true"};
+  ty_cli_submit_args a;
+  ty_cli_err err = {{0}};
+  cr_assert_eq(ty_cli_parse_submit(5, (char **)args, "/tmp", "u", &a, &err), 0, "%s", err.msg);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_submit(&a.job, &b), 0);
+  Trainyard__SubmitJobRequest *req = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
+  cr_assert_not_null(req);
+  cr_expect_eq(req->job->warn_signal, (uint32_t)SIGTERM);
+  cr_expect_eq(req->job->warn_before_s, 90u);
+  trainyard__submit_job_request__free_unpacked(req, NULL);
+  ty_buf_close(&b);
+  ty_cli_submit_args_close(&a);
+}
+
 typedef struct bad_case {
   const char *args[8];
   const char *want; /* substring of the message */
@@ -105,6 +145,19 @@ static const bad_case bad_submits[] = {
      "--time: \"5x\" is not a duration (examples: 90, 15m, 2h, 1:30:00)"},
     {{"--command", "--time", "0", "--", "true"}, "--time: 0 is not allowed"},
     {{"--command", "--cwd", "", "--", "true"}, "--cwd: must not be empty"},
+    {{"--command", "--signal", "soon", "--", "true"}, "--signal: \"soon\" is not [SIG@]SECONDS"},
+    {{"--command", "--signal", "0", "--", "true"}, "--signal: the warning must come at least 1 s"},
+    {{"--command", "--signal", "USR1@", "--", "true"}, "--signal: \"USR1@\" is not [SIG@]SECONDS"},
+    {{"--command", "--signal", "@60", "--", "true"}, "--signal: \"\" is not a signal"},
+    {{"--command", "--signal", "FOO@60", "--", "true"}, "--signal: \"FOO\" is not a signal name"},
+    {{"--command", "--signal", "SIG@60", "--", "true"}, "--signal: \"SIG\" is not a signal name"},
+    {{"--command", "--signal", "65@60", "--", "true"}, "--signal: 65 is too large"},
+    {{"--command", "--signal", "0@60", "--", "true"}, "--signal: 0 is not allowed"},
+    {{"--command", "--signal", "-2@60", "--", "true"}, "--signal: \"-2\" is not a signal name"},
+    {{"--command", "--signal", "SIGVERYLONGNAME@60", "--", "true"}, "--signal: \"SIGVERYLONGNAME\""},
+    {{"--command", "--time", "60", "--signal", "60", "--", "true"},
+     "--signal: 60 s before the limit is not within --time (60 s)"},
+    {{"--signal", "60", "job.pb"}, "--signal only applies with --command"},
     {{"--command", "--export", "1A=b", "--", "true"}, "--export: \"1A=b\" is not NAME=VALUE"},
     {{"--command", "--export", "=b", "--", "true"}, "--export: \"=b\""},
     {{"--command", "--export", "TY_SURELY_UNSET_VAR", "--", "true"},

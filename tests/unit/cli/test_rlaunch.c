@@ -73,6 +73,8 @@ Test(rlaunch_args, rejections_name_the_option) {
   rejects((const char *[]){"--priority", "high", "--", "true", NULL}, "--priority");
   rejects((const char *[]){"--time", "soon", "--", "true", NULL}, "--time");
   rejects((const char *[]){"--stdin=1", "--", "true", NULL}, "--stdin");
+  rejects((const char *[]){"--signal", "NOPE@5", "--", "true", NULL}, "--signal");
+  rejects((const char *[]){"--signal", "0", "--", "true", NULL}, "--signal");
   rejects((const char *[]){"--queue", "", "--", "true", NULL}, "--queue");
   rejects((const char *[]){"--name", "", "--", "true", NULL}, "--name");
   rejects((const char *[]){"--label=yes", "--", "true", NULL}, "--label");
