@@ -4,11 +4,13 @@
 # and on 2 ranks (one OpenBLAS thread each, same global batch 64), the
 # collective's time split, and all-reduce bandwidth of the checked path
 # against a raw MPI_Allreduce. Starts its own traind (for the rendezvous)
-# on an ephemeral port and stops it by PID.
-#   bench/dp/run.sh [BUILDDIR] [STEPS]
+# on an ephemeral port and stops it by PID. BUCKET_KB (default: trainrun's
+# 25 MiB) sets the gradient bucket size of the 2-rank run; the MLP's 0.9 MiB
+# of gradients need buckets below that to overlap the all-reduce with backward.
+#   bench/dp/run.sh [BUILDDIR] [STEPS] [BUCKET_KB]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-b=$(cd "${1:-$root/build}" && pwd) steps=${2:-1500}
+b=$(cd "${1:-$root/build}" && pwd) steps=${2:-1500} bucket=${3:-}
 tmp=$(mktemp -d /tmp/trainyard-dp-XXXXXX)
 "$b/daemon/traind" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir "$tmp/st" \
   --port-file "$tmp/ports" > "$tmp/traind.log" 2>&1 &
@@ -40,12 +42,12 @@ run 1 2 one2
 pids=()
 for r in 0 1; do
   RANK=$r WORLD_SIZE=2 TRAINYARD_JOB_ID=$((job + 1)) "$b/ops/trainrun/trainrun" --model "$model" \
-    --config "$tmp/cfg.pb" --steps "$steps" --threads 1 > "$tmp/two.rank$r.log" 2>&1 &
+    --config "$tmp/cfg.pb" --steps "$steps" --threads 1 ${bucket:+--bucket-kb "$bucket"} > "$tmp/two.rank$r.log" 2>&1 &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
 s1=$(sps "$tmp/one.rank0.log") s12=$(sps "$tmp/one2.rank0.log") s2=$(sps "$tmp/two.rank0.log")
-echo "MLP, global batch 64, $steps steps, $(nproc) cores ($(uname -m))"
+echo "MLP, global batch 64, $steps steps, $(nproc) cores ($(uname -m)), buckets $([ -n "$bucket" ] && echo "$bucket KiB" || echo "25 MiB")"
 echo "1 rank x 1 thread:  $s1 samples/s"
 echo "1 rank x 2 threads: $s12 samples/s"
 echo "2 ranks x 1 thread: $s2 samples/s"

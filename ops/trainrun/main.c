@@ -9,7 +9,7 @@
  * environment name it). With WORLD_SIZE > 1 the ranks train data-parallel:
  * they form their world through the controller named by
  * TRAINYARD_CONTROLLER (HOST:PORT) for job TRAINYARD_JOB_ID and all-reduce
- * gradient buckets of --bucket-mb MiB (default 25) through ops/collective;
+ * gradient buckets of --bucket-mb MiB (default 25; --bucket-kb for small models) through ops/collective;
  * TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait. SIGTERM and SIGINT finish the current step, write a
  * checkpoint and exit 0, which is how preemption keeps the work done.
  *
@@ -34,7 +34,7 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS; cblas.h would pull 
 
 typedef struct args {
   const char *model, *config, *checkpoint, *data_dir;
-  uint64_t steps, bucket_mb;
+  uint64_t steps, bucket_mb, bucket_kb;
   int threads;
   bool resume, no_fusion, report, help;
 } args;
@@ -61,6 +61,7 @@ static void usage(FILE *f) {
           "  --report           print parameter and activation memory, then train\n"
           "  --data-dir DIR     Fashion-MNIST directory (overrides config.dataset.dir)\n"
           "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
+          "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
           "  --help             this text\n"
           "SIGTERM/SIGINT finish the current step, write a checkpoint and exit 0.\n");
 }
@@ -88,7 +89,7 @@ static int parse_args(int argc, char **argv, args *a) {
     else if (!strcmp(o, "--report")) a->report = true;
     else if (!strcmp(o, "--model") || !strcmp(o, "--config") || !strcmp(o, "--checkpoint") ||
              !strcmp(o, "--data-dir") || !strcmp(o, "--steps") || !strcmp(o, "--threads") ||
-             !strcmp(o, "--bucket-mb")) {
+             !strcmp(o, "--bucket-mb") || !strcmp(o, "--bucket-kb")) {
       if (!v) {
         fprintf(stderr, "trainrun: %s: missing value\n", o);
         return TY_EINVAL;
@@ -106,6 +107,12 @@ static int parse_args(int argc, char **argv, args *a) {
           return TY_EINVAL;
         }
         a->bucket_mb = n;
+      } else if (!strcmp(o, "--bucket-kb")) {
+        if (n < 1 || n > ((uint64_t)4096 << 10)) {
+          fprintf(stderr, "trainrun: --bucket-kb: must be 1..4194304, got %s\n", v);
+          return TY_EINVAL;
+        }
+        a->bucket_kb = n;
       }
       else if (n < 1 || n > 1024) {
         fprintf(stderr, "trainrun: --threads: must be 1..1024, got %s\n", v);
@@ -178,7 +185,7 @@ static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
   o->allreduce = ty_coll_allreduce;
   o->async = (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
   o->allreduce_user = *out_coll;
-  o->bucket_bytes = (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
+  o->bucket_bytes = a->bucket_kb ? (size_t)a->bucket_kb << 10 : (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
   ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
   printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank, o->world_size, ctl);
   fflush(stdout);

@@ -89,6 +89,10 @@ Test(trainrun, help_and_usage_errors) {
   cr_assert(strstr(out, "--steps"), "%s", out);
   cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--threads", "0", NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "--threads"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--bucket-kb", "0", NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "--bucket-kb: must be"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--bucket-mb", "5000", NULL}, out, sizeof out), 2);
+  cr_assert(strstr(out, "--bucket-mb: must be"), "%s", out);
 }
 
 Test(trainrun, missing_files_are_named) {
