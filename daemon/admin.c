@@ -166,6 +166,9 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
   if (s->warn_signal && s->time_limit_s && s->warn_before_s >= s->time_limit_s)
     return snprintf(err, len, "job.warn_before_s: %u s is not below the time limit of %u s",
                     s->warn_before_s, s->time_limit_s), TY_EINVAL;
+  if (s->max_rank_failure_requeues > 100)
+    return snprintf(err, len, "job.max_rank_failure_requeues: %u is above 100",
+                    s->max_rank_failure_requeues), TY_EINVAL;
   return 0;
 }
 

@@ -77,6 +77,7 @@ static void spec_from_job(const Trainyard__Job *job, ty_job_spec *s) {
   }
   s->warn_signal = job->warn_signal;
   s->warn_before_s = job->warn_before_s;
+  s->max_rank_failure_requeues = job->max_rank_failure_requeues;
 }
 
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,

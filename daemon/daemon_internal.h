@@ -90,6 +90,7 @@ typedef struct ty_job {
   int32_t exit_code, term_signal;
   int64_t submit_ms, start_ms, end_ms;
   uint32_t requeue_count;
+  uint32_t fail_requeues; /* requeues after a failed rank (in memory only) */
   uint32_t run;           /* incarnation: +1 on every placement */
   bool committed;         /* the submit is durable; only then schedulable */
   bool kill_sent;

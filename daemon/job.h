@@ -62,6 +62,8 @@ typedef struct ty_job_spec {
   /* Like Slurm's --signal: warn_signal to the tasks warn_before_s seconds
    * before the time limit (0 = none). */
   uint32_t warn_signal, warn_before_s;
+  /* A failed rank requeues the job up to this many times (0 = it fails). */
+  uint32_t max_rank_failure_requeues;
   /* Graph jobs (Job.graph): the ONNX model as a path on the shared
    * filesystem or as bytes, and the encoded trainyard.TrainConfig. The
    * controller checks both (daemon/graph.c) before acknowledging. */

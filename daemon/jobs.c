@@ -363,6 +363,23 @@ static void describe_failure(const ty_job *j, uint32_t r, char *out, size_t len)
   }
 }
 
+/* A rank that exited non-zero or died of a signal requeues the job while
+ * its policy allows (Job.max_rank_failure_requeues); it resumes from its
+ * last checkpoint. Returns false when the job should fail instead. */
+static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first, ty_txn *txn) {
+  int ts = j->ranks[first].task_state;
+  uint32_t max = j->spec.max_rank_failure_requeues;
+  if ((ts != TY_TASK_EXITED && ts != TY_TASK_SIGNALED) || j->fail_requeues >= max) return false;
+  char what[400], why[512];
+  describe_failure(j, first, what, sizeof(what));
+  j->fail_requeues++;
+  j->requeue_count++;
+  snprintf(why, sizeof(why), "%s; requeued (%u of %u)", what, j->fail_requeues, max);
+  ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
+  ty__sched_request(ctl);
+  return true;
+}
+
 /* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT (or PREEMPTED
  * and requeued, whatever the ranks did, when the scheduler preempted it). */
 static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
@@ -387,6 +404,8 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     snprintf(why, sizeof(why), "rank %u exceeded the time limit of %u s", timed,
              j->spec.time_limit_s);
     ty__job_transition(ctl, j, TY_JOB_TIMEOUT, why, "controller", txn);
+  } else if (first != UINT32_MAX && requeue_after_failure(ctl, j, first, txn)) {
+    return;
   } else if (first != UINT32_MAX) {
     describe_failure(j, first, why, sizeof(why));
     ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", txn);

@@ -10,7 +10,9 @@
  *     final model passes python3-onnx's checker;
  *   - ranks training different models fail within the first step with a
  *     message naming the rank and the tensors;
- *   - a rank killed mid-run fails the job with a reason naming it;
+ *   - a rank killed mid-run fails the job with a reason naming it, or, with
+ *     max_rank_failure_requeues = 1, requeues it once and it completes from
+ *     its checkpoint;
  *   - a job requeued after losing a node resumes from its checkpoint and
  *     ends where an uninterrupted run ends.
  *
@@ -153,7 +155,8 @@ static void onnx_check(const char *path) {
   cr_assert_eq(system(cmd), 0, "onnx.checker rejected %s", path);
 }
 
-static uint64_t submit_graph(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len) {
+static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
+                                uint32_t requeues) {
   Trainyard__Job job = TRAINYARD__JOB__INIT;
   Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
   Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
@@ -166,10 +169,15 @@ static uint64_t submit_graph(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, co
   job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
   job.graph = &g;
   job.name = "mlp-dp";
+  job.max_rank_failure_requeues = requeues;
   uint64_t id = 0;
   char err[512] = "";
   cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "submit: %s", err);
   return id;
+}
+
+static uint64_t submit_graph(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len) {
+  return submit_graph_rq(cl, nodes, tpn, cfg, cfg_len, 0);
 }
 
 static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t tpn) {
@@ -367,6 +375,50 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   /* ... and the loss curve continued: same end point as an uninterrupted run. */
   double d = weight_diff(ref, out);
   cr_assert(d < 1e-4, "resumed weights differ from an uninterrupted run by %g", d);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+static bool rank0_resumed(const it_cluster *c, uint64_t id) {
+  for (size_t i = 0; i < 2; i++) {
+    char log[400];
+    snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c->dir, c->name[i], (unsigned long long)id);
+    if (access(log, R_OK) != 0) continue;
+    size_t n;
+    char *text = (char *)read_all(log, &n);
+    bool yes = strstr(text, "resumed from ") != NULL;
+    free(text);
+    if (yes) return true;
+  }
+  return false;
+}
+
+Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  char out[400];
+  snprintf(out, sizeof out, "%s/requeued.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = make_config(120, 20, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph_rq(cl, 2, 1, cfg, len, 1);
+  wait_step(cl, id, 40, true);
+  pid_t victim = find_rank(id, 1);
+  cr_assert(victim > 0, "rank 1 of job %llu not found", (unsigned long long)id);
+  kill(victim, SIGKILL);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 180000);
+  cr_assert(r, "job did not end after the requeue (logs in %s)", c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "reason: %s", r->job->reason);
+  cr_assert_eq(r->job->requeue_count, 1u);
+  bool seen = false;
+  for (size_t i = 0; i < r->n_events && !seen; i++)
+    seen = r->events[i]->to_state == TRAINYARD__JOB_STATE__JOB_PENDING &&
+           strstr(r->events[i]->reason, "rank 1 killed by signal 9 (SIGKILL); requeued (1 of 1)");
+  cr_assert(seen, "no PENDING event names the killed rank and the requeue");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert(rank0_resumed(&c, id), "no rank 0 log says it resumed (logs in %s)", c.dir);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

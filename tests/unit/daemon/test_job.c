@@ -14,6 +14,7 @@ Test(job_state, valid_transitions) {
       {TY_JOB_RUNNING, TY_JOB_CANCELLED},   {TY_JOB_RUNNING, TY_JOB_TIMEOUT},
       {TY_JOB_RUNNING, TY_JOB_NODE_FAIL},   {TY_JOB_RUNNING, TY_JOB_PREEMPTED},
       {TY_JOB_NODE_FAIL, TY_JOB_PENDING},   {TY_JOB_PREEMPTED, TY_JOB_PENDING},
+      {TY_JOB_RUNNING, TY_JOB_PENDING},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++)
     cr_assert_eq(ty_job_check_transition(ok[i][0], ok[i][1]), 0, "%s -> %s",
@@ -25,7 +26,7 @@ Test(job_state, invalid_transitions) {
       {TY_JOB_PENDING, TY_JOB_COMPLETED},  {TY_JOB_PENDING, TY_JOB_NODE_FAIL},
       {TY_JOB_COMPLETED, TY_JOB_RUNNING},  {TY_JOB_CANCELLED, TY_JOB_CANCELLED},
       {TY_JOB_FAILED, TY_JOB_PENDING},     {TY_JOB_TIMEOUT, TY_JOB_RUNNING},
-      {TY_JOB_NODE_FAIL, TY_JOB_RUNNING},  {TY_JOB_RUNNING, TY_JOB_PENDING},
+      {TY_JOB_NODE_FAIL, TY_JOB_RUNNING},
       {0, TY_JOB_PENDING},                 {TY_JOB_PENDING, 99},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++)
