@@ -35,6 +35,9 @@ static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err
   int rc = ty_exec_create(t->model, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit}, out_e);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
     rc = ty_exec_bind(*out_e, ty_graph_value(t->g, t->param_ids[i])->name, t->params[i], err, err_len);
+  for (size_t i = 0; rc == 0 && i < t->n_bn; i++) /* inference uses the running statistics */
+    for (int k = 0; rc == 0 && k < 2; k++)
+      rc = ty_exec_bind(*out_e, ty_graph_value(t->g, t->bn[i].ids[k])->name, t->bn[i].stat[k], err, err_len);
   ty_loader_opts lo = {.batch_size = EVAL_BATCH, .world_size = 1};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, out_l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(*out_l, 0, 0);

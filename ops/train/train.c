@@ -216,7 +216,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   }
   if ((rc = build_loss(t, err, err_len)) != 0 || (rc = build_backward(t, err, err_len)) != 0 ||
       (rc = build_buckets(t)) != 0 || (rc = build_optim(t, err, err_len)) != 0 ||
-      (rc = build_data(t, err, err_len)) != 0)
+      (rc = build_data(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0)
     goto fail;
   resolve_steps(t);
   if (!t->opts.no_fusion && (rc = ty_jit_create(&(ty_jit_opts){0}, &t->jit)) != 0) {
@@ -251,6 +251,7 @@ void ty_train_destroy(ty_train *t) {
   ty_tensor_destroy(t->x);
   ty_tensor_destroy(t->y);
   ty_optim_destroy(t->optim);
+  ty__train_bn_destroy(t);
   for (size_t i = 0; t->params && i < t->np; i++) ty_tensor_destroy(t->params[i]);
   free(t->params);
   free(t->param_ids);
@@ -327,14 +328,22 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   t->exec = NULL;
   ty_exec_opts o = {.training = true, .seed = mix(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
                     .jit = t->jit};
+  int *keep = NULL;
+  int rc = ty__train_bn_keep(t, &keep);
+  if (rc != 0) return rc;
+  o.keep_values = keep;
+  o.n_keep_values = t->n_bn;
   if (t->overlap) {
     o.on_value_ready = grad_ready;
     o.on_value_ready_user = t;
     o.watch_values = t->grad_ids;
     o.n_watch_values = t->np;
   }
-  int rc = ty_exec_create(t->g, &o, &t->exec);
+  rc = ty_exec_create(t->g, &o, &t->exec);
+  free(keep);
   for (size_t i = 0; rc == 0 && i < t->np; i++) rc = ty_exec_bind_id(t->exec, t->param_ids[i], t->params[i], err, err_len);
+  for (size_t i = 0; rc == 0 && i < t->n_bn; i++)
+    for (int k = 0; rc == 0 && k < 2; k++) rc = ty_exec_bind_id(t->exec, t->bn[i].ids[k], t->bn[i].stat[k], err, err_len);
   if (rc == 0) rc = ty_exec_bind_id(t->exec, t->data_id, t->x, err, err_len);
   if (rc == 0) rc = ty_exec_bind_id(t->exec, t->label_id, t->y, err, err_len);
   return rc;
@@ -419,6 +428,7 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   begin_buckets(t);
   if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
   if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
+  if (rc == 0) rc = ty__train_bn_update(t, err, err_len);
   if (rc != 0) {
     drain(t);
     return rc;

@@ -17,7 +17,8 @@
  * bit-identically to an uninterrupted one (same thread count, same binary).
  *
  * Checkpoints (at the interval, at the end of each epoch and of the run, on
- * stop requests): the model as ONNX with the trained initializers at PATH,
+ * stop requests): the model as ONNX with the trained initializers (and the
+ * BatchNormalization running statistics) at PATH,
  * written atomically, and the training state in PATH.state:
  *
  *   offset size  field (little-endian)
@@ -150,6 +151,17 @@ size_t ty_train_n_params(const ty_train *t);
 const char *ty_train_param_name(const ty_train *t, size_t i);
 /* The current weights of parameter i (borrowed). */
 const ty_tensor *ty_train_param(const ty_train *t, size_t i);
+/* BatchNormalization running statistics (running_mean and running_var of
+ * every BatchNormalization node whose statistics are initializers, in node
+ * order, mean before var). Not trainable: no gradient, no optimizer; each
+ * training step updates them PyTorch style, running = momentum * running +
+ * (1 - momentum) * batch with the node's ONNX momentum (default 0.9), the
+ * variance UNBIASED (sum of squares / (count - 1)). They are saved in and
+ * resumed from the checkpoint's ONNX initializers, and evaluation uses
+ * them (inference mode). The tensor is borrowed. */
+size_t ty_train_n_stats(const ty_train *t);
+const char *ty_train_stat_name(const ty_train *t, size_t i);
+const ty_tensor *ty_train_stat(const ty_train *t, size_t i);
 /* The differentiated training graph (borrowed), e.g. for memory reports. */
 const ty_graph *ty_train_graph(const ty_train *t);
 

@@ -17,6 +17,14 @@ typedef struct ty__bucket {
   size_t pending; /* parameters not packed yet in this step */
 } ty__bucket;
 
+/* A BatchNormalization node's running statistics (bnstats.c). */
+typedef struct ty__bn {
+  int x_id;          /* its data input in g */
+  int ids[2];        /* running_mean, running_var initializers in g */
+  ty_tensor *stat[2]; /* owned current values */
+  float momentum;    /* ONNX meaning: running = momentum * running + (1 - momentum) * batch */
+} ty__bn;
+
 struct ty_train {
   const ty_graph *model; /* borrowed: eval and export */
   const ty_train_config *cfg;
@@ -27,6 +35,8 @@ struct ty_train {
   int *param_ids, *grad_ids; /* in g */
   ty_tensor **params;        /* owned current weights */
   ty_optim *optim;
+  ty__bn *bn; /* per BatchNormalization node with initializer stats */
+  size_t n_bn;
   ty_lr_schedule sched;
   ty_dataset *train_ds, *test_ds;
   ty_loader *loader;
@@ -57,5 +67,13 @@ struct ty_train {
 int ty__train_save(ty_train *t, char *err, size_t err_len);
 /* Returns 1 when resumed, 0 when there was nothing to resume. */
 int ty__train_load(ty_train *t, char *err, size_t err_len);
+
+/* bnstats.c */
+int ty__train_bn_setup(ty_train *t);
+void ty__train_bn_destroy(ty_train *t);
+/* After a training run: folds the batch statistics into the running ones. */
+int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
+/* The BatchNormalization data inputs the executor must keep (*out owned). */
+int ty__train_bn_keep(const ty_train *t, int **out_ids);
 
 #endif

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * BatchNormalization running statistics during training. The executor's
+ * training mode normalises with batch statistics; after each step the
+ * trainer folds the batch statistics of every BatchNormalization node into
+ * its running_mean / running_var initializers, PyTorch style:
+ *
+ *   running = momentum * running + (1 - momentum) * batch
+ *
+ * with the node's ONNX `momentum` attribute (default 0.9, i.e. PyTorch's
+ * momentum 0.1). running_mean uses the batch mean; running_var uses the
+ * UNBIASED batch variance (sum of squares / (count - 1)) as PyTorch does,
+ * not the population variance ONNX's own optional outputs carry. The
+ * statistics are trainer-owned tensors (no gradient, no optimizer), bound
+ * to the executor, saved in checkpoints and restored on resume; evaluation
+ * binds them so inference uses them. Each rank of a data-parallel job
+ * updates them from its own shard (like PyTorch DDP without SyncBatchNorm);
+ * rank 0's are checkpointed.
+ */
+#include "ops/train/train_internal.h"
+
+#include "lib/base/base.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_stat(const ty_graph *g, int id) {
+  const ty_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value(g, id);
+  return v && v->init && v->dtype == TY_DTYPE_F32 && v->init->shape.rank == 1;
+}
+
+int ty__train_bn_setup(ty_train *t) {
+  size_t nn = ty_graph_n_nodes(t->g);
+  t->bn = calloc(nn + 1, sizeof *t->bn);
+  if (!t->bn) return TY_ENOMEM;
+  for (size_t i = 0; i < nn; i++) {
+    const ty_node *n = ty_graph_node(t->g, i);
+    if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || !is_stat(t->g, n->inputs[3]) || !is_stat(t->g, n->inputs[4]))
+      continue;
+    ty__bn *b = &t->bn[t->n_bn];
+    b->x_id = n->inputs[0];
+    b->ids[0] = n->inputs[3];
+    b->ids[1] = n->inputs[4];
+    b->momentum = ty_node_attr_float(n, "momentum", 0.9f);
+    t->n_bn++; /* counted before cloning so destroy frees a partial entry */
+    for (int k = 0; k < 2; k++) {
+      int rc = ty_tensor_clone(ty_graph_value(t->g, b->ids[k])->init, &b->stat[k]);
+      if (rc != 0) return rc;
+    }
+  }
+  return 0;
+}
+
+void ty__train_bn_destroy(ty_train *t) {
+  for (size_t i = 0; t->bn && i < t->n_bn; i++) {
+    ty_tensor_destroy(t->bn[i].stat[0]);
+    ty_tensor_destroy(t->bn[i].stat[1]);
+  }
+  free(t->bn);
+}
+
+/* Folds one node's batch statistics (x is [N, C, ...]) into its stats. */
+static int bn_update(ty__bn *b, const ty_tensor *x) {
+  float *rm = ty_tensor_f32(b->stat[0]), *rv = ty_tensor_f32(b->stat[1]), mom = b->momentum;
+  int64_t c = ty_tensor_numel(b->stat[0]);
+  if (x->dtype != TY_DTYPE_F32 || x->shape.rank < 2 || x->shape.dims[1] != c || ty_tensor_numel(b->stat[1]) != c)
+    return TY_EINVAL;
+  int64_t nb = x->shape.dims[0], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
+  const float *xd = x->data;
+  for (int64_t ch = 0; ch < c; ch++) {
+    double s = 0, s2 = 0, cnt = (double)(nb * sp);
+    for (int64_t n = 0; n < nb; n++)
+      for (int64_t i = 0; i < sp; i++) s += xd[(n * c + ch) * sp + i];
+    double m = cnt > 0 ? s / cnt : 0;
+    for (int64_t n = 0; n < nb; n++)
+      for (int64_t i = 0; i < sp; i++) {
+        double d = xd[(n * c + ch) * sp + i] - m;
+        s2 += d * d;
+      }
+    double var = cnt > 1 ? s2 / (cnt - 1) : 0;
+    rm[ch] = rm[ch] * mom + (float)m * (1 - mom);
+    rv[ch] = rv[ch] * mom + (float)var * (1 - mom);
+  }
+  return 0;
+}
+
+int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
+  for (size_t i = 0; i < t->n_bn; i++) {
+    const ty_tensor *x = ty_exec_value(t->exec, t->bn[i].x_id);
+    int rc = x ? bn_update(&t->bn[i], x) : TY_EINTERNAL;
+    if (rc != 0) {
+      if (err && err_len)
+        snprintf(err, err_len, "BatchNormalization running stats \"%s\": input \"%s\" missing or not [N, C, ...]",
+                 ty_graph_value(t->g, t->bn[i].ids[0])->name, ty_graph_value(t->g, t->bn[i].x_id)->name);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int ty__train_bn_keep(const ty_train *t, int **out_ids) {
+  *out_ids = calloc(t->n_bn + 1, sizeof **out_ids);
+  if (!*out_ids) return TY_ENOMEM;
+  for (size_t i = 0; i < t->n_bn; i++) (*out_ids)[i] = t->bn[i].x_id;
+  return 0;
+}
+
+size_t ty_train_n_stats(const ty_train *t) { return 2 * t->n_bn; }
+const char *ty_train_stat_name(const ty_train *t, size_t i) {
+  return i < 2 * t->n_bn ? ty_graph_value(t->g, t->bn[i / 2].ids[i % 2])->name : NULL;
+}
+const ty_tensor *ty_train_stat(const ty_train *t, size_t i) { return i < 2 * t->n_bn ? t->bn[i / 2].stat[i % 2] : NULL; }
