@@ -85,6 +85,7 @@ typedef struct ty_cli_job {
   int32_t priority;
   uint32_t time_limit_s;                                        /* 0 = the queue's default */
   uint32_t warn_signal, warn_before_s; /* --signal; warn_signal 0 = no warning */
+  uint32_t max_rank_failure_requeues;  /* --requeue-on-failure; 0 = a dead rank fails the job */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task; /* 0 = default */
   uint64_t mem_per_node;                                        /* bytes, 0 = no limit */
   char **argv;                                                  /* owned, argc entries */

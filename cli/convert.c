@@ -45,6 +45,7 @@ int ty_cli_encode_submit(const ty_cli_job *j, ty_buf *out) {
   job.user = str_or_empty(j->user);
   job.priority = j->priority, job.time_limit_s = j->time_limit_s;
   job.warn_signal = j->warn_signal, job.warn_before_s = j->warn_before_s;
+  job.max_rank_failure_requeues = j->max_rank_failure_requeues;
   job.resources = &res;
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;
@@ -163,6 +164,7 @@ static void job_from_pb(const Trainyard__Job *pb, ty_cli_job *j) {
   j->name = copy_str(pb->name), j->queue = copy_str(pb->queue), j->user = copy_str(pb->user);
   j->priority = pb->priority, j->time_limit_s = pb->time_limit_s;
   j->warn_signal = pb->warn_signal, j->warn_before_s = pb->warn_before_s;
+  j->max_rank_failure_requeues = pb->max_rank_failure_requeues;
   if (pb->resources) {
     j->nodes = pb->resources->nodes, j->tasks_per_node = pb->resources->tasks_per_node;
     j->gpus_per_node = pb->resources->gpus_per_node;

@@ -50,6 +50,7 @@ enum {
   S_NAME,
   S_TIME,
   S_SIGNAL,
+  S_REQUEUE,
   S_CWD,
   S_EXPORT,
   S_QUIET,
@@ -68,6 +69,7 @@ static const ty__cli_opt submit_opts[] = {
     {"name", 0, true, S_NAME},
     {"time", 0, true, S_TIME},
     {"signal", 0, true, S_SIGNAL},
+    {"requeue-on-failure", 0, true, S_REQUEUE},
     {"cwd", 0, true, S_CWD},
     {"export", 0, true, S_EXPORT},
     {"quiet", 'q', false, S_QUIET},
@@ -153,6 +155,8 @@ static int job_option(ty_cli_job *j, int id, const char *v, const char *cwd, ty_
     return 0;
   case S_SIGNAL:
     return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err);
+  case S_REQUEUE:
+    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err);
   case S_CWD:
     return set_cwd(j, v, cwd, err);
   case S_EXPORT:

@@ -104,10 +104,10 @@ Test(submit, signal_forms) {
 }
 
 Test(submit, signal_reaches_the_encoded_job) {
-  const char *args[] = {"--command", "--signal", "TERM@90", "--", "true"};
+  const char *args[] = {"--command", "--signal", "TERM@90", "--requeue-on-failure", "2", "--", "true"};
   ty_cli_submit_args a;
   ty_cli_err err = {{0}};
-  cr_assert_eq(ty_cli_parse_submit(5, (char **)args, "/tmp", "u", &a, &err), 0, "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, &err), 0, "%s", err.msg);
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_submit(&a.job, &b), 0);
@@ -115,6 +115,7 @@ Test(submit, signal_reaches_the_encoded_job) {
   cr_assert_not_null(req);
   cr_expect_eq(req->job->warn_signal, (uint32_t)SIGTERM);
   cr_expect_eq(req->job->warn_before_s, 90u);
+  cr_expect_eq(req->job->max_rank_failure_requeues, 2u);
   trainyard__submit_job_request__free_unpacked(req, NULL);
   ty_buf_close(&b);
   ty_cli_submit_args_close(&a);
@@ -158,6 +159,8 @@ static const bad_case bad_submits[] = {
     {{"--command", "--time", "60", "--signal", "60", "--", "true"},
      "--signal: 60 s before the limit is not within --time (60 s)"},
     {{"--signal", "60", "job.pb"}, "--signal only applies with --command"},
+    {{"--command", "--requeue-on-failure", "101", "--", "true"}, "--requeue-on-failure: 101 is too large"},
+    {{"--command", "--requeue-on-failure", "x", "--", "true"}, "--requeue-on-failure: \"x\""},
     {{"--command", "--export", "1A=b", "--", "true"}, "--export: \"1A=b\" is not NAME=VALUE"},
     {{"--command", "--export", "=b", "--", "true"}, "--export: \"=b\""},
     {{"--command", "--export", "TY_SURELY_UNSET_VAR", "--", "true"},
