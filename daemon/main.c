@@ -181,6 +181,14 @@ int main(int argc, char **argv) {
   if ((rc = load_config(o.config_file, &sched, &topo)) != 0) return rc;
   ty_log_init("traind", o.level);
   signal(SIGPIPE, SIG_IGN);
+  /* Checkpoint paths of graph jobs default to the state dir and are handed to
+   * ranks that run elsewhere, so the state dir must be absolute. */
+  char state_abs[PATH_MAX];
+  if (ty_mkdir_p(o.state_dir) != 0 || !realpath(o.state_dir, state_abs)) {
+    fprintf(stderr, "traind: --state-dir %s: cannot create or resolve it\n", o.state_dir);
+    return 1;
+  }
+  o.state_dir = state_abs;
   uv_loop_t *loop = uv_default_loop();
   ty_controller_config cfg = {.listen_host = o.listen_host, .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,

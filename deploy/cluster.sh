@@ -21,6 +21,8 @@ while getopts "n:b:s:c:" o; do
     *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS]" >&2; exit 2 ;;
   esac
 done
+mkdir -p "$state"
+state=$(cd "$state" && pwd) # daemons get absolute paths
 piddir="$state/pids"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

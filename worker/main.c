@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,14 @@ static int run(ty_worker *w) {
     ty_error("cannot create the state directory %s", w->o.state_dir);
     return 1;
   }
+  /* Tasks run in their job's cwd, so every path handed to them (logs, a graph
+   * rank's model and config) must not depend on the worker's own cwd. */
+  char abs[PATH_MAX];
+  if (!realpath(w->o.state_dir, abs) || strlen(abs) >= sizeof w->o.state_dir) {
+    ty_error("cannot resolve the state directory %s", w->o.state_dir);
+    return 1;
+  }
+  snprintf(w->o.state_dir, sizeof w->o.state_dir, "%s", abs);
   uv_loop_init(&w->loop);
   start_signals(w);
   int rc = ty_tasks_create(&w->loop, w->o.state_dir, w->o.name, on_task_end, w, &w->tasks);
