@@ -29,7 +29,7 @@ static const char *bin(const char *var) {
   return p;
 }
 
-static pid_t spawn(const char *logpath, char *const argv[]) {
+static pid_t spawn(const char *cwd, const char *logpath, char *const argv[]) {
   pid_t pid = fork();
   cr_assert(pid >= 0, "fork: %s", strerror(errno));
   if (pid == 0) {
@@ -40,6 +40,7 @@ static pid_t spawn(const char *logpath, char *const argv[]) {
       close(fd);
     }
     setpgid(0, 0);
+    if (cwd && chdir(cwd) != 0) _exit(126);
     execv(argv[0], argv);
     _exit(127);
   }
@@ -71,7 +72,8 @@ static int read_port(const char *path, const char *key, pid_t pid) {
 
 void it_controller_start(it_cluster *c) {
   char state[300], pf[300], log[300], listen[64], timeout[32];
-  snprintf(state, sizeof state, "%s/traind", c->dir);
+  if (c->relative_state) snprintf(state, sizeof state, "traind");
+  else snprintf(state, sizeof state, "%s/traind", c->dir);
   snprintf(pf, sizeof pf, "%s/traind.ports", c->dir);
   snprintf(log, sizeof log, "%s/traind.stderr", c->dir);
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
@@ -81,7 +83,7 @@ void it_controller_start(it_cluster *c) {
                   "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
                   "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
                   "--kill-grace-s", "2", NULL};
-  c->traind = spawn(log, argv);
+  c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->rpc_port = read_port(pf, "rpc", c->traind);
   c->metrics_port = read_port(pf, "metrics", c->traind);
 }
@@ -89,7 +91,8 @@ void it_controller_start(it_cluster *c) {
 void it_worker_start(it_cluster *c, size_t i, int cpus) {
   char state[300], pf[300], log[300], ctl[64], ncpu[16];
   snprintf(c->name[i], sizeof c->name[i], "w%zu", i + 1);
-  snprintf(state, sizeof state, "%s/%s", c->dir, c->name[i]);
+  if (c->relative_state) snprintf(state, sizeof state, "%s", c->name[i]);
+  else snprintf(state, sizeof state, "%s/%s", c->dir, c->name[i]);
   snprintf(pf, sizeof pf, "%s/%s.ports", c->dir, c->name[i]);
   snprintf(log, sizeof log, "%s/%s.stderr", c->dir, c->name[i]);
   snprintf(ctl, sizeof ctl, "127.0.0.1:%d", c->rpc_port);
@@ -98,13 +101,14 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   char *argv[] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
                   "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
                   "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0", NULL};
-  c->worker[i] = spawn(log, argv);
+  c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
 }
 
-void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
+static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative) {
   memset(c, 0, sizeof *c);
+  c->relative_state = relative;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
   if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
@@ -115,6 +119,14 @@ void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
   cr_assert(it_wait_nodes(cl, n_workers, TRAINYARD__NODE_STATE__NODE_UP, 10000),
             "workers did not register (logs in %s)", c->dir);
   ty_rpc_client_close(cl);
+}
+
+void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
+  cluster_start(c, n_workers, cpus, false);
+}
+
+void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
+  cluster_start(c, n_workers, cpus, true);
 }
 
 void it_kill9(pid_t *pid) {

@@ -31,11 +31,17 @@ typedef struct it_cluster {
   int io_port[IT_MAX_WORKERS], worker_metrics_port[IT_MAX_WORKERS];
   char name[IT_MAX_WORKERS][32];
   int node_timeout_ms;
+  /* Daemons run with DIR as cwd and relative --state-dir paths (as
+   * deploy/cluster.sh is often used), to catch paths handed to tasks that
+   * only make sense from the daemon's own cwd. */
+  bool relative_state;
 } it_cluster;
 
 /* Creates the directory and starts the controller and n workers (cpus each),
  * then waits until every node is UP. Aborts the test on failure. */
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
+/* The same with relative_state set. */
+void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);

@@ -180,9 +180,11 @@ static uint64_t submit_graph(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, co
   return submit_graph_rq(cl, nodes, tpn, cfg, cfg_len, 0);
 }
 
-static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t tpn) {
+static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t tpn,
+                              bool relative_state) {
   it_cluster c;
-  it_cluster_start(&c, workers, cpus);
+  if (relative_state) it_cluster_start_relative(&c, workers, cpus);
+  else it_cluster_start(&c, workers, cpus);
   char ref[400], out[400];
   reference(c.dir, STEPS, ref, sizeof ref);
   snprintf(out, sizeof out, "%s/dp.onnx", c.dir);
@@ -212,9 +214,15 @@ static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t
   it_cluster_stop(&c);
 }
 
-Test(graph, two_workers_one_rank_each_match_single_process, .timeout = 300) { expect_dp_matches(2, 1, 2, 1); }
+Test(graph, two_workers_one_rank_each_match_single_process, .timeout = 300) { expect_dp_matches(2, 1, 2, 1, false); }
 
-Test(graph, one_worker_two_ranks_match_single_process, .timeout = 300) { expect_dp_matches(1, 2, 1, 2); }
+Test(graph, one_worker_two_ranks_match_single_process, .timeout = 300) { expect_dp_matches(1, 2, 1, 2, false); }
+
+/* Daemons started with relative --state-dir paths (the quick start's layout):
+ * every path handed to a rank must still resolve from the rank's own cwd. */
+Test(graph, daemons_with_relative_state_dirs_run_graph_jobs, .timeout = 300) {
+  expect_dp_matches(2, 1, 2, 1, true);
+}
 
 Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   it_cluster c;
