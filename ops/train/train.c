@@ -15,9 +15,11 @@
 #include "lib/base/base.h"
 #include "ops/autodiff/autodiff.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
@@ -473,6 +475,12 @@ static int end_epoch(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
+static void step_delay(uint32_t ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
   for (uint64_t k = 0; k < n && t->step < t->total_steps; k++) {
     int rc;
@@ -489,6 +497,7 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
     if (t->cfg->checkpoint_path && t->cfg->checkpoint_interval && t->step % t->cfg->checkpoint_interval == 0 &&
         t->batch != 0 && (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
+    if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
     if (t->opts.stop && *t->opts.stop) break;
   }
   return 0;

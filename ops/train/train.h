@@ -120,6 +120,10 @@ typedef struct ty_train_opts {
   bool no_fusion;            /* run one kernel per node (overrides config) */
   bool prefetch;             /* assemble batches on a background thread */
   const volatile sig_atomic_t *stop; /* nonzero: finish the step, checkpoint, return */
+  /* Sleep this long after every step. Lets tests and demos act on a running
+   * job (kill a rank after a checkpoint) however fast training is; the
+   * arithmetic is unchanged. 0 (the default) never sleeps. */
+  uint32_t step_delay_ms;
   FILE *log;                 /* progress lines; NULL: stdout */
 } ty_train_opts;
 

@@ -10,7 +10,9 @@
  * they form their world through the controller named by
  * TRAINYARD_CONTROLLER (HOST:PORT) for job TRAINYARD_JOB_ID and all-reduce
  * gradient buckets of --bucket-mb MiB (default 25; --bucket-kb for small models) through ops/collective;
- * TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait. SIGTERM and SIGINT finish the current step, write a
+ * TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait;
+ * TRAINYARD_STEP_DELAY_MS (default 0) sleeps after each step, so tests and
+ * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step, write a
  * checkpoint and exit 0, which is how preemption keeps the work done.
  *
  * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
@@ -63,6 +65,9 @@ static void usage(FILE *f) {
           "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
           "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
           "  --help             this text\n"
+          "Environment: RANK, WORLD_SIZE (data-parallel rank), TRAINYARD_CONTROLLER and\n"
+          "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
+          "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
           "SIGTERM/SIGINT finish the current step, write a checkpoint and exit 0.\n");
 }
 
@@ -215,7 +220,9 @@ static int train(const args *a, ty_train_config *c) {
   }
   ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
                      .stop = &stop_requested};
-  if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0) goto done;
+  if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
+      env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
+    goto done;
 #ifdef TY_HAVE_COLLECTIVE
   if (o.world_size > 1 && join_world(a, &o, &coll) != 0) {
     code = 1;

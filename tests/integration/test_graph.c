@@ -318,6 +318,9 @@ static void wait_step(ty_rpc_client *cl, uint64_t id, uint64_t step, bool ckpt) 
 
 Test(graph, killed_rank_fails_the_job, .timeout = 180) {
   setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
+  /* Slow steps (inherited by workers and their ranks) so the kill below lands
+   * mid-run however fast training is; the weights are unaffected. */
+  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   size_t len;
@@ -340,6 +343,9 @@ Test(graph, killed_rank_fails_the_job, .timeout = 180) {
 
 Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
+  /* Slow steps (inherited by workers and their ranks) so the kill below lands
+   * mid-run however fast training is; the weights are unaffected. */
+  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   const uint64_t steps = 120;
@@ -404,6 +410,9 @@ static bool rank0_resumed(const it_cluster *c, uint64_t id) {
 
 Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
   setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
+  /* Slow steps (inherited by workers and their ranks) so the kill below lands
+   * mid-run however fast training is; the weights are unaffected. */
+  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   char out[400];
