@@ -480,9 +480,10 @@ int ty__conv_launch_req(const ty_launch *l, ty_buf *out) {
     ia.rows = l->spec->rows;
     ia.cols = l->spec->cols;
     r.interactive = &ia;
-    r.attach_key.data = (uint8_t *)l->attach_key;
-    r.attach_key.len = l->attach_key ? l->attach_key_len : 0;
   }
+  /* Interactive and graph jobs (launch_rank sets it for those only). */
+  r.attach_key.data = (uint8_t *)l->attach_key;
+  r.attach_key.len = l->attach_key ? l->attach_key_len : 0;
   r.warn_signal = l->spec->warn_signal;
   r.warn_before_s = l->spec->warn_before_s;
   Trainyard__GraphLaunch gl = TRAINYARD__GRAPH_LAUNCH__INIT;

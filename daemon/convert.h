@@ -97,7 +97,7 @@ typedef struct ty_launch {
   uint32_t cpus;
   const ty_job_spec *spec;
   uint32_t kill_grace_s;
-  const uint8_t *attach_key; /* interactive jobs: the job's token key (lib/token) */
+  const uint8_t *attach_key; /* interactive and graph jobs: the job's token key (lib/token) */
   size_t attach_key_len;
   const char *checkpoint_path; /* graph jobs: where rank 0 checkpoints (daemon/graph.c) */
 } ty_launch;

@@ -130,6 +130,10 @@ typedef struct ty_reply {
   const char *method;     /* static string from the dispatch table */
   uint64_t t0_ns;
   uint64_t job_id;        /* handler-specific */
+  /* The request envelope's credential: borrowed, valid only during the
+   * handler's synchronous call (NULL/0 when absent). */
+  const uint8_t *credential;
+  size_t credential_len;
   ty_buf out;             /* encoded answer payload */
   struct ty_reply *prev, *next;
 } ty_reply;

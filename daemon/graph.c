@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon/graph_check.h"
+#include "lib/token/token.h"
 
 typedef struct kv {
   char *key;
@@ -123,6 +124,26 @@ int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out) {
 
 /* ---- handlers -------------------------------------------------------------------- */
 
+/* The rendezvous credential is any rank's token for the job (signed by the
+ * worker with the job's key, lib/token): 0, or TY_EPERM with the answer sent. */
+static int check_token(ty_controller *ctl, ty_reply *r, uint64_t job) {
+  const uint8_t *t = r->credential;
+  int rc = TY_EPERM;
+  char why[128] = "";
+  if (t && r->credential_len == TY_TOKEN_LEN) {
+    uint32_t rank = (uint32_t)t[12] << 24 | (uint32_t)t[13] << 16 | (uint32_t)t[14] << 8 | t[15];
+    uint8_t key[TY_TOKEN_KEY_LEN];
+    ty__token_job_key(ctl, job, key);
+    rc = ty_token_verify(key, t, r->credential_len, job, rank, ty_now_ms(), why, sizeof why);
+    memset(key, 0, sizeof key);
+  }
+  if (rc != 0) {
+    if (why[0]) ty_debug("rendezvous for job %llu: %s", (unsigned long long)job, why);
+    ty__reply_finishf(r, TY_EPERM, "rendezvous for job %llu: missing or invalid token", (unsigned long long)job);
+  }
+  return rc;
+}
+
 void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   char *key = NULL;
@@ -130,6 +151,11 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   size_t len = 0;
   if (ty__conv_rdv_put_req(p, n, &job, &key, &value, &len) != 0) {
     ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousPutRequest");
+    return;
+  }
+  if (check_token(ctl, r, job) != 0) {
+    free(key);
+    free(value);
     return;
   }
   int rc = 0;
@@ -163,6 +189,10 @@ void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   char *key = NULL;
   if (ty__conv_rdv_get_req(p, n, &job, &key) != 0) {
     ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousGetRequest");
+    return;
+  }
+  if (check_token(ctl, r, job) != 0) {
+    free(key);
     return;
   }
   graph_job *g = find(ctl, job, false);

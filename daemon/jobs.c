@@ -239,7 +239,9 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
                  .kill_grace_s = ctl->cfg.kill_grace_s};
   if (j->spec.kind == TY_JOB_KIND_GRAPH) l.checkpoint_path = ty__graph_checkpoint_path(ctl, j);
   uint8_t key[32];
-  if (j->spec.interactive) {
+  /* Interactive jobs verify attach tokens with the key; graph ranks sign
+   * their rendezvous token with it. */
+  if (j->spec.interactive || j->spec.kind == TY_JOB_KIND_GRAPH) {
     ty__token_job_key(ctl, j->id, key);
     l.attach_key = key;
     l.attach_key_len = sizeof(key);

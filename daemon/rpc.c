@@ -113,6 +113,8 @@ static ty_reply *reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg 
   r->request_id = req->request_id;
   r->method = method;
   r->t0_ns = uv_hrtime();
+  r->credential = req->credential;
+  r->credential_len = req->credential_len;
   ty_buf_init(&r->out);
   r->next = ctl->replies;
   if (r->next) r->next->prev = r;

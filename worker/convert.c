@@ -56,9 +56,11 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
     s->detach = m->interactive->detach;
     s->rows = m->interactive->rows;
     s->cols = m->interactive->cols;
-    s->attach_key = m->attach_key.data;
-    s->attach_key_len = m->attach_key.len;
   }
+  /* Interactive tasks verify attach tokens with it; graph ranks sign their
+   * rendezvous token with it. */
+  s->attach_key = m->attach_key.data;
+  s->attach_key_len = m->attach_key.len;
   out->pb = m;
   return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/base/base.h"
+#include "lib/token/token.h"
 #include "worker/graph_task.h"
 #include "worker/graph_worker.h"
 
@@ -75,6 +76,22 @@ static int job_dir(ty__graph_worker *gw, const ty_task_spec *spec, char *out, si
   return ty_mkdir_p(out) == 0 ? 0 : TY_EIO;
 }
 
+/* Rendezvous tokens outlive any start-up: ranks rendezvous once per launch. */
+#define RDV_TOKEN_TTL_MS (30LL * 24 * 3600 * 1000)
+
+/* TRAINYARD_RENDEZVOUS_TOKEN=<hex of the rank's token>, signed with the job's
+ * key from LaunchTask; NULL when the controller sent none. */
+static char *rdv_token_env(const ty_task_spec *spec) {
+  if (!spec->attach_key || spec->attach_key_len != TY_TOKEN_KEY_LEN) return NULL;
+  uint8_t tok[TY_TOKEN_LEN];
+  ty_token_sign(spec->attach_key, spec->job_id, spec->rank, ty_now_ms() + RDV_TOKEN_TTL_MS, tok);
+  static const char prefix[] = "TRAINYARD_RENDEZVOUS_TOKEN=";
+  char *s = ty_xmalloc(sizeof prefix + 2 * TY_TOKEN_LEN);
+  memcpy(s, prefix, sizeof prefix - 1);
+  for (size_t i = 0; i < TY_TOKEN_LEN; i++) snprintf(s + sizeof prefix - 1 + 2 * i, 3, "%02x", tok[i]);
+  return s;
+}
+
 static int build(ty__graph_worker *gw, const ty__graph_launch *g, ty_task_spec *spec, ty__graph_cmd *cmd,
                  char *err, size_t err_len) {
   char dir[PATH_MAX], rank[16], num[32];
@@ -100,6 +117,8 @@ static int build(ty__graph_worker *gw, const ty__graph_launch *g, ty_task_spec *
       add_arg(cmd, "--bucket-mb"), add_arg(cmd, num);
     }
     cmd->env[cmd->n_env++] = dupf("TRAINYARD_CONTROLLER=%s%s", gw->controller, "");
+    char *tok = rdv_token_env(spec);
+    if (tok) cmd->env[cmd->n_env++] = tok;
     cmd->cwd = ty_strdup(dir);
   }
   free(model);

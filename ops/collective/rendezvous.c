@@ -6,6 +6,10 @@
  * the key appears or the deadline passes. Rendezvous happens once per job
  * start, so polling costs nothing that matters and keeps the controller's
  * handler stateless.
+ *
+ * The controller admits only the job's ranks: the worker puts the rank's
+ * token (lib/token, hex) in TRAINYARD_RENDEZVOUS_TOKEN, and this client sends
+ * it as the credential of every request.
  */
 #include "ops/collective/collective.h"
 
@@ -38,6 +42,28 @@ static int fail(char *err, size_t len, int rc, const char *fmt, ...) {
   return rc;
 }
 
+static int hex_nibble(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* TRAINYARD_RENDEZVOUS_TOKEN (hex) becomes the envelope credential; absent or
+ * malformed sends none, and the controller refuses with TY_EPERM. */
+static void set_token(ty_rdv *r) {
+  const char *hex = getenv("TRAINYARD_RENDEZVOUS_TOKEN");
+  uint8_t tok[128];
+  size_t n = hex ? strlen(hex) : 0;
+  if (n == 0 || n % 2 || n / 2 > sizeof tok) return;
+  for (size_t i = 0; i < n / 2; i++) {
+    int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return;
+    tok[i] = (uint8_t)(hi << 4 | lo);
+  }
+  ty_rpc_client_set_credential(r->cl, tok, n / 2);
+}
+
 int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv **out_rdv, char *err,
                   size_t err_len) {
   const char *colon = addr ? strrchr(addr, ':') : NULL;
@@ -57,6 +83,7 @@ int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv
     free(r);
     return fail(err, err_len, rc, "rendezvous: cannot reach the controller at %s: %s", addr, ty_strerror(rc));
   }
+  set_token(r);
   *out_rdv = r;
   return 0;
 }

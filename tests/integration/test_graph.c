@@ -14,7 +14,8 @@
  *     max_rank_failure_requeues = 1, requeues it once and it completes from
  *     its checkpoint;
  *   - a job requeued after losing a node resumes from its checkpoint and
- *     ends where an uninterrupted run ends.
+ *     ends where an uninterrupted run ends;
+ *   - a RendezvousPut without a rank's token, or with garbage, is refused.
  *
  * Paths come from meson: TY_TRAINRUN, TY_MLP_ONNX, TY_CNN_ONNX, TY_MLP_CONFIG.
  */
@@ -28,7 +29,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/token/token.h"
 #include "ops/graph.h"
+#include "proto/methods.h"
 #include "proto/train_config.pb-c.h"
 #include "tests/integration/harness.h"
 
@@ -258,6 +261,19 @@ Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   it_cluster_stop(&c);
 }
 
+/* Ranks started by hand need what a worker gives them: a rendezvous token
+ * for the job, signed with its key from the controller's secret. */
+static void set_rdv_token(const it_cluster *c, uint64_t job, uint32_t rank) {
+  char path[400], err[256] = "", hex[2 * TY_TOKEN_LEN + 1];
+  snprintf(path, sizeof path, "%s/traind/attach.key", c->dir);
+  uint8_t secret[TY_TOKEN_SECRET_LEN], key[TY_TOKEN_KEY_LEN], tok[TY_TOKEN_LEN];
+  cr_assert_eq(ty_token_secret_load(path, secret, err, sizeof err), 0, "%s", err);
+  ty_token_job_key(secret, job, key);
+  ty_token_sign(key, job, rank, ty_now_ms() + 600000, tok);
+  for (size_t i = 0; i < TY_TOKEN_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", tok[i]);
+  setenv("TRAINYARD_RENDEZVOUS_TOKEN", hex, 1);
+}
+
 Test(graph, mismatched_collective_is_named, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
@@ -270,7 +286,9 @@ Test(graph, mismatched_collective_is_named, .timeout = 120) {
   write_file(cfgp, cfg, len);
   free(cfg);
   uint64_t job = 900000 + (uint64_t)getpid();
+  set_rdv_token(&c, job, 0);
   pid_t p0 = start_trainrun(env("TY_MLP_ONNX"), cfgp, 0, 2, job, c.rpc_port, log0);
+  set_rdv_token(&c, job, 1);
   pid_t p1 = start_trainrun(env("TY_CNN_ONNX"), cfgp, 1, 2, job, c.rpc_port, log1);
   cr_assert_neq(wait_exit(p0), 0);
   cr_assert_neq(wait_exit(p1), 0);
@@ -436,6 +454,46 @@ Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
   cr_assert(seen, "no PENDING event names the killed rank and the requeue");
   trainyard__get_job_response__free_unpacked(r, NULL);
   cr_assert(rank0_resumed(&c, id), "no rank 0 log says it resumed (logs in %s)", c.dir);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* One RendezvousPut for job `id` with `cred` (NULL: none): the status and message. */
+static int rdv_put(const it_cluster *c, uint64_t id, const char *cred, char *msg, size_t msg_len) {
+  ty_rpc_client *cl = it_client(c);
+  if (cred) ty_rpc_client_set_credential(cl, cred, strlen(cred));
+  Trainyard__RendezvousPutRequest m = TRAINYARD__RENDEZVOUS_PUT_REQUEST__INIT;
+  m.job_id = id;
+  m.key = "rank0";
+  m.value.data = (uint8_t *)"addr";
+  m.value.len = 4;
+  uint8_t buf[256];
+  size_t n = trainyard__rendezvous_put_request__pack(&m, buf);
+  ty_rpc_result res;
+  int rc = ty_rpc_client_call(cl, TY_M_RENDEZVOUS_PUT, buf, n, 10000, &res);
+  if (rc == 0) rc = res.status;
+  snprintf(msg, msg_len, "%s", res.message);
+  ty_rpc_result_close(&res);
+  ty_rpc_client_close(cl);
+  return rc;
+}
+
+/* Only the job's ranks (tokens the worker signs with the job's key) may
+ * rendezvous; a client without one, or with garbage, is refused. */
+Test(graph, rendezvous_without_valid_token_refused, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  size_t len;
+  uint8_t *cfg = make_config(100000, 0, NULL, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 1, 1, cfg, len);
+  char want[128], msg[512] = "";
+  snprintf(want, sizeof want, "rendezvous for job %llu: missing or invalid token", (unsigned long long)id);
+  cr_assert_eq(rdv_put(&c, id, NULL, msg, sizeof msg), TY_EPERM, "no credential: %s", msg);
+  cr_assert(strstr(msg, want), "message: %s", msg);
+  cr_assert_eq(rdv_put(&c, id, "garbage-garbage-garbage", msg, sizeof msg), TY_EPERM, "garbage: %s", msg);
+  cr_assert(strstr(msg, want), "message: %s", msg);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
