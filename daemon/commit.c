@@ -114,6 +114,10 @@ static op *push(ty_txn *t, op_kind k) {
   return o;
 }
 
+/* A copy of s, or of dflt when s is NULL: rows reach the writer thread with
+ * optional strings, and the SQL binds want every column non-NULL. */
+static char *dup_or(const char *s, const char *dflt) { return ty_strdup(s ? s : dflt); }
+
 static void *dup_bytes(const void *p, size_t n) {
   if (!p) return NULL;
   void *d = ty_xmalloc(n ? n : 1);
@@ -124,12 +128,12 @@ static void *dup_bytes(const void *p, size_t n) {
 static void add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
   op *o = push(t, k);
   o->u.job = *r;
-  o->u.job.name = ty_strdup(r->name ? r->name : "");
-  o->u.job.user = ty_strdup(r->user ? r->user : "");
-  o->u.job.queue = ty_strdup(r->queue ? r->queue : "");
-  o->u.job.reason = ty_strdup(r->reason ? r->reason : "");
-  o->u.job.nodes = ty_strdup(r->nodes ? r->nodes : "");
-  o->u.job.alloc = ty_strdup(r->alloc ? r->alloc : "");
+  o->u.job.name = dup_or(r->name, "");
+  o->u.job.user = dup_or(r->user, "");
+  o->u.job.queue = dup_or(r->queue, "");
+  o->u.job.reason = dup_or(r->reason, "");
+  o->u.job.nodes = dup_or(r->nodes, "");
+  o->u.job.alloc = dup_or(r->alloc, "");
   o->u.job.spec = dup_bytes(r->spec, r->spec_len);
 }
 
@@ -139,41 +143,41 @@ void ty_txn_update_job(ty_txn *t, const ty_job_row *r) { add_job(t, OP_UPDATE_JO
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r) {
   op *o = push(t, OP_EVENT);
   o->u.ev = *r;
-  o->u.ev.reason = ty_strdup(r->reason ? r->reason : "");
-  o->u.ev.actor = ty_strdup(r->actor ? r->actor : "");
+  o->u.ev.reason = dup_or(r->reason, "");
+  o->u.ev.actor = dup_or(r->actor, "");
 }
 
 void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r) {
   op *o = push(t, OP_NODE);
   o->u.node = *r;
-  o->u.node.name = ty_strdup(r->name ? r->name : "");
+  o->u.node.name = dup_or(r->name, "");
   o->u.node.gpus = dup_bytes(r->gpus, r->gpus_len);
-  o->u.node.io_addr = ty_strdup(r->io_addr ? r->io_addr : "");
-  o->u.node.reason = ty_strdup(r->reason ? r->reason : "");
+  o->u.node.io_addr = dup_or(r->io_addr, "");
+  o->u.node.reason = dup_or(r->reason, "");
 }
 
 void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r) {
   op *o = push(t, OP_QUEUE);
   o->u.queue = *r;
-  o->u.queue.name = ty_strdup(r->name ? r->name : "");
-  o->u.queue.state = ty_strdup(r->state ? r->state : "UP");
+  o->u.queue.name = dup_or(r->name, "");
+  o->u.queue.state = dup_or(r->state, "UP");
 }
 
 void ty_txn_upsert_usage(ty_txn *t, const ty_usage_row *r) {
   op *o = push(t, OP_USAGE);
   o->u.usage = *r;
-  o->u.usage.user = ty_strdup(r->user ? r->user : "");
-  o->u.usage.queue = ty_strdup(r->queue ? r->queue : "");
+  o->u.usage.user = dup_or(r->user, "");
+  o->u.usage.queue = dup_or(r->queue, "");
 }
 
 void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r) {
   op *o = push(t, OP_ADMIN);
   o->u.admin = *r;
-  o->u.admin.actor = ty_strdup(r->actor ? r->actor : "");
-  o->u.admin.kind = ty_strdup(r->kind ? r->kind : "");
-  o->u.admin.object = ty_strdup(r->object ? r->object : "");
-  o->u.admin.action = ty_strdup(r->action ? r->action : "");
-  o->u.admin.detail = ty_strdup(r->detail ? r->detail : "");
+  o->u.admin.actor = dup_or(r->actor, "");
+  o->u.admin.kind = dup_or(r->kind, "");
+  o->u.admin.object = dup_or(r->object, "");
+  o->u.admin.action = dup_or(r->action, "");
+  o->u.admin.detail = dup_or(r->detail, "");
 }
 
 size_t ty_txn_len(const ty_txn *t) { return t->n; }
