@@ -297,7 +297,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static int node_change(ty_node *nd, const ty_admin_req *a, char *err, size_t len) {
+static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, size_t len) {
   if (!strcmp(a->action, "drain")) {
     char why[300];
     snprintf(why, sizeof(why), "drained by %.64s%s%.200s", a->user[0] ? a->user : "unknown",
@@ -330,7 +330,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     ty__reply_finish(r, TY_EPROTO, "payload is not an UpdateNodeRequest");
     return;
   }
-  ty_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
+  ty_cluster_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
   int rc = 0;
   if (!a.name[0]) rc = TY_EINVAL, snprintf(err, sizeof(err), "name: a node name is required");
   else if (!nd) rc = TY_ENOTFOUND, snprintf(err, sizeof(err), "node %.64s not found", a.name);

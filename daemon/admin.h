@@ -38,10 +38,10 @@ typedef struct ty_queue_view {
 
 int ty__conv_list_queues_resp(const ty_queue_view *v, size_t n, ty_buf *out);
 int ty__conv_update_queue_resp(const ty_queue_view *v, ty_buf *out);
-int ty__conv_update_node_resp(const ty_node *nd, ty_buf *out);
+int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
 int ty__conv_update_job_resp(const ty_job *j, ty_buf *out);
 /* `nodes` names the indices in ex->nodes (the pass's node order). */
-int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_node *const *nodes,
+int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_cluster_node *const *nodes,
                           ty_buf *out);
 /* gpu_s[i] and cpu_s[i] belong to rows[i]. */
 int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const double *cpu_s,

@@ -60,13 +60,13 @@ void ty__job_free(ty_job *j) {
   free(j);
 }
 
-ty_node *ty__node_find(ty_controller *ctl, const char *name) {
+ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name) {
   for (size_t i = 0; i < ctl->n_nodes; i++)
     if (strcmp(ctl->nodes[i]->name, name) == 0) return ctl->nodes[i];
   return NULL;
 }
 
-ty_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c) {
+ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c) {
   for (size_t i = 0; i < ctl->n_nodes; i++)
     if (ctl->nodes[i]->conn == c) return ctl->nodes[i];
   return NULL;
@@ -78,7 +78,7 @@ ty_queue *ty__queue_find(ty_controller *ctl, const char *name) {
   return NULL;
 }
 
-static void node_free(ty_node *n) {
+static void node_free(ty_cluster_node *n) {
   if (!n) return;
   free(n->name);
   free(n->info);
@@ -88,7 +88,7 @@ static void node_free(ty_node *n) {
   free(n);
 }
 
-void ty__node_persist(ty_controller *ctl, ty_node *n) {
+void ty__node_persist(ty_controller *ctl, ty_cluster_node *n) {
   ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
                      .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
                      .last_seen_ms = n->last_seen_ms, .reason = n->reason, .drain = n->drain};
@@ -100,7 +100,7 @@ void ty__node_persist(ty_controller *ctl, ty_node *n) {
 /* ---- node loss ------------------------------------------------------------------- */
 
 /* Ends every rank of j on node n as lost and frees n's slot. */
-static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_node *n, const char *why) {
+static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_cluster_node *n, const char *why) {
   bool touched = false;
   for (uint32_t r = 0; r < j->n_ranks; r++) {
     ty_rank *rk = &j->ranks[r];
@@ -123,7 +123,7 @@ static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_node *n, const char 
   return touched;
 }
 
-void ty__node_down(ty_controller *ctl, ty_node *n, const char *reason) {
+void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
   ty_warn("node %s is DOWN: %s", n->name, reason);
   n->state = TY_NODE_DOWN;
   n->running_tasks = 0;
@@ -256,7 +256,7 @@ static void on_tick(uv_timer_t *t) {
   ty_controller *ctl = container_of(t, ty_controller, tick);
   int64_t now = ty_mono_ms();
   for (size_t i = 0; i < ctl->n_nodes; i++) {
-    ty_node *n = ctl->nodes[i];
+    ty_cluster_node *n = ctl->nodes[i];
     if (n->state == TY_NODE_DOWN) continue;
     int64_t silent = now - n->last_seen_mono;
     if (silent <= (int64_t)ctl->cfg.node_timeout_ms) continue;
@@ -295,7 +295,7 @@ static char *host_of(const char *addr) {
 
 static int load_node(const ty_node_row *r, void *ud) {
   ty_controller *ctl = ud;
-  ty_node *n = ty_xcalloc(1, sizeof(*n));
+  ty_cluster_node *n = ty_xcalloc(1, sizeof(*n));
   n->name = ty_strdup(r->name);
   n->state = r->state;
   n->cpus = r->cpus;

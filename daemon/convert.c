@@ -356,7 +356,7 @@ int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out) {
   return rc;
 }
 
-static void node_fill(Trainyard__NodeInfo *ni, const ty_node *nd, const Trainyard__NodeInfo *u) {
+static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd, const Trainyard__NodeInfo *u) {
   trainyard__node_info__init(ni);
   ni->name = nd->name;
   ni->state = (Trainyard__NodeState)nd->state;
@@ -375,13 +375,13 @@ static void node_fill(Trainyard__NodeInfo *ni, const ty_node *nd, const Trainyar
   }
 }
 
-int ty__conv_list_nodes_resp(ty_node *const *nodes, size_t n, ty_buf *out) {
+int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out) {
   Trainyard__ListNodesResponse r = TRAINYARD__LIST_NODES_RESPONSE__INIT;
   Trainyard__NodeInfo *infos = ty_xcalloc(n ? n : 1, sizeof(*infos));
   Trainyard__NodeInfo **ptrs = ty_xcalloc(n ? n : 1, sizeof(*ptrs));
   Trainyard__NodeInfo **unpacked = ty_xcalloc(n ? n : 1, sizeof(*unpacked));
   for (size_t i = 0; i < n; i++) {
-    const ty_node *nd = nodes[i];
+    const ty_cluster_node *nd = nodes[i];
     if (nd->info && nd->info_len)
       unpacked[i] = trainyard__node_info__unpack(NULL, nd->info_len, nd->info);
     node_fill(&infos[i], nd, unpacked[i]);
@@ -417,7 +417,7 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
   Trainyard__TaskLocation *ls = ty_xcalloc(n ? n : 1, sizeof(*ls));
   Trainyard__TaskLocation **ptrs = ty_xcalloc(n ? n : 1, sizeof(*ptrs));
   for (uint32_t i = 0; i < n; i++) {
-    const ty_node *nd = j->slots[j->ranks[i].slot].node;
+    const ty_cluster_node *nd = j->slots[j->ranks[i].slot].node;
     trainyard__task_location__init(&ls[i]);
     ls[i].rank = i;
     ls[i].node = nd->name;

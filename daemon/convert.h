@@ -79,7 +79,7 @@ typedef struct ty_cancel_result {
   char message[160];
 } ty_cancel_result;
 int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
-int ty__conv_list_nodes_resp(ty_node *const *nodes, size_t n, ty_buf *out);
+int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out);
 /* GetTaskLocationsRequest: want_tokens and user are for interactive attach. */
 int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
                                 bool *out_want_tokens, char **out_user);

@@ -120,7 +120,7 @@ int ty__conv_update_queue_resp(const ty_queue_view *v, ty_buf *out) {
   return pack_to(&r.base, out);
 }
 
-int ty__conv_update_node_resp(const ty_node *nd, ty_buf *out) {
+int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out) {
   Trainyard__UpdateNodeResponse r = TRAINYARD__UPDATE_NODE_RESPONSE__INIT;
   Trainyard__NodeInfo ni = TRAINYARD__NODE_INFO__INIT;
   ni.name = nd->name;
@@ -151,7 +151,7 @@ int ty__conv_update_job_resp(const ty_job *j, ty_buf *out) {
   return rc;
 }
 
-int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_node *const *nodes,
+int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_cluster_node *const *nodes,
                           ty_buf *out) {
   Trainyard__ExplainJobResponse r = TRAINYARD__EXPLAIN_JOB_RESPONSE__INIT;
   r.job_id = j->id;

@@ -35,7 +35,7 @@ enum { TY_NODE_UP = 1, TY_NODE_DOWN = 2, TY_NODE_DRAINING = 3, TY_NODE_DRAINED =
 enum { TY_TASK_STARTING = 1, TY_TASK_RUNNING = 2, TY_TASK_EXITED = 3, TY_TASK_SIGNALED = 4,
        TY_TASK_FAILED_START = 5 };
 
-typedef struct ty_node {
+typedef struct ty_cluster_node {
   char *name;
   int state;
   uint32_t cpus;
@@ -56,7 +56,7 @@ typedef struct ty_node {
   bool drain;             /* an operator drains it: DRAINING, then DRAINED */
   uint32_t switch_id;     /* switch group from the config, TY_SCHED_NO_SWITCH if none */
   uint8_t gpu_island[TY_SCHED_MAX_GPUS]; /* NVLink island per GPU, from its info */
-} ty_node;
+} ty_cluster_node;
 
 typedef enum { RANK_WAIT = 0, RANK_LAUNCHING, RANK_RUNNING, RANK_ENDED } ty_rank_state;
 
@@ -72,7 +72,7 @@ typedef struct ty_rank {
 } ty_rank;
 
 typedef struct ty_slot {
-  ty_node *node;
+  ty_cluster_node *node;
   uint64_t gpus;
   uint32_t cpus;
   uint64_t mem;
@@ -151,7 +151,7 @@ struct ty_controller {
   bool sched_wanted;
   ty_job **jobs; size_t n_jobs, cap_jobs; /* sorted by id */
   uint64_t next_id;
-  ty_node **nodes; size_t n_nodes;
+  ty_cluster_node **nodes; size_t n_nodes;
   ty_queue *queues; size_t n_queues;
   ty_reply *replies;      /* outstanding replies (for connection close) */
   int64_t start_mono;
@@ -175,16 +175,16 @@ struct ty_controller {
 
 /* ---- controller.c ---- */
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id);
-ty_node *ty__node_find(ty_controller *ctl, const char *name);
-ty_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
+ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
+ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
 ty_queue *ty__queue_find(ty_controller *ctl, const char *name);
 void ty__job_add(ty_controller *ctl, ty_job *j);
 void ty__job_free(ty_job *j);
 void ty__sched_request(ty_controller *ctl);
 /* ty_sched_check_fits against every known node; why starts with the field. */
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len);
-void ty__node_persist(ty_controller *ctl, ty_node *n);
-void ty__node_down(ty_controller *ctl, ty_node *n, const char *reason);
+void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
+void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason);
 
 /* ---- jobs.c ---- */
 /* Fills a store row that borrows from j (alloc is a heap string the caller frees). */
@@ -220,7 +220,7 @@ void ty__sched_tick(ty_controller *ctl);
 /* Every rank of a job being preempted ended: PREEMPTED, then requeued. */
 void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn);
 /* The queue's scheduler view and a node's switch and islands, on load. */
-void ty__node_topology(ty_controller *ctl, ty_node *n);
+void ty__node_topology(ty_controller *ctl, ty_cluster_node *n);
 ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue);
 /* Builds a pass input over the pending jobs and explains one; 0,
  * TY_ENOTFOUND (not pending) or TY_ENOMEM. */

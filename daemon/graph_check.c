@@ -4,7 +4,7 @@
  * model is imported and shape-inferred by ops/graph, the TrainConfig decoded
  * and validated by ops/train, and the config's names looked up in the
  * model. Kept apart from graph.c because ops/ and the controller both name
- * a type ty_node; this file sees only daemon/job.h of the controller.
+ * a type ty_cluster_node; this file sees only daemon/job.h of the controller.
  */
 #include "daemon/graph_check.h"
 
@@ -20,15 +20,15 @@
 
 static int check_names(const ty_graph *m, const ty_train_config *c, char *err, size_t len) {
   const char *din = c->data_input;
-  if (!din && ty_graph_n_inputs(m) >= 1) din = ty_graph_value(m, ty_graph_input(m, 0))->name;
+  if (!din && ty_graph_n_inputs(m) >= 1) din = ty_graph_value_at(m, ty_graph_input(m, 0))->name;
   int id = din ? ty_graph_find_value(m, din) : TY_NO_VALUE;
-  if (id == TY_NO_VALUE || !ty_graph_value(m, id)->is_input) {
+  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_input) {
     snprintf(err, len, "job.graph.train_config: data_input \"%s\" is not an input of the model", din ? din : "");
     return TY_EINVAL;
   }
   const char *out = c->loss_output ? c->loss_output : c->logits_output;
   id = out ? ty_graph_find_value(m, out) : TY_NO_VALUE;
-  if (id == TY_NO_VALUE || !ty_graph_value(m, id)->is_output) {
+  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_output) {
     snprintf(err, len, "job.graph.train_config: %s \"%s\" is not an output of the model",
              c->loss_output ? "loss_output" : "softmax_cross_entropy.logits_output", out ? out : "");
     return TY_EINVAL;

@@ -95,7 +95,7 @@ static int parse_slot(ty_controller *ctl, const char *tok, const char *name, ty_
   unsigned long long gpus, mem;
   unsigned cpus;
   if (sscanf(tok, "S%llx,%u,%llu", &gpus, &cpus, &mem) != 3) return TY_EINVAL;
-  ty_node *n = ty__node_find(ctl, name);
+  ty_cluster_node *n = ty__node_find(ctl, name);
   if (!n) return TY_ENOTFOUND;
   *out = (ty_slot){.node = n, .gpus = gpus, .cpus = cpus, .mem = mem};
   return 0;
@@ -197,7 +197,7 @@ typedef struct launch_ctx {
 } launch_ctx;
 
 static void fail_launch(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg) {
-  ty_node *n = j->slots[j->ranks[rank].slot].node;
+  ty_cluster_node *n = j->slots[j->ranks[rank].slot].node;
   char why[512];
   snprintf(why, sizeof(why), "launch failed on %s: %s", n->name, msg);
   ty_txn *t = ty_txn_create();
@@ -267,7 +267,7 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
 void ty__job_launch(ty_controller *ctl, ty_job *j) {
   if (ctl->stopping || j->state != TY_JOB_RUNNING) return;
   for (uint32_t r = 0; r < j->n_ranks; r++) {
-    ty_node *n = j->slots[j->ranks[r].slot].node;
+    ty_cluster_node *n = j->slots[j->ranks[r].slot].node;
     if (j->ranks[r].state == RANK_WAIT && n->conn) launch_rank(ctl, j, r);
   }
 }
@@ -328,7 +328,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   ty_buf_init(&b);
   if (ty__conv_kill_req(j->id, 0, grace_s, &b) != 0) return;
   for (uint32_t s = 0; s < j->n_slots; s++) {
-    ty_node *n = j->slots[s].node;
+    ty_cluster_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn) continue;
     int rc = ty_rpc_call(n->conn, "KillTask", b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
                          on_kill_answer, NULL, NULL);

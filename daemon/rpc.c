@@ -55,23 +55,6 @@ static const struct {
     [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, true},
 };
 
-static const char *status_label(int status) {
-  switch (status) {
-  case 0: return "OK";
-  case TY_EINVAL: return "EINVAL";
-  case TY_EPROTO: return "EPROTO";
-  case TY_EVERSION: return "EVERSION";
-  case TY_ENOTFOUND: return "ENOTFOUND";
-  case TY_ESTATE: return "ESTATE";
-  case TY_ESTORE: return "ESTORE";
-  case TY_EEXIST: return "EEXIST";
-  case TY_EUNSUPPORTED: return "EUNSUPPORTED";
-  case TY_EPERM: return "EPERM";
-  case TY_ECLOSED: return "ECLOSED";
-  default: return "ERROR";
-  }
-}
-
 static void unlink_reply(ty_controller *ctl, ty_reply *r) {
   if (r->prev) r->prev->next = r->next;
   else ctl->replies = r->next;
@@ -82,13 +65,13 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
   ty_controller *ctl = r->ctl;
   if (status != 0)
     ty_warn("refused %s from %s: %s (%s)", r->method, r->conn ? ty_rpc_peer(r->conn) : "(gone)",
-            message && message[0] ? message : ty_strerror(status), status_label(status));
+            message && message[0] ? message : ty_strerror(status), ty_error_label(status));
   if (r->conn) {
     int rc = ty_rpc_reply(r->conn, r->request_id, status, message, status == 0 ? r->out.data : NULL,
                           status == 0 ? r->out.len : 0);
     if (rc != 0) ty_debug("reply to %s failed: %s", r->method, ty_strerror(rc));
   }
-  const char *labels[] = {r->method, status_label(status)};
+  const char *labels[] = {r->method, ty_error_label(status)};
   ty_metric_inc(ctl->m.rpc_total, labels, 1);
   ty_metric_observe(ctl->m.rpc_seconds, labels, (double)(uv_hrtime() - r->t0_ns) / 1e9);
   unlink_reply(ctl, r);
@@ -153,7 +136,7 @@ void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud) {
   ty_controller *ctl = ud;
   for (ty_reply *r = ctl->replies; r; r = r->next)
     if (r->conn == c) r->conn = NULL;
-  ty_node *n = ty__node_by_conn(ctl, c);
+  ty_cluster_node *n = ty__node_by_conn(ctl, c);
   if (!n) return;
   /* The node goes DOWN only after --node-timeout-ms without a new session. */
   ty_warn("node %s: connection from %s closed (%s); DOWN in %u ms unless it returns", n->name,

@@ -18,14 +18,14 @@ static bool task_ended(int state) {
 }
 
 /* The rank of job j that runs (or should run) on node n, or NULL. */
-static ty_rank *our_rank(ty_job *j, uint32_t rank, const ty_node *n) {
+static ty_rank *our_rank(ty_job *j, uint32_t rank, const ty_cluster_node *n) {
   if (!j || j->n_slots == 0 || rank >= j->n_ranks) return NULL;
   ty_rank *rk = &j->ranks[rank];
   if (rk->state == RANK_ENDED || j->slots[rk->slot].node != n) return NULL;
   return rk;
 }
 
-static bool job_has_live_on(const ty_job *j, const ty_node *n) {
+static bool job_has_live_on(const ty_job *j, const ty_cluster_node *n) {
   for (uint32_t s = 0; s < j->n_slots; s++)
     if (j->slots[s].node == n && j->slots[s].live) return true;
   return false;
@@ -40,8 +40,8 @@ typedef struct reg_ctx {
   size_t n_kill;
 } reg_ctx;
 
-static ty_node *node_upsert(ty_controller *ctl, const ty_node_report *rep, ty_rpc_conn *c) {
-  ty_node *n = ty__node_find(ctl, rep->name);
+static ty_cluster_node *node_upsert(ty_controller *ctl, const ty_node_report *rep, ty_rpc_conn *c) {
+  ty_cluster_node *n = ty__node_find(ctl, rep->name);
   if (!n) {
     n = ty_xcalloc(1, sizeof(*n));
     n->name = ty_strdup(rep->name);
@@ -79,7 +79,7 @@ static ty_node *node_upsert(ty_controller *ctl, const ty_node_report *rep, ty_rp
 }
 
 /* Applies the reported tasks; collects jobs to kill into rc. */
-static void reconcile_reported(ty_controller *ctl, ty_node *n, const ty_node_report *rep,
+static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_node_report *rep,
                                reg_ctx *rc, ty_txn *t) {
   for (size_t i = 0; i < rep->n_tasks; i++) {
     const ty_task_report *tr = &rep->tasks[i];
@@ -101,7 +101,7 @@ static void reconcile_reported(ty_controller *ctl, ty_node *n, const ty_node_rep
 }
 
 static bool missing(const ty_controller *ctl, const ty_job *j, const ty_rank *rk,
-                    const ty_node *n) {
+                    const ty_cluster_node *n) {
   return j->slots[rk->slot].node == n && rk->seen_gen != ctl->reg_gen &&
          (rk->state == RANK_RUNNING || rk->state == RANK_LAUNCHING);
 }
@@ -109,7 +109,7 @@ static bool missing(const ty_controller *ctl, const ty_job *j, const ty_rank *rk
 /* Ranks the controller believes run on n but the worker did not report are
  * lost; a RUNNING job that lost one is requeued first, so the lost ranks do
  * not read as failures. */
-static void reconcile_missing(ty_controller *ctl, ty_node *n, ty_txn *t) {
+static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
     if (j->live_ranks == 0 || !job_has_live_on(j, n)) continue;
@@ -136,7 +136,7 @@ static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bo
 static void on_register_committed(int status, void *ud) {
   reg_ctx *rc = ud;
   ty_controller *ctl = rc->r->ctl;
-  ty_node *n = ty__node_find(ctl, rc->node);
+  ty_cluster_node *n = ty__node_find(ctl, rc->node);
   if (status != 0) {
     ty__reply_finish(rc->r, TY_ESTORE, "the node's state was not stored; register again");
   } else {
@@ -171,11 +171,11 @@ static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_repo
   if (rep->n_gpus > 64)
     return snprintf(err, len, "node.gpus: %u GPUs, at most 64 are supported", rep->n_gpus),
            TY_EINVAL;
-  ty_node *mine = ty__node_by_conn(ctl, c);
+  ty_cluster_node *mine = ty__node_by_conn(ctl, c);
   if (mine && strcmp(mine->name, rep->name) != 0)
     return snprintf(err, len, "this connection is already registered as node %.64s", mine->name),
            TY_ESTATE;
-  ty_node *n = ty__node_find(ctl, rep->name);
+  ty_cluster_node *n = ty__node_find(ctl, rep->name);
   if (n && n->conn && n->conn != c) {
     int64_t silent = ty_mono_ms() - n->last_seen_mono;
     if (silent < (int64_t)ctl->cfg.node_timeout_ms)
@@ -203,7 +203,7 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     ty__reply_finish(r, rc ? rc : TY_ECLOSED, rc ? err : "connection closed");
     return;
   }
-  ty_node *n = node_upsert(ctl, &rep, r->conn);
+  ty_cluster_node *n = node_upsert(ctl, &rep, r->conn);
   ty_info("node %s registered from %s: %u cpus, %u gpus, %llu bytes, io %s, %zu tasks reported",
           n->name, ty_rpc_peer(r->conn), n->cpus, n->n_gpus, (unsigned long long)n->memory,
           n->io_addr, rep.n_tasks);
@@ -231,7 +231,7 @@ void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t l
     ty__reply_finish(r, TY_EPROTO, "payload is not a HeartbeatRequest");
     return;
   }
-  ty_node *n = ty__node_by_conn(ctl, r->conn);
+  ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
   if (name[0] && strcmp(name, n->name) != 0) {
     ty__reply_finishf(r, TY_EINVAL, "node: heartbeat names %.64s on the connection of %.64s",
                       name, n->name);
@@ -259,7 +259,7 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     ty__reply_finish(r, TY_EPROTO, "payload is not a TaskUpdateRequest");
     return;
   }
-  ty_node *n = ty__node_by_conn(ctl, r->conn);
+  ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
   ty_job *j = ty__job_find(ctl, tr.job_id);
   ty_rank *rk = our_rank(j, tr.rank, n);
   if (!rk) {

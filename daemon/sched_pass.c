@@ -30,7 +30,7 @@ static uint64_t gpu_mask(uint32_t n) { return n >= 64 ? UINT64_MAX : (UINT64_C(1
 
 /* ---- building the input --------------------------------------------------------- */
 
-static void sched_node(const ty_node *n, ty_sched_node *out) {
+static void sched_node(const ty_cluster_node *n, ty_sched_node *out) {
   memset(out, 0, sizeof(*out));
   out->name = n->name;
   out->schedulable = n->state == TY_NODE_UP && n->conn != NULL && !n->drain;
@@ -252,7 +252,7 @@ void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 
 /* ---- topology ------------------------------------------------------------------------ */
 
-void ty__node_topology(ty_controller *ctl, ty_node *n) {
+void ty__node_topology(ty_controller *ctl, ty_cluster_node *n) {
   n->switch_id = ty_sched_topology_switch_of(&ctl->topo, n->name);
   ty__conv_info_islands(n->info, n->info_len, n->gpu_island);
 }
@@ -293,7 +293,7 @@ static void charge_usage(ty_controller *ctl, double dt_s) {
   }
 }
 
-static bool node_busy(const ty_controller *ctl, const ty_node *n) {
+static bool node_busy(const ty_controller *ctl, const ty_cluster_node *n) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
     if (!j->live_ranks) continue;
@@ -319,7 +319,7 @@ void ty__sched_tick(ty_controller *ctl) {
     ty_txn_upsert_usage(t, &row);
   }
   for (size_t i = 0; i < ctl->n_nodes; i++) {
-    ty_node *n = ctl->nodes[i];
+    ty_cluster_node *n = ctl->nodes[i];
     if (n->state != TY_NODE_DRAINING || node_busy(ctl, n)) continue;
     ty_info("node %s: DRAINING -> DRAINED (nothing left running)", n->name);
     n->state = TY_NODE_DRAINED;

@@ -133,7 +133,7 @@ void ty_exec_destroy(ty_exec *e) {
 }
 
 int ty_exec_bind_id(ty_exec *e, int id, const ty_tensor *t, char *err, size_t err_len) {
-  const ty_value *v = ty_graph_value(e->g, id);
+  const ty_graph_value *v = ty_graph_value_at(e->g, id);
   if (!v) return ty__err(err, err_len, TY_ENOTFOUND, "value %d: no such value", id);
   if (!v->is_input && !v->init)
     return ty__err(err, err_len, TY_EINVAL, "\"%s\": not a graph input or initializer", v->name);
@@ -167,13 +167,13 @@ static int alloc_out(ty_exec *e, size_t k, int id, ty_dtype dt, const ty_shape *
 
 /* Runs fused region k: its loop shape is the broadcast of its inputs. */
 static int run_group(ty_exec *e, size_t k, ty__fgroup *grp, char *err, size_t err_len) {
-  const ty_node *first = ty_graph_node(e->g, grp->nodes[0]);
+  const ty_graph_node *first = ty_graph_node_at(e->g, grp->nodes[0]);
   const ty_tensor *ins[TY__FUSE_MAX_IO];
   ty_tensor *outs[TY__FUSE_MAX_IO];
   ty_shape loop = ty_shape_make(0, NULL);
   for (int i = 0; i < grp->prog.n_in; i++) {
     ins[i] = e->vals[grp->in_ids[i]];
-    const char *vn = ty_graph_value(e->g, grp->in_ids[i])->name;
+    const char *vn = ty_graph_value_at(e->g, grp->in_ids[i])->name;
     if (!ins[i] || ins[i]->dtype != TY_DTYPE_F32)
       return ty__node_err(err, err_len, first, TY_EINVAL, "fused region: input \"%s\" missing or not float", vn);
     if (ty_shape_broadcast(&loop, &ins[i]->shape, &loop) != 0)
@@ -189,7 +189,7 @@ static int run_group(ty_exec *e, size_t k, ty__fgroup *grp, char *err, size_t er
 }
 
 /* Infers, allocates and runs one node (step k). */
-static int run_node(ty_exec *e, size_t k, const ty_node *n, char *err, size_t err_len) {
+static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, size_t err_len) {
   int ni = n->n_inputs, no = n->n_outputs, rc;
   const ty_tensor *in[64] = {NULL}; /* kernels read absent optional inputs as NULL */
   ty_tensor *out[16] = {NULL};
@@ -226,7 +226,7 @@ static int report_ready(ty_exec *e, const ty__step *st, char *err, size_t err_le
     if (id < 0 || !e->watched[id] || !e->vals[id]) continue;
     int rc = e->opts.on_value_ready(id, e->vals[id], e->opts.on_value_ready_user);
     if (rc != 0)
-      return ty__err(err, err_len, rc, "value \"%s\": the ready hook failed: %s", ty_graph_value(e->g, id)->name,
+      return ty__err(err, err_len, rc, "value \"%s\": the ready hook failed: %s", ty_graph_value_at(e->g, id)->name,
                      ty_strerror(rc));
   }
   return 0;
@@ -237,7 +237,7 @@ int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
   release_values(e);
   size_t nv = ty_graph_n_values(g);
   for (size_t i = 0; i < nv; i++) {
-    const ty_value *v = ty_graph_value(g, (int)i);
+    const ty_graph_value *v = ty_graph_value_at(g, (int)i);
     e->vals[i] = (ty_tensor *)(e->bound[i] ? e->bound[i] : v->init);
     if (v->is_input && !e->bound[i])
       return ty__err(err, err_len, TY_EINVAL, "input \"%s\": not bound", v->name);
@@ -246,13 +246,13 @@ int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
   for (size_t k = 0; k < e->sched->n_steps; k++) {
     ty__step *st = &e->sched->steps[k];
     int rc = st->group ? run_group(e, k, st->group, err, err_len)
-                       : run_node(e, k, ty_graph_node(g, st->node), err, err_len);
+                       : run_node(e, k, ty_graph_node_at(g, st->node), err, err_len);
     if (rc == 0) rc = report_ready(e, st, err, err_len);
     if (rc != 0) return rc;
     if (e->pool) ty__mpool_end_step(e->pool, k);
   }
   for (size_t i = 0; e->pool && i < nv; i++) /* planned buffers of dead values hold other data now */
-    if (!e->sched->keep[i] && ty_graph_value(g, (int)i)->producer >= 0) e->vals[i] = NULL;
+    if (!e->sched->keep[i] && ty_graph_value_at(g, (int)i)->producer >= 0) e->vals[i] = NULL;
   return 0;
 }
 

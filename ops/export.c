@@ -71,7 +71,7 @@ static Onnx__TensorProto *tensor_proto(arena *a, const char *name, const ty_tens
   return tp;
 }
 
-static Onnx__ValueInfoProto *value_info(arena *a, const ty_value *v) {
+static Onnx__ValueInfoProto *value_info(arena *a, const ty_graph_value *v) {
   Onnx__ValueInfoProto *vi = NEW(a, Onnx__ValueInfoProto, ONNX__VALUE_INFO_PROTO__INIT);
   Onnx__TypeProto *tp = NEW(a, Onnx__TypeProto, ONNX__TYPE_PROTO__INIT);
   Onnx__TypeProto__Tensor *tt = NEW(a, Onnx__TypeProto__Tensor, ONNX__TYPE_PROTO__TENSOR__INIT);
@@ -105,7 +105,7 @@ static Onnx__ValueInfoProto *value_info(arena *a, const ty_value *v) {
   return vi;
 }
 
-static Onnx__AttributeProto *attr_proto(arena *a, const ty_attr *at) {
+static Onnx__AttributeProto *attr_proto(arena *a, const ty_graph_attr *at) {
   Onnx__AttributeProto *ap = NEW(a, Onnx__AttributeProto, ONNX__ATTRIBUTE_PROTO__INIT);
   if (!ap) return NULL;
   ap->name = at->name;
@@ -128,7 +128,7 @@ static Onnx__AttributeProto *attr_proto(arena *a, const ty_attr *at) {
 
 static char *value_name(const ty_graph *g, int id) { return id == TY_NO_VALUE ? (char *)"" : g->values[id].name; }
 
-static Onnx__NodeProto *node_proto(arena *a, const ty_graph *g, const ty_node *n) {
+static Onnx__NodeProto *node_proto(arena *a, const ty_graph *g, const ty_graph_node *n) {
   Onnx__NodeProto *np = NEW(a, Onnx__NodeProto, ONNX__NODE_PROTO__INIT);
   char **in = arena_alloc(a, (size_t)n->n_inputs * sizeof *in);
   char **out = arena_alloc(a, (size_t)n->n_outputs * sizeof *out);
@@ -164,7 +164,7 @@ static int initializer_protos(arena *a, const ty_graph *g, const ty_init_overrid
                      ov[i].name);
   }
   for (size_t i = 0; i < g->n_inits; i++) {
-    const ty_value *v = &g->values[g->inits[i]];
+    const ty_graph_value *v = &g->values[g->inits[i]];
     const ty_tensor *t = v->init;
     for (size_t k = 0; k < n_ov; k++)
       if (strcmp(ov[k].name, v->name) == 0) t = ov[k].tensor;

@@ -43,7 +43,7 @@ int ty__err(char *err, size_t err_len, int code, const char *fmt, ...) {
   return code;
 }
 
-int ty__node_err(char *err, size_t err_len, const ty_node *n, int code, const char *fmt, ...) {
+int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt, ...) {
   if (err && err_len) {
     int k = snprintf(err, err_len, "node \"%s\" (%s): ", n->name, ty_op_name(n->op));
     if (k >= 0 && (size_t)k < err_len) {
@@ -64,7 +64,7 @@ int ty_graph_create(ty_graph **out_graph) {
   return 0;
 }
 
-static void attr_free(ty_attr *a) {
+static void attr_free(ty_graph_attr *a) {
   free(a->name);
   free(a->s);
   free(a->ints);
@@ -75,7 +75,7 @@ static void attr_free(ty_attr *a) {
 void ty_graph_destroy(ty_graph *g) {
   if (!g) return;
   for (size_t i = 0; i < g->n_nodes; i++) {
-    ty_node *n = &g->nodes[i];
+    ty_graph_node *n = &g->nodes[i];
     for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
     free(n->attrs);
     free(n->name);
@@ -98,7 +98,7 @@ void ty_graph_destroy(ty_graph *g) {
 int ty_graph_opset(const ty_graph *g) { return g->opset; }
 void ty_graph_set_opset(ty_graph *g, int opset) { g->opset = opset; }
 size_t ty_graph_n_nodes(const ty_graph *g) { return g->n_nodes; }
-const ty_node *ty_graph_node(const ty_graph *g, size_t i) { return i < g->n_nodes ? &g->nodes[i] : NULL; }
+const ty_graph_node *ty_graph_node_at(const ty_graph *g, size_t i) { return i < g->n_nodes ? &g->nodes[i] : NULL; }
 size_t ty_graph_n_values(const ty_graph *g) { return g->n_values; }
 size_t ty_graph_n_inputs(const ty_graph *g) { return g->n_inputs; }
 int ty_graph_input(const ty_graph *g, size_t i) { return i < g->n_inputs ? g->inputs[i] : TY_NO_VALUE; }
@@ -107,7 +107,7 @@ int ty_graph_output(const ty_graph *g, size_t i) { return i < g->n_outputs ? g->
 size_t ty_graph_n_initializers(const ty_graph *g) { return g->n_inits; }
 int ty_graph_initializer(const ty_graph *g, size_t i) { return i < g->n_inits ? g->inits[i] : TY_NO_VALUE; }
 
-const ty_value *ty_graph_value(const ty_graph *g, int id) {
+const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id) {
   if (id < 0 || (size_t)id >= g->n_values) return NULL;
   return &g->values[id];
 }
@@ -120,31 +120,31 @@ int ty_graph_find_value(const ty_graph *g, const char *name) {
   return TY_NO_VALUE;
 }
 
-const ty_attr *ty_node_attr(const ty_node *n, const char *name) {
+const ty_graph_attr *ty_graph_node_attr(const ty_graph_node *n, const char *name) {
   for (int i = 0; i < n->n_attrs; i++)
     if (strcmp(n->attrs[i].name, name) == 0) return &n->attrs[i];
   return NULL;
 }
 
-int64_t ty_node_attr_int(const ty_node *n, const char *name, int64_t dflt) {
-  const ty_attr *a = ty_node_attr(n, name);
+int64_t ty_graph_node_attr_int(const ty_graph_node *n, const char *name, int64_t dflt) {
+  const ty_graph_attr *a = ty_graph_node_attr(n, name);
   return a && a->type == TY_ATTR_INT ? a->i : dflt;
 }
 
-float ty_node_attr_float(const ty_node *n, const char *name, float dflt) {
-  const ty_attr *a = ty_node_attr(n, name);
+float ty_graph_node_attr_float(const ty_graph_node *n, const char *name, float dflt) {
+  const ty_graph_attr *a = ty_graph_node_attr(n, name);
   return a && a->type == TY_ATTR_FLOAT ? a->f : dflt;
 }
 
-const char *ty_node_attr_string(const ty_node *n, const char *name, const char *dflt) {
-  const ty_attr *a = ty_node_attr(n, name);
+const char *ty_graph_node_attr_string(const ty_graph_node *n, const char *name, const char *dflt) {
+  const ty_graph_attr *a = ty_graph_node_attr(n, name);
   return a && a->type == TY_ATTR_STRING ? a->s : dflt;
 }
 
-int ty_node_input(const ty_node *n, int i) { return i < n->n_inputs ? n->inputs[i] : TY_NO_VALUE; }
+int ty_graph_node_input(const ty_graph_node *n, int i) { return i < n->n_inputs ? n->inputs[i] : TY_NO_VALUE; }
 
-int ty__attr_ints(const ty_node *n, const char *name, int64_t *out, int max, int *out_n) {
-  const ty_attr *a = ty_node_attr(n, name);
+int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int max, int *out_n) {
+  const ty_graph_attr *a = ty_graph_node_attr(n, name);
   if (!a) {
     *out_n = -1;
     return 0;
@@ -178,7 +178,7 @@ static int push_id(int **arr, size_t *n, int id) {
 int ty_graph_add_value(ty_graph *g, const char *name, ty_dtype dt, const ty_shape *shape, int *out_id) {
   int rc = grow((void **)&g->values, &g->cap_values, g->n_values + 1, sizeof *g->values);
   if (rc != 0) return rc;
-  ty_value *v = &g->values[g->n_values];
+  ty_graph_value *v = &g->values[g->n_values];
   memset(v, 0, sizeof *v);
   char auto_name[32];
   if (!name) {
@@ -215,7 +215,7 @@ int ty_graph_set_initializer(ty_graph *g, int id, ty_tensor *t) {
     ty_tensor_destroy(t);
     return TY_EINVAL;
   }
-  ty_value *v = &g->values[id];
+  ty_graph_value *v = &g->values[id];
   if (!v->init && push_id(&g->inits, &g->n_inits, id) != 0) {
     ty_tensor_destroy(t);
     return TY_ENOMEM;
@@ -241,12 +241,12 @@ int ty_graph_add_node(ty_graph *g, ty_op op, const char *name, const int *inputs
   for (int i = 0; i < n_outputs; i++) {
     if (outputs[i] == TY_NO_VALUE) continue;
     if (!valid_id(g, outputs[i])) return TY_EINVAL;
-    const ty_value *v = &g->values[outputs[i]];
+    const ty_graph_value *v = &g->values[outputs[i]];
     if (v->producer >= 0 || v->is_input || v->init) return TY_EINVAL;
   }
   int rc = grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes);
   if (rc != 0) return rc;
-  ty_node *n = &g->nodes[g->n_nodes];
+  ty_graph_node *n = &g->nodes[g->n_nodes];
   memset(n, 0, sizeof *n);
   char auto_name[64];
   if (!name || !*name) {
@@ -274,9 +274,9 @@ int ty_graph_add_node(ty_graph *g, ty_op op, const char *name, const int *inputs
 }
 
 /* Returns the attribute slot named `name` on node idx, replacing an old one. */
-static ty_attr *attr_slot(ty_graph *g, size_t idx, const char *name, ty_attr_type type) {
+static ty_graph_attr *attr_slot(ty_graph *g, size_t idx, const char *name, ty_attr_type type) {
   if (idx >= g->n_nodes) return NULL;
-  ty_node *n = &g->nodes[idx];
+  ty_graph_node *n = &g->nodes[idx];
   for (int i = 0; i < n->n_attrs; i++) {
     if (strcmp(n->attrs[i].name, name) == 0) {
       attr_free(&n->attrs[i]);
@@ -286,10 +286,10 @@ static ty_attr *attr_slot(ty_graph *g, size_t idx, const char *name, ty_attr_typ
       return n->attrs[i].name ? &n->attrs[i] : NULL;
     }
   }
-  ty_attr *p = realloc(n->attrs, (size_t)(n->n_attrs + 1) * sizeof *p);
+  ty_graph_attr *p = realloc(n->attrs, (size_t)(n->n_attrs + 1) * sizeof *p);
   if (!p) return NULL;
   n->attrs = p;
-  ty_attr *a = &p[n->n_attrs];
+  ty_graph_attr *a = &p[n->n_attrs];
   memset(a, 0, sizeof *a);
   a->name = strdup(name);
   if (!a->name) return NULL;
@@ -299,21 +299,21 @@ static ty_attr *attr_slot(ty_graph *g, size_t idx, const char *name, ty_attr_typ
 }
 
 int ty_graph_node_set_int(ty_graph *g, size_t node, const char *name, int64_t v) {
-  ty_attr *a = attr_slot(g, node, name, TY_ATTR_INT);
+  ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_INT);
   if (!a) return TY_EINVAL;
   a->i = v;
   return 0;
 }
 
 int ty_graph_node_set_float(ty_graph *g, size_t node, const char *name, float v) {
-  ty_attr *a = attr_slot(g, node, name, TY_ATTR_FLOAT);
+  ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_FLOAT);
   if (!a) return TY_EINVAL;
   a->f = v;
   return 0;
 }
 
 int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int64_t *v, size_t n) {
-  ty_attr *a = attr_slot(g, node, name, TY_ATTR_INTS);
+  ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_INTS);
   if (!a) return TY_EINVAL;
   a->ints = malloc((n ? n : 1) * sizeof *v);
   if (!a->ints) return TY_ENOMEM;
@@ -323,7 +323,7 @@ int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int
 }
 
 int ty_graph_node_set_floats(ty_graph *g, size_t node, const char *name, const float *v, size_t n) {
-  ty_attr *a = attr_slot(g, node, name, TY_ATTR_FLOATS);
+  ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_FLOATS);
   if (!a) return TY_EINVAL;
   a->floats = malloc((n ? n : 1) * sizeof *v);
   if (!a->floats) return TY_ENOMEM;
@@ -333,14 +333,14 @@ int ty_graph_node_set_floats(ty_graph *g, size_t node, const char *name, const f
 }
 
 int ty_graph_node_set_string(ty_graph *g, size_t node, const char *name, const char *v) {
-  ty_attr *a = attr_slot(g, node, name, TY_ATTR_STRING);
+  ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_STRING);
   if (!a) return TY_EINVAL;
   a->s = strdup(v);
   return a->s ? 0 : TY_ENOMEM;
 }
 
 int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tensor *t) {
-  ty_attr *a = attr_slot(g, node, name, TY_ATTR_TENSOR);
+  ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_TENSOR);
   if (!a) {
     ty_tensor_destroy(t);
     return TY_EINVAL;
@@ -363,7 +363,7 @@ int ty_graph_topo_order(const ty_graph *g, size_t *out_order) {
   while (placed < g->n_nodes && progress) {
     progress = false;
     for (size_t i = 0; i < g->n_nodes; i++) {
-      const ty_node *n = &g->nodes[i];
+      const ty_graph_node *n = &g->nodes[i];
       bool ok = !done[i];
       for (int k = 0; ok && k < n->n_inputs; k++)
         ok = n->inputs[k] == TY_NO_VALUE || ready[n->inputs[k]];

@@ -63,7 +63,7 @@ typedef enum {
   TY_ATTR_FLOATS = 6, TY_ATTR_INTS = 7,
 } ty_attr_type; /* numbered as ONNX AttributeProto.AttributeType */
 
-typedef struct ty_attr {
+typedef struct ty_graph_attr {
   char *name;
   ty_attr_type type;
   int64_t i;
@@ -73,11 +73,11 @@ typedef struct ty_attr {
   float *floats;  /* n entries (TY_ATTR_FLOATS) */
   size_t n;
   ty_tensor *t;   /* TY_ATTR_TENSOR */
-} ty_attr;
+} ty_graph_attr;
 
 #define TY_NO_VALUE (-1)
 
-typedef struct ty_node {
+typedef struct ty_graph_node {
   ty_op op;
   int opset;    /* ai.onnx opset version whose semantics this node follows */
   char *name;   /* never NULL; the ONNX name, or "<OpType>_<index>" if it had none */
@@ -86,10 +86,10 @@ typedef struct ty_node {
   int n_outputs;
   int *outputs; /* value ids or TY_NO_VALUE */
   int n_attrs;
-  ty_attr *attrs;
-} ty_node;
+  ty_graph_attr *attrs;
+} ty_graph_node;
 
-typedef struct ty_value {
+typedef struct ty_graph_value {
   char *name;
   ty_dtype dtype;   /* TY_DTYPE_INVALID until inferred */
   ty_shape shape;   /* rank TY_RANK_UNKNOWN until inferred */
@@ -97,7 +97,7 @@ typedef struct ty_value {
   int producer;     /* index of the producing node, or -1 */
   bool is_input;    /* a graph input fed at run time */
   bool is_output;   /* a graph output */
-} ty_value;
+} ty_graph_value;
 
 typedef struct ty_graph ty_graph;
 
@@ -138,9 +138,9 @@ int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, siz
 int ty_graph_opset(const ty_graph *g);
 size_t ty_graph_n_nodes(const ty_graph *g);
 /* Borrowed pointers; valid until the graph is changed or destroyed. */
-const ty_node *ty_graph_node(const ty_graph *g, size_t index);
+const ty_graph_node *ty_graph_node_at(const ty_graph *g, size_t index);
 size_t ty_graph_n_values(const ty_graph *g);
-const ty_value *ty_graph_value(const ty_graph *g, int id);
+const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id);
 /* Value id for a name, or TY_NO_VALUE. */
 int ty_graph_find_value(const ty_graph *g, const char *name);
 /* Graph inputs fed at run time (initializers excluded), in ONNX order. */
@@ -153,13 +153,13 @@ size_t ty_graph_n_initializers(const ty_graph *g);
 int ty_graph_initializer(const ty_graph *g, size_t i);
 
 /* Attribute lookup on a node; NULL / the default when absent. */
-const ty_attr *ty_node_attr(const ty_node *n, const char *name);
-int64_t ty_node_attr_int(const ty_node *n, const char *name, int64_t dflt);
-float ty_node_attr_float(const ty_node *n, const char *name, float dflt);
+const ty_graph_attr *ty_graph_node_attr(const ty_graph_node *n, const char *name);
+int64_t ty_graph_node_attr_int(const ty_graph_node *n, const char *name, int64_t dflt);
+float ty_graph_node_attr_float(const ty_graph_node *n, const char *name, float dflt);
 /* The NUL-terminated string or dflt. */
-const char *ty_node_attr_string(const ty_node *n, const char *name, const char *dflt);
+const char *ty_graph_node_attr_string(const ty_graph_node *n, const char *name, const char *dflt);
 /* Input id i or TY_NO_VALUE when the node has fewer inputs. */
-int ty_node_input(const ty_node *n, int i);
+int ty_graph_node_input(const ty_graph_node *n, int i);
 
 /* ---- building and rewriting (for autodiff, fusion, tests) --------------- */
 /* Sets the opset new nodes follow (default 17). */

@@ -162,7 +162,7 @@ static int import_inputs(importer *im, const Onnx__GraphProto *gp) {
     const Onnx__ValueInfoProto *vi = gp->input[i];
     int id = ty_graph_find_value(im->g, vi->name);
     if (id != TY_NO_VALUE) {
-      if (ty_graph_value(im->g, id)->init) continue; /* IR < 4 lists initializers as inputs */
+      if (ty_graph_value_at(im->g, id)->init) continue; /* IR < 4 lists initializers as inputs */
       return ty__err(im->err, im->err_len, TY_EINVAL, "input \"%s\": defined twice", vi->name);
     }
     ty_dtype dt = TY_DTYPE_INVALID;
@@ -175,7 +175,7 @@ static int import_inputs(importer *im, const Onnx__GraphProto *gp) {
   return 0;
 }
 
-static int constant_to_value(importer *im, ty_node *n, const Onnx__AttributeProto *a, ty_tensor **out_t) {
+static int constant_to_value(importer *im, ty_graph_node *n, const Onnx__AttributeProto *a, ty_tensor **out_t) {
   ty_shape scalar = ty_shape_make(0, NULL);
   ty_shape vec;
   int64_t len;
@@ -198,7 +198,7 @@ static int constant_to_value(importer *im, ty_node *n, const Onnx__AttributeProt
 
 static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) {
   ty_graph *g = im->g;
-  ty_node *n = &g->nodes[idx];
+  ty_graph_node *n = &g->nodes[idx];
   char what[300];
   ty_tensor *t = NULL;
   int rc;

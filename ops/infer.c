@@ -48,7 +48,7 @@ static void set_out(ty__infer *ic, int i, ty_dtype dt, const ty_shape *s) {
 }
 
 static int infer_binary(ty__infer *ic) {
-  const ty_node *n = ic->node;
+  const ty_graph_node *n = ic->node;
   int rc = need(ic, 0, DT_F32 | DT_I64, false);
   if (rc == 0) rc = need(ic, 1, DT_F32 | DT_I64, false);
   if (rc != 0) return rc;
@@ -97,7 +97,7 @@ static int infer_gemm(ty__infer *ic) {
     set_out(ic, 0, TY_DTYPE_F32, &u);
     return 0;
   }
-  bool ta = ty_node_attr_int(ic->node, "transA", 0), tb = ty_node_attr_int(ic->node, "transB", 0);
+  bool ta = ty_graph_node_attr_int(ic->node, "transA", 0), tb = ty_graph_node_attr_int(ic->node, "transB", 0);
   int64_t m = a->dims[ta ? 1 : 0], k = a->dims[ta ? 0 : 1];
   int64_t kb = b->dims[tb ? 1 : 0], nn = b->dims[tb ? 0 : 1];
   if ((rc = dims_mismatch(ic, "inner dimensions differ", k, kb)) != 0) return rc;
@@ -143,20 +143,20 @@ static int infer_softmax(ty__infer *ic) {
   const ty_shape *s = in_shape(ic, 0);
   int64_t dflt = ic->node->opset >= 13 ? -1 : 1;
   int axis;
-  if (s->rank >= 0 && ty_axis_normalize(ty_node_attr_int(ic->node, "axis", dflt), s->rank ? s->rank : 1, &axis) != 0)
+  if (s->rank >= 0 && ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", dflt), s->rank ? s->rank : 1, &axis) != 0)
     return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL, "axis %lld is out of range for rank %d",
-                        (long long)ty_node_attr_int(ic->node, "axis", dflt), s->rank);
+                        (long long)ty_graph_node_attr_int(ic->node, "axis", dflt), s->rank);
   set_out(ic, 0, TY_DTYPE_F32, s);
   return 0;
 }
 
-int ty__window_read(const ty_node *n, int nsp, const int64_t *weight_spatial, const int64_t *in_spatial,
+int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spatial, const int64_t *in_spatial,
                     ty__window *w, char *err, size_t err_len) {
   memset(w, 0, sizeof *w);
   w->nsp = nsp;
   int64_t v[2 * 3];
   int cnt;
-  const char *ap = ty_node_attr_string(n, "auto_pad", "NOTSET");
+  const char *ap = ty_graph_node_attr_string(n, "auto_pad", "NOTSET");
   bool same = strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0;
   if (!same && strcmp(ap, "NOTSET") != 0 && strcmp(ap, "VALID") != 0)
     return ty__node_err(err, err_len, n, TY_EUNSUPPORTED, "attribute auto_pad=%s is not supported", ap);
@@ -188,8 +188,8 @@ int ty__window_read(const ty_node *n, int nsp, const int64_t *weight_spatial, co
     w->pad_begin[d] = strcmp(ap, "SAME_UPPER") == 0 ? total / 2 : total - total / 2;
     w->pad_end[d] = total - w->pad_begin[d];
   }
-  w->ceil_mode = ty_node_attr_int(n, "ceil_mode", 0) != 0;
-  w->count_include_pad = ty_node_attr_int(n, "count_include_pad", 0) != 0;
+  w->ceil_mode = ty_graph_node_attr_int(n, "ceil_mode", 0) != 0;
+  w->count_include_pad = ty_graph_node_attr_int(n, "count_include_pad", 0) != 0;
   return 0;
 }
 
@@ -217,7 +217,7 @@ static int infer_conv(ty__infer *ic) {
     return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL, "weight rank %d differs from input rank %d",
                         wt->rank, x->rank);
   int nsp = x->rank - 2;
-  int64_t group = ty_node_attr_int(ic->node, "group", 1);
+  int64_t group = ty_graph_node_attr_int(ic->node, "group", 1);
   if (group < 1 || (x->dims[1] >= 0 && wt->dims[1] >= 0 && x->dims[1] != wt->dims[1] * group) ||
       (wt->dims[0] >= 0 && wt->dims[0] % group != 0))
     return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL,
@@ -236,14 +236,14 @@ static int infer_conv(ty__infer *ic) {
 }
 
 static int infer_pool(ty__infer *ic) {
-  const ty_node *n = ic->node;
+  const ty_graph_node *n = ic->node;
   int rc = need(ic, 0, DT_F32, false);
   if (rc == 0) rc = need_rank(ic, 0, 3, 5);
   if (rc != 0) return rc;
-  if (ty_node_attr_int(n, "storage_order", 0) != 0)
+  if (ty_graph_node_attr_int(n, "storage_order", 0) != 0)
     return ty__node_err(ic->err, ic->err_len, n, TY_EUNSUPPORTED, "attribute storage_order=%lld is not supported",
-                        (long long)ty_node_attr_int(n, "storage_order", 0));
-  if (n->op == TY_OP_AVERAGE_POOL && ty_node_attr(n, "dilations"))
+                        (long long)ty_graph_node_attr_int(n, "storage_order", 0));
+  if (n->op == TY_OP_AVERAGE_POOL && ty_graph_node_attr(n, "dilations"))
     return ty__node_err(ic->err, ic->err_len, n, TY_EUNSUPPORTED, "attribute dilations is not supported");
   const ty_shape *x = in_shape(ic, 0);
   ty_shape out = *x;
@@ -292,7 +292,7 @@ static int infer_layer_norm(ty__infer *ic) {
   ty_shape stat = *x;
   if (x->rank >= 0) {
     int axis;
-    if (ty_axis_normalize(ty_node_attr_int(ic->node, "axis", -1), x->rank, &axis) != 0)
+    if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", -1), x->rank, &axis) != 0)
       return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL, "axis is out of range for rank %d", x->rank);
     for (int d = axis; d < x->rank; d++) stat.dims[d] = 1;
   }
@@ -308,7 +308,7 @@ static int infer_sce_loss(ty__infer *ic) {
   if (rc == 0) rc = need(ic, 2, DT_F32, true);
   if (rc == 0) rc = need_rank(ic, 0, 2, TY_MAX_RANK);
   if (rc != 0) return rc;
-  const char *red = ty_node_attr_string(ic->node, "reduction", "mean");
+  const char *red = ty_graph_node_attr_string(ic->node, "reduction", "mean");
   if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0 && strcmp(red, "none") != 0)
     return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL, "attribute reduction=%s is not valid", red);
   const ty_shape *x = in_shape(ic, 0), *y = in_shape(ic, 1);
@@ -349,7 +349,7 @@ int ty__infer_node(ty__infer *ic) {
 /* ---- the graph-wide pass ------------------------------------------------ */
 
 static int infer_one(ty_graph *g, size_t idx, const ty_tensor **known, char *err, size_t err_len) {
-  const ty_node *n = &g->nodes[idx];
+  const ty_graph_node *n = &g->nodes[idx];
   int ni = n->n_inputs, no = n->n_outputs;
   ty_dtype *dts = calloc((size_t)(ni + no) + 1, sizeof *dts);
   ty_shape *shs = calloc((size_t)(ni + no) + 1, sizeof *shs);
@@ -378,7 +378,7 @@ static int infer_one(ty_graph *g, size_t idx, const ty_tensor **known, char *err
     g->values[id].shape = shs[ni + i];
   }
   if (n->op == TY_OP_CONSTANT && n->outputs[0] != TY_NO_VALUE)
-    known[n->outputs[0]] = ty_node_attr(n, "value")->t;
+    known[n->outputs[0]] = ty_graph_node_attr(n, "value")->t;
 fail:
   free(dts);
   free(shs);

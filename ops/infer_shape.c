@@ -71,7 +71,7 @@ static int infer_flatten(ty__infer *ic) {
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();
   if (x->rank >= 0) {
-    int64_t axis = ty_node_attr_int(ic->node, "axis", 1);
+    int64_t axis = ty_graph_node_attr_int(ic->node, "axis", 1);
     if (axis < 0) axis += x->rank;
     if (axis < 0 || axis > x->rank) return fail(ic, TY_EINVAL, "axis is out of range");
     out = ty_shape_make(2, (int64_t[]){factor_dim(factorize(x, 0, (int)axis)),
@@ -92,7 +92,7 @@ static int infer_reshape(ty__infer *ic) {
     set_out(ic, 0, ic->in_dt[0], &out);
     return 0;
   }
-  bool allowzero = ty_node_attr_int(ic->node, "allowzero", 0) != 0;
+  bool allowzero = ty_graph_node_attr_int(ic->node, "allowzero", 0) != 0;
   out.rank = n;
   int infer_at = -1;
   for (int d = 0; d < n; d++) {
@@ -147,7 +147,7 @@ static int infer_concat(ty__infer *ic) {
   ty_shape out = ic->in_shape[0];
   if (out.rank < 0) goto done;
   int axis;
-  if (ty_axis_normalize(ty_node_attr_int(ic->node, "axis", 0), out.rank, &axis) != 0)
+  if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), out.rank, &axis) != 0)
     return fail(ic, TY_EINVAL, "axis is out of range");
   for (int i = 1; i < ic->n_in; i++) {
     const ty_shape *s = &ic->in_shape[i];
@@ -177,7 +177,7 @@ static int infer_gather(ty__infer *ic) {
   ty_shape out = ty_shape_unknown();
   if (x->rank >= 0 && idx->rank >= 0) {
     int axis;
-    if (ty_axis_normalize(ty_node_attr_int(ic->node, "axis", 0), x->rank, &axis) != 0)
+    if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), x->rank, &axis) != 0)
       return fail(ic, TY_EINVAL, "axis is out of range");
     if (x->rank - 1 + idx->rank > TY_MAX_RANK) return fail(ic, TY_EUNSUPPORTED, "output rank is too large");
     out.rank = 0;
@@ -249,8 +249,8 @@ static int infer_reduce(ty__infer *ic) {
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();
   if (x->rank < 0 || n == -2) goto done;
-  bool keep = ty_node_attr_int(ic->node, "keepdims", 1) != 0;
-  bool noop = ty_node_attr_int(ic->node, "noop_with_empty_axes", 0) != 0;
+  bool keep = ty_graph_node_attr_int(ic->node, "keepdims", 1) != 0;
+  bool noop = ty_graph_node_attr_int(ic->node, "noop_with_empty_axes", 0) != 0;
   if (n <= 0 && noop) {
     out = *x;
     goto done;
@@ -273,7 +273,7 @@ static int infer_dropout(ty__infer *ic) {
     return fail(ic, TY_EINVAL, "ratio must be a FLOAT scalar");
   if (has_in(ic, 2) && ic->in_dt[2] != TY_DTYPE_BOOL) return fail(ic, TY_EINVAL, "training_mode must be a BOOL scalar");
   const ty_tensor *r = has_in(ic, 1) ? ic->in_val[1] : NULL;
-  float ratio = r ? ty_tensor_f32(r)[0] : ty_node_attr_float(ic->node, "ratio", 0.5f);
+  float ratio = r ? ty_tensor_f32(r)[0] : ty_graph_node_attr_float(ic->node, "ratio", 0.5f);
   if (ratio < 0.0f || ratio >= 1.0f) return fail(ic, TY_EINVAL, "ratio must be in [0, 1)");
   set_out(ic, 0, TY_DTYPE_F32, &ic->in_shape[0]);
   set_out(ic, 1, TY_DTYPE_BOOL, &ic->in_shape[0]);
@@ -281,9 +281,9 @@ static int infer_dropout(ty__infer *ic) {
 }
 
 int ty__infer_shape_op(ty__infer *ic) {
-  const ty_node *n = ic->node;
+  const ty_graph_node *n = ic->node;
   if (n->op == TY_OP_CONSTANT) {
-    const ty_attr *a = ty_node_attr(n, "value");
+    const ty_graph_attr *a = ty_graph_node_attr(n, "value");
     if (!a || a->type != TY_ATTR_TENSOR) return fail(ic, TY_EINVAL, "attribute value is missing");
     set_out(ic, 0, a->t->dtype, &a->t->shape);
     return 0;

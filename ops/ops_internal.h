@@ -18,9 +18,9 @@
 
 struct ty_graph {
   int opset;
-  ty_node *nodes;
+  ty_graph_node *nodes;
   size_t n_nodes, cap_nodes;
-  ty_value *values;
+  ty_graph_value *values;
   size_t n_values, cap_values;
   int *inputs; /* graph inputs fed at run time */
   size_t n_inputs;
@@ -32,7 +32,7 @@ struct ty_graph {
 };
 
 /* Writes `node "name" (Op): <message>` into err and returns code. */
-int ty__node_err(char *err, size_t err_len, const ty_node *n, int code, const char *fmt, ...)
+int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Writes the message into err (if any) and returns code. */
 int ty__err(char *err, size_t err_len, int code, const char *fmt, ...)
@@ -40,7 +40,7 @@ int ty__err(char *err, size_t err_len, int code, const char *fmt, ...)
 
 /* ---- shape inference ---------------------------------------------------- */
 typedef struct ty__infer {
-  const ty_node *node;
+  const ty_graph_node *node;
   int n_in;
   const ty_dtype *in_dt;     /* n_in entries; TY_DTYPE_INVALID for absent */
   const ty_shape *in_shape;  /* n_in entries */
@@ -61,7 +61,7 @@ int ty__infer_shape_op(ty__infer *ic);
 int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out_n);
 
 /* Helpers for "attribute ints or default" lookups. */
-int ty__attr_ints(const ty_node *n, const char *name, int64_t *out, int max, int *out_n);
+int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int max, int *out_n);
 
 /* ---- kernels ------------------------------------------------------------ */
 typedef struct ty__kctx {
@@ -71,29 +71,29 @@ typedef struct ty__kctx {
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
  * the graph does not use. Returns 0 or a TY_E* code. */
-typedef int (*ty__kernel_fn)(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+typedef int (*ty__kernel_fn)(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                              ty__kctx *ctx);
 
-int ty__k_binary(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_unary(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_gemm(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_matmul(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_softmax(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_sce_loss(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_conv(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_pool(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_global_avg_pool(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_batch_norm(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_layer_norm(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_dropout(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_copy(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_constant(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_transpose(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_concat(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_gather(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_reduce(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_binary(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_unary(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_gemm(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_matmul(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_softmax(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_sce_loss(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_conv(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_pool(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_global_avg_pool(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_batch_norm(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_layer_norm(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_dropout(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_copy(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_constant(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_transpose(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_concat(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_gather(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_reduce(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
 /* TyGrad, the backward op of ops/autodiff (kernels and inference live there). */
-int ty__k_grad(const ty_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__k_grad(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
 int ty__infer_grad(ty__infer *ic);
 
 /* The CPU kernel for op (never NULL for a valid op). A CUDA backend would
@@ -108,7 +108,7 @@ typedef struct ty__window {
 } ty__window;
 /* Reads kernel_shape (or the weight's spatial dims), strides, dilations,
  * pads, auto_pad, ceil_mode from a Conv/MaxPool/AveragePool node. */
-int ty__window_read(const ty_node *n, int nsp, const int64_t *weight_spatial, const int64_t *in_spatial,
+int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spatial, const int64_t *in_spatial,
                     ty__window *w, char *err, size_t err_len);
 /* Output spatial size for one dim; -1 for a symbolic input dim. */
 int64_t ty__window_out(const ty__window *w, int d, int64_t in);
@@ -119,7 +119,7 @@ int64_t ty__window_out(const ty__window *w, int d, int64_t in);
 typedef struct ty__conv_geom {
   int64_t c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
 } ty__conv_geom;
-int ty__conv_geom_init(const ty_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
+int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
                        ty__conv_geom *out);
 
 /* A pooling window over three spatial dims (leading sizes of one), shared

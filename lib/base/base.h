@@ -12,30 +12,59 @@
 #define TY_LIB_BASE_BASE_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* X(name, code, words, label): the one table of Trainyard's error codes.
+ * The enum, ty_strerror()'s words and ty_error_label()'s metric labels are
+ * all generated from it, so they cannot drift apart. Append only: codes
+ * travel in RPC replies and are compared by clients. */
+#define TY_ERROR_MAP(X)                                                         \
+  X(EINVAL, -10001, "invalid argument")            /* or spec field */         \
+  X(ENOMEM, -10002, "out of memory")                                           \
+  X(EPROTO, -10003, "malformed message")           /* frame or message */      \
+  X(ETOOBIG, -10004, "frame exceeds the maximum frame size")                   \
+  X(EVERSION, -10005, "protocol version mismatch")                             \
+  X(ENOTFOUND, -10006, "not found")                /* job, node, queue... */   \
+  X(ETIMEDOUT, -10007, "request timed out")                                    \
+  X(ECLOSED, -10008, "connection closed")          /* before the answer */     \
+  X(ESTATE, -10009, "not valid in the current state")                          \
+  X(ESTORE, -10010, "state database error")                                    \
+  X(EEXIST, -10011, "already exists")                                          \
+  X(EUNSUPPORTED, -10012, "unsupported")           /* op, attribute, dtype */  \
+  X(EIO, -10013, "I/O error")                      /* file or device */        \
+  X(EPERM, -10014, "permission denied")            /* credentials, token */    \
+  X(EINTERNAL, -10015, "internal error")           /* an invariant failed */
+
 enum {
   TY_OK = 0,
-  TY_EINVAL = -10001,     /* invalid argument or spec field */
-  TY_ENOMEM = -10002,     /* allocation failed */
-  TY_EPROTO = -10003,     /* malformed frame or message */
-  TY_ETOOBIG = -10004,    /* frame larger than the configured maximum */
-  TY_EVERSION = -10005,   /* peer speaks another protocol version */
-  TY_ENOTFOUND = -10006,  /* unknown job, node, queue or method */
-  TY_ETIMEDOUT = -10007,  /* request timed out */
-  TY_ECLOSED = -10008,    /* connection closed before the answer came */
-  TY_ESTATE = -10009,     /* operation not valid in the object's state */
-  TY_ESTORE = -10010,     /* the state database failed */
-  TY_EEXIST = -10011,     /* already exists */
-  TY_EUNSUPPORTED = -10012, /* op, attribute or dtype not supported */
-  TY_EIO = -10013,        /* file or device I/O failed */
-  TY_EPERM = -10014,      /* not permitted (credentials, token) */
-  TY_EINTERNAL = -10015,  /* a bug: an invariant did not hold */
+#define TY_ERROR_ENUM_(name, code, words) TY_##name = code,
+  TY_ERROR_MAP(TY_ERROR_ENUM_)
+#undef TY_ERROR_ENUM_
 };
 
 /* Names a negative TY_E* or UV_E* code. Never returns NULL. */
 const char *ty_strerror(int code);
+/* A short stable label for metrics and logs: "OK" for 0, "EINVAL" for
+ * TY_EINVAL, libuv's name ("ECONNREFUSED") for its codes, "ERROR" for
+ * anything else. Never NULL. */
+const char *ty_error_label(int code);
+
+/* ---- error messages for callers ------------------------------------------
+ * Functions that can fail for a reason a user must read take a caller buffer
+ * `char *err, size_t err_len` and write one line naming what is wrong (the
+ * field, node, file or peer). TY_ERR_LEN is the size every caller uses, so a
+ * message is never cut differently on different paths. err may be NULL
+ * (the caller wants only the code). */
+#define TY_ERR_LEN 512
+/* Formats the message into err (when err and err_len are nonzero) and
+ * returns code, so a failure path is one line: return ty_errf(err, len,
+ * TY_EINVAL, "batch_size: must be > 0"). */
+int ty_errf(char *err, size_t err_len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int ty_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* ---- logging ------------------------------------------------------------
  * One line per call on stderr: "2026-11-23T12:00:00.123Z traind INFO msg".
@@ -81,15 +110,58 @@ int ty_buf_vprintf(ty_buf *b, const char *fmt, va_list ap);
 /* Drops the first n bytes, moving the rest to the front. */
 void ty_buf_consume(ty_buf *b, size_t n);
 
-/* ---- small helpers ------------------------------------------------------- */
-/* strdup that returns NULL only for a NULL argument; aborts on OOM because
- * daemons cannot do anything useful without a few bytes of heap. */
+/* ---- allocation policy ---------------------------------------------------
+ * One rule for the whole tree:
+ *   - A size that comes from outside the process (a frame, a repeated field
+ *     of a request, a model, a tensor, a file) is allocated with malloc and
+ *     checked: failure returns TY_ENOMEM to the caller and, through it, a
+ *     clear error to the peer. A hostile size must never abort a daemon.
+ *   - lib/, scheduler/ and ops/ never abort on allocation failure: every
+ *     allocation is checked and reported as TY_ENOMEM, so a library caller
+ *     decides what a failure means.
+ *   - daemon/, worker/ and cli/ may use the ty_x* helpers below for small
+ *     bookkeeping whose size the process itself chose (a connection record,
+ *     a job struct, a copied name): without a few hundred bytes of heap a
+ *     daemon can do nothing useful, and aborting is clearer than limping.
+ * Sizes computed from input are checked for overflow before allocating
+ * (ty_mul_overflow). */
+/* a * b into *out; true when it overflows size_t. */
+static inline bool ty_mul_overflow(size_t a, size_t b, size_t *out) {
+  return __builtin_mul_overflow(a, b, out);
+}
+/* strdup that returns NULL only for a NULL argument; aborts on OOM (daemon,
+ * worker and cli bookkeeping only, see the allocation policy above). */
 char *ty_strdup(const char *s);
 void *ty_xmalloc(size_t n);
 void *ty_xcalloc(size_t count, size_t n);
 void *ty_xrealloc(void *p, size_t n);
 /* Creates a directory and its parents (mode 0755). Existing is fine. */
 int ty_mkdir_p(const char *path);
+
+/* ---- random numbers -------------------------------------------------------
+ * The project's one generator: SplitMix64 (Steele, Lea and Flood, 2014), a
+ * Weyl counter (state += TY_GOLDEN_GAMMA) passed through a 64-bit finaliser.
+ * It is counter based: draw j of the stream keyed by k is
+ * ty_mix64(k + (j + 1) * TY_GOLDEN_GAMMA), so a shuffle can compute any draw
+ * without the ones before it, and two keys give unrelated streams. Not for
+ * secrets (use the OS for those: lib/token). */
+#define TY_GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
+/* SplitMix64's finaliser: a bijective mix of all 64 bits. */
+static inline uint64_t ty_mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+/* A key for stream b of seed a (e.g. seed and epoch): unrelated for each
+ * (a, b) pair. */
+static inline uint64_t ty_mix2(uint64_t a, uint64_t b) { return ty_mix64(a ^ ty_mix64(b + TY_GOLDEN_GAMMA)); }
+typedef struct ty_rng {
+  uint64_t state;
+} ty_rng;
+static inline ty_rng ty_rng_make(uint64_t seed) { return (ty_rng){.state = seed}; }
+static inline uint64_t ty_rng_next(ty_rng *r) { return ty_mix64(r->state += TY_GOLDEN_GAMMA); }
+/* Uniform in [0, 1) with 24 random bits (float32's mantissa). */
+static inline float ty_rng_uniform(ty_rng *r) { return (float)(ty_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
 
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))

@@ -1,29 +1,46 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Error names for Trainyard's own codes; libuv names everything else. */
+/* Error words, labels and the caller-buffer formatter, all from TY_ERROR_MAP
+ * (base.h); libuv names every code outside Trainyard's range. */
 #include "lib/base/base.h"
 
+#include <stdio.h>
 #include <uv.h>
 
 const char *ty_strerror(int code) {
   switch (code) {
   case TY_OK: return "success";
-  case TY_EINVAL: return "invalid argument";
-  case TY_ENOMEM: return "out of memory";
-  case TY_EPROTO: return "malformed message";
-  case TY_ETOOBIG: return "frame exceeds the maximum frame size";
-  case TY_EVERSION: return "protocol version mismatch";
-  case TY_ENOTFOUND: return "not found";
-  case TY_ETIMEDOUT: return "request timed out";
-  case TY_ECLOSED: return "connection closed";
-  case TY_ESTATE: return "not valid in the current state";
-  case TY_ESTORE: return "state database error";
-  case TY_EEXIST: return "already exists";
-  case TY_EUNSUPPORTED: return "unsupported";
-  case TY_EIO: return "I/O error";
-  case TY_EPERM: return "permission denied";
-  case TY_EINTERNAL: return "internal error";
+#define TY_ERROR_WORDS_(name, c, words) \
+  case TY_##name: return words;
+    TY_ERROR_MAP(TY_ERROR_WORDS_)
+#undef TY_ERROR_WORDS_
   default: break;
   }
   if (code < 0 && code > -4096) return uv_strerror(code);
   return "unknown error";
+}
+
+const char *ty_error_label(int code) {
+  switch (code) {
+  case TY_OK: return "OK";
+#define TY_ERROR_LABEL_(name, c, words) \
+  case TY_##name: return #name;
+    TY_ERROR_MAP(TY_ERROR_LABEL_)
+#undef TY_ERROR_LABEL_
+  default: break;
+  }
+  if (code < 0 && code > -4096) return uv_err_name(code);
+  return "ERROR";
+}
+
+int ty_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap) {
+  if (err && err_len > 0) vsnprintf(err, err_len, fmt, ap);
+  return code;
+}
+
+int ty_errf(char *err, size_t err_len, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  ty_verrf(err, err_len, code, fmt, ap);
+  va_end(ap);
+  return code;
 }

@@ -64,9 +64,9 @@ static int gemm(ad *a, int x, int y, bool ta, bool tb, float alpha, int like, in
 
 /* Gemm's A and B through Gemm: Y = alpha op(A) op(B). */
 static int emit_gemm(ad *a, size_t k, int wrt, int dy, int *out_id) {
-  const ty_node *n = &a->g->nodes[k];
-  bool ta = ty_node_attr_int(n, "transA", 0) != 0, tb = ty_node_attr_int(n, "transB", 0) != 0;
-  float alpha = ty_node_attr_float(n, "alpha", 1.0f);
+  const ty_graph_node *n = &a->g->nodes[k];
+  bool ta = ty_graph_node_attr_int(n, "transA", 0) != 0, tb = ty_graph_node_attr_int(n, "transB", 0) != 0;
+  float alpha = ty_graph_node_attr_float(n, "alpha", 1.0f);
   int A = n->inputs[0], B = n->inputs[1], like = n->inputs[wrt];
   if (wrt == 0) {
     if (!ta) return gemm(a, dy, B, false, !tb, alpha, like, out_id);    /* dY op(B)^T */
@@ -77,8 +77,8 @@ static int emit_gemm(ad *a, size_t k, int wrt, int dy, int *out_id) {
 }
 
 static int emit_transpose(ad *a, size_t k, int dy, int *out_id) {
-  const ty_node *n = &a->g->nodes[k];
-  const ty_attr *perm = ty_node_attr(n, "perm");
+  const ty_graph_node *n = &a->g->nodes[k];
+  const ty_graph_attr *perm = ty_graph_node_attr(n, "perm");
   int64_t inv[TY_MAX_RANK];
   size_t np = perm ? perm->n : 0;
   for (size_t i = 0; i < np && i < TY_MAX_RANK; i++)
@@ -92,7 +92,7 @@ static int emit_transpose(ad *a, size_t k, int dy, int *out_id) {
 
 /* Dropout's gradient needs the mask: add the output if the model left it off. */
 static int ensure_mask(ad *a, size_t k) {
-  ty_node *n = &a->g->nodes[k];
+  ty_graph_node *n = &a->g->nodes[k];
   if (n->n_outputs > 1 && n->outputs[1] != TY_NO_VALUE) return 0;
   int id;
   int rc = new_value(a, TY_DTYPE_BOOL, n->outputs[0], &id);
@@ -112,7 +112,7 @@ static int ensure_mask(ad *a, size_t k) {
 static int copy_attrs(ad *a, size_t from, size_t to) {
   int rc = 0;
   for (int i = 0; rc == 0 && i < a->g->nodes[from].n_attrs; i++) {
-    const ty_attr *t = &a->g->nodes[from].attrs[i];
+    const ty_graph_attr *t = &a->g->nodes[from].attrs[i];
     switch (t->type) {
     case TY_ATTR_INT: rc = ty_graph_node_set_int(a->g, to, t->name, t->i); break;
     case TY_ATTR_FLOAT: rc = ty_graph_node_set_float(a->g, to, t->name, t->f); break;
@@ -126,7 +126,7 @@ static int copy_attrs(ad *a, size_t from, size_t to) {
 }
 
 static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
-  const ty_node *n = &a->g->nodes[k];
+  const ty_graph_node *n = &a->g->nodes[k];
   int nin = 1 + n->n_inputs + n->n_outputs, like = n->inputs[wrt];
   int *in = malloc((size_t)nin * sizeof *in);
   if (!in) return TY_ENOMEM;
@@ -147,8 +147,8 @@ static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
 
 /* The gradient of forward input wrt of node k, given dY. */
 static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
-  const ty_node *n = &a->g->nodes[k];
-  const ty_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[0]];
+  const ty_graph_node *n = &a->g->nodes[k];
+  const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[0]];
   switch (n->op) {
   case TY_OP_IDENTITY: *out_id = dy; return 0;
   case TY_OP_ADD:
@@ -179,7 +179,7 @@ static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
 }
 
 static int backward_node(ad *a, size_t k) {
-  const ty_node *n = &a->g->nodes[k];
+  const ty_graph_node *n = &a->g->nodes[k];
   for (int i = 1; i < n->n_outputs; i++) {
     int o = n->outputs[i];
     if (o != TY_NO_VALUE && a->grad[o] != TY_NO_VALUE)
@@ -202,7 +202,7 @@ static int backward_node(ad *a, size_t k) {
 
 static void mark_needs(ad *a, const size_t *order, size_t nn) {
   for (size_t s = 0; s < nn; s++) {
-    const ty_node *n = &a->g->nodes[order[s]];
+    const ty_graph_node *n = &a->g->nodes[order[s]];
     bool any = false;
     for (int i = 0; i < n->n_inputs && !any; i++)
       any = n->inputs[i] != TY_NO_VALUE && a->needs[n->inputs[i]] && ty__grad_differentiable(n->op, i);
@@ -212,7 +212,7 @@ static void mark_needs(ad *a, const size_t *order, size_t nn) {
 }
 
 static int seed(ad *a, int loss) {
-  const ty_value *v = &a->g->values[loss];
+  const ty_graph_value *v = &a->g->values[loss];
   if (v->dtype != TY_DTYPE_F32 || ty_shape_numel(&v->shape) != 1)
     return ty__err(a->err, a->err_len, TY_EINVAL, "loss \"%s\": must be a float value of one element", v->name);
   ty_shape s = v->shape;

@@ -24,7 +24,7 @@
 
 /* A decoded TyGrad node as the kernels see it. */
 typedef struct ty__gctx {
-  const ty_node *n;
+  const ty_graph_node *n;
   ty_op op;                 /* forward op */
   int wrt;                  /* forward input index */
   const ty_tensor *dy;

@@ -35,9 +35,9 @@ typedef struct decoded {
   int wrt, nfi;
 } decoded;
 
-static int decode(const ty_node *n, decoded *d, char *err, size_t err_len) {
-  int64_t op = ty_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_node_attr_int(n, TY__GRAD_WRT, -1);
-  int64_t nfi = ty_node_attr_int(n, TY__GRAD_NFI, -1);
+static int decode(const ty_graph_node *n, decoded *d, char *err, size_t err_len) {
+  int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
+  int64_t nfi = ty_graph_node_attr_int(n, TY__GRAD_NFI, -1);
   if (op < 0 || op >= TY_OP_GRAD)
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute fwd_op=%lld is not a forward op", (long long)op);
   if (nfi < 1 || nfi > n->n_inputs - 1 || n->n_outputs != 1)
@@ -61,12 +61,12 @@ static bool shape_same(const ty_shape *a, const ty_shape *b) {
 }
 
 int ty__infer_grad(ty__infer *ic) {
-  const ty_node *n = ic->node;
+  const ty_graph_node *n = ic->node;
   decoded d;
   int rc = decode(n, &d, ic->err, ic->err_len);
   if (rc != 0) return rc;
   int nfo = n->n_inputs - 1 - d.nfi;
-  ty_node fwd = *n;
+  ty_graph_node fwd = *n;
   fwd.op = d.op;
   fwd.n_inputs = d.nfi;
   fwd.inputs = n->inputs + 1;
@@ -96,7 +96,7 @@ int ty__infer_grad(ty__infer *ic) {
   return 0;
 }
 
-int ty__k_grad(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   decoded d;
   if (!out[0]) return 0;
   if (decode(n, &d, NULL, 0) != 0) return TY_EINTERNAL;

@@ -89,7 +89,7 @@ int ty__g_unary(ty__gctx *c) {
   const float *y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL;
   float *dx = c->dx->data;
   int64_t n = ty_tensor_numel(c->dx);
-  float alpha = ty_node_attr_float(c->n, "alpha", 0.01f);
+  float alpha = ty_graph_node_attr_float(c->n, "alpha", 0.01f);
   if (!y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG && c->op != TY_OP_IDENTITY &&
       c->op != TY_OP_ERF && c->op != TY_OP_LOG)
     return TY_EINVAL; /* sigmoid, tanh, sqrt and exp read the forward output */
@@ -112,10 +112,10 @@ int ty__g_unary(ty__gctx *c) {
 }
 
 /* The [outer, dim, inner] view of Softmax's axis (see kernels/softmax.c). */
-static int softmax_view(const ty_node *n, const ty_shape *s, int64_t *outer, int64_t *dim, int64_t *inner) {
+static int softmax_view(const ty_graph_node *n, const ty_shape *s, int64_t *outer, int64_t *dim, int64_t *inner) {
   bool legacy = n->opset < 13;
   int axis, rank = s->rank ? s->rank : 1;
-  if (ty_axis_normalize(ty_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
   if (s->rank == 0) {
     *outer = *dim = *inner = 1;
     return 0;
@@ -155,8 +155,8 @@ int ty__g_sce(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *lab = c->x[1], *wt = c->nx > 2 ? c->x[2] : NULL;
   const ty_shape *s = &x->shape;
   int64_t nb = s->dims[0], cl = s->dims[1], inner = ty_shape_span(s, 2, s->rank);
-  const char *red = ty_node_attr_string(c->n, "reduction", "mean");
-  const ty_attr *ig = ty_node_attr(c->n, "ignore_index");
+  const char *red = ty_graph_node_attr_string(c->n, "reduction", "mean");
+  const ty_graph_attr *ig = ty_graph_node_attr(c->n, "ignore_index");
   const int64_t *y = lab->data;
   const float *w = wt ? wt->data : NULL, *dy = c->dy->data, *xd = x->data;
   bool none = strcmp(red, "none") == 0, mean = strcmp(red, "mean") == 0;
@@ -193,7 +193,7 @@ int ty__g_reshape(ty__gctx *c) {
 int ty__g_concat(ty__gctx *c) {
   const ty_shape *ys = &c->dy->shape;
   int axis;
-  if (ty_axis_normalize(ty_node_attr_int(c->n, "axis", 0), ys->rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), ys->rank, &axis) != 0) return TY_EINTERNAL;
   int64_t off = 0;
   for (int i = 0; i < c->wrt; i++) off += c->x[i]->shape.dims[axis];
   int64_t outer = ty_shape_span(ys, 0, axis), inner = ty_shape_span(ys, axis + 1, ys->rank);
@@ -208,7 +208,7 @@ int ty__g_concat(ty__gctx *c) {
 int ty__g_gather(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *ind = c->x[1];
   int axis;
-  if (ty_axis_normalize(ty_node_attr_int(c->n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
   int64_t outer = ty_shape_span(&x->shape, 0, axis), dim = x->shape.dims[axis];
   int64_t inner = ty_shape_span(&x->shape, axis + 1, x->shape.rank), ni = ty_tensor_numel(ind);
   const float *dy = c->dy->data;
@@ -273,7 +273,7 @@ int ty__g_reduce(ty__gctx *c) {
  * are differentiated by plain Gemm nodes (see autodiff.c). */
 int ty__g_gemm_bias(ty__gctx *c) {
   if (c->wrt != 2) return TY_EUNSUPPORTED;
-  float beta = ty_node_attr_float(c->n, "beta", 1.0f);
+  float beta = ty_graph_node_attr_float(c->n, "beta", 1.0f);
   int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
   double *acc = calloc((size_t)(nd ? nd : 1), sizeof *acc);
   if (!acc) return TY_ENOMEM;
@@ -290,7 +290,7 @@ int ty__g_gemm_bias(ty__gctx *c) {
 int ty__g_dropout(ty__gctx *c) {
   const ty_tensor *mask = c->ny > 1 ? c->y[1] : NULL;
   const ty_tensor *rt = c->nx > 1 ? c->x[1] : NULL, *tm = c->nx > 2 ? c->x[2] : NULL;
-  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_node_attr_float(c->n, "ratio", 0.5f);
+  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_graph_node_attr_float(c->n, "ratio", 0.5f);
   bool training = c->training || (tm && ty_tensor_bool(tm)[0]);
   const float *dy = c->dy->data;
   float *dx = c->dx->data;

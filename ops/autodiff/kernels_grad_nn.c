@@ -94,7 +94,7 @@ int ty__g_conv(ty__gctx *c) {
   ty__conv_geom g;
   int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &g);
   if (rc != 0) return rc;
-  int64_t group = ty_node_attr_int(c->n, "group", 1);
+  int64_t group = ty_graph_node_attr_int(c->n, "group", 1);
   int64_t batch = x->shape.dims[0], m = wt->shape.dims[0], mg = m / group;
   int64_t kdim = g.c * g.kh * g.kw, osz = g.oh * g.ow, isz = g.c * g.h * g.w;
   if (c->wrt == 2) {
@@ -196,8 +196,8 @@ int ty__g_batch_norm(ty__gctx *c) {
   const float *dy = c->dy->data;
   float *dx = c->dx->data;
   int64_t nb = x->shape.dims[0], ch = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
-  float eps = ty_node_attr_float(c->n, "epsilon", 1e-5f);
-  bool training = ty_node_attr_int(c->n, "training_mode", 0) != 0 || c->training;
+  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
+  bool training = ty_graph_node_attr_int(c->n, "training_mode", 0) != 0 || c->training;
   double cnt = (double)(nb * sp);
   for (int64_t k = 0; k < ch; k++) {
     double s = 0, s2 = 0, mean = rmean[k], var = rvar[k];
@@ -233,10 +233,10 @@ int ty__g_batch_norm(ty__gctx *c) {
 int ty__g_layer_norm(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *sc = c->x[1];
   int axis;
-  if (ty_axis_normalize(ty_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
   int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
   int64_t ns = ty_tensor_numel(sc);
-  float eps = ty_node_attr_float(c->n, "epsilon", 1e-5f);
+  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
   const float *xd = x->data, *sd = sc->data, *dy = c->dy->data;
   float *dx = c->dx->data;
   int64_t nd = ty_tensor_numel(c->dx);

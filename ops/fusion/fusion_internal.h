@@ -75,7 +75,7 @@ typedef struct ty__fnode {
  * elementwise and whose gradient has dY's shape (no broadcast to undo).
  * False when the node cannot join a region (dtypes and shapes are checked
  * by the caller). */
-bool ty__fnode_decode(const ty_graph *g, const ty_node *n, ty__fnode *out);
+bool ty__fnode_decode(const ty_graph *g, const ty_graph_node *n, ty__fnode *out);
 
 /* Loads come first and stores last, so a row may be written over an input
  * of the same row (in place) without reading overwritten elements. */

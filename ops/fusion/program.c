@@ -65,13 +65,13 @@ static bool decode_grad_binary(ty_op op, int wrt, int dy, int x0, int x1, ty__fn
 
 /* A TyGrad node of a unary forward op: x its input, y its output (or
  * TY_NO_VALUE). */
-static bool decode_grad_unary(const ty_node *n, ty_op op, int dy, int x, int y, ty__fnode *f) {
+static bool decode_grad_unary(const ty_graph_node *n, ty_op op, int dy, int x, int y, ty__fnode *f) {
   switch (op) {
   case TY_OP_RELU: fnode_set(f, TY__FOP_G_RELU, dy, x, 0, 2); return true;
   case TY_OP_LEAKY_RELU:
     fnode_set(f, TY__FOP_G_LEAKY_RELU, dy, x, 0, 2);
     f->has_param = true;
-    f->param = ty_node_attr_float(n, "alpha", 0.01f);
+    f->param = ty_graph_node_attr_float(n, "alpha", 0.01f);
     return true;
   case TY_OP_SIGMOID: fnode_set(f, TY__FOP_G_SIGMOID, dy, y, 0, 2); return y != TY_NO_VALUE;
   case TY_OP_TANH: fnode_set(f, TY__FOP_G_TANH, dy, y, 0, 2); return y != TY_NO_VALUE;
@@ -87,13 +87,13 @@ static bool decode_grad_unary(const ty_node *n, ty_op op, int dy, int x, int y, 
 /* TyGrad layout (ops/autodiff/grad_internal.h): dY, the forward inputs,
  * the forward outputs; attributes fwd_op, wrt, n_fwd_in. Only gradients
  * shaped like dY fuse: a broadcast input's gradient is a reduction. */
-static bool decode_grad(const ty_graph *g, const ty_node *n, ty__fnode *f) {
-  int64_t op = ty_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_node_attr_int(n, TY__GRAD_WRT, -1);
-  int64_t nfi = ty_node_attr_int(n, TY__GRAD_NFI, -1);
+static bool decode_grad(const ty_graph *g, const ty_graph_node *n, ty__fnode *f) {
+  int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
+  int64_t nfi = ty_graph_node_attr_int(n, TY__GRAD_NFI, -1);
   if (op < 0 || op > TY_OP_NEG || nfi < 1 || nfi > 2 || 1 + nfi > n->n_inputs || wrt < 0 || wrt >= nfi)
     return false;
   if (n->n_outputs != 1 || n->outputs[0] == TY_NO_VALUE || n->inputs[0] == TY_NO_VALUE) return false;
-  const ty_value *dv = ty_graph_value(g, n->inputs[0]), *ov = ty_graph_value(g, n->outputs[0]);
+  const ty_graph_value *dv = ty_graph_value_at(g, n->inputs[0]), *ov = ty_graph_value_at(g, n->outputs[0]);
   if (!ty_shape_equal(&dv->shape, &ov->shape)) return false;
   bool binary = op <= TY_OP_POW, ok;
   if (nfi != (binary ? 2 : 1)) return false;
@@ -104,7 +104,7 @@ static bool decode_grad(const ty_graph *g, const ty_node *n, ty__fnode *f) {
   return ok;
 }
 
-bool ty__fnode_decode(const ty_graph *g, const ty_node *n, ty__fnode *out) {
+bool ty__fnode_decode(const ty_graph *g, const ty_graph_node *n, ty__fnode *out) {
   if (n->op == TY_OP_GRAD) return decode_grad(g, n, out);
   int op = fopcode_of(n->op);
   bool binary = n->op <= TY_OP_POW;
@@ -112,7 +112,7 @@ bool ty__fnode_decode(const ty_graph *g, const ty_node *n, ty__fnode *out) {
   fnode_set(out, op, n->inputs[0], binary ? n->inputs[1] : 0, 0, binary ? 2 : 1);
   if (n->op == TY_OP_LEAKY_RELU) {
     out->has_param = true;
-    out->param = ty_node_attr_float(n, "alpha", 0.01f);
+    out->param = ty_graph_node_attr_float(n, "alpha", 0.01f);
   }
   for (int i = 0; i < out->n_in; i++)
     if (out->in[i] == TY_NO_VALUE) return false;
@@ -145,7 +145,7 @@ int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out) {
     reg_ids[p->n_regs++] = grp->in_ids[i];
   }
   for (size_t m = 0; m < grp->n_nodes; m++) {
-    const ty_node *n = ty_graph_node(g, grp->nodes[m]);
+    const ty_graph_node *n = ty_graph_node_at(g, grp->nodes[m]);
     ty__fnode f;
     if (!ty__fnode_decode(g, n, &f)) {
       free(reg_ids);

@@ -42,13 +42,13 @@ static bool shape_static(const ty_shape *s) {
 }
 
 static bool value_f32(const ty_graph *g, int id) {
-  const ty_value *v = ty_graph_value(g, id);
+  const ty_graph_value *v = ty_graph_value_at(g, id);
   return v && v->dtype == TY_DTYPE_F32 && shape_static(&v->shape);
 }
 
 /* Elementwise forward nodes and TyGrad nodes of elementwise ops whose
  * gradient needs no reduction; f gets the operands the formula reads. */
-static bool node_fusible(const ty_graph *g, const ty_node *n, ty__fnode *f) {
+static bool node_fusible(const ty_graph *g, const ty_graph_node *n, ty__fnode *f) {
   if (n->n_outputs != 1 || n->outputs[0] == TY_NO_VALUE || !ty__fnode_decode(g, n, f)) return false;
   for (int i = 0; i < f->n_in; i++)
     if (!value_f32(g, f->in[i])) return false;
@@ -87,10 +87,10 @@ static bool merge_legal(const pass *p, const int *cand, int nc, size_t node, siz
     size_t m = p->order[q];
     int r = region_of(p, m);
     if (r < 0 || !in_set(cand, nc, r)) continue;
-    int out = ty_graph_node(p->g, m)->outputs[0];
+    int out = ty_graph_node_at(p->g, m)->outputs[0];
     for (size_t c = 0; c < p->nn; c++) {
       if (c == node) continue;
-      const ty_node *cn = ty_graph_node(p->g, c);
+      const ty_graph_node *cn = ty_graph_node_at(p->g, c);
       bool reads = false;
       for (int i = 0; i < cn->n_inputs && !reads; i++) reads = cn->inputs[i] == out;
       if (!reads) continue;
@@ -111,11 +111,11 @@ static int join(pass *p, size_t node, int r) {
  * legal) or into a new region of its own. */
 static void place_node(pass *p, size_t k, const ty__fnode *f) {
   size_t node = p->order[k];
-  const ty_node *n = ty_graph_node(p->g, node);
-  const ty_shape *shape = &ty_graph_value(p->g, n->outputs[0])->shape;
+  const ty_graph_node *n = ty_graph_node_at(p->g, node);
+  const ty_shape *shape = &ty_graph_value_at(p->g, n->outputs[0])->shape;
   int cand[3], nc = 0;
   for (int i = 0; i < f->n_in; i++) {
-    const ty_value *pv = ty_graph_value(p->g, f->in[i]);
+    const ty_graph_value *pv = ty_graph_value_at(p->g, f->in[i]);
     int r = pv->producer < 0 ? -1 : region_of(p, (size_t)pv->producer);
     if (r < 0 || in_set(cand, nc, r) || !ty_shape_equal(&pv->shape, shape)) continue;
     cand[nc++] = r;
@@ -146,7 +146,7 @@ static int add_unique(int *arr, int *n, int max, int id) {
 
 static bool read_outside(const pass *p, int id, int r) {
   for (size_t c = 0; c < p->nn; c++) {
-    const ty_node *cn = ty_graph_node(p->g, c);
+    const ty_graph_node *cn = ty_graph_node_at(p->g, c);
     for (int i = 0; i < cn->n_inputs; i++)
       if (cn->inputs[i] == id && region_of(p, c) != r) return true;
   }
@@ -163,14 +163,14 @@ static int group_build(const pass *p, int r, ty__fgroup **out_grp) {
   for (size_t k = 0; k < p->nn; k++)
     if (region_of(p, p->order[k]) == r) grp->nodes[grp->n_nodes++] = p->order[k];
   for (size_t m = 0; m < grp->n_nodes; m++) {
-    const ty_node *n = ty_graph_node(p->g, grp->nodes[m]);
+    const ty_graph_node *n = ty_graph_node_at(p->g, grp->nodes[m]);
     ty__fnode f;
     if (!ty__fnode_decode(p->g, n, &f)) {
       rc = TY_EINTERNAL;
       goto fail;
     }
     for (int i = 0; i < f.n_in; i++) {
-      int prod = ty_graph_value(p->g, f.in[i])->producer;
+      int prod = ty_graph_value_at(p->g, f.in[i])->producer;
       if (prod >= 0 && region_of(p, (size_t)prod) == r) continue;
       if ((rc = add_unique(grp->in_ids, &n_in, TY__FUSE_MAX_IO, f.in[i])) != 0) goto fail;
     }
@@ -206,7 +206,7 @@ static int step_io(ty__step *st, const int *reads, int nr, const int *writes, in
 }
 
 static int node_step(const pass *p, size_t node, ty__step *st) {
-  const ty_node *n = ty_graph_node(p->g, node);
+  const ty_graph_node *n = ty_graph_node_at(p->g, node);
   st->node = node;
   st->elementwise = inplace_op(n->op);
   st->overwrites = ty__fuse_op_ok(n->op);
@@ -264,7 +264,7 @@ static int emit_steps(pass *p, ty__sched *s) {
 }
 
 /* One element whatever the batch size (a loss, a metric). */
-static bool scalar_value(const ty_value *v) {
+static bool scalar_value(const ty_graph_value *v) {
   if (v->shape.rank < 0) return false;
   for (int d = 0; d < v->shape.rank; d++)
     if (v->shape.dims[d] != 1) return false;
@@ -280,12 +280,12 @@ static int mark_keep(const ty_graph *g, const int *keep, size_t n_keep, bool *ou
   bool *read = calloc(nv + 1, sizeof *read);
   if (!read) return TY_ENOMEM;
   for (size_t i = 0; i < nn; i++) {
-    const ty_node *n = ty_graph_node(g, i);
+    const ty_graph_node *n = ty_graph_node_at(g, i);
     for (int j = 0; j < n->n_inputs; j++)
       if (n->inputs[j] != TY_NO_VALUE) read[n->inputs[j]] = true;
   }
   for (size_t v = 0; v < nv; v++) {
-    const ty_value *val = ty_graph_value(g, (int)v);
+    const ty_graph_value *val = ty_graph_value_at(g, (int)v);
     out[v] = val->is_output || (val->producer >= 0 && (!read[v] || scalar_value(val)));
   }
   for (size_t i = 0; i < n_keep; i++)
@@ -313,7 +313,7 @@ static int pass_run(pass *p, bool fuse) {
   }
   for (size_t k = 0; fuse && k < nn; k++) {
     ty__fnode f;
-    if (node_fusible(p->g, ty_graph_node(p->g, p->order[k]), &f)) place_node(p, k, &f);
+    if (node_fusible(p->g, ty_graph_node_at(p->g, p->order[k]), &f)) place_node(p, k, &f);
   }
   return 0;
 }

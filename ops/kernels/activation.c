@@ -18,7 +18,7 @@ static float sigmoid(float x) {
   return e / (1.0f + e);
 }
 
-int ty__k_unary(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_unary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
@@ -36,7 +36,7 @@ int ty__k_unary(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *
   }
   const float *a = x->data;
   float *b = y->data;
-  float alpha = ty_node_attr_float(n, "alpha", 0.01f);
+  float alpha = ty_graph_node_attr_float(n, "alpha", 0.01f);
   switch (n->op) {
   case TY_OP_RELU: for (int64_t i = 0; i < cnt; i++) b[i] = a[i] > 0 ? a[i] : 0.0f; break;
   case TY_OP_LEAKY_RELU: for (int64_t i = 0; i < cnt; i++) b[i] = a[i] >= 0 ? a[i] : alpha * a[i]; break;

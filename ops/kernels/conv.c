@@ -37,14 +37,14 @@ static void im2col(const float *x, const ty__conv_geom *g, float *col) {
   }
 }
 
-int ty__conv_geom_init(const ty_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
+int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
                        ty__conv_geom *g) {
   ty__window win;
   int nsp = x->rank - 2;
   if (nsp < 1 || nsp > 2) return TY_EUNSUPPORTED;
   if (ty__window_read(n, nsp, w->dims + 2, x->dims + 2, &win, NULL, 0) != 0) return TY_EINTERNAL;
   bool one = nsp == 1;
-  int64_t group = ty_node_attr_int(n, "group", 1);
+  int64_t group = ty_graph_node_attr_int(n, "group", 1);
   g->c = x->dims[1] / group;
   g->h = one ? 1 : x->dims[2];
   g->w = x->dims[one ? 2 : 3];
@@ -61,14 +61,14 @@ int ty__conv_geom_init(const ty_node *n, const ty_shape *x, const ty_shape *w, c
   return 0;
 }
 
-int ty__k_conv(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0], *wt = in[1], *bias = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
   ty__conv_geom g;
   if (ty__conv_geom_init(n, &x->shape, &wt->shape, &y->shape, &g) != 0) return TY_EINTERNAL;
-  int64_t group = ty_node_attr_int(n, "group", 1);
+  int64_t group = ty_graph_node_attr_int(n, "group", 1);
   int64_t batch = x->shape.dims[0], m = wt->shape.dims[0], mg = m / group;
   int64_t kdim = g.c * g.kh * g.kw, osz = g.oh * g.ow;
   bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&

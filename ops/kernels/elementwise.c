@@ -107,7 +107,7 @@ static void bcast_init(bcast *bc, const ty_shape *a, const ty_shape *b, const ty
   }
 }
 
-int ty__k_binary(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *a = in[0], *b = in[1];
   ty_tensor *o = out[0];

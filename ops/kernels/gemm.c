@@ -11,13 +11,13 @@
 #include <cblas.h>
 #include <string.h>
 
-int ty__k_gemm(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *a = in[0], *b = in[1], *c = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
-  bool ta = ty_node_attr_int(n, "transA", 0) != 0, tb = ty_node_attr_int(n, "transB", 0) != 0;
-  float alpha = ty_node_attr_float(n, "alpha", 1.0f), beta = ty_node_attr_float(n, "beta", 1.0f);
+  bool ta = ty_graph_node_attr_int(n, "transA", 0) != 0, tb = ty_graph_node_attr_int(n, "transB", 0) != 0;
+  float alpha = ty_graph_node_attr_float(n, "alpha", 1.0f), beta = ty_graph_node_attr_float(n, "beta", 1.0f);
   int64_t m = y->shape.dims[0], nn = y->shape.dims[1];
   int64_t k = a->shape.dims[ta ? 0 : 1];
   float *yd = y->data;
@@ -55,7 +55,7 @@ static int64_t batch_offset(const ty_shape *op_batch, const ty_shape *out_batch,
   return off;
 }
 
-int ty__k_matmul(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_matmul(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   ty_tensor *y = out[0];

@@ -36,12 +36,12 @@ static void bn_stats(const float *x, int64_t n, int64_t c, int64_t sp, float *me
   }
 }
 
-int ty__k_batch_norm(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_batch_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   const float *scale = in[1]->data, *bias = in[2]->data, *rmean = in[3]->data, *rvar = in[4]->data;
   int64_t nb = x->shape.dims[0], c = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
-  float eps = ty_node_attr_float(n, "epsilon", 1e-5f), mom = ty_node_attr_float(n, "momentum", 0.9f);
-  bool training = ty_node_attr_int(n, "training_mode", 0) != 0 || ctx->training;
+  float eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f), mom = ty_graph_node_attr_float(n, "momentum", 0.9f);
+  bool training = ty_graph_node_attr_int(n, "training_mode", 0) != 0 || ctx->training;
   ty_shape cs = ty_shape_make(1, &c);
   ty_tensor *bm = NULL, *bv = NULL;
   int rc = ty_tensor_create(TY_DTYPE_F32, &cs, &bm);
@@ -76,16 +76,16 @@ done:
   return rc;
 }
 
-int ty__k_layer_norm(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
   int axis;
-  if (ty_axis_normalize(ty_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
   int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
   int64_t ns = ty_tensor_numel(sc), nbias = bi ? ty_tensor_numel(bi) : 0;
   /* Scale and B broadcast over the normalised dims: full size or scalar. */
   if ((ns != cols && ns != 1) || (bi && nbias != cols && nbias != 1)) return TY_EINVAL;
-  float eps = ty_node_attr_float(n, "epsilon", 1e-5f);
+  float eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f);
   const float *xd = x->data, *sd = sc->data, *bd = bi ? bi->data : NULL;
   for (int64_t r = 0; r < rows; r++) {
     const float *px = xd + r * cols;
@@ -116,10 +116,10 @@ static uint64_t xorshift(uint64_t *s) {
   return x * 0x2545F4914F6CDD1Dull;
 }
 
-int ty__k_dropout(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   const ty_tensor *rt = n->n_inputs > 1 ? in[1] : NULL, *tm = n->n_inputs > 2 ? in[2] : NULL;
-  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_node_attr_float(n, "ratio", 0.5f);
+  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_graph_node_attr_float(n, "ratio", 0.5f);
   bool training = ctx->training || (tm && ty_tensor_bool(tm)[0]);
   int64_t cnt = ty_tensor_numel(x);
   const float *xd = x->data;
@@ -130,7 +130,7 @@ int ty__k_dropout(const ty_node *n, const ty_tensor *const *in, ty_tensor *const
     if (mask) memset(mask, 1, (size_t)cnt);
     return 0;
   }
-  const ty_attr *seed = ty_node_attr(n, "seed");
+  const ty_graph_attr *seed = ty_graph_node_attr(n, "seed");
   uint64_t st = seed ? (uint64_t)seed->i * 0x9E3779B97F4A7C15ull + 1 : ctx->rng;
   float keep_scale = 1.0f / (1.0f - ratio);
   for (int64_t i = 0; i < cnt; i++) {

@@ -73,7 +73,7 @@ static void pool_one(const ty__pool3 *p, const float *x, const int64_t *o, bool 
   }
 }
 
-int ty__k_pool(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0], *idx = n->n_outputs > 1 ? out[1] : NULL;
@@ -103,7 +103,7 @@ int ty__k_pool(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *o
   return 0;
 }
 
-int ty__k_global_avg_pool(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_global_avg_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   const ty_tensor *x = in[0];

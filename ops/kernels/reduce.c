@@ -11,7 +11,7 @@
 
 #include <stdlib.h>
 
-int ty__k_reduce(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];

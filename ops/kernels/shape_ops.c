@@ -11,22 +11,22 @@
 
 #include <string.h>
 
-int ty__k_copy(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_copy(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   if (out[0]) memcpy(out[0]->data, in[0]->data, in[0]->nbytes);
   return 0;
 }
 
-int ty__k_constant(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_constant(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)in;
   (void)ctx;
-  const ty_attr *a = ty_node_attr(n, "value");
+  const ty_graph_attr *a = ty_graph_node_attr(n, "value");
   if (out[0]) memcpy(out[0]->data, a->t->data, a->t->nbytes);
   return 0;
 }
 
-int ty__k_transpose(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
@@ -55,12 +55,12 @@ int ty__k_transpose(const ty_node *n, const ty_tensor *const *in, ty_tensor *con
   return 0;
 }
 
-int ty__k_concat(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_concat(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   ty_tensor *y = out[0];
   if (!y) return 0;
   int axis;
-  if (ty_axis_normalize(ty_node_attr_int(n, "axis", 0), y->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), y->shape.rank, &axis) != 0) return TY_EINTERNAL;
   size_t es = ty_dtype_size(y->dtype);
   int64_t outer = ty_shape_span(&y->shape, 0, axis);
   size_t yrow = (size_t)ty_shape_span(&y->shape, axis, y->shape.rank) * es, at = 0;
@@ -74,13 +74,13 @@ int ty__k_concat(const ty_node *n, const ty_tensor *const *in, ty_tensor *const 
   return 0;
 }
 
-int ty__k_gather(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_gather(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0], *ind = in[1];
   ty_tensor *y = out[0];
   if (!y) return 0;
   int axis;
-  if (ty_axis_normalize(ty_node_attr_int(n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
   size_t es = ty_dtype_size(x->dtype);
   int64_t outer = ty_shape_span(&x->shape, 0, axis), dim = x->shape.dims[axis];
   size_t inner = (size_t)ty_shape_span(&x->shape, axis + 1, x->shape.rank) * es;

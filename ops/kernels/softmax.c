@@ -31,14 +31,14 @@ static void softmax_rows(const float *x, float *y, int64_t outer, int64_t dim, i
   }
 }
 
-int ty__k_softmax(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   if (!out[0]) return 0;
   const ty_shape *s = &x->shape;
   int rank = s->rank ? s->rank : 1, axis;
   bool legacy = n->opset < 13;
-  if (ty_axis_normalize(ty_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
   int64_t outer = ty_shape_span(s, 0, axis), dim, inner;
   if (s->rank == 0) {
     outer = dim = inner = 1;
@@ -79,13 +79,13 @@ static int sce_elements(const sce *p, const float *logp, const int64_t *labels, 
   return 0;
 }
 
-int ty__k_sce_loss(const ty_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0], *labels = in[1], *weights = in[2];
   const ty_shape *s = &x->shape;
   sce p = {.n = s->dims[0], .c = s->dims[1], .inner = ty_shape_span(s, 2, s->rank),
            .w = weights ? weights->data : NULL};
-  const ty_attr *ig = ty_node_attr(n, "ignore_index");
+  const ty_graph_attr *ig = ty_graph_node_attr(n, "ignore_index");
   p.has_ignore = ig != NULL;
   p.ignore = ig ? ig->i : 0;
   ty_tensor *logp = out[1], *tmp = NULL;
@@ -93,7 +93,7 @@ int ty__k_sce_loss(const ty_node *n, const ty_tensor *const *in, ty_tensor *cons
   if (!logp && (rc = ty_tensor_create(TY_DTYPE_F32, s, &tmp)) != 0) return rc;
   float *lp = logp ? logp->data : tmp->data;
   softmax_rows(x->data, lp, p.n, p.c, p.inner, true);
-  const char *red = ty_node_attr_string(n, "reduction", "mean");
+  const char *red = ty_graph_node_attr_string(n, "reduction", "mean");
   bool none = strcmp(red, "none") == 0;
   ty_tensor *lossbuf = NULL;
   ty_shape ls = labels->shape;

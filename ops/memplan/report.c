@@ -28,7 +28,7 @@ static int plan_create(const ty_graph *g, const ty_memplan_opts *opts, ty__sched
 static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, size_t k, int64_t batch, char *err,
                          size_t err_len) {
   for (int i = 0; i < st->n_writes; i++) {
-    const ty_value *v = ty_graph_value(g, st->writes[i]);
+    const ty_graph_value *v = ty_graph_value_at(g, st->writes[i]);
     ty_shape s = ty_shape_with_batch(&v->shape, batch);
     if (!ty_shape_is_concrete(&s) || ty_dtype_size(v->dtype) == 0)
       return ty__err(err, err_len, TY_EINVAL, "value \"%s\": shape or dtype not known statically", v->name);

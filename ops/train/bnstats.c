@@ -25,7 +25,7 @@
 #include <string.h>
 
 static bool is_stat(const ty_graph *g, int id) {
-  const ty_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value(g, id);
+  const ty_graph_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value_at(g, id);
   return v && v->init && v->dtype == TY_DTYPE_F32 && v->init->shape.rank == 1;
 }
 
@@ -34,17 +34,17 @@ int ty__train_bn_setup(ty_train *t) {
   t->bn = calloc(nn + 1, sizeof *t->bn);
   if (!t->bn) return TY_ENOMEM;
   for (size_t i = 0; i < nn; i++) {
-    const ty_node *n = ty_graph_node(t->g, i);
+    const ty_graph_node *n = ty_graph_node_at(t->g, i);
     if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || !is_stat(t->g, n->inputs[3]) || !is_stat(t->g, n->inputs[4]))
       continue;
     ty__bn *b = &t->bn[t->n_bn];
     b->x_id = n->inputs[0];
     b->ids[0] = n->inputs[3];
     b->ids[1] = n->inputs[4];
-    b->momentum = ty_node_attr_float(n, "momentum", 0.9f);
+    b->momentum = ty_graph_node_attr_float(n, "momentum", 0.9f);
     t->n_bn++; /* counted before cloning so destroy frees a partial entry */
     for (int k = 0; k < 2; k++) {
-      int rc = ty_tensor_clone(ty_graph_value(t->g, b->ids[k])->init, &b->stat[k]);
+      int rc = ty_tensor_clone(ty_graph_value_at(t->g, b->ids[k])->init, &b->stat[k]);
       if (rc != 0) return rc;
     }
   }
@@ -91,7 +91,7 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
     if (rc != 0) {
       if (err && err_len)
         snprintf(err, err_len, "BatchNormalization running stats \"%s\": input \"%s\" missing or not [N, C, ...]",
-                 ty_graph_value(t->g, t->bn[i].ids[0])->name, ty_graph_value(t->g, t->bn[i].x_id)->name);
+                 ty_graph_value_at(t->g, t->bn[i].ids[0])->name, ty_graph_value_at(t->g, t->bn[i].x_id)->name);
       return rc;
     }
   }
@@ -107,6 +107,6 @@ int ty__train_bn_keep(const ty_train *t, int **out_ids) {
 
 size_t ty_train_n_stats(const ty_train *t) { return 2 * t->n_bn; }
 const char *ty_train_stat_name(const ty_train *t, size_t i) {
-  return i < 2 * t->n_bn ? ty_graph_value(t->g, t->bn[i / 2].ids[i % 2])->name : NULL;
+  return i < 2 * t->n_bn ? ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name : NULL;
 }
 const ty_tensor *ty_train_stat(const ty_train *t, size_t i) { return i < 2 * t->n_bn ? t->bn[i / 2].stat[i % 2] : NULL; }

@@ -102,9 +102,9 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   size_t nov = t->np + 2 * t->n_bn;
   ty_init_override *ov = calloc(nov + 1, sizeof *ov);
   if (!ov) return TY_ENOMEM;
-  for (size_t i = 0; i < t->np; i++) ov[i] = (ty_init_override){ty_graph_value(t->g, t->param_ids[i])->name, t->params[i]};
+  for (size_t i = 0; i < t->np; i++) ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i]};
   for (size_t i = 0; i < 2 * t->n_bn; i++) /* BatchNormalization running statistics */
-    ov[t->np + i] = (ty_init_override){ty_graph_value(t->g, t->bn[i / 2].ids[i % 2])->name, t->bn[i / 2].stat[i % 2]};
+    ov[t->np + i] = (ty_init_override){ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, t->bn[i / 2].stat[i % 2]};
   uint8_t *onnx = NULL;
   size_t onnx_len = 0;
   ty_buf st;
@@ -142,7 +142,7 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
 static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const char *path, char *err,
                      size_t err_len) {
   int id = ty_graph_find_value(ck, name);
-  const ty_tensor *src = id == TY_NO_VALUE ? NULL : ty_graph_value(ck, id)->init;
+  const ty_tensor *src = id == TY_NO_VALUE ? NULL : ty_graph_value_at(ck, id)->init;
   if (!src || src->dtype != TY_DTYPE_F32 || !ty_shape_equal(&src->shape, &dst->shape))
     return fail_msg(err, err_len, TY_EINVAL, "%s: initializer \"%s\" is missing or has another shape", path, name);
   memcpy(dst->data, src->data, src->nbytes);
@@ -155,10 +155,10 @@ static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char 
   ty_graph *ck = NULL;
   int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = load_init(ck, ty_graph_value(t->g, t->param_ids[i])->name, t->params[i], path, err, err_len);
+    rc = load_init(ck, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], path, err, err_len);
   for (size_t i = 0; rc == 0 && i < 2 * t->n_bn; i++) {
     const ty__bn *b = &t->bn[i / 2];
-    rc = load_init(ck, ty_graph_value(t->g, b->ids[i % 2])->name, b->stat[i % 2], path, err, err_len);
+    rc = load_init(ck, ty_graph_value_at(t->g, b->ids[i % 2])->name, b->stat[i % 2], path, err, err_len);
   }
   ty_graph_destroy(ck);
   return rc;

@@ -34,10 +34,10 @@ static double batch_ce(const float *logits, const int64_t *y, uint32_t n, int64_
 static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err, size_t err_len) {
   int rc = ty_exec_create(t->model, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit}, out_e);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = ty_exec_bind(*out_e, ty_graph_value(t->g, t->param_ids[i])->name, t->params[i], err, err_len);
+    rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], err, err_len);
   for (size_t i = 0; rc == 0 && i < t->n_bn; i++) /* inference uses the running statistics */
     for (int k = 0; rc == 0 && k < 2; k++)
-      rc = ty_exec_bind(*out_e, ty_graph_value(t->g, t->bn[i].ids[k])->name, t->bn[i].stat[k], err, err_len);
+      rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->bn[i].ids[k])->name, t->bn[i].stat[k], err, err_len);
   ty_loader_opts lo = {.batch_size = EVAL_BATCH, .world_size = 1};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, out_l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(*out_l, 0, 0);
@@ -48,7 +48,7 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, uint64_t *corr
                       size_t err_len) {
   ty_shape xs = ty_shape_with_batch(&t->sample_shape, b->n), ys = ty_shape_make(1, (int64_t[]){b->n});
   ty_tensor *x = NULL, *y = NULL;
-  const char *dname = ty_graph_value(t->g, t->data_id)->name, *lname = t->cfg->label_input;
+  const char *dname = ty_graph_value_at(t->g, t->data_id)->name, *lname = t->cfg->label_input;
   int rc = ty_tensor_create_from(TY_DTYPE_F32, &xs, b->x, (size_t)b->n * ty_dataset_sample_size(t->test_ds) * 4, &x);
   if (rc == 0) rc = ty_tensor_create_from(TY_DTYPE_I64, &ys, b->y, (size_t)b->n * 8, &y);
   if (rc == 0) rc = ty_exec_bind(e, dname, x, err, err_len);

@@ -47,21 +47,21 @@ static int build_loss(ty_train *t, char *err, size_t err_len) {
   free(bytes);
   if (rc != 0) return rc;
   const char *din = c->data_input;
-  if (!din && ty_graph_n_inputs(t->g) >= 1) din = ty_graph_value(t->g, ty_graph_input(t->g, 0))->name;
+  if (!din && ty_graph_n_inputs(t->g) >= 1) din = ty_graph_value_at(t->g, ty_graph_input(t->g, 0))->name;
   t->data_id = din ? ty_graph_find_value(t->g, din) : TY_NO_VALUE;
-  if (t->data_id == TY_NO_VALUE || !ty_graph_value(t->g, t->data_id)->is_input)
+  if (t->data_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->data_id)->is_input)
     return fail(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din ? din : "");
   t->label_id = ty_graph_find_value(t->g, c->label_input);
   if (c->loss_output) {
     t->loss_id = ty_graph_find_value(t->g, c->loss_output);
-    if (t->loss_id == TY_NO_VALUE || !ty_graph_value(t->g, t->loss_id)->is_output)
+    if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
       return fail(err, err_len, TY_EINVAL, "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
-    if (t->label_id == TY_NO_VALUE || !ty_graph_value(t->g, t->label_id)->is_input)
+    if (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input)
       return fail(err, err_len, TY_EINVAL, "config.label_input: \"%s\" is not an input of the model", c->label_input);
     return 0;
   }
   int logits = ty_graph_find_value(t->g, c->logits_output), idx;
-  if (logits == TY_NO_VALUE || !ty_graph_value(t->g, logits)->is_output)
+  if (logits == TY_NO_VALUE || !ty_graph_value_at(t->g, logits)->is_output)
     return fail(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
                 c->logits_output);
   if (t->label_id == TY_NO_VALUE) {
@@ -87,7 +87,7 @@ static int build_backward(ty_train *t, char *err, size_t err_len) {
   if (!cand || !grads) goto done;
   for (size_t i = 0; i < ni; i++) {
     int id = ty_graph_initializer(t->g, i);
-    if (ty_graph_value(t->g, id)->dtype == TY_DTYPE_F32) cand[n++] = id;
+    if (ty_graph_value_at(t->g, id)->dtype == TY_DTYPE_F32) cand[n++] = id;
   }
   if ((rc = ty_autodiff(t->g, t->loss_id, cand, n, grads, err, err_len)) != 0) goto done;
   t->param_ids = calloc(n + 1, sizeof *t->param_ids);
@@ -100,7 +100,7 @@ static int build_backward(ty_train *t, char *err, size_t err_len) {
     if (grads[i] == TY_NO_VALUE) continue;
     t->param_ids[t->np] = cand[i];
     t->grad_ids[t->np] = grads[i];
-    rc = ty_tensor_clone(ty_graph_value(t->g, cand[i])->init, &t->params[t->np]);
+    rc = ty_tensor_clone(ty_graph_value_at(t->g, cand[i])->init, &t->params[t->np]);
     if (rc == 0) t->np++;
   }
   if (rc == 0 && t->np == 0) rc = fail(err, err_len, TY_EINVAL, "model: the loss depends on no float initializer");
@@ -178,7 +178,7 @@ static int build_data(ty_train *t, char *err, size_t err_len) {
                        .rank = t->opts.rank, .world_size = world, .drop_last = true, .prefetch = t->opts.prefetch};
   if ((rc = ty_loader_create(t->train_ds, &lo, &t->loader, err, err_len)) != 0) return rc;
   t->bpe = ty_loader_batches_per_epoch(t->loader);
-  const ty_value *dv = ty_graph_value(t->g, t->data_id);
+  const ty_graph_value *dv = ty_graph_value_at(t->g, t->data_id);
   t->sample_shape = dv->shape;
   int64_t per = ty_shape_span(&dv->shape, 1, dv->shape.rank);
   if (dv->shape.rank < 1 || dv->dtype != TY_DTYPE_F32 || per != (int64_t)ty_dataset_sample_size(t->train_ds))
@@ -200,7 +200,7 @@ static void resolve_steps(ty_train *t) {
     t->sched.total_steps = t->total_steps > w ? t->total_steps - w : 1;
   }
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
-    if (ty_graph_node(t->g, i)->op == TY_OP_DROPOUT) t->exec_per_step = true;
+    if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT) t->exec_per_step = true;
 }
 
 int ty_train_create(const ty_graph *model, const ty_train_config *config, const ty_train_opts *opts,
@@ -527,7 +527,7 @@ uint64_t ty_train_step(const ty_train *t) { return t->step; }
 uint64_t ty_train_total_steps(const ty_train *t) { return t->total_steps; }
 size_t ty_train_n_params(const ty_train *t) { return t->np; }
 const char *ty_train_param_name(const ty_train *t, size_t i) {
-  return i < t->np ? ty_graph_value(t->g, t->param_ids[i])->name : NULL;
+  return i < t->np ? ty_graph_value_at(t->g, t->param_ids[i])->name : NULL;
 }
 const ty_tensor *ty_train_param(const ty_train *t, size_t i) { return i < t->np ? t->params[i] : NULL; }
 const ty_graph *ty_train_graph(const ty_train *t) { return t->g; }

@@ -137,10 +137,10 @@ static double weight_diff(const char *a, const char *b) {
   cr_assert_eq(ty_graph_n_initializers(ga), ty_graph_n_initializers(gb));
   double worst = 0;
   for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
-    const ty_value *va = ty_graph_value(ga, ty_graph_initializer(ga, i));
+    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
     int idb = ty_graph_find_value(gb, va->name);
     cr_assert(idb != TY_NO_VALUE, "%s has no %s", b, va->name);
-    const ty_tensor *ta = va->init, *tb = ty_graph_value(gb, idb)->init;
+    const ty_tensor *ta = va->init, *tb = ty_graph_value_at(gb, idb)->init;
     if (!ta || !tb || ta->dtype != TY_DTYPE_F32) continue;
     cr_assert_eq(ta->nbytes, tb->nbytes);
     const float *fa = ta->data, *fb = tb->data;

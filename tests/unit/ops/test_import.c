@@ -111,7 +111,7 @@ Test(export, round_trip_with_overrides_and_symbolic_batch) {
   ty_graph *g2;
   cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &g2), 0, "%s", err);
   unlink(path);
-  const ty_value *yv = ty_graph_value(g2, ty_graph_output(g2, 0));
+  const ty_graph_value *yv = ty_graph_value_at(g2, ty_graph_output(g2, 0));
   cr_assert_eq(yv->shape.rank, 2);
   cr_assert_eq(yv->shape.dims[0], TY_DIM_BATCH);
   cr_assert_eq(yv->shape.dims[1], 2);

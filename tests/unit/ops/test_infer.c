@@ -16,7 +16,7 @@ static ty_shape infer1(ty_op op, int n_in, const ty_dtype *dts, const ty_shape *
   if (attrs) attrs(&b);
   char err[256] = "";
   cr_assert_eq(one_node_infer(&b, err, sizeof err), 0, "%s", err);
-  ty_shape s = ty_graph_value(b.g, b.out[out_index])->shape;
+  ty_shape s = ty_graph_value_at(b.g, b.out[out_index])->shape;
   ty_graph_destroy(b.g);
   return s;
 }
@@ -126,7 +126,7 @@ static ty_shape infer_with_const(ty_op op, ty_shape x, ty_shape cs, const int64_
   if (op == TY_OP_REDUCE_SUM) ty_graph_node_set_int(g, (size_t)node, "keepdims", 0);
   char err[256] = "";
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  ty_shape s = ty_graph_value(g, out)->shape;
+  ty_shape s = ty_graph_value_at(g, out)->shape;
   ty_graph_destroy(g);
   return s;
 }

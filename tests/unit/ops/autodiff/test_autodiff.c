@@ -95,7 +95,7 @@ static double run_loss(ty_graph *g, int loss, const int *ids, ty_tensor **vals, 
 static void check(gb *b, int y, double eps, double tol) {
   char err[256] = "";
   cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
-  const ty_value *yv = ty_graph_value(b->g, y);
+  const ty_graph_value *yv = ty_graph_value_at(b->g, y);
   int r = gb_float(b, false, yv->shape.rank, yv->shape.dims, -1, 1, false), m, loss;
   gb_node(b, TY_OP_MUL, (int[]){y, r}, 2, 1, &m);
   size_t rs = gb_node(b, TY_OP_REDUCE_SUM, &m, 1, 1, &loss);
@@ -105,7 +105,7 @@ static void check(gb *b, int y, double eps, double tol) {
   int grads[16];
   cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, grads, err, sizeof err), 0, "%s", err);
   ty_tensor *vals[16];
-  for (int p = 0; p < b->np; p++) cr_assert_eq(ty_tensor_clone(ty_graph_value(b->g, b->params[p])->init, &vals[p]), 0);
+  for (int p = 0; p < b->np; p++) cr_assert_eq(ty_tensor_clone(ty_graph_value_at(b->g, b->params[p])->init, &vals[p]), 0);
   ty_exec_opts o = {.training = true, .seed = 7};
   ty_exec *e;
   cr_assert_eq(ty_exec_create(b->g, &o, &e), 0);
@@ -245,7 +245,7 @@ Test(grad, conv_1d) {
 /* Distinct values spaced 0.05 apart, so no window has a near-tie. */
 static int spaced(gb *b, int rank, const int64_t *dims) {
   int id = gb_float(b, true, rank, dims, 0, 1, false);
-  ty_tensor *t = ty_graph_value(b->g, id)->init;
+  ty_tensor *t = ty_graph_value_at(b->g, id)->init;
   int64_t n = ty_tensor_numel(t);
   for (int64_t i = 0; i < n; i++) ty_tensor_f32(t)[i] = (float)(((i * 37) % n) * 0.05 - 1.0);
   return id;

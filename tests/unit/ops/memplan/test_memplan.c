@@ -198,6 +198,6 @@ Test(memplan, report_rejects_bad_batch_and_unknown_shapes) {
   int x = gt_input(g, "x", 1, xd), y = gt_op(g, TY_OP_RELU, x, -1);
   cr_assert_eq(ty_graph_mark_output(g, y), 0);
   cr_assert_eq(ty_memplan_report_graph(g, 1, NULL, err, sizeof err, &r), TY_EINVAL);
-  cr_assert(strstr(err, ty_graph_value(g, y)->name) && strstr(err, "not known"), "%s", err);
+  cr_assert(strstr(err, ty_graph_value_at(g, y)->name) && strstr(err, "not known"), "%s", err);
   ty_graph_destroy(g);
 }

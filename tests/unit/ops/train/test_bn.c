@@ -73,8 +73,8 @@ static ty_graph *make_bn_model(void) {
 static const float *init_of(const ty_graph *g, const char *name) {
   int id = ty_graph_find_value(g, name);
   cr_assert_neq(id, TY_NO_VALUE, "%s", name);
-  cr_assert_not_null(ty_graph_value(g, id)->init, "%s", name);
-  return ty_graph_value(g, id)->init->data;
+  cr_assert_not_null(ty_graph_value_at(g, id)->init, "%s", name);
+  return ty_graph_value_at(g, id)->init->data;
 }
 
 static ty_train *trainer(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o) {

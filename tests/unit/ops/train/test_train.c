@@ -235,7 +235,7 @@ Test(train, checkpoint_is_valid_onnx, .timeout = 120) {
   cr_assert_eq(ty_graph_load_file(ck, err, sizeof err, &back), 0, "%s", err);
   int id = ty_graph_find_value(back, "fc1.weight");
   cr_assert_neq(id, TY_NO_VALUE);
-  const ty_tensor *w = ty_graph_value(back, id)->init;
+  const ty_tensor *w = ty_graph_value_at(back, id)->init;
   cr_assert(memcmp(w->data, ty_train_param(t, 0)->data, w->nbytes) == 0, "checkpoint holds other weights");
   cr_assert_eq(ty_graph_find_value(back, "trainyard.loss"), TY_NO_VALUE, "the loss leaked into the checkpoint");
   ty_graph_destroy(back);
