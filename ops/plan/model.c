@@ -712,6 +712,7 @@ static void finish_ops(ty__model *m) {
       m->values[v].n_uses++;
       op->in_diff[i] = m->values[v].grad && slot_differentiable(n, i, ty_graph_value_at(m->g, v)->dtype);
       op->backward |= op->in_diff[i];
+      op->grad_inputs += op->in_diff[i];
     }
     m->n_fallback += op->fallback;
   }

@@ -66,7 +66,8 @@ typedef struct ty__op {
   bool *in_diff;      /* the slot carries a gradient back */
   bool *out_full;     /* split loops missing from this output leave it whole, not partial */
   double flops;       /* forward FLOPs of the whole op */
-  bool backward;      /* some input takes a gradient: backward costs 2x forward */
+  bool backward;      /* some input takes a gradient */
+  int grad_inputs;    /* how many: backward costs that many forwards, at most 2 */
   int64_t bn_channels; /* BatchNormalization: batch split syncs 2 x C statistics */
 } ty__op;
 

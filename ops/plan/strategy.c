@@ -7,10 +7,11 @@
  * A loop must divide evenly. From the assignment follow the layout of every
  * input (what the op needs) and output (what it writes, partial sums
  * marked), which inputs' gradients come back partial, the compute time
- * (forward + 2x forward for backward, divided by the devices that split
- * the work), the memory it keeps per device, and the communication that is
- * the op's own: gradient all-reduces of the parameters it alone reads and
- * BatchNormalization's statistics.
+ * (the forward, plus one forward's worth per input that takes a gradient,
+ * at most two, so backward is ~2x forward; divided by the devices that
+ * split the work), the memory it keeps per device, and the communication
+ * that is the op's own: gradient all-reduces of the parameters it alone
+ * reads and BatchNormalization's statistics.
  *
  * Vertices of the cost graph are the ops (topological order) and, after
  * them, the parameters read by more than one op, whose choices are layouts
@@ -81,7 +82,8 @@ uint8_t ty__bn_axes(const ty__op *op, const ty__strat *st) {
 }
 
 double ty__op_compute(const ty__space *s, const ty__op *op, const ty__strat *st) {
-  return op->flops * (op->backward ? 3.0 : 1.0) / s->mesh.flops / split_devices(&s->mesh, st);
+  double backward = op->grad_inputs < 2 ? op->grad_inputs : 2; /* dA and dB of a MatMul: one forward each */
+  return op->flops * (1.0 + backward) / s->mesh.flops / split_devices(&s->mesh, st);
 }
 
 const ty__lay *ty__choice_lays(const ty__space *s, int vertex, int k) {

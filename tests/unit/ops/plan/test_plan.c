@@ -503,3 +503,79 @@ Test(plan_device, cpu_rate_is_measured_once_and_cached) {
   cr_assert_eq(ty_plan_cpu_flops(NULL, -1, err, sizeof err, &b), TY_EINVAL);
   unlink(path);
 }
+
+/* A small CNN: Conv (batch or output-channel split only), BatchNormalization
+ * (its statistics synchronised when the batch is split), pooling, Gemm and
+ * SoftmaxCrossEntropyLoss against int64 labels. */
+static ty_graph *cnn(int64_t channels) {
+  ty_graph *g = NULL;
+  char err[TY_ERR_LEN];
+  int x, lab, w, cb, s, bi, mu, var, fw, fb, idx, v[8];
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16}), ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
+  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
+  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &lab), 0);
+  ty_graph_mark_input(g, x);
+  ty_graph_mark_input(g, lab);
+  struct { const char *name; int rank; int64_t dims[4]; int *id; } inits[] = {
+    {"conv.w", 4, {channels, 3, 3, 3}, &w}, {"conv.b", 1, {channels}, &cb}, {"bn.scale", 1, {channels}, &s},
+    {"bn.bias", 1, {channels}, &bi}, {"bn.mean", 1, {channels}, &mu}, {"bn.var", 1, {channels}, &var},
+    {"fc.w", 2, {10, channels}, &fw}, {"fc.b", 1, {10}, &fb}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(inits); i++) {
+    ty_shape sh = ty_shape_make(inits[i].rank, inits[i].dims);
+    ty_tensor *t = NULL;
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &sh, &t), 0);
+    cr_assert_eq(ty_graph_add_value(g, inits[i].name, TY_DTYPE_F32, &sh, inits[i].id), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, *inits[i].id, t), 0);
+  }
+  const char *names[] = {"conv", "bn", "relu", "pool", "flat", "fc", "loss"};
+  for (int i = 0; i < 7; i++) cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, NULL, &v[i]), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV, "conv", (int[]){x, w, cb}, 3, &v[0], 1, &idx), 0);
+  ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[0], s, bi, mu, var}, 5, &v[1], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_RELU, "relu", &v[1], 1, &v[2], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GLOBAL_AVERAGE_POOL, "pool", &v[2], 1, &v[3], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_FLATTEN, "flat", &v[3], 1, &v[4], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){v[4], fw, fb}, 3, &v[5], 1, &idx), 0);
+  ty_graph_node_set_int(g, (size_t)idx, "transB", 1);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){v[5], lab}, 2, &v[6], 1, &idx), 0);
+  ty_graph_mark_output(g, v[6]);
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
+  for (int wide = 0; wide < 2; wide++) {
+    ty_graph *g = cnn(wide ? 1024 : 16);
+    ty_plan_request r = request(1, 4, wide ? 4 : 256);
+    ty_plan *p = plan_ok(g, &r);
+    cr_assert_eq(p->n_fallback, 0);
+    const ty_plan_op *conv = op_named(p, "conv");
+    bool by_batch = strstr(conv->strategy, "batch split"), by_channel = strstr(conv->strategy, "output-channel split");
+    cr_assert(by_batch || by_channel, "%s", conv->strategy);
+    cr_assert(!wide || (by_channel && !by_batch), "1024 channels and 4 samples: %s", conv->strategy);
+    const ty_plan_layout *cw = &param_named(p, "conv.w")->layout;
+    cr_assert_eq(cw->dim_axes[0], by_channel ? 2 : 0);
+    cr_assert(cw->dim_axes[1] == 0 && cw->dim_axes[2] == 0 && cw->dim_axes[3] == 0, "never split inside a filter");
+    bool stats = false;
+    for (size_t i = 0; i < p->n_collectives; i++) stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
+    cr_assert_eq(stats, strstr(op_named(p, "bn")->strategy, "batch split") != NULL,
+                 "batch statistics are synchronised exactly when the batch is split");
+    ty_plan_destroy(p);
+    ty_graph_destroy(g);
+  }
+  /* Forced data parallelism: the statistics go both ways, 2 x C floats. */
+  ty_graph *g = cnn(16);
+  ty_plan_request r = request(1, 4, 64);
+  r.mode = TY_PLAN_MODE_DATA;
+  ty_plan *p = plan_ok(g, &r);
+  int dirs = 0;
+  for (size_t i = 0; i < p->n_collectives; i++)
+    if (strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0) {
+      cr_assert_eq(p->collectives[i].bytes, 2 * 16 * 4);
+      dirs |= 1 << p->collectives[i].phase;
+    }
+  cr_assert_eq(dirs, (1 << TY_PLAN_FORWARD) | (1 << TY_PLAN_BACKWARD));
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
