@@ -230,6 +230,10 @@ static int solve_restricted(const search *s, const ty__space *sp, uint8_t **allo
   for (int v = 0; v < r.n_v; v++) out->assign[v] = map[map[v] + best[v]];
   rc = 0;
 done:
+  if (rc != 0) {
+    free(out->assign);
+    out->assign = NULL;
+  }
   free(a);
   free(best);
   free(map);
