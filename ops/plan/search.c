@@ -311,7 +311,7 @@ static void describe_alt(const search *s, const results *res, int alt, ty_plan_a
       snprintf(out->why, sizeof out->why, "batch %lld is not divisible by the data-parallel degree %d",
                (long long)s->model->batch, n);
     else if (alt == ALT_GRID)
-      snprintf(out->why, sizeof out->why, "no mesh of two axes of more than one device divides the batch");
+      snprintf(out->why, sizeof out->why, "no mesh has two axes of more than one device with a data axis dividing the batch");
     else
       snprintf(out->why, sizeof out->why, "not searched in data-parallel mode");
     return;

@@ -249,10 +249,78 @@ static int distinct(uint32_t *keys, int n, int *idx) {
   return u;
 }
 
+/* Edge costs repeat: a transformer's layers hold the same shapes and
+ * layouts again and again, so (shape, layouts, direction) -> seconds is
+ * remembered for the whole mesh. Open addressing, grown at half load. */
+typedef struct memo_ent {
+  ty_shape shape;
+  uint32_t elem, p, q;
+  uint8_t flags; /* 1: with the gradient, 2: a parameter's (bucketed) gradient */
+  bool used;
+  double cost;
+} memo_ent;
+
+typedef struct memo {
+  memo_ent *t;
+  size_t cap, n;
+} memo;
+
+static uint64_t memo_hash(const memo_ent *k) {
+  uint64_t h = ty_mix2(((uint64_t)k->p << 32) | k->q, ((uint64_t)k->elem << 8) | k->flags);
+  for (int d = 0; d < k->shape.rank; d++) h = ty_mix2(h, (uint64_t)k->shape.dims[d]);
+  return ty_mix2(h, (uint64_t)k->shape.rank);
+}
+
+static bool memo_same(const memo_ent *a, const memo_ent *b) {
+  return a->p == b->p && a->q == b->q && a->elem == b->elem && a->flags == b->flags &&
+         ty_shape_equal(&a->shape, &b->shape);
+}
+
+static memo_ent *memo_slot(memo *mo, const memo_ent *k) {
+  size_t i = (size_t)memo_hash(k) & (mo->cap - 1);
+  while (mo->t[i].used && !memo_same(&mo->t[i], k)) i = (i + 1) & (mo->cap - 1);
+  return &mo->t[i];
+}
+
+static int memo_grow(memo *mo) {
+  memo old = *mo;
+  mo->cap = old.cap ? 2 * old.cap : 4096;
+  mo->n = 0;
+  if (!(mo->t = calloc(mo->cap, sizeof *mo->t))) return TY_ENOMEM;
+  for (size_t i = 0; i < old.cap; i++)
+    if (old.t[i].used) {
+      *memo_slot(mo, &old.t[i]) = old.t[i];
+      mo->n++;
+    }
+  free(old.t);
+  return 0;
+}
+
+/* Forward reshard p -> q and, with a gradient, the way back. */
+static int pair_cost(const ty__space *s, memo *mo, const ty__value *val, ty__lay p, uint32_t qkey, bool grad,
+                     double *out) {
+  memo_ent k = {.shape = val->shape, .elem = (uint32_t)val->elem, .p = p, .q = qkey,
+                .flags = (uint8_t)((grad ? 1 : 0) | (val->kind == TY__V_PARAM ? 2 : 0))};
+  if (2 * (mo->n + 1) > mo->cap && memo_grow(mo) != 0) return TY_ENOMEM;
+  memo_ent *e = memo_slot(mo, &k);
+  if (!e->used) {
+    ty__lay q = qkey & 0xFFFFu, g = qkey >> GPART_SHIFT;
+    k.cost = ty__reshard(&s->mesh, &val->shape, val->elem, p, q, NULL, NULL);
+    if (grad)
+      k.cost += ty__reshard(val->kind == TY__V_PARAM ? &s->sync : &s->mesh, &val->shape, val->elem,
+                            q | g << TY__LAY_PARTIAL_SHIFT, ty__lay_whole(p), NULL, NULL);
+    k.used = true;
+    *e = k;
+    mo->n++;
+  }
+  *out = e->cost;
+  return 0;
+}
+
 /* Adds to e the cost of value val flowing from writer slot out_slot (-1: a
  * parameter vertex) to reader slot `slot`, forward and, with grad, back. */
-static int add_edge_cost(const ty__space *s, ty__cg_edge *e, int out_slot, int slot, const ty__value *val,
-                         bool grad) {
+static int add_edge_cost(const ty__space *s, memo *mo, ty__cg_edge *e, int out_slot, int slot,
+                         const ty__value *val, bool grad) {
   int nu = s->cg.v[e->u].n, nw = s->cg.v[e->v].n;
   uint32_t *pk = malloc(((size_t)nu + (size_t)nw) * sizeof *pk);
   int *pi = malloc(((size_t)nu + (size_t)nw) * sizeof *pi);
@@ -265,17 +333,11 @@ static int add_edge_cost(const ty__space *s, ty__cg_edge *e, int out_slot, int s
   for (int k = 0; k < nw; k++) qk[k] = reader_key(s, e->v, k, slot);
   int up = distinct(pk, nu, pi), uq = distinct(qk, nw, qi);
   if (!(small = malloc((size_t)up * (size_t)uq * sizeof *small))) goto done;
-  for (int a = 0; a < up; a++)
-    for (int b = 0; b < uq; b++) {
-      ty__lay p = pk[a], q = qk[b] & 0xFFFFu, g = qk[b] >> GPART_SHIFT;
-      double c = ty__reshard(&s->mesh, &val->shape, val->elem, p, q, NULL, NULL);
-      if (grad) c += ty__reshard(val->kind == TY__V_PARAM ? &s->sync : &s->mesh, &val->shape, val->elem,
-                                 q | g << TY__LAY_PARTIAL_SHIFT, ty__lay_whole(p), NULL, NULL);
-      small[(size_t)a * (size_t)uq + (size_t)b] = c;
-    }
-  for (int i = 0; i < nu; i++)
-    for (int j = 0; j < nw; j++) e->cost[(size_t)i * (size_t)nw + (size_t)j] += small[(size_t)pi[i] * (size_t)uq + (size_t)qi[j]];
   rc = 0;
+  for (int a = 0; a < up && rc == 0; a++)
+    for (int b = 0; b < uq && rc == 0; b++) rc = pair_cost(s, mo, val, pk[a], qk[b], grad, &small[(size_t)a * (size_t)uq + (size_t)b]);
+  for (int i = 0; rc == 0 && i < nu; i++)
+    for (int j = 0; j < nw; j++) e->cost[(size_t)i * (size_t)nw + (size_t)j] += small[(size_t)pi[i] * (size_t)uq + (size_t)qi[j]];
 done:
   free(pk);
   free(pi);
@@ -305,7 +367,8 @@ static ty__cg_edge *edge_for(ty__space *s, int first_edge, int *cap, int u, int 
 
 static int build_edges(ty__space *s) {
   const ty__model *m = s->model;
-  int cap = 0;
+  int cap = 0, rc = 0;
+  memo mo = {0};
   for (size_t k = 0; k < m->n_nodes; k++) {
     size_t node = m->order[k];
     const ty__op *op = &m->ops[node];
@@ -324,11 +387,13 @@ static int build_edges(ty__space *s) {
       }
       if (u < 0) continue;
       ty__cg_edge *e = edge_for(s, first, &cap, u, w);
-      int rc = e ? add_edge_cost(s, e, slot, i, val, op->in_diff[i]) : TY_ENOMEM;
-      if (rc != 0) return rc;
+      rc = e ? add_edge_cost(s, &mo, e, slot, i, val, op->in_diff[i]) : TY_ENOMEM;
+      if (rc != 0) goto done;
     }
   }
-  return 0;
+done:
+  free(mo.t);
+  return rc;
 }
 
 int ty__space_build(const ty__model *m, const ty__mesh *mesh, ty__space *out) {

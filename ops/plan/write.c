@@ -124,6 +124,17 @@ static void json_collective(ty_json *j, const ty_plan *p, const ty_plan_collecti
   ty_json_string(j, ty_plan_phase_name(c->phase));
   ty_json_key(j, "at");
   ty_json_string(j, c->node >= 0 && (size_t)c->node < p->n_ops ? p->ops[c->node].name : NULL);
+  ty_json_key(j, "input");
+  if (c->input >= 0) ty_json_int(j, c->input);
+  else ty_json_null(j);
+  if (c->dim >= 0) {
+    ty_json_key(j, "dim");
+    ty_json_int(j, c->dim);
+  }
+  if (c->src_dim >= 0) {
+    ty_json_key(j, "src_dim");
+    ty_json_int(j, c->src_dim);
+  }
   ty_json_key(j, "predicted_s");
   ty_json_double(j, c->seconds);
   ty_json_end_object(j);
