@@ -12,12 +12,16 @@
  * budget, which keeps GLPK's tolerances meaningful for microsecond costs
  * and gigabyte memories alike. GLPK's branch and bound stops at the time
  * limit with the best integer solution found so far (GLP_FEAS).
- * GLPK keeps its state per thread; the planner calls it from one thread.
+ * GLPK keeps its state per thread. On an internal error (out of memory) it
+ * would abort the process, which must never happen to a controller: an
+ * error hook jumps back here, GLPK's whole environment is freed, and the
+ * solve fails with TY_ENOMEM.
  */
 #include "ops/plan/plan_internal.h"
 
 #include <glpk.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdlib.h>
 
 typedef struct lp_build {
@@ -98,6 +102,29 @@ static int solve(lp_build *b, const ty__cg *cg, int time_limit_ms, int *out_assi
   return 0;
 }
 
+static void on_glpk_error(void *info) { longjmp(*(jmp_buf *)info, 1); }
+
+static int run_glpk(lp_build *b, const ty__cg *cg, ty__objective obj, size_t ncol, size_t nrow, int time_limit_ms,
+                    int *out_assign, ty__solve_info *info) {
+  jmp_buf jb;
+  glp_error_hook(on_glpk_error, &jb);
+  if (setjmp(jb)) {
+    glp_free_env(); /* frees every GLPK object of this thread, b->lp too */
+    return TY_ENOMEM;
+  }
+  b->lp = glp_create_prob();
+  glp_set_obj_dir(b->lp, GLP_MIN);
+  if (ncol > 0) glp_add_cols(b->lp, (int)ncol);
+  if (nrow > 0) glp_add_rows(b->lp, (int)nrow);
+  if (obj.budget >= 0) glp_set_row_bnds(b->lp, (int)nrow, GLP_UP, 0, obj.budget * mem_scale(obj));
+  formulate(cg, obj, b);
+  glp_load_matrix(b->lp, b->nz, b->ia, b->ja, b->ar);
+  int rc = solve(b, cg, time_limit_ms, out_assign, info);
+  glp_delete_prob(b->lp);
+  glp_error_hook(NULL, NULL);
+  return rc;
+}
+
 int ty__solve_ilp(const ty__cg *cg, ty__objective obj, int time_limit_ms, int *out_assign,
                   ty__solve_info *info) {
   *info = (ty__solve_info){0};
@@ -122,18 +149,8 @@ int ty__solve_ilp(const ty__cg *cg, ty__objective obj, int time_limit_ms, int *o
   b.ja = malloc((nz + 1) * sizeof *b.ja);
   b.ar = malloc((nz + 1) * sizeof *b.ar);
   b.xcol = malloc(((size_t)cg->n_v + 1) * sizeof *b.xcol);
-  int rc = TY_ENOMEM;
-  if (b.ia && b.ja && b.ar && b.xcol) {
-    b.lp = glp_create_prob();
-    glp_set_obj_dir(b.lp, GLP_MIN);
-    if (ncol > 0) glp_add_cols(b.lp, (int)ncol);
-    if (nrow > 0) glp_add_rows(b.lp, (int)nrow);
-    if (obj.budget >= 0) glp_set_row_bnds(b.lp, (int)nrow, GLP_UP, 0, obj.budget * mem_scale(obj));
-    formulate(cg, obj, &b);
-    glp_load_matrix(b.lp, b.nz, b.ia, b.ja, b.ar);
-    rc = solve(&b, cg, time_limit_ms, out_assign, info);
-    glp_delete_prob(b.lp);
-  }
+  int rc = b.ia && b.ja && b.ar && b.xcol ? run_glpk(&b, cg, obj, ncol, nrow, time_limit_ms, out_assign, info)
+                                          : TY_ENOMEM;
   free(b.ia);
   free(b.ja);
   free(b.ar);

@@ -526,7 +526,7 @@ static bool derive_shape(const ty__model *m, const ty_graph_node *n, int o, ty_s
     const ty_graph_attr *perm = ty_graph_node_attr(n, "perm");
     *s = *x;
     for (int d = 0; d < x->rank; d++) {
-      int64_t p = perm && (int)perm->n == x->rank ? perm->ints[d] : x->rank - 1 - d;
+      int64_t p = perm && perm->type == TY_ATTR_INTS && (int)perm->n == x->rank ? perm->ints[d] : x->rank - 1 - d;
       if (p < 0 || p >= x->rank) return false;
       s->dims[d] = x->dims[p];
     }
@@ -680,11 +680,12 @@ done:
   return rc;
 }
 
-static int find_loss(ty__model *m, int want, char *err, size_t err_len) {
-  if (want != TY_NO_VALUE) {
-    if (want < 0 || (size_t)want >= m->n_values || numel(&m->values[want].shape) != 1 ||
-        ty_graph_value_at(m->g, want)->dtype != TY_DTYPE_F32)
-      return ty_errf(err, err_len, TY_EINVAL, "loss: value %d is not a one-element float value", want);
+static int find_loss(ty__model *m, const char *name, char *err, size_t err_len) {
+  if (name) {
+    int want = ty_graph_find_value(m->g, name);
+    if (want == TY_NO_VALUE) return ty_errf(err, err_len, TY_EINVAL, "loss: the graph has no value \"%s\"", name);
+    if (numel(&m->values[want].shape) != 1 || ty_graph_value_at(m->g, want)->dtype != TY_DTYPE_F32)
+      return ty_errf(err, err_len, TY_EINVAL, "loss: \"%s\" is not a one-element float value", name);
     m->loss = want;
     return 0;
   }

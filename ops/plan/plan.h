@@ -85,12 +85,13 @@ typedef struct ty_plan_request {
   /* Plan on the physical mesh nodes x devices_per_node only, as Alpa's
    * tests do, instead of also trying its other factorisations. */
   bool fixed_mesh;
-  /* The loss value (a one-element float); TY_NO_VALUE: the graph's only
-   * one-element float output. Decides which values carry gradients. */
-  int loss;
+  /* The loss: the name of a one-element float value; NULL: the graph's
+   * only one-element float output. Decides which values carry gradients.
+   * Borrowed during the call. */
+  const char *loss;
 } ty_plan_request;
 
-/* Fills *req with the documented defaults (docs/planner.md): one node with
+/* Fills *req with the documented defaults (start every request here) (docs/planner.md): one node with
  * one device of 100 GFLOP/s and 16 GiB, 10 GB/s and 2 us inside a node,
  * 1.25 GB/s and 20 us across nodes, 5 us per collective, Adam, auto. */
 void ty_plan_request_init(ty_plan_request *req);

@@ -100,7 +100,6 @@ void ty_plan_request_init(ty_plan_request *req) {
     .intra_bw = 10e9, .inter_bw = 1.25e9, .intra_latency_s = 2e-6, .inter_latency_s = 20e-6, .launch_s = 5e-6,
   };
   req->optimizer = TY_PLAN_OPT_ADAM;
-  req->loss = TY_NO_VALUE;
 }
 
 /* ---- meshes --------------------------------------------------------------------- */
@@ -388,7 +387,7 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   int devices = c->nodes * c->devices_per_node;
   if (req->mode == TY_PLAN_MODE_DATA && req->batch % devices != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "batch: %lld is not divisible by the data-parallel degree %d (%d nodes x %d devices per node)",
+                   "batch: %lld is not divisible by the data-parallel degree %d (mesh %dx%d)",
                    (long long)req->batch, devices, c->nodes, c->devices_per_node);
   ty__model model;
   rc = ty__model_build(g, req, err, err_len, &model);

@@ -280,8 +280,7 @@ Test(plan_reject, batch_not_divisible_by_the_data_parallel_degree) {
   ty_plan_request r = request(1, 4, 30);
   r.mode = TY_PLAN_MODE_DATA;
   cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
-  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (1 nodes x 4 devices per node)"),
-            "%s", err);
+  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4)"), "%s", err);
   /* Auto mode plans without data parallelism and says why it is missing. */
   r.mode = TY_PLAN_MODE_AUTO;
   ty_plan *p = plan_ok(g, &r);
@@ -319,9 +318,12 @@ Test(plan_reject, bad_request_fields) {
   plan_fail(g, &r, err);
   cr_assert(strstr(err, "latencies"), "%s", err);
   r = request(1, 4, 32);
-  r.loss = 12345;
+  r.loss = "nothing";
   plan_fail(g, &r, err);
-  cr_assert(strstr(err, "loss: value 12345"), "%s", err);
+  cr_assert(strstr(err, "loss: the graph has no value \"nothing\""), "%s", err);
+  r.loss = "loss.sq";
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "loss: \"loss.sq\" is not a one-element float value"), "%s", err);
   cr_assert_eq(ty_plan_search(NULL, &r, err, sizeof err, NULL), TY_EINVAL);
   ty_graph_destroy(g);
 }
@@ -350,10 +352,11 @@ Test(plan_reject, graph_without_a_loss) {
 Test(plan, ops_without_a_rule_fall_back_to_replicated) {
   ty_graph *g = model_mlp(2, 16);
   int loss = ty_graph_find_value(g, "loss"), w = ty_graph_find_value(g, "l0.w"), grad;
+  cr_assert_neq(loss, TY_NO_VALUE);
   char err[TY_ERR_LEN];
   cr_assert_eq(ty_autodiff(g, loss, &w, 1, &grad, err, sizeof err), 0, "%s", err);
   ty_plan_request r = request(1, 2, 8);
-  r.loss = loss;
+  r.loss = "loss";
   ty_plan *p = plan_ok(g, &r);
   cr_assert_gt(p->n_fallback, 0);
   size_t seen = 0;
