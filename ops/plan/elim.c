@@ -55,17 +55,21 @@ typedef struct work {
 
 static int other(const wedge *e, int x) { return e->a == x ? e->b : e->a; }
 
-static int adj_add(wvert *x, int e) {
-  if (x->deg == x->cap) {
-    int nc = x->cap ? 2 * x->cap : 4;
-    int *na = realloc(x->adj, (size_t)nc * sizeof *na);
+/* Appends v to a growable int array. */
+static int int_push(int **arr, int *len, int *cap, int v) {
+  if (*len == *cap) {
+    int nc = *cap ? 2 * *cap : 8;
+    int *na = realloc(*arr, (size_t)nc * sizeof *na);
     if (!na) return TY_ENOMEM;
-    x->adj = na;
-    x->cap = nc;
+    *arr = na;
+    *cap = nc;
   }
-  x->adj[x->deg++] = e;
+  (*arr)[(*len)++] = v;
   return 0;
 }
+
+static int adj_add(wvert *x, int e) { return int_push(&x->adj, &x->deg, &x->cap, e); }
+static int push(work *w, int v) { return int_push(&w->queue, &w->qlen, &w->qcap, v); }
 
 static void adj_remove(wvert *x, int e) {
   for (int i = 0; i < x->deg; i++)
@@ -73,18 +77,6 @@ static void adj_remove(wvert *x, int e) {
       x->adj[i] = x->adj[--x->deg];
       return;
     }
-}
-
-static int push(work *w, int v) {
-  if (w->qlen == w->qcap) {
-    int nc = w->qcap ? 2 * w->qcap : 64;
-    int *nq = realloc(w->queue, (size_t)nc * sizeof *nq);
-    if (!nq) return TY_ENOMEM;
-    w->queue = nq;
-    w->qcap = nc;
-  }
-  w->queue[w->qlen++] = v;
-  return 0;
 }
 
 /* Cost of edge e with its end `from` at strategy s and the other at t. */
