@@ -25,8 +25,8 @@ static void node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out
   else if (p->claimed[i]) snprintf(out, len, "promised to a preempting job");
   else if (n->gpus > nd->gpus_total)
     snprintf(out, len, "has %u GPUs, %u needed", nd->gpus_total, n->gpus);
-  else if ((uint32_t)__builtin_popcountll(f.gpus) < n->gpus)
-    snprintf(out, len, "%d of %u GPUs free, %u needed", __builtin_popcountll(f.gpus),
+  else if (ty__popcount(f.gpus) < n->gpus)
+    snprintf(out, len, "%d of %u GPUs free, %u needed", ty__popcount(f.gpus),
              nd->gpus_total, n->gpus);
   else if (f.cpus < n->cpus)
     snprintf(out, len, "%u of %u CPUs free, %u needed", f.cpus, nd->cpus_total, n->cpus);
