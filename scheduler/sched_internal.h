@@ -37,6 +37,7 @@ typedef struct ty__res {
 typedef struct ty__cap {
   bool on;
   ty__res spare;
+  ty__res held; /* what the reserved job takes there (its slot) */
 } ty__cap;
 
 typedef struct ty__idx {
@@ -146,6 +147,8 @@ typedef struct ty__pass {
   bool resv;             /* a reservation exists */
   uint64_t resv_job;
   int64_t resv_t;
+  int64_t resv_end;      /* the reserved job's start + its time limit */
+  bool resv_unlimited;   /* the reserved job has no time limit */
   char resv_text[160];   /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;
@@ -163,6 +166,13 @@ int64_t ty__running_end(const ty__pass *p, size_t r);
  * it the pass's reservation (caps on the reserved nodes). */
 bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
                  bool commit, int64_t *out_t);
+/* When pending job ji could start: the reservation's timeline (running jobs
+ * and this pass's placements end at their limits) with the pass's
+ * reservation honoured, i.e. while the reserved job would run, ji may use
+ * only what it leaves on its nodes. Returns true with *out_t; false when
+ * no end frees enough. *out_unlimited is the id of a job without a time
+ * limit whose assumed end the answer depends on, else 0. */
+bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimited);
 /* Tries to make room for job j by preempting; true when it will fit once
  * the victims (recorded in p->out) and jobs already ending are gone. */
 bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want);

@@ -170,12 +170,14 @@ static void pass_close(ty__pass *p) {
 
 /* ---- reasons ------------------------------------------------------------------- */
 
-static ty_sched_pending *add_pending(ty__pass *p, size_t ji) {
+static ty_sched_pending *add_pending(ty__pass *p, size_t ji, ty_sched_wait wait) {
   ty_sched_pending *pd = &p->out->pending[p->out->n_pending++];
   pd->job_id = p->in->jobs[ji].id;
   pd->position = (uint32_t)p->out->n_pending;
   pd->priority = p->prio[ji].total;
+  pd->wait = wait;
   pd->est_start_ms = 0;
+  pd->est_kind = TY_SCHED_EST_UNKNOWN;
   pd->reserved = false;
   pd->reason[0] = '\0';
   return pd;
@@ -235,17 +237,21 @@ static void format_need(char *out, size_t len, const ty_sched_job *j, const ty__
 
 static uint32_t job_gpus(const ty_sched_job *j) { return (j->nodes ? j->nodes : 1) * j->gpus_per_node; }
 
-/* A reason when the job's queue or an operator holds it back, else NULL. */
-static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len) {
+/* A reason (and its code in *out_wait) when the job's queue or an operator
+ * holds it back, else NULL. */
+static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len, ty_sched_wait *out_wait) {
   const ty_sched_job *j = &p->in->jobs[ji];
+  *out_wait = TY_SCHED_WAIT_HELD;
   if (j->held) return "Held: by an operator (trainctl job release)";
   int q = p->qi[ji];
   if (q < 0) return NULL;
   const ty_sched_queue *qu = &p->in->queues[q];
+  *out_wait = TY_SCHED_WAIT_QUEUE_PAUSED;
   if (qu->state == TY_SCHED_QUEUE_PAUSED) {
     snprintf(buf, len, "QueuePaused: queue %s is paused", qu->name);
     return buf;
   }
+  *out_wait = TY_SCHED_WAIT_QUEUE_LIMIT;
   if (qu->max_running && p->qs[q].running >= qu->max_running) {
     snprintf(buf, len, "QueueLimit: queue %s runs %u jobs, max_running is %u", qu->name,
              p->qs[q].running, qu->max_running);
@@ -363,7 +369,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   uint32_t want = j->nodes ? j->nodes : 1, have = 0;
   *out_blocked = false;
   if (n.gpus > TY_SCHED_MAX_GPUS) {
-    ty_sched_pending *pd = add_pending(p, ji);
+    ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_NO_NODES);
     snprintf(pd->reason, sizeof(pd->reason), "Resources: %u GPUs per node is above the limit of %d",
              n.gpus, TY_SCHED_MAX_GPUS);
     return 0;
@@ -374,11 +380,14 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   bool fits_uncapped = caps && ty__idx_find(&p->idx, &n, want, false, p->picked, &have_free);
   *out_blocked = true;
   if (!fits_uncapped && !p->cfg.fifo && p->cfg.preemption && ty__preempt(p, ji, &n, want)) {
-    ty_sched_pending *pd = add_pending(p, ji);
+    ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_PREEMPTING);
     snprintf(pd->reason, sizeof(pd->reason), "Preempting: waiting for preempted jobs to exit");
+    /* Victims get SIGTERM now and SIGKILL after the grace period. */
+    pd->est_start_ms = p->now + (int64_t)p->cfg.preempt_grace_s * 1000;
+    pd->est_kind = TY_SCHED_EST_PREEMPTION;
     return 0;
   }
-  ty_sched_pending *pd = add_pending(p, ji);
+  ty_sched_pending *pd = add_pending(p, ji, fits_uncapped ? TY_SCHED_WAIT_PRIORITY : TY_SCHED_WAIT_RESOURCES);
   if (fits_uncapped) {
     resv_reason(p, pd->reason, sizeof(pd->reason));
     return 0;
@@ -388,6 +397,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
     pd->reserved = true;
     pd->est_start_ms = t;
+    pd->est_kind = TY_SCHED_EST_LIMITS;
     size_t l = strlen(pd->reason);
     snprintf(pd->reason + l, sizeof(pd->reason) - l, "; reserved to start in %lld s",
              (long long)((t - p->now + 999) / 1000));
@@ -404,9 +414,14 @@ static int run_pass(ty__pass *p) {
   for (size_t k = 0; k < in->n_jobs; k++) {
     size_t ji = p->order[k];
     char buf[160];
-    const char *why = held_back(p, ji, buf, sizeof(buf));
-    if (!why && up == 0) why = "Resources: no schedulable nodes (all are down or draining)";
+    ty_sched_wait wait;
+    const char *why = held_back(p, ji, buf, sizeof(buf), &wait);
+    if (!why && up == 0) {
+      why = "Resources: no schedulable nodes (all are down or draining)";
+      wait = TY_SCHED_WAIT_NO_NODES;
+    }
     if (!why && fifo_block) {
+      wait = TY_SCHED_WAIT_PRIORITY;
       if (!fifo_why[0])
         snprintf(fifo_why, sizeof(fifo_why), "Priority: waiting behind job %llu (FIFO)",
                  (unsigned long long)fifo_block);
@@ -415,9 +430,10 @@ static int run_pass(ty__pass *p) {
     if (!why && p->resv && p->cfg.backfill_depth && ++tried_after_resv > p->cfg.backfill_depth) {
       resv_reason(p, buf, sizeof(buf));
       why = buf;
+      wait = TY_SCHED_WAIT_PRIORITY;
     }
     if (why) {
-      ty_sched_pending *pd = add_pending(p, ji);
+      ty_sched_pending *pd = add_pending(p, ji, wait);
       copy_reason(pd->reason, sizeof(pd->reason), why);
       continue;
     }
@@ -462,6 +478,15 @@ int ty_sched_pass(const ty_sched_input *in, ty_sched_output *out) {
   pass_close(&p);
   if (rc != 0) ty_sched_output_close(out);
   return rc;
+}
+
+const char *ty_sched_wait_name(ty_sched_wait w) {
+  static const char *const names[] = {
+#define TY_SCHED_WAIT_NAME_(e, s) s,
+      TY_SCHED_WAIT_LIST(TY_SCHED_WAIT_NAME_)
+#undef TY_SCHED_WAIT_NAME_
+  };
+  return (unsigned)w < TY_ARRAY_LEN(names) ? names[w] : "?";
 }
 
 void ty_sched_output_close(ty_sched_output *out) {
