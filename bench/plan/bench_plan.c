@@ -33,19 +33,30 @@ typedef struct opts {
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
-  *o = (opts){.layers = 32, .repeat = 3, .hidden = 1024, .seq = 1024, .batch_per_device = 1,
-              .devices = {8, 64, 512}, .n_devices = 3};
+  *o = (opts){.layers = 32,
+              .repeat = 3,
+              .hidden = 1024,
+              .seq = 1024,
+              .batch_per_device = 1,
+              .devices = {8, 64, 512},
+              .n_devices = 3};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return fprintf(stderr, "bench_plan: %s needs a value\n", a), 2;
-    if (strcmp(a, "--layers") == 0) o->layers = atoi(v);
-    else if (strcmp(a, "--hidden") == 0) o->hidden = atoll(v);
-    else if (strcmp(a, "--seq") == 0) o->seq = atoll(v);
-    else if (strcmp(a, "--batch-per-device") == 0) o->batch_per_device = atoll(v);
-    else if (strcmp(a, "--repeat") == 0) o->repeat = atoi(v);
+    if (strcmp(a, "--layers") == 0)
+      o->layers = atoi(v);
+    else if (strcmp(a, "--hidden") == 0)
+      o->hidden = atoll(v);
+    else if (strcmp(a, "--seq") == 0)
+      o->seq = atoll(v);
+    else if (strcmp(a, "--batch-per-device") == 0)
+      o->batch_per_device = atoll(v);
+    else if (strcmp(a, "--repeat") == 0)
+      o->repeat = atoi(v);
     else if (strcmp(a, "--devices") == 0) {
       o->n_devices = 0;
-      for (char *s = argv[i + 1]; *s && o->n_devices < 8; s += *s == ',') o->devices[o->n_devices++] = (int)strtol(s, &s, 10);
+      for (char *s = argv[i + 1]; *s && o->n_devices < 8; s += *s == ',')
+        o->devices[o->n_devices++] = (int)strtol(s, &s, 10);
     } else {
       return fprintf(stderr, "bench_plan: unknown option %s\n", a), 2;
     }
@@ -62,18 +73,25 @@ int main(int argc, char **argv) {
   if (rc) return rc;
   ty_graph *g = model_transformer(o.layers, o.seq, o.hidden, o.hidden / 64, 4 * o.hidden, 1);
   if (!g) return 1;
-  printf("GPT-like decoder: %d layers, hidden %lld, seq %lld, %zu ops\n", o.layers, (long long)o.hidden,
-         (long long)o.seq, ty_graph_n_nodes(g));
-  printf("%8s %8s %10s %10s %6s %14s %14s %10s %s\n", "devices", "mesh", "search_ms", "cpu_ms", "exact",
-         "chosen_step_ms", "dp_step_ms", "dp/chosen", "chosen");
+  printf("GPT-like decoder: %d layers, hidden %lld, seq %lld, %zu ops\n", o.layers,
+         (long long)o.hidden, (long long)o.seq, ty_graph_n_nodes(g));
+  printf("%8s %8s %10s %10s %6s %14s %14s %10s %s\n", "devices", "mesh", "search_ms", "cpu_ms",
+         "exact", "chosen_step_ms", "dp_step_ms", "dp/chosen", "chosen");
   for (int d = 0; d < o.n_devices; d++) {
     ty_plan_request r;
     ty_plan_request_init(&r);
     int n = o.devices[d];
-    r.cluster = (ty_plan_cluster){.nodes = n >= 8 ? n / 8 : 1, .devices_per_node = n >= 8 ? 8 : n,
-                                  .device_flops = 67e12, .device_mem_bytes = (uint64_t)(getenv("BENCH_MEM_GIB") ? atof(getenv("BENCH_MEM_GIB")) : 80) * (1ull << 30), .intra_bw = 300e9,
-                                  .inter_bw = 25e9, .intra_latency_s = 3e-6, .inter_latency_s = 8e-6,
-                                  .launch_s = 10e-6};
+    r.cluster = (ty_plan_cluster){
+        .nodes = n >= 8 ? n / 8 : 1,
+        .devices_per_node = n >= 8 ? 8 : n,
+        .device_flops = 67e12,
+        .device_mem_bytes =
+            (uint64_t)(getenv("BENCH_MEM_GIB") ? atof(getenv("BENCH_MEM_GIB")) : 80) * (1ull << 30),
+        .intra_bw = 300e9,
+        .inter_bw = 25e9,
+        .intra_latency_s = 3e-6,
+        .inter_latency_s = 8e-6,
+        .launch_s = 10e-6};
     r.batch = o.batch_per_device * n;
     double best = 1e300, cpu = 1e300;
     ty_plan *p = NULL;
@@ -89,7 +107,8 @@ int main(int argc, char **argv) {
       best = t < best ? t : best;
       cpu = c < cpu ? c : cpu;
     }
-    const ty_plan_alternative *dp = &p->alternatives[0], *ch = &p->alternatives[p->n_alternatives - 1];
+    const ty_plan_alternative *dp = &p->alternatives[0],
+                              *ch = &p->alternatives[p->n_alternatives - 1];
     char mesh[16], ratio[16] = "-", dps[32] = "-";
     snprintf(mesh, sizeof mesh, "%dx%d", p->mesh[0], p->mesh[1]);
     if (dp->applicable && dp->fits) {
@@ -98,8 +117,8 @@ int main(int argc, char **argv) {
     } else if (dp->applicable) {
       snprintf(dps, sizeof dps, "(no fit)");
     }
-    printf("%8d %8s %10.1f %10.1f %6s %14.3f %14s %10s %s\n", n, mesh, best, cpu, p->exact ? "yes" : "no",
-           p->step_s * 1e3, dps, ratio, ch->why);
+    printf("%8d %8s %10.1f %10.1f %6s %14.3f %14s %10s %s\n", n, mesh, best, cpu,
+           p->exact ? "yes" : "no", p->step_s * 1e3, dps, ratio, ch->why);
     ty_plan_destroy(p);
   }
   ty_graph_destroy(g);

@@ -16,7 +16,7 @@
 typedef struct bb {
   const ty__cg *cg;
   ty__objective obj;
-  int **back;  /* per vertex: edge ids to earlier vertices, -1 terminated */
+  int **back;                  /* per vertex: edge ids to earlier vertices, -1 terminated */
   double *min_rest, *mem_rest; /* cheapest completion from vertex k on */
   int *cur, *best;
   double best_val;
@@ -56,7 +56,8 @@ static int dfs(bb *b, int k, double partial, double mem) {
   for (int t = 0; t < n; t++) {
     c[t] = vcost(b, k, t) + back_cost(b, k, t);
     int j = t;
-    while (j > 0 && c[ord[j - 1]] > c[t]) ord[j] = ord[j - 1], j--;
+    while (j > 0 && c[ord[j - 1]] > c[t])
+      ord[j] = ord[j - 1], j--;
     ord[j] = t;
   }
   for (int i = 0; i < n && rc == 0; i++) {
@@ -82,7 +83,8 @@ static int bb_init(bb *b, const ty__cg *cg) {
   int *deg = calloc((size_t)nv + 1, sizeof *deg);
   int rc = TY_ENOMEM;
   if (!b->back || !b->min_rest || !b->mem_rest || !b->cur || !b->best || !deg) goto done;
-  for (int e = 0; e < cg->n_e; e++) deg[cg->e[e].u > cg->e[e].v ? cg->e[e].u : cg->e[e].v]++;
+  for (int e = 0; e < cg->n_e; e++)
+    deg[cg->e[e].u > cg->e[e].v ? cg->e[e].u : cg->e[e].v]++;
   for (int v = 0; v < nv; v++) {
     if (!(b->back[v] = malloc(((size_t)deg[v] + 1) * sizeof **b->back))) goto done;
     b->back[v][0] = -1;
@@ -117,7 +119,8 @@ int ty__solve_brute(const ty__cg *cg, ty__objective obj, double max_nodes, int *
   if (rc == 0 && b.found) memcpy(out_assign, b.best, (size_t)cg->n_v * sizeof *out_assign);
   info->exact = rc == 0;
   info->feasible = rc == 0 && b.found;
-  for (int v = 0; b.back && v < cg->n_v; v++) free(b.back[v]);
+  for (int v = 0; b.back && v < cg->n_v; v++)
+    free(b.back[v]);
   free(b.back);
   free(b.min_rest);
   free(b.mem_rest);

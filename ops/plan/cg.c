@@ -14,7 +14,8 @@ void ty__cg_close(ty__cg *cg) {
     free(cg->v[v].time);
     free(cg->v[v].mem);
   }
-  for (int e = 0; cg->e && e < cg->n_e; e++) free(cg->e[e].cost);
+  for (int e = 0; cg->e && e < cg->n_e; e++)
+    free(cg->e[e].cost);
   free(cg->v);
   free(cg->e);
   memset(cg, 0, sizeof *cg);
@@ -38,7 +39,8 @@ int ty__cg_restrict(const ty__cg *cg, uint8_t *const *allowed, ty__cg *out, int 
   memset(out, 0, sizeof *out);
   *out_map = NULL;
   size_t total = (size_t)cg->n_v;
-  for (int v = 0; v < cg->n_v; v++) total += (size_t)cg->v[v].n;
+  for (int v = 0; v < cg->n_v; v++)
+    total += (size_t)cg->v[v].n;
   int *map = malloc((total + 1) * sizeof *map);
   out->v = calloc((size_t)cg->n_v + 1, sizeof *out->v);
   out->e = calloc((size_t)cg->n_e + 1, sizeof *out->e);
@@ -70,7 +72,8 @@ int ty__cg_restrict(const ty__cg *cg, uint8_t *const *allowed, ty__cg *out, int 
     const int *iu = map + map[src->u], *iv = map + map[src->v];
     for (int i = 0; i < nu; i++)
       for (int j = 0; j < nv; j++)
-        dst->cost[(size_t)i * (size_t)nv + (size_t)j] = src->cost[(size_t)iu[i] * (size_t)srcw + (size_t)iv[j]];
+        dst->cost[(size_t)i * (size_t)nv + (size_t)j] =
+            src->cost[(size_t)iu[i] * (size_t)srcw + (size_t)iv[j]];
   }
   *out_map = map;
   return 0;

@@ -29,14 +29,19 @@ static const struct {
   const char *key;
   double tflops; /* peak FP32 */
   double gib;
-  bool sized;    /* variants differ in memory and the name says it: "A100-SXM4-80GB" */
+  bool sized; /* variants differ in memory and the name says it: "A100-SXM4-80GB" */
 } gpus[] = {
-  {"GH200", 67, 96, false}, {"H200", 67, 141, false}, {"H100 PCIe", 51, 80, true}, {"H100", 67, 80, true},
-  {"H800", 67, 80, true}, {"B200", 80, 180, false}, {"A100", 19.5, 40, true}, {"A800", 19.5, 80, true},
-  {"L40S", 91.6, 48, false}, {"L40", 90.5, 48, false}, {"L4", 30.3, 24, false}, {"A10G", 31.2, 24, false},
-  {"A10", 31.2, 24, false}, {"A40", 37.4, 48, false}, {"A30", 10.3, 24, false},
-  {"RTX 6000 Ada", 91.1, 48, false}, {"RTX A6000", 38.7, 48, false}, {"RTX 4090", 82.6, 24, false},
-  {"RTX 3090", 35.6, 24, false}, {"V100", 15.7, 16, true}, {"T4", 8.1, 16, false}, {"P100", 9.3, 16, true},
+    {"GH200", 67, 96, false},       {"H200", 67, 141, false},
+    {"H100 PCIe", 51, 80, true},    {"H100", 67, 80, true},
+    {"H800", 67, 80, true},         {"B200", 80, 180, false},
+    {"A100", 19.5, 40, true},       {"A800", 19.5, 80, true},
+    {"L40S", 91.6, 48, false},      {"L40", 90.5, 48, false},
+    {"L4", 30.3, 24, false},        {"A10G", 31.2, 24, false},
+    {"A10", 31.2, 24, false},       {"A40", 37.4, 48, false},
+    {"A30", 10.3, 24, false},       {"RTX 6000 Ada", 91.1, 48, false},
+    {"RTX A6000", 38.7, 48, false}, {"RTX 4090", 82.6, 24, false},
+    {"RTX 3090", 35.6, 24, false},  {"V100", 15.7, 16, true},
+    {"T4", 8.1, 16, false},         {"P100", 9.3, 16, true},
 };
 
 int ty_plan_gpu_lookup(const char *device_name, double *out_flops, uint64_t *out_mem_bytes) {
@@ -47,7 +52,8 @@ int ty_plan_gpu_lookup(const char *device_name, double *out_flops, uint64_t *out
     const char *gb = gpus[i].sized ? strstr(device_name, "GB") : NULL;
     if (gb) { /* "A100-SXM4-80GB": the name says its memory */
       const char *d = gb;
-      while (d > device_name && d[-1] >= '0' && d[-1] <= '9') d--;
+      while (d > device_name && d[-1] >= '0' && d[-1] <= '9')
+        d--;
       if (d < gb) gib = atof(d);
     }
     if (out_flops) *out_flops = gpus[i].tflops * 1e12;
@@ -84,10 +90,13 @@ static int read_cache(const char *path, const char *model, int threads, double *
   fclose(f);
   int th, used = 0;
   double flops;
-  if (!ok || sscanf(line, "trainyard-cpu-flops 1 threads=%d flops=%lf cpu=%n", &th, &flops, &used) != 2 || !used)
+  if (!ok ||
+      sscanf(line, "trainyard-cpu-flops 1 threads=%d flops=%lf cpu=%n", &th, &flops, &used) != 2 ||
+      !used)
     return TY_EINVAL;
   line[strcspn(line, "\n")] = '\0';
-  if (th != threads || strcmp(line + used, model) != 0 || !(flops > 1e6) || !isfinite(flops)) return TY_EINVAL;
+  if (th != threads || strcmp(line + used, model) != 0 || !(flops > 1e6) || !isfinite(flops))
+    return TY_EINVAL;
   *out = flops;
   return 0;
 }
@@ -97,7 +106,8 @@ static void write_cache(const char *path, const char *model, int threads, double
   if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp) return;
   FILE *f = fopen(tmp, "w");
   if (!f) return;
-  bool ok = fprintf(f, "trainyard-cpu-flops 1 threads=%d flops=%.17g cpu=%s\n", threads, flops, model) > 0;
+  bool ok = fprintf(f, "trainyard-cpu-flops 1 threads=%d flops=%.17g cpu=%s\n", threads, flops,
+                    model) > 0;
   ok &= fclose(f) == 0;
   if (!ok || rename(tmp, path) != 0) unlink(tmp);
 }
@@ -150,10 +160,12 @@ static int measure(char *err, size_t err_len, double *out_flops) {
   return rc;
 }
 
-int ty_plan_cpu_flops(const char *cache_path, int threads, char *err, size_t err_len, double *out_flops) {
+int ty_plan_cpu_flops(const char *cache_path, int threads, char *err, size_t err_len,
+                      double *out_flops) {
   char model[160];
   cpu_model(model, sizeof model);
-  if (threads < 0) return ty_errf(err, err_len, TY_EINVAL, "threads: must not be negative (got %d)", threads);
+  if (threads < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "threads: must not be negative (got %d)", threads);
   if (cache_path && read_cache(cache_path, model, threads, out_flops) == 0) return 0;
   if (threads > 0) openblas_set_num_threads(threads);
   int rc = measure(err, err_len, out_flops);

@@ -23,7 +23,7 @@
 #include <string.h>
 
 typedef struct wedge {
-  int a, b;   /* matrix rows: a's strategies */
+  int a, b; /* matrix rows: a's strategies */
   double *m;
   bool owned; /* else borrowed from the cost graph */
   bool alive;
@@ -53,7 +53,9 @@ typedef struct work {
   int qlen, qcap;
 } work;
 
-static int other(const wedge *e, int x) { return e->a == x ? e->b : e->a; }
+static int other(const wedge *e, int x) {
+  return e->a == x ? e->b : e->a;
+}
 
 /* Appends v to a growable int array. */
 static int int_push(int **arr, int *len, int *cap, int v) {
@@ -68,8 +70,12 @@ static int int_push(int **arr, int *len, int *cap, int v) {
   return 0;
 }
 
-static int adj_add(wvert *x, int e) { return int_push(&x->adj, &x->deg, &x->cap, e); }
-static int push(work *w, int v) { return int_push(&w->queue, &w->qlen, &w->qcap, v); }
+static int adj_add(wvert *x, int e) {
+  return int_push(&x->adj, &x->deg, &x->cap, e);
+}
+static int push(work *w, int v) {
+  return int_push(&w->queue, &w->qlen, &w->qcap, v);
+}
 
 static void adj_remove(wvert *x, int e) {
   for (int i = 0; i < x->deg; i++)
@@ -82,7 +88,8 @@ static void adj_remove(wvert *x, int e) {
 /* Cost of edge e with its end `from` at strategy s and the other at t. */
 static double em(const work *w, const wedge *e, int from, int s, int t) {
   int nb = w->v[e->b].n;
-  return e->a == from ? e->m[(size_t)s * (size_t)nb + (size_t)t] : e->m[(size_t)t * (size_t)nb + (size_t)s];
+  return e->a == from ? e->m[(size_t)s * (size_t)nb + (size_t)t]
+                      : e->m[(size_t)t * (size_t)nb + (size_t)s];
 }
 
 /* Adds matrix m (rows: a's strategies) as edge a-b, merging with an
@@ -131,10 +138,12 @@ static int work_init(work *w, const ty__cg *cg, ty__objective obj) {
     x->n = cg->v[v].n;
     x->alive = true;
     if (!(x->c = malloc(((size_t)x->n + 1) * sizeof *x->c))) return TY_ENOMEM;
-    for (int k = 0; k < x->n; k++) x->c[k] = obj.wt * cg->v[v].time[k] + obj.wm * cg->v[v].mem[k];
+    for (int k = 0; k < x->n; k++)
+      x->c[k] = obj.wt * cg->v[v].time[k] + obj.wm * cg->v[v].mem[k];
   }
   int rc = 0;
-  for (int e = 0; rc == 0 && e < cg->n_e; e++) rc = add_edge(w, cg->e[e].u, cg->e[e].v, cg->e[e].cost, false);
+  for (int e = 0; rc == 0 && e < cg->n_e; e++)
+    rc = add_edge(w, cg->e[e].u, cg->e[e].v, cg->e[e].cost, false);
   for (int v = 0; rc == 0 && v < w->nv; v++)
     if (w->v[v].deg <= 2) rc = push(w, v);
   return rc;
@@ -147,7 +156,8 @@ static void work_close(work *w) {
   }
   for (int e = 0; w->e && e < w->ne; e++)
     if (w->e[e].owned) free(w->e[e].m);
-  for (int r = 0; w->rec && r < w->nrec; r++) free(w->rec[r].arg);
+  for (int r = 0; w->rec && r < w->nrec; r++)
+    free(w->rec[r].arg);
   free(w->v);
   free(w->e);
   free(w->rec);
@@ -188,7 +198,8 @@ static double *oriented(const work *w, int e, int from) {
   double *m = malloc(((size_t)nf * (size_t)no + 1) * sizeof *m);
   if (!m) return NULL;
   for (int s = 0; s < nf; s++)
-    for (int t = 0; t < no; t++) m[(size_t)s * (size_t)no + (size_t)t] = em(w, ed, from, s, t);
+    for (int t = 0; t < no; t++)
+      m[(size_t)s * (size_t)no + (size_t)t] = em(w, ed, from, s, t);
   return m;
 }
 
@@ -202,7 +213,8 @@ static int eliminate_series(work *w, int v) {
   int *arg = malloc(((size_t)nu * (size_t)nz + 1) * sizeof *arg);
   int rc = TY_ENOMEM;
   if (!a || !b || !m || !arg) goto fail;
-  for (size_t i = 0; i < (size_t)nu * (size_t)nz; i++) m[i] = DBL_MAX, arg[i] = 0;
+  for (size_t i = 0; i < (size_t)nu * (size_t)nz; i++)
+    m[i] = DBL_MAX, arg[i] = 0;
   for (int s = 0; s < nu; s++)
     for (int t = 0; t < nx; t++) {
       double base = a[(size_t)s * (size_t)nx + (size_t)t] + x->c[t];
@@ -270,8 +282,10 @@ static void local_search(const ty__cg *k, int *assign) {
         for (int e = 0; e < k->n_e; e++) {
           const ty__cg_edge *ed = &k->e[e];
           int nb = k->v[ed->v].n;
-          if (ed->u == v) c += ed->cost[(size_t)t * (size_t)nb + (size_t)assign[ed->v]];
-          else if (ed->v == v) c += ed->cost[(size_t)assign[ed->u] * (size_t)nb + (size_t)t];
+          if (ed->u == v)
+            c += ed->cost[(size_t)t * (size_t)nb + (size_t)assign[ed->v]];
+          else if (ed->v == v)
+            c += ed->cost[(size_t)assign[ed->u] * (size_t)nb + (size_t)t];
         }
         if (c < bestc) bestc = c, best = t;
       }
@@ -287,7 +301,8 @@ static int solve_kernel(work *w, int time_limit_ms, int *assign, ty__solve_info 
   ty__cg k = {0};
   int *ka = NULL, rc = TY_ENOMEM;
   if (!id) return rc;
-  for (int v = 0; v < w->nv; v++) id[v] = w->v[v].alive ? nk++ : -1;
+  for (int v = 0; v < w->nv; v++)
+    id[v] = w->v[v].alive ? nk++ : -1;
   info->kernel = nk;
   if (nk == 0) {
     free(id);
@@ -348,9 +363,13 @@ int ty__solve_elim(const ty__cg *cg, ty__objective obj, int time_limit_ms, int *
   if (rc == 0) rc = solve_kernel(&w, time_limit_ms, out_assign, info);
   for (int r = w.nrec; rc == 0 && r-- > 0;) {
     const record *rec = &w.rec[r];
-    if (rec->kind == 0) out_assign[rec->v] = rec->arg[0];
-    else if (rec->kind == 1) out_assign[rec->v] = rec->arg[out_assign[rec->u]];
-    else out_assign[rec->v] = rec->arg[(size_t)out_assign[rec->u] * (size_t)w.v[rec->w].n + (size_t)out_assign[rec->w]];
+    if (rec->kind == 0)
+      out_assign[rec->v] = rec->arg[0];
+    else if (rec->kind == 1)
+      out_assign[rec->v] = rec->arg[out_assign[rec->u]];
+    else
+      out_assign[rec->v] =
+          rec->arg[(size_t)out_assign[rec->u] * (size_t)w.v[rec->w].n + (size_t)out_assign[rec->w]];
   }
   info->feasible = rc == 0;
   work_close(&w);

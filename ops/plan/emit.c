@@ -25,8 +25,8 @@ typedef struct emitter {
   colls c;
 } emitter;
 
-static int push_steps(emitter *em, const ty__step *st, int n, ty_plan_phase ph, int value, const char *tensor,
-                      int node, int input) {
+static int push_steps(emitter *em, const ty__step *st, int n, ty_plan_phase ph, int value,
+                      const char *tensor, int node, int input) {
   for (int i = 0; i < n; i++) {
     colls *c = &em->c;
     if (c->n == c->cap) {
@@ -38,10 +38,17 @@ static int push_steps(emitter *em, const ty__step *st, int n, ty_plan_phase ph, 
     }
     char *name = strdup(tensor);
     if (!name) return TY_ENOMEM;
-    c->v[c->n++] = (ty_plan_collective){
-      .kind = (ty_plan_coll_kind)st[i].kind, .phase = ph, .mesh_axis = st[i].axis, .value = value,
-      .tensor = name, .node = node, .input = input, .dim = st[i].dim, .src_dim = st[i].src_dim,
-      .bytes = (uint64_t)(st[i].bytes + 0.5), .seconds = st[i].seconds};
+    c->v[c->n++] = (ty_plan_collective){.kind = (ty_plan_coll_kind)st[i].kind,
+                                        .phase = ph,
+                                        .mesh_axis = st[i].axis,
+                                        .value = value,
+                                        .tensor = name,
+                                        .node = node,
+                                        .input = input,
+                                        .dim = st[i].dim,
+                                        .src_dim = st[i].src_dim,
+                                        .bytes = (uint64_t)(st[i].bytes + 0.5),
+                                        .seconds = st[i].seconds};
   }
   return 0;
 }
@@ -59,7 +66,8 @@ static bool source_lay(const emitter *em, int v, ty__lay *out) {
   if (val->kind != TY__V_ACT || s->vertex_of_node[val->producer] < 0) return false;
   const ty_graph_node *p = ty_graph_node_at(s->model->g, (size_t)val->producer);
   int u = s->vertex_of_node[val->producer], o = 0;
-  while (o < p->n_outputs && p->outputs[o] != v) o++;
+  while (o < p->n_outputs && p->outputs[o] != v)
+    o++;
   *out = ty__choice_lays(s, u, em->assign[u])[p->n_inputs + o];
   return true;
 }
@@ -67,11 +75,17 @@ static bool source_lay(const emitter *em, int v, ty__lay *out) {
 static int emit_bn(emitter *em, const ty__op *op, int vx, ty_plan_phase ph) {
   uint8_t axes = ty__bn_axes(op, &em->s->choice[vx].strat[em->assign[vx]]);
   char name[300];
-  snprintf(name, sizeof name, "%s:batch_stats", ty_graph_node_at(em->s->model->g, (size_t)op->node)->name);
+  snprintf(name, sizeof name, "%s:batch_stats",
+           ty_graph_node_at(em->s->model->g, (size_t)op->node)->name);
   for (int a = 0; a < TY_PLAN_AXES; a++) {
     if (!(axes >> a & 1u)) continue;
     double bytes = 8.0 * (double)op->bn_channels;
-    ty__step st = {TY_PLAN_ALL_REDUCE, (uint8_t)a, -1, -1, bytes, ty__coll_seconds(&em->s->mesh, a, TY_PLAN_ALL_REDUCE, bytes)};
+    ty__step st = {TY_PLAN_ALL_REDUCE,
+                   (uint8_t)a,
+                   -1,
+                   -1,
+                   bytes,
+                   ty__coll_seconds(&em->s->mesh, a, TY_PLAN_ALL_REDUCE, bytes)};
     int rc = push_steps(em, &st, 1, ph, -1, name, op->node, -1);
     if (rc != 0) return rc;
   }
@@ -92,7 +106,8 @@ static int emit_forward(emitter *em, size_t node) {
     const ty__value *val = &s->model->values[v];
     ty__step st[TY__MAX_STEPS];
     ty__reshard(&s->mesh, &val->shape, val->elem, src, lay[i], st, &k);
-    int rc = push_steps(em, st, k, TY_PLAN_FORWARD, v, ty_graph_value_at(s->model->g, v)->name, (int)node, i);
+    int rc = push_steps(em, st, k, TY_PLAN_FORWARD, v, ty_graph_value_at(s->model->g, v)->name,
+                        (int)node, i);
     if (rc != 0) return rc;
   }
   return op->bn_channels ? emit_bn(em, op, vx, TY_PLAN_FORWARD) : 0;
@@ -110,11 +125,15 @@ static int emit_backward(emitter *em, size_t node) {
     int v = n->inputs[i], k = 0;
     if (v == TY_NO_VALUE || !op->in_diff[i]) continue;
     const ty__value *val = &s->model->values[v];
-    ty__lay g = lay[i] | (ty__lay)ty__choice_gpart(s, vx, em->assign[vx], i) << TY__LAY_PARTIAL_SHIFT, src;
+    ty__lay g = lay[i] | (ty__lay)ty__choice_gpart(s, vx, em->assign[vx], i)
+                             << TY__LAY_PARTIAL_SHIFT,
+            src;
     ty__step st[TY__MAX_STEPS];
     const ty__mesh *mesh = val->kind == TY__V_PARAM ? &s->sync : &s->mesh;
-    if (source_lay(em, v, &src)) ty__reshard(mesh, &val->shape, val->elem, g, ty__lay_whole(src), st, &k);
-    else if (val->kind == TY__V_PARAM) ty__reshard(mesh, &val->shape, val->elem, g, lay[i], st, &k);
+    if (source_lay(em, v, &src))
+      ty__reshard(mesh, &val->shape, val->elem, g, ty__lay_whole(src), st, &k);
+    else if (val->kind == TY__V_PARAM)
+      ty__reshard(mesh, &val->shape, val->elem, g, lay[i], st, &k);
     ty_plan_phase ph = val->kind == TY__V_PARAM ? TY_PLAN_GRAD_SYNC : TY_PLAN_BACKWARD;
     rc = push_steps(em, st, k, ph, v, ty_graph_value_at(s->model->g, v)->name, (int)node, i);
   }
@@ -132,7 +151,8 @@ static int emit_outputs(emitter *em) {
     ty__lay src;
     if (!source_lay(em, v, &src) || !ty__lay_partial(src)) continue;
     ty__step st[TY__MAX_STEPS];
-    ty__reshard(&em->s->sync, &m->values[v].shape, m->values[v].elem, src, ty__lay_whole(src), st, &k);
+    ty__reshard(&em->s->sync, &m->values[v].shape, m->values[v].elem, src, ty__lay_whole(src), st,
+                &k);
     int rc = push_steps(em, st, k, TY_PLAN_FORWARD, v, ty_graph_value_at(m->g, v)->name, -1, -1);
     if (rc != 0) return rc;
   }
@@ -140,7 +160,9 @@ static int emit_outputs(emitter *em) {
 }
 
 /* -1 marks an absent optional input or output in the plan's layouts. */
-static int value_rank(const ty__model *m, int v) { return v == TY_NO_VALUE ? -1 : m->values[v].shape.rank; }
+static int value_rank(const ty__model *m, int v) {
+  return v == TY_NO_VALUE ? -1 : m->values[v].shape.rank;
+}
 
 /* Communication charged to vertex vx: its own (vertex time less compute)
  * and its incoming edges. */
@@ -149,7 +171,8 @@ static double vertex_comm(const emitter *em, int vx, double compute) {
   double c = cg->v[vx].time[em->assign[vx]] - compute;
   for (int e = 0; e < cg->n_e; e++) {
     const ty__cg_edge *ed = &cg->e[e];
-    if (ed->v == vx) c += ed->cost[(size_t)em->assign[ed->u] * (size_t)cg->v[vx].n + (size_t)em->assign[vx]];
+    if (ed->v == vx)
+      c += ed->cost[(size_t)em->assign[ed->u] * (size_t)cg->v[vx].n + (size_t)em->assign[vx]];
   }
   return c > 0 ? c : 0;
 }
@@ -172,12 +195,15 @@ static int fill_op(emitter *em, size_t node, double *compute_total) {
   po->outputs = calloc((size_t)n->n_outputs + 1, sizeof *po->outputs);
   po->note = op->fallback ? strdup(op->note) : NULL;
   if (!po->name || !po->inputs || !po->outputs || (op->fallback && !po->note)) return TY_ENOMEM;
-  for (int o = 0; o < n->n_outputs; o++) po->outputs[o].rank = value_rank(m, n->outputs[o]);
-  for (int i = 0; i < n->n_inputs; i++) po->inputs[i].rank = value_rank(m, n->inputs[i]);
+  for (int o = 0; o < n->n_outputs; o++)
+    po->outputs[o].rank = value_rank(m, n->outputs[o]);
+  for (int i = 0; i < n->n_inputs; i++)
+    po->inputs[i].rank = value_rank(m, n->inputs[i]);
   if (vx >= 0) {
     const ty__strat *st = &s->choice[vx].strat[em->assign[vx]];
     const ty__lay *lay = ty__choice_lays(s, vx, em->assign[vx]);
-    for (int i = 0; i < n->n_inputs; i++) ty__lay_to_public(lay[i], po->inputs[i].rank, &po->inputs[i]);
+    for (int i = 0; i < n->n_inputs; i++)
+      ty__lay_to_public(lay[i], po->inputs[i].rank, &po->inputs[i]);
     for (int o = 0; o < n->n_outputs; o++)
       ty__lay_to_public(lay[n->n_inputs + o], po->outputs[o].rank, &po->outputs[o]);
     ty__strat_describe(m, op, st, &s->mesh, strat, sizeof strat);
@@ -195,7 +221,8 @@ static int fill_params(emitter *em) {
   const ty__space *s = em->s;
   const ty__model *m = s->model;
   size_t np = 0;
-  for (size_t v = 0; v < m->n_values; v++) np += m->values[v].kind == TY__V_PARAM;
+  for (size_t v = 0; v < m->n_values; v++)
+    np += m->values[v].kind == TY__V_PARAM;
   em->p->params = calloc(np + 1, sizeof *em->p->params);
   if (!em->p->params) return TY_ENOMEM;
   for (size_t v = 0; v < m->n_values; v++) {
@@ -204,7 +231,8 @@ static int fill_params(emitter *em) {
     pp->value = (int)v;
     if (!(pp->name = strdup(ty_graph_value_at(m->g, (int)v)->name))) return TY_ENOMEM;
     ty__lay l = 0;
-    if (s->vertex_of_value[v] >= 0) l = *ty__choice_lays(s, s->vertex_of_value[v], em->assign[s->vertex_of_value[v]]);
+    if (s->vertex_of_value[v] >= 0)
+      l = *ty__choice_lays(s, s->vertex_of_value[v], em->assign[s->vertex_of_value[v]]);
     for (size_t node = 0; s->vertex_of_value[v] < 0 && node < m->n_nodes; node++) {
       const ty_graph_node *n = ty_graph_node_at(m->g, node);
       int vx = s->vertex_of_node[node];
@@ -231,11 +259,14 @@ int ty__emit(const ty__space *s, const int *assign, ty_plan *p) {
   if (!(p->ops = calloc(m->n_nodes + 1, sizeof *p->ops))) return TY_ENOMEM;
   double compute = 0, mem;
   int rc = 0;
-  for (size_t node = 0; rc == 0 && node < m->n_nodes; node++) rc = fill_op(&em, node, &compute);
+  for (size_t node = 0; rc == 0 && node < m->n_nodes; node++)
+    rc = fill_op(&em, node, &compute);
   if (rc == 0) rc = fill_params(&em);
-  for (size_t k = 0; rc == 0 && k < m->n_nodes; k++) rc = emit_forward(&em, m->order[k]);
+  for (size_t k = 0; rc == 0 && k < m->n_nodes; k++)
+    rc = emit_forward(&em, m->order[k]);
   if (rc == 0) rc = emit_outputs(&em);
-  for (size_t k = m->n_nodes; rc == 0 && k-- > 0;) rc = emit_backward(&em, m->order[k]);
+  for (size_t k = m->n_nodes; rc == 0 && k-- > 0;)
+    rc = emit_backward(&em, m->order[k]);
   p->collectives = em.c.v;
   p->n_collectives = em.c.n;
   ty__cg_eval(&s->cg, assign, &p->step_s, &mem);
@@ -256,8 +287,10 @@ void ty_plan_destroy(ty_plan *p) {
     free(p->ops[i].inputs);
     free(p->ops[i].outputs);
   }
-  for (size_t i = 0; p->collectives && i < p->n_collectives; i++) free(p->collectives[i].tensor);
-  for (size_t i = 0; p->params && i < p->n_params; i++) free(p->params[i].name);
+  for (size_t i = 0; p->collectives && i < p->n_collectives; i++)
+    free(p->collectives[i].tensor);
+  for (size_t i = 0; p->params && i < p->n_params; i++)
+    free(p->params[i].name);
   free(p->ops);
   free(p->collectives);
   free(p->params);
@@ -280,8 +313,8 @@ void ty_plan_axis_group(const ty_plan *p, int rank, int axis, int *out_ranks) {
   }
 }
 
-void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *full, int rank, int64_t *out_start,
-                   int64_t *out_len) {
+void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *full, int rank,
+                   int64_t *out_start, int64_t *out_len) {
   int c[TY_PLAN_AXES];
   ty_plan_coords(p, rank, c);
   for (int d = 0; d < full->rank; d++) {

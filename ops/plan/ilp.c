@@ -39,12 +39,15 @@ static void put(lp_build *b, int row, int col, double v) {
   b->ar[b->nz] = v;
 }
 
-static double mem_scale(ty__objective obj) { return obj.budget > 1 ? 1.0 / obj.budget : 1.0; }
+static double mem_scale(ty__objective obj) {
+  return obj.budget > 1 ? 1.0 / obj.budget : 1.0;
+}
 
 static double cost_scale(const ty__cg *cg, ty__objective obj) {
   double mx = 0;
   for (int v = 0; v < cg->n_v; v++)
-    for (int k = 0; k < cg->v[v].n; k++) mx = fmax(mx, fabs(obj.wt * cg->v[v].time[k] + obj.wm * cg->v[v].mem[k]));
+    for (int k = 0; k < cg->v[v].n; k++)
+      mx = fmax(mx, fabs(obj.wt * cg->v[v].time[k] + obj.wm * cg->v[v].mem[k]));
   for (int e = 0; e < cg->n_e; e++)
     for (size_t i = 0; i < (size_t)cg->v[cg->e[e].u].n * (size_t)cg->v[cg->e[e].v].n; i++)
       mx = fmax(mx, fabs(obj.wt * cg->e[e].cost[i]));
@@ -69,8 +72,10 @@ static void formulate(const ty__cg *cg, ty__objective obj, lp_build *b) {
   for (int e = 0; e < cg->n_e; e++) {
     const ty__cg_edge *ed = &cg->e[e];
     int nu = cg->v[ed->u].n, nw = cg->v[ed->v].n, urow = row, wrow = row + nu;
-    for (int s = 0; s < nu; s++) put(b, urow + s, b->xcol[ed->u] + s, -1);
-    for (int t = 0; t < nw; t++) put(b, wrow + t, b->xcol[ed->v] + t, -1);
+    for (int s = 0; s < nu; s++)
+      put(b, urow + s, b->xcol[ed->u] + s, -1);
+    for (int t = 0; t < nw; t++)
+      put(b, wrow + t, b->xcol[ed->v] + t, -1);
     for (int s = 0; s < nu; s++)
       for (int t = 0; t < nw; t++, col++) {
         glp_set_col_bnds(b->lp, col, GLP_LO, 0, 0);
@@ -78,12 +83,14 @@ static void formulate(const ty__cg *cg, ty__objective obj, lp_build *b) {
         put(b, urow + s, col, 1);
         put(b, wrow + t, col, 1);
       }
-    for (int r = 0; r < nu + nw; r++) glp_set_row_bnds(b->lp, row + r, GLP_FX, 0, 0);
+    for (int r = 0; r < nu + nw; r++)
+      glp_set_row_bnds(b->lp, row + r, GLP_FX, 0, 0);
     row += nu + nw;
   }
 }
 
-static int solve(lp_build *b, const ty__cg *cg, int time_limit_ms, int *out_assign, ty__solve_info *info) {
+static int solve(lp_build *b, const ty__cg *cg, int time_limit_ms, int *out_assign,
+                 ty__solve_info *info) {
   glp_iocp p;
   glp_init_iocp(&p);
   p.presolve = GLP_ON;
@@ -102,10 +109,12 @@ static int solve(lp_build *b, const ty__cg *cg, int time_limit_ms, int *out_assi
   return 0;
 }
 
-static void on_glpk_error(void *info) { longjmp(*(jmp_buf *)info, 1); }
+static void on_glpk_error(void *info) {
+  longjmp(*(jmp_buf *)info, 1);
+}
 
-static int run_glpk(lp_build *b, const ty__cg *cg, ty__objective obj, size_t ncol, size_t nrow, int time_limit_ms,
-                    int *out_assign, ty__solve_info *info) {
+static int run_glpk(lp_build *b, const ty__cg *cg, ty__objective obj, size_t ncol, size_t nrow,
+                    int time_limit_ms, int *out_assign, ty__solve_info *info) {
   jmp_buf jb;
   glp_error_hook(on_glpk_error, &jb);
   if (setjmp(jb)) {
@@ -149,8 +158,9 @@ int ty__solve_ilp(const ty__cg *cg, ty__objective obj, int time_limit_ms, int *o
   b.ja = malloc((nz + 1) * sizeof *b.ja);
   b.ar = malloc((nz + 1) * sizeof *b.ar);
   b.xcol = malloc(((size_t)cg->n_v + 1) * sizeof *b.xcol);
-  int rc = b.ia && b.ja && b.ar && b.xcol ? run_glpk(&b, cg, obj, ncol, nrow, time_limit_ms, out_assign, info)
-                                          : TY_ENOMEM;
+  int rc = b.ia && b.ja && b.ar && b.xcol
+               ? run_glpk(&b, cg, obj, ncol, nrow, time_limit_ms, out_assign, info)
+               : TY_ENOMEM;
   free(b.ia);
   free(b.ja);
   free(b.ar);

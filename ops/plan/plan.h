@@ -91,15 +91,15 @@ typedef struct ty_plan_request {
   const char *loss;
 } ty_plan_request;
 
-/* Fills *req with the documented defaults (start every request here) (docs/planner.md): one node with
- * one device of 100 GFLOP/s and 16 GiB, 10 GB/s and 2 us inside a node,
- * 1.25 GB/s and 20 us across nodes, 5 us per collective, Adam, auto. */
+/* Fills *req with the documented defaults (start every request here) (docs/planner.md): one node
+ * with one device of 100 GFLOP/s and 16 GiB, 10 GB/s and 2 us inside a node, 1.25 GB/s and 20 us
+ * across nodes, 5 us per collective, Adam, auto. */
 void ty_plan_request_init(ty_plan_request *req);
 
 /* ---- the plan ------------------------------------------------------------- */
 
 typedef struct ty_plan_layout {
-  int rank; /* -1: an optional input or output the node does not have */
+  int rank;                      /* -1: an optional input or output the node does not have */
   uint8_t dim_axes[TY_MAX_RANK]; /* bit a: mesh axis a splits this dim */
   uint8_t partial;               /* bit a: local buffers are partial sums over axis a */
 } ty_plan_layout;
@@ -124,14 +124,14 @@ typedef struct ty_plan_collective {
   ty_plan_coll_kind kind;
   ty_plan_phase phase;
   int mesh_axis;
-  int value;    /* graph value moved (forward) or whose gradient is moved; -1: see tensor */
-  char *tensor; /* the value's name, or "<node>:batch_stats" for a BatchNormalization's
-                 * mean and variance */
-  int node;     /* the consuming node; -1 for a graph output (the loss, summed for logging) */
-  int input;    /* the node's input slot; -1 for batch statistics and graph outputs */
-  int dim;      /* all-gather: dim gathered; reduce-scatter: dim scattered; all-to-all:
-                 * dim split after; -1 for all-reduce */
-  int src_dim;  /* all-to-all: dim split before; -1 otherwise */
+  int value;      /* graph value moved (forward) or whose gradient is moved; -1: see tensor */
+  char *tensor;   /* the value's name, or "<node>:batch_stats" for a BatchNormalization's
+                   * mean and variance */
+  int node;       /* the consuming node; -1 for a graph output (the loss, summed for logging) */
+  int input;      /* the node's input slot; -1 for batch statistics and graph outputs */
+  int dim;        /* all-gather: dim gathered; reduce-scatter: dim scattered; all-to-all:
+                   * dim split after; -1 for all-reduce */
+  int src_dim;    /* all-to-all: dim split before; -1 otherwise */
   uint64_t bytes; /* per device: all-reduce and all-to-all the local buffer, all-gather its
                    * result, reduce-scatter its input */
   double seconds; /* predicted time */
@@ -141,11 +141,11 @@ typedef struct ty_plan_op {
   int node; /* index in the graph */
   char *name;
   ty_op op;
-  char *strategy;   /* "column split (axis 1)", "batch split (axes 0,1)", "replicated" */
-  bool fallback;    /* the planner has no sharding rule for this op: it runs replicated */
-  char *note;       /* why it fell back; NULL otherwise */
+  char *strategy; /* "column split (axis 1)", "batch split (axes 0,1)", "replicated" */
+  bool fallback;  /* the planner has no sharding rule for this op: it runs replicated */
+  char *note;     /* why it fell back; NULL otherwise */
   int n_inputs;
-  ty_plan_layout *inputs;  /* the layout each input is read in (after forward collectives) */
+  ty_plan_layout *inputs; /* the layout each input is read in (after forward collectives) */
   int n_outputs;
   ty_plan_layout *outputs; /* the layout each output is written in (partial sums marked) */
   double compute_s;        /* forward + backward, on one device */
@@ -163,9 +163,9 @@ typedef struct ty_plan_param {
 } ty_plan_param;
 
 typedef struct ty_plan_alternative {
-  char name[48];          /* "data parallel", "tensor parallel", "data x tensor 2x2", "chosen" */
+  char name[48]; /* "data parallel", "tensor parallel", "data x tensor 2x2", "chosen" */
   int mesh[TY_PLAN_AXES];
-  bool applicable;        /* false: no such plan exists (why says so) */
+  bool applicable; /* false: no such plan exists (why says so) */
   double step_s;
   uint64_t memory_bytes;
   bool fits;
@@ -174,26 +174,26 @@ typedef struct ty_plan_alternative {
 
 typedef struct ty_plan {
   int devices;
-  int mesh[TY_PLAN_AXES];         /* the logical mesh */
-  double axis_bw[TY_PLAN_AXES];   /* bytes/s on each axis */
+  int mesh[TY_PLAN_AXES];       /* the logical mesh */
+  double axis_bw[TY_PLAN_AXES]; /* bytes/s on each axis */
   double axis_latency_s[TY_PLAN_AXES];
   int64_t batch;
-  size_t n_ops;                   /* one per graph node, in node order */
+  size_t n_ops; /* one per graph node, in node order */
   ty_plan_op *ops;
   size_t n_collectives;
   ty_plan_collective *collectives; /* forward in node order, then backward and
                                     * gradient sync in reverse node order */
   size_t n_params;
   ty_plan_param *params;
-  double step_s;                  /* predicted: compute + communication */
+  double step_s; /* predicted: compute + communication */
   double compute_s;
   double comm_s;
-  uint64_t memory_bytes;          /* predicted per device */
-  uint64_t budget_bytes;          /* the device memory it had to fit */
+  uint64_t memory_bytes; /* predicted per device */
+  uint64_t budget_bytes; /* the device memory it had to fit */
   size_t n_alternatives;
   ty_plan_alternative *alternatives; /* the last one is "chosen" */
   double search_ms;
-  bool exact;      /* the search proved this plan optimal for the cost model */
+  bool exact;        /* the search proved this plan optimal for the cost model */
   size_t n_fallback; /* ops without a sharding rule (replicated) */
 } ty_plan;
 

@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ops/plan internals, shared by the planner's files:
- *   model.c     the graph as loop nests: every op is an iteration space of
- *               loops, each tensor dim maps to one loop (or none); concrete
- *               shapes, batch-derived dims, which values carry gradients;
+ *   rules.c     every op as a loop nest: an iteration space of loops, each
+ *               tensor dim mapped to one loop (or none);
+ *   model.c     the graph: concrete shapes, batch-derived dims, which values
+ *               carry gradients, the loss;
  *   strategy.c  per mesh: the strategies of each op (mesh axis -> loop),
  *               the layouts they imply, their compute, memory and internal
  *               communication, and the cost graph;
  *   reshard.c   the collectives that turn one layout into another, and
  *               their ring cost;
- *   elim.c, ilp.c, brute.c   the three solvers over a cost graph;
+ *   cg.c, elim.c, ilp.c, brute.c   the cost graph and its three solvers;
  *   search.c    meshes, roles (data / tensor), memory budgets, alternatives;
  *   emit.c      the chosen strategies as a ty_plan.
  * The cost graph is a pairwise objective: sum over vertices of the chosen
@@ -62,12 +63,12 @@ typedef struct ty__op {
   ty__loop loops[TY__PLAN_MAX_LOOPS];
   int batch_loop; /* first splittable batch loop, or -1 */
   int n_in, n_out;
-  ty__tmap *in, *out; /* n_in / n_out entries */
-  bool *in_diff;      /* the slot carries a gradient back */
-  bool *out_full;     /* split loops missing from this output leave it whole, not partial */
-  double flops;       /* forward FLOPs of the whole op */
-  bool backward;      /* some input takes a gradient */
-  int grad_inputs;    /* how many: backward costs that many forwards, at most 2 */
+  ty__tmap *in, *out;  /* n_in / n_out entries */
+  bool *in_diff;       /* the slot carries a gradient back */
+  bool *out_full;      /* split loops missing from this output leave it whole, not partial */
+  double flops;        /* forward FLOPs of the whole op */
+  bool backward;       /* some input takes a gradient */
+  int grad_inputs;     /* how many: backward costs that many forwards, at most 2 */
   int64_t bn_channels; /* BatchNormalization: batch split syncs 2 x C statistics */
 } ty__op;
 
@@ -79,29 +80,41 @@ typedef enum {
 } ty__vkind;
 
 typedef struct ty__value {
-  ty_shape shape; /* concrete (batch substituted) */
-  size_t elem;    /* bytes per element */
+  ty_shape shape;     /* concrete (batch substituted) */
+  size_t elem;        /* bytes per element */
   uint8_t batch_dims; /* bit d: dim d derives from the batch */
   uint8_t kind;
-  bool grad;      /* carries a gradient in backward */
-  int producer;   /* node, or -1 */
-  int n_uses;     /* (node, slot) reads */
+  bool grad;    /* carries a gradient in backward */
+  int producer; /* node, or -1 */
+  int n_uses;   /* (node, slot) reads */
 } ty__value;
 
 typedef struct ty__model {
   const ty_graph *g;
   int64_t batch;
   size_t n_nodes;
-  ty__op *ops;       /* by node index */
-  size_t *order;     /* topological order of the nodes */
+  ty__op *ops;   /* by node index */
+  size_t *order; /* topological order of the nodes */
   size_t n_values;
-  ty__value *values; /* by value id */
-  double state_copies; /* gradient + optimizer state per parameter element */
+  ty__value *values;    /* by value id */
+  double state_copies;  /* gradient + optimizer state per parameter element */
   uint64_t const_bytes; /* non-trainable initializers, replicated */
   int loss;
   size_t n_fallback;
 } ty__model;
 
+/* rules.c: the per-op sharding rules. */
+int ty__op_init(ty__op *op, const ty_graph_node *n); /* allocates the maps (all -1) */
+/* Fills op's loops, maps and FLOPs by n's rule, or marks it a fallback. */
+void ty__op_rule(const ty__model *m, ty__op *op, const ty_graph_node *n);
+/* Inputs that carry no gradient even when float (autodiff's list). */
+bool ty__slot_differentiable(const ty_graph_node *n, int i, ty_dtype dt);
+/* Concrete shape of input / output i of n, NULL when absent. */
+const ty_shape *ty__in_shape(const ty__model *m, const ty_graph_node *n, int i);
+const ty_shape *ty__out_shape(const ty__model *m, const ty_graph_node *n, int i);
+double ty__numel(const ty_shape *s);
+
+/* model.c */
 int ty__model_build(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,
                     ty__model *out);
 void ty__model_close(ty__model *m);
@@ -114,9 +127,15 @@ double ty__value_bytes(const ty__value *v);
  * bits 16, 17 = partial axes. */
 typedef uint32_t ty__lay;
 #define TY__LAY_PARTIAL_SHIFT 16
-static inline uint8_t ty__lay_dim(ty__lay l, int d) { return (uint8_t)((l >> (2 * d)) & 3u); }
-static inline uint8_t ty__lay_partial(ty__lay l) { return (uint8_t)((l >> TY__LAY_PARTIAL_SHIFT) & 3u); }
-static inline ty__lay ty__lay_whole(ty__lay l) { return l & 0xFFFFu; }
+static inline uint8_t ty__lay_dim(ty__lay l, int d) {
+  return (uint8_t)((l >> (2 * d)) & 3u);
+}
+static inline uint8_t ty__lay_partial(ty__lay l) {
+  return (uint8_t)((l >> TY__LAY_PARTIAL_SHIFT) & 3u);
+}
+static inline ty__lay ty__lay_whole(ty__lay l) {
+  return l & 0xFFFFu;
+}
 
 typedef struct ty__mesh {
   int n[TY_PLAN_AXES];
@@ -226,9 +245,9 @@ typedef struct ty__space {
   int *vertex_of_node;  /* -1 for vertex-less nodes */
   int *vertex_of_value; /* shared parameters' vertices, else -1 */
   int n_vertices;
-  ty__vchoice *choice;  /* by vertex */
+  ty__vchoice *choice; /* by vertex */
   ty__cg cg;
-  double fixed_mem;     /* constants every plan holds */
+  double fixed_mem; /* constants every plan holds */
 } ty__space;
 
 int ty__space_build(const ty__model *m, const ty__mesh *mesh, ty__space *out);
@@ -242,8 +261,8 @@ double ty__op_compute(const ty__space *s, const ty__op *op, const ty__strat *st)
 /* Axes over which a BatchNormalization under st syncs its statistics. */
 uint8_t ty__bn_axes(const ty__op *op, const ty__strat *st);
 /* Strategy description for an op's choice ("column split (axis 1)"). */
-void ty__strat_describe(const ty__model *m, const ty__op *op, const ty__strat *st, const ty__mesh *mesh,
-                        char *buf, size_t len);
+void ty__strat_describe(const ty__model *m, const ty__op *op, const ty__strat *st,
+                        const ty__mesh *mesh, char *buf, size_t len);
 
 /* Roles of the axes for restricted searches. */
 typedef enum {
@@ -252,7 +271,8 @@ typedef enum {
   TY__ROLE_TENSOR, /* the axis never splits a batch loop */
 } ty__role;
 /* allowed[v][i] for the roles; the caller frees each row and the array. */
-int ty__space_allowed(const ty__space *s, const ty__role roles[TY_PLAN_AXES], uint8_t ***out_allowed);
+int ty__space_allowed(const ty__space *s, const ty__role roles[TY_PLAN_AXES],
+                      uint8_t ***out_allowed);
 
 /* ---- emit.c --------------------------------------------------------------------- */
 

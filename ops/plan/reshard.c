@@ -25,7 +25,8 @@ double ty__coll_seconds(const ty__mesh *m, int axis, ty_plan_coll_kind kind, dou
   double n = m->n[axis];
   if (n <= 1) return 0;
   double f = (n - 1) / n;
-  if (kind == TY_PLAN_ALL_REDUCE) return m->launch + 2 * f * bytes / m->bw[axis] + 2 * (n - 1) * m->lat[axis];
+  if (kind == TY_PLAN_ALL_REDUCE)
+    return m->launch + 2 * f * bytes / m->bw[axis] + 2 * (n - 1) * m->lat[axis];
   return m->launch + f * bytes / m->bw[axis] + (n - 1) * m->lat[axis];
 }
 
@@ -38,7 +39,8 @@ static double split_of(const ty__mesh *m, uint8_t axes) {
 
 double ty__local_bytes(const ty__mesh *m, const ty_shape *shape, size_t elem, ty__lay l) {
   double b = (double)elem;
-  for (int d = 0; d < shape->rank; d++) b *= (double)shape->dims[d] / split_of(m, ty__lay_dim(l, d));
+  for (int d = 0; d < shape->rank; d++)
+    b *= (double)shape->dims[d] / split_of(m, ty__lay_dim(l, d));
   return b;
 }
 
@@ -61,13 +63,17 @@ typedef struct axis_move {
   bool partial;
 } axis_move;
 
-static void add_step(ty__step *steps, int *n, const ty__mesh *m, ty_plan_coll_kind kind, int axis, int dim,
-                     int src_dim, double bytes, double *total) {
+static void add_step(ty__step *steps, int *n, const ty__mesh *m, ty_plan_coll_kind kind, int axis,
+                     int dim, int src_dim, double bytes, double *total) {
   double s = ty__coll_seconds(m, axis, kind, bytes);
   *total += s;
   if (!steps || *n >= TY__MAX_STEPS) return;
-  steps[*n] = (ty__step){.kind = (uint8_t)kind, .axis = (uint8_t)axis, .dim = (int8_t)dim,
-                         .src_dim = (int8_t)src_dim, .bytes = bytes, .seconds = s};
+  steps[*n] = (ty__step){.kind = (uint8_t)kind,
+                         .axis = (uint8_t)axis,
+                         .dim = (int8_t)dim,
+                         .src_dim = (int8_t)src_dim,
+                         .bytes = bytes,
+                         .seconds = s};
   (*n)++;
 }
 
@@ -75,7 +81,8 @@ double ty__reshard(const ty__mesh *m, const ty_shape *shape, size_t elem, ty__la
                    ty__step *out_steps, int *out_n) {
   axis_move mv[TY_PLAN_AXES];
   uint8_t partial = ty__lay_partial(src);
-  for (int a = 0; a < TY_PLAN_AXES; a++) mv[a] = (axis_move){-1, -1, (partial >> a & 1u) && m->n[a] > 1};
+  for (int a = 0; a < TY_PLAN_AXES; a++)
+    mv[a] = (axis_move){-1, -1, (partial >> a & 1u) && m->n[a] > 1};
   for (int d = 0; d < shape->rank; d++) {
     uint8_t s = ty__lay_dim(src, d), t = ty__lay_dim(dst, d), k = kept_axes(s, t);
     for (int a = 0; a < TY_PLAN_AXES; a++) {
@@ -97,7 +104,8 @@ double ty__reshard(const ty__mesh *m, const ty_shape *shape, size_t elem, ty__la
     if (mv[a].released >= 0 && mv[a].added >= 0)
       add_step(out_steps, &n, m, TY_PLAN_ALL_TO_ALL, a, mv[a].added, mv[a].released, cur, &total);
   for (int a = 0; a < TY_PLAN_AXES; a++)
-    if (mv[a].partial && mv[a].added < 0) add_step(out_steps, &n, m, TY_PLAN_ALL_REDUCE, a, -1, -1, cur, &total);
+    if (mv[a].partial && mv[a].added < 0)
+      add_step(out_steps, &n, m, TY_PLAN_ALL_REDUCE, a, -1, -1, cur, &total);
   for (int a = TY_PLAN_AXES; a-- > 0;)
     if (mv[a].released >= 0 && mv[a].added < 0) {
       cur *= m->n[a];
@@ -111,6 +119,7 @@ void ty__lay_to_public(ty__lay l, int rank, ty_plan_layout *out) {
   memset(out, 0, sizeof *out);
   out->rank = rank;
   if (rank < 0) return;
-  for (int d = 0; d < rank && d < TY_MAX_RANK; d++) out->dim_axes[d] = ty__lay_dim(l, d);
+  for (int d = 0; d < rank && d < TY_MAX_RANK; d++)
+    out->dim_axes[d] = ty__lay_dim(l, d);
   out->partial = ty__lay_partial(l);
 }

@@ -35,15 +35,15 @@
 #define MAX_MESHES 64
 
 typedef struct solved {
-  bool ok;      /* fits the budget */
-  bool valid;   /* an assignment was found at all (ok or not) */
-  int *assign;  /* original strategy indices, per vertex */
+  bool ok;     /* fits the budget */
+  bool valid;  /* an assignment was found at all (ok or not) */
+  int *assign; /* original strategy indices, per vertex */
   double time, mem, min_mem;
   bool exact;
 } solved;
 
 typedef struct candidate {
-  int mesh;     /* index into the mesh list */
+  int mesh; /* index into the mesh list */
   ty__role roles[TY_PLAN_AXES];
   solved r;
 } candidate;
@@ -70,25 +70,37 @@ static double now_ms(void) {
 static int validate(const ty_plan_request *r, char *err, size_t err_len) {
   const ty_plan_cluster *c = &r->cluster;
   if (c->nodes < 1 || c->devices_per_node < 1)
-    return ty_errf(err, err_len, TY_EINVAL, "cluster: the mesh has no devices (%d nodes x %d devices per node)",
-                   c->nodes, c->devices_per_node);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "cluster: the mesh has no devices (%d nodes x %d devices per node)", c->nodes,
+                   c->devices_per_node);
   if ((int64_t)c->nodes * c->devices_per_node > (1 << 20))
-    return ty_errf(err, err_len, TY_EINVAL, "cluster: %d x %d devices is more than the planner handles (%d)", c->nodes,
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "cluster: %d x %d devices is more than the planner handles (%d)", c->nodes,
                    c->devices_per_node, 1 << 20);
-  if (r->batch <= 0) return ty_errf(err, err_len, TY_EINVAL, "batch: must be positive (got %lld)", (long long)r->batch);
+  if (r->batch <= 0)
+    return ty_errf(err, err_len, TY_EINVAL, "batch: must be positive (got %lld)",
+                   (long long)r->batch);
   if (!(c->device_flops > 0) || !isfinite(c->device_flops))
-    return ty_errf(err, err_len, TY_EINVAL, "cluster.device_flops: must be positive (got %g)", c->device_flops);
-  if (c->device_mem_bytes == 0) return ty_errf(err, err_len, TY_EINVAL, "cluster.device_mem_bytes: must be positive");
+    return ty_errf(err, err_len, TY_EINVAL, "cluster.device_flops: must be positive (got %g)",
+                   c->device_flops);
+  if (c->device_mem_bytes == 0)
+    return ty_errf(err, err_len, TY_EINVAL, "cluster.device_mem_bytes: must be positive");
   if (c->devices_per_node > 1 && (!(c->intra_bw > 0) || !isfinite(c->intra_bw)))
-    return ty_errf(err, err_len, TY_EINVAL, "cluster.intra_bw: must be positive (got %g)", c->intra_bw);
+    return ty_errf(err, err_len, TY_EINVAL, "cluster.intra_bw: must be positive (got %g)",
+                   c->intra_bw);
   if (c->nodes > 1 && (!(c->inter_bw > 0) || !isfinite(c->inter_bw)))
-    return ty_errf(err, err_len, TY_EINVAL, "cluster.inter_bw: must be positive (got %g)", c->inter_bw);
+    return ty_errf(err, err_len, TY_EINVAL, "cluster.inter_bw: must be positive (got %g)",
+                   c->inter_bw);
   if (!(c->intra_latency_s >= 0) || !(c->inter_latency_s >= 0) || !(c->launch_s >= 0))
     return ty_errf(err, err_len, TY_EINVAL, "cluster: latencies must be zero or positive");
-  if ((unsigned)r->optimizer > TY_PLAN_OPT_ADAM) return ty_errf(err, err_len, TY_EINVAL, "optimizer: unknown kind %d", (int)r->optimizer);
-  if ((unsigned)r->mode > TY_PLAN_MODE_DATA) return ty_errf(err, err_len, TY_EINVAL, "mode: unknown mode %d", (int)r->mode);
-  if ((unsigned)r->solver > TY_PLAN_SOLVER_BRUTE) return ty_errf(err, err_len, TY_EINVAL, "solver: unknown solver %d", (int)r->solver);
-  if (r->time_limit_ms < 0) return ty_errf(err, err_len, TY_EINVAL, "time_limit_ms: must not be negative");
+  if ((unsigned)r->optimizer > TY_PLAN_OPT_ADAM)
+    return ty_errf(err, err_len, TY_EINVAL, "optimizer: unknown kind %d", (int)r->optimizer);
+  if ((unsigned)r->mode > TY_PLAN_MODE_DATA)
+    return ty_errf(err, err_len, TY_EINVAL, "mode: unknown mode %d", (int)r->mode);
+  if ((unsigned)r->solver > TY_PLAN_SOLVER_BRUTE)
+    return ty_errf(err, err_len, TY_EINVAL, "solver: unknown solver %d", (int)r->solver);
+  if (r->time_limit_ms < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "time_limit_ms: must not be negative");
   return 0;
 }
 
@@ -96,8 +108,15 @@ void ty_plan_request_init(ty_plan_request *req) {
   memset(req, 0, sizeof *req);
   req->batch = 1;
   req->cluster = (ty_plan_cluster){
-    .nodes = 1, .devices_per_node = 1, .device_flops = 100e9, .device_mem_bytes = 16ull << 30,
-    .intra_bw = 10e9, .inter_bw = 1.25e9, .intra_latency_s = 2e-6, .inter_latency_s = 20e-6, .launch_s = 5e-6,
+      .nodes = 1,
+      .devices_per_node = 1,
+      .device_flops = 100e9,
+      .device_mem_bytes = 16ull << 30,
+      .intra_bw = 10e9,
+      .inter_bw = 1.25e9,
+      .intra_latency_s = 2e-6,
+      .inter_latency_s = 20e-6,
+      .launch_s = 5e-6,
   };
   req->optimizer = TY_PLAN_OPT_ADAM;
 }
@@ -130,7 +149,8 @@ static void list_meshes(search *s) {
 
 /* ---- one restricted search ---------------------------------------------------------- */
 
-static int run_solver(const search *s, const ty__cg *cg, ty__objective obj, int *a, ty__solve_info *info) {
+static int run_solver(const search *s, const ty__cg *cg, ty__objective obj, int *a,
+                      ty__solve_info *info) {
   int rc;
   switch (s->req->solver) {
   case TY_PLAN_SOLVER_ILP:
@@ -144,8 +164,9 @@ static int run_solver(const search *s, const ty__cg *cg, ty__objective obj, int 
   case TY_PLAN_SOLVER_BRUTE:
     rc = ty__solve_brute(cg, obj, 2e7, a, info);
     if (rc == TY_EINVAL)
-      return ty_errf(s->err, s->err_len, TY_EINVAL, "solver: brute force would visit more than 2e7 nodes; "
-                                                     "use the default solver for a graph this size");
+      return ty_errf(s->err, s->err_len, TY_EINVAL,
+                     "solver: brute force would visit more than 2e7 nodes; "
+                     "use the default solver for a graph this size");
     return rc;
   default:
     obj.budget = -1;
@@ -155,8 +176,8 @@ static int run_solver(const search *s, const ty__cg *cg, ty__objective obj, int 
 
 /* Finds the fastest assignment with mem <= limit by a Lagrangian sweep
  * (elimination only); best/out hold the fastest feasible one seen. */
-static int lagrange(const search *s, const ty__cg *cg, double limit, double t0, double m0, int *a, int *best,
-                    solved *out) {
+static int lagrange(const search *s, const ty__cg *cg, double limit, double t0, double m0, int *a,
+                    int *best, solved *out) {
   double lam = t0 / fmax(m0, 1.0), lo = 0, hi = 0;
   ty__solve_info info;
   for (int i = 0; i < 60; i++) {
@@ -174,10 +195,14 @@ static int lagrange(const search *s, const ty__cg *cg, double limit, double t0, 
     } else {
       lo = lam;
     }
-    if (hi == 0) lam *= 8;      /* nothing fits yet: weigh memory more */
-    else if (lo == 0) lam /= 8; /* everything fits so far: weigh it less */
-    else if (hi / lo < 1.05) break;
-    else lam = sqrt(lo * hi);
+    if (hi == 0)
+      lam *= 8; /* nothing fits yet: weigh memory more */
+    else if (lo == 0)
+      lam /= 8; /* everything fits so far: weigh it less */
+    else if (hi / lo < 1.05)
+      break;
+    else
+      lam = sqrt(lo * hi);
     if (!(lam > 1e-300 && lam < 1e300)) break;
   }
   return 0;
@@ -226,7 +251,8 @@ static int solve_restricted(const search *s, const ty__space *sp, uint8_t **allo
   }
   out->min_mem = (out->ok ? out->mem : out->min_mem) + sp->fixed_mem;
   out->mem += sp->fixed_mem;
-  for (int v = 0; v < r.n_v; v++) out->assign[v] = map[map[v] + best[v]];
+  for (int v = 0; v < r.n_v; v++)
+    out->assign[v] = map[map[v] + best[v]];
   rc = 0;
 done:
   if (rc != 0) {
@@ -240,12 +266,14 @@ done:
   return rc;
 }
 
-static int solve_roles(const search *s, const ty__space *sp, ty__role r0, ty__role r1, solved *out) {
+static int solve_roles(const search *s, const ty__space *sp, ty__role r0, ty__role r1,
+                       solved *out) {
   uint8_t **allowed = NULL;
   ty__role roles[TY_PLAN_AXES] = {r0, r1};
   int rc = ty__space_allowed(sp, roles, &allowed);
   if (rc == 0) rc = solve_restricted(s, sp, allowed, out);
-  for (int v = 0; allowed && v < sp->n_vertices; v++) free(allowed[v]);
+  for (int v = 0; allowed && v < sp->n_vertices; v++)
+    free(allowed[v]);
   free(allowed);
   return rc;
 }
@@ -287,7 +315,8 @@ static int search_mesh(search *s, int mi, results *res) {
   if (rc == 0 && mi == s->physical && s->model->batch % devices == 0 &&
       (rc = solve_roles(s, &sp, TY__ROLE_DATA, TY__ROLE_DATA, &sol)) == 0)
     keep(res, ALT_DATA, mi, TY__ROLE_DATA, TY__ROLE_DATA, &sol);
-  if (rc == 0 && auto_mode && (rc = solve_roles(s, &sp, TY__ROLE_TENSOR, TY__ROLE_TENSOR, &sol)) == 0)
+  if (rc == 0 && auto_mode &&
+      (rc = solve_roles(s, &sp, TY__ROLE_TENSOR, TY__ROLE_TENSOR, &sol)) == 0)
     keep(res, ALT_TENSOR, mi, TY__ROLE_TENSOR, TY__ROLE_TENSOR, &sol);
   for (int g = 0; rc == 0 && auto_mode && m->n[0] > 1 && m->n[1] > 1 && g < 2; g++) {
     ty__role r0 = g ? TY__ROLE_TENSOR : TY__ROLE_DATA, r1 = g ? TY__ROLE_DATA : TY__ROLE_TENSOR;
@@ -301,16 +330,19 @@ static int search_mesh(search *s, int mi, results *res) {
 }
 
 static void describe_alt(const search *s, const results *res, int alt, ty_plan_alternative *out) {
-  static const char *const names[N_ALT] = {"data parallel", "tensor parallel", "data x tensor", "chosen"};
+  static const char *const names[N_ALT] = {"data parallel", "tensor parallel", "data x tensor",
+                                           "chosen"};
   memset(out, 0, sizeof *out);
   snprintf(out->name, sizeof out->name, "%s", names[alt]);
   if (!res->have[alt]) {
     int n = s->req->cluster.nodes * s->req->cluster.devices_per_node;
     if (alt == ALT_DATA)
-      snprintf(out->why, sizeof out->why, "batch %lld is not divisible by the data-parallel degree %d",
+      snprintf(out->why, sizeof out->why,
+               "batch %lld is not divisible by the data-parallel degree %d",
                (long long)s->model->batch, n);
     else if (alt == ALT_GRID)
-      snprintf(out->why, sizeof out->why, "no mesh has two axes of more than one device with a data axis dividing the batch");
+      snprintf(out->why, sizeof out->why,
+               "no mesh has two axes of more than one device with a data axis dividing the batch");
     else
       snprintf(out->why, sizeof out->why, "not searched in data-parallel mode");
     return;
@@ -337,15 +369,21 @@ static void describe_alt(const search *s, const results *res, int alt, ty_plan_a
 static int refuse(const search *s, const results *res) {
   int at = -1;
   for (int a = 0; a < N_ALT; a++)
-    if (res->have[a] && res->best[a].r.valid && (at < 0 || res->best[a].r.min_mem < res->best[at].r.min_mem)) at = a;
+    if (res->have[a] && res->best[a].r.valid &&
+        (at < 0 || res->best[a].r.min_mem < res->best[at].r.min_mem))
+      at = a;
   char have[32], need[32];
   ty__fmt_bytes(s->budget, have, sizeof have);
-  if (at < 0) return ty_errf(s->err, s->err_len, TY_EINVAL, "cluster.device_mem_bytes: no plan fits in %s per device", have);
+  if (at < 0)
+    return ty_errf(s->err, s->err_len, TY_EINVAL,
+                   "cluster.device_mem_bytes: no plan fits in %s per device", have);
   const ty__mesh *m = &s->meshes[res->best[at].mesh];
   ty__fmt_bytes(res->best[at].r.min_mem, need, sizeof need);
-  return ty_errf(s->err, s->err_len, TY_EINVAL,
-                 "cluster.device_mem_bytes: no plan fits in %s per device; the smallest plan needs %s "
-                 "per device (mesh %dx%d)", have, need, m->n[0], m->n[1]);
+  return ty_errf(
+      s->err, s->err_len, TY_EINVAL,
+      "cluster.device_mem_bytes: no plan fits in %s per device; the smallest plan needs %s "
+      "per device (mesh %dx%d)",
+      have, need, m->n[0], m->n[1]);
 }
 
 static int assemble(const search *s, const results *res, int win, double t0, ty_plan **out_plan) {
@@ -363,12 +401,16 @@ static int assemble(const search *s, const results *res, int win, double t0, ty_
     return rc;
   }
   p->n_alternatives = N_ALT;
-  for (int a = 0; a < N_ALT; a++) describe_alt(s, res, a, &p->alternatives[a]);
+  for (int a = 0; a < N_ALT; a++)
+    describe_alt(s, res, a, &p->alternatives[a]);
   ty_plan_alternative *chosen = &p->alternatives[ALT_ANY];
   *chosen = p->alternatives[win];
   snprintf(chosen->name, sizeof chosen->name, "chosen");
-  if (win == ALT_ANY) snprintf(chosen->why, sizeof chosen->why, "every strategy searched on mesh %dx%d", p->mesh[0], p->mesh[1]);
-  else snprintf(chosen->why, sizeof chosen->why, "the %s plan", p->alternatives[win].name);
+  if (win == ALT_ANY)
+    snprintf(chosen->why, sizeof chosen->why, "every strategy searched on mesh %dx%d", p->mesh[0],
+             p->mesh[1]);
+  else
+    snprintf(chosen->why, sizeof chosen->why, "the %s plan", p->alternatives[win].name);
   p->budget_bytes = (uint64_t)s->budget;
   p->exact = w->r.exact;
   p->search_ms = now_ms() - t0;
@@ -376,10 +418,12 @@ static int assemble(const search *s, const results *res, int win, double t0, ty_
   return 0;
 }
 
-int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len, ty_plan **out_plan) {
+int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,
+                   ty_plan **out_plan) {
   double t0 = now_ms();
   if (!out_plan || !g || !req)
-    return ty_errf(err, err_len, TY_EINVAL, "ty_plan_search: a graph, a request and out_plan are required");
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "ty_plan_search: a graph, a request and out_plan are required");
   *out_plan = NULL;
   int rc = validate(req, err, err_len);
   if (rc != 0) return rc;
@@ -391,7 +435,11 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
                    (long long)req->batch, devices, c->nodes, c->devices_per_node);
   ty__model model;
   rc = ty__model_build(g, req, err, err_len, &model);
-  search s = {.model = &model, .req = req, .budget = (double)c->device_mem_bytes, .err = err, .err_len = err_len};
+  search s = {.model = &model,
+              .req = req,
+              .budget = (double)c->device_mem_bytes,
+              .err = err,
+              .err_len = err_len};
   results res;
   memset(&res, 0, sizeof res);
   if (rc == 0) list_meshes(&s);
@@ -403,7 +451,8 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   int win = -1;
   for (int i = 0; rc == 0 && i < N_ALT; i++) {
     int a = prefer[i];
-    if (res.have[a] && res.best[a].r.ok && (win < 0 || better(&res.best[a].r, &res.best[win].r))) win = a;
+    if (res.have[a] && res.best[a].r.ok && (win < 0 || better(&res.best[a].r, &res.best[win].r)))
+      win = a;
   }
   if (rc == 0) rc = win < 0 ? refuse(&s, &res) : assemble(&s, &res, win, t0, out_plan);
   for (int a = 0; a < N_ALT; a++)

@@ -48,7 +48,9 @@ static ty__lay tensor_lay(const ty__tmap *t, int rank, const ty__strat *st, uint
   return l;
 }
 
-static int value_rank(const ty__model *m, int v) { return v == TY_NO_VALUE ? 0 : m->values[v].shape.rank; }
+static int value_rank(const ty__model *m, int v) {
+  return v == TY_NO_VALUE ? 0 : m->values[v].shape.rank;
+}
 
 /* Layouts of every input and output of op under st; gradient-partial axes
  * of every input. */
@@ -82,7 +84,8 @@ uint8_t ty__bn_axes(const ty__op *op, const ty__strat *st) {
 }
 
 double ty__op_compute(const ty__space *s, const ty__op *op, const ty__strat *st) {
-  double backward = op->grad_inputs < 2 ? op->grad_inputs : 2; /* dA and dB of a MatMul: one forward each */
+  double backward =
+      op->grad_inputs < 2 ? op->grad_inputs : 2; /* dA and dB of a MatMul: one forward each */
   return op->flops * (1.0 + backward) / s->mesh.flops / split_devices(&s->mesh, st);
 }
 
@@ -99,7 +102,8 @@ uint8_t ty__choice_gpart(const ty__space *s, int vertex, int k, int input) {
 }
 
 /* The op's own time and memory for one strategy. */
-static void strategy_cost(const ty__space *s, const ty__op *op, int k, double *out_time, double *out_mem) {
+static void strategy_cost(const ty__space *s, const ty__op *op, int k, double *out_time,
+                          double *out_mem) {
   const ty__model *m = s->model;
   const ty__vchoice *c = &s->choice[s->vertex_of_node[op->node]];
   const ty__strat *st = &c->strat[k];
@@ -116,8 +120,8 @@ static void strategy_cost(const ty__space *s, const ty__op *op, int k, double *o
     if (val->kind != TY__V_PARAM || s->vertex_of_value[v] >= 0) continue;
     mem += local * (1.0 + m->state_copies);
     if (gpart[i])
-      t += ty__reshard(&s->sync, &val->shape, val->elem, lay[i] | (ty__lay)gpart[i] << TY__LAY_PARTIAL_SHIFT,
-                       lay[i], NULL, NULL);
+      t += ty__reshard(&s->sync, &val->shape, val->elem,
+                       lay[i] | (ty__lay)gpart[i] << TY__LAY_PARTIAL_SHIFT, lay[i], NULL, NULL);
   }
   for (int o = 0; o < op->n_out; o++) {
     int v = n->outputs[o];
@@ -126,7 +130,8 @@ static void strategy_cost(const ty__space *s, const ty__op *op, int k, double *o
   }
   uint8_t bn = ty__bn_axes(op, st);
   for (int a = 0; a < TY_PLAN_AXES; a++)
-    if (bn >> a & 1u) t += 2 * ty__coll_seconds(&s->mesh, a, TY_PLAN_ALL_REDUCE, 8.0 * (double)op->bn_channels);
+    if (bn >> a & 1u)
+      t += 2 * ty__coll_seconds(&s->mesh, a, TY_PLAN_ALL_REDUCE, 8.0 * (double)op->bn_channels);
   *out_time = t;
   *out_mem = mem;
 }
@@ -142,13 +147,16 @@ static int enum_strategies(const ty__mesh *mesh, const ty__op *op, ty__strat *ou
     nopt[a] = 0;
     opts[a][nopt[a]++] = TY__NO_LOOP;
     for (int l = 0; mesh->n[a] > 1 && l < op->n_loops; l++)
-      if (op->loops[l].split && op->loops[l].size % mesh->n[a] == 0) opts[a][nopt[a]++] = (uint8_t)l;
+      if (op->loops[l].split && op->loops[l].size % mesh->n[a] == 0)
+        opts[a][nopt[a]++] = (uint8_t)l;
   }
   int n = 0;
   for (int i = 0; i < nopt[0]; i++)
     for (int j = 0; j < nopt[1]; j++) {
       uint8_t l0 = opts[0][i], l1 = opts[1][j];
-      if (l0 != TY__NO_LOOP && l0 == l1 && op->loops[l0].size % ((int64_t)mesh->n[0] * mesh->n[1]) != 0) continue;
+      if (l0 != TY__NO_LOOP && l0 == l1 &&
+          op->loops[l0].size % ((int64_t)mesh->n[0] * mesh->n[1]) != 0)
+        continue;
       out[n++] = (ty__strat){{l0, l1}};
     }
   return n;
@@ -198,8 +206,10 @@ static int build_op_vertex(ty__space *s, const ty__op *op, int vx) {
   if (!c->strat || !c->lay || !c->gpart || vertex_alloc(&s->cg.v[vx], n) != 0) return TY_ENOMEM;
   memcpy(c->strat, tmp, (size_t)n * sizeof *tmp);
   for (int k = 0; k < n; k++)
-    derive_layouts(s->model, op, &c->strat[k], &c->lay[(size_t)k * nt], &c->gpart[(size_t)k * (size_t)op->n_in]);
-  for (int k = 0; k < n; k++) strategy_cost(s, op, k, &s->cg.v[vx].time[k], &s->cg.v[vx].mem[k]);
+    derive_layouts(s->model, op, &c->strat[k], &c->lay[(size_t)k * nt],
+                   &c->gpart[(size_t)k * (size_t)op->n_in]);
+  for (int k = 0; k < n; k++)
+    strategy_cost(s, op, k, &s->cg.v[vx].time[k], &s->cg.v[vx].mem[k]);
   return 0;
 }
 
@@ -215,7 +225,8 @@ static int build_param_vertex(ty__space *s, int v, int vx) {
   if (!c->lay || vertex_alloc(&s->cg.v[vx], n) != 0) return TY_ENOMEM;
   memcpy(c->lay, tmp, (size_t)n * sizeof *tmp);
   for (int k = 0; k < n; k++)
-    s->cg.v[vx].mem[k] = ty__local_bytes(&s->mesh, &val->shape, val->elem, tmp[k]) * (1.0 + s->model->state_copies);
+    s->cg.v[vx].mem[k] =
+        ty__local_bytes(&s->mesh, &val->shape, val->elem, tmp[k]) * (1.0 + s->model->state_copies);
   return 0;
 }
 
@@ -242,7 +253,8 @@ static int distinct(uint32_t *keys, int n, int *idx) {
   for (int i = 0; i < n; i++) {
     uint32_t k = keys[i];
     int j = 0;
-    while (j < u && keys[j] != k) j++;
+    while (j < u && keys[j] != k)
+      j++;
     if (j == u) keys[u++] = k;
     idx[i] = j;
   }
@@ -267,7 +279,8 @@ typedef struct memo {
 
 static uint64_t memo_hash(const memo_ent *k) {
   uint64_t h = ty_mix2(((uint64_t)k->p << 32) | k->q, ((uint64_t)k->elem << 8) | k->flags);
-  for (int d = 0; d < k->shape.rank; d++) h = ty_mix2(h, (uint64_t)k->shape.dims[d]);
+  for (int d = 0; d < k->shape.rank; d++)
+    h = ty_mix2(h, (uint64_t)k->shape.dims[d]);
   return ty_mix2(h, (uint64_t)k->shape.rank);
 }
 
@@ -278,7 +291,8 @@ static bool memo_same(const memo_ent *a, const memo_ent *b) {
 
 static memo_ent *memo_slot(memo *mo, const memo_ent *k) {
   size_t i = (size_t)memo_hash(k) & (mo->cap - 1);
-  while (mo->t[i].used && !memo_same(&mo->t[i], k)) i = (i + 1) & (mo->cap - 1);
+  while (mo->t[i].used && !memo_same(&mo->t[i], k))
+    i = (i + 1) & (mo->cap - 1);
   return &mo->t[i];
 }
 
@@ -297,9 +311,12 @@ static int memo_grow(memo *mo) {
 }
 
 /* Forward reshard p -> q and, with a gradient, the way back. */
-static int pair_cost(const ty__space *s, memo *mo, const ty__value *val, ty__lay p, uint32_t qkey, bool grad,
-                     double *out) {
-  memo_ent k = {.shape = val->shape, .elem = (uint32_t)val->elem, .p = p, .q = qkey,
+static int pair_cost(const ty__space *s, memo *mo, const ty__value *val, ty__lay p, uint32_t qkey,
+                     bool grad, double *out) {
+  memo_ent k = {.shape = val->shape,
+                .elem = (uint32_t)val->elem,
+                .p = p,
+                .q = qkey,
                 .flags = (uint8_t)((grad ? 1 : 0) | (val->kind == TY__V_PARAM ? 2 : 0))};
   if (2 * (mo->n + 1) > mo->cap && memo_grow(mo) != 0) return TY_ENOMEM;
   memo_ent *e = memo_slot(mo, &k);
@@ -329,15 +346,20 @@ static int add_edge_cost(const ty__space *s, memo *mo, ty__cg_edge *e, int out_s
   if (!pk || !pi) goto done;
   uint32_t *qk = pk + nu;
   int *qi = pi + nu;
-  for (int k = 0; k < nu; k++) pk[k] = writer_lay(s, e->u, k, out_slot);
-  for (int k = 0; k < nw; k++) qk[k] = reader_key(s, e->v, k, slot);
+  for (int k = 0; k < nu; k++)
+    pk[k] = writer_lay(s, e->u, k, out_slot);
+  for (int k = 0; k < nw; k++)
+    qk[k] = reader_key(s, e->v, k, slot);
   int up = distinct(pk, nu, pi), uq = distinct(qk, nw, qi);
   if (!(small = malloc((size_t)up * (size_t)uq * sizeof *small))) goto done;
   rc = 0;
   for (int a = 0; a < up && rc == 0; a++)
-    for (int b = 0; b < uq && rc == 0; b++) rc = pair_cost(s, mo, val, pk[a], qk[b], grad, &small[(size_t)a * (size_t)uq + (size_t)b]);
+    for (int b = 0; b < uq && rc == 0; b++)
+      rc = pair_cost(s, mo, val, pk[a], qk[b], grad, &small[(size_t)a * (size_t)uq + (size_t)b]);
   for (int i = 0; rc == 0 && i < nu; i++)
-    for (int j = 0; j < nw; j++) e->cost[(size_t)i * (size_t)nw + (size_t)j] += small[(size_t)pi[i] * (size_t)uq + (size_t)qi[j]];
+    for (int j = 0; j < nw; j++)
+      e->cost[(size_t)i * (size_t)nw + (size_t)j] +=
+          small[(size_t)pi[i] * (size_t)uq + (size_t)qi[j]];
 done:
   free(pk);
   free(pi);
@@ -381,7 +403,8 @@ static int build_edges(ty__space *s) {
       if (val->kind == TY__V_ACT && s->vertex_of_node[val->producer] >= 0) {
         const ty_graph_node *p = ty_graph_node_at(m->g, (size_t)val->producer);
         u = s->vertex_of_node[val->producer];
-        for (slot = 0; slot < p->n_outputs && p->outputs[slot] != v; slot++) {}
+        for (slot = 0; slot < p->n_outputs && p->outputs[slot] != v; slot++) {
+        }
       } else if (val->kind == TY__V_PARAM) {
         u = s->vertex_of_value[v];
       }
@@ -403,7 +426,8 @@ int ty__space_build(const ty__model *m, const ty__mesh *mesh, ty__space *out) {
   s->mesh = *mesh;
   s->sync = *mesh;
   s->sync.launch = 0;
-  for (int a = 0; a < TY_PLAN_AXES; a++) s->sync.lat[a] = 0;
+  for (int a = 0; a < TY_PLAN_AXES; a++)
+    s->sync.lat[a] = 0;
   s->fixed_mem = (double)m->const_bytes;
   s->vertex_of_node = malloc((m->n_nodes + 1) * sizeof *s->vertex_of_node);
   s->vertex_of_value = malloc((m->n_values + 1) * sizeof *s->vertex_of_value);
@@ -421,7 +445,8 @@ int ty__space_build(const ty__model *m, const ty__mesh *mesh, ty__space *out) {
   if (!s->choice || !s->cg.v) return TY_ENOMEM;
   int rc = 0;
   for (size_t node = 0; rc == 0 && node < m->n_nodes; node++)
-    if (s->vertex_of_node[node] >= 0) rc = build_op_vertex(s, &m->ops[node], s->vertex_of_node[node]);
+    if (s->vertex_of_node[node] >= 0)
+      rc = build_op_vertex(s, &m->ops[node], s->vertex_of_node[node]);
   for (size_t v = 0; rc == 0 && v < m->n_values; v++)
     if (s->vertex_of_value[v] >= 0) rc = build_param_vertex(s, (int)v, s->vertex_of_value[v]);
   return rc == 0 ? build_edges(s) : rc;
@@ -442,11 +467,13 @@ void ty__space_close(ty__space *s) {
 
 /* ---- roles and names ---------------------------------------------------------------- */
 
-static bool op_allows(const ty__space *s, const ty__op *op, const ty__strat *st, const ty__role *roles) {
+static bool op_allows(const ty__space *s, const ty__op *op, const ty__strat *st,
+                      const ty__role *roles) {
   int64_t data_split = 1;
   for (int a = 0; a < TY_PLAN_AXES; a++)
     if (roles[a] == TY__ROLE_DATA && s->mesh.n[a] > 1) data_split *= s->mesh.n[a];
-  int forced = op->batch_loop >= 0 && op->loops[op->batch_loop].size % data_split == 0 ? op->batch_loop : -1;
+  int forced =
+      op->batch_loop >= 0 && op->loops[op->batch_loop].size % data_split == 0 ? op->batch_loop : -1;
   for (int a = 0; a < TY_PLAN_AXES; a++) {
     if (s->mesh.n[a] <= 1) continue;
     int l = st->axis_loop[a] == TY__NO_LOOP ? -1 : st->axis_loop[a];
@@ -456,7 +483,8 @@ static bool op_allows(const ty__space *s, const ty__op *op, const ty__strat *st,
   return true;
 }
 
-int ty__space_allowed(const ty__space *s, const ty__role roles[TY_PLAN_AXES], uint8_t ***out_allowed) {
+int ty__space_allowed(const ty__space *s, const ty__role roles[TY_PLAN_AXES],
+                      uint8_t ***out_allowed) {
   uint8_t **allowed = calloc((size_t)s->n_vertices + 1, sizeof *allowed);
   if (!allowed) return TY_ENOMEM;
   *out_allowed = allowed;
@@ -482,13 +510,20 @@ static const char *loop_label(const ty__op *op, int l, char *buf, size_t len) {
   const ty__loop *lp = &op->loops[l];
   if (lp->batch) return "batch split";
   switch (lp->role) {
-  case TY__LOOP_M: return "row-block split";
-  case TY__LOOP_N: return "column split";
-  case TY__LOOP_K: return "row split";
-  case TY__LOOP_COUT: return "output-channel split";
-  case TY__LOOP_CHANNEL: return "channel split";
-  case TY__LOOP_REDUCE: return "reduced-dim split";
-  default: break;
+  case TY__LOOP_M:
+    return "row-block split";
+  case TY__LOOP_N:
+    return "column split";
+  case TY__LOOP_K:
+    return "row split";
+  case TY__LOOP_COUT:
+    return "output-channel split";
+  case TY__LOOP_CHANNEL:
+    return "channel split";
+  case TY__LOOP_REDUCE:
+    return "reduced-dim split";
+  default:
+    break;
   }
   for (int d = 0; op->n_out > 0 && d < TY_MAX_RANK; d++)
     if (op->out[0].loop[d] == l) {
@@ -498,18 +533,22 @@ static const char *loop_label(const ty__op *op, int l, char *buf, size_t len) {
   return "loop split";
 }
 
-void ty__strat_describe(const ty__model *m, const ty__op *op, const ty__strat *st, const ty__mesh *mesh,
-                        char *buf, size_t len) {
+void ty__strat_describe(const ty__model *m, const ty__op *op, const ty__strat *st,
+                        const ty__mesh *mesh, char *buf, size_t len) {
   (void)m;
   size_t off = 0;
   buf[0] = '\0';
   for (int a = 0; a < TY_PLAN_AXES; a++) {
     int l = st->axis_loop[a];
-    if (l == TY__NO_LOOP || mesh->n[a] <= 1 || (a > 0 && st->axis_loop[0] == l && mesh->n[0] > 1)) continue;
+    if (l == TY__NO_LOOP || mesh->n[a] <= 1 || (a > 0 && st->axis_loop[0] == l && mesh->n[0] > 1))
+      continue;
     char tmp[32];
     bool both = a == 0 && st->axis_loop[1] == l && mesh->n[1] > 1;
-    int w = snprintf(buf + off, len - off, "%s%s (%s)", off ? " + " : "", loop_label(op, l, tmp, sizeof tmp),
-                     both ? "axes 0,1" : a == 0 ? "axis 0" : "axis 1");
+    int w = snprintf(buf + off, len - off, "%s%s (%s)", off ? " + " : "",
+                     loop_label(op, l, tmp, sizeof tmp),
+                     both     ? "axes 0,1"
+                     : a == 0 ? "axis 0"
+                              : "axis 1");
     if (w < 0 || (size_t)w >= len - off) break;
     off += (size_t)w;
   }

@@ -15,19 +15,26 @@
 
 const char *ty_plan_coll_kind_name(ty_plan_coll_kind k) {
   switch (k) {
-  case TY_PLAN_ALL_REDUCE: return "all-reduce";
-  case TY_PLAN_ALL_GATHER: return "all-gather";
-  case TY_PLAN_REDUCE_SCATTER: return "reduce-scatter";
-  case TY_PLAN_ALL_TO_ALL: return "all-to-all";
+  case TY_PLAN_ALL_REDUCE:
+    return "all-reduce";
+  case TY_PLAN_ALL_GATHER:
+    return "all-gather";
+  case TY_PLAN_REDUCE_SCATTER:
+    return "reduce-scatter";
+  case TY_PLAN_ALL_TO_ALL:
+    return "all-to-all";
   }
   return "?";
 }
 
 const char *ty_plan_phase_name(ty_plan_phase ph) {
   switch (ph) {
-  case TY_PLAN_FORWARD: return "forward";
-  case TY_PLAN_BACKWARD: return "backward";
-  case TY_PLAN_GRAD_SYNC: return "grad-sync";
+  case TY_PLAN_FORWARD:
+    return "forward";
+  case TY_PLAN_BACKWARD:
+    return "backward";
+  case TY_PLAN_GRAD_SYNC:
+    return "grad-sync";
   }
   return "?";
 }
@@ -69,7 +76,8 @@ void ty_plan_layout_format(const ty_plan_layout *l, char *buf, size_t len) {
 void ty__fmt_bytes(double bytes, char *buf, size_t len) {
   static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
-  while (bytes >= 1024 && u < 4) bytes /= 1024, u++;
+  while (bytes >= 1024 && u < 4)
+    bytes /= 1024, u++;
   snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
 }
 
@@ -125,8 +133,10 @@ static void json_collective(ty_json *j, const ty_plan *p, const ty_plan_collecti
   ty_json_key(j, "at");
   ty_json_string(j, c->node >= 0 && (size_t)c->node < p->n_ops ? p->ops[c->node].name : NULL);
   ty_json_key(j, "input");
-  if (c->input >= 0) ty_json_int(j, c->input);
-  else ty_json_null(j);
+  if (c->input >= 0)
+    ty_json_int(j, c->input);
+  else
+    ty_json_null(j);
   if (c->dim >= 0) {
     ty_json_key(j, "dim");
     ty_json_int(j, c->dim);
@@ -154,11 +164,15 @@ static void json_alternative(ty_json *j, const ty_plan_alternative *a) {
     ty_json_null(j);
   }
   ty_json_key(j, "predicted_step_s");
-  if (a->applicable) ty_json_double(j, a->step_s);
-  else ty_json_null(j);
+  if (a->applicable)
+    ty_json_double(j, a->step_s);
+  else
+    ty_json_null(j);
   ty_json_key(j, "memory_per_device_bytes");
-  if (a->applicable) ty_json_uint(j, a->memory_bytes);
-  else ty_json_null(j);
+  if (a->applicable)
+    ty_json_uint(j, a->memory_bytes);
+  else
+    ty_json_null(j);
   ty_json_key(j, "fits");
   ty_json_bool(j, a->applicable && a->fits);
   if (a->why[0]) {
@@ -178,7 +192,8 @@ static void json_plan_body(ty_json *j, const ty_plan *p) {
   ty_json_int(j, p->batch);
   ty_json_key(j, "ops");
   ty_json_begin_array(j);
-  for (size_t i = 0; i < p->n_ops; i++) json_op(j, &p->ops[i]);
+  for (size_t i = 0; i < p->n_ops; i++)
+    json_op(j, &p->ops[i]);
   ty_json_end_array(j);
   ty_json_key(j, "params");
   ty_json_begin_array(j);
@@ -195,7 +210,8 @@ static void json_plan_body(ty_json *j, const ty_plan *p) {
   ty_json_end_array(j);
   ty_json_key(j, "collectives");
   ty_json_begin_array(j);
-  for (size_t i = 0; i < p->n_collectives; i++) json_collective(j, p, &p->collectives[i]);
+  for (size_t i = 0; i < p->n_collectives; i++)
+    json_collective(j, p, &p->collectives[i]);
   ty_json_end_array(j);
 }
 
@@ -221,7 +237,8 @@ int ty_plan_to_json(const ty_plan *p, ty_buf *out) {
   ty_json_end_object(&j);
   ty_json_key(&j, "alternatives");
   ty_json_begin_array(&j);
-  for (size_t i = 0; i < p->n_alternatives; i++) json_alternative(&j, &p->alternatives[i]);
+  for (size_t i = 0; i < p->n_alternatives; i++)
+    json_alternative(&j, &p->alternatives[i]);
   ty_json_end_array(&j);
   ty_json_key(&j, "search_ms");
   ty_json_double(&j, p->search_ms);
@@ -242,7 +259,8 @@ static void pf(ty_buf *b, int *rc, const char *fmt, ...) {
 }
 
 static void text_alternatives(ty_buf *b, int *rc, const ty_plan *p) {
-  pf(b, rc, "\n%-22s %-7s %12s %14s  %s\n", "ALTERNATIVE", "MESH", "STEP (ms)", "MEMORY/DEVICE", "FITS");
+  pf(b, rc, "\n%-22s %-7s %12s %14s  %s\n", "ALTERNATIVE", "MESH", "STEP (ms)", "MEMORY/DEVICE",
+     "FITS");
   for (size_t i = 0; i < p->n_alternatives; i++) {
     const ty_plan_alternative *a = &p->alternatives[i];
     char mesh[24] = "-", mem[32] = "-", step[32] = "-";
@@ -252,7 +270,7 @@ static void text_alternatives(ty_buf *b, int *rc, const ty_plan *p) {
       snprintf(step, sizeof step, "%.3f", a->step_s * 1e3);
     }
     pf(b, rc, "%-22s %-7s %12s %14s  %s%s%s\n", a->name, mesh, step, mem,
-                  a->applicable ? (a->fits ? "yes" : "no") : "n/a", a->why[0] ? "  " : "", a->why);
+       a->applicable ? (a->fits ? "yes" : "no") : "n/a", a->why[0] ? "  " : "", a->why);
   }
 }
 
@@ -272,13 +290,13 @@ static void text_ops(ty_buf *b, int *rc, const ty_plan *p) {
 }
 
 static void text_collectives(ty_buf *b, int *rc, const ty_plan *p) {
-  pf(b, rc, "\n%-10s %-15s %-5s %12s %10s  %s\n", "PHASE", "COLLECTIVE", "AXIS", "BYTES", "TIME (us)",
-                "TENSOR (AT OP)");
+  pf(b, rc, "\n%-10s %-15s %-5s %12s %10s  %s\n", "PHASE", "COLLECTIVE", "AXIS", "BYTES",
+     "TIME (us)", "TENSOR (AT OP)");
   for (size_t i = 0; i < p->n_collectives; i++) {
     const ty_plan_collective *c = &p->collectives[i];
     pf(b, rc, "%-10s %-15s %-5d %12llu %10.1f  %s (%s)\n", ty_plan_phase_name(c->phase),
-                  ty_plan_coll_kind_name(c->kind), c->mesh_axis, (unsigned long long)c->bytes, c->seconds * 1e6,
-                  c->tensor, c->node >= 0 ? p->ops[c->node].name : "graph output");
+       ty_plan_coll_kind_name(c->kind), c->mesh_axis, (unsigned long long)c->bytes,
+       c->seconds * 1e6, c->tensor, c->node >= 0 ? p->ops[c->node].name : "graph output");
   }
   if (p->n_collectives == 0) pf(b, rc, "(none: every rank runs independently)\n");
 }
@@ -289,12 +307,13 @@ int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
   ty__fmt_bytes((double)p->budget_bytes, dev, sizeof dev);
   int rc = 0;
   pf(out, &rc, "plan: mesh %dx%d (%d devices), batch %lld\n", p->mesh[0], p->mesh[1], p->devices,
-                (long long)p->batch);
-  pf(out, &rc, "predicted step: %.3f ms (compute %.3f ms, communication %.3f ms)\n", p->step_s * 1e3,
-                p->compute_s * 1e3, p->comm_s * 1e3);
+     (long long)p->batch);
+  pf(out, &rc, "predicted step: %.3f ms (compute %.3f ms, communication %.3f ms)\n",
+     p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3);
   pf(out, &rc, "memory per device: %s of %s\n", mem, dev);
-  pf(out, &rc, "search: %.1f ms, %s%s\n", p->search_ms, p->exact ? "optimal for the cost model" : "best found",
-                p->n_fallback ? "; some ops have no sharding rule and run replicated (#)" : "");
+  pf(out, &rc, "search: %.1f ms, %s%s\n", p->search_ms,
+     p->exact ? "optimal for the cost model" : "best found",
+     p->n_fallback ? "; some ops have no sharding rule and run replicated (#)" : "");
   text_alternatives(out, &rc, p);
   text_ops(out, &rc, p);
   text_collectives(out, &rc, p);

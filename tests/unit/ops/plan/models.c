@@ -56,8 +56,10 @@ static int constant(gb *b, const char *name, float v) {
   int id = value(b, name, TY_DTYPE_F32, NULL), idx;
   if (b->rc == 0) b->rc = ty_tensor_create_from(TY_DTYPE_F32, &s, &v, sizeof v, &t);
   if (b->rc == 0) b->rc = ty_graph_add_node(b->g, TY_OP_CONSTANT, name, NULL, 0, &id, 1, &idx);
-  if (b->rc == 0) b->rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t);
-  else ty_tensor_destroy(t);
+  if (b->rc == 0)
+    b->rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t);
+  else
+    ty_tensor_destroy(t);
   return id;
 }
 
@@ -67,7 +69,8 @@ static int node(gb *b, ty_op op, const char *name, int n_in, const int *in, int 
   if (out_idx) *out_idx = idx;
   return y;
 }
-#define NODE(b, op, name, ...) node(b, op, name, (int)TY_ARRAY_LEN(((int[]){__VA_ARGS__})), (int[]){__VA_ARGS__}, NULL)
+#define NODE(b, op, name, ...)                                                                     \
+  node(b, op, name, (int)TY_ARRAY_LEN(((int[]){__VA_ARGS__})), (int[]){__VA_ARGS__}, NULL)
 
 static int set_int(gb *b, int idx, const char *attr, int64_t v) {
   if (b->rc == 0) b->rc = ty_graph_node_set_int(b->g, (size_t)idx, attr, v);
@@ -152,7 +155,8 @@ static int split_heads(gb *b, const char *name, int x, const tconst *c, bool key
 static int gelu(gb *b, const char *name, int x, const tconst *c) {
   char n[5][128];
   const char *part[5] = {"div", "erf", "add", "mul", "half"};
-  for (int i = 0; i < 5; i++) snprintf(n[i], sizeof n[i], "%s.gelu.%s", name, part[i]);
+  for (int i = 0; i < 5; i++)
+    snprintf(n[i], sizeof n[i], "%s.gelu.%s", name, part[i]);
   int d = NODE(b, TY_OP_DIV, n[0], x, c->sqrt2);
   int e = NODE(b, TY_OP_ERF, n[1], d);
   int a = NODE(b, TY_OP_ADD, n[2], e, c->one);
@@ -183,7 +187,8 @@ static int attention(gb *b, const char *L, int x, int64_t hidden, const tconst *
   int ctx = NODE(b, TY_OP_MATMUL, n, p, v);
   snprintf(n, sizeof n, "%s.context.perm", L);
   ctx = node(b, TY_OP_TRANSPOSE, n, 1, (int[]){ctx}, &idx);
-  if (b->rc == 0) b->rc = ty_graph_node_set_ints(b->g, (size_t)idx, "perm", (int64_t[]){0, 2, 1, 3}, 4);
+  if (b->rc == 0)
+    b->rc = ty_graph_node_set_ints(b->g, (size_t)idx, "perm", (int64_t[]){0, 2, 1, 3}, 4);
   snprintf(n, sizeof n, "%s.context.merge", L);
   ctx = NODE(b, TY_OP_RESHAPE, n, ctx, c->merge_shape);
   snprintf(n, sizeof n, "%s.o", L);
@@ -215,27 +220,32 @@ static int causal_mask(gb *b, int64_t seq) {
   int id = value(b, "mask", TY_DTYPE_F32, NULL), idx;
   if (b->rc == 0) b->rc = ty_tensor_create(TY_DTYPE_F32, &s, &t);
   for (int64_t i = 0; b->rc == 0 && i < seq; i++)
-    for (int64_t j = i + 1; j < seq; j++) ty_tensor_f32(t)[i * seq + j] = -1e9f;
+    for (int64_t j = i + 1; j < seq; j++)
+      ty_tensor_f32(t)[i * seq + j] = -1e9f;
   if (b->rc == 0) b->rc = ty_graph_add_node(b->g, TY_OP_CONSTANT, "mask", NULL, 0, &id, 1, &idx);
-  if (b->rc == 0) b->rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t);
-  else ty_tensor_destroy(t);
+  if (b->rc == 0)
+    b->rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t);
+  else
+    ty_tensor_destroy(t);
   return id;
 }
 
-ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn, int causal) {
+ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn,
+                            int causal) {
   gb b = {0};
   if (start(&b) != 0) return NULL;
   int x = input(&b, "x", TY_DTYPE_F32, 3, (int64_t[]){TY_DIM_BATCH, seq, hidden});
   tconst c = {
-    .heads_shape = ints(&b, "heads_shape", 4, (int64_t[]){0, 0, heads, hidden / heads}),
-    .merge_shape = ints(&b, "merge_shape", 3, (int64_t[]){0, 0, hidden}),
-    .scale = constant(&b, "scale", sqrtf((float)(hidden / heads))),
-    .sqrt2 = constant(&b, "sqrt2", 1.41421356f),
-    .one = constant(&b, "one", 1.0f),
-    .half = constant(&b, "half", 0.5f),
-    .mask = causal ? causal_mask(&b, seq) : TY_NO_VALUE,
+      .heads_shape = ints(&b, "heads_shape", 4, (int64_t[]){0, 0, heads, hidden / heads}),
+      .merge_shape = ints(&b, "merge_shape", 3, (int64_t[]){0, 0, hidden}),
+      .scale = constant(&b, "scale", sqrtf((float)(hidden / heads))),
+      .sqrt2 = constant(&b, "sqrt2", 1.41421356f),
+      .one = constant(&b, "one", 1.0f),
+      .half = constant(&b, "half", 0.5f),
+      .mask = causal ? causal_mask(&b, seq) : TY_NO_VALUE,
   };
-  for (int l = 0; l < n_layers; l++) x = block(&b, l, x, hidden, ffn, &c);
+  for (int l = 0; l < n_layers; l++)
+    x = block(&b, l, x, hidden, ffn, &c);
   return finish(&b, x);
 }
 
@@ -250,7 +260,9 @@ typedef struct rnd {
   int ops;
 } rnd;
 
-static int64_t pick_width(rnd *r) { return (int64_t[]){4, 8, 16}[ty_rng_next(&r->rng) % 3]; }
+static int64_t pick_width(rnd *r) {
+  return (int64_t[]){4, 8, 16}[ty_rng_next(&r->rng) % 3];
+}
 
 static int push(rnd *r, int v, int64_t w) {
   if (r->n < 64) r->vals[r->n] = v, r->width[r->n++] = w;
@@ -309,6 +321,7 @@ ty_graph *model_random(uint64_t seed, int shape, int ops) {
   int64_t w = pick_width(&r);
   push(&r, input(&r.b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, w}), w);
   int last = r.vals[0];
-  while (r.ops < ops && r.b.rc == 0) last = rnd_step(&r, shape);
+  while (r.ops < ops && r.b.rc == 0)
+    last = rnd_step(&r, shape);
   return finish(&r.b, last);
 }

@@ -27,7 +27,8 @@ ty_graph *model_mlp(int n_layers, int64_t hidden);
  * Erf, FFN out, residual, LayerNormalization. Weight names per layer L:
  * L.q.w L.k.w L.v.w L.o.w L.ffn_in.w L.ffn_out.w. Loss: mean of squares.
  * With causal, a mask is added to the scores (a GPT decoder block). */
-ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn, int causal);
+ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn,
+                            int causal);
 
 /* Small random graphs for the solver comparison, of `ops` MatMul/Relu/Add
  * nodes: shape 0 a chain, 1 diamonds (fork into two branches, join by

@@ -61,7 +61,8 @@ static const ty_plan_op *op_named(const ty_plan *p, const char *name) {
 static size_t count(const ty_plan *p, int kind, int phase) {
   size_t n = 0;
   for (size_t i = 0; i < p->n_collectives; i++)
-    n += (kind < 0 || (int)p->collectives[i].kind == kind) && (phase < 0 || (int)p->collectives[i].phase == phase);
+    n += (kind < 0 || (int)p->collectives[i].kind == kind) &&
+         (phase < 0 || (int)p->collectives[i].phase == phase);
   return n;
 }
 
@@ -72,7 +73,9 @@ static const ty_plan_alternative *alt(const ty_plan *p, const char *prefix) {
   return NULL;
 }
 
-static uint8_t all_axes(const ty_plan *p) { return (uint8_t)((p->mesh[0] > 1 ? 1 : 0) | (p->mesh[1] > 1 ? 2 : 0)); }
+static uint8_t all_axes(const ty_plan *p) {
+  return (uint8_t)((p->mesh[0] > 1 ? 1 : 0) | (p->mesh[1] > 1 ? 2 : 0));
+}
 
 /* ---- Alpa's MLP tests -------------------------------------------------------------- */
 
@@ -85,22 +88,28 @@ static void check_data_parallel_mlp(int nodes, int per_node) {
   for (size_t i = 0; i < p->n_collectives; i++) /* gradients, and the loss summed for reporting */
     cr_assert(p->collectives[i].phase == TY_PLAN_GRAD_SYNC || p->collectives[i].node == -1);
   int axes = (p->mesh[0] > 1) + (p->mesh[1] > 1);
-  cr_assert_eq(count(p, TY_PLAN_ALL_REDUCE, TY_PLAN_GRAD_SYNC), (size_t)(12 * axes), "6 weights + 6 biases per axis");
+  cr_assert_eq(count(p, TY_PLAN_ALL_REDUCE, TY_PLAN_GRAD_SYNC), (size_t)(12 * axes),
+               "6 weights + 6 biases per axis");
   for (int l = 0; l < 6; l++) {
     char n[16];
     snprintf(n, sizeof n, "l%d.w", l);
     const ty_plan_param *w = param_named(p, n);
     cr_assert(w->layout.dim_axes[0] == 0 && w->layout.dim_axes[1] == 0, "%s is replicated", n);
     snprintf(n, sizeof n, "l%d.mm", l);
-    cr_assert_eq(op_named(p, n)->inputs[0].dim_axes[0], all_axes(p), "%s splits the batch over every axis", n);
+    cr_assert_eq(op_named(p, n)->inputs[0].dim_axes[0], all_axes(p),
+                 "%s splits the batch over every axis", n);
   }
   cr_assert_float_eq(p->step_s, alt(p, "data parallel")->step_s, 1e-15);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
 
-Test(plan_alpa, mlp_small_hidden_is_data_parallel_1x4) { check_data_parallel_mlp(1, 4); }
-Test(plan_alpa, mlp_small_hidden_is_data_parallel_2x2) { check_data_parallel_mlp(2, 2); }
+Test(plan_alpa, mlp_small_hidden_is_data_parallel_1x4) {
+  check_data_parallel_mlp(1, 4);
+}
+Test(plan_alpa, mlp_small_hidden_is_data_parallel_2x2) {
+  check_data_parallel_mlp(2, 2);
+}
 
 static void check_megatron_mlp(int nodes, int per_node) {
   ty_graph *g = model_mlp(6, 256);
@@ -116,10 +125,13 @@ static void check_megatron_mlp(int nodes, int per_node) {
     char n[16];
     snprintf(n, sizeof n, "l%d.w", l);
     const ty_plan_layout *w = &param_named(p, n)->layout;
-    if (l % 2 == 0) cr_assert(w->dim_axes[0] == 0 && w->dim_axes[1] == bit, "%s is split by column", n);
-    else cr_assert(w->dim_axes[0] == bit && w->dim_axes[1] == 0, "%s is split by row", n);
+    if (l % 2 == 0)
+      cr_assert(w->dim_axes[0] == 0 && w->dim_axes[1] == bit, "%s is split by column", n);
+    else
+      cr_assert(w->dim_axes[0] == bit && w->dim_axes[1] == 0, "%s is split by row", n);
     for (size_t i = 0; i < p->n_collectives; i++)
-      cr_assert(p->collectives[i].phase != TY_PLAN_GRAD_SYNC || strcmp(p->collectives[i].tensor, n) != 0,
+      cr_assert(p->collectives[i].phase != TY_PLAN_GRAD_SYNC ||
+                    strcmp(p->collectives[i].tensor, n) != 0,
                 "no gradient all-reduce of %s", n);
   }
   /* One activation all-reduce per layer pair and direction; the input's
@@ -131,14 +143,19 @@ static void check_megatron_mlp(int nodes, int per_node) {
   double n = 4, bytes = 32.0 * 256 * 4, bw = axis == 0 ? r.cluster.inter_bw : r.cluster.intra_bw;
   double lat = axis == 0 ? r.cluster.inter_latency_s : r.cluster.intra_latency_s;
   double ar = r.cluster.launch_s + 2 * (n - 1) / n * bytes / bw + 2 * (n - 1) * lat;
-  cr_assert(fabs(p->comm_s - 5 * ar) < 1e-12, "communication %g s, expected %g s", p->comm_s, 5 * ar);
+  cr_assert(fabs(p->comm_s - 5 * ar) < 1e-12, "communication %g s, expected %g s", p->comm_s,
+            5 * ar);
   cr_assert_lt(p->step_s, alt(p, "data parallel")->step_s);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
 
-Test(plan_alpa, mlp_wide_alternates_column_and_row_1x4) { check_megatron_mlp(1, 4); }
-Test(plan_alpa, mlp_wide_alternates_column_and_row_4x1) { check_megatron_mlp(4, 1); }
+Test(plan_alpa, mlp_wide_alternates_column_and_row_1x4) {
+  check_megatron_mlp(1, 4);
+}
+Test(plan_alpa, mlp_wide_alternates_column_and_row_4x1) {
+  check_megatron_mlp(4, 1);
+}
 
 Test(plan_alpa, bert_splits_qkv_and_ffn_in_by_column_and_outputs_by_row) {
   ty_graph *g = model_transformer(2, 32, 512, 8, 2048, 0);
@@ -172,7 +189,8 @@ Test(plan, never_slower_than_data_parallel) {
   struct {
     int nodes, per_node;
     int64_t batch, hidden;
-  } cases[] = {{1, 4, 256, 32}, {1, 4, 32, 256}, {2, 2, 64, 128}, {2, 4, 64, 512}, {1, 8, 16, 1024}, {4, 2, 128, 64}};
+  } cases[] = {{1, 4, 256, 32}, {1, 4, 32, 256},  {2, 2, 64, 128},
+               {2, 4, 64, 512}, {1, 8, 16, 1024}, {4, 2, 128, 64}};
   for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
     ty_graph *g = model_mlp(4, cases[i].hidden);
     ty_plan_request r = request(cases[i].nodes, cases[i].per_node, cases[i].batch);
@@ -180,7 +198,8 @@ Test(plan, never_slower_than_data_parallel) {
     ty_plan *p = plan_ok(g, &r);
     const ty_plan_alternative *dp = alt(p, "data parallel");
     cr_assert(dp->applicable && dp->fits);
-    cr_assert_leq(p->step_s, dp->step_s * (1 + 1e-12), "case %zu: %g > %g", i, p->step_s, dp->step_s);
+    cr_assert_leq(p->step_s, dp->step_s * (1 + 1e-12), "case %zu: %g > %g", i, p->step_s,
+                  dp->step_s);
     cr_assert_leq(p->memory_bytes, p->budget_bytes);
     cr_assert_str_eq(p->alternatives[p->n_alternatives - 1].name, "chosen");
     ty_plan_destroy(p);
@@ -213,7 +232,8 @@ Test(plan_memory, a_budget_data_parallel_misses_is_met_by_splitting_weights) {
   r.cluster.device_mem_bytes = 250ull << 20;
   ty_plan *p = plan_ok(g, &r);
   const ty_plan_alternative *dp = alt(p, "data parallel");
-  cr_assert(dp->applicable && !dp->fits, "data parallel needs %llu bytes", (unsigned long long)dp->memory_bytes);
+  cr_assert(dp->applicable && !dp->fits, "data parallel needs %llu bytes",
+            (unsigned long long)dp->memory_bytes);
   cr_assert_gt(dp->memory_bytes, r.cluster.device_mem_bytes);
   cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
   cr_assert(alt(p, "chosen")->fits);
@@ -246,7 +266,8 @@ Test(plan_memory, unsatisfiable_budget_names_the_minimum) {
   r.cluster.device_mem_bytes = 64 << 10;
   char err[TY_ERR_LEN];
   cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
-  cr_assert(strstr(err, "cluster.device_mem_bytes: no plan fits in 64.0 KiB per device"), "%s", err);
+  cr_assert(strstr(err, "cluster.device_mem_bytes: no plan fits in 64.0 KiB per device"), "%s",
+            err);
   const char *need = strstr(err, "the smallest plan needs ");
   cr_assert(need, "%s", err);
   /* 6 weights of 256 x 256 split 4 ways with gradient and Adam's 2 moments:
@@ -267,7 +288,8 @@ Test(plan_reject, mesh_of_zero_devices) {
   char err[TY_ERR_LEN];
   ty_plan_request r = request(0, 4, 32);
   cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
-  cr_assert(strstr(err, "cluster: the mesh has no devices (0 nodes x 4 devices per node)"), "%s", err);
+  cr_assert(strstr(err, "cluster: the mesh has no devices (0 nodes x 4 devices per node)"), "%s",
+            err);
   r = request(2, 0, 32);
   cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
   cr_assert(strstr(err, "no devices (2 nodes x 0 devices per node)"), "%s", err);
@@ -280,13 +302,15 @@ Test(plan_reject, batch_not_divisible_by_the_data_parallel_degree) {
   ty_plan_request r = request(1, 4, 30);
   r.mode = TY_PLAN_MODE_DATA;
   cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
-  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4)"), "%s", err);
+  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4)"),
+            "%s", err);
   /* Auto mode plans without data parallelism and says why it is missing. */
   r.mode = TY_PLAN_MODE_AUTO;
   ty_plan *p = plan_ok(g, &r);
   const ty_plan_alternative *dp = alt(p, "data parallel");
   cr_assert(!dp->applicable);
-  cr_assert(strstr(dp->why, "batch 30 is not divisible by the data-parallel degree 4"), "%s", dp->why);
+  cr_assert(strstr(dp->why, "batch 30 is not divisible by the data-parallel degree 4"), "%s",
+            dp->why);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
@@ -364,9 +388,11 @@ Test(plan, ops_without_a_rule_fall_back_to_replicated) {
     const ty_plan_op *o = &p->ops[i];
     if (o->op != TY_OP_GRAD) continue;
     seen++;
-    cr_assert(o->fallback && o->note && strstr(o->note, "no sharding rule for TyGrad"), "%s", o->name);
+    cr_assert(o->fallback && o->note && strstr(o->note, "no sharding rule for TyGrad"), "%s",
+              o->name);
     cr_assert_str_eq(o->strategy, "replicated (fallback)");
-    for (int k = 0; k < o->n_outputs; k++) cr_assert(o->outputs[k].rank < 0 || o->outputs[k].dim_axes[0] == 0);
+    for (int k = 0; k < o->n_outputs; k++)
+      cr_assert(o->outputs[k].rank < 0 || o->outputs[k].dim_axes[0] == 0);
   }
   cr_assert_eq(seen, p->n_fallback);
   ty_buf b;
@@ -381,7 +407,9 @@ Test(plan, ops_without_a_rule_fall_back_to_replicated) {
 
 /* ---- writers and helpers ------------------------------------------------------------- */
 
-static bool has(const ty_buf *b, const char *s) { return memmem(b->data, b->len, s, strlen(s)) != NULL; }
+static bool has(const ty_buf *b, const char *s) {
+  return memmem(b->data, b->len, s, strlen(s)) != NULL;
+}
 
 Test(plan_write, json_has_the_documented_fields) {
   ty_graph *g = model_mlp(6, 256);
@@ -392,12 +420,18 @@ Test(plan_write, json_has_the_documented_fields) {
   cr_assert_eq(ty_plan_to_json(p, &b), 0);
   cr_assert(b.len > 0 && b.data[b.len - 1] == '\n');
   static const char *const fields[] = {
-    "{\"plan\":{\"mesh\":[1,4],", "\"ops\":[{\"name\":\"l0.mm\",\"op\":\"MatMul\",\"strategy\":\"column split (axis 1)\"",
-    "\"sharding\":{\"inputs\":[\"[R,R]\",\"[R,S1]\"],\"outputs\":[\"[R,S1]\"]}",
-    "\"collectives\":[{\"kind\":\"all-reduce\",\"tensor\":\"l1.mm\",\"bytes\":32768,\"mesh_axis\":1,\"phase\":\"forward\"",
-    "\"phase\":\"backward\"", "\"predicted_step_s\":", "\"memory_per_device_bytes\":",
-    "\"alternatives\":[{\"name\":\"data parallel\",\"mesh\":[1,4],\"predicted_step_s\":",
-    "{\"name\":\"chosen\",", "\"fits\":true", "\"search_ms\":",
+      "{\"plan\":{\"mesh\":[1,4],",
+      "\"ops\":[{\"name\":\"l0.mm\",\"op\":\"MatMul\",\"strategy\":\"column split (axis 1)\"",
+      "\"sharding\":{\"inputs\":[\"[R,R]\",\"[R,S1]\"],\"outputs\":[\"[R,S1]\"]}",
+      "\"collectives\":[{\"kind\":\"all-reduce\",\"tensor\":\"l1.mm\",\"bytes\":32768,\"mesh_"
+      "axis\":1,\"phase\":\"forward\"",
+      "\"phase\":\"backward\"",
+      "\"predicted_step_s\":",
+      "\"memory_per_device_bytes\":",
+      "\"alternatives\":[{\"name\":\"data parallel\",\"mesh\":[1,4],\"predicted_step_s\":",
+      "{\"name\":\"chosen\",",
+      "\"fits\":true",
+      "\"search_ms\":",
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(fields); i++)
     cr_assert(has(&b, fields[i]), "missing %s in %.*s", fields[i], (int)b.len, (char *)b.data);
@@ -413,9 +447,17 @@ Test(plan_write, text_shows_alternatives_ops_and_collectives) {
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_plan_to_text(p, &b), 0);
-  static const char *const lines[] = {"plan: mesh 2x2 (4 devices), batch 64", "predicted step:", "memory per device:",
-                                      "ALTERNATIVE", "data parallel", "tensor parallel", "chosen", "l0.mm",
-                                      "batch split (axis", "grad-sync", "all-reduce"};
+  static const char *const lines[] = {"plan: mesh 2x2 (4 devices), batch 64",
+                                      "predicted step:",
+                                      "memory per device:",
+                                      "ALTERNATIVE",
+                                      "data parallel",
+                                      "tensor parallel",
+                                      "chosen",
+                                      "l0.mm",
+                                      "batch split (axis",
+                                      "grad-sync",
+                                      "all-reduce"};
   for (size_t i = 0; i < TY_ARRAY_LEN(lines); i++)
     cr_assert(has(&b, lines[i]), "missing %s in\n%.*s", lines[i], (int)b.len, (char *)b.data);
   ty_buf_close(&b);
@@ -453,7 +495,8 @@ Test(plan_exec, coords_groups_and_slices) {
   cr_assert(group[0] == 4 && group[1] == 5 && group[2] == 6 && group[3] == 7);
   ty_shape full = ty_shape_make(3, (int64_t[]){16, 8, 5});
   int64_t start[3], len[3];
-  ty_plan_layout l = {.rank = 3, .dim_axes = {3, 0, 0}}; /* dim 0 over both axes: 8 chunks, axis 0 major */
+  ty_plan_layout l = {.rank = 3,
+                      .dim_axes = {3, 0, 0}}; /* dim 0 over both axes: 8 chunks, axis 0 major */
   ty_plan_slice(&p, &l, &full, 6, start, len);
   cr_assert(len[0] == 2 && start[0] == 12 && len[1] == 8 && start[1] == 0 && len[2] == 5);
   l = (ty_plan_layout){.rank = 3, .dim_axes = {1, 2, 0}};
@@ -515,15 +558,21 @@ static ty_graph *cnn(int64_t channels) {
   char err[TY_ERR_LEN];
   int x, lab, w, cb, s, bi, mu, var, fw, fb, idx, v[8];
   cr_assert_eq(ty_graph_create(&g), 0);
-  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16}), ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
+  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16}),
+           ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
   cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
   cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &lab), 0);
   ty_graph_mark_input(g, x);
   ty_graph_mark_input(g, lab);
-  struct { const char *name; int rank; int64_t dims[4]; int *id; } inits[] = {
-    {"conv.w", 4, {channels, 3, 3, 3}, &w}, {"conv.b", 1, {channels}, &cb}, {"bn.scale", 1, {channels}, &s},
-    {"bn.bias", 1, {channels}, &bi}, {"bn.mean", 1, {channels}, &mu}, {"bn.var", 1, {channels}, &var},
-    {"fc.w", 2, {10, channels}, &fw}, {"fc.b", 1, {10}, &fb}};
+  struct {
+    const char *name;
+    int rank;
+    int64_t dims[4];
+    int *id;
+  } inits[] = {{"conv.w", 4, {channels, 3, 3, 3}, &w}, {"conv.b", 1, {channels}, &cb},
+               {"bn.scale", 1, {channels}, &s},        {"bn.bias", 1, {channels}, &bi},
+               {"bn.mean", 1, {channels}, &mu},        {"bn.var", 1, {channels}, &var},
+               {"fc.w", 2, {10, channels}, &fw},       {"fc.b", 1, {10}, &fb}};
   for (size_t i = 0; i < TY_ARRAY_LEN(inits); i++) {
     ty_shape sh = ty_shape_make(inits[i].rank, inits[i].dims);
     ty_tensor *t = NULL;
@@ -532,16 +581,22 @@ static ty_graph *cnn(int64_t channels) {
     cr_assert_eq(ty_graph_set_initializer(g, *inits[i].id, t), 0);
   }
   const char *names[] = {"conv", "bn", "relu", "pool", "flat", "fc", "loss"};
-  for (int i = 0; i < 7; i++) cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, NULL, &v[i]), 0);
+  for (int i = 0; i < 7; i++)
+    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, NULL, &v[i]), 0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV, "conv", (int[]){x, w, cb}, 3, &v[0], 1, &idx), 0);
   ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[0], s, bi, mu, var}, 5, &v[1], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[0], s, bi, mu, var}, 5, &v[1],
+                                 1, &idx),
+               0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_RELU, "relu", &v[1], 1, &v[2], 1, &idx), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_GLOBAL_AVERAGE_POOL, "pool", &v[2], 1, &v[3], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GLOBAL_AVERAGE_POOL, "pool", &v[2], 1, &v[3], 1, &idx),
+               0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_FLATTEN, "flat", &v[3], 1, &v[4], 1, &idx), 0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){v[4], fw, fb}, 3, &v[5], 1, &idx), 0);
   ty_graph_node_set_int(g, (size_t)idx, "transB", 1);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){v[5], lab}, 2, &v[6], 1, &idx), 0);
+  cr_assert_eq(
+      ty_graph_add_node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){v[5], lab}, 2, &v[6], 1, &idx),
+      0);
   ty_graph_mark_output(g, v[6]);
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
   return g;
@@ -554,14 +609,18 @@ Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
     ty_plan *p = plan_ok(g, &r);
     cr_assert_eq(p->n_fallback, 0);
     const ty_plan_op *conv = op_named(p, "conv");
-    bool by_batch = strstr(conv->strategy, "batch split"), by_channel = strstr(conv->strategy, "output-channel split");
+    bool by_batch = strstr(conv->strategy, "batch split"),
+         by_channel = strstr(conv->strategy, "output-channel split");
     cr_assert(by_batch || by_channel, "%s", conv->strategy);
-    cr_assert(!wide || (by_channel && !by_batch), "1024 channels and 4 samples: %s", conv->strategy);
+    cr_assert(!wide || (by_channel && !by_batch), "1024 channels and 4 samples: %s",
+              conv->strategy);
     const ty_plan_layout *cw = &param_named(p, "conv.w")->layout;
     cr_assert_eq(cw->dim_axes[0], by_channel ? 2 : 0);
-    cr_assert(cw->dim_axes[1] == 0 && cw->dim_axes[2] == 0 && cw->dim_axes[3] == 0, "never split inside a filter");
+    cr_assert(cw->dim_axes[1] == 0 && cw->dim_axes[2] == 0 && cw->dim_axes[3] == 0,
+              "never split inside a filter");
     bool stats = false;
-    for (size_t i = 0; i < p->n_collectives; i++) stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
+    for (size_t i = 0; i < p->n_collectives; i++)
+      stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
     cr_assert_eq(stats, strstr(op_named(p, "bn")->strategy, "batch split") != NULL,
                  "batch statistics are synchronised exactly when the batch is split");
     ty_plan_destroy(p);

@@ -27,13 +27,14 @@ static ty_plan_request request(uint64_t seed, int64_t batch) {
   /* alternate a 1-D mesh and a 2-D mesh with a slow axis */
   r.cluster.nodes = seed % 2 ? 2 : 1;
   r.cluster.devices_per_node = seed % 2 ? 2 : 4;
-  r.cluster.device_flops = 1e8 * (double)(1 + seed % 5); /* vary the compute/communication balance */
+  r.cluster.device_flops =
+      1e8 * (double)(1 + seed % 5); /* vary the compute/communication balance */
   return r;
 }
 
 static void same(double a, double b, const char *what, uint64_t seed, int shape) {
-  cr_assert(fabs(a - b) <= 1e-6 * fmax(fabs(a), fabs(b)), "%s: seed %llu shape %d: %.12g vs %.12g", what,
-            (unsigned long long)seed, shape, a, b);
+  cr_assert(fabs(a - b) <= 1e-6 * fmax(fabs(a), fabs(b)), "%s: seed %llu shape %d: %.12g vs %.12g",
+            what, (unsigned long long)seed, shape, a, b);
 }
 
 static void compare(int shape, int ops, int seeds) {
@@ -44,7 +45,8 @@ static void compare(int shape, int ops, int seeds) {
     ty_plan_request r = request(seed, 8);
     ty_plan *brute = solve(g, r, TY_PLAN_SOLVER_BRUTE, err);
     cr_assert_not_null(brute, "brute force: %s", err);
-    ty_plan *elim = solve(g, r, TY_PLAN_SOLVER_AUTO, err), *ilp = solve(g, r, TY_PLAN_SOLVER_ILP, err);
+    ty_plan *elim = solve(g, r, TY_PLAN_SOLVER_AUTO, err),
+            *ilp = solve(g, r, TY_PLAN_SOLVER_ILP, err);
     cr_assert(elim && ilp, "%s", err);
     cr_assert(brute->exact && elim->exact, "seed %llu", (unsigned long long)seed);
     same(elim->step_s, brute->step_s, "elimination vs brute force", seed, shape);
@@ -58,7 +60,8 @@ static void compare(int shape, int ops, int seeds) {
     ty_plan *bb = solve(g, r, TY_PLAN_SOLVER_BRUTE, err);
     ilp = solve(g, r, TY_PLAN_SOLVER_ILP, err);
     elim = solve(g, r, TY_PLAN_SOLVER_AUTO, err);
-    cr_assert_eq(!bb, !ilp, "seed %llu: brute force and ILP disagree on feasibility", (unsigned long long)seed);
+    cr_assert_eq(!bb, !ilp, "seed %llu: brute force and ILP disagree on feasibility",
+                 (unsigned long long)seed);
     if (bb) {
       same(ilp->step_s, bb->step_s, "ILP vs brute force under a budget", seed, shape);
       cr_assert_leq(bb->memory_bytes, r.cluster.device_mem_bytes);
@@ -74,10 +77,18 @@ static void compare(int shape, int ops, int seeds) {
   }
 }
 
-Test(plan_solvers, chains) { compare(0, 6, 12); }
-Test(plan_solvers, diamonds) { compare(1, 8, 8); }
-Test(plan_solvers, residual_blocks) { compare(2, 8, 8); }
-Test(plan_solvers, general_dags) { compare(3, 7, 12); }
+Test(plan_solvers, chains) {
+  compare(0, 6, 12);
+}
+Test(plan_solvers, diamonds) {
+  compare(1, 8, 8);
+}
+Test(plan_solvers, residual_blocks) {
+  compare(2, 8, 8);
+}
+Test(plan_solvers, general_dags) {
+  compare(3, 7, 12);
+}
 
 Test(plan_solvers, brute_force_refuses_a_large_graph) {
   ty_graph *g = model_transformer(4, 16, 64, 4, 256, 0);
