@@ -211,6 +211,12 @@ static void feed_where(const ty_train *t, size_t k, int s, const ty_data_column 
   snprintf(buf, len, "config.dataset.%s[%zu] (%s)", s ? "test" : "train", i, col->path);
 }
 
+/* numpy's name of a model dtype ("float32"), as the data's is printed. */
+static const char *type_name(ty_dtype dt) {
+  ty_data_type t = ty_data_type_from_onnx(dt);
+  return t != TY_DATA_INVALID ? ty_data_type_name(t) : ty_dtype_name(dt);
+}
+
 static int mismatch(const ty__feed *f, const ty_data_column *col, const ty_graph_value *v, const char *why, char *err,
                     size_t err_len) {
   char ds[160] = "(", ms[96];
@@ -220,7 +226,7 @@ static int mismatch(const ty__feed *f, const ty_data_column *col, const ty_graph
   ty_shape_format(&v->shape, ms, sizeof ms);
   return ty_errf(err, err_len, TY_EINVAL, "%s: samples are %s %s (%zu values) but %s \"%s\" takes %s %s%s", f->where,
                  ty_data_type_name(col->to), ds, col->elems, f->model_input ? "model input" : "the labels", v->name,
-                 ty_dtype_name(v->dtype), ms, why);
+                 type_name(v->dtype), ms, why);
 }
 
 /* Fits one sample's shape to value v (dim 0 the batch); fills f->shape. */
