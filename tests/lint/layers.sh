@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Keeps the layering of DESIGN.md one-way by grepping includes:
+# Keeps the layering of docs/architecture.md one-way by grepping includes:
 #   lib/ -> proto/ -> ops/, scheduler/ -> daemon/, worker/, cli/
 # scheduler/ stays pure (no sockets, SQLite, libuv or protobuf), ops/ headers
 # name no CUDA types, and nothing below the binaries includes them.
