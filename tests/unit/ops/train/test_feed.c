@@ -10,6 +10,7 @@
 
 #include "lib/base/base.h"
 #include "proto/train_config.pb-c.h"
+#include "tests/unit/ops/train/helpers.h"
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
@@ -521,5 +522,64 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   refused(g, &c, NULL, TY_EINVAL,
           (const char *[]){"config.label_input (the logits \"logits\" have 16 classes): ", "token 40 at position 3", NULL});
   ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* ---- Fashion-MNIST, two ways ---------------------------------------------------- */
+static void idx_to_npy(const char *idx_path, const char *npy_path) {
+  ty_idx idx;
+  char err[TY_ERR_LEN] = "", shape[64];
+  cr_assert_eq(ty_data_idx_read(idx_path, &idx, err, sizeof err), 0, "%s", err);
+  if (idx.ndims == 3) snprintf(shape, sizeof shape, "(%u, %u, %u)", idx.dims[0], idx.dims[1], idx.dims[2]);
+  else snprintf(shape, sizeof shape, "(%u,)", idx.dims[0]);
+  synth_npy(npy_path, "|u1", shape, idx.data, idx.size);
+  ty_data_idx_close(&idx);
+}
+
+/* The IDX files converted to .npy train exactly as the builtin dataset:
+ * same order, same normalisation, same weights bit for bit. */
+Test(feed, npy_fashion_mnist_trains_like_the_builtin_one, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  const char *parts[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                         "t10k-labels-idx1-ubyte"};
+  for (int i = 0; i < 4; i++) {
+    char src[256], dst[64];
+    snprintf(src, sizeof src, "%s/%s.gz", FMNIST_DIR, parts[i]);
+    snprintf(dst, sizeof dst, "%s.npy", parts[i]);
+    idx_to_npy(src, synth_path(dst));
+  }
+  ty_graph *g = make_mlp(32, 7);
+  ty_train_config builtin, arrays;
+  make_config(&builtin, 30, NULL);
+  make_config(&arrays, 30, NULL);
+  arrays.mean = arrays.std = 0;
+  arrays.data_dir = ty_strdup(synth_path(""));
+  for (int i = 0; i < 4; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.npy", parts[i]);
+    synth_add_array(&arrays, i >= 2, name, i % 2 ? "labels" : "x");
+  }
+  arrays.train_arrays[0].mean = builtin.mean;
+  arrays.train_arrays[0].std = builtin.std;
+  arrays.test_arrays[0].mean = builtin.mean;
+  arrays.test_arrays[0].std = builtin.std;
+  FILE *log = tmpfile();
+  ty_train *a = synth_trainer(g, &builtin, &(ty_train_opts){.log = log});
+  ty_train *b = synth_trainer(g, &arrays, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 30, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(b, 30, err, sizeof err), 0, "%s", err);
+  for (size_t i = 0; i < ty_train_n_params(a); i++)
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data, ty_train_param(a, i)->nbytes), 0,
+                 "parameter %s differs", ty_train_param_name(a, i));
+  double acc_a, loss_a, acc_b, loss_b;
+  cr_assert_eq(ty_train_evaluate(a, &acc_a, &loss_a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(b, &acc_b, &loss_b, err, sizeof err), 0, "%s", err);
+  cr_assert(acc_a == acc_b && loss_a == loss_b);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+  fclose(log);
+  ty_train_config_close(&builtin);
+  ty_train_config_close(&arrays);
   ty_graph_destroy(g);
 }
