@@ -61,7 +61,7 @@ static void usage(FILE *f) {
           "  --threads N        OpenBLAS threads (default: OpenBLAS' own choice)\n"
           "  --no-fusion        one kernel per node (for comparison)\n"
           "  --report           print parameter and activation memory, then train\n"
-          "  --data-dir DIR     Fashion-MNIST directory (overrides config.dataset.dir)\n"
+          "  --data-dir DIR     overrides config.dataset.dir (Fashion-MNIST's, or where relative data paths start)\n"
           "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
           "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
           "  --help             this text\n"

@@ -14,6 +14,7 @@
 
 #include "lib/base/base.h"
 #include "ops/data/data.h"
+#include "tests/unit/ops/data/npy_file.h"
 
 static char dir[64];
 
@@ -45,20 +46,8 @@ static const char *path_of(const char *name)
 /* Writes a v1 .npy of descr/shape with nbytes of data; returns its path. */
 static const char *save(const char *name, const char *descr, const char *shape, const void *data, size_t nbytes)
 {
-  char h[256];
-  int hn = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
-  size_t hl = (size_t)hn + 1;
-  while ((10 + hl) % 64) hl++;
   const char *p = path_of(name);
-  FILE *f = fopen(p, "wb");
-  cr_assert_not_null(f);
-  uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)hl, (uint8_t)(hl >> 8)};
-  fwrite(pre, 1, 10, f);
-  fwrite(h, 1, (size_t)hn, f);
-  for (size_t i = (size_t)hn; i + 1 < hl; i++) fputc(' ', f);
-  fputc('\n', f);
-  if (nbytes) fwrite(data, 1, nbytes, f);
-  cr_assert_eq(fclose(f), 0);
+  npy_write(p, descr, shape, data, nbytes);
   return p;
 }
 

@@ -14,6 +14,7 @@
 
 #include "lib/base/base.h"
 #include "ops/data/data.h"
+#include "tests/unit/ops/data/npy_file.h"
 
 static char dir[64];
 
@@ -41,23 +42,6 @@ static const char *path_of(const char *name)
   return s;
 }
 
-/* A .npy image: magic, version, header length, header text as given
- * (padded with spaces to 64-byte alignment, ended by '\n'), then data. */
-static size_t npy(uint8_t *out, int major, const char *header, const void *data, size_t nbytes)
-{
-  size_t lenlen = major == 1 ? 2 : 4, pre = 8 + lenlen, hl = strlen(header) + 1;
-  while ((pre + hl) % 64) hl++;
-  memcpy(out, "\x93NUMPY", 6);
-  out[6] = (uint8_t)major;
-  out[7] = 0;
-  for (size_t i = 0; i < lenlen; i++) out[8 + i] = (uint8_t)(hl >> (8 * i));
-  memset(out + pre, ' ', hl);
-  memcpy(out + pre, header, strlen(header));
-  out[pre + hl - 1] = '\n';
-  if (nbytes) memcpy(out + pre + hl, data, nbytes);
-  return pre + hl + nbytes;
-}
-
 static int parse(const uint8_t *b, size_t n, ty_npy_info *info, char *err)
 {
   return ty_data_npy_parse(b, n, "t.npy", info, err, TY_ERR_LEN);
@@ -67,7 +51,7 @@ static int parse(const uint8_t *b, size_t n, ty_npy_info *info, char *err)
 static void refused(int major, const char *h, size_t nbytes, int code, const char *want)
 {
   static uint8_t buf[1 << 16], data[4096];
-  size_t n = npy(buf, major, h, data, nbytes);
+  size_t n = npy_image(buf, major, h, data, nbytes);
   ty_npy_info info;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(parse(buf, n, &info, err), code, "header %s: got \"%s\"", h, err);
@@ -91,7 +75,7 @@ Test(npy, parses_versions_and_variants)
       {1, "{ 'descr' : '=f4' , 'fortran_order' : False , 'shape' : ( 3L , 4L ) }"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
-    size_t n = npy(buf, ok[i].major, ok[i].h, v, sizeof v);
+    size_t n = npy_image(buf, ok[i].major, ok[i].h, v, sizeof v);
     ty_npy_info info;
     char err[TY_ERR_LEN] = "";
     cr_assert_eq(parse(buf, n, &info, err), 0, "%s: %s", ok[i].h, err);
@@ -117,7 +101,7 @@ Test(npy, types_scalars_and_fortran_vectors)
   for (size_t i = 0; i < TY_ARRAY_LEN(types); i++) {
     char h[128];
     snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }", types[i].descr);
-    size_t n = npy(buf, 1, h, zero, 2 * ty_data_type_size(types[i].t));
+    size_t n = npy_image(buf, 1, h, zero, 2 * ty_data_type_size(types[i].t));
     ty_npy_info info;
     char err[TY_ERR_LEN] = "";
     cr_assert_eq(parse(buf, n, &info, err), 0, "%s: %s", h, err);
@@ -125,11 +109,11 @@ Test(npy, types_scalars_and_fortran_vectors)
   }
   ty_npy_info info;
   char err[TY_ERR_LEN] = "";
-  size_t n = npy(buf, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (), }", zero, 8);
+  size_t n = npy_image(buf, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (), }", zero, 8);
   cr_assert_eq(parse(buf, n, &info, err), 0, "%s", err);
   cr_assert_eq(info.ndims, 0u);
   /* Fortran order changes nothing for a vector or a [1, n] matrix. */
-  n = npy(buf, 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 5), }", zero, 20);
+  n = npy_image(buf, 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 5), }", zero, 20);
   cr_assert_eq(parse(buf, n, &info, err), 0, "%s", err);
 }
 
@@ -187,7 +171,7 @@ Test(npy, rejects_truncated_preambles)
   static uint8_t buf[256];
   ty_npy_info info;
   char err[TY_ERR_LEN];
-  size_t n = npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0,)}", NULL, 0);
+  size_t n = npy_image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0,)}", NULL, 0);
   cr_assert_eq(parse(buf, 5, &info, err), TY_EPROTO);
   cr_assert(strstr(err, "not a .npy file") != NULL, "%s", err);
   cr_assert_eq(parse(buf, 7, &info, err), TY_EPROTO);
@@ -220,7 +204,7 @@ Test(npy, opens_arrays_by_content)
 {
   static uint8_t buf[4096];
   int64_t v[6] = {1, -2, 3, -4, 5, -6};
-  put(path_of("a.bin"), buf, npy(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3)}", v, sizeof v));
+  put(path_of("a.bin"), buf, npy_image(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3)}", v, sizeof v));
   ty_data_array a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_data_array_open(path_of("a.bin"), &a, err, sizeof err), 0, "%s", err);

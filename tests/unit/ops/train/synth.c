@@ -22,22 +22,6 @@ const char *synth_path(const char *name) {
   return p;
 }
 
-void synth_npy(const char *path, const char *descr, const char *shape, const void *data, size_t nbytes) {
-  char h[256];
-  int hn = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
-  size_t hl = (size_t)hn + 1;
-  while ((10 + hl) % 64) hl++;
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f, "%s", path);
-  uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)hl, (uint8_t)(hl >> 8)};
-  fwrite(pre, 1, 10, f);
-  fwrite(h, 1, (size_t)hn, f);
-  for (size_t i = (size_t)hn; i + 1 < hl; i++) fputc(' ', f);
-  fputc('\n', f);
-  if (nbytes) fwrite(data, 1, nbytes, f);
-  cr_assert_eq(fclose(f), 0);
-}
-
 static double uniform(uint64_t *s) {
   *s = *s * 6364136223846793005ull + 1442695040888963407ull;
   return (double)(*s >> 11) / 9007199254740992.0;
@@ -59,10 +43,10 @@ void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed) {
   char name[64], shape[64];
   snprintf(name, sizeof name, "%sx.npy", prefix);
   snprintf(shape, sizeof shape, "(%u, 8)", n);
-  synth_npy(synth_path(name), "<f4", shape, x, sizeof(float) * 8 * n);
+  npy_write(synth_path(name), "<f4", shape, x, sizeof(float) * 8 * n);
   snprintf(name, sizeof name, "%sy.npy", prefix);
   snprintf(shape, sizeof shape, "(%u,)", n);
-  synth_npy(synth_path(name), "<i8", shape, y, sizeof(int64_t) * n);
+  npy_write(synth_path(name), "<i8", shape, y, sizeof(int64_t) * n);
   free(x);
   free(y);
 }

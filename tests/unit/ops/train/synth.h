@@ -6,6 +6,7 @@
 
 #include "ops/graph.h"
 #include "ops/train/train.h"
+#include "tests/unit/ops/data/npy_file.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,8 +15,6 @@
 
 /* A fresh temporary directory (one per process) and a path in it. */
 const char *synth_path(const char *name);
-/* Writes a little-endian v1 .npy: descr like "<f4", shape like "(4, 3)". */
-void synth_npy(const char *path, const char *descr, const char *shape, const void *data, size_t nbytes);
 /* n samples of d floats around one of k well separated centres; labels in [0, k). */
 void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, int64_t *y);
 /* Writes blobs as DIR/<prefix>x.npy (float32 [n, 8]) and DIR/<prefix>y.npy (int64 [n]), 4 classes. */

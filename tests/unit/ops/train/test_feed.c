@@ -242,9 +242,9 @@ Test(feed, converts_uint8_float64_and_int32_data, .timeout = 60) {
       img[i][j / 4][j % 4] = (uint8_t)(xf[i][j] * 60 + 40);
     }
   }
-  synth_npy(synth_path("img.npy"), "|u1", "(256, 2, 4)", img, sizeof img);
-  synth_npy(synth_path("xd.npy"), "<f8", "(256, 8)", xd, sizeof xd);
-  synth_npy(synth_path("y32.npy"), "<i4", "(256,)", y32, sizeof y32);
+  npy_write(synth_path("img.npy"), "|u1", "(256, 2, 4)", img, sizeof img);
+  npy_write(synth_path("xd.npy"), "<f8", "(256, 8)", xd, sizeof xd);
+  npy_write(synth_path("y32.npy"), "<i4", "(256,)", y32, sizeof y32);
   synth_mlp o = blob_mlp();
   ty_graph *g = synth_mlp_build(&o);
   const char *inputs[2] = {"img.npy", "xd.npy"};
@@ -296,10 +296,10 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
   static float x3[64][3][4], yf[64];
   static int64_t y7[64], y63[63];
   y7[10] = 7;
-  synth_npy(synth_path("x3.npy"), "<f4", "(64, 3, 4)", x3, sizeof x3);
-  synth_npy(synth_path("yf.npy"), "<f4", "(64,)", yf, sizeof yf);
-  synth_npy(synth_path("y7.npy"), "<i8", "(64,)", y7, sizeof y7);
-  synth_npy(synth_path("y63.npy"), "<i8", "(63,)", y63, sizeof y63);
+  npy_write(synth_path("x3.npy"), "<f4", "(64, 3, 4)", x3, sizeof x3);
+  npy_write(synth_path("yf.npy"), "<f4", "(64,)", yf, sizeof yf);
+  npy_write(synth_path("y7.npy"), "<i8", "(64,)", y7, sizeof y7);
+  npy_write(synth_path("y63.npy"), "<i8", "(63,)", y63, sizeof y63);
   synth_mlp o = blob_mlp();
   ty_graph *g = synth_mlp_build(&o);
   const struct {
@@ -453,7 +453,7 @@ static void write_streams(size_t n) {
   fclose(f);
   char shape[32];
   snprintf(shape, sizeof shape, "(%zu,)", n);
-  synth_npy(synth_path("test.npy"), "<i4", shape, s, n * 4);
+  npy_write(synth_path("test.npy"), "<i4", shape, s, n * 4);
   free(u);
   free(s);
 }
@@ -532,7 +532,7 @@ static void idx_to_npy(const char *idx_path, const char *npy_path) {
   cr_assert_eq(ty_data_idx_read(idx_path, &idx, err, sizeof err), 0, "%s", err);
   if (idx.ndims == 3) snprintf(shape, sizeof shape, "(%u, %u, %u)", idx.dims[0], idx.dims[1], idx.dims[2]);
   else snprintf(shape, sizeof shape, "(%u,)", idx.dims[0]);
-  synth_npy(npy_path, "|u1", shape, idx.data, idx.size);
+  npy_write(npy_path, "|u1", shape, idx.data, idx.size);
   ty_data_idx_close(&idx);
 }
 
