@@ -414,7 +414,7 @@ static ty_graph *bigram_lm(int64_t t_dim) {
   cr_assert_eq(ty_graph_create(&g), 0);
   ty_graph_set_opset(g, 15);
   ty_shape is = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
-  int ids, e, h, emb, head, out, idx;
+  int ids, h, emb, head, out, idx;
   ty_graph_add_value(g, "ids", TY_DTYPE_I64, &is, &ids);
   ty_graph_mark_input(g, ids);
   uint64_t rng = 17;
@@ -436,7 +436,6 @@ static ty_graph *bigram_lm(int64_t t_dim) {
   ty_graph_add_value(g, "logits", TY_DTYPE_INVALID, NULL, &out);
   ty_graph_add_node(g, TY_OP_MATMUL, "head", (int[]){h, head}, 2, &out, 1, &idx);
   ty_graph_mark_output(g, out);
-  (void)e;
   char err[256];
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
   return g;
