@@ -44,7 +44,8 @@
   X(TRANSPOSE, "Transpose") X(CONCAT, "Concat") X(GATHER, "Gather") X(SQUEEZE, "Squeeze")   \
   X(UNSQUEEZE, "Unsqueeze") X(REDUCE_MEAN, "ReduceMean") X(REDUCE_SUM, "ReduceSum")         \
   X(CONSTANT, "Constant") X(SOFTMAX_CE_LOSS, "SoftmaxCrossEntropyLoss")                   \
-  X(GRAD, "TyGrad") /* backward-only (ops/autodiff); not an ONNX op */
+  X(GRAD, "TyGrad") /* backward-only (ops/autodiff); not an ONNX op */                    \
+  X(EXTERN, "TyExtern") /* computed by the executor's caller (ops/exec.h); not an ONNX op */
 
 typedef enum {
 #define TY_OP_ENUM_(e, s) TY_OP_##e,

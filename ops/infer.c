@@ -323,6 +323,24 @@ static int infer_sce_loss(ty__infer *ic) {
   return 0;
 }
 
+/* TyExtern (ops/exec.h): float in, float out of the "shape" attribute. */
+int ty__infer_extern(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int64_t dims[TY_MAX_RANK];
+  int rank = 0;
+  const ty_graph_attr *a = ty_graph_node_attr(n, "shape");
+  if (n->n_inputs != 1 || n->n_outputs != 1 || ic->in_dt[0] != TY_DTYPE_F32)
+    return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "takes one float input and one output");
+  if (!a || a->type != TY_ATTR_INTS || ty__attr_ints(n, "shape", dims, TY_MAX_RANK, &rank) != 0)
+    return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "attribute shape: missing or more than %d dims",
+                        TY_MAX_RANK);
+  for (int d = 0; d < rank; d++)
+    if (dims[d] < 0) return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "attribute shape: dim %d is negative", d);
+  ty_shape s = ty_shape_make(rank, dims);
+  set_out(ic, 0, TY_DTYPE_F32, &s);
+  return 0;
+}
+
 int ty__infer_node(ty__infer *ic) {
   for (int i = 0; i < ic->n_out; i++) {
     ic->out_dt[i] = TY_DTYPE_INVALID;
@@ -342,6 +360,7 @@ int ty__infer_node(ty__infer *ic) {
   case TY_OP_LAYER_NORM: return infer_layer_norm(ic);
   case TY_OP_SOFTMAX_CE_LOSS: return infer_sce_loss(ic);
   case TY_OP_GRAD: return ty__infer_grad(ic);
+  case TY_OP_EXTERN: return ty__infer_extern(ic);
   default: return ty__infer_shape_op(ic);
   }
 }

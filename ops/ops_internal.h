@@ -12,6 +12,7 @@
 #ifndef TY_OPS_OPS_INTERNAL_H
 #define TY_OPS_OPS_INTERNAL_H
 
+#include "ops/exec.h"
 #include "ops/graph.h"
 
 #include <stdarg.h>
@@ -67,6 +68,8 @@ int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int ma
 typedef struct ty__kctx {
   bool training;
   uint64_t rng;   /* xorshift state for Dropout, advanced per use */
+  ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
+  void *extern_user;
 } ty__kctx;
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
@@ -92,6 +95,9 @@ int ty__k_transpose(const ty_graph_node *, const ty_tensor *const *, ty_tensor *
 int ty__k_concat(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
 int ty__k_gather(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
 int ty__k_reduce(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+/* TyExtern: calls ctx->extern_op (exec.c); its inference is ty__infer_extern (infer.c). */
+int ty__k_extern(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
+int ty__infer_extern(ty__infer *ic);
 /* TyGrad, the backward op of ops/autodiff (kernels and inference live there). */
 int ty__k_grad(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
 int ty__infer_grad(ty__infer *ic);

@@ -26,6 +26,7 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW: case TY_OP_MATMUL:
     return i <= 1;
   case TY_OP_CONCAT: return true;
+  case TY_OP_EXTERN: return i == 0;
   default: return i == 0 && (int)op >= 0 && op < TY_OP_GRAD;
   }
 }
