@@ -65,6 +65,11 @@ void ty_shard_destroy(ty_shard *s) {
 }
 
 ty_graph *ty_shard_graph(ty_shard *s) { return s->g; }
+ty_graph *ty_shard_take_graph(ty_shard *s) {
+  ty_graph *g = s->g;
+  s->g = NULL;
+  return g;
+}
 int ty_shard_rank(const ty_shard *s) { return s->rank; }
 const ty_plan *ty_shard_plan(const ty_shard *s) { return s->plan; }
 const char *ty_shard_error(const ty_shard *s) { return s->err; }

@@ -87,6 +87,9 @@ void ty_shard_destroy(ty_shard *s);
 /* The local graph (owned by the shard; the caller may append to it, as
  * autodiff does, but not change what is there). */
 ty_graph *ty_shard_graph(ty_shard *s);
+/* Hands the local graph to the caller (who destroys it); the shard keeps
+ * running its TyExtern nodes, and ty_shard_graph returns NULL after. */
+ty_graph *ty_shard_take_graph(ty_shard *s);
 int ty_shard_rank(const ty_shard *s);
 const ty_plan *ty_shard_plan(const ty_shard *s); /* the shard's copy */
 /* TyExtern nodes in the local graph; *out_rerouted (may be NULL) of them

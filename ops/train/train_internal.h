@@ -15,10 +15,13 @@
 #include <stdio.h>
 
 typedef struct ty__bucket {
-  size_t first, last; /* parameter indices, first >= last (backward order) */
+  size_t *params;   /* parameter indices in packing order (backward order); owned */
+  size_t n_params;
   size_t floats;
   size_t offset;  /* of its first float in bucket_buf */
   size_t pending; /* parameters not packed yet in this step */
+  unsigned axes;  /* a plan's rank: the mesh axes it is summed over (0: data parallel, the world) */
+  char *what;     /* a plan's rank: its tensors, for the collective's checks; owned */
 } ty__bucket;
 
 /* A BatchNormalization node's running statistics (bnstats.c). */
@@ -38,6 +41,7 @@ typedef struct ty__feed {
   ty_shape shape;    /* dim 0 TY_DIM_BATCH, every other dim concrete */
   bool model_input;  /* false for the builtin loss's labels */
   ty_tensor *t;      /* the training batch, bound to the executor */
+  int64_t start[TY_MAX_RANK]; /* a plan's rank: where its slice starts in the global batch */
 } ty__feed;
 
 struct ty_train {
@@ -81,6 +85,12 @@ struct ty_train {
   bool overlap;          /* opts.async set: reduce during backward */
   size_t n_started, n_waited; /* buckets started / completed this step */
   uint64_t seq;
+  /* a plan's rank (parallel.c); shard NULL otherwise */
+  ty_train_parallel par;
+  ty_shard *shard;
+  unsigned *param_axes;                 /* per parameter: axes its gradient is summed over */
+  ty_tensor **full_params, **full_stats; /* rank 0: the gathered full tensors */
+  ty_optim *full_optim;                 /* rank 0: the optimizer of the full tensors */
   double loss_sum;
   uint64_t loss_n;
   int64_t log_t0;
@@ -120,6 +130,27 @@ void ty__train_bn_destroy(ty_train *t);
 int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
 int ty__train_bn_keep(const ty_train *t, int **out_ids);
+
+/* parallel.c: a plan's rank */
+bool ty__train_planned(const ty_train *t);
+/* After the loss and the data are bound: the plan, the shard, the local
+ * graph in place of g, and each feed's tensor its local slice. */
+int ty__train_plan_setup(ty_train *t, char *err, size_t err_len);
+/* Copies this rank's slice of a global batch into the feeds. */
+int ty__train_plan_load_batch(ty_train *t, const ty_batch *b, char *err, size_t err_len);
+/* After the parameters are chosen: param_axes. */
+int ty__train_plan_params(ty_train *t, char *err, size_t err_len);
+/* Allocates full_params, full_stats and full_optim. */
+int ty__train_plan_full(ty_train *t);
+/* Every rank: rank 0's full tensors and optimizer from every slice. */
+int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
+/* This rank's slice of full tensor src (value v of g) into dst. */
+int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
+/* The local optimizer state from a full optimizer's. */
+int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, size_t err_len);
+void ty__train_plan_destroy(ty_train *t);
+/* The world the data is sharded over: world_size, or 1 for a plan. */
+uint32_t ty__train_data_world(const ty_train *t);
 
 /* The trainer's log stream. */
 FILE *ty__train_log(const ty_train *t);

@@ -86,3 +86,28 @@ ty_shard_comm mt_comm(mt_rank *r) {
   return (ty_shard_comm){.all_reduce = all_reduce, .all_gather = all_gather, .reduce_scatter = reduce_scatter,
                          .all_to_all = all_to_all, .user = r};
 }
+
+int mt_start(unsigned axes, float *buf, size_t n, const char *what, void *user) {
+  return all_reduce(axes, buf, n, what, user);
+}
+
+int mt_wait(void *user) {
+  (void)user;
+  return 0;
+}
+
+int mt_gather(const float *in, size_t n, float *out, void *user) {
+  mt_rank *r = user;
+  exchange(r, in);
+  for (int j = 0; r->rank == 0 && j < r->m->world; j++) memcpy(out + (size_t)j * n, r->m->slot[j], n * sizeof *out);
+  done(r);
+  return 0;
+}
+
+int mt_agree_stop(void *user) {
+  mt_rank *r = user;
+  float mine = r->stop && *r->stop ? 1.0f : 0.0f;
+  all_reduce(3u, &mine, 1, "stop", user);
+  if (mine > 0 && r->stop) *r->stop = 1;
+  return 0;
+}

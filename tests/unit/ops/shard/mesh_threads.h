@@ -13,6 +13,7 @@
 #include "ops/shard/shard.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #define MT_MAX_RANKS 16
 
@@ -26,11 +27,19 @@ typedef struct mt_mesh {
 typedef struct mt_rank {
   mt_mesh *m;
   int rank;
+  volatile sig_atomic_t *stop; /* for mt_agree_stop; may be NULL */
 } mt_rank;
 
 void mt_mesh_init(mt_mesh *m, int m0, int m1);
 void mt_mesh_close(mt_mesh *m);
 /* The transport of rank r (user points at r). */
 ty_shard_comm mt_comm(mt_rank *r);
+/* ops/train's other hooks (ty_train_parallel), user = the mt_rank: a
+ * gradient bucket reduced at once (start) with nothing left to wait for,
+ * the gather to rank 0, and the stop agreement over every rank. */
+int mt_start(unsigned axes, float *buf, size_t n, const char *what, void *user);
+int mt_wait(void *user);
+int mt_gather(const float *in, size_t n, float *out, void *user);
+int mt_agree_stop(void *user);
 
 #endif
