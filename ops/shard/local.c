@@ -408,7 +408,8 @@ static double mean_scale(const builder *b, size_t n) {
   return local / global;
 }
 
-/* out = x * scale, writing value id `out` (the node's own output). */
+/* out = x * scale, writing value id `out` (the node's own output). The
+ * scale is a Constant node, not an initializer: nothing to train or list. */
 static int add_scale(builder *b, const char *node, int x, double scale, int out) {
   ty_shape vs = ty_shape_make(0, NULL);
   ty_tensor *t;
@@ -417,11 +418,12 @@ static int add_scale(builder *b, const char *node, int x, double scale, int out)
   if (rc != 0) return rc;
   ty_tensor_f32(t)[0] = (float)scale;
   snprintf(name, sizeof name, "%s.global_count", node);
-  if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, &vs, &id)) != 0) {
+  if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, &vs, &id)) != 0 ||
+      (rc = ty_graph_add_node(b->g, TY_OP_CONSTANT, name, NULL, 0, &id, 1, &idx)) != 0) {
     ty_tensor_destroy(t);
     return rc;
   }
-  if ((rc = ty_graph_set_initializer(b->g, id, t)) != 0) return rc;
+  if ((rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t)) != 0) return rc;
   return ty_graph_add_node(b->g, TY_OP_MUL, name, (int[]){x, id}, 2, &out, 1, &idx);
 }
 

@@ -22,6 +22,7 @@
 #include "ops/graph.h"
 #include "ops/memplan/memplan.h"
 #include "ops/train/train.h"
+#include "ops/trainrun/trainrun_internal.h"
 #ifdef TY_HAVE_COLLECTIVE
 #include "ops/collective/collective.h"
 #endif
@@ -39,6 +40,7 @@ typedef struct args {
   uint64_t steps, bucket_mb, bucket_kb;
   int threads;
   bool resume, no_fusion, report, help;
+  tr_plan_args plan;
 } args;
 
 /* The one piece of process-wide state: set by the signal handler, read by
@@ -64,10 +66,25 @@ static void usage(FILE *f) {
           "  --data-dir DIR     overrides config.dataset.dir (Fashion-MNIST's, or where relative data paths start)\n"
           "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
           "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
+          "Parallel plans (ops/plan; without these, WORLD_SIZE > 1 ranks train data parallel):\n"
+          "  --plan FILE        run this plan file (trainrun --write-plan, or the controller's)\n"
+          "  --parallelism M    plan at start: auto (the planner's choice), data, tensor, or grid\n"
+          "                     (the best data x tensor mesh); every rank plans the same\n"
+          "  --mesh NxD         the cluster: N nodes x D devices (default: WORLD_SIZE / LOCAL_WORLD_SIZE\n"
+          "                     x LOCAL_WORLD_SIZE, else 1 x WORLD_SIZE)\n"
+          "  --device-flops F|cpu  FLOP/s of one device (default cpu: rank 0 measures its GEMM, cached)\n"
+          "  --device-mem B     memory per device, e.g. 8G (default 16G)\n"
+          "  --intra-gbps G     GB/s between the devices of a node (default 10)\n"
+          "  --inter-gbps G     GB/s between nodes, per device (default 1.25)\n"
+          "  --latency-us U     per ring step inside a node (default 2)\n"
+          "  --inter-latency-us U  per ring step across nodes (default 20)\n"
+          "  --launch-us U      fixed cost of one collective (default 5)\n"
+          "  --write-plan FILE  plan this model and config, write the plan file, print it, exit\n"
+          "  --print-plan       print the whole plan at start (rank 0)\n"
           "  --help             this text\n"
-          "Environment: RANK, WORLD_SIZE (data-parallel rank), TRAINYARD_CONTROLLER and\n"
-          "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
-          "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
+          "Environment: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, TRAINYARD_CONTROLLER and TRAINYARD_JOB_ID\n"
+          "  (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60), TRAINYARD_STEP_DELAY_MS (sleep after\n"
+          "  each step; for tests and demos, default 0).\n"
           "SIGTERM/SIGINT finish the current step, write a checkpoint and exit 0.\n");
 }
 
@@ -83,51 +100,73 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out) {
   return 0;
 }
 
+/* Options taking a string, and where it goes. */
+static const char **string_opt(args *a, const char *o) {
+  const struct { const char *name; const char **to; } t[] = {
+      {"--model", &a->model},
+      {"--config", &a->config},
+      {"--checkpoint", &a->checkpoint},
+      {"--data-dir", &a->data_dir},
+      {"--plan", &a->plan.plan_file},
+      {"--parallelism", &a->plan.parallelism},
+      {"--mesh", &a->plan.mesh},
+      {"--device-flops", &a->plan.device_flops},
+      {"--device-mem", &a->plan.device_mem},
+      {"--intra-gbps", &a->plan.intra_gbps},
+      {"--inter-gbps", &a->plan.inter_gbps},
+      {"--latency-us", &a->plan.latency_us},
+      {"--inter-latency-us", &a->plan.inter_latency_us},
+      {"--launch-us", &a->plan.launch_us},
+      {"--write-plan", &a->plan.write_plan},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (!strcmp(o, t[i].name)) return t[i].to;
+  return NULL;
+}
+
+/* A numeric option: --steps, --threads, --bucket-mb, --bucket-kb. */
+static int number_opt(args *a, const char *o, const char *v) {
+  uint64_t n;
+  if (parse_u64(o, v, &n) != 0) return TY_EINVAL;
+  uint64_t hi = !strcmp(o, "--steps") ? UINT64_MAX : !strcmp(o, "--threads") ? 1024
+                : !strcmp(o, "--bucket-mb")                                  ? 4096
+                                                                             : (uint64_t)4096 << 10;
+  if (strcmp(o, "--steps") != 0 && (n < 1 || n > hi)) {
+    fprintf(stderr, "trainrun: %s: must be 1..%llu, got %s\n", o, (unsigned long long)hi, v);
+    return TY_EINVAL;
+  }
+  if (!strcmp(o, "--steps")) a->steps = n;
+  else if (!strcmp(o, "--threads")) a->threads = (int)n;
+  else if (!strcmp(o, "--bucket-mb")) a->bucket_mb = n;
+  else a->bucket_kb = n;
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, args *a) {
   memset(a, 0, sizeof *a);
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    uint64_t n;
+    const char **to = string_opt(a, o);
+    bool number = !strcmp(o, "--steps") || !strcmp(o, "--threads") || !strcmp(o, "--bucket-mb") ||
+                  !strcmp(o, "--bucket-kb");
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) a->help = true;
     else if (!strcmp(o, "--resume")) a->resume = true;
     else if (!strcmp(o, "--no-fusion")) a->no_fusion = true;
     else if (!strcmp(o, "--report")) a->report = true;
-    else if (!strcmp(o, "--model") || !strcmp(o, "--config") || !strcmp(o, "--checkpoint") ||
-             !strcmp(o, "--data-dir") || !strcmp(o, "--steps") || !strcmp(o, "--threads") ||
-             !strcmp(o, "--bucket-mb") || !strcmp(o, "--bucket-kb")) {
-      if (!v) {
-        fprintf(stderr, "trainrun: %s: missing value\n", o);
-        return TY_EINVAL;
-      }
-      i++;
-      if (!strcmp(o, "--model")) a->model = v;
-      else if (!strcmp(o, "--config")) a->config = v;
-      else if (!strcmp(o, "--checkpoint")) a->checkpoint = v;
-      else if (!strcmp(o, "--data-dir")) a->data_dir = v;
-      else if (parse_u64(o, v, &n) != 0) return TY_EINVAL;
-      else if (!strcmp(o, "--steps")) a->steps = n;
-      else if (!strcmp(o, "--bucket-mb")) {
-        if (n < 1 || n > 4096) {
-          fprintf(stderr, "trainrun: --bucket-mb: must be 1..4096, got %s\n", v);
-          return TY_EINVAL;
-        }
-        a->bucket_mb = n;
-      } else if (!strcmp(o, "--bucket-kb")) {
-        if (n < 1 || n > ((uint64_t)4096 << 10)) {
-          fprintf(stderr, "trainrun: --bucket-kb: must be 1..4194304, got %s\n", v);
-          return TY_EINVAL;
-        }
-        a->bucket_kb = n;
-      }
-      else if (n < 1 || n > 1024) {
-        fprintf(stderr, "trainrun: --threads: must be 1..1024, got %s\n", v);
-        return TY_EINVAL;
-      } else a->threads = (int)n;
-    } else {
+    else if (!strcmp(o, "--print-plan")) a->plan.print_plan = true;
+    else if (!to && !number) {
       fprintf(stderr, "trainrun: unknown option \"%s\" (see --help)\n", o);
       return TY_EINVAL;
+    } else if (!v) {
+      fprintf(stderr, "trainrun: %s: missing value\n", o);
+      return TY_EINVAL;
+    } else {
+      i++;
+      if (to) *to = v;
+      else if (number_opt(a, o, v) != 0) return TY_EINVAL;
     }
   }
+  a->plan.threads = a->threads;
   if (a->help) return 0;
   if (!a->model || !a->config) {
     fprintf(stderr, "trainrun: --model and --config are required (see --help)\n");
@@ -167,18 +206,19 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
 }
 
 #ifdef TY_HAVE_COLLECTIVE
-/* Joins the data-parallel world (ops/collective) and wires its all-reduce
- * into the trainer's options. */
-static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
+/* Joins the job's world (ops/collective; a world of one needs no
+ * rendezvous) and wires it into the trainer's options: the gradient
+ * all-reduce of data parallelism, or a plan's collectives. */
+static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_coll **out_coll) {
   uint64_t job = 0;
   uint32_t timeout_s = 60;
   const char *ctl = getenv("TRAINYARD_CONTROLLER"), *js = getenv("TRAINYARD_JOB_ID");
-  if (!ctl || !*ctl || !js || parse_u64("TRAINYARD_JOB_ID", js, &job) != 0 ||
-      env_u32("TRAINYARD_COLLECTIVE_TIMEOUT_S", 60, &timeout_s) != 0) {
+  if (o->world_size > 1 && (!ctl || !*ctl || !js || parse_u64("TRAINYARD_JOB_ID", js, &job) != 0)) {
     fprintf(stderr, "trainrun: WORLD_SIZE=%u needs TRAINYARD_CONTROLLER and TRAINYARD_JOB_ID for the rendezvous\n",
             o->world_size);
     return TY_EINVAL;
   }
+  if (env_u32("TRAINYARD_COLLECTIVE_TIMEOUT_S", 60, &timeout_s) != 0) return TY_EINVAL;
   char err[1024] = "";
   ty_coll_opts co = {.rank = o->rank, .world_size = o->world_size, .job_id = job, .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u, .stop = &stop_requested};
@@ -187,12 +227,24 @@ static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
     fprintf(stderr, "trainrun: %s\n", err);
     return rc;
   }
-  o->allreduce = ty_coll_allreduce;
-  o->async = (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
-  o->allreduce_user = *out_coll;
   o->bucket_bytes = a->bucket_kb ? (size_t)a->bucket_kb << 10 : (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
-  ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
-  printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank, o->world_size, ctl);
+  if (par) {
+    par->comm = (ty_shard_comm){ty_coll_mesh_all_reduce, ty_coll_mesh_all_gather, ty_coll_mesh_reduce_scatter,
+                                ty_coll_mesh_all_to_all, *out_coll};
+    par->start = ty_coll_mesh_start;
+    par->wait = ty_coll_wait_hook;
+    par->progress = ty_coll_progress_hook;
+    par->gather = ty_coll_gather;
+    par->agree_stop = ty_coll_agree_stop;
+    o->parallel = par;
+  } else {
+    o->allreduce = ty_coll_allreduce;
+    o->async = (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
+    o->allreduce_user = *out_coll;
+    ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
+  }
+  if (o->world_size > 1)
+    printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank, o->world_size, ctl);
   fflush(stdout);
   return 0;
 }
@@ -204,15 +256,86 @@ static void describe_params(ty_train *t, ty_coll *coll) {
     ty_coll_add_tensor(coll, ty_train_param_name(t, i), p->shape.dims, (size_t)p->shape.rank);
   }
 }
+
+/* The cost model's CPU rate when asked for: rank 0 measures, every rank
+ * uses its number (so every rank plans with the same bits). */
+static int shared_cpu_flops(const args *a, const ty_train_opts *o, ty_coll *coll, ty_plan_request *req) {
+  if (req->cluster.device_flops > 0) return 0;
+  int rc = o->rank == 0 ? tr_plan_cpu_flops(a->threads, &req->cluster.device_flops) : 0;
+  double v = rc == 0 ? req->cluster.device_flops : -1;
+  if (ty_coll_bcast_f64(coll, &v) != 0 || !(v > 0)) {
+    fprintf(stderr, "trainrun: rank %u: no CPU rate for the cost model (%s)\n", o->rank,
+            rc ? "measuring failed" : ty_coll_error(coll));
+    return TY_EIO;
+  }
+  req->cluster.device_flops = v;
+  return 0;
+}
+
+/* Every rank runs the same plan: a hash exchange, then the mesh's
+ * communicators. Exit code 2 on a mismatch. */
+static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll *coll) {
+  const ty_plan *p = ty_train_plan(t);
+  uint64_t mine = ty_plan_hash(p), *all = calloc(world + 1, sizeof *all);
+  int rc = all ? ty_coll_allgather_u64(coll, mine, all) : TY_ENOMEM;
+  for (uint32_t r = 1; rc == 0 && r < world; r++)
+    if (all[r] != all[0]) {
+      fprintf(stderr, "trainrun: rank %u: plan mismatch: rank %u runs plan %016llx, rank 0 plan %016llx; every rank "
+                      "must run the same plan (same file, or the same --parallelism, --mesh and rates)\n",
+              rank, r, (unsigned long long)all[r], (unsigned long long)all[0]);
+      rc = TY_EINVAL;
+    }
+  free(all);
+  if (rc == 0 && (rc = ty_coll_set_mesh(coll, p->mesh[0], p->mesh[1])) != 0)
+    fprintf(stderr, "trainrun: mesh %dx%d: %s\n", p->mesh[0], p->mesh[1], ty_coll_error(coll));
+  return rc;
+}
+
+static void print_stats(ty_coll *coll) {
+  ty_coll_stats cs;
+  ty_coll_get_stats(coll, &cs);
+  printf("collective: %llu buckets, %.1f MiB reduced; shape checks %.3f s, reductions %.3f s, blocked %.3f s",
+         (unsigned long long)cs.ops, (double)cs.bytes / 1048576.0, cs.check_s, cs.reduce_s, cs.wait_s);
+  if (cs.mesh_ops)
+    printf("; %llu plan collectives, %.1f MiB, %.3f s", (unsigned long long)cs.mesh_ops,
+           (double)cs.mesh_bytes / 1048576.0, cs.mesh_s);
+  printf("\n");
+  fflush(stdout);
+}
 #endif
+
+/* Joins the world and resolves the plan; 0, or the exit code. */
+static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan, ty_plan_request *req,
+                   void **coll) {
+  bool planned = tr_plan_wanted(&a->plan);
+  if (planned && tr_plan_resolve(&a->plan, o->world_size, plan, req) != 0) return 2;
+  par->plan = *plan;
+  par->request = req;
+#ifdef TY_HAVE_COLLECTIVE
+  ty_coll *c = NULL;
+  if ((o->world_size > 1 || planned) && join_world(a, o, planned ? par : NULL, &c) != 0) return 1;
+  *coll = c;
+  if (planned && !*plan && shared_cpu_flops(a, o, c, req) != 0) return 1;
+#else
+  (void)coll;
+  if (o->world_size > 1 || planned) {
+    fprintf(stderr, "trainrun: WORLD_SIZE=%u%s but this build has no ops/collective (no MPI)\n", o->world_size,
+            planned ? " with a parallel plan" : "");
+    return 2;
+  }
+#endif
+  return 0;
+}
 
 static int train(const args *a, ty_train_config *c) {
   char err[1024] = "";
   ty_graph *model = NULL;
   ty_train *t = NULL;
-#ifdef TY_HAVE_COLLECTIVE
-  ty_coll *coll = NULL;
-#endif
+  ty_plan *plan = NULL;
+  ty_plan_request req;
+  ty_train_parallel par;
+  memset(&par, 0, sizeof par);
+  void *coll = NULL;
   int rc = ty_graph_load_file(a->model, err, sizeof err, &model), code = 2;
   if (rc != 0) {
     fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
@@ -223,25 +346,24 @@ static int train(const args *a, ty_train_config *c) {
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
     goto done;
-#ifdef TY_HAVE_COLLECTIVE
-  if (o.world_size > 1 && join_world(a, &o, &coll) != 0) {
-    code = 1;
+  if (a->plan.write_plan) {
+    code = tr_plan_write(&a->plan, model, c);
     goto done;
   }
-#else
-  if (o.world_size > 1) {
-    fprintf(stderr, "trainrun: WORLD_SIZE=%u but this build has no gradient all-reduce wired in\n", o.world_size);
-    goto done;
-  }
-#endif
+  if ((code = prepare(a, &o, &par, &plan, &req, &coll)) != 0) goto done;
   if ((rc = ty_train_create(model, c, &o, &t, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     code = rc == TY_EINVAL || rc == TY_EUNSUPPORTED || rc == TY_ENOTFOUND ? 2 : 1;
     goto done;
   }
 #ifdef TY_HAVE_COLLECTIVE
-  describe_params(t, coll);
+  if (ty_train_plan(t) && agree_plan(t, o.rank, o.world_size, coll) != 0) {
+    code = 2;
+    goto done;
+  }
+  if (!ty_train_plan(t)) describe_params(t, coll);
 #endif
+  tr_plan_print(&a->plan, t, o.rank);
   if (a->report) report(t, c, o.no_fusion);
   bool stopped = false;
   code = 1;
@@ -253,14 +375,9 @@ static int train(const args *a, ty_train_config *c) {
 done:
   ty_train_destroy(t);
   ty_graph_destroy(model);
+  ty_plan_destroy(plan);
 #ifdef TY_HAVE_COLLECTIVE
-  if (coll && code == 0) {
-    ty_coll_stats cs;
-    ty_coll_get_stats(coll, &cs);
-    printf("collective: %llu buckets, %.1f MiB reduced; shape checks %.3f s, reductions %.3f s, blocked %.3f s\n",
-           (unsigned long long)cs.ops, (double)cs.bytes / 1048576.0, cs.check_s, cs.reduce_s, cs.wait_s);
-    fflush(stdout);
-  }
+  if (coll && code == 0 && o.world_size > 1) print_stats(coll);
   ty_coll_destroy(coll);
 #endif
   return code;
