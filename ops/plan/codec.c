@@ -338,10 +338,11 @@ static void check_coll(rd *r, const ty_plan *p, ty_plan_collective *c) {
   if (c->value < -1) bad(r, TY_EINVAL, "value: %d", c->value);
   bool one = c->kind == TY_PLAN_ALL_GATHER || c->kind == TY_PLAN_REDUCE_SCATTER, two = c->kind == TY_PLAN_ALL_TO_ALL;
   int want_dim = one || two, want_src = two;
+  const char *name = ty_plan_coll_kind_name(c->kind), *an = c->kind == TY_PLAN_REDUCE_SCATTER ? "a" : "an";
   if ((c->dim >= 0) != want_dim || c->dim >= TY_MAX_RANK || c->dim < -1)
-    bad(r, TY_EINVAL, "dim: %d for a %s", c->dim, ty_plan_coll_kind_name(c->kind));
+    bad(r, TY_EINVAL, "dim: %d is wrong for %s %s", c->dim, an, name);
   if ((c->src_dim >= 0) != want_src || c->src_dim >= TY_MAX_RANK || c->src_dim < -1)
-    bad(r, TY_EINVAL, "src_dim: %d for a %s", c->src_dim, ty_plan_coll_kind_name(c->kind));
+    bad(r, TY_EINVAL, "src_dim: %d is wrong for %s %s", c->src_dim, an, name);
 }
 
 static void get_coll(rd *r, const ty_plan *p, size_t i, ty_plan_collective *c) {
