@@ -569,6 +569,12 @@ static void step_delay(uint32_t ms) {
   }
 }
 
+/* Where a plan's ranks agree whether to stop: every STOP_EVERY steps and
+ * at the end (an all-reduce over the whole world each time, which on a
+ * busy host costs as much as a layer's collective). */
+#define STOP_EVERY 8
+static bool stop_point(const ty_train *t) { return t->step % STOP_EVERY == 0 || t->step >= t->total_steps; }
+
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
   for (uint64_t k = 0; k < n && t->step < t->total_steps; k++) {
     int rc;
@@ -586,6 +592,7 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
         t->batch != 0 && (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
+    if (t->shard && !stop_point(t)) continue; /* a plan's ranks stop together, at agreed steps */
     if (t->shard && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
       return fail(err, err_len, rc, "agreeing on a stop with the other ranks failed");
     if (t->opts.stop && *t->opts.stop) break;

@@ -213,6 +213,12 @@ int tr_plan_write(const tr_plan_args *a, const ty_graph *model, const ty_train_c
     rc = TY_EIO;
   }
   if (rc == 0 && ty_plan_to_text(p, &text) == 0) {
+    const ty_plan_cluster *cl = &req.cluster;
+    printf("cost model: %d x %d devices of %.3g FLOP/s and %.1f GiB; %.3g GB/s and %.3g us per ring step inside a "
+           "node, %.3g GB/s and %.3g us across; %.3g us per collective\n",
+           cl->nodes, cl->devices_per_node, cl->device_flops, (double)cl->device_mem_bytes / 1073741824.0,
+           cl->intra_bw / 1e9, cl->intra_latency_s * 1e6, cl->inter_bw / 1e9, cl->inter_latency_s * 1e6,
+           cl->launch_s * 1e6);
     fwrite(text.data, 1, text.len, stdout);
     printf("plan: written to %s (%zu bytes, format version %u)\n", a->write_plan, b.len, TY_PLAN_FORMAT_VERSION);
   }
