@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const char *const op_names[] = {
-#define TY_OP_NAME_(e, s) s,
+#define TY_OP_NAME_(e, s, k) s,
     TY_OP_LIST(TY_OP_NAME_)
 #undef TY_OP_NAME_
 };
@@ -33,27 +33,13 @@ int ty_op_from_name(const char *op_type, ty_op *out_op) {
   return TY_ENOTFOUND;
 }
 
-int ty__err(char *err, size_t err_len, int code, const char *fmt, ...) {
-  if (err && err_len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt, ...) {
-  if (err && err_len) {
-    int k = snprintf(err, err_len, "node \"%s\" (%s): ", n->name, ty_op_name(n->op));
-    if (k >= 0 && (size_t)k < err_len) {
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(err + k, err_len - (size_t)k, fmt, ap);
-      va_end(ap);
-    }
-  }
-  return code;
+  char msg[TY_ERR_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  ty_verrf(msg, sizeof msg, code, fmt, ap);
+  va_end(ap);
+  return ty_errf(err, err_len, code, "node \"%s\" (%s): %s", n->name, ty_op_name(n->op), msg);
 }
 
 int ty_graph_create(ty_graph **out_graph) {
@@ -313,9 +299,12 @@ int ty_graph_node_set_float(ty_graph *g, size_t node, const char *name, float v)
 }
 
 int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int64_t *v, size_t n) {
+  size_t bytes;
+  if (ty_mul_overflow(n ? n : 1, sizeof *v, &bytes))
+    return TY_ETOOBIG; /* counts come from models */
   ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_INTS);
   if (!a) return TY_EINVAL;
-  a->ints = malloc((n ? n : 1) * sizeof *v);
+  a->ints = malloc(bytes);
   if (!a->ints) return TY_ENOMEM;
   if (n) memcpy(a->ints, v, n * sizeof *v);
   a->n = n;
@@ -323,9 +312,11 @@ int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int
 }
 
 int ty_graph_node_set_floats(ty_graph *g, size_t node, const char *name, const float *v, size_t n) {
+  size_t bytes;
+  if (ty_mul_overflow(n ? n : 1, sizeof *v, &bytes)) return TY_ETOOBIG;
   ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_FLOATS);
   if (!a) return TY_EINVAL;
-  a->floats = malloc((n ? n : 1) * sizeof *v);
+  a->floats = malloc(bytes);
   if (!a->floats) return TY_ENOMEM;
   if (n) memcpy(a->floats, v, n * sizeof *v);
   a->n = n;

@@ -31,23 +31,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* X(enum suffix, ONNX op_type). Order is the enum order; append only. */
-#define TY_OP_LIST(X)                                                                      \
-  X(ADD, "Add") X(SUB, "Sub") X(MUL, "Mul") X(DIV, "Div") X(POW, "Pow")                     \
-  X(RELU, "Relu") X(LEAKY_RELU, "LeakyRelu") X(SIGMOID, "Sigmoid") X(TANH, "Tanh")          \
-  X(ERF, "Erf") X(SQRT, "Sqrt") X(EXP, "Exp") X(LOG, "Log") X(NEG, "Neg")                   \
-  X(IDENTITY, "Identity") X(GEMM, "Gemm") X(MATMUL, "MatMul") X(SOFTMAX, "Softmax")         \
-  X(LOG_SOFTMAX, "LogSoftmax") X(CONV, "Conv") X(MAX_POOL, "MaxPool")                       \
-  X(AVERAGE_POOL, "AveragePool") X(GLOBAL_AVERAGE_POOL, "GlobalAveragePool")                \
-  X(BATCH_NORM, "BatchNormalization") X(LAYER_NORM, "LayerNormalization")                   \
-  X(DROPOUT, "Dropout") X(FLATTEN, "Flatten") X(RESHAPE, "Reshape")                         \
-  X(TRANSPOSE, "Transpose") X(CONCAT, "Concat") X(GATHER, "Gather") X(SQUEEZE, "Squeeze")   \
-  X(UNSQUEEZE, "Unsqueeze") X(REDUCE_MEAN, "ReduceMean") X(REDUCE_SUM, "ReduceSum")         \
-  X(CONSTANT, "Constant") X(SOFTMAX_CE_LOSS, "SoftmaxCrossEntropyLoss")                   \
-  X(GRAD, "TyGrad") /* backward-only (ops/autodiff); not an ONNX op */
+/* X(enum suffix, ONNX op_type, CPU kernel): the one table of ops. The enum,
+ * the names and the executor's kernel table (ops/exec.c, kernel k is
+ * ty__k_<k>) are generated from it, so an op cannot be added without
+ * naming its kernel. Order is the enum order; append only. */
+/* clang-format off */
+#define TY_OP_LIST(X)                                                                             \
+  X(ADD, "Add", binary) X(SUB, "Sub", binary) X(MUL, "Mul", binary) X(DIV, "Div", binary)          \
+  X(POW, "Pow", binary) X(RELU, "Relu", unary) X(LEAKY_RELU, "LeakyRelu", unary)                   \
+  X(SIGMOID, "Sigmoid", unary) X(TANH, "Tanh", unary) X(ERF, "Erf", unary) X(SQRT, "Sqrt", unary)  \
+  X(EXP, "Exp", unary) X(LOG, "Log", unary) X(NEG, "Neg", unary) X(IDENTITY, "Identity", unary)    \
+  X(GEMM, "Gemm", gemm) X(MATMUL, "MatMul", matmul) X(SOFTMAX, "Softmax", softmax)                 \
+  X(LOG_SOFTMAX, "LogSoftmax", softmax) X(CONV, "Conv", conv) X(MAX_POOL, "MaxPool", pool)         \
+  X(AVERAGE_POOL, "AveragePool", pool) X(GLOBAL_AVERAGE_POOL, "GlobalAveragePool", global_avg_pool) \
+  X(BATCH_NORM, "BatchNormalization", batch_norm) X(LAYER_NORM, "LayerNormalization", layer_norm)  \
+  X(DROPOUT, "Dropout", dropout) X(FLATTEN, "Flatten", copy) X(RESHAPE, "Reshape", copy)           \
+  X(TRANSPOSE, "Transpose", transpose) X(CONCAT, "Concat", concat) X(GATHER, "Gather", gather)     \
+  X(SQUEEZE, "Squeeze", copy) X(UNSQUEEZE, "Unsqueeze", copy) X(REDUCE_MEAN, "ReduceMean", reduce) \
+  X(REDUCE_SUM, "ReduceSum", reduce) X(CONSTANT, "Constant", constant)                             \
+  X(SOFTMAX_CE_LOSS, "SoftmaxCrossEntropyLoss", sce_loss)                                          \
+  X(GRAD, "TyGrad", grad) /* backward-only (ops/autodiff); not an ONNX op */
+/* clang-format on */
 
 typedef enum {
-#define TY_OP_ENUM_(e, s) TY_OP_##e,
+#define TY_OP_ENUM_(e, s, k) TY_OP_##e,
   TY_OP_LIST(TY_OP_ENUM_)
 #undef TY_OP_ENUM_
   TY_OP_COUNT_

@@ -392,7 +392,7 @@ int ty_graph_infer_shapes(ty_graph *g, char *err, size_t err_len) {
   int rc = TY_ENOMEM;
   if (!order || !known) goto fail;
   if ((rc = ty_graph_topo_order(g, order)) != 0) {
-    rc = ty__err(err, err_len, TY_EINVAL, "graph: has a cycle or reads a value nobody produces");
+    rc = ty_errf(err, err_len, TY_EINVAL, "graph: has a cycle or reads a value nobody produces");
     goto fail;
   }
   for (size_t i = 0; i < g->n_values; i++) known[i] = g->values[i].init;

@@ -31,12 +31,10 @@ struct ty_graph {
   char *name;
 };
 
-/* Writes `node "name" (Op): <message>` into err and returns code. */
+/* Writes `node "name" (Op): <message>` into err (lib/base's ty_errf) and
+ * returns code. */
 int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Writes the message into err (if any) and returns code. */
-int ty__err(char *err, size_t err_len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 /* ---- shape inference ---------------------------------------------------- */
 typedef struct ty__infer {
@@ -66,7 +64,7 @@ int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int ma
 /* ---- kernels ------------------------------------------------------------ */
 typedef struct ty__kctx {
   bool training;
-  uint64_t rng;   /* xorshift state for Dropout, advanced per use */
+  ty_rng rng; /* lib/base's SplitMix64 stream for Dropout, advanced per use */
 } ty__kctx;
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output

@@ -65,11 +65,19 @@ bool ty_shape_equal(const ty_shape *a, const ty_shape *b) {
 
 int64_t ty_shape_span(const ty_shape *s, int from, int to) {
   int64_t n = 1;
-  for (int i = from; i < to; i++) {
-    if (s->dims[i] < 0) return -1;
-    n *= s->dims[i];
-  }
+  for (int i = from; i < to; i++)
+    if (s->dims[i] < 0 || __builtin_mul_overflow(n, s->dims[i], &n)) return -1;
   return n;
+}
+
+int ty_shape_nbytes(const ty_shape *s, ty_dtype dt, size_t *out_nbytes) {
+  size_t es = ty_dtype_size(dt);
+  if (es == 0 || !ty_shape_is_concrete(s)) return TY_EINVAL;
+  size_t n = es;
+  for (int i = 0; i < s->rank; i++)
+    if (ty_mul_overflow(n, (size_t)s->dims[i], &n)) return TY_ETOOBIG;
+  *out_nbytes = n;
+  return 0;
 }
 
 int64_t ty_shape_numel(const ty_shape *s) {
@@ -154,13 +162,13 @@ void ty_broadcast_strides(const ty_shape *in, const ty_shape *out, int64_t *out_
 }
 
 int ty_tensor_create(ty_dtype dt, const ty_shape *shape, ty_tensor **out_tensor) {
-  size_t es = ty_dtype_size(dt);
-  int64_t n = ty_shape_numel(shape);
-  if (es == 0 || n < 0) return TY_EINVAL;
-  size_t nbytes = (size_t)n * es;
+  size_t nbytes;
+  int rc = ty_shape_nbytes(shape, dt, &nbytes);
+  if (rc != 0) return rc;
   /* The data follows the header, aligned for any element type; at least one
    * byte so that data is never NULL for empty tensors. */
   size_t hdr = (sizeof(ty_tensor) + 63) & ~(size_t)63;
+  if (nbytes > SIZE_MAX - hdr - 1) return TY_ETOOBIG;
   ty_tensor *t = calloc(1, hdr + (nbytes ? nbytes : 1));
   if (!t) return TY_ENOMEM;
   t->dtype = dt;

@@ -55,10 +55,16 @@ ty_shape ty_shape_make(int rank, const int64_t *dims);
 ty_shape ty_shape_unknown(void);
 bool ty_shape_is_concrete(const ty_shape *s);
 bool ty_shape_equal(const ty_shape *a, const ty_shape *b);
-/* Number of elements, or -1 when a dim is symbolic or unknown. */
+/* Number of elements, or -1 when a dim is symbolic or unknown or the
+ * product overflows int64. */
 int64_t ty_shape_numel(const ty_shape *s);
-/* Product of dims [from, to); -1 when any of them is not concrete. */
+/* Product of dims [from, to); -1 when any of them is not concrete or the
+ * product overflows. */
 int64_t ty_shape_span(const ty_shape *s, int from, int to);
+/* Bytes of a dense tensor of this shape and dtype: TY_EINVAL for a shape
+ * that is not concrete or a dtype of no size, TY_ETOOBIG when the size
+ * overflows size_t (shapes from models are untrusted). */
+int ty_shape_nbytes(const ty_shape *s, ty_dtype dt, size_t *out_nbytes);
 /* Row-major strides in elements. */
 void ty_shape_strides(const ty_shape *s, int64_t *out_strides);
 /* Writes "[N,3,224,224]" ("?" for unknown dims, "[?]" for unknown rank). */
@@ -84,7 +90,8 @@ typedef struct ty_tensor {
 } ty_tensor;
 
 /* Allocates a zero-filled tensor. TY_EINVAL for a non-concrete shape or an
- * unsupported dtype. The caller owns *out and frees it with _destroy. */
+ * unsupported dtype, TY_ETOOBIG for a size that overflows, TY_ENOMEM. The
+ * caller owns *out and frees it with _destroy. */
 int ty_tensor_create(ty_dtype dt, const ty_shape *shape, ty_tensor **out_tensor);
 /* Like _create, copying nbytes of data (must match the shape). */
 int ty_tensor_create_from(ty_dtype dt, const ty_shape *shape, const void *data, size_t nbytes,

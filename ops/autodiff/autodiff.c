@@ -173,7 +173,7 @@ static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
   case TY_OP_CONSTANT: return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "has no gradient");
   default: break;
   }
-  if (n->op >= TY_OP_GRAD)
+  if (n->op == TY_OP_GRAD)
     return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "cannot differentiate a gradient node");
   return emit_tygrad(a, k, wrt, dy, out_id);
 }
@@ -214,7 +214,8 @@ static void mark_needs(ad *a, const size_t *order, size_t nn) {
 static int seed(ad *a, int loss) {
   const ty_graph_value *v = &a->g->values[loss];
   if (v->dtype != TY_DTYPE_F32 || ty_shape_numel(&v->shape) != 1)
-    return ty__err(a->err, a->err_len, TY_EINVAL, "loss \"%s\": must be a float value of one element", v->name);
+    return ty_errf(a->err, a->err_len, TY_EINVAL,
+                   "loss \"%s\": must be a float value of one element", v->name);
   ty_shape s = v->shape;
   ty_tensor *one;
   int id, rc = ty_tensor_create(TY_DTYPE_F32, &s, &one);
@@ -236,10 +237,11 @@ static int run(ad *a, int loss, const int *params, size_t n_params, int *out_gra
   size_t *order = malloc((nn + 1) * sizeof *order);
   if (!order) return TY_ENOMEM;
   int rc = ty_graph_topo_order(a->g, order);
-  if (rc != 0) rc = ty__err(a->err, a->err_len, rc, "graph: has a cycle or reads a value nobody produces");
+  if (rc != 0)
+    rc = ty_errf(a->err, a->err_len, rc, "graph: has a cycle or reads a value nobody produces");
   for (size_t i = 0; rc == 0 && i < n_params; i++) {
     if (params[i] < 0 || (size_t)params[i] >= a->nv0 || a->g->values[params[i]].dtype != TY_DTYPE_F32)
-      rc = ty__err(a->err, a->err_len, TY_EINVAL, "param %zu: not a float value of the graph", i);
+      rc = ty_errf(a->err, a->err_len, TY_EINVAL, "param %zu: not a float value of the graph", i);
     else a->needs[params[i]] = true;
   }
   if (rc == 0) mark_needs(a, order, nn);
@@ -257,7 +259,7 @@ int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *
                 size_t err_len) {
   ad a = {.g = g, .nv0 = g->n_values, .err = err, .err_len = err_len};
   if (loss < 0 || (size_t)loss >= g->n_values)
-    return ty__err(err, err_len, TY_EINVAL, "loss: value %d does not exist", loss);
+    return ty_errf(err, err_len, TY_EINVAL, "loss: value %d does not exist", loss);
   a.grad = malloc((a.nv0 + 1) * sizeof *a.grad);
   a.needs = calloc(a.nv0 + 1, sizeof *a.needs);
   int rc = TY_ENOMEM;

@@ -26,7 +26,8 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW: case TY_OP_MATMUL:
     return i <= 1;
   case TY_OP_CONCAT: return true;
-  default: return i == 0 && (int)op >= 0 && op < TY_OP_GRAD;
+  default:
+    return i == 0 && (int)op >= 0 && op < TY_OP_COUNT_ && op != TY_OP_GRAD;
   }
 }
 
@@ -38,7 +39,7 @@ typedef struct decoded {
 static int decode(const ty_graph_node *n, decoded *d, char *err, size_t err_len) {
   int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
   int64_t nfi = ty_graph_node_attr_int(n, TY__GRAD_NFI, -1);
-  if (op < 0 || op >= TY_OP_GRAD)
+  if (op < 0 || op >= TY_OP_COUNT_ || op == TY_OP_GRAD)
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute fwd_op=%lld is not a forward op", (long long)op);
   if (nfi < 1 || nfi > n->n_inputs - 1 || n->n_outputs != 1)
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute n_fwd_in=%lld does not fit %d inputs", (long long)nfi,

@@ -14,7 +14,6 @@
 
 #include "lib/base/base.h"
 #include "ops/data/data.h"
-#include "ops/data/data_internal.h"
 
 struct ty_dataset {
   ty_idx images; /* [n, rows, cols] */
@@ -35,32 +34,25 @@ static void build_lut(ty_dataset *ds, const ty_data_opts *opts)
 static int check_pair(ty_dataset *ds, const char *ipath, const char *lpath,
                       uint32_t max_classes, char *err, size_t err_len)
 {
-  if (ds->images.ndims != 3) {
-    ty__data_err(err, err_len, "%s: expected images [N, rows, cols], header has %u dims",
-                 ipath, ds->images.ndims);
-    return TY_EPROTO;
-  }
-  if (ds->labels.ndims != 1) {
-    ty__data_err(err, err_len, "%s: expected labels [N], header has %u dims", lpath,
-                 ds->labels.ndims);
-    return TY_EPROTO;
-  }
-  if (ds->images.dims[0] != ds->labels.dims[0]) {
-    ty__data_err(err, err_len, "%s: %u labels for %u images in %s", lpath,
-                 ds->labels.dims[0], ds->images.dims[0], ipath);
-    return TY_EPROTO;
-  }
+  if (ds->images.ndims != 3)
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "%s: expected images [N, rows, cols], header has %u dims", ipath,
+                   ds->images.ndims);
+  if (ds->labels.ndims != 1)
+    return ty_errf(err, err_len, TY_EPROTO, "%s: expected labels [N], header has %u dims", lpath,
+                   ds->labels.ndims);
+  if (ds->images.dims[0] != ds->labels.dims[0])
+    return ty_errf(err, err_len, TY_EPROTO, "%s: %u labels for %u images in %s", lpath,
+                   ds->labels.dims[0], ds->images.dims[0], ipath);
   ds->n = ds->images.dims[0];
   ds->rows = ds->images.dims[1];
   ds->cols = ds->images.dims[2];
   uint32_t top = 0;
   for (uint32_t i = 0; i < ds->n; i++) {
     uint32_t y = ds->labels.data[i];
-    if (max_classes && y >= max_classes) {
-      ty__data_err(err, err_len, "%s: label %u of sample %u is not below %u", lpath, y, i,
-                   max_classes);
-      return TY_EPROTO;
-    }
+    if (max_classes && y >= max_classes)
+      return ty_errf(err, err_len, TY_EPROTO, "%s: label %u of sample %u is not below %u", lpath, y,
+                     i, max_classes);
     top = y > top ? y : top;
   }
   ds->num_classes = max_classes ? max_classes : top + 1;
@@ -104,11 +96,10 @@ int ty_data_load_fashion_mnist(const ty_data_opts *opts, ty_data_split split,
   const char *dir = opts && opts->dir && opts->dir[0] ? opts->dir : TY_DATA_FASHION_MNIST_DIR;
   const char *prefix = split == TY_DATA_TEST ? "t10k" : "train";
   char ipath[4096], lpath[4096];
-  if (snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix) >= (int)sizeof ipath ||
-      snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix) >= (int)sizeof lpath) {
-    ty__data_err(err, err_len, "dataset.dir: path too long");
-    return TY_EINVAL;
-  }
+  if (snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix) >=
+          (int)sizeof ipath ||
+      snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix) >= (int)sizeof lpath)
+    return ty_errf(err, err_len, TY_EINVAL, "dataset.dir: path too long");
   int rc = load_pair(ipath, lpath, opts, 10, out_ds, err, err_len);
   if (rc == TY_ENOTFOUND && err != NULL && err_len > 0) {
     size_t used = strlen(err);
@@ -151,24 +142,16 @@ void ty_dataset_sample(const ty_dataset *ds, size_t i, float *out)
 }
 
 /* ---- order ------------------------------------------------------------------ */
-#define GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
-
-static uint64_t mix64(uint64_t z)
-{
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 void ty_data_shuffle(uint64_t seed, uint64_t epoch, uint32_t n, uint32_t *out_order)
 {
-  /* The key separates epochs: splitmix64 outputs for (seed, epoch) and
-   * (seed, epoch + 1) are unrelated streams, and draw j depends on j only. */
-  uint64_t key = mix64(seed ^ mix64(epoch + GOLDEN_GAMMA));
+  /* The key separates epochs: lib/base's SplitMix64 streams for (seed,
+   * epoch) and (seed, epoch + 1) are unrelated, and draw j is computed from
+   * j alone (counter based), so any rank can compute any swap. */
+  uint64_t key = ty_mix2(seed, epoch);
   for (uint32_t i = 0; i < n; i++)
     out_order[i] = i;
   for (uint32_t i = n; i > 1; i--) {
-    uint64_t r = mix64(key + (uint64_t)(n - i + 1) * GOLDEN_GAMMA);
+    uint64_t r = ty_mix64(key + (uint64_t)(n - i + 1) * TY_GOLDEN_GAMMA);
     uint32_t j = (uint32_t)(r % i);
     uint32_t t = out_order[i - 1];
     out_order[i - 1] = out_order[j];

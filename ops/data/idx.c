@@ -19,20 +19,9 @@
 #include <zlib.h>
 
 #include "lib/base/base.h"
-#include "ops/data/data_internal.h"
 
 #define IDX_TYPE_UBYTE 0x08
 #define READ_CHUNK (1u << 20)
-
-void ty__data_err(char *err, size_t err_len, const char *fmt, ...)
-{
-  if (err == NULL || err_len == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, err_len, fmt, ap);
-  va_end(ap);
-}
 
 /* Reads up to n bytes; returns the count read (short only at EOF) or -1. */
 static int64_t read_full(gzFile f, uint8_t *dst, size_t n)
@@ -72,37 +61,28 @@ static void describe(const ty_idx *h, char *buf, size_t len)
 static int read_header(gzFile f, const char *path, ty_idx *h, char *err, size_t err_len)
 {
   uint8_t magic[4];
-  if (read_full(f, magic, 4) != 4) {
-    ty__data_err(err, err_len, "%s: not an IDX file (shorter than the 4-byte magic)", path);
-    return TY_EPROTO;
-  }
+  if (read_full(f, magic, 4) != 4)
+    return ty_errf(err, err_len, TY_EPROTO, "%s: not an IDX file (shorter than the 4-byte magic)",
+                   path);
   uint32_t m = be32(magic);
-  if (magic[0] != 0 || magic[1] != 0 || magic[3] == 0 || magic[3] > TY_DATA_IDX_MAX_DIMS) {
-    ty__data_err(err, err_len, "%s: not an IDX file (magic 0x%08x)", path, m);
-    return TY_EPROTO;
-  }
-  if (magic[2] != IDX_TYPE_UBYTE) {
-    ty__data_err(err, err_len,
-                 "%s: IDX element type 0x%02x not supported (only 0x08, unsigned byte)",
-                 path, magic[2]);
-    return TY_EUNSUPPORTED;
-  }
+  if (magic[0] != 0 || magic[1] != 0 || magic[3] == 0 || magic[3] > TY_DATA_IDX_MAX_DIMS)
+    return ty_errf(err, err_len, TY_EPROTO, "%s: not an IDX file (magic 0x%08x)", path, m);
+  if (magic[2] != IDX_TYPE_UBYTE)
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "%s: IDX element type 0x%02x not supported (only 0x08, unsigned byte)", path,
+                   magic[2]);
   h->ndims = magic[3];
   uint8_t dims[4 * TY_DATA_IDX_MAX_DIMS];
-  if (read_full(f, dims, 4u * h->ndims) != (int64_t)(4u * h->ndims)) {
-    ty__data_err(err, err_len, "%s: truncated: header has %u dims but the file ends inside it",
-                 path, h->ndims);
-    return TY_EPROTO;
-  }
+  if (read_full(f, dims, 4u * h->ndims) != (int64_t)(4u * h->ndims))
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "%s: truncated: header has %u dims but the file ends inside it", path, h->ndims);
   uint64_t total = 1;
   for (uint32_t i = 0; i < h->ndims; i++) {
     h->dims[i] = be32(dims + 4 * i);
     total *= h->dims[i];
-    if (total > TY_DATA_IDX_MAX_BYTES) {
-      ty__data_err(err, err_len, "%s: header asks for more than %llu bytes of data", path,
-                   (unsigned long long)TY_DATA_IDX_MAX_BYTES);
-      return TY_ETOOBIG;
-    }
+    if (total > TY_DATA_IDX_MAX_BYTES)
+      return ty_errf(err, err_len, TY_ETOOBIG, "%s: header asks for more than %llu bytes of data",
+                     path, (unsigned long long)TY_DATA_IDX_MAX_BYTES);
   }
   h->size = (size_t)total;
   return 0;
@@ -118,27 +98,24 @@ static int read_payload(gzFile f, const char *path, ty_idx *h, char *err, size_t
   if (got < 0) {
     int zerr = 0;
     const char *msg = gzerror(f, &zerr);
-    ty__data_err(err, err_len, "%s: read failed: %s", path, msg ? msg : "unknown error");
-    return TY_EIO;
+    return ty_errf(err, err_len, TY_EIO, "%s: read failed: %s", path, msg ? msg : "unknown error");
   }
   if ((size_t)got < h->size) {
     char what[96];
     describe(h, what, sizeof what);
     size_t item = h->dims[0] ? h->size / h->dims[0] : 1;
-    ty__data_err(err, err_len,
-                 "%s: truncated: header says %s, file holds %zu complete %s "
-                 "(%lld of %zu data bytes)",
-                 path, what, item ? (size_t)got / item : 0, kind_name(h->ndims),
-                 (long long)got, h->size);
-    return TY_EPROTO;
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "%s: truncated: header says %s, file holds %zu complete %s "
+                   "(%lld of %zu data bytes)",
+                   path, what, item ? (size_t)got / item : 0, kind_name(h->ndims), (long long)got,
+                   h->size);
   }
   uint8_t extra;
   int r = gzread(f, &extra, 1);
-  if (r != 0) {
-    ty__data_err(err, err_len, "%s: %s after the %zu data bytes the header announces", path,
-                 r > 0 ? "trailing data" : "read failed", h->size);
-    return r > 0 ? TY_EPROTO : TY_EIO;
-  }
+  if (r != 0)
+    return ty_errf(err, err_len, r > 0 ? TY_EPROTO : TY_EIO,
+                   "%s: %s after the %zu data bytes the header announces", path,
+                   r > 0 ? "trailing data" : "read failed", h->size);
   return 0;
 }
 
@@ -146,22 +123,15 @@ static int open_idx(const char *path, gzFile *out, char *err, size_t err_len)
 {
   struct stat st;
   if (stat(path, &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) {
-      ty__data_err(err, err_len, "%s: missing", path);
-      return TY_ENOTFOUND;
-    }
-    ty__data_err(err, err_len, "%s: %s", path, strerror(errno));
-    return TY_EIO;
+    if (errno == ENOENT || errno == ENOTDIR)
+      return ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing", path);
+    return ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(errno));
   }
-  if (S_ISDIR(st.st_mode)) {
-    ty__data_err(err, err_len, "%s: is a directory, not an IDX file", path);
-    return TY_EINVAL;
-  }
+  if (S_ISDIR(st.st_mode))
+    return ty_errf(err, err_len, TY_EINVAL, "%s: is a directory, not an IDX file", path);
   *out = gzopen(path, "rb");
-  if (*out == NULL) {
-    ty__data_err(err, err_len, "%s: %s", path, errno ? strerror(errno) : "cannot open");
-    return TY_EIO;
-  }
+  if (*out == NULL)
+    return ty_errf(err, err_len, TY_EIO, "%s: %s", path, errno ? strerror(errno) : "cannot open");
   gzbuffer(*out, 256u * 1024u);
   return 0;
 }

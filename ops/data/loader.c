@@ -17,7 +17,6 @@
 
 #include "lib/base/base.h"
 #include "ops/data/data.h"
-#include "ops/data/data_internal.h"
 
 #define SLOTS 3
 
@@ -104,20 +103,13 @@ static void stop_producer(ty_loader *l)
 
 static int check_opts(const ty_dataset *ds, const ty_loader_opts *o, char *err, size_t err_len)
 {
-  if (o->batch_size == 0) {
-    ty__data_err(err, err_len, "batch_size: must be > 0");
-    return TY_EINVAL;
-  }
+  if (o->batch_size == 0) return ty_errf(err, err_len, TY_EINVAL, "batch_size: must be > 0");
   uint32_t world = o->world_size ? o->world_size : 1;
-  if (o->rank >= world) {
-    ty__data_err(err, err_len, "rank: %u is not below world_size %u", o->rank, world);
-    return TY_EINVAL;
-  }
-  if (ty_dataset_count(ds) < world) {
-    ty__data_err(err, err_len, "world_size: %u ranks for %zu samples", world,
-                 ty_dataset_count(ds));
-    return TY_EINVAL;
-  }
+  if (o->rank >= world)
+    return ty_errf(err, err_len, TY_EINVAL, "rank: %u is not below world_size %u", o->rank, world);
+  if (ty_dataset_count(ds) < world)
+    return ty_errf(err, err_len, TY_EINVAL, "world_size: %u ranks for %zu samples", world,
+                   ty_dataset_count(ds));
   return 0;
 }
 

@@ -10,8 +10,8 @@
  *
  * Dropout is the identity with an all-true mask unless training; then each
  * element is kept with probability 1-ratio and scaled by 1/(1-ratio). The
- * random stream is xorshift64* seeded from the node's seed attribute or the
- * executor, so a run is reproducible.
+ * random stream is lib/base's SplitMix64 (ty_rng), seeded from the node's
+ * seed attribute or the executor, so a run is reproducible.
  */
 #include "ops/ops_internal.h"
 
@@ -107,15 +107,6 @@ int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
   return 0;
 }
 
-static uint64_t xorshift(uint64_t *s) {
-  uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545F4914F6CDD1Dull;
-}
-
 int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   const ty_tensor *rt = n->n_inputs > 1 ? in[1] : NULL, *tm = n->n_inputs > 2 ? in[2] : NULL;
@@ -131,11 +122,10 @@ int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
     return 0;
   }
   const ty_graph_attr *seed = ty_graph_node_attr(n, "seed");
-  uint64_t st = seed ? (uint64_t)seed->i * 0x9E3779B97F4A7C15ull + 1 : ctx->rng;
+  ty_rng st = seed ? ty_rng_make((uint64_t)seed->i) : ctx->rng;
   float keep_scale = 1.0f / (1.0f - ratio);
   for (int64_t i = 0; i < cnt; i++) {
-    float u = (float)(xorshift(&st) >> 40) * (1.0f / 16777216.0f);
-    bool keep = u >= ratio;
+    bool keep = ty_rng_uniform(&st) >= ratio;
     if (yd) yd[i] = keep ? xd[i] * keep_scale : 0.0f;
     if (mask) mask[i] = keep;
   }

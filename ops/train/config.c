@@ -14,25 +14,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int bad(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t err_len, const char *fmt, ...) {
-  if (err && err_len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-  }
-  return TY_EINVAL;
+/* Copies s into *out (NULL for a missing or empty string); TY_ENOMEM. */
+static int dup_or_null(const char *s, char **out) {
+  *out = s && *s ? strdup(s) : NULL;
+  return s && *s && !*out ? TY_ENOMEM : 0;
 }
 
-static char *dup_or_null(const char *s) { return s && *s ? ty_strdup(s) : NULL; }
+#define MAX_BATCH (1u << 20)
+#define MAX_EPOCHS 1000000u
+#define MAX_STEPS ((uint64_t)1 << 40)
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
-  if (!(s->lr > 0)) return bad(err, err_len, "config.sgd.lr: must be > 0 (got %g)", s->lr);
+  if (!(s->lr > 0))
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be > 0 (got %g)", s->lr);
   if (!(s->momentum >= 0 && s->momentum < 1))
-    return bad(err, err_len, "config.sgd.momentum: must be in [0, 1) (got %g)", s->momentum);
-  if (!(s->weight_decay >= 0)) return bad(err, err_len, "config.sgd.weight_decay: must be >= 0 (got %g)", s->weight_decay);
-  if (s->nesterov && s->momentum == 0) return bad(err, err_len, "config.sgd.nesterov: needs momentum > 0");
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.momentum: must be in [0, 1) (got %g)",
+                   s->momentum);
+  if (!(s->weight_decay >= 0))
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.weight_decay: must be >= 0 (got %g)",
+                   s->weight_decay);
+  if (s->nesterov && s->momentum == 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.nesterov: needs momentum > 0");
   ty_optim_opts_default(TY_OPTIM_SGD, &c->optim);
   c->optim.momentum = s->momentum;
   c->optim.weight_decay = s->weight_decay;
@@ -43,11 +45,19 @@ static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, si
 
 static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, size_t err_len) {
   ty_optim_opts_default(a->decoupled_weight_decay ? TY_OPTIM_ADAMW : TY_OPTIM_ADAM, &c->optim);
-  if (a->lr < 0) return bad(err, err_len, "config.adam.lr: must be > 0 (got %g)", a->lr);
-  if (a->beta1 < 0 || a->beta1 >= 1) return bad(err, err_len, "config.adam.beta1: must be in [0, 1) (got %g)", a->beta1);
-  if (a->beta2 < 0 || a->beta2 >= 1) return bad(err, err_len, "config.adam.beta2: must be in [0, 1) (got %g)", a->beta2);
-  if (a->eps < 0) return bad(err, err_len, "config.adam.eps: must be > 0 (got %g)", a->eps);
-  if (a->weight_decay < 0) return bad(err, err_len, "config.adam.weight_decay: must be >= 0 (got %g)", a->weight_decay);
+  if (a->lr < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be > 0 (got %g)", a->lr);
+  if (a->beta1 < 0 || a->beta1 >= 1)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta1: must be in [0, 1) (got %g)",
+                   a->beta1);
+  if (a->beta2 < 0 || a->beta2 >= 1)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta2: must be in [0, 1) (got %g)",
+                   a->beta2);
+  if (a->eps < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be > 0 (got %g)", a->eps);
+  if (a->weight_decay < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.weight_decay: must be >= 0 (got %g)",
+                   a->weight_decay);
   if (a->beta1 > 0) c->optim.beta1 = a->beta1;
   if (a->beta2 > 0) c->optim.beta2 = a->beta2;
   if (a->eps > 0) c->optim.eps = a->eps;
@@ -61,15 +71,19 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
   if (!s) return 0;
   c->schedule.warmup_steps = s->warmup_steps;
   if (s->kind_case == TRAINYARD__LR_SCHEDULE__KIND_STEP) {
-    if (s->step->step_size == 0) return bad(err, err_len, "config.lr_schedule.step.step_size: must be > 0 (got 0)");
+    if (s->step->step_size == 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.lr_schedule.step.step_size: must be > 0 (got 0)");
     if (s->step->gamma < 0 || s->step->gamma > 1)
-      return bad(err, err_len, "config.lr_schedule.step.gamma: must be in (0, 1] (got %g)", s->step->gamma);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.lr_schedule.step.gamma: must be in (0, 1] (got %g)", s->step->gamma);
     c->schedule.kind = TY_LR_STEP;
     c->schedule.step_size = s->step->step_size;
     c->schedule.gamma = s->step->gamma > 0 ? s->step->gamma : 0.1;
   } else if (s->kind_case == TRAINYARD__LR_SCHEDULE__KIND_COSINE) {
     if (s->cosine->min_lr < 0)
-      return bad(err, err_len, "config.lr_schedule.cosine.min_lr: must be >= 0 (got %g)", s->cosine->min_lr);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.lr_schedule.cosine.min_lr: must be >= 0 (got %g)", s->cosine->min_lr);
     c->schedule.kind = TY_LR_COSINE;
     c->schedule.total_steps = s->cosine->total_steps; /* 0: resolved to the run's length */
     c->schedule.min_lr = s->cosine->min_lr;
@@ -81,42 +95,61 @@ static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char 
   c->shuffle = true;
   if (!d) return 0;
   if (d->name && *d->name && strcmp(d->name, "fashion-mnist") != 0)
-    return bad(err, err_len, "config.dataset.name: \"%s\" is not supported (only \"fashion-mnist\")", d->name);
-  if (d->std < 0) return bad(err, err_len, "config.dataset.std: must be >= 0 (got %g)", d->std);
-  c->data_dir = dup_or_null(d->dir);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.name: \"%s\" is not supported (only \"fashion-mnist\")",
+                   d->name);
+  if (d->std < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.std: must be >= 0 (got %g)", d->std);
   c->mean = d->mean;
   c->std = d->std;
   c->shuffle = d->shuffle != TRAINYARD__TOGGLE__TOGGLE_OFF;
-  return 0;
+  return dup_or_null(d->dir, &c->data_dir);
 }
 
 static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char *err, size_t err_len) {
   int rc = 0;
   if (m->loss_case == TRAINYARD__TRAIN_CONFIG__LOSS_LOSS_OUTPUT) {
-    if (!m->loss_output || !*m->loss_output) return bad(err, err_len, "config.loss_output: must name a graph output");
-    c->loss_output = ty_strdup(m->loss_output);
+    if (!m->loss_output || !*m->loss_output)
+      return ty_errf(err, err_len, TY_EINVAL, "config.loss_output: must name a graph output");
+    rc = dup_or_null(m->loss_output, &c->loss_output);
   } else if (m->loss_case == TRAINYARD__TRAIN_CONFIG__LOSS_SOFTMAX_CROSS_ENTROPY) {
     const char *lo = m->softmax_cross_entropy->logits_output;
-    if (!lo || !*lo) return bad(err, err_len, "config.softmax_cross_entropy.logits_output: must name a graph output");
-    c->logits_output = ty_strdup(lo);
+    if (!lo || !*lo)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.softmax_cross_entropy.logits_output: must name a graph output");
+    rc = dup_or_null(lo, &c->logits_output);
   } else {
-    return bad(err, err_len, "config.loss: not set (set loss_output or softmax_cross_entropy)");
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.loss: not set (set loss_output or softmax_cross_entropy)");
   }
+  if (rc != 0) return rc;
   if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_SGD) rc = decode_sgd(m->sgd, c, err, err_len);
   else if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM) rc = decode_adam(m->adam, c, err, err_len);
-  else return bad(err, err_len, "config.optimizer: not set (set sgd or adam)");
+  else
+    return ty_errf(err, err_len, TY_EINVAL, "config.optimizer: not set (set sgd or adam)");
   if (rc == 0) rc = decode_schedule(m->lr_schedule, c, err, err_len);
   if (rc == 0) rc = decode_dataset(m->dataset, c, err, err_len);
   if (rc != 0) return rc;
   if (m->epochs == 0 && m->max_steps == 0)
-    return bad(err, err_len, "config.epochs: 0 and config.max_steps: 0 (set at least one)");
-  c->label_input = ty_strdup(m->label_input && *m->label_input ? m->label_input : "labels");
-  c->data_input = dup_or_null(m->data_input);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.epochs: 0 and config.max_steps: 0 (set at least one)");
+  if (m->batch_size > MAX_BATCH)
+    return ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is above the maximum %u",
+                   m->batch_size, MAX_BATCH);
+  if (m->epochs > MAX_EPOCHS)
+    return ty_errf(err, err_len, TY_EINVAL, "config.epochs: %u is above the maximum %u", m->epochs,
+                   MAX_EPOCHS);
+  if (m->max_steps > MAX_STEPS)
+    return ty_errf(err, err_len, TY_EINVAL, "config.max_steps: %llu is above the maximum %llu",
+                   (unsigned long long)m->max_steps, (unsigned long long)MAX_STEPS);
+  rc = dup_or_null(m->label_input && *m->label_input ? m->label_input : "labels", &c->label_input);
+  if (rc == 0) rc = dup_or_null(m->data_input, &c->data_input);
+  if (rc == 0) rc = dup_or_null(m->checkpoint_path, &c->checkpoint_path);
+  if (rc != 0) return rc;
   c->batch_size = m->batch_size ? m->batch_size : 64;
   c->epochs = m->epochs;
   c->max_steps = m->max_steps;
   c->seed = m->seed;
-  c->checkpoint_path = dup_or_null(m->checkpoint_path);
   c->checkpoint_interval = m->checkpoint_interval;
   c->log_interval = m->log_interval ? m->log_interval : 100;
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
@@ -127,10 +160,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, len, data);
-  if (!m) {
-    if (err && err_len) snprintf(err, err_len, "config: not a trainyard.TrainConfig message");
-    return TY_EPROTO;
-  }
+  if (!m) return ty_errf(err, err_len, TY_EPROTO, "config: not a trainyard.TrainConfig message");
   int rc = decode_msg(m, out, err, err_len);
   trainyard__train_config__free_unpacked(m, NULL);
   if (rc != 0) ty_train_config_close(out);
@@ -140,10 +170,9 @@ int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out
 int ty_train_config_load(const char *path, ty_train_config *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   FILE *f = fopen(path, "rb");
-  if (!f) {
-    if (err && err_len) snprintf(err, err_len, "%s: %s", path, strerror(errno));
-    return errno == ENOENT ? TY_ENOTFOUND : TY_EIO;
-  }
+  if (!f)
+    return ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path,
+                   strerror(errno));
   ty_buf b;
   ty_buf_init(&b);
   uint8_t chunk[65536];
@@ -155,12 +184,12 @@ int ty_train_config_load(const char *path, ty_train_config *out, char *err, size
   if (rc == 0) {
     rc = ty_train_config_decode(b.data ? b.data : (const uint8_t *)"", b.len, out, err, err_len);
     if (rc != 0 && err && err_len) {
-      char inner[512];
+      char inner[TY_ERR_LEN];
       snprintf(inner, sizeof inner, "%s", err);
-      snprintf(err, err_len, "%s: %s", path, inner);
+      ty_errf(err, err_len, rc, "%s: %s", path, inner);
     }
-  } else if (err && err_len) {
-    snprintf(err, err_len, "%s: read failed", path);
+  } else {
+    ty_errf(err, err_len, rc, "%s: read failed", path);
   }
   ty_buf_close(&b);
   return rc;

@@ -61,7 +61,8 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, uint64_t *corr
     else if (t->cfg->loss_output) *loss += ty_tensor_f32(o)[0] * (double)b->n;
     else if (o->shape.rank != 2 || o->shape.dims[0] != b->n) rc = TY_EINVAL;
     else *loss += batch_ce(o->data, b->y, b->n, o->shape.dims[1], correct);
-    if (rc != 0 && err && err_len) snprintf(err, err_len, "evaluate: output \"%s\" is not [N, classes] float", out);
+    if (rc != 0)
+      ty_errf(err, err_len, rc, "evaluate: output \"%s\" is not [N, classes] float", out);
   }
   ty_tensor_destroy(x);
   ty_tensor_destroy(y);

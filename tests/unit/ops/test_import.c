@@ -57,6 +57,46 @@ Test(import, rejects_dtype_the_op_does_not_take) {
   cr_assert(strstr(err, "node \"s\" (Sigmoid): input 0: dtype INT64 is not supported"), "%s", err);
 }
 
+static int load_init(int elem_type, int rank, const int64_t *dims, size_t raw_len, char *err,
+                     size_t len) {
+  uint8_t *buf;
+  size_t n;
+  raw_model_with_init(elem_type, rank, dims, raw_len, &buf, &n);
+  ty_graph *g = NULL;
+  int rc = ty_graph_load_bytes(buf, n, err, len, &g);
+  ty_graph_destroy(g);
+  free(buf);
+  return rc;
+}
+
+Test(import, accepts_an_initializer_of_the_right_size) {
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(load_init(1, 1, (int64_t[]){4}, 16, err, sizeof err), 0, "%s", err);
+}
+
+/* The size check ran after the tensor was freed (a use-after-free under
+ * ASan); now it runs before anything is allocated. */
+Test(import, rejects_short_raw_data_by_name) {
+  char err[TY_ERR_LEN];
+  cr_assert_eq(load_init(1, 1, (int64_t[]){4}, 15, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "initializer \"w\": raw_data has 15 bytes but its shape needs 16");
+}
+
+/* A shape announcing far more bytes than the model holds is refused
+ * without allocating them. */
+Test(import, rejects_huge_announced_initializer_without_allocating) {
+  char err[TY_ERR_LEN];
+  cr_assert_eq(load_init(1, 2, (int64_t[]){1 << 30, 1 << 30}, 16, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "raw_data has 16 bytes but its shape needs 4611686018427387904"), "%s",
+            err);
+}
+
+Test(import, rejects_initializer_whose_size_overflows) {
+  char err[TY_ERR_LEN];
+  cr_assert_eq(load_init(1, 3, (int64_t[]){INT64_MAX / 2, 4, 4}, 16, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "initializer \"w\": its shape's size overflows");
+}
+
 Test(import, rejects_garbage_bytes) {
   char err[256];
   ty_graph *g = NULL;

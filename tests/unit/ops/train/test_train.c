@@ -115,6 +115,21 @@ Test(config, rejects_no_length) {
   expect_reject(&a, "config.max_steps");
 }
 
+/* Sizes that would overflow the batch buffers or the step arithmetic are
+ * refused at decode time, naming the field. */
+Test(config, rejects_out_of_range_batch_and_lengths) {
+  msg a;
+  msg_init(&a);
+  a.m.batch_size = 4000000000u;
+  expect_reject(&a, "config.batch_size: 4000000000 is above the maximum 1048576");
+  msg_init(&a);
+  a.m.epochs = 4000000000u;
+  expect_reject(&a, "config.epochs: 4000000000 is above the maximum");
+  msg_init(&a);
+  a.m.max_steps = UINT64_MAX;
+  expect_reject(&a, "config.max_steps: 18446744073709551615 is above the maximum");
+}
+
 Test(config, rejects_bad_schedule_and_dataset) {
   msg a;
   msg_init(&a);
