@@ -7,9 +7,14 @@
  *
  * Ops are checked first, so a model with an op we lack is reported as
  * such rather than by its first odd dtype. Accepted: the default domain at
- * opsets 1..18; float32, int64 and bool
- * tensors from raw_data or the typed fields; Constant's value_* attributes
- * (normalised to one "value" tensor attribute so kernels see one form).
+ * opsets 1..20; tensors of every dtype of TY_DTYPE_LIST from raw_data or the
+ * typed fields; Constant's value_* attributes (normalised to one "value"
+ * tensor attribute so kernels see one form). After inference, constant
+ * shape arithmetic is folded (ops/fold.c).
+ *
+ * Models are untrusted input: every size is checked for overflow and
+ * against the bytes the message holds before anything is allocated, and a
+ * malformed model is an error, never a crash (tests/fuzz runs this).
  */
 #include "ops/ops_internal.h"
 
@@ -22,23 +27,37 @@
 #include <string.h>
 
 #define OPSET_MIN 1
-#define OPSET_MAX 18
+#define OPSET_MAX 20
 
-/* Elements the typed field of tp's dtype holds. */
+/* Elements the typed field of tp's dtype holds (ONNX's TensorProto keeps
+ * the small integer types, bool and the 16-bit floats' bits in int32_data,
+ * the unsigned 32/64-bit ones in uint64_data). */
 static size_t typed_count(const Onnx__TensorProto *tp, ty_dtype dt) {
-  if (dt == TY_DTYPE_F32) return tp->n_float_data;
-  if (dt == TY_DTYPE_I64) return tp->n_int64_data;
-  return tp->n_int32_data; /* ONNX stores bool in int32_data */
+  switch (dt) {
+  case TY_DTYPE_F32: return tp->n_float_data;
+  case TY_DTYPE_I64: return tp->n_int64_data;
+  case TY_DTYPE_F64: return tp->n_double_data;
+  case TY_DTYPE_U32: case TY_DTYPE_U64: return tp->n_uint64_data;
+  default: return tp->n_int32_data;
+  }
 }
 
 static void copy_typed(const Onnx__TensorProto *tp, ty_tensor *t) {
-  if (t->dtype == TY_DTYPE_F32)
-    memcpy(t->data, tp->float_data, t->nbytes);
-  else if (t->dtype == TY_DTYPE_I64)
-    memcpy(t->data, tp->int64_data, t->nbytes);
-  else
-    for (size_t i = 0; i < t->nbytes; i++)
-      ty_tensor_bool(t)[i] = tp->int32_data[i] != 0;
+  int64_t n = ty_tensor_numel(t);
+  switch (t->dtype) {
+  case TY_DTYPE_F32: memcpy(t->data, tp->float_data, t->nbytes); return;
+  case TY_DTYPE_I64: memcpy(t->data, tp->int64_data, t->nbytes); return;
+  case TY_DTYPE_F64: memcpy(t->data, tp->double_data, t->nbytes); return;
+  case TY_DTYPE_U32: case TY_DTYPE_U64:
+    for (int64_t i = 0; i < n; i++) ty__putu(t->dtype, t->data, i, tp->uint64_data[i]);
+    return;
+  case TY_DTYPE_F16: case TY_DTYPE_BF16: /* the bits, not the value */
+    for (int64_t i = 0; i < n; i++) ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i];
+    return;
+  default:
+    for (int64_t i = 0; i < n; i++) ty__puti(t->dtype, t->data, i, tp->int32_data[i]);
+    return;
+  }
 }
 
 /* The size the shape announces is checked against the bytes the message
@@ -327,6 +346,10 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
   for (size_t i = 0; rc == 0 && i < gp->n_node; i++) rc = import_node(im, gp->node[i], i);
   if (rc == 0) rc = import_outputs(im, gp);
   if (rc == 0 && gp->name && !(im->g->name = strdup(gp->name))) rc = TY_ENOMEM;
+  if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
+  /* Constant shape arithmetic is run once here; inferring again lets the
+   * nodes it fed (Reshape, Expand...) see the values. */
+  if (rc == 0) rc = ty__graph_fold(im->g, im->err, im->err_len);
   if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
   return rc;
 }

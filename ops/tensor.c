@@ -13,10 +13,10 @@
 #include <string.h>
 
 size_t ty_dtype_size(ty_dtype dt) {
-  switch (dt) {
-  case TY_DTYPE_F32: return 4;
-  case TY_DTYPE_I64: return 8;
-  case TY_DTYPE_BOOL: return 1;
+  switch ((int)dt) {
+#define TY_DTYPE_SIZE_(e, n, sz) case n: return sz;
+    TY_DTYPE_LIST(TY_DTYPE_SIZE_)
+#undef TY_DTYPE_SIZE_
   default: return 0;
   }
 }
@@ -29,8 +29,10 @@ const char *ty_dtype_name(int onnx_dtype) {
   return names[onnx_dtype];
 }
 
-bool ty_dtype_supported(int onnx_dtype) {
-  return onnx_dtype == TY_DTYPE_F32 || onnx_dtype == TY_DTYPE_I64 || onnx_dtype == TY_DTYPE_BOOL;
+bool ty_dtype_supported(int onnx_dtype) { return ty_dtype_size((ty_dtype)onnx_dtype) != 0; }
+
+bool ty_dtype_is_float(ty_dtype dt) {
+  return dt == TY_DTYPE_F32 || dt == TY_DTYPE_F64 || dt == TY_DTYPE_F16 || dt == TY_DTYPE_BF16;
 }
 
 ty_shape ty_shape_make(int rank, const int64_t *dims) {

@@ -132,3 +132,26 @@ int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
   if (!seed) ctx->rng = st;
   return 0;
 }
+
+/* InstanceNormalization: per image and channel, statistics over the
+ * spatial dims (biased variance), then scale and bias of the channel. */
+int ty__k_instance_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+  (void)ctx;
+  const ty_tensor *x = in[0];
+  if (!out[0]) return 0;
+  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
+  double eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f);
+  const float *xd = x->data, *sc = in[1]->data, *bd = in[2]->data;
+  float *yd = out[0]->data;
+  for (int64_t p = 0; p < nb * ch; p++) {
+    const float *px = xd + p * sp;
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < sp; i++) s += px[i];
+    double mean = sp ? s / (double)sp : 0;
+    for (int64_t i = 0; i < sp; i++) s2 += (px[i] - mean) * (px[i] - mean);
+    double inv = 1.0 / sqrt((sp ? s2 / (double)sp : 0) + eps);
+    int64_t c = p % ch;
+    for (int64_t i = 0; i < sp; i++) yd[p * sp + i] = (float)((px[i] - mean) * inv * sc[c] + bd[c]);
+  }
+  return 0;
+}

@@ -47,8 +47,8 @@ Test(import, rejects_unknown_auto_pad_value) {
 
 Test(import, rejects_unsupported_input_dtype) {
   char err[256];
-  cr_assert_eq(load("Relu", "r", 11, NULL, err, sizeof err), TY_EUNSUPPORTED);
-  cr_assert_str_eq(err, "input \"x\": dtype DOUBLE is not supported");
+  cr_assert_eq(load("Relu", "r", 8, NULL, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert_str_eq(err, "input \"x\": dtype STRING is not supported");
 }
 
 Test(import, rejects_dtype_the_op_does_not_take) {
