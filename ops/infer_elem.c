@@ -12,10 +12,10 @@
 
 #include <string.h>
 
-ty_shape ty__binary_bshape(const ty_graph_node *n, const ty_shape *a, const ty_shape *b) {
+ty_shape ty__binary_bshape(const ty_graph_node *n, ty_op op, const ty_shape *a, const ty_shape *b) {
   if (n->opset >= 7 || a->rank < 0 || b->rank < 0 || b->rank >= a->rank) return *b;
   int64_t axis = ty_graph_node_attr_int(n, "axis", -1);
-  if (n->op == TY_OP_PRELU && b->rank == 1 && a->rank > 2 && (b->dims[0] == a->dims[1] || b->dims[0] < 0)) axis = 1;
+  if (op == TY_OP_PRELU && b->rank == 1 && a->rank > 2 && (b->dims[0] == a->dims[1] || b->dims[0] < 0)) axis = 1;
   if (axis < 0 || axis + b->rank > a->rank) return *b;
   ty_shape r = *b;
   while (r.rank < a->rank - axis) r.dims[r.rank++] = 1;
@@ -27,7 +27,7 @@ static int broadcast_inputs(ty__infer *ic, int n, ty_shape *out) {
   *out = ty_shape_make(0, NULL);
   for (int i = 0; i < n; i++) {
     if (!ty__infer_has(ic, i)) continue;
-    ty_shape next, s = i == 1 && n == 2 ? ty__binary_bshape(ic->node, &ic->in_shape[0], &ic->in_shape[1]) : ic->in_shape[i];
+    ty_shape next, s = i == 1 && n == 2 ? ty__binary_bshape(ic->node, ic->node->op, &ic->in_shape[0], &ic->in_shape[1]) : ic->in_shape[i];
     if (ty_shape_broadcast(out, &s, &next) != 0) {
       char a[96], b[96];
       ty_shape_format(out, a, sizeof a);

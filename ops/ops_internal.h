@@ -102,6 +102,18 @@ static inline void ty__odo_next(ty__odo *w) {
 int ty__scatter_nd_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up, const ty_graph_node *n);
 int ty__scatter_elements_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up, int axis,
                               const ty_graph_node *n);
+/* The gathers from x into y (GatherElements along axis, GatherND with b
+ * batch dims), also the scatters' gradients. TY_EINVAL out of range. */
+int ty__gather_elements_from(const ty_tensor *x, const ty_tensor *ind, int axis, ty_tensor *y);
+int ty__gather_nd_from(const ty_tensor *x, const ty_tensor *ind, int b, ty_tensor *y);
+/* Pad's mode (0 constant, 1 reflect, 2 edge) and the input index of output
+ * index o along a dim of size dim padded by begin; -1 for a constant cell. */
+int ty__pad_mode(const ty_graph_node *n);
+int64_t ty__pad_src(int64_t o, int64_t begin, int64_t dim, int mode);
+/* DepthToSpace/SpaceToDepth (op) between x and y with n's attributes:
+ * y from x, or with back x from y (the gradient). */
+void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y, bool back);
+
 /* The reduced dims of a Reduce* node (axes input or attribute; all when
  * none) and whether it is a no-op (noop_with_empty_axes). */
 int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red, bool *out_noop);
@@ -109,7 +121,7 @@ int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank
 /* The shape to broadcast a binary op's second input b as: b itself, or
  * before opset 7 (Add's broadcast/axis attributes, PRelu's per-channel
  * slope) b padded with trailing 1s so that it lines up at the axis. */
-ty_shape ty__binary_bshape(const ty_graph_node *n, const ty_shape *a, const ty_shape *b);
+ty_shape ty__binary_bshape(const ty_graph_node *n, ty_op op, const ty_shape *a, const ty_shape *b);
 
 /* Copies x broadcast to y's shape (Expand, the variadic ops). */
 void ty__broadcast_copy(const ty_tensor *x, ty_tensor *y);
@@ -201,7 +213,8 @@ typedef struct ty__uparams {
   float alpha, beta, gamma, bias, lambd;
   bool tanh_gelu, neg_inf, pos_inf;
 } ty__uparams;
-ty__uparams ty__uparams_of(const ty_graph_node *n);
+/* op is n's own, or the forward op of a TyGrad node carrying its attributes. */
+ty__uparams ty__uparams_of(const ty_graph_node *n, ty_op op);
 double ty__unary_f(const ty__uparams *p, double x);
 /* Clip's bounds (inputs 1 and 2, or attributes before opset 11). */
 int ty__clip_bounds(const ty_graph_node *n, const ty_tensor *const *in, double *lo, double *hi);

@@ -125,7 +125,7 @@ static int copy_attrs(ad *a, size_t from, size_t to) {
   return rc;
 }
 
-static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
+static int emit_tygrad(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
   int nin = 1 + n->n_inputs + n->n_outputs, like = n->inputs[wrt];
   int *in = malloc((size_t)nin * sizeof *in);
@@ -141,14 +141,20 @@ static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_FWD_OP, fwd_op);
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_WRT, wrt);
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_NFI, nfi);
+  if (rc == 0 && out > 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_OUT, out);
   if (rc == 0) a->g->nodes[nd].opset = opset;
   return rc;
 }
 
-/* The gradient of forward input wrt of node k, given dY. */
-static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
+/* The gradient of forward input wrt of node k, given dY of output out. */
+static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
   const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[0]];
+  const ty_shape *shapes[TY__EINSUM_MAX_IN] = {NULL};
+  for (int i = 0; i < n->n_inputs && i < TY__EINSUM_MAX_IN; i++)
+    shapes[i] = n->inputs[i] == TY_NO_VALUE ? NULL : &a->g->values[n->inputs[i]].shape;
+  const char *why = ty__grad_refusal(n, wrt, shapes);
+  if (why) return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "input %d: %s", wrt, why);
   switch (n->op) {
   case TY_OP_IDENTITY: *out_id = dy; return 0;
   case TY_OP_ADD:
@@ -161,10 +167,6 @@ static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
     if (wrt < 2) return emit_gemm(a, k, wrt, dy, out_id);
     break;
   case TY_OP_TRANSPOSE: return emit_transpose(a, k, dy, out_id);
-  case TY_OP_MATMUL:
-    if (a->g->values[n->inputs[0]].shape.rank < 2 || a->g->values[n->inputs[1]].shape.rank < 2)
-      return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "no gradient for 1-D MatMul operands");
-    break;
   case TY_OP_DROPOUT: {
     int rc = ensure_mask(a, k);
     if (rc != 0) return rc;
@@ -175,26 +177,39 @@ static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
   }
   if (n->op == TY_OP_GRAD)
     return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "cannot differentiate a gradient node");
-  return emit_tygrad(a, k, wrt, dy, out_id);
+  return emit_tygrad(a, k, wrt, out, dy, out_id);
+}
+
+/* The gradients node k passes to its inputs from the gradient of output
+ * out (dy). */
+static int backward_output(ad *a, size_t k, int out, int dy) {
+  int nin = a->g->nodes[k].n_inputs;
+  ty_op op = a->g->nodes[k].op;
+  for (int i = 0; i < nin; i++) {
+    int x = a->g->nodes[k].inputs[i], gid;
+    if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;
+    if (a->g->values[x].dtype != TY_DTYPE_F32) continue;
+    int rc = emit(a, k, i, out, dy, &gid);
+    if (rc == 0) rc = accumulate(a, x, gid);
+    if (rc != 0) return rc;
+  }
+  return 0;
 }
 
 static int backward_node(ad *a, size_t k) {
   const ty_graph_node *n = &a->g->nodes[k];
-  for (int i = 1; i < n->n_outputs; i++) {
+  bool multi = ty__grad_multi_output(n->op);
+  for (int i = 1; i < n->n_outputs && !multi; i++) {
     int o = n->outputs[i];
     if (o != TY_NO_VALUE && a->grad[o] != TY_NO_VALUE)
       return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED,
                           "the loss depends on output %d; only output 0 is differentiated", i);
   }
-  if (n->n_outputs < 1 || n->outputs[0] == TY_NO_VALUE || a->grad[n->outputs[0]] == TY_NO_VALUE) return 0;
-  int dy = a->grad[n->outputs[0]], nin = n->n_inputs;
-  ty_op op = n->op;
-  for (int i = 0; i < nin; i++) {
-    int x = a->g->nodes[k].inputs[i], gid;
-    if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;
-    if (a->g->values[x].dtype != TY_DTYPE_F32) continue;
-    int rc = emit(a, k, i, dy, &gid);
-    if (rc == 0) rc = accumulate(a, x, gid);
+  int n_out = multi ? n->n_outputs : (n->n_outputs > 0 ? 1 : 0);
+  for (int o = 0; o < n_out; o++) {
+    int id = a->g->nodes[k].outputs[o];
+    if (id == TY_NO_VALUE || a->grad[id] == TY_NO_VALUE) continue;
+    int rc = backward_output(a, k, o, a->grad[id]);
     if (rc != 0) return rc;
   }
   return 0;

@@ -49,6 +49,8 @@ static double binary_partial(ty_op op, int wrt, double a, double b, double dy) {
   case TY_OP_SUB: return wrt == 0 ? dy : -dy;
   case TY_OP_MUL: return wrt == 0 ? dy * b : dy * a;
   case TY_OP_DIV: return wrt == 0 ? dy / b : -dy * a / (b * b);
+  case TY_OP_PRELU: return wrt == 0 ? (a < 0 ? dy * b : dy) : (a < 0 ? dy * a : 0);
+  case TY_OP_MOD: return wrt == 0 ? dy : -dy * trunc(a / b); /* fmod: a - trunc(a / b) * b */
   default: /* Pow */
     if (wrt == 0) return b == 0 ? 0 : dy * b * pow(a, b - 1);
     return a > 0 ? dy * log(a) * pow(a, b) : 0;
@@ -70,8 +72,9 @@ int ty__g_binary(ty__gctx *c) {
     ty_tensor_destroy(bf);
     return TY_ENOMEM;
   }
+  ty_shape bs = ty__binary_bshape(c->n, c->op, &a->shape, &b->shape); /* legacy per-axis broadcast */
   walk w;
-  walk_init(&w, &c->dy->shape, &a->shape, &b->shape);
+  walk_init(&w, &c->dy->shape, &a->shape, &bs);
   const float *ad = a->data, *bd = b->data, *dy = c->dy->data;
   for (int64_t i = 0; i < n; i++, walk_next(&w)) {
     double g = binary_partial(c->op, c->wrt, ad[w.oa], bd[w.ob], dy[i]);
@@ -215,7 +218,7 @@ int ty__g_gather(ty__gctx *c) {
   float *dx = c->dx->data;
   for (int64_t o = 0; o < outer; o++)
     for (int64_t j = 0; j < ni; j++) {
-      int64_t k = ind->dtype == TY_DTYPE_I64 ? ty_tensor_i64(ind)[j] : 0;
+      int64_t k = ty__geti(ind->dtype, ind->data, j);
       if (k < 0) k += dim;
       if (k < 0 || k >= dim) return TY_EINVAL;
       const float *src = dy + (o * ni + j) * inner;

@@ -22,11 +22,14 @@
 /* ---- MatMul -------------------------------------------------------------- */
 int ty__g_matmul(ty__gctx *c) {
   const ty_tensor *a = c->x[0], *b = c->x[1];
-  const ty_shape *as = &a->shape, *bs = &b->shape, *ys = &c->dy->shape;
-  if (as->rank < 2 || bs->rank < 2) return TY_EUNSUPPORTED; /* autodiff rejects 1-D first */
+  /* 1-D operands as the forward kernel takes them: [K] is [1, K] on the
+   * left and [K, 1] on the right; dY has the same elements either way. */
+  ty_shape pa = a->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){1, a->shape.dims[0]}) : a->shape;
+  ty_shape pb = b->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){b->shape.dims[0], 1}) : b->shape;
+  const ty_shape *as = &pa, *bs = &pb;
   int64_t m = as->dims[as->rank - 2], k = as->dims[as->rank - 1], n = bs->dims[bs->rank - 1];
-  ty_shape batch = ty_shape_make(ys->rank - 2, ys->dims);
-  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims);
+  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims), batch;
+  if (ty_shape_broadcast(&ab, &bb, &batch) != 0) return TY_EINTERNAL;
   int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
   ty_broadcast_strides(&ab, &batch, sa);
   ty_broadcast_strides(&bb, &batch, sb);

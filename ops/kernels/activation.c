@@ -23,8 +23,7 @@ static float sigmoid(float x) {
   return e / (1.0f + e);
 }
 
-ty__uparams ty__uparams_of(const ty_graph_node *n) {
-  ty_op op = n->op;
+ty__uparams ty__uparams_of(const ty_graph_node *n, ty_op op) {
   bool hs = op == TY_OP_HARD_SIGMOID;
   float alpha_dflt = op == TY_OP_LEAKY_RELU ? 0.01f : op == TY_OP_SELU ? 1.67326319217681884765625f : hs ? 0.2f : 1.0f;
   return (ty__uparams){
@@ -148,7 +147,7 @@ int ty__k_unary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
     memcpy(y->data, x->data, x->nbytes);
     return 0;
   }
-  ty__uparams p = ty__uparams_of(n);
+  ty__uparams p = ty__uparams_of(n, n->op);
   if (x->dtype == TY_DTYPE_F32 && unary_f32(&p, x->data, y->data, cnt)) return 0;
   ty__dkind k = ty__dkind_of(x->dtype);
   for (int64_t i = 0; i < cnt; i++) {

@@ -266,7 +266,7 @@ int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   const ty_tensor *a = in[0], *b = in[1];
   ty_tensor *o = out[0];
   if (!o) return 0;
-  ty_shape bs = ty__binary_bshape(n, &a->shape, &b->shape);
+  ty_shape bs = ty__binary_bshape(n, n->op, &a->shape, &b->shape);
   bcast bc;
   bcast_init(&bc, &a->shape, &bs, &o->shape);
   if (ty_tensor_numel(o) == 0) return 0;

@@ -39,11 +39,13 @@ static bool elements_offset(const ty_shape *data, const ty_shape *idx, int axis,
 
 int ty__k_gather_elements(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
-  const ty_tensor *x = in[0], *ind = in[1];
-  ty_tensor *y = out[0];
-  if (!y) return 0;
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (!out[0]) return 0;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), in[0]->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  return ty__gather_elements_from(in[0], in[1], axis, out[0]);
+}
+
+int ty__gather_elements_from(const ty_tensor *x, const ty_tensor *ind, int axis, ty_tensor *y) {
   for (int d = 0; d < x->shape.rank; d++)
     if (d != axis && ind->shape.dims[d] > x->shape.dims[d]) return TY_EINVAL;
   size_t es = ty_dtype_size(x->dtype);
@@ -88,10 +90,11 @@ static int64_t nd_offset(const ndidx *p, const ty_tensor *ind, const ty_shape *d
 
 int ty__k_gather_nd(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
-  const ty_tensor *x = in[0], *ind = in[1];
-  ty_tensor *y = out[0];
-  if (!y) return 0;
-  int b = (int)ty_graph_node_attr_int(n, "batch_dims", 0);
+  if (!out[0]) return 0;
+  return ty__gather_nd_from(in[0], in[1], (int)ty_graph_node_attr_int(n, "batch_dims", 0), out[0]);
+}
+
+int ty__gather_nd_from(const ty_tensor *x, const ty_tensor *ind, int b, ty_tensor *y) {
   ndidx p;
   ndidx_init(&p, &x->shape, &ind->shape, b);
   size_t es = ty_dtype_size(x->dtype), slice = (size_t)p.slice * es;

@@ -11,9 +11,7 @@
 
 #include <string.h>
 
-/* The input index of output index o along a padded dim of size dim;
- * -1 for a constant-mode pad cell. */
-static int64_t pad_src(int64_t o, int64_t begin, int64_t dim, int mode) {
+int64_t ty__pad_src(int64_t o, int64_t begin, int64_t dim, int mode) {
   int64_t i = o - begin;
   if (i >= 0 && i < dim) return i;
   if (mode == 0) return -1;
@@ -25,6 +23,11 @@ static int64_t pad_src(int64_t o, int64_t begin, int64_t dim, int mode) {
   return i < dim ? i : period - i;
 }
 
+int ty__pad_mode(const ty_graph_node *n) {
+  const char *m = ty_graph_node_attr_string(n, "mode", "constant");
+  return !strcmp(m, "reflect") ? 1 : !strcmp(m, "edge") ? 2 : 0;
+}
+
 int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
@@ -33,8 +36,7 @@ int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *con
   int r = x->shape.rank;
   int64_t pads[2 * TY_MAX_RANK], xs[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, cnt = ty_tensor_numel(y);
   if (ty__pad_params(n, in, r, pads) != 0) return TY_EINTERNAL;
-  const char *m = ty_graph_node_attr_string(n, "mode", "constant");
-  int mode = !strcmp(m, "reflect") ? 1 : !strcmp(m, "edge") ? 2 : 0;
+  int mode = ty__pad_mode(n);
   size_t es = ty_dtype_size(x->dtype);
   char fill[8] = {0};
   if (n->opset >= 11 && n->n_inputs > 2 && in[2]) memcpy(fill, in[2]->data, es);
@@ -44,7 +46,7 @@ int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *con
     int64_t off = 0;
     bool cell = true;
     for (int d = 0; d < r && cell; d++) {
-      int64_t s = pad_src(idx[d], pads[d], x->shape.dims[d], mode);
+      int64_t s = ty__pad_src(idx[d], pads[d], x->shape.dims[d], mode);
       cell = s >= 0;
       off += s * xs[d];
     }
@@ -135,12 +137,8 @@ int ty__k_one_hot(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
   return 0;
 }
 
-int ty__k_depth_space(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
-  const ty_tensor *x = in[0];
-  ty_tensor *y = out[0];
-  if (!y) return 0;
-  bool to_space = n->op == TY_OP_DEPTH_TO_SPACE;
+void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y, bool back) {
+  bool to_space = op == TY_OP_DEPTH_TO_SPACE;
   bool crd = strcmp(ty_graph_node_attr_string(n, "mode", "DCR"), "CRD") == 0;
   int64_t b = ty_graph_node_attr_int(n, "blocksize", 1);
   const int64_t *yd = y->shape.dims, *xd = x->shape.dims;
@@ -162,9 +160,15 @@ int ty__k_depth_space(const ty_graph_node *n, const ty_tensor *const *in, ty_ten
             xh = h * b + blk / b;
             xw = w * b + blk % b;
           }
-          size_t src = (size_t)(((nn * xd[1] + xc) * xd[2] + xh) * xd[3] + xw) * es;
-          memcpy((char *)y->data + (size_t)at * es, (const char *)x->data + src, es);
+          size_t src = (size_t)(((nn * xd[1] + xc) * xd[2] + xh) * xd[3] + xw) * es, dst = (size_t)at * es;
+          if (back) memcpy((char *)x->data + src, (const char *)y->data + dst, es);
+          else memcpy((char *)y->data + dst, (const char *)x->data + src, es);
         }
+}
+
+int ty__k_depth_space(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+  (void)ctx;
+  if (out[0]) ty__depth_space_move(n, n->op, in[0], out[0], false);
   return 0;
 }
 
