@@ -422,8 +422,12 @@ int ty__infer_scatter_nd(ty__infer *ic) {
   const ty_shape *x = &ic->in_shape[0], *idx = &ic->in_shape[1], *up = &ic->in_shape[2];
   if (x->rank >= 0 && idx->rank >= 0 && up->rank >= 0) {
     int64_t m = idx->rank ? idx->dims[idx->rank - 1] : -1;
-    if (idx->rank < 1 || m < 0 || m > x->rank || (m >= 0 && up->rank != idx->rank - 1 + x->rank - m))
-      return fail(ic, TY_EINVAL, "updates must have shape indices.shape[:-1] + data.shape[indices.shape[-1]:]");
+    bool ok = idx->rank >= 1 && m >= 0 && m <= x->rank && up->rank == idx->rank - 1 + x->rank - m;
+    for (int d = 0; ok && d < up->rank; d++) {
+      int64_t want = d < idx->rank - 1 ? idx->dims[d] : x->dims[m + d - (idx->rank - 1)];
+      ok = up->dims[d] < 0 || want < 0 || up->dims[d] == want;
+    }
+    if (!ok) return fail(ic, TY_EINVAL, "updates must have shape indices.shape[:-1] + data.shape[indices.shape[-1]:]");
   }
   ty__infer_set(ic, 0, ic->in_dt[0], x);
   return 0;
