@@ -231,12 +231,8 @@ static int try_fold(folder *f, size_t k) {
     if (!(in[i] = f->cval[id])) return 1;
   }
   ty_tensor *out[1] = {NULL};
-  int rc = ty__eval_node(n, in, out, f->err, f->err_len);
+  int rc = ty__eval_node(n, in, FOLD_MAX, out, f->err, f->err_len);
   if (rc != 0) return rc;
-  if (ty_tensor_numel(out[0]) > FOLD_MAX) {
-    ty_tensor_destroy(out[0]);
-    return 1;
-  }
   f->owned[o] = out[0];
   f->cval[o] = out[0];
   return 0;

@@ -22,14 +22,16 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo :
 void ty__slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *out_start, int64_t *out_len) {
   if (start < 0) start += dim; /* no overflow: dim >= 0 */
   if (end < 0) end += dim;
+  /* Counted in unsigned: a step of INT64_MIN has no negation. */
+  uint64_t mag = step > 0 ? (uint64_t)step : 0 - (uint64_t)step;
   if (step > 0) {
     start = clamp64(start, 0, dim);
     end = clamp64(end, 0, dim);
-    *out_len = end > start ? (end - start + step - 1) / step : 0;
+    *out_len = end > start ? (int64_t)((uint64_t)(end - start - 1) / mag + 1) : 0;
   } else {
     start = clamp64(start, 0, dim - 1);
     end = clamp64(end, -1, dim - 1);
-    *out_len = start > end ? (start - end - step - 1) / -step : 0;
+    *out_len = start > end ? (int64_t)((uint64_t)(start - end - 1) / mag + 1) : 0;
   }
   *out_start = start;
 }
@@ -123,7 +125,7 @@ int ty__split_sizes(const ty_graph_node *n, const ty_tensor *split_in, int64_t d
     for (int i = 0; i < ns; i++) {
       if (v[i] < 0) return TY_EINVAL;
       sizes[i] = v[i];
-      sum += v[i];
+      sum = ty__dim_add(sum, v[i]);
     }
     return dim < 0 || sum == dim ? 0 : TY_EINVAL;
   }
@@ -203,7 +205,7 @@ int ty__infer_tile(ty__infer *ic) {
     if (n != x->rank) return fail(ic, TY_EINVAL, "repeats must have one value per input dim");
     for (int d = 0; d < n; d++) {
       if (rep[d] < 0) return fail(ic, TY_EINVAL, "repeats must not be negative");
-      out.dims[d] = x->dims[d] >= 0 ? x->dims[d] * rep[d] : rep[d] == 1 ? x->dims[d] : TY_DIM_UNKNOWN;
+      out.dims[d] = x->dims[d] >= 0 ? ty__dim_mul(x->dims[d], rep[d]) : rep[d] == 1 ? x->dims[d] : TY_DIM_UNKNOWN;
     }
   } else if (x->rank >= 0) {
     for (int d = 0; d < x->rank; d++) out.dims[d] = TY_DIM_UNKNOWN;
@@ -257,6 +259,9 @@ int ty__infer_pad(ty__infer *ic) {
     if (known && ty__pad_params(n, ic->in_val, x->rank, pads) != 0)
       return fail(ic, TY_EINVAL, "pads must hold a begin and an end for every padded axis");
     for (int d = 0; d < x->rank; d++) {
+      if (known && (pads[d] < -TY__DIM_MAX || pads[d] > TY__DIM_MAX || pads[x->rank + d] < -TY__DIM_MAX ||
+                    pads[x->rank + d] > TY__DIM_MAX))
+        return fail(ic, TY_EINVAL, "pads are out of range");
       int64_t o = x->dims[d] + (known ? pads[d] + pads[x->rank + d] : 0);
       out.dims[d] = !known || x->dims[d] < 0 ? (known && !pads[d] && !pads[x->rank + d] ? x->dims[d] : TY_DIM_UNKNOWN) : o;
       if (known && x->dims[d] >= 0 && o < 0) return fail(ic, TY_EINVAL, "pads crop more than the dim holds");
@@ -361,7 +366,7 @@ int ty__infer_one_hot(ty__infer *ic) {
       return fail(ic, TY_EINVAL, "axis is out of range");
     int64_t depth = TY_DIM_UNKNOWN;
     if (ic->in_val[1]) {
-      depth = (int64_t)ty__getf(ic->in_val[1]->dtype, ic->in_val[1]->data, 0);
+      depth = ty__geti(ic->in_val[1]->dtype, ic->in_val[1]->data, 0); /* saturating, unlike a C cast */
       if (depth < 1) return fail(ic, TY_EINVAL, "depth must be at least 1");
     }
     out.rank = x->rank + 1;
@@ -466,9 +471,9 @@ int ty__infer_depth_space(ty__infer *ic) {
     int64_t c = x->dims[1], h = x->dims[2], w = x->dims[3];
     if (to_space && c >= 0 && c % (b * b)) return fail(ic, TY_EINVAL, "channels must divide by blocksize^2");
     if (!to_space && ((h >= 0 && h % b) || (w >= 0 && w % b))) return fail(ic, TY_EINVAL, "H and W must divide by blocksize");
-    out.dims[1] = c < 0 ? c : to_space ? c / (b * b) : c * b * b;
-    out.dims[2] = h < 0 ? TY_DIM_UNKNOWN : to_space ? h * b : h / b;
-    out.dims[3] = w < 0 ? TY_DIM_UNKNOWN : to_space ? w * b : w / b;
+    out.dims[1] = c < 0 ? c : to_space ? c / (b * b) : ty__dim_mul(c, b * b);
+    out.dims[2] = h < 0 ? TY_DIM_UNKNOWN : to_space ? ty__dim_mul(h, b) : h / b;
+    out.dims[3] = w < 0 ? TY_DIM_UNKNOWN : to_space ? ty__dim_mul(w, b) : w / b;
   }
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;

@@ -97,6 +97,10 @@ int ty__infer_softmax(ty__infer *ic) {
   return 0;
 }
 
+/* Window attributes beyond this are refused, so window arithmetic on dims
+ * up to TY__DIM_MAX cannot overflow. */
+#define WINDOW_MAX ((int64_t)1 << 20)
+
 int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spatial, const int64_t *in_spatial,
                     ty__window *w, char *err, size_t err_len) {
   memset(w, 0, sizeof *w);
@@ -128,6 +132,10 @@ int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spati
   for (int d = 0; d < nsp; d++) {
     if (w->kernel[d] < 1 || w->stride[d] < 1 || w->dilation[d] < 1 || w->pad_begin[d] < 0 || w->pad_end[d] < 0)
       return ty__node_err(err, err_len, n, TY_EINVAL, "kernel, strides, dilations and pads must be positive");
+    if (w->kernel[d] > WINDOW_MAX || w->stride[d] > WINDOW_MAX || w->dilation[d] > WINDOW_MAX ||
+        w->pad_begin[d] > WINDOW_MAX || w->pad_end[d] > WINDOW_MAX || in_spatial[d] > TY__DIM_MAX)
+      return ty__node_err(err, err_len, n, TY_EINVAL, "kernel, strides, dilations and pads must be at most %lld",
+                          (long long)WINDOW_MAX);
     if (!same || in_spatial[d] < 0) continue;
     int64_t out = (in_spatial[d] + w->stride[d] - 1) / w->stride[d];
     int64_t total = (out - 1) * w->stride[d] + (w->kernel[d] - 1) * w->dilation[d] + 1 - in_spatial[d];

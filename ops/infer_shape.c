@@ -26,9 +26,10 @@ typedef struct factor {
 static factor factorize(const ty_shape *s, int from, int to) {
   factor f = {1, 0, 0};
   for (int d = from; d < to; d++) {
-    if (s->dims[d] >= 0) f.known *= s->dims[d];
+    if (s->dims[d] >= 0 && !__builtin_mul_overflow(f.known, s->dims[d], &f.known)) continue;
+    if (s->dims[d] >= 0) f.unknown++; /* overflowed: the size is not tracked */
     else if (s->dims[d] == TY_DIM_BATCH) f.batch++;
-    else f.unknown++;
+    else if (s->dims[d] < 0) f.unknown++;
   }
   return f;
 }
@@ -157,7 +158,7 @@ int ty__infer_concat(ty__infer *ic) {
         return fail(ic, TY_EINVAL, "inputs differ outside the concat axis");
       if (out.dims[d] < 0) out.dims[d] = s->dims[d];
     }
-    out.dims[axis] = out.dims[axis] >= 0 && s->dims[axis] >= 0 ? out.dims[axis] + s->dims[axis] : TY_DIM_UNKNOWN;
+    out.dims[axis] = out.dims[axis] >= 0 && s->dims[axis] >= 0 ? ty__dim_add(out.dims[axis], s->dims[axis]) : TY_DIM_UNKNOWN;
   }
 done:
   ty__infer_set(ic, 0, ic->in_dt[0], &out);

@@ -127,6 +127,20 @@ ty_shape ty__binary_bshape(const ty_graph_node *n, ty_op op, const ty_shape *a, 
 void ty__broadcast_copy(const ty_tensor *x, ty_tensor *y);
 
 /* ---- shape inference ---------------------------------------------------- */
+/* The largest dim inference accepts. Shapes come from untrusted models, so
+ * dim arithmetic saturates (ty__dim_mul/add give INT64_MAX on overflow) and
+ * ty__infer_node refuses any output dim above this, or whose element count
+ * overflows, naming the node. */
+#define TY__DIM_MAX ((int64_t)1 << 40)
+static inline int64_t ty__dim_mul(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+static inline int64_t ty__dim_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /* An int64 vector (or scalar) partly known at import: the shape of a value
  * whose batch dim is symbolic, and what Gather, Concat, Slice and friends
  * make of it. Lets `x.view(x.size(0), -1)` infer [N, 784] statically while
@@ -253,9 +267,11 @@ TY_OP_LIST(TY__OP_DECLS_)
 
 /* Runs one node outside an executor (constant folding): infers its output
  * shapes from the inputs, allocates the outputs (out[i] NULL for outputs
- * the node does not name) and runs its kernel in inference mode. The
- * caller owns the outputs. Errors name the node. */
-int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor **out, char *err, size_t err_len);
+ * the node does not name) and runs its kernel in inference mode. Returns 1,
+ * allocating nothing, when an output would hold more than max_numel
+ * elements. The caller owns the outputs. Errors name the node. */
+int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel, ty_tensor **out, char *err,
+                  size_t err_len);
 
 /* The CPU kernel for op (never NULL for a valid op). A CUDA backend would
  * add a second table here, selected per device by ops/exec. */

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define GEOM_MAX ((int64_t)1 << 20)
+
 /* Reads up to 3 ints of attribute name into v (dflt when absent). */
 static int attr3(const ty_graph_node *n, const char *name, int nsp, int64_t dflt, int64_t *v, int want) {
   int64_t a[6];
@@ -52,6 +54,11 @@ int ty__tconv_read(const ty_graph_node *n, const ty_shape *x, const ty_shape *w,
         (t->opad[d] >= t->s[d] && t->opad[d] >= t->d[d]))
       return ty__node_err(err, err_len, n, TY_EINVAL, "kernel, strides and dilations must be positive, output_padding "
                                                        "below the stride or dilation");
+    /* Bounds that keep the geometry's arithmetic far from overflow. */
+    if (t->k[d] > GEOM_MAX || t->s[d] > GEOM_MAX || t->d[d] > GEOM_MAX || llabs(t->pb[d]) > GEOM_MAX ||
+        llabs(t->pe[d]) > GEOM_MAX || oshape[d] > TY__DIM_MAX || t->in[d] > TY__DIM_MAX)
+      return ty__node_err(err, err_len, n, TY_EINVAL, "kernel, strides, dilations and pads must be at most %lld",
+                          (long long)GEOM_MAX);
     int64_t ext = (t->k[d] - 1) * t->d[d] + 1;
     if (t->in[d] < 0) {
       t->out[d] = oshape[d] >= 0 ? oshape[d] : TY_DIM_UNKNOWN;
