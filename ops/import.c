@@ -81,7 +81,7 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *what, char
                      (long long)tp->dims[i]);
   ty_shape s = ty_shape_make((int)tp->n_dims, tp->dims);
   size_t nbytes, es = ty_dtype_size((ty_dtype)dt);
-  if (ty_shape_nbytes(&s, (ty_dtype)dt, &nbytes) != 0)
+  if (ty__shape_too_large(&s) || ty_shape_nbytes(&s, (ty_dtype)dt, &nbytes) != 0)
     return ty_errf(err, err_len, TY_EINVAL, "%s: its shape's size overflows", what);
   if (tp->has_raw_data && tp->raw_data.len != nbytes)
     return ty_errf(err, err_len, TY_EINVAL, "%s: raw_data has %zu bytes but its shape needs %zu",
@@ -187,6 +187,7 @@ static int value_type(importer *im, const Onnx__ValueInfoProto *vi, const char *
                      vi->name, i, (long long)d->dim_value, (long long)TY__DIM_MAX);
     out_shape->dims[i] = known ? d->dim_value : i == 0 ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
   }
+  if (ty__shape_too_large(out_shape)) return ty_errf(im->err, im->err_len, TY_EINVAL, "%s \"%s\": its shape is too large", kind, vi->name);
   return 0;
 }
 

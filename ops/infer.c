@@ -96,14 +96,8 @@ int ty__infer_node(ty__infer *ic) {
   ty_op op = ic->node->op;
   if ((int)op < 0 || op >= TY_OP_COUNT_) return ty__infer_fail(ic, TY_EINTERNAL, "not an op");
   int rc = rules[op](ic);
-  for (int i = 0; rc == 0 && i < ic->n_out; i++) {
-    const ty_shape *s = &ic->out_shape[i];
-    int64_t n = 1;
-    bool big = false;
-    for (int d = 0; d < s->rank; d++)
-      if (s->dims[d] >= 0) big |= s->dims[d] > TY__DIM_MAX || __builtin_mul_overflow(n, s->dims[d], &n);
-    if (big) return ty__infer_fail(ic, TY_EINVAL, "output %d: its shape is too large", i);
-  }
+  for (int i = 0; rc == 0 && i < ic->n_out; i++)
+    if (ty__shape_too_large(&ic->out_shape[i])) return ty__infer_fail(ic, TY_EINVAL, "output %d: its shape is too large", i);
   return rc;
 }
 

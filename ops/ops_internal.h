@@ -86,6 +86,18 @@ static inline void ty__odo_init(ty__odo *w, const ty_shape *out, int n, const ty
     w->off[k] = 0;
   }
 }
+/* One operand with explicit strides st from offset off0 (a strided view:
+ * Slice, the reductions' output slots). */
+static inline void ty__odo_init_strided(ty__odo *w, const ty_shape *shape, const int64_t *st, int64_t off0) {
+  w->rank = shape->rank;
+  w->n = 1;
+  for (int d = 0; d < shape->rank; d++) {
+    w->dims[d] = shape->dims[d];
+    w->idx[d] = 0;
+    w->st[0][d] = st[d];
+  }
+  w->off[0] = off0;
+}
 static inline void ty__odo_next(ty__odo *w) {
   for (int d = w->rank - 1; d >= 0; d--) {
     w->idx[d]++;
@@ -117,6 +129,9 @@ void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, 
 /* The reduced dims of a Reduce* node (axes input or attribute; all when
  * none) and whether it is a no-op (noop_with_empty_axes). */
 int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red, bool *out_noop);
+/* The stride in the reduced output of each input dim (0 for reduced dims):
+ * walking x with ty__odo_init_strided gives each element's output slot. */
+void ty__reduce_slots(const ty_shape *x, const bool *red, int64_t *out_strides);
 
 /* The shape to broadcast a binary op's second input b as: b itself, or
  * before opset 7 (Add's broadcast/axis attributes, PRelu's per-channel
@@ -132,6 +147,15 @@ void ty__broadcast_copy(const ty_tensor *x, ty_tensor *y);
  * ty__infer_node refuses any output dim above this, or whose element count
  * overflows, naming the node. */
 #define TY__DIM_MAX ((int64_t)1 << 40)
+/* True when a known dim exceeds TY__DIM_MAX or the product of the nonzero
+ * known dims overflows (a tensor with a 0 dim is empty, but its strides
+ * are still products of the others). */
+static inline bool ty__shape_too_large(const ty_shape *s) {
+  int64_t n = 1;
+  for (int d = 0; d < s->rank; d++)
+    if (s->dims[d] > TY__DIM_MAX || (s->dims[d] > 0 && __builtin_mul_overflow(n, s->dims[d], &n))) return true;
+  return false;
+}
 static inline int64_t ty__dim_mul(int64_t a, int64_t b) {
   int64_t r;
   return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
@@ -332,6 +356,11 @@ typedef struct ty__einsum {
 int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *out, char *why, size_t why_len);
 /* Evaluates a parsed einsum on tensors of one float dtype into y. */
 int ty__einsum_run(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *y);
+
+/* Mean and 1 / sqrt(biased variance + eps) of n floats, in double: the
+ * statistics of LayerNormalization and InstanceNormalization, forward and
+ * backward (kernels/norm.c). */
+void ty__moments(const float *x, int64_t n, double eps, double *out_mean, double *out_inv);
 
 /* A pooling window over three spatial dims (leading sizes of one), shared
  * by ops/kernels/pool.c and its backward. */

@@ -91,7 +91,7 @@ void ty_shape_strides(const ty_shape *s, int64_t *out_strides) {
   int64_t st = 1;
   for (int i = s->rank - 1; i >= 0; i--) {
     out_strides[i] = st;
-    st *= s->dims[i];
+    if (__builtin_mul_overflow(st, s->dims[i], &st)) st = INT64_MAX; /* only an empty tensor gets here */
   }
 }
 

@@ -231,44 +231,23 @@ int ty__g_gather(ty__gctx *c) {
 /* dX = dY broadcast back over the reduced axes (/ count for the mean). */
 int ty__g_reduce(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
-  int r = x->shape.rank;
   int64_t xnum = ty_tensor_numel(x), ynum = ty_tensor_numel(c->dy);
   const float *dy = c->dy->data;
   float *dx = c->dx->data;
-  bool mean = c->op == TY_OP_REDUCE_MEAN;
-  if (ynum == xnum) {
+  ty_graph_node f = *c->n;
+  f.n_inputs = c->nx;
+  bool red[TY_MAX_RANK], noop;
+  if (ty__reduce_mask(&f, c->x, x->shape.rank, red, &noop) != 0) return TY_EINTERNAL;
+  if (noop || ynum == xnum) {
     memcpy(dx, dy, c->dx->nbytes);
     return 0;
   }
-  bool red[TY_MAX_RANK] = {false};
-  int64_t axes[TY_MAX_RANK];
-  int na = -1;
-  const ty_tensor *ax = c->nx > 1 ? c->x[1] : NULL;
-  if (ax) {
-    na = (int)ty_tensor_numel(ax);
-    for (int i = 0; i < na && i < TY_MAX_RANK; i++) axes[i] = ty_tensor_i64(ax)[i];
-  } else if (ty__attr_ints(c->n, "axes", axes, TY_MAX_RANK, &na) != 0) {
-    return TY_EINTERNAL;
-  }
-  for (int i = 0; i < na && i < TY_MAX_RANK; i++) red[axes[i] < 0 ? axes[i] + r : axes[i]] = true;
-  if (na <= 0)
-    for (int d = 0; d < r; d++) red[d] = true;
-  int64_t ys[TY_MAX_RANK], st = 1, idx[TY_MAX_RANK] = {0}, off = 0;
-  for (int d = r - 1; d >= 0; d--) {
-    ys[d] = red[d] ? 0 : st;
-    st *= red[d] ? 1 : x->shape.dims[d];
-  }
-  float scale = mean && ynum ? (float)((double)ynum / (double)xnum) : 1.0f;
-  for (int64_t i = 0; i < xnum; i++) {
-    dx[i] = dy[off] * scale;
-    for (int d = r - 1; d >= 0; d--) {
-      idx[d]++;
-      off += ys[d];
-      if (idx[d] < x->shape.dims[d]) break;
-      off -= ys[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
+  int64_t ys[TY_MAX_RANK];
+  ty__reduce_slots(&x->shape, red, ys);
+  ty__odo w;
+  ty__odo_init_strided(&w, &x->shape, ys, 0);
+  float scale = c->op == TY_OP_REDUCE_MEAN && ynum ? (float)((double)ynum / (double)xnum) : 1.0f;
+  for (int64_t i = 0; i < xnum; i++, ty__odo_next(&w)) dx[i] = dy[w.off[0]] * scale;
   return 0;
 }
 

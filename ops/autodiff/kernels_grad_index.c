@@ -26,23 +26,15 @@ static ty_graph_node fwd_node(const ty__gctx *c) {
 
 /* dx[first + i * step] += dy[i] for every index i of dy. */
 static void strided_add(const ty_tensor *dy, const int64_t *first, const int64_t *step, ty_tensor *dx) {
-  int r = dx->shape.rank;
-  int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, off = 0, n = ty_tensor_numel(dy);
+  int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], off = 0;
   ty_shape_strides(&dx->shape, xs);
-  for (int d = 0; d < r; d++) {
+  for (int d = 0; d < dx->shape.rank; d++) {
     st[d] = step[d] * xs[d];
     off += first[d] * xs[d];
   }
-  for (int64_t i = 0; i < n; i++) {
-    ty_tensor_f32(dx)[off] += ty_tensor_f32(dy)[i];
-    for (int d = r - 1; d >= 0; d--) {
-      idx[d]++;
-      off += st[d];
-      if (idx[d] < dy->shape.dims[d]) break;
-      off -= st[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
+  ty__odo w;
+  ty__odo_init_strided(&w, &dy->shape, st, off);
+  for (int64_t i = 0; i < ty_tensor_numel(dy); i++, ty__odo_next(&w)) ty_tensor_f32(dx)[w.off[0]] += ty_tensor_f32(dy)[i];
 }
 
 int ty__g_slice(ty__gctx *c) {

@@ -22,37 +22,22 @@
 #include <string.h>
 
 /* ---- reductions ----------------------------------------------------------------- */
-/* Output slot of each input element: offsets in y for the kept dims. */
-static void slot_strides(const ty_shape *x, const bool *red, int64_t *ys) {
-  int64_t st = 1;
-  for (int d = x->rank - 1; d >= 0; d--) {
-    ys[d] = red[d] ? 0 : st;
-    st *= red[d] ? 1 : x->dims[d];
-  }
-}
-
-/* Per slot: ties with y (Max/Min) or zeros and the product of the
+/* Per output slot: ties with y (Max/Min) or zeros and the product of the
  * nonzero elements (Prod). */
 static void slot_stats(ty__gctx *c, const int64_t *ys, double *cnt, double *prod) {
   const ty_tensor *x = c->x[0];
   const float *y = c->y[0]->data;
-  int r = x->shape.rank;
-  int64_t idx[TY_MAX_RANK] = {0}, off = 0;
   for (int64_t i = 0; i < ty_tensor_numel(c->y[0]); i++) prod[i] = 1;
-  for (int64_t i = 0; i < ty_tensor_numel(x); i++) {
+  ty__odo w;
+  ty__odo_init_strided(&w, &x->shape, ys, 0);
+  for (int64_t i = 0; i < ty_tensor_numel(x); i++, ty__odo_next(&w)) {
     float v = ty_tensor_f32(x)[i];
+    int64_t o = w.off[0];
     if (c->op == TY_OP_REDUCE_PROD) {
-      if (v == 0) cnt[off]++;
-      else prod[off] *= v;
-    } else if (v == y[off]) {
-      cnt[off]++;
-    }
-    for (int d = r - 1; d >= 0; d--) {
-      idx[d]++;
-      off += ys[d];
-      if (idx[d] < x->shape.dims[d]) break;
-      off -= ys[d] * idx[d];
-      idx[d] = 0;
+      if (v == 0) cnt[o]++;
+      else prod[o] *= v;
+    } else if (v == y[o]) {
+      cnt[o]++;
     }
   }
 }
@@ -77,22 +62,17 @@ int ty__g_reduce_ext(ty__gctx *c) {
   bool red[TY_MAX_RANK], noop;
   if (ty__reduce_mask(&f, c->x, x->shape.rank, red, &noop) != 0) return TY_EINTERNAL;
   if (noop) for (int d = 0; d < TY_MAX_RANK; d++) red[d] = false;
-  int64_t ys[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, off = 0, ny = ty_tensor_numel(yt);
-  slot_strides(&x->shape, red, ys);
+  int64_t ys[TY_MAX_RANK], ny = ty_tensor_numel(yt);
+  ty__reduce_slots(&x->shape, red, ys);
   double *cnt = calloc(2 * (size_t)(ny ? ny : 1), sizeof *cnt), *prod = cnt + (ny ? ny : 1);
   if (!cnt) return TY_ENOMEM;
   slot_stats(c, ys, cnt, prod);
   const float *y = yt->data, *dy = c->dy->data;
-  for (int64_t i = 0; i < ty_tensor_numel(x); i++) {
-    double v = ty_tensor_f32(x)[i];
-    ty_tensor_f32(c->dx)[i] = (float)(dy[off] * reduce_partial(c->op, v, y[off], cnt[off], prod[off]));
-    for (int d = x->shape.rank - 1; d >= 0; d--) {
-      idx[d]++;
-      off += ys[d];
-      if (idx[d] < x->shape.dims[d]) break;
-      off -= ys[d] * idx[d];
-      idx[d] = 0;
-    }
+  ty__odo w;
+  ty__odo_init_strided(&w, &x->shape, ys, 0);
+  for (int64_t i = 0; i < ty_tensor_numel(x); i++, ty__odo_next(&w)) {
+    int64_t o = w.off[0];
+    ty_tensor_f32(c->dx)[i] = (float)(dy[o] * reduce_partial(c->op, ty_tensor_f32(x)[i], y[o], cnt[o], prod[o]));
   }
   free(cnt);
   return 0;
@@ -231,11 +211,8 @@ int ty__g_instance_norm(ty__gctx *c) {
   for (int64_t p = 0; p < nb * ch; p++) {
     const float *px = xd + p * sp, *pg = dy + p * sp;
     int64_t k = p % ch;
-    double s = 0, s2 = 0, sg = 0, sgx = 0;
-    for (int64_t i = 0; i < sp; i++) s += px[i];
-    double mean = sp ? s / (double)sp : 0;
-    for (int64_t i = 0; i < sp; i++) s2 += (px[i] - mean) * (px[i] - mean);
-    double inv = 1.0 / sqrt((sp ? s2 / (double)sp : 0) + eps);
+    double mean, inv, sg = 0, sgx = 0;
+    ty__moments(px, sp, eps, &mean, &inv);
     for (int64_t i = 0; i < sp; i++) {
       double xh = (px[i] - mean) * inv;
       sg += pg[i];

@@ -247,11 +247,8 @@ int ty__g_layer_norm(ty__gctx *c) {
   if (c->wrt != 0 && !acc) return TY_ENOMEM;
   for (int64_t r = 0; r < rows; r++) {
     const float *px = xd + r * cols, *pg = dy + r * cols;
-    double s = 0, s2 = 0;
-    for (int64_t i = 0; i < cols; i++) s += px[i];
-    double mean = cols ? s / (double)cols : 0;
-    for (int64_t i = 0; i < cols; i++) s2 += (px[i] - mean) * (px[i] - mean);
-    double inv = 1.0 / sqrt((cols ? s2 / (double)cols : 0) + eps), sg = 0, sgx = 0;
+    double mean, inv, sg = 0, sgx = 0;
+    ty__moments(px, cols, eps, &mean, &inv);
     for (int64_t i = 0; i < cols; i++) {
       double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sd[ns == 1 ? 0 : i];
       if (c->wrt == 1) acc[nd == 1 ? 0 : i] += pg[i] * xh;

@@ -120,15 +120,10 @@ typedef struct bparams {
   bool fmod, left;
 } bparams;
 
-static bool fcompare(ty_op op, double x, double y) {
-  switch (op) {
-  case TY_OP_EQUAL: return x == y;
-  case TY_OP_LESS: return x < y;
-  case TY_OP_GREATER: return x > y;
-  case TY_OP_LESS_EQUAL: return x <= y;
-  default: return x >= y;
-  }
-}
+/* The comparison ops, for operands of any one domain. */
+#define COMPARE(op, x, y)                                                                          \
+  ((op) == TY_OP_EQUAL ? (x) == (y) : (op) == TY_OP_LESS ? (x) < (y) : (op) == TY_OP_GREATER ? (x) > (y)  \
+   : (op) == TY_OP_LESS_EQUAL ? (x) <= (y) : (x) >= (y))
 
 static ty__num bin_float(const bparams *p, double x, double y) {
   ty__num r;
@@ -142,7 +137,7 @@ static ty__num bin_float(const bparams *p, double x, double y) {
   case TY_OP_PRELU: r.f = x < 0 ? x * y : x; break;
   case TY_OP_MAX: r.f = isnan(x) || isnan(y) ? NAN : x > y ? x : y; break;
   case TY_OP_MIN: r.f = isnan(x) || isnan(y) ? NAN : x < y ? x : y; break;
-  default: r.u = fcompare(p->op, x, y); break;
+  default: r.u = COMPARE(p->op, x, y); break;
   }
   return r;
 }
@@ -169,11 +164,7 @@ static ty__num bin_sint(const bparams *p, int64_t x, int64_t y) {
   case TY_OP_PRELU: r.i = x < 0 ? (int64_t)((uint64_t)x * (uint64_t)y) : x; break;
   case TY_OP_MAX: r.i = x > y ? x : y; break;
   case TY_OP_MIN: r.i = x < y ? x : y; break;
-  case TY_OP_EQUAL: r.u = x == y; break;
-  case TY_OP_LESS: r.u = x < y; break;
-  case TY_OP_GREATER: r.u = x > y; break;
-  case TY_OP_LESS_EQUAL: r.u = x <= y; break;
-  default: r.u = x >= y; break;
+  default: r.u = COMPARE(p->op, x, y); break;
   }
   return r;
 }
@@ -193,11 +184,7 @@ static ty__num bin_uint(const bparams *p, uint64_t x, uint64_t y) {
   case TY_OP_XOR: r.u = !x != !y; break;
   case TY_OP_MAX: r.u = x > y ? x : y; break;
   case TY_OP_MIN: r.u = x < y ? x : y; break;
-  case TY_OP_EQUAL: r.u = x == y; break;
-  case TY_OP_LESS: r.u = x < y; break;
-  case TY_OP_GREATER: r.u = x > y; break;
-  case TY_OP_LESS_EQUAL: r.u = x <= y; break;
-  default: r.u = x >= y; break;
+  default: r.u = COMPARE(p->op, x, y); break;
   }
   return r;
 }

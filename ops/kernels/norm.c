@@ -76,6 +76,15 @@ done:
   return rc;
 }
 
+void ty__moments(const float *x, int64_t n, double eps, double *out_mean, double *out_inv) {
+  double s = 0, s2 = 0;
+  for (int64_t i = 0; i < n; i++) s += x[i];
+  double mean = n ? s / (double)n : 0;
+  for (int64_t i = 0; i < n; i++) s2 += (x[i] - mean) * (x[i] - mean);
+  *out_mean = mean;
+  *out_inv = 1.0 / sqrt((n ? s2 / (double)n : 0) + eps);
+}
+
 int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
@@ -89,11 +98,8 @@ int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
   const float *xd = x->data, *sd = sc->data, *bd = bi ? bi->data : NULL;
   for (int64_t r = 0; r < rows; r++) {
     const float *px = xd + r * cols;
-    double s = 0, s2 = 0;
-    for (int64_t i = 0; i < cols; i++) s += px[i];
-    double mean = cols ? s / (double)cols : 0;
-    for (int64_t i = 0; i < cols; i++) s2 += (px[i] - mean) * (px[i] - mean);
-    double inv = 1.0 / sqrt((cols ? s2 / (double)cols : 0) + eps);
+    double mean, inv;
+    ty__moments(px, cols, eps, &mean, &inv);
     if (out[0]) {
       float *py = ty_tensor_f32(out[0]) + r * cols;
       for (int64_t i = 0; i < cols; i++) {
@@ -145,11 +151,8 @@ int ty__k_instance_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_t
   float *yd = out[0]->data;
   for (int64_t p = 0; p < nb * ch; p++) {
     const float *px = xd + p * sp;
-    double s = 0, s2 = 0;
-    for (int64_t i = 0; i < sp; i++) s += px[i];
-    double mean = sp ? s / (double)sp : 0;
-    for (int64_t i = 0; i < sp; i++) s2 += (px[i] - mean) * (px[i] - mean);
-    double inv = 1.0 / sqrt((sp ? s2 / (double)sp : 0) + eps);
+    double mean, inv;
+    ty__moments(px, sp, eps, &mean, &inv);
     int64_t c = p % ch;
     for (int64_t i = 0; i < sp; i++) yd[p * sp + i] = (float)((px[i] - mean) * inv * sc[c] + bd[c]);
   }

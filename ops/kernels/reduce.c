@@ -38,34 +38,19 @@ int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank
   return 0;
 }
 
-/* Walks x; calls fold(slot, element index) with the output slot of each
- * element, for the dims marked in red reduced. */
-typedef struct rwalk {
-  int r;
-  int64_t ys[TY_MAX_RANK], idx[TY_MAX_RANK], off;
-  const int64_t *dims;
-} rwalk;
-
-static void rwalk_init(rwalk *w, const ty_shape *x, const bool *red) {
+void ty__reduce_slots(const ty_shape *x, const bool *red, int64_t *out_strides) {
   int64_t st = 1;
-  w->r = x->rank;
-  w->dims = x->dims;
-  w->off = 0;
-  for (int d = w->r - 1; d >= 0; d--) {
-    w->ys[d] = red[d] ? 0 : st;
+  for (int d = x->rank - 1; d >= 0; d--) {
+    out_strides[d] = red[d] ? 0 : st;
     st *= red[d] ? 1 : x->dims[d];
-    w->idx[d] = 0;
   }
 }
 
-static void rwalk_next(rwalk *w) {
-  for (int d = w->r - 1; d >= 0; d--) {
-    w->idx[d]++;
-    w->off += w->ys[d];
-    if (w->idx[d] < w->dims[d]) return;
-    w->off -= w->ys[d] * w->idx[d];
-    w->idx[d] = 0;
-  }
+/* Walks x; w.off[0] is the output slot of the current element. */
+static void slots_init(ty__odo *w, const ty_shape *x, const bool *red) {
+  int64_t ys[TY_MAX_RANK];
+  ty__reduce_slots(x, red, ys);
+  ty__odo_init_strided(w, x, ys, 0);
 }
 
 static double init_f(ty_op op) {
@@ -99,20 +84,21 @@ static double final_f(ty_op op, double acc, double count) {
 
 static void reduce_float(ty_op op, const ty_tensor *x, const bool *red, ty_tensor *y, double *acc, double *mx) {
   int64_t xn = ty_tensor_numel(x), yn = ty_tensor_numel(y);
-  rwalk w;
+  ty__odo w;
   bool lse = op == TY_OP_REDUCE_LOG_SUM_EXP;
   for (int64_t i = 0; i < yn; i++) {
     acc[i] = init_f(op);
     mx[i] = -INFINITY;
   }
   if (lse) {
-    rwalk_init(&w, &x->shape, red);
-    for (int64_t i = 0; i < xn; i++, rwalk_next(&w)) mx[w.off] = fmax(mx[w.off], ty__getf(x->dtype, x->data, i));
+    slots_init(&w, &x->shape, red);
+    for (int64_t i = 0; i < xn; i++, ty__odo_next(&w)) mx[w.off[0]] = fmax(mx[w.off[0]], ty__getf(x->dtype, x->data, i));
   }
-  rwalk_init(&w, &x->shape, red);
-  for (int64_t i = 0; i < xn; i++, rwalk_next(&w)) {
+  slots_init(&w, &x->shape, red);
+  for (int64_t i = 0; i < xn; i++, ty__odo_next(&w)) {
     double v = ty__getf(x->dtype, x->data, i);
-    acc[w.off] = lse ? acc[w.off] + exp(v - mx[w.off]) : fold_f(op, acc[w.off], v);
+    int64_t o = w.off[0];
+    acc[o] = lse ? acc[o] + exp(v - mx[o]) : fold_f(op, acc[o], v);
   }
   double count = yn ? (double)xn / (double)yn : 1;
   for (int64_t i = 0; i < yn; i++) {
@@ -145,13 +131,14 @@ static int reduce_int(ty_op op, const ty_tensor *x, const bool *red, ty_tensor *
   }
   if (op == TY_OP_REDUCE_PROD)
     for (int64_t i = 0; i < yn; i++) acc[i].u = 1;
-  rwalk w;
-  rwalk_init(&w, &x->shape, red);
+  ty__odo w;
+  slots_init(&w, &x->shape, red);
   bool minmax = op == TY_OP_REDUCE_MAX || op == TY_OP_REDUCE_MIN;
-  for (int64_t i = 0; i < xn; i++, rwalk_next(&w)) {
+  for (int64_t i = 0; i < xn; i++, ty__odo_next(&w)) {
     ty__num v = ty__get(x->dtype, x->data, i);
-    acc[w.off] = minmax && !seen[w.off] ? v : fold_i(op, sgn, acc[w.off], v);
-    seen[w.off] = true;
+    int64_t o = w.off[0];
+    acc[o] = minmax && !seen[o] ? v : fold_i(op, sgn, acc[o], v);
+    seen[o] = true;
   }
   double count = yn ? (double)xn / (double)yn : 1;
   for (int64_t i = 0; i < yn; i++) {

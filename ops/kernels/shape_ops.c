@@ -116,7 +116,8 @@ int ty__k_shape(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
 }
 
 /* Copies from x the elements at first[d] + i[d] * step[d] for every index i
- * of y (Slice, and Split as slices with step 1). */
+ * of y (Slice, and Split as slices with step 1). A unit innermost step moves
+ * whole rows with one memcpy (the common case: heads and q/k/v splits). */
 static void strided_copy(const ty_tensor *x, const int64_t *first, const int64_t *step, ty_tensor *y) {
   int r = x->shape.rank;
   int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, off = 0, n = ty_tensor_numel(y);
@@ -126,9 +127,11 @@ static void strided_copy(const ty_tensor *x, const int64_t *first, const int64_t
     st[d] = step[d] * xs[d];
     off += first[d] * xs[d];
   }
-  for (int64_t i = 0; i < n; i++) {
-    memcpy((char *)y->data + (size_t)i * es, (const char *)x->data + (size_t)off * es, es);
-    for (int d = r - 1; d >= 0; d--) {
+  int64_t row = r && step[r - 1] == 1 ? y->shape.dims[r - 1] : 1; /* elements per copy */
+  int last = r && row > 1 ? r - 2 : r - 1;                       /* the dims the odometer walks */
+  for (int64_t i = 0; i < n; i += row) {
+    memcpy((char *)y->data + (size_t)i * es, (const char *)x->data + (size_t)off * es, (size_t)row * es);
+    for (int d = last; d >= 0; d--) {
       idx[d]++;
       off += st[d];
       if (idx[d] < y->shape.dims[d]) break;

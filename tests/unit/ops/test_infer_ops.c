@@ -129,6 +129,15 @@ Test(infer_ops, split_expand_tile) {
   expect_shape(build(TY_OP_TILE, 13, (spec[]){IN(F, N, 2), VALS(SHAPE(2), 1, 3)}, 2, 1, &k), 0, F, SHAPE(N, 6));
 }
 
+/* An output whose element count overflows is refused, whatever op made it. */
+Test(infer_ops, outputs_too_large_are_refused) {
+  int k;
+  expect_error(build(TY_OP_TILE, 13, (spec[]){IN(F, 1024, 1024), VALS(SHAPE(2), 1 << 30, 1 << 30)}, 2, 1, &k), TY_EINVAL,
+               "node \"n\" (Tile): output 0: its shape is too large");
+  expect_error(build(TY_OP_EXPAND, 13, (spec[]){IN(F, 1), VALS(SHAPE(1), (int64_t)1 << 41)}, 2, 1, &k), TY_EINVAL,
+               "node \"n\" (Expand): output 0: its shape is too large");
+}
+
 Test(infer_ops, pad_modes_and_sizes) {
   int k;
   ty_graph *g = build(TY_OP_PAD, 13, (spec[]){IN(F, 3, 4), VALS(SHAPE(4), 1, 1, 1, 1)}, 2, 1, &k);
