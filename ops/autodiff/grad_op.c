@@ -127,7 +127,7 @@ int ty__infer_grad(ty__infer *ic) {
   ty_shape osh[16];
   if (nfo < 1 || nfo > 16) return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "bad forward output count");
   ty__infer fic = {.node = &fwd, .n_in = d.nfi, .in_dt = ic->in_dt + 1, .in_shape = ic->in_shape + 1,
-                   .in_val = ic->in_val + 1, .n_out = nfo, .out_dt = odt, .out_shape = osh,
+                   .in_val = ic->in_val + 1, .in_sym = ic->in_sym ? ic->in_sym + 1 : NULL, .n_out = nfo, .out_dt = odt, .out_shape = osh,
                    .err = ic->err, .err_len = ic->err_len};
   if ((rc = ty__infer_node(&fic)) != 0) return rc;
   if (ic->in_dt[0] != TY_DTYPE_F32 || !shape_same(&ic->in_shape[0], &osh[d.out]))

@@ -104,8 +104,10 @@ int ty__g_conv(ty__gctx *c) {
     conv_bias_grad(c, batch, m, osz);
     return 0;
   }
-  if (kdim * osz == 0) return 0;
-  float *col = malloc((size_t)(kdim * osz) * sizeof *col);
+  size_t ncol; /* the column buffer is larger than any tensor here: checked */
+  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) || ty_mul_overflow(ncol, sizeof(float), &ncol)) return TY_ETOOBIG;
+  if (ncol == 0) return 0;
+  float *col = malloc(ncol);
   if (!col) return TY_ENOMEM;
   const float *dy = c->dy->data, *wd = wt->data;
   float *xd = x->data, *dx = c->dx->data;

@@ -186,6 +186,26 @@ Test(train, mlp_learns_fashion_mnist, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
+/* PyTorch's export of an image MLP: shape arithmetic on the batch, Gelu
+ * and LayerNorm forward and backward, through the whole training loop. */
+Test(train, exported_mlp_with_shape_arithmetic_learns, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_exported_mlp(64, 1);
+  ty_train_config c;
+  make_config(&c, 300, NULL);
+  FILE *log = tmpfile();
+  ty_train *t = make_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[512] = "";
+  cr_assert_eq(ty_train_steps(t, 300, err, sizeof err), 0, "%s", err);
+  double acc, loss;
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert_geq(acc, 0.75, "test accuracy %.4f after 300 steps", acc);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 static void snapshot(const ty_train *t, uint8_t **out, size_t *out_len) {
   size_t n = 0;
   for (size_t i = 0; i < ty_train_n_params(t); i++) n += ty_train_param(t, i)->nbytes;
