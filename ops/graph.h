@@ -104,7 +104,8 @@
   X(EINSUM, "Einsum", einsum, einsum)                                                              \
   X(NLL_LOSS, "NegativeLogLikelihoodLoss", nll_loss, nll_loss)                                     \
   X(GLOBAL_MAX_POOL, "GlobalMaxPool", global_pool, global_pool)                                    \
-  X(INSTANCE_NORM, "InstanceNormalization", instance_norm, instance_norm)
+  X(INSTANCE_NORM, "InstanceNormalization", instance_norm, instance_norm)                         \
+  X(SCATTER, "Scatter", scatter_elements, scatter_elements) /* ScatterElements before opset 11 */
 /* clang-format on */
 
 typedef enum {

@@ -33,7 +33,7 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_PRELU: case TY_OP_MOD:
     return i <= 1;
   case TY_OP_WHERE: return i == 1 || i == 2;
-  case TY_OP_SCATTER_ND: case TY_OP_SCATTER_ELEMENTS: return i == 0 || i == 2;
+  case TY_OP_SCATTER_ND: case TY_OP_SCATTER_ELEMENTS: case TY_OP_SCATTER: return i == 0 || i == 2;
   case TY_OP_CONCAT: case TY_OP_MAX: case TY_OP_MIN: case TY_OP_SUM: case TY_OP_MEAN: case TY_OP_EINSUM:
     return true;
   /* Integer, boolean and index results carry no gradient. */
@@ -171,7 +171,7 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   case TY_OP_TRILU: return ty__g_trilu(&c);
   case TY_OP_GATHER_ELEMENTS: return ty__g_gather_elements(&c);
   case TY_OP_GATHER_ND: return ty__g_gather_nd(&c);
-  case TY_OP_SCATTER_ND: case TY_OP_SCATTER_ELEMENTS: return ty__g_scatter(&c);
+  case TY_OP_SCATTER_ND: case TY_OP_SCATTER_ELEMENTS: case TY_OP_SCATTER: return ty__g_scatter(&c);
   case TY_OP_DEPTH_TO_SPACE: case TY_OP_SPACE_TO_DEPTH: return ty__g_depth_space(&c);
   case TY_OP_CUMSUM: return ty__g_cumsum(&c);
   case TY_OP_REDUCE_MAX: case TY_OP_REDUCE_MIN: case TY_OP_REDUCE_PROD: case TY_OP_REDUCE_L1: case TY_OP_REDUCE_L2:
