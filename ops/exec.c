@@ -209,27 +209,38 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
   return 0;
 }
 
-int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel, ty_tensor **out, char *err,
-                  size_t err_len) {
+int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel,
+                  ty_tensor **out, char *err, size_t err_len) {
   int ni = n->n_inputs, no = n->n_outputs, rc;
   const ty_tensor *ins[64] = {NULL}; /* kernels read absent optional inputs and outputs as NULL */
   ty_tensor *outs[16] = {NULL};
   ty_dtype dts[80];
   ty_shape shs[80];
-  if (ni > 64 || no > 16) return ty__node_err(err, err_len, n, TY_EUNSUPPORTED, "too many inputs or outputs");
+  if (ni > 64 || no > 16)
+    return ty__node_err(err, err_len, n, TY_EUNSUPPORTED, "too many inputs or outputs");
   for (int i = 0; i < ni; i++) {
     ins[i] = in[i];
     dts[i] = in[i] ? in[i]->dtype : TY_DTYPE_INVALID;
     shs[i] = in[i] ? in[i]->shape : ty_shape_unknown();
   }
-  ty__infer ic = {.node = n, .n_in = ni, .in_dt = dts, .in_shape = shs, .in_val = ins, .n_out = no,
-                  .out_dt = dts + ni, .out_shape = shs + ni, .err = err, .err_len = err_len};
+  ty__infer ic = {.node = n,
+                  .n_in = ni,
+                  .in_dt = dts,
+                  .in_shape = shs,
+                  .in_val = ins,
+                  .n_out = no,
+                  .out_dt = dts + ni,
+                  .out_shape = shs + ni,
+                  .err = err,
+                  .err_len = err_len};
   if ((rc = ty__infer_node(&ic)) != 0) return rc;
   for (int i = 0; i < no; i++) /* decided before allocating: a model's shapes are untrusted */
-    if (n->outputs[i] != TY_NO_VALUE && (ty_shape_numel(&shs[ni + i]) < 0 || ty_shape_numel(&shs[ni + i]) > max_numel))
+    if (n->outputs[i] != TY_NO_VALUE &&
+        (ty_shape_numel(&shs[ni + i]) < 0 || ty_shape_numel(&shs[ni + i]) > max_numel))
       return 1;
   for (int i = 0; rc == 0 && i < no; i++)
-    if (n->outputs[i] != TY_NO_VALUE && (rc = ty_tensor_create(dts[ni + i], &shs[ni + i], &outs[i])) != 0)
+    if (n->outputs[i] != TY_NO_VALUE &&
+        (rc = ty_tensor_create(dts[ni + i], &shs[ni + i], &outs[i])) != 0)
       rc = ty__node_err(err, err_len, n, rc, "cannot allocate output %d: %s", i, ty_strerror(rc));
   ty__kctx ctx = {.training = false, .rng = ty_rng_make(0)};
   if (rc == 0 && (rc = kernels[n->op](n, ins, outs, &ctx)) != 0)

@@ -30,13 +30,16 @@
 /* ---- partly known vectors ------------------------------------------------ */
 /* Input i as a partly known vector: its symvec, or its value when that is a
  * small int tensor. */
-static bool sym_in(const ty__symvec *const *in_sym, const ty_tensor *const *in_val, int i, ty__symvec *out) {
+static bool sym_in(const ty__symvec *const *in_sym, const ty_tensor *const *in_val, int i,
+                   ty__symvec *out) {
   if (in_sym && in_sym[i]) {
     *out = *in_sym[i];
     return true;
   }
   const ty_tensor *t = in_val ? in_val[i] : NULL;
-  if (!t || ty__dkind_of(t->dtype) == TY__DK_FLOAT || t->shape.rank > 1 || ty_tensor_numel(t) > TY__SYM_MAX) return false;
+  if (!t || ty__dkind_of(t->dtype) == TY__DK_FLOAT || t->shape.rank > 1 ||
+      ty_tensor_numel(t) > TY__SYM_MAX)
+    return false;
   out->n = (int)ty_tensor_numel(t);
   out->rank = t->shape.rank;
   for (int k = 0; k < out->n; k++) {
@@ -50,7 +53,8 @@ static int sym_shape(const ty_graph_node *n, const ty_shape *x, ty__symvec *out)
   if (x->rank < 0) return 0;
   if (n->op == TY_OP_SIZE) {
     int64_t p = ty_shape_numel(x);
-    *out = (ty__symvec){.n = 1, .rank = 0, .v = {p}, .kind = {p < 0 ? TY__SYM_UNKNOWN : TY__SYM_KNOWN}};
+    *out = (ty__symvec){
+        .n = 1, .rank = 0, .v = {p}, .kind = {p < 0 ? TY__SYM_UNKNOWN : TY__SYM_KNOWN}};
     return 1;
   }
   int st, en;
@@ -61,13 +65,17 @@ static int sym_shape(const ty_graph_node *n, const ty_shape *x, ty__symvec *out)
   for (int d = st; d < en; d++) {
     int64_t v = x->dims[d];
     out->v[d - st] = v;
-    out->kind[d - st] = v >= 0 ? TY__SYM_KNOWN : v == TY_DIM_BATCH ? TY__SYM_BATCH : TY__SYM_UNKNOWN;
+    out->kind[d - st] = v >= 0              ? TY__SYM_KNOWN
+                        : v == TY_DIM_BATCH ? TY__SYM_BATCH
+                                            : TY__SYM_UNKNOWN;
   }
   return 1;
 }
 
-static int sym_gather(const ty_graph_node *n, const ty__symvec *x, const ty_tensor *idx, ty__symvec *out) {
-  if (!idx || x->rank != 1 || idx->shape.rank > 1 || ty_graph_node_attr_int(n, "axis", 0) != 0) return 0;
+static int sym_gather(const ty_graph_node *n, const ty__symvec *x, const ty_tensor *idx,
+                      ty__symvec *out) {
+  if (!idx || x->rank != 1 || idx->shape.rank > 1 || ty_graph_node_attr_int(n, "axis", 0) != 0)
+    return 0;
   int64_t cnt = ty_tensor_numel(idx);
   if (cnt > TY__SYM_MAX) return 0;
   out->n = (int)cnt;
@@ -82,7 +90,8 @@ static int sym_gather(const ty_graph_node *n, const ty__symvec *x, const ty_tens
   return 1;
 }
 
-static int sym_concat(const ty__symvec *const *in_sym, const ty_tensor *const *in_val, int ni, ty__symvec *out) {
+static int sym_concat(const ty__symvec *const *in_sym, const ty_tensor *const *in_val, int ni,
+                      ty__symvec *out) {
   out->n = 0;
   out->rank = 1;
   for (int i = 0; i < ni; i++) {
@@ -95,7 +104,8 @@ static int sym_concat(const ty__symvec *const *in_sym, const ty_tensor *const *i
   return 1;
 }
 
-static int sym_slice(const ty_graph_node *n, const ty__symvec *x, const ty_tensor *const *in_val, ty__symvec *out) {
+static int sym_slice(const ty_graph_node *n, const ty__symvec *x, const ty_tensor *const *in_val,
+                     ty__symvec *out) {
   ty__slice s;
   if (x->rank != 1 || ty__slice_params(n, in_val, 1, &s) != 0) return 0;
   int64_t st, len;
@@ -111,7 +121,8 @@ static int sym_slice(const ty_graph_node *n, const ty__symvec *x, const ty_tenso
 
 /* Entry k of an elementwise op on partly known operands (broadcast of a
  * scalar or one-entry vector against a vector). */
-static void sym_arith(ty_op op, const ty__symvec *a, int ka, const ty__symvec *b, int kb, int8_t *kind, int64_t *v) {
+static void sym_arith(ty_op op, const ty__symvec *a, int ka, const ty__symvec *b, int kb,
+                      int8_t *kind, int64_t *v) {
   int64_t x = a->v[ka], y = b->v[kb];
   bool xk = a->kind[ka] == TY__SYM_KNOWN, yk = b->kind[kb] == TY__SYM_KNOWN;
   *kind = TY__SYM_UNKNOWN;
@@ -124,13 +135,16 @@ static void sym_arith(ty_op op, const ty__symvec *a, int ka, const ty__symvec *b
     case TY_OP_MUL: *v = (int64_t)((uint64_t)x * (uint64_t)y); return;
     case TY_OP_EQUAL: *v = x == y; return;
     default:
-      if (y == 0 || (y == -1 && x == INT64_MIN)) *kind = TY__SYM_UNKNOWN;
-      else *v = x / y;
+      if (y == 0 || (y == -1 && x == INT64_MIN))
+        *kind = TY__SYM_UNKNOWN;
+      else
+        *v = x / y;
       return;
     }
   }
   /* x * 1, x + 0, x - 0, x / 1 keep the batch. */
-  bool keep = (op == TY_OP_MUL && ((yk && y == 1) || (xk && x == 1))) || ((op == TY_OP_ADD) && ((yk && !y) || (xk && !x))) ||
+  bool keep = (op == TY_OP_MUL && ((yk && y == 1) || (xk && x == 1))) ||
+              ((op == TY_OP_ADD) && ((yk && !y) || (xk && !x))) ||
               ((op == TY_OP_SUB || op == TY_OP_DIV) && yk && y == (op == TY_OP_DIV));
   if (keep) *kind = xk ? b->kind[kb] : a->kind[ka];
 }
@@ -139,11 +153,13 @@ static int sym_binary(ty_op op, const ty__symvec *a, const ty__symvec *b, ty__sy
   if (a->n != b->n && a->n != 1 && b->n != 1) return 0;
   out->n = a->n > b->n ? a->n : b->n;
   out->rank = a->rank > b->rank ? a->rank : b->rank;
-  for (int k = 0; k < out->n; k++) sym_arith(op, a, a->n == 1 ? 0 : k, b, b->n == 1 ? 0 : k, &out->kind[k], &out->v[k]);
+  for (int k = 0; k < out->n; k++)
+    sym_arith(op, a, a->n == 1 ? 0 : k, b, b->n == 1 ? 0 : k, &out->kind[k], &out->v[k]);
   return 1;
 }
 
-static int sym_where(const ty__symvec *c, const ty__symvec *a, const ty__symvec *b, ty__symvec *out) {
+static int sym_where(const ty__symvec *c, const ty__symvec *a, const ty__symvec *b,
+                     ty__symvec *out) {
   int n = c->n > a->n ? c->n : a->n;
   n = n > b->n ? n : b->n;
   if ((c->n != n && c->n != 1) || (a->n != n && a->n != 1) || (b->n != n && b->n != 1)) return 0;
@@ -165,18 +181,26 @@ int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__sym
   memset(out, 0, sizeof *out);
   if (n->n_inputs < 1 || n->inputs[0] == TY_NO_VALUE) return 0;
   switch (n->op) {
-  case TY_OP_SHAPE: case TY_OP_SIZE: return sym_shape(n, &in_shape[0], out);
+  case TY_OP_SHAPE:
+  case TY_OP_SIZE: return sym_shape(n, &in_shape[0], out);
   case TY_OP_GATHER: return sym_in(in_sym, in_val, 0, &a) ? sym_gather(n, &a, in_val[1], out) : 0;
   case TY_OP_CONCAT: return sym_concat(in_sym, in_val, n->n_inputs, out);
   case TY_OP_SLICE: return sym_in(in_sym, in_val, 0, &a) ? sym_slice(n, &a, in_val, out) : 0;
-  case TY_OP_IDENTITY: case TY_OP_CAST: return sym_in(in_sym, in_val, 0, out);
-  case TY_OP_UNSQUEEZE: case TY_OP_SQUEEZE: /* scalar <-> one-entry vector */
+  case TY_OP_IDENTITY:
+  case TY_OP_CAST: return sym_in(in_sym, in_val, 0, out);
+  case TY_OP_UNSQUEEZE:
+  case TY_OP_SQUEEZE: /* scalar <-> one-entry vector */
     if (!sym_in(in_sym, in_val, 0, &a) || a.n != 1 || a.rank != (n->op == TY_OP_SQUEEZE)) return 0;
     *out = a;
     out->rank = n->op == TY_OP_UNSQUEEZE;
     return 1;
-  case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_EQUAL:
-    if (!sym_in(in_sym, in_val, 0, &a) || n->n_inputs < 2 || !sym_in(in_sym, in_val, 1, &b)) return 0;
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+  case TY_OP_MUL:
+  case TY_OP_DIV:
+  case TY_OP_EQUAL:
+    if (!sym_in(in_sym, in_val, 0, &a) || n->n_inputs < 2 || !sym_in(in_sym, in_val, 1, &b))
+      return 0;
     return sym_binary(n->op, &a, &b, out);
   case TY_OP_WHERE:
     if (n->n_inputs < 3 || !sym_in(in_sym, in_val, 0, &c) || !sym_in(in_sym, in_val, 1, &a) ||
@@ -252,7 +276,9 @@ static void mark_dead(const ty_graph *g, bool *drop) {
     for (size_t k = 0; k < g->n_nodes; k++) {
       const ty_graph_node *n = &g->nodes[k];
       int o = n->outputs[0];
-      if (drop[k] || n->op != TY_OP_CONSTANT || o == TY_NO_VALUE || read[o] || g->values[o].is_output) continue;
+      if (drop[k] || n->op != TY_OP_CONSTANT || o == TY_NO_VALUE || read[o] ||
+          g->values[o].is_output)
+        continue;
       drop[k] = true;
       changed = true;
     }
@@ -279,8 +305,12 @@ static int rewrite(folder *f) {
 
 int ty__graph_fold(ty_graph *g, char *err, size_t err_len) {
   size_t nv = g->n_values + 1, nn = g->n_nodes + 1;
-  folder f = {.g = g, .cval = calloc(nv, sizeof *f.cval), .owned = calloc(nv, sizeof *f.owned),
-              .fold = calloc(nn, sizeof *f.fold), .err = err, .err_len = err_len};
+  folder f = {.g = g,
+              .cval = calloc(nv, sizeof *f.cval),
+              .owned = calloc(nv, sizeof *f.owned),
+              .fold = calloc(nn, sizeof *f.fold),
+              .err = err,
+              .err_len = err_len};
   size_t *order = malloc(nn * sizeof *order);
   int rc = TY_ENOMEM;
   if (!f.cval || !f.owned || !f.fold || !order) goto done;
@@ -295,8 +325,10 @@ int ty__graph_fold(ty_graph *g, char *err, size_t err_len) {
       continue;
     }
     int r = try_fold(&f, order[s]);
-    if (r < 0) rc = r;
-    else if (r == 0) any = f.fold[order[s]] = true;
+    if (r < 0)
+      rc = r;
+    else if (r == 0)
+      any = f.fold[order[s]] = true;
   }
   if (rc == 0 && any) rc = rewrite(&f);
 done:

@@ -341,7 +341,6 @@ int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tens
   return 0;
 }
 
-
 int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t) {
   ty_graph_node *n = &g->nodes[k];
   int *outs = malloc(sizeof *outs);

@@ -37,7 +37,8 @@ static size_t typed_count(const Onnx__TensorProto *tp, ty_dtype dt) {
   case TY_DTYPE_F32: return tp->n_float_data;
   case TY_DTYPE_I64: return tp->n_int64_data;
   case TY_DTYPE_F64: return tp->n_double_data;
-  case TY_DTYPE_U32: case TY_DTYPE_U64: return tp->n_uint64_data;
+  case TY_DTYPE_U32:
+  case TY_DTYPE_U64: return tp->n_uint64_data;
   default: return tp->n_int32_data;
   }
 }
@@ -49,10 +50,12 @@ static void copy_typed(const Onnx__TensorProto *tp, ty_tensor *t) {
   case TY_DTYPE_F32: memcpy(t->data, tp->float_data, t->nbytes); return;
   case TY_DTYPE_I64: memcpy(t->data, tp->int64_data, t->nbytes); return;
   case TY_DTYPE_F64: memcpy(t->data, tp->double_data, t->nbytes); return;
-  case TY_DTYPE_U32: case TY_DTYPE_U64:
+  case TY_DTYPE_U32:
+  case TY_DTYPE_U64:
     for (int64_t i = 0; i < n; i++) ty__putu(t->dtype, t->data, i, tp->uint64_data[i]);
     return;
-  case TY_DTYPE_F16: case TY_DTYPE_BF16: /* the bits, not the value */
+  case TY_DTYPE_F16:
+  case TY_DTYPE_BF16: /* the bits, not the value */
     for (int64_t i = 0; i < n; i++) ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i];
     return;
   default:
@@ -183,18 +186,22 @@ static int value_type(importer *im, const Onnx__ValueInfoProto *vi, const char *
     const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
     bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0;
     if (known && d->dim_value > TY__DIM_MAX)
-      return ty_errf(im->err, im->err_len, TY_EINVAL, "%s \"%s\": dim %zu is %lld, above the maximum %lld", kind,
-                     vi->name, i, (long long)d->dim_value, (long long)TY__DIM_MAX);
+      return ty_errf(im->err, im->err_len, TY_EINVAL,
+                     "%s \"%s\": dim %zu is %lld, above the maximum %lld", kind, vi->name, i,
+                     (long long)d->dim_value, (long long)TY__DIM_MAX);
     out_shape->dims[i] = known ? d->dim_value : i == 0 ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
   }
-  if (ty__shape_too_large(out_shape)) return ty_errf(im->err, im->err_len, TY_EINVAL, "%s \"%s\": its shape is too large", kind, vi->name);
+  if (ty__shape_too_large(out_shape))
+    return ty_errf(im->err, im->err_len, TY_EINVAL, "%s \"%s\": its shape is too large", kind,
+                   vi->name);
   return 0;
 }
 
 static int import_inputs(importer *im, const Onnx__GraphProto *gp) {
   for (size_t i = 0; i < gp->n_input; i++) {
     const Onnx__ValueInfoProto *vi = gp->input[i];
-    if (!vi->name || !*vi->name) return ty_errf(im->err, im->err_len, TY_EINVAL, "input %zu: has no name", i);
+    if (!vi->name || !*vi->name)
+      return ty_errf(im->err, im->err_len, TY_EINVAL, "input %zu: has no name", i);
     int id = ty_graph_find_value(im->g, vi->name);
     if (id != TY_NO_VALUE) {
       if (ty_graph_value_at(im->g, id)->init) continue; /* IR < 4 lists initializers as inputs */
@@ -237,7 +244,8 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
   char what[300];
   ty_tensor *t = NULL;
   int rc;
-  if (!a->name || !*a->name) return ty__node_err(im->err, im->err_len, n, TY_EINVAL, "an attribute has no name");
+  if (!a->name || !*a->name)
+    return ty__node_err(im->err, im->err_len, n, TY_EINVAL, "an attribute has no name");
   if (ty_graph_node_attr(n, a->name))
     return ty__node_err(im->err, im->err_len, n, TY_EINVAL, "attribute %s is given twice", a->name);
   if (n->op == TY_OP_CONSTANT && strncmp(a->name, "value_", 6) == 0) {
@@ -251,7 +259,8 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
     return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n_floats);
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: {
-    char *s = a->s.data ? strndup((const char *)a->s.data, a->s.len) : strdup(""); /* s may be unset */
+    char *s =
+        a->s.data ? strndup((const char *)a->s.data, a->s.len) : strdup(""); /* s may be unset */
     if (!s) return TY_ENOMEM;
     rc = ty_graph_node_set_string(g, idx, a->name, s);
     free(s);
@@ -333,7 +342,8 @@ static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
 
 static int import_outputs(importer *im, const Onnx__GraphProto *gp) {
   for (size_t i = 0; i < gp->n_output; i++) {
-    if (!gp->output[i]->name) return ty_errf(im->err, im->err_len, TY_EINVAL, "output %zu: has no name", i);
+    if (!gp->output[i]->name)
+      return ty_errf(im->err, im->err_len, TY_EINVAL, "output %zu: has no name", i);
     int id = ty_graph_find_value(im->g, gp->output[i]->name);
     if (id == TY_NO_VALUE)
       return ty_errf(im->err, im->err_len, TY_EINVAL, "output \"%s\": not produced by any node",

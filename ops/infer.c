@@ -29,7 +29,9 @@ int ty__infer_fail(ty__infer *ic, int code, const char *fmt, ...) {
   return ty__node_err(ic->err, ic->err_len, ic->node, code, "%s", msg);
 }
 
-bool ty__infer_has(const ty__infer *ic, int i) { return i < ic->n_in && ic->in_dt[i] != TY_DTYPE_INVALID; }
+bool ty__infer_has(const ty__infer *ic, int i) {
+  return i < ic->n_in && ic->in_dt[i] != TY_DTYPE_INVALID;
+}
 
 int ty__infer_need(ty__infer *ic, int i, uint32_t mask, bool optional) {
   if (!ty__infer_has(ic, i)) {
@@ -37,7 +39,8 @@ int ty__infer_need(ty__infer *ic, int i, uint32_t mask, bool optional) {
     return ty__infer_fail(ic, TY_EINVAL, "input %d is missing", i);
   }
   if (!(mask & (1u << ic->in_dt[i])))
-    return ty__infer_fail(ic, TY_EUNSUPPORTED, "input %d: dtype %s is not supported", i, ty_dtype_name(ic->in_dt[i]));
+    return ty__infer_fail(ic, TY_EUNSUPPORTED, "input %d: dtype %s is not supported", i,
+                          ty_dtype_name(ic->in_dt[i]));
   return 0;
 }
 
@@ -51,7 +54,8 @@ int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out
   *out_n = -1;
   if (!ty__infer_has(ic, input)) return 0;
   if (ic->in_dt[input] != TY_DTYPE_I64 && ic->in_dt[input] != TY_DTYPE_I32)
-    return ty__infer_fail(ic, TY_EUNSUPPORTED, "input %d: dtype %s is not supported (INT64 or INT32)", input,
+    return ty__infer_fail(ic, TY_EUNSUPPORTED,
+                          "input %d: dtype %s is not supported (INT64 or INT32)", input,
                           ty_dtype_name(ic->in_dt[input]));
   const ty_tensor *t = ic->in_val[input];
   if (!t) {
@@ -60,7 +64,8 @@ int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out
   }
   int64_t n = ty_tensor_numel(t);
   if (t->shape.rank > 1 || n > max)
-    return ty__infer_fail(ic, TY_EINVAL, "input %d must be a vector of at most %d values", input, max);
+    return ty__infer_fail(ic, TY_EINVAL, "input %d must be a vector of at most %d values", input,
+                          max);
   for (int64_t i = 0; i < n; i++) out[i] = ty__geti(t->dtype, t->data, i);
   *out_n = (int)n;
   return 0;
@@ -74,7 +79,9 @@ int ty__infer_dims_list(ty__infer *ic, int input, int64_t *out, int8_t *kind, in
   }
   const ty__symvec *sv = ic->in_sym ? ic->in_sym[input] : NULL;
   if (!sv) return 0;
-  if (sv->n > max) return ty__infer_fail(ic, TY_EINVAL, "input %d must be a vector of at most %d values", input, max);
+  if (sv->n > max)
+    return ty__infer_fail(ic, TY_EINVAL, "input %d must be a vector of at most %d values", input,
+                          max);
   memcpy(out, sv->v, (size_t)sv->n * sizeof *out);
   memcpy(kind, sv->kind, (size_t)sv->n * sizeof *kind);
   *out_n = sv->n;
@@ -97,7 +104,8 @@ int ty__infer_node(ty__infer *ic) {
   if ((int)op < 0 || op >= TY_OP_COUNT_) return ty__infer_fail(ic, TY_EINTERNAL, "not an op");
   int rc = rules[op](ic);
   for (int i = 0; rc == 0 && i < ic->n_out; i++)
-    if (ty__shape_too_large(&ic->out_shape[i])) return ty__infer_fail(ic, TY_EINVAL, "output %d: its shape is too large", i);
+    if (ty__shape_too_large(&ic->out_shape[i]))
+      return ty__infer_fail(ic, TY_EINVAL, "output %d: its shape is too large", i);
   return rc;
 }
 
@@ -161,10 +169,20 @@ static int infer_one(pass *p, size_t idx) {
     s.val[i] = p->known[id];
     s.sym[i] = p->symp[id];
     if (s.dt[i] == TY_DTYPE_INVALID)
-      rc = ty__node_err(p->err, p->err_len, n, TY_EINVAL, "input \"%s\" has no known dtype", g->values[id].name);
+      rc = ty__node_err(p->err, p->err_len, n, TY_EINVAL, "input \"%s\" has no known dtype",
+                        g->values[id].name);
   }
-  ty__infer ic = {.node = n, .n_in = ni, .in_dt = s.dt, .in_shape = s.sh, .in_val = s.val, .in_sym = s.sym,
-                  .n_out = no, .out_dt = s.dt + ni, .out_shape = s.sh + ni, .err = p->err, .err_len = p->err_len};
+  ty__infer ic = {.node = n,
+                  .n_in = ni,
+                  .in_dt = s.dt,
+                  .in_shape = s.sh,
+                  .in_val = s.val,
+                  .in_sym = s.sym,
+                  .n_out = no,
+                  .out_dt = s.dt + ni,
+                  .out_shape = s.sh + ni,
+                  .err = p->err,
+                  .err_len = p->err_len};
   if (rc == 0) rc = ty__infer_node(&ic);
   for (int i = 0; rc == 0 && i < no; i++) {
     int id = n->outputs[i];
@@ -180,8 +198,12 @@ static int infer_one(pass *p, size_t idx) {
 int ty_graph_infer_shapes(ty_graph *g, char *err, size_t err_len) {
   size_t nv = g->n_values + 1;
   size_t *order = malloc((g->n_nodes + 1) * sizeof *order);
-  pass p = {.g = g, .known = calloc(nv, sizeof *p.known), .sym = calloc(nv, sizeof *p.sym),
-            .symp = calloc(nv, sizeof *p.symp), .err = err, .err_len = err_len};
+  pass p = {.g = g,
+            .known = calloc(nv, sizeof *p.known),
+            .sym = calloc(nv, sizeof *p.sym),
+            .symp = calloc(nv, sizeof *p.symp),
+            .err = err,
+            .err_len = err_len};
   int rc = TY_ENOMEM;
   if (!order || !p.known || !p.sym || !p.symp) goto fail;
   if ((rc = ty_graph_topo_order(g, order)) != 0) {

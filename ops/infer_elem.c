@@ -15,7 +15,9 @@
 ty_shape ty__binary_bshape(const ty_graph_node *n, ty_op op, const ty_shape *a, const ty_shape *b) {
   if (n->opset >= 7 || a->rank < 0 || b->rank < 0 || b->rank >= a->rank) return *b;
   int64_t axis = ty_graph_node_attr_int(n, "axis", -1);
-  if (op == TY_OP_PRELU && b->rank == 1 && a->rank > 2 && (b->dims[0] == a->dims[1] || b->dims[0] < 0)) axis = 1;
+  if (op == TY_OP_PRELU && b->rank == 1 && a->rank > 2 &&
+      (b->dims[0] == a->dims[1] || b->dims[0] < 0))
+    axis = 1;
   if (axis < 0 || axis + b->rank > a->rank) return *b;
   ty_shape r = *b;
   while (r.rank < a->rank - axis) r.dims[r.rank++] = 1;
@@ -27,7 +29,9 @@ static int broadcast_inputs(ty__infer *ic, int n, ty_shape *out) {
   *out = ty_shape_make(0, NULL);
   for (int i = 0; i < n; i++) {
     if (!ty__infer_has(ic, i)) continue;
-    ty_shape next, s = i == 1 && n == 2 ? ty__binary_bshape(ic->node, ic->node->op, &ic->in_shape[0], &ic->in_shape[1]) : ic->in_shape[i];
+    ty_shape next, s = i == 1 && n == 2 ? ty__binary_bshape(ic->node, ic->node->op,
+                                                            &ic->in_shape[0], &ic->in_shape[1])
+                                        : ic->in_shape[i];
     if (ty_shape_broadcast(out, &s, &next) != 0) {
       char a[96], b[96];
       ty_shape_format(out, a, sizeof a);
@@ -42,15 +46,17 @@ static int broadcast_inputs(ty__infer *ic, int n, ty_shape *out) {
 static int same_dtypes(ty__infer *ic, int from, int to) {
   for (int i = from + 1; i < to; i++)
     if (ty__infer_has(ic, i) && ic->in_dt[i] != ic->in_dt[from])
-      return ty__infer_fail(ic, TY_EINVAL, "inputs have dtypes %s and %s", ty_dtype_name(ic->in_dt[from]),
-                            ty_dtype_name(ic->in_dt[i]));
+      return ty__infer_fail(ic, TY_EINVAL, "inputs have dtypes %s and %s",
+                            ty_dtype_name(ic->in_dt[from]), ty_dtype_name(ic->in_dt[i]));
   return 0;
 }
 
 /* Dtypes the first input of a binary op may have. */
 static uint32_t binary_mask(ty_op op) {
   switch (op) {
-  case TY_OP_AND: case TY_OP_OR: case TY_OP_XOR: return TY__DT(BOOL);
+  case TY_OP_AND:
+  case TY_OP_OR:
+  case TY_OP_XOR: return TY__DT(BOOL);
   case TY_OP_BIT_SHIFT: return TY__DT_UINTS;
   case TY_OP_EQUAL: return TY__DT_ALL;
   case TY_OP_PRELU: return TY__DT_FLOATS | TY__DT_SINTS;
@@ -69,14 +75,18 @@ int ty__infer_binary(ty__infer *ic) {
   if (rc == 0) rc = ty__infer_need(ic, 1, op == TY_OP_POW ? TY__DT_NUMS : binary_mask(op), false);
   if (rc == 0 && op != TY_OP_POW) rc = same_dtypes(ic, 0, 2);
   if (rc != 0) return rc;
-  if (op == TY_OP_MOD && ty_dtype_is_float(ic->in_dt[0]) && ty_graph_node_attr_int(ic->node, "fmod", 0) == 0)
-    return ty__infer_fail(ic, TY_EINVAL, "attribute fmod must be 1 for dtype %s", ty_dtype_name(ic->in_dt[0]));
+  if (op == TY_OP_MOD && ty_dtype_is_float(ic->in_dt[0]) &&
+      ty_graph_node_attr_int(ic->node, "fmod", 0) == 0)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute fmod must be 1 for dtype %s",
+                          ty_dtype_name(ic->in_dt[0]));
   const char *dir = ty_graph_node_attr_string(ic->node, "direction", "");
   if (op == TY_OP_BIT_SHIFT && strcmp(dir, "LEFT") != 0 && strcmp(dir, "RIGHT") != 0)
-    return ty__infer_fail(ic, TY_EINVAL, "attribute direction must be LEFT or RIGHT, not \"%s\"", dir);
+    return ty__infer_fail(ic, TY_EINVAL, "attribute direction must be LEFT or RIGHT, not \"%s\"",
+                          dir);
   ty_shape out;
   if ((rc = broadcast_inputs(ic, 2, &out)) != 0) return rc;
-  if (op == TY_OP_PRELU && out.rank >= 0 && ic->in_shape[0].rank >= 0 && !ty_shape_equal(&out, &ic->in_shape[0]))
+  if (op == TY_OP_PRELU && out.rank >= 0 && ic->in_shape[0].rank >= 0 &&
+      !ty_shape_equal(&out, &ic->in_shape[0]))
     return ty__infer_fail(ic, TY_EINVAL, "slope must broadcast to the shape of X");
   ty__infer_set(ic, 0, is_comparison(op) ? TY_DTYPE_BOOL : ic->in_dt[0], &out);
   return 0;
@@ -111,7 +121,8 @@ int ty__infer_clip(ty__infer *ic) {
   for (int i = 1; rc == 0 && i < 3; i++) {
     rc = ty__infer_need(ic, i, 1u << ic->in_dt[0], true);
     if (rc == 0 && ty__infer_has(ic, i) && ty_shape_numel(&ic->in_shape[i]) > 1)
-      rc = ty__infer_fail(ic, TY_EINVAL, "input %d (%s) must be a scalar", i, i == 1 ? "min" : "max");
+      rc = ty__infer_fail(ic, TY_EINVAL, "input %d (%s) must be a scalar", i,
+                          i == 1 ? "min" : "max");
   }
   if (rc == 0) ty__infer_set(ic, 0, ic->in_dt[0], &ic->in_shape[0]);
   return rc;
@@ -126,13 +137,16 @@ int ty__infer_cast(ty__infer *ic) {
     to = ic->in_dt[1];
   } else {
     const ty_graph_attr *a = ty_graph_node_attr(ic->node, "to");
-    if (!a || a->type != TY_ATTR_INT) return ty__infer_fail(ic, TY_EINVAL, "attribute to is missing");
+    if (!a || a->type != TY_ATTR_INT)
+      return ty__infer_fail(ic, TY_EINVAL, "attribute to is missing");
     if (a->i < 0 || a->i > 64 || !ty_dtype_supported((int)a->i))
-      return ty__infer_fail(ic, TY_EUNSUPPORTED, "attribute to=%s is not supported", ty_dtype_name((int)a->i));
+      return ty__infer_fail(ic, TY_EUNSUPPORTED, "attribute to=%s is not supported",
+                            ty_dtype_name((int)a->i));
     to = (ty_dtype)a->i;
   }
   if (ty_graph_node_attr_int(ic->node, "saturate", 1) != 1)
-    return ty__infer_fail(ic, TY_EUNSUPPORTED, "attribute saturate=0 is not supported (float8 casts)");
+    return ty__infer_fail(ic, TY_EUNSUPPORTED,
+                          "attribute saturate=0 is not supported (float8 casts)");
   ty__infer_set(ic, 0, to, &ic->in_shape[0]);
   return 0;
 }
@@ -142,8 +156,11 @@ static uint32_t unary_mask(ty_op op) {
   switch (op) {
   case TY_OP_IDENTITY: return TY__DT_ALL;
   case TY_OP_NOT: return TY__DT(BOOL);
-  case TY_OP_RELU: case TY_OP_NEG: return TY__DT_FLOATS | TY__DT_SINTS;
-  case TY_OP_ABS: case TY_OP_SIGN: case TY_OP_SHRINK: return TY__DT_NUMS;
+  case TY_OP_RELU:
+  case TY_OP_NEG: return TY__DT_FLOATS | TY__DT_SINTS;
+  case TY_OP_ABS:
+  case TY_OP_SIGN:
+  case TY_OP_SHRINK: return TY__DT_NUMS;
   default: return TY__DT_FLOATS;
   }
 }
@@ -155,11 +172,13 @@ int ty__infer_unary(ty__infer *ic) {
   if (op == TY_OP_GELU) {
     const char *ap = ty_graph_node_attr_string(ic->node, "approximate", "none");
     if (strcmp(ap, "none") != 0 && strcmp(ap, "tanh") != 0)
-      return ty__infer_fail(ic, TY_EINVAL, "attribute approximate=%s is not valid (none or tanh)", ap);
+      return ty__infer_fail(ic, TY_EINVAL, "attribute approximate=%s is not valid (none or tanh)",
+                            ap);
   }
   if (op == TY_OP_ELU || op == TY_OP_CELU) {
     float alpha = ty_graph_node_attr_float(ic->node, "alpha", 1.0f);
-    if (op == TY_OP_CELU && alpha == 0.0f) return ty__infer_fail(ic, TY_EINVAL, "attribute alpha must not be 0");
+    if (op == TY_OP_CELU && alpha == 0.0f)
+      return ty__infer_fail(ic, TY_EINVAL, "attribute alpha must not be 0");
   }
   bool to_bool = op == TY_OP_IS_NAN || op == TY_OP_IS_INF;
   ty__infer_set(ic, 0, to_bool ? TY_DTYPE_BOOL : ic->in_dt[0], &ic->in_shape[0]);

@@ -14,7 +14,9 @@
 
 #include <string.h>
 
-static int fail(ty__infer *ic, int code, const char *msg) { return ty__infer_fail(ic, code, "%s", msg); }
+static int fail(ty__infer *ic, int code, const char *msg) {
+  return ty__infer_fail(ic, code, "%s", msg);
+}
 
 /* Splits dims [from,to) into a concrete product and counts of batch and
  * unknown dims, so reshapes can keep the batch symbolic. */
@@ -27,9 +29,11 @@ static factor factorize(const ty_shape *s, int from, int to) {
   factor f = {1, 0, 0};
   for (int d = from; d < to; d++) {
     if (s->dims[d] >= 0 && !__builtin_mul_overflow(f.known, s->dims[d], &f.known)) continue;
-    if (s->dims[d] >= 0) f.unknown++; /* overflowed: the size is not tracked */
+    if (s->dims[d] >= 0)
+      f.unknown++; /* overflowed: the size is not tracked */
     else if (s->dims[d] == TY_DIM_BATCH) f.batch++;
-    else if (s->dims[d] < 0) f.unknown++;
+    else if (s->dims[d] < 0)
+      f.unknown++;
   }
   return f;
 }
@@ -58,8 +62,8 @@ int ty__infer_flatten(ty__infer *ic) {
 
 /* The target's dims with 0 (copy) resolved; -1 entries left at 1 in out
  * and reported in *infer_at. */
-static int reshape_target(ty__infer *ic, const int64_t *target, const int8_t *kind, int n, ty_shape *out,
-                          int *infer_at) {
+static int reshape_target(ty__infer *ic, const int64_t *target, const int8_t *kind, int n,
+                          ty_shape *out, int *infer_at) {
   const ty_shape *x = &ic->in_shape[0];
   bool allowzero = ty_graph_node_attr_int(ic->node, "allowzero", 0) != 0;
   out->rank = n;
@@ -158,7 +162,9 @@ int ty__infer_concat(ty__infer *ic) {
         return fail(ic, TY_EINVAL, "inputs differ outside the concat axis");
       if (out.dims[d] < 0) out.dims[d] = s->dims[d];
     }
-    out.dims[axis] = out.dims[axis] >= 0 && s->dims[axis] >= 0 ? ty__dim_add(out.dims[axis], s->dims[axis]) : TY_DIM_UNKNOWN;
+    out.dims[axis] = out.dims[axis] >= 0 && s->dims[axis] >= 0
+                         ? ty__dim_add(out.dims[axis], s->dims[axis])
+                         : TY_DIM_UNKNOWN;
   }
 done:
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
@@ -239,11 +245,14 @@ done:
 }
 
 /* The opset from which a reduction reads its axes from input 1. */
-static int axes_input_opset(ty_op op) { return op == TY_OP_REDUCE_SUM ? 13 : 18; }
+static int axes_input_opset(ty_op op) {
+  return op == TY_OP_REDUCE_SUM ? 13 : 18;
+}
 
 int ty__infer_reduce(ty__infer *ic) {
   ty_op op = ic->node->op;
-  uint32_t mask = op == TY_OP_REDUCE_MAX || op == TY_OP_REDUCE_MIN ? TY__DT_NUMS | TY__DT(BOOL) : TY__DT_NUMS;
+  uint32_t mask =
+      op == TY_OP_REDUCE_MAX || op == TY_OP_REDUCE_MIN ? TY__DT_NUMS | TY__DT(BOOL) : TY__DT_NUMS;
   int64_t axes[TY_MAX_RANK];
   bool mark[TY_MAX_RANK];
   int n, rc = ty__infer_need(ic, 0, mask, false);
@@ -279,11 +288,14 @@ int ty__infer_arg_reduce(ty__infer *ic) {
   ty_shape out = *x;
   if (x->rank >= 0) {
     int axis;
-    if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), x->rank ? x->rank : 1, &axis) != 0)
+    if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), x->rank ? x->rank : 1,
+                          &axis) != 0)
       return fail(ic, TY_EINVAL, "axis is out of range");
-    if (x->rank && x->dims[axis] == 0) return fail(ic, TY_EINVAL, "cannot take the index of an empty dim");
+    if (x->rank && x->dims[axis] == 0)
+      return fail(ic, TY_EINVAL, "cannot take the index of an empty dim");
     bool keep = ty_graph_node_attr_int(ic->node, "keepdims", 1) != 0;
-    if (x->rank && keep) out.dims[axis] = 1;
+    if (x->rank && keep)
+      out.dims[axis] = 1;
     else if (x->rank) {
       for (int d = axis; d + 1 < x->rank; d++) out.dims[d] = x->dims[d + 1];
       out.rank--;
@@ -334,7 +346,8 @@ int ty__infer_shape(ty__infer *ic) {
   if (ic->node->op == TY_OP_SHAPE) {
     int st, en;
     ty__shape_window(ic->node, x->rank, &st, &en);
-    out = x->rank < 0 ? ty_shape_make(1, (int64_t[]){TY_DIM_UNKNOWN}) : ty_shape_make(1, (int64_t[]){en - st});
+    out = x->rank < 0 ? ty_shape_make(1, (int64_t[]){TY_DIM_UNKNOWN})
+                      : ty_shape_make(1, (int64_t[]){en - st});
   }
   ty__infer_set(ic, 0, TY_DTYPE_I64, &out);
   return 0;

@@ -74,7 +74,8 @@ typedef struct ty__odo {
   int64_t st[TY__ODO_MAX][TY_MAX_RANK];
   int64_t off[TY__ODO_MAX];
 } ty__odo;
-static inline void ty__odo_init(ty__odo *w, const ty_shape *out, int n, const ty_shape *const *ins) {
+static inline void ty__odo_init(ty__odo *w, const ty_shape *out, int n,
+                                const ty_shape *const *ins) {
   w->rank = out->rank;
   w->n = n;
   for (int d = 0; d < out->rank; d++) {
@@ -88,7 +89,8 @@ static inline void ty__odo_init(ty__odo *w, const ty_shape *out, int n, const ty
 }
 /* One operand with explicit strides st from offset off0 (a strided view:
  * Slice, the reductions' output slots). */
-static inline void ty__odo_init_strided(ty__odo *w, const ty_shape *shape, const int64_t *st, int64_t off0) {
+static inline void ty__odo_init_strided(ty__odo *w, const ty_shape *shape, const int64_t *st,
+                                        int64_t off0) {
   w->rank = shape->rank;
   w->n = 1;
   for (int d = 0; d < shape->rank; d++) {
@@ -111,7 +113,8 @@ static inline void ty__odo_next(ty__odo *w) {
 /* The scatters into y (same walks as ScatterND / ScatterElements; n NULL
  * means reduction "add", what the gathers' gradients need). TY_EINVAL for
  * an index out of range. */
-int ty__scatter_nd_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up, const ty_graph_node *n);
+int ty__scatter_nd_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up,
+                        const ty_graph_node *n);
 int ty__scatter_elements_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up, int axis,
                               const ty_graph_node *n);
 /* The gathers from x into y (GatherElements along axis, GatherND with b
@@ -124,11 +127,13 @@ int ty__pad_mode(const ty_graph_node *n);
 int64_t ty__pad_src(int64_t o, int64_t begin, int64_t dim, int mode);
 /* DepthToSpace/SpaceToDepth (op) between x and y with n's attributes:
  * y from x, or with back x from y (the gradient). */
-void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y, bool back);
+void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y,
+                          bool back);
 
 /* The reduced dims of a Reduce* node (axes input or attribute; all when
  * none) and whether it is a no-op (noop_with_empty_axes). */
-int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red, bool *out_noop);
+int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red,
+                    bool *out_noop);
 /* The stride in the reduced output of each input dim (0 for reduced dims):
  * walking x with ty__odo_init_strided gives each element's output slot. */
 void ty__reduce_slots(const ty_shape *x, const bool *red, int64_t *out_strides);
@@ -153,7 +158,8 @@ void ty__broadcast_copy(const ty_tensor *x, ty_tensor *y);
 static inline bool ty__shape_too_large(const ty_shape *s) {
   int64_t n = 1;
   for (int d = 0; d < s->rank; d++)
-    if (s->dims[d] > TY__DIM_MAX || (s->dims[d] > 0 && __builtin_mul_overflow(n, s->dims[d], &n))) return true;
+    if (s->dims[d] > TY__DIM_MAX || (s->dims[d] > 0 && __builtin_mul_overflow(n, s->dims[d], &n)))
+      return true;
   return false;
 }
 static inline int64_t ty__dim_mul(int64_t a, int64_t b) {
@@ -172,8 +178,8 @@ static inline int64_t ty__dim_add(int64_t a, int64_t b) {
 #define TY__SYM_MAX 16
 enum { TY__SYM_KNOWN = 0, TY__SYM_BATCH = 1, TY__SYM_UNKNOWN = 2 };
 typedef struct ty__symvec {
-  int n;      /* entries */
-  int rank;   /* 0 (scalar, n == 1) or 1 */
+  int n;    /* entries */
+  int rank; /* 0 (scalar, n == 1) or 1 */
   int64_t v[TY__SYM_MAX];
   int8_t kind[TY__SYM_MAX];
 } ty__symvec;
@@ -202,7 +208,8 @@ int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out
  * kind[i] != TY__SYM_KNOWN are the batch or unknown. */
 int ty__infer_dims_list(ty__infer *ic, int input, int64_t *out, int8_t *kind, int max, int *out_n);
 /* Writes `node "name" (Op): <message>` and returns code (for inference). */
-int ty__infer_fail(ty__infer *ic, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ty__infer_fail(ty__infer *ic, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Checks that input i is present (unless optional) with a dtype in mask
  * (bits 1 << dtype; TY__DT_* below). */
 int ty__infer_need(ty__infer *ic, int i, uint32_t mask, bool optional);
@@ -232,10 +239,12 @@ typedef struct ty__slice {
 int ty__slice_params(const ty_graph_node *n, const ty_tensor *const *in, int rank, ty__slice *s);
 /* Resolves one axis of a slice against its dim (numpy's rules): the first
  * index and the number of elements taken. */
-void ty__slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *out_start, int64_t *out_len);
+void ty__slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *out_start,
+                    int64_t *out_len);
 /* Split's part sizes along a dim of size dim (TY_DIM_UNKNOWN entries when
  * dim is symbolic and no split is given). */
-int ty__split_sizes(const ty_graph_node *n, const ty_tensor *split_in, int64_t dim, int n_out, int64_t *sizes);
+int ty__split_sizes(const ty_graph_node *n, const ty_tensor *split_in, int64_t dim, int n_out,
+                    int64_t *sizes);
 /* Pad's begin/end per axis, pads[0..rank) begins and pads[rank..2 rank) ends. */
 int ty__pad_params(const ty_graph_node *n, const ty_tensor *const *in, int rank, int64_t *pads);
 /* Range's element count; -1 for a zero delta or an absurd length. */
@@ -294,8 +303,8 @@ TY_OP_LIST(TY__OP_DECLS_)
  * the node does not name) and runs its kernel in inference mode. Returns 1,
  * allocating nothing, when an output would hold more than max_numel
  * elements. The caller owns the outputs. Errors name the node. */
-int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel, ty_tensor **out, char *err,
-                  size_t err_len);
+int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel,
+                  ty_tensor **out, char *err, size_t err_len);
 
 /* The CPU kernel for op (never NULL for a valid op). A CUDA backend would
  * add a second table here, selected per device by ops/exec. */
@@ -332,8 +341,8 @@ typedef struct ty__tconv {
   int nsp;
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3], opad[3];
 } ty__tconv;
-int ty__tconv_read(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, ty__tconv *t, char *err,
-                   size_t err_len);
+int ty__tconv_read(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, ty__tconv *t,
+                   char *err, size_t err_len);
 /* Moves between an output-shaped plane set y [m][out...] and columns
  * col [m][k...][in...] of one group: scatter-adds col into y (forward)
  * or gathers y into col (backward's data gradient). */
@@ -353,7 +362,8 @@ typedef struct ty__einsum {
   int8_t out_lab[TY_MAX_RANK];
   ty_shape out_shape;
 } ty__einsum;
-int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *out, char *why, size_t why_len);
+int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *out, char *why,
+                     size_t why_len);
 /* Evaluates a parsed einsum on tensors of one float dtype into y. */
 int ty__einsum_run(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *y);
 

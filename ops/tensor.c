@@ -14,7 +14,8 @@
 
 size_t ty_dtype_size(ty_dtype dt) {
   switch ((int)dt) {
-#define TY_DTYPE_SIZE_(e, n, sz) case n: return sz;
+#define TY_DTYPE_SIZE_(e, n, sz)                                                                   \
+  case n: return sz;
     TY_DTYPE_LIST(TY_DTYPE_SIZE_)
 #undef TY_DTYPE_SIZE_
   default: return 0;
@@ -29,7 +30,9 @@ const char *ty_dtype_name(int onnx_dtype) {
   return names[onnx_dtype];
 }
 
-bool ty_dtype_supported(int onnx_dtype) { return ty_dtype_size((ty_dtype)onnx_dtype) != 0; }
+bool ty_dtype_supported(int onnx_dtype) {
+  return ty_dtype_size((ty_dtype)onnx_dtype) != 0;
+}
 
 bool ty_dtype_is_float(ty_dtype dt) {
   return dt == TY_DTYPE_F32 || dt == TY_DTYPE_F64 || dt == TY_DTYPE_F16 || dt == TY_DTYPE_BF16;
@@ -91,7 +94,8 @@ void ty_shape_strides(const ty_shape *s, int64_t *out_strides) {
   int64_t st = 1;
   for (int i = s->rank - 1; i >= 0; i--) {
     out_strides[i] = st;
-    if (__builtin_mul_overflow(st, s->dims[i], &st)) st = INT64_MAX; /* only an empty tensor gets here */
+    if (__builtin_mul_overflow(st, s->dims[i], &st))
+      st = INT64_MAX; /* only an empty tensor gets here */
   }
 }
 

@@ -32,9 +32,11 @@
  * carry training and shapes; the others are what masks, indices and
  * exported models bring. FLOAT16 and BFLOAT16 are stored as their bits and
  * computed through float. STRING and complex types are refused at import. */
+/* clang-format off */
 #define TY_DTYPE_LIST(X)                                                                           \
-  X(F32, 1, 4) X(U8, 2, 1) X(I8, 3, 1) X(U16, 4, 2) X(I16, 5, 2) X(I32, 6, 4) X(I64, 7, 8)          \
+  X(F32, 1, 4) X(U8, 2, 1) X(I8, 3, 1) X(U16, 4, 2) X(I16, 5, 2) X(I32, 6, 4) X(I64, 7, 8)         \
   X(BOOL, 9, 1) X(F16, 10, 2) X(F64, 11, 8) X(U32, 12, 4) X(U64, 13, 8) X(BF16, 16, 2)
+/* clang-format on */
 
 typedef enum {
   TY_DTYPE_INVALID = 0,

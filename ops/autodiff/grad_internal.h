@@ -37,7 +37,7 @@ typedef struct ty__gctx {
   int ny;
   ty_tensor *dx;            /* the output, zero-filled */
   bool training;
-  int out;                  /* the forward output dy belongs to */
+  int out; /* the forward output dy belongs to */
 } ty__gctx;
 
 /* True if forward input i of op carries a gradient (labels, shapes, axes,

@@ -72,7 +72,8 @@ int ty__g_binary(ty__gctx *c) {
     ty_tensor_destroy(bf);
     return TY_ENOMEM;
   }
-  ty_shape bs = ty__binary_bshape(c->n, c->op, &a->shape, &b->shape); /* legacy per-axis broadcast */
+  ty_shape bs =
+      ty__binary_bshape(c->n, c->op, &a->shape, &b->shape); /* legacy per-axis broadcast */
   walk w;
   walk_init(&w, &c->dy->shape, &a->shape, &bs);
   const float *ad = a->data, *bd = b->data, *dy = c->dy->data;

@@ -32,10 +32,13 @@ int ty__g_unbroadcast(const ty_tensor *g, const ty_shape *x_shape, ty_tensor *dx
   return 0;
 }
 
-static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double sigmoid(double x) {
+  return 1.0 / (1.0 + exp(-x));
+}
 
 static double gelu_df(const ty__uparams *p, double x) {
-  if (!p->tanh_gelu) return 0.5 * (1.0 + erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x);
+  if (!p->tanh_gelu)
+    return 0.5 * (1.0 + erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x);
   const double k = 0.7978845608028654, u = k * (x + 0.044715 * x * x * x), t = tanh(u);
   return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3 * 0.044715 * x * x);
 }
@@ -93,7 +96,8 @@ int ty__g_clip(ty__gctx *c) {
   ty__clip_bounds(&fwd, c->x, &lo, &hi);
   const float *x = c->x[0]->data, *dy = c->dy->data;
   float *dx = c->dx->data;
-  for (int64_t i = 0; i < ty_tensor_numel(c->dx); i++) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0.0f;
+  for (int64_t i = 0; i < ty_tensor_numel(c->dx); i++)
+    dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0.0f;
   return 0;
 }
 

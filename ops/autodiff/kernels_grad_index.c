@@ -25,7 +25,8 @@ static ty_graph_node fwd_node(const ty__gctx *c) {
 }
 
 /* dx[first + i * step] += dy[i] for every index i of dy. */
-static void strided_add(const ty_tensor *dy, const int64_t *first, const int64_t *step, ty_tensor *dx) {
+static void strided_add(const ty_tensor *dy, const int64_t *first, const int64_t *step,
+                        ty_tensor *dx) {
   int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], off = 0;
   ty_shape_strides(&dx->shape, xs);
   for (int d = 0; d < dx->shape.rank; d++) {
@@ -34,7 +35,8 @@ static void strided_add(const ty_tensor *dy, const int64_t *first, const int64_t
   }
   ty__odo w;
   ty__odo_init_strided(&w, &dy->shape, st, off);
-  for (int64_t i = 0; i < ty_tensor_numel(dy); i++, ty__odo_next(&w)) ty_tensor_f32(dx)[w.off[0]] += ty_tensor_f32(dy)[i];
+  for (int64_t i = 0; i < ty_tensor_numel(dy); i++, ty__odo_next(&w))
+    ty_tensor_f32(dx)[w.off[0]] += ty_tensor_f32(dy)[i];
 }
 
 int ty__g_slice(ty__gctx *c) {
@@ -43,7 +45,8 @@ int ty__g_slice(ty__gctx *c) {
   ty__slice s;
   if (ty__slice_params(&f, c->x, xs->rank, &s) != 0) return TY_EINTERNAL;
   int64_t first[TY_MAX_RANK], len;
-  for (int d = 0; d < xs->rank; d++) ty__slice_axis(xs->dims[d], s.start[d], s.end[d], s.step[d], &first[d], &len);
+  for (int d = 0; d < xs->rank; d++)
+    ty__slice_axis(xs->dims[d], s.start[d], s.end[d], s.step[d], &first[d], &len);
   strided_add(c->dy, first, s.step, c->dx);
   return 0;
 }
@@ -53,15 +56,19 @@ int ty__g_split(ty__gctx *c) {
   const ty_shape *xs = &c->x[0]->shape;
   int axis;
   int64_t sizes[64], first[TY_MAX_RANK] = {0}, step[TY_MAX_RANK];
-  if (ty_axis_normalize(ty_graph_node_attr_int(&f, "axis", 0), xs->rank, &axis) != 0) return TY_EINTERNAL;
-  if (ty__split_sizes(&f, c->nx > 1 ? c->x[1] : NULL, xs->dims[axis], c->ny, sizes) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(&f, "axis", 0), xs->rank, &axis) != 0)
+    return TY_EINTERNAL;
+  if (ty__split_sizes(&f, c->nx > 1 ? c->x[1] : NULL, xs->dims[axis], c->ny, sizes) != 0)
+    return TY_EINTERNAL;
   for (int i = 0; i < c->out; i++) first[axis] += sizes[i];
   for (int d = 0; d < xs->rank; d++) step[d] = 1;
   strided_add(c->dy, first, step, c->dx);
   return 0;
 }
 
-int ty__g_expand(ty__gctx *c) { return ty__g_unbroadcast(c->dy, &c->dx->shape, c->dx); }
+int ty__g_expand(ty__gctx *c) {
+  return ty__g_unbroadcast(c->dy, &c->dx->shape, c->dx);
+}
 
 int ty__g_tile(ty__gctx *c) {
   const ty_shape *xs = &c->dx->shape, *ys = &c->dy->shape;
@@ -81,7 +88,8 @@ int ty__g_pad(ty__gctx *c) {
   ty_graph_node f = fwd_node(c);
   const ty_shape *xs = &c->dx->shape, *ys = &c->dy->shape;
   int r = xs->rank, mode = ty__pad_mode(&f);
-  int64_t pads[2 * TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, n = ty_tensor_numel(c->dy);
+  int64_t pads[2 * TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0},
+                                                  n = ty_tensor_numel(c->dy);
   if (ty__pad_params(&f, c->x, r, pads) != 0) return TY_EINTERNAL;
   ty_shape_strides(xs, st);
   for (int64_t i = 0; i < n; i++) {
@@ -115,11 +123,14 @@ int ty__g_trilu(ty__gctx *c) {
 
 int ty__g_gather_elements(ty__gctx *c) {
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), c->dx->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), c->dx->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
   return ty__scatter_elements_into(c->dx, c->x[1], c->dy, axis, NULL);
 }
 
-int ty__g_gather_nd(ty__gctx *c) { return ty__scatter_nd_into(c->dx, c->x[1], c->dy, NULL); }
+int ty__g_gather_nd(ty__gctx *c) {
+  return ty__scatter_nd_into(c->dx, c->x[1], c->dy, NULL);
+}
 
 /* ScatterND / ScatterElements: data gets dY where no update landed
  * (everywhere with reduction add); updates get dY gathered at their
@@ -127,16 +138,20 @@ int ty__g_gather_nd(ty__gctx *c) { return ty__scatter_nd_into(c->dx, c->x[1], c-
 int ty__g_scatter(ty__gctx *c) {
   bool nd = c->op == TY_OP_SCATTER_ND;
   int axis = 0;
-  if (!nd && ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), c->dy->shape.rank, &axis) != 0)
+  if (!nd &&
+      ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), c->dy->shape.rank, &axis) != 0)
     return TY_EINTERNAL;
-  if (c->wrt == 2) return nd ? ty__gather_nd_from(c->dy, c->x[1], 0, c->dx) : ty__gather_elements_from(c->dy, c->x[1], axis, c->dx);
+  if (c->wrt == 2)
+    return nd ? ty__gather_nd_from(c->dy, c->x[1], 0, c->dx)
+              : ty__gather_elements_from(c->dy, c->x[1], axis, c->dx);
   memcpy(c->dx->data, c->dy->data, c->dx->nbytes);
   if (strcmp(ty_graph_node_attr_string(c->n, "reduction", "none"), "none") != 0) return 0;
   ty_tensor *zeros;
   int rc = ty_tensor_create(TY_DTYPE_F32, &c->x[2]->shape, &zeros);
   if (rc != 0) return rc;
   ty_graph_node f = fwd_node(c); /* reduction none: the zeros overwrite */
-  rc = nd ? ty__scatter_nd_into(c->dx, c->x[1], zeros, &f) : ty__scatter_elements_into(c->dx, c->x[1], zeros, axis, &f);
+  rc = nd ? ty__scatter_nd_into(c->dx, c->x[1], zeros, &f)
+          : ty__scatter_elements_into(c->dx, c->x[1], zeros, axis, &f);
   ty_tensor_destroy(zeros);
   return rc;
 }
@@ -151,9 +166,12 @@ int ty__g_depth_space(ty__gctx *c) {
 int ty__g_cumsum(ty__gctx *c) {
   const ty_shape *s = &c->dx->shape;
   int axis;
-  if (ty_axis_normalize(ty__geti(c->x[1]->dtype, c->x[1]->data, 0), s->rank, &axis) != 0) return TY_EINTERNAL;
-  bool excl = ty_graph_node_attr_int(c->n, "exclusive", 0) != 0, rev = ty_graph_node_attr_int(c->n, "reverse", 0) == 0;
-  int64_t outer = ty_shape_span(s, 0, axis), dim = s->dims[axis], inner = ty_shape_span(s, axis + 1, s->rank);
+  if (ty_axis_normalize(ty__geti(c->x[1]->dtype, c->x[1]->data, 0), s->rank, &axis) != 0)
+    return TY_EINTERNAL;
+  bool excl = ty_graph_node_attr_int(c->n, "exclusive", 0) != 0,
+       rev = ty_graph_node_attr_int(c->n, "reverse", 0) == 0;
+  int64_t outer = ty_shape_span(s, 0, axis), dim = s->dims[axis],
+          inner = ty_shape_span(s, axis + 1, s->rank);
   for (int64_t o = 0; o < outer; o++)
     for (int64_t i = 0; i < inner; i++) {
       double acc = 0;

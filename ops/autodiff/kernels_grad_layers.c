@@ -34,8 +34,10 @@ static void slot_stats(ty__gctx *c, const int64_t *ys, double *cnt, double *prod
     float v = ty_tensor_f32(x)[i];
     int64_t o = w.off[0];
     if (c->op == TY_OP_REDUCE_PROD) {
-      if (v == 0) cnt[o]++;
-      else prod[o] *= v;
+      if (v == 0)
+        cnt[o]++;
+      else
+        prod[o] *= v;
     } else if (v == y[o]) {
       cnt[o]++;
     }
@@ -44,7 +46,8 @@ static void slot_stats(ty__gctx *c, const int64_t *ys, double *cnt, double *prod
 
 static double reduce_partial(ty_op op, double x, double y, double cnt, double prod) {
   switch (op) {
-  case TY_OP_REDUCE_MAX: case TY_OP_REDUCE_MIN: return x == y ? 1.0 / cnt : 0.0;
+  case TY_OP_REDUCE_MAX:
+  case TY_OP_REDUCE_MIN: return x == y ? 1.0 / cnt : 0.0;
   case TY_OP_REDUCE_PROD: return cnt == 0 ? prod / x : cnt == 1 && x == 0 ? prod : 0.0;
   case TY_OP_REDUCE_L1: return (x > 0) - (x < 0);
   case TY_OP_REDUCE_L2: return y > 0 ? x / y : 0.0;
@@ -61,7 +64,8 @@ int ty__g_reduce_ext(ty__gctx *c) {
   f.n_inputs = c->nx;
   bool red[TY_MAX_RANK], noop;
   if (ty__reduce_mask(&f, c->x, x->shape.rank, red, &noop) != 0) return TY_EINTERNAL;
-  if (noop) for (int d = 0; d < TY_MAX_RANK; d++) red[d] = false;
+  if (noop)
+    for (int d = 0; d < TY_MAX_RANK; d++) red[d] = false;
   int64_t ys[TY_MAX_RANK], ny = ty_tensor_numel(yt);
   ty__reduce_slots(&x->shape, red, ys);
   double *cnt = calloc(2 * (size_t)(ny ? ny : 1), sizeof *cnt), *prod = cnt + (ny ? ny : 1);
@@ -72,7 +76,8 @@ int ty__g_reduce_ext(ty__gctx *c) {
   ty__odo_init_strided(&w, &x->shape, ys, 0);
   for (int64_t i = 0; i < ty_tensor_numel(x); i++, ty__odo_next(&w)) {
     int64_t o = w.off[0];
-    ty_tensor_f32(c->dx)[i] = (float)(dy[o] * reduce_partial(c->op, ty_tensor_f32(x)[i], y[o], cnt[o], prod[o]));
+    ty_tensor_f32(c->dx)[i] =
+        (float)(dy[o] * reduce_partial(c->op, ty_tensor_f32(x)[i], y[o], cnt[o], prod[o]));
   }
   free(cnt);
   return 0;
@@ -85,7 +90,8 @@ int ty__g_conv_transpose(ty__gctx *c) {
   if (ty__tconv_read(c->n, &x->shape, &wt->shape, &t, NULL, 0) != 0) return TY_EINTERNAL;
   int64_t group = ty_graph_node_attr_int(c->n, "group", 1), batch = x->shape.dims[0];
   int64_t cg = x->shape.dims[1] / group, mg = wt->shape.dims[1], m = mg * group;
-  int64_t kv = t.k[0] * t.k[1] * t.k[2], li = t.in[0] * t.in[1] * t.in[2], lo = t.out[0] * t.out[1] * t.out[2];
+  int64_t kv = t.k[0] * t.k[1] * t.k[2], li = t.in[0] * t.in[1] * t.in[2],
+          lo = t.out[0] * t.out[1] * t.out[2];
   const float *dy = c->dy->data;
   float *dx = c->dx->data;
   if (c->wrt == 2) {
@@ -98,20 +104,25 @@ int ty__g_conv_transpose(ty__gctx *c) {
     return 0;
   }
   size_t ncol;
-  if (ty_mul_overflow((size_t)(mg * kv), (size_t)li, &ncol) || ncol > ((size_t)1 << 34)) return TY_ETOOBIG;
+  if (ty_mul_overflow((size_t)(mg * kv), (size_t)li, &ncol) || ncol > ((size_t)1 << 34))
+    return TY_ETOOBIG;
   if (ncol == 0 || cg == 0) return 0;
   float *col = malloc(ncol * sizeof *col);
   if (!col) return TY_ENOMEM;
   for (int64_t b = 0; b < batch; b++)
     for (int64_t g = 0; g < group; g++) {
-      ty__tconv_col(&t, mg, (float *)dy + (b * m + g * mg) * lo, col, false); /* gathers, dY is only read */
-      const float *xg = ty_tensor_f32(x) + (b * group + g) * cg * li, *wg = ty_tensor_f32(wt) + g * cg * mg * kv;
+      ty__tconv_col(&t, mg, (float *)dy + (b * m + g * mg) * lo, col,
+                    false); /* gathers, dY is only read */
+      const float *xg = ty_tensor_f32(x) + (b * group + g) * cg * li,
+                  *wg = ty_tensor_f32(wt) + g * cg * mg * kv;
       if (c->wrt == 0) /* dX_g = W_g col */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)cg, (blasint)li, (blasint)(mg * kv), 1.0f, wg,
-                    (blasint)(mg * kv), col, (blasint)li, 0.0f, dx + (b * group + g) * cg * li, (blasint)li);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)cg, (blasint)li,
+                    (blasint)(mg * kv), 1.0f, wg, (blasint)(mg * kv), col, (blasint)li, 0.0f,
+                    dx + (b * group + g) * cg * li, (blasint)li);
       else /* dW_g += X_g col^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)cg, (blasint)(mg * kv), (blasint)li, 1.0f, xg,
-                    (blasint)li, col, (blasint)li, 1.0f, dx + g * cg * mg * kv, (blasint)(mg * kv));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)cg, (blasint)(mg * kv),
+                    (blasint)li, 1.0f, xg, (blasint)li, col, (blasint)li, 1.0f,
+                    dx + g * cg * mg * kv, (blasint)(mg * kv));
     }
   free(col);
   return 0;
@@ -123,7 +134,8 @@ int ty__g_einsum(ty__gctx *c) {
   for (int i = 0; i < c->nx; i++) shapes[i] = c->x[i]->shape;
   ty__einsum es, ge;
   char why[160];
-  if (ty__einsum_parse(ty_graph_node_attr_string(c->n, "equation", ""), shapes, c->nx, &es, why, sizeof why) != 0)
+  if (ty__einsum_parse(ty_graph_node_attr_string(c->n, "equation", ""), shapes, c->nx, &es, why,
+                       sizeof why) != 0)
     return TY_EINTERNAL;
   /* d operand w = einsum(dY, the others -> w's labels they carry); w's
    * other labels were summed over, so the result is broadcast over them. */
@@ -164,7 +176,8 @@ int ty__g_einsum(ty__gctx *c) {
 /* ---- NegativeLogLikelihoodLoss ----------------------------------------------------- */
 int ty__g_nll(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *lab = c->x[1], *wt = c->nx > 2 ? c->x[2] : NULL;
-  int64_t nb = x->shape.dims[0], cl = x->shape.dims[1], inner = ty_shape_span(&x->shape, 2, x->shape.rank);
+  int64_t nb = x->shape.dims[0], cl = x->shape.dims[1],
+          inner = ty_shape_span(&x->shape, 2, x->shape.rank);
   const char *red = ty_graph_node_attr_string(c->n, "reduction", "mean");
   const ty_graph_attr *ig = ty_graph_node_attr(c->n, "ignore_index");
   bool none = strcmp(red, "none") == 0, mean = strcmp(red, "mean") == 0;
@@ -189,7 +202,8 @@ int ty__g_nll(ty__gctx *c) {
 /* ---- GlobalMaxPool, InstanceNormalization -------------------------------------------- */
 int ty__g_global_max_pool(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
-  int64_t planes = x->shape.dims[0] * x->shape.dims[1], sz = ty_shape_span(&x->shape, 2, x->shape.rank);
+  int64_t planes = x->shape.dims[0] * x->shape.dims[1],
+          sz = ty_shape_span(&x->shape, 2, x->shape.rank);
   for (int64_t p = 0; p < planes && sz; p++) {
     const float *px = ty_tensor_f32(x) + p * sz;
     int64_t best = 0;
@@ -204,7 +218,8 @@ int ty__g_global_max_pool(ty__gctx *c) {
  * dX = inv / M * (M g - sum g - xhat sum(g xhat)). */
 int ty__g_instance_norm(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
-  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
+  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1],
+          sp = ty_shape_span(&x->shape, 2, x->shape.rank);
   double eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
   const float *xd = x->data, *sc = c->x[1]->data, *dy = c->dy->data;
   float *dx = c->dx->data;

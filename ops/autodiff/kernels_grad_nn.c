@@ -28,7 +28,8 @@ int ty__g_matmul(ty__gctx *c) {
   ty_shape pb = b->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){b->shape.dims[0], 1}) : b->shape;
   const ty_shape *as = &pa, *bs = &pb;
   int64_t m = as->dims[as->rank - 2], k = as->dims[as->rank - 1], n = bs->dims[bs->rank - 1];
-  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims), batch;
+  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims),
+           batch;
   if (ty_shape_broadcast(&ab, &bb, &batch) != 0) return TY_EINTERNAL;
   int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
   ty_broadcast_strides(&ab, &batch, sa);
@@ -105,7 +106,9 @@ int ty__g_conv(ty__gctx *c) {
     return 0;
   }
   size_t ncol; /* the column buffer is larger than any tensor here: checked */
-  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) || ty_mul_overflow(ncol, sizeof(float), &ncol)) return TY_ETOOBIG;
+  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) ||
+      ty_mul_overflow(ncol, sizeof(float), &ncol))
+    return TY_ETOOBIG;
   if (ncol == 0) return 0;
   float *col = malloc(ncol);
   if (!col) return TY_ENOMEM;

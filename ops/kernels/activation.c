@@ -25,7 +25,10 @@ static float sigmoid(float x) {
 
 ty__uparams ty__uparams_of(const ty_graph_node *n, ty_op op) {
   bool hs = op == TY_OP_HARD_SIGMOID;
-  float alpha_dflt = op == TY_OP_LEAKY_RELU ? 0.01f : op == TY_OP_SELU ? 1.67326319217681884765625f : hs ? 0.2f : 1.0f;
+  float alpha_dflt = op == TY_OP_LEAKY_RELU ? 0.01f
+                     : op == TY_OP_SELU     ? 1.67326319217681884765625f
+                     : hs                   ? 0.2f
+                                            : 1.0f;
   return (ty__uparams){
       .op = op,
       .alpha = ty_graph_node_attr_float(n, "alpha", alpha_dflt),
@@ -39,7 +42,9 @@ ty__uparams ty__uparams_of(const ty_graph_node *n, ty_op op) {
   };
 }
 
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static double softplus(double x) {
+  return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
 
 static double gelu(const ty__uparams *p, double x) {
   if (p->tanh_gelu) return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
@@ -106,13 +111,22 @@ static ty__num unary_int(const ty__uparams *p, ty__dkind k, ty__num v) {
   switch (p->op) {
   case TY_OP_RELU: r.i = v.i > 0 ? v.i : 0; break;
   case TY_OP_NEG: r.i = (int64_t)(0u - (uint64_t)v.i); break;
-  case TY_OP_ABS: if (s && v.i < 0) r.i = (int64_t)(0u - (uint64_t)v.i); break;
-  case TY_OP_SIGN: if (s) r.i = (v.i > 0) - (v.i < 0); else r.u = v.u > 0; break;
+  case TY_OP_ABS:
+    if (s && v.i < 0) r.i = (int64_t)(0u - (uint64_t)v.i);
+    break;
+  case TY_OP_SIGN:
+    if (s)
+      r.i = (v.i > 0) - (v.i < 0);
+    else
+      r.u = v.u > 0;
+    break;
   case TY_OP_NOT: r.u = !v.u; break;
   case TY_OP_SHRINK: {
     double x = s ? (double)v.i : (double)v.u, y = ty__unary_f(p, x);
-    if (s) r.i = ty__geti(TY_DTYPE_F64, &y, 0);
-    else r.u = ty__getu(TY_DTYPE_F64, &y, 0);
+    if (s)
+      r.i = ty__geti(TY_DTYPE_F64, &y, 0);
+    else
+      r.u = ty__getu(TY_DTYPE_F64, &y, 0);
     break;
   }
   default: break;
@@ -124,15 +138,33 @@ static ty__num unary_int(const ty__uparams *p, ty__dkind k, ty__num v) {
 static bool unary_f32(const ty__uparams *p, const float *a, float *b, int64_t cnt) {
   float alpha = p->alpha;
   switch (p->op) {
-  case TY_OP_RELU: for (int64_t i = 0; i < cnt; i++) b[i] = a[i] > 0 ? a[i] : 0.0f; return true;
-  case TY_OP_LEAKY_RELU: for (int64_t i = 0; i < cnt; i++) b[i] = a[i] >= 0 ? a[i] : alpha * a[i]; return true;
-  case TY_OP_SIGMOID: for (int64_t i = 0; i < cnt; i++) b[i] = sigmoid(a[i]); return true;
-  case TY_OP_TANH: for (int64_t i = 0; i < cnt; i++) b[i] = tanhf(a[i]); return true;
-  case TY_OP_ERF: for (int64_t i = 0; i < cnt; i++) b[i] = erff(a[i]); return true;
-  case TY_OP_SQRT: for (int64_t i = 0; i < cnt; i++) b[i] = sqrtf(a[i]); return true;
-  case TY_OP_EXP: for (int64_t i = 0; i < cnt; i++) b[i] = expf(a[i]); return true;
-  case TY_OP_LOG: for (int64_t i = 0; i < cnt; i++) b[i] = logf(a[i]); return true;
-  case TY_OP_NEG: for (int64_t i = 0; i < cnt; i++) b[i] = -a[i]; return true;
+  case TY_OP_RELU:
+    for (int64_t i = 0; i < cnt; i++) b[i] = a[i] > 0 ? a[i] : 0.0f;
+    return true;
+  case TY_OP_LEAKY_RELU:
+    for (int64_t i = 0; i < cnt; i++) b[i] = a[i] >= 0 ? a[i] : alpha * a[i];
+    return true;
+  case TY_OP_SIGMOID:
+    for (int64_t i = 0; i < cnt; i++) b[i] = sigmoid(a[i]);
+    return true;
+  case TY_OP_TANH:
+    for (int64_t i = 0; i < cnt; i++) b[i] = tanhf(a[i]);
+    return true;
+  case TY_OP_ERF:
+    for (int64_t i = 0; i < cnt; i++) b[i] = erff(a[i]);
+    return true;
+  case TY_OP_SQRT:
+    for (int64_t i = 0; i < cnt; i++) b[i] = sqrtf(a[i]);
+    return true;
+  case TY_OP_EXP:
+    for (int64_t i = 0; i < cnt; i++) b[i] = expf(a[i]);
+    return true;
+  case TY_OP_LOG:
+    for (int64_t i = 0; i < cnt; i++) b[i] = logf(a[i]);
+    return true;
+  case TY_OP_NEG:
+    for (int64_t i = 0; i < cnt; i++) b[i] = -a[i];
+    return true;
   default: return false;
   }
 }
@@ -151,8 +183,10 @@ int ty__k_unary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   if (x->dtype == TY_DTYPE_F32 && unary_f32(&p, x->data, y->data, cnt)) return 0;
   ty__dkind k = ty__dkind_of(x->dtype);
   for (int64_t i = 0; i < cnt; i++) {
-    if (k == TY__DK_FLOAT) ty__putf(y->dtype, y->data, i, ty__unary_f(&p, ty__getf(x->dtype, x->data, i)));
-    else ty__put(y->dtype, y->data, i, unary_int(&p, k, ty__get(x->dtype, x->data, i)));
+    if (k == TY__DK_FLOAT)
+      ty__putf(y->dtype, y->data, i, ty__unary_f(&p, ty__getf(x->dtype, x->data, i)));
+    else
+      ty__put(y->dtype, y->data, i, unary_int(&p, k, ty__get(x->dtype, x->data, i)));
   }
   return 0;
 }
@@ -171,7 +205,8 @@ int ty__clip_bounds(const ty_graph_node *n, const ty_tensor *const *in, double *
   return 0;
 }
 
-int ty__k_clip(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_clip(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
@@ -194,7 +229,8 @@ int ty__k_clip(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   }
   /* Integer bounds read exactly (a double would round int64 extremes). */
   bool s = ty__dkind_of(x->dtype) == TY__DK_SINT;
-  const ty_tensor *tl = n->opset >= 11 && n->n_inputs > 1 ? in[1] : NULL, *th = n->opset >= 11 && n->n_inputs > 2 ? in[2] : NULL;
+  const ty_tensor *tl = n->opset >= 11 && n->n_inputs > 1 ? in[1] : NULL,
+                  *th = n->opset >= 11 && n->n_inputs > 2 ? in[2] : NULL;
   for (int64_t i = 0; i < cnt; i++) {
     ty__num v = ty__get(x->dtype, x->data, i);
     if (s) {
@@ -210,9 +246,11 @@ int ty__k_clip(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
 }
 
 /* ---- Cast, CastLike ---------------------------------------------------------- */
-int ty__k_cast(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_cast(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   (void)n;
   (void)ctx;
-  if (out[0]) ty__cast_elems(in[0]->dtype, in[0]->data, out[0]->dtype, out[0]->data, ty_tensor_numel(in[0]));
+  if (out[0])
+    ty__cast_elems(in[0]->dtype, in[0]->data, out[0]->dtype, out[0]->data, ty_tensor_numel(in[0]));
   return 0;
 }

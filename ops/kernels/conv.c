@@ -75,7 +75,9 @@ int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
                 g.oh == g.h && g.ow == g.w;
   float *col = NULL;
   size_t ncol; /* the column buffer is larger than any tensor here: checked */
-  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) || ty_mul_overflow(ncol, sizeof *col, &ncol)) return TY_ETOOBIG;
+  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) ||
+      ty_mul_overflow(ncol, sizeof *col, &ncol))
+    return TY_ETOOBIG;
   if (!direct && ncol > 0 && !(col = malloc(ncol))) return TY_ENOMEM;
   const float *xd = x->data, *wd = wt->data;
   float *yd = y->data;

@@ -21,8 +21,14 @@
 
 ty__dkind ty__dkind_of(ty_dtype dt) {
   switch (dt) {
-  case TY_DTYPE_F32: case TY_DTYPE_F64: case TY_DTYPE_F16: case TY_DTYPE_BF16: return TY__DK_FLOAT;
-  case TY_DTYPE_I8: case TY_DTYPE_I16: case TY_DTYPE_I32: case TY_DTYPE_I64: return TY__DK_SINT;
+  case TY_DTYPE_F32:
+  case TY_DTYPE_F64:
+  case TY_DTYPE_F16:
+  case TY_DTYPE_BF16: return TY__DK_FLOAT;
+  case TY_DTYPE_I8:
+  case TY_DTYPE_I16:
+  case TY_DTYPE_I32:
+  case TY_DTYPE_I64: return TY__DK_SINT;
   default: return TY__DK_UINT;
   }
 }
@@ -31,9 +37,12 @@ ty__dkind ty__dkind_of(ty_dtype dt) {
 float ty__f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
   float v;
-  if (e == 0) v = ldexpf((float)m, -24); /* zero or subnormal */
-  else if (e == 31) v = m ? NAN : INFINITY;
-  else v = ldexpf((float)(m | 0x400), (int)e - 25);
+  if (e == 0)
+    v = ldexpf((float)m, -24); /* zero or subnormal */
+  else if (e == 31)
+    v = m ? NAN : INFINITY;
+  else
+    v = ldexpf((float)(m | 0x400), (int)e - 25);
   return sign ? -v : v;
 }
 
@@ -42,7 +51,8 @@ uint16_t ty__f64_to_f16(double x) {
   double a = fabs(x);
   if (isnan(x)) return sign | 0x7e00;
   if (a >= 65520.0) return sign | 0x7c00; /* 65520 rounds (to even) past the largest half, 65504 */
-  if (a < 0x1p-14) return sign | (uint16_t)rint(a * 0x1p24); /* subnormal; 1024 is the least normal */
+  if (a < 0x1p-14)
+    return sign | (uint16_t)rint(a * 0x1p24); /* subnormal; 1024 is the least normal */
   int k;
   double f = frexp(a, &k); /* a = f * 2^k, f in [0.5, 1) */
   int e = k - 1;
@@ -76,7 +86,10 @@ double ty__getf(ty_dtype dt, const void *p, int64_t i) {
   case TY_DTYPE_F64: return ((const double *)p)[i];
   case TY_DTYPE_F16: return ty__f16_to_f32(((const uint16_t *)p)[i]);
   case TY_DTYPE_BF16: return ty__bf16_to_f32(((const uint16_t *)p)[i]);
-  case TY_DTYPE_I8: case TY_DTYPE_I16: case TY_DTYPE_I32: case TY_DTYPE_I64: return (double)ty__geti(dt, p, i);
+  case TY_DTYPE_I8:
+  case TY_DTYPE_I16:
+  case TY_DTYPE_I32:
+  case TY_DTYPE_I64: return (double)ty__geti(dt, p, i);
   default: return (double)ty__getu(dt, p, i);
   }
 }
@@ -91,7 +104,8 @@ static int64_t f_to_i64(double v) {
 }
 
 static uint64_t f_to_u64(double v) {
-  if (isnan(v) || v <= -1.0) return v <= -1.0 ? (uint64_t)f_to_i64(v) : 0; /* negative: two's complement */
+  if (isnan(v) || v <= -1.0)
+    return v <= -1.0 ? (uint64_t)f_to_i64(v) : 0; /* negative: two's complement */
   if (v >= 0x1p64) return UINT64_MAX;
   return (uint64_t)v;
 }
@@ -102,7 +116,10 @@ int64_t ty__geti(ty_dtype dt, const void *p, int64_t i) {
   case TY_DTYPE_I16: return ((const int16_t *)p)[i];
   case TY_DTYPE_I32: return ((const int32_t *)p)[i];
   case TY_DTYPE_I64: return ((const int64_t *)p)[i];
-  case TY_DTYPE_F32: case TY_DTYPE_F64: case TY_DTYPE_F16: case TY_DTYPE_BF16: return f_to_i64(ty__getf(dt, p, i));
+  case TY_DTYPE_F32:
+  case TY_DTYPE_F64:
+  case TY_DTYPE_F16:
+  case TY_DTYPE_BF16: return f_to_i64(ty__getf(dt, p, i));
   default: return (int64_t)ty__getu(dt, p, i);
   }
 }
@@ -114,7 +131,10 @@ uint64_t ty__getu(ty_dtype dt, const void *p, int64_t i) {
   case TY_DTYPE_U16: return ((const uint16_t *)p)[i];
   case TY_DTYPE_U32: return ((const uint32_t *)p)[i];
   case TY_DTYPE_U64: return ((const uint64_t *)p)[i];
-  case TY_DTYPE_F32: case TY_DTYPE_F64: case TY_DTYPE_F16: case TY_DTYPE_BF16: return f_to_u64(ty__getf(dt, p, i));
+  case TY_DTYPE_F32:
+  case TY_DTYPE_F64:
+  case TY_DTYPE_F16:
+  case TY_DTYPE_BF16: return f_to_u64(ty__getf(dt, p, i));
   default: return (uint64_t)ty__geti(dt, p, i);
   }
 }
@@ -127,7 +147,10 @@ void ty__putf(ty_dtype dt, void *p, int64_t i, double v) {
   case TY_DTYPE_F16: ((uint16_t *)p)[i] = ty__f64_to_f16(v); return;
   case TY_DTYPE_BF16: ((uint16_t *)p)[i] = ty__f32_to_bf16((float)v); return;
   case TY_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; return;
-  case TY_DTYPE_I8: case TY_DTYPE_I16: case TY_DTYPE_I32: case TY_DTYPE_I64: ty__puti(dt, p, i, f_to_i64(v)); return;
+  case TY_DTYPE_I8:
+  case TY_DTYPE_I16:
+  case TY_DTYPE_I32:
+  case TY_DTYPE_I64: ty__puti(dt, p, i, f_to_i64(v)); return;
   default: ty__putu(dt, p, i, f_to_u64(v)); return;
   }
 }
@@ -138,7 +161,10 @@ void ty__puti(ty_dtype dt, void *p, int64_t i, int64_t v) {
   case TY_DTYPE_I16: ((int16_t *)p)[i] = (int16_t)v; return;
   case TY_DTYPE_I32: ((int32_t *)p)[i] = (int32_t)v; return;
   case TY_DTYPE_I64: ((int64_t *)p)[i] = v; return;
-  case TY_DTYPE_F32: case TY_DTYPE_F64: case TY_DTYPE_F16: case TY_DTYPE_BF16: ty__putf(dt, p, i, (double)v); return;
+  case TY_DTYPE_F32:
+  case TY_DTYPE_F64:
+  case TY_DTYPE_F16:
+  case TY_DTYPE_BF16: ty__putf(dt, p, i, (double)v); return;
   default: ty__putu(dt, p, i, (uint64_t)v); return;
   }
 }
@@ -150,7 +176,10 @@ void ty__putu(ty_dtype dt, void *p, int64_t i, uint64_t v) {
   case TY_DTYPE_U16: ((uint16_t *)p)[i] = (uint16_t)v; return;
   case TY_DTYPE_U32: ((uint32_t *)p)[i] = (uint32_t)v; return;
   case TY_DTYPE_U64: ((uint64_t *)p)[i] = v; return;
-  case TY_DTYPE_F32: case TY_DTYPE_F64: case TY_DTYPE_F16: case TY_DTYPE_BF16: ty__putf(dt, p, i, (double)v); return;
+  case TY_DTYPE_F32:
+  case TY_DTYPE_F64:
+  case TY_DTYPE_F16:
+  case TY_DTYPE_BF16: ty__putf(dt, p, i, (double)v); return;
   default: ty__puti(dt, p, i, (int64_t)v); return;
   }
 }
@@ -181,9 +210,12 @@ void ty__cast_elems(ty_dtype from, const void *src, ty_dtype to, void *dst, int6
   }
   ty__dkind k = ty__dkind_of(from);
   for (int64_t i = 0; i < n; i++) {
-    if (k == TY__DK_FLOAT) ty__putf(to, dst, i, ty__getf(from, src, i));
-    else if (k == TY__DK_SINT) ty__puti(to, dst, i, ty__geti(from, src, i));
-    else ty__putu(to, dst, i, ty__getu(from, src, i));
+    if (k == TY__DK_FLOAT)
+      ty__putf(to, dst, i, ty__getf(from, src, i));
+    else if (k == TY__DK_SINT)
+      ty__puti(to, dst, i, ty__geti(from, src, i));
+    else
+      ty__putu(to, dst, i, ty__getu(from, src, i));
   }
 }
 
@@ -196,4 +228,6 @@ int ty_tensor_cast(const ty_tensor *t, ty_dtype to, ty_tensor **out_tensor) {
   return 0;
 }
 
-double ty_tensor_get_f64(const ty_tensor *t, int64_t i) { return ty__getf(t->dtype, t->data, i); }
+double ty_tensor_get_f64(const ty_tensor *t, int64_t i) {
+  return ty__getf(t->dtype, t->data, i);
+}

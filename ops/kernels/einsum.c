@@ -71,7 +71,9 @@ static int scan_term(term *t, char *why, size_t why_len) {
   return 0;
 }
 
-static int letter_id(char c) { return c >= 'a' && c <= 'z' ? c - 'a' : 26 + (c - 'A'); }
+static int letter_id(char c) {
+  return c >= 'a' && c <= 'z' ? c - 'a' : 26 + (c - 'A');
+}
 
 /* Assigns one label per dim of term t (rank dims, ne of them under the
  * ellipsis, right-aligned to the E ellipsis labels). */
@@ -91,39 +93,48 @@ static void label_term(const term *t, int ne, int E, int8_t *lab) {
 
 static int set_dim(ty__einsum *es, int l, int64_t d, bool ell) {
   int64_t *cur = &es->dim[l];
-  if (*cur == NO_DIM || (ell && *cur == 1)) *cur = d;
-  else if (d >= 0 && *cur >= 0 && d != *cur && !(ell && d == 1)) return -1;
+  if (*cur == NO_DIM || (ell && *cur == 1))
+    *cur = d;
+  else if (d >= 0 && *cur >= 0 && d != *cur && !(ell && d == 1))
+    return -1;
   return 0;
 }
 
-static int parse_output(ty__einsum *es, const term *t, bool has_out, int E, bool any_ell, const int *count,
-                        char *why, size_t why_len) {
+static int parse_output(ty__einsum *es, const term *t, bool has_out, int E, bool any_ell,
+                        const int *count, char *why, size_t why_len) {
   es->out_rank = 0;
   if (!has_out) { /* numpy's implicit output: the ellipsis, then letters seen once, sorted */
     for (int e = 0; any_ell && e < E; e++) es->out_lab[es->out_rank++] = (int8_t)e;
     for (int c = 0; c < 52; c++)
       if (count[c] == 1) {
-        if (es->out_rank == TY_MAX_RANK) return snprintf(why, why_len, "the output has too many dims"), -1;
+        if (es->out_rank == TY_MAX_RANK)
+          return snprintf(why, why_len, "the output has too many dims"), -1;
         es->out_lab[es->out_rank++] = (int8_t)(E + c);
       }
     return 0;
   }
   term o = *t;
   if (scan_term(&o, why, why_len) != 0) return -1;
-  if (o.n_letters + (o.ell ? E : 0) > TY_MAX_RANK) return snprintf(why, why_len, "the output has too many dims"), -1;
+  if (o.n_letters + (o.ell ? E : 0) > TY_MAX_RANK)
+    return snprintf(why, why_len, "the output has too many dims"), -1;
   label_term(&o, o.ell ? E : 0, E, es->out_lab);
   es->out_rank = o.n_letters + (o.ell ? E : 0);
   for (int i = 0; i < es->out_rank; i++) {
     int l = es->out_lab[i];
-    if (l >= E && count[l - E] == 0) return snprintf(why, why_len, "output label '%c' is in no input", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[l - E]), -1;
+    if (l >= E && count[l - E] == 0)
+      return snprintf(why, why_len, "output label '%c' is in no input",
+                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[l - E]),
+             -1;
     for (int j = 0; j < i; j++)
       if (es->out_lab[j] == l) return snprintf(why, why_len, "output label repeated"), -1;
   }
-  if (!o.ell && any_ell && E > 0) return snprintf(why, why_len, "the inputs have \"...\" but the output does not"), -1;
+  if (!o.ell && any_ell && E > 0)
+    return snprintf(why, why_len, "the inputs have \"...\" but the output does not"), -1;
   return 0;
 }
 
-int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *es, char *why, size_t why_len) {
+int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *es, char *why,
+                     size_t why_len) {
   term t[TY__EINSUM_MAX_IN + 1], out;
   int nt, count[52] = {0}, E = 0;
   bool has_out, any_ell = false;
@@ -134,7 +145,9 @@ int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *
     if (scan_term(&t[i], why, why_len) != 0) return -1;
     int ne = shapes[i].rank - t[i].n_letters;
     if (ne < 0 || (!t[i].ell && ne != 0))
-      return snprintf(why, why_len, "term %d has %d labels for rank %d", i, t[i].n_letters, shapes[i].rank), -1;
+      return snprintf(why, why_len, "term %d has %d labels for rank %d", i, t[i].n_letters,
+                      shapes[i].rank),
+             -1;
     E = ne > E ? ne : E;
     any_ell |= t[i].ell;
   }
@@ -149,8 +162,9 @@ int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *
       int l = es->in_lab[i][d];
       if (l >= E) count[l - E]++;
       if (set_dim(es, l, shapes[i].dims[d], l < E) != 0)
-        return snprintf(why, why_len, "operand %d dim %d has size %lld, another operand's %lld", i, d,
-                        (long long)shapes[i].dims[d], (long long)es->dim[l]), -1;
+        return snprintf(why, why_len, "operand %d dim %d has size %lld, another operand's %lld", i,
+                        d, (long long)shapes[i].dims[d], (long long)es->dim[l]),
+               -1;
     }
   }
   if (parse_output(es, &out, has_out, E, any_ell, count, why, why_len) != 0) return -1;
@@ -162,7 +176,8 @@ int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *
 /* ---- evaluation --------------------------------------------------------------- */
 /* Element strides per label of an operand (summed for repeated labels: a
  * diagonal; 0 for labels it lacks or broadcasts). */
-static void label_strides(const ty__einsum *es, const int8_t *lab, int rank, const ty_shape *s, int64_t *st) {
+static void label_strides(const ty__einsum *es, const int8_t *lab, int rank, const ty_shape *s,
+                          int64_t *st) {
   int64_t ds[TY_MAX_RANK];
   memset(st, 0, (size_t)es->n_labels * sizeof *st);
   ty_shape_strides(s, ds);
@@ -170,10 +185,12 @@ static void label_strides(const ty__einsum *es, const int8_t *lab, int rank, con
     if (s->dims[d] != 1 || es->dim[lab[d]] == 1) st[lab[d]] += ds[d];
 }
 
-static void run_generic(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *y, double *acc) {
+static void run_generic(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *y,
+                        double *acc) {
   int64_t st[TY__EINSUM_MAX_IN + 1][TY__EINSUM_MAX_LABELS], idx[TY__EINSUM_MAX_LABELS] = {0};
   int used[TY__EINSUM_MAX_LABELS], nu = 0, n = es->n_in;
-  for (int i = 0; i < n; i++) label_strides(es, es->in_lab[i], es->in_rank[i], &in[i]->shape, st[i]);
+  for (int i = 0; i < n; i++)
+    label_strides(es, es->in_lab[i], es->in_rank[i], &in[i]->shape, st[i]);
   label_strides(es, es->out_lab, es->out_rank, &y->shape, st[n]);
   for (int l = 0; l < es->n_labels; l++)
     if (es->dim[l] != NO_DIM) used[nu++] = l;
@@ -195,8 +212,8 @@ static void run_generic(const ty__einsum *es, const ty_tensor *const *in, ty_ten
 }
 
 /* Copies operand x into dst laid out in the label order `order`. */
-static void gather_labels(const ty__einsum *es, const ty_tensor *x, const int8_t *lab, int rank, const int *order,
-                          int no, float *dst) {
+static void gather_labels(const ty__einsum *es, const ty_tensor *x, const int8_t *lab, int rank,
+                          const int *order, int no, float *dst) {
   int64_t st[TY__EINSUM_MAX_LABELS], idx[TY_MAX_RANK] = {0}, off = 0, total = 1;
   label_strides(es, lab, rank, &x->shape, st);
   for (int k = 0; k < no; k++) total *= es->dim[order[k]];
@@ -214,8 +231,10 @@ static void gather_labels(const ty__einsum *es, const ty_tensor *x, const int8_t
 
 /* The matmul classes of the labels of a two-operand contraction; false
  * when a label is summed away by one operand alone or repeated. */
-static bool classify(const ty__einsum *es, int *b, int *nb, int *m, int *nm, int *nn, int *nk, int *k, int *ncol) {
-  bool ina[TY__EINSUM_MAX_LABELS] = {0}, inb[TY__EINSUM_MAX_LABELS] = {0}, ino[TY__EINSUM_MAX_LABELS] = {0};
+static bool classify(const ty__einsum *es, int *b, int *nb, int *m, int *nm, int *nn, int *nk,
+                     int *k, int *ncol) {
+  bool ina[TY__EINSUM_MAX_LABELS] = {0}, inb[TY__EINSUM_MAX_LABELS] = {0},
+       ino[TY__EINSUM_MAX_LABELS] = {0};
   for (int d = 0; d < es->in_rank[0]; d++) {
     if (ina[es->in_lab[0][d]]) return false;
     ina[es->in_lab[0][d]] = true;
@@ -228,11 +247,16 @@ static bool classify(const ty__einsum *es, int *b, int *nb, int *m, int *nm, int
   *nb = *nm = *nn = *nk = 0;
   for (int l = 0; l < es->n_labels; l++) {
     if (!ina[l] && !inb[l]) continue;
-    if (ina[l] && inb[l] && ino[l]) b[(*nb)++] = l;
-    else if (ina[l] && inb[l]) k[(*nk)++] = l;
-    else if (ina[l] && ino[l]) m[(*nm)++] = l;
-    else if (inb[l] && ino[l]) ncol[(*nn)++] = l;
-    else return false;
+    if (ina[l] && inb[l] && ino[l])
+      b[(*nb)++] = l;
+    else if (ina[l] && inb[l])
+      k[(*nk)++] = l;
+    else if (ina[l] && ino[l])
+      m[(*nm)++] = l;
+    else if (inb[l] && ino[l])
+      ncol[(*nn)++] = l;
+    else
+      return false;
   }
   return true;
 }
@@ -252,13 +276,15 @@ static int64_t span_of(const ty__einsum *es, const int *l, int n) {
 /* The sgemm path; 1 when the einsum is not of its form. */
 static int run_gemm(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *y) {
   int b[TY_MAX_RANK], m[TY_MAX_RANK], k[TY_MAX_RANK], nc[TY_MAX_RANK], nb, nm, nk, nn;
-  if (es->n_in != 2 || y->dtype != TY_DTYPE_F32 || !classify(es, b, &nb, m, &nm, &nn, &nk, k, nc)) return 1;
+  if (es->n_in != 2 || y->dtype != TY_DTYPE_F32 || !classify(es, b, &nb, m, &nm, &nn, &nk, k, nc))
+    return 1;
   for (int i = 0; i < 2; i++)
     for (int d = 0; d < es->in_rank[i]; d++)
       if (in[i]->shape.dims[d] != es->dim[es->in_lab[i][d]]) return 1; /* broadcast ellipsis dims */
-  int64_t B = span_of(es, b, nb), M = span_of(es, m, nm), K = span_of(es, k, nk), N = span_of(es, nc, nn);
+  int64_t B = span_of(es, b, nb), M = span_of(es, m, nm), K = span_of(es, k, nk),
+          N = span_of(es, nc, nn);
   int oa[3 * TY_MAX_RANK], ob[3 * TY_MAX_RANK], oy[3 * TY_MAX_RANK];
-  concat3(oa, b, nb, m, nm, k, nk); /* A as [batch, M, K] */
+  concat3(oa, b, nb, m, nm, k, nk);  /* A as [batch, M, K] */
   concat3(ob, b, nb, k, nk, nc, nn); /* B as [batch, K, N] */
   concat3(oy, b, nb, m, nm, nc, nn); /* the product as [batch, M, N] */
   size_t na = (size_t)(B * M * K), nbb = (size_t)(B * K * N), ny = (size_t)(B * M * N);
@@ -268,8 +294,9 @@ static int run_gemm(const ty__einsum *es, const ty_tensor *const *in, ty_tensor 
   gather_labels(es, in[0], es->in_lab[0], es->in_rank[0], oa, nb + nm + nk, pa);
   gather_labels(es, in[1], es->in_lab[1], es->in_rank[1], ob, nb + nk + nn, pb);
   for (int64_t i = 0; i < B && M && N; i++)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, 1.0f, pa + i * M * K,
-                (blasint)(K ? K : 1), pb + i * K * N, (blasint)N, 0.0f, py + i * M * N, (blasint)N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, 1.0f,
+                pa + i * M * K, (blasint)(K ? K : 1), pb + i * K * N, (blasint)N, 0.0f,
+                py + i * M * N, (blasint)N);
   if (K == 0) memset(py, 0, ny * sizeof *py);
   /* py is laid out [b, m, n]: scatter it into y's label order. */
   ty__einsum back = *es;
@@ -298,14 +325,16 @@ int ty__einsum_run(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *
   return 0;
 }
 
-int ty__k_einsum(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_einsum(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)ctx;
   if (!out[0]) return 0;
   ty_shape shapes[TY__EINSUM_MAX_IN];
   for (int i = 0; i < n->n_inputs; i++) shapes[i] = in[i]->shape;
   ty__einsum es;
   char why[160];
-  if (ty__einsum_parse(ty_graph_node_attr_string(n, "equation", ""), shapes, n->n_inputs, &es, why, sizeof why) != 0)
+  if (ty__einsum_parse(ty_graph_node_attr_string(n, "equation", ""), shapes, n->n_inputs, &es, why,
+                       sizeof why) != 0)
     return TY_EINTERNAL;
   return ty__einsum_run(&es, in, out[0]);
 }

@@ -122,13 +122,18 @@ typedef struct bparams {
 
 /* The comparison ops, for operands of any one domain. */
 #define COMPARE(op, x, y)                                                                          \
-  ((op) == TY_OP_EQUAL ? (x) == (y) : (op) == TY_OP_LESS ? (x) < (y) : (op) == TY_OP_GREATER ? (x) > (y)  \
-   : (op) == TY_OP_LESS_EQUAL ? (x) <= (y) : (x) >= (y))
+  ((op) == TY_OP_EQUAL        ? (x) == (y)                                                         \
+   : (op) == TY_OP_LESS       ? (x) < (y)                                                          \
+   : (op) == TY_OP_GREATER    ? (x) > (y)                                                          \
+   : (op) == TY_OP_LESS_EQUAL ? (x) <= (y)                                                         \
+                              : (x) >= (y))
 
 static ty__num bin_float(const bparams *p, double x, double y) {
   ty__num r;
   switch (p->op) {
-  case TY_OP_ADD: case TY_OP_SUM: case TY_OP_MEAN: r.f = x + y; break;
+  case TY_OP_ADD:
+  case TY_OP_SUM:
+  case TY_OP_MEAN: r.f = x + y; break;
   case TY_OP_SUB: r.f = x - y; break;
   case TY_OP_MUL: r.f = x * y; break;
   case TY_OP_DIV: r.f = x / y; break;
@@ -191,12 +196,14 @@ static ty__num bin_uint(const bparams *p, uint64_t x, uint64_t y) {
 
 /* One element of a generic binary op; Pow reads a float exponent of any
  * dtype. */
-static ty__num bin_elem(const bparams *p, ty_dtype da, const void *a, int64_t ia, ty_dtype db, const void *b,
-                        int64_t ib) {
+static ty__num bin_elem(const bparams *p, ty_dtype da, const void *a, int64_t ia, ty_dtype db,
+                        const void *b, int64_t ib) {
   if (p->op == TY_OP_POW && (p->kind == TY__DK_FLOAT || ty__dkind_of(db) == TY__DK_FLOAT)) {
     ty__num r = {.f = pow(ty__getf(da, a, ia), ty__getf(db, b, ib))};
-    if (p->kind == TY__DK_SINT) r.i = ty__geti(TY_DTYPE_F64, &r.f, 0);
-    else if (p->kind == TY__DK_UINT) r.u = ty__getu(TY_DTYPE_F64, &r.f, 0);
+    if (p->kind == TY__DK_SINT)
+      r.i = ty__geti(TY_DTYPE_F64, &r.f, 0);
+    else if (p->kind == TY__DK_UINT)
+      r.u = ty__getu(TY_DTYPE_F64, &r.f, 0);
     return r;
   }
   if (p->kind == TY__DK_FLOAT) return bin_float(p, ty__getf(da, a, ia), ty__getf(db, b, ib));
@@ -210,41 +217,59 @@ static bool to_bool(ty_op op) {
 }
 
 /* o = a op b over the collapsed broadcast; o may alias a (same shape). */
-static void binary_generic(const bparams *p, const bcast *bc, const ty_tensor *a, const ty_tensor *b, ty_tensor *o) {
+static void binary_generic(const bparams *p, const bcast *bc, const ty_tensor *a,
+                           const ty_tensor *b, ty_tensor *o) {
   ty_dtype da = a->dtype, db = b->dtype, dout = o->dtype;
   bool cmp = to_bool(p->op);
   BCAST_WALK(bc, {
     for (int64_t i_ = 0; i_ < inner_; i_++) {
       ty__num r = bin_elem(p, da, a->data, oa_ + i_ * as_, db, b->data, ob_ + i_ * bs_);
-      if (cmp) ty__putu(dout, o->data, oo_ + i_, r.u);
-      else ty__put(dout, o->data, oo_ + i_, r);
+      if (cmp)
+        ty__putu(dout, o->data, oo_ + i_, r.u);
+      else
+        ty__put(dout, o->data, oo_ + i_, r);
     }
   });
 }
 
 /* The typed float32 / int64 loops of the five arithmetic ops; false when
  * the op or dtypes are not theirs. */
-static bool binary_fast(ty_op op, const bcast *bc, const ty_tensor *a, const ty_tensor *b, ty_tensor *o) {
+static bool binary_fast(ty_op op, const bcast *bc, const ty_tensor *a, const ty_tensor *b,
+                        ty_tensor *o) {
   bool f = a->dtype == TY_DTYPE_F32, fb = b->dtype == TY_DTYPE_F32;
   bool i = a->dtype == TY_DTYPE_I64, ib = b->dtype == TY_DTYPE_I64;
   if (!((f && fb) || (i && ib) || (op == TY_OP_POW && (f || i) && (fb || ib)))) return false;
   switch (op) {
-  case TY_OP_ADD: f ? add_f32(bc, a->data, b->data, o->data) : add_i64(bc, a->data, b->data, o->data); return true;
-  case TY_OP_SUB: f ? sub_f32(bc, a->data, b->data, o->data) : sub_i64(bc, a->data, b->data, o->data); return true;
-  case TY_OP_MUL: f ? mul_f32(bc, a->data, b->data, o->data) : mul_i64(bc, a->data, b->data, o->data); return true;
-  case TY_OP_DIV: f ? div_f32(bc, a->data, b->data, o->data) : div_i64(bc, a->data, b->data, o->data); return true;
+  case TY_OP_ADD:
+    f ? add_f32(bc, a->data, b->data, o->data) : add_i64(bc, a->data, b->data, o->data);
+    return true;
+  case TY_OP_SUB:
+    f ? sub_f32(bc, a->data, b->data, o->data) : sub_i64(bc, a->data, b->data, o->data);
+    return true;
+  case TY_OP_MUL:
+    f ? mul_f32(bc, a->data, b->data, o->data) : mul_i64(bc, a->data, b->data, o->data);
+    return true;
+  case TY_OP_DIV:
+    f ? div_f32(bc, a->data, b->data, o->data) : div_i64(bc, a->data, b->data, o->data);
+    return true;
   case TY_OP_POW:
-    if (f && fb) pow_f32(bc, a->data, b->data, o->data);
-    else if (f) pow_f32_i64(bc, a->data, b->data, o->data);
-    else if (fb) pow_i64_f32(bc, a->data, b->data, o->data);
-    else pow_i64(bc, a->data, b->data, o->data);
+    if (f && fb)
+      pow_f32(bc, a->data, b->data, o->data);
+    else if (f)
+      pow_f32_i64(bc, a->data, b->data, o->data);
+    else if (fb)
+      pow_i64_f32(bc, a->data, b->data, o->data);
+    else
+      pow_i64(bc, a->data, b->data, o->data);
     return true;
   default: return false;
   }
 }
 
 static bparams params_of(const ty_graph_node *n, ty_dtype dt) {
-  return (bparams){.op = n->op, .kind = ty__dkind_of(dt), .fmod = ty_graph_node_attr_int(n, "fmod", 0) != 0,
+  return (bparams){.op = n->op,
+                   .kind = ty__dkind_of(dt),
+                   .fmod = ty_graph_node_attr_int(n, "fmod", 0) != 0,
                    .left = strcmp(ty_graph_node_attr_string(n, "direction", ""), "LEFT") == 0};
 }
 
@@ -264,7 +289,8 @@ int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
 }
 
 /* ---- Max, Min, Sum, Mean ------------------------------------------------- */
-int ty__k_variadic(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_variadic(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
   (void)ctx;
   ty_tensor *o = out[0];
   if (!o) return 0;
@@ -276,12 +302,14 @@ int ty__k_variadic(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor
     binary_generic(&p, &bc, o, in[i], o);
   }
   if (n->op == TY_OP_MEAN)
-    for (int64_t i = 0; i < ty_tensor_numel(o); i++) ty__putf(o->dtype, o->data, i, ty__getf(o->dtype, o->data, i) / n->n_inputs);
+    for (int64_t i = 0; i < ty_tensor_numel(o); i++)
+      ty__putf(o->dtype, o->data, i, ty__getf(o->dtype, o->data, i) / n->n_inputs);
   return 0;
 }
 
 /* ---- Where ------------------------------------------------------------------- */
-int ty__k_where(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_where(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   ty_tensor *o = out[0];
@@ -296,10 +324,12 @@ int ty__k_where(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   ty__odo_init(&w, &o->shape, 3, (const ty_shape *[]){&c->shape, &x->shape, &y->shape});
   if (es == 4) { /* float32 attention masks: a typed copy, not memcpy */
     for (int64_t i = 0; i < cnt; i++, ty__odo_next(&w))
-      ((uint32_t *)od)[i] = cd[w.off[0]] ? ((const uint32_t *)xd)[w.off[1]] : ((const uint32_t *)yd)[w.off[2]];
+      ((uint32_t *)od)[i] =
+          cd[w.off[0]] ? ((const uint32_t *)xd)[w.off[1]] : ((const uint32_t *)yd)[w.off[2]];
     return 0;
   }
   for (int64_t i = 0; i < cnt; i++, ty__odo_next(&w))
-    memcpy(od + (size_t)i * es, cd[w.off[0]] ? xd + (size_t)w.off[1] * es : yd + (size_t)w.off[2] * es, es);
+    memcpy(od + (size_t)i * es,
+           cd[w.off[0]] ? xd + (size_t)w.off[1] * es : yd + (size_t)w.off[2] * es, es);
   return 0;
 }

@@ -28,7 +28,8 @@ int ty__pad_mode(const ty_graph_node *n) {
   return !strcmp(m, "reflect") ? 1 : !strcmp(m, "edge") ? 2 : 0;
 }
 
-int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+              ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
@@ -39,8 +40,10 @@ int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *con
   int mode = ty__pad_mode(n);
   size_t es = ty_dtype_size(x->dtype);
   char fill[8] = {0};
-  if (n->opset >= 11 && n->n_inputs > 2 && in[2]) memcpy(fill, in[2]->data, es);
-  else if (n->opset < 11) ty__putf(x->dtype, fill, 0, ty_graph_node_attr_float(n, "value", 0.0f));
+  if (n->opset >= 11 && n->n_inputs > 2 && in[2])
+    memcpy(fill, in[2]->data, es);
+  else if (n->opset < 11)
+    ty__putf(x->dtype, fill, 0, ty_graph_node_attr_float(n, "value", 0.0f));
   ty_shape_strides(&x->shape, xs);
   for (int64_t i = 0; i < cnt; i++) {
     int64_t off = 0;
@@ -50,19 +53,22 @@ int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *con
       cell = s >= 0;
       off += s * xs[d];
     }
-    memcpy((char *)y->data + (size_t)i * es, cell ? (const char *)x->data + (size_t)off * es : fill, es);
+    memcpy((char *)y->data + (size_t)i * es, cell ? (const char *)x->data + (size_t)off * es : fill,
+           es);
     for (int d = r - 1; d >= 0 && ++idx[d] == y->shape.dims[d]; d--) idx[d] = 0;
   }
   return 0;
 }
 
-int ty__k_trilu(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_trilu(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
   if (!y) return 0;
   int r = x->shape.rank;
-  int64_t rows = x->shape.dims[r - 2], cols = x->shape.dims[r - 1], mats = ty_shape_span(&x->shape, 0, r - 2);
+  int64_t rows = x->shape.dims[r - 2], cols = x->shape.dims[r - 1],
+          mats = ty_shape_span(&x->shape, 0, r - 2);
   int64_t k = n->n_inputs > 1 && in[1] ? ty__geti(in[1]->dtype, in[1]->data, 0) : 0;
   bool upper = ty_graph_node_attr_int(n, "upper", 1) != 0;
   size_t es = ty_dtype_size(x->dtype);
@@ -77,7 +83,8 @@ int ty__k_trilu(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   return 0;
 }
 
-int ty__k_range(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_range(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   ty_tensor *y = out[0];
@@ -90,22 +97,26 @@ int ty__k_range(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
     return 0;
   }
   int64_t s = ty__geti(dt, in[0]->data, 0), d = ty__geti(dt, in[2]->data, 0);
-  for (int64_t i = 0; i < cnt; i++) ty__puti(dt, y->data, i, (int64_t)((uint64_t)s + (uint64_t)i * (uint64_t)d));
+  for (int64_t i = 0; i < cnt; i++)
+    ty__puti(dt, y->data, i, (int64_t)((uint64_t)s + (uint64_t)i * (uint64_t)d));
   return 0;
 }
 
-int ty__k_constant_of_shape(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_constant_of_shape(const ty_graph_node *n, const ty_tensor *const *in,
+                            ty_tensor *const *out, ty__kctx *ctx) {
   (void)in;
   (void)ctx;
   ty_tensor *y = out[0];
   const ty_graph_attr *v = ty_graph_node_attr(n, "value");
   if (!y || !v) return 0; /* no value: zeros, as allocated */
   size_t es = ty_dtype_size(y->dtype);
-  for (int64_t i = 0; i < ty_tensor_numel(y); i++) memcpy((char *)y->data + (size_t)i * es, v->t->data, es);
+  for (int64_t i = 0; i < ty_tensor_numel(y); i++)
+    memcpy((char *)y->data + (size_t)i * es, v->t->data, es);
   return 0;
 }
 
-int ty__k_eye_like(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_eye_like(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
   (void)in;
   (void)ctx;
   ty_tensor *y = out[0];
@@ -116,13 +127,15 @@ int ty__k_eye_like(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor
   return 0;
 }
 
-int ty__k_one_hot(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_one_hot(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                  ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *ind = in[0], *vals = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), y->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), y->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
   int64_t depth = y->shape.dims[axis], outer = ty_shape_span(&y->shape, 0, axis);
   int64_t inner = ty_shape_span(&y->shape, axis + 1, y->shape.rank);
   size_t es = ty_dtype_size(y->dtype);
@@ -137,7 +150,8 @@ int ty__k_one_hot(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
   return 0;
 }
 
-void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y, bool back) {
+void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y,
+                          bool back) {
   bool to_space = op == TY_OP_DEPTH_TO_SPACE;
   bool crd = strcmp(ty_graph_node_attr_string(n, "mode", "DCR"), "CRD") == 0;
   int64_t b = ty_graph_node_attr_int(n, "blocksize", 1);
@@ -160,26 +174,33 @@ void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, 
             xh = h * b + blk / b;
             xw = w * b + blk % b;
           }
-          size_t src = (size_t)(((nn * xd[1] + xc) * xd[2] + xh) * xd[3] + xw) * es, dst = (size_t)at * es;
-          if (back) memcpy((char *)x->data + src, (const char *)y->data + dst, es);
-          else memcpy((char *)y->data + dst, (const char *)x->data + src, es);
+          size_t src = (size_t)(((nn * xd[1] + xc) * xd[2] + xh) * xd[3] + xw) * es,
+                 dst = (size_t)at * es;
+          if (back)
+            memcpy((char *)x->data + src, (const char *)y->data + dst, es);
+          else
+            memcpy((char *)y->data + dst, (const char *)x->data + src, es);
         }
 }
 
-int ty__k_depth_space(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_depth_space(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                      ty__kctx *ctx) {
   (void)ctx;
   if (out[0]) ty__depth_space_move(n, n->op, in[0], out[0], false);
   return 0;
 }
 
-int ty__k_cumsum(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_cumsum(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
   if (!y) return 0;
   int axis;
-  if (ty_axis_normalize(ty__geti(in[1]->dtype, in[1]->data, 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
-  bool excl = ty_graph_node_attr_int(n, "exclusive", 0) != 0, rev = ty_graph_node_attr_int(n, "reverse", 0) != 0;
+  if (ty_axis_normalize(ty__geti(in[1]->dtype, in[1]->data, 0), x->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
+  bool excl = ty_graph_node_attr_int(n, "exclusive", 0) != 0,
+       rev = ty_graph_node_attr_int(n, "reverse", 0) != 0;
   int64_t outer = ty_shape_span(&x->shape, 0, axis), dim = x->shape.dims[axis];
   int64_t inner = ty_shape_span(&x->shape, axis + 1, x->shape.rank);
   ty__dkind k = ty__dkind_of(x->dtype);
@@ -190,8 +211,10 @@ int ty__k_cumsum(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
         int64_t j = rev ? dim - 1 - s : s, at = (o * dim + j) * inner + i;
         ty__num v = ty__get(x->dtype, x->data, at);
         ty__num next = acc; /* signed sums wrap like unsigned ones */
-        if (k == TY__DK_FLOAT) next.f += v.f;
-        else next.u += v.u;
+        if (k == TY__DK_FLOAT)
+          next.f += v.f;
+        else
+          next.u += v.u;
         ty__put(y->dtype, y->data, at, excl ? acc : next);
         acc = next;
       }

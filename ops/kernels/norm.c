@@ -141,11 +141,13 @@ int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
 
 /* InstanceNormalization: per image and channel, statistics over the
  * spatial dims (biased variance), then scale and bias of the channel. */
-int ty__k_instance_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_instance_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                        ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   if (!out[0]) return 0;
-  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
+  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1],
+          sp = ty_shape_span(&x->shape, 2, x->shape.rank);
   double eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f);
   const float *xd = x->data, *sc = in[1]->data, *bd = in[2]->data;
   float *yd = out[0]->data;

@@ -103,7 +103,8 @@ int ty__k_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   return 0;
 }
 
-int ty__k_global_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_global_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                      ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   if (!out[0]) return 0;

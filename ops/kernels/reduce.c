@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red, bool *out_noop) {
+int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red,
+                    bool *out_noop) {
   int64_t axes[TY_MAX_RANK];
   int na = -1;
   const ty_tensor *ax = n->n_inputs > 1 ? in[1] : NULL;
@@ -68,7 +69,8 @@ static double fold_f(ty_op op, double acc, double v) {
   case TY_OP_REDUCE_MAX: return isnan(v) || v > acc ? v : acc;
   case TY_OP_REDUCE_MIN: return isnan(v) || v < acc ? v : acc;
   case TY_OP_REDUCE_L1: return acc + fabs(v);
-  case TY_OP_REDUCE_L2: case TY_OP_REDUCE_SUM_SQUARE: return acc + v * v;
+  case TY_OP_REDUCE_L2:
+  case TY_OP_REDUCE_SUM_SQUARE: return acc + v * v;
   default: return acc + v;
   }
 }
@@ -82,7 +84,8 @@ static double final_f(ty_op op, double acc, double count) {
   }
 }
 
-static void reduce_float(ty_op op, const ty_tensor *x, const bool *red, ty_tensor *y, double *acc, double *mx) {
+static void reduce_float(ty_op op, const ty_tensor *x, const bool *red, ty_tensor *y, double *acc,
+                         double *mx) {
   int64_t xn = ty_tensor_numel(x), yn = ty_tensor_numel(y);
   ty__odo w;
   bool lse = op == TY_OP_REDUCE_LOG_SUM_EXP;
@@ -92,7 +95,8 @@ static void reduce_float(ty_op op, const ty_tensor *x, const bool *red, ty_tenso
   }
   if (lse) {
     slots_init(&w, &x->shape, red);
-    for (int64_t i = 0; i < xn; i++, ty__odo_next(&w)) mx[w.off[0]] = fmax(mx[w.off[0]], ty__getf(x->dtype, x->data, i));
+    for (int64_t i = 0; i < xn; i++, ty__odo_next(&w))
+      mx[w.off[0]] = fmax(mx[w.off[0]], ty__getf(x->dtype, x->data, i));
   }
   slots_init(&w, &x->shape, red);
   for (int64_t i = 0; i < xn; i++, ty__odo_next(&w)) {
@@ -111,8 +115,12 @@ static void reduce_float(ty_op op, const ty_tensor *x, const bool *red, ty_tenso
 static ty__num fold_i(ty_op op, bool sgn, ty__num a, ty__num v) {
   switch (op) {
   case TY_OP_REDUCE_PROD: a.u *= v.u; return a;
-  case TY_OP_REDUCE_MAX: if (sgn ? v.i > a.i : v.u > a.u) a = v; return a;
-  case TY_OP_REDUCE_MIN: if (sgn ? v.i < a.i : v.u < a.u) a = v; return a;
+  case TY_OP_REDUCE_MAX:
+    if (sgn ? v.i > a.i : v.u > a.u) a = v;
+    return a;
+  case TY_OP_REDUCE_MIN:
+    if (sgn ? v.i < a.i : v.u < a.u) a = v;
+    return a;
   case TY_OP_REDUCE_L1: a.u += sgn && v.i < 0 ? 0u - v.u : v.u; return a;
   case TY_OP_REDUCE_SUM_SQUARE: a.u += v.u * v.u; return a;
   default: a.u += v.u; return a;
@@ -142,7 +150,8 @@ static int reduce_int(ty_op op, const ty_tensor *x, const bool *red, ty_tensor *
   }
   double count = yn ? (double)xn / (double)yn : 1;
   for (int64_t i = 0; i < yn; i++) {
-    if (op == TY_OP_REDUCE_MEAN || op == TY_OP_REDUCE_L2 || op == TY_OP_REDUCE_LOG_SUM || op == TY_OP_REDUCE_LOG_SUM_EXP) {
+    if (op == TY_OP_REDUCE_MEAN || op == TY_OP_REDUCE_L2 || op == TY_OP_REDUCE_LOG_SUM ||
+        op == TY_OP_REDUCE_LOG_SUM_EXP) {
       double v = final_f(op, sgn ? (double)acc[i].i : (double)acc[i].u, count);
       ty__putf(y->dtype, y->data, i, v);
     } else {
@@ -154,7 +163,8 @@ static int reduce_int(ty_op op, const ty_tensor *x, const bool *red, ty_tensor *
   return 0;
 }
 
-int ty__k_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
@@ -165,7 +175,8 @@ int ty__k_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
     memcpy(y->data, x->data, x->nbytes);
     return 0;
   }
-  if (ty__dkind_of(x->dtype) != TY__DK_FLOAT && n->op != TY_OP_REDUCE_LOG_SUM_EXP) return reduce_int(n->op, x, red, y);
+  if (ty__dkind_of(x->dtype) != TY__DK_FLOAT && n->op != TY_OP_REDUCE_LOG_SUM_EXP)
+    return reduce_int(n->op, x, red, y);
   int64_t yn = ty_tensor_numel(y);
   double *acc = calloc(2 * (size_t)(yn ? yn : 1), sizeof *acc);
   if (!acc) return TY_ENOMEM;
@@ -175,14 +186,17 @@ int ty__k_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
 }
 
 /* ---- ArgMax, ArgMin ------------------------------------------------------------ */
-int ty__k_arg_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_arg_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                     ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
   if (!y) return 0;
   int axis, r = x->shape.rank;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), r ? r : 1, &axis) != 0) return TY_EINTERNAL;
-  bool last = ty_graph_node_attr_int(n, "select_last_index", 0) != 0, is_max = n->op == TY_OP_ARG_MAX;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), r ? r : 1, &axis) != 0)
+    return TY_EINTERNAL;
+  bool last = ty_graph_node_attr_int(n, "select_last_index", 0) != 0,
+       is_max = n->op == TY_OP_ARG_MAX;
   int64_t outer = r ? ty_shape_span(&x->shape, 0, axis) : 1, dim = r ? x->shape.dims[axis] : 1;
   int64_t inner = r ? ty_shape_span(&x->shape, axis + 1, r) : 1;
   ty__dkind k = ty__dkind_of(x->dtype);
@@ -192,8 +206,9 @@ int ty__k_arg_reduce(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
       ty__num bv = ty__get(x->dtype, x->data, o * dim * inner + i);
       for (int64_t j = 1; j < dim; j++) {
         ty__num v = ty__get(x->dtype, x->data, (o * dim + j) * inner + i);
-        int c = k == TY__DK_FLOAT ? (v.f > bv.f) - (v.f < bv.f) : k == TY__DK_SINT ? (v.i > bv.i) - (v.i < bv.i)
-                                                                              : (v.u > bv.u) - (v.u < bv.u);
+        int c = k == TY__DK_FLOAT  ? (v.f > bv.f) - (v.f < bv.f)
+                : k == TY__DK_SINT ? (v.i > bv.i) - (v.i < bv.i)
+                                   : (v.u > bv.u) - (v.u < bv.u);
         if (!is_max) c = -c;
         if (c > 0 || (c == 0 && last)) {
           best = j;

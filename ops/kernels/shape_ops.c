@@ -101,7 +101,8 @@ int ty__k_gather(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   return 0;
 }
 
-int ty__k_shape(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_shape(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
   (void)ctx;
   const ty_shape *x = &in[0]->shape;
   if (!out[0]) return 0;
@@ -118,7 +119,8 @@ int ty__k_shape(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
 /* Copies from x the elements at first[d] + i[d] * step[d] for every index i
  * of y (Slice, and Split as slices with step 1). A unit innermost step moves
  * whole rows with one memcpy (the common case: heads and q/k/v splits). */
-static void strided_copy(const ty_tensor *x, const int64_t *first, const int64_t *step, ty_tensor *y) {
+static void strided_copy(const ty_tensor *x, const int64_t *first, const int64_t *step,
+                         ty_tensor *y) {
   int r = x->shape.rank;
   int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, off = 0, n = ty_tensor_numel(y);
   size_t es = ty_dtype_size(x->dtype);
@@ -128,9 +130,10 @@ static void strided_copy(const ty_tensor *x, const int64_t *first, const int64_t
     off += first[d] * xs[d];
   }
   int64_t row = r && step[r - 1] == 1 ? y->shape.dims[r - 1] : 1; /* elements per copy */
-  int last = r && row > 1 ? r - 2 : r - 1;                       /* the dims the odometer walks */
+  int last = r && row > 1 ? r - 2 : r - 1;                        /* the dims the odometer walks */
   for (int64_t i = 0; i < n; i += row) {
-    memcpy((char *)y->data + (size_t)i * es, (const char *)x->data + (size_t)off * es, (size_t)row * es);
+    memcpy((char *)y->data + (size_t)i * es, (const char *)x->data + (size_t)off * es,
+           (size_t)row * es);
     for (int d = last; d >= 0; d--) {
       idx[d]++;
       off += st[d];
@@ -141,7 +144,8 @@ static void strided_copy(const ty_tensor *x, const int64_t *first, const int64_t
   }
 }
 
-int ty__k_slice(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_slice(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   if (!out[0]) return 0;
@@ -149,12 +153,14 @@ int ty__k_slice(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   int r = x->shape.rank;
   if (ty__slice_params(n, in, r, &s) != 0) return TY_EINTERNAL;
   int64_t first[TY_MAX_RANK], len;
-  for (int d = 0; d < r; d++) ty__slice_axis(x->shape.dims[d], s.start[d], s.end[d], s.step[d], &first[d], &len);
+  for (int d = 0; d < r; d++)
+    ty__slice_axis(x->shape.dims[d], s.start[d], s.end[d], s.step[d], &first[d], &len);
   strided_copy(x, first, s.step, out[0]);
   return 0;
 }
 
-int ty__k_split(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_split(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   int axis, r = x->shape.rank;
@@ -168,7 +174,8 @@ int ty__k_split(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
       part = out[i]->shape.dims[axis];
     } else {
       int64_t sizes[64];
-      if (ty__split_sizes(n, n->n_inputs > 1 ? in[1] : NULL, x->shape.dims[axis], n->n_outputs, sizes) != 0)
+      if (ty__split_sizes(n, n->n_inputs > 1 ? in[1] : NULL, x->shape.dims[axis], n->n_outputs,
+                          sizes) != 0)
         return TY_EINTERNAL;
       part = sizes[i];
     }
@@ -186,21 +193,24 @@ void ty__broadcast_copy(const ty_tensor *x, ty_tensor *y) {
     memcpy((char *)y->data + (size_t)i * es, (const char *)x->data + (size_t)w.off[0] * es, es);
 }
 
-int ty__k_expand(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_expand(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   if (out[0]) ty__broadcast_copy(in[0], out[0]);
   return 0;
 }
 
-int ty__k_tile(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_tile(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
   if (!y || ty_tensor_numel(y) == 0) return 0;
   int r = x->shape.rank;
-  int64_t xs[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, xi[TY_MAX_RANK] = {0}, off = 0, cnt = ty_tensor_numel(y);
+  int64_t xs[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, xi[TY_MAX_RANK] = {0}, off = 0,
+                           cnt = ty_tensor_numel(y);
   size_t es = ty_dtype_size(x->dtype);
   ty_shape_strides(&x->shape, xs);
   for (int64_t i = 0; i < cnt; i++) {

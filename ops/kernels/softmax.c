@@ -63,8 +63,10 @@ int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
     dim = s->dims[axis];
     inner = ty_shape_span(s, axis + 1, s->rank);
   }
-  if (n->op == TY_OP_HARDMAX) hardmax_rows(x->data, out[0]->data, outer, dim, inner);
-  else softmax_rows(x->data, out[0]->data, outer, dim, inner, n->op == TY_OP_LOG_SOFTMAX);
+  if (n->op == TY_OP_HARDMAX)
+    hardmax_rows(x->data, out[0]->data, outer, dim, inner);
+  else
+    softmax_rows(x->data, out[0]->data, outer, dim, inner, n->op == TY_OP_LOG_SOFTMAX);
   return 0;
 }
 
@@ -76,7 +78,8 @@ typedef struct sce {
 } sce;
 
 /* Per-element losses into loss (N*inner) and their weights into wsum. */
-static int sce_elements(const sce *p, const float *logp, const ty_tensor *labels, float *loss, double *wsum) {
+static int sce_elements(const sce *p, const float *logp, const ty_tensor *labels, float *loss,
+                        double *wsum) {
   *wsum = 0;
   for (int64_t b = 0; b < p->n; b++) {
     for (int64_t i = 0; i < p->inner; i++) {
@@ -118,20 +121,23 @@ static int nll(const ty_graph_node *n, const float *lp, const ty_shape *s, const
   return rc;
 }
 
-int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *logp = out[1], *tmp = NULL;
   int rc = 0;
   if (!logp && (rc = ty_tensor_create(TY_DTYPE_F32, &x->shape, &tmp)) != 0) return rc;
   float *lp = logp ? logp->data : tmp->data;
-  softmax_rows(x->data, lp, x->shape.dims[0], x->shape.dims[1], ty_shape_span(&x->shape, 2, x->shape.rank), true);
+  softmax_rows(x->data, lp, x->shape.dims[0], x->shape.dims[1],
+               ty_shape_span(&x->shape, 2, x->shape.rank), true);
   rc = nll(n, lp, &x->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
   ty_tensor_destroy(tmp);
   return rc;
 }
 
-int ty__k_nll_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_nll_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
   (void)ctx;
   return nll(n, in[0]->data, &in[0]->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
 }

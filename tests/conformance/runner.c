@@ -109,8 +109,8 @@ static bool close_enough(const ty_tensor *got, const ty_tensor *want, char *err,
     return false;
   }
   int64_t n = ty_tensor_numel(got);
-  bool is_float = got->dtype == TY_DTYPE_F32 || got->dtype == TY_DTYPE_F64 || got->dtype == TY_DTYPE_F16 ||
-                  got->dtype == TY_DTYPE_BF16;
+  bool is_float = got->dtype == TY_DTYPE_F32 || got->dtype == TY_DTYPE_F64 ||
+                  got->dtype == TY_DTYPE_F16 || got->dtype == TY_DTYPE_BF16;
   for (int64_t i = 0; i < n; i++) {
     if (!is_float) {
       size_t es = ty_dtype_size(got->dtype);
@@ -281,7 +281,8 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; n_dirs > 1 && i < n_sets; i++) { /* per set: node, pytorch-converted, ... */
     const char *base = strrchr(argv[1 + i], '/');
-    printf("set %s: %d passed, %d failed, %d skipped\n", base ? base + 1 : argv[1 + i], per[i][0], per[i][1], per[i][2]);
+    printf("set %s: %d passed, %d failed, %d skipped\n", base ? base + 1 : argv[1 + i], per[i][0],
+           per[i][1], per[i][2]);
   }
   printf("%d passed, %d failed, %d skipped\n", r.passed, r.failed, r.skipped);
   for (size_t i = 0; i < r.n_skips; i++) {

@@ -5,4 +5,6 @@
 #include <stdint.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return (int)(size && data[0] == 0); }
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  return (int)(size && data[0] == 0);
+}

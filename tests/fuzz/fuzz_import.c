@@ -9,7 +9,8 @@
  * Built with clang -fsanitize=fuzzer,address,undefined by tests/fuzz/
  * meson.build, which also runs it for a bounded time as the test
  * fuzz_import (suite fuzz). Run it longer by hand:
- *   build/tests/fuzz/fuzz_import -max_total_time=600 build/tests/fuzz/corpus tests/fuzz/corpus/import
+ *   build/tests/fuzz/fuzz_import -max_total_time=600 build/tests/fuzz/corpus
+ * tests/fuzz/corpus/import
  */
 #include "lib/base/base.h"
 #include "ops/graph.h"

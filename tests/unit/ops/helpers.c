@@ -96,8 +96,8 @@ static void pack_model(Onnx__GraphProto *g, uint8_t **out, size_t *out_len) {
   onnx__model_proto__pack(&m, *out);
 }
 
-void raw_model(const char *op_type, const char *node_name, int elem_type, int rank, const int64_t *dims,
-               const raw_attr *attr, uint8_t **out, size_t *out_len) {
+void raw_model(const char *op_type, const char *node_name, int elem_type, int rank,
+               const int64_t *dims, const raw_attr *attr, uint8_t **out, size_t *out_len) {
   Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
   Onnx__NodeProto n = ONNX__NODE_PROTO__INIT;
   Onnx__AttributeProto a = ONNX__ATTRIBUTE_PROTO__INIT;

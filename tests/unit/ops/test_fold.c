@@ -42,8 +42,10 @@ static ty_graph *view_model(int64_t d0) {
   cr_assert_eq(ty_graph_mark_input(g, x), 0);
   int shape = node(g, TY_OP_SHAPE, &x, 1, NULL);
   int n = node(g, TY_OP_GATHER, (int[]){shape, const_i64(g, 0, NULL, (int64_t[]){0})}, 2, &k);
-  int u = node(g, TY_OP_UNSQUEEZE, (int[]){n, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){0})}, 2, NULL);
-  int cat = node(g, TY_OP_CONCAT, (int[]){u, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){-1})}, 2, &k);
+  int u = node(g, TY_OP_UNSQUEEZE, (int[]){n, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){0})}, 2,
+               NULL);
+  int cat =
+      node(g, TY_OP_CONCAT, (int[]){u, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){-1})}, 2, &k);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "axis", 0), 0);
   int y;
   cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
@@ -94,7 +96,8 @@ Test(fold, view_of_a_static_shape_folds_to_a_constant) {
   cr_assert_eq(count_op(g, TY_OP_SHAPE), 0);
   cr_assert_eq(count_op(g, TY_OP_GATHER), 0);
   cr_assert_eq(count_op(g, TY_OP_CONCAT), 0);
-  cr_assert_eq(count_op(g, TY_OP_CONSTANT), 1, "one Constant feeds the Reshape; the others were dropped");
+  cr_assert_eq(count_op(g, TY_OP_CONSTANT), 1,
+               "one Constant feeds the Reshape; the others were dropped");
   cr_assert_eq(ty_graph_n_nodes(g), 2);
   ty_shape want = SHAPE(2, 16);
   cr_assert(ty_shape_equal(&ty_graph_value_at(g, ty_graph_find_value(g, "y"))->shape, &want));
@@ -111,12 +114,18 @@ Test(fold, partly_known_vectors_follow_the_batch) {
   cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
   cr_assert_eq(ty_graph_mark_input(g, x), 0);
   int shape = node(g, TY_OP_SHAPE, &x, 1, NULL);
-  int keep = node(g, TY_OP_MUL, (int[]){shape, const_i64(g, 1, (int64_t[]){2}, (int64_t[]){1, 3})}, 2, NULL);
-  int lose = node(g, TY_OP_MUL, (int[]){shape, const_i64(g, 1, (int64_t[]){2}, (int64_t[]){2, 1})}, 2, NULL);
-  int eq = node(g, TY_OP_EQUAL, (int[]){const_i64(g, 1, (int64_t[]){2}, (int64_t[]){-1, 0}),
-                                       const_i64(g, 0, NULL, (int64_t[]){-1})}, 2, NULL);
-  int pick = node(g, TY_OP_WHERE, (int[]){eq, shape, const_i64(g, 1, (int64_t[]){2}, (int64_t[]){7, 5})}, 3, NULL);
-  int a = node(g, TY_OP_CONSTANT_OF_SHAPE, &keep, 1, NULL), b = node(g, TY_OP_CONSTANT_OF_SHAPE, &lose, 1, NULL);
+  int keep = node(g, TY_OP_MUL, (int[]){shape, const_i64(g, 1, (int64_t[]){2}, (int64_t[]){1, 3})},
+                  2, NULL);
+  int lose = node(g, TY_OP_MUL, (int[]){shape, const_i64(g, 1, (int64_t[]){2}, (int64_t[]){2, 1})},
+                  2, NULL);
+  int eq = node(g, TY_OP_EQUAL,
+                (int[]){const_i64(g, 1, (int64_t[]){2}, (int64_t[]){-1, 0}),
+                        const_i64(g, 0, NULL, (int64_t[]){-1})},
+                2, NULL);
+  int pick = node(g, TY_OP_WHERE,
+                  (int[]){eq, shape, const_i64(g, 1, (int64_t[]){2}, (int64_t[]){7, 5})}, 3, NULL);
+  int a = node(g, TY_OP_CONSTANT_OF_SHAPE, &keep, 1, NULL),
+      b = node(g, TY_OP_CONSTANT_OF_SHAPE, &lose, 1, NULL);
   int c = node(g, TY_OP_EXPAND, (int[]){x, pick}, 2, NULL);
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);

@@ -44,7 +44,8 @@ int gb_ints(gb *b, int rank, const int64_t *dims, const int64_t *vals) {
   ty_shape s = ty_shape_make(rank, dims);
   ty_tensor *t;
   int id;
-  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &s, vals, (size_t)ty_shape_numel(&s) * 8, &t), 0);
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &s, vals, (size_t)ty_shape_numel(&s) * 8, &t),
+               0);
   cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_I64, &s, &id), 0);
   cr_assert_eq(ty_graph_set_initializer(b->g, id, t), 0);
   return id;
@@ -53,7 +54,8 @@ int gb_ints(gb *b, int rank, const int64_t *dims, const int64_t *vals) {
 /* Adds op(in) with n_out outputs; returns the node index, output 0 in *y. */
 size_t gb_node(gb *b, ty_op op, const int *in, int n_in, int n_out, int *y) {
   int outs[4], idx;
-  for (int i = 0; i < n_out; i++) cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_INVALID, NULL, &outs[i]), 0);
+  for (int i = 0; i < n_out; i++)
+    cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_INVALID, NULL, &outs[i]), 0);
   cr_assert_eq(ty_graph_add_node(b->g, op, NULL, in, n_in, outs, n_out, &idx), 0);
   *y = outs[0];
   return (size_t)idx;
@@ -64,7 +66,8 @@ static double run_loss(ty_graph *g, int loss, const int *ids, ty_tensor **vals, 
   ty_exec *e;
   char err[256] = "";
   cr_assert_eq(ty_exec_create(g, &o, &e), 0);
-  for (int i = 0; i < n; i++) cr_assert_eq(ty_exec_bind_id(e, ids[i], vals[i], err, sizeof err), 0, "%s", err);
+  for (int i = 0; i < n; i++)
+    cr_assert_eq(ty_exec_bind_id(e, ids[i], vals[i], err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
   double l = ty_tensor_f32(ty_exec_value(e, loss))[0];
   ty_exec_destroy(e);
@@ -86,18 +89,23 @@ static int head(gb *b, const int *ys, int n_ys) {
   return loss;
 }
 
-void check(gb *b, int y, double eps, double tol) { check_outputs(b, &y, 1, eps, tol); }
+void check(gb *b, int y, double eps, double tol) {
+  check_outputs(b, &y, 1, eps, tol);
+}
 
 void check_outputs(gb *b, const int *ys, int n_ys, double eps, double tol) {
   char err[256] = "";
   cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
   int loss = head(b, ys, n_ys);
-  cr_assert_eq(ty_graph_mark_output(b->g, loss), 0); /* memory planning keeps only outputs readable */
+  cr_assert_eq(ty_graph_mark_output(b->g, loss),
+               0); /* memory planning keeps only outputs readable */
   cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
   int grads[16];
-  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, grads, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, grads, err, sizeof err), 0, "%s",
+               err);
   ty_tensor *vals[16];
-  for (int p = 0; p < b->np; p++) cr_assert_eq(ty_tensor_clone(ty_graph_value_at(b->g, b->params[p])->init, &vals[p]), 0);
+  for (int p = 0; p < b->np; p++)
+    cr_assert_eq(ty_tensor_clone(ty_graph_value_at(b->g, b->params[p])->init, &vals[p]), 0);
   ty_exec_opts o = {.training = true, .seed = 7};
   ty_exec *e;
   cr_assert_eq(ty_exec_create(b->g, &o, &e), 0);
@@ -115,12 +123,11 @@ void check_outputs(gb *b, const int *ys, int n_ys, double eps, double tol) {
       double lm = run_loss(b->g, loss, b->params, vals, b->np);
       w[j] = keep;
       double fd = (lp - lm) / (2 * eps), an = ty_tensor_f32(gt)[j];
-      cr_expect(fabs(fd - an) <= tol * (1 + fabs(fd)), "param %d element %lld: analytic %.6f vs numeric %.6f", p,
-                (long long)j, an, fd);
+      cr_expect(fabs(fd - an) <= tol * (1 + fabs(fd)),
+                "param %d element %lld: analytic %.6f vs numeric %.6f", p, (long long)j, an, fd);
     }
   }
   ty_exec_destroy(e);
   for (int p = 0; p < b->np; p++) ty_tensor_destroy(vals[p]);
   ty_graph_destroy(b->g);
 }
-

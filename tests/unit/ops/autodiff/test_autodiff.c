@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static void binary_case(ty_op op, double lo_b, double hi_b) {
   gb b;
   gb_init(&b, 17);
@@ -307,15 +306,24 @@ Test(autodiff, rejects_bad_param) {
 static void matmul_1d_case(int ra, int rb) {
   gb b;
   gb_init(&b, 17);
-  int a = ra == 1 ? gb_float(&b, true, 1, D(3), -1, 1, false) : gb_float(&b, true, 2, D(2, 3), -1, 1, false);
-  int w = rb == 1 ? gb_float(&b, true, 1, D(3), -1, 1, false) : gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), y;
+  int a = ra == 1 ? gb_float(&b, true, 1, D(3), -1, 1, false)
+                  : gb_float(&b, true, 2, D(2, 3), -1, 1, false);
+  int w = rb == 1 ? gb_float(&b, true, 1, D(3), -1, 1, false)
+                  : gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false),
+      y;
   gb_node(&b, TY_OP_MATMUL, (int[]){a, w}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, matmul_vector_vector) { matmul_1d_case(1, 1); }
-Test(grad, matmul_vector_batched_matrix) { matmul_1d_case(1, 3); }
-Test(grad, matmul_matrix_vector) { matmul_1d_case(2, 1); }
+Test(grad, matmul_vector_vector) {
+  matmul_1d_case(1, 1);
+}
+Test(grad, matmul_vector_batched_matrix) {
+  matmul_1d_case(1, 3);
+}
+Test(grad, matmul_matrix_vector) {
+  matmul_1d_case(2, 1);
+}
 
 Test(autodiff, rejects_gradient_through_secondary_output) {
   gb b;

@@ -32,32 +32,84 @@ static void unary_attr(ty_op op, const char *name, float v, double lo, double hi
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, abs) { unary(TY_OP_ABS, -1, 1, true); }
-Test(grad_ops, reciprocal) { unary(TY_OP_RECIPROCAL, 0.5, 2, false); }
-Test(grad_ops, elu) { unary_attr(TY_OP_ELU, "alpha", 0.7f, -2, 2, true); }
-Test(grad_ops, selu) { unary(TY_OP_SELU, -2, 2, true); }
-Test(grad_ops, celu) { unary_attr(TY_OP_CELU, "alpha", 1.5f, -2, 2, true); }
-Test(grad_ops, hard_sigmoid) { unary(TY_OP_HARD_SIGMOID, -2, 2, false); }
-Test(grad_ops, hard_swish) { unary(TY_OP_HARD_SWISH, -2.5, 2.5, false); }
-Test(grad_ops, gelu) { unary(TY_OP_GELU, -2, 2, false); }
-Test(grad_ops, softplus) { unary(TY_OP_SOFTPLUS, -3, 3, false); }
-Test(grad_ops, softsign) { unary(TY_OP_SOFTSIGN, -2, 2, true); }
-Test(grad_ops, thresholded_relu) { unary_attr(TY_OP_THRESHOLDED_RELU, "alpha", 0.0f, -1, 1, true); }
-Test(grad_ops, shrink) { unary_attr(TY_OP_SHRINK, "lambd", 0.05f, -1, 1, true); }
-Test(grad_ops, mish) { unary(TY_OP_MISH, -2, 2, false); }
-Test(grad_ops, sin) { unary(TY_OP_SIN, -2, 2, false); }
-Test(grad_ops, cos) { unary(TY_OP_COS, -2, 2, false); }
-Test(grad_ops, tan) { unary(TY_OP_TAN, -1, 1, false); }
-Test(grad_ops, asin) { unary(TY_OP_ASIN, -0.8, 0.8, false); }
-Test(grad_ops, acos) { unary(TY_OP_ACOS, -0.8, 0.8, false); }
-Test(grad_ops, atan) { unary(TY_OP_ATAN, -2, 2, false); }
-Test(grad_ops, sinh) { unary(TY_OP_SINH, -2, 2, false); }
-Test(grad_ops, cosh) { unary(TY_OP_COSH, -2, 2, false); }
-Test(grad_ops, asinh) { unary(TY_OP_ASINH, -2, 2, false); }
-Test(grad_ops, acosh) { unary(TY_OP_ACOSH, 1.2, 3, false); }
-Test(grad_ops, atanh) { unary(TY_OP_ATANH, -0.8, 0.8, false); }
-Test(grad_ops, floor_is_flat) { unary(TY_OP_FLOOR, 0.1, 0.9, false); }
-Test(grad_ops, sign_is_flat) { unary(TY_OP_SIGN, -1, 1, true); }
+Test(grad_ops, abs) {
+  unary(TY_OP_ABS, -1, 1, true);
+}
+Test(grad_ops, reciprocal) {
+  unary(TY_OP_RECIPROCAL, 0.5, 2, false);
+}
+Test(grad_ops, elu) {
+  unary_attr(TY_OP_ELU, "alpha", 0.7f, -2, 2, true);
+}
+Test(grad_ops, selu) {
+  unary(TY_OP_SELU, -2, 2, true);
+}
+Test(grad_ops, celu) {
+  unary_attr(TY_OP_CELU, "alpha", 1.5f, -2, 2, true);
+}
+Test(grad_ops, hard_sigmoid) {
+  unary(TY_OP_HARD_SIGMOID, -2, 2, false);
+}
+Test(grad_ops, hard_swish) {
+  unary(TY_OP_HARD_SWISH, -2.5, 2.5, false);
+}
+Test(grad_ops, gelu) {
+  unary(TY_OP_GELU, -2, 2, false);
+}
+Test(grad_ops, softplus) {
+  unary(TY_OP_SOFTPLUS, -3, 3, false);
+}
+Test(grad_ops, softsign) {
+  unary(TY_OP_SOFTSIGN, -2, 2, true);
+}
+Test(grad_ops, thresholded_relu) {
+  unary_attr(TY_OP_THRESHOLDED_RELU, "alpha", 0.0f, -1, 1, true);
+}
+Test(grad_ops, shrink) {
+  unary_attr(TY_OP_SHRINK, "lambd", 0.05f, -1, 1, true);
+}
+Test(grad_ops, mish) {
+  unary(TY_OP_MISH, -2, 2, false);
+}
+Test(grad_ops, sin) {
+  unary(TY_OP_SIN, -2, 2, false);
+}
+Test(grad_ops, cos) {
+  unary(TY_OP_COS, -2, 2, false);
+}
+Test(grad_ops, tan) {
+  unary(TY_OP_TAN, -1, 1, false);
+}
+Test(grad_ops, asin) {
+  unary(TY_OP_ASIN, -0.8, 0.8, false);
+}
+Test(grad_ops, acos) {
+  unary(TY_OP_ACOS, -0.8, 0.8, false);
+}
+Test(grad_ops, atan) {
+  unary(TY_OP_ATAN, -2, 2, false);
+}
+Test(grad_ops, sinh) {
+  unary(TY_OP_SINH, -2, 2, false);
+}
+Test(grad_ops, cosh) {
+  unary(TY_OP_COSH, -2, 2, false);
+}
+Test(grad_ops, asinh) {
+  unary(TY_OP_ASINH, -2, 2, false);
+}
+Test(grad_ops, acosh) {
+  unary(TY_OP_ACOSH, 1.2, 3, false);
+}
+Test(grad_ops, atanh) {
+  unary(TY_OP_ATANH, -0.8, 0.8, false);
+}
+Test(grad_ops, floor_is_flat) {
+  unary(TY_OP_FLOOR, 0.1, 0.9, false);
+}
+Test(grad_ops, sign_is_flat) {
+  unary(TY_OP_SIGN, -1, 1, true);
+}
 
 Test(grad_ops, gelu_tanh) {
   gb b;
@@ -73,7 +125,8 @@ Test(grad_ops, gelu_erf_pattern) {
   gb b;
   gb_init(&b, 17);
   int x = gb_float(&b, true, 2, D(3, 4), -2, 2, false), d, e, a, m, y;
-  int k = gb_float(&b, false, 0, NULL, 1.41421356, 1.41421357, false), one = gb_float(&b, false, 0, NULL, 1, 1.0000001, false);
+  int k = gb_float(&b, false, 0, NULL, 1.41421356, 1.41421357, false),
+      one = gb_float(&b, false, 0, NULL, 1, 1.0000001, false);
   int half = gb_float(&b, false, 0, NULL, 0.5, 0.5000001, false);
   gb_node(&b, TY_OP_DIV, (int[]){x, k}, 2, 1, &d);
   gb_node(&b, TY_OP_ERF, &d, 1, 1, &e);
@@ -88,7 +141,8 @@ Test(grad_ops, clip) {
   gb b;
   gb_init(&b, 13);
   int x = gb_float(&b, true, 2, D(3, 4), -2, 2, false), y;
-  int lo = gb_float(&b, false, 0, NULL, -0.9, -0.9 + 1e-7, false), hi = gb_float(&b, false, 0, NULL, 0.8, 0.8 + 1e-7, false);
+  int lo = gb_float(&b, false, 0, NULL, -0.9, -0.9 + 1e-7, false),
+      hi = gb_float(&b, false, 0, NULL, 0.8, 0.8 + 1e-7, false);
   gb_node(&b, TY_OP_CLIP, (int[]){x, lo, hi}, 3, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -111,7 +165,8 @@ Test(grad_ops, where_broadcast) {
   int c, y;
   cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_BOOL, &cs, &c), 0);
   cr_assert_eq(ty_graph_set_initializer(b.g, c, ct), 0);
-  int x = gb_float(&b, true, 2, D(3, 4), -1, 1, false), z = gb_float(&b, true, 1, D(4), -1, 1, false);
+  int x = gb_float(&b, true, 2, D(3, 4), -1, 1, false),
+      z = gb_float(&b, true, 1, D(4), -1, 1, false);
   gb_node(&b, TY_OP_WHERE, (int[]){c, x, z}, 3, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -119,21 +174,31 @@ Test(grad_ops, where_broadcast) {
 static void variadic(ty_op op) {
   gb b;
   gb_init(&b, 13);
-  int a = gb_float(&b, true, 2, D(3, 4), -1, 1, false), c = gb_float(&b, true, 1, D(4), -1, 1, false);
+  int a = gb_float(&b, true, 2, D(3, 4), -1, 1, false),
+      c = gb_float(&b, true, 1, D(4), -1, 1, false);
   int d = gb_float(&b, true, 2, D(3, 1), -1, 1, false), y;
   gb_node(&b, op, (int[]){a, c, d}, 3, 1, &y);
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, max) { variadic(TY_OP_MAX); }
-Test(grad_ops, min) { variadic(TY_OP_MIN); }
-Test(grad_ops, sum) { variadic(TY_OP_SUM); }
-Test(grad_ops, mean) { variadic(TY_OP_MEAN); }
+Test(grad_ops, max) {
+  variadic(TY_OP_MAX);
+}
+Test(grad_ops, min) {
+  variadic(TY_OP_MIN);
+}
+Test(grad_ops, sum) {
+  variadic(TY_OP_SUM);
+}
+Test(grad_ops, mean) {
+  variadic(TY_OP_MEAN);
+}
 
 Test(grad_ops, prelu_per_channel) {
   gb b;
   gb_init(&b, 16);
-  int x = gb_float(&b, true, 4, D(2, 3, 2, 2), -1, 1, true), s = gb_float(&b, true, 3, D(3, 1, 1), 0.1, 0.5, false), y;
+  int x = gb_float(&b, true, 4, D(2, 3, 2, 2), -1, 1, true),
+      s = gb_float(&b, true, 3, D(3, 1, 1), 0.1, 0.5, false), y;
   gb_node(&b, TY_OP_PRELU, (int[]){x, s}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -141,7 +206,8 @@ Test(grad_ops, prelu_per_channel) {
 Test(grad_ops, prelu_legacy_slope) {
   gb b;
   gb_init(&b, 6);
-  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, true), s = gb_float(&b, true, 1, D(3), 0.1, 0.5, false), y;
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, true),
+      s = gb_float(&b, true, 1, D(3), 0.1, 0.5, false), y;
   gb_node(&b, TY_OP_PRELU, (int[]){x, s}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -149,7 +215,8 @@ Test(grad_ops, prelu_legacy_slope) {
 Test(grad_ops, fmod) {
   gb b;
   gb_init(&b, 13);
-  int a = gb_float(&b, true, 2, D(2, 3), 0.2, 0.9, false), c = gb_float(&b, true, 1, D(3), 0.3, 0.35, false), y;
+  int a = gb_float(&b, true, 2, D(2, 3), 0.2, 0.9, false),
+      c = gb_float(&b, true, 1, D(3), 0.3, 0.35, false), y;
   size_t nd = gb_node(&b, TY_OP_MOD, (int[]){a, c}, 2, 1, &y);
   cr_assert_eq(ty_graph_node_set_int(b.g, nd, "fmod", 1), 0);
   check(&b, y, 1e-4, TOL);
@@ -160,7 +227,8 @@ Test(grad_ops, slice_steps_and_negative_axes) {
   gb b;
   gb_init(&b, 13);
   int x = gb_float(&b, true, 3, D(2, 5, 4), -1, 1, false), y;
-  int st = gb_ints(&b, 1, D(2), D(4, 1)), en = gb_ints(&b, 1, D(2), D(INT64_MIN, 4)), ax = gb_ints(&b, 1, D(2), D(1, -1));
+  int st = gb_ints(&b, 1, D(2), D(4, 1)), en = gb_ints(&b, 1, D(2), D(INT64_MIN, 4)),
+      ax = gb_ints(&b, 1, D(2), D(1, -1));
   int sp = gb_ints(&b, 1, D(2), D(-2, 2));
   gb_node(&b, TY_OP_SLICE, (int[]){x, st, en, ax, sp}, 5, 1, &y);
   check(&b, y, EPS, TOL);
@@ -169,13 +237,15 @@ Test(grad_ops, slice_steps_and_negative_axes) {
 Test(grad_ops, split_every_output) {
   gb b;
   gb_init(&b, 13);
-  int x = gb_float(&b, true, 2, D(3, 6), -1, 1, false), sz = gb_ints(&b, 1, D(3), D(1, 2, 3)), outs[3], idx;
+  int x = gb_float(&b, true, 2, D(3, 6), -1, 1, false), sz = gb_ints(&b, 1, D(3), D(1, 2, 3)),
+      outs[3], idx;
   cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[0]), 0);
   cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[1]), 0);
   cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[2]), 0);
   cr_assert_eq(ty_graph_add_node(b.g, TY_OP_SPLIT, NULL, (int[]){x, sz}, 2, outs, 3, &idx), 0);
   cr_assert_eq(ty_graph_node_set_int(b.g, (size_t)idx, "axis", 1), 0);
-  check_outputs(&b, (int[]){outs[0], outs[2]}, 2, EPS, TOL); /* output 1 unused: no gradient flows from it */
+  check_outputs(&b, (int[]){outs[0], outs[2]}, 2, EPS,
+                TOL); /* output 1 unused: no gradient flows from it */
 }
 
 Test(grad_ops, expand) {
@@ -203,9 +273,15 @@ static void pad_case(const char *mode) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, pad_constant) { pad_case("constant"); }
-Test(grad_ops, pad_reflect) { pad_case("reflect"); }
-Test(grad_ops, pad_edge) { pad_case("edge"); }
+Test(grad_ops, pad_constant) {
+  pad_case("constant");
+}
+Test(grad_ops, pad_reflect) {
+  pad_case("reflect");
+}
+Test(grad_ops, pad_edge) {
+  pad_case("edge");
+}
 
 Test(grad_ops, trilu) {
   gb b;
@@ -219,7 +295,8 @@ Test(grad_ops, trilu) {
 Test(grad_ops, gather_elements_repeated_indices) {
   gb b;
   gb_init(&b, 13);
-  int x = gb_float(&b, true, 2, D(3, 3), -1, 1, false), i = gb_ints(&b, 2, D(2, 3), D(0, 2, 2, -1, 0, 0)), y;
+  int x = gb_float(&b, true, 2, D(3, 3), -1, 1, false),
+      i = gb_ints(&b, 2, D(2, 3), D(0, 2, 2, -1, 0, 0)), y;
   size_t nd = gb_node(&b, TY_OP_GATHER_ELEMENTS, (int[]){x, i}, 2, 1, &y);
   cr_assert_eq(ty_graph_node_set_int(b.g, nd, "axis", 1), 0);
   check(&b, y, EPS, TOL);
@@ -228,7 +305,8 @@ Test(grad_ops, gather_elements_repeated_indices) {
 Test(grad_ops, gather_nd) {
   gb b;
   gb_init(&b, 13);
-  int x = gb_float(&b, true, 3, D(2, 3, 2), -1, 1, false), i = gb_ints(&b, 2, D(3, 2), D(1, 2, 0, 0, 1, 2)), y;
+  int x = gb_float(&b, true, 3, D(2, 3, 2), -1, 1, false),
+      i = gb_ints(&b, 2, D(3, 2), D(1, 2, 0, 0, 1, 2)), y;
   gb_node(&b, TY_OP_GATHER_ND, (int[]){x, i}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -243,13 +321,18 @@ static void scatter_nd_case(const char *red) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, scatter_nd) { scatter_nd_case("none"); }
-Test(grad_ops, scatter_nd_add) { scatter_nd_case("add"); }
+Test(grad_ops, scatter_nd) {
+  scatter_nd_case("none");
+}
+Test(grad_ops, scatter_nd_add) {
+  scatter_nd_case("add");
+}
 
 Test(grad_ops, scatter_elements) {
   gb b;
   gb_init(&b, 16);
-  int x = gb_float(&b, true, 2, D(3, 3), -1, 1, false), i = gb_ints(&b, 2, D(2, 3), D(1, 0, 2, 0, 2, 1));
+  int x = gb_float(&b, true, 2, D(3, 3), -1, 1, false),
+      i = gb_ints(&b, 2, D(2, 3), D(1, 0, 2, 0, 2, 1));
   int u = gb_float(&b, true, 2, D(2, 3), -1, 1, false), y;
   gb_node(&b, TY_OP_SCATTER_ELEMENTS, (int[]){x, i, u}, 3, 1, &y);
   check(&b, y, EPS, TOL);
@@ -259,16 +342,23 @@ static void depth_space_case(ty_op op, const char *mode) {
   gb b;
   gb_init(&b, 13);
   int x = op == TY_OP_DEPTH_TO_SPACE ? gb_float(&b, true, 4, D(1, 8, 2, 3), -1, 1, false)
-                                     : gb_float(&b, true, 4, D(1, 2, 4, 6), -1, 1, false), y;
+                                     : gb_float(&b, true, 4, D(1, 2, 4, 6), -1, 1, false),
+      y;
   size_t nd = gb_node(&b, op, &x, 1, 1, &y);
   cr_assert_eq(ty_graph_node_set_int(b.g, nd, "blocksize", 2), 0);
   if (mode) cr_assert_eq(ty_graph_node_set_string(b.g, nd, "mode", mode), 0);
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, depth_to_space_dcr) { depth_space_case(TY_OP_DEPTH_TO_SPACE, "DCR"); }
-Test(grad_ops, depth_to_space_crd) { depth_space_case(TY_OP_DEPTH_TO_SPACE, "CRD"); }
-Test(grad_ops, space_to_depth) { depth_space_case(TY_OP_SPACE_TO_DEPTH, NULL); }
+Test(grad_ops, depth_to_space_dcr) {
+  depth_space_case(TY_OP_DEPTH_TO_SPACE, "DCR");
+}
+Test(grad_ops, depth_to_space_crd) {
+  depth_space_case(TY_OP_DEPTH_TO_SPACE, "CRD");
+}
+Test(grad_ops, space_to_depth) {
+  depth_space_case(TY_OP_SPACE_TO_DEPTH, NULL);
+}
 
 static void cumsum_case(int exclusive, int reverse) {
   gb b;
@@ -280,8 +370,12 @@ static void cumsum_case(int exclusive, int reverse) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, cumsum) { cumsum_case(0, 0); }
-Test(grad_ops, cumsum_exclusive_reverse) { cumsum_case(1, 1); }
+Test(grad_ops, cumsum) {
+  cumsum_case(0, 0);
+}
+Test(grad_ops, cumsum_exclusive_reverse) {
+  cumsum_case(1, 1);
+}
 
 /* ---- reductions --------------------------------------------------------------------- */
 static void reduce_case(ty_op op, double lo, double hi, bool away) {
@@ -293,14 +387,30 @@ static void reduce_case(ty_op op, double lo, double hi, bool away) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, reduce_max) { reduce_case(TY_OP_REDUCE_MAX, -1, 1, false); }
-Test(grad_ops, reduce_min) { reduce_case(TY_OP_REDUCE_MIN, -1, 1, false); }
-Test(grad_ops, reduce_prod) { reduce_case(TY_OP_REDUCE_PROD, 0.5, 1.5, false); }
-Test(grad_ops, reduce_l1) { reduce_case(TY_OP_REDUCE_L1, -1, 1, true); }
-Test(grad_ops, reduce_l2) { reduce_case(TY_OP_REDUCE_L2, -1, 1, false); }
-Test(grad_ops, reduce_sum_square) { reduce_case(TY_OP_REDUCE_SUM_SQUARE, -1, 1, false); }
-Test(grad_ops, reduce_log_sum) { reduce_case(TY_OP_REDUCE_LOG_SUM, 0.5, 1.5, false); }
-Test(grad_ops, reduce_log_sum_exp) { reduce_case(TY_OP_REDUCE_LOG_SUM_EXP, -2, 2, false); }
+Test(grad_ops, reduce_max) {
+  reduce_case(TY_OP_REDUCE_MAX, -1, 1, false);
+}
+Test(grad_ops, reduce_min) {
+  reduce_case(TY_OP_REDUCE_MIN, -1, 1, false);
+}
+Test(grad_ops, reduce_prod) {
+  reduce_case(TY_OP_REDUCE_PROD, 0.5, 1.5, false);
+}
+Test(grad_ops, reduce_l1) {
+  reduce_case(TY_OP_REDUCE_L1, -1, 1, true);
+}
+Test(grad_ops, reduce_l2) {
+  reduce_case(TY_OP_REDUCE_L2, -1, 1, false);
+}
+Test(grad_ops, reduce_sum_square) {
+  reduce_case(TY_OP_REDUCE_SUM_SQUARE, -1, 1, false);
+}
+Test(grad_ops, reduce_log_sum) {
+  reduce_case(TY_OP_REDUCE_LOG_SUM, 0.5, 1.5, false);
+}
+Test(grad_ops, reduce_log_sum_exp) {
+  reduce_case(TY_OP_REDUCE_LOG_SUM_EXP, -2, 2, false);
+}
 
 /* A zero in the product: the gradient is the product of the others. */
 Test(grad_ops, reduce_prod_with_a_zero) {
@@ -317,7 +427,8 @@ Test(grad_ops, reduce_prod_with_a_zero) {
 Test(grad_ops, conv_transpose_2d) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 4, D(2, 4, 3, 3), -1, 1, false), w = gb_float(&b, true, 4, D(4, 3, 3, 2), -1, 1, false);
+  int x = gb_float(&b, true, 4, D(2, 4, 3, 3), -1, 1, false),
+      w = gb_float(&b, true, 4, D(4, 3, 3, 2), -1, 1, false);
   int c = gb_float(&b, true, 1, D(6), -1, 1, false), y;
   size_t nd = gb_node(&b, TY_OP_CONV_TRANSPOSE, (int[]){x, w, c}, 3, 1, &y);
   ty_graph_node_set_int(b.g, nd, "group", 2);
@@ -330,7 +441,8 @@ Test(grad_ops, conv_transpose_2d) {
 Test(grad_ops, conv_transpose_1d_dilated) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 3, D(1, 2, 5), -1, 1, false), w = gb_float(&b, true, 3, D(2, 3, 3), -1, 1, false), y;
+  int x = gb_float(&b, true, 3, D(1, 2, 5), -1, 1, false),
+      w = gb_float(&b, true, 3, D(2, 3, 3), -1, 1, false), y;
   size_t nd = gb_node(&b, TY_OP_CONV_TRANSPOSE, (int[]){x, w}, 2, 1, &y);
   ty_graph_node_set_ints(b.g, nd, "dilations", D(2), 1);
   check(&b, y, EPS, TOL);
@@ -346,16 +458,27 @@ static void einsum_case(const char *eq, int ra, const int64_t *da, int rb, const
   check(&b, y, EPS, TOL);
 }
 
-Test(grad_ops, einsum_attention_scores) { einsum_case("bhqd,bhkd->bhqk", 4, D(1, 2, 3, 2), 4, D(1, 2, 4, 2)); }
-Test(grad_ops, einsum_attention_values) { einsum_case("bhqk,bhkd->bhqd", 4, D(1, 2, 3, 4), 4, D(1, 2, 4, 2)); }
-Test(grad_ops, einsum_batched_matmul) { einsum_case("bij,bjk->bik", 3, D(2, 2, 3), 3, D(2, 3, 2)); }
-Test(grad_ops, einsum_sum_and_broadcast) { einsum_case("ij,jk->i", 2, D(2, 3), 2, D(3, 4)); }
-Test(grad_ops, einsum_ellipsis_transpose) { einsum_case("...ij->...ji", 3, D(2, 2, 3), 0, NULL); }
+Test(grad_ops, einsum_attention_scores) {
+  einsum_case("bhqd,bhkd->bhqk", 4, D(1, 2, 3, 2), 4, D(1, 2, 4, 2));
+}
+Test(grad_ops, einsum_attention_values) {
+  einsum_case("bhqk,bhkd->bhqd", 4, D(1, 2, 3, 4), 4, D(1, 2, 4, 2));
+}
+Test(grad_ops, einsum_batched_matmul) {
+  einsum_case("bij,bjk->bik", 3, D(2, 2, 3), 3, D(2, 3, 2));
+}
+Test(grad_ops, einsum_sum_and_broadcast) {
+  einsum_case("ij,jk->i", 2, D(2, 3), 2, D(3, 4));
+}
+Test(grad_ops, einsum_ellipsis_transpose) {
+  einsum_case("...ij->...ji", 3, D(2, 2, 3), 0, NULL);
+}
 
 Test(grad_ops, nll_loss_weighted_ignore) {
   gb b;
   gb_init(&b, 13);
-  int x = gb_float(&b, true, 3, D(3, 4, 2), -2, 0, false), t = gb_ints(&b, 2, D(3, 2), D(0, 3, 1, -1, 2, 2));
+  int x = gb_float(&b, true, 3, D(3, 4, 2), -2, 0, false),
+      t = gb_ints(&b, 2, D(3, 2), D(0, 3, 1, -1, 2, 2));
   int w = gb_float(&b, false, 1, D(4), 0.5, 1.5, false), y;
   size_t nd = gb_node(&b, TY_OP_NLL_LOSS, (int[]){x, t, w}, 3, 1, &y);
   cr_assert_eq(ty_graph_node_set_int(b.g, nd, "ignore_index", -1), 0);
@@ -373,7 +496,8 @@ Test(grad_ops, global_max_pool) {
 Test(grad_ops, instance_norm) {
   gb b;
   gb_init(&b, 13);
-  int x = gb_float(&b, true, 3, D(2, 3, 5), -1, 1, false), s = gb_float(&b, true, 1, D(3), 0.5, 1.5, false);
+  int x = gb_float(&b, true, 3, D(2, 3, 5), -1, 1, false),
+      s = gb_float(&b, true, 1, D(3), 0.5, 1.5, false);
   int c = gb_float(&b, true, 1, D(3), -1, 1, false), y;
   gb_node(&b, TY_OP_INSTANCE_NORM, (int[]){x, s, c}, 3, 1, &y);
   check(&b, y, EPS, TOL);
@@ -388,7 +512,8 @@ static void expect_refusal(gb *b, int y, const char *words) {
   cr_assert_eq(ty_graph_node_set_int(b->g, rs, "keepdims", 0), 0);
   loss = m;
   cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, gr, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, gr, err, sizeof err),
+               TY_EUNSUPPORTED);
   cr_assert(strstr(err, words), "%s", err);
   ty_graph_destroy(b->g);
 }

@@ -57,7 +57,8 @@ ty_graph *make_mlp(int hidden, uint64_t seed) {
 }
 
 /* A node of one output named out_name; returns the output's id. */
-static int node1(ty_graph *g, ty_op op, const int *in, int n_in, const char *out_name, int *out_index) {
+static int node1(ty_graph *g, ty_op op, const int *in, int n_in, const char *out_name,
+                 int *out_index) {
   int y, idx;
   ty_graph_add_value(g, out_name, TY_DTYPE_INVALID, NULL, &y);
   ty_graph_add_node(g, op, NULL, in, n_in, &y, 1, &idx);
@@ -85,14 +86,17 @@ ty_graph *make_exported_mlp(int hidden, uint64_t seed) {
   ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
   ty_graph_mark_input(g, x);
   int shape = node1(g, TY_OP_SHAPE, &x, 1, NULL, NULL);
-  int n = node1(g, TY_OP_GATHER, (int[]){shape, constant_i64(g, 0, 1, (int64_t[]){0})}, 2, NULL, NULL);
-  int u = node1(g, TY_OP_UNSQUEEZE, (int[]){n, constant_i64(g, 1, 1, (int64_t[]){0})}, 2, NULL, NULL);
+  int n =
+      node1(g, TY_OP_GATHER, (int[]){shape, constant_i64(g, 0, 1, (int64_t[]){0})}, 2, NULL, NULL);
+  int u =
+      node1(g, TY_OP_UNSQUEEZE, (int[]){n, constant_i64(g, 1, 1, (int64_t[]){0})}, 2, NULL, NULL);
   int cat = node1(g, TY_OP_CONCAT, (int[]){u, constant_i64(g, 1, 1, (int64_t[]){-1})}, 2, NULL, &k);
   ty_graph_node_set_int(g, (size_t)k, "axis", 0);
   int flat = node1(g, TY_OP_RESHAPE, (int[]){x, cat}, 2, "flat", NULL);
   int h = linear(g, "fc1", flat, 784, hidden, "fc1.out", &rng);
   int act = node1(g, TY_OP_GELU, &h, 1, "gelu.out", NULL);
-  int scale = param(g, "ln.weight", 1, (int64_t[]){hidden}, 1, &rng), bias = param(g, "ln.bias", 1, (int64_t[]){hidden}, 1, &rng);
+  int scale = param(g, "ln.weight", 1, (int64_t[]){hidden}, 1, &rng),
+      bias = param(g, "ln.bias", 1, (int64_t[]){hidden}, 1, &rng);
   int ln = node1(g, TY_OP_LAYER_NORM, (int[]){act, scale, bias}, 3, "ln.out", NULL);
   int logits = linear(g, "fc2", ln, hidden, 10, "logits", &rng);
   ty_graph_mark_output(g, logits);
