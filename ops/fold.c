@@ -320,8 +320,8 @@ int ty__graph_fold(ty_graph *g, char *err, size_t err_len) {
   bool any = false;
   for (size_t s = 0; rc == 0 && s < g->n_nodes; s++) {
     const ty_graph_node *n = &g->nodes[order[s]];
-    if (n->op == TY_OP_CONSTANT) {
-      f.cval[n->outputs[0]] = ty_graph_node_attr(n, "value")->t;
+    if (n->op == TY_OP_CONSTANT) { /* its output may be unnamed (omitted) */
+      if (n->outputs[0] != TY_NO_VALUE) f.cval[n->outputs[0]] = ty_graph_node_attr(n, "value")->t;
       continue;
     }
     int r = try_fold(&f, order[s]);

@@ -149,7 +149,7 @@ static int emit_tygrad(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
 /* The gradient of forward input wrt of node k, given dY of output out. */
 static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
-  const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[0]];
+  const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[out]];
   const ty_shape *shapes[TY__EINSUM_MAX_IN] = {NULL};
   for (int i = 0; i < n->n_inputs && i < TY__EINSUM_MAX_IN; i++)
     shapes[i] = n->inputs[i] == TY_NO_VALUE ? NULL : &a->g->values[n->inputs[i]].shape;
