@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Keeps the layering of DESIGN.md one-way by grepping includes:
+# Keeps the layering of docs/architecture.md one-way by grepping includes:
 #   lib/ -> proto/ -> ops/, scheduler/ -> daemon/, worker/, cli/
-# scheduler/ stays pure (no sockets, SQLite, libuv or protobuf), ops/ headers
-# name no CUDA types, and nothing below the binaries includes them.
+# scheduler/ and ops/plan/ stay pure (no sockets, SQLite, libuv, protobuf or
+# threads), ops/ headers name no CUDA types, and nothing below the binaries
+# includes them.
 set -u
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root" || exit 1
@@ -20,6 +21,7 @@ forbid lib 'proto/|ops/|scheduler/|daemon/|worker/|cli/' 'lib/ is the base layer
 forbid proto 'ops/|scheduler/|daemon/|worker/|cli/' 'proto/ sits below ops and scheduler'
 forbid scheduler 'uv\.h|sqlite3\.h|protobuf-c/|proto/|lib/rpc/|ops/|daemon/|worker/|cli/' 'scheduler/ is pure'
 forbid ops 'daemon/|worker/|cli/|scheduler/|sqlite3\.h' 'ops/ does not know the daemons'
+forbid ops/plan 'uv\.h|sqlite3\.h|protobuf-c/|proto/|lib/rpc/|pthread\.h|sys/socket\.h|ops/collective/|ops/trainrun/' 'ops/plan/ is pure'
 forbid daemon 'worker/|cli/' 'binaries do not include each other'
 forbid worker 'daemon/|cli/' 'binaries do not include each other'
 forbid cli 'daemon/|worker/' 'binaries do not include each other'
