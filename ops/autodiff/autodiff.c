@@ -125,7 +125,7 @@ static int copy_attrs(ad *a, size_t from, size_t to) {
   return rc;
 }
 
-static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
+static int emit_tygrad(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
   int nin = 1 + n->n_inputs + n->n_outputs, like = n->inputs[wrt];
   int *in = malloc((size_t)nin * sizeof *in);
@@ -141,6 +141,7 @@ static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_FWD_OP, fwd_op);
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_WRT, wrt);
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_NFI, nfi);
+  if (rc == 0 && out > 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_OUT, out);
   if (rc == 0) a->g->nodes[nd].opset = opset;
   return rc;
 }
@@ -148,11 +149,14 @@ static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
 /* TyExtern's gradient is the caller's too: the same id, backward = 1,
  * shaped like the forward input (ops/exec.h). */
 static int emit_extern(ad *a, size_t k, int dy, int *out_id) {
-  int x = a->g->nodes[k].inputs[0];
+  const ty_graph_node *n = &a->g->nodes[k];
+  int x = n->inputs[0];
   const ty_shape s = a->g->values[x].shape;
-  int64_t id = ty_graph_node_attr_int(&a->g->nodes[k], "id", -1);
+  int64_t id = ty_graph_node_attr_int(n, "id", -1);
+  if (ty_graph_node_attr_int(n, "backward", 0))
+    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "cannot differentiate a backward TyExtern");
   if (s.rank < 0 || ty_shape_numel(&s) < 0)
-    return ty__node_err(a->err, a->err_len, &a->g->nodes[k], TY_EUNSUPPORTED, "input shape must be known");
+    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "input shape must be known");
   size_t nd;
   int rc = add_simple(a, TY_OP_EXTERN, &dy, 1, x, out_id, &nd);
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, "id", id);
@@ -161,10 +165,15 @@ static int emit_extern(ad *a, size_t k, int dy, int *out_id) {
   return rc;
 }
 
-/* The gradient of forward input wrt of node k, given dY. */
-static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
+/* The gradient of forward input wrt of node k, given dY of output out. */
+static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
-  const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[0]];
+  const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[out]];
+  const ty_shape *shapes[TY__EINSUM_MAX_IN] = {NULL};
+  for (int i = 0; i < n->n_inputs && i < TY__EINSUM_MAX_IN; i++)
+    shapes[i] = n->inputs[i] == TY_NO_VALUE ? NULL : &a->g->values[n->inputs[i]].shape;
+  const char *why = ty__grad_refusal(n, wrt, shapes);
+  if (why) return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "input %d: %s", wrt, why);
   switch (n->op) {
   case TY_OP_IDENTITY: *out_id = dy; return 0;
   case TY_OP_ADD:
@@ -177,43 +186,50 @@ static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
     if (wrt < 2) return emit_gemm(a, k, wrt, dy, out_id);
     break;
   case TY_OP_TRANSPOSE: return emit_transpose(a, k, dy, out_id);
-  case TY_OP_MATMUL:
-    if (a->g->values[n->inputs[0]].shape.rank < 2 || a->g->values[n->inputs[1]].shape.rank < 2)
-      return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "no gradient for 1-D MatMul operands");
-    break;
   case TY_OP_DROPOUT: {
     int rc = ensure_mask(a, k);
     if (rc != 0) return rc;
     break;
   }
   case TY_OP_CONSTANT: return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "has no gradient");
-  case TY_OP_EXTERN:
-    if (ty_graph_node_attr_int(n, "backward", 0)) break; /* refused below */
-    return emit_extern(a, k, dy, out_id);
+  case TY_OP_EXTERN: return emit_extern(a, k, dy, out_id);
   default: break;
   }
-  if (n->op >= TY_OP_GRAD)
+  if (n->op == TY_OP_GRAD)
     return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "cannot differentiate a gradient node");
-  return emit_tygrad(a, k, wrt, dy, out_id);
+  return emit_tygrad(a, k, wrt, out, dy, out_id);
+}
+
+/* The gradients node k passes to its inputs from the gradient of output
+ * out (dy). */
+static int backward_output(ad *a, size_t k, int out, int dy) {
+  int nin = a->g->nodes[k].n_inputs;
+  ty_op op = a->g->nodes[k].op;
+  for (int i = 0; i < nin; i++) {
+    int x = a->g->nodes[k].inputs[i], gid;
+    if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;
+    if (a->g->values[x].dtype != TY_DTYPE_F32) continue;
+    int rc = emit(a, k, i, out, dy, &gid);
+    if (rc == 0) rc = accumulate(a, x, gid);
+    if (rc != 0) return rc;
+  }
+  return 0;
 }
 
 static int backward_node(ad *a, size_t k) {
   const ty_graph_node *n = &a->g->nodes[k];
-  for (int i = 1; i < n->n_outputs; i++) {
+  bool multi = ty__grad_multi_output(n->op);
+  for (int i = 1; i < n->n_outputs && !multi; i++) {
     int o = n->outputs[i];
     if (o != TY_NO_VALUE && a->grad[o] != TY_NO_VALUE)
       return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED,
                           "the loss depends on output %d; only output 0 is differentiated", i);
   }
-  if (n->n_outputs < 1 || n->outputs[0] == TY_NO_VALUE || a->grad[n->outputs[0]] == TY_NO_VALUE) return 0;
-  int dy = a->grad[n->outputs[0]], nin = n->n_inputs;
-  ty_op op = n->op;
-  for (int i = 0; i < nin; i++) {
-    int x = a->g->nodes[k].inputs[i], gid;
-    if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;
-    if (a->g->values[x].dtype != TY_DTYPE_F32) continue;
-    int rc = emit(a, k, i, dy, &gid);
-    if (rc == 0) rc = accumulate(a, x, gid);
+  int n_out = multi ? n->n_outputs : (n->n_outputs > 0 ? 1 : 0);
+  for (int o = 0; o < n_out; o++) {
+    int id = a->g->nodes[k].outputs[o];
+    if (id == TY_NO_VALUE || a->grad[id] == TY_NO_VALUE) continue;
+    int rc = backward_output(a, k, o, a->grad[id]);
     if (rc != 0) return rc;
   }
   return 0;
@@ -233,7 +249,8 @@ static void mark_needs(ad *a, const size_t *order, size_t nn) {
 static int seed(ad *a, int loss) {
   const ty_graph_value *v = &a->g->values[loss];
   if (v->dtype != TY_DTYPE_F32 || ty_shape_numel(&v->shape) != 1)
-    return ty__err(a->err, a->err_len, TY_EINVAL, "loss \"%s\": must be a float value of one element", v->name);
+    return ty_errf(a->err, a->err_len, TY_EINVAL,
+                   "loss \"%s\": must be a float value of one element", v->name);
   ty_shape s = v->shape;
   ty_tensor *one;
   int id, rc = ty_tensor_create(TY_DTYPE_F32, &s, &one);
@@ -255,10 +272,11 @@ static int run(ad *a, int loss, const int *params, size_t n_params, int *out_gra
   size_t *order = malloc((nn + 1) * sizeof *order);
   if (!order) return TY_ENOMEM;
   int rc = ty_graph_topo_order(a->g, order);
-  if (rc != 0) rc = ty__err(a->err, a->err_len, rc, "graph: has a cycle or reads a value nobody produces");
+  if (rc != 0)
+    rc = ty_errf(a->err, a->err_len, rc, "graph: has a cycle or reads a value nobody produces");
   for (size_t i = 0; rc == 0 && i < n_params; i++) {
     if (params[i] < 0 || (size_t)params[i] >= a->nv0 || a->g->values[params[i]].dtype != TY_DTYPE_F32)
-      rc = ty__err(a->err, a->err_len, TY_EINVAL, "param %zu: not a float value of the graph", i);
+      rc = ty_errf(a->err, a->err_len, TY_EINVAL, "param %zu: not a float value of the graph", i);
     else a->needs[params[i]] = true;
   }
   if (rc == 0) mark_needs(a, order, nn);
@@ -276,7 +294,7 @@ int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *
                 size_t err_len) {
   ad a = {.g = g, .nv0 = g->n_values, .err = err, .err_len = err_len};
   if (loss < 0 || (size_t)loss >= g->n_values)
-    return ty__err(err, err_len, TY_EINVAL, "loss: value %d does not exist", loss);
+    return ty_errf(err, err_len, TY_EINVAL, "loss: value %d does not exist", loss);
   a.grad = malloc((a.nv0 + 1) * sizeof *a.grad);
   a.needs = calloc(a.nv0 + 1, sizeof *a.needs);
   int rc = TY_ENOMEM;

@@ -7,6 +7,7 @@
 #ifndef TY_OPS_COLLECTIVE_COLL_INTERNAL_H
 #define TY_OPS_COLLECTIVE_COLL_INTERNAL_H
 
+#include "lib/base/base.h"
 #include "ops/collective/collective.h"
 
 #include <mpi.h>
@@ -68,7 +69,7 @@ struct ty_coll {
   size_t head, count;
   ty_coll_stats stats;
   void *nccl; /* nccl.c's state when backend is NCCL */
-  char err[1024];
+  char err[TY_ERR_LEN];
 };
 
 /* layout.c: computes buckets from the tensors (idempotent). */
@@ -86,6 +87,8 @@ int ty__coll_wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t se
 int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n, const char *desc);
 int ty__coll_mpi_err(ty_coll *c, int code, const char *what);
 int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* TY_ESTATE "an earlier collective failed: <cause>" (c already failed). */
+int ty__coll_failed_before(ty_coll *c);
 /* Frees a group's communicator and table. */
 void ty__coll_group_close(ty__group *g);
 

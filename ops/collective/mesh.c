@@ -92,7 +92,7 @@ static ty__group *group_of(ty_coll *c, unsigned axes) {
 
 /* The check before a collective of kind on group g. */
 static int checked(ty_coll *c, ty__group *g, const char *kind, const char *what, size_t n) {
-  if (c->failed) return ty__coll_set_err(c, TY_ESTATE, "an earlier collective failed: %s", c->err);
+  if (c->failed) return ty__coll_failed_before(c);
   if (n > (size_t)INT32_MAX / 16) return ty__coll_set_err(c, TY_EINVAL, "%s of %s: %zu floats is too many", kind, what, n);
   char desc[TY__COLL_DESC];
   snprintf(desc, sizeof desc, "%s of %.180s (%zu floats)", kind, what ? what : "?", n);

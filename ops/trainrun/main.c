@@ -28,6 +28,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,71 +101,94 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out) {
   return 0;
 }
 
-/* Options taking a string, and where it goes. */
-static const char **string_opt(args *a, const char *o) {
-  const struct { const char *name; const char **to; } t[] = {
-      {"--model", &a->model},
-      {"--config", &a->config},
-      {"--checkpoint", &a->checkpoint},
-      {"--data-dir", &a->data_dir},
-      {"--plan", &a->plan.plan_file},
-      {"--parallelism", &a->plan.parallelism},
-      {"--mesh", &a->plan.mesh},
-      {"--device-flops", &a->plan.device_flops},
-      {"--device-mem", &a->plan.device_mem},
-      {"--intra-gbps", &a->plan.intra_gbps},
-      {"--inter-gbps", &a->plan.inter_gbps},
-      {"--latency-us", &a->plan.latency_us},
-      {"--inter-latency-us", &a->plan.inter_latency_us},
-      {"--launch-us", &a->plan.launch_us},
-      {"--write-plan", &a->plan.write_plan},
-  };
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-    if (!strcmp(o, t[i].name)) return t[i].to;
-  return NULL;
+/* Reads a number option into *out and checks it against [lo, hi]. */
+static int parse_range(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
+  if (parse_u64(opt, v, out) != 0) return TY_EINVAL;
+  if (*out >= lo && *out <= hi) return 0;
+  fprintf(stderr, "trainrun: %s: must be %llu..%llu, got %s\n", opt, (unsigned long long)lo,
+          (unsigned long long)hi, v);
+  return TY_EINVAL;
 }
 
-/* A numeric option: --steps, --threads, --bucket-mb, --bucket-kb. */
-static int number_opt(args *a, const char *o, const char *v) {
-  uint64_t n;
-  if (parse_u64(o, v, &n) != 0) return TY_EINVAL;
-  uint64_t hi = !strcmp(o, "--steps") ? UINT64_MAX : !strcmp(o, "--threads") ? 1024
-                : !strcmp(o, "--bucket-mb")                                  ? 4096
-                                                                             : (uint64_t)4096 << 10;
-  if (strcmp(o, "--steps") != 0 && (n < 1 || n > hi)) {
-    fprintf(stderr, "trainrun: %s: must be 1..%llu, got %s\n", o, (unsigned long long)hi, v);
-    return TY_EINVAL;
+/* clang-format off: one option per entry, kept in tables */
+enum { OPT_MODEL = 256, OPT_CONFIG, OPT_RESUME, OPT_CHECKPOINT, OPT_STEPS, OPT_THREADS, OPT_NO_FUSION, OPT_REPORT,
+       OPT_DATA_DIR, OPT_BUCKET_MB, OPT_BUCKET_KB, OPT_PLAN, OPT_PARALLELISM, OPT_MESH, OPT_DEVICE_FLOPS,
+       OPT_DEVICE_MEM, OPT_INTRA_GBPS, OPT_INTER_GBPS, OPT_LATENCY_US, OPT_INTER_LATENCY_US, OPT_LAUNCH_US,
+       OPT_WRITE_PLAN, OPT_PRINT_PLAN };
+
+static const struct option long_opts[] = {
+    {"model", required_argument, NULL, OPT_MODEL},         {"config", required_argument, NULL, OPT_CONFIG},
+    {"resume", no_argument, NULL, OPT_RESUME},             {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"steps", required_argument, NULL, OPT_STEPS},         {"threads", required_argument, NULL, OPT_THREADS},
+    {"no-fusion", no_argument, NULL, OPT_NO_FUSION},       {"report", no_argument, NULL, OPT_REPORT},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},   {"bucket-mb", required_argument, NULL, OPT_BUCKET_MB},
+    {"bucket-kb", required_argument, NULL, OPT_BUCKET_KB}, {"help", no_argument, NULL, 'h'},
+    {"plan", required_argument, NULL, OPT_PLAN},           {"parallelism", required_argument, NULL, OPT_PARALLELISM},
+    {"mesh", required_argument, NULL, OPT_MESH},           {"device-flops", required_argument, NULL, OPT_DEVICE_FLOPS},
+    {"device-mem", required_argument, NULL, OPT_DEVICE_MEM}, {"intra-gbps", required_argument, NULL, OPT_INTRA_GBPS},
+    {"inter-gbps", required_argument, NULL, OPT_INTER_GBPS}, {"latency-us", required_argument, NULL, OPT_LATENCY_US},
+    {"inter-latency-us", required_argument, NULL, OPT_INTER_LATENCY_US},
+    {"launch-us", required_argument, NULL, OPT_LAUNCH_US}, {"write-plan", required_argument, NULL, OPT_WRITE_PLAN},
+    {"print-plan", no_argument, NULL, OPT_PRINT_PLAN},
+    {NULL, 0, NULL, 0},
+};
+
+/* One option; TY_EINVAL (message printed) for a bad value. */
+static int apply_opt(int c, const char *v, args *a) {
+  uint64_t n = 0;
+  switch (c) {
+  case 'h': a->help = true; return 0;
+  case OPT_MODEL: a->model = v; return 0;
+  case OPT_CONFIG: a->config = v; return 0;
+  case OPT_RESUME: a->resume = true; return 0;
+  case OPT_CHECKPOINT: a->checkpoint = v; return 0;
+  case OPT_NO_FUSION: a->no_fusion = true; return 0;
+  case OPT_REPORT: a->report = true; return 0;
+  case OPT_DATA_DIR: a->data_dir = v; return 0;
+  case OPT_STEPS: return parse_u64("--steps", v, &a->steps);
+  case OPT_THREADS:
+    if (parse_range("--threads", v, 1, 1024, &n) != 0) return TY_EINVAL;
+    a->threads = (int)n;
+    return 0;
+  case OPT_BUCKET_MB: return parse_range("--bucket-mb", v, 1, 4096, &a->bucket_mb);
+  case OPT_BUCKET_KB: return parse_range("--bucket-kb", v, 1, (uint64_t)4096 << 10, &a->bucket_kb);
+  case OPT_PLAN: a->plan.plan_file = v; return 0;
+  case OPT_PARALLELISM: a->plan.parallelism = v; return 0;
+  case OPT_MESH: a->plan.mesh = v; return 0;
+  case OPT_DEVICE_FLOPS: a->plan.device_flops = v; return 0;
+  case OPT_DEVICE_MEM: a->plan.device_mem = v; return 0;
+  case OPT_INTRA_GBPS: a->plan.intra_gbps = v; return 0;
+  case OPT_INTER_GBPS: a->plan.inter_gbps = v; return 0;
+  case OPT_LATENCY_US: a->plan.latency_us = v; return 0;
+  case OPT_INTER_LATENCY_US: a->plan.inter_latency_us = v; return 0;
+  case OPT_LAUNCH_US: a->plan.launch_us = v; return 0;
+  case OPT_WRITE_PLAN: a->plan.write_plan = v; return 0;
+  case OPT_PRINT_PLAN: a->plan.print_plan = true; return 0;
+  default: return TY_EINVAL;
   }
-  if (!strcmp(o, "--steps")) a->steps = n;
-  else if (!strcmp(o, "--threads")) a->threads = (int)n;
-  else if (!strcmp(o, "--bucket-mb")) a->bucket_mb = n;
-  else a->bucket_kb = n;
-  return 0;
 }
+/* clang-format on */
 
 static int parse_args(int argc, char **argv, args *a) {
   memset(a, 0, sizeof *a);
-  for (int i = 1; i < argc; i++) {
-    const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    const char **to = string_opt(a, o);
-    bool number = !strcmp(o, "--steps") || !strcmp(o, "--threads") || !strcmp(o, "--bucket-mb") ||
-                  !strcmp(o, "--bucket-kb");
-    if (!strcmp(o, "--help") || !strcmp(o, "-h")) a->help = true;
-    else if (!strcmp(o, "--resume")) a->resume = true;
-    else if (!strcmp(o, "--no-fusion")) a->no_fusion = true;
-    else if (!strcmp(o, "--report")) a->report = true;
-    else if (!strcmp(o, "--print-plan")) a->plan.print_plan = true;
-    else if (!to && !number) {
-      fprintf(stderr, "trainrun: unknown option \"%s\" (see --help)\n", o);
+  opterr = 0; /* our own messages, in the same form as the others */
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+    const char *opt = argv[optind - 1];
+    if (c == '?') {
+      fprintf(stderr, "trainrun: unknown option \"%s\" (see --help)\n", opt);
       return TY_EINVAL;
-    } else if (!v) {
-      fprintf(stderr, "trainrun: %s: missing value\n", o);
-      return TY_EINVAL;
-    } else {
-      i++;
-      if (to) *to = v;
-      else if (number_opt(a, o, v) != 0) return TY_EINVAL;
     }
+    if (c == ':') {
+      fprintf(stderr, "trainrun: %s: missing value\n", opt);
+      return TY_EINVAL;
+    }
+    if (apply_opt(c, optarg, a) != 0) return TY_EINVAL;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "trainrun: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+    return TY_EINVAL;
   }
   a->plan.threads = a->threads;
   if (a->help) return 0;
@@ -192,7 +216,7 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
   printf("report: %zu parameter tensors, %.2f MiB of weights; %zu nodes (forward + backward), batch %u\n",
          ty_train_n_params(t), (double)pbytes / 1048576.0, ty_graph_n_nodes(g), c->batch_size);
   ty_memplan_report r;
-  char err[512] = "";
+  char err[TY_ERR_LEN] = "";
   ty_memplan_opts mo = {.no_fusion = no_fusion};
   if (ty_memplan_report_graph(g, c->batch_size, &mo, err, sizeof err, &r) != 0) {
     printf("report: memory planning unavailable: %s\n", err);
@@ -219,7 +243,7 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
     return TY_EINVAL;
   }
   if (env_u32("TRAINYARD_COLLECTIVE_TIMEOUT_S", 60, &timeout_s) != 0) return TY_EINVAL;
-  char err[1024] = "";
+  char err[TY_ERR_LEN] = "";
   ty_coll_opts co = {.rank = o->rank, .world_size = o->world_size, .job_id = job, .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u, .stop = &stop_requested};
   int rc = ty_coll_create(&co, out_coll, err, sizeof err);
@@ -328,7 +352,7 @@ static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_p
 }
 
 static int train(const args *a, ty_train_config *c) {
-  char err[1024] = "";
+  char err[TY_ERR_LEN] = "";
   ty_graph *model = NULL;
   ty_train *t = NULL;
   ty_plan *plan = NULL;
@@ -383,6 +407,16 @@ done:
   return code;
 }
 
+/* Replaces *field by a copy of value when the command line gives one. */
+static int override(char **field, const char *value) {
+  if (!value) return 0;
+  char *copy = strdup(value);
+  if (!copy) return TY_ENOMEM;
+  free(*field);
+  *field = copy;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   args a;
   if (parse_args(argc, argv, &a) != 0) return 2;
@@ -390,19 +424,16 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
-  char err[1024] = "";
+  char err[TY_ERR_LEN] = "";
   ty_train_config c;
   if (ty_train_config_load(a.config, &c, err, sizeof err) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     return 2;
   }
-  if (a.checkpoint) {
-    free(c.checkpoint_path);
-    c.checkpoint_path = ty_strdup(a.checkpoint);
-  }
-  if (a.data_dir) {
-    free(c.data_dir);
-    c.data_dir = ty_strdup(a.data_dir);
+  if (override(&c.checkpoint_path, a.checkpoint) != 0 || override(&c.data_dir, a.data_dir) != 0) {
+    fprintf(stderr, "trainrun: out of memory\n");
+    ty_train_config_close(&c);
+    return 1;
   }
   if (a.threads) openblas_set_num_threads(a.threads);
   struct sigaction sa = {.sa_handler = on_signal};
