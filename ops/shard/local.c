@@ -23,14 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct builder {
-  ty_shard *s;
-  const ty_graph *src; /* the graph the plan was made for */
-  ty_graph *g;         /* the local graph being built */
-  char *err;
-  size_t err_len;
-} builder;
-
 /* ---- pass 1: global shapes --------------------------------------------------------- */
 
 static ty_shape with_batch(const ty_shape *sh, int64_t batch) {
@@ -180,7 +172,7 @@ static int slice_tensor(const ty_shard *s, const ty_tensor *t, const ty_plan_lay
   return rc;
 }
 
-static ty_shape local_of(const ty_shard *s, int v, const ty_plan_layout *l) {
+ty_shape ty__shard_local_of(const ty_shard *s, int v, const ty_plan_layout *l) {
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   ty_plan_slice(s->plan, l, &s->full[v], s->rank, start, len);
   return ty_shape_make(s->full[v].rank, len);
@@ -192,7 +184,7 @@ static int add_values(builder *b) {
   int rc = 0;
   for (size_t v = 0; rc == 0 && v < s->n_values; v++) {
     const ty_graph_value *gv = ty_graph_value_at(b->src, (int)v);
-    ty_shape ls = local_of(s, (int)v, &s->lay[v]);
+    ty_shape ls = ty__shard_local_of(s, (int)v, &s->lay[v]);
     int id;
     ty_tensor *t = NULL;
     rc = ty_graph_add_value(b->g, gv->name, gv->dtype, gv->is_input || gv->init ? &ls : NULL, &id);
@@ -222,7 +214,7 @@ static int listed_steps(const ty_plan *p, int node, int input, bool backward, ty
   return n;
 }
 
-static int add_point(builder *b, ty__point **out) {
+int ty__shard_add_point(builder *b, ty__point **out) {
   ty_shard *s = b->s;
   if (s->n_points == s->cap_points) {
     size_t nc = s->cap_points ? 2 * s->cap_points : 16;
@@ -254,13 +246,11 @@ int ty__shard_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a) {
   return 0;
 }
 
-/* A TyExtern node reading v, writing a new value shaped like layout l. */
-static int add_extern(builder *b, int v, const ty_plan_layout *l, const char *name, int64_t id, int *out) {
-  ty_shape ls = local_of(b->s, v, l);
-  int idx, rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, &ls, out);
+int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id, int *out) {
+  int idx, rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, ls, out);
   if (rc == 0) rc = ty_graph_add_node(b->g, TY_OP_EXTERN, name, &v, 1, out, 1, &idx);
   if (rc == 0) rc = ty_graph_node_set_int(b->g, (size_t)idx, "id", id);
-  if (rc == 0) rc = ty_graph_node_set_ints(b->g, (size_t)idx, "shape", ls.dims, (size_t)ls.rank);
+  if (rc == 0) rc = ty_graph_node_set_ints(b->g, (size_t)idx, "shape", ls->dims, (size_t)ls->rank);
   return rc;
 }
 
@@ -270,7 +260,7 @@ static int make_point(builder *b, size_t n, int i, int v, bool backward, int *ou
   const ty_plan_layout *want = &s->plan->ops[n].inputs[i];
   ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
   ty__point *pt;
-  int rc = add_point(b, &pt), nf = listed_steps(s->plan, (int)n, i, false, fl);
+  int rc = ty__shard_add_point(b, &pt), nf = listed_steps(s->plan, (int)n, i, false, fl);
   if (rc != 0) return rc;
   snprintf(pt->what, sizeof pt->what, "%s at %s input %d", ty_graph_value_at(b->src, v)->name,
            ty_graph_node_at(b->src, n)->name, i);
@@ -285,7 +275,8 @@ static int make_point(builder *b, size_t n, int i, int v, bool backward, int *ou
   char name[300];
   snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name, ty_graph_node_at(b->src, n)->name,
            i);
-  return rc ? rc : add_extern(b, v, want, name, (int64_t)(s->n_points - 1), out);
+  ty_shape ls = ty__shard_local_of(s, v, want);
+  return rc ? rc : ty__shard_add_extern(b, v, &ls, name, (int64_t)(s->n_points - 1), out);
 }
 
 /* True when a route does nothing: no step, same layout both ends. */
@@ -373,7 +364,7 @@ static int reshape_target(builder *b, size_t n, int *inputs) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0], id;
   if (gn->n_inputs < 2 || !has_split(&b->s->lay[out])) return 0;
-  ty_shape ls = local_of(b->s, out, &b->s->lay[out]), vs = ty_shape_make(1, (int64_t[]){ls.rank});
+  ty_shape ls = ty__shard_local_of(b->s, out, &b->s->lay[out]), vs = ty_shape_make(1, (int64_t[]){ls.rank});
   ty_tensor *t;
   char name[300];
   snprintf(name, sizeof name, "%s.local_shape", gn->name);
@@ -398,8 +389,8 @@ static double mean_scale(const builder *b, size_t n) {
               (gn->op == TY_OP_SOFTMAX_CE_LOSS && strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
   if (!mean || !s->lay[out].partial) return 1.0;
   int in = gn->op == TY_OP_SOFTMAX_CE_LOSS ? gn->inputs[1] : gn->inputs[0]; /* SCE: the labels count */
-  ty_shape li = local_of(s, in, &s->plan->ops[n].inputs[gn->op == TY_OP_SOFTMAX_CE_LOSS ? 1 : 0]);
-  ty_shape lo = local_of(s, out, &s->lay[out]);
+  ty_shape li = ty__shard_local_of(s, in, &s->plan->ops[n].inputs[gn->op == TY_OP_SOFTMAX_CE_LOSS ? 1 : 0]);
+  ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
   double local = (double)ty_shape_numel(&li), global = (double)ty_shape_numel(&s->full[in]);
   if (gn->op == TY_OP_REDUCE_MEAN) {
     local /= (double)ty_shape_numel(&lo);
@@ -427,15 +418,20 @@ static int add_scale(builder *b, const char *node, int x, double scale, int out)
   return ty_graph_add_node(b->g, TY_OP_MUL, name, (int[]){x, id}, 2, &out, 1, &idx);
 }
 
+/* The mesh axes of more than one device that split a node's batch (its
+ * input 0's dim 0). */
+static unsigned batch_axes(const ty_shard *s, size_t n) {
+  const ty_plan_op *o = &s->plan->ops[n];
+  unsigned axes = o->n_inputs > 0 && o->inputs[0].rank > 0 ? o->inputs[0].dim_axes[0] : 0;
+  for (int a = 0; a < TY_PLAN_AXES; a++)
+    if (s->plan->mesh[a] <= 1) axes &= ~(1u << a);
+  return axes;
+}
+
 /* What this rank cannot run as the plan says, named. */
 static int refuse_node(const builder *b, size_t n) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   const ty_plan_op *o = &b->s->plan->ops[n];
-  if (gn->op == TY_OP_BATCH_NORM && o->n_inputs > 0 && o->inputs[0].rank > 0 && o->inputs[0].dim_axes[0])
-    return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
-                   "shard: node \"%s\" (BatchNormalization): the plan splits its batch, whose statistics "
-                   "ranks do not sum yet; plan with --parallelism tensor or keep the batch whole",
-                   gn->name);
   if (gn->op == TY_OP_SOFTMAX_CE_LOSS && o->n_outputs > 0 && o->outputs[0].partial &&
       (ty_graph_node_input(gn, 2) != TY_NO_VALUE || ty_graph_node_attr(gn, "ignore_index")))
     return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
@@ -454,6 +450,8 @@ static int add_node(builder *b, size_t n) {
   for (int i = 0; rc == 0 && i < gn->n_inputs; i++)
     rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0) : reader_input(b, n, i, gn->inputs[i], &in[i]);
   if (rc == 0 && gn->op == TY_OP_RESHAPE) rc = reshape_target(b, n, in);
+  unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
+  if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
   memcpy(out, gn->outputs, (size_t)gn->n_outputs * sizeof *out);
   double scale = rc == 0 ? mean_scale(b, n) : 1.0;
   char name[300];
@@ -479,7 +477,7 @@ static int check_shapes(const builder *b) {
   const ty_shard *s = b->s;
   for (size_t v = 0; v < s->n_values; v++) {
     const ty_graph_value *lv = ty_graph_value_at(b->g, (int)v);
-    ty_shape want = local_of(s, (int)v, &s->lay[v]);
+    ty_shape want = ty__shard_local_of(s, (int)v, &s->lay[v]);
     if (lv->shape.rank < 0 && ty_graph_value_at(b->src, (int)v)->producer < 0) continue; /* unread */
     if (!ty_shape_equal(&lv->shape, &want)) {
       char got[96], exp[96];

@@ -61,6 +61,7 @@ void ty_shard_destroy(ty_shard *s) {
   free(s->is_param);
   free(s->param_points);
   free(s->points);
+  free(s->bns);
   free(s);
 }
 
@@ -103,6 +104,9 @@ unsigned ty_shard_partial_axes(const ty_shard *s, int v) {
     if (s->plan->mesh[a] <= 1) axes &= ~(1u << a);
   return axes;
 }
+
+size_t ty_shard_n_bn(const ty_shard *s) { return s->n_bns; }
+const ty_shard_bn_info *ty_shard_bn_at(const ty_shard *s, size_t i) { return i < s->n_bns ? &s->bns[i] : NULL; }
 
 void ty_shard_set_comm(ty_shard *s, const ty_shard_comm *comm) {
   s->comm = *comm;

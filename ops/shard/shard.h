@@ -34,11 +34,16 @@
  * fills (trainrun: ops/collective over Open MPI or NCCL); this module never
  * touches a network. Pure otherwise: graph and plan in, graph out.
  *
- * Not supported yet, refused by ty_shard_create naming the node:
- * BatchNormalization whose batch a plan splits (its statistics would have
- * to be summed inside the kernel), non-float data inputs or constants that
- * different readers read in different layouts, dims a layout does not
- * divide evenly.
+ *   - a BatchNormalization whose batch is split is computed from batch
+ *     sums all-reduced over the batch's axes (the plan's
+ *     "<node>:batch_stats"), forward and backward, so it normalises with
+ *     the global batch's statistics (ty_shard_bn_at).
+ *
+ * Not supported, refused by ty_shard_create naming the node or value:
+ * non-float data inputs that different readers read in different
+ * layouts, dims a layout does not divide evenly, a weighted or
+ * ignore_index mean loss over a split batch, BatchNormalization outputs
+ * other than Y over a split batch.
  */
 #ifndef TY_OPS_SHARD_SHARD_H
 #define TY_OPS_SHARD_SHARD_H
@@ -109,6 +114,19 @@ int ty_shard_slice_of(const ty_shard *s, int v, int rank, ty_shape *out_full, in
 int ty_shard_grad_axes(const ty_shard *s, int v, unsigned *out_axes);
 /* The axes over which graph value v (the loss) is partial. */
 unsigned ty_shard_partial_axes(const ty_shard *s, int v);
+
+/* A BatchNormalization whose batch the plan splits: the shard computes
+ * it from statistics summed over the ranks (ops/shard/bn.c), and a
+ * trainer updates the running statistics from those. */
+typedef struct ty_shard_bn_info {
+  const char *name;               /* the node's (borrowed from the local graph) */
+  int running_mean, running_var;  /* the node's inputs 3 and 4 (value ids), or TY_NO_VALUE */
+  float momentum;                 /* ONNX's: running = momentum * running + (1 - momentum) * batch */
+  int mean, var;                  /* local values: batch mean and population variance, [1, C, 1...] */
+  double count;                   /* elements they average over, on all ranks together */
+} ty_shard_bn_info;
+size_t ty_shard_n_bn(const ty_shard *s);
+const ty_shard_bn_info *ty_shard_bn_at(const ty_shard *s, size_t i);
 
 /* The transport; must be set before the graph runs. Copied. */
 void ty_shard_set_comm(ty_shard *s, const ty_shard_comm *comm);

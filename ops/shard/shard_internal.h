@@ -58,13 +58,34 @@ struct ty_shard {
   bool *param_points;  /* per parameter: read through TyExtern nodes (synced inside backward) */
   ty__point *points;
   size_t n_points, cap_points;
+  ty_shard_bn_info *bns; /* decomposed BatchNormalizations */
+  size_t n_bns;
   ty_shard_comm comm;
   bool have_comm;
   char err[TY_ERR_LEN];
 };
 
+/* The local graph while it is built (local.c, bn.c). */
+typedef struct builder {
+  ty_shard *s;
+  const ty_graph *src; /* the graph the plan was made for */
+  ty_graph *g;         /* the local graph being built */
+  char *err;
+  size_t err_len;
+} builder;
+
 /* local.c */
 int ty__shard_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a);
+/* The local shape of value v held in layout l. */
+ty_shape ty__shard_local_of(const ty_shard *s, int v, const ty_plan_layout *l);
+/* A new point (its routes zeroed) at s->points[s->n_points - 1]. */
+int ty__shard_add_point(builder *b, ty__point **out);
+/* A TyExtern node of point `id` reading v, writing a new value of local shape ls. */
+int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id, int *out);
+
+/* bn.c: node n (BatchNormalization over inputs in[], its batch split over
+ * `axes`) as primitive ops whose sums a TyExtern all-reduces. */
+int ty__shard_bn(builder *b, size_t n, const int *in, unsigned axes);
 /* Fills s->g, the points and the per-value tables from src and s->plan. */
 int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len);
 

@@ -194,7 +194,7 @@ static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_
   if (!full) return load_init(ck, name, dst, path, err, err_len);
   int rc = load_init(ck, name, full, path, err, err_len);
   if (rc == 0 && ty__train_plan_slice(t, id, full, dst) != 0)
-    rc = fail_msg(err, err_len, TY_EINVAL, "%s: initializer \"%s\" does not fit the plan", path, name);
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: initializer \"%s\" does not fit the plan", path, name);
   return rc;
 }
 

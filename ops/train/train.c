@@ -371,10 +371,11 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_opts o = {.training = true, .seed = ty_mix2(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
                     .jit = t->jit};
   int *keep = NULL;
-  int rc = ty__train_bn_keep(t, &keep);
+  size_t n_keep = 0;
+  int rc = ty__train_bn_keep(t, &keep, &n_keep);
   if (rc != 0) return rc;
   o.keep_values = keep;
-  o.n_keep_values = t->n_bn;
+  o.n_keep_values = n_keep;
   if (t->shard) {
     o.extern_op = ty_shard_extern;
     o.extern_user = t->shard;

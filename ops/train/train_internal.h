@@ -26,7 +26,9 @@ typedef struct ty__bucket {
 
 /* A BatchNormalization node's running statistics (bnstats.c). */
 typedef struct ty__bn {
-  int x_id;          /* its data input in g */
+  int x_id;          /* its data input in g; TY_NO_VALUE for one a plan computes from summed statistics */
+  int mean_id, var_id; /* ... then its batch mean and population variance in g (ops/shard) */
+  double count;        /* ... and how many values they average */
   int ids[2];        /* running_mean, running_var initializers in g */
   ty_tensor *stat[2]; /* owned current values */
   float momentum;    /* ONNX meaning: running = momentum * running + (1 - momentum) * batch */
@@ -129,7 +131,7 @@ void ty__train_bn_destroy(ty_train *t);
 /* After a training run: folds the batch statistics into the running ones. */
 int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
-int ty__train_bn_keep(const ty_train *t, int **out_ids);
+int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n);
 
 /* parallel.c: a plan's rank */
 bool ty__train_planned(const ty_train *t);

@@ -232,7 +232,70 @@ static void each_mode(ty_graph *g, int nodes, int per_node, int64_t batch) {
   }
 }
 
+/* x [B, 8] -> MatMul 8x16 -> BatchNormalization -> Relu -> MatMul 16x4,
+ * mean squared error against y: a BatchNormalization whose batch data
+ * parallelism splits. */
+static ty_graph *model_bn(void) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 15);
+  int v[12], idx;
+  const char *names[] = {"x", "y", "w1", "h", "scale", "bias", "mean", "var", "n", "r", "w2", "o"};
+  ty_shape in = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 8}), out = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 4});
+  const ty_shape shapes[] = {in, out, ty_shape_make(2, (int64_t[]){8, 16}), ty_shape_unknown(),
+                             ty_shape_make(1, (int64_t[]){16}), ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_make(1, (int64_t[]){16}), ty_shape_make(1, (int64_t[]){16}), ty_shape_unknown(),
+                             ty_shape_unknown(), ty_shape_make(2, (int64_t[]){16, 4}), ty_shape_unknown()};
+  for (int i = 0; i < 12; i++) {
+    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, shapes[i].rank >= 0 ? &shapes[i] : NULL, &v[i]), 0);
+    ty_tensor *t;
+    if (i < 2) cr_assert_eq(ty_graph_mark_input(g, v[i]), 0);
+    else if (shapes[i].rank >= 0) {
+      cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &shapes[i], &t), 0);
+      for (int64_t k = 0; k < ty_tensor_numel(t); k++) ty_tensor_f32(t)[k] = i == 7 ? 1.0f : 0.0f;
+      cr_assert_eq(ty_graph_set_initializer(g, v[i], t), 0);
+    }
+  }
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm1", (int[]){v[0], v[2]}, 2, &v[3], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[3], v[4], v[5], v[6], v[7]}, 5, &v[8], 1, &idx),
+               0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_RELU, "relu", &v[8], 1, &v[9], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm2", (int[]){v[9], v[10]}, 2, &v[11], 1, &idx), 0);
+  int d, sq, loss;
+  cr_assert_eq(ty_graph_add_value(g, "diff", TY_DTYPE_F32, NULL, &d), 0);
+  cr_assert_eq(ty_graph_add_value(g, "sq", TY_DTYPE_F32, NULL, &sq), 0);
+  cr_assert_eq(ty_graph_add_value(g, "loss", TY_DTYPE_F32, NULL, &loss), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_SUB, "diff", (int[]){v[11], v[1]}, 2, &d, 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MUL, "sq", (int[]){d, d}, 2, &sq, 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &loss, 1, &idx), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
 TestSuite(shard, .init = NULL);
+
+/* Batch statistics summed over the ranks: the same normalisation and
+ * gradients as one process, with the plan's batch_stats all-reduce. */
+Test(shard, batch_norm_over_a_split_batch_matches_single_process, .timeout = 60) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_bn();
+  randomize(g, 4);
+  for (int slow = 0; slow < 2; slow++) {
+    ty_plan *p = plan(g, 2, 2, 8, TY_PLAN_MODE_DATA, slow);
+    bool stats = false;
+    for (size_t i = 0; i < p->n_collectives; i++) stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
+    cr_assert(stats, "the data-parallel plan does not sum the batch statistics");
+    expect_equivalent(g, p, false);
+    ty_plan_destroy(p);
+  }
+  ty_plan *p = plan(g, 1, 4, 8, TY_PLAN_MODE_AUTO, true);
+  expect_equivalent(g, p, false);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
 
 Test(shard, mlp_every_mode_matches_single_process, .timeout = 120) {
   openblas_set_num_threads(1);

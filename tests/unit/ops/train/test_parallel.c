@@ -37,12 +37,14 @@ static void cleanup(void) {
 
 TestSuite(parallel, .init = setup, .fini = cleanup);
 
-static ty_graph *model(void) {
-  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11};
+static ty_graph *model_with(bool bn) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .bn = bn};
   ty_graph *g = synth_mlp_build(&o);
   cr_assert_not_null(g);
   return g;
 }
+
+static ty_graph *model(void) { return model_with(false); }
 
 typedef struct job {
   int nodes, per_node;
@@ -203,5 +205,22 @@ Test(parallel, checkpoint_resumes_on_other_device_counts, .timeout = 240) {
   double d1 = diff(ref, one), d4 = diff(ref, four);
   cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
   cr_assert(d4 < 1e-5, "resumed on 2x2: %g from an uninterrupted run", d4);
+  ty_graph_destroy(g);
+}
+
+/* A BatchNormalization whose batch the plan splits normalises with the
+ * global batch's statistics and keeps the running ones of one process. */
+Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout = 240) {
+  ty_graph *g = model_with(true);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("bn_ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("bn_plan.onnx"));
+  run_single(g, 6, ref, false);
+  const job jobs[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false}, {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    run_plan(g, &jobs[i]);
+    double d = diff(ref, out); /* the running statistics are initializers of the checkpoint too */
+    cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i, d);
+  }
   ty_graph_destroy(g);
 }
