@@ -275,7 +275,68 @@ static ty_graph *model_bn(void) {
   return g;
 }
 
+/* A value and, for weights, its initializer (filled by randomize). */
+static int value(ty_graph *g, const char *name, int rank, const int64_t *dims, bool input, bool weight) {
+  ty_shape s = ty_shape_make(rank, dims);
+  int id;
+  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_F32, rank >= 0 ? &s : NULL, &id), 0);
+  ty_tensor *t;
+  if (input) cr_assert_eq(ty_graph_mark_input(g, id), 0);
+  if (weight) {
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &t), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
+  }
+  return id;
+}
+
+static int op(ty_graph *g, ty_op o, const char *name, const int *in, int n_in, int *idx) {
+  int y = value(g, name, -1, NULL, false, false);
+  cr_assert_eq(ty_graph_add_node(g, o, name, in, n_in, &y, 1, idx), 0);
+  return y;
+}
+
+/* x [B, 2, 6, 6] -> Conv 2->4 3x3 pad 1 -> Relu -> MaxPool 2 -> Flatten ->
+ * MatMul 36x4 -> squared error: convolution's channel and batch splits,
+ * pooling and the flatten behind them. */
+static ty_graph *model_cnn(void) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 4, (int64_t[]){TY_DIM_BATCH, 2, 6, 6}, true, false);
+  int y = value(g, "y", 2, (int64_t[]){TY_DIM_BATCH, 4}, true, false);
+  int w = value(g, "conv.w", 4, (int64_t[]){4, 2, 3, 3}, false, true);
+  int b = value(g, "conv.b", 1, (int64_t[]){4}, false, true);
+  int fw = value(g, "fc.w", 2, (int64_t[]){36, 4}, false, true);
+  int c = op(g, TY_OP_CONV, "conv", (int[]){x, w, b}, 3, &idx);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "kernel_shape", (int64_t[]){3, 3}, 2), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4), 0);
+  int r = op(g, TY_OP_RELU, "relu", &c, 1, &idx);
+  int p = op(g, TY_OP_MAX_POOL, "pool", &r, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "kernel_shape", (int64_t[]){2, 2}, 2), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "strides", (int64_t[]){2, 2}, 2), 0);
+  int f = op(g, TY_OP_FLATTEN, "flatten", &p, 1, &idx);
+  int o = op(g, TY_OP_MATMUL, "fc", (int[]){f, fw}, 2, &idx);
+  int d = op(g, TY_OP_SUB, "diff", (int[]){o, y}, 2, &idx);
+  int sq = op(g, TY_OP_MUL, "sq", (int[]){d, d}, 2, &idx);
+  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
 TestSuite(shard, .init = NULL);
+
+Test(shard, convolution_every_mode_matches_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_cnn();
+  randomize(g, 5);
+  each_mode(g, 1, 2, 4);
+  each_mode(g, 2, 2, 4);
+  ty_graph_destroy(g);
+}
 
 /* Batch statistics summed over the ranks: the same normalisation and
  * gradients as one process, with the plan's batch_stats all-reduce. */
