@@ -96,6 +96,14 @@ void ty__coll_group_close(ty__group *g);
 int ty__nccl_create(ty_coll *c);
 void ty__nccl_destroy(ty_coll *c);
 int ty__nccl_allreduce(ty_coll *c, float *buf, size_t n);
+/* A plan's mesh on NCCL (host buffers, staged): the communicators, one
+ * checked collective of kind ("all-reduce", "all-gather",
+ * "reduce-scatter", "all-to-all") over the group of an axis set, and a
+ * byte all-gather over the world. */
+int ty__nccl_set_mesh(ty_coll *c);
+int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in, float *out, size_t n_out,
+                  uint64_t hash, const char *desc);
+int ty__nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out);
 #endif
 
 #endif

@@ -11,7 +11,8 @@
  * and the length: ranks that disagree (different plans, models or orders)
  * stop in that call with a message naming the rank and both tensors.
  * Waits have the same deadline as the gradient buckets'. A group of one
- * device needs no MPI: its collectives are copies.
+ * device needs no MPI: its collectives are copies. A world formed over
+ * NCCL (the GPU build) runs the same collectives through nccl.c.
  */
 #include "ops/collective/coll_internal.h"
 
@@ -73,11 +74,51 @@ int ty_coll_set_mesh(ty_coll *c, int m0, int m1) {
     c->mesh[m].seq = 0;
   }
   if (c->o.world_size <= 1) return 0;
+#ifdef TY_HAVE_NCCL
+  if (c->nccl) return ty__nccl_set_mesh(c);
+#endif
   /* Every rank runs every split in the same order: MPI_Comm_split is collective on the world. */
   for (int a = 0; rc == 0 && a < 2; a++)
     if (c->mesh_n[a] > 1) rc = split_axis(c, a, &c->mesh[a]);
   if (rc == 0 && m0 > 1 && m1 > 1) rc = dup_world(c, &c->mesh[2]);
   return rc;
+}
+
+/* NCCL (c->nccl, the GPU build's backend) instead of MPI: the same
+ * collectives, checked the same way, in nccl.c. */
+static bool on_nccl(const ty_coll *c) {
+#ifdef TY_HAVE_NCCL
+  return c->nccl != NULL;
+#else
+  (void)c;
+  return false;
+#endif
+}
+
+static int nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in, float *out,
+                     size_t n_out, const char *what) {
+  if (c->failed) return ty__coll_failed_before(c);
+  char desc[TY__COLL_DESC];
+  snprintf(desc, sizeof desc, "%s of %.180s (%zu floats)", kind, what ? what : "?", n_in);
+  c->stats.mesh_ops++;
+#ifdef TY_HAVE_NCCL
+  int64_t t0 = ty__coll_now_us();
+  int rc = ty__nccl_mesh(c, kind, axes, in, n_in, out, n_out, fnv(desc), desc);
+  c->stats.mesh_s += (double)(ty__coll_now_us() - t0) / 1e6;
+  return rc;
+#else
+  (void)axes, (void)in, (void)out, (void)n_out;
+  return ty__coll_set_err(c, TY_EUNSUPPORTED, "%s: this build has no NCCL", desc);
+#endif
+}
+
+static int nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out) {
+#ifdef TY_HAVE_NCCL
+  return ty__nccl_allgather_bytes(c, in, n, out);
+#else
+  (void)in, (void)n, (void)out;
+  return ty__coll_set_err(c, TY_EUNSUPPORTED, "this build has no NCCL");
+#endif
 }
 
 /* The group of an axis set; NULL when it holds this rank alone. */
@@ -110,6 +151,7 @@ static int finish(ty_coll *c, MPI_Request *rq, int rc, const char *kind, uint64_
 
 int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {
   ty_coll *c = user;
+  if (on_nccl(c)) return nccl_mesh(c, "all-reduce", axes, buf, n, buf, n, what);
   ty__group *g = group_of(c, axes);
   if (!g) return 0;
   int64_t t0 = ty__coll_now_us();
@@ -123,6 +165,7 @@ int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *wha
 
 int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what, void *user) {
   ty_coll *c = user;
+  if (on_nccl(c)) return nccl_mesh(c, "all-gather", 1u << axis, in, n, out, n * (size_t)c->mesh_n[axis], what);
   ty__group *g = group_of(c, 1u << axis);
   if (!g) {
     memcpy(out, in, n * sizeof *out);
@@ -141,6 +184,7 @@ int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, con
 int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out, const char *what,
                                 void *user) {
   ty_coll *c = user;
+  if (on_nccl(c)) return nccl_mesh(c, "reduce-scatter", 1u << axis, in, n_out * (size_t)c->mesh_n[axis], out, n_out, what);
   ty__group *g = group_of(c, 1u << axis);
   if (!g) {
     memcpy(out, in, n_out * sizeof *out);
@@ -158,6 +202,8 @@ int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *
 
 int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what, void *user) {
   ty_coll *c = user;
+  size_t n = chunk * (size_t)c->mesh_n[axis];
+  if (on_nccl(c)) return nccl_mesh(c, "all-to-all", 1u << axis, in, n, out, n, what);
   ty__group *g = group_of(c, 1u << axis);
   if (!g) {
     memcpy(out, in, chunk * sizeof *out);
@@ -175,6 +221,7 @@ int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out,
 
 int ty_coll_mesh_start(unsigned axes, float *buf, size_t n, const char *what, void *user) {
   ty_coll *c = user;
+  if (on_nccl(c)) return nccl_mesh(c, "all-reduce", axes, buf, n, buf, n, what); /* complete on return */
   ty__group *g = group_of(c, axes);
   if (!g) return ty__coll_set_err(c, TY_EINVAL, "gradient bucket %s: axes 0x%x hold this rank alone", what, axes);
   if (c->count == TY__COLL_MAX_INFLIGHT)
@@ -202,6 +249,13 @@ int ty_coll_gather(const float *in, size_t n, float *out, void *user) {
     memcpy(out, in, n * sizeof *out);
     return 0;
   }
+  if (on_nccl(c)) { /* every rank gets it; rank 0 keeps it */
+    float *all = malloc(n * c->o.world_size * sizeof *all + 1);
+    int rc = all ? nccl_allgather_bytes(c, in, n * sizeof *in, all) : TY_ENOMEM;
+    if (rc == 0 && c->o.rank == 0) memcpy(out, all, n * c->o.world_size * sizeof *all);
+    free(all);
+    return rc;
+  }
   int rc = checked(c, &c->world, "gather to rank 0", "checkpoint", n);
   MPI_Request rq;
   if (rc == 0)
@@ -215,6 +269,7 @@ int ty_coll_allgather_u64(ty_coll *c, uint64_t mine, uint64_t *out_all) {
     out_all[0] = mine;
     return 0;
   }
+  if (on_nccl(c)) return nccl_allgather_bytes(c, &mine, sizeof mine, out_all);
   MPI_Request rq;
   int rc = MPI_Iallgather(&mine, 1, MPI_UINT64_T, out_all, 1, MPI_UINT64_T, c->world.comm, &rq);
   return finish(c, &rq, rc, "MPI_Iallgather", c->world.seq, ty__coll_now_us());
@@ -222,6 +277,13 @@ int ty_coll_allgather_u64(ty_coll *c, uint64_t mine, uint64_t *out_all) {
 
 int ty_coll_bcast_f64(ty_coll *c, double *v) {
   if (c->o.world_size <= 1) return 0;
+  if (on_nccl(c)) {
+    double *all = malloc(c->o.world_size * sizeof *all);
+    int rc = all ? nccl_allgather_bytes(c, v, sizeof *v, all) : TY_ENOMEM;
+    if (rc == 0) *v = all[0];
+    free(all);
+    return rc;
+  }
   MPI_Request rq;
   int rc = MPI_Ibcast(v, 1, MPI_DOUBLE, 0, c->world.comm, &rq);
   return finish(c, &rq, rc, "MPI_Ibcast", c->world.seq, ty__coll_now_us());
@@ -231,6 +293,14 @@ int ty_coll_agree_stop(void *user) {
   ty_coll *c = user;
   if (c->o.world_size <= 1 || !c->o.stop) return 0;
   int mine = *c->o.stop ? 1 : 0, any = 0;
+  if (on_nccl(c)) {
+    int *all = malloc(c->o.world_size * sizeof *all);
+    int rc = all ? nccl_allgather_bytes(c, &mine, sizeof mine, all) : TY_ENOMEM;
+    for (uint32_t r = 0; rc == 0 && r < c->o.world_size; r++) any |= all[r];
+    free(all);
+    if (rc == 0 && any) *c->o.stop = 1;
+    return rc;
+  }
   MPI_Request rq;
   int rc = MPI_Iallreduce(&mine, &any, 1, MPI_INT, MPI_MAX, c->world.comm, &rq);
   rc = finish(c, &rq, rc, "MPI_Iallreduce (stop)", c->world.seq, ty__coll_now_us());
