@@ -4,15 +4,20 @@
  *
  *   trainrun --model M.onnx --config C.pb [--resume] [--checkpoint PATH]
  *            [--steps N] [--threads N] [--no-fusion] [--report] [--data-dir DIR]
+ *            [--plan FILE | --parallelism M [--mesh NxD] [cost model rates]]
+ *            [--write-plan FILE] [--print-plan]
  *
  * The worker daemon starts one per rank (RANK and WORLD_SIZE in the
- * environment name it). With WORLD_SIZE > 1 the ranks train data-parallel:
+ * environment name it). With a plan (plan.c) the ranks run it: each its
+ * slices, the plan's collectives between its kernels (ops/shard, ops/train).
+ * Without one, with WORLD_SIZE > 1 the ranks train data-parallel:
  * they form their world through the controller named by
  * TRAINYARD_CONTROLLER (HOST:PORT) for job TRAINYARD_JOB_ID and all-reduce
  * gradient buckets of --bucket-mb MiB (default 25; --bucket-kb for small models) through ops/collective;
  * TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait;
  * TRAINYARD_STEP_DELAY_MS (default 0) sleeps after each step, so tests and
- * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step, write a
+ * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step (a
+ * plan's ranks: the next multiple of 8 steps, which they agree on), write a
  * checkpoint and exit 0, which is how preemption keeps the work done.
  *
  * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
