@@ -12,8 +12,9 @@
 # link_bench (ops/collective's checked all-reduce over the same ranks,
 # fitted to the planner's ring formula). Measured step time: the median
 # over the progress lines after the first (warm-up) of batch / samples/s.
-# Each plan runs REPEAT times (default 3), round robin, and its median is
-# reported: other work on a shared machine only ever slows a run down.
+# Each plan runs REPEAT times (default 3), round robin with the starting
+# plan rotating, and its median is reported: other work on a shared
+# machine only ever slows a run down.
 # Starts its own traind (for the rendezvous) and stops it by PID.
 #   [RANKS=4] [REPEAT=3] bench/plan/exec.sh [BUILDDIR] [STEPS] [MODEL]
 set -euo pipefail
@@ -74,9 +75,11 @@ for mode in "${modes[@]}"; do
   mesh[$mode]=$(sed -n 's/^plan: mesh \([^ ]*\) .*/\1/p' "$tmp/$mode.write.log")
   why[$mode]=$(awk '$1 == "chosen" { for (i = 1; i <= 6; i++) $i = ""; sub(/^ +/, ""); print }' "$tmp/$mode.write.log")
 done
-# Round robin, REPEAT times: a busy spell on a shared machine hits every plan alike.
+# Round robin, REPEAT times, each round starting one plan later: a busy
+# spell on a shared machine, or a position in the round, hits every plan alike.
 for rep in $(seq "${REPEAT:-3}"); do
-  for mode in "${modes[@]}"; do
+  for k in 0 1 2 3; do
+    mode=${modes[$(((rep + k) % 4))]}
     start_ranks "$ranks" "$mode" "$b/ops/trainrun/trainrun" --model "$model" --config "$tmp/cfg.pb" --threads 1 \
       --steps "$steps" --plan "$tmp/$mode.plan"
     runs[$mode]+="$(measured "$tmp/$mode.rank0.log") "
@@ -99,6 +102,6 @@ for m in data tensor grid; do # the chosen plan is one of them when its ops and 
   if cmp -s <(sed -n '/^OP /,$p' "$tmp/$m.write.log" | grep -v '^plan: written') \
             <(sed -n '/^OP /,$p' "$tmp/auto.write.log" | grep -v '^plan: written'); then same=$m; fi
 done
-echo "the chosen plan (auto) is ${same:+the $same plan}${same:-none of the three}; the best measured is the $best plan"
+echo "the chosen plan (auto) is ${same:-none of the three}${same:+ (the same ops and collectives)}; the best measured is $best"
 awk -v a="${meas[auto]}" -v b="${meas[$best]}" -v n="$best" \
   'BEGIN { printf "chosen measured %.3f ms against the best measured (%s) %.3f ms: ratio %.2f\n", a, n, b, a / b }'
