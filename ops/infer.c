@@ -97,7 +97,8 @@ int ty__infer_extern(ty__infer *ic) {
   if (n->n_inputs != 1 || n->n_outputs != 1 || ic->in_dt[0] != TY_DTYPE_F32)
     return ty__infer_fail(ic, TY_EINVAL, "takes one float input and one output");
   if (!a || a->type != TY_ATTR_INTS || ty__attr_ints(n, "shape", dims, TY_MAX_RANK, &rank) != 0)
-    return ty__infer_fail(ic, TY_EINVAL, "attribute shape: missing or more than %d dims", TY_MAX_RANK);
+    return ty__infer_fail(ic, TY_EINVAL, "attribute shape: missing or more than %d dims",
+                          TY_MAX_RANK);
   for (int d = 0; d < rank; d++)
     if (dims[d] < 0) return ty__infer_fail(ic, TY_EINVAL, "attribute shape: dim %d is negative", d);
   ty_shape s = ty_shape_make(rank, dims);

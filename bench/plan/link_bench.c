@@ -40,7 +40,8 @@ static double time_allreduce(ty_coll *c, float *buf, size_t n, int iters) {
       exit(1);
     }
     if (it >= 0) t[it] = now_s() - t0;
-    for (size_t i = 0; i < n; i += 1024) buf[i] = 1.0f;
+    for (size_t i = 0; i < n; i += 1024)
+      buf[i] = 1.0f;
   }
   for (int i = 1; i < iters; i++) /* insertion sort: a few dozen samples */
     for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
@@ -54,8 +55,11 @@ static double time_allreduce(ty_coll *c, float *buf, size_t n, int iters) {
 }
 
 int main(void) {
-  ty_coll_opts o = {.rank = env_u("RANK"), .world_size = env_u("WORLD_SIZE"), .job_id = env_u("TRAINYARD_JOB_ID"),
-                    .rendezvous = getenv("TRAINYARD_CONTROLLER"), .timeout_ms = 60000};
+  ty_coll_opts o = {.rank = env_u("RANK"),
+                    .world_size = env_u("WORLD_SIZE"),
+                    .job_id = env_u("TRAINYARD_JOB_ID"),
+                    .rendezvous = getenv("TRAINYARD_CONTROLLER"),
+                    .timeout_ms = 60000};
   char err[1024];
   ty_coll *c = NULL;
   if (o.world_size < 2 || ty_coll_create(&o, &c, err, sizeof err) != 0) {
@@ -69,12 +73,15 @@ int main(void) {
   }
   size_t big = (size_t)2 << 20; /* floats: 8 MiB */
   float *buf = malloc(big * sizeof *buf);
-  for (size_t i = 0; i < big; i++) buf[i] = 1.0f;
-  double n = o.world_size, small = time_allreduce(c, buf, 1, 200), large = time_allreduce(c, buf, big, 20);
-  double lat = small / (2 * (n - 1)), bw = 2 * (n - 1) / n * (double)(big * sizeof *buf) / (large - small);
+  for (size_t i = 0; i < big; i++)
+    buf[i] = 1.0f;
+  double n = o.world_size, small = time_allreduce(c, buf, 1, 200),
+         large = time_allreduce(c, buf, big, 20);
+  double lat = small / (2 * (n - 1)),
+         bw = 2 * (n - 1) / n * (double)(big * sizeof *buf) / (large - small);
   if (o.rank == 0)
-    printf("ranks=%u small_us=%.1f large_ms=%.2f intra_gbps=%.3f latency_us=%.2f\n", o.world_size, small * 1e6,
-           large * 1e3, bw / 1e9, lat * 1e6);
+    printf("ranks=%u small_us=%.1f large_ms=%.2f intra_gbps=%.3f latency_us=%.2f\n", o.world_size,
+           small * 1e6, large * 1e3, bw / 1e9, lat * 1e6);
   free(buf);
   ty_coll_destroy(c);
   return 0;

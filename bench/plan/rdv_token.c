@@ -28,7 +28,8 @@ int main(int argc, char **argv) {
   uint64_t job = strtoull(argv[2], NULL, 10);
   ty_token_job_key(secret, job, key);
   ty_token_sign(key, job, (uint32_t)strtoul(argv[3], NULL, 10), ty_now_ms() + 3600 * 1000, tok);
-  for (size_t i = 0; i < TY_TOKEN_LEN; i++) printf("%02x", tok[i]);
+  for (size_t i = 0; i < TY_TOKEN_LEN; i++)
+    printf("%02x", tok[i]);
   printf("\n");
   return 0;
 }

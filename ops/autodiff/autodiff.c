@@ -154,7 +154,8 @@ static int emit_extern(ad *a, size_t k, int dy, int *out_id) {
   const ty_shape s = a->g->values[x].shape;
   int64_t id = ty_graph_node_attr_int(n, "id", -1);
   if (ty_graph_node_attr_int(n, "backward", 0))
-    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "cannot differentiate a backward TyExtern");
+    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED,
+                        "cannot differentiate a backward TyExtern");
   if (s.rank < 0 || ty_shape_numel(&s) < 0)
     return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "input shape must be known");
   size_t nd;
@@ -192,7 +193,8 @@ static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
     break;
   }
   case TY_OP_CONSTANT: return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "has no gradient");
-  case TY_OP_EXTERN: return emit_extern(a, k, dy, out_id);
+  case TY_OP_EXTERN:
+    return emit_extern(a, k, dy, out_id);
   default: break;
   }
   if (n->op == TY_OP_GRAD)

@@ -84,9 +84,11 @@ int64_t ty__coll_now_us(void);
 int ty__coll_wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t seq);
 /* The (seq, hash, length, stop) exchange before each checked collective
  * of group g; TY_EINVAL naming the odd rank and both descriptions. */
-int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n, const char *desc);
+int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
+                   const char *desc);
 int ty__coll_mpi_err(ty_coll *c, int code, const char *what);
-int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* TY_ESTATE "an earlier collective failed: <cause>" (c already failed). */
 int ty__coll_failed_before(ty_coll *c);
 /* Frees a group's communicator and table. */
@@ -101,8 +103,8 @@ int ty__nccl_allreduce(ty_coll *c, float *buf, size_t n);
  * "reduce-scatter", "all-to-all") over the group of an axis set, and a
  * byte all-gather over the world. */
 int ty__nccl_set_mesh(ty_coll *c);
-int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in, float *out, size_t n_out,
-                  uint64_t hash, const char *desc);
+int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in,
+                  float *out, size_t n_out, uint64_t hash, const char *desc);
 int ty__nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out);
 #endif
 

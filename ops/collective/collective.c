@@ -111,7 +111,8 @@ static int start_server(ty_coll *c, char *uri, size_t uri_len) {
       c->server_pid = 0;
       return ty__coll_set_err(c, TY_EIO, "%s exited before reporting its URI (status %d)", bin, st);
     }
-    if (ty_mono_ms() > deadline) return ty__coll_set_err(c, TY_ETIMEDOUT, "%s did not report its URI in time", bin);
+    if (ty_mono_ms() > deadline)
+      return ty__coll_set_err(c, TY_ETIMEDOUT, "%s did not report its URI in time", bin);
     usleep(20000);
   }
   return 0;
@@ -193,7 +194,8 @@ static int form_world(ty_coll *c) {
   int rc = init_mpi(c);
   if (rc != 0) return rc;
   if (c->o.rank == 0) {
-    if ((rc = MPI_Open_port(MPI_INFO_NULL, c->port)) != MPI_SUCCESS) return ty__coll_mpi_err(c, rc, "MPI_Open_port");
+    if ((rc = MPI_Open_port(MPI_INFO_NULL, c->port)) != MPI_SUCCESS)
+      return ty__coll_mpi_err(c, rc, "MPI_Open_port");
     if ((rc = ty_rdv_put(c->rdv, "mpi.port", c->port, strlen(c->port), c->err, sizeof c->err)) != 0) return rc;
   }
   MPI_Comm world = MPI_COMM_SELF;
@@ -209,11 +211,14 @@ static int form_world(ty_coll *c) {
   MPI_Comm_rank(c->world.comm, &me);
   c->world.size = size;
   c->world.me = me;
-  if (!(c->world.world_rank = calloc((size_t)size + 1, sizeof *c->world.world_rank))) return TY_ENOMEM;
-  for (int r = 0; r < size; r++) c->world.world_rank[r] = (uint32_t)r;
+  if (!(c->world.world_rank = calloc((size_t)size + 1, sizeof *c->world.world_rank)))
+    return TY_ENOMEM;
+  for (int r = 0; r < size; r++)
+    c->world.world_rank[r] = (uint32_t)r;
   if ((uint32_t)size != c->o.world_size || (uint32_t)me != c->o.rank)
-    return ty__coll_set_err(c, TY_EINTERNAL, "formed a world of %d with this rank at %d, expected %u and %u", size, me,
-                   c->o.world_size, c->o.rank);
+    return ty__coll_set_err(c, TY_EINTERNAL,
+                            "formed a world of %d with this rank at %d, expected %u and %u", size,
+                            me, c->o.world_size, c->o.rank);
   return 0;
 }
 
@@ -226,15 +231,19 @@ int ty_coll_create(const ty_coll_opts *opts, ty_coll **out_coll, char *err, size
   if (c->o.world_size == 0) c->o.world_size = 1;
   c->world.comm = MPI_COMM_NULL;
   c->world.noun = "gradient bucket";
-  for (int m = 0; m < 3; m++) c->mesh[m].comm = MPI_COMM_NULL;
+  for (int m = 0; m < 3; m++)
+    c->mesh[m].comm = MPI_COMM_NULL;
   int rc = 0;
-  if (c->o.rank >= c->o.world_size) rc = ty__coll_set_err(c, TY_EINVAL, "rank %u is not below the world size %u", c->o.rank, c->o.world_size);
+  if (c->o.rank >= c->o.world_size)
+    rc = ty__coll_set_err(c, TY_EINVAL, "rank %u is not below the world size %u", c->o.rank,
+                          c->o.world_size);
   else if (c->o.world_size > 1 && c->o.backend == TY_COLL_NCCL) {
 #ifdef TY_HAVE_NCCL
     if ((rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err, sizeof c->err)) == 0)
       rc = ty__nccl_create(c);
 #else
-    rc = ty__coll_set_err(c, TY_EUNSUPPORTED, "NCCL: this build has no NCCL (compiled without TY_HAVE_NCCL)");
+    rc = ty__coll_set_err(c, TY_EUNSUPPORTED,
+                          "NCCL: this build has no NCCL (compiled without TY_HAVE_NCCL)");
 #endif
   } else if (c->o.world_size > 1) {
     rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err, sizeof c->err);
@@ -261,7 +270,8 @@ void ty_coll_destroy(ty_coll *c) {
 #ifdef TY_HAVE_NCCL
   if (c->nccl) ty__nccl_destroy(c);
 #endif
-  for (int m = 0; m < 3; m++) ty__coll_group_close(&c->mesh[m]);
+  for (int m = 0; m < 3; m++)
+    ty__coll_group_close(&c->mesh[m]);
   if (c->mpi_inited && !c->failed) {
     if (c->world.comm != MPI_COMM_NULL) MPI_Comm_free(&c->world.comm);
     if (c->o.rank == 0 && c->port[0]) MPI_Close_port(c->port);
@@ -296,8 +306,11 @@ int ty__coll_wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t se
       nanosleep(&ts, NULL);
       if (ty_mono_ms() > deadline) {
         c->failed = true;
-        return ty__coll_set_err(c, TY_ETIMEDOUT, "%s of collective seq %llu: no answer from the other ranks within %u ms "
-                                        "(a rank died or hangs)", what, (unsigned long long)seq, c->o.timeout_ms);
+        return ty__coll_set_err(
+            c, TY_ETIMEDOUT,
+            "%s of collective seq %llu: no answer from the other ranks within %u ms "
+            "(a rank died or hangs)",
+            what, (unsigned long long)seq, c->o.timeout_ms);
       }
     }
   }
@@ -311,27 +324,33 @@ static int report_mismatch(ty_coll *c, const ty__group *g, const uint64_t *all, 
     if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0) bad = r;
   char *descs = calloc((size_t)g->size, TY__COLL_DESC);
   MPI_Request rq;
-  int rc = descs ? MPI_Iallgather(mine, TY__COLL_DESC, MPI_CHAR, descs, TY__COLL_DESC, MPI_CHAR, g->comm, &rq) : -1;
+  int rc = descs ? MPI_Iallgather(mine, TY__COLL_DESC, MPI_CHAR, descs, TY__COLL_DESC, MPI_CHAR,
+                                  g->comm, &rq)
+                 : -1;
   unsigned wbad = g->world_rank[bad], w0 = g->world_rank[0];
   if (rc == MPI_SUCCESS && ty__coll_wait_req(c, &rq, "collective mismatch report", all[0]) == 0) {
     descs[(size_t)bad * TY__COLL_DESC + TY__COLL_DESC - 1] = 0;
     descs[TY__COLL_DESC - 1] = 0;
-    ty__coll_set_err(c, TY_EINVAL,
-            "collective mismatch: rank %u reduces %s seq %llu holding %s, but rank %u reduces seq %llu "
-            "holding %s; the ranks do not train the same model (or bucket size, or plan)",
-            wbad, g->noun, (unsigned long long)all[4 * bad], descs + (size_t)bad * TY__COLL_DESC, w0,
-            (unsigned long long)all[0], descs);
+    ty__coll_set_err(
+        c, TY_EINVAL,
+        "collective mismatch: rank %u reduces %s seq %llu holding %s, but rank %u reduces seq %llu "
+        "holding %s; the ranks do not train the same model (or bucket size, or plan)",
+        wbad, g->noun, (unsigned long long)all[4 * bad], descs + (size_t)bad * TY__COLL_DESC, w0,
+        (unsigned long long)all[0], descs);
   } else {
-    ty__coll_set_err(c, TY_EINVAL, "collective mismatch: rank %u disagrees with rank %u on %s seq %llu (%llu vs %llu floats)",
-            wbad, w0, g->noun, (unsigned long long)all[4 * bad], (unsigned long long)all[4 * bad + 2],
-            (unsigned long long)all[2]);
+    ty__coll_set_err(
+        c, TY_EINVAL,
+        "collective mismatch: rank %u disagrees with rank %u on %s seq %llu (%llu vs %llu floats)",
+        wbad, w0, g->noun, (unsigned long long)all[4 * bad], (unsigned long long)all[4 * bad + 2],
+        (unsigned long long)all[2]);
   }
   free(descs);
   c->failed = true; /* peers may now diverge: do not finalize */
   return TY_EINVAL;
 }
 
-int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n, const char *desc) {
+int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
+                   const char *desc) {
   int64_t t0 = ty__coll_now_us();
   uint64_t hdr[4], *all = calloc((size_t)g->size, sizeof hdr);
   if (!all) return TY_ENOMEM;
@@ -341,8 +360,10 @@ int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, 
   hdr[3] = c->o.stop && *c->o.stop ? 1 : 0;
   MPI_Request rq;
   int rc = MPI_Iallgather(hdr, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, g->comm, &rq);
-  if (rc != MPI_SUCCESS) rc = ty__coll_mpi_err(c, rc, "MPI_Iallgather");
-  else rc = ty__coll_wait_req(c, &rq, "shape check", seq);
+  if (rc != MPI_SUCCESS)
+    rc = ty__coll_mpi_err(c, rc, "MPI_Iallgather");
+  else
+    rc = ty__coll_wait_req(c, &rq, "shape check", seq);
   for (int r = 0; rc == 0 && r < g->size; r++) {
     if (all[4 * r + 3] && c->o.stop) *c->o.stop = 1;
     if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0) rc = report_mismatch(c, g, all, desc);
@@ -369,8 +390,11 @@ static int check(ty_coll *c, uint64_t seq, size_t n) {
 int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq) {
   if (c->failed) return ty__coll_failed_before(c);
   if (c->o.world_size <= 1) return 0;
-  if (c->count == TY__COLL_MAX_INFLIGHT) return ty__coll_set_err(c, TY_ESTATE, "more than %d all-reduces in flight", TY__COLL_MAX_INFLIGHT);
-  if (n > (size_t)INT32_MAX) return ty__coll_set_err(c, TY_EINVAL, "bucket of %zu floats is too large", n);
+  if (c->count == TY__COLL_MAX_INFLIGHT)
+    return ty__coll_set_err(c, TY_ESTATE, "more than %d all-reduces in flight",
+                            TY__COLL_MAX_INFLIGHT);
+  if (n > (size_t)INT32_MAX)
+    return ty__coll_set_err(c, TY_EINVAL, "bucket of %zu floats is too large", n);
   int rc = check(c, seq, n);
   if (rc != 0) return rc;
   c->stats.ops++;

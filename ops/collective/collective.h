@@ -127,10 +127,12 @@ int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n);
  * that call naming the rank and both tensors. Groups of one rank copy. */
 int ty_coll_set_mesh(ty_coll *c, int m0, int m1);
 int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user);
-int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what, void *user);
-int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out, const char *what,
-                                void *user);
-int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what, void *user);
+int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what,
+                            void *user);
+int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out,
+                                const char *what, void *user);
+int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
+                            void *user);
 /* A gradient bucket's all-reduce over an axis set, started like
  * ty_coll_start (completed by ty_coll_wait in start order across every
  * group, progressed by ty_coll_progress); what describes the bucket. */

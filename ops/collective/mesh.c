@@ -40,7 +40,8 @@ static int split_axis(ty_coll *c, int axis, ty__group *g) {
   MPI_Comm_size(g->comm, &g->size);
   MPI_Comm_rank(g->comm, &g->me);
   if (g->size != n || g->me != key)
-    return ty__coll_set_err(c, TY_EINTERNAL, "mesh axis %d: a group of %d with this rank at %d, expected %d and %d",
+    return ty__coll_set_err(c, TY_EINTERNAL,
+                            "mesh axis %d: a group of %d with this rank at %d, expected %d and %d",
                             axis, g->size, g->me, n, key);
   if (!(g->world_rank = calloc((size_t)n + 1, sizeof *g->world_rank))) return TY_ENOMEM;
   for (int j = 0; j < n; j++)
@@ -95,8 +96,8 @@ static bool on_nccl(const ty_coll *c) {
 #endif
 }
 
-static int nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in, float *out,
-                     size_t n_out, const char *what) {
+static int nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in,
+                     float *out, size_t n_out, const char *what) {
   if (c->failed) return ty__coll_failed_before(c);
   char desc[TY__COLL_DESC];
   snprintf(desc, sizeof desc, "%s of %.180s (%zu floats)", kind, what ? what : "?", n_in);
@@ -134,7 +135,8 @@ static ty__group *group_of(ty_coll *c, unsigned axes) {
 /* The check before a collective of kind on group g. */
 static int checked(ty_coll *c, ty__group *g, const char *kind, const char *what, size_t n) {
   if (c->failed) return ty__coll_failed_before(c);
-  if (n > (size_t)INT32_MAX / 16) return ty__coll_set_err(c, TY_EINVAL, "%s of %s: %zu floats is too many", kind, what, n);
+  if (n > (size_t)INT32_MAX / 16)
+    return ty__coll_set_err(c, TY_EINVAL, "%s of %s: %zu floats is too many", kind, what, n);
   char desc[TY__COLL_DESC];
   snprintf(desc, sizeof desc, "%s of %.180s (%zu floats)", kind, what ? what : "?", n);
   c->stats.mesh_ops++;
@@ -157,15 +159,18 @@ int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *wha
   int64_t t0 = ty__coll_now_us();
   int rc = checked(c, g, "all-reduce", what, n);
   MPI_Request rq;
-  if (rc == 0) rc = finish(c, &rq, MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, g->comm, &rq),
-                           "MPI_Iallreduce", g->seq, t0);
+  if (rc == 0)
+    rc = finish(c, &rq, MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, g->comm, &rq),
+                "MPI_Iallreduce", g->seq, t0);
   c->stats.mesh_bytes += n * sizeof(float);
   return rc;
 }
 
-int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what, void *user) {
+int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what,
+                            void *user) {
   ty_coll *c = user;
-  if (on_nccl(c)) return nccl_mesh(c, "all-gather", 1u << axis, in, n, out, n * (size_t)c->mesh_n[axis], what);
+  if (on_nccl(c))
+    return nccl_mesh(c, "all-gather", 1u << axis, in, n, out, n * (size_t)c->mesh_n[axis], what);
   ty__group *g = group_of(c, 1u << axis);
   if (!g) {
     memcpy(out, in, n * sizeof *out);
@@ -181,10 +186,12 @@ int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, con
   return rc;
 }
 
-int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out, const char *what,
-                                void *user) {
+int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out,
+                                const char *what, void *user) {
   ty_coll *c = user;
-  if (on_nccl(c)) return nccl_mesh(c, "reduce-scatter", 1u << axis, in, n_out * (size_t)c->mesh_n[axis], out, n_out, what);
+  if (on_nccl(c))
+    return nccl_mesh(c, "reduce-scatter", 1u << axis, in, n_out * (size_t)c->mesh_n[axis], out,
+                     n_out, what);
   ty__group *g = group_of(c, 1u << axis);
   if (!g) {
     memcpy(out, in, n_out * sizeof *out);
@@ -194,13 +201,15 @@ int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *
   int rc = checked(c, g, "reduce-scatter", what, n_out);
   MPI_Request rq;
   if (rc == 0)
-    rc = finish(c, &rq, MPI_Ireduce_scatter_block(in, out, (int)n_out, MPI_FLOAT, MPI_SUM, g->comm, &rq),
+    rc = finish(c, &rq,
+                MPI_Ireduce_scatter_block(in, out, (int)n_out, MPI_FLOAT, MPI_SUM, g->comm, &rq),
                 "MPI_Ireduce_scatter_block", g->seq, t0);
   c->stats.mesh_bytes += n_out * (size_t)(g->size) * sizeof(float);
   return rc;
 }
 
-int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what, void *user) {
+int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
+                            void *user) {
   ty_coll *c = user;
   size_t n = chunk * (size_t)c->mesh_n[axis];
   if (on_nccl(c)) return nccl_mesh(c, "all-to-all", 1u << axis, in, n, out, n, what);
@@ -213,7 +222,8 @@ int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out,
   int rc = checked(c, g, "all-to-all", what, chunk);
   MPI_Request rq;
   if (rc == 0)
-    rc = finish(c, &rq, MPI_Ialltoall(in, (int)chunk, MPI_FLOAT, out, (int)chunk, MPI_FLOAT, g->comm, &rq),
+    rc = finish(c, &rq,
+                MPI_Ialltoall(in, (int)chunk, MPI_FLOAT, out, (int)chunk, MPI_FLOAT, g->comm, &rq),
                 "MPI_Ialltoall", g->seq, t0);
   c->stats.mesh_bytes += chunk * (size_t)(g->size) * sizeof(float);
   return rc;
@@ -221,11 +231,15 @@ int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out,
 
 int ty_coll_mesh_start(unsigned axes, float *buf, size_t n, const char *what, void *user) {
   ty_coll *c = user;
-  if (on_nccl(c)) return nccl_mesh(c, "all-reduce", axes, buf, n, buf, n, what); /* complete on return */
+  if (on_nccl(c))
+    return nccl_mesh(c, "all-reduce", axes, buf, n, buf, n, what); /* complete on return */
   ty__group *g = group_of(c, axes);
-  if (!g) return ty__coll_set_err(c, TY_EINVAL, "gradient bucket %s: axes 0x%x hold this rank alone", what, axes);
+  if (!g)
+    return ty__coll_set_err(c, TY_EINVAL, "gradient bucket %s: axes 0x%x hold this rank alone",
+                            what, axes);
   if (c->count == TY__COLL_MAX_INFLIGHT)
-    return ty__coll_set_err(c, TY_ESTATE, "more than %d all-reduces in flight", TY__COLL_MAX_INFLIGHT);
+    return ty__coll_set_err(c, TY_ESTATE, "more than %d all-reduces in flight",
+                            TY__COLL_MAX_INFLIGHT);
   int rc = checked(c, g, "gradient bucket", what, n);
   if (rc != 0) return rc;
   c->stats.ops++;
@@ -259,7 +273,8 @@ int ty_coll_gather(const float *in, size_t n, float *out, void *user) {
   int rc = checked(c, &c->world, "gather to rank 0", "checkpoint", n);
   MPI_Request rq;
   if (rc == 0)
-    rc = finish(c, &rq, MPI_Igather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, c->world.comm, &rq),
+    rc = finish(c, &rq,
+                MPI_Igather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, c->world.comm, &rq),
                 "MPI_Igather", c->world.seq, ty__coll_now_us());
   return rc;
 }
@@ -296,7 +311,8 @@ int ty_coll_agree_stop(void *user) {
   if (on_nccl(c)) {
     int *all = malloc(c->o.world_size * sizeof *all);
     int rc = all ? nccl_allgather_bytes(c, &mine, sizeof mine, all) : TY_ENOMEM;
-    for (uint32_t r = 0; rc == 0 && r < c->o.world_size; r++) any |= all[r];
+    for (uint32_t r = 0; rc == 0 && r < c->o.world_size; r++)
+      any |= all[r];
     free(all);
     if (rc == 0 && any) *c->o.stop = 1;
     return rc;

@@ -48,7 +48,8 @@ int ty__nccl_create(ty_coll *c) {
   ncclUniqueId id;
   int rc = 0;
   if (c->o.rank == 0) {
-    if (ncclGetUniqueId(&id) != ncclSuccess) return ty__coll_set_err(c, TY_EIO, "ncclGetUniqueId failed");
+    if (ncclGetUniqueId(&id) != ncclSuccess)
+      return ty__coll_set_err(c, TY_EIO, "ncclGetUniqueId failed");
     rc = ty_rdv_put(c->rdv, "nccl.id", &id, sizeof id, c->err, sizeof c->err);
   } else {
     uint8_t *v = NULL;
@@ -62,7 +63,8 @@ int ty__nccl_create(ty_coll *c) {
   nccl_state *s = calloc(1, sizeof *s);
   if (!s) return TY_ENOMEM;
   ncclResult_t nr = ncclCommInitRank(&s->comm, (int)c->o.world_size, id, (int)c->o.rank);
-  if (nr != ncclSuccess || cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess) {
+  if (nr != ncclSuccess ||
+      cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess) {
     ty__coll_set_err(c, TY_EIO, "ncclCommInitRank: %s", ncclGetErrorString(nr));
     free(s);
     return TY_EIO;
@@ -75,8 +77,10 @@ void ty__nccl_destroy(ty_coll *c) {
   nccl_state *s = c->nccl;
   for (int a = 0; a < 2; a++)
     if (s->mesh[a]) c->failed ? ncclCommAbort(s->mesh[a]) : ncclCommDestroy(s->mesh[a]);
-  if (c->failed) ncclCommAbort(s->comm);
-  else ncclCommDestroy(s->comm);
+  if (c->failed)
+    ncclCommAbort(s->comm);
+  else
+    ncclCommDestroy(s->comm);
   cudaFree(s->dev[0]);
   cudaFree(s->dev[1]);
   cudaStreamDestroy(s->stream);
@@ -92,8 +96,8 @@ static int wait_stream(ty_coll *c, const char *what) {
   while ((q = cudaStreamQuery(s->stream)) == cudaErrorNotReady) {
     if (ty_mono_ms() > deadline) {
       c->failed = true;
-      return ty__coll_set_err(c, TY_ETIMEDOUT, "%s: no answer within %u ms (a rank died or hangs)", what,
-                              c->o.timeout_ms);
+      return ty__coll_set_err(c, TY_ETIMEDOUT, "%s: no answer within %u ms (a rank died or hangs)",
+                              what, c->o.timeout_ms);
     }
     struct timespec ts = {0, 50000};
     nanosleep(&ts, NULL);
@@ -146,15 +150,17 @@ static int staging(ty_coll *c, size_t bytes) {
 
 /* One collective of kind on comm (size g) from host `in` into host `out`:
  * floats, counts per ty_shard_comm's contract. */
-static int run(ty_coll *c, ncclComm_t comm, int g, const char *kind, const float *in, size_t n_in, float *out,
-               size_t n_out) {
+static int run(ty_coll *c, ncclComm_t comm, int g, const char *kind, const float *in, size_t n_in,
+               float *out, size_t n_out) {
   nccl_state *s = c->nccl;
   int rc = staging(c, (n_in > n_out ? n_in : n_out) * sizeof(float));
   if (rc != 0) return rc;
   cudaMemcpyAsync(s->dev[0], in, n_in * sizeof(float), cudaMemcpyHostToDevice, s->stream);
   ncclResult_t r = ncclSuccess;
-  if (!strcmp(kind, "all-reduce")) r = ncclAllReduce(s->dev[0], s->dev[1], n_in, ncclFloat, ncclSum, comm, s->stream);
-  else if (!strcmp(kind, "all-gather")) r = ncclAllGather(s->dev[0], s->dev[1], n_in, ncclFloat, comm, s->stream);
+  if (!strcmp(kind, "all-reduce"))
+    r = ncclAllReduce(s->dev[0], s->dev[1], n_in, ncclFloat, ncclSum, comm, s->stream);
+  else if (!strcmp(kind, "all-gather"))
+    r = ncclAllGather(s->dev[0], s->dev[1], n_in, ncclFloat, comm, s->stream);
   else if (!strcmp(kind, "reduce-scatter"))
     r = ncclReduceScatter(s->dev[0], s->dev[1], n_out, ncclFloat, ncclSum, comm, s->stream);
   else { /* all-to-all: chunk j to coordinate j */
@@ -162,7 +168,8 @@ static int run(ty_coll *c, ncclComm_t comm, int g, const char *kind, const float
     ncclGroupStart();
     for (int j = 0; j < g && r == ncclSuccess; j++) {
       r = ncclSend((float *)s->dev[0] + (size_t)j * chunk, chunk, ncclFloat, j, comm, s->stream);
-      if (r == ncclSuccess) r = ncclRecv((float *)s->dev[1] + (size_t)j * chunk, chunk, ncclFloat, j, comm, s->stream);
+      if (r == ncclSuccess)
+        r = ncclRecv((float *)s->dev[1] + (size_t)j * chunk, chunk, ncclFloat, j, comm, s->stream);
     }
     ncclResult_t e = ncclGroupEnd();
     if (r == ncclSuccess) r = e;
@@ -173,7 +180,8 @@ static int run(ty_coll *c, ncclComm_t comm, int g, const char *kind, const float
 }
 
 /* The (seq, hash, length, stop) agreement of the group, as the MPI path. */
-static int check(ty_coll *c, ncclComm_t comm, int g, int set, uint64_t hash, size_t n, const char *desc) {
+static int check(ty_coll *c, ncclComm_t comm, int g, int set, uint64_t hash, size_t n,
+                 const char *desc) {
   nccl_state *s = c->nccl;
   uint64_t hdr[4] = {s->seq[set - 1]++, hash, n, c->o.stop && *c->o.stop ? 1 : 0};
   uint64_t *all = calloc((size_t)g, sizeof hdr);
@@ -182,26 +190,28 @@ static int check(ty_coll *c, ncclComm_t comm, int g, int set, uint64_t hash, siz
     cudaMemcpyAsync(s->dev[0], hdr, sizeof hdr, cudaMemcpyHostToDevice, s->stream);
     ncclResult_t r = ncclAllGather(s->dev[0], s->dev[1], 4, ncclUint64, comm, s->stream);
     rc = r == ncclSuccess ? 0 : nccl_fail(c, r, "ncclAllGather (check)");
-    if (rc == 0) cudaMemcpyAsync(all, s->dev[1], (size_t)g * sizeof hdr, cudaMemcpyDeviceToHost, s->stream);
+    if (rc == 0)
+      cudaMemcpyAsync(all, s->dev[1], (size_t)g * sizeof hdr, cudaMemcpyDeviceToHost, s->stream);
     if (rc == 0) rc = wait_stream(c, "shape check");
   }
   for (int j = 0; rc == 0 && j < g; j++) {
     if (all[4 * j + 3] && c->o.stop) *c->o.stop = 1;
     if (memcmp(&all[4 * j], &all[0], 3 * sizeof *all) != 0) {
       c->failed = true;
-      rc = ty__coll_set_err(c, TY_EINVAL,
-                            "collective mismatch: member %d of this rank's group disagrees with member 0 on %s "
-                            "(seq %llu vs %llu, %llu vs %llu floats); the ranks do not run the same plan",
-                            j, desc, (unsigned long long)all[4 * j], (unsigned long long)all[0],
-                            (unsigned long long)all[4 * j + 2], (unsigned long long)all[2]);
+      rc = ty__coll_set_err(
+          c, TY_EINVAL,
+          "collective mismatch: member %d of this rank's group disagrees with member 0 on %s "
+          "(seq %llu vs %llu, %llu vs %llu floats); the ranks do not run the same plan",
+          j, desc, (unsigned long long)all[4 * j], (unsigned long long)all[0],
+          (unsigned long long)all[4 * j + 2], (unsigned long long)all[2]);
     }
   }
   free(all);
   return rc;
 }
 
-int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in, float *out, size_t n_out,
-                  uint64_t hash, const char *desc) {
+int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in,
+                  float *out, size_t n_out, uint64_t hash, const char *desc) {
   int g, set;
   ncclComm_t comm = group(c, axes, &g, &set);
   if (!comm) {

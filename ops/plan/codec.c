@@ -39,7 +39,9 @@ typedef struct wr {
 static void put(wr *w, const void *p, size_t n) {
   if (w->rc == 0) w->rc = ty_buf_append(w->b, p, n);
 }
-static void put_u8(wr *w, uint8_t v) { put(w, &v, 1); }
+static void put_u8(wr *w, uint8_t v) {
+  put(w, &v, 1);
+}
 static void put_u32(wr *w, uint32_t v) {
   uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
   put(w, p, 4);
@@ -156,7 +158,9 @@ static int encode(const ty_plan *p, bool stable, ty_buf *out) {
   return w.rc;
 }
 
-int ty_plan_encode(const ty_plan *p, ty_buf *out) { return encode(p, false, out); }
+int ty_plan_encode(const ty_plan *p, ty_buf *out) {
+  return encode(p, false, out);
+}
 
 uint64_t ty_plan_hash(const ty_plan *p) {
   ty_buf b;
@@ -224,13 +228,16 @@ static uint64_t get_u64(rd *r) {
   uint64_t lo = get_u32(r);
   return lo | (uint64_t)get_u32(r) << 32;
 }
-static int32_t get_i32(rd *r) { return (int32_t)get_u32(r); }
+static int32_t get_i32(rd *r) {
+  return (int32_t)get_u32(r);
+}
 /* A time, rate or size: finite and not negative. */
 static double get_f64(rd *r, const char *field) {
   uint64_t v = get_u64(r);
   double d;
   memcpy(&d, &v, sizeof d);
-  if (!r->rc && !(isfinite(d) && d >= 0)) bad(r, TY_EINVAL, "%s: %g is not a finite non-negative number", field, d);
+  if (!r->rc && !(isfinite(d) && d >= 0))
+    bad(r, TY_EINVAL, "%s: %g is not a finite non-negative number", field, d);
   return d;
 }
 
@@ -241,7 +248,8 @@ static int get_str(rd *r, const char *field, size_t max, bool optional, char **o
   uint32_t n = get_u32(r);
   if (r->rc) return r->rc;
   if (n == NO_STR && optional) return 0;
-  if (n == NO_STR || n > max) return bad(r, TY_EINVAL, "%s: length %u (at most %zu)", field, n, max);
+  if (n == NO_STR || n > max)
+    return bad(r, TY_EINVAL, "%s: length %u (at most %zu)", field, n, max);
   const uint8_t *p = take(r, n);
   if (!p) return r->rc;
   if (memchr(p, 0, n)) return bad(r, TY_EINVAL, "%s: holds a NUL byte", field);
@@ -259,7 +267,8 @@ static size_t get_count(rd *r, const char *what, size_t min, size_t max) {
   size_t left = (r->n - r->off) / min;
   if (n > max || n > left) {
     at(r, "%s", what);
-    bad(r, TY_EPROTO, "%u entries announced, the plan holds at most %zu", n, left < max ? left : max);
+    bad(r, TY_EPROTO, "%u entries announced, the plan holds at most %zu", n,
+        left < max ? left : max);
     return 0;
   }
   return n;
@@ -277,13 +286,17 @@ static void get_layout(rd *r, bool optional, ty_plan_layout *l) {
   uint8_t used = 0;
   for (int d = 0; d < rank; d++) {
     l->dim_axes[d] = get_u8(r);
-    if (!r->rc && (l->dim_axes[d] & ~3u)) bad(r, TY_EINVAL, "dim %d: axes 0x%x name no mesh axis", d, l->dim_axes[d]);
-    if (!r->rc && (l->dim_axes[d] & used)) bad(r, TY_EINVAL, "dim %d: a mesh axis splits two dims", d);
+    if (!r->rc && (l->dim_axes[d] & ~3u))
+      bad(r, TY_EINVAL, "dim %d: axes 0x%x name no mesh axis", d, l->dim_axes[d]);
+    if (!r->rc && (l->dim_axes[d] & used))
+      bad(r, TY_EINVAL, "dim %d: a mesh axis splits two dims", d);
     used |= l->dim_axes[d];
   }
   l->partial = get_u8(r);
-  if (!r->rc && (l->partial & ~3u)) bad(r, TY_EINVAL, "partial axes 0x%x name no mesh axis", l->partial);
-  if (!r->rc && (l->partial & used)) bad(r, TY_EINVAL, "a mesh axis both splits a dim and is partial");
+  if (!r->rc && (l->partial & ~3u))
+    bad(r, TY_EINVAL, "partial axes 0x%x name no mesh axis", l->partial);
+  if (!r->rc && (l->partial & used))
+    bad(r, TY_EINVAL, "a mesh axis both splits a dim and is partial");
   l->grad_partial = get_u8(r);
   if (!r->rc && (l->grad_partial & ~3u))
     bad(r, TY_EINVAL, "gradient-partial axes 0x%x name no mesh axis", l->grad_partial);
@@ -292,7 +305,8 @@ static void get_layout(rd *r, bool optional, ty_plan_layout *l) {
 static void get_op(rd *r, size_t i, ty_plan_op *o) {
   at(r, "ops[%zu]", i);
   int32_t node = get_i32(r);
-  if (!r->rc && node != (int32_t)i) bad(r, TY_EINVAL, "node %d, expected %zu (ops are in node order)", node, i);
+  if (!r->rc && node != (int32_t)i)
+    bad(r, TY_EINVAL, "node %d, expected %zu (ops are in node order)", node, i);
   get_str(r, "name", MAX_STR, false, &o->name);
   uint32_t op = get_u32(r);
   if (!r->rc && op >= (uint32_t)TY_OP_COUNT_) bad(r, TY_EINVAL, "op %u is not an operator", op);
@@ -303,7 +317,8 @@ static void get_op(rd *r, size_t i, ty_plan_op *o) {
   o->op = (ty_op)op;
   for (int side = 0; side < 2 && !r->rc; side++) {
     uint32_t n = get_u32(r);
-    if (!r->rc && n > MAX_SLOTS) bad(r, TY_EINVAL, "%u %s (at most %u)", n, side ? "outputs" : "inputs", MAX_SLOTS);
+    if (!r->rc && n > MAX_SLOTS)
+      bad(r, TY_EINVAL, "%u %s (at most %u)", n, side ? "outputs" : "inputs", MAX_SLOTS);
     if (r->rc) return;
     ty_plan_layout *l = calloc((size_t)n + 1, sizeof *l);
     if (!l) {
@@ -329,16 +344,22 @@ static void check_coll(rd *r, const ty_plan *p, ty_plan_collective *c) {
     bad(r, TY_EINVAL, "kind %u is not a collective (0..3)", (unsigned)c->kind);
     return;
   }
-  if (c->phase > TY_PLAN_GRAD_SYNC) bad(r, TY_EINVAL, "phase %u is not a phase (0..2)", (unsigned)c->phase);
-  if (c->mesh_axis >= TY_PLAN_AXES) bad(r, TY_EINVAL, "mesh_axis: %d is not a mesh axis (0 or 1)", c->mesh_axis);
-  if (c->node < -1 || c->node >= (int)p->n_ops) bad(r, TY_EINVAL, "node: %d is not an op of the plan", c->node);
+  if (c->phase > TY_PLAN_GRAD_SYNC)
+    bad(r, TY_EINVAL, "phase %u is not a phase (0..2)", (unsigned)c->phase);
+  if (c->mesh_axis >= TY_PLAN_AXES)
+    bad(r, TY_EINVAL, "mesh_axis: %d is not a mesh axis (0 or 1)", c->mesh_axis);
+  if (c->node < -1 || c->node >= (int)p->n_ops)
+    bad(r, TY_EINVAL, "node: %d is not an op of the plan", c->node);
   if (!r->rc && c->node >= 0 && (c->input < -1 || c->input >= p->ops[c->node].n_inputs))
     bad(r, TY_EINVAL, "input: op %d has no input %d", c->node, c->input);
-  if (c->node < 0 && c->input != -1) bad(r, TY_EINVAL, "input: %d for a graph output (expected -1)", c->input);
+  if (c->node < 0 && c->input != -1)
+    bad(r, TY_EINVAL, "input: %d for a graph output (expected -1)", c->input);
   if (c->value < -1) bad(r, TY_EINVAL, "value: %d", c->value);
-  bool one = c->kind == TY_PLAN_ALL_GATHER || c->kind == TY_PLAN_REDUCE_SCATTER, two = c->kind == TY_PLAN_ALL_TO_ALL;
+  bool one = c->kind == TY_PLAN_ALL_GATHER || c->kind == TY_PLAN_REDUCE_SCATTER,
+       two = c->kind == TY_PLAN_ALL_TO_ALL;
   int want_dim = one || two, want_src = two;
-  const char *name = ty_plan_coll_kind_name(c->kind), *an = c->kind == TY_PLAN_REDUCE_SCATTER ? "a" : "an";
+  const char *name = ty_plan_coll_kind_name(c->kind),
+             *an = c->kind == TY_PLAN_REDUCE_SCATTER ? "a" : "an";
   if ((c->dim >= 0) != want_dim || c->dim >= TY_MAX_RANK || c->dim < -1)
     bad(r, TY_EINVAL, "dim: %d is wrong for %s %s", c->dim, an, name);
   if ((c->src_dim >= 0) != want_src || c->src_dim >= TY_MAX_RANK || c->src_dim < -1)
@@ -388,11 +409,13 @@ static void get_header(rd *r, ty_plan *p) {
   p->mesh[1] = (int)get_u32(r);
   p->batch = (int64_t)get_u64(r);
   if (r->rc) return;
-  if (p->nodes < 1 || p->devices_per_node < 1 || (int64_t)p->nodes * p->devices_per_node != p->devices)
-    bad(r, TY_EINVAL, "cluster: %d nodes x %d devices per node is not %d devices", p->nodes, p->devices_per_node,
-        p->devices);
+  if (p->nodes < 1 || p->devices_per_node < 1 ||
+      (int64_t)p->nodes * p->devices_per_node != p->devices)
+    bad(r, TY_EINVAL, "cluster: %d nodes x %d devices per node is not %d devices", p->nodes,
+        p->devices_per_node, p->devices);
   else if (p->mesh[0] < 1 || p->mesh[1] < 1 || (int64_t)p->mesh[0] * p->mesh[1] != p->devices)
-    bad(r, TY_EINVAL, "mesh: %dx%d does not hold the plan's %d devices", p->mesh[0], p->mesh[1], p->devices);
+    bad(r, TY_EINVAL, "mesh: %dx%d does not hold the plan's %d devices", p->mesh[0], p->mesh[1],
+        p->devices);
   else if (p->batch < 1)
     bad(r, TY_EINVAL, "batch: %lld (must be positive)", (long long)p->batch);
   for (int a = 0; a < TY_PLAN_AXES; a++)
@@ -433,7 +456,8 @@ static void get_lists(rd *r, ty_plan *p) {
     get_coll(r, p, i, &p->collectives[i]);
   at(r, "%s", "");
   p->n_alternatives = get_count(r, "alternatives", 34, 16);
-  if (!r->rc && !(p->alternatives = calloc(p->n_alternatives + 1, sizeof *p->alternatives))) r->rc = TY_ENOMEM;
+  if (!r->rc && !(p->alternatives = calloc(p->n_alternatives + 1, sizeof *p->alternatives)))
+    r->rc = TY_ENOMEM;
   for (size_t i = 0; i < p->n_alternatives && !r->rc; i++)
     get_alt(r, i, &p->alternatives[i]);
 }
@@ -443,12 +467,15 @@ int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *er
   rd r = {.p = data, .n = len, .err = err, .err_len = err_len};
   if (len < 8 || memcmp(data, MAGIC, 4) != 0)
     return bad(&r, TY_EPROTO, "not a trainyard plan (it does not start with \"%s\")", MAGIC);
-  uint32_t version = (uint32_t)data[4] | (uint32_t)data[5] << 8 | (uint32_t)data[6] << 16 | (uint32_t)data[7] << 24;
+  uint32_t version = (uint32_t)data[4] | (uint32_t)data[5] << 8 | (uint32_t)data[6] << 16 |
+                     (uint32_t)data[7] << 24;
   if (version != TY_PLAN_FORMAT_VERSION)
-    return bad(&r, TY_EVERSION, "format version %u; this build reads version %u", version, TY_PLAN_FORMAT_VERSION);
-  if (len < MIN_BYTES) return bad(&r, TY_EPROTO, "truncated (%zu bytes; a plan holds at least %d)", len, MIN_BYTES);
-  uint32_t want = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 | (uint32_t)data[len - 2] << 16 |
-                  (uint32_t)data[len - 1] << 24;
+    return bad(&r, TY_EVERSION, "format version %u; this build reads version %u", version,
+               TY_PLAN_FORMAT_VERSION);
+  if (len < MIN_BYTES)
+    return bad(&r, TY_EPROTO, "truncated (%zu bytes; a plan holds at least %d)", len, MIN_BYTES);
+  uint32_t want = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
+                  (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
   if (want != (uint32_t)crc32(0L, data, (uInt)(len - 4)))
     return bad(&r, TY_EPROTO, "corrupt: the CRC-32 of its %zu bytes does not match", len);
   ty_plan *p = calloc(1, sizeof *p);
@@ -475,19 +502,29 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     h = (h ^ b[i]) * 0x100000001b3ull;
   return h;
 }
-static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s ? s : "", s ? strlen(s) + 1 : 1); }
-static uint64_t fnv_i64(uint64_t h, int64_t v) { return fnv(h, &v, sizeof v); }
+static uint64_t fnv_str(uint64_t h, const char *s) {
+  return fnv(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+static uint64_t fnv_i64(uint64_t h, int64_t v) {
+  return fnv(h, &v, sizeof v);
+}
 
 static uint64_t hash_attr(uint64_t h, const ty_graph_attr *a) {
   h = fnv_str(h, a->name);
   h = fnv_i64(h, a->type);
   switch (a->type) {
-  case TY_ATTR_INT: return fnv_i64(h, a->i);
-  case TY_ATTR_FLOAT: return fnv(h, &a->f, sizeof a->f);
-  case TY_ATTR_STRING: return fnv_str(h, a->s);
-  case TY_ATTR_INTS: return fnv(h, a->ints, a->n * sizeof *a->ints);
-  case TY_ATTR_FLOATS: return fnv(h, a->floats, a->n * sizeof *a->floats);
-  case TY_ATTR_TENSOR: return a->t ? fnv(h, a->t->shape.dims, (size_t)a->t->shape.rank * sizeof(int64_t)) : h;
+  case TY_ATTR_INT:
+    return fnv_i64(h, a->i);
+  case TY_ATTR_FLOAT:
+    return fnv(h, &a->f, sizeof a->f);
+  case TY_ATTR_STRING:
+    return fnv_str(h, a->s);
+  case TY_ATTR_INTS:
+    return fnv(h, a->ints, a->n * sizeof *a->ints);
+  case TY_ATTR_FLOATS:
+    return fnv(h, a->floats, a->n * sizeof *a->floats);
+  case TY_ATTR_TENSOR:
+    return a->t ? fnv(h, a->t->shape.dims, (size_t)a->t->shape.rank * sizeof(int64_t)) : h;
   }
   return h;
 }
@@ -519,7 +556,8 @@ int ty_plan_check(const ty_plan *p, const ty_graph *g, char *err, size_t err_len
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: made for another graph (fingerprint %016llx, this model and config give "
                    "%016llx): plan again for this model",
-                   (unsigned long long)p->graph_fingerprint, (unsigned long long)ty_plan_fingerprint(g));
+                   (unsigned long long)p->graph_fingerprint,
+                   (unsigned long long)ty_plan_fingerprint(g));
   if (p->n_ops != ty_graph_n_nodes(g))
     return ty_errf(err, err_len, TY_EINVAL, "plan: %zu ops, the graph has %zu nodes", p->n_ops,
                    ty_graph_n_nodes(g));
@@ -527,20 +565,21 @@ int ty_plan_check(const ty_plan *p, const ty_graph *g, char *err, size_t err_len
     const ty_graph_node *n = ty_graph_node_at(g, i);
     const ty_plan_op *o = &p->ops[i];
     if (o->op != n->op || o->n_inputs != n->n_inputs || o->n_outputs != n->n_outputs)
-      return ty_errf(err, err_len, TY_EINVAL, "plan: ops[%zu] (%s) does not match node \"%s\" (%s)", i,
-                     ty_op_name(o->op), n->name, ty_op_name(n->op));
+      return ty_errf(err, err_len, TY_EINVAL, "plan: ops[%zu] (%s) does not match node \"%s\" (%s)",
+                     i, ty_op_name(o->op), n->name, ty_op_name(n->op));
   }
   size_t nv = ty_graph_n_values(g);
   for (size_t i = 0; i < p->n_params; i++) {
     const ty_plan_param *pp = &p->params[i];
     if ((size_t)pp->value >= nv || strcmp(ty_graph_value_at(g, pp->value)->name, pp->name) != 0 ||
         pp->layout.rank != ty_graph_value_at(g, pp->value)->shape.rank)
-      return ty_errf(err, err_len, TY_EINVAL, "plan: params[%zu] (\"%s\") is not a value of the graph", i,
-                     pp->name);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "plan: params[%zu] (\"%s\") is not a value of the graph", i, pp->name);
   }
   for (size_t i = 0; i < p->n_collectives; i++)
     if (p->collectives[i].value >= (int)nv)
-      return ty_errf(err, err_len, TY_EINVAL, "plan: collectives[%zu].value %d is not a value of the graph", i,
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "plan: collectives[%zu].value %d is not a value of the graph", i,
                      p->collectives[i].value);
   return 0;
 }

@@ -395,14 +395,13 @@ static int pick(const search *s, const results *res, int *out_win) {
                : s->req->mode == TY_PLAN_MODE_GRID ? ALT_GRID
                                                    : -1;
   if (forced >= 0 && !res->have[forced])
-    return ty_errf(s->err, s->err_len, TY_EINVAL,
-                   "mode: no %s plan exists for %d devices and batch %lld (%s)",
-                   forced == ALT_GRID ? "data x tensor" : "tensor parallel",
-                   s->req->cluster.nodes * s->req->cluster.devices_per_node,
-                   (long long)s->model->batch,
-                   forced == ALT_GRID ? "no mesh has two axes of more than one device with a data "
-                                        "axis dividing the batch"
-                                      : "no mesh");
+    return ty_errf(
+        s->err, s->err_len, TY_EINVAL, "mode: no %s plan exists for %d devices and batch %lld (%s)",
+        forced == ALT_GRID ? "data x tensor" : "tensor parallel",
+        s->req->cluster.nodes * s->req->cluster.devices_per_node, (long long)s->model->batch,
+        forced == ALT_GRID ? "no mesh has two axes of more than one device with a data "
+                             "axis dividing the batch"
+                           : "no mesh");
   if (forced >= 0 && !res->best[forced].r.ok) {
     char have[32], need[32];
     ty__fmt_bytes(s->budget, have, sizeof have);
@@ -415,7 +414,8 @@ static int pick(const search *s, const results *res, int *out_win) {
   int win = forced;
   for (int i = 0; forced < 0 && i < N_ALT; i++) {
     int a = prefer[i];
-    if (res->have[a] && res->best[a].r.ok && (win < 0 || better(&res->best[a].r, &res->best[win].r)))
+    if (res->have[a] && res->best[a].r.ok &&
+        (win < 0 || better(&res->best[a].r, &res->best[win].r)))
       win = a;
   }
   if (win < 0) return refuse(s, res);

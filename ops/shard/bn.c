@@ -25,7 +25,8 @@
 #include <string.h>
 
 /* Adds op(in) -> a new float value, named "<bn>.<what>"; its id. */
-static int node(builder *b, const char *bn, const char *what, ty_op op, const int *in, int n_in, int *out) {
+static int node(builder *b, const char *bn, const char *what, ty_op op, const int *in, int n_in,
+                int *out) {
   char name[300];
   snprintf(name, sizeof name, "%s.%s", bn, what);
   int idx, rc = ty_graph_add_value(b->g, name, TY_DTYPE_INVALID, NULL, out);
@@ -44,7 +45,8 @@ static int constant(builder *b, const char *bn, const char *what, ty_tensor *t, 
   return ty_graph_set_initializer(b->g, *out, t);
 }
 
-static int int_vector(builder *b, const char *bn, const char *what, const int64_t *v, int n, int *out) {
+static int int_vector(builder *b, const char *bn, const char *what, const int64_t *v, int n,
+                      int *out) {
   ty_shape s = ty_shape_make(1, (int64_t[]){n});
   ty_tensor *t;
   int rc = ty_tensor_create_from(TY_DTYPE_I64, &s, v, (size_t)n * sizeof *v, &t);
@@ -59,7 +61,8 @@ static int scalar(builder *b, const char *bn, const char *what, float v, int *ou
 }
 
 /* The TyExtern all-reducing the stacked sums over `axes`, both ways. */
-static int sum_over(builder *b, const char *bn, int st, const ty_shape *ls, unsigned axes, int *out) {
+static int sum_over(builder *b, const char *bn, int st, const ty_shape *ls, unsigned axes,
+                    int *out) {
   ty__point *pt;
   int rc = ty__shard_add_point(b, &pt);
   if (rc != 0) return rc;
@@ -84,9 +87,11 @@ static int moments(builder *b, size_t n, int x, unsigned axes, int *out_mean, in
   for (int d = 0; d < lx.rank; d++)
     if (d != 1) red[nr++] = d;
   ty_shape st = lx;
-  for (int d = 0; d < st.rank; d++) st.dims[d] = d == 1 ? lx.dims[1] : 1;
+  for (int d = 0; d < st.rank; d++)
+    st.dims[d] = d == 1 ? lx.dims[1] : 1;
   st.dims[0] = 2;
-  double count = (double)ty_shape_numel(&s->full[gn->inputs[0]]) / (double)s->full[gn->inputs[0]].dims[1];
+  double count =
+      (double)ty_shape_numel(&s->full[gn->inputs[0]]) / (double)s->full[gn->inputs[0]].dims[1];
   int ax, sq, s1, s2, cat, sum, i0, i1, g0, g1, inv, m2, ex2, rc;
   if ((rc = int_vector(b, bn, "reduced_axes", red, (int)nr, &ax)) != 0 ||
       (rc = node(b, bn, "sum", TY_OP_REDUCE_SUM, (int[]){x, ax}, 2, &s1)) != 0 ||
@@ -95,7 +100,8 @@ static int moments(builder *b, size_t n, int x, unsigned axes, int *out_mean, in
       (rc = node(b, bn, "sums", TY_OP_CONCAT, (int[]){s1, s2}, 2, &cat)) != 0)
     return rc;
   int idx = (int)ty_graph_n_nodes(b->g) - 1;
-  if ((rc = ty_graph_node_set_int(b->g, (size_t)idx, "axis", 0)) != 0 || (rc = sum_over(b, bn, cat, &st, axes, &sum)) != 0 ||
+  if ((rc = ty_graph_node_set_int(b->g, (size_t)idx, "axis", 0)) != 0 ||
+      (rc = sum_over(b, bn, cat, &st, axes, &sum)) != 0 ||
       (rc = int_vector(b, bn, "first", (int64_t[]){0}, 1, &i0)) != 0 ||
       (rc = int_vector(b, bn, "second", (int64_t[]){1}, 1, &i1)) != 0 ||
       (rc = node(b, bn, "total", TY_OP_GATHER, (int[]){sum, i0}, 2, &g0)) != 0 ||
@@ -109,13 +115,14 @@ static int moments(builder *b, size_t n, int x, unsigned axes, int *out_mean, in
   ty_shard_bn_info *grow = realloc(s->bns, (s->n_bns + 1) * sizeof *grow);
   if (!grow) return TY_ENOMEM;
   s->bns = grow;
-  s->bns[s->n_bns++] = (ty_shard_bn_info){.name = gn->name,
-                                     .running_mean = ty_graph_node_input(gn, 3),
-                                     .running_var = ty_graph_node_input(gn, 4),
-                                     .momentum = ty_graph_node_attr_float(gn, "momentum", 0.9f),
-                                     .mean = *out_mean,
-                                     .var = *out_var,
-                                     .count = count};
+  s->bns[s->n_bns++] =
+      (ty_shard_bn_info){.name = gn->name,
+                         .running_mean = ty_graph_node_input(gn, 3),
+                         .running_var = ty_graph_node_input(gn, 4),
+                         .momentum = ty_graph_node_attr_float(gn, "momentum", 0.9f),
+                         .mean = *out_mean,
+                         .var = *out_var,
+                         .count = count};
   return 0;
 }
 
@@ -124,17 +131,20 @@ int ty__shard_bn(builder *b, size_t n, const int *in, unsigned axes) {
   const char *bn = gn->name;
   for (int o = 1; o < gn->n_outputs; o++)
     if (gn->outputs[o] != TY_NO_VALUE)
-      return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
-                     "shard: node \"%s\" (BatchNormalization): its output %d over a split batch is not "
-                     "computed; export the model without it",
-                     bn, o);
+      return ty_errf(
+          b->err, b->err_len, TY_EUNSUPPORTED,
+          "shard: node \"%s\" (BatchNormalization): its output %d over a split batch is not "
+          "computed; export the model without it",
+          bn, o);
   ty_graph_set_opset(b->g, 13); /* ReduceSum with its axes as an input */
   ty_shape lx = ty__shard_local_of(b->s, gn->inputs[0], &b->s->plan->ops[n].inputs[0]);
   int64_t cshape[TY_MAX_RANK];
-  for (int d = 0; d < lx.rank; d++) cshape[d] = d == 1 ? lx.dims[1] : 1;
+  for (int d = 0; d < lx.rank; d++)
+    cshape[d] = d == 1 ? lx.dims[1] : 1;
   int mean, var, eps, ve, den, xc, xh, shp, sc, bi, ys, rc;
   float epsilon = ty_graph_node_attr_float(gn, "epsilon", 1e-5f);
-  if ((rc = moments(b, n, in[0], axes, &mean, &var)) != 0 || (rc = scalar(b, bn, "epsilon", epsilon, &eps)) != 0 ||
+  if ((rc = moments(b, n, in[0], axes, &mean, &var)) != 0 ||
+      (rc = scalar(b, bn, "epsilon", epsilon, &eps)) != 0 ||
       (rc = node(b, bn, "var_eps", TY_OP_ADD, (int[]){var, eps}, 2, &ve)) != 0 ||
       (rc = node(b, bn, "std", TY_OP_SQRT, &ve, 1, &den)) != 0 ||
       (rc = node(b, bn, "centred", TY_OP_SUB, (int[]){in[0], mean}, 2, &xc)) != 0 ||

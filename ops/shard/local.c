@@ -54,7 +54,8 @@ static int concrete_copy(const ty_graph *src, int64_t batch, ty_graph **out) {
     const ty_graph_node *n = ty_graph_node_at(src, i);
     int idx;
     ty_graph_set_opset(g, n->opset);
-    rc = ty_graph_add_node(g, n->op, n->name, n->inputs, n->n_inputs, n->outputs, n->n_outputs, &idx);
+    rc = ty_graph_add_node(g, n->op, n->name, n->inputs, n->n_inputs, n->outputs, n->n_outputs,
+                           &idx);
     for (int k = 0; rc == 0 && k < n->n_attrs; k++)
       rc = ty__shard_copy_attr(g, (size_t)idx, &n->attrs[k]);
   }
@@ -73,14 +74,15 @@ static int global_shapes(builder *b) {
   if (rc == 0 && (rc = ty_graph_infer_shapes(g, b->err, b->err_len)) != 0) {
     char inner[TY_ERR_LEN];
     snprintf(inner, sizeof inner, "%s", b->err ? b->err : "");
-    rc = ty_errf(b->err, b->err_len, rc, "shard: the graph at batch %lld: %s", (long long)s->plan->batch,
-                 inner);
+    rc = ty_errf(b->err, b->err_len, rc, "shard: the graph at batch %lld: %s",
+                 (long long)s->plan->batch, inner);
   }
   for (size_t i = 0; rc == 0 && i < s->n_values; i++) {
     s->full[i] = ty_graph_value_at(g, (int)i)->shape;
     for (int d = 0; rc == 0 && d < s->full[i].rank; d++)
       if (s->full[i].dims[d] < 0)
-        rc = ty_errf(b->err, b->err_len, TY_EUNSUPPORTED, "shard: value \"%s\": dim %d stays unknown",
+        rc = ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                     "shard: value \"%s\": dim %d stays unknown",
                      ty_graph_value_at(b->src, (int)i)->name, d);
   }
   ty_graph_destroy(g);
@@ -109,8 +111,10 @@ static ty_plan_layout reader_layout(const builder *b, int v) {
     for (int i = 0; i < p->ops[n].n_inputs; i++) {
       if (ty_graph_node_at(b->src, n)->inputs[i] != v) continue;
       const ty_plan_layout *l = &p->ops[n].inputs[i];
-      if (!first) first = l;
-      else if (!same_layout(first, l)) return replicated(first->rank);
+      if (!first)
+        first = l;
+      else if (!same_layout(first, l))
+        return replicated(first->rank);
     }
   ty_plan_layout l = first ? *first : replicated(b->s->full[v].rank);
   l.grad_partial = 0;
@@ -122,16 +126,16 @@ static int check_divides(const builder *b, int v, const ty_plan_layout *l) {
   const ty_shard *s = b->s;
   const char *name = ty_graph_value_at(b->src, v)->name;
   if (l->rank != s->full[v].rank)
-    return ty_errf(b->err, b->err_len, TY_EINVAL, "plan: value \"%s\" has rank %d, its layout %d", name,
-                   s->full[v].rank, l->rank);
+    return ty_errf(b->err, b->err_len, TY_EINVAL, "plan: value \"%s\" has rank %d, its layout %d",
+                   name, s->full[v].rank, l->rank);
   for (int d = 0; d < l->rank; d++) {
     int64_t parts = 1;
     for (int a = 0; a < TY_PLAN_AXES; a++)
       if (l->dim_axes[d] >> a & 1u) parts *= s->plan->mesh[a];
     if (s->full[v].dims[d] % parts != 0)
       return ty_errf(b->err, b->err_len, TY_EINVAL,
-                     "plan: value \"%s\" dim %d (%lld) does not split evenly into %lld parts", name, d,
-                     (long long)s->full[v].dims[d], (long long)parts);
+                     "plan: value \"%s\" dim %d (%lld) does not split evenly into %lld parts", name,
+                     d, (long long)s->full[v].dims[d], (long long)parts);
   }
   return 0;
 }
@@ -163,12 +167,15 @@ static int value_layouts(builder *b) {
 /* ---- pass 3: the local graph --------------------------------------------------------------- */
 
 /* The slice of initializer t (global) that layout l gives this rank. */
-static int slice_tensor(const ty_shard *s, const ty_tensor *t, const ty_plan_layout *l, ty_tensor **out) {
+static int slice_tensor(const ty_shard *s, const ty_tensor *t, const ty_plan_layout *l,
+                        ty_tensor **out) {
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   ty_plan_slice(s->plan, l, &t->shape, s->rank, start, len);
   ty_shape ls = ty_shape_make(t->shape.rank, len);
   int rc = ty_tensor_create(t->dtype, &ls, out);
-  if (rc == 0) ty_shard_copy_block(t->data, &t->shape, (*out)->data, start, len, ty_dtype_size(t->dtype), true);
+  if (rc == 0)
+    ty_shard_copy_block(t->data, &t->shape, (*out)->data, start, len, ty_dtype_size(t->dtype),
+                        true);
   return rc;
 }
 
@@ -209,7 +216,8 @@ static int listed_steps(const ty_plan *p, int node, int input, bool backward, ty
     const ty_plan_collective *c = &p->collectives[i];
     bool phase = backward ? c->phase != TY_PLAN_FORWARD : c->phase == TY_PLAN_FORWARD;
     if (c->node == node && c->input == input && phase)
-      out[n++] = (ty__step){(uint8_t)c->kind, (uint8_t)c->mesh_axis, (int8_t)c->dim, (int8_t)c->src_dim};
+      out[n++] =
+          (ty__step){(uint8_t)c->kind, (uint8_t)c->mesh_axis, (int8_t)c->dim, (int8_t)c->src_dim};
   }
   return n;
 }
@@ -233,11 +241,16 @@ int ty__shard_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a) {
   ty_tensor *t;
   int rc;
   switch (a->type) {
-  case TY_ATTR_INT: return ty_graph_node_set_int(g, idx, a->name, a->i);
-  case TY_ATTR_FLOAT: return ty_graph_node_set_float(g, idx, a->name, a->f);
-  case TY_ATTR_STRING: return ty_graph_node_set_string(g, idx, a->name, a->s);
-  case TY_ATTR_INTS: return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n);
-  case TY_ATTR_FLOATS: return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n);
+  case TY_ATTR_INT:
+    return ty_graph_node_set_int(g, idx, a->name, a->i);
+  case TY_ATTR_FLOAT:
+    return ty_graph_node_set_float(g, idx, a->name, a->f);
+  case TY_ATTR_STRING:
+    return ty_graph_node_set_string(g, idx, a->name, a->s);
+  case TY_ATTR_INTS:
+    return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n);
+  case TY_ATTR_FLOATS:
+    return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n);
   case TY_ATTR_TENSOR:
     if (!a->t) return 0;
     if ((rc = ty_tensor_clone(a->t, &t)) != 0) return rc;
@@ -246,7 +259,8 @@ int ty__shard_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a) {
   return 0;
 }
 
-int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id, int *out) {
+int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id,
+                         int *out) {
   int idx, rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, ls, out);
   if (rc == 0) rc = ty_graph_add_node(b->g, TY_OP_EXTERN, name, &v, 1, out, 1, &idx);
   if (rc == 0) rc = ty_graph_node_set_int(b->g, (size_t)idx, "id", id);
@@ -265,22 +279,26 @@ static int make_point(builder *b, size_t n, int i, int v, bool backward, int *ou
   snprintf(pt->what, sizeof pt->what, "%s at %s input %d", ty_graph_value_at(b->src, v)->name,
            ty_graph_node_at(b->src, n)->name, i);
   pt->full = s->full[v];
-  rc = ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, pt->what, &pt->fwd, b->err, b->err_len);
+  rc = ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, pt->what, &pt->fwd, b->err,
+                       b->err_len);
   if (rc == 0 && backward) {
     ty_plan_layout g = *want;
     g.partial = want->grad_partial;
     int nb = listed_steps(s->plan, (int)n, i, true, bl);
-    rc = ty__route_build(s, &s->full[v], &g, &s->lay[v], bl, nb, pt->what, &pt->bwd, b->err, b->err_len);
+    rc = ty__route_build(s, &s->full[v], &g, &s->lay[v], bl, nb, pt->what, &pt->bwd, b->err,
+                         b->err_len);
   }
   char name[300];
-  snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name, ty_graph_node_at(b->src, n)->name,
-           i);
+  snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name,
+           ty_graph_node_at(b->src, n)->name, i);
   ty_shape ls = ty__shard_local_of(s, v, want);
   return rc ? rc : ty__shard_add_extern(b, v, &ls, name, (int64_t)(s->n_points - 1), out);
 }
 
 /* True when a route does nothing: no step, same layout both ends. */
-static bool route_empty(const ty__route *r) { return r->n == 0; }
+static bool route_empty(const ty__route *r) {
+  return r->n == 0;
+}
 
 /* A constant read in another layout than the one it is held in: its own
  * copy, sliced for this reader. */
@@ -290,8 +308,10 @@ static int const_copy(builder *b, size_t n, int i, int v, int *out) {
   snprintf(name, sizeof name, "%s@%s.%d", gv->name, ty_graph_node_at(b->src, n)->name, i);
   ty_tensor *t;
   int rc = slice_tensor(b->s, gv->init, &b->s->plan->ops[n].inputs[i], &t);
-  if (rc == 0 && (rc = ty_graph_add_value(b->g, name, gv->dtype, &t->shape, out)) != 0) ty_tensor_destroy(t);
-  else if (rc == 0) rc = ty_graph_set_initializer(b->g, *out, t);
+  if (rc == 0 && (rc = ty_graph_add_value(b->g, name, gv->dtype, &t->shape, out)) != 0)
+    ty_tensor_destroy(t);
+  else if (rc == 0)
+    rc = ty_graph_set_initializer(b->g, *out, t);
   return rc;
 }
 
@@ -305,19 +325,24 @@ static int reader_input(builder *b, size_t n, int i, int v, int *out) {
   if (gv->producer < 0 && same_layout(&s->lay[v], want)) return 0;
   if (gv->init) return const_copy(b, n, i, v, out);
   if (gv->producer < 0 && gv->dtype != TY_DTYPE_F32)
-    return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
-                   "shard: input \"%s\" (%s) is read in different layouts by different nodes; only float "
-                   "inputs can be sliced per reader",
-                   gv->name, ty_dtype_name(gv->dtype));
+    return ty_errf(
+        b->err, b->err_len, TY_EUNSUPPORTED,
+        "shard: input \"%s\" (%s) is read in different layouts by different nodes; only float "
+        "inputs can be sliced per reader",
+        gv->name, ty_dtype_name(gv->dtype));
   if (gv->producer < 0) return make_point(b, n, i, v, false, out);
   /* an activation: a point unless neither direction moves anything */
   ty__route fwd, bwd;
   ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
   ty_plan_layout g = *want;
   g.partial = want->grad_partial;
-  int nf = listed_steps(s->plan, (int)n, i, false, fl), nb = listed_steps(s->plan, (int)n, i, true, bl);
-  int rc = ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, gv->name, &fwd, b->err, b->err_len);
-  if (rc == 0) rc = ty__route_build(s, &s->full[v], &g, &s->lay[v], bl, nb, gv->name, &bwd, b->err, b->err_len);
+  int nf = listed_steps(s->plan, (int)n, i, false, fl),
+      nb = listed_steps(s->plan, (int)n, i, true, bl);
+  int rc =
+      ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, gv->name, &fwd, b->err, b->err_len);
+  if (rc == 0)
+    rc =
+        ty__route_build(s, &s->full[v], &g, &s->lay[v], bl, nb, gv->name, &bwd, b->err, b->err_len);
   if (rc != 0 || (route_empty(&fwd) && route_empty(&bwd))) return rc;
   return make_point(b, n, i, v, true, out);
 }
@@ -339,7 +364,8 @@ static void decide_params(builder *b) {
         if (ty_graph_node_at(b->src, n)->inputs[i] != v) continue;
         ty__step st[TY__ROUTE_MAX];
         unsigned mine = 0;
-        direct = same_layout(&s->lay[v], &p->ops[n].inputs[i]) && listed_steps(p, (int)n, i, false, st) == 0;
+        direct = same_layout(&s->lay[v], &p->ops[n].inputs[i]) &&
+                 listed_steps(p, (int)n, i, false, st) == 0;
         for (int j = 0, nb = listed_steps(p, (int)n, i, true, st); direct && j < nb; j++) {
           direct = st[j].kind == TY_PLAN_ALL_REDUCE;
           mine |= 1u << st[j].axis;
@@ -364,7 +390,8 @@ static int reshape_target(builder *b, size_t n, int *inputs) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0], id;
   if (gn->n_inputs < 2 || !has_split(&b->s->lay[out])) return 0;
-  ty_shape ls = ty__shard_local_of(b->s, out, &b->s->lay[out]), vs = ty_shape_make(1, (int64_t[]){ls.rank});
+  ty_shape ls = ty__shard_local_of(b->s, out, &b->s->lay[out]),
+           vs = ty_shape_make(1, (int64_t[]){ls.rank});
   ty_tensor *t;
   char name[300];
   snprintf(name, sizeof name, "%s.local_shape", gn->name);
@@ -386,10 +413,13 @@ static double mean_scale(const builder *b, size_t n) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0];
   bool mean = gn->op == TY_OP_REDUCE_MEAN ||
-              (gn->op == TY_OP_SOFTMAX_CE_LOSS && strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
+              (gn->op == TY_OP_SOFTMAX_CE_LOSS &&
+               strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
   if (!mean || !s->lay[out].partial) return 1.0;
-  int in = gn->op == TY_OP_SOFTMAX_CE_LOSS ? gn->inputs[1] : gn->inputs[0]; /* SCE: the labels count */
-  ty_shape li = ty__shard_local_of(s, in, &s->plan->ops[n].inputs[gn->op == TY_OP_SOFTMAX_CE_LOSS ? 1 : 0]);
+  int in =
+      gn->op == TY_OP_SOFTMAX_CE_LOSS ? gn->inputs[1] : gn->inputs[0]; /* SCE: the labels count */
+  ty_shape li =
+      ty__shard_local_of(s, in, &s->plan->ops[n].inputs[gn->op == TY_OP_SOFTMAX_CE_LOSS ? 1 : 0]);
   ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
   double local = (double)ty_shape_numel(&li), global = (double)ty_shape_numel(&s->full[in]);
   if (gn->op == TY_OP_REDUCE_MEAN) {
@@ -434,10 +464,11 @@ static int refuse_node(const builder *b, size_t n) {
   const ty_plan_op *o = &b->s->plan->ops[n];
   if (gn->op == TY_OP_SOFTMAX_CE_LOSS && o->n_outputs > 0 && o->outputs[0].partial &&
       (ty_graph_node_input(gn, 2) != TY_NO_VALUE || ty_graph_node_attr(gn, "ignore_index")))
-    return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
-                   "shard: node \"%s\" (SoftmaxCrossEntropyLoss): a weighted or ignore_index mean over a "
-                   "split batch is not a sum of partial means",
-                   gn->name);
+    return ty_errf(
+        b->err, b->err_len, TY_EUNSUPPORTED,
+        "shard: node \"%s\" (SoftmaxCrossEntropyLoss): a weighted or ignore_index mean over a "
+        "split batch is not a sum of partial means",
+        gn->name);
   return 0;
 }
 
@@ -446,9 +477,11 @@ static int add_node(builder *b, size_t n) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int in[64], out[16], idx, rc = refuse_node(b, n);
   if (gn->n_inputs > 64 || gn->n_outputs > 16)
-    return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED, "shard: node \"%s\": too many inputs or outputs", gn->name);
+    return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                   "shard: node \"%s\": too many inputs or outputs", gn->name);
   for (int i = 0; rc == 0 && i < gn->n_inputs; i++)
-    rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0) : reader_input(b, n, i, gn->inputs[i], &in[i]);
+    rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
+                                      : reader_input(b, n, i, gn->inputs[i], &in[i]);
   if (rc == 0 && gn->op == TY_OP_RESHAPE) rc = reshape_target(b, n, in);
   unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
   if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
@@ -458,7 +491,8 @@ static int add_node(builder *b, size_t n) {
   snprintf(name, sizeof name, "%s.local_mean", gn->name);
   if (rc == 0 && scale != 1.0) rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, NULL, &out[0]);
   ty_graph_set_opset(b->g, gn->opset); /* the node keeps its own semantics */
-  if (rc == 0) rc = ty_graph_add_node(b->g, gn->op, gn->name, in, gn->n_inputs, out, gn->n_outputs, &idx);
+  if (rc == 0)
+    rc = ty_graph_add_node(b->g, gn->op, gn->name, in, gn->n_inputs, out, gn->n_outputs, &idx);
   for (int k = 0; rc == 0 && k < gn->n_attrs; k++)
     rc = ty__shard_copy_attr(b->g, (size_t)idx, &gn->attrs[k]);
   if (rc == 0 && gn->op == TY_OP_GEMM && gn->n_inputs > 2 && in[2] != TY_NO_VALUE) {
@@ -478,15 +512,17 @@ static int check_shapes(const builder *b) {
   for (size_t v = 0; v < s->n_values; v++) {
     const ty_graph_value *lv = ty_graph_value_at(b->g, (int)v);
     ty_shape want = ty__shard_local_of(s, (int)v, &s->lay[v]);
-    if (lv->shape.rank < 0 && ty_graph_value_at(b->src, (int)v)->producer < 0) continue; /* unread */
+    if (lv->shape.rank < 0 && ty_graph_value_at(b->src, (int)v)->producer < 0)
+      continue; /* unread */
     if (!ty_shape_equal(&lv->shape, &want)) {
       char got[96], exp[96];
       ty_shape_format(&lv->shape, got, sizeof got);
       ty_shape_format(&want, exp, sizeof exp);
-      return ty_errf(b->err, b->err_len, TY_EINVAL,
-                     "shard: value \"%s\" comes out %s on rank %d, its layout says %s (the plan does not fit "
-                     "this graph)",
-                     lv->name, got, s->rank, exp);
+      return ty_errf(
+          b->err, b->err_len, TY_EINVAL,
+          "shard: value \"%s\" comes out %s on rank %d, its layout says %s (the plan does not fit "
+          "this graph)",
+          lv->name, got, s->rank, exp);
     }
   }
   return 0;

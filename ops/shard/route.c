@@ -52,7 +52,9 @@ void ty_shard_copy_block(void *full, const ty_shape *fs, void *block, const int6
 
 /* ---- layouts with their split order ---------------------------------------------------- */
 
-static int mesh_n(const ty_shard *s, int a) { return s->plan->mesh[a]; }
+static int mesh_n(const ty_shard *s, int a) {
+  return s->plan->mesh[a];
+}
 
 void ty__order_of(const ty_plan_layout *l, ty__order *out) {
   memset(out, 0, sizeof *out);
@@ -66,7 +68,7 @@ void ty__order_of(const ty_plan_layout *l, ty__order *out) {
 /* Drops axes of one device: they cut nothing and sum nothing. */
 static void order_trim(const ty_shard *s, ty__order *o) {
   for (int a = 0; a < TY_PLAN_AXES; a++)
-    if (mesh_n(s, a) <= 1) o->partial &= (uint8_t)~(1u << a);
+    if (mesh_n(s, a) <= 1) o->partial &= (uint8_t) ~(1u << a);
   for (int d = 0; d < o->rank; d++) {
     int k = 0;
     for (int i = 0; i < o->n[d]; i++)
@@ -139,7 +141,8 @@ static bool step_apply(const ty_shard *s, const ty_shape *full, ty__order *o, co
   case TY__SLICE:
     if ((o->partial & bit) || (order_used(o) & bit) || d < 0) return false;
     break;
-  default: return false;
+  default:
+    return false;
   }
   if (full->dims[d] % (parts_of(s, o, d) * mesh_n(s, a)) != 0) return false;
   o->axes[d][o->n[d]++] = (uint8_t)a;
@@ -182,7 +185,8 @@ static void order_format(const ty__order *o, char *buf, size_t len) {
   ty_plan_layout_format(&l, buf, len);
 }
 
-static int route_check(const ty_shard *s, const ty_shape *full, const ty__route *r, ty__order *out) {
+static int route_check(const ty_shard *s, const ty_shape *full, const ty__route *r,
+                       ty__order *out) {
   *out = r->start;
   for (int i = 0; i < r->n; i++)
     if (!step_apply(s, full, out, &r->s[i])) return i;
@@ -190,8 +194,8 @@ static int route_check(const ty_shard *s, const ty_shape *full, const ty__route 
 }
 
 int ty__route_build(const ty_shard *s, const ty_shape *full, const ty_plan_layout *src,
-                    const ty_plan_layout *dst, const ty__step *listed, int n_listed, const char *what,
-                    ty__route *out, char *err, size_t err_len) {
+                    const ty_plan_layout *dst, const ty__step *listed, int n_listed,
+                    const char *what, ty__route *out, char *err, size_t err_len) {
   ty__order a, b, o;
   ty_plan_layout whole = *dst;
   whole.partial = 0;
@@ -232,7 +236,8 @@ typedef struct cur {
   float *data; /* owned */
 } cur;
 
-static void local_shape(const ty_shard *s, const ty_shape *full, const ty__order *o, ty_shape *out) {
+static void local_shape(const ty_shard *s, const ty_shape *full, const ty__order *o,
+                        ty_shape *out) {
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   ty__order_block(s, o, full, start, len);
   *out = ty_shape_make(full->rank, len);
@@ -300,8 +305,8 @@ static int run_scatter(ty_shard *s, cur *c, const ty__step *st, float *out, cons
   return rc;
 }
 
-static int run_all_to_all(ty_shard *s, cur *c, const ty__step *st, const ty_shape *next,
-                          float *out, const char *what) {
+static int run_all_to_all(ty_shard *s, cur *c, const ty__step *st, const ty_shape *next, float *out,
+                          const char *what) {
   int n = mesh_n(s, st->axis);
   size_t cnt = (size_t)ty_shape_numel(&c->local), per = cnt / (size_t)n;
   float *packed = malloc(cnt * sizeof *packed + 1), *recv = malloc(cnt * sizeof *recv + 1);
@@ -325,7 +330,8 @@ static const char *step_name(const ty__step *st) {
 }
 
 /* Runs one step: c moves to the step's layout. */
-static int run_step(ty_shard *s, const ty_shape *full, cur *c, const ty__step *st, const char *what) {
+static int run_step(ty_shard *s, const ty_shape *full, cur *c, const ty__step *st,
+                    const char *what) {
   if (st->kind == TY_PLAN_ALL_REDUCE) {
     int rc = s->comm.all_reduce(1u << st->axis, c->data, (size_t)ty_shape_numel(&c->local), what,
                                 s->comm.user);
@@ -340,10 +346,18 @@ static int run_step(ty_shard *s, const ty_shape *full, cur *c, const ty__step *s
   if (!out) return TY_ENOMEM;
   int rc;
   switch (st->kind) {
-  case TY__SLICE: rc = run_slice(s, c, st, &next, out); break;
-  case TY_PLAN_ALL_GATHER: rc = run_gather(s, c, st, &next, out, what); break;
-  case TY_PLAN_REDUCE_SCATTER: rc = run_scatter(s, c, st, out, what); break;
-  default: rc = run_all_to_all(s, c, st, &next, out, what); break;
+  case TY__SLICE:
+    rc = run_slice(s, c, st, &next, out);
+    break;
+  case TY_PLAN_ALL_GATHER:
+    rc = run_gather(s, c, st, &next, out, what);
+    break;
+  case TY_PLAN_REDUCE_SCATTER:
+    rc = run_scatter(s, c, st, out, what);
+    break;
+  default:
+    rc = run_all_to_all(s, c, st, &next, out, what);
+    break;
   }
   if (rc != 0) {
     free(out);

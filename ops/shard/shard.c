@@ -26,8 +26,9 @@ int ty_shard_create(const ty_graph *g, const ty_plan *p, int rank, char *err, si
   int rc = ty_plan_check(p, g, err, err_len);
   if (rc != 0) return rc;
   if (rank < 0 || rank >= p->devices)
-    return ty_errf(err, err_len, TY_EINVAL, "shard: rank %d is not one of the plan's %d devices (mesh %dx%d)",
-                   rank, p->devices, p->mesh[0], p->mesh[1]);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "shard: rank %d is not one of the plan's %d devices (mesh %dx%d)", rank,
+                   p->devices, p->mesh[0], p->mesh[1]);
   ty_shard *s = calloc(1, sizeof *s);
   if (!s) return TY_ENOMEM;
   s->rank = rank;
@@ -65,15 +66,23 @@ void ty_shard_destroy(ty_shard *s) {
   free(s);
 }
 
-ty_graph *ty_shard_graph(ty_shard *s) { return s->g; }
+ty_graph *ty_shard_graph(ty_shard *s) {
+  return s->g;
+}
 ty_graph *ty_shard_take_graph(ty_shard *s) {
   ty_graph *g = s->g;
   s->g = NULL;
   return g;
 }
-int ty_shard_rank(const ty_shard *s) { return s->rank; }
-const ty_plan *ty_shard_plan(const ty_shard *s) { return s->plan; }
-const char *ty_shard_error(const ty_shard *s) { return s->err; }
+int ty_shard_rank(const ty_shard *s) {
+  return s->rank;
+}
+const ty_plan *ty_shard_plan(const ty_shard *s) {
+  return s->plan;
+}
+const char *ty_shard_error(const ty_shard *s) {
+  return s->err;
+}
 
 size_t ty_shard_n_points(const ty_shard *s, size_t *out_rerouted) {
   size_t n = 0;
@@ -85,7 +94,8 @@ size_t ty_shard_n_points(const ty_shard *s, size_t *out_rerouted) {
 
 int ty_shard_slice_of(const ty_shard *s, int v, int rank, ty_shape *out_full, int64_t *out_start,
                       int64_t *out_len) {
-  if (v < 0 || (size_t)v >= s->n_values || rank < 0 || rank >= s->plan->devices) return TY_ENOTFOUND;
+  if (v < 0 || (size_t)v >= s->n_values || rank < 0 || rank >= s->plan->devices)
+    return TY_ENOTFOUND;
   *out_full = s->full[v];
   ty_plan_slice(s->plan, &s->lay[v], &s->full[v], rank, out_start, out_len);
   return 0;
@@ -105,8 +115,12 @@ unsigned ty_shard_partial_axes(const ty_shard *s, int v) {
   return axes;
 }
 
-size_t ty_shard_n_bn(const ty_shard *s) { return s->n_bns; }
-const ty_shard_bn_info *ty_shard_bn_at(const ty_shard *s, size_t i) { return i < s->n_bns ? &s->bns[i] : NULL; }
+size_t ty_shard_n_bn(const ty_shard *s) {
+  return s->n_bns;
+}
+const ty_shard_bn_info *ty_shard_bn_at(const ty_shard *s, size_t i) {
+  return i < s->n_bns ? &s->bns[i] : NULL;
+}
 
 void ty_shard_set_comm(ty_shard *s, const ty_shard_comm *comm) {
   s->comm = *comm;

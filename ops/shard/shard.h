@@ -119,11 +119,11 @@ unsigned ty_shard_partial_axes(const ty_shard *s, int v);
  * it from statistics summed over the ranks (ops/shard/bn.c), and a
  * trainer updates the running statistics from those. */
 typedef struct ty_shard_bn_info {
-  const char *name;               /* the node's (borrowed from the local graph) */
-  int running_mean, running_var;  /* the node's inputs 3 and 4 (value ids), or TY_NO_VALUE */
-  float momentum;                 /* ONNX's: running = momentum * running + (1 - momentum) * batch */
-  int mean, var;                  /* local values: batch mean and population variance, [1, C, 1...] */
-  double count;                   /* elements they average over, on all ranks together */
+  const char *name;              /* the node's (borrowed from the local graph) */
+  int running_mean, running_var; /* the node's inputs 3 and 4 (value ids), or TY_NO_VALUE */
+  float momentum;                /* ONNX's: running = momentum * running + (1 - momentum) * batch */
+  int mean, var; /* local values: batch mean and population variance, [1, C, 1...] */
+  double count;  /* elements they average over, on all ranks together */
 } ty_shard_bn_info;
 size_t ty_shard_n_bn(const ty_shard *s);
 const ty_shard_bn_info *ty_shard_bn_at(const ty_shard *s, size_t i);

@@ -40,8 +40,8 @@ typedef struct ty__route {
 /* A TyExtern node: one (reader, input) whose layout differs from the one
  * the value is held in. */
 typedef struct ty__point {
-  char what[160];   /* "fc2.out at relu2 input 0", for errors and checks */
-  ty_shape full;    /* the value's global shape */
+  char what[160]; /* "fc2.out at relu2 input 0", for errors and checks */
+  ty_shape full;  /* the value's global shape */
   ty__route fwd, bwd;
 } ty__point;
 
@@ -49,13 +49,13 @@ struct ty_shard {
   ty_plan *plan; /* owned copy (decoded from its encoding) */
   int rank;
   int coords[TY_PLAN_AXES];
-  ty_graph *g;        /* the local graph */
-  size_t n_values;    /* values of the graph given to create */
-  ty_shape *full;     /* per such value: its global shape, batch substituted */
+  ty_graph *g;         /* the local graph */
+  size_t n_values;     /* values of the graph given to create */
+  ty_shape *full;      /* per such value: its global shape, batch substituted */
   ty_plan_layout *lay; /* per such value: the layout it is held in */
   unsigned *grad_axes; /* per such value: bucketed sync axes of a parameter */
   bool *is_param;
-  bool *param_points;  /* per parameter: read through TyExtern nodes (synced inside backward) */
+  bool *param_points; /* per parameter: read through TyExtern nodes (synced inside backward) */
   ty__point *points;
   size_t n_points, cap_points;
   ty_shard_bn_info *bns; /* decomposed BatchNormalizations */
@@ -81,7 +81,8 @@ ty_shape ty__shard_local_of(const ty_shard *s, int v, const ty_plan_layout *l);
 /* A new point (its routes zeroed) at s->points[s->n_points - 1]. */
 int ty__shard_add_point(builder *b, ty__point **out);
 /* A TyExtern node of point `id` reading v, writing a new value of local shape ls. */
-int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id, int *out);
+int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id,
+                         int *out);
 
 /* bn.c: node n (BatchNormalization over inputs in[], its batch split over
  * `axes`) as primitive ops whose sums a TyExtern all-reduces. */
@@ -97,8 +98,8 @@ void ty__order_of(const ty_plan_layout *l, ty__order *out);
  * one cannot run here. TY_EINVAL, naming `what` in err, when the listed
  * route is valid but ends elsewhere. */
 int ty__route_build(const ty_shard *s, const ty_shape *full, const ty_plan_layout *src,
-                    const ty_plan_layout *dst, const ty__step *listed, int n_listed, const char *what,
-                    ty__route *out, char *err, size_t err_len);
+                    const ty_plan_layout *dst, const ty__step *listed, int n_listed,
+                    const char *what, ty__route *out, char *err, size_t err_len);
 /* Runs a route on in (global shape full) into out. */
 int ty__route_run(ty_shard *s, const ty__route *r, const ty_shape *full, const char *what,
                   const ty_tensor *in, ty_tensor *out);

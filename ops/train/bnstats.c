@@ -35,7 +35,11 @@ static bool is_stat(const ty_graph *g, int id) {
 /* Starts entry t->bn[t->n_bn]: the statistics' ids, cloned values. */
 static int add_bn(ty_train *t, int x, int mean, int var, float momentum, ty__bn **out) {
   ty__bn *b = &t->bn[t->n_bn];
-  *b = (ty__bn){.x_id = x, .ids = {mean, var}, .mean_id = TY_NO_VALUE, .var_id = TY_NO_VALUE, .momentum = momentum};
+  *b = (ty__bn){.x_id = x,
+                .ids = {mean, var},
+                .mean_id = TY_NO_VALUE,
+                .var_id = TY_NO_VALUE,
+                .momentum = momentum};
   t->n_bn++; /* counted before cloning so destroy frees a partial entry */
   *out = b;
   for (int k = 0; k < 2; k++) {
@@ -69,7 +73,8 @@ int ty__train_bn_setup(ty_train *t) {
     if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || !is_stat(t->g, n->inputs[3]) || !is_stat(t->g, n->inputs[4]))
       continue;
     ty__bn *b;
-    int rc = add_bn(t, n->inputs[0], n->inputs[3], n->inputs[4], ty_graph_node_attr_float(n, "momentum", 0.9f), &b);
+    int rc = add_bn(t, n->inputs[0], n->inputs[3], n->inputs[4],
+                    ty_graph_node_attr_float(n, "momentum", 0.9f), &b);
     if (rc != 0) return rc;
   }
   return synced_bns(t);
@@ -125,8 +130,10 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; i < t->n_bn; i++) {
     const ty__bn *b = &t->bn[i];
     if (b->x_id == TY_NO_VALUE) {
-      if (bn_update_synced(&t->bn[i], ty_exec_value(t->exec, b->mean_id), ty_exec_value(t->exec, b->var_id)) != 0)
-        return ty_errf(err, err_len, TY_EINTERNAL, "BatchNormalization running stats \"%s\": no batch statistics",
+      if (bn_update_synced(&t->bn[i], ty_exec_value(t->exec, b->mean_id),
+                           ty_exec_value(t->exec, b->var_id)) != 0)
+        return ty_errf(err, err_len, TY_EINTERNAL,
+                       "BatchNormalization running stats \"%s\": no batch statistics",
                        ty_graph_value_at(t->g, b->ids[0])->name);
       continue;
     }

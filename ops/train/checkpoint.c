@@ -188,13 +188,14 @@ static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const
 /* Initializer `id` of the training graph from checkpoint ck into dst:
  * whole, or this rank's slice of it for the ranks of a plan (full is then
  * where the whole tensor goes). */
-static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_tensor *full, const char *path,
-                    char *err, size_t err_len) {
+static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_tensor *full,
+                    const char *path, char *err, size_t err_len) {
   const char *name = ty_graph_value_at(t->g, id)->name;
   if (!full) return load_init(ck, name, dst, path, err, err_len);
   int rc = load_init(ck, name, full, path, err, err_len);
   if (rc == 0 && ty__train_plan_slice(t, id, full, dst) != 0)
-    rc = ty_errf(err, err_len, TY_EINVAL, "%s: initializer \"%s\" does not fit the plan", path, name);
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: initializer \"%s\" does not fit the plan", path,
+                 name);
   return rc;
 }
 
@@ -206,10 +207,12 @@ static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char 
   int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = load_one(t, ck, t->param_ids[i], t->params[i], planned ? t->full_params[i] : NULL, path, err, err_len);
+    rc = load_one(t, ck, t->param_ids[i], t->params[i], planned ? t->full_params[i] : NULL, path,
+                  err, err_len);
   for (size_t i = 0; rc == 0 && i < 2 * t->n_bn; i++) {
     const ty__bn *b = &t->bn[i / 2];
-    rc = load_one(t, ck, b->ids[i % 2], b->stat[i % 2], planned ? t->full_stats[i] : NULL, path, err, err_len);
+    rc = load_one(t, ck, b->ids[i % 2], b->stat[i % 2], planned ? t->full_stats[i] : NULL, path,
+                  err, err_len);
   }
   ty_graph_destroy(ck);
   return rc;
@@ -238,11 +241,15 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
     return ty_errf(err, err_len, TY_EPROTO, "%s: does not belong to the model file beside it",
                    spath);
   int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", err, err_len);
-  if (rc == 0) rc = check_field(get32(p + 40), ty__train_data_world(t), spath, "data-parallel world size", err, err_len);
+  if (rc == 0)
+    rc = check_field(get32(p + 40), ty__train_data_world(t), spath, "data-parallel world size", err,
+                     err_len);
   if (rc == 0) rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
   bool planned = ty__train_planned(t);
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
-  if (rc == 0) rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER, olen, err, err_len);
+  if (rc == 0)
+    rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER, olen, err,
+                             err_len);
   if (rc == 0 && planned) rc = ty__train_plan_slice_optim(t, t->full_optim, err, err_len);
   if (rc != 0) return rc;
   t->step = get64(p + 8);

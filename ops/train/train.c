@@ -119,7 +119,8 @@ static int build_maps(ty_train *t, size_t total) {
   t->param_of_grad = malloc((nv + 1) * sizeof *t->param_of_grad);
   if (!t->bucket_buf || !t->param_off || !t->param_bucket || !t->packed || !t->param_of_grad) return TY_ENOMEM;
   for (size_t i = 0; i < nv; i++) t->param_of_grad[i] = -1;
-  for (size_t p = 0; p < t->np; p++) t->param_bucket[p] = SIZE_MAX; /* summed nowhere: applied as computed */
+  for (size_t p = 0; p < t->np; p++)
+    t->param_bucket[p] = SIZE_MAX; /* summed nowhere: applied as computed */
   for (size_t k = 0; k < t->n_buckets; k++) {
     size_t off = t->buckets[k].offset;
     for (size_t j = 0; j < t->buckets[k].n_params; j++) {
@@ -141,12 +142,16 @@ static int describe_bucket(ty_train *t, ty__bucket *b) {
   for (size_t j = 0; rc == 0 && j < b->n_params; j++) {
     char shape[96];
     ty_shape_format(&t->params[b->params[j]]->shape, shape, sizeof shape);
-    rc = ty_buf_printf(&d, "%s%s %s", j ? ", " : "", ty_graph_value_at(t->g, t->param_ids[b->params[j]])->name, shape);
+    rc = ty_buf_printf(&d, "%s%s %s", j ? ", " : "",
+                       ty_graph_value_at(t->g, t->param_ids[b->params[j]])->name, shape);
   }
-  if (rc == 0) rc = ty_buf_printf(&d, " over axes%s%s", b->axes & 1u ? " 0" : "", b->axes & 2u ? " 1" : "");
+  if (rc == 0)
+    rc = ty_buf_printf(&d, " over axes%s%s", b->axes & 1u ? " 0" : "", b->axes & 2u ? " 1" : "");
   if (rc == 0) rc = ty_buf_append(&d, "", 1);
-  if (rc == 0) b->what = (char *)d.data;
-  else ty_buf_close(&d);
+  if (rc == 0)
+    b->what = (char *)d.data;
+  else
+    ty_buf_close(&d);
   return rc;
 }
 
@@ -226,8 +231,8 @@ static int build(ty_train *t, char *err, size_t err_len) {
     return rc;
   if (t->opts.parallel && (rc = ty__train_plan_setup(t, err, err_len)) != 0) return rc;
   ty__train_warn_softmax(t);
-  if ((rc = ty__train_params(t, err, err_len)) != 0 || (rc = ty__train_plan_params(t, err, err_len)) != 0 ||
-      (rc = build_buckets(t)) != 0 ||
+  if ((rc = ty__train_params(t, err, err_len)) != 0 ||
+      (rc = ty__train_plan_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
       (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
       (rc = ty__train_eval_setup(t, err, err_len)) != 0)
     return rc;
@@ -320,7 +325,8 @@ static void pack(ty_train *t, size_t p, const float *g) {
 
 static void begin_buckets(ty_train *t) {
   for (size_t p = 0; t->bucket_buf && p < t->np; p++) t->packed[p] = false;
-  for (size_t k = 0; k < t->n_buckets; k++) t->buckets[k].pending = t->buckets[k].n_params;
+  for (size_t k = 0; k < t->n_buckets; k++)
+    t->buckets[k].pending = t->buckets[k].n_params;
   t->n_started = t->n_waited = 0;
 }
 
@@ -329,8 +335,9 @@ static int start_ready(ty_train *t) {
   while (t->n_started < t->n_buckets && t->buckets[t->n_started].pending == 0) {
     const ty__bucket *b = &t->buckets[t->n_started];
     float *buf = t->bucket_buf + b->offset;
-    int rc = ty__train_planned(t) ? t->par.start(b->axes, buf, b->floats, b->what, t->par.comm.user)
-                                  : t->opts.async.start(buf, b->floats, t->seq++, t->opts.allreduce_user);
+    int rc = ty__train_planned(t)
+                 ? t->par.start(b->axes, buf, b->floats, b->what, t->par.comm.user)
+                 : t->opts.async.start(buf, b->floats, t->seq++, t->opts.allreduce_user);
     if (rc != 0) return rc;
     t->n_started++;
   }
@@ -338,7 +345,8 @@ static int start_ready(ty_train *t) {
 }
 
 static int async_wait(ty_train *t) {
-  return ty__train_planned(t) ? t->par.wait(t->par.comm.user) : t->opts.async.wait(t->opts.allreduce_user);
+  return ty__train_planned(t) ? t->par.wait(t->par.comm.user)
+                              : t->opts.async.wait(t->opts.allreduce_user);
 }
 
 static int async_progress(ty_train *t) {
@@ -362,7 +370,8 @@ static int grad_ready(int value_id, const ty_tensor *g, void *user) {
 /* After a failed step: completes what was started so no transfer still
  * writes bucket_buf (errors ignored; the step already failed). */
 static void drain(ty_train *t) {
-  for (; t->overlap && t->n_waited < t->n_started; t->n_waited++) async_wait(t);
+  for (; t->overlap && t->n_waited < t->n_started; t->n_waited++)
+    async_wait(t);
 }
 
 static int make_exec(ty_train *t, char *err, size_t err_len) {
@@ -455,8 +464,10 @@ static int apply_one(ty_train *t, size_t p, float lr, char *err, size_t err_len)
   bool bucketed = t->bucket_buf && t->param_bucket[p] != SIZE_MAX;
   const float *g = bucketed ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
   int rc = 0;
-  if (!g) rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-  else if ((rc = update_param(t, p, lr, g)) != 0) rc = ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", p);
+  if (!g)
+    rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+  else if ((rc = update_param(t, p, lr, g)) != 0)
+    rc = ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", p);
   return rc;
 }
 
@@ -467,9 +478,11 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
   for (size_t k = 0; rc == 0 && k < t->n_buckets; k++) {
     const ty__bucket *b = &t->buckets[k];
     if (t->bucket_buf && (rc = reduce_bucket(t, k, err, err_len)) != 0) break;
-    for (size_t j = 0; rc == 0 && j < b->n_params; j++) rc = apply_one(t, b->params[j], lr, err, err_len);
+    for (size_t j = 0; rc == 0 && j < b->n_params; j++)
+      rc = apply_one(t, b->params[j], lr, err, err_len);
   }
-  for (size_t p = t->np; rc == 0 && t->bucket_buf && p-- > 0;) /* complete as computed (a plan's rank) */
+  for (size_t p = t->np;
+       rc == 0 && t->bucket_buf && p-- > 0;) /* complete as computed (a plan's rank) */
     if (t->param_bucket[p] == SIZE_MAX) rc = apply_one(t, p, lr, err, err_len);
   if (rc != 0) drain(t);
   return rc;
@@ -480,13 +493,15 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
 static int logged_loss(ty_train *t, double *out) {
   unsigned axes = t->shard ? ty_shard_partial_axes(t->shard, t->loss_id) : 0;
   float sum = (float)t->loss_sum;
-  int rc = axes ? t->par.comm.all_reduce(axes, &sum, 1, "the loss (for the log)", t->par.comm.user) : 0;
+  int rc =
+      axes ? t->par.comm.all_reduce(axes, &sum, 1, "the loss (for the log)", t->par.comm.user) : 0;
   *out = (axes ? (double)sum : t->loss_sum) / (double)t->loss_n;
   return rc;
 }
 
 static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
-  int rc = ty__train_planned(t) ? ty__train_plan_load_batch(t, b, err, err_len) : ty__train_data_load(t, b, err, err_len);
+  int rc = ty__train_planned(t) ? ty__train_plan_load_batch(t, b, err, err_len)
+                                : ty__train_data_load(t, b, err, err_len);
   if (rc != 0) return rc;
   begin_buckets(t);
   if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
@@ -508,9 +523,10 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
     int64_t now = ty_mono_ms();
     double secs = (double)(now - t->log_t0) / 1000.0;
     double sps = secs > 0 ? (double)(t->step - t->log_step0) * t->cfg->batch_size / secs : 0, mean;
-    if ((rc = logged_loss(t, &mean)) != 0) return ty_errf(err, err_len, rc, "summing the loss over the ranks failed");
-    fprintf(log_stream(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f\n", (unsigned long long)t->step,
-            (unsigned long long)t->total_steps, mean, lr, sps);
+    if ((rc = logged_loss(t, &mean)) != 0)
+      return ty_errf(err, err_len, rc, "summing the loss over the ranks failed");
+    fprintf(log_stream(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f\n",
+            (unsigned long long)t->step, (unsigned long long)t->total_steps, mean, lr, sps);
     fflush(log_stream(t));
     t->loss_sum = 0;
     t->loss_n = 0;
@@ -557,7 +573,9 @@ static void step_delay(uint32_t ms) {
  * at the end (an all-reduce over the whole world each time, which on a
  * busy host costs as much as a layer's collective). */
 #define STOP_EVERY 8
-static bool stop_point(const ty_train *t) { return t->step % STOP_EVERY == 0 || t->step >= t->total_steps; }
+static bool stop_point(const ty_train *t) {
+  return t->step % STOP_EVERY == 0 || t->step >= t->total_steps;
+}
 
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
   for (uint64_t k = 0; k < n && t->step < t->total_steps; k++) {
@@ -605,8 +623,8 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
 
 int ty_train_checkpoint(ty_train *t, char *err, size_t err_len) { return ty__train_save(t, err, err_len); }
 
-int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out, char *err,
-                        size_t err_len) {
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out,
+                        char *err, size_t err_len) {
   ty_train *t = calloc(1, sizeof *t);
   if (!t) return TY_ENOMEM;
   t->model = model;

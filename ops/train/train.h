@@ -5,10 +5,10 @@
  * Per step: the next batch of this rank's shard -> one executor run of the
  * model graph extended with the loss and its backward pass (ops/autodiff)
  * -> the gradients, bucketed, through an optional all-reduce hook (started
- * during backward with the asynchronous hook) -> the optimizer (ops/optim) at the scheduled learning rate. Progress lines go to
- * the log stream at the log interval, test accuracy after each epoch:
- *   step 100/14055 loss 0.5123 lr 0.05 samples/s 12345
- *   epoch 1 test_accuracy 0.8512 test_loss 0.4120
+ * during backward with the asynchronous hook) -> the optimizer (ops/optim) at the scheduled
+ * learning rate. Progress lines go to the log stream at the log interval, test accuracy after each
+ * epoch: step 100/14055 loss 0.5123 lr 0.05 samples/s 12345 epoch 1 test_accuracy 0.8512 test_loss
+ * 0.4120
  *
  * Determinism: a step's result depends only on the weights, the optimizer
  * state, the step number and the batch, and the batch order is a function
@@ -262,11 +262,11 @@ const ty_shard *ty_train_shard(const ty_train *t);
  * planning elsewhere (trainrun --write-plan, the controller): the model
  * with the loss added, shapes inferred, batch dims symbolic. Opens the
  * config's data to learn the labels' shape. The caller destroys *out. */
-int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out, char *err,
-                        size_t err_len);
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out,
+                        char *err, size_t err_len);
 /* Plans this model and config with req (batch, loss and optimizer taken
  * from the config) as every rank of such a job would. */
-int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, const ty_plan_request *req,
-                       ty_plan **out_plan, char *err, size_t err_len);
+int ty_train_make_plan(const ty_graph *model, const ty_train_config *config,
+                       const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len);
 
 #endif

@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 typedef struct ty__bucket {
-  size_t *params;   /* parameter indices in packing order (backward order); owned */
+  size_t *params; /* parameter indices in packing order (backward order); owned */
   size_t n_params;
   size_t floats;
   size_t offset;  /* of its first float in bucket_buf */
@@ -26,7 +26,7 @@ typedef struct ty__bucket {
 
 /* A BatchNormalization node's running statistics (bnstats.c). */
 typedef struct ty__bn {
-  int x_id;          /* its data input in g; TY_NO_VALUE for one a plan computes from summed statistics */
+  int x_id; /* its data input in g; TY_NO_VALUE for one a plan computes from summed statistics */
   int mean_id, var_id; /* ... then its batch mean and population variance in g (ops/shard) */
   double count;        /* ... and how many values they average */
   int ids[2];        /* running_mean, running_var initializers in g */
@@ -90,9 +90,9 @@ struct ty_train {
   /* a plan's rank (parallel.c); shard NULL otherwise */
   ty_train_parallel par;
   ty_shard *shard;
-  unsigned *param_axes;                 /* per parameter: axes its gradient is summed over */
+  unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
   ty_tensor **full_params, **full_stats; /* rank 0: the gathered full tensors */
-  ty_optim *full_optim;                 /* rank 0: the optimizer of the full tensors */
+  ty_optim *full_optim;                  /* rank 0: the optimizer of the full tensors */
   double loss_sum;
   uint64_t loss_n;
   int64_t log_t0;

@@ -13,12 +13,12 @@
  * Without one, with WORLD_SIZE > 1 the ranks train data-parallel:
  * they form their world through the controller named by
  * TRAINYARD_CONTROLLER (HOST:PORT) for job TRAINYARD_JOB_ID and all-reduce
- * gradient buckets of --bucket-mb MiB (default 25; --bucket-kb for small models) through ops/collective;
- * TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait;
+ * gradient buckets of --bucket-mb MiB (default 25; --bucket-kb for small models) through
+ * ops/collective; TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait;
  * TRAINYARD_STEP_DELAY_MS (default 0) sleeps after each step, so tests and
- * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step (a
- * plan's ranks: the next multiple of 8 steps, which they agree on), write a
- * checkpoint and exit 0, which is how preemption keeps the work done.
+ * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step
+ * (a plan's ranks: the next multiple of 8 steps, which they agree on), write a checkpoint and exit
+ * 0, which is how preemption keeps the work done.
  *
  * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
  * command line, config or model.
@@ -59,39 +59,42 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: trainrun --model M.onnx --config C.pb [options]\n"
-          "  --model PATH       ONNX model to train (its graph computes the forward pass)\n"
-          "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto)\n"
-          "  --resume           continue from the checkpoint (fail if there is none)\n"
-          "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
-          "  --steps N          stop after N optimizer steps in total (the schedule keeps the config's length)\n"
-          "  --threads N        OpenBLAS threads (default: OpenBLAS' own choice)\n"
-          "  --no-fusion        one kernel per node (for comparison)\n"
-          "  --report           print parameter and activation memory, then train\n"
-          "  --data-dir DIR     overrides config.dataset.dir (Fashion-MNIST's, or where relative data paths start)\n"
-          "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
-          "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
-          "Parallel plans (ops/plan; without these, WORLD_SIZE > 1 ranks train data parallel):\n"
-          "  --plan FILE        run this plan file (trainrun --write-plan, or the controller's)\n"
-          "  --parallelism M    plan at start: auto (the planner's choice), data, tensor, or grid\n"
-          "                     (the best data x tensor mesh); every rank plans the same\n"
-          "  --mesh NxD         the cluster: N nodes x D devices (default: WORLD_SIZE / LOCAL_WORLD_SIZE\n"
-          "                     x LOCAL_WORLD_SIZE, else 1 x WORLD_SIZE)\n"
-          "  --device-flops F|cpu  FLOP/s of one device (default cpu: rank 0 measures its GEMM, cached)\n"
-          "  --device-mem B     memory per device, e.g. 8G (default 16G)\n"
-          "  --intra-gbps G     GB/s between the devices of a node (default 10)\n"
-          "  --inter-gbps G     GB/s between nodes, per device (default 1.25)\n"
-          "  --latency-us U     per ring step inside a node (default 2)\n"
-          "  --inter-latency-us U  per ring step across nodes (default 20)\n"
-          "  --launch-us U      fixed cost of one collective (default 5)\n"
-          "  --write-plan FILE  plan this model and config, write the plan file, print it, exit\n"
-          "  --print-plan       print the whole plan at start (rank 0)\n"
-          "  --help             this text\n"
-          "Environment: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, TRAINYARD_CONTROLLER and TRAINYARD_JOB_ID\n"
-          "  (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60), TRAINYARD_STEP_DELAY_MS (sleep after\n"
-          "  each step; for tests and demos, default 0).\n"
-          "SIGTERM/SIGINT finish the current step, write a checkpoint and exit 0.\n");
+  fputs("usage: trainrun --model M.onnx --config C.pb [options]\n"
+        "  --model PATH       ONNX model to train (its graph computes the forward pass)\n"
+        "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto)\n"
+        "  --resume           continue from the checkpoint (fail if there is none)\n"
+        "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
+        "  --steps N          stop after N optimizer steps in total\n"
+        "                     (the schedule keeps the config's length)\n"
+        "  --threads N        OpenBLAS threads (default: OpenBLAS' own choice)\n"
+        "  --no-fusion        one kernel per node (for comparison)\n"
+        "  --report           print parameter and activation memory, then train\n"
+        "  --data-dir DIR     overrides config.dataset.dir\n"
+        "                     (Fashion-MNIST's, or where relative data paths start)\n"
+        "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
+        "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
+        "Parallel plans (ops/plan; without them, WORLD_SIZE > 1 ranks train data parallel):\n"
+        "  --plan FILE        run this plan file (trainrun --write-plan, or the controller's)\n"
+        "  --parallelism M    plan at start: auto (the planner's choice), data, tensor, or grid\n"
+        "                     (the best data x tensor mesh); every rank plans the same\n"
+        "  --mesh NxD         the cluster: N nodes x D devices\n"
+        "                     (default WORLD_SIZE / LOCAL_WORLD_SIZE x LOCAL_WORLD_SIZE)\n"
+        "  --device-flops F   FLOP/s of one device, or cpu (default: rank 0 measures its GEMM)\n"
+        "  --device-mem B     memory per device, e.g. 8G (default 16G)\n"
+        "  --intra-gbps G     GB/s between the devices of a node (default 10)\n"
+        "  --inter-gbps G     GB/s between nodes, per device (default 1.25)\n"
+        "  --latency-us U     per ring step inside a node (default 2)\n"
+        "  --inter-latency-us U  per ring step across nodes (default 20)\n"
+        "  --launch-us U      fixed cost of one collective (default 5)\n"
+        "  --write-plan FILE  plan this model and config, write the plan file, print it, exit\n"
+        "  --print-plan       print the whole plan at start (rank 0)\n"
+        "  --help             this text\n"
+        "Environment: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, TRAINYARD_CONTROLLER and\n"
+        "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
+        "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
+        "SIGTERM/SIGINT finish the current step (a plan's ranks: the next multiple of 8),\n"
+        "write a checkpoint and exit 0.\n",
+        f);
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out) {
@@ -116,24 +119,56 @@ static int parse_range(const char *opt, const char *v, uint64_t lo, uint64_t hi,
 }
 
 /* clang-format off: one option per entry, kept in tables */
-enum { OPT_MODEL = 256, OPT_CONFIG, OPT_RESUME, OPT_CHECKPOINT, OPT_STEPS, OPT_THREADS, OPT_NO_FUSION, OPT_REPORT,
-       OPT_DATA_DIR, OPT_BUCKET_MB, OPT_BUCKET_KB, OPT_PLAN, OPT_PARALLELISM, OPT_MESH, OPT_DEVICE_FLOPS,
-       OPT_DEVICE_MEM, OPT_INTRA_GBPS, OPT_INTER_GBPS, OPT_LATENCY_US, OPT_INTER_LATENCY_US, OPT_LAUNCH_US,
-       OPT_WRITE_PLAN, OPT_PRINT_PLAN };
+enum {
+  OPT_MODEL = 256,
+  OPT_CONFIG,
+  OPT_RESUME,
+  OPT_CHECKPOINT,
+  OPT_STEPS,
+  OPT_THREADS,
+  OPT_NO_FUSION,
+  OPT_REPORT,
+  OPT_DATA_DIR,
+  OPT_BUCKET_MB,
+  OPT_BUCKET_KB,
+  OPT_PLAN,
+  OPT_PARALLELISM,
+  OPT_MESH,
+  OPT_DEVICE_FLOPS,
+  OPT_DEVICE_MEM,
+  OPT_INTRA_GBPS,
+  OPT_INTER_GBPS,
+  OPT_LATENCY_US,
+  OPT_INTER_LATENCY_US,
+  OPT_LAUNCH_US,
+  OPT_WRITE_PLAN,
+  OPT_PRINT_PLAN
+};
 
 static const struct option long_opts[] = {
-    {"model", required_argument, NULL, OPT_MODEL},         {"config", required_argument, NULL, OPT_CONFIG},
-    {"resume", no_argument, NULL, OPT_RESUME},             {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
-    {"steps", required_argument, NULL, OPT_STEPS},         {"threads", required_argument, NULL, OPT_THREADS},
-    {"no-fusion", no_argument, NULL, OPT_NO_FUSION},       {"report", no_argument, NULL, OPT_REPORT},
-    {"data-dir", required_argument, NULL, OPT_DATA_DIR},   {"bucket-mb", required_argument, NULL, OPT_BUCKET_MB},
-    {"bucket-kb", required_argument, NULL, OPT_BUCKET_KB}, {"help", no_argument, NULL, 'h'},
-    {"plan", required_argument, NULL, OPT_PLAN},           {"parallelism", required_argument, NULL, OPT_PARALLELISM},
-    {"mesh", required_argument, NULL, OPT_MESH},           {"device-flops", required_argument, NULL, OPT_DEVICE_FLOPS},
-    {"device-mem", required_argument, NULL, OPT_DEVICE_MEM}, {"intra-gbps", required_argument, NULL, OPT_INTRA_GBPS},
-    {"inter-gbps", required_argument, NULL, OPT_INTER_GBPS}, {"latency-us", required_argument, NULL, OPT_LATENCY_US},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"resume", no_argument, NULL, OPT_RESUME},
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"no-fusion", no_argument, NULL, OPT_NO_FUSION},
+    {"report", no_argument, NULL, OPT_REPORT},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"bucket-mb", required_argument, NULL, OPT_BUCKET_MB},
+    {"bucket-kb", required_argument, NULL, OPT_BUCKET_KB},
+    {"help", no_argument, NULL, 'h'},
+    {"plan", required_argument, NULL, OPT_PLAN},
+    {"parallelism", required_argument, NULL, OPT_PARALLELISM},
+    {"mesh", required_argument, NULL, OPT_MESH},
+    {"device-flops", required_argument, NULL, OPT_DEVICE_FLOPS},
+    {"device-mem", required_argument, NULL, OPT_DEVICE_MEM},
+    {"intra-gbps", required_argument, NULL, OPT_INTRA_GBPS},
+    {"inter-gbps", required_argument, NULL, OPT_INTER_GBPS},
+    {"latency-us", required_argument, NULL, OPT_LATENCY_US},
     {"inter-latency-us", required_argument, NULL, OPT_INTER_LATENCY_US},
-    {"launch-us", required_argument, NULL, OPT_LAUNCH_US}, {"write-plan", required_argument, NULL, OPT_WRITE_PLAN},
+    {"launch-us", required_argument, NULL, OPT_LAUNCH_US},
+    {"write-plan", required_argument, NULL, OPT_WRITE_PLAN},
     {"print-plan", no_argument, NULL, OPT_PRINT_PLAN},
     {NULL, 0, NULL, 0},
 };
@@ -157,18 +192,42 @@ static int apply_opt(int c, const char *v, args *a) {
     return 0;
   case OPT_BUCKET_MB: return parse_range("--bucket-mb", v, 1, 4096, &a->bucket_mb);
   case OPT_BUCKET_KB: return parse_range("--bucket-kb", v, 1, (uint64_t)4096 << 10, &a->bucket_kb);
-  case OPT_PLAN: a->plan.plan_file = v; return 0;
-  case OPT_PARALLELISM: a->plan.parallelism = v; return 0;
-  case OPT_MESH: a->plan.mesh = v; return 0;
-  case OPT_DEVICE_FLOPS: a->plan.device_flops = v; return 0;
-  case OPT_DEVICE_MEM: a->plan.device_mem = v; return 0;
-  case OPT_INTRA_GBPS: a->plan.intra_gbps = v; return 0;
-  case OPT_INTER_GBPS: a->plan.inter_gbps = v; return 0;
-  case OPT_LATENCY_US: a->plan.latency_us = v; return 0;
-  case OPT_INTER_LATENCY_US: a->plan.inter_latency_us = v; return 0;
-  case OPT_LAUNCH_US: a->plan.launch_us = v; return 0;
-  case OPT_WRITE_PLAN: a->plan.write_plan = v; return 0;
-  case OPT_PRINT_PLAN: a->plan.print_plan = true; return 0;
+  case OPT_PLAN:
+    a->plan.plan_file = v;
+    return 0;
+  case OPT_PARALLELISM:
+    a->plan.parallelism = v;
+    return 0;
+  case OPT_MESH:
+    a->plan.mesh = v;
+    return 0;
+  case OPT_DEVICE_FLOPS:
+    a->plan.device_flops = v;
+    return 0;
+  case OPT_DEVICE_MEM:
+    a->plan.device_mem = v;
+    return 0;
+  case OPT_INTRA_GBPS:
+    a->plan.intra_gbps = v;
+    return 0;
+  case OPT_INTER_GBPS:
+    a->plan.inter_gbps = v;
+    return 0;
+  case OPT_LATENCY_US:
+    a->plan.latency_us = v;
+    return 0;
+  case OPT_INTER_LATENCY_US:
+    a->plan.inter_latency_us = v;
+    return 0;
+  case OPT_LAUNCH_US:
+    a->plan.launch_us = v;
+    return 0;
+  case OPT_WRITE_PLAN:
+    a->plan.write_plan = v;
+    return 0;
+  case OPT_PRINT_PLAN:
+    a->plan.print_plan = true;
+    return 0;
   default: return TY_EINVAL;
   }
 }
@@ -258,8 +317,8 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
   }
   o->bucket_bytes = a->bucket_kb ? (size_t)a->bucket_kb << 10 : (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
   if (par) {
-    par->comm = (ty_shard_comm){ty_coll_mesh_all_reduce, ty_coll_mesh_all_gather, ty_coll_mesh_reduce_scatter,
-                                ty_coll_mesh_all_to_all, *out_coll};
+    par->comm = (ty_shard_comm){ty_coll_mesh_all_reduce, ty_coll_mesh_all_gather,
+                                ty_coll_mesh_reduce_scatter, ty_coll_mesh_all_to_all, *out_coll};
     par->start = ty_coll_mesh_start;
     par->wait = ty_coll_wait_hook;
     par->progress = ty_coll_progress_hook;
@@ -268,12 +327,14 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
     o->parallel = par;
   } else {
     o->allreduce = ty_coll_allreduce;
-    o->async = (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
+    o->async =
+        (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
     o->allreduce_user = *out_coll;
     ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
   }
   if (o->world_size > 1)
-    printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank, o->world_size, ctl);
+    printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank,
+           o->world_size, ctl);
   fflush(stdout);
   return 0;
 }
@@ -288,7 +349,8 @@ static void describe_params(ty_train *t, ty_coll *coll) {
 
 /* The cost model's CPU rate when asked for: rank 0 measures, every rank
  * uses its number (so every rank plans with the same bits). */
-static int shared_cpu_flops(const args *a, const ty_train_opts *o, ty_coll *coll, ty_plan_request *req) {
+static int shared_cpu_flops(const args *a, const ty_train_opts *o, ty_coll *coll,
+                            ty_plan_request *req) {
   if (req->cluster.device_flops > 0) return 0;
   int rc = o->rank == 0 ? tr_plan_cpu_flops(a->threads, &req->cluster.device_flops) : 0;
   double v = rc == 0 ? req->cluster.device_flops : -1;
@@ -309,8 +371,10 @@ static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll 
   int rc = all ? ty_coll_allgather_u64(coll, mine, all) : TY_ENOMEM;
   for (uint32_t r = 1; rc == 0 && r < world; r++)
     if (all[r] != all[0]) {
-      fprintf(stderr, "trainrun: rank %u: plan mismatch: rank %u runs plan %016llx, rank 0 plan %016llx; every rank "
-                      "must run the same plan (same file, or the same --parallelism, --mesh and rates)\n",
+      fprintf(stderr,
+              "trainrun: rank %u: plan mismatch: rank %u runs plan %016llx, rank 0 plan %016llx; "
+              "every rank "
+              "must run the same plan (same file, or the same --parallelism, --mesh and rates)\n",
               rank, r, (unsigned long long)all[r], (unsigned long long)all[0]);
       rc = TY_EINVAL;
     }
@@ -323,8 +387,10 @@ static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll 
 static void print_stats(ty_coll *coll) {
   ty_coll_stats cs;
   ty_coll_get_stats(coll, &cs);
-  printf("collective: %llu buckets, %.1f MiB reduced; shape checks %.3f s, reductions %.3f s, blocked %.3f s",
-         (unsigned long long)cs.ops, (double)cs.bytes / 1048576.0, cs.check_s, cs.reduce_s, cs.wait_s);
+  printf("collective: %llu buckets, %.1f MiB reduced; shape checks %.3f s, reductions %.3f s, "
+         "blocked %.3f s",
+         (unsigned long long)cs.ops, (double)cs.bytes / 1048576.0, cs.check_s, cs.reduce_s,
+         cs.wait_s);
   if (cs.mesh_ops)
     printf("; %llu plan collectives, %.1f MiB, %.3f s", (unsigned long long)cs.mesh_ops,
            (double)cs.mesh_bytes / 1048576.0, cs.mesh_s);
@@ -334,8 +400,8 @@ static void print_stats(ty_coll *coll) {
 #endif
 
 /* Joins the world and resolves the plan; 0, or the exit code. */
-static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan, ty_plan_request *req,
-                   void **coll) {
+static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan,
+                   ty_plan_request *req, void **coll) {
   bool planned = tr_plan_wanted(&a->plan);
   if (planned && tr_plan_resolve(&a->plan, o->world_size, plan, req) != 0) return 2;
   par->plan = *plan;
@@ -348,8 +414,8 @@ static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_p
 #else
   (void)coll;
   if (o->world_size > 1 || planned) {
-    fprintf(stderr, "trainrun: WORLD_SIZE=%u%s but this build has no ops/collective (no MPI)\n", o->world_size,
-            planned ? " with a parallel plan" : "");
+    fprintf(stderr, "trainrun: WORLD_SIZE=%u%s but this build has no ops/collective (no MPI)\n",
+            o->world_size, planned ? " with a parallel plan" : "");
     return 2;
   }
 #endif

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-bool tr_plan_wanted(const tr_plan_args *a) { return a->plan_file || a->parallelism || a->write_plan; }
+bool tr_plan_wanted(const tr_plan_args *a) {
+  return a->plan_file || a->parallelism || a->write_plan;
+}
 
 static int usage(const char *opt, const char *v, const char *why) {
   fprintf(stderr, "trainrun: %s: %s, got \"%s\"\n", opt, why, v ? v : "");
@@ -32,7 +34,8 @@ static int parse_pos(const char *opt, const char *v, double scale, double *out) 
   char *end;
   errno = 0;
   double d = v ? strtod(v, &end) : 0;
-  if (!v || !*v || *end || errno || !isfinite(d) || d < 0) return usage(opt, v, "expected a non-negative number");
+  if (!v || !*v || *end || errno || !isfinite(d) || d < 0)
+    return usage(opt, v, "expected a non-negative number");
   *out = d * scale;
   return 0;
 }
@@ -42,7 +45,8 @@ static int parse_bytes(const char *opt, const char *v, uint64_t *out) {
   char *end;
   errno = 0;
   unsigned long long n = v && v[0] != '-' ? strtoull(v, &end, 10) : 0;
-  if (!v || !*v || v[0] == '-' || errno || end == v) return usage(opt, v, "expected bytes, e.g. 8G");
+  if (!v || !*v || v[0] == '-' || errno || end == v)
+    return usage(opt, v, "expected bytes, e.g. 8G");
   int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : *end == 'T' ? 40 : 0;
   if ((shift && end[1]) || (!shift && *end) || n == 0 || n > (UINT64_MAX >> shift))
     return usage(opt, v, "expected a positive byte count, e.g. 8G");
@@ -72,8 +76,8 @@ static int cluster_shape(const tr_plan_args *a, uint32_t world, int *nodes, int 
   if (a->mesh) {
     if (parse_mesh(a->mesh, nodes, per) != 0) return TY_EINVAL;
     if (!a->write_plan && (uint64_t)*nodes * (uint64_t)*per != world)
-      return fprintf(stderr, "trainrun: --mesh %s holds %d devices, but WORLD_SIZE is %u\n", a->mesh, *nodes * *per,
-                     world),
+      return fprintf(stderr, "trainrun: --mesh %s holds %d devices, but WORLD_SIZE is %u\n",
+                     a->mesh, *nodes * *per, world),
              TY_EINVAL;
     return 0;
   }
@@ -101,10 +105,12 @@ static int rates(const tr_plan_args *a, ty_plan_cluster *c) {
     rc = parse_pos("--device-flops", a->device_flops, 1, &c->device_flops);
   if (rc == 0 && a->device_flops && strcmp(a->device_flops, "cpu") != 0 && c->device_flops <= 0)
     rc = usage("--device-flops", a->device_flops, "expected a positive rate or \"cpu\"");
-  if (rc == 0 && a->device_mem) rc = parse_bytes("--device-mem", a->device_mem, &c->device_mem_bytes);
+  if (rc == 0 && a->device_mem)
+    rc = parse_bytes("--device-mem", a->device_mem, &c->device_mem_bytes);
   if (rc == 0 && a->intra_gbps) rc = parse_pos("--intra-gbps", a->intra_gbps, 1e9, &c->intra_bw);
   if (rc == 0 && a->inter_gbps) rc = parse_pos("--inter-gbps", a->inter_gbps, 1e9, &c->inter_bw);
-  if (rc == 0 && a->latency_us) rc = parse_pos("--latency-us", a->latency_us, 1e-6, &c->intra_latency_s);
+  if (rc == 0 && a->latency_us)
+    rc = parse_pos("--latency-us", a->latency_us, 1e-6, &c->intra_latency_s);
   if (rc == 0 && a->inter_latency_us)
     rc = parse_pos("--inter-latency-us", a->inter_latency_us, 1e-6, &c->inter_latency_s);
   if (rc == 0 && a->launch_us) rc = parse_pos("--launch-us", a->launch_us, 1e-6, &c->launch_s);
@@ -117,7 +123,8 @@ static int read_file(const char *path, ty_buf *out) {
   uint8_t chunk[65536];
   size_t n;
   int rc = 0;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = ty_buf_append(out, chunk, n);
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = ty_buf_append(out, chunk, n);
   if (rc == 0 && ferror(f)) rc = TY_EIO;
   fclose(f);
   return rc;
@@ -136,14 +143,18 @@ static int load_plan(const tr_plan_args *a, uint32_t world, ty_plan **out) {
   const ty_plan *p = *out;
   int nodes, per, local = env_int("LOCAL_WORLD_SIZE", 0);
   if ((uint32_t)p->devices != world)
-    rc = fprintf(stderr, "trainrun: --plan %s: made for %d devices (mesh %dx%d), but WORLD_SIZE is %u\n",
+    rc = fprintf(stderr,
+                 "trainrun: --plan %s: made for %d devices (mesh %dx%d), but WORLD_SIZE is %u\n",
                  a->plan_file, p->devices, p->mesh[0], p->mesh[1], world);
-  else if (a->mesh && parse_mesh(a->mesh, &nodes, &per) == 0 && (nodes != p->nodes || per != p->devices_per_node))
-    rc = fprintf(stderr, "trainrun: --plan %s: made for a cluster of %d x %d devices, but --mesh is %s\n",
+  else if (a->mesh && parse_mesh(a->mesh, &nodes, &per) == 0 &&
+           (nodes != p->nodes || per != p->devices_per_node))
+    rc = fprintf(stderr,
+                 "trainrun: --plan %s: made for a cluster of %d x %d devices, but --mesh is %s\n",
                  a->plan_file, p->nodes, p->devices_per_node, a->mesh);
   else if (local > 0 && local != p->devices_per_node)
     rc = fprintf(stderr,
-                 "trainrun: --plan %s: mesh mismatch: made for %d devices per node, but LOCAL_WORLD_SIZE is %d\n",
+                 "trainrun: --plan %s: mesh mismatch: made for %d devices per node, but "
+                 "LOCAL_WORLD_SIZE is %d\n",
                  a->plan_file, p->devices_per_node, local);
   if (rc != 0) {
     ty_plan_destroy(*out);
@@ -153,19 +164,23 @@ static int load_plan(const tr_plan_args *a, uint32_t world, ty_plan **out) {
   return 0;
 }
 
-int tr_plan_resolve(const tr_plan_args *a, uint32_t world, ty_plan **out_plan, ty_plan_request *out_req) {
+int tr_plan_resolve(const tr_plan_args *a, uint32_t world, ty_plan **out_plan,
+                    ty_plan_request *out_req) {
   *out_plan = NULL;
   ty_plan_request_init(out_req);
-  bool rates_given = a->device_flops || a->device_mem || a->intra_gbps || a->inter_gbps || a->latency_us ||
-                     a->inter_latency_us || a->launch_us;
+  bool rates_given = a->device_flops || a->device_mem || a->intra_gbps || a->inter_gbps ||
+                     a->latency_us || a->inter_latency_us || a->launch_us;
   if (a->plan_file && (a->parallelism || a->write_plan || rates_given)) {
-    fprintf(stderr, "trainrun: --plan runs a plan as it is: --parallelism, --write-plan and the cost model's "
-                    "rates (--device-flops ...) plan one instead\n");
+    fprintf(
+        stderr,
+        "trainrun: --plan runs a plan as it is: --parallelism, --write-plan and the cost model's "
+        "rates (--device-flops ...) plan one instead\n");
     return TY_EINVAL;
   }
   if (a->plan_file) return load_plan(a, world, out_plan);
   int rc = parse_mode(a->parallelism ? a->parallelism : "auto", &out_req->mode);
-  if (rc == 0) rc = cluster_shape(a, world, &out_req->cluster.nodes, &out_req->cluster.devices_per_node);
+  if (rc == 0)
+    rc = cluster_shape(a, world, &out_req->cluster.nodes, &out_req->cluster.devices_per_node);
   if (rc == 0) rc = rates(a, &out_req->cluster);
   return rc;
 }
@@ -174,9 +189,12 @@ int tr_plan_cpu_flops(int threads, double *out_flops) {
   char dir[1024], path[1100], err[TY_ERR_LEN] = "";
   const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
   const char *cache = NULL;
-  if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/trainyard", xdg);
-  else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/trainyard", home);
-  else dir[0] = 0;
+  if (xdg && *xdg)
+    snprintf(dir, sizeof dir, "%s/trainyard", xdg);
+  else if (home && *home)
+    snprintf(dir, sizeof dir, "%s/.cache/trainyard", home);
+  else
+    dir[0] = 0;
   if (dir[0]) {
     char parent[1024];
     snprintf(parent, sizeof parent, "%s", dir);
@@ -197,7 +215,8 @@ int tr_plan_write(const tr_plan_args *a, const ty_graph *model, const ty_train_c
   ty_plan_request req;
   int world = env_int("WORLD_SIZE", 1), rc = tr_plan_resolve(a, (uint32_t)world, &p, &req);
   char err[TY_ERR_LEN] = "";
-  if (rc == 0 && req.cluster.device_flops == 0) rc = tr_plan_cpu_flops(a->threads, &req.cluster.device_flops);
+  if (rc == 0 && req.cluster.device_flops == 0)
+    rc = tr_plan_cpu_flops(a->threads, &req.cluster.device_flops);
   if (rc != 0) return 2;
   if ((rc = ty_train_make_plan(model, config, &req, &p, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
@@ -214,13 +233,16 @@ int tr_plan_write(const tr_plan_args *a, const ty_graph *model, const ty_train_c
   }
   if (rc == 0 && ty_plan_to_text(p, &text) == 0) {
     const ty_plan_cluster *cl = &req.cluster;
-    printf("cost model: %d x %d devices of %.3g FLOP/s and %.1f GiB; %.3g GB/s and %.3g us per ring step inside a "
+    printf("cost model: %d x %d devices of %.3g FLOP/s and %.1f GiB; %.3g GB/s and %.3g us per "
+           "ring step inside a "
            "node, %.3g GB/s and %.3g us across; %.3g us per collective\n",
-           cl->nodes, cl->devices_per_node, cl->device_flops, (double)cl->device_mem_bytes / 1073741824.0,
-           cl->intra_bw / 1e9, cl->intra_latency_s * 1e6, cl->inter_bw / 1e9, cl->inter_latency_s * 1e6,
+           cl->nodes, cl->devices_per_node, cl->device_flops,
+           (double)cl->device_mem_bytes / 1073741824.0, cl->intra_bw / 1e9,
+           cl->intra_latency_s * 1e6, cl->inter_bw / 1e9, cl->inter_latency_s * 1e6,
            cl->launch_s * 1e6);
     fwrite(text.data, 1, text.len, stdout);
-    printf("plan: written to %s (%zu bytes, format version %u)\n", a->write_plan, b.len, TY_PLAN_FORMAT_VERSION);
+    printf("plan: written to %s (%zu bytes, format version %u)\n", a->write_plan, b.len,
+           TY_PLAN_FORMAT_VERSION);
   }
   ty_buf_close(&b);
   ty_buf_close(&text);
@@ -237,10 +259,11 @@ void tr_plan_print(const tr_plan_args *a, const ty_train *t, uint32_t rank) {
   char mem[32];
   snprintf(mem, sizeof mem, "%.1f MiB", (double)p->memory_bytes / 1048576.0);
   const char *why = p->n_alternatives ? p->alternatives[p->n_alternatives - 1].why : "";
-  printf("plan: mesh %dx%d on %d x %d devices (%s), predicted step %.3f ms, %s per device; rank %u at (%d,%d): "
+  printf("plan: mesh %dx%d on %d x %d devices (%s), predicted step %.3f ms, %s per device; rank %u "
+         "at (%d,%d): "
          "%zu reshard points (%zu rerouted), %zu collectives in the plan\n",
-         p->mesh[0], p->mesh[1], p->nodes, p->devices_per_node, why, p->step_s * 1e3, mem, rank, c[0], c[1], points,
-         rerouted, p->n_collectives);
+         p->mesh[0], p->mesh[1], p->nodes, p->devices_per_node, why, p->step_s * 1e3, mem, rank,
+         c[0], c[1], points, rerouted, p->n_collectives);
   if (a->print_plan && rank == 0) {
     ty_buf b;
     ty_buf_init(&b);

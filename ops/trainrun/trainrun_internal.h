@@ -15,15 +15,15 @@
 
 /* The plan options as given (NULL / 0: not given). */
 typedef struct tr_plan_args {
-  const char *plan_file;   /* --plan FILE */
-  const char *parallelism; /* --parallelism auto|data|tensor|grid */
-  const char *mesh;        /* --mesh NODESxDEVICES */
+  const char *plan_file;    /* --plan FILE */
+  const char *parallelism;  /* --parallelism auto|data|tensor|grid */
+  const char *mesh;         /* --mesh NODESxDEVICES */
   const char *device_flops; /* --device-flops N|cpu */
-  const char *device_mem;  /* --device-mem BYTES[K|M|G] */
+  const char *device_mem;   /* --device-mem BYTES[K|M|G] */
   const char *intra_gbps, *inter_gbps, *latency_us, *inter_latency_us, *launch_us;
-  const char *write_plan;  /* --write-plan FILE */
-  bool print_plan;         /* --print-plan */
-  int threads;             /* --threads (for the CPU rate) */
+  const char *write_plan; /* --write-plan FILE */
+  bool print_plan;        /* --print-plan */
+  int threads;            /* --threads (for the CPU rate) */
 } tr_plan_args;
 
 /* True when the options ask for a plan (any of --plan, --parallelism,
@@ -34,7 +34,8 @@ bool tr_plan_wanted(const tr_plan_args *a);
  * *out_req (what to plan with; device_flops 0 when rank 0 must measure
  * the CPU). Exit-code-2 errors (a bad file, a mesh that does not hold the
  * world, a plan made for another cluster) are printed. */
-int tr_plan_resolve(const tr_plan_args *a, uint32_t world, ty_plan **out_plan, ty_plan_request *out_req);
+int tr_plan_resolve(const tr_plan_args *a, uint32_t world, ty_plan **out_plan,
+                    ty_plan_request *out_req);
 /* The CPU's rate for the cost model (measured once, cached under the
  * user's cache dir). */
 int tr_plan_cpu_flops(int threads, double *out_flops);

@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!fixed) return 0;
   memcpy(fixed, data, size);
   uint32_t c = (uint32_t)crc32(0L, fixed, (uInt)(size - 4));
-  for (int i = 0; i < 4; i++) fixed[size - 4 + (size_t)i] = (uint8_t)(c >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    fixed[size - 4 + (size_t)i] = (uint8_t)(c >> (8 * i));
   one(fixed, size);
   free(fixed);
   return 0;

@@ -47,7 +47,8 @@ uint8_t *rk_make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, s
   Trainyard__TrainConfig *c = trainyard__train_config__unpack(NULL, n, raw);
   cr_assert(c);
   c->max_steps = steps;
-  if (c->lr_schedule) c->lr_schedule->warmup_steps = 0; /* full-size steps: weights move from the first one */
+  if (c->lr_schedule)
+    c->lr_schedule->warmup_steps = 0; /* full-size steps: weights move from the first one */
   c->epochs = 1;
   c->eval_each_epoch = TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->log_interval = 5;
@@ -77,12 +78,13 @@ void rk_set_token(const it_cluster *c, uint64_t job, uint32_t rank) {
   cr_assert_eq(ty_token_secret_load(path, secret, err, sizeof err), 0, "%s", err);
   ty_token_job_key(secret, job, key);
   ty_token_sign(key, job, rank, ty_now_ms() + 600000, tok);
-  for (size_t i = 0; i < TY_TOKEN_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", tok[i]);
+  for (size_t i = 0; i < TY_TOKEN_LEN; i++)
+    snprintf(hex + 2 * i, 3, "%02x", tok[i]);
   setenv("TRAINYARD_RENDEZVOUS_TOKEN", hex, 1);
 }
 
-pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job, int ctl_port,
-               const char *log, const char *const *extra) {
+pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
+               int ctl_port, const char *log, const char *const *extra) {
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid == 0) {
@@ -94,9 +96,11 @@ pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world
     setenv("RANK", r, 1), setenv("WORLD_SIZE", w, 1), setenv("TRAINYARD_JOB_ID", j, 1);
     setenv("TRAINYARD_CONTROLLER", ctl, 1);
     if (!freopen(log, "w", stdout) || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) _exit(126);
-    const char *bin = getenv("TY_TRAINRUN"), *argv[40] = {bin, "--model", model, "--config", cfg, "--threads", "1"};
+    const char *bin = getenv("TY_TRAINRUN"),
+               *argv[40] = {bin, "--model", model, "--config", cfg, "--threads", "1"};
     int n = 7;
-    for (int i = 0; extra && extra[i] && n < 39; i++) argv[n++] = extra[i];
+    for (int i = 0; extra && extra[i] && n < 39; i++)
+      argv[n++] = extra[i];
     argv[n] = NULL;
     execv(bin, (char *const *)argv);
     _exit(127);
@@ -125,7 +129,8 @@ double rk_weight_diff(const char *a, const char *b) {
     if (!ta || !tb || ta->dtype != TY_DTYPE_F32) continue;
     cr_assert_eq(ta->nbytes, tb->nbytes);
     const float *fa = ta->data, *fb = tb->data;
-    for (size_t k = 0; k < ta->nbytes / sizeof(float); k++) worst = fmax(worst, fabs((double)fa[k] - fb[k]));
+    for (size_t k = 0; k < ta->nbytes / sizeof(float); k++)
+      worst = fmax(worst, fabs((double)fa[k] - fb[k]));
   }
   ty_graph_destroy(ga);
   ty_graph_destroy(gb);

@@ -31,8 +31,8 @@ void rk_write_config(const char *path, uint64_t steps, uint64_t ckpt_every, cons
 void rk_set_token(const it_cluster *c, uint64_t job, uint32_t rank);
 /* Starts trainrun as rank `rank` of `world` (its output in log) with
  * --model, --config, --threads 1 and the NULL-terminated extra args. */
-pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job, int ctl_port,
-               const char *log, const char *const *extra);
+pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
+               int ctl_port, const char *log, const char *const *extra);
 int rk_wait_exit(pid_t pid);
 /* Largest absolute difference between the float initializers of two models. */
 double rk_weight_diff(const char *a, const char *b);

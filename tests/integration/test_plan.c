@@ -49,7 +49,8 @@ static void run_ranks(const it_cluster *c, const char *model, const char *cfg, u
     rk_set_token(c, job, r);
     pid[r] = rk_start(model, cfg, r, world, job, c->rpc_port, log, extra);
   }
-  for (uint32_t r = 0; r < world; r++) codes[r] = rk_wait_exit(pid[r]);
+  for (uint32_t r = 0; r < world; r++)
+    codes[r] = rk_wait_exit(pid[r]);
 }
 
 static char *rank_log(const it_cluster *c, const char *tag, uint32_t r) {
@@ -68,7 +69,8 @@ static void expect_ok(const it_cluster *c, const char *tag, const int *codes, ui
 }
 
 /* Every rank of tag exited 2 and its log says `why`. */
-static void expect_refused(const it_cluster *c, const char *tag, const int *codes, uint32_t world, const char *why) {
+static void expect_refused(const it_cluster *c, const char *tag, const int *codes, uint32_t world,
+                           const char *why) {
   for (uint32_t r = 0; r < world; r++) {
     char *text = rank_log(c, tag, r);
     cr_assert_eq(codes[r], 2, "%s: rank %u exited %d, not 2:\n%s", tag, r, codes[r], text);
@@ -88,8 +90,8 @@ static void reference(const it_cluster *c, const char *model, uint64_t steps, co
 }
 
 /* model on `world` ranks with the plan options; weights as a process's. */
-static void expect_matches(const it_cluster *c, const char *model, uint32_t world, const char *const *plan,
-                           const char *tag) {
+static void expect_matches(const it_cluster *c, const char *model, uint32_t world,
+                           const char *const *plan, const char *tag) {
   char ref[400], out[400], cfg[400];
   snprintf(ref, sizeof ref, "%s/%s.ref.onnx", c->dir, tag);
   snprintf(out, sizeof out, "%s/%s.onnx", c->dir, tag);
@@ -100,7 +102,8 @@ static void expect_matches(const it_cluster *c, const char *model, uint32_t worl
   run_ranks(c, model, cfg, world, plan, tag, codes);
   expect_ok(c, tag, codes, world);
   double d = rk_weight_diff(ref, out);
-  cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", tag, d, c->dir);
+  cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", tag, d,
+            c->dir);
   char *text = rank_log(c, tag, 0);
   cr_assert(strstr(text, "plan: mesh "), "%s: no plan line:\n%s", tag, text);
   free(text);
@@ -141,7 +144,8 @@ Test(plan, checkpoint_resumes_on_other_device_counts, .timeout = 300) {
   snprintf(cfg, sizeof cfg, "%s/tp.pb", c.dir);
   rk_write_config(cfg, 2 * STEPS, 0, tp); /* the schedule of the whole run ... */
   int codes[MAX_RANKS];
-  const char *const tp2[] = {"--steps", "8", "--parallelism", "tensor", "--mesh", "1x2", RATES, NULL};
+  const char *const tp2[] = {"--steps", "8",   "--parallelism", "tensor",
+                             "--mesh",  "1x2", RATES,           NULL};
   run_ranks(&c, model, cfg, 2, tp2, "tp", codes); /* ... its first half on 2 ranks */
   expect_ok(&c, "tp", codes, 2);
   snprintf(one, sizeof one, "%s/one.onnx", c.dir);
@@ -162,14 +166,17 @@ Test(plan, checkpoint_resumes_on_other_device_counts, .timeout = 300) {
   free(text);
   double d1 = rk_weight_diff(ref, one), d4 = rk_weight_diff(ref, four);
   cr_assert(d1 < 1e-4, "resumed on 1 rank: %g from an uninterrupted run (logs in %s)", d1, c.dir);
-  cr_assert(d4 < 1e-4, "resumed on 2x2 ranks: %g from an uninterrupted run (logs in %s)", d4, c.dir);
+  cr_assert(d4 < 1e-4, "resumed on 2x2 ranks: %g from an uninterrupted run (logs in %s)", d4,
+            c.dir);
   it_cluster_stop(&c);
 }
 
 /* trainrun --write-plan into path. */
-static void write_plan(const it_cluster *c, const char *cfg, const char *path, const char *mode, const char *mesh) {
+static void write_plan(const it_cluster *c, const char *cfg, const char *path, const char *mode,
+                       const char *mesh) {
   int code;
-  const char *const args[] = {"--write-plan", path, "--parallelism", mode, "--mesh", mesh, RATES, NULL};
+  const char *const args[] = {"--write-plan", path, "--parallelism", mode,
+                              "--mesh",       mesh, RATES,           NULL};
   run_ranks(c, rk_env("TY_MLP_ONNX"), cfg, 1, args, "write-plan", &code);
   expect_ok(c, "write-plan", &code, 1);
 }
@@ -203,12 +210,14 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   expect_refused(&c, "corrupt", codes, 2, "corrupt: the CRC-32");
   run_ranks(&c, model, cfg, 4, (const char *const[]){"--plan", tp, NULL}, "world", codes);
   expect_refused(&c, "world", codes, 4, "made for 2 devices (mesh 1x2), but WORLD_SIZE is 4");
-  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", tp, "--mesh", "2x1", NULL}, "mesh", codes);
+  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", tp, "--mesh", "2x1", NULL}, "mesh",
+            codes);
   expect_refused(&c, "mesh", codes, 2, "made for a cluster of 1 x 2 devices, but --mesh is 2x1");
   setenv("LOCAL_WORLD_SIZE", "1", 1);
   run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", tp, NULL}, "local", codes);
   unsetenv("LOCAL_WORLD_SIZE");
-  expect_refused(&c, "local", codes, 2, "mesh mismatch: made for 2 devices per node, but LOCAL_WORLD_SIZE is 1");
+  expect_refused(&c, "local", codes, 2,
+                 "mesh mismatch: made for 2 devices per node, but LOCAL_WORLD_SIZE is 1");
 
   /* Ranks holding different plans: each one alone is fine, together they are not. */
   uint64_t job = next_job();
@@ -216,9 +225,11 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   snprintf(log0, sizeof log0, "%s/mixed.rank0.log", c.dir);
   snprintf(log1, sizeof log1, "%s/mixed.rank1.log", c.dir);
   rk_set_token(&c, job, 0);
-  pid_t p0 = rk_start(model, cfg, 0, 2, job, c.rpc_port, log0, (const char *const[]){"--plan", tp, NULL});
+  pid_t p0 =
+      rk_start(model, cfg, 0, 2, job, c.rpc_port, log0, (const char *const[]){"--plan", tp, NULL});
   rk_set_token(&c, job, 1);
-  pid_t p1 = rk_start(model, cfg, 1, 2, job, c.rpc_port, log1, (const char *const[]){"--plan", dp, NULL});
+  pid_t p1 =
+      rk_start(model, cfg, 1, 2, job, c.rpc_port, log1, (const char *const[]){"--plan", dp, NULL});
   codes[0] = rk_wait_exit(p0);
   codes[1] = rk_wait_exit(p1);
   expect_refused(&c, "mixed", codes, 2, "plan mismatch: rank 1 runs plan ");

@@ -21,9 +21,12 @@ typedef struct calls {
 static int hook(int64_t id, bool backward, const ty_tensor *in, ty_tensor *out, void *user) {
   calls *c = user;
   c->id = id;
-  if (backward) c->backward++;
-  else c->forward++;
-  for (int64_t i = 0; i < ty_tensor_numel(out); i++) ty_tensor_f32(out)[i] = 2 * ty_tensor_f32(in)[i];
+  if (backward)
+    c->backward++;
+  else
+    c->forward++;
+  for (int64_t i = 0; i < ty_tensor_numel(out); i++)
+    ty_tensor_f32(out)[i] = 2 * ty_tensor_f32(in)[i];
   return 0;
 }
 
@@ -38,7 +41,9 @@ static ty_graph *graph(int *x, int *loss, int64_t shape_n) {
   cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_EXTERN, "ext", x, 1, &y, 1, &idx), 0);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "id", 7), 0);
-  if (shape_n) cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "shape", (int64_t[]){3, 2}, (size_t)shape_n), 0);
+  if (shape_n)
+    cr_assert_eq(
+        ty_graph_node_set_ints(g, (size_t)idx, "shape", (int64_t[]){3, 2}, (size_t)shape_n), 0);
   cr_assert_eq(ty_graph_add_value(g, "loss", TY_DTYPE_INVALID, NULL, loss), 0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_REDUCE_SUM, "sum", &y, 1, loss, 1, &idx), 0);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
@@ -57,11 +62,14 @@ Test(extern_op, forward_and_backward_run_through_the_hook) {
   cr_assert_neq(gx, TY_NO_VALUE);
   calls c = {0};
   ty_exec *e;
-  cr_assert_eq(ty_exec_create(g, &(ty_exec_opts){.training = true, .extern_op = hook, .extern_user = &c}, &e), 0);
+  cr_assert_eq(ty_exec_create(
+                   g, &(ty_exec_opts){.training = true, .extern_op = hook, .extern_user = &c}, &e),
+               0);
   ty_tensor *in;
   ty_shape xs = ty_shape_make(2, (int64_t[]){2, 3});
   cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &xs, &in), 0);
-  for (int i = 0; i < 6; i++) ty_tensor_f32(in)[i] = (float)i;
+  for (int i = 0; i < 6; i++)
+    ty_tensor_f32(in)[i] = (float)i;
   cr_assert_eq(ty_exec_bind_id(e, x, in, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
   cr_assert_float_eq(ty_tensor_f32(ty_exec_value(e, loss))[0], 30.0f, 1e-6);
@@ -70,7 +78,8 @@ Test(extern_op, forward_and_backward_run_through_the_hook) {
   cr_assert_eq(c.id, 7);
   const ty_tensor *dx = ty_exec_value(e, gx);
   cr_assert(dx && dx->shape.rank == 2 && dx->shape.dims[0] == 2 && dx->shape.dims[1] == 3);
-  for (int i = 0; i < 6; i++) cr_assert_float_eq(ty_tensor_f32(dx)[i], 2.0f, 1e-6);
+  for (int i = 0; i < 6; i++)
+    cr_assert_float_eq(ty_tensor_f32(dx)[i], 2.0f, 1e-6);
   ty_exec_destroy(e);
   ty_tensor_destroy(in);
   ty_graph_destroy(g);

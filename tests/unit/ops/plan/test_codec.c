@@ -39,14 +39,15 @@ static void encode(const ty_plan *p, ty_buf *b) {
 /* Rewrites the trailing CRC after a test edits the bytes. */
 static void recrc(ty_buf *b) {
   uint32_t c = (uint32_t)crc32(0L, b->data, (uInt)(b->len - 4));
-  for (int i = 0; i < 4; i++) b->data[b->len - 4 + (size_t)i] = (uint8_t)(c >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    b->data[b->len - 4 + (size_t)i] = (uint8_t)(c >> (8 * i));
 }
 
 static void expect_refused(const uint8_t *data, size_t len, int code, const char *why) {
   char err[TY_ERR_LEN] = "";
   ty_plan *p = (ty_plan *)1;
-  cr_assert_eq(ty_plan_decode(data, len, &p, err, sizeof err), code, "expected %s for \"%s\", got: %s",
-               ty_strerror(code), why, err);
+  cr_assert_eq(ty_plan_decode(data, len, &p, err, sizeof err), code,
+               "expected %s for \"%s\", got: %s", ty_strerror(code), why, err);
   cr_assert_null(p);
   cr_assert(strstr(err, why), "\"%s\" not in: %s", why, err);
 }
@@ -84,7 +85,8 @@ Test(codec, round_trip_is_exact) {
 }
 
 Test(codec, equal_searches_hash_equal_and_others_do_not) {
-  ty_plan *a = make_plan(TY_PLAN_MODE_TENSOR), *b = make_plan(TY_PLAN_MODE_TENSOR), *c = make_plan(TY_PLAN_MODE_DATA);
+  ty_plan *a = make_plan(TY_PLAN_MODE_TENSOR), *b = make_plan(TY_PLAN_MODE_TENSOR),
+          *c = make_plan(TY_PLAN_MODE_DATA);
   b->search_ms = a->search_ms + 100; /* the one field left out */
   cr_assert_eq(ty_plan_hash(a), ty_plan_hash(b));
   cr_assert_neq(ty_plan_hash(a), ty_plan_hash(c));
@@ -109,7 +111,8 @@ Test(codec, bytes_that_are_no_plan) {
   ty_plan *p = make_plan(TY_PLAN_MODE_AUTO);
   ty_buf b;
   encode(p, &b);
-  expect_refused((const uint8_t *)"hello world, no plan", 20, TY_EPROTO, "plan: not a trainyard plan");
+  expect_refused((const uint8_t *)"hello world, no plan", 20, TY_EPROTO,
+                 "plan: not a trainyard plan");
   expect_refused(b.data, 6, TY_EPROTO, "not a trainyard plan");
   b.data[4] = 2;
   expect_refused(b.data, b.len, TY_EVERSION, "plan: format version 2; this build reads version 1");
@@ -148,7 +151,8 @@ Test(codec, counts_larger_than_the_bytes) {
   cr_assert_eq(n, p->n_ops);
   memset(b.data + at, 0xFF, 4);
   recrc(&b);
-  expect_refused(b.data, b.len, TY_EPROTO, "plan: ops: 4294967295 entries announced, the plan holds at most");
+  expect_refused(b.data, b.len, TY_EPROTO,
+                 "plan: ops: 4294967295 entries announced, the plan holds at most");
   ty_buf_close(&b);
   ty_plan_destroy(p);
 }

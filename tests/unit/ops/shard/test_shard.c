@@ -33,7 +33,8 @@ static void randomize(ty_graph *g, uint64_t seed) {
     const ty_graph_value *v = ty_graph_value_at(g, ty_graph_initializer(g, i));
     if (v->dtype != TY_DTYPE_F32 || v->init->shape.rank == 0) continue;
     float *d = ty_tensor_f32(v->init);
-    for (int64_t k = 0; k < ty_tensor_numel(v->init); k++) d[k] = (ty_rng_uniform(&r) - 0.5f) * 0.5f;
+    for (int64_t k = 0; k < ty_tensor_numel(v->init); k++)
+      d[k] = (ty_rng_uniform(&r) - 0.5f) * 0.5f;
   }
 }
 
@@ -54,15 +55,19 @@ static void make_inputs(const ty_graph *g, int64_t batch, inputs *in) {
       if (s.dims[d] == TY_DIM_BATCH) s.dims[d] = batch;
     cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &in->t[i]), 0);
     in->ids[i] = ty_graph_input(g, i);
-    for (int64_t k = 0; k < ty_tensor_numel(in->t[i]); k++) ty_tensor_f32(in->t[i])[k] = ty_rng_uniform(&r) - 0.5f;
+    for (int64_t k = 0; k < ty_tensor_numel(in->t[i]); k++)
+      ty_tensor_f32(in->t[i])[k] = ty_rng_uniform(&r) - 0.5f;
   }
 }
 
 static void free_inputs(inputs *in) {
-  for (int i = 0; i < in->n; i++) ty_tensor_destroy(in->t[i]);
+  for (int i = 0; i < in->n; i++)
+    ty_tensor_destroy(in->t[i]);
 }
 
-static int loss_of(const ty_graph *g) { return ty_graph_output(g, 0); }
+static int loss_of(const ty_graph *g) {
+  return ty_graph_output(g, 0);
+}
 
 /* Single process: the loss and the gradient of every planned parameter. */
 static float reference(const ty_graph *g0, const ty_plan *p, const inputs *in, ty_tensor **grads) {
@@ -74,15 +79,19 @@ static float reference(const ty_graph *g0, const ty_plan *p, const inputs *in, t
   cr_assert_eq(ty_graph_load_bytes(bytes, len, err, sizeof err, &g), 0, "%s", err);
   free(bytes);
   int ids[64], gids[64];
-  for (size_t i = 0; i < p->n_params; i++) ids[i] = ty_graph_find_value(g, p->params[i].name); /* ids of the copy */
+  for (size_t i = 0; i < p->n_params; i++)
+    ids[i] = ty_graph_find_value(g, p->params[i].name); /* ids of the copy */
   int loss_id = ty_graph_find_value(g, ty_graph_value_at(g0, loss_of(g0))->name);
   cr_assert_eq(ty_autodiff(g, loss_id, ids, p->n_params, gids, err, sizeof err), 0, "%s", err);
   ty_exec *e;
   cr_assert_eq(ty_exec_create(g, &(ty_exec_opts){.training = true, .no_fusion = true}, &e), 0);
   for (int i = 0; i < in->n; i++)
-    cr_assert_eq(ty_exec_bind(e, ty_graph_value_at(g0, in->ids[i])->name, in->t[i], err, sizeof err), 0, "%s", err);
+    cr_assert_eq(
+        ty_exec_bind(e, ty_graph_value_at(g0, in->ids[i])->name, in->t[i], err, sizeof err), 0,
+        "%s", err);
   cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
-  for (size_t i = 0; i < p->n_params; i++) cr_assert_eq(ty_tensor_clone(ty_exec_value(e, gids[i]), &grads[i]), 0);
+  for (size_t i = 0; i < p->n_params; i++)
+    cr_assert_eq(ty_tensor_clone(ty_exec_value(e, gids[i]), &grads[i]), 0);
   float loss = ty_tensor_f32(ty_exec_value(e, loss_id))[0];
   ty_exec_destroy(e);
   ty_graph_destroy(g);
@@ -110,7 +119,9 @@ static int rank_inputs(rank_run *rr, ty_exec *e, ty_tensor **local) {
     rc = ty_shard_slice_of(rr->sh, rr->in->ids[i], rr->r.rank, &full, start, len);
     ty_shape ls = ty_shape_make(full.rank, len);
     if (rc == 0) rc = ty_tensor_create(TY_DTYPE_F32, &ls, &local[i]);
-    if (rc == 0) ty_shard_copy_block(rr->in->t[i]->data, &full, local[i]->data, start, len, sizeof(float), true);
+    if (rc == 0)
+      ty_shard_copy_block(rr->in->t[i]->data, &full, local[i]->data, start, len, sizeof(float),
+                          true);
     if (rc == 0) rc = ty_exec_bind_id(e, rr->in->ids[i], local[i], rr->err, sizeof rr->err);
   }
   return rc;
@@ -122,15 +133,20 @@ static void *rank_main(void *arg) {
   ty_shard_comm comm = mt_comm(&rr->r);
   ty_shard_set_comm(rr->sh, &comm);
   int ids[64], gids[64];
-  for (size_t i = 0; i < rr->p->n_params; i++) ids[i] = rr->p->params[i].value;
+  for (size_t i = 0; i < rr->p->n_params; i++)
+    ids[i] = rr->p->params[i].value;
   ty_exec *e = NULL;
   ty_tensor *local[4] = {0};
   int rc = ty_autodiff(g, loss_of(rr->g), ids, rr->p->n_params, gids, rr->err, sizeof rr->err);
-  ty_exec_opts o = {.training = true, .no_fusion = !rr->fusion, .extern_op = ty_shard_extern, .extern_user = rr->sh};
+  ty_exec_opts o = {.training = true,
+                    .no_fusion = !rr->fusion,
+                    .extern_op = ty_shard_extern,
+                    .extern_user = rr->sh};
   if (rc == 0) rc = ty_exec_create(g, &o, &e);
   if (rc == 0) rc = rank_inputs(rr, e, local);
   if (rc == 0 && (rc = ty_exec_run(e, rr->err, sizeof rr->err)) != 0)
-    snprintf(rr->err + strlen(rr->err), sizeof rr->err - strlen(rr->err), " [%s]", ty_shard_error(rr->sh));
+    snprintf(rr->err + strlen(rr->err), sizeof rr->err - strlen(rr->err), " [%s]",
+             ty_shard_error(rr->sh));
   if (rc == 0) {
     rr->loss = ty_tensor_f32(ty_exec_value(e, loss_of(rr->g)))[0];
     unsigned axes = ty_shard_partial_axes(rr->sh, loss_of(rr->g));
@@ -141,18 +157,22 @@ static void *rank_main(void *arg) {
     rc = ty_tensor_clone(ty_exec_value(e, gids[i]), &rr->grads[i]);
     if (rc == 0) rc = ty_shard_grad_axes(rr->sh, ids[i], &axes);
     if (rc == 0 && axes)
-      comm.all_reduce(axes, ty_tensor_f32(rr->grads[i]), (size_t)ty_tensor_numel(rr->grads[i]), "grad", comm.user);
+      comm.all_reduce(axes, ty_tensor_f32(rr->grads[i]), (size_t)ty_tensor_numel(rr->grads[i]),
+                      "grad", comm.user);
   }
   rr->rc = rc;
   ty_exec_destroy(e);
-  for (int i = 0; i < 4; i++) ty_tensor_destroy(local[i]);
+  for (int i = 0; i < 4; i++)
+    ty_tensor_destroy(local[i]);
   return NULL;
 }
 
 static double rel_diff(const ty_tensor *a, const float *b) {
   double worst = 0, scale = 1e-3;
-  for (int64_t k = 0; k < ty_tensor_numel(a); k++) scale = fmax(scale, fabs(ty_tensor_f32(a)[k]));
-  for (int64_t k = 0; k < ty_tensor_numel(a); k++) worst = fmax(worst, fabs(ty_tensor_f32(a)[k] - b[k]) / scale);
+  for (int64_t k = 0; k < ty_tensor_numel(a); k++)
+    scale = fmax(scale, fabs(ty_tensor_f32(a)[k]));
+  for (int64_t k = 0; k < ty_tensor_numel(a); k++)
+    worst = fmax(worst, fabs(ty_tensor_f32(a)[k] - b[k]) / scale);
   return worst;
 }
 
@@ -173,12 +193,14 @@ static void expect_equivalent(const ty_graph *g, const ty_plan *p, bool fusion) 
     char err[TY_ERR_LEN] = "";
     cr_assert_eq(ty_shard_create(g, p, r, err, sizeof err, &rr[r].sh), 0, "rank %d: %s", r, err);
   }
-  for (int r = 0; r < p->devices; r++) pthread_create(&th[r], NULL, rank_main, &rr[r]);
-  for (int r = 0; r < p->devices; r++) pthread_join(th[r], NULL);
+  for (int r = 0; r < p->devices; r++)
+    pthread_create(&th[r], NULL, rank_main, &rr[r]);
+  for (int r = 0; r < p->devices; r++)
+    pthread_join(th[r], NULL);
   for (int r = 0; r < p->devices; r++) {
     cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
-    cr_assert(fabs(rr[r].loss - want) <= 1e-4 * fmax(1, fabs(want)), "rank %d loss %g, single process %g", r,
-              rr[r].loss, want);
+    cr_assert(fabs(rr[r].loss - want) <= 1e-4 * fmax(1, fabs(want)),
+              "rank %d loss %g, single process %g", r, rr[r].loss, want);
   }
   for (size_t i = 0; i < p->n_params; i++) {
     float *full = calloc((size_t)ty_tensor_numel(ref[i]), sizeof *full);
@@ -189,13 +211,15 @@ static void expect_equivalent(const ty_graph *g, const ty_plan *p, bool fusion) 
       ty_shard_copy_block(full, &fs, rr[r].grads[i]->data, start, len, sizeof(float), false);
     }
     double d = rel_diff(ref[i], full);
-    cr_assert(d < 1e-4, "gradient of %s differs by %g (relative) on mesh %dx%d", p->params[i].name, d, p->mesh[0],
-              p->mesh[1]);
+    cr_assert(d < 1e-4, "gradient of %s differs by %g (relative) on mesh %dx%d", p->params[i].name,
+              d, p->mesh[0], p->mesh[1]);
     free(full);
     ty_tensor_destroy(ref[i]);
-    for (int r = 0; r < p->devices; r++) ty_tensor_destroy(rr[r].grads[i]);
+    for (int r = 0; r < p->devices; r++)
+      ty_tensor_destroy(rr[r].grads[i]);
   }
-  for (int r = 0; r < p->devices; r++) ty_shard_destroy(rr[r].sh);
+  for (int r = 0; r < p->devices; r++)
+    ty_shard_destroy(rr[r].sh);
   mt_mesh_close(&m);
   free_inputs(&in);
 }
@@ -203,7 +227,8 @@ static void expect_equivalent(const ty_graph *g, const ty_plan *p, bool fusion) 
 /* slow: devices so slow next to their links that every op splits, which
  * is what exercises the routes (the default rates keep a tiny model
  * mostly replicated). */
-static ty_plan *plan(const ty_graph *g, int nodes, int per_node, int64_t batch, ty_plan_mode mode, bool slow) {
+static ty_plan *plan(const ty_graph *g, int nodes, int per_node, int64_t batch, ty_plan_mode mode,
+                     bool slow) {
   ty_plan_request r;
   ty_plan_request_init(&r);
   if (slow) {
@@ -221,7 +246,8 @@ static ty_plan *plan(const ty_graph *g, int nodes, int per_node, int64_t batch, 
 }
 
 static void each_mode(ty_graph *g, int nodes, int per_node, int64_t batch) {
-  static const ty_plan_mode modes[] = {TY_PLAN_MODE_AUTO, TY_PLAN_MODE_DATA, TY_PLAN_MODE_TENSOR, TY_PLAN_MODE_GRID};
+  static const ty_plan_mode modes[] = {TY_PLAN_MODE_AUTO, TY_PLAN_MODE_DATA, TY_PLAN_MODE_TENSOR,
+                                       TY_PLAN_MODE_GRID};
   for (size_t i = 0; i < TY_ARRAY_LEN(modes); i++) {
     if (modes[i] == TY_PLAN_MODE_GRID && nodes * per_node < 4) continue;
     for (int slow = 0; slow < 2; slow++) {
@@ -241,26 +267,42 @@ static ty_graph *model_bn(void) {
   ty_graph_set_opset(g, 15);
   int v[12], idx;
   const char *names[] = {"x", "y", "w1", "h", "scale", "bias", "mean", "var", "n", "r", "w2", "o"};
-  ty_shape in = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 8}), out = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 4});
-  const ty_shape shapes[] = {in, out, ty_shape_make(2, (int64_t[]){8, 16}), ty_shape_unknown(),
-                             ty_shape_make(1, (int64_t[]){16}), ty_shape_make(1, (int64_t[]){16}),
-                             ty_shape_make(1, (int64_t[]){16}), ty_shape_make(1, (int64_t[]){16}), ty_shape_unknown(),
-                             ty_shape_unknown(), ty_shape_make(2, (int64_t[]){16, 4}), ty_shape_unknown()};
+  ty_shape in = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 8}),
+           out = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 4});
+  const ty_shape shapes[] = {in,
+                             out,
+                             ty_shape_make(2, (int64_t[]){8, 16}),
+                             ty_shape_unknown(),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_unknown(),
+                             ty_shape_unknown(),
+                             ty_shape_make(2, (int64_t[]){16, 4}),
+                             ty_shape_unknown()};
   for (int i = 0; i < 12; i++) {
-    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, shapes[i].rank >= 0 ? &shapes[i] : NULL, &v[i]), 0);
+    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32,
+                                    shapes[i].rank >= 0 ? &shapes[i] : NULL, &v[i]),
+                 0);
     ty_tensor *t;
-    if (i < 2) cr_assert_eq(ty_graph_mark_input(g, v[i]), 0);
+    if (i < 2)
+      cr_assert_eq(ty_graph_mark_input(g, v[i]), 0);
     else if (shapes[i].rank >= 0) {
       cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &shapes[i], &t), 0);
-      for (int64_t k = 0; k < ty_tensor_numel(t); k++) ty_tensor_f32(t)[k] = i == 7 ? 1.0f : 0.0f;
+      for (int64_t k = 0; k < ty_tensor_numel(t); k++)
+        ty_tensor_f32(t)[k] = i == 7 ? 1.0f : 0.0f;
       cr_assert_eq(ty_graph_set_initializer(g, v[i], t), 0);
     }
   }
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm1", (int[]){v[0], v[2]}, 2, &v[3], 1, &idx), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[3], v[4], v[5], v[6], v[7]}, 5, &v[8], 1, &idx),
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm1", (int[]){v[0], v[2]}, 2, &v[3], 1, &idx),
+               0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[3], v[4], v[5], v[6], v[7]},
+                                 5, &v[8], 1, &idx),
                0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_RELU, "relu", &v[8], 1, &v[9], 1, &idx), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm2", (int[]){v[9], v[10]}, 2, &v[11], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm2", (int[]){v[9], v[10]}, 2, &v[11], 1, &idx),
+               0);
   int d, sq, loss;
   cr_assert_eq(ty_graph_add_value(g, "diff", TY_DTYPE_F32, NULL, &d), 0);
   cr_assert_eq(ty_graph_add_value(g, "sq", TY_DTYPE_F32, NULL, &sq), 0);
@@ -276,7 +318,8 @@ static ty_graph *model_bn(void) {
 }
 
 /* A value and, for weights, its initializer (filled by randomize). */
-static int value(ty_graph *g, const char *name, int rank, const int64_t *dims, bool input, bool weight) {
+static int value(ty_graph *g, const char *name, int rank, const int64_t *dims, bool input,
+                 bool weight) {
   ty_shape s = ty_shape_make(rank, dims);
   int id;
   cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_F32, rank >= 0 ? &s : NULL, &id), 0);
@@ -347,7 +390,8 @@ Test(shard, batch_norm_over_a_split_batch_matches_single_process, .timeout = 60)
   for (int slow = 0; slow < 2; slow++) {
     ty_plan *p = plan(g, 2, 2, 8, TY_PLAN_MODE_DATA, slow);
     bool stats = false;
-    for (size_t i = 0; i < p->n_collectives; i++) stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
+    for (size_t i = 0; i < p->n_collectives; i++)
+      stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
     cr_assert(stats, "the data-parallel plan does not sum the batch statistics");
     expect_equivalent(g, p, false);
     ty_plan_destroy(p);

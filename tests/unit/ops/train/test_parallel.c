@@ -44,7 +44,9 @@ static ty_graph *model_with(bool bn) {
   return g;
 }
 
-static ty_graph *model(void) { return model_with(false); }
+static ty_graph *model(void) {
+  return model_with(false);
+}
 
 typedef struct job {
   int nodes, per_node;
@@ -81,12 +83,20 @@ static void *rank_main(void *arg) {
   synth_config(&c, rr->j->steps, false);
   c.checkpoint_path = ty_strdup(rr->j->ckpt);
   ty_plan_request req = request(rr->j);
-  ty_train_parallel par = {.request = &req, .comm = mt_comm(&rr->r), .start = mt_start, .wait = mt_wait,
-                           .gather = mt_gather, .agree_stop = mt_agree_stop};
+  ty_train_parallel par = {.request = &req,
+                           .comm = mt_comm(&rr->r),
+                           .start = mt_start,
+                           .wait = mt_wait,
+                           .gather = mt_gather,
+                           .agree_stop = mt_agree_stop};
   rr->r.stop = &rr->stop;
   FILE *log = tmpfile();
-  ty_train_opts o = {.rank = (uint32_t)rr->r.rank, .world_size = (uint32_t)rr->r.m->world, .resume = rr->j->resume,
-                     .parallel = &par, .log = log, .stop = &rr->stop};
+  ty_train_opts o = {.rank = (uint32_t)rr->r.rank,
+                     .world_size = (uint32_t)rr->r.m->world,
+                     .resume = rr->j->resume,
+                     .parallel = &par,
+                     .log = log,
+                     .stop = &rr->stop};
   ty_train *t = NULL;
   rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));
@@ -118,7 +128,8 @@ static void run_plan(const ty_graph *g, const job *j) {
     rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
     pthread_create(&th[r], NULL, rank_main, &rr[r]);
   }
-  for (int r = 0; r < world; r++) pthread_join(th[r], NULL);
+  for (int r = 0; r < world; r++)
+    pthread_join(th[r], NULL);
   for (int r = 0; r < world; r++) {
     cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
     cr_assert_eq(rr[r].hash, ty_plan_hash(p), "rank %d planned something else", r);
@@ -181,8 +192,8 @@ Test(parallel, plans_train_like_one_process, .timeout = 240) {
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_plan(g, &jobs[i]);
     double d = diff(ref, out);
-    cr_assert(d < 1e-5, "job %zu (%dx%d, mode %d): weights differ from one process by %g", i, jobs[i].nodes,
-              jobs[i].per_node, jobs[i].mode, d);
+    cr_assert(d < 1e-5, "job %zu (%dx%d, mode %d): weights differ from one process by %g", i,
+              jobs[i].nodes, jobs[i].per_node, jobs[i].mode, d);
   }
   ty_graph_destroy(g);
 }
@@ -216,11 +227,13 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
   snprintf(ref, sizeof ref, "%s", synth_path("bn_ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("bn_plan.onnx"));
   run_single(g, 6, ref, false);
-  const job jobs[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false}, {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
+  const job jobs[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+                      {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_plan(g, &jobs[i]);
     double d = diff(ref, out); /* the running statistics are initializers of the checkpoint too */
-    cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i, d);
+    cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i,
+              d);
   }
   ty_graph_destroy(g);
 }
