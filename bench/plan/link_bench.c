@@ -13,33 +13,23 @@
  *   ranks=4 small_us=... large_ms=... intra_gbps=... latency_us=...
  */
 #include "ops/collective/collective.h"
+#include "bench/rank_env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static unsigned env_u(const char *n) {
-  const char *v = getenv(n);
-  return v ? (unsigned)strtoul(v, NULL, 10) : 0;
-}
-
 /* Median of `iters` checked all-reduces of n floats over every rank. */
 static double time_allreduce(ty_coll *c, float *buf, size_t n, int iters) {
   double *t = calloc((size_t)iters, sizeof *t);
   for (int it = -5; it < iters; it++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (ty_coll_mesh_all_reduce(3u, buf, n, "link_bench", c) != 0) {
       fprintf(stderr, "link_bench: %s\n", ty_coll_error(c));
       exit(1);
     }
-    if (it >= 0) t[it] = now_s() - t0;
+    if (it >= 0) t[it] = bench_now_s() - t0;
     for (size_t i = 0; i < n; i += 1024)
       buf[i] = 1.0f;
   }
@@ -55,9 +45,9 @@ static double time_allreduce(ty_coll *c, float *buf, size_t n, int iters) {
 }
 
 int main(void) {
-  ty_coll_opts o = {.rank = env_u("RANK"),
-                    .world_size = env_u("WORLD_SIZE"),
-                    .job_id = env_u("TRAINYARD_JOB_ID"),
+  ty_coll_opts o = {.rank = bench_env_u("RANK"),
+                    .world_size = bench_env_u("WORLD_SIZE"),
+                    .job_id = bench_env_u("TRAINYARD_JOB_ID"),
                     .rendezvous = getenv("TRAINYARD_CONTROLLER"),
                     .timeout_ms = 60000};
   char err[1024];

@@ -151,82 +151,67 @@ static int finish(ty_coll *c, MPI_Request *rq, int rc, const char *kind, uint64_
   return rc;
 }
 
-int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {
-  ty_coll *c = user;
-  if (on_nccl(c)) return nccl_mesh(c, "all-reduce", axes, buf, n, buf, n, what);
+/* The kinds of a mesh collective; names as ops/plan writes them. */
+typedef enum { K_ALL_REDUCE, K_ALL_GATHER, K_REDUCE_SCATTER, K_ALL_TO_ALL } kind;
+static const char *const kind_names[] = {"all-reduce", "all-gather", "reduce-scatter",
+                                         "all-to-all"};
+
+/* One checked collective of kind k over the group of `axes`: in holds
+ * n_in floats, out n_out (all-reduce: in place, out = in). A group of one
+ * copies. */
+static int mesh_op(ty_coll *c, kind k, unsigned axes, const float *in, size_t n_in, float *out,
+                   size_t n_out, const char *what) {
+  if (on_nccl(c)) return nccl_mesh(c, kind_names[k], axes, in, n_in, out, n_out, what);
   ty__group *g = group_of(c, axes);
-  if (!g) return 0;
+  if (!g) {
+    if (out != in) memcpy(out, in, n_out * sizeof *out);
+    return 0;
+  }
   int64_t t0 = ty__coll_now_us();
-  int rc = checked(c, g, "all-reduce", what, n);
+  int rc = checked(c, g, kind_names[k], what, n_in);
+  if (rc != 0) return rc;
+  int n = (int)n_in, per = (int)(n_in / (size_t)g->size), mr;
   MPI_Request rq;
-  if (rc == 0)
-    rc = finish(c, &rq, MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, g->comm, &rq),
-                "MPI_Iallreduce", g->seq, t0);
-  c->stats.mesh_bytes += n * sizeof(float);
-  return rc;
+  switch (k) {
+  case K_ALL_REDUCE:
+    mr = MPI_Iallreduce(MPI_IN_PLACE, out, n, MPI_FLOAT, MPI_SUM, g->comm, &rq);
+    break;
+  case K_ALL_GATHER:
+    mr = MPI_Iallgather(in, n, MPI_FLOAT, out, n, MPI_FLOAT, g->comm, &rq);
+    break;
+  case K_REDUCE_SCATTER:
+    mr = MPI_Ireduce_scatter_block(in, out, (int)n_out, MPI_FLOAT, MPI_SUM, g->comm, &rq);
+    break;
+  default:
+    mr = MPI_Ialltoall(in, per, MPI_FLOAT, out, per, MPI_FLOAT, g->comm, &rq);
+    break;
+  }
+  c->stats.mesh_bytes += (n_in > n_out ? n_in : n_out) * sizeof(float);
+  return finish(c, &rq, mr, kind_names[k], g->seq, t0);
+}
+
+int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {
+  return mesh_op(user, K_ALL_REDUCE, axes, buf, n, buf, n, what);
 }
 
 int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what,
                             void *user) {
   ty_coll *c = user;
-  if (on_nccl(c))
-    return nccl_mesh(c, "all-gather", 1u << axis, in, n, out, n * (size_t)c->mesh_n[axis], what);
-  ty__group *g = group_of(c, 1u << axis);
-  if (!g) {
-    memcpy(out, in, n * sizeof *out);
-    return 0;
-  }
-  int64_t t0 = ty__coll_now_us();
-  int rc = checked(c, g, "all-gather", what, n);
-  MPI_Request rq;
-  if (rc == 0)
-    rc = finish(c, &rq, MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, g->comm, &rq),
-                "MPI_Iallgather", g->seq, t0);
-  c->stats.mesh_bytes += n * (size_t)(g->size) * sizeof(float);
-  return rc;
+  return mesh_op(c, K_ALL_GATHER, 1u << axis, in, n, out, n * (size_t)c->mesh_n[axis], what);
 }
 
 int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out,
                                 const char *what, void *user) {
   ty_coll *c = user;
-  if (on_nccl(c))
-    return nccl_mesh(c, "reduce-scatter", 1u << axis, in, n_out * (size_t)c->mesh_n[axis], out,
-                     n_out, what);
-  ty__group *g = group_of(c, 1u << axis);
-  if (!g) {
-    memcpy(out, in, n_out * sizeof *out);
-    return 0;
-  }
-  int64_t t0 = ty__coll_now_us();
-  int rc = checked(c, g, "reduce-scatter", what, n_out);
-  MPI_Request rq;
-  if (rc == 0)
-    rc = finish(c, &rq,
-                MPI_Ireduce_scatter_block(in, out, (int)n_out, MPI_FLOAT, MPI_SUM, g->comm, &rq),
-                "MPI_Ireduce_scatter_block", g->seq, t0);
-  c->stats.mesh_bytes += n_out * (size_t)(g->size) * sizeof(float);
-  return rc;
+  return mesh_op(c, K_REDUCE_SCATTER, 1u << axis, in, n_out * (size_t)c->mesh_n[axis], out, n_out,
+                 what);
 }
 
 int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
                             void *user) {
   ty_coll *c = user;
   size_t n = chunk * (size_t)c->mesh_n[axis];
-  if (on_nccl(c)) return nccl_mesh(c, "all-to-all", 1u << axis, in, n, out, n, what);
-  ty__group *g = group_of(c, 1u << axis);
-  if (!g) {
-    memcpy(out, in, chunk * sizeof *out);
-    return 0;
-  }
-  int64_t t0 = ty__coll_now_us();
-  int rc = checked(c, g, "all-to-all", what, chunk);
-  MPI_Request rq;
-  if (rc == 0)
-    rc = finish(c, &rq,
-                MPI_Ialltoall(in, (int)chunk, MPI_FLOAT, out, (int)chunk, MPI_FLOAT, g->comm, &rq),
-                "MPI_Ialltoall", g->seq, t0);
-  c->stats.mesh_bytes += chunk * (size_t)(g->size) * sizeof(float);
-  return rc;
+  return mesh_op(c, K_ALL_TO_ALL, 1u << axis, in, n, out, n, what);
 }
 
 int ty_coll_mesh_start(unsigned axes, float *buf, size_t n, const char *what, void *user) {
