@@ -17,21 +17,12 @@
 #include "ops/collective/collective.h"
 
 int main(void) {
-  ty_coll_opts o = {.rank = bench_env_u("RANK"),
-                    .world_size = bench_env_u("WORLD_SIZE"),
-                    .job_id = bench_env_u("TRAINYARD_JOB_ID"),
-                    .rendezvous = getenv("TRAINYARD_CONTROLLER"),
-                    .timeout_ms = 60000};
-  char err[1024];
-  ty_coll *c = NULL;
-  if (ty_coll_create(&o, &c, err, sizeof err) != 0) {
-    fprintf(stderr, "allreduce_bench: %s\n", err);
-    return 1;
-  }
+  ty_coll *c = bench_join("allreduce_bench");
+  unsigned rank = bench_env_u("RANK");
   const size_t mib[] = {1, 4, 16, 25};
   const int iters = 20;
-  double w = (double)o.world_size;
-  if (o.rank == 0) printf("size_mib checked_ms raw_ms checked_busbw_gbs raw_busbw_gbs\n");
+  double w = (double)ty_coll_world_size(c);
+  if (rank == 0) printf("size_mib checked_ms raw_ms checked_busbw_gbs raw_busbw_gbs\n");
   for (size_t k = 0; k < sizeof mib / sizeof *mib; k++) {
     size_t n = mib[k] << 18; /* floats */
     float *buf = malloc(n * sizeof *buf);
@@ -51,7 +42,7 @@ int main(void) {
       }
     }
     double bytes = (double)(n * sizeof(float)), f = 2 * (w - 1) / w;
-    if (o.rank == 0)
+    if (rank == 0)
       printf("%zu %.2f %.2f %.2f %.2f\n", mib[k], t[0] / iters * 1e3, t[1] / iters * 1e3,
              f * bytes / (t[0] / iters) / 1e9, f * bytes / (t[1] / iters) / 1e9);
     free(buf);

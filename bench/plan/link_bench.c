@@ -12,7 +12,6 @@
  * rank 0 prints
  *   ranks=4 small_us=... large_ms=... intra_gbps=... latency_us=...
  */
-#include "ops/collective/collective.h"
 #include "bench/rank_env.h"
 
 #include <stdio.h>
@@ -45,19 +44,14 @@ static double time_allreduce(ty_coll *c, float *buf, size_t n, int iters) {
 }
 
 int main(void) {
-  ty_coll_opts o = {.rank = bench_env_u("RANK"),
-                    .world_size = bench_env_u("WORLD_SIZE"),
-                    .job_id = bench_env_u("TRAINYARD_JOB_ID"),
-                    .rendezvous = getenv("TRAINYARD_CONTROLLER"),
-                    .timeout_ms = 60000};
-  char err[1024];
-  ty_coll *c = NULL;
-  if (o.world_size < 2 || ty_coll_create(&o, &c, err, sizeof err) != 0) {
-    fprintf(stderr, "link_bench: %s\n", o.world_size < 2 ? "needs WORLD_SIZE >= 2" : err);
+  unsigned rank = bench_env_u("RANK"), world = bench_env_u("WORLD_SIZE");
+  if (world < 2) {
+    fprintf(stderr, "link_bench: needs WORLD_SIZE >= 2\n");
     return 1;
   }
+  ty_coll *c = bench_join("link_bench");
   /* one mesh axis over every rank: 1 x n */
-  if (ty_coll_set_mesh(c, 1, (int)o.world_size) != 0) {
+  if (ty_coll_set_mesh(c, 1, (int)world) != 0) {
     fprintf(stderr, "link_bench: %s\n", ty_coll_error(c));
     return 1;
   }
@@ -65,12 +59,12 @@ int main(void) {
   float *buf = malloc(big * sizeof *buf);
   for (size_t i = 0; i < big; i++)
     buf[i] = 1.0f;
-  double n = o.world_size, small = time_allreduce(c, buf, 1, 200),
+  double n = world, small = time_allreduce(c, buf, 1, 200),
          large = time_allreduce(c, buf, big, 20);
   double lat = small / (2 * (n - 1)),
          bw = 2 * (n - 1) / n * (double)(big * sizeof *buf) / (large - small);
-  if (o.rank == 0)
-    printf("ranks=%u small_us=%.1f large_ms=%.2f intra_gbps=%.3f latency_us=%.2f\n", o.world_size,
+  if (rank == 0)
+    printf("ranks=%u small_us=%.1f large_ms=%.2f intra_gbps=%.3f latency_us=%.2f\n", world,
            small * 1e6, large * 1e3, bw / 1e9, lat * 1e6);
   free(buf);
   ty_coll_destroy(c);
