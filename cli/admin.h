@@ -18,15 +18,9 @@
 
 #include "cli/cli.h"
 
-typedef struct ty_cli_queue {
-  char *name, *state;
-  int32_t tier;
-  double share;
-  uint32_t max_running, max_gpus, max_gpus_per_user, default_time_s, max_time_s;
-  bool preemptible;
-  uint32_t pending, running, gpus_used;
-} ty_cli_queue;
-void ty_cli_queues_free(ty_cli_queue *qs, size_t n);
+/* Queues are the wire model's ty_queue_info; ty_cli_queues_free closes an
+ * array of them. */
+void ty_cli_queues_free(ty_queue_info *qs, size_t n);
 
 typedef struct ty_cli_explain {
   uint64_t job_id;
@@ -58,8 +52,8 @@ int ty_cli_encode_update_job(uint64_t id, const char *user, const char *action,
                              int32_t priority, const char *queue, ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
-int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_cli_queue **out, size_t *out_n);
-int ty_cli_decode_update_queue(const uint8_t *p, size_t n, ty_cli_queue *out);
+int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);
+int ty_cli_decode_update_queue(const uint8_t *p, size_t n, ty_queue_info *out);
 int ty_cli_decode_explain(const uint8_t *p, size_t n, ty_cli_explain *out);
 int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t *out_n,
                          double *out_halflife_s);
@@ -83,7 +77,7 @@ int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_
 void ty_cli_queue_args_close(ty_cli_queue_args *a);
 
 /* ---- output ----------------------------------------------------------------------- */
-int ty_cli_render_queues(const ty_cli_queue *qs, size_t n, bool json, ty_buf *out);
+int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *out);
 int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty_buf *out);
 int ty_cli_render_shares(const ty_cli_share *s, size_t n, double halflife_s, bool json,
                          ty_buf *out);

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "lib/base/base.h"
+#include "lib/wire/wire.h"
 
 /* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
 enum {
@@ -59,43 +60,9 @@ typedef struct ty_cli_err {
 int ty_cli_errf(ty_cli_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- states ------------------------------------------------------------------
- * Numbered as trainyard.JobState / trainyard.NodeState on the wire. */
-enum {
-  TY_CLI_JOB_PENDING = 1,
-  TY_CLI_JOB_RUNNING = 2,
-  TY_CLI_JOB_COMPLETED = 3,
-  TY_CLI_JOB_FAILED = 4,
-  TY_CLI_JOB_CANCELLED = 5,
-  TY_CLI_JOB_TIMEOUT = 6,
-  TY_CLI_JOB_PREEMPTED = 7,
-  TY_CLI_JOB_NODE_FAIL = 8,
-  TY_CLI_JOB_STATE_MAX = 8,
-};
-/* "PENDING", "NODE_FAIL", ...; "UNKNOWN" for anything else. Never NULL. */
-const char *ty_cli_job_state_name(int state);
-/* Accepts names case-insensitively ("running", "NODE_FAIL", "node-fail") and
- * the squeue short forms (PD, R, CD, F, CA, TO, PR, NF). TY_EINVAL otherwise. */
-int ty_cli_job_state_parse(const char *s, int *out_state);
-const char *ty_cli_node_state_name(int state); /* "UP", "DOWN", "DRAINING", "DRAINED" */
-
-/* ---- the job spec, as the client builds it -------------------------------- */
-typedef struct ty_cli_job {
-  char *name, *queue, *user, *cwd; /* owned; NULL = unset */
-  int32_t priority;
-  uint32_t time_limit_s;                                        /* 0 = the queue's default */
-  uint32_t warn_signal, warn_before_s; /* --signal; warn_signal 0 = no warning */
-  uint32_t max_rank_failure_requeues;  /* --requeue-on-failure; 0 = a dead rank fails the job */
-  uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task; /* 0 = default */
-  uint64_t mem_per_node;                                        /* bytes, 0 = no limit */
-  char **argv;                                                  /* owned, argc entries */
-  size_t argc;
-  char **env; /* owned "NAME=value" entries */
-  size_t envc;
-  bool is_graph;    /* a graph job (only read back from the controller) */
-  char *model_path; /* graph jobs: owned, may be NULL */
-} ty_cli_job;
-void ty_cli_job_close(ty_cli_job *j);
+/* States, the job spec, task locations and cancel results are the wire
+ * model's (lib/wire/wire.h): ty_job_state_name(), ty_job_state_parse(),
+ * ty_node_state_name(), ty_job_spec, ty_task_locations, ty_cancel_result. */
 
 /* ---- command lines ------------------------------------------------------------ */
 
@@ -136,15 +103,15 @@ int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err);
  * and job.user to `user` (both may be NULL). */
 typedef struct ty_cli_submit_args {
   bool command_mode, quiet, json, help;
-  char *file;     /* owned; job file path (file mode) */
-  ty_cli_job job; /* command mode */
+  char *file;      /* owned; job file path (file mode) */
+  ty_job_spec job; /* command mode */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, ty_cli_err *err);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
 
 typedef struct ty_cli_ls_args {
-  int states[TY_CLI_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
+  int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
   char *user, *queue; /* owned; NULL = any */
   bool all, json, help;
@@ -182,7 +149,7 @@ int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, ty_cli_err
 /* ---- what the controller answers, as plain structs ------------------------- */
 typedef struct ty_cli_jobinfo {
   uint64_t id;
-  ty_cli_job spec;
+  ty_job_spec spec;
   int state;
   char *reason; /* owned, "" when none */
   int32_t exit_code, term_signal;
@@ -210,24 +177,12 @@ typedef struct ty_cli_node {
 } ty_cli_node;
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
 
-typedef struct ty_cli_task_loc {
-  uint32_t rank;
-  char *node, *io_addr; /* owned */
-} ty_cli_task_loc;
-void ty_cli_task_locs_free(ty_cli_task_loc *ts, size_t n);
-
-typedef struct ty_cli_cancel_result {
-  uint64_t id;
-  int status;
-  char *message; /* owned */
-} ty_cli_cancel_result;
-void ty_cli_cancel_results_free(ty_cli_cancel_result *rs, size_t n);
-
 /* ---- protobuf conversions (cli/convert.c) ------------------------------------
  * Encoders append a request message to `out` (initialised by the caller).
- * Decoders return TY_EPROTO when the payload does not decode; the arrays they
- * return are owned by the caller and freed with the matching _free. */
-int ty_cli_encode_submit(const ty_cli_job *job, ty_buf *out);
+ * Decoders return TY_EPROTO when the payload does not decode, TY_ENOMEM when
+ * copying it ran out of memory; the arrays they return are owned by the
+ * caller and freed with the matching _free (free() for cancel results). */
+int ty_cli_encode_submit(const ty_job_spec *job, ty_buf *out);
 /* Wraps an encoded trainyard.Job (a job file) into a SubmitJobRequest, filling
  * `user` when the file leaves it empty. TY_EPROTO when it is not a Job. */
 int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, ty_buf *out);
@@ -235,7 +190,9 @@ int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, t
  * `FILE: not a valid trainyard.Job message (protobuf decode failed)`. */
 int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, ty_cli_err *err);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
-int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob and GetTaskLocations */
+int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
+/* GetTaskLocations; want_tokens (the owner's attach) needs `user`. */
+int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out);
 int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out);
 int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out);
 
@@ -244,9 +201,9 @@ int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, si
 int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
                           ty_cli_event **out_events, size_t *out_nevents);
 int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n);
-int ty_cli_decode_task_locs(const uint8_t *p, size_t n, ty_cli_task_loc **out, size_t *out_n,
-                            int *out_state);
-int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cli_cancel_result **out, size_t *out_n);
+/* The tasks come sorted by rank. */
+int ty_cli_decode_locations(const uint8_t *p, size_t n, ty_task_locations *out);
+int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cancel_result **out, size_t *out_n);
 /* A LogChunk: appends its data to `data` and sets rank and offset. */
 int ty_cli_decode_log_chunk(const uint8_t *p, size_t n, uint32_t *out_rank, uint64_t *out_offset,
                             ty_buf *data);
@@ -311,10 +268,10 @@ int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t ne
 int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);
 /* Successes go to `out` ("Cancelled job 5"), failures to `errs` (the
  * controller's message, "trainctl: "-prefixed); JSON puts both in `out`. */
-int ty_cli_render_cancel(const ty_cli_cancel_result *rs, size_t n, bool json, ty_buf *out,
+int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf *out,
                          ty_buf *errs);
 /* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
-int ty_cli_cancel_exit(const ty_cli_cancel_result *rs, size_t n);
+int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
 /* "Submitted job 42", "42" (quiet) or {"id":42}. */
 int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out);
 

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proto/methods.h"
+
 void ty__ctl_err(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -87,5 +89,18 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
   else
     ty__ctl_err("%s", msg);
   ty_rpc_result_close(out);
+  return code;
+}
+
+int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  int code = ty_cli_encode_locations(job_id, c->user, want_tokens, &req) ? TY_CLI_EXIT_ERROR : 0;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_TASK_LOCATIONS, &req, &res);
+  if (code == 0 && ty_cli_decode_locations(res.payload, res.payload_len, out) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_TASK_LOCATIONS);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
   return code;
 }

@@ -58,19 +58,6 @@ static int parse(int argc, char **argv, attach_args *a, ty_cli_err *err) {
   return 0;
 }
 
-static int locate(ty__ctl *c, uint64_t id, ty_rl_locations *out) {
-  ty_buf req;
-  ty_buf_init(&req);
-  ty_rpc_result res = {0};
-  int code = ty_rl_encode_locations(id, c->user, true, &req) ? TY_CLI_EXIT_ERROR : 0;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_TASK_LOCATIONS, &req, &res);
-  if (code == 0 && ty_rl_decode_locations(res.payload, res.payload_len, out) != 0)
-    code = ty__ctl_bad_answer(TY_M_GET_TASK_LOCATIONS);
-  ty_rpc_result_close(&res);
-  ty_buf_close(&req);
-  return code;
-}
-
 int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
   attach_args a;
   ty_cli_err err = {{0}};
@@ -79,22 +66,22 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
     fputs(ty__usage_attach, stdout);
     return 0;
   }
-  ty_rl_locations l = {0};
-  int code = locate(c, a.id, &l);
+  ty_task_locations l = {0};
+  int code = ty__ctl_locate(c, a.id, true, &l);
   if (code) return code;
   if (l.n == 0) {
     ty__ctl_err("job %" PRIu64 " is %s and has no running tasks%s%s", a.id,
-                ty_cli_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
-    ty_rl_locations_close(&l);
+                ty_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
+    ty_task_locations_close(&l);
     return TY_CLI_EXIT_ERROR;
   }
-  const ty_rl_task *tasks = l.tasks;
+  const ty_task_location *tasks = l.tasks;
   size_t n = l.n;
   if (a.rank >= 0) {
     for (n = 0; n < l.n && (int64_t)l.tasks[n].rank != a.rank; n++) {}
     if (n == l.n) {
       ty__ctl_err("job %" PRIu64 " has no rank %" PRId64, a.id, a.rank);
-      ty_rl_locations_close(&l);
+      ty_task_locations_close(&l);
       return TY_CLI_EXIT_ERROR;
     }
     tasks = &l.tasks[n];
@@ -104,7 +91,7 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
                            .replay = true, .prefix = n > 1, .line_mode = n > 1,
                            .prog = "trainctl"};
   int rc = ty_rl_session_run(&so);
-  ty_rl_locations_close(&l);
+  ty_task_locations_close(&l);
   /* The task's own exit code is the job's business (trainctl show); attach
    * succeeded when the stream ended cleanly. */
   return rc >= TY_RL_EXIT_UNREACHABLE && rc <= TY_RL_EXIT_NOCMD && rc != TY_RL_EXIT_TIMEOUT

@@ -45,7 +45,7 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
   if (code == 0)
     printf("Job %llu: %s (queue %s, priority %d%s)\n", (unsigned long long)id,
-           ty_cli_job_state_name(j.state), j.spec.queue ? j.spec.queue : "",
+           ty_job_state_name(j.state), j.spec.queue ? j.spec.queue : "",
            j.spec.priority, !strcmp(action, "hold") ? ", held" : "");
   ty_cli_jobinfo_close(&j);
   ty_rpc_result_close(&res);

@@ -68,7 +68,7 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
   char *why = NULL;
   if (code == 0 && ty_cli_decode_update_node(res.payload, res.payload_len, &state, &why) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_NODE);
-  if (code == 0) printf("Node %s is %s\n", name, ty_cli_node_state_name(state));
+  if (code == 0) printf("Node %s is %s\n", name, ty_node_state_name(state));
   free(why);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);

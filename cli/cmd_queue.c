@@ -46,7 +46,7 @@ static int queue_ls(ty__ctl *c, bool json) {
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
-  ty_cli_queue *qs = NULL;
+  ty_queue_info *qs = NULL;
   size_t n = 0;
   int code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_QUEUES, &req, &res);
   if (code == 0 && ty_cli_decode_queues(res.payload, res.payload_len, &qs, &n) != 0)
@@ -64,7 +64,7 @@ static int queue_change(ty__ctl *c, const char *action, const char *verb,
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
-  ty_cli_queue q = {0};
+  ty_queue_info q = {0};
   int code = ty_cli_encode_update_queue(a->name, c->user, action, a->settings, a->n_settings,
                                         &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_QUEUE, &req, &res);
@@ -73,9 +73,9 @@ static int queue_change(ty__ctl *c, const char *action, const char *verb,
   if (code == 0 && (a->json || c->g.json)) {
     if (ty_cli_render_queues(&q, 1, true, &out) == 0) code = ty__ctl_write(&out);
   } else if (code == 0) {
-    printf("%s queue %s (%s)\n", verb, q.name, q.state);
+    printf("%s queue %s (%s)\n", verb, q.name, ty_queue_state_name(q.state));
   }
-  free(q.name), free(q.state);
+  ty_queue_info_close(&q);
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);
   return code;

@@ -17,16 +17,6 @@
 #include "cli/trainctl.h"
 #include "proto/methods.h"
 
-enum { ST_PENDING = 1, ST_RUNNING = 2, ST_COMPLETED = 3 };
-
-static const char *state_name(int s) {
-  static const char *const names[] = {"UNKNOWN", "PENDING", "RUNNING", "COMPLETED", "FAILED",
-                                      "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL"};
-  return s >= 0 && s <= 8 ? names[s] : "UNKNOWN";
-}
-
-static bool terminal(int s) { return s >= 3 && s <= 6; }
-
 static void fmt_dur(double s, char *out, size_t n) {
   if (s < 0 || s > 1e7) snprintf(out, n, "?");
   else if (s >= 3600) snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
@@ -35,11 +25,12 @@ static void fmt_dur(double s, char *out, size_t n) {
 }
 
 void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out) {
-  if (!g->has_progress || g->total_steps == 0) {
-    ty_buf_printf(out, "job %s: starting (no step reported yet)", state_name(g->state));
+  const ty_train_progress *p = &g->progress;
+  if (!g->has_progress || p->total_steps == 0) {
+    ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(g->state));
     return;
   }
-  double frac = g->total_steps ? (double)g->step / (double)g->total_steps : 0;
+  double frac = p->total_steps ? (double)p->step / (double)p->total_steps : 0;
   if (frac > 1) frac = 1;
   if (bar) {
     int fill = (int)(frac * width + 0.5);
@@ -48,14 +39,14 @@ void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf
     ty_buf_printf(out, "] ");
   }
   char eta[32];
-  double left = g->total_steps > g->step ? (double)(g->total_steps - g->step) : 0;
+  double left = p->total_steps > p->step ? (double)(p->total_steps - p->step) : 0;
   /* ETA from the rate of steps since the job (last) started. */
-  double elapsed = g->start_ms && g->time_ms > g->start_ms ? (double)(g->time_ms - g->start_ms) / 1000 : 0;
-  fmt_dur(elapsed > 0 && g->step ? left * elapsed / (double)g->step : -1, eta, sizeof eta);
-  ty_buf_printf(out, "step %" PRIu64 "/%" PRIu64 " (%3.0f%%) loss %.4f %.0f samples/s ETA %s", g->step,
-                g->total_steps, frac * 100, g->loss, g->samples_per_s, eta);
-  if (g->test_accuracy >= 0) ty_buf_printf(out, " acc %.4f", g->test_accuracy);
-  if (g->checkpoint_step) ty_buf_printf(out, " ckpt@%" PRIu64, g->checkpoint_step);
+  double elapsed = g->start_ms && p->time_ms > g->start_ms ? (double)(p->time_ms - g->start_ms) / 1000 : 0;
+  fmt_dur(elapsed > 0 && p->step ? left * elapsed / (double)p->step : -1, eta, sizeof eta);
+  ty_buf_printf(out, "step %" PRIu64 "/%" PRIu64 " (%3.0f%%) loss %.4f %.0f samples/s ETA %s", p->step,
+                p->total_steps, frac * 100, p->loss, p->samples_per_s, eta);
+  if (p->test_accuracy >= 0) ty_buf_printf(out, " acc %.4f", p->test_accuracy);
+  if (p->checkpoint_step) ty_buf_printf(out, " ckpt@%" PRIu64, p->checkpoint_step);
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
@@ -127,16 +118,16 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
   for (;;) {
     ty__cli_graph g;
     if ((code = fetch(c, id, &g)) != 0) break;
-    if (g.state == ST_PENDING && !g.has_progress) {
+    if (g.state == TY_JOB_PENDING && !g.has_progress) {
       if (!tty && last.len == 0) printf("job %" PRIu64 " is PENDING: %s\n", id, g.reason);
       ty_buf_append(&last, "p", last.len ? 0 : 1);
     } else {
       show_line(&g, tty, &last);
     }
-    if (terminal(g.state)) {
-      printf("%sjob %" PRIu64 " %s%s%s\n", tty ? "\n" : "", id, state_name(g.state), g.reason[0] ? ": " : "",
+    if (ty_job_state_terminal(g.state)) {
+      printf("%sjob %" PRIu64 " %s%s%s\n", tty ? "\n" : "", id, ty_job_state_name(g.state), g.reason[0] ? ": " : "",
              g.reason);
-      code = g.state == ST_COMPLETED ? 0 : TY_CLI_EXIT_ERROR;
+      code = g.state == TY_JOB_COMPLETED ? 0 : TY_CLI_EXIT_ERROR;
       ty__cli_graph_close(&g);
       break;
     }

@@ -89,7 +89,7 @@ static void fmt_time(uint32_t s, char *b, size_t n) {
   else snprintf(b, n, "-");
 }
 
-static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
+static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
   static const char *const h[] = {"NAME", "STATE", "TIER", "SHARE", "PREEMPT", "PENDING",
                                   "RUNNING", "GPUS", "MAX_RUN", "MAX_GPUS", "MAX_GPUS/USER",
                                   "DEF_TIME", "MAX_TIME"};
@@ -97,7 +97,7 @@ static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
                                true,  true,  true, true, true};
   ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
   for (size_t i = 0; i < n; i++) {
-    const ty_cli_queue *q = &qs[i];
+    const ty_queue_info *q = &qs[i];
     char tier[16], share[24], pend[16], run[16], gpus[16], mr[16], mg[16], mu[16], dt[32], mt[32];
     snprintf(tier, sizeof tier, "%d", q->tier);
     snprintf(share, sizeof share, "%g", q->share);
@@ -109,7 +109,7 @@ static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
     fmt_limit(q->max_gpus_per_user, mu, sizeof mu);
     fmt_time(q->default_time_s, dt, sizeof dt);
     fmt_time(q->max_time_s, mt, sizeof mt);
-    const char *row[] = {q->name, q->state, tier, share, q->preemptible ? "yes" : "no", pend,
+    const char *row[] = {q->name, ty_queue_state_name(q->state), tier, share, q->preemptible ? "yes" : "no", pend,
                          run, gpus, mr, mg, mu, dt, mt};
     ty_cli_table_add(t, row);
   }
@@ -118,10 +118,10 @@ static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
   return rc;
 }
 
-static void json_queue(ty_json *w, const ty_cli_queue *q) {
+static void json_queue(ty_json *w, const ty_queue_info *q) {
   ty_json_begin_object(w);
   ty_json_key(w, "name"), ty_json_string(w, q->name);
-  ty_json_key(w, "state"), ty_json_string(w, q->state);
+  ty_json_key(w, "state"), ty_json_string(w, ty_queue_state_name(q->state));
   ty_json_key(w, "tier"), ty_json_int(w, q->tier);
   ty_json_key(w, "share"), ty_json_double(w, q->share);
   ty_json_key(w, "preemptible"), ty_json_bool(w, q->preemptible);
@@ -136,7 +136,7 @@ static void json_queue(ty_json *w, const ty_cli_queue *q) {
   ty_json_end_object(w);
 }
 
-int ty_cli_render_queues(const ty_cli_queue *qs, size_t n, bool json, ty_buf *out) {
+int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *out) {
   if (!json) return queues_table(qs, n, out);
   ty_json w;
   ty_json_init(&w, out);
@@ -150,9 +150,9 @@ int ty_cli_render_queues(const ty_cli_queue *qs, size_t n, bool json, ty_buf *ou
 /* ---- why --------------------------------------------------------------------------------- */
 
 static int explain_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
-  int rc = ty_buf_printf(out, "Job %" PRIu64 ": %s\n", e->job_id, ty_cli_job_state_name(e->state));
+  int rc = ty_buf_printf(out, "Job %" PRIu64 ": %s\n", e->job_id, ty_job_state_name(e->state));
   if (e->reason && *e->reason) rc |= ty_buf_printf(out, "Reason:      %s\n", e->reason);
-  if (e->state != TY_CLI_JOB_PENDING || e->position == 0) return rc;
+  if (e->state != TY_JOB_PENDING || e->position == 0) return rc;
   rc |= ty_buf_printf(out, "Position:    %u of %u pending jobs\n", e->position, e->pending_total);
   rc |= ty_buf_printf(out, "Priority:    %.0f = tier %.0f + age %.0f + fair-share %.0f + size "
                       "%.0f + job priority %.0f\n", e->priority, e->f_tier, e->f_age,
@@ -183,7 +183,7 @@ int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   ty_json_key(&w, "id"), ty_json_uint(&w, e->job_id);
-  ty_json_key(&w, "state"), ty_json_string(&w, ty_cli_job_state_name(e->state));
+  ty_json_key(&w, "state"), ty_json_string(&w, ty_job_state_name(e->state));
   ty_json_key(&w, "reason"), ty_json_string(&w, e->reason);
   ty_json_key(&w, "position"), ty_json_uint(&w, e->position);
   ty_json_key(&w, "pending_total"), ty_json_uint(&w, e->pending_total);

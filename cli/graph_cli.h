@@ -15,24 +15,16 @@
 #include <stdint.h>
 
 #include "lib/base/base.h"
-
-typedef struct ty__cli_ckpt {
-  uint64_t step;
-  int64_t time_ms;
-  char *path;
-} ty__cli_ckpt;
+#include "lib/wire/wire.h"
 
 /* What GetJob says about a job's training. Strings owned. */
 typedef struct ty__cli_graph {
-  int state; /* trainyard.JobState */
+  int state; /* ty_job_state */
   char *reason, *name;
   int64_t start_ms;
   bool graph, has_progress;
-  uint64_t step, total_steps, checkpoint_step;
-  double loss, samples_per_s, test_accuracy;
-  int64_t time_ms;
-  uint32_t epoch;
-  ty__cli_ckpt *ckpts;
+  ty_train_progress progress;
+  ty_checkpoint_info *ckpts;
   size_t n_ckpts;
 } ty__cli_graph;
 

@@ -14,17 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-void ty_cli_job_close(ty_cli_job *j) {
-  if (!j) return;
-  free(j->name), free(j->queue), free(j->user), free(j->cwd), free(j->model_path);
-  for (size_t i = 0; i < j->argc; i++)
-    free(j->argv[i]);
-  for (size_t i = 0; i < j->envc; i++)
-    free(j->env[i]);
-  free(j->argv), free(j->env);
-  memset(j, 0, sizeof *j);
-}
-
 static void push_str(char ***arr, size_t *n, const char *s) {
   *arr = ty_xrealloc(*arr, (*n + 1) * sizeof **arr);
   (*arr)[(*n)++] = ty_strdup(s);
@@ -84,7 +73,7 @@ static bool valid_env_name(const char *s, size_t n) {
   return true;
 }
 
-static int add_export(ty_cli_job *j, const char *v, ty_cli_err *err) {
+static int add_export(ty_job_spec *j, const char *v, ty_cli_err *err) {
   const char *eq = strchr(v, '=');
   size_t n = eq ? (size_t)(eq - v) : strlen(v);
   if (!valid_env_name(v, n))
@@ -112,7 +101,7 @@ static int set_text(const char *what, char **field, const char *v, ty_cli_err *e
   return 0;
 }
 
-static int set_cwd(ty_cli_job *j, const char *v, const char *cwd, ty_cli_err *err) {
+static int set_cwd(ty_job_spec *j, const char *v, const char *cwd, ty_cli_err *err) {
   if (!*v) return ty_cli_errf(err, TY_EINVAL, "--cwd: must not be empty");
   if (v[0] == '/' || !cwd) return set_text("--cwd", &j->cwd, v, err);
   free(j->cwd);
@@ -121,7 +110,7 @@ static int set_cwd(ty_cli_job *j, const char *v, const char *cwd, ty_cli_err *er
   return 0;
 }
 
-static int job_option(ty_cli_job *j, int id, const char *v, const char *cwd, ty_cli_err *err) {
+static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ty_cli_err *err) {
   uint32_t secs = 0;
   switch (id) {
   case S_GPUS:
@@ -215,7 +204,7 @@ int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
 }
 
 /* Defaults a command job gets from the caller; the controller fills the rest. */
-static void command_defaults(ty_cli_job *j, const char *cwd, const char *user) {
+static void command_defaults(ty_job_spec *j, const char *cwd, const char *user) {
   if (!j->cwd && cwd) j->cwd = ty_strdup(cwd);
   if (!j->user && user) j->user = ty_strdup(user);
   if (!j->name && j->argc) {
@@ -299,7 +288,7 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
 void ty_cli_submit_args_close(ty_cli_submit_args *a) {
   if (!a) return;
   free(a->file);
-  ty_cli_job_close(&a->job);
+  ty_job_spec_close(&a->job);
   memset(a, 0, sizeof *a);
 }
 
@@ -318,7 +307,7 @@ static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
   if (!*v) rc = ty_cli_errf(err, TY_EINVAL, "--state: must not be empty");
   for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
     int st = 0;
-    if (ty_cli_job_state_parse(tok, &st) != 0) {
+    if (ty_job_state_parse(tok, &st) != 0) {
       rc = ty_cli_errf(err, TY_EINVAL,
                        "--state: unknown state \"%s\" (one of: pending, running, completed, "
                        "failed, cancelled, timeout, preempted, node_fail)",
@@ -375,8 +364,8 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err)
   if (rc == 0 && out->all && out->nstates)
     rc = ty_cli_errf(err, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
-    out->states[out->nstates++] = TY_CLI_JOB_PENDING;
-    out->states[out->nstates++] = TY_CLI_JOB_RUNNING;
+    out->states[out->nstates++] = TY_JOB_PENDING;
+    out->states[out->nstates++] = TY_JOB_RUNNING;
   }
   if (rc) ty_cli_ls_args_close(out);
   return rc;

@@ -41,7 +41,7 @@ enum {
 typedef enum { TY_RL_STDIN_RANK0 = 0, TY_RL_STDIN_ALL = 1 } ty_rl_stdin;
 
 typedef struct ty_rl_opts {
-  ty_cli_job job; /* resources, name, queue, priority, time, argv, env, cwd, user */
+  ty_job_spec job; /* resources, name, queue, priority, time, argv, env, cwd, user */
   bool label, pty, detach, help;
   ty_rl_stdin stdin_mode;
 } ty_rl_opts;
@@ -69,51 +69,15 @@ bool ty_rl_env_denied(const char *entry, bool pty);
 /* A rank's contribution to the exit code: 128+N for signal N, else code. */
 int ty_rl_rank_exit(int exit_code, int term_signal);
 
-/* ---- conversions (rlaunch_convert.c) ----------------------------------------- */
+/* ---- conversions (rlaunch_convert.c) -----------------------------------------
+ * Task locations are decoded by ty_cli_decode_locations (cli.h). */
 
 /* SubmitJobRequest for an interactive job; rows/cols: the pty's size. */
 int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_buf *out);
-int ty_rl_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out);
-
-typedef struct ty_rl_task {
-  uint32_t rank;
-  char *node, *io_addr; /* owned */
-  uint8_t *token;       /* owned, token_len bytes (0 = none) */
-  size_t token_len;
-} ty_rl_task;
-
-typedef struct ty_rl_locations {
-  int state;            /* trainyard.JobState */
-  char *reason;         /* owned */
-  ty_rl_task *tasks;    /* owned, sorted by rank */
-  size_t n;
-} ty_rl_locations;
-int ty_rl_decode_locations(const uint8_t *p, size_t n, ty_rl_locations *out);
-void ty_rl_locations_close(ty_rl_locations *l);
-
 int ty_rl_encode_attach(uint64_t job_id, uint32_t rank, bool owner, bool replay, ty_buf *out);
-
-/* One AttachOutput; `data` borrows from *out_owner (ty_rl_output_free). */
-typedef struct ty_rl_output {
-  uint32_t rank, stream; /* 0 = the "attached" hello, 1 stdout, 2 stderr */
-  const uint8_t *data;
-  size_t len;
-  bool replayed, exited, timed_out;
-  int exit_code, term_signal;
-} ty_rl_output;
-int ty_rl_decode_output(const uint8_t *p, size_t n, ty_rl_output *out, void **out_owner);
-void ty_rl_output_free(void *owner);
-
-typedef struct ty_rl_input {
-  uint64_t job_id;
-  uint32_t rank;
-  const uint8_t *data;
-  size_t len;
-  bool eof, kill;
-  int signal;
-  uint32_t rows, cols;
-} ty_rl_input;
-int ty_rl_encode_input(const ty_rl_input *in, ty_buf *out);
+/* One AttachOutput; `data` borrows from *out_owner (free with ty_wire_free). */
+int ty_rl_decode_output(const uint8_t *p, size_t n, ty_attach_output *out, void **out_owner);
+int ty_rl_encode_input(const ty_attach_input *in, ty_buf *out);
 
 /* ---- line framing (--label, several ranks) ------------------------------------
  * Whole lines only, so ranks never interleave inside a line: complete lines
@@ -127,7 +91,7 @@ void ty_rl_frame_flush(ty_buf *partial, const char *prefix, ty_buf *out);
 
 typedef struct ty_rl_session_opts {
   uint64_t job_id;
-  const ty_rl_task *tasks; /* borrowed; tokens included */
+  const ty_task_location *tasks; /* borrowed; tokens included */
   size_t n;
   bool owner;              /* rlaunch: forwards stdin and signals; false: trainctl attach */
   bool replay;
@@ -139,7 +103,7 @@ typedef struct ty_rl_session_opts {
   /* Asks the controller about the job when an attach finds no task (not
    * launched yet, or its launch failed); returns 0 and fills *out, which the
    * session closes. NULL: no retries. */
-  int (*locate)(void *ud, ty_rl_locations *out);
+  int (*locate)(void *ud, ty_task_locations *out);
   void *locate_ud;
 } ty_rl_session_opts;
 

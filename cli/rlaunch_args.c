@@ -91,7 +91,7 @@ static int set_text(const char *what, char **field, const char *v, ty_cli_err *e
 }
 
 static int option(ty_rl_opts *o, int id, const char *v, ty_cli_err *err) {
-  ty_cli_job *j = &o->job;
+  ty_job_spec *j = &o->job;
   switch (id) {
   case O_GPU: return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err);
   case O_CPU: return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err);
@@ -154,7 +154,7 @@ int ty_rl_rank_exit(int exit_code, int term_signal) {
 
 void ty_rl_opts_close(ty_rl_opts *o) {
   if (!o) return;
-  ty_cli_job_close(&o->job);
+  ty_job_spec_close(&o->job);
   memset(o, 0, sizeof *o);
 }
 

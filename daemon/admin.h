@@ -30,14 +30,9 @@ int ty__conv_update_queue_req(const uint8_t *p, size_t n, ty_admin_req *out);
 int ty__conv_update_node_req(const uint8_t *p, size_t n, ty_admin_req *out);
 int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out);
 
-/* A queue with its live counts, as ListQueues shows it. */
-typedef struct ty_queue_view {
-  const ty_queue *q;
-  uint32_t pending, running, gpus_used;
-} ty_queue_view;
-
-int ty__conv_list_queues_resp(const ty_queue_view *v, size_t n, ty_buf *out);
-int ty__conv_update_queue_resp(const ty_queue_view *v, ty_buf *out);
+/* Queues with their live counts, as ListQueues shows them. */
+int ty__conv_list_queues_resp(const ty_queue_info *qs, size_t n, ty_buf *out);
+int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out);
 int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
 int ty__conv_update_job_resp(const ty_job *j, ty_buf *out);
 /* `nodes` names the indices in ex->nodes (the pass's node order). */
@@ -48,19 +43,16 @@ int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const 
                          size_t n, double halflife_s, ty_buf *out);
 
 /* Re-encodes a stored Job with the spec's priority, queue and time limit
- * (after `job priority` or `job move`). NULL when blob does not decode. */
-uint8_t *ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec,
-                         size_t *out_len);
+ * (after `job priority` or `job move`) into a new *out; TY_EPROTO when blob
+ * does not decode. */
+int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
+                    size_t *out_len);
 /* NVLink island per GPU index from a node's info blob (Gpu.nvlink_island;
  * unknown = island 0, which means "one island"). */
 void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands);
 
 /* ---- rules (admin.c) --------------------------------------------------------- */
 
-/* Applies "key=value" settings to q (name and state untouched unless a
- * setting says). TY_EINVAL with err naming the key: `tier: "x" is not a
- * number`, `bogus: unknown setting (tier, share, ...)`. */
-int ty__queue_apply(ty_queue *q, char *const *settings, size_t n, char *err, size_t len);
 /* What submission needs from the queue: it exists and is not deleted, it is
  * OPEN or PAUSED, the time limit is within its maximum (a job asking none
  * gets its default), the warning signal is valid. Fills spec defaults. */

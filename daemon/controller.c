@@ -72,7 +72,7 @@ ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c) {
   return NULL;
 }
 
-ty_queue *ty__queue_find(ty_controller *ctl, const char *name) {
+ty_queue_info *ty__queue_find(ty_controller *ctl, const char *name) {
   for (size_t i = 0; i < ctl->n_queues; i++)
     if (strcmp(ctl->queues[i].name, name) == 0) return &ctl->queues[i];
   return NULL;
@@ -166,8 +166,6 @@ void ty__sched_request(ty_controller *ctl) {
 
 /* ---- metrics ------------------------------------------------------------------------ */
 
-static const char *const node_state_names[] = {"UNKNOWN", "UP", "DOWN", "DRAINING", "DRAINED"};
-
 static void refresh_gauges(ty_controller *ctl) {
   ty_metric_clear(ctl->m.jobs);
   size_t nq = ctl->n_queues;
@@ -185,11 +183,12 @@ static void refresh_gauges(ty_controller *ctl) {
     }
   free(counts);
   ty_metric_clear(ctl->m.nodes);
-  uint32_t nc[5] = {0};
+  uint32_t nc[TY_NODE_STATE_MAX + 1] = {0};
   for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (ctl->nodes[i]->state >= 1 && ctl->nodes[i]->state <= 4) nc[ctl->nodes[i]->state]++;
-  for (int s = 1; s <= 4; s++) {
-    const char *labels[] = {node_state_names[s]};
+    if (ctl->nodes[i]->state >= 1 && ctl->nodes[i]->state <= TY_NODE_STATE_MAX)
+      nc[ctl->nodes[i]->state]++;
+  for (int s = 1; s <= TY_NODE_STATE_MAX; s++) {
+    const char *labels[] = {ty_node_state_name(s)};
     ty_metric_set(ctl->m.nodes, labels, nc[s]);
   }
 }
@@ -275,9 +274,10 @@ static void on_tick(uv_timer_t *t) {
 static int load_queue(const ty_queue_row *r, void *ud) {
   ty_controller *ctl = ud;
   ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
-  ctl->queues[ctl->n_queues++] = (ty_queue){
+  int state = ty_queue_state_parse(r->state);
+  ctl->queues[ctl->n_queues++] = (ty_queue_info){
       .name = ty_strdup(r->name), .tier = r->priority_tier,
-      .state = ty_strdup(strcmp(r->state, "UP") == 0 ? "OPEN" : r->state), .share = r->share,
+      .state = state ? state : TY_QUEUE_OPEN, .share = r->share,
       .max_running = r->max_running, .max_gpus = r->max_gpus,
       .max_gpus_per_user = r->max_gpus_per_user, .preemptible = r->preemptible,
       .default_time_s = r->default_time_s, .max_time_s = r->max_time_s};
@@ -496,10 +496,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   ty__graph_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++) node_free(ctl->nodes[i]);
   free(ctl->nodes);
-  for (size_t i = 0; i < ctl->n_queues; i++) {
-    free(ctl->queues[i].name);
-    free(ctl->queues[i].state);
-  }
+  for (size_t i = 0; i < ctl->n_queues; i++) ty_queue_info_close(&ctl->queues[i]);
   free(ctl->queues);
   for (size_t i = 0; i < ctl->n_usage; i++) {
     free(ctl->usage[i].user);

@@ -14,15 +14,19 @@
 
 #include "daemon/daemon_internal.h"
 
+/* Decoders copy what they keep with malloc (the request's sizes are the
+ * client's) and answer TY_ENOMEM when that fails, TY_EPROTO when the bytes
+ * are not the expected message; nothing is left to free on error. */
+
 /* SubmitJobRequest -> spec (unvalidated) and the encoded Job, kept as the
  * job's stored spec. TY_EPROTO also when the request has no job. */
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
                     size_t *out_blob_len);
 /* Re-encodes a submitted Job with the defaults validation filled in (name,
  * queue, user, resources), so listings show what the job really asked for.
- * Returns a new buffer, or NULL when blob does not decode. */
-uint8_t *ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec,
-                            size_t *out_len);
+ * *out is a new buffer; TY_EPROTO when blob does not decode. */
+int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
+                       size_t *out_len);
 /* A stored, encoded Job -> spec. */
 int ty__conv_spec(const uint8_t *blob, size_t n, ty_job_spec *out_spec);
 
@@ -38,15 +42,6 @@ int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id);
 int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n,
                         char **out_user);
 
-typedef struct ty_task_report {
-  uint64_t job_id;
-  uint32_t rank;
-  int state;              /* TY_TASK_* */
-  int32_t exit_code, term_signal;
-  bool timed_out;
-  char *reason;
-} ty_task_report;
-
 typedef struct ty_node_report {
   char *name;
   uint32_t cpus;
@@ -59,7 +54,9 @@ typedef struct ty_node_report {
 int ty__conv_register_req(const uint8_t *p, size_t n, ty_node_report *out);
 void ty__node_report_close(ty_node_report *r);
 int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running);
+/* The report's reason is owned: ty__task_report_close. */
 int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out);
+void ty__task_report_close(ty_task_report *r);
 
 /* Number of GPUs recorded in a node's info blob. */
 uint32_t ty__conv_info_gpus(const uint8_t *info, size_t n);
@@ -73,11 +70,6 @@ typedef struct ty_event_copy {
 int ty__conv_submit_resp(uint64_t id, ty_buf *out);
 int ty__conv_list_jobs_resp(ty_job *const *jobs, size_t n, ty_buf *out);
 int ty__conv_get_job_resp(const ty_job *j, const ty_event_copy *ev, size_t n_ev, ty_buf *out);
-typedef struct ty_cancel_result {
-  uint64_t job_id;
-  int status;
-  char message[160];
-} ty_cancel_result;
 int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
 int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out);
 /* GetTaskLocationsRequest: want_tokens and user are for interactive attach. */
@@ -88,20 +80,7 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
                                  ty_buf *out);
 int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out);
 
-typedef struct ty_launch {
-  uint64_t job_id;
-  uint32_t rank, local_rank, world_size, local_world_size;
-  const char *master_addr;
-  uint32_t master_port;
-  uint64_t gpus;          /* bit set */
-  uint32_t cpus;
-  const ty_job_spec *spec;
-  uint32_t kill_grace_s;
-  const uint8_t *attach_key; /* interactive and graph jobs: the job's token key (lib/token) */
-  size_t attach_key_len;
-  const char *checkpoint_path; /* graph jobs: where rank 0 checkpoints (daemon/graph.c) */
-} ty_launch;
-int ty__conv_launch_req(const ty_launch *l, ty_buf *out);
+int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
 int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
 
 #endif

@@ -29,15 +29,9 @@
 
 typedef struct ty__graph_reg ty__graph_reg; /* daemon/graph.c */
 
-/* trainyard.NodeState numbers. */
-enum { TY_NODE_UP = 1, TY_NODE_DOWN = 2, TY_NODE_DRAINING = 3, TY_NODE_DRAINED = 4 };
-/* trainyard.TaskState numbers. */
-enum { TY_TASK_STARTING = 1, TY_TASK_RUNNING = 2, TY_TASK_EXITED = 3, TY_TASK_SIGNALED = 4,
-       TY_TASK_FAILED_START = 5 };
-
 typedef struct ty_cluster_node {
   char *name;
-  int state;
+  int state;              /* ty_node_state */
   uint32_t cpus;
   uint64_t memory;
   uint32_t n_gpus;
@@ -105,16 +99,6 @@ typedef struct ty_job {
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
 } ty_job;
 
-typedef struct ty_queue {
-  char *name;
-  int32_t tier;
-  char *state;            /* "OPEN", "CLOSED", "PAUSED" or "DELETED" (hidden) */
-  double share;
-  uint32_t max_running, max_gpus, max_gpus_per_user;
-  bool preemptible;
-  uint32_t default_time_s, max_time_s;
-} ty_queue;
-
 /* Decayed fair-share usage of one user in one queue. */
 typedef struct ty_usage {
   char *user, *queue;
@@ -152,7 +136,7 @@ struct ty_controller {
   ty_job **jobs; size_t n_jobs, cap_jobs; /* sorted by id */
   uint64_t next_id;
   ty_cluster_node **nodes; size_t n_nodes;
-  ty_queue *queues; size_t n_queues;
+  ty_queue_info *queues; size_t n_queues; /* live counts unused; DELETED ones kept */
   ty_reply *replies;      /* outstanding replies (for connection close) */
   int64_t start_mono;
   uint32_t reg_gen;       /* counts RegisterNode requests */
@@ -177,7 +161,7 @@ struct ty_controller {
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id);
 ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
 ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
-ty_queue *ty__queue_find(ty_controller *ctl, const char *name);
+ty_queue_info *ty__queue_find(ty_controller *ctl, const char *name);
 void ty__job_add(ty_controller *ctl, ty_job *j);
 void ty__job_free(ty_job *j);
 void ty__sched_request(ty_controller *ctl);
@@ -253,6 +237,10 @@ void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);
 void ty__reply_finish(ty_reply *r, int status, const char *message);
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Answers a request whose payload did not decode (rc from a ty__conv_*
+ * decoder): TY_EPROTO "payload is not WHAT", or TY_ENOMEM when copying it
+ * ran out of memory. */
+void ty__reply_bad_payload(ty_reply *r, int rc, const char *what);
 
 /* ---- handlers (rpc_client.c, rpc_worker.c) ---- */
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

@@ -26,9 +26,9 @@ typedef struct graph_job {
   uint64_t id;
   kv *keys;
   size_t n_keys;
-  ty__progress progress;
+  ty_train_progress progress;
   bool has_progress;
-  ty__ckpt ckpts[TY_GRAPH_MAX_CKPTS];
+  ty_checkpoint_info ckpts[TY_GRAPH_MAX_CKPTS];
   size_t n_ckpts;
   char *ckpt_path;
 } graph_job;
@@ -149,8 +149,9 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   char *key = NULL;
   uint8_t *value = NULL;
   size_t len = 0;
-  if (ty__conv_rdv_put_req(p, n, &job, &key, &value, &len) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousPutRequest");
+  int decoded = ty__conv_rdv_put_req(p, n, &job, &key, &value, &len);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a RendezvousPutRequest");
     return;
   }
   if (check_token(ctl, r, job) != 0) {
@@ -187,8 +188,9 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
 void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   char *key = NULL;
-  if (ty__conv_rdv_get_req(p, n, &job, &key) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousGetRequest");
+  int decoded = ty__conv_rdv_get_req(p, n, &job, &key);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a RendezvousGetRequest");
     return;
   }
   if (check_token(ctl, r, job) != 0) {
@@ -209,7 +211,7 @@ void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   free(key);
 }
 
-static void record_ckpt(graph_job *g, const ty__progress *pr) {
+static void record_ckpt(graph_job *g, const ty_train_progress *pr) {
   if (pr->checkpoint_step == 0) return;
   if (g->n_ckpts && g->ckpts[g->n_ckpts - 1].step == pr->checkpoint_step) return;
   if (g->n_ckpts == TY_GRAPH_MAX_CKPTS) {
@@ -217,15 +219,17 @@ static void record_ckpt(graph_job *g, const ty__progress *pr) {
     memmove(g->ckpts, g->ckpts + 1, (TY_GRAPH_MAX_CKPTS - 1) * sizeof *g->ckpts);
     g->n_ckpts--;
   }
-  g->ckpts[g->n_ckpts++] = (ty__ckpt){pr->checkpoint_step, pr->time_ms, ty_strdup(pr->checkpoint_path)};
+  char *path = ty_wire_strdup(pr->checkpoint_path);
+  if (path) g->ckpts[g->n_ckpts++] = (ty_checkpoint_info){pr->checkpoint_step, pr->time_ms, path};
 }
 
 void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   uint32_t rank;
-  ty__progress pr;
-  if (ty__conv_progress_req(p, n, &job, &rank, &pr) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a ReportProgressRequest");
+  ty_train_progress pr;
+  int decoded = ty__conv_progress_req(p, n, &job, &rank, &pr);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a ReportProgressRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, job);

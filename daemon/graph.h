@@ -32,22 +32,6 @@
 #define TY_GRAPH_MAX_VALUE (64 * 1024) /* bytes */
 #define TY_GRAPH_MAX_CKPTS 64          /* remembered per job */
 
-typedef struct ty__progress {
-  uint64_t step, total_steps;
-  double loss, samples_per_s;
-  int64_t time_ms;
-  uint64_t checkpoint_step;
-  char *checkpoint_path;
-  double test_accuracy; /* -1 = none yet */
-  uint32_t epoch;
-} ty__progress;
-
-typedef struct ty__ckpt {
-  uint64_t step;
-  int64_t time_ms;
-  char *path;
-} ty__ckpt;
-
 /* Submit-time checks: ty__graph_check in daemon/graph_check.h. */
 /* The absolute checkpoint path of a graph job (owned by the controller,
  * valid while it runs); NULL when it cannot be made (logged). */
@@ -68,7 +52,9 @@ int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **o
                          size_t *out_len);
 int ty__conv_rdv_get_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key);
 int ty__conv_rdv_get_resp(const uint8_t *value, size_t len, bool found, ty_buf *out);
-int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank, ty__progress *out);
-int ty__conv_graph_job_extra(const ty__progress *pr, const ty__ckpt *ck, size_t n_ck, ty_buf *out);
+int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank,
+                          ty_train_progress *out);
+int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
+                             ty_buf *out);
 
 #endif

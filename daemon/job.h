@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * daemon/job: the controller's view of a job spec and the job state machine,
- * free of protobuf and SQLite so both can be unit-tested directly.
+ * daemon/job: the job state machine and the controller's checks of a job
+ * spec, free of protobuf and SQLite so both can be unit-tested directly.
  *
- * State values equal trainyard.JobState's numbers, so convert.c and the store
- * can pass them through. Transitions (docs/cluster-protocol.md):
+ * Transitions (docs/cluster-protocol.md):
  *
  *   PENDING  -> RUNNING | CANCELLED
  *   RUNNING  -> COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | PREEMPTED
@@ -18,61 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum ty_job_state {
-  TY_JOB_PENDING = 1,
-  TY_JOB_RUNNING = 2,
-  TY_JOB_COMPLETED = 3,
-  TY_JOB_FAILED = 4,
-  TY_JOB_CANCELLED = 5,
-  TY_JOB_TIMEOUT = 6,
-  TY_JOB_PREEMPTED = 7,
-  TY_JOB_NODE_FAIL = 8,
-} ty_job_state;
+#include "lib/wire/wire.h"
 
-#define TY_JOB_STATE_MAX 8
-
-/* "PENDING", "RUNNING", ...; "UNKNOWN" for anything else. Never NULL. */
-const char *ty_job_state_name(int state);
-/* True for COMPLETED, FAILED, CANCELLED and TIMEOUT. */
-bool ty_job_state_terminal(int state);
-/* 0 when from -> to is a valid transition, TY_ESTATE otherwise. */
+/* 0 when from -> to is a valid transition, TY_ESTATE otherwise. States and
+ * the job spec are the wire model's (lib/wire/wire.h). */
 int ty_job_check_transition(int from, int to);
-
-typedef enum { TY_JOB_KIND_NONE = 0, TY_JOB_KIND_COMMAND = 1, TY_JOB_KIND_GRAPH = 2 } ty_job_kind;
-
-/* A job's request, as submitted. Every string and array is owned by the spec
- * and freed by ty_job_spec_close(). */
-typedef struct ty_job_spec {
-  char *name;
-  char *queue;   /* "" or NULL means "default" until validated */
-  char *user;
-  int32_t priority;
-  uint32_t time_limit_s;
-  bool has_resources; /* the Resources message was present */
-  uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
-  uint64_t mem_per_node;
-  ty_job_kind kind;
-  char **argv; size_t argc;
-  char **env; size_t envc;
-  char *cwd;
-  /* Interactive execution (rlaunch, Job.interactive): the tasks keep their
-   * stdio on the worker for an attached client. */
-  bool interactive, pty, stdin_all, detach;
-  uint32_t rows, cols; /* initial pty window size, 0 = unset */
-  /* Like Slurm's --signal: warn_signal to the tasks warn_before_s seconds
-   * before the time limit (0 = none). */
-  uint32_t warn_signal, warn_before_s;
-  /* A failed rank requeues the job up to this many times (0 = it fails). */
-  uint32_t max_rank_failure_requeues;
-  /* Graph jobs (Job.graph): the ONNX model as a path on the shared
-   * filesystem or as bytes, and the encoded trainyard.TrainConfig. The
-   * controller checks both (daemon/graph.c) before acknowledging. */
-  char *model_path;
-  uint8_t *model_bytes; size_t model_len;
-  uint8_t *train_config; size_t train_config_len;
-} ty_job_spec;
-
-void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
 
 /* Limits applied by validation. */
 #define TY_JOB_MAX_NAME 256

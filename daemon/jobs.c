@@ -20,6 +20,8 @@
 #include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
 #include "daemon/graph.h"
+#include "lib/token/token.h"
+#include "proto/methods.h"
 
 #define LAUNCH_TIMEOUT_MS 30000
 
@@ -229,32 +231,56 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   free(lc);
 }
 
-static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
-  ty_slot *s = &j->slots[j->ranks[r].slot];
-  uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
-  ty_launch l = {.job_id = j->id, .rank = r, .local_rank = r % tpn, .world_size = j->n_ranks,
-                 .local_world_size = tpn, .master_addr = j->slots[0].node->host,
-                 .master_port = 29500 + (uint32_t)(j->id % 20000), .gpus = s->gpus,
-                 .cpus = j->spec.cpus_per_task, .spec = &j->spec,
-                 .kill_grace_s = ctl->cfg.kill_grace_s};
-  if (j->spec.kind == TY_JOB_KIND_GRAPH) l.checkpoint_path = ty__graph_checkpoint_path(ctl, j);
-  uint8_t key[32];
+/* The LaunchTask of rank r: points into j and into gpus (64 entries) and
+ * key (TY_TOKEN_KEY_LEN bytes), which the caller keeps until it is encoded. */
+static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus,
+                      uint8_t *key, ty_task_spec *t) {
+  const ty_job_spec *s = &j->spec;
+  const ty_slot *sl = &j->slots[j->ranks[r].slot];
+  uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
+  size_t ng = 0;
+  for (uint32_t i = 0; i < 64; i++)
+    if (sl->gpus & (UINT64_C(1) << i)) gpus[ng++] = i;
+  *t = (ty_task_spec){
+      .job_id = j->id, .rank = r, .local_rank = r % tpn, .world_size = j->n_ranks,
+      .local_world_size = tpn, .master_addr = j->slots[0].node->host,
+      .master_port = 29500 + (uint32_t)(j->id % 20000), .gpu_indices = gpus, .n_gpus = ng,
+      .cpus = s->cpus_per_task, .argv = (const char *const *)s->argv, .argc = s->argc,
+      .env = (const char *const *)s->env, .n_env = s->envc, .cwd = s->cwd,
+      .time_limit_s = s->time_limit_s, .kill_grace_s = ctl->cfg.kill_grace_s, .user = s->user,
+      .interactive = s->interactive, .warn_signal = s->warn_signal,
+      .warn_before_s = s->warn_before_s};
   /* Interactive jobs verify attach tokens with the key; graph ranks sign
    * their rendezvous token with it. */
-  if (j->spec.interactive || j->spec.kind == TY_JOB_KIND_GRAPH) {
+  if (s->interactive.on || s->kind == TY_JOB_KIND_GRAPH) {
     ty__token_job_key(ctl, j->id, key);
-    l.attach_key = key;
-    l.attach_key_len = sizeof(key);
+    t->attach_key = key;
+    t->attach_key_len = TY_TOKEN_KEY_LEN;
   }
+  if (s->kind != TY_JOB_KIND_GRAPH) return;
+  t->graph = true;
+  t->model_path = s->model_path;
+  t->model_bytes = s->model_bytes, t->model_len = s->model_len;
+  t->train_config = s->train_config, t->train_config_len = s->train_config_len;
+  t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+}
+
+static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
+  ty_slot *s = &j->slots[j->ranks[r].slot];
+  uint32_t gpus[64];
+  uint8_t key[TY_TOKEN_KEY_LEN];
+  ty_task_spec t;
+  task_spec(ctl, j, r, gpus, key, &t);
   ty_buf b;
   ty_buf_init(&b);
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
   *lc = (launch_ctx){ctl, j->id, j->run, r};
-  int rc = ty__conv_launch_req(&l, &b);
+  int rc = ty__conv_launch_req(&t, &b);
   if (rc == 0)
-    rc = ty_rpc_call(s->node->conn, "LaunchTask", b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
+    rc = ty_rpc_call(s->node->conn, TY_M_LAUNCH_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
                      on_launch_answer, lc, NULL);
   ty_buf_close(&b);
+  memset(key, 0, sizeof(key));
   if (rc != 0) {
     free(lc);
     ty_warn("job %llu rank %u: cannot send LaunchTask to %s: %s", (unsigned long long)j->id, r,
@@ -330,7 +356,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_cluster_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn) continue;
-    int rc = ty_rpc_call(n->conn, "KillTask", b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
+    int rc = ty_rpc_call(n->conn, TY_M_KILL_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
                          on_kill_answer, NULL, NULL);
     if (rc != 0)
       ty_warn("job %llu: cannot send KillTask to %s: %s", (unsigned long long)j->id, n->name,

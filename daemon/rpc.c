@@ -88,6 +88,11 @@ void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...) {
   ty__reply_finish(r, status, msg);
 }
 
+void ty__reply_bad_payload(ty_reply *r, int rc, const char *what) {
+  if (rc == TY_ENOMEM) ty__reply_finishf(r, rc, "out of memory decoding %s", what);
+  else ty__reply_finishf(r, TY_EPROTO, "payload is not %s", what);
+}
+
 static ty_reply *reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *req,
                            const char *method) {
   ty_reply *r = ty_xcalloc(1, sizeof(*r));

@@ -61,8 +61,9 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint8_t *blob = NULL;
   size_t blob_len = 0;
   char err[512];
-  if (ty__conv_submit(p, n, &spec, &blob, &blob_len) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a SubmitJobRequest carrying a job");
+  int decoded = ty__conv_submit(p, n, &spec, &blob, &blob_len);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a SubmitJobRequest carrying a job");
     return;
   }
   int rc = ty_job_spec_validate(&spec, err, sizeof(err));
@@ -77,8 +78,14 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = ctl->next_id;
   j->spec = spec;
-  j->blob = ty__conv_normalize(blob, blob_len, &spec, &j->blob_len);
-  free(blob);
+  /* Stored with the defaults validation filled in; as sent if that fails. */
+  if (ty__conv_normalize(blob, blob_len, &spec, &j->blob, &j->blob_len) == 0) {
+    free(blob);
+  } else {
+    free(j->blob);
+    j->blob = blob;
+    j->blob_len = blob_len;
+  }
   j->state = TY_JOB_PENDING;
   j->reason = ty_strdup("submitted");
   j->submit_ms = ty_now_ms();
@@ -115,8 +122,9 @@ static bool matches(const ty_job *j, const ty_list_filter *f) {
 /* Answers in id order; with a limit, the newest `limit` matching jobs. */
 void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_list_filter f;
-  if (ty__conv_list_jobs_req(p, n, &f) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a ListJobsRequest");
+  int decoded = ty__conv_list_jobs_req(p, n, &f);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a ListJobsRequest");
     return;
   }
   ty_job **sel = ty_xcalloc(ctl->n_jobs ? ctl->n_jobs : 1, sizeof(*sel));
@@ -154,8 +162,9 @@ static int collect_event(const ty_event_row *e, void *ud) {
 
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
-  if (ty__conv_job_id_req(p, n, &id) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a GetJobRequest");
+  int decoded = ty__conv_job_id_req(p, n, &id);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a GetJobRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, id);
@@ -242,8 +251,9 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t *ids = NULL;
   size_t n_ids = 0;
   char *user = NULL;
-  if (ty__conv_cancel_req(p, n, &ids, &n_ids, &user) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a CancelJobRequest");
+  int decoded = ty__conv_cancel_req(p, n, &ids, &n_ids, &user);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a CancelJobRequest");
     return;
   }
   if (n_ids == 0) {
@@ -291,8 +301,9 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   uint64_t id;
   bool want_tokens = false;
   char *user = NULL, err[256];
-  if (ty__conv_task_locations_req(p, n, &id, &want_tokens, &user) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a GetTaskLocationsRequest");
+  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens, &user);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a GetTaskLocationsRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, id);

@@ -12,10 +12,7 @@
 
 #include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
-
-static bool task_ended(int state) {
-  return state == TY_TASK_EXITED || state == TY_TASK_SIGNALED || state == TY_TASK_FAILED_START;
-}
+#include "proto/methods.h"
 
 /* The rank of job j that runs (or should run) on node n, or NULL. */
 static ty_rank *our_rank(ty_job *j, uint32_t rank, const ty_cluster_node *n) {
@@ -85,13 +82,13 @@ static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_
     const ty_task_report *tr = &rep->tasks[i];
     ty_job *j = ty__job_find(ctl, tr->job_id);
     ty_rank *rk = our_rank(j, tr->rank, n);
-    if (rk && task_ended(tr->state)) {
+    if (rk && ty_task_state_ended(tr->state)) {
       ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
                      tr->reason, t);
     } else if (rk) {
       rk->state = RANK_RUNNING;
       rk->seen_gen = ctl->reg_gen;
-    } else if (!task_ended(tr->state) && !(j && job_has_live_on(j, n))) {
+    } else if (!ty_task_state_ended(tr->state) && !(j && job_has_live_on(j, n))) {
       ty_warn("node %s runs job %llu rank %u, which the controller does not run: killing it",
               n->name, (unsigned long long)tr->job_id, tr->rank);
       rc->kill = ty_xrealloc(rc->kill, (rc->n_kill + 1) * sizeof(*rc->kill));
@@ -149,7 +146,7 @@ static void on_register_committed(int status, void *ud) {
     for (size_t i = 0; i < rc->n_kill; i++) {
       b.len = 0;
       if (ty__conv_kill_req(rc->kill[i], 0, ctl->cfg.kill_grace_s, &b) == 0)
-        ty_rpc_call(n->conn, "KillTask", b.data, b.len, NULL, 0, 30000, on_kill_answer, NULL,
+        ty_rpc_call(n->conn, TY_M_KILL_TASK, b.data, b.len, NULL, 0, 30000, on_kill_answer, NULL,
                     NULL);
     }
     ty_buf_close(&b);
@@ -193,8 +190,9 @@ static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_repo
 void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_node_report rep;
   char err[256];
-  if (ty__conv_register_req(p, len, &rep) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a RegisterNodeRequest carrying a node");
+  int decoded = ty__conv_register_req(p, len, &rep);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a RegisterNodeRequest carrying a node");
     return;
   }
   int rc = check_register(ctl, r->conn, &rep, err, sizeof(err));
@@ -227,8 +225,9 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
 void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   char *name = NULL;
   uint32_t running = 0;
-  if (ty__conv_heartbeat_req(p, len, &name, &running) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a HeartbeatRequest");
+  int decoded = ty__conv_heartbeat_req(p, len, &name, &running);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a HeartbeatRequest");
     return;
   }
   ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
@@ -255,8 +254,9 @@ static void on_update_committed(int status, void *ud) {
 
 void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_task_report tr;
-  if (ty__conv_task_update_req(p, len, &tr) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a TaskUpdateRequest");
+  int decoded = ty__conv_task_update_req(p, len, &tr);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a TaskUpdateRequest");
     return;
   }
   ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
@@ -267,19 +267,19 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
      * worker may forget it. */
     ty_debug("node %s: TaskUpdate for job %llu rank %u ignored (not running there)", n->name,
              (unsigned long long)tr.job_id, tr.rank);
-    free(tr.reason);
+    ty__task_report_close(&tr);
     ty__reply_finish(r, 0, NULL);
     return;
   }
-  if (!task_ended(tr.state)) {
+  if (!ty_task_state_ended(tr.state)) {
     if (rk->state == RANK_LAUNCHING) rk->state = RANK_RUNNING;
-    free(tr.reason);
+    ty__task_report_close(&tr);
     ty__reply_finish(r, 0, NULL);
     return;
   }
   ty_txn *t = ty_txn_create();
   ty__rank_ended(ctl, j, tr.rank, tr.state, tr.exit_code, tr.term_signal, tr.timed_out, tr.reason,
                  t);
-  free(tr.reason);
+  ty__task_report_close(&tr);
   ty__commit(ctl, t, on_update_committed, r);
 }

@@ -54,9 +54,9 @@ static void sched_job(const ty_job *j, ty_sched_job *out) {
                         .time_limit_s = j->spec.time_limit_s, .held = j->held};
 }
 
-static ty_sched_queue_state queue_state(const char *s) {
-  if (strcmp(s, "PAUSED") == 0) return TY_SCHED_QUEUE_PAUSED;
-  if (strcmp(s, "CLOSED") == 0 || strcmp(s, "DELETED") == 0) return TY_SCHED_QUEUE_CLOSED;
+static ty_sched_queue_state queue_state(ty_queue_state s) {
+  if (s == TY_QUEUE_PAUSED) return TY_SCHED_QUEUE_PAUSED;
+  if (s == TY_QUEUE_CLOSED || s == TY_QUEUE_DELETED) return TY_SCHED_QUEUE_CLOSED;
   return TY_SCHED_QUEUE_OPEN;
 }
 
@@ -117,7 +117,7 @@ static void input_build(ty_controller *ctl, input_buf *b) {
   }
   for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &b->nodes[i]);
   for (size_t q = 0; q < ctl->n_queues; q++) {
-    const ty_queue *qu = &ctl->queues[q];
+    const ty_queue_info *qu = &ctl->queues[q];
     b->queues[q] = (ty_sched_queue){.name = qu->name, .tier = qu->tier, .share = qu->share,
                                     .max_running = qu->max_running, .max_gpus = qu->max_gpus,
                                     .max_gpus_per_user = qu->max_gpus_per_user,

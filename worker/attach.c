@@ -226,16 +226,16 @@ static void remove_client(ty__iotask *io, client *cl, bool end) {
 }
 
 /* Sends one AttachOutput to cl; drops cl when its stream is gone. */
-static void send_to(ty__iotask *io, client *cl, const ty__attach_output *o) {
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  int rc = ty__encode_attach_output(o, &buf, &len);
-  if (rc == 0) rc = ty_rpc_stream_send(cl->conn, cl->request_id, buf, len);
-  free(buf);
+static void send_to(ty__iotask *io, client *cl, const ty_attach_output *o) {
+  ty_buf b;
+  ty_buf_init(&b);
+  int rc = ty__encode_attach_output(o, &b);
+  if (rc == 0) rc = ty_rpc_stream_send(cl->conn, cl->request_id, b.data, b.len);
+  ty_buf_close(&b);
   if (rc != 0) remove_client(io, cl, true);
 }
 
-static void send_all(ty__iotask *io, const ty__attach_output *o) {
+static void send_all(ty__iotask *io, const ty_attach_output *o) {
   for (client *cl = io->clients, *next; cl; cl = next) {
     next = cl->next;
     send_to(io, cl, o);
@@ -244,13 +244,13 @@ static void send_all(ty__iotask *io, const ty__attach_output *o) {
 
 /* The end of a client's stream: the exit, then END 0. */
 static void finish_client(ty__iotask *io, client *cl) {
-  ty__attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
+  ty_attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
                          .term_signal = io->term_signal, .timed_out = io->timed_out};
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (ty__encode_attach_output(&o, &buf, &len) == 0)
-    (void)ty_rpc_stream_send(cl->conn, cl->request_id, buf, len);
-  free(buf);
+  ty_buf b;
+  ty_buf_init(&b);
+  if (ty__encode_attach_output(&o, &b) == 0)
+    (void)ty_rpc_stream_send(cl->conn, cl->request_id, b.data, b.len);
+  ty_buf_close(&b);
   remove_client(io, cl, true);
 }
 
@@ -267,7 +267,7 @@ static void on_client_cancel(ty_rpc_conn *c, uint64_t request_id, void *ud) {
 
 static void replay(ty__iotask *io, client *cl) {
   for (ring_chunk *c = io->ring_head; c; c = c->next) {
-    ty__attach_output o = {.rank = io->rank, .stream = c->stream, .data = c->data,
+    ty_attach_output o = {.rank = io->rank, .stream = c->stream, .data = c->data,
                            .len = c->len, .replayed = true};
     ty_rpc_conn *conn = cl->conn;
     send_to(io, cl, &o);
@@ -277,7 +277,7 @@ static void replay(ty__iotask *io, client *cl) {
   }
 }
 
-static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty__attach_req *req,
+static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty_attach_request *req,
                           uint64_t request_id) {
   client *cl = ty_xcalloc(1, sizeof *cl);
   *cl = (client){.next = io->clients, .conn = c, .request_id = request_id, .owner = req->owner};
@@ -293,7 +293,7 @@ static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty__attach_req *
     remove_client(io, cl, true);
     return;
   }
-  ty__attach_output hello = {.rank = io->rank}; /* attached: input is accepted now */
+  ty_attach_output hello = {.rank = io->rank}; /* attached: input is accepted now */
   send_to(io, cl, &hello);
   bool present = false;
   for (client *k = io->clients; k; k = k->next) present |= k == cl;
@@ -368,7 +368,7 @@ static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     io->bytes_read += (uint64_t)n;
     ring_add(io, ch->stream, (const uint8_t *)b->base, (size_t)n);
     log_append(io, (const uint8_t *)b->base, (size_t)n);
-    ty__attach_output o = {.rank = io->rank, .stream = ch->stream,
+    ty_attach_output o = {.rank = io->rank, .stream = ch->stream,
                            .data = (const uint8_t *)b->base, .len = (size_t)n};
     send_all(io, &o);
     update_reading(io);
@@ -459,7 +459,7 @@ static void on_in_shutdown(uv_shutdown_t *req, int status) {
 
 /* Writes to the task's stdin (pipe or pty master); answers when written.
  * EOF closes a pipe, or sends the terminal's EOF character to a pty. */
-static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__attach_input *in) {
+static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_attach_input *in) {
   if (!io->in_active) {
     char msg[128];
     snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed", io->job_id,
@@ -488,7 +488,7 @@ static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__
   }
 }
 
-static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__attach_input *in) {
+static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_attach_input *in) {
   if (in->signal < 0 || in->signal > 64) {
     reply(c, rid, TY_EINVAL, "signal: not a signal number (1-64)");
     return;
@@ -507,8 +507,8 @@ static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__
 /* ---- creation ---------------------------------------------------------------------------- */
 
 static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t err_len) {
-  struct winsize ws = {.ws_row = (unsigned short)(spec->rows ? spec->rows : 24),
-                       .ws_col = (unsigned short)(spec->cols ? spec->cols : 80)};
+  struct winsize ws = {.ws_row = (unsigned short)(spec->interactive.rows ? spec->interactive.rows : 24),
+                       .ws_col = (unsigned short)(spec->interactive.cols ? spec->interactive.cols : 80)};
   if (openpty(&io->master_fd, &io->slave_fd, NULL, NULL, &ws) != 0) {
     snprintf(err, err_len, "cannot open a pseudo-terminal on node %s: %s", io->reg->node,
              strerror(errno));
@@ -538,7 +538,7 @@ static void prepare_pipes(ty__iotask *io, const ty_task_spec *spec, int null_fd,
     stdio[1 + i] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
                                           .data.stream = (uv_stream_t *)&io->out[i].pipe};
   }
-  if (spec->stdin_all || spec->rank == 0) {
+  if (spec->interactive.stdin_all || spec->rank == 0) {
     uv_pipe_init(loop, &io->in, 0);
     init_handle(io, (uv_handle_t *)&io->in);
     stdio[0] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
@@ -555,8 +555,8 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
   io->reg = reg;
   io->job_id = spec->job_id;
   io->rank = spec->rank;
-  io->pty = spec->pty;
-  io->detach = spec->detach;
+  io->pty = spec->interactive.pty;
+  io->detach = spec->interactive.detach;
   io->has_key = spec->attach_key && spec->attach_key_len == TY_TOKEN_KEY_LEN;
   if (io->has_key) memcpy(io->key, spec->attach_key, TY_TOKEN_KEY_LEN);
   io->slave_fd = io->master_fd = -1;
@@ -570,7 +570,7 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
   io->next = reg->head;
   reg->head = io;
   int rc = 0;
-  if (spec->pty) {
+  if (spec->interactive.pty) {
     rc = open_pty(io, spec, err, err_len);
     for (int i = 0; i < 3; i++)
       stdio[i] = (uv_stdio_container_t){.flags = UV_INHERIT_FD, .data.fd = io->slave_fd};
@@ -635,7 +635,7 @@ static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
 
 void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
   ty__ioreg *reg = ty__tasks_ioreg(t);
-  ty__attach_req req;
+  ty_attach_request req;
   char msg[256], why[128] = "no attach key";
   if (!reg) {
     ty_rpc_stream_end(c, m->request_id, TY_ESTATE, "the worker is shutting down");
@@ -664,9 +664,10 @@ void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
 }
 
 void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty__attach_input in;
-  char msg[200];
-  if (ty__decode_attach_input(m->payload, m->payload_len, &in) != 0) {
+  ty_attach_input in;
+  void *owner = NULL;
+  char msg[TY_ERR_LEN];
+  if (ty__decode_attach_input(m->payload, m->payload_len, &in, &owner) != 0) {
     ty_rpc_reply(c, m->request_id, TY_EPROTO, "AttachInputRequest: malformed payload", NULL, 0);
     return;
   }
@@ -682,7 +683,7 @@ void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
              in.job_id, in.rank);
     ty_rpc_reply(c, m->request_id, TY_EPERM, msg, NULL, 0);
   }
-  ty__attach_input_free(&in);
+  ty_wire_free(owner);
 }
 
 void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {

@@ -27,33 +27,8 @@
 #include "lib/rpc/rpc.h"
 #include "worker/worker.h"
 
-/* The graph part of a LaunchTaskRequest (convert_graph.c). Strings and
- * bytes are owned; ty__graph_launch_close frees them. */
-typedef struct ty__graph_launch {
-  bool present;
-  char *model_path;
-  uint8_t *model_bytes;
-  size_t model_len;
-  uint8_t *train_config;
-  size_t train_config_len;
-  char *checkpoint_path;
-  uint32_t bucket_mb;
-} ty__graph_launch;
-int ty__decode_graph_launch(const uint8_t *p, size_t n, ty__graph_launch *out);
-void ty__graph_launch_close(ty__graph_launch *g);
-
-typedef struct ty__train_progress {
-  uint64_t job_id;
-  uint32_t rank;
-  uint64_t step, total_steps;
-  double loss, samples_per_s;
-  int64_t time_ms;
-  uint64_t checkpoint_step;
-  const char *checkpoint_path;
-  double test_accuracy; /* -1 = none yet */
-  uint32_t epoch;
-} ty__train_progress;
-int ty__encode_progress(const ty__train_progress *p, uint8_t **out, size_t *out_len);
+/* ReportProgress for rank `rank` of job_id, appended to out (convert.c). */
+int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p, ty_buf *out);
 
 /* One per session. `trainrun` and `controller` ("host:port") are copied. */
 typedef struct ty__graph_worker ty__graph_worker;
@@ -70,11 +45,11 @@ typedef struct ty__graph_cmd {
   char *cwd;
 } ty__graph_cmd;
 
-/* When the LaunchTaskRequest in p carries a graph, writes the job's files
- * and points spec's argv, env and cwd at `cmd`; returns 1. Returns 0 for a
- * command task, or an error with a message in err. */
-int ty__graph_prepare(ty__graph_worker *gw, const uint8_t *p, size_t n, ty_task_spec *spec, ty__graph_cmd *cmd,
-                      char *err, size_t err_len);
+/* When spec is a graph rank, writes the job's files and points spec's
+ * argv, env and cwd at `cmd`; returns 1. Returns 0 for a command task, or
+ * an error with a message in err. */
+int ty__graph_prepare(ty__graph_worker *gw, ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
+                      size_t err_len);
 void ty__graph_cmd_close(ty__graph_cmd *cmd);
 /* A graph rank 0 started: watch its progress. */
 void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char *checkpoint_path);
@@ -82,6 +57,6 @@ void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char 
 void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn);
 
 /* progress.c: parses a log tail into p (fields it finds); pure, for tests. */
-void ty__progress_parse(const char *text, size_t len, ty__train_progress *p);
+void ty__progress_parse(const char *text, size_t len, ty_train_progress *p);
 
 #endif

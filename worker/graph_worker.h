@@ -12,7 +12,7 @@
 typedef struct ty__watch {
   uint64_t job_id;
   char *log_path, *ckpt_path;
-  ty__train_progress last; /* as last sent */
+  ty_train_progress last; /* as last sent; checkpoint_path not kept */
   bool sent, ended;
 } ty__watch;
 void ty__watch_close(ty__watch *w);

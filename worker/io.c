@@ -39,7 +39,7 @@ typedef struct log_stream {
   ty_worker_io *io;
   io_conn *ic;               /* NULL once the connection closed */
   uint64_t request_id;
-  ty__read_log req;
+  ty_read_log req;
   uint64_t offset;
   int fd;
   uv_fs_t fs;
@@ -116,11 +116,11 @@ static void finish(log_stream *st, int status, const char *message) {
 static void on_poll(uv_timer_t *h) { pump(h->data); }
 
 static void send_chunk(log_stream *st, size_t n) {
-  uint8_t *frame = NULL;
-  size_t len = 0;
-  int rc = ty__encode_log_chunk(st->req.rank, st->offset, st->buf, n, &frame, &len);
-  if (rc == 0) rc = ty_rpc_stream_send(st->ic->c, st->request_id, frame, len);
-  free(frame);
+  ty_buf frame;
+  ty_buf_init(&frame);
+  int rc = ty__encode_log_chunk(st->req.rank, st->offset, st->buf, n, &frame);
+  if (rc == 0) rc = ty_rpc_stream_send(st->ic->c, st->request_id, frame.data, frame.len);
+  ty_buf_close(&frame);
   if (rc != 0) {
     /* Cancelled by the peer, or the connection is going away. */
     finish(st, 0, NULL);
@@ -185,7 +185,7 @@ static void on_cancel(ty_rpc_conn *c, uint64_t request_id, void *ud) {
 
 static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   ty_worker_io *io = ic->io;
-  ty__read_log req;
+  ty_read_log req;
   if (ty__decode_read_log(m->payload, m->payload_len, &req) != 0) {
     ty_rpc_stream_end(ic->c, m->request_id, TY_EPROTO, "ReadLogRequest: malformed payload");
     return;

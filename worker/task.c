@@ -361,9 +361,9 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
  * without a fork and the pid stays the process group's id. */
 static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
                  uv_stdio_container_t stdio[3]) {
-  size_t pre = spec->pty ? 2 : 0;
+  size_t pre = spec->interactive.pty ? 2 : 0;
   char **args = ty_xcalloc(spec->argc + pre + 1, sizeof *args);
-  if (spec->pty) args[0] = SETSID_PATH, args[1] = "--ctty";
+  if (spec->interactive.pty) args[0] = SETSID_PATH, args[1] = "--ctty";
   for (size_t i = 0; i < spec->argc; i++) args[pre + i] = (char *)spec->argv[i];
   uv_process_options_t opts = {
       .exit_cb = on_process_exit,
@@ -371,7 +371,7 @@ static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
       .args = args,
       .env = env,
       .cwd = (spec->cwd && spec->cwd[0]) ? spec->cwd : NULL,
-      .flags = spec->pty ? 0 : UV_PROCESS_DETACHED,
+      .flags = spec->interactive.pty ? 0 : UV_PROCESS_DETACHED,
       .stdio_count = 3,
       .stdio = stdio,
   };
@@ -419,11 +419,11 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, char **
       {.flags = UV_INHERIT_FD, .data.fd = log_fd},
   };
   ty__iotask *io = NULL;
-  if (spec->interactive) {
+  if (spec->interactive.on) {
     int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, stdio, err, err_len, &io);
     if (rc != 0) return rc;
   }
-  int rc = spec->pty ? check_exec(spec->argv[0], env) : 0;
+  int rc = spec->interactive.pty ? check_exec(spec->argv[0], env) : 0;
   if (rc == 0) rc = spawn(t, k, spec, env, stdio);
   ty__iotask_hooks hooks = {.signal = hook_signal, .kill = hook_kill, .ud = k};
   if (io) ty__iotask_spawned(io, rc, &hooks);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals shared by the files of worker/: the protobuf conversions
- * (convert.c is the only file that touches generated protobuf types) and the
- * metrics glue. Encoders return a heap buffer the caller frees with free();
- * decoders return TY_EPROTO for bytes that are not the expected message.
+ * (convert.c is the only file that touches generated protobuf types) into
+ * the wire model (lib/wire/wire.h) and the metrics glue. Decoders return
+ * TY_EPROTO for bytes that are not the expected message.
  */
 #ifndef TY_WORKER_WORKER_INTERNAL_H
 #define TY_WORKER_WORKER_INTERNAL_H
@@ -12,8 +12,8 @@
 #include "lib/rpc/rpc.h"
 #include "worker/worker.h"
 
-/* A decoded LaunchTaskRequest: `spec` borrows from the decoded message, which
- * ty__launch_free() releases. */
+/* A decoded LaunchTaskRequest: `spec` (graph part included) borrows from
+ * the decoded message, which ty__launch_free() releases. */
 typedef struct ty__launch {
   ty_task_spec spec;
   void *pb;
@@ -31,52 +31,22 @@ typedef struct ty__node_status {
   const char *io_addr;
   ty_tasks *tasks;
 } ty__node_status;
-int ty__encode_register(const ty__node_status *st, uint8_t **out, size_t *out_len);
+/* Encoders append the message to `out`: 0 or TY_ENOMEM. */
+int ty__encode_register(const ty__node_status *st, ty_buf *out);
 int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms);
-int ty__encode_heartbeat(const char *node, uint32_t running, uint8_t **out, size_t *out_len);
-int ty__encode_task_update(const ty_task_report *r, uint8_t **out, size_t *out_len);
+int ty__encode_heartbeat(const char *node, uint32_t running, ty_buf *out);
+int ty__encode_task_update(const ty_task_report *r, ty_buf *out);
 
-typedef struct ty__read_log {
-  uint64_t job_id;
-  uint32_t rank;
-  uint64_t offset;
-  bool follow;
-} ty__read_log;
-int ty__decode_read_log(const uint8_t *p, size_t n, ty__read_log *out);
+int ty__decode_read_log(const uint8_t *p, size_t n, ty_read_log *out);
 int ty__encode_log_chunk(uint32_t rank, uint64_t offset, const uint8_t *data, size_t len,
-                         uint8_t **out, size_t *out_len);
+                         ty_buf *out);
 
 /* ---- interactive attach (attach.c; codecs in convert.c) ---- */
 
-typedef struct ty__attach_req {
-  uint64_t job_id;
-  uint32_t rank;
-  bool owner, replay;
-} ty__attach_req;
-int ty__decode_attach(const uint8_t *p, size_t n, ty__attach_req *out);
-
-/* Borrows `data` from the decoded message, released by ty__attach_input_free. */
-typedef struct ty__attach_input {
-  uint64_t job_id;
-  uint32_t rank;
-  const uint8_t *data;
-  size_t len;
-  bool eof, kill;
-  int signal;
-  uint32_t rows, cols;
-  void *pb;
-} ty__attach_input;
-int ty__decode_attach_input(const uint8_t *p, size_t n, ty__attach_input *out);
-void ty__attach_input_free(ty__attach_input *in);
-
-typedef struct ty__attach_output {
-  uint32_t rank, stream; /* 1 stdout, 2 stderr */
-  const uint8_t *data;
-  size_t len;
-  bool replayed, exited, timed_out;
-  int exit_code, term_signal;
-} ty__attach_output;
-int ty__encode_attach_output(const ty__attach_output *o, uint8_t **out, size_t *out_len);
+int ty__decode_attach(const uint8_t *p, size_t n, ty_attach_request *out);
+/* `data` borrows from the decoded message: *out_owner, for ty_wire_free. */
+int ty__decode_attach_input(const uint8_t *p, size_t n, ty_attach_input *out, void **out_owner);
+int ty__encode_attach_output(const ty_attach_output *o, ty_buf *out);
 
 /* The stdio of one interactive task: pipes (or a pty) read by the worker, a
  * ring buffer of recent output, attached clients. It outlives its task

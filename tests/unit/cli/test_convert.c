@@ -23,7 +23,7 @@ static char *write_tmp(const void *data, size_t n) {
 
 Test(convert, command_job_encodes_a_submit_request) {
   char *argv[] = {"python", "train.py"}, *env[] = {"A=1"};
-  ty_cli_job j = {.name = "n",
+  ty_job_spec j = {.name = "n",
                   .queue = "gpu",
                   .user = "alice",
                   .cwd = "/w",
@@ -61,7 +61,7 @@ Test(convert, command_job_encodes_a_submit_request) {
   trainyard__submit_job_request__free_unpacked(r, NULL);
   ty_buf_close(&b);
 
-  ty_cli_job empty = {0}; /* unset strings encode as "" */
+  ty_job_spec empty = {0}; /* unset strings encode as "" */
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_submit(&empty, &b), 0);
   ty_buf_close(&b);
@@ -163,7 +163,7 @@ Test(job_file, empty_and_missing_files) {
 Test(convert, requests_decode_as_their_messages) {
   ty_buf b;
   ty_buf_init(&b);
-  ty_cli_ls_args ls = {.states = {TY_CLI_JOB_RUNNING}, .nstates = 1, .user = "bob"};
+  ty_cli_ls_args ls = {.states = {TY_JOB_RUNNING}, .nstates = 1, .user = "bob"};
   cr_assert_eq(ty_cli_encode_list_jobs(&ls, &b), 0);
   Trainyard__ListJobsRequest *l = trainyard__list_jobs_request__unpack(NULL, b.len, b.data);
   cr_assert(l);
@@ -223,7 +223,7 @@ Test(convert, answers_decode_into_plain_structs) {
   cr_assert_eq(ty_cli_decode_list_jobs(b.data, b.len, &js, &n), 0);
   cr_assert_eq(n, 1u);
   cr_assert_eq(js[0].id, 9u);
-  cr_assert_eq(js[0].state, TY_CLI_JOB_RUNNING);
+  cr_assert_eq(js[0].state, TY_JOB_RUNNING);
   cr_assert_str_eq(js[0].spec.argv[1], "9");
   cr_assert_str_eq(js[0].nodes[0], "n1");
   cr_assert_str_eq(js[0].reason, "");
@@ -235,13 +235,12 @@ Test(convert, answers_decode_into_plain_structs) {
   Trainyard__GetTaskLocationsResponse tr = TRAINYARD__GET_TASK_LOCATIONS_RESPONSE__INIT;
   tr.n_tasks = 1, tr.tasks = locs, tr.state = TRAINYARD__JOB_STATE__JOB_COMPLETED;
   b = pack_msg(&tr.base);
-  ty_cli_task_loc *ts;
-  int st;
-  cr_assert_eq(ty_cli_decode_task_locs(b.data, b.len, &ts, &n, &st), 0);
-  cr_assert_eq(n, 1u);
-  cr_assert_eq(st, TY_CLI_JOB_COMPLETED);
-  cr_assert_str_eq(ts[0].io_addr, "127.0.0.1:7820");
-  ty_cli_task_locs_free(ts, n);
+  ty_task_locations locs_out;
+  cr_assert_eq(ty_cli_decode_locations(b.data, b.len, &locs_out), 0);
+  cr_assert_eq(locs_out.n, 1u);
+  cr_assert_eq(locs_out.state, TY_JOB_COMPLETED);
+  cr_assert_str_eq(locs_out.tasks[0].io_addr, "127.0.0.1:7820");
+  ty_task_locations_close(&locs_out);
   ty_buf_close(&b);
 
   Trainyard__LogChunk ch = TRAINYARD__LOG_CHUNK__INIT;
@@ -263,7 +262,7 @@ Test(convert, garbage_answers_are_eproto) {
   ty_cli_jobinfo j;
   ty_cli_event *ev;
   ty_cli_node *ns;
-  ty_cli_cancel_result *cr;
+  ty_cancel_result *cr;
   size_t n;
   uint64_t id;
   cr_assert_eq(ty_cli_decode_submit(junk, 3, &id), TY_EPROTO);

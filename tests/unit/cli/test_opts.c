@@ -262,8 +262,8 @@ Test(ls, defaults_to_pending_and_running) {
   ty_cli_err err = {{0}};
   cr_assert_eq(ty_cli_parse_ls(0, ARGS("x"), &a, &err), 0);
   cr_assert_eq(a.nstates, 2u);
-  cr_assert_eq(a.states[0], TY_CLI_JOB_PENDING);
-  cr_assert_eq(a.states[1], TY_CLI_JOB_RUNNING);
+  cr_assert_eq(a.states[0], TY_JOB_PENDING);
+  cr_assert_eq(a.states[1], TY_JOB_RUNNING);
   ty_cli_ls_args_close(&a);
 
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--all", "--json"), &a, &err), 0);
@@ -277,7 +277,7 @@ Test(ls, defaults_to_pending_and_running) {
                    &a, &err),
                0, "%s", err.msg);
   cr_assert_eq(a.nstates, 3u); /* cd == completed */
-  cr_assert_eq(a.states[2], TY_CLI_JOB_NODE_FAIL);
+  cr_assert_eq(a.states[2], TY_JOB_NODE_FAIL);
   cr_assert_str_eq(a.user, "bob");
   cr_assert_str_eq(a.queue, "gpu");
   ty_cli_ls_args_close(&a);
@@ -351,16 +351,16 @@ Test(jobs, bad_ids_and_arguments) {
 
 Test(states, names_round_trip) {
   int st = 0;
-  for (int s = 1; s <= TY_CLI_JOB_STATE_MAX; s++) {
-    cr_assert_eq(ty_cli_job_state_parse(ty_cli_job_state_name(s), &st), 0);
+  for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
+    cr_assert_eq(ty_job_state_parse(ty_job_state_name(s), &st), 0);
     cr_assert_eq(st, s);
   }
-  cr_assert_eq(ty_cli_job_state_parse("pd", &st), 0);
-  cr_assert_eq(st, TY_CLI_JOB_PENDING);
-  cr_assert_eq(ty_cli_job_state_parse("canceled", &st), 0);
-  cr_assert_eq(ty_cli_job_state_parse("", &st), TY_EINVAL);
-  cr_assert_str_eq(ty_cli_job_state_name(99), "UNKNOWN");
-  cr_assert_str_eq(ty_cli_node_state_name(3), "DRAINING");
+  cr_assert_eq(ty_job_state_parse("pd", &st), 0);
+  cr_assert_eq(st, TY_JOB_PENDING);
+  cr_assert_eq(ty_job_state_parse("canceled", &st), 0);
+  cr_assert_eq(ty_job_state_parse("", &st), TY_EINVAL);
+  cr_assert_str_eq(ty_job_state_name(99), "UNKNOWN");
+  cr_assert_str_eq(ty_node_state_name(3), "DRAINING");
 }
 
 Test(exit_codes, map_as_documented) {
@@ -378,10 +378,10 @@ Test(exit_codes, map_as_documented) {
   cr_assert_eq(ty_cli_exit_for_transport(TY_ECLOSED), 3);
   cr_assert_eq(ty_cli_exit_for_transport(0), 0);
 
-  ty_cli_cancel_result ok = {1, 0, ""}, done = {2, TY_ESTATE, "job 2 is already COMPLETED"},
+  ty_cancel_result ok = {1, 0, ""}, done = {2, TY_ESTATE, "job 2 is already COMPLETED"},
                        gone = {3, TY_ENOTFOUND, "job 3 not found"};
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){ok}, 1), 0);
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){ok, done}, 2), 1);
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){gone, done}, 2), 4);
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){done, gone}, 2), 4);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok}, 1), 0);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok, done}, 2), 1);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){gone, done}, 2), 4);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){done, gone}, 2), 4);
 }

@@ -118,12 +118,12 @@ Test(rlaunch_args, exit_codes) {
 Test(rlaunch_args, codecs_round_trip_and_reject_garbage) {
   ty_buf b;
   ty_buf_init(&b);
-  ty_rl_locations l;
-  cr_assert_eq(ty_rl_decode_locations((const uint8_t *)"\xff\xff\xff", 3, &l), TY_EPROTO);
-  ty_rl_output o;
+  ty_task_locations l;
+  cr_assert_eq(ty_cli_decode_locations((const uint8_t *)"\xff\xff\xff", 3, &l), TY_EPROTO);
+  ty_attach_output o;
   void *owner = NULL;
   cr_assert_eq(ty_rl_decode_output((const uint8_t *)"\xff\xff\xff", 3, &o, &owner), TY_EPROTO);
-  ty_rl_input in = {.job_id = 7, .rank = 1, .signal = SIGINT, .rows = 40, .cols = 120};
+  ty_attach_input in = {.job_id = 7, .rank = 1, .signal = SIGINT, .rows = 40, .cols = 120};
   cr_assert_eq(ty_rl_encode_input(&in, &b), 0);
   cr_assert_gt(b.len, 0);
   ty_buf_close(&b);
