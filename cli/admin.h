@@ -73,7 +73,7 @@ typedef struct ty_cli_queue_args {
   bool json, help;
 } ty_cli_queue_args;
 int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
-                            ty_cli_err *err);
+                            char *err, size_t err_len);
 void ty_cli_queue_args_close(ty_cli_queue_args *a);
 
 /* ---- output ----------------------------------------------------------------------- */

@@ -18,15 +18,6 @@
 
 #define DEFAULT_TIMEOUT_MS 10000u
 
-int ty_cli_errf(ty_cli_err *err, int code, const char *fmt, ...) {
-  if (!err) return code;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-  va_end(ap);
-  return code;
-}
-
 void ty__cli_args_init(ty__cli_args *it, int argc, char **argv, const ty__cli_opt *opts,
                        size_t nopts) {
   memset(it, 0, sizeof *it);
@@ -48,9 +39,9 @@ static const ty__cli_opt *find_short(const ty__cli_args *it, char c) {
 
 /* Takes the value of `o`: inline ("--x=v") or the next argument. */
 static int take_value(ty__cli_args *it, const ty__cli_opt *o, const char *inl, const char *shown,
-                      const char **out_val, ty_cli_err *err) {
+                      const char **out_val, char *err, size_t err_len) {
   if (!o->has_arg) {
-    if (inl) return ty_cli_errf(err, TY__ARG_ERROR, "%s does not take a value", shown);
+    if (inl) return ty_errf(err, err_len, TY__ARG_ERROR, "%s does not take a value", shown);
     *out_val = NULL;
     return o->id;
   }
@@ -58,12 +49,12 @@ static int take_value(ty__cli_args *it, const ty__cli_opt *o, const char *inl, c
     *out_val = inl;
     return o->id;
   }
-  if (it->i >= it->argc) return ty_cli_errf(err, TY__ARG_ERROR, "%s needs a value", shown);
+  if (it->i >= it->argc) return ty_errf(err, err_len, TY__ARG_ERROR, "%s needs a value", shown);
   *out_val = it->argv[it->i++];
   return o->id;
 }
 
-int ty__cli_args_next(ty__cli_args *it, const char **out_val, ty_cli_err *err) {
+int ty__cli_args_next(ty__cli_args *it, const char **out_val, char *err, size_t err_len) {
   *out_val = NULL;
   if (it->i >= it->argc) return TY__ARG_END;
   const char *a = it->argv[it->i++];
@@ -73,68 +64,68 @@ int ty__cli_args_next(ty__cli_args *it, const char **out_val, ty_cli_err *err) {
   }
   if (strcmp(a, "--") == 0) {
     it->only_positional = true;
-    return ty__cli_args_next(it, out_val, err);
+    return ty__cli_args_next(it, out_val, err, err_len);
   }
   if (a[1] == '-') {
     const char *name = a + 2, *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
     const ty__cli_opt *o = find_long(it, name, len);
-    if (!o) return ty_cli_errf(err, TY__ARG_ERROR, "unknown option --%.*s", (int)len, name);
+    if (!o) return ty_errf(err, err_len, TY__ARG_ERROR, "unknown option --%.*s", (int)len, name);
     char shown[64];
     snprintf(shown, sizeof shown, "--%s", o->name);
-    return take_value(it, o, eq ? eq + 1 : NULL, shown, out_val, err);
+    return take_value(it, o, eq ? eq + 1 : NULL, shown, out_val, err, err_len);
   }
   const ty__cli_opt *o = a[2] == '\0' ? find_short(it, a[1]) : NULL;
-  if (!o) return ty_cli_errf(err, TY__ARG_ERROR, "unknown option %s", a);
+  if (!o) return ty_errf(err, err_len, TY__ARG_ERROR, "unknown option %s", a);
   char shown[8];
   snprintf(shown, sizeof shown, "-%c", a[1]);
-  return take_value(it, o, NULL, shown, out_val, err);
+  return take_value(it, o, NULL, shown, out_val, err, err_len);
 }
 
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
-                      ty_cli_err *err) {
+                      char *err, size_t err_len) {
   if (!isdigit((unsigned char)s[0]))
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
   errno = 0;
   char *end;
   unsigned long long v = strtoull(s, &end, 10);
   if (*end != '\0')
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
   if (errno == ERANGE || v > max)
-    return ty_cli_errf(err, TY_EINVAL, "%s: %s is too large (at most %u)", what, s, max);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s is too large (at most %u)", what, s, max);
   if (v < min)
-    return ty_cli_errf(err, TY_EINVAL, "%s: %s is not allowed (at least %u)", what, s, min);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s is not allowed (at least %u)", what, s, min);
   *out = (uint32_t)v;
   return 0;
 }
 
-int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, ty_cli_err *err) {
+int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len) {
   const char *digits = (s[0] == '-' || s[0] == '+') ? s + 1 : s;
   if (!isdigit((unsigned char)digits[0]))
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (*end != '\0') return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
+  if (*end != '\0') return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
   if (errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
-    return ty_cli_errf(err, TY_EINVAL, "%s: %s is out of range (%d to %d)", what, s, INT32_MIN,
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s is out of range (%d to %d)", what, s, INT32_MIN,
                        INT32_MAX);
   *out = (int32_t)v;
   return 0;
 }
 
-int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err) {
+int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len) {
   errno = 0;
   char *end;
   unsigned long long v = isdigit((unsigned char)s[0]) ? strtoull(s, &end, 10) : 0;
   if (!isdigit((unsigned char)s[0]) || *end != '\0' || errno == ERANGE || v == 0)
-    return ty_cli_errf(err, TY_EINVAL, "\"%s\" is not a job id (a positive integer)", s);
+    return ty_errf(err, err_len, TY_EINVAL, "\"%s\" is not a job id (a positive integer)", s);
   *out_id = v;
   return 0;
 }
 
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
-                      int *out_port, ty_cli_err *err) {
+                      int *out_port, char *err, size_t err_len) {
   const char *host = s, *colon;
   size_t hlen;
   if (s[0] == '[') {
@@ -149,14 +140,14 @@ int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **
   }
   if (hlen == 0) goto bad;
   uint32_t port = (uint32_t)default_port;
-  if (colon && ty__cli_parse_u32(what, colon + 1, 1, 65535, &port, NULL) != 0) goto bad;
+  if (colon && ty__cli_parse_u32(what, colon + 1, 1, 65535, &port, NULL, 0) != 0) goto bad;
   *out_host = ty_xmalloc(hlen + 1);
   memcpy(*out_host, host, hlen);
   (*out_host)[hlen] = '\0';
   *out_port = (int)port;
   return 0;
 bad:
-  return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:%d)", what, s,
+  return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:%d)", what, s,
                      TY_CONTROLLER_PORT);
 }
 
@@ -169,10 +160,10 @@ static const ty__cli_opt global_opts[] = {
     {"version", 0, false, G_VERSION},
 };
 
-static int set_controller(ty_cli_global *g, const char *what, const char *v, ty_cli_err *err) {
+static int set_controller(ty_cli_global *g, const char *what, const char *v, char *err, size_t err_len) {
   char *host = NULL;
   int port = 0;
-  int rc = ty_cli_parse_addr(what, v, TY_CONTROLLER_PORT, &host, &port, err);
+  int rc = ty_cli_parse_addr(what, v, TY_CONTROLLER_PORT, &host, &port, err, err_len);
   if (rc) return rc;
   free(g->host);
   free(g->controller);
@@ -182,14 +173,14 @@ static int set_controller(ty_cli_global *g, const char *what, const char *v, ty_
   return 0;
 }
 
-static int global_opt(ty_cli_global *g, int id, const char *v, ty_cli_err *err) {
+static int global_opt(ty_cli_global *g, int id, const char *v, char *err, size_t err_len) {
   uint32_t s = 0;
   switch (id) {
   case G_CONTROLLER:
-    return set_controller(g, "--controller", v, err);
+    return set_controller(g, "--controller", v, err, err_len);
   case G_TIMEOUT:
     if (ty_parse_duration(v, &s) != 0 || s == 0 || s > 86400)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "--timeout: \"%s\" is not a duration between 1s and 1d (examples: 5, "
                          "30s, 2m)",
                          v);
@@ -205,12 +196,12 @@ static int global_opt(ty_cli_global *g, int id, const char *v, ty_cli_err *err) 
     g->version = true;
     return 0;
   default:
-    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
 }
 
 int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
-                        ty_cli_err *err) {
+                        char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->timeout_ms = DEFAULT_TIMEOUT_MS;
   out->cmd_index = argc;
@@ -219,7 +210,7 @@ int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cl
   ty__cli_args_init(&it, argc - 1, argv + 1, global_opts, TY_ARRAY_LEN(global_opts));
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
+    int id = ty__cli_args_next(&it, &v, err, err_len);
     if (id == TY__ARG_END) break;
     if (id == TY__ARG_ERROR)
       rc = TY_EINVAL;
@@ -227,12 +218,12 @@ int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cl
       out->cmd_index = it.i; /* it.i is past the command in argv + 1 */
       break;
     } else
-      rc = global_opt(out, id, v, err);
+      rc = global_opt(out, id, v, err, err_len);
   }
   /* The environment only counts when --controller did not say otherwise. */
   if (rc == 0 && !out->host)
     rc = set_controller(out, "TRAINYARD_CONTROLLER",
-                        env_controller && *env_controller ? env_controller : "127.0.0.1", err);
+                        env_controller && *env_controller ? env_controller : "127.0.0.1", err, err_len);
   if (rc) ty_cli_global_close(out);
   return rc;
 }

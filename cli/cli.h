@@ -13,8 +13,8 @@
  * copies of what they need, never pointers into argv.
  *
  * Errors: parse functions return 0 or a negative TY_E* code and, on error,
- * write a one-line message naming the bad option or field into a ty_cli_err
- * (without the "trainctl: " prefix, which main adds).
+ * write a one-line message naming the bad option or field into the caller's
+ * `err` (TY_ERR_LEN bytes; without the "trainctl: " prefix, which main adds).
  */
 #ifndef TY_CLI_CLI_H
 #define TY_CLI_CLI_H
@@ -51,15 +51,6 @@ int ty_cli_exit_for_status(ty_cli_op op, int status);
  * timed out, closed before the answer): always TY_CLI_EXIT_UNREACHABLE. */
 int ty_cli_exit_for_transport(int rc);
 
-/* ---- errors ---------------------------------------------------------------- */
-typedef struct ty_cli_err {
-  char msg[512];
-} ty_cli_err;
-/* Formats into err->msg (truncating) and returns `code`, so callers write
- * `return ty_cli_errf(err, TY_EINVAL, "--gpus: ...")`. err may be NULL. */
-int ty_cli_errf(ty_cli_err *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* States, the job spec, task locations and cancel results are the wire
  * model's (lib/wire/wire.h): ty_job_state_name(), ty_job_state_parse(),
  * ty_node_state_name(), ty_job_spec, ty_task_locations, ty_cancel_result. */
@@ -80,23 +71,23 @@ typedef struct ty_cli_global {
  * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. On
  * error nothing is left to free (true of every ty_cli_parse_*). */
 int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
-                        ty_cli_err *err);
+                        char *err, size_t err_len);
 void ty_cli_global_close(ty_cli_global *g);
 
 /* Splits "HOST:PORT", "[v6]:PORT" or "HOST" (port = default_port). `what`
  * names the option or variable in the error message. *out_host is owned. */
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
-                      int *out_port, ty_cli_err *err);
+                      int *out_port, char *err, size_t err_len);
 
 /* Parses --signal's "[SIG@]SECONDS" (like Slurm's --signal): SIG is a number
  * (1-64) or a name with or without "SIG" (USR1, SIGUSR2, TERM, ...), default
  * SIGUSR1; SECONDS (> 0, or a duration such as 5m) is how long before the time
  * limit the signal goes to the tasks. `what` names the option in errors. */
 int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
-                        uint32_t *out_before_s, ty_cli_err *err);
+                        uint32_t *out_before_s, char *err, size_t err_len);
 
 /* Parses "42" into a job id (> 0). */
-int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err);
+int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len);
 
 /* `submit FILE` or `submit --command [options] -- CMD ARGS...`. Arguments
  * start after the subcommand name. For a command, job.cwd defaults to `cwd`
@@ -107,7 +98,7 @@ typedef struct ty_cli_submit_args {
   ty_job_spec job; /* command mode */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
-                        ty_cli_submit_args *out, ty_cli_err *err);
+                        ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
 
 typedef struct ty_cli_ls_args {
@@ -117,34 +108,34 @@ typedef struct ty_cli_ls_args {
   bool all, json, help;
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
-int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err);
+int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
 void ty_cli_ls_args_close(ty_cli_ls_args *a);
 
 typedef struct ty_cli_show_args {
   uint64_t id;
   bool json, help;
 } ty_cli_show_args;
-int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, ty_cli_err *err);
+int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_logs_args {
   uint64_t id;
   bool follow, help;
   int64_t rank; /* -1 = every rank */
 } ty_cli_logs_args;
-int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, ty_cli_err *err);
+int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_cancel_args {
   uint64_t *ids; /* owned */
   size_t nids;
   bool json, help;
 } ty_cli_cancel_args;
-int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, ty_cli_err *err);
+int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
 
 typedef struct ty_cli_nodes_args {
   bool json, help;
 } ty_cli_nodes_args;
-int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, ty_cli_err *err);
+int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);
 
 /* ---- what the controller answers, as plain structs ------------------------- */
 typedef struct ty_cli_jobinfo {
@@ -188,7 +179,7 @@ int ty_cli_encode_submit(const ty_job_spec *job, ty_buf *out);
 int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, ty_buf *out);
 /* Reads a job file and does the above; err names the file:
  * `FILE: not a valid trainyard.Job message (protobuf decode failed)`. */
-int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, ty_cli_err *err);
+int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, char *err, size_t err_len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
 /* GetTaskLocations; want_tokens (the owner's attach) needs `user`. */

@@ -42,11 +42,11 @@ void ty__cli_args_init(ty__cli_args *it, int argc, char **argv, const ty__cli_op
                        size_t nopts);
 /* Returns an option id (*out_val its value, or NULL for flags), or one of the
  * TY__ARG_* values above. */
-int ty__cli_args_next(ty__cli_args *it, const char **out_val, ty_cli_err *err);
+int ty__cli_args_next(ty__cli_args *it, const char **out_val, char *err, size_t err_len);
 
 /* Number parsing that names the option in its error messages. */
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
-                      ty_cli_err *err);
-int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, ty_cli_err *err);
+                      char *err, size_t err_len);
+int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len);
 
 #endif

@@ -24,8 +24,8 @@ void ty__ctl_err(const char *fmt, ...) {
   va_end(ap);
 }
 
-int ty__ctl_usage(const char *cmd, const ty_cli_err *err) {
-  ty__ctl_err("%s", err->msg);
+int ty__ctl_usage(const char *cmd, const char *err) {
+  ty__ctl_err("%s", err);
   if (cmd)
     fprintf(stderr, "Try 'trainctl %s --help'.\n", cmd);
   else

@@ -31,7 +31,7 @@ typedef struct attach_args {
   bool help;
 } attach_args;
 
-static int parse(int argc, char **argv, attach_args *a, ty_cli_err *err) {
+static int parse(int argc, char **argv, attach_args *a, char *err, size_t err_len) {
   *a = (attach_args){.rank = -1};
   ty__cli_args it;
   ty__cli_args_init(&it, argc, argv, attach_opts, TY_ARRAY_LEN(attach_opts));
@@ -39,29 +39,29 @@ static int parse(int argc, char **argv, attach_args *a, ty_cli_err *err) {
   for (;;) {
     const char *v = NULL;
     uint32_t r;
-    int id = ty__cli_args_next(&it, &v, err);
+    int id = ty__cli_args_next(&it, &v, err, err_len);
     if (id == TY__ARG_END) break;
     if (id == TY__ARG_ERROR) return TY_EINVAL;
     if (id == A_HELP) a->help = true;
     else if (id == A_RANK) {
-      if (ty__cli_parse_u32("--rank", v, 0, UINT32_MAX - 1, &r, err) != 0) return TY_EINVAL;
+      if (ty__cli_parse_u32("--rank", v, 0, UINT32_MAX - 1, &r, err, err_len) != 0) return TY_EINVAL;
       a->rank = r;
     } else if (have_id) {
-      return ty_cli_errf(err, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
-    } else if (ty_cli_parse_job_id(v, &a->id, err) != 0) {
+      return ty_errf(err, err_len, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
+    } else if (ty_cli_parse_job_id(v, &a->id, err, err_len) != 0) {
       return TY_EINVAL;
     } else {
       have_id = true;
     }
   }
-  if (!have_id && !a->help) return ty_cli_errf(err, TY_EINVAL, "attach: a job id is required");
+  if (!have_id && !a->help) return ty_errf(err, err_len, TY_EINVAL, "attach: a job id is required");
   return 0;
 }
 
 int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
   attach_args a;
-  ty_cli_err err = {{0}};
-  if (parse(argc, argv, &a, &err) != 0) return ty__ctl_usage("attach", &err);
+  char err[TY_ERR_LEN] = "";
+  if (parse(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("attach", err);
   if (a.help) {
     fputs(ty__usage_attach, stdout);
     return 0;

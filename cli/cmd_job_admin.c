@@ -56,7 +56,7 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
 int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
   static const struct { const char *action; int nargs; } subs[] = {
       {"hold", 1}, {"release", 1}, {"priority", 2}, {"move", 2}, {"checkpoint", 1}};
-  ty_cli_err err;
+  char err[TY_ERR_LEN] = "";
   if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
     fputs(ty__usage_job, argc < 1 ? stderr : stdout);
     return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
@@ -64,27 +64,27 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
   for (size_t i = 0; i < TY_ARRAY_LEN(subs); i++) {
     if (strcmp(argv[0], subs[i].action) != 0) continue;
     if (argc - 1 != subs[i].nargs) {
-      ty_cli_errf(&err, TY_EINVAL, "job %s: expects %s", subs[i].action,
+      ty_errf(err, sizeof err, TY_EINVAL, "job %s: expects %s", subs[i].action,
                   subs[i].nargs == 1 ? "ID" : !strcmp(subs[i].action, "move") ? "ID QUEUE" : "ID N");
-      return ty__ctl_usage("job", &err);
+      return ty__ctl_usage("job", err);
     }
     uint64_t id;
     int32_t prio = 0;
-    if (ty_cli_parse_job_id(argv[1], &id, &err) != 0) return ty__ctl_usage("job", &err);
+    if (ty_cli_parse_job_id(argv[1], &id, err, sizeof err) != 0) return ty__ctl_usage("job", err);
     if (!strcmp(subs[i].action, "priority") &&
-        ty__cli_parse_i32("priority", argv[2], &prio, &err) != 0)
-      return ty__ctl_usage("job", &err);
+        ty__cli_parse_i32("priority", argv[2], &prio, err, sizeof err) != 0)
+      return ty__ctl_usage("job", err);
     const char *queue = !strcmp(subs[i].action, "move") ? argv[2] : "";
     return job_change(c, subs[i].action, id, prio, queue);
   }
-  ty_cli_errf(&err, TY_EINVAL, "job: unknown subcommand \"%s\"", argv[0]);
-  return ty__ctl_usage("job", &err);
+  ty_errf(err, sizeof err, TY_EINVAL, "job: unknown subcommand \"%s\"", argv[0]);
+  return ty__ctl_usage("job", err);
 }
 
 int ty__cmd_why(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a; /* the same shape: ID [--json] */
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_show(argc, argv, &a, &err) != 0) return ty__ctl_usage("why", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_show(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("why", err);
   if (a.help) {
     fputs(ty__usage_why, stdout);
     return 0;

@@ -41,8 +41,8 @@ static int64_t now_ms(void) {
 
 int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_cli_ls_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_ls(argc, argv, &a, &err) != 0) return ty__ctl_usage("ls", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_ls(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("ls", err);
   if (a.help) {
     fputs(ty__usage_ls, stdout);
     ty_cli_ls_args_close(&a);
@@ -68,8 +68,8 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
 
 int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_show(argc, argv, &a, &err) != 0) return ty__ctl_usage("show", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_show(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("show", err);
   if (a.help) {
     fputs(ty__usage_show, stdout);
     return 0;
@@ -96,8 +96,8 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
 
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_cli_cancel_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_cancel(argc, argv, &a, &err) != 0) return ty__ctl_usage("cancel", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_cancel(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("cancel", err);
   if (a.help) {
     fputs(ty__usage_cancel, stdout);
     ty_cli_cancel_args_close(&a);

@@ -118,8 +118,8 @@ static void on_connected(ty_rpc_conn *conn, int status, void *ud) {
 static void start(log_stream *s) {
   char *host = NULL;
   int port = 0;
-  ty_cli_err err = {{0}};
-  int rc = ty_cli_parse_addr("io_addr", s->loc->io_addr, 0, &host, &port, &err);
+  char err[TY_ERR_LEN] = "";
+  int rc = ty_cli_parse_addr("io_addr", s->loc->io_addr, 0, &host, &port, err, sizeof err);
   if (rc == 0 && port == 0) rc = TY_EINVAL;
   ty_rpc_conn_opts opts = {0};
   if (rc == 0)
@@ -217,8 +217,8 @@ static int select_rank(const ty_cli_logs_args *a, ty_task_locations *l) {
 
 int ty__cmd_logs(ty__ctl *c, int argc, char **argv) {
   ty_cli_logs_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_logs(argc, argv, &a, &err) != 0) return ty__ctl_usage("logs", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_logs(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("logs", err);
   if (a.help) {
     fputs(ty__usage_logs, stdout);
     return 0;

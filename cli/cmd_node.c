@@ -22,29 +22,29 @@ const char ty__usage_node[] =
 
 /* Parses NAME [--reason TEXT] (the reason only for drain). */
 static int parse_node(int argc, char **argv, bool reason_ok, const char **name,
-                      const char **reason, ty_cli_err *err) {
+                      const char **reason, char *err, size_t err_len) {
   *name = NULL;
   *reason = "";
   for (int i = 0; i < argc; i++) {
     if (reason_ok && !strcmp(argv[i], "--reason")) {
-      if (i + 1 >= argc) return ty_cli_errf(err, TY_EINVAL, "--reason: needs a value");
+      if (i + 1 >= argc) return ty_errf(err, err_len, TY_EINVAL, "--reason: needs a value");
       *reason = argv[++i];
     } else if (reason_ok && !strncmp(argv[i], "--reason=", 9)) {
       *reason = argv[i] + 9;
     } else if (argv[i][0] == '-') {
-      return ty_cli_errf(err, TY_EINVAL, "unknown option \"%s\"", argv[i]);
+      return ty_errf(err, err_len, TY_EINVAL, "unknown option \"%s\"", argv[i]);
     } else if (*name) {
-      return ty_cli_errf(err, TY_EINVAL, "unexpected argument \"%s\"", argv[i]);
+      return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", argv[i]);
     } else {
       *name = argv[i];
     }
   }
-  if (!*name) return ty_cli_errf(err, TY_EINVAL, "a node name is required");
+  if (!*name) return ty_errf(err, err_len, TY_EINVAL, "a node name is required");
   return 0;
 }
 
 int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
-  ty_cli_err err;
+  char err[TY_ERR_LEN] = "";
   if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
     fputs(ty__usage_node, argc < 1 ? stderr : stdout);
     return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
@@ -52,12 +52,12 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
   if (!strcmp(argv[0], "ls")) return ty__cmd_nodes(c, argc - 1, argv + 1);
   bool drain = !strcmp(argv[0], "drain");
   if (!drain && strcmp(argv[0], "resume") != 0) {
-    ty_cli_errf(&err, TY_EINVAL, "node: unknown subcommand \"%s\"", argv[0]);
-    return ty__ctl_usage("node", &err);
+    ty_errf(err, sizeof err, TY_EINVAL, "node: unknown subcommand \"%s\"", argv[0]);
+    return ty__ctl_usage("node", err);
   }
   const char *name, *reason;
-  if (parse_node(argc - 1, argv + 1, drain, &name, &reason, &err) != 0)
-    return ty__ctl_usage("node", &err);
+  if (parse_node(argc - 1, argv + 1, drain, &name, &reason, err, sizeof err) != 0)
+    return ty__ctl_usage("node", err);
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};

@@ -90,26 +90,26 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
       {"delete", "delete", "Deleted", NULL, false}, {"pause", "update", "Paused", "state=paused", false},
       {"resume", "update", "Resumed", "state=open", false},
   };
-  ty_cli_err err;
+  char err[TY_ERR_LEN] = "";
   if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
     fputs(ty__usage_queue, argc < 1 ? stderr : stdout);
     return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
   }
   bool ls = !strcmp(argv[0], "ls");
   ty_cli_queue_args a;
-  if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, &err) != 0)
-    return ty__ctl_usage("queue", &err);
+  if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("queue", err);
   int code = -1;
   if (a.help) fputs(ty__usage_queue, stdout), code = 0;
   else if (ls && a.n_settings) {
-    ty_cli_errf(&err, TY_EINVAL, "queue ls takes no settings");
-    code = ty__ctl_usage("queue", &err);
+    ty_errf(err, sizeof err, TY_EINVAL, "queue ls takes no settings");
+    code = ty__ctl_usage("queue", err);
   } else if (ls) code = queue_ls(c, a.json);
   for (size_t i = 0; code < 0 && i < TY_ARRAY_LEN(subs); i++) {
     if (strcmp(argv[0], subs[i].sub) != 0) continue;
     if (!subs[i].options && a.n_settings) {
-      ty_cli_errf(&err, TY_EINVAL, "queue %s takes no options", subs[i].sub);
-      code = ty__ctl_usage("queue", &err);
+      ty_errf(err, sizeof err, TY_EINVAL, "queue %s takes no options", subs[i].sub);
+      code = ty__ctl_usage("queue", err);
       break;
     }
     if (subs[i].setting) {
@@ -121,8 +121,8 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
     }
   }
   if (code < 0) {
-    ty_cli_errf(&err, TY_EINVAL, "queue: unknown subcommand \"%s\"", argv[0]);
-    code = ty__ctl_usage("queue", &err);
+    ty_errf(err, sizeof err, TY_EINVAL, "queue: unknown subcommand \"%s\"", argv[0]);
+    code = ty__ctl_usage("queue", err);
   }
   ty_cli_queue_args_close(&a);
   return code;
@@ -130,8 +130,8 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
 
 int ty__cmd_share(ty__ctl *c, int argc, char **argv) {
   ty_cli_nodes_args a; /* the same flags: --json, --help */
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_nodes(argc, argv, &a, &err) != 0) return ty__ctl_usage("share", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_nodes(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("share", err);
   if (a.help) {
     fputs(ty__usage_share, stdout);
     return 0;

@@ -74,16 +74,16 @@ static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
 }
 
 static int parse_id_arg(const char *cmd, int argc, char **argv, uint64_t *id, const char *usage) {
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
     fputs(usage, stdout);
     return -1;
   }
   if (argc != 1) {
-    ty_cli_errf(&err, TY_EINVAL, "%s: expected one job id", cmd);
-    return ty__ctl_usage(cmd, &err);
+    ty_errf(err, sizeof err, TY_EINVAL, "%s: expected one job id", cmd);
+    return ty__ctl_usage(cmd, err);
   }
-  if (ty_cli_parse_job_id(argv[0], id, &err) != 0) return ty__ctl_usage(cmd, &err);
+  if (ty_cli_parse_job_id(argv[0], id, err, sizeof err) != 0) return ty__ctl_usage(cmd, err);
   return 0;
 }
 
@@ -148,9 +148,9 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
     return 0;
   }
   if (argc < 1 || strcmp(argv[0], "ls") != 0) {
-    ty_cli_err err = {{0}};
-    ty_cli_errf(&err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
-    return ty__ctl_usage("checkpoint", &err);
+    char err[TY_ERR_LEN] = "";
+    ty_errf(err, sizeof err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
+    return ty__ctl_usage("checkpoint", err);
   }
   uint64_t id = 0;
   int code = parse_id_arg("checkpoint", argc - 1, argv + 1, &id, ty__usage_checkpoint);

@@ -40,20 +40,20 @@ int ty_cli_encode_submit_raw(const uint8_t *data, size_t len, const char *user, 
   return rc;
 }
 
-static int read_file(const char *path, ty_buf *out, ty_cli_err *err) {
+static int read_file(const char *path, ty_buf *out, char *err, size_t err_len) {
   FILE *f = fopen(path, "rb");
-  if (!f) return ty_cli_errf(err, TY_EIO, "%s: %s", path, strerror(errno));
+  if (!f) return ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(errno));
   uint8_t chunk[65536];
   size_t n;
   int rc = 0;
   while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
     if (out->len + n > MAX_JOB_FILE)
-      rc = ty_cli_errf(err, TY_ETOOBIG, "%s: larger than %u MiB, not a job file", path,
+      rc = ty_errf(err, err_len, TY_ETOOBIG, "%s: larger than %u MiB, not a job file", path,
                        MAX_JOB_FILE >> 20);
     else
       rc = ty_buf_append(out, chunk, n);
   }
-  if (rc == 0 && ferror(f)) rc = ty_cli_errf(err, TY_EIO, "%s: %s", path, strerror(errno));
+  if (rc == 0 && ferror(f)) rc = ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(errno));
   fclose(f);
   return rc;
 }
@@ -65,22 +65,22 @@ static bool looks_like_text(const ty_buf *b) {
   return true;
 }
 
-int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, ty_cli_err *err) {
+int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, char *err, size_t err_len) {
   ty_buf raw;
   ty_buf_init(&raw);
-  int rc = read_file(path, &raw, err);
+  int rc = read_file(path, &raw, err, err_len);
   if (rc == 0 && raw.len == 0)
-    rc = ty_cli_errf(err, TY_EPROTO, "%s: empty file, not a trainyard.Job message", path);
+    rc = ty_errf(err, err_len, TY_EPROTO, "%s: empty file, not a trainyard.Job message", path);
   if (rc == 0) {
     rc = ty_cli_encode_submit_raw(raw.data, raw.len, user, out);
     if (rc == TY_EPROTO && looks_like_text(&raw))
-      ty_cli_errf(err, rc,
+      ty_errf(err, err_len, rc,
                   "%s: not a valid trainyard.Job message (protobuf decode failed); if it "
                   "is text format, encode it first: protoc --encode=trainyard.Job "
                   "--proto_path=proto proto/trainyard.proto < %s > job.pb",
                   path, path);
     else if (rc == TY_EPROTO)
-      ty_cli_errf(err, rc, "%s: not a valid trainyard.Job message (protobuf decode failed)", path);
+      ty_errf(err, err_len, rc, "%s: not a valid trainyard.Job message (protobuf decode failed)", path);
   }
   ty_buf_close(&raw);
   return rc;

@@ -54,13 +54,13 @@ void ty_cli_queue_args_close(ty_cli_queue_args *a) {
 }
 
 int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
-                            ty_cli_err *err) {
+                            char *err, size_t err_len) {
   memset(out, 0, sizeof(*out));
   ty__cli_args it;
   ty__cli_args_init(&it, argc, argv, queue_opts, TY_ARRAY_LEN(queue_opts));
   const char *val;
   int id, rc = 0;
-  while (rc == 0 && (id = ty__cli_args_next(&it, &val, err)) != TY__ARG_END) {
+  while (rc == 0 && (id = ty__cli_args_next(&it, &val, err, err_len)) != TY__ARG_END) {
     if (id == TY__ARG_ERROR) rc = TY_EINVAL;
     else if (id == Q_JSON) out->json = true;
     else if (id == Q_HELP) out->help = true;
@@ -68,11 +68,11 @@ int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_
       add_setting(out, "preemptible", id == Q_PREEMPT ? "true" : "false");
     else if (id >= 0) add_setting(out, setting_key[id], val);
     else if (!want_name || out->name)
-      rc = ty_cli_errf(err, TY_EINVAL, "unexpected argument \"%s\"", val);
+      rc = ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", val);
     else out->name = ty_strdup(val);
   }
   if (rc == 0 && want_name && !out->name && !out->help)
-    rc = ty_cli_errf(err, TY_EINVAL, "a queue name is required");
+    rc = ty_errf(err, err_len, TY_EINVAL, "a queue name is required");
   if (rc != 0) ty_cli_queue_args_close(out);
   return rc;
 }

@@ -73,11 +73,11 @@ static bool valid_env_name(const char *s, size_t n) {
   return true;
 }
 
-static int add_export(ty_job_spec *j, const char *v, ty_cli_err *err) {
+static int add_export(ty_job_spec *j, const char *v, char *err, size_t err_len) {
   const char *eq = strchr(v, '=');
   size_t n = eq ? (size_t)(eq - v) : strlen(v);
   if (!valid_env_name(v, n))
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "--export: \"%s\" is not NAME=VALUE (NAME: letters, digits, _)", v);
   if (eq) {
     push_str(&j->env, &j->envc, v);
@@ -85,7 +85,7 @@ static int add_export(ty_job_spec *j, const char *v, ty_cli_err *err) {
   }
   const char *cur = getenv(v);
   if (!cur)
-    return ty_cli_errf(err, TY_EINVAL, "--export: %s is not set in your environment (use %s=VALUE)",
+    return ty_errf(err, err_len, TY_EINVAL, "--export: %s is not set in your environment (use %s=VALUE)",
                        v, v);
   char *kv = ty_xmalloc(n + strlen(cur) + 2);
   sprintf(kv, "%s=%s", v, cur);
@@ -94,64 +94,64 @@ static int add_export(ty_job_spec *j, const char *v, ty_cli_err *err) {
   return 0;
 }
 
-static int set_text(const char *what, char **field, const char *v, ty_cli_err *err) {
-  if (!*v) return ty_cli_errf(err, TY_EINVAL, "%s: must not be empty", what);
+static int set_text(const char *what, char **field, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
   free(*field);
   *field = ty_strdup(v);
   return 0;
 }
 
-static int set_cwd(ty_job_spec *j, const char *v, const char *cwd, ty_cli_err *err) {
-  if (!*v) return ty_cli_errf(err, TY_EINVAL, "--cwd: must not be empty");
-  if (v[0] == '/' || !cwd) return set_text("--cwd", &j->cwd, v, err);
+static int set_cwd(ty_job_spec *j, const char *v, const char *cwd, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--cwd: must not be empty");
+  if (v[0] == '/' || !cwd) return set_text("--cwd", &j->cwd, v, err, err_len);
   free(j->cwd);
   j->cwd = ty_xmalloc(strlen(cwd) + strlen(v) + 2);
   sprintf(j->cwd, "%s/%s", cwd, v);
   return 0;
 }
 
-static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ty_cli_err *err) {
+static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err, size_t err_len) {
   uint32_t secs = 0;
   switch (id) {
   case S_GPUS:
-    return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err);
+    return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err, err_len);
   case S_CPUS:
-    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err);
+    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case S_NODES:
-    return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err);
+    return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err, err_len);
   case S_NTASKS:
-    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err);
+    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
   case S_MEM:
     if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
-      return ty_cli_errf(err, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)",
+      return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)",
                          v);
     return 0;
   case S_QUEUE:
-    return set_text("--queue", &j->queue, v, err);
+    return set_text("--queue", &j->queue, v, err, err_len);
   case S_PRIORITY:
-    return ty__cli_parse_i32("--priority", v, &j->priority, err);
+    return ty__cli_parse_i32("--priority", v, &j->priority, err, err_len);
   case S_NAME:
-    return set_text("--name", &j->name, v, err);
+    return set_text("--name", &j->name, v, err, err_len);
   case S_TIME:
     if (ty_parse_duration(v, &secs) != 0)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
     if (secs == 0)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "--time: 0 is not allowed (leave --time out for the "
                          "queue's default)");
     j->time_limit_s = secs;
     return 0;
   case S_SIGNAL:
-    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err);
+    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
   case S_REQUEUE:
-    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err);
+    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err, err_len);
   case S_CWD:
-    return set_cwd(j, v, cwd, err);
+    return set_cwd(j, v, cwd, err, err_len);
   case S_EXPORT:
-    return add_export(j, v, err);
+    return add_export(j, v, err, err_len);
   default:
-    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
 }
 
@@ -168,36 +168,36 @@ static const struct {
 };
 
 static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t *out,
-                             ty_cli_err *err) {
+                             char *err, size_t err_len) {
   char buf[16];
   if (n == 0 || n >= sizeof buf)
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)",
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)",
                        what, (int)(n < 64 ? n : 64), s);
   memcpy(buf, s, n), buf[n] = '\0';
-  if (isdigit((unsigned char)buf[0])) return ty__cli_parse_u32(what, buf, 1, 64, out, err);
+  if (isdigit((unsigned char)buf[0])) return ty__cli_parse_u32(what, buf, 1, 64, out, err, err_len);
   const char *name = strncasecmp(buf, "SIG", 3) == 0 ? buf + 3 : buf;
   for (size_t i = 0; i < TY_ARRAY_LEN(signal_names); i++)
     if (strcasecmp(name, signal_names[i].name) == 0) {
       *out = (uint32_t)signal_names[i].sig;
       return 0;
     }
-  return ty_cli_errf(err, TY_EINVAL,
+  return ty_errf(err, err_len, TY_EINVAL,
                      "%s: \"%s\" is not a signal name (examples: USR1, SIGUSR2, TERM, 10)",
                      what, buf);
 }
 
 int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
-                        uint32_t *out_before_s, ty_cli_err *err) {
+                        uint32_t *out_before_s, char *err, size_t err_len) {
   const char *at = strchr(s, '@');
   const char *time = at ? at + 1 : s;
   uint32_t sig = SIGUSR1, secs = 0;
-  if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err) != 0) return TY_EINVAL;
+  if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err, err_len) != 0) return TY_EINVAL;
   if (ty_parse_duration(time, &secs) != 0)
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "%s: \"%s\" is not [SIG@]SECONDS (examples: 120, USR1@300, TERM@5m)",
                        what, s);
   if (secs == 0)
-    return ty_cli_errf(err, TY_EINVAL, "%s: the warning must come at least 1 s before the limit",
+    return ty_errf(err, err_len, TY_EINVAL, "%s: the warning must come at least 1 s before the limit",
                        what);
   *out_sig = sig, *out_before_s = secs;
   return 0;
@@ -214,45 +214,45 @@ static void command_defaults(ty_job_spec *j, const char *cwd, const char *user) 
 }
 
 static int submit_positional(ty_cli_submit_args *a, ty__cli_args *it, const char *v,
-                             ty_cli_err *err) {
+                             char *err, size_t err_len) {
   if (a->command_mode) {
     it->only_positional = true; /* the command's own options are not ours */
     push_str(&a->job.argv, &a->job.argc, v);
     return 0;
   }
-  if (a->file) return ty_cli_errf(err, TY_EINVAL, "submit: unexpected argument \"%s\"", v);
+  if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: unexpected argument \"%s\"", v);
   a->file = ty_strdup(v);
   return 0;
 }
 
-static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, ty_cli_err *err) {
+static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err, size_t err_len) {
   if (a->help) return 0;
   if (a->command_mode) {
-    if (a->file) return ty_cli_errf(err, TY_EINVAL, "submit: give a FILE or --command, not both");
+    if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
     if (a->job.argc == 0)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "submit --command: no command given (e.g. trainctl "
                          "submit --command --gpus 1 -- python train.py)");
     if (a->job.warn_signal && a->job.time_limit_s &&
         a->job.warn_before_s >= a->job.time_limit_s)
-      return ty_cli_errf(err, TY_EINVAL, "--signal: %u s before the limit is not within --time (%u s)",
+      return ty_errf(err, err_len, TY_EINVAL, "--signal: %u s before the limit is not within --time (%u s)",
                          a->job.warn_before_s, a->job.time_limit_s);
     return 0;
   }
   if (first_job_opt)
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "--%s only applies with --command (a job file carries its "
                        "own resources)",
                        first_job_opt);
   if (!a->file)
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "submit: missing FILE (a binary trainyard.Job) or "
                        "--command -- CMD ARGS...");
   return 0;
 }
 
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
-                        ty_cli_submit_args *out, ty_cli_err *err) {
+                        ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   ty__cli_args it;
   ty__cli_args_init(&it, argc, argv, submit_opts, TY_ARRAY_LEN(submit_opts));
@@ -260,12 +260,12 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
   int rc = 0;
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
+    int id = ty__cli_args_next(&it, &v, err, err_len);
     if (id == TY__ARG_END) break;
     if (id == TY__ARG_ERROR)
       rc = TY_EINVAL;
     else if (id == TY__ARG_POSITIONAL)
-      rc = submit_positional(out, &it, v, err);
+      rc = submit_positional(out, &it, v, err, err_len);
     else if (id == S_COMMAND)
       out->command_mode = true;
     else if (id == S_QUIET)
@@ -276,10 +276,10 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
       out->help = true;
     else {
       if (!first_job_opt) first_job_opt = opt_name(submit_opts, TY_ARRAY_LEN(submit_opts), id);
-      rc = job_option(&out->job, id, v, cwd, err);
+      rc = job_option(&out->job, id, v, cwd, err, err_len);
     }
   }
-  if (rc == 0) rc = submit_check(out, first_job_opt, err);
+  if (rc == 0) rc = submit_check(out, first_job_opt, err, err_len);
   if (rc == 0 && out->command_mode) command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
   return rc;
@@ -301,14 +301,14 @@ static const ty__cli_opt ls_opts[] = {
 };
 
 /* "running,pending" -> states; duplicates are dropped. */
-static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
+static int add_states(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
   int rc = 0;
-  if (!*v) rc = ty_cli_errf(err, TY_EINVAL, "--state: must not be empty");
+  if (!*v) rc = ty_errf(err, err_len, TY_EINVAL, "--state: must not be empty");
   for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
     int st = 0;
     if (ty_job_state_parse(tok, &st) != 0) {
-      rc = ty_cli_errf(err, TY_EINVAL,
+      rc = ty_errf(err, err_len, TY_EINVAL,
                        "--state: unknown state \"%s\" (one of: pending, running, completed, "
                        "failed, cancelled, timeout, preempted, node_fail)",
                        tok);
@@ -323,14 +323,14 @@ static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
   return rc;
 }
 
-static int ls_option(ty_cli_ls_args *a, int id, const char *v, ty_cli_err *err) {
+static int ls_option(ty_cli_ls_args *a, int id, const char *v, char *err, size_t err_len) {
   switch (id) {
   case L_STATE:
-    return add_states(a, v, err);
+    return add_states(a, v, err, err_len);
   case L_USER:
-    return set_text("--user", &a->user, v, err);
+    return set_text("--user", &a->user, v, err, err_len);
   case L_QUEUE:
-    return set_text("--queue", &a->queue, v, err);
+    return set_text("--queue", &a->queue, v, err, err_len);
   case L_ALL:
     a->all = true;
     return 0;
@@ -341,28 +341,28 @@ static int ls_option(ty_cli_ls_args *a, int id, const char *v, ty_cli_err *err) 
     a->help = true;
     return 0;
   default:
-    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
 }
 
-int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err) {
+int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   ty__cli_args it;
   ty__cli_args_init(&it, argc, argv, ls_opts, TY_ARRAY_LEN(ls_opts));
   int rc = 0;
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
+    int id = ty__cli_args_next(&it, &v, err, err_len);
     if (id == TY__ARG_END) break;
     if (id == TY__ARG_ERROR)
       rc = TY_EINVAL;
     else if (id == TY__ARG_POSITIONAL)
-      rc = ty_cli_errf(err, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
+      rc = ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
     else
-      rc = ls_option(out, id, v, err);
+      rc = ls_option(out, id, v, err, err_len);
   }
   if (rc == 0 && out->all && out->nstates)
-    rc = ty_cli_errf(err, TY_EINVAL, "ls: --all and --state exclude each other");
+    rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
     out->states[out->nstates++] = TY_JOB_PENDING;
     out->states[out->nstates++] = TY_JOB_RUNNING;
@@ -387,55 +387,55 @@ static const ty__cli_opt logs_opts[] = {
 /* Parses a command line of flags plus job ids; `max_ids` 1 means exactly one. */
 static int parse_with_ids(const char *cmd, int argc, char **argv, const ty__cli_opt *opts,
                           size_t nopts, uint64_t **ids, size_t *nids, size_t max_ids,
-                          int (*flag)(void *ud, int id, const char *v, ty_cli_err *err), void *ud,
-                          ty_cli_err *err) {
+                          int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len), void *ud,
+                          char *err, size_t err_len) {
   ty__cli_args it;
   ty__cli_args_init(&it, argc, argv, opts, nopts);
   int rc = 0;
   bool help = false;
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
+    int id = ty__cli_args_next(&it, &v, err, err_len);
     if (id == TY__ARG_END) break;
     if (id == TY__ARG_ERROR) return TY_EINVAL;
     if (id == O_HELP) help = true;
     if (id != TY__ARG_POSITIONAL) {
-      rc = flag(ud, id, v, err);
+      rc = flag(ud, id, v, err, err_len);
       continue;
     }
     if (*nids == max_ids)
-      return ty_cli_errf(err, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
+      return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
     uint64_t jid;
-    if ((rc = ty_cli_parse_job_id(v, &jid, err)) != 0) break;
+    if ((rc = ty_cli_parse_job_id(v, &jid, err, err_len)) != 0) break;
     *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
     (*ids)[(*nids)++] = jid;
   }
   if (rc == 0 && *nids == 0 && !help && max_ids > 0)
-    rc = ty_cli_errf(err, TY_EINVAL, "%s: missing job id", cmd);
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: missing job id", cmd);
   return rc;
 }
 
-static int json_flag(void *ud, int id, const char *v, ty_cli_err *err) {
+static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
   bool *flags = ud; /* [0] json, [1] help */
-  (void)v, (void)err;
+  (void)v, (void)err, (void)err_len;
   flags[id == O_JSON ? 0 : 1] = true;
   return 0;
 }
 
-int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, ty_cli_err *err) {
+int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   uint64_t *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("show", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 1,
-                          json_flag, flags, err);
+                          json_flag, flags, err, err_len);
   if (rc == 0 && n) out->id = ids[0];
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;
 }
 
-static int logs_flag(void *ud, int id, const char *v, ty_cli_err *err) {
+static int logs_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
   ty_cli_logs_args *a = ud;
   uint32_t r = 0;
   int rc = 0;
@@ -443,28 +443,28 @@ static int logs_flag(void *ud, int id, const char *v, ty_cli_err *err) {
     a->follow = true;
   else if (id == O_HELP)
     a->help = true;
-  else if ((rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX, &r, err)) == 0)
+  else if ((rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX, &r, err, err_len)) == 0)
     a->rank = r;
   return rc;
 }
 
-int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, ty_cli_err *err) {
+int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->rank = -1;
   uint64_t *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("logs", argc, argv, logs_opts, TY_ARRAY_LEN(logs_opts), &ids, &n, 1,
-                          logs_flag, out, err);
+                          logs_flag, out, err, err_len);
   if (rc == 0 && n) out->id = ids[0];
   free(ids);
   return rc;
 }
 
-int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, ty_cli_err *err) {
+int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   int rc = parse_with_ids("cancel", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &out->ids,
-                          &out->nids, SIZE_MAX, json_flag, flags, err);
+                          &out->nids, SIZE_MAX, json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   if (rc) ty_cli_cancel_args_close(out);
   return rc;
@@ -476,13 +476,13 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   memset(a, 0, sizeof *a);
 }
 
-int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, ty_cli_err *err) {
+int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   uint64_t *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("nodes", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 0,
-                          json_flag, flags, err);
+                          json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;

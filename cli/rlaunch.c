@@ -41,7 +41,7 @@ typedef struct rlaunch {
   sigset_t sigs;      /* blocked while pending */
   bool status_tty;    /* stderr is a terminal: rewrite the status line */
   bool status_shown;
-  char last_status[512];
+  char last_status[TY_ERR_LEN];
 } rlaunch;
 
 static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -69,9 +69,9 @@ static int call(rlaunch *r, const char *method, const ty_buf *req, ty_rpc_result
 static int connect_controller(rlaunch *r) {
   char *host = NULL;
   int port = 0;
-  ty_cli_err e = {{0}};
-  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &host, &port, &e) != 0) {
-    err("%s", e.msg);
+  char e[TY_ERR_LEN] = "";
+  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &host, &port, e, sizeof e) != 0) {
+    err("%s", e);
     return TY_RL_EXIT_USAGE;
   }
   int rc = ty_rpc_client_open(host, port, CALL_TIMEOUT_MS, &r->client);
@@ -126,7 +126,7 @@ static int locate_cb(void *ud, ty_task_locations *out) { return locate(ud, out);
 /* ---- waiting for placement ------------------------------------------------------------ */
 
 static void show_status(rlaunch *r, const char *reason) {
-  char line[512];
+  char line[TY_ERR_LEN];
   snprintf(line, sizeof line, "job %" PRIu64 " pending: %s", r->job_id,
            reason[0] ? reason : "waiting to be scheduled");
   if (strcmp(line, r->last_status) == 0) return;
@@ -223,11 +223,11 @@ static int run(rlaunch *r) {
 
 int main(int argc, char **argv) {
   rlaunch r = {0};
-  ty_cli_err e = {{0}};
+  char e[TY_ERR_LEN] = "";
   char cwd[PATH_MAX], uid[32];
   const char *dir = getcwd(cwd, sizeof cwd);
-  if (ty_rl_parse(argc, argv, dir, caller(uid, sizeof uid), environ, &r.o, &e) != 0) {
-    err("%s", e.msg);
+  if (ty_rl_parse(argc, argv, dir, caller(uid, sizeof uid), environ, &r.o, e, sizeof e) != 0) {
+    err("%s", e);
     fputs("Try 'rlaunch --help'.\n", stderr);
     return TY_RL_EXIT_USAGE;
   }

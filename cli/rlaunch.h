@@ -8,8 +8,8 @@
  * (rlaunch_io.c, shared with `trainctl attach`).
  *
  * Ownership: structs holding heap memory have a _close that frees it and
- * accepts a zeroed struct. Parse errors go into a ty_cli_err naming the
- * option, without the "rlaunch: " prefix.
+ * accepts a zeroed struct. Parse errors go into the caller's `err`
+ * (TY_ERR_LEN) naming the option, without the "rlaunch: " prefix.
  */
 #ifndef TY_CLI_RLAUNCH_H
 #define TY_CLI_RLAUNCH_H
@@ -51,7 +51,7 @@ typedef struct ty_rl_opts {
  * job.env = `env` (NULL-terminated, e.g. environ) minus the deny-list.
  * Errors: TY_EINVAL with the option named in err. */
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
-                ty_rl_opts *out, ty_cli_err *err);
+                ty_rl_opts *out, char *err, size_t err_len);
 void ty_rl_opts_close(ty_rl_opts *o);
 /* The --help text, exit codes included. */
 extern const char ty_rl_usage[];

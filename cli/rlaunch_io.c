@@ -87,7 +87,7 @@ static void start_attach(rl_rank *rk);
 
 static void msg(const rl_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void msg(const rl_session *s, const char *fmt, ...) {
-  char line[1024];
+  char line[TY_ERR_LEN];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
@@ -172,10 +172,10 @@ static void rank_fail(rl_rank *rk, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void rank_fail(rl_rank *rk, int code, const char *fmt, ...) {
   if (rk->ended) return;
-  char text[1024];
+  char text[TY_ERR_LEN];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
+  ty_verrf(text, sizeof text, code, fmt, ap);
   va_end(ap);
   rk->fail = code;
   free(rk->fail_msg);
@@ -304,8 +304,8 @@ static void on_connected(ty_rpc_conn *c, int status, void *ud) {
 static void start_attach(rl_rank *rk) {
   char *host = NULL;
   int port = 0;
-  ty_cli_err err = {{0}};
-  int rc = ty_cli_parse_addr("io_addr", rk->io_addr, 0, &host, &port, &err);
+  char err[TY_ERR_LEN] = "";
+  int rc = ty_cli_parse_addr("io_addr", rk->io_addr, 0, &host, &port, err, sizeof err);
   if (rc == 0 && port == 0) rc = TY_EINVAL;
   ty_rpc_conn_opts copts = {.ud = rk};
   if (rc == 0)

@@ -70,7 +70,7 @@ int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locati
 /* Prints "trainctl: <fmt>" on stderr. */
 void ty__ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints a usage error ("trainctl: MSG" and a hint) and returns 2. */
-int ty__ctl_usage(const char *cmd, const ty_cli_err *err);
+int ty__ctl_usage(const char *cmd, const char *err);
 /* Writes b to stdout and flushes; returns 0 or 1 (write error reported). */
 int ty__ctl_write(const ty_buf *b);
 /* A reply that did not decode as the expected message: reports it, returns 1. */

@@ -200,7 +200,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
 
 static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, size_t len) {
   if (!strcmp(a->action, "drain")) {
-    char why[300];
+    char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "drained by %.64s%s%.200s", a->user[0] ? a->user : "unknown",
              a->reason[0] ? ": " : "", a->reason);
     nd->drain = true;
@@ -211,8 +211,8 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, si
   }
   if (!strcmp(a->action, "resume")) {
     if (!nd->drain)
-      return snprintf(err, len, "node %.64s is not drained (it is %s)", nd->name,
-                      ty_node_state_name(nd->state)), TY_ESTATE;
+      return ty_errf(err, len, TY_ESTATE, "node %.64s is not drained (it is %s)", nd->name,
+                      ty_node_state_name(nd->state));
     nd->drain = false;
     if (nd->state == TY_NODE_DRAINING || nd->state == TY_NODE_DRAINED) {
       nd->state = TY_NODE_UP;
@@ -221,12 +221,12 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, si
     }
     return 0;
   }
-  return snprintf(err, len, "action: \"%.32s\" is not drain or resume", a->action), TY_EINVAL;
+  return ty_errf(err, len, TY_EINVAL, "action: \"%.32s\" is not drain or resume", a->action);
 }
 
 void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_admin_req a;
-  char err[512];
+  char err[TY_ERR_LEN];
   int decoded = ty__conv_update_node_req(p, n, &a);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "an UpdateNodeRequest");
@@ -234,8 +234,8 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   }
   ty_cluster_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
   int rc = 0;
-  if (!a.name[0]) rc = TY_EINVAL, snprintf(err, sizeof(err), "name: a node name is required");
-  else if (!nd) rc = TY_ENOTFOUND, snprintf(err, sizeof(err), "node %.64s not found", a.name);
+  if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
+  else if (!nd) rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
   else rc = node_change(nd, &a, err, sizeof(err));
   if (rc != 0) {
     ty__admin_req_close(&a);
@@ -258,9 +258,8 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 
 static int need_pending(const ty_job *j, const char *what, char *err, size_t len) {
   if (j->state == TY_JOB_PENDING) return 0;
-  snprintf(err, len, "job %llu is %s; only pending jobs can be %s", (unsigned long long)j->id,
+  return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only pending jobs can be %s", (unsigned long long)j->id,
            ty_job_state_name(j->state), what);
-  return TY_ESTATE;
 }
 
 static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, size_t wlen,
@@ -269,13 +268,13 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
   if (rc != 0) return rc;
   ty_queue_info *q = ty__queue_find(ctl, to);
   if (!to[0] || !q || q->state == TY_QUEUE_DELETED)
-    return snprintf(err, len, "queue: unknown queue \"%.64s\"", to), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\"", to);
   if (q->state == TY_QUEUE_CLOSED)
-    return snprintf(err, len, "queue: queue %.64s is CLOSED and accepts no jobs", to), TY_ESTATE;
+    return ty_errf(err, len, TY_ESTATE, "queue: queue %.64s is CLOSED and accepts no jobs", to);
   if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)
-    return snprintf(err, len, "queue: job %llu's time limit of %u s exceeds queue %.64s's "
+    return ty_errf(err, len, TY_EINVAL, "queue: job %llu's time limit of %u s exceeds queue %.64s's "
                     "max_time of %u s", (unsigned long long)j->id, j->spec.time_limit_s, to,
-                    q->max_time_s), TY_EINVAL;
+                    q->max_time_s);
   snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
   free(j->spec.queue);
   j->spec.queue = ty_strdup(to);
@@ -288,33 +287,32 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
     if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
-    if (j->held) return snprintf(err, len, "job %llu is already held", (unsigned long long)j->id), TY_ESTATE;
+    if (j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
     j->held = true;
     snprintf(why, wlen, "held");
   } else if (!strcmp(a->action, "release")) {
-    if (!j->held) return snprintf(err, len, "job %llu is not held", (unsigned long long)j->id), TY_ESTATE;
+    if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is not held", (unsigned long long)j->id);
     j->held = false;
     snprintf(why, wlen, "released");
   } else if (!strcmp(a->action, "priority")) {
     if (ty_job_state_terminal(j->state))
-      return snprintf(err, len, "job %llu is already %s", (unsigned long long)j->id,
-                      ty_job_state_name(j->state)), TY_ESTATE;
+      return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
+                      ty_job_state_name(j->state));
     if (a->priority < -1000 || a->priority > 1000)
-      return snprintf(err, len, "priority: %d is outside -1000..1000", a->priority), TY_EINVAL;
+      return ty_errf(err, len, TY_EINVAL, "priority: %d is outside -1000..1000", a->priority);
     snprintf(why, wlen, "priority %d -> %d", j->spec.priority, a->priority);
     j->spec.priority = a->priority;
   } else if (!strcmp(a->action, "move")) {
     rc = job_move(ctl, j, a->queue, why, wlen, err, len);
   } else if (!strcmp(a->action, "checkpoint")) {
     if (j->state != TY_JOB_RUNNING)
-      return snprintf(err, len, "job %llu is %s; only running jobs checkpoint",
-                      (unsigned long long)j->id, ty_job_state_name(j->state)), TY_ESTATE;
+      return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
+                      (unsigned long long)j->id, ty_job_state_name(j->state));
     j->last_ckpt_ms = ty_now_ms();
     why[0] = '\0';
   } else {
-    snprintf(err, len, "action: \"%.32s\" is not hold, release, priority, move or checkpoint",
-             a->action);
-    rc = TY_EINVAL;
+    rc = ty_errf(err, len, TY_EINVAL,
+                 "action: \"%.32s\" is not hold, release, priority, move or checkpoint", a->action);
   }
   return rc;
 }
@@ -323,17 +321,17 @@ static int find_job(ty_controller *ctl, const ty_admin_req *a, ty_job **out, cha
                     size_t len) {
   ty_job *j = ty__job_find(ctl, a->job_id);
   if (!j || !j->committed)
-    return snprintf(err, len, "job %llu not found", (unsigned long long)a->job_id), TY_ENOTFOUND;
+    return ty_errf(err, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)a->job_id);
   if (a->user[0] && strcmp(a->user, "root") != 0 && strcmp(a->user, j->spec.user) != 0)
-    return snprintf(err, len, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
-                    j->spec.user, a->user), TY_EPERM;
+    return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
+                    j->spec.user, a->user);
   *out = j;
   return 0;
 }
 
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_admin_req a;
-  char err[512], why[256] = "";
+  char err[TY_ERR_LEN], why[TY_ERR_LEN] = "";
   int decoded = ty__conv_update_job_req(p, n, &a);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "an UpdateJobRequest");
@@ -359,7 +357,7 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty_txn *t = ty_txn_create();
   ty__job_save(j, t);
   if (why[0]) {
-    char actor[96], reason[400];
+    char actor[96], reason[TY_ERR_LEN];
     actor_of(a.user, actor, sizeof(actor));
     snprintf(reason, sizeof(reason), "%s by %.64s", why, a.user[0] ? a.user : "unknown");
     ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,

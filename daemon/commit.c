@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "lib/base/base.h"
+#include "lib/wire/wire.h"
 
 typedef enum { OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE, OP_USAGE, OP_ADMIN } op_kind;
 
@@ -125,7 +126,9 @@ static void *dup_bytes(const void *p, size_t n) {
   return d;
 }
 
-static void add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
+static int add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
+  uint8_t *spec = NULL;
+  if (r->spec && ty_wire_bytes(r->spec, r->spec_len, &spec) != 0) return TY_ENOMEM;
   op *o = push(t, k);
   o->u.job = *r;
   o->u.job.name = dup_or(r->name, "");
@@ -134,11 +137,12 @@ static void add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
   o->u.job.reason = dup_or(r->reason, "");
   o->u.job.nodes = dup_or(r->nodes, "");
   o->u.job.alloc = dup_or(r->alloc, "");
-  o->u.job.spec = dup_bytes(r->spec, r->spec_len);
+  o->u.job.spec = spec;
+  return 0;
 }
 
-void ty_txn_insert_job(ty_txn *t, const ty_job_row *r) { add_job(t, OP_INSERT_JOB, r); }
-void ty_txn_update_job(ty_txn *t, const ty_job_row *r) { add_job(t, OP_UPDATE_JOB, r); }
+int ty_txn_insert_job(ty_txn *t, const ty_job_row *r) { return add_job(t, OP_INSERT_JOB, r); }
+int ty_txn_update_job(ty_txn *t, const ty_job_row *r) { return add_job(t, OP_UPDATE_JOB, r); }
 
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r) {
   op *o = push(t, OP_EVENT);

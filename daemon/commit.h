@@ -27,9 +27,10 @@ typedef struct ty_txn ty_txn;
 ty_txn *ty_txn_create(void);
 void ty_txn_destroy(ty_txn *t); /* accepts NULL */
 /* Each adds a deep copy of the row, so the caller may change or free its own
- * strings right after. */
-void ty_txn_insert_job(ty_txn *t, const ty_job_row *r);
-void ty_txn_update_job(ty_txn *t, const ty_job_row *r);
+ * strings right after. A job row's spec is the submitted job (its size the
+ * client's choice), copied with malloc: TY_ENOMEM leaves t unchanged. */
+int ty_txn_insert_job(ty_txn *t, const ty_job_row *r);
+int ty_txn_update_job(ty_txn *t, const ty_job_row *r);
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r);
 void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r);
 void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r);

@@ -135,7 +135,7 @@ void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
     n->conn = NULL;
     ty_rpc_close(c);
   }
-  char why[256];
+  char why[TY_ERR_LEN];
   snprintf(why, sizeof(why), "node %s DOWN: %s", n->name, reason);
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
@@ -259,7 +259,7 @@ static void on_tick(uv_timer_t *t) {
     if (n->state == TY_NODE_DOWN) continue;
     int64_t silent = now - n->last_seen_mono;
     if (silent <= (int64_t)ctl->cfg.node_timeout_ms) continue;
-    char why[128];
+    char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "%s for %lld ms",
              n->conn ? "no heartbeat" : "not connected", (long long)silent);
     ty__node_down(ctl, n, why);
@@ -284,7 +284,7 @@ static int load_queue(const ty_queue_row *r, void *ud) {
   return 0;
 }
 
-static char *host_of(const char *addr) {
+char *ty__host_of(const char *addr) {
   const char *colon = strrchr(addr, ':');
   size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
   char *h = ty_xmalloc(n + 1);
@@ -307,7 +307,7 @@ static int load_node(const ty_node_row *r, void *ud) {
   }
   n->n_gpus = ty__conv_info_gpus(n->info, n->info_len);
   n->io_addr = ty_strdup(r->io_addr);
-  n->host = host_of(r->io_addr);
+  n->host = ty__host_of(r->io_addr);
   n->reason = ty_strdup(r->reason);
   n->last_seen_ms = r->last_seen_ms;
   n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
@@ -327,7 +327,7 @@ static int load_job(const ty_job_row *r, void *ud) {
     free(j);
     return 0;
   }
-  char err[256];
+  char err[TY_ERR_LEN];
   if (ty_job_spec_validate(&j->spec, err, sizeof(err)) != 0)
     ty_warn("store: job %llu: %s", (unsigned long long)r->id, err);
   j->blob = ty_xmalloc(r->spec_len ? r->spec_len : 1);
@@ -382,7 +382,7 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
   if (rc == 0) rc = ty_store_load_nodes(ctl->store, load_node, ctl);
   if (rc == 0) rc = ty_store_load_jobs(ctl->store, load_job, ctl);
   if (rc == 0) rc = ty_store_load_usage(ctl->store, load_usage, ctl);
-  if (rc != 0) snprintf(err, len, "cannot load state: %s", ty_store_errmsg(ctl->store));
+  if (rc != 0) ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
   size_t running = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) running += ctl->jobs[i]->state == TY_JOB_RUNNING;
   ty_info("loaded %zu jobs (%zu running), %zu nodes, %zu queues; next job id %llu", ctl->n_jobs,
@@ -394,11 +394,9 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
 
 static int open_store(ty_controller *ctl, char *err, size_t len) {
   int rc = ty_mkdir_p(ctl->cfg.state_dir);
-  if (rc != 0) {
-    snprintf(err, len, "cannot create the state directory %s: %s", ctl->cfg.state_dir,
-             ty_strerror(rc));
-    return rc;
-  }
+  if (rc != 0)
+    return ty_errf(err, len, rc, "cannot create the state directory %s: %s", ctl->cfg.state_dir,
+                   ty_strerror(rc));
   char path[4096];
   snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
   rc = ty_store_open(path, &ctl->store, err, len);
@@ -416,18 +414,14 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
                            .ud = ctl};
   int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts,
                                 NULL, ctl, &ctl->server);
-  if (rc != 0) {
-    snprintf(err, len, "cannot listen on %s:%d: %s", ctl->cfg.listen_host, ctl->cfg.listen_port,
-             ty_strerror(rc));
-    return rc;
-  }
+  if (rc != 0)
+    return ty_errf(err, len, rc, "cannot listen on %s:%d: %s", ctl->cfg.listen_host,
+                   ctl->cfg.listen_port, ty_strerror(rc));
   rc = ty_metrics_http_start(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port,
                              ctl->metrics, &ctl->http);
-  if (rc != 0) {
-    snprintf(err, len, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
-             ctl->cfg.metrics_port, ty_strerror(rc));
-    return rc;
-  }
+  if (rc != 0)
+    return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
+                   ctl->cfg.metrics_port, ty_strerror(rc));
   return 0;
 }
 

@@ -169,6 +169,8 @@ void ty__sched_request(ty_controller *ctl);
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len);
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
 void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason);
+/* The host part of "host:port" (a new string). */
+char *ty__host_of(const char *addr);
 
 /* ---- jobs.c ---- */
 /* Fills a store row that borrows from j (alloc is a heap string the caller frees). */
@@ -227,7 +229,8 @@ void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
 int ty__token_init(ty_controller *ctl, char *err, size_t len);
 /* The job's attach key (32 bytes) for LaunchTask. */
 void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_key);
-/* One token per rank of j, concatenated; the caller frees the array. */
+/* One token per rank of j, concatenated; the caller frees the array. NULL
+ * when out of memory (a job's rank count is its submitter's choice). */
 uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len);
 
 /* ---- rpc.c ---- */

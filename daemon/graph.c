@@ -129,7 +129,7 @@ int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out) {
 static int check_token(ty_controller *ctl, ty_reply *r, uint64_t job) {
   const uint8_t *t = r->credential;
   int rc = TY_EPERM;
-  char why[128] = "";
+  char why[TY_ERR_LEN] = "";
   if (t && r->credential_len == TY_TOKEN_LEN) {
     uint32_t rank = (uint32_t)t[12] << 24 | (uint32_t)t[13] << 16 | (uint32_t)t[14] << 8 | t[15];
     uint8_t key[TY_TOKEN_KEY_LEN];

@@ -22,44 +22,39 @@ static int check_names(const ty_graph *m, const ty_train_config *c, char *err, s
   const char *din = c->data_input;
   if (!din && ty_graph_n_inputs(m) >= 1) din = ty_graph_value_at(m, ty_graph_input(m, 0))->name;
   int id = din ? ty_graph_find_value(m, din) : TY_NO_VALUE;
-  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_input) {
-    snprintf(err, len, "job.graph.train_config: data_input \"%s\" is not an input of the model", din ? din : "");
-    return TY_EINVAL;
-  }
+  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_input)
+    return ty_errf(err, len, TY_EINVAL, "job.graph.train_config: data_input \"%s\" is not an input of the model", din ? din : "");
   const char *out = c->loss_output ? c->loss_output : c->logits_output;
   id = out ? ty_graph_find_value(m, out) : TY_NO_VALUE;
-  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_output) {
-    snprintf(err, len, "job.graph.train_config: %s \"%s\" is not an output of the model",
+  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_output)
+    return ty_errf(err, len, TY_EINVAL, "job.graph.train_config: %s \"%s\" is not an output of the model",
              c->loss_output ? "loss_output" : "softmax_cross_entropy.logits_output", out ? out : "");
-    return TY_EINVAL;
-  }
   return 0;
 }
 
 int ty__graph_check(const ty_job_spec *s, char *err, size_t err_len) {
-  char inner[768] = "";
+  char inner[TY_ERR_LEN] = "";
   ty_graph *m = NULL;
   bool by_path = s->model_path && s->model_path[0];
   int rc = by_path ? ty_graph_load_file(s->model_path, inner, sizeof inner, &m)
                    : ty_graph_load_bytes(s->model_bytes, s->model_len, inner, sizeof inner, &m);
-  if (rc != 0) {
-    snprintf(err, err_len, "job.graph.%s: %s", by_path ? "model_path" : "model_bytes", inner[0] ? inner : ty_strerror(rc));
-    return TY_EINVAL;
-  }
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "job.graph.%s: %s",
+                   by_path ? "model_path" : "model_bytes", inner[0] ? inner : ty_strerror(rc));
   ty_train_config c;
   rc = ty_train_config_decode(s->train_config, s->train_config_len, &c, inner, sizeof inner);
   if (rc != 0) {
-    snprintf(err, err_len, "job.graph.train_config: %s", inner[0] ? inner : ty_strerror(rc));
     ty_graph_destroy(m);
-    return TY_EINVAL;
+    return ty_errf(err, err_len, TY_EINVAL, "job.graph.train_config: %s",
+                   inner[0] ? inner : ty_strerror(rc));
   }
   rc = check_names(m, &c, err, err_len);
   uint32_t world = s->nodes * s->tasks_per_node;
-  if (rc == 0 && world && c.batch_size % world != 0) {
-    snprintf(err, err_len, "job.graph.train_config: batch_size %u is not divisible by the %u ranks (%u nodes x %u tasks)",
-             c.batch_size, world, s->nodes, s->tasks_per_node);
-    rc = TY_EINVAL;
-  }
+  if (rc == 0 && world && c.batch_size % world != 0)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "job.graph.train_config: batch_size %u is not divisible by the %u ranks "
+                 "(%u nodes x %u tasks)",
+                 c.batch_size, world, s->nodes, s->tasks_per_node);
   ty_train_config_close(&c);
   ty_graph_destroy(m);
   return rc;
@@ -67,7 +62,7 @@ int ty__graph_check(const ty_job_spec *s, char *err, size_t err_len) {
 
 char *ty__graph_config_checkpoint(const uint8_t *cfg, size_t len) {
   ty_train_config c;
-  char inner[512];
+  char inner[TY_ERR_LEN];
   if (ty_train_config_decode(cfg, len, &c, inner, sizeof inner) != 0) return NULL;
   char *path = c.checkpoint_path ? ty_strdup(c.checkpoint_path) : NULL;
   ty_train_config_close(&c);

@@ -63,7 +63,9 @@ void ty__job_save(const ty_job *j, ty_txn *txn) {
   ty_job_row row;
   char *nodes, *alloc;
   ty__job_row(j, &row, &nodes, &alloc);
-  ty_txn_update_job(txn, &row);
+  if (ty_txn_update_job(txn, &row) != 0)
+    ty_error("job %llu: no memory to copy its row; the store keeps its previous state until the "
+             "job changes again", (unsigned long long)j->id);
   free(nodes);
   free(alloc);
 }
@@ -200,7 +202,7 @@ typedef struct launch_ctx {
 
 static void fail_launch(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg) {
   ty_cluster_node *n = j->slots[j->ranks[rank].slot].node;
-  char why[512];
+  char why[TY_ERR_LEN];
   snprintf(why, sizeof(why), "launch failed on %s: %s", n->name, msg);
   ty_txn *t = ty_txn_create();
   mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, false);
@@ -398,11 +400,12 @@ static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first,
   int ts = j->ranks[first].task_state;
   uint32_t max = j->spec.max_rank_failure_requeues;
   if ((ts != TY_TASK_EXITED && ts != TY_TASK_SIGNALED) || j->fail_requeues >= max) return false;
-  char what[400], why[512];
-  describe_failure(j, first, what, sizeof(what));
+  char why[TY_ERR_LEN];
+  describe_failure(j, first, why, sizeof(why));
   j->fail_requeues++;
   j->requeue_count++;
-  snprintf(why, sizeof(why), "%s; requeued (%u of %u)", what, j->fail_requeues, max);
+  size_t n = strlen(why);
+  snprintf(why + n, sizeof(why) - n, "; requeued (%u of %u)", j->fail_requeues, max);
   ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
   ty__sched_request(ctl);
   return true;
@@ -427,7 +430,7 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   for (uint32_t r = 0; r < j->n_ranks && !sig; r++) sig = j->ranks[r].term_signal;
   j->exit_code = max_code;
   j->term_signal = sig;
-  char why[512];
+  char why[TY_ERR_LEN];
   if (timed != UINT32_MAX) {
     snprintf(why, sizeof(why), "rank %u exceeded the time limit of %u s", timed,
              j->spec.time_limit_s);
@@ -464,7 +467,7 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn) {
   ty__job_transition(ctl, j, TY_JOB_NODE_FAIL, reason, "controller", txn);
   j->requeue_count++;
-  char why[512];
+  char why[TY_ERR_LEN];
   snprintf(why, sizeof(why), "requeued after NODE_FAIL (%s)", reason);
   ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
   if (j->live_ranks) ty__job_kill(ctl, j);

@@ -153,7 +153,7 @@ static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology
   while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ty_buf_append(&b, chunk, n);
   fclose(f);
   ty_buf_append(&b, "", 1);
-  char err[256];
+  char err[TY_ERR_LEN];
   int rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
   ty_buf_close(&b);
   if (rc != 0) {
@@ -197,7 +197,7 @@ int main(int argc, char **argv) {
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
                               .sched = &sched, .topo = &topo};
   daemon_state d = {0};
-  char err[512] = "";
+  char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));
   ty_sched_topology_close(&topo); /* the controller keeps its own copy */
   if (rc != 0) {

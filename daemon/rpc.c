@@ -80,10 +80,10 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
 }
 
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...) {
-  char msg[512];
+  char msg[TY_ERR_LEN];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  ty_verrf(msg, sizeof(msg), status, fmt, ap);
   va_end(ap);
   ty__reply_finish(r, status, msg);
 }

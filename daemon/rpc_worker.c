@@ -37,11 +37,14 @@ typedef struct reg_ctx {
   size_t n_kill;
 } reg_ctx;
 
-static ty_cluster_node *node_upsert(ty_controller *ctl, const ty_node_report *rep, ty_rpc_conn *c) {
+/* The node rep describes, created or updated; takes rep's name, io_addr
+ * and info (copies of the request the decoder made) instead of copying
+ * them again. */
+static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_rpc_conn *c) {
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
   if (!n) {
     n = ty_xcalloc(1, sizeof(*n));
-    n->name = ty_strdup(rep->name);
+    n->name = rep->name, rep->name = NULL;
     n->state = TY_NODE_UP;
     ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
     ctl->nodes[ctl->n_nodes++] = n;
@@ -50,16 +53,11 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, const ty_node_report *re
   n->memory = rep->memory;
   n->n_gpus = rep->n_gpus;
   free(n->info);
-  n->info = ty_xmalloc(rep->info_len ? rep->info_len : 1);
-  memcpy(n->info, rep->info, rep->info_len);
-  n->info_len = rep->info_len;
+  n->info = rep->info, n->info_len = rep->info_len, rep->info = NULL;
   free(n->io_addr);
-  n->io_addr = ty_strdup(rep->io_addr);
+  n->io_addr = rep->io_addr, rep->io_addr = NULL;
   free(n->host);
-  const char *colon = strrchr(rep->io_addr, ':');
-  size_t hl = colon ? (size_t)(colon - rep->io_addr) : strlen(rep->io_addr);
-  n->host = ty_xcalloc(hl + 1, 1);
-  memcpy(n->host, rep->io_addr, hl);
+  n->host = ty__host_of(n->io_addr);
   if (n->state == TY_NODE_DOWN || n->state == 0) {
     /* A drained node that went down and came back is still drained. */
     n->state = n->drain ? TY_NODE_DRAINING : TY_NODE_UP;
@@ -91,8 +89,7 @@ static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_
     } else if (!ty_task_state_ended(tr->state) && !(j && job_has_live_on(j, n))) {
       ty_warn("node %s runs job %llu rank %u, which the controller does not run: killing it",
               n->name, (unsigned long long)tr->job_id, tr->rank);
-      rc->kill = ty_xrealloc(rc->kill, (rc->n_kill + 1) * sizeof(*rc->kill));
-      rc->kill[rc->n_kill++] = tr->job_id;
+      rc->kill[rc->n_kill++] = tr->job_id; /* room for every reported task */
     }
   }
 }
@@ -114,7 +111,7 @@ static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t)
     for (uint32_t r = 0; r < j->n_ranks && first == UINT32_MAX; r++)
       if (missing(ctl, j, &j->ranks[r], n)) first = r;
     if (first == UINT32_MAX) continue;
-    char why[256];
+    char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first,
              n->name);
     if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
@@ -162,23 +159,20 @@ static void on_register_committed(int status, void *ud) {
 
 static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_report *rep,
                           char *err, size_t len) {
-  if (!rep->name[0]) return snprintf(err, len, "node.name: must not be empty"), TY_EINVAL;
+  if (!rep->name[0]) return ty_errf(err, len, TY_EINVAL, "node.name: must not be empty");
   if (!rep->io_addr[0] || !strchr(rep->io_addr, ':'))
-    return snprintf(err, len, "node.io_addr: \"%.64s\" is not host:port", rep->io_addr), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "node.io_addr: \"%.64s\" is not host:port", rep->io_addr);
   if (rep->n_gpus > 64)
-    return snprintf(err, len, "node.gpus: %u GPUs, at most 64 are supported", rep->n_gpus),
-           TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "node.gpus: %u GPUs, at most 64 are supported", rep->n_gpus);
   ty_cluster_node *mine = ty__node_by_conn(ctl, c);
   if (mine && strcmp(mine->name, rep->name) != 0)
-    return snprintf(err, len, "this connection is already registered as node %.64s", mine->name),
-           TY_ESTATE;
+    return ty_errf(err, len, TY_ESTATE, "this connection is already registered as node %.64s", mine->name);
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
   if (n && n->conn && n->conn != c) {
     int64_t silent = ty_mono_ms() - n->last_seen_mono;
     if (silent < (int64_t)ctl->cfg.node_timeout_ms)
-      return snprintf(err, len, "node %.64s is already connected from %s", rep->name,
-                      ty_rpc_peer(n->conn)),
-             TY_EEXIST;
+      return ty_errf(err, len, TY_EEXIST, "node %.64s is already connected from %s", rep->name,
+                      ty_rpc_peer(n->conn));
     ty_warn("node %s: replacing a silent connection from %s", n->name, ty_rpc_peer(n->conn));
     ty_rpc_conn *old = n->conn;
     n->conn = NULL;
@@ -189,7 +183,7 @@ static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_repo
 
 void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_node_report rep;
-  char err[256];
+  char err[TY_ERR_LEN];
   int decoded = ty__conv_register_req(p, len, &rep);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a RegisterNodeRequest carrying a node");
@@ -201,12 +195,21 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     ty__reply_finish(r, rc ? rc : TY_ECLOSED, rc ? err : "connection closed");
     return;
   }
+  /* The jobs to kill are among the reported tasks, whose count is the
+   * worker's: checked, not aborted on. */
+  uint64_t *kill = ty_wire_calloc(rep.n_tasks, sizeof(*kill));
+  if (!kill) {
+    ty__node_report_close(&rep);
+    ty__reply_finishf(r, TY_ENOMEM, "tasks: no memory to reconcile %zu reported tasks", rep.n_tasks);
+    return;
+  }
   ty_cluster_node *n = node_upsert(ctl, &rep, r->conn);
   ty_info("node %s registered from %s: %u cpus, %u gpus, %llu bytes, io %s, %zu tasks reported",
           n->name, ty_rpc_peer(r->conn), n->cpus, n->n_gpus, (unsigned long long)n->memory,
           n->io_addr, rep.n_tasks);
   reg_ctx *rcx = ty_xcalloc(1, sizeof(*rcx));
   rcx->r = r;
+  rcx->kill = kill;
   rcx->node = ty_strdup(n->name);
   ctl->reg_gen++;
   ty_txn *t = ty_txn_create();

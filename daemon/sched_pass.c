@@ -178,7 +178,7 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
   }
   for (size_t i = 0; i < out->n_pending; i++) {
     ty_job *j = ty__job_find(ctl, out->pending[i].job_id);
-    char reason[256];
+    char reason[TY_ERR_LEN];
     snprintf(reason, sizeof(reason), "%s (position %u)", out->pending[i].reason,
              out->pending[i].position);
     free(j->reason);
@@ -237,14 +237,14 @@ int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
 /* ---- preemption ends --------------------------------------------------------------- */
 
 void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
-  char why[256];
+  char why[TY_ERR_LEN];
   const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
   snprintf(why, sizeof(why), "preempted by job %llu (queue %s)",
            (unsigned long long)j->preempt_for, for_job ? for_job->spec.queue : "?");
   j->preempt_for = 0;
   ty__job_transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", txn);
   j->requeue_count++;
-  char again[300];
+  char again[TY_ERR_LEN + 32]; /* why, and the words around it */
   snprintf(again, sizeof(again), "requeued after PREEMPTED (%s)", why);
   ty__job_transition(ctl, j, TY_JOB_PENDING, again, "scheduler", txn);
   ty__sched_request(ctl);

@@ -159,10 +159,10 @@ static int exec(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : TY_ESTORE;
 }
 
+/* "PATH: WHAT: sqlite's message" (db may be NULL). */
 static int set_err(char *err, size_t len, const char *path, const char *what, sqlite3 *db) {
-  if (err && len)
-    snprintf(err, len, "%s: %s%s%s", path, what, db ? ": " : "", db ? sqlite3_errmsg(db) : "");
-  return TY_ESTORE;
+  return ty_errf(err, len, TY_ESTORE, "%s: %s%s%s", path, what, db ? ": " : "",
+                 db ? sqlite3_errmsg(db) : "");
 }
 
 static int query_int(sqlite3 *db, const char *sql, int *out) {
@@ -215,7 +215,7 @@ static int check_integrity(ty_store *s, char *err, size_t len) {
   if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
     res = (const char *)sqlite3_column_text(st, 0);
   if (!res || strcmp(res, "ok") != 0) {
-    char what[256];
+    char what[TY_ERR_LEN];
     snprintf(what, sizeof(what), "integrity check failed (%.160s); restore a backup",
              res ? res : sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
@@ -231,7 +231,7 @@ static int migrate(ty_store *s, char *err, size_t len) {
     return set_err(err, len, s->path, "cannot read the schema version", s->db);
   int target = ty_store_schema_version();
   if (version > target) {
-    char what[160];
+    char what[TY_ERR_LEN];
     snprintf(what, sizeof(what), "has schema version %d, newer than this traind supports (%d)",
              version, target);
     return set_err(err, len, s->path, what, NULL);
@@ -241,7 +241,7 @@ static int migrate(ty_store *s, char *err, size_t len) {
     snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
     if (exec(s->db, "BEGIN IMMEDIATE") != 0 || exec(s->db, migrations[v]) != 0 ||
         exec(s->db, pragma) != 0 || exec(s->db, "COMMIT") != 0) {
-      char what[96];
+      char what[TY_ERR_LEN];
       snprintf(what, sizeof(what), "schema migration %d failed", v + 1);
       set_err(err, len, s->path, what, s->db);
       exec(s->db, "ROLLBACK");

@@ -444,7 +444,7 @@ static void on_in_written(uv_write_t *req, int status) {
       break;
     }
   }
-  char msg[160];
+  char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
            io->job_id, io->rank, uv_strerror(status));
   reply(w->conn, w->request_id, status < 0 ? TY_ECLOSED : 0, msg);
@@ -461,7 +461,7 @@ static void on_in_shutdown(uv_shutdown_t *req, int status) {
  * EOF closes a pipe, or sends the terminal's EOF character to a pty. */
 static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_attach_input *in) {
   if (!io->in_active) {
-    char msg[128];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed", io->job_id,
              io->rank);
     reply(c, rid, TY_ECLOSED, msg);
@@ -469,7 +469,11 @@ static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_a
   }
   uv_stream_t *dst = io->pty ? (uv_stream_t *)&io->out[0].pipe : (uv_stream_t *)&io->in;
   size_t n = in->len + (in->eof && io->pty ? 1 : 0);
-  in_write *w = ty_xmalloc(sizeof *w + (n ? n : 1));
+  in_write *w = malloc(sizeof *w + (n ? n : 1)); /* n is the client's */
+  if (!w) {
+    reply(c, rid, TY_ENOMEM, "no memory to buffer the input for the task's stdin");
+    return;
+  }
   *w = (in_write){.next = io->writes, .io = io, .conn = c, .request_id = rid};
   if (in->len) memcpy(w->data, in->data, in->len);
   if (in->eof && io->pty) w->data[in->len] = 0x04; /* VEOF: ^D */
@@ -509,22 +513,18 @@ static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_a
 static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t err_len) {
   struct winsize ws = {.ws_row = (unsigned short)(spec->interactive.rows ? spec->interactive.rows : 24),
                        .ws_col = (unsigned short)(spec->interactive.cols ? spec->interactive.cols : 80)};
-  if (openpty(&io->master_fd, &io->slave_fd, NULL, NULL, &ws) != 0) {
-    snprintf(err, err_len, "cannot open a pseudo-terminal on node %s: %s", io->reg->node,
+  if (openpty(&io->master_fd, &io->slave_fd, NULL, NULL, &ws) != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot open a pseudo-terminal on node %s: %s", io->reg->node,
              strerror(errno));
-    return TY_EIO;
-  }
   /* Other tasks spawned meanwhile must not inherit this terminal. */
   fcntl(io->master_fd, F_SETFD, FD_CLOEXEC);
   fcntl(io->slave_fd, F_SETFD, FD_CLOEXEC);
   uv_pipe_init(io->reg->loop, &io->out[0].pipe, 0);
   init_handle(io, (uv_handle_t *)&io->out[0].pipe);
   int rc = uv_pipe_open(&io->out[0].pipe, io->master_fd);
-  if (rc != 0) {
-    snprintf(err, err_len, "cannot watch the pseudo-terminal on node %s: %s", io->reg->node,
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot watch the pseudo-terminal on node %s: %s", io->reg->node,
              uv_strerror(rc));
-    return TY_EIO;
-  }
   io->master_owned = true;
   return 0;
 }
@@ -636,7 +636,7 @@ static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
 void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
   ty__ioreg *reg = ty__tasks_ioreg(t);
   ty_attach_request req;
-  char msg[256], why[128] = "no attach key";
+  char msg[TY_ERR_LEN], why[TY_ERR_LEN] = "no attach key";
   if (!reg) {
     ty_rpc_stream_end(c, m->request_id, TY_ESTATE, "the worker is shutting down");
     return;

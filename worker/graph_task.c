@@ -50,7 +50,7 @@ static int write_file(const char *path, const uint8_t *data, size_t len, char *e
   if (fd >= 0 && close(fd) != 0) rc = TY_EIO;
   if (rc == 0 && rename(tmp, path) != 0) rc = TY_EIO;
   if (rc != 0) {
-    snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+    ty_errf(err, err_len, rc, "cannot write %s: %s", path, strerror(errno));
     unlink(tmp);
   }
   return rc;
@@ -95,10 +95,8 @@ static char *rdv_token_env(const ty_task_spec *spec) {
 static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
                  size_t err_len) {
   char dir[PATH_MAX], rank[16], num[32];
-  if (job_dir(gw, spec, dir, sizeof dir) != 0) {
-    snprintf(err, err_len, "cannot create the job directory of job %" PRIu64, spec->job_id);
-    return TY_EIO;
-  }
+  if (job_dir(gw, spec, dir, sizeof dir) != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot create the job directory of job %" PRIu64, spec->job_id);
   snprintf(rank, sizeof rank, "%" PRIu32, spec->rank);
   char *model = spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
   char *config = dupf("%s/config.rank%s.pb", dir, rank);

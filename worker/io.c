@@ -141,7 +141,7 @@ static void on_read(uv_fs_t *req) {
     return;
   }
   if (n < 0) {
-    char msg[256];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "reading log of job %" PRIu64 " rank %" PRIu32 ": %s",
              st->req.job_id, st->req.rank, uv_strerror((int)n));
     finish(st, TY_EIO, msg);
@@ -195,7 +195,7 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   if (ty_tasks_log_path(io->tasks, req.job_id, req.rank, path, sizeof path) == 0)
     fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    char msg[256];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s",
              req.job_id, req.rank, ty_tasks_node(io->tasks));
     ty_rpc_stream_end(ic->c, m->request_id, TY_ENOTFOUND, msg);
@@ -232,7 +232,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   } else if (strcmp(m->method, TY_M_ATTACH_INPUT) == 0) {
     ty__io_attach_input(ic->io->tasks, c, m);
   } else {
-    char msg[160];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "unknown method \"%.100s\" on the task I/O port of node %s",
              m->method, ty_tasks_node(ic->io->tasks));
     ty_rpc_reply(c, m->request_id, TY_ENOTFOUND, msg, NULL, 0);

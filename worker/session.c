@@ -316,7 +316,7 @@ static void handle_kill(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *
     return;
   }
   int rc = ty_tasks_kill(s->o.tasks, job, sig, grace);
-  char msg[96];
+  char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "signal: %d is not a signal number", sig);
   ty_rpc_reply(c, req->request_id, rc, rc ? msg : NULL, NULL, 0);
 }
@@ -344,7 +344,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
       return;
     }
   }
-  char msg[160];
+  char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "unknown method \"%.100s\" on worker %s", req->method, s->name);
   ty_rpc_reply(c, req->request_id, TY_ENOTFOUND, msg, NULL, 0);
 }

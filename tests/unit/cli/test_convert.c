@@ -82,11 +82,11 @@ static ty_buf encoded_job(const char *user) {
   return b;
 }
 
-static Trainyard__SubmitJobRequest *load(const char *path, const char *user, ty_cli_err *err,
+static Trainyard__SubmitJobRequest *load(const char *path, const char *user, char *err, size_t err_len,
                                          int *rc) {
   ty_buf out;
   ty_buf_init(&out);
-  *rc = ty_cli_load_job_file(path, user, &out, err);
+  *rc = ty_cli_load_job_file(path, user, &out, err, err_len);
   Trainyard__SubmitJobRequest *r =
       *rc ? NULL : trainyard__submit_job_request__unpack(NULL, out.len, out.data);
   ty_buf_close(&out);
@@ -96,10 +96,10 @@ static Trainyard__SubmitJobRequest *load(const char *path, const char *user, ty_
 Test(job_file, fills_user_only_when_empty) {
   ty_buf raw = encoded_job(NULL);
   char *path = write_tmp(raw.data, raw.len);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  Trainyard__SubmitJobRequest *r = load(path, "alice", &err, &rc);
-  cr_assert_eq(rc, 0, "%s", err.msg);
+  Trainyard__SubmitJobRequest *r = load(path, "alice", err, sizeof err, &rc);
+  cr_assert_eq(rc, 0, "%s", err);
   cr_assert_str_eq(r->job->user, "alice");
   cr_assert_str_eq(r->job->name, "from-file");
   cr_assert_str_eq(r->job->command->argv[0], "true");
@@ -109,7 +109,7 @@ Test(job_file, fills_user_only_when_empty) {
 
   raw = encoded_job("bob");
   path = write_tmp(raw.data, raw.len);
-  r = load(path, "alice", &err, &rc);
+  r = load(path, "alice", err, sizeof err, &rc);
   cr_assert_eq(rc, 0);
   cr_assert_str_eq(r->job->user, "bob");
   trainyard__submit_job_request__free_unpacked(r, NULL);
@@ -120,44 +120,44 @@ Test(job_file, fills_user_only_when_empty) {
 Test(job_file, garbage_is_rejected_naming_the_file) {
   static const unsigned char garbage[] = {0xff, 0xff, 0xff, 0xff, 0x01, 0x02};
   char *path = write_tmp(garbage, sizeof garbage);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_null(load(path, "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
   char want[128];
   snprintf(want, sizeof want, "%s: not a valid trainyard.Job message (protobuf decode failed)",
            path);
-  cr_assert_str_eq(err.msg, want);
+  cr_assert_str_eq(err, want);
   unlink(path);
 }
 
 Test(job_file, text_format_gets_a_hint) {
   static const char text[] = "name: \"x\"\ncommand { argv: \"true\" }\n";
   char *path = write_tmp(text, sizeof text - 1);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_null(load(path, "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
-  cr_assert(strstr(err.msg, "not a valid trainyard.Job message (protobuf decode failed)"), "%s",
-            err.msg);
-  cr_assert(strstr(err.msg, "protoc --encode=trainyard.Job"), "%s", err.msg);
+  cr_assert(strstr(err, "not a valid trainyard.Job message (protobuf decode failed)"), "%s",
+            err);
+  cr_assert(strstr(err, "protoc --encode=trainyard.Job"), "%s", err);
   unlink(path);
 }
 
 Test(job_file, empty_and_missing_files) {
   char *path = write_tmp("", 0);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_null(load(path, "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
-  cr_assert(strstr(err.msg, "empty file"), "%s", err.msg);
+  cr_assert(strstr(err, "empty file"), "%s", err);
   unlink(path);
-  cr_assert_null(load("/nonexistent/job.pb", "u", &err, &rc));
+  cr_assert_null(load("/nonexistent/job.pb", "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EIO);
-  cr_assert_str_eq(err.msg, "/nonexistent/job.pb: No such file or directory");
-  cr_assert_null(load("/tmp", "u", &err, &rc)); /* a directory */
+  cr_assert_str_eq(err, "/nonexistent/job.pb: No such file or directory");
+  cr_assert_null(load("/tmp", "u", err, sizeof err, &rc)); /* a directory */
   cr_assert_neq(rc, 0);
-  cr_assert(strstr(err.msg, "/tmp: "), "%s", err.msg);
+  cr_assert(strstr(err, "/tmp: "), "%s", err);
 }
 
 Test(convert, requests_decode_as_their_messages) {
@@ -286,10 +286,10 @@ Test(job_file, example_encodes_with_protoc_and_loads) {
            "< examples/command-job/job.txtpb > '%s'",
            root, protoc, out);
   cr_assert_eq(system(cmd), 0, "%s", cmd);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  Trainyard__SubmitJobRequest *r = load(out, "carol", &err, &rc);
-  cr_assert_eq(rc, 0, "%s", err.msg);
+  Trainyard__SubmitJobRequest *r = load(out, "carol", err, sizeof err, &rc);
+  cr_assert_eq(rc, 0, "%s", err);
   cr_assert_str_eq(r->job->name, "hello-ranks");
   cr_assert_str_eq(r->job->user, "carol");
   cr_assert_eq(r->job->resources->nodes, 2u);

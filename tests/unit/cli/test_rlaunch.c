@@ -7,25 +7,25 @@
 
 #include "cli/rlaunch.h"
 
-static int parse(ty_rl_opts *o, ty_cli_err *err, const char *const *args) {
+static int parse(ty_rl_opts *o, char *err, size_t err_len, const char *const *args) {
   char *argv[32] = {"rlaunch"};
   int argc = 1;
   for (size_t i = 0; args[i]; i++) argv[argc++] = (char *)args[i];
   char *env[] = {"FOO=bar", "DISPLAY=:0", "SSH_AUTH_SOCK=/x", "TERM=xterm", "PWD=/here",
                  "RANK=9", NULL};
-  return ty_rl_parse(argc, argv, "/work", "alice", env, o, err);
+  return ty_rl_parse(argc, argv, "/work", "alice", env, o, err, err_len);
 }
 
 Test(rlaunch_args, options_and_command) {
   ty_rl_opts o;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(parse(&o, &err,
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err,
                      (const char *[]){"--gpu", "2", "--cpu=3", "--mem", "16G", "--nodes", "2",
                                       "--ntasks-per-node", "4", "--queue", "q", "--priority",
                                       "-5", "--time", "1:30:00", "--name", "n", "--label",
                                       "--stdin=all", "--detach", "--", "python", "-u", "x.py",
                                       NULL}),
-               0, "%s", err.msg);
+               0, "%s", err);
   cr_assert_eq(o.job.gpus_per_node, 2);
   cr_assert_eq(o.job.cpus_per_task, 3);
   cr_assert_eq(o.job.mem_per_node, 16ull << 30);
@@ -47,8 +47,8 @@ Test(rlaunch_args, options_and_command) {
 
 Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
   ty_rl_opts o;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(parse(&o, &err, (const char *[]){"--pty", "bash", "-l", NULL}), 0, "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){"--pty", "bash", "-l", NULL}), 0, "%s", err);
   cr_assert_eq(o.job.argc, 2);
   bool term = false;
   for (size_t i = 0; i < o.job.envc; i++) term |= strcmp(o.job.env[i], "TERM=xterm") == 0;
@@ -58,9 +58,9 @@ Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
 
 static void rejects(const char *const *args, const char *what) {
   ty_rl_opts o;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(parse(&o, &err, args), TY_EINVAL, "accepted: %s", what);
-  cr_assert(strstr(err.msg, what), "message [%s] lacks [%s]", err.msg, what);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err, args), TY_EINVAL, "accepted: %s", what);
+  cr_assert(strstr(err, what), "message [%s] lacks [%s]", err, what);
 }
 
 Test(rlaunch_args, rejections_name_the_option) {
