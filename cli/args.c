@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The option iterator, global options, and the small parsers every
- * subcommand shares (addresses, job ids, numbers). Error messages start with
+ * Global options, and the small parsers every subcommand shares (addresses,
+ * job ids, numbers). Error messages start with
  * the option they are about, then quote what the user typed, then say what
  * would have been accepted.
  */
@@ -9,7 +9,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,68 +17,10 @@
 
 #define DEFAULT_TIMEOUT_MS 10000u
 
-void ty__cli_args_init(ty__cli_args *it, int argc, char **argv, const ty__cli_opt *opts,
-                       size_t nopts) {
-  memset(it, 0, sizeof *it);
-  it->argc = argc, it->argv = argv, it->opts = opts, it->nopts = nopts;
-}
-
-static const ty__cli_opt *find_long(const ty__cli_args *it, const char *name, size_t len) {
-  for (size_t k = 0; k < it->nopts; k++)
-    if (strlen(it->opts[k].name) == len && strncmp(it->opts[k].name, name, len) == 0)
-      return &it->opts[k];
-  return NULL;
-}
-
-static const ty__cli_opt *find_short(const ty__cli_args *it, char c) {
-  for (size_t k = 0; k < it->nopts; k++)
-    if (it->opts[k].short_name && it->opts[k].short_name == c) return &it->opts[k];
-  return NULL;
-}
-
-/* Takes the value of `o`: inline ("--x=v") or the next argument. */
-static int take_value(ty__cli_args *it, const ty__cli_opt *o, const char *inl, const char *shown,
-                      const char **out_val, char *err, size_t err_len) {
-  if (!o->has_arg) {
-    if (inl) return ty_errf(err, err_len, TY__ARG_ERROR, "%s does not take a value", shown);
-    *out_val = NULL;
-    return o->id;
-  }
-  if (inl) {
-    *out_val = inl;
-    return o->id;
-  }
-  if (it->i >= it->argc) return ty_errf(err, err_len, TY__ARG_ERROR, "%s needs a value", shown);
-  *out_val = it->argv[it->i++];
-  return o->id;
-}
-
-int ty__cli_args_next(ty__cli_args *it, const char **out_val, char *err, size_t err_len) {
-  *out_val = NULL;
-  if (it->i >= it->argc) return TY__ARG_END;
-  const char *a = it->argv[it->i++];
-  if (it->only_positional || a[0] != '-' || a[1] == '\0') {
-    *out_val = a;
-    return TY__ARG_POSITIONAL;
-  }
-  if (strcmp(a, "--") == 0) {
-    it->only_positional = true;
-    return ty__cli_args_next(it, out_val, err, err_len);
-  }
-  if (a[1] == '-') {
-    const char *name = a + 2, *eq = strchr(name, '=');
-    size_t len = eq ? (size_t)(eq - name) : strlen(name);
-    const ty__cli_opt *o = find_long(it, name, len);
-    if (!o) return ty_errf(err, err_len, TY__ARG_ERROR, "unknown option --%.*s", (int)len, name);
-    char shown[64];
-    snprintf(shown, sizeof shown, "--%s", o->name);
-    return take_value(it, o, eq ? eq + 1 : NULL, shown, out_val, err, err_len);
-  }
-  const ty__cli_opt *o = a[2] == '\0' ? find_short(it, a[1]) : NULL;
-  if (!o) return ty_errf(err, err_len, TY__ARG_ERROR, "unknown option %s", a);
-  char shown[8];
-  snprintf(shown, sizeof shown, "-%c", a[1]);
-  return take_value(it, o, NULL, shown, out_val, err, err_len);
+int ty__cli_opts_init(ty_opts *it, int argc, char **argv, const char *shortopts,
+                      const struct option *opts, char *err, size_t err_len) {
+  int rc = ty_opts_init(it, argc, argv, shortopts, opts);
+  return rc ? ty_errf(err, err_len, rc, "cannot parse the command line: %s", ty_strerror(rc)) : 0;
 }
 
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
@@ -151,13 +92,14 @@ bad:
                      TY_CONTROLLER_PORT);
 }
 
-enum { G_CONTROLLER, G_TIMEOUT, G_JSON, G_HELP, G_VERSION };
-static const ty__cli_opt global_opts[] = {
-    {"controller", 0, true, G_CONTROLLER},
-    {"timeout", 0, true, G_TIMEOUT},
-    {"json", 0, false, G_JSON},
-    {"help", 'h', false, G_HELP},
-    {"version", 0, false, G_VERSION},
+enum { G_CONTROLLER = TY__CLI_OPT_FIRST, G_TIMEOUT, G_JSON, G_VERSION, G_HELP = 'h' };
+static const struct option global_opts[] = {
+    {"controller", required_argument, NULL, G_CONTROLLER},
+    {"timeout", required_argument, NULL, G_TIMEOUT},
+    {"json", no_argument, NULL, G_JSON},
+    {"help", no_argument, NULL, G_HELP},
+    {"version", no_argument, NULL, G_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
 static int set_controller(ty_cli_global *g, const char *what, const char *v, char *err, size_t err_len) {
@@ -205,21 +147,22 @@ int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cl
   memset(out, 0, sizeof *out);
   out->timeout_ms = DEFAULT_TIMEOUT_MS;
   out->cmd_index = argc;
-  int rc = 0;
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc - 1, argv + 1, global_opts, TY_ARRAY_LEN(global_opts));
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc - 1, argv + 1, "h", global_opts, err, err_len);
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err, err_len);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR)
-      rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL) {
-      out->cmd_index = it.i; /* it.i is past the command in argv + 1 */
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL) {
+      rc = id;
+    } else if (id == TY_OPT_POSITIONAL) {
+      out->cmd_index = it.next - 1; /* it.argv's indices are argv's */
       break;
-    } else
+    } else {
       rc = global_opt(out, id, v, err, err_len);
+    }
   }
+  ty_opts_close(&it);
   /* The environment only counts when --controller did not say otherwise. */
   if (rc == 0 && !out->host)
     rc = set_controller(out, "TRAINYARD_CONTROLLER",

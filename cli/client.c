@@ -8,6 +8,8 @@
  */
 #include "cli/trainctl.h"
 
+#include "cli/cli_internal.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,4 +105,20 @@ int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locati
   ty_rpc_result_close(&res);
   ty_buf_close(&req);
   return code;
+}
+
+int ty__ctl_group(const char *group, const char *usage, int argc, char **argv,
+                  const char **out_sub) {
+  static const struct option help[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  char err[TY_ERR_LEN] = "";
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc, argv, "h", help, err, sizeof err);
+  const char *v = NULL;
+  int id = rc ? rc : ty_opts_next(&it, &v, err, sizeof err);
+  ty_opts_close(&it);
+  if (id == 'h') return fputs(usage, stdout), TY_CLI_EXIT_OK;
+  if (id == TY_OPT_END) return fputs(usage, stderr), TY_CLI_EXIT_USAGE;
+  if (id != TY_OPT_POSITIONAL) return ty__ctl_usage(group, err);
+  *out_sub = v;
+  return -1;
 }

@@ -22,8 +22,10 @@ const char ty__usage_attach[] =
     "ends. With several ranks each line starts with \"R: \". Older output: trainctl logs.\n"
     "  -r, --rank R    only rank R, without prefixes\n";
 
-enum { A_RANK, A_HELP };
-static const ty__cli_opt attach_opts[] = {{"rank", 'r', true, A_RANK}, {"help", 'h', false, A_HELP}};
+enum { A_RANK = 'r', A_HELP = 'h' };
+static const struct option attach_opts[] = {{"rank", required_argument, NULL, A_RANK},
+                                            {"help", no_argument, NULL, A_HELP},
+                                            {NULL, 0, NULL, 0}};
 
 typedef struct attach_args {
   uint64_t id;
@@ -31,31 +33,38 @@ typedef struct attach_args {
   bool help;
 } attach_args;
 
+static int attach_arg(attach_args *a, int id, const char *v, bool *have_id, char *err,
+                      size_t err_len) {
+  uint32_t r;
+  if (id == A_HELP) {
+    a->help = true;
+    return 0;
+  }
+  if (id == A_RANK) {
+    int rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX - 1, &r, err, err_len);
+    if (rc == 0) a->rank = r;
+    return rc;
+  }
+  if (*have_id) return ty_errf(err, err_len, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
+  *have_id = true;
+  return ty_cli_parse_job_id(v, &a->id, err, err_len);
+}
+
 static int parse(int argc, char **argv, attach_args *a, char *err, size_t err_len) {
   *a = (attach_args){.rank = -1};
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, attach_opts, TY_ARRAY_LEN(attach_opts));
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc, argv, "r:h", attach_opts, err, err_len);
   bool have_id = false;
-  for (;;) {
+  while (rc == 0) {
     const char *v = NULL;
-    uint32_t r;
-    int id = ty__cli_args_next(&it, &v, err, err_len);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) return TY_EINVAL;
-    if (id == A_HELP) a->help = true;
-    else if (id == A_RANK) {
-      if (ty__cli_parse_u32("--rank", v, 0, UINT32_MAX - 1, &r, err, err_len) != 0) return TY_EINVAL;
-      a->rank = r;
-    } else if (have_id) {
-      return ty_errf(err, err_len, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
-    } else if (ty_cli_parse_job_id(v, &a->id, err, err_len) != 0) {
-      return TY_EINVAL;
-    } else {
-      have_id = true;
-    }
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    rc = id < TY_OPT_POSITIONAL ? id : attach_arg(a, id, v, &have_id, err, err_len);
   }
-  if (!have_id && !a->help) return ty_errf(err, err_len, TY_EINVAL, "attach: a job id is required");
-  return 0;
+  ty_opts_close(&it);
+  if (rc == 0 && !have_id && !a->help)
+    rc = ty_errf(err, err_len, TY_EINVAL, "attach: a job id is required");
+  return rc;
 }
 
 int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {

@@ -53,31 +53,54 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
   return code;
 }
 
-int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
-  static const struct { const char *action; int nargs; } subs[] = {
-      {"hold", 1}, {"release", 1}, {"priority", 2}, {"move", 2}, {"checkpoint", 1}};
-  char err[TY_ERR_LEN] = "";
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-    fputs(ty__usage_job, argc < 1 ? stderr : stdout);
-    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
+/* ACTION's arguments (ID, and N or QUEUE) and --help, in any order; 0, -1
+ * for --help, or TY_EINVAL with err set. */
+static int job_args(int argc, char **argv, int nargs, const char **args, char *err,
+                    size_t err_len) {
+  static const struct option help[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc, argv, "h", help, err, err_len), n = 0;
+  bool want_help = false;
+  while (rc == 0) {
+    const char *v = NULL;
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL) rc = id;
+    else if (id == 'h') want_help = true;
+    else if (n == nargs) rc = TY_EINVAL;
+    else args[n++] = v;
   }
+  ty_opts_close(&it);
+  if (rc == 0 && !want_help && n != nargs) rc = TY_EINVAL;
+  return rc == 0 && want_help ? -1 : rc;
+}
+
+int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
+  static const struct {
+    const char *action, *expects;
+    int nargs;
+  } subs[] = {{"hold", "ID", 1},         {"release", "ID", 1},   {"priority", "ID N", 2},
+              {"move", "ID QUEUE", 2}, {"checkpoint", "ID", 1}};
+  char err[TY_ERR_LEN] = "";
+  const char *sub = NULL, *args[2] = {NULL, ""};
+  int code = ty__ctl_group("job", ty__usage_job, argc, argv, &sub);
+  if (code >= 0) return code;
   for (size_t i = 0; i < TY_ARRAY_LEN(subs); i++) {
-    if (strcmp(argv[0], subs[i].action) != 0) continue;
-    if (argc - 1 != subs[i].nargs) {
-      ty_errf(err, sizeof err, TY_EINVAL, "job %s: expects %s", subs[i].action,
-                  subs[i].nargs == 1 ? "ID" : !strcmp(subs[i].action, "move") ? "ID QUEUE" : "ID N");
-      return ty__ctl_usage("job", err);
-    }
+    if (strcmp(sub, subs[i].action) != 0) continue;
+    int rc = job_args(argc - 1, argv + 1, subs[i].nargs, args, err, sizeof err);
+    if (rc == -1) return fputs(ty__usage_job, stdout), TY_CLI_EXIT_OK;
+    if (rc == TY_EINVAL && !err[0])
+      ty_errf(err, sizeof err, TY_EINVAL, "job %s: expects %s", sub, subs[i].expects);
+    if (rc != 0) return ty__ctl_usage("job", err);
     uint64_t id;
     int32_t prio = 0;
-    if (ty_cli_parse_job_id(argv[1], &id, err, sizeof err) != 0) return ty__ctl_usage("job", err);
-    if (!strcmp(subs[i].action, "priority") &&
-        ty__cli_parse_i32("priority", argv[2], &prio, err, sizeof err) != 0)
+    if (ty_cli_parse_job_id(args[0], &id, err, sizeof err) != 0) return ty__ctl_usage("job", err);
+    bool priority = !strcmp(sub, "priority");
+    if (priority && ty__cli_parse_i32("priority", args[1], &prio, err, sizeof err) != 0)
       return ty__ctl_usage("job", err);
-    const char *queue = !strcmp(subs[i].action, "move") ? argv[2] : "";
-    return job_change(c, subs[i].action, id, prio, queue);
+    return job_change(c, sub, id, prio, priority ? "" : args[1]);
   }
-  ty_errf(err, sizeof err, TY_EINVAL, "job: unknown subcommand \"%s\"", argv[0]);
+  ty_errf(err, sizeof err, TY_EINVAL, "job: unknown subcommand \"%s\"", sub);
   return ty__ctl_usage("job", err);
 }
 

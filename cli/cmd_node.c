@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/admin.h"
+#include "cli/cli_internal.h"
 #include "cli/trainctl.h"
 #include "proto/methods.h"
 
@@ -20,35 +21,39 @@ const char ty__usage_node[] =
     "drain: the node takes no new jobs; running ones finish, then it is DRAINED.\n"
     "resume: the node takes jobs again.\n";
 
-/* Parses NAME [--reason TEXT] (the reason only for drain). */
-static int parse_node(int argc, char **argv, bool reason_ok, const char **name,
-                      const char **reason, char *err, size_t err_len) {
-  *name = NULL;
-  *reason = "";
-  for (int i = 0; i < argc; i++) {
-    if (reason_ok && !strcmp(argv[i], "--reason")) {
-      if (i + 1 >= argc) return ty_errf(err, err_len, TY_EINVAL, "--reason: needs a value");
-      *reason = argv[++i];
-    } else if (reason_ok && !strncmp(argv[i], "--reason=", 9)) {
-      *reason = argv[i] + 9;
-    } else if (argv[i][0] == '-') {
-      return ty_errf(err, err_len, TY_EINVAL, "unknown option \"%s\"", argv[i]);
-    } else if (*name) {
-      return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", argv[i]);
-    } else {
-      *name = argv[i];
-    }
+enum { N_REASON = TY__CLI_OPT_FIRST, N_HELP = 'h' };
+static const struct option drain_opts[] = {{"reason", required_argument, NULL, N_REASON},
+                                           {"help", no_argument, NULL, N_HELP},
+                                           {NULL, 0, NULL, 0}};
+
+/* Parses NAME [--reason TEXT] (the reason only for drain) and --help. */
+static int parse_node(int argc, char **argv, bool drain, const char **name, const char **reason,
+                      bool *help, char *err, size_t err_len) {
+  *name = NULL, *reason = "", *help = false;
+  ty_opts it;
+  /* resume takes no --reason: its table ends before it. */
+  int rc = ty__cli_opts_init(&it, argc, argv, "h", drain ? drain_opts : drain_opts + 1, err,
+                             err_len);
+  while (rc == 0) {
+    const char *v = NULL;
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL) rc = id;
+    else if (id == N_REASON) *reason = v;
+    else if (id == N_HELP) *help = true;
+    else if (*name) rc = ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+    else *name = v;
   }
-  if (!*name) return ty_errf(err, err_len, TY_EINVAL, "a node name is required");
-  return 0;
+  ty_opts_close(&it);
+  if (rc == 0 && !*name && !*help) rc = ty_errf(err, err_len, TY_EINVAL, "a node name is required");
+  return rc;
 }
 
 int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
   char err[TY_ERR_LEN] = "";
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-    fputs(ty__usage_node, argc < 1 ? stderr : stdout);
-    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
-  }
+  const char *sub = NULL;
+  int group = ty__ctl_group("node", ty__usage_node, argc, argv, &sub);
+  if (group >= 0) return group;
   if (!strcmp(argv[0], "ls")) return ty__cmd_nodes(c, argc - 1, argv + 1);
   bool drain = !strcmp(argv[0], "drain");
   if (!drain && strcmp(argv[0], "resume") != 0) {
@@ -56,8 +61,13 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
     return ty__ctl_usage("node", err);
   }
   const char *name, *reason;
-  if (parse_node(argc - 1, argv + 1, drain, &name, &reason, err, sizeof err) != 0)
+  bool help;
+  if (parse_node(argc - 1, argv + 1, drain, &name, &reason, &help, err, sizeof err) != 0)
     return ty__ctl_usage("node", err);
+  if (help) {
+    fputs(ty__usage_node, stdout);
+    return 0;
+  }
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};

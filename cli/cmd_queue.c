@@ -91,10 +91,9 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
       {"resume", "update", "Resumed", "state=open", false},
   };
   char err[TY_ERR_LEN] = "";
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-    fputs(ty__usage_queue, argc < 1 ? stderr : stdout);
-    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
-  }
+  const char *sub = NULL;
+  int group = ty__ctl_group("queue", ty__usage_queue, argc, argv, &sub);
+  if (group >= 0) return group;
   bool ls = !strcmp(argv[0], "ls");
   ty_cli_queue_args a;
   if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, err, sizeof err) != 0)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_internal.h"
 #include "cli/graph_cli.h"
 #include "cli/trainctl.h"
 #include "proto/methods.h"
@@ -73,18 +74,30 @@ static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
   return code;
 }
 
+static const struct option help_opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+
+/* CMD ID [--help]: 0 with *id set, -1 after printing the usage for --help,
+ * or the usage error's exit code. */
 static int parse_id_arg(const char *cmd, int argc, char **argv, uint64_t *id, const char *usage) {
   char err[TY_ERR_LEN] = "";
-  if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-    fputs(usage, stdout);
-    return -1;
+  ty_opts it;
+  bool help = false, have_id = false;
+  int rc = ty__cli_opts_init(&it, argc, argv, "h", help_opts, err, sizeof err);
+  while (rc == 0) {
+    const char *v = NULL;
+    int opt = ty_opts_next(&it, &v, err, sizeof err);
+    if (opt == TY_OPT_END) break;
+    if (opt < TY_OPT_POSITIONAL) rc = opt;
+    else if (opt == 'h') help = true;
+    else if (have_id) rc = ty_errf(err, sizeof err, TY_EINVAL, "%s: expected one job id", cmd);
+    else rc = ty_cli_parse_job_id(v, id, err, sizeof err), have_id = true;
   }
-  if (argc != 1) {
-    ty_errf(err, sizeof err, TY_EINVAL, "%s: expected one job id", cmd);
-    return ty__ctl_usage(cmd, err);
-  }
-  if (ty_cli_parse_job_id(argv[0], id, err, sizeof err) != 0) return ty__ctl_usage(cmd, err);
-  return 0;
+  ty_opts_close(&it);
+  if (rc == 0 && !have_id && !help)
+    rc = ty_errf(err, sizeof err, TY_EINVAL, "%s: expected one job id", cmd);
+  if (rc != 0) return ty__ctl_usage(cmd, err);
+  if (help) fputs(usage, stdout);
+  return help ? -1 : 0;
 }
 
 const char ty__usage_watch[] = "Usage: trainctl watch ID\n"
@@ -143,11 +156,10 @@ const char ty__usage_checkpoint[] = "Usage: trainctl checkpoint ls ID\n"
                                     "  The checkpoints a graph job reported (step, time, path), oldest first.\n";
 
 int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
-  if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-    fputs(ty__usage_checkpoint, stdout);
-    return 0;
-  }
-  if (argc < 1 || strcmp(argv[0], "ls") != 0) {
+  const char *sub = NULL;
+  int group = ty__ctl_group("checkpoint", ty__usage_checkpoint, argc, argv, &sub);
+  if (group >= 0) return group;
+  if (strcmp(sub, "ls") != 0) {
     char err[TY_ERR_LEN] = "";
     ty_errf(err, sizeof err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
     return ty__ctl_usage("checkpoint", err);

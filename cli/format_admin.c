@@ -13,37 +13,53 @@
 #include "cli/admin.h"
 #include "cli/cli_internal.h"
 
-/* ---- queue options ----------------------------------------------------------------- */
+/* ---- queue options -----------------------------------------------------------------
+ * Each option is one queue setting; its value is checked here with the
+ * controller's own rules (lib/wire), so a bad one is a usage error naming the
+ * option before anything is sent. */
 
-enum { Q_TIER, Q_SHARE, Q_MAXRUN, Q_MAXGPU, Q_MAXGPU_USER, Q_PREEMPT, Q_NOPREEMPT, Q_DEFTIME,
-       Q_MAXTIME, Q_STATE, Q_JSON, Q_HELP };
+enum { Q_TIER = TY__CLI_OPT_FIRST, Q_SHARE, Q_MAXRUN, Q_MAXGPU, Q_MAXGPU_USER, Q_PREEMPT,
+       Q_NOPREEMPT, Q_DEFTIME, Q_MAXTIME, Q_STATE, Q_JSON, Q_HELP = 'h' };
 
-static const ty__cli_opt queue_opts[] = {
-    {"tier", 0, true, Q_TIER},
-    {"share", 0, true, Q_SHARE},
-    {"max-running", 0, true, Q_MAXRUN},
-    {"max-gpus", 0, true, Q_MAXGPU},
-    {"max-gpus-per-user", 0, true, Q_MAXGPU_USER},
-    {"preemptible", 0, false, Q_PREEMPT},
-    {"no-preemptible", 0, false, Q_NOPREEMPT},
-    {"default-time", 0, true, Q_DEFTIME},
-    {"max-time", 0, true, Q_MAXTIME},
-    {"state", 0, true, Q_STATE},
-    {"json", 0, false, Q_JSON},
-    {"help", 'h', false, Q_HELP},
+static const struct option queue_opts[] = {
+    {"tier", required_argument, NULL, Q_TIER},
+    {"share", required_argument, NULL, Q_SHARE},
+    {"max-running", required_argument, NULL, Q_MAXRUN},
+    {"max-gpus", required_argument, NULL, Q_MAXGPU},
+    {"max-gpus-per-user", required_argument, NULL, Q_MAXGPU_USER},
+    {"preemptible", no_argument, NULL, Q_PREEMPT},
+    {"no-preemptible", no_argument, NULL, Q_NOPREEMPT},
+    {"default-time", required_argument, NULL, Q_DEFTIME},
+    {"max-time", required_argument, NULL, Q_MAXTIME},
+    {"state", required_argument, NULL, Q_STATE},
+    {"json", no_argument, NULL, Q_JSON},
+    {"help", no_argument, NULL, Q_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static const char *const setting_key[] = {
-    [Q_TIER] = "tier", [Q_SHARE] = "share", [Q_MAXRUN] = "max_running",
-    [Q_MAXGPU] = "max_gpus", [Q_MAXGPU_USER] = "max_gpus_per_user",
-    [Q_DEFTIME] = "default_time", [Q_MAXTIME] = "max_time", [Q_STATE] = "state"};
+    [Q_TIER - Q_TIER] = "tier", [Q_SHARE - Q_TIER] = "share",
+    [Q_MAXRUN - Q_TIER] = "max_running", [Q_MAXGPU - Q_TIER] = "max_gpus",
+    [Q_MAXGPU_USER - Q_TIER] = "max_gpus_per_user", [Q_PREEMPT - Q_TIER] = "preemptible",
+    [Q_NOPREEMPT - Q_TIER] = "preemptible", [Q_DEFTIME - Q_TIER] = "default_time",
+    [Q_MAXTIME - Q_TIER] = "max_time", [Q_STATE - Q_TIER] = "state"};
 
-static void add_setting(ty_cli_queue_args *a, const char *key, const char *val) {
+/* Checks key=val with the queue rules, then keeps it as a setting. */
+static int add_setting(ty_cli_queue_args *a, int id, const char *val, char *err, size_t err_len) {
+  const char *key = setting_key[id - Q_TIER], *name = "?";
+  for (const struct option *o = queue_opts; o->name; o++)
+    if (o->val == id) name = o->name;
+  char what[64];
+  snprintf(what, sizeof what, "--%s", name);
+  ty_queue_info scratch = {0};
+  int rc = ty_queue_set(&scratch, key, val, what, err, err_len);
+  if (rc != 0) return rc;
   size_t n = strlen(key) + strlen(val) + 2;
   char *s = ty_xmalloc(n);
   snprintf(s, n, "%s=%s", key, val);
   a->settings = ty_xrealloc(a->settings, (a->n_settings + 1) * sizeof(*a->settings));
   a->settings[a->n_settings++] = s;
+  return 0;
 }
 
 void ty_cli_queue_args_close(ty_cli_queue_args *a) {
@@ -53,24 +69,33 @@ void ty_cli_queue_args_close(ty_cli_queue_args *a) {
   memset(a, 0, sizeof(*a));
 }
 
+static int queue_name(ty_cli_queue_args *a, bool want_name, const char *v, char *err,
+                      size_t err_len) {
+  if (!want_name || a->name)
+    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+  int rc = ty_queue_check_name(v, err, err_len);
+  if (rc == 0) a->name = ty_strdup(v);
+  return rc;
+}
+
 int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
                             char *err, size_t err_len) {
   memset(out, 0, sizeof(*out));
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, queue_opts, TY_ARRAY_LEN(queue_opts));
-  const char *val;
-  int id, rc = 0;
-  while (rc == 0 && (id = ty__cli_args_next(&it, &val, err, err_len)) != TY__ARG_END) {
-    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc, argv, "h", queue_opts, err, err_len);
+  while (rc == 0) {
+    const char *val;
+    int id = ty_opts_next(&it, &val, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL) rc = id;
+    else if (id == TY_OPT_POSITIONAL) rc = queue_name(out, want_name, val, err, err_len);
     else if (id == Q_JSON) out->json = true;
     else if (id == Q_HELP) out->help = true;
     else if (id == Q_PREEMPT || id == Q_NOPREEMPT)
-      add_setting(out, "preemptible", id == Q_PREEMPT ? "true" : "false");
-    else if (id >= 0) add_setting(out, setting_key[id], val);
-    else if (!want_name || out->name)
-      rc = ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", val);
-    else out->name = ty_strdup(val);
+      rc = add_setting(out, id, id == Q_PREEMPT ? "true" : "false", err, err_len);
+    else rc = add_setting(out, id, val, err, err_len);
   }
+  ty_opts_close(&it);
   if (rc == 0 && want_name && !out->name && !out->help)
     rc = ty_errf(err, err_len, TY_EINVAL, "a queue name is required");
   if (rc != 0) ty_cli_queue_args_close(out);

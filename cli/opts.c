@@ -19,16 +19,18 @@ static void push_str(char ***arr, size_t *n, const char *s) {
   (*arr)[(*n)++] = ty_strdup(s);
 }
 
-static const char *opt_name(const ty__cli_opt *opts, size_t n, int id) {
-  for (size_t i = 0; i < n; i++)
-    if (opts[i].id == id) return opts[i].name;
+static const char *opt_name(const struct option *opts, int id) {
+  for (; opts->name; opts++)
+    if (opts->val == id) return opts->name;
   return "?";
 }
 
 /* ---- submit ---------------------------------------------------------------- */
 
+/* Options with a short alias return that letter; the others count up from
+ * TY__CLI_OPT_FIRST, past every letter. */
 enum {
-  S_COMMAND,
+  S_COMMAND = TY__CLI_OPT_FIRST,
   S_GPUS,
   S_CPUS,
   S_NODES,
@@ -42,28 +44,29 @@ enum {
   S_REQUEUE,
   S_CWD,
   S_EXPORT,
-  S_QUIET,
   S_JSON,
-  S_HELP,
+  S_QUIET = 'q',
+  S_HELP = 'h',
 };
-static const ty__cli_opt submit_opts[] = {
-    {"command", 0, false, S_COMMAND},
-    {"gpus", 0, true, S_GPUS},
-    {"cpus", 0, true, S_CPUS},
-    {"nodes", 0, true, S_NODES},
-    {"ntasks-per-node", 0, true, S_NTASKS},
-    {"mem", 0, true, S_MEM},
-    {"queue", 0, true, S_QUEUE},
-    {"priority", 0, true, S_PRIORITY},
-    {"name", 0, true, S_NAME},
-    {"time", 0, true, S_TIME},
-    {"signal", 0, true, S_SIGNAL},
-    {"requeue-on-failure", 0, true, S_REQUEUE},
-    {"cwd", 0, true, S_CWD},
-    {"export", 0, true, S_EXPORT},
-    {"quiet", 'q', false, S_QUIET},
-    {"json", 0, false, S_JSON},
-    {"help", 'h', false, S_HELP},
+static const struct option submit_opts[] = {
+    {"command", no_argument, NULL, S_COMMAND},
+    {"gpus", required_argument, NULL, S_GPUS},
+    {"cpus", required_argument, NULL, S_CPUS},
+    {"nodes", required_argument, NULL, S_NODES},
+    {"ntasks-per-node", required_argument, NULL, S_NTASKS},
+    {"mem", required_argument, NULL, S_MEM},
+    {"queue", required_argument, NULL, S_QUEUE},
+    {"priority", required_argument, NULL, S_PRIORITY},
+    {"name", required_argument, NULL, S_NAME},
+    {"time", required_argument, NULL, S_TIME},
+    {"signal", required_argument, NULL, S_SIGNAL},
+    {"requeue-on-failure", required_argument, NULL, S_REQUEUE},
+    {"cwd", required_argument, NULL, S_CWD},
+    {"export", required_argument, NULL, S_EXPORT},
+    {"quiet", no_argument, NULL, S_QUIET},
+    {"json", no_argument, NULL, S_JSON},
+    {"help", no_argument, NULL, S_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static bool valid_env_name(const char *s, size_t n) {
@@ -213,10 +216,10 @@ static void command_defaults(ty_job_spec *j, const char *cwd, const char *user) 
   }
 }
 
-static int submit_positional(ty_cli_submit_args *a, ty__cli_args *it, const char *v,
-                             char *err, size_t err_len) {
+static int submit_positional(ty_cli_submit_args *a, ty_opts *it, const char *v, char *err,
+                             size_t err_len) {
   if (a->command_mode) {
-    it->only_positional = true; /* the command's own options are not ours */
+    ty_opts_stop(it); /* the command's own options are not ours */
     push_str(&a->job.argv, &a->job.argc, v);
     return 0;
   }
@@ -254,17 +257,16 @@ static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, submit_opts, TY_ARRAY_LEN(submit_opts));
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc, argv, "qh", submit_opts, err, err_len);
   const char *first_job_opt = NULL;
-  int rc = 0;
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err, err_len);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR)
-      rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL)
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL)
+      rc = id;
+    else if (id == TY_OPT_POSITIONAL)
       rc = submit_positional(out, &it, v, err, err_len);
     else if (id == S_COMMAND)
       out->command_mode = true;
@@ -275,10 +277,11 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
     else if (id == S_HELP)
       out->help = true;
     else {
-      if (!first_job_opt) first_job_opt = opt_name(submit_opts, TY_ARRAY_LEN(submit_opts), id);
+      if (!first_job_opt) first_job_opt = opt_name(submit_opts, id);
       rc = job_option(&out->job, id, v, cwd, err, err_len);
     }
   }
+  ty_opts_close(&it);
   if (rc == 0) rc = submit_check(out, first_job_opt, err, err_len);
   if (rc == 0 && out->command_mode) command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
@@ -294,10 +297,13 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
 
 /* ---- ls --------------------------------------------------------------------- */
 
-enum { L_STATE, L_USER, L_QUEUE, L_ALL, L_JSON, L_HELP };
-static const ty__cli_opt ls_opts[] = {
-    {"state", 's', true, L_STATE}, {"user", 'u', true, L_USER}, {"queue", 'q', true, L_QUEUE},
-    {"all", 'a', false, L_ALL},    {"json", 0, false, L_JSON},  {"help", 'h', false, L_HELP},
+enum { L_JSON = TY__CLI_OPT_FIRST, L_STATE = 's', L_USER = 'u', L_QUEUE = 'q', L_ALL = 'a',
+       L_HELP = 'h' };
+static const struct option ls_opts[] = {
+    {"state", required_argument, NULL, L_STATE}, {"user", required_argument, NULL, L_USER},
+    {"queue", required_argument, NULL, L_QUEUE}, {"all", no_argument, NULL, L_ALL},
+    {"json", no_argument, NULL, L_JSON},         {"help", no_argument, NULL, L_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 /* "running,pending" -> states; duplicates are dropped. */
@@ -347,20 +353,20 @@ static int ls_option(ty_cli_ls_args *a, int id, const char *v, char *err, size_t
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, ls_opts, TY_ARRAY_LEN(ls_opts));
-  int rc = 0;
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc, argv, "s:u:q:ah", ls_opts, err, err_len);
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err, err_len);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR)
-      rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL)
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL)
+      rc = id;
+    else if (id == TY_OPT_POSITIONAL)
       rc = ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
     else
       rc = ls_option(out, id, v, err, err_len);
   }
+  ty_opts_close(&it);
   if (rc == 0 && out->all && out->nstates)
     rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
@@ -379,37 +385,43 @@ void ty_cli_ls_args_close(ty_cli_ls_args *a) {
 
 /* ---- show, logs, cancel, nodes ---------------------------------------------- */
 
-enum { O_JSON, O_HELP, O_FOLLOW, O_RANK };
-static const ty__cli_opt json_opts[] = {{"json", 0, false, O_JSON}, {"help", 'h', false, O_HELP}};
-static const ty__cli_opt logs_opts[] = {
-    {"follow", 'f', false, O_FOLLOW}, {"rank", 'r', true, O_RANK}, {"help", 'h', false, O_HELP}};
+enum { O_JSON = TY__CLI_OPT_FIRST, O_HELP = 'h', O_FOLLOW = 'f', O_RANK = 'r' };
+static const struct option json_opts[] = {
+    {"json", no_argument, NULL, O_JSON}, {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
+static const struct option logs_opts[] = {{"follow", no_argument, NULL, O_FOLLOW},
+                                          {"rank", required_argument, NULL, O_RANK},
+                                          {"help", no_argument, NULL, O_HELP},
+                                          {NULL, 0, NULL, 0}};
+
+static int add_id(const char *cmd, const char *v, uint64_t **ids, size_t *nids, size_t max_ids,
+                  char *err, size_t err_len) {
+  if (*nids == max_ids)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
+  uint64_t jid;
+  int rc = ty_cli_parse_job_id(v, &jid, err, err_len);
+  if (rc != 0) return rc;
+  *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
+  (*ids)[(*nids)++] = jid;
+  return 0;
+}
 
 /* Parses a command line of flags plus job ids; `max_ids` 1 means exactly one. */
-static int parse_with_ids(const char *cmd, int argc, char **argv, const ty__cli_opt *opts,
-                          size_t nopts, uint64_t **ids, size_t *nids, size_t max_ids,
-                          int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len), void *ud,
-                          char *err, size_t err_len) {
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, opts, nopts);
-  int rc = 0;
+static int parse_with_ids(const char *cmd, int argc, char **argv, const char *shortopts,
+                          const struct option *opts, uint64_t **ids, size_t *nids, size_t max_ids,
+                          int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len),
+                          void *ud, char *err, size_t err_len) {
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc, argv, shortopts, opts, err, err_len);
   bool help = false;
   while (rc == 0) {
     const char *v;
-    int id = ty__cli_args_next(&it, &v, err, err_len);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) return TY_EINVAL;
-    if (id == O_HELP) help = true;
-    if (id != TY__ARG_POSITIONAL) {
-      rc = flag(ud, id, v, err, err_len);
-      continue;
-    }
-    if (*nids == max_ids)
-      return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
-    uint64_t jid;
-    if ((rc = ty_cli_parse_job_id(v, &jid, err, err_len)) != 0) break;
-    *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
-    (*ids)[(*nids)++] = jid;
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL) rc = id;
+    else if (id == TY_OPT_POSITIONAL) rc = add_id(cmd, v, ids, nids, max_ids, err, err_len);
+    else help |= id == O_HELP, rc = flag(ud, id, v, err, err_len);
   }
+  ty_opts_close(&it);
   if (rc == 0 && *nids == 0 && !help && max_ids > 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "%s: missing job id", cmd);
   return rc;
@@ -427,7 +439,7 @@ int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, s
   bool flags[2] = {false, false};
   uint64_t *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("show", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 1,
+  int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1,
                           json_flag, flags, err, err_len);
   if (rc == 0 && n) out->id = ids[0];
   out->json = flags[0], out->help = flags[1];
@@ -453,7 +465,7 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
   out->rank = -1;
   uint64_t *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("logs", argc, argv, logs_opts, TY_ARRAY_LEN(logs_opts), &ids, &n, 1,
+  int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1,
                           logs_flag, out, err, err_len);
   if (rc == 0 && n) out->id = ids[0];
   free(ids);
@@ -463,7 +475,7 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  int rc = parse_with_ids("cancel", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &out->ids,
+  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->ids,
                           &out->nids, SIZE_MAX, json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   if (rc) ty_cli_cancel_args_close(out);
@@ -481,7 +493,7 @@ int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err,
   bool flags[2] = {false, false};
   uint64_t *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("nodes", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 0,
+  int rc = parse_with_ids("nodes", argc, argv, "h", json_opts, &ids, &n, 0,
                           json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   free(ids);

@@ -64,18 +64,26 @@ const char ty_rl_usage[] =
     "  126  CMD is not executable on the node\n"
     "  127  CMD was not found on the node\n";
 
-enum { O_GPU, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME, O_NAME, O_LABEL,
-       O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_HELP };
+enum { O_GPU = TY__CLI_OPT_FIRST, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME,
+       O_NAME, O_LABEL, O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_HELP = 'h' };
 
-static const ty__cli_opt opts[] = {
-    {"gpu", 0, true, O_GPU},         {"cpu", 0, true, O_CPU},
-    {"mem", 0, true, O_MEM},         {"nodes", 0, true, O_NODES},
-    {"ntasks-per-node", 0, true, O_NTASKS},
-    {"queue", 0, true, O_QUEUE},     {"priority", 0, true, O_PRIORITY},
-    {"time", 0, true, O_TIME},       {"name", 0, true, O_NAME},
-    {"label", 0, false, O_LABEL},    {"stdin", 0, true, O_STDIN},
-    {"pty", 0, false, O_PTY},        {"detach", 0, false, O_DETACH},
-    {"signal", 0, true, O_SIGNAL},   {"help", 'h', false, O_HELP},
+static const struct option opts[] = {
+    {"gpu", required_argument, NULL, O_GPU},
+    {"cpu", required_argument, NULL, O_CPU},
+    {"mem", required_argument, NULL, O_MEM},
+    {"nodes", required_argument, NULL, O_NODES},
+    {"ntasks-per-node", required_argument, NULL, O_NTASKS},
+    {"queue", required_argument, NULL, O_QUEUE},
+    {"priority", required_argument, NULL, O_PRIORITY},
+    {"time", required_argument, NULL, O_TIME},
+    {"name", required_argument, NULL, O_NAME},
+    {"label", no_argument, NULL, O_LABEL},
+    {"stdin", required_argument, NULL, O_STDIN},
+    {"pty", no_argument, NULL, O_PTY},
+    {"detach", no_argument, NULL, O_DETACH},
+    {"signal", required_argument, NULL, O_SIGNAL},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static void push(char ***arr, size_t *n, const char *s) {
@@ -161,20 +169,22 @@ void ty_rl_opts_close(ty_rl_opts *o) {
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
                 ty_rl_opts *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc - 1, argv + 1, opts, TY_ARRAY_LEN(opts));
-  int rc = 0;
-  for (;;) {
+  ty_opts it;
+  int rc = ty__cli_opts_init(&it, argc - 1, argv + 1, "h", opts, err, err_len);
+  while (rc == 0) {
     const char *v = NULL;
-    int id = ty__cli_args_next(&it, &v, err, err_len);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL) {
-      it.only_positional = true; /* the command's own options are its own */
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    if (id < TY_OPT_POSITIONAL) {
+      rc = id;
+    } else if (id == TY_OPT_POSITIONAL) {
+      ty_opts_stop(&it); /* the command's own options are its own */
       push(&out->job.argv, &out->job.argc, v);
-    } else rc = option(out, id, v, err, err_len);
-    if (rc != 0) break;
+    } else {
+      rc = option(out, id, v, err, err_len);
+    }
   }
+  ty_opts_close(&it);
   if (rc == 0 && !out->help && out->job.argc == 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
   if (rc != 0) {

@@ -67,6 +67,12 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
 /* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
  * filled (the caller closes it), or the exit code after saying why. */
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);
+/* The first word of a command group (queue, node, job, checkpoint): -1 with
+ * *out_sub set to go on, or the exit code after printing `usage` (on
+ * stdout for -h/--help, exit 0; on stderr when the word is missing, exit
+ * 2) or a usage error. */
+int ty__ctl_group(const char *group, const char *usage, int argc, char **argv,
+                  const char **out_sub);
 /* Prints "trainctl: <fmt>" on stderr. */
 void ty__ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints a usage error ("trainctl: MSG" and a hint) and returns 2. */

@@ -149,53 +149,56 @@ static int parse_bool(const char *v, bool *out) {
   return 0;
 }
 
-static int set_number(ty_queue_info *q, const char *k, const char *v, char *err, size_t len) {
+static int set_number(ty_queue_info *q, const char *k, const char *v, const char *what, char *err,
+                      size_t len) {
   if (!strcmp(k, "tier")) {
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || end == v || *end || n < -1000000 || n > 1000000)
-      return bad(err, len, k, v, "a whole number between -1000000 and 1000000");
+      return bad(err, len, what, v, "a whole number between -1000000 and 1000000");
     q->tier = (int32_t)n;
     return 0;
   }
   if (!strcmp(k, "share")) {
     char *end;
     double d = strtod(v, &end);
-    if (end == v || *end || !isfinite(d) || d <= 0) return bad(err, len, k, v, "a number > 0");
+    if (end == v || *end || !isfinite(d) || d <= 0) return bad(err, len, what, v, "a number > 0");
     q->share = d;
     return 0;
   }
   uint32_t *field = !strcmp(k, "max_running") ? &q->max_running
                     : !strcmp(k, "max_gpus")  ? &q->max_gpus
                                               : &q->max_gpus_per_user;
-  if (parse_u32(v, field)) return bad(err, len, k, v, "a count (0 = no limit)");
+  if (parse_u32(v, field)) return bad(err, len, what, v, "a count (0 = no limit)");
   return 0;
 }
 
-int ty_queue_set(ty_queue_info *q, const char *k, const char *v, char *err, size_t len) {
+int ty_queue_set(ty_queue_info *q, const char *k, const char *v, const char *what, char *err,
+                 size_t len) {
+  if (!what) what = k;
   if (!strcmp(k, "tier") || !strcmp(k, "share") || !strcmp(k, "max_running") ||
       !strcmp(k, "max_gpus") || !strcmp(k, "max_gpus_per_user"))
-    return set_number(q, k, v, err, len);
+    return set_number(q, k, v, what, err, len);
   if (!strcmp(k, "preemptible"))
-    return parse_bool(v, &q->preemptible) ? bad(err, len, k, v, "true or false") : 0;
+    return parse_bool(v, &q->preemptible) ? bad(err, len, what, v, "true or false") : 0;
   if (!strcmp(k, "state")) {
     int st = ty_queue_state_parse(v);
     if (st == 0 || st == TY_QUEUE_DELETED || !strcasecmp(v, "UP"))
-      return bad(err, len, k, v, "open, closed or paused");
+      return bad(err, len, what, v, "open, closed or paused");
     q->state = st;
     return 0;
   }
   if (!strcmp(k, "default_time") || !strcmp(k, "max_time")) {
     uint32_t s;
-    if (ty_parse_duration(v, &s)) return bad(err, len, k, v, "a duration (90, 15m, 2h, 1d)");
+    if (ty_parse_duration(v, &s)) return bad(err, len, what, v, "a duration (90, 15m, 2h, 1d)");
     *(!strcmp(k, "default_time") ? &q->default_time_s : &q->max_time_s) = s;
     return 0;
   }
   return ty_errf(err, len, TY_EINVAL,
                  "%.32s: unknown setting (tier, share, max_running, max_gpus, "
                  "max_gpus_per_user, preemptible, state, default_time, max_time)",
-                 k);
+                 what);
 }
 
 int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t len) {
@@ -206,7 +209,7 @@ int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err,
       return ty_errf(err, len, TY_EINVAL, "settings: \"%.64s\" is not key=value", settings[i]);
     memcpy(key, settings[i], (size_t)(eq - settings[i]));
     key[eq - settings[i]] = '\0';
-    int rc = ty_queue_set(q, key, eq + 1, err, len);
+    int rc = ty_queue_set(q, key, eq + 1, NULL, err, len);
     if (rc != 0) return rc;
   }
   if (q->max_time_s && q->default_time_s > q->max_time_s)

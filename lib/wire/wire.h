@@ -300,9 +300,11 @@ void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
 
 #define TY_QUEUE_MAX_NAME 64
 /* The rules of queues, shared by trainctl (which refuses a bad value before
- * sending it) and traind (which applies it). Messages start with the key:
- * `tier: "x" is not a whole number ...`, `bogus: unknown setting (...)`. */
-int ty_queue_set(ty_queue_info *q, const char *key, const char *value, char *err, size_t err_len);
+ * sending it) and traind (which applies it). Messages start with `what`
+ * (the key when NULL): `tier: "x" is not a whole number ...`, `bogus:
+ * unknown setting (...)`; trainctl passes its option's name. */
+int ty_queue_set(ty_queue_info *q, const char *key, const char *value, const char *what, char *err,
+                 size_t err_len);
 /* Applies "key=value" settings in order, then checks that default_time does
  * not exceed max_time. */
 int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t err_len);
