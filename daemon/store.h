@@ -26,21 +26,48 @@
 
 typedef struct ty_store ty_store;
 
+/* X(version, column, kind, sql): the jobs table, one line per column in
+ * column order. `version` is the schema version that added the column
+ * (CREATE TABLE for 1, ALTER TABLE ADD COLUMN later; store.c writes both);
+ * `kind` is the C type of its ty_job_row field. The table's DDL, INSERT,
+ * UPDATE and SELECT, the row struct, its binding and reading and the commit
+ * txn's copy all come from this list: a new column is one line here (with
+ * the next schema version) plus the code that fills and reads it. */
+#define TY_JOB_COLUMNS(X)                                                                          \
+  X(1, id, ID, "INTEGER PRIMARY KEY")                                                              \
+  X(1, name, TEXT, "TEXT NOT NULL")                                                                \
+  X(1, user, TEXT, "TEXT NOT NULL")                                                                \
+  X(1, queue, TEXT, "TEXT NOT NULL REFERENCES queues(name)")                                       \
+  X(1, priority, INT, "INTEGER NOT NULL DEFAULT 0")                                                \
+  X(1, state, INT, "INTEGER NOT NULL") /* ty_job_state */                                         \
+  X(1, reason, TEXT, "TEXT NOT NULL DEFAULT ''")                                                   \
+  X(1, exit_code, INT, "INTEGER NOT NULL DEFAULT 0")                                               \
+  X(1, term_signal, INT, "INTEGER NOT NULL DEFAULT 0")                                             \
+  X(1, submit_ms, I64, "INTEGER NOT NULL")                                                         \
+  X(1, start_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                                \
+  X(1, end_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                                  \
+  X(1, nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* node names, comma-separated, rank order */     \
+  X(1, alloc, TEXT, "TEXT NOT NULL DEFAULT ''") /* per-node allocation (jobs.c), may be "" */     \
+  X(1, requeue_count, U32, "INTEGER NOT NULL DEFAULT 0")                                           \
+  X(1, spec, BLOB, "BLOB NOT NULL") /* the encoded trainyard.Job */                               \
+  X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0") /* an operator holds it */                       \
+  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */
+
+/* The C type of each kind; a BLOB is its bytes and their count. */
+#define TY__JOB_FIELD_ID(col) uint64_t col;
+#define TY__JOB_FIELD_TEXT(col) const char *col;
+#define TY__JOB_FIELD_INT(col) int32_t col;
+#define TY__JOB_FIELD_I64(col) int64_t col;
+#define TY__JOB_FIELD_U32(col) uint32_t col;
+#define TY__JOB_FIELD_BOOL(col) bool col;
+#define TY__JOB_FIELD_BLOB(col)                                                                    \
+  const uint8_t *col;                                                                              \
+  size_t col##_len;
+
 typedef struct ty_job_row {
-  uint64_t id;
-  const char *name, *user, *queue;
-  int32_t priority;
-  int state;            /* ty_job_state */
-  const char *reason;
-  int32_t exit_code, term_signal;
-  int64_t submit_ms, start_ms, end_ms;
-  const char *nodes;    /* node names, comma-separated, in rank order */
-  const char *alloc;    /* per-node allocation, see controller (may be "") */
-  uint32_t requeue_count;
-  const uint8_t *spec;  /* the encoded trainyard.Job */
-  size_t spec_len;
-  bool held;            /* an operator holds it (schema 2) */
-  int64_t last_ckpt_ms; /* the last checkpoint it reported, 0 = none (schema 2) */
+#define TY__JOB_FIELD_(version, col, kind, sql) TY__JOB_FIELD_##kind(col)
+  TY_JOB_COLUMNS(TY__JOB_FIELD_)
+#undef TY__JOB_FIELD_
 } ty_job_row;
 
 typedef struct ty_event_row {
