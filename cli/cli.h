@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cli: the testable core of `trainctl` — argument parsing into plain structs,
+ * cli: the testable core of `trainctl` and `rlaunch` (the ty_cli library) —
+ * argument parsing into plain structs,
  * the protobuf conversions (cli/convert.c is the only file that sees generated
  * types), the JSON writer and the table/JSON output layer, and the mapping
  * from answers to exit codes. None of it opens a socket: the subcommands in
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
 
 /* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
@@ -265,5 +267,185 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
 int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
 /* "Submitted job 42", "42" (quiet) or {"id":42}. */
 int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out);
+
+/* ==== scheduler commands: format_admin.c, convert_admin.c ====================================
+ * The testable core of trainctl's scheduler commands (queue, node drain and
+ * resume, job hold/release/priority/move/checkpoint, why, share): request
+ * encoders and answer decoders (cli/convert_admin.c, the only one of these
+ * files that sees generated types) and table/JSON rendering
+ * (cli/format_admin.c). Plain structs, no sockets.
+ *
+ * Ownership: decoded structs own their strings; free them with the matching
+ * _free/_close. Encoders borrow their arguments and append to `out`.
+ */
+
+/* Queues are the wire model's ty_queue_info; ty_cli_queues_free closes an
+ * array of them. */
+void ty_cli_queues_free(ty_queue_info *qs, size_t n);
+
+typedef struct ty_cli_explain {
+  uint64_t job_id;
+  int state;
+  char *reason;
+  uint32_t position, pending_total, nodes_needed, nodes_fit;
+  double priority, f_tier, f_age, f_fairshare, f_size, f_priority;
+  double fairshare, usage, usage_norm, share;
+  char **node_names, **node_whys; /* n_nodes each */
+  size_t n_nodes;
+  int64_t est_start_ms;
+  uint64_t reserved_job;
+} ty_cli_explain;
+void ty_cli_explain_close(ty_cli_explain *e);
+
+typedef struct ty_cli_share {
+  char *queue, *user; /* user "" = the queue's row */
+  double share, usage, usage_norm, factor, gpu_s, cpu_s;
+} ty_cli_share;
+void ty_cli_shares_free(ty_cli_share *s, size_t n);
+
+/* ---- requests ------------------------------------------------------------- */
+/* action: create, update, delete; settings: "key=value". */
+int ty_cli_encode_update_queue(const char *name, const char *user, const char *action,
+                               char *const *settings, size_t n, ty_buf *out);
+int ty_cli_encode_update_node(const char *name, const char *user, const char *action,
+                              const char *reason, ty_buf *out);
+int ty_cli_encode_update_job(uint64_t id, const char *user, const char *action, int32_t priority,
+                             const char *queue, ty_buf *out);
+
+/* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
+int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);
+int ty_cli_decode_update_queue(const uint8_t *p, size_t n, ty_queue_info *out);
+int ty_cli_decode_explain(const uint8_t *p, size_t n, ty_cli_explain *out);
+int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t *out_n,
+                         double *out_halflife_s);
+/* UpdateNodeResponse: the node's state and reason (owned). */
+int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
+/* UpdateJobResponse: the job after the change. */
+int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out);
+
+/* ---- command lines --------------------------------------------------------------
+ * Queue options to settings: --tier N, --share W, --max-running N, --max-gpus N,
+ * --max-gpus-per-user N, --preemptible, --no-preemptible, --default-time D,
+ * --max-time D, --state S. Positional arguments go to *out_name (exactly one).
+ * Values are checked by the controller, which names the bad one. */
+typedef struct ty_cli_queue_args {
+  char *name;
+  char **settings;
+  size_t n_settings;
+  bool json, help;
+} ty_cli_queue_args;
+int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
+                            char *err, size_t err_len);
+void ty_cli_queue_args_close(ty_cli_queue_args *a);
+
+/* ---- output ----------------------------------------------------------------------- */
+int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *out);
+int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty_buf *out);
+int ty_cli_render_shares(const ty_cli_share *s, size_t n, double halflife_s, bool json,
+                         ty_buf *out);
+
+/* ==== rlaunch: rlaunch_args.c, rlaunch_convert.c, rlaunch_io.c ===============================
+ * rlaunch: interactive remote execution, like srun. The testable parts: the
+ * command line, the environment deny-list, the
+ * protobuf conversions of interactive execution (rlaunch_convert.c, the only
+ * rlaunch file that sees generated types), line framing for --label, and
+ * the attach session that streams a job's I/O straight from its workers
+ * (rlaunch_io.c, shared with `trainctl attach`).
+ *
+ * Ownership: structs holding heap memory have a _close that frees it and
+ * accepts a zeroed struct. Parse errors go into the caller's `err`
+ * (TY_ERR_LEN) naming the option, without the "rlaunch: " prefix.
+ */
+
+/* ---- exit codes (rlaunch --help) -------------------------------------------
+ * 0-119 and 128-255 are the remote command's: the largest exit code over the
+ * ranks, 128+N when a rank died of signal N. rlaunch's own failures use
+ * 120-127, like timeout(1) and the shell's 126/127. */
+enum {
+  TY_RL_EXIT_UNREACHABLE = 120, /* the controller could not be reached, or was lost */
+  TY_RL_EXIT_REFUSED = 121,     /* the controller refused the job (invalid, does not fit) */
+  TY_RL_EXIT_NOT_STARTED = 122, /* the job ended without running: cancelled, launch failed */
+  TY_RL_EXIT_IO = 123,          /* a worker was unreachable, refused the attach, or was lost */
+  TY_RL_EXIT_TIMEOUT = 124,     /* a rank reached the time limit (--time) */
+  TY_RL_EXIT_USAGE = 125,       /* bad command line */
+  TY_RL_EXIT_NOEXEC = 126,      /* the command is not executable on the node */
+  TY_RL_EXIT_NOCMD = 127,       /* the command was not found on the node */
+};
+
+/* ---- the command line ----------------------------------------------------- */
+
+typedef enum { TY_RL_STDIN_RANK0 = 0, TY_RL_STDIN_ALL = 1 } ty_rl_stdin;
+
+typedef struct ty_rl_opts {
+  ty_job_spec job; /* resources, name, queue, priority, time, argv, env, cwd, user */
+  bool label, pty, detach, help;
+  ty_rl_stdin stdin_mode;
+} ty_rl_opts;
+
+/* Parses argv[1..]: options, then the command (after "--", or from the
+ * first argument that is not an option). job.cwd = cwd, job.user = user,
+ * job.env = `env` (NULL-terminated, e.g. environ) minus the deny-list.
+ * Errors: TY_EINVAL with the option named in err. */
+int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
+                ty_rl_opts *out, char *err, size_t err_len);
+void ty_rl_opts_close(ty_rl_opts *o);
+/* The --help text, exit codes included. */
+extern const char ty_rl_usage[];
+
+/* Whether a caller's "NAME=value" stays behind: variables that describe the
+ * caller's terminal, display, login session or shell rather than the job
+ * (HOSTNAME, DISPLAY, XAUTHORITY, SSH_*, PWD, OLDPWD, SHLVL, _, TMUX*, STY,
+ * WINDOW, XDG_RUNTIME_DIR, XDG_SESSION_*, DBUS_SESSION_BUS_ADDRESS; TERM,
+ * TERMCAP, COLUMNS and LINES unless `pty`), and the variables the worker
+ * sets per rank (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+ * MASTER_ADDR, MASTER_PORT, CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID,
+ * TRAINYARD_NODE). */
+bool ty_rl_env_denied(const char *entry, bool pty);
+
+/* A rank's contribution to the exit code: 128+N for signal N, else code. */
+int ty_rl_rank_exit(int exit_code, int term_signal);
+
+/* ---- conversions (rlaunch_convert.c) -----------------------------------------
+ * Task locations are decoded by ty_cli_decode_locations (cli.h). */
+
+/* SubmitJobRequest for an interactive job; rows/cols: the pty's size. */
+int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_buf *out);
+int ty_rl_encode_attach(uint64_t job_id, uint32_t rank, bool owner, bool replay, ty_buf *out);
+/* One AttachOutput; `data` borrows from *out_owner (free with ty_wire_free). */
+int ty_rl_decode_output(const uint8_t *p, size_t n, ty_attach_output *out, void **out_owner);
+int ty_rl_encode_input(const ty_attach_input *in, ty_buf *out);
+
+/* ---- line framing (--label, several ranks) ------------------------------------
+ * Whole lines only, so ranks never interleave inside a line: complete lines
+ * of `p` go to `out` (each after `prefix`, which may be ""), the rest waits
+ * in `partial` for its newline; flush emits it at the end. */
+void ty_rl_frame_lines(ty_buf *partial, const char *prefix, const uint8_t *p, size_t n,
+                       ty_buf *out);
+void ty_rl_frame_flush(ty_buf *partial, const char *prefix, ty_buf *out);
+
+/* ---- the attach session (rlaunch_io.c) -------------------------------------------- */
+
+typedef struct ty_rl_session_opts {
+  uint64_t job_id;
+  const ty_task_location *tasks; /* borrowed; tokens included */
+  size_t n;
+  bool owner; /* rlaunch: forwards stdin and signals; false: trainctl attach */
+  bool replay;
+  bool prefix;    /* "R: " before each line */
+  bool line_mode; /* whole lines only (several ranks, or prefix) */
+  bool pty;
+  ty_rl_stdin stdin_mode;
+  const char *prog; /* "rlaunch" or "trainctl", for messages */
+  /* Asks the controller about the job when an attach finds no task (not
+   * launched yet, or its launch failed); returns 0 and fills *out, which the
+   * session closes. NULL: no retries. */
+  int (*locate)(void *ud, ty_task_locations *out);
+  void *locate_ud;
+} ty_rl_session_opts;
+
+/* Attaches to every task, streams until all have ended, and returns the
+ * exit code (see above). Installs its own signal handlers while it runs;
+ * with pty and a terminal on stdin, puts it in raw mode and restores it. */
+int ty_rl_session_run(const ty_rl_session_opts *o);
 
 #endif

@@ -6,8 +6,6 @@
  * controller's address, and into the documented exit code, here and nowhere
  * else.
  */
-#include "cli/trainctl.h"
-
 #include "cli/cli_internal.h"
 
 #include <errno.h>

@@ -10,8 +10,6 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
-#include "cli/rlaunch.h"
-#include "cli/trainctl.h"
 #include "proto/methods.h"
 
 const char ty__usage_attach[] =

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_logs[] =

@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
 #include "cli/cli_internal.h"
-#include "cli/trainctl.h"
 #include "proto/methods.h"
 
 const char ty__usage_node[] =

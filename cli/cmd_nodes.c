@@ -2,7 +2,7 @@
 /* trainctl nodes: the cluster's nodes, their load and their health. */
 #include <stdio.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_nodes[] =

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `trainctl watch ID`, `trainctl checkpoint ls ID` and the progress block of
- * `trainctl show` (see cli/graph_cli.h). Watching polls GetJob once a second:
+ * `trainctl show` (see cli_internal.h). Watching polls GetJob once a second:
  * progress changes at the worker's heartbeat, so faster polling shows
  * nothing new.
  */
@@ -14,8 +14,6 @@
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
-#include "cli/graph_cli.h"
-#include "cli/trainctl.h"
 #include "proto/methods.h"
 
 static void fmt_dur(double s, char *out, size_t n) {

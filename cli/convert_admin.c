@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
+#include "cli/cli.h"
 #include "proto/convert.h"
 
 int ty_cli_encode_update_queue(const char *name, const char *user, const char *action,

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/graph_cli.h"
+#include "cli/cli_internal.h"
 #include "proto/convert.h"
 
 static int decode_job(const Trainyard__JobInfo *j, ty__cli_graph *out) {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
 #include "cli/cli_internal.h"
 
 /* ---- queue options -----------------------------------------------------------------

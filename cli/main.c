@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 
 static const ty__ctl_cmd commands[] = {
     {.name = "submit",

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/rlaunch.h"
+#include "cli/cli.h"
 #include "proto/methods.h"
 
 #define CALL_TIMEOUT_MS 10000u

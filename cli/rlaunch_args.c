@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
-#include "cli/rlaunch.h"
 
 const char ty_rl_usage[] =
     "Usage: rlaunch [OPTIONS] [--] CMD [ARGS...]\n"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/rlaunch.h"
+#include "cli/cli.h"
 #include "proto/trainyard.pb-c.h"
 
 int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_buf *out) {

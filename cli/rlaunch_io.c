@@ -27,7 +27,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli/rlaunch.h"
+#include "cli/cli.h"
 #include "proto/methods.h"
 
 #define CONNECT_TIMEOUT_MS 10000u

@@ -23,8 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
+#include "daemon/daemon_internal.h"
 
 /* ---- commits and answers --------------------------------------------------------- */
 
@@ -243,11 +242,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_txn *t = ty_txn_create();
-  ty_node_row row = {.name = nd->name, .state = nd->state, .cpus = nd->cpus,
-                     .memory = nd->memory, .gpus = nd->info, .gpus_len = nd->info_len,
-                     .io_addr = nd->io_addr, .last_seen_ms = nd->last_seen_ms,
-                     .reason = nd->reason, .drain = nd->drain};
-  ty_txn_upsert_node(t, &row);
+  ty__node_save(nd, t);
   admin_event(t, a.user, "node", nd->name, a.action, a.reason);
   ty__conv_update_node_resp(nd, &r->out);
   ty__admin_req_close(&a);

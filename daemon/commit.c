@@ -16,7 +16,7 @@
  * parallel clients) and a trickle of state changes; batching makes the fsync
  * rate independent of the request rate.
  */
-#include "daemon/commit.h"
+#include "daemon/daemon.h"
 
 #include <pthread.h>
 #include <stdlib.h>

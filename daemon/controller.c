@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The controller's lifecycle, tables, tick and scheduling pass.
+ * The controller's lifecycle, loading, tick, metrics and node loss; its
+ * tables and lookups are state.c's.
  *
  * Start-up: open the store (creating STATE_DIR), load queues, nodes and jobs
  * (RUNNING jobs get their slots and rank results back from the `alloc`
@@ -11,91 +12,16 @@
  *
  * Workload: thousands of jobs in memory (all of history, for listings),
  * tens to thousands of nodes, bursts of hundreds of submits per second.
- * Lookups by job id are binary searches (ids only grow).
  */
-#include "daemon/controller.h"
+#include "daemon/daemon_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/convert.h"
-#include "daemon/daemon_internal.h"
-#include "daemon/graph.h"
 #include "scheduler/scheduler.h"
 
 #define TICK_MS 1000
-
-/* ---- tables ------------------------------------------------------------------ */
-
-ty_job *ty__job_find(ty_controller *ctl, uint64_t id) {
-  size_t lo = 0, hi = ctl->n_jobs;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    uint64_t mid_id = ctl->jobs[mid]->id;
-    if (mid_id == id) return ctl->jobs[mid];
-    if (mid_id < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
-}
-
-void ty__job_add(ty_controller *ctl, ty_job *j) {
-  if (ctl->n_jobs == ctl->cap_jobs) {
-    ctl->cap_jobs = ctl->cap_jobs ? ctl->cap_jobs * 2 : 64;
-    ctl->jobs = ty_xrealloc(ctl->jobs, ctl->cap_jobs * sizeof(*ctl->jobs));
-  }
-  ctl->jobs[ctl->n_jobs++] = j; /* ids are handed out in increasing order */
-  if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
-}
-
-void ty__job_free(ty_job *j) {
-  if (!j) return;
-  ty_job_spec_close(&j->spec);
-  free(j->blob);
-  free(j->reason);
-  for (uint32_t i = 0; i < j->n_ranks; i++) free(j->ranks[i].reason);
-  free(j->ranks);
-  free(j->slots);
-  free(j);
-}
-
-ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name) {
-  for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (strcmp(ctl->nodes[i]->name, name) == 0) return ctl->nodes[i];
-  return NULL;
-}
-
-ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c) {
-  for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (ctl->nodes[i]->conn == c) return ctl->nodes[i];
-  return NULL;
-}
-
-ty_queue_info *ty__queue_find(ty_controller *ctl, const char *name) {
-  for (size_t i = 0; i < ctl->n_queues; i++)
-    if (strcmp(ctl->queues[i].name, name) == 0) return &ctl->queues[i];
-  return NULL;
-}
-
-static void node_free(ty_cluster_node *n) {
-  if (!n) return;
-  free(n->name);
-  free(n->info);
-  free(n->io_addr);
-  free(n->host);
-  free(n->reason);
-  free(n);
-}
-
-void ty__node_persist(ty_controller *ctl, ty_cluster_node *n) {
-  ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
-                     .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
-                     .last_seen_ms = n->last_seen_ms, .reason = n->reason, .drain = n->drain};
-  ty_txn *t = ty_txn_create();
-  ty_txn_upsert_node(t, &row);
-  ty__commit(ctl, t, NULL, NULL);
-}
 
 /* ---- node loss ------------------------------------------------------------------- */
 
@@ -123,7 +49,7 @@ static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_cluster_node *n, con
   return touched;
 }
 
-void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
+static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
   ty_warn("node %s is DOWN: %s", n->name, reason);
   n->state = TY_NODE_DOWN;
   n->running_tasks = 0;
@@ -136,7 +62,7 @@ void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
     ty_rpc_close(c);
   }
   char why[TY_ERR_LEN];
-  snprintf(why, sizeof(why), "node %s DOWN: %s", n->name, reason);
+  snprintf(why, sizeof(why), "node %.128s DOWN: %.256s", n->name, reason);
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
     if (j->live_ranks == 0 || !lose_ranks_on(ctl, j, n, why)) continue;
@@ -150,18 +76,12 @@ void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
 
 /* ---- scheduling ------------------------------------------------------------------ */
 
-static void on_sched_idle(uv_idle_t *h) {
-  ty_controller *ctl = container_of(h, ty_controller, sched_idle);
-  uv_idle_stop(h);
+/* ty__sched_request (state.c) wakes this: one pass for every request made
+ * since the last one. */
+static void on_sched_async(uv_async_t *h) {
+  ty_controller *ctl = container_of(h, ty_controller, sched_async);
   ctl->sched_wanted = false;
-  ty__sched_run(ctl);
-}
-
-/* Coalesces requests: many submits in one loop iteration cost one pass. */
-void ty__sched_request(ty_controller *ctl) {
-  if (ctl->sched_wanted || ctl->stopping) return;
-  ctl->sched_wanted = true;
-  uv_idle_start(&ctl->sched_idle, on_sched_idle);
+  if (!ctl->stopping) ty__sched_run(ctl);
 }
 
 /* ---- metrics ------------------------------------------------------------------------ */
@@ -262,7 +182,7 @@ static void on_tick(uv_timer_t *t) {
     char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "%s for %lld ms",
              n->conn ? "no heartbeat" : "not connected", (long long)silent);
-    ty__node_down(ctl, n, why);
+    node_down(ctl, n, why);
   }
   ty__sched_run(ctl);
   ty__sched_tick(ctl);
@@ -282,15 +202,6 @@ static int load_queue(const ty_queue_row *r, void *ud) {
       .max_gpus_per_user = r->max_gpus_per_user, .preemptible = r->preemptible,
       .default_time_s = r->default_time_s, .max_time_s = r->max_time_s};
   return 0;
-}
-
-char *ty__host_of(const char *addr) {
-  const char *colon = strrchr(addr, ':');
-  size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
-  char *h = ty_xmalloc(n + 1);
-  memcpy(h, addr, n);
-  h[n] = '\0';
-  return h;
 }
 
 static int load_node(const ty_node_row *r, void *ud) {
@@ -313,8 +224,7 @@ static int load_node(const ty_node_row *r, void *ud) {
   n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
   n->drain = r->drain;
   ty__node_topology(ctl, n);
-  ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
-  ctl->nodes[ctl->n_nodes++] = n;
+  ty__node_add(ctl, n);
   return 0;
 }
 
@@ -435,7 +345,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   ctl->metrics = ty_metrics_create();
   metrics_init(ctl);
   uv_timer_init(loop, &ctl->tick);
-  uv_idle_init(loop, &ctl->sched_idle);
+  uv_async_init(loop, &ctl->sched_async, on_sched_async);
   ctl->handles_open = 2;
   int rc = open_store(ctl, err, len);
   if (rc == 0) rc = start_listening(ctl, err, len);
@@ -466,9 +376,9 @@ void ty_controller_stop(ty_controller *ctl) {
   if (!ctl || ctl->stopping) return;
   ctl->stopping = true;
   ctl->tick.data = ctl;
-  ctl->sched_idle.data = ctl;
+  ctl->sched_async.data = ctl;
   uv_close((uv_handle_t *)&ctl->tick, on_handle_closed);
-  uv_close((uv_handle_t *)&ctl->sched_idle, on_handle_closed);
+  uv_close((uv_handle_t *)&ctl->sched_async, on_handle_closed);
   /* Answer everything already queued for commit while connections are open. */
   ty_committer_destroy(ctl->commit);
   ctl->commit = NULL;
@@ -488,7 +398,8 @@ void ty_controller_destroy(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
   ty__graph_destroy(ctl);
-  for (size_t i = 0; i < ctl->n_nodes; i++) node_free(ctl->nodes[i]);
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    ty__node_free(ctl->nodes[i]);
   free(ctl->nodes);
   for (size_t i = 0; i < ctl->n_queues; i++) ty_queue_info_close(&ctl->queues[i]);
   free(ctl->queues);

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
+#include "daemon/daemon_internal.h"
 #include "proto/convert.h"
 
 void ty__admin_req_close(ty_admin_req *r) {

@@ -5,7 +5,7 @@
  * Validation names the first bad field so users can fix their spec without
  * reading the daemon's log.
  */
-#include "daemon/job.h"
+#include "daemon/daemon.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -17,9 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
-#include "daemon/graph.h"
 #include "lib/token/token.h"
 #include "proto/methods.h"
 
@@ -180,15 +178,6 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
   ty_txn_add_event(txn, &ev);
   ty_info("job %llu: %s -> %s%s%s", (unsigned long long)j->id, ty_job_state_name(from),
           ty_job_state_name(to), j->reason[0] ? ": " : "", j->reason);
-}
-
-void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud) {
-  if (ctl->stopping || !ctl->commit) {
-    ty_txn_destroy(txn);
-    if (cb) cb(TY_ECLOSED, ud);
-    return;
-  }
-  ty_committer_submit(ctl->commit, txn, cb, ud);
 }
 
 /* ---- launching ----------------------------------------------------------------------- */
@@ -411,11 +400,26 @@ static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first,
   return true;
 }
 
+/* Every rank of a job being preempted ended: PREEMPTED, then requeued. */
+static void preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  char why[TY_ERR_LEN];
+  const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
+  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)", (unsigned long long)j->preempt_for,
+           for_job ? for_job->spec.queue : "?");
+  j->preempt_for = 0;
+  ty__job_transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", txn);
+  j->requeue_count++;
+  char again[TY_ERR_LEN + 32]; /* why, and the words around it */
+  snprintf(again, sizeof(again), "requeued after PREEMPTED (%s)", why);
+  ty__job_transition(ctl, j, TY_JOB_PENDING, again, "scheduler", txn);
+  ty__sched_request(ctl);
+}
+
 /* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT (or PREEMPTED
  * and requeued, whatever the ranks did, when the scheduler preempted it). */
 static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   if (j->preempt_for) {
-    ty__job_preempted(ctl, j, txn);
+    preempted(ctl, j, txn);
     return;
   }
   int32_t max_code = 0, sig = 0;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "daemon/controller.h"
+#include "daemon/daemon.h"
 #include "lib/base/base.h"
 #include "proto/methods.h"
 #include "scheduler/scheduler.h"

@@ -9,30 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
-#include "daemon/graph.h"
-#include "daemon/graph_check.h"
 
 /* ---- SubmitJob ---------------------------------------------------------------------- */
-
-static void remove_job(ty_controller *ctl, uint64_t id) {
-  for (size_t i = 0; i < ctl->n_jobs; i++) {
-    if (ctl->jobs[i]->id != id) continue;
-    ty__job_free(ctl->jobs[i]);
-    memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
-    ctl->n_jobs--;
-    return;
-  }
-}
 
 static void on_submit_committed(int status, void *ud) {
   ty_reply *r = ud;
   ty_controller *ctl = r->ctl;
   ty_job *j = ty__job_find(ctl, r->job_id);
   if (status != 0 || !j) {
-    remove_job(ctl, r->job_id);
+    ty__job_remove(ctl, r->job_id);
     ty__reply_finish(r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
                      "the job was not stored, so it was not accepted; retry");
     return;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
 #include "proto/methods.h"
 
@@ -46,8 +45,7 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
     n = ty_xcalloc(1, sizeof(*n));
     n->name = rep->name, rep->name = NULL;
     n->state = TY_NODE_UP;
-    ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
-    ctl->nodes[ctl->n_nodes++] = n;
+    ty__node_add(ctl, n);
   }
   n->cpus = rep->cpus;
   n->memory = rep->memory;
@@ -213,10 +211,7 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
   rcx->node = ty_strdup(n->name);
   ctl->reg_gen++;
   ty_txn *t = ty_txn_create();
-  ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
-                     .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
-                     .last_seen_ms = n->last_seen_ms, .reason = n->reason, .drain = n->drain};
-  ty_txn_upsert_node(t, &row);
+  ty__node_save(n, t);
   reconcile_reported(ctl, n, &rep, rcx, t);
   reconcile_missing(ctl, n, t);
   ty__node_report_close(&rep);

@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
 
 static uint64_t gpu_mask(uint32_t n) { return n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1; }
@@ -234,22 +232,6 @@ int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
   return rc;
 }
 
-/* ---- preemption ends --------------------------------------------------------------- */
-
-void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
-  char why[TY_ERR_LEN];
-  const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
-  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)",
-           (unsigned long long)j->preempt_for, for_job ? for_job->spec.queue : "?");
-  j->preempt_for = 0;
-  ty__job_transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", txn);
-  j->requeue_count++;
-  char again[TY_ERR_LEN + 32]; /* why, and the words around it */
-  snprintf(again, sizeof(again), "requeued after PREEMPTED (%s)", why);
-  ty__job_transition(ctl, j, TY_JOB_PENDING, again, "scheduler", txn);
-  ty__sched_request(ctl);
-}
-
 /* ---- topology ------------------------------------------------------------------------ */
 
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n) {
@@ -258,16 +240,6 @@ void ty__node_topology(ty_controller *ctl, ty_cluster_node *n) {
 }
 
 /* ---- usage and drains (the tick) ------------------------------------------------------ */
-
-ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue) {
-  for (size_t i = 0; i < ctl->n_usage; i++)
-    if (strcmp(ctl->usage[i].user, user) == 0 && strcmp(ctl->usage[i].queue, queue) == 0)
-      return &ctl->usage[i];
-  ctl->usage = ty_xrealloc(ctl->usage, (ctl->n_usage + 1) * sizeof(*ctl->usage));
-  ty_usage *u = &ctl->usage[ctl->n_usage++];
-  *u = (ty_usage){.user = ty_strdup(user), .queue = ty_strdup(queue)};
-  return u;
-}
 
 static void charge_usage(ty_controller *ctl, double dt_s) {
   for (size_t i = 0; i < ctl->n_usage; i++) {

@@ -19,7 +19,7 @@
  * in one transaction that also sets PRAGMA user_version. A file whose version
  * is newer than this build is refused rather than guessed at.
  */
-#include "daemon/store.h"
+#include "daemon/daemon.h"
 
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -31,7 +31,7 @@
 #include "lib/base/base.h"
 
 /* migrations[v - 1] takes the schema to version v, after the jobs columns of
- * version v (TY_JOB_COLUMNS in store.h, added by job_ddl). */
+ * version v (TY_JOB_COLUMNS in daemon.h, added by job_ddl). */
 static const char *const migrations[] = {
     /* 1: the first schema, and the 'default' queue every job falls into. */
     "CREATE TABLE queues("

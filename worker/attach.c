@@ -633,8 +633,7 @@ static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
   return NULL;
 }
 
-void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty__ioreg *reg = ty__tasks_ioreg(t);
+void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
   ty_attach_request req;
   char msg[TY_ERR_LEN], why[TY_ERR_LEN] = "no attach key";
   if (!reg) {
@@ -663,7 +662,7 @@ void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
   attach_client(io, c, &req, m->request_id);
 }
 
-void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
+void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
   ty_attach_input in;
   void *owner = NULL;
   char msg[TY_ERR_LEN];
@@ -671,7 +670,6 @@ void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
     ty_rpc_reply(c, m->request_id, TY_EPROTO, "AttachInputRequest: malformed payload", NULL, 0);
     return;
   }
-  ty__ioreg *reg = ty__tasks_ioreg(t);
   ty__iotask *io = reg ? find_io(reg, in.job_id, in.rank) : NULL;
   bool attached = false;
   for (client *cl = io ? io->clients : NULL; cl; cl = cl->next) attached |= cl->conn == c;
@@ -686,8 +684,7 @@ void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
   ty_wire_free(owner);
 }
 
-void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {
-  ty__ioreg *reg = ty__tasks_ioreg(t);
+void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c) {
   for (ty__iotask *io = reg ? reg->head : NULL; io; io = io->next)
     for (client *cl = io->clients; cl; cl = cl->next)
       if (cl->conn == c) {
@@ -696,8 +693,7 @@ void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {
       }
 }
 
-void ty__io_conn_closed(ty_tasks *t, ty_rpc_conn *c) {
-  ty__ioreg *reg = ty__tasks_ioreg(t);
+void ty__io_conn_closed(ty__ioreg *reg, ty_rpc_conn *c) {
   for (ty__iotask *io = reg ? reg->head : NULL; io; io = io->next) {
     for (in_write *w = io->writes; w; w = w->next)
       if (w->conn == c) w->conn = NULL;

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "proto/convert.h"
-#include "worker/graph_task.h"
 #include "worker/worker_internal.h"
 
 /* ---- controller -> worker -------------------------------------------------- */
@@ -84,31 +83,16 @@ int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_s
 
 /* ---- worker -> controller -------------------------------------------------- */
 
-typedef struct task_list {
-  Trainyard__RunningTask *items;
-  size_t n, cap;
-  int rc;
-} task_list;
-
-static void add_task(const ty_task_report *r, void *ud) {
-  task_list *l = ud;
-  if (l->rc == 0 && l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 8;
-    Trainyard__RunningTask *items = realloc(l->items, cap * sizeof *items);
-    if (items) l->items = items, l->cap = cap;
-    else l->rc = TY_ENOMEM;
-  }
-  if (l->rc != 0) return;
-  Trainyard__RunningTask t = TRAINYARD__RUNNING_TASK__INIT;
-  t.job_id = r->job_id;
-  t.rank = r->rank;
-  t.state = (Trainyard__TaskState)r->state;
-  t.exit_code = r->exit_code;
-  t.term_signal = r->term_signal;
-  t.timed_out = r->timed_out;
-  t.reason = ty_wire_str(r->reason);
-  t.master_port = r->master_port;
-  l->items[l->n++] = t;
+static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
+  trainyard__running_task__init(t);
+  t->job_id = r->job_id;
+  t->rank = r->rank;
+  t->state = (Trainyard__TaskState)r->state;
+  t->exit_code = r->exit_code;
+  t->term_signal = r->term_signal;
+  t->timed_out = r->timed_out;
+  t->reason = ty_wire_str(r->reason);
+  t->master_port = r->master_port;
 }
 
 static void fill_gpu(Trainyard__Gpu *g, const ty_worker_gpu *src) {
@@ -129,9 +113,9 @@ static void fill_node(Trainyard__NodeInfo *node, const ty__node_status *st) {
   node->state = TRAINYARD__NODE_STATE__NODE_UP;
   node->cpus = inv->cpus;
   node->memory = inv->memory;
-  node->cpus_used = ty_tasks_cpus_used(st->tasks);
-  node->gpus_used = ty_tasks_gpus_used(st->tasks);
-  node->running_tasks = ty_tasks_running(st->tasks);
+  node->cpus_used = st->cpus_used;
+  node->gpus_used = st->gpus_used;
+  node->running_tasks = st->running;
   node->io_addr = (char *)st->io_addr;
   node->topology = (char *)inv->topology;
 }
@@ -142,24 +126,26 @@ int ty__encode_register(const ty__node_status *st, ty_buf *out) {
   fill_node(&node, st);
   Trainyard__Gpu *gpus = ty_wire_calloc(inv->n_gpus, sizeof *gpus);
   Trainyard__Gpu **gpu_ptrs = ty_wire_calloc(inv->n_gpus, sizeof *gpu_ptrs);
-  task_list l = {0};
-  if (gpus && gpu_ptrs) ty_tasks_foreach(st->tasks, add_task, &l);
-  Trainyard__RunningTask **ptrs = ty_wire_calloc(l.n, sizeof *ptrs);
-  int rc = gpus && gpu_ptrs && ptrs ? l.rc : TY_ENOMEM;
+  Trainyard__RunningTask *tasks = ty_wire_calloc(st->n_tasks, sizeof *tasks);
+  Trainyard__RunningTask **ptrs = ty_wire_calloc(st->n_tasks, sizeof *ptrs);
+  int rc = gpus && gpu_ptrs && tasks && ptrs ? 0 : TY_ENOMEM;
   for (uint32_t i = 0; rc == 0 && i < inv->n_gpus; i++) {
     fill_gpu(&gpus[i], &inv->gpus[i]);
     gpu_ptrs[i] = &gpus[i];
   }
-  for (size_t i = 0; rc == 0 && i < l.n; i++) ptrs[i] = &l.items[i];
+  for (size_t i = 0; rc == 0 && i < st->n_tasks; i++) {
+    fill_task(&tasks[i], &st->tasks[i]);
+    ptrs[i] = &tasks[i];
+  }
   node.n_gpus = inv->n_gpus;
   node.gpus = gpu_ptrs;
   Trainyard__RegisterNodeRequest req = TRAINYARD__REGISTER_NODE_REQUEST__INIT;
   req.node = &node;
-  req.n_tasks = l.n;
+  req.n_tasks = st->n_tasks;
   req.tasks = ptrs;
   if (rc == 0) rc = ty_wire_pack(&req.base, out);
   free(ptrs);
-  free(l.items);
+  free(tasks);
   free(gpu_ptrs);
   free(gpus);
   return rc;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Graph ranks on the worker: LaunchTask with a graph becomes a trainrun
- * command (see graph_task.h). The model and config are written with a
+ * command (see worker_internal.h). The model and config are written with a
  * temporary name and renamed, so a rank relaunched after a requeue never
  * reads half a file.
  */
@@ -16,8 +16,7 @@
 
 #include "lib/base/base.h"
 #include "lib/token/token.h"
-#include "worker/graph_task.h"
-#include "worker/graph_worker.h"
+#include "worker/worker_internal.h"
 
 ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun, const char *controller) {
   ty__graph_worker *gw = ty_xcalloc(1, sizeof *gw);

@@ -228,9 +228,9 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   } else if (strcmp(m->method, TY_M_READ_LOG) == 0) {
     start_read_log(ic, m);
   } else if (strcmp(m->method, TY_M_ATTACH) == 0) {
-    ty__io_attach(ic->io->tasks, c, m);
+    ty__io_attach(ty__tasks_ioreg(ic->io->tasks), c, m);
   } else if (strcmp(m->method, TY_M_ATTACH_INPUT) == 0) {
-    ty__io_attach_input(ic->io->tasks, c, m);
+    ty__io_attach_input(ty__tasks_ioreg(ic->io->tasks), c, m);
   } else {
     char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "unknown method \"%.100s\" on the task I/O port of node %s",
@@ -244,7 +244,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
 static void on_drain(ty_rpc_conn *c, void *ud) {
   io_conn *ic = ud;
   for (log_stream *st = ic->streams; st; st = st->next) pump(st);
-  ty__io_conn_drained(ic->io->tasks, c);
+  ty__io_conn_drained(ty__tasks_ioreg(ic->io->tasks), c);
 }
 
 static void on_close(ty_rpc_conn *c, int reason, void *ud) {
@@ -254,7 +254,7 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
   ty_worker_io *io = ic->io;
   while (ic->streams) finish(ic->streams, 0, NULL);
   /* Once destroying, the task registry may be gone: destroy told attach.c. */
-  if (!io->destroying) ty__io_conn_closed(io->tasks, c);
+  if (!io->destroying) ty__io_conn_closed(ty__tasks_ioreg(io->tasks), c);
   for (io_conn **p = &io->conns; *p; p = &(*p)->next) {
     if (*p == ic) {
       *p = ic->next;
@@ -301,7 +301,8 @@ void ty_worker_io_destroy(ty_worker_io *io) {
   io->destroying = true;
   /* Interactive clients forget their connections now, while the tasks are
    * still there; the connections' close callbacks come later. */
-  for (io_conn *ic = io->conns; ic; ic = ic->next) ty__io_conn_closed(io->tasks, ic->c);
+  for (io_conn *ic = io->conns; ic; ic = ic->next)
+    ty__io_conn_closed(ty__tasks_ioreg(io->tasks), ic->c);
   ty_rpc_server_destroy(io->server);
   io->server = NULL;
   maybe_free_io(io);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Progress of graph jobs: the worker reads what rank 0 wrote (see
- * graph_task.h) and forwards it with ReportProgress. Runs on the loop
+ * worker_internal.h) and forwards it with ReportProgress. Runs on the loop
  * thread at each heartbeat; reading the last 16 KiB of a log and 16 bytes
  * of a state file is cheap next to a 2 s heartbeat.
  */
@@ -15,7 +15,7 @@
 
 #include "lib/base/base.h"
 #include "proto/methods.h"
-#include "worker/graph_worker.h"
+#include "worker/worker_internal.h"
 
 #define TAIL_BYTES 16384
 #define CALL_TIMEOUT_MS 10000u

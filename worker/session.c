@@ -22,7 +22,6 @@
 
 #include "lib/rpc/rpc.h"
 #include "proto/methods.h"
-#include "worker/graph_task.h"
 #include "worker/worker_internal.h"
 
 #define BACKOFF_MIN_MS 250u
@@ -265,12 +264,41 @@ static void on_register_answer(ty_rpc_conn *conn, int status, const ty_rpc_msg *
   free(c);
 }
 
+/* Every task's report, for RegisterNode (borrowing the records' reasons). */
+typedef struct reports {
+  ty_task_report *v;
+  size_t n, cap;
+} reports;
+
+static void add_report(const ty_task_report *r, void *ud) {
+  reports *l = ud;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 8;
+    l->v = ty_xrealloc(l->v, l->cap * sizeof *l->v);
+  }
+  l->v[l->n++] = *r;
+}
+
+static int encode_register(ty_worker_session *s, ty_buf *out) {
+  reports l = {0};
+  ty_tasks_foreach(s->o.tasks, add_report, &l);
+  ty__node_status st = {.inv = s->o.inv,
+                        .name = s->name,
+                        .io_addr = s->io_addr,
+                        .cpus_used = ty_tasks_cpus_used(s->o.tasks),
+                        .gpus_used = ty_tasks_gpus_used(s->o.tasks),
+                        .running = ty_tasks_running(s->o.tasks),
+                        .tasks = l.v,
+                        .n_tasks = l.n};
+  int rc = ty__encode_register(&st, out);
+  free(l.v);
+  return rc;
+}
+
 static void send_register(ty_worker_session *s) {
-  ty__node_status st = {.inv = s->o.inv, .name = s->name, .io_addr = s->io_addr,
-                        .tasks = s->o.tasks};
   ty_buf b;
   ty_buf_init(&b);
-  int rc = ty__encode_register(&st, &b);
+  int rc = encode_register(s, &b);
   carried *c = ty_xcalloc(1, sizeof *c);
   c->s = s;
   ty_tasks_foreach(s->o.tasks, remember_ended, c);

@@ -24,12 +24,15 @@ void ty__launch_free(ty__launch *l);
 int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_signal,
                     uint32_t *out_grace_s);
 
-/* What RegisterNode and Heartbeat say about this node. */
+/* What RegisterNode says about this node: its inventory, its load and the
+ * tasks it runs or whose end is not acknowledged yet (all borrowed). */
 typedef struct ty__node_status {
   const ty_worker_inventory *inv;
   const char *name;
   const char *io_addr;
-  ty_tasks *tasks;
+  uint32_t cpus_used, gpus_used, running;
+  const ty_task_report *tasks;
+  size_t n_tasks;
 } ty__node_status;
 /* Encoders append the message to `out`: 0 or TY_ENOMEM. */
 int ty__encode_register(const ty__node_status *st, ty_buf *out);
@@ -84,10 +87,10 @@ void ty__iotask_exited(ty__iotask *io, int exit_code, int term_signal, bool time
 
 /* The I/O server's entry points (io.c): Attach and AttachInput requests,
  * and a connection's write queue draining or the connection closing. */
-void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m);
-void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m);
-void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c);
-void ty__io_conn_closed(ty_tasks *t, ty_rpc_conn *c);
+void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m);
+void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m);
+void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c);
+void ty__io_conn_closed(ty__ioreg *reg, ty_rpc_conn *c);
 
 /* Worker metrics: registers the families on `m` and refreshes the gauges from
  * `tasks` and `inv` before each scrape. Owned by the caller (destroy). */
@@ -95,5 +98,78 @@ typedef struct ty__worker_stats ty__worker_stats;
 ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                           const ty_worker_inventory *inv);
 void ty__worker_stats_destroy(ty__worker_stats *s);
+
+/* ==== graph jobs: graph_task.c, progress.c ===================================================
+ * The worker's side of graph jobs (issue 6).
+ *
+ * Launch: a LaunchTaskRequest with `graph` set becomes a `trainrun` command
+ * for that rank. The worker writes model_bytes (when the model is not a
+ * shared path) and the TrainConfig into DIR/jobs/JOB/ (model.onnx,
+ * config.pb), and runs
+ *
+ *   TRAINRUN --model M --config DIR/jobs/JOB/config.pb --checkpoint C
+ *            --threads CPUS
+ *
+ * in that directory, with TRAINYARD_CONTROLLER=HOST:PORT (the controller as
+ * this worker reaches it: the ranks' rendezvous) added to the standard task
+ * environment (RANK, WORLD_SIZE, TRAINYARD_JOB_ID...).
+ *
+ * Progress (progress.c): for every rank 0 it started, the worker reads the
+ * tail of the rank's log at each heartbeat -- trainrun's progress lines,
+ * "step S/T loss L lr X samples/s N" and "epoch E test_accuracy A ..." --
+ * and the step recorded in the checkpoint's PATH.state header, and sends
+ * ReportProgress when something changed, plus once more after the task
+ * ended. Reading the log keeps trainrun free of any worker protocol.
+ */
+
+/* ReportProgress for rank `rank` of job_id, appended to out (convert.c). */
+int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p, ty_buf *out);
+
+/* One per session. `trainrun` and `controller` ("host:port") are copied. */
+typedef struct ty__graph_worker ty__graph_worker;
+ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun,
+                                          const char *controller);
+void ty__graph_worker_destroy(ty__graph_worker *gw);
+
+/* The command of a graph rank; the spec's argv/env/cwd point into it until
+ * ty__graph_cmd_close. */
+typedef struct ty__graph_cmd {
+  char *argv[16];
+  size_t argc;
+  char *env[4];
+  size_t n_env;
+  char *cwd;
+} ty__graph_cmd;
+
+/* When spec is a graph rank, writes the job's files and points spec's
+ * argv, env and cwd at `cmd`; returns 1. Returns 0 for a command task, or
+ * an error with a message in err. */
+int ty__graph_prepare(ty__graph_worker *gw, ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
+                      size_t err_len);
+void ty__graph_cmd_close(ty__graph_cmd *cmd);
+/* A graph rank 0 started: watch its progress. */
+void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char *checkpoint_path);
+/* At each heartbeat: sends ReportProgress over conn for what changed. */
+void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn);
+
+/* progress.c: parses a log tail into p (fields it finds); pure, for tests. */
+void ty__progress_parse(const char *text, size_t len, ty_train_progress *p);
+
+/* The per-session graph state shared by graph_task.c and progress.c. */
+/* One rank 0 whose progress is forwarded. */
+typedef struct ty__watch {
+  uint64_t job_id;
+  char *log_path, *ckpt_path;
+  ty_train_progress last; /* as last sent; checkpoint_path not kept */
+  bool sent, ended;
+} ty__watch;
+void ty__watch_close(ty__watch *w);
+
+struct ty__graph_worker {
+  ty_tasks *tasks;
+  char *trainrun, *controller;
+  ty__watch *watches;
+  size_t n;
+};
 
 #endif

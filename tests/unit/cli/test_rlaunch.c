@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* rlaunch's pure parts (cli/rlaunch.h): the command line and each rejection,
+/* rlaunch's pure parts (cli/cli.h): the command line and each rejection,
  * the environment deny-list, line framing, exit codes and the codecs. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <string.h>
 
-#include "cli/rlaunch.h"
+#include "cli/cli.h"
 
 static int parse(ty_rl_opts *o, char *err, size_t err_len, const char *const *args) {
   char *argv[32] = {"rlaunch"};

@@ -8,9 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/commit.h"
-#include "daemon/job.h"
-#include "daemon/store.h"
+#include "daemon/daemon.h"
 #include "lib/base/base.h"
 
 static char dir[64];
