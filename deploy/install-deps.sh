@@ -12,6 +12,7 @@ packages=(
   libuv1-dev libprotobuf-c-dev libsqlite3-dev libhwloc-dev libopenblas-dev
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
+  libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps

@@ -8,9 +8,12 @@
  * into the weighted factors, its owner's fair-share standing, the nodes that
  * would hold a member of its gang after the jobs ahead of it were placed, up
  * to TY_SCHED_EXPLAIN_NODES nodes that would not and why, and an estimated
- * start: the reservation's start if it holds the reservation, else when the
- * running jobs' time limits free enough nodes (jobs ahead of it ignored, so
- * an estimate, not a promise).
+ * start from the same timeline the reservation uses (running jobs end at
+ * their limits; the reserved job keeps its nodes for its own limit). An
+ * estimate says what it rests on, is marked "not before" when blocked jobs
+ * ahead may start first, and is absent ("unknown") rather than wrong: for a
+ * held job or a full queue, or when it would rest on a job without a time
+ * limit. A job waiting for preempted jobs starts within the grace period.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,8 +28,8 @@ static void node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out
   else if (p->claimed[i]) snprintf(out, len, "promised to a preempting job");
   else if (n->gpus > nd->gpus_total)
     snprintf(out, len, "has %u GPUs, %u needed", nd->gpus_total, n->gpus);
-  else if ((uint32_t)__builtin_popcountll(f.gpus) < n->gpus)
-    snprintf(out, len, "%d of %u GPUs free, %u needed", __builtin_popcountll(f.gpus),
+  else if (ty__popcount(f.gpus) < n->gpus)
+    snprintf(out, len, "%d of %u GPUs free, %u needed", ty__popcount(f.gpus),
              nd->gpus_total, n->gpus);
   else if (f.cpus < n->cpus)
     snprintf(out, len, "%u of %u CPUs free, %u needed", f.cpus, nd->cpus_total, n->cpus);
@@ -51,6 +54,60 @@ static void explain_nodes(const ty__pass *p, const ty_sched_job *j, ty_sched_exp
   }
 }
 
+/* Blocked jobs ahead of the one at `position` that the estimate does not
+ * model: they may take nodes first. The reservation's holder is modelled;
+ * held and queue-limited jobs are not competing for nodes now. */
+static uint32_t unmodelled_ahead(const ty__pass *p, uint32_t position) {
+  uint32_t ahead = position ? position - 1 : 0;
+  for (size_t k = 0; k < p->out->n_pending && k + 1 < position; k++) {
+    const ty_sched_pending *o = &p->out->pending[k];
+    bool competes = o->wait == TY_SCHED_WAIT_RESOURCES || o->wait == TY_SCHED_WAIT_PRIORITY ||
+                    o->wait == TY_SCHED_WAIT_PREEMPTING;
+    if (o->reserved || !competes) ahead--;
+  }
+  return ahead;
+}
+
+static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sched_explain *ex) {
+  switch (pd->wait) {
+  case TY_SCHED_WAIT_HELD:
+  case TY_SCHED_WAIT_QUEUE_PAUSED:
+  case TY_SCHED_WAIT_QUEUE_LIMIT:
+  case TY_SCHED_WAIT_NO_NODES:
+    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s", ty_sched_wait_name(pd->wait));
+    return;
+  case TY_SCHED_WAIT_PREEMPTING:
+    ex->est_kind = TY_SCHED_EST_PREEMPTION;
+    ex->est_start_ms = pd->est_start_ms;
+    snprintf(ex->est_note, sizeof(ex->est_note), "when the jobs preempted for it exit (grace period %u s)",
+             p->cfg.preempt_grace_s);
+    return;
+  default: break;
+  }
+  int64_t t;
+  uint64_t unlimited;
+  if (!ty__estimate(p, ji, &t, &unlimited)) {
+    snprintf(ex->est_note, sizeof(ex->est_note), "none: not enough nodes even when every running job has ended");
+    return;
+  }
+  if (unlimited) {
+    snprintf(ex->est_note, sizeof(ex->est_note), "none: it depends on job %llu, which has no time limit",
+             (unsigned long long)unlimited);
+    return;
+  }
+  ex->est_kind = TY_SCHED_EST_LIMITS;
+  ex->est_start_ms = t;
+  uint32_t ahead = unmodelled_ahead(p, pd->position);
+  ex->est_lower_bound = ahead > 0;
+  int w = snprintf(ex->est_note, sizeof(ex->est_note), "from running jobs' time limits");
+  if (p->resv && p->resv_job != p->in->jobs[ji].id && w > 0 && (size_t)w < sizeof(ex->est_note))
+    w += snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w, " and job %llu's reservation",
+                  (unsigned long long)p->resv_job);
+  if (ahead && w > 0 && (size_t)w < sizeof(ex->est_note))
+    snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w, "; not before: %u job%s ahead may start first",
+             ahead, ahead == 1 ? "" : "s");
+}
+
 static void fill(ty__pass *p, size_t ji, const ty_sched_output *out, ty_sched_explain *ex) {
   const ty_sched_job *j = &p->in->jobs[ji];
   const ty__prio *pr = &p->prio[ji];
@@ -61,24 +118,21 @@ static void fill(ty__pass *p, size_t ji, const ty_sched_output *out, ty_sched_ex
   ex->user_usage = pr->usage, ex->user_share = pr->share, ex->usage_norm = pr->usage_norm;
   ex->n_pending = (uint32_t)out->n_pending;
   ex->reserved_job = p->resv ? p->resv_job : 0;
-  for (size_t k = 0; k < out->n_pending; k++) {
-    const ty_sched_pending *pd = &out->pending[k];
-    if (pd->job_id != j->id) continue;
-    ex->pending = true;
-    ex->position = pd->position;
-    snprintf(ex->reason, sizeof(ex->reason), "%s", pd->reason);
-    ex->est_start_ms = pd->est_start_ms;
-  }
-  if (!ex->pending) {
+  const ty_sched_pending *pd = NULL;
+  for (size_t k = 0; k < out->n_pending && !pd; k++)
+    if (out->pending[k].job_id == j->id) pd = &out->pending[k];
+  if (!pd) {
     snprintf(ex->reason, sizeof(ex->reason), "would start now");
     ex->est_start_ms = p->now;
+    ex->est_kind = TY_SCHED_EST_NOW;
     return;
   }
+  ex->pending = true;
+  ex->position = pd->position;
+  ex->wait = pd->wait;
+  snprintf(ex->reason, sizeof(ex->reason), "%s", pd->reason);
   explain_nodes(p, j, ex);
-  ty__need n = ty__need_of(j);
-  int64_t t;
-  if (!ex->est_start_ms && !j->held && ty__reserve(p, j, &n, j->nodes ? j->nodes : 1, false, &t))
-    ex->est_start_ms = t;
+  estimate(p, ji, pd, ex);
 }
 
 int ty_sched_explain_job(const ty_sched_input *in, uint64_t job_id, ty_sched_explain *out) {

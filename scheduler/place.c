@@ -38,7 +38,7 @@ ty__need ty__need_of(const ty_sched_job *j) {
 }
 
 bool ty__res_fits(const ty__res *r, const ty__need *n) {
-  return r->cpus >= n->cpus && (uint32_t)__builtin_popcountll(r->gpus) >= n->gpus &&
+  return r->cpus >= n->cpus && ty__popcount(r->gpus) >= n->gpus &&
          r->mem >= n->mem;
 }
 
@@ -52,7 +52,7 @@ static void unlink_node(ty__idx *x, uint32_t i) {
 }
 
 static void link_node(ty__idx *x, uint32_t i) {
-  uint32_t g = (uint32_t)__builtin_popcountll(x->free[i].gpus);
+  uint32_t g = ty__popcount(x->free[i].gpus);
   if (g >= x->nb) g = x->nb - 1;
   x->bucket[i] = (uint8_t)g;
   size_t b = (size_t)x->sw[i] * x->nb + g;
@@ -78,12 +78,13 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   x->nb = max_g + 1;
   x->n_sw = max_sw + 2; /* the last group holds nodes of no switch */
   size_t m = n ? n : 1, hb = (size_t)x->n_sw * x->nb;
-  x->free = calloc(m, sizeof(*x->free));
-  x->ok = calloc(m, sizeof(*x->ok));
-  x->sw = calloc(m, sizeof(*x->sw));
-  x->next = calloc(m, sizeof(*x->next));
-  x->prev = calloc(m, sizeof(*x->prev));
-  x->bucket = calloc(m, sizeof(*x->bucket));
+  /* Written for every node below; links only for the nodes linked. */
+  x->free = malloc(m * sizeof(*x->free));
+  x->ok = malloc(m * sizeof(*x->ok));
+  x->sw = malloc(m * sizeof(*x->sw));
+  x->next = malloc(m * sizeof(*x->next));
+  x->prev = malloc(m * sizeof(*x->prev));
+  x->bucket = malloc(m * sizeof(*x->bucket));
   x->head = malloc(hb * sizeof(*x->head));
   x->cnt = calloc(hb, sizeof(*x->cnt));
   x->gcnt = calloc(x->nb, sizeof(*x->gcnt));
@@ -204,20 +205,21 @@ static uint32_t count_fitting(const ty__idx *x, const ty__need *n, bool use_caps
   return c;
 }
 
-static int by_count_desc(const void *a, const void *b) {
-  const uint32_t *x = a, *y = b; /* pairs: count, switch */
-  if (x[0] != y[0]) return x[0] > y[0] ? -1 : 1;
-  return x[1] < y[1] ? -1 : x[1] > y[1];
-}
-
-/* Spreads a gang over the fewest switches: the fullest switches first.
- * pairs holds (candidates, switch) for every switch. */
+/* Spreads a gang over the fewest switches: the fullest switches first (ties
+ * by switch index). pairs holds (candidates, switch) for every switch. A
+ * gang takes few switches, so the next fullest is selected each time rather
+ * than sorting hundreds of switches for every gang that needs two. */
 static bool spread(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
                    uint32_t *pairs, uint32_t *picked) {
-  qsort(pairs, x->n_sw, 2 * sizeof(*pairs), by_count_desc);
   uint32_t got = 0;
-  for (uint32_t k = 0; k < x->n_sw && got < want && pairs[2 * k] > 0; k++)
-    take_from_switch(x, pairs[2 * k + 1], n, want, use_caps, picked, &got);
+  while (got < want) {
+    uint32_t best = UINT32_MAX;
+    for (uint32_t s = 0; s < x->n_sw; s++)
+      if (pairs[2 * s] > 0 && (best == UINT32_MAX || pairs[2 * s] > pairs[2 * best])) best = s;
+    if (best == UINT32_MAX) break;
+    take_from_switch(x, pairs[2 * best + 1], n, want, use_caps, picked, &got);
+    pairs[2 * best] = 0; /* taken */
+  }
   return got == want;
 }
 

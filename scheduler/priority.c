@@ -20,16 +20,19 @@
 #include "scheduler/sched_internal.h"
 
 typedef struct acct {
-  const char *user;
+  const char *user; /* borrowed; "" for a job without a user */
   int qi;
   double usage;
-  bool used;
+  uint64_t gpus;    /* GPUs its running jobs and this pass's placements hold */
 } acct;
 
 struct ty__fs {
-  acct *slots;
+  acct *accts;            /* dense, in first-seen order */
+  size_t n_acct, cap_acct;
+  uint32_t *slots;        /* open addressing: account index + 1, 0 = empty */
   size_t cap;             /* power of two, at least twice n_acct */
-  size_t n_acct;
+  uint32_t *job_acct;     /* per pending job of the input */
+  uint32_t *run_acct;     /* per running job */
   double total_usage;
   double *qshare;         /* normalised share per queue; [n_queues] is "no queue" */
   uint32_t *qusers;       /* accounts per queue */
@@ -61,75 +64,59 @@ int ty__queue_index(const ty_sched_input *in, const char *name) {
 
 static uint64_t hash_acct(const char *user, int qi) {
   uint64_t h = 1469598103934665603ull ^ (uint64_t)(qi + 2);
-  for (const unsigned char *p = (const unsigned char *)(user ? user : ""); *p; p++)
-    h = (h ^ *p) * 1099511628211ull;
+  for (const unsigned char *p = (const unsigned char *)user; *p; p++) h = (h ^ *p) * 1099511628211ull;
   return h;
 }
 
-static acct *lookup(const ty__fs *fs, const char *user, int qi, bool *out_new) {
+/* The hash slot of (user, qi): the account's, or the empty one where it
+ * belongs. */
+static uint32_t *lookup(const ty__fs *fs, const char *user, int qi) {
   uint64_t h = hash_acct(user, qi);
-  const char *u = user ? user : "";
   for (size_t k = 0;; k++) {
-    acct *a = &fs->slots[(h + k) & (fs->cap - 1)];
-    if (!a->used) {
-      if (out_new) *out_new = true;
-      return a;
-    }
-    if (a->qi == qi && strcmp(a->user, u) == 0) {
-      if (out_new) *out_new = false;
-      return a;
-    }
+    uint32_t *slot = &fs->slots[(h + k) & (fs->cap - 1)];
+    if (*slot == 0) return slot;
+    const acct *a = &fs->accts[*slot - 1];
+    if (a->qi == qi && strcmp(a->user, user) == 0) return slot;
   }
 }
 
-/* Doubles the table when it is half full (accounts are few; jobs many). */
+/* Doubles the hash when it is half full (accounts are few; jobs many). The
+ * dense accounts do not move, so indexes handed out stay valid. */
 static int grow(ty__fs *fs) {
-  acct *old = fs->slots;
-  size_t old_cap = fs->cap;
-  fs->cap *= 2;
-  fs->slots = calloc(fs->cap, sizeof(*fs->slots));
-  if (!fs->slots) {
-    fs->slots = old, fs->cap = old_cap;
+  size_t cap = fs->cap * 2;
+  uint32_t *slots = calloc(cap, sizeof(*slots));
+  acct *accts = realloc(fs->accts, cap / 2 * sizeof(*accts));
+  if (!slots || !accts) {
+    free(slots);
+    if (accts) fs->accts = accts;
     return TY_ENOMEM;
   }
-  for (size_t k = 0; k < old_cap; k++) {
-    if (!old[k].used) continue;
-    *lookup(fs, old[k].user, old[k].qi, NULL) = old[k];
-  }
-  free(old);
+  free(fs->slots);
+  fs->slots = slots, fs->cap = cap, fs->accts = accts, fs->cap_acct = cap / 2;
+  for (size_t i = 0; i < fs->n_acct; i++) *lookup(fs, fs->accts[i].user, fs->accts[i].qi) = (uint32_t)i + 1;
   return 0;
 }
 
-static int add_acct(ty__fs *fs, const char *user, int qi, double usage) {
-  bool fresh;
-  acct *a = lookup(fs, user, qi, &fresh);
-  if (fresh && 2 * (fs->n_acct + 1) > fs->cap) {
-    if (grow(fs) != 0) return TY_ENOMEM;
-    a = lookup(fs, user, qi, &fresh);
-  }
-  if (fresh) {
-    fs->n_acct++;
-    *a = (acct){.user = user ? user : "", .qi = qi, .used = true};
+/* Adds usage to (user, qi), creating the account; its index in *out_acct. */
+static int add_acct(ty__fs *fs, const char *user, int qi, double usage, uint32_t *out_acct) {
+  const char *u = user ? user : "";
+  uint32_t *slot = lookup(fs, u, qi);
+  if (*slot == 0) {
+    if (2 * (fs->n_acct + 1) > fs->cap) {
+      if (grow(fs) != 0) return TY_ENOMEM;
+      slot = lookup(fs, u, qi);
+    }
+    fs->accts[fs->n_acct] = (acct){.user = u, .qi = qi};
+    *slot = (uint32_t)++fs->n_acct;
     fs->qusers[qi < 0 ? fs->nq - 1 : (size_t)qi]++;
   }
-  a->usage += usage;
+  fs->accts[*slot - 1].usage += usage;
   fs->total_usage += usage;
+  if (out_acct) *out_acct = *slot - 1;
   return 0;
 }
 
-int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs **out) {
-  (void)cfg;
-  ty__fs *fs = calloc(1, sizeof(*fs));
-  if (!fs) return TY_ENOMEM;
-  fs->cap = 64;
-  fs->nq = in->n_queues + 1;
-  fs->slots = calloc(fs->cap, sizeof(*fs->slots));
-  fs->qshare = calloc(fs->nq, sizeof(*fs->qshare));
-  fs->qusers = calloc(fs->nq, sizeof(*fs->qusers));
-  if (!fs->slots || !fs->qshare || !fs->qusers) {
-    ty__fs_destroy(fs);
-    return TY_ENOMEM;
-  }
+static void set_shares(ty__fs *fs, const ty_sched_input *in) {
   double sum = 0;
   for (size_t q = 0; q < in->n_queues; q++) {
     double s = in->queues[q].share > 0 ? in->queues[q].share : 1;
@@ -149,14 +136,49 @@ int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs *
     fs->cl_cpus += in->nodes[i].cpus_total;
   }
   for (size_t q = 0; q < fs->nq; q++) fs->qshare[q] /= sum;
+}
+
+/* Every usage row, pending job and running job gets its account; the jobs'
+ * queue indexes go to job_qi and run_qi when given. Running jobs' GPUs are
+ * charged to their accounts (the per-user queue limit reads them). */
+static int add_accounts(ty__fs *fs, const ty_sched_input *in, int *job_qi, int *run_qi) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < in->n_usage; i++)
     rc = add_acct(fs, in->usage[i].user, ty__queue_index(in, in->usage[i].queue),
-                  in->usage[i].usage > 0 ? in->usage[i].usage : 0);
-  for (size_t i = 0; rc == 0 && i < in->n_jobs; i++)
-    rc = add_acct(fs, in->jobs[i].user, ty__queue_index(in, in->jobs[i].queue), 0);
-  for (size_t i = 0; rc == 0 && i < in->n_running; i++)
-    rc = add_acct(fs, in->running[i].user, ty__queue_index(in, in->running[i].queue), 0);
+                  in->usage[i].usage > 0 ? in->usage[i].usage : 0, NULL);
+  for (size_t i = 0; rc == 0 && i < in->n_jobs; i++) {
+    int qi = ty__queue_index(in, in->jobs[i].queue);
+    if (job_qi) job_qi[i] = qi;
+    rc = add_acct(fs, in->jobs[i].user, qi, 0, &fs->job_acct[i]);
+  }
+  for (size_t i = 0; rc == 0 && i < in->n_running; i++) {
+    const ty_sched_running *rj = &in->running[i];
+    int qi = ty__queue_index(in, rj->queue);
+    if (run_qi) run_qi[i] = qi;
+    rc = add_acct(fs, rj->user, qi, 0, &fs->run_acct[i]);
+    for (uint32_t s = 0; rc == 0 && rj->user && s < rj->n_slots; s++)
+      fs->accts[fs->run_acct[i]].gpus += (uint64_t)ty__popcount(rj->slots[s].gpus);
+  }
+  return rc;
+}
+
+int ty__fs_create(const ty_sched_input *in, int *job_qi, int *run_qi, ty__fs **out) {
+  ty__fs *fs = calloc(1, sizeof(*fs));
+  if (!fs) return TY_ENOMEM;
+  fs->cap = 64;
+  fs->cap_acct = fs->cap / 2;
+  fs->nq = in->n_queues + 1;
+  fs->slots = calloc(fs->cap, sizeof(*fs->slots));
+  fs->accts = malloc(fs->cap_acct * sizeof(*fs->accts));
+  fs->job_acct = malloc((in->n_jobs ? in->n_jobs : 1) * sizeof(*fs->job_acct));
+  fs->run_acct = malloc((in->n_running ? in->n_running : 1) * sizeof(*fs->run_acct));
+  fs->qshare = calloc(fs->nq, sizeof(*fs->qshare));
+  fs->qusers = calloc(fs->nq, sizeof(*fs->qusers));
+  int rc = TY_ENOMEM;
+  if (fs->slots && fs->accts && fs->job_acct && fs->run_acct && fs->qshare && fs->qusers) {
+    set_shares(fs, in);
+    rc = add_accounts(fs, in, job_qi, run_qi);
+  }
   if (rc != 0) {
     ty__fs_destroy(fs);
     return rc;
@@ -168,25 +190,33 @@ int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs *
 void ty__fs_destroy(ty__fs *fs) {
   if (!fs) return;
   free(fs->slots);
+  free(fs->accts);
+  free(fs->job_acct);
+  free(fs->run_acct);
   free(fs->qshare);
   free(fs->qusers);
   free(fs);
 }
 
-/* Share, usage and factor of one account. */
-static void account(const ty__fs *fs, const char *user, int qi, double *share, double *usage,
+/* Share, usage and factor of account a (NULL: an account with no usage in
+ * queue qi). */
+static void account(const ty__fs *fs, const acct *a, int qi, double *share, double *usage,
                     double *usage_norm, double *factor) {
   size_t q = qi < 0 ? fs->nq - 1 : (size_t)qi;
-  acct *a = lookup(fs, user, qi, NULL);
   uint32_t users = fs->qusers[q] ? fs->qusers[q] : 1;
   *share = fs->qshare[q] / users;
-  *usage = a->used ? a->usage : 0;
+  *usage = a ? a->usage : 0;
   *usage_norm = fs->total_usage > 0 ? *usage / fs->total_usage : 0;
   *factor = *share > 0 ? exp2(-*usage_norm / *share) : 0;
 }
 
+uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji) { return fs->job_acct[ji]; }
+uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t a) { return fs->accts[a].gpus; }
+void ty__fs_charge_gpus(ty__fs *fs, uint32_t a, uint64_t gpus) { fs->accts[a].gpus += gpus; }
+
 void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs,
-                  const ty_sched_job *j, int qi, int64_t now, ty__prio *out) {
+                  size_t ji, int qi, int64_t now, ty__prio *out) {
+  const ty_sched_job *j = &in->jobs[ji];
   memset(out, 0, sizeof(*out));
   int32_t max_tier = fs->max_tier;
   int32_t tier = qi >= 0 ? in->queues[qi].tier : 0;
@@ -194,7 +224,8 @@ void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty
   double age_s = (double)(now - j->submit_time_ms) / 1000.0;
   if (age_s > 0 && cfg->age_max_s)
     out->age = cfg->w_age * (age_s >= cfg->age_max_s ? 1.0 : age_s / cfg->age_max_s);
-  account(fs, j->user, qi, &out->share, &out->usage, &out->usage_norm, &out->fs_factor);
+  account(fs, &fs->accts[fs->job_acct[ji]], qi, &out->share, &out->usage, &out->usage_norm,
+          &out->fs_factor);
   out->fairshare = cfg->w_fairshare * out->fs_factor;
   uint64_t cl_gpus = fs->cl_gpus, cl_cpus = fs->cl_cpus;
   ty__need n = ty__need_of(j);
@@ -208,15 +239,10 @@ void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty
 }
 
 int ty_sched_shares(const ty_sched_input *in, ty_sched_share **out, size_t *out_n) {
-  ty_sched_config cfg;
-  if (in->config) cfg = *in->config;
-  else ty_sched_config_default(&cfg);
   ty__fs *fs;
-  int rc = ty__fs_create(in, &cfg, &fs);
+  int rc = ty__fs_create(in, NULL, NULL, &fs);
   if (rc != 0) return rc;
-  size_t n_acct = 0;
-  for (size_t k = 0; k < fs->cap; k++) n_acct += fs->slots[k].used;
-  ty_sched_share *rows = calloc(in->n_queues + n_acct + 1, sizeof(*rows));
+  ty_sched_share *rows = calloc(in->n_queues + fs->n_acct + 1, sizeof(*rows));
   if (!rows) {
     ty__fs_destroy(fs);
     return TY_ENOMEM;
@@ -224,8 +250,8 @@ int ty_sched_shares(const ty_sched_input *in, ty_sched_share **out, size_t *out_
   size_t n = 0;
   for (size_t q = 0; q < in->n_queues; q++) {
     double usage = 0;
-    for (size_t k = 0; k < fs->cap; k++)
-      if (fs->slots[k].used && fs->slots[k].qi == (int)q) usage += fs->slots[k].usage;
+    for (size_t k = 0; k < fs->n_acct; k++)
+      if (fs->accts[k].qi == (int)q) usage += fs->accts[k].usage;
     double norm = fs->total_usage > 0 ? usage / fs->total_usage : 0;
     rows[n++] = (ty_sched_share){.queue = in->queues[q].name, .share = fs->qshare[q],
                                  .usage = usage, .usage_norm = norm,
@@ -233,12 +259,12 @@ int ty_sched_shares(const ty_sched_input *in, ty_sched_share **out, size_t *out_
   }
   for (size_t q = 0; q < in->n_queues; q++)
     for (size_t k = 0; k < fs->cap; k++) {
-      const acct *a = &fs->slots[k];
-      if (!a->used || a->qi != (int)q) continue;
+      const acct *a = fs->slots[k] ? &fs->accts[fs->slots[k] - 1] : NULL;
+      if (!a || a->qi != (int)q) continue;
       ty_sched_share *r = &rows[n++];
       r->queue = in->queues[q].name;
       r->user = a->user;
-      account(fs, a->user, a->qi, &r->share, &r->usage, &r->usage_norm, &r->factor);
+      account(fs, a, a->qi, &r->share, &r->usage, &r->usage_norm, &r->factor);
     }
   ty__fs_destroy(fs);
   *out = rows;

@@ -57,6 +57,7 @@ typedef struct end_ev {
   int64_t t;
   const ty_sched_slot *slots;
   uint32_t n_slots;
+  uint64_t unlimited; /* the job's id when t is only an assumption (no time limit) */
 } end_ev;
 
 /* A binary min-heap by end time: the reservation usually needs only the
@@ -83,15 +84,28 @@ static end_ev heap_pop(end_ev *h, size_t *n) {
 
 static size_t collect_ends(const ty__pass *p, end_ev *ev) {
   size_t n = 0;
-  for (size_t r = 0; r < p->in->n_running; r++)
-    ev[n++] = (end_ev){ty__running_end(p, r), p->in->running[r].slots,
-                       p->in->running[r].n_slots};
+  for (size_t r = 0; r < p->in->n_running; r++) {
+    const ty_sched_running *rj = &p->in->running[r];
+    bool assumed = !rj->time_limit_s && !rj->ending && !p->victim[r];
+    ev[n++] = (end_ev){ty__running_end(p, r), rj->slots, rj->n_slots, assumed ? rj->id : 0};
+  }
   for (size_t k = 0; k < p->out->n_placements; k++) {
     const ty_sched_placement *pl = &p->out->placements[k];
     uint32_t t = pl->time_limit_s ? pl->time_limit_s : p->cfg.unknown_runtime_s;
-    ev[n++] = (end_ev){p->now + (int64_t)t * 1000, pl->slots, pl->n_slots};
+    ev[n++] = (end_ev){p->now + (int64_t)t * 1000, pl->slots, pl->n_slots,
+                       pl->time_limit_s ? 0 : pl->job_id};
   }
   return n;
+}
+
+/* Gathers the end events, heapified; the caller frees. NULL on ENOMEM. */
+static end_ev *ends_heap(const ty__pass *p, size_t *out_n) {
+  size_t cap = p->in->n_running + p->out->n_placements;
+  end_ev *ev = malloc((cap ? cap : 1) * sizeof(*ev));
+  if (!ev) return NULL;
+  *out_n = collect_ends(p, ev);
+  for (size_t i = *out_n / 2; i-- > 0;) sift_down(ev, *out_n, i);
+  return ev;
 }
 
 static bool usable(const ty__pass *p, uint32_t i) { return p->idx.ok[i] && !p->claimed[i]; }
@@ -111,23 +125,26 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
     p->idx.cap[i].on = true;
     p->idx.cap[i].spare = (ty__res){p->work[i].cpus - n->cpus, p->work[i].gpus & ~g,
                                     p->work[i].mem - n->mem};
+    p->idx.cap[i].held = (ty__res){n->cpus, g, n->mem};
     got++;
   }
   p->resv = true;
   p->resv_job = j->id;
   p->resv_t = t;
+  uint32_t limit = j->time_limit_s;
+  for (size_t k = 0; !limit && k < p->in->n_jobs; k++)
+    if (&p->in->jobs[k] == j && p->qi[k] >= 0) limit = p->in->queues[p->qi[k]].default_time_s;
+  p->resv_unlimited = limit == 0;
+  p->resv_end = t + (int64_t)(limit ? limit : p->cfg.unknown_runtime_s) * 1000;
   return 0;
 }
 
 bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
                  bool commit, int64_t *out_t) {
-  size_t nn = p->in->n_nodes;
+  size_t nn = p->in->n_nodes, ne = 0;
   if (ensure_work(p) != 0) return false;
-  size_t cap = p->in->n_running + p->out->n_placements;
-  end_ev *ev = malloc((cap ? cap : 1) * sizeof(*ev));
+  end_ev *ev = ends_heap(p, &ne);
   if (!ev) return false;
-  size_t ne = collect_ends(p, ev);
-  for (size_t i = ne / 2; i-- > 0;) sift_down(ev, ne, i);
   uint32_t fit = 0;
   for (size_t i = 0; i < nn; i++) {
     p->work[i] = p->idx.free[i];
@@ -154,6 +171,75 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
   *out_t = t;
   if (commit && commit_reservation(p, j, n, want, t) != 0) return false;
   return true;
+}
+
+/* ---- estimates ------------------------------------------------------------------- */
+
+/* What node i offers job ji at time t when ji runs for dur_ms: everything
+ * free, less the reserved job's slot when the two would overlap in time. */
+static ty__res offer(const ty__pass *p, uint32_t i, bool holder, int64_t t, int64_t dur_ms) {
+  ty__res r = p->work[i];
+  const ty__cap *c = p->idx.cap ? &p->idx.cap[i] : NULL;
+  bool overlaps = p->resv && !holder && t + dur_ms > p->resv_t && t < p->resv_end;
+  if (!c || !c->on || !overlaps) return r;
+  r.cpus = r.cpus > c->held.cpus ? r.cpus - c->held.cpus : 0;
+  r.gpus &= ~c->held.gpus;
+  r.mem = r.mem > c->held.mem ? r.mem - c->held.mem : 0;
+  return r;
+}
+
+static uint32_t fitting_at(const ty__pass *p, const ty__need *n, bool holder, int64_t t,
+                           int64_t dur_ms) {
+  uint32_t fit = 0;
+  for (uint32_t i = 0; i < p->in->n_nodes; i++) {
+    if (!usable(p, i)) continue;
+    ty__res r = offer(p, i, holder, t, dur_ms);
+    fit += ty__res_fits(&r, n);
+  }
+  return fit;
+}
+
+bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimited) {
+  const ty_sched_job *j = &p->in->jobs[ji];
+  ty__need n = ty__need_of(j);
+  uint32_t want = j->nodes ? j->nodes : 1, limit = j->time_limit_s;
+  if (!limit && p->qi[ji] >= 0) limit = p->in->queues[p->qi[ji]].default_time_s;
+  int64_t dur = (int64_t)(limit ? limit : p->cfg.unknown_runtime_s) * 1000;
+  bool holder = p->resv && p->resv_job == j->id;
+  size_t ne = 0;
+  if (ensure_work(p) != 0) return false;
+  end_ev *ev = ends_heap(p, &ne);
+  if (!ev) return false;
+  for (size_t i = 0; i < p->in->n_nodes; i++) p->work[i] = p->idx.free[i];
+  /* The reserved job's end is one more event: after it, its nodes are free
+   * again (offer() stops subtracting its slot). */
+  bool resv_open = p->resv && !holder;
+  int64_t t = p->now;
+  uint64_t unlimited = 0;
+  bool found = false;
+  for (;;) {
+    if (fitting_at(p, &n, holder, t, dur) >= want) {
+      found = true;
+      break;
+    }
+    int64_t next = ne > 0 ? ev[0].t : INT64_MAX;
+    if (resv_open && p->resv_end <= next) {
+      t = p->resv_end > t ? p->resv_end : t;
+      if (p->resv_unlimited) unlimited = p->resv_job;
+      resv_open = false;
+      continue;
+    }
+    if (ne == 0) break;
+    end_ev e = heap_pop(ev, &ne);
+    for (uint32_t s = 0; s < e.n_slots; s++)
+      if (e.slots[s].node < p->in->n_nodes) res_add(&p->work[e.slots[s].node], &e.slots[s]);
+    if (e.unlimited) unlimited = e.unlimited;
+    t = e.t > t ? e.t : t;
+  }
+  free(ev);
+  *out_t = t;
+  *out_unlimited = unlimited;
+  return found;
 }
 
 /* ---- preemption ------------------------------------------------------------------- */

@@ -37,6 +37,7 @@ typedef struct ty__res {
 typedef struct ty__cap {
   bool on;
   ty__res spare;
+  ty__res held; /* what the reserved job takes there (its slot) */
 } ty__cap;
 
 typedef struct ty__idx {
@@ -53,6 +54,15 @@ typedef struct ty__idx {
   uint32_t *gcnt;             /* [nb], all switches */
   ty__cap *cap;               /* per node; NULL until a reservation exists */
 } ty__idx;
+
+/* Bits set in x. Inline SWAR rather than __builtin_popcountll, which
+ * compiles to a libgcc call without -mpopcnt and was 7% of a pass. */
+static inline uint32_t ty__popcount(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+}
 
 uint64_t ty__gpu_mask(uint32_t total);
 ty__need ty__need_of(const ty_sched_job *j);
@@ -86,10 +96,19 @@ typedef struct ty__prio {
 
 /* Resolves a queue name to an index into in->queues, or -1. */
 int ty__queue_index(const ty_sched_input *in, const char *name);
-int ty__fs_create(const ty_sched_input *in, const ty_sched_config *cfg, ty__fs **out);
+/* Builds the (queue, user) accounts of every usage row, pending and running
+ * job, once per pass; fills job_qi[n_jobs] and run_qi[n_running] with the
+ * jobs' queue indexes when not NULL, so nothing compares names again. */
+int ty__fs_create(const ty_sched_input *in, int *job_qi, int *run_qi, ty__fs **out);
 void ty__fs_destroy(ty__fs *fs);
+/* Pending job ji's account (a dense index), and the GPUs that account holds:
+ * its running jobs' plus what the pass placed (ty__fs_charge_gpus). Jobs
+ * without a user hold none. */
+uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji);
+uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t acct);
+void ty__fs_charge_gpus(ty__fs *fs, uint32_t acct, uint64_t gpus);
 void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs,
-                  const ty_sched_job *j, int qi, int64_t now, ty__prio *out);
+                  size_t ji, int qi, int64_t now, ty__prio *out);
 
 /* ---- the pass (scheduler.c) and reservations/preemption (reserve.c) ---- */
 
@@ -97,6 +116,15 @@ typedef struct ty__qstat {
   uint32_t running;
   uint64_t gpus;
 } ty__qstat;
+
+/* A formatted "Resources" reason and the shape it was formatted for. */
+#define TY__REASON_MEMO 8
+typedef struct ty__reason_memo {
+  ty__need need;
+  uint32_t nodes, have;
+  bool used;
+  char text[160];
+} ty__reason_memo;
 
 typedef struct ty__pass {
   const ty_sched_input *in;
@@ -119,6 +147,11 @@ typedef struct ty__pass {
   bool resv;             /* a reservation exists */
   uint64_t resv_job;
   int64_t resv_t;
+  int64_t resv_end;      /* the reserved job's start + its time limit */
+  bool resv_unlimited;   /* the reserved job has no time limit */
+  char resv_text[160];   /* the reservation's reason, once formatted */
+  ty__reason_memo memo[TY__REASON_MEMO];
+  uint32_t memo_next;
   ty_sched_output *out;
 } ty__pass;
 
@@ -133,6 +166,13 @@ int64_t ty__running_end(const ty__pass *p, size_t r);
  * it the pass's reservation (caps on the reserved nodes). */
 bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
                  bool commit, int64_t *out_t);
+/* When pending job ji could start: the reservation's timeline (running jobs
+ * and this pass's placements end at their limits) with the pass's
+ * reservation honoured, i.e. while the reserved job would run, ji may use
+ * only what it leaves on its nodes. Returns true with *out_t; false when
+ * no end frees enough. *out_unlimited is the id of a job without a time
+ * limit whose assumed end the answer depends on, else 0. */
+bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimited);
 /* Tries to make room for job j by preempting; true when it will fit once
  * the victims (recorded in p->out) and jobs already ending are gone. */
 bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want);

@@ -40,8 +40,7 @@ typedef struct sort_key {
   uint32_t ji;
 } sort_key;
 
-static int key_cmp(const void *a, const void *b) {
-  const sort_key *x = a, *y = b;
+static inline int key_cmp(const sort_key *x, const sort_key *y) {
   if (x->total != y->total) return x->total > y->total ? -1 : 1;
   if (x->priority != y->priority) return x->priority > y->priority ? -1 : 1;
   if (x->submit != y->submit) return x->submit < y->submit ? -1 : 1;
@@ -49,10 +48,35 @@ static int key_cmp(const void *a, const void *b) {
   return 0;
 }
 
+static bool key_before(const sort_key *x, const sort_key *y) { return key_cmp(x, y) < 0; }
+
+/* Merge sort of n keys through tmp, with the comparator inlined: qsort's
+ * indirect calls were a sixth of a pass with 100,000 pending jobs. The
+ * order is total (ids are unique), so the result equals qsort's. */
+static void sort_keys(sort_key *a, sort_key *tmp, size_t n) {
+  if (n <= 16) {
+    for (size_t i = 1; i < n; i++) {
+      sort_key k = a[i];
+      size_t j = i;
+      for (; j > 0 && key_before(&k, &a[j - 1]); j--) a[j] = a[j - 1];
+      a[j] = k;
+    }
+    return;
+  }
+  size_t h = n / 2;
+  sort_keys(a, tmp, h);
+  sort_keys(a + h, tmp, n - h);
+  if (!key_before(&a[h], &a[h - 1])) return; /* already in order */
+  memcpy(tmp, a, h * sizeof(*a));
+  size_t i = 0, j = h, k = 0;
+  while (i < h && j < n) a[k++] = key_before(&a[j], &tmp[i]) ? a[j++] : tmp[i++];
+  while (i < h) a[k++] = tmp[i++];
+}
+
 /* Highest priority first, then job priority, then FIFO, then id. FIFO mode
  * (the baseline) orders by submit time alone. */
 static int sort_jobs(ty__pass *p, size_t n) {
-  sort_key *keys = malloc((n ? n : 1) * sizeof(*keys));
+  sort_key *keys = malloc((n ? 2 * n : 1) * sizeof(*keys));
   if (!keys) return TY_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     const ty_sched_job *j = &p->in->jobs[i];
@@ -60,7 +84,7 @@ static int sort_jobs(ty__pass *p, size_t n) {
                          .priority = p->cfg.fifo ? 0 : j->priority,
                          .submit = j->submit_time_ms, .id = j->id, .ji = (uint32_t)i};
   }
-  qsort(keys, n, sizeof(*keys), key_cmp);
+  sort_keys(keys, keys + n, n);
   for (size_t i = 0; i < n; i++) p->order[i] = keys[i].ji;
   free(keys);
   return 0;
@@ -78,12 +102,11 @@ static int64_t latest_submit(const ty_sched_input *in) {
 static void charge_running(ty__pass *p) {
   for (size_t r = 0; r < p->in->n_running; r++) {
     const ty_sched_running *rj = &p->in->running[r];
-    int q = ty__queue_index(p->in, rj->queue);
-    p->rqi[r] = q;
+    int q = p->rqi[r];
     if (q < 0) continue;
     p->qs[q].running++;
     for (uint32_t s = 0; s < rj->n_slots; s++)
-      p->qs[q].gpus += (uint64_t)__builtin_popcountll(rj->slots[s].gpus);
+      p->qs[q].gpus += (uint64_t)ty__popcount(rj->slots[s].gpus);
   }
 }
 
@@ -100,28 +123,31 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   p->max_nodes = 1;
   for (size_t i = 0; i < in->n_jobs; i++)
     if (in->jobs[i].nodes > p->max_nodes) p->max_nodes = in->jobs[i].nodes;
-  p->qi = calloc(nj, sizeof(*p->qi));
-  p->rqi = calloc(nr, sizeof(*p->rqi));
-  p->prio = calloc(nj, sizeof(*p->prio));
-  p->order = calloc(nj, sizeof(*p->order));
-  p->placed_ji = calloc(nj, sizeof(*p->placed_ji));
+  /* Per-job arrays are written whole below (ty__fs_create, ty__priority,
+   * sort_jobs) or before they are read (placed_ji), so they are not zeroed. */
+  p->qi = malloc(nj * sizeof(*p->qi));
+  p->rqi = malloc(nr * sizeof(*p->rqi));
+  p->prio = malloc(nj * sizeof(*p->prio));
+  p->order = malloc(nj * sizeof(*p->order));
+  p->placed_ji = malloc(nj * sizeof(*p->placed_ji));
   p->qs = calloc(in->n_queues + 1, sizeof(*p->qs));
   p->picked = calloc(p->max_nodes > nn ? p->max_nodes : nn, sizeof(*p->picked));
   p->victim = calloc(nr, sizeof(*p->victim));
   p->claimed = calloc(nn, sizeof(*p->claimed));
-  out->placements = calloc(nj, sizeof(*out->placements));
-  out->pending = calloc(nj, sizeof(*out->pending));
-  out->preemptions = calloc(nr, sizeof(*out->preemptions));
+  /* Not zeroed: every entry is written whole when it is added, and with
+   * 100,000 pending jobs zeroing alone cost a tenth of a pass. */
+  out->placements = malloc(nj * sizeof(*out->placements));
+  out->pending = malloc(nj * sizeof(*out->pending));
+  out->preemptions = malloc(nr * sizeof(*out->preemptions));
   if (!p->qi || !p->rqi || !p->prio || !p->order || !p->placed_ji || !p->qs || !p->picked || !p->victim ||
       !p->claimed || !out->placements || !out->pending || !out->preemptions)
     return TY_ENOMEM;
   int rc = ty__idx_init(&p->idx, in->nodes, in->n_nodes);
-  if (rc == 0) rc = ty__fs_create(in, &p->cfg, &p->fs);
+  if (rc == 0) rc = ty__fs_create(in, p->qi, p->rqi, &p->fs);
   if (rc != 0) return rc;
   charge_running(p);
   for (size_t i = 0; i < in->n_jobs; i++) {
-    p->qi[i] = ty__queue_index(in, in->jobs[i].queue);
-    ty__priority(in, &p->cfg, p->fs, &in->jobs[i], p->qi[i], p->now, &p->prio[i]);
+    ty__priority(in, &p->cfg, p->fs, i, p->qi[i], p->now, &p->prio[i]);
     p->order[i] = (uint32_t)i;
   }
   return sort_jobs(p, in->n_jobs);
@@ -144,40 +170,88 @@ static void pass_close(ty__pass *p) {
 
 /* ---- reasons ------------------------------------------------------------------- */
 
-static ty_sched_pending *add_pending(ty__pass *p, size_t ji) {
+static ty_sched_pending *add_pending(ty__pass *p, size_t ji, ty_sched_wait wait) {
   ty_sched_pending *pd = &p->out->pending[p->out->n_pending++];
   pd->job_id = p->in->jobs[ji].id;
   pd->position = (uint32_t)p->out->n_pending;
   pd->priority = p->prio[ji].total;
+  pd->wait = wait;
+  pd->est_start_ms = 0;
+  pd->est_kind = TY_SCHED_EST_UNKNOWN;
+  pd->reserved = false;
+  pd->reason[0] = '\0';
   return pd;
+}
+
+/* A bounded string appender: format_need runs for many blocked jobs per
+ * pass, and snprintf's format parsing was most of its cost. */
+typedef struct appender {
+  char *buf;
+  size_t len, at;
+} appender;
+
+static void put_str(appender *a, const char *s) {
+  while (*s && a->at + 1 < a->len) a->buf[a->at++] = *s++;
+  a->buf[a->at] = '\0';
+}
+
+static void put_u64(appender *a, uint64_t v) {
+  char tmp[24];
+  int n = 0;
+  do tmp[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  char out[24];
+  for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  out[n] = '\0';
+  put_str(a, out);
+}
+
+/* "<v> <unit>" with an "s" unless v is 1. */
+static void put_count(appender *a, uint64_t v, const char *unit) {
+  put_u64(a, v);
+  put_str(a, " ");
+  put_str(a, unit);
+  if (v != 1) put_str(a, "s");
 }
 
 static void format_need(char *out, size_t len, const ty_sched_job *j, const ty__need *n,
                         size_t have) {
-  int w = snprintf(out, len, "Resources: needs %u node%s with %u free CPU%s", j->nodes,
-                   j->nodes == 1 ? "" : "s", n->cpus, n->cpus == 1 ? "" : "s");
-  if (w < 0 || (size_t)w >= len) return;
-  if (n->gpus) w += snprintf(out + w, len - (size_t)w, ", %u GPU%s", n->gpus, n->gpus == 1 ? "" : "s");
-  if (w < 0 || (size_t)w >= len) return;
-  if (n->mem) w += snprintf(out + w, len - (size_t)w, ", %llu MiB memory",
-                            (unsigned long long)((n->mem + (1u << 20) - 1) >> 20));
-  if (w < 0 || (size_t)w >= len) return;
-  snprintf(out + w, len - (size_t)w, "; %zu %s", have, have == 1 ? "has" : "have");
+  appender a = {out, len, 0};
+  put_str(&a, "Resources: needs ");
+  put_count(&a, j->nodes, "node");
+  put_str(&a, " with ");
+  put_count(&a, n->cpus, "free CPU");
+  if (n->gpus) {
+    put_str(&a, ", ");
+    put_count(&a, n->gpus, "GPU");
+  }
+  if (n->mem) {
+    put_str(&a, ", ");
+    put_u64(&a, (n->mem + (1u << 20) - 1) >> 20);
+    put_str(&a, " MiB memory");
+  }
+  put_str(&a, "; ");
+  put_u64(&a, have);
+  put_str(&a, have == 1 ? " has" : " have");
 }
 
 static uint32_t job_gpus(const ty_sched_job *j) { return (j->nodes ? j->nodes : 1) * j->gpus_per_node; }
 
-/* A reason when the job's queue or an operator holds it back, else NULL. */
-static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len) {
+/* A reason (and its code in *out_wait) when the job's queue or an operator
+ * holds it back, else NULL. */
+static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len, ty_sched_wait *out_wait) {
   const ty_sched_job *j = &p->in->jobs[ji];
+  *out_wait = TY_SCHED_WAIT_HELD;
   if (j->held) return "Held: by an operator (trainctl job release)";
   int q = p->qi[ji];
   if (q < 0) return NULL;
   const ty_sched_queue *qu = &p->in->queues[q];
+  *out_wait = TY_SCHED_WAIT_QUEUE_PAUSED;
   if (qu->state == TY_SCHED_QUEUE_PAUSED) {
     snprintf(buf, len, "QueuePaused: queue %s is paused", qu->name);
     return buf;
   }
+  *out_wait = TY_SCHED_WAIT_QUEUE_LIMIT;
   if (qu->max_running && p->qs[q].running >= qu->max_running) {
     snprintf(buf, len, "QueueLimit: queue %s runs %u jobs, max_running is %u", qu->name,
              p->qs[q].running, qu->max_running);
@@ -189,18 +263,9 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len) {
     return buf;
   }
   if (qu->max_gpus_per_user && job_gpus(j)) {
-    uint64_t mine = 0;
-    for (size_t r = 0; r < p->in->n_running; r++) {
-      const ty_sched_running *rj = &p->in->running[r];
-      if (p->rqi[r] != q || !rj->user || !j->user || strcmp(rj->user, j->user) != 0) continue;
-      for (uint32_t s = 0; s < rj->n_slots; s++)
-        mine += (uint64_t)__builtin_popcountll(rj->slots[s].gpus);
-    }
-    for (size_t k = 0; k < p->out->n_placements; k++) {
-      const ty_sched_job *pj = &p->in->jobs[p->placed_ji[k]];
-      if (p->qi[p->placed_ji[k]] == q && pj->user && strcmp(pj->user, j->user) == 0)
-        mine += job_gpus(pj);
-    }
+    /* The account (queue, user) holds its running jobs' GPUs and what this
+     * pass placed: O(1) per job instead of a walk over every running job. */
+    uint64_t mine = j->user ? ty__fs_acct_gpus(p->fs, ty__fs_job_acct(p->fs, ji)) : 0;
     if (mine + job_gpus(j) > qu->max_gpus_per_user) {
       snprintf(buf, len, "QueueLimit: user %s uses %llu GPUs in queue %s, +%u exceeds "
                "max_gpus_per_user %u", j->user, (unsigned long long)mine, qu->name,
@@ -249,6 +314,7 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
     p->qs[q].running++;
     p->qs[q].gpus += job_gpus(&p->in->jobs[ji]);
   }
+  if (p->in->jobs[ji].user) ty__fs_charge_gpus(p->fs, ty__fs_job_acct(p->fs, ji), job_gpus(&p->in->jobs[ji]));
   return 0;
 }
 
@@ -260,9 +326,40 @@ static bool outlasts_reservation(const ty__pass *p, size_t ji) {
   return p->now + (int64_t)t * 1000 > p->resv_t;
 }
 
-static void resv_reason(const ty__pass *p, char *buf, size_t len) {
-  snprintf(buf, len, "Priority: would delay job %llu, reserved to start in %lld s",
-           (unsigned long long)p->resv_job, (long long)((p->resv_t - p->now + 999) / 1000));
+/* strlcpy: snprintf("%s") costs a format parse per pending job. */
+static void copy_reason(char *buf, size_t len, const char *text) {
+  size_t n = strlen(text);
+  if (n >= len) n = len - 1;
+  memcpy(buf, text, n);
+  buf[n] = '\0';
+}
+
+/* The reason of every job the reservation holds back: formatted once per
+ * pass, since the reservation never changes once made. */
+static void resv_reason(ty__pass *p, char *buf, size_t len) {
+  if (!p->resv_text[0])
+    snprintf(p->resv_text, sizeof(p->resv_text), "Priority: would delay job %llu, reserved to start in %lld s",
+             (unsigned long long)p->resv_job, (long long)((p->resv_t - p->now + 999) / 1000));
+  copy_reason(buf, len, p->resv_text);
+}
+
+/* "Resources: ..." for job j, from the pass's memo when a job of the same
+ * shape was refused with the same count before: blocked jobs come in a few
+ * shapes, and formatting each one anew was a sixth of a large pass. */
+static void need_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t have,
+                        char *buf, size_t len) {
+  for (int k = 0; k < TY__REASON_MEMO; k++) {
+    const ty__reason_memo *m = &p->memo[k];
+    if (m->used && m->nodes == j->nodes && m->have == have && m->need.cpus == n->cpus &&
+        m->need.gpus == n->gpus && m->need.mem == n->mem) {
+      copy_reason(buf, len, m->text);
+      return;
+    }
+  }
+  ty__reason_memo *m = &p->memo[p->memo_next++ % TY__REASON_MEMO];
+  *m = (ty__reason_memo){.need = *n, .nodes = j->nodes, .have = have, .used = true};
+  format_need(m->text, sizeof(m->text), j, n, have);
+  copy_reason(buf, len, m->text);
 }
 
 /* Handles one eligible job; returns 0 or TY_ENOMEM. */
@@ -272,7 +369,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   uint32_t want = j->nodes ? j->nodes : 1, have = 0;
   *out_blocked = false;
   if (n.gpus > TY_SCHED_MAX_GPUS) {
-    ty_sched_pending *pd = add_pending(p, ji);
+    ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_NO_NODES);
     snprintf(pd->reason, sizeof(pd->reason), "Resources: %u GPUs per node is above the limit of %d",
              n.gpus, TY_SCHED_MAX_GPUS);
     return 0;
@@ -283,20 +380,24 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   bool fits_uncapped = caps && ty__idx_find(&p->idx, &n, want, false, p->picked, &have_free);
   *out_blocked = true;
   if (!fits_uncapped && !p->cfg.fifo && p->cfg.preemption && ty__preempt(p, ji, &n, want)) {
-    ty_sched_pending *pd = add_pending(p, ji);
+    ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_PREEMPTING);
     snprintf(pd->reason, sizeof(pd->reason), "Preempting: waiting for preempted jobs to exit");
+    /* Victims get SIGTERM now and SIGKILL after the grace period. */
+    pd->est_start_ms = p->now + (int64_t)p->cfg.preempt_grace_s * 1000;
+    pd->est_kind = TY_SCHED_EST_PREEMPTION;
     return 0;
   }
-  ty_sched_pending *pd = add_pending(p, ji);
+  ty_sched_pending *pd = add_pending(p, ji, fits_uncapped ? TY_SCHED_WAIT_PRIORITY : TY_SCHED_WAIT_RESOURCES);
   if (fits_uncapped) {
     resv_reason(p, pd->reason, sizeof(pd->reason));
     return 0;
   }
-  format_need(pd->reason, sizeof(pd->reason), j, &n, have_free);
+  need_reason(p, j, &n, have_free, pd->reason, sizeof(pd->reason));
   int64_t t;
   if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
     pd->reserved = true;
     pd->est_start_ms = t;
+    pd->est_kind = TY_SCHED_EST_LIMITS;
     size_t l = strlen(pd->reason);
     snprintf(pd->reason + l, sizeof(pd->reason) - l, "; reserved to start in %lld s",
              (long long)((t - p->now + 999) / 1000));
@@ -309,23 +410,31 @@ static int run_pass(ty__pass *p) {
   size_t up = 0, tried_after_resv = 0;
   for (size_t i = 0; i < in->n_nodes; i++) up += in->nodes[i].schedulable;
   uint64_t fifo_block = 0;
+  char fifo_why[160] = ""; /* formatted once: every later job waits behind one */
   for (size_t k = 0; k < in->n_jobs; k++) {
     size_t ji = p->order[k];
     char buf[160];
-    const char *why = held_back(p, ji, buf, sizeof(buf));
-    if (!why && up == 0) why = "Resources: no schedulable nodes (all are down or draining)";
+    ty_sched_wait wait;
+    const char *why = held_back(p, ji, buf, sizeof(buf), &wait);
+    if (!why && up == 0) {
+      why = "Resources: no schedulable nodes (all are down or draining)";
+      wait = TY_SCHED_WAIT_NO_NODES;
+    }
     if (!why && fifo_block) {
-      snprintf(buf, sizeof(buf), "Priority: waiting behind job %llu (FIFO)",
-               (unsigned long long)fifo_block);
-      why = buf;
+      wait = TY_SCHED_WAIT_PRIORITY;
+      if (!fifo_why[0])
+        snprintf(fifo_why, sizeof(fifo_why), "Priority: waiting behind job %llu (FIFO)",
+                 (unsigned long long)fifo_block);
+      why = fifo_why;
     }
     if (!why && p->resv && p->cfg.backfill_depth && ++tried_after_resv > p->cfg.backfill_depth) {
       resv_reason(p, buf, sizeof(buf));
       why = buf;
+      wait = TY_SCHED_WAIT_PRIORITY;
     }
     if (why) {
-      ty_sched_pending *pd = add_pending(p, ji);
-      snprintf(pd->reason, sizeof(pd->reason), "%s", why);
+      ty_sched_pending *pd = add_pending(p, ji, wait);
+      copy_reason(pd->reason, sizeof(pd->reason), why);
       continue;
     }
     bool blocked;
@@ -346,7 +455,7 @@ static double index_fragmentation(const ty__pass *p) {
   for (size_t i = 0; i < p->in->n_nodes; i++) {
     if (!p->idx.ok[i] || p->claimed[i]) continue;
     const ty_sched_node *nd = &p->in->nodes[i];
-    double f = gpus ? __builtin_popcountll(p->idx.free[i].gpus) : p->idx.free[i].cpus;
+    double f = gpus ? ty__popcount(p->idx.free[i].gpus) : p->idx.free[i].cpus;
     double total = gpus ? nd->gpus_total : nd->cpus_total;
     free_all += f;
     if (f >= total && total > 0) free_idle += f;
@@ -371,6 +480,15 @@ int ty_sched_pass(const ty_sched_input *in, ty_sched_output *out) {
   return rc;
 }
 
+const char *ty_sched_wait_name(ty_sched_wait w) {
+  static const char *const names[] = {
+#define TY_SCHED_WAIT_NAME_(e, s) s,
+      TY_SCHED_WAIT_LIST(TY_SCHED_WAIT_NAME_)
+#undef TY_SCHED_WAIT_NAME_
+  };
+  return (unsigned)w < TY_ARRAY_LEN(names) ? names[w] : "?";
+}
+
 void ty_sched_output_close(ty_sched_output *out) {
   if (!out) return;
   for (size_t i = 0; i < out->n_placements; i++) free(out->placements[i].slots);
@@ -389,7 +507,7 @@ double ty_sched_fragmentation(const ty_sched_node *nodes, size_t n) {
     if (!nd->schedulable) continue;
     double f, total;
     if (gpus) {
-      f = __builtin_popcountll(nd->gpus_free & ty__gpu_mask(nd->gpus_total));
+      f = ty__popcount(nd->gpus_free & ty__gpu_mask(nd->gpus_total));
       total = nd->gpus_total;
     } else {
       f = nd->cpus_free;

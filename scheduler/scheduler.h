@@ -191,11 +191,47 @@ typedef struct ty_sched_preemption {
   uint64_t for_job_id;
 } ty_sched_preemption;
 
+/* Why a job waits, as a code (the reason text says it in words and starts
+ * with the code's name). X(enum suffix, name). */
+#define TY_SCHED_WAIT_LIST(X)                                                     \
+  X(RESOURCES, "Resources")     /* not enough free nodes now */                  \
+  X(PRIORITY, "Priority")       /* would delay the reserved job; FIFO's block */ \
+  X(HELD, "Held")               /* an operator's hold */                         \
+  X(QUEUE_PAUSED, "QueuePaused")                                                 \
+  X(QUEUE_LIMIT, "QueueLimit")  /* max_running, max_gpus, max_gpus_per_user */   \
+  X(PREEMPTING, "Preempting")   /* jobs are being preempted to make room */      \
+  X(NO_NODES, "NoNodes")        /* no schedulable node, or a request too large */
+
+typedef enum ty_sched_wait {
+#define TY_SCHED_WAIT_ENUM_(e, s) TY_SCHED_WAIT_##e,
+  TY_SCHED_WAIT_LIST(TY_SCHED_WAIT_ENUM_)
+#undef TY_SCHED_WAIT_ENUM_
+  TY_SCHED_WAIT_COUNT_
+} ty_sched_wait;
+
+/* "Resources", "Held", ...; "?" out of range. Never NULL. */
+const char *ty_sched_wait_name(ty_sched_wait w);
+
+/* What a start estimate rests on. */
+typedef enum ty_sched_est_kind {
+  TY_SCHED_EST_UNKNOWN = 0,    /* no estimate; the note says why */
+  TY_SCHED_EST_NOW = 1,        /* the pass would start it now */
+  TY_SCHED_EST_LIMITS = 2,     /* when running jobs reach their time limits,
+                                  honouring the pass's reservation */
+  TY_SCHED_EST_PREEMPTION = 3, /* when the jobs preempted for it exit: at most
+                                  the preemption grace period */
+} ty_sched_est_kind;
+
 typedef struct ty_sched_pending {
   uint64_t job_id;
   uint32_t position;  /* 1-based rank among jobs still pending after the pass */
   double priority;
-  int64_t est_start_ms; /* reservation start (reserved job), else 0 = unknown */
+  ty_sched_wait wait;
+  /* Start estimate: the reserved job's reservation start, or the end of a
+   * preemption's grace period; else 0 / UNKNOWN (ty_sched_explain_job
+   * computes one for any job). */
+  int64_t est_start_ms;
+  ty_sched_est_kind est_kind;
   bool reserved;      /* holds the pass's reservation */
   char reason[160];   /* e.g. "Resources: needs 2 nodes with 4 free GPUs, 1 has" */
 } ty_sched_pending;
@@ -261,8 +297,18 @@ typedef struct ty_sched_explain {
     uint32_t node;      /* index into input.nodes */
     char why[96];       /* "2 of 4 GPUs free" */
   } nodes[TY_SCHED_EXPLAIN_NODES];
-  int64_t est_start_ms; /* 0 = unknown */
+  /* Estimated start, from the same timeline the reservation uses: running
+   * jobs and this pass's placements end at their time limits, and the
+   * reserved job keeps its nodes from its start for its own limit. */
+  int64_t est_start_ms;      /* 0 when est_kind is UNKNOWN */
+  ty_sched_est_kind est_kind;
+  /* Jobs ahead of it that the estimate does not model (blocked jobs other
+   * than the reservation's) may start first: then the estimate is a lower
+   * bound, "not before". */
+  bool est_lower_bound;
+  char est_note[160];        /* what the estimate assumes, or why there is none */
   uint64_t reserved_job; /* the job holding the reservation, 0 = none */
+  ty_sched_wait wait;
   char reason[160];
 } ty_sched_explain;
 

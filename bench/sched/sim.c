@@ -49,6 +49,7 @@ typedef struct opts {
   uint32_t jobs, nodes, gpus, tick_s;
   double load;
   uint64_t seed;
+  uint32_t user_gpus; /* max_gpus_per_user of every queue; 0 = none */
 } opts;
 
 static const char *const queue_names[N_QUEUES] = {"prod", "research", "batch"};
@@ -127,8 +128,9 @@ typedef struct sim {
   ty_sched_usage usage_in[N_USERS];
   ty_sched_queue queues[N_QUEUES];
   ty_sched_config cfg;
-  double *pass_ms; size_t n_pass;
+  double *pass_ms; size_t n_pass, cap_pass;
   uint64_t placements;
+  uint64_t digest;       /* FNV-1a over every placement, in pass order */
   double wait_ms_sum;
   double busy_gpu_ms;    /* of every job, run to its end */
   double window_busy;    /* GPU-ms in use while jobs still arrive */
@@ -156,10 +158,13 @@ static void sim_init(sim *m, const opts *o, trace_job *trace, bool fifo) {
   m->pending = calloc(o->jobs, sizeof(*m->pending));
   m->running = calloc(o->jobs, sizeof(*m->running));
   m->rjobs = calloc(o->jobs, sizeof(*m->rjobs));
-  m->pass_ms = calloc(4 * (size_t)o->jobs + 1024, sizeof(*m->pass_ms));
+  m->cap_pass = 4 * (size_t)o->jobs + 1024;
+  m->pass_ms = calloc(m->cap_pass, sizeof(*m->pass_ms));
   m->queues[0] = (ty_sched_queue){.name = "prod", .tier = 1, .share = 3};
   m->queues[1] = (ty_sched_queue){.name = "research", .tier = 0, .share = 2};
   m->queues[2] = (ty_sched_queue){.name = "batch", .tier = 0, .share = 1};
+  for (int q = 0; q < N_QUEUES; q++) m->queues[q].max_gpus_per_user = o->user_gpus;
+  m->digest = 0xcbf29ce484222325ull;
   ty_sched_config_default(&m->cfg);
   m->cfg.halflife_s = 86400;
   m->cfg.preemption = false;
@@ -210,7 +215,20 @@ static void charge_usage(sim *m, double dt_s) {
   for (uint32_t u = 0; u < N_USERS; u++) m->usage_in[u].usage = m->usage[u];
 }
 
+/* Folds one placement (time, job, each slot's node and GPUs) into the
+ * digest, so two builds of the scheduler can be shown to place a trace
+ * identically. */
+static void digest_placement(sim *m, const ty_sched_placement *p, int64_t now) {
+  uint64_t words[3] = {(uint64_t)now, p->job_id, p->backfilled};
+  for (int w = 0; w < 3 + 2 * (int)p->n_slots; w++) {
+    uint64_t v = w < 3 ? words[w] : (w - 3) % 2 ? p->slots[(w - 3) / 2].gpus
+                                                : p->slots[(w - 3) / 2].node;
+    for (int b = 0; b < 8; b++) m->digest = (m->digest ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3ull;
+  }
+}
+
 static void start_job(sim *m, const ty_sched_placement *p, int64_t now) {
+  digest_placement(m, p, now);
   uint32_t ti = (uint32_t)(p->job_id - 1);
   const trace_job *tj = &m->trace[ti];
   ty_sched_slot *slots = malloc(p->n_slots * sizeof(*slots));
@@ -266,7 +284,13 @@ static int one_pass(sim *m, int64_t now) {
   ty_sched_output out;
   double t0 = cpu_ms();
   int rc = ty_sched_pass(&in, &out);
-  m->pass_ms[m->n_pass++] = cpu_ms() - t0;
+  double dt = cpu_ms() - t0;
+  if (m->n_pass == m->cap_pass) {
+    m->cap_pass *= 2;
+    m->pass_ms = realloc(m->pass_ms, m->cap_pass * sizeof(*m->pass_ms));
+    if (!m->pass_ms) return TY_ENOMEM;
+  }
+  m->pass_ms[m->n_pass++] = dt;
   if (rc != 0) return rc;
   for (size_t k = 0; k < out.n_placements; k++) start_job(m, &out.placements[k], now);
   m->frag_sum += out.fragmentation;
@@ -309,11 +333,11 @@ static void report(const char *name, sim *m, double wall_s) {
   double span_ms = (double)(m->last_end_ms - m->first_ms);
   double gpus = (double)m->o->nodes * m->o->gpus;
   double util = m->window_busy / (gpus * (double)(m->last_submit_ms - m->first_ms));
-  printf("%-12s %7zu %10llu %13.0f %11.2f %11.2f %8.1f%% %13.1f %10.1f %7.3f %7.1f\n", name,
+  printf("%-12s %7zu %10llu %13.0f %11.2f %11.2f %8.1f%% %13.1f %10.1f %7.3f %7.1f %016llx\n", name,
          m->n_pass, (unsigned long long)m->placements,
          total > 0 ? (double)m->placements / (total / 1000.0) : 0, p50, p99, util * 100,
          m->placements ? m->wait_ms_sum / (double)m->placements / 60000.0 : 0, span_ms / 3.6e6,
-         m->n_pass ? m->frag_sum / (double)m->n_pass : 0, wall_s);
+         m->n_pass ? m->frag_sum / (double)m->n_pass : 0, wall_s, (unsigned long long)m->digest);
 }
 
 static int parse(int argc, char **argv, opts *o) {
@@ -321,14 +345,15 @@ static int parse(int argc, char **argv, opts *o) {
   static const struct option lo[] = {{"jobs", 1, NULL, 'j'}, {"nodes", 1, NULL, 'n'},
                                      {"gpus", 1, NULL, 'g'}, {"tick", 1, NULL, 't'},
                                      {"load", 1, NULL, 'l'}, {"seed", 1, NULL, 's'},
-                                     {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
+                                     {"user-gpus", 1, NULL, 'u'}, {"help", 0, NULL, 'h'},
+                                     {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     char *end = NULL;
     double v = optarg ? strtod(optarg, &end) : 0;
     if (c != 'h' && (!end || *end || v <= 0)) {
       fprintf(stderr, "sched_sim: --%s: \"%s\" is not a positive number\n",
-              lo[c == 'j' ? 0 : c == 'n' ? 1 : c == 'g' ? 2 : c == 't' ? 3 : c == 'l' ? 4 : 5].name,
+              lo[c == 'j' ? 0 : c == 'n' ? 1 : c == 'g' ? 2 : c == 't' ? 3 : c == 'l' ? 4 : c == 's' ? 5 : 6].name,
               optarg ? optarg : "");
       return 2;
     }
@@ -339,8 +364,12 @@ static int parse(int argc, char **argv, opts *o) {
     case 't': o->tick_s = (uint32_t)v; break;
     case 'l': o->load = v; break;
     case 's': o->seed = (uint64_t)v; break;
+    case 'u': o->user_gpus = (uint32_t)v; break;
     case 'h':
-      printf("usage: sched_sim [--jobs N] [--nodes N] [--gpus N] [--tick S] [--load X] [--seed N]\n");
+      printf("usage: sched_sim [--jobs N] [--nodes N] [--gpus N] [--tick S] [--load X] [--seed N]\n"
+             "                 [--user-gpus N]   (max_gpus_per_user of every queue)\n"
+             "Prints one row per policy; `digest` hashes every placement (time, job,\n"
+             "nodes, GPUs), so equal digests mean identical schedules.\n");
       return 1;
     default: return 2;
     }
@@ -352,6 +381,13 @@ int main(int argc, char **argv) {
   opts o;
   int rc = parse(argc, argv, &o);
   if (rc) return rc == 1 ? 0 : rc;
+  if (o.user_gpus && o.user_gpus < 32 * o.gpus) {
+    /* The trace's largest gang has 32 whole nodes; a lower limit would hold
+     * it back forever and the run would never end. */
+    fprintf(stderr, "sched_sim: --user-gpus: must be at least %u (the largest job's GPUs)\n",
+            32 * o.gpus);
+    return 2;
+  }
   for (uint32_t u = 0; u < N_USERS; u++) snprintf(user_names[u], sizeof user_names[u], "u%u", u);
   int64_t span;
   trace_job *trace = make_trace(&o, &span);
@@ -359,9 +395,9 @@ int main(int argc, char **argv) {
          "tick %u s, seed %llu\n", o.jobs, (double)span / 3.6e6, o.nodes, o.gpus,
          o.nodes * o.gpus, (o.nodes + SWITCH_SIZE - 1) / SWITCH_SIZE, o.load, o.tick_s,
          (unsigned long long)o.seed);
-  printf("%-12s %7s %10s %13s %11s %11s %9s %13s %10s %7s %7s\n", "policy", "passes",
+  printf("%-12s %7s %10s %13s %11s %11s %9s %13s %10s %7s %7s %16s\n", "policy", "passes",
          "placements", "placements/s", "pass_p50_ms", "pass_p99_ms", "gpu_util", "mean_wait_min",
-         "makespan_h", "frag", "wall_s");
+         "makespan_h", "frag", "wall_s", "digest");
   const struct { const char *name; bool fifo; } policies[] = {{"multifactor", false},
                                                               {"fifo", true}};
   for (size_t p = 0; p < 2; p++) {

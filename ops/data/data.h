@@ -1,14 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ops/data: training data for trainrun — IDX files (the MNIST format, gzip'ed
- * or plain), the Fashion-MNIST dataset as Debian's dataset-fashion-mnist
- * installs it, a deterministic per-epoch shuffle, data-parallel sharding and a
- * batch loader with an optional prefetch thread.
+ * ops/data: training data for trainrun. Readers for NumPy .npy arrays, IDX
+ * files (the MNIST format, gzip'ed or plain) and token streams (raw .bin of
+ * token ids); datasets of named columns built from them (Fashion-MNIST as
+ * Debian's dataset-fashion-mnist installs it is one such dataset); a
+ * deterministic per-epoch shuffle, data-parallel sharding and a batch loader
+ * with an optional prefetch thread.
+ *
+ * Files are untrusted input: every size in a header is checked for overflow
+ * and against the bytes the file holds before anything is read through it,
+ * and every rejection names the file and what is wrong, e.g.
+ *   x.npy: truncated: shape (100, 784) of float32 needs 313600 data bytes, the file holds 1200
+ * Plain files (.npy, plain IDX, token streams) are memory-mapped, so a
+ * dataset larger than memory trains at the speed of the page cache; gzip'ed
+ * IDX files are decompressed into memory, the buffer growing with the bytes
+ * actually decompressed, not with what the header announces.
  *
  * Determinism: the order of epoch e is a function of (seed, e) only. It is
- * drawn with a counter-based generator (splitmix64 over a per-epoch key), so
- * a run resumed from a checkpoint at (epoch, batch) sees exactly the batches
- * an uninterrupted run would have seen, on any machine.
+ * drawn with lib/base's counter-based SplitMix64 over the key
+ * ty_mix2(seed, e), so a run resumed from a checkpoint at (epoch, batch)
+ * sees exactly the batches an uninterrupted run would have seen, on any
+ * machine.
  *
  * Sharding for data parallelism: with world size n, rank r takes positions
  * r, r + n, r + 2n, ... of the epoch's shuffled order. Every rank uses the
@@ -19,8 +31,10 @@
  * epoch is skipped — a different remainder each epoch); without it each rank
  * also runs a final partial batch, and ranks may then differ by one batch.
  *
- * Workload: 60,000 28x28 images; pixels stay uint8 in memory (47 MB) and are
- * normalised to float32 while a batch is assembled, through a 256-entry table.
+ * Workload: Fashion-MNIST (60,000 28x28 uint8 images, 47 MB) up to token
+ * streams of a few GB. Samples stay in their file's type and are converted
+ * to the model's input type while a batch is assembled (uint8 through a
+ * 256-entry table).
  *
  * Errors: functions return 0 or a negative TY_E* code, and where an err
  * buffer is passed they also write one line naming the file and the problem,
@@ -39,21 +53,115 @@
 #define TY_DATA_FASHION_MNIST_STD 0.3530f
 /* The largest IDX payload we accept (bytes); guards against absurd headers. */
 #define TY_DATA_IDX_MAX_BYTES ((uint64_t)1 << 32)
+/* Dims of an array (numpy allows 32; no dataset needs more than 8). */
+#define TY_DATA_MAX_DIMS 8
+/* Columns of a dataset (model inputs fed plus labels). */
+#define TY_DATA_MAX_COLUMNS 8
+/* The longest .npy header accepted (numpy itself stops at 10,000 bytes). */
+#define TY_DATA_NPY_MAX_HEADER 65536u
+
+/* ---- element types ------------------------------------------------------- */
+typedef enum ty_data_type {
+  TY_DATA_INVALID = 0,
+  TY_DATA_BOOL,
+  TY_DATA_U8,
+  TY_DATA_I8,
+  TY_DATA_U16,
+  TY_DATA_I16,
+  TY_DATA_U32,
+  TY_DATA_I32,
+  TY_DATA_U64,
+  TY_DATA_I64,
+  TY_DATA_F16,
+  TY_DATA_F32,
+  TY_DATA_F64,
+} ty_data_type;
+
+/* numpy's name ("uint8", "float32"); "invalid" otherwise. */
+const char *ty_data_type_name(ty_data_type t);
+/* Bytes per element; 0 for TY_DATA_INVALID. */
+size_t ty_data_type_size(ty_data_type t);
+/* The type of an ONNX TensorProto.DataType number (ops/tensor's ty_dtype
+ * values), or TY_DATA_INVALID for one data cannot feed. */
+ty_data_type ty_data_type_from_onnx(int onnx_dtype);
+/* Whether values of type from can feed an input of type to: any type to
+ * itself; any number to float32 (float64 and int64 rounded to the nearest
+ * float32); integers and bools to int64; nothing float to an integer. */
+bool ty_data_convertible(ty_data_type from, ty_data_type to);
+
+/* ---- arrays ----------------------------------------------------------------
+ * An N-d array read from a file: C order, little-endian elements, possibly
+ * unaligned (readers copy elements out with memcpy). Immutable; any number
+ * of threads may read it. */
+typedef struct ty_data_storage { /* where the bytes live; private to ops/data */
+  void *map;
+  size_t map_len;
+  void *heap;
+} ty_data_storage;
+
+typedef struct ty_data_array {
+  char *path; /* owned copy, for messages */
+  ty_data_type type;
+  uint32_t ndims;
+  uint64_t dims[TY_DATA_MAX_DIMS];
+  const uint8_t *data; /* nbytes bytes */
+  size_t nbytes;
+  ty_data_storage storage;
+} ty_data_array;
+
+/* Opens a .npy or an IDX file (told apart by content: the NPY magic
+ * "\x93NUMPY", else IDX, gzip'ed or not). Errors: TY_ENOTFOUND (no such
+ * file), TY_EIO, TY_EPROTO (malformed), TY_EUNSUPPORTED (a valid file this
+ * reader does not take: big-endian, Fortran order, object or structured
+ * dtype, an IDX type other than ubyte), TY_ETOOBIG (sizes that overflow or
+ * exceed the limits). *out_array is zeroed first; close it in every case. */
+int ty_data_array_open(const char *path, ty_data_array *out_array, char *err, size_t err_len);
+/* A token stream: a raw file of little-endian ids of type (TY_DATA_U16 or
+ * TY_DATA_I32), or a 1-D .npy of uint16, int32, uint32 or int64 (its own
+ * type wins; type may then be TY_DATA_INVALID). The result is 1-D. */
+int ty_data_tokens_open(const char *path, ty_data_type type, ty_data_array *out_array, char *err,
+                        size_t err_len);
+/* Unmaps or frees; accepts a zeroed or already closed array. */
+void ty_data_array_close(ty_data_array *a);
+
+/* ---- NPY -------------------------------------------------------------------
+ * Format (numpy.lib.format): "\x93NUMPY", major and minor version bytes
+ * (1.0, 2.0 or 3.0), the header length (uint16 LE for 1.x, uint32 LE for
+ * 2.x and 3.x), then the header: a Python dict literal with exactly the keys
+ * 'descr' (a dtype string such as '<f4' or '|u1'), 'fortran_order'
+ * (True/False) and 'shape' (a tuple of ints), padded with spaces and ended
+ * by '\n'; the data follows and must fill the rest of the file exactly. */
+typedef struct ty_npy_info {
+  ty_data_type type;
+  bool fortran_order;
+  uint32_t ndims;
+  uint64_t dims[TY_DATA_MAX_DIMS];
+  size_t data_offset; /* bytes before the data */
+  size_t data_bytes;  /* prod(dims) * element size */
+} ty_npy_info;
+
+/* Parses and checks a whole .npy file held in buf[0..len). name prefixes
+ * every message. Pure: no I/O, no allocation (the libFuzzer target calls
+ * it with arbitrary bytes). Errors as ty_data_array_open. */
+int ty_data_npy_parse(const uint8_t *buf, size_t len, const char *name, ty_npy_info *out_info, char *err,
+                      size_t err_len);
 
 /* ---- IDX files ------------------------------------------------------------
  * Format (big-endian): 0x00 0x00 <type> <ndims>, then ndims uint32 sizes,
  * then prod(sizes) elements. Only type 0x08 (unsigned byte) is supported,
  * which is what MNIST-style image and label files use. Gzip'ed files are
- * recognised by content (zlib's gzread), not by name, and decompressed; plain
- * files are read as they are. A cut gzip stream reads as a truncated file.
+ * recognised by content (their 0x1f 0x8b magic), not by name, and
+ * decompressed; plain files are memory-mapped. A cut gzip stream reads as a
+ * truncated file.
  */
 #define TY_DATA_IDX_MAX_DIMS 4
 
 typedef struct ty_idx {
   uint32_t ndims;
   uint32_t dims[TY_DATA_IDX_MAX_DIMS];
-  uint8_t *data; /* owned; prod(dims) bytes, row-major */
-  size_t size;   /* bytes in data */
+  const uint8_t *data; /* prod(dims) bytes, row-major; owned through storage */
+  size_t size;         /* bytes in data */
+  ty_data_storage storage;
 } ty_idx;
 
 /* Reads a whole IDX file. On success *out_idx owns its data; release it with
@@ -62,11 +170,44 @@ typedef struct ty_idx {
  * dims, truncated, trailing bytes), TY_EUNSUPPORTED (element type other than
  * ubyte), TY_ETOOBIG (payload over TY_DATA_IDX_MAX_BYTES). err may be NULL. */
 int ty_data_idx_read(const char *path, ty_idx *out_idx, char *err, size_t err_len);
+/* Parses a whole plain (not gzip'ed) IDX file held in buf[0..len); on
+ * success out_idx->data points into buf and its storage is empty. Pure, for
+ * the libFuzzer target. name prefixes every message. */
+int ty_data_idx_parse(const uint8_t *buf, size_t len, const char *name, ty_idx *out_idx, char *err,
+                      size_t err_len);
 /* Frees the data; accepts a zeroed or already closed idx. */
 void ty_data_idx_close(ty_idx *idx);
 
-/* ---- datasets ------------------------------------------------------------ */
+/* ---- datasets ---------------------------------------------------------------
+ * A dataset is N samples of up to TY_DATA_MAX_COLUMNS columns; column k
+ * feeds one model input (or the labels). Sample i of a column is its
+ * array's i-th slice along dim 0, or for a token stream the window of
+ * `context` ids starting at i * stride (inputs) or one later (labels).
+ */
 typedef enum { TY_DATA_TRAIN = 0, TY_DATA_TEST = 1 } ty_data_split;
+
+/* How a column becomes model input. For a float32 target:
+ *   x = (v / divisor - mean) / std
+ * in float32 (torchvision's ToTensor + Normalize for uint8 images), where
+ * divisor 0 means 255 for uint8 arrays and 1 otherwise, and std 0 means 1.
+ * Other targets take the values unchanged, and need divisor, mean and std
+ * zero. */
+typedef struct ty_data_feed {
+  const char *name; /* the model input (or the labels) it feeds; copied */
+  ty_data_type to;  /* TY_DATA_INVALID: the array's own type */
+  float divisor, mean, std;
+} ty_data_feed;
+
+/* One column as the dataset holds it (borrowed from the dataset). */
+typedef struct ty_data_column {
+  const char *name;   /* the feed's name */
+  const char *path;   /* the file it comes from */
+  ty_data_type from;  /* the file's element type */
+  ty_data_type to;    /* what ty_dataset_gather writes */
+  uint32_t ndims;     /* one sample's shape */
+  uint64_t dims[TY_DATA_MAX_DIMS];
+  size_t elems;       /* values per sample: prod(dims) */
+} ty_data_column;
 
 typedef struct ty_data_opts {
   const char *dir; /* NULL or "": TY_DATA_FASHION_MNIST_DIR; borrowed */
@@ -74,13 +215,30 @@ typedef struct ty_data_opts {
   float std;       /* 0 is read as 1 */
 } ty_data_opts;
 
-/* An immutable set of labelled images; shareable between threads. */
+/* An immutable dataset; shareable between threads. */
 typedef struct ty_dataset ty_dataset;
 
-/* Loads one split of Fashion-MNIST from opts->dir (train-*.gz or t10k-*.gz).
- * Checks that images are [N, rows, cols], labels are [N], the counts agree
- * and every label is below 10. opts may be NULL (defaults, no normalisation
- * beyond /255). */
+/* Moves arrays[0..n) (1 <= n <= TY_DATA_MAX_COLUMNS) into a new dataset
+ * whose column k feeds feeds[k]: every array needs at least one dim and the
+ * same dims[0] (the sample count, at most UINT32_MAX). Ownership of the
+ * arrays always passes (the caller's structs are zeroed, also on failure).
+ * TY_EINVAL names the array and the feed when a type cannot feed it
+ * (ty_data_convertible) or the normalisation does not apply. */
+int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, size_t n, ty_dataset **out_ds,
+                           char *err, size_t err_len);
+/* A language-model dataset over a 1-D token array (moved in, as above):
+ * sample i is the window tokens[i*stride .. i*stride + context] (context + 1
+ * ids); column 0 (inputs) holds its first context ids, column 1 (labels) its
+ * last context ids. stride 0 means context; the count is
+ * (len - context - 1) / stride + 1, and the stream must hold context + 1
+ * tokens at least. */
+int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t stride, const ty_data_feed *inputs,
+                           const ty_data_feed *labels, ty_dataset **out_ds, char *err, size_t err_len);
+/* Loads one split of Fashion-MNIST from opts->dir (train-*.gz or t10k-*.gz):
+ * column 0 "images" (float32 [rows, cols], normalised), column 1 "labels"
+ * (int64). Checks that images are [N, rows, cols], labels are [N], the
+ * counts agree and every label is below 10. opts may be NULL (defaults, no
+ * normalisation beyond /255). */
 int ty_data_load_fashion_mnist(const ty_data_opts *opts, ty_data_split split,
                                ty_dataset **out_ds, char *err, size_t err_len);
 /* The same from two explicit IDX paths; num_classes is max(label) + 1. */
@@ -90,19 +248,34 @@ int ty_data_load_idx(const char *images_path, const char *labels_path,
 void ty_dataset_destroy(ty_dataset *ds);
 
 size_t ty_dataset_count(const ty_dataset *ds);
-/* Floats per sample (rows * cols). */
+size_t ty_dataset_n_columns(const ty_dataset *ds);
+/* Column k < ty_dataset_n_columns(ds); borrowed. */
+const ty_data_column *ty_dataset_column(const ty_dataset *ds, size_t k);
+/* Writes sample i of column k, converted, into out (elems values of the
+ * column's target type). */
+void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out);
+/* Checks that every value of integer column k lies in [lo, hi); a token
+ * column checks its whole stream. TY_EINVAL names the file, the sample and
+ * the value; TY_EINVAL also for a float column. */
+int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi, char *err, size_t err_len);
+
+/* The image-classification view of column 0 (images) and column 1
+ * (labels), as the IDX pair loaders above build it: */
+/* Values per sample of column 0. */
 size_t ty_dataset_sample_size(const ty_dataset *ds);
+/* Column 0's sample shape when it is 2-D (else rows = 1, cols = elems). */
 void ty_dataset_shape(const ty_dataset *ds, uint32_t *out_rows, uint32_t *out_cols);
+/* max(label) + 1 of an IDX pair (10 for Fashion-MNIST); 0 for others. */
 uint32_t ty_dataset_num_classes(const ty_dataset *ds);
-/* Raw pixels of sample i (rows * cols bytes, borrowed) and its label. */
+/* Raw bytes of sample i of column 0 (borrowed) and column 1's value. */
 const uint8_t *ty_dataset_pixels(const ty_dataset *ds, size_t i);
 uint8_t ty_dataset_label(const ty_dataset *ds, size_t i);
-/* Writes the normalised sample i into out (sample_size floats). */
+/* Writes the normalised sample i of a float32 column 0 into out. */
 void ty_dataset_sample(const ty_dataset *ds, size_t i, float *out);
 
 /* ---- order and sharding ---------------------------------------------------
  * The shuffled order of epoch e: a Fisher-Yates permutation of 0..n-1 whose
- * j-th swap index is drawn from splitmix64(key(seed, e) + (j+1) * gamma).
+ * j-th swap index is drawn from ty_mix64(ty_mix2(seed, e) + (j+1) * gamma).
  * The modulo reduction has a bias below n / 2^64, i.e. none that matters.
  */
 void ty_data_shuffle(uint64_t seed, uint64_t epoch, uint32_t n, uint32_t *out_order);
@@ -121,19 +294,21 @@ typedef struct ty_loader_opts {
   bool prefetch;       /* assemble the next batches on a background thread */
 } ty_loader_opts;
 
-/* One batch. x and y belong to the loader and stay valid until the next
+/* One batch. Its buffers belong to the loader and stay valid until the next
  * ty_loader_next(), ty_loader_start_epoch() or ty_loader_destroy(). */
 typedef struct ty_batch {
-  const float *x;   /* [n, sample_size], normalised */
-  const int64_t *y; /* [n] labels (int64, as ONNX label inputs want) */
+  const float *x;   /* column 0 when it is float32 (the images), else NULL */
+  const int64_t *y; /* column 1 when it is int64 (the labels), else NULL */
   uint32_t n;       /* samples, 1..batch_size */
   uint64_t epoch;
   uint64_t index;   /* batch number within the epoch, from 0 */
+  const void *cols[TY_DATA_MAX_COLUMNS]; /* column k: [n, elems] of its target type */
 } ty_batch;
 
 /* Iterates one rank's batches. Not thread-safe: one consumer thread. The
  * dataset is borrowed and must outlive the loader. With prefetch, a producer
- * thread keeps up to two batches ready (a bounded queue of 2). */
+ * thread keeps up to two batches ready (a bounded queue of 2) and sleeps on
+ * a condition variable while the queue is full. */
 typedef struct ty_loader ty_loader;
 
 int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts,

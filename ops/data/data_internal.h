@@ -1,14 +1,29 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ops/data internals shared between idx.c, dataset.c and loader.c.
+ * ops/data internals shared between file.c (types, file mapping), npy.c,
+ * idx.c, dataset.c and loader.c.
  */
 #ifndef TY_OPS_DATA_DATA_INTERNAL_H
 #define TY_OPS_DATA_DATA_INTERNAL_H
 
-#include <stddef.h>
+#include "ops/data/data.h"
 
-/* snprintf into an optional error buffer (err may be NULL). */
-void ty__data_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#include <stddef.h>
+#include <stdint.h>
+
+/* Maps the whole file at path read-only into *out_bytes / *out_len (an
+ * empty file gives len 0 and no mapping). what names the expected kind in
+ * messages ("an IDX file"). TY_ENOTFOUND: "PATH: missing"; TY_EINVAL for a
+ * directory; TY_EIO otherwise. The caller frees st. */
+int ty__data_map(const char *path, const char *what, const uint8_t **out_bytes, size_t *out_len,
+                 ty_data_storage *st, char *err, size_t err_len);
+void ty__data_storage_free(ty_data_storage *st);
+/* True when buf starts with the gzip magic 0x1f 0x8b. */
+bool ty__data_is_gzip(const uint8_t *buf, size_t len);
+/* "(3, 4)" / "(5,)" / "()" as numpy prints shapes. */
+void ty__data_shape_str(const uint64_t *dims, uint32_t ndims, char *buf, size_t len);
+/* The .npy parser's core, also used by the token reader. */
+int ty__npy_to_array(const uint8_t *bytes, size_t len, const char *path, ty_data_array *a, char *err,
+                     size_t err_len);
 
 #endif

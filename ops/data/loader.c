@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The batch loader: cuts one rank's shard of the epoch order into batches
- * and, with prefetch, assembles them on a producer thread.
+ * and, with prefetch, assembles them (every column, converted to its model
+ * input type) on a producer thread.
  *
  * Prefetch protocol: three slots used round-robin, batch b in slot b % 3.
  * Each slot is FREE (the producer may fill it), READY (filled, waiting) or
@@ -16,7 +17,6 @@
 #include <string.h>
 
 #include "lib/base/base.h"
-#include "ops/data/data.h"
 #include "ops/data/data_internal.h"
 
 #define SLOTS 3
@@ -24,8 +24,7 @@
 enum { SLOT_FREE = 0, SLOT_READY, SLOT_HELD };
 
 typedef struct slot {
-  float *x;
-  int64_t *y;
+  void *cols[TY_DATA_MAX_COLUMNS]; /* [batch_size, elems] of each column's target type */
   uint32_t n;
   uint64_t index;
   int state;
@@ -34,7 +33,8 @@ typedef struct slot {
 struct ty_loader {
   const ty_dataset *ds; /* borrowed */
   ty_loader_opts o;
-  size_t sample;
+  size_t n_cols;
+  size_t col_bytes[TY_DATA_MAX_COLUMNS]; /* one sample of each column, converted */
   uint32_t shard_len;
   uint64_t batches;
   uint32_t *order; /* the epoch's full order, all ranks */
@@ -62,9 +62,9 @@ static void fill(ty_loader *l, slot *s, uint64_t b)
   s->index = b;
   for (uint64_t p = first; p < last; p++) {
     uint32_t idx = l->order[l->o.rank + p * l->o.world_size];
-    size_t k = (size_t)(p - first);
-    ty_dataset_sample(l->ds, idx, s->x + k * l->sample);
-    s->y[k] = ty_dataset_label(l->ds, idx);
+    size_t at = (size_t)(p - first);
+    for (size_t k = 0; k < l->n_cols; k++)
+      ty_dataset_gather(l->ds, k, idx, (uint8_t *)s->cols[k] + at * l->col_bytes[k]);
   }
 }
 
@@ -104,19 +104,29 @@ static void stop_producer(ty_loader *l)
 
 static int check_opts(const ty_dataset *ds, const ty_loader_opts *o, char *err, size_t err_len)
 {
-  if (o->batch_size == 0) {
-    ty__data_err(err, err_len, "batch_size: must be > 0");
-    return TY_EINVAL;
-  }
+  if (o->batch_size == 0)
+    return ty_errf(err, err_len, TY_EINVAL, "batch_size: must be > 0");
   uint32_t world = o->world_size ? o->world_size : 1;
-  if (o->rank >= world) {
-    ty__data_err(err, err_len, "rank: %u is not below world_size %u", o->rank, world);
-    return TY_EINVAL;
-  }
-  if (ty_dataset_count(ds) < world) {
-    ty__data_err(err, err_len, "world_size: %u ranks for %zu samples", world,
-                 ty_dataset_count(ds));
-    return TY_EINVAL;
+  if (o->rank >= world)
+    return ty_errf(err, err_len, TY_EINVAL, "rank: %u is not below world_size %u", o->rank, world);
+  if (ty_dataset_count(ds) < world)
+    return ty_errf(err, err_len, TY_EINVAL, "world_size: %u ranks for %zu samples", world, ty_dataset_count(ds));
+  return 0;
+}
+
+/* Batch buffers of every column, sizes checked for overflow. */
+static int alloc_slots(ty_loader *l, char *err, size_t err_len)
+{
+  for (size_t k = 0; k < l->n_cols; k++) {
+    const ty_data_column *c = ty_dataset_column(l->ds, k);
+    size_t bytes;
+    if (ty_mul_overflow(c->elems, ty_data_type_size(c->to), &l->col_bytes[k]) ||
+        ty_mul_overflow(l->col_bytes[k], l->o.batch_size, &bytes))
+      return ty_errf(err, err_len, TY_ETOOBIG, "batch_size: %u samples of \"%s\" overflow the address space",
+                     l->o.batch_size, c->name);
+    for (int i = 0; i < SLOTS; i++)
+      if ((l->slots[i].cols[k] = malloc(bytes ? bytes : 1)) == NULL)
+        return TY_ENOMEM;
   }
   return 0;
 }
@@ -136,7 +146,7 @@ int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts,
   l->ds = ds;
   l->o = *opts;
   l->o.world_size = opts->world_size ? opts->world_size : 1;
-  l->sample = ty_dataset_sample_size(ds);
+  l->n_cols = ty_dataset_n_columns(ds);
   l->held = -1;
   uint32_t n = (uint32_t)ty_dataset_count(ds);
   l->shard_len = ty_data_shard_len(n, l->o.rank, l->o.world_size);
@@ -147,20 +157,17 @@ int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts,
   }
   pthread_mutex_init(&l->mu, NULL);
   pthread_cond_init(&l->cv, NULL);
+  rc = TY_ENOMEM;
   l->order = malloc((size_t)n * sizeof *l->order);
   if (l->order == NULL)
     goto fail;
-  for (int i = 0; i < SLOTS; i++) {
-    l->slots[i].x = malloc((size_t)l->o.batch_size * l->sample * sizeof(float));
-    l->slots[i].y = malloc((size_t)l->o.batch_size * sizeof(int64_t));
-    if (l->slots[i].x == NULL || l->slots[i].y == NULL)
-      goto fail;
-  }
+  if ((rc = alloc_slots(l, err, err_len)) != 0)
+    goto fail;
   *out_loader = l;
   return 0;
 fail:
   ty_loader_destroy(l);
-  return TY_ENOMEM;
+  return rc;
 }
 
 void ty_loader_destroy(ty_loader *l)
@@ -168,10 +175,9 @@ void ty_loader_destroy(ty_loader *l)
   if (l == NULL)
     return;
   stop_producer(l);
-  for (int i = 0; i < SLOTS; i++) {
-    free(l->slots[i].x);
-    free(l->slots[i].y);
-  }
+  for (int i = 0; i < SLOTS; i++)
+    for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
+      free(l->slots[i].cols[k]);
   free(l->order);
   pthread_cond_destroy(&l->cv);
   pthread_mutex_destroy(&l->mu);
@@ -208,8 +214,13 @@ int ty_loader_start_epoch(ty_loader *l, uint64_t epoch, uint64_t first_batch)
 
 static void hand_out(ty_loader *l, const slot *s, ty_batch *out)
 {
-  out->x = s->x;
-  out->y = s->y;
+  memset(out, 0, sizeof *out);
+  for (size_t k = 0; k < l->n_cols; k++)
+    out->cols[k] = s->cols[k];
+  if (ty_dataset_column(l->ds, 0)->to == TY_DATA_F32)
+    out->x = s->cols[0];
+  if (l->n_cols > 1 && ty_dataset_column(l->ds, 1)->to == TY_DATA_I64)
+    out->y = s->cols[1];
   out->n = s->n;
   out->epoch = l->epoch;
   out->index = s->index;

@@ -15,6 +15,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -58,6 +59,31 @@ static int write_atomic(const char *path, const void *data, size_t len, char *er
   }
   free(tmp);
   free(dcopy);
+  return rc;
+}
+
+int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
+  const char *path = t->cfg->checkpoint_path;
+  if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return fail_msg(err, err_len, TY_EINVAL, "checkpoint_path: %s: is a directory%s (name a file in it)", path, "");
+  /* Create and remove the very temporary file a checkpoint is written
+   * through: that needs exactly the rights the first save needs. */
+  size_t pl = strlen(path) + 32;
+  char *tmp = malloc(pl);
+  if (!tmp) return TY_ENOMEM;
+  snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = 0;
+  if (fd < 0) {
+    char why[256];
+    snprintf(why, sizeof why, " (cannot create %s: %s)", tmp, strerror(errno));
+    rc = fail_msg(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot be written%s", path, why);
+  } else {
+    close(fd);
+    unlink(tmp);
+  }
+  free(tmp);
   return rc;
 }
 

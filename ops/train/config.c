@@ -10,6 +10,7 @@
 #include "proto/train_config.pb-c.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +78,132 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
   return 0;
 }
 
+/* One DataArray of config.dataset.<split>[i]. */
+static int decode_array(const Trainyard__DataArray *a, const char *split, size_t i, ty_train_array *out, char *err,
+                        size_t err_len) {
+  if (!a->path || !*a->path) return bad(err, err_len, "config.dataset.%s[%zu].path: empty", split, i);
+  if (!a->input || !*a->input)
+    return bad(err, err_len, "config.dataset.%s[%zu].input: empty (name the model input it feeds)", split, i);
+  if (!(a->divisor >= 0) || !(a->std >= 0) || !isfinite(a->mean) || !isfinite(a->divisor) || !isfinite(a->std))
+    return bad(err, err_len, "config.dataset.%s[%zu]: divisor and std must be finite and >= 0, mean finite", split, i);
+  out->path = ty_strdup(a->path);
+  out->input = ty_strdup(a->input);
+  out->divisor = a->divisor;
+  out->mean = a->mean;
+  out->std = a->std;
+  return 0;
+}
+
+static const ty_train_array *find_input(const ty_train_array *a, size_t n, const char *input, size_t *out_i) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(a[i].input, input) == 0) {
+      if (out_i) *out_i = i;
+      return &a[i];
+    }
+  return NULL;
+}
+
+static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *split, ty_train_array **out,
+                         size_t *out_n, char *err, size_t err_len) {
+  if (n > TY_DATA_MAX_COLUMNS)
+    return bad(err, err_len, "config.dataset.%s: %zu arrays; at most %d", split, n, TY_DATA_MAX_COLUMNS);
+  if (n == 0) return 0;
+  *out = calloc(n, sizeof **out);
+  if (!*out) return TY_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    size_t j;
+    int rc = decode_array(msgs[i], split, i, &(*out)[i], err, err_len);
+    if (rc != 0) return rc;
+    (*out_n)++;
+    if (find_input(*out, i, (*out)[i].input, &j))
+      return bad(err, err_len, "config.dataset.%s[%zu].input: \"%s\" is already fed by %s[%zu]", split, i,
+                 (*out)[i].input, split, j);
+  }
+  return 0;
+}
+
+/* Test arrays feed exactly the train arrays' inputs; unset normalisation
+ * is the train array's. */
+static int match_test(ty_train_config *c, char *err, size_t err_len) {
+  if (c->n_test_arrays == 0) return 0;
+  for (size_t i = 0; i < c->n_test_arrays; i++) {
+    ty_train_array *t = &c->test_arrays[i];
+    const ty_train_array *tr = find_input(c->train_arrays, c->n_train_arrays, t->input, NULL);
+    if (!tr) return bad(err, err_len, "config.dataset.test[%zu].input: \"%s\" is fed by no train array", i, t->input);
+    if (t->divisor == 0) t->divisor = tr->divisor;
+    if (t->mean == 0) t->mean = tr->mean;
+    if (t->std == 0) t->std = tr->std;
+  }
+  for (size_t i = 0; i < c->n_train_arrays; i++)
+    if (!find_input(c->test_arrays, c->n_test_arrays, c->train_arrays[i].input, NULL))
+      return bad(err, err_len, "config.dataset.test: no array feeds \"%s\" (train[%zu] does)", c->train_arrays[i].input, i);
+  return 0;
+}
+
+static int decode_tokens(const Trainyard__TokenStream *t, ty_train_config *c, char *err, size_t err_len) {
+  if (!t->train_path || !*t->train_path) return bad(err, err_len, "config.dataset.tokens.train_path: empty");
+  if (t->context == 0) return bad(err, err_len, "config.dataset.tokens.context: must be > 0");
+  if (t->context > (1u << 20)) return bad(err, err_len, "config.dataset.tokens.context: %u is over 1048576", t->context);
+  if (t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__DTYPE_UNSPECIFIED && t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__UINT16 &&
+      t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__INT32)
+    return bad(err, err_len, "config.dataset.tokens.dtype: unknown value %d", (int)t->dtype);
+  c->data_kind = TY_TRAIN_DATA_TOKENS;
+  c->tokens.train_path = ty_strdup(t->train_path);
+  c->tokens.test_path = dup_or_null(t->test_path);
+  c->tokens.type = t->dtype == TRAINYARD__TOKEN_STREAM__DTYPE__UINT16  ? TY_DATA_U16
+                   : t->dtype == TRAINYARD__TOKEN_STREAM__DTYPE__INT32 ? TY_DATA_I32
+                                                                      : TY_DATA_INVALID;
+  c->tokens.context = t->context;
+  c->tokens.stride = t->stride;
+  c->tokens.vocab_size = t->vocab_size;
+  return 0;
+}
+
+/* Which source the dataset names; only one may be set. */
+static int dataset_kind(const Trainyard__Dataset *d, char *err, size_t err_len) {
+  bool named = d->name && *d->name, arrays = d->n_train > 0, tokens = d->tokens != NULL;
+  if (named && strcmp(d->name, "fashion-mnist") != 0)
+    return bad(err, err_len,
+               "config.dataset.name: \"%s\" is not a builtin dataset (only \"fashion-mnist\"; name your own files "
+               "in config.dataset.train or config.dataset.tokens)", d->name);
+  if (named + arrays + tokens > 1)
+    return bad(err, err_len, "config.dataset: %s and %s are both set (choose one source)",
+               named ? "name" : "train", tokens ? "tokens" : "train");
+  if (d->n_test > 0 && !arrays) return bad(err, err_len, "config.dataset.test: needs config.dataset.train");
+  if ((arrays || tokens) && (d->mean != 0 || d->std != 0))
+    return bad(err, err_len, "config.dataset.%s: applies to fashion-mnist only (set DataArray.mean and .std)",
+               d->mean != 0 ? "mean" : "std");
+  return 0;
+}
+
 static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char *err, size_t err_len) {
   c->shuffle = true;
   if (!d) return 0;
-  if (d->name && *d->name && strcmp(d->name, "fashion-mnist") != 0)
-    return bad(err, err_len, "config.dataset.name: \"%s\" is not supported (only \"fashion-mnist\")", d->name);
+  int rc = dataset_kind(d, err, err_len);
+  if (rc != 0) return rc;
   if (d->std < 0) return bad(err, err_len, "config.dataset.std: must be >= 0 (got %g)", d->std);
   c->data_dir = dup_or_null(d->dir);
   c->mean = d->mean;
   c->std = d->std;
   c->shuffle = d->shuffle != TRAINYARD__TOGGLE__TOGGLE_OFF;
+  if (d->tokens) return decode_tokens(d->tokens, c, err, err_len);
+  if (d->n_train == 0) return 0;
+  c->data_kind = TY_TRAIN_DATA_ARRAYS;
+  rc = decode_arrays(d->train, d->n_train, "train", &c->train_arrays, &c->n_train_arrays, err, err_len);
+  if (rc == 0) rc = decode_arrays(d->test, d->n_test, "test", &c->test_arrays, &c->n_test_arrays, err, err_len);
+  return rc == 0 ? match_test(c, err, err_len) : rc;
+}
+
+/* config.trainable / config.frozen: non-empty patterns, copied. */
+static int decode_patterns(char **in, size_t n, const char *field, char ***out, size_t *out_n, char *err,
+                           size_t err_len) {
+  if (n == 0) return 0;
+  *out = calloc(n, sizeof **out);
+  if (!*out) return TY_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (!in[i] || !*in[i]) return bad(err, err_len, "config.%s[%zu]: empty pattern", field, i);
+    (*out)[(*out_n)++] = ty_strdup(in[i]);
+  }
   return 0;
 }
 
@@ -107,6 +224,8 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   else return bad(err, err_len, "config.optimizer: not set (set sgd or adam)");
   if (rc == 0) rc = decode_schedule(m->lr_schedule, c, err, err_len);
   if (rc == 0) rc = decode_dataset(m->dataset, c, err, err_len);
+  if (rc == 0) rc = decode_patterns(m->trainable, m->n_trainable, "trainable", &c->trainable, &c->n_trainable, err, err_len);
+  if (rc == 0) rc = decode_patterns(m->frozen, m->n_frozen, "frozen", &c->frozen, &c->n_frozen, err, err_len);
   if (rc != 0) return rc;
   if (m->epochs == 0 && m->max_steps == 0)
     return bad(err, err_len, "config.epochs: 0 and config.max_steps: 0 (set at least one)");
@@ -166,8 +285,27 @@ int ty_train_config_load(const char *path, ty_train_config *out, char *err, size
   return rc;
 }
 
+static void free_arrays(ty_train_array *a, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(a[i].path);
+    free(a[i].input);
+  }
+  free(a);
+}
+
+static void free_strings(char **s, size_t n) {
+  for (size_t i = 0; i < n; i++) free(s[i]);
+  free(s);
+}
+
 void ty_train_config_close(ty_train_config *c) {
   if (!c) return;
+  free_arrays(c->train_arrays, c->n_train_arrays);
+  free_arrays(c->test_arrays, c->n_test_arrays);
+  free(c->tokens.train_path);
+  free(c->tokens.test_path);
+  free_strings(c->trainable, c->n_trainable);
+  free_strings(c->frozen, c->n_frozen);
   free(c->loss_output);
   free(c->logits_output);
   free(c->label_input);

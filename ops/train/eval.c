@@ -1,9 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Evaluation on the test split: the plain model (no loss, no backward) in
- * inference mode with the current weights, in batches of 1000. Accuracy is
- * the argmax of the logits against the labels; the loss is the mean softmax
- * cross-entropy (or the model's own loss output).
+ * Evaluation on the test split: the plain model (no loss, no backward) with
+ * the current weights, in batches of 1000. Accuracy is the argmax of the
+ * logits against the labels (per token for a token stream); the loss is
+ * the mean softmax cross-entropy (or the model's own loss output).
+ *
+ * Inference mode is a property of the graph evaluated, not only of the
+ * executor: a model exported in training mode carries it in
+ * BatchNormalization's training_mode attribute and Dropout's training_mode
+ * input, which the kernels honour. So evaluation runs a copy of the model
+ * with every such switch turned off (eval_g), and Dropout is the identity
+ * and BatchNormalization uses its running statistics, whatever the export
+ * said: two evaluations of the same weights agree bit for bit.
  */
 #include "ops/train/train_internal.h"
 
@@ -15,74 +23,130 @@
 
 #define EVAL_BATCH 1000
 
-static double batch_ce(const float *logits, const int64_t *y, uint32_t n, int64_t classes, uint64_t *correct) {
-  double total = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    const float *r = logits + (int64_t)i * classes;
-    int64_t best = 0;
-    double mx = r[0], s = 0;
-    for (int64_t k = 1; k < classes; k++)
-      if (r[k] > r[best]) best = k;
-    mx = r[best];
-    for (int64_t k = 0; k < classes; k++) s += exp((double)r[k] - mx);
-    total += log(s) + mx - r[y[i]];
-    *correct += best == y[i];
+/* Turns the training-mode switches of the eval copy off. The IR is flat
+ * and this graph is ours, so Dropout's optional training_mode input is
+ * dropped in place (an omitted input means inference). */
+static int inference_mode(ty_graph *g) {
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    int rc = 0;
+    if (n->op == TY_OP_BATCH_NORM && ty_graph_node_attr(n, "training_mode"))
+      rc = ty_graph_node_set_int(g, i, "training_mode", 0);
+    else if (n->op == TY_OP_DROPOUT && n->n_inputs > 2)
+      ((ty_graph_node *)n)->inputs[2] = TY_NO_VALUE;
+    if (rc != 0) return rc;
   }
-  return total;
+  return 0;
+}
+
+int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
+  if (!t->test_ds) return 0;
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  int rc = ty_graph_to_onnx(t->model, NULL, 0, err, err_len, &bytes, &len);
+  if (rc == 0) rc = ty_graph_load_bytes(bytes, len, err, err_len, &t->eval_g);
+  free(bytes);
+  if (rc == 0) rc = inference_mode(t->eval_g);
+  return rc;
+}
+
+typedef struct tally {
+  uint64_t correct, count; /* predictions: samples, or tokens */
+  double loss;             /* summed over count */
+} tally;
+
+/* Cross-entropy and argmax over logits laid out [outer, classes, inner]
+ * (classes on axis 1: inner = the trailing dims; classes last: inner = 1);
+ * labels are [outer, inner]. Labels outside [0, classes) were refused when
+ * the data was opened, so the check here only keeps a bad batch from
+ * reading out of bounds. */
+static void batch_ce(const float *x, const int64_t *y, int64_t outer, int64_t classes, int64_t inner, tally *a) {
+  double total = 0;
+  for (int64_t b = 0; b < outer; b++)
+    for (int64_t i = 0; i < inner; i++) {
+      const float *r = x + b * classes * inner + i;
+      int64_t label = y[b * inner + i], best = 0;
+      if (label < 0 || label >= classes) continue;
+      for (int64_t k = 1; k < classes; k++)
+        if (r[k * inner] > r[best * inner]) best = k;
+      double mx = r[best * inner], s = 0;
+      for (int64_t k = 0; k < classes; k++) s += exp((double)r[k * inner] - mx);
+      total += log(s) + mx - r[label * inner];
+      a->correct += best == label;
+      a->count++;
+    }
+  a->loss += total;
+}
+
+/* The builtin loss's share of one batch: logits against the label feed. */
+static int tally_logits(const ty_train *t, const ty_tensor *o, const ty_batch *b, tally *a) {
+  const ty_shape *s = &o->shape;
+  if (o->dtype != TY_DTYPE_F32 || s->rank < 2 || s->dims[0] != b->n) return TY_EINVAL;
+  int64_t classes = t->class_last ? s->dims[s->rank - 1] : s->dims[1];
+  int64_t inner = t->class_last ? 1 : ty_shape_span(s, 2, s->rank), outer = ty_shape_numel(s) / classes / inner;
+  const ty_data_column *lc = ty_dataset_column(t->test_ds, (size_t)t->label_feed);
+  if ((uint64_t)(outer * inner) != (uint64_t)lc->elems * b->n) return TY_EINVAL;
+  batch_ce(o->data, b->cols[t->label_feed], outer, classes, inner, a);
+  return 0;
 }
 
 static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err, size_t err_len) {
-  int rc = ty_exec_create(t->model, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit}, out_e);
+  const ty_graph *g = t->eval_g;
+  int rc = ty_exec_create(g, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit}, out_e);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
     rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], err, err_len);
   for (size_t i = 0; rc == 0 && i < t->n_bn; i++) /* inference uses the running statistics */
     for (int k = 0; rc == 0 && k < 2; k++)
       rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->bn[i].ids[k])->name, t->bn[i].stat[k], err, err_len);
-  ty_loader_opts lo = {.batch_size = EVAL_BATCH, .world_size = 1};
+  /* A model with a fixed batch dim takes only that batch: the last partial one is skipped. */
+  ty_loader_opts lo = {.batch_size = t->fixed_batch ? t->fixed_batch : EVAL_BATCH, .world_size = 1,
+                       .drop_last = t->fixed_batch != 0};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, out_l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(*out_l, 0, 0);
   return rc;
 }
 
-static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, uint64_t *correct, double *loss, char *err,
-                      size_t err_len) {
-  ty_shape xs = ty_shape_with_batch(&t->sample_shape, b->n), ys = ty_shape_make(1, (int64_t[]){b->n});
-  ty_tensor *x = NULL, *y = NULL;
-  const char *dname = ty_graph_value_at(t->g, t->data_id)->name, *lname = t->cfg->label_input;
-  int rc = ty_tensor_create_from(TY_DTYPE_F32, &xs, b->x, (size_t)b->n * ty_dataset_sample_size(t->test_ds) * 4, &x);
-  if (rc == 0) rc = ty_tensor_create_from(TY_DTYPE_I64, &ys, b->y, (size_t)b->n * 8, &y);
-  if (rc == 0) rc = ty_exec_bind(e, dname, x, err, err_len);
-  if (rc == 0 && t->cfg->loss_output) rc = ty_exec_bind(e, lname, y, err, err_len);
+static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char *err, size_t err_len) {
+  ty_tensor *in[TY_DATA_MAX_COLUMNS] = {0};
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < t->n_feeds; k++) {
+    const ty__feed *f = &t->feeds[k];
+    if (!f->model_input) continue;
+    ty_shape s = ty__train_feed_shape(t, k, b->n);
+    size_t bytes = (size_t)ty_shape_numel(&s) * ty_dtype_size(f->dtype);
+    rc = ty_tensor_create_from(f->dtype, &s, b->cols[k], bytes, &in[k]);
+    if (rc == 0) rc = ty_exec_bind(e, t->names[k], in[k], err, err_len);
+  }
   if (rc == 0) rc = ty_exec_run(e, err, err_len);
   if (rc == 0) {
     const char *out = t->cfg->loss_output ? t->cfg->loss_output : t->cfg->logits_output;
     const ty_tensor *o = ty_exec_output(e, out);
     if (!o || o->dtype != TY_DTYPE_F32) rc = TY_EINTERNAL;
-    else if (t->cfg->loss_output) *loss += ty_tensor_f32(o)[0] * (double)b->n;
-    else if (o->shape.rank != 2 || o->shape.dims[0] != b->n) rc = TY_EINVAL;
-    else *loss += batch_ce(o->data, b->y, b->n, o->shape.dims[1], correct);
-    if (rc != 0 && err && err_len) snprintf(err, err_len, "evaluate: output \"%s\" is not [N, classes] float", out);
+    else if (t->cfg->loss_output) {
+      a->loss += ty_tensor_f32(o)[0] * (double)b->n;
+      a->count += b->n;
+    } else rc = tally_logits(t, o, b, a);
+    if (rc != 0 && err && err_len)
+      snprintf(err, err_len, "evaluate: output \"%s\" is not %s", out,
+               t->cfg->loss_output ? "a float loss" : "float logits matching the labels");
   }
-  ty_tensor_destroy(x);
-  ty_tensor_destroy(y);
+  for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++) ty_tensor_destroy(in[k]);
   return rc;
 }
 
 int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err, size_t err_len) {
+  if (!t->test_ds || !t->eval_g)
+    return ty_errf(err, err_len, TY_ESTATE, "evaluate: the config names no test data");
   ty_exec *e = NULL;
   ty_loader *l = NULL;
-  uint64_t correct = 0, seen = 0;
-  double loss = 0;
+  tally a = {0};
   int rc = eval_setup(t, &e, &l, err, err_len);
   ty_batch b;
-  while (rc == 0 && (rc = ty_loader_next(l, &b)) == 1) {
-    rc = eval_batch(t, e, &b, &correct, &loss, err, err_len);
-    seen += b.n;
-  }
+  while (rc == 0 && (rc = ty_loader_next(l, &b)) == 1) rc = eval_batch(t, e, &b, &a, err, err_len);
   ty_loader_destroy(l);
   ty_exec_destroy(e);
   if (rc != 0) return rc;
-  *out_accuracy = t->cfg->loss_output || !seen ? -1 : (double)correct / (double)seen;
-  *out_loss = seen ? loss / (double)seen : 0;
+  *out_accuracy = t->cfg->loss_output || !a.count ? -1 : (double)a.correct / (double)a.count;
+  *out_loss = a.count ? a.loss / (double)a.count : 0;
   return 0;
 }

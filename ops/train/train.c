@@ -34,10 +34,71 @@ static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
   return rc;
 }
 
-static FILE *log_stream(const ty_train *t) { return t->opts.log ? t->opts.log : stdout; }
+FILE *ty__train_log(const ty_train *t) { return t->opts.log ? t->opts.log : stdout; }
+static FILE *log_stream(const ty_train *t) { return ty__train_log(t); }
 
-/* Copies the model, adds the builtin loss (or finds loss_output) and the
- * labels input. */
+/* The loss on [N*T, V] for logits [N, T, V] (classes last, token streams):
+ * Flatten the logits and Reshape the labels [N, T] to [N*T], as
+ * F.cross_entropy(logits.view(-1, V), y.view(-1)) does. */
+static int flatten_tokens(ty_train *t, int *logits, int *labels) {
+  int rank = ty_graph_value_at(t->g, *logits)->shape.rank, idx, rc = 0;
+  if (rank > 2) {
+    int flat;
+    if ((rc = ty_graph_add_value(t->g, "trainyard.logits_flat", TY_DTYPE_INVALID, NULL, &flat)) != 0 ||
+        (rc = ty_graph_add_node(t->g, TY_OP_FLATTEN, "trainyard.logits_flat", logits, 1, &flat, 1, &idx)) != 0 ||
+        (rc = ty_graph_node_set_int(t->g, (size_t)idx, "axis", rank - 1)) != 0)
+      return rc;
+    *logits = flat;
+  }
+  ty_shape vs = ty_shape_make(1, (int64_t[]){1});
+  ty_tensor *minus1;
+  int shape, flat;
+  if ((rc = ty_tensor_create(TY_DTYPE_I64, &vs, &minus1)) != 0) return rc;
+  ((int64_t *)minus1->data)[0] = -1;
+  if ((rc = ty_graph_add_value(t->g, "trainyard.labels_shape", TY_DTYPE_I64, &vs, &shape)) != 0 ||
+      (rc = ty_graph_set_initializer(t->g, shape, minus1)) != 0) {
+    ty_tensor_destroy(minus1);
+    return rc;
+  }
+  if ((rc = ty_graph_add_value(t->g, "trainyard.labels_flat", TY_DTYPE_INVALID, NULL, &flat)) != 0 ||
+      (rc = ty_graph_add_node(t->g, TY_OP_RESHAPE, "trainyard.labels_flat", (int[]){*labels, shape}, 2, &flat, 1,
+                              &idx)) != 0)
+    return rc;
+  *labels = flat;
+  return 0;
+}
+
+/* The builtin loss: a labels input shaped like the label data (unless
+ * the model has one), then SoftmaxCrossEntropyLoss over the logits. */
+static int builtin_loss(ty_train *t, char *err, size_t err_len) {
+  const ty_train_config *c = t->cfg;
+  int logits = ty_graph_find_value(t->g, c->logits_output), idx, rc;
+  if (logits == TY_NO_VALUE || !ty_graph_value_at(t->g, logits)->is_output)
+    return fail(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
+                c->logits_output);
+  t->logits_id = logits;
+  t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS;
+  if (t->label_id == TY_NO_VALUE) {
+    const ty_data_column *lc = ty_dataset_column(t->train_ds, (size_t)t->label_feed);
+    if (lc->ndims + 1 > TY_MAX_RANK) return fail(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
+    ty_shape ls = {.rank = (int)lc->ndims + 1};
+    ls.dims[0] = TY_DIM_BATCH;
+    for (uint32_t d = 0; d < lc->ndims; d++) ls.dims[d + 1] = (int64_t)lc->dims[d];
+    if ((rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
+        (rc = ty_graph_mark_input(t->g, t->label_id)) != 0)
+      return rc;
+  }
+  int labels = t->label_id;
+  if (t->class_last && (rc = flatten_tokens(t, &logits, &labels)) != 0) return rc;
+  if ((rc = ty_graph_add_value(t->g, "trainyard.loss", TY_DTYPE_F32, NULL, &t->loss_id)) != 0) return rc;
+  if ((rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, "trainyard.loss", (int[]){logits, labels}, 2,
+                              &t->loss_id, 1, &idx)) != 0)
+    return rc;
+  if ((rc = ty_graph_mark_output(t->g, t->loss_id)) != 0) return rc;
+  return ty_graph_infer_shapes(t->g, err, err_len);
+}
+
+/* Copies the model and adds the builtin loss, or finds loss_output. */
 static int build_loss(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   uint8_t *bytes = NULL;
@@ -46,68 +107,16 @@ static int build_loss(ty_train *t, char *err, size_t err_len) {
   if (rc == 0) rc = ty_graph_load_bytes(bytes, len, err, err_len, &t->g);
   free(bytes);
   if (rc != 0) return rc;
-  const char *din = c->data_input;
-  if (!din && ty_graph_n_inputs(t->g) >= 1) din = ty_graph_value_at(t->g, ty_graph_input(t->g, 0))->name;
-  t->data_id = din ? ty_graph_find_value(t->g, din) : TY_NO_VALUE;
-  if (t->data_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->data_id)->is_input)
-    return fail(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din ? din : "");
+  t->logits_id = TY_NO_VALUE;
   t->label_id = ty_graph_find_value(t->g, c->label_input);
-  if (c->loss_output) {
-    t->loss_id = ty_graph_find_value(t->g, c->loss_output);
-    if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
-      return fail(err, err_len, TY_EINVAL, "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
-    if (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input)
-      return fail(err, err_len, TY_EINVAL, "config.label_input: \"%s\" is not an input of the model", c->label_input);
-    return 0;
-  }
-  int logits = ty_graph_find_value(t->g, c->logits_output), idx;
-  if (logits == TY_NO_VALUE || !ty_graph_value_at(t->g, logits)->is_output)
-    return fail(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
-                c->logits_output);
-  if (t->label_id == TY_NO_VALUE) {
-    ty_shape ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
-    if ((rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
-        (rc = ty_graph_mark_input(t->g, t->label_id)) != 0)
-      return rc;
-  }
-  if ((rc = ty_graph_add_value(t->g, "trainyard.loss", TY_DTYPE_F32, NULL, &t->loss_id)) != 0) return rc;
-  if ((rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, "trainyard.loss", (int[]){logits, t->label_id}, 2,
-                              &t->loss_id, 1, &idx)) != 0)
-    return rc;
-  if ((rc = ty_graph_mark_output(t->g, t->loss_id)) != 0) return rc;
-  return ty_graph_infer_shapes(t->g, err, err_len);
-}
-
-/* Differentiates the loss with respect to every float initializer and
- * keeps those with a gradient as the trainable parameters. */
-static int build_backward(ty_train *t, char *err, size_t err_len) {
-  size_t ni = ty_graph_n_initializers(t->g), n = 0;
-  int *cand = calloc(ni + 1, sizeof *cand), *grads = calloc(ni + 1, sizeof *grads);
-  int rc = TY_ENOMEM;
-  if (!cand || !grads) goto done;
-  for (size_t i = 0; i < ni; i++) {
-    int id = ty_graph_initializer(t->g, i);
-    if (ty_graph_value_at(t->g, id)->dtype == TY_DTYPE_F32) cand[n++] = id;
-  }
-  if ((rc = ty_autodiff(t->g, t->loss_id, cand, n, grads, err, err_len)) != 0) goto done;
-  t->param_ids = calloc(n + 1, sizeof *t->param_ids);
-  t->grad_ids = calloc(n + 1, sizeof *t->grad_ids);
-  t->params = calloc(n + 1, sizeof *t->params);
-  rc = TY_ENOMEM;
-  if (!t->param_ids || !t->grad_ids || !t->params) goto done;
-  rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    if (grads[i] == TY_NO_VALUE) continue;
-    t->param_ids[t->np] = cand[i];
-    t->grad_ids[t->np] = grads[i];
-    rc = ty_tensor_clone(ty_graph_value_at(t->g, cand[i])->init, &t->params[t->np]);
-    if (rc == 0) t->np++;
-  }
-  if (rc == 0 && t->np == 0) rc = fail(err, err_len, TY_EINVAL, "model: the loss depends on no float initializer");
-done:
-  free(cand);
-  free(grads);
-  return rc;
+  if (!c->loss_output) return builtin_loss(t, err, err_len);
+  t->loss_id = ty_graph_find_value(t->g, c->loss_output);
+  if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
+    return fail(err, err_len, TY_EINVAL, "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
+  bool need_labels = c->data_kind != TY_TRAIN_DATA_ARRAYS || t->label_feed >= 0;
+  if (need_labels && (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input))
+    return fail(err, err_len, TY_EINVAL, "config.label_input: \"%s\" is not an input of the model", c->label_input);
+  return 0;
 }
 
 /* Per parameter: its bucket and offset; per gradient value: its parameter. */
@@ -164,43 +173,41 @@ static int build_optim(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
-static int build_data(ty_train *t, char *err, size_t err_len) {
-  const ty_train_config *c = t->cfg;
-  ty_data_opts d = {.dir = c->data_dir, .mean = c->mean, .std = c->std};
-  uint32_t world = t->opts.world_size;
-  if (c->batch_size % world != 0)
-    return fail(err, err_len, TY_EINVAL, "config.batch_size: %u is not divisible by the world size %u", c->batch_size,
-                world);
-  int rc = ty_data_load_fashion_mnist(&d, TY_DATA_TRAIN, &t->train_ds, err, err_len);
-  if (rc == 0) rc = ty_data_load_fashion_mnist(&d, TY_DATA_TEST, &t->test_ds, err, err_len);
-  if (rc != 0) return rc;
-  ty_loader_opts lo = {.batch_size = c->batch_size / world, .seed = c->seed, .shuffle = c->shuffle,
-                       .rank = t->opts.rank, .world_size = world, .drop_last = true, .prefetch = t->opts.prefetch};
-  if ((rc = ty_loader_create(t->train_ds, &lo, &t->loader, err, err_len)) != 0) return rc;
-  t->bpe = ty_loader_batches_per_epoch(t->loader);
-  const ty_graph_value *dv = ty_graph_value_at(t->g, t->data_id);
-  t->sample_shape = dv->shape;
-  int64_t per = ty_shape_span(&dv->shape, 1, dv->shape.rank);
-  if (dv->shape.rank < 1 || dv->dtype != TY_DTYPE_F32 || per != (int64_t)ty_dataset_sample_size(t->train_ds))
-    return fail(err, err_len, TY_EINVAL, "config.data_input: \"%s\" must be float [N, ...] with %zu values per sample",
-                dv->name, ty_dataset_sample_size(t->train_ds));
-  ty_shape xs = ty_shape_with_batch(&dv->shape, lo.batch_size), ys = ty_shape_make(1, (int64_t[]){lo.batch_size});
-  rc = ty_tensor_create(TY_DTYPE_F32, &xs, &t->x);
-  if (rc == 0) rc = ty_tensor_create(TY_DTYPE_I64, &ys, &t->y);
-  return rc;
-}
-
+/* The run's length, and the schedule's: the cosine length follows the
+ * config's epochs / max_steps only, so a run cut short (opts.max_steps,
+ * trainrun --steps) trains with the learning rates of the full run. */
 static void resolve_steps(ty_train *t) {
   const ty_train_config *c = t->cfg;
-  t->total_steps = c->epochs ? c->epochs * t->bpe : UINT64_MAX;
-  if (c->max_steps && c->max_steps < t->total_steps) t->total_steps = c->max_steps;
+  uint64_t by_epochs = c->epochs ? c->epochs * t->bpe : UINT64_MAX;
+  uint64_t planned = c->max_steps && c->max_steps < by_epochs ? c->max_steps : by_epochs;
+  uint64_t limit = t->opts.max_steps ? t->opts.max_steps : c->max_steps;
+  t->total_steps = limit && limit < by_epochs ? limit : by_epochs;
+  if (planned == UINT64_MAX) planned = t->total_steps;
   t->sched = c->schedule;
   if (t->sched.kind == TY_LR_COSINE && t->sched.total_steps == 0) {
     uint64_t w = t->sched.warmup_steps;
-    t->sched.total_steps = t->total_steps > w ? t->total_steps - w : 1;
+    t->sched.total_steps = planned > w ? planned - w : 1;
   }
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
     if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT) t->exec_per_step = true;
+}
+
+/* Everything up to the optimizer: data, graph, parameters, buckets. The
+ * cheap refusals come first (a checkpoint path that cannot be written),
+ * and nothing trains before every check has passed. */
+static int build(ty_train *t, char *err, size_t err_len) {
+  int rc;
+  if ((rc = ty__train_probe_checkpoint(t, err, err_len)) != 0 || (rc = ty__train_data_open(t, err, err_len)) != 0 ||
+      (rc = build_loss(t, err, err_len)) != 0 || (rc = ty__train_data_bind(t, err, err_len)) != 0)
+    return rc;
+  ty__train_warn_softmax(t);
+  if ((rc = ty__train_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
+      (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
+      (rc = ty__train_eval_setup(t, err, err_len)) != 0)
+    return rc;
+  if (t->cfg->eval_each_epoch && !t->test_ds)
+    fprintf(log_stream(t), "evaluation: the config names no test data; none after each epoch\n");
+  return 0;
 }
 
 int ty_train_create(const ty_graph *model, const ty_train_config *config, const ty_train_opts *opts,
@@ -216,10 +223,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     rc = fail(err, err_len, TY_EINVAL, "rank %u: not below the world size %u", t->opts.rank, t->opts.world_size);
     goto fail;
   }
-  if ((rc = build_loss(t, err, err_len)) != 0 || (rc = build_backward(t, err, err_len)) != 0 ||
-      (rc = build_buckets(t)) != 0 || (rc = build_optim(t, err, err_len)) != 0 ||
-      (rc = build_data(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0)
-    goto fail;
+  if ((rc = build(t, err, err_len)) != 0) goto fail;
   resolve_steps(t);
   if (!t->opts.no_fusion && (rc = ty_jit_create(&(ty_jit_opts){0}, &t->jit)) != 0) {
     rc = fail(err, err_len, rc, "fusion: cannot create the kernel compiler: %s", ty_strerror(rc));
@@ -247,17 +251,15 @@ void ty_train_destroy(ty_train *t) {
   if (!t) return;
   ty_exec_destroy(t->exec);
   ty_jit_destroy(t->jit);
-  ty_loader_destroy(t->loader);
-  ty_dataset_destroy(t->train_ds);
-  ty_dataset_destroy(t->test_ds);
-  ty_tensor_destroy(t->x);
-  ty_tensor_destroy(t->y);
+  ty__train_data_close(t);
+  ty_graph_destroy(t->eval_g);
   ty_optim_destroy(t->optim);
   ty__train_bn_destroy(t);
   for (size_t i = 0; t->params && i < t->np; i++) ty_tensor_destroy(t->params[i]);
   free(t->params);
   free(t->param_ids);
   free(t->grad_ids);
+  free(t->frozen_ids);
   free(t->buckets);
   free(t->bucket_buf);
   free(t->param_off);
@@ -346,8 +348,8 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; rc == 0 && i < t->np; i++) rc = ty_exec_bind_id(t->exec, t->param_ids[i], t->params[i], err, err_len);
   for (size_t i = 0; rc == 0 && i < t->n_bn; i++)
     for (int k = 0; rc == 0 && k < 2; k++) rc = ty_exec_bind_id(t->exec, t->bn[i].ids[k], t->bn[i].stat[k], err, err_len);
-  if (rc == 0) rc = ty_exec_bind_id(t->exec, t->data_id, t->x, err, err_len);
-  if (rc == 0) rc = ty_exec_bind_id(t->exec, t->label_id, t->y, err, err_len);
+  for (size_t k = 0; rc == 0 && k < t->n_feeds; k++)
+    rc = ty_exec_bind_id(t->exec, t->feeds[k].id, t->feeds[k].t, err, err_len);
   return rc;
 }
 
@@ -422,11 +424,8 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
 }
 
 static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
-  size_t fl = (size_t)ty_tensor_numel(t->x);
-  if ((uint64_t)b->n * ty_dataset_sample_size(t->train_ds) != fl) return fail(err, err_len, TY_EINTERNAL, "short batch");
-  memcpy(t->x->data, b->x, fl * sizeof(float));
-  memcpy(t->y->data, b->y, b->n * sizeof(int64_t));
-  int rc = 0;
+  int rc = ty__train_data_load(t, b, err, err_len);
+  if (rc != 0) return rc;
   begin_buckets(t);
   if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
   if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
@@ -461,7 +460,7 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
 /* End of an epoch: evaluate, move to the next, checkpoint. */
 static int end_epoch(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
-  if (t->cfg->eval_each_epoch && t->opts.rank == 0) {
+  if (t->cfg->eval_each_epoch && t->opts.rank == 0 && t->test_ds) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0) fprintf(log_stream(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n", (unsigned long long)t->epoch + 1, acc, loss);
@@ -508,7 +507,7 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   int rc = ty_train_steps(t, UINT64_MAX, err, err_len);
   if (rc != 0) return rc;
   *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;
-  if (!*out_stopped && t->batch != 0 && t->opts.rank == 0) {
+  if (!*out_stopped && t->batch != 0 && t->opts.rank == 0 && t->test_ds) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0) fprintf(log_stream(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);

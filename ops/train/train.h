@@ -45,6 +45,7 @@
 #ifndef TY_OPS_TRAIN_TRAIN_H
 #define TY_OPS_TRAIN_TRAIN_H
 
+#include "ops/data/data.h"
 #include "ops/graph.h"
 #include "ops/optim/optim.h"
 
@@ -56,7 +57,28 @@
 
 /* ---- config ---------------------------------------------------------------
  * The decoded, validated and defaulted trainyard.TrainConfig
- * (proto/train_config.proto). Strings are owned by the struct. */
+ * (proto/train_config.proto). Strings are owned by the struct; a zeroed
+ * struct plus the loss and optimizer fields is a valid Fashion-MNIST
+ * config. */
+typedef enum ty_train_data_kind {
+  TY_TRAIN_DATA_FASHION_MNIST = 0, /* data_dir, mean, std */
+  TY_TRAIN_DATA_ARRAYS,            /* train_arrays, test_arrays */
+  TY_TRAIN_DATA_TOKENS,            /* tokens */
+} ty_train_data_kind;
+
+/* A DataArray: a file feeding one model input (or the labels). */
+typedef struct ty_train_array {
+  char *path;  /* as configured; relative paths are taken from data_dir */
+  char *input;
+  float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
+} ty_train_array;
+
+typedef struct ty_train_tokens {
+  char *train_path, *test_path; /* test_path NULL: no evaluation */
+  ty_data_type type;            /* TY_DATA_U16, TY_DATA_I32, or INVALID (.npy only) */
+  uint32_t context, stride, vocab_size;
+} ty_train_tokens;
+
 typedef struct ty_train_config {
   char *loss_output;   /* a graph output holding the loss, or NULL */
   char *logits_output; /* builtin softmax cross-entropy over it, or NULL */
@@ -67,8 +89,12 @@ typedef struct ty_train_config {
   uint32_t batch_size;     /* global, default 64 */
   uint32_t epochs;
   uint64_t max_steps;
-  char *data_dir; /* NULL: TY_DATA_FASHION_MNIST_DIR */
-  float mean, std;
+  ty_train_data_kind data_kind;
+  char *data_dir; /* fashion-mnist: NULL is TY_DATA_FASHION_MNIST_DIR; else the base of relative paths */
+  float mean, std; /* fashion-mnist only */
+  ty_train_array *train_arrays, *test_arrays;
+  size_t n_train_arrays, n_test_arrays;
+  ty_train_tokens tokens;
   bool shuffle;
   uint64_t seed;
   char *checkpoint_path; /* NULL: no checkpoints */
@@ -76,6 +102,8 @@ typedef struct ty_train_config {
   uint64_t log_interval; /* default 100 */
   bool fusion;
   bool eval_each_epoch;
+  char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
+  size_t n_trainable, n_frozen;
 } ty_train_config;
 
 /* Decodes a serialised TrainConfig and validates it. Errors are
@@ -117,6 +145,10 @@ typedef struct ty_train_opts {
   void *allreduce_user;
   size_t bucket_bytes;       /* gradient bucket size; 0: 4 MiB */
   bool resume;               /* require a checkpoint to resume from */
+  /* Stop after this many optimizer steps in total (trainrun --steps),
+   * instead of the config's epochs / max_steps. The learning-rate schedule
+   * keeps the config's length. 0: the config decides. */
+  uint64_t max_steps;
   bool no_fusion;            /* run one kernel per node (overrides config) */
   bool prefetch;             /* assemble batches on a background thread */
   const volatile sig_atomic_t *stop; /* nonzero: finish the step, checkpoint, return */
@@ -132,6 +164,14 @@ typedef struct ty_train ty_train;
 /* Builds the training graph (a copy of model plus loss and backward), the
  * optimizer and the data loaders, and resumes from config->checkpoint_path
  * when its state file exists (or fails if opts->resume and it does not).
+ * Everything that can be checked is checked here, before any step: the
+ * checkpoint path can be written (rank 0), every model input is fed, and
+ * every data file's sample shape and type fit the input it feeds (errors
+ * name both, e.g. "config.dataset.train[0] (x.npy): samples are float64
+ * (3, 32, 32) (3072 values) but model input "x" takes float32 [N, 784]"),
+ * labels lie below the class count. Logs (to opts->log) how many
+ * parameters are trained and which float initializers are frozen, and
+ * warns once when the loss is applied to a Softmax output.
  * model and config are borrowed and must outlive the trainer. */
 int ty_train_create(const ty_graph *model, const ty_train_config *config, const ty_train_opts *opts,
                     ty_train **out_train, char *err, size_t err_len);
@@ -143,15 +183,24 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len);
 /* Runs up to n more steps (for tests and benchmarks), no epoch-end work
  * beyond what those steps reach. */
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len);
-/* Test-split accuracy (builtin loss only; else -1) and mean loss. */
+/* Test-split accuracy (builtin loss only; else -1) and mean loss, with the
+ * model in inference mode (Dropout off, BatchNormalization on its running
+ * statistics, whatever mode the model was exported in). TY_ESTATE when
+ * the config has no test split. */
 int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err, size_t err_len);
 /* Writes the checkpoint now (TY_ESTATE without a checkpoint path). */
 int ty_train_checkpoint(ty_train *t, char *err, size_t err_len);
 
 uint64_t ty_train_step(const ty_train *t);
 uint64_t ty_train_total_steps(const ty_train *t);
-/* Trainable parameters (float initializers the loss depends on). */
+/* Trained parameters (the float initializers config.trainable / frozen
+ * select, by default those the loss depends on, less scalars). */
 size_t ty_train_n_params(const ty_train *t);
+/* Values in all trained parameters. */
+uint64_t ty_train_n_param_values(const ty_train *t);
+/* Float initializers left untrained, BatchNormalization statistics aside. */
+size_t ty_train_n_frozen(const ty_train *t);
+const char *ty_train_frozen_name(const ty_train *t, size_t i);
 const char *ty_train_param_name(const ty_train *t, size_t i);
 /* The current weights of parameter i (borrowed). */
 const ty_tensor *ty_train_param(const ty_train *t, size_t i);

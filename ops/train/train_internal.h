@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internals of ops/train shared by train.c (the loop) and checkpoint.c.
+ * Internals of ops/train shared by train.c (the loop), feed.c (data to
+ * model inputs), params.c (which initializers train), eval.c, bnstats.c and
+ * checkpoint.c.
  */
 #ifndef TY_OPS_TRAIN_TRAIN_INTERNAL_H
 #define TY_OPS_TRAIN_TRAIN_INTERNAL_H
@@ -9,6 +11,8 @@
 #include "ops/exec.h"
 #include "ops/fusion/fusion.h"
 #include "ops/train/train.h"
+
+#include <stdio.h>
 
 typedef struct ty__bucket {
   size_t first, last; /* parameter indices, first >= last (backward order) */
@@ -25,23 +29,43 @@ typedef struct ty__bn {
   float momentum;    /* ONNX meaning: running = momentum * running + (1 - momentum) * batch */
 } ty__bn;
 
+/* One dataset column bound to a value of g: feed k is column k of both
+ * train_ds and test_ds (feed.c). */
+typedef struct ty__feed {
+  int id;            /* the value of g it feeds */
+  char where[160];   /* its config source for messages: "config.dataset.train[0] (x.npy)" */
+  ty_dtype dtype;
+  ty_shape shape;    /* dim 0 TY_DIM_BATCH, every other dim concrete */
+  bool model_input;  /* false for the builtin loss's labels */
+  ty_tensor *t;      /* the training batch, bound to the executor */
+} ty__feed;
+
 struct ty_train {
   const ty_graph *model; /* borrowed: eval and export */
   const ty_train_config *cfg;
   ty_train_opts opts;
   ty_graph *g; /* owned: model + loss + backward */
-  int data_id, label_id, loss_id;
+  int label_id, loss_id;
+  int logits_id;             /* builtin loss: the model's logits in g, else TY_NO_VALUE */
+  bool class_last;           /* builtin loss: classes on the logits' last axis (token streams) */
   size_t np;
   int *param_ids, *grad_ids; /* in g */
   ty_tensor **params;        /* owned current weights */
+  uint64_t n_param_values;
+  int *frozen_ids;           /* float initializers not trained, BatchNormalization statistics aside */
+  size_t n_frozen;
   ty_optim *optim;
   ty__bn *bn; /* per BatchNormalization node with initializer stats */
   size_t n_bn;
   ty_lr_schedule sched;
-  ty_dataset *train_ds, *test_ds;
+  ty_dataset *train_ds, *test_ds; /* test_ds NULL: no evaluation */
+  char *names[TY_DATA_MAX_COLUMNS]; /* feed k's value name (owned) */
+  ty__feed feeds[TY_DATA_MAX_COLUMNS];
+  size_t n_feeds;
+  int label_feed;        /* the feed of label_input, or -1 */
+  uint32_t fixed_batch;  /* a model input's fixed dim 0 (evaluation uses it too), or 0 */
   ty_loader *loader;
-  ty_shape sample_shape; /* the data input's shape, batch dim symbolic */
-  ty_tensor *x, *y;      /* the batch, bound to the executor */
+  ty_graph *eval_g; /* owned: the model in inference mode (eval.c) */
   ty_exec *exec;
   ty_jit *jit; /* shared by every executor; NULL with no_fusion */
   bool exec_per_step; /* the graph draws random numbers: reseed per step */
@@ -63,7 +87,28 @@ struct ty_train {
   uint64_t log_step0;
 };
 
+/* feed.c: opens the configured data (before the graph is built, which
+ * needs the labels' shape) and then binds it to g. */
+int ty__train_data_open(ty_train *t, char *err, size_t err_len);
+int ty__train_data_bind(ty_train *t, char *err, size_t err_len);
+/* Copies batch b into the feed tensors. */
+int ty__train_data_load(ty_train *t, const ty_batch *b, char *err, size_t err_len);
+void ty__train_data_close(ty_train *t);
+/* The batch tensor shape of feed k for n samples. */
+ty_shape ty__train_feed_shape(const ty_train *t, size_t k, int64_t n);
+
+/* params.c: chooses the trained parameters and differentiates the loss
+ * with respect to them (fills np, param_ids, grad_ids, params, frozen). */
+int ty__train_params(ty_train *t, char *err, size_t err_len);
+/* Warns (once, on the log) when a loss consumes a Softmax output. */
+void ty__train_warn_softmax(const ty_train *t);
+
+/* eval.c: the inference-mode copy of the model. */
+int ty__train_eval_setup(ty_train *t, char *err, size_t err_len);
+
 /* checkpoint.c */
+/* Refuses a checkpoint path rank 0 could not write, before any step. */
+int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len);
 int ty__train_save(ty_train *t, char *err, size_t err_len);
 /* Returns 1 when resumed, 0 when there was nothing to resume. */
 int ty__train_load(ty_train *t, char *err, size_t err_len);
@@ -75,5 +120,8 @@ void ty__train_bn_destroy(ty_train *t);
 int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
 int ty__train_bn_keep(const ty_train *t, int **out_ids);
+
+/* The trainer's log stream. */
+FILE *ty__train_log(const ty_train *t);
 
 #endif

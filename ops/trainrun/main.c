@@ -57,11 +57,11 @@ static void usage(FILE *f) {
           "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto)\n"
           "  --resume           continue from the checkpoint (fail if there is none)\n"
           "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
-          "  --steps N          stop after N optimizer steps in total (overrides config.max_steps)\n"
+          "  --steps N          stop after N optimizer steps in total (the schedule keeps the config's length)\n"
           "  --threads N        OpenBLAS threads (default: OpenBLAS' own choice)\n"
           "  --no-fusion        one kernel per node (for comparison)\n"
           "  --report           print parameter and activation memory, then train\n"
-          "  --data-dir DIR     Fashion-MNIST directory (overrides config.dataset.dir)\n"
+          "  --data-dir DIR     overrides config.dataset.dir (Fashion-MNIST's, or where relative data paths start)\n"
           "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
           "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
           "  --help             this text\n"
@@ -219,7 +219,7 @@ static int train(const args *a, ty_train_config *c) {
     return 2;
   }
   ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
-                     .stop = &stop_requested};
+                     .max_steps = a->steps, .stop = &stop_requested};
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
     goto done;
@@ -287,7 +287,6 @@ int main(int argc, char **argv) {
     free(c.data_dir);
     c.data_dir = ty_strdup(a.data_dir);
   }
-  if (a.steps) c.max_steps = a.steps;
   if (a.threads) openblas_set_num_threads(a.threads);
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);

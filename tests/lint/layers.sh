@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Keeps the layering of DESIGN.md one-way by grepping includes:
+# Keeps the layering of docs/architecture.md one-way by grepping includes:
 #   lib/ -> proto/ -> ops/, scheduler/ -> daemon/, worker/, cli/
-# scheduler/ stays pure (no sockets, SQLite, libuv or protobuf), ops/ headers
-# name no CUDA types, and nothing below the binaries includes them. Two rules
-# keep one definition per concept:
+# scheduler/ and ops/plan/ stay pure (no sockets, SQLite, libuv, protobuf or
+# threads), ops/ headers name no CUDA types, and nothing below the binaries
+# includes them. Two rules keep one definition per concept:
 #   - an internal header (*_internal.h) is included only from its own folder
 #     (a subfolder is another folder: ops/exec.c may not include
 #     ops/fusion/fusion_internal.h), tests included;
@@ -34,6 +34,7 @@ forbid lib 'proto/|ops/|scheduler/|daemon/|worker/|cli/' 'lib/ is the base layer
 forbid proto 'ops/|scheduler/|daemon/|worker/|cli/' 'proto/ sits below ops and scheduler'
 forbid scheduler 'uv\.h|sqlite3\.h|protobuf-c/|proto/|lib/rpc/|lib/wire/|ops/|daemon/|worker/|cli/' 'scheduler/ is pure'
 forbid ops 'daemon/|worker/|cli/|scheduler/|sqlite3\.h' 'ops/ does not know the daemons'
+forbid ops/plan 'uv\.h|sqlite3\.h|protobuf-c/|proto/|lib/rpc/|lib/wire/|pthread\.h|sys/socket\.h|ops/collective/|ops/trainrun/' 'ops/plan/ is pure'
 forbid daemon 'worker/|cli/' 'binaries do not include each other'
 forbid worker 'daemon/|cli/' 'binaries do not include each other'
 forbid cli 'daemon/|worker/' 'binaries do not include each other'

@@ -572,3 +572,119 @@ Test(fifo, baseline_stops_at_the_first_job_that_does_not_fit) {
   cr_assert_str_eq(pending(&out, 3)->reason, "Priority: waiting behind job 2 (FIFO)");
   ty_sched_output_close(&out);
 }
+
+/* ---- start estimates (issue: "why" said "in 0:00" behind a reservation) --------- */
+
+/* The backfill example: job 1 holds the reservation for nodes 1-3 at
+ * now + 100 s for an hour; job 3 (500 s) fits node 4 now but would still
+ * run then, so it waits. */
+typedef struct resv_case {
+  ty_sched_node nodes[4];
+  ty_sched_slot r1s[2], r2s[1];
+  ty_sched_running run[2];
+  ty_sched_job jobs[3];
+  int64_t now;
+} resv_case;
+
+static ty_sched_input resv_setup(resv_case *c) {
+  memset(c, 0, sizeof(*c));
+  for (int i = 0; i < 4; i++) c->nodes[i] = gnode(i == 0 ? "n1" : i == 1 ? "n2" : i == 2 ? "n3" : "n4", 8, 8);
+  c->r1s[0] = (ty_sched_slot){.node = 0, .gpus = 0xFF, .cpus = 1};
+  c->r1s[1] = (ty_sched_slot){.node = 1, .gpus = 0xFF, .cpus = 1};
+  c->r2s[0] = (ty_sched_slot){.node = 2, .gpus = 0xFF, .cpus = 1};
+  for (int i = 0; i < 3; i++) c->nodes[i].gpus_free = 0, c->nodes[i].cpus_free = 7;
+  c->now = 100000;
+  c->run[0] = (ty_sched_running){.id = 10, .user = "x", .start_time_ms = c->now - 1000,
+                                 .time_limit_s = 101, .slots = c->r1s, .n_slots = 2};
+  c->run[1] = (ty_sched_running){.id = 11, .user = "x", .start_time_ms = c->now - 1000,
+                                 .time_limit_s = 1001, .slots = c->r2s, .n_slots = 1};
+  c->jobs[0] = gjob(1, NULL, "a", 3, 8, 3600);
+  c->jobs[1] = gjob(2, NULL, "b", 1, 8, 500);
+  c->jobs[2] = gjob(3, NULL, "b", 1, 8, 500);
+  c->jobs[0].priority = 1000;
+  c->jobs[1].priority = 500;
+  c->jobs[2].held = true;
+  ty_sched_input in = {.jobs = c->jobs, .n_jobs = 3, .nodes = c->nodes, .n_nodes = 4,
+                       .running = c->run, .n_running = 2, .now_ms = c->now};
+  return in;
+}
+
+Test(estimate, the_reservation_holder_starts_when_limits_free_its_nodes) {
+  resv_case c;
+  ty_sched_input in = resv_setup(&c);
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.wait, TY_SCHED_WAIT_RESOURCES);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_LIMITS);
+  cr_assert_eq(ex.est_start_ms, c.now + 100000);
+  cr_assert_not(ex.est_lower_bound);
+  cr_assert_str_eq(ex.est_note, "from running jobs' time limits");
+}
+
+Test(estimate, a_job_held_back_by_the_reservation_is_not_estimated_now) {
+  resv_case c;
+  ty_sched_input in = resv_setup(&c);
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 2, &ex), 0);
+  cr_assert_eq(ex.wait, TY_SCHED_WAIT_PRIORITY);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_LIMITS);
+  /* Node 4 is free now, but a 500 s job there would overlap the reserved
+   * job's hour on nodes 1-3 and 4's cap; n3 frees at +1000 s, when it can
+   * start beside the reserved job. */
+  cr_assert_gt(ex.est_start_ms, c.now);
+  cr_assert_eq(ex.est_start_ms, c.now + 1000000);
+  cr_assert_str_eq(ex.est_note, "from running jobs' time limits and job 1's reservation");
+}
+
+Test(estimate, held_jobs_and_jobs_behind_unlimited_ones_have_none) {
+  resv_case c;
+  ty_sched_input in = resv_setup(&c);
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 3, &ex), 0);
+  cr_assert_eq(ex.wait, TY_SCHED_WAIT_HELD);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_UNKNOWN);
+  cr_assert_eq(ex.est_start_ms, 0);
+  cr_assert_str_eq(ex.est_note, "none while it waits for: Held");
+  /* The jobs on n1-n2 have no limit: the reservation rests on an assumption. */
+  c.run[0].time_limit_s = 0;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_UNKNOWN);
+  cr_assert_str_eq(ex.est_note, "none: it depends on job 10, which has no time limit");
+}
+
+Test(estimate, a_preempting_job_starts_within_the_grace_period) {
+  preempt_case c;
+  preempt_setup(&c);
+  ty_sched_input in = preempt_input(&c);
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_pending *pd = pending(&out, 1);
+  cr_assert_eq(pd->wait, TY_SCHED_WAIT_PREEMPTING);
+  cr_assert_eq(pd->est_kind, TY_SCHED_EST_PREEMPTION);
+  cr_assert_eq(pd->est_start_ms, c.now + (int64_t)c.cfg.preempt_grace_s * 1000);
+  ty_sched_output_close(&out);
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_PREEMPTION);
+  cr_assert_eq(ex.est_start_ms, c.now + (int64_t)c.cfg.preempt_grace_s * 1000);
+}
+
+Test(estimate, blocked_jobs_ahead_make_it_a_lower_bound) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 8)};
+  nodes[0].gpus_free = 0;
+  ty_sched_slot rs = {.node = 0, .gpus = 0xFF, .cpus = 1};
+  ty_sched_running run = {.id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600,
+                          .slots = &rs, .n_slots = 1};
+  ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 8, 60), gjob(2, NULL, "b", 1, 4, 60),
+                         gjob(3, NULL, "b", 1, 8, 60)};
+  jobs[0].priority = 300, jobs[1].priority = 200, jobs[2].priority = 100;
+  ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1, .running = &run,
+                       .n_running = 1, .now_ms = 60000};
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 3, &ex), 0);
+  cr_assert_eq(ex.position, 3u);
+  cr_assert(ex.est_lower_bound);
+  cr_assert(strstr(ex.est_note, "not before: 1 job ahead may start first"), "%s", ex.est_note);
+  cr_assert_str_eq(ty_sched_wait_name(TY_SCHED_WAIT_QUEUE_LIMIT), "QueueLimit");
+  cr_assert_str_eq(ty_sched_wait_name((ty_sched_wait)99), "?");
+}

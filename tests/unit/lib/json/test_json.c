@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for cli/json.c: escaping, UTF-8 repair, structure, misuse. */
+/* Unit tests for lib/json/json.c: escaping, UTF-8 repair, structure, misuse. */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "lib/json/json.h"
 
 static char *escaped(const char *s, size_t n) {
   static char out[512];

@@ -7,7 +7,7 @@
  * continuation bytes, overlong forms, surrogates, truncated sequences) become
  * U+FFFD. Errors are sticky: the first one is reported by ty_json_finish().
  */
-#include "cli/cli.h"
+#include "lib/json/json.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/plan: the auto-parallel planner. Given a training graph (forward +
+ * loss, shapes inferred), the global batch and a cluster of identical
+ * devices, it picks for every op how its tensors are split over a 2-D device
+ * mesh (data, tensor or hybrid parallelism), which collectives the ranks
+ * must run, and predicts the step time and the memory per device. It also
+ * reports the alternatives it compared (pure data parallel, pure tensor
+ * parallel, the best data x tensor grid) so a user can see why.
+ *
+ * The library is pure: plain structs in, a plain struct out; no sockets,
+ * files (except the CPU benchmark cache, on request), threads or protobuf.
+ * docs/planner.md describes the data model and the cost model in full.
+ *
+ * The mesh. Ranks are numbered node-major (rank = node * devices_per_node +
+ * local index), as workers number them. The plan chooses a logical mesh
+ * mesh[0] x mesh[1] over those ranks, row-major: rank r has coordinates
+ * (r / mesh[1], r % mesh[1]). Mesh axis 1 groups consecutive ranks (inside
+ * a node when mesh[1] divides devices_per_node), axis 0 strides across them.
+ *
+ * Layouts. A tensor's layout says, per dimension, which mesh axes split it
+ * (none: replicated along every axis not named anywhere), and over which
+ * axes the local buffers are partial sums of the true value. A dimension
+ * split by both axes is cut into mesh[0] * mesh[1] chunks, axis 0 major.
+ * ty_plan_slice turns a layout into the index range one rank holds.
+ *
+ * Ownership: ty_plan_search returns a plan the caller frees with
+ * ty_plan_destroy; every pointer inside it is owned by the plan. The graph
+ * is only read during the call.
+ */
+#ifndef TY_OPS_PLAN_PLAN_H
+#define TY_OPS_PLAN_PLAN_H
+
+#include "lib/base/base.h"
+#include "ops/graph.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TY_PLAN_AXES 2
+
+/* ---- input ---------------------------------------------------------------- */
+
+/* Optimizer state kept per parameter element, in parameter-sized copies. */
+typedef enum {
+  TY_PLAN_OPT_SGD = 0,      /* plain SGD: no state */
+  TY_PLAN_OPT_MOMENTUM = 1, /* SGD with momentum: one buffer */
+  TY_PLAN_OPT_ADAM = 2,     /* Adam / AdamW: two moments */
+} ty_plan_optimizer;
+
+typedef enum {
+  TY_PLAN_MODE_AUTO = 0, /* search every strategy; the default */
+  TY_PLAN_MODE_DATA = 1, /* force pure data parallelism (today's trainrun) */
+} ty_plan_mode;
+
+typedef enum {
+  /* Exact elimination (chains, series-parallel parts) and an ILP for what
+   * remains; memory budgets through a Lagrangian search. */
+  TY_PLAN_SOLVER_AUTO = 0,
+  TY_PLAN_SOLVER_ILP = 1,   /* one ILP over the whole graph (GLPK), hard memory budget */
+  TY_PLAN_SOLVER_BRUTE = 2, /* exhaustive branch and bound; small graphs only (tests) */
+} ty_plan_solver;
+
+/* The physical cluster: nodes x devices_per_node identical devices. */
+typedef struct ty_plan_cluster {
+  int nodes;
+  int devices_per_node;
+  double device_flops;       /* sustained FLOP/s of one device */
+  uint64_t device_mem_bytes; /* memory one device may use for the job */
+  double intra_bw;           /* bytes/s between devices of one node */
+  double inter_bw;           /* bytes/s between nodes (per device) */
+  double intra_latency_s;    /* per ring step inside a node */
+  double inter_latency_s;    /* per ring step across nodes */
+  double launch_s;           /* fixed cost of starting one collective */
+} ty_plan_cluster;
+
+typedef struct ty_plan_request {
+  int64_t batch; /* the global batch: the value of every TY_DIM_BATCH dim */
+  ty_plan_cluster cluster;
+  ty_plan_optimizer optimizer;
+  ty_plan_mode mode;
+  ty_plan_solver solver;
+  int time_limit_ms; /* the ILP's limit; 0: 10,000. The best plan found so far is kept. */
+  /* Plan on the physical mesh nodes x devices_per_node only, as Alpa's
+   * tests do, instead of also trying its other factorisations. */
+  bool fixed_mesh;
+  /* The loss: the name of a one-element float value; NULL: the graph's
+   * only one-element float output. Decides which values carry gradients.
+   * Borrowed during the call. */
+  const char *loss;
+} ty_plan_request;
+
+/* Fills *req with the documented defaults (start every request here) (docs/planner.md): one node
+ * with one device of 100 GFLOP/s and 16 GiB, 10 GB/s and 2 us inside a node, 1.25 GB/s and 20 us
+ * across nodes, 5 us per collective, Adam, auto. */
+void ty_plan_request_init(ty_plan_request *req);
+
+/* ---- the plan ------------------------------------------------------------- */
+
+typedef struct ty_plan_layout {
+  int rank;                      /* -1: an optional input or output the node does not have */
+  uint8_t dim_axes[TY_MAX_RANK]; /* bit a: mesh axis a splits this dim */
+  uint8_t partial;               /* bit a: local buffers are partial sums over axis a */
+} ty_plan_layout;
+
+typedef enum {
+  TY_PLAN_ALL_REDUCE = 0,
+  TY_PLAN_ALL_GATHER = 1,
+  TY_PLAN_REDUCE_SCATTER = 2,
+  TY_PLAN_ALL_TO_ALL = 3,
+} ty_plan_coll_kind;
+
+typedef enum {
+  TY_PLAN_FORWARD = 0,   /* on a value, before its consumer reads it */
+  TY_PLAN_BACKWARD = 1,  /* on an activation's gradient, after the consumer's backward */
+  TY_PLAN_GRAD_SYNC = 2, /* on a parameter's gradient, before the optimizer step */
+} ty_plan_phase;
+
+/* One collective over one mesh axis: every rank runs it with the ranks that
+ * share its coordinate on the other axis (ty_plan_axis_group). Collectives of
+ * one (node, input, phase) are listed in the order they must run. */
+typedef struct ty_plan_collective {
+  ty_plan_coll_kind kind;
+  ty_plan_phase phase;
+  int mesh_axis;
+  int value;      /* graph value moved (forward) or whose gradient is moved; -1: see tensor */
+  char *tensor;   /* the value's name, or "<node>:batch_stats" for a BatchNormalization's
+                   * mean and variance */
+  int node;       /* the consuming node; -1 for a graph output (the loss, summed for logging) */
+  int input;      /* the node's input slot; -1 for batch statistics and graph outputs */
+  int dim;        /* all-gather: dim gathered; reduce-scatter: dim scattered; all-to-all:
+                   * dim split after; -1 for all-reduce */
+  int src_dim;    /* all-to-all: dim split before; -1 otherwise */
+  uint64_t bytes; /* per device: all-reduce and all-to-all the local buffer, all-gather its
+                   * result, reduce-scatter its input */
+  double seconds; /* predicted time */
+} ty_plan_collective;
+
+typedef struct ty_plan_op {
+  int node; /* index in the graph */
+  char *name;
+  ty_op op;
+  char *strategy; /* "column split (axis 1)", "batch split (axes 0,1)", "replicated" */
+  bool fallback;  /* the planner has no sharding rule for this op: it runs replicated */
+  char *note;     /* why it fell back; NULL otherwise */
+  int n_inputs;
+  ty_plan_layout *inputs; /* the layout each input is read in (after forward collectives) */
+  int n_outputs;
+  ty_plan_layout *outputs; /* the layout each output is written in (partial sums marked) */
+  double compute_s;        /* forward + backward, on one device */
+  double comm_s;           /* collectives charged to this op (its inputs and parameters) */
+  uint64_t memory_bytes;   /* outputs kept for backward, inputs fed, parameters with state */
+} ty_plan_op;
+
+/* How a trainable parameter (a float initializer with a gradient) is stored:
+ * each rank keeps ty_plan_slice(layout) of it, with its gradient and
+ * optimizer state. */
+typedef struct ty_plan_param {
+  int value;
+  char *name;
+  ty_plan_layout layout;
+} ty_plan_param;
+
+typedef struct ty_plan_alternative {
+  char name[48]; /* "data parallel", "tensor parallel", "data x tensor 2x2", "chosen" */
+  int mesh[TY_PLAN_AXES];
+  bool applicable; /* false: no such plan exists (why says so) */
+  double step_s;
+  uint64_t memory_bytes;
+  bool fits;
+  char why[160];
+} ty_plan_alternative;
+
+typedef struct ty_plan {
+  int devices;
+  int mesh[TY_PLAN_AXES];       /* the logical mesh */
+  double axis_bw[TY_PLAN_AXES]; /* bytes/s on each axis */
+  double axis_latency_s[TY_PLAN_AXES];
+  int64_t batch;
+  size_t n_ops; /* one per graph node, in node order */
+  ty_plan_op *ops;
+  size_t n_collectives;
+  ty_plan_collective *collectives; /* forward in node order, then backward and
+                                    * gradient sync in reverse node order */
+  size_t n_params;
+  ty_plan_param *params;
+  double step_s; /* predicted: compute + communication */
+  double compute_s;
+  double comm_s;
+  uint64_t memory_bytes; /* predicted per device */
+  uint64_t budget_bytes; /* the device memory it had to fit */
+  size_t n_alternatives;
+  ty_plan_alternative *alternatives; /* the last one is "chosen" */
+  double search_ms;
+  bool exact;        /* the search proved this plan optimal for the cost model */
+  size_t n_fallback; /* ops without a sharding rule (replicated) */
+} ty_plan;
+
+/* Plans g for req. Errors (TY_EINVAL unless said otherwise), each naming the
+ * cause in err: a bad request field ("cluster: 0 devices (0 nodes x 4 per
+ * node)"), a batch that data-parallel mode cannot divide, shapes the planner
+ * cannot make concrete (TY_EUNSUPPORTED), and a memory budget no plan fits,
+ * with the least memory any plan would need. */
+int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,
+                   ty_plan **out_plan);
+void ty_plan_destroy(ty_plan *p);
+
+/* ---- executing a plan ----------------------------------------------------- */
+
+/* Mesh coordinates of a rank (0 <= rank < p->devices). */
+void ty_plan_coords(const ty_plan *p, int rank, int out_coords[TY_PLAN_AXES]);
+/* The ranks of rank's group along axis, in coordinate order (p->mesh[axis]
+ * entries): the communicator of a collective on that axis. */
+void ty_plan_axis_group(const ty_plan *p, int rank, int axis, int *out_ranks);
+/* The part of a tensor of full shape `full` that rank holds under l:
+ * out_start[d], out_len[d] for every dim. Partial sums do not change it. */
+void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *full, int rank,
+                   int64_t *out_start, int64_t *out_len);
+
+/* ---- writing a plan ------------------------------------------------------- */
+
+/* "[S0,R]" (dim 0 split on axis 0, dim 1 replicated), "[S01]" (both axes),
+ * "[R,R]+P1" (partial sums over axis 1), "[]" for a scalar. */
+void ty_plan_layout_format(const ty_plan_layout *l, char *buf, size_t len);
+const char *ty_plan_coll_kind_name(ty_plan_coll_kind k); /* "all-reduce", ... */
+const char *ty_plan_phase_name(ty_plan_phase ph);        /* "forward", "backward", "grad-sync" */
+
+/* Appends the plan as one JSON document (the format of `trainctl plan
+ * --json`, docs/planner.md). */
+int ty_plan_to_json(const ty_plan *p, ty_buf *out);
+/* Appends the plan for people: alternatives, per-op strategies,
+ * collectives, step time and memory. */
+int ty_plan_to_text(const ty_plan *p, ty_buf *out);
+
+/* ---- device rates ----------------------------------------------------------- */
+
+/* Known GPUs by CUDA device name (a substring match: "NVIDIA H100 80GB
+ * HBM3" finds "H100"): FP32 FLOP/s and memory. TY_ENOTFOUND if unknown;
+ * callers then take the user's --device-flops. */
+int ty_plan_gpu_lookup(const char *device_name, double *out_flops, uint64_t *out_mem_bytes);
+/* The FLOP/s of this CPU running the runtime's own GEMM with `threads`
+ * OpenBLAS threads (0: OpenBLAS' default; it sets OpenBLAS' thread count,
+ * which is process-wide). Measured once (about a quarter second) and cached
+ * in cache_path, keyed by CPU model and threads; a cache that does not
+ * parse or match is measured again and rewritten. cache_path may be NULL
+ * (always measure). */
+int ty_plan_cpu_flops(const char *cache_path, int threads, char *err, size_t err_len,
+                      double *out_flops);
+
+#endif

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A plan as JSON (what `trainctl plan --json` prints; the format is
+ * documented in docs/planner.md) and as text for people. Both only read
+ * the plan; names from the model go through the JSON writer's escaping, so
+ * any bytes in a node name still give a valid document.
+ */
+#include "ops/plan/plan_internal.h"
+
+#include "lib/json/json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *ty_plan_coll_kind_name(ty_plan_coll_kind k) {
+  switch (k) {
+  case TY_PLAN_ALL_REDUCE:
+    return "all-reduce";
+  case TY_PLAN_ALL_GATHER:
+    return "all-gather";
+  case TY_PLAN_REDUCE_SCATTER:
+    return "reduce-scatter";
+  case TY_PLAN_ALL_TO_ALL:
+    return "all-to-all";
+  }
+  return "?";
+}
+
+const char *ty_plan_phase_name(ty_plan_phase ph) {
+  switch (ph) {
+  case TY_PLAN_FORWARD:
+    return "forward";
+  case TY_PLAN_BACKWARD:
+    return "backward";
+  case TY_PLAN_GRAD_SYNC:
+    return "grad-sync";
+  }
+  return "?";
+}
+
+static size_t put_axes(char *buf, size_t len, size_t off, uint8_t axes) {
+  for (int a = 0; a < TY_PLAN_AXES && off + 1 < len; a++)
+    if (axes >> a & 1u) buf[off++] = (char)('0' + a);
+  buf[off < len ? off : len - 1] = '\0';
+  return off;
+}
+
+void ty_plan_layout_format(const ty_plan_layout *l, char *buf, size_t len) {
+  if (len == 0) return;
+  size_t off = 0;
+  buf[0] = '\0';
+  if (l->rank < 0) {
+    snprintf(buf, len, "-");
+    return;
+  }
+  for (int d = 0; d < l->rank && d < TY_MAX_RANK && off + 4 < len; d++) {
+    buf[off++] = d ? ',' : '[';
+    if (!l->dim_axes[d]) {
+      buf[off++] = 'R';
+    } else {
+      buf[off++] = 'S';
+      off = put_axes(buf, len, off, l->dim_axes[d]);
+    }
+  }
+  if (l->rank == 0 && off + 1 < len) buf[off++] = '[';
+  if (off + 1 < len) buf[off++] = ']';
+  buf[off] = '\0';
+  if (l->partial && off + 4 < len) {
+    buf[off++] = '+';
+    buf[off++] = 'P';
+    put_axes(buf, len, off, l->partial);
+  }
+}
+
+void ty__fmt_bytes(double bytes, char *buf, size_t len) {
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4)
+    bytes /= 1024, u++;
+  snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+/* ---- JSON ---------------------------------------------------------------------- */
+
+static void json_layouts(ty_json *j, const char *key, const ty_plan_layout *l, int n) {
+  char s[64];
+  ty_json_key(j, key);
+  ty_json_begin_array(j);
+  for (int i = 0; i < n; i++) {
+    if (l[i].rank < 0) {
+      ty_json_null(j);
+      continue;
+    }
+    ty_plan_layout_format(&l[i], s, sizeof s);
+    ty_json_string(j, s);
+  }
+  ty_json_end_array(j);
+}
+
+static void json_op(ty_json *j, const ty_plan_op *o) {
+  ty_json_begin_object(j);
+  ty_json_key(j, "name");
+  ty_json_string(j, o->name);
+  ty_json_key(j, "op");
+  ty_json_string(j, ty_op_name(o->op));
+  ty_json_key(j, "strategy");
+  ty_json_string(j, o->strategy);
+  ty_json_key(j, "sharding");
+  ty_json_begin_object(j);
+  json_layouts(j, "inputs", o->inputs, o->n_inputs);
+  json_layouts(j, "outputs", o->outputs, o->n_outputs);
+  ty_json_end_object(j);
+  if (o->fallback) {
+    ty_json_key(j, "fallback");
+    ty_json_string(j, o->note);
+  }
+  ty_json_end_object(j);
+}
+
+static void json_collective(ty_json *j, const ty_plan *p, const ty_plan_collective *c) {
+  ty_json_begin_object(j);
+  ty_json_key(j, "kind");
+  ty_json_string(j, ty_plan_coll_kind_name(c->kind));
+  ty_json_key(j, "tensor");
+  ty_json_string(j, c->tensor);
+  ty_json_key(j, "bytes");
+  ty_json_uint(j, c->bytes);
+  ty_json_key(j, "mesh_axis");
+  ty_json_int(j, c->mesh_axis);
+  ty_json_key(j, "phase");
+  ty_json_string(j, ty_plan_phase_name(c->phase));
+  ty_json_key(j, "at");
+  ty_json_string(j, c->node >= 0 && (size_t)c->node < p->n_ops ? p->ops[c->node].name : NULL);
+  ty_json_key(j, "input");
+  if (c->input >= 0)
+    ty_json_int(j, c->input);
+  else
+    ty_json_null(j);
+  if (c->dim >= 0) {
+    ty_json_key(j, "dim");
+    ty_json_int(j, c->dim);
+  }
+  if (c->src_dim >= 0) {
+    ty_json_key(j, "src_dim");
+    ty_json_int(j, c->src_dim);
+  }
+  ty_json_key(j, "predicted_s");
+  ty_json_double(j, c->seconds);
+  ty_json_end_object(j);
+}
+
+static void json_alternative(ty_json *j, const ty_plan_alternative *a) {
+  ty_json_begin_object(j);
+  ty_json_key(j, "name");
+  ty_json_string(j, a->name);
+  ty_json_key(j, "mesh");
+  if (a->applicable) {
+    ty_json_begin_array(j);
+    ty_json_int(j, a->mesh[0]);
+    ty_json_int(j, a->mesh[1]);
+    ty_json_end_array(j);
+  } else {
+    ty_json_null(j);
+  }
+  ty_json_key(j, "predicted_step_s");
+  if (a->applicable)
+    ty_json_double(j, a->step_s);
+  else
+    ty_json_null(j);
+  ty_json_key(j, "memory_per_device_bytes");
+  if (a->applicable)
+    ty_json_uint(j, a->memory_bytes);
+  else
+    ty_json_null(j);
+  ty_json_key(j, "fits");
+  ty_json_bool(j, a->applicable && a->fits);
+  if (a->why[0]) {
+    ty_json_key(j, "note");
+    ty_json_string(j, a->why);
+  }
+  ty_json_end_object(j);
+}
+
+static void json_plan_body(ty_json *j, const ty_plan *p) {
+  ty_json_key(j, "mesh");
+  ty_json_begin_array(j);
+  ty_json_int(j, p->mesh[0]);
+  ty_json_int(j, p->mesh[1]);
+  ty_json_end_array(j);
+  ty_json_key(j, "batch");
+  ty_json_int(j, p->batch);
+  ty_json_key(j, "ops");
+  ty_json_begin_array(j);
+  for (size_t i = 0; i < p->n_ops; i++)
+    json_op(j, &p->ops[i]);
+  ty_json_end_array(j);
+  ty_json_key(j, "params");
+  ty_json_begin_array(j);
+  for (size_t i = 0; i < p->n_params; i++) {
+    char s[64];
+    ty_plan_layout_format(&p->params[i].layout, s, sizeof s);
+    ty_json_begin_object(j);
+    ty_json_key(j, "name");
+    ty_json_string(j, p->params[i].name);
+    ty_json_key(j, "sharding");
+    ty_json_string(j, s);
+    ty_json_end_object(j);
+  }
+  ty_json_end_array(j);
+  ty_json_key(j, "collectives");
+  ty_json_begin_array(j);
+  for (size_t i = 0; i < p->n_collectives; i++)
+    json_collective(j, p, &p->collectives[i]);
+  ty_json_end_array(j);
+}
+
+int ty_plan_to_json(const ty_plan *p, ty_buf *out) {
+  ty_json j;
+  ty_json_init(&j, out);
+  ty_json_begin_object(&j);
+  ty_json_key(&j, "plan");
+  ty_json_begin_object(&j);
+  json_plan_body(&j, p);
+  ty_json_key(&j, "predicted_step_s");
+  ty_json_double(&j, p->step_s);
+  ty_json_key(&j, "compute_s");
+  ty_json_double(&j, p->compute_s);
+  ty_json_key(&j, "communication_s");
+  ty_json_double(&j, p->comm_s);
+  ty_json_key(&j, "memory_per_device_bytes");
+  ty_json_uint(&j, p->memory_bytes);
+  ty_json_key(&j, "device_memory_bytes");
+  ty_json_uint(&j, p->budget_bytes);
+  ty_json_key(&j, "exact");
+  ty_json_bool(&j, p->exact);
+  ty_json_end_object(&j);
+  ty_json_key(&j, "alternatives");
+  ty_json_begin_array(&j);
+  for (size_t i = 0; i < p->n_alternatives; i++)
+    json_alternative(&j, &p->alternatives[i]);
+  ty_json_end_array(&j);
+  ty_json_key(&j, "search_ms");
+  ty_json_double(&j, p->search_ms);
+  ty_json_end_object(&j);
+  return ty_json_finish(&j);
+}
+
+/* ---- text ------------------------------------------------------------------------ */
+
+/* Appends unless an earlier append failed; *rc keeps the first error. */
+static void pf(ty_buf *b, int *rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pf(ty_buf *b, int *rc, const char *fmt, ...) {
+  if (*rc != 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  *rc = ty_buf_vprintf(b, fmt, ap);
+  va_end(ap);
+}
+
+static void text_alternatives(ty_buf *b, int *rc, const ty_plan *p) {
+  pf(b, rc, "\n%-22s %-7s %12s %14s  %s\n", "ALTERNATIVE", "MESH", "STEP (ms)", "MEMORY/DEVICE",
+     "FITS");
+  for (size_t i = 0; i < p->n_alternatives; i++) {
+    const ty_plan_alternative *a = &p->alternatives[i];
+    char mesh[24] = "-", mem[32] = "-", step[32] = "-";
+    if (a->applicable) {
+      snprintf(mesh, sizeof mesh, "%dx%d", a->mesh[0], a->mesh[1]);
+      ty__fmt_bytes((double)a->memory_bytes, mem, sizeof mem);
+      snprintf(step, sizeof step, "%.3f", a->step_s * 1e3);
+    }
+    pf(b, rc, "%-22s %-7s %12s %14s  %s%s%s\n", a->name, mesh, step, mem,
+       a->applicable ? (a->fits ? "yes" : "no") : "n/a", a->why[0] ? "  " : "", a->why);
+  }
+}
+
+static void text_ops(ty_buf *b, int *rc, const ty_plan *p) {
+  pf(b, rc, "\n%-28s %-20s %-34s %s\n", "OP", "TYPE", "STRATEGY", "INPUTS -> OUTPUTS");
+  for (size_t i = 0; i < p->n_ops; i++) {
+    const ty_plan_op *o = &p->ops[i];
+    pf(b, rc, "%-28s %-20s %-34s", o->name, ty_op_name(o->op), o->strategy);
+    for (int k = 0; k < o->n_inputs + o->n_outputs; k++) {
+      char s[64];
+      bool in = k < o->n_inputs;
+      ty_plan_layout_format(in ? &o->inputs[k] : &o->outputs[k - o->n_inputs], s, sizeof s);
+      pf(b, rc, "%s%s", k == 0 ? " " : k == o->n_inputs ? " -> " : " ", s);
+    }
+    pf(b, rc, "%s%s\n", o->fallback ? "  # " : "", o->fallback ? o->note : "");
+  }
+}
+
+static void text_collectives(ty_buf *b, int *rc, const ty_plan *p) {
+  pf(b, rc, "\n%-10s %-15s %-5s %12s %10s  %s\n", "PHASE", "COLLECTIVE", "AXIS", "BYTES",
+     "TIME (us)", "TENSOR (AT OP)");
+  for (size_t i = 0; i < p->n_collectives; i++) {
+    const ty_plan_collective *c = &p->collectives[i];
+    pf(b, rc, "%-10s %-15s %-5d %12llu %10.1f  %s (%s)\n", ty_plan_phase_name(c->phase),
+       ty_plan_coll_kind_name(c->kind), c->mesh_axis, (unsigned long long)c->bytes,
+       c->seconds * 1e6, c->tensor, c->node >= 0 ? p->ops[c->node].name : "graph output");
+  }
+  if (p->n_collectives == 0) pf(b, rc, "(none: every rank runs independently)\n");
+}
+
+int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
+  char mem[32], dev[32];
+  ty__fmt_bytes((double)p->memory_bytes, mem, sizeof mem);
+  ty__fmt_bytes((double)p->budget_bytes, dev, sizeof dev);
+  int rc = 0;
+  pf(out, &rc, "plan: mesh %dx%d (%d devices), batch %lld\n", p->mesh[0], p->mesh[1], p->devices,
+     (long long)p->batch);
+  pf(out, &rc, "predicted step: %.3f ms (compute %.3f ms, communication %.3f ms)\n",
+     p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3);
+  pf(out, &rc, "memory per device: %s of %s\n", mem, dev);
+  pf(out, &rc, "search: %.1f ms, %s%s\n", p->search_ms,
+     p->exact ? "optimal for the cost model" : "best found",
+     p->n_fallback ? "; some ops have no sharding rule and run replicated (#)" : "");
+  text_alternatives(out, &rc, p);
+  text_ops(out, &rc, p);
+  text_collectives(out, &rc, p);
+  return rc;
+}

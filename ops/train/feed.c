@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Data to model inputs. Opens the dataset the config names (Fashion-MNIST,
+ * arrays, or a token stream) with each column typed for the value it feeds,
+ * checks every column of both splits against that value before the first
+ * step, and copies each batch into the tensors bound to the executor.
+ *
+ * Feed k is column k of train_ds and of test_ds (test arrays are opened in
+ * the train arrays' order), so a batch maps onto the feeds by index.
+ *
+ * Shapes: a sample fits a model input [N, d1, ...] when the dims d1... are
+ * all fixed and hold as many values as the sample (it is reshaped, e.g. a
+ * 28x28 image into [N, 784]), or when the ranks agree and every fixed dim
+ * matches (free dims, such as a sequence length, take the data's). The
+ * batch dim must be free, or fixed to the per-rank batch.
+ */
+#include "ops/train/train_internal.h"
+
+#include "lib/base/base.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool builtin(const ty_train *t) { return t->cfg->logits_output != NULL; }
+
+/* Prepends "PREFIX: " to the message already in err. */
+static int prefixed(int rc, char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int prefixed(int rc, char *err, size_t err_len, const char *fmt, ...) {
+  if (!err || !err_len) return rc;
+  char inner[TY_ERR_LEN], pre[TY_ERR_LEN];
+  snprintf(inner, sizeof inner, "%s", err);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(pre, sizeof pre, fmt, ap);
+  va_end(ap);
+  snprintf(err, err_len, "%s: %s", pre, inner[0] ? inner : ty_strerror(rc));
+  return rc;
+}
+
+/* The model input called name (graph inputs exclude initializers), or NULL. */
+static const ty_graph_value *model_input(const ty_graph *m, const char *name) {
+  int id = name ? ty_graph_find_value(m, name) : TY_NO_VALUE;
+  const ty_graph_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value_at(m, id);
+  return v && v->is_input ? v : NULL;
+}
+
+static void input_list(const ty_graph *m, char *buf, size_t len) {
+  size_t at = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < ty_graph_n_inputs(m) && at < len; i++)
+    at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "", ty_graph_value_at(m, ty_graph_input(m, i))->name);
+}
+
+static int not_an_input(const ty_train *t, const char *where, const char *name, char *err, size_t err_len) {
+  char list[256];
+  input_list(t->model, list, sizeof list);
+  return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an input of the model (its inputs: %s)", where, name, list);
+}
+
+/* The type data must have to feed name: the model input's, or int64 for
+ * the builtin loss's labels. */
+static int feed_type(const ty_train *t, const char *name, const char *where, ty_data_type *out, char *err,
+                     size_t err_len) {
+  const ty_graph_value *v = model_input(t->model, name);
+  if (!v && builtin(t) && strcmp(name, t->cfg->label_input) == 0) {
+    *out = TY_DATA_I64;
+    return 0;
+  }
+  if (!v) return not_an_input(t, where, name, err, err_len);
+  *out = ty_data_type_from_onnx(v->dtype);
+  if (*out == TY_DATA_INVALID)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: model input \"%s\" is %s, which no data file can feed", where, name,
+                   ty_dtype_name(v->dtype));
+  return 0;
+}
+
+/* dir/path for a relative path when dir is set. */
+static int resolve(const char *dir, const char *path, char *out, size_t len, char *err, size_t err_len) {
+  int n = dir && *dir && path[0] != '/' ? snprintf(out, len, "%s/%s", dir, path) : snprintf(out, len, "%s", path);
+  return n < 0 || (size_t)n >= len ? ty_errf(err, err_len, TY_EINVAL, "%s: path too long", path) : 0;
+}
+
+/* data_input, or the model's first input. */
+static const char *data_input(const ty_train *t) {
+  if (t->cfg->data_input) return t->cfg->data_input;
+  return ty_graph_n_inputs(t->model) ? ty_graph_value_at(t->model, ty_graph_input(t->model, 0))->name : "";
+}
+
+static int set_names(ty_train *t, const char *const *names, size_t n) {
+  for (size_t k = 0; k < n; k++)
+    if (!(t->names[k] = strdup(names[k]))) return TY_ENOMEM;
+  return 0;
+}
+
+static int open_fashion(ty_train *t, char *err, size_t err_len) {
+  const ty_train_config *c = t->cfg;
+  const char *din = data_input(t);
+  if (!model_input(t->model, din))
+    return ty_errf(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din);
+  ty_data_opts d = {.dir = c->data_dir, .mean = c->mean, .std = c->std};
+  int rc = set_names(t, (const char *[]){din, c->label_input}, 2);
+  if (rc == 0) rc = ty_data_load_fashion_mnist(&d, TY_DATA_TRAIN, &t->train_ds, err, err_len);
+  if (rc == 0) rc = ty_data_load_fashion_mnist(&d, TY_DATA_TEST, &t->test_ds, err, err_len);
+  return rc;
+}
+
+/* One split's arrays, in the order of the train arrays' inputs. */
+static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const char *split, ty_dataset **out,
+                       char *err, size_t err_len) {
+  ty_data_array a[TY_DATA_MAX_COLUMNS];
+  ty_data_feed f[TY_DATA_MAX_COLUMNS];
+  memset(a, 0, sizeof a);
+  memset(f, 0, sizeof f);
+  int rc = 0;
+  for (size_t k = 0; k < n && rc == 0; k++) {
+    size_t i = 0;
+    while (i + 1 < n && strcmp(arrs[i].input, t->names[k]) != 0) i++;
+    char where[64], path[PATH_MAX];
+    snprintf(where, sizeof where, "config.dataset.%s[%zu]", split, i);
+    f[k] = (ty_data_feed){.name = arrs[i].input, .divisor = arrs[i].divisor, .mean = arrs[i].mean, .std = arrs[i].std};
+    rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
+    if (rc == 0 && (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&
+        (rc = ty_data_array_open(path, &a[k], err, err_len)) != 0)
+      prefixed(rc, err, err_len, "%s.path", where);
+  }
+  if (rc == 0 && (rc = ty_dataset_from_arrays(a, f, n, out, err, err_len)) != 0)
+    return prefixed(rc, err, err_len, "config.dataset.%s", split);
+  for (size_t k = 0; k < n; k++) ty_data_array_close(&a[k]);
+  return rc;
+}
+
+static int open_tokens(ty_train *t, const char *file, ty_dataset **out, char *err, size_t err_len) {
+  const ty_train_tokens *tk = &t->cfg->tokens;
+  ty_data_feed in = {.name = t->names[0]}, lab = {.name = t->names[1]};
+  ty_data_array a;
+  char path[PATH_MAX];
+  int rc = feed_type(t, in.name, "config.data_input", &in.to, err, err_len);
+  if (rc == 0) rc = feed_type(t, lab.name, "config.label_input", &lab.to, err, err_len);
+  if (rc == 0) rc = resolve(t->cfg->data_dir, file, path, sizeof path, err, err_len);
+  if (rc != 0) return rc;
+  if ((rc = ty_data_tokens_open(path, tk->type, &a, err, err_len)) != 0) {
+    ty_data_array_close(&a);
+    return prefixed(rc, err, err_len, "config.dataset.tokens");
+  }
+  rc = ty_dataset_from_tokens(&a, tk->context, tk->stride, &in, &lab, out, err, err_len);
+  if (rc == 0 && tk->vocab_size) rc = ty_dataset_check_range(*out, 0, 0, tk->vocab_size, err, err_len);
+  return rc ? prefixed(rc, err, err_len, "config.dataset.tokens") : 0;
+}
+
+static int open_source(ty_train *t, char *err, size_t err_len) {
+  const ty_train_config *c = t->cfg;
+  if (c->data_kind == TY_TRAIN_DATA_FASHION_MNIST) return open_fashion(t, err, err_len);
+  if (c->data_kind == TY_TRAIN_DATA_TOKENS) {
+    const char *din = data_input(t);
+    if (!model_input(t->model, din)) return not_an_input(t, "config.data_input", din, err, err_len);
+    int rc = set_names(t, (const char *[]){din, c->label_input}, 2);
+    if (rc == 0) rc = open_tokens(t, c->tokens.train_path, &t->train_ds, err, err_len);
+    if (rc == 0 && c->tokens.test_path) rc = open_tokens(t, c->tokens.test_path, &t->test_ds, err, err_len);
+    return rc;
+  }
+  const char *names[TY_DATA_MAX_COLUMNS];
+  for (size_t k = 0; k < c->n_train_arrays; k++) names[k] = c->train_arrays[k].input;
+  int rc = set_names(t, names, c->n_train_arrays);
+  if (rc == 0) rc = open_arrays(t, c->train_arrays, c->n_train_arrays, "train", &t->train_ds, err, err_len);
+  if (rc == 0 && c->n_test_arrays)
+    rc = open_arrays(t, c->test_arrays, c->n_test_arrays, "test", &t->test_ds, err, err_len);
+  return rc;
+}
+
+/* Every model input fed, and the labels when the builtin loss needs them. */
+static int check_coverage(ty_train *t, char *err, size_t err_len) {
+  t->n_feeds = ty_dataset_n_columns(t->train_ds);
+  t->label_feed = -1;
+  for (size_t k = 0; k < t->n_feeds; k++)
+    if (strcmp(t->names[k], t->cfg->label_input) == 0) t->label_feed = (int)k;
+  for (size_t i = 0; i < ty_graph_n_inputs(t->model); i++) {
+    const char *name = ty_graph_value_at(t->model, ty_graph_input(t->model, i))->name;
+    size_t k = 0;
+    while (k < t->n_feeds && strcmp(t->names[k], name) != 0) k++;
+    if (k == t->n_feeds)
+      return ty_errf(err, err_len, TY_EINVAL, "model input \"%s\" is fed by no data (%s)", name,
+                     t->cfg->data_kind == TY_TRAIN_DATA_ARRAYS ? "add a config.dataset.train array for it"
+                                                               : "this dataset feeds data_input and label_input only");
+  }
+  if (builtin(t) && t->label_feed < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.train: no array feeds the labels \"%s\" (config.label_input)",
+                   t->cfg->label_input);
+  return 0;
+}
+
+int ty__train_data_open(ty_train *t, char *err, size_t err_len) {
+  int rc = open_source(t, err, err_len);
+  return rc ? rc : check_coverage(t, err, err_len);
+}
+
+/* ---- binding ------------------------------------------------------------------ */
+
+/* "config.dataset.test[1] (y.npy)": the config entry of feed k in split s. */
+static void feed_where(const ty_train *t, size_t k, int s, const ty_data_column *col, char *buf, size_t len) {
+  const ty_train_config *c = t->cfg;
+  if (c->data_kind != TY_TRAIN_DATA_ARRAYS) {
+    snprintf(buf, len, "config.dataset%s (%s)", c->data_kind == TY_TRAIN_DATA_TOKENS ? ".tokens" : "", col->path);
+    return;
+  }
+  const ty_train_array *a = s ? c->test_arrays : c->train_arrays;
+  size_t n = s ? c->n_test_arrays : c->n_train_arrays, i = 0;
+  while (i + 1 < n && strcmp(a[i].input, t->names[k]) != 0) i++;
+  snprintf(buf, len, "config.dataset.%s[%zu] (%s)", s ? "test" : "train", i, col->path);
+}
+
+/* numpy's name of a model dtype ("float32"), as the data's is printed. */
+static const char *type_name(ty_dtype dt) {
+  ty_data_type t = ty_data_type_from_onnx(dt);
+  return t != TY_DATA_INVALID ? ty_data_type_name(t) : ty_dtype_name(dt);
+}
+
+static int mismatch(const ty__feed *f, const ty_data_column *col, const ty_graph_value *v, const char *why, char *err,
+                    size_t err_len) {
+  char ds[160] = "(", ms[96];
+  for (uint32_t i = 0; i < col->ndims; i++)
+    snprintf(ds + strlen(ds), sizeof ds - strlen(ds), "%s%llu", i ? ", " : "", (unsigned long long)col->dims[i]);
+  snprintf(ds + strlen(ds), sizeof ds - strlen(ds), col->ndims == 1 ? ",)" : ")");
+  ty_shape_format(&v->shape, ms, sizeof ms);
+  return ty_errf(err, err_len, TY_EINVAL, "%s: samples are %s %s (%zu values) but %s \"%s\" takes %s %s%s", f->where,
+                 ty_data_type_name(col->to), ds, col->elems, f->model_input ? "model input" : "the labels", v->name,
+                 type_name(v->dtype), ms, why);
+}
+
+/* Fits one sample's shape to value v (dim 0 the batch); fills f->shape. */
+static int fit(ty_train *t, ty__feed *f, const ty_data_column *col, const ty_graph_value *v, uint32_t per, char *err,
+               size_t err_len) {
+  const ty_shape *m = &v->shape;
+  if (ty_data_type_from_onnx(v->dtype) != col->to) return mismatch(f, col, v, "", err, err_len);
+  if (m->rank == 0) return mismatch(f, col, v, " (a scalar has no batch dim)", err, err_len);
+  if (m->rank > 0 && m->dims[0] >= 0 && m->dims[0] != per) {
+    char why[160];
+    snprintf(why, sizeof why, " (a fixed batch dim; each rank's batch is %u: export with a dynamic batch dim)", per);
+    return mismatch(f, col, v, why, err, err_len);
+  }
+  if (m->rank > 0 && m->dims[0] >= 0) t->fixed_batch = per;
+  bool fixed = m->rank > 0;
+  for (int d = 1; d < m->rank; d++) fixed = fixed && m->dims[d] >= 0;
+  if (fixed) {
+    if (ty_shape_span(m, 1, m->rank) != (int64_t)col->elems) return mismatch(f, col, v, "", err, err_len);
+    f->shape = *m;
+  } else {
+    if (col->ndims + 1 > TY_MAX_RANK || (m->rank >= 0 && m->rank != (int)col->ndims + 1))
+      return mismatch(f, col, v, "", err, err_len);
+    f->shape.rank = (int)col->ndims + 1;
+    for (uint32_t d = 0; d < col->ndims; d++) {
+      int64_t want = m->rank >= 0 ? m->dims[d + 1] : -1;
+      if (want >= 0 && (uint64_t)want != col->dims[d]) return mismatch(f, col, v, "", err, err_len);
+      f->shape.dims[d + 1] = (int64_t)col->dims[d];
+    }
+  }
+  f->shape.dims[0] = TY_DIM_BATCH;
+  f->dtype = v->dtype;
+  return 0;
+}
+
+/* Feed k against its value in g, for both splits; creates its batch tensor. */
+static int bind_feed(ty_train *t, size_t k, uint32_t per, char *err, size_t err_len) {
+  ty__feed *f = &t->feeds[k];
+  f->id = ty_graph_find_value(t->g, t->names[k]);
+  if (f->id == TY_NO_VALUE)
+    return ty_errf(err, err_len, TY_EINTERNAL, "feed \"%s\" has no value in the training graph", t->names[k]);
+  const ty_graph_value *v = ty_graph_value_at(t->g, f->id);
+  f->model_input = model_input(t->model, t->names[k]) != NULL;
+  const ty_dataset *sets[2] = {t->train_ds, t->test_ds};
+  for (int s = 0; s < 2; s++) {
+    if (!sets[s]) continue;
+    const ty_data_column *col = ty_dataset_column(sets[s], k);
+    feed_where(t, k, s, col, f->where, sizeof f->where);
+    int rc = fit(t, f, col, v, per, err, err_len);
+    if (rc != 0) return rc;
+  }
+  feed_where(t, k, 0, ty_dataset_column(t->train_ds, k), f->where, sizeof f->where);
+  ty_shape bs = ty_shape_with_batch(&f->shape, per);
+  int rc = ty_tensor_create(f->dtype, &bs, &f->t);
+  return rc ? ty_errf(err, err_len, rc, "%s: cannot create a %s batch for \"%s\"", f->where, ty_dtype_name(f->dtype),
+                      t->names[k])
+            : 0;
+}
+
+/* Builtin loss: every label of both splits below the logits' class count. */
+static int check_labels(ty_train *t, char *err, size_t err_len) {
+  if (!builtin(t) || t->label_feed < 0 || t->logits_id == TY_NO_VALUE) return 0;
+  const ty_shape *ls = &ty_graph_value_at(t->g, t->logits_id)->shape;
+  int axis = t->class_last ? ls->rank - 1 : 1;
+  if (ls->rank < 2 || ls->dims[axis] < 0) return 0; /* unknown: the loss kernel checks each batch */
+  const ty_dataset *sets[2] = {t->train_ds, t->test_ds};
+  for (int s = 0; s < 2; s++) {
+    int rc = sets[s] ? ty_dataset_check_range(sets[s], (size_t)t->label_feed, 0, ls->dims[axis], err, err_len) : 0;
+    if (rc != 0)
+      return prefixed(rc, err, err_len, "config.label_input (the logits \"%s\" have %lld classes)",
+                      t->cfg->logits_output, (long long)ls->dims[axis]);
+  }
+  return 0;
+}
+
+int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
+  const ty_train_config *c = t->cfg;
+  uint32_t world = t->opts.world_size;
+  if (c->batch_size % world != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is not divisible by the world size %u",
+                   c->batch_size, world);
+  uint32_t per = c->batch_size / world;
+  int rc = 0;
+  for (size_t k = 0; k < t->n_feeds && rc == 0; k++) rc = bind_feed(t, k, per, err, err_len);
+  if (rc == 0) rc = check_labels(t, err, err_len);
+  ty_loader_opts lo = {.batch_size = per, .seed = c->seed, .shuffle = c->shuffle, .rank = t->opts.rank,
+                       .world_size = world, .drop_last = true, .prefetch = t->opts.prefetch};
+  if (rc == 0) rc = ty_loader_create(t->train_ds, &lo, &t->loader, err, err_len);
+  if (rc == 0) t->bpe = ty_loader_batches_per_epoch(t->loader);
+  if (rc == 0 && t->bpe == 0)
+    rc = ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is larger than the %zu training samples", c->batch_size,
+                 ty_dataset_count(t->train_ds));
+  return rc;
+}
+
+int ty__train_data_load(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
+  for (size_t k = 0; k < t->n_feeds; k++) {
+    const ty__feed *f = &t->feeds[k];
+    size_t bytes = ty_dataset_column(t->train_ds, k)->elems * ty_dtype_size(f->dtype) * b->n;
+    if (bytes != f->t->nbytes) return ty_errf(err, err_len, TY_EINTERNAL, "short batch");
+    memcpy(f->t->data, b->cols[k], bytes);
+  }
+  return 0;
+}
+
+ty_shape ty__train_feed_shape(const ty_train *t, size_t k, int64_t n) {
+  return ty_shape_with_batch(&t->feeds[k].shape, n);
+}
+
+void ty__train_data_close(ty_train *t) {
+  ty_loader_destroy(t->loader);
+  ty_dataset_destroy(t->train_ds);
+  ty_dataset_destroy(t->test_ds);
+  for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++) {
+    ty_tensor_destroy(t->feeds[k].t);
+    free(t->names[k]);
+  }
+}

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Which initializers train. ONNX does not say which initializers are
+ * parameters and which are constants (PyTorch's buffers, the scalars its
+ * exporter folds), so the choice is made here, once, and logged:
+ *
+ *   - config.trainable set: the float initializers matching its patterns;
+ *     otherwise every float initializer except rank-0 scalars, which in
+ *     exported models are constants (GELU's 0.5, an attention scale);
+ *   - less those matching config.frozen;
+ *   - less those the loss does not depend on through a differentiable input
+ *     (ops/autodiff gives them no gradient): initializers that only reach
+ *     shapes, indices, masks or other constant arithmetic.
+ * Integer initializers never train, and BatchNormalization's running
+ * statistics are updated by bnstats.c, not by gradients.
+ *
+ * Only the chosen parameters get gradients and optimizer state, so
+ * freezing also saves memory and optimizer time. A pattern that matches no
+ * float initializer is an error (a typo would otherwise train everything).
+ */
+#include "ops/train/train_internal.h"
+
+#include "lib/base/base.h"
+#include "ops/autodiff/autodiff.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LISTED_FROZEN 6
+
+static bool matches(char *const *pats, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (fnmatch(pats[i], name, 0) == 0) return true;
+  return false;
+}
+
+/* A BatchNormalization running statistic (input 3 or 4 of a BN node). */
+static bool bn_stat(const ty_graph *g, int id) {
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    if (n->op == TY_OP_BATCH_NORM && n->n_inputs >= 5 && (n->inputs[3] == id || n->inputs[4] == id)) return true;
+  }
+  return false;
+}
+
+static bool is_float_init(const ty_graph *g, int id) {
+  const ty_graph_value *v = ty_graph_value_at(g, id);
+  return v->init && v->dtype == TY_DTYPE_F32 && !bn_stat(g, id);
+}
+
+static int check_patterns(const ty_graph *g, char *const *pats, size_t n, const char *field, char *err,
+                          size_t err_len) {
+  for (size_t p = 0; p < n; p++) {
+    bool hit = false;
+    for (size_t i = 0; !hit && i < ty_graph_n_initializers(g); i++) {
+      int id = ty_graph_initializer(g, i);
+      hit = is_float_init(g, id) && matches(&pats[p], 1, ty_graph_value_at(g, id)->name);
+    }
+    if (!hit)
+      return ty_errf(err, err_len, TY_EINVAL, "config.%s[%zu]: \"%s\" matches no float initializer of the model", field,
+                     p, pats[p]);
+  }
+  return 0;
+}
+
+/* Why a float initializer is not trained, for the log. */
+static const char *frozen_why(const ty_train *t, int id) {
+  const ty_train_config *c = t->cfg;
+  const ty_graph_value *v = ty_graph_value_at(t->g, id);
+  if (matches(c->frozen, c->n_frozen, v->name)) return "config.frozen";
+  if (c->n_trainable) return matches(c->trainable, c->n_trainable, v->name) ? "no gradient" : "not in config.trainable";
+  return v->init->shape.rank == 0 ? "scalar constant" : "no gradient";
+}
+
+static bool candidate(const ty_train *t, int id) {
+  const ty_train_config *c = t->cfg;
+  const ty_graph_value *v = ty_graph_value_at(t->g, id);
+  if (!is_float_init(t->g, id)) return false;
+  bool in = c->n_trainable ? matches(c->trainable, c->n_trainable, v->name) : v->init->shape.rank != 0;
+  return in && !matches(c->frozen, c->n_frozen, v->name);
+}
+
+static void log_params(const ty_train *t) {
+  FILE *f = ty__train_log(t);
+  fprintf(f, "parameters: %zu tensors, %llu values trained; %zu float initializer%s frozen", t->np,
+          (unsigned long long)t->n_param_values, t->n_frozen, t->n_frozen == 1 ? "" : "s");
+  for (size_t i = 0; i < t->n_frozen && i < LISTED_FROZEN; i++)
+    fprintf(f, "%s%s (%s)", i ? ", " : ": ", ty_graph_value_at(t->g, t->frozen_ids[i])->name,
+            frozen_why(t, t->frozen_ids[i]));
+  if (t->n_frozen > LISTED_FROZEN) fprintf(f, ", and %zu more", t->n_frozen - LISTED_FROZEN);
+  fprintf(f, "\n");
+  fflush(f);
+}
+
+/* Keeps the candidates that got a gradient; the other float ones among
+ * the model's ni initializers (autodiff appends its own after them) are
+ * frozen. */
+static int collect(ty_train *t, const int *cand, const int *grads, size_t n, size_t ni) {
+  t->param_ids = calloc(n + 1, sizeof *t->param_ids);
+  t->grad_ids = calloc(n + 1, sizeof *t->grad_ids);
+  t->params = calloc(n + 1, sizeof *t->params);
+  t->frozen_ids = calloc(ni + 1, sizeof *t->frozen_ids);
+  if (!t->param_ids || !t->grad_ids || !t->params || !t->frozen_ids) return TY_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (grads[i] == TY_NO_VALUE) continue;
+    int rc = ty_tensor_clone(ty_graph_value_at(t->g, cand[i])->init, &t->params[t->np]);
+    if (rc != 0) return rc;
+    t->param_ids[t->np] = cand[i];
+    t->grad_ids[t->np] = grads[i];
+    t->n_param_values += (uint64_t)ty_tensor_numel(t->params[t->np]);
+    t->np++;
+  }
+  for (size_t i = 0; i < ni; i++) {
+    int id = ty_graph_initializer(t->g, i);
+    bool trained = false;
+    for (size_t p = 0; p < t->np && !trained; p++) trained = t->param_ids[p] == id;
+    if (!trained && is_float_init(t->g, id)) t->frozen_ids[t->n_frozen++] = id;
+  }
+  return 0;
+}
+
+int ty__train_params(ty_train *t, char *err, size_t err_len) {
+  const ty_train_config *c = t->cfg;
+  int rc = check_patterns(t->g, c->trainable, c->n_trainable, "trainable", err, err_len);
+  if (rc == 0) rc = check_patterns(t->g, c->frozen, c->n_frozen, "frozen", err, err_len);
+  if (rc != 0) return rc;
+  size_t ni = ty_graph_n_initializers(t->g), n = 0;
+  int *cand = calloc(ni + 1, sizeof *cand), *grads = calloc(ni + 1, sizeof *grads);
+  rc = TY_ENOMEM;
+  if (!cand || !grads) goto done;
+  for (size_t i = 0; i < ni; i++)
+    if (candidate(t, ty_graph_initializer(t->g, i))) cand[n++] = ty_graph_initializer(t->g, i);
+  if ((rc = ty_autodiff(t->g, t->loss_id, cand, n, grads, err, err_len)) != 0) goto done;
+  if ((rc = collect(t, cand, grads, n, ni)) != 0) goto done;
+  if (t->np == 0) {
+    rc = ty_errf(err, err_len, TY_EINVAL, "model: the loss depends on no trainable float initializer%s",
+                 c->n_trainable || c->n_frozen ? " (see config.trainable and config.frozen)" : "");
+    goto done;
+  }
+  log_params(t);
+done:
+  free(cand);
+  free(grads);
+  return rc;
+}
+
+/* ---- the Softmax warning ----------------------------------------------------- */
+
+/* The node computing value id, looking through ops that only move values. */
+static const ty_graph_node *source(const ty_graph *g, int id) {
+  for (int hops = 0; hops < 16 && id != TY_NO_VALUE; hops++) {
+    const ty_graph_value *v = ty_graph_value_at(g, id);
+    if (v->producer < 0) return NULL;
+    const ty_graph_node *n = ty_graph_node_at(g, (size_t)v->producer);
+    bool moves = n->op == TY_OP_IDENTITY || n->op == TY_OP_RESHAPE || n->op == TY_OP_FLATTEN ||
+                 n->op == TY_OP_SQUEEZE || n->op == TY_OP_UNSQUEEZE || n->op == TY_OP_TRANSPOSE;
+    if (!moves) return n;
+    id = n->n_inputs > 0 ? n->inputs[0] : TY_NO_VALUE;
+  }
+  return NULL;
+}
+
+void ty__train_warn_softmax(const ty_train *t) {
+  const ty_graph *m = t->model;
+  FILE *f = ty__train_log(t);
+  if (t->cfg->logits_output) {
+    const ty_graph_node *s = source(m, ty_graph_find_value(m, t->cfg->logits_output));
+    if (s && s->op == TY_OP_SOFTMAX)
+      fprintf(f,
+              "warning: the loss is applied after a Softmax: config.softmax_cross_entropy.logits_output \"%s\" comes "
+              "from node \"%s\" (Softmax), and the builtin loss applies softmax itself, so training sees "
+              "softmax(softmax(x)) and learns slowly; export the model without its final Softmax, or name the "
+              "Softmax's input \"%s\" as logits_output\n",
+              t->cfg->logits_output, s->name, ty_graph_value_at(m, s->inputs[0])->name);
+  }
+  for (size_t i = 0; i < ty_graph_n_nodes(m); i++) {
+    const ty_graph_node *n = ty_graph_node_at(m, i);
+    const ty_graph_node *s = n->op == TY_OP_SOFTMAX_CE_LOSS ? source(m, n->inputs[0]) : NULL;
+    if (s && s->op == TY_OP_SOFTMAX)
+      fprintf(f,
+              "warning: the loss is applied after a Softmax: node \"%s\" (SoftmaxCrossEntropyLoss) reads the output "
+              "of node \"%s\" (Softmax) and applies softmax again; feed it the Softmax's input\n",
+              n->name, s->name);
+  }
+  fflush(f);
+}
+
+uint64_t ty_train_n_param_values(const ty_train *t) { return t->n_param_values; }
+size_t ty_train_n_frozen(const ty_train *t) { return t->n_frozen; }
+const char *ty_train_frozen_name(const ty_train *t, size_t i) {
+  return i < t->n_frozen ? ty_graph_value_at(t->g, t->frozen_ids[i])->name : NULL;
+}

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Test and benchmark graphs for the planner (see models.h). A small builder
+ * keeps the first error and turns every later call into a no-op, so a model
+ * reads as a list of layers; the model functions return NULL on any error.
+ */
+#include "tests/unit/ops/plan/models.h"
+
+#include "lib/base/base.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct gb {
+  ty_graph *g;
+  int rc;
+} gb;
+
+static int value(gb *b, const char *name, ty_dtype dt, const ty_shape *s) {
+  int id = TY_NO_VALUE;
+  if (b->rc == 0) b->rc = ty_graph_add_value(b->g, name, dt, s, &id);
+  return id;
+}
+
+static int input(gb *b, const char *name, ty_dtype dt, int rank, const int64_t *dims) {
+  ty_shape s = ty_shape_make(rank, dims);
+  int id = value(b, name, dt, &s);
+  if (b->rc == 0) b->rc = ty_graph_mark_input(b->g, id);
+  return id;
+}
+
+static int param(gb *b, const char *name, int rank, const int64_t *dims) {
+  ty_shape s = ty_shape_make(rank, dims);
+  ty_tensor *t = NULL;
+  int id = value(b, name, TY_DTYPE_F32, &s);
+  if (b->rc == 0) b->rc = ty_tensor_create(TY_DTYPE_F32, &s, &t);
+  if (b->rc == 0) b->rc = ty_graph_set_initializer(b->g, id, t);
+  return id;
+}
+
+static int ints(gb *b, const char *name, int n, const int64_t *v) {
+  ty_shape s = ty_shape_make(1, (int64_t[]){n});
+  ty_tensor *t = NULL;
+  int id = value(b, name, TY_DTYPE_I64, &s);
+  if (b->rc == 0) b->rc = ty_tensor_create_from(TY_DTYPE_I64, &s, v, (size_t)n * sizeof *v, &t);
+  if (b->rc == 0) b->rc = ty_graph_set_initializer(b->g, id, t);
+  return id;
+}
+
+/* A scalar float from a Constant node: not a trainable initializer. */
+static int constant(gb *b, const char *name, float v) {
+  ty_shape s = ty_shape_make(0, NULL);
+  ty_tensor *t = NULL;
+  int id = value(b, name, TY_DTYPE_F32, NULL), idx;
+  if (b->rc == 0) b->rc = ty_tensor_create_from(TY_DTYPE_F32, &s, &v, sizeof v, &t);
+  if (b->rc == 0) b->rc = ty_graph_add_node(b->g, TY_OP_CONSTANT, name, NULL, 0, &id, 1, &idx);
+  if (b->rc == 0)
+    b->rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t);
+  else
+    ty_tensor_destroy(t);
+  return id;
+}
+
+static int node(gb *b, ty_op op, const char *name, int n_in, const int *in, int *out_idx) {
+  int y = value(b, name, TY_DTYPE_F32, NULL), idx = -1;
+  if (b->rc == 0) b->rc = ty_graph_add_node(b->g, op, name, in, n_in, &y, 1, &idx);
+  if (out_idx) *out_idx = idx;
+  return y;
+}
+#define NODE(b, op, name, ...)                                                                     \
+  node(b, op, name, (int)TY_ARRAY_LEN(((int[]){__VA_ARGS__})), (int[]){__VA_ARGS__}, NULL)
+
+static int set_int(gb *b, int idx, const char *attr, int64_t v) {
+  if (b->rc == 0) b->rc = ty_graph_node_set_int(b->g, (size_t)idx, attr, v);
+  return idx;
+}
+
+/* Mean of squares of x: the loss of every model here. */
+static ty_graph *finish(gb *b, int x) {
+  int sq = NODE(b, TY_OP_MUL, "loss.sq", x, x), idx;
+  int loss = node(b, TY_OP_REDUCE_MEAN, "loss", 1, (int[]){sq}, &idx);
+  set_int(b, idx, "keepdims", 0);
+  if (b->rc == 0) b->rc = ty_graph_mark_output(b->g, loss);
+  char err[TY_ERR_LEN];
+  if (b->rc == 0) b->rc = ty_graph_infer_shapes(b->g, err, sizeof err);
+  if (b->rc != 0) {
+    fprintf(stderr, "model: %s (%s)\n", ty_strerror(b->rc), err);
+    ty_graph_destroy(b->g);
+    return NULL;
+  }
+  return b->g;
+}
+
+static int start(gb *b) {
+  b->rc = ty_graph_create(&b->g);
+  return b->rc;
+}
+
+static int linear(gb *b, const char *name, int x, int64_t in, int64_t out) {
+  char n[96];
+  snprintf(n, sizeof n, "%s.w", name);
+  int w = param(b, n, 2, (int64_t[]){in, out});
+  snprintf(n, sizeof n, "%s.b", name);
+  int bias = param(b, n, 1, (int64_t[]){out});
+  snprintf(n, sizeof n, "%s.mm", name);
+  int y = NODE(b, TY_OP_MATMUL, n, x, w);
+  snprintf(n, sizeof n, "%s.add", name);
+  return NODE(b, TY_OP_ADD, n, y, bias);
+}
+
+ty_graph *model_mlp(int n_layers, int64_t hidden) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
+  int y = input(&b, "y", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
+  char n[32];
+  for (int l = 0; l < n_layers; l++) {
+    snprintf(n, sizeof n, "l%d", l);
+    x = linear(&b, n, x, hidden, hidden);
+    snprintf(n, sizeof n, "l%d.relu", l);
+    x = NODE(&b, TY_OP_RELU, n, x);
+  }
+  return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", x, y));
+}
+
+/* Constants every block shares. */
+typedef struct tconst {
+  int heads_shape, merge_shape, scale, sqrt2, one, half, mask;
+} tconst;
+
+static int layer_norm(gb *b, const char *name, int x, int64_t hidden) {
+  char n[96];
+  snprintf(n, sizeof n, "%s.g", name);
+  int g = param(b, n, 1, (int64_t[]){hidden});
+  snprintf(n, sizeof n, "%s.b", name);
+  int beta = param(b, n, 1, (int64_t[]){hidden});
+  return NODE(b, TY_OP_LAYER_NORM, name, x, g, beta);
+}
+
+/* [B, S, H] -> [B, heads, S, hd] (perm 0,2,1,3) or, for keys, [B, heads, hd, S]. */
+static int split_heads(gb *b, const char *name, int x, const tconst *c, bool keys) {
+  char n[96];
+  snprintf(n, sizeof n, "%s.heads", name);
+  int r = NODE(b, TY_OP_RESHAPE, n, x, c->heads_shape), idx;
+  snprintf(n, sizeof n, "%s.perm", name);
+  int y = node(b, TY_OP_TRANSPOSE, n, 1, (int[]){r}, &idx);
+  int64_t perm[4] = {0, 2, keys ? 3 : 1, keys ? 1 : 3};
+  if (b->rc == 0) b->rc = ty_graph_node_set_ints(b->g, (size_t)idx, "perm", perm, 4);
+  return y;
+}
+
+/* GELU as exported models spell it: x * 0.5 * (1 + erf(x / sqrt(2))). */
+static int gelu(gb *b, const char *name, int x, const tconst *c) {
+  char n[5][128];
+  const char *part[5] = {"div", "erf", "add", "mul", "half"};
+  for (int i = 0; i < 5; i++)
+    snprintf(n[i], sizeof n[i], "%s.gelu.%s", name, part[i]);
+  int d = NODE(b, TY_OP_DIV, n[0], x, c->sqrt2);
+  int e = NODE(b, TY_OP_ERF, n[1], d);
+  int a = NODE(b, TY_OP_ADD, n[2], e, c->one);
+  int m = NODE(b, TY_OP_MUL, n[3], x, a);
+  return NODE(b, TY_OP_MUL, n[4], m, c->half);
+}
+
+static int attention(gb *b, const char *L, int x, int64_t hidden, const tconst *c) {
+  char n[96];
+  snprintf(n, sizeof n, "%s.q", L);
+  int q = split_heads(b, n, linear(b, n, x, hidden, hidden), c, false);
+  snprintf(n, sizeof n, "%s.k", L);
+  int k = split_heads(b, n, linear(b, n, x, hidden, hidden), c, true);
+  snprintf(n, sizeof n, "%s.v", L);
+  int v = split_heads(b, n, linear(b, n, x, hidden, hidden), c, false);
+  snprintf(n, sizeof n, "%s.scores", L);
+  int s = NODE(b, TY_OP_MATMUL, n, q, k);
+  snprintf(n, sizeof n, "%s.scale", L);
+  s = NODE(b, TY_OP_DIV, n, s, c->scale);
+  if (c->mask != TY_NO_VALUE) {
+    snprintf(n, sizeof n, "%s.mask", L);
+    s = NODE(b, TY_OP_ADD, n, s, c->mask);
+  }
+  snprintf(n, sizeof n, "%s.softmax", L);
+  int idx, p = node(b, TY_OP_SOFTMAX, n, 1, (int[]){s}, &idx);
+  set_int(b, idx, "axis", -1);
+  snprintf(n, sizeof n, "%s.context", L);
+  int ctx = NODE(b, TY_OP_MATMUL, n, p, v);
+  snprintf(n, sizeof n, "%s.context.perm", L);
+  ctx = node(b, TY_OP_TRANSPOSE, n, 1, (int[]){ctx}, &idx);
+  if (b->rc == 0)
+    b->rc = ty_graph_node_set_ints(b->g, (size_t)idx, "perm", (int64_t[]){0, 2, 1, 3}, 4);
+  snprintf(n, sizeof n, "%s.context.merge", L);
+  ctx = NODE(b, TY_OP_RESHAPE, n, ctx, c->merge_shape);
+  snprintf(n, sizeof n, "%s.o", L);
+  return linear(b, n, ctx, hidden, hidden);
+}
+
+static int block(gb *b, int l, int x, int64_t hidden, int64_t ffn, const tconst *c) {
+  char L[16], n[96];
+  snprintf(L, sizeof L, "%d", l);
+  int o = attention(b, L, x, hidden, c);
+  snprintf(n, sizeof n, "%s.res1", L);
+  int r1 = NODE(b, TY_OP_ADD, n, x, o);
+  snprintf(n, sizeof n, "%s.ln1", L);
+  int h = layer_norm(b, n, r1, hidden);
+  snprintf(n, sizeof n, "%s.ffn_in", L);
+  int f = gelu(b, n, linear(b, n, h, hidden, ffn), c);
+  snprintf(n, sizeof n, "%s.ffn_out", L);
+  f = linear(b, n, f, ffn, hidden);
+  snprintf(n, sizeof n, "%s.res2", L);
+  int r2 = NODE(b, TY_OP_ADD, n, h, f);
+  snprintf(n, sizeof n, "%s.ln2", L);
+  return layer_norm(b, n, r2, hidden);
+}
+
+/* A causal mask [seq, seq]: 0 on and below the diagonal, -1e9 above. */
+static int causal_mask(gb *b, int64_t seq) {
+  ty_shape s = ty_shape_make(2, (int64_t[]){seq, seq});
+  ty_tensor *t = NULL;
+  int id = value(b, "mask", TY_DTYPE_F32, NULL), idx;
+  if (b->rc == 0) b->rc = ty_tensor_create(TY_DTYPE_F32, &s, &t);
+  for (int64_t i = 0; b->rc == 0 && i < seq; i++)
+    for (int64_t j = i + 1; j < seq; j++)
+      ty_tensor_f32(t)[i * seq + j] = -1e9f;
+  if (b->rc == 0) b->rc = ty_graph_add_node(b->g, TY_OP_CONSTANT, "mask", NULL, 0, &id, 1, &idx);
+  if (b->rc == 0)
+    b->rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t);
+  else
+    ty_tensor_destroy(t);
+  return id;
+}
+
+ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn,
+                            int causal) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 3, (int64_t[]){TY_DIM_BATCH, seq, hidden});
+  tconst c = {
+      .heads_shape = ints(&b, "heads_shape", 4, (int64_t[]){0, 0, heads, hidden / heads}),
+      .merge_shape = ints(&b, "merge_shape", 3, (int64_t[]){0, 0, hidden}),
+      .scale = constant(&b, "scale", sqrtf((float)(hidden / heads))),
+      .sqrt2 = constant(&b, "sqrt2", 1.41421356f),
+      .one = constant(&b, "one", 1.0f),
+      .half = constant(&b, "half", 0.5f),
+      .mask = causal ? causal_mask(&b, seq) : TY_NO_VALUE,
+  };
+  for (int l = 0; l < n_layers; l++)
+    x = block(&b, l, x, hidden, ffn, &c);
+  return finish(&b, x);
+}
+
+/* ---- random graphs -------------------------------------------------------------------- */
+
+typedef struct rnd {
+  gb b;
+  ty_rng rng;
+  int vals[64];
+  int64_t width[64];
+  int n;
+  int ops;
+} rnd;
+
+static int64_t pick_width(rnd *r) {
+  return (int64_t[]){4, 8, 16}[ty_rng_next(&r->rng) % 3];
+}
+
+static int push(rnd *r, int v, int64_t w) {
+  if (r->n < 64) r->vals[r->n] = v, r->width[r->n++] = w;
+  return v;
+}
+
+static int rnd_matmul(rnd *r, int x, int64_t in, int64_t out) {
+  char n[32];
+  snprintf(n, sizeof n, "w%d", r->ops);
+  int w = param(&r->b, n, 2, (int64_t[]){in, out});
+  snprintf(n, sizeof n, "mm%d", r->ops++);
+  return push(r, NODE(&r->b, TY_OP_MATMUL, n, x, w), out);
+}
+
+static int rnd_unary(rnd *r, int x, int64_t w) {
+  char n[32];
+  snprintf(n, sizeof n, "relu%d", r->ops++);
+  return push(r, NODE(&r->b, TY_OP_RELU, n, x), w);
+}
+
+static int rnd_add(rnd *r, int x, int y, int64_t w) {
+  char n[32];
+  snprintf(n, sizeof n, "add%d", r->ops++);
+  return push(r, NODE(&r->b, TY_OP_ADD, n, x, y), w);
+}
+
+/* One step of shape `shape` from the newest value; returns the new one. */
+static int rnd_step(rnd *r, int shape) {
+  int x = r->vals[r->n - 1];
+  int64_t w = r->width[r->n - 1], w2 = pick_width(r);
+  switch (shape) {
+  case 0:
+    return ty_rng_next(&r->rng) % 2 ? rnd_matmul(r, x, w, w2) : rnd_unary(r, x, w);
+  case 1: { /* diamond */
+    int a = rnd_matmul(r, x, w, w2), c = rnd_matmul(r, x, w, w2);
+    return rnd_add(r, rnd_unary(r, a, w2), c, w2);
+  }
+  case 2: { /* residual block */
+    int h = rnd_unary(r, rnd_matmul(r, x, w, w2), w2);
+    return rnd_add(r, x, rnd_matmul(r, h, w2, w), w);
+  }
+  default: { /* any DAG: read one or two earlier values */
+    int i = (int)(ty_rng_next(&r->rng) % (uint64_t)r->n);
+    for (int j = 0; j < r->n; j++)
+      if (j != i && r->width[j] == r->width[i] && ty_rng_next(&r->rng) % 2)
+        return rnd_add(r, r->vals[i], r->vals[j], r->width[i]);
+    return ty_rng_next(&r->rng) % 2 ? rnd_matmul(r, r->vals[i], r->width[i], w2)
+                                    : rnd_unary(r, r->vals[i], r->width[i]);
+  }
+  }
+}
+
+ty_graph *model_random(uint64_t seed, int shape, int ops) {
+  rnd r = {.rng = ty_rng_make(seed)};
+  if (start(&r.b) != 0) return NULL;
+  int64_t w = pick_width(&r);
+  push(&r, input(&r.b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, w}), w);
+  int last = r.vals[0];
+  while (r.ops < ops && r.b.rc == 0)
+    last = rnd_step(&r, shape);
+  return finish(&r.b, last);
+}

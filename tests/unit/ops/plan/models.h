@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Graphs for the planner's tests and benchmark, built with ops/graph.h's
+ * builder API: the MLP of Alpa's tests, a BERT encoder, a GPT-like decoder
+ * of any depth, and small random graphs (chains, diamonds, residual
+ * blocks) for comparing the solvers. Every graph has TY_DIM_BATCH as dim 0
+ * of its inputs, shapes inferred, and one scalar loss output. Weights are
+ * zero tensors: the planner reads only their shapes, and calloc'd pages of
+ * a large model are never touched.
+ */
+#ifndef TY_TESTS_UNIT_OPS_PLAN_MODELS_H
+#define TY_TESTS_UNIT_OPS_PLAN_MODELS_H
+
+#include "ops/graph.h"
+
+#include <stdint.h>
+
+/* n_layers x (MatMul + Add bias + Relu), hidden wide, then the mean of the
+ * squared error against input "y". Layer i's weight is "l<i>.w", its bias
+ * "l<i>.b", its nodes "l<i>.mm", "l<i>.add", "l<i>.relu". */
+ty_graph *model_mlp(int n_layers, int64_t hidden);
+
+/* A BERT encoder of n_layers blocks on input "x" [batch, seq, hidden]:
+ * Q, K, V (MatMul + Add), heads by Reshape/Transpose, scores by batched
+ * MatMul, scale, Softmax, context MatMul, attention-out MatMul + Add,
+ * residual, LayerNormalization, FFN in (MatMul + Add), GELU written with
+ * Erf, FFN out, residual, LayerNormalization. Weight names per layer L:
+ * L.q.w L.k.w L.v.w L.o.w L.ffn_in.w L.ffn_out.w. Loss: mean of squares.
+ * With causal, a mask is added to the scores (a GPT decoder block). */
+ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn,
+                            int causal);
+
+/* Small random graphs for the solver comparison, of `ops` MatMul/Relu/Add
+ * nodes: shape 0 a chain, 1 diamonds (fork into two branches, join by
+ * Add), 2 residual blocks, 3 any DAG (an op reads one or two earlier
+ * values). Widths drawn from {4, 8, 16}. */
+ty_graph *model_random(uint64_t seed, int shape, int ops);
+
+#endif

@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for ops/plan: the choices published with Alpa's intra-operator
+ * tests (data parallel for a small-hidden MLP, Megatron's alternating
+ * column/row splits for a wide one, Megatron attention and FFN splits for a
+ * BERT block), the guarantee against pure data parallelism, memory budgets,
+ * every rejection of bad input, the writers and the executor helpers.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ops/autodiff/autodiff.h"
+#include "ops/plan/plan.h"
+#include "tests/unit/ops/plan/models.h"
+
+static ty_plan_request request(int nodes, int per_node, int64_t batch) {
+  ty_plan_request r;
+  ty_plan_request_init(&r);
+  r.batch = batch;
+  r.cluster.nodes = nodes;
+  r.cluster.devices_per_node = per_node;
+  r.fixed_mesh = true;
+  return r;
+}
+
+static ty_plan *plan_ok(const ty_graph *g, const ty_plan_request *r) {
+  char err[TY_ERR_LEN] = "";
+  ty_plan *p = NULL;
+  int rc = ty_plan_search(g, r, err, sizeof err, &p);
+  cr_assert_eq(rc, 0, "ty_plan_search: %s: %s", ty_strerror(rc), err);
+  cr_assert_not_null(p);
+  return p;
+}
+
+static int plan_fail(const ty_graph *g, const ty_plan_request *r, char *err) {
+  ty_plan *p = NULL;
+  int rc = ty_plan_search(g, r, err, TY_ERR_LEN, &p);
+  cr_assert_neq(rc, 0, "expected a refusal");
+  cr_assert_null(p);
+  return rc;
+}
+
+static const ty_plan_param *param_named(const ty_plan *p, const char *name) {
+  for (size_t i = 0; i < p->n_params; i++)
+    if (strcmp(p->params[i].name, name) == 0) return &p->params[i];
+  cr_assert_fail("no parameter %s", name);
+  return NULL;
+}
+
+static const ty_plan_op *op_named(const ty_plan *p, const char *name) {
+  for (size_t i = 0; i < p->n_ops; i++)
+    if (strcmp(p->ops[i].name, name) == 0) return &p->ops[i];
+  cr_assert_fail("no op %s", name);
+  return NULL;
+}
+
+static size_t count(const ty_plan *p, int kind, int phase) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->n_collectives; i++)
+    n += (kind < 0 || (int)p->collectives[i].kind == kind) &&
+         (phase < 0 || (int)p->collectives[i].phase == phase);
+  return n;
+}
+
+static const ty_plan_alternative *alt(const ty_plan *p, const char *prefix) {
+  for (size_t i = 0; i < p->n_alternatives; i++)
+    if (strncmp(p->alternatives[i].name, prefix, strlen(prefix)) == 0) return &p->alternatives[i];
+  cr_assert_fail("no alternative %s", prefix);
+  return NULL;
+}
+
+static uint8_t all_axes(const ty_plan *p) {
+  return (uint8_t)((p->mesh[0] > 1 ? 1 : 0) | (p->mesh[1] > 1 ? 2 : 0));
+}
+
+/* ---- Alpa's MLP tests -------------------------------------------------------------- */
+
+static void check_data_parallel_mlp(int nodes, int per_node) {
+  ty_graph *g = model_mlp(6, 32);
+  cr_assert_not_null(g);
+  ty_plan_request r = request(nodes, per_node, 256);
+  ty_plan *p = plan_ok(g, &r);
+  cr_assert_eq(count(p, -1, -1), count(p, TY_PLAN_ALL_REDUCE, -1), "only all-reduces");
+  for (size_t i = 0; i < p->n_collectives; i++) /* gradients, and the loss summed for reporting */
+    cr_assert(p->collectives[i].phase == TY_PLAN_GRAD_SYNC || p->collectives[i].node == -1);
+  int axes = (p->mesh[0] > 1) + (p->mesh[1] > 1);
+  cr_assert_eq(count(p, TY_PLAN_ALL_REDUCE, TY_PLAN_GRAD_SYNC), (size_t)(12 * axes),
+               "6 weights + 6 biases per axis");
+  for (int l = 0; l < 6; l++) {
+    char n[16];
+    snprintf(n, sizeof n, "l%d.w", l);
+    const ty_plan_param *w = param_named(p, n);
+    cr_assert(w->layout.dim_axes[0] == 0 && w->layout.dim_axes[1] == 0, "%s is replicated", n);
+    snprintf(n, sizeof n, "l%d.mm", l);
+    cr_assert_eq(op_named(p, n)->inputs[0].dim_axes[0], all_axes(p),
+                 "%s splits the batch over every axis", n);
+  }
+  cr_assert_float_eq(p->step_s, alt(p, "data parallel")->step_s, 1e-15);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_alpa, mlp_small_hidden_is_data_parallel_1x4) {
+  check_data_parallel_mlp(1, 4);
+}
+Test(plan_alpa, mlp_small_hidden_is_data_parallel_2x2) {
+  check_data_parallel_mlp(2, 2);
+}
+
+static void check_megatron_mlp(int nodes, int per_node) {
+  ty_graph *g = model_mlp(6, 256);
+  ty_plan_request r = request(nodes, per_node, 32);
+  /* Alpa's test gives both mesh axes the same links: what is tested is
+   * the choice along whichever axis has the devices. */
+  r.cluster.inter_bw = r.cluster.intra_bw;
+  r.cluster.inter_latency_s = r.cluster.intra_latency_s;
+  ty_plan *p = plan_ok(g, &r);
+  int axis = p->mesh[0] > 1 ? 0 : 1;
+  uint8_t bit = (uint8_t)(1u << axis);
+  for (int l = 0; l < 6; l++) {
+    char n[16];
+    snprintf(n, sizeof n, "l%d.w", l);
+    const ty_plan_layout *w = &param_named(p, n)->layout;
+    if (l % 2 == 0)
+      cr_assert(w->dim_axes[0] == 0 && w->dim_axes[1] == bit, "%s is split by column", n);
+    else
+      cr_assert(w->dim_axes[0] == bit && w->dim_axes[1] == 0, "%s is split by row", n);
+    for (size_t i = 0; i < p->n_collectives; i++)
+      cr_assert(p->collectives[i].phase != TY_PLAN_GRAD_SYNC ||
+                    strcmp(p->collectives[i].tensor, n) != 0,
+                "no gradient all-reduce of %s", n);
+  }
+  /* One activation all-reduce per layer pair and direction; the input's
+   * gradient is never needed, so the first pair has none backward. */
+  cr_assert_eq(count(p, TY_PLAN_ALL_REDUCE, TY_PLAN_FORWARD), 3);
+  cr_assert_eq(count(p, TY_PLAN_ALL_REDUCE, TY_PLAN_BACKWARD), 2);
+  cr_assert_eq(count(p, -1, -1), 5, "nothing else is communicated");
+  /* Alpa's expected objective: (layers - 1) all-reduces of batch x hidden floats. */
+  double n = 4, bytes = 32.0 * 256 * 4, bw = axis == 0 ? r.cluster.inter_bw : r.cluster.intra_bw;
+  double lat = axis == 0 ? r.cluster.inter_latency_s : r.cluster.intra_latency_s;
+  double ar = r.cluster.launch_s + 2 * (n - 1) / n * bytes / bw + 2 * (n - 1) * lat;
+  cr_assert(fabs(p->comm_s - 5 * ar) < 1e-12, "communication %g s, expected %g s", p->comm_s,
+            5 * ar);
+  cr_assert_lt(p->step_s, alt(p, "data parallel")->step_s);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_alpa, mlp_wide_alternates_column_and_row_1x4) {
+  check_megatron_mlp(1, 4);
+}
+Test(plan_alpa, mlp_wide_alternates_column_and_row_4x1) {
+  check_megatron_mlp(4, 1);
+}
+
+Test(plan_alpa, bert_splits_qkv_and_ffn_in_by_column_and_outputs_by_row) {
+  ty_graph *g = model_transformer(2, 32, 512, 8, 2048, 0);
+  cr_assert_not_null(g);
+  ty_plan_request r = request(1, 4, 8);
+  ty_plan *p = plan_ok(g, &r);
+  static const char *const column[] = {"q", "k", "v", "ffn_in"}, *const row[] = {"o", "ffn_out"};
+  for (int l = 0; l < 2; l++) {
+    char n[32];
+    for (size_t i = 0; i < 4; i++) {
+      snprintf(n, sizeof n, "%d.%s.w", l, column[i]);
+      const ty_plan_layout *w = &param_named(p, n)->layout;
+      cr_assert(w->dim_axes[0] == 0 && w->dim_axes[1] == 2, "%s is split by column", n);
+    }
+    for (size_t i = 0; i < 2; i++) {
+      snprintf(n, sizeof n, "%d.%s.w", l, row[i]);
+      const ty_plan_layout *w = &param_named(p, n)->layout;
+      cr_assert(w->dim_axes[0] == 2 && w->dim_axes[1] == 0, "%s is split by row", n);
+    }
+    snprintf(n, sizeof n, "%d.scores", l);
+    cr_assert_eq(op_named(p, n)->outputs[0].dim_axes[1], 2, "attention heads are split");
+  }
+  cr_assert_lt(p->step_s, alt(p, "data parallel")->step_s);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* ---- never slower than data parallelism ---------------------------------------------- */
+
+Test(plan, never_slower_than_data_parallel) {
+  struct {
+    int nodes, per_node;
+    int64_t batch, hidden;
+  } cases[] = {{1, 4, 256, 32}, {1, 4, 32, 256},  {2, 2, 64, 128},
+               {2, 4, 64, 512}, {1, 8, 16, 1024}, {4, 2, 128, 64}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
+    ty_graph *g = model_mlp(4, cases[i].hidden);
+    ty_plan_request r = request(cases[i].nodes, cases[i].per_node, cases[i].batch);
+    r.fixed_mesh = false;
+    ty_plan *p = plan_ok(g, &r);
+    const ty_plan_alternative *dp = alt(p, "data parallel");
+    cr_assert(dp->applicable && dp->fits);
+    cr_assert_leq(p->step_s, dp->step_s * (1 + 1e-12), "case %zu: %g > %g", i, p->step_s,
+                  dp->step_s);
+    cr_assert_leq(p->memory_bytes, p->budget_bytes);
+    cr_assert_str_eq(p->alternatives[p->n_alternatives - 1].name, "chosen");
+    ty_plan_destroy(p);
+    ty_graph_destroy(g);
+  }
+}
+
+Test(plan, gpt_like_graph_plans_on_a_2d_mesh) {
+  ty_graph *g = model_transformer(4, 64, 256, 8, 1024, 1);
+  ty_plan_request r = request(2, 4, 16);
+  r.fixed_mesh = false;
+  ty_plan *p = plan_ok(g, &r);
+  cr_assert_eq(p->devices, 8);
+  cr_assert_eq(p->n_fallback, 0, "every op has a sharding rule");
+  cr_assert_leq(p->step_s, alt(p, "data parallel")->step_s * (1 + 1e-12));
+  for (size_t i = 0; i < p->n_collectives; i++) {
+    const ty_plan_collective *c = &p->collectives[i];
+    cr_assert(c->mesh_axis >= 0 && c->mesh_axis < 2 && p->mesh[c->mesh_axis] > 1);
+    cr_assert(c->bytes > 0 && c->seconds > 0);
+  }
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+Test(plan_memory, a_budget_data_parallel_misses_is_met_by_splitting_weights) {
+  ty_graph *g = model_mlp(6, 2048); /* 25M parameters: 400 MB with Adam's state */
+  ty_plan_request r = request(1, 4, 64);
+  r.cluster.device_mem_bytes = 250ull << 20;
+  ty_plan *p = plan_ok(g, &r);
+  const ty_plan_alternative *dp = alt(p, "data parallel");
+  cr_assert(dp->applicable && !dp->fits, "data parallel needs %llu bytes",
+            (unsigned long long)dp->memory_bytes);
+  cr_assert_gt(dp->memory_bytes, r.cluster.device_mem_bytes);
+  cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
+  cr_assert(alt(p, "chosen")->fits);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_memory, budget_binds_inside_the_search) {
+  /* Between the smallest plan and the fastest: the search trades time for memory. */
+  ty_graph *g = model_mlp(4, 1024);
+  ty_plan_request r = request(1, 4, 512);
+  ty_plan *fast = plan_ok(g, &r);
+  r.cluster.device_mem_bytes = fast->memory_bytes * 6 / 10;
+  char err[TY_ERR_LEN];
+  ty_plan *p = NULL;
+  if (ty_plan_search(g, &r, err, sizeof err, &p) == 0) {
+    cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
+    cr_assert_geq(p->step_s, fast->step_s * (1 - 1e-12));
+    ty_plan_destroy(p);
+  } else {
+    cr_assert(strstr(err, "the smallest plan needs"), "%s", err);
+  }
+  ty_plan_destroy(fast);
+  ty_graph_destroy(g);
+}
+
+Test(plan_memory, unsatisfiable_budget_names_the_minimum) {
+  ty_graph *g = model_mlp(6, 256);
+  ty_plan_request r = request(1, 4, 32);
+  r.cluster.device_mem_bytes = 64 << 10;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "cluster.device_mem_bytes: no plan fits in 64.0 KiB per device"), "%s",
+            err);
+  const char *need = strstr(err, "the smallest plan needs ");
+  cr_assert(need, "%s", err);
+  /* 6 weights of 256 x 256 split 4 ways with gradient and Adam's 2 moments:
+   * at least 4 x 6 x 64 KiB = 1.5 MiB. */
+  double mib = atof(need + strlen("the smallest plan needs "));
+  cr_assert(strstr(need, "MiB") && mib >= 1.5 && mib < 16, "%s", err);
+  r.cluster.device_mem_bytes = (uint64_t)(mib * 1.1 * (1 << 20));
+  ty_plan *p = plan_ok(g, &r);
+  cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* ---- bad input ----------------------------------------------------------------------- */
+
+Test(plan_reject, mesh_of_zero_devices) {
+  ty_graph *g = model_mlp(2, 32);
+  char err[TY_ERR_LEN];
+  ty_plan_request r = request(0, 4, 32);
+  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "cluster: the mesh has no devices (0 nodes x 4 devices per node)"), "%s",
+            err);
+  r = request(2, 0, 32);
+  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "no devices (2 nodes x 0 devices per node)"), "%s", err);
+  ty_graph_destroy(g);
+}
+
+Test(plan_reject, batch_not_divisible_by_the_data_parallel_degree) {
+  ty_graph *g = model_mlp(2, 32);
+  char err[TY_ERR_LEN];
+  ty_plan_request r = request(1, 4, 30);
+  r.mode = TY_PLAN_MODE_DATA;
+  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4)"),
+            "%s", err);
+  /* Auto mode plans without data parallelism and says why it is missing. */
+  r.mode = TY_PLAN_MODE_AUTO;
+  ty_plan *p = plan_ok(g, &r);
+  const ty_plan_alternative *dp = alt(p, "data parallel");
+  cr_assert(!dp->applicable);
+  cr_assert(strstr(dp->why, "batch 30 is not divisible by the data-parallel degree 4"), "%s",
+            dp->why);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_reject, bad_request_fields) {
+  ty_graph *g = model_mlp(2, 32);
+  char err[TY_ERR_LEN];
+  ty_plan_request r = request(1, 4, 0);
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "batch: must be positive (got 0)"), "%s", err);
+  r = request(1, 4, 32);
+  r.cluster.device_flops = 0;
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "cluster.device_flops"), "%s", err);
+  r = request(1, 4, 32);
+  r.cluster.device_mem_bytes = 0;
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "cluster.device_mem_bytes: must be positive"), "%s", err);
+  r = request(1, 4, 32);
+  r.cluster.intra_bw = -1;
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "cluster.intra_bw"), "%s", err);
+  r = request(2, 1, 32);
+  r.cluster.inter_bw = 0;
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "cluster.inter_bw"), "%s", err);
+  r = request(1, 4, 32);
+  r.cluster.inter_latency_s = -1e-6;
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "latencies"), "%s", err);
+  r = request(1, 4, 32);
+  r.loss = "nothing";
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "loss: the graph has no value \"nothing\""), "%s", err);
+  r.loss = "loss.sq";
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "loss: \"loss.sq\" is not a one-element float value"), "%s", err);
+  cr_assert_eq(ty_plan_search(NULL, &r, err, sizeof err, NULL), TY_EINVAL);
+  ty_graph_destroy(g);
+}
+
+Test(plan_reject, graph_without_a_loss) {
+  ty_graph *g = NULL;
+  int x, y, idx;
+  ty_shape s = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 8});
+  cr_assert_eq(ty_graph_create(&g), 0);
+  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &s, &x), 0);
+  cr_assert_eq(ty_graph_mark_input(g, x), 0);
+  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_F32, NULL, &y), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_RELU, "relu", &x, 1, &y, 1, &idx), 0);
+  cr_assert_eq(ty_graph_mark_output(g, y), 0);
+  char err[TY_ERR_LEN];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0);
+  ty_plan_request r = request(1, 2, 8);
+  plan_fail(g, &r, err);
+  cr_assert(strstr(err, "loss: the graph has no one-element float output"), "%s", err);
+  ty_graph_destroy(g);
+}
+
+/* An op without a sharding rule (here autodiff's TyGrad nodes in a graph
+ * that already holds its backward pass) runs replicated, and the plan says
+ * so per op. */
+Test(plan, ops_without_a_rule_fall_back_to_replicated) {
+  ty_graph *g = model_mlp(2, 16);
+  int loss = ty_graph_find_value(g, "loss"), w = ty_graph_find_value(g, "l0.w"), grad;
+  cr_assert_neq(loss, TY_NO_VALUE);
+  char err[TY_ERR_LEN];
+  cr_assert_eq(ty_autodiff(g, loss, &w, 1, &grad, err, sizeof err), 0, "%s", err);
+  ty_plan_request r = request(1, 2, 8);
+  r.loss = "loss";
+  ty_plan *p = plan_ok(g, &r);
+  cr_assert_gt(p->n_fallback, 0);
+  size_t seen = 0;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    const ty_plan_op *o = &p->ops[i];
+    if (o->op != TY_OP_GRAD) continue;
+    seen++;
+    cr_assert(o->fallback && o->note && strstr(o->note, "no sharding rule for TyGrad"), "%s",
+              o->name);
+    cr_assert_str_eq(o->strategy, "replicated (fallback)");
+    for (int k = 0; k < o->n_outputs; k++)
+      cr_assert(o->outputs[k].rank < 0 || o->outputs[k].dim_axes[0] == 0);
+  }
+  cr_assert_eq(seen, p->n_fallback);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_to_json(p, &b), 0);
+  const char *want = "\"fallback\":\"no sharding rule for TyGrad; runs replicated\"";
+  cr_assert(memmem(b.data, b.len, want, strlen(want)));
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* ---- writers and helpers ------------------------------------------------------------- */
+
+static bool has(const ty_buf *b, const char *s) {
+  return memmem(b->data, b->len, s, strlen(s)) != NULL;
+}
+
+Test(plan_write, json_has_the_documented_fields) {
+  ty_graph *g = model_mlp(6, 256);
+  ty_plan_request r = request(1, 4, 32);
+  ty_plan *p = plan_ok(g, &r);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_to_json(p, &b), 0);
+  cr_assert(b.len > 0 && b.data[b.len - 1] == '\n');
+  static const char *const fields[] = {
+      "{\"plan\":{\"mesh\":[1,4],",
+      "\"ops\":[{\"name\":\"l0.mm\",\"op\":\"MatMul\",\"strategy\":\"column split (axis 1)\"",
+      "\"sharding\":{\"inputs\":[\"[R,R]\",\"[R,S1]\"],\"outputs\":[\"[R,S1]\"]}",
+      "\"collectives\":[{\"kind\":\"all-reduce\",\"tensor\":\"l1.mm\",\"bytes\":32768,\"mesh_"
+      "axis\":1,\"phase\":\"forward\"",
+      "\"phase\":\"backward\"",
+      "\"predicted_step_s\":",
+      "\"memory_per_device_bytes\":",
+      "\"alternatives\":[{\"name\":\"data parallel\",\"mesh\":[1,4],\"predicted_step_s\":",
+      "{\"name\":\"chosen\",",
+      "\"fits\":true",
+      "\"search_ms\":",
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(fields); i++)
+    cr_assert(has(&b, fields[i]), "missing %s in %.*s", fields[i], (int)b.len, (char *)b.data);
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_write, text_shows_alternatives_ops_and_collectives) {
+  ty_graph *g = model_mlp(2, 32);
+  ty_plan_request r = request(2, 2, 64);
+  ty_plan *p = plan_ok(g, &r);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_to_text(p, &b), 0);
+  static const char *const lines[] = {"plan: mesh 2x2 (4 devices), batch 64",
+                                      "predicted step:",
+                                      "memory per device:",
+                                      "ALTERNATIVE",
+                                      "data parallel",
+                                      "tensor parallel",
+                                      "chosen",
+                                      "l0.mm",
+                                      "batch split (axis",
+                                      "grad-sync",
+                                      "all-reduce"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(lines); i++)
+    cr_assert(has(&b, lines[i]), "missing %s in\n%.*s", lines[i], (int)b.len, (char *)b.data);
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_write, layout_strings) {
+  char s[64];
+  ty_plan_layout l = {.rank = 3, .dim_axes = {1, 0, 3}};
+  ty_plan_layout_format(&l, s, sizeof s);
+  cr_assert_str_eq(s, "[S0,R,S01]");
+  l = (ty_plan_layout){.rank = 2, .partial = 2};
+  ty_plan_layout_format(&l, s, sizeof s);
+  cr_assert_str_eq(s, "[R,R]+P1");
+  l = (ty_plan_layout){.rank = 0, .partial = 3};
+  ty_plan_layout_format(&l, s, sizeof s);
+  cr_assert_str_eq(s, "[]+P01");
+  l = (ty_plan_layout){.rank = -1};
+  ty_plan_layout_format(&l, s, sizeof s);
+  cr_assert_str_eq(s, "-");
+  cr_assert_str_eq(ty_plan_coll_kind_name(TY_PLAN_REDUCE_SCATTER), "reduce-scatter");
+  cr_assert_str_eq(ty_plan_coll_kind_name(TY_PLAN_ALL_TO_ALL), "all-to-all");
+  cr_assert_str_eq(ty_plan_phase_name(TY_PLAN_GRAD_SYNC), "grad-sync");
+}
+
+Test(plan_exec, coords_groups_and_slices) {
+  ty_plan p = {.devices = 8, .mesh = {2, 4}};
+  int c[2], group[4];
+  ty_plan_coords(&p, 6, c);
+  cr_assert(c[0] == 1 && c[1] == 2);
+  ty_plan_axis_group(&p, 6, 0, group);
+  cr_assert(group[0] == 2 && group[1] == 6);
+  ty_plan_axis_group(&p, 6, 1, group);
+  cr_assert(group[0] == 4 && group[1] == 5 && group[2] == 6 && group[3] == 7);
+  ty_shape full = ty_shape_make(3, (int64_t[]){16, 8, 5});
+  int64_t start[3], len[3];
+  ty_plan_layout l = {.rank = 3,
+                      .dim_axes = {3, 0, 0}}; /* dim 0 over both axes: 8 chunks, axis 0 major */
+  ty_plan_slice(&p, &l, &full, 6, start, len);
+  cr_assert(len[0] == 2 && start[0] == 12 && len[1] == 8 && start[1] == 0 && len[2] == 5);
+  l = (ty_plan_layout){.rank = 3, .dim_axes = {1, 2, 0}};
+  ty_plan_slice(&p, &l, &full, 6, start, len);
+  cr_assert(len[0] == 8 && start[0] == 8 && len[1] == 2 && start[1] == 4);
+}
+
+/* ---- device rates -------------------------------------------------------------------- */
+
+Test(plan_device, gpu_table) {
+  double f;
+  uint64_t m;
+  cr_assert_eq(ty_plan_gpu_lookup("NVIDIA H100 80GB HBM3", &f, &m), 0);
+  cr_assert(f == 67e12 && m == 80ull << 30);
+  cr_assert_eq(ty_plan_gpu_lookup("NVIDIA A100-SXM4-40GB", &f, &m), 0);
+  cr_assert(f == 19.5e12 && m == 40ull << 30);
+  cr_assert_eq(ty_plan_gpu_lookup("NVIDIA A100-SXM4-80GB", &f, &m), 0);
+  cr_assert_eq(m, 80ull << 30);
+  cr_assert_eq(ty_plan_gpu_lookup("NVIDIA GH200 480GB", &f, &m), 0);
+  cr_assert_eq(m, 96ull << 30, "the GH200's GPU memory, not the superchip's");
+  cr_assert_eq(ty_plan_gpu_lookup("NVIDIA H200", &f, &m), 0);
+  cr_assert_eq(ty_plan_gpu_lookup("Tesla T4", &f, NULL), 0);
+  cr_assert_eq(f, 8.1e12);
+  cr_assert_eq(ty_plan_gpu_lookup("NVIDIA A10", &f, NULL), 0);
+  cr_assert_eq(f, 31.2e12);
+  cr_assert_eq(ty_plan_gpu_lookup("Imaginary GPU 9000", &f, &m), TY_ENOTFOUND);
+  cr_assert_eq(ty_plan_gpu_lookup(NULL, &f, &m), TY_ENOTFOUND);
+}
+
+Test(plan_device, cpu_rate_is_measured_once_and_cached) {
+  char path[] = "/tmp/ty_plan_cpu_XXXXXX", err[TY_ERR_LEN];
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  double a, b;
+  cr_assert_eq(ty_plan_cpu_flops(path, 1, err, sizeof err, &a), 0, "%s", err);
+  cr_assert_gt(a, 1e6);
+  FILE *f = fopen(path, "r");
+  char line[512] = "";
+  cr_assert(f && fgets(line, sizeof line, f));
+  fclose(f);
+  cr_assert(strncmp(line, "trainyard-cpu-flops 1 threads=1 flops=", 38) == 0, "%s", line);
+  cr_assert_eq(ty_plan_cpu_flops(path, 1, err, sizeof err, &b), 0);
+  cr_assert_eq(a, b, "the second call reads the cache");
+  f = fopen(path, "w");
+  fputs("trainyard-cpu-flops 1 threads=1 flops=1e99999 cpu=x\n", f);
+  fclose(f);
+  cr_assert_eq(ty_plan_cpu_flops(path, 1, err, sizeof err, &b), 0);
+  cr_assert(b > 1e6 && isfinite(b), "a broken cache is measured again");
+  cr_assert_eq(ty_plan_cpu_flops(NULL, -1, err, sizeof err, &b), TY_EINVAL);
+  unlink(path);
+}
+
+/* A small CNN: Conv (batch or output-channel split only), BatchNormalization
+ * (its statistics synchronised when the batch is split), pooling, Gemm and
+ * SoftmaxCrossEntropyLoss against int64 labels. */
+static ty_graph *cnn(int64_t channels) {
+  ty_graph *g = NULL;
+  char err[TY_ERR_LEN];
+  int x, lab, w, cb, s, bi, mu, var, fw, fb, idx, v[8];
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16}),
+           ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
+  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
+  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &lab), 0);
+  ty_graph_mark_input(g, x);
+  ty_graph_mark_input(g, lab);
+  struct {
+    const char *name;
+    int rank;
+    int64_t dims[4];
+    int *id;
+  } inits[] = {{"conv.w", 4, {channels, 3, 3, 3}, &w}, {"conv.b", 1, {channels}, &cb},
+               {"bn.scale", 1, {channels}, &s},        {"bn.bias", 1, {channels}, &bi},
+               {"bn.mean", 1, {channels}, &mu},        {"bn.var", 1, {channels}, &var},
+               {"fc.w", 2, {10, channels}, &fw},       {"fc.b", 1, {10}, &fb}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(inits); i++) {
+    ty_shape sh = ty_shape_make(inits[i].rank, inits[i].dims);
+    ty_tensor *t = NULL;
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &sh, &t), 0);
+    cr_assert_eq(ty_graph_add_value(g, inits[i].name, TY_DTYPE_F32, &sh, inits[i].id), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, *inits[i].id, t), 0);
+  }
+  const char *names[] = {"conv", "bn", "relu", "pool", "flat", "fc", "loss"};
+  for (int i = 0; i < 7; i++)
+    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, NULL, &v[i]), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV, "conv", (int[]){x, w, cb}, 3, &v[0], 1, &idx), 0);
+  ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[0], s, bi, mu, var}, 5, &v[1],
+                                 1, &idx),
+               0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_RELU, "relu", &v[1], 1, &v[2], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GLOBAL_AVERAGE_POOL, "pool", &v[2], 1, &v[3], 1, &idx),
+               0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_FLATTEN, "flat", &v[3], 1, &v[4], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){v[4], fw, fb}, 3, &v[5], 1, &idx), 0);
+  ty_graph_node_set_int(g, (size_t)idx, "transB", 1);
+  cr_assert_eq(
+      ty_graph_add_node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){v[5], lab}, 2, &v[6], 1, &idx),
+      0);
+  ty_graph_mark_output(g, v[6]);
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
+  for (int wide = 0; wide < 2; wide++) {
+    ty_graph *g = cnn(wide ? 1024 : 16);
+    ty_plan_request r = request(1, 4, wide ? 4 : 256);
+    ty_plan *p = plan_ok(g, &r);
+    cr_assert_eq(p->n_fallback, 0);
+    const ty_plan_op *conv = op_named(p, "conv");
+    bool by_batch = strstr(conv->strategy, "batch split"),
+         by_channel = strstr(conv->strategy, "output-channel split");
+    cr_assert(by_batch || by_channel, "%s", conv->strategy);
+    cr_assert(!wide || (by_channel && !by_batch), "1024 channels and 4 samples: %s",
+              conv->strategy);
+    const ty_plan_layout *cw = &param_named(p, "conv.w")->layout;
+    cr_assert_eq(cw->dim_axes[0], by_channel ? 2 : 0);
+    cr_assert(cw->dim_axes[1] == 0 && cw->dim_axes[2] == 0 && cw->dim_axes[3] == 0,
+              "never split inside a filter");
+    bool stats = false;
+    for (size_t i = 0; i < p->n_collectives; i++)
+      stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
+    cr_assert_eq(stats, strstr(op_named(p, "bn")->strategy, "batch split") != NULL,
+                 "batch statistics are synchronised exactly when the batch is split");
+    ty_plan_destroy(p);
+    ty_graph_destroy(g);
+  }
+  /* Forced data parallelism: the statistics go both ways, 2 x C floats. */
+  ty_graph *g = cnn(16);
+  ty_plan_request r = request(1, 4, 64);
+  r.mode = TY_PLAN_MODE_DATA;
+  ty_plan *p = plan_ok(g, &r);
+  int dirs = 0;
+  for (size_t i = 0; i < p->n_collectives; i++)
+    if (strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0) {
+      cr_assert_eq(p->collectives[i].bytes, 2 * 16 * 4);
+      dirs |= 1 << p->collectives[i].phase;
+    }
+  cr_assert_eq(dirs, (1 << TY_PLAN_FORWARD) | (1 << TY_PLAN_BACKWARD));
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}

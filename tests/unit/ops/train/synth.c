@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tests/unit/ops/train/synth.h"
+
+#include "lib/base/base.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *synth_path(const char *name) {
+  static char dir[64];
+  static char paths[8][256];
+  static unsigned next;
+  if (!dir[0]) {
+    strcpy(dir, "/tmp/ty_synth_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+  }
+  char *p = paths[next++ % 8];
+  snprintf(p, 256, "%s%s%s", dir, name[0] ? "/" : "", name);
+  return p;
+}
+
+static double uniform(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return (double)(*s >> 11) / 9007199254740992.0;
+}
+
+void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, int64_t *y) {
+  uint64_t s = seed;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t c = (uint32_t)(uniform(&s) * k) % k;
+    y[i] = c;
+    for (uint32_t j = 0; j < d; j++) x[i * d + j] = (float)((j % k == c ? 2.0 : 0.0) + (uniform(&s) - 0.5));
+  }
+}
+
+void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed) {
+  float *x = malloc(sizeof(float) * 8 * n);
+  int64_t *y = malloc(sizeof(int64_t) * n);
+  synth_blobs(n, 8, 4, seed, x, y);
+  char name[64], shape[64];
+  snprintf(name, sizeof name, "%sx.npy", prefix);
+  snprintf(shape, sizeof shape, "(%u, 8)", n);
+  npy_write(synth_path(name), "<f4", shape, x, sizeof(float) * 8 * n);
+  snprintf(name, sizeof name, "%sy.npy", prefix);
+  snprintf(shape, sizeof shape, "(%u,)", n);
+  npy_write(synth_path(name), "<i8", shape, y, sizeof(int64_t) * n);
+  free(x);
+  free(y);
+}
+
+/* ---- models ------------------------------------------------------------------ */
+static int init(ty_graph *g, const char *name, ty_dtype dt, int rank, const int64_t *dims, double bound,
+                uint64_t *rng) {
+  ty_shape s = ty_shape_make(rank, dims);
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create(dt, &s, &t), 0);
+  for (int64_t i = 0; dt == TY_DTYPE_F32 && i < ty_tensor_numel(t); i++)
+    ty_tensor_f32(t)[i] = bound ? (float)((2 * uniform(rng) - 1) * bound) : 1.0f;
+  if (dt == TY_DTYPE_BOOL) ((uint8_t *)t->data)[0] = 1;
+  cr_assert_eq(ty_graph_add_value(g, name, dt, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
+  return id;
+}
+
+static int node(ty_graph *g, ty_op op, const char *name, const int *in, int n, const char *out) {
+  int y, idx;
+  cr_assert_eq(ty_graph_add_value(g, out, TY_DTYPE_INVALID, NULL, &y), 0);
+  cr_assert_eq(ty_graph_add_node(g, op, name, in, n, &y, 1, &idx), 0);
+  if (op == TY_OP_GEMM) ty_graph_node_set_int(g, (size_t)idx, "transB", 1);
+  return y;
+}
+
+static int linear(ty_graph *g, const char *name, int x, int in, int out, const char *out_name, uint64_t *rng) {
+  char wn[64], bn[64];
+  snprintf(wn, sizeof wn, "%s.weight", name);
+  snprintf(bn, sizeof bn, "%s.bias", name);
+  double b = 1.0 / sqrt((double)in);
+  int w = init(g, wn, TY_DTYPE_F32, 2, (int64_t[]){out, in}, b, rng);
+  int bias = init(g, bn, TY_DTYPE_F32, 1, (int64_t[]){out}, b, rng);
+  return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
+}
+
+static int batch_norm(ty_graph *g, int h, int c, uint64_t *rng) {
+  int sc = init(g, "bn.weight", TY_DTYPE_F32, 1, (int64_t[]){c}, 0, rng);
+  int bb = init(g, "bn.bias", TY_DTYPE_F32, 1, (int64_t[]){c}, 0.1, rng);
+  int rm = init(g, "bn.running_mean", TY_DTYPE_F32, 1, (int64_t[]){c}, 0.5, rng);
+  int rv = init(g, "bn.running_var", TY_DTYPE_F32, 1, (int64_t[]){c}, 0, rng);
+  int y = node(g, TY_OP_BATCH_NORM, "bn", (int[]){h, sc, bb, rm, rv}, 5, "bn.out");
+  return y;
+}
+
+ty_graph *synth_mlp_build(const synth_mlp *o) {
+  ty_graph *g;
+  uint64_t rng = o->seed;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 15);
+  ty_shape xs = ty_shape_make(2, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH, o->in});
+  int x;
+  ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
+  ty_graph_mark_input(g, x);
+  int h = linear(g, "fc1", x, o->in, o->hidden, "fc1.out", &rng);
+  if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, &rng);
+  if (o->bn_train_mode) ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "training_mode", 1);
+  h = node(g, TY_OP_RELU, "relu", &h, 1, "relu.out");
+  if (o->dropout) {
+    int ratio = init(g, "drop.ratio", TY_DTYPE_F32, 0, NULL, 0, &rng);
+    ty_tensor_f32(ty_graph_value_at(g, ratio)->init)[0] = 0.5f;
+    int mode = init(g, "drop.training_mode", TY_DTYPE_BOOL, 0, NULL, 0, &rng);
+    h = node(g, TY_OP_DROPOUT, "drop", (int[]){h, ratio, mode}, 3, "drop.out");
+  }
+  bool post = o->softmax || o->scale;
+  int y = linear(g, "fc2", h, o->hidden, o->out, post ? "fc2.out" : "logits", &rng);
+  if (o->scale) {
+    int s = init(g, "scale", TY_DTYPE_F32, 0, NULL, 0, &rng);
+    y = node(g, TY_OP_MUL, "scale_mul", (int[]){y, s}, 2, o->softmax ? "scaled" : "logits");
+  }
+  if (o->softmax) y = node(g, TY_OP_SOFTMAX, "softmax", &y, 1, "logits");
+  ty_graph_mark_output(g, y);
+  if (o->own_loss) {
+    ty_shape ls = ty_shape_make(1, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH});
+    int labels;
+    ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels);
+    ty_graph_mark_input(g, labels);
+    ty_graph_mark_output(g, node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){y, labels}, 2, "loss"));
+  }
+  if (o->unused) {
+    int u = init(g, "unused", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0.5, &rng);
+    int side = node(g, TY_OP_ADD, "side", (int[]){h, u}, 2, "side.out");
+    ty_graph_mark_output(g, side);
+  }
+  char err[256];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+ty_graph *synth_with_weights(const ty_graph *g, const ty_train *t) {
+  size_t np = ty_train_n_params(t), n = np + ty_train_n_stats(t);
+  ty_init_override *ov = calloc(n + 1, sizeof *ov);
+  for (size_t i = 0; i < np; i++) ov[i] = (ty_init_override){ty_train_param_name(t, i), ty_train_param(t, i)};
+  for (size_t i = np; i < n; i++) ov[i] = (ty_init_override){ty_train_stat_name(t, i - np), ty_train_stat(t, i - np)};
+  uint8_t *bytes;
+  size_t len;
+  char err[256];
+  ty_graph *out;
+  cr_assert_eq(ty_graph_to_onnx(g, ov, n, err, sizeof err, &bytes, &len), 0, "%s", err);
+  cr_assert_eq(ty_graph_load_bytes(bytes, len, err, sizeof err, &out), 0, "%s", err);
+  free(bytes);
+  free(ov);
+  return out;
+}
+
+/* ---- configs ------------------------------------------------------------------ */
+void synth_add_array(ty_train_config *c, bool test, const char *path, const char *input) {
+  ty_train_array **a = test ? &c->test_arrays : &c->train_arrays;
+  size_t *n = test ? &c->n_test_arrays : &c->n_train_arrays;
+  *a = realloc(*a, (*n + 1) * sizeof **a);
+  (*a)[*n] = (ty_train_array){.path = ty_strdup(path), .input = ty_strdup(input)};
+  (*n)++;
+  c->data_kind = TY_TRAIN_DATA_ARRAYS;
+}
+
+void synth_config(ty_train_config *c, uint64_t max_steps, bool with_test) {
+  memset(c, 0, sizeof *c);
+  c->logits_output = ty_strdup("logits");
+  c->label_input = ty_strdup("labels");
+  ty_optim_opts_default(TY_OPTIM_SGD, &c->optim);
+  c->optim.momentum = 0.9f;
+  c->schedule = (ty_lr_schedule){.kind = TY_LR_CONSTANT, .base_lr = 0.1};
+  c->batch_size = 32;
+  c->max_steps = max_steps;
+  c->shuffle = true;
+  c->seed = 5;
+  c->log_interval = 1000000;
+  c->fusion = true;
+  c->eval_each_epoch = false;
+  synth_add_array(c, false, synth_path("x.npy"), "x");
+  synth_add_array(c, false, synth_path("y.npy"), "labels");
+  if (with_test) {
+    synth_add_array(c, true, synth_path("tx.npy"), "x");
+    synth_add_array(c, true, synth_path("ty.npy"), "labels");
+  }
+}
+
+ty_train *synth_trainer(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o) {
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, c, o, &t, err, sizeof err), 0, "ty_train_create: %s", err);
+  return t;
+}
+
+char *synth_log_text(FILE *log) {
+  fflush(log);
+  long n = ftell(log);
+  char *s = calloc((size_t)n + 1, 1);
+  rewind(log);
+  if (n > 0) cr_assert_eq(fread(s, 1, (size_t)n, log), (size_t)n);
+  fseek(log, 0, SEEK_END);
+  return s;
+}

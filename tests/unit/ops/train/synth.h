@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared by the ops/train tests of config-named data: synthetic data sets
+ * written as .npy files, small models built in C, and array configs. */
+#ifndef TY_TESTS_OPS_TRAIN_SYNTH_H
+#define TY_TESTS_OPS_TRAIN_SYNTH_H
+
+#include "ops/graph.h"
+#include "ops/train/train.h"
+#include "tests/unit/ops/data/npy_file.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* A fresh temporary directory (one per process) and a path in it. */
+const char *synth_path(const char *name);
+/* n samples of d floats around one of k well separated centres; labels in [0, k). */
+void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, int64_t *y);
+/* Writes blobs as DIR/<prefix>x.npy (float32 [n, 8]) and DIR/<prefix>y.npy (int64 [n]), 4 classes. */
+void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed);
+
+typedef struct synth_mlp {
+  int in, hidden, out;   /* x [N, in] -> Gemm(hidden) -> Relu -> ... -> Gemm(out) -> "logits" */
+  uint64_t seed;
+  bool dropout;          /* Dropout(0.5) after the Relu, its training_mode input an initializer True */
+  bool bn;               /* BatchNormalization after the first Gemm */
+  bool bn_train_mode;    /* ... exported in training mode (attribute training_mode=1) */
+  bool softmax;          /* "logits" is the output of a Softmax node named "softmax" */
+  bool scale;            /* logits multiplied by a rank-0 initializer "scale" = 1 */
+  bool unused;           /* a float initializer "unused" [hidden] feeding a second output only */
+  bool own_loss;         /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
+  int64_t batch;         /* x's dim 0; 0: the symbolic batch */
+} synth_mlp;
+ty_graph *synth_mlp_build(const synth_mlp *o);
+
+/* The same model with a trainer's weights and BatchNormalization statistics. */
+ty_graph *synth_with_weights(const ty_graph *g, const ty_train *t);
+
+/* Builtin loss over "logits", SGD lr 0.1 momentum 0.9, batch 32, arrays
+ * x.npy -> "x" and y.npy -> "labels" (and tx.npy / ty.npy for testing) in
+ * synth_path's directory. */
+void synth_config(ty_train_config *c, uint64_t max_steps, bool with_test);
+/* Adds one array to c's train (test = false) or test split. */
+void synth_add_array(ty_train_config *c, bool test, const char *path, const char *input);
+
+/* Creates a trainer or fails the test with the error. */
+ty_train *synth_trainer(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o);
+/* The whole content of a log stream written so far. */
+char *synth_log_text(FILE *log);
+
+#endif

@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train on data the config names: TrainConfig's dataset fields decoded
+ * and refused, .npy arrays trained on and evaluated, token streams for a
+ * small language model, and every check that runs before the first step
+ * (shapes, types, labels, unfed inputs), each refusal naming the file and
+ * the model input.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "proto/train_config.pb-c.h"
+#include "tests/unit/ops/train/helpers.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void cleanup(void) {
+  char cmd[320];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(feed, .fini = cleanup);
+TestSuite(tokens_lm, .fini = cleanup);
+
+/* ---- config ------------------------------------------------------------------ */
+typedef struct msg {
+  Trainyard__TrainConfig m;
+  Trainyard__SoftmaxCrossEntropy sce;
+  Trainyard__Sgd sgd;
+  Trainyard__Dataset ds;
+  Trainyard__DataArray a[3], t[3];
+  Trainyard__DataArray *ap[3], *tp[3];
+  Trainyard__TokenStream tok;
+  char *pats[2];
+} msg;
+
+static void msg_init(msg *s) {
+  memset(s, 0, sizeof *s);
+  s->m = (Trainyard__TrainConfig)TRAINYARD__TRAIN_CONFIG__INIT;
+  s->sce = (Trainyard__SoftmaxCrossEntropy)TRAINYARD__SOFTMAX_CROSS_ENTROPY__INIT;
+  s->sgd = (Trainyard__Sgd)TRAINYARD__SGD__INIT;
+  s->ds = (Trainyard__Dataset)TRAINYARD__DATASET__INIT;
+  s->sce.logits_output = "logits";
+  s->m.loss_case = TRAINYARD__TRAIN_CONFIG__LOSS_SOFTMAX_CROSS_ENTROPY;
+  s->m.softmax_cross_entropy = &s->sce;
+  s->sgd.lr = 0.1f;
+  s->m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER_SGD;
+  s->m.sgd = &s->sgd;
+  s->m.epochs = 1;
+  s->m.dataset = &s->ds;
+  const char *in[] = {"x", "labels", "mask"};
+  for (int i = 0; i < 3; i++) {
+    s->a[i] = (Trainyard__DataArray)TRAINYARD__DATA_ARRAY__INIT;
+    s->t[i] = (Trainyard__DataArray)TRAINYARD__DATA_ARRAY__INIT;
+    s->a[i].path = "train.npy";
+    s->t[i].path = "test.npy";
+    s->a[i].input = s->t[i].input = (char *)in[i];
+    s->ap[i] = &s->a[i];
+    s->tp[i] = &s->t[i];
+  }
+  s->ds.train = s->ap;
+  s->ds.n_train = 2;
+  s->tok = (Trainyard__TokenStream)TRAINYARD__TOKEN_STREAM__INIT;
+  s->tok.train_path = "t.bin";
+  s->tok.dtype = TRAINYARD__TOKEN_STREAM__DTYPE__UINT16;
+  s->tok.context = 8;
+}
+
+static int decode(msg *s, ty_train_config *c, char *err) {
+  size_t len = trainyard__train_config__get_packed_size(&s->m);
+  uint8_t *buf = malloc(len + 1);
+  trainyard__train_config__pack(&s->m, buf);
+  int rc = ty_train_config_decode(buf, len, c, err, TY_ERR_LEN);
+  free(buf);
+  return rc;
+}
+
+static void rejects(msg *s, const char *want) {
+  ty_train_config c;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(decode(s, &c, err), TY_EINVAL, "accepted; wanted \"%s\"", want);
+  cr_assert(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
+}
+
+Test(feed, config_decodes_arrays_and_tokens) {
+  msg s;
+  msg_init(&s);
+  s.a[0].mean = 0.5f;
+  s.a[0].std = 0.25f;
+  s.ds.test = s.tp;
+  s.ds.n_test = 2;
+  s.t[1].input = "x"; /* test arrays may come in another order */
+  s.t[0].input = "labels";
+  s.ds.dir = "/data";
+  char *pats[] = {"fc2.*", "head.?"};
+  s.m.trainable = pats;
+  s.m.n_trainable = 2;
+  s.m.frozen = pats;
+  s.m.n_frozen = 1;
+  ty_train_config c;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+  cr_assert_eq(c.data_kind, TY_TRAIN_DATA_ARRAYS);
+  cr_assert_eq(c.n_train_arrays, 2);
+  cr_assert_str_eq(c.train_arrays[0].path, "train.npy");
+  cr_assert_str_eq(c.data_dir, "/data");
+  cr_assert_eq(c.n_test_arrays, 2);
+  cr_assert_str_eq(c.test_arrays[1].input, "x");
+  cr_assert_float_eq(c.test_arrays[1].mean, 0.5f, 0, "test arrays inherit the train array's normalisation");
+  cr_assert_float_eq(c.test_arrays[1].std, 0.25f, 0);
+  cr_assert_eq(c.n_trainable, 2);
+  cr_assert_str_eq(c.trainable[1], "head.?");
+  cr_assert_eq(c.n_frozen, 1);
+  ty_train_config_close(&c);
+  msg_init(&s);
+  s.ds.n_train = 0;
+  s.ds.tokens = &s.tok;
+  s.tok.test_path = "v.bin";
+  cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+  cr_assert_eq(c.data_kind, TY_TRAIN_DATA_TOKENS);
+  cr_assert_eq(c.tokens.type, TY_DATA_U16);
+  cr_assert_eq(c.tokens.context, 8);
+  cr_assert_str_eq(c.tokens.test_path, "v.bin");
+  ty_train_config_close(&c);
+  msg_init(&s);
+  s.m.dataset = NULL;
+  cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+  cr_assert_eq(c.data_kind, TY_TRAIN_DATA_FASHION_MNIST);
+  ty_train_config_close(&c);
+}
+
+Test(feed, config_refuses_bad_dataset_fields) {
+  msg s;
+  msg_init(&s);
+  s.a[1].path = "";
+  rejects(&s, "config.dataset.train[1].path: empty");
+  msg_init(&s);
+  s.a[0].input = "";
+  rejects(&s, "config.dataset.train[0].input: empty");
+  msg_init(&s);
+  s.a[1].input = "x";
+  rejects(&s, "config.dataset.train[1].input: \"x\" is already fed by train[0]");
+  msg_init(&s);
+  s.a[0].std = -1;
+  rejects(&s, "config.dataset.train[0]: divisor and std must be finite and >= 0");
+  msg_init(&s);
+  s.a[0].mean = NAN;
+  rejects(&s, "config.dataset.train[0]: divisor and std");
+  msg_init(&s);
+  s.ds.name = "fashion-mnist";
+  rejects(&s, "config.dataset: name and train are both set");
+  msg_init(&s);
+  s.ds.tokens = &s.tok;
+  rejects(&s, "config.dataset: train and tokens are both set");
+  msg_init(&s);
+  s.ds.n_train = 0;
+  s.ds.test = s.tp;
+  s.ds.n_test = 1;
+  rejects(&s, "config.dataset.test: needs config.dataset.train");
+  msg_init(&s);
+  s.ds.mean = 0.3f;
+  rejects(&s, "config.dataset.mean: applies to fashion-mnist only");
+  msg_init(&s);
+  s.ds.test = s.tp;
+  s.ds.n_test = 3;
+  rejects(&s, "config.dataset.test[2].input: \"mask\" is fed by no train array");
+  msg_init(&s);
+  s.ds.test = s.tp;
+  s.ds.n_test = 1;
+  rejects(&s, "config.dataset.test: no array feeds \"labels\" (train[1] does)");
+  msg_init(&s);
+  Trainyard__DataArray *many[9];
+  for (int i = 0; i < 9; i++) many[i] = &s.a[0];
+  s.ds.train = many;
+  s.ds.n_train = 9;
+  rejects(&s, "config.dataset.train: 9 arrays; at most 8");
+  msg_init(&s);
+  s.ds.n_train = 0;
+  s.ds.tokens = &s.tok;
+  s.tok.context = 0;
+  rejects(&s, "config.dataset.tokens.context: must be > 0");
+  s.tok.context = 4;
+  s.tok.train_path = "";
+  rejects(&s, "config.dataset.tokens.train_path: empty");
+  s.tok.train_path = "t.bin";
+  s.tok.dtype = 7;
+  rejects(&s, "config.dataset.tokens.dtype: unknown value 7");
+  msg_init(&s);
+  char *empty[] = {""};
+  s.m.frozen = empty;
+  s.m.n_frozen = 1;
+  rejects(&s, "config.frozen[0]: empty pattern");
+}
+
+/* ---- arrays ------------------------------------------------------------------ */
+static synth_mlp blob_mlp(void) { return (synth_mlp){.in = 8, .hidden = 16, .out = 4, .seed = 3}; }
+
+Test(feed, trains_and_evaluates_npy_arrays, .timeout = 60) {
+  synth_blob_files("", 512, 1);
+  synth_blob_files("t", 256, 2);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 80, true);
+  FILE *log = tmpfile();
+  ty_train *a = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  ty_train *b = synth_trainer(g, &c, &(ty_train_opts){.log = log, .prefetch = true});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 80, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(b, 80, err, sizeof err), 0, "%s", err);
+  double acc, loss;
+  cr_assert_eq(ty_train_evaluate(a, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert_geq(acc, 0.95, "test accuracy %.4f", acc);
+  cr_assert_lt(loss, 0.3);
+  for (size_t i = 0; i < ty_train_n_params(a); i++) /* the order is the seed's, prefetched or not */
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data, ty_train_param(a, i)->nbytes), 0);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(feed, converts_uint8_float64_and_int32_data, .timeout = 60) {
+  enum { N = 256 };
+  static float xf[N][8];
+  static int64_t y[N];
+  static uint8_t img[N][2][4];
+  static double xd[N][8];
+  static int32_t y32[N];
+  synth_blobs(N, 8, 4, 9, &xf[0][0], y);
+  for (int i = 0; i < N; i++) {
+    y32[i] = (int32_t)y[i];
+    for (int j = 0; j < 8; j++) {
+      xd[i][j] = xf[i][j];
+      img[i][j / 4][j % 4] = (uint8_t)(xf[i][j] * 60 + 40);
+    }
+  }
+  npy_write(synth_path("img.npy"), "|u1", "(256, 2, 4)", img, sizeof img);
+  npy_write(synth_path("xd.npy"), "<f8", "(256, 8)", xd, sizeof xd);
+  npy_write(synth_path("y32.npy"), "<i4", "(256,)", y32, sizeof y32);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  const char *inputs[2] = {"img.npy", "xd.npy"};
+  for (int k = 0; k < 2; k++) {
+    ty_train_config c;
+    synth_config(&c, 60, false);
+    free(c.train_arrays[0].path);
+    free(c.train_arrays[1].path);
+    c.train_arrays[0].path = ty_strdup(inputs[k]); /* relative: taken from data_dir */
+    c.train_arrays[0].mean = k == 0 ? 0.3f : 0;
+    c.train_arrays[0].std = k == 0 ? 0.25f : 0;
+    c.train_arrays[1].path = ty_strdup("y32.npy");
+    c.data_dir = ty_strdup(synth_path(""));
+    synth_add_array(&c, true, synth_path(inputs[k]), "x");
+    synth_add_array(&c, true, synth_path("y32.npy"), "labels");
+    c.test_arrays[0].mean = c.train_arrays[0].mean;
+    c.test_arrays[0].std = c.train_arrays[0].std;
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(ty_train_steps(t, 60, err, sizeof err), 0, "%s", err);
+    double acc, loss;
+    cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+    cr_assert_geq(acc, 0.9, "%s: accuracy %.4f", inputs[k], acc);
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_graph_destroy(g);
+}
+
+/* ty_train_create fails with a message containing every want[i]. */
+static void refused(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o, int code,
+                    const char *const *want) {
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  FILE *log = tmpfile();
+  ty_train_opts oo = o ? *o : (ty_train_opts){0};
+  oo.log = log;
+  int rc = ty_train_create(g, c, &oo, &t, err, sizeof err);
+  fclose(log);
+  cr_assert_eq(rc, code, "got %d: %s", rc, err);
+  cr_assert_null(t);
+  for (int i = 0; want[i]; i++) cr_assert(strstr(err, want[i]), "error \"%s\" lacks \"%s\"", err, want[i]);
+}
+
+Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
+  synth_blob_files("", 64, 1);
+  static float x3[64][3][4], yf[64];
+  static int64_t y7[64], y63[63];
+  y7[10] = 7;
+  npy_write(synth_path("x3.npy"), "<f4", "(64, 3, 4)", x3, sizeof x3);
+  npy_write(synth_path("yf.npy"), "<f4", "(64,)", yf, sizeof yf);
+  npy_write(synth_path("y7.npy"), "<i8", "(64,)", y7, sizeof y7);
+  npy_write(synth_path("y63.npy"), "<i8", "(63,)", y63, sizeof y63);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  const struct {
+    int slot;
+    const char *file;
+    int code;
+    const char *want[4];
+  } cases[] = {
+      {0, "x3.npy", TY_EINVAL, {"config.dataset.train[0] (", "x3.npy): samples are float32 (3, 4) (12 values) but model input \"x\" takes float32 [N,8]"}},
+      {1, "yf.npy", TY_EINVAL, {"config.dataset.train: ", "yf.npy: float32 values cannot feed int64 input \"labels\""}},
+      {1, "y7.npy", TY_EINVAL, {"config.label_input (the logits \"logits\" have 4 classes): ", "y7.npy: value 7 of sample 10 is outside [0, 4)"}},
+      {1, "y63.npy", TY_EINVAL, {"config.dataset.train: ", "y63.npy: 63 samples, but", "x.npy has 64"}},
+      {1, "none.npy", TY_ENOTFOUND, {"config.dataset.train[1].path: ", "none.npy: missing"}},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
+    ty_train_config c;
+    synth_config(&c, 4, false);
+    free(c.train_arrays[cases[i].slot].path);
+    c.train_arrays[cases[i].slot].path = ty_strdup(synth_path(cases[i].file));
+    refused(g, &c, NULL, cases[i].code, cases[i].want);
+    ty_train_config_close(&c);
+  }
+  /* The test split is checked as strictly as the train split. */
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  synth_add_array(&c, true, synth_path("x3.npy"), "x");
+  synth_add_array(&c, true, synth_path("y.npy"), "labels");
+  refused(g, &c, NULL, TY_EINVAL, (const char *[]){"config.dataset.test[0] (", "x3.npy): samples are float32 (3, 4)", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(feed, refuses_unfed_and_unknown_inputs, .timeout = 60) {
+  synth_blob_files("", 64, 1);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  free(c.train_arrays[0].input);
+  c.train_arrays[0].input = ty_strdup("pixels");
+  refused(g, &c, NULL, TY_EINVAL,
+          (const char *[]){"config.dataset.train[0]: \"pixels\" is not an input of the model (its inputs: x)", NULL});
+  ty_train_config_close(&c);
+  synth_config(&c, 4, false);
+  c.n_train_arrays = 1; /* x only: no labels */
+  free(c.train_arrays[1].path);
+  free(c.train_arrays[1].input);
+  refused(g, &c, NULL, TY_EINVAL,
+          (const char *[]){"config.dataset.train: no array feeds the labels \"labels\" (config.label_input)", NULL});
+  ty_train_config_close(&c);
+  synth_config(&c, 4, false);
+  free(c.train_arrays[0].path);
+  free(c.train_arrays[0].input);
+  c.train_arrays[0] = c.train_arrays[1]; /* labels only: x unfed */
+  c.n_train_arrays = 1;
+  refused(g, &c, NULL, TY_EINVAL, (const char *[]){"model input \"x\" is fed by no data", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  o.batch = 16; /* exported with a fixed batch */
+  g = synth_mlp_build(&o);
+  synth_config(&c, 4, false);
+  refused(g, &c, NULL, TY_EINVAL,
+          (const char *[]){"model input \"x\" takes float32 [16,8] (a fixed batch dim; each rank's batch is 32", NULL});
+  c.batch_size = 16; /* a matching batch trains, and evaluation follows it */
+  synth_add_array(&c, true, synth_path("x.npy"), "x");
+  synth_add_array(&c, true, synth_path("y.npy"), "labels");
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  double acc, loss;
+  cr_assert_eq(ty_train_steps(t, 4, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(feed, no_test_split_means_no_evaluation, .timeout = 60) {
+  synth_blob_files("", 64, 1);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, false);
+  c.epochs = 2;
+  c.eval_each_epoch = true;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_step(t), 4);
+  double acc, loss;
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), TY_ESTATE);
+  cr_assert(strstr(err, "the config names no test data"), "%s", err);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "evaluation: the config names no test data"), "%s", text);
+  cr_assert_null(strstr(text, "test_accuracy"), "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* ---- token streams ------------------------------------------------------------ */
+enum { V = 16, D = 12, T = 8 };
+
+/* ids [N, T] -> Gather(embed [V, D]) -> MatMul(head [D, V]) -> logits [N, T, V]. */
+static ty_graph *bigram_lm(int64_t t_dim) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 15);
+  ty_shape is = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
+  int ids, h, emb, head, out, idx;
+  ty_graph_add_value(g, "ids", TY_DTYPE_I64, &is, &ids);
+  ty_graph_mark_input(g, ids);
+  uint64_t rng = 17;
+  ty_tensor *we, *wh;
+  ty_shape es = ty_shape_make(2, (int64_t[]){V, D}), hs = ty_shape_make(2, (int64_t[]){D, V});
+  ty_tensor_create(TY_DTYPE_F32, &es, &we);
+  ty_tensor_create(TY_DTYPE_F32, &hs, &wh);
+  for (int i = 0; i < V * D; i++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    ty_tensor_f32(we)[i] = (float)((double)(rng >> 11) / 9007199254740992.0 - 0.5);
+    ty_tensor_f32(wh)[i] = (float)((double)(rng >> 20 & 0xffff) / 65536.0 - 0.5) * 0.3f;
+  }
+  ty_graph_add_value(g, "embed.weight", TY_DTYPE_F32, &es, &emb);
+  ty_graph_set_initializer(g, emb, we);
+  ty_graph_add_value(g, "head.weight", TY_DTYPE_F32, &hs, &head);
+  ty_graph_set_initializer(g, head, wh);
+  ty_graph_add_value(g, "h", TY_DTYPE_INVALID, NULL, &h);
+  ty_graph_add_node(g, TY_OP_GATHER, "embed", (int[]){emb, ids}, 2, &h, 1, &idx);
+  ty_graph_add_value(g, "logits", TY_DTYPE_INVALID, NULL, &out);
+  ty_graph_add_node(g, TY_OP_MATMUL, "head", (int[]){h, head}, 2, &out, 1, &idx);
+  ty_graph_mark_output(g, out);
+  char err[256];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+/* A stream where token i is i*5 mod 16 (a bigram model predicts it exactly),
+ * written raw as uint16 and as an int32 .npy. */
+static void write_streams(size_t n) {
+  uint16_t *u = malloc(n * 2);
+  int32_t *s = malloc(n * 4);
+  for (size_t i = 0; i < n; i++) u[i] = (uint16_t)(s[i] = (int32_t)((i * 5) % V));
+  FILE *f = fopen(synth_path("train.bin"), "wb");
+  fwrite(u, 2, n, f);
+  fclose(f);
+  char shape[32];
+  snprintf(shape, sizeof shape, "(%zu,)", n);
+  npy_write(synth_path("test.npy"), "<i4", shape, s, n * 4);
+  free(u);
+  free(s);
+}
+
+static void lm_config(ty_train_config *c) {
+  synth_config(c, 120, false);
+  for (size_t i = 0; i < c->n_train_arrays; i++) {
+    free(c->train_arrays[i].path);
+    free(c->train_arrays[i].input);
+  }
+  free(c->train_arrays);
+  c->train_arrays = NULL;
+  c->n_train_arrays = 0;
+  c->data_kind = TY_TRAIN_DATA_TOKENS;
+  c->data_input = ty_strdup("ids");
+  c->tokens = (ty_train_tokens){.train_path = ty_strdup(synth_path("train.bin")),
+                                .test_path = ty_strdup(synth_path("test.npy")), .type = TY_DATA_U16, .context = T};
+  c->batch_size = 16;
+  c->schedule.base_lr = 0.5;
+}
+
+Test(tokens_lm, learns_next_token_windows, .timeout = 60) {
+  write_streams(4001);
+  ty_graph *g = bigram_lm(T);
+  ty_train_config c;
+  lm_config(&c);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .prefetch = true});
+  char err[TY_ERR_LEN] = "";
+  double acc0, loss0, acc, loss;
+  cr_assert_eq(ty_train_evaluate(t, &acc0, &loss0, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(t, 120, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert_geq(acc, 0.99, "token accuracy %.4f (before training %.4f)", acc, acc0);
+  cr_assert_lt(loss, loss0 / 4, "loss %.4f, before training %.4f", loss, loss0);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
+  write_streams(301);
+  ty_graph *g = bigram_lm(T);
+  ty_train_config c;
+  lm_config(&c);
+  c.tokens.context = 4;
+  refused(g, &c, NULL, TY_EINVAL,
+          (const char *[]){"config.dataset.tokens (", "train.bin): samples are int64 (4,) (4 values) but model input \"ids\" takes int64 [N,8]", NULL});
+  c.tokens.context = T;
+  c.tokens.vocab_size = 10;
+  refused(g, &c, NULL, TY_EINVAL,
+          (const char *[]){"config.dataset.tokens: ", "train.bin: token 10 at position 2 is outside [0, 10) for \"ids\"", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  /* Ids the logits cannot score: the class count comes from the model. */
+  uint16_t big[20] = {1, 2, 3, 40, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4};
+  FILE *f = fopen(synth_path("train.bin"), "wb");
+  fwrite(big, 2, 20, f);
+  fclose(f);
+  g = bigram_lm(TY_DIM_UNKNOWN); /* a free sequence length takes the context */
+  lm_config(&c);
+  free(c.tokens.test_path);
+  c.tokens.test_path = NULL;
+  c.batch_size = 2;
+  refused(g, &c, NULL, TY_EINVAL,
+          (const char *[]){"config.label_input (the logits \"logits\" have 16 classes): ", "token 40 at position 3", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* ---- Fashion-MNIST, two ways ---------------------------------------------------- */
+static void idx_to_npy(const char *idx_path, const char *npy_path) {
+  ty_idx idx;
+  char err[TY_ERR_LEN] = "", shape[64];
+  cr_assert_eq(ty_data_idx_read(idx_path, &idx, err, sizeof err), 0, "%s", err);
+  if (idx.ndims == 3) snprintf(shape, sizeof shape, "(%u, %u, %u)", idx.dims[0], idx.dims[1], idx.dims[2]);
+  else snprintf(shape, sizeof shape, "(%u,)", idx.dims[0]);
+  npy_write(npy_path, "|u1", shape, idx.data, idx.size);
+  ty_data_idx_close(&idx);
+}
+
+/* The IDX files converted to .npy train exactly as the builtin dataset:
+ * same order, same normalisation, same weights bit for bit. */
+Test(feed, npy_fashion_mnist_trains_like_the_builtin_one, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  const char *parts[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                         "t10k-labels-idx1-ubyte"};
+  for (int i = 0; i < 4; i++) {
+    char src[256], dst[64];
+    snprintf(src, sizeof src, "%s/%s.gz", FMNIST_DIR, parts[i]);
+    snprintf(dst, sizeof dst, "%s.npy", parts[i]);
+    idx_to_npy(src, synth_path(dst));
+  }
+  ty_graph *g = make_mlp(32, 7);
+  ty_train_config builtin, arrays;
+  make_config(&builtin, 30, NULL);
+  make_config(&arrays, 30, NULL);
+  arrays.mean = arrays.std = 0;
+  arrays.data_dir = ty_strdup(synth_path(""));
+  for (int i = 0; i < 4; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.npy", parts[i]);
+    synth_add_array(&arrays, i >= 2, name, i % 2 ? "labels" : "x");
+  }
+  arrays.train_arrays[0].mean = builtin.mean;
+  arrays.train_arrays[0].std = builtin.std;
+  arrays.test_arrays[0].mean = builtin.mean;
+  arrays.test_arrays[0].std = builtin.std;
+  FILE *log = tmpfile();
+  ty_train *a = synth_trainer(g, &builtin, &(ty_train_opts){.log = log});
+  ty_train *b = synth_trainer(g, &arrays, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 30, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(b, 30, err, sizeof err), 0, "%s", err);
+  for (size_t i = 0; i < ty_train_n_params(a); i++)
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data, ty_train_param(a, i)->nbytes), 0,
+                 "parameter %s differs", ty_train_param_name(a, i));
+  double acc_a, loss_a, acc_b, loss_b;
+  cr_assert_eq(ty_train_evaluate(a, &acc_a, &loss_a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(b, &acc_b, &loss_b, err, sizeof err), 0, "%s", err);
+  cr_assert(acc_a == acc_b && loss_a == loss_b);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+  fclose(log);
+  ty_train_config_close(&builtin);
+  ty_train_config_close(&arrays);
+  ty_graph_destroy(g);
+}

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train semantics: which initializers train (the default rule, the
+ * config's patterns, the log line), evaluation in inference mode for models
+ * exported in training mode (Dropout, BatchNormalization), the warning for
+ * a loss after a Softmax, the cosine schedule's length under a step limit,
+ * and the refusal of a checkpoint path that cannot be written.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void setup(void) {
+  synth_blob_files("", 128, 1);
+  synth_blob_files("t", 200, 2);
+}
+
+static void cleanup(void) {
+  char cmd[320];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(semantics, .init = setup, .fini = cleanup);
+
+static const ty_tensor *init_of(const ty_graph *g, const char *name) {
+  int id = ty_graph_find_value(g, name);
+  cr_assert_neq(id, TY_NO_VALUE, "%s", name);
+  return ty_graph_value_at(g, id)->init;
+}
+
+/* The initializer name of the checkpoint t writes, compared with g's. */
+static bool unchanged(ty_train *t, const ty_graph *g, const char *name) {
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_graph *ck;
+  cr_assert_eq(ty_graph_load_file(synth_path("ck.onnx"), err, sizeof err, &ck), 0, "%s", err);
+  const ty_tensor *a = init_of(ck, name), *b = init_of(g, name);
+  bool same = a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
+  ty_graph_destroy(ck);
+  return same;
+}
+
+/* ---- trainable parameters ------------------------------------------------------- */
+Test(semantics, scalars_and_unreachable_initializers_stay_frozen, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .scale = true, .unused = true};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 10, false);
+  c.checkpoint_path = ty_strdup(synth_path("ck.onnx"));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_n_params(t), 4);
+  cr_assert_eq(ty_train_n_param_values(t), 8 * 16 + 16 + 16 * 4 + 4);
+  cr_assert_eq(ty_train_n_frozen(t), 2);
+  cr_assert_str_eq(ty_train_frozen_name(t, 0), "scale");
+  cr_assert_str_eq(ty_train_frozen_name(t, 1), "unused");
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "parameters: 4 tensors, 212 values trained; 2 float initializers frozen: "
+                         "scale (scalar constant), unused (no gradient)\n"),
+            "%s", text);
+  free(text);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 10, err, sizeof err), 0, "%s", err);
+  cr_assert(unchanged(t, g, "scale"));
+  cr_assert(unchanged(t, g, "unused"));
+  cr_assert(!unchanged(t, g, "fc1.weight"));
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+static char **patterns(const char *a, const char *b) {
+  char **p = calloc(2, sizeof *p);
+  p[0] = ty_strdup(a);
+  p[1] = b ? ty_strdup(b) : NULL;
+  return p;
+}
+
+Test(semantics, config_patterns_choose_the_parameters, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .scale = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char err[TY_ERR_LEN] = "";
+  for (int k = 0; k < 3; k++) {
+    ty_train_config c;
+    synth_config(&c, 5, false);
+    c.checkpoint_path = ty_strdup(synth_path("ck.onnx"));
+    if (k == 0) c.trainable = patterns("fc2.*", NULL), c.n_trainable = 1;
+    if (k == 1) c.frozen = patterns("fc1.*", "scale"), c.n_frozen = 2;
+    if (k == 2) c.trainable = patterns("fc[12].weight", "scale"), c.n_trainable = 2;
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+    cr_assert_eq(ty_train_n_params(t), k == 2 ? 3 : 2, "case %d: %zu parameters", k, ty_train_n_params(t));
+    cr_assert_eq(ty_train_steps(t, 5, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(unchanged(t, g, "fc1.weight"), k != 2, "case %d", k);
+    cr_assert(!unchanged(t, g, "fc2.weight"), "case %d", k);
+    cr_assert_eq(unchanged(t, g, "fc2.bias"), k == 2, "case %d", k);
+    cr_assert_eq(unchanged(t, g, "scale"), k != 2, "case %d: an explicit pattern trains a scalar", k);
+    if (k == 0) {
+      char *text = synth_log_text(log);
+      cr_assert(strstr(text, "fc1.weight (not in config.trainable)"), "%s", text);
+      free(text);
+    }
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+    remove(synth_path("ck.onnx")); /* the next case must not resume from it */
+    remove(synth_path("ck.onnx.state"));
+  }
+  ty_graph_destroy(g);
+}
+
+Test(semantics, patterns_that_match_nothing_are_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  const struct {
+    int which;
+    const char *pat, *want;
+  } cases[] = {
+      {0, "fc3.*", "config.trainable[0]: \"fc3.*\" matches no float initializer of the model"},
+      {1, "emb*", "config.frozen[0]: \"emb*\" matches no float initializer of the model"},
+      {1, "*", "model: the loss depends on no trainable float initializer (see config.trainable and config.frozen)"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
+    ty_train_config c;
+    synth_config(&c, 5, false);
+    if (cases[i].which == 0) c.trainable = patterns(cases[i].pat, NULL), c.n_trainable = 1;
+    else c.frozen = patterns(cases[i].pat, NULL), c.n_frozen = 1;
+    ty_train *t = NULL;
+    char err[TY_ERR_LEN] = "";
+    FILE *log = tmpfile();
+    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EINVAL);
+    cr_assert(strstr(err, cases[i].want), "\"%s\" lacks \"%s\"", err, cases[i].want);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_graph_destroy(g);
+}
+
+/* ---- inference mode ----------------------------------------------------------- */
+static void evaluate(ty_train *t, double *acc, double *loss) {
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_evaluate(t, acc, loss, err, sizeof err), 0, "%s", err);
+}
+
+/* Evaluating the model with the training-mode op equals evaluating it
+ * without (bit for bit), before and after training, every time. */
+static void check_inference(synth_mlp with, synth_mlp without) {
+  ty_graph *g = synth_mlp_build(&with), *plain = synth_mlp_build(&without);
+  ty_train_config c;
+  synth_config(&c, 6, true);
+  FILE *log = tmpfile();
+  ty_train *a = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  ty_train *b = synth_trainer(plain, &c, &(ty_train_opts){.log = log});
+  double acc1, loss1, acc2, loss2;
+  evaluate(a, &acc1, &loss1);
+  evaluate(b, &acc2, &loss2);
+  cr_assert(acc1 == acc2 && loss1 == loss2, "untrained: %.6f/%.6f vs inference %.6f/%.6f", acc1, loss1, acc2, loss2);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 6, err, sizeof err), 0, "%s", err);
+  evaluate(a, &acc1, &loss1);
+  evaluate(a, &acc2, &loss2);
+  cr_assert(acc1 == acc2 && loss1 == loss2, "two evaluations differ: %.6f vs %.6f", loss1, loss2);
+  ty_graph *trained = synth_with_weights(plain, a);
+  ty_train *ref = synth_trainer(trained, &c, &(ty_train_opts){.log = log});
+  evaluate(ref, &acc2, &loss2);
+  cr_assert(acc1 == acc2 && loss1 == loss2, "trained: %.6f/%.6f vs inference %.6f/%.6f", acc1, loss1, acc2, loss2);
+  ty_train_destroy(ref);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(trained);
+  ty_graph_destroy(g);
+  ty_graph_destroy(plain);
+}
+
+Test(semantics, eval_turns_dropout_off_even_in_training_mode_exports, .timeout = 60) {
+  synth_mlp with = {.in = 8, .hidden = 32, .out = 4, .seed = 3, .dropout = true}, without = with;
+  without.dropout = false;
+  check_inference(with, without);
+}
+
+Test(semantics, eval_uses_running_statistics_of_training_mode_batchnorm, .timeout = 60) {
+  synth_mlp with = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .bn = true, .bn_train_mode = true}, without = with;
+  without.bn_train_mode = false;
+  check_inference(with, without);
+}
+
+/* ---- the Softmax warning ------------------------------------------------------- */
+static int count(const char *text, const char *what) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, what)) != NULL; p++) n++;
+  return n;
+}
+
+Test(semantics, loss_after_softmax_is_warned_once, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .softmax = true};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, true);
+  c.epochs = 3;
+  c.eval_each_epoch = true;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  cr_assert_eq(count(text, "warning:"), 1, "%s", text);
+  cr_assert(strstr(text, "warning: the loss is applied after a Softmax: config.softmax_cross_entropy.logits_output "
+                         "\"logits\" comes from node \"softmax\" (Softmax)"),
+            "%s", text);
+  cr_assert(strstr(text, "name the Softmax's input \"fc2.out\" as logits_output"), "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_graph_destroy(g);
+  o.softmax = false; /* and no warning without one */
+  g = synth_mlp_build(&o);
+  log = tmpfile();
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  text = synth_log_text(log);
+  cr_assert_eq(count(text, "warning:"), 0, "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* A model computing its own loss: SoftmaxCrossEntropyLoss over a Softmax. */
+Test(semantics, model_loss_after_softmax_is_warned, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .softmax = true, .own_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 3, true);
+  free(c.logits_output);
+  c.logits_output = NULL;
+  c.loss_output = ty_strdup("loss");
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 3, err, sizeof err), 0, "%s", err);
+  double acc, loss;
+  evaluate(t, &acc, &loss);
+  cr_assert_eq(acc, -1);
+  cr_assert(loss > 0 && isfinite(loss));
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "warning: the loss is applied after a Softmax: node \"loss\" (SoftmaxCrossEntropyLoss) "
+                         "reads the output of node \"softmax\" (Softmax)"),
+            "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* ---- the schedule's length ----------------------------------------------------- */
+/* The lr of each logged step. */
+static int lrs(FILE *log, double *out, int max) {
+  char *text = synth_log_text(log);
+  int n = 0;
+  for (const char *p = text; n < max && (p = strstr(p, " lr ")) != NULL; p += 4) out[n++] = strtod(p + 4, NULL);
+  free(text);
+  return n;
+}
+
+Test(semantics, cosine_length_ignores_a_step_limit, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, false);
+  c.epochs = 2; /* 128 samples, batch 32: 4 steps an epoch, 8 in all */
+  c.schedule = (ty_lr_schedule){.kind = TY_LR_COSINE, .base_lr = 0.1};
+  c.log_interval = 1;
+  double a[16], b[16];
+  int na, nb;
+  char err[TY_ERR_LEN] = "";
+  for (int k = 0; k < 2; k++) {
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .max_steps = k ? 6 : 3});
+    cr_assert_eq(ty_train_total_steps(t), k ? 6 : 3);
+    cr_assert_eq(ty_train_steps(t, 100, err, sizeof err), 0, "%s", err);
+    if (k) nb = lrs(log, b, 16);
+    else na = lrs(log, a, 16);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  cr_assert_eq(na, 3);
+  cr_assert_eq(nb, 6);
+  for (int i = 0; i < 6; i++) {
+    double want = 0.1 * (1 + cos(M_PI * i / 8)) / 2; /* over the config's 8 steps */
+    cr_assert_float_eq(b[i], want, 1e-5, "step %d: lr %g, want %g", i, b[i], want);
+    if (i < 3) cr_assert_eq(a[i], b[i], "step %d: lr %g with 3 steps, %g with 6", i, a[i], b[i]);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* ---- checkpoint path ---------------------------------------------------------- */
+Test(semantics, unwritable_checkpoint_path_is_refused_before_training, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  const char *dir = synth_path("");
+  char nodir[300], proc[] = "/proc/ty_ckpt.onnx";
+  snprintf(nodir, sizeof nodir, "%s/no/such/dir/ck.onnx", dir);
+  const char *paths[] = {nodir, dir, proc};
+  const char *want[] = {"checkpoint_path: ", "is a directory", "cannot be written"};
+  for (int i = 0; i < 3; i++) {
+    ty_train_config c;
+    synth_config(&c, 4, false);
+    c.checkpoint_path = ty_strdup(paths[i]);
+    ty_train *t = NULL;
+    char err[TY_ERR_LEN] = "";
+    FILE *log = tmpfile();
+    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EINVAL, "%s", paths[i]);
+    cr_assert(strstr(err, paths[i]) && strstr(err, want[i]), "%s", err);
+    if (i == 0) cr_assert(strstr(err, "cannot be written (cannot create") && strstr(err, "No such file"), "%s", err);
+    /* Only rank 0 writes checkpoints; the others do not check. */
+    ty_train_opts r1 = {.log = log, .rank = 1, .world_size = 2, .allreduce = NULL};
+    c.batch_size = 32;
+    cr_assert_eq(ty_train_create(g, &c, &r1, &t, err, sizeof err), 0, "%s", err);
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  struct stat st;
+  cr_assert_neq(stat(nodir, &st), 0, "nothing was created");
+  ty_graph_destroy(g);
+}
