@@ -17,10 +17,22 @@
 
 #define DEFAULT_TIMEOUT_MS 10000u
 
-int ty__cli_opts_init(ty_opts *it, int argc, char **argv, const char *shortopts,
-                      const struct option *opts, char *err, size_t err_len) {
-  int rc = ty_opts_init(it, argc, argv, shortopts, opts);
-  return rc ? ty_errf(err, err_len, rc, "cannot parse the command line: %s", ty_strerror(rc)) : 0;
+const struct option ty__cli_help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+
+int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  ty__cli_arg_fn on, void *ud, char *err, size_t err_len) {
+  ty_opts it;
+  int rc = ty_opts_init(&it, argc, argv, shortopts, opts);
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "cannot parse the command line: %s", ty_strerror(rc));
+  while (rc == 0) {
+    const char *v = NULL;
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    rc = id < TY_OPT_POSITIONAL ? id : on(&it, id, v, ud, err, err_len);
+  }
+  ty_opts_close(&it);
+  return rc == TY__CLI_STOP ? 0 : rc;
 }
 
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
@@ -115,9 +127,14 @@ static int set_controller(ty_cli_global *g, const char *what, const char *v, cha
   return 0;
 }
 
-static int global_opt(ty_cli_global *g, int id, const char *v, char *err, size_t err_len) {
+/* Options up to the subcommand, which ends them: its argv index is kept. */
+static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_global *g = ud;
   uint32_t s = 0;
   switch (id) {
+  case TY_OPT_POSITIONAL:
+    g->cmd_index = it->next - 1; /* it's indices are argv's: argv[0] is skipped alike */
+    return TY__CLI_STOP;
   case G_CONTROLLER:
     return set_controller(g, "--controller", v, err, err_len);
   case G_TIMEOUT:
@@ -147,22 +164,7 @@ int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cl
   memset(out, 0, sizeof *out);
   out->timeout_ms = DEFAULT_TIMEOUT_MS;
   out->cmd_index = argc;
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc - 1, argv + 1, "h", global_opts, err, err_len);
-  while (rc == 0) {
-    const char *v;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL) {
-      rc = id;
-    } else if (id == TY_OPT_POSITIONAL) {
-      out->cmd_index = it.next - 1; /* it.argv's indices are argv's */
-      break;
-    } else {
-      rc = global_opt(out, id, v, err, err_len);
-    }
-  }
-  ty_opts_close(&it);
+  int rc = ty__cli_parse(argc - 1, argv + 1, "h", global_opts, global_opt, out, err, err_len);
   /* The environment only counts when --controller did not say otherwise. */
   if (rc == 0 && !out->host)
     rc = set_controller(out, "TRAINYARD_CONTROLLER",

@@ -19,9 +19,19 @@
 /* Ids of long options without a short alias start here, above every letter
  * a short alias returns. */
 #define TY__CLI_OPT_FIRST 256
-/* ty_opts_init, with the message a parser gives when it fails. */
-int ty__cli_opts_init(ty_opts *it, int argc, char **argv, const char *shortopts,
-                      const struct option *opts, char *err, size_t err_len);
+/* Called for every option (id, its value or NULL) and every positional
+ * argument (id TY_OPT_POSITIONAL) of a command line: 0 to go on,
+ * TY__CLI_STOP to end the parse there, or an error code with err set. */
+#define TY__CLI_STOP 1
+/* The option table of commands whose only option is -h/--help. */
+extern const struct option ty__cli_help_only[];
+typedef int (*ty__cli_arg_fn)(ty_opts *it, int id, const char *v, void *ud, char *err,
+                              size_t err_len);
+/* Parses args (no program name) with ty_opts, handing each item to `on`;
+ * 0, or the first error (usage errors are TY_EINVAL with err naming the
+ * option). */
+int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  ty__cli_arg_fn on, void *ud, char *err, size_t err_len);
 
 /* Number parsing that names the option in its error messages. */
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,

@@ -105,18 +105,30 @@ int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locati
   return code;
 }
 
+typedef struct group_arg {
+  const char *sub;
+  bool help;
+} group_arg;
+
+/* Only the first item counts: --help, or the subcommand (whose own options follow it). */
+static int on_group_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  group_arg *a = ud;
+  (void)it, (void)err, (void)err_len;
+  if (id == 'h')
+    a->help = true;
+  else
+    a->sub = v;
+  return TY__CLI_STOP;
+}
+
 int ty__ctl_group(const char *group, const char *usage, int argc, char **argv,
                   const char **out_sub) {
-  static const struct option help[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
   char err[TY_ERR_LEN] = "";
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc, argv, "h", help, err, sizeof err);
-  const char *v = NULL;
-  int id = rc ? rc : ty_opts_next(&it, &v, err, sizeof err);
-  ty_opts_close(&it);
-  if (id == 'h') return fputs(usage, stdout), TY_CLI_EXIT_OK;
-  if (id == TY_OPT_END) return fputs(usage, stderr), TY_CLI_EXIT_USAGE;
-  if (id != TY_OPT_POSITIONAL) return ty__ctl_usage(group, err);
-  *out_sub = v;
+  group_arg a = {0};
+  int rc = ty__cli_parse(argc, argv, "h", ty__cli_help_only, on_group_arg, &a, err, sizeof err);
+  if (rc != 0) return ty__ctl_usage(group, err);
+  if (a.help) return fputs(usage, stdout), TY_CLI_EXIT_OK;
+  if (!a.sub) return fputs(usage, stderr), TY_CLI_EXIT_USAGE;
+  *out_sub = a.sub;
   return -1;
 }

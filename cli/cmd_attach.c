@@ -28,12 +28,13 @@ static const struct option attach_opts[] = {{"rank", required_argument, NULL, A_
 typedef struct attach_args {
   uint64_t id;
   int64_t rank; /* -1 = all */
-  bool help;
+  bool help, have_id;
 } attach_args;
 
-static int attach_arg(attach_args *a, int id, const char *v, bool *have_id, char *err,
-                      size_t err_len) {
+static int attach_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  attach_args *a = ud;
   uint32_t r;
+  (void)it;
   if (id == A_HELP) {
     a->help = true;
     return 0;
@@ -43,24 +44,16 @@ static int attach_arg(attach_args *a, int id, const char *v, bool *have_id, char
     if (rc == 0) a->rank = r;
     return rc;
   }
-  if (*have_id) return ty_errf(err, err_len, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
-  *have_id = true;
+  if (a->have_id)
+    return ty_errf(err, err_len, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
+  a->have_id = true;
   return ty_cli_parse_job_id(v, &a->id, err, err_len);
 }
 
 static int parse(int argc, char **argv, attach_args *a, char *err, size_t err_len) {
   *a = (attach_args){.rank = -1};
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc, argv, "r:h", attach_opts, err, err_len);
-  bool have_id = false;
-  while (rc == 0) {
-    const char *v = NULL;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    rc = id < TY_OPT_POSITIONAL ? id : attach_arg(a, id, v, &have_id, err, err_len);
-  }
-  ty_opts_close(&it);
-  if (rc == 0 && !have_id && !a->help)
+  int rc = ty__cli_parse(argc, argv, "r:h", attach_opts, attach_arg, a, err, err_len);
+  if (rc == 0 && !a->have_id && !a->help)
     rc = ty_errf(err, err_len, TY_EINVAL, "attach: a job id is required");
   return rc;
 }

@@ -51,26 +51,32 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
   return code;
 }
 
+typedef struct job_argv {
+  const char **args;
+  int nargs, n;
+  bool help;
+} job_argv;
+
+static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  job_argv *a = ud;
+  (void)it, (void)err, (void)err_len;
+  if (id == 'h')
+    a->help = true;
+  else if (a->n == a->nargs)
+    return TY_EINVAL;
+  else
+    a->args[a->n++] = v;
+  return 0;
+}
+
 /* ACTION's arguments (ID, and N or QUEUE) and --help, in any order; 0, -1
  * for --help, or TY_EINVAL with err set. */
 static int job_args(int argc, char **argv, int nargs, const char **args, char *err,
                     size_t err_len) {
-  static const struct option help[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc, argv, "h", help, err, err_len), n = 0;
-  bool want_help = false;
-  while (rc == 0) {
-    const char *v = NULL;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL) rc = id;
-    else if (id == 'h') want_help = true;
-    else if (n == nargs) rc = TY_EINVAL;
-    else args[n++] = v;
-  }
-  ty_opts_close(&it);
-  if (rc == 0 && !want_help && n != nargs) rc = TY_EINVAL;
-  return rc == 0 && want_help ? -1 : rc;
+  job_argv a = {.args = args, .nargs = nargs};
+  int rc = ty__cli_parse(argc, argv, "h", ty__cli_help_only, on_job_arg, &a, err, err_len);
+  if (rc == 0 && !a.help && a.n != nargs) rc = TY_EINVAL;
+  return rc == 0 && a.help ? -1 : rc;
 }
 
 int ty__cmd_job(ty__ctl *c, int argc, char **argv) {

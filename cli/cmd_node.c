@@ -24,26 +24,33 @@ static const struct option drain_opts[] = {{"reason", required_argument, NULL, N
                                            {"help", no_argument, NULL, N_HELP},
                                            {NULL, 0, NULL, 0}};
 
+typedef struct node_args {
+  const char *name, *reason; /* borrowed from argv */
+  bool help;
+} node_args;
+
+static int node_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  node_args *a = ud;
+  (void)it;
+  if (id == N_REASON)
+    a->reason = v;
+  else if (id == N_HELP)
+    a->help = true;
+  else if (a->name)
+    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+  else
+    a->name = v;
+  return 0;
+}
+
 /* Parses NAME [--reason TEXT] (the reason only for drain) and --help. */
-static int parse_node(int argc, char **argv, bool drain, const char **name, const char **reason,
-                      bool *help, char *err, size_t err_len) {
-  *name = NULL, *reason = "", *help = false;
-  ty_opts it;
-  /* resume takes no --reason: its table ends before it. */
-  int rc = ty__cli_opts_init(&it, argc, argv, "h", drain ? drain_opts : drain_opts + 1, err,
-                             err_len);
-  while (rc == 0) {
-    const char *v = NULL;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL) rc = id;
-    else if (id == N_REASON) *reason = v;
-    else if (id == N_HELP) *help = true;
-    else if (*name) rc = ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
-    else *name = v;
-  }
-  ty_opts_close(&it);
-  if (rc == 0 && !*name && !*help) rc = ty_errf(err, err_len, TY_EINVAL, "a node name is required");
+static int parse_node(int argc, char **argv, bool drain, node_args *a, char *err, size_t err_len) {
+  *a = (node_args){.reason = ""};
+  /* resume takes no --reason: its table starts after it. */
+  int rc = ty__cli_parse(argc, argv, "h", drain ? drain_opts : drain_opts + 1, node_arg, a, err,
+                         err_len);
+  if (rc == 0 && !a->name && !a->help)
+    rc = ty_errf(err, err_len, TY_EINVAL, "a node name is required");
   return rc;
 }
 
@@ -58,25 +65,25 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
     ty_errf(err, sizeof err, TY_EINVAL, "node: unknown subcommand \"%s\"", argv[0]);
     return ty__ctl_usage("node", err);
   }
-  const char *name, *reason;
-  bool help;
-  if (parse_node(argc - 1, argv + 1, drain, &name, &reason, &help, err, sizeof err) != 0)
+  node_args a;
+  if (parse_node(argc - 1, argv + 1, drain, &a, err, sizeof err) != 0)
     return ty__ctl_usage("node", err);
-  if (help) {
+  if (a.help) {
     fputs(ty__usage_node, stdout);
     return 0;
   }
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_cli_encode_update_node(name, c->user, argv[0], reason, &req) == 0
-                 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_update_node(a.name, c->user, argv[0], a.reason, &req) == 0
+                 ? 0
+                 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_NODE, &req, &res);
   int state = 0;
   char *why = NULL;
   if (code == 0 && ty_cli_decode_update_node(res.payload, res.payload_len, &state, &why) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_NODE);
-  if (code == 0) printf("Node %s is %s\n", name, ty_node_state_name(state));
+  if (code == 0) printf("Node %s is %s\n", a.name, ty_node_state_name(state));
   free(why);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);

@@ -72,30 +72,35 @@ static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
   return code;
 }
 
-static const struct option help_opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+typedef struct id_arg {
+  const char *cmd;
+  uint64_t *id;
+  bool help, have_id;
+} id_arg;
+
+static int on_id_arg(ty_opts *it, int opt, const char *v, void *ud, char *err, size_t err_len) {
+  id_arg *a = ud;
+  (void)it;
+  if (opt == 'h')
+    a->help = true;
+  else if (a->have_id)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: expected one job id", a->cmd);
+  else
+    a->have_id = true;
+  return opt == 'h' ? 0 : ty_cli_parse_job_id(v, a->id, err, err_len);
+}
 
 /* CMD ID [--help]: 0 with *id set, -1 after printing the usage for --help,
  * or the usage error's exit code. */
 static int parse_id_arg(const char *cmd, int argc, char **argv, uint64_t *id, const char *usage) {
   char err[TY_ERR_LEN] = "";
-  ty_opts it;
-  bool help = false, have_id = false;
-  int rc = ty__cli_opts_init(&it, argc, argv, "h", help_opts, err, sizeof err);
-  while (rc == 0) {
-    const char *v = NULL;
-    int opt = ty_opts_next(&it, &v, err, sizeof err);
-    if (opt == TY_OPT_END) break;
-    if (opt < TY_OPT_POSITIONAL) rc = opt;
-    else if (opt == 'h') help = true;
-    else if (have_id) rc = ty_errf(err, sizeof err, TY_EINVAL, "%s: expected one job id", cmd);
-    else rc = ty_cli_parse_job_id(v, id, err, sizeof err), have_id = true;
-  }
-  ty_opts_close(&it);
-  if (rc == 0 && !have_id && !help)
+  id_arg a = {.cmd = cmd, .id = id};
+  int rc = ty__cli_parse(argc, argv, "h", ty__cli_help_only, on_id_arg, &a, err, sizeof err);
+  if (rc == 0 && !a.have_id && !a.help)
     rc = ty_errf(err, sizeof err, TY_EINVAL, "%s: expected one job id", cmd);
   if (rc != 0) return ty__ctl_usage(cmd, err);
-  if (help) fputs(usage, stdout);
-  return help ? -1 : 0;
+  if (a.help) fputs(usage, stdout);
+  return a.help ? -1 : 0;
 }
 
 const char ty__usage_watch[] = "Usage: trainctl watch ID\n"

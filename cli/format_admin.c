@@ -68,33 +68,38 @@ void ty_cli_queue_args_close(ty_cli_queue_args *a) {
   memset(a, 0, sizeof(*a));
 }
 
-static int queue_name(ty_cli_queue_args *a, bool want_name, const char *v, char *err,
-                      size_t err_len) {
-  if (!want_name || a->name)
-    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
-  int rc = ty_queue_check_name(v, err, err_len);
-  if (rc == 0) a->name = ty_strdup(v);
-  return rc;
+typedef struct queue_ctx {
+  ty_cli_queue_args *out;
+  bool want_name;
+} queue_ctx;
+
+static int queue_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  queue_ctx *c = ud;
+  ty_cli_queue_args *a = c->out;
+  (void)it;
+  if (id == TY_OPT_POSITIONAL) {
+    if (!c->want_name || a->name)
+      return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+    int rc = ty_queue_check_name(v, err, err_len);
+    if (rc == 0) a->name = ty_strdup(v);
+    return rc;
+  }
+  if (id == Q_JSON)
+    a->json = true;
+  else if (id == Q_HELP)
+    a->help = true;
+  else if (id == Q_PREEMPT || id == Q_NOPREEMPT)
+    return add_setting(a, id, id == Q_PREEMPT ? "true" : "false", err, err_len);
+  else
+    return add_setting(a, id, v, err, err_len);
+  return 0;
 }
 
 int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
                             char *err, size_t err_len) {
   memset(out, 0, sizeof(*out));
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc, argv, "h", queue_opts, err, err_len);
-  while (rc == 0) {
-    const char *val;
-    int id = ty_opts_next(&it, &val, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL) rc = id;
-    else if (id == TY_OPT_POSITIONAL) rc = queue_name(out, want_name, val, err, err_len);
-    else if (id == Q_JSON) out->json = true;
-    else if (id == Q_HELP) out->help = true;
-    else if (id == Q_PREEMPT || id == Q_NOPREEMPT)
-      rc = add_setting(out, id, id == Q_PREEMPT ? "true" : "false", err, err_len);
-    else rc = add_setting(out, id, val, err, err_len);
-  }
-  ty_opts_close(&it);
+  queue_ctx c = {.out = out, .want_name = want_name};
+  int rc = ty__cli_parse(argc, argv, "h", queue_opts, queue_arg, &c, err, err_len);
   if (rc == 0 && want_name && !out->name && !out->help)
     rc = ty_errf(err, err_len, TY_EINVAL, "a queue name is required");
   if (rc != 0) ty_cli_queue_args_close(out);

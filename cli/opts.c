@@ -254,35 +254,42 @@ static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *
   return 0;
 }
 
+typedef struct submit_ctx {
+  ty_cli_submit_args *out;
+  const char *cwd;
+  const char *first_job_opt; /* the first resource option, for file mode's error */
+} submit_ctx;
+
+static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  submit_ctx *c = ud;
+  ty_cli_submit_args *a = c->out;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    return submit_positional(a, it, v, err, err_len);
+  case S_COMMAND:
+    a->command_mode = true;
+    return 0;
+  case S_QUIET:
+    a->quiet = true;
+    return 0;
+  case S_JSON:
+    a->json = true;
+    return 0;
+  case S_HELP:
+    a->help = true;
+    return 0;
+  default:
+    if (!c->first_job_opt) c->first_job_opt = opt_name(submit_opts, id);
+    return job_option(&a->job, id, v, c->cwd, err, err_len);
+  }
+}
+
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc, argv, "qh", submit_opts, err, err_len);
-  const char *first_job_opt = NULL;
-  while (rc == 0) {
-    const char *v;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL)
-      rc = id;
-    else if (id == TY_OPT_POSITIONAL)
-      rc = submit_positional(out, &it, v, err, err_len);
-    else if (id == S_COMMAND)
-      out->command_mode = true;
-    else if (id == S_QUIET)
-      out->quiet = true;
-    else if (id == S_JSON)
-      out->json = true;
-    else if (id == S_HELP)
-      out->help = true;
-    else {
-      if (!first_job_opt) first_job_opt = opt_name(submit_opts, id);
-      rc = job_option(&out->job, id, v, cwd, err, err_len);
-    }
-  }
-  ty_opts_close(&it);
-  if (rc == 0) rc = submit_check(out, first_job_opt, err, err_len);
+  submit_ctx c = {.out = out, .cwd = cwd};
+  int rc = ty__cli_parse(argc, argv, "qh", submit_opts, submit_arg, &c, err, err_len);
+  if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0 && out->command_mode) command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
   return rc;
@@ -329,8 +336,12 @@ static int add_states(ty_cli_ls_args *a, const char *v, char *err, size_t err_le
   return rc;
 }
 
-static int ls_option(ty_cli_ls_args *a, int id, const char *v, char *err, size_t err_len) {
+static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_ls_args *a = ud;
+  (void)it;
   switch (id) {
+  case TY_OPT_POSITIONAL:
+    return ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
   case L_STATE:
     return add_states(a, v, err, err_len);
   case L_USER:
@@ -353,20 +364,7 @@ static int ls_option(ty_cli_ls_args *a, int id, const char *v, char *err, size_t
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc, argv, "s:u:q:ah", ls_opts, err, err_len);
-  while (rc == 0) {
-    const char *v;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL)
-      rc = id;
-    else if (id == TY_OPT_POSITIONAL)
-      rc = ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
-    else
-      rc = ls_option(out, id, v, err, err_len);
-  }
-  ty_opts_close(&it);
+  int rc = ty__cli_parse(argc, argv, "s:u:q:ah", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->all && out->nstates)
     rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
@@ -405,24 +403,31 @@ static int add_id(const char *cmd, const char *v, uint64_t **ids, size_t *nids, 
   return 0;
 }
 
+typedef struct ids_ctx {
+  const char *cmd;
+  uint64_t **ids;
+  size_t *nids, max_ids;
+  bool help;
+  int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len);
+  void *ud;
+} ids_ctx;
+
+static int ids_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ids_ctx *c = ud;
+  (void)it;
+  if (id == TY_OPT_POSITIONAL) return add_id(c->cmd, v, c->ids, c->nids, c->max_ids, err, err_len);
+  c->help |= id == O_HELP;
+  return c->flag(c->ud, id, v, err, err_len);
+}
+
 /* Parses a command line of flags plus job ids; `max_ids` 1 means exactly one. */
 static int parse_with_ids(const char *cmd, int argc, char **argv, const char *shortopts,
                           const struct option *opts, uint64_t **ids, size_t *nids, size_t max_ids,
                           int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len),
                           void *ud, char *err, size_t err_len) {
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc, argv, shortopts, opts, err, err_len);
-  bool help = false;
-  while (rc == 0) {
-    const char *v;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL) rc = id;
-    else if (id == TY_OPT_POSITIONAL) rc = add_id(cmd, v, ids, nids, max_ids, err, err_len);
-    else help |= id == O_HELP, rc = flag(ud, id, v, err, err_len);
-  }
-  ty_opts_close(&it);
-  if (rc == 0 && *nids == 0 && !help && max_ids > 0)
+  ids_ctx c = {.cmd = cmd, .ids = ids, .nids = nids, .max_ids = max_ids, .flag = flag, .ud = ud};
+  int rc = ty__cli_parse(argc, argv, shortopts, opts, ids_arg, &c, err, err_len);
+  if (rc == 0 && *nids == 0 && !c.help && max_ids > 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "%s: missing job id", cmd);
   return rc;
 }

@@ -97,9 +97,14 @@ static int set_text(const char *what, char **field, const char *v, char *err, si
   return 0;
 }
 
-static int option(ty_rl_opts *o, int id, const char *v, char *err, size_t err_len) {
+static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_rl_opts *o = ud;
   ty_job_spec *j = &o->job;
   switch (id) {
+  case TY_OPT_POSITIONAL:
+    ty_opts_stop(it); /* the command's own options are its own */
+    push(&j->argv, &j->argc, v);
+    return 0;
   case O_GPU: return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err, err_len);
   case O_CPU: return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case O_NODES: return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err, err_len);
@@ -168,22 +173,7 @@ void ty_rl_opts_close(ty_rl_opts *o) {
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
                 ty_rl_opts *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty_opts it;
-  int rc = ty__cli_opts_init(&it, argc - 1, argv + 1, "h", opts, err, err_len);
-  while (rc == 0) {
-    const char *v = NULL;
-    int id = ty_opts_next(&it, &v, err, err_len);
-    if (id == TY_OPT_END) break;
-    if (id < TY_OPT_POSITIONAL) {
-      rc = id;
-    } else if (id == TY_OPT_POSITIONAL) {
-      ty_opts_stop(&it); /* the command's own options are its own */
-      push(&out->job.argv, &out->job.argc, v);
-    } else {
-      rc = option(out, id, v, err, err_len);
-    }
-  }
-  ty_opts_close(&it);
+  int rc = ty__cli_parse(argc - 1, argv + 1, "h", opts, option, out, err, err_len);
   if (rc == 0 && !out->help && out->job.argc == 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
   if (rc != 0) {
