@@ -16,6 +16,8 @@ packages=(
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps
+  # fuzzing (tests/fuzz): clang's libFuzzer with ASan and UBSan
+  clang libclang-rt-14-dev
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
   packages+=(slurm-wlm munge python3-torch hyperfine)

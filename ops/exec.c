@@ -18,7 +18,7 @@
 struct ty_exec {
   const ty_graph *g;
   ty_exec_opts opts;
-  uint64_t rng;
+  ty_rng rng; /* the Dropout stream, advanced across runs */
   size_t *order;
   const ty_tensor **bound; /* per value: bound by the caller, else NULL */
   ty_tensor **vals;        /* per value: the tensor of the last run */
@@ -30,21 +30,11 @@ struct ty_exec {
   bool own_jit;
 };
 
+/* Generated from TY_OP_LIST: every op has exactly the kernel named there. */
 static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
-    [TY_OP_ADD] = ty__k_binary, [TY_OP_SUB] = ty__k_binary, [TY_OP_MUL] = ty__k_binary,
-    [TY_OP_DIV] = ty__k_binary, [TY_OP_POW] = ty__k_binary, [TY_OP_RELU] = ty__k_unary,
-    [TY_OP_LEAKY_RELU] = ty__k_unary, [TY_OP_SIGMOID] = ty__k_unary, [TY_OP_TANH] = ty__k_unary,
-    [TY_OP_ERF] = ty__k_unary, [TY_OP_SQRT] = ty__k_unary, [TY_OP_EXP] = ty__k_unary,
-    [TY_OP_LOG] = ty__k_unary, [TY_OP_NEG] = ty__k_unary, [TY_OP_IDENTITY] = ty__k_unary,
-    [TY_OP_GEMM] = ty__k_gemm, [TY_OP_MATMUL] = ty__k_matmul, [TY_OP_SOFTMAX] = ty__k_softmax,
-    [TY_OP_LOG_SOFTMAX] = ty__k_softmax, [TY_OP_CONV] = ty__k_conv, [TY_OP_MAX_POOL] = ty__k_pool,
-    [TY_OP_AVERAGE_POOL] = ty__k_pool, [TY_OP_GLOBAL_AVERAGE_POOL] = ty__k_global_avg_pool,
-    [TY_OP_BATCH_NORM] = ty__k_batch_norm, [TY_OP_LAYER_NORM] = ty__k_layer_norm,
-    [TY_OP_DROPOUT] = ty__k_dropout, [TY_OP_FLATTEN] = ty__k_copy, [TY_OP_RESHAPE] = ty__k_copy,
-    [TY_OP_TRANSPOSE] = ty__k_transpose, [TY_OP_CONCAT] = ty__k_concat, [TY_OP_GATHER] = ty__k_gather,
-    [TY_OP_SQUEEZE] = ty__k_copy, [TY_OP_UNSQUEEZE] = ty__k_copy, [TY_OP_REDUCE_MEAN] = ty__k_reduce,
-    [TY_OP_REDUCE_SUM] = ty__k_reduce, [TY_OP_CONSTANT] = ty__k_constant,
-    [TY_OP_SOFTMAX_CE_LOSS] = ty__k_sce_loss, [TY_OP_GRAD] = ty__k_grad,
+#define TY_OP_KERNEL_(e, s, k, r) [TY_OP_##e] = ty__k_##k,
+    TY_OP_LIST(TY_OP_KERNEL_)
+#undef TY_OP_KERNEL_
 };
 
 ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL; }
@@ -92,7 +82,7 @@ int ty_exec_create(const ty_graph *g, const ty_exec_opts *opts, ty_exec **out_ex
   size_t nv = ty_graph_n_values(g) + 1, nn = ty_graph_n_nodes(g) + 1;
   e->g = g;
   if (opts) e->opts = *opts;
-  e->rng = e->opts.seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  e->rng = ty_rng_make(e->opts.seed);
   e->order = calloc(nn, sizeof *e->order);
   e->bound = calloc(nv, sizeof *e->bound);
   e->vals = calloc(nv, sizeof *e->vals);
@@ -134,9 +124,9 @@ void ty_exec_destroy(ty_exec *e) {
 
 int ty_exec_bind_id(ty_exec *e, int id, const ty_tensor *t, char *err, size_t err_len) {
   const ty_graph_value *v = ty_graph_value_at(e->g, id);
-  if (!v) return ty__err(err, err_len, TY_ENOTFOUND, "value %d: no such value", id);
+  if (!v) return ty_errf(err, err_len, TY_ENOTFOUND, "value %d: no such value", id);
   if (!v->is_input && !v->init)
-    return ty__err(err, err_len, TY_EINVAL, "\"%s\": not a graph input or initializer", v->name);
+    return ty_errf(err, err_len, TY_EINVAL, "\"%s\": not a graph input or initializer", v->name);
   bool ok = t->dtype == v->dtype && (v->shape.rank < 0 || v->shape.rank == t->shape.rank);
   for (int d = 0; ok && v->shape.rank >= 0 && d < v->shape.rank; d++)
     ok = v->shape.dims[d] < 0 || v->shape.dims[d] == t->shape.dims[d];
@@ -144,7 +134,7 @@ int ty_exec_bind_id(ty_exec *e, int id, const ty_tensor *t, char *err, size_t er
     char want[128], got[128];
     ty_shape_format(&v->shape, want, sizeof want);
     ty_shape_format(&t->shape, got, sizeof got);
-    return ty__err(err, err_len, TY_EINVAL, "input \"%s\": got %s %s, expected %s %s", v->name,
+    return ty_errf(err, err_len, TY_EINVAL, "input \"%s\": got %s %s, expected %s %s", v->name,
                    ty_dtype_name(t->dtype), got, ty_dtype_name(v->dtype), want);
   }
   e->bound[id] = t;
@@ -153,7 +143,7 @@ int ty_exec_bind_id(ty_exec *e, int id, const ty_tensor *t, char *err, size_t er
 
 int ty_exec_bind(ty_exec *e, const char *name, const ty_tensor *t, char *err, size_t err_len) {
   int id = ty_graph_find_value(e->g, name);
-  if (id == TY_NO_VALUE) return ty__err(err, err_len, TY_ENOTFOUND, "\"%s\": no such input", name);
+  if (id == TY_NO_VALUE) return ty_errf(err, err_len, TY_ENOTFOUND, "\"%s\": no such input", name);
   return ty_exec_bind_id(e, id, t, err, err_len);
 }
 
@@ -219,6 +209,49 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
   return 0;
 }
 
+int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel,
+                  ty_tensor **out, char *err, size_t err_len) {
+  int ni = n->n_inputs, no = n->n_outputs, rc;
+  const ty_tensor *ins[64] = {NULL}; /* kernels read absent optional inputs and outputs as NULL */
+  ty_tensor *outs[16] = {NULL};
+  ty_dtype dts[80];
+  ty_shape shs[80];
+  if (ni > 64 || no > 16)
+    return ty__node_err(err, err_len, n, TY_EUNSUPPORTED, "too many inputs or outputs");
+  for (int i = 0; i < ni; i++) {
+    ins[i] = in[i];
+    dts[i] = in[i] ? in[i]->dtype : TY_DTYPE_INVALID;
+    shs[i] = in[i] ? in[i]->shape : ty_shape_unknown();
+  }
+  ty__infer ic = {.node = n,
+                  .n_in = ni,
+                  .in_dt = dts,
+                  .in_shape = shs,
+                  .in_val = ins,
+                  .n_out = no,
+                  .out_dt = dts + ni,
+                  .out_shape = shs + ni,
+                  .err = err,
+                  .err_len = err_len};
+  if ((rc = ty__infer_node(&ic)) != 0) return rc;
+  for (int i = 0; i < no; i++) /* decided before allocating: a model's shapes are untrusted */
+    if (n->outputs[i] != TY_NO_VALUE &&
+        (ty_shape_numel(&shs[ni + i]) < 0 || ty_shape_numel(&shs[ni + i]) > max_numel))
+      return 1;
+  for (int i = 0; rc == 0 && i < no; i++)
+    if (n->outputs[i] != TY_NO_VALUE &&
+        (rc = ty_tensor_create(dts[ni + i], &shs[ni + i], &outs[i])) != 0)
+      rc = ty__node_err(err, err_len, n, rc, "cannot allocate output %d: %s", i, ty_strerror(rc));
+  ty__kctx ctx = {.training = false, .rng = ty_rng_make(0)};
+  if (rc == 0 && (rc = kernels[n->op](n, ins, outs, &ctx)) != 0)
+    rc = ty__node_err(err, err_len, n, rc, "kernel failed: %s", ty_strerror(rc));
+  for (int i = 0; i < no; i++) {
+    if (rc != 0) ty_tensor_destroy(outs[i]);
+    out[i] = rc == 0 ? outs[i] : NULL;
+  }
+  return rc;
+}
+
 /* Reports the watched values step st wrote (opts.on_value_ready). */
 static int report_ready(ty_exec *e, const ty__step *st, char *err, size_t err_len) {
   for (int i = 0; i < st->n_writes; i++) {
@@ -226,8 +259,8 @@ static int report_ready(ty_exec *e, const ty__step *st, char *err, size_t err_le
     if (id < 0 || !e->watched[id] || !e->vals[id]) continue;
     int rc = e->opts.on_value_ready(id, e->vals[id], e->opts.on_value_ready_user);
     if (rc != 0)
-      return ty__err(err, err_len, rc, "value \"%s\": the ready hook failed: %s", ty_graph_value_at(e->g, id)->name,
-                     ty_strerror(rc));
+      return ty_errf(err, err_len, rc, "value \"%s\": the ready hook failed: %s",
+                     ty_graph_value_at(e->g, id)->name, ty_strerror(rc));
   }
   return 0;
 }
@@ -240,7 +273,7 @@ int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
     const ty_graph_value *v = ty_graph_value_at(g, (int)i);
     e->vals[i] = (ty_tensor *)(e->bound[i] ? e->bound[i] : v->init);
     if (v->is_input && !e->bound[i])
-      return ty__err(err, err_len, TY_EINVAL, "input \"%s\": not bound", v->name);
+      return ty_errf(err, err_len, TY_EINVAL, "input \"%s\": not bound", v->name);
   }
   if (e->pool) ty__mpool_begin(e->pool);
   for (size_t k = 0; k < e->sched->n_steps; k++) {

@@ -157,11 +157,11 @@ static int initializer_protos(arena *a, const ty_graph *g, const ty_init_overrid
   for (size_t i = 0; i < n_ov; i++) {
     int id = ty_graph_find_value(g, ov[i].name);
     if (id == TY_NO_VALUE || !g->values[id].init)
-      return ty__err(err, err_len, TY_EINVAL, "override \"%s\": no such initializer", ov[i].name);
+      return ty_errf(err, err_len, TY_EINVAL, "override \"%s\": no such initializer", ov[i].name);
     const ty_tensor *t = g->values[id].init, *o = ov[i].tensor;
     if (o->dtype != t->dtype || !ty_shape_equal(&o->shape, &t->shape))
-      return ty__err(err, err_len, TY_EINVAL, "override \"%s\": dtype or shape differs from the initializer",
-                     ov[i].name);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "override \"%s\": dtype or shape differs from the initializer", ov[i].name);
   }
   for (size_t i = 0; i < g->n_inits; i++) {
     const ty_graph_value *v = &g->values[g->inits[i]];
@@ -185,7 +185,8 @@ static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, 
   if (!gp->node || !gp->input || !gp->output) return TY_ENOMEM;
   size_t *order = arena_alloc(a, (g->n_nodes + 1) * sizeof *order);
   if (!order) return TY_ENOMEM;
-  if (ty_graph_topo_order(g, order) != 0) return ty__err(err, err_len, TY_EINVAL, "graph: is not a DAG");
+  if (ty_graph_topo_order(g, order) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "graph: is not a DAG");
   for (size_t i = 0; i < g->n_nodes; i++)
     if (!(gp->node[i] = node_proto(a, g, &g->nodes[order[i]]))) return TY_ENOMEM;
   for (size_t i = 0; i < g->n_inputs; i++)
@@ -224,7 +225,7 @@ int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_
       *out_len = len;
     }
   }
-  if (rc == TY_ENOMEM) ty__err(err, err_len, rc, "export: out of memory");
+  if (rc == TY_ENOMEM) ty_errf(err, err_len, rc, "export: out of memory");
   arena_free(&a);
   return rc;
 }
@@ -250,7 +251,7 @@ int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, siz
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     free(data);
-    return ty__err(err, err_len, TY_EIO, "%s: cannot create", tmp);
+    return ty_errf(err, err_len, TY_EIO, "%s: cannot create", tmp);
   }
   rc = write_all(fd, data, len);
   if (rc == 0 && fsync(fd) != 0) rc = TY_EIO;
@@ -258,7 +259,7 @@ int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, siz
   if (rc == 0 && rename(tmp, path) != 0) rc = TY_EIO;
   if (rc != 0) {
     unlink(tmp);
-    ty__err(err, err_len, rc, "%s: cannot write the model", path);
+    ty_errf(err, err_len, rc, "%s: cannot write the model", path);
   }
   free(data);
   return rc;

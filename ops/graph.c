@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const char *const op_names[] = {
-#define TY_OP_NAME_(e, s) s,
+#define TY_OP_NAME_(e, s, k, r) s,
     TY_OP_LIST(TY_OP_NAME_)
 #undef TY_OP_NAME_
 };
@@ -33,27 +33,13 @@ int ty_op_from_name(const char *op_type, ty_op *out_op) {
   return TY_ENOTFOUND;
 }
 
-int ty__err(char *err, size_t err_len, int code, const char *fmt, ...) {
-  if (err && err_len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt, ...) {
-  if (err && err_len) {
-    int k = snprintf(err, err_len, "node \"%s\" (%s): ", n->name, ty_op_name(n->op));
-    if (k >= 0 && (size_t)k < err_len) {
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(err + k, err_len - (size_t)k, fmt, ap);
-      va_end(ap);
-    }
-  }
-  return code;
+  char msg[TY_ERR_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  ty_verrf(msg, sizeof msg, code, fmt, ap);
+  va_end(ap);
+  return ty_errf(err, err_len, code, "node \"%s\" (%s): %s", n->name, ty_op_name(n->op), msg);
 }
 
 int ty_graph_create(ty_graph **out_graph) {
@@ -72,16 +58,17 @@ static void attr_free(ty_graph_attr *a) {
   ty_tensor_destroy(a->t);
 }
 
+static void node_free(ty_graph_node *n) {
+  for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
+  free(n->attrs);
+  free(n->name);
+  free(n->inputs);
+  free(n->outputs);
+}
+
 void ty_graph_destroy(ty_graph *g) {
   if (!g) return;
-  for (size_t i = 0; i < g->n_nodes; i++) {
-    ty_graph_node *n = &g->nodes[i];
-    for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
-    free(n->attrs);
-    free(n->name);
-    free(n->inputs);
-    free(n->outputs);
-  }
+  for (size_t i = 0; i < g->n_nodes; i++) node_free(&g->nodes[i]);
   for (size_t i = 0; i < g->n_values; i++) {
     free(g->values[i].name);
     ty_tensor_destroy(g->values[i].init);
@@ -313,9 +300,12 @@ int ty_graph_node_set_float(ty_graph *g, size_t node, const char *name, float v)
 }
 
 int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int64_t *v, size_t n) {
+  size_t bytes;
+  if (ty_mul_overflow(n ? n : 1, sizeof *v, &bytes))
+    return TY_ETOOBIG; /* counts come from models */
   ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_INTS);
   if (!a) return TY_EINVAL;
-  a->ints = malloc((n ? n : 1) * sizeof *v);
+  a->ints = malloc(bytes);
   if (!a->ints) return TY_ENOMEM;
   if (n) memcpy(a->ints, v, n * sizeof *v);
   a->n = n;
@@ -323,9 +313,11 @@ int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int
 }
 
 int ty_graph_node_set_floats(ty_graph *g, size_t node, const char *name, const float *v, size_t n) {
+  size_t bytes;
+  if (ty_mul_overflow(n ? n : 1, sizeof *v, &bytes)) return TY_ETOOBIG;
   ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_FLOATS);
   if (!a) return TY_EINVAL;
-  a->floats = malloc((n ? n : 1) * sizeof *v);
+  a->floats = malloc(bytes);
   if (!a->floats) return TY_ENOMEM;
   if (n) memcpy(a->floats, v, n * sizeof *v);
   a->n = n;
@@ -346,6 +338,49 @@ int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tens
     return TY_EINVAL;
   }
   a->t = t;
+  return 0;
+}
+
+int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t) {
+  ty_graph_node *n = &g->nodes[k];
+  int *outs = malloc(sizeof *outs);
+  if (!outs) {
+    ty_tensor_destroy(t);
+    return TY_ENOMEM;
+  }
+  outs[0] = n->outputs[0];
+  for (int i = 1; i < n->n_outputs; i++)
+    if (n->outputs[i] != TY_NO_VALUE) g->values[n->outputs[i]].producer = -1;
+  for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
+  free(n->attrs);
+  free(n->inputs);
+  free(n->outputs);
+  n->attrs = NULL;
+  n->n_attrs = 0;
+  n->inputs = NULL;
+  n->n_inputs = 0;
+  n->outputs = outs;
+  n->n_outputs = 1;
+  n->op = TY_OP_CONSTANT;
+  return ty_graph_node_set_tensor(g, k, "value", t);
+}
+
+int ty__graph_drop_nodes(ty_graph *g, const bool *drop) {
+  size_t w = 0;
+  for (size_t k = 0; k < g->n_nodes; k++) {
+    ty_graph_node *n = &g->nodes[k];
+    if (drop[k]) {
+      for (int i = 0; i < n->n_outputs; i++)
+        if (n->outputs[i] != TY_NO_VALUE) g->values[n->outputs[i]].producer = -1;
+      node_free(n);
+      continue;
+    }
+    g->nodes[w] = *n;
+    for (int i = 0; i < n->n_outputs; i++)
+      if (n->outputs[i] != TY_NO_VALUE) g->values[n->outputs[i]].producer = (int)w;
+    w++;
+  }
+  g->n_nodes = w;
   return 0;
 }
 

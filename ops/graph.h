@@ -31,26 +31,91 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* X(enum suffix, ONNX op_type). Order is the enum order; append only. */
-#define TY_OP_LIST(X)                                                                      \
-  X(ADD, "Add") X(SUB, "Sub") X(MUL, "Mul") X(DIV, "Div") X(POW, "Pow")                     \
-  X(RELU, "Relu") X(LEAKY_RELU, "LeakyRelu") X(SIGMOID, "Sigmoid") X(TANH, "Tanh")          \
-  X(ERF, "Erf") X(SQRT, "Sqrt") X(EXP, "Exp") X(LOG, "Log") X(NEG, "Neg")                   \
-  X(IDENTITY, "Identity") X(GEMM, "Gemm") X(MATMUL, "MatMul") X(SOFTMAX, "Softmax")         \
-  X(LOG_SOFTMAX, "LogSoftmax") X(CONV, "Conv") X(MAX_POOL, "MaxPool")                       \
-  X(AVERAGE_POOL, "AveragePool") X(GLOBAL_AVERAGE_POOL, "GlobalAveragePool")                \
-  X(BATCH_NORM, "BatchNormalization") X(LAYER_NORM, "LayerNormalization")                   \
-  X(DROPOUT, "Dropout") X(FLATTEN, "Flatten") X(RESHAPE, "Reshape")                         \
-  X(TRANSPOSE, "Transpose") X(CONCAT, "Concat") X(GATHER, "Gather") X(SQUEEZE, "Squeeze")   \
-  X(UNSQUEEZE, "Unsqueeze") X(REDUCE_MEAN, "ReduceMean") X(REDUCE_SUM, "ReduceSum")         \
-  X(CONSTANT, "Constant") X(SOFTMAX_CE_LOSS, "SoftmaxCrossEntropyLoss")                   \
-  X(GRAD, "TyGrad") /* backward-only (ops/autodiff); not an ONNX op */
+/* X(enum suffix, ONNX op_type, CPU kernel, shape inference): the one table
+ * of ops. The enum, the names, the executor's kernel table (ops/exec.c;
+ * kernel k is ty__k_<k>) and the inference dispatch (ops/infer.c; rule r is
+ * ty__infer_<r>) are generated from it, so an op cannot be added without
+ * naming both. Order is the enum order; append only. */
+/* clang-format off */
+#define TY_OP_LIST(X)                                                                              \
+  X(ADD, "Add", binary, binary) X(SUB, "Sub", binary, binary) X(MUL, "Mul", binary, binary)        \
+  X(DIV, "Div", binary, binary) X(POW, "Pow", binary, binary) X(RELU, "Relu", unary, unary)        \
+  X(LEAKY_RELU, "LeakyRelu", unary, unary) X(SIGMOID, "Sigmoid", unary, unary)                     \
+  X(TANH, "Tanh", unary, unary) X(ERF, "Erf", unary, unary) X(SQRT, "Sqrt", unary, unary)          \
+  X(EXP, "Exp", unary, unary) X(LOG, "Log", unary, unary) X(NEG, "Neg", unary, unary)              \
+  X(IDENTITY, "Identity", unary, unary) X(GEMM, "Gemm", gemm, gemm)                                \
+  X(MATMUL, "MatMul", matmul, matmul) X(SOFTMAX, "Softmax", softmax, softmax)                      \
+  X(LOG_SOFTMAX, "LogSoftmax", softmax, softmax) X(CONV, "Conv", conv, conv)                       \
+  X(MAX_POOL, "MaxPool", pool, pool) X(AVERAGE_POOL, "AveragePool", pool, pool)                    \
+  X(GLOBAL_AVERAGE_POOL, "GlobalAveragePool", global_pool, global_pool)                            \
+  X(BATCH_NORM, "BatchNormalization", batch_norm, batch_norm)                                      \
+  X(LAYER_NORM, "LayerNormalization", layer_norm, layer_norm)                                      \
+  X(DROPOUT, "Dropout", dropout, dropout)                                                          \
+  X(FLATTEN, "Flatten", copy, flatten) X(RESHAPE, "Reshape", copy, reshape)                        \
+  X(TRANSPOSE, "Transpose", transpose, transpose) X(CONCAT, "Concat", concat, concat)              \
+  X(GATHER, "Gather", gather, gather) X(SQUEEZE, "Squeeze", copy, squeeze)                         \
+  X(UNSQUEEZE, "Unsqueeze", copy, squeeze) X(REDUCE_MEAN, "ReduceMean", reduce, reduce)            \
+  X(REDUCE_SUM, "ReduceSum", reduce, reduce) X(CONSTANT, "Constant", constant, constant)           \
+  X(SOFTMAX_CE_LOSS, "SoftmaxCrossEntropyLoss", sce_loss, sce_loss)                                \
+  X(GRAD, "TyGrad", grad, grad) /* backward-only (ops/autodiff); not an ONNX op */                 \
+  /* comparisons, logic and the other binary elementwise ops */                                    \
+  X(MOD, "Mod", binary, binary) X(BIT_SHIFT, "BitShift", binary, binary)                           \
+  X(AND, "And", binary, binary) X(OR, "Or", binary, binary) X(XOR, "Xor", binary, binary)          \
+  X(EQUAL, "Equal", binary, binary) X(LESS, "Less", binary, binary)                                \
+  X(GREATER, "Greater", binary, binary) X(LESS_EQUAL, "LessOrEqual", binary, binary)               \
+  X(GREATER_EQUAL, "GreaterOrEqual", binary, binary) X(PRELU, "PRelu", binary, binary)             \
+  X(MAX, "Max", variadic, variadic) X(MIN, "Min", variadic, variadic)                              \
+  X(SUM, "Sum", variadic, variadic) X(MEAN, "Mean", variadic, variadic)                            \
+  X(WHERE, "Where", where, where) X(CLIP, "Clip", clip, clip)                                      \
+  X(CAST, "Cast", cast, cast) X(CAST_LIKE, "CastLike", cast, cast)                                 \
+  /* unary elementwise */                                                                          \
+  X(ABS, "Abs", unary, unary) X(SIGN, "Sign", unary, unary)                                        \
+  X(RECIPROCAL, "Reciprocal", unary, unary)                                                        \
+  X(ELU, "Elu", unary, unary) X(SELU, "Selu", unary, unary) X(CELU, "Celu", unary, unary)          \
+  X(HARD_SIGMOID, "HardSigmoid", unary, unary) X(HARD_SWISH, "HardSwish", unary, unary)            \
+  X(GELU, "Gelu", unary, unary) X(SOFTPLUS, "Softplus", unary, unary)                              \
+  X(SOFTSIGN, "Softsign", unary, unary) X(THRESHOLDED_RELU, "ThresholdedRelu", unary, unary)       \
+  X(SHRINK, "Shrink", unary, unary) X(MISH, "Mish", unary, unary) X(FLOOR, "Floor", unary, unary)  \
+  X(CEIL, "Ceil", unary, unary) X(ROUND, "Round", unary, unary) X(SIN, "Sin", unary, unary)        \
+  X(COS, "Cos", unary, unary) X(TAN, "Tan", unary, unary) X(ASIN, "Asin", unary, unary)            \
+  X(ACOS, "Acos", unary, unary) X(ATAN, "Atan", unary, unary) X(SINH, "Sinh", unary, unary)        \
+  X(COSH, "Cosh", unary, unary) X(ASINH, "Asinh", unary, unary) X(ACOSH, "Acosh", unary, unary)    \
+  X(ATANH, "Atanh", unary, unary) X(NOT, "Not", unary, unary) X(IS_NAN, "IsNaN", unary, unary)     \
+  X(IS_INF, "IsInf", unary, unary)                                                                 \
+  /* shapes, indexing and data movement */                                                         \
+  X(SHAPE, "Shape", shape, shape) X(SIZE, "Size", shape, shape) X(SLICE, "Slice", slice, slice)    \
+  X(SPLIT, "Split", split, split) X(EXPAND, "Expand", expand, expand) X(TILE, "Tile", tile, tile)  \
+  X(PAD, "Pad", pad, pad) X(TRILU, "Trilu", trilu, trilu) X(RANGE, "Range", range, range)          \
+  X(CONSTANT_OF_SHAPE, "ConstantOfShape", constant_of_shape, constant_of_shape)                    \
+  X(EYE_LIKE, "EyeLike", eye_like, eye_like) X(ONE_HOT, "OneHot", one_hot, one_hot)                \
+  X(GATHER_ELEMENTS, "GatherElements", gather_elements, gather_elements)                           \
+  X(GATHER_ND, "GatherND", gather_nd, gather_nd)                                                   \
+  X(SCATTER_ND, "ScatterND", scatter_nd, scatter_nd)                                               \
+  X(SCATTER_ELEMENTS, "ScatterElements", scatter_elements, scatter_elements)                       \
+  X(DEPTH_TO_SPACE, "DepthToSpace", depth_space, depth_space)                                      \
+  X(SPACE_TO_DEPTH, "SpaceToDepth", depth_space, depth_space) X(CUMSUM, "CumSum", cumsum, cumsum)  \
+  /* reductions */                                                                                 \
+  X(REDUCE_MAX, "ReduceMax", reduce, reduce) X(REDUCE_MIN, "ReduceMin", reduce, reduce)            \
+  X(REDUCE_PROD, "ReduceProd", reduce, reduce) X(REDUCE_L1, "ReduceL1", reduce, reduce)            \
+  X(REDUCE_L2, "ReduceL2", reduce, reduce) X(REDUCE_SUM_SQUARE, "ReduceSumSquare", reduce, reduce) \
+  X(REDUCE_LOG_SUM, "ReduceLogSum", reduce, reduce)                                                \
+  X(REDUCE_LOG_SUM_EXP, "ReduceLogSumExp", reduce, reduce)                                         \
+  X(ARG_MAX, "ArgMax", arg_reduce, arg_reduce) X(ARG_MIN, "ArgMin", arg_reduce, arg_reduce)        \
+  X(HARDMAX, "Hardmax", softmax, softmax)                                                          \
+  /* layers */                                                                                     \
+  X(CONV_TRANSPOSE, "ConvTranspose", conv_transpose, conv_transpose)                               \
+  X(EINSUM, "Einsum", einsum, einsum)                                                              \
+  X(NLL_LOSS, "NegativeLogLikelihoodLoss", nll_loss, nll_loss)                                     \
+  X(GLOBAL_MAX_POOL, "GlobalMaxPool", global_pool, global_pool)                                    \
+  X(INSTANCE_NORM, "InstanceNormalization", instance_norm, instance_norm)                         \
+  X(SCATTER, "Scatter", scatter_elements, scatter_elements) /* ScatterElements before opset 11 */
+/* clang-format on */
 
 typedef enum {
-#define TY_OP_ENUM_(e, s) TY_OP_##e,
+#define TY_OP_ENUM_(e, s, k, r) TY_OP_##e,
   TY_OP_LIST(TY_OP_ENUM_)
 #undef TY_OP_ENUM_
-  TY_OP_COUNT_
+      TY_OP_COUNT_
 } ty_op;
 
 /* ONNX op_type of op ("Conv"); "?" for an out-of-range value. */

@@ -7,70 +7,100 @@
  *
  * Ops are checked first, so a model with an op we lack is reported as
  * such rather than by its first odd dtype. Accepted: the default domain at
- * opsets 1..18; float32, int64 and bool
- * tensors from raw_data or the typed fields; Constant's value_* attributes
- * (normalised to one "value" tensor attribute so kernels see one form).
+ * opsets 1..20; tensors of every dtype of TY_DTYPE_LIST from raw_data or the
+ * typed fields; Constant's value_* attributes (normalised to one "value"
+ * tensor attribute so kernels see one form). After inference, constant
+ * shape arithmetic is folded (ops/fold.c).
+ *
+ * Models are untrusted input: every size is checked for overflow and
+ * against the bytes the message holds before anything is allocated, and a
+ * malformed model is an error, never a crash (tests/fuzz runs this).
  */
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
 #include "proto/onnx.pb-c.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define OPSET_MIN 1
-#define OPSET_MAX 18
+#define OPSET_MAX 20
 
-static int tensor_copy_typed(const Onnx__TensorProto *tp, ty_tensor *t, const char *what, char *err,
-                             size_t err_len) {
-  int64_t n = ty_tensor_numel(t);
-  size_t have;
-  if (t->dtype == TY_DTYPE_F32) {
-    have = tp->n_float_data;
-    if (have == (size_t)n) memcpy(t->data, tp->float_data, t->nbytes);
-  } else if (t->dtype == TY_DTYPE_I64) {
-    have = tp->n_int64_data;
-    if (have == (size_t)n) memcpy(t->data, tp->int64_data, t->nbytes);
-  } else {
-    have = tp->n_int32_data; /* ONNX stores bool in int32_data */
-    for (size_t i = 0; have == (size_t)n && i < have; i++) ty_tensor_bool(t)[i] = tp->int32_data[i] != 0;
+/* Elements the typed field of tp's dtype holds (ONNX's TensorProto keeps
+ * the small integer types, bool and the 16-bit floats' bits in int32_data,
+ * the unsigned 32/64-bit ones in uint64_data). */
+static size_t typed_count(const Onnx__TensorProto *tp, ty_dtype dt) {
+  switch (dt) {
+  case TY_DTYPE_F32: return tp->n_float_data;
+  case TY_DTYPE_I64: return tp->n_int64_data;
+  case TY_DTYPE_F64: return tp->n_double_data;
+  case TY_DTYPE_U32:
+  case TY_DTYPE_U64: return tp->n_uint64_data;
+  default: return tp->n_int32_data;
   }
-  if (have != (size_t)n)
-    return ty__err(err, err_len, TY_EINVAL, "%s: holds %zu values but its shape needs %lld", what,
-                   have, (long long)n);
-  return 0;
 }
 
+static void copy_typed(const Onnx__TensorProto *tp, ty_tensor *t) {
+  int64_t n = ty_tensor_numel(t);
+  if (n == 0) return; /* the field may then be unset (NULL) */
+  switch (t->dtype) {
+  case TY_DTYPE_F32: memcpy(t->data, tp->float_data, t->nbytes); return;
+  case TY_DTYPE_I64: memcpy(t->data, tp->int64_data, t->nbytes); return;
+  case TY_DTYPE_F64: memcpy(t->data, tp->double_data, t->nbytes); return;
+  case TY_DTYPE_U32:
+  case TY_DTYPE_U64:
+    for (int64_t i = 0; i < n; i++) ty__putu(t->dtype, t->data, i, tp->uint64_data[i]);
+    return;
+  case TY_DTYPE_F16:
+  case TY_DTYPE_BF16: /* the bits, not the value */
+    for (int64_t i = 0; i < n; i++) ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i];
+    return;
+  default:
+    for (int64_t i = 0; i < n; i++) ty__puti(t->dtype, t->data, i, tp->int32_data[i]);
+    return;
+  }
+}
+
+/* The size the shape announces is checked against the bytes the message
+ * holds before anything is allocated: a model cannot make us allocate more
+ * than it brought. */
 static int tensor_from_proto(const Onnx__TensorProto *tp, const char *what, char *err, size_t err_len,
                              ty_tensor **out_tensor) {
   int dt = tp->has_data_type ? tp->data_type : 0;
   if (!ty_dtype_supported(dt))
-    return ty__err(err, err_len, TY_EUNSUPPORTED, "%s: dtype %s is not supported", what, ty_dtype_name(dt));
+    return ty_errf(err, err_len, TY_EUNSUPPORTED, "%s: dtype %s is not supported", what,
+                   ty_dtype_name(dt));
   if (tp->n_dims > TY_MAX_RANK)
-    return ty__err(err, err_len, TY_EUNSUPPORTED, "%s: rank %zu is above the maximum %d", what,
+    return ty_errf(err, err_len, TY_EUNSUPPORTED, "%s: rank %zu is above the maximum %d", what,
                    tp->n_dims, TY_MAX_RANK);
   if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-    return ty__err(err, err_len, TY_EUNSUPPORTED, "%s: external data is not supported", what);
+    return ty_errf(err, err_len, TY_EUNSUPPORTED, "%s: external data is not supported", what);
   for (size_t i = 0; i < tp->n_dims; i++)
     if (tp->dims[i] < 0)
-      return ty__err(err, err_len, TY_EINVAL, "%s: negative dim %lld", what, (long long)tp->dims[i]);
+      return ty_errf(err, err_len, TY_EINVAL, "%s: negative dim %lld", what,
+                     (long long)tp->dims[i]);
   ty_shape s = ty_shape_make((int)tp->n_dims, tp->dims);
+  size_t nbytes, es = ty_dtype_size((ty_dtype)dt);
+  if (ty__shape_too_large(&s) || ty_shape_nbytes(&s, (ty_dtype)dt, &nbytes) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: its shape's size overflows", what);
+  if (tp->has_raw_data && tp->raw_data.len != nbytes)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: raw_data has %zu bytes but its shape needs %zu",
+                   what, tp->raw_data.len, nbytes);
+  if (!tp->has_raw_data && typed_count(tp, (ty_dtype)dt) != nbytes / es)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: holds %zu values but its shape needs %zu", what,
+                   typed_count(tp, (ty_dtype)dt), nbytes / es);
   ty_tensor *t;
   int rc = ty_tensor_create((ty_dtype)dt, &s, &t);
-  if (rc != 0) return ty__err(err, err_len, rc, "%s: cannot allocate %s", what, ty_strerror(rc));
-  if (tp->has_raw_data) {
-    if (tp->raw_data.len != t->nbytes) {
-      ty_tensor_destroy(t);
-      return ty__err(err, err_len, TY_EINVAL, "%s: raw_data has %zu bytes but its shape needs %zu",
-                     what, tp->raw_data.len, t->nbytes);
-    }
-    if (t->nbytes) memcpy(t->data, tp->raw_data.data, t->nbytes);
-  } else if ((rc = tensor_copy_typed(tp, t, what, err, err_len)) != 0) {
-    ty_tensor_destroy(t);
-    return rc;
-  }
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "%s: cannot allocate %zu bytes: %s", what, nbytes,
+                   ty_strerror(rc));
+  if (tp->has_raw_data && nbytes)
+    memcpy(t->data, tp->raw_data.data, nbytes);
+  else if (!tp->has_raw_data)
+    copy_typed(tp, t);
   *out_tensor = t;
   return 0;
 }
@@ -78,7 +108,7 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *what, char
 int ty_onnx_tensor_load(const void *data, size_t len, const char *what, char *err, size_t err_len,
                         ty_tensor **out_tensor) {
   Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, data);
-  if (!tp) return ty__err(err, err_len, TY_EPROTO, "%s: not an ONNX TensorProto", what);
+  if (!tp) return ty_errf(err, err_len, TY_EPROTO, "%s: not an ONNX TensorProto", what);
   int rc = tensor_from_proto(tp, what, err, err_len, out_tensor);
   onnx__tensor_proto__free_unpacked(tp, NULL);
   return rc;
@@ -101,8 +131,9 @@ static int import_opset(importer *im, const Onnx__ModelProto *mp) {
    * opset; its nodes are then rejected one by one with their names. */
   if (opset < 0) opset = OPSET_MAX;
   if (opset < OPSET_MIN || opset > OPSET_MAX)
-    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "model: opset %lld is not supported (%d..%d)",
-                   (long long)opset, OPSET_MIN, OPSET_MAX);
+    return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
+                   "model: opset %lld is not supported (%d..%d)", (long long)opset, OPSET_MIN,
+                   OPSET_MAX);
   ty_graph_set_opset(im->g, (int)opset);
   return 0;
 }
@@ -114,7 +145,7 @@ static int import_initializers(importer *im, const Onnx__GraphProto *gp) {
     const char *name = tp->name ? tp->name : "";
     snprintf(what, sizeof what, "initializer \"%s\"", name);
     if (ty_graph_find_value(im->g, name) != TY_NO_VALUE)
-      return ty__err(im->err, im->err_len, TY_EINVAL, "%s: defined twice", what);
+      return ty_errf(im->err, im->err_len, TY_EINVAL, "%s: defined twice", what);
     ty_tensor *t;
     int id, rc = tensor_from_proto(tp, what, im->err, im->err_len, &t);
     if (rc != 0) return rc;
@@ -125,7 +156,8 @@ static int import_initializers(importer *im, const Onnx__GraphProto *gp) {
     if ((rc = ty_graph_set_initializer(im->g, id, t)) != 0) return rc;
   }
   if (gp->n_sparse_initializer)
-    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "graph: sparse initializers are not supported");
+    return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
+                   "graph: sparse initializers are not supported");
   return 0;
 }
 
@@ -135,35 +167,45 @@ static int value_type(importer *im, const Onnx__ValueInfoProto *vi, const char *
                       ty_shape *out_shape) {
   const Onnx__TypeProto *tp = vi->type;
   if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
-    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "%s \"%s\": only tensor types are supported",
-                   kind, vi->name);
+    return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
+                   "%s \"%s\": only tensor types are supported", kind, vi->name);
   const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
   int dt = tt->has_elem_type ? tt->elem_type : 0;
   if (!ty_dtype_supported(dt))
-    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "%s \"%s\": dtype %s is not supported", kind,
-                   vi->name, ty_dtype_name(dt));
+    return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED, "%s \"%s\": dtype %s is not supported",
+                   kind, vi->name, ty_dtype_name(dt));
   *out_dt = (ty_dtype)dt;
   *out_shape = ty_shape_unknown();
   if (!tt->shape) return 0;
   if (tt->shape->n_dim > TY_MAX_RANK)
-    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "%s \"%s\": rank %zu is above the maximum %d",
-                   kind, vi->name, tt->shape->n_dim, TY_MAX_RANK);
+    return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
+                   "%s \"%s\": rank %zu is above the maximum %d", kind, vi->name, tt->shape->n_dim,
+                   TY_MAX_RANK);
   out_shape->rank = (int)tt->shape->n_dim;
   for (size_t i = 0; i < tt->shape->n_dim; i++) {
     const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
     bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0;
+    if (known && d->dim_value > TY__DIM_MAX)
+      return ty_errf(im->err, im->err_len, TY_EINVAL,
+                     "%s \"%s\": dim %zu is %lld, above the maximum %lld", kind, vi->name, i,
+                     (long long)d->dim_value, (long long)TY__DIM_MAX);
     out_shape->dims[i] = known ? d->dim_value : i == 0 ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
   }
+  if (ty__shape_too_large(out_shape))
+    return ty_errf(im->err, im->err_len, TY_EINVAL, "%s \"%s\": its shape is too large", kind,
+                   vi->name);
   return 0;
 }
 
 static int import_inputs(importer *im, const Onnx__GraphProto *gp) {
   for (size_t i = 0; i < gp->n_input; i++) {
     const Onnx__ValueInfoProto *vi = gp->input[i];
+    if (!vi->name || !*vi->name)
+      return ty_errf(im->err, im->err_len, TY_EINVAL, "input %zu: has no name", i);
     int id = ty_graph_find_value(im->g, vi->name);
     if (id != TY_NO_VALUE) {
       if (ty_graph_value_at(im->g, id)->init) continue; /* IR < 4 lists initializers as inputs */
-      return ty__err(im->err, im->err_len, TY_EINVAL, "input \"%s\": defined twice", vi->name);
+      return ty_errf(im->err, im->err_len, TY_EINVAL, "input \"%s\": defined twice", vi->name);
     }
     ty_dtype dt = TY_DTYPE_INVALID;
     ty_shape s = ty_shape_unknown();
@@ -202,6 +244,10 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
   char what[300];
   ty_tensor *t = NULL;
   int rc;
+  if (!a->name || !*a->name)
+    return ty__node_err(im->err, im->err_len, n, TY_EINVAL, "an attribute has no name");
+  if (ty_graph_node_attr(n, a->name))
+    return ty__node_err(im->err, im->err_len, n, TY_EINVAL, "attribute %s is given twice", a->name);
   if (n->op == TY_OP_CONSTANT && strncmp(a->name, "value_", 6) == 0) {
     if ((rc = constant_to_value(im, n, a, &t)) != 0) return rc;
     return ty_graph_node_set_tensor(g, idx, "value", t);
@@ -213,7 +259,8 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
     return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n_floats);
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: {
-    char *s = strndup((const char *)a->s.data, a->s.len);
+    char *s =
+        a->s.data ? strndup((const char *)a->s.data, a->s.len) : strdup(""); /* s may be unset */
     if (!s) return TY_ENOMEM;
     rc = ty_graph_node_set_string(g, idx, a->name, s);
     free(s);
@@ -221,7 +268,7 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
   }
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
     snprintf(what, sizeof what, "node \"%s\" (%s): attribute %s", n->name, ty_op_name(n->op), a->name);
-    if (!a->t) return ty__err(im->err, im->err_len, TY_EINVAL, "%s: tensor missing", what);
+    if (!a->t) return ty_errf(im->err, im->err_len, TY_EINVAL, "%s: tensor missing", what);
     if ((rc = tensor_from_proto(a->t, what, im->err, im->err_len, &t)) != 0) return rc;
     return ty_graph_node_set_tensor(g, idx, a->name, t);
   default:
@@ -236,7 +283,7 @@ static int node_value_ids(importer *im, const Onnx__NodeProto *np, const char *n
     if (!*np->input[i]) continue;
     in[i] = ty_graph_find_value(im->g, np->input[i]);
     if (in[i] == TY_NO_VALUE)
-      return ty__err(im->err, im->err_len, TY_EINVAL,
+      return ty_errf(im->err, im->err_len, TY_EINVAL,
                      "node \"%s\" (%s): input \"%s\" is not produced by an earlier node", name,
                      np->op_type, np->input[i]);
   }
@@ -244,8 +291,9 @@ static int node_value_ids(importer *im, const Onnx__NodeProto *np, const char *n
     out[i] = TY_NO_VALUE;
     if (!*np->output[i]) continue;
     if (ty_graph_find_value(im->g, np->output[i]) != TY_NO_VALUE)
-      return ty__err(im->err, im->err_len, TY_EINVAL, "node \"%s\" (%s): output \"%s\" is defined twice",
-                     name, np->op_type, np->output[i]);
+      return ty_errf(im->err, im->err_len, TY_EINVAL,
+                     "node \"%s\" (%s): output \"%s\" is defined twice", name, np->op_type,
+                     np->output[i]);
     int rc = ty_graph_add_value(im->g, np->output[i], TY_DTYPE_INVALID, NULL, &out[i]);
     if (rc != 0) return rc;
   }
@@ -263,8 +311,9 @@ static int check_op(importer *im, const Onnx__NodeProto *np, size_t index, ty_op
   const char *name = node_name(np, index, auto_name, sizeof auto_name);
   bool std_domain = !np->domain || !*np->domain || strcmp(np->domain, "ai.onnx") == 0;
   if (!np->op_type || !std_domain || ty_op_from_name(np->op_type, out_op) != 0)
-    return ty__err(im->err, im->err_len, TY_EUNSUPPORTED, "node \"%s\" (%s%s%s): op is not supported", name,
-                   std_domain ? "" : np->domain, std_domain ? "" : ".", np->op_type ? np->op_type : "?");
+    return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
+                   "node \"%s\" (%s%s%s): op is not supported", name, std_domain ? "" : np->domain,
+                   std_domain ? "" : ".", np->op_type ? np->op_type : "?");
   return 0;
 }
 
@@ -275,8 +324,13 @@ static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
   int rc0 = check_op(im, np, index, &op);
   if (rc0 != 0) return rc0;
   if (np->n_output == 0)
-    return ty__err(im->err, im->err_len, TY_EINVAL, "node \"%s\" (%s): has no outputs", name, np->op_type);
-  int *ids = malloc((np->n_input + np->n_output) * sizeof *ids);
+    return ty_errf(im->err, im->err_len, TY_EINVAL, "node \"%s\" (%s): has no outputs", name,
+                   np->op_type);
+  size_t n_ids = np->n_input + np->n_output, bytes;
+  if (n_ids > INT_MAX || ty_mul_overflow(n_ids, sizeof(int), &bytes))
+    return ty_errf(im->err, im->err_len, TY_EINVAL, "node \"%s\" (%s): too many inputs and outputs",
+                   name, np->op_type);
+  int *ids = malloc(bytes);
   if (!ids) return TY_ENOMEM;
   int idx, rc = node_value_ids(im, np, name, ids, ids + np->n_input);
   if (rc == 0)
@@ -288,9 +342,11 @@ static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
 
 static int import_outputs(importer *im, const Onnx__GraphProto *gp) {
   for (size_t i = 0; i < gp->n_output; i++) {
+    if (!gp->output[i]->name)
+      return ty_errf(im->err, im->err_len, TY_EINVAL, "output %zu: has no name", i);
     int id = ty_graph_find_value(im->g, gp->output[i]->name);
     if (id == TY_NO_VALUE)
-      return ty__err(im->err, im->err_len, TY_EINVAL, "output \"%s\": not produced by any node",
+      return ty_errf(im->err, im->err_len, TY_EINVAL, "output \"%s\": not produced by any node",
                      gp->output[i]->name);
     int rc = ty_graph_mark_output(im->g, id);
     if (rc != 0) return rc;
@@ -300,7 +356,7 @@ static int import_outputs(importer *im, const Onnx__GraphProto *gp) {
 
 static int import_model(importer *im, const Onnx__ModelProto *mp) {
   const Onnx__GraphProto *gp = mp->graph;
-  if (!gp) return ty__err(im->err, im->err_len, TY_EINVAL, "model: has no graph");
+  if (!gp) return ty_errf(im->err, im->err_len, TY_EINVAL, "model: has no graph");
   ty_op op;
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < gp->n_node; i++) rc = check_op(im, gp->node[i], i, &op);
@@ -311,19 +367,23 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
   if (rc == 0) rc = import_outputs(im, gp);
   if (rc == 0 && gp->name && !(im->g->name = strdup(gp->name))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
+  /* Constant shape arithmetic is run once here; inferring again lets the
+   * nodes it fed (Reshape, Expand...) see the values. */
+  if (rc == 0) rc = ty__graph_fold(im->g, im->err, im->err_len);
+  if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
   return rc;
 }
 
 int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len, ty_graph **out_graph) {
   if (err && err_len) err[0] = '\0';
   Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
-  if (!mp) return ty__err(err, err_len, TY_EPROTO, "model: not an ONNX ModelProto");
+  if (!mp) return ty_errf(err, err_len, TY_EPROTO, "model: not an ONNX ModelProto");
   importer im = {.err = err, .err_len = err_len};
   int rc = ty_graph_create(&im.g);
   if (rc == 0) rc = import_model(&im, mp);
   onnx__model_proto__free_unpacked(mp, NULL);
   if (rc != 0) {
-    if (err && err_len && !err[0]) ty__err(err, err_len, rc, "model: %s", ty_strerror(rc));
+    if (err && err_len && !err[0]) ty_errf(err, err_len, rc, "model: %s", ty_strerror(rc));
     ty_graph_destroy(im.g);
     return rc;
   }
@@ -333,7 +393,7 @@ int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
 
 int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph) {
   FILE *f = fopen(path, "rb");
-  if (!f) return ty__err(err, err_len, TY_EIO, "%s: cannot open", path);
+  if (!f) return ty_errf(err, err_len, TY_EIO, "%s: cannot open", path);
   ty_buf b;
   ty_buf_init(&b);
   char chunk[65536];
@@ -343,7 +403,8 @@ int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **o
   if (ferror(f)) rc = TY_EIO;
   fclose(f);
   if (rc == 0) rc = ty_graph_load_bytes(b.data ? b.data : (uint8_t *)"", b.len, err, err_len, out_graph);
-  else ty__err(err, err_len, rc, "%s: cannot read", path);
+  else
+    ty_errf(err, err_len, rc, "%s: cannot read", path);
   ty_buf_close(&b);
   return rc;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shape inference for the data-movement ops (Flatten, Reshape, Transpose,
- * Concat, Gather, Squeeze, Unsqueeze), reductions, Constant and Dropout.
- * Reshape, Squeeze, Unsqueeze and the reductions read int64 inputs; at
- * import those come from initializers or Constant nodes, and when a value
- * is not known the output shape is left unknown rather than guessed.
+ * Concat, Gather, Squeeze, Unsqueeze), Shape and Size, the reductions,
+ * Constant and Dropout. Reshape, Squeeze, Unsqueeze and the reductions read
+ * int inputs; at import those come from initializers, Constant nodes or
+ * folded shape arithmetic, and a Reshape target computed from a symbolic
+ * batch (ty__symvec) keeps the batch symbolic. When a value is not known
+ * the output shape is left unknown rather than guessed.
  */
 #include "ops/ops_internal.h"
 
@@ -13,35 +15,7 @@
 #include <string.h>
 
 static int fail(ty__infer *ic, int code, const char *msg) {
-  return ty__node_err(ic->err, ic->err_len, ic->node, code, "%s", msg);
-}
-
-static bool has_in(const ty__infer *ic, int i) { return i < ic->n_in && ic->in_dt[i] != TY_DTYPE_INVALID; }
-
-static void set_out(ty__infer *ic, int i, ty_dtype dt, const ty_shape *s) {
-  if (i >= ic->n_out) return;
-  ic->out_dt[i] = dt;
-  ic->out_shape[i] = *s;
-}
-
-int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out_n) {
-  *out_n = -1;
-  if (!has_in(ic, input)) return 0;
-  if (ic->in_dt[input] != TY_DTYPE_I64)
-    return ty__node_err(ic->err, ic->err_len, ic->node, TY_EUNSUPPORTED, "input %d: dtype %s is not supported",
-                        input, ty_dtype_name(ic->in_dt[input]));
-  const ty_tensor *t = ic->in_val[input];
-  if (!t) {
-    *out_n = -2;
-    return 0;
-  }
-  int64_t n = ty_tensor_numel(t);
-  if (t->shape.rank > 1 || n > max)
-    return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL, "input %d must be a vector of at most %d values",
-                        input, max);
-  memcpy(out, t->data, (size_t)n * sizeof *out);
-  *out_n = (int)n;
-  return 0;
+  return ty__infer_fail(ic, code, "%s", msg);
 }
 
 /* Splits dims [from,to) into a concrete product and counts of batch and
@@ -54,9 +28,12 @@ typedef struct factor {
 static factor factorize(const ty_shape *s, int from, int to) {
   factor f = {1, 0, 0};
   for (int d = from; d < to; d++) {
-    if (s->dims[d] >= 0) f.known *= s->dims[d];
+    if (s->dims[d] >= 0 && !__builtin_mul_overflow(f.known, s->dims[d], &f.known)) continue;
+    if (s->dims[d] >= 0)
+      f.unknown++; /* overflowed: the size is not tracked */
     else if (s->dims[d] == TY_DIM_BATCH) f.batch++;
-    else f.unknown++;
+    else if (s->dims[d] < 0)
+      f.unknown++;
   }
   return f;
 }
@@ -67,7 +44,9 @@ static int64_t factor_dim(factor f) {
   return f.known;
 }
 
-static int infer_flatten(ty__infer *ic) {
+int ty__infer_flatten(ty__infer *ic) {
+  int rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
+  if (rc != 0) return rc;
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();
   if (x->rank >= 0) {
@@ -77,38 +56,51 @@ static int infer_flatten(ty__infer *ic) {
     out = ty_shape_make(2, (int64_t[]){factor_dim(factorize(x, 0, (int)axis)),
                                        factor_dim(factorize(x, (int)axis, x->rank))});
   }
-  set_out(ic, 0, ic->in_dt[0], &out);
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }
 
-static int infer_reshape(ty__infer *ic) {
+/* The target's dims with 0 (copy) resolved; -1 entries left at 1 in out
+ * and reported in *infer_at. */
+static int reshape_target(ty__infer *ic, const int64_t *target, const int8_t *kind, int n,
+                          ty_shape *out, int *infer_at) {
+  const ty_shape *x = &ic->in_shape[0];
+  bool allowzero = ty_graph_node_attr_int(ic->node, "allowzero", 0) != 0;
+  out->rank = n;
+  *infer_at = -1;
+  for (int d = 0; d < n; d++) {
+    if (kind[d] != TY__SYM_KNOWN) {
+      out->dims[d] = kind[d] == TY__SYM_BATCH ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
+    } else if (target[d] == 0 && !allowzero) {
+      if (d >= x->rank) return fail(ic, TY_EINVAL, "a 0 in shape copies a dim the input does not have");
+      out->dims[d] = x->dims[d];
+    } else if (target[d] == -1) {
+      if (*infer_at >= 0) return fail(ic, TY_EINVAL, "shape has more than one -1");
+      *infer_at = d;
+      out->dims[d] = 1;
+    } else if (target[d] < 0) {
+      return fail(ic, TY_EINVAL, "shape has a negative dim other than -1");
+    } else {
+      out->dims[d] = target[d];
+    }
+  }
+  return 0;
+}
+
+int ty__infer_reshape(ty__infer *ic) {
   int64_t target[TY_MAX_RANK];
-  int n, rc = ty__infer_int_list(ic, 1, target, TY_MAX_RANK, &n);
+  int8_t kind[TY_MAX_RANK];
+  int n, infer_at, rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
+  if (rc == 0) rc = ty__infer_dims_list(ic, 1, target, kind, TY_MAX_RANK, &n);
   if (rc != 0) return rc;
   if (n == -1) return fail(ic, TY_EINVAL, "input shape is missing");
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();
   if (n < 0 || x->rank < 0) {
-    set_out(ic, 0, ic->in_dt[0], &out);
+    ty__infer_set(ic, 0, ic->in_dt[0], &out);
     return 0;
   }
-  bool allowzero = ty_graph_node_attr_int(ic->node, "allowzero", 0) != 0;
-  out.rank = n;
-  int infer_at = -1;
-  for (int d = 0; d < n; d++) {
-    if (target[d] == 0 && !allowzero) {
-      if (d >= x->rank) return fail(ic, TY_EINVAL, "a 0 in shape copies a dim the input does not have");
-      out.dims[d] = x->dims[d];
-    } else if (target[d] == -1) {
-      if (infer_at >= 0) return fail(ic, TY_EINVAL, "shape has more than one -1");
-      infer_at = d;
-      out.dims[d] = 1;
-    } else if (target[d] < 0) {
-      return fail(ic, TY_EINVAL, "shape has a negative dim other than -1");
-    } else {
-      out.dims[d] = target[d];
-    }
-  }
+  if ((rc = reshape_target(ic, target, kind, n, &out, &infer_at)) != 0) return rc;
   factor fi = factorize(x, 0, x->rank), fo = factorize(&out, 0, n);
   if (infer_at >= 0) {
     factor rest = {fi.known, fi.batch - fo.batch, fi.unknown + fo.unknown};
@@ -119,11 +111,13 @@ static int infer_reshape(ty__infer *ic) {
   } else if (!fi.unknown && !fo.unknown && (fi.known != fo.known || fi.batch != fo.batch)) {
     return fail(ic, TY_EINVAL, "shape does not hold the same number of elements");
   }
-  set_out(ic, 0, ic->in_dt[0], &out);
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }
 
-static int infer_transpose(ty__infer *ic) {
+int ty__infer_transpose(ty__infer *ic) {
+  int rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
+  if (rc != 0) return rc;
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = *x;
   if (x->rank >= 0) {
@@ -139,20 +133,24 @@ static int infer_transpose(ty__infer *ic) {
       out.dims[d] = x->dims[p];
     }
   }
-  set_out(ic, 0, ic->in_dt[0], &out);
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }
 
-static int infer_concat(ty__infer *ic) {
+int ty__infer_concat(ty__infer *ic) {
+  int rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
+  if (rc != 0) return rc;
   ty_shape out = ic->in_shape[0];
+  int axis = 0;
+  for (int i = 1; i < ic->n_in; i++) {
+    if (!ty__infer_has(ic, i)) return fail(ic, TY_EINVAL, "an input is missing");
+    if (ic->in_dt[i] != ic->in_dt[0]) return fail(ic, TY_EINVAL, "inputs have different dtypes");
+  }
   if (out.rank < 0) goto done;
-  int axis;
   if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), out.rank, &axis) != 0)
     return fail(ic, TY_EINVAL, "axis is out of range");
   for (int i = 1; i < ic->n_in; i++) {
     const ty_shape *s = &ic->in_shape[i];
-    if (!has_in(ic, i)) return fail(ic, TY_EINVAL, "an input is missing");
-    if (ic->in_dt[i] != ic->in_dt[0]) return fail(ic, TY_EINVAL, "inputs have different dtypes");
     if (s->rank < 0) {
       out = ty_shape_unknown();
       goto done;
@@ -162,17 +160,21 @@ static int infer_concat(ty__infer *ic) {
       if (d == axis) continue;
       if (s->dims[d] >= 0 && out.dims[d] >= 0 && s->dims[d] != out.dims[d])
         return fail(ic, TY_EINVAL, "inputs differ outside the concat axis");
+      if (out.dims[d] < 0) out.dims[d] = s->dims[d];
     }
-    out.dims[axis] = out.dims[axis] >= 0 && s->dims[axis] >= 0 ? out.dims[axis] + s->dims[axis] : TY_DIM_UNKNOWN;
+    out.dims[axis] = out.dims[axis] >= 0 && s->dims[axis] >= 0
+                         ? ty__dim_add(out.dims[axis], s->dims[axis])
+                         : TY_DIM_UNKNOWN;
   }
 done:
-  set_out(ic, 0, ic->in_dt[0], &out);
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }
 
-static int infer_gather(ty__infer *ic) {
-  if (!has_in(ic, 1)) return fail(ic, TY_EINVAL, "input indices is missing");
-  if (ic->in_dt[1] != TY_DTYPE_I64) return fail(ic, TY_EUNSUPPORTED, "indices must be INT64");
+int ty__infer_gather(ty__infer *ic) {
+  int rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
+  if (rc == 0) rc = ty__infer_need(ic, 1, TY__DT_INDEX, false);
+  if (rc != 0) return rc;
   const ty_shape *x = &ic->in_shape[0], *idx = &ic->in_shape[1];
   ty_shape out = ty_shape_unknown();
   if (x->rank >= 0 && idx->rank >= 0) {
@@ -185,7 +187,7 @@ static int infer_gather(ty__infer *ic) {
     for (int d = 0; d < idx->rank; d++) out.dims[out.rank++] = idx->dims[d];
     for (int d = axis + 1; d < x->rank; d++) out.dims[out.rank++] = x->dims[d];
   }
-  set_out(ic, 0, ic->in_dt[0], &out);
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }
 
@@ -209,10 +211,12 @@ static int mark_axes(ty__infer *ic, const int64_t *axes, int n, int rank, bool *
   return 0;
 }
 
-static int infer_squeeze(ty__infer *ic, bool unsqueeze) {
+int ty__infer_squeeze(ty__infer *ic) {
+  bool unsqueeze = ic->node->op == TY_OP_UNSQUEEZE;
   int64_t axes[TY_MAX_RANK];
   bool mark[TY_MAX_RANK];
-  int n, rc = read_axes(ic, 13, axes, &n);
+  int n, rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
+  if (rc == 0) rc = read_axes(ic, 13, axes, &n);
   if (rc != 0) return rc;
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();
@@ -236,15 +240,23 @@ static int infer_squeeze(ty__infer *ic, bool unsqueeze) {
     if (!drop) out.dims[out.rank++] = x->dims[d];
   }
 done:
-  set_out(ic, 0, ic->in_dt[0], &out);
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }
 
-static int infer_reduce(ty__infer *ic) {
-  if (ic->in_dt[0] != TY_DTYPE_F32) return fail(ic, TY_EUNSUPPORTED, "input 0 must be FLOAT");
+/* The opset from which a reduction reads its axes from input 1. */
+static int axes_input_opset(ty_op op) {
+  return op == TY_OP_REDUCE_SUM ? 13 : 18;
+}
+
+int ty__infer_reduce(ty__infer *ic) {
+  ty_op op = ic->node->op;
+  uint32_t mask =
+      op == TY_OP_REDUCE_MAX || op == TY_OP_REDUCE_MIN ? TY__DT_NUMS | TY__DT(BOOL) : TY__DT_NUMS;
   int64_t axes[TY_MAX_RANK];
   bool mark[TY_MAX_RANK];
-  int n, rc = read_axes(ic, ic->node->op == TY_OP_REDUCE_SUM ? 13 : 18, axes, &n);
+  int n, rc = ty__infer_need(ic, 0, mask, false);
+  if (rc == 0) rc = read_axes(ic, axes_input_opset(op), axes, &n);
   if (rc != 0) return rc;
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();
@@ -259,48 +271,84 @@ static int infer_reduce(ty__infer *ic) {
   out.rank = 0;
   for (int d = 0; d < x->rank; d++) {
     bool red = n <= 0 || mark[d];
+    if (red && x->dims[d] == 0 && (op == TY_OP_REDUCE_MAX || op == TY_OP_REDUCE_MIN))
+      return fail(ic, TY_EINVAL, "cannot reduce an empty dim to a maximum or minimum");
     if (!red) out.dims[out.rank++] = x->dims[d];
     else if (keep) out.dims[out.rank++] = 1;
   }
 done:
-  set_out(ic, 0, TY_DTYPE_F32, &out);
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }
 
-static int infer_dropout(ty__infer *ic) {
-  if (ic->in_dt[0] != TY_DTYPE_F32) return fail(ic, TY_EUNSUPPORTED, "input 0 must be FLOAT");
-  if (has_in(ic, 1) && (ic->in_dt[1] != TY_DTYPE_F32 || (ic->in_shape[1].rank > 0)))
+int ty__infer_arg_reduce(ty__infer *ic) {
+  int rc = ty__infer_need(ic, 0, TY__DT_NUMS, false);
+  if (rc != 0) return rc;
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = *x;
+  if (x->rank >= 0) {
+    int axis;
+    if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), x->rank ? x->rank : 1,
+                          &axis) != 0)
+      return fail(ic, TY_EINVAL, "axis is out of range");
+    if (x->rank && x->dims[axis] == 0)
+      return fail(ic, TY_EINVAL, "cannot take the index of an empty dim");
+    bool keep = ty_graph_node_attr_int(ic->node, "keepdims", 1) != 0;
+    if (x->rank && keep)
+      out.dims[axis] = 1;
+    else if (x->rank) {
+      for (int d = axis; d + 1 < x->rank; d++) out.dims[d] = x->dims[d + 1];
+      out.rank--;
+    }
+  }
+  ty__infer_set(ic, 0, TY_DTYPE_I64, &out);
+  return 0;
+}
+
+int ty__infer_dropout(ty__infer *ic) {
+  int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
+  if (rc != 0) return rc;
+  if (ty__infer_has(ic, 1) && (ic->in_dt[1] != TY_DTYPE_F32 || (ic->in_shape[1].rank > 0)))
     return fail(ic, TY_EINVAL, "ratio must be a FLOAT scalar");
-  if (has_in(ic, 2) && ic->in_dt[2] != TY_DTYPE_BOOL) return fail(ic, TY_EINVAL, "training_mode must be a BOOL scalar");
-  const ty_tensor *r = has_in(ic, 1) ? ic->in_val[1] : NULL;
+  if (ty__infer_has(ic, 2) && ic->in_dt[2] != TY_DTYPE_BOOL)
+    return fail(ic, TY_EINVAL, "training_mode must be a BOOL scalar");
+  const ty_tensor *r = ty__infer_has(ic, 1) ? ic->in_val[1] : NULL;
   float ratio = r ? ty_tensor_f32(r)[0] : ty_graph_node_attr_float(ic->node, "ratio", 0.5f);
   if (ratio < 0.0f || ratio >= 1.0f) return fail(ic, TY_EINVAL, "ratio must be in [0, 1)");
-  set_out(ic, 0, TY_DTYPE_F32, &ic->in_shape[0]);
-  set_out(ic, 1, TY_DTYPE_BOOL, &ic->in_shape[0]);
+  ty__infer_set(ic, 0, TY_DTYPE_F32, &ic->in_shape[0]);
+  ty__infer_set(ic, 1, TY_DTYPE_BOOL, &ic->in_shape[0]);
   return 0;
 }
 
-int ty__infer_shape_op(ty__infer *ic) {
-  const ty_graph_node *n = ic->node;
-  if (n->op == TY_OP_CONSTANT) {
-    const ty_graph_attr *a = ty_graph_node_attr(n, "value");
-    if (!a || a->type != TY_ATTR_TENSOR) return fail(ic, TY_EINVAL, "attribute value is missing");
-    set_out(ic, 0, a->t->dtype, &a->t->shape);
-    return 0;
+int ty__infer_constant(ty__infer *ic) {
+  const ty_graph_attr *a = ty_graph_node_attr(ic->node, "value");
+  if (!a || a->type != TY_ATTR_TENSOR) return fail(ic, TY_EINVAL, "attribute value is missing");
+  ty__infer_set(ic, 0, a->t->dtype, &a->t->shape);
+  return 0;
+}
+
+/* Shape's [start, end) window of the input's dims (opset 15), clamped. */
+void ty__shape_window(const ty_graph_node *n, int rank, int *out_start, int *out_end) {
+  int64_t st = ty_graph_node_attr_int(n, "start", 0), en = ty_graph_node_attr_int(n, "end", rank);
+  if (st < 0) st += rank;
+  if (en < 0) en += rank;
+  st = st < 0 ? 0 : st > rank ? rank : st;
+  en = en < 0 ? 0 : en > rank ? rank : en;
+  *out_start = (int)st;
+  *out_end = (int)(en < st ? st : en);
+}
+
+int ty__infer_shape(ty__infer *ic) {
+  int rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
+  if (rc != 0) return rc;
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = ty_shape_make(0, NULL);
+  if (ic->node->op == TY_OP_SHAPE) {
+    int st, en;
+    ty__shape_window(ic->node, x->rank, &st, &en);
+    out = x->rank < 0 ? ty_shape_make(1, (int64_t[]){TY_DIM_UNKNOWN})
+                      : ty_shape_make(1, (int64_t[]){en - st});
   }
-  if (!has_in(ic, 0)) return fail(ic, TY_EINVAL, "input 0 is missing");
-  if (ic->in_dt[0] == TY_DTYPE_BOOL && n->op != TY_OP_RESHAPE && n->op != TY_OP_FLATTEN)
-    return fail(ic, TY_EUNSUPPORTED, "input 0: dtype BOOL is not supported");
-  switch (n->op) {
-  case TY_OP_FLATTEN: return infer_flatten(ic);
-  case TY_OP_RESHAPE: return infer_reshape(ic);
-  case TY_OP_TRANSPOSE: return infer_transpose(ic);
-  case TY_OP_CONCAT: return infer_concat(ic);
-  case TY_OP_GATHER: return infer_gather(ic);
-  case TY_OP_SQUEEZE: return infer_squeeze(ic, false);
-  case TY_OP_UNSQUEEZE: return infer_squeeze(ic, true);
-  case TY_OP_REDUCE_MEAN: case TY_OP_REDUCE_SUM: return infer_reduce(ic);
-  case TY_OP_DROPOUT: return infer_dropout(ic);
-  default: return fail(ic, TY_EINTERNAL, "op has no shape inference");
-  }
+  ty__infer_set(ic, 0, TY_DTYPE_I64, &out);
+  return 0;
 }

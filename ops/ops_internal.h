@@ -15,6 +15,8 @@
 #include "ops/graph.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 struct ty_graph {
   int opset;
@@ -31,20 +33,164 @@ struct ty_graph {
   char *name;
 };
 
-/* Writes `node "name" (Op): <message>` into err and returns code. */
+/* Writes `node "name" (Op): <message>` into err (lib/base's ty_errf) and
+ * returns code. */
 int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Writes the message into err (if any) and returns code. */
-int ty__err(char *err, size_t err_len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+
+/* ---- elements of any dtype (kernels/dtype.c) ---------------------------- */
+/* The domain a dtype computes in: double, int64 or uint64 (bool too). */
+typedef enum { TY__DK_FLOAT, TY__DK_SINT, TY__DK_UINT } ty__dkind;
+typedef union ty__num {
+  double f;
+  int64_t i;
+  uint64_t u;
+} ty__num;
+ty__dkind ty__dkind_of(ty_dtype dt);
+/* Element i of the array p of dtype dt, converted with Cast's rules. */
+double ty__getf(ty_dtype dt, const void *p, int64_t i);
+int64_t ty__geti(ty_dtype dt, const void *p, int64_t i);
+uint64_t ty__getu(ty_dtype dt, const void *p, int64_t i);
+void ty__putf(ty_dtype dt, void *p, int64_t i, double v);
+void ty__puti(ty_dtype dt, void *p, int64_t i, int64_t v);
+void ty__putu(ty_dtype dt, void *p, int64_t i, uint64_t v);
+/* The element in (get) or from (put) the domain of dt's own kind. */
+ty__num ty__get(ty_dtype dt, const void *p, int64_t i);
+void ty__put(ty_dtype dt, void *p, int64_t i, ty__num v);
+/* n elements from one dtype to another (ONNX Cast). */
+void ty__cast_elems(ty_dtype from, const void *src, ty_dtype to, void *dst, int64_t n);
+float ty__f16_to_f32(uint16_t h);
+uint16_t ty__f64_to_f16(double x);
+float ty__bf16_to_f32(uint16_t h);
+uint16_t ty__f32_to_bf16(float x);
+
+/* ---- walking a broadcast ------------------------------------------------- */
+/* An odometer over the shape `out` that keeps, for up to four operands
+ * broadcast to it, the element offset of the current position. */
+#define TY__ODO_MAX 4
+typedef struct ty__odo {
+  int rank, n;
+  int64_t dims[TY_MAX_RANK], idx[TY_MAX_RANK];
+  int64_t st[TY__ODO_MAX][TY_MAX_RANK];
+  int64_t off[TY__ODO_MAX];
+} ty__odo;
+static inline void ty__odo_init(ty__odo *w, const ty_shape *out, int n,
+                                const ty_shape *const *ins) {
+  w->rank = out->rank;
+  w->n = n;
+  for (int d = 0; d < out->rank; d++) {
+    w->dims[d] = out->dims[d];
+    w->idx[d] = 0;
+  }
+  for (int k = 0; k < n; k++) {
+    ty_broadcast_strides(ins[k], out, w->st[k]);
+    w->off[k] = 0;
+  }
+}
+/* One operand with explicit strides st from offset off0 (a strided view:
+ * Slice, the reductions' output slots). */
+static inline void ty__odo_init_strided(ty__odo *w, const ty_shape *shape, const int64_t *st,
+                                        int64_t off0) {
+  w->rank = shape->rank;
+  w->n = 1;
+  for (int d = 0; d < shape->rank; d++) {
+    w->dims[d] = shape->dims[d];
+    w->idx[d] = 0;
+    w->st[0][d] = st[d];
+  }
+  w->off[0] = off0;
+}
+static inline void ty__odo_next(ty__odo *w) {
+  for (int d = w->rank - 1; d >= 0; d--) {
+    w->idx[d]++;
+    for (int k = 0; k < w->n; k++) w->off[k] += w->st[k][d];
+    if (w->idx[d] < w->dims[d]) return;
+    for (int k = 0; k < w->n; k++) w->off[k] -= w->st[k][d] * w->idx[d];
+    w->idx[d] = 0;
+  }
+}
+
+/* The scatters into y (same walks as ScatterND / ScatterElements; n NULL
+ * means reduction "add", what the gathers' gradients need). TY_EINVAL for
+ * an index out of range. */
+int ty__scatter_nd_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up,
+                        const ty_graph_node *n);
+int ty__scatter_elements_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up, int axis,
+                              const ty_graph_node *n);
+/* The gathers from x into y (GatherElements along axis, GatherND with b
+ * batch dims), also the scatters' gradients. TY_EINVAL out of range. */
+int ty__gather_elements_from(const ty_tensor *x, const ty_tensor *ind, int axis, ty_tensor *y);
+int ty__gather_nd_from(const ty_tensor *x, const ty_tensor *ind, int b, ty_tensor *y);
+/* Pad's mode (0 constant, 1 reflect, 2 edge) and the input index of output
+ * index o along a dim of size dim padded by begin; -1 for a constant cell. */
+int ty__pad_mode(const ty_graph_node *n);
+int64_t ty__pad_src(int64_t o, int64_t begin, int64_t dim, int mode);
+/* DepthToSpace/SpaceToDepth (op) between x and y with n's attributes:
+ * y from x, or with back x from y (the gradient). */
+void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y,
+                          bool back);
+
+/* The reduced dims of a Reduce* node (axes input or attribute; all when
+ * none) and whether it is a no-op (noop_with_empty_axes). */
+int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red,
+                    bool *out_noop);
+/* The stride in the reduced output of each input dim (0 for reduced dims):
+ * walking x with ty__odo_init_strided gives each element's output slot. */
+void ty__reduce_slots(const ty_shape *x, const bool *red, int64_t *out_strides);
+
+/* The shape to broadcast a binary op's second input b as: b itself, or
+ * before opset 7 (Add's broadcast/axis attributes, PRelu's per-channel
+ * slope) b padded with trailing 1s so that it lines up at the axis. */
+ty_shape ty__binary_bshape(const ty_graph_node *n, ty_op op, const ty_shape *a, const ty_shape *b);
+
+/* Copies x broadcast to y's shape (Expand, the variadic ops). */
+void ty__broadcast_copy(const ty_tensor *x, ty_tensor *y);
 
 /* ---- shape inference ---------------------------------------------------- */
+/* The largest dim inference accepts. Shapes come from untrusted models, so
+ * dim arithmetic saturates (ty__dim_mul/add give INT64_MAX on overflow) and
+ * ty__infer_node refuses any output dim above this, or whose element count
+ * overflows, naming the node. */
+#define TY__DIM_MAX ((int64_t)1 << 40)
+/* True when a known dim exceeds TY__DIM_MAX or the product of the nonzero
+ * known dims overflows (a tensor with a 0 dim is empty, but its strides
+ * are still products of the others). */
+static inline bool ty__shape_too_large(const ty_shape *s) {
+  int64_t n = 1;
+  for (int d = 0; d < s->rank; d++)
+    if (s->dims[d] > TY__DIM_MAX || (s->dims[d] > 0 && __builtin_mul_overflow(n, s->dims[d], &n)))
+      return true;
+  return false;
+}
+static inline int64_t ty__dim_mul(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+static inline int64_t ty__dim_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+/* An int64 vector (or scalar) partly known at import: the shape of a value
+ * whose batch dim is symbolic, and what Gather, Concat, Slice and friends
+ * make of it. Lets `x.view(x.size(0), -1)` infer [N, 784] statically while
+ * the Shape node itself runs at run time. */
+#define TY__SYM_MAX 16
+enum { TY__SYM_KNOWN = 0, TY__SYM_BATCH = 1, TY__SYM_UNKNOWN = 2 };
+typedef struct ty__symvec {
+  int n;    /* entries */
+  int rank; /* 0 (scalar, n == 1) or 1 */
+  int64_t v[TY__SYM_MAX];
+  int8_t kind[TY__SYM_MAX];
+} ty__symvec;
+
 typedef struct ty__infer {
   const ty_graph_node *node;
   int n_in;
   const ty_dtype *in_dt;     /* n_in entries; TY_DTYPE_INVALID for absent */
   const ty_shape *in_shape;  /* n_in entries */
   const ty_tensor *const *in_val; /* n_in entries; the value when known, else NULL */
+  const ty__symvec *const *in_sym; /* NULL, or n_in entries: a partly known int vector, else NULL */
   int n_out;
   ty_dtype *out_dt;          /* filled for every output */
   ty_shape *out_shape;
@@ -55,10 +201,79 @@ typedef struct ty__infer {
 /* Checks the node's inputs and attributes and fills its output dtypes and
  * shapes. TY_EUNSUPPORTED / TY_EINVAL with a message naming the node. */
 int ty__infer_node(ty__infer *ic);
-/* Families, dispatched by ty__infer_node (infer.c, infer_shape.c). */
-int ty__infer_shape_op(ty__infer *ic);
-/* Reads an int64 list from a known input value (axes, shape). */
+/* Reads an int64 list from a known input value (axes, shape). *out_n: -1
+ * when the input is absent, -2 when its value is not known. */
 int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out_n);
+/* Like ty__infer_int_list, but also from a partly known vector: entries of
+ * kind[i] != TY__SYM_KNOWN are the batch or unknown. */
+int ty__infer_dims_list(ty__infer *ic, int input, int64_t *out, int8_t *kind, int max, int *out_n);
+/* Writes `node "name" (Op): <message>` and returns code (for inference). */
+int ty__infer_fail(ty__infer *ic, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Checks that input i is present (unless optional) with a dtype in mask
+ * (bits 1 << dtype; TY__DT_* below). */
+int ty__infer_need(ty__infer *ic, int i, uint32_t mask, bool optional);
+bool ty__infer_has(const ty__infer *ic, int i);
+void ty__infer_set(ty__infer *ic, int i, ty_dtype dt, const ty_shape *s);
+#define TY__DT(d) (1u << TY_DTYPE_##d)
+#define TY__DT_FLOATS (TY__DT(F32) | TY__DT(F64) | TY__DT(F16) | TY__DT(BF16))
+#define TY__DT_SINTS (TY__DT(I8) | TY__DT(I16) | TY__DT(I32) | TY__DT(I64))
+#define TY__DT_UINTS (TY__DT(U8) | TY__DT(U16) | TY__DT(U32) | TY__DT(U64))
+#define TY__DT_INTS (TY__DT_SINTS | TY__DT_UINTS)
+#define TY__DT_NUMS (TY__DT_FLOATS | TY__DT_INTS)
+#define TY__DT_ALL (TY__DT_NUMS | TY__DT(BOOL))
+#define TY__DT_INDEX (TY__DT(I32) | TY__DT(I64))
+
+/* Evaluates node n on partly known int vectors (Shape, Gather, Concat,
+ * Slice, Unsqueeze, Squeeze, Cast, elementwise int arithmetic); 1 when
+ * *out was computed, 0 when the op or its inputs give nothing (fold.c). */
+int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__symvec *const *in_sym,
+                 const ty_tensor *const *in_val, ty__symvec *out);
+
+/* Slice's parameters per axis (from inputs 1..4, or attributes before
+ * opset 10); axes not sliced keep the whole dim. TY_EINVAL when malformed. */
+typedef struct ty__slice {
+  int64_t start[TY_MAX_RANK], end[TY_MAX_RANK], step[TY_MAX_RANK];
+  bool given[TY_MAX_RANK];
+} ty__slice;
+int ty__slice_params(const ty_graph_node *n, const ty_tensor *const *in, int rank, ty__slice *s);
+/* Resolves one axis of a slice against its dim (numpy's rules): the first
+ * index and the number of elements taken. */
+void ty__slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *out_start,
+                    int64_t *out_len);
+/* Split's part sizes along a dim of size dim (TY_DIM_UNKNOWN entries when
+ * dim is symbolic and no split is given). */
+int ty__split_sizes(const ty_graph_node *n, const ty_tensor *split_in, int64_t dim, int n_out,
+                    int64_t *sizes);
+/* Pad's begin/end per axis, pads[0..rank) begins and pads[rank..2 rank) ends. */
+int ty__pad_params(const ty_graph_node *n, const ty_tensor *const *in, int rank, int64_t *pads);
+/* Range's element count; -1 for a zero delta or an absurd length. */
+int64_t ty__range_len(const ty_tensor *start, const ty_tensor *limit, const ty_tensor *delta);
+/* Shape's [start, end) window of a rank (opset 15 attributes), clamped. */
+void ty__shape_window(const ty_graph_node *n, int rank, int *out_start, int *out_end);
+
+/* A unary op's attributes, read once per node (kernels/activation.c), and
+ * its value at x in double: the definition the generic kernel and the
+ * backward kernels share. */
+typedef struct ty__uparams {
+  ty_op op;
+  float alpha, beta, gamma, bias, lambd;
+  bool tanh_gelu, neg_inf, pos_inf;
+} ty__uparams;
+/* op is n's own, or the forward op of a TyGrad node carrying its attributes. */
+ty__uparams ty__uparams_of(const ty_graph_node *n, ty_op op);
+double ty__unary_f(const ty__uparams *p, double x);
+/* Clip's bounds (inputs 1 and 2, or attributes before opset 11). */
+int ty__clip_bounds(const ty_graph_node *n, const ty_tensor *const *in, double *lo, double *hi);
+
+/* Constant folding at import (fold.c; see there): replaces nodes whose
+ * inputs are all constants by Constant nodes and drops constants nobody
+ * reads. Run after shape inference; infer again afterwards. */
+int ty__graph_fold(ty_graph *g, char *err, size_t err_len);
+/* Turns node k into a Constant holding t (taken, also on failure). */
+int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t);
+/* Removes the nodes with drop[k] set; their outputs lose their producer. */
+int ty__graph_drop_nodes(ty_graph *g, const bool *drop);
 
 /* Helpers for "attribute ints or default" lookups. */
 int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int max, int *out_n);
@@ -66,7 +281,7 @@ int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int ma
 /* ---- kernels ------------------------------------------------------------ */
 typedef struct ty__kctx {
   bool training;
-  uint64_t rng;   /* xorshift state for Dropout, advanced per use */
+  ty_rng rng; /* lib/base's SplitMix64 stream for Dropout, advanced per use */
 } ty__kctx;
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
@@ -74,27 +289,22 @@ typedef struct ty__kctx {
 typedef int (*ty__kernel_fn)(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                              ty__kctx *ctx);
 
-int ty__k_binary(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_unary(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_gemm(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_matmul(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_softmax(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_sce_loss(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_conv(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_pool(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_global_avg_pool(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_batch_norm(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_layer_norm(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_dropout(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_copy(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_constant(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_transpose(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_concat(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_gather(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__k_reduce(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-/* TyGrad, the backward op of ops/autodiff (kernels and inference live there). */
-int ty__k_grad(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);
-int ty__infer_grad(ty__infer *ic);
+/* The kernel ty__k_<k> and inference rule ty__infer_<r> of every op of
+ * TY_OP_LIST (ops sharing one declare it again, which C allows). TyGrad's
+ * live in ops/autodiff. */
+#define TY__OP_DECLS_(e, s, k, r)                                                                  \
+  int ty__k_##k(const ty_graph_node *, const ty_tensor *const *, ty_tensor *const *, ty__kctx *);  \
+  int ty__infer_##r(ty__infer *ic);
+TY_OP_LIST(TY__OP_DECLS_)
+#undef TY__OP_DECLS_
+
+/* Runs one node outside an executor (constant folding): infers its output
+ * shapes from the inputs, allocates the outputs (out[i] NULL for outputs
+ * the node does not name) and runs its kernel in inference mode. Returns 1,
+ * allocating nothing, when an output would hold more than max_numel
+ * elements. The caller owns the outputs. Errors name the node. */
+int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel,
+                  ty_tensor **out, char *err, size_t err_len);
 
 /* The CPU kernel for op (never NULL for a valid op). A CUDA backend would
  * add a second table here, selected per device by ops/exec. */
@@ -121,6 +331,46 @@ typedef struct ty__conv_geom {
 } ty__conv_geom;
 int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
                        ty__conv_geom *out);
+
+/* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
+ * dilations, pads (begin/end, may be negative when output_shape asks for
+ * more) and output_padding per spatial dim. Output dims of symbolic input
+ * dims are TY_DIM_UNKNOWN. Shared by inference, the kernel and its
+ * backward (kernels/conv_transpose.c). */
+typedef struct ty__tconv {
+  int nsp;
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3], opad[3];
+} ty__tconv;
+int ty__tconv_read(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, ty__tconv *t,
+                   char *err, size_t err_len);
+/* Moves between an output-shaped plane set y [m][out...] and columns
+ * col [m][k...][in...] of one group: scatter-adds col into y (forward)
+ * or gathers y into col (backward's data gradient). */
+void ty__tconv_col(const ty__tconv *t, int64_t m, float *y, float *col, bool to_y);
+
+/* Einsum, parsed against the operand shapes: one label per distinct
+ * letter (and per dim an ellipsis covers), each label's size, and which
+ * labels each operand and the output carry. */
+#define TY__EINSUM_MAX_IN 8
+#define TY__EINSUM_MAX_LABELS 64
+typedef struct ty__einsum {
+  int n_in, n_labels;
+  int64_t dim[TY__EINSUM_MAX_LABELS];
+  int in_rank[TY__EINSUM_MAX_IN];
+  int8_t in_lab[TY__EINSUM_MAX_IN][TY_MAX_RANK];
+  int out_rank;
+  int8_t out_lab[TY_MAX_RANK];
+  ty_shape out_shape;
+} ty__einsum;
+int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *out, char *why,
+                     size_t why_len);
+/* Evaluates a parsed einsum on tensors of one float dtype into y. */
+int ty__einsum_run(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *y);
+
+/* Mean and 1 / sqrt(biased variance + eps) of n floats, in double: the
+ * statistics of LayerNormalization and InstanceNormalization, forward and
+ * backward (kernels/norm.c). */
+void ty__moments(const float *x, int64_t n, double eps, double *out_mean, double *out_inv);
 
 /* A pooling window over three spatial dims (leading sizes of one), shared
  * by ops/kernels/pool.c and its backward. */

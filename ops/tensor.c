@@ -13,10 +13,11 @@
 #include <string.h>
 
 size_t ty_dtype_size(ty_dtype dt) {
-  switch (dt) {
-  case TY_DTYPE_F32: return 4;
-  case TY_DTYPE_I64: return 8;
-  case TY_DTYPE_BOOL: return 1;
+  switch ((int)dt) {
+#define TY_DTYPE_SIZE_(e, n, sz)                                                                   \
+  case n: return sz;
+    TY_DTYPE_LIST(TY_DTYPE_SIZE_)
+#undef TY_DTYPE_SIZE_
   default: return 0;
   }
 }
@@ -30,7 +31,11 @@ const char *ty_dtype_name(int onnx_dtype) {
 }
 
 bool ty_dtype_supported(int onnx_dtype) {
-  return onnx_dtype == TY_DTYPE_F32 || onnx_dtype == TY_DTYPE_I64 || onnx_dtype == TY_DTYPE_BOOL;
+  return ty_dtype_size((ty_dtype)onnx_dtype) != 0;
+}
+
+bool ty_dtype_is_float(ty_dtype dt) {
+  return dt == TY_DTYPE_F32 || dt == TY_DTYPE_F64 || dt == TY_DTYPE_F16 || dt == TY_DTYPE_BF16;
 }
 
 ty_shape ty_shape_make(int rank, const int64_t *dims) {
@@ -65,11 +70,19 @@ bool ty_shape_equal(const ty_shape *a, const ty_shape *b) {
 
 int64_t ty_shape_span(const ty_shape *s, int from, int to) {
   int64_t n = 1;
-  for (int i = from; i < to; i++) {
-    if (s->dims[i] < 0) return -1;
-    n *= s->dims[i];
-  }
+  for (int i = from; i < to; i++)
+    if (s->dims[i] < 0 || __builtin_mul_overflow(n, s->dims[i], &n)) return -1;
   return n;
+}
+
+int ty_shape_nbytes(const ty_shape *s, ty_dtype dt, size_t *out_nbytes) {
+  size_t es = ty_dtype_size(dt);
+  if (es == 0 || !ty_shape_is_concrete(s)) return TY_EINVAL;
+  size_t n = es;
+  for (int i = 0; i < s->rank; i++)
+    if (ty_mul_overflow(n, (size_t)s->dims[i], &n)) return TY_ETOOBIG;
+  *out_nbytes = n;
+  return 0;
 }
 
 int64_t ty_shape_numel(const ty_shape *s) {
@@ -81,7 +94,8 @@ void ty_shape_strides(const ty_shape *s, int64_t *out_strides) {
   int64_t st = 1;
   for (int i = s->rank - 1; i >= 0; i--) {
     out_strides[i] = st;
-    st *= s->dims[i];
+    if (__builtin_mul_overflow(st, s->dims[i], &st))
+      st = INT64_MAX; /* only an empty tensor gets here */
   }
 }
 
@@ -154,13 +168,13 @@ void ty_broadcast_strides(const ty_shape *in, const ty_shape *out, int64_t *out_
 }
 
 int ty_tensor_create(ty_dtype dt, const ty_shape *shape, ty_tensor **out_tensor) {
-  size_t es = ty_dtype_size(dt);
-  int64_t n = ty_shape_numel(shape);
-  if (es == 0 || n < 0) return TY_EINVAL;
-  size_t nbytes = (size_t)n * es;
+  size_t nbytes;
+  int rc = ty_shape_nbytes(shape, dt, &nbytes);
+  if (rc != 0) return rc;
   /* The data follows the header, aligned for any element type; at least one
    * byte so that data is never NULL for empty tensors. */
   size_t hdr = (sizeof(ty_tensor) + 63) & ~(size_t)63;
+  if (nbytes > SIZE_MAX - hdr - 1) return TY_ETOOBIG;
   ty_tensor *t = calloc(1, hdr + (nbytes ? nbytes : 1));
   if (!t) return TY_ENOMEM;
   t->dtype = dt;

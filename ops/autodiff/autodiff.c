@@ -125,7 +125,7 @@ static int copy_attrs(ad *a, size_t from, size_t to) {
   return rc;
 }
 
-static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
+static int emit_tygrad(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
   int nin = 1 + n->n_inputs + n->n_outputs, like = n->inputs[wrt];
   int *in = malloc((size_t)nin * sizeof *in);
@@ -141,14 +141,20 @@ static int emit_tygrad(ad *a, size_t k, int wrt, int dy, int *out_id) {
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_FWD_OP, fwd_op);
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_WRT, wrt);
   if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_NFI, nfi);
+  if (rc == 0 && out > 0) rc = ty_graph_node_set_int(a->g, nd, TY__GRAD_OUT, out);
   if (rc == 0) a->g->nodes[nd].opset = opset;
   return rc;
 }
 
-/* The gradient of forward input wrt of node k, given dY. */
-static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
+/* The gradient of forward input wrt of node k, given dY of output out. */
+static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
-  const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[0]];
+  const ty_graph_value *x = &a->g->values[n->inputs[wrt]], *y = &a->g->values[n->outputs[out]];
+  const ty_shape *shapes[TY__EINSUM_MAX_IN] = {NULL};
+  for (int i = 0; i < n->n_inputs && i < TY__EINSUM_MAX_IN; i++)
+    shapes[i] = n->inputs[i] == TY_NO_VALUE ? NULL : &a->g->values[n->inputs[i]].shape;
+  const char *why = ty__grad_refusal(n, wrt, shapes);
+  if (why) return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "input %d: %s", wrt, why);
   switch (n->op) {
   case TY_OP_IDENTITY: *out_id = dy; return 0;
   case TY_OP_ADD:
@@ -161,10 +167,6 @@ static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
     if (wrt < 2) return emit_gemm(a, k, wrt, dy, out_id);
     break;
   case TY_OP_TRANSPOSE: return emit_transpose(a, k, dy, out_id);
-  case TY_OP_MATMUL:
-    if (a->g->values[n->inputs[0]].shape.rank < 2 || a->g->values[n->inputs[1]].shape.rank < 2)
-      return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "no gradient for 1-D MatMul operands");
-    break;
   case TY_OP_DROPOUT: {
     int rc = ensure_mask(a, k);
     if (rc != 0) return rc;
@@ -173,28 +175,41 @@ static int emit(ad *a, size_t k, int wrt, int dy, int *out_id) {
   case TY_OP_CONSTANT: return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "has no gradient");
   default: break;
   }
-  if (n->op >= TY_OP_GRAD)
+  if (n->op == TY_OP_GRAD)
     return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "cannot differentiate a gradient node");
-  return emit_tygrad(a, k, wrt, dy, out_id);
+  return emit_tygrad(a, k, wrt, out, dy, out_id);
+}
+
+/* The gradients node k passes to its inputs from the gradient of output
+ * out (dy). */
+static int backward_output(ad *a, size_t k, int out, int dy) {
+  int nin = a->g->nodes[k].n_inputs;
+  ty_op op = a->g->nodes[k].op;
+  for (int i = 0; i < nin; i++) {
+    int x = a->g->nodes[k].inputs[i], gid;
+    if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;
+    if (a->g->values[x].dtype != TY_DTYPE_F32) continue;
+    int rc = emit(a, k, i, out, dy, &gid);
+    if (rc == 0) rc = accumulate(a, x, gid);
+    if (rc != 0) return rc;
+  }
+  return 0;
 }
 
 static int backward_node(ad *a, size_t k) {
   const ty_graph_node *n = &a->g->nodes[k];
-  for (int i = 1; i < n->n_outputs; i++) {
+  bool multi = ty__grad_multi_output(n->op);
+  for (int i = 1; i < n->n_outputs && !multi; i++) {
     int o = n->outputs[i];
     if (o != TY_NO_VALUE && a->grad[o] != TY_NO_VALUE)
       return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED,
                           "the loss depends on output %d; only output 0 is differentiated", i);
   }
-  if (n->n_outputs < 1 || n->outputs[0] == TY_NO_VALUE || a->grad[n->outputs[0]] == TY_NO_VALUE) return 0;
-  int dy = a->grad[n->outputs[0]], nin = n->n_inputs;
-  ty_op op = n->op;
-  for (int i = 0; i < nin; i++) {
-    int x = a->g->nodes[k].inputs[i], gid;
-    if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;
-    if (a->g->values[x].dtype != TY_DTYPE_F32) continue;
-    int rc = emit(a, k, i, dy, &gid);
-    if (rc == 0) rc = accumulate(a, x, gid);
+  int n_out = multi ? n->n_outputs : (n->n_outputs > 0 ? 1 : 0);
+  for (int o = 0; o < n_out; o++) {
+    int id = a->g->nodes[k].outputs[o];
+    if (id == TY_NO_VALUE || a->grad[id] == TY_NO_VALUE) continue;
+    int rc = backward_output(a, k, o, a->grad[id]);
     if (rc != 0) return rc;
   }
   return 0;
@@ -214,7 +229,8 @@ static void mark_needs(ad *a, const size_t *order, size_t nn) {
 static int seed(ad *a, int loss) {
   const ty_graph_value *v = &a->g->values[loss];
   if (v->dtype != TY_DTYPE_F32 || ty_shape_numel(&v->shape) != 1)
-    return ty__err(a->err, a->err_len, TY_EINVAL, "loss \"%s\": must be a float value of one element", v->name);
+    return ty_errf(a->err, a->err_len, TY_EINVAL,
+                   "loss \"%s\": must be a float value of one element", v->name);
   ty_shape s = v->shape;
   ty_tensor *one;
   int id, rc = ty_tensor_create(TY_DTYPE_F32, &s, &one);
@@ -236,10 +252,11 @@ static int run(ad *a, int loss, const int *params, size_t n_params, int *out_gra
   size_t *order = malloc((nn + 1) * sizeof *order);
   if (!order) return TY_ENOMEM;
   int rc = ty_graph_topo_order(a->g, order);
-  if (rc != 0) rc = ty__err(a->err, a->err_len, rc, "graph: has a cycle or reads a value nobody produces");
+  if (rc != 0)
+    rc = ty_errf(a->err, a->err_len, rc, "graph: has a cycle or reads a value nobody produces");
   for (size_t i = 0; rc == 0 && i < n_params; i++) {
     if (params[i] < 0 || (size_t)params[i] >= a->nv0 || a->g->values[params[i]].dtype != TY_DTYPE_F32)
-      rc = ty__err(a->err, a->err_len, TY_EINVAL, "param %zu: not a float value of the graph", i);
+      rc = ty_errf(a->err, a->err_len, TY_EINVAL, "param %zu: not a float value of the graph", i);
     else a->needs[params[i]] = true;
   }
   if (rc == 0) mark_needs(a, order, nn);
@@ -257,7 +274,7 @@ int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *
                 size_t err_len) {
   ad a = {.g = g, .nv0 = g->n_values, .err = err, .err_len = err_len};
   if (loss < 0 || (size_t)loss >= g->n_values)
-    return ty__err(err, err_len, TY_EINVAL, "loss: value %d does not exist", loss);
+    return ty_errf(err, err_len, TY_EINVAL, "loss: value %d does not exist", loss);
   a.grad = malloc((a.nv0 + 1) * sizeof *a.grad);
   a.needs = calloc(a.nv0 + 1, sizeof *a.needs);
   int rc = TY_ENOMEM;

@@ -32,6 +32,7 @@
 
 #include "ops/graph.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Differentiates loss (a float value of one element, e.g. the scalar output
@@ -46,5 +47,11 @@
  * On error g may hold some appended nodes; discard it. */
 int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *out_grads, char *err,
                 size_t err_len);
+
+/* True when a gradient flows into forward input `input` of op (false for
+ * labels, shapes, axes, indices, running statistics). The one rule autodiff
+ * follows; the planner's cost model reads it too, so both agree on which
+ * tensors have gradients. */
+bool ty_autodiff_input_differentiable(ty_op op, int input);
 
 #endif

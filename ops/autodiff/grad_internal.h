@@ -10,8 +10,10 @@
  *   [1+n_fwd_in .. end)      the forward node's outputs (TY_NO_VALUE kept)
  * and its attributes are the forward node's (so window and axis helpers
  * read them unchanged) plus fwd_op (the forward ty_op), wrt (which forward
- * input) and n_fwd_in. Its opset is the forward node's. The single output
- * has the dtype and shape of forward input wrt.
+ * input), n_fwd_in and, for ops whose every output carries a gradient
+ * (Split), out: which forward output dY belongs to (default 0). Its opset
+ * is the forward node's. The single output has the dtype and shape of
+ * forward input wrt.
  */
 #ifndef TY_OPS_AUTODIFF_GRAD_INTERNAL_H
 #define TY_OPS_AUTODIFF_GRAD_INTERNAL_H
@@ -21,6 +23,7 @@
 #define TY__GRAD_FWD_OP "fwd_op"
 #define TY__GRAD_WRT "wrt"
 #define TY__GRAD_NFI "n_fwd_in"
+#define TY__GRAD_OUT "out"
 
 /* A decoded TyGrad node as the kernels see it. */
 typedef struct ty__gctx {
@@ -34,11 +37,17 @@ typedef struct ty__gctx {
   int ny;
   ty_tensor *dx;            /* the output, zero-filled */
   bool training;
+  int out; /* the forward output dy belongs to */
 } ty__gctx;
 
 /* True if forward input i of op carries a gradient (labels, shapes, axes,
  * indices and running statistics do not). */
 bool ty__grad_differentiable(ty_op op, int i);
+/* True for ops whose every output, not only output 0, carries a gradient. */
+bool ty__grad_multi_output(ty_op op);
+/* Why op cannot be differentiated with respect to input wrt with these
+ * attributes (a message), or NULL when it can. */
+const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *const *in_shapes);
 
 /* Backward kernels by family (kernels_grad.c, kernels_grad_nn.c). */
 int ty__g_binary(ty__gctx *c);
@@ -57,5 +66,32 @@ int ty__g_global_pool(ty__gctx *c);
 int ty__g_batch_norm(ty__gctx *c);
 int ty__g_layer_norm(ty__gctx *c);
 int ty__g_dropout(ty__gctx *c);
+/* kernels_grad_elem.c */
+int ty__g_unary_ext(ty__gctx *c);
+int ty__g_clip(ty__gctx *c);
+int ty__g_where(ty__gctx *c);
+int ty__g_variadic(ty__gctx *c);
+/* kernels_grad_index.c */
+int ty__g_slice(ty__gctx *c);
+int ty__g_split(ty__gctx *c);
+int ty__g_expand(ty__gctx *c);
+int ty__g_tile(ty__gctx *c);
+int ty__g_pad(ty__gctx *c);
+int ty__g_trilu(ty__gctx *c);
+int ty__g_gather_elements(ty__gctx *c);
+int ty__g_gather_nd(ty__gctx *c);
+int ty__g_scatter(ty__gctx *c);
+int ty__g_depth_space(ty__gctx *c);
+int ty__g_cumsum(ty__gctx *c);
+/* kernels_grad_layers.c */
+int ty__g_reduce_ext(ty__gctx *c);
+int ty__g_conv_transpose(ty__gctx *c);
+int ty__g_einsum(ty__gctx *c);
+int ty__g_nll(ty__gctx *c);
+int ty__g_global_max_pool(ty__gctx *c);
+int ty__g_instance_norm(ty__gctx *c);
+/* Sums g (shaped like the broadcast out) into dx of shape x, accumulating
+ * in double (undoing broadcasting). w, when not NULL, scales element i. */
+int ty__g_unbroadcast(const ty_tensor *g, const ty_shape *x_shape, ty_tensor *dx);
 
 #endif

@@ -15,30 +15,132 @@
 
 #include <string.h>
 
+bool ty_autodiff_input_differentiable(ty_op op, int i) { return ty__grad_differentiable(op, i); }
+
 bool ty__grad_differentiable(ty_op op, int i) {
   switch (op) {
-  case TY_OP_GATHER: case TY_OP_RESHAPE: case TY_OP_SQUEEZE: case TY_OP_UNSQUEEZE:
-  case TY_OP_REDUCE_MEAN: case TY_OP_REDUCE_SUM: case TY_OP_DROPOUT: case TY_OP_SOFTMAX_CE_LOSS:
-    return i == 0;
+  case TY_OP_GATHER:
+  case TY_OP_RESHAPE:
+  case TY_OP_SQUEEZE:
+  case TY_OP_UNSQUEEZE:
+  case TY_OP_DROPOUT:
+  case TY_OP_SOFTMAX_CE_LOSS:
+  case TY_OP_NLL_LOSS:
+  case TY_OP_SLICE:
+  case TY_OP_SPLIT:
+  case TY_OP_EXPAND:
+  case TY_OP_TILE:
+  case TY_OP_PAD:
+  case TY_OP_TRILU:
+  case TY_OP_GATHER_ELEMENTS:
+  case TY_OP_GATHER_ND:
+  case TY_OP_CUMSUM:
+  case TY_OP_CLIP:
+  case TY_OP_CAST:
+  case TY_OP_CAST_LIKE: return i == 0;
+  case TY_OP_REDUCE_MEAN:
+  case TY_OP_REDUCE_SUM:
+  case TY_OP_REDUCE_MAX:
+  case TY_OP_REDUCE_MIN:
+  case TY_OP_REDUCE_PROD:
+  case TY_OP_REDUCE_L1:
+  case TY_OP_REDUCE_L2:
+  case TY_OP_REDUCE_SUM_SQUARE:
+  case TY_OP_REDUCE_LOG_SUM:
+  case TY_OP_REDUCE_LOG_SUM_EXP: return i == 0;
   case TY_OP_BATCH_NORM: return i <= 2;
-  case TY_OP_CONSTANT: return false;
-  case TY_OP_GEMM: case TY_OP_CONV: case TY_OP_LAYER_NORM: return i <= 2;
+  case TY_OP_GEMM:
+  case TY_OP_CONV:
+  case TY_OP_LAYER_NORM:
+  case TY_OP_CONV_TRANSPOSE:
+  case TY_OP_INSTANCE_NORM: return i <= 2;
   case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW: case TY_OP_MATMUL:
-    return i <= 1;
-  case TY_OP_CONCAT: return true;
-  default: return i == 0 && (int)op >= 0 && op < TY_OP_GRAD;
+  case TY_OP_PRELU:
+  case TY_OP_MOD: return i <= 1;
+  case TY_OP_WHERE: return i == 1 || i == 2;
+  case TY_OP_SCATTER_ND:
+  case TY_OP_SCATTER_ELEMENTS:
+  case TY_OP_SCATTER: return i == 0 || i == 2;
+  case TY_OP_CONCAT:
+  case TY_OP_MAX:
+  case TY_OP_MIN:
+  case TY_OP_SUM:
+  case TY_OP_MEAN:
+  case TY_OP_EINSUM: return true;
+  /* Integer, boolean and index results carry no gradient. */
+  case TY_OP_CONSTANT:
+  case TY_OP_GRAD:
+  case TY_OP_SHAPE:
+  case TY_OP_SIZE:
+  case TY_OP_BIT_SHIFT:
+  case TY_OP_AND:
+  case TY_OP_OR:
+  case TY_OP_XOR:
+  case TY_OP_NOT:
+  case TY_OP_EQUAL:
+  case TY_OP_LESS:
+  case TY_OP_GREATER:
+  case TY_OP_LESS_EQUAL:
+  case TY_OP_GREATER_EQUAL:
+  case TY_OP_IS_NAN:
+  case TY_OP_IS_INF:
+  case TY_OP_RANGE:
+  case TY_OP_CONSTANT_OF_SHAPE:
+  case TY_OP_EYE_LIKE:
+  case TY_OP_ONE_HOT:
+  case TY_OP_ARG_MAX:
+  case TY_OP_ARG_MIN:
+  case TY_OP_HARDMAX: return false;
+  default: return i == 0 && (int)op >= 0 && op < TY_OP_COUNT_;
+  }
+}
+
+bool ty__grad_multi_output(ty_op op) {
+  return op == TY_OP_SPLIT;
+}
+
+const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *const *in_shapes) {
+  switch (n->op) {
+  case TY_OP_SCATTER_ND:
+  case TY_OP_SCATTER_ELEMENTS: {
+    const char *r = ty_graph_node_attr_string(n, "reduction", "none");
+    if (strcmp(r, "none") != 0 && strcmp(r, "add") != 0)
+      return "no gradient for reduction mul, max or min";
+    return NULL;
+  }
+  case TY_OP_GATHER_ND:
+    return ty_graph_node_attr_int(n, "batch_dims", 0) != 0 ? "no gradient with batch_dims > 0"
+                                                           : NULL;
+  case TY_OP_EINSUM: {
+    ty_shape sh[TY__EINSUM_MAX_IN];
+    ty__einsum es;
+    char why[160];
+    for (int i = 0; i < n->n_inputs && i < TY__EINSUM_MAX_IN; i++) {
+      if (!in_shapes[i] || in_shapes[i]->rank < 0) return NULL; /* checked again at run time */
+      sh[i] = *in_shapes[i];
+    }
+    if (ty__einsum_parse(ty_graph_node_attr_string(n, "equation", ""), sh, n->n_inputs, &es, why,
+                         sizeof why) != 0)
+      return NULL;
+    for (int d = 0; d < es.in_rank[wrt]; d++)
+      for (int e = 0; e < d; e++)
+        if (es.in_lab[wrt][d] == es.in_lab[wrt][e])
+          return "no gradient through a repeated label (a diagonal)";
+    return NULL;
+  }
+  default: return NULL;
   }
 }
 
 typedef struct decoded {
   ty_op op;
-  int wrt, nfi;
+  int wrt, nfi, out;
 } decoded;
 
 static int decode(const ty_graph_node *n, decoded *d, char *err, size_t err_len) {
   int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
   int64_t nfi = ty_graph_node_attr_int(n, TY__GRAD_NFI, -1);
-  if (op < 0 || op >= TY_OP_GRAD)
+  if (op < 0 || op >= TY_OP_COUNT_ || op == TY_OP_GRAD)
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute fwd_op=%lld is not a forward op", (long long)op);
   if (nfi < 1 || nfi > n->n_inputs - 1 || n->n_outputs != 1)
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute n_fwd_in=%lld does not fit %d inputs", (long long)nfi,
@@ -46,9 +148,14 @@ static int decode(const ty_graph_node *n, decoded *d, char *err, size_t err_len)
   if (wrt < 0 || wrt >= nfi || !ty__grad_differentiable((ty_op)op, (int)wrt))
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute wrt=%lld: %s has no gradient for that input",
                         (long long)wrt, ty_op_name((ty_op)op));
+  int64_t out = ty_graph_node_attr_int(n, TY__GRAD_OUT, 0);
+  if (out < 0 || out >= n->n_inputs - 1 - nfi || (out > 0 && !ty__grad_multi_output((ty_op)op)))
+    return ty__node_err(err, err_len, n, TY_EINVAL,
+                        "attribute out=%lld is not an output with a gradient", (long long)out);
   d->op = (ty_op)op;
   d->wrt = (int)wrt;
   d->nfi = (int)nfi;
+  d->out = (int)out;
   return 0;
 }
 
@@ -75,12 +182,21 @@ int ty__infer_grad(ty__infer *ic) {
   ty_dtype odt[16];
   ty_shape osh[16];
   if (nfo < 1 || nfo > 16) return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "bad forward output count");
-  ty__infer fic = {.node = &fwd, .n_in = d.nfi, .in_dt = ic->in_dt + 1, .in_shape = ic->in_shape + 1,
-                   .in_val = ic->in_val + 1, .n_out = nfo, .out_dt = odt, .out_shape = osh,
-                   .err = ic->err, .err_len = ic->err_len};
+  ty__infer fic = {.node = &fwd,
+                   .n_in = d.nfi,
+                   .in_dt = ic->in_dt + 1,
+                   .in_shape = ic->in_shape + 1,
+                   .in_val = ic->in_val + 1,
+                   .in_sym = ic->in_sym ? ic->in_sym + 1 : NULL,
+                   .n_out = nfo,
+                   .out_dt = odt,
+                   .out_shape = osh,
+                   .err = ic->err,
+                   .err_len = ic->err_len};
   if ((rc = ty__infer_node(&fic)) != 0) return rc;
-  if (ic->in_dt[0] != TY_DTYPE_F32 || !shape_same(&ic->in_shape[0], &osh[0]))
-    return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "dY does not match forward output 0");
+  if (ic->in_dt[0] != TY_DTYPE_F32 || !shape_same(&ic->in_shape[0], &osh[d.out]))
+    return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "dY does not match forward output %d",
+                        d.out);
   for (int i = 0; i < nfo; i++) {
     int at = 1 + d.nfi + i;
     if (ic->in_dt[at] == TY_DTYPE_INVALID) continue;
@@ -100,12 +216,62 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   decoded d;
   if (!out[0]) return 0;
   if (decode(n, &d, NULL, 0) != 0) return TY_EINTERNAL;
-  ty__gctx c = {.n = n, .op = d.op, .wrt = d.wrt, .dy = in[0], .x = in + 1, .nx = d.nfi,
-                .y = in + 1 + d.nfi, .ny = n->n_inputs - 1 - d.nfi, .dx = out[0], .training = ctx->training};
+  ty__gctx c = {.n = n,
+                .op = d.op,
+                .wrt = d.wrt,
+                .dy = in[0],
+                .x = in + 1,
+                .nx = d.nfi,
+                .y = in + 1 + d.nfi,
+                .ny = n->n_inputs - 1 - d.nfi,
+                .dx = out[0],
+                .training = ctx->training,
+                .out = d.out};
   switch (d.op) {
-  case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW: return ty__g_binary(&c);
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+  case TY_OP_MUL:
+  case TY_OP_DIV:
+  case TY_OP_POW:
+  case TY_OP_PRELU:
+  case TY_OP_MOD: return ty__g_binary(&c);
   case TY_OP_RELU: case TY_OP_LEAKY_RELU: case TY_OP_SIGMOID: case TY_OP_TANH: case TY_OP_ERF:
   case TY_OP_SQRT: case TY_OP_EXP: case TY_OP_LOG: case TY_OP_NEG: case TY_OP_IDENTITY: return ty__g_unary(&c);
+  case TY_OP_CLIP: return ty__g_clip(&c);
+  case TY_OP_CAST:
+  case TY_OP_CAST_LIKE: return ty__g_reshape(&c); /* float to float: the identity */
+  case TY_OP_WHERE: return ty__g_where(&c);
+  case TY_OP_MAX:
+  case TY_OP_MIN:
+  case TY_OP_SUM:
+  case TY_OP_MEAN: return ty__g_variadic(&c);
+  case TY_OP_SLICE: return ty__g_slice(&c);
+  case TY_OP_SPLIT: return ty__g_split(&c);
+  case TY_OP_EXPAND: return ty__g_expand(&c);
+  case TY_OP_TILE: return ty__g_tile(&c);
+  case TY_OP_PAD: return ty__g_pad(&c);
+  case TY_OP_TRILU: return ty__g_trilu(&c);
+  case TY_OP_GATHER_ELEMENTS: return ty__g_gather_elements(&c);
+  case TY_OP_GATHER_ND: return ty__g_gather_nd(&c);
+  case TY_OP_SCATTER_ND:
+  case TY_OP_SCATTER_ELEMENTS:
+  case TY_OP_SCATTER: return ty__g_scatter(&c);
+  case TY_OP_DEPTH_TO_SPACE:
+  case TY_OP_SPACE_TO_DEPTH: return ty__g_depth_space(&c);
+  case TY_OP_CUMSUM: return ty__g_cumsum(&c);
+  case TY_OP_REDUCE_MAX:
+  case TY_OP_REDUCE_MIN:
+  case TY_OP_REDUCE_PROD:
+  case TY_OP_REDUCE_L1:
+  case TY_OP_REDUCE_L2:
+  case TY_OP_REDUCE_SUM_SQUARE:
+  case TY_OP_REDUCE_LOG_SUM:
+  case TY_OP_REDUCE_LOG_SUM_EXP: return ty__g_reduce_ext(&c);
+  case TY_OP_CONV_TRANSPOSE: return ty__g_conv_transpose(&c);
+  case TY_OP_EINSUM: return ty__g_einsum(&c);
+  case TY_OP_NLL_LOSS: return ty__g_nll(&c);
+  case TY_OP_GLOBAL_MAX_POOL: return ty__g_global_max_pool(&c);
+  case TY_OP_INSTANCE_NORM: return ty__g_instance_norm(&c);
   case TY_OP_SOFTMAX: case TY_OP_LOG_SOFTMAX: return ty__g_softmax(&c);
   case TY_OP_SOFTMAX_CE_LOSS: return ty__g_sce(&c);
   case TY_OP_FLATTEN: case TY_OP_RESHAPE: case TY_OP_SQUEEZE: case TY_OP_UNSQUEEZE: return ty__g_reshape(&c);
@@ -120,6 +286,6 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   case TY_OP_BATCH_NORM: return ty__g_batch_norm(&c);
   case TY_OP_LAYER_NORM: return ty__g_layer_norm(&c);
   case TY_OP_DROPOUT: return ty__g_dropout(&c);
-  default: return TY_EUNSUPPORTED;
+  default: return ty__g_unary_ext(&c); /* the other unary float ops */
   }
 }

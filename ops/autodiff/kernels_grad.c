@@ -49,6 +49,8 @@ static double binary_partial(ty_op op, int wrt, double a, double b, double dy) {
   case TY_OP_SUB: return wrt == 0 ? dy : -dy;
   case TY_OP_MUL: return wrt == 0 ? dy * b : dy * a;
   case TY_OP_DIV: return wrt == 0 ? dy / b : -dy * a / (b * b);
+  case TY_OP_PRELU: return wrt == 0 ? (a < 0 ? dy * b : dy) : (a < 0 ? dy * a : 0);
+  case TY_OP_MOD: return wrt == 0 ? dy : -dy * trunc(a / b); /* fmod: a - trunc(a / b) * b */
   default: /* Pow */
     if (wrt == 0) return b == 0 ? 0 : dy * b * pow(a, b - 1);
     return a > 0 ? dy * log(a) * pow(a, b) : 0;
@@ -70,8 +72,10 @@ int ty__g_binary(ty__gctx *c) {
     ty_tensor_destroy(bf);
     return TY_ENOMEM;
   }
+  ty_shape bs =
+      ty__binary_bshape(c->n, c->op, &a->shape, &b->shape); /* legacy per-axis broadcast */
   walk w;
-  walk_init(&w, &c->dy->shape, &a->shape, &b->shape);
+  walk_init(&w, &c->dy->shape, &a->shape, &bs);
   const float *ad = a->data, *bd = b->data, *dy = c->dy->data;
   for (int64_t i = 0; i < n; i++, walk_next(&w)) {
     double g = binary_partial(c->op, c->wrt, ad[w.oa], bd[w.ob], dy[i]);
@@ -215,7 +219,7 @@ int ty__g_gather(ty__gctx *c) {
   float *dx = c->dx->data;
   for (int64_t o = 0; o < outer; o++)
     for (int64_t j = 0; j < ni; j++) {
-      int64_t k = ind->dtype == TY_DTYPE_I64 ? ty_tensor_i64(ind)[j] : 0;
+      int64_t k = ty__geti(ind->dtype, ind->data, j);
       if (k < 0) k += dim;
       if (k < 0 || k >= dim) return TY_EINVAL;
       const float *src = dy + (o * ni + j) * inner;
@@ -228,44 +232,23 @@ int ty__g_gather(ty__gctx *c) {
 /* dX = dY broadcast back over the reduced axes (/ count for the mean). */
 int ty__g_reduce(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
-  int r = x->shape.rank;
   int64_t xnum = ty_tensor_numel(x), ynum = ty_tensor_numel(c->dy);
   const float *dy = c->dy->data;
   float *dx = c->dx->data;
-  bool mean = c->op == TY_OP_REDUCE_MEAN;
-  if (ynum == xnum) {
+  ty_graph_node f = *c->n;
+  f.n_inputs = c->nx;
+  bool red[TY_MAX_RANK], noop;
+  if (ty__reduce_mask(&f, c->x, x->shape.rank, red, &noop) != 0) return TY_EINTERNAL;
+  if (noop || ynum == xnum) {
     memcpy(dx, dy, c->dx->nbytes);
     return 0;
   }
-  bool red[TY_MAX_RANK] = {false};
-  int64_t axes[TY_MAX_RANK];
-  int na = -1;
-  const ty_tensor *ax = c->nx > 1 ? c->x[1] : NULL;
-  if (ax) {
-    na = (int)ty_tensor_numel(ax);
-    for (int i = 0; i < na && i < TY_MAX_RANK; i++) axes[i] = ty_tensor_i64(ax)[i];
-  } else if (ty__attr_ints(c->n, "axes", axes, TY_MAX_RANK, &na) != 0) {
-    return TY_EINTERNAL;
-  }
-  for (int i = 0; i < na && i < TY_MAX_RANK; i++) red[axes[i] < 0 ? axes[i] + r : axes[i]] = true;
-  if (na <= 0)
-    for (int d = 0; d < r; d++) red[d] = true;
-  int64_t ys[TY_MAX_RANK], st = 1, idx[TY_MAX_RANK] = {0}, off = 0;
-  for (int d = r - 1; d >= 0; d--) {
-    ys[d] = red[d] ? 0 : st;
-    st *= red[d] ? 1 : x->shape.dims[d];
-  }
-  float scale = mean && ynum ? (float)((double)ynum / (double)xnum) : 1.0f;
-  for (int64_t i = 0; i < xnum; i++) {
-    dx[i] = dy[off] * scale;
-    for (int d = r - 1; d >= 0; d--) {
-      idx[d]++;
-      off += ys[d];
-      if (idx[d] < x->shape.dims[d]) break;
-      off -= ys[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
+  int64_t ys[TY_MAX_RANK];
+  ty__reduce_slots(&x->shape, red, ys);
+  ty__odo w;
+  ty__odo_init_strided(&w, &x->shape, ys, 0);
+  float scale = c->op == TY_OP_REDUCE_MEAN && ynum ? (float)((double)ynum / (double)xnum) : 1.0f;
+  for (int64_t i = 0; i < xnum; i++, ty__odo_next(&w)) dx[i] = dy[w.off[0]] * scale;
   return 0;
 }
 

@@ -22,11 +22,15 @@
 /* ---- MatMul -------------------------------------------------------------- */
 int ty__g_matmul(ty__gctx *c) {
   const ty_tensor *a = c->x[0], *b = c->x[1];
-  const ty_shape *as = &a->shape, *bs = &b->shape, *ys = &c->dy->shape;
-  if (as->rank < 2 || bs->rank < 2) return TY_EUNSUPPORTED; /* autodiff rejects 1-D first */
+  /* 1-D operands as the forward kernel takes them: [K] is [1, K] on the
+   * left and [K, 1] on the right; dY has the same elements either way. */
+  ty_shape pa = a->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){1, a->shape.dims[0]}) : a->shape;
+  ty_shape pb = b->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){b->shape.dims[0], 1}) : b->shape;
+  const ty_shape *as = &pa, *bs = &pb;
   int64_t m = as->dims[as->rank - 2], k = as->dims[as->rank - 1], n = bs->dims[bs->rank - 1];
-  ty_shape batch = ty_shape_make(ys->rank - 2, ys->dims);
-  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims);
+  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims),
+           batch;
+  if (ty_shape_broadcast(&ab, &bb, &batch) != 0) return TY_EINTERNAL;
   int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
   ty_broadcast_strides(&ab, &batch, sa);
   ty_broadcast_strides(&bb, &batch, sb);
@@ -101,8 +105,12 @@ int ty__g_conv(ty__gctx *c) {
     conv_bias_grad(c, batch, m, osz);
     return 0;
   }
-  if (kdim * osz == 0) return 0;
-  float *col = malloc((size_t)(kdim * osz) * sizeof *col);
+  size_t ncol; /* the column buffer is larger than any tensor here: checked */
+  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) ||
+      ty_mul_overflow(ncol, sizeof(float), &ncol))
+    return TY_ETOOBIG;
+  if (ncol == 0) return 0;
+  float *col = malloc(ncol);
   if (!col) return TY_ENOMEM;
   const float *dy = c->dy->data, *wd = wt->data;
   float *xd = x->data, *dx = c->dx->data;
@@ -244,11 +252,8 @@ int ty__g_layer_norm(ty__gctx *c) {
   if (c->wrt != 0 && !acc) return TY_ENOMEM;
   for (int64_t r = 0; r < rows; r++) {
     const float *px = xd + r * cols, *pg = dy + r * cols;
-    double s = 0, s2 = 0;
-    for (int64_t i = 0; i < cols; i++) s += px[i];
-    double mean = cols ? s / (double)cols : 0;
-    for (int64_t i = 0; i < cols; i++) s2 += (px[i] - mean) * (px[i] - mean);
-    double inv = 1.0 / sqrt((cols ? s2 / (double)cols : 0) + eps), sg = 0, sgx = 0;
+    double mean, inv, sg = 0, sgx = 0;
+    ty__moments(px, cols, eps, &mean, &inv);
     for (int64_t i = 0; i < cols; i++) {
       double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sd[ns == 1 ? 0 : i];
       if (c->wrt == 1) acc[nd == 1 ? 0 : i] += pg[i] * xh;

@@ -7,6 +7,7 @@
 #ifndef TY_OPS_COLLECTIVE_COLL_INTERNAL_H
 #define TY_OPS_COLLECTIVE_COLL_INTERNAL_H
 
+#include "lib/base/base.h"
 #include "ops/collective/collective.h"
 
 #include <mpi.h>
@@ -53,7 +54,7 @@ struct ty_coll {
   size_t head, count;
   ty_coll_stats stats;
   void *nccl; /* nccl.c's state when backend is NCCL */
-  char err[1024];
+  char err[TY_ERR_LEN];
 };
 
 /* layout.c: computes buckets from the tensors (idempotent). */

@@ -27,7 +27,7 @@ static int set_err(ty_coll *c, int rc, const char *fmt, ...) __attribute__((form
 static int set_err(ty_coll *c, int rc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(c->err, sizeof c->err, fmt, ap);
+  ty_verrf(c->err, sizeof c->err, rc, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -241,7 +241,7 @@ int ty_coll_create(const ty_coll_opts *opts, ty_coll **out_coll, char *err, size
     }
   }
   if (rc != 0) {
-    snprintf(err, err_len, "collective: rank %u of %u: %s", c->o.rank, c->o.world_size, c->err);
+    ty_errf(err, err_len, rc, "collective: rank %u of %u: %s", c->o.rank, c->o.world_size, c->err);
     c->failed = true;
     ty_coll_destroy(c);
     return rc;
@@ -337,7 +337,11 @@ static int check(ty_coll *c, uint64_t seq, size_t n) {
 }
 
 int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq) {
-  if (c->failed) return set_err(c, TY_ESTATE, "an earlier collective failed: %s", c->err);
+  if (c->failed) { /* the cause stays in c->err; it must not be formatted into itself */
+    char cause[TY_ERR_LEN];
+    snprintf(cause, sizeof cause, "%s", c->err);
+    return set_err(c, TY_ESTATE, "an earlier collective failed: %s", cause);
+  }
   if (c->o.world_size <= 1) return 0;
   if (c->count == TY__COLL_MAX_INFLIGHT) return set_err(c, TY_ESTATE, "more than %d all-reduces in flight", TY__COLL_MAX_INFLIGHT);
   if (n > (size_t)INT32_MAX) return set_err(c, TY_EINVAL, "bucket of %zu floats is too large", n);

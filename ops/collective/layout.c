@@ -33,7 +33,8 @@ int ty_coll_add_tensor(ty_coll *c, const char *name, const int64_t *dims, size_t
   if (!t) return TY_ENOMEM;
   c->tensors = t;
   t = &c->tensors[c->n_tensors];
-  t->name = ty_strdup(name ? name : "?");
+  t->name = strdup(name ? name : "?");
+  if (!t->name) return TY_ENOMEM;
   t->numel = 1;
   size_t off = (size_t)snprintf(t->shape, sizeof t->shape, "[");
   for (size_t i = 0; i < rank; i++) {

@@ -31,17 +31,6 @@ struct ty_rdv {
   char addr[256];
 };
 
-static int fail(char *err, size_t len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t len, int rc, const char *fmt, ...) {
-  if (err && len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 static int hex_nibble(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -70,7 +59,8 @@ int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv
   char *end = NULL;
   long port = colon ? strtol(colon + 1, &end, 10) : 0;
   if (!colon || colon == addr || !end || *end || port <= 0 || port > 65535 || (size_t)(colon - addr) >= 200)
-    return fail(err, err_len, TY_EINVAL, "rendezvous: \"%s\" is not HOST:PORT", addr ? addr : "");
+    return ty_errf(err, err_len, TY_EINVAL, "rendezvous: \"%s\" is not HOST:PORT",
+                   addr ? addr : "");
   ty_rdv *r = calloc(1, sizeof *r);
   if (!r) return TY_ENOMEM;
   char host[256];
@@ -81,7 +71,8 @@ int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv
   int rc = ty_rpc_client_open(host, (int)port, r->timeout_ms, &r->cl);
   if (rc != 0) {
     free(r);
-    return fail(err, err_len, rc, "rendezvous: cannot reach the controller at %s: %s", addr, ty_strerror(rc));
+    return ty_errf(err, err_len, rc, "rendezvous: cannot reach the controller at %s: %s", addr,
+                   ty_strerror(rc));
   }
   set_token(r);
   *out_rdv = r;
@@ -108,7 +99,9 @@ int ty_rdv_put(ty_rdv *r, const char *key, const void *value, size_t len, char *
   int rc = ty_rpc_client_call(r->cl, TY_M_RENDEZVOUS_PUT, buf, n, r->timeout_ms, &res);
   free(buf);
   if (rc == 0) rc = res.status;
-  if (rc != 0) fail(err, err_len, rc, "rendezvous: put \"%s\" at %s: %s", key, r->addr, res.message[0] ? res.message : ty_strerror(rc));
+  if (rc != 0)
+    ty_errf(err, err_len, rc, "rendezvous: put \"%s\" at %s: %s", key, r->addr,
+            res.message[0] ? res.message : ty_strerror(rc));
   ty_rpc_result_close(&res);
   return rc;
 }
@@ -148,18 +141,20 @@ static int get_once(ty_rdv *r, const char *key, uint8_t **out_value, size_t *out
 
 int ty_rdv_get(ty_rdv *r, const char *key, uint32_t timeout_ms, uint8_t **out_value, size_t *out_len, char *err,
                size_t err_len) {
-  if (strlen(key) > 200) return fail(err, err_len, TY_EINVAL, "rendezvous: key too long");
+  if (strlen(key) > 200) return ty_errf(err, err_len, TY_EINVAL, "rendezvous: key too long");
   int64_t deadline = ty_mono_ms() + (timeout_ms ? timeout_ms : r->timeout_ms);
   long sleep_ms = 10;
-  char msg[256] = "";
+  char msg[TY_ERR_LEN] = "";
   for (;;) {
     int rc = get_once(r, key, out_value, out_len, msg, sizeof msg);
     if (rc == 0) return 0;
     if (rc != TY_ENOTFOUND)
-      return fail(err, err_len, rc, "rendezvous: get \"%s\" at %s: %s", key, r->addr, msg);
+      return ty_errf(err, err_len, rc, "rendezvous: get \"%s\" at %s: %s", key, r->addr, msg);
     if (ty_mono_ms() >= deadline)
-      return fail(err, err_len, TY_ETIMEDOUT, "rendezvous: \"%s\" of job %llu did not appear at %s within %u ms", key,
-                  (unsigned long long)r->job_id, r->addr, timeout_ms ? timeout_ms : r->timeout_ms);
+      return ty_errf(err, err_len, TY_ETIMEDOUT,
+                     "rendezvous: \"%s\" of job %llu did not appear at %s within %u ms", key,
+                     (unsigned long long)r->job_id, r->addr,
+                     timeout_ms ? timeout_ms : r->timeout_ms);
     struct timespec ts = {.tv_sec = 0, .tv_nsec = sleep_ms * 1000000L};
     nanosleep(&ts, NULL);
     if (sleep_ms < 200) sleep_ms *= 2;

@@ -109,6 +109,8 @@ bool ty__fnode_decode(const ty_graph *g, const ty_graph_node *n, ty__fnode *out)
   int op = fopcode_of(n->op);
   bool binary = n->op <= TY_OP_POW;
   if (op < 0 || n->n_inputs != (binary ? 2 : 1)) return false;
+  if (binary && n->opset < 7 && ty_graph_node_attr(n, "axis"))
+    return false; /* legacy broadcast: not numpy's */
   fnode_set(out, op, n->inputs[0], binary ? n->inputs[1] : 0, 0, binary ? 2 : 1);
   if (n->op == TY_OP_LEAKY_RELU) {
     out->has_param = true;

@@ -74,7 +74,11 @@ int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
                 g.oh == g.h && g.ow == g.w;
   float *col = NULL;
-  if (!direct && kdim * osz > 0 && !(col = malloc((size_t)(kdim * osz) * sizeof *col))) return TY_ENOMEM;
+  size_t ncol; /* the column buffer is larger than any tensor here: checked */
+  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) ||
+      ty_mul_overflow(ncol, sizeof *col, &ncol))
+    return TY_ETOOBIG;
+  if (!direct && ncol > 0 && !(col = malloc(ncol))) return TY_ENOMEM;
   const float *xd = x->data, *wd = wt->data;
   float *yd = y->data;
   for (int64_t b = 0; b < batch && osz > 0; b++) {

@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Binary elementwise kernels with ONNX (numpy) broadcasting: Add, Sub, Mul,
- * Div, Pow on float32 and int64. The common cases, equal shapes and a
- * scalar operand, take straight loops the compiler vectorises; the general
- * case walks the output with an odometer over broadcast strides, innermost
- * dim as a tight loop. (The fusion JIT replaces chains of these in training;
- * these stay the reference and the fallback.)
+ * Elementwise kernels with ONNX (numpy) broadcasting: the binary
+ * arithmetic, comparison and logic ops, PRelu, the variadic Max, Min, Sum
+ * and Mean, and Where.
+ *
+ * Add, Sub, Mul, Div and Pow on float32 and int64 take typed loops over a
+ * broadcast collapsed to the fewest dims, innermost dim as a tight loop
+ * the compiler vectorises (the fusion JIT replaces chains of them in
+ * training; these stay the reference and the fallback). Every other op and
+ * dtype goes through one generic path that reads each element into its
+ * kind's domain (double, int64 or uint64, see kernels/dtype.c), computes
+ * there and writes back: integers wrap as numpy's do, floats round once.
  */
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct bcast {
@@ -107,27 +113,223 @@ static void bcast_init(bcast *bc, const ty_shape *a, const ty_shape *b, const ty
   }
 }
 
+/* The attributes a generic binary op reads, looked up once per node. */
+typedef struct bparams {
+  ty_op op;
+  ty__dkind kind;
+  bool fmod, left;
+} bparams;
+
+/* The comparison ops, for operands of any one domain. */
+#define COMPARE(op, x, y)                                                                          \
+  ((op) == TY_OP_EQUAL        ? (x) == (y)                                                         \
+   : (op) == TY_OP_LESS       ? (x) < (y)                                                          \
+   : (op) == TY_OP_GREATER    ? (x) > (y)                                                          \
+   : (op) == TY_OP_LESS_EQUAL ? (x) <= (y)                                                         \
+                              : (x) >= (y))
+
+static ty__num bin_float(const bparams *p, double x, double y) {
+  ty__num r;
+  switch (p->op) {
+  case TY_OP_ADD:
+  case TY_OP_SUM:
+  case TY_OP_MEAN: r.f = x + y; break;
+  case TY_OP_SUB: r.f = x - y; break;
+  case TY_OP_MUL: r.f = x * y; break;
+  case TY_OP_DIV: r.f = x / y; break;
+  case TY_OP_POW: r.f = pow(x, y); break;
+  case TY_OP_MOD: r.f = fmod(x, y); break;
+  case TY_OP_PRELU: r.f = x < 0 ? x * y : x; break;
+  case TY_OP_MAX: r.f = isnan(x) || isnan(y) ? NAN : x > y ? x : y; break;
+  case TY_OP_MIN: r.f = isnan(x) || isnan(y) ? NAN : x < y ? x : y; break;
+  default: r.u = COMPARE(p->op, x, y); break;
+  }
+  return r;
+}
+
+/* Integer division and modulo never trap: a zero divisor gives 0 (bad data
+ * must not take the worker down). Mod follows the divisor's sign unless
+ * fmod=1 asks for C's remainder. */
+static int64_t imod(int64_t x, int64_t y, bool cmod) {
+  if (y == 0 || (y == -1 && x == INT64_MIN)) return 0;
+  int64_t r = x % y;
+  if (!cmod && r != 0 && (r < 0) != (y < 0)) r += y;
+  return r;
+}
+
+static ty__num bin_sint(const bparams *p, int64_t x, int64_t y) {
+  ty__num r;
+  switch (p->op) {
+  case TY_OP_ADD: r.i = (int64_t)((uint64_t)x + (uint64_t)y); break;
+  case TY_OP_SUB: r.i = (int64_t)((uint64_t)x - (uint64_t)y); break;
+  case TY_OP_MUL: r.i = (int64_t)((uint64_t)x * (uint64_t)y); break;
+  case TY_OP_DIV: r.i = y == 0 || (y == -1 && x == INT64_MIN) ? 0 : x / y; break;
+  case TY_OP_POW: r.i = (int64_t)pow((double)x, (double)y); break;
+  case TY_OP_MOD: r.i = imod(x, y, p->fmod); break;
+  case TY_OP_PRELU: r.i = x < 0 ? (int64_t)((uint64_t)x * (uint64_t)y) : x; break;
+  case TY_OP_MAX: r.i = x > y ? x : y; break;
+  case TY_OP_MIN: r.i = x < y ? x : y; break;
+  default: r.u = COMPARE(p->op, x, y); break;
+  }
+  return r;
+}
+
+static ty__num bin_uint(const bparams *p, uint64_t x, uint64_t y) {
+  ty__num r;
+  switch (p->op) {
+  case TY_OP_ADD: r.u = x + y; break;
+  case TY_OP_SUB: r.u = x - y; break;
+  case TY_OP_MUL: r.u = x * y; break;
+  case TY_OP_DIV: r.u = y ? x / y : 0; break;
+  case TY_OP_POW: r.u = (uint64_t)pow((double)x, (double)y); break;
+  case TY_OP_MOD: r.u = y ? x % y : 0; break;
+  case TY_OP_BIT_SHIFT: r.u = y >= 64 ? 0 : p->left ? x << y : x >> y; break;
+  case TY_OP_AND: r.u = x && y; break;
+  case TY_OP_OR: r.u = x || y; break;
+  case TY_OP_XOR: r.u = !x != !y; break;
+  case TY_OP_MAX: r.u = x > y ? x : y; break;
+  case TY_OP_MIN: r.u = x < y ? x : y; break;
+  default: r.u = COMPARE(p->op, x, y); break;
+  }
+  return r;
+}
+
+/* One element of a generic binary op; Pow reads a float exponent of any
+ * dtype. */
+static ty__num bin_elem(const bparams *p, ty_dtype da, const void *a, int64_t ia, ty_dtype db,
+                        const void *b, int64_t ib) {
+  if (p->op == TY_OP_POW && (p->kind == TY__DK_FLOAT || ty__dkind_of(db) == TY__DK_FLOAT)) {
+    ty__num r = {.f = pow(ty__getf(da, a, ia), ty__getf(db, b, ib))};
+    if (p->kind == TY__DK_SINT)
+      r.i = ty__geti(TY_DTYPE_F64, &r.f, 0);
+    else if (p->kind == TY__DK_UINT)
+      r.u = ty__getu(TY_DTYPE_F64, &r.f, 0);
+    return r;
+  }
+  if (p->kind == TY__DK_FLOAT) return bin_float(p, ty__getf(da, a, ia), ty__getf(db, b, ib));
+  if (p->kind == TY__DK_SINT) return bin_sint(p, ty__geti(da, a, ia), ty__geti(db, b, ib));
+  return bin_uint(p, ty__getu(da, a, ia), ty__getu(db, b, ib));
+}
+
+static bool to_bool(ty_op op) {
+  return op == TY_OP_EQUAL || op == TY_OP_LESS || op == TY_OP_GREATER || op == TY_OP_LESS_EQUAL ||
+         op == TY_OP_GREATER_EQUAL;
+}
+
+/* o = a op b over the collapsed broadcast; o may alias a (same shape). */
+static void binary_generic(const bparams *p, const bcast *bc, const ty_tensor *a,
+                           const ty_tensor *b, ty_tensor *o) {
+  ty_dtype da = a->dtype, db = b->dtype, dout = o->dtype;
+  bool cmp = to_bool(p->op);
+  BCAST_WALK(bc, {
+    for (int64_t i_ = 0; i_ < inner_; i_++) {
+      ty__num r = bin_elem(p, da, a->data, oa_ + i_ * as_, db, b->data, ob_ + i_ * bs_);
+      if (cmp)
+        ty__putu(dout, o->data, oo_ + i_, r.u);
+      else
+        ty__put(dout, o->data, oo_ + i_, r);
+    }
+  });
+}
+
+/* The typed float32 / int64 loops of the five arithmetic ops; false when
+ * the op or dtypes are not theirs. */
+static bool binary_fast(ty_op op, const bcast *bc, const ty_tensor *a, const ty_tensor *b,
+                        ty_tensor *o) {
+  bool f = a->dtype == TY_DTYPE_F32, fb = b->dtype == TY_DTYPE_F32;
+  bool i = a->dtype == TY_DTYPE_I64, ib = b->dtype == TY_DTYPE_I64;
+  if (!((f && fb) || (i && ib) || (op == TY_OP_POW && (f || i) && (fb || ib)))) return false;
+  switch (op) {
+  case TY_OP_ADD:
+    f ? add_f32(bc, a->data, b->data, o->data) : add_i64(bc, a->data, b->data, o->data);
+    return true;
+  case TY_OP_SUB:
+    f ? sub_f32(bc, a->data, b->data, o->data) : sub_i64(bc, a->data, b->data, o->data);
+    return true;
+  case TY_OP_MUL:
+    f ? mul_f32(bc, a->data, b->data, o->data) : mul_i64(bc, a->data, b->data, o->data);
+    return true;
+  case TY_OP_DIV:
+    f ? div_f32(bc, a->data, b->data, o->data) : div_i64(bc, a->data, b->data, o->data);
+    return true;
+  case TY_OP_POW:
+    if (f && fb)
+      pow_f32(bc, a->data, b->data, o->data);
+    else if (f)
+      pow_f32_i64(bc, a->data, b->data, o->data);
+    else if (fb)
+      pow_i64_f32(bc, a->data, b->data, o->data);
+    else
+      pow_i64(bc, a->data, b->data, o->data);
+    return true;
+  default: return false;
+  }
+}
+
+static bparams params_of(const ty_graph_node *n, ty_dtype dt) {
+  return (bparams){.op = n->op,
+                   .kind = ty__dkind_of(dt),
+                   .fmod = ty_graph_node_attr_int(n, "fmod", 0) != 0,
+                   .left = strcmp(ty_graph_node_attr_string(n, "direction", ""), "LEFT") == 0};
+}
+
 int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *a = in[0], *b = in[1];
   ty_tensor *o = out[0];
   if (!o) return 0;
+  ty_shape bs = ty__binary_bshape(n, n->op, &a->shape, &b->shape);
   bcast bc;
-  bcast_init(&bc, &a->shape, &b->shape, &o->shape);
+  bcast_init(&bc, &a->shape, &bs, &o->shape);
   if (ty_tensor_numel(o) == 0) return 0;
-  bool f = a->dtype == TY_DTYPE_F32, fb = b->dtype == TY_DTYPE_F32;
-  switch (n->op) {
-  case TY_OP_ADD: f ? add_f32(&bc, a->data, b->data, o->data) : add_i64(&bc, a->data, b->data, o->data); break;
-  case TY_OP_SUB: f ? sub_f32(&bc, a->data, b->data, o->data) : sub_i64(&bc, a->data, b->data, o->data); break;
-  case TY_OP_MUL: f ? mul_f32(&bc, a->data, b->data, o->data) : mul_i64(&bc, a->data, b->data, o->data); break;
-  case TY_OP_DIV: f ? div_f32(&bc, a->data, b->data, o->data) : div_i64(&bc, a->data, b->data, o->data); break;
-  case TY_OP_POW:
-    if (f && fb) pow_f32(&bc, a->data, b->data, o->data);
-    else if (f) pow_f32_i64(&bc, a->data, b->data, o->data);
-    else if (fb) pow_i64_f32(&bc, a->data, b->data, o->data);
-    else pow_i64(&bc, a->data, b->data, o->data);
-    break;
-  default: return TY_EINTERNAL;
+  if (binary_fast(n->op, &bc, a, b, o)) return 0;
+  bparams p = params_of(n, a->dtype);
+  binary_generic(&p, &bc, a, b, o);
+  return 0;
+}
+
+/* ---- Max, Min, Sum, Mean ------------------------------------------------- */
+int ty__k_variadic(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
+  (void)ctx;
+  ty_tensor *o = out[0];
+  if (!o) return 0;
+  ty__broadcast_copy(in[0], o);
+  bparams p = params_of(n, o->dtype);
+  for (int i = 1; i < n->n_inputs; i++) {
+    bcast bc;
+    bcast_init(&bc, &o->shape, &in[i]->shape, &o->shape);
+    binary_generic(&p, &bc, o, in[i], o);
   }
+  if (n->op == TY_OP_MEAN)
+    for (int64_t i = 0; i < ty_tensor_numel(o); i++)
+      ty__putf(o->dtype, o->data, i, ty__getf(o->dtype, o->data, i) / n->n_inputs);
+  return 0;
+}
+
+/* ---- Where ------------------------------------------------------------------- */
+int ty__k_where(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
+  (void)n;
+  (void)ctx;
+  ty_tensor *o = out[0];
+  if (!o) return 0;
+  const ty_tensor *c = in[0], *x = in[1], *y = in[2];
+  int64_t cnt = ty_tensor_numel(o);
+  size_t es = ty_dtype_size(o->dtype);
+  const uint8_t *cd = c->data;
+  const char *xd = x->data, *yd = y->data;
+  char *od = o->data;
+  ty__odo w;
+  ty__odo_init(&w, &o->shape, 3, (const ty_shape *[]){&c->shape, &x->shape, &y->shape});
+  if (es == 4) { /* float32 attention masks: a typed copy, not memcpy */
+    for (int64_t i = 0; i < cnt; i++, ty__odo_next(&w))
+      ((uint32_t *)od)[i] =
+          cd[w.off[0]] ? ((const uint32_t *)xd)[w.off[1]] : ((const uint32_t *)yd)[w.off[2]];
+    return 0;
+  }
+  for (int64_t i = 0; i < cnt; i++, ty__odo_next(&w))
+    memcpy(od + (size_t)i * es,
+           cd[w.off[0]] ? xd + (size_t)w.off[1] * es : yd + (size_t)w.off[2] * es, es);
   return 0;
 }

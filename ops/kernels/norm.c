@@ -10,8 +10,8 @@
  *
  * Dropout is the identity with an all-true mask unless training; then each
  * element is kept with probability 1-ratio and scaled by 1/(1-ratio). The
- * random stream is xorshift64* seeded from the node's seed attribute or the
- * executor, so a run is reproducible.
+ * random stream is lib/base's SplitMix64 (ty_rng), seeded from the node's
+ * seed attribute or the executor, so a run is reproducible.
  */
 #include "ops/ops_internal.h"
 
@@ -76,6 +76,15 @@ done:
   return rc;
 }
 
+void ty__moments(const float *x, int64_t n, double eps, double *out_mean, double *out_inv) {
+  double s = 0, s2 = 0;
+  for (int64_t i = 0; i < n; i++) s += x[i];
+  double mean = n ? s / (double)n : 0;
+  for (int64_t i = 0; i < n; i++) s2 += (x[i] - mean) * (x[i] - mean);
+  *out_mean = mean;
+  *out_inv = 1.0 / sqrt((n ? s2 / (double)n : 0) + eps);
+}
+
 int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
@@ -89,11 +98,8 @@ int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
   const float *xd = x->data, *sd = sc->data, *bd = bi ? bi->data : NULL;
   for (int64_t r = 0; r < rows; r++) {
     const float *px = xd + r * cols;
-    double s = 0, s2 = 0;
-    for (int64_t i = 0; i < cols; i++) s += px[i];
-    double mean = cols ? s / (double)cols : 0;
-    for (int64_t i = 0; i < cols; i++) s2 += (px[i] - mean) * (px[i] - mean);
-    double inv = 1.0 / sqrt((cols ? s2 / (double)cols : 0) + eps);
+    double mean, inv;
+    ty__moments(px, cols, eps, &mean, &inv);
     if (out[0]) {
       float *py = ty_tensor_f32(out[0]) + r * cols;
       for (int64_t i = 0; i < cols; i++) {
@@ -105,15 +111,6 @@ int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
     if (n->n_outputs > 2 && out[2]) ty_tensor_f32(out[2])[r] = (float)inv;
   }
   return 0;
-}
-
-static uint64_t xorshift(uint64_t *s) {
-  uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545F4914F6CDD1Dull;
 }
 
 int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
@@ -131,14 +128,35 @@ int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
     return 0;
   }
   const ty_graph_attr *seed = ty_graph_node_attr(n, "seed");
-  uint64_t st = seed ? (uint64_t)seed->i * 0x9E3779B97F4A7C15ull + 1 : ctx->rng;
+  ty_rng st = seed ? ty_rng_make((uint64_t)seed->i) : ctx->rng;
   float keep_scale = 1.0f / (1.0f - ratio);
   for (int64_t i = 0; i < cnt; i++) {
-    float u = (float)(xorshift(&st) >> 40) * (1.0f / 16777216.0f);
-    bool keep = u >= ratio;
+    bool keep = ty_rng_uniform(&st) >= ratio;
     if (yd) yd[i] = keep ? xd[i] * keep_scale : 0.0f;
     if (mask) mask[i] = keep;
   }
   if (!seed) ctx->rng = st;
+  return 0;
+}
+
+/* InstanceNormalization: per image and channel, statistics over the
+ * spatial dims (biased variance), then scale and bias of the channel. */
+int ty__k_instance_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                        ty__kctx *ctx) {
+  (void)ctx;
+  const ty_tensor *x = in[0];
+  if (!out[0]) return 0;
+  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1],
+          sp = ty_shape_span(&x->shape, 2, x->shape.rank);
+  double eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f);
+  const float *xd = x->data, *sc = in[1]->data, *bd = in[2]->data;
+  float *yd = out[0]->data;
+  for (int64_t p = 0; p < nb * ch; p++) {
+    const float *px = xd + p * sp;
+    double mean, inv;
+    ty__moments(px, sp, eps, &mean, &inv);
+    int64_t c = p % ch;
+    for (int64_t i = 0; i < sp; i++) yd[p * sp + i] = (float)((px[i] - mean) * inv * sc[c] + bd[c]);
+  }
   return 0;
 }

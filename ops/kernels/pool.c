@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * MaxPool, AveragePool (1-D to 3-D) and GlobalAveragePool. Spatial dims are
+ * MaxPool, AveragePool (1-D to 3-D), GlobalAveragePool and GlobalMaxPool. Spatial dims are
  * padded to three (leading sizes of one) so one loop nest serves every
  * rank. Windows are clipped to the input; AveragePool divides by the
  * clipped window, or with count_include_pad by the window clipped to the
@@ -103,8 +103,8 @@ int ty__k_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   return 0;
 }
 
-int ty__k_global_avg_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)n;
+int ty__k_global_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                      ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   if (!out[0]) return 0;
@@ -112,10 +112,11 @@ int ty__k_global_avg_pool(const ty_graph_node *n, const ty_tensor *const *in, ty
   int64_t sz = ty_shape_span(&x->shape, 2, x->shape.rank);
   const float *xd = x->data;
   float *yd = out[0]->data;
+  bool is_max = n->op == TY_OP_GLOBAL_MAX_POOL;
   for (int64_t pl = 0; pl < planes; pl++) {
-    double s = 0;
-    for (int64_t i = 0; i < sz; i++) s += xd[pl * sz + i];
-    yd[pl] = sz ? (float)(s / (double)sz) : 0.0f;
+    double s = is_max ? -INFINITY : 0;
+    for (int64_t i = 0; i < sz; i++) s = is_max ? fmax(s, xd[pl * sz + i]) : s + xd[pl * sz + i];
+    yd[pl] = is_max ? (float)s : sz ? (float)(s / (double)sz) : 0.0f;
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Softmax, LogSoftmax and SoftmaxCrossEntropyLoss. All reduce along one axis
+ * Softmax, LogSoftmax, Hardmax, SoftmaxCrossEntropyLoss and
+ * NegativeLogLikelihoodLoss. All reduce along one axis
  * viewed as [outer, dim, inner]; inner is 1 for the usual last-axis case.
  * Before opset 13 Softmax flattened the input to 2-D at `axis`, which is the
  * same view with dim = product of the trailing dims.
@@ -31,6 +32,19 @@ static void softmax_rows(const float *x, float *y, int64_t outer, int64_t dim, i
   }
 }
 
+/* 1 at the first maximum of each row, 0 elsewhere. */
+static void hardmax_rows(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner) {
+  memset(y, 0, (size_t)(outer * dim * inner) * sizeof *y);
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < inner; i++) {
+      const float *px = x + o * dim * inner + i;
+      int64_t best = 0;
+      for (int64_t d = 1; d < dim; d++)
+        if (px[d * inner] > px[best * inner]) best = d;
+      if (dim) y[(o * dim + best) * inner + i] = 1.0f;
+    }
+}
+
 int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
@@ -49,7 +63,10 @@ int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
     dim = s->dims[axis];
     inner = ty_shape_span(s, axis + 1, s->rank);
   }
-  softmax_rows(x->data, out[0]->data, outer, dim, inner, n->op == TY_OP_LOG_SOFTMAX);
+  if (n->op == TY_OP_HARDMAX)
+    hardmax_rows(x->data, out[0]->data, outer, dim, inner);
+  else
+    softmax_rows(x->data, out[0]->data, outer, dim, inner, n->op == TY_OP_LOG_SOFTMAX);
   return 0;
 }
 
@@ -61,11 +78,12 @@ typedef struct sce {
 } sce;
 
 /* Per-element losses into loss (N*inner) and their weights into wsum. */
-static int sce_elements(const sce *p, const float *logp, const int64_t *labels, float *loss, double *wsum) {
+static int sce_elements(const sce *p, const float *logp, const ty_tensor *labels, float *loss,
+                        double *wsum) {
   *wsum = 0;
   for (int64_t b = 0; b < p->n; b++) {
     for (int64_t i = 0; i < p->inner; i++) {
-      int64_t at = b * p->inner + i, y = labels[at];
+      int64_t at = b * p->inner + i, y = ty__geti(labels->dtype, labels->data, at);
       if (p->has_ignore && y == p->ignore) {
         loss[at] = 0;
         continue;
@@ -79,34 +97,47 @@ static int sce_elements(const sce *p, const float *logp, const int64_t *labels, 
   return 0;
 }
 
-int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
-  const ty_tensor *x = in[0], *labels = in[1], *weights = in[2];
-  const ty_shape *s = &x->shape;
+/* The loss of log-probabilities lp [N, C, d...] (reduction none, sum or
+ * mean over the weights), into y; shared by both losses. */
+static int nll(const ty_graph_node *n, const float *lp, const ty_shape *s, const ty_tensor *labels,
+               const ty_tensor *weights, ty_tensor *y) {
   sce p = {.n = s->dims[0], .c = s->dims[1], .inner = ty_shape_span(s, 2, s->rank),
            .w = weights ? weights->data : NULL};
   const ty_graph_attr *ig = ty_graph_node_attr(n, "ignore_index");
   p.has_ignore = ig != NULL;
   p.ignore = ig ? ig->i : 0;
-  ty_tensor *logp = out[1], *tmp = NULL;
-  int rc = 0;
-  if (!logp && (rc = ty_tensor_create(TY_DTYPE_F32, s, &tmp)) != 0) return rc;
-  float *lp = logp ? logp->data : tmp->data;
-  softmax_rows(x->data, lp, p.n, p.c, p.inner, true);
   const char *red = ty_graph_node_attr_string(n, "reduction", "mean");
   bool none = strcmp(red, "none") == 0;
+  if (none && !y) return 0;
   ty_tensor *lossbuf = NULL;
-  ty_shape ls = labels->shape;
-  if (!none && (rc = ty_tensor_create(TY_DTYPE_F32, &ls, &lossbuf)) != 0) goto done;
-  float *loss = none ? (out[0] ? out[0]->data : NULL) : lossbuf->data;
-  double wsum;
-  if (!loss) goto done;
-  if ((rc = sce_elements(&p, lp, labels->data, loss, &wsum)) != 0 || none) goto done;
-  double total = 0;
-  for (int64_t i = 0; i < p.n * p.inner; i++) total += loss[i];
-  if (out[0]) ty_tensor_f32(out[0])[0] = (float)(strcmp(red, "sum") == 0 ? total : total / wsum);
-done:
-  ty_tensor_destroy(tmp);
+  int rc = none ? 0 : ty_tensor_create(TY_DTYPE_F32, &labels->shape, &lossbuf);
+  double wsum, total = 0;
+  if (rc == 0) rc = sce_elements(&p, lp, labels, none ? y->data : lossbuf->data, &wsum);
+  if (rc == 0 && !none && y) {
+    for (int64_t i = 0; i < p.n * p.inner; i++) total += ty_tensor_f32(lossbuf)[i];
+    ty_tensor_f32(y)[0] = (float)(strcmp(red, "sum") == 0 ? total : total / wsum);
+  }
   ty_tensor_destroy(lossbuf);
   return rc;
+}
+
+int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
+  (void)ctx;
+  const ty_tensor *x = in[0];
+  ty_tensor *logp = out[1], *tmp = NULL;
+  int rc = 0;
+  if (!logp && (rc = ty_tensor_create(TY_DTYPE_F32, &x->shape, &tmp)) != 0) return rc;
+  float *lp = logp ? logp->data : tmp->data;
+  softmax_rows(x->data, lp, x->shape.dims[0], x->shape.dims[1],
+               ty_shape_span(&x->shape, 2, x->shape.rank), true);
+  rc = nll(n, lp, &x->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
+  ty_tensor_destroy(tmp);
+  return rc;
+}
+
+int ty__k_nll_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
+  (void)ctx;
+  return nll(n, in[0]->data, &in[0]->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
 }

@@ -31,10 +31,11 @@ static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, si
     const ty_graph_value *v = ty_graph_value_at(g, st->writes[i]);
     ty_shape s = ty_shape_with_batch(&v->shape, batch);
     if (!ty_shape_is_concrete(&s) || ty_dtype_size(v->dtype) == 0)
-      return ty__err(err, err_len, TY_EINVAL, "value \"%s\": shape or dtype not known statically", v->name);
+      return ty_errf(err, err_len, TY_EINVAL, "value \"%s\": shape or dtype not known statically",
+                     v->name);
     ty_tensor *t;
     int rc = ty__mpool_alloc(p, k, st->writes[i], v->dtype, &s, &t);
-    if (rc != 0) return ty__err(err, err_len, rc, "value \"%s\": cannot plan", v->name);
+    if (rc != 0) return ty_errf(err, err_len, rc, "value \"%s\": cannot plan", v->name);
   }
   ty__mpool_end_step(p, k);
   return 0;
@@ -42,11 +43,12 @@ static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, si
 
 int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_opts *opts, char *err,
                             size_t err_len, ty_memplan_report *out_report) {
-  if (!g || !out_report || batch < 1) return ty__err(err, err_len, TY_EINVAL, "batch: must be >= 1");
+  if (!g || !out_report || batch < 1)
+    return ty_errf(err, err_len, TY_EINVAL, "batch: must be >= 1");
   ty__sched *s = NULL;
   ty__mpool *p = NULL;
   int rc = plan_create(g, opts, &s, &p);
-  if (rc != 0) return ty__err(err, err_len, rc, "cannot schedule the graph: %s", ty_strerror(rc));
+  if (rc != 0) return ty_errf(err, err_len, rc, "cannot schedule the graph: %s", ty_strerror(rc));
   for (size_t k = 0; k < s->n_steps && rc == 0; k++) rc = simulate_step(g, p, &s->steps[k], k, batch, err, err_len);
   if (rc == 0) {
     ty__mpool_stats st;

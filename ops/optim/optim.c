@@ -15,16 +15,6 @@
 #include "ops/optim/optim.h"
 #include "ops/optim/optim_internal.h"
 
-void ty__optim_err(char *err, size_t err_len, const char *fmt, ...)
-{
-  if (err == NULL || err_len == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, err_len, fmt, ap);
-  va_end(ap);
-}
-
 void ty_optim_opts_default(ty_optim_kind kind, ty_optim_opts *out_opts)
 {
   memset(out_opts, 0, sizeof *out_opts);
@@ -38,37 +28,24 @@ void ty_optim_opts_default(ty_optim_kind kind, ty_optim_opts *out_opts)
 
 static int check_opts(const ty_optim_opts *o, char *err, size_t err_len)
 {
-  if (o->kind != TY_OPTIM_SGD && o->kind != TY_OPTIM_ADAM && o->kind != TY_OPTIM_ADAMW) {
-    ty__optim_err(err, err_len, "optimizer: unknown kind %d", (int)o->kind);
-    return TY_EINVAL;
-  }
-  if (!(o->weight_decay >= 0.0f)) {
-    ty__optim_err(err, err_len, "weight_decay: %g must be >= 0", (double)o->weight_decay);
-    return TY_EINVAL;
-  }
+  if (o->kind != TY_OPTIM_SGD && o->kind != TY_OPTIM_ADAM && o->kind != TY_OPTIM_ADAMW)
+    return ty_errf(err, err_len, TY_EINVAL, "optimizer: unknown kind %d", (int)o->kind);
+  if (!(o->weight_decay >= 0.0f))
+    return ty_errf(err, err_len, TY_EINVAL, "weight_decay: %g must be >= 0",
+                   (double)o->weight_decay);
   if (o->kind == TY_OPTIM_SGD) {
-    if (!(o->momentum >= 0.0f)) {
-      ty__optim_err(err, err_len, "momentum: %g must be >= 0", (double)o->momentum);
-      return TY_EINVAL;
-    }
-    if (o->nesterov && (o->momentum <= 0.0f || o->dampening != 0.0f)) {
-      ty__optim_err(err, err_len, "nesterov: requires momentum > 0 and zero dampening");
-      return TY_EINVAL;
-    }
+    if (!(o->momentum >= 0.0f))
+      return ty_errf(err, err_len, TY_EINVAL, "momentum: %g must be >= 0", (double)o->momentum);
+    if (o->nesterov && (o->momentum <= 0.0f || o->dampening != 0.0f))
+      return ty_errf(err, err_len, TY_EINVAL, "nesterov: requires momentum > 0 and zero dampening");
     return 0;
   }
-  if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f)) {
-    ty__optim_err(err, err_len, "beta1: %g must be in [0, 1)", (double)o->beta1);
-    return TY_EINVAL;
-  }
-  if (!(o->beta2 >= 0.0f && o->beta2 < 1.0f)) {
-    ty__optim_err(err, err_len, "beta2: %g must be in [0, 1)", (double)o->beta2);
-    return TY_EINVAL;
-  }
-  if (!(o->eps > 0.0f)) {
-    ty__optim_err(err, err_len, "eps: %g must be > 0", (double)o->eps);
-    return TY_EINVAL;
-  }
+  if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f))
+    return ty_errf(err, err_len, TY_EINVAL, "beta1: %g must be in [0, 1)", (double)o->beta1);
+  if (!(o->beta2 >= 0.0f && o->beta2 < 1.0f))
+    return ty_errf(err, err_len, TY_EINVAL, "beta2: %g must be in [0, 1)", (double)o->beta2);
+  if (!(o->eps > 0.0f))
+    return ty_errf(err, err_len, TY_EINVAL, "eps: %g must be > 0", (double)o->eps);
   return 0;
 }
 
@@ -131,54 +108,31 @@ uint32_t ty__optim_nbuf(const ty_optim_opts *o)
 }
 
 static void sgd_step(const ty_optim_opts *o, ty__optim_param *st, float lr, float *p,
-                     const float *grad)
+                     const float *g)
 {
-  const float wd = o->weight_decay, mom = o->momentum;
-  const float damp = (float)(1.0 - (double)o->dampening);
+  float h[4];
+  ty_optim_sgd_scalars(lr, o->weight_decay, o->momentum, o->dampening, h);
+  const float wd = h[1], mom = h[2], damp = h[3];
+  const bool has_wd = wd != 0.0f, has_mom = mom != 0.0f, first = st->steps == 0,
+             nesterov = o->nesterov;
   float *buf = st->buf[0];
-  const bool first = st->steps == 0;
-  for (size_t k = 0; k < st->numel; k++) {
-    float d = grad[k];
-    if (wd != 0.0f)
-      d = d + wd * p[k];
-    if (mom != 0.0f) {
-      buf[k] = first ? d : buf[k] * mom + damp * d;
-      d = o->nesterov ? d + mom * buf[k] : buf[k];
-    }
-    p[k] = p[k] + (-lr) * d;
-  }
+  for (size_t k = 0; k < st->numel; k++)
+    TY_OPTIM_SGD_RULE
 }
 
-/* torch.lerp's CPU formula, which switches form at weight 0.5. */
-static inline float lerpf(float self, float end, float w)
-{
-  return fabsf(w) < 0.5f ? self + w * (end - self) : end - (end - self) * (1.0f - w);
-}
+TY_OPTIM_LERPF_DEF
 
 static void adam_step(const ty_optim_opts *o, ty__optim_param *st, float lr, float *p,
-                      const float *grad)
+                      const float *g)
 {
-  const double t = (double)st->steps + 1.0;
-  const float wd = o->weight_decay, b2 = o->beta2;
-  const float w1 = (float)(1.0 - (double)o->beta1), w2 = (float)(1.0 - (double)o->beta2);
-  const double bc1 = 1.0 - pow((double)o->beta1, t);
-  const double bc2 = 1.0 - pow((double)o->beta2, t);
-  const float step_size = (float)((double)lr / bc1);
-  const float bc2_sqrt = (float)sqrt(bc2);
-  const float decay = (float)(1.0 - (double)lr * (double)wd);
-  const bool adamw = o->kind == TY_OPTIM_ADAMW;
+  float h[8];
+  ty_optim_adam_scalars(lr, o->weight_decay, o->beta1, o->beta2, o->eps, st->steps + 1, h);
+  const float step_size = h[0], bc2_sqrt = h[1], decay = h[2], wd = h[3], b2 = h[4], w1 = h[5],
+              w2 = h[6], eps = h[7];
+  const bool adamw = o->kind == TY_OPTIM_ADAMW, has_wd = wd != 0.0f;
   float *m = st->buf[0], *v = st->buf[1];
-  for (size_t k = 0; k < st->numel; k++) {
-    float g = grad[k];
-    if (adamw)
-      p[k] = p[k] * decay;
-    else if (wd != 0.0f)
-      g = g + wd * p[k];
-    m[k] = lerpf(m[k], g, w1);
-    v[k] = v[k] * b2 + w2 * (g * g);
-    float denom = sqrtf(v[k]) / bc2_sqrt + o->eps;
-    p[k] = p[k] + (-step_size) * (m[k] / denom);
-  }
+  for (size_t k = 0; k < st->numel; k++)
+    TY_OPTIM_ADAM_RULE
 }
 
 /* Allocates the buffers on a parameter's first step. */

@@ -29,6 +29,7 @@
 #ifndef TY_OPS_OPTIM_OPTIM_H
 #define TY_OPS_OPTIM_OPTIM_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,6 +88,72 @@ int ty_optim_param_advance(ty_optim *o, size_t i);
 const ty_optim_opts *ty_optim_get_opts(const ty_optim *o);
 /* Updates every parameter: params[i], grads[i] for i < n_params. */
 int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads);
+
+/* ---- the update rules, written once ------------------------------------------
+ * The element update of each optimizer is the body of a loop over k, kept
+ * here as a macro: ops/optim expands it into C, ops/fusion stringifies it
+ * (TY_OPTIM_SRC) into the source its JIT compiles. Both therefore compute
+ * the same operations in the same order, bit for bit. A rule reads:
+ *   SGD   p, g, buf (arrays), k; lr, wd, mom, damp (float); has_wd,
+ *         has_mom, first, nesterov (flags: constants in the JIT, so its
+ *         compiler drops the dead terms)
+ *   Adam  p, g, m, v, k; step_size, bc2_sqrt, decay, wd, b2, w1, w2, eps;
+ *         adamw, has_wd (flags)
+ * with the scalars from ty_optim_sgd_scalars / ty_optim_adam_scalars. */
+#define TY_OPTIM_SGD_RULE                                                                          \
+  {                                                                                                \
+    float d = g[k];                                                                                \
+    if (has_wd) d = d + wd * p[k];                                                                 \
+    if (has_mom) {                                                                                 \
+      buf[k] = first ? d : buf[k] * mom + damp * d;                                                \
+      d = nesterov ? d + mom * buf[k] : buf[k];                                                    \
+    }                                                                                              \
+    p[k] = p[k] + (-lr) * d;                                                                       \
+  }
+#define TY_OPTIM_ADAM_RULE                                                                         \
+  {                                                                                                \
+    float gk = g[k];                                                                               \
+    if (adamw)                                                                                     \
+      p[k] = p[k] * decay;                                                                         \
+    else if (has_wd)                                                                               \
+      gk = gk + wd * p[k];                                                                         \
+    m[k] = ty_optim_lerpf(m[k], gk, w1);                                                           \
+    v[k] = v[k] * b2 + w2 * (gk * gk);                                                             \
+    float denom = sqrtf(v[k]) / bc2_sqrt + eps;                                                    \
+    p[k] = p[k] + (-step_size) * (m[k] / denom);                                                   \
+  }
+/* torch.lerp's CPU formula, which switches form at weight 0.5 (Adam's m). */
+#define TY_OPTIM_LERPF_DEF                                                                         \
+  static inline float ty_optim_lerpf(float self, float end, float w) {                             \
+    return fabsf(w) < 0.5f ? self + w * (end - self) : end - (end - self) * (1.0f - w);            \
+  }
+/* The text of a rule after macro expansion, for generated source. */
+#define TY_OPTIM_SRC_(...) #__VA_ARGS__
+#define TY_OPTIM_SRC(rule) TY_OPTIM_SRC_(rule)
+
+/* SGD's scalars: lr, wd, mom, damp = 1 - dampening (in double, as torch). */
+static inline void ty_optim_sgd_scalars(float lr, float wd, float momentum, float dampening,
+                                        float out[4]) {
+  out[0] = lr;
+  out[1] = wd;
+  out[2] = momentum;
+  out[3] = (float)(1.0 - (double)dampening);
+}
+/* Adam's scalars for 1-based step t, derived in double as torch does:
+ * step_size, bc2_sqrt, decay, wd, b2, w1, w2, eps. */
+static inline void ty_optim_adam_scalars(float lr, float wd, float beta1, float beta2, float eps,
+                                         uint64_t step, float out[8]) {
+  const double t = (double)step;
+  const double bc1 = 1.0 - pow((double)beta1, t), bc2 = 1.0 - pow((double)beta2, t);
+  out[0] = (float)((double)lr / bc1);
+  out[1] = (float)sqrt(bc2);
+  out[2] = (float)(1.0 - (double)lr * (double)wd);
+  out[3] = wd;
+  out[4] = beta2;
+  out[5] = (float)(1.0 - (double)beta1);
+  out[6] = (float)(1.0 - (double)beta2);
+  out[7] = eps;
+}
 
 /* ---- state ------------------------------------------------------------------
  * Serialised state, all integers and floats little-endian:

@@ -29,7 +29,5 @@ struct ty_optim {
 uint32_t ty__optim_nbuf(const ty_optim_opts *o);
 /* Frees a parameter's buffers and zeroes its step count. */
 void ty__optim_param_clear(ty__optim_param *p);
-void ty__optim_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif

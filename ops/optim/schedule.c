@@ -13,37 +13,27 @@ int ty_lr_check(const ty_lr_schedule *s, char *err, size_t err_len)
 {
   if (s == NULL)
     return TY_EINVAL;
-  if (!(s->base_lr > 0.0) || !isfinite(s->base_lr)) {
-    ty__optim_err(err, err_len, "lr: %g must be a finite number > 0", s->base_lr);
-    return TY_EINVAL;
-  }
+  if (!(s->base_lr > 0.0) || !isfinite(s->base_lr))
+    return ty_errf(err, err_len, TY_EINVAL, "lr: %g must be a finite number > 0", s->base_lr);
   switch (s->kind) {
   case TY_LR_CONSTANT:
     return 0;
   case TY_LR_STEP:
-    if (s->step_size == 0) {
-      ty__optim_err(err, err_len, "lr_schedule.step.step_size: must be > 0");
-      return TY_EINVAL;
-    }
-    if (!(s->gamma > 0.0 && s->gamma <= 1.0)) {
-      ty__optim_err(err, err_len, "lr_schedule.step.gamma: %g must be in (0, 1]", s->gamma);
-      return TY_EINVAL;
-    }
+    if (s->step_size == 0)
+      return ty_errf(err, err_len, TY_EINVAL, "lr_schedule.step.step_size: must be > 0");
+    if (!(s->gamma > 0.0 && s->gamma <= 1.0))
+      return ty_errf(err, err_len, TY_EINVAL, "lr_schedule.step.gamma: %g must be in (0, 1]",
+                     s->gamma);
     return 0;
   case TY_LR_COSINE:
-    if (s->total_steps == 0) {
-      ty__optim_err(err, err_len, "lr_schedule.cosine.total_steps: must be > 0");
-      return TY_EINVAL;
-    }
-    if (!(s->min_lr >= 0.0 && s->min_lr <= s->base_lr)) {
-      ty__optim_err(err, err_len, "lr_schedule.cosine.min_lr: %g must be in [0, lr]",
-                    s->min_lr);
-      return TY_EINVAL;
-    }
+    if (s->total_steps == 0)
+      return ty_errf(err, err_len, TY_EINVAL, "lr_schedule.cosine.total_steps: must be > 0");
+    if (!(s->min_lr >= 0.0 && s->min_lr <= s->base_lr))
+      return ty_errf(err, err_len, TY_EINVAL, "lr_schedule.cosine.min_lr: %g must be in [0, lr]",
+                     s->min_lr);
     return 0;
   }
-  ty__optim_err(err, err_len, "lr_schedule: unknown kind %d", (int)s->kind);
-  return TY_EINVAL;
+  return ty_errf(err, err_len, TY_EINVAL, "lr_schedule: unknown kind %d", (int)s->kind);
 }
 
 static double after_warmup(const ty_lr_schedule *s, uint64_t t)

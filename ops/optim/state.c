@@ -105,30 +105,22 @@ static bool get_u64(reader *r, uint64_t *v)
 static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
 {
   uint32_t version, kind, n;
-  if (r->left < 4 || memcmp(r->p, STATE_MAGIC, 4) != 0) {
-    ty__optim_err(err, err_len, "optimizer state: bad magic (not a Trainyard optimizer state)");
-    return TY_EPROTO;
-  }
+  if (r->left < 4 || memcmp(r->p, STATE_MAGIC, 4) != 0)
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "optimizer state: bad magic (not a Trainyard optimizer state)");
   r->p += 4;
   r->left -= 4;
-  if (!get_u32(r, &version) || !get_u32(r, &kind) || !get_u32(r, &n)) {
-    ty__optim_err(err, err_len, "optimizer state: truncated header");
-    return TY_EPROTO;
-  }
-  if (version != STATE_VERSION) {
-    ty__optim_err(err, err_len, "optimizer state: version %u, this build reads %u", version,
-                  STATE_VERSION);
-    return TY_EVERSION;
-  }
-  if (kind != (uint32_t)o->opts.kind) {
-    ty__optim_err(err, err_len, "optimizer state: kind %u, the optimizer is kind %u", kind,
-                  (unsigned)o->opts.kind);
-    return TY_EINVAL;
-  }
-  if (n != o->n) {
-    ty__optim_err(err, err_len, "optimizer state: %u parameters, the model has %zu", n, o->n);
-    return TY_EINVAL;
-  }
+  if (!get_u32(r, &version) || !get_u32(r, &kind) || !get_u32(r, &n))
+    return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated header");
+  if (version != STATE_VERSION)
+    return ty_errf(err, err_len, TY_EVERSION, "optimizer state: version %u, this build reads %u",
+                   version, STATE_VERSION);
+  if (kind != (uint32_t)o->opts.kind)
+    return ty_errf(err, err_len, TY_EINVAL, "optimizer state: kind %u, the optimizer is kind %u",
+                   kind, (unsigned)o->opts.kind);
+  if (n != o->n)
+    return ty_errf(err, err_len, TY_EINVAL, "optimizer state: %u parameters, the model has %zu", n,
+                   o->n);
   return 0;
 }
 
@@ -136,28 +128,24 @@ static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p
                       size_t err_len)
 {
   uint64_t numel;
-  if (!get_u64(r, &numel) || !get_u64(r, &p->steps) || !get_u32(r, &p->nbuf)) {
-    ty__optim_err(err, err_len, "optimizer state: truncated at parameter %zu", i);
-    return TY_EPROTO;
-  }
+  if (!get_u64(r, &numel) || !get_u64(r, &p->steps) || !get_u32(r, &p->nbuf))
+    return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated at parameter %zu", i);
   p->numel = o->params[i].numel;
-  if (numel != p->numel) {
-    ty__optim_err(err, err_len, "optimizer state: parameter %zu has %llu elements, the model %zu",
-                  i, (unsigned long long)numel, p->numel);
-    return TY_EINVAL;
-  }
+  if (numel != p->numel)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "optimizer state: parameter %zu has %llu elements, the model %zu", i,
+                   (unsigned long long)numel, p->numel);
   uint32_t want = ty__optim_nbuf(&o->opts);
   if (p->nbuf != 0 && p->nbuf != want) {
-    ty__optim_err(err, err_len, "optimizer state: parameter %zu has %u buffers, expected %u",
-                  i, p->nbuf, want);
+    uint32_t got = p->nbuf;
     p->nbuf = 0;
-    return TY_EPROTO;
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "optimizer state: parameter %zu has %u buffers, expected %u", i, got, want);
   }
   for (uint32_t b = 0; b < p->nbuf; b++) {
     if (r->left / 4 < p->numel) {
-      ty__optim_err(err, err_len, "optimizer state: truncated in parameter %zu", i);
       p->nbuf = b;
-      return TY_EPROTO;
+      return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated in parameter %zu", i);
     }
     p->buf[b] = malloc(p->numel ? p->numel * 4 : 1);
     if (p->buf[b] == NULL) {
@@ -173,10 +161,8 @@ static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p
 
 static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len)
 {
-  if (len < 4) {
-    ty__optim_err(err, err_len, "optimizer state: truncated (%zu bytes)", len);
-    return TY_EPROTO;
-  }
+  if (len < 4)
+    return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated (%zu bytes)", len);
   reader r = {data + len - 4, 4};
   uint32_t want;
   get_u32(&r, &want);
@@ -185,10 +171,8 @@ static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len)
     size_t n = len - 4 - off < (1u << 30) ? len - 4 - off : (1u << 30);
     crc = crc32(crc, data + off, (uInt)n);
   }
-  if ((uint32_t)crc != want) {
-    ty__optim_err(err, err_len, "optimizer state: CRC mismatch (corrupt checkpoint)");
-    return TY_EPROTO;
-  }
+  if ((uint32_t)crc != want)
+    return ty_errf(err, err_len, TY_EPROTO, "optimizer state: CRC mismatch (corrupt checkpoint)");
   return 0;
 }
 
@@ -212,8 +196,7 @@ int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
   for (; rc == 0 && done < o->n; done++)
     rc = read_param(o, done, &r, &fresh[done], err, err_len);
   if (rc == 0 && r.left != 0) {
-    ty__optim_err(err, err_len, "optimizer state: %zu trailing bytes", r.left);
-    rc = TY_EPROTO;
+    rc = ty_errf(err, err_len, TY_EPROTO, "optimizer state: %zu trailing bytes", r.left);
   }
   ty__optim_param *drop = rc == 0 ? o->params : fresh;
   if (rc == 0)

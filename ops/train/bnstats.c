@@ -88,12 +88,12 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; i < t->n_bn; i++) {
     const ty_tensor *x = ty_exec_value(t->exec, t->bn[i].x_id);
     int rc = x ? bn_update(&t->bn[i], x) : TY_EINTERNAL;
-    if (rc != 0) {
-      if (err && err_len)
-        snprintf(err, err_len, "BatchNormalization running stats \"%s\": input \"%s\" missing or not [N, C, ...]",
-                 ty_graph_value_at(t->g, t->bn[i].ids[0])->name, ty_graph_value_at(t->g, t->bn[i].x_id)->name);
-      return rc;
-    }
+    if (rc != 0)
+      return ty_errf(
+          err, err_len, rc,
+          "BatchNormalization running stats \"%s\": input \"%s\" missing or not [N, C, ...]",
+          ty_graph_value_at(t->g, t->bn[i].ids[0])->name,
+          ty_graph_value_at(t->g, t->bn[i].x_id)->name);
   }
   return 0;
 }

@@ -23,14 +23,9 @@
 #define STATE_VERSION 1u
 #define STATE_HEADER 60
 
-static int fail_msg(char *err, size_t err_len, int rc, const char *fmt, const char *a, const char *b) {
-  if (err && err_len) snprintf(err, err_len, fmt, a, b);
-  return rc;
-}
-
 static int write_atomic(const char *path, const void *data, size_t len, char *err, size_t err_len) {
   size_t pl = strlen(path) + 32;
-  char *tmp = malloc(pl), *dcopy = ty_strdup(path);
+  char *tmp = malloc(pl), *dcopy = strdup(path);
   if (!tmp || !dcopy) {
     free(tmp);
     free(dcopy);
@@ -38,17 +33,19 @@ static int write_atomic(const char *path, const void *data, size_t len, char *er
   }
   snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
   int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) rc = fail_msg(err, err_len, TY_EIO, "%s: cannot create (%s)", tmp, strerror(errno));
+  if (fd < 0) rc = ty_errf(err, err_len, TY_EIO, "%s: cannot create (%s)", tmp, strerror(errno));
   for (size_t off = 0; rc == 0 && off < len;) {
     ssize_t w = write(fd, (const char *)data + off, len - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) rc = fail_msg(err, err_len, TY_EIO, "%s: write failed (%s)", tmp, strerror(errno));
+    if (w <= 0)
+      rc = ty_errf(err, err_len, TY_EIO, "%s: write failed (%s)", tmp, strerror(errno));
     else off += (size_t)w;
   }
-  if (rc == 0 && fsync(fd) != 0) rc = fail_msg(err, err_len, TY_EIO, "%s: fsync failed (%s)", tmp, strerror(errno));
+  if (rc == 0 && fsync(fd) != 0)
+    rc = ty_errf(err, err_len, TY_EIO, "%s: fsync failed (%s)", tmp, strerror(errno));
   if (fd >= 0) close(fd);
   if (rc == 0 && rename(tmp, path) != 0)
-    rc = fail_msg(err, err_len, TY_EIO, "%s: rename failed (%s)", path, strerror(errno));
+    rc = ty_errf(err, err_len, TY_EIO, "%s: rename failed (%s)", path, strerror(errno));
   if (rc != 0) unlink(tmp);
   if (rc == 0) { /* make the rename itself durable */
     int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -67,7 +64,7 @@ int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
   if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-    return fail_msg(err, err_len, TY_EINVAL, "checkpoint_path: %s: is a directory%s (name a file in it)", path, "");
+    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: is a directory (name a file in it)", path);
   /* Create and remove the very temporary file a checkpoint is written
    * through: that needs exactly the rights the first save needs. */
   size_t pl = strlen(path) + 32;
@@ -78,7 +75,7 @@ int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
   if (fd < 0) {
     char why[256];
     snprintf(why, sizeof why, " (cannot create %s: %s)", tmp, strerror(errno));
-    rc = fail_msg(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot be written%s", path, why);
+    rc = ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot be written%s", path, why);
   } else {
     close(fd);
     unlink(tmp);
@@ -89,12 +86,14 @@ int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
 
 static int read_file(const char *path, ty_buf *out, char *err, size_t err_len) {
   FILE *f = fopen(path, "rb");
-  if (!f) return fail_msg(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path, strerror(errno));
+  if (!f)
+    return ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path,
+                   strerror(errno));
   uint8_t chunk[65536];
   size_t n;
   int rc = 0;
   while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = ty_buf_append(out, chunk, n);
-  if (rc == 0 && ferror(f)) rc = fail_msg(err, err_len, TY_EIO, "%s: %s", path, "read failed");
+  if (rc == 0 && ferror(f)) rc = ty_errf(err, err_len, TY_EIO, "%s: read failed", path);
   fclose(f);
   return rc;
 }
@@ -112,16 +111,17 @@ static uint32_t get32(const uint8_t *p) {
 }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
 
+/* PATH.state, malloc'd; NULL when out of memory. */
 static char *state_path(const char *path) {
   size_t n = strlen(path) + 7;
-  char *s = ty_xmalloc(n);
-  snprintf(s, n, "%s.state", path);
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%s.state", path);
   return s;
 }
 
 int ty__train_save(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
-  if (!path) return fail_msg(err, err_len, TY_ESTATE, "%s%s", "checkpoint: no checkpoint path configured", "");
+  if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
   /* Data-parallel ranks hold identical weights: rank 0 alone writes the
    * shared checkpoint (every rank still reads it on resume). */
   if (t->opts.rank != 0) return 0;
@@ -136,8 +136,10 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   ty_buf st;
   ty_buf_init(&st);
   char *spath = state_path(path);
-  int rc = ty_graph_to_onnx(t->model, ov, nov, err, err_len, &onnx, &onnx_len);
+  int rc = spath ? ty_graph_to_onnx(t->model, ov, nov, err, err_len, &onnx, &onnx_len) : TY_ENOMEM;
   if (rc == 0) rc = write_atomic(path, onnx, onnx_len, err, err_len);
+  /* Reserved up front, so the puts of the header cannot fail. */
+  if (rc == 0) rc = ty_buf_reserve(&st, STATE_HEADER);
   if (rc == 0) {
     ty_buf_append(&st, STATE_MAGIC, 4);
     put32(&st, STATE_VERSION);
@@ -152,6 +154,7 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
     ty_buf_init(&opt);
     rc = ty_optim_state_save(t->optim, &opt);
     put64(&st, opt.len);
+    if (rc == 0) rc = ty_buf_reserve(&st, opt.len + 4); /* the state and the trailing CRC */
     if (rc == 0 && opt.len) rc = ty_buf_append(&st, opt.data, opt.len);
     ty_buf_close(&opt);
     if (rc == 0) put32(&st, (uint32_t)crc32(0L, st.data, (uInt)st.len));
@@ -170,7 +173,8 @@ static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const
   int id = ty_graph_find_value(ck, name);
   const ty_tensor *src = id == TY_NO_VALUE ? NULL : ty_graph_value_at(ck, id)->init;
   if (!src || src->dtype != TY_DTYPE_F32 || !ty_shape_equal(&src->shape, &dst->shape))
-    return fail_msg(err, err_len, TY_EINVAL, "%s: initializer \"%s\" is missing or has another shape", path, name);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: initializer \"%s\" is missing or has another shape", path, name);
   memcpy(dst->data, src->data, src->nbytes);
   return 0;
 }
@@ -192,24 +196,26 @@ static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char 
 
 static int check_field(uint64_t got, uint64_t want, const char *spath, const char *field, char *err, size_t err_len) {
   if (got == want) return 0;
-  if (err && err_len)
-    snprintf(err, err_len, "%s: checkpoint has %s %llu, this run %llu (the data order would differ)", spath, field,
-             (unsigned long long)got, (unsigned long long)want);
-  return TY_EINVAL;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: checkpoint has %s %llu, this run %llu (the data order would differ)", spath,
+                 field, (unsigned long long)got, (unsigned long long)want);
 }
 
 static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const char *spath, char *err,
                        size_t err_len) {
   const uint8_t *p = st->data;
   if (st->len < STATE_HEADER + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
-    return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "not a trainyard state file");
+    return ty_errf(err, err_len, TY_EPROTO, "%s: not a trainyard state file", spath);
   if (get32(p + st->len - 4) != (uint32_t)crc32(0L, p, (uInt)(st->len - 4)))
-    return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "CRC mismatch (corrupt)");
-  if (get32(p + 4) != STATE_VERSION) return fail_msg(err, err_len, TY_EVERSION, "%s: %s", spath, "unknown version");
+    return ty_errf(err, err_len, TY_EPROTO, "%s: CRC mismatch (corrupt)", spath);
+  if (get32(p + 4) != STATE_VERSION)
+    return ty_errf(err, err_len, TY_EVERSION, "%s: unknown version", spath);
   uint64_t olen = get64(p + 52);
-  if (olen != st->len - STATE_HEADER - 4) return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "truncated");
+  if (olen != st->len - STATE_HEADER - 4)
+    return ty_errf(err, err_len, TY_EPROTO, "%s: truncated", spath);
   if (get32(p + 48) != (uint32_t)crc32(0L, onnx->data, (uInt)onnx->len))
-    return fail_msg(err, err_len, TY_EPROTO, "%s: %s", spath, "does not belong to the model file beside it");
+    return ty_errf(err, err_len, TY_EPROTO, "%s: does not belong to the model file beside it",
+                   spath);
   int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", err, err_len);
   if (rc == 0) rc = check_field(get32(p + 40), t->opts.world_size, spath, "world size", err, err_len);
   if (rc == 0) rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
@@ -224,7 +230,8 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
 int ty__train_load(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path) {
-    if (t->opts.resume) return fail_msg(err, err_len, TY_EINVAL, "%s%s", "--resume: no checkpoint path configured", "");
+    if (t->opts.resume)
+      return ty_errf(err, err_len, TY_EINVAL, "--resume: no checkpoint path configured");
     return 0;
   }
   char *spath = state_path(path);
@@ -232,8 +239,13 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
   ty_buf_init(&st);
   ty_buf_init(&onnx);
   int rc = 0;
+  if (!spath) {
+    rc = TY_ENOMEM;
+    goto done;
+  }
   if (access(spath, F_OK) != 0) {
-    if (t->opts.resume) rc = fail_msg(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)%s", spath, "");
+    if (t->opts.resume)
+      rc = ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)", spath);
     goto done;
   }
   if ((rc = read_file(spath, &st, err, err_len)) == 0 && (rc = read_file(path, &onnx, err, err_len)) == 0 &&

@@ -15,25 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int bad(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t err_len, const char *fmt, ...) {
-  if (err && err_len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-  }
-  return TY_EINVAL;
+
+/* Copies s into *out: NULL for a missing or empty string when optional,
+ * "" kept otherwise. TY_ENOMEM instead of aborting (ops/ never aborts). */
+static int copy_str(const char *s, bool optional, char **out) {
+  *out = NULL;
+  if (!s || (optional && !*s)) return 0;
+  *out = strdup(s);
+  return *out ? 0 : TY_ENOMEM;
 }
 
-static char *dup_or_null(const char *s) { return s && *s ? ty_strdup(s) : NULL; }
+#define MAX_BATCH (1u << 20)
+#define MAX_EPOCHS 1000000u
+#define MAX_STEPS ((uint64_t)1 << 40)
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
-  if (!(s->lr > 0)) return bad(err, err_len, "config.sgd.lr: must be > 0 (got %g)", s->lr);
+  if (!(s->lr > 0)) return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be > 0 (got %g)", s->lr);
   if (!(s->momentum >= 0 && s->momentum < 1))
-    return bad(err, err_len, "config.sgd.momentum: must be in [0, 1) (got %g)", s->momentum);
-  if (!(s->weight_decay >= 0)) return bad(err, err_len, "config.sgd.weight_decay: must be >= 0 (got %g)", s->weight_decay);
-  if (s->nesterov && s->momentum == 0) return bad(err, err_len, "config.sgd.nesterov: needs momentum > 0");
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.momentum: must be in [0, 1) (got %g)", s->momentum);
+  if (!(s->weight_decay >= 0)) return ty_errf(err, err_len, TY_EINVAL, "config.sgd.weight_decay: must be >= 0 (got %g)", s->weight_decay);
+  if (s->nesterov && s->momentum == 0) return ty_errf(err, err_len, TY_EINVAL, "config.sgd.nesterov: needs momentum > 0");
   ty_optim_opts_default(TY_OPTIM_SGD, &c->optim);
   c->optim.momentum = s->momentum;
   c->optim.weight_decay = s->weight_decay;
@@ -44,11 +45,11 @@ static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, si
 
 static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, size_t err_len) {
   ty_optim_opts_default(a->decoupled_weight_decay ? TY_OPTIM_ADAMW : TY_OPTIM_ADAM, &c->optim);
-  if (a->lr < 0) return bad(err, err_len, "config.adam.lr: must be > 0 (got %g)", a->lr);
-  if (a->beta1 < 0 || a->beta1 >= 1) return bad(err, err_len, "config.adam.beta1: must be in [0, 1) (got %g)", a->beta1);
-  if (a->beta2 < 0 || a->beta2 >= 1) return bad(err, err_len, "config.adam.beta2: must be in [0, 1) (got %g)", a->beta2);
-  if (a->eps < 0) return bad(err, err_len, "config.adam.eps: must be > 0 (got %g)", a->eps);
-  if (a->weight_decay < 0) return bad(err, err_len, "config.adam.weight_decay: must be >= 0 (got %g)", a->weight_decay);
+  if (a->lr < 0) return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be > 0 (got %g)", a->lr);
+  if (a->beta1 < 0 || a->beta1 >= 1) return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta1: must be in [0, 1) (got %g)", a->beta1);
+  if (a->beta2 < 0 || a->beta2 >= 1) return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta2: must be in [0, 1) (got %g)", a->beta2);
+  if (a->eps < 0) return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be > 0 (got %g)", a->eps);
+  if (a->weight_decay < 0) return ty_errf(err, err_len, TY_EINVAL, "config.adam.weight_decay: must be >= 0 (got %g)", a->weight_decay);
   if (a->beta1 > 0) c->optim.beta1 = a->beta1;
   if (a->beta2 > 0) c->optim.beta2 = a->beta2;
   if (a->eps > 0) c->optim.eps = a->eps;
@@ -62,15 +63,15 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
   if (!s) return 0;
   c->schedule.warmup_steps = s->warmup_steps;
   if (s->kind_case == TRAINYARD__LR_SCHEDULE__KIND_STEP) {
-    if (s->step->step_size == 0) return bad(err, err_len, "config.lr_schedule.step.step_size: must be > 0 (got 0)");
+    if (s->step->step_size == 0) return ty_errf(err, err_len, TY_EINVAL, "config.lr_schedule.step.step_size: must be > 0 (got 0)");
     if (s->step->gamma < 0 || s->step->gamma > 1)
-      return bad(err, err_len, "config.lr_schedule.step.gamma: must be in (0, 1] (got %g)", s->step->gamma);
+      return ty_errf(err, err_len, TY_EINVAL, "config.lr_schedule.step.gamma: must be in (0, 1] (got %g)", s->step->gamma);
     c->schedule.kind = TY_LR_STEP;
     c->schedule.step_size = s->step->step_size;
     c->schedule.gamma = s->step->gamma > 0 ? s->step->gamma : 0.1;
   } else if (s->kind_case == TRAINYARD__LR_SCHEDULE__KIND_COSINE) {
     if (s->cosine->min_lr < 0)
-      return bad(err, err_len, "config.lr_schedule.cosine.min_lr: must be >= 0 (got %g)", s->cosine->min_lr);
+      return ty_errf(err, err_len, TY_EINVAL, "config.lr_schedule.cosine.min_lr: must be >= 0 (got %g)", s->cosine->min_lr);
     c->schedule.kind = TY_LR_COSINE;
     c->schedule.total_steps = s->cosine->total_steps; /* 0: resolved to the run's length */
     c->schedule.min_lr = s->cosine->min_lr;
@@ -81,13 +82,14 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
 /* One DataArray of config.dataset.<split>[i]. */
 static int decode_array(const Trainyard__DataArray *a, const char *split, size_t i, ty_train_array *out, char *err,
                         size_t err_len) {
-  if (!a->path || !*a->path) return bad(err, err_len, "config.dataset.%s[%zu].path: empty", split, i);
+  if (!a->path || !*a->path) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].path: empty", split, i);
   if (!a->input || !*a->input)
-    return bad(err, err_len, "config.dataset.%s[%zu].input: empty (name the model input it feeds)", split, i);
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].input: empty (name the model input it feeds)", split, i);
   if (!(a->divisor >= 0) || !(a->std >= 0) || !isfinite(a->mean) || !isfinite(a->divisor) || !isfinite(a->std))
-    return bad(err, err_len, "config.dataset.%s[%zu]: divisor and std must be finite and >= 0, mean finite", split, i);
-  out->path = ty_strdup(a->path);
-  out->input = ty_strdup(a->input);
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu]: divisor and std must be finite and >= 0, mean finite", split, i);
+  int rc = copy_str(a->path, false, &out->path);
+  if (rc == 0) rc = copy_str(a->input, false, &out->input);
+  if (rc != 0) return rc;
   out->divisor = a->divisor;
   out->mean = a->mean;
   out->std = a->std;
@@ -106,7 +108,7 @@ static const ty_train_array *find_input(const ty_train_array *a, size_t n, const
 static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *split, ty_train_array **out,
                          size_t *out_n, char *err, size_t err_len) {
   if (n > TY_DATA_MAX_COLUMNS)
-    return bad(err, err_len, "config.dataset.%s: %zu arrays; at most %d", split, n, TY_DATA_MAX_COLUMNS);
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s: %zu arrays; at most %d", split, n, TY_DATA_MAX_COLUMNS);
   if (n == 0) return 0;
   *out = calloc(n, sizeof **out);
   if (!*out) return TY_ENOMEM;
@@ -116,7 +118,7 @@ static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *spli
     if (rc != 0) return rc;
     (*out_n)++;
     if (find_input(*out, i, (*out)[i].input, &j))
-      return bad(err, err_len, "config.dataset.%s[%zu].input: \"%s\" is already fed by %s[%zu]", split, i,
+      return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].input: \"%s\" is already fed by %s[%zu]", split, i,
                  (*out)[i].input, split, j);
   }
   return 0;
@@ -129,27 +131,28 @@ static int match_test(ty_train_config *c, char *err, size_t err_len) {
   for (size_t i = 0; i < c->n_test_arrays; i++) {
     ty_train_array *t = &c->test_arrays[i];
     const ty_train_array *tr = find_input(c->train_arrays, c->n_train_arrays, t->input, NULL);
-    if (!tr) return bad(err, err_len, "config.dataset.test[%zu].input: \"%s\" is fed by no train array", i, t->input);
+    if (!tr) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.test[%zu].input: \"%s\" is fed by no train array", i, t->input);
     if (t->divisor == 0) t->divisor = tr->divisor;
     if (t->mean == 0) t->mean = tr->mean;
     if (t->std == 0) t->std = tr->std;
   }
   for (size_t i = 0; i < c->n_train_arrays; i++)
     if (!find_input(c->test_arrays, c->n_test_arrays, c->train_arrays[i].input, NULL))
-      return bad(err, err_len, "config.dataset.test: no array feeds \"%s\" (train[%zu] does)", c->train_arrays[i].input, i);
+      return ty_errf(err, err_len, TY_EINVAL, "config.dataset.test: no array feeds \"%s\" (train[%zu] does)", c->train_arrays[i].input, i);
   return 0;
 }
 
 static int decode_tokens(const Trainyard__TokenStream *t, ty_train_config *c, char *err, size_t err_len) {
-  if (!t->train_path || !*t->train_path) return bad(err, err_len, "config.dataset.tokens.train_path: empty");
-  if (t->context == 0) return bad(err, err_len, "config.dataset.tokens.context: must be > 0");
-  if (t->context > (1u << 20)) return bad(err, err_len, "config.dataset.tokens.context: %u is over 1048576", t->context);
+  if (!t->train_path || !*t->train_path) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.train_path: empty");
+  if (t->context == 0) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.context: must be > 0");
+  if (t->context > (1u << 20)) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.context: %u is over 1048576", t->context);
   if (t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__DTYPE_UNSPECIFIED && t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__UINT16 &&
       t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__INT32)
-    return bad(err, err_len, "config.dataset.tokens.dtype: unknown value %d", (int)t->dtype);
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.dtype: unknown value %d", (int)t->dtype);
   c->data_kind = TY_TRAIN_DATA_TOKENS;
-  c->tokens.train_path = ty_strdup(t->train_path);
-  c->tokens.test_path = dup_or_null(t->test_path);
+  int rc = copy_str(t->train_path, false, &c->tokens.train_path);
+  if (rc == 0) rc = copy_str(t->test_path, true, &c->tokens.test_path);
+  if (rc != 0) return rc;
   c->tokens.type = t->dtype == TRAINYARD__TOKEN_STREAM__DTYPE__UINT16  ? TY_DATA_U16
                    : t->dtype == TRAINYARD__TOKEN_STREAM__DTYPE__INT32 ? TY_DATA_I32
                                                                       : TY_DATA_INVALID;
@@ -163,15 +166,15 @@ static int decode_tokens(const Trainyard__TokenStream *t, ty_train_config *c, ch
 static int dataset_kind(const Trainyard__Dataset *d, char *err, size_t err_len) {
   bool named = d->name && *d->name, arrays = d->n_train > 0, tokens = d->tokens != NULL;
   if (named && strcmp(d->name, "fashion-mnist") != 0)
-    return bad(err, err_len,
+    return ty_errf(err, err_len, TY_EINVAL,
                "config.dataset.name: \"%s\" is not a builtin dataset (only \"fashion-mnist\"; name your own files "
                "in config.dataset.train or config.dataset.tokens)", d->name);
   if (named + arrays + tokens > 1)
-    return bad(err, err_len, "config.dataset: %s and %s are both set (choose one source)",
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset: %s and %s are both set (choose one source)",
                named ? "name" : "train", tokens ? "tokens" : "train");
-  if (d->n_test > 0 && !arrays) return bad(err, err_len, "config.dataset.test: needs config.dataset.train");
+  if (d->n_test > 0 && !arrays) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.test: needs config.dataset.train");
   if ((arrays || tokens) && (d->mean != 0 || d->std != 0))
-    return bad(err, err_len, "config.dataset.%s: applies to fashion-mnist only (set DataArray.mean and .std)",
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s: applies to fashion-mnist only (set DataArray.mean and .std)",
                d->mean != 0 ? "mean" : "std");
   return 0;
 }
@@ -181,8 +184,8 @@ static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char 
   if (!d) return 0;
   int rc = dataset_kind(d, err, err_len);
   if (rc != 0) return rc;
-  if (d->std < 0) return bad(err, err_len, "config.dataset.std: must be >= 0 (got %g)", d->std);
-  c->data_dir = dup_or_null(d->dir);
+  if (d->std < 0) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.std: must be >= 0 (got %g)", d->std);
+  if ((rc = copy_str(d->dir, true, &c->data_dir)) != 0) return rc;
   c->mean = d->mean;
   c->std = d->std;
   c->shuffle = d->shuffle != TRAINYARD__TOGGLE__TOGGLE_OFF;
@@ -201,8 +204,10 @@ static int decode_patterns(char **in, size_t n, const char *field, char ***out, 
   *out = calloc(n, sizeof **out);
   if (!*out) return TY_ENOMEM;
   for (size_t i = 0; i < n; i++) {
-    if (!in[i] || !*in[i]) return bad(err, err_len, "config.%s[%zu]: empty pattern", field, i);
-    (*out)[(*out_n)++] = ty_strdup(in[i]);
+    if (!in[i] || !*in[i]) return ty_errf(err, err_len, TY_EINVAL, "config.%s[%zu]: empty pattern", field, i);
+    int rc = copy_str(in[i], false, &(*out)[*out_n]);
+    if (rc != 0) return rc;
+    (*out_n)++;
   }
   return 0;
 }
@@ -210,32 +215,42 @@ static int decode_patterns(char **in, size_t n, const char *field, char ***out, 
 static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char *err, size_t err_len) {
   int rc = 0;
   if (m->loss_case == TRAINYARD__TRAIN_CONFIG__LOSS_LOSS_OUTPUT) {
-    if (!m->loss_output || !*m->loss_output) return bad(err, err_len, "config.loss_output: must name a graph output");
-    c->loss_output = ty_strdup(m->loss_output);
+    if (!m->loss_output || !*m->loss_output) return ty_errf(err, err_len, TY_EINVAL, "config.loss_output: must name a graph output");
+    rc = copy_str(m->loss_output, false, &c->loss_output);
   } else if (m->loss_case == TRAINYARD__TRAIN_CONFIG__LOSS_SOFTMAX_CROSS_ENTROPY) {
     const char *lo = m->softmax_cross_entropy->logits_output;
-    if (!lo || !*lo) return bad(err, err_len, "config.softmax_cross_entropy.logits_output: must name a graph output");
-    c->logits_output = ty_strdup(lo);
+    if (!lo || !*lo) return ty_errf(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: must name a graph output");
+    rc = copy_str(lo, false, &c->logits_output);
   } else {
-    return bad(err, err_len, "config.loss: not set (set loss_output or softmax_cross_entropy)");
+    return ty_errf(err, err_len, TY_EINVAL, "config.loss: not set (set loss_output or softmax_cross_entropy)");
   }
+  if (rc != 0) return rc;
   if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_SGD) rc = decode_sgd(m->sgd, c, err, err_len);
   else if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM) rc = decode_adam(m->adam, c, err, err_len);
-  else return bad(err, err_len, "config.optimizer: not set (set sgd or adam)");
+  else return ty_errf(err, err_len, TY_EINVAL, "config.optimizer: not set (set sgd or adam)");
   if (rc == 0) rc = decode_schedule(m->lr_schedule, c, err, err_len);
   if (rc == 0) rc = decode_dataset(m->dataset, c, err, err_len);
   if (rc == 0) rc = decode_patterns(m->trainable, m->n_trainable, "trainable", &c->trainable, &c->n_trainable, err, err_len);
   if (rc == 0) rc = decode_patterns(m->frozen, m->n_frozen, "frozen", &c->frozen, &c->n_frozen, err, err_len);
   if (rc != 0) return rc;
   if (m->epochs == 0 && m->max_steps == 0)
-    return bad(err, err_len, "config.epochs: 0 and config.max_steps: 0 (set at least one)");
-  c->label_input = ty_strdup(m->label_input && *m->label_input ? m->label_input : "labels");
-  c->data_input = dup_or_null(m->data_input);
+    return ty_errf(err, err_len, TY_EINVAL, "config.epochs: 0 and config.max_steps: 0 (set at least one)");
+  if (m->batch_size > MAX_BATCH)
+    return ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is above the maximum %u", m->batch_size,
+                   MAX_BATCH);
+  if (m->epochs > MAX_EPOCHS)
+    return ty_errf(err, err_len, TY_EINVAL, "config.epochs: %u is above the maximum %u", m->epochs, MAX_EPOCHS);
+  if (m->max_steps > MAX_STEPS)
+    return ty_errf(err, err_len, TY_EINVAL, "config.max_steps: %llu is above the maximum %llu",
+                   (unsigned long long)m->max_steps, (unsigned long long)MAX_STEPS);
+  rc = copy_str(m->label_input && *m->label_input ? m->label_input : "labels", false, &c->label_input);
+  if (rc == 0) rc = copy_str(m->data_input, true, &c->data_input);
+  if (rc == 0) rc = copy_str(m->checkpoint_path, true, &c->checkpoint_path);
+  if (rc != 0) return rc;
   c->batch_size = m->batch_size ? m->batch_size : 64;
   c->epochs = m->epochs;
   c->max_steps = m->max_steps;
   c->seed = m->seed;
-  c->checkpoint_path = dup_or_null(m->checkpoint_path);
   c->checkpoint_interval = m->checkpoint_interval;
   c->log_interval = m->log_interval ? m->log_interval : 100;
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
@@ -246,10 +261,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, len, data);
-  if (!m) {
-    if (err && err_len) snprintf(err, err_len, "config: not a trainyard.TrainConfig message");
-    return TY_EPROTO;
-  }
+  if (!m) return ty_errf(err, err_len, TY_EPROTO, "config: not a trainyard.TrainConfig message");
   int rc = decode_msg(m, out, err, err_len);
   trainyard__train_config__free_unpacked(m, NULL);
   if (rc != 0) ty_train_config_close(out);
@@ -259,10 +271,7 @@ int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out
 int ty_train_config_load(const char *path, ty_train_config *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   FILE *f = fopen(path, "rb");
-  if (!f) {
-    if (err && err_len) snprintf(err, err_len, "%s: %s", path, strerror(errno));
-    return errno == ENOENT ? TY_ENOTFOUND : TY_EIO;
-  }
+  if (!f) return ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path, strerror(errno));
   ty_buf b;
   ty_buf_init(&b);
   uint8_t chunk[65536];
@@ -274,12 +283,12 @@ int ty_train_config_load(const char *path, ty_train_config *out, char *err, size
   if (rc == 0) {
     rc = ty_train_config_decode(b.data ? b.data : (const uint8_t *)"", b.len, out, err, err_len);
     if (rc != 0 && err && err_len) {
-      char inner[512];
+      char inner[TY_ERR_LEN];
       snprintf(inner, sizeof inner, "%s", err);
-      snprintf(err, err_len, "%s: %s", path, inner);
+      ty_errf(err, err_len, rc, "%s: %s", path, inner);
     }
-  } else if (err && err_len) {
-    snprintf(err, err_len, "%s: read failed", path);
+  } else {
+    ty_errf(err, err_len, rc, "%s: read failed", path);
   }
   ty_buf_close(&b);
   return rc;

@@ -126,9 +126,9 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char
       a->loss += ty_tensor_f32(o)[0] * (double)b->n;
       a->count += b->n;
     } else rc = tally_logits(t, o, b, a);
-    if (rc != 0 && err && err_len)
-      snprintf(err, err_len, "evaluate: output \"%s\" is not %s", out,
-               t->cfg->loss_output ? "a float loss" : "float logits matching the labels");
+    if (rc != 0)
+      ty_errf(err, err_len, rc, "evaluate: output \"%s\" is not %s", out,
+              t->cfg->loss_output ? "a float loss" : "float logits matching the labels");
   }
   for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++) ty_tensor_destroy(in[k]);
   return rc;

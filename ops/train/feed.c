@@ -34,10 +34,9 @@ static int prefixed(int rc, char *err, size_t err_len, const char *fmt, ...) {
   snprintf(inner, sizeof inner, "%s", err);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(pre, sizeof pre, fmt, ap);
+  ty_verrf(pre, sizeof pre, rc, fmt, ap);
   va_end(ap);
-  snprintf(err, err_len, "%s: %s", pre, inner[0] ? inner : ty_strerror(rc));
-  return rc;
+  return ty_errf(err, err_len, rc, "%s: %s", pre, inner[0] ? inner : ty_strerror(rc));
 }
 
 /* The model input called name (graph inputs exclude initializers), or NULL. */

@@ -23,16 +23,6 @@
 
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) {
-  if (err && err_len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
 
 FILE *ty__train_log(const ty_train *t) { return t->opts.log ? t->opts.log : stdout; }
 static FILE *log_stream(const ty_train *t) { return ty__train_log(t); }
@@ -74,13 +64,13 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   int logits = ty_graph_find_value(t->g, c->logits_output), idx, rc;
   if (logits == TY_NO_VALUE || !ty_graph_value_at(t->g, logits)->is_output)
-    return fail(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
+    return ty_errf(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
                 c->logits_output);
   t->logits_id = logits;
   t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS;
   if (t->label_id == TY_NO_VALUE) {
     const ty_data_column *lc = ty_dataset_column(t->train_ds, (size_t)t->label_feed);
-    if (lc->ndims + 1 > TY_MAX_RANK) return fail(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
+    if (lc->ndims + 1 > TY_MAX_RANK) return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
     ty_shape ls = {.rank = (int)lc->ndims + 1};
     ls.dims[0] = TY_DIM_BATCH;
     for (uint32_t d = 0; d < lc->ndims; d++) ls.dims[d + 1] = (int64_t)lc->dims[d];
@@ -112,10 +102,10 @@ static int build_loss(ty_train *t, char *err, size_t err_len) {
   if (!c->loss_output) return builtin_loss(t, err, err_len);
   t->loss_id = ty_graph_find_value(t->g, c->loss_output);
   if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
-    return fail(err, err_len, TY_EINVAL, "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
+    return ty_errf(err, err_len, TY_EINVAL, "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
   bool need_labels = c->data_kind != TY_TRAIN_DATA_ARRAYS || t->label_feed >= 0;
   if (need_labels && (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input))
-    return fail(err, err_len, TY_EINVAL, "config.label_input: \"%s\" is not an input of the model", c->label_input);
+    return ty_errf(err, err_len, TY_EINVAL, "config.label_input: \"%s\" is not an input of the model", c->label_input);
   return 0;
 }
 
@@ -220,19 +210,19 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   if (t->opts.world_size == 0) t->opts.world_size = 1;
   int rc = TY_EINVAL;
   if (t->opts.rank >= t->opts.world_size) {
-    rc = fail(err, err_len, TY_EINVAL, "rank %u: not below the world size %u", t->opts.rank, t->opts.world_size);
+    rc = ty_errf(err, err_len, TY_EINVAL, "rank %u: not below the world size %u", t->opts.rank, t->opts.world_size);
     goto fail;
   }
   if ((rc = build(t, err, err_len)) != 0) goto fail;
   resolve_steps(t);
   if (!t->opts.no_fusion && (rc = ty_jit_create(&(ty_jit_opts){0}, &t->jit)) != 0) {
-    rc = fail(err, err_len, rc, "fusion: cannot create the kernel compiler: %s", ty_strerror(rc));
+    rc = ty_errf(err, err_len, rc, "fusion: cannot create the kernel compiler: %s", ty_strerror(rc));
     goto fail;
   }
   if ((rc = ty_lr_check(&t->sched, err, err_len)) != 0) {
-    char inner[512];
+    char inner[TY_ERR_LEN];
     snprintf(inner, sizeof inner, "%s", err ? err : "");
-    rc = fail(err, err_len, rc, "config.%s", inner);
+    rc = ty_errf(err, err_len, rc, "config.%s", inner);
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
@@ -271,13 +261,6 @@ void ty_train_destroy(ty_train *t) {
 }
 
 /* ---- one step ------------------------------------------------------------- */
-static uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t z = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 static const float *grad_of(ty_train *t, size_t p) {
   const ty_tensor *g = ty_exec_value(t->exec, t->grad_ids[p]);
   return g ? g->data : NULL;
@@ -330,7 +313,7 @@ static void drain(ty_train *t) {
 static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_destroy(t->exec);
   t->exec = NULL;
-  ty_exec_opts o = {.training = true, .seed = mix(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
+  ty_exec_opts o = {.training = true, .seed = ty_mix2(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
                     .jit = t->jit};
   int *keep = NULL;
   int rc = ty__train_bn_keep(t, &keep);
@@ -380,11 +363,11 @@ static int pack_rest(ty_train *t, char *err, size_t err_len) {
   for (size_t p = t->np; t->bucket_buf && p-- > 0;) {
     if (t->packed[p]) continue;
     const float *g = grad_of(t, p);
-    if (!g) return fail(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+    if (!g) return ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
     pack(t, p, g);
   }
   int rc = t->overlap ? start_ready(t) : 0;
-  return rc ? fail(err, err_len, rc, "all-reduce of gradient bucket %zu failed to start: %s", t->n_started,
+  return rc ? ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed to start: %s", t->n_started,
                    ty_strerror(rc))
             : 0;
 }
@@ -400,7 +383,7 @@ static int reduce_bucket(ty_train *t, size_t k, char *err, size_t err_len) {
   } else {
     rc = t->opts.allreduce(t->bucket_buf + b->offset, b->floats, t->seq++, t->opts.allreduce_user);
   }
-  if (rc != 0) return fail(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k, ty_strerror(rc));
+  if (rc != 0) return ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k, ty_strerror(rc));
   float scale = 1.0f / (float)t->opts.world_size, *buf = t->bucket_buf + b->offset;
   for (size_t i = 0; i < b->floats; i++) buf[i] *= scale;
   return 0;
@@ -415,8 +398,8 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
     if (t->bucket_buf && (rc = reduce_bucket(t, k, err, err_len)) != 0) break;
     for (size_t p = b->first + 1; rc == 0 && p-- > b->last;) {
       const float *g = t->bucket_buf ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
-      if (!g) rc = fail(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-      else if ((rc = update_param(t, p, lr, g)) != 0) rc = fail(err, err_len, rc, "optimizer step failed for parameter %zu", p);
+      if (!g) rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+      else if ((rc = update_param(t, p, lr, g)) != 0) rc = ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", p);
     }
   }
   if (rc != 0) drain(t);
@@ -485,13 +468,13 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
     int rc;
     if (!t->epoch_open) {
       if ((rc = ty_loader_start_epoch(t->loader, t->epoch, t->batch)) != 0)
-        return fail(err, err_len, rc, "data: cannot start epoch %llu at batch %llu", (unsigned long long)t->epoch,
+        return ty_errf(err, err_len, rc, "data: cannot start epoch %llu at batch %llu", (unsigned long long)t->epoch,
                     (unsigned long long)t->batch);
       t->epoch_open = true;
     }
     ty_batch b;
-    if ((rc = ty_loader_next(t->loader, &b)) < 0) return fail(err, err_len, rc, "data: %s", ty_strerror(rc));
-    if (rc == 0 || (rc = train_step(t, &b, err, err_len)) != 0) return rc ? rc : fail(err, err_len, TY_EINTERNAL, "data: epoch ended early");
+    if ((rc = ty_loader_next(t->loader, &b)) < 0) return ty_errf(err, err_len, rc, "data: %s", ty_strerror(rc));
+    if (rc == 0 || (rc = train_step(t, &b, err, err_len)) != 0) return rc ? rc : ty_errf(err, err_len, TY_EINTERNAL, "data: epoch ended early");
     if (t->batch == t->bpe && (rc = end_epoch(t, err, err_len)) != 0) return rc;
     if (t->cfg->checkpoint_path && t->cfg->checkpoint_interval && t->step % t->cfg->checkpoint_interval == 0 &&
         t->batch != 0 && (rc = ty__train_save(t, err, err_len)) != 0)

@@ -27,6 +27,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,50 +84,73 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out) {
   return 0;
 }
 
+/* Reads a number option into *out and checks it against [lo, hi]. */
+static int parse_range(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
+  if (parse_u64(opt, v, out) != 0) return TY_EINVAL;
+  if (*out >= lo && *out <= hi) return 0;
+  fprintf(stderr, "trainrun: %s: must be %llu..%llu, got %s\n", opt, (unsigned long long)lo,
+          (unsigned long long)hi, v);
+  return TY_EINVAL;
+}
+
+/* clang-format off: one option per entry, kept in tables */
+enum { OPT_MODEL = 256, OPT_CONFIG, OPT_RESUME, OPT_CHECKPOINT, OPT_STEPS, OPT_THREADS, OPT_NO_FUSION, OPT_REPORT,
+       OPT_DATA_DIR, OPT_BUCKET_MB, OPT_BUCKET_KB };
+
+static const struct option long_opts[] = {
+    {"model", required_argument, NULL, OPT_MODEL},         {"config", required_argument, NULL, OPT_CONFIG},
+    {"resume", no_argument, NULL, OPT_RESUME},             {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"steps", required_argument, NULL, OPT_STEPS},         {"threads", required_argument, NULL, OPT_THREADS},
+    {"no-fusion", no_argument, NULL, OPT_NO_FUSION},       {"report", no_argument, NULL, OPT_REPORT},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},   {"bucket-mb", required_argument, NULL, OPT_BUCKET_MB},
+    {"bucket-kb", required_argument, NULL, OPT_BUCKET_KB}, {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* One option; TY_EINVAL (message printed) for a bad value. */
+static int apply_opt(int c, const char *v, args *a) {
+  uint64_t n = 0;
+  switch (c) {
+  case 'h': a->help = true; return 0;
+  case OPT_MODEL: a->model = v; return 0;
+  case OPT_CONFIG: a->config = v; return 0;
+  case OPT_RESUME: a->resume = true; return 0;
+  case OPT_CHECKPOINT: a->checkpoint = v; return 0;
+  case OPT_NO_FUSION: a->no_fusion = true; return 0;
+  case OPT_REPORT: a->report = true; return 0;
+  case OPT_DATA_DIR: a->data_dir = v; return 0;
+  case OPT_STEPS: return parse_u64("--steps", v, &a->steps);
+  case OPT_THREADS:
+    if (parse_range("--threads", v, 1, 1024, &n) != 0) return TY_EINVAL;
+    a->threads = (int)n;
+    return 0;
+  case OPT_BUCKET_MB: return parse_range("--bucket-mb", v, 1, 4096, &a->bucket_mb);
+  case OPT_BUCKET_KB: return parse_range("--bucket-kb", v, 1, (uint64_t)4096 << 10, &a->bucket_kb);
+  default: return TY_EINVAL;
+  }
+}
+/* clang-format on */
+
 static int parse_args(int argc, char **argv, args *a) {
   memset(a, 0, sizeof *a);
-  for (int i = 1; i < argc; i++) {
-    const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    uint64_t n;
-    if (!strcmp(o, "--help") || !strcmp(o, "-h")) a->help = true;
-    else if (!strcmp(o, "--resume")) a->resume = true;
-    else if (!strcmp(o, "--no-fusion")) a->no_fusion = true;
-    else if (!strcmp(o, "--report")) a->report = true;
-    else if (!strcmp(o, "--model") || !strcmp(o, "--config") || !strcmp(o, "--checkpoint") ||
-             !strcmp(o, "--data-dir") || !strcmp(o, "--steps") || !strcmp(o, "--threads") ||
-             !strcmp(o, "--bucket-mb") || !strcmp(o, "--bucket-kb")) {
-      if (!v) {
-        fprintf(stderr, "trainrun: %s: missing value\n", o);
-        return TY_EINVAL;
-      }
-      i++;
-      if (!strcmp(o, "--model")) a->model = v;
-      else if (!strcmp(o, "--config")) a->config = v;
-      else if (!strcmp(o, "--checkpoint")) a->checkpoint = v;
-      else if (!strcmp(o, "--data-dir")) a->data_dir = v;
-      else if (parse_u64(o, v, &n) != 0) return TY_EINVAL;
-      else if (!strcmp(o, "--steps")) a->steps = n;
-      else if (!strcmp(o, "--bucket-mb")) {
-        if (n < 1 || n > 4096) {
-          fprintf(stderr, "trainrun: --bucket-mb: must be 1..4096, got %s\n", v);
-          return TY_EINVAL;
-        }
-        a->bucket_mb = n;
-      } else if (!strcmp(o, "--bucket-kb")) {
-        if (n < 1 || n > ((uint64_t)4096 << 10)) {
-          fprintf(stderr, "trainrun: --bucket-kb: must be 1..4194304, got %s\n", v);
-          return TY_EINVAL;
-        }
-        a->bucket_kb = n;
-      }
-      else if (n < 1 || n > 1024) {
-        fprintf(stderr, "trainrun: --threads: must be 1..1024, got %s\n", v);
-        return TY_EINVAL;
-      } else a->threads = (int)n;
-    } else {
-      fprintf(stderr, "trainrun: unknown option \"%s\" (see --help)\n", o);
+  opterr = 0; /* our own messages, in the same form as the others */
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+    const char *opt = argv[optind - 1];
+    if (c == '?') {
+      fprintf(stderr, "trainrun: unknown option \"%s\" (see --help)\n", opt);
       return TY_EINVAL;
     }
+    if (c == ':') {
+      fprintf(stderr, "trainrun: %s: missing value\n", opt);
+      return TY_EINVAL;
+    }
+    if (apply_opt(c, optarg, a) != 0) return TY_EINVAL;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "trainrun: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+    return TY_EINVAL;
   }
   if (a->help) return 0;
   if (!a->model || !a->config) {
@@ -153,7 +177,7 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
   printf("report: %zu parameter tensors, %.2f MiB of weights; %zu nodes (forward + backward), batch %u\n",
          ty_train_n_params(t), (double)pbytes / 1048576.0, ty_graph_n_nodes(g), c->batch_size);
   ty_memplan_report r;
-  char err[512] = "";
+  char err[TY_ERR_LEN] = "";
   ty_memplan_opts mo = {.no_fusion = no_fusion};
   if (ty_memplan_report_graph(g, c->batch_size, &mo, err, sizeof err, &r) != 0) {
     printf("report: memory planning unavailable: %s\n", err);
@@ -179,7 +203,7 @@ static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
             o->world_size);
     return TY_EINVAL;
   }
-  char err[1024] = "";
+  char err[TY_ERR_LEN] = "";
   ty_coll_opts co = {.rank = o->rank, .world_size = o->world_size, .job_id = job, .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u, .stop = &stop_requested};
   int rc = ty_coll_create(&co, out_coll, err, sizeof err);
@@ -207,7 +231,7 @@ static void describe_params(ty_train *t, ty_coll *coll) {
 #endif
 
 static int train(const args *a, ty_train_config *c) {
-  char err[1024] = "";
+  char err[TY_ERR_LEN] = "";
   ty_graph *model = NULL;
   ty_train *t = NULL;
 #ifdef TY_HAVE_COLLECTIVE
@@ -266,6 +290,16 @@ done:
   return code;
 }
 
+/* Replaces *field by a copy of value when the command line gives one. */
+static int override(char **field, const char *value) {
+  if (!value) return 0;
+  char *copy = strdup(value);
+  if (!copy) return TY_ENOMEM;
+  free(*field);
+  *field = copy;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   args a;
   if (parse_args(argc, argv, &a) != 0) return 2;
@@ -273,19 +307,16 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
-  char err[1024] = "";
+  char err[TY_ERR_LEN] = "";
   ty_train_config c;
   if (ty_train_config_load(a.config, &c, err, sizeof err) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     return 2;
   }
-  if (a.checkpoint) {
-    free(c.checkpoint_path);
-    c.checkpoint_path = ty_strdup(a.checkpoint);
-  }
-  if (a.data_dir) {
-    free(c.data_dir);
-    c.data_dir = ty_strdup(a.data_dir);
+  if (override(&c.checkpoint_path, a.checkpoint) != 0 || override(&c.data_dir, a.data_dir) != 0) {
+    fprintf(stderr, "trainrun: out of memory\n");
+    ty_train_config_close(&c);
+    return 1;
   }
   if (a.threads) openblas_set_num_threads(a.threads);
   struct sigaction sa = {.sa_handler = on_signal};

@@ -78,13 +78,28 @@ static Onnx__ValueInfoProto *vinfo(const char *name, int elem_type, int rank, co
   return vi;
 }
 
-void raw_model(const char *op_type, const char *node_name, int elem_type, int rank, const int64_t *dims,
-               const raw_attr *attr, uint8_t **out, size_t *out_len) {
+/* Wraps graph g in a ModelProto (IR 8, opset 17) and packs it. */
+static void pack_model(Onnx__GraphProto *g, uint8_t **out, size_t *out_len) {
   Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
-  Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
-  Onnx__NodeProto n = ONNX__NODE_PROTO__INIT;
   Onnx__OperatorSetIdProto os = ONNX__OPERATOR_SET_ID_PROTO__INIT;
   Onnx__OperatorSetIdProto *osp[1] = {&os};
+  os.domain = (char *)"";
+  os.has_version = 1;
+  os.version = 17;
+  m.has_ir_version = 1;
+  m.ir_version = 8;
+  m.n_opset_import = 1;
+  m.opset_import = osp;
+  m.graph = g;
+  *out_len = onnx__model_proto__get_packed_size(&m);
+  *out = malloc(*out_len);
+  onnx__model_proto__pack(&m, *out);
+}
+
+void raw_model(const char *op_type, const char *node_name, int elem_type, int rank,
+               const int64_t *dims, const raw_attr *attr, uint8_t **out, size_t *out_len) {
+  Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+  Onnx__NodeProto n = ONNX__NODE_PROTO__INIT;
   Onnx__AttributeProto a = ONNX__ATTRIBUTE_PROTO__INIT;
   Onnx__AttributeProto *ap[1] = {&a};
   Onnx__TypeProto tp[2];
@@ -94,14 +109,6 @@ void raw_model(const char *op_type, const char *node_name, int elem_type, int ra
   Onnx__ValueInfoProto vi[2], *vin[1], *vout[1];
   char *ins[1] = {(char *)"x"}, *outs[1] = {(char *)"y"};
   Onnx__NodeProto *np[1] = {&n};
-  os.domain = (char *)"";
-  os.has_version = 1;
-  os.version = 17;
-  m.has_ir_version = 1;
-  m.ir_version = 8;
-  m.n_opset_import = 1;
-  m.opset_import = osp;
-  m.graph = &g;
   g.name = (char *)"t";
   g.n_node = 1;
   g.node = np;
@@ -133,7 +140,48 @@ void raw_model(const char *op_type, const char *node_name, int elem_type, int ra
     n.n_attribute = 1;
     n.attribute = ap;
   }
-  *out_len = onnx__model_proto__get_packed_size(&m);
-  *out = malloc(*out_len);
-  onnx__model_proto__pack(&m, *out);
+  pack_model(&g, out, out_len);
+}
+
+void raw_model_with_init(int elem_type, int w_rank, const int64_t *w_dims, size_t raw_len,
+                         uint8_t **out, size_t *out_len) {
+  Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+  Onnx__NodeProto n = ONNX__NODE_PROTO__INIT;
+  Onnx__TensorProto w = ONNX__TENSOR_PROTO__INIT;
+  Onnx__TensorProto *wp[1] = {&w};
+  Onnx__TypeProto tp[2];
+  Onnx__TypeProto__Tensor tt[2];
+  Onnx__TensorShapeProto sp[2];
+  Onnx__TensorShapeProto__Dimension dv[2][8], *dp[2][8];
+  Onnx__ValueInfoProto vi[2], *vin[1], *vout[1];
+  char *ins[2] = {(char *)"x", (char *)"w"}, *outs[1] = {(char *)"y"};
+  Onnx__NodeProto *np[1] = {&n};
+  int64_t dims[1] = {4};
+  uint8_t *raw = calloc(raw_len ? raw_len : 1, 1);
+  g.name = (char *)"t";
+  g.n_node = 1;
+  g.node = np;
+  g.n_initializer = 1;
+  g.initializer = wp;
+  w.name = (char *)"w";
+  w.has_data_type = 1;
+  w.data_type = elem_type;
+  w.n_dims = (size_t)w_rank;
+  w.dims = (int64_t *)w_dims;
+  w.has_raw_data = 1;
+  w.raw_data.data = raw;
+  w.raw_data.len = raw_len;
+  vin[0] = vinfo("x", 1, 1, dims, &tp[0], &tt[0], &sp[0], dv[0], dp[0], &vi[0]);
+  vout[0] = vinfo("y", 1, 1, dims, &tp[1], &tt[1], &sp[1], dv[1], dp[1], &vi[1]);
+  g.n_input = 1;
+  g.input = vin;
+  g.n_output = 1;
+  g.output = vout;
+  n.op_type = (char *)"Add";
+  n.n_input = 2;
+  n.input = ins;
+  n.n_output = 1;
+  n.output = outs;
+  pack_model(&g, out, out_len);
+  free(raw);
 }

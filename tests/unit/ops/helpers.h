@@ -43,4 +43,10 @@ typedef struct raw_attr {
 void raw_model(const char *op_type, const char *node_name, int elem_type, int rank, const int64_t *dims,
                const raw_attr *attr, uint8_t **out, size_t *out_len);
 
+/* Raw ONNX model: y = Add(x, w) with x float [4] and the initializer w of
+ * dtype elem_type and dims w_dims, holding raw_len bytes of raw_data (any
+ * length, to test the importer's size checks). The caller frees *out. */
+void raw_model_with_init(int elem_type, int w_rank, const int64_t *w_dims, size_t raw_len,
+                         uint8_t **out, size_t *out_len);
+
 #endif

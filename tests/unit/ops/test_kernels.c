@@ -195,3 +195,45 @@ Test(kernels, dropout_training_scales_kept_values) {
   ty_graph_destroy(b.g);
   ty_tensor_destroy(x);
 }
+
+/* Einsum's sgemm path (float32, matmul-shaped equations) against its
+ * generic loop (the same equation in double). */
+static ty_tensor *einsum_run(const char *eq, ty_tensor *a, ty_tensor *b) {
+  one_node n;
+  one_node_build(&n, TY_OP_EINSUM, 2, (ty_dtype[]){a->dtype, b->dtype},
+                 (ty_shape[]){a->shape, b->shape}, 1);
+  cr_assert_eq(ty_graph_node_set_string(n.g, (size_t)n.node, "equation", eq), 0);
+  ty_exec *e = one_node_run(&n, (ty_tensor *[]){a, b});
+  ty_tensor *out;
+  cr_assert_eq(ty_tensor_cast(ty_exec_value(e, n.out[0]), TY_DTYPE_F64, &out), 0);
+  ty_exec_destroy(e);
+  ty_graph_destroy(n.g);
+  return out;
+}
+
+static void einsum_paths_agree(const char *eq, ty_shape sa, ty_shape sb) {
+  ty_tensor *a, *b, *a64, *b64;
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &sa, &a), 0);
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &sb, &b), 0);
+  for (int64_t i = 0; i < ty_tensor_numel(a); i++)
+    ty_tensor_f32(a)[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+  for (int64_t i = 0; i < ty_tensor_numel(b); i++)
+    ty_tensor_f32(b)[i] = (float)((i * 104729) % 11) / 11.0f - 0.5f;
+  cr_assert_eq(ty_tensor_cast(a, TY_DTYPE_F64, &a64), 0);
+  cr_assert_eq(ty_tensor_cast(b, TY_DTYPE_F64, &b64), 0);
+  ty_tensor *fast = einsum_run(eq, a, b), *slow = einsum_run(eq, a64, b64);
+  cr_assert(ty_shape_equal(&fast->shape, &slow->shape), "%s: shapes differ", eq);
+  for (int64_t i = 0; i < ty_tensor_numel(fast); i++)
+    cr_assert_float_eq(ty_tensor_get_f64(fast, i), ty_tensor_get_f64(slow, i), 1e-5,
+                       "%s element %lld", eq, (long long)i);
+  ty_tensor *all[] = {a, b, a64, b64, fast, slow};
+  for (int i = 0; i < 6; i++) ty_tensor_destroy(all[i]);
+}
+
+Test(kernels, einsum_sgemm_path_matches_the_loop) {
+  einsum_paths_agree("bhqd,bhkd->bhqk", SHAPE(2, 3, 4, 5), SHAPE(2, 3, 6, 5));
+  einsum_paths_agree("bhqk,bhkd->bhqd", SHAPE(2, 3, 4, 6), SHAPE(2, 3, 6, 5));
+  einsum_paths_agree("bij,bjk->bik", SHAPE(3, 4, 5), SHAPE(3, 5, 2));
+  einsum_paths_agree("ik,kj->ji", SHAPE(4, 5), SHAPE(5, 3));
+  einsum_paths_agree("b...ij,b...jk->b...ik", SHAPE(2, 3, 4, 5), SHAPE(2, 3, 5, 2));
+}

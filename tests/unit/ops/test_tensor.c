@@ -50,5 +50,9 @@ Test(tensor, dtype_names) {
   cr_assert_str_eq(ty_dtype_name(TY_DTYPE_F32), "FLOAT");
   cr_assert_str_eq(ty_dtype_name(11), "DOUBLE");
   cr_assert_str_eq(ty_dtype_name(999), "UNKNOWN");
-  cr_assert(!ty_dtype_supported(11));
+  cr_assert(ty_dtype_supported(11));
+  cr_assert(!ty_dtype_supported(8), "STRING is refused");
+  cr_assert(!ty_dtype_supported(14), "COMPLEX64 is refused");
+  cr_assert_eq(ty_dtype_size(TY_DTYPE_F16), 2);
+  cr_assert_eq(ty_dtype_size(TY_DTYPE_U64), 8);
 }

@@ -1,19 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ops/autodiff: a central-difference gradient check for every
- * differentiable op, plus the rejections.
- *
- * Each case builds a tiny graph with random float parameters (fixed seed),
- * appends loss = ReduceSum(op(...) * R) for a random R (so every output
- * element weighs differently), differentiates it and compares each
- * gradient element with (L(p + eps) - L(p - eps)) / 2 eps. The executor
- * runs in training mode and a fresh executor with the same seed serves each
- * evaluation, so Dropout draws the same mask every time. Inputs stay away
- * from kinks (Relu at 0, ties in MaxPool) by construction.
+ * ops/autodiff: a central-difference gradient check (gradcheck.h) for every
+ * differentiable op of the original set, plus the rejections. Inputs stay
+ * away from kinks (Relu at 0, ties in MaxPool) by construction. The ops
+ * added for exported models are in test_autodiff_ops.c.
  */
-#include "ops/autodiff/autodiff.h"
-#include "ops/exec.h"
-#include "ops/graph.h"
+#include "tests/unit/ops/autodiff/gradcheck.h"
 
 #include "lib/base/base.h"
 
@@ -21,120 +13,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-typedef struct gb {
-  ty_graph *g;
-  uint64_t rng;
-  int params[16];
-  int np;
-} gb;
-
-static double urand(gb *b) {
-  b->rng = b->rng * 6364136223846793005ull + 1442695040888963407ull;
-  return (double)(b->rng >> 11) / 9007199254740992.0;
-}
-
-static void gb_init(gb *b, int opset) {
-  memset(b, 0, sizeof *b);
-  b->rng = 12345;
-  cr_assert_eq(ty_graph_create(&b->g), 0);
-  ty_graph_set_opset(b->g, opset);
-}
-
-/* A float initializer with values in [lo, hi); a parameter if param. When
- * away_from_zero, |v| >= 0.1 (kinks). */
-static int gb_float(gb *b, bool param, int rank, const int64_t *dims, double lo, double hi, bool away) {
-  ty_shape s = ty_shape_make(rank, dims);
-  ty_tensor *t;
-  int id;
-  cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &t), 0);
-  float *d = ty_tensor_f32(t);
-  for (int64_t i = 0; i < ty_tensor_numel(t); i++) {
-    double v = lo + (hi - lo) * urand(b);
-    if (away && fabs(v) < 0.1) v = v < 0 ? v - 0.1 : v + 0.1;
-    d[i] = (float)v;
-  }
-  cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_F32, &s, &id), 0);
-  cr_assert_eq(ty_graph_set_initializer(b->g, id, t), 0);
-  if (param) b->params[b->np++] = id;
-  return id;
-}
-
-static int gb_ints(gb *b, int rank, const int64_t *dims, const int64_t *vals) {
-  ty_shape s = ty_shape_make(rank, dims);
-  ty_tensor *t;
-  int id;
-  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &s, vals, (size_t)ty_shape_numel(&s) * 8, &t), 0);
-  cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_I64, &s, &id), 0);
-  cr_assert_eq(ty_graph_set_initializer(b->g, id, t), 0);
-  return id;
-}
-
-/* Adds op(in) with n_out outputs; returns the node index, output 0 in *y. */
-static size_t gb_node(gb *b, ty_op op, const int *in, int n_in, int n_out, int *y) {
-  int outs[4], idx;
-  for (int i = 0; i < n_out; i++) cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_INVALID, NULL, &outs[i]), 0);
-  cr_assert_eq(ty_graph_add_node(b->g, op, NULL, in, n_in, outs, n_out, &idx), 0);
-  *y = outs[0];
-  return (size_t)idx;
-}
-
-static double run_loss(ty_graph *g, int loss, const int *ids, ty_tensor **vals, int n) {
-  ty_exec_opts o = {.training = true, .seed = 7};
-  ty_exec *e;
-  char err[256] = "";
-  cr_assert_eq(ty_exec_create(g, &o, &e), 0);
-  for (int i = 0; i < n; i++) cr_assert_eq(ty_exec_bind_id(e, ids[i], vals[i], err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
-  double l = ty_tensor_f32(ty_exec_value(e, loss))[0];
-  ty_exec_destroy(e);
-  return l;
-}
-
-/* Appends the weighted-sum head, differentiates and checks every param. */
-static void check(gb *b, int y, double eps, double tol) {
-  char err[256] = "";
-  cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
-  const ty_graph_value *yv = ty_graph_value_at(b->g, y);
-  int r = gb_float(b, false, yv->shape.rank, yv->shape.dims, -1, 1, false), m, loss;
-  gb_node(b, TY_OP_MUL, (int[]){y, r}, 2, 1, &m);
-  size_t rs = gb_node(b, TY_OP_REDUCE_SUM, &m, 1, 1, &loss);
-  cr_assert_eq(ty_graph_node_set_int(b->g, rs, "keepdims", 0), 0);
-  cr_assert_eq(ty_graph_mark_output(b->g, loss), 0); /* memory planning keeps only outputs readable */
-  cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
-  int grads[16];
-  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, grads, err, sizeof err), 0, "%s", err);
-  ty_tensor *vals[16];
-  for (int p = 0; p < b->np; p++) cr_assert_eq(ty_tensor_clone(ty_graph_value_at(b->g, b->params[p])->init, &vals[p]), 0);
-  ty_exec_opts o = {.training = true, .seed = 7};
-  ty_exec *e;
-  cr_assert_eq(ty_exec_create(b->g, &o, &e), 0);
-  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
-  for (int p = 0; p < b->np; p++) {
-    cr_assert_neq(grads[p], TY_NO_VALUE, "param %d has no gradient", p);
-    const ty_tensor *gt = ty_exec_value(e, grads[p]);
-    cr_assert(ty_shape_equal(&gt->shape, &vals[p]->shape), "param %d: gradient shape differs", p);
-    float *w = ty_tensor_f32(vals[p]);
-    for (int64_t j = 0; j < ty_tensor_numel(vals[p]); j++) {
-      float keep = w[j];
-      w[j] = keep + (float)eps;
-      double lp = run_loss(b->g, loss, b->params, vals, b->np);
-      w[j] = keep - (float)eps;
-      double lm = run_loss(b->g, loss, b->params, vals, b->np);
-      w[j] = keep;
-      double fd = (lp - lm) / (2 * eps), an = ty_tensor_f32(gt)[j];
-      cr_expect(fabs(fd - an) <= tol * (1 + fabs(fd)), "param %d element %lld: analytic %.6f vs numeric %.6f", p,
-                (long long)j, an, fd);
-    }
-  }
-  ty_exec_destroy(e);
-  for (int p = 0; p < b->np; p++) ty_tensor_destroy(vals[p]);
-  ty_graph_destroy(b->g);
-}
-
-#define D(...) ((const int64_t[]){__VA_ARGS__})
-#define EPS 2e-3
-#define TOL 1e-2
 
 static void binary_case(ty_op op, double lo_b, double hi_b) {
   gb b;
@@ -424,16 +302,27 @@ Test(autodiff, rejects_bad_param) {
   ty_graph_destroy(b.g);
 }
 
-Test(autodiff, rejects_1d_matmul) {
+/* 1-D operands are promoted as numpy's matmul does, forward and back. */
+static void matmul_1d_case(int ra, int rb) {
   gb b;
   gb_init(&b, 17);
-  int a = gb_float(&b, true, 1, D(3), -1, 1, false), w = gb_float(&b, true, 1, D(3), -1, 1, false), y, gr[2];
+  int a = ra == 1 ? gb_float(&b, true, 1, D(3), -1, 1, false)
+                  : gb_float(&b, true, 2, D(2, 3), -1, 1, false);
+  int w = rb == 1 ? gb_float(&b, true, 1, D(3), -1, 1, false)
+                  : gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false),
+      y;
   gb_node(&b, TY_OP_MATMUL, (int[]){a, w}, 2, 1, &y);
-  char err[256] = "";
-  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_autodiff(b.g, y, b.params, 2, gr, err, sizeof err), TY_EUNSUPPORTED);
-  cr_assert(strstr(err, "MatMul"), "%s", err);
-  ty_graph_destroy(b.g);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, matmul_vector_vector) {
+  matmul_1d_case(1, 1);
+}
+Test(grad, matmul_vector_batched_matrix) {
+  matmul_1d_case(1, 3);
+}
+Test(grad, matmul_matrix_vector) {
+  matmul_1d_case(2, 1);
 }
 
 Test(autodiff, rejects_gradient_through_secondary_output) {

@@ -56,6 +56,55 @@ ty_graph *make_mlp(int hidden, uint64_t seed) {
   return g;
 }
 
+/* A node of one output named out_name; returns the output's id. */
+static int node1(ty_graph *g, ty_op op, const int *in, int n_in, const char *out_name,
+                 int *out_index) {
+  int y, idx;
+  ty_graph_add_value(g, out_name, TY_DTYPE_INVALID, NULL, &y);
+  ty_graph_add_node(g, op, NULL, in, n_in, &y, 1, &idx);
+  if (out_index) *out_index = idx;
+  return y;
+}
+
+static int constant_i64(ty_graph *g, int rank, int64_t len, const int64_t *v) {
+  ty_shape s = ty_shape_make(rank, &len);
+  ty_tensor *t;
+  int idx;
+  ty_tensor_create_from(TY_DTYPE_I64, &s, v, (size_t)ty_shape_numel(&s) * 8, &t);
+  int id = node1(g, TY_OP_CONSTANT, NULL, 0, NULL, &idx);
+  ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+  return id;
+}
+
+ty_graph *make_exported_mlp(int hidden, uint64_t seed) {
+  ty_graph *g;
+  uint64_t rng = seed;
+  ty_graph_create(&g);
+  ty_graph_set_opset(g, 20);
+  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 1, 28, 28});
+  int x, k;
+  ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
+  ty_graph_mark_input(g, x);
+  int shape = node1(g, TY_OP_SHAPE, &x, 1, NULL, NULL);
+  int n =
+      node1(g, TY_OP_GATHER, (int[]){shape, constant_i64(g, 0, 1, (int64_t[]){0})}, 2, NULL, NULL);
+  int u =
+      node1(g, TY_OP_UNSQUEEZE, (int[]){n, constant_i64(g, 1, 1, (int64_t[]){0})}, 2, NULL, NULL);
+  int cat = node1(g, TY_OP_CONCAT, (int[]){u, constant_i64(g, 1, 1, (int64_t[]){-1})}, 2, NULL, &k);
+  ty_graph_node_set_int(g, (size_t)k, "axis", 0);
+  int flat = node1(g, TY_OP_RESHAPE, (int[]){x, cat}, 2, "flat", NULL);
+  int h = linear(g, "fc1", flat, 784, hidden, "fc1.out", &rng);
+  int act = node1(g, TY_OP_GELU, &h, 1, "gelu.out", NULL);
+  int scale = param(g, "ln.weight", 1, (int64_t[]){hidden}, 1, &rng),
+      bias = param(g, "ln.bias", 1, (int64_t[]){hidden}, 1, &rng);
+  int ln = node1(g, TY_OP_LAYER_NORM, (int[]){act, scale, bias}, 3, "ln.out", NULL);
+  int logits = linear(g, "fc2", ln, hidden, 10, "logits", &rng);
+  ty_graph_mark_output(g, logits);
+  char err[256];
+  if (ty_graph_infer_shapes(g, err, sizeof err) != 0) abort();
+  return g;
+}
+
 void make_config(ty_train_config *c, uint64_t max_steps, const char *ckpt) {
   memset(c, 0, sizeof *c);
   c->logits_output = ty_strdup("logits");

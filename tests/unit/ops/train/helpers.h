@@ -16,6 +16,10 @@ bool have_fashion_mnist(void);
 /* x [N,784] -> Gemm(hidden, transB) -> Relu -> Gemm(10) -> "logits", with
  * torch-style uniform init from seed. */
 ty_graph *make_mlp(int hidden, uint64_t seed);
+/* The same MLP as PyTorch exports it from images: x [N,1,28,28] ->
+ * x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Reshape) ->
+ * Gemm -> Gelu (opset 20) -> LayerNormalization -> Gemm -> "logits". */
+ty_graph *make_exported_mlp(int hidden, uint64_t seed);
 /* Builtin loss over "logits", SGD lr 0.05 momentum 0.9, cosine, batch 64. */
 void make_config(ty_train_config *c, uint64_t max_steps, const char *ckpt);
 /* Serialised TrainConfig bytes for the same settings (malloc'd). */

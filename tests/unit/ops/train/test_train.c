@@ -115,6 +115,21 @@ Test(config, rejects_no_length) {
   expect_reject(&a, "config.max_steps");
 }
 
+/* Sizes that would overflow the batch buffers or the step arithmetic are
+ * refused at decode time, naming the field. */
+Test(config, rejects_out_of_range_batch_and_lengths) {
+  msg a;
+  msg_init(&a);
+  a.m.batch_size = 4000000000u;
+  expect_reject(&a, "config.batch_size: 4000000000 is above the maximum 1048576");
+  msg_init(&a);
+  a.m.epochs = 4000000000u;
+  expect_reject(&a, "config.epochs: 4000000000 is above the maximum");
+  msg_init(&a);
+  a.m.max_steps = UINT64_MAX;
+  expect_reject(&a, "config.max_steps: 18446744073709551615 is above the maximum");
+}
+
 Test(config, rejects_bad_schedule_and_dataset) {
   msg a;
   msg_init(&a);
@@ -165,6 +180,26 @@ Test(train, mlp_learns_fashion_mnist, .timeout = 120) {
   cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
   cr_assert_geq(acc, 0.75, "test accuracy %.4f after 400 steps", acc);
   cr_assert_lt(loss, 0.8);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* PyTorch's export of an image MLP: shape arithmetic on the batch, Gelu
+ * and LayerNorm forward and backward, through the whole training loop. */
+Test(train, exported_mlp_with_shape_arithmetic_learns, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_exported_mlp(64, 1);
+  ty_train_config c;
+  make_config(&c, 300, NULL);
+  FILE *log = tmpfile();
+  ty_train *t = make_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[512] = "";
+  cr_assert_eq(ty_train_steps(t, 300, err, sizeof err), 0, "%s", err);
+  double acc, loss;
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert_geq(acc, 0.75, "test accuracy %.4f after 300 steps", acc);
   ty_train_destroy(t);
   fclose(log);
   ty_train_config_close(&c);

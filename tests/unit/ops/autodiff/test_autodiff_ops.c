@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/autodiff: the finite-difference check (gradcheck.h) of every
+ * differentiable op added for exported models — the activations and math
+ * functions, Clip, Where, the variadic and legacy-broadcast ops, the
+ * indexing and layout ops, the reductions, ConvTranspose, Einsum, the NLL
+ * loss, GlobalMaxPool and InstanceNormalization — and the gradients
+ * autodiff refuses, each naming the node.
+ */
+#include "tests/unit/ops/autodiff/gradcheck.h"
+
+#include "lib/base/base.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+/* ---- unary ------------------------------------------------------------------ */
+static void unary(ty_op op, double lo, double hi, bool away) {
+  gb b;
+  gb_init(&b, 18);
+  int x = gb_float(&b, true, 2, D(3, 4), lo, hi, away), y;
+  gb_node(&b, op, &x, 1, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+static void unary_attr(ty_op op, const char *name, float v, double lo, double hi, bool away) {
+  gb b;
+  gb_init(&b, 18);
+  int x = gb_float(&b, true, 2, D(3, 4), lo, hi, away), y;
+  size_t nd = gb_node(&b, op, &x, 1, 1, &y);
+  cr_assert_eq(ty_graph_node_set_float(b.g, nd, name, v), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, abs) {
+  unary(TY_OP_ABS, -1, 1, true);
+}
+Test(grad_ops, reciprocal) {
+  unary(TY_OP_RECIPROCAL, 0.5, 2, false);
+}
+Test(grad_ops, elu) {
+  unary_attr(TY_OP_ELU, "alpha", 0.7f, -2, 2, true);
+}
+Test(grad_ops, selu) {
+  unary(TY_OP_SELU, -2, 2, true);
+}
+Test(grad_ops, celu) {
+  unary_attr(TY_OP_CELU, "alpha", 1.5f, -2, 2, true);
+}
+Test(grad_ops, hard_sigmoid) {
+  unary(TY_OP_HARD_SIGMOID, -2, 2, false);
+}
+Test(grad_ops, hard_swish) {
+  unary(TY_OP_HARD_SWISH, -2.5, 2.5, false);
+}
+Test(grad_ops, gelu) {
+  unary(TY_OP_GELU, -2, 2, false);
+}
+Test(grad_ops, softplus) {
+  unary(TY_OP_SOFTPLUS, -3, 3, false);
+}
+Test(grad_ops, softsign) {
+  unary(TY_OP_SOFTSIGN, -2, 2, true);
+}
+Test(grad_ops, thresholded_relu) {
+  unary_attr(TY_OP_THRESHOLDED_RELU, "alpha", 0.0f, -1, 1, true);
+}
+Test(grad_ops, shrink) {
+  unary_attr(TY_OP_SHRINK, "lambd", 0.05f, -1, 1, true);
+}
+Test(grad_ops, mish) {
+  unary(TY_OP_MISH, -2, 2, false);
+}
+Test(grad_ops, sin) {
+  unary(TY_OP_SIN, -2, 2, false);
+}
+Test(grad_ops, cos) {
+  unary(TY_OP_COS, -2, 2, false);
+}
+Test(grad_ops, tan) {
+  unary(TY_OP_TAN, -1, 1, false);
+}
+Test(grad_ops, asin) {
+  unary(TY_OP_ASIN, -0.8, 0.8, false);
+}
+Test(grad_ops, acos) {
+  unary(TY_OP_ACOS, -0.8, 0.8, false);
+}
+Test(grad_ops, atan) {
+  unary(TY_OP_ATAN, -2, 2, false);
+}
+Test(grad_ops, sinh) {
+  unary(TY_OP_SINH, -2, 2, false);
+}
+Test(grad_ops, cosh) {
+  unary(TY_OP_COSH, -2, 2, false);
+}
+Test(grad_ops, asinh) {
+  unary(TY_OP_ASINH, -2, 2, false);
+}
+Test(grad_ops, acosh) {
+  unary(TY_OP_ACOSH, 1.2, 3, false);
+}
+Test(grad_ops, atanh) {
+  unary(TY_OP_ATANH, -0.8, 0.8, false);
+}
+Test(grad_ops, floor_is_flat) {
+  unary(TY_OP_FLOOR, 0.1, 0.9, false);
+}
+Test(grad_ops, sign_is_flat) {
+  unary(TY_OP_SIGN, -1, 1, true);
+}
+
+Test(grad_ops, gelu_tanh) {
+  gb b;
+  gb_init(&b, 20);
+  int x = gb_float(&b, true, 2, D(3, 4), -2, 2, false), y;
+  size_t nd = gb_node(&b, TY_OP_GELU, &x, 1, 1, &y);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "approximate", "tanh"), 0);
+  check(&b, y, EPS, TOL);
+}
+
+/* Gelu written as PyTorch exports it before opset 20: x * (erf(x / sqrt 2) + 1) / 2. */
+Test(grad_ops, gelu_erf_pattern) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(3, 4), -2, 2, false), d, e, a, m, y;
+  int k = gb_float(&b, false, 0, NULL, 1.41421356, 1.41421357, false),
+      one = gb_float(&b, false, 0, NULL, 1, 1.0000001, false);
+  int half = gb_float(&b, false, 0, NULL, 0.5, 0.5000001, false);
+  gb_node(&b, TY_OP_DIV, (int[]){x, k}, 2, 1, &d);
+  gb_node(&b, TY_OP_ERF, &d, 1, 1, &e);
+  gb_node(&b, TY_OP_ADD, (int[]){e, one}, 2, 1, &a);
+  gb_node(&b, TY_OP_MUL, (int[]){x, a}, 2, 1, &m);
+  gb_node(&b, TY_OP_MUL, (int[]){m, half}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+/* ---- elementwise with several inputs ------------------------------------------ */
+Test(grad_ops, clip) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(3, 4), -2, 2, false), y;
+  int lo = gb_float(&b, false, 0, NULL, -0.9, -0.9 + 1e-7, false),
+      hi = gb_float(&b, false, 0, NULL, 0.8, 0.8 + 1e-7, false);
+  gb_node(&b, TY_OP_CLIP, (int[]){x, lo, hi}, 3, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, cast_float_to_float) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(2, 3), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_CAST, &x, 1, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "to", TY_DTYPE_F32), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, where_broadcast) {
+  gb b;
+  gb_init(&b, 16);
+  ty_tensor *ct;
+  ty_shape cs = ty_shape_make(2, D(3, 1));
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_BOOL, &cs, (uint8_t[]){1, 0, 1}, 3, &ct), 0);
+  int c, y;
+  cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_BOOL, &cs, &c), 0);
+  cr_assert_eq(ty_graph_set_initializer(b.g, c, ct), 0);
+  int x = gb_float(&b, true, 2, D(3, 4), -1, 1, false),
+      z = gb_float(&b, true, 1, D(4), -1, 1, false);
+  gb_node(&b, TY_OP_WHERE, (int[]){c, x, z}, 3, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+static void variadic(ty_op op) {
+  gb b;
+  gb_init(&b, 13);
+  int a = gb_float(&b, true, 2, D(3, 4), -1, 1, false),
+      c = gb_float(&b, true, 1, D(4), -1, 1, false);
+  int d = gb_float(&b, true, 2, D(3, 1), -1, 1, false), y;
+  gb_node(&b, op, (int[]){a, c, d}, 3, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, max) {
+  variadic(TY_OP_MAX);
+}
+Test(grad_ops, min) {
+  variadic(TY_OP_MIN);
+}
+Test(grad_ops, sum) {
+  variadic(TY_OP_SUM);
+}
+Test(grad_ops, mean) {
+  variadic(TY_OP_MEAN);
+}
+
+Test(grad_ops, prelu_per_channel) {
+  gb b;
+  gb_init(&b, 16);
+  int x = gb_float(&b, true, 4, D(2, 3, 2, 2), -1, 1, true),
+      s = gb_float(&b, true, 3, D(3, 1, 1), 0.1, 0.5, false), y;
+  gb_node(&b, TY_OP_PRELU, (int[]){x, s}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, prelu_legacy_slope) {
+  gb b;
+  gb_init(&b, 6);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, true),
+      s = gb_float(&b, true, 1, D(3), 0.1, 0.5, false), y;
+  gb_node(&b, TY_OP_PRELU, (int[]){x, s}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, fmod) {
+  gb b;
+  gb_init(&b, 13);
+  int a = gb_float(&b, true, 2, D(2, 3), 0.2, 0.9, false),
+      c = gb_float(&b, true, 1, D(3), 0.3, 0.35, false), y;
+  size_t nd = gb_node(&b, TY_OP_MOD, (int[]){a, c}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "fmod", 1), 0);
+  check(&b, y, 1e-4, TOL);
+}
+
+/* ---- indexing and layout -------------------------------------------------------- */
+Test(grad_ops, slice_steps_and_negative_axes) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 3, D(2, 5, 4), -1, 1, false), y;
+  int st = gb_ints(&b, 1, D(2), D(4, 1)), en = gb_ints(&b, 1, D(2), D(INT64_MIN, 4)),
+      ax = gb_ints(&b, 1, D(2), D(1, -1));
+  int sp = gb_ints(&b, 1, D(2), D(-2, 2));
+  gb_node(&b, TY_OP_SLICE, (int[]){x, st, en, ax, sp}, 5, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, split_every_output) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(3, 6), -1, 1, false), sz = gb_ints(&b, 1, D(3), D(1, 2, 3)),
+      outs[3], idx;
+  cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[0]), 0);
+  cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[1]), 0);
+  cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[2]), 0);
+  cr_assert_eq(ty_graph_add_node(b.g, TY_OP_SPLIT, NULL, (int[]){x, sz}, 2, outs, 3, &idx), 0);
+  cr_assert_eq(ty_graph_node_set_int(b.g, (size_t)idx, "axis", 1), 0);
+  check_outputs(&b, (int[]){outs[0], outs[2]}, 2, EPS,
+                TOL); /* output 1 unused: no gradient flows from it */
+}
+
+Test(grad_ops, expand) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(3, 1), -1, 1, false), s = gb_ints(&b, 1, D(3), D(2, 3, 4)), y;
+  gb_node(&b, TY_OP_EXPAND, (int[]){x, s}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, tile) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(2, 3), -1, 1, false), r = gb_ints(&b, 1, D(2), D(2, 3)), y;
+  gb_node(&b, TY_OP_TILE, (int[]){x, r}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+static void pad_case(const char *mode) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(3, 4), -1, 1, false), p = gb_ints(&b, 1, D(4), D(1, 2, 2, -1)), y;
+  size_t nd = gb_node(&b, TY_OP_PAD, (int[]){x, p}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "mode", mode), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, pad_constant) {
+  pad_case("constant");
+}
+Test(grad_ops, pad_reflect) {
+  pad_case("reflect");
+}
+Test(grad_ops, pad_edge) {
+  pad_case("edge");
+}
+
+Test(grad_ops, trilu) {
+  gb b;
+  gb_init(&b, 14);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), k = gb_ints(&b, 0, NULL, D(-1)), y;
+  size_t nd = gb_node(&b, TY_OP_TRILU, (int[]){x, k}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "upper", 0), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, gather_elements_repeated_indices) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(3, 3), -1, 1, false),
+      i = gb_ints(&b, 2, D(2, 3), D(0, 2, 2, -1, 0, 0)), y;
+  size_t nd = gb_node(&b, TY_OP_GATHER_ELEMENTS, (int[]){x, i}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "axis", 1), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, gather_nd) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 3, D(2, 3, 2), -1, 1, false),
+      i = gb_ints(&b, 2, D(3, 2), D(1, 2, 0, 0, 1, 2)), y;
+  gb_node(&b, TY_OP_GATHER_ND, (int[]){x, i}, 2, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+static void scatter_nd_case(const char *red) {
+  gb b;
+  gb_init(&b, 16);
+  int x = gb_float(&b, true, 2, D(4, 3), -1, 1, false), i = gb_ints(&b, 2, D(2, 1), D(2, 0));
+  int u = gb_float(&b, true, 2, D(2, 3), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_SCATTER_ND, (int[]){x, i, u}, 3, 1, &y);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "reduction", red), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, scatter_nd) {
+  scatter_nd_case("none");
+}
+Test(grad_ops, scatter_nd_add) {
+  scatter_nd_case("add");
+}
+
+Test(grad_ops, scatter_elements) {
+  gb b;
+  gb_init(&b, 16);
+  int x = gb_float(&b, true, 2, D(3, 3), -1, 1, false),
+      i = gb_ints(&b, 2, D(2, 3), D(1, 0, 2, 0, 2, 1));
+  int u = gb_float(&b, true, 2, D(2, 3), -1, 1, false), y;
+  gb_node(&b, TY_OP_SCATTER_ELEMENTS, (int[]){x, i, u}, 3, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+static void depth_space_case(ty_op op, const char *mode) {
+  gb b;
+  gb_init(&b, 13);
+  int x = op == TY_OP_DEPTH_TO_SPACE ? gb_float(&b, true, 4, D(1, 8, 2, 3), -1, 1, false)
+                                     : gb_float(&b, true, 4, D(1, 2, 4, 6), -1, 1, false),
+      y;
+  size_t nd = gb_node(&b, op, &x, 1, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "blocksize", 2), 0);
+  if (mode) cr_assert_eq(ty_graph_node_set_string(b.g, nd, "mode", mode), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, depth_to_space_dcr) {
+  depth_space_case(TY_OP_DEPTH_TO_SPACE, "DCR");
+}
+Test(grad_ops, depth_to_space_crd) {
+  depth_space_case(TY_OP_DEPTH_TO_SPACE, "CRD");
+}
+Test(grad_ops, space_to_depth) {
+  depth_space_case(TY_OP_SPACE_TO_DEPTH, NULL);
+}
+
+static void cumsum_case(int exclusive, int reverse) {
+  gb b;
+  gb_init(&b, 14);
+  int x = gb_float(&b, true, 2, D(3, 4), -1, 1, false), a = gb_ints(&b, 0, NULL, D(1)), y;
+  size_t nd = gb_node(&b, TY_OP_CUMSUM, (int[]){x, a}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "exclusive", exclusive), 0);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "reverse", reverse), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, cumsum) {
+  cumsum_case(0, 0);
+}
+Test(grad_ops, cumsum_exclusive_reverse) {
+  cumsum_case(1, 1);
+}
+
+/* ---- reductions --------------------------------------------------------------------- */
+static void reduce_case(ty_op op, double lo, double hi, bool away) {
+  gb b;
+  gb_init(&b, 18);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), lo, hi, away), ax = gb_ints(&b, 1, D(2), D(0, -1)), y;
+  size_t nd = gb_node(&b, op, (int[]){x, ax}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "keepdims", 0), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, reduce_max) {
+  reduce_case(TY_OP_REDUCE_MAX, -1, 1, false);
+}
+Test(grad_ops, reduce_min) {
+  reduce_case(TY_OP_REDUCE_MIN, -1, 1, false);
+}
+Test(grad_ops, reduce_prod) {
+  reduce_case(TY_OP_REDUCE_PROD, 0.5, 1.5, false);
+}
+Test(grad_ops, reduce_l1) {
+  reduce_case(TY_OP_REDUCE_L1, -1, 1, true);
+}
+Test(grad_ops, reduce_l2) {
+  reduce_case(TY_OP_REDUCE_L2, -1, 1, false);
+}
+Test(grad_ops, reduce_sum_square) {
+  reduce_case(TY_OP_REDUCE_SUM_SQUARE, -1, 1, false);
+}
+Test(grad_ops, reduce_log_sum) {
+  reduce_case(TY_OP_REDUCE_LOG_SUM, 0.5, 1.5, false);
+}
+Test(grad_ops, reduce_log_sum_exp) {
+  reduce_case(TY_OP_REDUCE_LOG_SUM_EXP, -2, 2, false);
+}
+
+/* A zero in the product: the gradient is the product of the others. */
+Test(grad_ops, reduce_prod_with_a_zero) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(2, 3), 0.5, 1.5, false), y;
+  ty_tensor_f32(ty_graph_value_at(b.g, x)->init)[1] = 0.0f;
+  size_t nd = gb_node(&b, TY_OP_REDUCE_PROD, &x, 1, 1, &y);
+  cr_assert_eq(ty_graph_node_set_ints(b.g, nd, "axes", D(1), 1), 0);
+  check(&b, y, EPS, TOL);
+}
+
+/* ---- layers ------------------------------------------------------------------------- */
+Test(grad_ops, conv_transpose_2d) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 4, D(2, 4, 3, 3), -1, 1, false),
+      w = gb_float(&b, true, 4, D(4, 3, 3, 2), -1, 1, false);
+  int c = gb_float(&b, true, 1, D(6), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_CONV_TRANSPOSE, (int[]){x, w, c}, 3, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "group", 2);
+  ty_graph_node_set_ints(b.g, nd, "strides", D(2, 1), 2);
+  ty_graph_node_set_ints(b.g, nd, "pads", D(1, 0, 0, 1), 4);
+  ty_graph_node_set_ints(b.g, nd, "output_padding", D(1, 0), 2);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, conv_transpose_1d_dilated) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(1, 2, 5), -1, 1, false),
+      w = gb_float(&b, true, 3, D(2, 3, 3), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_CONV_TRANSPOSE, (int[]){x, w}, 2, 1, &y);
+  ty_graph_node_set_ints(b.g, nd, "dilations", D(2), 1);
+  check(&b, y, EPS, TOL);
+}
+
+static void einsum_case(const char *eq, int ra, const int64_t *da, int rb, const int64_t *db) {
+  gb b;
+  gb_init(&b, 12);
+  int a = gb_float(&b, true, ra, da, -1, 1, false), y;
+  int in[2] = {a, rb ? gb_float(&b, true, rb, db, -1, 1, false) : TY_NO_VALUE};
+  size_t nd = gb_node(&b, TY_OP_EINSUM, in, rb ? 2 : 1, 1, &y);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "equation", eq), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, einsum_attention_scores) {
+  einsum_case("bhqd,bhkd->bhqk", 4, D(1, 2, 3, 2), 4, D(1, 2, 4, 2));
+}
+Test(grad_ops, einsum_attention_values) {
+  einsum_case("bhqk,bhkd->bhqd", 4, D(1, 2, 3, 4), 4, D(1, 2, 4, 2));
+}
+Test(grad_ops, einsum_batched_matmul) {
+  einsum_case("bij,bjk->bik", 3, D(2, 2, 3), 3, D(2, 3, 2));
+}
+Test(grad_ops, einsum_sum_and_broadcast) {
+  einsum_case("ij,jk->i", 2, D(2, 3), 2, D(3, 4));
+}
+Test(grad_ops, einsum_ellipsis_transpose) {
+  einsum_case("...ij->...ji", 3, D(2, 2, 3), 0, NULL);
+}
+
+Test(grad_ops, nll_loss_weighted_ignore) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 3, D(3, 4, 2), -2, 0, false),
+      t = gb_ints(&b, 2, D(3, 2), D(0, 3, 1, -1, 2, 2));
+  int w = gb_float(&b, false, 1, D(4), 0.5, 1.5, false), y;
+  size_t nd = gb_node(&b, TY_OP_NLL_LOSS, (int[]){x, t, w}, 3, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "ignore_index", -1), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, global_max_pool) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 4, D(2, 2, 3, 3), -1, 1, false), y;
+  gb_node(&b, TY_OP_GLOBAL_MAX_POOL, &x, 1, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, instance_norm) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 3, D(2, 3, 5), -1, 1, false),
+      s = gb_float(&b, true, 1, D(3), 0.5, 1.5, false);
+  int c = gb_float(&b, true, 1, D(3), -1, 1, false), y;
+  gb_node(&b, TY_OP_INSTANCE_NORM, (int[]){x, s, c}, 3, 1, &y);
+  check(&b, y, EPS, TOL);
+}
+
+/* ---- refusals --------------------------------------------------------------------------- */
+static void expect_refusal(gb *b, int y, const char *words) {
+  char err[TY_ERR_LEN] = "";
+  int gr[16], loss, m;
+  cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
+  size_t rs = gb_node(b, TY_OP_REDUCE_SUM, &y, 1, 1, &m);
+  cr_assert_eq(ty_graph_node_set_int(b->g, rs, "keepdims", 0), 0);
+  loss = m;
+  cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)b->np, gr, err, sizeof err),
+               TY_EUNSUPPORTED);
+  cr_assert(strstr(err, words), "%s", err);
+  ty_graph_destroy(b->g);
+}
+
+Test(grad_ops, refuses_scatter_with_mul_reduction) {
+  gb b;
+  gb_init(&b, 16);
+  int x = gb_float(&b, true, 2, D(4, 3), -1, 1, false), i = gb_ints(&b, 2, D(1, 1), D(2));
+  int u = gb_float(&b, true, 2, D(1, 3), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_SCATTER_ND, (int[]){x, i, u}, 3, 1, &y);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "reduction", "mul"), 0);
+  expect_refusal(&b, y, "(ScatterND): input 0: no gradient for reduction mul, max or min");
+}
+
+Test(grad_ops, refuses_einsum_diagonal) {
+  gb b;
+  gb_init(&b, 12);
+  int a = gb_float(&b, true, 2, D(3, 3), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_EINSUM, &a, 1, 1, &y);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "equation", "ii->i"), 0);
+  expect_refusal(&b, y, "(Einsum): input 0: no gradient through a repeated label (a diagonal)");
+}
+
+Test(grad_ops, refuses_gather_nd_with_batch_dims) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 3, D(2, 3, 2), -1, 1, false), i = gb_ints(&b, 2, D(2, 1), D(1, 2)), y;
+  size_t nd = gb_node(&b, TY_OP_GATHER_ND, (int[]){x, i}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "batch_dims", 1), 0);
+  expect_refusal(&b, y, "(GatherND): input 0: no gradient with batch_dims > 0");
+}

@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shape inference of the ops added for exported models: what each infers,
+ * and every rejection, with the message that names the node and the field.
+ */
+#include "tests/unit/ops/helpers.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#define N TY_DIM_BATCH
+#define F TY_DTYPE_F32
+#define I TY_DTYPE_I64
+
+/* A node reading graph inputs (shapes[i], dts[i]) or, where vals[i] is
+ * given, int64 initializers holding vals[i]. */
+typedef struct spec {
+  ty_dtype dt;
+  ty_shape shape;
+  const int64_t *vals; /* NULL: a graph input */
+} spec;
+
+static ty_graph *build(ty_op op, int opset, const spec *in, int n_in, int n_out, int *out_node) {
+  ty_graph *g;
+  int ids[8], outs[8];
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, opset);
+  for (int i = 0; i < n_in; i++) {
+    cr_assert_eq(ty_graph_add_value(g, NULL, in[i].dt, &in[i].shape, &ids[i]), 0);
+    if (!in[i].vals) {
+      cr_assert_eq(ty_graph_mark_input(g, ids[i]), 0);
+      continue;
+    }
+    ty_tensor *t;
+    cr_assert_eq(ty_tensor_create_from(I, &in[i].shape, in[i].vals,
+                                       (size_t)ty_shape_numel(&in[i].shape) * 8, &t),
+                 0);
+    cr_assert_eq(ty_graph_set_initializer(g, ids[i], t), 0);
+  }
+  for (int i = 0; i < n_out; i++)
+    cr_assert_eq(ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, &outs[i]), 0);
+  cr_assert_eq(ty_graph_add_node(g, op, "n", ids, n_in, outs, n_out, out_node), 0);
+  return g;
+}
+
+static void expect_error(ty_graph *g, int code, const char *msg) {
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), code, "%s", err);
+  cr_assert(strstr(err, msg), "\"%s\" does not contain \"%s\"", err, msg);
+  ty_graph_destroy(g);
+}
+
+static void expect_shape(ty_graph *g, int out, ty_dtype dt, ty_shape want) {
+  char err[TY_ERR_LEN] = "", a[64], b[64];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  const ty_graph_value *v =
+      ty_graph_value_at(g, ty_graph_node_at(g, ty_graph_n_nodes(g) - 1)->outputs[out]);
+  ty_shape_format(&v->shape, a, sizeof a);
+  ty_shape_format(&want, b, sizeof b);
+  cr_assert(ty_shape_equal(&v->shape, &want), "got %s, want %s", a, b);
+  cr_assert_eq(v->dtype, dt, "dtype %s", ty_dtype_name(v->dtype));
+  ty_graph_destroy(g);
+}
+
+#define IN(dt, ...) ((spec){dt, SHAPE(__VA_ARGS__), NULL})
+#define VALS(rank_shape, ...) ((spec){I, rank_shape, (const int64_t[]){__VA_ARGS__}})
+
+Test(infer_ops, comparisons_are_bool_and_dtypes_must_agree) {
+  int k;
+  expect_shape(
+      build(TY_OP_LESS, 17, (spec[]){IN(TY_DTYPE_I32, N, 3), IN(TY_DTYPE_I32, 3)}, 2, 1, &k), 0,
+      TY_DTYPE_BOOL, SHAPE(N, 3));
+  expect_error(build(TY_OP_EQUAL, 17, (spec[]){IN(F, 3), IN(I, 3)}, 2, 1, &k), TY_EINVAL,
+               "node \"n\" (Equal): inputs have dtypes FLOAT and INT64");
+  expect_error(build(TY_OP_AND, 17, (spec[]){IN(F, 3), IN(F, 3)}, 2, 1, &k), TY_EUNSUPPORTED,
+               "(And): input 0: dtype FLOAT is not supported");
+}
+
+Test(infer_ops, mod_and_bitshift_attributes) {
+  int k;
+  expect_error(build(TY_OP_MOD, 17, (spec[]){IN(F, 3), IN(F, 3)}, 2, 1, &k), TY_EINVAL,
+               "(Mod): attribute fmod must be 1 for dtype FLOAT");
+  ty_graph *g =
+      build(TY_OP_BIT_SHIFT, 17, (spec[]){IN(TY_DTYPE_U8, 3), IN(TY_DTYPE_U8, 3)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "direction", "UP"), 0);
+  expect_error(g, TY_EINVAL, "(BitShift): attribute direction must be LEFT or RIGHT, not \"UP\"");
+}
+
+Test(infer_ops, where_clip_and_cast) {
+  int k;
+  expect_shape(
+      build(TY_OP_WHERE, 17, (spec[]){IN(TY_DTYPE_BOOL, 1, 4), IN(F, N, 1), IN(F, 4)}, 3, 1, &k), 0,
+      F, SHAPE(N, 4));
+  expect_error(build(TY_OP_WHERE, 17, (spec[]){IN(F, 4), IN(F, 4), IN(F, 4)}, 3, 1, &k),
+               TY_EUNSUPPORTED, "(Where): input 0: dtype FLOAT is not supported");
+  expect_error(build(TY_OP_CLIP, 13, (spec[]){IN(F, 4), IN(F, 2)}, 2, 1, &k), TY_EINVAL,
+               "(Clip): input 1 (min) must be a scalar");
+  ty_graph *g = build(TY_OP_CAST, 13, (spec[]){IN(F, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "to", 8), 0);
+  expect_error(g, TY_EUNSUPPORTED, "(Cast): attribute to=STRING is not supported");
+  g = build(TY_OP_CAST, 13, (spec[]){IN(F, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "to", TY_DTYPE_F16), 0);
+  expect_shape(g, 0, TY_DTYPE_F16, SHAPE(4));
+}
+
+Test(infer_ops, unary_dtypes_and_attributes) {
+  int k;
+  expect_error(build(TY_OP_GELU, 20, (spec[]){IN(I, 4)}, 1, 1, &k), TY_EUNSUPPORTED,
+               "(Gelu): input 0: dtype INT64");
+  ty_graph *g = build(TY_OP_GELU, 20, (spec[]){IN(F, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "approximate", "fast"), 0);
+  expect_error(g, TY_EINVAL, "(Gelu): attribute approximate=fast is not valid (none or tanh)");
+  expect_shape(build(TY_OP_IS_NAN, 13, (spec[]){IN(TY_DTYPE_F64, 2)}, 1, 1, &k), 0, TY_DTYPE_BOOL,
+               SHAPE(2));
+  expect_shape(build(TY_OP_ABS, 13, (spec[]){IN(TY_DTYPE_I8, 2)}, 1, 1, &k), 0, TY_DTYPE_I8,
+               SHAPE(2));
+}
+
+Test(infer_ops, shape_size_and_slice) {
+  int k;
+  expect_shape(build(TY_OP_SHAPE, 15, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k), 0, I, SHAPE(3));
+  expect_shape(build(TY_OP_SIZE, 15, (spec[]){IN(F, N, 3)}, 1, 1, &k), 0, I, SCALAR_SHAPE);
+  expect_shape(
+      build(TY_OP_SLICE, 13,
+            (spec[]){IN(F, N, 10), VALS(SHAPE(1), 2), VALS(SHAPE(1), -1), VALS(SHAPE(1), 1)}, 4, 1,
+            &k),
+      0, F, SHAPE(N, 7));
+  expect_error(
+      build(TY_OP_SLICE, 13,
+            (spec[]){IN(F, 4, 4), VALS(SHAPE(2), 0, 0), VALS(SHAPE(1), 2), VALS(SHAPE(2), 0, 1)}, 4,
+            1, &k),
+      TY_EINVAL, "(Slice): starts, ends, axes and steps must be vectors of one length");
+}
+
+Test(infer_ops, split_expand_tile) {
+  int k;
+  expect_error(build(TY_OP_SPLIT, 13, (spec[]){IN(F, 4, 6), VALS(SHAPE(2), 2, 3)}, 2, 2, &k),
+               TY_EINVAL, "(Split): split sizes must be one per output and add up to the dim");
+  expect_error(build(TY_OP_EXPAND, 13, (spec[]){IN(F, 3, 2), VALS(SHAPE(2), 3, 4)}, 2, 1, &k),
+               TY_EINVAL, "(Expand): shape does not broadcast with the input");
+  expect_error(build(TY_OP_TILE, 13, (spec[]){IN(F, 3, 2), VALS(SHAPE(1), 2)}, 2, 1, &k), TY_EINVAL,
+               "(Tile): repeats must have one value per input dim");
+  expect_shape(build(TY_OP_TILE, 13, (spec[]){IN(F, N, 2), VALS(SHAPE(2), 1, 3)}, 2, 1, &k), 0, F,
+               SHAPE(N, 6));
+}
+
+/* An output whose element count overflows is refused, whatever op made it. */
+Test(infer_ops, outputs_too_large_are_refused) {
+  int k;
+  expect_error(build(TY_OP_TILE, 13, (spec[]){IN(F, 1024, 1024), VALS(SHAPE(2), 1 << 30, 1 << 30)},
+                     2, 1, &k),
+               TY_EINVAL, "node \"n\" (Tile): output 0: its shape is too large");
+  expect_error(
+      build(TY_OP_EXPAND, 13, (spec[]){IN(F, 1), VALS(SHAPE(1), (int64_t)1 << 41)}, 2, 1, &k),
+      TY_EINVAL, "node \"n\" (Expand): output 0: its shape is too large");
+}
+
+Test(infer_ops, pad_modes_and_sizes) {
+  int k;
+  ty_graph *g = build(TY_OP_PAD, 13, (spec[]){IN(F, 3, 4), VALS(SHAPE(4), 1, 1, 1, 1)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "wrap"), 0);
+  expect_error(g, TY_EUNSUPPORTED,
+               "(Pad): attribute mode=wrap is not supported (constant, reflect, edge)");
+  g = build(TY_OP_PAD, 13, (spec[]){IN(F, 3, 4), VALS(SHAPE(4), 3, 0, 0, 0)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "reflect"), 0);
+  expect_error(g, TY_EINVAL, "(Pad): reflect pads must be smaller than the dim");
+  expect_error(build(TY_OP_PAD, 13, (spec[]){IN(F, 3, 4), VALS(SHAPE(3), 1, 1, 1)}, 2, 1, &k),
+               TY_EINVAL, "(Pad): pads must hold a begin and an end for every padded axis");
+  expect_shape(build(TY_OP_PAD, 13, (spec[]){IN(F, N, 4), VALS(SHAPE(4), 0, 1, 0, -2)}, 2, 1, &k),
+               0, F, SHAPE(N, 3));
+}
+
+Test(infer_ops, range_onehot_constant_of_shape) {
+  int k;
+  expect_error(build(TY_OP_RANGE, 13,
+                     (spec[]){VALS(SCALAR_SHAPE, 0), VALS(SCALAR_SHAPE, 5), VALS(SCALAR_SHAPE, 0)},
+                     3, 1, &k),
+               TY_EINVAL, "(Range): delta is 0 or the range is too long");
+  expect_shape(build(TY_OP_RANGE, 13,
+                     (spec[]){VALS(SCALAR_SHAPE, 0), VALS(SCALAR_SHAPE, 5), VALS(SCALAR_SHAPE, 2)},
+                     3, 1, &k),
+               0, I, SHAPE(3));
+  expect_error(
+      build(TY_OP_ONE_HOT, 11, (spec[]){IN(I, 3), VALS(SCALAR_SHAPE, 0), IN(F, 2)}, 3, 1, &k),
+      TY_EINVAL, "(OneHot): depth must be at least 1");
+  expect_error(build(TY_OP_CONSTANT_OF_SHAPE, 13, (spec[]){VALS(SHAPE(2), 2, -3)}, 1, 1, &k),
+               TY_EINVAL, "(ConstantOfShape): shape has a negative dim");
+}
+
+Test(infer_ops, gather_scatter_families) {
+  int k;
+  expect_error(build(TY_OP_GATHER_ELEMENTS, 13, (spec[]){IN(F, 3, 3), IN(I, 3)}, 2, 1, &k),
+               TY_EINVAL, "(GatherElements): indices must have the rank of data");
+  expect_error(build(TY_OP_GATHER_ND, 13, (spec[]){IN(F, 3, 3), IN(I, 2, 3)}, 2, 1, &k), TY_EINVAL,
+               "(GatherND): the last dim of indices must be 1..rank(data) - batch_dims");
+  expect_shape(build(TY_OP_GATHER_ND, 13, (spec[]){IN(F, 3, 4, 5), IN(I, 2, 2)}, 2, 1, &k), 0, F,
+               SHAPE(2, 5));
+  expect_error(
+      build(TY_OP_SCATTER_ND, 16, (spec[]){IN(F, 4, 3), IN(I, 2, 1), IN(F, 2, 4)}, 3, 1, &k),
+      TY_EINVAL,
+      "(ScatterND): updates must have shape indices.shape[:-1] + data.shape[indices.shape[-1]:]");
+  ty_graph *g =
+      build(TY_OP_SCATTER_ELEMENTS, 16, (spec[]){IN(F, 4, 3), IN(I, 2, 3), IN(F, 2, 3)}, 3, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "reduction", "avg"), 0);
+  expect_error(g, TY_EINVAL, "(ScatterElements): attribute reduction=avg is not valid");
+}
+
+Test(infer_ops, layout_ops) {
+  int k;
+  ty_graph *g = build(TY_OP_DEPTH_TO_SPACE, 13, (spec[]){IN(F, 1, 6, 2, 2)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "blocksize", 2), 0);
+  expect_error(g, TY_EINVAL, "(DepthToSpace): channels must divide by blocksize^2");
+  expect_error(build(TY_OP_TRILU, 14, (spec[]){IN(F, 4)}, 1, 1, &k), TY_EINVAL,
+               "(Trilu): input must have rank >= 2");
+  expect_error(build(TY_OP_CUMSUM, 14, (spec[]){IN(F, 4), VALS(SHAPE(2), 0, 0)}, 2, 1, &k),
+               TY_EINVAL, "(CumSum): axis must be a scalar");
+}
+
+Test(infer_ops, reductions_and_argmax) {
+  int k;
+  expect_shape(build(TY_OP_REDUCE_MAX, 18, (spec[]){IN(TY_DTYPE_I32, N, 3, 4), VALS(SHAPE(1), -1)},
+                     2, 1, &k),
+               0, TY_DTYPE_I32, SHAPE(N, 3, 1));
+  ty_graph *g = build(TY_OP_ARG_MAX, 13, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "axis", 1), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "keepdims", 0), 0);
+  expect_shape(g, 0, I, SHAPE(N, 4));
+  expect_error(build(TY_OP_REDUCE_MIN, 18, (spec[]){IN(F, 0, 3), VALS(SHAPE(1), 0)}, 2, 1, &k),
+               TY_EINVAL, "(ReduceMin): cannot reduce an empty dim to a maximum or minimum");
+}
+
+Test(infer_ops, conv_transpose_geometry) {
+  int k;
+  ty_graph *g =
+      build(TY_OP_CONV_TRANSPOSE, 17, (spec[]){IN(F, N, 2, 3, 3), IN(F, 2, 4, 3, 3)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "strides", (int64_t[]){2, 2}, 2), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "output_padding", (int64_t[]){1, 1}, 2), 0);
+  expect_shape(g, 0, F, SHAPE(N, 4, 8, 8));
+  expect_error(
+      build(TY_OP_CONV_TRANSPOSE, 17, (spec[]){IN(F, 1, 2, 3, 3), IN(F, 3, 4, 3, 3)}, 2, 1, &k),
+      TY_EINVAL, "(ConvTranspose): channels do not match: input 2, weight 3, group 1");
+  g = build(TY_OP_CONV_TRANSPOSE, 17, (spec[]){IN(F, 1, 2, 3, 3), IN(F, 2, 4, 3, 3)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "strides", (int64_t[]){2}, 1), 0);
+  expect_error(g, TY_EINVAL,
+               "(ConvTranspose): kernel_shape, strides, dilations, output_padding and output_shape "
+               "need 2 values");
+}
+
+static ty_graph *einsum(const char *eq, const spec *in, int n) {
+  int k;
+  ty_graph *g = build(TY_OP_EINSUM, 12, in, n, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "equation", eq), 0);
+  return g;
+}
+
+Test(infer_ops, einsum_equations) {
+  expect_shape(einsum("bhqd,bhkd->bhqk", (spec[]){IN(F, N, 4, 5, 8), IN(F, N, 4, 6, 8)}, 2), 0, F,
+               SHAPE(N, 4, 5, 6));
+  expect_shape(einsum("...ij,...jk", (spec[]){IN(F, 2, 3, 4), IN(F, 4, 5)}, 2), 0, F,
+               SHAPE(2, 3, 5));
+  expect_shape(einsum("ij->", (spec[]){IN(F, 2, 3)}, 1), 0, F, SCALAR_SHAPE);
+  expect_error(einsum("ij,jk->ik", (spec[]){IN(F, 2, 3), IN(F, 4, 5)}, 2), TY_EINVAL,
+               "(Einsum): equation \"ij,jk->ik\": operand 1 dim 0 has size 4, another operand's 3");
+  expect_error(einsum("ij->k", (spec[]){IN(F, 2, 3)}, 1), TY_EINVAL,
+               "output label 'k' is in no input");
+  expect_error(einsum("ij,jk", (spec[]){IN(F, 2, 3)}, 1), TY_EINVAL,
+               "needs one term per input (1)");
+  expect_error(einsum("i1->i", (spec[]){IN(F, 2)}, 1), TY_EINVAL, "unexpected character '1'");
+  expect_error(einsum("ijk->i", (spec[]){IN(F, 2, 3)}, 1), TY_EINVAL,
+               "term 0 has 3 labels for rank 2");
+}
+
+Test(infer_ops, losses) {
+  int k;
+  expect_shape(build(TY_OP_NLL_LOSS, 13, (spec[]){IN(F, N, 5), IN(TY_DTYPE_I32, N)}, 2, 1, &k), 0,
+               F, SCALAR_SHAPE);
+  expect_error(build(TY_OP_NLL_LOSS, 13, (spec[]){IN(F, 4, 5), IN(I, 4), IN(F, 3)}, 3, 1, &k),
+               TY_EINVAL, "(NegativeLogLikelihoodLoss): weights must be a vector of C values");
+}
