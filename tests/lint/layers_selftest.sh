@@ -8,11 +8,12 @@ lint="$(cd "$(dirname "$0")" && pwd)/layers.sh"
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 status=0
-mkdir -p "$tree"/{lib/base,proto,scheduler,daemon/sub,worker,cli,ops/fusion,tests/unit}
+mkdir -p "$tree"/{lib/base,proto,scheduler,daemon/sub,worker,cli,ops/fusion,ops/memplan,tests/unit}
 printf '#define TY_M_LAUNCH_TASK "LaunchTask"\n' >"$tree/proto/methods.h"
 printf '#include "lib/base/base.h"\n' >"$tree/daemon/daemon_internal.h"
 printf '#include "daemon/daemon_internal.h"\nint a;\n' >"$tree/daemon/a.c"
 printf '#include "ops/fusion/fusion_internal.h"\n' >"$tree/ops/fusion/region.c"
+printf '#include "daemon/daemon_internal.h"\n' >"$tree/daemon/sub/b.c" # a subfolder may
 printf 'static const char *m = TY_M_LAUNCH_TASK; /* "LaunchTask Request" is prose */\n' \
   >"$tree/worker/session.c"
 
@@ -38,10 +39,14 @@ bad() { # bad FILE CONTENT MESSAGE_PART WHAT
 bad cli/bad.c '#include "daemon/daemon.h"' 'binaries do not include each other' \
   'cli includes a daemon header'
 bad scheduler/bad.c '#include <uv.h>' 'scheduler/ is pure' 'scheduler includes libuv'
-bad daemon/sub/bad.c '#include "daemon/daemon_internal.h"' 'daemon/sub/bad.c includes daemon/daemon_internal.h' \
-  'an internal header from a subfolder'
-bad ops/bad.c '#include "ops/fusion/fusion_internal.h"' 'ops/bad.c includes ops/fusion/fusion_internal.h' \
+bad daemon/bad.c '#include "daemon/sub/sub_internal.h"' 'daemon/bad.c includes daemon/sub/sub_internal.h' \
   "a subfolder's internal header from its parent"
+bad ops/memplan/bad.c '#include "ops/fusion/fusion_internal.h"' \
+  'ops/memplan/bad.c includes ops/fusion/fusion_internal.h' "a sibling folder's internal header"
+mkdir -p "$tree/ops/fusion2"
+bad ops/fusion2/bad.c '#include "ops/fusion/fusion_internal.h"' 'ops/fusion2/bad.c includes' \
+  'a folder whose name only starts like the header folder'
+rmdir "$tree/ops/fusion2"
 bad tests/unit/bad.c '#include "daemon/daemon_internal.h"' 'tests/unit/bad.c includes' \
   'an internal header from a test'
 bad worker/bad.c 'int rc = ty_rpc_call(c, "LaunchTask", NULL, 0);' 'RPC method name as a string literal' \
