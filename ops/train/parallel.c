@@ -224,14 +224,14 @@ uint32_t ty__train_data_world(const ty_train *t) {
 }
 
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
+  bool root = t->opts.rank == 0; /* the only rank that holds full tensors */
   size_t most = 1, nf = 2 * t->n_bn;
-  int rc = ty__train_plan_full(t);
-  for (size_t i = 0; rc == 0 && i < t->np; i++)
-    most = (size_t)ty_tensor_numel(t->full_params[i]) > most
-               ? (size_t)ty_tensor_numel(t->full_params[i])
-               : most;
+  int rc = root ? ty__train_plan_full(t) : 0;
+  for (size_t i = 0; rc == 0 && root && i < t->np; i++)
+    if ((size_t)ty_tensor_numel(t->full_params[i]) > most)
+      most = (size_t)ty_tensor_numel(t->full_params[i]);
   float *scratch = NULL, *bufs[2] = {NULL, NULL};
-  if (rc == 0 && t->opts.rank == 0) {
+  if (rc == 0 && root) {
     scratch = malloc(most * t->opts.world_size * sizeof *scratch + 1);
     bufs[0] = malloc(most * sizeof *bufs[0] + 1);
     bufs[1] = malloc(most * sizeof *bufs[1] + 1);
@@ -239,13 +239,13 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
   }
   for (size_t i = 0; rc == 0 && i < t->np; i++) {
     rc = gather_one(t, t->param_ids[i], t->params[i]->data, (size_t)ty_tensor_numel(t->params[i]),
-                    t->full_params[i]->data, scratch);
+                    root ? t->full_params[i]->data : NULL, scratch);
     if (rc == 0) rc = gather_state(t, i, scratch, bufs);
   }
   for (size_t i = 0; rc == 0 && i < nf; i++) {
     const ty_tensor *s = t->bn[i / 2].stat[i % 2];
     rc = gather_one(t, t->bn[i / 2].ids[i % 2], s->data, (size_t)ty_tensor_numel(s),
-                    t->full_stats[i]->data, scratch);
+                    root ? t->full_stats[i]->data : NULL, scratch);
   }
   free(scratch);
   free(bufs[0]);
@@ -254,6 +254,16 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
                       "checkpoint: gathering the full tensors on rank 0 failed: %s",
                       ty_strerror(rc))
             : 0;
+}
+
+void ty__train_plan_release(ty_train *t) {
+  for (size_t i = 0; t->full_params && i < t->np; i++) ty_tensor_destroy(t->full_params[i]);
+  for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++) ty_tensor_destroy(t->full_stats[i]);
+  free(t->full_params);
+  free(t->full_stats);
+  ty_optim_destroy(t->full_optim);
+  t->full_params = t->full_stats = NULL;
+  t->full_optim = NULL;
 }
 
 /* Copies this rank's slice of full tensor src (value v) into dst. */
@@ -294,14 +304,8 @@ int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, siz
 }
 
 void ty__train_plan_destroy(ty_train *t) {
-  for (size_t i = 0; t->full_params && i < t->np; i++)
-    ty_tensor_destroy(t->full_params[i]);
-  for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++)
-    ty_tensor_destroy(t->full_stats[i]);
-  free(t->full_params);
-  free(t->full_stats);
+  ty__train_plan_release(t);
   free(t->param_axes);
-  ty_optim_destroy(t->full_optim);
   ty_shard_destroy(t->shard);
 }
 

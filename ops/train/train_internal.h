@@ -91,8 +91,8 @@ struct ty_train {
   ty_train_parallel par;
   ty_shard *shard;
   unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
-  ty_tensor **full_params, **full_stats; /* rank 0: the gathered full tensors */
-  ty_optim *full_optim;                  /* rank 0: the optimizer of the full tensors */
+  ty_tensor **full_params, **full_stats; /* rank 0 (any rank while resuming): full tensors */
+  ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
   double loss_sum;
   uint64_t loss_n;
   int64_t log_t0;
@@ -144,8 +144,12 @@ int ty__train_plan_load_batch(ty_train *t, const ty_batch *b, char *err, size_t 
 int ty__train_plan_params(ty_train *t, char *err, size_t err_len);
 /* Allocates full_params, full_stats and full_optim. */
 int ty__train_plan_full(ty_train *t);
-/* Every rank: rank 0's full tensors and optimizer from every slice. */
+/* Every rank: rank 0's full tensors and optimizer from every slice (the
+ * other ranks hold none). */
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
+/* Frees the full tensors and optimizer (a rank other than 0 after resuming
+ * from them). */
+void ty__train_plan_release(ty_train *t);
 /* This rank's slice of full tensor src (value v of g) into dst. */
 int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
 /* The local optimizer state from a full optimizer's. */
