@@ -138,7 +138,7 @@ int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out,
  * group, progressed by ty_coll_progress); what describes the bucket. */
 int ty_coll_mesh_start(unsigned axes, float *buf, size_t n, const char *what, void *user);
 /* Rank 0 receives every rank's n floats, in rank order (out holds
- * world_size * n floats on rank 0; other ranks pass any buffer of n). */
+ * world_size * n floats on rank 0; ignored, and may be NULL, elsewhere). */
 int ty_coll_gather(const float *in, size_t n, float *out, void *user);
 /* Every rank's value, in rank order (out_all: world_size entries). */
 int ty_coll_allgather_u64(ty_coll *c, uint64_t mine, uint64_t *out_all);
