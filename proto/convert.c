@@ -28,6 +28,7 @@ static int decode_graph(const Trainyard__GraphSpec *g, ty_job_spec *s) {
   if (rc == 0) s->model_len = g->model_bytes.len;
   if (rc == 0) rc = ty_wire_bytes(g->train_config.data, g->train_config.len, &s->train_config);
   if (rc == 0) s->train_config_len = g->train_config.len;
+  s->parallelism = (int)g->parallelism; /* the controller checks the range */
   return rc;
 }
 
@@ -94,6 +95,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
     pj->graph.model_path = ty_wire_str(s->model_path);
     pj->graph.model_bytes = (ProtobufCBinaryData){s->model_len, s->model_bytes};
     pj->graph.train_config = (ProtobufCBinaryData){s->train_config_len, s->train_config};
+    pj->graph.parallelism = (Trainyard__Parallelism)s->parallelism;
     job->kind_case = TRAINYARD__JOB__KIND_GRAPH, job->graph = &pj->graph;
   } else {
     pj->cmd.n_argv = s->argc, pj->cmd.argv = s->argv;

@@ -91,6 +91,25 @@ bool ty_task_state_ended(int state);
 
 typedef enum { TY_JOB_KIND_NONE = 0, TY_JOB_KIND_COMMAND = 1, TY_JOB_KIND_GRAPH = 2 } ty_job_kind;
 
+/* X(NAME, number, word): trainyard.Parallelism, how a graph job's ranks
+ * split the work. The numbers are also ops/plan's ty_plan_mode. */
+#define TY_PARALLELISM_MAP(X)                                                                      \
+  X(AUTO, 0, "auto")     /* the planner's choice; the default */                                   \
+  X(DATA, 1, "data")     /* no plan: data parallel, as before plans */                             \
+  X(TENSOR, 2, "tensor") /* the planner's tensor-parallel plan */                                  \
+  X(GRID, 3, "grid")     /* the planner's best data x tensor grid */
+
+typedef enum ty_parallelism {
+#define TY_PARALLELISM_ENUM_(name, num, word) TY_PARALLELISM_##name = num,
+  TY_PARALLELISM_MAP(TY_PARALLELISM_ENUM_)
+#undef TY_PARALLELISM_ENUM_
+} ty_parallelism;
+#define TY_PARALLELISM_MAX 3
+/* "auto", "data", "tensor", "grid"; NULL for anything else. */
+const char *ty_parallelism_name(int p);
+/* The word (any case) -> the value; TY_EINVAL for anything else. */
+int ty_parallelism_parse(const char *s, int *out);
+
 /* Interactive execution (rlaunch; trainyard.InteractiveSpec): the tasks keep
  * their stdio on the worker for an attached client. */
 typedef struct ty_interactive {
@@ -130,6 +149,7 @@ typedef struct ty_job_spec {
   size_t model_len;
   uint8_t *train_config;
   size_t train_config_len;
+  int parallelism; /* ty_parallelism */
 } ty_job_spec;
 void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
 
@@ -174,6 +194,10 @@ typedef struct ty_task_spec {
   size_t train_config_len;
   const char *checkpoint_path; /* absolute; where rank 0 checkpoints */
   uint32_t bucket_mb;          /* gradient bucket size, 0 = trainrun's default */
+  /* The job's plan file (ops/plan/plan.h's format), which the worker writes
+   * into the job's directory for trainrun --plan; 0 bytes = data parallel. */
+  const uint8_t *plan;
+  size_t plan_len;
 } ty_task_spec;
 
 /* The state of one rank as a worker reports it (RegisterNode's tasks,

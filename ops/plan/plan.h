@@ -93,6 +93,20 @@ typedef struct ty_plan_request {
   const char *loss;
 } ty_plan_request;
 
+/* The cost model's options as typed on a command line (trainrun, trainctl
+ * plan, traind --plan-*), one parser for all: key is "device-flops" (a
+ * FLOP/s rate, or "cpu": device_flops = 0, measure this CPU),
+ * "device-mem" (bytes with an optional K, M, G or T), "intra-gbps" and
+ * "inter-gbps" (GB/s), "latency-us", "inter-latency-us" and "launch-us"
+ * (microseconds). `what` names the option in errors: TY_EINVAL with
+ * "WHAT: expected a non-negative number, got \"x\"". */
+int ty_plan_cluster_set(ty_plan_cluster *c, const char *key, const char *what, const char *value,
+                        char *err, size_t err_len);
+/* "NODESxDEVICES" (2x4): both at least 1 ("WHAT: 0x4 is a mesh of 0
+ * devices ..." otherwise), at most 2^20 devices in all. */
+int ty_plan_parse_mesh(const char *what, const char *value, int *out_nodes, int *out_per,
+                       char *err, size_t err_len);
+
 /* Fills *req with the documented defaults (start every request here) (docs/planner.md): one node
  * with one device of 100 GFLOP/s and 16 GiB, 10 GB/s and 2 us inside a node, 1.25 GB/s and 20 us
  * across nodes, 5 us per collective, Adam, auto. */

@@ -70,10 +70,10 @@ static int get_plan(ty_train *t, ty_plan **out, char *err, size_t err_len) {
                 err_len);
 }
 
-int ty_train_make_plan(const ty_graph *model, const ty_train_config *config,
+int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, bool with_data,
                        const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len) {
   ty_graph *g = NULL;
-  int rc = ty_train_plan_graph(model, config, &g, err, err_len);
+  int rc = ty_train_plan_graph(model, config, with_data, &g, err, err_len);
   const char *loss = config->loss_output ? config->loss_output : "trainyard.loss";
   if (rc == 0) rc = search(g, config, loss, req, out_plan, err, err_len);
   ty_graph_destroy(g);

@@ -259,14 +259,22 @@ const ty_plan *ty_train_plan(const ty_train *t);
 const ty_shard *ty_train_shard(const ty_train *t);
 /* The forward + loss graph a plan for this model and config is made for
  * (the graph ty_train_create plans when opts.parallel has a request), for
- * planning elsewhere (trainrun --write-plan, the controller): the model
- * with the loss added, shapes inferred, batch dims symbolic. Opens the
- * config's data to learn the labels' shape. The caller destroys *out. */
-int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out,
-                        char *err, size_t err_len);
+ * planning elsewhere (trainrun --write-plan, the controller, trainctl
+ * plan): the model with the loss added, shapes inferred, batch dims
+ * symbolic. The config's feeds are checked against the model's inputs
+ * either way. with_data opens the config's data and takes the labels'
+ * shape from it (the builtin loss, when the model has no labels input);
+ * without it (the controller has no data) the labels' shape is the one
+ * SoftmaxCrossEntropyLoss needs for the logits: their dims without the
+ * class axis (axis 1; the last for a token stream), so [N, C] logits take
+ * [N] labels and [N, T, V] take [N, T]. Data that fits the model has that
+ * shape, so both give the same graph and the same plan. The caller
+ * destroys *out. */
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
+                        ty_graph **out, char *err, size_t err_len);
 /* Plans this model and config with req (batch, loss and optimizer taken
  * from the config) as every rank of such a job would. */
-int ty_train_make_plan(const ty_graph *model, const ty_train_config *config,
+int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, bool with_data,
                        const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len);
 
 #endif

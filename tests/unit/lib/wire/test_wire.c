@@ -39,6 +39,18 @@ Test(wire, node_task_and_queue_states) {
   cr_assert_str_eq(ty_queue_state_name(TY_QUEUE_DELETED), "DELETED");
 }
 
+Test(wire, parallelism_names) {
+  int p = -1;
+  cr_assert_str_eq(ty_parallelism_name(TY_PARALLELISM_AUTO), "auto");
+  cr_assert_str_eq(ty_parallelism_name(TY_PARALLELISM_GRID), "grid");
+  cr_assert_null(ty_parallelism_name(4));
+  cr_assert_null(ty_parallelism_name(-1));
+  cr_assert_eq(ty_parallelism_parse("Tensor", &p), 0);
+  cr_assert_eq(p, TY_PARALLELISM_TENSOR);
+  cr_assert_eq(ty_parallelism_parse("model", &p), TY_EINVAL);
+  cr_assert_eq(ty_parallelism_parse(NULL, &p), TY_EINVAL);
+}
+
 Test(wire, queue_settings_apply_in_order) {
   ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1};
   char *set[] = {"tier=5", "share=2.5", "max_running=3", "max_gpus=8", "max_gpus_per_user=2",
