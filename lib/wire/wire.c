@@ -123,6 +123,19 @@ int ty_parallelism_parse(const char *s, int *out) {
   return TY_EINVAL;
 }
 
+void ty_graph_check_close(ty_graph_check *c) {
+  if (!c) return;
+  ty_job_spec_close(&c->job);
+  memset(c, 0, sizeof *c);
+}
+
+void ty_graph_check_answer_close(ty_graph_check_answer *a) {
+  if (!a) return;
+  free(a->message);
+  free(a->plan);
+  memset(a, 0, sizeof *a);
+}
+
 /* ---- queues ----------------------------------------------------------------------- */
 
 static const char *const queue_states[] = {

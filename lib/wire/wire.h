@@ -335,6 +335,45 @@ int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err,
 /* 1..64 bytes of letters, digits, '-', '_' and '.'. */
 int ty_queue_check_name(const char *name, char *err, size_t err_len);
 
+/* ---- model checks (traind <-> trainyard-graphcheck) ---------------------------------------
+ * traind checks each graph job in a child process (daemon/graphcheck;
+ * proto/trainyard.proto's GraphCheckRequest and GraphCheckResponse carry
+ * these; proto/convert.h packs them). */
+
+/* The devices a plan is made for and the cost model's rates (ops/plan's
+ * ty_plan_cluster, as the controller sends it). */
+typedef struct ty_check_cluster {
+  uint32_t nodes, devices_per_node;
+  double device_flops; /* 0: measure this CPU's GEMM with `threads` threads */
+  uint64_t device_mem_bytes;
+  double intra_bw, inter_bw;               /* bytes/s */
+  double intra_latency_s, inter_latency_s; /* per ring step */
+  double launch_s;                         /* per collective */
+  uint32_t threads;                        /* one rank's CPU threads */
+} ty_check_cluster;
+
+typedef struct ty_graph_check {
+  ty_job_spec job; /* a graph job, validated by the controller */
+  bool want_plan;  /* false: check the model and config only (parallelism data) */
+  int mode;        /* ty_parallelism */
+  ty_check_cluster cluster;
+} ty_graph_check;
+void ty_graph_check_close(ty_graph_check *c); /* accepts a zeroed struct */
+
+/* One answer of the child: the check's outcome (status 0, or a TY_E* code
+ * with a message naming the job field), the plan's cache key and the rate
+ * it was planned with; then, when asked, the plan file. */
+typedef struct ty_graph_check_answer {
+  uint32_t stage; /* 1: the check, 2: the plan */
+  int status;
+  char *message;
+  uint64_t cache_key;
+  double device_flops;
+  uint8_t *plan; /* plan_len bytes; 0 = none */
+  size_t plan_len;
+} ty_graph_check_answer;
+void ty_graph_check_answer_close(ty_graph_check_answer *a); /* accepts a zeroed struct */
+
 /* ---- packing and copying ----------------------------------------------------------------
  * The one pack/unpack pair of every convert file. */
 

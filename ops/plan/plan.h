@@ -291,6 +291,12 @@ uint64_t ty_plan_hash(const ty_plan *p);
 /* Fingerprint of a graph as the planner sees it: values (names, dtypes,
  * shapes, roles), nodes (ops, names, wiring, attributes), not weights. */
 uint64_t ty_plan_fingerprint(const ty_graph *g);
+/* The cache key of a search: a hash of the graph's fingerprint and every
+ * field of req (batch, cluster and rates, optimizer, mode, solver, loss):
+ * equal keys ask the same question, so a plan found for one answers the
+ * other (a controller caches plans by it). The search is deterministic
+ * unless the ILP runs into its time limit. */
+uint64_t ty_plan_request_key(const ty_plan_request *req, uint64_t fingerprint);
 /* Checks that p was made for g: fingerprint, one op per node with the same
  * op and slots, parameters by id and name. TY_EINVAL naming the first
  * difference. */

@@ -272,6 +272,10 @@ const ty_shard *ty_train_shard(const ty_train *t);
  * destroys *out. */
 int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
                         ty_graph **out, char *err, size_t err_len);
+/* What a job's config decides of a plan request: the global batch, the
+ * loss (loss_output, else the builtin loss "trainyard.loss" of the graph
+ * ty_train_plan_graph builds) and the optimizer's state. */
+void ty_train_plan_request(const ty_train_config *config, ty_plan_request *req);
 /* Plans this model and config with req (batch, loss and optimizer taken
  * from the config) as every rank of such a job would. */
 int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, bool with_data,
