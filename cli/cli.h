@@ -104,6 +104,22 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
 
+/* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
+ * Values are borrowed from argv and checked by their users (ops/plan's
+ * parser), except --parallelism. Rates need --mesh. */
+#define TY_CLI_PLAN_RATES 7
+/* "device-flops", "device-mem", "intra-gbps", "inter-gbps", "latency-us",
+ * "inter-latency-us", "launch-us": the options of rates[i]. */
+extern const char *const ty_cli_plan_rate_keys[TY_CLI_PLAN_RATES];
+typedef struct ty_cli_plan_args {
+  const char *file;
+  bool json, help;
+  const char *mesh;                       /* NULL: ask the controller */
+  int parallelism;                        /* ty_parallelism, -1: the job's */
+  const char *rates[TY_CLI_PLAN_RATES];   /* NULL: ops/plan's default */
+} ty_cli_plan_args;
+int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len);
+
 typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;

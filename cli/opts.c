@@ -504,3 +504,64 @@ int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err,
   free(ids);
   return rc;
 }
+
+/* ---- plan -------------------------------------------------------------------------- */
+
+const char *const ty_cli_plan_rate_keys[TY_CLI_PLAN_RATES] = {
+    "device-flops", "device-mem", "intra-gbps", "inter-gbps",
+    "latency-us",   "inter-latency-us", "launch-us"};
+
+enum { P_JSON = TY__CLI_OPT_FIRST, P_MESH, P_PARALLELISM, P_RATE0, P_HELP = 'h' };
+static const struct option plan_opts[] = {
+    {"json", no_argument, NULL, P_JSON},
+    {"mesh", required_argument, NULL, P_MESH},
+    {"parallelism", required_argument, NULL, P_PARALLELISM},
+    {"device-flops", required_argument, NULL, P_RATE0 + 0},
+    {"device-mem", required_argument, NULL, P_RATE0 + 1},
+    {"intra-gbps", required_argument, NULL, P_RATE0 + 2},
+    {"inter-gbps", required_argument, NULL, P_RATE0 + 3},
+    {"latency-us", required_argument, NULL, P_RATE0 + 4},
+    {"inter-latency-us", required_argument, NULL, P_RATE0 + 5},
+    {"launch-us", required_argument, NULL, P_RATE0 + 6},
+    {"help", no_argument, NULL, P_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_plan_args *a = ud;
+  (void)it;
+  int mode;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    if (a->file) return ty_errf(err, err_len, TY_EINVAL, "plan: one job file, not \"%s\" too", v);
+    a->file = v;
+    return 0;
+  case P_JSON: a->json = true; return 0;
+  case P_HELP: a->help = true; return 0;
+  case P_MESH: a->mesh = v; return 0;
+  case P_PARALLELISM:
+    if (ty_parallelism_parse(v, &mode) != 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--parallelism: expected auto, data, tensor or grid, got \"%s\"", v);
+    a->parallelism = mode;
+    return 0;
+  default:
+    if (id >= P_RATE0 && id < P_RATE0 + TY_CLI_PLAN_RATES) a->rates[id - P_RATE0] = v;
+    return 0;
+  }
+}
+
+int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  out->parallelism = -1;
+  int rc = ty__cli_parse(argc, argv, "h", plan_opts, plan_arg, out, err, err_len);
+  if (rc != 0 || out->help) return rc;
+  if (!out->file) return ty_errf(err, err_len, TY_EINVAL, "plan: missing the job file (JOB.pb)");
+  for (int i = 0; i < TY_CLI_PLAN_RATES && !out->mesh; i++)
+    if (out->rates[i])
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--%s: only with --mesh (without it the controller plans with its own cost "
+                     "model)",
+                     ty_cli_plan_rate_keys[i]);
+  return 0;
+}

@@ -58,6 +58,7 @@ struct ty__checks {
   } rates[MAX_RATES];
   size_t n_rates;
   ty_plan_cache *cache;
+  char **env;            /* the children's environment */
 };
 
 struct check {
@@ -94,10 +95,27 @@ static bool run_as(const ty_reply *r, uid_t *out_uid, gid_t *out_gid) {
   return false;
 }
 
+extern char **environ;
+
+/* traind's environment with one OpenBLAS thread: a check multiplies a
+ * few small matrices at most (the CPU rate sets its own thread count), and
+ * idle BLAS threads would only take address space from its limit. */
+static char **child_env(void) {
+  size_t n = 0;
+  while (environ[n]) n++;
+  char **env = ty_xcalloc(n + 2, sizeof *env);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0) env[k++] = environ[i];
+  env[k] = "OPENBLAS_NUM_THREADS=1";
+  return env;
+}
+
 static ty__checks *reg(ty_controller *ctl) {
   if (!ctl->checks) {
     ctl->checks = ty_xcalloc(1, sizeof *ctl->checks);
     ctl->checks->cache = ty_plan_cache_create(CACHE_PLANS, CACHE_BYTES);
+    ctl->checks->env = child_env();
   }
   return ctl->checks;
 }
@@ -328,8 +346,9 @@ static int spawn(check *k) {
       {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&k->in},
       {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&k->out},
       {.flags = UV_INHERIT_FD, .data.fd = 2}};
-  uv_process_options_t o = {.file = ctl->cfg.graphcheck, .args = args, .stdio = io, .stdio_count = 3,
-                            .exit_cb = on_exit_cb, .uid = k->uid, .gid = k->gid};
+  uv_process_options_t o = {.file = ctl->cfg.graphcheck, .args = args, .env = ctl->checks->env,
+                            .stdio = io, .stdio_count = 3, .exit_cb = on_exit_cb, .uid = k->uid,
+                            .gid = k->gid};
   if (k->as_user) o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
   uv_pipe_init(loop, &k->in, 0);
   uv_pipe_init(loop, &k->out, 0);
@@ -374,9 +393,9 @@ static void start_next(ty_controller *ctl) {
 }
 
 /* The request the child gets: the job, the mode and the cluster. */
-static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s) {
-  ty_graph_check gc = {.job = *s, .want_plan = s->parallelism != TY_PARALLELISM_DATA,
-                       .mode = s->parallelism, .cluster = ctl->cfg.plan_rates};
+static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s, bool want_plan) {
+  ty_graph_check gc = {.job = *s, .want_plan = want_plan, .mode = s->parallelism,
+                       .cluster = ctl->cfg.plan_rates};
   ty_check_cluster *c = &gc.cluster;
   c->nodes = s->nodes;
   c->devices_per_node = s->tasks_per_node ? s->tasks_per_node : 1;
@@ -394,8 +413,8 @@ static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s) {
   return rc;
 }
 
-void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec, ty__check_cb cb,
-                     void *ud) {
+void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec, bool want_plan,
+                     ty__check_cb cb, void *ud) {
   ty__checks *g = reg(ctl);
   check *k = ty_xcalloc(1, sizeof *k);
   k->ctl = ctl;
@@ -403,7 +422,7 @@ void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *s
   ty_buf_init(&k->req);
   ty_frame_reader_init(&k->rd, ctl->cfg.max_frame);
   k->as_user = run_as(r, &k->uid, &k->gid);
-  int rc = build_request(ctl, k, spec);
+  int rc = build_request(ctl, k, spec, want_plan);
   if (rc == 0 && g->n_waiting >= MAX_WAITING) rc = TY_ESTATE;
   if (rc != 0) {
     finish(k, rc, rc == TY_ESTATE ? "job.graph: the controller is checking %zu models already; retry"
@@ -441,6 +460,7 @@ void ty__check_stop(ty_controller *ctl) {
 void ty__check_destroy(ty_controller *ctl) {
   if (!ctl->checks) return;
   ty_plan_cache_destroy(ctl->checks->cache);
+  free(ctl->checks->env);
   free(ctl->checks);
   ctl->checks = NULL;
 }

@@ -461,6 +461,7 @@ void ty__graph_destroy(ty_controller *ctl);
 void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 
 /* convert_graph.c: the protobuf side (pure). Strings and buffers returned
  * are owned by the caller. */
@@ -483,12 +484,14 @@ typedef struct ty__check_result {
   bool cached;               /* the plan came from the cache */
 } ty__check_result;
 typedef void (*ty__check_cb)(ty_controller *ctl, ty__check_result *res, void *ud);
-/* Checks (and plans) a validated graph job in a child process, as r's
- * submitter where the controller can vouch for who that is. cb runs once,
- * on the loop, possibly before this returns (a full queue, no memory);
- * with TY_ECLOSED when the controller stops first. spec is copied. */
+/* Checks a validated graph job in a child process, as r's submitter
+ * where the controller can vouch for who that is, and with want_plan plans
+ * it too (mode: the job's parallelism; data gives the pure data-parallel
+ * plan). cb runs once, on the loop, possibly before this returns (a full
+ * queue, no memory); with TY_ECLOSED when the controller stops first. spec
+ * is copied. */
 void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec,
-                     ty__check_cb cb, void *ud);
+                     bool want_plan, ty__check_cb cb, void *ud);
 /* Answers the waiting checks TY_ECLOSED and kills the running children
  * (their callbacks follow from the loop). */
 void ty__check_stop(ty_controller *ctl);

@@ -260,3 +260,44 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
   g->has_progress = true;
   ty__reply_finish(r, 0, NULL);
 }
+
+/* ---- PlanJob ---------------------------------------------------------------------- */
+
+typedef struct plan_ctx {
+  ty_reply *r;
+  ty_job_spec spec;
+} plan_ctx;
+
+static void on_planned(ty_controller *ctl, ty__check_result *res, void *ud) {
+  (void)ctl;
+  plan_ctx *pc = ud;
+  int rc = res->status;
+  if (rc == 0) rc = ty__conv_plan_job_resp(res->plan, res->plan_len, res->cached, &pc->r->out);
+  ty__reply_finish(pc->r, rc, res->status ? res->message : rc ? "cannot encode the answer" : NULL);
+  ty_job_spec_close(&pc->spec);
+  free(pc);
+}
+
+/* The same check and plan as a graph job's submit (check.c), for the
+ * resources it asks for; a data-parallel job gets the data-parallel plan. */
+void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  plan_ctx *pc = ty_xcalloc(1, sizeof *pc);
+  pc->r = r;
+  char err[TY_ERR_LEN];
+  int rc = ty__conv_plan_job_req(p, n, &pc->spec);
+  if (rc != 0) {
+    free(pc);
+    ty__reply_bad_payload(r, rc, "a PlanJobRequest carrying a job");
+    return;
+  }
+  rc = ty_job_spec_validate(&pc->spec, err, sizeof err);
+  if (rc == 0 && pc->spec.kind != TY_JOB_KIND_GRAPH)
+    rc = ty_errf(err, sizeof err, TY_EINVAL, "job.graph: only graph jobs have plans; this one runs a command");
+  if (rc != 0) {
+    ty_job_spec_close(&pc->spec);
+    free(pc);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  ty__check_start(ctl, r, &pc->spec, true, on_planned, pc);
+}

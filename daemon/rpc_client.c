@@ -148,7 +148,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   }
   submit_ctx *sc = ty_xcalloc(1, sizeof *sc);
   *sc = (submit_ctx){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len};
-  ty__check_start(ctl, r, &sc->spec, on_checked, sc);
+  ty__check_start(ctl, r, &sc->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sc);
 }
 
 /* ---- ListJobs, GetJob ------------------------------------------------------------------- */

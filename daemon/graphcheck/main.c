@@ -41,7 +41,6 @@
 
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
-#include "ops/graph.h"
 #include "ops/plan/plan.h"
 #include "ops/train/train.h"
 #include "proto/convert.h"
@@ -141,12 +140,11 @@ static int answer(const ty_graph_check_answer *a) {
 /* ---- the check ---------------------------------------------------------------------- */
 
 typedef struct checked {
-  ty_graph *model, *graph; /* the model; the forward + loss graph a plan is made for */
-  ty_train_config config;
+  ty_train_job job; /* the model, its config, the forward + loss graph */
   ty_plan_request req;
 } checked;
 
-/* "job.graph.<field>: inner" into a->message, status rc. */
+/* "job.graph[.field]: inner" into a->message, status rc. */
 static int refuse(ty_graph_check_answer *a, int rc, const char *field, const char *inner) {
   char msg[TY_ERR_LEN];
   ty_errf(msg, sizeof msg, rc, "job.graph%s%s: %s", field[0] ? "." : "", field,
@@ -159,17 +157,14 @@ static int refuse(ty_graph_check_answer *a, int rc, const char *field, const cha
 static int load(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) {
   const ty_job_spec *s = &in->job;
   char err[TY_ERR_LEN] = "";
-  bool by_path = s->model_path && s->model_path[0];
-  int rc = by_path ? ty_graph_load_file(s->model_path, err, sizeof err, &c->model)
-                   : ty_graph_load_bytes(s->model_bytes, s->model_len, err, sizeof err, &c->model);
-  if (rc != 0) return refuse(a, rc, by_path ? "model_path" : "model_bytes", err);
-  rc = ty_train_config_decode(s->train_config, s->train_config_len, &c->config, err, sizeof err);
-  if (rc == 0) rc = ty_train_plan_graph(c->model, &c->config, false, &c->graph, err, sizeof err);
-  if (rc != 0) return refuse(a, rc, "train_config", err);
-  uint32_t world = in->cluster.nodes * in->cluster.devices_per_node;
-  if (!in->want_plan && world && c->config.batch_size % world != 0) {
+  const char *what = "";
+  int rc = ty_train_job_load(s->model_path, s->model_bytes, s->model_len, s->train_config,
+                             s->train_config_len, &c->job, &what, err, sizeof err);
+  if (rc != 0) return refuse(a, rc, what, err);
+  uint32_t world = in->cluster.nodes * in->cluster.devices_per_node, batch = c->job.config.batch_size;
+  if (!in->want_plan && world && batch % world != 0) {
     snprintf(err, sizeof err, "batch_size %u is not divisible by the %u ranks (%u nodes x %u tasks)",
-             c->config.batch_size, world, in->cluster.nodes, in->cluster.devices_per_node);
+             batch, world, in->cluster.nodes, in->cluster.devices_per_node);
     return refuse(a, TY_EINVAL, "train_config", err);
   }
   return 0;
@@ -187,26 +182,22 @@ static int request(const ty_graph_check *in, checked *c, ty_graph_check_answer *
                                  .intra_bw = k->intra_bw, .inter_bw = k->inter_bw,
                                  .intra_latency_s = k->intra_latency_s,
                                  .inter_latency_s = k->inter_latency_s, .launch_s = k->launch_s};
-  ty_train_plan_request(&c->config, r);
+  ty_train_plan_request(&c->job.config, r);
   char err[TY_ERR_LEN] = "";
   if (r->cluster.device_flops <= 0 &&
       ty_plan_cpu_flops(NULL, (int)k->threads, err, sizeof err, &r->cluster.device_flops) != 0)
     return refuse(a, TY_EINTERNAL, "", err);
   a->device_flops = r->cluster.device_flops;
-  a->cache_key = ty_plan_request_key(r, ty_plan_fingerprint(c->graph));
+  a->cache_key = ty_plan_request_key(r, ty_plan_fingerprint(c->job.graph));
   return 0;
 }
 
-static int plan(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) {
+static int plan(checked *c, ty_graph_check_answer *a) {
   ty_plan *p = NULL;
   char err[TY_ERR_LEN] = "", why[TY_ERR_LEN];
-  int rc = ty_plan_search(c->graph, &c->req, err, sizeof err, &p);
+  int rc = ty_plan_search(c->job.graph, &c->req, err, sizeof err, &p);
   if (rc != 0) {
-    snprintf(why, sizeof why, "cannot plan it for %u nodes x %u devices: %s%s", in->cluster.nodes,
-             in->cluster.devices_per_node, err,
-             in->mode == TY_PARALLELISM_AUTO && rc == TY_EUNSUPPORTED
-                 ? " (parallelism: data trains it data parallel, without a plan)"
-                 : "");
+    ty_train_plan_refusal(&c->req, rc, err, why, sizeof why);
     return refuse(a, rc, "", why);
   }
   ty_buf b;
@@ -233,13 +224,11 @@ static int run(const ty_graph_check *in) {
   if (io == 0 && rc == 0 && in->want_plan && read_exact(0, &go, 1) == 0 && go == 'P') {
     ty_graph_check_answer_close(&a);
     a.stage = 2;
-    plan(in, &c, &a);
+    plan(&c, &a);
     io = answer(&a);
   }
   ty_graph_check_answer_close(&a);
-  ty_graph_destroy(c.graph);
-  ty_graph_destroy(c.model);
-  ty_train_config_close(&c.config);
+  ty_train_job_close(&c.job);
   return io == 0 ? 0 : 3;
 }
 

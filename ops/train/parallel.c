@@ -82,6 +82,41 @@ int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, boo
   return rc;
 }
 
+int ty_train_job_load(const char *model_path, const uint8_t *model_bytes, size_t model_len,
+                      const uint8_t *config, size_t config_len, ty_train_job *out,
+                      const char **out_what, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  bool by_path = model_path && model_path[0];
+  *out_what = by_path ? "model_path" : "model_bytes";
+  int rc = by_path ? ty_graph_load_file(model_path, err, err_len, &out->model)
+                   : ty_graph_load_bytes(model_bytes, model_len, err, err_len, &out->model);
+  if (rc == 0) {
+    *out_what = "train_config";
+    rc = ty_train_config_decode(config, config_len, &out->config, err, err_len);
+  }
+  if (rc == 0) rc = ty_train_plan_graph(out->model, &out->config, false, &out->graph, err, err_len);
+  if (rc != 0) ty_train_job_close(out);
+  return rc;
+}
+
+void ty_train_job_close(ty_train_job *j) {
+  if (!j) return;
+  ty_graph_destroy(j->graph);
+  ty_graph_destroy(j->model);
+  ty_train_config_close(&j->config);
+  memset(j, 0, sizeof *j);
+}
+
+void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, char *out,
+                           size_t len) {
+  snprintf(out, len, "cannot plan it for %d node%s x %d devices: %s%s", req->cluster.nodes,
+           req->cluster.nodes == 1 ? "" : "s", req->cluster.devices_per_node,
+           err && err[0] ? err : ty_strerror(rc),
+           req->mode == TY_PLAN_MODE_AUTO && rc == TY_EUNSUPPORTED
+               ? " (parallelism data trains it without a plan)"
+               : "");
+}
+
 /* The plan fits this job: its world and its global batch. */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
   if ((uint32_t)p->devices != t->opts.world_size)
