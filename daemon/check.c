@@ -249,9 +249,14 @@ static void send_go(check *k, uint8_t go) {
 static void refused(check *k, const ty_graph_check_answer *a) {
   const ty_controller_config *c = &k->ctl->cfg;
   const char *m = a->message && a->message[0] ? a->message : ty_strerror(a->status);
+  char limit[32];
+  if (c->check_mem_bytes >= (1ull << 30))
+    snprintf(limit, sizeof limit, "%.1f GiB", (double)c->check_mem_bytes / (1ull << 30));
+  else
+    snprintf(limit, sizeof limit, "%.0f MiB", (double)c->check_mem_bytes / (1ull << 20));
   if (a->status == TY_ENOMEM)
-    finish(k, TY_EINVAL, "job.graph: model check ran out of memory (limit %.1f GiB, traind --check-mem): %s",
-           (double)c->check_mem_bytes / 1073741824.0, m);
+    finish(k, TY_EINVAL, "job.graph: model check ran out of memory (limit %s, traind --check-mem): %s",
+           limit, m);
   else
     finish(k, a->status == TY_EINTERNAL ? TY_EINTERNAL : TY_EINVAL, "%s", m);
 }

@@ -5,6 +5,7 @@
 #include "lib/token/token.h"
 #include "ops/graph.h"
 #include "proto/train_config.pb-c.h"
+#include "proto/trainyard.pb-c.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -135,4 +136,35 @@ double rk_weight_diff(const char *a, const char *b) {
   ty_graph_destroy(ga);
   ty_graph_destroy(gb);
   return worst;
+}
+
+void rk_reference(const char *dir, uint64_t steps, char *out_path, size_t n) {
+  char cfg[300], log[300];
+  snprintf(out_path, n, "%s/ref-%llu.onnx", dir, (unsigned long long)steps);
+  snprintf(cfg, sizeof cfg, "%s/ref-%llu.pb", dir, (unsigned long long)steps);
+  snprintf(log, sizeof log, "%s/ref-%llu.log", dir, (unsigned long long)steps);
+  rk_write_config(cfg, steps, 0, out_path);
+  cr_assert_eq(rk_wait_exit(rk_start(rk_env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log, NULL)), 0,
+               "reference run failed: %s", log);
+}
+
+void rk_write_job(const char *path, const char *name, uint32_t nodes, uint32_t tpn,
+                  const uint8_t *cfg, size_t cfg_len, int parallelism) {
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
+  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
+  res.nodes = nodes;
+  res.tasks_per_node = tpn;
+  g.model_path = (char *)rk_env("TY_MLP_ONNX");
+  g.train_config = (ProtobufCBinaryData){cfg_len, (uint8_t *)cfg};
+  g.parallelism = (Trainyard__Parallelism)parallelism;
+  job.name = (char *)name;
+  job.resources = &res;
+  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
+  job.graph = &g;
+  size_t n = trainyard__job__get_packed_size(&job);
+  uint8_t *b = malloc(n + 1);
+  trainyard__job__pack(&job, b);
+  rk_write_file(path, b, n);
+  free(b);
 }
