@@ -31,6 +31,7 @@
 
 #include "ops/graph.h"
 #include "ops/plan/plan.h"
+#include "proto/methods.h"
 #include "proto/onnx.pb-c.h"
 #include "tests/integration/ranks.h"
 
@@ -279,6 +280,15 @@ Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, 
   cr_assert_eq(submit_bytes(&c, model, n, NULL, err, sizeof err), TY_EINVAL);
   cr_assert_str_eq(err, "job.graph: model check timed out after 1 s (traind --check-timeout-s)");
   expect_serving(&c);
+  /* One that answers garbage, one that answers nothing. */
+  write_script(crash, "printf '\\000\\000\\000\\003abc'");
+  restart_with(&c, crashing);
+  cr_assert_eq(submit_bytes(&c, model, n, NULL, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "job.graph: the model check answered something that is not its answer");
+  write_script(crash, "exit 3");
+  cr_assert_eq(submit_bytes(&c, model, n, NULL, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "job.graph: model check ended (exit code 3) without an answer");
+  expect_serving(&c);
   free(model);
   it_cluster_stop(&c);
 }
@@ -322,6 +332,18 @@ static void expect_plan_error(const it_cluster *c, int code, const char *want,
   cr_assert(strstr(err, want), "trainctl plan %s ...: \"%s\" not in: %s", args[0], want, err);
   free(out);
   free(err);
+}
+
+/* One PlanJob call with a raw payload: its status and message. */
+static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *msg, size_t len) {
+  ty_rpc_client *cl = it_client(c);
+  ty_rpc_result res;
+  int rc = ty_rpc_client_call(cl, TY_M_PLAN_JOB, p, n, 10000, &res);
+  if (rc == 0) rc = res.status;
+  snprintf(msg, len, "%s", res.message ? res.message : "");
+  ty_rpc_result_close(&res);
+  ty_rpc_client_close(cl);
+  return rc;
 }
 
 Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) {
@@ -375,5 +397,12 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   snprintf(cmdjob, sizeof cmdjob, "%s/cmd.pb", c.dir);
   rk_write_file(cmdjob, (const uint8_t *)"\x32\x04\x0a\x02ls", 6); /* Job{command{argv:"ls"}} */
   expect_plan_error(&c, 5, "not a graph job", (const char *const[]){cmdjob, NULL});
+  /* PlanJob itself refuses what trainctl would not send. */
+  char msg[512];
+  cr_assert_eq(plan_job_rpc(&c, (const uint8_t *)"\xff\xff", 2, msg, sizeof msg), TY_EPROTO);
+  cr_assert_str_eq(msg, "payload is not a PlanJobRequest carrying a job");
+  cr_assert_eq(plan_job_rpc(&c, (const uint8_t *)"\x0a\x06\x32\x04\x0a\x02ls", 8, msg, sizeof msg),
+               TY_EINVAL);
+  cr_assert_str_eq(msg, "job.graph: only graph jobs have plans; this one runs a command");
   it_cluster_stop(&c);
 }
