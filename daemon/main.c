@@ -274,6 +274,9 @@ int main(int argc, char **argv) {
   }
   o.state_dir = state_abs;
   find_graphcheck(&o);
+  if (geteuid() == 0)
+    ty_warn("running as root while requests are not authenticated: graph jobs' models are read "
+            "with root's rights (daemon/check.c, run_as); run traind as a user that may read them");
   uv_loop_t *loop = uv_default_loop();
   ty_controller_config cfg = {.listen_host = o.listen_host, .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,
