@@ -24,12 +24,12 @@
  * first check that needs it (in the child, with the job's thread count)
  * and remembered for the controller's lifetime.
  *
- * Whose rights: the child reads model_path. It runs as the uid and gid
- * that run_as() returns, and today that is traind's own: the requests are
- * not authenticated yet, so traind has no uid it could vouch for. Once the
- * authentication layer (MUNGE, issue 12) gives a request a verified uid,
- * run_as() returns it, and a traind running as root then reads each model
- * with its submitter's rights.
+ * Whose rights: the child reads model_path. When traind runs as root and
+ * run_as() vouches for the request's uid and gid, the child takes them
+ * (libuv's setgid/setuid, supplementary groups dropped), so it reads each
+ * model with its submitter's rights; otherwise it runs as traind. Today
+ * requests are not authenticated, so run_as() vouches for nobody; the
+ * authentication layer (MUNGE, issue 12) fills it in.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -86,8 +86,11 @@ struct check {
   check *next;           /* the waiting queue, then the running list */
 };
 
-/* The uid and gid the check of r's job runs as. See the top of the file:
- * without a verified identity, traind's own (false). */
+/* The one place that says whose rights a model check has: true with the
+ * uid and gid the request's submitter verifiably has, false to run it as
+ * traind. Requests are not authenticated yet (the user field is the
+ * client's claim), so it is always false; the authentication layer (issue
+ * 12) fills it in from the request's verified credential. */
 static bool run_as(const ty_reply *r, uid_t *out_uid, gid_t *out_gid) {
   (void)r;
   *out_uid = getuid();
@@ -426,7 +429,8 @@ void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *s
   k->cb = cb, k->ud = ud;
   ty_buf_init(&k->req);
   ty_frame_reader_init(&k->rd, ctl->cfg.max_frame);
-  k->as_user = run_as(r, &k->uid, &k->gid);
+  /* Only root may become another user; anyone else checks as itself. */
+  k->as_user = run_as(r, &k->uid, &k->gid) && geteuid() == 0;
   int rc = build_request(ctl, k, spec, want_plan);
   if (rc == 0 && g->n_waiting >= MAX_WAITING) rc = TY_ESTATE;
   if (rc != 0) {
