@@ -28,6 +28,7 @@
 #include "lib/json/json.h"
 #include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
+#include "ops/plan/plan.h" /* TY_PLAN_CLUSTER_OPTIONS only: no code of ops/ */
 
 /* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
 enum {
@@ -106,18 +107,17 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a);
 
 /* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
  * Values are borrowed from argv and checked by their users (ops/plan's
- * parser), except --parallelism. Rates need --mesh. */
-#define TY_CLI_PLAN_RATES 7
-/* "device-flops", "device-mem", "intra-gbps", "inter-gbps", "latency-us",
- * "inter-latency-us", "launch-us": the options of rates[i]. */
-extern const char *const ty_cli_plan_rate_keys[TY_CLI_PLAN_RATES];
+ * parser), except --parallelism. Rates need --mesh; rates[i] is the value
+ * of ops/plan's option i (TY_PLAN_CLUSTER_OPTIONS: --device-flops, ...). */
 typedef struct ty_cli_plan_args {
   const char *file;
   bool json, help;
-  const char *mesh;                       /* NULL: ask the controller */
-  int parallelism;                        /* ty_parallelism, -1: the job's */
-  const char *rates[TY_CLI_PLAN_RATES];   /* NULL: ops/plan's default */
+  const char *mesh;                              /* NULL: ask the controller */
+  int parallelism;                               /* ty_parallelism, -1: the job's */
+  const char *rates[TY_PLAN_N_CLUSTER_OPTIONS];  /* NULL: ops/plan's default */
 } ty_cli_plan_args;
+/* The option name of rates[i] ("device-flops", ...). */
+const char *ty_cli_plan_rate_key(int i);
 int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_ls_args {

@@ -95,10 +95,10 @@ static int local_request(const ty_cli_plan_args *a, const ty_job_spec *s, ty_pla
   req->mode = (ty_plan_mode)s->parallelism;
   int rc = ty_plan_parse_mesh("--mesh", a->mesh, &req->cluster.nodes,
                               &req->cluster.devices_per_node, err, sizeof err);
-  for (int i = 0; rc == 0 && i < TY_CLI_PLAN_RATES; i++) {
+  for (int i = 0; rc == 0 && i < TY_PLAN_N_CLUSTER_OPTIONS; i++) {
     if (!a->rates[i]) continue;
-    snprintf(what, sizeof what, "--%s", ty_cli_plan_rate_keys[i]);
-    rc = ty_plan_cluster_set(&req->cluster, ty_cli_plan_rate_keys[i], what, a->rates[i], err,
+    snprintf(what, sizeof what, "--%s", ty_cli_plan_rate_key(i));
+    rc = ty_plan_cluster_set(&req->cluster, ty_cli_plan_rate_key(i), what, a->rates[i], err,
                              sizeof err);
   }
   if (rc == 0 && req->cluster.device_flops == 0 &&

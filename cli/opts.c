@@ -507,22 +507,24 @@ int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err,
 
 /* ---- plan -------------------------------------------------------------------------- */
 
-const char *const ty_cli_plan_rate_keys[TY_CLI_PLAN_RATES] = {
-    "device-flops", "device-mem", "intra-gbps", "inter-gbps",
-    "latency-us",   "inter-latency-us", "launch-us"};
+static const char *const plan_rate_keys[] = {
+#define KEY_(key, i) [i] = key,
+    TY_PLAN_CLUSTER_OPTIONS(KEY_)
+#undef KEY_
+};
+
+const char *ty_cli_plan_rate_key(int i) {
+  return i >= 0 && i < TY_PLAN_N_CLUSTER_OPTIONS ? plan_rate_keys[i] : NULL;
+}
 
 enum { P_JSON = TY__CLI_OPT_FIRST, P_MESH, P_PARALLELISM, P_RATE0, P_HELP = 'h' };
 static const struct option plan_opts[] = {
     {"json", no_argument, NULL, P_JSON},
     {"mesh", required_argument, NULL, P_MESH},
     {"parallelism", required_argument, NULL, P_PARALLELISM},
-    {"device-flops", required_argument, NULL, P_RATE0 + 0},
-    {"device-mem", required_argument, NULL, P_RATE0 + 1},
-    {"intra-gbps", required_argument, NULL, P_RATE0 + 2},
-    {"inter-gbps", required_argument, NULL, P_RATE0 + 3},
-    {"latency-us", required_argument, NULL, P_RATE0 + 4},
-    {"inter-latency-us", required_argument, NULL, P_RATE0 + 5},
-    {"launch-us", required_argument, NULL, P_RATE0 + 6},
+#define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
+    TY_PLAN_CLUSTER_OPTIONS(OPT_)
+#undef OPT_
     {"help", no_argument, NULL, P_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -546,7 +548,7 @@ static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
     a->parallelism = mode;
     return 0;
   default:
-    if (id >= P_RATE0 && id < P_RATE0 + TY_CLI_PLAN_RATES) a->rates[id - P_RATE0] = v;
+    if (id >= P_RATE0 && id < P_RATE0 + TY_PLAN_N_CLUSTER_OPTIONS) a->rates[id - P_RATE0] = v;
     return 0;
   }
 }
@@ -557,11 +559,11 @@ int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, s
   int rc = ty__cli_parse(argc, argv, "h", plan_opts, plan_arg, out, err, err_len);
   if (rc != 0 || out->help) return rc;
   if (!out->file) return ty_errf(err, err_len, TY_EINVAL, "plan: missing the job file (JOB.pb)");
-  for (int i = 0; i < TY_CLI_PLAN_RATES && !out->mesh; i++)
+  for (int i = 0; i < TY_PLAN_N_CLUSTER_OPTIONS && !out->mesh; i++)
     if (out->rates[i])
       return ty_errf(err, err_len, TY_EINVAL,
                      "--%s: only with --mesh (without it the controller plans with its own cost "
                      "model)",
-                     ty_cli_plan_rate_keys[i]);
+                     plan_rate_keys[i]);
   return 0;
 }

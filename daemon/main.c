@@ -35,9 +35,12 @@ typedef struct opts {
   ty_plan_cluster rates; /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
 } opts;
 
-/* The --plan-* flags: the cost model's options (ops/plan's parser). */
-static const char *const plan_keys[] = {"device-flops", "device-mem", "intra-gbps", "inter-gbps",
-                                        "latency-us", "inter-latency-us", "launch-us"};
+/* The --plan-* flags: the cost model's options (ops/plan's list and parser). */
+static const char *const plan_keys[] = {
+#define KEY_(key, i) [i] = key,
+    TY_PLAN_CLUSTER_OPTIONS(KEY_)
+#undef KEY_
+};
 #define PLAN_OPT_FIRST 1000
 
 typedef struct daemon_state {
@@ -143,13 +146,9 @@ static const struct option longopts[] = {
     {"graphcheck", required_argument, NULL, 'g'}, {"check-cpu-s", required_argument, NULL, 'C'},
     {"check-mem", required_argument, NULL, 'M'},  {"check-timeout-s", required_argument, NULL, 'T'},
     {"check-jobs", required_argument, NULL, 'J'},
-    {"plan-device-flops", required_argument, NULL, PLAN_OPT_FIRST + 0},
-    {"plan-device-mem", required_argument, NULL, PLAN_OPT_FIRST + 1},
-    {"plan-intra-gbps", required_argument, NULL, PLAN_OPT_FIRST + 2},
-    {"plan-inter-gbps", required_argument, NULL, PLAN_OPT_FIRST + 3},
-    {"plan-latency-us", required_argument, NULL, PLAN_OPT_FIRST + 4},
-    {"plan-inter-latency-us", required_argument, NULL, PLAN_OPT_FIRST + 5},
-    {"plan-launch-us", required_argument, NULL, PLAN_OPT_FIRST + 6},
+#define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
+    TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
+#undef PLAN_OPT_
     {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, opts *o) {
@@ -274,6 +273,8 @@ int main(int argc, char **argv) {
   }
   o.state_dir = state_abs;
   find_graphcheck(&o);
+  if (strchr(o.graphcheck, '/') && access(o.graphcheck, X_OK) != 0)
+    ty_warn("--graphcheck %s: not an executable file; every graph job will be refused", o.graphcheck);
   if (geteuid() == 0)
     ty_warn("running as root while requests are not authenticated: graph jobs' models are read "
             "with root's rights (daemon/check.c, run_as); run traind as a user that may read them");

@@ -93,6 +93,19 @@ typedef struct ty_plan_request {
   const char *loss;
 } ty_plan_request;
 
+/* X(key, index): the cost model's command-line options, in one order for
+ * every binary that offers them (trainctl plan's --KEY, traind's
+ * --plan-KEY; ty_plan_cluster_set parses each). */
+#define TY_PLAN_CLUSTER_OPTIONS(X)                                                                 \
+  X("device-flops", 0)                                                                             \
+  X("device-mem", 1)                                                                               \
+  X("intra-gbps", 2)                                                                               \
+  X("inter-gbps", 3)                                                                               \
+  X("latency-us", 4)                                                                               \
+  X("inter-latency-us", 5)                                                                         \
+  X("launch-us", 6)
+#define TY_PLAN_N_CLUSTER_OPTIONS 7
+
 /* The cost model's options as typed on a command line (trainrun, trainctl
  * plan, traind --plan-*), one parser for all: key is "device-flops" (a
  * FLOP/s rate, or "cpu": device_flops = 0, measure this CPU),

@@ -5,7 +5,6 @@
 #include "lib/token/token.h"
 #include "ops/graph.h"
 #include "proto/train_config.pb-c.h"
-#include "proto/trainyard.pb-c.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -148,23 +147,28 @@ void rk_reference(const char *dir, uint64_t steps, char *out_path, size_t n) {
                "reference run failed: %s", log);
 }
 
+void rk_graph_job(rk_job *j, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
+                  int parallelism) {
+  *j = (rk_job){.job = TRAINYARD__JOB__INIT, .res = TRAINYARD__RESOURCES__INIT,
+                .graph = TRAINYARD__GRAPH_SPEC__INIT};
+  j->res.nodes = nodes;
+  j->res.tasks_per_node = tpn;
+  j->graph.model_path = (char *)rk_env("TY_MLP_ONNX");
+  j->graph.train_config = (ProtobufCBinaryData){cfg_len, (uint8_t *)cfg};
+  j->graph.parallelism = (Trainyard__Parallelism)parallelism;
+  j->job.resources = &j->res;
+  j->job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
+  j->job.graph = &j->graph;
+}
+
 void rk_write_job(const char *path, const char *name, uint32_t nodes, uint32_t tpn,
                   const uint8_t *cfg, size_t cfg_len, int parallelism) {
-  Trainyard__Job job = TRAINYARD__JOB__INIT;
-  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
-  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
-  res.nodes = nodes;
-  res.tasks_per_node = tpn;
-  g.model_path = (char *)rk_env("TY_MLP_ONNX");
-  g.train_config = (ProtobufCBinaryData){cfg_len, (uint8_t *)cfg};
-  g.parallelism = (Trainyard__Parallelism)parallelism;
-  job.name = (char *)name;
-  job.resources = &res;
-  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
-  job.graph = &g;
-  size_t n = trainyard__job__get_packed_size(&job);
+  rk_job j;
+  rk_graph_job(&j, nodes, tpn, cfg, cfg_len, parallelism);
+  j.job.name = (char *)name;
+  size_t n = trainyard__job__get_packed_size(&j.job);
   uint8_t *b = malloc(n + 1);
-  trainyard__job__pack(&job, b);
+  trainyard__job__pack(&j.job, b);
   rk_write_file(path, b, n);
   free(b);
 }

@@ -57,23 +57,13 @@ static void onnx_check(const char *path) {
 
 static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
                                 uint32_t requeues) {
-  Trainyard__Job job = TRAINYARD__JOB__INIT;
-  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
-  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
-  res.nodes = nodes;
-  res.tasks_per_node = tpn;
-  g.model_path = (char *)rk_env("TY_MLP_ONNX");
-  g.train_config.data = (uint8_t *)cfg;
-  g.train_config.len = cfg_len;
-  g.parallelism = TRAINYARD__PARALLELISM__PARALLELISM_DATA; /* plans: test_graph_plan.c */
-  job.resources = &res;
-  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
-  job.graph = &g;
-  job.name = "mlp-dp";
-  job.max_rank_failure_requeues = requeues;
+  rk_job j; /* data parallel: plans are test_graph_plan.c's */
+  rk_graph_job(&j, nodes, tpn, cfg, cfg_len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.job.name = "mlp-dp";
+  j.job.max_rank_failure_requeues = requeues;
   uint64_t id = 0;
   char err[512] = "";
-  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "submit: %s", err);
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
   return id;
 }
 

@@ -166,16 +166,13 @@ static int submit_bytes(const it_cluster *c, const uint8_t *model, size_t n, con
                         char *err, size_t err_len) {
   size_t len;
   uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
-  Trainyard__Job job = TRAINYARD__JOB__INIT;
-  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
-  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
-  job.graph = &g;
-  g.model_bytes = (ProtobufCBinaryData){n, (uint8_t *)model};
-  g.model_path = (char *)(path ? path : "");
-  g.train_config = (ProtobufCBinaryData){len, cfg};
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
+  j.graph.model_bytes = (ProtobufCBinaryData){n, (uint8_t *)model};
+  j.graph.model_path = (char *)(path ? path : "");
   ty_rpc_client *cl = it_client(c);
   uint64_t id = 0;
-  int rc = it_submit_job(cl, &job, &id, err, err_len);
+  int rc = it_submit_job(cl, &j.job, &id, err, err_len);
   ty_rpc_client_close(cl);
   free(cfg);
   return rc;

@@ -400,7 +400,8 @@ Test(plan, options_and_the_job_file) {
   cr_assert(p.json && p.parallelism == TY_PARALLELISM_GRID);
   cr_assert_str_eq(p.mesh, "2x4");
   cr_assert_str_eq(p.rates[0], "cpu");
-  cr_assert_str_eq(ty_cli_plan_rate_keys[6], "launch-us");
+  cr_assert_str_eq(ty_cli_plan_rate_key(6), "launch-us");
+  cr_assert_null(ty_cli_plan_rate_key(7));
   cr_assert_str_eq(p.rates[6], "3");
   cr_assert_eq(PLAN("-h"), 0);
   cr_assert(p.help);
