@@ -110,16 +110,16 @@ typedef struct submit_ctx {
 
 static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   submit_ctx *sc = ud;
-  if (res->status == 0 && ctl->stopping)
-    ty__reply_finish(sc->r, TY_ECLOSED, "the controller is shutting down; the job was not accepted");
-  else if (res->status != 0)
-    ty__reply_finish(sc->r, res->status, res->message);
-  if (res->status != 0 || ctl->stopping) {
-    ty_job_spec_close(&sc->spec);
-    free(sc->blob);
-  } else {
+  int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  if (rc == 0) {
     accept_job(ctl, sc->r, &sc->spec, sc->blob, sc->blob_len, res->plan, res->plan_len);
     res->plan = NULL;
+  } else {
+    ty__reply_finish(sc->r, rc, res->status ? res->message
+                                            : "the controller is shutting down; the job was not "
+                                              "accepted");
+    ty_job_spec_close(&sc->spec);
+    free(sc->blob);
   }
   free(sc);
 }
