@@ -112,9 +112,9 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a);
 typedef struct ty_cli_plan_args {
   const char *file;
   bool json, help;
-  const char *mesh;                              /* NULL: ask the controller */
-  int parallelism;                               /* ty_parallelism, -1: the job's */
-  const char *rates[TY_PLAN_N_CLUSTER_OPTIONS];  /* NULL: ops/plan's default */
+  const char *mesh;                             /* NULL: ask the controller */
+  int parallelism;                              /* ty_parallelism, -1: the job's */
+  const char *rates[TY_PLAN_N_CLUSTER_OPTIONS]; /* NULL: ops/plan's default */
 } ty_cli_plan_args;
 /* The option name of rates[i] ("device-flops", ...). */
 const char *ty_cli_plan_rate_key(int i);

@@ -52,9 +52,12 @@ const char ty__usage_plan[] =
 /* ---- show's block --------------------------------------------------------------------- */
 
 static void fmt_bytes(uint64_t b, char *out, size_t len) {
-  if (b >= (1ull << 30)) snprintf(out, len, "%.1f GiB", (double)b / (1ull << 30));
-  else if (b >= (1ull << 20)) snprintf(out, len, "%.1f MiB", (double)b / (1ull << 20));
-  else snprintf(out, len, "%.1f KiB", (double)b / 1024.0);
+  if (b >= (1ull << 30))
+    snprintf(out, len, "%.1f GiB", (double)b / (1ull << 30));
+  else if (b >= (1ull << 20))
+    snprintf(out, len, "%.1f MiB", (double)b / (1ull << 20));
+  else
+    snprintf(out, len, "%.1f KiB", (double)b / 1024.0);
 }
 
 void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out) {
@@ -64,20 +67,26 @@ void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out) {
     ty_buf_printf(out, "Plan: %zu bytes that do not decode (%s)\n", len, err);
     return;
   }
-  const ty_plan_alternative *chosen = p->n_alternatives ? &p->alternatives[p->n_alternatives - 1] : NULL;
+  const ty_plan_alternative *chosen =
+      p->n_alternatives ? &p->alternatives[p->n_alternatives - 1] : NULL;
   size_t split = 0;
-  for (size_t i = 0; i < p->n_ops; i++) split += strcmp(p->ops[i].strategy, "replicated") != 0;
+  for (size_t i = 0; i < p->n_ops; i++)
+    split += strcmp(p->ops[i].strategy, "replicated") != 0;
   fmt_bytes(p->memory_bytes, mem, sizeof mem);
   fmt_bytes(p->budget_bytes, budget, sizeof budget);
-  ty_buf_printf(out, "Plan: %s, mesh %dx%d on %d x %d devices: %zu of %zu ops split, %zu collectives per step\n",
-                chosen ? chosen->why : "a plan", p->mesh[0], p->mesh[1], p->nodes,
-                p->devices_per_node, split, p->n_ops, p->n_collectives);
-  ty_buf_printf(out, "  predicted step %.3f ms (compute %.3f, communication %.3f), %s per device of %s\n",
-                p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3, mem, budget);
+  ty_buf_printf(
+      out,
+      "Plan: %s, mesh %dx%d on %d x %d devices: %zu of %zu ops split, %zu collectives per step\n",
+      chosen ? chosen->why : "a plan", p->mesh[0], p->mesh[1], p->nodes, p->devices_per_node, split,
+      p->n_ops, p->n_collectives);
+  ty_buf_printf(
+      out, "  predicted step %.3f ms (compute %.3f, communication %.3f), %s per device of %s\n",
+      p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3, mem, budget);
   ty_buf_printf(out, "  compared:");
   for (size_t i = 0; i + 1 < p->n_alternatives; i++) {
     const ty_plan_alternative *a = &p->alternatives[i];
-    if (!a->applicable) ty_buf_printf(out, "%s %s n/a", i ? "," : "", a->name);
+    if (!a->applicable)
+      ty_buf_printf(out, "%s %s n/a", i ? "," : "", a->name);
     else
       ty_buf_printf(out, "%s %s %.3f ms (%s)", i ? "," : "", a->name, a->step_s * 1e3,
                     a->fits ? "fits" : "does not fit");
@@ -144,7 +153,8 @@ static int plan_there(ty__ctl *c, const ty_job_spec *s, ty_plan **out, bool *out
   size_t len = 0;
   int code = ty__cli_encode_plan_job(s, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_SUBMIT, TY_M_PLAN_JOB, &req, &res);
-  if (code == 0 && ty__cli_decode_plan_job(res.payload, res.payload_len, &bytes, &len, out_cached) != 0)
+  if (code == 0 &&
+      ty__cli_decode_plan_job(res.payload, res.payload_len, &bytes, &len, out_cached) != 0)
     code = ty__ctl_bad_answer(TY_M_PLAN_JOB);
   char err[TY_ERR_LEN] = "";
   if (code == 0 && ty_plan_decode(bytes, len, out, err, sizeof err) != 0) {
@@ -172,7 +182,9 @@ static int print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty_
                        s->name && s->name[0] ? s->name : a->file,
                        ty_parallelism_name(s->parallelism), p->nodes, p->nodes == 1 ? "" : "s",
                        p->devices_per_node,
-                       a->mesh ? "here" : cached ? "by the controller (cached)" : "by the controller");
+                       a->mesh  ? "here"
+                       : cached ? "by the controller (cached)"
+                                : "by the controller");
     if (rc == 0) rc = ty_plan_to_text(p, &out);
   }
   int code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;

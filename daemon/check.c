@@ -41,15 +41,15 @@
 #include "daemon/daemon_internal.h"
 #include "proto/convert.h"
 
-#define MAX_WAITING 1024  /* checks queued behind the running ones */
-#define MAX_RATES 16      /* measured CPU rates remembered (by thread count) */
+#define MAX_WAITING 1024 /* checks queued behind the running ones */
+#define MAX_RATES 16     /* measured CPU rates remembered (by thread count) */
 #define CACHE_PLANS 64
 #define CACHE_BYTES (64u << 20)
 
 typedef struct check check;
 
 struct ty__checks {
-  check *running;        /* children alive (or their handles closing) */
+  check *running; /* children alive (or their handles closing) */
   check *waiting, *waiting_tail;
   size_t n_waiting, n_running;
   struct {
@@ -58,7 +58,7 @@ struct ty__checks {
   } rates[MAX_RATES];
   size_t n_rates;
   ty_plan_cache *cache;
-  char **env;            /* the children's environment */
+  char **env; /* the children's environment */
 };
 
 struct check {
@@ -67,23 +67,23 @@ struct check {
   uv_pipe_t in, out;
   uv_timer_t timer;
   uv_write_t wr_req, wr_go;
-  int open;              /* handles not closed yet */
+  int open; /* handles not closed yet */
   bool exited, eof, timed_out, done;
   int64_t exit_status;
   int term_signal;
-  ty_buf req;            /* the framed request */
-  uint8_t go;            /* 'C' or 'P' */
+  ty_buf req; /* the framed request */
+  uint8_t go; /* 'C' or 'P' */
   ty_frame_reader rd;
   uint32_t answers;
   bool want_plan;
   uint32_t threads;
-  bool as_user;          /* run_as() */
+  bool as_user; /* run_as() */
   uid_t uid;
   gid_t gid;
   ty__check_result res;
   ty__check_cb cb;
   void *ud;
-  check *next;           /* the waiting queue, then the running list */
+  check *next; /* the waiting queue, then the running list */
 };
 
 /* The one place that says whose rights a model check has: true with the
@@ -105,7 +105,8 @@ extern char **environ;
  * idle BLAS threads would only take address space from its limit. */
 static char **child_env(void) {
   size_t n = 0;
-  while (environ[n]) n++;
+  while (environ[n])
+    n++;
   char **env = ty_xcalloc(n + 2, sizeof *env);
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
@@ -133,7 +134,8 @@ static void remember_rate(ty__checks *g, uint32_t threads, double flops) {
   if (flops <= 0 || known_rate(g, threads) > 0 || g->n_rates == MAX_RATES) return;
   g->rates[g->n_rates].threads = threads;
   g->rates[g->n_rates++].flops = flops;
-  ty_info("cost model: a CPU rank with %u threads runs %.3g FLOP/s (measured once)", threads, flops);
+  ty_info("cost model: a CPU rank with %u threads runs %.3g FLOP/s (measured once)", threads,
+          flops);
 }
 
 /* ---- outcome ------------------------------------------------------------------------ */
@@ -144,7 +146,8 @@ static void count(ty_controller *ctl, const char *result) {
 }
 
 /* Decides the outcome (once) and calls back. */
-static void finish(check *k, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void finish(check *k, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void finish(check *k, int status, const char *fmt, ...) {
   if (k->done) return;
   k->done = true;
@@ -172,10 +175,12 @@ static void finish_dead(check *k) {
     finish(k, TY_EINVAL, "job.graph: model check timed out after %u s (traind --check-timeout-s)",
            c->check_timeout_s);
   else if (sig == SIGXCPU)
-    finish(k, TY_EINVAL, "job.graph: model check used more than %u s of CPU time (traind --check-cpu-s)",
+    finish(k, TY_EINVAL,
+           "job.graph: model check used more than %u s of CPU time (traind --check-cpu-s)",
            c->check_cpu_s);
   else if (sig)
-    finish(k, TY_EINVAL, "job.graph: model check crashed (signal %d, SIG%s)", sig, name ? name : "?");
+    finish(k, TY_EINVAL, "job.graph: model check crashed (signal %d, SIG%s)", sig,
+           name ? name : "?");
   else
     finish(k, TY_EINVAL, "job.graph: model check ended (exit code %lld) without an answer",
            (long long)k->exit_status);
@@ -190,7 +195,8 @@ static void on_closed(uv_handle_t *h) {
   if (--k->open > 0) return;
   ty__checks *g = k->ctl->checks;
   check **at = &g->running;
-  while (*at != k) at = &(*at)->next;
+  while (*at != k)
+    at = &(*at)->next;
   *at = k->next;
   g->n_running--;
   ty_controller *ctl = k->ctl;
@@ -235,8 +241,10 @@ static void on_deadline(uv_timer_t *t) {
 
 static void on_written(uv_write_t *w, int status) {
   check *k = w->data;
-  if (status != 0 && !k->exited) ty_debug("model check: writing to the child: %s", ty_strerror(status));
-  if (w == &k->wr_go && !uv_is_closing((uv_handle_t *)&k->in)) uv_close((uv_handle_t *)&k->in, on_closed);
+  if (status != 0 && !k->exited)
+    ty_debug("model check: writing to the child: %s", ty_strerror(status));
+  if (w == &k->wr_go && !uv_is_closing((uv_handle_t *)&k->in))
+    uv_close((uv_handle_t *)&k->in, on_closed);
 }
 
 static void send_go(check *k, uint8_t go) {
@@ -258,8 +266,8 @@ static void refused(check *k, const ty_graph_check_answer *a) {
   else
     snprintf(limit, sizeof limit, "%.0f MiB", (double)c->check_mem_bytes / (1ull << 20));
   if (a->status == TY_ENOMEM)
-    finish(k, TY_EINVAL, "job.graph: model check ran out of memory (limit %s, traind --check-mem): %s",
-           limit, m);
+    finish(k, TY_EINVAL,
+           "job.graph: model check ran out of memory (limit %s, traind --check-mem): %s", limit, m);
   else
     finish(k, a->status == TY_EINTERNAL ? TY_EINTERNAL : TY_EINVAL, "%s", m);
 }
@@ -268,8 +276,10 @@ static void refused(check *k, const ty_graph_check_answer *a) {
 static void on_checked(check *k, ty_graph_check_answer *a) {
   ty__checks *g = k->ctl->checks;
   if (a->status != 0 || !k->want_plan) {
-    if (a->status != 0) refused(k, a);
-    else finish(k, 0, NULL);
+    if (a->status != 0)
+      refused(k, a);
+    else
+      finish(k, 0, NULL);
     return;
   }
   remember_rate(g, k->threads, a->device_flops);
@@ -305,8 +315,10 @@ static void on_frame(check *k, const uint8_t *body, size_t len) {
     uv_process_kill(&k->proc, SIGKILL);
     return;
   }
-  if (a.stage == 1) on_checked(k, &a);
-  else on_planned(k, &a);
+  if (a.stage == 1)
+    on_checked(k, &a);
+  else
+    on_planned(k, &a);
   ty_graph_check_answer_close(&a);
 }
 
@@ -326,7 +338,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     const uint8_t *body;
     size_t len;
     int got;
-    while ((got = ty_frame_reader_next(&k->rd, &body, &len)) == 1) on_frame(k, body, len);
+    while ((got = ty_frame_reader_next(&k->rd, &body, &len)) == 1)
+      on_frame(k, body, len);
     if (got < 0 && !k->done) {
       finish(k, TY_EINVAL, "job.graph: the model check's answer is malformed or above %zu bytes",
              k->ctl->cfg.max_frame);
@@ -349,13 +362,19 @@ static int spawn(check *k) {
   snprintf(cpu, sizeof cpu, "%u", ctl->cfg.check_cpu_s);
   snprintf(mem, sizeof mem, "%llu", (unsigned long long)ctl->cfg.check_mem_bytes);
   snprintf(max, sizeof max, "%zu", ctl->cfg.max_frame);
-  char *args[] = {(char *)ctl->cfg.graphcheck, "--cpu-s", cpu, "--mem", mem, "--max-input", max, NULL};
+  char *args[] = {
+      (char *)ctl->cfg.graphcheck, "--cpu-s", cpu, "--mem", mem, "--max-input", max, NULL};
   uv_stdio_container_t io[3] = {
       {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&k->in},
       {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&k->out},
       {.flags = UV_INHERIT_FD, .data.fd = 2}};
-  uv_process_options_t o = {.file = ctl->cfg.graphcheck, .args = args, .env = ctl->checks->env,
-                            .stdio = io, .stdio_count = 3, .exit_cb = on_exit_cb, .uid = k->uid,
+  uv_process_options_t o = {.file = ctl->cfg.graphcheck,
+                            .args = args,
+                            .env = ctl->checks->env,
+                            .stdio = io,
+                            .stdio_count = 3,
+                            .exit_cb = on_exit_cb,
+                            .uid = k->uid,
                             .gid = k->gid};
   if (k->as_user) o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
   uv_pipe_init(loop, &k->in, 0);
@@ -402,15 +421,16 @@ static void start_next(ty_controller *ctl) {
 
 /* The request the child gets: the job, the mode and the cluster. */
 static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s, bool want_plan) {
-  ty_graph_check gc = {.job = *s, .want_plan = want_plan, .mode = s->parallelism,
-                       .cluster = ctl->cfg.plan_rates};
+  ty_graph_check gc = {
+      .job = *s, .want_plan = want_plan, .mode = s->parallelism, .cluster = ctl->cfg.plan_rates};
   ty_check_cluster *c = &gc.cluster;
   c->nodes = s->nodes;
   c->devices_per_node = s->tasks_per_node ? s->tasks_per_node : 1;
   c->threads = s->cpus_per_task ? s->cpus_per_task : 1;
   if (c->device_flops <= 0 && s->gpus_per_node) c->device_flops = 100e9; /* ops/plan's default */
   if (c->device_flops <= 0) c->device_flops = known_rate(ctl->checks, c->threads);
-  if (c->device_mem_bytes == 0 && s->mem_per_node) c->device_mem_bytes = s->mem_per_node / c->devices_per_node;
+  if (c->device_mem_bytes == 0 && s->mem_per_node)
+    c->device_mem_bytes = s->mem_per_node / c->devices_per_node;
   if (c->device_mem_bytes == 0) c->device_mem_bytes = 16ull << 30; /* ops/plan's default */
   k->want_plan = gc.want_plan;
   k->threads = c->threads;
@@ -434,16 +454,19 @@ void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *s
   int rc = build_request(ctl, k, spec, want_plan);
   if (rc == 0 && g->n_waiting >= MAX_WAITING) rc = TY_ESTATE;
   if (rc != 0) {
-    finish(k, rc, rc == TY_ESTATE ? "job.graph: the controller is checking %zu models already; retry"
-                                  : "job.graph: no memory to check this job (%zu checks queued)",
+    finish(k, rc,
+           rc == TY_ESTATE ? "job.graph: the controller is checking %zu models already; retry"
+                           : "job.graph: no memory to check this job (%zu checks queued)",
            g->n_waiting);
     ty_frame_reader_close(&k->rd);
     ty_buf_close(&k->req);
     free(k);
     return;
   }
-  if (g->waiting_tail) g->waiting_tail->next = k;
-  else g->waiting = k;
+  if (g->waiting_tail)
+    g->waiting_tail->next = k;
+  else
+    g->waiting = k;
   g->waiting_tail = k;
   g->n_waiting++;
   start_next(ctl);

@@ -148,7 +148,7 @@ typedef struct ty_store ty_store;
   X(1, requeue_count, U32, "INTEGER NOT NULL DEFAULT 0")                                           \
   X(1, spec, BLOB, "BLOB NOT NULL")                     /* the encoded trainyard.Job */            \
   X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
-  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */ \
+  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
   X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */

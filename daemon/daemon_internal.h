@@ -476,12 +476,12 @@ int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_in
 
 /* What a model check found (check.c). */
 typedef struct ty__check_result {
-  int status;                /* 0, or the refusal's code (TY_EINVAL: the job's fault) */
-  char message[TY_ERR_LEN];  /* "job.graph...: why" when status != 0 */
-  uint8_t *plan;             /* the plan file, NULL for parallelism data; owned by */
-  size_t plan_len;           /* the result: a callback may take it (set plan NULL) */
-  uint64_t cache_key;        /* of the plan's search */
-  bool cached;               /* the plan came from the cache */
+  int status;               /* 0, or the refusal's code (TY_EINVAL: the job's fault) */
+  char message[TY_ERR_LEN]; /* "job.graph...: why" when status != 0 */
+  uint8_t *plan;            /* the plan file, NULL for parallelism data; owned by */
+  size_t plan_len;          /* the result: a callback may take it (set plan NULL) */
+  uint64_t cache_key;       /* of the plan's search */
+  bool cached;              /* the plan came from the cache */
 } ty__check_result;
 typedef void (*ty__check_cb)(ty_controller *ctl, ty__check_result *res, void *ud);
 /* Checks a validated graph job in a child process, as r's submitter
@@ -490,8 +490,8 @@ typedef void (*ty__check_cb)(ty_controller *ctl, ty__check_result *res, void *ud
  * plan). cb runs once, on the loop, possibly before this returns (a full
  * queue, no memory); with TY_ECLOSED when the controller stops first. spec
  * is copied. */
-void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec,
-                     bool want_plan, ty__check_cb cb, void *ud);
+void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec, bool want_plan,
+                     ty__check_cb cb, void *ud);
 /* Answers the waiting checks TY_ECLOSED and kills the running children
  * (their callbacks follow from the loop). */
 void ty__check_stop(ty_controller *ctl);

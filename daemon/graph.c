@@ -292,7 +292,8 @@ void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n)
   }
   rc = ty_job_spec_validate(&pc->spec, err, sizeof err);
   if (rc == 0 && pc->spec.kind != TY_JOB_KIND_GRAPH)
-    rc = ty_errf(err, sizeof err, TY_EINVAL, "job.graph: only graph jobs have plans; this one runs a command");
+    rc = ty_errf(err, sizeof err, TY_EINVAL,
+                 "job.graph: only graph jobs have plans; this one runs a command");
   if (rc != 0) {
     ty_job_spec_close(&pc->spec);
     free(pc);

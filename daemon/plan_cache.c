@@ -40,7 +40,8 @@ ty_plan_cache *ty_plan_cache_create(size_t max_entries, size_t max_bytes) {
 
 void ty_plan_cache_destroy(ty_plan_cache *c) {
   if (!c) return;
-  for (size_t i = 0; i < c->n; i++) free(c->v[i].plan);
+  for (size_t i = 0; i < c->n; i++)
+    free(c->v[i].plan);
   free(c->v);
   free(c);
 }
@@ -85,7 +86,8 @@ void ty_plan_cache_put(ty_plan_cache *c, uint64_t key, const uint8_t *plan, size
   uint8_t *copy = malloc(len ? len : 1);
   if (!copy) return; /* a cache may forget */
   memcpy(copy, plan, len);
-  while (c->n && (c->n == c->max_entries || c->bytes + len > c->max_bytes)) remove_at(c, c->n - 1);
+  while (c->n && (c->n == c->max_entries || c->bytes + len > c->max_bytes))
+    remove_at(c, c->n - 1);
   memmove(c->v + 1, c->v, c->n * sizeof *c->v);
   c->v[0] = (entry){key, copy, len};
   c->n++;

@@ -115,9 +115,8 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
     accept_job(ctl, sc->r, &sc->spec, sc->blob, sc->blob_len, res->plan, res->plan_len);
     res->plan = NULL;
   } else {
-    ty__reply_finish(sc->r, rc, res->status ? res->message
-                                            : "the controller is shutting down; the job was not "
-                                              "accepted");
+    const char *shutdown = "the controller is shutting down; the job was not accepted";
+    ty__reply_finish(sc->r, rc, res->status ? res->message : shutdown);
     ty_job_spec_close(&sc->spec);
     free(sc->blob);
   }

@@ -148,19 +148,24 @@ int ty_proto_pack_check(const ty_graph_check *c, ty_buf *out) {
 
 int ty_proto_unpack_check(const uint8_t *p, size_t n, ty_graph_check *out) {
   memset(out, 0, sizeof *out);
-  Trainyard__GraphCheckRequest *m = ty_wire_unpack(&trainyard__graph_check_request__descriptor, p, n);
+  Trainyard__GraphCheckRequest *m =
+      ty_wire_unpack(&trainyard__graph_check_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   int rc = m->job ? ty_proto_decode_job(m->job, &out->job) : TY_EPROTO;
   out->want_plan = m->want_plan;
   out->mode = (int)m->mode;
   const Trainyard__PlanCluster *cl = m->cluster;
   if (cl)
-    out->cluster = (ty_check_cluster){
-        .nodes = cl->nodes, .devices_per_node = cl->devices_per_node,
-        .device_flops = cl->device_flops, .device_mem_bytes = cl->device_mem_bytes,
-        .intra_bw = cl->intra_bw, .inter_bw = cl->inter_bw,
-        .intra_latency_s = cl->intra_latency_s, .inter_latency_s = cl->inter_latency_s,
-        .launch_s = cl->launch_s, .threads = cl->threads};
+    out->cluster = (ty_check_cluster){.nodes = cl->nodes,
+                                      .devices_per_node = cl->devices_per_node,
+                                      .device_flops = cl->device_flops,
+                                      .device_mem_bytes = cl->device_mem_bytes,
+                                      .intra_bw = cl->intra_bw,
+                                      .inter_bw = cl->inter_bw,
+                                      .intra_latency_s = cl->intra_latency_s,
+                                      .inter_latency_s = cl->inter_latency_s,
+                                      .launch_s = cl->launch_s,
+                                      .threads = cl->threads};
   ty_wire_free(m);
   return rc;
 }
@@ -178,10 +183,14 @@ int ty_proto_pack_check_answer(const ty_graph_check_answer *a, ty_buf *out) {
 
 int ty_proto_unpack_check_answer(const uint8_t *p, size_t n, ty_graph_check_answer *out) {
   memset(out, 0, sizeof *out);
-  Trainyard__GraphCheckResponse *m = ty_wire_unpack(&trainyard__graph_check_response__descriptor, p, n);
+  Trainyard__GraphCheckResponse *m =
+      ty_wire_unpack(&trainyard__graph_check_response__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  *out = (ty_graph_check_answer){.stage = m->stage, .status = m->status, .cache_key = m->cache_key,
-                                 .device_flops = m->device_flops, .plan_len = m->plan.len};
+  *out = (ty_graph_check_answer){.stage = m->stage,
+                                 .status = m->status,
+                                 .cache_key = m->cache_key,
+                                 .device_flops = m->device_flops,
+                                 .plan_len = m->plan.len};
   out->message = ty_wire_strdup(m->message);
   int rc = out->message ? ty_wire_bytes(m->plan.data, m->plan.len, &out->plan) : TY_ENOMEM;
   ty_wire_free(m);

@@ -63,11 +63,16 @@ static int parse_args(int argc, char **argv, limits *l) {
   int bad = 0;
   for (int i = 1; i < argc && !bad; i += 2) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!v) bad = 1;
-    else if (!strcmp(argv[i], "--cpu-s")) bad = ty_parse_duration(v, &l->cpu_s) || !l->cpu_s;
-    else if (!strcmp(argv[i], "--mem")) bad = ty_parse_size(v, &l->mem_bytes) || !l->mem_bytes;
-    else if (!strcmp(argv[i], "--max-input")) bad = ty_parse_size(v, &l->max_input) || !l->max_input;
-    else bad = 1;
+    if (!v)
+      bad = 1;
+    else if (!strcmp(argv[i], "--cpu-s"))
+      bad = ty_parse_duration(v, &l->cpu_s) || !l->cpu_s;
+    else if (!strcmp(argv[i], "--mem"))
+      bad = ty_parse_size(v, &l->mem_bytes) || !l->mem_bytes;
+    else if (!strcmp(argv[i], "--max-input"))
+      bad = ty_parse_size(v, &l->max_input) || !l->max_input;
+    else
+      bad = 1;
   }
   if (bad)
     fprintf(stderr,
@@ -161,10 +166,12 @@ static int load(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) 
   int rc = ty_train_job_load(s->model_path, s->model_bytes, s->model_len, s->train_config,
                              s->train_config_len, &c->job, &what, err, sizeof err);
   if (rc != 0) return refuse(a, rc, what, err);
-  uint32_t world = in->cluster.nodes * in->cluster.devices_per_node, batch = c->job.config.batch_size;
+  uint32_t world = in->cluster.nodes * in->cluster.devices_per_node,
+           batch = c->job.config.batch_size;
   if (!in->want_plan && world && batch % world != 0) {
-    snprintf(err, sizeof err, "batch_size %u is not divisible by the %u ranks (%u nodes x %u tasks)",
-             batch, world, in->cluster.nodes, in->cluster.devices_per_node);
+    snprintf(err, sizeof err,
+             "batch_size %u is not divisible by the %u ranks (%u nodes x %u tasks)", batch, world,
+             in->cluster.nodes, in->cluster.devices_per_node);
     return refuse(a, TY_EINVAL, "train_config", err);
   }
   return 0;
@@ -177,11 +184,15 @@ static int request(const ty_graph_check *in, checked *c, ty_graph_check_answer *
   ty_plan_request *r = &c->req;
   ty_plan_request_init(r);
   r->mode = (ty_plan_mode)in->mode;
-  r->cluster = (ty_plan_cluster){.nodes = (int)k->nodes, .devices_per_node = (int)k->devices_per_node,
-                                 .device_flops = k->device_flops, .device_mem_bytes = k->device_mem_bytes,
-                                 .intra_bw = k->intra_bw, .inter_bw = k->inter_bw,
+  r->cluster = (ty_plan_cluster){.nodes = (int)k->nodes,
+                                 .devices_per_node = (int)k->devices_per_node,
+                                 .device_flops = k->device_flops,
+                                 .device_mem_bytes = k->device_mem_bytes,
+                                 .intra_bw = k->intra_bw,
+                                 .inter_bw = k->inter_bw,
                                  .intra_latency_s = k->intra_latency_s,
-                                 .inter_latency_s = k->inter_latency_s, .launch_s = k->launch_s};
+                                 .inter_latency_s = k->inter_latency_s,
+                                 .launch_s = k->launch_s};
   ty_train_plan_request(&c->job.config, r);
   char err[TY_ERR_LEN] = "";
   if (r->cluster.device_flops <= 0 &&
@@ -241,7 +252,8 @@ int main(int argc, char **argv) {
   uint8_t *bytes = NULL;
   size_t n = 0;
   ty_graph_check in;
-  if (read_frame((size_t)l.max_input, &bytes, &n) != 0 || ty_proto_unpack_check(bytes, n, &in) != 0) {
+  if (read_frame((size_t)l.max_input, &bytes, &n) != 0 ||
+      ty_proto_unpack_check(bytes, n, &in) != 0) {
     fprintf(stderr, "trainyard-graphcheck: stdin does not hold a GraphCheckRequest\n");
     free(bytes);
     return 3;

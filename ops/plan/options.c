@@ -46,7 +46,8 @@ static int bytes(const char *what, const char *v, uint64_t *out, char *err, size
 static long digits(const char **p) {
   long n = 0;
   const char *s = *p;
-  while (*s >= '0' && *s <= '9' && n <= (1L << 30)) n = n * 10 + (*s++ - '0');
+  while (*s >= '0' && *s <= '9' && n <= (1L << 30))
+    n = n * 10 + (*s++ - '0');
   if (s == *p || (*s >= '0' && *s <= '9')) return -1;
   *p = s;
   return n;

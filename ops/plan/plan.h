@@ -117,8 +117,8 @@ int ty_plan_cluster_set(ty_plan_cluster *c, const char *key, const char *what, c
                         char *err, size_t err_len);
 /* "NODESxDEVICES" (2x4): both at least 1 ("WHAT: 0x4 is a mesh of 0
  * devices ..." otherwise), at most 2^20 devices in all. */
-int ty_plan_parse_mesh(const char *what, const char *value, int *out_nodes, int *out_per,
-                       char *err, size_t err_len);
+int ty_plan_parse_mesh(const char *what, const char *value, int *out_nodes, int *out_per, char *err,
+                       size_t err_len);
 
 /* Fills *req with the documented defaults (start every request here) (docs/planner.md): one node
  * with one device of 100 GFLOP/s and 16 GiB, 10 GB/s and 2 us inside a node, 1.25 GB/s and 20 us

@@ -113,7 +113,8 @@ static int feed_names(ty_train *t, char *err, size_t err_len) {
   }
   const char *din = data_input(t);
   if (!model_input(t->model, din)) {
-    if (c->data_kind == TY_TRAIN_DATA_TOKENS) return not_an_input(t, "config.data_input", din, err, err_len);
+    if (c->data_kind == TY_TRAIN_DATA_TOKENS)
+      return not_an_input(t, "config.data_input", din, err, err_len);
     return ty_errf(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din);
   }
   t->n_feeds = 2;

@@ -61,10 +61,12 @@ static int flatten_tokens(ty_train *t, int *logits, int *labels) {
 /* The labels' shape: [batch, the label data's dims per sample]. */
 static int labels_of_data(const ty_train *t, ty_shape *out, char *err, size_t err_len) {
   const ty_data_column *lc = ty_dataset_column(t->train_ds, (size_t)t->label_feed);
-  if (lc->ndims + 1 > TY_MAX_RANK) return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
+  if (lc->ndims + 1 > TY_MAX_RANK)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
   *out = (ty_shape){.rank = (int)lc->ndims + 1};
   out->dims[0] = TY_DIM_BATCH;
-  for (uint32_t d = 0; d < lc->ndims; d++) out->dims[d + 1] = (int64_t)lc->dims[d];
+  for (uint32_t d = 0; d < lc->ndims; d++)
+    out->dims[d + 1] = (int64_t)lc->dims[d];
   return 0;
 }
 
@@ -72,15 +74,17 @@ static int labels_of_data(const ty_train *t, ty_shape *out, char *err, size_t er
  * logits, which the data must have anyway: the logits' dims without the
  * class axis (axis 1, or the last for a token stream: [N, C] -> [N],
  * [N, T, V] -> [N, T]). */
-static int labels_of_logits(const ty_train *t, int logits, ty_shape *out, char *err, size_t err_len) {
+static int labels_of_logits(const ty_train *t, int logits, ty_shape *out, char *err,
+                            size_t err_len) {
   const ty_graph_value *v = ty_graph_value_at(t->g, logits);
   int classes = t->class_last ? v->shape.rank - 1 : 1;
   bool known = v->shape.rank >= 2;
-  for (int d = 1; known && d < v->shape.rank; d++) known = v->shape.dims[d] >= 0;
+  for (int d = 1; known && d < v->shape.rank; d++)
+    known = v->shape.dims[d] >= 0;
   if (!known)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "config.softmax_cross_entropy.logits_output: \"%s\" needs a known shape [batch, classes, ...] "
-                   "to derive the labels' shape without the data",
+                   "config.softmax_cross_entropy.logits_output: \"%s\" needs a known shape "
+                   "[batch, classes, ...] to derive the labels' shape without the data",
                    v->name);
   *out = (ty_shape){.rank = v->shape.rank - 1};
   for (int d = 0, k = 0; d < v->shape.rank; d++)
@@ -101,8 +105,10 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS;
   if (t->label_id == TY_NO_VALUE) {
     ty_shape ls;
-    rc = t->train_ds ? labels_of_data(t, &ls, err, err_len) : labels_of_logits(t, logits, &ls, err, err_len);
-    if (rc != 0 || (rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
+    rc = t->train_ds ? labels_of_data(t, &ls, err, err_len)
+                     : labels_of_logits(t, logits, &ls, err, err_len);
+    if (rc != 0 ||
+        (rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
         (rc = ty_graph_mark_input(t->g, t->label_id)) != 0)
       return rc;
   }
@@ -658,7 +664,8 @@ int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bo
   t->model = model;
   t->cfg = config;
   t->opts.world_size = 1;
-  int rc = with_data ? ty__train_data_open(t, err, err_len) : ty__train_feeds_check(t, err, err_len);
+  int rc =
+      with_data ? ty__train_data_open(t, err, err_len) : ty__train_feeds_check(t, err, err_len);
   if (rc == 0) rc = build_loss(t, err, err_len);
   if (rc == 0) {
     *out = t->g;

@@ -45,7 +45,8 @@ void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* The same with extra traind arguments (kept for restarts). */
-void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus, const char *const *traind_args);
+void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
+                           const char *const *traind_args);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);

@@ -149,7 +149,8 @@ void rk_reference(const char *dir, uint64_t steps, char *out_path, size_t n) {
 
 void rk_graph_job(rk_job *j, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
                   int parallelism) {
-  *j = (rk_job){.job = TRAINYARD__JOB__INIT, .res = TRAINYARD__RESOURCES__INIT,
+  *j = (rk_job){.job = TRAINYARD__JOB__INIT,
+                .res = TRAINYARD__RESOURCES__INIT,
                 .graph = TRAINYARD__GRAPH_SPEC__INIT};
   j->res.nodes = nodes;
   j->res.tasks_per_node = tpn;

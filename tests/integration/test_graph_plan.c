@@ -37,8 +37,8 @@
 
 #define STEPS 24
 
-static const char *const rates[] = {"--plan-device-flops", "1e11", "--plan-intra-gbps", "10",
-                                    "--plan-inter-gbps", "1.25", NULL};
+static const char *const rates[] = {
+    "--plan-device-flops", "1e11", "--plan-intra-gbps", "10", "--plan-inter-gbps", "1.25", NULL};
 
 /* `trainctl submit FILE`: the job id. */
 static uint64_t submit_file(const it_cluster *c, const char *file) {
@@ -84,9 +84,9 @@ static ty_plan *trainrun_plan(const it_cluster *c, const char *cfg, const char *
   char path[400], log[400];
   snprintf(path, sizeof path, "%s/trainrun-%s.plan", c->dir, mode);
   snprintf(log, sizeof log, "%s/trainrun-%s.log", c->dir, mode);
-  const char *const args[] = {"--write-plan", path, "--parallelism", mode, "--mesh", mesh,
-                              "--device-flops", "1e11", "--intra-gbps", "10", "--inter-gbps",
-                              "1.25", NULL};
+  const char *const args[] = {
+      "--write-plan", path, "--parallelism", mode,   "--mesh", mesh, "--device-flops", "1e11",
+      "--intra-gbps", "10", "--inter-gbps",  "1.25", NULL};
   cr_assert_eq(rk_wait_exit(rk_start(rk_env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log, args)), 0,
                "trainrun --write-plan failed: %s", log);
   return load_plan(path);
@@ -109,7 +109,8 @@ static uint64_t expect_planned(const it_cluster *c, uint32_t nodes, uint32_t tpn
   uint64_t id = submit_file(c, job);
   expect_completed(c, id);
   double d = rk_weight_diff(ref, out);
-  cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", tag, d, c->dir);
+  cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", tag, d,
+            c->dir);
   /* The controller planned without the data; trainrun plans with it. */
   snprintf(plan, sizeof plan, "%s/%s/jobs/%llu/plan.rank0.typl", c->dir, c->name[0],
            (unsigned long long)id);
@@ -187,7 +188,8 @@ static uint8_t *matmul_model(int64_t out_dim, size_t raw_len, size_t *out_len) {
   Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
   Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
   Onnx__TypeProto tx = ONNX__TYPE_PROTO__INIT, ty = ONNX__TYPE_PROTO__INIT;
-  Onnx__TypeProto__Tensor ttx = ONNX__TYPE_PROTO__TENSOR__INIT, tty = ONNX__TYPE_PROTO__TENSOR__INIT;
+  Onnx__TypeProto__Tensor ttx = ONNX__TYPE_PROTO__TENSOR__INIT,
+                          tty = ONNX__TYPE_PROTO__TENSOR__INIT;
   Onnx__TensorShapeProto sx = ONNX__TENSOR_SHAPE_PROTO__INIT, sy = ONNX__TENSOR_SHAPE_PROTO__INIT;
   Onnx__TensorShapeProto__Dimension n = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT,
                                     d784 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT,
@@ -210,7 +212,8 @@ static uint8_t *matmul_model(int64_t out_dim, size_t raw_len, size_t *out_len) {
   w.has_raw_data = 1;
   w.raw_data = (ProtobufCBinaryData){raw_len, calloc(1, raw_len ? raw_len : 1)};
   char *ins[] = {"x", "W"}, *outs[] = {"y"};
-  node.op_type = "MatMul", node.n_input = 2, node.input = ins, node.n_output = 1, node.output = outs;
+  node.op_type = "MatMul", node.n_input = 2, node.input = ins, node.n_output = 1,
+  node.output = outs;
   Onnx__NodeProto *nodes[] = {&node};
   Onnx__TensorProto *inits[] = {&w};
   Onnx__ValueInfoProto *gin[] = {&x}, *gout[] = {&y};
@@ -218,7 +221,8 @@ static uint8_t *matmul_model(int64_t out_dim, size_t raw_len, size_t *out_len) {
   g.n_input = 1, g.input = gin, g.n_output = 1, g.output = gout;
   opset.domain = "", opset.has_version = 1, opset.version = 17;
   Onnx__OperatorSetIdProto *opsets[] = {&opset};
-  m.has_ir_version = 1, m.ir_version = 8, m.graph = &g, m.n_opset_import = 1, m.opset_import = opsets;
+  m.has_ir_version = 1, m.ir_version = 8, m.graph = &g, m.n_opset_import = 1,
+  m.opset_import = opsets;
   *out_len = onnx__model_proto__get_packed_size(&m);
   uint8_t *b = malloc(*out_len);
   onnx__model_proto__pack(&m, b);
@@ -259,7 +263,8 @@ Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, 
   uint8_t *model = matmul_model(10, 16, &n);
   cr_assert_eq(submit_bytes(&c, model, n, NULL, err, sizeof err), TY_EINVAL);
   free(model);
-  cr_assert(strstr(err, "job.graph.model_bytes: ") && strstr(err, "raw_data has 16 bytes"), "%s", err);
+  cr_assert(strstr(err, "job.graph.model_bytes: ") && strstr(err, "raw_data has 16 bytes"), "%s",
+            err);
   expect_serving(&c);
   /* A check that crashes, one that hangs. */
   snprintf(crash, sizeof crash, "%s/crash.sh", c.dir);
@@ -304,8 +309,9 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
   rk_write_file(path, model, n);
   free(model);
   cr_assert_eq(submit_bytes(&c, NULL, 0, path, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "job.graph: model check ran out of memory (limit 128 MiB, traind --check-mem): "),
-            "%s", err);
+  cr_assert(
+      strstr(err, "job.graph: model check ran out of memory (limit 128 MiB, traind --check-mem): "),
+      "%s", err);
   expect_serving(&c);
   unlink(path);
   it_cluster_stop(&c);
@@ -316,7 +322,8 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
 static int plan_cmd(const it_cluster *c, char **out, char **err, const char *const *args) {
   const char *argv[24] = {"plan"};
   size_t k = 1;
-  for (size_t i = 0; args[i] && k < 23; i++) argv[k++] = args[i];
+  for (size_t i = 0; args[i] && k < 23; i++)
+    argv[k++] = args[i];
   argv[k] = NULL;
   return it_trainctl_err(c, out, err, argv);
 }
@@ -354,19 +361,33 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   free(cfg);
   /* Here, for a mesh. */
   char *out = NULL, *err = NULL;
-  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){"--mesh", "1x2", job, NULL}), 0, "%s", err);
-  cr_assert(strstr(out, "job mlp: parallelism tensor, 1 node x 2 devices, planned here"), "%s", out);
+  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){"--mesh", "1x2", job, NULL}), 0, "%s",
+               err);
+  cr_assert(strstr(out, "job mlp: parallelism tensor, 1 node x 2 devices, planned here"), "%s",
+            out);
   cr_assert(strstr(out, "ALTERNATIVE") && strstr(out, "data parallel ") &&
-            strstr(out, "chosen                 1x2"), "%s", out);
+                strstr(out, "chosen                 1x2"),
+            "%s", out);
   cr_assert(strstr(out, "column split (axis 1)") && strstr(out, "row split (axis 1)"), "%s", out);
   free(out), free(err);
-  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){"--json", "--mesh", "2x2", "--parallelism", "grid", job, NULL}),
+  cr_assert_eq(plan_cmd(&c, &out, &err,
+                        (const char *const[]){"--json", "--mesh", "2x2", "--parallelism", "grid",
+                                              job, NULL}),
                0, "%s", err);
-  const char *keys[] = {"{\"plan\":{", "\"ops\":[", "\"sharding\":", "\"collectives\":[",
-                        "\"kind\":\"all-reduce\"", "\"mesh_axis\":", "\"phase\":\"",
-                        "\"predicted_step_s\":", "\"memory_per_device_bytes\":",
-                        "\"alternatives\":[", "\"fits\":true", "\"search_ms\":"};
-  for (size_t i = 0; i < TY_ARRAY_LEN(keys); i++) cr_assert(strstr(out, keys[i]), "%s not in %s", keys[i], out);
+  const char *keys[] = {"{\"plan\":{",
+                        "\"ops\":[",
+                        "\"sharding\":",
+                        "\"collectives\":[",
+                        "\"kind\":\"all-reduce\"",
+                        "\"mesh_axis\":",
+                        "\"phase\":\"",
+                        "\"predicted_step_s\":",
+                        "\"memory_per_device_bytes\":",
+                        "\"alternatives\":[",
+                        "\"fits\":true",
+                        "\"search_ms\":"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(keys); i++)
+    cr_assert(strstr(out, keys[i]), "%s not in %s", keys[i], out);
   free(out), free(err);
   /* The controller, for the resources the job asks for; then from its cache. */
   cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){job, NULL}), 0, "%s", err);
@@ -380,10 +401,11 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                     (const char *const[]){"--mesh", "0x2", job, NULL});
   expect_plan_error(&c, 2, "--device-mem: only with --mesh",
                     (const char *const[]){"--device-mem", "1K", job, NULL});
-  expect_plan_error(&c, 5,
-                    "job.graph: cannot plan it for 1 node x 2 devices: cluster.device_mem_bytes: the "
-                    "tensor parallel plan does not fit in 1.0 KiB per device",
-                    (const char *const[]){"--mesh", "1x2", "--device-mem", "1K", job, NULL});
+  expect_plan_error(
+      &c, 5,
+      "job.graph: cannot plan it for 1 node x 2 devices: cluster.device_mem_bytes: the "
+      "tensor parallel plan does not fit in 1.0 KiB per device",
+      (const char *const[]){"--mesh", "1x2", "--device-mem", "1K", job, NULL});
   expect_plan_error(&c, 5, "batch: 64 is not divisible by the data-parallel degree 3",
                     (const char *const[]){"--mesh", "1x3", "--parallelism", "data", job, NULL});
   cfg = rk_make_config(10, 0, NULL, &len);

@@ -182,16 +182,26 @@ Test(proto_convert, progress_round_trip) {
 /* traind <-> trainyard-graphcheck: the request and both answers. */
 Test(proto_convert, graph_check_round_trip) {
   uint8_t cfg[] = {8, 64}, plan[] = {'T', 'Y', 'P', 'L', 0, 1};
-  ty_graph_check in = {
-      .job = {.name = "mlp", .kind = TY_JOB_KIND_GRAPH, .model_path = "/m/mlp.onnx",
-              .train_config = cfg, .train_config_len = sizeof cfg, .nodes = 2,
-              .tasks_per_node = 2, .parallelism = TY_PARALLELISM_GRID},
-      .want_plan = true,
-      .mode = TY_PARALLELISM_GRID,
-      .cluster = {.nodes = 2, .devices_per_node = 2, .device_flops = 1e11,
-                  .device_mem_bytes = 1ull << 34, .intra_bw = 1e10, .inter_bw = 1.25e9,
-                  .intra_latency_s = 2e-6, .inter_latency_s = 2e-5, .launch_s = 5e-6,
-                  .threads = 3}};
+  ty_graph_check in = {.job = {.name = "mlp",
+                               .kind = TY_JOB_KIND_GRAPH,
+                               .model_path = "/m/mlp.onnx",
+                               .train_config = cfg,
+                               .train_config_len = sizeof cfg,
+                               .nodes = 2,
+                               .tasks_per_node = 2,
+                               .parallelism = TY_PARALLELISM_GRID},
+                       .want_plan = true,
+                       .mode = TY_PARALLELISM_GRID,
+                       .cluster = {.nodes = 2,
+                                   .devices_per_node = 2,
+                                   .device_flops = 1e11,
+                                   .device_mem_bytes = 1ull << 34,
+                                   .intra_bw = 1e10,
+                                   .inter_bw = 1.25e9,
+                                   .intra_latency_s = 2e-6,
+                                   .inter_latency_s = 2e-5,
+                                   .launch_s = 5e-6,
+                                   .threads = 3}};
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_proto_pack_check(&in, &b), 0);
@@ -199,7 +209,8 @@ Test(proto_convert, graph_check_round_trip) {
   cr_assert_eq(ty_proto_unpack_check(b.data, b.len, &out), 0);
   cr_assert_str_eq(out.job.model_path, "/m/mlp.onnx");
   cr_assert(out.job.kind == TY_JOB_KIND_GRAPH && out.job.train_config_len == 2);
-  cr_assert(out.job.parallelism == TY_PARALLELISM_GRID && out.want_plan && out.mode == TY_PARALLELISM_GRID);
+  cr_assert(out.job.parallelism == TY_PARALLELISM_GRID && out.want_plan &&
+            out.mode == TY_PARALLELISM_GRID);
   cr_assert(out.cluster.nodes == 2 && out.cluster.threads == 3 && out.cluster.launch_s == 5e-6);
   cr_assert(out.cluster.device_mem_bytes == 1ull << 34 && out.cluster.inter_bw == 1.25e9);
   ty_graph_check_close(&out);
@@ -207,9 +218,13 @@ Test(proto_convert, graph_check_round_trip) {
   static const uint8_t junk[] = {0xff, 0xff, 0xff};
   cr_assert_eq(ty_proto_unpack_check(junk, sizeof junk, &out), TY_EPROTO);
   b.len = 0;
-  ty_graph_check_answer a = {.stage = 2, .status = TY_EINVAL, .message = "job.graph: no",
-                             .cache_key = 0xfeedfacecafebeefull, .device_flops = 4e10,
-                             .plan = plan, .plan_len = sizeof plan};
+  ty_graph_check_answer a = {.stage = 2,
+                             .status = TY_EINVAL,
+                             .message = "job.graph: no",
+                             .cache_key = 0xfeedfacecafebeefull,
+                             .device_flops = 4e10,
+                             .plan = plan,
+                             .plan_len = sizeof plan};
   cr_assert_eq(ty_proto_pack_check_answer(&a, &b), 0);
   ty_graph_check_answer got;
   cr_assert_eq(ty_proto_unpack_check_answer(b.data, b.len, &got), 0);

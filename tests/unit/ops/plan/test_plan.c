@@ -532,7 +532,8 @@ Test(plan_device, options_parse_and_name_the_bad_one) {
   ty_plan_request_init(&req);
   ty_plan_cluster *c = &req.cluster;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_plan_cluster_set(c, "device-flops", "--device-flops", "2.5e12", err, sizeof err), 0);
+  cr_assert_eq(ty_plan_cluster_set(c, "device-flops", "--device-flops", "2.5e12", err, sizeof err),
+               0);
   cr_assert_float_eq(c->device_flops, 2.5e12, 1);
   cr_assert_eq(ty_plan_cluster_set(c, "device-flops", "--device-flops", "cpu", err, sizeof err), 0);
   cr_assert_eq(c->device_flops, 0.0);
@@ -545,9 +546,11 @@ Test(plan_device, options_parse_and_name_the_bad_one) {
   cr_assert_eq(ty_plan_cluster_set(c, "device-flops", "--plan-device-flops", "0", err, sizeof err),
                TY_EINVAL);
   cr_assert_str_eq(err, "--plan-device-flops: expected a positive rate or \"cpu\", got \"0\"");
-  cr_assert_eq(ty_plan_cluster_set(c, "device-mem", "--device-mem", "8X", err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_plan_cluster_set(c, "device-mem", "--device-mem", "8X", err, sizeof err),
+               TY_EINVAL);
   cr_assert_str_eq(err, "--device-mem: expected a positive byte count, e.g. 8G, got \"8X\"");
-  cr_assert_eq(ty_plan_cluster_set(c, "launch-us", "--launch-us", "-1", err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_plan_cluster_set(c, "launch-us", "--launch-us", "-1", err, sizeof err),
+               TY_EINVAL);
   cr_assert_str_eq(err, "--launch-us: expected a non-negative number, got \"-1\"");
   cr_assert_eq(ty_plan_cluster_set(c, "speed", "--speed", "1", err, sizeof err), TY_EINVAL);
   int n = 0, d = 0;
