@@ -259,9 +259,14 @@ typedef struct ty_cli_explain {
   double fairshare, usage, usage_norm, share;
   char **node_names, **node_whys; /* n_nodes each */
   size_t n_nodes;
-  int64_t est_start_ms;
+  int64_t est_start_ms;       /* 0 unless est_kind is NOW, LIMITS or PREEMPTION */
+  int est_kind;               /* TY_CLI_EST_*: the numbers of scheduler.h's ty_sched_est_kind */
+  bool est_lower_bound;       /* "not before": jobs ahead may start first */
+  char *est_note;             /* what the estimate assumes, or why there is none */
+  char *wait;                 /* why it waits, as a code ("Resources"); "" when not pending */
   uint64_t reserved_job;
 } ty_cli_explain;
+enum { TY_CLI_EST_UNKNOWN = 0, TY_CLI_EST_NOW = 1, TY_CLI_EST_LIMITS = 2, TY_CLI_EST_PREEMPTION = 3 };
 void ty_cli_explain_close(ty_cli_explain *e);
 
 typedef struct ty_cli_share {

@@ -396,3 +396,58 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* ---- start estimates (trainctl why) ----------------------------------------------------------------- */
+
+/* Polls `trainctl why ID --json` until its output holds `text`; returns it. */
+static char *why_until(const it_cluster *c, uint64_t id, const char *text) {
+  char sid[24];
+  id_str(id, sid);
+  for (int i = 0; i < 300; i++) {
+    char *out = NULL;
+    int rc = ctl(c, &out, (const char *[]){"why", sid, "--json", NULL});
+    if (rc == 0 && out && strstr(out, text)) return out;
+    free(out);
+    it_sleep_ms(50);
+  }
+  cr_assert_fail("why %s never said %s", sid, text);
+  return NULL;
+}
+
+Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  ty_rpc_client *cl = it_client(&c);
+  /* Holds the node for 10 minutes by its limit; ignores SIGTERM, so a
+   * preemption takes the whole grace period. */
+  const char *stubborn = "trap '' TERM; while true; do sleep 0.1; done";
+  uint64_t run = submit(cl, stubborn, &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 600});
+  wait_state(cl, run, ST(RUNNING), 30000);
+  uint64_t first = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 300});
+  uint64_t second = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 60});
+  /* The second waits behind the first's reservation: its start is the
+   * reservation's end (10 + 5 minutes), not "now". */
+  char *out = why_until(&c, second, "\"est_kind\":\"limits\"");
+  char reserved[64];
+  snprintf(reserved, sizeof reserved, "job %llu's reservation", (unsigned long long)first);
+  cr_assert(strstr(out, reserved), "%s", out);
+  free(out);
+  char sid[24];
+  id_str(second, sid);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
+  cr_assert(strstr(out, "Est. start:  in 14:") || strstr(out, "Est. start:  in 15:00"), "%s", out);
+  cr_assert(strstr(out, reserved), "%s", out);
+  free(out);
+  /* A job of a higher tier preempts the stubborn one: while it ignores
+   * SIGTERM, the estimate is the preemption's grace period. */
+  uint64_t high = submit(cl, "true", &(job_opts){.queue = "high", .cpus = 2});
+  out = why_until(&c, high, "\"est_kind\":\"preemption\"");
+  cr_assert(strstr(out, "grace period 5 s"), "%s", out);
+  free(out);
+  cr_assert_eq(wait_state(cl, high, 0, 60000), ST(COMPLETED));
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
