@@ -268,6 +268,8 @@ int ty_cli_decode_locations(const uint8_t *p, size_t n, ty_task_locations *out) 
   if (!r) return TY_EPROTO;
   out->state = (int)r->state;
   out->reason = ty_wire_strdup(r->reason);
+  out->exit_code = r->exit_code, out->term_signal = r->term_signal;
+  out->failed_rank = r->failed_rank;
   out->tasks = ty_wire_calloc(r->n_tasks, sizeof *out->tasks);
   int rc = out->reason && out->tasks ? 0 : TY_ENOMEM;
   for (; rc == 0 && out->n < r->n_tasks; out->n++)

@@ -391,6 +391,8 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
   r.tasks = ptrs;
   r.state = (Trainyard__JobState)j->state;
   r.reason = ty_wire_str(j->reason);
+  r.exit_code = j->exit_code, r.term_signal = j->term_signal;
+  r.failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
   free(ls);
   free(ptrs);

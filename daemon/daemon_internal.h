@@ -88,7 +88,8 @@ typedef struct ty_job {
   size_t blob_len;
   int state;
   char *reason;
-  int32_t exit_code, term_signal;
+  int32_t exit_code, term_signal; /* the first failing rank's (srun's rule) */
+  uint32_t first_failed;  /* 1 + the rank whose failure ended the run; 0 = none */
   int64_t submit_ms, start_ms, end_ms;
   uint32_t requeue_count;
   uint32_t fail_requeues; /* requeues after a failed rank (in memory only) */

@@ -235,6 +235,9 @@ typedef struct ty_task_location {
 typedef struct ty_task_locations {
   int state;    /* ty_job_state */
   char *reason; /* why it is pending, or why it ended */
+  /* Once it ended: the first rank that failed (-1 = none) and its exit code
+   * or signal, which are the job's. */
+  int32_t exit_code, term_signal, failed_rank;
   ty_task_location *tasks;
   size_t n;
 } ty_task_locations;

@@ -264,6 +264,33 @@ Test(rlaunch, two_nodes_two_tasks_labelled_with_rank_variables, .timeout = 120) 
   it_cluster_stop(&c);
 }
 
+/* Issue 14: rank 1 exits 7, the controller kills rank 0; rlaunch exits 7
+ * (not rank 0's 143) and prints rank 1's line, as srun reports the failed
+ * task, and the job's record agrees. */
+Test(rlaunch, first_failing_rank_gives_the_exit_code, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 4);
+  const char *script = "if [ \"$RANK\" = 1 ]; then exit 7; fi; sleep 60";
+  int code = rl_run(&c, "firstfail", NULL,
+                    (const char *[]){"--nodes", "2", "--", "sh", "-c", script, NULL});
+  char *err = output(&c, "firstfail", "err");
+  cr_assert_eq(code, 7, "exit %d, stderr [%s]", code, err);
+  cr_assert(strstr(err, "rank 1 on w"), "[%s]", err);
+  cr_assert(strstr(err, ": exited with code 7"), "[%s]", err);
+  cr_assert(strstr(err, "rank 0 on w") && strstr(err, "after rank 1 failed"), "[%s]", err);
+  free(err);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, 1, 0, 10000);
+  cr_assert(r);
+  cr_assert_eq((int)r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
+  cr_assert_eq(r->job->exit_code, 7);
+  cr_assert_eq(r->job->term_signal, 0, "rank 0's SIGTERM is not the job's");
+  cr_assert(strstr(r->job->reason, "rank 1 exited with code 7"), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
