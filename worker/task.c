@@ -36,8 +36,6 @@
  * the terminal as its controlling tty. */
 #define SETSID_PATH "/usr/bin/setsid"
 
-extern char **environ;
-
 typedef struct task {
   struct task *next;
   ty_tasks *owner;
@@ -370,7 +368,7 @@ static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
  * LaunchTask's answer. 0, UV_ENOENT or UV_EACCES. */
 static int check_exec(const char *argv0, char *const *env) {
   if (strchr(argv0, '/')) return access(argv0, X_OK) == 0 ? 0 : (errno == ENOENT ? UV_ENOENT : UV_EACCES);
-  const char *path = "/usr/local/bin:/usr/bin:/bin";
+  const char *path = TY_TASK_DEFAULT_PATH;
   for (size_t i = 0; env && env[i]; i++)
     if (strncmp(env[i], "PATH=", 5) == 0) path = env[i] + 5;
   int rc = UV_ENOENT;
@@ -456,7 +454,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   char **env = NULL;
   int null_fd = -1, log_fd = -1;
   int rc = check_spec(t, spec, err, err_len);
-  if (rc == 0) rc = ty_task_build_env(spec, t->node, environ, err, err_len, &env);
+  if (rc == 0) rc = ty_task_build_env(spec, t->node, NULL, err, err_len, &env);
   if (rc != 0) goto fail;
   log_fd = open_log(t, spec, err, err_len);
   if (log_fd < 0) {

@@ -76,14 +76,23 @@ uint32_t ty_worker_nvlink_islands(const uint8_t *link, uint32_t n, int *out_isla
  * acknowledged. */
 #define TY_TASK_DEFAULT_GRACE_S 10u
 
-/* Builds a task's environment: `base` (NULL-terminated, e.g. environ), then
- * spec->env, then RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
- * MASTER_ADDR, MASTER_PORT, TRAINYARD_JOB_ID, TRAINYARD_NODE and
- * CUDA_VISIBLE_DEVICES. A later entry replaces an earlier one of the same
- * name, so each name appears once. On success *out_env is a NULL-terminated
- * array the caller frees with ty_task_env_free(). TY_EINVAL names a spec->env
- * entry without '=' in `err`. */
-int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *base,
+/* PATH of a task whose job carries none (Debian's login default, less the
+ * games). */
+#define TY_TASK_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+struct passwd;
+/* Builds a task's environment, exactly (README, "Task environment"; nothing
+ * of the worker's own): spec->env, then PATH=TY_TASK_DEFAULT_PATH when
+ * spec->env has no PATH, then -- when `pw` is given, the user the task runs
+ * as -- HOME, USER, LOGNAME and SHELL from that passwd entry, then RANK,
+ * LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
+ * TRAINYARD_JOB_ID, TRAINYARD_NODE and CUDA_VISIBLE_DEVICES. A later entry
+ * replaces an earlier one of the same name, so each name appears once. `pw`
+ * is borrowed for the call; NULL while tasks run as the worker's user. On
+ * success *out_env is a NULL-terminated array the caller frees with
+ * ty_task_env_free(). TY_EINVAL names a spec->env entry without '=' in
+ * `err`. */
+int ty_task_build_env(const ty_task_spec *spec, const char *node, const struct passwd *pw,
                       char *err, size_t err_len, char ***out_env);
 void ty_task_env_free(char **env);
 

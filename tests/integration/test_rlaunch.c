@@ -28,7 +28,8 @@ static const char *rlaunch_bin(void) {
 
 /* Starts rlaunch with args, stdin from in_path (NULL = /dev/null) and
  * stdout/stderr into DIR/NAME.out and DIR/NAME.err; `env` adds NAME=value
- * entries (NULL-terminated, may be NULL). */
+ * entries (NULL-terminated, may be NULL); a first entry "-i" starts from an
+ * empty environment, as `env -i` does. */
 static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path,
                       const char *const *args, const char *const *env) {
   char out[400], err[400], addr[64];
@@ -42,6 +43,7 @@ static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid == 0) {
+    if (env && env[0] && strcmp(env[0], "-i") == 0) clearenv(), env++;
     setenv("TRAINYARD_CONTROLLER", addr, 1);
     for (size_t i = 0; env && env[i]; i++) putenv((char *)env[i]);
     int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
@@ -302,6 +304,49 @@ Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
   rl_run(&c, "nopty", NULL, (const char *[]){"--", "tty", NULL});
   out = output(&c, "nopty", "out");
   cr_assert(strstr(out, "not a tty"), "[%s]", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
+/* Issue 14: `env -i PATH=... TERM=vt220 rlaunch -- env` shows exactly the
+ * caller's variables (TERM only with --pty, and then the caller's) and the
+ * per-rank ones: nothing of the worker's environment. */
+static void expect_env_names(const char *out, const char *const *want) {
+  size_t lines = 0;
+  for (const char *l = out; *l; lines++) {
+    const char *eq = strchr(l, '=');
+    cr_assert(eq, "not NAME=value: [%s]", l);
+    bool known = false;
+    for (size_t i = 0; want[i] && !known; i++)
+      known = strlen(want[i]) == (size_t)(eq - l) && strncmp(l, want[i], (size_t)(eq - l)) == 0;
+    cr_assert(known, "unexpected variable in [%s]", out);
+    const char *nl = strchr(l, '\n');
+    l = nl ? nl + 1 : l + strlen(l);
+  }
+  size_t n = 0;
+  while (want[n]) n++;
+  cr_assert_eq(lines, n, "[%s]", out);
+}
+
+Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
+  setenv("TY_WORKER_ONLY", "must-not-leak", 1); /* the workers inherit it */
+  setenv("TERM", "xterm", 1);
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  const char *env[] = {"-i", "PATH=/usr/bin:/bin", "TERM=vt220", "SHLVL=3", "OLDPWD=/x", NULL};
+  cr_assert_eq(rl_wait(rl_start(&c, "env", NULL, (const char *[]){"--", "env", NULL}, env)), 0);
+  char *out = output(&c, "env", "out");
+  const char *names[] = {"PATH", "TRAINYARD_CONTROLLER", "RANK", "LOCAL_RANK", "WORLD_SIZE",
+                         "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TRAINYARD_JOB_ID",
+                         "TRAINYARD_NODE", "CUDA_VISIBLE_DEVICES", NULL};
+  expect_env_names(out, names);
+  cr_assert(strstr(out, "PATH=/usr/bin:/bin\n"), "[%s]", out);
+  free(out);
+  cr_assert_eq(rl_wait(rl_start(&c, "envpty", NULL, (const char *[]){"--pty", "--", "env", NULL},
+                                env)), 0);
+  out = output(&c, "envpty", "out");
+  cr_assert(strstr(out, "TERM=vt220\r\n"), "[%s]", out);
+  cr_assert_null(strstr(out, "TY_WORKER_ONLY"), "[%s]", out);
   free(out);
   it_cluster_stop(&c);
 }
