@@ -100,7 +100,7 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
     int32_t prio = 0;
     if (ty_cli_parse_job_id(args[0], &id, err, sizeof err) != 0) return ty__ctl_usage("job", err);
     bool priority = !strcmp(sub, "priority");
-    if (priority && ty__cli_parse_i32("priority", args[1], &prio, err, sizeof err) != 0)
+    if (priority && ty__cli_parse_priority("priority", args[1], &prio, err, sizeof err) != 0)
       return ty__ctl_usage("job", err);
     return job_change(c, sub, id, prio, priority ? "" : args[1]);
   }

@@ -226,6 +226,7 @@ int main(int argc, char **argv) {
   char e[TY_ERR_LEN] = "";
   char cwd[PATH_MAX], uid[32];
   const char *dir = getcwd(cwd, sizeof cwd);
+  int cwd_errno = errno; /* before anything else can change it */
   if (ty_rl_parse(argc, argv, dir, caller(uid, sizeof uid), environ, &r.o, e, sizeof e) != 0) {
     err("%s", e);
     fputs("Try 'rlaunch --help'.\n", stderr);
@@ -237,7 +238,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!dir) {
-    err("cannot tell the current directory: %s", strerror(errno));
+    err("cannot tell the current directory%s: %s",
+        cwd_errno == ENOENT ? " (it was deleted)" : "", strerror(cwd_errno));
     ty_rl_opts_close(&r.o);
     return TY_RL_EXIT_USAGE;
   }

@@ -102,11 +102,16 @@ typedef struct ty_interactive {
 /* A job as submitted. Owns every string and array once decoded or built by
  * a parser; ty_job_spec_close frees them. Counts left 0 take the
  * controller's defaults. */
+/* A job's own priority (Job.priority): trainctl and rlaunch refuse values
+ * outside it, traind refuses them at submit and in `job priority`. */
+#define TY_JOB_PRIORITY_MIN (-1000)
+#define TY_JOB_PRIORITY_MAX 1000
+
 typedef struct ty_job_spec {
   char *name;
   char *queue; /* "" or NULL means "default" */
   char *user;
-  int32_t priority;
+  int32_t priority; /* TY_JOB_PRIORITY_MIN..MAX */
   uint32_t time_limit_s; /* 0 = the queue's default */
   bool has_resources;    /* the Resources message was present */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;

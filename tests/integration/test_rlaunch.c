@@ -157,6 +157,28 @@ Test(rlaunch, failures_have_their_own_exit_codes, .timeout = 120) {
   cr_assert(strstr(err, "--stdin"), "[%s]", err);
   free(err);
   cr_assert_eq(rl_run(&c, "usage3", NULL, (const char *[]){"--bogus", "--", "true", NULL}), 125);
+  cr_assert_eq(rl_run(&c, "prio", NULL, (const char *[]){"--priority", "5000", "--", "true", NULL}),
+               125);
+  err = output(&c, "prio", "err");
+  cr_assert(strstr(err, "--priority: 5000 is outside -1000..1000"), "[%s]", err);
+  free(err);
+  /* Run from a directory that was deleted: the reason, not "Success". */
+  char gone[400], errpath[400];
+  snprintf(gone, sizeof gone, "%s/gone", c.dir);
+  snprintf(errpath, sizeof errpath, "%s/gone.err", c.dir);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int e = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(e, 2);
+    if (mkdir(gone, 0755) != 0 || chdir(gone) != 0 || rmdir(gone) != 0) _exit(97);
+    execl(rlaunch_bin(), "rlaunch", "--", "true", (char *)NULL);
+    _exit(98);
+  }
+  cr_assert_eq(rl_wait(pid), 125);
+  err = slurp(errpath);
+  cr_assert(strstr(err, "cannot tell the current directory (it was deleted): No such file"),
+            "[%s]", err);
+  free(err);
   it_cluster_stop(&c);
 }
 

@@ -275,6 +275,16 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   cr_assert(strstr(out, "Position:") && strstr(out, "Held"), "%s", out);
   free(out);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "77", NULL}), 0);
+  /* The controller checks what any client sends. */
+  Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
+  uj.job_id = id, uj.user = "tester", uj.action = "priority", uj.priority = 5000;
+  uint8_t ujb[128];
+  size_t ujn = trainyard__update_job_request__pack(&uj, ujb);
+  ty_rpc_result res;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_UPDATE_JOB, ujb, ujn, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "priority: 5000 is outside -1000..1000"), "%s", res.message);
+  ty_rpc_result_close(&res);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(wait_state(cl, id, 0, 30000), ST(COMPLETED));
   cr_assert(has_event(cl, id, ST(PENDING), "held by"), "no hold event");
@@ -283,7 +293,7 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   /* Only pending jobs can be held; unknown jobs exit 4. */
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", "999", NULL}), 4);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "5000", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "5000", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, NULL}), 2);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -337,6 +347,12 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}), 1);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "x", "--bogus", "1", NULL}), 2);
+  /* Usage errors trainctl can tell without the controller exit 2 (issue 14). */
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", NULL}), 2, "no settings");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "y", "--default-time", "2h",
+                                              "--max-time", "1h", NULL}), 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "frobnicate", "gpu", NULL}), 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "gpu", "--tier", "1", NULL}), 2);
   /* trainctl refuses those before sending; the controller still checks what
    * any client sends. */
   char qerr[TY_ERR_LEN] = "";
