@@ -412,6 +412,10 @@ typedef struct ty_rl_session_opts {
    * launched yet, or its launch failed); returns 0 and fills *out, which the
    * session closes. NULL: no retries. */
   int (*locate)(void *ud, ty_task_locations *out);
+  /* A second Ctrl-C: cancels the job at the controller, so its history
+   * says the user cancelled it (the session also kills the tasks at once).
+   * NULL: only the kill. Shares locate_ud. */
+  void (*cancel)(void *ud);
   void *locate_ud;
 } ty_rl_session_opts;
 

@@ -409,6 +409,9 @@ static void on_signal(uv_signal_t *h, int sig) {
     int64_t now = ty_mono_ms();
     if (s->last_int_ms && now - s->last_int_ms <= DOUBLE_INT_MS) {
       msg(s, "killing job %" PRIu64, s->o->job_id);
+      /* Cancel first: the controller then records CANCELLED by the user
+       * before the ranks' deaths could read as a failure. */
+      if (s->o->cancel) s->o->cancel(s->o->locate_ud);
       kill_all(s);
       return;
     }

@@ -203,6 +203,7 @@ int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out) {
   if (!req) return TY_EPROTO;
   int rc = task_from(out, req->job_id, req->rank, (int)req->state, req->exit_code,
                      req->term_signal, req->timed_out, req->reason);
+  out->warned_signal = req->warned_signal;
   ty_wire_free(req);
   return rc;
 }

@@ -94,6 +94,7 @@ typedef struct ty_job {
   uint32_t requeue_count;
   uint32_t fail_requeues; /* requeues after a failed rank (in memory only) */
   uint32_t run;           /* incarnation: +1 on every placement */
+  uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
   bool kill_sent;
   ty_slot *slots; uint32_t n_slots;
@@ -219,6 +220,9 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
                         const char *actor, ty_txn *txn);
 /* Adds the current job row (no event) to txn. */
 void ty__job_save(const ty_job *j, ty_txn *txn);
+/* Adds an event that changes no state (a warning signal, a preemption
+ * notice) to txn: the job's history records it with its actor. */
+void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn);
 /* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
 void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
 /* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */

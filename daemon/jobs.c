@@ -180,6 +180,13 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
           ty_job_state_name(to), j->reason[0] ? ": " : "", j->reason);
 }
 
+void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn) {
+  ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,
+                     .to_state = j->state, .reason = reason, .actor = actor};
+  ty_txn_add_event(txn, &ev);
+  ty_info("job %llu: %s", (unsigned long long)j->id, reason);
+}
+
 /* ---- launching ----------------------------------------------------------------------- */
 
 typedef struct launch_ctx {

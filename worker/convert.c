@@ -176,6 +176,7 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.term_signal = r->term_signal;
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
+  m.warned_signal = r->warned_signal;
   return ty_wire_pack(&m.base, out);
 }
 

@@ -130,6 +130,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->timed_out = k->timed_out;
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
+  r->warned_signal = 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
@@ -428,6 +429,11 @@ static void on_warn(uv_timer_t *h) {
   ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit near, sending signal %d", k->job_id,
           k->rank, k->warn_signal);
   signal_group(k, k->warn_signal);
+  /* The controller records it in the job's history. */
+  ty_task_report r;
+  fill_report(k, &r);
+  r.warned_signal = k->warn_signal;
+  if (k->owner->on_end) k->owner->on_end(k->owner, &r, k->owner->ud);
 }
 
 static void start_timers(ty_tasks *t, task *k, uint32_t time_limit_s, uint32_t warn_before_s) {

@@ -97,8 +97,10 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, const struct p
 void ty_task_env_free(char **env);
 
 typedef struct ty_tasks ty_tasks;
-/* Called once when a task ends (exit or signal); the report stays valid
- * during the call. */
+/* Called once when a task ends (exit or signal), and when the worker sent
+ * a running task its --signal warning (state RUNNING, warned_signal set):
+ * both go to the controller as TaskUpdate. The report stays valid during
+ * the call. */
 typedef void (*ty_tasks_end_cb)(ty_tasks *t, const ty_task_report *r, void *ud);
 
 /* `state_dir` and `node` are copied. Logs go to state_dir/jobs/JOB/rank<R>.log. */

@@ -191,6 +191,9 @@ typedef struct ty_task_report {
   bool timed_out;
   char *reason; /* "" when none */
   uint32_t master_port;
+  /* A RUNNING report sent when the worker delivered the job's --signal
+   * warning: that signal; 0 otherwise. */
+  int32_t warned_signal;
 } ty_task_report;
 
 /* ---- task I/O: logs and interactive attach ------------------------------------- */

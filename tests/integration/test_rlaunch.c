@@ -498,6 +498,14 @@ Test(rlaunch, second_ctrl_c_within_a_second_kills_the_job, .timeout = 120) {
   char *err = output(&c, "kill2", "err");
   cr_assert(strstr(err, "killing job"), "[%s]", err);
   free(err);
+  /* The user cancelled it: CANCELLED in its history, not FAILED. */
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, 1, 0, 10000);
+  cr_assert(r);
+  cr_assert_eq((int)r->job->state, TRAINYARD__JOB_STATE__JOB_CANCELLED, "%s", r->job->reason);
+  cr_assert(strstr(r->job->reason, "cancelled by"), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
 
@@ -520,6 +528,21 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
     if (!shown) it_sleep_ms(10);
   }
   cr_assert(shown, "no status line while pending");
+  /* Ctrl-C while pending cancels it: exit 122, "ended without running". */
+  pid_t quitter = rl_start(&c, "quitter", NULL, (const char *[]){"--", "true", NULL}, NULL);
+  shown = false;
+  for (int i = 0; i < 3000 && !shown; i++) {
+    char *err = output(&c, "quitter", "err");
+    shown = strstr(err, "pending:") != NULL;
+    free(err);
+    if (!shown) it_sleep_ms(10);
+  }
+  cr_assert(shown, "no status line while pending");
+  kill(quitter, SIGINT);
+  cr_assert_eq(rl_wait(quitter), 122);
+  char *qerr = output(&c, "quitter", "err");
+  cr_assert(strstr(qerr, "cancelled while pending (SIGINT)"), "[%s]", qerr);
+  free(qerr);
   close(open(go, O_WRONLY | O_CREAT, 0644));
   cr_assert_eq(rl_wait(hog), 0);
   cr_assert_eq(rl_wait(waiter), 0);

@@ -199,6 +199,8 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
   snprintf(path, sizeof path, "%s/term", c.dir);
   cr_assert(file_has(path, "term"), "the preempted task did not see SIGTERM (logs in %s)", c.dir);
   cr_assert(has_event(cl, low, ST(PREEMPTED), "preempted by job"), "no PREEMPTED event");
+  cr_assert(has_event(cl, low, ST(RUNNING), "preemption notice: SIGTERM for job"),
+            "the notice is not in the history");
   cr_assert(has_event(cl, low, ST(PENDING), "requeued after PREEMPTED"), "not requeued");
 
   cr_assert_eq(wait_state(cl, low, 0, 60000), ST(COMPLETED), "the requeued job did not finish");
@@ -314,6 +316,8 @@ Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 1
                                                .warn_signal = SIGUSR1, .warn_before_s = 2});
   cr_assert_eq(wait_state(cl, id, 0, 60000), ST(TIMEOUT));
   cr_assert(file_has(path, "warned"), "the task never got the warning signal (logs in %s)", c.dir);
+  cr_assert(has_event(cl, id, ST(RUNNING), "warning: SIGUSR1 sent to the tasks 2 s before the "
+                                           "time limit of 3 s"), "the warning is not in the history");
   /* A warning at or after the limit is refused, naming the field. */
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   char *argv[] = {"true"};
