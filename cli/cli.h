@@ -151,6 +151,7 @@ typedef struct ty_cli_jobinfo {
   char **nodes;                        /* owned */
   size_t nnodes;
   uint32_t requeue_count;
+  int64_t last_ckpt_ms; /* the last checkpoint the job reported, 0 = none */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */

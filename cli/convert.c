@@ -138,6 +138,7 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->exit_code = pb->exit_code, j->term_signal = pb->term_signal;
   j->submit_ms = pb->submit_time_ms, j->start_ms = pb->start_time_ms, j->end_ms = pb->end_time_ms;
   j->requeue_count = pb->requeue_count;
+  j->last_ckpt_ms = pb->last_checkpoint_ms;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);
   if (rc == 0) j->nnodes = pb->n_nodes;

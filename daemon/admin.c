@@ -305,7 +305,7 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char
       return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
                       (unsigned long long)j->id, ty_job_state_name(j->state));
     j->last_ckpt_ms = ty_now_ms();
-    why[0] = '\0';
+    snprintf(why, wlen, "checkpoint reported");
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move or checkpoint", a->action);

@@ -471,3 +471,26 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* ---- training commands on a command job; job checkpoint (issue 14) ---------------------------- */
+
+Test(scheduler, command_jobs_have_no_training_and_checkpoints_are_confirmed, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit(cl, "sleep 60", &(job_opts){.cpus = 1});
+  wait_state(cl, id, ST(RUNNING), 30000);
+  char sid[24], *out = NULL;
+  id_str(id, sid);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"watch", sid, NULL}), 2);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"checkpoint", "ls", sid, NULL}), 2);
+  cr_assert_str_eq(out, "", "an error and nothing else: [%s]", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "checkpoint", sid, NULL}), 0);
+  cr_assert(strstr(out, "checkpoint recorded at"), "[%s]", out);
+  free(out);
+  cr_assert(has_event(cl, id, ST(RUNNING), "checkpoint reported by"), "not in the history");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
