@@ -56,7 +56,7 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   n->io_addr = rep->io_addr, rep->io_addr = NULL;
   free(n->host);
   n->host = ty__host_of(n->io_addr);
-  if (n->state == TY_NODE_DOWN || n->state == 0) {
+  if (n->state == TY_NODE_DOWN || n->state == TY_NODE_UNKNOWN || n->state == 0) {
     /* A drained node that went down and came back is still drained. */
     n->state = n->drain ? TY_NODE_DRAINING : TY_NODE_UP;
     if (!n->drain) {

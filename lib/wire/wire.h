@@ -66,15 +66,16 @@ bool ty_job_state_terminal(int state);
   X(UP, 1)                                                                                         \
   X(DOWN, 2)     /* missed heartbeats or connection lost */                                        \
   X(DRAINING, 3) /* takes no new jobs; running jobs finish */                                      \
-  X(DRAINED, 4)
+  X(DRAINED, 4)                                                                                    \
+  X(UNKNOWN, 5)  /* known from before a controller restart; not re-registered since */
 
 typedef enum ty_node_state {
 #define TY_NODE_STATE_ENUM_(name, num) TY_NODE_##name = num,
   TY_NODE_STATE_MAP(TY_NODE_STATE_ENUM_)
 #undef TY_NODE_STATE_ENUM_
 } ty_node_state;
-#define TY_NODE_STATE_MAX 4
-const char *ty_node_state_name(int state); /* "UP", ...; "UNKNOWN" */
+#define TY_NODE_STATE_MAX 5
+const char *ty_node_state_name(int state); /* "UP", ...; "UNKNOWN" also out of range */
 
 /* trainyard.TaskState: a rank's process on a worker. */
 typedef enum ty_task_state {

@@ -210,6 +210,31 @@ Test(cluster, controller_kill9_mid_burst_loses_no_acknowledged_job, .timeout = 3
   it_cluster_stop(&c);
 }
 
+/* Issue 14: right after a controller restart a node is UNKNOWN until its
+ * worker registers again, not UP on the strength of the store. */
+Test(cluster, nodes_are_unknown_until_they_register_after_a_restart, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  c.node_timeout_ms = 60000; /* the restarted controller waits long for the node */
+  it_kill9(&c.traind);
+  kill(c.worker[0], SIGSTOP); /* keeps it from registering again for now */
+  it_controller_start(&c);
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"state\":\"UNKNOWN\"") &&
+            strstr(out, "not registered since the controller started"), "%s", out);
+  free(out);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 0u);
+  kill(c.worker[0], SIGCONT);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000), "the worker did not return");
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", NULL}), 0);
+  cr_assert(strstr(out, "w1    UP"), "%s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- bad input -------------------------------------------------------------- */
 
 static int raw_connect(int port) {
