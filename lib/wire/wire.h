@@ -270,6 +270,21 @@ typedef struct ty_checkpoint_info {
   char *path;
 } ty_checkpoint_info;
 
+/* Checkpoint files: the names trainrun (ops/train) writes, the worker lists
+ * and the controller reports. For the checkpoint path P of a run, the
+ * checkpoint of step S is the ONNX model B.step-S.onnx and its training
+ * state B.step-S.onnx.state, where B is P less a final ".onnx" and S is
+ * zero-padded to 6 digits ("mlp.step-000120.onnx"); P and P.state are hard
+ * links to the newest. Only the newest `keep` (TrainConfig.keep_checkpoints,
+ * default TY_CKPT_KEEP_DEFAULT) are kept. */
+#define TY_CKPT_KEEP_DEFAULT 3
+/* Writes step S's model path for P into out: 0, or TY_EINVAL when it does
+ * not fit in n bytes. */
+int ty_ckpt_step_path(const char *path, uint64_t step, char *out, size_t n);
+/* Whether `name` (a file name, without its directory) is the model of a
+ * step checkpoint of P: true with *out_step set. */
+bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step);
+
 /* ---- answers ------------------------------------------------------------------------ */
 
 /* One id of a CancelJob. */

@@ -99,6 +99,7 @@ typedef struct ty_train_config {
   uint64_t seed;
   char *checkpoint_path; /* NULL: no checkpoints */
   uint64_t checkpoint_interval;
+  uint32_t keep_checkpoints; /* newest checkpoints kept; default TY_CKPT_KEEP_DEFAULT */
   uint64_t log_interval; /* default 100 */
   bool fusion;
   bool eval_each_epoch;
