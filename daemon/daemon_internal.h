@@ -456,8 +456,10 @@ int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **o
                          uint8_t **out_value, size_t *out_len);
 int ty__conv_rdv_get_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key);
 int ty__conv_rdv_get_resp(const uint8_t *value, size_t len, bool found, ty_buf *out);
+/* ReportProgressRequest: the progress and the checkpoints the worker
+ * found (both owned by the caller). */
 int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank,
-                          ty_train_progress *out);
+                          ty_train_progress *out, ty_checkpoint_list *out_existing);
 int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
                              ty_buf *out);
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A task's environment (docs/cluster-protocol.md, "Task environment"), and
- * the one place it is assembled: the job's CommandSpec.env (rlaunch sends
- * the submitter's environment less the documented exclusions), then what
- * the worker adds -- PATH when the job has none, the login variables of the
- * user the task runs as when that user is given -- then the variables
+ * the one place it is assembled: the operator's --task-env variables, the
+ * job's CommandSpec.env (rlaunch sends the submitter's environment less the
+ * documented exclusions), then what the worker adds -- PATH when neither
+ * set one, the login variables of the user the task runs as when that user
+ * is given -- then the variables
  * torchrun-style programs read to find their place in the job. Nothing of
  * the worker's own environment reaches a task: its HOME, TERM or SHLVL would
  * be the daemon's, not the user's. Later entries replace earlier ones of the
@@ -108,14 +109,15 @@ static void put_user(env_list *l, const struct passwd *pw) {
   env_putf(l, "SHELL", "%s", pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
 }
 
-int ty_task_build_env(const ty_task_spec *spec, const char *node, const struct passwd *pw,
-                      char *err, size_t err_len, char ***out_env) {
+int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *site,
+                      const struct passwd *pw, char *err, size_t err_len, char ***out_env) {
   env_list l = {0};
   for (size_t i = 0; i < spec->n_env; i++) {
     const char *e = spec->env[i];
     if (!e || !strchr(e, '=') || e[0] == '=')
       return ty_errf(err, err_len, TY_EINVAL, "command.env[%zu]: \"%s\" is not NAME=value", i, e ? e : "");
   }
+  for (size_t i = 0; site && site[i]; i++) env_put(&l, ty_wire_strdup(site[i]));
   for (size_t i = 0; i < spec->n_env; i++) env_put(&l, ty_wire_strdup(spec->env[i]));
   if (!has_name(&l, "PATH")) env_putf(&l, "PATH", "%s", TY_TASK_DEFAULT_PATH);
   put_user(&l, pw);

@@ -9,6 +9,7 @@
  * ends are reported to the controller, then the worker exits. A second
  * signal SIGKILLs the tasks at once.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -43,6 +44,8 @@ typedef struct worker_opts {
   uint64_t memory; /* 0 = detected */
   const char *port_file;
   ty_log_level log_level;
+  char **task_env; /* --task-env, resolved to NAME=value (owned) */
+  size_t n_task_env;
 } worker_opts;
 
 typedef struct ty_worker {
@@ -75,6 +78,9 @@ static const char usage[] =
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
     "  --trainrun PATH         trainrun binary for graph jobs (default: next to trainworkerd,\n"
     "                          or ../ops/trainrun/trainrun in a build tree, else PATH)\n"
+    "  --task-env NAME[=VALUE] give every task this variable: VALUE, or this daemon's own\n"
+    "                          value of NAME (none when unset); repeatable. Tasks get\n"
+    "                          nothing else of this daemon's environment\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --help                  this text\n";
 
@@ -114,7 +120,8 @@ static const struct option longopts[] = {
     {"advertise", required_argument, NULL, 'a'},   {"cpus", required_argument, NULL, 'C'},
     {"gpus", required_argument, NULL, 'G'},        {"memory", required_argument, NULL, 'M'},
     {"port-file", required_argument, NULL, 'p'},   {"log-level", required_argument, NULL, 'l'},
-    {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+    {"task-env", required_argument, NULL, 'e'},    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
 
 /* Copies v into a fixed buffer; false when it is empty or too long. */
 static bool set_path(char *dst, size_t cap, const char *v) {
@@ -136,6 +143,25 @@ static int parse_listener(int c, worker_opts *o, const char *v) {
   return ty_parse_hostport(v, o->metrics_host, sizeof o->metrics_host, &o->metrics_port)
              ? usage_error("--metrics-listen", v, "is not HOST:PORT")
              : 0;
+}
+
+/* --task-env NAME=VALUE, or NAME for this daemon's value (skipped when it
+ * has none). */
+static int add_task_env(worker_opts *o, const char *v) {
+  size_t name = strcspn(v, "=");
+  bool ok = name > 0 && !isdigit((unsigned char)v[0]);
+  for (size_t i = 0; ok && i < name; i++) ok = isalnum((unsigned char)v[i]) || v[i] == '_';
+  if (!ok) return usage_error("--task-env", v, "is not NAME or NAME=VALUE");
+  const char *own = v[name] ? NULL : getenv(v);
+  if (!v[name] && !own) return 0;
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_printf(&b, v[name] ? "%s" : "%s=%s", v, own ? own : "");
+  ty_buf_append(&b, "", 1);
+  o->task_env = ty_xrealloc(o->task_env, (o->n_task_env + 1) * sizeof *o->task_env);
+  o->task_env[o->n_task_env++] = ty_strdup((const char *)b.data);
+  ty_buf_close(&b);
+  return 0;
 }
 
 /* One option with its value; returns 0, or the exit code for a usage error. */
@@ -160,6 +186,7 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
                ? usage_error("--memory", v, "is not a size like 64G")
                : 0;
   case 'p': o->port_file = v; return 0;
+  case 'e': return add_task_env(o, v);
   case 'l': return ty_log_parse_level(v, &o->log_level) ? usage_error("--log-level", v, "is not a log level") : 0;
   default: return usage_error("option", NULL, "is not handled");
   }
@@ -335,6 +362,7 @@ static int run(ty_worker *w) {
   uv_loop_init(&w->loop);
   start_signals(w);
   int rc = ty_tasks_create(&w->loop, w->o.state_dir, w->o.name, on_task_end, w, &w->tasks);
+  if (rc == 0) ty_tasks_set_site_env(w->tasks, w->o.task_env, w->o.n_task_env);
   if (rc == 0) rc = start_listeners(w);
   ty_worker_session_opts so = {.host = w->o.controller_host, .port = w->o.controller_port,
                                .name = w->o.name, .io_addr = w->io_addr, .inv = &w->inv,
@@ -360,6 +388,8 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     rc = run(w);
   }
+  for (size_t i = 0; i < w->o.n_task_env; i++) free(w->o.task_env[i]);
+  free(w->o.task_env);
   free(w);
   return rc;
 }

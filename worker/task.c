@@ -68,12 +68,26 @@ struct ty_tasks {
   bool stopping; /* the worker is shutting down: no new tasks */
   ty_tasks_stats stats;
   ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
+  char **site_env;  /* --task-env, NULL-terminated (or NULL) */
 };
 
 /* ---- records ---------------------------------------------------------------- */
 
+static void free_site_env(ty_tasks *t) {
+  for (size_t i = 0; t->site_env && t->site_env[i]; i++) free(t->site_env[i]);
+  free(t->site_env);
+  t->site_env = NULL;
+}
+
+void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n) {
+  free_site_env(t);
+  t->site_env = ty_xcalloc(n + 1, sizeof *t->site_env);
+  for (size_t i = 0; i < n; i++) t->site_env[i] = ty_strdup(entries[i]);
+}
+
 static void maybe_free_registry(ty_tasks *t) {
   if (t->destroying && !t->head) {
+    free_site_env(t);
     free(t->state_dir);
     free(t->node);
     free(t);
@@ -460,7 +474,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   char **env = NULL;
   int null_fd = -1, log_fd = -1;
   int rc = check_spec(t, spec, err, err_len);
-  if (rc == 0) rc = ty_task_build_env(spec, t->node, NULL, err, err_len, &env);
+  if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, NULL, err, err_len, &env);
   if (rc != 0) goto fail;
   log_fd = open_log(t, spec, err, err_len);
   if (log_fd < 0) {

@@ -82,18 +82,20 @@ uint32_t ty_worker_nvlink_islands(const uint8_t *link, uint32_t n, int *out_isla
 
 struct passwd;
 /* Builds a task's environment, exactly (README, "Task environment"; nothing
- * of the worker's own): spec->env, then PATH=TY_TASK_DEFAULT_PATH when
- * spec->env has no PATH, then -- when `pw` is given, the user the task runs
- * as -- HOME, USER, LOGNAME and SHELL from that passwd entry, then RANK,
- * LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
- * TRAINYARD_JOB_ID, TRAINYARD_NODE and CUDA_VISIBLE_DEVICES. A later entry
- * replaces an earlier one of the same name, so each name appears once. `pw`
- * is borrowed for the call; NULL while tasks run as the worker's user. On
- * success *out_env is a NULL-terminated array the caller frees with
+ * else of the worker's own): `site` (the operator's --task-env entries,
+ * "NAME=value", NULL-terminated; may be NULL), then spec->env, then
+ * PATH=TY_TASK_DEFAULT_PATH when neither has a PATH, then -- when `pw` is
+ * given, the user the task runs as -- HOME, USER, LOGNAME and SHELL from
+ * that passwd entry, then RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+ * MASTER_ADDR, MASTER_PORT, TRAINYARD_JOB_ID, TRAINYARD_NODE and
+ * CUDA_VISIBLE_DEVICES. A later entry replaces an earlier one of the same
+ * name, so each name appears once. `site` and `pw` are borrowed for the
+ * call; `pw` is NULL while tasks run as the worker's user. On success
+ * *out_env is a NULL-terminated array the caller frees with
  * ty_task_env_free(). TY_EINVAL names a spec->env entry without '=' in
  * `err`. */
-int ty_task_build_env(const ty_task_spec *spec, const char *node, const struct passwd *pw,
-                      char *err, size_t err_len, char ***out_env);
+int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *site,
+                      const struct passwd *pw, char *err, size_t err_len, char ***out_env);
 void ty_task_env_free(char **env);
 
 typedef struct ty_tasks ty_tasks;
@@ -106,6 +108,9 @@ typedef void (*ty_tasks_end_cb)(ty_tasks *t, const ty_task_report *r, void *ud);
 /* `state_dir` and `node` are copied. Logs go to state_dir/jobs/JOB/rank<R>.log. */
 int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
                     ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks);
+/* The operator's --task-env entries ("NAME=value"), copied: every task
+ * launched from now on starts with them (ty_task_build_env's `site`). */
+void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n);
 /* Stops watching tasks (running ones keep running: they are detached) and
  * frees the registry once its handles are closed; run the loop to finish.
  * Accepts NULL. */

@@ -122,8 +122,10 @@ void ty__worker_stats_destroy(ty__worker_stats *s);
  * ended. Reading the log keeps trainrun free of any worker protocol.
  */
 
-/* ReportProgress for rank `rank` of job_id, appended to out (convert.c). */
-int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p, ty_buf *out);
+/* ReportProgress for rank `rank` of job_id, with the checkpoints that exist
+ * (NULL: not listed), appended to out (convert.c). */
+int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p,
+                        const ty_checkpoint_list *existing, ty_buf *out);
 
 /* One per session. `trainrun` and `controller` ("host:port") are copied. */
 typedef struct ty__graph_worker ty__graph_worker;
@@ -161,7 +163,9 @@ typedef struct ty__watch {
   uint64_t job_id;
   char *log_path, *ckpt_path;
   ty_train_progress last; /* as last sent; checkpoint_path not kept */
+  uint64_t listed_sig;    /* of the checkpoint list last sent */
   bool sent, ended;
+  char ckpt_file[4096];   /* the newest step checkpoint's model, for `last` */
 } ty__watch;
 void ty__watch_close(ty__watch *w);
 

@@ -316,3 +316,9 @@ bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step) {
   *out_step = step;
   return true;
 }
+
+void ty_checkpoint_list_close(ty_checkpoint_list *l) {
+  for (size_t i = 0; l->v && i < l->n; i++) free(l->v[i].path);
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}

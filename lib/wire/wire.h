@@ -270,6 +270,15 @@ typedef struct ty_checkpoint_info {
   char *path;
 } ty_checkpoint_info;
 
+/* The checkpoints that exist (ReportProgress.existing), as the worker
+ * listed them. */
+typedef struct ty_checkpoint_list {
+  bool listed;           /* listed at all: an empty list then means none exists */
+  ty_checkpoint_info *v; /* n entries, oldest first */
+  size_t n;
+} ty_checkpoint_list;
+void ty_checkpoint_list_close(ty_checkpoint_list *l); /* accepts a zeroed struct */
+
 /* Checkpoint files: the names trainrun (ops/train) writes, the worker lists
  * and the controller reports. For the checkpoint path P of a run, the
  * checkpoint of step S is the ONNX model B.step-S.onnx and its training

@@ -98,9 +98,13 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   snprintf(ctl, sizeof ctl, "127.0.0.1:%d", c->rpc_port);
   snprintf(ncpu, sizeof ncpu, "%d", cpus);
   unlink(pf);
+  /* Tasks get none of the worker's environment: the knobs tests turn for
+   * their ranks are handed on by name (unset ones are skipped). */
   char *argv[] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
                   "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
-                  "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0", NULL};
+                  "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
+                  "--task-env", "TRAINYARD_STEP_DELAY_MS", "--task-env",
+                  "TRAINYARD_COLLECTIVE_TIMEOUT_S", "--task-env", "TRAINYARD_KERNEL_CACHE", NULL};
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);

@@ -36,7 +36,7 @@ Test(env, sets_rank_variables_and_a_default_path) {
   s.n_gpus = 2;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), 0);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0);
   cr_expect_str_eq(get(env, "PATH"), TY_TASK_DEFAULT_PATH);
   cr_expect_str_eq(get(env, "RANK"), "3");
   cr_expect_str_eq(get(env, "LOCAL_RANK"), "1");
@@ -61,7 +61,7 @@ Test(env, nothing_of_the_workers_environment) {
   s.n_env = 3;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), 0);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0);
   cr_expect_null(get(env, "TY_WORKER_ONLY"));
   cr_expect_null(get(env, "HOME"), "no HOME unless the job or the task's user gives one");
   cr_expect_str_eq(get(env, "TERM"), "vt220");
@@ -69,6 +69,21 @@ Test(env, nothing_of_the_workers_environment) {
   size_t n = 0;
   while (env[n]) n++;
   cr_expect_eq(n, 3 + 9, "the job's 3 and the 9 per-rank variables");
+  ty_task_env_free(env);
+}
+
+Test(env, operator_variables_come_first_and_the_job_overrides_them) {
+  char *site[] = {"PATH=/site/bin", "OMP_NUM_THREADS=4", "TRAINYARD_KERNEL_CACHE=/k", NULL};
+  static const char *const job_env[] = {"OMP_NUM_THREADS=8"};
+  ty_task_spec s = base_spec();
+  s.env = job_env;
+  s.n_env = 1;
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", site, NULL, err, sizeof err, &env), 0);
+  cr_expect_str_eq(get(env, "PATH"), "/site/bin", "the operator's PATH, not the default");
+  cr_expect_str_eq(get(env, "OMP_NUM_THREADS"), "8");
+  cr_expect_str_eq(get(env, "TRAINYARD_KERNEL_CACHE"), "/k");
   ty_task_env_free(env);
 }
 
@@ -80,7 +95,7 @@ Test(env, login_variables_of_the_tasks_user) {
   s.n_env = 3;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", &pw, err, sizeof err, &env), 0);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, &pw, err, sizeof err, &env), 0);
   cr_expect_str_eq(get(env, "HOME"), "/home/alice");
   cr_expect_str_eq(get(env, "USER"), "alice");
   cr_expect_str_eq(get(env, "LOGNAME"), "alice");
@@ -96,7 +111,7 @@ Test(env, rank_variables_override_the_job) {
   s.n_env = 4;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), 0);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0);
   cr_expect_str_eq(get(env, "FOO"), "again");
   cr_expect_str_eq(get(env, "BAR"), "a=b");
   cr_expect_str_eq(get(env, "RANK"), "3");
@@ -112,7 +127,7 @@ Test(env, rejects_entry_without_equals) {
   s.n_env = 2;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), TY_EINVAL);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), TY_EINVAL);
   cr_expect(strstr(err, "command.env[1]") != NULL, "message: %s", err);
   cr_expect_null(env);
 }
@@ -124,7 +139,7 @@ Test(env, rejects_entry_with_empty_name) {
   s.n_env = 1;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), TY_EINVAL);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), TY_EINVAL);
   cr_expect(strstr(err, "command.env[0]") != NULL, "message: %s", err);
 }
 
