@@ -108,6 +108,24 @@ typedef void (*ty_tasks_end_cb)(ty_tasks *t, const ty_task_report *r, void *ud);
 /* `state_dir` and `node` are copied. Logs go to state_dir/jobs/JOB/rank<R>.log. */
 int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
                     ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks);
+/* Task logs (logs.c): each log is cut to its head and tail when it grows
+ * past max_bytes (0 = no cap), and a job's directory is removed
+ * retention_s after its last task here ended (0 = kept). */
+#define TY_LOG_MAX_DEFAULT (64ull << 20)
+#define TY_LOG_MAX_MIN (16ull << 10)
+#define TY_LOG_RETENTION_DEFAULT (7u * 86400u)
+void ty_tasks_set_log_limits(ty_tasks *t, uint64_t max_bytes, uint32_t retention_s);
+/* The daemon's once-a-second duty: cuts the logs of running tasks that
+ * are over the cap; once a minute also removes expired job directories. */
+void ty_tasks_check_logs(ty_tasks *t);
+/* Disk bytes under state_dir/jobs (logs and graph ranks' files). */
+uint64_t ty_tasks_log_disk_bytes(ty_tasks *t);
+/* ReadLog: the cut generation of a log, and following its cuts (see
+ * ty__logs_follow). */
+uint32_t ty_tasks_log_gen(const ty_tasks *t, uint64_t job_id, uint32_t rank);
+void ty_tasks_log_follow(const ty_tasks *t, uint64_t job_id, uint32_t rank, uint32_t *gen,
+                         uint64_t *offset);
+
 /* The operator's --task-env entries ("NAME=value"), copied: every task
  * launched from now on starts with them (ty_task_build_env's `site`). */
 void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n);
@@ -160,6 +178,8 @@ typedef struct ty_tasks_stats {
   uint64_t exit_failure;    /* exited with another code */
   uint64_t exit_signaled;   /* killed by a signal, time limit excluded */
   uint64_t exit_timed_out;  /* killed by the time limit */
+  uint64_t log_bytes_cut;   /* output bytes cut from logs over the cap */
+  uint64_t log_dirs_removed; /* job directories removed after the retention */
 } ty_tasks_stats;
 void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out);
 

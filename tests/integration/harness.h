@@ -35,6 +35,8 @@ typedef struct it_cluster {
    * deploy/cluster.sh is often used), to catch paths handed to tasks that
    * only make sense from the daemon's own cwd. */
   bool relative_state;
+  /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
+  const char *const *worker_extra;
 } it_cluster;
 
 /* Creates the directory and starts the controller and n workers (cpus each),
@@ -42,6 +44,9 @@ typedef struct it_cluster {
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
+/* The same with more trainworkerd flags (kept for restarts). */
+void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
+                                   const char *const *worker_extra);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);

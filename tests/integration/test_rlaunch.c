@@ -373,6 +373,55 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* Issue 14: a worker keeps a task's log to --log-max-size (its head, a
+ * marker, its tail), reports its disk use, and removes a job's logs
+ * --log-retention after the job ended. */
+static long file_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static double metric(int port, const char *name) {
+  char *m = it_http_get_metrics(port);
+  char *at = m ? strstr(m, name) : NULL;
+  while (at && at > m && at[-1] != '\n') at = strstr(at + 1, name);
+  double v = at ? atof(at + strlen(name)) : -1;
+  free(m);
+  return v;
+}
+
+Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) {
+  const char *extra[] = {"--log-max-size", "64K", "--log-retention", "3s", NULL};
+  it_cluster c;
+  it_cluster_start_workers_with(&c, 1, 4, extra);
+  const char *script = "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done";
+  cr_assert_eq(rl_run(&c, "big", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
+  char *out = output(&c, "big", "out");
+  cr_assert(strncmp(out, "line 0\n", 7) == 0 && strstr(out, "\nline 19999\n"),
+            "rlaunch got all the output, whatever the log keeps");
+  cr_assert_null(strstr(out, "trainworkerd"), "the cut marker is in the log only");
+  free(out);
+  char log[400];
+  snprintf(log, sizeof log, "%s/w1/jobs/1/rank0.log", c.dir);
+  long size = file_size(log);
+  for (int i = 0; i < 500 && size > 64 * 1024; i++) it_sleep_ms(10), size = file_size(log);
+  cr_assert(size > 0 && size <= 64 * 1024, "log of %ld bytes (cap 64K)", size);
+  char *text = NULL;
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"logs", "1", NULL}), 0);
+  cr_assert(strncmp(text, "line 0\n", 7) == 0 && strstr(text, " bytes of output cut here; ") &&
+            strstr(text, "\nline 19999\n"), "%.300s", text);
+  free(text);
+  cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_cut_bytes_total "), 0);
+  cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_bytes "), 0);
+  /* Three seconds after the job ended, its directory goes. */
+  char dir[400];
+  snprintf(dir, sizeof dir, "%s/w1/jobs/1", c.dir);
+  for (int i = 0; i < 1500 && access(dir, F_OK) == 0; i++) it_sleep_ms(10);
+  cr_assert_neq(access(dir, F_OK), 0, "the job's logs were not removed");
+  cr_assert_eq(metric(c.worker_metrics_port[0], "trainyard_worker_log_dirs_removed_total "), 1);
+  it_cluster_stop(&c);
+}
+
 /* ---- attach ------------------------------------------------------------------------ */
 
 /* Runs `trainctl attach ID`, reading its stdout through a pipe. */
