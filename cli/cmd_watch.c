@@ -172,7 +172,7 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
 }
 
 const char ty__usage_checkpoint[] = "Usage: trainctl checkpoint ls ID [--json]\n"
-                                    "  The checkpoints a graph job reported (step, time, path), oldest first;\n"
+                                    "  The checkpoints of a graph job that exist (step, time, path), oldest first;\n"
                                     "  \"no checkpoint yet\" when there is none (exit 0). Exit 2 for a\n"
                                     "  command job.\n";
 

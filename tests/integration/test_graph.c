@@ -137,7 +137,7 @@ Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 30
   char out[400];
   snprintf(out, sizeof out, "%s/kept.onnx", c.dir);
   size_t len;
-  uint8_t *cfg = make_config(STEPS, 5, out, &len);
+  uint8_t *cfg = rk_make_config(STEPS, 5, out, &len);
   ty_rpc_client *cl = it_client(&c);
   /* Pending: no checkpoint yet, which is not an error. */
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
