@@ -12,31 +12,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "tests/unit/worker/task_fixture.h"
 #include "worker/worker.h"
-
-typedef struct fixture {
-  uv_loop_t loop;
-  ty_tasks *tasks;
-  char dir[64];
-} fixture;
-
-static void setup(fixture *f) {
-  memset(f, 0, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/ty-logs-test-XXXXXX");
-  cr_assert_not_null(mkdtemp(f->dir));
-  cr_assert_eq(uv_loop_init(&f->loop), 0);
-  cr_assert_eq(ty_tasks_create(&f->loop, f->dir, "w1", NULL, NULL, &f->tasks), 0);
-}
-
-static void teardown(fixture *f) {
-  ty_tasks_kill_all_now(f->tasks);
-  ty_tasks_destroy(f->tasks);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  cr_expect_eq(uv_loop_close(&f->loop), 0);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  cr_expect_eq(system(cmd), 0);
-}
 
 static char *slurp(const char *path, size_t *out_len) {
   FILE *fp = fopen(path, "rb");
@@ -48,10 +25,7 @@ static char *slurp(const char *path, size_t *out_len) {
 }
 
 static void launch(fixture *f, uint64_t job, const char *script) {
-  static const char *argv[3];
-  argv[0] = "sh", argv[1] = "-c", argv[2] = script;
-  ty_task_spec s = {.job_id = job, .world_size = 1, .local_world_size = 1,
-                    .master_addr = "127.0.0.1", .master_port = 29501, .argv = argv, .argc = 3};
+  ty_task_spec s = shell(job, script);
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f->tasks, &s, err, sizeof err), 0, "%s", err);
 }
@@ -69,7 +43,7 @@ static char *log_with(fixture *f, uint64_t job, const char *word, char *path, si
 
 Test(logs, a_log_over_the_cap_keeps_head_marker_and_tail, .timeout = 60) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_tasks_set_log_limits(f.tasks, 16384, 0);
   launch(&f, 1, "i=0; while [ $i -lt 3000 ]; do echo \"line $i\"; i=$((i+1)); done; "
                 "echo done-writing; sleep 30");
@@ -110,7 +84,7 @@ Test(logs, a_log_over_the_cap_keeps_head_marker_and_tail, .timeout = 60) {
   ty_tasks_get_stats(f.tasks, &st);
   cr_assert_eq(st.log_bytes_cut, cut);
   free(before), free(after);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 /* Bytes of `echo "line $i"` for i in [from, to). */
@@ -124,7 +98,7 @@ static size_t lines_bytes(int from, int to) {
 /* A second cut replaces the marker: still one, counting everything cut. */
 Test(logs, a_second_cut_counts_all_that_was_cut, .timeout = 60) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_tasks_set_log_limits(f.tasks, 16384, 0);
   char script[600];
   snprintf(script, sizeof script,
@@ -152,7 +126,7 @@ Test(logs, a_second_cut_counts_all_that_was_cut, .timeout = 60) {
   cr_assert_eq(len - mlen + cut, written);
   cr_assert_eq(ty_tasks_log_gen(f.tasks, 2, 0), 2u);
   free(text);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 static void make_job_dir(const fixture *f, const char *job, time_t mtime) {
@@ -170,7 +144,7 @@ static void make_job_dir(const fixture *f, const char *job, time_t mtime) {
 
 Test(logs, job_directories_go_after_the_retention, .timeout = 60) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_tasks_set_log_limits(f.tasks, 0, 3600);
   time_t now = time(NULL);
   make_job_dir(&f, "5", now - 7200);
@@ -189,5 +163,5 @@ Test(logs, job_directories_go_after_the_retention, .timeout = 60) {
   ty_tasks_stats st;
   ty_tasks_get_stats(f.tasks, &st);
   cr_assert_eq(st.log_dirs_removed, 1u);
-  teardown(&f);
+  fx_teardown(&f);
 }
