@@ -172,6 +172,7 @@ static int list_steps(const char *path, uint64_t **out, size_t *out_n) {
   }
   closedir(d);
   if (rc == 0 && *out_n) qsort(*out, *out_n, sizeof **out, desc);
+  if (rc != 0) free(*out), *out = NULL, *out_n = 0;
   return rc;
 }
 
