@@ -99,15 +99,18 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   snprintf(ncpu, sizeof ncpu, "%d", cpus);
   unlink(pf);
   /* Tasks get none of the worker's environment: the knobs tests turn for
-   * their ranks are handed on by name (unset ones are skipped). */
-  char *argv[40] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
+   * their ranks, and the sanitizers' options of a sanitized build (its
+   * trainrun ranks must not report Open MPI's leaks), are handed on by
+   * name; unset ones are skipped. */
+  char *argv[48] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
                     "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
                     "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
                     "--task-env", "TRAINYARD_STEP_DELAY_MS", "--task-env",
-                    "TRAINYARD_COLLECTIVE_TIMEOUT_S", "--task-env", "TRAINYARD_KERNEL_CACHE"};
+                    "TRAINYARD_COLLECTIVE_TIMEOUT_S", "--task-env", "TRAINYARD_KERNEL_CACHE",
+                    "--task-env", "ASAN_OPTIONS", "--task-env", "UBSAN_OPTIONS"};
   size_t n = 0;
   while (argv[n]) n++;
-  for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 39; k++)
+  for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 47; k++)
     argv[n++] = (char *)c->worker_extra[k];
   argv[n] = NULL;
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
