@@ -358,9 +358,16 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   const char *env[] = {"-i", "PATH=/usr/bin:/bin", "TERM=vt220", "SHLVL=3", "OLDPWD=/x", NULL};
   cr_assert_eq(rl_wait(rl_start(&c, "env", NULL, (const char *[]){"--", "env", NULL}, env)), 0);
   char *out = output(&c, "env", "out");
-  const char *names[] = {"PATH", "TRAINYARD_CONTROLLER", "RANK", "LOCAL_RANK", "WORLD_SIZE",
-                         "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TRAINYARD_JOB_ID",
-                         "TRAINYARD_NODE", "CUDA_VISIBLE_DEVICES", NULL};
+  const char *names[20] = {"PATH", "TRAINYARD_CONTROLLER", "RANK", "LOCAL_RANK", "WORLD_SIZE",
+                           "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TRAINYARD_JOB_ID",
+                           "TRAINYARD_NODE", "CUDA_VISIBLE_DEVICES"};
+  /* Plus what the harness hands on with --task-env, the one documented way
+   * (a sanitized build's options). */
+  const char *handed[] = {"TRAINYARD_STEP_DELAY_MS", "TRAINYARD_COLLECTIVE_TIMEOUT_S",
+                          "TRAINYARD_KERNEL_CACHE", "ASAN_OPTIONS", "UBSAN_OPTIONS"};
+  size_t k = 11;
+  for (size_t i = 0; i < TY_ARRAY_LEN(handed); i++)
+    if (getenv(handed[i])) names[k++] = handed[i];
   expect_env_names(out, names);
   cr_assert(strstr(out, "PATH=/usr/bin:/bin\n"), "[%s]", out);
   free(out);
