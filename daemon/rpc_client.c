@@ -2,7 +2,8 @@
 /*
  * Client methods: SubmitJob, ListJobs, GetJob, CancelJob, ListNodes,
  * GetTaskLocations. SubmitJob and CancelJob answer only after their rows and
- * events are committed (group commit); a graph job's submit first waits
+ * events are committed (group commit); a SubmitJob with `watch` is then
+ * answered by a watch stream (watch.c) instead; a graph job's submit first waits
  * for its model check and plan (check.c, a child process). The reads
  * answer at once from memory, except GetJob's events, read from the
  * store's reader connection.
@@ -26,10 +27,19 @@ static void on_submit_committed(int status, void *ud) {
     return;
   }
   j->committed = true;
+  j->clock.committed = uv_hrtime();
   ty_metric_inc(ctl->m.submitted, NULL, 1);
+  ty__sched_request(ctl);
+  if (r->watch) {
+    ty_rpc_conn *c = r->conn;
+    uint64_t id = r->request_id;
+    bool tokens = r->watch_tokens, timing = r->watch_timing;
+    ty__reply_streaming(r);
+    ty__watch_start(ctl, c, id, j, tokens, timing);
+    return;
+  }
   ty__conv_submit_resp(j->id, &r->out);
   ty__reply_finish(r, 0, NULL);
-  ty__sched_request(ctl);
 }
 
 /* Checks what needs the controller's tables: the queue and the cluster's shape. */
@@ -97,6 +107,8 @@ static void accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8
   }
   ty__job_add(ctl, j);
   r->job_id = j->id;
+  j->clock.received = r->t0_ns;
+  j->clock.queued = uv_hrtime();
   ty__commit(ctl, t, on_submit_committed, r);
 }
 
@@ -128,12 +140,15 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint8_t *blob = NULL;
   size_t blob_len = 0;
   char err[TY_ERR_LEN];
-  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len);
+  ty__watch_req w;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &w);
   if (rc != 0) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
+  r->watch = w.watch, r->watch_tokens = w.want_tokens, r->watch_timing = w.timing;
   rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, err, sizeof(err));
   if (rc == 0) rc = check_placeable(ctl, &spec, err, sizeof(err));
   if (rc != 0) {
     ty_job_spec_close(&spec);
@@ -343,9 +358,8 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
-/* Task tokens go only to the job's owner (or root); MUNGE will vouch for the
- * user name once authentication lands. */
-static int check_token_user(const ty_job *j, const char *user, char *err, size_t len) {
+/* MUNGE will vouch for the user name once authentication lands. */
+int ty__check_token_user(const ty_job *j, const char *user, char *err, size_t len) {
   if (!user[0]) return ty_errf(err, len, TY_EINVAL, "user: required for task tokens");
   if (strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0)
     return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
@@ -366,7 +380,7 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   int rc = (!j || !j->committed)
                ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found", (unsigned long long)id)
                : 0;
-  if (rc == 0 && want_tokens) rc = check_token_user(j, user, err, sizeof(err));
+  if (rc == 0 && want_tokens) rc = ty__check_token_user(j, user, err, sizeof(err));
   free(user);
   if (rc != 0) {
     ty__reply_finish(r, rc, err);

@@ -186,6 +186,7 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
     char reason[TY_ERR_LEN];
     snprintf(reason, sizeof(reason), "%s (position %u)", out->pending[i].reason,
              out->pending[i].position);
+    if (strcmp(reason, j->reason) != 0) ty__watch_touch(ctl, j, false); /* in memory only */
     free(j->reason);
     j->reason = ty_strdup(reason);
     j->prio = out->pending[i].priority;
@@ -198,7 +199,7 @@ void ty__sched_run(ty_controller *ctl) {
   size_t n_pending = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) n_pending += schedulable_job(ctl->jobs[i]);
   if (n_pending == 0 || ctl->stopping) return;
-  uint64_t t0 = uv_hrtime();
+  uint64_t t0 = ctl->pass_t0_ns = uv_hrtime();
   input_buf b;
   input_build(ctl, &b);
   ty_sched_output out;
@@ -210,6 +211,7 @@ void ty__sched_run(ty_controller *ctl) {
   }
   input_close(&b);
   ty_metric_observe(ctl->m.sched_seconds, NULL, (double)(uv_hrtime() - t0) / 1e9);
+  ty__watch_flush(ctl); /* the pending jobs' new reasons */
 }
 
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {

@@ -171,7 +171,7 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
   t->node = ty_strdup(node);
   t->on_end = on_end;
   t->ud = ud;
-  t->ioreg = ty__ioreg_create(loop, node);
+  t->ioreg = ty__ioreg_create(loop, node, t);
   t->logs = ty__logs_create(state_dir);
   *out_tasks = t;
   return 0;
@@ -538,6 +538,8 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
           spec->argv[0]);
 fail:
   if (rc != 0) t->stats.launch_failures++;
+  /* After the task is listed: a woken attach looks it up. */
+  ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
   if (null_fd >= 0) close(null_fd);
   if (log_fd >= 0) close(log_fd);
   ty_task_env_free(env);

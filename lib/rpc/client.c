@@ -2,7 +2,10 @@
 /*
  * ty_rpc_client: a blocking client for CLIs and tests. It owns a private
  * uv_loop_t and one ty_rpc_conn; every call runs that loop until its answer,
- * timeout or the connection's end. Not thread-safe: one client per thread.
+ * timeout or the connection's end. A caller that must wait on several
+ * things at once (rlaunch: a streamed answer, worker connections, signals,
+ * stdin) starts calls with ty_rpc_client_start and runs the client's loop
+ * itself. Not thread-safe: one client per thread.
  */
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
@@ -16,6 +19,7 @@ struct ty_rpc_client {
   ty_rpc_conn *conn; /* NULL once the connection has ended */
   uint8_t *cred;
   size_t cred_len;
+  uint64_t requests; /* sent so far */
 };
 
 typedef struct call_wait {
@@ -137,14 +141,22 @@ static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool fi
   }
 }
 
-static int run_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
-                    uint32_t timeout_ms, call_wait *w) {
-  *w->out = (ty_rpc_result){0};
+/* The one place a request leaves the client, with its credential. */
+static int send_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                     uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud, uint64_t *out_id) {
   if (!c || !method) return TY_EINVAL;
   int rc = c->conn ? 0 : TY_ECLOSED;
   if (rc == 0)
-    rc = ty_rpc_call(c->conn, method, payload, len, c->cred, c->cred_len, timeout_ms, on_answer, w,
-                     &w->id);
+    rc = ty_rpc_call(c->conn, method, payload, len, c->cred, c->cred_len, timeout_ms, cb, ud,
+                     out_id);
+  if (rc == 0) c->requests++;
+  return rc;
+}
+
+static int run_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                    uint32_t timeout_ms, call_wait *w) {
+  *w->out = (ty_rpc_result){0};
+  int rc = send_call(c, method, payload, len, timeout_ms, on_answer, w, &w->id);
   if (rc == 0) rc = run_until(&c->loop, &w->done);
   if (rc == 0) return w->rc;
   fill_result(w->out, rc, ty_strerror(rc), NULL, 0);
@@ -164,3 +176,19 @@ int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *paylo
   call_wait w = {.client = c, .out = out, .on_item = on_item, .item_ud = ud};
   return run_call(c, method, payload, len, idle_timeout_ms, &w);
 }
+
+uv_loop_t *ty_rpc_client_loop(ty_rpc_client *c) { return c ? &c->loop : NULL; }
+
+int ty_rpc_client_start(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                        uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud,
+                        uint64_t *out_request_id) {
+  if (!cb) return TY_EINVAL;
+  return send_call(c, method, payload, len, timeout_ms, cb, ud, out_request_id);
+}
+
+int ty_rpc_client_cancel(ty_rpc_client *c, uint64_t request_id) {
+  if (!c) return TY_EINVAL;
+  return c->conn ? ty_rpc_cancel(c->conn, request_id) : TY_ECLOSED;
+}
+
+uint64_t ty_rpc_client_requests(const ty_rpc_client *c) { return c ? c->requests : 0; }
