@@ -575,7 +575,8 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   pid_t hog = rl_start(&c, "hog", NULL,
                        (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
   cr_assert(wait_text(&c, "hog", "ready"));
-  pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
+  pid_t waiter = rl_start(&c, "waiter", NULL,
+                          (const char *[]){"--timing", "--", "echo", "placed", NULL}, NULL);
   bool shown = false;
   for (int i = 0; i < 3000 && !shown; i++) {
     char *err = output(&c, "waiter", "err");
@@ -606,6 +607,119 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   cr_assert_str_eq(out, "placed\n");
   /* Not a terminal: plain lines, no carriage returns or escapes. */
   cr_assert(!strchr(err, '\r') && !strchr(err, '\033'), "[%s]", err);
+  /* The placement was pushed: nothing was asked while it waited (the
+   * count is rlaunch's client's, of every request after the submit). */
+  cr_assert(strstr(err, "requests to the controller while waiting for the placement: 0\n"),
+            "[%s]", err);
+  /* --timing: every side's stages, each measured (a number, not "-"). */
+  static const char *const stages[] = {"client     connect", "  traind   commit",
+                                       "  traind   pass", "  traind   LaunchTask",
+                                       "  worker   spawn", "  worker   exit",
+                                       "client     first byte", "  traind   end"};
+  for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
+    const char *at = strstr(err, stages[i]);
+    cr_assert(at, "no stage \"%s\" in [%s]", stages[i], err);
+    const char *nl = strchr(at, '\n');
+    cr_assert(nl && strstr(at, " ms ") && strstr(at, " ms ") < nl, "unmeasured: %.*s",
+              (int)(nl ? nl - at : 40), at);
+  }
   free(out), free(err);
+  it_cluster_stop(&c);
+}
+
+/* ---- WatchJob ---------------------------------------------------------------------------- */
+
+typedef struct watched {
+  int states[16];
+  size_t n;
+  bool placed;
+  const char *go; /* created at the first event: the job ends only after the watch began */
+} watched;
+
+static int on_watch_event(const uint8_t *p, size_t n, void *ud) {
+  watched *w = ud;
+  Trainyard__JobWatchEvent *ev = trainyard__job_watch_event__unpack(NULL, n, p);
+  cr_assert(ev && ev->job);
+  if (w->n < 16) w->states[w->n++] = (int)ev->job->state;
+  w->placed |= ev->job->n_tasks > 0 && ev->job->tasks[0]->token.len > 0;
+  trainyard__job_watch_event__free_unpacked(ev, NULL);
+  if (w->go) close(open(w->go, O_WRONLY | O_CREAT, 0644));
+  return 0;
+}
+
+static int watch_job(ty_rpc_client *cl, uint64_t job, const char *user, bool tokens, watched *w,
+                     ty_rpc_result *res) {
+  Trainyard__WatchJobRequest req = TRAINYARD__WATCH_JOB_REQUEST__INIT;
+  req.job_id = job, req.user = (char *)user, req.want_tokens = tokens;
+  uint8_t buf[128];
+  size_t n = trainyard__watch_job_request__pack(&req, buf);
+  return ty_rpc_client_stream(cl, TY_M_WATCH_JOB, buf, n, 30000, on_watch_event, w, res);
+}
+
+Test(rlaunch, watch_job_pushes_each_change_until_the_end, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char go[400], script[600];
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  /* It waits for a file made at the watch's first event. */
+  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.05; done", go);
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, script, "watched", &id, NULL, 0), 0);
+  ty_rpc_client *wc = it_client(&c);
+  Trainyard__WatchJobRequest req = TRAINYARD__WATCH_JOB_REQUEST__INIT;
+  req.job_id = id;
+  uint8_t buf[64];
+  size_t n = trainyard__watch_job_request__pack(&req, buf);
+  watched w = {.go = go};
+  ty_rpc_result res = {0};
+  cr_assert_eq(ty_rpc_client_stream(wc, TY_M_WATCH_JOB, buf, n, 30000, on_watch_event, &w, &res),
+               0);
+  cr_expect_eq(res.status, 0, "%s", res.message);
+  cr_assert_geq(w.n, 2, "the job as it was, then its changes");
+  cr_expect_eq(w.states[w.n - 1], TRAINYARD__JOB_STATE__JOB_COMPLETED, "the stream ends at the end");
+  cr_expect(!w.placed, "no tokens unless asked for");
+  for (size_t i = 0; i + 1 < w.n; i++) cr_expect(!it_is_final(w.states[i]));
+  ty_rpc_result_close(&res);
+  /* A job that has ended: one event, then the end. */
+  watched again = {0};
+  cr_assert_eq(watch_job(wc, id, "", false, &again, &res), 0);
+  cr_expect_eq(res.status, 0, "%s", res.message);
+  cr_expect_eq(again.n, 1);
+  ty_rpc_result_close(&res);
+  ty_rpc_client_close(wc);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(rlaunch, watch_job_refuses_what_it_cannot_watch, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  watched w = {0};
+  ty_rpc_result res = {0};
+  cr_assert_eq(watch_job(cl, 999, "", false, &w, &res), 0);
+  cr_expect_eq(res.status, TY_ENOTFOUND);
+  cr_expect_str_eq(res.message, "job_id: job 999 not found");
+  ty_rpc_result_close(&res);
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, "true", "theirs", &id, NULL, 0), 0);
+  cr_assert_eq(watch_job(cl, id, "mallory", true, &w, &res), 0);
+  cr_expect_eq(res.status, TY_EPERM);
+  cr_expect(strstr(res.message, "not mallory"), "%s", res.message);
+  ty_rpc_result_close(&res);
+  cr_assert_eq(watch_job(cl, id, "", true, &w, &res), 0);
+  cr_expect_eq(res.status, TY_EINVAL);
+  cr_expect_str_eq(res.message, "user: required for task tokens");
+  ty_rpc_result_close(&res);
+  static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+  cr_assert_eq(ty_rpc_client_stream(cl, TY_M_WATCH_JOB, garbage, sizeof garbage, 5000, NULL, NULL,
+                                    &res),
+               0);
+  cr_expect_eq(res.status, TY_EPROTO);
+  cr_expect_str_eq(res.message, "payload is not a WatchJobRequest");
+  cr_expect_eq(w.n, 0, "no event for a refused watch");
+  ty_rpc_result_close(&res);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
