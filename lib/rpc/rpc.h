@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/base/base.h"
+
 #define TY_RPC_VERSION 1u
 #define TY_RPC_FRAME_HEADER 4u
 #define TY_RPC_MAX_FRAME_DEFAULT (64u * 1024u * 1024u)
@@ -51,13 +53,19 @@ int ty_frame_reader_next(ty_frame_reader *r, const uint8_t **out_body, size_t *o
 /* Writes the 4-byte big-endian header for a body of `len` bytes. */
 void ty_frame_put_header(uint8_t out_header[4], uint32_t len);
 /* Zero-copy feeding (addition): points *out_space at >= `want` writable bytes
- * at the end of the buffer (more when a frame being received needs more), for
+ * at the end of the buffer (more when a frame being received needs more, up
+ * to as many bytes as are already buffered: memory grows with bytes
+ * received, never with the length a header announces), for
  * a read(2) or libuv alloc callback to fill; ty_frame_reader_commit() then
  * appends the n bytes actually written. TY_ENOMEM, or the sticky error. */
 int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space, size_t *out_n);
 void ty_frame_reader_commit(ty_frame_reader *r, size_t n);
 /* Bytes received but not yet returned as frames (a partial frame at EOF). */
 size_t ty_frame_reader_pending(const ty_frame_reader *r);
+/* Gives back memory the buffered bytes no longer need: all of it when the
+ * reader is empty, the excess when at most a quarter is in use. Call it
+ * after consuming frames; pointers from next() are invalid afterwards. */
+void ty_frame_reader_trim(ty_frame_reader *r);
 
 /* ---- messages ------------------------------------------------------------- */
 
@@ -116,14 +124,50 @@ typedef void (*ty_rpc_answer_cb)(ty_rpc_conn *c, int status, const ty_rpc_msg *m
  * answered with TY_ECLOSED. The conn is freed after this returns. */
 typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
 
+/* Limits at the door (nginx's and h2o's, for this protocol). Every field's
+ * 0 means its default. A conn stops reading (uv_read_stop) while
+ * `max_inflight` peer requests are unanswered or its write queue is above
+ * write_high_water, and resumes once requests are answered and the queue
+ * has drained below half the mark, so a peer that pipelines requests and
+ * never reads costs at most one frame plus the high-water mark.
+ *
+ * The timeouts and connection caps apply to conns a server accepted:
+ *   - handshake: the first whole frame must arrive within handshake_ms of
+ *     the accept;
+ *   - idle: a conn that received no whole frame and completed no write for
+ *     idle_ms is closed when nothing is in flight on it (no open request,
+ *     no call of ours) or when its queued replies have not moved (a peer
+ *     that stopped reading); open streams keep a quiet conn alive;
+ *   - a connection from an address that already has max_conns_per_addr, or
+ *     beyond max_conns in total, is closed at once; refusals are logged at
+ *     most once per 10 s and counted in *stats. */
+typedef struct ty_rpc_limits {
+  uint32_t max_inflight;       /* 0 = TY_RPC_MAX_INFLIGHT_DEFAULT */
+  uint32_t handshake_ms;       /* 0 = TY_RPC_HANDSHAKE_MS_DEFAULT */
+  uint32_t idle_ms;            /* 0 = TY_RPC_IDLE_MS_DEFAULT */
+  uint32_t max_conns;          /* 0 = TY_RPC_MAX_CONNS_DEFAULT */
+  uint32_t max_conns_per_addr; /* 0 = TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT */
+  /* Counters of a server's connections, owned by the caller and updated on
+   * the loop thread while the server or any of its conns lives; may be NULL. */
+  ty_conn_stats *stats;
+} ty_rpc_limits;
+
+#define TY_RPC_MAX_INFLIGHT_DEFAULT 128u
+#define TY_RPC_HANDSHAKE_MS_DEFAULT 10000u
+#define TY_RPC_IDLE_MS_DEFAULT 300000u
+#define TY_RPC_MAX_CONNS_DEFAULT 4096u
+#define TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT 512u
+
 typedef struct ty_rpc_conn_opts {
   size_t max_frame; /* 0 = TY_RPC_MAX_FRAME_DEFAULT */
   ty_rpc_request_cb on_request;
   ty_rpc_close_cb on_close;
   void *ud;
   /* Writes beyond this many queued bytes make ty_rpc_write_queued() report
-   * pressure so producers (log streaming) can pause. 0 = 8 MiB. */
+   * pressure so producers (log streaming) can pause, and stop reading
+   * requests until the queue drains. 0 = 8 MiB. */
   size_t write_high_water;
+  ty_rpc_limits limits;
 } ty_rpc_conn_opts;
 
 /* Sends a request. `timeout_ms` 0 means none; for a streaming answer it

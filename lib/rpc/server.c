@@ -5,14 +5,26 @@
  * on a list so that destroying it closes them; a conn unlinks itself when it
  * is freed. Destroy detaches the conns first, so a conn never points at a
  * freed server.
+ *
+ * Admission (ty_rpc_limits): a new connection beyond max_conns, or from an
+ * address that already holds max_conns_per_addr, is accepted and closed at
+ * once, so the backlog never fills with connections nobody will serve; an
+ * accept that fails (EMFILE: libuv then accepts and drops the connection
+ * with its reserve descriptor) is counted the same way. Refusals are
+ * logged at most once per REFUSAL_LOG_MS with their count, so a flood
+ * neither fills the log nor goes unnoticed. The per-address count walks the
+ * conn list: at most max_conns entries, each a compare, per accept.
  */
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
 #include "lib/rpc/rpc_internal.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define REFUSAL_LOG_MS 10000
 
 struct ty_rpc_server {
   uv_tcp_t listen; /* container_of recovers the server */
@@ -21,7 +33,10 @@ struct ty_rpc_server {
   ty_rpc_accept_cb on_accept;
   void *ud;
   ty_rpc_conn *conns; /* head of the srv_prev/srv_next list */
+  size_t n_conns;
   int port;
+  uint64_t refused_unlogged; /* refusals since the last log line */
+  uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
 };
 
 void ty__server_forget(ty_rpc_server *s, ty_rpc_conn *c) {
@@ -32,20 +47,86 @@ void ty__server_forget(ty_rpc_server *s, ty_rpc_conn *c) {
   if (c->srv_next) c->srv_next->srv_prev = c->srv_prev;
   c->srv_prev = c->srv_next = NULL;
   c->server = NULL;
+  s->n_conns--;
+}
+
+static void free_handle(uv_handle_t *h) {
+  free(h);
+}
+
+/* One line per REFUSAL_LOG_MS at most: the first refusal at once, later ones
+ * summed into the next line. */
+static void log_refusal(ty_rpc_server *s, const char *peer, const char *why) {
+  s->refused_unlogged++;
+  uint64_t now = uv_now(s->loop);
+  if (s->refusal_logged_at && now - s->refusal_logged_at < REFUSAL_LOG_MS) return;
+  ty_warn("port %d: refused %" PRIu64 " connection%s%s; the last from %s: %s", s->port,
+          s->refused_unlogged, s->refused_unlogged == 1 ? "" : "s",
+          s->refusal_logged_at ? " since the last report" : "", peer, why);
+  s->refused_unlogged = 0;
+  s->refusal_logged_at = now ? now : 1;
+}
+
+static size_t conns_from(const ty_rpc_server *s, const ty_rpc_conn *c) {
+  size_t n = 0;
+  for (const ty_rpc_conn *o = s->conns; o; o = o->srv_next) n += ty__conn_same_addr(o, c);
+  return n;
+}
+
+/* Why c may not be served (a sentence), or NULL. */
+static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why, size_t len) {
+  const ty_rpc_limits *l = &s->opts.limits;
+  ty_conn_stats *st = l->stats;
+  if (s->n_conns >= l->max_conns) {
+    if (st) st->refused_total++;
+    snprintf(why, len, "%zu connections are open, the limit (--max-conns)", s->n_conns);
+    return why;
+  }
+  size_t same = conns_from(s, c);
+  if (same >= l->max_conns_per_addr) {
+    if (st) st->refused_per_addr++;
+    snprintf(why, len, "%zu connections from this address are open, the limit (--max-conns-per-addr)",
+             same);
+    return why;
+  }
+  return NULL;
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
   ty_rpc_server *s = container_of((uv_tcp_t *)listener, ty_rpc_server, listen);
+  ty_conn_stats *st = s->opts.limits.stats;
+  char why[160];
   if (status < 0) {
-    ty_warn("accept failed: %s", ty_strerror(status));
+    if (st) st->refused_error++;
+    snprintf(why, sizeof why, "accept failed: %s", ty_strerror(status));
+    log_refusal(s, "(unknown)", why);
     return;
   }
   ty_rpc_conn *c;
-  if (ty__conn_create(s->loop, &s->opts, &c) < 0) return;
-  int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
-  if (rc == 0) rc = ty__conn_start(c);
+  int rc = ty__conn_create(s->loop, &s->opts, &c);
   if (rc < 0) {
-    ty_warn("accept failed: %s", ty_strerror(rc));
+    /* Take the connection off the backlog anyway, with nobody to serve it. */
+    uv_tcp_t *drop = malloc(sizeof *drop);
+    if (drop && uv_tcp_init(s->loop, drop) == 0) {
+      uv_accept(listener, (uv_stream_t *)drop);
+      uv_close((uv_handle_t *)drop, free_handle);
+    } else {
+      free(drop);
+    }
+    if (st) st->refused_error++;
+    log_refusal(s, "(unknown)", "out of memory for a connection");
+    return;
+  }
+  rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+  if (rc == 0) rc = ty__conn_start(c);
+  const char *refusal = rc < 0 ? NULL : over_limits(s, c, why, sizeof why);
+  if (rc < 0 || refusal) {
+    if (rc < 0) {
+      if (st) st->refused_error++;
+      snprintf(why, sizeof why, "accept failed: %s", ty_strerror(rc));
+    }
+    c->delivered = false; /* never the user's: no on_close */
+    log_refusal(s, c->peer, why);
     ty__conn_begin_close(c, rc, false);
     return;
   }
@@ -53,6 +134,8 @@ static void on_connection(uv_stream_t *listener, int status) {
   c->srv_next = s->conns;
   if (s->conns) s->conns->srv_prev = c;
   s->conns = c;
+  s->n_conns++;
+  ty__conn_admitted(c);
   if (s->on_accept) s->on_accept(s, c, s->ud);
 }
 
@@ -82,6 +165,11 @@ static int bound_port(ty_rpc_server *s) {
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+static void apply_defaults(ty_rpc_limits *l) {
+  if (!l->max_conns) l->max_conns = TY_RPC_MAX_CONNS_DEFAULT;
+  if (!l->max_conns_per_addr) l->max_conns_per_addr = TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT;
+}
+
 static void free_server(uv_handle_t *h) {
   free(container_of((uv_tcp_t *)h, ty_rpc_server, listen));
 }
@@ -96,6 +184,7 @@ int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_r
   if (!s) return TY_ENOMEM;
   s->loop = loop;
   if (opts) s->opts = *opts;
+  apply_defaults(&s->opts.limits);
   s->on_accept = on_accept;
   s->ud = ud;
   rc = uv_tcp_init(loop, &s->listen);
