@@ -321,7 +321,9 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   ty_rpc_conn_opts opts = {.max_frame = ctl->cfg.max_frame,
                            .on_request = ty__rpc_on_request,
                            .on_close = ty__rpc_on_close,
-                           .ud = ctl};
+                           .ud = ctl,
+                           .limits = ctl->cfg.limits};
+  opts.limits.stats = ty_metrics_conn_stats(ctl->metrics, "rpc");
   int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts,
                                 NULL, ctl, &ctl->server);
   if (rc != 0)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
 
 /* ==== controller =============================================================================
@@ -37,6 +38,9 @@ typedef struct ty_controller_config {
   uint32_t node_timeout_ms;
   uint32_t kill_grace_s;
   size_t max_frame;
+  /* Connection limits of the RPC port (lib/rpc; 0 fields = defaults). The
+   * stats pointer is ignored: the controller counts into its registry. */
+  ty_rpc_limits limits;
   /* The scheduler (--config FILE): copied at create; NULL = defaults. The
    * topology's strings are copied too. */
   const struct ty_sched_config *sched;
@@ -54,6 +58,16 @@ int ty_controller_metrics_port(const ty_controller *ctl);
  * The loop then runs to completion; call ty_controller_destroy after it. */
 void ty_controller_stop(ty_controller *ctl);
 void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
+
+/* Request decoding (convert_check.c), pure: checks a payload against the
+ * caps on repeated fields and runs the decoder the handler of `method`
+ * uses, then frees what it decoded. The fuzzer's entry point
+ * (tests/fuzz/fuzz_daemon.c). 0, or the error a client would get (the
+ * message in err). ty_controller_method(i) names the i-th method the
+ * controller serves (NULL past the last). */
+int ty_controller_decode_request(const char *method, const uint8_t *p, size_t n, char *err,
+                                 size_t err_len);
+const char *ty_controller_method(size_t i);
 
 /* ==== jobs: state machine and spec checks ====================================================
  * job.c: the job state machine and the controller's checks of a job

@@ -283,6 +283,12 @@ void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);
  * client's) and answer TY_ENOMEM when that fails, TY_EPROTO when the bytes
  * are not the expected message; nothing is left to free on error. */
 
+/* The caps on repeated fields of `method`'s request (proto/convert.h),
+ * checked by rpc.c before any handler runs: 0 or TY_EINVAL naming the
+ * field. Methods without a line in convert_check.c pass. */
+int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,
+                           size_t err_len);
+
 /* SubmitJobRequest -> spec (unvalidated) and the encoded Job, kept as the
  * job's stored spec. TY_EPROTO also when the request has no job. */
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,

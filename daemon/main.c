@@ -16,6 +16,7 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
 #include "proto/methods.h"
 #include "scheduler/scheduler.h"
 
@@ -25,6 +26,7 @@ typedef struct opts {
   const char *state_dir, *port_file, *config_file;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
+  ty_rpc_limits limits;
   ty_log_level level;
 } opts;
 
@@ -43,6 +45,7 @@ static void usage(FILE *f) {
           "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
           "  --max-frame BYTES           largest RPC frame (default 64M)\n"
+          TY_RPC_LIMITS_USAGE
           "  --config FILE               scheduler settings: key = value lines (README)\n"
           "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
           "  --log-level LEVEL           debug|info|warn|error (default info)\n"
@@ -87,8 +90,15 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'c': o->config_file = arg; return 0;
   case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
   case 'h': usage(stdout); return -1;
-  default: return usage_error("unhandled option");
+  default: break;
   }
+  char err[TY_ERR_LEN];
+  int rc = ty_rpc_limits_parse_flag(&o->limits, c, arg, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "traind: %s\n", err);
+    return 2;
+  }
+  return rc == 0 ? 0 : usage_error("unhandled option");
 }
 
 static const struct option longopts[] = {
@@ -98,7 +108,7 @@ static const struct option longopts[] = {
     {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
     {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
     {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0}};
+    TY_RPC_LIMIT_OPTIONS,                         {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, opts *o) {
   *o = (opts){.listen_host = "127.0.0.1", .metrics_host = "127.0.0.1",
@@ -180,6 +190,12 @@ int main(int argc, char **argv) {
   if ((rc = load_config(o.config_file, &sched, &topo)) != 0) return rc;
   ty_log_init("traind", o.level);
   signal(SIGPIPE, SIG_IGN);
+  uint64_t fds = ty_raise_fd_limit();
+  uint32_t max_conns = o.limits.max_conns ? o.limits.max_conns : TY_RPC_MAX_CONNS_DEFAULT;
+  if (fds < (uint64_t)max_conns + 256)
+    ty_warn("the descriptor limit is %llu: fewer than --max-conns %u connections fit; raise "
+            "ulimit -n (accepts beyond it are refused and counted)",
+            (unsigned long long)fds, max_conns);
   /* Checkpoint paths of graph jobs default to the state dir and are handed to
    * ranks that run elsewhere, so the state dir must be absolute. */
   char state_abs[PATH_MAX];
@@ -194,7 +210,7 @@ int main(int argc, char **argv) {
                               .state_dir = o.state_dir, .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
-                              .sched = &sched, .topo = &topo};
+                              .limits = o.limits, .sched = &sched, .topo = &topo};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));

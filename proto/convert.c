@@ -123,3 +123,25 @@ void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgre
   m->test_accuracy = p->test_accuracy;
   m->epoch = p->epoch;
 }
+
+/* ---- request caps ---------------------------------------------------------- */
+
+/* Sized for the largest legitimate request, with room: the job spec's own
+ * limits (daemon.h: 4096 arguments), 64 GPUs a node (the scheduler's GPU
+ * bit set), a worker reporting every task it runs after a restart. */
+static const ty_wire_cap request_caps[] = {
+    {"trainyard.CommandSpec.argv", 4096},
+    {"trainyard.CommandSpec.env", 4096},
+    {"trainyard.ListJobsRequest.states", 64},
+    {"trainyard.CancelJobRequest.job_ids", 1024},
+    {"trainyard.NodeInfo.gpus", 64},
+    {"trainyard.RegisterNodeRequest.tasks", 65536},
+    {"trainyard.LaunchTaskRequest.gpu_indices", 64},
+    {"trainyard.UpdateQueueRequest.settings", 64},
+};
+
+int ty_proto_check_request(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                           char *err, size_t err_len) {
+  return ty_wire_check(d, p, n, request_caps, sizeof request_caps / sizeof *request_caps,
+                       TY_PROTO_MAX_REPEATED, err, err_len);
+}

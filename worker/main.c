@@ -42,6 +42,7 @@ typedef struct worker_opts {
   long cpus, gpus; /* -1 = detected */
   uint64_t memory; /* 0 = detected */
   const char *port_file;
+  ty_rpc_limits limits; /* of the task I/O port */
   ty_log_level log_level;
 } worker_opts;
 
@@ -73,6 +74,7 @@ static const char usage[] =
     "  --advertise HOST        host in io_addr and MASTER_ADDR (default 127.0.0.1)\n"
     "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
+    "Limits of the task I/O port:\n" TY_RPC_LIMITS_USAGE
     "  --trainrun PATH         trainrun binary for graph jobs (default: next to trainworkerd,\n"
     "                          or ../ops/trainrun/trainrun in a build tree, else PATH)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
@@ -114,7 +116,8 @@ static const struct option longopts[] = {
     {"advertise", required_argument, NULL, 'a'},   {"cpus", required_argument, NULL, 'C'},
     {"gpus", required_argument, NULL, 'G'},        {"memory", required_argument, NULL, 'M'},
     {"port-file", required_argument, NULL, 'p'},   {"log-level", required_argument, NULL, 'l'},
-    {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+    {"help", no_argument, NULL, 'h'},              TY_RPC_LIMIT_OPTIONS,
+    {NULL, 0, NULL, 0}};
 
 /* Copies v into a fixed buffer; false when it is empty or too long. */
 static bool set_path(char *dst, size_t cap, const char *v) {
@@ -161,8 +164,12 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
                : 0;
   case 'p': o->port_file = v; return 0;
   case 'l': return ty_log_parse_level(v, &o->log_level) ? usage_error("--log-level", v, "is not a log level") : 0;
-  default: return usage_error("option", NULL, "is not handled");
+  default: break;
   }
+  char err[TY_ERR_LEN];
+  int rc = ty_rpc_limits_parse_flag(&o->limits, c, v, err, sizeof err);
+  if (rc < 0) fprintf(stderr, "trainworkerd: %s\n%s", err, usage);
+  return rc < 0 ? 2 : rc == 0 ? 0 : usage_error("option", NULL, "is not handled");
 }
 
 /* Returns -1 to go on, or the process exit code. The values of --advertise
@@ -242,13 +249,15 @@ static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
 }
 
 static int start_listeners(ty_worker *w) {
-  int rc = ty_worker_io_create(&w->loop, w->o.io_host, w->o.io_port, w->tasks, &w->io);
+  w->metrics = ty_metrics_create();
+  w->o.limits.stats = ty_metrics_conn_stats(w->metrics, "io");
+  int rc = ty_worker_io_create(&w->loop, w->o.io_host, w->o.io_port, w->tasks, &w->o.limits,
+                               &w->io);
   if (rc != 0) {
     ty_error("cannot listen for task I/O on %s:%d: %s", w->o.io_host, w->o.io_port,
              ty_strerror(rc));
     return rc;
   }
-  w->metrics = ty_metrics_create();
   w->stats = ty__worker_stats_create(w->metrics, w->tasks, &w->inv);
   rc = ty_metrics_http_start(&w->loop, w->o.metrics_host, w->o.metrics_port, w->metrics, &w->http);
   if (rc != 0) {
@@ -358,6 +367,7 @@ int main(int argc, char **argv) {
   if (rc < 0) {
     ty_log_init("trainworkerd", w->o.log_level);
     signal(SIGPIPE, SIG_IGN);
+    ty_raise_fd_limit(); /* tasks, their logs and I/O clients all take descriptors */
     rc = run(w);
   }
   free(w);

@@ -158,6 +158,36 @@ typedef struct ty_rpc_limits {
 #define TY_RPC_MAX_CONNS_DEFAULT 4096u
 #define TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT 512u
 
+/* The daemons' flags for these limits (traind and trainworkerd share them):
+ * put TY_RPC_LIMIT_OPTIONS in the getopt_long table, TY_RPC_LIMITS_USAGE
+ * in the usage text, and hand each option id to ty_rpc_limits_parse_flag. */
+enum {
+  TY_RPC_OPT_MAX_CONNS = 0x7200,
+  TY_RPC_OPT_MAX_CONNS_PER_ADDR,
+  TY_RPC_OPT_MAX_INFLIGHT,
+  TY_RPC_OPT_HANDSHAKE_MS,
+  TY_RPC_OPT_IDLE_MS,
+};
+#define TY_RPC_LIMIT_OPTIONS                                                                       \
+  {"max-conns", required_argument, NULL, TY_RPC_OPT_MAX_CONNS},                                    \
+      {"max-conns-per-addr", required_argument, NULL, TY_RPC_OPT_MAX_CONNS_PER_ADDR},              \
+      {"max-inflight", required_argument, NULL, TY_RPC_OPT_MAX_INFLIGHT},                          \
+      {"handshake-timeout-ms", required_argument, NULL, TY_RPC_OPT_HANDSHAKE_MS},                  \
+      {"idle-timeout-ms", required_argument, NULL, TY_RPC_OPT_IDLE_MS}
+#define TY_RPC_LIMITS_USAGE                                                                        \
+  "  --max-conns N               connections served at once (default 4096)\n"                      \
+  "  --max-conns-per-addr N      connections from one peer address (default 512)\n"                \
+  "  --max-inflight N            unanswered requests per connection before it is not read\n"       \
+  "                              (default 128)\n"                                                  \
+  "  --handshake-timeout-ms N    a new connection's first request is due within N ms\n"           \
+  "                              (default 10000)\n"                                                \
+  "  --idle-timeout-ms N         connections idle for N ms are closed (default 300000)\n"
+/* 0 when `id` was one of the options above and `value` is valid (stored in
+ * *l); TY_EINVAL with "--max-conns: \"x\" is not ..." in err; 1 when id is
+ * not one of them. */
+int ty_rpc_limits_parse_flag(ty_rpc_limits *l, int id, const char *value, char *err,
+                             size_t err_len);
+
 typedef struct ty_rpc_conn_opts {
   size_t max_frame; /* 0 = TY_RPC_MAX_FRAME_DEFAULT */
   ty_rpc_request_cb on_request;

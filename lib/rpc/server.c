@@ -19,6 +19,7 @@
 #include "lib/rpc/rpc.h"
 #include "lib/rpc/rpc_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,4 +217,34 @@ void ty_rpc_server_destroy(ty_rpc_server *s) {
     ty_rpc_close(c);
   }
   uv_close((uv_handle_t *)&s->listen, free_server);
+}
+
+/* ---- flags ------------------------------------------------------------------- */
+
+int ty_rpc_limits_parse_flag(ty_rpc_limits *l, int id, const char *value, char *err,
+                             size_t err_len) {
+  static const struct {
+    int id;
+    const char *flag;
+    unsigned long min, max;
+  } flags[] = {
+      {TY_RPC_OPT_MAX_CONNS, "--max-conns", 1, 1000000},
+      {TY_RPC_OPT_MAX_CONNS_PER_ADDR, "--max-conns-per-addr", 1, 1000000},
+      {TY_RPC_OPT_MAX_INFLIGHT, "--max-inflight", 1, 1000000},
+      {TY_RPC_OPT_HANDSHAKE_MS, "--handshake-timeout-ms", 1, 3600000},
+      {TY_RPC_OPT_IDLE_MS, "--idle-timeout-ms", 1, 86400000},
+  };
+  size_t i = 0;
+  while (i < TY_ARRAY_LEN(flags) && flags[i].id != id) i++;
+  if (i == TY_ARRAY_LEN(flags)) return 1;
+  char *end = NULL;
+  errno = 0;
+  unsigned long v = strtoul(value, &end, 10);
+  if (errno || end == value || *end || value[0] == '-' || v < flags[i].min || v > flags[i].max)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a number from %lu to %lu",
+                   flags[i].flag, value, flags[i].min, flags[i].max);
+  uint32_t *fields[] = {&l->max_conns, &l->max_conns_per_addr, &l->max_inflight,
+                        &l->handshake_ms, &l->idle_ms};
+  *fields[i] = (uint32_t)v;
+  return 0;
 }
