@@ -251,6 +251,7 @@ static int load_job(const ty_job_row *r, void *ud) {
   j->requeue_count = r->requeue_count;
   j->held = r->held;
   j->last_ckpt_ms = r->last_ckpt_ms;
+  j->request_id = ty_strdup(r->request_id);
   j->committed = true;
   ty__job_add(ctl, j);
   if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
@@ -399,6 +400,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   }
   for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
+  free(ctl->req_index);
   ty__graph_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++)
     ty__node_free(ctl->nodes[i]);

@@ -18,9 +18,12 @@ static int dec_submit(const uint8_t *p, size_t n) {
   ty_job_spec spec;
   uint8_t *blob = NULL;
   size_t len = 0;
-  int rc = ty__conv_submit(p, n, &spec, &blob, &len);
+  char *rid = NULL;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &len, &rid);
   if (rc == 0) {
     char err[TY_ERR_LEN];
+    ty_job_check_request_id(rid, err, sizeof err);
+    free(rid);
     uint8_t *norm = NULL;
     size_t norm_len = 0;
     if (ty_job_spec_validate(&spec, err, sizeof err) == 0 &&

@@ -103,6 +103,11 @@ int ty_job_check_transition(int from, int to);
  * into err. Does not know queues or nodes: the controller checks those. */
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
 
+/* A SubmitJob's request id: "" (none) or 1..TY_JOB_MAX_REQUEST_ID printable
+ * ASCII characters without spaces. 0 or TY_EINVAL ("request_id: ..."). */
+#define TY_JOB_MAX_REQUEST_ID 128
+int ty_job_check_request_id(const char *id, char *err, size_t err_len);
+
 /* ==== store ==================================================================================
  * store.c: the controller's durable state in one SQLite file
  * (STATE_DIR/traind.db).
@@ -149,7 +154,8 @@ typedef struct ty_store ty_store;
   X(1, requeue_count, U32, "INTEGER NOT NULL DEFAULT 0")                                           \
   X(1, spec, BLOB, "BLOB NOT NULL")                     /* the encoded trainyard.Job */            \
   X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
-  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */
+  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */ \
+  X(3, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

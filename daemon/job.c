@@ -140,3 +140,14 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
   }
   return 0;
 }
+
+int ty_job_check_request_id(const char *id, char *err, size_t len) {
+  size_t n = strlen(id);
+  if (n > TY_JOB_MAX_REQUEST_ID)
+    return ty_errf(err, len, TY_EINVAL, "request_id: longer than %d bytes", TY_JOB_MAX_REQUEST_ID);
+  for (size_t i = 0; i < n; i++)
+    if (id[i] <= ' ' || id[i] > '~')
+      return ty_errf(err, len, TY_EINVAL,
+                     "request_id: byte %zu is not printable ASCII (0x%02x)", i, (unsigned char)id[i]);
+  return 0;
+}

@@ -4,6 +4,11 @@
  * GetTaskLocations. SubmitJob and CancelJob answer only after their rows and
  * events are committed (group commit); the reads answer at once from memory,
  * except GetJob's events, read from the store's reader connection.
+ *
+ * Retried submits: a SubmitJob carrying a request id that its user already
+ * submitted is answered with the job that id created, once that job's
+ * commit is durable, so a client that lost the connection before the answer
+ * can send the same request again without creating a second job.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +45,14 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job owning spec and blob (stored with the defaults
- * validation filled in; as sent if re-encoding fails). */
-static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len) {
+/* A new PENDING job owning spec, blob and request id (stored with the
+ * defaults validation filled in; as sent if re-encoding fails). */
+static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len,
+                       char *request_id) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = ctl->next_id;
   j->spec = *spec;
+  j->request_id = request_id;
   if (ty__conv_normalize(blob, len, spec, &j->blob, &j->blob_len) == 0) {
     free(blob);
   } else {
@@ -77,26 +84,55 @@ static int submit_txn(const ty_job *j, ty_txn *t) {
   return 0;
 }
 
+/* A retry's answer: the original job's id once its submit is durable. The
+ * empty txn's callback runs after the original's (callbacks run in submit
+ * order), so by then the original job is committed or gone. */
+static void on_retry_committed(int status, void *ud) {
+  ty_reply *r = ud;
+  ty_job *j = ty__job_find(r->ctl, r->job_id);
+  if (status != 0 || !j || !j->committed) {
+    ty__reply_finish(r, TY_ESTORE, "the first submit with this request_id was not stored; retry");
+    return;
+  }
+  ty__conv_submit_resp(j->id, &r->out);
+  ty__reply_finish(r, 0, NULL);
+}
+
+/* Answers a submit whose request id `user` already used; false when it is new. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, const char *rid) {
+  ty_job *j = ty__job_by_request(ctl, user, rid);
+  if (!j) return false;
+  ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
+          r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
+  r->job_id = j->id;
+  if (j->committed) on_retry_committed(0, r);
+  else ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
+  return true;
+}
+
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_spec spec;
   uint8_t *blob = NULL;
   size_t blob_len = 0;
-  char err[TY_ERR_LEN];
-  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len);
+  char err[TY_ERR_LEN], *rid = NULL;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &rid);
   if (rc != 0) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
-  rc = ty_job_spec_validate(&spec, err, sizeof(err));
-  if (rc == 0 && spec.kind == TY_JOB_KIND_GRAPH) rc = ty__graph_check(&spec, err, sizeof(err));
-  if (rc == 0) rc = check_placeable(ctl, &spec, err, sizeof(err));
-  if (rc != 0) {
+  rc = ty_job_check_request_id(rid, err, sizeof(err));
+  if (rc == 0) rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  bool retry = rc == 0 && answer_retry(ctl, r, spec.user, rid);
+  if (rc == 0 && !retry && spec.kind == TY_JOB_KIND_GRAPH) rc = ty__graph_check(&spec, err, sizeof(err));
+  if (rc == 0 && !retry) rc = check_placeable(ctl, &spec, err, sizeof(err));
+  if (rc != 0 || retry) {
     ty_job_spec_close(&spec);
     free(blob);
-    ty__reply_finish(r, rc, err);
+    free(rid);
+    if (rc != 0) ty__reply_finish(r, rc, err);
     return;
   }
-  ty_job *j = job_new(ctl, &spec, blob, blob_len);
+  ty_job *j = job_new(ctl, &spec, blob, blob_len, rid);
   ty_txn *t = ty_txn_create();
   if ((rc = submit_txn(j, t)) != 0) {
     ty_txn_destroy(t);

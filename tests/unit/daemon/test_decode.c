@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "proto/methods.h"
 #include "proto/trainyard.pb-c.h"
 
 Test(decode, every_method_answers_empty_and_garbage_payloads) {
@@ -15,7 +16,7 @@ Test(decode, every_method_answers_empty_and_garbage_payloads) {
     char err[TY_ERR_LEN] = "";
     int rc = ty_controller_decode_request(m, NULL, 0, err, sizeof err);
     /* Only messages that must carry a part (a job, a node) refuse nothing. */
-    if (!strcmp(m, "SubmitJob") || !strcmp(m, "RegisterNode")) {
+    if (!strcmp(m, TY_M_SUBMIT_JOB) || !strcmp(m, TY_M_REGISTER_NODE)) {
       cr_expect_eq(rc, TY_EPROTO, "%s", m);
       cr_expect(strstr(err, "payload is not a trainyard."), "%s: %s", m, err);
     } else {
@@ -38,6 +39,6 @@ Test(decode, cancel_with_too_many_ids_is_refused_before_decoding) {
   uint8_t buf[64 * 1024];
   size_t n = trainyard__cancel_job_request__pack(&req, buf);
   char err[TY_ERR_LEN];
-  cr_assert_eq(ty_controller_decode_request("CancelJob", buf, n, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_controller_decode_request(TY_M_CANCEL_JOB, buf, n, err, sizeof err), TY_EINVAL);
   cr_assert_str_eq(err, "job_ids: 5000 entries or more; at most 1024 are allowed");
 }

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "proto/methods.h"
 #include "proto/trainyard.pb-c.h"
 #include "worker/worker.h"
 
@@ -28,6 +29,6 @@ Test(worker_decode, launch_with_too_many_gpus_is_refused) {
   uint8_t buf[1024];
   size_t n = trainyard__launch_task_request__pack(&req, buf);
   char err[TY_ERR_LEN];
-  cr_assert_eq(ty_worker_decode_request("LaunchTask", buf, n, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_worker_decode_request(TY_M_LAUNCH_TASK, buf, n, err, sizeof err), TY_EINVAL);
   cr_assert_str_eq(err, "gpu_indices: 65 entries or more; at most 64 are allowed");
 }
