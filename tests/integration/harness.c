@@ -79,10 +79,14 @@ void it_controller_start(it_cluster *c) {
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
   snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
   unlink(pf);
-  char *argv[] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
-                  "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
-                  "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
-                  "--kill-grace-s", "2", NULL};
+  char *argv[40] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
+                    "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
+                    "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
+                    "--kill-grace-s", "2", NULL};
+  size_t n = 15;
+  for (size_t i = 0; c->traind_args && c->traind_args[i] && n < 39; i++)
+    argv[n++] = (char *)c->traind_args[i];
+  argv[n] = NULL;
   c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->rpc_port = read_port(pf, "rpc", c->traind);
   c->metrics_port = read_port(pf, "metrics", c->traind);
@@ -106,8 +110,11 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
 }
 
-static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative) {
+static void cluster_start_with(it_cluster *c, size_t n_workers, int cpus, bool relative,
+                               int node_timeout_ms, const char *const *traind_args) {
   memset(c, 0, sizeof *c);
+  c->node_timeout_ms = node_timeout_ms;
+  c->traind_args = traind_args;
   c->relative_state = relative;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
@@ -122,11 +129,16 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, false);
+  cluster_start_with(c, n_workers, cpus, false, 0, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, true);
+  cluster_start_with(c, n_workers, cpus, true, 0, NULL);
+}
+
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
+                           const char *const *traind_args) {
+  cluster_start_with(c, n_workers, cpus, false, node_timeout_ms, traind_args);
 }
 
 void it_kill9(pid_t *pid) {
@@ -279,7 +291,9 @@ int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
   for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
   argv[n] = NULL;
   int pfd[2];
-  cr_assert(pipe(pfd) == 0);
+  /* Close-on-exec: a daemon another thread spawns meanwhile must not keep
+   * this pipe open (read_all would wait for it). */
+  cr_assert(pipe2(pfd, O_CLOEXEC) == 0);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pfd[1], 1);

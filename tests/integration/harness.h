@@ -35,11 +35,16 @@ typedef struct it_cluster {
    * deploy/cluster.sh is often used), to catch paths handed to tasks that
    * only make sense from the daemon's own cwd. */
   bool relative_state;
+  /* More traind flags (NULL-terminated; NULL = none), e.g. limits. */
+  const char *const *traind_args;
 } it_cluster;
 
 /* Creates the directory and starts the controller and n workers (cpus each),
  * then waits until every node is UP. Aborts the test on failure. */
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
+/* The same with a node timeout (0 = 1500 ms) and more traind flags. */
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
+                           const char *const *traind_args);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* (Re)starts the controller on the same state dir and rpc port. */
