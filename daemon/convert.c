@@ -113,7 +113,7 @@ int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *
   if (!req) return TY_EPROTO;
   uint64_t *ids = ty_wire_calloc(req->n_job_ids, sizeof(uint64_t));
   char *user = ty_wire_strdup(req->user);
-  if (ids) memcpy(ids, req->job_ids, req->n_job_ids * sizeof(uint64_t));
+  if (ids && req->n_job_ids) memcpy(ids, req->job_ids, req->n_job_ids * sizeof(uint64_t));
   *out_n = req->n_job_ids;
   ty_wire_free(req);
   if (!ids || !user) {
