@@ -7,11 +7,12 @@
  *              and never finishes it;
  *   oversize   announces a 60 MiB frame (under the 64 MiB maximum), sends
  *              its first 256 KiB and stops;
- *   pipeline   sends a ListNodes request (or any frame given with --frame)
- *              over and over and never reads an answer.
+ *   pipeline   sends ListNodes requests back to back, as fast as the
+ *              socket takes them, and never reads an answer.
  * Connections come from loopback source addresses 127.0.0.2 and up
  * (--sources, 100 connections each by default), so per-address caps do
- * not hide the total. Runs until SIGINT/SIGTERM or --seconds; prints one
+ * not hide the total. One round of misbehaviour per 50 ms, so the client
+ * itself stays light. Runs until SIGINT/SIGTERM or --seconds; prints one
  * line of counters per 5 s and at the end.
  *
  *   hostile --port P [--host 127.0.0.1] [--conns 1000] [--seconds 60]
@@ -64,6 +65,7 @@ static const uint8_t list_nodes[] = {0, 0, 0, 17, 0x08, 0x01, 0x10, 0x01, 0x18, 
 static const uint8_t slow_header[] = {0, 0, 4, 0}; /* 1 KiB, never sent */
 static const uint32_t oversize_len = 60u << 20;
 static uint8_t filler[64 * 1024];
+static uint8_t pipeline[3120 * sizeof list_nodes]; /* ListNodes, back to back */
 
 static uint64_t opened, closed_by_server, refused_connect;
 
@@ -83,7 +85,10 @@ static int open_one(const opts *o, int i, hconn *c, int ep) {
   }
   c->sent = 0;
   c->next_ms = now_ms();
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+  /* Pipeliners' answers are never read, so they must not wake us (level
+   * triggered, they would spin this loop): only the hang-up counts. */
+  uint32_t events = c->kind == PIPELINE ? EPOLLRDHUP : EPOLLIN | EPOLLRDHUP;
+  struct epoll_event ev = {.events = events, .data.u32 = (uint32_t)i};
   epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
   opened++;
   return 0;
@@ -102,9 +107,9 @@ static int misbehave(hconn *c) {
                        oversize_len & 255};
     w = c->sent < 4 ? send(c->fd, head + c->sent, 4 - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT)
                     : send(c->fd, filler, sizeof filler, MSG_NOSIGNAL | MSG_DONTWAIT);
-  } else {
-    size_t off = c->sent % sizeof list_nodes;
-    w = send(c->fd, list_nodes + off, sizeof list_nodes - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } else { /* as many requests as the socket takes */
+    size_t off = c->sent % sizeof pipeline;
+    w = send(c->fd, pipeline + off, sizeof pipeline - off, MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTCONN)) return 0;
   if (w < 0) return -1;
@@ -142,6 +147,8 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
+  for (size_t i = 0; i < sizeof pipeline; i += sizeof list_nodes)
+    memcpy(pipeline + i, list_nodes, sizeof list_nodes);
   int ep = epoll_create1(0);
   hconn *cs = calloc((size_t)o.conns, sizeof *cs);
   for (int i = 0; i < o.conns; i++) {
@@ -151,28 +158,31 @@ int main(int argc, char **argv) {
   int64_t end = now_ms() + (int64_t)o.seconds * 1000, report = now_ms() + 5000;
   struct epoll_event evs[256];
   static char sink[65536];
+  int64_t next_tick = 0; /* the misbehaviour round, 20 per second */
   while (!stop && now_ms() < end) {
-    int n = epoll_wait(ep, evs, 256, 100);
+    int n = epoll_wait(ep, evs, 256, 50);
     for (int e = 0; e < n; e++) {
       hconn *c = &cs[evs[e].data.u32];
-      /* Only the pipeliners' answers would arrive, and they are never read:
-       * anything readable here is the server closing the connection. */
-      if (c->kind == PIPELINE && !(evs[e].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) continue;
-      ssize_t r = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
-      if (r == 0 || (r < 0 && errno != EAGAIN)) {
+      /* The server sends the others nothing: readable means closed. */
+      bool hup = evs[e].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+      ssize_t r = c->kind == PIPELINE ? 0 : recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
+      if (hup || r == 0 || (r < 0 && errno != EAGAIN)) {
         epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         c->fd = -1;
         closed_by_server++;
       }
     }
-    for (int i = 0; i < o.conns; i++) {
-      if (cs[i].fd < 0) open_one(&o, i, &cs[i], ep);
-      else if (misbehave(&cs[i]) != 0) {
-        epoll_ctl(ep, EPOLL_CTL_DEL, cs[i].fd, NULL);
-        close(cs[i].fd);
-        cs[i].fd = -1;
-        closed_by_server++;
+    if (now_ms() >= next_tick) {
+      next_tick = now_ms() + 50;
+      for (int i = 0; i < o.conns; i++) {
+        if (cs[i].fd < 0) open_one(&o, i, &cs[i], ep);
+        else if (misbehave(&cs[i]) != 0) {
+          epoll_ctl(ep, EPOLL_CTL_DEL, cs[i].fd, NULL);
+          close(cs[i].fd);
+          cs[i].fd = -1;
+          closed_by_server++;
+        }
       }
     }
     if (now_ms() >= report) {

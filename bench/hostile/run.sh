@@ -66,8 +66,9 @@ pids+=("$!")
 pids+=("$!")
 sleep 10 # every connection open, the first deadlines passed
 read -r hot_t hot_w <<< "$(peak_rss)"
-read -r hot_p50 hot_p99 hot_fail <<< "$(probe)"
 open_rpc=$(curl -s "http://127.0.0.1:$metrics/metrics" | awk '/^trainyard_connections\{listener="rpc"\}/ {print $2}')
+read -r hot_p50 hot_p99 hot_fail <<< "$(probe)"
+curl -s "http://127.0.0.1:$metrics/metrics" | grep '^trainyard_connections' > "$dir/conn-metrics.txt" || true
 wait "${pids[2]}" "${pids[3]}" || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
@@ -79,7 +80,8 @@ echo "| trainctl nodes p50 (ms) | $base_p50 | $hot_p50 | $(ratio "$base_p50" "$h
 echo "| trainctl nodes p99 (ms) | $base_p99 | $hot_p99 | $(ratio "$base_p99" "$hot_p99") |"
 echo "| trainctl nodes failures | $base_fail | $hot_fail | |"
 echo
-echo "traind's open RPC connections mid-run: ${open_rpc:-?}"
+echo "traind's open RPC connections while the RSS was sampled: ${open_rpc:-?}"
+sed 's/^/traind: /' "$dir/conn-metrics.txt"
 tail -1 "$dir/hostile-rpc.log" | sed 's/^/rpc port: /'
 tail -1 "$dir/hostile-io.log" | sed 's/^/io port: /'
 echo "logs in $dir"

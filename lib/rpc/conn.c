@@ -21,6 +21,13 @@
  *     max_inflight peer requests are unanswered and the write queue is not
  *     pressured (ty_rpc_limits). Frames already buffered when reading stops
  *     wait in the frame reader and are dispatched first when it resumes.
+ *   - Fairness: at most FRAMES_PER_TURN frames are dispatched per turn.
+ *     A conn with whole frames left yields: it stops reading and joins its
+ *     server's backlog, which serves backlogged conns round-robin within a
+ *     budget per loop iteration (server.c), or, without a server, its kick
+ *     timer. So peers pipelining thousands of requests each cost the loop
+ *     a bounded amount per iteration, and a new request is served in the
+ *     next poll, not after everyone's backlog.
  *
  * Tuned for many small request/response pairs (heartbeats) interleaved with
  * long streams (log following), hence TCP_NODELAY and write accounting.
@@ -38,8 +45,13 @@
 #include <string.h>
 
 enum {
-  READ_CHUNK = 64 * 1024,
-  DEFAULT_HIGH_WATER = 8 * 1024 * 1024,
+  /* Small enough that a peer pipelining tiny requests pins little while it
+   * waits for its turn; a large frame in progress grows the buffer anyway. */
+  READ_CHUNK = 16 * 1024,
+  DEFAULT_HIGH_WATER = 1024 * 1024,
+  /* Frames dispatched per turn before other connections get theirs: one
+   * read can hold thousands of pipelined requests. */
+  FRAMES_PER_TURN = 16,
   /* How long an orderly close waits for the peer to take our last bytes. */
   CLOSE_LINGER_MS = 5000,
 };
@@ -206,13 +218,16 @@ static void protocol_error(ty_rpc_conn *c, int code, const char *fmt, ...) {
 
 /* ---- flow control ----------------------------------------------------------- */
 
-static void process_frames(ty_rpc_conn *c);
+static int dispatch_frames(ty_rpc_conn *c, int budget);
+static void on_kick(uv_timer_t *t);
+static void update_reading(ty_rpc_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static bool may_read(const ty_rpc_conn *c) {
   return c->state == TY__CONN_OPEN && !c->pressured &&
-         c->inbound.count < c->opts.limits.max_inflight;
+         c->inbound.count < c->opts.limits.max_inflight &&
+         !(c->server && c->held >= ty__server_share(c->server));
 }
 
 static void start_reading(ty_rpc_conn *c) {
@@ -225,13 +240,37 @@ static void start_reading(ty_rpc_conn *c) {
   c->reading = true;
 }
 
-/* Dispatches what arrived while reading was stopped, then reads again if the
- * limits still allow it. Runs from the loop, so a reply that frees room
- * never re-enters the request callback that sent it. */
+/* Stops reading until the frames buffered are served (its turn comes
+ * again from the server's backlog or the kick timer). */
+static void yield(ty_rpc_conn *c) {
+  if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
+  if (c->server) ty__server_backlog(c->server, c);
+  else uv_timer_start(&c->kick, on_kick, 0, 0);
+}
+
+void ty__conn_update_reading(ty_rpc_conn *c) {
+  update_reading(c);
+}
+
+int ty__conn_serve(ty_rpc_conn *c) {
+  int n = dispatch_frames(c, FRAMES_PER_TURN);
+  if (c->state != TY__CONN_OPEN) return n;
+  if (!may_read(c)) {
+    update_reading(c); /* a limit holds it; resuming kicks it */
+  } else if (ty_frame_reader_has_frame(&c->rd)) {
+    yield(c);
+  } else {
+    ty_frame_reader_trim(&c->rd);
+    if (!c->reading) start_reading(c);
+  }
+  return n;
+}
+
+/* Serves what arrived while reading was stopped. Runs from the loop, so a
+ * reply that frees room never re-enters the request callback that sent it. */
 static void on_kick(uv_timer_t *t) {
-  ty_rpc_conn *c = container_of(t, ty_rpc_conn, kick);
-  process_frames(c);
-  if (may_read(c) && !c->reading) start_reading(c);
+  ty__conn_serve(container_of(t, ty_rpc_conn, kick));
 }
 
 /* Brings reading in line with the limits: stops at once, resumes from the
@@ -252,6 +291,8 @@ static void on_write(uv_write_t *req, int status) {
   wreq *w = container_of(req, wreq, req);
   ty_rpc_conn *c = w->conn;
   c->queued -= w->len;
+  c->held -= WREQ_PREFIX + w->len;
+  if (c->server) ty__server_queued(c->server, WREQ_PREFIX + w->len, false);
   free(w);
   if (status == 0) c->last_progress = uv_now(c->loop);
   if (status < 0 && status != UV_ECANCELED && c->state == TY__CONN_OPEN) {
@@ -263,6 +304,8 @@ static void on_write(uv_write_t *req, int status) {
     c->pressured = false;
     if (c->drain_cb && c->state == TY__CONN_OPEN) c->drain_cb(c, c->drain_ud);
     update_reading(c);
+  } else if (!c->reading) {
+    update_reading(c); /* it may have held more than its share of the server's budget */
   }
 }
 
@@ -287,6 +330,8 @@ static int send_msg(ty_rpc_conn *c, const ty_rpc_msg *m) {
     return rc;
   }
   c->queued += len;
+  c->held += WREQ_PREFIX + len;
+  if (c->server) ty__server_queued(c->server, WREQ_PREFIX + len, true);
   if (c->queued >= c->opts.write_high_water && !c->pressured) {
     c->pressured = true;
     update_reading(c);
@@ -540,40 +585,36 @@ static void got_frame(ty_rpc_conn *c) {
   if (c->accepted) uv_timer_start(&c->timer, on_deadline, c->opts.limits.idle_ms, 0);
 }
 
-/* Dispatches whole frames until none is left or the limits stop reading. */
-static void process_frames(ty_rpc_conn *c) {
-  while (c->state == TY__CONN_OPEN) {
-    if (!may_read(c)) {
-      update_reading(c);
-      return;
-    }
+/* Dispatches up to `budget` whole frames while the limits allow; returns
+ * how many. Protocol errors close the conn. */
+static int dispatch_frames(ty_rpc_conn *c, int budget) {
+  int n = 0;
+  for (; n < budget && c->state == TY__CONN_OPEN && may_read(c); n++) {
     const uint8_t *body;
     size_t len;
     int rc = ty_frame_reader_next(&c->rd, &body, &len);
-    if (rc == 0) {
-      ty_frame_reader_trim(&c->rd);
-      return;
-    }
+    if (rc == 0) return n;
     if (rc == TY_ETOOBIG) {
       protocol_error(c, rc, "frame of %" PRIu32 " bytes exceeds the maximum of %zu",
                      announced_len(&c->rd), c->rd.max_frame);
-      return;
+      return n;
     }
     if (rc < 0) {
       protocol_error(c, rc, "zero-length frame");
-      return;
+      return n;
     }
     ty_rpc_msg m;
     void *owner;
     rc = ty_rpc_decode(body, len, &m, &owner);
     if (rc < 0) {
       protocol_error(c, rc, "malformed envelope in a frame of %zu bytes", len);
-      return;
+      return n;
     }
     got_frame(c);
     dispatch(c, &m);
     ty_rpc_msg_free(owner);
   }
+  return n;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -594,7 +635,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->state != TY__CONN_OPEN) return;
   if (nread > 0) {
     ty_frame_reader_commit(&c->rd, (size_t)nread);
-    process_frames(c);
+    ty__conn_serve(c);
   } else if (nread == UV_EOF) {
     size_t pending = ty_frame_reader_pending(&c->rd);
     if (pending > 0)

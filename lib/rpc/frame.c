@@ -11,8 +11,8 @@
  *
  * Memory follows the bytes received, never the length a header announces:
  * a peer that announces 60 MiB and sends 10 bytes costs a few KiB. The
- * buffer at most doubles per request for room, so a large frame that does
- * arrive still costs O(log n) reallocations; ty_frame_reader_trim() gives
+ * buffer grows by at most half of what it holds per request for room, so a
+ * large frame that does arrive still costs O(log n) reallocations; ty_frame_reader_trim() gives
  * back what an emptied or mostly consumed buffer no longer needs, so an
  * idle connection (or a slow one in the middle of a header) pins at most
  * MIN_CAP bytes.
@@ -69,7 +69,7 @@ int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space, 
    * the peer sends it. */
   size_t pending = r->len - r->off, missing = missing_for_current(r);
   if (missing > want) {
-    size_t grow = pending > want ? pending : want;
+    size_t grow = pending / 2 > want ? pending / 2 : want;
     want = missing < grow ? missing : grow;
   }
   if (r->off == r->len) {
@@ -127,6 +127,14 @@ int ty_frame_reader_next(ty_frame_reader *r, const uint8_t **out_body, size_t *o
 
 size_t ty_frame_reader_pending(const ty_frame_reader *r) {
   return r->len - r->off;
+}
+
+bool ty_frame_reader_has_frame(const ty_frame_reader *r) {
+  if (r->err) return false;
+  size_t avail = r->len - r->off;
+  if (avail < TY_RPC_FRAME_HEADER) return false;
+  uint32_t body = get_be32(r->buf + r->off);
+  return body == 0 || body > r->max_frame || avail - TY_RPC_FRAME_HEADER >= body;
 }
 
 /* The smallest power-of-two capacity >= MIN_CAP holding n bytes twice. */

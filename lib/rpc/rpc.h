@@ -62,6 +62,8 @@ int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space, 
 void ty_frame_reader_commit(ty_frame_reader *r, size_t n);
 /* Bytes received but not yet returned as frames (a partial frame at EOF). */
 size_t ty_frame_reader_pending(const ty_frame_reader *r);
+/* True when next() would return a frame or an error without more bytes. */
+bool ty_frame_reader_has_frame(const ty_frame_reader *r);
 /* Gives back memory the buffered bytes no longer need: all of it when the
  * reader is empty, the excess when at most a quarter is in use. Call it
  * after consuming frames; pointers from next() are invalid afterwards. */
@@ -138,6 +140,8 @@ typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
  *     idle_ms is closed when nothing is in flight on it (no open request,
  *     no call of ours) or when its queued replies have not moved (a peer
  *     that stopped reading); open streams keep a quiet conn alive;
+ *   - answers queued on all of a server's conns together are capped
+ *     (max_queued_total);
  *   - a connection from an address that already has max_conns_per_addr, or
  *     beyond max_conns in total, is closed at once; refusals are logged at
  *     most once per 10 s and counted in *stats. */
@@ -147,6 +151,12 @@ typedef struct ty_rpc_limits {
   uint32_t idle_ms;            /* 0 = TY_RPC_IDLE_MS_DEFAULT */
   uint32_t max_conns;          /* 0 = TY_RPC_MAX_CONNS_DEFAULT */
   uint32_t max_conns_per_addr; /* 0 = TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT */
+  /* Server: memory of the answers queued on all its conns together. Above
+   * it, a conn holding more than an even share of it (at least
+   * TY_RPC_QUEUED_SHARE_MIN) is not read until the total is back under
+   * half, so many peers that never read cost about twice this, not
+   * max_conns write high-water marks. 0 = 32 MiB. */
+  size_t max_queued_total;
   /* Counters of a server's connections, owned by the caller and updated on
    * the loop thread while the server or any of its conns lives; may be NULL. */
   ty_conn_stats *stats;
@@ -157,6 +167,8 @@ typedef struct ty_rpc_limits {
 #define TY_RPC_IDLE_MS_DEFAULT 300000u
 #define TY_RPC_MAX_CONNS_DEFAULT 4096u
 #define TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT 512u
+#define TY_RPC_MAX_QUEUED_TOTAL_DEFAULT ((size_t)32 << 20)
+#define TY_RPC_QUEUED_SHARE_MIN ((size_t)4 << 10)
 
 /* The daemons' flags for these limits (traind and trainworkerd share them):
  * put TY_RPC_LIMIT_OPTIONS in the getopt_long table, TY_RPC_LIMITS_USAGE
@@ -195,7 +207,7 @@ typedef struct ty_rpc_conn_opts {
   void *ud;
   /* Writes beyond this many queued bytes make ty_rpc_write_queued() report
    * pressure so producers (log streaming) can pause, and stop reading
-   * requests until the queue drains. 0 = 8 MiB. */
+   * requests until the queue drains. 0 = 1 MiB. */
   size_t write_high_water;
   ty_rpc_limits limits;
 } ty_rpc_conn_opts;

@@ -60,6 +60,7 @@ struct ty_rpc_conn {
   ty__idmap inbound; /* peer requests we have not finished answering */
   uint64_t next_id;
   size_t queued;  /* bytes handed to uv_write, not yet completed */
+  size_t held;    /* the memory those writes hold (frames and requests) */
   bool pressured; /* queued reached the high-water mark */
   bool reading;   /* uv_read_start in force (flow control may stop it) */
   bool got_frame; /* a whole frame arrived: the handshake deadline is met */
@@ -78,6 +79,8 @@ struct ty_rpc_conn {
   void *connect_ud;
   struct ty_rpc_server *server; /* accepted by this server, or NULL */
   ty_rpc_conn *srv_prev, *srv_next;
+  bool backlogged;                /* in the server's backlog (frames wait) */
+  ty_rpc_conn *bl_prev, *bl_next;
   struct sockaddr_storage addr; /* the peer's, for per-address caps */
   char peer[64];
 };
@@ -100,5 +103,22 @@ void ty__conn_begin_close(ty_rpc_conn *c, int reason, bool graceful);
 void ty__conn_maybe_free(ty_rpc_conn *c);
 /* Server hook, called from the conn's final close (server.c). */
 void ty__server_forget(struct ty_rpc_server *s, ty_rpc_conn *c);
+/* One turn for c: dispatches up to a turn's share of its buffered frames;
+ * if whole frames remain it stops reading and waits for its next turn (in
+ * the server's backlog, or on its kick timer), else it reads again when
+ * the limits allow. Returns the frames dispatched. */
+int ty__conn_serve(ty_rpc_conn *c);
+/* Queues c (not reading, frames buffered) for a turn from the server's
+ * round-robin; idempotent. */
+void ty__server_backlog(struct ty_rpc_server *s, ty_rpc_conn *c);
+/* Answer bytes queued on the server's conns: +len on a write, -len when it
+ * completes. Back under half of the cap, conns held by it read again. */
+void ty__server_queued(struct ty_rpc_server *s, size_t len, bool add);
+/* How much queued-answer memory one of the server's conns may hold and
+ * still be read: unlimited while the server is under max_queued_total,
+ * else an even share of it (at least TY_RPC_QUEUED_SHARE_MIN). */
+size_t ty__server_share(const struct ty_rpc_server *s);
+/* Re-evaluates whether c may read (a limit was lifted). */
+void ty__conn_update_reading(ty_rpc_conn *c);
 
 #endif

@@ -14,6 +14,12 @@
  * logged at most once per REFUSAL_LOG_MS with their count, so a flood
  * neither fills the log nor goes unnoticed. The per-address count walks the
  * conn list: at most max_conns entries, each a compare, per accept.
+ *
+ * The backlog: conns with more whole frames buffered than one turn serves
+ * (pipelining peers) wait here, not reading, and an idle handle gives them
+ * turns round-robin, at most BACKLOG_BUDGET frames per loop iteration, so
+ * the loop keeps polling and a request on another connection waits for at
+ * most that many, however many peers pipeline.
  */
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
@@ -26,9 +32,16 @@
 #include <string.h>
 
 #define REFUSAL_LOG_MS 10000
+#define BACKLOG_BUDGET 256 /* frames per loop iteration for backlogged conns */
 
 struct ty_rpc_server {
   uv_tcp_t listen; /* container_of recovers the server */
+  uv_idle_t serve; /* turns for the backlog while it is not empty */
+  int open_handles;
+  ty_rpc_conn *bl_head, *bl_tail; /* the backlog, oldest first */
+  size_t queued_total; /* answers queued on all conns */
+  bool over_budget;    /* above max_queued_total, until back under half */
+  uint64_t budget_logged_at; /* uv_now of the last warning about it */
   uv_loop_t *loop;
   ty_rpc_conn_opts opts;
   ty_rpc_accept_cb on_accept;
@@ -40,7 +53,68 @@ struct ty_rpc_server {
   uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
 };
 
+static void unlink_backlog(ty_rpc_server *s, ty_rpc_conn *c) {
+  if (!c->backlogged) return;
+  if (c->bl_prev) c->bl_prev->bl_next = c->bl_next;
+  else s->bl_head = c->bl_next;
+  if (c->bl_next) c->bl_next->bl_prev = c->bl_prev;
+  else s->bl_tail = c->bl_prev;
+  c->bl_prev = c->bl_next = NULL;
+  c->backlogged = false;
+}
+
+/* Turns for backlogged conns, oldest first, within the iteration's budget;
+ * a conn with frames left after its turn goes to the back. */
+static void on_serve(uv_idle_t *h) {
+  ty_rpc_server *s = container_of(h, ty_rpc_server, serve);
+  int budget = BACKLOG_BUDGET;
+  ty_rpc_conn *last = s->bl_tail; /* one round at most */
+  while (budget > 0 && s->bl_head) {
+    ty_rpc_conn *c = s->bl_head;
+    unlink_backlog(s, c);
+    budget -= ty__conn_serve(c) + 1;
+    if (c == last) break;
+  }
+  if (!s->bl_head) uv_idle_stop(&s->serve);
+}
+
+void ty__server_backlog(ty_rpc_server *s, ty_rpc_conn *c) {
+  if (c->backlogged) return;
+  c->backlogged = true;
+  c->bl_prev = s->bl_tail;
+  c->bl_next = NULL;
+  if (s->bl_tail) s->bl_tail->bl_next = c;
+  else s->bl_head = c;
+  s->bl_tail = c;
+  uv_idle_start(&s->serve, on_serve);
+}
+
+void ty__server_queued(ty_rpc_server *s, size_t len, bool add) {
+  size_t cap = s->opts.limits.max_queued_total;
+  s->queued_total = add ? s->queued_total + len : s->queued_total - len;
+  if (add && s->queued_total > cap && !s->over_budget) {
+    s->over_budget = true;
+    uint64_t now = uv_now(s->loop);
+    if (!s->budget_logged_at || now - s->budget_logged_at >= REFUSAL_LOG_MS) {
+      s->budget_logged_at = now ? now : 1;
+      ty_warn("port %d: %zu bytes of answers queued for peers that do not read them; connections "
+              "holding more than %zu are not read until they take theirs",
+              s->port, s->queued_total, ty__server_share(s));
+    }
+  } else if (!add && s->over_budget && s->queued_total < cap / 2) {
+    s->over_budget = false;
+    for (ty_rpc_conn *c = s->conns; c; c = c->srv_next) ty__conn_update_reading(c);
+  }
+}
+
+size_t ty__server_share(const ty_rpc_server *s) {
+  if (!s->over_budget) return SIZE_MAX;
+  size_t share = s->opts.limits.max_queued_total / (s->n_conns ? s->n_conns : 1);
+  return share > TY_RPC_QUEUED_SHARE_MIN ? share : TY_RPC_QUEUED_SHARE_MIN;
+}
+
 void ty__server_forget(ty_rpc_server *s, ty_rpc_conn *c) {
+  unlink_backlog(s, c);
   if (c->srv_prev)
     c->srv_prev->srv_next = c->srv_next;
   else
@@ -169,10 +243,18 @@ static int bound_port(ty_rpc_server *s) {
 static void apply_defaults(ty_rpc_limits *l) {
   if (!l->max_conns) l->max_conns = TY_RPC_MAX_CONNS_DEFAULT;
   if (!l->max_conns_per_addr) l->max_conns_per_addr = TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT;
+  if (!l->max_queued_total) l->max_queued_total = TY_RPC_MAX_QUEUED_TOTAL_DEFAULT;
 }
 
 static void free_server(uv_handle_t *h) {
-  free(container_of((uv_tcp_t *)h, ty_rpc_server, listen));
+  ty_rpc_server *s = h->data;
+  if (--s->open_handles == 0) free(s);
+}
+
+static void close_server(ty_rpc_server *s) {
+  s->listen.data = s->serve.data = s;
+  uv_close((uv_handle_t *)&s->listen, free_server);
+  uv_close((uv_handle_t *)&s->serve, free_server);
 }
 
 int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
@@ -193,6 +275,8 @@ int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_r
     free(s);
     return rc;
   }
+  uv_idle_init(loop, &s->serve);
+  s->open_handles = 2;
   rc = uv_tcp_bind(&s->listen, (const struct sockaddr *)&addr, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listen, SOMAXCONN, on_connection);
   if (rc == 0) rc = bound_port(s);
@@ -201,7 +285,7 @@ int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_r
   *out_server = s;
   return 0;
 fail:
-  uv_close((uv_handle_t *)&s->listen, free_server);
+  close_server(s);
   return rc;
 }
 
@@ -216,7 +300,7 @@ void ty_rpc_server_destroy(ty_rpc_server *s) {
     ty__server_forget(s, c);
     ty_rpc_close(c);
   }
-  uv_close((uv_handle_t *)&s->listen, free_server);
+  close_server(s);
 }
 
 /* ---- flags ------------------------------------------------------------------- */

@@ -122,6 +122,9 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
     ty_rpc_reply(c, id, 0, NULL, m->payload, m->payload_len);
     size_t q = ty_rpc_write_queued(c);
     if (q > t->stats.max_queued) t->stats.max_queued = (uint32_t)q;
+    if (m->payload_len == 5 && !memcmp(m->payload, "probe", 5))
+      t->stats.echoes_before_probe = t->stats.echoes;
+    t->stats.echoes++;
   } else if (!strcmp(m->method, "Hold")) {
     hold(t, c, id);
   } else if (!strcmp(m->method, "Release")) {
@@ -190,7 +193,7 @@ static void *server_main(void *arg) {
                            .on_request = on_request,
                            .on_close = on_close,
                            .ud = t,
-                           .write_high_water = 64 * 1024,
+                           .write_high_water = t->write_high_water ? t->write_high_water : 64 * 1024,
                            .limits = t->limits};
   int rc = ty_rpc_server_create(&t->loop, t->host, 0, &opts, on_accept, t, &t->srv);
   if (rc < 0) {
@@ -207,11 +210,13 @@ static void *server_main(void *arg) {
   return NULL;
 }
 
-static int start(tserver *t, const char *host, size_t max_frame, const ty_rpc_limits *limits) {
+static int start(tserver *t, const char *host, size_t max_frame, const ty_rpc_limits *limits,
+                 size_t write_high_water) {
   memset(t, 0, sizeof *t);
   t->host = host ? host : "127.0.0.1";
   t->max_frame = max_frame;
   if (limits) t->limits = *limits;
+  t->write_high_water = write_high_water;
   t->limits.stats = &t->conn_stats;
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->cv, NULL);
@@ -228,11 +233,11 @@ static int start(tserver *t, const char *host, size_t max_frame, const ty_rpc_li
 }
 
 int tserver_start(tserver *t, const char *host, size_t max_frame) {
-  return start(t, host, max_frame, NULL);
+  return start(t, host, max_frame, NULL, 0);
 }
 
-int tserver_start_limits(tserver *t, const ty_rpc_limits *limits) {
-  return start(t, NULL, 0, limits);
+int tserver_start_limits(tserver *t, const ty_rpc_limits *limits, size_t write_high_water) {
+  return start(t, NULL, 0, limits, write_high_water);
 }
 
 void tserver_stop(tserver *t) {

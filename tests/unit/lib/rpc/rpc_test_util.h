@@ -26,6 +26,8 @@ typedef struct tserver_stats {
   int32_t double_rc; /* what the second reply of Double returned */
   int32_t accepted;
   uint32_t max_queued; /* the largest write queue an Echo reply left */
+  uint32_t echoes;     /* Echo requests served */
+  uint32_t echoes_before_probe; /* ... when the one with payload "probe" came */
   ty_conn_stats conns; /* the server's connection counters */
 } tserver_stats;
 
@@ -41,6 +43,7 @@ typedef struct tserver {
   const char *host;
   size_t max_frame;
   ty_rpc_limits limits;
+  size_t write_high_water; /* 0 = 64 KiB */
   ty_conn_stats conn_stats; /* the server's, loop thread only */
   tserver_stats stats; /* loop thread only; read through the Stats method */
   struct held *held;   /* Hold requests waiting for Release */
@@ -48,8 +51,9 @@ typedef struct tserver {
 
 /* Starts a server on host (NULL = 127.0.0.1). Returns 0 or the error. */
 int tserver_start(tserver *t, const char *host, size_t max_frame);
-/* The same on 127.0.0.1 with the given limits (stats are the server's own). */
-int tserver_start_limits(tserver *t, const ty_rpc_limits *limits);
+/* The same on 127.0.0.1 with the given limits (stats are the server's own)
+ * and write high-water mark (0 = 64 KiB). */
+int tserver_start_limits(tserver *t, const ty_rpc_limits *limits, size_t write_high_water);
 void tserver_stop(tserver *t);
 /* Fetches the server's counters over a fresh connection. */
 tserver_stats tserver_get_stats(int port);

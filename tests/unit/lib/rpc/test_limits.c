@@ -92,7 +92,7 @@ Test(limits, pipelining_without_reading_stops_reading_not_memory) {
 Test(limits, requests_beyond_max_inflight_wait_until_answers_free_room) {
   tserver t;
   ty_rpc_limits l = {.max_inflight = 4};
-  cr_assert_eq(tserver_start_limits(&t, &l), 0);
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int fd = raw_connect(t.port);
   for (uint64_t id = 1; id <= 4; id++) cr_assert_eq(send_request(fd, id, "Hold", NULL, 0, 0), 0);
   cr_assert_eq(send_request(fd, 5, "Echo", "x", 1, 0), 0);
@@ -124,7 +124,7 @@ Test(limits, requests_beyond_max_inflight_wait_until_answers_free_room) {
 Test(limits, handshake_deadline_closes_silent_and_slow_peers) {
   tserver t;
   ty_rpc_limits l = {.handshake_ms = 200};
-  cr_assert_eq(tserver_start_limits(&t, &l), 0);
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int silent = raw_connect(t.port);
   int slow = raw_connect(t.port);
   static const uint8_t part[] = {0, 0, 0, 40, 1, 2}; /* a header and 2 of 40 bytes */
@@ -141,7 +141,7 @@ Test(limits, handshake_deadline_closes_silent_and_slow_peers) {
 Test(limits, idle_connections_close_but_quiet_streams_stay) {
   tserver t;
   ty_rpc_limits l = {.idle_ms = 200};
-  cr_assert_eq(tserver_start_limits(&t, &l), 0);
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int idle = raw_connect(t.port);
   int holding = raw_connect(t.port);
   cr_assert_eq(send_request(idle, 1, "Echo", "x", 1, 0), 0);
@@ -167,7 +167,7 @@ Test(limits, idle_connections_close_but_quiet_streams_stay) {
 Test(limits, a_peer_that_stopped_reading_is_closed) {
   tserver t;
   ty_rpc_limits l = {.idle_ms = 300};
-  cr_assert_eq(tserver_start_limits(&t, &l), 0);
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int fd = raw_connect(t.port);
   static uint8_t payload[8192];
   ty_rpc_msg m = {.version = TY_RPC_VERSION, .kind = TY_RPC_REQUEST, .method = "Echo",
@@ -196,7 +196,7 @@ Test(limits, a_peer_that_stopped_reading_is_closed) {
 Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   tserver t;
   ty_rpc_limits l = {.max_conns_per_addr = 3, .max_conns = 5};
-  cr_assert_eq(tserver_start_limits(&t, &l), 0);
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int fds[3];
   for (int i = 0; i < 3; i++) {
     fds[i] = raw_connect(t.port);
@@ -231,5 +231,88 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   cr_assert_eq(st.conns.accepted, 5);
   cr_assert_eq(st.conns.open, 5);
   for (int i = 0; i < 3; i++) close(fds[i]), close(other[i]);
+  tserver_stop(&t);
+}
+
+/* Twenty peers pipeline 2000 requests each; a request on a fresh
+ * connection is served within a few turns, not after their 40,000. */
+Test(limits, pipelining_peers_do_not_starve_a_new_request) {
+  enum { PEERS = 20, EACH = 2000 };
+  tserver t;
+  cr_assert_eq(tserver_start(&t, NULL, 0), 0);
+  int fds[PEERS];
+  ty_buf burst;
+  ty_buf_init(&burst);
+  for (uint64_t id = 1; id <= EACH; id++) {
+    ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
+                    .method = "Echo", .payload = (const uint8_t *)"x", .payload_len = 1};
+    uint8_t *frame;
+    size_t len;
+    cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0);
+    ty_buf_append(&burst, frame, len);
+    free(frame);
+  }
+  for (int i = 0; i < PEERS; i++) {
+    fds[i] = raw_connect(t.port);
+    int big = 1 << 20;
+    setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    cr_assert_eq(raw_send_all(fds[i], burst.data, burst.len), 0);
+  }
+  int probe = raw_connect(t.port);
+  cr_assert_eq(send_request(probe, 1, "Echo", "probe", 5, 0), 0);
+  expect_answers(probe, 1, 1);
+  for (int i = 0; i < PEERS; i++) expect_answers(fds[i], 1, EACH);
+  tserver_stats s = stats_of(&t);
+  cr_assert_eq(s.echoes, PEERS * EACH + 1);
+  cr_assert_lt(s.echoes_before_probe, PEERS * EACH / 2, "the new request waited for %u others",
+               s.echoes_before_probe);
+  for (int i = 0; i < PEERS; i++) close(fds[i]);
+  close(probe);
+  ty_buf_close(&burst);
+  tserver_stop(&t);
+}
+
+/* Eight peers pipeline without reading against a 1 MiB write high-water
+ * mark each: past the server's 256 KiB budget for queued answers, a conn
+ * holding more than its share stops being read, so none gets near 1 MiB. */
+Test(limits, queued_answers_of_all_conns_are_capped) {
+  enum { PEERS = 8, FRAMES = 400 };
+  tserver t;
+  ty_rpc_limits l = {.max_queued_total = 256 * 1024};
+  cr_assert_eq(tserver_start_limits(&t, &l, 1024 * 1024), 0);
+  /* Each peer's script: FRAMES Echo requests of 32 KiB (large answers fill
+   * the kernel's buffers soon), sent as far as its socket takes them. */
+  static uint8_t payload[32 * 1024];
+  ty_buf script;
+  ty_buf_init(&script);
+  size_t frame_len = 0;
+  for (uint64_t id = 1; id <= FRAMES; id++) {
+    ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
+                    .method = "Echo", .payload = payload, .payload_len = sizeof payload};
+    uint8_t *frame;
+    cr_assert_eq(ty_rpc_encode(&m, &frame, &frame_len), 0);
+    ty_buf_append(&script, frame, frame_len);
+    free(frame);
+  }
+  int fds[PEERS];
+  size_t off[PEERS] = {0};
+  for (int i = 0; i < PEERS; i++) fds[i] = raw_connect(t.port);
+  for (int idle = 0; idle < 50;) {
+    bool any = false;
+    for (int i = 0; i < PEERS; i++) {
+      ssize_t w = send(fds[i], script.data + off[i], script.len - off[i], MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w > 0) off[i] += (size_t)w, any = true;
+    }
+    idle = any ? 0 : idle + 1;
+    if (!any) usleep(10 * 1000);
+  }
+  tserver_stats s = stats_of(&t);
+  cr_assert_lt(s.max_queued, 512 * 1024, "one conn queued %u bytes", s.max_queued);
+  /* Reading lets everything through. */
+  for (int i = 0; i < PEERS; i++) {
+    expect_answers(fds[i], 1, off[i] / frame_len);
+    close(fds[i]);
+  }
+  ty_buf_close(&script);
   tserver_stop(&t);
 }
