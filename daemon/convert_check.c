@@ -126,8 +126,12 @@ static int dec_progress(const uint8_t *p, size_t n) {
   uint64_t job;
   uint32_t rank;
   ty_train_progress pr;
-  int rc = ty__conv_progress_req(p, n, &job, &rank, &pr);
-  if (rc == 0) free(pr.checkpoint_path);
+  ty_checkpoint_list existing = {0};
+  int rc = ty__conv_progress_req(p, n, &job, &rank, &pr, &existing);
+  if (rc == 0) {
+    free(pr.checkpoint_path);
+    ty_checkpoint_list_close(&existing);
+  }
   return rc;
 }
 

@@ -195,6 +195,15 @@ typedef struct ty_conn_stats {
  * serving thousands of connections needs more than the usual 1024) and
  * returns the soft limit now in force. */
 uint64_t ty_raise_fd_limit(void);
+/* ---- UTF-8 ---------------------------------------------------------------- */
+/* Length (1..4) of the well-formed UTF-8 sequence at s, with n bytes left,
+ * and its code point in *out_cp (may be NULL); 0 when the bytes there are
+ * not one (a stray continuation byte, an overlong form, a surrogate,
+ * truncation). */
+size_t ty_utf8_decode(const unsigned char *s, size_t n, uint32_t *out_cp);
+/* Whether s is well-formed UTF-8; when not, *out_bad (may be NULL) is the
+ * offset of the first bad byte. */
+bool ty_utf8_valid(const char *s, size_t *out_bad);
 
 /* ---- random numbers -------------------------------------------------------
  * The project's one generator: SplitMix64 (Steele, Lea and Flood, 2014), a

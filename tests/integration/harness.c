@@ -102,20 +102,34 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   snprintf(ctl, sizeof ctl, "127.0.0.1:%d", c->rpc_port);
   snprintf(ncpu, sizeof ncpu, "%d", cpus);
   unlink(pf);
-  char *argv[] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
-                  "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
-                  "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0", NULL};
+  /* Tasks get none of the worker's environment: the knobs tests turn for
+   * their ranks, and the sanitizers' options of a sanitized build (its
+   * trainrun ranks must not report Open MPI's leaks), are handed on by
+   * name; unset ones are skipped. */
+  char *argv[48] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
+                    "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
+                    "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
+                    "--task-env", "TRAINYARD_STEP_DELAY_MS", "--task-env",
+                    "TRAINYARD_COLLECTIVE_TIMEOUT_S", "--task-env", "TRAINYARD_KERNEL_CACHE",
+                    "--task-env", "ASAN_OPTIONS", "--task-env", "UBSAN_OPTIONS"};
+  size_t n = 0;
+  while (argv[n]) n++;
+  for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 47; k++)
+    argv[n++] = (char *)c->worker_extra[k];
+  argv[n] = NULL;
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
 }
 
 static void cluster_start_with(it_cluster *c, size_t n_workers, int cpus, bool relative,
-                               int node_timeout_ms, const char *const *traind_args) {
+                               int node_timeout_ms, const char *const *traind_args,
+                               const char *const *worker_extra) {
   memset(c, 0, sizeof *c);
   c->node_timeout_ms = node_timeout_ms;
   c->traind_args = traind_args;
   c->relative_state = relative;
+  c->worker_extra = worker_extra;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
   if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
@@ -129,16 +143,21 @@ static void cluster_start_with(it_cluster *c, size_t n_workers, int cpus, bool r
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start_with(c, n_workers, cpus, false, 0, NULL);
+  cluster_start_with(c, n_workers, cpus, false, 0, NULL, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start_with(c, n_workers, cpus, true, 0, NULL);
+  cluster_start_with(c, n_workers, cpus, true, 0, NULL, NULL);
 }
 
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
                            const char *const *traind_args) {
-  cluster_start_with(c, n_workers, cpus, false, node_timeout_ms, traind_args);
+  cluster_start_with(c, n_workers, cpus, false, node_timeout_ms, traind_args, NULL);
+}
+
+void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
+                                   const char *const *worker_extra) {
+  cluster_start_with(c, n_workers, cpus, false, 0, NULL, worker_extra);
 }
 
 void it_kill9(pid_t *pid) {

@@ -37,6 +37,8 @@ typedef struct it_cluster {
   bool relative_state;
   /* More traind flags (NULL-terminated; NULL = none), e.g. limits. */
   const char *const *traind_args;
+  /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
+  const char *const *worker_extra;
 } it_cluster;
 
 /* Creates the directory and starts the controller and n workers (cpus each),
@@ -47,6 +49,9 @@ void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_t
                            const char *const *traind_args);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
+/* The same with more trainworkerd flags (kept for restarts). */
+void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
+                                   const char *const *worker_extra);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);
