@@ -135,11 +135,7 @@ static int dec_progress(const uint8_t *p, size_t n) {
   return rc;
 }
 
-static const struct {
-  const char *method;
-  const ProtobufCMessageDescriptor *request;
-  int (*decode)(const uint8_t *p, size_t n); /* NULL: a request without fields */
-} requests[] = {
+static const ty_proto_method requests[] = {
     {TY_M_SUBMIT_JOB, &trainyard__submit_job_request__descriptor, dec_submit},
     {TY_M_LIST_JOBS, &trainyard__list_jobs_request__descriptor, dec_list_jobs},
     {TY_M_GET_JOB, &trainyard__get_job_request__descriptor, dec_job_id},
@@ -160,35 +156,16 @@ static const struct {
     {TY_M_REPORT_PROGRESS, &trainyard__report_progress_request__descriptor, dec_progress},
 };
 
-static int find(const char *method) {
-  for (size_t i = 0; i < sizeof requests / sizeof *requests; i++)
-    if (strcmp(requests[i].method, method) == 0) return (int)i;
-  return -1;
-}
-
 int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,
                            size_t err_len) {
-  int i = find(method);
-  return i < 0 ? 0 : ty_proto_check_request(requests[i].request, p, n, err, err_len);
+  return ty_proto_check_method(requests, TY_ARRAY_LEN(requests), method, p, n, err, err_len);
 }
 
 int ty_controller_decode_request(const char *method, const uint8_t *p, size_t n, char *err,
                                  size_t err_len) {
-  int i = find(method);
-  if (i < 0) return ty_errf(err, err_len, TY_ENOTFOUND, "unknown method \"%.64s\"", method);
-  int rc = ty_proto_check_request(requests[i].request, p, n, err, err_len);
-  if (rc != 0) return rc;
-  if (requests[i].decode) {
-    rc = requests[i].decode(p, n);
-  } else { /* no fields, so the handler never looks; still, it must be protobuf */
-    void *m = ty_wire_unpack(requests[i].request, p, n);
-    rc = m ? 0 : TY_EPROTO;
-    ty_wire_free(m);
-  }
-  if (rc != 0) ty_errf(err, err_len, rc, "payload is not a %s", requests[i].request->name);
-  return rc;
+  return ty_proto_decode_method(requests, TY_ARRAY_LEN(requests), method, p, n, err, err_len);
 }
 
 const char *ty_controller_method(size_t i) {
-  return i < sizeof requests / sizeof *requests ? requests[i].method : NULL;
+  return i < TY_ARRAY_LEN(requests) ? requests[i].method : NULL;
 }

@@ -292,11 +292,7 @@ static int dec_attach_input(const uint8_t *p, size_t n) {
 
 /* Every method the worker serves: from the controller (session.c) and on
  * the task I/O port (io.c). */
-static const struct {
-  const char *method;
-  const ProtobufCMessageDescriptor *request;
-  int (*decode)(const uint8_t *p, size_t n);
-} requests[] = {
+static const ty_proto_method requests[] = {
     {TY_M_LAUNCH_TASK, &trainyard__launch_task_request__descriptor, dec_launch},
     {TY_M_KILL_TASK, &trainyard__kill_task_request__descriptor, dec_kill},
     {TY_M_READ_LOG, &trainyard__read_log_request__descriptor, dec_read_log},
@@ -304,26 +300,13 @@ static const struct {
     {TY_M_ATTACH_INPUT, &trainyard__attach_input_request__descriptor, dec_attach_input},
 };
 
-static int find_request(const char *method) {
-  for (size_t i = 0; i < TY_ARRAY_LEN(requests); i++)
-    if (strcmp(requests[i].method, method) == 0) return (int)i;
-  return -1;
-}
-
 int ty__check_request(const char *method, const uint8_t *p, size_t n, char *err, size_t err_len) {
-  int i = find_request(method);
-  return i < 0 ? 0 : ty_proto_check_request(requests[i].request, p, n, err, err_len);
+  return ty_proto_check_method(requests, TY_ARRAY_LEN(requests), method, p, n, err, err_len);
 }
 
 int ty_worker_decode_request(const char *method, const uint8_t *p, size_t n, char *err,
                              size_t err_len) {
-  int i = find_request(method);
-  if (i < 0) return ty_errf(err, err_len, TY_ENOTFOUND, "unknown method \"%.64s\"", method);
-  int rc = ty_proto_check_request(requests[i].request, p, n, err, err_len);
-  if (rc != 0) return rc;
-  if ((rc = requests[i].decode(p, n)) != 0)
-    ty_errf(err, err_len, rc, "payload is not a %s", requests[i].request->name);
-  return rc;
+  return ty_proto_decode_method(requests, TY_ARRAY_LEN(requests), method, p, n, err, err_len);
 }
 
 const char *ty_worker_method(size_t i) {

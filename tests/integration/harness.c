@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,6 +337,23 @@ int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
   if (out) *out = s;
   else free(s);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int it_raw_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s", strerror(errno));
+  return fd;
+}
+
+bool it_closed_by_peer(int fd) {
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char b[256];
+  ssize_t n;
+  while ((n = read(fd, b, sizeof b)) > 0) {}
+  return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 char *it_http_get_metrics(int port) {

@@ -78,6 +78,11 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 /* Runs trainctl with the cluster's address and the given arguments; returns
  * its exit status and its stdout in a heap string (*out, may be NULL). */
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
+/* A raw TCP connection to 127.0.0.1:port, for peers that misbehave. */
+int it_raw_connect(int port);
+/* True when the peer closes fd (EOF or reset) within ~5 s, reading and
+ * dropping whatever it sends first. */
+bool it_closed_by_peer(int fd);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
 

@@ -243,23 +243,6 @@ Test(hardening, a_repeated_request_id_answers_the_first_job, .timeout = 120) {
 
 /* ---- limits at the door -------------------------------------------------------------------- */
 
-static int raw_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-  struct timeval tv = {10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
-static bool closed_by_peer(int fd) {
-  char b[256];
-  ssize_t n;
-  while ((n = read(fd, b, sizeof b)) > 0) {}
-  return n == 0 || (n < 0 && errno == ECONNRESET);
-}
-
 /* The value of one sample line "NAME{LABELS} V" in a scrape, or -1. */
 static double sample(const char *scrape, const char *series) {
   const char *p = strstr(scrape, series);
@@ -273,10 +256,10 @@ Test(hardening, idle_connections_are_capped_and_timed_out, .timeout = 120) {
   it_cluster_start_with(&c, 1, 2, 0, limits);
   enum { N = 30 };
   int fds[N];
-  for (int i = 0; i < N; i++) fds[i] = raw_connect(c.rpc_port);
+  for (int i = 0; i < N; i++) fds[i] = it_raw_connect(c.rpc_port);
   /* Every one ends: over the cap at once, the others at the deadline. */
   for (int i = 0; i < N; i++) {
-    cr_expect(closed_by_peer(fds[i]), "connection %d was kept", i);
+    cr_expect(it_closed_by_peer(fds[i]), "connection %d was kept", i);
     close(fds[i]);
   }
   const char *nodes[] = {"nodes", NULL};

@@ -52,6 +52,16 @@ static tserver_stats stats_of(tserver *t) {
   return s;
 }
 
+/* Answers every Hold request, through a connection of its own. */
+static void release_held(const tserver *t) {
+  ty_rpc_client *c;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", t->port, 5000, &c), 0);
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_client_call(c, "Release", NULL, 0, 5000, &r), 0);
+  ty_rpc_result_close(&r);
+  ty_rpc_client_close(c);
+}
+
 static void expect_answers(int fd, uint64_t first, uint64_t n) {
   ty_frame_reader r;
   ty_frame_reader_init(&r, 0);
@@ -97,12 +107,7 @@ Test(limits, requests_beyond_max_inflight_wait_until_answers_free_room) {
   for (uint64_t id = 1; id <= 4; id++) cr_assert_eq(send_request(fd, id, "Hold", NULL, 0, 0), 0);
   cr_assert_eq(send_request(fd, 5, "Echo", "x", 1, 0), 0);
   cr_assert_not(readable_within(fd, 300), "the fifth request was served past max_inflight");
-  ty_rpc_client *c;
-  cr_assert_eq(ty_rpc_client_open("127.0.0.1", t.port, 5000, &c), 0);
-  ty_rpc_result r;
-  cr_assert_eq(ty_rpc_client_call(c, "Release", NULL, 0, 5000, &r), 0);
-  ty_rpc_result_close(&r);
-  ty_rpc_client_close(c);
+  release_held(&t);
   /* The four held answers (any order among themselves), then the Echo. */
   ty_frame_reader rd;
   ty_frame_reader_init(&rd, 0);
@@ -151,12 +156,7 @@ Test(limits, idle_connections_close_but_quiet_streams_stay) {
   close(idle);
   /* Three idle periods later the held request still gets its answer. */
   usleep(600 * 1000);
-  ty_rpc_client *c;
-  cr_assert_eq(ty_rpc_client_open("127.0.0.1", t.port, 5000, &c), 0);
-  ty_rpc_result r;
-  cr_assert_eq(ty_rpc_client_call(c, "Release", NULL, 0, 5000, &r), 0);
-  ty_rpc_result_close(&r);
-  ty_rpc_client_close(c);
+  release_held(&t);
   expect_answers(holding, 1, 1);
   close(holding);
   tserver_stats s = stats_of(&t);
