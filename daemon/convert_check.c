@@ -135,6 +135,18 @@ static int dec_progress(const uint8_t *p, size_t n) {
   return rc;
 }
 
+static int dec_plan_job(const uint8_t *p, size_t n) {
+  ty_job_spec spec;
+  int rc = ty__conv_plan_job_req(p, n, &spec);
+  if (rc == 0) {
+    char err[TY_ERR_LEN];
+    ty_job_spec_validate(&spec, err, sizeof err);
+    ty_job_spec_close(&spec);
+  }
+  return rc;
+}
+
+/* New methods go at the end: byte 0 of the fuzz corpus picks a line. */
 static const ty_proto_method requests[] = {
     {TY_M_SUBMIT_JOB, &trainyard__submit_job_request__descriptor, dec_submit},
     {TY_M_LIST_JOBS, &trainyard__list_jobs_request__descriptor, dec_list_jobs},
@@ -154,6 +166,7 @@ static const ty_proto_method requests[] = {
     {TY_M_RENDEZVOUS_PUT, &trainyard__rendezvous_put_request__descriptor, dec_rdv_put},
     {TY_M_RENDEZVOUS_GET, &trainyard__rendezvous_get_request__descriptor, dec_rdv_get},
     {TY_M_REPORT_PROGRESS, &trainyard__report_progress_request__descriptor, dec_progress},
+    {TY_M_PLAN_JOB, &trainyard__plan_job_request__descriptor, dec_plan_job},
 };
 
 int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,

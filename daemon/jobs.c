@@ -53,7 +53,8 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .requeue_count = j->requeue_count, .spec = j->blob,
                       .request_id = j->request_id ? j->request_id : "",
                       .spec_len = j->blob_len, .held = j->held,
-                      .last_ckpt_ms = j->last_ckpt_ms};
+                      .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
+                      .plan_len = j->plan_len};
   *out_nodes = (char *)nodes.data;
   *out_alloc = (char *)alloc.data;
 }
@@ -262,6 +263,8 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
   t->model_bytes = s->model_bytes, t->model_len = s->model_len;
   t->train_config = s->train_config, t->train_config_len = s->train_config_len;
   t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+  t->plan = j->plan;
+  t->plan_len = j->plan_len;
 }
 
 static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {

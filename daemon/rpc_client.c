@@ -2,13 +2,17 @@
 /*
  * Client methods: SubmitJob, ListJobs, GetJob, CancelJob, ListNodes,
  * GetTaskLocations. SubmitJob and CancelJob answer only after their rows and
- * events are committed (group commit); the reads answer at once from memory,
- * except GetJob's events, read from the store's reader connection.
+ * events are committed (group commit); a graph job's submit first waits
+ * for its model check and plan (check.c, a child process). The reads
+ * answer at once from memory, except GetJob's events, read from the
+ * store's reader connection.
  *
  * Retried submits: a SubmitJob carrying a request id that its user already
  * submitted is answered with the job that id created, once that job's
  * commit is durable, so a client that lost the connection before the answer
- * can send the same request again without creating a second job.
+ * can send the same request again without creating a second job. A retry
+ * that arrives while the first submit's model is still being checked waits
+ * for that check and gets the first submit's answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,10 +49,10 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job owning spec, blob and request id (stored with the
- * defaults validation filled in; as sent if re-encoding fails). */
+/* A new PENDING job owning spec, blob, plan and request id (stored with
+ * the defaults validation filled in; as sent if re-encoding fails). */
 static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len,
-                       char *request_id) {
+                       uint8_t *plan, size_t plan_len, char *request_id) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = ctl->next_id;
   j->spec = *spec;
@@ -60,6 +64,8 @@ static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blo
     j->blob = blob;
     j->blob_len = len;
   }
+  j->plan = plan;
+  j->plan_len = plan_len;
   j->state = TY_JOB_PENDING;
   j->reason = ty_strdup("submitted");
   j->submit_ms = ty_now_ms();
@@ -98,16 +104,98 @@ static void on_retry_committed(int status, void *ud) {
   ty__reply_finish(r, 0, NULL);
 }
 
-/* Answers a submit whose request id `user` already used; false when it is new. */
-static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, const char *rid) {
-  ty_job *j = ty__job_by_request(ctl, user, rid);
-  if (!j) return false;
-  ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
-          r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
+/* r answers with job j once j is durable. */
+static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
   r->job_id = j->id;
   if (j->committed) on_retry_committed(0, r);
   else ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
-  return true;
+}
+
+/* Stores a checked job (taking spec, blob, plan and request id) and answers
+ * once it is committed. The job, or NULL when it was refused. */
+static ty_job *accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
+                          size_t blob_len, uint8_t *plan, size_t plan_len, char *rid) {
+  ty_job *j = job_new(ctl, spec, blob, blob_len, plan, plan_len, rid);
+  ty_txn *t = ty_txn_create();
+  int rc = submit_txn(j, t);
+  if (rc != 0) {
+    ty_txn_destroy(t);
+    ty__job_free(j);
+    ty__reply_finish(r, rc, "job: no memory to store a job this large; it was not accepted");
+    return NULL;
+  }
+  ty__job_add(ctl, j);
+  r->job_id = j->id;
+  ty__commit(ctl, t, on_submit_committed, r);
+  return j;
+}
+
+/* A graph job waiting for its model check (check.c), on ctl->checking
+ * while it waits, with the retries of its request id that came meanwhile. */
+struct ty__submit_wait {
+  ty_reply *r;
+  ty_job_spec spec;
+  uint8_t *blob;
+  size_t blob_len;
+  char *rid;                    /* "" = none */
+  ty_reply **retries;           /* answered as r is */
+  size_t n_retries;
+  struct ty__submit_wait *next;
+};
+
+static void unlink_wait(ty_controller *ctl, ty__submit_wait *sw) {
+  ty__submit_wait **p = &ctl->checking;
+  while (*p && *p != sw) p = &(*p)->next;
+  if (*p) *p = sw->next;
+}
+
+static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
+  ty__submit_wait *sw = ud;
+  unlink_wait(ctl, sw);
+  int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  const char *why = res->status ? res->message : "the controller is shutting down; the job was not accepted";
+  ty_job *j = NULL;
+  if (rc == 0) {
+    j = accept_job(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->rid);
+    res->plan = NULL;
+    if (!j) {
+      rc = TY_ENOMEM;
+      why = "the first submit with this request_id was not accepted; retry";
+    }
+  } else {
+    ty__reply_finish(sw->r, rc, why);
+    ty_job_spec_close(&sw->spec);
+    free(sw->blob);
+    free(sw->rid);
+  }
+  for (size_t i = 0; i < sw->n_retries; i++) {
+    if (j) answer_with_job(ctl, sw->retries[i], j);
+    else ty__reply_finish(sw->retries[i], rc, why);
+  }
+  free(sw->retries);
+  free(sw);
+}
+
+/* Answers a submit whose request id `user` already used (a stored job, or
+ * one whose check is running); false when the id is new. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, const char *rid) {
+  if (!rid[0]) return false;
+  ty_job *j = ty__job_by_request(ctl, user, rid);
+  if (j) {
+    ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
+    answer_with_job(ctl, r, j);
+    return true;
+  }
+  for (ty__submit_wait *sw = ctl->checking; sw; sw = sw->next) {
+    if (strcmp(sw->rid, rid) != 0 || strcmp(sw->spec.user, user) != 0) continue;
+    ty_info("SubmitJob from %s: request_id %s is being checked; answering as its first submit",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid);
+    sw->retries = ty_xrealloc(sw->retries, (sw->n_retries + 1) * sizeof(*sw->retries));
+    sw->retries[sw->n_retries++] = r;
+    return true;
+  }
+  return false;
 }
 
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
@@ -123,7 +211,6 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   rc = ty_job_check_request_id(rid, err, sizeof(err));
   if (rc == 0) rc = ty_job_spec_validate(&spec, err, sizeof(err));
   bool retry = rc == 0 && answer_retry(ctl, r, spec.user, rid);
-  if (rc == 0 && !retry && spec.kind == TY_JOB_KIND_GRAPH) rc = ty__graph_check(&spec, err, sizeof(err));
   if (rc == 0 && !retry) rc = check_placeable(ctl, &spec, err, sizeof(err));
   if (rc != 0 || retry) {
     ty_job_spec_close(&spec);
@@ -132,17 +219,15 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     if (rc != 0) ty__reply_finish(r, rc, err);
     return;
   }
-  ty_job *j = job_new(ctl, &spec, blob, blob_len, rid);
-  ty_txn *t = ty_txn_create();
-  if ((rc = submit_txn(j, t)) != 0) {
-    ty_txn_destroy(t);
-    ty__job_free(j);
-    ty__reply_finish(r, rc, "job: no memory to store a job this large; it was not accepted");
+  if (spec.kind != TY_JOB_KIND_GRAPH) {
+    accept_job(ctl, r, &spec, blob, blob_len, NULL, 0, rid);
     return;
   }
-  ty__job_add(ctl, j);
-  r->job_id = j->id;
-  ty__commit(ctl, t, on_submit_committed, r);
+  ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
+  *sw = (ty__submit_wait){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .rid = rid,
+                          .next = ctl->checking};
+  ctl->checking = sw;
+  ty__check_start(ctl, r, &sw->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sw);
 }
 
 /* ---- ListJobs, GetJob ------------------------------------------------------------------- */
@@ -205,7 +290,8 @@ static int collect_event(const ty_event_row *e, void *ud) {
 
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
-  int decoded = ty__conv_job_id_req(p, n, &id);
+  bool with_plan = false;
+  int decoded = ty__conv_get_job_req(p, n, &id, &with_plan);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a GetJobRequest");
     return;
@@ -221,6 +307,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
             ty_store_errmsg(ctl->store));
   int rc = ty__conv_get_job_resp(j, evs.v, evs.n, &r->out);
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
+  if (rc == 0 && with_plan && j->plan_len) rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
   for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);

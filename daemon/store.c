@@ -87,7 +87,9 @@ static const char *const migrations[] = {
     "  object TEXT NOT NULL,"
     "  action TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');",
-    /* 3: retry-safe submits (issue 13): the client's request id, unique per
+    /* 3: graph jobs' plans: only the jobs column. */
+    "",
+    /* 4: retry-safe submits (issue 13): the client's request id, unique per
      * user among the jobs that have one, so a repeated id finds its job. */
     "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) WHERE request_id != '';",
 };

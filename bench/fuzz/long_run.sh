@@ -14,7 +14,7 @@ runs=${2:-10000000}
 max_s=${3:-7200}
 shift $(( $# > 3 ? 3 : $# ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sched_config train_config envelope import daemon npy http worker frame idx plan)
+[ ${#targets[@]} -gt 0 ] || targets=(sched_config train_config envelope import daemon npy http worker check frame idx plan)
 out=$build/tests/fuzz/long
 mkdir -p "$out"
 echo "| target | executions | seconds | executions/s | crashes |"

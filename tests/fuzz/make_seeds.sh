@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Writes the seed corpora of the RPC, HTTP, config targets (tests/fuzz/
-# corpus/{frame,envelope,http,daemon,worker,train_config,sched_config}) from
+# corpus/{frame,envelope,http,daemon,worker,check,train_config,sched_config}) from
 # the protobuf text below, with Debian's protoc. Seeds are committed; run
 # this again after a .proto or a method table changes. Crash inputs that
 # libFuzzer found are kept beside them (regress_*) and never regenerated.
@@ -40,12 +40,20 @@ seed daemon shares 14 GetSharesRequest ''
 seed daemon rdv_put 15 RendezvousPutRequest 'job_id: 2 key: "mpi/port/0" value: "tag#0$tcp"'
 seed daemon rdv_get 16 RendezvousGetRequest 'job_id: 2 key: "mpi/port/0"'
 seed daemon progress 17 ReportProgressRequest 'job_id: 2 rank: 0'
+seed daemon plan_job 18 PlanJobRequest 'job { name: "g" resources { nodes: 2 tasks_per_node: 2 } graph { model_path: "/m.onnx" train_config: "\x08\x40" parallelism: PARALLELISM_TENSOR } }'
 
 seed worker launch 0 LaunchTaskRequest 'job_id: 1 rank: 1 local_rank: 0 world_size: 2 local_world_size: 1 master_addr: "10.0.0.1" master_port: 29501 gpu_indices: 0 gpu_indices: 3 cpus: 2 command { argv: "python" argv: "train.py" env: "X=1" } time_limit_s: 60 kill_grace_s: 5 user: "alice"'
 seed worker kill 1 KillTaskRequest 'job_id: 1 signal: 15 grace_s: 3'
 seed worker read_log 2 ReadLogRequest 'job_id: 1 rank: 0 offset: 100 follow: true'
 seed worker attach 3 AttachRequest 'job_id: 1 rank: 0 owner: true replay: true'
 seed worker attach_input 4 AttachInputRequest 'job_id: 1 rank: 0 data: "ls\n" eof: true rows: 24 cols: 80'
+
+# The model check: byte 0 even is traind's request to its child, odd the
+# child's answer.
+seed check request 0 GraphCheckRequest 'job { name: "g" user: "alice" resources { nodes: 2 tasks_per_node: 2 } graph { model_path: "/m.onnx" train_config: "\x08\x40" } } want_plan: true mode: PARALLELISM_AUTO cluster { nodes: 2 devices_per_node: 2 device_flops: 1e11 device_mem_bytes: 17179869184 intra_bw: 1e10 inter_bw: 1.25e9 intra_latency_s: 2e-6 inter_latency_s: 2e-5 launch_s: 5e-6 threads: 1 }'
+seed check answer_checked 1 GraphCheckResponse 'stage: 1 cache_key: 81985529216486895 device_flops: 1e11'
+seed check answer_refused 1 GraphCheckResponse 'stage: 1 status: -10001 message: "job.graph.model_path: initializer w: raw_data holds 8 bytes, its shape needs 16"'
+seed check answer_plan 1 GraphCheckResponse 'stage: 2 plan: "TYPLAN1\x00\x01\x02"'
 
 mkdir -p "$c/envelope" "$c/frame"
 envelope() { enc lib/rpc/envelope.proto tyrpc.Envelope "$1"; }

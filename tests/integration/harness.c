@@ -85,7 +85,7 @@ void it_controller_start(it_cluster *c) {
                     "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
                     "--kill-grace-s", "2", NULL};
   size_t n = 15;
-  for (size_t i = 0; c->traind_args && c->traind_args[i] && n < 39; i++)
+  for (size_t i = 0; c->traind_args && c->traind_args[i] && n + 1 < TY_ARRAY_LEN(argv); i++)
     argv[n++] = (char *)c->traind_args[i];
   argv[n] = NULL;
   c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
@@ -123,13 +123,13 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
 }
 
-static void cluster_start_with(it_cluster *c, size_t n_workers, int cpus, bool relative,
-                               int node_timeout_ms, const char *const *traind_args,
-                               const char *const *worker_extra) {
+static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
+                          int node_timeout_ms, const char *const *traind_args,
+                          const char *const *worker_extra) {
   memset(c, 0, sizeof *c);
   c->node_timeout_ms = node_timeout_ms;
-  c->traind_args = traind_args;
   c->relative_state = relative;
+  c->traind_args = traind_args;
   c->worker_extra = worker_extra;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
@@ -144,21 +144,26 @@ static void cluster_start_with(it_cluster *c, size_t n_workers, int cpus, bool r
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start_with(c, n_workers, cpus, false, 0, NULL, NULL);
+  cluster_start(c, n_workers, cpus, false, 0, NULL, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start_with(c, n_workers, cpus, true, 0, NULL, NULL);
+  cluster_start(c, n_workers, cpus, true, 0, NULL, NULL);
+}
+
+void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
+                           const char *const *traind_args) {
+  cluster_start(c, n_workers, cpus, false, 0, traind_args, NULL);
 }
 
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
                            const char *const *traind_args) {
-  cluster_start_with(c, n_workers, cpus, false, node_timeout_ms, traind_args, NULL);
+  cluster_start(c, n_workers, cpus, false, node_timeout_ms, traind_args, NULL);
 }
 
 void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
                                    const char *const *worker_extra) {
-  cluster_start_with(c, n_workers, cpus, false, 0, NULL, worker_extra);
+  cluster_start(c, n_workers, cpus, false, 0, NULL, worker_extra);
 }
 
 void it_kill9(pid_t *pid) {
@@ -204,8 +209,14 @@ ty_rpc_client *it_client(const it_cluster *c) {
 
 int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
                   size_t err_len) {
+  return it_submit_job_id(cl, job, NULL, out_id, err, err_len);
+}
+
+int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request_id,
+                     uint64_t *out_id, char *err, size_t err_len) {
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = job;
+  if (request_id) req.request_id = (char *)request_id;
   size_t n = trainyard__submit_job_request__get_packed_size(&req);
   uint8_t *buf = malloc(n ? n : 1);
   trainyard__submit_job_request__pack(&req, buf);
@@ -311,27 +322,39 @@ static char *read_all(int fd) {
 }
 
 int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
+  return it_trainctl_err(c, out, NULL, args);
+}
+
+int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args) {
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
   const char *argv[32] = {bin("TY_TRAINCTL"), "--controller", addr};
   size_t n = 3;
   for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
   argv[n] = NULL;
-  int pfd[2];
+  int pfd[2], efd[2] = {-1, -1};
   /* Close-on-exec: a daemon another thread spawns meanwhile must not keep
-   * this pipe open (read_all would wait for it). */
+   * these pipes open (read_all would wait for them). */
   cr_assert(pipe2(pfd, O_CLOEXEC) == 0);
+  cr_assert(!err_out || pipe2(efd, O_CLOEXEC) == 0);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pfd[1], 1);
+    if (err_out) dup2(efd[1], 2);
     close(pfd[0]);
     close(pfd[1]);
+    if (err_out) close(efd[0]), close(efd[1]);
     execv(argv[0], (char *const *)argv);
     _exit(127);
   }
   close(pfd[1]);
-  char *s = read_all(pfd[0]);
+  if (err_out) close(efd[1]);
+  char *s = read_all(pfd[0]); /* stderr is a line or two: the pipe holds it meanwhile */
   close(pfd[0]);
+  if (err_out) {
+    *err_out = read_all(efd[0]);
+    close(efd[0]);
+  }
   int st;
   waitpid(pid, &st, 0);
   if (out) *out = s;

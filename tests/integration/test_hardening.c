@@ -197,24 +197,7 @@ static int submit_with_id(ty_rpc_client *cl, const char *name, const char *rid, 
   job.user = "alice";
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;
-  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
-  req.job = &job;
-  req.request_id = (char *)rid;
-  uint8_t buf[1024];
-  size_t n = trainyard__submit_job_request__pack(&req, buf);
-  ty_rpc_result r;
-  cr_assert_eq(ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, buf, n, 10000, &r), 0);
-  int status = r.status;
-  snprintf(msg, msg_len, "%s", r.message);
-  if (status == 0) {
-    Trainyard__SubmitJobResponse *resp =
-        trainyard__submit_job_response__unpack(NULL, r.payload_len, r.payload);
-    cr_assert(resp);
-    *out_id = resp->job_id;
-    trainyard__submit_job_response__free_unpacked(resp, NULL);
-  }
-  ty_rpc_result_close(&r);
-  return status;
+  return it_submit_job_id(cl, &job, rid, out_id, msg, msg_len);
 }
 
 Test(hardening, a_repeated_request_id_answers_the_first_job, .timeout = 120) {
