@@ -3,7 +3,7 @@
 # The README's test command, three passes:
 #   1. build-test/, warnings as errors: every meson test suite (unit,
 #      integration, conformance; gpu tests skip without a GPU; fuzz runs
-#      each libFuzzer target for a bounded time, about 90 s in all, or says
+#      each libFuzzer target for a bounded time, about 100 s in all, or says
 #      why it is skipped).
 #   2. build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer with leak
 #      detection: the unit, conformance and integration suites again. Only
