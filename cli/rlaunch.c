@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -33,6 +34,8 @@
 #define CALL_TIMEOUT_MS 10000u
 #define STATUS_AFTER_MS 300 /* a job placed quicker than this shows no status line */
 #define VERDICT_WAIT_MS 10000u /* for the job's final event after its ranks ended */
+#define RETRY_FIRST_MS 100u /* a lost controller: retries back off from here ... */
+#define RETRY_MAX_MS 2000u  /* ... doubling to this */
 
 extern char **environ;
 
@@ -43,6 +46,13 @@ typedef struct rlaunch {
   ty_rl_opts o;
   const char *controller;
   ty_rpc_client *client;
+  char *host; /* the controller's, for reconnecting */
+  int port;
+  ty_buf submit;          /* the SubmitJobRequest, sent again as it is on a retry */
+  ty_rng rng;             /* retry jitter */
+  uint32_t retry_ms;      /* the next retry's base delay */
+  int64_t deadline_ms;    /* retries stop here */
+  bool retry_due;
   uint64_t job_id;
   /* The watch stream (SubmitJob's answer). */
   uint64_t watch_id;      /* its request */
@@ -69,21 +79,45 @@ static void err(const char *fmt, ...) {
   va_end(ap);
 }
 
+/* The next wait before a retry: RETRY_FIRST_MS doubling to RETRY_MAX_MS,
+ * with up to half of it as jitter (as cli/retry.c's); 0 once the submit's
+ * time (CALL_TIMEOUT_MS from the first attempt) would be spent. */
+static uint32_t next_retry(rlaunch *r) {
+  uint32_t d = r->retry_ms ? r->retry_ms : RETRY_FIRST_MS;
+  r->retry_ms = d * 2 < RETRY_MAX_MS ? d * 2 : RETRY_MAX_MS;
+  uint32_t wait = d / 2 + (uint32_t)(ty_rng_next(&r->rng) % (d / 2 + 1));
+  return ty_mono_ms() + wait < r->deadline_ms ? wait : 0;
+}
+
+static void sleep_ms(uint32_t ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Opens the connection, retried while the controller is unreachable (it
+ * may be restarting) until the submit's time is spent. */
 static int connect_controller(rlaunch *r) {
-  char *host = NULL;
-  int port = 0;
   char e[TY_ERR_LEN] = "";
-  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &host, &port, e, sizeof e) != 0) {
+  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &r->host, &r->port, e,
+                        sizeof e) != 0) {
     err("%s", e);
     return TY_RL_EXIT_USAGE;
   }
+  r->rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)getpid());
+  r->deadline_ms = ty_mono_ms() + CALL_TIMEOUT_MS;
   r->t.connect_ns = uv_hrtime();
-  int rc = ty_rpc_client_open(host, port, CALL_TIMEOUT_MS, &r->client);
-  r->t.connected_ns = uv_hrtime();
-  free(host);
-  if (rc == 0) return 0;
-  err("cannot reach the controller at %s: %s", r->controller, ty_strerror(rc));
-  return TY_RL_EXIT_UNREACHABLE;
+  for (;;) {
+    int rc = ty_rpc_client_open(r->host, r->port, CALL_TIMEOUT_MS, &r->client);
+    r->t.connected_ns = uv_hrtime();
+    if (rc == 0) return 0;
+    uint32_t wait = next_retry(r);
+    if (!wait) {
+      err("cannot reach the controller at %s: %s", r->controller, ty_strerror(rc));
+      return TY_RL_EXIT_UNREACHABLE;
+    }
+    sleep_ms(wait); /* nothing submitted yet, nothing else to watch */
+  }
 }
 
 /* ---- the status line ------------------------------------------------------------------ */
@@ -151,24 +185,26 @@ static void on_watch(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final
            m && m->message[0] ? m->message : ty_strerror(r->stream_status));
 }
 
-static int start_submit(rlaunch *r) {
+/* Encodes the submit once: every retry sends the same request id. */
+static int encode_submit(rlaunch *r) {
   struct winsize ws = {0};
   if (r->o.pty) ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
-  ty_buf req;
-  ty_buf_init(&req);
-  int rc = ty_rl_encode_submit(&r->o, ws.ws_row, ws.ws_col, &req);
-  if (rc != 0) {
-    ty_buf_close(&req);
-    err("cannot encode the job: %s", ty_strerror(rc));
-    return TY_RL_EXIT_USAGE;
-  }
-  r->t.submit_ns = uv_hrtime();
-  rc = ty_rpc_client_start(r->client, TY_M_SUBMIT_JOB, req.data, req.len, 0, on_watch, r,
-                           &r->watch_id);
-  ty_buf_close(&req);
+  char rid[TY_CLI_REQUEST_ID_LEN + 1];
+  ty_buf_init(&r->submit);
+  int rc = ty_cli_request_id(rid);
+  if (rc == 0) rc = ty_rl_encode_submit(&r->o, ws.ws_row, ws.ws_col, rid, &r->submit);
   if (rc == 0) return 0;
-  err("lost the controller at %s during SubmitJob: %s", r->controller, ty_strerror(rc));
-  return TY_RL_EXIT_UNREACHABLE;
+  err("cannot encode the job: %s", ty_strerror(rc));
+  return TY_RL_EXIT_USAGE;
+}
+
+static int send_submit(rlaunch *r) {
+  r->stream_over = false;
+  r->stream_status = 0;
+  r->stream_msg[0] = '\0';
+  if (!r->t.submit_ns) r->t.submit_ns = uv_hrtime();
+  return ty_rpc_client_start(r->client, TY_M_SUBMIT_JOB, r->submit.data, r->submit.len, 0,
+                             on_watch, r, &r->watch_id);
 }
 
 /* Runs the client's loop until *flag, the stream's end or a signal. */
@@ -235,17 +271,49 @@ static int not_placed(rlaunch *r) {
   return TY_RL_EXIT_UNREACHABLE;
 }
 
+static void on_retry_due(uv_timer_t *h) {
+  rlaunch *r = h->data;
+  r->retry_due = true;
+}
+
+/* The stream broke before the placement (connection lost, or the
+ * controller stopping): waits a backoff, reconnects and sends the same
+ * submit, which the controller answers with the job's watch (its request
+ * id makes it the same job). False when the time is spent, or a signal
+ * came meanwhile. */
+static bool resubmit(rlaunch *r) {
+  bool lost = r->stream_status == TY_ECLOSED || r->stream_status == TY_ETIMEDOUT;
+  uint32_t wait = lost ? next_retry(r) : 0;
+  if (!wait) return false;
+  r->retry_due = false;
+  uv_timer_start(&r->status_timer, on_retry_due, wait, 0); /* the status line is idle here */
+  r->stream_over = false;
+  run_until(r, &r->retry_due);
+  if (r->signal) return false;
+  int rc = ty_rpc_client_reopen(r->client, r->host, r->port, CALL_TIMEOUT_MS);
+  if (rc == 0) rc = send_submit(r);
+  if (rc != 0) {
+    r->stream_over = true, r->stream_status = rc;
+    snprintf(r->stream_msg, sizeof r->stream_msg, "%s", ty_strerror(rc));
+  }
+  r->status_due = true; /* the wait is already long */
+  return true;
+}
+
 /* Submits and waits for the placement, pushed on the same connection. */
 static int submit_and_wait(rlaunch *r) {
-  int code = start_submit(r);
+  int code = encode_submit(r);
   if (code) return code;
   uv_loop_t *loop = ty_rpc_client_loop(r->client);
-  uint64_t sent = ty_rpc_client_requests(r->client);
+  uint64_t sent = ty_rpc_client_requests(r->client) + 1;
+  if (send_submit(r) != 0) r->stream_over = true, r->stream_status = TY_ECLOSED;
   watch_signals(r, true);
   uv_timer_init(loop, &r->status_timer);
   r->status_timer.data = r;
   uv_timer_start(&r->status_timer, on_status_due, STATUS_AFTER_MS, 0);
-  run_until(r, &r->placed);
+  do {
+    run_until(r, &r->placed);
+  } while (!r->placed && !r->final && !r->signal && r->stream_over && resubmit(r));
   r->t.requests_waiting = ty_rpc_client_requests(r->client) - sent;
   uv_close((uv_handle_t *)&r->status_timer, NULL);
   watch_signals(r, false);
@@ -341,6 +409,8 @@ int main(int argc, char **argv) {
   int code = run(&r);
   ty_rpc_client_close(r.client);
   ty_task_locations_close(&r.job);
+  free(r.host);
+  ty_buf_close(&r.submit);
   ty_rl_opts_close(&r.o);
   /* _exit: a read of a terminal stdin may still block in libuv's thread
    * pool, and libuv's library destructor would wait for it forever. */

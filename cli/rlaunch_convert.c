@@ -11,7 +11,8 @@
 #include "proto/convert.h"
 #include "proto/trainyard.pb-c.h"
 
-int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_buf *out) {
+int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, const char *request_id,
+                        ty_buf *out) {
   ty_job_spec spec = o->job;
   spec.interactive = (ty_interactive){.on = true, .pty = o->pty, .detach = o->detach,
                                       .stdin_all = o->stdin_mode == TY_RL_STDIN_ALL,
@@ -20,6 +21,7 @@ int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_bu
   ty_proto_encode_job(&spec, &pj);
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = &pj.job;
+  req.request_id = (char *)(request_id ? request_id : "");
   req.watch = true, req.want_tokens = true, req.timing = o->timing;
   return ty_wire_pack(&req.base, out);
 }

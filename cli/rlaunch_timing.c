@@ -9,6 +9,7 @@
 #include <inttypes.h>
 
 #include "cli/cli.h"
+#include "proto/methods.h"
 
 /* ms between two client stamps; -1 when either is missing. */
 static double span(uint64_t from_ns, uint64_t to_ns) {
@@ -35,7 +36,7 @@ static void controller_part(FILE *f, const ty_rl_launch_times *t) {
   line(f, "  traind", "queued", us(c->queued_us), "durable -> the scheduling pass began");
   line(f, "  traind", "pass", us(c->pass_us), "pass began -> placed");
   line(f, "  traind", "start commit", us(c->start_commit_us), "placed -> RUNNING durable");
-  line(f, "  traind", "LaunchTask", us(c->launch_us), "RUNNING durable -> LaunchTask sent");
+  line(f, "  traind", TY_M_LAUNCH_TASK, us(c->launch_us), "RUNNING durable -> launch sent");
   line(f, "client", "attach", span(t->placed_ns, r->attached_ns),
        "placement -> attached to rank 0");
   line(f, "client", "  connect", span(r->connect_ns, r->connected_ns), "to the worker");

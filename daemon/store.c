@@ -87,6 +87,11 @@ static const char *const migrations[] = {
     "  object TEXT NOT NULL,"
     "  action TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');",
+    /* 3: graph jobs' plans: only the jobs column. */
+    "",
+    /* 4: retry-safe submits (issue 13): the client's request id, unique per
+     * user among the jobs that have one, so a repeated id finds its job. */
+    "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) WHERE request_id != '';",
 };
 
 /* The jobs table's columns, from TY_JOB_COLUMNS. */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "daemon/daemon_internal.h"
+#include "proto/methods.h"
 
 #define MAX_WATCHES 4096u
 
@@ -36,9 +37,8 @@ struct ty__watch {
 int ty__watch_admit(const ty_controller *ctl, char *err, size_t len) {
   if (ctl->n_watches < MAX_WATCHES) return 0;
   return ty_errf(err, len, TY_ESTATE,
-                 "the controller already holds %u job watches; retry, or ask with "
-                 "GetTaskLocations",
-                 MAX_WATCHES);
+                 "the controller already holds %u job watches; retry, or ask with %s",
+                 MAX_WATCHES, TY_M_GET_TASK_LOCATIONS);
 }
 
 static void unlink_watch(ty_controller *ctl, ty__watch *w) {

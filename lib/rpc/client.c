@@ -42,9 +42,9 @@ static int run_until(uv_loop_t *loop, const bool *done) {
 }
 
 static void on_conn_closed(ty_rpc_conn *c, int reason, void *ud) {
-  (void)c;
   (void)reason;
-  ((ty_rpc_client *)ud)->conn = NULL;
+  ty_rpc_client *client = ud;
+  if (client->conn == c) client->conn = NULL; /* not a newer one (reopen) */
 }
 
 static void on_open(ty_rpc_conn *c, int status, void *ud) {
@@ -80,6 +80,17 @@ int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms,
   }
   *out_client = c;
   return 0;
+}
+
+int ty_rpc_client_reopen(ty_rpc_client *c, const char *host, int port, uint32_t timeout_ms) {
+  if (!c || !host) return TY_EINVAL;
+  if (c->conn) ty_rpc_close(c->conn); /* its calls end with TY_ECLOSED */
+  c->conn = NULL;
+  ty_rpc_conn_opts opts = {.on_close = on_conn_closed, .ud = c};
+  call_wait w = {.client = c};
+  int rc = ty_rpc_connect(&c->loop, host, port, &opts, timeout_ms, on_open, &w);
+  if (rc == 0) rc = run_until(&c->loop, &w.done);
+  return rc == 0 ? w.rc : rc;
 }
 
 void ty_rpc_client_close(ty_rpc_client *c) {

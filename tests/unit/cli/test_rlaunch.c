@@ -137,11 +137,12 @@ Test(rlaunch_args, timing_asks_the_controller_for_its_stage_times) {
   cr_assert(o.timing);
   ty_buf b;
   ty_buf_init(&b);
-  cr_assert_eq(ty_rl_encode_submit(&o, 0, 0, &b), 0);
+  cr_assert_eq(ty_rl_encode_submit(&o, 0, 0, "abc123", &b), 0);
   Trainyard__SubmitJobRequest *r = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
   cr_assert_not_null(r);
   cr_expect(r->watch && r->want_tokens && r->timing, "the placement is pushed, with tokens");
   cr_expect(r->job->interactive);
+  cr_expect_str_eq(r->request_id, "abc123", "a retried submit is the same job");
   trainyard__submit_job_request__free_unpacked(r, NULL);
   ty_buf_close(&b);
   ty_rl_opts_close(&o);
