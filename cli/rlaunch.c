@@ -80,9 +80,11 @@ static void err(const char *fmt, ...) {
 }
 
 /* The next wait before a retry: RETRY_FIRST_MS doubling to RETRY_MAX_MS,
- * with up to half of it as jitter (as cli/retry.c's); 0 once the submit's
- * time (CALL_TIMEOUT_MS from the first attempt) would be spent. */
+ * with up to half of it as jitter (as cli/retry.c's); 0 once the time to
+ * recover (CALL_TIMEOUT_MS from the first failure since the controller last
+ * answered) would be spent. */
 static uint32_t next_retry(rlaunch *r) {
+  if (!r->retry_ms) r->deadline_ms = ty_mono_ms() + CALL_TIMEOUT_MS;
   uint32_t d = r->retry_ms ? r->retry_ms : RETRY_FIRST_MS;
   r->retry_ms = d * 2 < RETRY_MAX_MS ? d * 2 : RETRY_MAX_MS;
   uint32_t wait = d / 2 + (uint32_t)(ty_rng_next(&r->rng) % (d / 2 + 1));
@@ -105,7 +107,6 @@ static int connect_controller(rlaunch *r) {
     return TY_RL_EXIT_USAGE;
   }
   r->rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)getpid());
-  r->deadline_ms = ty_mono_ms() + CALL_TIMEOUT_MS;
   r->t.connect_ns = uv_hrtime();
   for (;;) {
     int rc = ty_rpc_client_open(r->host, r->port, CALL_TIMEOUT_MS, &r->client);
@@ -157,6 +158,7 @@ static void on_event(rlaunch *r, const uint8_t *p, size_t n) {
     return;
   }
   if (!r->t.stored_ns) r->t.stored_ns = uv_hrtime();
+  r->retry_ms = 0; /* the controller answers: a later loss starts its retries afresh */
   r->job_id = ev.job_id;
   r->t.controller = ev.timing;
   ty_task_locations_close(&r->job);
@@ -292,8 +294,8 @@ static bool resubmit(rlaunch *r) {
   if (r->signal) return false;
   int rc = ty_rpc_client_reopen(r->client, r->host, r->port, CALL_TIMEOUT_MS);
   if (rc == 0) rc = send_submit(r);
-  if (rc != 0) {
-    r->stream_over = true, r->stream_status = rc;
+  if (rc != 0) { /* still lost: the next round retries again */
+    r->stream_over = true, r->stream_status = TY_ECLOSED;
     snprintf(r->stream_msg, sizeof r->stream_msg, "%s", ty_strerror(rc));
   }
   r->status_due = true; /* the wait is already long */

@@ -723,3 +723,43 @@ Test(rlaunch, watch_job_refuses_what_it_cannot_watch, .timeout = 120) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* The watch broke with the controller (kill -9, restart): rlaunch sends its
+ * submit again, the request id makes it the same job, and the placement
+ * still reaches it. */
+Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  char go[400], script[600];
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
+  pid_t hog = rl_start(&c, "hog", NULL,
+                       (const char *[]){"--cpu", "2", "--detach", "--", "sh", "-c", script, NULL},
+                       NULL);
+  cr_assert(wait_text(&c, "hog", "ready"));
+  pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
+  bool shown = false;
+  for (int i = 0; i < 3000 && !shown; i++) {
+    char *err = output(&c, "waiter", "err");
+    shown = strstr(err, "pending:") != NULL;
+    free(err);
+    if (!shown) it_sleep_ms(10);
+  }
+  cr_assert(shown, "the waiter never waited");
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 20000), "the worker did not return");
+  close(open(go, O_WRONLY | O_CREAT, 0644));
+  cr_assert_eq(rl_wait(waiter), 0);
+  char *out = output(&c, "waiter", "out");
+  cr_assert_str_eq(out, "placed\n");
+  free(out);
+  /* One job per launch: the resent submit was not a second job. */
+  Trainyard__GetJobResponse *third = it_get_job(cl, 3);
+  cr_expect_null(third, "a third job exists");
+  if (third) trainyard__get_job_response__free_unpacked(third, NULL);
+  rl_wait(hog);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
