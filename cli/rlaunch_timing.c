@@ -39,7 +39,9 @@ static void controller_part(FILE *f, const ty_rl_launch_times *t) {
   line(f, "  traind", TY_M_LAUNCH_TASK, us(c->launch_us), "RUNNING durable -> launch sent");
   line(f, "client", "attach", span(t->placed_ns, r->attached_ns),
        "placement -> attached to rank 0");
-  line(f, "client", "  connect", span(r->connect_ns, r->connected_ns), "to the worker");
+  line(f, "client", "  setup", span(t->placed_ns, r->connect_ns), "-> connecting to the worker");
+  line(f, "client", "  tcp", span(r->connect_ns, r->connected_ns), "connected to the worker");
+  line(f, "client", "  admitted", span(r->connected_ns, r->attached_ns), "Attach sent -> attached");
 }
 
 static void worker_part(FILE *f, const ty_rl_launch_times *t) {

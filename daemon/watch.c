@@ -135,6 +135,8 @@ void ty__watch_flush(ty_controller *ctl) {
     w->dirty = false;
     ty_job *j = ty__job_find(ctl, w->job_id);
     if (j && ty_job_state_terminal(j->state) && !j->clock.ended) j->clock.ended = uv_hrtime();
+    if (!j)
+      (void)ty_rpc_stream_end(w->conn, w->request_id, TY_ENOTFOUND, "the job is gone");
     if (!j || !send_event(ctl, w, j)) unlink_watch(ctl, w);
   }
 }
