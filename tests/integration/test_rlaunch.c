@@ -88,16 +88,20 @@ static char *output(const it_cluster *c, const char *name, const char *ext) {
   return slurp(path);
 }
 
-/* Polls DIR/NAME.out until it contains text. */
-static bool wait_text(const it_cluster *c, const char *name, const char *text) {
+/* Polls DIR/NAME.EXT until it contains text. */
+static bool wait_in(const it_cluster *c, const char *name, const char *ext, const char *text) {
   for (int i = 0; i < 3000; i++) {
-    char *s = output(c, name, "out");
+    char *s = output(c, name, ext);
     bool found = strstr(s, text) != NULL;
     free(s);
     if (found) return true;
     it_sleep_ms(10);
   }
   return false;
+}
+
+static bool wait_text(const it_cluster *c, const char *name, const char *text) {
+  return wait_in(c, name, "out", text);
 }
 
 static void make_random_file(const char *path, size_t bytes) {
@@ -577,24 +581,10 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   cr_assert(wait_text(&c, "hog", "ready"));
   pid_t waiter = rl_start(&c, "waiter", NULL,
                           (const char *[]){"--timing", "--", "echo", "placed", NULL}, NULL);
-  bool shown = false;
-  for (int i = 0; i < 3000 && !shown; i++) {
-    char *err = output(&c, "waiter", "err");
-    shown = strstr(err, "pending:") != NULL;
-    free(err);
-    if (!shown) it_sleep_ms(10);
-  }
-  cr_assert(shown, "no status line while pending");
+  cr_assert(wait_in(&c, "waiter", "err", "pending:"), "no status line while pending");
   /* Ctrl-C while pending cancels it: exit 122, "ended without running". */
   pid_t quitter = rl_start(&c, "quitter", NULL, (const char *[]){"--", "true", NULL}, NULL);
-  shown = false;
-  for (int i = 0; i < 3000 && !shown; i++) {
-    char *err = output(&c, "quitter", "err");
-    shown = strstr(err, "pending:") != NULL;
-    free(err);
-    if (!shown) it_sleep_ms(10);
-  }
-  cr_assert(shown, "no status line while pending");
+  cr_assert(wait_in(&c, "quitter", "err", "pending:"), "no status line while pending");
   kill(quitter, SIGINT);
   cr_assert_eq(rl_wait(quitter), 122);
   char *qerr = output(&c, "quitter", "err");
@@ -738,14 +728,7 @@ Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
                        NULL);
   cr_assert(wait_text(&c, "hog", "ready"));
   pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
-  bool shown = false;
-  for (int i = 0; i < 3000 && !shown; i++) {
-    char *err = output(&c, "waiter", "err");
-    shown = strstr(err, "pending:") != NULL;
-    free(err);
-    if (!shown) it_sleep_ms(10);
-  }
-  cr_assert(shown, "the waiter never waited");
+  cr_assert(wait_in(&c, "waiter", "err", "pending:"), "the waiter never waited");
   it_kill9(&c.traind);
   it_controller_start(&c);
   ty_rpc_client *cl = it_client(&c);
