@@ -253,7 +253,12 @@ static void watch_signals(rlaunch *r, bool on) {
 static int not_placed(rlaunch *r) {
   clear_status(r);
   if (r->signal) {
-    cancel_job(r);
+    /* A signal before the first event: the job may be on its way to the
+     * store, so its id is awaited (not a timer: the answer) before the cancel. */
+    uv_loop_t *loop = ty_rpc_client_loop(r->client);
+    while (!r->t.stored_ns && !r->stream_over)
+      if (uv_run(loop, UV_RUN_ONCE) == 0) break;
+    if (r->t.stored_ns) cancel_job(r);
     const char *name = sigabbrev_np(r->signal);
     err("job %" PRIu64 " cancelled while pending (SIG%s)", r->job_id, name ? name : "?");
     return TY_RL_EXIT_NOT_STARTED;
@@ -370,8 +375,8 @@ static int run(rlaunch *r) {
       .cancel = cancel_cb, .ud = r};
   ty_rl_rank_times *times = ty_xcalloc(r->job.n ? r->job.n : 1, sizeof *times);
   so.times = times;
-  /* The session reads r->job's tasks; the stream is not read meanwhile, so
-   * nothing replaces them. */
+  /* The session copies what it needs of r->job's tasks when it starts; a
+   * later event (read during a cancel or the verdict) may replace them. */
   code = ty_rl_session_run(&so);
   r->t.done_ns = uv_hrtime();
   r->t.rank0 = times[0];
