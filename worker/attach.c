@@ -254,11 +254,12 @@ static void send_all(ty__iotask *io, const ty_attach_output *o) {
   }
 }
 
-/* The end of a client's stream: the exit, then END 0. */
+/* Microseconds from the task's start to t_ns; 0 when either is unknown. */
 static uint64_t since_spawn_us(const ty__iotask *io, uint64_t t_ns) {
   return t_ns && io->spawned_ns && t_ns > io->spawned_ns ? (t_ns - io->spawned_ns) / 1000u : 0;
 }
 
+/* The end of a client's stream: the exit (with the worker's timing), then END 0. */
 static void finish_client(ty__iotask *io, client *cl) {
   ty_attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
                          .term_signal = io->term_signal, .timed_out = io->timed_out};
