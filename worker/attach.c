@@ -468,9 +468,11 @@ static void on_in_written(uv_write_t *req, int status) {
       break;
     }
   }
-  char msg[TY_ERR_LEN];
-  snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
-           io->job_id, io->rank, uv_strerror(status));
+  /* Only an error is described: libuv's uv_strerror(0) mallocs its text. */
+  char msg[TY_ERR_LEN] = "";
+  if (status < 0)
+    snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
+             io->job_id, io->rank, uv_strerror(status));
   reply(w->conn, w->request_id, status < 0 ? TY_ECLOSED : 0, msg);
   free(w);
 }
