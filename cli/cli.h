@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/auth/auth.h"
 #include "lib/base/base.h"
 #include "lib/json/json.h"
 #include "lib/rpc/rpc.h"
@@ -185,9 +186,10 @@ int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, t
 int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, char *err, size_t err_len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
-/* GetTaskLocations; want_tokens (the owner's attach) needs `user`. */
-int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out);
-int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out);
+/* GetTaskLocations; want_tokens asks for task tokens (logs, attach), which
+ * traind gives only to the job's owner and operators. */
+int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out);
+int ty_cli_encode_cancel(const uint64_t *ids, size_t n, ty_buf *out);
 int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out);
 
 int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id);
@@ -272,12 +274,13 @@ void ty_cli_shares_free(ty_cli_share *s, size_t n);
 
 /* ---- requests ------------------------------------------------------------- */
 /* action: create, update, delete; settings: "key=value". */
-int ty_cli_encode_update_queue(const char *name, const char *user, const char *action,
-                               char *const *settings, size_t n, ty_buf *out);
-int ty_cli_encode_update_node(const char *name, const char *user, const char *action,
-                              const char *reason, ty_buf *out);
-int ty_cli_encode_update_job(uint64_t id, const char *user, const char *action, int32_t priority,
-                             const char *queue, ty_buf *out);
+/* The caller is not sent: traind takes it from the request's credential. */
+int ty_cli_encode_update_queue(const char *name, const char *action, char *const *settings,
+                               size_t n, ty_buf *out);
+int ty_cli_encode_update_node(const char *name, const char *action, const char *reason,
+                              ty_buf *out);
+int ty_cli_encode_update_job(uint64_t id, const char *action, int32_t priority, const char *queue,
+                             ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
 int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);
@@ -414,5 +417,22 @@ typedef struct ty_rl_session_opts {
  * exit code (see above). Installs its own signal handlers while it runs;
  * with pty and a terminal on stdin, puts it in raw mode and restores it. */
 int ty_rl_session_run(const ty_rl_session_opts *o);
+
+/* ---- credentials (auth.c) -------------------------------------------------------------------
+ * Every request to traind carries a MUNGE credential (lib/auth) from munged
+ * at $TRAINYARD_MUNGE_SOCKET or munged's default socket. When munged cannot
+ * be reached the request goes without one (a controller started with
+ * --auth none accepts it) and `failure` keeps the reason. */
+typedef struct ty_cli_signer {
+  ty_auth *auth;
+  char failure[TY_ERR_LEN]; /* why the last request had no credential, or "" */
+} ty_cli_signer;
+void ty_cli_signer_init(ty_cli_signer *s);
+void ty_cli_signer_close(ty_cli_signer *s);
+/* A ty_rpc_signer (ud: the ty_cli_signer) for ty_rpc_client_set_signer. */
+int ty_cli_sign(void *ud, const char *method, const void *payload, size_t len, ty_buf *out);
+/* For a refused request (TY_EPERM) that went without a credential: why it
+ * had none; NULL otherwise. */
+const char *ty_cli_signer_hint(const ty_cli_signer *s, int status);
 
 #endif

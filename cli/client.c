@@ -51,7 +51,11 @@ int ty__ctl_bad_answer(const char *method) {
 static int ensure_client(ty__ctl *c) {
   if (c->client) return 0;
   int rc = ty_rpc_client_open(c->g.host, c->g.port, c->g.timeout_ms, &c->client);
-  if (rc == 0) return 0;
+  if (rc == 0) {
+    ty_cli_signer_init(&c->signer);
+    ty_rpc_client_set_signer(c->client, ty_cli_sign, &c->signer);
+    return 0;
+  }
   c->client = NULL;
   if (rc == TY_ETIMEDOUT)
     ty__ctl_err("cannot reach the controller at %s: no connection within %u s", c->g.controller,
@@ -88,6 +92,8 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
     ty__ctl_err("invalid job spec: %s", msg);
   else
     ty__ctl_err("%s", msg);
+  const char *hint = ty_cli_signer_hint(&c->signer, out->status);
+  if (hint) ty__ctl_err("(the request carried no MUNGE credential: %s)", hint);
   ty_rpc_result_close(out);
   return code;
 }
@@ -96,7 +102,7 @@ int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locati
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_cli_encode_locations(job_id, c->user, want_tokens, &req) ? TY_CLI_EXIT_ERROR : 0;
+  int code = ty_cli_encode_locations(job_id, want_tokens, &req) ? TY_CLI_EXIT_ERROR : 0;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_TASK_LOCATIONS, &req, &res);
   if (code == 0 && ty_cli_decode_locations(res.payload, res.payload_len, out) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_TASK_LOCATIONS);

@@ -105,18 +105,16 @@ int ty_cli_encode_job_id(uint64_t id, ty_buf *out) {
   return ty_wire_pack(&req.base, out);
 }
 
-int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out) {
+int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out) {
   Trainyard__GetTaskLocationsRequest r = TRAINYARD__GET_TASK_LOCATIONS_REQUEST__INIT;
   r.job_id = job_id;
   r.want_tokens = want_tokens;
-  r.user = ty_wire_str(user);
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out) {
+int ty_cli_encode_cancel(const uint64_t *ids, size_t n, ty_buf *out) {
   Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
   req.n_job_ids = n, req.job_ids = (uint64_t *)ids;
-  req.user = ty_wire_str(user);
   return ty_wire_pack(&req.base, out);
 }
 

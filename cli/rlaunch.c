@@ -42,6 +42,7 @@ typedef struct rlaunch {
   bool status_tty;    /* stderr is a terminal: rewrite the status line */
   bool status_shown;
   char last_status[TY_ERR_LEN];
+  ty_cli_signer signer; /* each request's MUNGE credential */
 } rlaunch;
 
 static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -76,7 +77,11 @@ static int connect_controller(rlaunch *r) {
   }
   int rc = ty_rpc_client_open(host, port, CALL_TIMEOUT_MS, &r->client);
   free(host);
-  if (rc == 0) return 0;
+  if (rc == 0) {
+    ty_cli_signer_init(&r->signer);
+    ty_rpc_client_set_signer(r->client, ty_cli_sign, &r->signer);
+    return 0;
+  }
   err("cannot reach the controller at %s: %s", r->controller, ty_strerror(rc));
   return TY_RL_EXIT_UNREACHABLE;
 }
@@ -93,6 +98,8 @@ static int submit(rlaunch *r) {
   if (code) return code;
   if (res.status != 0) {
     err("job refused: %s", res.message[0] ? res.message : ty_strerror(res.status));
+    const char *hint = ty_cli_signer_hint(&r->signer, res.status);
+    if (hint) err("(the request carried no MUNGE credential: %s)", hint);
     code = TY_RL_EXIT_REFUSED;
   } else if (ty_cli_decode_submit(res.payload, res.payload_len, &r->job_id) != 0) {
     err("the controller's answer to SubmitJob did not decode");
@@ -106,7 +113,7 @@ static int locate(rlaunch *r, ty_task_locations *out) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_cli_encode_locations(r->job_id, r->o.job.user, true, &req) ? TY_RL_EXIT_USAGE : 0;
+  int code = ty_cli_encode_locations(r->job_id, true, &req) ? TY_RL_EXIT_USAGE : 0;
   if (code == 0) code = call(r, TY_M_GET_TASK_LOCATIONS, &req, &res);
   ty_buf_close(&req);
   if (code) return code;
@@ -147,7 +154,7 @@ static int cancel_pending(rlaunch *r, int sig) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  if (ty_cli_encode_cancel(&r->job_id, 1, r->o.job.user, &req) == 0 &&
+  if (ty_cli_encode_cancel(&r->job_id, 1, &req) == 0 &&
       call(r, TY_M_CANCEL_JOB, &req, &res) == 0)
     ty_rpc_result_close(&res);
   ty_buf_close(&req);
@@ -247,6 +254,7 @@ int main(int argc, char **argv) {
   block_signals(&r);
   int code = run(&r);
   ty_rpc_client_close(r.client);
+  ty_cli_signer_close(&r.signer);
   ty_rl_opts_close(&r.o);
   /* _exit: a read of a terminal stdin may still block in libuv's thread
    * pool, and libuv's library destructor would wait for it forever. */

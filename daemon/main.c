@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "daemon/daemon.h"
@@ -22,7 +23,8 @@
 typedef struct opts {
   char listen_host[256], metrics_host[256];
   int listen_port, metrics_port;
-  const char *state_dir, *port_file, *config_file;
+  const char *state_dir, *port_file, *config_file, *munge_socket;
+  ty_auth_mode auth;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
   ty_log_level level;
@@ -43,7 +45,10 @@ static void usage(FILE *f) {
           "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
           "  --max-frame BYTES           largest RPC frame (default 64M)\n"
-          "  --config FILE               scheduler settings: key = value lines (README)\n"
+          "  --config FILE               scheduler and auth. settings: key = value lines (README)\n"
+          "  --auth munge|none           client authentication (default munge; none: a\n"
+          "                              single-user development cluster, no credentials)\n"
+          "  --munge-socket PATH         munged's socket (default /run/munge/munge.socket.2)\n"
           "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
           "  --log-level LEVEL           debug|info|warn|error (default info)\n"
           "  --help                      this text\n",
@@ -85,6 +90,9 @@ static int parse_flag(opts *o, int c, const char *arg) {
                    ? bad_flag("--max-frame", arg, "a size between 1K and 4G") : 0;
   case 'p': o->port_file = arg; return 0;
   case 'c': o->config_file = arg; return 0;
+  case 'a': return ty_auth_mode_parse(arg, &o->auth) || o->auth == TY_AUTH_KEY
+                   ? bad_flag("--auth", arg, "munge or none") : 0;
+  case 'S': o->munge_socket = arg; return 0;
   case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
   case 'h': usage(stdout); return -1;
   default: return usage_error("unhandled option");
@@ -98,13 +106,15 @@ static const struct option longopts[] = {
     {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
     {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
     {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+    {"auth", required_argument, NULL, 'a'},       {"munge-socket", required_argument, NULL, 'S'},
     {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, opts *o) {
   *o = (opts){.listen_host = "127.0.0.1", .metrics_host = "127.0.0.1",
               .listen_port = TY_CONTROLLER_PORT, .metrics_port = TY_CONTROLLER_METRICS_PORT,
               .state_dir = "./var/traind", .heartbeat_ms = 2000, .node_timeout_ms = 15000,
-              .kill_grace_s = 10, .max_frame = 64u << 20, .level = TY_LOG_INFO};
+              .kill_grace_s = 10, .max_frame = 64u << 20, .level = TY_LOG_INFO,
+              .auth = TY_AUTH_MUNGE};
   ty_opts it;
   char err[TY_ERR_LEN];
   /* Long options only: the letters are ids, not short options. */
@@ -134,11 +144,14 @@ static int write_port_file(const char *path, int rpc, int metrics) {
   return 0;
 }
 
-/* Reads and parses --config FILE into the scheduler's settings; prints why
- * not (naming the file and line) and returns 2 on error. */
-static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo) {
+/* Reads and parses --config FILE into the scheduler's settings and the
+ * auth. policy; prints why not (naming the file and line) and returns 2 on
+ * error. */
+static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
+                       ty_auth_policy *policy) {
   ty_sched_config_default(cfg);
   memset(topo, 0, sizeof(*topo));
+  memset(policy, 0, sizeof(*policy));
   if (!path) return 0;
   FILE *f = fopen(path, "r");
   if (!f) {
@@ -153,7 +166,8 @@ static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology
   fclose(f);
   ty_buf_append(&b, "", 1);
   char err[TY_ERR_LEN];
-  int rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
+  int rc = ty_policy_take_config((char *)b.data, policy, err, sizeof(err));
+  if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
   ty_buf_close(&b);
   if (rc != 0) {
     fprintf(stderr, "traind: --config %s: %s\n", path, err);
@@ -177,9 +191,15 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc < 0 ? 0 : rc;
   ty_sched_config sched;
   ty_sched_topology topo;
-  if ((rc = load_config(o.config_file, &sched, &topo)) != 0) return rc;
+  ty_auth_policy policy;
+  if ((rc = load_config(o.config_file, &sched, &topo, &policy)) != 0) {
+    ty_policy_close(&policy);
+    return rc;
+  }
   ty_log_init("traind", o.level);
   signal(SIGPIPE, SIG_IGN);
+  /* Job environments, the token secret and port files are traind's alone. */
+  umask(077);
   /* Checkpoint paths of graph jobs default to the state dir and are handed to
    * ranks that run elsewhere, so the state dir must be absolute. */
   char state_abs[PATH_MAX];
@@ -194,11 +214,13 @@ int main(int argc, char **argv) {
                               .state_dir = o.state_dir, .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
-                              .sched = &sched, .topo = &topo};
+                              .sched = &sched, .topo = &topo, .client_auth = o.auth,
+                              .munge_socket = o.munge_socket, .policy = &policy};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));
-  ty_sched_topology_close(&topo); /* the controller keeps its own copy */
+  ty_sched_topology_close(&topo); /* the controller keeps its own copies */
+  ty_policy_close(&policy);
   if (rc != 0) {
     ty_error("cannot start: %s", err[0] ? err : ty_strerror(rc));
     return 1;

@@ -4,6 +4,11 @@
  * GetTaskLocations. SubmitJob and CancelJob answer only after their rows and
  * events are committed (group commit); the reads answer at once from memory,
  * except GetJob's events, read from the store's reader connection.
+ *
+ * The caller is r->who (auth.c): a job belongs to the uid that submitted it,
+ * whatever its `user` field said; listings show a job's command and
+ * environment only to its owner and operators; cancelling and task tokens
+ * need the owner or an operator.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +92,12 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
+  /* The job is the caller's, whoever the client said it was. */
+  free(spec.user);
+  spec.user = ty_strdup(r->who.user);
+  spec.has_uid = true;
+  spec.uid = r->who.uid;
+  spec.gid = r->who.gid;
   rc = ty_job_spec_validate(&spec, err, sizeof(err));
   if (rc == 0 && spec.kind == TY_JOB_KIND_GRAPH) rc = ty__graph_check(&spec, err, sizeof(err));
   if (rc == 0) rc = check_placeable(ctl, &spec, err, sizeof(err));
@@ -130,7 +141,10 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     return;
   }
   ty_job **sel = ty_wire_calloc(ctl->n_jobs, sizeof(*sel));
-  if (!sel) {
+  bool *full = ty_wire_calloc(ctl->n_jobs, sizeof(*full));
+  if (!sel || !full) {
+    free(sel);
+    free(full);
     ty__list_filter_close(&f);
     ty__reply_finishf(r, TY_ENOMEM, "no memory to list %zu jobs", ctl->n_jobs);
     return;
@@ -145,8 +159,10 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     sel[a] = sel[b];
     sel[b] = tmp;
   }
-  int rc = ty__conv_list_jobs_resp(sel, k, &r->out);
+  for (size_t i = 0; i < k; i++) full[i] = ty__auth_sees_job(r, sel[i]);
+  int rc = ty__conv_list_jobs_resp(sel, full, k, &r->out);
   free(sel);
+  free(full);
   ty__list_filter_close(&f);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
@@ -183,7 +199,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   if (ty_store_job_events(ctl->store, id, collect_event, &evs) != 0)
     ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)id,
             ty_store_errmsg(ctl->store));
-  int rc = ty__conv_get_job_resp(j, evs.v, evs.n, &r->out);
+  int rc = ty__conv_get_job_resp(j, ty__auth_sees_job(r, j), evs.v, evs.n, &r->out);
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
   for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
   free(evs.v);
@@ -221,6 +237,7 @@ static void on_cancel_committed(int status, void *ud) {
     }
   }
   ty__sched_request(ctl);
+  cc->r->refusal_counted = true; /* each refused id was counted by cancel_one */
   if (ok == 0 && first_err) {
     ty__reply_finish(cc->r, first_err, first_msg);
   } else {
@@ -231,24 +248,25 @@ static void on_cancel_committed(int status, void *ud) {
   free(cc);
 }
 
-static void cancel_one(ty_controller *ctl, uint64_t id, const char *user, ty_cancel_result *res,
+static void cancel_one(ty_controller *ctl, ty_reply *r, uint64_t id, ty_cancel_result *res,
                        ty_txn *t) {
   res->job_id = id;
   ty_job *j = ty__job_find(ctl, id);
   char *msg = res->message;
   size_t len = sizeof(res->message);
+  const char *user = r->who.user;
   if (!j || !j->committed) {
     res->status = ty_errf(msg, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
-  } else if (user[0] && strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0) {
-    res->status = ty_errf(msg, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s",
-                          (unsigned long long)id, j->spec.user, user);
+  } else if ((res->status = ty__auth_job(r, j, "cancel", msg, len)) != 0) {
+    ty_warn("refused CancelJob from %s: %s", user, msg);
+    ty__auth_count(ctl, r->method, "not_owner");
   } else if (ty_job_check_transition(j->state, TY_JOB_CANCELLED) != 0) {
     res->status = ty_errf(msg, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)id,
                           ty_job_state_name(j->state));
   } else {
     char why[TY_ERR_LEN], actor[128];
-    snprintf(why, sizeof(why), "cancelled by %.64s", user[0] ? user : "a client");
-    snprintf(actor, sizeof(actor), "user:%.64s", user[0] ? user : "unknown");
+    snprintf(why, sizeof(why), "cancelled by %.64s", user);
+    snprintf(actor, sizeof(actor), "user:%.64s", user);
     ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, actor, t);
   }
 }
@@ -256,15 +274,13 @@ static void cancel_one(ty_controller *ctl, uint64_t id, const char *user, ty_can
 void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t *ids = NULL;
   size_t n_ids = 0;
-  char *user = NULL;
-  int decoded = ty__conv_cancel_req(p, n, &ids, &n_ids, &user);
+  int decoded = ty__conv_cancel_req(p, n, &ids, &n_ids);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a CancelJobRequest");
     return;
   }
   if (n_ids == 0) {
     free(ids);
-    free(user);
     ty__reply_finish(r, TY_EINVAL, "job_ids: at least one job id is required");
     return;
   }
@@ -272,7 +288,6 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_cancel_result *res = ty_wire_calloc(n_ids, sizeof(*res));
   if (!res) {
     free(ids);
-    free(user);
     ty__reply_finishf(r, TY_ENOMEM, "job_ids: no memory to cancel %zu jobs at once", n_ids);
     return;
   }
@@ -281,9 +296,8 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   cc->n = n_ids;
   cc->res = res;
   ty_txn *t = ty_txn_create();
-  for (size_t i = 0; i < n_ids; i++) cancel_one(ctl, ids[i], user, &cc->res[i], t);
+  for (size_t i = 0; i < n_ids; i++) cancel_one(ctl, r, ids[i], &cc->res[i], t);
   free(ids);
-  free(user);
   if (ty_txn_len(t) == 0) {
     ty_txn_destroy(t);
     on_cancel_committed(0, cc);
@@ -300,21 +314,11 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
-/* Task tokens go only to the job's owner (or root); MUNGE will vouch for the
- * user name once authentication lands. */
-static int check_token_user(const ty_job *j, const char *user, char *err, size_t len) {
-  if (!user[0]) return ty_errf(err, len, TY_EINVAL, "user: required for task tokens");
-  if (strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0)
-    return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
-                    j->spec.user, user);
-  return 0;
-}
-
 void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
   bool want_tokens = false;
-  char *user = NULL, err[TY_ERR_LEN];
-  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens, &user);
+  char err[TY_ERR_LEN];
+  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a GetTaskLocationsRequest");
     return;
@@ -323,8 +327,9 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   int rc = (!j || !j->committed)
                ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found", (unsigned long long)id)
                : 0;
-  if (rc == 0 && want_tokens) rc = check_token_user(j, user, err, sizeof(err));
-  free(user);
+  /* Tokens read the job's logs and type into it: its owner's or an operator's. */
+  if (rc == 0 && want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
+    r->refusal = "not_owner";
   if (rc != 0) {
     ty__reply_finish(r, rc, err);
     return;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A task's environment (docs/cluster-protocol.md, "Task environment"): the
- * worker's own environment, then the job's CommandSpec.env, then the variables
- * torchrun-style programs read to find their place in the job. Later entries
+ * worker's own environment, then the job's CommandSpec.env, then the identity
+ * of the user the task runs as (HOME, USER, LOGNAME, SHELL from its passwd
+ * entry), then the variables torchrun-style programs read to find their
+ * place in the job. Later entries
  * replace earlier ones of the same name, so a job cannot shadow RANK by
  * accident and each name appears exactly once.
  *
@@ -86,7 +88,7 @@ static void put_gpus(env_list *l, const ty_task_spec *spec) {
 }
 
 int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *base,
-                      char *err, size_t err_len, char ***out_env) {
+                      const ty_task_identity *id, char *err, size_t err_len, char ***out_env) {
   env_list l = {0};
   for (size_t i = 0; i < spec->n_env; i++) {
     const char *e = spec->env[i];
@@ -96,6 +98,12 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *b
   for (size_t i = 0; base && base[i]; i++)
     if (strchr(base[i], '=')) env_put(&l, ty_wire_strdup(base[i]));
   for (size_t i = 0; i < spec->n_env; i++) env_put(&l, ty_wire_strdup(spec->env[i]));
+  if (id) {
+    env_putf(&l, "HOME", "%s", id->home ? id->home : "/");
+    env_putf(&l, "USER", "%s", id->user ? id->user : "");
+    env_putf(&l, "LOGNAME", "%s", id->user ? id->user : "");
+    env_putf(&l, "SHELL", "%s", id->shell ? id->shell : "/bin/sh");
+  }
   env_putf(&l, "RANK", "%" PRIu32, spec->rank);
   env_putf(&l, "LOCAL_RANK", "%" PRIu32, spec->local_rank);
   env_putf(&l, "WORLD_SIZE", "%" PRIu32, spec->world_size);

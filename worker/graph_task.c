@@ -35,10 +35,17 @@ void ty__graph_worker_destroy(ty__graph_worker *gw) {
   free(gw);
 }
 
-static int write_file(const char *path, const uint8_t *data, size_t len, char *err, size_t err_len) {
+/* Writes a rank's model or config into the worker's job directory, 0600
+ * and owned by the task's user when the worker runs tasks as their users. */
+static int write_file(const ty_task_spec *spec, const char *path, const uint8_t *data, size_t len,
+                      char *err, size_t err_len) {
   char tmp[PATH_MAX + 16];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0 && geteuid() == 0 && spec->has_uid && fchown(fd, spec->uid, spec->gid) != 0) {
+    close(fd);
+    fd = -1;
+  }
   size_t off = 0;
   while (fd >= 0 && off < len) {
     ssize_t w = write(fd, data + off, len - off);
@@ -100,8 +107,10 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
   char *model = spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
   char *config = dupf("%s/config.rank%s.pb", dir, rank);
   int rc = 0;
-  if (!spec->model_path[0]) rc = write_file(model, spec->model_bytes, spec->model_len, err, err_len);
-  if (rc == 0) rc = write_file(config, spec->train_config, spec->train_config_len, err, err_len);
+  if (!spec->model_path[0])
+    rc = write_file(spec, model, spec->model_bytes, spec->model_len, err, err_len);
+  if (rc == 0)
+    rc = write_file(spec, config, spec->train_config, spec->train_config_len, err, err_len);
   if (rc == 0) {
     add_arg(cmd, gw->trainrun);
     add_arg(cmd, "--model"), add_arg(cmd, model);

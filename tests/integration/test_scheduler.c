@@ -154,7 +154,7 @@ static int ctl(const it_cluster *c, char **out, const char *const *args) {
 static int update_queue(ty_rpc_client *cl, const char *name, const char *action, char *setting,
                         char *err, size_t err_len) {
   Trainyard__UpdateQueueRequest req = TRAINYARD__UPDATE_QUEUE_REQUEST__INIT;
-  req.name = (char *)name, req.action = (char *)action, req.user = "tester";
+  req.name = (char *)name, req.action = (char *)action;
   req.n_settings = setting ? 1 : 0, req.settings = &setting;
   uint8_t buf[512];
   size_t n = trainyard__update_queue_request__pack(&req, buf);

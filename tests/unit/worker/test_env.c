@@ -34,7 +34,7 @@ Test(env, sets_rank_variables_and_keeps_base) {
   s.n_gpus = 2;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", base, err, sizeof err, &env), 0);
+  cr_assert_eq(ty_task_build_env(&s, "w1", base, NULL, err, sizeof err, &env), 0);
   cr_expect_str_eq(get(env, "PATH"), "/usr/bin:/bin");
   cr_expect_str_eq(get(env, "HOME"), "/home/u");
   cr_expect_str_eq(get(env, "RANK"), "3");
@@ -57,7 +57,7 @@ Test(env, job_env_overrides_base_and_rank_overrides_job) {
   s.n_env = 3;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", base, err, sizeof err, &env), 0);
+  cr_assert_eq(ty_task_build_env(&s, "w1", base, NULL, err, sizeof err, &env), 0);
   cr_expect_str_eq(get(env, "FOO"), "job");
   cr_expect_str_eq(get(env, "BAR"), "a=b");
   cr_expect_str_eq(get(env, "RANK"), "3");
@@ -73,7 +73,7 @@ Test(env, rejects_entry_without_equals) {
   s.n_env = 2;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), TY_EINVAL);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), TY_EINVAL);
   cr_expect(strstr(err, "command.env[1]") != NULL, "message: %s", err);
   cr_expect_null(env);
 }
@@ -85,7 +85,7 @@ Test(env, rejects_entry_with_empty_name) {
   s.n_env = 1;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), TY_EINVAL);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), TY_EINVAL);
   cr_expect(strstr(err, "command.env[0]") != NULL, "message: %s", err);
 }
 

@@ -35,6 +35,7 @@ static void setup(fixture *f) {
   cr_assert_not_null(mkdtemp(f->dir));
   cr_assert_eq(uv_loop_init(&f->loop), 0);
   cr_assert_eq(ty_tasks_create(&f->loop, f->dir, "w1", on_end, f, &f->tasks), 0);
+  ty_tasks_set_isolation(f->tasks, getenv("TY_EXEC_HELPER"), NULL);
 }
 
 static void teardown(fixture *f) {
@@ -58,7 +59,7 @@ static ty_task_spec shell(uint64_t job, const char *script) {
   argv[2] = script;
   ty_task_spec s = {.job_id = job, .rank = 0, .world_size = 1, .local_world_size = 1,
                     .master_addr = "127.0.0.1", .master_port = 29501, .argv = argv,
-                    .argc = 3, .cpus = 1};
+                    .argc = 3, .cpus = 1, .has_uid = true, .uid = getuid(), .gid = getgid()};
   return s;
 }
 
@@ -245,7 +246,8 @@ Test(task, unknown_program_is_refused_and_noted_in_the_log) {
   fixture f;
   setup(&f);
   static const char *const argv[] = {"no-such-program-trainyard"};
-  ty_task_spec s = {.job_id = 10, .argv = argv, .argc = 1};
+  ty_task_spec s = {.job_id = 10, .argv = argv, .argc = 1, .has_uid = true, .uid = getuid(),
+                    .gid = getgid()};
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), UV_ENOENT);
   cr_expect_str_eq(err, "argv[0] \"no-such-program-trainyard\" not found on node w1");

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The credential every trainctl and rlaunch request to traind carries
+ * (lib/auth, docs/security.md): a MUNGE credential for the request, made by
+ * munged at $TRAINYARD_MUNGE_SOCKET (default: munged's own socket). When
+ * munged cannot be reached the request goes without one, which a controller
+ * started with --auth none accepts; the reason is kept so that a refusal
+ * from a controller that does authenticate can say what went wrong here.
+ */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ty_cli_signer_init(ty_cli_signer *s) {
+  memset(s, 0, sizeof *s);
+  const char *socket = getenv("TRAINYARD_MUNGE_SOCKET");
+  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = socket && *socket ? socket : NULL};
+  if (ty_auth_create(&cfg, &s->auth, s->failure, sizeof s->failure) != 0) s->auth = NULL;
+}
+
+void ty_cli_signer_close(ty_cli_signer *s) {
+  ty_auth_destroy(s->auth);
+  s->auth = NULL;
+}
+
+int ty_cli_sign(void *ud, const char *method, const void *payload, size_t len, ty_buf *out) {
+  ty_cli_signer *s = ud;
+  if (!s->auth) return 0;
+  uint8_t *cred = NULL;
+  size_t n = 0;
+  char err[TY_ERR_LEN];
+  int rc = ty_auth_sign(s->auth, method, payload, len, &cred, &n, err, sizeof err);
+  if (rc == TY_ENOMEM) return rc;
+  if (rc != 0) {
+    snprintf(s->failure, sizeof s->failure, "%s", err);
+    return 0; /* sent without one: fine for --auth none, explained otherwise */
+  }
+  s->failure[0] = '\0';
+  rc = ty_buf_append(out, cred, n);
+  free(cred);
+  return rc;
+}
+
+const char *ty_cli_signer_hint(const ty_cli_signer *s, int status) {
+  return status == TY_EPERM && s->failure[0] ? s->failure : NULL;
+}
