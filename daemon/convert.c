@@ -43,17 +43,23 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   res.gpus_per_node = spec->gpus_per_node;
   res.cpus_per_task = spec->cpus_per_task;
   res.mem_per_node = spec->mem_per_node;
+  /* The submitter is the credential's, whatever the client put in run_as. */
+  Trainyard__UnixUser run_as = TRAINYARD__UNIX_USER__INIT;
+  run_as.uid = spec->uid, run_as.gid = spec->gid;
   /* Borrow the spec's strings; put the unpacked ones back before freeing. */
   char *name = job->name, *queue = job->queue, *user = job->user;
   Trainyard__Resources *had = job->resources;
+  Trainyard__UnixUser *had_run_as = job->run_as;
   job->name = spec->name, job->queue = spec->queue, job->user = spec->user;
   job->resources = &res;
+  job->run_as = spec->has_uid ? &run_as : NULL;
   job->time_limit_s = spec->time_limit_s; /* the queue's default filled in */
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty_wire_pack(&job->base, &b);
   job->name = name, job->queue = queue, job->user = user;
   job->resources = had;
+  job->run_as = had_run_as;
   ty_wire_free(job);
   *out = b.data;
   *out_len = b.len;

@@ -345,8 +345,9 @@ void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
                     size_t *out_blob_len);
 /* Re-encodes a submitted Job with the defaults validation filled in (name,
- * queue, user, resources), so listings show what the job really asked for.
- * *out is a new buffer; TY_EPROTO when blob does not decode. */
+ * queue, user, resources), so listings show what the job really asked for,
+ * and with run_as the submitter's (whatever the client sent there). *out is
+ * a new buffer; TY_EPROTO when blob does not decode, TY_ENOMEM. */
 int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
                        size_t *out_len);
 /* A stored, encoded Job -> spec. */

@@ -45,18 +45,19 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job owning spec and blob (stored with the defaults
- * validation filled in; as sent if re-encoding fails). */
+/* A new PENDING job owning spec and blob, the submitted Job re-encoded
+ * with the defaults validation filled in and its submitter (never the blob
+ * as sent: its run_as is the client's word). */
 static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = ctl->next_id;
   j->spec = *spec;
-  if (ty__conv_normalize(blob, len, spec, &j->blob, &j->blob_len) == 0) {
-    free(blob);
-  } else {
+  int rc = ty__conv_normalize(blob, len, spec, &j->blob, &j->blob_len);
+  free(blob);
+  if (rc != 0) {
     free(j->blob);
-    j->blob = blob;
-    j->blob_len = len;
+    free(j);
+    return NULL;
   }
   j->state = TY_JOB_PENDING;
   j->reason = ty_strdup("submitted");
@@ -108,6 +109,11 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   ty_job *j = job_new(ctl, &spec, blob, blob_len);
+  if (!j) {
+    ty_job_spec_close(&spec);
+    ty__reply_finish(r, TY_ENOMEM, "job: no memory to store a job this large; it was not accepted");
+    return;
+  }
   ty_txn *t = ty_txn_create();
   if ((rc = submit_txn(j, t)) != 0) {
     ty_txn_destroy(t);

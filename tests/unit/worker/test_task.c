@@ -177,7 +177,8 @@ Test(task, kill_escalates_to_sigkill_after_grace) {
 Test(task, kill_with_explicit_signal_and_unknown_job) {
   fixture f;
   setup(&f);
-  ty_task_spec s = shell(6, "sleep 60");
+  /* exec: a dash waiting for a child defers SIGINT until the child ends. */
+  ty_task_spec s = shell(6, "exec sleep 60");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
   cr_expect_eq(ty_tasks_kill(f.tasks, 999, 0, 0), 0, "unknown job is idempotent");
