@@ -152,6 +152,8 @@ typedef struct ty_cli_jobinfo {
   char **nodes;                        /* owned */
   size_t nnodes;
   uint32_t requeue_count;
+  ty_task_usage usage; /* accounting from the ranks' cgroups */
+  bool redacted;       /* command, env and graph payload withheld: not the caller's job */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */

@@ -136,6 +136,9 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->exit_code = pb->exit_code, j->term_signal = pb->term_signal;
   j->submit_ms = pb->submit_time_ms, j->start_ms = pb->start_time_ms, j->end_ms = pb->end_time_ms;
   j->requeue_count = pb->requeue_count;
+  j->usage = (ty_task_usage){pb->cpu_usec, pb->mem_peak_bytes, pb->io_read_bytes,
+                             pb->io_write_bytes};
+  j->redacted = pb->redacted;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);
   if (rc == 0) j->nnodes = pb->n_nodes;

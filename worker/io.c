@@ -194,11 +194,17 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
     ty_rpc_stream_end(ic->c, m->request_id, TY_EPROTO, "ReadLogRequest: malformed payload");
     return;
   }
-  /* Logs are the job owner's and operators': traind gives them the token. */
+  /* Logs are the job owner's and operators': traind gives them the token.
+   * A job that never ran here has no key (and no log). */
   uint8_t key[TY_TOKEN_KEY_LEN];
-  char why[TY_ERR_LEN] = "no task token key for this job on this node";
-  if (ty_tasks_job_key(io->tasks, req.job_id, key, sizeof key) != 0 ||
-      ty_token_verify(key, m->credential, m->credential_len, req.job_id, req.rank, ty_now_ms(),
+  char why[256];
+  if (ty_tasks_job_key(io->tasks, req.job_id, key, sizeof key) != 0) {
+    snprintf(why, sizeof why, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s",
+             req.job_id, req.rank, ty_tasks_node(io->tasks));
+    ty_rpc_stream_end(ic->c, m->request_id, TY_ENOTFOUND, why);
+    return;
+  }
+  if (ty_token_verify(key, m->credential, m->credential_len, req.job_id, req.rank, ty_now_ms(),
                       why, sizeof why) != 0) {
     char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "ReadLog of job %" PRIu64 " rank %" PRIu32 " on node %s: permission "

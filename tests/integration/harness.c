@@ -77,6 +77,13 @@ static int read_port(const char *path, const char *key, pid_t pid) {
   return -1;
 }
 
+/* Appends --auth none at the first of the two spare NULLs of argv. */
+static void no_auth(char **argv) {
+  size_t n = 0;
+  while (argv[n]) n++;
+  argv[n] = "--auth", argv[n + 1] = "none";
+}
+
 void it_controller_start(it_cluster *c) {
   char state[300], pf[300], log[300], listen[64], timeout[32];
   if (c->relative_state) snprintf(state, sizeof state, "traind");
@@ -90,7 +97,8 @@ void it_controller_start(it_cluster *c) {
                   "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
                   "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
                   "--kill-grace-s", "2", "--config", c->config, "--munge-socket",
-                  c->munged.socket, NULL};
+                  c->munged.socket, NULL, NULL, NULL};
+  if (c->auth_none) no_auth(argv);
   c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->rpc_port = read_port(pf, "rpc", c->traind);
   c->metrics_port = read_port(pf, "metrics", c->traind);
@@ -111,7 +119,8 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   char *argv[] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
                   "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
                   "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
-                  "--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL};
+                  "--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL};
+  if (c->auth_none) no_auth(argv);
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
@@ -128,15 +137,21 @@ static void write_config(it_cluster *c) {
 
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative) {
   const char *extra = c->config_extra;
+  bool none = c->auth_none;
   memset(c, 0, sizeof *c);
   c->relative_state = relative;
   c->config_extra = extra;
+  c->auth_none = none;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
   chmod(c->dir, 0755); /* test users run clients from here */
-  cr_assert(ty_test_munged_start(&c->munged), "cannot start munged (is the munge package "
-            "installed?)");
-  setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
+  if (!c->auth_none) {
+    cr_assert(ty_test_munged_start(&c->munged), "cannot start munged (is the munge package "
+              "installed?)");
+    setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
+  } else {
+    snprintf(c->munged.socket, sizeof c->munged.socket, "%s/no-munged", c->dir);
+  }
   write_config(c);
   if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
   it_controller_start(c);
@@ -219,7 +234,7 @@ ty_rpc_client *it_client(const it_cluster *c) {
   ty_rpc_client *cl = NULL;
   int rc = ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl);
   cr_assert_eq(rc, 0, "connect to traind on port %d: %s", c->rpc_port, ty_strerror(rc));
-  ty_rpc_client_set_signer(cl, sign, signer());
+  if (!c->auth_none) ty_rpc_client_set_signer(cl, sign, signer());
   return cl;
 }
 
@@ -288,6 +303,13 @@ void it_users_remove(void) {
     char *argv[] = {"userdel", "-f", name, NULL};
     run_tool("/usr/sbin/userdel", argv);
   }
+}
+
+void it_user_del(const char *name) {
+  char *argv[] = {"userdel", "-f", (char *)name, NULL};
+  cr_assert_eq(run_tool("/usr/sbin/userdel", argv), 0, "userdel %s failed", name);
+  for (size_t i = 0; i < n_users; i++)
+    if (!strcmp(users[i], name)) memmove(users[i], users[--n_users], sizeof users[0]);
 }
 
 void it_user_add(char *name, size_t name_len, uid_t *uid, gid_t *gid) {

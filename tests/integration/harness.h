@@ -46,6 +46,7 @@ typedef struct it_cluster {
   ty_test_munged munged;
   char config[300];  /* traind --config: auth.nodes and config_extra */
   const char *config_extra; /* more `key = value` lines, set before starting */
+  bool auth_none;            /* set before starting: --auth none, no munged */
 } it_cluster;
 
 /* Creates the directory and starts the controller and n workers (cpus each),
@@ -75,6 +76,8 @@ int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, co
 void it_user_add(char *name, size_t name_len, uid_t *uid, gid_t *gid);
 /* Removes every user it_user_add made (also run at exit). */
 void it_users_remove(void);
+/* Removes one of them now (userdel). */
+void it_user_del(const char *name);
 /* Runs a binary (TY_TRAINCTL, TY_RLAUNCH...) with the cluster's address as
  * uid/gid, from cwd; returns its exit status, stdout in *out and stderr in
  * *err (heap strings; either may be NULL). */
