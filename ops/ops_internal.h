@@ -12,6 +12,7 @@
 #ifndef TY_OPS_OPS_INTERNAL_H
 #define TY_OPS_OPS_INTERNAL_H
 
+#include "ops/exec.h"
 #include "ops/graph.h"
 
 #include <stdarg.h>
@@ -282,6 +283,8 @@ int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int ma
 typedef struct ty__kctx {
   bool training;
   ty_rng rng; /* lib/base's SplitMix64 stream for Dropout, advanced per use */
+  ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
+  void *extern_user;
 } ty__kctx;
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output

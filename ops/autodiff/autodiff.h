@@ -19,6 +19,8 @@
  *     normalisation, Dropout (through its mask, which autodiff adds to the
  *     forward node when absent), the shape ops, Concat, Gather, reductions,
  *     MatMul (rank >= 2).
+ * A TyExtern node (an op the executor's caller computes, ops/exec.h) is
+ * differentiated into another TyExtern node: the caller computes both.
  * TyGrad (TY_OP_GRAD) is not an ONNX op: export the forward graph, not the
  * differentiated one, when writing a model.
  *

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Keeps the layering of docs/architecture.md one-way by grepping includes:
 #   lib/ -> proto/ -> ops/, scheduler/ -> daemon/, worker/, cli/
-# scheduler/ and ops/plan/ stay pure (no sockets, SQLite, libuv, protobuf or
-# threads), ops/ headers name no CUDA types, and nothing below the binaries
+# scheduler/, ops/plan/ and ops/shard/ stay pure (no sockets, SQLite, libuv,
+# protobuf or threads), ops/ headers name no CUDA types, and nothing below the binaries
 # includes them. Two rules keep one definition per concept:
 #   - an internal header (*_internal.h) is included only from its own folder
 #     and that folder's subfolders, as libuv's src/unix/ includes
@@ -37,6 +37,8 @@ forbid proto 'ops/|scheduler/|daemon/|worker/|cli/' 'proto/ sits below ops and s
 forbid scheduler 'uv\.h|sqlite3\.h|protobuf-c/|proto/|lib/rpc/|lib/wire/|ops/|daemon/|worker/|cli/' 'scheduler/ is pure'
 forbid ops 'daemon/|worker/|cli/|scheduler/|sqlite3\.h' 'ops/ does not know the daemons'
 forbid ops/plan 'uv\.h|sqlite3\.h|protobuf-c/|proto/|lib/rpc/|lib/wire/|pthread\.h|sys/socket\.h|ops/collective/|ops/trainrun/' 'ops/plan/ is pure'
+forbid ops/shard 'uv\.h|sqlite3\.h|protobuf-c/|proto/|lib/rpc/|lib/wire/|pthread\.h|sys/socket\.h|mpi\.h|ops/collective/|ops/train/|ops/trainrun/' 'ops/shard/ is pure: its collectives come through ty_shard_comm'
+forbid ops/train 'mpi\.h|ops/collective/|ops/trainrun/' 'ops/train gets its collectives through hooks'
 forbid daemon 'worker/|cli/' 'binaries do not include each other'
 forbid worker 'daemon/|cli/' 'binaries do not include each other'
 forbid cli 'daemon/|worker/' 'binaries do not include each other'
