@@ -344,7 +344,7 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
     if (rc == 0) rc = make_dir(h, rdir);
     if (rc == 0) rc = limit_rank(cg, h, rdir, lim);
     if (rc != 0) {
-      ty_errf(err, len, TY_EIO, "cgroup %s: %s", rdir, strerror(-rc));
+      rc = ty_errf(err, len, TY_EIO, "cgroup %s: %s", rdir, strerror(-rc));
       break;
     }
     size_t n = strlen(rdir) + sizeof "/cgroup.procs";
@@ -482,6 +482,14 @@ int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
     (void)rmdir(dir); /* fails while other ranks of the job remain: fine */
   }
   return rc;
+}
+
+int ty_cgroup_task_path(const ty_cgroups *cg, const char *controller, uint64_t job, uint32_t rank,
+                        char *out, size_t len) {
+  const hier *h = controller[0] ? find(cg, controller) : &cg->h[cg->primary];
+  if (!h) return TY_ENOTFOUND;
+  task_dir(h, job, rank, out, len);
+  return 0;
 }
 
 void ty_cgroup_scan(ty_cgroups *cg, void (*cb)(uint64_t job, uint32_t rank, void *ud), void *ud) {

@@ -208,6 +208,11 @@ bool ty_cgroup_task_empty(ty_cgroups *cg, uint64_t job, uint32_t rank);
 void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_usage *out);
 /* Removes the (empty) rank cgroup, and the job's once it has no ranks. */
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* The directory of job<J>/rank<R> (rank UINT32_MAX: the job's) in the
+ * hierarchy of `controller` ("" = the one listing the task's processes);
+ * TY_ENOTFOUND when no hierarchy has that controller. */
+int ty_cgroup_task_path(const ty_cgroups *cg, const char *controller, uint64_t job, uint32_t rank,
+                        char *out, size_t len);
 /* Calls cb for every rank cgroup in the subtree: tasks of a previous run. */
 void ty_cgroup_scan(ty_cgroups *cg, void (*cb)(uint64_t job, uint32_t rank, void *ud), void *ud);
 
