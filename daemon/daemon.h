@@ -80,6 +80,12 @@ typedef struct ty_controller_config {
   const char *metrics_host;
   int metrics_port;
   const char *state_dir; /* the database is STATE_DIR/traind.db */
+  /* Graph jobs whose config names no absolute checkpoint path checkpoint to
+   * CHECKPOINT_DIR/ID/ (absolute; on the filesystem the workers share). It
+   * is outside the private state dir so tasks running as their users can
+   * write there: traind makes it 1777, each job's directory is made by the
+   * worker for the job's user. */
+  const char *checkpoint_dir;
   uint32_t heartbeat_ms;
   uint32_t node_timeout_ms;
   uint32_t kill_grace_s;

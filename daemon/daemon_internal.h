@@ -474,8 +474,9 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
  *     field ("job.graph.model_bytes: node 3 (MatMul): ...").
  *   - Checkpoints: every rank is told one absolute checkpoint path, so a
  *     requeued job resumes wherever its rank 0 lands: the config's path when
- *     absolute, else STATE_DIR/jobs/ID/<its basename or checkpoint.onnx>
- *     (the state dir must then be on the filesystem the workers share).
+ *     absolute, else CHECKPOINT_DIR/ID/<its basename or checkpoint.onnx>
+ *     (traind --checkpoint-dir, on the filesystem the workers share; the
+ *     worker creates ID/ for the job's user).
  *   - Rendezvous: a small key/value store per job (RendezvousPut/Get) that
  *     the ranks use to form their MPI world or to share the NCCL id. A job's
  *     keys are dropped when it (re)starts, so a requeued run never reads the

@@ -23,7 +23,7 @@
 typedef struct opts {
   char listen_host[256], metrics_host[256];
   int listen_port, metrics_port;
-  const char *state_dir, *port_file, *config_file, *munge_socket;
+  const char *state_dir, *port_file, *config_file, *munge_socket, *checkpoint_dir;
   ty_auth_mode auth;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
@@ -41,6 +41,8 @@ static void usage(FILE *f) {
           "  --listen HOST:PORT          clients and workers (default 127.0.0.1:%d; port 0 = ephemeral)\n"
           "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:%d)\n"
           "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
+          "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with the\n"
+          "                              workers; default: checkpoints next to the state dir)\n"
           "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
           "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
@@ -93,6 +95,7 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'a': return ty_auth_mode_parse(arg, &o->auth) || o->auth == TY_AUTH_KEY
                    ? bad_flag("--auth", arg, "munge or none") : 0;
   case 'S': o->munge_socket = arg; return 0;
+  case 'C': o->checkpoint_dir = arg; return 0;
   case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
   case 'h': usage(stdout); return -1;
   default: return usage_error("unhandled option");
@@ -107,6 +110,7 @@ static const struct option longopts[] = {
     {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
     {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
     {"auth", required_argument, NULL, 'a'},       {"munge-socket", required_argument, NULL, 'S'},
+    {"checkpoint-dir", required_argument, NULL, 'C'},
     {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, opts *o) {
@@ -176,6 +180,32 @@ static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology
   return 0;
 }
 
+/* Graph jobs' default checkpoints go to ranks on other nodes, as their
+ * users: an absolute path (default: `checkpoints` next to the state dir),
+ * made 1777 like /tmp (each job's directory belongs to its user). */
+static int checkpoint_dir(opts *o, char *abs) {
+  char def[PATH_MAX];
+  if (!o->checkpoint_dir) { /* /var/lib/traind -> /var/lib/checkpoints */
+    snprintf(def, sizeof def, "%s", o->state_dir);
+    char *slash = strrchr(def, '/');
+    if (slash) *slash = '\0';
+    size_t n = strlen(def);
+    snprintf(def + n, sizeof def - n, "/checkpoints");
+    o->checkpoint_dir = def;
+  }
+  struct stat st;
+  if (ty_mkdir_p(o->checkpoint_dir) != 0 || !realpath(o->checkpoint_dir, abs) ||
+      stat(abs, &st) != 0) {
+    fprintf(stderr, "traind: --checkpoint-dir %s: cannot create or resolve it\n", o->checkpoint_dir);
+    return 1;
+  }
+  if ((st.st_mode & 07777) != 01777 && chmod(abs, 01777) != 0)
+    fprintf(stderr, "traind: --checkpoint-dir %s: cannot make it 1777 (%s); jobs of other users "
+            "may not checkpoint there\n", abs, strerror(errno));
+  o->checkpoint_dir = abs;
+  return 0;
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   daemon_state *d = s->data;
   ty_info("received %s: shutting down (tasks keep running on the workers)",
@@ -200,18 +230,18 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   /* Job environments, the token secret and port files are traind's alone. */
   umask(077);
-  /* Checkpoint paths of graph jobs default to the state dir and are handed to
-   * ranks that run elsewhere, so the state dir must be absolute. */
-  char state_abs[PATH_MAX];
+  char state_abs[PATH_MAX], ckpt_abs[PATH_MAX];
   if (ty_mkdir_p(o.state_dir) != 0 || !realpath(o.state_dir, state_abs)) {
     fprintf(stderr, "traind: --state-dir %s: cannot create or resolve it\n", o.state_dir);
     return 1;
   }
   o.state_dir = state_abs;
+  if ((rc = checkpoint_dir(&o, ckpt_abs)) != 0) return rc;
   uv_loop_t *loop = uv_default_loop();
   ty_controller_config cfg = {.listen_host = o.listen_host, .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,
-                              .state_dir = o.state_dir, .heartbeat_ms = o.heartbeat_ms,
+                              .state_dir = o.state_dir, .checkpoint_dir = o.checkpoint_dir,
+                              .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
                               .sched = &sched, .topo = &topo, .client_auth = o.auth,

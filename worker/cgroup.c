@@ -283,7 +283,11 @@ ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t
   return cg;
 }
 
-void ty_cgroup_close(ty_cgroups *cg) { free(cg); }
+void ty_cgroup_close(ty_cgroups *cg) {
+  if (!cg) return;
+  for (size_t i = 0; i < cg->n; i++) (void)rmdir(cg->h[i].base); /* only when empty */
+  free(cg);
+}
 
 const char *ty_cgroup_describe(const ty_cgroups *cg) { return cg->describe; }
 

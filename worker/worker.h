@@ -190,7 +190,9 @@ typedef struct ty_cgroup_limits {
  * worker's own cgroup (or under `root`, a path inside each hierarchy, when
  * not NULL). NULL with the reason in `why` when there is none. */
 ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t len);
-void ty_cgroup_close(ty_cgroups *cg); /* leaves the cgroups in place; accepts NULL */
+/* Removes the subtree where it is empty (tasks still inside keep it, for
+ * the next start to find); accepts NULL. */
+void ty_cgroup_close(ty_cgroups *cg);
 /* "cgroup v1 (memory, cpu, ...) under /sys/fs/cgroup/freezer/trainyard-n1". */
 const char *ty_cgroup_describe(const ty_cgroups *cg);
 /* Creates job<J>/rank<R> with its limits. *out_procs: the cgroup.procs files
