@@ -300,8 +300,9 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
   k->io = NULL;
   /* Whatever the task left behind goes with it, so no stray process keeps
    * writing to the log, holding a GPU or using CPUs the next job gets. */
-  if (k->in_cgroup) ty_cgroup_task_kill(t->cg, k->job_id, k->rank);
-  else (void)uv_kill(-k->pid, SIGKILL);
+  if (!k->in_cgroup) (void)uv_kill(-k->pid, SIGKILL);
+  else if (!ty_cgroup_task_empty(t->cg, k->job_id, k->rank))
+    ty_cgroup_task_kill(t->cg, k->job_id, k->rank);
   ty_info("job %" PRIu64 " rank %" PRIu32 " (pid %d) %s %d%s", k->job_id, k->rank, k->pid,
           term_signal ? "killed by signal" : "exited with code",
           term_signal ? term_signal : (int)exit_status, k->timed_out ? " (time limit)" : "");
