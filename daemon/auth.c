@@ -193,7 +193,7 @@ void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const 
   ty_auth_queue_submit(ctl->authq, &op, on_verified, a);
 }
 
-/* ---- calls to workers ---------------------------------------------------------------------------- */
+/* ---- calls to workers ------------------------------------------------------------------------ */
 
 typedef struct node_call {
   ty_controller *ctl;

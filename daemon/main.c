@@ -41,8 +41,8 @@ static void usage(FILE *f) {
           "  --listen HOST:PORT          clients and workers (default 127.0.0.1:%d; port 0 = ephemeral)\n"
           "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:%d)\n"
           "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
-          "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with the\n"
-          "                              workers; default: checkpoints next to the state dir)\n"
+          "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
+          "                              the workers; default: checkpoints next to the state dir)\n"
           "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
           "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
@@ -196,7 +196,8 @@ static int checkpoint_dir(opts *o, char *abs) {
   struct stat st;
   if (ty_mkdir_p(o->checkpoint_dir) != 0 || !realpath(o->checkpoint_dir, abs) ||
       stat(abs, &st) != 0) {
-    fprintf(stderr, "traind: --checkpoint-dir %s: cannot create or resolve it\n", o->checkpoint_dir);
+    fprintf(stderr, "traind: --checkpoint-dir %s: cannot create or resolve it\n",
+            o->checkpoint_dir);
     return 1;
   }
   if ((st.st_mode & 07777) != 01777 && chmod(abs, 01777) != 0)

@@ -28,7 +28,8 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
             r->conn ? ty_rpc_peer(r->conn) : "(gone)", r->who.user[0] ? " (" : "", r->who.user,
             r->who.user[0] ? ")" : "", message && message[0] ? message : ty_strerror(status),
             ty_error_label(status));
-  if (status == TY_EPERM && !r->refusal_counted) ty__auth_count(ctl, r->method, r->refusal ? r->refusal : "denied");
+  if (status == TY_EPERM && !r->refusal_counted)
+    ty__auth_count(ctl, r->method, r->refusal ? r->refusal : "denied");
   if (r->conn) {
     int rc = ty_rpc_reply(r->conn, r->request_id, status, message, status == 0 ? r->out.data : NULL,
                           status == 0 ? r->out.len : 0);

@@ -291,7 +291,7 @@ void ty_cgroup_close(ty_cgroups *cg) {
 
 const char *ty_cgroup_describe(const ty_cgroups *cg) { return cg->describe; }
 
-/* ---- tasks ------------------------------------------------------------------------------------ */
+/* ---- tasks ----------------------------------------------------------------------------------- */
 
 /* v1 devices: deny the node's GPUs the task was not given (/dev/nvidiaN,
  * when the device file exists). */

@@ -119,7 +119,8 @@ static void become_user(const plan *p) {
     fail("user", errno, "setgroups for uid %s: %s", "the task's user");
   if (setgid(p->gid) != 0) fail("user", errno, "setgid: %s%s", "");
   if (setuid(p->uid) != 0) fail("user", errno, "setuid: %s%s", "");
-  if (p->uid != 0 && setuid(0) == 0) fail("user", EPERM, "%scould regain root after setuid (%s)", "");
+  if (p->uid != 0 && setuid(0) == 0)
+    fail("user", EPERM, "%sroot could be regained after setuid (%s)", "");
 }
 
 int main(int argc, char **argv) {
@@ -133,8 +134,8 @@ int main(int argc, char **argv) {
   join_cgroups(&p);
   if (p.set_user) become_user(&p);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) fail("worker", ESRCH, "%strainworkerd exited before the task started (%s)",
-                                "");
+  if (getppid() != parent)
+    fail("worker", ESRCH, "%strainworkerd exited before the task started (%s)", "");
   if (p.cwd && p.cwd[0] && chdir(p.cwd) != 0) fail("cwd", errno, "cwd %s: %s", p.cwd);
   execvp(p.argv[0], p.argv);
   fail("exec", errno, "%s: %s", p.argv[0]);

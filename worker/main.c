@@ -168,15 +168,24 @@ static int parse_listener(int c, worker_opts *o, const char *v) {
 /* The authentication and isolation options. */
 static int parse_isolation(worker_opts *o, int c, const char *v) {
   switch (c) {
-  case 'A': return ty_auth_mode_parse(v, &o->auth) ? usage_error("--auth", v, "is not munge, key or none") : 0;
+  case 'A':
+    return ty_auth_mode_parse(v, &o->auth) ? usage_error("--auth", v, "is not munge, key or none")
+                                           : 0;
   case 'K': o->cluster_key = v; return 0;
   case 'S': o->munge_socket = v; return 0;
-  case 'U': o->service_user = v; return v[0] ? 0 : usage_error("--service-user", v, "is not a user");
-  case 'E': return set_path(o->exec_helper, sizeof o->exec_helper, v) ? 0 : usage_error("--exec-helper", v, "is not a path");
-  case 'R': o->cgroup_root = v; return v[0] == '/' ? 0 : usage_error("--cgroup-root", v, "is not an absolute path");
+  case 'U':
+    o->service_user = v;
+    return v[0] ? 0 : usage_error("--service-user", v, "is not a user");
+  case 'E':
+    return set_path(o->exec_helper, sizeof o->exec_helper, v)
+               ? 0 : usage_error("--exec-helper", v, "is not a path");
+  case 'R':
+    o->cgroup_root = v;
+    return v[0] == '/' ? 0 : usage_error("--cgroup-root", v, "is not an absolute path");
   case 'N':
     o->cgroup_name = v;
-    return v[0] && !strpbrk(v, "/ \t\n") ? 0 : usage_error("--cgroup-name", v, "is not a directory name");
+    if (v[0] && !strpbrk(v, "/ \t\n")) return 0;
+    return usage_error("--cgroup-name", v, "is not a directory name");
   case 'X': o->no_cgroups = true; return 0;
   default: return usage_error("option", NULL, "is not handled");
   }

@@ -111,7 +111,7 @@ int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, c
   return fd;
 }
 
-/* ---- the helper's command line ----------------------------------------------------------------- */
+/* ---- the helper's command line --------------------------------------------------------------- */
 
 typedef struct argv_b {
   char **v;
@@ -159,7 +159,7 @@ static void helper_argv(const ty__spawn *s, argv_b *a) {
   for (size_t i = 0; i < s->argc; i++) push(a, s->argv[i]);
 }
 
-/* ---- the helper's verdict ------------------------------------------------------------------------ */
+/* ---- the helper's verdict -------------------------------------------------------------------- */
 
 /* The helper's status line, read until EOF (the exec closed the pipe) or
  * the deadline; returns the bytes read, -1 on timeout. */

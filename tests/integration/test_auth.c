@@ -155,8 +155,8 @@ Test(auth, other_users_are_refused_owners_and_operators_are_not, .timeout = 300)
   cr_expect_geq(metric(c.metrics_port,
                        "trainyard_rpc_refusals_total{method=\"CancelJob\",reason=\"not_owner\"} "),
                 1);
-  cr_expect_geq(metric(c.metrics_port,
-                       "trainyard_rpc_refusals_total{method=\"UpdateQueue\",reason=\"not_operator\"} "),
+  cr_expect_geq(metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"UpdateQueue\","
+                                       "reason=\"not_operator\"} "),
                 1);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

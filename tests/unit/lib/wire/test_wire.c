@@ -114,7 +114,8 @@ Test(wire, pack_unpack_and_garbage) {
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_wire_pack(&req.base, &b), 0);
-  Trainyard__ListJobsRequest *m = ty_wire_unpack(&trainyard__list_jobs_request__descriptor, b.data, b.len);
+  Trainyard__ListJobsRequest *m =
+      ty_wire_unpack(&trainyard__list_jobs_request__descriptor, b.data, b.len);
   cr_assert_not_null(m);
   cr_assert(m->n_states == 2 && m->states[1] == TRAINYARD__JOB_STATE__JOB_RUNNING);
   cr_assert_str_eq(m->user, "alice");
