@@ -207,19 +207,9 @@ typedef struct node_call {
 static void on_signed(const ty_auth_done *d, void *ud) {
   node_call *k = ud;
   ty_cluster_node *n = ty__node_find(k->ctl, k->node);
-  ty_rpc_conn *c = n && n->conn_gen == k->gen ? n->conn : NULL;
-  if (!c) {
-    k->cb(NULL, TY_ECLOSED, NULL, true, k->ud); /* the session it was meant for is gone */
-  } else if (d->status != 0) {
-    ty_error("cannot sign %s for node %s: %s", d->method, k->node, d->err);
-    ty_rpc_msg m = {.kind = TY_RPC_RESPONSE, .status = d->status, .message = d->err};
-    k->cb(c, d->status, &m, true, k->ud);
-  } else {
-    ty_rpc_creds creds = {.auth = d->cred, .auth_len = d->cred_len};
-    int rc = ty_rpc_call_ex(c, d->method, d->payload, d->len, &creds, k->timeout_ms, k->cb, k->ud,
-                            NULL);
-    if (rc != 0) k->cb(c, rc, NULL, true, k->ud);
-  }
+  char who[300];
+  snprintf(who, sizeof who, "node %s", k->node);
+  ty_auth_send(n && n->conn_gen == k->gen ? n->conn : NULL, d, k->timeout_ms, k->cb, k->ud, who);
   free(k->node);
   free(k);
 }

@@ -133,18 +133,7 @@ static void on_signed(const ty_auth_done *d, void *ud) {
   signed_call *k = ud;
   ty_worker_session *s = k->s;
   ty_rpc_conn *c = !s->destroying && s->conn_gen == k->gen ? s->conn : NULL;
-  if (!c) {
-    k->cb(NULL, TY_ECLOSED, NULL, true, k->ud);
-  } else if (d->status != 0) {
-    ty_error("session: cannot sign %s: %s", d->method, d->err);
-    ty_rpc_msg m = {.kind = TY_RPC_RESPONSE, .status = d->status, .message = d->err};
-    k->cb(c, d->status, &m, true, k->ud);
-  } else {
-    ty_rpc_creds creds = {.auth = d->cred, .auth_len = d->cred_len};
-    int rc = ty_rpc_call_ex(c, d->method, d->payload, d->len, &creds, k->timeout_ms, k->cb, k->ud,
-                            NULL);
-    if (rc != 0) k->cb(c, rc, NULL, true, k->ud);
-  }
+  ty_auth_send(c, d, k->timeout_ms, k->cb, k->ud, "session");
   free(k);
   s->auth_pending--;
   maybe_free(s);

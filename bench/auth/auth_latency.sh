@@ -33,23 +33,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# stats FILE -> "median p90" (seconds)
-stats() {
-  sort -g "$1" | awk '{ v[NR] = $1 } END {
-    m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999999)]; if (p == "") p = v[NR];
-    printf "%.6f %.6f\n", m, p }'
-}
-
-# seq_runs OUTFILE CMD... : RUNS sequential runs, one duration per line.
-seq_runs() {
-  local out=$1; shift
-  : >"$out"
-  for _ in $(seq 1 "$runs"); do
-    local t0=$EPOCHREALTIME
-    "$@" >/dev/null || { log "failed: $*"; exit 1; }
-    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f\n", b - a }' >>"$out"
-  done
-}
+# stats, elapsed, seq_runs
+. "$root/bench/timing.sh"
 
 start_munged() {
   mkdir -p "$work/munged" && chmod 0755 "$work/munged"
@@ -76,7 +61,7 @@ sample() {
   local auth=$1 kind=$2 port=$3; shift 3
   local t0=$EPOCHREALTIME
   TRAINYARD_CONTROLLER=127.0.0.1:$port "$@" >/dev/null || { log "failed: $*"; exit 1; }
-  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f\n", b - a }' >>"$work/$auth.$kind"
+  elapsed "$t0" >>"$work/$auth.$kind"
 }
 
 # Both clusters run at once and their samples alternate, so a busy moment

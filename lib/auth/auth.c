@@ -179,16 +179,6 @@ bool ty_auth_id_in_group(const ty_auth_id *id, uint32_t gid) {
 
 /* ---- the key scheme ----------------------------------------------------------------------- */
 
-static void put_be(uint8_t *p, uint64_t v, int n) {
-  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++) v = v << 8 | p[i];
-  return v;
-}
-
 static int key_mac(const ty_auth *a, const uint8_t *signed_part, const uint8_t digest[32],
                    uint8_t out[32]) {
   uint8_t msg[KEY_SIGNED_LEN + 32];
@@ -204,9 +194,9 @@ static int key_sign(ty_auth *a, const uint8_t digest[32], uint8_t **out, size_t 
   uint8_t *c = malloc(TY_AUTH_KEY_CRED_LEN);
   if (!c) return TY_ENOMEM;
   memcpy(c, KEY_MAGIC, 4);
-  put_be(c + 4, geteuid(), 4);
-  put_be(c + 8, getegid(), 4);
-  put_be(c + 12, (uint64_t)ty_now_ms(), 8);
+  ty_put_be(c + 4, geteuid(), 4);
+  ty_put_be(c + 8, getegid(), 4);
+  ty_put_be(c + 12, (uint64_t)ty_now_ms(), 8);
   if (RAND_bytes(c + 20, 16) != 1 || key_mac(a, c, digest, c + KEY_SIGNED_LEN) != 0) {
     free(c);
     return TY_ENOMEM;
@@ -229,7 +219,7 @@ static bool nonce_room(ty_auth *a, int64_t now) {
   if (!fresh) return false;
   for (size_t i = 0; i < a->cap; i++) {
     if (a->slots[i].seen_ms < horizon || !a->slots[i].seen_ms) continue;
-    size_t h = (size_t)get_be(a->slots[i].nonce, 8) & (cap - 1);
+    size_t h = (size_t)ty_get_be(a->slots[i].nonce, 8) & (cap - 1);
     while (fresh[h].seen_ms) h = (h + 1) & (cap - 1);
     fresh[h] = a->slots[i];
   }
@@ -244,7 +234,7 @@ static bool nonce_room(ty_auth *a, int64_t now) {
 static int nonce_record(ty_auth *a, const uint8_t *nonce, int64_t now) {
   pthread_mutex_lock(&a->lock);
   int rc = nonce_room(a, now) ? 0 : TY_ENOMEM;
-  size_t h = rc == 0 ? (size_t)get_be(nonce, 8) & (a->cap - 1) : 0;
+  size_t h = rc == 0 ? (size_t)ty_get_be(nonce, 8) & (a->cap - 1) : 0;
   for (; rc == 0 && a->slots[h].seen_ms; h = (h + 1) & (a->cap - 1))
     if (!memcmp(a->slots[h].nonce, nonce, 16)) rc = TY_EEXIST;
   if (rc == 0) {
@@ -272,7 +262,7 @@ static int key_verify(ty_auth *a, const uint8_t digest[32], const uint8_t *c, si
   if (CRYPTO_memcmp(mac, c + KEY_SIGNED_LEN, 32) != 0)
     return refuse(label, "bad_credential", err, len, "%s", "credential: signature does not "
                   "verify under the cluster key (another key, or a forged or altered request)");
-  int64_t at = (int64_t)get_be(c + 12, 8), now = ty_now_ms();
+  int64_t at = (int64_t)ty_get_be(c + 12, 8), now = ty_now_ms();
   int64_t skew = at > now ? at - now : now - at;
   if (skew > (int64_t)TY_AUTH_KEY_TTL_S * 1000)
     return refuse(label, "expired", err, len, "credential: %s", at > now
@@ -281,7 +271,7 @@ static int key_verify(ty_auth *a, const uint8_t digest[32], const uint8_t *c, si
   if (rc == TY_EEXIST)
     return refuse(label, "replayed", err, len, "%s", "credential: replayed (already used once)");
   if (rc != 0) return rc;
-  ty_auth_id_local((uint32_t)get_be(c + 4, 4), (uint32_t)get_be(c + 8, 4), out);
+  ty_auth_id_local((uint32_t)ty_get_be(c + 4, 4), (uint32_t)ty_get_be(c + 8, 4), out);
   out->authenticated = true;
   out->via_key = true;
   return 0;

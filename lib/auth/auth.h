@@ -46,6 +46,7 @@
 #include <uv.h>
 
 #include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
 
 typedef enum { TY_AUTH_NONE = 0, TY_AUTH_MUNGE = 1, TY_AUTH_KEY = 2 } ty_auth_mode;
 
@@ -168,5 +169,14 @@ size_t ty_auth_queue_pending(const ty_auth_queue *q);
 /* Frees the queue once every pending operation has been called back (they
  * complete normally; the owner must stay alive for them). Accepts NULL. */
 void ty_auth_queue_destroy(ty_auth_queue *q);
+
+/* From a SIGN's callback: sends the signed call d on c with its credential
+ * in the envelope's `auth` (ty_rpc_call_ex). cb gets the answer, or at once:
+ * TY_ECLOSED with a NULL conn when c is NULL (the connection the call was
+ * meant for is gone), d's refusal with its sentence as the message (a
+ * credential that could not be made, logged with `who`), or the send's
+ * error. */
+void ty_auth_send(ty_rpc_conn *c, const ty_auth_done *d, uint32_t timeout_ms,
+                  ty_rpc_answer_cb cb, void *ud, const char *who);
 
 #endif

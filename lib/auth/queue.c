@@ -13,6 +13,9 @@
  *
  * A deferred item copies the method, payload and credential into its own
  * allocation (one malloc, sized from the request: checked, never an abort).
+ *
+ * ty_auth_send puts a signed call on its connection: the last step of every
+ * signed call of traind and trainworkerd.
  */
 #include "lib/auth/auth.h"
 
@@ -166,5 +169,20 @@ void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_c
                          "check: %s", ty_strerror(rc));
     it->done = true;
     drain(q);
+  }
+}
+
+void ty_auth_send(ty_rpc_conn *c, const ty_auth_done *d, uint32_t timeout_ms,
+                  ty_rpc_answer_cb cb, void *ud, const char *who) {
+  if (!c) {
+    cb(NULL, TY_ECLOSED, NULL, true, ud);
+  } else if (d->status != 0) {
+    ty_error("%s: cannot sign %s: %s", who, d->method, d->err);
+    ty_rpc_msg m = {.kind = TY_RPC_RESPONSE, .status = d->status, .message = d->err};
+    cb(c, d->status, &m, true, ud);
+  } else {
+    ty_rpc_creds creds = {.auth = d->cred, .auth_len = d->cred_len};
+    int rc = ty_rpc_call_ex(c, d->method, d->payload, d->len, &creds, timeout_ms, cb, ud, NULL);
+    if (rc != 0) cb(c, rc, NULL, true, ud);
   }
 }

@@ -84,6 +84,13 @@ static void no_auth(char **argv) {
   argv[n] = "--auth", argv[n + 1] = "none";
 }
 
+/* Appends --auth key --cluster-key KEY at the first of four spare NULLs. */
+static void key_auth(char **argv, char *key) {
+  size_t n = 0;
+  while (argv[n]) n++;
+  argv[n] = "--auth", argv[n + 1] = "key", argv[n + 2] = "--cluster-key", argv[n + 3] = key;
+}
+
 void it_controller_start(it_cluster *c) {
   char state[300], pf[300], log[300], listen[64], timeout[32];
   if (c->relative_state) snprintf(state, sizeof state, "traind");
@@ -98,7 +105,7 @@ void it_controller_start(it_cluster *c) {
                   "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
                   "--kill-grace-s", "2", "--config", c->config, "--munge-socket",
                   c->munged.socket, NULL, NULL, NULL};
-  if (c->auth_none) no_auth(argv);
+  if (c->opts.auth_none) no_auth(argv);
   c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->rpc_port = read_port(pf, "rpc", c->traind);
   c->metrics_port = read_port(pf, "metrics", c->traind);
@@ -119,11 +126,23 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   char *argv[] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
                   "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
                   "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
-                  "--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL};
-  if (c->auth_none) no_auth(argv);
+                  "--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL,
+                  NULL, NULL};
+  if (c->opts.auth_none) no_auth(argv);
+  if (c->opts.key_workers) key_auth(argv, c->cluster_key);
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
+}
+
+/* A cluster key for key_workers: 64 random bytes, 0600. */
+static void write_key(it_cluster *c) {
+  snprintf(c->cluster_key, sizeof c->cluster_key, "%s/cluster.key", c->dir);
+  uint8_t key[64];
+  int r = open("/dev/urandom", O_RDONLY), fd = open(c->cluster_key, O_WRONLY | O_CREAT, 0600);
+  cr_assert(r >= 0 && fd >= 0 && read(r, key, sizeof key) == (ssize_t)sizeof key &&
+            write(fd, key, sizeof key) == (ssize_t)sizeof key);
+  close(r), close(fd);
 }
 
 /* traind's --config: the test workers w1..w4 may register. */
@@ -131,27 +150,27 @@ static void write_config(it_cluster *c) {
   snprintf(c->config, sizeof c->config, "%s/traind.conf", c->dir);
   FILE *f = fopen(c->config, "w");
   cr_assert(f, "%s: %s", c->config, strerror(errno));
-  fprintf(f, "auth.nodes = w[1-%d]\n%s\n", IT_MAX_WORKERS, c->config_extra ? c->config_extra : "");
+  fprintf(f, "auth.nodes = w[1-%d]\n%s\n", IT_MAX_WORKERS, c->opts.config_extra ? c->opts.config_extra : "");
+  if (c->opts.key_workers) fprintf(f, "auth.workers = key\nauth.cluster_key = %s\n", c->cluster_key);
   fclose(f);
 }
 
-static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative) {
-  const char *extra = c->config_extra;
-  bool none = c->auth_none;
+static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
+                          const it_options *o) {
   memset(c, 0, sizeof *c);
   c->relative_state = relative;
-  c->config_extra = extra;
-  c->auth_none = none;
+  if (o) c->opts = *o;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
   chmod(c->dir, 0755); /* test users run clients from here */
-  if (!c->auth_none) {
+  if (!c->opts.auth_none) {
     cr_assert(ty_test_munged_start(&c->munged), "cannot start munged (is the munge package "
               "installed?)");
     setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
   } else {
     snprintf(c->munged.socket, sizeof c->munged.socket, "%s/no-munged", c->dir);
   }
+  if (c->opts.key_workers) write_key(c);
   write_config(c);
   if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
   it_controller_start(c);
@@ -164,11 +183,15 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, false);
+  cluster_start(c, n_workers, cpus, false, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, true);
+  cluster_start(c, n_workers, cpus, true, NULL);
+}
+
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o) {
+  cluster_start(c, n_workers, cpus, false, o);
 }
 
 void it_kill9(pid_t *pid) {
@@ -234,7 +257,7 @@ ty_rpc_client *it_client(const it_cluster *c) {
   ty_rpc_client *cl = NULL;
   int rc = ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl);
   cr_assert_eq(rc, 0, "connect to traind on port %d: %s", c->rpc_port, ty_strerror(rc));
-  if (!c->auth_none) ty_rpc_client_set_signer(cl, sign, signer());
+  if (!c->opts.auth_none) ty_rpc_client_set_signer(cl, sign, signer());
   return cl;
 }
 

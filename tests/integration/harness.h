@@ -44,16 +44,23 @@ typedef struct it_cluster {
    * only make sense from the daemon's own cwd. */
   bool relative_state;
   ty_test_munged munged;
-  char config[300];  /* traind --config: auth.nodes and config_extra */
-  const char *config_extra; /* more `key = value` lines, set before starting */
-  bool auth_none;            /* set before starting: --auth none, no munged */
+  char config[300];      /* traind --config: auth.nodes and the options' lines */
+  char cluster_key[300]; /* with key_workers */
+  struct it_options {
+    const char *config_extra; /* more `key = value` lines for traind --config */
+    bool auth_none;           /* --auth none everywhere, no munged */
+    bool key_workers;         /* auth.workers = key with DIR/cluster.key */
+  } opts;
 } it_cluster;
+typedef struct it_options it_options;
 
 /* Creates the directory and starts the controller and n workers (cpus each),
  * then waits until every node is UP. Aborts the test on failure. */
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
+/* The same with options. */
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);

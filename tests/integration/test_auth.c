@@ -390,8 +390,8 @@ Test(auth, the_state_directory_is_private, .timeout = 60) {
 }
 
 Test(auth, auth_none_runs_a_single_user_cluster, .timeout = 60) {
-  it_cluster c = {.auth_none = true};
-  it_cluster_start(&c, 1, 4);
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 4, &(it_options){.auth_none = true});
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = 0;
   cr_assert_eq(it_submit_sh(cl, "id -u", "dev", &id, NULL, 0), 0);
@@ -426,4 +426,29 @@ Test(auth, traind_refuses_to_start_without_munged, .timeout = 60) {
   if (f) fclose(f);
   buf[n] = '\0';
   cr_expect(strstr(buf, "/nonexistent/munge.socket") && strstr(buf, "--auth none"), "%s", buf);
+}
+
+/* auth.workers = key: the workers and traind prove themselves with the
+ * cluster key; a worker with another key is refused and never registers. */
+Test(auth, workers_with_the_cluster_key, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 4, &(it_options){.key_workers = true});
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, "echo keyed", "keyed", &id, NULL, 0), 0);
+  wait_state(cl, id, ST(COMPLETED));
+  /* Another key for w2. */
+  snprintf(c.cluster_key, sizeof c.cluster_key, "%s/other.key", c.dir);
+  int fd = open(c.cluster_key, O_WRONLY | O_CREAT, 0600);
+  cr_assert(fd >= 0 && write(fd, "0123456789abcdef0123456789abcdef!", 33) == 33);
+  close(fd);
+  c.n_workers = 2;
+  it_worker_start(&c, 1, 4);
+  it_sleep_ms(1500);
+  cr_expect_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 1);
+  cr_expect_geq(metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"RegisterNode\","
+                                       "reason=\"bad_credential\"} "),
+                1);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
 }

@@ -29,9 +29,9 @@
 /* ---- a cluster whose controller reads a config file --------------------------------- */
 
 static void start(it_cluster *c, size_t workers, int cpus) {
-  c->config_extra = "# integration tests: preempt at once, short grace\n"
-                    "preempt.min_run = 0\npreempt.grace = 5\n";
-  it_cluster_start(c, workers, cpus);
+  it_options o = {.config_extra = "# integration tests: preempt at once, short grace\n"
+                                  "preempt.min_run = 0\npreempt.grace = 5\n"};
+  it_cluster_start_with(c, workers, cpus, &o);
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
