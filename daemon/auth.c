@@ -84,7 +84,7 @@ int ty__auth_init(ty_controller *ctl, char *err, size_t len) {
     ty_warn("--auth none: requests are not authenticated; every client acts as %s (uid %u). "
             "Use this only on a single-user development cluster", ctl->self.user, ctl->self.uid);
   else
-    ty_info("clients authenticate with MUNGE (munged at %s); workers with %s", 
+    ty_info("clients authenticate with MUNGE (munged at %s); workers with %s",
             ty_auth_socket(ctl->client_auth), ty_auth_mode_name(p->workers));
   if (!p->nodes_listed && p->workers != TY_AUTH_NONE)
     ty_warn("auth.nodes is not set: no worker may register (list the nodes in --config)");
@@ -151,7 +151,7 @@ static bool identify(ty_reply *r, ty_auth_class klass, const ty_auth_done *d) {
   r->who = d->id.authenticated ? d->id : ctl->self;
   r->operator = ty_policy_is_operator(&ctl->policy, &r->who, ctl->self.uid);
   if (klass != TY_AUTH_CLASS_WORKER || !d->id.authenticated ||
-      ty_policy_is_service(&d->id, ctl->service_uid))
+      ty_auth_id_is_service(&d->id, ctl->service_uid))
     return true;
   ty__auth_refuse(r, "not_service", "%s: permission denied: needs the cluster's service "
                   "credential, and %s (uid %u) is neither root nor the service user %s", r->method,

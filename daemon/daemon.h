@@ -71,8 +71,6 @@ bool ty_policy_node_allowed(const ty_auth_policy *p, const char *name);
 /* Operators: uid 0, traind's own uid, a listed name (of a uid known here),
  * or a member of the operator group. */
 bool ty_policy_is_operator(const ty_auth_policy *p, const ty_auth_id *id, uint32_t self_uid);
-/* The cluster's service: a cluster-key credential, root, or service_uid. */
-bool ty_policy_is_service(const ty_auth_id *id, uint32_t service_uid);
 
 typedef struct ty_controller_config {
   const char *listen_host; /* borrowed for the controller's lifetime */

@@ -197,6 +197,7 @@ static int check_token(ty_controller *ctl, ty_reply *r, uint64_t job) {
   }
   if (rc != 0) {
     if (why[0]) ty_debug("rendezvous for job %llu: %s", (unsigned long long)job, why);
+    r->refusal = "bad_token";
     ty__reply_finishf(r, TY_EPERM, "rendezvous for job %llu: missing or invalid token", (unsigned long long)job);
   }
   return rc;

@@ -104,10 +104,6 @@ bool ty_policy_is_operator(const ty_auth_policy *p, const ty_auth_id *id, uint32
   return p->has_operator_gid && ty_auth_id_in_group(id, p->operator_gid);
 }
 
-bool ty_policy_is_service(const ty_auth_id *id, uint32_t service_uid) {
-  return id->via_key || id->uid == 0 || id->uid == service_uid;
-}
-
 /* ---- configuration ------------------------------------------------------------------------- */
 
 static char *trim(char *s) {

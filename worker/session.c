@@ -406,8 +406,7 @@ static void on_verified(const ty_auth_done *d, void *ud) {
   } else if (d->status != 0) {
     ty_warn("session: refused %s from the controller: %s", d->method, d->err);
     ty_rpc_reply(c, in->request_id, d->status, d->err, NULL, 0);
-  } else if (d->id.authenticated && d->id.uid != 0 && d->id.uid != s->o.service_uid &&
-             !d->id.via_key) {
+  } else if (d->id.authenticated && !ty_auth_id_is_service(&d->id, s->o.service_uid)) {
     snprintf(msg, sizeof msg, "%s: permission denied: %s (uid %u) is neither root nor the "
              "service user this worker accepts (--service-user)", d->method, d->id.user, d->id.uid);
     ty_warn("session: refused %s", msg);

@@ -170,6 +170,10 @@ void ty_auth_id_local(uint32_t uid, uint32_t gid, ty_auth_id *out) {
   out->n_groups = (size_t)(n < 0 ? 0 : n > (int)TY_AUTH_MAX_GROUPS ? (int)TY_AUTH_MAX_GROUPS : n);
 }
 
+bool ty_auth_id_is_service(const ty_auth_id *id, uint32_t service_uid) {
+  return id->via_key || id->uid == 0 || id->uid == service_uid;
+}
+
 bool ty_auth_id_in_group(const ty_auth_id *id, uint32_t gid) {
   if (id->gid == gid) return true;
   for (size_t i = 0; i < id->n_groups; i++)

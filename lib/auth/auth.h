@@ -119,6 +119,9 @@ int ty_auth_verify(ty_auth *a, const char *method, const void *payload, size_t l
 void ty_auth_id_local(uint32_t uid, uint32_t gid, ty_auth_id *out);
 /* Whether id is in group gid (primary or supplementary). */
 bool ty_auth_id_in_group(const ty_auth_id *id, uint32_t gid);
+/* Whether id is the cluster's service: a cluster-key credential, root, or
+ * service_uid (the user traind runs as). */
+bool ty_auth_id_is_service(const ty_auth_id *id, uint32_t service_uid);
 
 /* ---- off the loop, in order ------------------------------------------------------------------
  * A ty_auth_queue runs signs and verifies on libuv's thread pool

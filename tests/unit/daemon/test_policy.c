@@ -105,8 +105,8 @@ Test(policy, operators_and_the_service) {
   cr_expect(ty_policy_is_operator(&p, &self, 999), "traind's own user is an operator");
   ty_policy_close(&p);
   ty_auth_id svc = {.uid = 998}, key = {.uid = 1234, .via_key = true}, user = {.uid = 1001};
-  cr_expect(ty_policy_is_service(&svc, 998));
-  cr_expect(ty_policy_is_service(&root, 998));
-  cr_expect(ty_policy_is_service(&key, 998));
-  cr_expect_not(ty_policy_is_service(&user, 998));
+  cr_expect(ty_auth_id_is_service(&svc, 998));
+  cr_expect(ty_auth_id_is_service(&root, 998));
+  cr_expect(ty_auth_id_is_service(&key, 998));
+  cr_expect_not(ty_auth_id_is_service(&user, 998));
 }

@@ -228,6 +228,12 @@ Test(auth, local_identity) {
   cr_assert_str_eq(id.user, "uid 4000000000");
   cr_assert(ty_auth_id_in_group(&id, 5));
   cr_assert_not(ty_auth_id_in_group(&id, 6));
+  /* The cluster's service: root, the service uid, or the cluster key. */
+  ty_auth_id root = {.uid = 0}, svc = {.uid = 998}, user = {.uid = 1001};
+  ty_auth_id keyed = {.uid = 1001, .via_key = true};
+  cr_assert(ty_auth_id_is_service(&root, 998) && ty_auth_id_is_service(&svc, 998));
+  cr_assert(ty_auth_id_is_service(&keyed, 998));
+  cr_assert_not(ty_auth_id_is_service(&user, 998));
 }
 
 /* ---- MUNGE, with a private munged ------------------------------------------------------- */
