@@ -452,3 +452,24 @@ Test(auth, workers_with_the_cluster_key, .timeout = 120) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* A client that cannot reach munged sends no credential: refused, and it
+ * says why it had none. */
+Test(auth, a_client_without_munged_is_told_why, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  char *saved = strdup(getenv("TRAINYARD_MUNGE_SOCKET"));
+  setenv("TRAINYARD_MUNGE_SOCKET", "/nonexistent/munge.socket", 1);
+  user root = {"root", 0, 0};
+  char *err = NULL;
+  int rc = ctl_as(&c, &root, NULL, &err, (const char *[]){"ls", NULL});
+  setenv("TRAINYARD_MUNGE_SOCKET", saved, 1);
+  free(saved);
+  cr_expect_eq(rc, 1);
+  cr_expect(strstr(err, "no credential") &&
+                strstr(err, "the request carried no MUNGE credential: munged at "
+                            "/nonexistent/munge.socket"),
+            "%s", err);
+  free(err);
+  it_cluster_stop(&c);
+}
