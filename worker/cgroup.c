@@ -143,10 +143,17 @@ static bool own_path(const char *controllers, char *out, size_t cap) {
   return found;
 }
 
-/* Creates dir (and, for v1 cpuset, copies the parent's CPUs and memory
- * nodes, which a new cpuset starts without). */
-static int make_dir(const hier *h, const char *dir) {
+/* The controllers a v2 cgroup hands to its children: the subtree's and
+ * each job's (never a rank's, which holds processes). */
+#define V2_DELEGATE "+memory +cpu +pids +io"
+
+/* Creates dir; a v2 parent level delegates its controllers to its children;
+ * a v1 cpuset gets its parent's CPUs and memory nodes, which a new cpuset
+ * starts without. */
+static int make_dir(const hier *h, const char *dir, bool parent_level) {
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -errno;
+  if (!h->v1 && parent_level && h->controllers[0])
+    (void)write_file(dir, "cgroup.subtree_control", V2_DELEGATE);
   if (!h->v1 || !has(h, "cpuset")) return 0;
   char parent[PATH_MAX], v[4096];
   snprintf(parent, sizeof parent, "%s", dir);
@@ -167,11 +174,11 @@ static int make_base(const hier *h, size_t mount_len) {
   snprintf(path, sizeof path, "%s", h->base);
   for (char *p = path + mount_len + 1; (p = strchr(p, '/')); p++) {
     *p = '\0';
-    int rc = make_dir(h, path);
+    int rc = make_dir(h, path, false);
     *p = '/';
     if (rc != 0) return rc;
   }
-  return make_dir(h, path);
+  return make_dir(h, path, false);
 }
 
 static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers,
@@ -236,12 +243,16 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
   snprintf(dir, sizeof dir, "%s%s", mount, parent);
   if (read_file(dir, "cgroup.controllers", avail, sizeof avail) != 0 || !strstr(avail, "memory"))
     return;
-  (void)write_file(dir, "cgroup.subtree_control", "+memory +cpu +pids +io");
+  /* Fails (EBUSY) while the parent holds processes, the worker itself
+   * included: then tasks are tracked and killed by cgroup, without limits,
+   * and the description says "no controllers" (run the worker in a
+   * delegated cgroup of its own, or point --cgroup-root at one). */
+  (void)write_file(dir, "cgroup.subtree_control", V2_DELEGATE);
   cg->version = 2;
   add_hier(cg, mount, "", parent, name, why, len);
   if (cg->n == 0) return;
   hier *h = &cg->h[0];
-  (void)write_file(h->base, "cgroup.subtree_control", "+memory +cpu +pids +io");
+  (void)write_file(h->base, "cgroup.subtree_control", V2_DELEGATE);
   if (read_file(h->base, "cgroup.subtree_control", h->controllers, sizeof h->controllers) == 0)
     h->controllers[strcspn(h->controllers, "\n")] = '\0';
 }
@@ -343,9 +354,9 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
     char jdir[PATH_MAX], rdir[PATH_MAX];
     task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
     task_dir(h, job, rank, rdir, sizeof rdir);
-    rc = make_dir(h, jdir);
+    rc = make_dir(h, jdir, true);
     if (rc == 0) rc = limit_job(cg, h, jdir, lim);
-    if (rc == 0) rc = make_dir(h, rdir);
+    if (rc == 0) rc = make_dir(h, rdir, false);
     if (rc == 0) rc = limit_rank(cg, h, rdir, lim);
     if (rc != 0) {
       rc = ty_errf(err, len, TY_EIO, "cgroup %s: %s", rdir, strerror(-rc));
