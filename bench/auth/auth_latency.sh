@@ -90,7 +90,7 @@ bench_slurm() {
   export SLURM_CONF="$work/slurm/slurm.conf"
   srun -n1 true # warm-up
   log "slurm: $runs sbatch, $runs srun"
-  seq_runs "$work/slurm.submit" sbatch -Q --wrap true
+  seq_runs "$work/slurm.submit" sbatch -Q -o /dev/null --wrap true
   seq_runs "$work/slurm.rlaunch" srun -n1 true
   unset SLURM_CONF
 }
