@@ -152,6 +152,7 @@ typedef struct ty_cli_jobinfo {
   char **nodes;                        /* owned */
   size_t nnodes;
   uint32_t requeue_count;
+  int64_t last_ckpt_ms; /* the last checkpoint the job reported, 0 = none */
   ty_task_usage usage; /* accounting from the ranks' cgroups */
   bool redacted;       /* command, env and graph payload withheld: not the caller's job */
 } ty_cli_jobinfo;
@@ -263,9 +264,14 @@ typedef struct ty_cli_explain {
   double fairshare, usage, usage_norm, share;
   char **node_names, **node_whys; /* n_nodes each */
   size_t n_nodes;
-  int64_t est_start_ms;
+  int64_t est_start_ms;       /* 0 unless est_kind is NOW, LIMITS or PREEMPTION */
+  int est_kind;               /* TY_CLI_EST_*: the numbers of scheduler.h's ty_sched_est_kind */
+  bool est_lower_bound;       /* "not before": jobs ahead may start first */
+  char *est_note;             /* what the estimate assumes, or why there is none */
+  char *wait;                 /* why it waits, as a code ("Resources"); "" when not pending */
   uint64_t reserved_job;
 } ty_cli_explain;
+enum { TY_CLI_EST_UNKNOWN = 0, TY_CLI_EST_NOW = 1, TY_CLI_EST_LIMITS = 2, TY_CLI_EST_PREEMPTION = 3 };
 void ty_cli_explain_close(ty_cli_explain *e);
 
 typedef struct ty_cli_share {
@@ -412,6 +418,10 @@ typedef struct ty_rl_session_opts {
    * launched yet, or its launch failed); returns 0 and fills *out, which the
    * session closes. NULL: no retries. */
   int (*locate)(void *ud, ty_task_locations *out);
+  /* A second Ctrl-C: cancels the job at the controller, so its history
+   * says the user cancelled it (the session also kills the tasks at once).
+   * NULL: only the kill. Shares locate_ud. */
+  void (*cancel)(void *ud);
   void *locate_ud;
 } ty_rl_session_opts;
 

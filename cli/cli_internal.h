@@ -37,6 +37,9 @@ int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct opt
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
                       char *err, size_t err_len);
 int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len);
+/* A job priority: an integer in TY_JOB_PRIORITY_MIN..MAX. */
+int ty__cli_parse_priority(const char *what, const char *s, int32_t *out, char *err,
+                           size_t err_len);
 
 /* ==== trainctl: main.c, client.c, cmd_*.c ====================================================
  * Internals of the `trainctl` executable (not of the ty_cli library): the

@@ -19,16 +19,10 @@ static int decode_job(const Trainyard__JobInfo *j, ty__cli_graph *out) {
 }
 
 static int decode_ckpts(const Trainyard__GetJobResponse *m, ty__cli_graph *out) {
-  out->ckpts = ty_wire_calloc(m->n_checkpoints, sizeof *out->ckpts);
-  if (!out->ckpts) return TY_ENOMEM;
-  for (; out->n_ckpts < m->n_checkpoints; out->n_ckpts++) {
-    const Trainyard__CheckpointInfo *c = m->checkpoints[out->n_ckpts];
-    ty_checkpoint_info *to = &out->ckpts[out->n_ckpts];
-    *to = (ty_checkpoint_info){.step = c->step, .time_ms = c->time_ms,
-                               .path = ty_wire_strdup(c->path)};
-    if (!to->path) return TY_ENOMEM;
-  }
-  return 0;
+  ty_checkpoint_list l = {0};
+  int rc = ty_proto_decode_checkpoints(m->checkpoints, m->n_checkpoints, &l);
+  out->ckpts = l.v, out->n_ckpts = l.n;
+  return rc;
 }
 
 int ty__cli_decode_graph(const uint8_t *p, size_t n, ty__cli_graph *out) {

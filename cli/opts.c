@@ -132,7 +132,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_QUEUE:
     return set_text("--queue", &j->queue, v, err, err_len);
   case S_PRIORITY:
-    return ty__cli_parse_i32("--priority", v, &j->priority, err, err_len);
+    return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
   case S_NAME:
     return set_text("--name", &j->name, v, err, err_len);
   case S_TIME:

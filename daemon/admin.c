@@ -292,8 +292,9 @@ static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, 
   if (ty_job_state_terminal(j->state))
     return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
                    ty_job_state_name(j->state));
-  if (to < -1000 || to > 1000)
-    return ty_errf(err, len, TY_EINVAL, "priority: %d is outside -1000..1000", to);
+  if (to < TY_JOB_PRIORITY_MIN || to > TY_JOB_PRIORITY_MAX)
+    return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", to, TY_JOB_PRIORITY_MIN,
+                   TY_JOB_PRIORITY_MAX);
   if (to > j->spec.priority && !r->operator)
     return ty_errf(err, len, TY_EPERM, "priority of job %llu: permission denied: only operators "
                    "raise a priority (%d -> %d); its owner may lower it",
@@ -325,7 +326,7 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
       return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
                       (unsigned long long)j->id, ty_job_state_name(j->state));
     j->last_ckpt_ms = ty_now_ms();
-    why[0] = '\0';
+    snprintf(why, wlen, "checkpoint reported");
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move or checkpoint", a->action);

@@ -228,6 +228,15 @@ static int load_node(const ty_node_row *r, void *ud) {
   n->last_seen_ms = r->last_seen_ms;
   n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
   n->drain = r->drain;
+  /* What the store says it was is not what it is now: until its worker
+   * registers again, the node is UNKNOWN (then DOWN after the timeout). */
+  if (n->state != TY_NODE_DOWN) {
+    n->state = TY_NODE_UNKNOWN;
+    if (!n->drain) { /* a drain keeps its reason: it outlives the restart */
+      free(n->reason);
+      n->reason = ty_strdup("not registered since the controller started");
+    }
+  }
   ty__node_topology(ctl, n);
   ty__node_add(ctl, n);
   return 0;

@@ -206,6 +206,7 @@ int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out) {
       ty_wire_unpack(&trainyard__task_update_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   int rc = TASK_FROM(out, req);
+  out->warned_signal = req->warned_signal;
   ty_wire_free(req);
   return rc;
 }
@@ -421,6 +422,8 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
   r.tasks = ptrs;
   r.state = (Trainyard__JobState)j->state;
   r.reason = ty_wire_str(j->reason);
+  r.exit_code = j->exit_code, r.term_signal = j->term_signal;
+  r.failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
   free(ls);
   free(ptrs);

@@ -91,11 +91,13 @@ typedef struct ty_job {
   size_t blob_len;
   int state;
   char *reason;
-  int32_t exit_code, term_signal;
+  int32_t exit_code, term_signal; /* the first failing rank's (srun's rule) */
+  uint32_t first_failed;  /* 1 + the rank whose failure ended the run; 0 = none */
   int64_t submit_ms, start_ms, end_ms;
   uint32_t requeue_count;
   uint32_t fail_requeues; /* requeues after a failed rank (in memory only) */
   uint32_t run;           /* incarnation: +1 on every placement */
+  uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
   bool kill_sent;
   ty_slot *slots; uint32_t n_slots;
@@ -275,6 +277,9 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
                         const char *actor, ty_txn *txn);
 /* Adds the current job row (no event) to txn. */
 void ty__job_save(const ty_job *j, ty_txn *txn);
+/* Adds an event that changes no state (a warning signal, a preemption
+ * notice) to txn: the job's history records it with its actor. */
+void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn);
 /* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
 void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
 /* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */
@@ -512,8 +517,10 @@ int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **o
                          uint8_t **out_value, size_t *out_len);
 int ty__conv_rdv_get_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key);
 int ty__conv_rdv_get_resp(const uint8_t *value, size_t len, bool found, ty_buf *out);
+/* ReportProgressRequest: the progress and the checkpoints the worker
+ * found (both owned by the caller). */
 int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank,
-                          ty_train_progress *out);
+                          ty_train_progress *out, ty_checkpoint_list *out_existing);
 int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
                              ty_buf *out);
 

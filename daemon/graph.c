@@ -282,11 +282,24 @@ static void record_ckpt(graph_job *g, const ty_train_progress *pr) {
   if (path) g->ckpts[g->n_ckpts++] = (ty_checkpoint_info){pr->checkpoint_step, pr->time_ms, path};
 }
 
+/* The worker listed the checkpoints that exist: they replace what was
+ * reported before (trainrun removed the older ones), the newest 64 kept. */
+static void replace_ckpts(graph_job *g, ty_checkpoint_list *l) {
+  for (size_t k = 0; k < g->n_ckpts; k++) free(g->ckpts[k].path);
+  size_t skip = l->n > TY_GRAPH_MAX_CKPTS ? l->n - TY_GRAPH_MAX_CKPTS : 0;
+  for (size_t k = 0; k < skip; k++) free(l->v[k].path);
+  g->n_ckpts = l->n - skip;
+  memcpy(g->ckpts, l->v + skip, g->n_ckpts * sizeof *g->ckpts);
+  free(l->v); /* the paths moved into g */
+  memset(l, 0, sizeof *l);
+}
+
 void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   uint32_t rank;
   ty_train_progress pr;
-  int decoded = ty__conv_progress_req(p, n, &job, &rank, &pr);
+  ty_checkpoint_list existing;
+  int decoded = ty__conv_progress_req(p, n, &job, &rank, &pr, &existing);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a ReportProgressRequest");
     return;
@@ -294,11 +307,14 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
   ty_job *j = ty__job_find(ctl, job);
   if (!j || j->spec.kind != TY_JOB_KIND_GRAPH) {
     free(pr.checkpoint_path);
+    ty_checkpoint_list_close(&existing);
     ty__reply_finishf(r, TY_ENOTFOUND, "job %llu is not a graph job", (unsigned long long)job);
     return;
   }
   graph_job *g = find(ctl, job, true);
-  record_ckpt(g, &pr);
+  if (existing.listed) replace_ckpts(g, &existing);
+  else record_ckpt(g, &pr);
+  ty_checkpoint_list_close(&existing);
   if (g->n_ckpts) j->last_ckpt_ms = g->ckpts[g->n_ckpts - 1].time_ms;
   free(g->progress.checkpoint_path);
   g->progress = pr;

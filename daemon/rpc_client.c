@@ -224,7 +224,6 @@ static void on_cancel_committed(int status, void *ud) {
   cancel_ctx *cc = ud;
   ty_controller *ctl = cc->r->ctl;
   int first_err = 0;
-  size_t ok = 0;
   const char *first_msg = "";
   for (size_t i = 0; i < cc->n; i++) {
     ty_cancel_result *res = &cc->res[i];
@@ -234,7 +233,6 @@ static void on_cancel_committed(int status, void *ud) {
                             (unsigned long long)res->job_id);
     }
     if (res->status == 0) {
-      ok++;
       ty_job *j = ty__job_find(ctl, res->job_id);
       if (j && j->live_ranks) ty__job_kill(ctl, j);
     } else if (!first_err) {
@@ -244,7 +242,9 @@ static void on_cancel_committed(int status, void *ud) {
   }
   ty__sched_request(ctl);
   cc->r->refusal_counted = true; /* each refused id was counted by cancel_one */
-  if (ok == 0 && first_err) {
+  /* One id: its error is the answer's. Several: one result each, whatever
+   * happened to the others, so the client can report every id. */
+  if (cc->n == 1 && first_err) {
     ty__reply_finish(cc->r, first_err, first_msg);
   } else {
     ty__conv_cancel_resp(cc->res, cc->n, &cc->r->out);

@@ -133,3 +133,39 @@ void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgre
   m->test_accuracy = p->test_accuracy;
   m->epoch = p->epoch;
 }
+
+int ty_proto_decode_checkpoints(Trainyard__CheckpointInfo *const *m, size_t n,
+                                ty_checkpoint_list *l) {
+  l->n = 0;
+  l->v = ty_wire_calloc(n, sizeof *l->v);
+  if (!l->v) return TY_ENOMEM;
+  for (; l->n < n; l->n++) {
+    ty_checkpoint_info *to = &l->v[l->n];
+    *to = (ty_checkpoint_info){.step = m[l->n]->step, .time_ms = m[l->n]->time_ms,
+                               .path = ty_wire_strdup(m[l->n]->path)};
+    if (!to->path) {
+      ty_checkpoint_list_close(l);
+      return TY_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+int ty_proto_encode_checkpoints(const ty_checkpoint_info *v, size_t n,
+                                Trainyard__CheckpointInfo ***out_ptrs) {
+  /* One block: n pointers, then the n messages they point to. */
+  size_t each = sizeof(Trainyard__CheckpointInfo *) + sizeof(Trainyard__CheckpointInfo), total;
+  if (ty_mul_overflow(n ? n : 1, each, &total)) return TY_ENOMEM;
+  Trainyard__CheckpointInfo **ptrs = malloc(total);
+  if (!ptrs) return TY_ENOMEM;
+  Trainyard__CheckpointInfo *msgs = (Trainyard__CheckpointInfo *)(ptrs + n);
+  for (size_t i = 0; i < n; i++) {
+    trainyard__checkpoint_info__init(&msgs[i]);
+    msgs[i].step = v[i].step;
+    msgs[i].time_ms = v[i].time_ms;
+    msgs[i].path = ty_wire_str(v[i].path);
+    ptrs[i] = &msgs[i];
+  }
+  *out_ptrs = ptrs;
+  return 0;
+}

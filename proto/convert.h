@@ -46,4 +46,13 @@ int ty_proto_decode_progress(const Trainyard__TrainProgress *m, ty_train_progres
 /* progress -> m, borrowing checkpoint_path. */
 void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgress *m);
 
+/* CheckpointInfo list <-> checkpoints (GetJobResponse.checkpoints,
+ * ReportProgressRequest.existing). The decoder fills l->v and l->n (paths
+ * copied; l->listed is the caller's). The encoder makes *out_ptrs an array
+ * of n messages pointing into v, freed with free() (one block). */
+int ty_proto_decode_checkpoints(Trainyard__CheckpointInfo *const *m, size_t n,
+                                ty_checkpoint_list *l);
+int ty_proto_encode_checkpoints(const ty_checkpoint_info *v, size_t n,
+                                Trainyard__CheckpointInfo ***out_ptrs);
+
 #endif

@@ -186,6 +186,7 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.term_signal = r->term_signal;
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
+  m.warned_signal = r->warned_signal;
   m.cpu_usec = r->usage.cpu_usec;
   m.mem_peak_bytes = r->usage.mem_peak_bytes;
   m.io_read_bytes = r->usage.io_read_bytes;
@@ -193,14 +194,24 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   return ty_wire_pack(&m.base, out);
 }
 
-int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p, ty_buf *out) {
+int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p,
+                        const ty_checkpoint_list *existing, ty_buf *out) {
   Trainyard__ReportProgressRequest r = TRAINYARD__REPORT_PROGRESS_REQUEST__INIT;
   Trainyard__TrainProgress tp;
   ty_proto_encode_progress(p, &tp);
   r.job_id = job_id;
   r.rank = rank;
   r.progress = &tp;
-  return ty_wire_pack(&r.base, out);
+  Trainyard__CheckpointInfo **cp = NULL;
+  int rc = 0;
+  if (existing && existing->listed) {
+    rc = ty_proto_encode_checkpoints(existing->v, existing->n, &cp);
+    r.listed = true;
+    r.n_existing = existing->n, r.existing = cp;
+  }
+  if (rc == 0) rc = ty_wire_pack(&r.base, out);
+  free(cp);
+  return rc;
 }
 
 /* ---- task I/O ------------------------------------------------------------- */

@@ -66,15 +66,16 @@ bool ty_job_state_terminal(int state);
   X(UP, 1)                                                                                         \
   X(DOWN, 2)     /* missed heartbeats or connection lost */                                        \
   X(DRAINING, 3) /* takes no new jobs; running jobs finish */                                      \
-  X(DRAINED, 4)
+  X(DRAINED, 4)                                                                                    \
+  X(UNKNOWN, 5)  /* known from before a controller restart; not re-registered since */
 
 typedef enum ty_node_state {
 #define TY_NODE_STATE_ENUM_(name, num) TY_NODE_##name = num,
   TY_NODE_STATE_MAP(TY_NODE_STATE_ENUM_)
 #undef TY_NODE_STATE_ENUM_
 } ty_node_state;
-#define TY_NODE_STATE_MAX 4
-const char *ty_node_state_name(int state); /* "UP", ...; "UNKNOWN" */
+#define TY_NODE_STATE_MAX 5
+const char *ty_node_state_name(int state); /* "UP", ...; "UNKNOWN" also out of range */
 
 /* trainyard.TaskState: a rank's process on a worker. */
 typedef enum ty_task_state {
@@ -102,6 +103,11 @@ typedef struct ty_interactive {
 /* A job as submitted. Owns every string and array once decoded or built by
  * a parser; ty_job_spec_close frees them. Counts left 0 take the
  * controller's defaults. */
+/* A job's own priority (Job.priority): trainctl and rlaunch refuse values
+ * outside it, traind refuses them at submit and in `job priority`. */
+#define TY_JOB_PRIORITY_MIN (-1000)
+#define TY_JOB_PRIORITY_MAX 1000
+
 typedef struct ty_job_spec {
   char *name;
   char *queue; /* "" or NULL means "default" */
@@ -110,7 +116,7 @@ typedef struct ty_job_spec {
    * credential; has_uid is false for a job stored before authentication. */
   bool has_uid;
   uint32_t uid, gid;
-  int32_t priority;
+  int32_t priority; /* TY_JOB_PRIORITY_MIN..MAX */
   uint32_t time_limit_s; /* 0 = the queue's default */
   bool has_resources;    /* the Resources message was present */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
@@ -206,6 +212,9 @@ typedef struct ty_task_report {
   bool timed_out;
   char *reason; /* "" when none */
   uint32_t master_port;
+  /* A RUNNING report sent when the worker delivered the job's --signal
+   * warning: that signal; 0 otherwise. */
+  int32_t warned_signal;
   ty_task_usage usage;
 } ty_task_report;
 
@@ -256,6 +265,9 @@ typedef struct ty_task_location {
 typedef struct ty_task_locations {
   int state;    /* ty_job_state */
   char *reason; /* why it is pending, or why it ended */
+  /* Once it ended: the first rank that failed (-1 = none) and its exit code
+   * or signal, which are the job's. */
+  int32_t exit_code, term_signal, failed_rank;
   ty_task_location *tasks;
   size_t n;
 } ty_task_locations;
@@ -278,6 +290,30 @@ typedef struct ty_checkpoint_info {
   int64_t time_ms;
   char *path;
 } ty_checkpoint_info;
+
+/* The checkpoints that exist (ReportProgress.existing), as the worker
+ * listed them. */
+typedef struct ty_checkpoint_list {
+  bool listed;           /* listed at all: an empty list then means none exists */
+  ty_checkpoint_info *v; /* n entries, oldest first */
+  size_t n;
+} ty_checkpoint_list;
+void ty_checkpoint_list_close(ty_checkpoint_list *l); /* accepts a zeroed struct */
+
+/* Checkpoint files: the names trainrun (ops/train) writes, the worker lists
+ * and the controller reports. For the checkpoint path P of a run, the
+ * checkpoint of step S is the ONNX model B.step-S.onnx and its training
+ * state B.step-S.onnx.state, where B is P less a final ".onnx" and S is
+ * zero-padded to 6 digits ("mlp.step-000120.onnx"); P and P.state are hard
+ * links to the newest. Only the newest `keep` (TrainConfig.keep_checkpoints,
+ * default TY_CKPT_KEEP_DEFAULT) are kept. */
+#define TY_CKPT_KEEP_DEFAULT 3
+/* Writes step S's model path for P into out: 0, or TY_EINVAL when it does
+ * not fit in n bytes. */
+int ty_ckpt_step_path(const char *path, uint64_t step, char *out, size_t n);
+/* Whether `name` (a file name, without its directory) is the model of a
+ * step checkpoint of P: true with *out_step set. */
+bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step);
 
 /* ---- answers ------------------------------------------------------------------------ */
 

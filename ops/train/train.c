@@ -271,7 +271,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
-  if (rc == 1) fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n", config->checkpoint_path,
+  if (rc == 1) fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n", t->resumed_from,
                        (unsigned long long)t->step, (unsigned long long)t->epoch + 1, (unsigned long long)t->batch);
   t->log_t0 = ty_mono_ms();
   t->log_step0 = t->step;

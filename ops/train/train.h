@@ -17,9 +17,15 @@
  * bit-identically to an uninterrupted one (same thread count, same binary).
  *
  * Checkpoints (at the interval, at the end of each epoch and of the run, on
- * stop requests): the model as ONNX with the trained initializers (and the
- * BatchNormalization running statistics) at PATH,
- * written atomically, and the training state in PATH.state:
+ * stop requests), rank 0 only: the model as ONNX with the trained
+ * initializers (and the BatchNormalization running statistics) and the
+ * training state, named by step for the checkpoint path PATH (lib/wire's
+ * ty_ckpt_step_path: "mlp.step-000120.onnx" and "mlp.step-000120.onnx.state"
+ * for "mlp.onnx"), each written to a temporary name, fsync'ed and renamed;
+ * then PATH and PATH.state are pointed at them (hard links, renamed into
+ * place) and all but the newest config->keep_checkpoints pairs are removed,
+ * each state before its model. Resuming takes the newest pair that is
+ * complete and intact and says which one it skipped and why. The state file:
  *
  *   offset size  field (little-endian)
  *   0      4     magic "TYTS"
@@ -104,6 +110,7 @@ typedef struct ty_train_config {
   uint64_t seed;
   char *checkpoint_path; /* NULL: no checkpoints */
   uint64_t checkpoint_interval;
+  uint32_t keep_checkpoints; /* newest checkpoints kept; default TY_CKPT_KEEP_DEFAULT */
   uint64_t log_interval; /* default 100 */
   bool fusion;
   bool eval_each_epoch;

@@ -97,6 +97,7 @@ struct ty_train {
   uint64_t loss_n;
   int64_t log_t0;
   uint64_t log_step0;
+  char resumed_from[4096]; /* the checkpoint it resumed from, "" when none */
 };
 
 /* feed.c: opens the configured data (before the graph is built, which

@@ -123,13 +123,26 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   snprintf(ctl, sizeof ctl, "127.0.0.1:%d", c->rpc_port);
   snprintf(ncpu, sizeof ncpu, "%d", cpus);
   unlink(pf);
-  char *argv[] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
-                  "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
-                  "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
-                  "--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL,
+  /* Tasks get none of the worker's environment: the knobs tests turn for
+   * their ranks, and the sanitizers' options of a sanitized build (its
+   * trainrun ranks must not report Open MPI's leaks), are handed on by
+   * name; unset ones are skipped. */
+  char *argv[48] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
+                    "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
+                    "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
+                    "--task-env", "TRAINYARD_STEP_DELAY_MS", "--task-env",
+                    "TRAINYARD_COLLECTIVE_TIMEOUT_S", "--task-env", "TRAINYARD_KERNEL_CACHE",
+                    "--task-env", "ASAN_OPTIONS", "--task-env", "UBSAN_OPTIONS"};
+  size_t n = 0;
+  while (argv[n]) n++;
+  for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 47; k++)
+    argv[n++] = (char *)c->worker_extra[k];
+  char *auth[] = {"--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL,
                   NULL, NULL};
-  if (c->opts.auth_none) no_auth(argv);
-  if (c->opts.key_workers) key_auth(argv, c->cluster_key);
+  if (c->opts.auth_none) no_auth(auth);
+  if (c->opts.key_workers) key_auth(auth, c->cluster_key);
+  for (size_t k = 0; auth[k] && n < 47; k++) argv[n++] = auth[k];
+  argv[n] = NULL;
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
@@ -156,10 +169,11 @@ static void write_config(it_cluster *c) {
 }
 
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
-                          const it_options *o) {
+                          const it_options *o, const char *const *worker_extra) {
   memset(c, 0, sizeof *c);
   c->relative_state = relative;
   if (o) c->opts = *o;
+  c->worker_extra = worker_extra;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
   chmod(c->dir, 0755); /* test users run clients from here */
@@ -183,15 +197,20 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, false, NULL);
+  cluster_start(c, n_workers, cpus, false, NULL, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, true, NULL);
+  cluster_start(c, n_workers, cpus, true, NULL, NULL);
 }
 
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o) {
-  cluster_start(c, n_workers, cpus, false, o);
+  cluster_start(c, n_workers, cpus, false, o, NULL);
+}
+
+void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
+                                   const char *const *worker_extra) {
+  cluster_start(c, n_workers, cpus, false, NULL, worker_extra);
 }
 
 void it_kill9(pid_t *pid) {

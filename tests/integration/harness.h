@@ -51,6 +51,8 @@ typedef struct it_cluster {
     bool auth_none;           /* --auth none everywhere, no munged */
     bool key_workers;         /* auth.workers = key with DIR/cluster.key */
   } opts;
+  /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
+  const char *const *worker_extra;
 } it_cluster;
 typedef struct it_options it_options;
 
@@ -61,6 +63,9 @@ void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* The same with options. */
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o);
+/* The same with more trainworkerd flags (kept for restarts). */
+void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
+                                   const char *const *worker_extra);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);

@@ -129,6 +129,55 @@ Test(graph, daemons_with_relative_state_dirs_run_graph_jobs, .timeout = 300) {
   expect_dp_matches(2, 1, 2, 1, true);
 }
 
+/* Issue 14: checkpoints are named by step, only the newest 3 stay, and
+ * `checkpoint ls` lists exactly the ones that exist. */
+Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char out[400];
+  snprintf(out, sizeof out, "%s/kept.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(STEPS, 5, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  /* Pending: no checkpoint yet, which is not an error. */
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t id = submit_graph(cl, 1, 1, cfg, len);
+  char sid[24], *text = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, NULL}), 0);
+  cr_assert(strstr(text, "has no checkpoint yet"), "[%s]", text);
+  free(text);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended badly (logs in %s)", c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* Every 5 steps over 40: the newest 3 stay, the configured path links the newest. */
+  char p[600];
+  for (int step = 5; step <= STEPS; step += 5) {
+    snprintf(p, sizeof p, "%s/kept.step-%06d.onnx", c.dir, step);
+    cr_assert_eq(access(p, F_OK) == 0, step >= STEPS - 10, "%s", p);
+  }
+  cr_assert_eq(access(out, F_OK), 0);
+  /* The list follows the worker's next look at the directory. */
+  bool listed = false;
+  for (int i = 0; i < 100 && !listed; i++) {
+    r = it_get_job(cl, id);
+    listed = r && r->n_checkpoints == 3 && r->checkpoints[0]->step == STEPS - 10 &&
+             r->checkpoints[2]->step == STEPS;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    if (!listed) it_sleep_ms(100);
+  }
+  cr_assert(listed, "checkpoint ls does not list exactly the 3 that exist");
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, "--json", NULL}), 0);
+  snprintf(p, sizeof p, "\"step\":%d,", STEPS - 10);
+  cr_assert(strstr(text, p) && strstr(text, "kept.step-000040.onnx"), "%s", text);
+  cr_assert_null(strstr(text, "kept.step-000025.onnx"), "%s", text);
+  free(text);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);

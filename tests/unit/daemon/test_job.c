@@ -143,6 +143,39 @@ Test(job_spec, bad_env) {
   expect_bad(&s, TY_EINVAL, "job.command.env[0]: \"NOEQUALS\" is not NAME=value");
 }
 
+/* Issue 14: the priority's range and UTF-8 names and variables. */
+Test(job_spec, priority_out_of_range) {
+  ty_job_spec s = good_spec();
+  s.priority = 5000;
+  expect_bad(&s, TY_EINVAL, "job.priority: 5000 is outside -1000..1000");
+  s = good_spec();
+  s.priority = -1001;
+  expect_bad(&s, TY_EINVAL, "job.priority: -1001 is outside -1000..1000");
+  s = good_spec();
+  s.priority = -1000;
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  ty_job_spec_close(&s);
+}
+
+Test(job_spec, invalid_utf8_in_names_and_variables) {
+  ty_job_spec s = good_spec();
+  s.name = ty_strdup("tr\xffin");
+  expect_bad(&s, TY_EINVAL, "job.name: not valid UTF-8 (byte 0xff at offset 2)");
+  s = good_spec();
+  s.user = ty_strdup("\xc3");
+  expect_bad(&s, TY_EINVAL, "job.user: not valid UTF-8 (byte 0xc3 at offset 0)");
+  s = good_spec();
+  s.env = strv(2, "A=caf\xc3\xa9", "B=\xed\xa0\x80"); /* a surrogate */
+  s.envc = 2;
+  expect_bad(&s, TY_EINVAL, "job.command.env[1]: not valid UTF-8 (byte 0xed at offset 2)");
+  s = good_spec();
+  s.name = ty_strdup("caf\xc3\xa9 \xe2\x9c\x93");
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  ty_job_spec_close(&s);
+}
+
 Test(job_spec, relative_cwd) {
   ty_job_spec s = good_spec();
   s.cwd = ty_strdup("tmp");

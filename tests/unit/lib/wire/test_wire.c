@@ -168,3 +168,22 @@ Test(proto_convert, progress_round_trip) {
   cr_assert_str_eq(out.checkpoint_path, "/c.onnx");
   free(out.checkpoint_path);
 }
+
+Test(wire, checkpoint_file_names) {
+  char p[128];
+  cr_assert_eq(ty_ckpt_step_path("/ck/mlp.onnx", 120, p, sizeof p), 0);
+  cr_assert_str_eq(p, "/ck/mlp.step-000120.onnx");
+  cr_assert_eq(ty_ckpt_step_path("run/ckpt", 1234567, p, sizeof p), 0);
+  cr_assert_str_eq(p, "run/ckpt.step-1234567.onnx");
+  cr_assert_eq(ty_ckpt_step_path("/ck/mlp.onnx", 1, p, 10), TY_EINVAL);
+  uint64_t s = 0;
+  cr_assert(ty_ckpt_step_of("/ck/mlp.onnx", "mlp.step-000120.onnx", &s));
+  cr_assert_eq(s, 120u);
+  cr_assert(ty_ckpt_step_of("run/ckpt", "ckpt.step-1234567.onnx", &s));
+  cr_assert_eq(s, 1234567u);
+  cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp.step-000120.onnx.state", &s));
+  cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp.step-12.onnx", &s), "6 digits at least");
+  cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp2.step-000120.onnx", &s));
+  cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp.onnx", &s));
+  cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp.step-000120.onnx.tmp.77", &s));
+}
