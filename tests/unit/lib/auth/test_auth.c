@@ -27,15 +27,18 @@ static void make_dir(void) {
   cr_assert(mkdtemp(dir));
 }
 
-static void write_file(const char *path, size_t n, mode_t mode) {
+/* n bytes of a pattern that differs per `seed`. */
+static void write_seeded(const char *path, size_t n, mode_t mode, unsigned seed) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
   cr_assert(fd >= 0);
   uint8_t b[4096];
-  for (size_t i = 0; i < sizeof b; i++) b[i] = (uint8_t)(i * 7 + 1);
+  for (size_t i = 0; i < sizeof b; i++) b[i] = (uint8_t)(i * 7 + 1 + seed);
   cr_assert_eq(write(fd, b, n), (ssize_t)n);
   close(fd);
   chmod(path, mode);
 }
+
+static void write_file(const char *path, size_t n, mode_t mode) { write_seeded(path, n, mode, 0); }
 
 static ty_auth *key_auth(const char *name) {
   char path[300], err[TY_ERR_LEN] = "";
@@ -44,6 +47,14 @@ static ty_auth *key_auth(const char *name) {
   ty_auth_config cfg = {.mode = TY_AUTH_KEY, .key_file = path};
   cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), 0, "%s", err);
   return a;
+}
+
+/* A fresh 64-byte key file `name` in dir and its scheme. */
+static ty_auth *new_key(const char *name) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  write_seeded(path, 64, 0600, (unsigned)name[0]);
+  return key_auth(name);
 }
 
 /* A credential as a sender would build it from the documented format. */
@@ -112,10 +123,8 @@ Test(auth, key_file_must_be_private, .init = make_dir) {
 }
 
 Test(auth, key_scheme_round_trip, .init = make_dir) {
-  char path[300], err[TY_ERR_LEN];
-  snprintf(path, sizeof path, "%s/k", dir);
-  write_file(path, 64, 0600);
-  ty_auth *a = key_auth("k");
+  char err[TY_ERR_LEN];
+  ty_auth *a = new_key("k");
   uint8_t *c = NULL;
   size_t n = 0;
   cr_assert_eq(ty_auth_sign(a, "Ping", "abc", 3, &c, &n, err, sizeof err), 0);
@@ -136,12 +145,8 @@ Test(auth, key_scheme_round_trip, .init = make_dir) {
 }
 
 Test(auth, key_scheme_refusals, .init = make_dir) {
-  char path[300], err[TY_ERR_LEN];
-  snprintf(path, sizeof path, "%s/k", dir);
-  write_file(path, 64, 0600);
-  snprintf(path, sizeof path, "%s/other", dir);
-  write_file(path, 48, 0600);
-  ty_auth *a = key_auth("k"), *other = key_auth("other");
+  char err[TY_ERR_LEN];
+  ty_auth *a = new_key("k"), *other = new_key("other");
   ty_auth_id id;
   const char *label;
   uint8_t c[TY_AUTH_KEY_CRED_LEN];
@@ -179,10 +184,8 @@ Test(auth, key_scheme_refusals, .init = make_dir) {
 }
 
 Test(auth, replay_cache_survives_growth, .init = make_dir) {
-  char path[300], err[TY_ERR_LEN];
-  snprintf(path, sizeof path, "%s/k", dir);
-  write_file(path, 64, 0600);
-  ty_auth *a = key_auth("k");
+  char err[TY_ERR_LEN];
+  ty_auth *a = new_key("k");
   uint8_t *first = NULL, *c = NULL;
   size_t n;
   ty_auth_id id;
@@ -379,15 +382,27 @@ static void record(const ty_auth_done *d, void *ud) {
   t->o->n++;
 }
 
-Test(queue, keeps_submission_order_and_copies, .init = make_dir) {
-  char path[300];
-  snprintf(path, sizeof path, "%s/k", dir);
-  write_file(path, 64, 0600);
-  ty_auth *a = key_auth("k");
-  uv_loop_t loop;
+/* A key scheme and a queue on a fresh loop. */
+static uv_loop_t loop;
+static ty_auth *a;
+static ty_auth_queue *q;
+
+static void queue_init(void) {
+  make_dir();
+  a = new_key("k");
   uv_loop_init(&loop);
-  ty_auth_queue *q = NULL;
   cr_assert_eq(ty_auth_queue_create(&loop, &q), 0);
+}
+
+/* Destroying the queue frees it once its last callback ran. */
+static void queue_fini(void) {
+  ty_auth_queue_destroy(q);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  ty_auth_destroy(a);
+}
+
+Test(queue, keeps_submission_order_and_copies, .init = queue_init, .fini = queue_fini) {
   order o = {0};
   tag tags[8];
   char buf[8];
@@ -416,29 +431,13 @@ Test(queue, keeps_submission_order_and_copies, .init = make_dir) {
   ty_auth_queue_submit(q, &none, record, &t);
   cr_assert_eq(o.n, 9);
   cr_assert_eq(ty_auth_queue_pending(q), 0);
-  ty_auth_queue_destroy(q);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  ty_auth_destroy(a);
 }
 
-Test(queue, verify_refusal_reaches_the_callback, .init = make_dir) {
-  char path[300];
-  snprintf(path, sizeof path, "%s/k", dir);
-  write_file(path, 64, 0600);
-  ty_auth *a = key_auth("k");
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  ty_auth_queue *q = NULL;
-  cr_assert_eq(ty_auth_queue_create(&loop, &q), 0);
+Test(queue, verify_refusal_reaches_the_callback, .init = queue_init, .fini = queue_fini) {
   order o = {0};
   tag t = {&o, 0};
   ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY, .auth = a, .method = "M", .payload = "p", .len = 1};
   ty_auth_queue_submit(q, &op, record, &t);
-  ty_auth_queue_destroy(q); /* frees itself after the callback */
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert_eq(o.n, 1);
+  while (o.n < 1) uv_run(&loop, UV_RUN_ONCE);
   cr_assert_eq(o.status[0], TY_EPERM);
-  uv_loop_close(&loop);
-  ty_auth_destroy(a);
 }
