@@ -29,6 +29,7 @@
 #include "lib/json/json.h"
 #include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
+#include "ops/plan/plan.h" /* TY_PLAN_CLUSTER_OPTIONS only: no code of ops/ */
 
 /* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
 enum {
@@ -104,6 +105,21 @@ typedef struct ty_cli_submit_args {
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
+
+/* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
+ * Values are borrowed from argv and checked by their users (ops/plan's
+ * parser), except --parallelism. Rates need --mesh; rates[i] is the value
+ * of ops/plan's option i (TY_PLAN_CLUSTER_OPTIONS: --device-flops, ...). */
+typedef struct ty_cli_plan_args {
+  const char *file;
+  bool json, help;
+  const char *mesh;                             /* NULL: ask the controller */
+  int parallelism;                              /* ty_parallelism, -1: the job's */
+  const char *rates[TY_PLAN_N_CLUSTER_OPTIONS]; /* NULL: ops/plan's default */
+} ty_cli_plan_args;
+/* The option name of rates[i] ("device-flops", ...). */
+const char *ty_cli_plan_rate_key(int i);
+int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */

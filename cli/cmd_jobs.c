@@ -80,7 +80,8 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_jobinfo job = {0};
   ty_cli_event *ev = NULL;
   size_t nev = 0;
-  int code = ty_cli_encode_job_id(a.id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  bool json = a.json || c->g.json;
+  int code = ty__cli_encode_get_job(a.id, !json, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);

@@ -50,6 +50,12 @@ void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
+  if (g->graph && g->plan_len)
+    ty__cli_render_plan(g->plan, g->plan_len, out);
+  else if (g->graph)
+    ty_buf_printf(out,
+                  "Plan: none: data parallel (each rank trains the whole model on its share of "
+                  "each batch)\n");
   if (!g->graph || !g->has_progress) return;
   ty_buf_printf(out, "Progress:\n  ");
   ty__cli_render_progress(g, false, 0, out);

@@ -52,7 +52,8 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .nodes = (char *)nodes.data, .alloc = (char *)alloc.data,
                       .requeue_count = j->requeue_count, .spec = j->blob,
                       .spec_len = j->blob_len, .held = j->held,
-                      .last_ckpt_ms = j->last_ckpt_ms,
+                      .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
+                      .plan_len = j->plan_len,
                       .cpu_usec = (int64_t)j->usage.cpu_usec,
                       .mem_peak = (int64_t)j->usage.mem_peak_bytes,
                       .io_read = (int64_t)j->usage.io_read_bytes,
@@ -265,6 +266,8 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
   t->model_bytes = s->model_bytes, t->model_len = s->model_len;
   t->train_config = s->train_config, t->train_config_len = s->train_config_len;
   t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+  t->plan = j->plan;
+  t->plan_len = j->plan_len;
 }
 
 static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {

@@ -26,7 +26,7 @@ typedef enum {
   M_SUBMIT, M_LIST_JOBS, M_GET_JOB, M_CANCEL, M_LIST_NODES, M_LOCATIONS, M_REGISTER,
   M_HEARTBEAT, M_TASK_UPDATE,
   M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
-  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS,
+  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_PLAN_JOB,
   M_COUNT
 } method_id;
 
@@ -61,6 +61,8 @@ static const struct {
     [M_RDV_PUT] = {TY_M_RENDEZVOUS_PUT, ty__h_rendezvous_put, TOKEN, false},
     [M_RDV_GET] = {TY_M_RENDEZVOUS_GET, ty__h_rendezvous_get, TOKEN, false},
     [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, WORKER, true},
+    /* Plans a graph job as a submit would, without submitting it (graph.c). */
+    [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, CLIENT, false},
 };
 
 static int method_of(const char *name) {

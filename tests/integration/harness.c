@@ -100,12 +100,17 @@ void it_controller_start(it_cluster *c) {
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
   snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
   unlink(pf);
-  char *argv[] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
-                  "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
-                  "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
-                  "--kill-grace-s", "2", "--config", c->config, "--munge-socket",
-                  c->munged.socket, NULL, NULL, NULL};
+  char *argv[40] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
+                    "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
+                    "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
+                    "--kill-grace-s", "2", "--config", c->config, "--munge-socket",
+                    c->munged.socket, NULL};
   if (c->opts.auth_none) no_auth(argv);
+  size_t n = 0;
+  while (argv[n]) n++;
+  for (size_t i = 0; c->traind_args && c->traind_args[i] && n + 1 < TY_ARRAY_LEN(argv); i++)
+    argv[n++] = (char *)c->traind_args[i];
+  argv[n] = NULL;
   c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->rpc_port = read_port(pf, "rpc", c->traind);
   c->metrics_port = read_port(pf, "metrics", c->traind);
@@ -173,6 +178,7 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
   memset(c, 0, sizeof *c);
   c->relative_state = relative;
   if (o) c->opts = *o;
+  c->traind_args = c->opts.traind_args;
   c->worker_extra = worker_extra;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
@@ -206,6 +212,11 @@ void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
 
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o) {
   cluster_start(c, n_workers, cpus, false, o, NULL);
+}
+
+void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
+                           const char *const *traind_args) {
+  cluster_start(c, n_workers, cpus, false, &(it_options){.traind_args = traind_args}, NULL);
 }
 
 void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
@@ -526,25 +537,37 @@ static char *read_all(int fd) {
 }
 
 int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
+  return it_trainctl_err(c, out, NULL, args);
+}
+
+int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args) {
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
   const char *argv[32] = {bin("TY_TRAINCTL"), "--controller", addr};
   size_t n = 3;
   for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
   argv[n] = NULL;
-  int pfd[2];
+  int pfd[2], efd[2] = {-1, -1};
   cr_assert(pipe(pfd) == 0);
+  cr_assert(!err_out || pipe(efd) == 0);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pfd[1], 1);
+    if (err_out) dup2(efd[1], 2);
     close(pfd[0]);
     close(pfd[1]);
+    if (err_out) close(efd[0]), close(efd[1]);
     execv(argv[0], (char *const *)argv);
     _exit(127);
   }
   close(pfd[1]);
-  char *s = read_all(pfd[0]);
+  if (err_out) close(efd[1]);
+  char *s = read_all(pfd[0]); /* stderr is a line or two: the pipe holds it meanwhile */
   close(pfd[0]);
+  if (err_out) {
+    *err_out = read_all(efd[0]);
+    close(efd[0]);
+  }
   int st;
   waitpid(pid, &st, 0);
   if (out) *out = s;

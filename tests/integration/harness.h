@@ -50,7 +50,11 @@ typedef struct it_cluster {
     const char *config_extra; /* more `key = value` lines for traind --config */
     bool auth_none;           /* --auth none everywhere, no munged */
     bool key_workers;         /* auth.workers = key with DIR/cluster.key */
+    const char *const *traind_args; /* more traind arguments (NULL-terminated, borrowed) */
   } opts;
+  /* Extra traind arguments (opts.traind_args; NULL-terminated,
+   * borrowed; at most 16). */
+  const char *const *traind_args;
   /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
   const char *const *worker_extra;
 } it_cluster;
@@ -63,6 +67,9 @@ void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* The same with options. */
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o);
+/* The same with extra traind arguments (kept for restarts). */
+void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
+                           const char *const *traind_args);
 /* The same with more trainworkerd flags (kept for restarts). */
 void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
                                    const char *const *worker_extra);
@@ -112,6 +119,8 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 /* Runs trainctl with the cluster's address and the given arguments; returns
  * its exit status and its stdout in a heap string (*out, may be NULL). */
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
+/* The same with its stderr in *err_out (a heap string) too. */
+int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
 
