@@ -278,6 +278,7 @@ static int load_job(const ty_job_row *r, void *ud) {
   j->last_ckpt_ms = r->last_ckpt_ms;
   j->usage = (ty_task_usage){(uint64_t)r->cpu_usec, (uint64_t)r->mem_peak, (uint64_t)r->io_read,
                              (uint64_t)r->io_write};
+  j->request_id = ty_strdup(r->request_id);
   j->committed = true;
   ty__job_add(ctl, j);
   if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
@@ -366,7 +367,9 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   ty_rpc_conn_opts opts = {.max_frame = ctl->cfg.max_frame,
                            .on_request = ty__rpc_on_request,
                            .on_close = ty__rpc_on_close,
-                           .ud = ctl};
+                           .ud = ctl,
+                           .limits = ctl->cfg.limits};
+  opts.limits.stats = ty_metrics_conn_stats(ctl->metrics, "rpc");
   int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts,
                                 NULL, ctl, &ctl->server);
   if (rc != 0)
@@ -447,6 +450,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   }
   for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
+  free(ctl->req_index);
   ty__graph_destroy(ctl);
   ty__check_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++)

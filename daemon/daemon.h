@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "lib/auth/auth.h"
+#include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
 
 /* ==== controller =============================================================================
@@ -88,6 +89,9 @@ typedef struct ty_controller_config {
   uint32_t node_timeout_ms;
   uint32_t kill_grace_s;
   size_t max_frame;
+  /* Connection limits of the RPC port (lib/rpc; 0 fields = defaults). The
+   * stats pointer is ignored: the controller counts into its registry. */
+  ty_rpc_limits limits;
   /* The scheduler (--config FILE): copied at create; NULL = defaults. The
    * topology's strings are copied too. */
   const struct ty_sched_config *sched;
@@ -125,6 +129,16 @@ int ty_controller_metrics_port(const ty_controller *ctl);
 void ty_controller_stop(ty_controller *ctl);
 void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
 
+/* Request decoding (convert_check.c), pure: checks a payload against the
+ * caps on repeated fields and runs the decoder the handler of `method`
+ * uses, then frees what it decoded. The fuzzer's entry point
+ * (tests/fuzz/fuzz_daemon.c). 0, or the error a client would get (the
+ * message in err). ty_controller_method(i) names the i-th method the
+ * controller serves (NULL past the last). */
+int ty_controller_decode_request(const char *method, const uint8_t *p, size_t n, char *err,
+                                 size_t err_len);
+const char *ty_controller_method(size_t i);
+
 /* ==== jobs: state machine and spec checks ====================================================
  * job.c: the job state machine and the controller's checks of a job
  * spec, free of protobuf and SQLite so both can be unit-tested directly.
@@ -158,6 +172,11 @@ int ty_job_check_transition(int from, int to);
  * reason, starting with the bad field ("job.command.argv: must not be empty"),
  * into err. Does not know queues or nodes: the controller checks those. */
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
+
+/* A SubmitJob's request id: "" (none) or 1..TY_JOB_MAX_REQUEST_ID printable
+ * ASCII characters without spaces. 0 or TY_EINVAL ("request_id: ..."). */
+#define TY_JOB_MAX_REQUEST_ID 128
+int ty_job_check_request_id(const char *id, char *err, size_t err_len);
 
 /* ==== store ==================================================================================
  * store.c: the controller's durable state in one SQLite file
@@ -207,10 +226,12 @@ typedef struct ty_store ty_store;
   X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
   X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
   X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */ \
-  X(4, cpu_usec, I64, "INTEGER NOT NULL DEFAULT 0")     /* accounting: the ranks' cgroups */      \
-  X(4, mem_peak, I64, "INTEGER NOT NULL DEFAULT 0")     /* the largest rank's peak, bytes */      \
-  X(4, io_read, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
-  X(4, io_write, I64, "INTEGER NOT NULL DEFAULT 0")
+  X(4, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */ \
+  X(5, cpu_usec, I64, "INTEGER NOT NULL DEFAULT 0")     /* accounting: the ranks' cgroups */      \
+  X(5, mem_peak, I64, "INTEGER NOT NULL DEFAULT 0")     /* the largest rank's peak, bytes */      \
+  X(5, io_read, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
+  X(5, io_write, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
+  X(5, uid, I64, "INTEGER NOT NULL DEFAULT -1")         /* the submitter's (Job.run_as), -1 = none */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

@@ -51,13 +51,15 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .start_ms = j->start_ms, .end_ms = j->end_ms,
                       .nodes = (char *)nodes.data, .alloc = (char *)alloc.data,
                       .requeue_count = j->requeue_count, .spec = j->blob,
+                      .request_id = j->request_id ? j->request_id : "",
                       .spec_len = j->blob_len, .held = j->held,
                       .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
                       .plan_len = j->plan_len,
                       .cpu_usec = (int64_t)j->usage.cpu_usec,
                       .mem_peak = (int64_t)j->usage.mem_peak_bytes,
                       .io_read = (int64_t)j->usage.io_read_bytes,
-                      .io_write = (int64_t)j->usage.io_write_bytes};
+                      .io_write = (int64_t)j->usage.io_write_bytes,
+                      .uid = j->spec.has_uid ? (int64_t)j->spec.uid : -1};
   *out_nodes = (char *)nodes.data;
   *out_alloc = (char *)alloc.data;
 }

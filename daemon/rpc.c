@@ -6,8 +6,11 @@
  *
  * Each method names who may call it (auth.c): clients with their own
  * credential, workers with the cluster service's, or anyone holding the
- * job-scoped token the handler checks. A request runs only once its
- * credential verified, in the order requests arrived.
+ * job-scoped token the handler checks. A request is checked in this order:
+ * its frame (lib/rpc), its caps and decoding (proto/convert.c's table, here,
+ * on the loop: cheap, and answered with the field at fault), its credential
+ * (off the loop, auth.c), then who may do what (the handler). It runs only
+ * once its credential verified, in the order requests arrived.
  *
  * Worker methods (Heartbeat, TaskUpdate) are refused with TY_ESTATE on a
  * connection that has not sent RegisterNode first.
@@ -102,6 +105,13 @@ void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
   }
   if (ctl->stopping) {
     ty__reply_finish(r, TY_ECLOSED, "the controller is shutting down");
+    return;
+  }
+  /* The caps and the decode first: bad input is answered at once, without
+   * a trip to munged, and the admission queue copies only bounded requests. */
+  char err[TY_ERR_LEN];
+  if (ty__conv_check_request(methods[m].name, req->payload, req->payload_len, err, sizeof(err))) {
+    ty__reply_finish(r, TY_EINVAL, err);
     return;
   }
   ty__auth_admit(ctl, r, methods[m].who, req, run);

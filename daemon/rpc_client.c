@@ -11,6 +11,13 @@
  * whatever its `user` field said; listings show a job's command and
  * environment only to its owner and operators; cancelling and task tokens
  * need the owner or an operator.
+ *
+ * Retried submits: a SubmitJob carrying a request id that its user already
+ * submitted is answered with the job that id created, once that job's
+ * commit is durable, so a client that lost the connection before the answer
+ * can send the same request again without creating a second job. A retry
+ * that arrives while the first submit's model is still being checked waits
+ * for that check and gets the first submit's answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +54,13 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job owning spec, plan and blob, the submitted Job
- * re-encoded with the defaults validation filled in and its submitter
+/* A new PENDING job owning spec, plan, blob and request id, the submitted
+ * Job re-encoded with the defaults validation filled in and its submitter
  * (never the blob as sent: its run_as is the client's word). NULL, with
- * blob freed, when it cannot be re-encoded. */
+ * blob freed (and spec, plan and request id still the caller's), when it
+ * cannot be re-encoded. */
 static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len,
-                       uint8_t *plan, size_t plan_len) {
+                       uint8_t *plan, size_t plan_len, char *request_id) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = ctl->next_id;
   j->spec = *spec;
@@ -63,6 +71,7 @@ static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blo
     free(j);
     return NULL;
   }
+  j->request_id = request_id;
   j->plan = plan;
   j->plan_len = plan_len;
   j->state = TY_JOB_PENDING;
@@ -89,17 +98,39 @@ static int submit_txn(const ty_job *j, ty_txn *t) {
   return 0;
 }
 
-/* Stores a checked job (taking spec, blob and plan) and answers once it is
- * committed. */
-static void accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
-                       size_t blob_len, uint8_t *plan, size_t plan_len) {
+/* A retry's answer: the original job's id once its submit is durable. The
+ * empty txn's callback runs after the original's (callbacks run in submit
+ * order), so by then the original job is committed or gone. */
+static void on_retry_committed(int status, void *ud) {
+  ty_reply *r = ud;
+  ty_job *j = ty__job_find(r->ctl, r->job_id);
+  if (status != 0 || !j || !j->committed) {
+    ty__reply_finish(r, TY_ESTORE, "the first submit with this request_id was not stored; retry");
+    return;
+  }
+  ty__conv_submit_resp(j->id, &r->out);
+  ty__reply_finish(r, 0, NULL);
+}
+
+/* r answers with job j once j is durable. */
+static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
+  r->job_id = j->id;
+  if (j->committed) on_retry_committed(0, r);
+  else ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
+}
+
+/* Stores a checked job (taking spec, blob, plan and request id) and answers
+ * once it is committed. The job, or NULL when it was refused. */
+static ty_job *accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
+                          size_t blob_len, uint8_t *plan, size_t plan_len, char *rid) {
   const char *nomem = "job: no memory to store a job this large; it was not accepted";
-  ty_job *j = job_new(ctl, spec, blob, blob_len, plan, plan_len);
+  ty_job *j = job_new(ctl, spec, blob, blob_len, plan, plan_len, rid);
   if (!j) {
     ty_job_spec_close(spec);
     free(plan);
+    free(rid);
     ty__reply_finish(r, TY_ENOMEM, nomem);
-    return;
+    return NULL;
   }
   ty_txn *t = ty_txn_create();
   int rc = submit_txn(j, t);
@@ -107,67 +138,122 @@ static void accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8
     ty_txn_destroy(t);
     ty__job_free(j);
     ty__reply_finish(r, rc, nomem);
-    return;
+    return NULL;
   }
   ty__job_add(ctl, j);
   r->job_id = j->id;
   ty__commit(ctl, t, on_submit_committed, r);
+  return j;
 }
 
-/* A graph job waiting for its model check (check.c). */
-typedef struct submit_ctx {
+/* A graph job waiting for its model check (check.c), on ctl->checking
+ * while it waits, with the retries of its request id that came meanwhile. */
+struct ty__submit_wait {
   ty_reply *r;
   ty_job_spec spec;
   uint8_t *blob;
   size_t blob_len;
-} submit_ctx;
+  char *rid;                    /* "" = none */
+  ty_reply **retries;           /* answered as r is */
+  size_t n_retries;
+  struct ty__submit_wait *next;
+};
+
+static void unlink_wait(ty_controller *ctl, ty__submit_wait *sw) {
+  ty__submit_wait **p = &ctl->checking;
+  while (*p && *p != sw) p = &(*p)->next;
+  if (*p) *p = sw->next;
+}
 
 static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
-  submit_ctx *sc = ud;
+  ty__submit_wait *sw = ud;
+  unlink_wait(ctl, sw);
   int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  const char *why = res->status ? res->message : "the controller is shutting down; the job was not accepted";
+  ty_job *j = NULL;
   if (rc == 0) {
-    accept_job(ctl, sc->r, &sc->spec, sc->blob, sc->blob_len, res->plan, res->plan_len);
+    j = accept_job(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->rid);
     res->plan = NULL;
+    if (!j) {
+      rc = TY_ENOMEM;
+      why = "the first submit with this request_id was not accepted; retry";
+    }
   } else {
-    const char *shutdown = "the controller is shutting down; the job was not accepted";
-    ty__reply_finish(sc->r, rc, res->status ? res->message : shutdown);
-    ty_job_spec_close(&sc->spec);
-    free(sc->blob);
+    ty__reply_finish(sw->r, rc, why);
+    ty_job_spec_close(&sw->spec);
+    free(sw->blob);
+    free(sw->rid);
   }
-  free(sc);
+  for (size_t i = 0; i < sw->n_retries; i++) {
+    if (j) answer_with_job(ctl, sw->retries[i], j);
+    else ty__reply_finish(sw->retries[i], rc, why);
+  }
+  free(sw->retries);
+  free(sw);
+}
+
+/* Answers a submit whose request id its submitter (the credential's uid,
+ * never a name the client sent) already used: a stored job, or one whose
+ * check is running. False when the id is new for this uid, whoever else
+ * used it. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const char *rid) {
+  if (!rid[0]) return false;
+  ty_job *j = ty__job_by_request(ctl, uid, rid);
+  if (j) {
+    ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
+    answer_with_job(ctl, r, j);
+    return true;
+  }
+  for (ty__submit_wait *sw = ctl->checking; sw; sw = sw->next) {
+    if (sw->spec.uid != uid || strcmp(sw->rid, rid) != 0) continue;
+    ty_info("SubmitJob from %s: request_id %s is being checked; answering as its first submit",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid);
+    sw->retries = ty_xrealloc(sw->retries, (sw->n_retries + 1) * sizeof(*sw->retries));
+    sw->retries[sw->n_retries++] = r;
+    return true;
+  }
+  return false;
 }
 
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_spec spec;
   uint8_t *blob = NULL;
   size_t blob_len = 0;
-  char err[TY_ERR_LEN];
-  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len);
+  char err[TY_ERR_LEN], *rid = NULL;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &rid);
   if (rc != 0) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
-  /* The job is the caller's, whoever the client said it was. */
-  free(spec.user);
-  spec.user = ty_strdup(r->who.user);
-  spec.has_uid = true;
-  spec.uid = r->who.uid;
-  spec.gid = r->who.gid;
-  rc = ty_job_spec_validate(&spec, err, sizeof(err));
-  if (rc == 0) rc = check_placeable(ctl, &spec, err, sizeof(err));
-  if (rc != 0) {
+  rc = ty_job_check_request_id(rid, err, sizeof(err));
+  if (rc == 0) {
+    /* The job is the caller's, whoever the client said it was. */
+    free(spec.user);
+    spec.user = ty_strdup(r->who.user);
+    spec.has_uid = true;
+    spec.uid = r->who.uid;
+    spec.gid = r->who.gid;
+    rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  }
+  bool retry = rc == 0 && answer_retry(ctl, r, spec.uid, rid);
+  if (rc == 0 && !retry) rc = check_placeable(ctl, &spec, err, sizeof(err));
+  if (rc != 0 || retry) {
     ty_job_spec_close(&spec);
     free(blob);
-    ty__reply_finish(r, rc, err);
+    free(rid);
+    if (rc != 0) ty__reply_finish(r, rc, err);
     return;
   }
   if (spec.kind != TY_JOB_KIND_GRAPH) {
-    accept_job(ctl, r, &spec, blob, blob_len, NULL, 0);
+    accept_job(ctl, r, &spec, blob, blob_len, NULL, 0, rid);
     return;
   }
-  submit_ctx *sc = ty_xcalloc(1, sizeof *sc);
-  *sc = (submit_ctx){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len};
-  ty__check_start(ctl, r, &sc->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sc);
+  ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
+  *sw = (ty__submit_wait){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .rid = rid,
+                          .next = ctl->checking};
+  ctl->checking = sw;
+  ty__check_start(ctl, r, &sw->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sw);
 }
 
 /* ---- ListJobs, GetJob ------------------------------------------------------------------- */

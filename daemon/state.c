@@ -19,6 +19,63 @@
 
 /* ---- jobs --------------------------------------------------------------------------------- */
 
+/* ---- the request-id index ------------------------------------------------------------------
+ * (submitter's uid, request id) -> job, chained through ty_job.req_next,
+ * doubled when it holds more jobs than buckets: a retried SubmitJob finds its
+ * job in O(1) among all of history. Only jobs submitted with a request id
+ * and a uid the credential proved are in it: a user's ids are theirs alone,
+ * and jobs from before authentication (whose user was the client's word)
+ * answer no one's retry. */
+
+static bool req_indexed(const ty_job *j) {
+  return j->spec.has_uid && j->request_id && j->request_id[0];
+}
+
+static uint64_t req_hash(uint32_t uid, const char *rid) {
+  uint64_t h = ty_mix64(0xcbf29ce484222325ull ^ uid);
+  for (const char *s = rid; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  return ty_mix64(h);
+}
+
+static void req_link(ty_job **buckets, size_t n, ty_job *j) {
+  ty_job **b = &buckets[req_hash(j->spec.uid, j->request_id) & (n - 1)];
+  j->req_next = *b;
+  *b = j;
+}
+
+static void req_index_add(ty_controller *ctl, ty_job *j) {
+  if (ctl->n_req_jobs >= ctl->n_req_index) {
+    size_t n = ctl->n_req_index ? ctl->n_req_index * 2 : 64;
+    ty_job **b = ty_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < ctl->n_req_index; i++)
+      for (ty_job *k = ctl->req_index[i], *next; k; k = next) {
+        next = k->req_next;
+        req_link(b, n, k);
+      }
+    free(ctl->req_index);
+    ctl->req_index = b;
+    ctl->n_req_index = n;
+  }
+  req_link(ctl->req_index, ctl->n_req_index, j);
+  ctl->n_req_jobs++;
+}
+
+static void req_index_remove(ty_controller *ctl, ty_job *j) {
+  if (!ctl->n_req_index || !req_indexed(j)) return;
+  ty_job **p = &ctl->req_index[req_hash(j->spec.uid, j->request_id) & (ctl->n_req_index - 1)];
+  while (*p && *p != j) p = &(*p)->req_next;
+  if (!*p) return;
+  *p = j->req_next;
+  ctl->n_req_jobs--;
+}
+
+ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid) {
+  if (!ctl->n_req_index || !rid[0]) return NULL;
+  for (ty_job *j = ctl->req_index[req_hash(uid, rid) & (ctl->n_req_index - 1)]; j; j = j->req_next)
+    if (j->spec.uid == uid && strcmp(j->request_id, rid) == 0) return j;
+  return NULL;
+}
+
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id) {
   size_t lo = 0, hi = ctl->n_jobs;
   while (lo < hi) {
@@ -40,6 +97,7 @@ void ty__job_add(ty_controller *ctl, ty_job *j) {
   }
   ctl->jobs[ctl->n_jobs++] = j; /* ids are handed out in increasing order */
   if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
+  if (req_indexed(j)) req_index_add(ctl, j);
 }
 
 void ty__job_remove(ty_controller *ctl, uint64_t id) {
@@ -50,6 +108,7 @@ void ty__job_remove(ty_controller *ctl, uint64_t id) {
     i++;
   memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
   ctl->n_jobs--;
+  req_index_remove(ctl, j);
   ty__job_free(j);
 }
 
@@ -59,6 +118,7 @@ void ty__job_free(ty_job *j) {
   free(j->blob);
   free(j->plan);
   free(j->reason);
+  free(j->request_id);
   for (uint32_t i = 0; i < j->n_ranks; i++)
     free(j->ranks[i].reason);
   free(j->ranks);

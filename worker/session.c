@@ -443,6 +443,14 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
     ty_rpc_reply(c, req->request_id, TY_ENOTFOUND, msg, NULL, 0);
     return;
   }
+  /* Caps and decoding before the credential: bad input gets its field named
+   * at once, and only bounded requests are copied into the auth queue. */
+  char err[TY_ERR_LEN];
+  if (ty__check_request(req->method, req->payload, req->payload_len, err, sizeof err) != 0) {
+    ty_warn("session: refused %.64s from the controller: %s", req->method, err);
+    ty_rpc_reply(c, req->request_id, TY_EINVAL, err, NULL, 0);
+    return;
+  }
   inbound *in = ty_xcalloc(1, sizeof *in);
   *in = (inbound){s, s->conn_gen, req->request_id};
   s->auth_pending++;

@@ -46,14 +46,17 @@ typedef struct it_cluster {
   ty_test_munged munged;
   char config[300];      /* traind --config: auth.nodes and the options' lines */
   char cluster_key[300]; /* with key_workers */
+  /* How a cluster starts (it_cluster_start_with); all fields optional. */
   struct it_options {
-    const char *config_extra; /* more `key = value` lines for traind --config */
-    bool auth_none;           /* --auth none everywhere, no munged */
-    bool key_workers;         /* auth.workers = key with DIR/cluster.key */
+    const char *config_extra;       /* more `key = value` lines for traind --config */
+    bool auth_none;                 /* --auth none everywhere, no munged */
+    bool key_workers;               /* auth.workers = key with DIR/cluster.key */
+    int node_timeout_ms;            /* traind --node-timeout-ms (0 = 1500) */
     const char *const *traind_args; /* more traind arguments (NULL-terminated, borrowed) */
+    const char *const *worker_args; /* more trainworkerd flags (the same) */
   } opts;
-  /* Extra traind arguments (opts.traind_args; NULL-terminated,
-   * borrowed; at most 16). */
+  /* Extra traind arguments (from opts.traind_args, replaceable before a
+   * restart; NULL-terminated, borrowed; at most 24). */
   const char *const *traind_args;
   /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
   const char *const *worker_extra;
@@ -65,14 +68,8 @@ typedef struct it_options it_options;
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
-/* The same with options. */
+/* The same with options (auth, traind and worker flags, kept for restarts). */
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o);
-/* The same with extra traind arguments (kept for restarts). */
-void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
-                           const char *const *traind_args);
-/* The same with more trainworkerd flags (kept for restarts). */
-void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
-                                   const char *const *worker_extra);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);
@@ -108,8 +105,14 @@ int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64
                  char *err, size_t err_len);
 int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
                   size_t err_len);
+/* The same with a SubmitJob request id (NULL = none). */
+int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request_id,
+                     uint64_t *out_id, char *err, size_t err_len);
 /* Fetches a job; caller frees with trainyard__get_job_response__free_unpacked. */
 Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id);
+/* Every job (ListJobs without a filter); aborts the test when the call
+ * fails. Caller frees with trainyard__list_jobs_response__free_unpacked. */
+Trainyard__ListJobsResponse *it_list_jobs(ty_rpc_client *cl);
 /* Polls until the job is in `state` (or any final state when state is 0);
  * returns the final JobInfo response or NULL on timeout. */
 Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms);
@@ -121,6 +124,11 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
 /* The same with its stderr in *err_out (a heap string) too. */
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args);
+/* A raw TCP connection to 127.0.0.1:port, for peers that misbehave. */
+int it_raw_connect(int port);
+/* True when the peer closes fd (EOF or reset) within ~5 s, reading and
+ * dropping whatever it sends first. */
+bool it_closed_by_peer(int fd);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
 

@@ -23,6 +23,7 @@
  * trainrun's, so plans do not depend on this machine's speed.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +129,7 @@ static uint64_t expect_planned(const it_cluster *c, uint32_t nodes, uint32_t tpn
 
 Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 1, 2, rates);
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
   uint64_t id = expect_planned(&c, 1, 2, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR, "tp");
   char *text = show(&c, id);
   cr_assert(strstr(text, "Plan: the tensor parallel plan, mesh 1x2 on 1 x 2 devices"), "%s", text);
@@ -146,14 +147,14 @@ Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
 
 Test(graph_plan, data_x_tensor_on_four_ranks_through_submit, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 2, 2, rates);
+  it_cluster_start_with(&c, 2, 2, &(it_options){.traind_args = rates});
   expect_planned(&c, 2, 2, TRAINYARD__PARALLELISM__PARALLELISM_GRID, "grid");
   it_cluster_stop(&c);
 }
 
 Test(graph_plan, default_parallelism_is_planned, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 1, 2, rates);
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
   uint64_t id = expect_planned(&c, 1, 2, TRAINYARD__PARALLELISM__PARALLELISM_AUTO, "auto");
   char *text = show(&c, id);
   cr_assert(strstr(text, "Plan: the "), "%s", text);
@@ -257,7 +258,7 @@ static void restart_with(it_cluster *c, const char *const *args) {
 
 Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 0, 1, rates);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
   char err[512] = "", crash[400], hang[400];
   /* A short raw_data initializer (it once crashed traind from its loop). */
   size_t n;
@@ -296,13 +297,81 @@ Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, 
   it_cluster_stop(&c);
 }
 
+/* ---- a retried submit while its model is being checked -------------------------------- */
+
+typedef struct retry_arg {
+  const it_cluster *c;
+  const char *rid;
+  int rc;
+  uint64_t id;
+  char err[512];
+} retry_arg;
+
+/* Submits the MLP as a data-parallel graph job with request id a->rid. */
+static void *submit_rid(void *ud) {
+  retry_arg *a = ud;
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  ty_rpc_client *cl = it_client(a->c);
+  a->rc = it_submit_job_id(cl, &j.job, a->rid, &a->id, a->err, sizeof a->err);
+  ty_rpc_client_close(cl);
+  free(cfg);
+  return NULL;
+}
+
+/* Two submits of one request id, the second sent while the first's check
+ * runs (the check sleeps first): both answered as the first. */
+static void submit_twice_during_check(const it_cluster *c, const char *rid, retry_arg out[2]) {
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) {
+    out[i] = (retry_arg){.c = c, .rid = rid};
+    cr_assert_eq(pthread_create(&t[i], NULL, submit_rid, &out[i]), 0);
+    if (i == 0) usleep(300 * 1000);
+  }
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+}
+
+Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
+  char slow[400], traind_dir[400];
+  snprintf(slow, sizeof slow, "%s/slow.sh", c.dir);
+  snprintf(traind_dir, sizeof traind_dir, "%s", rk_env("TY_TRAIND"));
+  *strrchr(traind_dir, '/') = 0;
+  char body[1024];
+  snprintf(body, sizeof body, "sleep 2; exec %s/graphcheck/trainyard-graphcheck \"$@\"", traind_dir);
+  write_script(slow, body);
+  const char *const slow_args[] = {"--graphcheck", slow, NULL};
+  restart_with(&c, slow_args);
+  retry_arg r[2];
+  submit_twice_during_check(&c, "r-1", r);
+  cr_assert_eq(r[0].rc, 0, "%s", r[0].err);
+  cr_assert_eq(r[1].rc, 0, "%s", r[1].err);
+  cr_expect_eq(r[1].id, r[0].id, "the retry made job %llu beside %llu",
+               (unsigned long long)r[1].id, (unsigned long long)r[0].id);
+  char *scrape = it_http_get_metrics(c.metrics_port);
+  cr_expect(strstr(scrape, "trainyard_model_checks_total{result=\"ok\"} 1\n"), "%s", scrape);
+  free(scrape);
+  /* A refused first submit: the retry gets the same refusal. */
+  const char *const hanging[] = {"--graphcheck", slow, "--check-timeout-s", "1", NULL};
+  restart_with(&c, hanging);
+  submit_twice_during_check(&c, "r-2", r);
+  for (int i = 0; i < 2; i++) {
+    cr_expect_eq(r[i].rc, TY_EINVAL);
+    cr_expect_str_eq(r[i].err, "job.graph: model check timed out after 1 s (traind --check-timeout-s)");
+  }
+  it_cluster_stop(&c);
+}
+
 Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
 #if defined(__SANITIZE_ADDRESS__)
   cr_skip_test("AddressSanitizer needs more address space than the check's limit allows");
 #endif
   it_cluster c;
   const char *const limited[] = {"--check-mem", "128M", NULL};
-  it_cluster_start_args(&c, 0, 1, limited);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = limited});
   char path[400], err[512] = "";
   snprintf(path, sizeof path, "%s/big.onnx", c.dir);
   size_t n;
@@ -324,7 +393,7 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
  * model is refused while its owner's submit is accepted. */
 Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 0, 1, rates);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
   uid_t alice, bob;
   gid_t alice_g, bob_g;
   char name[32], dir[] = "/tmp/tyit-model-XXXXXX", path[64];
@@ -397,7 +466,7 @@ static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *m
 
 Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 0, 1, rates);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
   char job[400], cmdjob[400];
   snprintf(job, sizeof job, "%s/job.pb", c.dir);
   size_t len;

@@ -405,7 +405,7 @@ static double metric(int port, const char *name) {
 Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) {
   const char *extra[] = {"--log-max-size", "64K", "--log-retention", "3s", NULL};
   it_cluster c;
-  it_cluster_start_workers_with(&c, 1, 4, extra);
+  it_cluster_start_with(&c, 1, 4, &(it_options){.worker_args = extra});
   const char *script = "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done";
   cr_assert_eq(rl_run(&c, "big", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
   char *out = output(&c, "big", "out");
