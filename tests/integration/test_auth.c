@@ -473,3 +473,63 @@ Test(auth, a_client_without_munged_is_told_why, .timeout = 60) {
   free(err);
   it_cluster_stop(&c);
 }
+
+/* SubmitJob as u with request id `rid`, the Job naming `claimed` as its user
+ * (the client's word, which traind ignores): the answer's status. */
+static int submit_rid_as(const it_cluster *c, const user *u, const char *name,
+                         const char *claimed, const char *rid, char *msg, size_t msg_len) {
+  char *argv[] = {"true"};
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.argv = argv, cmd.n_argv = 1;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = (char *)name, job.user = (char *)claimed;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job, req.request_id = (char *)rid;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_buf_reserve(&b, trainyard__submit_job_request__get_packed_size(&req)), 0);
+  b.len = trainyard__submit_job_request__pack(&req, b.data);
+  int rc = it_call_as(c, u->uid, u->gid, TY_M_SUBMIT_JOB, &b, msg, msg_len);
+  ty_buf_close(&b);
+  return rc;
+}
+
+/* How many jobs named `name` the controller holds, each owned by `owner`. */
+static int jobs_named(const it_cluster *c, const char *name, const char *owner) {
+  ty_rpc_client *cl = it_client(c);
+  Trainyard__ListJobsResponse *resp = it_list_jobs(cl);
+  int count = 0;
+  for (size_t i = 0; i < resp->n_jobs; i++) {
+    const Trainyard__Job *s = resp->jobs[i]->spec;
+    if (!s || strcmp(s->name, name) != 0) continue;
+    count++;
+    cr_expect_str_eq(s->user, owner, "job %s belongs to %s", name, s->user);
+  }
+  trainyard__list_jobs_response__free_unpacked(resp, NULL);
+  ty_rpc_client_close(cl);
+  return count;
+}
+
+/* A SubmitJob request id is unique per uid the credential proved: another
+ * user sending the same id, even naming its owner as the job's user, gets a
+ * job of its own rather than the owner's job (and so never learns its id);
+ * each user's retry still finds their own job, also after a restart. */
+Test(auth, a_request_id_finds_only_its_submitters_job, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.node_timeout_ms = 60000});
+  user alice = make_user(), bob = make_user();
+  char msg[TY_ERR_LEN];
+  for (int round = 0; round < 2; round++) {
+    cr_assert_eq(submit_rid_as(&c, &alice, "alices", alice.name, "shared-id", msg, sizeof msg), 0,
+                 "%s", msg);
+    cr_assert_eq(submit_rid_as(&c, &bob, "bobs", alice.name, "shared-id", msg, sizeof msg), 0,
+                 "%s", msg);
+    cr_expect_eq(jobs_named(&c, "alices", alice.name), 1, "round %d", round);
+    cr_expect_eq(jobs_named(&c, "bobs", bob.name), 1, "round %d", round);
+    /* The ids come back from the store: the second round runs on them. */
+    it_kill9(&c.traind);
+    it_controller_start(&c);
+  }
+  it_cluster_stop(&c);
+}
