@@ -25,6 +25,8 @@ start)
   case $profile in
   tuned)
     cpus=64
+    # config_overrides: slurmd takes the advertised CPUs instead of
+    # marking a node with fewer real ones INVAL ("Low CPUs").
     tuning=$'SchedulerParameters=batch_sched_delay=0\nMinJobAge=2\nSlurmdParameters=config_overrides'
     ;;
   stock) ;;

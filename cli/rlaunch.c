@@ -67,6 +67,7 @@ typedef struct rlaunch {
   bool status_due, status_tty, status_shown, verdict_late;
   char last_status[TY_ERR_LEN];
   ty_rl_launch_times t;
+  ty_cli_signer signer; /* each request's MUNGE credential */
 } rlaunch;
 
 static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -109,7 +110,7 @@ static int connect_controller(rlaunch *r) {
   r->rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)getpid());
   r->t.connect_ns = uv_hrtime();
   for (;;) {
-    int rc = ty_rpc_client_open(r->host, r->port, CALL_TIMEOUT_MS, &r->client);
+    int rc = ty_cli_connect(r->host, r->port, CALL_TIMEOUT_MS, &r->signer, &r->client);
     r->t.connected_ns = uv_hrtime();
     if (rc == 0) return 0;
     uint32_t wait = next_retry(r);
@@ -223,7 +224,7 @@ static void cancel_job(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  if (ty_cli_encode_cancel(&r->job_id, 1, r->o.job.user, &req) == 0)
+  if (ty_cli_encode_cancel(&r->job_id, 1, &req) == 0)
     (void)ty_rpc_client_call(r->client, TY_M_CANCEL_JOB, req.data, req.len, CALL_TIMEOUT_MS, &res);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);
@@ -271,6 +272,8 @@ static int not_placed(rlaunch *r) {
   if (!r->t.stored_ns && r->stream_status != TY_ECLOSED && r->stream_status != TY_ETIMEDOUT &&
       r->stream_status != TY_EPROTO) {
     err("job refused: %s", r->stream_msg);
+    const char *hint = ty_cli_signer_hint(&r->signer, r->stream_status);
+    if (hint) err("(the request carried no MUNGE credential: %s)", hint);
     return TY_RL_EXIT_REFUSED;
   }
   err("lost the controller at %s while waiting for job %" PRIu64 ": %s", r->controller,
@@ -416,6 +419,7 @@ int main(int argc, char **argv) {
   int code = run(&r);
   ty_rpc_client_close(r.client);
   ty_task_locations_close(&r.job);
+  ty_cli_signer_close(&r.signer);
   free(r.host);
   ty_buf_close(&r.submit);
   ty_rl_opts_close(&r.o);

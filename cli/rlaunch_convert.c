@@ -26,9 +26,9 @@ int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, const
   return ty_wire_pack(&req.base, out);
 }
 
-int ty_rl_encode_watch(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out) {
+int ty_rl_encode_watch(uint64_t job_id, bool want_tokens, ty_buf *out) {
   Trainyard__WatchJobRequest r = TRAINYARD__WATCH_JOB_REQUEST__INIT;
-  r.job_id = job_id, r.want_tokens = want_tokens, r.user = (char *)(user ? user : "");
+  r.job_id = job_id, r.want_tokens = want_tokens;
   return ty_wire_pack(&r.base, out);
 }
 

@@ -51,19 +51,15 @@ static int dec_job_id(const uint8_t *p, size_t n) {
 static int dec_cancel(const uint8_t *p, size_t n) {
   uint64_t *ids = NULL;
   size_t n_ids = 0;
-  char *user = NULL;
-  int rc = ty__conv_cancel_req(p, n, &ids, &n_ids, &user);
-  if (rc == 0) free(ids), free(user);
+  int rc = ty__conv_cancel_req(p, n, &ids, &n_ids);
+  if (rc == 0) free(ids);
   return rc;
 }
 
 static int dec_locations(const uint8_t *p, size_t n) {
   uint64_t id;
   bool want = false;
-  char *user = NULL;
-  int rc = ty__conv_task_locations_req(p, n, &id, &want, &user);
-  free(user);
-  return rc;
+  return ty__conv_task_locations_req(p, n, &id, &want);
 }
 
 static int dec_register(const uint8_t *p, size_t n) {
@@ -149,9 +145,7 @@ static int dec_plan_job(const uint8_t *p, size_t n) {
 
 static int dec_watch(const uint8_t *p, size_t n) {
   ty__watch_req w;
-  int rc = ty__conv_watch_req(p, n, &w);
-  if (rc == 0) free(w.user);
-  return rc;
+  return ty__conv_watch_req(p, n, &w);
 }
 
 /* New methods go at the end: byte 0 of the fuzz corpus picks a line. */

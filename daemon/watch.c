@@ -164,9 +164,10 @@ void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
   rc = (!j || !j->committed) ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job_id: job %llu not found",
                                        (unsigned long long)req.job_id)
                              : 0;
-  if (rc == 0 && req.want_tokens) rc = ty__check_token_user(j, req.user, err, sizeof(err));
+  /* Tokens read the job's logs and type into it: its owner's or an operator's. */
+  if (rc == 0 && req.want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
+    r->refusal = "not_owner";
   if (rc == 0) rc = ty__watch_admit(ctl, err, sizeof(err));
-  free(req.user);
   if (rc != 0) {
     ty__reply_finish(r, rc, err);
     return;

@@ -40,19 +40,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# stats FILE -> "median p90 max" (seconds, 4 decimals)
-stats() {
-  sort -g "$1" | awk '{ v[NR] = $1 } END {
-    m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999999)]; if (p == "") p = v[NR];
-    printf "%.4f %.4f %.4f\n", m, p, v[NR] }'
-}
+# stats, elapsed
+. "$root/bench/timing.sh"
 
 # sample OUTFILE CMD... : one launch, its duration appended to OUTFILE.
 sample() {
   local out=$1; shift
   local t0=$EPOCHREALTIME
   "$@" >/dev/null || { log "failed: $*"; exit 1; }
-  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f\n", b - a }' >>"$out"
+  elapsed "$t0" >>"$out"
 }
 
 # conc_runs OUTFILE CMD... : CONC launches at once; per-launch durations in
@@ -65,7 +61,7 @@ conc_runs() {
     (
       s=$EPOCHREALTIME
       "$@" >/dev/null || { log "failed: $*"; exit 1; }
-      awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f\n", b - a }' >>"$out"
+      elapsed "$s" >>"$out"
     ) &
   done
   wait

@@ -20,6 +20,8 @@ struct ty_rpc_client {
   uint8_t *cred;
   size_t cred_len;
   uint64_t requests; /* sent so far */
+  ty_rpc_signer sign; /* makes each request's auth credential, or NULL */
+  void *sign_ud;
 };
 
 typedef struct call_wait {
@@ -112,6 +114,12 @@ void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len
   c->cred_len = len;
 }
 
+void ty_rpc_client_set_signer(ty_rpc_client *c, ty_rpc_signer sign, void *ud) {
+  if (!c) return;
+  c->sign = sign;
+  c->sign_ud = ud;
+}
+
 void ty_rpc_result_close(ty_rpc_result *r) {
   if (!r) return;
   free(r->message);
@@ -157,9 +165,14 @@ static int send_call(ty_rpc_client *c, const char *method, const void *payload, 
                      uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud, uint64_t *out_id) {
   if (!c || !method) return TY_EINVAL;
   int rc = c->conn ? 0 : TY_ECLOSED;
+  ty_buf auth;
+  ty_buf_init(&auth);
+  if (rc == 0 && c->sign) rc = c->sign(c->sign_ud, method, payload, len, &auth);
+  ty_rpc_creds creds = {.credential = c->cred, .credential_len = c->cred_len,
+                        .auth = auth.data, .auth_len = auth.len};
   if (rc == 0)
-    rc = ty_rpc_call(c->conn, method, payload, len, c->cred, c->cred_len, timeout_ms, cb, ud,
-                     out_id);
+    rc = ty_rpc_call_ex(c->conn, method, payload, len, &creds, timeout_ms, cb, ud, out_id);
+  ty_buf_close(&auth);
   if (rc == 0) c->requests++;
   return rc;
 }
