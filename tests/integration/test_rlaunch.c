@@ -574,16 +574,24 @@ Test(rlaunch, second_ctrl_c_within_a_second_kills_the_job, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* An rlaunch holding both CPUs of a 2-CPU cluster until DIR/go exists (its
+ * path in go); returns once it runs. */
+static pid_t start_hog(const it_cluster *c, char *go, size_t go_len) {
+  char script[600];
+  snprintf(go, go_len, "%s/go", c->dir);
+  snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
+  pid_t hog = rl_start(c, "hog", NULL,
+                       (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
+  cr_assert(wait_text(c, "hog", "ready"));
+  return hog;
+}
+
 Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
-  char go[400], script[600];
-  snprintf(go, sizeof go, "%s/go", c.dir);
-  snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
+  char go[400];
   /* The first job holds both CPUs; the second waits for them. */
-  pid_t hog = rl_start(&c, "hog", NULL,
-                       (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(wait_text(&c, "hog", "ready"));
+  pid_t hog = start_hog(&c, go, sizeof go);
   pid_t waiter = rl_start(&c, "waiter", NULL,
                           (const char *[]){"--timing", "--", "echo", "placed", NULL}, NULL);
   cr_assert(wait_in(&c, "waiter", "err", "pending:"), "no status line while pending");
@@ -729,13 +737,8 @@ Test(rlaunch, watch_job_refuses_what_it_cannot_watch, .timeout = 120) {
 Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
-  char go[400], script[600];
-  snprintf(go, sizeof go, "%s/go", c.dir);
-  snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
-  pid_t hog = rl_start(&c, "hog", NULL,
-                       (const char *[]){"--cpu", "2", "--detach", "--", "sh", "-c", script, NULL},
-                       NULL);
-  cr_assert(wait_text(&c, "hog", "ready"));
+  char go[400];
+  pid_t hog = start_hog(&c, go, sizeof go);
   pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
   cr_assert(wait_in(&c, "waiter", "err", "pending:"), "the waiter never waited");
   it_kill9(&c.traind);
