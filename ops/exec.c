@@ -174,7 +174,7 @@ static int run_group(ty_exec *e, size_t k, ty__fgroup *grp, char *err, size_t er
     if (rc != 0) return ty__node_err(err, err_len, first, rc, "fused region: cannot allocate output %d", j);
     e->vals[grp->out_ids[j]] = outs[j];
   }
-  int rc = ty__fgroup_run(grp, e->jit, ins, outs);
+  int rc = ty__fgroup_run(grp, e->jit, e->opts.workers, ins, outs);
   return rc ? ty__node_err(err, err_len, first, rc, "fused region failed: %s", ty_strerror(rc)) : 0;
 }
 
@@ -201,7 +201,7 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
       return ty__node_err(err, err_len, n, rc, "cannot allocate output %d", i);
     e->vals[id] = out[i];
   }
-  ty__kctx ctx = {.training = e->opts.training, .rng = e->rng};
+  ty__kctx ctx = {.training = e->opts.training, .rng = e->rng, .workers = e->opts.workers};
   rc = kernels[n->op](n, in, out, &ctx);
   e->rng = ctx.rng;
   if (rc != 0) return ty__node_err(err, err_len, n, rc, "kernel failed: %s (an index or label out of range?)",

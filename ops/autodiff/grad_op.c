@@ -224,7 +224,8 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
                 .ny = n->n_inputs - 1 - d.nfi,
                 .dx = out[0],
                 .training = ctx->training,
-                .out = d.out};
+                .out = d.out,
+                .workers = ctx->workers};
   switch (d.op) {
   case TY_OP_ADD:
   case TY_OP_SUB:

@@ -88,30 +88,42 @@ int ty__g_binary(ty__gctx *c) {
   return 0;
 }
 
+typedef struct unary_grad_job {
+  ty_op op;
+  float alpha;
+  const float *x, *y, *dy;
+  float *dx;
+} unary_grad_job;
+
+/* One loop per op, so each vectorises. */
+static void unary_grad_range(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const unary_grad_job *j = arg;
+  const float *x = j->x, *y = j->y, *dy = j->dy;
+  float *dx = j->dx, alpha = j->alpha;
+  switch (j->op) {
+  case TY_OP_RELU: for (int64_t i = lo; i < hi; i++) dx[i] = x[i] > 0 ? dy[i] : 0.0f; break;
+  case TY_OP_LEAKY_RELU: for (int64_t i = lo; i < hi; i++) dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i]; break;
+  case TY_OP_SIGMOID: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]); break;
+  case TY_OP_TANH: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]); break;
+  case TY_OP_ERF:
+    for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * 1.1283791670955126f * expf(-x[i] * x[i]);
+    break;
+  case TY_OP_SQRT: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * 0.5f / y[i]; break;
+  case TY_OP_EXP: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i]; break;
+  case TY_OP_LOG: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] / x[i]; break;
+  case TY_OP_NEG: for (int64_t i = lo; i < hi; i++) dx[i] = -dy[i]; break;
+  default: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i]; break;
+  }
+}
+
 int ty__g_unary(ty__gctx *c) {
-  const float *x = c->x[0]->data, *dy = c->dy->data;
-  const float *y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL;
-  float *dx = c->dx->data;
-  int64_t n = ty_tensor_numel(c->dx);
-  float alpha = ty_graph_node_attr_float(c->n, "alpha", 0.01f);
-  if (!y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG && c->op != TY_OP_IDENTITY &&
+  unary_grad_job j = {.op = c->op, .alpha = ty_graph_node_attr_float(c->n, "alpha", 0.01f), .x = c->x[0]->data,
+                      .y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL, .dy = c->dy->data, .dx = c->dx->data};
+  if (!j.y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG && c->op != TY_OP_IDENTITY &&
       c->op != TY_OP_ERF && c->op != TY_OP_LOG)
     return TY_EINVAL; /* sigmoid, tanh, sqrt and exp read the forward output */
-  for (int64_t i = 0; i < n; i++) {
-    float g = dy[i];
-    switch (c->op) {
-    case TY_OP_RELU: dx[i] = x[i] > 0 ? g : 0.0f; break;
-    case TY_OP_LEAKY_RELU: dx[i] = x[i] > 0 ? g : alpha * g; break;
-    case TY_OP_SIGMOID: dx[i] = g * y[i] * (1.0f - y[i]); break;
-    case TY_OP_TANH: dx[i] = g * (1.0f - y[i] * y[i]); break;
-    case TY_OP_ERF: dx[i] = g * 1.1283791670955126f * expf(-x[i] * x[i]); break;
-    case TY_OP_SQRT: dx[i] = g * 0.5f / y[i]; break;
-    case TY_OP_EXP: dx[i] = g * y[i]; break;
-    case TY_OP_LOG: dx[i] = g / x[i]; break;
-    case TY_OP_NEG: dx[i] = -g; break;
-    default: dx[i] = g; break;
-    }
-  }
+  ty__parallel_for(c->workers, ty_tensor_numel(c->dx), TY__PAR_GRAIN, unary_grad_range, &j);
   return 0;
 }
 

@@ -5,14 +5,17 @@
  * GlobalAveragePool, BatchNormalization and LayerNormalization.
  *
  * Conv follows the forward kernel's im2col layout: the filter gradient is
- * dY x col^T per image and group (one cblas_sgemm, accumulated over the
- * batch), the data gradient is W^T x dY scattered back with col2im.
+ * dY x col^T per image and group (one cblas_sgemm, accumulated over blocks
+ * of images, the blocks summed in order), the data gradient is W^T x dY
+ * scattered back with col2im; images and blocks are split over the
+ * executor's threads.
  * MaxPool routes dY to the first maximum of each window, the element the
  * forward kernel picked.
  */
 #include "ops/autodiff/grad_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/ops_internal.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -59,108 +62,115 @@ int ty__g_matmul(ty__gctx *c) {
 }
 
 /* ---- Conv ---------------------------------------------------------------- */
-/* im2col (to_col) or its adjoint col2im accumulating into x (!to_col). */
-static void col_xfer(float *x, const ty__conv_geom *g, float *col, bool to_col) {
-  int64_t osz = g->oh * g->ow;
-  for (int64_t ch = 0; ch < g->c; ch++)
-    for (int64_t ki = 0; ki < g->kh; ki++)
-      for (int64_t kj = 0; kj < g->kw; kj++) {
-        float *row = col + ((ch * g->kh + ki) * g->kw + kj) * osz;
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
-          for (int64_t ox = 0; ox < g->ow; ox++) {
-            int64_t ix = ox * g->sw - g->pw + kj * g->dw;
-            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) {
-              if (to_col) row[oy * g->ow + ox] = 0.0f;
-              continue;
-            }
-            float *px = x + (ch * g->h + iy) * g->w + ix;
-            if (to_col) row[oy * g->ow + ox] = *px;
-            else *px += row[oy * g->ow + ox];
-          }
-        }
-      }
+/* Images per block of the filter gradient: each block sums its images into
+ * its own partial, and the partials are added in block order, so the sum
+ * is the same whatever the thread count. */
+#define CONV_DW_BLOCK 8
+
+typedef struct conv_grad_job {
+  ty__conv_geom g;
+  int64_t batch, group, m, mg, kdim, osz, isz;
+  const float *x, *w, *dy;
+  float *dx;     /* dX, or the per-block partials of dW */
+  float *cols;   /* one column buffer per thread */
+  size_t ncol;
+} conv_grad_job;
+
+/* dW: item = (block, group); partial[block] += dY[b,g] col(x[b,g])^T. */
+static void conv_dw_items(void *arg, int64_t begin, int64_t end, int slot) {
+  const conv_grad_job *j = arg;
+  float *col = j->cols + (size_t)slot * j->ncol;
+  for (int64_t it = begin; it < end; it++) {
+    int64_t blk = it / j->group, gi = it % j->group, b0 = blk * CONV_DW_BLOCK;
+    float *part = j->dx + (blk * j->m + gi * j->mg) * j->kdim;
+    for (int64_t b = b0; b < b0 + CONV_DW_BLOCK && b < j->batch; b++) {
+      ty__im2col(j->x + (b * j->group + gi) * j->isz, &j->g, col);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->mg, (blasint)j->kdim, (blasint)j->osz, 1.0f,
+                  j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz, col, (blasint)j->osz,
+                  b == b0 ? 0.0f : 1.0f, part, (blasint)j->kdim);
+    }
+  }
 }
 
-static void conv_bias_grad(const ty__gctx *c, int64_t batch, int64_t m, int64_t osz) {
-  const float *dy = c->dy->data;
-  float *db = c->dx->data;
-  for (int64_t oc = 0; oc < m; oc++) {
-    double s = 0;
-    for (int64_t b = 0; b < batch; b++)
-      for (int64_t i = 0; i < osz; i++) s += dy[(b * m + oc) * osz + i];
-    db[oc] = (float)s;
+/* dX: item = (image, group); col = W[g]^T dY[b,g], dX[b,g] += col2im(col). */
+static void conv_dx_items(void *arg, int64_t begin, int64_t end, int slot) {
+  const conv_grad_job *j = arg;
+  float *col = j->cols + (size_t)slot * j->ncol;
+  for (int64_t it = begin; it < end; it++) {
+    int64_t b = it / j->group, gi = it % j->group;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)j->kdim, (blasint)j->osz, (blasint)j->mg, 1.0f,
+                j->w + gi * j->mg * j->kdim, (blasint)j->kdim, j->dy + (b * j->m + gi * j->mg) * j->osz,
+                (blasint)j->osz, 0.0f, col, (blasint)j->osz);
+    ty__col2im_add(col, &j->g, j->dx + (b * j->group + gi) * j->isz);
   }
+}
+
+/* dB: item = output channel. */
+static void conv_db_items(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const conv_grad_job *j = arg;
+  for (int64_t oc = begin; oc < end; oc++) {
+    double s = 0;
+    for (int64_t b = 0; b < j->batch; b++)
+      for (int64_t i = 0; i < j->osz; i++) s += j->dy[(b * j->m + oc) * j->osz + i];
+    j->dx[oc] = (float)s;
+  }
+}
+
+static int conv_dw(conv_grad_job *j, ty_workers *w, float *dw) {
+  int64_t blocks = (j->batch + CONV_DW_BLOCK - 1) / CONV_DW_BLOCK;
+  size_t n_part; /* blocks x the filter: no larger than the batch's column matrices */
+  if (ty_mul_overflow((size_t)blocks, (size_t)(j->m * j->kdim), &n_part) ||
+      ty_mul_overflow(n_part, sizeof(float), &n_part))
+    return TY_ETOOBIG;
+  if (!(j->dx = malloc(n_part))) return TY_ENOMEM;
+  ty__parallel_for(w, blocks * j->group, 1, conv_dw_items, j);
+  int64_t nw = j->m * j->kdim;
+  for (int64_t blk = 0; blk < blocks; blk++)
+    for (int64_t i = 0; i < nw; i++) dw[i] += j->dx[blk * nw + i];
+  free(j->dx);
+  return 0;
 }
 
 int ty__g_conv(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *wt = c->x[1];
-  ty__conv_geom g;
-  int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &g);
+  conv_grad_job j = {.batch = x->shape.dims[0], .group = ty_graph_node_attr_int(c->n, "group", 1),
+                     .m = wt->shape.dims[0], .x = x->data, .w = wt->data, .dy = c->dy->data,
+                     .dx = c->dx->data};
+  int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &j.g);
   if (rc != 0) return rc;
-  int64_t group = ty_graph_node_attr_int(c->n, "group", 1);
-  int64_t batch = x->shape.dims[0], m = wt->shape.dims[0], mg = m / group;
-  int64_t kdim = g.c * g.kh * g.kw, osz = g.oh * g.ow, isz = g.c * g.h * g.w;
+  j.mg = j.m / j.group;
+  j.kdim = j.g.c * j.g.kh * j.g.kw;
+  j.osz = j.g.oh * j.g.ow;
+  j.isz = j.g.c * j.g.h * j.g.w;
   if (c->wrt == 2) {
-    conv_bias_grad(c, batch, m, osz);
+    ty__parallel_for(c->workers, j.m, 8, conv_db_items, &j);
     return 0;
   }
-  size_t ncol; /* the column buffer is larger than any tensor here: checked */
-  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) ||
-      ty_mul_overflow(ncol, sizeof(float), &ncol))
-    return TY_ETOOBIG;
-  if (ncol == 0) return 0;
-  float *col = malloc(ncol);
-  if (!col) return TY_ENOMEM;
-  const float *dy = c->dy->data, *wd = wt->data;
-  float *xd = x->data, *dx = c->dx->data;
-  for (int64_t b = 0; b < batch; b++)
-    for (int64_t gi = 0; gi < group; gi++) {
-      const float *gy = dy + (b * m + gi * mg) * osz;
-      if (c->wrt == 1) { /* dW[g] += dY[b,g] col^T */
-        col_xfer(xd + (b * group + gi) * isz, &g, col, true);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)mg, (blasint)kdim, (blasint)osz, 1.0f, gy,
-                    (blasint)osz, col, (blasint)osz, 1.0f, dx + gi * mg * kdim, (blasint)kdim);
-      } else { /* col = W[g]^T dY[b,g]; dX += col2im(col) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)kdim, (blasint)osz, (blasint)mg, 1.0f,
-                    wd + gi * mg * kdim, (blasint)kdim, gy, (blasint)osz, 0.0f, col, (blasint)osz);
-        col_xfer(dx + (b * group + gi) * isz, &g, col, false);
-      }
-    }
-  free(col);
-  return 0;
+  if (j.osz == 0 || j.kdim == 0 || j.batch == 0) return 0;
+  if ((rc = ty__conv_cols(&j.g, c->workers, true, &j.cols, &j.ncol)) != 0) return rc;
+  if (c->wrt == 1) rc = conv_dw(&j, c->workers, c->dx->data);
+  else ty__parallel_for(c->workers, j.batch * j.group, 1, conv_dx_items, &j);
+  free(j.cols);
+  return rc;
 }
 
 /* ---- pooling ------------------------------------------------------------- */
-/* Routes g to the window of output o: to its first maximum (max) or evenly
- * over the window's elements (average, with the forward kernel's divisor). */
-static void pool_back(const ty__pool3 *p, const float *x, float *dx, const int64_t *o, bool is_max, bool incl_pad,
-                      float g) {
-  int64_t lo[3], hi[3], padded, cnt = 0, best_i = -1;
-  float best = -INFINITY;
-  ty__pool3_window(p, o, lo, hi, &padded);
-  for (int pass = 0; pass < 2; pass++) {
-    float share = pass == 1 && !is_max ? g / (float)(incl_pad ? padded : (cnt ? cnt : 1)) : 0.0f;
-    for (int64_t a = lo[0]; a < hi[0]; a += p->d[0])
-      for (int64_t b = lo[1]; b < hi[1]; b += p->d[1])
-        for (int64_t cc = lo[2]; cc < hi[2]; cc += p->d[2]) {
-          if (a < 0 || a >= p->in[0] || b < 0 || b >= p->in[1] || cc < 0 || cc >= p->in[2]) continue;
-          int64_t at = (a * p->in[1] + b) * p->in[2] + cc;
-          if (pass == 0) {
-            cnt++;
-            if (x[at] > best || best_i < 0) {
-              best = x[at];
-              best_i = at;
-            }
-          } else if (!is_max) {
-            dx[at] += share;
-          }
-        }
-    if (pass == 0 && is_max) {
-      if (best_i >= 0) dx[best_i] += g;
-      return;
-    }
-  }
+typedef struct pool_grad_job {
+  const ty__pool3 *p;
+  const ty__pool3_span *sp;
+  bool is_max, incl_pad;
+  const float *x, *dy;
+  float *dx;
+  int64_t isz, osz;
+} pool_grad_job;
+
+static void pool_grad_planes(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const pool_grad_job *j = arg;
+  for (int64_t pl = begin; pl < end; pl++)
+    ty__pool3_plane_back(j->p, j->sp, j->x + pl * j->isz, j->dy + pl * j->osz, j->is_max, j->incl_pad,
+                         j->dx + pl * j->isz);
 }
 
 int ty__g_pool(ty__gctx *c) {
@@ -169,19 +179,14 @@ int ty__g_pool(ty__gctx *c) {
   if (ty__window_read(c->n, x->shape.rank - 2, NULL, x->shape.dims + 2, &w, NULL, 0) != 0) return TY_EINTERNAL;
   ty__pool3 p;
   ty__pool3_init(&w, &x->shape, &c->dy->shape, &p);
-  bool is_max = c->op == TY_OP_MAX_POOL;
-  int64_t planes = x->shape.dims[0] * x->shape.dims[1];
-  int64_t isz = p.in[0] * p.in[1] * p.in[2], osz = p.out[0] * p.out[1] * p.out[2];
-  const float *dy = c->dy->data;
-  for (int64_t pl = 0; pl < planes; pl++) {
-    const float *xp = ty_tensor_f32(x) + pl * isz;
-    float *dxp = ty_tensor_f32(c->dx) + pl * isz;
-    int64_t o[3], at = pl * osz;
-    for (o[0] = 0; o[0] < p.out[0]; o[0]++)
-      for (o[1] = 0; o[1] < p.out[1]; o[1]++)
-        for (o[2] = 0; o[2] < p.out[2]; o[2]++, at++)
-          pool_back(&p, xp, dxp, o, is_max, w.count_include_pad, dy[at]);
-  }
+  ty__pool3_span *sp;
+  int rc = ty__pool3_spans(&p, &sp);
+  if (rc != 0) return rc;
+  pool_grad_job j = {.p = &p, .sp = sp, .is_max = c->op == TY_OP_MAX_POOL, .incl_pad = w.count_include_pad,
+                     .x = x->data, .dy = c->dy->data, .dx = c->dx->data, .isz = p.in[0] * p.in[1] * p.in[2],
+                     .osz = p.out[0] * p.out[1] * p.out[2]};
+  ty__parallel_for(c->workers, x->shape.dims[0] * x->shape.dims[1], 16384 / (j.isz + 1) + 1, pool_grad_planes, &j);
+  free(sp);
   return 0;
 }
 

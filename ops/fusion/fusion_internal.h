@@ -157,8 +157,12 @@ void *ty__jit_lookup(ty_jit *j, const char *src, const char *sym);
 /* Counts one region run through the interpreter. */
 void ty__jit_count_interp(ty_jit *j);
 
+typedef struct ty_workers ty_workers; /* ops/exec.h */
+
 /* Runs a region over concrete tensors: ins in in_ids order, outs in
- * out_ids order, all outputs of the loop shape (broadcast of the inputs). */
-int ty__fgroup_run(ty__fgroup *grp, ty_jit *j, const ty_tensor *const *ins, ty_tensor *const *outs);
+ * out_ids order, all outputs of the loop shape (broadcast of the inputs),
+ * split over w's threads (NULL: the caller's only). */
+int ty__fgroup_run(ty__fgroup *grp, ty_jit *j, ty_workers *w, const ty_tensor *const *ins,
+                   ty_tensor *const *outs);
 
 #endif

@@ -92,7 +92,8 @@ static int tally_logits(const ty_train *t, const ty_tensor *o, const ty_batch *b
 
 static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err, size_t err_len) {
   const ty_graph *g = t->eval_g;
-  int rc = ty_exec_create(g, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit}, out_e);
+  int rc = ty_exec_create(g, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers},
+                           out_e);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
     rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], err, err_len);
   for (size_t i = 0; rc == 0 && i < t->n_bn; i++) /* inference uses the running statistics */

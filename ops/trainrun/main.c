@@ -19,6 +19,7 @@
  * command line, config or model.
  */
 #include "lib/base/base.h"
+#include "ops/exec.h"
 #include "ops/graph.h"
 #include "ops/memplan/memplan.h"
 #include "ops/train/train.h"
@@ -28,12 +29,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void openblas_set_num_threads(int num_threads); /* OpenBLAS; cblas.h would pull in all of BLAS */
 
 typedef struct args {
   const char *model, *config, *checkpoint, *data_dir;
@@ -59,7 +59,7 @@ static void usage(FILE *f) {
           "  --resume           continue from the checkpoint (fail if there is none)\n"
           "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
           "  --steps N          stop after N optimizer steps in total (the schedule keeps the config's length)\n"
-          "  --threads N        OpenBLAS threads (default: OpenBLAS' own choice)\n"
+          "  --threads N        threads the kernels (and OpenBLAS) use (default: the CPUs this process may run on)\n"
           "  --no-fusion        one kernel per node (for comparison)\n"
           "  --report           print parameter and activation memory, then train\n"
           "  --data-dir DIR     overrides config.dataset.dir (Fashion-MNIST's, or where relative data paths start)\n"
@@ -230,6 +230,15 @@ static void describe_params(ty_train *t, ty_coll *coll) {
 }
 #endif
 
+/* The CPUs of this process' affinity mask (what a worker's cpuset or
+ * taskset grants), at least 1. */
+static int cpus_allowed(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  int n = CPU_COUNT(&set);
+  return n > 0 ? (n < 1024 ? n : 1024) : 1;
+}
+
 static int train(const args *a, ty_train_config *c) {
   char err[TY_ERR_LEN] = "";
   ty_graph *model = NULL;
@@ -242,8 +251,14 @@ static int train(const args *a, ty_train_config *c) {
     fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
     return 2;
   }
+  ty_workers *workers = NULL;
+  if ((rc = ty_workers_create(a->threads > 0 ? a->threads : cpus_allowed(), &workers)) != 0) {
+    fprintf(stderr, "trainrun: cannot start %d threads: %s\n", a->threads, ty_strerror(rc));
+    ty_graph_destroy(model);
+    return 1;
+  }
   ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
-                     .max_steps = a->steps, .stop = &stop_requested};
+                     .max_steps = a->steps, .stop = &stop_requested, .workers = workers};
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
     goto done;
@@ -276,6 +291,7 @@ static int train(const args *a, ty_train_config *c) {
   code = 0;
 done:
   ty_train_destroy(t);
+  ty_workers_destroy(workers);
   ty_graph_destroy(model);
 #ifdef TY_HAVE_COLLECTIVE
   if (coll && code == 0) {
@@ -318,7 +334,6 @@ int main(int argc, char **argv) {
     ty_train_config_close(&c);
     return 1;
   }
-  if (a.threads) openblas_set_num_threads(a.threads);
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
