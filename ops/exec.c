@@ -39,6 +39,15 @@ static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
 
 ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL; }
 
+bool ty__kernel_overwrites(const ty_graph_node *n) {
+  switch (n->op) {
+  case TY_OP_CONV: case TY_OP_GEMM: case TY_OP_MATMUL: case TY_OP_MAX_POOL: case TY_OP_AVERAGE_POOL:
+    return true;
+  case TY_OP_GRAD: return ty__grad_overwrites(n);
+  default: return false;
+  }
+}
+
 /* The schedule (fusion), the buffer pool (memory planning) and the JIT. */
 /* The values to keep: keep_values plus watch_values (*out owned, may be NULL). */
 static int keep_list(ty_exec *e, int **out, size_t *out_n) {

@@ -281,6 +281,12 @@ int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int ma
 /* ---- kernels ------------------------------------------------------------ */
 typedef struct ty_workers ty_workers; /* ops/exec.h */
 
+/* True when n's kernel writes every element of its outputs, so the
+ * executor need not zero-fill them first (exec.c; the kernels of the ops
+ * it lists, and ops/autodiff's for TyGrad, keep that promise). */
+bool ty__kernel_overwrites(const ty_graph_node *n);
+bool ty__grad_overwrites(const ty_graph_node *n);
+
 typedef struct ty__kctx {
   bool training;
   ty_rng rng; /* lib/base's SplitMix64 stream for Dropout, advanced per use */

@@ -210,6 +210,17 @@ int ty__infer_grad(ty__infer *ic) {
   return 0;
 }
 
+bool ty__grad_overwrites(const ty_graph_node *n) {
+  decoded d = {.op = TY_OP_GRAD};
+  if (n->op != TY_OP_GRAD || decode(n, &d, NULL, 0) != 0) return false;
+  switch (d.op) {
+  case TY_OP_RELU: case TY_OP_LEAKY_RELU: case TY_OP_SIGMOID: case TY_OP_TANH: case TY_OP_ERF:
+  case TY_OP_SQRT: case TY_OP_EXP: case TY_OP_LOG: case TY_OP_NEG: case TY_OP_IDENTITY:
+  case TY_OP_CONV: case TY_OP_MAX_POOL: case TY_OP_AVERAGE_POOL: return true;
+  default: return false;
+  }
+}
+
 int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   decoded d;
   if (!out[0]) return 0;

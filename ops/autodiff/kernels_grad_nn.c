@@ -101,7 +101,9 @@ static void conv_dx_items(void *arg, int64_t begin, int64_t end, int slot) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)j->kdim, (blasint)j->osz, (blasint)j->mg, 1.0f,
                 j->w + gi * j->mg * j->kdim, (blasint)j->kdim, j->dy + (b * j->m + gi * j->mg) * j->osz,
                 (blasint)j->osz, 0.0f, col, (blasint)j->osz);
-    ty__col2im_add(col, &j->g, j->dx + (b * j->group + gi) * j->isz);
+    float *dx = j->dx + (b * j->group + gi) * j->isz; /* not zero-filled: ty__grad_overwrites */
+    memset(dx, 0, (size_t)j->isz * sizeof *dx);
+    ty__col2im_add(col, &j->g, dx);
   }
 }
 
@@ -126,7 +128,8 @@ static int conv_dw(conv_grad_job *j, ty_workers *w, float *dw) {
   if (!(j->dx = malloc(n_part))) return TY_ENOMEM;
   ty__parallel_for(w, blocks * j->group, 1, conv_dw_items, j);
   int64_t nw = j->m * j->kdim;
-  for (int64_t blk = 0; blk < blocks; blk++)
+  for (int64_t i = 0; i < nw; i++) dw[i] = j->dx[i]; /* dW is not zero-filled: ty__grad_overwrites */
+  for (int64_t blk = 1; blk < blocks; blk++)
     for (int64_t i = 0; i < nw; i++) dw[i] += j->dx[blk * nw + i];
   free(j->dx);
   return 0;
@@ -147,7 +150,10 @@ int ty__g_conv(ty__gctx *c) {
     ty__parallel_for(c->workers, j.m, 8, conv_db_items, &j);
     return 0;
   }
-  if (j.osz == 0 || j.kdim == 0 || j.batch == 0) return 0;
+  if (j.osz == 0 || j.kdim == 0 || j.batch == 0) { /* a zero gradient (dX is not zero-filled) */
+    memset(c->dx->data, 0, c->dx->nbytes);
+    return 0;
+  }
   if ((rc = ty__conv_cols(&j.g, c->workers, true, &j.cols, &j.ncol)) != 0) return rc;
   if (c->wrt == 1) rc = conv_dw(&j, c->workers, c->dx->data);
   else ty__parallel_for(c->workers, j.batch * j.group, 1, conv_dx_items, &j);
@@ -168,9 +174,11 @@ typedef struct pool_grad_job {
 static void pool_grad_planes(void *arg, int64_t begin, int64_t end, int slot) {
   (void)slot;
   const pool_grad_job *j = arg;
-  for (int64_t pl = begin; pl < end; pl++)
+  for (int64_t pl = begin; pl < end; pl++) {
+    memset(j->dx + pl * j->isz, 0, (size_t)j->isz * sizeof *j->dx); /* not zero-filled: ty__grad_overwrites */
     ty__pool3_plane_back(j->p, j->sp, j->x + pl * j->isz, j->dy + pl * j->osz, j->is_max, j->incl_pad,
                          j->dx + pl * j->isz);
+  }
 }
 
 int ty__g_pool(ty__gctx *c) {

@@ -81,8 +81,8 @@ int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     beta = 0.0f;
   }
   if (m == 0 || nn == 0) return 0;
-  if (k == 0) {
-    for (int64_t i = 0; i < m * nn; i++) yd[i] *= beta;
+  if (k == 0) { /* Y = beta C, or zeros without C (Y is not zero-filled) */
+    for (int64_t i = 0; i < m * nn; i++) yd[i] = beta != 0.0f ? yd[i] * beta : 0.0f;
     return 0;
   }
   ty__sgemm(ctx->workers, ta, tb, m, nn, k, alpha, a->data, a->shape.dims[1], b->data, b->shape.dims[1], beta, yd,

@@ -59,9 +59,40 @@ int ty__pool3_spans(const ty__pool3 *p, ty__pool3_span **out) {
       for (int64_t c_ = (s2)->lo, at = (a_ * (p)->in[1] + b_) * (p)->in[2] + c_; c_ < (s2)->hi;     \
            c_ += (p)->d[2], at += (p)->d[2])
 
+/* The first maximum of 2-D window (r, c) of a plane of width w: its plane
+ * index, or -1 for an empty window. Branch-free selection: a max pool's
+ * comparisons are coin flips the branch predictor cannot learn. */
+static inline int64_t max2d(const float *x, int64_t w, const ty__pool3_span *r, const ty__pool3_span *c) {
+  if (r->n == 0 || c->n == 0) return -1;
+  int64_t bi = r->lo * w + c->lo;
+  float best = x[bi];
+  for (int64_t a = r->lo; a < r->hi; a++)
+    for (int64_t at = a * w + c->lo, end = a * w + c->hi; at < end; at++) {
+      bool gt = x[at] > best;
+      best = gt ? x[at] : best;
+      bi = gt ? at : bi;
+    }
+  return bi;
+}
+
+/* Max pooling of a plane with one window along axis 0 and no dilation
+ * (every 1-D and 2-D MaxPool without dilations). */
+static bool max2d_ok(const ty__pool3 *p, bool is_max) {
+  return is_max && p->in[0] == 1 && p->out[0] == 1 && p->k[0] == 1 && p->d[1] == 1 && p->d[2] == 1;
+}
+
 void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max, bool incl_pad,
                      float *y, int64_t *idx, int64_t idx_base) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
+  if (max2d_ok(p, is_max) && s0->n == 1) {
+    for (int64_t j = 0, o = 0; j < p->out[1]; j++)
+      for (int64_t k = 0; k < p->out[2]; k++, o++) {
+        int64_t bi = max2d(x, p->in[2], s1 + j, s2 + k);
+        if (y) y[o] = bi >= 0 ? x[bi] : -INFINITY;
+        if (idx) idx[o] = idx_base + bi;
+      }
+    return;
+  }
   int64_t o = 0;
   for (int64_t i = 0; i < p->out[0]; i++)
     for (int64_t j = 0; j < p->out[1]; j++)
@@ -90,6 +121,14 @@ void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *
 void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, const float *dy,
                           bool is_max, bool incl_pad, float *dx) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
+  if (max2d_ok(p, is_max) && s0->n == 1) {
+    for (int64_t j = 0, o = 0; j < p->out[1]; j++)
+      for (int64_t k = 0; k < p->out[2]; k++, o++) {
+        int64_t bi = max2d(x, p->in[2], s1 + j, s2 + k);
+        if (bi >= 0) dx[bi] += dy[o];
+      }
+    return;
+  }
   int64_t o = 0;
   for (int64_t i = 0; i < p->out[0]; i++)
     for (int64_t j = 0; j < p->out[1]; j++)
