@@ -365,6 +365,11 @@ int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape
  * into x. Shared by Conv's forward and backward. */
 void ty__im2col(const float *x, const ty__conv_geom *g, float *col);
 void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x);
+/* kernels/norm.c: the sum of x[i] - shift in double, in four interleaved
+ * partial sums (a fixed order that pipelines, unlike one running sum). */
+double ty__sum4(const float *x, int64_t n, double shift);
+/* The sum of (x[i] - m)^2 in the same way. */
+double ty__sqdev4(const float *x, int64_t n, double m);
 /* One column buffer per thread of w, ncol floats each (*out NULL, owned by
  * the caller, when !needed); TY_ETOOBIG when the size overflows. */
 int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **out, size_t *out_ncol);

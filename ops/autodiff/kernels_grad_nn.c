@@ -211,43 +211,76 @@ int ty__g_global_pool(ty__gctx *c) {
 /* ---- normalisation ------------------------------------------------------- */
 /* Per channel: xhat = (x - mean) * inv; with batch statistics
  * dX = scale * inv / M * (M * dy - sum dy - xhat * sum(dy * xhat)). */
-int ty__g_batch_norm(ty__gctx *c) {
-  const ty_tensor *x = c->x[0];
-  const float *xd = x->data, *scale = c->x[1]->data, *rmean = c->x[3]->data, *rvar = c->x[4]->data;
-  const float *dy = c->dy->data;
-  float *dx = c->dx->data;
-  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
-  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
-  bool training = ty_graph_node_attr_int(c->n, "training_mode", 0) != 0 || c->training;
-  double cnt = (double)(nb * sp);
-  for (int64_t k = 0; k < ch; k++) {
-    double s = 0, s2 = 0, mean = rmean[k], var = rvar[k];
-    if (training && cnt > 0) {
-      for (int64_t b = 0; b < nb; b++)
-        for (int64_t i = 0; i < sp; i++) s += xd[(b * ch + k) * sp + i];
+typedef struct bn_grad_job {
+  const ty__gctx *c;
+  const float *x, *scale, *rmean, *rvar, *dy;
+  float *dx;
+  int64_t nb, ch, sp;
+  float eps;
+  bool training;
+} bn_grad_job;
+
+/* sum(dy) and sum(dy * (x - mean)) over the planes of channel k. */
+static void bn_grad_sums(const bn_grad_job *j, int64_t k, double mean, double *sdy, double *sdyx) {
+  double a = 0, b = 0;
+  for (int64_t n = 0; n < j->nb; n++) {
+    const float *px = j->x + (n * j->ch + k) * j->sp, *pd = j->dy + (n * j->ch + k) * j->sp;
+    double pa[4] = {0, 0, 0, 0}, pb[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= j->sp; i += 4)
+      for (int q = 0; q < 4; q++) {
+        pa[q] += pd[i + q];
+        pb[q] += pd[i + q] * (px[i + q] - mean);
+      }
+    for (; i < j->sp; i++) {
+      pa[0] += pd[i];
+      pb[0] += pd[i] * (px[i] - mean);
+    }
+    a += (pa[0] + pa[1]) + (pa[2] + pa[3]);
+    b += (pb[0] + pb[1]) + (pb[2] + pb[3]);
+  }
+  *sdy = a;
+  *sdyx = b;
+}
+
+static void bn_grad_channels(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bn_grad_job *j = arg;
+  int wrt = j->c->wrt;
+  double cnt = (double)(j->nb * j->sp);
+  for (int64_t k = lo; k < hi; k++) {
+    double mean = j->rmean[k], var = j->rvar[k];
+    if (j->training && cnt > 0) {
+      double s = 0, s2 = 0;
+      for (int64_t n = 0; n < j->nb; n++) s += ty__sum4(j->x + (n * j->ch + k) * j->sp, j->sp, 0.0);
       mean = s / cnt;
-      for (int64_t b = 0; b < nb; b++)
-        for (int64_t i = 0; i < sp; i++) s2 += (xd[(b * ch + k) * sp + i] - mean) * (xd[(b * ch + k) * sp + i] - mean);
+      for (int64_t n = 0; n < j->nb; n++) s2 += ty__sqdev4(j->x + (n * j->ch + k) * j->sp, j->sp, mean);
       var = (float)(s2 / cnt);
     }
-    double inv = 1.0 / sqrt((double)(float)var + eps), sdy = 0, sdyx = 0;
-    for (int64_t b = 0; b < nb; b++)
-      for (int64_t i = 0; i < sp; i++) {
-        int64_t at = (b * ch + k) * sp + i;
-        sdy += dy[at];
-        sdyx += dy[at] * (xd[at] - mean) * inv;
-      }
-    if (c->wrt == 1) dx[k] = (float)sdyx;
-    if (c->wrt == 2) dx[k] = (float)sdy;
-    if (c->wrt != 0) continue;
-    for (int64_t b = 0; b < nb; b++)
-      for (int64_t i = 0; i < sp; i++) {
-        int64_t at = (b * ch + k) * sp + i;
-        double xh = (xd[at] - mean) * inv;
-        dx[at] = training ? (float)(scale[k] * inv / cnt * (cnt * dy[at] - sdy - xh * sdyx))
-                          : (float)(scale[k] * inv * dy[at]);
-      }
+    double inv = 1.0 / sqrt((double)(float)var + j->eps), sdy, sdyx;
+    bn_grad_sums(j, k, mean, &sdy, &sdyx);
+    sdyx *= inv;
+    if (wrt == 1) j->dx[k] = (float)sdyx;
+    if (wrt == 2) j->dx[k] = (float)sdy;
+    if (wrt != 0) continue;
+    double a = j->training ? j->scale[k] * inv / cnt : j->scale[k] * inv;
+    for (int64_t n = 0; n < j->nb; n++) {
+      const float *px = j->x + (n * j->ch + k) * j->sp, *pd = j->dy + (n * j->ch + k) * j->sp;
+      float *pdx = j->dx + (n * j->ch + k) * j->sp;
+      for (int64_t i = 0; i < j->sp; i++)
+        pdx[i] = j->training ? (float)(a * (cnt * pd[i] - sdy - (px[i] - mean) * inv * sdyx)) : (float)(a * pd[i]);
+    }
   }
+}
+
+int ty__g_batch_norm(ty__gctx *c) {
+  const ty_tensor *x = c->x[0];
+  bn_grad_job j = {.c = c, .x = x->data, .scale = c->x[1]->data, .rmean = c->x[3]->data, .rvar = c->x[4]->data,
+                   .dy = c->dy->data, .dx = c->dx->data, .nb = x->shape.dims[0], .ch = x->shape.dims[1],
+                   .sp = ty_shape_span(&x->shape, 2, x->shape.rank),
+                   .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f),
+                   .training = ty_graph_node_attr_int(c->n, "training_mode", 0) != 0 || c->training};
+  ty__parallel_for(c->workers, j.ch, TY__PAR_GRAIN / (j.nb * j.sp + 1) + 1, bn_grad_channels, &j);
   return 0;
 }
 

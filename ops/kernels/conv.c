@@ -8,8 +8,8 @@
  * padding or stride skips im2col entirely. The bias is written into the
  * output first and the GEMM accumulates onto it.
  *
- * im2col copies whole runs of a row (memcpy) where the stride is 1 and
- * fills only the padded ends with zeros; its adjoint adds runs back. Both
+ * im2col copies the in-bounds run of each row in one loop and fills only
+ * the padded ends with zeros; its adjoint adds runs back. Both
  * serve the backward kernels (ops/autodiff).
  */
 #include "ops/exec.h"
@@ -32,8 +32,38 @@ static void valid_cols(const ty__conv_geom *g, int64_t kj, int64_t *lo, int64_t 
   if (*hi < *lo) *hi = *lo;
 }
 
+/* im2col of a "same" convolution (strides and dilations 1, output width =
+ * input width): tap (ki, kj)'s row of col is the plane shifted by
+ * (ki - ph) rows and kj - pw columns, so it is one copy of the rows that
+ * stay inside, with the columns that wrapped around a row's end zeroed. */
+static void im2col_same(const float *x, const ty__conv_geom *g, float *col) {
+  int64_t w = g->w, osz = g->oh * w;
+  for (int64_t c = 0; c < g->c; c++)
+    for (int64_t ki = 0; ki < g->kh; ki++)
+      for (int64_t kj = 0; kj < g->kw; kj++) {
+        float *row = col + ((c * g->kh + ki) * g->kw + kj) * osz;
+        int64_t s = kj - g->pw, dy = ki - g->ph;
+        int64_t y0 = dy < 0 ? -dy : 0, y1 = g->h - dy < g->oh ? g->h - dy : g->oh;
+        if (y1 < y0) y1 = y0;
+        memset(row, 0, (size_t)(y0 * w) * sizeof *row);
+        memset(row + y1 * w, 0, (size_t)((g->oh - y1) * w) * sizeof *row);
+        if (y1 == y0) continue;
+        const float *src = x + (c * g->h + y0 + dy) * w; /* input row of output row y0 */
+        float *dst = row + y0 * w;
+        int64_t n = (y1 - y0) * w, t0 = s < 0 ? -s : 0, t1 = s > 0 ? n - s : n;
+        if (t1 > t0) memcpy(dst + t0, src + t0 + s, (size_t)(t1 - t0) * sizeof *dst);
+        for (int64_t r = 0; r < y1 - y0; r++) /* the wrapped columns */
+          for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++) dst[r * w + ox] = 0.0f;
+      }
+}
+
 void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
   int64_t osz = g->oh * g->ow;
+  if (g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ow == g->w && g->pw < g->w &&
+      g->kw - 1 - g->pw < g->w) {
+    im2col_same(x, g, col);
+    return;
+  }
   for (int64_t c = 0; c < g->c; c++)
     for (int64_t ki = 0; ki < g->kh; ki++)
       for (int64_t kj = 0; kj < g->kw; kj++) {
@@ -48,11 +78,13 @@ void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
             continue;
           }
           const float *src = x + (c * g->h + iy) * g->w; /* input column ox * sw + shift */
-          memset(dst, 0, (size_t)lo * sizeof *dst);
-          if (g->sw == 1) memcpy(dst + lo, src + lo + shift, (size_t)(hi - lo) * sizeof *dst);
+          /* Loops, not memcpy: rows are short (7 to 28 floats) in small CNNs. */
+          for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+          if (g->sw == 1)
+            for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox + shift];
           else
             for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * g->sw + shift];
-          memset(dst + hi, 0, (size_t)(g->ow - hi) * sizeof *dst);
+          for (int64_t ox = hi; ox < g->ow; ox++) dst[ox] = 0.0f;
         }
       }
 }
