@@ -57,6 +57,93 @@ static double binary_partial(ty_op op, int wrt, double a, double b, double dy) {
   }
 }
 
+typedef struct bin_job {
+  ty_op op;
+  int wrt;
+  const float *a, *b, *dy;
+  bool other_scalar; /* the other operand is one element */
+  float *dx;
+  double *acc;   /* column sums (bias path) */
+  int64_t rows, cols;
+} bin_job;
+
+/* dX for an input of dY's shape, the other operand of dY's shape or one
+ * element: float loops that give the bits of the double formula (a product
+ * or quotient of two floats rounds once either way). */
+static void bin_same_range(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bin_job *j = arg;
+  const float *dy = j->dy, *o = j->wrt == 0 ? j->b : j->a;
+  float *dx = j->dx, o0 = o[0];
+  bool neg = j->op == TY_OP_SUB && j->wrt == 1;
+  switch (j->op) {
+  case TY_OP_MUL:
+    if (j->other_scalar)
+      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * o0;
+    else
+      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * o[i];
+    break;
+  case TY_OP_DIV: /* wrt 0 only */
+    if (j->other_scalar)
+      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] / o0;
+    else
+      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] / o[i];
+    break;
+  default:
+    if (neg)
+      for (int64_t i = lo; i < hi; i++) dx[i] = -dy[i];
+    else
+      memcpy(dx + lo, dy + lo, (size_t)(hi - lo) * sizeof *dx);
+  }
+}
+
+/* Add/Sub into an input broadcast along the leading dims (a bias): column
+ * sums of dY viewed as [rows, cols], in double, rows in order (the order of
+ * the general path). */
+static void bin_bias_cols(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bin_job *j = arg;
+  for (int64_t r = 0; r < j->rows; r++) {
+    const float *g = j->dy + r * j->cols;
+    for (int64_t c = lo; c < hi; c++) j->acc[c] += g[c];
+  }
+  float sign = j->op == TY_OP_SUB && j->wrt == 1 ? -1.0f : 1.0f;
+  for (int64_t c = lo; c < hi; c++) j->dx[c] = sign * (float)j->acc[c];
+}
+
+/* True when x's shape, leading 1s aside, is dY's trailing dims. */
+static bool trailing_of(const ty_shape *x, const ty_shape *dy) {
+  int k = x->rank;
+  while (k > 0 && x->dims[x->rank - k] == 1) k--;
+  if (k > dy->rank) return false;
+  for (int i = 1; i <= k; i++)
+    if (x->dims[x->rank - i] != dy->dims[dy->rank - i]) return false;
+  return true;
+}
+
+/* The fast paths of ty__g_binary; 1 when none applies. */
+static int binary_fast(ty__gctx *c, const ty_tensor *a, const ty_tensor *b) {
+  int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
+  const ty_tensor *x = c->wrt == 0 ? a : b, *other = c->wrt == 0 ? b : a;
+  bool addsub = c->op == TY_OP_ADD || c->op == TY_OP_SUB;
+  if (b->dtype != TY_DTYPE_F32 || c->n->opset < 7) return 1; /* legacy broadcast attributes */
+  bin_job j = {.op = c->op, .wrt = c->wrt, .a = a->data, .b = b->data, .dy = c->dy->data, .dx = c->dx->data,
+               .other_scalar = ty_tensor_numel(other) == 1};
+  if (nd == n && ty_shape_equal(&x->shape, &c->dy->shape) &&
+      (addsub || ((c->op == TY_OP_MUL || (c->op == TY_OP_DIV && c->wrt == 0)) &&
+                  (j.other_scalar || ty_shape_equal(&other->shape, &c->dy->shape))))) {
+    ty__parallel_for(c->workers, n, TY__PAR_GRAIN, bin_same_range, &j);
+    return 0;
+  }
+  if (!addsub || nd == 0 || !trailing_of(&x->shape, &c->dy->shape)) return 1;
+  j.cols = nd;
+  j.rows = n / nd;
+  if (!(j.acc = calloc((size_t)nd, sizeof *j.acc))) return TY_ENOMEM;
+  ty__parallel_for(c->workers, nd, TY__PAR_GRAIN / (j.rows + 1) + 16, bin_bias_cols, &j);
+  free(j.acc);
+  return 0;
+}
+
 int ty__g_binary(ty__gctx *c) {
   const ty_tensor *a = c->x[0], *b = c->x[1];
   ty_tensor *bf = NULL; /* Pow's exponent may be int64: read it as float */
@@ -65,6 +152,11 @@ int ty__g_binary(ty__gctx *c) {
     if (ty_tensor_create(TY_DTYPE_F32, &b->shape, &bf) != 0) return TY_ENOMEM;
     for (int64_t i = 0; i < ty_tensor_numel(b); i++) ty_tensor_f32(bf)[i] = (float)ty_tensor_i64(b)[i];
     b = bf;
+  }
+  int rc = binary_fast(c, a, b);
+  if (rc <= 0) {
+    ty_tensor_destroy(bf);
+    return rc;
   }
   int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
   double *acc = calloc((size_t)(nd ? nd : 1), sizeof *acc);
@@ -142,27 +234,39 @@ static int softmax_view(const ty_graph_node *n, const ty_shape *s, int64_t *oute
   return 0;
 }
 
-int ty__g_softmax(ty__gctx *c) {
-  const ty_tensor *y = c->ny > 0 ? c->y[0] : NULL;
-  if (!y) return TY_EINVAL;
-  int64_t outer, dim, inner;
-  if (softmax_view(c->n, &y->shape, &outer, &dim, &inner) != 0) return TY_EINTERNAL;
-  const float *yd = y->data, *dy = c->dy->data;
-  float *dx = c->dx->data;
-  bool log_sm = c->op == TY_OP_LOG_SOFTMAX;
-  for (int64_t o = 0; o < outer; o++)
+typedef struct sm_grad_job {
+  const float *y, *dy;
+  float *dx;
+  int64_t dim, inner;
+  bool log_sm;
+} sm_grad_job;
+
+static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const sm_grad_job *j = arg;
+  int64_t dim = j->dim, inner = j->inner;
+  for (int64_t o = lo; o < hi; o++)
     for (int64_t i = 0; i < inner; i++) {
       int64_t base = o * dim * inner + i;
       double s = 0;
       for (int64_t d = 0; d < dim; d++) {
         int64_t at = base + d * inner;
-        s += log_sm ? dy[at] : (double)dy[at] * yd[at];
+        s += j->log_sm ? j->dy[at] : (double)j->dy[at] * j->y[at];
       }
       for (int64_t d = 0; d < dim; d++) {
         int64_t at = base + d * inner;
-        dx[at] = log_sm ? (float)(dy[at] - exp((double)yd[at]) * s) : (float)(yd[at] * (dy[at] - s));
+        j->dx[at] = j->log_sm ? (float)(j->dy[at] - exp((double)j->y[at]) * s) : (float)(j->y[at] * (j->dy[at] - s));
       }
     }
+}
+
+int ty__g_softmax(ty__gctx *c) {
+  const ty_tensor *y = c->ny > 0 ? c->y[0] : NULL;
+  if (!y) return TY_EINVAL;
+  int64_t outer, dim, inner;
+  if (softmax_view(c->n, &y->shape, &outer, &dim, &inner) != 0) return TY_EINTERNAL;
+  sm_grad_job j = {y->data, c->dy->data, c->dx->data, dim, inner, c->op == TY_OP_LOG_SOFTMAX};
+  ty__parallel_for(c->workers, outer, TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_grad_rows, &j);
   return 0;
 }
 

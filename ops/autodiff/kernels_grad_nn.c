@@ -23,41 +23,85 @@
 #include <string.h>
 
 /* ---- MatMul -------------------------------------------------------------- */
+typedef struct mm_grad_job {
+  const ty__gctx *c;
+  int64_t m, k, n;
+  const float *a, *b, *dy;
+  float *dx;
+} mm_grad_job;
+
+/* Batch entries whose operands are not broadcast: each writes its own dX. */
+static void mm_grad_entries(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const mm_grad_job *j = arg;
+  int64_t m = j->m, k = j->k, n = j->n;
+  for (int64_t i = begin; i < end; i++) {
+    const float *g = j->dy + i * m * n;
+    if (j->c->wrt == 0) /* dA = dY B^T */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)k, (blasint)n, 1.0f, g,
+                  (blasint)n, j->b + i * k * n, (blasint)n, 0.0f, j->dx + i * m * k, (blasint)k);
+    else /* dB = A^T dY */
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)k, (blasint)n, (blasint)m, 1.0f,
+                  j->a + i * m * k, (blasint)k, g, (blasint)n, 0.0f, j->dx + i * k * n, (blasint)n);
+  }
+}
+
+/* Broadcast batch dims: one entry at a time, accumulating into dX. */
+static void mm_grad_broadcast(const ty__gctx *c, const ty_shape *ab, const ty_shape *bb, const ty_shape *batch,
+                              const mm_grad_job *j) {
+  int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
+  int64_t m = j->m, k = j->k, n = j->n;
+  ty_broadcast_strides(ab, batch, sa);
+  ty_broadcast_strides(bb, batch, sb);
+  memset(j->dx, 0, c->dx->nbytes); /* not zero-filled: ty__grad_overwrites */
+  for (int64_t i = 0, nbatch = ty_shape_numel(batch); i < nbatch; i++) {
+    const float *g = j->dy + i * m * n;
+    if (c->wrt == 0)
+      ty__sgemm(c->workers, false, true, m, k, n, 1.0f, g, n, j->b + ob * k * n, n, 1.0f, j->dx + oa * m * k, k);
+    else
+      ty__sgemm(c->workers, true, false, k, n, m, 1.0f, j->a + oa * m * k, k, g, n, 1.0f, j->dx + ob * k * n, n);
+    for (int d = batch->rank - 1; d >= 0; d--) {
+      idx[d]++;
+      oa += sa[d];
+      ob += sb[d];
+      if (idx[d] < batch->dims[d]) break;
+      oa -= sa[d] * idx[d];
+      ob -= sb[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 int ty__g_matmul(ty__gctx *c) {
   const ty_tensor *a = c->x[0], *b = c->x[1];
   /* 1-D operands as the forward kernel takes them: [K] is [1, K] on the
    * left and [K, 1] on the right; dY has the same elements either way. */
   ty_shape pa = a->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){1, a->shape.dims[0]}) : a->shape;
   ty_shape pb = b->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){b->shape.dims[0], 1}) : b->shape;
-  const ty_shape *as = &pa, *bs = &pb;
-  int64_t m = as->dims[as->rank - 2], k = as->dims[as->rank - 1], n = bs->dims[bs->rank - 1];
-  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims),
-           batch;
+  mm_grad_job j = {.c = c, .m = pa.dims[pa.rank - 2], .k = pa.dims[pa.rank - 1], .n = pb.dims[pb.rank - 1],
+                   .a = a->data, .b = b->data, .dy = c->dy->data, .dx = c->dx->data};
+  ty_shape ab = ty_shape_make(pa.rank - 2, pa.dims), bb = ty_shape_make(pb.rank - 2, pb.dims), batch;
   if (ty_shape_broadcast(&ab, &bb, &batch) != 0) return TY_EINTERNAL;
-  int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
-  ty_broadcast_strides(&ab, &batch, sa);
-  ty_broadcast_strides(&bb, &batch, sb);
-  int64_t nbatch = ty_shape_numel(&batch);
-  const float *ad = a->data, *bd = b->data, *dy = c->dy->data;
-  float *dx = c->dx->data;
-  for (int64_t i = 0; i < nbatch; i++) {
-    const float *g = dy + i * m * n;
-    if (c->wrt == 0) /* dA = dY B^T */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)k, (blasint)n, 1.0f, g,
-                  (blasint)n, bd + ob * k * n, (blasint)n, 1.0f, dx + oa * m * k, (blasint)k);
-    else /* dB = A^T dY */
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)k, (blasint)n, (blasint)m, 1.0f,
-                  ad + oa * m * k, (blasint)k, g, (blasint)n, 1.0f, dx + ob * k * n, (blasint)n);
-    for (int d = batch.rank - 1; d >= 0; d--) {
-      idx[d]++;
-      oa += sa[d];
-      ob += sb[d];
-      if (idx[d] < batch.dims[d]) break;
-      oa -= sa[d] * idx[d];
-      ob -= sb[d] * idx[d];
-      idx[d] = 0;
-    }
+  int64_t nbatch = ty_shape_numel(&batch), m = j.m, k = j.k, n = j.n;
+  if (nbatch == 0 || m == 0 || k == 0 || n == 0) { /* dX is not zero-filled: ty__grad_overwrites */
+    memset(j.dx, 0, c->dx->nbytes);
+    return 0;
   }
+  if (ty_shape_numel(&bb) == 1 && ty_shape_numel(&ab) == nbatch) {
+    /* One B for all entries (a Linear layer on [N, T, C]): A's entries are
+     * the rows of one [nbatch * m, k] matrix, and so are dY's. */
+    if (c->wrt == 0)
+      ty__sgemm(c->workers, false, true, nbatch * m, k, n, 1.0f, j.dy, n, j.b, n, 0.0f, j.dx, k);
+    else
+      ty__sgemm(c->workers, true, false, k, n, nbatch * m, 1.0f, j.a, k, j.dy, n, 0.0f, j.dx, n);
+    return 0;
+  }
+  if (ty_shape_numel(&ab) == nbatch && ty_shape_numel(&bb) == nbatch) { /* attention: nothing broadcast */
+    int64_t grain = (int64_t)((1 << 18) / ((double)m * (double)n * (double)k + 1)) + 1;
+    ty__parallel_for(c->workers, nbatch, grain, mm_grad_entries, &j);
+    return 0;
+  }
+  mm_grad_broadcast(c, &ab, &bb, &batch, &j);
   return 0;
 }
 
@@ -284,35 +328,75 @@ int ty__g_batch_norm(ty__gctx *c) {
   return 0;
 }
 
-int ty__g_layer_norm(ty__gctx *c) {
-  const ty_tensor *x = c->x[0], *sc = c->x[1];
-  int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
-  int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
-  int64_t ns = ty_tensor_numel(sc);
-  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
-  const float *xd = x->data, *sd = sc->data, *dy = c->dy->data;
-  float *dx = c->dx->data;
-  int64_t nd = ty_tensor_numel(c->dx);
-  double *acc = c->wrt != 0 ? calloc((size_t)(nd ? nd : 1), sizeof *acc) : NULL;
-  if (c->wrt != 0 && !acc) return TY_ENOMEM;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *px = xd + r * cols, *pg = dy + r * cols;
+typedef struct ln_grad_job {
+  const float *x, *scale, *dy;
+  float *dx;
+  double *mean, *inv; /* per row */
+  double *acc;        /* per column: dScale or dB */
+  int64_t rows, cols, ns, nd;
+  float eps;
+  int wrt;
+} ln_grad_job;
+
+/* Rows [lo, hi): their moments, and dX when wrt is 0. */
+static void ln_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const ln_grad_job *j = arg;
+  int64_t cols = j->cols;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *px = j->x + r * cols, *pg = j->dy + r * cols;
     double mean, inv, sg = 0, sgx = 0;
-    ty__moments(px, cols, eps, &mean, &inv);
+    ty__moments(px, cols, j->eps, &mean, &inv);
+    j->mean[r] = mean;
+    j->inv[r] = inv;
+    if (j->wrt != 0) continue;
     for (int64_t i = 0; i < cols; i++) {
-      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sd[ns == 1 ? 0 : i];
-      if (c->wrt == 1) acc[nd == 1 ? 0 : i] += pg[i] * xh;
-      if (c->wrt == 2) acc[nd == 1 ? 0 : i] += pg[i];
+      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
       sg += gi;
       sgx += gi * xh;
     }
-    for (int64_t i = 0; i < cols && c->wrt == 0; i++) {
-      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sd[ns == 1 ? 0 : i];
-      dx[r * cols + i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
+    for (int64_t i = 0; i < cols; i++) {
+      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
+      j->dx[r * cols + i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
     }
   }
-  for (int64_t i = 0; acc && i < nd; i++) dx[i] = (float)acc[i];
-  free(acc);
+}
+
+/* Columns [lo, hi) of dScale (wrt 1) or dB (wrt 2), rows in order. */
+static void ln_grad_cols(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const ln_grad_job *j = arg;
+  for (int64_t r = 0; r < j->rows; r++) {
+    const float *px = j->x + r * j->cols, *pg = j->dy + r * j->cols;
+    for (int64_t i = lo; i < hi; i++) j->acc[i] += j->wrt == 1 ? pg[i] * ((px[i] - j->mean[r]) * j->inv[r]) : pg[i];
+  }
+  for (int64_t i = lo; i < hi; i++) j->dx[i] = (float)j->acc[i];
+}
+
+int ty__g_layer_norm(ty__gctx *c) {
+  const ty_tensor *x = c->x[0];
+  int axis;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  ln_grad_job j = {.x = x->data, .scale = c->x[1]->data, .dy = c->dy->data, .dx = c->dx->data,
+                   .rows = ty_shape_span(&x->shape, 0, axis), .cols = ty_shape_span(&x->shape, axis, x->shape.rank),
+                   .ns = ty_tensor_numel(c->x[1]), .nd = ty_tensor_numel(c->dx),
+                   .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f), .wrt = c->wrt};
+  size_t nr = (size_t)(j.rows ? j.rows : 1), na = c->wrt != 0 ? (size_t)(j.nd ? j.nd : 1) : 0;
+  double *buf = calloc(2 * nr + na, sizeof *buf);
+  if (!buf) return TY_ENOMEM;
+  j.mean = buf;
+  j.inv = buf + nr;
+  j.acc = c->wrt != 0 ? buf + 2 * nr : NULL;
+  ty__parallel_for(c->workers, j.rows, TY__PAR_GRAIN / (4 * j.cols + 1) + 1, ln_grad_rows, &j);
+  if (c->wrt != 0 && j.nd == 1) { /* a scalar scale or bias: one sum, rows then columns in order */
+    for (int64_t r = 0; r < j.rows; r++)
+      for (int64_t i = 0; i < j.cols; i++)
+        j.acc[0] += c->wrt == 1 ? j.dy[r * j.cols + i] * ((j.x[r * j.cols + i] - j.mean[r]) * j.inv[r])
+                                : j.dy[r * j.cols + i];
+    j.dx[0] = (float)j.acc[0];
+  } else if (c->wrt != 0) {
+    ty__parallel_for(c->workers, j.nd, TY__PAR_GRAIN / (j.rows + 1) + 16, ln_grad_cols, &j);
+  }
+  free(buf);
   return 0;
 }

@@ -118,31 +118,46 @@ void ty__moments(const float *x, int64_t n, double eps, double *out_mean, double
   *out_inv = 1.0 / sqrt((n ? s2 / (double)n : 0) + eps);
 }
 
+typedef struct ln_job {
+  const float *x, *scale, *bias;
+  float *y, *mean_out, *inv_out;
+  int64_t cols, ns, nbias;
+  float eps;
+} ln_job;
+
+static void ln_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const ln_job *j = arg;
+  int64_t cols = j->cols;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *px = j->x + r * cols;
+    double mean, inv;
+    ty__moments(px, cols, j->eps, &mean, &inv);
+    if (j->y) {
+      float *py = j->y + r * cols;
+      for (int64_t i = 0; i < cols; i++) {
+        float v = (float)((px[i] - mean) * inv) * j->scale[j->ns == 1 ? 0 : i];
+        py[i] = j->bias ? v + j->bias[j->nbias == 1 ? 0 : i] : v;
+      }
+    }
+    if (j->mean_out) j->mean_out[r] = (float)mean;
+    if (j->inv_out) j->inv_out[r] = (float)inv;
+  }
+}
+
 int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
   const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
   int axis;
   if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
   int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
-  int64_t ns = ty_tensor_numel(sc), nbias = bi ? ty_tensor_numel(bi) : 0;
+  ln_job j = {.x = x->data, .scale = sc->data, .bias = bi ? bi->data : NULL, .y = out[0] ? out[0]->data : NULL,
+              .mean_out = n->n_outputs > 1 && out[1] ? out[1]->data : NULL,
+              .inv_out = n->n_outputs > 2 && out[2] ? out[2]->data : NULL, .cols = cols,
+              .ns = ty_tensor_numel(sc), .nbias = bi ? ty_tensor_numel(bi) : 0,
+              .eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f)};
   /* Scale and B broadcast over the normalised dims: full size or scalar. */
-  if ((ns != cols && ns != 1) || (bi && nbias != cols && nbias != 1)) return TY_EINVAL;
-  float eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f);
-  const float *xd = x->data, *sd = sc->data, *bd = bi ? bi->data : NULL;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *px = xd + r * cols;
-    double mean, inv;
-    ty__moments(px, cols, eps, &mean, &inv);
-    if (out[0]) {
-      float *py = ty_tensor_f32(out[0]) + r * cols;
-      for (int64_t i = 0; i < cols; i++) {
-        float v = (float)((px[i] - mean) * inv) * sd[ns == 1 ? 0 : i];
-        py[i] = bd ? v + bd[nbias == 1 ? 0 : i] : v;
-      }
-    }
-    if (n->n_outputs > 1 && out[1]) ty_tensor_f32(out[1])[r] = (float)mean;
-    if (n->n_outputs > 2 && out[2]) ty_tensor_f32(out[2])[r] = (float)inv;
-  }
+  if ((j.ns != cols && j.ns != 1) || (bi && j.nbias != cols && j.nbias != 1)) return TY_EINVAL;
+  ty__parallel_for(ctx->workers, rows, TY__PAR_GRAIN / (4 * cols + 1) + 1, ln_rows, &j);
   return 0;
 }
 
