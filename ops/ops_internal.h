@@ -110,6 +110,16 @@ static inline void ty__odo_next(ty__odo *w) {
   }
 }
 
+/* Turns an initialised odometer into one over rows: ty__odo_next then
+ * walks every dim but the last, and the caller covers a row of the
+ * returned length, operand k advancing by st[k][rank] per element
+ * (0 when broadcast along the row, 1 when contiguous). */
+static inline int64_t ty__odo_rows(ty__odo *w) {
+  if (w->rank == 0) return 1;
+  w->rank--;
+  return w->dims[w->rank];
+}
+
 /* The scatters into y (same walks as ScatterND / ScatterElements; n NULL
  * means reduction "add", what the gathers' gradients need). TY_EINVAL for
  * an index out of range. */

@@ -110,12 +110,9 @@ done:
 }
 
 void ty__moments(const float *x, int64_t n, double eps, double *out_mean, double *out_inv) {
-  double s = 0, s2 = 0;
-  for (int64_t i = 0; i < n; i++) s += x[i];
-  double mean = n ? s / (double)n : 0;
-  for (int64_t i = 0; i < n; i++) s2 += (x[i] - mean) * (x[i] - mean);
+  double mean = n ? ty__sum4(x, n, 0.0) / (double)n : 0;
   *out_mean = mean;
-  *out_inv = 1.0 / sqrt((n ? s2 / (double)n : 0) + eps);
+  *out_inv = 1.0 / sqrt((n ? ty__sqdev4(x, n, mean) / (double)n : 0) + eps);
 }
 
 typedef struct ln_job {
