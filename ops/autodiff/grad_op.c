@@ -220,7 +220,8 @@ bool ty__grad_overwrites(const ty_graph_node *n) {
   case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW: case TY_OP_PRELU:
   case TY_OP_MOD: case TY_OP_CAST: case TY_OP_CAST_LIKE: case TY_OP_FLATTEN: case TY_OP_RESHAPE:
   case TY_OP_SQUEEZE: case TY_OP_UNSQUEEZE: case TY_OP_WHERE: case TY_OP_SOFTMAX: case TY_OP_LOG_SOFTMAX:
-  case TY_OP_LAYER_NORM: case TY_OP_BATCH_NORM: case TY_OP_GLOBAL_AVERAGE_POOL: return true;
+  case TY_OP_LAYER_NORM: case TY_OP_BATCH_NORM: case TY_OP_GLOBAL_AVERAGE_POOL: case TY_OP_SOFTMAX_CE_LOSS:
+    return true;
   default: return false;
   }
 }

@@ -271,36 +271,58 @@ int ty__g_softmax(ty__gctx *c) {
 }
 
 /* d loss / d scores = g * w[y] * (softmax - onehot(y)) / denominator. */
+typedef struct sce_grad_job {
+  const float *x, *w, *dy;
+  const int64_t *y;
+  float *dx;
+  int64_t cl, inner;
+  const ty_graph_attr *ig;
+  bool none;
+  double scale; /* 1 / the weight sum for mean, else 1 */
+} sce_grad_job;
+
+/* Items are (image, position) pairs: dX = g * (softmax(x) - onehot). */
+static void sce_grad_items(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const sce_grad_job *j = arg;
+  int64_t cl = j->cl, inner = j->inner;
+  for (int64_t at = lo; at < hi; at++) {
+    int64_t b = at / inner, i = at % inner, lbl = j->y[at];
+    const float *px = j->x + b * cl * inner + i;
+    float *pdx = j->dx + b * cl * inner + i;
+    if (j->ig && lbl == j->ig->i) {
+      for (int64_t k = 0; k < cl; k++) pdx[k * inner] = 0.0f;
+      continue;
+    }
+    double g = (j->none ? j->dy[at] : j->dy[0]) * (j->w ? j->w[lbl] : 1.0) * j->scale, sum = 0;
+    float mx = -INFINITY;
+    for (int64_t k = 0; k < cl; k++) mx = px[k * inner] > mx ? px[k * inner] : mx;
+    for (int64_t k = 0; k < cl; k++) {
+      float e = expf(px[k * inner] - mx);
+      pdx[k * inner] = e;
+      sum += e;
+    }
+    double gs = g / sum;
+    for (int64_t k = 0; k < cl; k++) pdx[k * inner] = (float)(gs * pdx[k * inner] - (k == lbl ? g : 0.0));
+  }
+}
+
 int ty__g_sce(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *lab = c->x[1], *wt = c->nx > 2 ? c->x[2] : NULL;
   const ty_shape *s = &x->shape;
-  int64_t nb = s->dims[0], cl = s->dims[1], inner = ty_shape_span(s, 2, s->rank);
   const char *red = ty_graph_node_attr_string(c->n, "reduction", "mean");
-  const ty_graph_attr *ig = ty_graph_node_attr(c->n, "ignore_index");
-  const int64_t *y = lab->data;
-  const float *w = wt ? wt->data : NULL, *dy = c->dy->data, *xd = x->data;
-  bool none = strcmp(red, "none") == 0, mean = strcmp(red, "mean") == 0;
+  sce_grad_job j = {.x = x->data, .w = wt ? wt->data : NULL, .dy = c->dy->data, .y = lab->data, .dx = c->dx->data,
+                    .cl = s->dims[1], .inner = ty_shape_span(s, 2, s->rank),
+                    .ig = ty_graph_node_attr(c->n, "ignore_index"), .none = strcmp(red, "none") == 0};
+  int64_t items = s->dims[0] * j.inner;
   double wsum = 0;
-  for (int64_t i = 0; i < nb * inner; i++) {
-    if (ig && y[i] == ig->i) continue;
-    if (y[i] < 0 || y[i] >= cl) return TY_EINVAL;
-    wsum += w ? w[y[i]] : 1.0;
+  for (int64_t i = 0; i < items; i++) {
+    if (j.ig && j.y[i] == j.ig->i) continue;
+    if (j.y[i] < 0 || j.y[i] >= j.cl) return TY_EINVAL;
+    wsum += j.w ? j.w[j.y[i]] : 1.0;
   }
-  float *dx = c->dx->data;
-  for (int64_t b = 0; b < nb; b++)
-    for (int64_t i = 0; i < inner; i++) {
-      int64_t at = b * inner + i, lbl = y[at];
-      if (ig && lbl == ig->i) continue;
-      double g = (none ? dy[at] : dy[0]) * (w ? w[lbl] : 1.0) / (mean && wsum != 0 ? wsum : 1.0);
-      const float *px = xd + b * cl * inner + i;
-      double mx = -INFINITY, sum = 0;
-      for (int64_t k = 0; k < cl; k++) mx = px[k * inner] > mx ? px[k * inner] : mx;
-      for (int64_t k = 0; k < cl; k++) sum += exp(px[k * inner] - mx);
-      for (int64_t k = 0; k < cl; k++) {
-        double p = exp(px[k * inner] - mx) / sum;
-        dx[(b * cl + k) * inner + i] = (float)(g * (p - (k == lbl ? 1.0 : 0.0)));
-      }
-    }
+  j.scale = strcmp(red, "mean") == 0 && wsum != 0 ? 1.0 / wsum : 1.0;
+  ty__parallel_for(c->workers, items, TY__PAR_GRAIN / (4 * j.cl + 1) + 1, sce_grad_items, &j);
   return 0;
 }
 

@@ -157,8 +157,7 @@ static void conv_db_items(void *arg, int64_t begin, int64_t end, int slot) {
   const conv_grad_job *j = arg;
   for (int64_t oc = begin; oc < end; oc++) {
     double s = 0;
-    for (int64_t b = 0; b < j->batch; b++)
-      for (int64_t i = 0; i < j->osz; i++) s += j->dy[(b * j->m + oc) * j->osz + i];
+    for (int64_t b = 0; b < j->batch; b++) s += ty__sum4(j->dy + (b * j->m + oc) * j->osz, j->osz, 0.0);
     j->dx[oc] = (float)s;
   }
 }

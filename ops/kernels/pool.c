@@ -75,6 +75,27 @@ static inline int64_t max2d(const float *x, int64_t w, const ty__pool3_span *r, 
   return bi;
 }
 
+/* The 2x2, stride 2, unpadded MaxPool of most CNNs: the first maximum of
+ * four (its index 0..3 in row-major window order) without loops. */
+static bool max22_ok(const ty__pool3 *p) {
+  return p->in[0] == 1 && p->k[0] == 1 && p->k[1] == 2 && p->k[2] == 2 && p->s[1] == 2 && p->s[2] == 2 &&
+         p->d[1] == 1 && p->d[2] == 1 && p->pb[1] == 0 && p->pb[2] == 0 && p->out[1] == p->in[1] / 2 &&
+         p->out[2] == p->in[2] / 2;
+}
+
+static inline int max4(const float *r0, const float *r1, float *out_v) {
+  float m = r0[0];
+  int i = 0;
+  i = r0[1] > m ? 1 : i;
+  m = r0[1] > m ? r0[1] : m;
+  i = r1[0] > m ? 2 : i;
+  m = r1[0] > m ? r1[0] : m;
+  i = r1[1] > m ? 3 : i;
+  m = r1[1] > m ? r1[1] : m;
+  *out_v = m;
+  return i;
+}
+
 /* Max pooling of a plane with one window along axis 0 and no dilation
  * (every 1-D and 2-D MaxPool without dilations). */
 static bool max2d_ok(const ty__pool3 *p, bool is_max) {
@@ -84,6 +105,18 @@ static bool max2d_ok(const ty__pool3 *p, bool is_max) {
 void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max, bool incl_pad,
                      float *y, int64_t *idx, int64_t idx_base) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
+  if (is_max && max22_ok(p)) {
+    int64_t w = p->in[2];
+    for (int64_t j = 0, o = 0; j < p->out[1]; j++)
+      for (int64_t k = 0; k < p->out[2]; k++, o++) {
+        const float *r0 = x + 2 * j * w + 2 * k;
+        float v;
+        int i = max4(r0, r0 + w, &v);
+        if (y) y[o] = v;
+        if (idx) idx[o] = idx_base + (2 * j + (i >> 1)) * w + 2 * k + (i & 1);
+      }
+    return;
+  }
   if (max2d_ok(p, is_max) && s0->n == 1) {
     for (int64_t j = 0, o = 0; j < p->out[1]; j++)
       for (int64_t k = 0; k < p->out[2]; k++, o++) {
@@ -121,6 +154,21 @@ void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *
 void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, const float *dy,
                           bool is_max, bool incl_pad, float *dx) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
+  if (is_max && max22_ok(p)) { /* adds into the four cells of each window */
+    int64_t w = p->in[2];
+    for (int64_t j = 0, o = 0; j < p->out[1]; j++)
+      for (int64_t k = 0; k < p->out[2]; k++, o++) {
+        const float *r0 = x + 2 * j * w + 2 * k;
+        float v, g = dy[o];
+        int i = max4(r0, r0 + w, &v);
+        float *d0 = dx + 2 * j * w + 2 * k, *d1 = d0 + w;
+        d0[0] += i == 0 ? g : 0.0f;
+        d0[1] += i == 1 ? g : 0.0f;
+        d1[0] += i == 2 ? g : 0.0f;
+        d1[1] += i == 3 ? g : 0.0f;
+      }
+    return;
+  }
   if (max2d_ok(p, is_max) && s0->n == 1) {
     for (int64_t j = 0, o = 0; j < p->out[1]; j++)
       for (int64_t k = 0; k < p->out[2]; k++, o++) {

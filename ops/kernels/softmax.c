@@ -22,7 +22,8 @@ typedef struct sm_job {
   bool log_out;
 } sm_job;
 
-/* Rows [lo, hi) of the outer dim. */
+/* Rows [lo, hi) of the outer dim: one expf per element, the sum in double
+ * (what PyTorch computes in float, to a rounding). */
 static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const sm_job *j = arg;
@@ -34,12 +35,19 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
       float mx = -INFINITY;
       for (int64_t d = 0; d < dim; d++) mx = px[d * inner] > mx ? px[d * inner] : mx;
       double sum = 0;
-      for (int64_t d = 0; d < dim; d++) sum += exp((double)(px[d * inner] - mx));
-      double lse = log(sum);
-      for (int64_t d = 0; d < dim; d++) {
-        double v = (double)(px[d * inner] - mx);
-        py[d * inner] = j->log_out ? (float)(v - lse) : (float)(exp(v) / sum);
+      if (j->log_out) {
+        for (int64_t d = 0; d < dim; d++) sum += expf(px[d * inner] - mx);
+        double lse = log(sum);
+        for (int64_t d = 0; d < dim; d++) py[d * inner] = (float)((double)(px[d * inner] - mx) - lse);
+        continue;
       }
+      for (int64_t d = 0; d < dim; d++) {
+        float e = expf(px[d * inner] - mx);
+        py[d * inner] = e;
+        sum += e;
+      }
+      double inv = 1.0 / sum;
+      for (int64_t d = 0; d < dim; d++) py[d * inner] = (float)(py[d * inner] * inv);
     }
   }
 }
