@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The option iterator, global options, and the small parsers every
- * subcommand shares (addresses, job ids, numbers). Error messages start with
+ * Global options, and the small parsers every subcommand shares (addresses,
+ * job ids, numbers). Error messages start with
  * the option they are about, then quote what the user typed, then say what
  * would have been accepted.
  */
@@ -9,7 +9,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,123 +17,68 @@
 
 #define DEFAULT_TIMEOUT_MS 10000u
 
-int ty_cli_errf(ty_cli_err *err, int code, const char *fmt, ...) {
-  if (!err) return code;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-  va_end(ap);
-  return code;
-}
+const struct option ty__cli_help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 
-void ty__cli_args_init(ty__cli_args *it, int argc, char **argv, const ty__cli_opt *opts,
-                       size_t nopts) {
-  memset(it, 0, sizeof *it);
-  it->argc = argc, it->argv = argv, it->opts = opts, it->nopts = nopts;
-}
-
-static const ty__cli_opt *find_long(const ty__cli_args *it, const char *name, size_t len) {
-  for (size_t k = 0; k < it->nopts; k++)
-    if (strlen(it->opts[k].name) == len && strncmp(it->opts[k].name, name, len) == 0)
-      return &it->opts[k];
-  return NULL;
-}
-
-static const ty__cli_opt *find_short(const ty__cli_args *it, char c) {
-  for (size_t k = 0; k < it->nopts; k++)
-    if (it->opts[k].short_name && it->opts[k].short_name == c) return &it->opts[k];
-  return NULL;
-}
-
-/* Takes the value of `o`: inline ("--x=v") or the next argument. */
-static int take_value(ty__cli_args *it, const ty__cli_opt *o, const char *inl, const char *shown,
-                      const char **out_val, ty_cli_err *err) {
-  if (!o->has_arg) {
-    if (inl) return ty_cli_errf(err, TY__ARG_ERROR, "%s does not take a value", shown);
-    *out_val = NULL;
-    return o->id;
+int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  ty__cli_arg_fn on, void *ud, char *err, size_t err_len) {
+  ty_opts it;
+  int rc = ty_opts_init(&it, argc, argv, shortopts, opts);
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "cannot parse the command line: %s", ty_strerror(rc));
+  while (rc == 0) {
+    const char *v = NULL;
+    int id = ty_opts_next(&it, &v, err, err_len);
+    if (id == TY_OPT_END) break;
+    rc = id < TY_OPT_POSITIONAL ? id : on(&it, id, v, ud, err, err_len);
   }
-  if (inl) {
-    *out_val = inl;
-    return o->id;
-  }
-  if (it->i >= it->argc) return ty_cli_errf(err, TY__ARG_ERROR, "%s needs a value", shown);
-  *out_val = it->argv[it->i++];
-  return o->id;
-}
-
-int ty__cli_args_next(ty__cli_args *it, const char **out_val, ty_cli_err *err) {
-  *out_val = NULL;
-  if (it->i >= it->argc) return TY__ARG_END;
-  const char *a = it->argv[it->i++];
-  if (it->only_positional || a[0] != '-' || a[1] == '\0') {
-    *out_val = a;
-    return TY__ARG_POSITIONAL;
-  }
-  if (strcmp(a, "--") == 0) {
-    it->only_positional = true;
-    return ty__cli_args_next(it, out_val, err);
-  }
-  if (a[1] == '-') {
-    const char *name = a + 2, *eq = strchr(name, '=');
-    size_t len = eq ? (size_t)(eq - name) : strlen(name);
-    const ty__cli_opt *o = find_long(it, name, len);
-    if (!o) return ty_cli_errf(err, TY__ARG_ERROR, "unknown option --%.*s", (int)len, name);
-    char shown[64];
-    snprintf(shown, sizeof shown, "--%s", o->name);
-    return take_value(it, o, eq ? eq + 1 : NULL, shown, out_val, err);
-  }
-  const ty__cli_opt *o = a[2] == '\0' ? find_short(it, a[1]) : NULL;
-  if (!o) return ty_cli_errf(err, TY__ARG_ERROR, "unknown option %s", a);
-  char shown[8];
-  snprintf(shown, sizeof shown, "-%c", a[1]);
-  return take_value(it, o, NULL, shown, out_val, err);
+  ty_opts_close(&it);
+  return rc == TY__CLI_STOP ? 0 : rc;
 }
 
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
-                      ty_cli_err *err) {
+                      char *err, size_t err_len) {
   if (!isdigit((unsigned char)s[0]))
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
   errno = 0;
   char *end;
   unsigned long long v = strtoull(s, &end, 10);
   if (*end != '\0')
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a non-negative integer", what, s);
   if (errno == ERANGE || v > max)
-    return ty_cli_errf(err, TY_EINVAL, "%s: %s is too large (at most %u)", what, s, max);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s is too large (at most %u)", what, s, max);
   if (v < min)
-    return ty_cli_errf(err, TY_EINVAL, "%s: %s is not allowed (at least %u)", what, s, min);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s is not allowed (at least %u)", what, s, min);
   *out = (uint32_t)v;
   return 0;
 }
 
-int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, ty_cli_err *err) {
+int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len) {
   const char *digits = (s[0] == '-' || s[0] == '+') ? s + 1 : s;
   if (!isdigit((unsigned char)digits[0]))
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (*end != '\0') return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
+  if (*end != '\0') return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
   if (errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
-    return ty_cli_errf(err, TY_EINVAL, "%s: %s is out of range (%d to %d)", what, s, INT32_MIN,
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s is out of range (%d to %d)", what, s, INT32_MIN,
                        INT32_MAX);
   *out = (int32_t)v;
   return 0;
 }
 
-int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err) {
+int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len) {
   errno = 0;
   char *end;
   unsigned long long v = isdigit((unsigned char)s[0]) ? strtoull(s, &end, 10) : 0;
   if (!isdigit((unsigned char)s[0]) || *end != '\0' || errno == ERANGE || v == 0)
-    return ty_cli_errf(err, TY_EINVAL, "\"%s\" is not a job id (a positive integer)", s);
+    return ty_errf(err, err_len, TY_EINVAL, "\"%s\" is not a job id (a positive integer)", s);
   *out_id = v;
   return 0;
 }
 
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
-                      int *out_port, ty_cli_err *err) {
+                      int *out_port, char *err, size_t err_len) {
   const char *host = s, *colon;
   size_t hlen;
   if (s[0] == '[') {
@@ -149,30 +93,31 @@ int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **
   }
   if (hlen == 0) goto bad;
   uint32_t port = (uint32_t)default_port;
-  if (colon && ty__cli_parse_u32(what, colon + 1, 1, 65535, &port, NULL) != 0) goto bad;
+  if (colon && ty__cli_parse_u32(what, colon + 1, 1, 65535, &port, NULL, 0) != 0) goto bad;
   *out_host = ty_xmalloc(hlen + 1);
   memcpy(*out_host, host, hlen);
   (*out_host)[hlen] = '\0';
   *out_port = (int)port;
   return 0;
 bad:
-  return ty_cli_errf(err, TY_EINVAL, "%s: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:%d)", what, s,
+  return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:%d)", what, s,
                      TY_CONTROLLER_PORT);
 }
 
-enum { G_CONTROLLER, G_TIMEOUT, G_JSON, G_HELP, G_VERSION };
-static const ty__cli_opt global_opts[] = {
-    {"controller", 0, true, G_CONTROLLER},
-    {"timeout", 0, true, G_TIMEOUT},
-    {"json", 0, false, G_JSON},
-    {"help", 'h', false, G_HELP},
-    {"version", 0, false, G_VERSION},
+enum { G_CONTROLLER = TY__CLI_OPT_FIRST, G_TIMEOUT, G_JSON, G_VERSION, G_HELP = 'h' };
+static const struct option global_opts[] = {
+    {"controller", required_argument, NULL, G_CONTROLLER},
+    {"timeout", required_argument, NULL, G_TIMEOUT},
+    {"json", no_argument, NULL, G_JSON},
+    {"help", no_argument, NULL, G_HELP},
+    {"version", no_argument, NULL, G_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
-static int set_controller(ty_cli_global *g, const char *what, const char *v, ty_cli_err *err) {
+static int set_controller(ty_cli_global *g, const char *what, const char *v, char *err, size_t err_len) {
   char *host = NULL;
   int port = 0;
-  int rc = ty_cli_parse_addr(what, v, TY_CONTROLLER_PORT, &host, &port, err);
+  int rc = ty_cli_parse_addr(what, v, TY_CONTROLLER_PORT, &host, &port, err, err_len);
   if (rc) return rc;
   free(g->host);
   free(g->controller);
@@ -182,14 +127,19 @@ static int set_controller(ty_cli_global *g, const char *what, const char *v, ty_
   return 0;
 }
 
-static int global_opt(ty_cli_global *g, int id, const char *v, ty_cli_err *err) {
+/* Options up to the subcommand, which ends them: its argv index is kept. */
+static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_global *g = ud;
   uint32_t s = 0;
   switch (id) {
+  case TY_OPT_POSITIONAL:
+    g->cmd_index = it->next - 1; /* it's indices are argv's: argv[0] is skipped alike */
+    return TY__CLI_STOP;
   case G_CONTROLLER:
-    return set_controller(g, "--controller", v, err);
+    return set_controller(g, "--controller", v, err, err_len);
   case G_TIMEOUT:
     if (ty_parse_duration(v, &s) != 0 || s == 0 || s > 86400)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "--timeout: \"%s\" is not a duration between 1s and 1d (examples: 5, "
                          "30s, 2m)",
                          v);
@@ -205,34 +155,20 @@ static int global_opt(ty_cli_global *g, int id, const char *v, ty_cli_err *err) 
     g->version = true;
     return 0;
   default:
-    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
 }
 
 int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
-                        ty_cli_err *err) {
+                        char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->timeout_ms = DEFAULT_TIMEOUT_MS;
   out->cmd_index = argc;
-  int rc = 0;
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc - 1, argv + 1, global_opts, TY_ARRAY_LEN(global_opts));
-  while (rc == 0) {
-    const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR)
-      rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL) {
-      out->cmd_index = it.i; /* it.i is past the command in argv + 1 */
-      break;
-    } else
-      rc = global_opt(out, id, v, err);
-  }
+  int rc = ty__cli_parse(argc - 1, argv + 1, "h", global_opts, global_opt, out, err, err_len);
   /* The environment only counts when --controller did not say otherwise. */
   if (rc == 0 && !out->host)
     rc = set_controller(out, "TRAINYARD_CONTROLLER",
-                        env_controller && *env_controller ? env_controller : "127.0.0.1", err);
+                        env_controller && *env_controller ? env_controller : "127.0.0.1", err, err_len);
   if (rc) ty_cli_global_close(out);
   return rc;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cli: the testable core of `trainctl` — argument parsing into plain structs,
+ * cli: the testable core of `trainctl` and `rlaunch` (the ty_cli library) —
+ * argument parsing into plain structs,
  * the protobuf conversions (cli/convert.c is the only file that sees generated
  * types), the JSON writer and the table/JSON output layer, and the mapping
  * from answers to exit codes. None of it opens a socket: the subcommands in
@@ -13,8 +14,8 @@
  * copies of what they need, never pointers into argv.
  *
  * Errors: parse functions return 0 or a negative TY_E* code and, on error,
- * write a one-line message naming the bad option or field into a ty_cli_err
- * (without the "trainctl: " prefix, which main adds).
+ * write a one-line message naming the bad option or field into the caller's
+ * `err` (TY_ERR_LEN bytes; without the "trainctl: " prefix, which main adds).
  */
 #ifndef TY_CLI_CLI_H
 #define TY_CLI_CLI_H
@@ -25,6 +26,8 @@
 
 #include "lib/base/base.h"
 #include "lib/json/json.h"
+#include "lib/rpc/rpc.h"
+#include "lib/wire/wire.h"
 
 /* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
 enum {
@@ -51,52 +54,9 @@ int ty_cli_exit_for_status(ty_cli_op op, int status);
  * timed out, closed before the answer): always TY_CLI_EXIT_UNREACHABLE. */
 int ty_cli_exit_for_transport(int rc);
 
-/* ---- errors ---------------------------------------------------------------- */
-typedef struct ty_cli_err {
-  char msg[512];
-} ty_cli_err;
-/* Formats into err->msg (truncating) and returns `code`, so callers write
- * `return ty_cli_errf(err, TY_EINVAL, "--gpus: ...")`. err may be NULL. */
-int ty_cli_errf(ty_cli_err *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* ---- states ------------------------------------------------------------------
- * Numbered as trainyard.JobState / trainyard.NodeState on the wire. */
-enum {
-  TY_CLI_JOB_PENDING = 1,
-  TY_CLI_JOB_RUNNING = 2,
-  TY_CLI_JOB_COMPLETED = 3,
-  TY_CLI_JOB_FAILED = 4,
-  TY_CLI_JOB_CANCELLED = 5,
-  TY_CLI_JOB_TIMEOUT = 6,
-  TY_CLI_JOB_PREEMPTED = 7,
-  TY_CLI_JOB_NODE_FAIL = 8,
-  TY_CLI_JOB_STATE_MAX = 8,
-};
-/* "PENDING", "NODE_FAIL", ...; "UNKNOWN" for anything else. Never NULL. */
-const char *ty_cli_job_state_name(int state);
-/* Accepts names case-insensitively ("running", "NODE_FAIL", "node-fail") and
- * the squeue short forms (PD, R, CD, F, CA, TO, PR, NF). TY_EINVAL otherwise. */
-int ty_cli_job_state_parse(const char *s, int *out_state);
-const char *ty_cli_node_state_name(int state); /* "UP", "DOWN", "DRAINING", "DRAINED" */
-
-/* ---- the job spec, as the client builds it -------------------------------- */
-typedef struct ty_cli_job {
-  char *name, *queue, *user, *cwd; /* owned; NULL = unset */
-  int32_t priority;
-  uint32_t time_limit_s;                                        /* 0 = the queue's default */
-  uint32_t warn_signal, warn_before_s; /* --signal; warn_signal 0 = no warning */
-  uint32_t max_rank_failure_requeues;  /* --requeue-on-failure; 0 = a dead rank fails the job */
-  uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task; /* 0 = default */
-  uint64_t mem_per_node;                                        /* bytes, 0 = no limit */
-  char **argv;                                                  /* owned, argc entries */
-  size_t argc;
-  char **env; /* owned "NAME=value" entries */
-  size_t envc;
-  bool is_graph;    /* a graph job (only read back from the controller) */
-  char *model_path; /* graph jobs: owned, may be NULL */
-} ty_cli_job;
-void ty_cli_job_close(ty_cli_job *j);
+/* States, the job spec, task locations and cancel results are the wire
+ * model's (lib/wire/wire.h): ty_job_state_name(), ty_job_state_parse(),
+ * ty_node_state_name(), ty_job_spec, ty_task_locations, ty_cancel_result. */
 
 /* ---- command lines ------------------------------------------------------------ */
 
@@ -114,76 +74,76 @@ typedef struct ty_cli_global {
  * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. On
  * error nothing is left to free (true of every ty_cli_parse_*). */
 int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
-                        ty_cli_err *err);
+                        char *err, size_t err_len);
 void ty_cli_global_close(ty_cli_global *g);
 
 /* Splits "HOST:PORT", "[v6]:PORT" or "HOST" (port = default_port). `what`
  * names the option or variable in the error message. *out_host is owned. */
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
-                      int *out_port, ty_cli_err *err);
+                      int *out_port, char *err, size_t err_len);
 
 /* Parses --signal's "[SIG@]SECONDS" (like Slurm's --signal): SIG is a number
  * (1-64) or a name with or without "SIG" (USR1, SIGUSR2, TERM, ...), default
  * SIGUSR1; SECONDS (> 0, or a duration such as 5m) is how long before the time
  * limit the signal goes to the tasks. `what` names the option in errors. */
 int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
-                        uint32_t *out_before_s, ty_cli_err *err);
+                        uint32_t *out_before_s, char *err, size_t err_len);
 
 /* Parses "42" into a job id (> 0). */
-int ty_cli_parse_job_id(const char *s, uint64_t *out_id, ty_cli_err *err);
+int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len);
 
 /* `submit FILE` or `submit --command [options] -- CMD ARGS...`. Arguments
  * start after the subcommand name. For a command, job.cwd defaults to `cwd`
  * and job.user to `user` (both may be NULL). */
 typedef struct ty_cli_submit_args {
   bool command_mode, quiet, json, help;
-  char *file;     /* owned; job file path (file mode) */
-  ty_cli_job job; /* command mode */
+  char *file;      /* owned; job file path (file mode) */
+  ty_job_spec job; /* command mode */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
-                        ty_cli_submit_args *out, ty_cli_err *err);
+                        ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
 
 typedef struct ty_cli_ls_args {
-  int states[TY_CLI_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
+  int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
   char *user, *queue; /* owned; NULL = any */
   bool all, json, help;
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
-int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err);
+int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
 void ty_cli_ls_args_close(ty_cli_ls_args *a);
 
 typedef struct ty_cli_show_args {
   uint64_t id;
   bool json, help;
 } ty_cli_show_args;
-int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, ty_cli_err *err);
+int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_logs_args {
   uint64_t id;
   bool follow, help;
   int64_t rank; /* -1 = every rank */
 } ty_cli_logs_args;
-int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, ty_cli_err *err);
+int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_cancel_args {
   uint64_t *ids; /* owned */
   size_t nids;
   bool json, help;
 } ty_cli_cancel_args;
-int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, ty_cli_err *err);
+int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
 
 typedef struct ty_cli_nodes_args {
   bool json, help;
 } ty_cli_nodes_args;
-int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, ty_cli_err *err);
+int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);
 
 /* ---- what the controller answers, as plain structs ------------------------- */
 typedef struct ty_cli_jobinfo {
   uint64_t id;
-  ty_cli_job spec;
+  ty_job_spec spec;
   int state;
   char *reason; /* owned, "" when none */
   int32_t exit_code, term_signal;
@@ -211,32 +171,22 @@ typedef struct ty_cli_node {
 } ty_cli_node;
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
 
-typedef struct ty_cli_task_loc {
-  uint32_t rank;
-  char *node, *io_addr; /* owned */
-} ty_cli_task_loc;
-void ty_cli_task_locs_free(ty_cli_task_loc *ts, size_t n);
-
-typedef struct ty_cli_cancel_result {
-  uint64_t id;
-  int status;
-  char *message; /* owned */
-} ty_cli_cancel_result;
-void ty_cli_cancel_results_free(ty_cli_cancel_result *rs, size_t n);
-
 /* ---- protobuf conversions (cli/convert.c) ------------------------------------
  * Encoders append a request message to `out` (initialised by the caller).
- * Decoders return TY_EPROTO when the payload does not decode; the arrays they
- * return are owned by the caller and freed with the matching _free. */
-int ty_cli_encode_submit(const ty_cli_job *job, ty_buf *out);
+ * Decoders return TY_EPROTO when the payload does not decode, TY_ENOMEM when
+ * copying it ran out of memory; the arrays they return are owned by the
+ * caller and freed with the matching _free (free() for cancel results). */
+int ty_cli_encode_submit(const ty_job_spec *job, ty_buf *out);
 /* Wraps an encoded trainyard.Job (a job file) into a SubmitJobRequest, filling
  * `user` when the file leaves it empty. TY_EPROTO when it is not a Job. */
 int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, ty_buf *out);
 /* Reads a job file and does the above; err names the file:
  * `FILE: not a valid trainyard.Job message (protobuf decode failed)`. */
-int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, ty_cli_err *err);
+int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, char *err, size_t err_len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
-int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob and GetTaskLocations */
+int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
+/* GetTaskLocations; want_tokens (the owner's attach) needs `user`. */
+int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out);
 int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out);
 int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out);
 
@@ -245,9 +195,9 @@ int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, si
 int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
                           ty_cli_event **out_events, size_t *out_nevents);
 int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n);
-int ty_cli_decode_task_locs(const uint8_t *p, size_t n, ty_cli_task_loc **out, size_t *out_n,
-                            int *out_state);
-int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cli_cancel_result **out, size_t *out_n);
+/* The tasks come sorted by rank. */
+int ty_cli_decode_locations(const uint8_t *p, size_t n, ty_task_locations *out);
+int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cancel_result **out, size_t *out_n);
 /* A LogChunk: appends its data to `data` and sets rank and offset. */
 int ty_cli_decode_log_chunk(const uint8_t *p, size_t n, uint32_t *out_rank, uint64_t *out_offset,
                             ty_buf *data);
@@ -278,11 +228,191 @@ int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t ne
 int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);
 /* Successes go to `out` ("Cancelled job 5"), failures to `errs` (the
  * controller's message, "trainctl: "-prefixed); JSON puts both in `out`. */
-int ty_cli_render_cancel(const ty_cli_cancel_result *rs, size_t n, bool json, ty_buf *out,
+int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf *out,
                          ty_buf *errs);
 /* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
-int ty_cli_cancel_exit(const ty_cli_cancel_result *rs, size_t n);
+int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
 /* "Submitted job 42", "42" (quiet) or {"id":42}. */
 int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out);
+
+/* ==== scheduler commands: format_admin.c, convert_admin.c ====================================
+ * The testable core of trainctl's scheduler commands (queue, node drain and
+ * resume, job hold/release/priority/move/checkpoint, why, share): request
+ * encoders and answer decoders (cli/convert_admin.c, the only one of these
+ * files that sees generated types) and table/JSON rendering
+ * (cli/format_admin.c). Plain structs, no sockets.
+ *
+ * Ownership: decoded structs own their strings; free them with the matching
+ * _free/_close. Encoders borrow their arguments and append to `out`.
+ */
+
+/* Queues are the wire model's ty_queue_info; ty_cli_queues_free closes an
+ * array of them. */
+void ty_cli_queues_free(ty_queue_info *qs, size_t n);
+
+typedef struct ty_cli_explain {
+  uint64_t job_id;
+  int state;
+  char *reason;
+  uint32_t position, pending_total, nodes_needed, nodes_fit;
+  double priority, f_tier, f_age, f_fairshare, f_size, f_priority;
+  double fairshare, usage, usage_norm, share;
+  char **node_names, **node_whys; /* n_nodes each */
+  size_t n_nodes;
+  int64_t est_start_ms;
+  uint64_t reserved_job;
+} ty_cli_explain;
+void ty_cli_explain_close(ty_cli_explain *e);
+
+typedef struct ty_cli_share {
+  char *queue, *user; /* user "" = the queue's row */
+  double share, usage, usage_norm, factor, gpu_s, cpu_s;
+} ty_cli_share;
+void ty_cli_shares_free(ty_cli_share *s, size_t n);
+
+/* ---- requests ------------------------------------------------------------- */
+/* action: create, update, delete; settings: "key=value". */
+int ty_cli_encode_update_queue(const char *name, const char *user, const char *action,
+                               char *const *settings, size_t n, ty_buf *out);
+int ty_cli_encode_update_node(const char *name, const char *user, const char *action,
+                              const char *reason, ty_buf *out);
+int ty_cli_encode_update_job(uint64_t id, const char *user, const char *action, int32_t priority,
+                             const char *queue, ty_buf *out);
+
+/* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
+int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);
+int ty_cli_decode_update_queue(const uint8_t *p, size_t n, ty_queue_info *out);
+int ty_cli_decode_explain(const uint8_t *p, size_t n, ty_cli_explain *out);
+int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t *out_n,
+                         double *out_halflife_s);
+/* UpdateNodeResponse: the node's state and reason (owned). */
+int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
+/* UpdateJobResponse: the job after the change. */
+int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out);
+
+/* ---- command lines --------------------------------------------------------------
+ * Queue options to settings: --tier N, --share W, --max-running N, --max-gpus N,
+ * --max-gpus-per-user N, --preemptible, --no-preemptible, --default-time D,
+ * --max-time D, --state S. Positional arguments go to *out_name (exactly one).
+ * Values are checked by the controller, which names the bad one. */
+typedef struct ty_cli_queue_args {
+  char *name;
+  char **settings;
+  size_t n_settings;
+  bool json, help;
+} ty_cli_queue_args;
+int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
+                            char *err, size_t err_len);
+void ty_cli_queue_args_close(ty_cli_queue_args *a);
+
+/* ---- output ----------------------------------------------------------------------- */
+int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *out);
+int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty_buf *out);
+int ty_cli_render_shares(const ty_cli_share *s, size_t n, double halflife_s, bool json,
+                         ty_buf *out);
+
+/* ==== rlaunch: rlaunch_args.c, rlaunch_convert.c, rlaunch_io.c ===============================
+ * rlaunch: interactive remote execution, like srun. The testable parts: the
+ * command line, the environment deny-list, the
+ * protobuf conversions of interactive execution (rlaunch_convert.c, the only
+ * rlaunch file that sees generated types), line framing for --label, and
+ * the attach session that streams a job's I/O straight from its workers
+ * (rlaunch_io.c, shared with `trainctl attach`).
+ *
+ * Ownership: structs holding heap memory have a _close that frees it and
+ * accepts a zeroed struct. Parse errors go into the caller's `err`
+ * (TY_ERR_LEN) naming the option, without the "rlaunch: " prefix.
+ */
+
+/* ---- exit codes (rlaunch --help) -------------------------------------------
+ * 0-119 and 128-255 are the remote command's: the largest exit code over the
+ * ranks, 128+N when a rank died of signal N. rlaunch's own failures use
+ * 120-127, like timeout(1) and the shell's 126/127. */
+enum {
+  TY_RL_EXIT_UNREACHABLE = 120, /* the controller could not be reached, or was lost */
+  TY_RL_EXIT_REFUSED = 121,     /* the controller refused the job (invalid, does not fit) */
+  TY_RL_EXIT_NOT_STARTED = 122, /* the job ended without running: cancelled, launch failed */
+  TY_RL_EXIT_IO = 123,          /* a worker was unreachable, refused the attach, or was lost */
+  TY_RL_EXIT_TIMEOUT = 124,     /* a rank reached the time limit (--time) */
+  TY_RL_EXIT_USAGE = 125,       /* bad command line */
+  TY_RL_EXIT_NOEXEC = 126,      /* the command is not executable on the node */
+  TY_RL_EXIT_NOCMD = 127,       /* the command was not found on the node */
+};
+
+/* ---- the command line ----------------------------------------------------- */
+
+typedef enum { TY_RL_STDIN_RANK0 = 0, TY_RL_STDIN_ALL = 1 } ty_rl_stdin;
+
+typedef struct ty_rl_opts {
+  ty_job_spec job; /* resources, name, queue, priority, time, argv, env, cwd, user */
+  bool label, pty, detach, help;
+  ty_rl_stdin stdin_mode;
+} ty_rl_opts;
+
+/* Parses argv[1..]: options, then the command (after "--", or from the
+ * first argument that is not an option). job.cwd = cwd, job.user = user,
+ * job.env = `env` (NULL-terminated, e.g. environ) minus the deny-list.
+ * Errors: TY_EINVAL with the option named in err. */
+int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
+                ty_rl_opts *out, char *err, size_t err_len);
+void ty_rl_opts_close(ty_rl_opts *o);
+/* The --help text, exit codes included. */
+extern const char ty_rl_usage[];
+
+/* Whether a caller's "NAME=value" stays behind: variables that describe the
+ * caller's terminal, display, login session or shell rather than the job
+ * (HOSTNAME, DISPLAY, XAUTHORITY, SSH_*, PWD, OLDPWD, SHLVL, _, TMUX*, STY,
+ * WINDOW, XDG_RUNTIME_DIR, XDG_SESSION_*, DBUS_SESSION_BUS_ADDRESS; TERM,
+ * TERMCAP, COLUMNS and LINES unless `pty`), and the variables the worker
+ * sets per rank (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+ * MASTER_ADDR, MASTER_PORT, CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID,
+ * TRAINYARD_NODE). */
+bool ty_rl_env_denied(const char *entry, bool pty);
+
+/* A rank's contribution to the exit code: 128+N for signal N, else code. */
+int ty_rl_rank_exit(int exit_code, int term_signal);
+
+/* ---- conversions (rlaunch_convert.c) -----------------------------------------
+ * Task locations are decoded by ty_cli_decode_locations (cli.h). */
+
+/* SubmitJobRequest for an interactive job; rows/cols: the pty's size. */
+int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_buf *out);
+int ty_rl_encode_attach(uint64_t job_id, uint32_t rank, bool owner, bool replay, ty_buf *out);
+/* One AttachOutput; `data` borrows from *out_owner (free with ty_wire_free). */
+int ty_rl_decode_output(const uint8_t *p, size_t n, ty_attach_output *out, void **out_owner);
+int ty_rl_encode_input(const ty_attach_input *in, ty_buf *out);
+
+/* ---- line framing (--label, several ranks) ------------------------------------
+ * Whole lines only, so ranks never interleave inside a line: complete lines
+ * of `p` go to `out` (each after `prefix`, which may be ""), the rest waits
+ * in `partial` for its newline; flush emits it at the end. */
+void ty_rl_frame_lines(ty_buf *partial, const char *prefix, const uint8_t *p, size_t n,
+                       ty_buf *out);
+void ty_rl_frame_flush(ty_buf *partial, const char *prefix, ty_buf *out);
+
+/* ---- the attach session (rlaunch_io.c) -------------------------------------------- */
+
+typedef struct ty_rl_session_opts {
+  uint64_t job_id;
+  const ty_task_location *tasks; /* borrowed; tokens included */
+  size_t n;
+  bool owner; /* rlaunch: forwards stdin and signals; false: trainctl attach */
+  bool replay;
+  bool prefix;    /* "R: " before each line */
+  bool line_mode; /* whole lines only (several ranks, or prefix) */
+  bool pty;
+  ty_rl_stdin stdin_mode;
+  const char *prog; /* "rlaunch" or "trainctl", for messages */
+  /* Asks the controller about the job when an attach finds no task (not
+   * launched yet, or its launch failed); returns 0 and fills *out, which the
+   * session closes. NULL: no retries. */
+  int (*locate)(void *ud, ty_task_locations *out);
+  void *locate_ud;
+} ty_rl_session_opts;
+
+/* Attaches to every task, streams until all have ended, and returns the
+ * exit code (see above). Installs its own signal handlers while it runs;
+ * with pty and a terminal on stdin, puts it in raw mode and restores it. */
+int ty_rl_session_run(const ty_rl_session_opts *o);
 
 #endif

@@ -1,52 +1,147 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cli internals shared by the files of the cli library: the option iterator
- * behind every subcommand's parser. It is small on purpose: long options
- * ("--gpus 2", "--gpus=2"), single-letter aliases ("-f", "-r 1"), positional
- * arguments anywhere, and "--" ending the options. getopt would do most of
- * this, but its messages cannot name our options the way our errors do and
- * its state is global.
+ * cli internals: the option style every trainctl subcommand and rlaunch
+ * parse with (ty_opts of lib/base: getopt_long, exact long names, messages
+ * that name the option), the number parsers whose errors name the option,
+ * and the trainctl executable's own parts (its subcommands and the one
+ * place that talks to the controller).
  */
 #ifndef TY_CLI_CLI_INTERNAL_H
 #define TY_CLI_CLI_INTERNAL_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli/cli.h"
 
-typedef struct ty__cli_opt {
-  const char *name; /* long name without the dashes */
-  char short_name;  /* 0 = none */
-  bool has_arg;
-  int id; /* >= 0, returned by ty__cli_args_next */
-} ty__cli_opt;
-
-enum {
-  TY__ARG_END = -1,        /* no arguments left */
-  TY__ARG_POSITIONAL = -2, /* *out_val is a positional argument */
-  TY__ARG_ERROR = -3,      /* err says why */
-};
-
-typedef struct ty__cli_args {
-  int argc;
-  char **argv;             /* borrowed */
-  int i;                   /* next argv index */
-  const ty__cli_opt *opts; /* borrowed */
-  size_t nopts;
-  /* Set by the caller (or by "--"): everything left is positional. */
-  bool only_positional;
-} ty__cli_args;
-
-void ty__cli_args_init(ty__cli_args *it, int argc, char **argv, const ty__cli_opt *opts,
-                       size_t nopts);
-/* Returns an option id (*out_val its value, or NULL for flags), or one of the
- * TY__ARG_* values above. */
-int ty__cli_args_next(ty__cli_args *it, const char **out_val, ty_cli_err *err);
+/* Ids of long options without a short alias start here, above every letter
+ * a short alias returns. */
+#define TY__CLI_OPT_FIRST 256
+/* Called for every option (id, its value or NULL) and every positional
+ * argument (id TY_OPT_POSITIONAL) of a command line: 0 to go on,
+ * TY__CLI_STOP to end the parse there, or an error code with err set. */
+#define TY__CLI_STOP 1
+/* The option table of commands whose only option is -h/--help. */
+extern const struct option ty__cli_help_only[];
+typedef int (*ty__cli_arg_fn)(ty_opts *it, int id, const char *v, void *ud, char *err,
+                              size_t err_len);
+/* Parses args (no program name) with ty_opts, handing each item to `on`;
+ * 0, or the first error (usage errors are TY_EINVAL with err naming the
+ * option). */
+int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  ty__cli_arg_fn on, void *ud, char *err, size_t err_len);
 
 /* Number parsing that names the option in its error messages. */
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
-                      ty_cli_err *err);
-int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, ty_cli_err *err);
+                      char *err, size_t err_len);
+int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len);
+
+/* ==== trainctl: main.c, client.c, cmd_*.c ====================================================
+ * Internals of the `trainctl` executable (not of the ty_cli library): the
+ * per-invocation context, the subcommands, and the one place that talks to
+ * the controller and turns its answers into messages and exit codes.
+ *
+ * Each subcommand takes the arguments after its name and returns the
+ * process's exit code; it prints its own output and errors.
+ */
+
+/* One invocation of trainctl. Owned by main(); no globals. */
+typedef struct ty__ctl {
+  ty_cli_global g;
+  const char *user;      /* the caller's login name, or uid as text */
+  const char *cwd;       /* the caller's working directory, or NULL */
+  ty_rpc_client *client; /* opened on first use, closed by main */
+} ty__ctl;
+
+typedef struct ty__ctl_cmd {
+  const char *name;
+  int (*run)(ty__ctl *c, int argc, char **argv);
+  const char *summary; /* one line for `trainctl --help` */
+  const char *usage;   /* `trainctl CMD --help` */
+} ty__ctl_cmd;
+
+int ty__cmd_submit(ty__ctl *c, int argc, char **argv);
+int ty__cmd_ls(ty__ctl *c, int argc, char **argv);
+int ty__cmd_show(ty__ctl *c, int argc, char **argv);
+int ty__cmd_cancel(ty__ctl *c, int argc, char **argv);
+int ty__cmd_logs(ty__ctl *c, int argc, char **argv);
+int ty__cmd_nodes(ty__ctl *c, int argc, char **argv);
+/* cmd_attach.c: reattach to an interactive job (rlaunch) */
+int ty__cmd_attach(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_attach[];
+/* The scheduler's commands (cmd_queue.c, cmd_node.c, cmd_job_admin.c). */
+int ty__cmd_queue(ty__ctl *c, int argc, char **argv);
+int ty__cmd_node(ty__ctl *c, int argc, char **argv);
+int ty__cmd_job(ty__ctl *c, int argc, char **argv);
+int ty__cmd_why(ty__ctl *c, int argc, char **argv);
+int ty__cmd_share(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_queue[], ty__usage_node[], ty__usage_job[], ty__usage_why[],
+    ty__usage_share[];
+
+/* Graph jobs (cmd_watch.c): watch, checkpoint ls, and show's progress block
+ * from a GetJobResponse payload. */
+int ty__cmd_watch(ty__ctl *c, int argc, char **argv);
+int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv);
+void ty__cmd_show_graph(const uint8_t *payload, size_t len);
+extern const char ty__usage_watch[], ty__usage_checkpoint[];
+
+extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usage_cancel[],
+    ty__usage_logs[], ty__usage_nodes[];
+
+/* Calls `method` on the controller (connecting on first use). Returns the
+ * exit code: 0 with *out holding the answer (the caller closes it), or
+ * non-zero after printing why (unreachable, timed out, the controller's
+ * message) with *out already closed. */
+int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                 ty_rpc_result *out);
+/* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
+ * filled (the caller closes it), or the exit code after saying why. */
+int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);
+/* The first word of a command group (queue, node, job, checkpoint): -1 with
+ * *out_sub set to go on, or the exit code after printing `usage` (on
+ * stdout for -h/--help, exit 0; on stderr when the word is missing, exit
+ * 2) or a usage error. */
+int ty__ctl_group(const char *group, const char *usage, int argc, char **argv,
+                  const char **out_sub);
+/* Prints "trainctl: <fmt>" on stderr. */
+void ty__ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints a usage error ("trainctl: MSG" and a hint) and returns 2. */
+int ty__ctl_usage(const char *cmd, const char *err);
+/* Writes b to stdout and flushes; returns 0 or 1 (write error reported). */
+int ty__ctl_write(const ty_buf *b);
+/* A reply that did not decode as the expected message: reports it, returns 1. */
+int ty__ctl_bad_answer(const char *method);
+
+/* ==== graph jobs: cmd_watch.c, convert_graph.c ===============================================
+ * Graph-job views (issue 6). `trainctl watch ID` polls GetJob once a
+ * second and draws a progress bar on a terminal (one line rewritten in
+ * place: step of total, loss, samples/s, ETA, test accuracy), plain lines
+ * when stdout is not a terminal; it ends with the job and exits 0 when the
+ * job COMPLETED, 1 otherwise. `trainctl checkpoint ls ID` lists the
+ * checkpoints the job reported. `trainctl show ID` adds a progress block.
+ */
+
+/* What GetJob says about a job's training. Strings owned. */
+typedef struct ty__cli_graph {
+  int state; /* ty_job_state */
+  char *reason, *name;
+  int64_t start_ms;
+  bool graph, has_progress;
+  ty_train_progress progress;
+  ty_checkpoint_info *ckpts;
+  size_t n_ckpts;
+} ty__cli_graph;
+
+int ty__cli_decode_graph(const uint8_t *p, size_t n, ty__cli_graph *out);
+void ty__cli_graph_close(ty__cli_graph *g);
+
+/* Renders one status line (no newline) into out: with `bar`, a progress bar
+ * `width` characters wide comes first. */
+void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out);
+/* Appends the "Progress:" block of `trainctl show` (nothing for non-graph
+ * jobs or before the first report). */
+void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out);
 
 #endif

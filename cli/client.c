@@ -6,12 +6,14 @@
  * controller's address, and into the documented exit code, here and nowhere
  * else.
  */
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "proto/methods.h"
 
 void ty__ctl_err(const char *fmt, ...) {
   va_list ap;
@@ -22,8 +24,8 @@ void ty__ctl_err(const char *fmt, ...) {
   va_end(ap);
 }
 
-int ty__ctl_usage(const char *cmd, const ty_cli_err *err) {
-  ty__ctl_err("%s", err->msg);
+int ty__ctl_usage(const char *cmd, const char *err) {
+  ty__ctl_err("%s", err);
   if (cmd)
     fprintf(stderr, "Try 'trainctl %s --help'.\n", cmd);
   else
@@ -88,4 +90,45 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
     ty__ctl_err("%s", msg);
   ty_rpc_result_close(out);
   return code;
+}
+
+int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  int code = ty_cli_encode_locations(job_id, c->user, want_tokens, &req) ? TY_CLI_EXIT_ERROR : 0;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_TASK_LOCATIONS, &req, &res);
+  if (code == 0 && ty_cli_decode_locations(res.payload, res.payload_len, out) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_TASK_LOCATIONS);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
+typedef struct group_arg {
+  const char *sub;
+  bool help;
+} group_arg;
+
+/* Only the first item counts: --help, or the subcommand (whose own options follow it). */
+static int on_group_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  group_arg *a = ud;
+  (void)it, (void)err, (void)err_len;
+  if (id == 'h')
+    a->help = true;
+  else
+    a->sub = v;
+  return TY__CLI_STOP;
+}
+
+int ty__ctl_group(const char *group, const char *usage, int argc, char **argv,
+                  const char **out_sub) {
+  char err[TY_ERR_LEN] = "";
+  group_arg a = {0};
+  int rc = ty__cli_parse(argc, argv, "h", ty__cli_help_only, on_group_arg, &a, err, sizeof err);
+  if (rc != 0) return ty__ctl_usage(group, err);
+  if (a.help) return fputs(usage, stdout), TY_CLI_EXIT_OK;
+  if (!a.sub) return fputs(usage, stderr), TY_CLI_EXIT_USAGE;
+  *out_sub = a.sub;
+  return -1;
 }

@@ -10,8 +10,6 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
-#include "cli/rlaunch.h"
-#include "cli/trainctl.h"
 #include "proto/methods.h"
 
 const char ty__usage_attach[] =
@@ -22,79 +20,68 @@ const char ty__usage_attach[] =
     "ends. With several ranks each line starts with \"R: \". Older output: trainctl logs.\n"
     "  -r, --rank R    only rank R, without prefixes\n";
 
-enum { A_RANK, A_HELP };
-static const ty__cli_opt attach_opts[] = {{"rank", 'r', true, A_RANK}, {"help", 'h', false, A_HELP}};
+enum { A_RANK = 'r', A_HELP = 'h' };
+static const struct option attach_opts[] = {{"rank", required_argument, NULL, A_RANK},
+                                            {"help", no_argument, NULL, A_HELP},
+                                            {NULL, 0, NULL, 0}};
 
 typedef struct attach_args {
   uint64_t id;
   int64_t rank; /* -1 = all */
-  bool help;
+  bool help, have_id;
 } attach_args;
 
-static int parse(int argc, char **argv, attach_args *a, ty_cli_err *err) {
-  *a = (attach_args){.rank = -1};
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, attach_opts, TY_ARRAY_LEN(attach_opts));
-  bool have_id = false;
-  for (;;) {
-    const char *v = NULL;
-    uint32_t r;
-    int id = ty__cli_args_next(&it, &v, err);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) return TY_EINVAL;
-    if (id == A_HELP) a->help = true;
-    else if (id == A_RANK) {
-      if (ty__cli_parse_u32("--rank", v, 0, UINT32_MAX - 1, &r, err) != 0) return TY_EINVAL;
-      a->rank = r;
-    } else if (have_id) {
-      return ty_cli_errf(err, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
-    } else if (ty_cli_parse_job_id(v, &a->id, err) != 0) {
-      return TY_EINVAL;
-    } else {
-      have_id = true;
-    }
+static int attach_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  attach_args *a = ud;
+  uint32_t r;
+  (void)it;
+  if (id == A_HELP) {
+    a->help = true;
+    return 0;
   }
-  if (!have_id && !a->help) return ty_cli_errf(err, TY_EINVAL, "attach: a job id is required");
-  return 0;
+  if (id == A_RANK) {
+    int rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX - 1, &r, err, err_len);
+    if (rc == 0) a->rank = r;
+    return rc;
+  }
+  if (a->have_id)
+    return ty_errf(err, err_len, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
+  a->have_id = true;
+  return ty_cli_parse_job_id(v, &a->id, err, err_len);
 }
 
-static int locate(ty__ctl *c, uint64_t id, ty_rl_locations *out) {
-  ty_buf req;
-  ty_buf_init(&req);
-  ty_rpc_result res = {0};
-  int code = ty_rl_encode_locations(id, c->user, true, &req) ? TY_CLI_EXIT_ERROR : 0;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_TASK_LOCATIONS, &req, &res);
-  if (code == 0 && ty_rl_decode_locations(res.payload, res.payload_len, out) != 0)
-    code = ty__ctl_bad_answer(TY_M_GET_TASK_LOCATIONS);
-  ty_rpc_result_close(&res);
-  ty_buf_close(&req);
-  return code;
+static int parse(int argc, char **argv, attach_args *a, char *err, size_t err_len) {
+  *a = (attach_args){.rank = -1};
+  int rc = ty__cli_parse(argc, argv, "r:h", attach_opts, attach_arg, a, err, err_len);
+  if (rc == 0 && !a->have_id && !a->help)
+    rc = ty_errf(err, err_len, TY_EINVAL, "attach: a job id is required");
+  return rc;
 }
 
 int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
   attach_args a;
-  ty_cli_err err = {{0}};
-  if (parse(argc, argv, &a, &err) != 0) return ty__ctl_usage("attach", &err);
+  char err[TY_ERR_LEN] = "";
+  if (parse(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("attach", err);
   if (a.help) {
     fputs(ty__usage_attach, stdout);
     return 0;
   }
-  ty_rl_locations l = {0};
-  int code = locate(c, a.id, &l);
+  ty_task_locations l = {0};
+  int code = ty__ctl_locate(c, a.id, true, &l);
   if (code) return code;
   if (l.n == 0) {
     ty__ctl_err("job %" PRIu64 " is %s and has no running tasks%s%s", a.id,
-                ty_cli_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
-    ty_rl_locations_close(&l);
+                ty_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
+    ty_task_locations_close(&l);
     return TY_CLI_EXIT_ERROR;
   }
-  const ty_rl_task *tasks = l.tasks;
+  const ty_task_location *tasks = l.tasks;
   size_t n = l.n;
   if (a.rank >= 0) {
     for (n = 0; n < l.n && (int64_t)l.tasks[n].rank != a.rank; n++) {}
     if (n == l.n) {
       ty__ctl_err("job %" PRIu64 " has no rank %" PRId64, a.id, a.rank);
-      ty_rl_locations_close(&l);
+      ty_task_locations_close(&l);
       return TY_CLI_EXIT_ERROR;
     }
     tasks = &l.tasks[n];
@@ -104,7 +91,7 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
                            .replay = true, .prefix = n > 1, .line_mode = n > 1,
                            .prog = "trainctl"};
   int rc = ty_rl_session_run(&so);
-  ty_rl_locations_close(&l);
+  ty_task_locations_close(&l);
   /* The task's own exit code is the job's business (trainctl show); attach
    * succeeded when the stream ended cleanly. */
   return rc >= TY_RL_EXIT_UNREACHABLE && rc <= TY_RL_EXIT_NOCMD && rc != TY_RL_EXIT_TIMEOUT

@@ -9,9 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
 #include "cli/cli_internal.h"
-#include "cli/trainctl.h"
 #include "proto/methods.h"
 
 const char ty__usage_job[] =
@@ -45,7 +43,7 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
   if (code == 0)
     printf("Job %llu: %s (queue %s, priority %d%s)\n", (unsigned long long)id,
-           ty_cli_job_state_name(j.state), j.spec.queue ? j.spec.queue : "",
+           ty_job_state_name(j.state), j.spec.queue ? j.spec.queue : "",
            j.spec.priority, !strcmp(action, "hold") ? ", held" : "");
   ty_cli_jobinfo_close(&j);
   ty_rpc_result_close(&res);
@@ -53,38 +51,67 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
   return code;
 }
 
+typedef struct job_argv {
+  const char **args;
+  int nargs, n;
+  bool help;
+} job_argv;
+
+static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  job_argv *a = ud;
+  (void)it, (void)err, (void)err_len;
+  if (id == 'h')
+    a->help = true;
+  else if (a->n == a->nargs)
+    return TY_EINVAL;
+  else
+    a->args[a->n++] = v;
+  return 0;
+}
+
+/* ACTION's arguments (ID, and N or QUEUE) and --help, in any order; 0, -1
+ * for --help, or TY_EINVAL with err set. */
+static int job_args(int argc, char **argv, int nargs, const char **args, char *err,
+                    size_t err_len) {
+  job_argv a = {.args = args, .nargs = nargs};
+  int rc = ty__cli_parse(argc, argv, "h", ty__cli_help_only, on_job_arg, &a, err, err_len);
+  if (rc == 0 && !a.help && a.n != nargs) rc = TY_EINVAL;
+  return rc == 0 && a.help ? -1 : rc;
+}
+
 int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
-  static const struct { const char *action; int nargs; } subs[] = {
-      {"hold", 1}, {"release", 1}, {"priority", 2}, {"move", 2}, {"checkpoint", 1}};
-  ty_cli_err err;
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-    fputs(ty__usage_job, argc < 1 ? stderr : stdout);
-    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
-  }
+  static const struct {
+    const char *action, *expects;
+    int nargs;
+  } subs[] = {{"hold", "ID", 1},         {"release", "ID", 1},   {"priority", "ID N", 2},
+              {"move", "ID QUEUE", 2}, {"checkpoint", "ID", 1}};
+  char err[TY_ERR_LEN] = "";
+  const char *sub = NULL, *args[2] = {NULL, ""};
+  int code = ty__ctl_group("job", ty__usage_job, argc, argv, &sub);
+  if (code >= 0) return code;
   for (size_t i = 0; i < TY_ARRAY_LEN(subs); i++) {
-    if (strcmp(argv[0], subs[i].action) != 0) continue;
-    if (argc - 1 != subs[i].nargs) {
-      ty_cli_errf(&err, TY_EINVAL, "job %s: expects %s", subs[i].action,
-                  subs[i].nargs == 1 ? "ID" : !strcmp(subs[i].action, "move") ? "ID QUEUE" : "ID N");
-      return ty__ctl_usage("job", &err);
-    }
+    if (strcmp(sub, subs[i].action) != 0) continue;
+    int rc = job_args(argc - 1, argv + 1, subs[i].nargs, args, err, sizeof err);
+    if (rc == -1) return fputs(ty__usage_job, stdout), TY_CLI_EXIT_OK;
+    if (rc == TY_EINVAL && !err[0])
+      ty_errf(err, sizeof err, TY_EINVAL, "job %s: expects %s", sub, subs[i].expects);
+    if (rc != 0) return ty__ctl_usage("job", err);
     uint64_t id;
     int32_t prio = 0;
-    if (ty_cli_parse_job_id(argv[1], &id, &err) != 0) return ty__ctl_usage("job", &err);
-    if (!strcmp(subs[i].action, "priority") &&
-        ty__cli_parse_i32("priority", argv[2], &prio, &err) != 0)
-      return ty__ctl_usage("job", &err);
-    const char *queue = !strcmp(subs[i].action, "move") ? argv[2] : "";
-    return job_change(c, subs[i].action, id, prio, queue);
+    if (ty_cli_parse_job_id(args[0], &id, err, sizeof err) != 0) return ty__ctl_usage("job", err);
+    bool priority = !strcmp(sub, "priority");
+    if (priority && ty__cli_parse_i32("priority", args[1], &prio, err, sizeof err) != 0)
+      return ty__ctl_usage("job", err);
+    return job_change(c, sub, id, prio, priority ? "" : args[1]);
   }
-  ty_cli_errf(&err, TY_EINVAL, "job: unknown subcommand \"%s\"", argv[0]);
-  return ty__ctl_usage("job", &err);
+  ty_errf(err, sizeof err, TY_EINVAL, "job: unknown subcommand \"%s\"", sub);
+  return ty__ctl_usage("job", err);
 }
 
 int ty__cmd_why(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a; /* the same shape: ID [--json] */
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_show(argc, argv, &a, &err) != 0) return ty__ctl_usage("why", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_show(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("why", err);
   if (a.help) {
     fputs(ty__usage_why, stdout);
     return 0;

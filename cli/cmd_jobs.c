@@ -4,8 +4,9 @@
  * controller, decoded by cli/convert.c and rendered by cli/format.c.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
@@ -40,8 +41,8 @@ static int64_t now_ms(void) {
 
 int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_cli_ls_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_ls(argc, argv, &a, &err) != 0) return ty__ctl_usage("ls", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_ls(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("ls", err);
   if (a.help) {
     fputs(ty__usage_ls, stdout);
     ty_cli_ls_args_close(&a);
@@ -67,8 +68,8 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
 
 int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_show(argc, argv, &a, &err) != 0) return ty__ctl_usage("show", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_show(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("show", err);
   if (a.help) {
     fputs(ty__usage_show, stdout);
     return 0;
@@ -95,8 +96,8 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
 
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_cli_cancel_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_cancel(argc, argv, &a, &err) != 0) return ty__ctl_usage("cancel", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_cancel(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("cancel", err);
   if (a.help) {
     fputs(ty__usage_cancel, stdout);
     ty_cli_cancel_args_close(&a);
@@ -105,7 +106,7 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_buf req, out, errs;
   ty_buf_init(&req), ty_buf_init(&out), ty_buf_init(&errs);
   ty_rpc_result res = {0};
-  ty_cli_cancel_result *rs = NULL;
+  ty_cancel_result *rs = NULL;
   size_t n = 0;
   int code = ty_cli_encode_cancel(a.ids, a.nids, c->user, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
@@ -116,7 +117,7 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
     if (errs.len) fwrite(errs.data, 1, errs.len, stderr);
     if (code == 0) code = ty_cli_cancel_exit(rs, n);
   }
-  ty_cli_cancel_results_free(rs, n);
+  free(rs);
   ty_rpc_result_close(&res);
   ty_buf_close(&errs), ty_buf_close(&out), ty_buf_close(&req);
   ty_cli_cancel_args_close(&a);

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_logs[] =
@@ -31,7 +31,7 @@ typedef struct logs_run logs_run;
 
 typedef struct log_stream {
   logs_run *run;
-  const ty_cli_task_loc *loc;
+  const ty_task_location *loc;
   ty_buf partial; /* prefix mode: bytes after the last newline */
   int status;     /* END status or transport error */
   char *message;  /* owned */
@@ -118,8 +118,8 @@ static void on_connected(ty_rpc_conn *conn, int status, void *ud) {
 static void start(log_stream *s) {
   char *host = NULL;
   int port = 0;
-  ty_cli_err err = {{0}};
-  int rc = ty_cli_parse_addr("io_addr", s->loc->io_addr, 0, &host, &port, &err);
+  char err[TY_ERR_LEN] = "";
+  int rc = ty_cli_parse_addr("io_addr", s->loc->io_addr, 0, &host, &port, err, sizeof err);
   if (rc == 0 && port == 0) rc = TY_EINVAL;
   ty_rpc_conn_opts opts = {0};
   if (rc == 0)
@@ -149,7 +149,7 @@ static int report(const logs_run *r) {
   return code;
 }
 
-static int stream_all(const ty__ctl *c, uint64_t id, bool follow, const ty_cli_task_loc *ts,
+static int stream_all(const ty__ctl *c, uint64_t id, bool follow, const ty_task_location *ts,
                       size_t n) {
   logs_run r = {.ctl = c, .job_id = id, .follow = follow, .prefix = n > 1, .n = n};
   if (uv_loop_init(&r.loop) != 0) {
@@ -175,41 +175,18 @@ static int stream_all(const ty__ctl *c, uint64_t id, bool follow, const ty_cli_t
 
 /* ---- where the ranks ran ------------------------------------------------------ */
 
-static int by_rank(const void *a, const void *b) {
-  const ty_cli_task_loc *x = a, *y = b;
-  return x->rank < y->rank ? -1 : x->rank > y->rank;
-}
-
-/* One GetTaskLocations; returns an exit code (0: *out_ts set, maybe empty). */
-static int locate(ty__ctl *c, uint64_t id, ty_cli_task_loc **out_ts, size_t *out_n,
-                  int *out_state) {
-  ty_buf req;
-  ty_buf_init(&req);
-  ty_rpc_result res = {0};
-  int code = ty_cli_encode_job_id(id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_TASK_LOCATIONS, &req, &res);
-  if (code == 0 &&
-      ty_cli_decode_task_locs(res.payload, res.payload_len, out_ts, out_n, out_state) != 0)
-    code = ty__ctl_bad_answer(TY_M_GET_TASK_LOCATIONS);
-  if (code == 0) qsort(*out_ts, *out_n, sizeof **out_ts, by_rank);
-  ty_rpc_result_close(&res);
-  ty_buf_close(&req);
-  return code;
-}
-
 /* With -f a pending job is waited for (like `kubectl logs -f` on a starting
  * pod); without, there is nothing to show yet. */
-static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, ty_cli_task_loc **ts, size_t *n) {
+static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, ty_task_locations *l) {
   bool told = false;
   for (;;) {
-    int state = 0;
-    int code = locate(c, a->id, ts, n, &state);
-    if (code || *n) return code;
-    ty_cli_task_locs_free(*ts, *n);
-    *ts = NULL;
-    if (state != TY_CLI_JOB_PENDING) {
+    int code = ty__ctl_locate(c, a->id, false, l);
+    if (code || l->n) return code;
+    int state = l->state;
+    ty_task_locations_close(l);
+    if (state != TY_JOB_PENDING) {
       ty__ctl_err("job %" PRIu64 " has no output: it never ran (%s)", a->id,
-                  ty_cli_job_state_name(state));
+                  ty_job_state_name(state));
       return TY_CLI_EXIT_ERROR;
     }
     if (!a->follow) {
@@ -224,32 +201,32 @@ static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, ty_cli_task_loc
 }
 
 /* Keeps only --rank R; 0 or an exit code after saying which ranks exist. */
-static int select_rank(const ty_cli_logs_args *a, ty_cli_task_loc *ts, size_t *n) {
+static int select_rank(const ty_cli_logs_args *a, ty_task_locations *l) {
   if (a->rank < 0) return 0;
-  for (size_t i = 0; i < *n; i++) {
+  ty_task_location *ts = l->tasks;
+  for (size_t i = 0; i < l->n; i++) {
     if ((int64_t)ts[i].rank != a->rank) continue;
-    ty_cli_task_loc keep = ts[i];
+    ty_task_location keep = ts[i];
     ts[i] = ts[0], ts[0] = keep;
     return 0;
   }
   ty__ctl_err("job %" PRIu64 " has no rank %" PRId64 " (its ranks: 0-%u)", a->id, a->rank,
-              *n ? ts[*n - 1].rank : 0);
+              l->n ? ts[l->n - 1].rank : 0);
   return TY_CLI_EXIT_ERROR;
 }
 
 int ty__cmd_logs(ty__ctl *c, int argc, char **argv) {
   ty_cli_logs_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_logs(argc, argv, &a, &err) != 0) return ty__ctl_usage("logs", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_logs(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("logs", err);
   if (a.help) {
     fputs(ty__usage_logs, stdout);
     return 0;
   }
-  ty_cli_task_loc *ts = NULL;
-  size_t n = 0;
-  int code = locate_or_wait(c, &a, &ts, &n);
-  if (code == 0) code = select_rank(&a, ts, &n);
-  if (code == 0) code = stream_all(c, a.id, a.follow, ts, a.rank >= 0 ? 1 : n);
-  ty_cli_task_locs_free(ts, n);
+  ty_task_locations l = {0};
+  int code = locate_or_wait(c, &a, &l);
+  if (code == 0) code = select_rank(&a, &l);
+  if (code == 0) code = stream_all(c, a.id, a.follow, l.tasks, a.rank >= 0 ? 1 : l.n);
+  ty_task_locations_close(&l);
   return code;
 }

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_node[] =
@@ -20,55 +19,71 @@ const char ty__usage_node[] =
     "drain: the node takes no new jobs; running ones finish, then it is DRAINED.\n"
     "resume: the node takes jobs again.\n";
 
-/* Parses NAME [--reason TEXT] (the reason only for drain). */
-static int parse_node(int argc, char **argv, bool reason_ok, const char **name,
-                      const char **reason, ty_cli_err *err) {
-  *name = NULL;
-  *reason = "";
-  for (int i = 0; i < argc; i++) {
-    if (reason_ok && !strcmp(argv[i], "--reason")) {
-      if (i + 1 >= argc) return ty_cli_errf(err, TY_EINVAL, "--reason: needs a value");
-      *reason = argv[++i];
-    } else if (reason_ok && !strncmp(argv[i], "--reason=", 9)) {
-      *reason = argv[i] + 9;
-    } else if (argv[i][0] == '-') {
-      return ty_cli_errf(err, TY_EINVAL, "unknown option \"%s\"", argv[i]);
-    } else if (*name) {
-      return ty_cli_errf(err, TY_EINVAL, "unexpected argument \"%s\"", argv[i]);
-    } else {
-      *name = argv[i];
-    }
-  }
-  if (!*name) return ty_cli_errf(err, TY_EINVAL, "a node name is required");
+enum { N_REASON = TY__CLI_OPT_FIRST, N_HELP = 'h' };
+static const struct option drain_opts[] = {{"reason", required_argument, NULL, N_REASON},
+                                           {"help", no_argument, NULL, N_HELP},
+                                           {NULL, 0, NULL, 0}};
+
+typedef struct node_args {
+  const char *name, *reason; /* borrowed from argv */
+  bool help;
+} node_args;
+
+static int node_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  node_args *a = ud;
+  (void)it;
+  if (id == N_REASON)
+    a->reason = v;
+  else if (id == N_HELP)
+    a->help = true;
+  else if (a->name)
+    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+  else
+    a->name = v;
   return 0;
 }
 
+/* Parses NAME [--reason TEXT] (the reason only for drain) and --help. */
+static int parse_node(int argc, char **argv, bool drain, node_args *a, char *err, size_t err_len) {
+  *a = (node_args){.reason = ""};
+  /* resume takes no --reason: its table starts after it. */
+  int rc = ty__cli_parse(argc, argv, "h", drain ? drain_opts : drain_opts + 1, node_arg, a, err,
+                         err_len);
+  if (rc == 0 && !a->name && !a->help)
+    rc = ty_errf(err, err_len, TY_EINVAL, "a node name is required");
+  return rc;
+}
+
 int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
-  ty_cli_err err;
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-    fputs(ty__usage_node, argc < 1 ? stderr : stdout);
-    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
-  }
+  char err[TY_ERR_LEN] = "";
+  const char *sub = NULL;
+  int group = ty__ctl_group("node", ty__usage_node, argc, argv, &sub);
+  if (group >= 0) return group;
   if (!strcmp(argv[0], "ls")) return ty__cmd_nodes(c, argc - 1, argv + 1);
   bool drain = !strcmp(argv[0], "drain");
   if (!drain && strcmp(argv[0], "resume") != 0) {
-    ty_cli_errf(&err, TY_EINVAL, "node: unknown subcommand \"%s\"", argv[0]);
-    return ty__ctl_usage("node", &err);
+    ty_errf(err, sizeof err, TY_EINVAL, "node: unknown subcommand \"%s\"", argv[0]);
+    return ty__ctl_usage("node", err);
   }
-  const char *name, *reason;
-  if (parse_node(argc - 1, argv + 1, drain, &name, &reason, &err) != 0)
-    return ty__ctl_usage("node", &err);
+  node_args a;
+  if (parse_node(argc - 1, argv + 1, drain, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("node", err);
+  if (a.help) {
+    fputs(ty__usage_node, stdout);
+    return 0;
+  }
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_cli_encode_update_node(name, c->user, argv[0], reason, &req) == 0
-                 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_update_node(a.name, c->user, argv[0], a.reason, &req) == 0
+                 ? 0
+                 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_NODE, &req, &res);
   int state = 0;
   char *why = NULL;
   if (code == 0 && ty_cli_decode_update_node(res.payload, res.payload_len, &state, &why) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_NODE);
-  if (code == 0) printf("Node %s is %s\n", name, ty_cli_node_state_name(state));
+  if (code == 0) printf("Node %s is %s\n", a.name, ty_node_state_name(state));
   free(why);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);

@@ -2,7 +2,7 @@
 /* trainctl nodes: the cluster's nodes, their load and their health. */
 #include <stdio.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_nodes[] =
@@ -14,8 +14,8 @@ const char ty__usage_nodes[] =
 
 int ty__cmd_nodes(ty__ctl *c, int argc, char **argv) {
   ty_cli_nodes_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_nodes(argc, argv, &a, &err) != 0) return ty__ctl_usage("nodes", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_nodes(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("nodes", err);
   if (a.help) {
     fputs(ty__usage_nodes, stdout);
     return 0;

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_queue[] =
@@ -46,7 +45,7 @@ static int queue_ls(ty__ctl *c, bool json) {
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
-  ty_cli_queue *qs = NULL;
+  ty_queue_info *qs = NULL;
   size_t n = 0;
   int code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_QUEUES, &req, &res);
   if (code == 0 && ty_cli_decode_queues(res.payload, res.payload_len, &qs, &n) != 0)
@@ -64,7 +63,7 @@ static int queue_change(ty__ctl *c, const char *action, const char *verb,
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
-  ty_cli_queue q = {0};
+  ty_queue_info q = {0};
   int code = ty_cli_encode_update_queue(a->name, c->user, action, a->settings, a->n_settings,
                                         &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_QUEUE, &req, &res);
@@ -73,9 +72,9 @@ static int queue_change(ty__ctl *c, const char *action, const char *verb,
   if (code == 0 && (a->json || c->g.json)) {
     if (ty_cli_render_queues(&q, 1, true, &out) == 0) code = ty__ctl_write(&out);
   } else if (code == 0) {
-    printf("%s queue %s (%s)\n", verb, q.name, q.state);
+    printf("%s queue %s (%s)\n", verb, q.name, ty_queue_state_name(q.state));
   }
-  free(q.name), free(q.state);
+  ty_queue_info_close(&q);
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);
   return code;
@@ -90,26 +89,25 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
       {"delete", "delete", "Deleted", NULL, false}, {"pause", "update", "Paused", "state=paused", false},
       {"resume", "update", "Resumed", "state=open", false},
   };
-  ty_cli_err err;
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-    fputs(ty__usage_queue, argc < 1 ? stderr : stdout);
-    return argc < 1 ? TY_CLI_EXIT_USAGE : 0;
-  }
+  char err[TY_ERR_LEN] = "";
+  const char *sub = NULL;
+  int group = ty__ctl_group("queue", ty__usage_queue, argc, argv, &sub);
+  if (group >= 0) return group;
   bool ls = !strcmp(argv[0], "ls");
   ty_cli_queue_args a;
-  if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, &err) != 0)
-    return ty__ctl_usage("queue", &err);
+  if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("queue", err);
   int code = -1;
   if (a.help) fputs(ty__usage_queue, stdout), code = 0;
   else if (ls && a.n_settings) {
-    ty_cli_errf(&err, TY_EINVAL, "queue ls takes no settings");
-    code = ty__ctl_usage("queue", &err);
+    ty_errf(err, sizeof err, TY_EINVAL, "queue ls takes no settings");
+    code = ty__ctl_usage("queue", err);
   } else if (ls) code = queue_ls(c, a.json);
   for (size_t i = 0; code < 0 && i < TY_ARRAY_LEN(subs); i++) {
     if (strcmp(argv[0], subs[i].sub) != 0) continue;
     if (!subs[i].options && a.n_settings) {
-      ty_cli_errf(&err, TY_EINVAL, "queue %s takes no options", subs[i].sub);
-      code = ty__ctl_usage("queue", &err);
+      ty_errf(err, sizeof err, TY_EINVAL, "queue %s takes no options", subs[i].sub);
+      code = ty__ctl_usage("queue", err);
       break;
     }
     if (subs[i].setting) {
@@ -121,8 +119,8 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
     }
   }
   if (code < 0) {
-    ty_cli_errf(&err, TY_EINVAL, "queue: unknown subcommand \"%s\"", argv[0]);
-    code = ty__ctl_usage("queue", &err);
+    ty_errf(err, sizeof err, TY_EINVAL, "queue: unknown subcommand \"%s\"", argv[0]);
+    code = ty__ctl_usage("queue", err);
   }
   ty_cli_queue_args_close(&a);
   return code;
@@ -130,8 +128,8 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
 
 int ty__cmd_share(ty__ctl *c, int argc, char **argv) {
   ty_cli_nodes_args a; /* the same flags: --json, --help */
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_nodes(argc, argv, &a, &err) != 0) return ty__ctl_usage("share", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_nodes(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("share", err);
   if (a.help) {
     fputs(ty__usage_share, stdout);
     return 0;

@@ -6,7 +6,7 @@
  */
 #include <stdio.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_submit[] =
@@ -41,23 +41,23 @@ const char ty__usage_submit[] =
     "  --json                print {\"id\": N}\n";
 
 static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   if (a->command_mode) {
     if (ty_cli_encode_submit(&a->job, req) == 0) return 0;
     ty__ctl_err("out of memory");
     return TY_CLI_EXIT_ERROR;
   }
-  int rc = ty_cli_load_job_file(a->file, c->user, req, &err);
+  int rc = ty_cli_load_job_file(a->file, c->user, req, err, sizeof err);
   if (rc == 0) return 0;
-  ty__ctl_err("%s", err.msg);
+  ty__ctl_err("%s", err);
   return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
 }
 
 int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   ty_cli_submit_args a;
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_submit(argc, argv, c->cwd, c->user, &a, &err) != 0)
-    return ty__ctl_usage("submit", &err);
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_submit(argc, argv, c->cwd, c->user, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("submit", err);
   if (a.help) {
     fputs(ty__usage_submit, stdout);
     ty_cli_submit_args_close(&a);

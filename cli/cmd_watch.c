@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `trainctl watch ID`, `trainctl checkpoint ls ID` and the progress block of
- * `trainctl show` (see cli/graph_cli.h). Watching polls GetJob once a second:
+ * `trainctl show` (see cli_internal.h). Watching polls GetJob once a second:
  * progress changes at the worker's heartbeat, so faster polling shows
  * nothing new.
  */
@@ -13,19 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/graph_cli.h"
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 #include "proto/methods.h"
-
-enum { ST_PENDING = 1, ST_RUNNING = 2, ST_COMPLETED = 3 };
-
-static const char *state_name(int s) {
-  static const char *const names[] = {"UNKNOWN", "PENDING", "RUNNING", "COMPLETED", "FAILED",
-                                      "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL"};
-  return s >= 0 && s <= 8 ? names[s] : "UNKNOWN";
-}
-
-static bool terminal(int s) { return s >= 3 && s <= 6; }
 
 static void fmt_dur(double s, char *out, size_t n) {
   if (s < 0 || s > 1e7) snprintf(out, n, "?");
@@ -35,11 +24,12 @@ static void fmt_dur(double s, char *out, size_t n) {
 }
 
 void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out) {
-  if (!g->has_progress || g->total_steps == 0) {
-    ty_buf_printf(out, "job %s: starting (no step reported yet)", state_name(g->state));
+  const ty_train_progress *p = &g->progress;
+  if (!g->has_progress || p->total_steps == 0) {
+    ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(g->state));
     return;
   }
-  double frac = g->total_steps ? (double)g->step / (double)g->total_steps : 0;
+  double frac = p->total_steps ? (double)p->step / (double)p->total_steps : 0;
   if (frac > 1) frac = 1;
   if (bar) {
     int fill = (int)(frac * width + 0.5);
@@ -48,14 +38,14 @@ void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf
     ty_buf_printf(out, "] ");
   }
   char eta[32];
-  double left = g->total_steps > g->step ? (double)(g->total_steps - g->step) : 0;
+  double left = p->total_steps > p->step ? (double)(p->total_steps - p->step) : 0;
   /* ETA from the rate of steps since the job (last) started. */
-  double elapsed = g->start_ms && g->time_ms > g->start_ms ? (double)(g->time_ms - g->start_ms) / 1000 : 0;
-  fmt_dur(elapsed > 0 && g->step ? left * elapsed / (double)g->step : -1, eta, sizeof eta);
-  ty_buf_printf(out, "step %" PRIu64 "/%" PRIu64 " (%3.0f%%) loss %.4f %.0f samples/s ETA %s", g->step,
-                g->total_steps, frac * 100, g->loss, g->samples_per_s, eta);
-  if (g->test_accuracy >= 0) ty_buf_printf(out, " acc %.4f", g->test_accuracy);
-  if (g->checkpoint_step) ty_buf_printf(out, " ckpt@%" PRIu64, g->checkpoint_step);
+  double elapsed = g->start_ms && p->time_ms > g->start_ms ? (double)(p->time_ms - g->start_ms) / 1000 : 0;
+  fmt_dur(elapsed > 0 && p->step ? left * elapsed / (double)p->step : -1, eta, sizeof eta);
+  ty_buf_printf(out, "step %" PRIu64 "/%" PRIu64 " (%3.0f%%) loss %.4f %.0f samples/s ETA %s", p->step,
+                p->total_steps, frac * 100, p->loss, p->samples_per_s, eta);
+  if (p->test_accuracy >= 0) ty_buf_printf(out, " acc %.4f", p->test_accuracy);
+  if (p->checkpoint_step) ty_buf_printf(out, " ckpt@%" PRIu64, p->checkpoint_step);
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
@@ -82,18 +72,35 @@ static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
   return code;
 }
 
+typedef struct id_arg {
+  const char *cmd;
+  uint64_t *id;
+  bool help, have_id;
+} id_arg;
+
+static int on_id_arg(ty_opts *it, int opt, const char *v, void *ud, char *err, size_t err_len) {
+  id_arg *a = ud;
+  (void)it;
+  if (opt == 'h')
+    a->help = true;
+  else if (a->have_id)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: expected one job id", a->cmd);
+  else
+    a->have_id = true;
+  return opt == 'h' ? 0 : ty_cli_parse_job_id(v, a->id, err, err_len);
+}
+
+/* CMD ID [--help]: 0 with *id set, -1 after printing the usage for --help,
+ * or the usage error's exit code. */
 static int parse_id_arg(const char *cmd, int argc, char **argv, uint64_t *id, const char *usage) {
-  ty_cli_err err = {{0}};
-  if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-    fputs(usage, stdout);
-    return -1;
-  }
-  if (argc != 1) {
-    ty_cli_errf(&err, TY_EINVAL, "%s: expected one job id", cmd);
-    return ty__ctl_usage(cmd, &err);
-  }
-  if (ty_cli_parse_job_id(argv[0], id, &err) != 0) return ty__ctl_usage(cmd, &err);
-  return 0;
+  char err[TY_ERR_LEN] = "";
+  id_arg a = {.cmd = cmd, .id = id};
+  int rc = ty__cli_parse(argc, argv, "h", ty__cli_help_only, on_id_arg, &a, err, sizeof err);
+  if (rc == 0 && !a.have_id && !a.help)
+    rc = ty_errf(err, sizeof err, TY_EINVAL, "%s: expected one job id", cmd);
+  if (rc != 0) return ty__ctl_usage(cmd, err);
+  if (a.help) fputs(usage, stdout);
+  return a.help ? -1 : 0;
 }
 
 const char ty__usage_watch[] = "Usage: trainctl watch ID\n"
@@ -127,16 +134,16 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
   for (;;) {
     ty__cli_graph g;
     if ((code = fetch(c, id, &g)) != 0) break;
-    if (g.state == ST_PENDING && !g.has_progress) {
+    if (g.state == TY_JOB_PENDING && !g.has_progress) {
       if (!tty && last.len == 0) printf("job %" PRIu64 " is PENDING: %s\n", id, g.reason);
       ty_buf_append(&last, "p", last.len ? 0 : 1);
     } else {
       show_line(&g, tty, &last);
     }
-    if (terminal(g.state)) {
-      printf("%sjob %" PRIu64 " %s%s%s\n", tty ? "\n" : "", id, state_name(g.state), g.reason[0] ? ": " : "",
+    if (ty_job_state_terminal(g.state)) {
+      printf("%sjob %" PRIu64 " %s%s%s\n", tty ? "\n" : "", id, ty_job_state_name(g.state), g.reason[0] ? ": " : "",
              g.reason);
-      code = g.state == ST_COMPLETED ? 0 : TY_CLI_EXIT_ERROR;
+      code = g.state == TY_JOB_COMPLETED ? 0 : TY_CLI_EXIT_ERROR;
       ty__cli_graph_close(&g);
       break;
     }
@@ -152,14 +159,13 @@ const char ty__usage_checkpoint[] = "Usage: trainctl checkpoint ls ID\n"
                                     "  The checkpoints a graph job reported (step, time, path), oldest first.\n";
 
 int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
-  if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-    fputs(ty__usage_checkpoint, stdout);
-    return 0;
-  }
-  if (argc < 1 || strcmp(argv[0], "ls") != 0) {
-    ty_cli_err err = {{0}};
-    ty_cli_errf(&err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
-    return ty__ctl_usage("checkpoint", &err);
+  const char *sub = NULL;
+  int group = ty__ctl_group("checkpoint", ty__usage_checkpoint, argc, argv, &sub);
+  if (group >= 0) return group;
+  if (strcmp(sub, "ls") != 0) {
+    char err[TY_ERR_LEN] = "";
+    ty_errf(err, sizeof err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
+    return ty__ctl_usage("checkpoint", err);
   }
   uint64_t id = 0;
   int code = parse_id_arg("checkpoint", argc - 1, argv + 1, &id, ty__usage_checkpoint);

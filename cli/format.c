@@ -66,7 +66,7 @@ static void json_str_array(ty_json *js, const char *key, char **v, size_t n) {
   ty_json_end_array(js);
 }
 
-static void json_spec(ty_json *js, const ty_cli_job *s) {
+static void json_spec(ty_json *js, const ty_job_spec *s) {
   ty_json_key(js, "time_limit_s"), ty_json_uint(js, s->time_limit_s);
   ty_json_key(js, "resources"), ty_json_begin_object(js);
   ty_json_key(js, "nodes"), ty_json_uint(js, s->nodes ? s->nodes : 1);
@@ -75,8 +75,8 @@ static void json_spec(ty_json *js, const ty_cli_job *s) {
   ty_json_key(js, "cpus_per_task"), ty_json_uint(js, s->cpus_per_task ? s->cpus_per_task : 1);
   ty_json_key(js, "mem_per_node"), ty_json_uint(js, s->mem_per_node);
   ty_json_end_object(js);
-  ty_json_key(js, "kind"), ty_json_string(js, s->is_graph ? "graph" : "command");
-  if (s->is_graph) {
+  ty_json_key(js, "kind"), ty_json_string(js, s->kind == TY_JOB_KIND_GRAPH ? "graph" : "command");
+  if (s->kind == TY_JOB_KIND_GRAPH) {
     ty_json_key(js, "graph"), ty_json_begin_object(js);
     ty_json_key(js, "model_path"), ty_json_string(js, s->model_path ? s->model_path : "");
     ty_json_end_object(js);
@@ -95,7 +95,7 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
   ty_json_key(js, "user"), ty_json_string(js, j->spec.user ? j->spec.user : "");
   ty_json_key(js, "queue"), ty_json_string(js, queue_name(j->spec.queue));
   ty_json_key(js, "priority"), ty_json_int(js, j->spec.priority);
-  ty_json_key(js, "state"), ty_json_string(js, ty_cli_job_state_name(j->state));
+  ty_json_key(js, "state"), ty_json_string(js, ty_job_state_name(j->state));
   ty_json_key(js, "reason"), ty_json_string(js, j->reason ? j->reason : "");
   ty_json_key(js, "exit_code"), ty_json_int(js, j->exit_code);
   ty_json_key(js, "term_signal"), ty_json_int(js, j->term_signal);
@@ -124,7 +124,7 @@ static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, ty_buf
     job_nodes(j, &nodes);
     const char *row[] = {id,           j->spec.name,
                          j->spec.user, queue_name(j->spec.queue),
-                         pri,          ty_cli_job_state_name(j->state),
+                         pri,          ty_job_state_name(j->state),
                          time,         (char *)nodes.data,
                          j->reason};
     rc = ty_cli_table_add(t, row);
@@ -186,7 +186,7 @@ static void kv(ty_buf *b, const char *key, const char *val) {
   ty_buf_printf(b, "  %-12s %s\n", key, val);
 }
 
-static void show_resources(ty_buf *b, const ty_cli_job *s) {
+static void show_resources(ty_buf *b, const ty_job_spec *s) {
   char mem[32] = "no limit";
   if (s->mem_per_node) ty_cli_format_size(s->mem_per_node, mem, sizeof mem);
   ty_buf_printf(b, "  %-12s %u node(s) x %u task(s), %u GPU(s)/node, %u CPU(s)/task, memory %s\n",
@@ -194,8 +194,8 @@ static void show_resources(ty_buf *b, const ty_cli_job *s) {
                 s->gpus_per_node, s->cpus_per_task ? s->cpus_per_task : 1, mem);
 }
 
-static void show_command(ty_buf *b, const ty_cli_job *s) {
-  if (s->is_graph) {
+static void show_command(ty_buf *b, const ty_job_spec *s) {
+  if (s->kind == TY_JOB_KIND_GRAPH) {
     kv(b, "model:", s->model_path && *s->model_path ? s->model_path : "(inline bytes)");
     return;
   }
@@ -213,7 +213,7 @@ static void show_command(ty_buf *b, const ty_cli_job *s) {
 static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   char t1[64], buf[128];
   ty_buf_printf(b, "Job %" PRIu64 " (%s)\n", j->id, j->spec.name ? j->spec.name : "");
-  kv(b, "state:", ty_cli_job_state_name(j->state));
+  kv(b, "state:", ty_job_state_name(j->state));
   if (j->reason && *j->reason) kv(b, "reason:", j->reason);
   kv(b, "user:", j->spec.user ? j->spec.user : "");
   snprintf(buf, sizeof buf, "%s, priority %" PRId32, queue_name(j->spec.queue), j->spec.priority);
@@ -247,8 +247,8 @@ static int events_table(const ty_cli_event *ev, size_t n, ty_buf *out) {
   for (size_t i = 0; i < n && rc == 0; i++) {
     char when[64];
     format_time(ev[i].time_ms, when, sizeof when);
-    const char *row[] = {when, ev[i].from ? ty_cli_job_state_name(ev[i].from) : "-",
-                         ty_cli_job_state_name(ev[i].to), ev[i].reason};
+    const char *row[] = {when, ev[i].from ? ty_job_state_name(ev[i].from) : "-",
+                         ty_job_state_name(ev[i].to), ev[i].reason};
     rc = ty_cli_table_add(t, row);
   }
   if (rc == 0) rc = ty_buf_printf(out, "Events:\n");
@@ -273,8 +273,8 @@ int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t ne
     ty_json_begin_object(&w);
     ty_json_key(&w, "time_ms"), ty_json_int(&w, ev[i].time_ms);
     ty_json_key(&w, "from_state");
-    ty_json_string(&w, ev[i].from ? ty_cli_job_state_name(ev[i].from) : "");
-    ty_json_key(&w, "to_state"), ty_json_string(&w, ty_cli_job_state_name(ev[i].to));
+    ty_json_string(&w, ev[i].from ? ty_job_state_name(ev[i].from) : "");
+    ty_json_key(&w, "to_state"), ty_json_string(&w, ty_job_state_name(ev[i].to));
     ty_json_key(&w, "reason"), ty_json_string(&w, ev[i].reason ? ev[i].reason : "");
     ty_json_end_object(&w);
   }
@@ -306,7 +306,7 @@ static int nodes_table(const ty_cli_node *ns, size_t n, int64_t now_ms, ty_buf *
     ty_cli_format_size(nd->memory, mem, sizeof mem);
     snprintf(tasks, sizeof tasks, "%" PRIu32, nd->running_tasks);
     heartbeat_age(nd->last_heartbeat_ms, now_ms, hb, sizeof hb);
-    const char *row[] = {nd->name,  ty_cli_node_state_name(nd->state), cpus, gpus, mem, tasks, hb,
+    const char *row[] = {nd->name,  ty_node_state_name(nd->state), cpus, gpus, mem, tasks, hb,
                          nd->reason};
     rc = ty_cli_table_add(t, row);
   }
@@ -318,7 +318,7 @@ static int nodes_table(const ty_cli_node *ns, size_t n, int64_t now_ms, ty_buf *
 static void json_node(ty_json *w, const ty_cli_node *nd) {
   ty_json_begin_object(w);
   ty_json_key(w, "name"), ty_json_string(w, nd->name);
-  ty_json_key(w, "state"), ty_json_string(w, ty_cli_node_state_name(nd->state));
+  ty_json_key(w, "state"), ty_json_string(w, ty_node_state_name(nd->state));
   ty_json_key(w, "cpus"), ty_json_uint(w, nd->cpus);
   ty_json_key(w, "cpus_used"), ty_json_uint(w, nd->cpus_used);
   ty_json_key(w, "gpus"), ty_json_uint(w, nd->gpus);
@@ -344,17 +344,17 @@ int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool js
   return ty_json_finish(&w);
 }
 
-int ty_cli_render_cancel(const ty_cli_cancel_result *rs, size_t n, bool json, ty_buf *out,
+int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf *out,
                          ty_buf *errs) {
   if (!json) {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (rs[i].status == 0)
-        rc = ty_buf_printf(out, "Cancelled job %" PRIu64 "\n", rs[i].id);
-      else if (rs[i].message && *rs[i].message)
+        rc = ty_buf_printf(out, "Cancelled job %" PRIu64 "\n", rs[i].job_id);
+      else if (rs[i].message[0])
         rc = ty_buf_printf(errs, "trainctl: %s\n", rs[i].message);
       else
-        rc = ty_buf_printf(errs, "trainctl: job %" PRIu64 ": %s\n", rs[i].id,
+        rc = ty_buf_printf(errs, "trainctl: job %" PRIu64 ": %s\n", rs[i].job_id,
                            ty_strerror(rs[i].status));
     }
     return rc;
@@ -365,17 +365,17 @@ int ty_cli_render_cancel(const ty_cli_cancel_result *rs, size_t n, bool json, ty
   ty_json_begin_array(&w);
   for (size_t i = 0; i < n; i++) {
     ty_json_begin_object(&w);
-    ty_json_key(&w, "id"), ty_json_uint(&w, rs[i].id);
+    ty_json_key(&w, "id"), ty_json_uint(&w, rs[i].job_id);
     ty_json_key(&w, "cancelled"), ty_json_bool(&w, rs[i].status == 0);
     ty_json_key(&w, "status"), ty_json_int(&w, rs[i].status);
-    ty_json_key(&w, "message"), ty_json_string(&w, rs[i].message ? rs[i].message : "");
+    ty_json_key(&w, "message"), ty_json_string(&w, rs[i].message);
     ty_json_end_object(&w);
   }
   ty_json_end_array(&w);
   return ty_json_finish(&w);
 }
 
-int ty_cli_cancel_exit(const ty_cli_cancel_result *rs, size_t n) {
+int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n) {
   int code = TY_CLI_EXIT_OK;
   for (size_t i = 0; i < n; i++) {
     int c = ty_cli_exit_for_status(TY_CLI_OP_JOB, rs[i].status);

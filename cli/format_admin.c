@@ -10,40 +10,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
 #include "cli/cli_internal.h"
 
-/* ---- queue options ----------------------------------------------------------------- */
+/* ---- queue options -----------------------------------------------------------------
+ * Each option is one queue setting; its value is checked here with the
+ * controller's own rules (lib/wire), so a bad one is a usage error naming the
+ * option before anything is sent. */
 
-enum { Q_TIER, Q_SHARE, Q_MAXRUN, Q_MAXGPU, Q_MAXGPU_USER, Q_PREEMPT, Q_NOPREEMPT, Q_DEFTIME,
-       Q_MAXTIME, Q_STATE, Q_JSON, Q_HELP };
+enum { Q_TIER = TY__CLI_OPT_FIRST, Q_SHARE, Q_MAXRUN, Q_MAXGPU, Q_MAXGPU_USER, Q_PREEMPT,
+       Q_NOPREEMPT, Q_DEFTIME, Q_MAXTIME, Q_STATE, Q_JSON, Q_HELP = 'h' };
 
-static const ty__cli_opt queue_opts[] = {
-    {"tier", 0, true, Q_TIER},
-    {"share", 0, true, Q_SHARE},
-    {"max-running", 0, true, Q_MAXRUN},
-    {"max-gpus", 0, true, Q_MAXGPU},
-    {"max-gpus-per-user", 0, true, Q_MAXGPU_USER},
-    {"preemptible", 0, false, Q_PREEMPT},
-    {"no-preemptible", 0, false, Q_NOPREEMPT},
-    {"default-time", 0, true, Q_DEFTIME},
-    {"max-time", 0, true, Q_MAXTIME},
-    {"state", 0, true, Q_STATE},
-    {"json", 0, false, Q_JSON},
-    {"help", 'h', false, Q_HELP},
+static const struct option queue_opts[] = {
+    {"tier", required_argument, NULL, Q_TIER},
+    {"share", required_argument, NULL, Q_SHARE},
+    {"max-running", required_argument, NULL, Q_MAXRUN},
+    {"max-gpus", required_argument, NULL, Q_MAXGPU},
+    {"max-gpus-per-user", required_argument, NULL, Q_MAXGPU_USER},
+    {"preemptible", no_argument, NULL, Q_PREEMPT},
+    {"no-preemptible", no_argument, NULL, Q_NOPREEMPT},
+    {"default-time", required_argument, NULL, Q_DEFTIME},
+    {"max-time", required_argument, NULL, Q_MAXTIME},
+    {"state", required_argument, NULL, Q_STATE},
+    {"json", no_argument, NULL, Q_JSON},
+    {"help", no_argument, NULL, Q_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static const char *const setting_key[] = {
-    [Q_TIER] = "tier", [Q_SHARE] = "share", [Q_MAXRUN] = "max_running",
-    [Q_MAXGPU] = "max_gpus", [Q_MAXGPU_USER] = "max_gpus_per_user",
-    [Q_DEFTIME] = "default_time", [Q_MAXTIME] = "max_time", [Q_STATE] = "state"};
+    [Q_TIER - Q_TIER] = "tier", [Q_SHARE - Q_TIER] = "share",
+    [Q_MAXRUN - Q_TIER] = "max_running", [Q_MAXGPU - Q_TIER] = "max_gpus",
+    [Q_MAXGPU_USER - Q_TIER] = "max_gpus_per_user", [Q_PREEMPT - Q_TIER] = "preemptible",
+    [Q_NOPREEMPT - Q_TIER] = "preemptible", [Q_DEFTIME - Q_TIER] = "default_time",
+    [Q_MAXTIME - Q_TIER] = "max_time", [Q_STATE - Q_TIER] = "state"};
 
-static void add_setting(ty_cli_queue_args *a, const char *key, const char *val) {
+/* Checks key=val with the queue rules, then keeps it as a setting. */
+static int add_setting(ty_cli_queue_args *a, int id, const char *val, char *err, size_t err_len) {
+  const char *key = setting_key[id - Q_TIER], *name = "?";
+  for (const struct option *o = queue_opts; o->name; o++)
+    if (o->val == id) name = o->name;
+  char what[64];
+  snprintf(what, sizeof what, "--%s", name);
+  ty_queue_info scratch = {0};
+  int rc = ty_queue_set(&scratch, key, val, what, err, err_len);
+  if (rc != 0) return rc;
   size_t n = strlen(key) + strlen(val) + 2;
   char *s = ty_xmalloc(n);
   snprintf(s, n, "%s=%s", key, val);
   a->settings = ty_xrealloc(a->settings, (a->n_settings + 1) * sizeof(*a->settings));
   a->settings[a->n_settings++] = s;
+  return 0;
 }
 
 void ty_cli_queue_args_close(ty_cli_queue_args *a) {
@@ -53,26 +68,40 @@ void ty_cli_queue_args_close(ty_cli_queue_args *a) {
   memset(a, 0, sizeof(*a));
 }
 
-int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
-                            ty_cli_err *err) {
-  memset(out, 0, sizeof(*out));
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, queue_opts, TY_ARRAY_LEN(queue_opts));
-  const char *val;
-  int id, rc = 0;
-  while (rc == 0 && (id = ty__cli_args_next(&it, &val, err)) != TY__ARG_END) {
-    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
-    else if (id == Q_JSON) out->json = true;
-    else if (id == Q_HELP) out->help = true;
-    else if (id == Q_PREEMPT || id == Q_NOPREEMPT)
-      add_setting(out, "preemptible", id == Q_PREEMPT ? "true" : "false");
-    else if (id >= 0) add_setting(out, setting_key[id], val);
-    else if (!want_name || out->name)
-      rc = ty_cli_errf(err, TY_EINVAL, "unexpected argument \"%s\"", val);
-    else out->name = ty_strdup(val);
+typedef struct queue_ctx {
+  ty_cli_queue_args *out;
+  bool want_name;
+} queue_ctx;
+
+static int queue_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  queue_ctx *c = ud;
+  ty_cli_queue_args *a = c->out;
+  (void)it;
+  if (id == TY_OPT_POSITIONAL) {
+    if (!c->want_name || a->name)
+      return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+    int rc = ty_queue_check_name(v, err, err_len);
+    if (rc == 0) a->name = ty_strdup(v);
+    return rc;
   }
+  if (id == Q_JSON)
+    a->json = true;
+  else if (id == Q_HELP)
+    a->help = true;
+  else if (id == Q_PREEMPT || id == Q_NOPREEMPT)
+    return add_setting(a, id, id == Q_PREEMPT ? "true" : "false", err, err_len);
+  else
+    return add_setting(a, id, v, err, err_len);
+  return 0;
+}
+
+int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_args *out,
+                            char *err, size_t err_len) {
+  memset(out, 0, sizeof(*out));
+  queue_ctx c = {.out = out, .want_name = want_name};
+  int rc = ty__cli_parse(argc, argv, "h", queue_opts, queue_arg, &c, err, err_len);
   if (rc == 0 && want_name && !out->name && !out->help)
-    rc = ty_cli_errf(err, TY_EINVAL, "a queue name is required");
+    rc = ty_errf(err, err_len, TY_EINVAL, "a queue name is required");
   if (rc != 0) ty_cli_queue_args_close(out);
   return rc;
 }
@@ -89,7 +118,7 @@ static void fmt_time(uint32_t s, char *b, size_t n) {
   else snprintf(b, n, "-");
 }
 
-static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
+static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
   static const char *const h[] = {"NAME", "STATE", "TIER", "SHARE", "PREEMPT", "PENDING",
                                   "RUNNING", "GPUS", "MAX_RUN", "MAX_GPUS", "MAX_GPUS/USER",
                                   "DEF_TIME", "MAX_TIME"};
@@ -97,7 +126,7 @@ static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
                                true,  true,  true, true, true};
   ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
   for (size_t i = 0; i < n; i++) {
-    const ty_cli_queue *q = &qs[i];
+    const ty_queue_info *q = &qs[i];
     char tier[16], share[24], pend[16], run[16], gpus[16], mr[16], mg[16], mu[16], dt[32], mt[32];
     snprintf(tier, sizeof tier, "%d", q->tier);
     snprintf(share, sizeof share, "%g", q->share);
@@ -109,7 +138,7 @@ static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
     fmt_limit(q->max_gpus_per_user, mu, sizeof mu);
     fmt_time(q->default_time_s, dt, sizeof dt);
     fmt_time(q->max_time_s, mt, sizeof mt);
-    const char *row[] = {q->name, q->state, tier, share, q->preemptible ? "yes" : "no", pend,
+    const char *row[] = {q->name, ty_queue_state_name(q->state), tier, share, q->preemptible ? "yes" : "no", pend,
                          run, gpus, mr, mg, mu, dt, mt};
     ty_cli_table_add(t, row);
   }
@@ -118,10 +147,10 @@ static int queues_table(const ty_cli_queue *qs, size_t n, ty_buf *out) {
   return rc;
 }
 
-static void json_queue(ty_json *w, const ty_cli_queue *q) {
+static void json_queue(ty_json *w, const ty_queue_info *q) {
   ty_json_begin_object(w);
   ty_json_key(w, "name"), ty_json_string(w, q->name);
-  ty_json_key(w, "state"), ty_json_string(w, q->state);
+  ty_json_key(w, "state"), ty_json_string(w, ty_queue_state_name(q->state));
   ty_json_key(w, "tier"), ty_json_int(w, q->tier);
   ty_json_key(w, "share"), ty_json_double(w, q->share);
   ty_json_key(w, "preemptible"), ty_json_bool(w, q->preemptible);
@@ -136,7 +165,7 @@ static void json_queue(ty_json *w, const ty_cli_queue *q) {
   ty_json_end_object(w);
 }
 
-int ty_cli_render_queues(const ty_cli_queue *qs, size_t n, bool json, ty_buf *out) {
+int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *out) {
   if (!json) return queues_table(qs, n, out);
   ty_json w;
   ty_json_init(&w, out);
@@ -150,9 +179,9 @@ int ty_cli_render_queues(const ty_cli_queue *qs, size_t n, bool json, ty_buf *ou
 /* ---- why --------------------------------------------------------------------------------- */
 
 static int explain_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
-  int rc = ty_buf_printf(out, "Job %" PRIu64 ": %s\n", e->job_id, ty_cli_job_state_name(e->state));
+  int rc = ty_buf_printf(out, "Job %" PRIu64 ": %s\n", e->job_id, ty_job_state_name(e->state));
   if (e->reason && *e->reason) rc |= ty_buf_printf(out, "Reason:      %s\n", e->reason);
-  if (e->state != TY_CLI_JOB_PENDING || e->position == 0) return rc;
+  if (e->state != TY_JOB_PENDING || e->position == 0) return rc;
   rc |= ty_buf_printf(out, "Position:    %u of %u pending jobs\n", e->position, e->pending_total);
   rc |= ty_buf_printf(out, "Priority:    %.0f = tier %.0f + age %.0f + fair-share %.0f + size "
                       "%.0f + job priority %.0f\n", e->priority, e->f_tier, e->f_age,
@@ -183,7 +212,7 @@ int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   ty_json_key(&w, "id"), ty_json_uint(&w, e->job_id);
-  ty_json_key(&w, "state"), ty_json_string(&w, ty_cli_job_state_name(e->state));
+  ty_json_key(&w, "state"), ty_json_string(&w, ty_job_state_name(e->state));
   ty_json_key(&w, "reason"), ty_json_string(&w, e->reason);
   ty_json_key(&w, "position"), ty_json_uint(&w, e->position);
   ty_json_key(&w, "pending_total"), ty_json_uint(&w, e->pending_total);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/trainctl.h"
+#include "cli/cli_internal.h"
 
 static const ty__ctl_cmd commands[] = {
     {.name = "submit",
@@ -93,9 +93,9 @@ static int help(const char *name) {
       fputs(commands[i].usage, stdout);
       return TY_CLI_EXIT_OK;
     }
-  ty_cli_err err;
-  ty_cli_errf(&err, TY_EINVAL, "help: unknown command \"%s\"", name);
-  return ty__ctl_usage(NULL, &err);
+  char err[TY_ERR_LEN] = "";
+  ty_errf(err, sizeof err, TY_EINVAL, "help: unknown command \"%s\"", name);
+  return ty__ctl_usage(NULL, err);
 }
 
 static int dispatch(ty__ctl *c, int argc, char **argv) {
@@ -105,17 +105,17 @@ static int dispatch(ty__ctl *c, int argc, char **argv) {
   for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
     if (strcmp(commands[i].name, name) == 0)
       return commands[i].run(c, argc - c->g.cmd_index - 1, argv + c->g.cmd_index + 1);
-  ty_cli_err err;
-  ty_cli_errf(&err, TY_EINVAL, "unknown command \"%s\"", name);
-  return ty__ctl_usage(NULL, &err);
+  char err[TY_ERR_LEN] = "";
+  ty_errf(err, sizeof err, TY_EINVAL, "unknown command \"%s\"", name);
+  return ty__ctl_usage(NULL, err);
 }
 
 int main(int argc, char **argv) {
   ty__ctl c = {0};
-  ty_cli_err err = {{0}};
-  if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), &c.g, &err) != 0) {
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), &c.g, err, sizeof err) != 0) {
     ty_cli_global_close(&c.g);
-    return ty__ctl_usage(NULL, &err);
+    return ty__ctl_usage(NULL, err);
   }
   int code = TY_CLI_EXIT_OK;
   char uid[32], cwd[PATH_MAX];

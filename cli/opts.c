@@ -14,32 +14,23 @@
 #include <string.h>
 #include <strings.h>
 
-void ty_cli_job_close(ty_cli_job *j) {
-  if (!j) return;
-  free(j->name), free(j->queue), free(j->user), free(j->cwd), free(j->model_path);
-  for (size_t i = 0; i < j->argc; i++)
-    free(j->argv[i]);
-  for (size_t i = 0; i < j->envc; i++)
-    free(j->env[i]);
-  free(j->argv), free(j->env);
-  memset(j, 0, sizeof *j);
-}
-
 static void push_str(char ***arr, size_t *n, const char *s) {
   *arr = ty_xrealloc(*arr, (*n + 1) * sizeof **arr);
   (*arr)[(*n)++] = ty_strdup(s);
 }
 
-static const char *opt_name(const ty__cli_opt *opts, size_t n, int id) {
-  for (size_t i = 0; i < n; i++)
-    if (opts[i].id == id) return opts[i].name;
+static const char *opt_name(const struct option *opts, int id) {
+  for (; opts->name; opts++)
+    if (opts->val == id) return opts->name;
   return "?";
 }
 
 /* ---- submit ---------------------------------------------------------------- */
 
+/* Options with a short alias return that letter; the others count up from
+ * TY__CLI_OPT_FIRST, past every letter. */
 enum {
-  S_COMMAND,
+  S_COMMAND = TY__CLI_OPT_FIRST,
   S_GPUS,
   S_CPUS,
   S_NODES,
@@ -53,28 +44,29 @@ enum {
   S_REQUEUE,
   S_CWD,
   S_EXPORT,
-  S_QUIET,
   S_JSON,
-  S_HELP,
+  S_QUIET = 'q',
+  S_HELP = 'h',
 };
-static const ty__cli_opt submit_opts[] = {
-    {"command", 0, false, S_COMMAND},
-    {"gpus", 0, true, S_GPUS},
-    {"cpus", 0, true, S_CPUS},
-    {"nodes", 0, true, S_NODES},
-    {"ntasks-per-node", 0, true, S_NTASKS},
-    {"mem", 0, true, S_MEM},
-    {"queue", 0, true, S_QUEUE},
-    {"priority", 0, true, S_PRIORITY},
-    {"name", 0, true, S_NAME},
-    {"time", 0, true, S_TIME},
-    {"signal", 0, true, S_SIGNAL},
-    {"requeue-on-failure", 0, true, S_REQUEUE},
-    {"cwd", 0, true, S_CWD},
-    {"export", 0, true, S_EXPORT},
-    {"quiet", 'q', false, S_QUIET},
-    {"json", 0, false, S_JSON},
-    {"help", 'h', false, S_HELP},
+static const struct option submit_opts[] = {
+    {"command", no_argument, NULL, S_COMMAND},
+    {"gpus", required_argument, NULL, S_GPUS},
+    {"cpus", required_argument, NULL, S_CPUS},
+    {"nodes", required_argument, NULL, S_NODES},
+    {"ntasks-per-node", required_argument, NULL, S_NTASKS},
+    {"mem", required_argument, NULL, S_MEM},
+    {"queue", required_argument, NULL, S_QUEUE},
+    {"priority", required_argument, NULL, S_PRIORITY},
+    {"name", required_argument, NULL, S_NAME},
+    {"time", required_argument, NULL, S_TIME},
+    {"signal", required_argument, NULL, S_SIGNAL},
+    {"requeue-on-failure", required_argument, NULL, S_REQUEUE},
+    {"cwd", required_argument, NULL, S_CWD},
+    {"export", required_argument, NULL, S_EXPORT},
+    {"quiet", no_argument, NULL, S_QUIET},
+    {"json", no_argument, NULL, S_JSON},
+    {"help", no_argument, NULL, S_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static bool valid_env_name(const char *s, size_t n) {
@@ -84,11 +76,11 @@ static bool valid_env_name(const char *s, size_t n) {
   return true;
 }
 
-static int add_export(ty_cli_job *j, const char *v, ty_cli_err *err) {
+static int add_export(ty_job_spec *j, const char *v, char *err, size_t err_len) {
   const char *eq = strchr(v, '=');
   size_t n = eq ? (size_t)(eq - v) : strlen(v);
   if (!valid_env_name(v, n))
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "--export: \"%s\" is not NAME=VALUE (NAME: letters, digits, _)", v);
   if (eq) {
     push_str(&j->env, &j->envc, v);
@@ -96,7 +88,7 @@ static int add_export(ty_cli_job *j, const char *v, ty_cli_err *err) {
   }
   const char *cur = getenv(v);
   if (!cur)
-    return ty_cli_errf(err, TY_EINVAL, "--export: %s is not set in your environment (use %s=VALUE)",
+    return ty_errf(err, err_len, TY_EINVAL, "--export: %s is not set in your environment (use %s=VALUE)",
                        v, v);
   char *kv = ty_xmalloc(n + strlen(cur) + 2);
   sprintf(kv, "%s=%s", v, cur);
@@ -105,64 +97,64 @@ static int add_export(ty_cli_job *j, const char *v, ty_cli_err *err) {
   return 0;
 }
 
-static int set_text(const char *what, char **field, const char *v, ty_cli_err *err) {
-  if (!*v) return ty_cli_errf(err, TY_EINVAL, "%s: must not be empty", what);
+static int set_text(const char *what, char **field, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
   free(*field);
   *field = ty_strdup(v);
   return 0;
 }
 
-static int set_cwd(ty_cli_job *j, const char *v, const char *cwd, ty_cli_err *err) {
-  if (!*v) return ty_cli_errf(err, TY_EINVAL, "--cwd: must not be empty");
-  if (v[0] == '/' || !cwd) return set_text("--cwd", &j->cwd, v, err);
+static int set_cwd(ty_job_spec *j, const char *v, const char *cwd, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--cwd: must not be empty");
+  if (v[0] == '/' || !cwd) return set_text("--cwd", &j->cwd, v, err, err_len);
   free(j->cwd);
   j->cwd = ty_xmalloc(strlen(cwd) + strlen(v) + 2);
   sprintf(j->cwd, "%s/%s", cwd, v);
   return 0;
 }
 
-static int job_option(ty_cli_job *j, int id, const char *v, const char *cwd, ty_cli_err *err) {
+static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err, size_t err_len) {
   uint32_t secs = 0;
   switch (id) {
   case S_GPUS:
-    return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err);
+    return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err, err_len);
   case S_CPUS:
-    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err);
+    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case S_NODES:
-    return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err);
+    return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err, err_len);
   case S_NTASKS:
-    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err);
+    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
   case S_MEM:
     if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
-      return ty_cli_errf(err, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)",
+      return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)",
                          v);
     return 0;
   case S_QUEUE:
-    return set_text("--queue", &j->queue, v, err);
+    return set_text("--queue", &j->queue, v, err, err_len);
   case S_PRIORITY:
-    return ty__cli_parse_i32("--priority", v, &j->priority, err);
+    return ty__cli_parse_i32("--priority", v, &j->priority, err, err_len);
   case S_NAME:
-    return set_text("--name", &j->name, v, err);
+    return set_text("--name", &j->name, v, err, err_len);
   case S_TIME:
     if (ty_parse_duration(v, &secs) != 0)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
     if (secs == 0)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "--time: 0 is not allowed (leave --time out for the "
                          "queue's default)");
     j->time_limit_s = secs;
     return 0;
   case S_SIGNAL:
-    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err);
+    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
   case S_REQUEUE:
-    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err);
+    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err, err_len);
   case S_CWD:
-    return set_cwd(j, v, cwd, err);
+    return set_cwd(j, v, cwd, err, err_len);
   case S_EXPORT:
-    return add_export(j, v, err);
+    return add_export(j, v, err, err_len);
   default:
-    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
 }
 
@@ -179,43 +171,43 @@ static const struct {
 };
 
 static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t *out,
-                             ty_cli_err *err) {
+                             char *err, size_t err_len) {
   char buf[16];
   if (n == 0 || n >= sizeof buf)
-    return ty_cli_errf(err, TY_EINVAL, "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)",
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)",
                        what, (int)(n < 64 ? n : 64), s);
   memcpy(buf, s, n), buf[n] = '\0';
-  if (isdigit((unsigned char)buf[0])) return ty__cli_parse_u32(what, buf, 1, 64, out, err);
+  if (isdigit((unsigned char)buf[0])) return ty__cli_parse_u32(what, buf, 1, 64, out, err, err_len);
   const char *name = strncasecmp(buf, "SIG", 3) == 0 ? buf + 3 : buf;
   for (size_t i = 0; i < TY_ARRAY_LEN(signal_names); i++)
     if (strcasecmp(name, signal_names[i].name) == 0) {
       *out = (uint32_t)signal_names[i].sig;
       return 0;
     }
-  return ty_cli_errf(err, TY_EINVAL,
+  return ty_errf(err, err_len, TY_EINVAL,
                      "%s: \"%s\" is not a signal name (examples: USR1, SIGUSR2, TERM, 10)",
                      what, buf);
 }
 
 int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
-                        uint32_t *out_before_s, ty_cli_err *err) {
+                        uint32_t *out_before_s, char *err, size_t err_len) {
   const char *at = strchr(s, '@');
   const char *time = at ? at + 1 : s;
   uint32_t sig = SIGUSR1, secs = 0;
-  if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err) != 0) return TY_EINVAL;
+  if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err, err_len) != 0) return TY_EINVAL;
   if (ty_parse_duration(time, &secs) != 0)
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "%s: \"%s\" is not [SIG@]SECONDS (examples: 120, USR1@300, TERM@5m)",
                        what, s);
   if (secs == 0)
-    return ty_cli_errf(err, TY_EINVAL, "%s: the warning must come at least 1 s before the limit",
+    return ty_errf(err, err_len, TY_EINVAL, "%s: the warning must come at least 1 s before the limit",
                        what);
   *out_sig = sig, *out_before_s = secs;
   return 0;
 }
 
 /* Defaults a command job gets from the caller; the controller fills the rest. */
-static void command_defaults(ty_cli_job *j, const char *cwd, const char *user) {
+static void command_defaults(ty_job_spec *j, const char *cwd, const char *user) {
   if (!j->cwd && cwd) j->cwd = ty_strdup(cwd);
   if (!j->user && user) j->user = ty_strdup(user);
   if (!j->name && j->argc) {
@@ -224,73 +216,80 @@ static void command_defaults(ty_cli_job *j, const char *cwd, const char *user) {
   }
 }
 
-static int submit_positional(ty_cli_submit_args *a, ty__cli_args *it, const char *v,
-                             ty_cli_err *err) {
+static int submit_positional(ty_cli_submit_args *a, ty_opts *it, const char *v, char *err,
+                             size_t err_len) {
   if (a->command_mode) {
-    it->only_positional = true; /* the command's own options are not ours */
+    ty_opts_stop(it); /* the command's own options are not ours */
     push_str(&a->job.argv, &a->job.argc, v);
     return 0;
   }
-  if (a->file) return ty_cli_errf(err, TY_EINVAL, "submit: unexpected argument \"%s\"", v);
+  if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: unexpected argument \"%s\"", v);
   a->file = ty_strdup(v);
   return 0;
 }
 
-static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, ty_cli_err *err) {
+static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err, size_t err_len) {
   if (a->help) return 0;
   if (a->command_mode) {
-    if (a->file) return ty_cli_errf(err, TY_EINVAL, "submit: give a FILE or --command, not both");
+    if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
     if (a->job.argc == 0)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "submit --command: no command given (e.g. trainctl "
                          "submit --command --gpus 1 -- python train.py)");
     if (a->job.warn_signal && a->job.time_limit_s &&
         a->job.warn_before_s >= a->job.time_limit_s)
-      return ty_cli_errf(err, TY_EINVAL, "--signal: %u s before the limit is not within --time (%u s)",
+      return ty_errf(err, err_len, TY_EINVAL, "--signal: %u s before the limit is not within --time (%u s)",
                          a->job.warn_before_s, a->job.time_limit_s);
     return 0;
   }
   if (first_job_opt)
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "--%s only applies with --command (a job file carries its "
                        "own resources)",
                        first_job_opt);
   if (!a->file)
-    return ty_cli_errf(err, TY_EINVAL,
+    return ty_errf(err, err_len, TY_EINVAL,
                        "submit: missing FILE (a binary trainyard.Job) or "
                        "--command -- CMD ARGS...");
   return 0;
 }
 
-int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
-                        ty_cli_submit_args *out, ty_cli_err *err) {
-  memset(out, 0, sizeof *out);
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, submit_opts, TY_ARRAY_LEN(submit_opts));
-  const char *first_job_opt = NULL;
-  int rc = 0;
-  while (rc == 0) {
-    const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR)
-      rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL)
-      rc = submit_positional(out, &it, v, err);
-    else if (id == S_COMMAND)
-      out->command_mode = true;
-    else if (id == S_QUIET)
-      out->quiet = true;
-    else if (id == S_JSON)
-      out->json = true;
-    else if (id == S_HELP)
-      out->help = true;
-    else {
-      if (!first_job_opt) first_job_opt = opt_name(submit_opts, TY_ARRAY_LEN(submit_opts), id);
-      rc = job_option(&out->job, id, v, cwd, err);
-    }
+typedef struct submit_ctx {
+  ty_cli_submit_args *out;
+  const char *cwd;
+  const char *first_job_opt; /* the first resource option, for file mode's error */
+} submit_ctx;
+
+static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  submit_ctx *c = ud;
+  ty_cli_submit_args *a = c->out;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    return submit_positional(a, it, v, err, err_len);
+  case S_COMMAND:
+    a->command_mode = true;
+    return 0;
+  case S_QUIET:
+    a->quiet = true;
+    return 0;
+  case S_JSON:
+    a->json = true;
+    return 0;
+  case S_HELP:
+    a->help = true;
+    return 0;
+  default:
+    if (!c->first_job_opt) c->first_job_opt = opt_name(submit_opts, id);
+    return job_option(&a->job, id, v, c->cwd, err, err_len);
   }
-  if (rc == 0) rc = submit_check(out, first_job_opt, err);
+}
+
+int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
+                        ty_cli_submit_args *out, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  submit_ctx c = {.out = out, .cwd = cwd};
+  int rc = ty__cli_parse(argc, argv, "qh", submit_opts, submit_arg, &c, err, err_len);
+  if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0 && out->command_mode) command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
   return rc;
@@ -299,27 +298,30 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
 void ty_cli_submit_args_close(ty_cli_submit_args *a) {
   if (!a) return;
   free(a->file);
-  ty_cli_job_close(&a->job);
+  ty_job_spec_close(&a->job);
   memset(a, 0, sizeof *a);
 }
 
 /* ---- ls --------------------------------------------------------------------- */
 
-enum { L_STATE, L_USER, L_QUEUE, L_ALL, L_JSON, L_HELP };
-static const ty__cli_opt ls_opts[] = {
-    {"state", 's', true, L_STATE}, {"user", 'u', true, L_USER}, {"queue", 'q', true, L_QUEUE},
-    {"all", 'a', false, L_ALL},    {"json", 0, false, L_JSON},  {"help", 'h', false, L_HELP},
+enum { L_JSON = TY__CLI_OPT_FIRST, L_STATE = 's', L_USER = 'u', L_QUEUE = 'q', L_ALL = 'a',
+       L_HELP = 'h' };
+static const struct option ls_opts[] = {
+    {"state", required_argument, NULL, L_STATE}, {"user", required_argument, NULL, L_USER},
+    {"queue", required_argument, NULL, L_QUEUE}, {"all", no_argument, NULL, L_ALL},
+    {"json", no_argument, NULL, L_JSON},         {"help", no_argument, NULL, L_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 /* "running,pending" -> states; duplicates are dropped. */
-static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
+static int add_states(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
   int rc = 0;
-  if (!*v) rc = ty_cli_errf(err, TY_EINVAL, "--state: must not be empty");
+  if (!*v) rc = ty_errf(err, err_len, TY_EINVAL, "--state: must not be empty");
   for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
     int st = 0;
-    if (ty_cli_job_state_parse(tok, &st) != 0) {
-      rc = ty_cli_errf(err, TY_EINVAL,
+    if (ty_job_state_parse(tok, &st) != 0) {
+      rc = ty_errf(err, err_len, TY_EINVAL,
                        "--state: unknown state \"%s\" (one of: pending, running, completed, "
                        "failed, cancelled, timeout, preempted, node_fail)",
                        tok);
@@ -334,14 +336,18 @@ static int add_states(ty_cli_ls_args *a, const char *v, ty_cli_err *err) {
   return rc;
 }
 
-static int ls_option(ty_cli_ls_args *a, int id, const char *v, ty_cli_err *err) {
+static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_ls_args *a = ud;
+  (void)it;
   switch (id) {
+  case TY_OPT_POSITIONAL:
+    return ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
   case L_STATE:
-    return add_states(a, v, err);
+    return add_states(a, v, err, err_len);
   case L_USER:
-    return set_text("--user", &a->user, v, err);
+    return set_text("--user", &a->user, v, err, err_len);
   case L_QUEUE:
-    return set_text("--queue", &a->queue, v, err);
+    return set_text("--queue", &a->queue, v, err, err_len);
   case L_ALL:
     a->all = true;
     return 0;
@@ -352,31 +358,18 @@ static int ls_option(ty_cli_ls_args *a, int id, const char *v, ty_cli_err *err) 
     a->help = true;
     return 0;
   default:
-    return ty_cli_errf(err, TY_EINTERNAL, "unhandled option");
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
 }
 
-int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, ty_cli_err *err) {
+int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, ls_opts, TY_ARRAY_LEN(ls_opts));
-  int rc = 0;
-  while (rc == 0) {
-    const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR)
-      rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL)
-      rc = ty_cli_errf(err, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
-    else
-      rc = ls_option(out, id, v, err);
-  }
+  int rc = ty__cli_parse(argc, argv, "s:u:q:ah", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->all && out->nstates)
-    rc = ty_cli_errf(err, TY_EINVAL, "ls: --all and --state exclude each other");
+    rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
-    out->states[out->nstates++] = TY_CLI_JOB_PENDING;
-    out->states[out->nstates++] = TY_CLI_JOB_RUNNING;
+    out->states[out->nstates++] = TY_JOB_PENDING;
+    out->states[out->nstates++] = TY_JOB_RUNNING;
   }
   if (rc) ty_cli_ls_args_close(out);
   return rc;
@@ -390,63 +383,76 @@ void ty_cli_ls_args_close(ty_cli_ls_args *a) {
 
 /* ---- show, logs, cancel, nodes ---------------------------------------------- */
 
-enum { O_JSON, O_HELP, O_FOLLOW, O_RANK };
-static const ty__cli_opt json_opts[] = {{"json", 0, false, O_JSON}, {"help", 'h', false, O_HELP}};
-static const ty__cli_opt logs_opts[] = {
-    {"follow", 'f', false, O_FOLLOW}, {"rank", 'r', true, O_RANK}, {"help", 'h', false, O_HELP}};
+enum { O_JSON = TY__CLI_OPT_FIRST, O_HELP = 'h', O_FOLLOW = 'f', O_RANK = 'r' };
+static const struct option json_opts[] = {
+    {"json", no_argument, NULL, O_JSON}, {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
+static const struct option logs_opts[] = {{"follow", no_argument, NULL, O_FOLLOW},
+                                          {"rank", required_argument, NULL, O_RANK},
+                                          {"help", no_argument, NULL, O_HELP},
+                                          {NULL, 0, NULL, 0}};
+
+static int add_id(const char *cmd, const char *v, uint64_t **ids, size_t *nids, size_t max_ids,
+                  char *err, size_t err_len) {
+  if (*nids == max_ids)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
+  uint64_t jid;
+  int rc = ty_cli_parse_job_id(v, &jid, err, err_len);
+  if (rc != 0) return rc;
+  *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
+  (*ids)[(*nids)++] = jid;
+  return 0;
+}
+
+typedef struct ids_ctx {
+  const char *cmd;
+  uint64_t **ids;
+  size_t *nids, max_ids;
+  bool help;
+  int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len);
+  void *ud;
+} ids_ctx;
+
+static int ids_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ids_ctx *c = ud;
+  (void)it;
+  if (id == TY_OPT_POSITIONAL) return add_id(c->cmd, v, c->ids, c->nids, c->max_ids, err, err_len);
+  c->help |= id == O_HELP;
+  return c->flag(c->ud, id, v, err, err_len);
+}
 
 /* Parses a command line of flags plus job ids; `max_ids` 1 means exactly one. */
-static int parse_with_ids(const char *cmd, int argc, char **argv, const ty__cli_opt *opts,
-                          size_t nopts, uint64_t **ids, size_t *nids, size_t max_ids,
-                          int (*flag)(void *ud, int id, const char *v, ty_cli_err *err), void *ud,
-                          ty_cli_err *err) {
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc, argv, opts, nopts);
-  int rc = 0;
-  bool help = false;
-  while (rc == 0) {
-    const char *v;
-    int id = ty__cli_args_next(&it, &v, err);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) return TY_EINVAL;
-    if (id == O_HELP) help = true;
-    if (id != TY__ARG_POSITIONAL) {
-      rc = flag(ud, id, v, err);
-      continue;
-    }
-    if (*nids == max_ids)
-      return ty_cli_errf(err, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
-    uint64_t jid;
-    if ((rc = ty_cli_parse_job_id(v, &jid, err)) != 0) break;
-    *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
-    (*ids)[(*nids)++] = jid;
-  }
-  if (rc == 0 && *nids == 0 && !help && max_ids > 0)
-    rc = ty_cli_errf(err, TY_EINVAL, "%s: missing job id", cmd);
+static int parse_with_ids(const char *cmd, int argc, char **argv, const char *shortopts,
+                          const struct option *opts, uint64_t **ids, size_t *nids, size_t max_ids,
+                          int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len),
+                          void *ud, char *err, size_t err_len) {
+  ids_ctx c = {.cmd = cmd, .ids = ids, .nids = nids, .max_ids = max_ids, .flag = flag, .ud = ud};
+  int rc = ty__cli_parse(argc, argv, shortopts, opts, ids_arg, &c, err, err_len);
+  if (rc == 0 && *nids == 0 && !c.help && max_ids > 0)
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: missing job id", cmd);
   return rc;
 }
 
-static int json_flag(void *ud, int id, const char *v, ty_cli_err *err) {
+static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
   bool *flags = ud; /* [0] json, [1] help */
-  (void)v, (void)err;
+  (void)v, (void)err, (void)err_len;
   flags[id == O_JSON ? 0 : 1] = true;
   return 0;
 }
 
-int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, ty_cli_err *err) {
+int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   uint64_t *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("show", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 1,
-                          json_flag, flags, err);
+  int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1,
+                          json_flag, flags, err, err_len);
   if (rc == 0 && n) out->id = ids[0];
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;
 }
 
-static int logs_flag(void *ud, int id, const char *v, ty_cli_err *err) {
+static int logs_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
   ty_cli_logs_args *a = ud;
   uint32_t r = 0;
   int rc = 0;
@@ -454,28 +460,28 @@ static int logs_flag(void *ud, int id, const char *v, ty_cli_err *err) {
     a->follow = true;
   else if (id == O_HELP)
     a->help = true;
-  else if ((rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX, &r, err)) == 0)
+  else if ((rc = ty__cli_parse_u32("--rank", v, 0, UINT32_MAX, &r, err, err_len)) == 0)
     a->rank = r;
   return rc;
 }
 
-int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, ty_cli_err *err) {
+int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->rank = -1;
   uint64_t *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("logs", argc, argv, logs_opts, TY_ARRAY_LEN(logs_opts), &ids, &n, 1,
-                          logs_flag, out, err);
+  int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1,
+                          logs_flag, out, err, err_len);
   if (rc == 0 && n) out->id = ids[0];
   free(ids);
   return rc;
 }
 
-int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, ty_cli_err *err) {
+int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  int rc = parse_with_ids("cancel", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &out->ids,
-                          &out->nids, SIZE_MAX, json_flag, flags, err);
+  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->ids,
+                          &out->nids, SIZE_MAX, json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   if (rc) ty_cli_cancel_args_close(out);
   return rc;
@@ -487,13 +493,13 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   memset(a, 0, sizeof *a);
 }
 
-int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, ty_cli_err *err) {
+int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   uint64_t *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("nodes", argc, argv, json_opts, TY_ARRAY_LEN(json_opts), &ids, &n, 0,
-                          json_flag, flags, err);
+  int rc = parse_with_ids("nodes", argc, argv, "h", json_opts, &ids, &n, 0,
+                          json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;

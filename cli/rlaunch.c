@@ -25,13 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/rlaunch.h"
+#include "cli/cli.h"
 #include "proto/methods.h"
 
 #define CALL_TIMEOUT_MS 10000u
 #define STATUS_AFTER_MS 300 /* a job placed quicker than this shows no status line */
-
-enum { ST_PENDING = 1, ST_RUNNING = 2, ST_CANCELLED = 5 };
 
 extern char **environ;
 
@@ -43,7 +41,7 @@ typedef struct rlaunch {
   sigset_t sigs;      /* blocked while pending */
   bool status_tty;    /* stderr is a terminal: rewrite the status line */
   bool status_shown;
-  char last_status[512];
+  char last_status[TY_ERR_LEN];
 } rlaunch;
 
 static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -71,9 +69,9 @@ static int call(rlaunch *r, const char *method, const ty_buf *req, ty_rpc_result
 static int connect_controller(rlaunch *r) {
   char *host = NULL;
   int port = 0;
-  ty_cli_err e = {{0}};
-  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &host, &port, &e) != 0) {
-    err("%s", e.msg);
+  char e[TY_ERR_LEN] = "";
+  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &host, &port, e, sizeof e) != 0) {
+    err("%s", e);
     return TY_RL_EXIT_USAGE;
   }
   int rc = ty_rpc_client_open(host, port, CALL_TIMEOUT_MS, &r->client);
@@ -104,18 +102,18 @@ static int submit(rlaunch *r) {
   return code;
 }
 
-static int locate(rlaunch *r, ty_rl_locations *out) {
+static int locate(rlaunch *r, ty_task_locations *out) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_rl_encode_locations(r->job_id, r->o.job.user, true, &req) ? TY_RL_EXIT_USAGE : 0;
+  int code = ty_cli_encode_locations(r->job_id, r->o.job.user, true, &req) ? TY_RL_EXIT_USAGE : 0;
   if (code == 0) code = call(r, TY_M_GET_TASK_LOCATIONS, &req, &res);
   ty_buf_close(&req);
   if (code) return code;
   if (res.status != 0) {
     err("job %" PRIu64 ": %s", r->job_id, res.message[0] ? res.message : ty_strerror(res.status));
     code = TY_RL_EXIT_IO;
-  } else if (ty_rl_decode_locations(res.payload, res.payload_len, out) != 0) {
+  } else if (ty_cli_decode_locations(res.payload, res.payload_len, out) != 0) {
     err("the controller's answer to GetTaskLocations did not decode");
     code = TY_RL_EXIT_UNREACHABLE;
   }
@@ -123,12 +121,12 @@ static int locate(rlaunch *r, ty_rl_locations *out) {
   return code;
 }
 
-static int locate_cb(void *ud, ty_rl_locations *out) { return locate(ud, out); }
+static int locate_cb(void *ud, ty_task_locations *out) { return locate(ud, out); }
 
 /* ---- waiting for placement ------------------------------------------------------------ */
 
 static void show_status(rlaunch *r, const char *reason) {
-  char line[512];
+  char line[TY_ERR_LEN];
   snprintf(line, sizeof line, "job %" PRIu64 " pending: %s", r->job_id,
            reason[0] ? reason : "waiting to be scheduled");
   if (strcmp(line, r->last_status) == 0) return;
@@ -165,25 +163,25 @@ static int nap(rlaunch *r, int ms) {
 }
 
 /* Not placed but over: cancelled, or refused at launch. */
-static int ended_unplaced(rlaunch *r, const ty_rl_locations *l) {
+static int ended_unplaced(rlaunch *r, const ty_task_locations *l) {
   clear_status(r);
-  err("job %" PRIu64 " ended without running (%s)%s%s", r->job_id, ty_cli_job_state_name(l->state),
+  err("job %" PRIu64 " ended without running (%s)%s%s", r->job_id, ty_job_state_name(l->state),
       l->reason[0] ? ": " : "", l->reason);
   return TY_RL_EXIT_NOT_STARTED;
 }
 
 /* Polls until the job has tasks (with tokens); 0 with *out filled, or an
  * exit code. */
-static int wait_placed(rlaunch *r, ty_rl_locations *out) {
+static int wait_placed(rlaunch *r, ty_task_locations *out) {
   int64_t t0 = ty_mono_ms();
   for (;;) {
     int code = locate(r, out);
     if (code) return code;
     if (out->n > 0 && out->tasks[0].token_len) break;
-    if (out->state != ST_PENDING && out->state != ST_RUNNING) return ended_unplaced(r, out);
+    if (out->state != TY_JOB_PENDING && out->state != TY_JOB_RUNNING) return ended_unplaced(r, out);
     int64_t waited = ty_mono_ms() - t0;
-    if (out->state == ST_PENDING && waited >= STATUS_AFTER_MS) show_status(r, out->reason);
-    ty_rl_locations_close(out);
+    if (out->state == TY_JOB_PENDING && waited >= STATUS_AFTER_MS) show_status(r, out->reason);
+    ty_task_locations_close(out);
     int sig = nap(r, waited < 100 ? 5 : waited < 2000 ? 25 : 250);
     if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)
       return cancel_pending(r, sig);
@@ -209,7 +207,7 @@ static void block_signals(rlaunch *r) {
 }
 
 static int run(rlaunch *r) {
-  ty_rl_locations l = {0};
+  ty_task_locations l = {0};
   int code = connect_controller(r);
   if (code == 0) code = submit(r);
   if (code == 0) code = wait_placed(r, &l);
@@ -219,17 +217,17 @@ static int run(rlaunch *r) {
       .prefix = r->o.label, .line_mode = r->o.label || l.n > 1, .pty = r->o.pty,
       .stdin_mode = r->o.stdin_mode, .prog = "rlaunch", .locate = locate_cb, .locate_ud = r};
   code = ty_rl_session_run(&so);
-  ty_rl_locations_close(&l);
+  ty_task_locations_close(&l);
   return code;
 }
 
 int main(int argc, char **argv) {
   rlaunch r = {0};
-  ty_cli_err e = {{0}};
+  char e[TY_ERR_LEN] = "";
   char cwd[PATH_MAX], uid[32];
   const char *dir = getcwd(cwd, sizeof cwd);
-  if (ty_rl_parse(argc, argv, dir, caller(uid, sizeof uid), environ, &r.o, &e) != 0) {
-    err("%s", e.msg);
+  if (ty_rl_parse(argc, argv, dir, caller(uid, sizeof uid), environ, &r.o, e, sizeof e) != 0) {
+    err("%s", e);
     fputs("Try 'rlaunch --help'.\n", stderr);
     return TY_RL_EXIT_USAGE;
   }

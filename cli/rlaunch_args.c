@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
-#include "cli/rlaunch.h"
 
 const char ty_rl_usage[] =
     "Usage: rlaunch [OPTIONS] [--] CMD [ARGS...]\n"
@@ -64,18 +63,26 @@ const char ty_rl_usage[] =
     "  126  CMD is not executable on the node\n"
     "  127  CMD was not found on the node\n";
 
-enum { O_GPU, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME, O_NAME, O_LABEL,
-       O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_HELP };
+enum { O_GPU = TY__CLI_OPT_FIRST, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME,
+       O_NAME, O_LABEL, O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_HELP = 'h' };
 
-static const ty__cli_opt opts[] = {
-    {"gpu", 0, true, O_GPU},         {"cpu", 0, true, O_CPU},
-    {"mem", 0, true, O_MEM},         {"nodes", 0, true, O_NODES},
-    {"ntasks-per-node", 0, true, O_NTASKS},
-    {"queue", 0, true, O_QUEUE},     {"priority", 0, true, O_PRIORITY},
-    {"time", 0, true, O_TIME},       {"name", 0, true, O_NAME},
-    {"label", 0, false, O_LABEL},    {"stdin", 0, true, O_STDIN},
-    {"pty", 0, false, O_PTY},        {"detach", 0, false, O_DETACH},
-    {"signal", 0, true, O_SIGNAL},   {"help", 'h', false, O_HELP},
+static const struct option opts[] = {
+    {"gpu", required_argument, NULL, O_GPU},
+    {"cpu", required_argument, NULL, O_CPU},
+    {"mem", required_argument, NULL, O_MEM},
+    {"nodes", required_argument, NULL, O_NODES},
+    {"ntasks-per-node", required_argument, NULL, O_NTASKS},
+    {"queue", required_argument, NULL, O_QUEUE},
+    {"priority", required_argument, NULL, O_PRIORITY},
+    {"time", required_argument, NULL, O_TIME},
+    {"name", required_argument, NULL, O_NAME},
+    {"label", no_argument, NULL, O_LABEL},
+    {"stdin", required_argument, NULL, O_STDIN},
+    {"pty", no_argument, NULL, O_PTY},
+    {"detach", no_argument, NULL, O_DETACH},
+    {"signal", required_argument, NULL, O_SIGNAL},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static void push(char ***arr, size_t *n, const char *s) {
@@ -83,38 +90,43 @@ static void push(char ***arr, size_t *n, const char *s) {
   (*arr)[(*n)++] = ty_strdup(s);
 }
 
-static int set_text(const char *what, char **field, const char *v, ty_cli_err *err) {
-  if (!*v) return ty_cli_errf(err, TY_EINVAL, "%s: must not be empty", what);
+static int set_text(const char *what, char **field, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
   free(*field);
   *field = ty_strdup(v);
   return 0;
 }
 
-static int option(ty_rl_opts *o, int id, const char *v, ty_cli_err *err) {
-  ty_cli_job *j = &o->job;
+static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_rl_opts *o = ud;
+  ty_job_spec *j = &o->job;
   switch (id) {
-  case O_GPU: return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err);
-  case O_CPU: return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err);
-  case O_NODES: return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err);
-  case O_NTASKS: return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err);
-  case O_PRIORITY: return ty__cli_parse_i32("--priority", v, &j->priority, err);
-  case O_QUEUE: return set_text("--queue", &j->queue, v, err);
-  case O_NAME: return set_text("--name", &j->name, v, err);
+  case TY_OPT_POSITIONAL:
+    ty_opts_stop(it); /* the command's own options are its own */
+    push(&j->argv, &j->argc, v);
+    return 0;
+  case O_GPU: return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err, err_len);
+  case O_CPU: return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
+  case O_NODES: return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err, err_len);
+  case O_NTASKS: return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err, err_len);
+  case O_PRIORITY: return ty__cli_parse_i32("--priority", v, &j->priority, err, err_len);
+  case O_QUEUE: return set_text("--queue", &j->queue, v, err, err_len);
+  case O_NAME: return set_text("--name", &j->name, v, err, err_len);
   case O_MEM:
     if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
-      return ty_cli_errf(err, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G)", v);
+      return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G)", v);
     return 0;
   case O_TIME:
     if (ty_parse_duration(v, &j->time_limit_s) != 0 || j->time_limit_s == 0)
-      return ty_cli_errf(err, TY_EINVAL,
+      return ty_errf(err, err_len, TY_EINVAL,
                          "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
     return 0;
   case O_SIGNAL:
-    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err);
+    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
   case O_STDIN:
     if (strcmp(v, "0") == 0) o->stdin_mode = TY_RL_STDIN_RANK0;
     else if (strcmp(v, "all") == 0) o->stdin_mode = TY_RL_STDIN_ALL;
-    else return ty_cli_errf(err, TY_EINVAL, "--stdin: \"%s\" is not 0 or all", v);
+    else return ty_errf(err, err_len, TY_EINVAL, "--stdin: \"%s\" is not 0 or all", v);
     return 0;
   case O_LABEL: o->label = true; return 0;
   case O_PTY: o->pty = true; return 0;
@@ -154,29 +166,16 @@ int ty_rl_rank_exit(int exit_code, int term_signal) {
 
 void ty_rl_opts_close(ty_rl_opts *o) {
   if (!o) return;
-  ty_cli_job_close(&o->job);
+  ty_job_spec_close(&o->job);
   memset(o, 0, sizeof *o);
 }
 
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
-                ty_rl_opts *out, ty_cli_err *err) {
+                ty_rl_opts *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  ty__cli_args it;
-  ty__cli_args_init(&it, argc - 1, argv + 1, opts, TY_ARRAY_LEN(opts));
-  int rc = 0;
-  for (;;) {
-    const char *v = NULL;
-    int id = ty__cli_args_next(&it, &v, err);
-    if (id == TY__ARG_END) break;
-    if (id == TY__ARG_ERROR) rc = TY_EINVAL;
-    else if (id == TY__ARG_POSITIONAL) {
-      it.only_positional = true; /* the command's own options are its own */
-      push(&out->job.argv, &out->job.argc, v);
-    } else rc = option(out, id, v, err);
-    if (rc != 0) break;
-  }
+  int rc = ty__cli_parse(argc - 1, argv + 1, "h", opts, option, out, err, err_len);
   if (rc == 0 && !out->help && out->job.argc == 0)
-    rc = ty_cli_errf(err, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
+    rc = ty_errf(err, err_len, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
   if (rc != 0) {
     ty_rl_opts_close(out);
     return rc;

@@ -27,7 +27,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli/rlaunch.h"
+#include "cli/cli.h"
 #include "proto/methods.h"
 
 #define CONNECT_TIMEOUT_MS 10000u
@@ -36,8 +36,6 @@
 #define RETRY_MAX 150u      /* attach retries while the launch is on its way */
 #define RETRY_CAP_MS 250u
 #define DOUBLE_INT_MS 1000
-#define JOB_RUNNING 2
-#define JOB_PENDING 1
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 #define N_SIGNALS (sizeof forwarded / sizeof forwarded[0])
@@ -89,7 +87,7 @@ static void start_attach(rl_rank *rk);
 
 static void msg(const rl_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void msg(const rl_session *s, const char *fmt, ...) {
-  char line[1024];
+  char line[TY_ERR_LEN];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
@@ -116,13 +114,13 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
-static void send_input(rl_rank *rk, const ty_rl_input *in);
+static void send_input(rl_rank *rk, const ty_attach_input *in);
 
 static void kill_all(rl_session *s) {
   s->killed = true;
   for (size_t i = 0; i < s->n; i++) {
     if (!s->ranks[i].attached || s->ranks[i].ended) continue;
-    ty_rl_input in = {.job_id = s->o->job_id, .rank = s->ranks[i].rank, .kill = true};
+    ty_attach_input in = {.job_id = s->o->job_id, .rank = s->ranks[i].rank, .kill = true};
     send_input(&s->ranks[i], &in);
   }
 }
@@ -174,10 +172,10 @@ static void rank_fail(rl_rank *rk, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void rank_fail(rl_rank *rk, int code, const char *fmt, ...) {
   if (rk->ended) return;
-  char text[1024];
+  char text[TY_ERR_LEN];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
+  ty_verrf(text, sizeof text, code, fmt, ap);
   va_end(ap);
   rk->fail = code;
   free(rk->fail_msg);
@@ -198,13 +196,13 @@ static void on_retry(uv_timer_t *h) { start_attach(h->data); }
 /* The worker has no task for us: not launched yet, or it never will be. */
 static void not_found(rl_rank *rk, const char *worker_msg) {
   rl_session *s = rk->s;
-  ty_rl_locations l = {0};
+  ty_task_locations l = {0};
   if (!s->o->locate || rk->retries >= RETRY_MAX || s->o->locate(s->o->locate_ud, &l) != 0) {
     rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 " on %s: %s", rk->rank, rk->node, worker_msg);
-    ty_rl_locations_close(&l);
+    ty_task_locations_close(&l);
     return;
   }
-  if (l.state == JOB_RUNNING || l.state == JOB_PENDING) {
+  if (l.state == TY_JOB_RUNNING || l.state == TY_JOB_PENDING) {
     for (size_t i = 0; i < l.n; i++) {
       if (l.tasks[i].rank != rk->rank || !l.tasks[i].token_len) continue;
       free(rk->token), free(rk->node), free(rk->io_addr);
@@ -219,9 +217,9 @@ static void not_found(rl_rank *rk, const char *worker_msg) {
     rank_fail(rk, launch_failure_code(l.reason), "job %" PRIu64 ": %s", s->o->job_id, l.reason);
   } else {
     rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 " on %s: %s (job %s%s%s)", rk->rank, rk->node,
-              worker_msg, ty_cli_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
+              worker_msg, ty_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
   }
-  ty_rl_locations_close(&l);
+  ty_task_locations_close(&l);
 }
 
 /* ---- the Attach stream ------------------------------------------------------------------ */
@@ -230,13 +228,13 @@ static void send_winsize(rl_rank *rk) {
   struct winsize ws;
   if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) != 0 && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0)
     return;
-  ty_rl_input in = {.job_id = rk->s->o->job_id, .rank = rk->rank, .rows = ws.ws_row,
+  ty_attach_input in = {.job_id = rk->s->o->job_id, .rank = rk->rank, .rows = ws.ws_row,
                     .cols = ws.ws_col};
   if (in.rows && in.cols) send_input(rk, &in);
 }
 
 static void on_item(rl_rank *rk, const ty_rpc_msg *m) {
-  ty_rl_output out;
+  ty_attach_output out;
   void *owner = NULL;
   if (ty_rl_decode_output(m->payload, m->payload_len, &out, &owner) != 0) return;
   if (out.exited) {
@@ -251,7 +249,7 @@ static void on_item(rl_rank *rk, const ty_rpc_msg *m) {
   } else if (out.len) {
     emit(rk, out.stream, out.data, out.len);
   }
-  ty_rl_output_free(owner);
+  ty_wire_free(owner);
 }
 
 static void on_attach_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final,
@@ -306,8 +304,8 @@ static void on_connected(ty_rpc_conn *c, int status, void *ud) {
 static void start_attach(rl_rank *rk) {
   char *host = NULL;
   int port = 0;
-  ty_cli_err err = {{0}};
-  int rc = ty_cli_parse_addr("io_addr", rk->io_addr, 0, &host, &port, &err);
+  char err[TY_ERR_LEN] = "";
+  int rc = ty_cli_parse_addr("io_addr", rk->io_addr, 0, &host, &port, err, sizeof err);
   if (rc == 0 && port == 0) rc = TY_EINVAL;
   ty_rpc_conn_opts copts = {.ud = rk};
   if (rc == 0)
@@ -334,7 +332,7 @@ static void on_input_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, boo
   }
 }
 
-static void send_input(rl_rank *rk, const ty_rl_input *in) {
+static void send_input(rl_rank *rk, const ty_attach_input *in) {
   if (!rk->conn || rk->ended) return;
   ty_buf b;
   ty_buf_init(&b);
@@ -366,7 +364,7 @@ static void on_stdin(uv_fs_t *req) {
   for (size_t i = 0; i < s->n; i++) {
     rl_rank *rk = &s->ranks[i];
     if (!rk->stdin_open || rk->ended) continue;
-    ty_rl_input in = {.job_id = s->o->job_id, .rank = rk->rank, .data = s->stdin_buf,
+    ty_attach_input in = {.job_id = s->o->job_id, .rank = rk->rank, .data = s->stdin_buf,
                       .len = n > 0 ? (size_t)n : 0, .eof = n <= 0};
     send_input(rk, &in);
     if (n <= 0) rk->stdin_open = false;
@@ -399,7 +397,7 @@ static void forward(rl_session *s, int sig) {
       send_winsize(rk);
       continue;
     }
-    ty_rl_input in = {.job_id = s->o->job_id, .rank = rk->rank, .signal = sig};
+    ty_attach_input in = {.job_id = s->o->job_id, .rank = rk->rank, .signal = sig};
     send_input(rk, &in);
   }
 }
@@ -450,7 +448,7 @@ static void restore_tty(rl_session *s) {
   s->raw = false;
 }
 
-static void init_rank(rl_session *s, rl_rank *rk, const ty_rl_task *t) {
+static void init_rank(rl_session *s, rl_rank *rk, const ty_task_location *t) {
   const ty_rl_session_opts *o = s->o;
   rk->s = s;
   rk->rank = t->rank;

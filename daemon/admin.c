@@ -23,10 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
-
-#define MAX_QUEUE_NAME 64
+#include "daemon/daemon_internal.h"
 
 /* ---- commits and answers --------------------------------------------------------- */
 
@@ -56,126 +53,37 @@ static void admin_event(ty_txn *t, const char *user, const char *kind, const cha
   ty_info("%s %s: %s by %s%s%s", kind, object, action, actor, detail[0] ? ": " : "", detail);
 }
 
-/* ---- queue settings --------------------------------------------------------------- */
-
-static int bad(char *err, size_t len, const char *key, const char *v, const char *want) {
-  snprintf(err, len, "%.32s: \"%.64s\" is not %s", key, v, want);
-  return TY_EINVAL;
-}
-
-static int parse_u32(const char *v, uint32_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(v, &end, 10);
-  if (errno || end == v || *end || v[0] == '-' || n > UINT32_MAX) return TY_EINVAL;
-  *out = (uint32_t)n;
-  return 0;
-}
-
-static int set_one(ty_queue *q, const char *k, const char *v, char *err, size_t len) {
-  if (!strcmp(k, "tier")) {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < -1000000 || n > 1000000)
-      return bad(err, len, k, v, "a whole number between -1000000 and 1000000");
-    q->tier = (int32_t)n;
-  } else if (!strcmp(k, "share")) {
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end || !isfinite(d) || d <= 0) return bad(err, len, k, v, "a number > 0");
-    q->share = d;
-  } else if (!strcmp(k, "max_running") || !strcmp(k, "max_gpus") ||
-             !strcmp(k, "max_gpus_per_user")) {
-    uint32_t n;
-    if (parse_u32(v, &n)) return bad(err, len, k, v, "a count (0 = no limit)");
-    *(!strcmp(k, "max_running") ? &q->max_running
-      : !strcmp(k, "max_gpus")  ? &q->max_gpus
-                                : &q->max_gpus_per_user) = n;
-  } else if (!strcmp(k, "preemptible")) {
-    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1")) q->preemptible = true;
-    else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0")) q->preemptible = false;
-    else return bad(err, len, k, v, "true or false");
-  } else if (!strcmp(k, "state")) {
-    const char *st = !strcasecmp(v, "open") ? "OPEN" : !strcasecmp(v, "closed") ? "CLOSED"
-                   : !strcasecmp(v, "paused") ? "PAUSED" : NULL;
-    if (!st) return bad(err, len, k, v, "open, closed or paused");
-    free(q->state);
-    q->state = ty_strdup(st);
-  } else if (!strcmp(k, "default_time") || !strcmp(k, "max_time")) {
-    uint32_t s;
-    if (ty_parse_duration(v, &s)) return bad(err, len, k, v, "a duration (90, 15m, 2h, 1d)");
-    *(!strcmp(k, "default_time") ? &q->default_time_s : &q->max_time_s) = s;
-  } else {
-    snprintf(err, len, "%.32s: unknown setting (tier, share, max_running, max_gpus, "
-             "max_gpus_per_user, preemptible, state, default_time, max_time)", k);
-    return TY_EINVAL;
-  }
-  return 0;
-}
-
-int ty__queue_apply(ty_queue *q, char *const *settings, size_t n, char *err, size_t len) {
-  for (size_t i = 0; i < n; i++) {
-    char *copy = ty_strdup(settings[i]);
-    char *eq = strchr(copy, '=');
-    int rc = 0;
-    if (!eq) {
-      snprintf(err, len, "settings: \"%.64s\" is not key=value", settings[i]);
-      rc = TY_EINVAL;
-    } else {
-      *eq = '\0';
-      rc = set_one(q, copy, eq + 1, err, len);
-    }
-    free(copy);
-    if (rc != 0) return rc;
-  }
-  if (q->max_time_s && q->default_time_s > q->max_time_s) {
-    snprintf(err, len, "default_time: %u s exceeds max_time %u s", q->default_time_s,
-             q->max_time_s);
-    return TY_EINVAL;
-  }
-  return 0;
-}
-
-static int check_queue_name(const char *name, char *err, size_t len) {
-  size_t n = strlen(name);
-  if (n == 0) return snprintf(err, len, "name: a queue name is required"), TY_EINVAL;
-  if (n > MAX_QUEUE_NAME)
-    return snprintf(err, len, "name: longer than %d bytes", MAX_QUEUE_NAME), TY_EINVAL;
-  for (const char *c = name; *c; c++)
-    if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
-      return snprintf(err, len, "name: \"%.64s\" may hold only letters, digits, '-', '_' and '.'",
-                      name), TY_EINVAL;
-  return 0;
-}
+/* ---- submission ------------------------------------------------------------------ */
 
 int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
-  ty_queue *q = ty__queue_find(ctl, s->queue);
-  if (!q || !strcmp(q->state, "DELETED"))
-    return snprintf(err, len, "job.queue: unknown queue \"%.128s\"", s->queue), TY_ENOTFOUND;
-  if (!strcmp(q->state, "CLOSED"))
-    return snprintf(err, len, "job.queue: queue \"%.128s\" is CLOSED and accepts no jobs",
-                    s->queue), TY_ESTATE;
+  ty_queue_info *q = ty__queue_find(ctl, s->queue);
+  if (!q || q->state == TY_QUEUE_DELETED)
+    return ty_errf(err, len, TY_ENOTFOUND, "job.queue: unknown queue \"%.128s\"", s->queue);
+  if (q->state == TY_QUEUE_CLOSED)
+    return ty_errf(err, len, TY_ESTATE, "job.queue: queue \"%.128s\" is CLOSED and accepts no jobs",
+                   s->queue);
   if (q->max_time_s && s->time_limit_s > q->max_time_s)
-    return snprintf(err, len, "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
-                    s->time_limit_s, q->name, q->max_time_s), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
+                   s->time_limit_s, q->name, q->max_time_s);
   if (!s->time_limit_s) s->time_limit_s = q->default_time_s;
   if (s->warn_signal > 64)
-    return snprintf(err, len, "job.warn_signal: %u is not a signal number (1-64)",
-                    s->warn_signal), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "job.warn_signal: %u is not a signal number (1-64)",
+                   s->warn_signal);
   if (s->warn_signal && s->time_limit_s && s->warn_before_s >= s->time_limit_s)
-    return snprintf(err, len, "job.warn_before_s: %u s is not below the time limit of %u s",
-                    s->warn_before_s, s->time_limit_s), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "job.warn_before_s: %u s is not below the time limit of %u s",
+                   s->warn_before_s, s->time_limit_s);
   if (s->max_rank_failure_requeues > 100)
-    return snprintf(err, len, "job.max_rank_failure_requeues: %u is above 100",
-                    s->max_rank_failure_requeues), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "job.max_rank_failure_requeues: %u is above 100",
+                   s->max_rank_failure_requeues);
   return 0;
 }
 
 /* ---- queues ---------------------------------------------------------------------------- */
 
-static ty_queue_view view_of(ty_controller *ctl, const ty_queue *q) {
-  ty_queue_view v = {.q = q};
+/* q with its live counts; borrows q's name. */
+static ty_queue_info view_of(ty_controller *ctl, const ty_queue_info *q) {
+  ty_queue_info v = *q;
+  v.pending = v.running = v.gpus_used = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
     if (!j->committed || strcmp(j->spec.queue, q->name) != 0) continue;
@@ -191,32 +99,21 @@ static ty_queue_view view_of(ty_controller *ctl, const ty_queue *q) {
 
 void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   (void)p, (void)n; /* ListQueuesRequest has no fields */
-  ty_queue_view *v = ty_xcalloc(ctl->n_queues ? ctl->n_queues : 1, sizeof(*v));
+  ty_queue_info *v = ty_xcalloc(ctl->n_queues ? ctl->n_queues : 1, sizeof(*v));
   size_t k = 0;
   for (size_t i = 0; i < ctl->n_queues; i++)
-    if (strcmp(ctl->queues[i].state, "DELETED") != 0) v[k++] = view_of(ctl, &ctl->queues[i]);
+    if (ctl->queues[i].state != TY_QUEUE_DELETED) v[k++] = view_of(ctl, &ctl->queues[i]);
   int rc = ty__conv_list_queues_resp(v, k, &r->out);
   free(v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
-static void queue_copy(ty_queue *to, const ty_queue *from) {
-  *to = *from;
-  to->name = ty_strdup(from->name);
-  to->state = ty_strdup(from->state);
-}
-
-static void queue_free(ty_queue *q) {
-  free(q->name);
-  free(q->state);
-}
-
-static void queue_persist(const ty_queue *q, ty_txn *t) {
-  ty_queue_row row = {.name = q->name, .priority_tier = q->tier, .state = q->state,
-                      .share = q->share, .max_running = q->max_running,
-                      .max_gpus = q->max_gpus, .max_gpus_per_user = q->max_gpus_per_user,
-                      .preemptible = q->preemptible, .default_time_s = q->default_time_s,
-                      .max_time_s = q->max_time_s};
+static void queue_persist(const ty_queue_info *q, ty_txn *t) {
+  ty_queue_row row = {.name = q->name, .priority_tier = q->tier,
+                      .state = ty_queue_state_name(q->state), .share = q->share,
+                      .max_running = q->max_running, .max_gpus = q->max_gpus,
+                      .max_gpus_per_user = q->max_gpus_per_user, .preemptible = q->preemptible,
+                      .default_time_s = q->default_time_s, .max_time_s = q->max_time_s};
   ty_txn_upsert_queue(t, &row);
 }
 
@@ -226,70 +123,73 @@ static void join_settings(const ty_admin_req *a, char *out, size_t len) {
     w += (size_t)snprintf(out + w, len - w, "%s%s", i ? " " : "", a->settings[i]);
 }
 
-/* Builds the new version of the queue the request names into *q. */
-static int queue_change(ty_controller *ctl, const ty_admin_req *a, ty_queue *q, bool *created,
+static int queue_delete(ty_controller *ctl, const ty_admin_req *a, const ty_queue_info *cur,
+                        ty_queue_info *q, char *err, size_t len) {
+  if (!strcmp(a->name, "default"))
+    return ty_errf(err, len, TY_EINVAL, "queue default cannot be deleted");
+  ty_queue_info v = view_of(ctl, cur);
+  if (v.pending + v.running)
+    return ty_errf(err, len, TY_ESTATE,
+                   "queue %.64s has %u pending and %u running jobs; move or cancel them first",
+                   a->name, v.pending, v.running);
+  q->state = TY_QUEUE_DELETED;
+  return 0;
+}
+
+/* Builds the new version of the queue the request names into *q (its name
+ * owned by *q). */
+static int queue_change(ty_controller *ctl, const ty_admin_req *a, ty_queue_info *q, bool *created,
                         char *err, size_t len) {
-  ty_queue *cur = ty__queue_find(ctl, a->name);
-  bool live = cur && strcmp(cur->state, "DELETED") != 0;
-  *created = false;
-  if (!strcmp(a->action, "create")) {
-    if (live) return snprintf(err, len, "queue %.64s already exists", a->name), TY_EEXIST;
-    *q = (ty_queue){.name = ty_strdup(a->name), .state = ty_strdup("OPEN"), .share = 1};
-    *created = true;
-    return ty__queue_apply(q, a->settings, a->n_settings, err, len);
-  }
-  if (!live) return snprintf(err, len, "queue %.64s not found", a->name), TY_ENOTFOUND;
-  queue_copy(q, cur);
+  ty_queue_info *cur = ty__queue_find(ctl, a->name);
+  bool live = cur && cur->state != TY_QUEUE_DELETED;
+  bool create = !strcmp(a->action, "create");
+  *created = create;
+  if (create && live) return ty_errf(err, len, TY_EEXIST, "queue %.64s already exists", a->name);
+  if (!create && !live) return ty_errf(err, len, TY_ENOTFOUND, "queue %.64s not found", a->name);
+  *q = create ? (ty_queue_info){.state = TY_QUEUE_OPEN, .share = 1} : *cur;
+  q->name = ty_strdup(a->name);
+  if (create) return ty_queue_apply(q, a->settings, a->n_settings, err, len);
   if (!strcmp(a->action, "update")) {
-    if (a->n_settings == 0) return snprintf(err, len, "settings: nothing to change"), TY_EINVAL;
-    return ty__queue_apply(q, a->settings, a->n_settings, err, len);
+    if (a->n_settings == 0) return ty_errf(err, len, TY_EINVAL, "settings: nothing to change");
+    return ty_queue_apply(q, a->settings, a->n_settings, err, len);
   }
-  if (!strcmp(a->action, "delete")) {
-    if (!strcmp(a->name, "default"))
-      return snprintf(err, len, "queue default cannot be deleted"), TY_EINVAL;
-    ty_queue_view v = view_of(ctl, cur);
-    if (v.pending + v.running)
-      return snprintf(err, len, "queue %.64s has %u pending and %u running jobs; move or cancel "
-                      "them first", a->name, v.pending, v.running), TY_ESTATE;
-    free(q->state);
-    q->state = ty_strdup("DELETED");
-    return 0;
-  }
-  return snprintf(err, len, "action: \"%.32s\" is not create, update or delete", a->action),
-         TY_EINVAL;
+  if (!strcmp(a->action, "delete")) return queue_delete(ctl, a, cur, q, err, len);
+  return ty_errf(err, len, TY_EINVAL, "action: \"%.32s\" is not create, update or delete",
+                 a->action);
 }
 
 void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_admin_req a;
-  char err[512];
-  if (ty__conv_update_queue_req(p, n, &a) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not an UpdateQueueRequest");
+  char err[TY_ERR_LEN];
+  int decoded = ty__conv_update_queue_req(p, n, &a);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "an UpdateQueueRequest");
     return;
   }
-  ty_queue q = {0};
+  ty_queue_info q = {0};
   bool created = false;
-  int rc = check_queue_name(a.name, err, sizeof(err));
+  int rc = ty_queue_check_name(a.name, err, sizeof(err));
   if (rc == 0) rc = queue_change(ctl, &a, &q, &created, err, sizeof(err));
   if (rc != 0) {
-    queue_free(&q);
+    ty_queue_info_close(&q);
     ty__admin_req_close(&a);
     ty__reply_finish(r, rc, err);
     return;
   }
-  ty_queue *slot = ty__queue_find(ctl, a.name);
+  ty_queue_info *slot = ty__queue_find(ctl, a.name);
   if (!slot) {
     ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
     slot = &ctl->queues[ctl->n_queues++];
   } else {
-    queue_free(slot);
+    ty_queue_info_close(slot);
   }
   *slot = q;
   ty_txn *t = ty_txn_create();
   queue_persist(slot, t);
-  char detail[400];
+  char detail[TY_ERR_LEN];
   join_settings(&a, detail, sizeof(detail));
   admin_event(t, a.user, "queue", a.name, created ? "create" : a.action, detail);
-  ty_queue_view v = view_of(ctl, slot);
+  ty_queue_info v = view_of(ctl, slot);
   ty__conv_update_queue_resp(&v, &r->out);
   ty__admin_req_close(&a);
   ty__commit(ctl, t, on_committed, r);
@@ -299,7 +199,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
 
 static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, size_t len) {
   if (!strcmp(a->action, "drain")) {
-    char why[300];
+    char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "drained by %.64s%s%.200s", a->user[0] ? a->user : "unknown",
              a->reason[0] ? ": " : "", a->reason);
     nd->drain = true;
@@ -310,8 +210,8 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, si
   }
   if (!strcmp(a->action, "resume")) {
     if (!nd->drain)
-      return snprintf(err, len, "node %.64s is not drained (it is %s)", nd->name,
-                      nd->state == TY_NODE_DOWN ? "DOWN" : "UP"), TY_ESTATE;
+      return ty_errf(err, len, TY_ESTATE, "node %.64s is not drained (it is %s)", nd->name,
+                      ty_node_state_name(nd->state));
     nd->drain = false;
     if (nd->state == TY_NODE_DRAINING || nd->state == TY_NODE_DRAINED) {
       nd->state = TY_NODE_UP;
@@ -320,20 +220,21 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, si
     }
     return 0;
   }
-  return snprintf(err, len, "action: \"%.32s\" is not drain or resume", a->action), TY_EINVAL;
+  return ty_errf(err, len, TY_EINVAL, "action: \"%.32s\" is not drain or resume", a->action);
 }
 
 void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_admin_req a;
-  char err[512];
-  if (ty__conv_update_node_req(p, n, &a) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not an UpdateNodeRequest");
+  char err[TY_ERR_LEN];
+  int decoded = ty__conv_update_node_req(p, n, &a);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "an UpdateNodeRequest");
     return;
   }
   ty_cluster_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
   int rc = 0;
-  if (!a.name[0]) rc = TY_EINVAL, snprintf(err, sizeof(err), "name: a node name is required");
-  else if (!nd) rc = TY_ENOTFOUND, snprintf(err, sizeof(err), "node %.64s not found", a.name);
+  if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
+  else if (!nd) rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
   else rc = node_change(nd, &a, err, sizeof(err));
   if (rc != 0) {
     ty__admin_req_close(&a);
@@ -341,11 +242,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_txn *t = ty_txn_create();
-  ty_node_row row = {.name = nd->name, .state = nd->state, .cpus = nd->cpus,
-                     .memory = nd->memory, .gpus = nd->info, .gpus_len = nd->info_len,
-                     .io_addr = nd->io_addr, .last_seen_ms = nd->last_seen_ms,
-                     .reason = nd->reason, .drain = nd->drain};
-  ty_txn_upsert_node(t, &row);
+  ty__node_save(nd, t);
   admin_event(t, a.user, "node", nd->name, a.action, a.reason);
   ty__conv_update_node_resp(nd, &r->out);
   ty__admin_req_close(&a);
@@ -356,24 +253,23 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 
 static int need_pending(const ty_job *j, const char *what, char *err, size_t len) {
   if (j->state == TY_JOB_PENDING) return 0;
-  snprintf(err, len, "job %llu is %s; only pending jobs can be %s", (unsigned long long)j->id,
+  return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only pending jobs can be %s", (unsigned long long)j->id,
            ty_job_state_name(j->state), what);
-  return TY_ESTATE;
 }
 
 static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, size_t wlen,
                     char *err, size_t len) {
   int rc = need_pending(j, "moved", err, len);
   if (rc != 0) return rc;
-  ty_queue *q = ty__queue_find(ctl, to);
-  if (!to[0] || !q || !strcmp(q->state, "DELETED"))
-    return snprintf(err, len, "queue: unknown queue \"%.64s\"", to), TY_EINVAL;
-  if (!strcmp(q->state, "CLOSED"))
-    return snprintf(err, len, "queue: queue %.64s is CLOSED and accepts no jobs", to), TY_ESTATE;
+  ty_queue_info *q = ty__queue_find(ctl, to);
+  if (!to[0] || !q || q->state == TY_QUEUE_DELETED)
+    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\"", to);
+  if (q->state == TY_QUEUE_CLOSED)
+    return ty_errf(err, len, TY_ESTATE, "queue: queue %.64s is CLOSED and accepts no jobs", to);
   if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)
-    return snprintf(err, len, "queue: job %llu's time limit of %u s exceeds queue %.64s's "
+    return ty_errf(err, len, TY_EINVAL, "queue: job %llu's time limit of %u s exceeds queue %.64s's "
                     "max_time of %u s", (unsigned long long)j->id, j->spec.time_limit_s, to,
-                    q->max_time_s), TY_EINVAL;
+                    q->max_time_s);
   snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
   free(j->spec.queue);
   j->spec.queue = ty_strdup(to);
@@ -386,33 +282,32 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
     if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
-    if (j->held) return snprintf(err, len, "job %llu is already held", (unsigned long long)j->id), TY_ESTATE;
+    if (j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
     j->held = true;
     snprintf(why, wlen, "held");
   } else if (!strcmp(a->action, "release")) {
-    if (!j->held) return snprintf(err, len, "job %llu is not held", (unsigned long long)j->id), TY_ESTATE;
+    if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is not held", (unsigned long long)j->id);
     j->held = false;
     snprintf(why, wlen, "released");
   } else if (!strcmp(a->action, "priority")) {
     if (ty_job_state_terminal(j->state))
-      return snprintf(err, len, "job %llu is already %s", (unsigned long long)j->id,
-                      ty_job_state_name(j->state)), TY_ESTATE;
+      return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
+                      ty_job_state_name(j->state));
     if (a->priority < -1000 || a->priority > 1000)
-      return snprintf(err, len, "priority: %d is outside -1000..1000", a->priority), TY_EINVAL;
+      return ty_errf(err, len, TY_EINVAL, "priority: %d is outside -1000..1000", a->priority);
     snprintf(why, wlen, "priority %d -> %d", j->spec.priority, a->priority);
     j->spec.priority = a->priority;
   } else if (!strcmp(a->action, "move")) {
     rc = job_move(ctl, j, a->queue, why, wlen, err, len);
   } else if (!strcmp(a->action, "checkpoint")) {
     if (j->state != TY_JOB_RUNNING)
-      return snprintf(err, len, "job %llu is %s; only running jobs checkpoint",
-                      (unsigned long long)j->id, ty_job_state_name(j->state)), TY_ESTATE;
+      return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
+                      (unsigned long long)j->id, ty_job_state_name(j->state));
     j->last_ckpt_ms = ty_now_ms();
     why[0] = '\0';
   } else {
-    snprintf(err, len, "action: \"%.32s\" is not hold, release, priority, move or checkpoint",
-             a->action);
-    rc = TY_EINVAL;
+    rc = ty_errf(err, len, TY_EINVAL,
+                 "action: \"%.32s\" is not hold, release, priority, move or checkpoint", a->action);
   }
   return rc;
 }
@@ -421,19 +316,20 @@ static int find_job(ty_controller *ctl, const ty_admin_req *a, ty_job **out, cha
                     size_t len) {
   ty_job *j = ty__job_find(ctl, a->job_id);
   if (!j || !j->committed)
-    return snprintf(err, len, "job %llu not found", (unsigned long long)a->job_id), TY_ENOTFOUND;
+    return ty_errf(err, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)a->job_id);
   if (a->user[0] && strcmp(a->user, "root") != 0 && strcmp(a->user, j->spec.user) != 0)
-    return snprintf(err, len, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
-                    j->spec.user, a->user), TY_EPERM;
+    return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
+                    j->spec.user, a->user);
   *out = j;
   return 0;
 }
 
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_admin_req a;
-  char err[512], why[256] = "";
-  if (ty__conv_update_job_req(p, n, &a) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not an UpdateJobRequest");
+  char err[TY_ERR_LEN], why[TY_ERR_LEN] = "";
+  int decoded = ty__conv_update_job_req(p, n, &a);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "an UpdateJobRequest");
     return;
   }
   ty_job *j = NULL;
@@ -445,16 +341,18 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
     return;
   }
   size_t len = 0;
-  uint8_t *blob = ty__conv_respec(j->blob, j->blob_len, &j->spec, &len);
-  if (blob) {
+  uint8_t *blob = NULL;
+  if (ty__conv_respec(j->blob, j->blob_len, &j->spec, &blob, &len) == 0) {
     free(j->blob);
     j->blob = blob;
     j->blob_len = len;
+  } else {
+    free(blob);
   }
   ty_txn *t = ty_txn_create();
   ty__job_save(j, t);
   if (why[0]) {
-    char actor[96], reason[400];
+    char actor[96], reason[TY_ERR_LEN];
     actor_of(a.user, actor, sizeof(actor));
     snprintf(reason, sizeof(reason), "%s by %.64s", why, a.user[0] ? a.user : "unknown");
     ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,
@@ -471,8 +369,9 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
 
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
-  if (ty__conv_job_id_req(p, n, &id) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not an ExplainJobRequest");
+  int decoded = ty__conv_job_id_req(p, n, &id);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "an ExplainJobRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, id);

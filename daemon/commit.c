@@ -16,13 +16,14 @@
  * parallel clients) and a trickle of state changes; batching makes the fsync
  * rate independent of the request rate.
  */
-#include "daemon/commit.h"
+#include "daemon/daemon.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/base/base.h"
+#include "lib/wire/wire.h"
 
 typedef enum { OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE, OP_USAGE, OP_ADMIN } op_kind;
 
@@ -68,12 +69,25 @@ struct ty_committer {
 
 ty_txn *ty_txn_create(void) { return ty_xcalloc(1, sizeof(ty_txn)); }
 
+/* A job row's strings and blob, by column kind (TY_JOB_COLUMNS). */
+#define FREE_TEXT(r, col) free((char *)(r)->col);
+#define FREE_BLOB(r, col) free((void *)(r)->col);
+#define FREE_ID(r, col)
+#define FREE_INT(r, col)
+#define FREE_I64(r, col)
+#define FREE_U32(r, col)
+#define FREE_BOOL(r, col)
+
+static void job_row_free(ty_job_row *r) {
+#define FREE_(version, col, kind, sql) FREE_##kind(r, col)
+  TY_JOB_COLUMNS(FREE_)
+#undef FREE_
+}
+
 static void op_free(op *o) {
   switch (o->kind) {
   case OP_INSERT_JOB: case OP_UPDATE_JOB:
-    free((char *)o->u.job.name); free((char *)o->u.job.user); free((char *)o->u.job.queue);
-    free((char *)o->u.job.reason); free((char *)o->u.job.nodes); free((char *)o->u.job.alloc);
-    free((void *)o->u.job.spec);
+    job_row_free(&o->u.job);
     break;
   case OP_EVENT:
     free((char *)o->u.ev.reason); free((char *)o->u.ev.actor);
@@ -125,20 +139,35 @@ static void *dup_bytes(const void *p, size_t n) {
   return d;
 }
 
-static void add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
-  op *o = push(t, k);
-  o->u.job = *r;
-  o->u.job.name = dup_or(r->name, "");
-  o->u.job.user = dup_or(r->user, "");
-  o->u.job.queue = dup_or(r->queue, "");
-  o->u.job.reason = dup_or(r->reason, "");
-  o->u.job.nodes = dup_or(r->nodes, "");
-  o->u.job.alloc = dup_or(r->alloc, "");
-  o->u.job.spec = dup_bytes(r->spec, r->spec_len);
+/* Copies of a job row's strings and blob: NULL strings become "", the
+ * blob (a submitted job, its size the client's) is malloc'd and checked. */
+#define COPY_TEXT(to, r, col) (to)->col = dup_or((r)->col, "");
+#define COPY_BLOB(to, r, col)                                                                      \
+  (to)->col = NULL; /* not the caller's, should the copy fail */                                  \
+  if ((r)->col && ty_wire_bytes((r)->col, (r)->col##_len, (uint8_t **)&(to)->col) != 0)           \
+    rc = TY_ENOMEM;
+#define COPY_ID(to, r, col)
+#define COPY_INT(to, r, col)
+#define COPY_I64(to, r, col)
+#define COPY_U32(to, r, col)
+#define COPY_BOOL(to, r, col)
+
+static int add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
+  ty_job_row copy = *r;
+  int rc = 0;
+#define COPY_(version, col, kind, sql) COPY_##kind(&copy, r, col)
+  TY_JOB_COLUMNS(COPY_)
+#undef COPY_
+  if (rc != 0) {
+    job_row_free(&copy);
+    return rc;
+  }
+  push(t, k)->u.job = copy;
+  return 0;
 }
 
-void ty_txn_insert_job(ty_txn *t, const ty_job_row *r) { add_job(t, OP_INSERT_JOB, r); }
-void ty_txn_update_job(ty_txn *t, const ty_job_row *r) { add_job(t, OP_UPDATE_JOB, r); }
+int ty_txn_insert_job(ty_txn *t, const ty_job_row *r) { return add_job(t, OP_INSERT_JOB, r); }
+int ty_txn_update_job(ty_txn *t, const ty_job_row *r) { return add_job(t, OP_UPDATE_JOB, r); }
 
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r) {
   op *o = push(t, OP_EVENT);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The controller's lifecycle, tables, tick and scheduling pass.
+ * The controller's lifecycle, loading, tick, metrics and node loss; its
+ * tables and lookups are state.c's.
  *
  * Start-up: open the store (creating STATE_DIR), load queues, nodes and jobs
  * (RUNNING jobs get their slots and rank results back from the `alloc`
@@ -11,91 +12,16 @@
  *
  * Workload: thousands of jobs in memory (all of history, for listings),
  * tens to thousands of nodes, bursts of hundreds of submits per second.
- * Lookups by job id are binary searches (ids only grow).
  */
-#include "daemon/controller.h"
+#include "daemon/daemon_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/convert.h"
-#include "daemon/daemon_internal.h"
-#include "daemon/graph.h"
 #include "scheduler/scheduler.h"
 
 #define TICK_MS 1000
-
-/* ---- tables ------------------------------------------------------------------ */
-
-ty_job *ty__job_find(ty_controller *ctl, uint64_t id) {
-  size_t lo = 0, hi = ctl->n_jobs;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    uint64_t mid_id = ctl->jobs[mid]->id;
-    if (mid_id == id) return ctl->jobs[mid];
-    if (mid_id < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
-}
-
-void ty__job_add(ty_controller *ctl, ty_job *j) {
-  if (ctl->n_jobs == ctl->cap_jobs) {
-    ctl->cap_jobs = ctl->cap_jobs ? ctl->cap_jobs * 2 : 64;
-    ctl->jobs = ty_xrealloc(ctl->jobs, ctl->cap_jobs * sizeof(*ctl->jobs));
-  }
-  ctl->jobs[ctl->n_jobs++] = j; /* ids are handed out in increasing order */
-  if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
-}
-
-void ty__job_free(ty_job *j) {
-  if (!j) return;
-  ty_job_spec_close(&j->spec);
-  free(j->blob);
-  free(j->reason);
-  for (uint32_t i = 0; i < j->n_ranks; i++) free(j->ranks[i].reason);
-  free(j->ranks);
-  free(j->slots);
-  free(j);
-}
-
-ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name) {
-  for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (strcmp(ctl->nodes[i]->name, name) == 0) return ctl->nodes[i];
-  return NULL;
-}
-
-ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c) {
-  for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (ctl->nodes[i]->conn == c) return ctl->nodes[i];
-  return NULL;
-}
-
-ty_queue *ty__queue_find(ty_controller *ctl, const char *name) {
-  for (size_t i = 0; i < ctl->n_queues; i++)
-    if (strcmp(ctl->queues[i].name, name) == 0) return &ctl->queues[i];
-  return NULL;
-}
-
-static void node_free(ty_cluster_node *n) {
-  if (!n) return;
-  free(n->name);
-  free(n->info);
-  free(n->io_addr);
-  free(n->host);
-  free(n->reason);
-  free(n);
-}
-
-void ty__node_persist(ty_controller *ctl, ty_cluster_node *n) {
-  ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
-                     .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
-                     .last_seen_ms = n->last_seen_ms, .reason = n->reason, .drain = n->drain};
-  ty_txn *t = ty_txn_create();
-  ty_txn_upsert_node(t, &row);
-  ty__commit(ctl, t, NULL, NULL);
-}
 
 /* ---- node loss ------------------------------------------------------------------- */
 
@@ -123,7 +49,7 @@ static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_cluster_node *n, con
   return touched;
 }
 
-void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
+static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
   ty_warn("node %s is DOWN: %s", n->name, reason);
   n->state = TY_NODE_DOWN;
   n->running_tasks = 0;
@@ -135,8 +61,8 @@ void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
     n->conn = NULL;
     ty_rpc_close(c);
   }
-  char why[256];
-  snprintf(why, sizeof(why), "node %s DOWN: %s", n->name, reason);
+  char why[TY_ERR_LEN];
+  snprintf(why, sizeof(why), "node %.128s DOWN: %.256s", n->name, reason);
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
     if (j->live_ranks == 0 || !lose_ranks_on(ctl, j, n, why)) continue;
@@ -150,23 +76,15 @@ void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
 
 /* ---- scheduling ------------------------------------------------------------------ */
 
-static void on_sched_idle(uv_idle_t *h) {
-  ty_controller *ctl = container_of(h, ty_controller, sched_idle);
-  uv_idle_stop(h);
+/* ty__sched_request (state.c) wakes this: one pass for every request made
+ * since the last one. */
+static void on_sched_async(uv_async_t *h) {
+  ty_controller *ctl = container_of(h, ty_controller, sched_async);
   ctl->sched_wanted = false;
-  ty__sched_run(ctl);
-}
-
-/* Coalesces requests: many submits in one loop iteration cost one pass. */
-void ty__sched_request(ty_controller *ctl) {
-  if (ctl->sched_wanted || ctl->stopping) return;
-  ctl->sched_wanted = true;
-  uv_idle_start(&ctl->sched_idle, on_sched_idle);
+  if (!ctl->stopping) ty__sched_run(ctl);
 }
 
 /* ---- metrics ------------------------------------------------------------------------ */
-
-static const char *const node_state_names[] = {"UNKNOWN", "UP", "DOWN", "DRAINING", "DRAINED"};
 
 static void refresh_gauges(ty_controller *ctl) {
   ty_metric_clear(ctl->m.jobs);
@@ -185,11 +103,12 @@ static void refresh_gauges(ty_controller *ctl) {
     }
   free(counts);
   ty_metric_clear(ctl->m.nodes);
-  uint32_t nc[5] = {0};
+  uint32_t nc[TY_NODE_STATE_MAX + 1] = {0};
   for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (ctl->nodes[i]->state >= 1 && ctl->nodes[i]->state <= 4) nc[ctl->nodes[i]->state]++;
-  for (int s = 1; s <= 4; s++) {
-    const char *labels[] = {node_state_names[s]};
+    if (ctl->nodes[i]->state >= 1 && ctl->nodes[i]->state <= TY_NODE_STATE_MAX)
+      nc[ctl->nodes[i]->state]++;
+  for (int s = 1; s <= TY_NODE_STATE_MAX; s++) {
+    const char *labels[] = {ty_node_state_name(s)};
     ty_metric_set(ctl->m.nodes, labels, nc[s]);
   }
 }
@@ -260,10 +179,10 @@ static void on_tick(uv_timer_t *t) {
     if (n->state == TY_NODE_DOWN) continue;
     int64_t silent = now - n->last_seen_mono;
     if (silent <= (int64_t)ctl->cfg.node_timeout_ms) continue;
-    char why[128];
+    char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "%s for %lld ms",
              n->conn ? "no heartbeat" : "not connected", (long long)silent);
-    ty__node_down(ctl, n, why);
+    node_down(ctl, n, why);
   }
   ty__sched_run(ctl);
   ty__sched_tick(ctl);
@@ -275,22 +194,14 @@ static void on_tick(uv_timer_t *t) {
 static int load_queue(const ty_queue_row *r, void *ud) {
   ty_controller *ctl = ud;
   ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
-  ctl->queues[ctl->n_queues++] = (ty_queue){
+  int state = ty_queue_state_parse(r->state);
+  ctl->queues[ctl->n_queues++] = (ty_queue_info){
       .name = ty_strdup(r->name), .tier = r->priority_tier,
-      .state = ty_strdup(strcmp(r->state, "UP") == 0 ? "OPEN" : r->state), .share = r->share,
+      .state = state ? state : TY_QUEUE_OPEN, .share = r->share,
       .max_running = r->max_running, .max_gpus = r->max_gpus,
       .max_gpus_per_user = r->max_gpus_per_user, .preemptible = r->preemptible,
       .default_time_s = r->default_time_s, .max_time_s = r->max_time_s};
   return 0;
-}
-
-static char *host_of(const char *addr) {
-  const char *colon = strrchr(addr, ':');
-  size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
-  char *h = ty_xmalloc(n + 1);
-  memcpy(h, addr, n);
-  h[n] = '\0';
-  return h;
 }
 
 static int load_node(const ty_node_row *r, void *ud) {
@@ -307,14 +218,13 @@ static int load_node(const ty_node_row *r, void *ud) {
   }
   n->n_gpus = ty__conv_info_gpus(n->info, n->info_len);
   n->io_addr = ty_strdup(r->io_addr);
-  n->host = host_of(r->io_addr);
+  n->host = ty__host_of(r->io_addr);
   n->reason = ty_strdup(r->reason);
   n->last_seen_ms = r->last_seen_ms;
   n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
   n->drain = r->drain;
   ty__node_topology(ctl, n);
-  ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
-  ctl->nodes[ctl->n_nodes++] = n;
+  ty__node_add(ctl, n);
   return 0;
 }
 
@@ -327,7 +237,7 @@ static int load_job(const ty_job_row *r, void *ud) {
     free(j);
     return 0;
   }
-  char err[256];
+  char err[TY_ERR_LEN];
   if (ty_job_spec_validate(&j->spec, err, sizeof(err)) != 0)
     ty_warn("store: job %llu: %s", (unsigned long long)r->id, err);
   j->blob = ty_xmalloc(r->spec_len ? r->spec_len : 1);
@@ -382,7 +292,7 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
   if (rc == 0) rc = ty_store_load_nodes(ctl->store, load_node, ctl);
   if (rc == 0) rc = ty_store_load_jobs(ctl->store, load_job, ctl);
   if (rc == 0) rc = ty_store_load_usage(ctl->store, load_usage, ctl);
-  if (rc != 0) snprintf(err, len, "cannot load state: %s", ty_store_errmsg(ctl->store));
+  if (rc != 0) ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
   size_t running = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) running += ctl->jobs[i]->state == TY_JOB_RUNNING;
   ty_info("loaded %zu jobs (%zu running), %zu nodes, %zu queues; next job id %llu", ctl->n_jobs,
@@ -394,11 +304,9 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
 
 static int open_store(ty_controller *ctl, char *err, size_t len) {
   int rc = ty_mkdir_p(ctl->cfg.state_dir);
-  if (rc != 0) {
-    snprintf(err, len, "cannot create the state directory %s: %s", ctl->cfg.state_dir,
-             ty_strerror(rc));
-    return rc;
-  }
+  if (rc != 0)
+    return ty_errf(err, len, rc, "cannot create the state directory %s: %s", ctl->cfg.state_dir,
+                   ty_strerror(rc));
   char path[4096];
   snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
   rc = ty_store_open(path, &ctl->store, err, len);
@@ -416,18 +324,14 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
                            .ud = ctl};
   int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts,
                                 NULL, ctl, &ctl->server);
-  if (rc != 0) {
-    snprintf(err, len, "cannot listen on %s:%d: %s", ctl->cfg.listen_host, ctl->cfg.listen_port,
-             ty_strerror(rc));
-    return rc;
-  }
+  if (rc != 0)
+    return ty_errf(err, len, rc, "cannot listen on %s:%d: %s", ctl->cfg.listen_host,
+                   ctl->cfg.listen_port, ty_strerror(rc));
   rc = ty_metrics_http_start(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port,
                              ctl->metrics, &ctl->http);
-  if (rc != 0) {
-    snprintf(err, len, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
-             ctl->cfg.metrics_port, ty_strerror(rc));
-    return rc;
-  }
+  if (rc != 0)
+    return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
+                   ctl->cfg.metrics_port, ty_strerror(rc));
   return 0;
 }
 
@@ -441,7 +345,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   ctl->metrics = ty_metrics_create();
   metrics_init(ctl);
   uv_timer_init(loop, &ctl->tick);
-  uv_idle_init(loop, &ctl->sched_idle);
+  uv_async_init(loop, &ctl->sched_async, on_sched_async);
   ctl->handles_open = 2;
   int rc = open_store(ctl, err, len);
   if (rc == 0) rc = start_listening(ctl, err, len);
@@ -472,9 +376,9 @@ void ty_controller_stop(ty_controller *ctl) {
   if (!ctl || ctl->stopping) return;
   ctl->stopping = true;
   ctl->tick.data = ctl;
-  ctl->sched_idle.data = ctl;
+  ctl->sched_async.data = ctl;
   uv_close((uv_handle_t *)&ctl->tick, on_handle_closed);
-  uv_close((uv_handle_t *)&ctl->sched_idle, on_handle_closed);
+  uv_close((uv_handle_t *)&ctl->sched_async, on_handle_closed);
   /* Answer everything already queued for commit while connections are open. */
   ty_committer_destroy(ctl->commit);
   ctl->commit = NULL;
@@ -494,12 +398,10 @@ void ty_controller_destroy(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
   ty__graph_destroy(ctl);
-  for (size_t i = 0; i < ctl->n_nodes; i++) node_free(ctl->nodes[i]);
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    ty__node_free(ctl->nodes[i]);
   free(ctl->nodes);
-  for (size_t i = 0; i < ctl->n_queues; i++) {
-    free(ctl->queues[i].name);
-    free(ctl->queues[i].state);
-  }
+  for (size_t i = 0; i < ctl->n_queues; i++) ty_queue_info_close(&ctl->queues[i]);
   free(ctl->queues);
   for (size_t i = 0; i < ctl->n_usage; i++) {
     free(ctl->usage[i].user);

@@ -8,20 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
-#include "proto/trainyard.pb-c.h"
-
-static char *dup_str(const char *s) { return ty_strdup(s ? s : ""); }
-
-static int pack_to(const ProtobufCMessage *m, ty_buf *out) {
-  size_t len = protobuf_c_message_get_packed_size(m);
-  int rc = ty_buf_reserve(out, len ? len : 1);
-  if (rc != 0) return rc;
-  protobuf_c_message_pack(m, out->data + out->len);
-  out->len += len;
-  return 0;
-}
+#include "daemon/daemon_internal.h"
+#include "proto/convert.h"
 
 void ty__admin_req_close(ty_admin_req *r) {
   free(r->name);
@@ -34,53 +22,54 @@ void ty__admin_req_close(ty_admin_req *r) {
   memset(r, 0, sizeof(*r));
 }
 
+/* The strings every Update* request carries; absent ones become "". */
+static int admin_strings(ty_admin_req *out, const char *name, const char *user,
+                         const char *action, const char *reason, const char *queue) {
+  out->name = ty_wire_strdup(name);
+  out->user = ty_wire_strdup(user);
+  out->action = ty_wire_strdup(action);
+  out->reason = ty_wire_strdup(reason);
+  out->queue = ty_wire_strdup(queue);
+  if (out->name && out->user && out->action && out->reason && out->queue) return 0;
+  ty__admin_req_close(out);
+  return TY_ENOMEM;
+}
+
 int ty__conv_update_queue_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   memset(out, 0, sizeof(*out));
-  Trainyard__UpdateQueueRequest *m = trainyard__update_queue_request__unpack(NULL, n, p);
+  Trainyard__UpdateQueueRequest *m =
+      ty_wire_unpack(&trainyard__update_queue_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  out->name = dup_str(m->name);
-  out->user = dup_str(m->user);
-  out->action = dup_str(m->action);
-  out->n_settings = m->n_settings;
-  out->settings = ty_xcalloc(m->n_settings ? m->n_settings : 1, sizeof(char *));
-  for (size_t i = 0; i < m->n_settings; i++) out->settings[i] = dup_str(m->settings[i]);
-  trainyard__update_queue_request__free_unpacked(m, NULL);
-  out->reason = dup_str(NULL);
-  out->queue = dup_str(NULL);
-  return 0;
+  int rc = admin_strings(out, m->name, m->user, m->action, NULL, NULL);
+  if (rc == 0) rc = ty_wire_strv(m->settings, m->n_settings, &out->settings);
+  if (rc == 0) out->n_settings = m->n_settings;
+  else ty__admin_req_close(out);
+  ty_wire_free(m);
+  return rc;
 }
 
 int ty__conv_update_node_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   memset(out, 0, sizeof(*out));
-  Trainyard__UpdateNodeRequest *m = trainyard__update_node_request__unpack(NULL, n, p);
+  Trainyard__UpdateNodeRequest *m = ty_wire_unpack(&trainyard__update_node_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  out->name = dup_str(m->name);
-  out->user = dup_str(m->user);
-  out->action = dup_str(m->action);
-  out->reason = dup_str(m->reason);
-  out->queue = dup_str(NULL);
-  trainyard__update_node_request__free_unpacked(m, NULL);
-  return 0;
+  int rc = admin_strings(out, m->name, m->user, m->action, m->reason, NULL);
+  ty_wire_free(m);
+  return rc;
 }
 
 int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   memset(out, 0, sizeof(*out));
-  Trainyard__UpdateJobRequest *m = trainyard__update_job_request__unpack(NULL, n, p);
+  Trainyard__UpdateJobRequest *m = ty_wire_unpack(&trainyard__update_job_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   out->job_id = m->job_id;
   out->priority = m->priority;
-  out->user = dup_str(m->user);
-  out->action = dup_str(m->action);
-  out->queue = dup_str(m->queue);
-  trainyard__update_job_request__free_unpacked(m, NULL);
-  out->name = dup_str(NULL);
-  out->reason = dup_str(NULL);
-  return 0;
+  int rc = admin_strings(out, NULL, m->user, m->action, NULL, m->queue);
+  ty_wire_free(m);
+  return rc;
 }
 
-static void queue_fill(Trainyard__QueueInfo *qi, const ty_queue_view *v) {
+static void queue_fill(Trainyard__QueueInfo *qi, const ty_queue_info *q) {
   trainyard__queue_info__init(qi);
-  const ty_queue *q = v->q;
   qi->name = q->name;
   qi->tier = q->tier;
   qi->share = q->share;
@@ -88,36 +77,37 @@ static void queue_fill(Trainyard__QueueInfo *qi, const ty_queue_view *v) {
   qi->max_gpus = q->max_gpus;
   qi->max_gpus_per_user = q->max_gpus_per_user;
   qi->preemptible = q->preemptible;
-  qi->state = q->state;
+  qi->state = (char *)ty_queue_state_name(q->state);
   qi->default_time_s = q->default_time_s;
   qi->max_time_s = q->max_time_s;
-  qi->pending = v->pending;
-  qi->running = v->running;
-  qi->gpus_used = v->gpus_used;
+  qi->pending = q->pending;
+  qi->running = q->running;
+  qi->gpus_used = q->gpus_used;
 }
 
-int ty__conv_list_queues_resp(const ty_queue_view *v, size_t n, ty_buf *out) {
+int ty__conv_list_queues_resp(const ty_queue_info *v, size_t n, ty_buf *out) {
   Trainyard__ListQueuesResponse r = TRAINYARD__LIST_QUEUES_RESPONSE__INIT;
-  Trainyard__QueueInfo *qs = ty_xcalloc(n ? n : 1, sizeof(*qs));
-  Trainyard__QueueInfo **ptrs = ty_xcalloc(n ? n : 1, sizeof(*ptrs));
-  for (size_t i = 0; i < n; i++) {
+  Trainyard__QueueInfo *qs = ty_wire_calloc(n, sizeof(*qs));
+  Trainyard__QueueInfo **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
+  int rc = qs && ptrs ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
     queue_fill(&qs[i], &v[i]);
     ptrs[i] = &qs[i];
   }
   r.n_queues = n;
   r.queues = ptrs;
-  int rc = pack_to(&r.base, out);
+  if (rc == 0) rc = ty_wire_pack(&r.base, out);
   free(qs);
   free(ptrs);
   return rc;
 }
 
-int ty__conv_update_queue_resp(const ty_queue_view *v, ty_buf *out) {
+int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out) {
   Trainyard__UpdateQueueResponse r = TRAINYARD__UPDATE_QUEUE_RESPONSE__INIT;
   Trainyard__QueueInfo qi;
-  queue_fill(&qi, v);
+  queue_fill(&qi, q);
   r.queue = &qi;
-  return pack_to(&r.base, out);
+  return ty_wire_pack(&r.base, out);
 }
 
 int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out) {
@@ -129,10 +119,10 @@ int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out) {
   ni.memory = nd->memory;
   ni.cpus_used = nd->cpus_used;
   ni.gpus_used = (uint32_t)__builtin_popcountll(nd->gpus_used);
-  ni.io_addr = nd->io_addr ? nd->io_addr : "";
-  ni.reason = nd->reason ? nd->reason : "";
+  ni.io_addr = ty_wire_str(nd->io_addr);
+  ni.reason = ty_wire_str(nd->reason);
   r.node = &ni;
-  return pack_to(&r.base, out);
+  return ty_wire_pack(&r.base, out);
 }
 
 /* Borrows convert.c's JobInfo encoding through GetJobResponse. */
@@ -141,13 +131,13 @@ int ty__conv_update_job_resp(const ty_job *j, ty_buf *out) {
   ty_buf_init(&tmp);
   int rc = ty__conv_get_job_resp(j, NULL, 0, &tmp);
   Trainyard__GetJobResponse *g =
-      rc == 0 ? trainyard__get_job_response__unpack(NULL, tmp.len, tmp.data) : NULL;
+      rc == 0 ? ty_wire_unpack(&trainyard__get_job_response__descriptor, tmp.data, tmp.len) : NULL;
   ty_buf_close(&tmp);
   if (!g) return rc ? rc : TY_EPROTO;
   Trainyard__UpdateJobResponse r = TRAINYARD__UPDATE_JOB_RESPONSE__INIT;
   r.job = g->job;
-  rc = pack_to(&r.base, out);
-  trainyard__get_job_response__free_unpacked(g, NULL);
+  rc = ty_wire_pack(&r.base, out);
+  ty_wire_free(g);
   return rc;
 }
 
@@ -156,7 +146,7 @@ int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_cluste
   Trainyard__ExplainJobResponse r = TRAINYARD__EXPLAIN_JOB_RESPONSE__INIT;
   r.job_id = j->id;
   r.state = (Trainyard__JobState)j->state;
-  r.reason = (char *)(ex ? ex->reason : (j->reason ? j->reason : ""));
+  r.reason = ty_wire_str(ex ? ex->reason : j->reason);
   Trainyard__NodeFit fits[TY_SCHED_EXPLAIN_NODES], *ptrs[TY_SCHED_EXPLAIN_NODES];
   if (ex) {
     r.position = ex->position, r.pending_total = ex->n_pending, r.priority = ex->priority;
@@ -174,18 +164,19 @@ int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_cluste
     r.n_nodes = ex->n_nodes;
     r.nodes = ptrs;
   }
-  return pack_to(&r.base, out);
+  return ty_wire_pack(&r.base, out);
 }
 
 int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const double *cpu_s,
                          size_t n, double halflife_s, ty_buf *out) {
   Trainyard__GetSharesResponse r = TRAINYARD__GET_SHARES_RESPONSE__INIT;
-  Trainyard__ShareInfo *s = ty_xcalloc(n ? n : 1, sizeof(*s));
-  Trainyard__ShareInfo **ptrs = ty_xcalloc(n ? n : 1, sizeof(*ptrs));
-  for (size_t i = 0; i < n; i++) {
+  Trainyard__ShareInfo *s = ty_wire_calloc(n, sizeof(*s));
+  Trainyard__ShareInfo **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
+  int rc = s && ptrs ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
     trainyard__share_info__init(&s[i]);
-    s[i].queue = (char *)(rows[i].queue ? rows[i].queue : "");
-    s[i].user = (char *)(rows[i].user ? rows[i].user : "");
+    s[i].queue = ty_wire_str(rows[i].queue);
+    s[i].user = ty_wire_str(rows[i].user);
     s[i].share = rows[i].share;
     s[i].usage = rows[i].usage;
     s[i].usage_norm = rows[i].usage_norm;
@@ -197,37 +188,39 @@ int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const 
   r.n_shares = n;
   r.shares = ptrs;
   r.halflife_s = halflife_s;
-  int rc = pack_to(&r.base, out);
+  if (rc == 0) rc = ty_wire_pack(&r.base, out);
   free(s);
   free(ptrs);
   return rc;
 }
 
-uint8_t *ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec,
-                         size_t *out_len) {
-  Trainyard__Job *job = trainyard__job__unpack(NULL, n, blob);
-  if (!job) return NULL;
+int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
+                    size_t *out_len) {
+  Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, blob, n);
+  if (!job) return TY_EPROTO;
   char *queue = job->queue;
   job->queue = spec->queue;
   job->priority = spec->priority;
   job->time_limit_s = spec->time_limit_s;
-  size_t len = trainyard__job__get_packed_size(job);
-  uint8_t *out = ty_xmalloc(len ? len : 1);
-  *out_len = trainyard__job__pack(job, out);
+  ty_buf b;
+  ty_buf_init(&b);
+  int rc = ty_wire_pack(&job->base, &b);
   job->queue = queue;
-  trainyard__job__free_unpacked(job, NULL);
-  return out;
+  ty_wire_free(job);
+  *out = b.data;
+  *out_len = b.len;
+  return rc;
 }
 
 void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands) {
   memset(out_islands, 0, TY_SCHED_MAX_GPUS);
   if (!info || n == 0) return;
-  Trainyard__NodeInfo *ni = trainyard__node_info__unpack(NULL, n, info);
+  Trainyard__NodeInfo *ni = ty_wire_unpack(&trainyard__node_info__descriptor, info, n);
   if (!ni) return;
   for (size_t i = 0; i < ni->n_gpus; i++) {
     const Trainyard__Gpu *g = ni->gpus[i];
     if (g->index < TY_SCHED_MAX_GPUS && g->nvlink_island > 0)
       out_islands[g->index] = (uint8_t)(g->nvlink_island % 256);
   }
-  trainyard__node_info__free_unpacked(ni, NULL);
+  ty_wire_free(ni);
 }

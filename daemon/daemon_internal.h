@@ -1,8 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internals shared by the controller's files (controller.c: lifecycle, tick
- * and scheduling; jobs.c: job transitions and completion; rpc_client.c and
- * rpc_worker.c: request handlers; convert.c: protobuf <-> these structs).
+ * Internals shared by the controller's files. They call each other in one
+ * direction only, lowest first (no call circle):
+ *
+ *   state.c, reply.c, token.c   tables and lookups, the commit and
+ *                               scheduling triggers, answering requests
+ *   convert*.c                  protobuf <-> these structs (pure)
+ *   graph.c                     graph jobs: checks, checkpoints, rendezvous
+ *   jobs.c                      job transitions, launch, kill, ends
+ *   sched_pass.c                the scheduler's pass and tick duties
+ *   admin.c, rpc_worker.c,      request handlers
+ *   rpc_client.c
+ *   rpc.c                       the dispatch table
+ *   controller.c                lifecycle, loading, the tick, metrics
  *
  * Everything here lives on the loop thread. Jobs and nodes are never freed
  * while the controller runs (ids are never reused; finished jobs stay for
@@ -18,10 +28,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "daemon/commit.h"
-#include "daemon/controller.h"
-#include "daemon/job.h"
-#include "daemon/store.h"
+#include "daemon/daemon.h"
 #include "lib/base/base.h"
 #include "lib/metrics/metrics.h"
 #include "lib/rpc/rpc.h"
@@ -29,15 +36,9 @@
 
 typedef struct ty__graph_reg ty__graph_reg; /* daemon/graph.c */
 
-/* trainyard.NodeState numbers. */
-enum { TY_NODE_UP = 1, TY_NODE_DOWN = 2, TY_NODE_DRAINING = 3, TY_NODE_DRAINED = 4 };
-/* trainyard.TaskState numbers. */
-enum { TY_TASK_STARTING = 1, TY_TASK_RUNNING = 2, TY_TASK_EXITED = 3, TY_TASK_SIGNALED = 4,
-       TY_TASK_FAILED_START = 5 };
-
 typedef struct ty_cluster_node {
   char *name;
-  int state;
+  int state;              /* ty_node_state */
   uint32_t cpus;
   uint64_t memory;
   uint32_t n_gpus;
@@ -105,16 +106,6 @@ typedef struct ty_job {
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
 } ty_job;
 
-typedef struct ty_queue {
-  char *name;
-  int32_t tier;
-  char *state;            /* "OPEN", "CLOSED", "PAUSED" or "DELETED" (hidden) */
-  double share;
-  uint32_t max_running, max_gpus, max_gpus_per_user;
-  bool preemptible;
-  uint32_t default_time_s, max_time_s;
-} ty_queue;
-
 /* Decayed fair-share usage of one user in one queue. */
 typedef struct ty_usage {
   char *user, *queue;
@@ -147,12 +138,12 @@ struct ty_controller {
   ty_metrics *metrics;
   ty_metrics_http *http;
   uv_timer_t tick;
-  uv_idle_t sched_idle;   /* runs a coalesced scheduling pass */
+  uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
   ty_job **jobs; size_t n_jobs, cap_jobs; /* sorted by id */
   uint64_t next_id;
   ty_cluster_node **nodes; size_t n_nodes;
-  ty_queue *queues; size_t n_queues;
+  ty_queue_info *queues; size_t n_queues; /* live counts unused; DELETED ones kept */
   ty_reply *replies;      /* outstanding replies (for connection close) */
   int64_t start_mono;
   uint32_t reg_gen;       /* counts RegisterNode requests */
@@ -173,18 +164,49 @@ struct ty_controller {
   struct ty__graph_reg *graph;
 };
 
-/* ---- controller.c ---- */
+/* ---- state.c: tables, lookups and triggers ---- */
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id);
+void ty__job_add(ty_controller *ctl, ty_job *j);
+/* Takes the job out of the table and frees it (a submit that was not stored). */
+void ty__job_remove(ty_controller *ctl, uint64_t id);
+void ty__job_free(ty_job *j);
 ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
 ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
-ty_queue *ty__queue_find(ty_controller *ctl, const char *name);
-void ty__job_add(ty_controller *ctl, ty_job *j);
-void ty__job_free(ty_job *j);
-void ty__sched_request(ty_controller *ctl);
-/* ty_sched_check_fits against every known node; why starts with the field. */
-int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len);
+void ty__node_add(ty_controller *ctl, ty_cluster_node *n); /* takes n */
+void ty__node_free(ty_cluster_node *n);
+/* The host part of "host:port" (a new string). */
+char *ty__host_of(const char *addr);
+/* Adds n's row to t; ty__node_persist commits it on its own. */
+void ty__node_save(const ty_cluster_node *n, ty_txn *t);
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
-void ty__node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason);
+ty_queue_info *ty__queue_find(ty_controller *ctl, const char *name);
+/* The (user, queue) usage account, created at zero when absent. */
+ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue);
+/* Commits txn; cb may be NULL. Logs a failed commit. */
+void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud);
+/* Asks for a scheduling pass soon (coalesced; controller.c runs it). */
+void ty__sched_request(ty_controller *ctl);
+
+/* ---- reply.c: answering requests ---- */
+ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *req,
+                        const char *method);
+/* Answers r (status 0 sends r->out as payload) and frees it. */
+void ty__reply_finish(ty_reply *r, int status, const char *message);
+void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Answers a request whose payload did not decode (rc from a ty__conv_*
+ * decoder): TY_EPROTO "payload is not WHAT", or TY_ENOMEM when copying it
+ * ran out of memory. */
+void ty__reply_bad_payload(ty_reply *r, int rc, const char *what);
+
+/* ---- token.c: task tokens for interactive attach ---- */
+/* Loads (or creates) STATE_DIR/attach.key. */
+int ty__token_init(ty_controller *ctl, char *err, size_t len);
+/* The job's attach key (32 bytes) for LaunchTask. */
+void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_key);
+/* One token per rank of j, concatenated; the caller frees the array. NULL
+ * when out of memory (a job's rank count is its submitter's choice). */
+uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len);
 
 /* ---- jobs.c ---- */
 /* Fills a store row that borrows from j (alloc is a heap string the caller frees). */
@@ -208,8 +230,8 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
                     ty_txn *txn);
 /* Node loss or a lost rank: RUNNING -> NODE_FAIL -> PENDING (into txn). */
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
-/* Commits txn; cb may be NULL. Logs a failed commit. */
-void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud);
+/* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
+void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
 
 /* ---- sched_pass.c: the scheduler's side of the controller ---- */
 /* Runs one pass: placements, preemptions, reasons (also from the tick). */
@@ -217,44 +239,23 @@ void ty__sched_run(ty_controller *ctl);
 /* Tick duties: charge running jobs' usage (decayed), move drained nodes to
  * DRAINED, store what changed. */
 void ty__sched_tick(ty_controller *ctl);
-/* Every rank of a job being preempted ended: PREEMPTED, then requeued. */
-void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn);
-/* The queue's scheduler view and a node's switch and islands, on load. */
+/* A node's switch and NVLink islands, from the topology and its info. */
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n);
-ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue);
+/* ty_sched_check_fits against every known node; why starts with the field. */
+int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len);
 /* Builds a pass input over the pending jobs and explains one; 0,
  * TY_ENOTFOUND (not pending) or TY_ENOMEM. */
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out);
 /* Share rows (borrowing names from ctl) and each row's gpu/cpu seconds. */
 int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n);
-/* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
-void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
 
-/* ---- admin.c: queue, node and job administration ---- */
+/* ---- request handlers: admin.c, rpc_client.c, rpc_worker.c ---- */
 void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
-
-/* ---- token.c: task tokens for interactive attach ---- */
-/* Loads (or creates) STATE_DIR/attach.key. */
-int ty__token_init(ty_controller *ctl, char *err, size_t len);
-/* The job's attach key (32 bytes) for LaunchTask. */
-void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_key);
-/* One token per rank of j, concatenated; the caller frees the array. */
-uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len);
-
-/* ---- rpc.c ---- */
-void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
-void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);
-/* Answers r (status 0 sends r->out as payload) and frees it. */
-void ty__reply_finish(ty_reply *r, int status, const char *message);
-void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* ---- handlers (rpc_client.c, rpc_worker.c) ---- */
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
@@ -264,5 +265,205 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
 void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+
+/* ---- rpc.c: the dispatch ---- */
+void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
+void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);
+
+/* ==== convert.c ==============================================================================
+ * convert.c, convert_admin.c and convert_graph.c are the only files of
+ * daemon/ that touch generated protobuf types (with proto/convert.h for the
+ * messages other binaries share). Decoders take request payload bytes and
+ * fill plain structs (TY_EPROTO when the bytes are not the expected
+ * message); encoders append a response or outgoing request to a ty_buf.
+ * Outputs are owned by the caller unless said.
+ */
+
+/* Decoders copy what they keep with malloc (the request's sizes are the
+ * client's) and answer TY_ENOMEM when that fails, TY_EPROTO when the bytes
+ * are not the expected message; nothing is left to free on error. */
+
+/* SubmitJobRequest -> spec (unvalidated) and the encoded Job, kept as the
+ * job's stored spec. TY_EPROTO also when the request has no job. */
+int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
+                    size_t *out_blob_len);
+/* Re-encodes a submitted Job with the defaults validation filled in (name,
+ * queue, user, resources), so listings show what the job really asked for.
+ * *out is a new buffer; TY_EPROTO when blob does not decode. */
+int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
+                       size_t *out_len);
+/* A stored, encoded Job -> spec. */
+int ty__conv_spec(const uint8_t *blob, size_t n, ty_job_spec *out_spec);
+
+typedef struct ty_list_filter {
+  int *states;
+  size_t n_states;
+  char *user, *queue;
+  uint32_t limit;
+} ty_list_filter;
+int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
+void ty__list_filter_close(ty_list_filter *f);
+/* GetJobRequest and GetTaskLocationsRequest carry only job_id. */
+int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id);
+int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n,
+                        char **out_user);
+
+typedef struct ty_node_report {
+  char *name;
+  uint32_t cpus;
+  uint64_t memory;
+  uint32_t n_gpus;
+  uint8_t *info;
+  size_t info_len; /* gpus + topology, re-encoded */
+  char *io_addr;
+  ty_task_report *tasks;
+  size_t n_tasks;
+} ty_node_report;
+int ty__conv_register_req(const uint8_t *p, size_t n, ty_node_report *out);
+void ty__node_report_close(ty_node_report *r);
+int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running);
+/* The report's reason is owned: ty__task_report_close. */
+int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out);
+void ty__task_report_close(ty_task_report *r);
+
+/* Number of GPUs recorded in a node's info blob. */
+uint32_t ty__conv_info_gpus(const uint8_t *info, size_t n);
+
+typedef struct ty_event_copy {
+  int64_t time_ms;
+  int from_state, to_state;
+  char *reason;
+} ty_event_copy;
+
+int ty__conv_submit_resp(uint64_t id, ty_buf *out);
+int ty__conv_list_jobs_resp(ty_job *const *jobs, size_t n, ty_buf *out);
+int ty__conv_get_job_resp(const ty_job *j, const ty_event_copy *ev, size_t n_ev, ty_buf *out);
+int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
+int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out);
+/* GetTaskLocationsRequest: want_tokens and user are for interactive attach. */
+int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id, bool *out_want_tokens,
+                                char **out_user);
+/* `tokens` (NULL = none) holds n_ranks tokens of `token_len` bytes each. */
+int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                                 ty_buf *out);
+int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out);
+
+int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
+int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
+
+/* ==== admin.c and convert_admin.c ============================================================
+ * The scheduler's operations (queues, node drains, job holds,
+ * priorities and moves, why, shares). admin.c has the handlers and the pure
+ * rules (queue settings, who may do what); convert_admin.c is the only place
+ * here that touches their protobuf messages.
+ *
+ * Ownership: decoded requests own their strings (ty__admin_req_close);
+ * encoders borrow everything and append to `out`.
+ */
+
+/* Any of the Update* requests, decoded. Unused fields are "" or 0. */
+typedef struct ty_admin_req {
+  char *name, *user, *action, *reason, *queue;
+  char **settings;
+  size_t n_settings;
+  uint64_t job_id;
+  int32_t priority;
+} ty_admin_req;
+void ty__admin_req_close(ty_admin_req *r);
+
+int ty__conv_update_queue_req(const uint8_t *p, size_t n, ty_admin_req *out);
+int ty__conv_update_node_req(const uint8_t *p, size_t n, ty_admin_req *out);
+int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out);
+
+/* Queues with their live counts, as ListQueues shows them. */
+int ty__conv_list_queues_resp(const ty_queue_info *qs, size_t n, ty_buf *out);
+int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out);
+int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
+int ty__conv_update_job_resp(const ty_job *j, ty_buf *out);
+/* `nodes` names the indices in ex->nodes (the pass's node order). */
+int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
+                          ty_cluster_node *const *nodes, ty_buf *out);
+/* gpu_s[i] and cpu_s[i] belong to rows[i]. */
+int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const double *cpu_s,
+                         size_t n, double halflife_s, ty_buf *out);
+
+/* Re-encodes a stored Job with the spec's priority, queue and time limit
+ * (after `job priority` or `job move`) into a new *out; TY_EPROTO when blob
+ * does not decode. */
+int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
+                    size_t *out_len);
+/* NVLink island per GPU index from a node's info blob (Gpu.nvlink_island;
+ * unknown = island 0, which means "one island"). */
+void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands);
+
+/* ---- rules (admin.c) --------------------------------------------------------- */
+
+/* What submission needs from the queue: it exists and is not deleted, it is
+ * OPEN or PAUSED, the time limit is within its maximum (a job asking none
+ * gets its default), the warning signal is valid. Fills spec defaults. */
+int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_t len);
+
+/* ==== graph.c and convert_graph.c ============================================================
+ * The controller's side of graph jobs (issue 6).
+ *
+ *   - Submit-time checks: the model is imported and shape-inferred with
+ *     ops/graph (from model_bytes, or model_path on the shared filesystem)
+ *     and the TrainConfig decoded and validated with ops/train, and the
+ *     config's input/output names are looked up in the model, all before the
+ *     job is acknowledged. Errors are the runtime's own words behind the
+ *     field ("job.graph.model_bytes: node 3 (MatMul): ...").
+ *   - Checkpoints: every rank is told one absolute checkpoint path, so a
+ *     requeued job resumes wherever its rank 0 lands: the config's path when
+ *     absolute, else STATE_DIR/jobs/ID/<its basename or checkpoint.onnx>
+ *     (the state dir must then be on the filesystem the workers share).
+ *   - Rendezvous: a small key/value store per job (RendezvousPut/Get) that
+ *     the ranks use to form their MPI world or to share the NCCL id. A job's
+ *     keys are dropped when it (re)starts, so a requeued run never reads the
+ *     previous run's port names.
+ *   - Progress: what rank 0's worker reports (step, loss, samples/s, the
+ *     last checkpoint), kept in memory and answered with GetJob together
+ *     with the checkpoints seen so far (the last 64).
+ *
+ * Everything runs on the controller's loop thread. Model import happens on
+ * it too: submit is rare and the models this serves are a few MiB.
+ */
+
+#define TY_GRAPH_MAX_KEYS 256          /* per job */
+#define TY_GRAPH_MAX_VALUE (64 * 1024) /* bytes */
+#define TY_GRAPH_MAX_CKPTS 64          /* remembered per job */
+
+/* The absolute checkpoint path of a graph job (owned by the controller,
+ * valid while it runs); NULL when it cannot be made (logged). */
+const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j);
+/* The job (re)starts: forget its rendezvous keys. */
+void ty__graph_job_started(ty_controller *ctl, const ty_job *j);
+/* Appends GetJobResponse's graph fields (progress, checkpoints) to out. */
+int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out);
+void ty__graph_destroy(ty_controller *ctl);
+
+void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+
+/* convert_graph.c: the protobuf side (pure). Strings and buffers returned
+ * are owned by the caller. */
+int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key,
+                         uint8_t **out_value, size_t *out_len);
+int ty__conv_rdv_get_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key);
+int ty__conv_rdv_get_resp(const uint8_t *value, size_t len, bool found, ty_buf *out);
+int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank,
+                          ty_train_progress *out);
+int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
+                             ty_buf *out);
+
+/* Submit-time checks (graph.c, with the training runtime itself).
+ * Imports the model (model_path or model_bytes) with shape inference,
+ * decodes and validates the config, checks its data_input and loss/logits
+ * names against the model and the batch against the rank count. TY_EINVAL
+ * with "job.graph.<field>: <the runtime's message>" in err. */
+int ty__graph_check(const ty_job_spec *s, char *err, size_t err_len);
+/* The config's checkpoint_path (heap, caller frees), or NULL when it has
+ * none or does not decode. */
+char *ty__graph_config_checkpoint(const uint8_t *cfg, size_t len);
 
 #endif

@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Graph jobs on the controller: submit-time model and config checks,
- * checkpoint paths, the rendezvous store and progress (see graph.h).
+ * Graph jobs on the controller: submit-time model and config checks with
+ * the training runtime itself (ops/graph imports the model, ops/train
+ * decodes the config), checkpoint paths, the rendezvous store and progress
+ * (see daemon_internal.h).
  *
  * The per-job records live in one array searched linearly: a controller
  * runs tens of graph jobs at a time, and every lookup is one RPC.
  */
-#include "daemon/graph.h"
+#include "daemon/daemon_internal.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/graph_check.h"
 #include "lib/token/token.h"
+#include "ops/graph.h"
+#include "ops/train/train.h"
 
 typedef struct kv {
   char *key;
@@ -26,9 +29,9 @@ typedef struct graph_job {
   uint64_t id;
   kv *keys;
   size_t n_keys;
-  ty__progress progress;
+  ty_train_progress progress;
   bool has_progress;
-  ty__ckpt ckpts[TY_GRAPH_MAX_CKPTS];
+  ty_checkpoint_info ckpts[TY_GRAPH_MAX_CKPTS];
   size_t n_ckpts;
   char *ckpt_path;
 } graph_job;
@@ -82,6 +85,62 @@ void ty__graph_destroy(ty_controller *ctl) {
   ctl->graph = NULL;
 }
 
+/* ---- submit-time checks -------------------------------------------------------- */
+
+static int check_names(const ty_graph *m, const ty_train_config *c, char *err, size_t len) {
+  const char *din = c->data_input;
+  if (!din && ty_graph_n_inputs(m) >= 1) din = ty_graph_value_at(m, ty_graph_input(m, 0))->name;
+  int id = din ? ty_graph_find_value(m, din) : TY_NO_VALUE;
+  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_input)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.graph.train_config: data_input \"%s\" is not an input of the model",
+                   din ? din : "");
+  const char *out = c->loss_output ? c->loss_output : c->logits_output;
+  id = out ? ty_graph_find_value(m, out) : TY_NO_VALUE;
+  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_output)
+    return ty_errf(
+        err, len, TY_EINVAL, "job.graph.train_config: %s \"%s\" is not an output of the model",
+        c->loss_output ? "loss_output" : "softmax_cross_entropy.logits_output", out ? out : "");
+  return 0;
+}
+
+int ty__graph_check(const ty_job_spec *s, char *err, size_t err_len) {
+  char inner[TY_ERR_LEN] = "";
+  ty_graph *m = NULL;
+  bool by_path = s->model_path && s->model_path[0];
+  int rc = by_path ? ty_graph_load_file(s->model_path, inner, sizeof inner, &m)
+                   : ty_graph_load_bytes(s->model_bytes, s->model_len, inner, sizeof inner, &m);
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "job.graph.%s: %s",
+                   by_path ? "model_path" : "model_bytes", inner[0] ? inner : ty_strerror(rc));
+  ty_train_config c;
+  rc = ty_train_config_decode(s->train_config, s->train_config_len, &c, inner, sizeof inner);
+  if (rc != 0) {
+    ty_graph_destroy(m);
+    return ty_errf(err, err_len, TY_EINVAL, "job.graph.train_config: %s",
+                   inner[0] ? inner : ty_strerror(rc));
+  }
+  rc = check_names(m, &c, err, err_len);
+  uint32_t world = s->nodes * s->tasks_per_node;
+  if (rc == 0 && world && c.batch_size % world != 0)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "job.graph.train_config: batch_size %u is not divisible by the %u ranks "
+                 "(%u nodes x %u tasks)",
+                 c.batch_size, world, s->nodes, s->tasks_per_node);
+  ty_train_config_close(&c);
+  ty_graph_destroy(m);
+  return rc;
+}
+
+char *ty__graph_config_checkpoint(const uint8_t *cfg, size_t len) {
+  ty_train_config c;
+  char inner[TY_ERR_LEN];
+  if (ty_train_config_decode(cfg, len, &c, inner, sizeof inner) != 0) return NULL;
+  char *path = c.checkpoint_path ? ty_strdup(c.checkpoint_path) : NULL;
+  ty_train_config_close(&c);
+  return path;
+}
+
 /* ---- checkpoints ------------------------------------------------------------------ */
 
 static char *choose_ckpt(ty_controller *ctl, const ty_job *j) {
@@ -129,7 +188,7 @@ int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out) {
 static int check_token(ty_controller *ctl, ty_reply *r, uint64_t job) {
   const uint8_t *t = r->credential;
   int rc = TY_EPERM;
-  char why[128] = "";
+  char why[TY_ERR_LEN] = "";
   if (t && r->credential_len == TY_TOKEN_LEN) {
     uint32_t rank = (uint32_t)t[12] << 24 | (uint32_t)t[13] << 16 | (uint32_t)t[14] << 8 | t[15];
     uint8_t key[TY_TOKEN_KEY_LEN];
@@ -149,8 +208,9 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   char *key = NULL;
   uint8_t *value = NULL;
   size_t len = 0;
-  if (ty__conv_rdv_put_req(p, n, &job, &key, &value, &len) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousPutRequest");
+  int decoded = ty__conv_rdv_put_req(p, n, &job, &key, &value, &len);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a RendezvousPutRequest");
     return;
   }
   if (check_token(ctl, r, job) != 0) {
@@ -187,8 +247,9 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
 void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   char *key = NULL;
-  if (ty__conv_rdv_get_req(p, n, &job, &key) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a RendezvousGetRequest");
+  int decoded = ty__conv_rdv_get_req(p, n, &job, &key);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a RendezvousGetRequest");
     return;
   }
   if (check_token(ctl, r, job) != 0) {
@@ -209,7 +270,7 @@ void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   free(key);
 }
 
-static void record_ckpt(graph_job *g, const ty__progress *pr) {
+static void record_ckpt(graph_job *g, const ty_train_progress *pr) {
   if (pr->checkpoint_step == 0) return;
   if (g->n_ckpts && g->ckpts[g->n_ckpts - 1].step == pr->checkpoint_step) return;
   if (g->n_ckpts == TY_GRAPH_MAX_CKPTS) {
@@ -217,15 +278,17 @@ static void record_ckpt(graph_job *g, const ty__progress *pr) {
     memmove(g->ckpts, g->ckpts + 1, (TY_GRAPH_MAX_CKPTS - 1) * sizeof *g->ckpts);
     g->n_ckpts--;
   }
-  g->ckpts[g->n_ckpts++] = (ty__ckpt){pr->checkpoint_step, pr->time_ms, ty_strdup(pr->checkpoint_path)};
+  char *path = ty_wire_strdup(pr->checkpoint_path);
+  if (path) g->ckpts[g->n_ckpts++] = (ty_checkpoint_info){pr->checkpoint_step, pr->time_ms, path};
 }
 
 void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   uint32_t rank;
-  ty__progress pr;
-  if (ty__conv_progress_req(p, n, &job, &rank, &pr) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a ReportProgressRequest");
+  ty_train_progress pr;
+  int decoded = ty__conv_progress_req(p, n, &job, &rank, &pr);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a ReportProgressRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, job);

@@ -5,31 +5,13 @@
  * Validation names the first bad field so users can fix their spec without
  * reading the daemon's log.
  */
-#include "daemon/job.h"
+#include "daemon/daemon.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/base/base.h"
-
-static const char *const state_names[TY_JOB_STATE_MAX + 1] = {
-    [TY_JOB_PENDING] = "PENDING",     [TY_JOB_RUNNING] = "RUNNING",
-    [TY_JOB_COMPLETED] = "COMPLETED", [TY_JOB_FAILED] = "FAILED",
-    [TY_JOB_CANCELLED] = "CANCELLED", [TY_JOB_TIMEOUT] = "TIMEOUT",
-    [TY_JOB_PREEMPTED] = "PREEMPTED", [TY_JOB_NODE_FAIL] = "NODE_FAIL",
-};
-
-const char *ty_job_state_name(int state) {
-  if (state < 1 || state > TY_JOB_STATE_MAX) return "UNKNOWN";
-  return state_names[state];
-}
-
-bool ty_job_state_terminal(int state) {
-  return state == TY_JOB_COMPLETED || state == TY_JOB_FAILED || state == TY_JOB_CANCELLED ||
-         state == TY_JOB_TIMEOUT;
-}
 
 /* allowed[from] is a bit set of the states `from` may move to. */
 #define BIT(s) (1u << (s))
@@ -47,36 +29,6 @@ int ty_job_check_transition(int from, int to) {
   return (allowed[from] & BIT(to)) ? 0 : TY_ESTATE;
 }
 
-static void free_strv(char **v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) free(v[i]);
-  free(v);
-}
-
-void ty_job_spec_close(ty_job_spec *s) {
-  if (!s) return;
-  free(s->name);
-  free(s->queue);
-  free(s->user);
-  free_strv(s->argv, s->argc);
-  free_strv(s->env, s->envc);
-  free(s->model_path);
-  free(s->model_bytes);
-  free(s->train_config);
-  free(s->cwd);
-  memset(s, 0, sizeof(*s));
-}
-
-__attribute__((format(printf, 4, 5)))
-static int bad(int code, char *err, size_t len, const char *fmt, ...) {
-  if (err && len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 /* A valid environment entry is NAME=value with NAME of [A-Za-z_][A-Za-z0-9_]*. */
 static bool env_ok(const char *e) {
   const char *eq = strchr(e, '=');
@@ -90,22 +42,22 @@ static bool env_ok(const char *e) {
 }
 
 static int check_command(const ty_job_spec *s, char *err, size_t len) {
-  if (s->argc == 0) return bad(TY_EINVAL, err, len, "job.command.argv: must not be empty");
+  if (s->argc == 0) return ty_errf(err, len, TY_EINVAL, "job.command.argv: must not be empty");
   if (s->argc > TY_JOB_MAX_ARGS)
-    return bad(TY_EINVAL, err, len, "job.command.argv: %zu arguments, at most %d are allowed",
+    return ty_errf(err, len, TY_EINVAL, "job.command.argv: %zu arguments, at most %d are allowed",
                s->argc, TY_JOB_MAX_ARGS);
   if (!s->argv[0] || !s->argv[0][0])
-    return bad(TY_EINVAL, err, len, "job.command.argv[0]: must not be empty");
+    return ty_errf(err, len, TY_EINVAL, "job.command.argv[0]: must not be empty");
   for (size_t i = 0; i < s->argc; i++)
     if (!s->argv[i] || strlen(s->argv[i]) > TY_JOB_MAX_ARG_LEN)
-      return bad(TY_EINVAL, err, len, "job.command.argv[%zu]: longer than %d bytes", i,
+      return ty_errf(err, len, TY_EINVAL, "job.command.argv[%zu]: longer than %d bytes", i,
                  TY_JOB_MAX_ARG_LEN);
   for (size_t i = 0; i < s->envc; i++)
     if (!s->env[i] || !env_ok(s->env[i]))
-      return bad(TY_EINVAL, err, len, "job.command.env[%zu]: \"%.64s\" is not NAME=value", i,
+      return ty_errf(err, len, TY_EINVAL, "job.command.env[%zu]: \"%.64s\" is not NAME=value", i,
                  s->env[i] ? s->env[i] : "");
   if (s->cwd && s->cwd[0] && s->cwd[0] != '/')
-    return bad(TY_EINVAL, err, len, "job.command.cwd: \"%.128s\" is not an absolute path", s->cwd);
+    return ty_errf(err, len, TY_EINVAL, "job.command.cwd: \"%.128s\" is not an absolute path", s->cwd);
   return 0;
 }
 
@@ -119,18 +71,18 @@ static int check_resources(ty_job_spec *s, char *err, size_t len) {
    * default (1) for nodes, tasks_per_node and cpus_per_task. */
   if (s->nodes == 0) s->nodes = 1;
   if (s->nodes > TY_JOB_MAX_NODES)
-    return bad(TY_EINVAL, err, len, "job.resources.nodes: %u is above the limit of %d", s->nodes,
+    return ty_errf(err, len, TY_EINVAL, "job.resources.nodes: %u is above the limit of %d", s->nodes,
                TY_JOB_MAX_NODES);
   if (s->tasks_per_node == 0) s->tasks_per_node = 1;
   if (s->cpus_per_task == 0) s->cpus_per_task = 1;
   if (s->tasks_per_node > TY_JOB_MAX_TASKS_PER_NODE)
-    return bad(TY_EINVAL, err, len, "job.resources.tasks_per_node: %u is above the limit of %d",
+    return ty_errf(err, len, TY_EINVAL, "job.resources.tasks_per_node: %u is above the limit of %d",
                s->tasks_per_node, TY_JOB_MAX_TASKS_PER_NODE);
   if (s->cpus_per_task > TY_JOB_MAX_CPUS_PER_TASK)
-    return bad(TY_EINVAL, err, len, "job.resources.cpus_per_task: %u is above the limit of %d",
+    return ty_errf(err, len, TY_EINVAL, "job.resources.cpus_per_task: %u is above the limit of %d",
                s->cpus_per_task, TY_JOB_MAX_CPUS_PER_TASK);
   if (s->gpus_per_node > 64)
-    return bad(TY_EINVAL, err, len, "job.resources.gpus_per_node: %u is above the limit of 64",
+    return ty_errf(err, len, TY_EINVAL, "job.resources.gpus_per_node: %u is above the limit of 64",
                s->gpus_per_node);
   return 0;
 }
@@ -145,13 +97,13 @@ static char *basename_dup(const char *path) {
 static int check_graph(ty_job_spec *s, char *err, size_t len) {
   bool has_path = s->model_path && s->model_path[0];
   if (!has_path && s->model_len == 0)
-    return bad(TY_EINVAL, err, len, "job.graph: model_path or model_bytes is required");
+    return ty_errf(err, len, TY_EINVAL, "job.graph: model_path or model_bytes is required");
   if (has_path && s->model_len)
-    return bad(TY_EINVAL, err, len, "job.graph: give model_path or model_bytes, not both");
+    return ty_errf(err, len, TY_EINVAL, "job.graph: give model_path or model_bytes, not both");
   if (has_path && s->model_path[0] != '/')
-    return bad(TY_EINVAL, err, len, "job.graph.model_path: \"%.128s\" is not an absolute path", s->model_path);
+    return ty_errf(err, len, TY_EINVAL, "job.graph.model_path: \"%.128s\" is not an absolute path", s->model_path);
   if (s->train_config_len == 0)
-    return bad(TY_EINVAL, err, len, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
+    return ty_errf(err, len, TY_EINVAL, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
   int rc = check_resources(s, err, len);
   if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1) s->tasks_per_node = s->gpus_per_node;
   if (rc == 0 && (!s->name || !s->name[0])) {
@@ -164,16 +116,16 @@ static int check_graph(ty_job_spec *s, char *err, size_t len) {
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
   if (err && len) err[0] = '\0';
   if (s->kind != TY_JOB_KIND_COMMAND && s->kind != TY_JOB_KIND_GRAPH)
-    return bad(TY_EINVAL, err, len, "job.command: a command (or a graph) is required");
+    return ty_errf(err, len, TY_EINVAL, "job.command: a command (or a graph) is required");
   int rc = s->kind == TY_JOB_KIND_GRAPH ? check_graph(s, err, len) : check_command(s, err, len);
   if (rc == 0 && s->kind == TY_JOB_KIND_COMMAND) rc = check_resources(s, err, len);
   if (rc != 0) return rc;
   if (s->name && strlen(s->name) > TY_JOB_MAX_NAME)
-    return bad(TY_EINVAL, err, len, "job.name: longer than %d bytes", TY_JOB_MAX_NAME);
+    return ty_errf(err, len, TY_EINVAL, "job.name: longer than %d bytes", TY_JOB_MAX_NAME);
   if (s->user && strlen(s->user) > TY_JOB_MAX_NAME)
-    return bad(TY_EINVAL, err, len, "job.user: longer than %d bytes", TY_JOB_MAX_NAME);
+    return ty_errf(err, len, TY_EINVAL, "job.user: longer than %d bytes", TY_JOB_MAX_NAME);
   if (s->queue && strlen(s->queue) > TY_JOB_MAX_NAME)
-    return bad(TY_EINVAL, err, len, "job.queue: longer than %d bytes", TY_JOB_MAX_NAME);
+    return ty_errf(err, len, TY_EINVAL, "job.queue: longer than %d bytes", TY_JOB_MAX_NAME);
   if (!s->queue || !s->queue[0]) {
     free(s->queue);
     s->queue = ty_strdup("default");

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
-#include "daemon/graph.h"
+#include "lib/token/token.h"
+#include "proto/methods.h"
 
 #define LAUNCH_TIMEOUT_MS 30000
 
@@ -61,7 +61,9 @@ void ty__job_save(const ty_job *j, ty_txn *txn) {
   ty_job_row row;
   char *nodes, *alloc;
   ty__job_row(j, &row, &nodes, &alloc);
-  ty_txn_update_job(txn, &row);
+  if (ty_txn_update_job(txn, &row) != 0)
+    ty_error("job %llu: no memory to copy its row; the store keeps its previous state until the "
+             "job changes again", (unsigned long long)j->id);
   free(nodes);
   free(alloc);
 }
@@ -178,15 +180,6 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
           ty_job_state_name(to), j->reason[0] ? ": " : "", j->reason);
 }
 
-void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud) {
-  if (ctl->stopping || !ctl->commit) {
-    ty_txn_destroy(txn);
-    if (cb) cb(TY_ECLOSED, ud);
-    return;
-  }
-  ty_committer_submit(ctl->commit, txn, cb, ud);
-}
-
 /* ---- launching ----------------------------------------------------------------------- */
 
 typedef struct launch_ctx {
@@ -198,7 +191,7 @@ typedef struct launch_ctx {
 
 static void fail_launch(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg) {
   ty_cluster_node *n = j->slots[j->ranks[rank].slot].node;
-  char why[512];
+  char why[TY_ERR_LEN];
   snprintf(why, sizeof(why), "launch failed on %s: %s", n->name, msg);
   ty_txn *t = ty_txn_create();
   mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, false);
@@ -229,32 +222,56 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   free(lc);
 }
 
-static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
-  ty_slot *s = &j->slots[j->ranks[r].slot];
-  uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
-  ty_launch l = {.job_id = j->id, .rank = r, .local_rank = r % tpn, .world_size = j->n_ranks,
-                 .local_world_size = tpn, .master_addr = j->slots[0].node->host,
-                 .master_port = 29500 + (uint32_t)(j->id % 20000), .gpus = s->gpus,
-                 .cpus = j->spec.cpus_per_task, .spec = &j->spec,
-                 .kill_grace_s = ctl->cfg.kill_grace_s};
-  if (j->spec.kind == TY_JOB_KIND_GRAPH) l.checkpoint_path = ty__graph_checkpoint_path(ctl, j);
-  uint8_t key[32];
+/* The LaunchTask of rank r: points into j and into gpus (64 entries) and
+ * key (TY_TOKEN_KEY_LEN bytes), which the caller keeps until it is encoded. */
+static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus,
+                      uint8_t *key, ty_task_spec *t) {
+  const ty_job_spec *s = &j->spec;
+  const ty_slot *sl = &j->slots[j->ranks[r].slot];
+  uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
+  size_t ng = 0;
+  for (uint32_t i = 0; i < 64; i++)
+    if (sl->gpus & (UINT64_C(1) << i)) gpus[ng++] = i;
+  *t = (ty_task_spec){
+      .job_id = j->id, .rank = r, .local_rank = r % tpn, .world_size = j->n_ranks,
+      .local_world_size = tpn, .master_addr = j->slots[0].node->host,
+      .master_port = 29500 + (uint32_t)(j->id % 20000), .gpu_indices = gpus, .n_gpus = ng,
+      .cpus = s->cpus_per_task, .argv = (const char *const *)s->argv, .argc = s->argc,
+      .env = (const char *const *)s->env, .n_env = s->envc, .cwd = s->cwd,
+      .time_limit_s = s->time_limit_s, .kill_grace_s = ctl->cfg.kill_grace_s, .user = s->user,
+      .interactive = s->interactive, .warn_signal = s->warn_signal,
+      .warn_before_s = s->warn_before_s};
   /* Interactive jobs verify attach tokens with the key; graph ranks sign
    * their rendezvous token with it. */
-  if (j->spec.interactive || j->spec.kind == TY_JOB_KIND_GRAPH) {
+  if (s->interactive.on || s->kind == TY_JOB_KIND_GRAPH) {
     ty__token_job_key(ctl, j->id, key);
-    l.attach_key = key;
-    l.attach_key_len = sizeof(key);
+    t->attach_key = key;
+    t->attach_key_len = TY_TOKEN_KEY_LEN;
   }
+  if (s->kind != TY_JOB_KIND_GRAPH) return;
+  t->graph = true;
+  t->model_path = s->model_path;
+  t->model_bytes = s->model_bytes, t->model_len = s->model_len;
+  t->train_config = s->train_config, t->train_config_len = s->train_config_len;
+  t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+}
+
+static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
+  ty_slot *s = &j->slots[j->ranks[r].slot];
+  uint32_t gpus[64];
+  uint8_t key[TY_TOKEN_KEY_LEN];
+  ty_task_spec t;
+  task_spec(ctl, j, r, gpus, key, &t);
   ty_buf b;
   ty_buf_init(&b);
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
   *lc = (launch_ctx){ctl, j->id, j->run, r};
-  int rc = ty__conv_launch_req(&l, &b);
+  int rc = ty__conv_launch_req(&t, &b);
   if (rc == 0)
-    rc = ty_rpc_call(s->node->conn, "LaunchTask", b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
+    rc = ty_rpc_call(s->node->conn, TY_M_LAUNCH_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
                      on_launch_answer, lc, NULL);
   ty_buf_close(&b);
+  memset(key, 0, sizeof(key));
   if (rc != 0) {
     free(lc);
     ty_warn("job %llu rank %u: cannot send LaunchTask to %s: %s", (unsigned long long)j->id, r,
@@ -330,7 +347,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_cluster_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn) continue;
-    int rc = ty_rpc_call(n->conn, "KillTask", b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
+    int rc = ty_rpc_call(n->conn, TY_M_KILL_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
                          on_kill_answer, NULL, NULL);
     if (rc != 0)
       ty_warn("job %llu: cannot send KillTask to %s: %s", (unsigned long long)j->id, n->name,
@@ -372,21 +389,37 @@ static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first,
   int ts = j->ranks[first].task_state;
   uint32_t max = j->spec.max_rank_failure_requeues;
   if ((ts != TY_TASK_EXITED && ts != TY_TASK_SIGNALED) || j->fail_requeues >= max) return false;
-  char what[400], why[512];
-  describe_failure(j, first, what, sizeof(what));
+  char why[TY_ERR_LEN];
+  describe_failure(j, first, why, sizeof(why));
   j->fail_requeues++;
   j->requeue_count++;
-  snprintf(why, sizeof(why), "%s; requeued (%u of %u)", what, j->fail_requeues, max);
+  size_t n = strlen(why);
+  snprintf(why + n, sizeof(why) - n, "; requeued (%u of %u)", j->fail_requeues, max);
   ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
   ty__sched_request(ctl);
   return true;
+}
+
+/* Every rank of a job being preempted ended: PREEMPTED, then requeued. */
+static void preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  char why[TY_ERR_LEN];
+  const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
+  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)", (unsigned long long)j->preempt_for,
+           for_job ? for_job->spec.queue : "?");
+  j->preempt_for = 0;
+  ty__job_transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", txn);
+  j->requeue_count++;
+  char again[TY_ERR_LEN + 32]; /* why, and the words around it */
+  snprintf(again, sizeof(again), "requeued after PREEMPTED (%s)", why);
+  ty__job_transition(ctl, j, TY_JOB_PENDING, again, "scheduler", txn);
+  ty__sched_request(ctl);
 }
 
 /* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT (or PREEMPTED
  * and requeued, whatever the ranks did, when the scheduler preempted it). */
 static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   if (j->preempt_for) {
-    ty__job_preempted(ctl, j, txn);
+    preempted(ctl, j, txn);
     return;
   }
   int32_t max_code = 0, sig = 0;
@@ -401,7 +434,7 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   for (uint32_t r = 0; r < j->n_ranks && !sig; r++) sig = j->ranks[r].term_signal;
   j->exit_code = max_code;
   j->term_signal = sig;
-  char why[512];
+  char why[TY_ERR_LEN];
   if (timed != UINT32_MAX) {
     snprintf(why, sizeof(why), "rank %u exceeded the time limit of %u s", timed,
              j->spec.time_limit_s);
@@ -438,7 +471,7 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn) {
   ty__job_transition(ctl, j, TY_JOB_NODE_FAIL, reason, "controller", txn);
   j->requeue_count++;
-  char why[512];
+  char why[TY_ERR_LEN];
   snprintf(why, sizeof(why), "requeued after NODE_FAIL (%s)", reason);
   ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
   if (j->live_ranks) ty__job_kill(ctl, j);

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "daemon/controller.h"
+#include "daemon/daemon.h"
 #include "lib/base/base.h"
 #include "proto/methods.h"
 #include "scheduler/scheduler.h"
@@ -50,17 +50,11 @@ static void usage(FILE *f) {
           TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
 }
 
-static int parse_hostport(const char *s, char *host, size_t hlen, int *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon == s || (size_t)(colon - s) >= hlen) return TY_EINVAL;
-  char *end;
-  errno = 0;
-  long p = strtol(colon + 1, &end, 10);
-  if (errno || *end || end == colon + 1 || p < 0 || p > 65535) return TY_EINVAL;
-  memcpy(host, s, (size_t)(colon - s));
-  host[colon - s] = '\0';
-  *port = (int)p;
-  return 0;
+/* A usage error: the message, the usage on stderr, exit code 2. */
+static int usage_error(const char *msg) {
+  fprintf(stderr, "traind: %s\n", msg);
+  usage(stderr);
+  return 2;
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t *out) {
@@ -79,9 +73,9 @@ static int bad_flag(const char *flag, const char *value, const char *want) {
 
 static int parse_flag(opts *o, int c, const char *arg) {
   switch (c) {
-  case 'l': return parse_hostport(arg, o->listen_host, sizeof(o->listen_host), &o->listen_port)
+  case 'l': return ty_parse_hostport(arg, o->listen_host, sizeof(o->listen_host), &o->listen_port)
                    ? bad_flag("--listen", arg, "HOST:PORT") : 0;
-  case 'm': return parse_hostport(arg, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port)
+  case 'm': return ty_parse_hostport(arg, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port)
                    ? bad_flag("--metrics-listen", arg, "HOST:PORT") : 0;
   case 's': o->state_dir = arg; return 0;
   case 'b': return parse_u32(arg, 1, &o->heartbeat_ms) ? bad_flag("--heartbeat-ms", arg, "a positive number") : 0;
@@ -93,34 +87,39 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'c': o->config_file = arg; return 0;
   case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
   case 'h': usage(stdout); return -1;
-  default: usage(stderr); return 2;
+  default: return usage_error("unhandled option");
   }
 }
 
+static const struct option longopts[] = {
+    {"listen", required_argument, NULL, 'l'},     {"metrics-listen", required_argument, NULL, 'm'},
+    {"state-dir", required_argument, NULL, 's'},  {"heartbeat-ms", required_argument, NULL, 'b'},
+    {"node-timeout-ms", required_argument, NULL, 't'},
+    {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
+    {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
+    {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
 static int parse_args(int argc, char **argv, opts *o) {
-  static const struct option longopts[] = {
-      {"listen", required_argument, NULL, 'l'},     {"metrics-listen", required_argument, NULL, 'm'},
-      {"state-dir", required_argument, NULL, 's'},  {"heartbeat-ms", required_argument, NULL, 'b'},
-      {"node-timeout-ms", required_argument, NULL, 't'},
-      {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
-      {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
-      {"config", required_argument, NULL, 'c'},
-      {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   *o = (opts){.listen_host = "127.0.0.1", .metrics_host = "127.0.0.1",
               .listen_port = TY_CONTROLLER_PORT, .metrics_port = TY_CONTROLLER_METRICS_PORT,
               .state_dir = "./var/traind", .heartbeat_ms = 2000, .node_timeout_ms = 15000,
               .kill_grace_s = 10, .max_frame = 64u << 20, .level = TY_LOG_INFO};
-  int c;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    int rc = parse_flag(o, c, optarg);
-    if (rc != 0) return rc;
+  ty_opts it;
+  char err[TY_ERR_LEN];
+  /* Long options only: the letters are ids, not short options. */
+  if (ty_opts_init(&it, argc - 1, argv + 1, "", longopts) != 0) return usage_error("out of memory");
+  int rc = 0;
+  while (rc == 0) {
+    const char *arg = NULL;
+    int c = ty_opts_next(&it, &arg, err, sizeof(err));
+    if (c == TY_OPT_END) break;
+    if (c == TY_OPT_POSITIONAL) snprintf(err, sizeof(err), "unexpected argument \"%s\"", arg);
+    if (c < 0) rc = usage_error(err);
+    else rc = parse_flag(o, c, arg);
   }
-  if (optind < argc) {
-    fprintf(stderr, "traind: unexpected argument \"%s\"\n", argv[optind]);
-    usage(stderr);
-    return 2;
-  }
-  return 0;
+  ty_opts_close(&it);
+  return rc;
 }
 
 /* Writes FILE.tmp and renames it, so readers never see half a file. */
@@ -153,7 +152,7 @@ static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology
   while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ty_buf_append(&b, chunk, n);
   fclose(f);
   ty_buf_append(&b, "", 1);
-  char err[256];
+  char err[TY_ERR_LEN];
   int rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
   ty_buf_close(&b);
   if (rc != 0) {
@@ -197,7 +196,7 @@ int main(int argc, char **argv) {
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
                               .sched = &sched, .topo = &topo};
   daemon_state d = {0};
-  char err[512] = "";
+  char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));
   ty_sched_topology_close(&topo); /* the controller keeps its own copy */
   if (rc != 0) {

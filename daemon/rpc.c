@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * RPC dispatch for traind: one handler per method in a designated-initializer
- * table. Every request becomes a ty_reply that the handler finishes, at once
- * or after its commit; ty__reply_finish answers it, counts it in
- * trainyard_rpc_requests_total / trainyard_rpc_duration_seconds and logs
- * refusals with the method, the peer and the reason.
+ * table. Every request becomes a ty_reply (reply.c) that the handler
+ * finishes, at once or after its commit.
  *
  * Worker methods (Heartbeat, TaskUpdate) are refused with TY_ESTATE on a
  * connection that has not sent RegisterNode first.
@@ -15,7 +13,6 @@
 #include <string.h>
 
 #include "daemon/daemon_internal.h"
-#include "daemon/graph.h"
 #include "proto/methods.h"
 
 typedef void (*handler_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
@@ -55,66 +52,16 @@ static const struct {
     [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, true},
 };
 
-static void unlink_reply(ty_controller *ctl, ty_reply *r) {
-  if (r->prev) r->prev->next = r->next;
-  else ctl->replies = r->next;
-  if (r->next) r->next->prev = r->prev;
-}
-
-void ty__reply_finish(ty_reply *r, int status, const char *message) {
-  ty_controller *ctl = r->ctl;
-  if (status != 0)
-    ty_warn("refused %s from %s: %s (%s)", r->method, r->conn ? ty_rpc_peer(r->conn) : "(gone)",
-            message && message[0] ? message : ty_strerror(status), ty_error_label(status));
-  if (r->conn) {
-    int rc = ty_rpc_reply(r->conn, r->request_id, status, message, status == 0 ? r->out.data : NULL,
-                          status == 0 ? r->out.len : 0);
-    if (rc != 0) ty_debug("reply to %s failed: %s", r->method, ty_strerror(rc));
-  }
-  const char *labels[] = {r->method, ty_error_label(status)};
-  ty_metric_inc(ctl->m.rpc_total, labels, 1);
-  ty_metric_observe(ctl->m.rpc_seconds, labels, (double)(uv_hrtime() - r->t0_ns) / 1e9);
-  unlink_reply(ctl, r);
-  ty_buf_close(&r->out);
-  free(r);
-}
-
-void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  ty__reply_finish(r, status, msg);
-}
-
-static ty_reply *reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *req,
-                           const char *method) {
-  ty_reply *r = ty_xcalloc(1, sizeof(*r));
-  r->ctl = ctl;
-  r->conn = c;
-  r->request_id = req->request_id;
-  r->method = method;
-  r->t0_ns = uv_hrtime();
-  r->credential = req->credential;
-  r->credential_len = req->credential_len;
-  ty_buf_init(&r->out);
-  r->next = ctl->replies;
-  if (r->next) r->next->prev = r;
-  ctl->replies = r;
-  return r;
-}
-
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
   ty_controller *ctl = ud;
   int m = 0;
   while (m < M_COUNT && strcmp(methods[m].name, req->method) != 0) m++;
   if (m == M_COUNT) {
-    ty_reply *r = reply_new(ctl, c, req, "unknown");
+    ty_reply *r = ty__reply_new(ctl, c, req, "unknown");
     ty__reply_finishf(r, TY_ENOTFOUND, "unknown method \"%.64s\"", req->method);
     return;
   }
-  ty_reply *r = reply_new(ctl, c, req, methods[m].name);
+  ty_reply *r = ty__reply_new(ctl, c, req, methods[m].name);
   if (req->version != TY_RPC_VERSION) {
     ty__reply_finishf(r, TY_EVERSION, "protocol version %u is not supported (this is %u)",
                       req->version, TY_RPC_VERSION);

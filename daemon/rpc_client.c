@@ -9,30 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
-#include "daemon/graph.h"
-#include "daemon/graph_check.h"
 
 /* ---- SubmitJob ---------------------------------------------------------------------- */
-
-static void remove_job(ty_controller *ctl, uint64_t id) {
-  for (size_t i = 0; i < ctl->n_jobs; i++) {
-    if (ctl->jobs[i]->id != id) continue;
-    ty__job_free(ctl->jobs[i]);
-    memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
-    ctl->n_jobs--;
-    return;
-  }
-}
 
 static void on_submit_committed(int status, void *ud) {
   ty_reply *r = ud;
   ty_controller *ctl = r->ctl;
   ty_job *j = ty__job_find(ctl, r->job_id);
   if (status != 0 || !j) {
-    remove_job(ctl, r->job_id);
+    ty__job_remove(ctl, r->job_id);
     ty__reply_finish(r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
                      "the job was not stored, so it was not accepted; retry");
     return;
@@ -48,11 +34,46 @@ static void on_submit_committed(int status, void *ud) {
 static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
   int rc = ty__sched_check_spec(ctl, s, err, len); /* queue state, time limits (admin.c) */
   if (rc != 0) return rc;
-  char why[200];
-  if (ty__sched_fits(ctl, s, why, sizeof(why)) != 0) {
-    snprintf(err, len, "job.%s", why);
-    return TY_EINVAL;
+  char why[TY_ERR_LEN];
+  if (ty__sched_fits(ctl, s, why, sizeof(why)) != 0)
+    return ty_errf(err, len, TY_EINVAL, "job.%s", why);
+  return 0;
+}
+
+/* A new PENDING job owning spec and blob (stored with the defaults
+ * validation filled in; as sent if re-encoding fails). */
+static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len) {
+  ty_job *j = ty_xcalloc(1, sizeof(*j));
+  j->id = ctl->next_id;
+  j->spec = *spec;
+  if (ty__conv_normalize(blob, len, spec, &j->blob, &j->blob_len) == 0) {
+    free(blob);
+  } else {
+    free(j->blob);
+    j->blob = blob;
+    j->blob_len = len;
   }
+  j->state = TY_JOB_PENDING;
+  j->reason = ty_strdup("submitted");
+  j->submit_ms = ty_now_ms();
+  return j;
+}
+
+/* The job's row and its submit event; TY_ENOMEM when the spec cannot be
+ * copied into the txn. */
+static int submit_txn(const ty_job *j, ty_txn *t) {
+  ty_job_row row;
+  char *nodes, *alloc;
+  ty__job_row(j, &row, &nodes, &alloc);
+  int rc = ty_txn_insert_job(t, &row);
+  free(nodes);
+  free(alloc);
+  if (rc != 0) return rc;
+  char actor[300];
+  snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
+  ty_event_row ev = {.job_id = j->id, .time_ms = j->submit_ms, .from_state = 0,
+                     .to_state = TY_JOB_PENDING, .reason = "submitted", .actor = actor};
+  ty_txn_add_event(t, &ev);
   return 0;
 }
 
@@ -60,12 +81,13 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_spec spec;
   uint8_t *blob = NULL;
   size_t blob_len = 0;
-  char err[512];
-  if (ty__conv_submit(p, n, &spec, &blob, &blob_len) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a SubmitJobRequest carrying a job");
+  char err[TY_ERR_LEN];
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len);
+  if (rc != 0) {
+    ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
-  int rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  rc = ty_job_spec_validate(&spec, err, sizeof(err));
   if (rc == 0 && spec.kind == TY_JOB_KIND_GRAPH) rc = ty__graph_check(&spec, err, sizeof(err));
   if (rc == 0) rc = check_placeable(ctl, &spec, err, sizeof(err));
   if (rc != 0) {
@@ -74,28 +96,15 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     ty__reply_finish(r, rc, err);
     return;
   }
-  ty_job *j = ty_xcalloc(1, sizeof(*j));
-  j->id = ctl->next_id;
-  j->spec = spec;
-  j->blob = ty__conv_normalize(blob, blob_len, &spec, &j->blob_len);
-  free(blob);
-  j->state = TY_JOB_PENDING;
-  j->reason = ty_strdup("submitted");
-  j->submit_ms = ty_now_ms();
-  ty__job_add(ctl, j);
-
+  ty_job *j = job_new(ctl, &spec, blob, blob_len);
   ty_txn *t = ty_txn_create();
-  ty_job_row row;
-  char *nodes, *alloc;
-  ty__job_row(j, &row, &nodes, &alloc);
-  ty_txn_insert_job(t, &row);
-  free(nodes);
-  free(alloc);
-  char actor[300];
-  snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
-  ty_event_row ev = {.job_id = j->id, .time_ms = j->submit_ms, .from_state = 0,
-                     .to_state = TY_JOB_PENDING, .reason = "submitted", .actor = actor};
-  ty_txn_add_event(t, &ev);
+  if ((rc = submit_txn(j, t)) != 0) {
+    ty_txn_destroy(t);
+    ty__job_free(j);
+    ty__reply_finish(r, rc, "job: no memory to store a job this large; it was not accepted");
+    return;
+  }
+  ty__job_add(ctl, j);
   r->job_id = j->id;
   ty__commit(ctl, t, on_submit_committed, r);
 }
@@ -115,11 +124,17 @@ static bool matches(const ty_job *j, const ty_list_filter *f) {
 /* Answers in id order; with a limit, the newest `limit` matching jobs. */
 void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_list_filter f;
-  if (ty__conv_list_jobs_req(p, n, &f) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a ListJobsRequest");
+  int decoded = ty__conv_list_jobs_req(p, n, &f);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a ListJobsRequest");
     return;
   }
-  ty_job **sel = ty_xcalloc(ctl->n_jobs ? ctl->n_jobs : 1, sizeof(*sel));
+  ty_job **sel = ty_wire_calloc(ctl->n_jobs, sizeof(*sel));
+  if (!sel) {
+    ty__list_filter_close(&f);
+    ty__reply_finishf(r, TY_ENOMEM, "no memory to list %zu jobs", ctl->n_jobs);
+    return;
+  }
   size_t k = 0;
   for (size_t i = ctl->n_jobs; i-- > 0;) {
     if (f.limit && k == f.limit) break;
@@ -154,8 +169,9 @@ static int collect_event(const ty_event_row *e, void *ud) {
 
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
-  if (ty__conv_job_id_req(p, n, &id) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a GetJobRequest");
+  int decoded = ty__conv_job_id_req(p, n, &id);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a GetJobRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, id);
@@ -191,9 +207,9 @@ static void on_cancel_committed(int status, void *ud) {
   for (size_t i = 0; i < cc->n; i++) {
     ty_cancel_result *res = &cc->res[i];
     if (res->status == 0 && status != 0) {
-      res->status = TY_ESTORE;
-      snprintf(res->message, sizeof(res->message), "job %llu: the cancellation was not stored",
-               (unsigned long long)res->job_id);
+      res->status = ty_errf(res->message, sizeof(res->message), TY_ESTORE,
+                            "job %llu: the cancellation was not stored",
+                            (unsigned long long)res->job_id);
     }
     if (res->status == 0) {
       ok++;
@@ -219,19 +235,18 @@ static void cancel_one(ty_controller *ctl, uint64_t id, const char *user, ty_can
                        ty_txn *t) {
   res->job_id = id;
   ty_job *j = ty__job_find(ctl, id);
+  char *msg = res->message;
+  size_t len = sizeof(res->message);
   if (!j || !j->committed) {
-    res->status = TY_ENOTFOUND;
-    snprintf(res->message, sizeof(res->message), "job %llu not found", (unsigned long long)id);
+    res->status = ty_errf(msg, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
   } else if (user[0] && strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0) {
-    res->status = TY_EPERM;
-    snprintf(res->message, sizeof(res->message), "job %llu belongs to %.64s, not %.64s",
-             (unsigned long long)id, j->spec.user, user);
+    res->status = ty_errf(msg, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s",
+                          (unsigned long long)id, j->spec.user, user);
   } else if (ty_job_check_transition(j->state, TY_JOB_CANCELLED) != 0) {
-    res->status = TY_ESTATE;
-    snprintf(res->message, sizeof(res->message), "job %llu is already %s",
-             (unsigned long long)id, ty_job_state_name(j->state));
+    res->status = ty_errf(msg, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)id,
+                          ty_job_state_name(j->state));
   } else {
-    char why[128], actor[128];
+    char why[TY_ERR_LEN], actor[128];
     snprintf(why, sizeof(why), "cancelled by %.64s", user[0] ? user : "a client");
     snprintf(actor, sizeof(actor), "user:%.64s", user[0] ? user : "unknown");
     ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, actor, t);
@@ -242,8 +257,9 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t *ids = NULL;
   size_t n_ids = 0;
   char *user = NULL;
-  if (ty__conv_cancel_req(p, n, &ids, &n_ids, &user) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a CancelJobRequest");
+  int decoded = ty__conv_cancel_req(p, n, &ids, &n_ids, &user);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a CancelJobRequest");
     return;
   }
   if (n_ids == 0) {
@@ -252,10 +268,18 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     ty__reply_finish(r, TY_EINVAL, "job_ids: at least one job id is required");
     return;
   }
+  /* One result per id the client sent: its size is the request's. */
+  ty_cancel_result *res = ty_wire_calloc(n_ids, sizeof(*res));
+  if (!res) {
+    free(ids);
+    free(user);
+    ty__reply_finishf(r, TY_ENOMEM, "job_ids: no memory to cancel %zu jobs at once", n_ids);
+    return;
+  }
   cancel_ctx *cc = ty_xcalloc(1, sizeof(*cc));
   cc->r = r;
   cc->n = n_ids;
-  cc->res = ty_xcalloc(n_ids, sizeof(*cc->res));
+  cc->res = res;
   ty_txn *t = ty_txn_create();
   for (size_t i = 0; i < n_ids; i++) cancel_one(ctl, ids[i], user, &cc->res[i], t);
   free(ids);
@@ -279,25 +303,26 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
 /* Task tokens go only to the job's owner (or root); MUNGE will vouch for the
  * user name once authentication lands. */
 static int check_token_user(const ty_job *j, const char *user, char *err, size_t len) {
-  if (!user[0]) return snprintf(err, len, "user: required for task tokens"), TY_EINVAL;
+  if (!user[0]) return ty_errf(err, len, TY_EINVAL, "user: required for task tokens");
   if (strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0)
-    return snprintf(err, len, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
-                    j->spec.user, user),
-           TY_EPERM;
+    return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
+                    j->spec.user, user);
   return 0;
 }
 
 void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
   bool want_tokens = false;
-  char *user = NULL, err[256];
-  if (ty__conv_task_locations_req(p, n, &id, &want_tokens, &user) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a GetTaskLocationsRequest");
+  char *user = NULL, err[TY_ERR_LEN];
+  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens, &user);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a GetTaskLocationsRequest");
     return;
   }
   ty_job *j = ty__job_find(ctl, id);
-  int rc = (!j || !j->committed) ? TY_ENOTFOUND : 0;
-  if (rc) snprintf(err, sizeof(err), "job %llu not found", (unsigned long long)id);
+  int rc = (!j || !j->committed)
+               ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found", (unsigned long long)id)
+               : 0;
   if (rc == 0 && want_tokens) rc = check_token_user(j, user, err, sizeof(err));
   free(user);
   if (rc != 0) {
@@ -305,7 +330,11 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     return;
   }
   size_t token_len = 0;
-  uint8_t *tokens = want_tokens && j->n_ranks ? ty__token_issue(ctl, j, &token_len) : NULL;
+  uint8_t *tokens = NULL;
+  if (want_tokens && j->n_ranks && !(tokens = ty__token_issue(ctl, j, &token_len))) {
+    ty__reply_finishf(r, TY_ENOMEM, "no memory for the tokens of %u ranks", j->n_ranks);
+    return;
+  }
   rc = ty__conv_task_locations_resp(j, tokens, token_len, &r->out);
   free(tokens);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);

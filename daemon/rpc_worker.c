@@ -10,12 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
-
-static bool task_ended(int state) {
-  return state == TY_TASK_EXITED || state == TY_TASK_SIGNALED || state == TY_TASK_FAILED_START;
-}
+#include "proto/methods.h"
 
 /* The rank of job j that runs (or should run) on node n, or NULL. */
 static ty_rank *our_rank(ty_job *j, uint32_t rank, const ty_cluster_node *n) {
@@ -40,29 +36,26 @@ typedef struct reg_ctx {
   size_t n_kill;
 } reg_ctx;
 
-static ty_cluster_node *node_upsert(ty_controller *ctl, const ty_node_report *rep, ty_rpc_conn *c) {
+/* The node rep describes, created or updated; takes rep's name, io_addr
+ * and info (copies of the request the decoder made) instead of copying
+ * them again. */
+static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_rpc_conn *c) {
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
   if (!n) {
     n = ty_xcalloc(1, sizeof(*n));
-    n->name = ty_strdup(rep->name);
+    n->name = rep->name, rep->name = NULL;
     n->state = TY_NODE_UP;
-    ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
-    ctl->nodes[ctl->n_nodes++] = n;
+    ty__node_add(ctl, n);
   }
   n->cpus = rep->cpus;
   n->memory = rep->memory;
   n->n_gpus = rep->n_gpus;
   free(n->info);
-  n->info = ty_xmalloc(rep->info_len ? rep->info_len : 1);
-  memcpy(n->info, rep->info, rep->info_len);
-  n->info_len = rep->info_len;
+  n->info = rep->info, n->info_len = rep->info_len, rep->info = NULL;
   free(n->io_addr);
-  n->io_addr = ty_strdup(rep->io_addr);
+  n->io_addr = rep->io_addr, rep->io_addr = NULL;
   free(n->host);
-  const char *colon = strrchr(rep->io_addr, ':');
-  size_t hl = colon ? (size_t)(colon - rep->io_addr) : strlen(rep->io_addr);
-  n->host = ty_xcalloc(hl + 1, 1);
-  memcpy(n->host, rep->io_addr, hl);
+  n->host = ty__host_of(n->io_addr);
   if (n->state == TY_NODE_DOWN || n->state == 0) {
     /* A drained node that went down and came back is still drained. */
     n->state = n->drain ? TY_NODE_DRAINING : TY_NODE_UP;
@@ -85,17 +78,16 @@ static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_
     const ty_task_report *tr = &rep->tasks[i];
     ty_job *j = ty__job_find(ctl, tr->job_id);
     ty_rank *rk = our_rank(j, tr->rank, n);
-    if (rk && task_ended(tr->state)) {
+    if (rk && ty_task_state_ended(tr->state)) {
       ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
                      tr->reason, t);
     } else if (rk) {
       rk->state = RANK_RUNNING;
       rk->seen_gen = ctl->reg_gen;
-    } else if (!task_ended(tr->state) && !(j && job_has_live_on(j, n))) {
+    } else if (!ty_task_state_ended(tr->state) && !(j && job_has_live_on(j, n))) {
       ty_warn("node %s runs job %llu rank %u, which the controller does not run: killing it",
               n->name, (unsigned long long)tr->job_id, tr->rank);
-      rc->kill = ty_xrealloc(rc->kill, (rc->n_kill + 1) * sizeof(*rc->kill));
-      rc->kill[rc->n_kill++] = tr->job_id;
+      rc->kill[rc->n_kill++] = tr->job_id; /* room for every reported task */
     }
   }
 }
@@ -117,7 +109,7 @@ static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t)
     for (uint32_t r = 0; r < j->n_ranks && first == UINT32_MAX; r++)
       if (missing(ctl, j, &j->ranks[r], n)) first = r;
     if (first == UINT32_MAX) continue;
-    char why[256];
+    char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first,
              n->name);
     if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
@@ -149,7 +141,7 @@ static void on_register_committed(int status, void *ud) {
     for (size_t i = 0; i < rc->n_kill; i++) {
       b.len = 0;
       if (ty__conv_kill_req(rc->kill[i], 0, ctl->cfg.kill_grace_s, &b) == 0)
-        ty_rpc_call(n->conn, "KillTask", b.data, b.len, NULL, 0, 30000, on_kill_answer, NULL,
+        ty_rpc_call(n->conn, TY_M_KILL_TASK, b.data, b.len, NULL, 0, 30000, on_kill_answer, NULL,
                     NULL);
     }
     ty_buf_close(&b);
@@ -165,23 +157,20 @@ static void on_register_committed(int status, void *ud) {
 
 static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_report *rep,
                           char *err, size_t len) {
-  if (!rep->name[0]) return snprintf(err, len, "node.name: must not be empty"), TY_EINVAL;
+  if (!rep->name[0]) return ty_errf(err, len, TY_EINVAL, "node.name: must not be empty");
   if (!rep->io_addr[0] || !strchr(rep->io_addr, ':'))
-    return snprintf(err, len, "node.io_addr: \"%.64s\" is not host:port", rep->io_addr), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "node.io_addr: \"%.64s\" is not host:port", rep->io_addr);
   if (rep->n_gpus > 64)
-    return snprintf(err, len, "node.gpus: %u GPUs, at most 64 are supported", rep->n_gpus),
-           TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "node.gpus: %u GPUs, at most 64 are supported", rep->n_gpus);
   ty_cluster_node *mine = ty__node_by_conn(ctl, c);
   if (mine && strcmp(mine->name, rep->name) != 0)
-    return snprintf(err, len, "this connection is already registered as node %.64s", mine->name),
-           TY_ESTATE;
+    return ty_errf(err, len, TY_ESTATE, "this connection is already registered as node %.64s", mine->name);
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
   if (n && n->conn && n->conn != c) {
     int64_t silent = ty_mono_ms() - n->last_seen_mono;
     if (silent < (int64_t)ctl->cfg.node_timeout_ms)
-      return snprintf(err, len, "node %.64s is already connected from %s", rep->name,
-                      ty_rpc_peer(n->conn)),
-             TY_EEXIST;
+      return ty_errf(err, len, TY_EEXIST, "node %.64s is already connected from %s", rep->name,
+                      ty_rpc_peer(n->conn));
     ty_warn("node %s: replacing a silent connection from %s", n->name, ty_rpc_peer(n->conn));
     ty_rpc_conn *old = n->conn;
     n->conn = NULL;
@@ -192,9 +181,10 @@ static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_repo
 
 void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_node_report rep;
-  char err[256];
-  if (ty__conv_register_req(p, len, &rep) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a RegisterNodeRequest carrying a node");
+  char err[TY_ERR_LEN];
+  int decoded = ty__conv_register_req(p, len, &rep);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a RegisterNodeRequest carrying a node");
     return;
   }
   int rc = check_register(ctl, r->conn, &rep, err, sizeof(err));
@@ -203,19 +193,25 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     ty__reply_finish(r, rc ? rc : TY_ECLOSED, rc ? err : "connection closed");
     return;
   }
+  /* The jobs to kill are among the reported tasks, whose count is the
+   * worker's: checked, not aborted on. */
+  uint64_t *kill = ty_wire_calloc(rep.n_tasks, sizeof(*kill));
+  if (!kill) {
+    ty__node_report_close(&rep);
+    ty__reply_finishf(r, TY_ENOMEM, "tasks: no memory to reconcile %zu reported tasks", rep.n_tasks);
+    return;
+  }
   ty_cluster_node *n = node_upsert(ctl, &rep, r->conn);
   ty_info("node %s registered from %s: %u cpus, %u gpus, %llu bytes, io %s, %zu tasks reported",
           n->name, ty_rpc_peer(r->conn), n->cpus, n->n_gpus, (unsigned long long)n->memory,
           n->io_addr, rep.n_tasks);
   reg_ctx *rcx = ty_xcalloc(1, sizeof(*rcx));
   rcx->r = r;
+  rcx->kill = kill;
   rcx->node = ty_strdup(n->name);
   ctl->reg_gen++;
   ty_txn *t = ty_txn_create();
-  ty_node_row row = {.name = n->name, .state = n->state, .cpus = n->cpus, .memory = n->memory,
-                     .gpus = n->info, .gpus_len = n->info_len, .io_addr = n->io_addr,
-                     .last_seen_ms = n->last_seen_ms, .reason = n->reason, .drain = n->drain};
-  ty_txn_upsert_node(t, &row);
+  ty__node_save(n, t);
   reconcile_reported(ctl, n, &rep, rcx, t);
   reconcile_missing(ctl, n, t);
   ty__node_report_close(&rep);
@@ -227,8 +223,9 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
 void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   char *name = NULL;
   uint32_t running = 0;
-  if (ty__conv_heartbeat_req(p, len, &name, &running) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a HeartbeatRequest");
+  int decoded = ty__conv_heartbeat_req(p, len, &name, &running);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a HeartbeatRequest");
     return;
   }
   ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
@@ -255,8 +252,9 @@ static void on_update_committed(int status, void *ud) {
 
 void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_task_report tr;
-  if (ty__conv_task_update_req(p, len, &tr) != 0) {
-    ty__reply_finish(r, TY_EPROTO, "payload is not a TaskUpdateRequest");
+  int decoded = ty__conv_task_update_req(p, len, &tr);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a TaskUpdateRequest");
     return;
   }
   ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
@@ -267,19 +265,19 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
      * worker may forget it. */
     ty_debug("node %s: TaskUpdate for job %llu rank %u ignored (not running there)", n->name,
              (unsigned long long)tr.job_id, tr.rank);
-    free(tr.reason);
+    ty__task_report_close(&tr);
     ty__reply_finish(r, 0, NULL);
     return;
   }
-  if (!task_ended(tr.state)) {
+  if (!ty_task_state_ended(tr.state)) {
     if (rk->state == RANK_LAUNCHING) rk->state = RANK_RUNNING;
-    free(tr.reason);
+    ty__task_report_close(&tr);
     ty__reply_finish(r, 0, NULL);
     return;
   }
   ty_txn *t = ty_txn_create();
   ty__rank_ended(ctl, j, tr.rank, tr.state, tr.exit_code, tr.term_signal, tr.timed_out, tr.reason,
                  t);
-  free(tr.reason);
+  ty__task_report_close(&tr);
   ty__commit(ctl, t, on_update_committed, r);
 }

@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/admin.h"
-#include "daemon/convert.h"
 #include "daemon/daemon_internal.h"
 
 static uint64_t gpu_mask(uint32_t n) { return n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1; }
@@ -54,9 +52,9 @@ static void sched_job(const ty_job *j, ty_sched_job *out) {
                         .time_limit_s = j->spec.time_limit_s, .held = j->held};
 }
 
-static ty_sched_queue_state queue_state(const char *s) {
-  if (strcmp(s, "PAUSED") == 0) return TY_SCHED_QUEUE_PAUSED;
-  if (strcmp(s, "CLOSED") == 0 || strcmp(s, "DELETED") == 0) return TY_SCHED_QUEUE_CLOSED;
+static ty_sched_queue_state queue_state(ty_queue_state s) {
+  if (s == TY_QUEUE_PAUSED) return TY_SCHED_QUEUE_PAUSED;
+  if (s == TY_QUEUE_CLOSED || s == TY_QUEUE_DELETED) return TY_SCHED_QUEUE_CLOSED;
   return TY_SCHED_QUEUE_OPEN;
 }
 
@@ -117,7 +115,7 @@ static void input_build(ty_controller *ctl, input_buf *b) {
   }
   for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &b->nodes[i]);
   for (size_t q = 0; q < ctl->n_queues; q++) {
-    const ty_queue *qu = &ctl->queues[q];
+    const ty_queue_info *qu = &ctl->queues[q];
     b->queues[q] = (ty_sched_queue){.name = qu->name, .tier = qu->tier, .share = qu->share,
                                     .max_running = qu->max_running, .max_gpus = qu->max_gpus,
                                     .max_gpus_per_user = qu->max_gpus_per_user,
@@ -178,7 +176,7 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
   }
   for (size_t i = 0; i < out->n_pending; i++) {
     ty_job *j = ty__job_find(ctl, out->pending[i].job_id);
-    char reason[256];
+    char reason[TY_ERR_LEN];
     snprintf(reason, sizeof(reason), "%s (position %u)", out->pending[i].reason,
              out->pending[i].position);
     free(j->reason);
@@ -234,22 +232,6 @@ int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
   return rc;
 }
 
-/* ---- preemption ends --------------------------------------------------------------- */
-
-void ty__job_preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
-  char why[256];
-  const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
-  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)",
-           (unsigned long long)j->preempt_for, for_job ? for_job->spec.queue : "?");
-  j->preempt_for = 0;
-  ty__job_transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", txn);
-  j->requeue_count++;
-  char again[300];
-  snprintf(again, sizeof(again), "requeued after PREEMPTED (%s)", why);
-  ty__job_transition(ctl, j, TY_JOB_PENDING, again, "scheduler", txn);
-  ty__sched_request(ctl);
-}
-
 /* ---- topology ------------------------------------------------------------------------ */
 
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n) {
@@ -258,16 +240,6 @@ void ty__node_topology(ty_controller *ctl, ty_cluster_node *n) {
 }
 
 /* ---- usage and drains (the tick) ------------------------------------------------------ */
-
-ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue) {
-  for (size_t i = 0; i < ctl->n_usage; i++)
-    if (strcmp(ctl->usage[i].user, user) == 0 && strcmp(ctl->usage[i].queue, queue) == 0)
-      return &ctl->usage[i];
-  ctl->usage = ty_xrealloc(ctl->usage, (ctl->n_usage + 1) * sizeof(*ctl->usage));
-  ty_usage *u = &ctl->usage[ctl->n_usage++];
-  *u = (ty_usage){.user = ty_strdup(user), .queue = ty_strdup(queue)};
-  return u;
-}
 
 static void charge_usage(ty_controller *ctl, double dt_s) {
   for (size_t i = 0; i < ctl->n_usage; i++) {

@@ -19,7 +19,7 @@
  * in one transaction that also sets PRAGMA user_version. A file whose version
  * is newer than this build is refused rather than guessed at.
  */
-#include "daemon/store.h"
+#include "daemon/daemon.h"
 
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -30,6 +30,8 @@
 
 #include "lib/base/base.h"
 
+/* migrations[v - 1] takes the schema to version v, after the jobs columns of
+ * version v (TY_JOB_COLUMNS in daemon.h, added by job_ddl). */
 static const char *const migrations[] = {
     /* 1: the first schema, and the 'default' queue every job falls into. */
     "CREATE TABLE queues("
@@ -37,23 +39,6 @@ static const char *const migrations[] = {
     "  priority_tier INTEGER NOT NULL DEFAULT 0,"
     "  state TEXT NOT NULL DEFAULT 'UP');"
     "INSERT INTO queues(name, priority_tier, state) VALUES('default', 0, 'UP');"
-    "CREATE TABLE jobs("
-    "  id INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL,"
-    "  user TEXT NOT NULL,"
-    "  queue TEXT NOT NULL REFERENCES queues(name),"
-    "  priority INTEGER NOT NULL DEFAULT 0,"
-    "  state INTEGER NOT NULL,"
-    "  reason TEXT NOT NULL DEFAULT '',"
-    "  exit_code INTEGER NOT NULL DEFAULT 0,"
-    "  term_signal INTEGER NOT NULL DEFAULT 0,"
-    "  submit_ms INTEGER NOT NULL,"
-    "  start_ms INTEGER NOT NULL DEFAULT 0,"
-    "  end_ms INTEGER NOT NULL DEFAULT 0,"
-    "  nodes TEXT NOT NULL DEFAULT '',"
-    "  alloc TEXT NOT NULL DEFAULT '',"
-    "  requeue_count INTEGER NOT NULL DEFAULT 0,"
-    "  spec BLOB NOT NULL);"
     "CREATE INDEX jobs_by_state ON jobs(state);"
     "CREATE TABLE nodes("
     "  name TEXT PRIMARY KEY,"
@@ -86,8 +71,6 @@ static const char *const migrations[] = {
     "ALTER TABLE queues ADD COLUMN default_time_s INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE queues ADD COLUMN max_time_s INTEGER NOT NULL DEFAULT 0;"
     "UPDATE queues SET state = 'OPEN' WHERE state = 'UP';"
-    "ALTER TABLE jobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE jobs ADD COLUMN last_ckpt_ms INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE nodes ADD COLUMN drain INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE usage("
     "  user TEXT NOT NULL,"
@@ -106,20 +89,23 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL DEFAULT '');",
 };
 
+/* The jobs table's columns, from TY_JOB_COLUMNS. */
+static const struct job_col {
+  int version;
+  const char *name, *sql;
+} job_cols[] = {
+#define JOB_COL_(version, col, kind, sql) {version, #col, sql},
+    TY_JOB_COLUMNS(JOB_COL_)
+#undef JOB_COL_
+};
+
 enum {
   ST_INSERT_JOB, ST_UPDATE_JOB, ST_ADD_EVENT, ST_UPSERT_NODE, ST_UPSERT_QUEUE, ST_UPSERT_USAGE,
   ST_ADD_ADMIN_EVENT, ST_N
 };
 
 static const char *const stmt_sql[ST_N] = {
-    [ST_INSERT_JOB] =
-        "INSERT INTO jobs(id, name, user, queue, priority, state, reason, exit_code, "
-        "term_signal, submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec, held, "
-        "last_ckpt_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
-    [ST_UPDATE_JOB] =
-        "UPDATE jobs SET name=?2, user=?3, queue=?4, priority=?5, state=?6, reason=?7, "
-        "exit_code=?8, term_signal=?9, submit_ms=?10, start_ms=?11, end_ms=?12, nodes=?13, "
-        "alloc=?14, requeue_count=?15, spec=?16, held=?17, last_ckpt_ms=?18 WHERE id=?1",
+    /* ST_INSERT_JOB and ST_UPDATE_JOB: job_sql. */
     [ST_ADD_EVENT] = "INSERT INTO events(job_id, time_ms, from_state, to_state, reason, actor) "
                      "VALUES(?1,?2,?3,?4,?5,?6)",
     [ST_UPSERT_NODE] =
@@ -153,16 +139,50 @@ struct ty_store {
   char *path;
 };
 
-int ty_store_schema_version(void) { return (int)TY_ARRAY_LEN(migrations); }
+int ty_store_schema_version(void) {
+  int v = (int)TY_ARRAY_LEN(migrations);
+  for (size_t i = 0; i < TY_ARRAY_LEN(job_cols); i++)
+    if (job_cols[i].version > v) v = job_cols[i].version;
+  return v;
+}
+
+/* The jobs columns schema version v adds: the table itself at 1. */
+static int job_ddl(int v, ty_buf *b) {
+  int rc = v == 1 ? ty_buf_printf(b, "CREATE TABLE jobs(") : 0;
+  const char *sep = "";
+  for (size_t i = 0; rc == 0 && i < TY_ARRAY_LEN(job_cols); i++) {
+    if (job_cols[i].version != v) continue;
+    if (v == 1) rc = ty_buf_printf(b, "%s%s %s", sep, job_cols[i].name, job_cols[i].sql);
+    else rc = ty_buf_printf(b, "ALTER TABLE jobs ADD COLUMN %s %s;", job_cols[i].name, job_cols[i].sql);
+    sep = ", ";
+  }
+  if (rc == 0 && v == 1) rc = ty_buf_printf(b, ");");
+  return rc;
+}
+
+/* INSERT of every column, or UPDATE of all but the key (the first). */
+static int job_sql(int which, ty_buf *b) {
+  size_t n = TY_ARRAY_LEN(job_cols);
+  int rc = which == ST_INSERT_JOB ? ty_buf_printf(b, "INSERT INTO jobs(") : ty_buf_printf(b, "UPDATE jobs SET ");
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (which == ST_INSERT_JOB) rc = ty_buf_printf(b, "%s%s", i ? ", " : "", job_cols[i].name);
+    else if (i > 0) rc = ty_buf_printf(b, "%s%s=?%zu", i > 1 ? ", " : "", job_cols[i].name, i + 1);
+  }
+  if (rc == 0 && which == ST_INSERT_JOB) rc = ty_buf_printf(b, ") VALUES(");
+  for (size_t i = 0; rc == 0 && which == ST_INSERT_JOB && i < n; i++)
+    rc = ty_buf_printf(b, "%s?%zu", i ? "," : "", i + 1);
+  if (rc == 0) rc = ty_buf_printf(b, which == ST_INSERT_JOB ? ")" : " WHERE %s=?1", job_cols[0].name);
+  return rc;
+}
 
 static int exec(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : TY_ESTORE;
 }
 
+/* "PATH: WHAT: sqlite's message" (db may be NULL). */
 static int set_err(char *err, size_t len, const char *path, const char *what, sqlite3 *db) {
-  if (err && len)
-    snprintf(err, len, "%s: %s%s%s", path, what, db ? ": " : "", db ? sqlite3_errmsg(db) : "");
-  return TY_ESTORE;
+  return ty_errf(err, len, TY_ESTORE, "%s: %s%s%s", path, what, db ? ": " : "",
+                 db ? sqlite3_errmsg(db) : "");
 }
 
 static int query_int(sqlite3 *db, const char *sql, int *out) {
@@ -215,7 +235,7 @@ static int check_integrity(ty_store *s, char *err, size_t len) {
   if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
     res = (const char *)sqlite3_column_text(st, 0);
   if (!res || strcmp(res, "ok") != 0) {
-    char what[256];
+    char what[TY_ERR_LEN];
     snprintf(what, sizeof(what), "integrity check failed (%.160s); restore a backup",
              res ? res : sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
@@ -231,17 +251,23 @@ static int migrate(ty_store *s, char *err, size_t len) {
     return set_err(err, len, s->path, "cannot read the schema version", s->db);
   int target = ty_store_schema_version();
   if (version > target) {
-    char what[160];
+    char what[TY_ERR_LEN];
     snprintf(what, sizeof(what), "has schema version %d, newer than this traind supports (%d)",
              version, target);
     return set_err(err, len, s->path, what, NULL);
   }
   for (int v = version; v < target; v++) {
-    char pragma[64];
-    snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
-    if (exec(s->db, "BEGIN IMMEDIATE") != 0 || exec(s->db, migrations[v]) != 0 ||
-        exec(s->db, pragma) != 0 || exec(s->db, "COMMIT") != 0) {
-      char what[96];
+    ty_buf sql;
+    ty_buf_init(&sql);
+    int rc = job_ddl(v + 1, &sql);
+    if (rc == 0 && v < (int)TY_ARRAY_LEN(migrations)) rc = ty_buf_printf(&sql, "%s", migrations[v]);
+    if (rc == 0) rc = ty_buf_printf(&sql, "PRAGMA user_version=%d;", v + 1);
+    if (rc == 0 && (exec(s->db, "BEGIN IMMEDIATE") != 0 || exec(s->db, (char *)sql.data) != 0 ||
+                    exec(s->db, "COMMIT") != 0))
+      rc = TY_ESTORE;
+    ty_buf_close(&sql);
+    if (rc != 0) {
+      char what[TY_ERR_LEN];
       snprintf(what, sizeof(what), "schema migration %d failed", v + 1);
       set_err(err, len, s->path, what, s->db);
       exec(s->db, "ROLLBACK");
@@ -252,6 +278,18 @@ static int migrate(ty_store *s, char *err, size_t len) {
   return 0;
 }
 
+static int prepare(ty_store *s, int which, char *err, size_t len) {
+  ty_buf sql;
+  ty_buf_init(&sql);
+  bool job = which == ST_INSERT_JOB || which == ST_UPDATE_JOB;
+  int rc = job ? job_sql(which, &sql) : ty_buf_printf(&sql, "%s", stmt_sql[which]);
+  if (rc == 0 && sqlite3_prepare_v3(s->db, (char *)sql.data, -1, SQLITE_PREPARE_PERSISTENT,
+                                    &s->stmt[which], NULL) != SQLITE_OK)
+    rc = set_err(err, len, s->path, "cannot prepare statements (schema mismatch?)", s->db);
+  ty_buf_close(&sql);
+  return rc;
+}
+
 int ty_store_open(const char *path, ty_store **out, char *err, size_t len) {
   ty_store *s = ty_xcalloc(1, sizeof(*s));
   s->path = ty_strdup(path);
@@ -260,10 +298,7 @@ int ty_store_open(const char *path, ty_store **out, char *err, size_t len) {
   if (rc == 0) rc = check_integrity(s, err, len);
   if (rc == 0) rc = migrate(s, err, len);
   if (rc == 0) rc = open_conn(path, &s->rdb, err, len);
-  for (int i = 0; rc == 0 && i < ST_N; i++)
-    if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL) !=
-        SQLITE_OK)
-      rc = set_err(err, len, path, "cannot prepare statements (schema mismatch?)", s->db);
+  for (int i = 0; rc == 0 && i < ST_N; i++) rc = prepare(s, i, err, len);
   if (rc != 0) goto fail;
   *out = s;
   return 0;
@@ -327,27 +362,23 @@ static int step_done(sqlite3_stmt *st) {
   return rc == SQLITE_DONE ? 0 : TY_ESTORE;
 }
 
+/* Binders and readers of each column kind (TY_JOB_COLUMNS). */
+#define BIND_ID(st, i, r, col) sqlite3_bind_int64(st, i, (sqlite3_int64)(r)->col)
+#define BIND_TEXT(st, i, r, col) bind_text(st, i, (r)->col)
+#define BIND_INT(st, i, r, col) sqlite3_bind_int(st, i, (r)->col)
+#define BIND_I64(st, i, r, col) sqlite3_bind_int64(st, i, (r)->col)
+#define BIND_U32(st, i, r, col) sqlite3_bind_int64(st, i, (r)->col)
+#define BIND_BOOL(st, i, r, col) sqlite3_bind_int(st, i, (r)->col ? 1 : 0)
+#define BIND_BLOB(st, i, r, col)                                                                   \
+  sqlite3_bind_blob(st, i, (r)->col ? (const void *)(r)->col : "", (int)(r)->col##_len,            \
+                    SQLITE_TRANSIENT)
+
 static int put_job(ty_store *s, int which, const ty_job_row *r) {
   sqlite3_stmt *st = s->stmt[which];
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
-  bind_text(st, 2, r->name);
-  bind_text(st, 3, r->user);
-  bind_text(st, 4, r->queue);
-  sqlite3_bind_int(st, 5, r->priority);
-  sqlite3_bind_int(st, 6, r->state);
-  bind_text(st, 7, r->reason);
-  sqlite3_bind_int(st, 8, r->exit_code);
-  sqlite3_bind_int(st, 9, r->term_signal);
-  sqlite3_bind_int64(st, 10, r->submit_ms);
-  sqlite3_bind_int64(st, 11, r->start_ms);
-  sqlite3_bind_int64(st, 12, r->end_ms);
-  bind_text(st, 13, r->nodes);
-  bind_text(st, 14, r->alloc);
-  sqlite3_bind_int64(st, 15, r->requeue_count);
-  sqlite3_bind_blob(st, 16, r->spec ? (const void *)r->spec : "", (int)r->spec_len,
-                    SQLITE_TRANSIENT);
-  sqlite3_bind_int(st, 17, r->held ? 1 : 0);
-  sqlite3_bind_int64(st, 18, r->last_ckpt_ms);
+  int i = 1;
+#define BIND_(version, col, kind, sql) BIND_##kind(st, i++, r, col);
+  TY_JOB_COLUMNS(BIND_)
+#undef BIND_
   return step_done(st);
 }
 
@@ -451,28 +482,36 @@ typedef struct node_cb { int (*cb)(const ty_node_row *r, void *ud); void *ud; } 
 typedef struct queue_cb { int (*cb)(const ty_queue_row *r, void *ud); void *ud; } queue_cb;
 typedef struct event_cb { int (*cb)(const ty_event_row *r, void *ud); void *ud; } event_cb;
 
+#define READ_ID(st, i, r, col) (r).col = (uint64_t)sqlite3_column_int64(st, i)
+#define READ_TEXT(st, i, r, col) (r).col = col_text(st, i)
+#define READ_INT(st, i, r, col) (r).col = sqlite3_column_int(st, i)
+#define READ_I64(st, i, r, col) (r).col = sqlite3_column_int64(st, i)
+#define READ_U32(st, i, r, col) (r).col = (uint32_t)sqlite3_column_int64(st, i)
+#define READ_BOOL(st, i, r, col) (r).col = sqlite3_column_int(st, i) != 0
+#define READ_BLOB(st, i, r, col)                                                                   \
+  ((r).col = sqlite3_column_blob(st, i), (r).col##_len = (size_t)sqlite3_column_bytes(st, i))
+
 static int job_row(sqlite3_stmt *st, void *ud) {
   job_cb *p = ud;
-  ty_job_row r = {
-      .id = (uint64_t)sqlite3_column_int64(st, 0), .name = col_text(st, 1),
-      .user = col_text(st, 2), .queue = col_text(st, 3), .priority = sqlite3_column_int(st, 4),
-      .state = sqlite3_column_int(st, 5), .reason = col_text(st, 6),
-      .exit_code = sqlite3_column_int(st, 7), .term_signal = sqlite3_column_int(st, 8),
-      .submit_ms = sqlite3_column_int64(st, 9), .start_ms = sqlite3_column_int64(st, 10),
-      .end_ms = sqlite3_column_int64(st, 11), .nodes = col_text(st, 12),
-      .alloc = col_text(st, 13), .requeue_count = (uint32_t)sqlite3_column_int64(st, 14),
-      .spec = sqlite3_column_blob(st, 15), .spec_len = (size_t)sqlite3_column_bytes(st, 15),
-      .held = sqlite3_column_int(st, 16) != 0, .last_ckpt_ms = sqlite3_column_int64(st, 17)};
+  ty_job_row r;
+  int i = 0;
+#define READ_(version, col, kind, sql) READ_##kind(st, i, r, col), i++;
+  TY_JOB_COLUMNS(READ_)
+#undef READ_
   return p->cb(&r, p->ud);
 }
 
 int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud) {
   job_cb p = {cb, ud};
-  return each_row(s,
-                  "SELECT id, name, user, queue, priority, state, reason, exit_code, term_signal,"
-                  " submit_ms, start_ms, end_ms, nodes, alloc, requeue_count, spec, held,"
-                  " last_ckpt_ms FROM jobs ORDER BY id",
-                  0, false, job_row, &p);
+  ty_buf sql;
+  ty_buf_init(&sql);
+  int rc = ty_buf_printf(&sql, "SELECT ");
+  for (size_t i = 0; rc == 0 && i < TY_ARRAY_LEN(job_cols); i++)
+    rc = ty_buf_printf(&sql, "%s%s", i ? ", " : "", job_cols[i].name);
+  if (rc == 0) rc = ty_buf_printf(&sql, " FROM jobs ORDER BY id");
+  if (rc == 0) rc = each_row(s, (char *)sql.data, 0, false, job_row, &p);
+  ty_buf_close(&sql);
+  return rc;
 }
 
 static int node_row(sqlite3_stmt *st, void *ud) {

@@ -26,9 +26,10 @@ void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_k
 }
 
 uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len) {
+  uint8_t *tokens = ty_wire_calloc(j->n_ranks, TY_TOKEN_LEN);
+  if (!tokens) return NULL;
   uint8_t key[TY_TOKEN_KEY_LEN];
   ty__token_job_key(ctl, j->id, key);
-  uint8_t *tokens = ty_xcalloc(j->n_ranks ? j->n_ranks : 1, TY_TOKEN_LEN);
   int64_t expires = ty_now_ms() + TOKEN_TTL_MS;
   for (uint32_t r = 0; r < j->n_ranks; r++)
     ty_token_sign(key, j->id, r, expires, tokens + (size_t)r * TY_TOKEN_LEN);

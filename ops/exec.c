@@ -213,12 +213,27 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
       return ty__node_err(err, err_len, n, rc, "cannot allocate output %d", i);
     e->vals[id] = out[i];
   }
-  ty__kctx ctx = {.training = e->opts.training, .rng = e->rng, .workers = e->opts.workers};
+  ty__kctx ctx = {.training = e->opts.training,
+                  .rng = e->rng,
+                  .extern_op = e->opts.extern_op,
+                  .extern_user = e->opts.extern_user,
+                  .workers = e->opts.workers};
   rc = kernels[n->op](n, in, out, &ctx);
   e->rng = ctx.rng;
+  if (rc != 0 && n->op == TY_OP_EXTERN)
+    return ty__node_err(err, err_len, n, rc, "%s",
+                        ctx.extern_op ? "the extern op failed" : "no extern hook given");
   if (rc != 0) return ty__node_err(err, err_len, n, rc, "kernel failed: %s (an index or label out of range?)",
                                    ty_strerror(rc));
   return 0;
+}
+
+int ty__k_extern(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
+  if (!ctx->extern_op || !out[0]) return TY_ESTATE; /* an executor without the hook, or folding */
+  return ctx->extern_op(ty_graph_node_attr_int(n, "id", -1),
+                        ty_graph_node_attr_int(n, "backward", 0) != 0, in[0], out[0],
+                        ctx->extern_user);
 }
 
 int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t max_numel,

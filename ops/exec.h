@@ -47,6 +47,18 @@ int ty_workers_create(int n_threads, ty_workers **out_workers); /* TY_EINVAL out
 void ty_workers_destroy(ty_workers *w);                          /* NULL is fine; joins the threads */
 int ty_workers_count(const ty_workers *w);                       /* threads incl. the caller; NULL: 1 */
 
+/* A TyExtern node is an op the executor's caller computes: the collectives
+ * a rank of a parallel plan runs between its kernels (ops/shard). The node
+ * reads one float input and writes one float output of the shape its ints
+ * attribute "shape" gives; its int attribute "id" tells the caller which
+ * op it is. ops/autodiff differentiates it into another TyExtern node with
+ * the same id and "backward" = 1, shaped like the forward input, so the
+ * caller also computes the gradient. The hook gets the id, that flag, the
+ * input and the output (allocated, contents undefined) and returns 0 or a
+ * TY_E* code, which fails the run naming the node. */
+typedef int (*ty_exec_extern_fn)(int64_t id, bool backward, const ty_tensor *in, ty_tensor *out,
+                                 void *user);
+
 /* Zero-initialised options are the defaults: fusion and memory planning on. */
 typedef struct ty_exec_opts {
   bool training; /* Dropout drops and BatchNormalization uses batch statistics */
@@ -74,6 +86,9 @@ typedef struct ty_exec_opts {
   void *on_value_ready_user;
   const int *watch_values;
   size_t n_watch_values;
+  /* TyExtern nodes (above); a graph with one fails to run without it. */
+  ty_exec_extern_fn extern_op;
+  void *extern_user;
 } ty_exec_opts;
 
 /* opts may be NULL (inference, seed 0). */

@@ -108,7 +108,9 @@
   X(NLL_LOSS, "NegativeLogLikelihoodLoss", nll_loss, nll_loss)                                     \
   X(GLOBAL_MAX_POOL, "GlobalMaxPool", global_pool, global_pool)                                    \
   X(INSTANCE_NORM, "InstanceNormalization", instance_norm, instance_norm)                         \
-  X(SCATTER, "Scatter", scatter_elements, scatter_elements) /* ScatterElements before opset 11 */
+  X(SCATTER, "Scatter", scatter_elements, scatter_elements) /* ScatterElements before opset 11 */ \
+  /* computed by the executor's caller (ops/exec.h); not an ONNX op */                              \
+  X(EXTERN, "TyExtern", extern, extern)
 /* clang-format on */
 
 typedef enum {

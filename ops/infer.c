@@ -88,6 +88,24 @@ int ty__infer_dims_list(ty__infer *ic, int input, int64_t *out, int8_t *kind, in
   return 0;
 }
 
+/* TyExtern (ops/exec.h): float in, float out of the "shape" attribute. */
+int ty__infer_extern(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int64_t dims[TY_MAX_RANK];
+  int rank = 0;
+  const ty_graph_attr *a = ty_graph_node_attr(n, "shape");
+  if (n->n_inputs != 1 || n->n_outputs != 1 || ic->in_dt[0] != TY_DTYPE_F32)
+    return ty__infer_fail(ic, TY_EINVAL, "takes one float input and one output");
+  if (!a || a->type != TY_ATTR_INTS || ty__attr_ints(n, "shape", dims, TY_MAX_RANK, &rank) != 0)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute shape: missing or more than %d dims",
+                          TY_MAX_RANK);
+  for (int d = 0; d < rank; d++)
+    if (dims[d] < 0) return ty__infer_fail(ic, TY_EINVAL, "attribute shape: dim %d is negative", d);
+  ty_shape s = ty_shape_make(rank, dims);
+  ty__infer_set(ic, 0, TY_DTYPE_F32, &s);
+  return 0;
+}
+
 typedef int (*infer_fn)(ty__infer *ic);
 static const infer_fn rules[TY_OP_COUNT_] = {
 #define TY_OP_RULE_(e, s, k, r) [TY_OP_##e] = ty__infer_##r,

@@ -12,6 +12,7 @@
 #ifndef TY_OPS_OPS_INTERNAL_H
 #define TY_OPS_OPS_INTERNAL_H
 
+#include "ops/exec.h"
 #include "ops/graph.h"
 
 #include <stdarg.h>
@@ -300,6 +301,8 @@ bool ty__grad_overwrites(const ty_graph_node *n);
 typedef struct ty__kctx {
   bool training;
   ty_rng rng; /* lib/base's SplitMix64 stream for Dropout, advanced per use */
+  ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
+  void *extern_user;
   ty_workers *workers; /* the executor's threads; NULL: run on the caller */
 } ty__kctx;
 

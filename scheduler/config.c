@@ -78,7 +78,7 @@ static int add_switch(ty_sched_topology *t, const char *name, char *list, char *
                       int line) {
   for (size_t i = 0; i < t->n_switches; i++)
     if (strcmp(t->switches[i].name, name) == 0)
-      return snprintf(err, len, "line %d: switch.%s is defined twice", line, name), TY_EINVAL;
+      return ty_errf(err, len, TY_EINVAL, "line %d: switch.%s is defined twice", line, name);
   t->switches = ty_xrealloc(t->switches, (t->n_switches + 1) * sizeof(*t->switches));
   ty_sched_switch *sw = &t->switches[t->n_switches++];
   *sw = (ty_sched_switch){.name = ty_strdup(name)};
@@ -87,12 +87,12 @@ static int add_switch(ty_sched_topology *t, const char *name, char *list, char *
     char *node = trim(tok);
     if (!*node) continue;
     if (ty_sched_topology_switch_of(t, node) != TY_SCHED_NO_SWITCH)
-      return snprintf(err, len, "line %d: node %s is in two switches", line, node), TY_EINVAL;
+      return ty_errf(err, len, TY_EINVAL, "line %d: node %s is in two switches", line, node);
     sw->nodes = ty_xrealloc(sw->nodes, (sw->n_nodes + 1) * sizeof(*sw->nodes));
     sw->nodes[sw->n_nodes++] = ty_strdup(node);
   }
   if (sw->n_nodes == 0)
-    return snprintf(err, len, "line %d: switch.%s lists no nodes", line, name), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "line %d: switch.%s lists no nodes", line, name);
   return 0;
 }
 
@@ -140,19 +140,18 @@ static int parse_line(char *line, int no, ty_sched_config *c, ty_sched_topology 
   char *s = trim(line);
   if (!*s) return 0;
   char *eq = strchr(s, '=');
-  if (!eq) return snprintf(err, len, "line %d: expected key = value", no), TY_EINVAL;
+  if (!eq) return ty_errf(err, len, TY_EINVAL, "line %d: expected key = value", no);
   *eq = '\0';
   char *k = trim(s), *v = trim(eq + 1);
   if (!strncmp(k, "switch.", 7)) {
-    if (!k[7]) return snprintf(err, len, "line %d: switch. needs a name", no), TY_EINVAL;
+    if (!k[7]) return ty_errf(err, len, TY_EINVAL, "line %d: switch. needs a name", no);
     return add_switch(t, k + 7, v, err, len, no);
   }
   int rc = set_key(c, k, v);
   if (rc == TY_ENOTFOUND)
-    return snprintf(err, len, "line %d: unknown key \"%.64s\"", no, k), TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "line %d: unknown key \"%.64s\"", no, k);
   if (rc != 0)
-    return snprintf(err, len, "line %d: %.64s: \"%.64s\" is not %s", no, k, v, expects(k)),
-           TY_EINVAL;
+    return ty_errf(err, len, TY_EINVAL, "line %d: %.64s: \"%.64s\" is not %s", no, k, v, expects(k));
   return 0;
 }
 

@@ -226,16 +226,16 @@ static void remove_client(ty__iotask *io, client *cl, bool end) {
 }
 
 /* Sends one AttachOutput to cl; drops cl when its stream is gone. */
-static void send_to(ty__iotask *io, client *cl, const ty__attach_output *o) {
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  int rc = ty__encode_attach_output(o, &buf, &len);
-  if (rc == 0) rc = ty_rpc_stream_send(cl->conn, cl->request_id, buf, len);
-  free(buf);
+static void send_to(ty__iotask *io, client *cl, const ty_attach_output *o) {
+  ty_buf b;
+  ty_buf_init(&b);
+  int rc = ty__encode_attach_output(o, &b);
+  if (rc == 0) rc = ty_rpc_stream_send(cl->conn, cl->request_id, b.data, b.len);
+  ty_buf_close(&b);
   if (rc != 0) remove_client(io, cl, true);
 }
 
-static void send_all(ty__iotask *io, const ty__attach_output *o) {
+static void send_all(ty__iotask *io, const ty_attach_output *o) {
   for (client *cl = io->clients, *next; cl; cl = next) {
     next = cl->next;
     send_to(io, cl, o);
@@ -244,13 +244,13 @@ static void send_all(ty__iotask *io, const ty__attach_output *o) {
 
 /* The end of a client's stream: the exit, then END 0. */
 static void finish_client(ty__iotask *io, client *cl) {
-  ty__attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
+  ty_attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
                          .term_signal = io->term_signal, .timed_out = io->timed_out};
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (ty__encode_attach_output(&o, &buf, &len) == 0)
-    (void)ty_rpc_stream_send(cl->conn, cl->request_id, buf, len);
-  free(buf);
+  ty_buf b;
+  ty_buf_init(&b);
+  if (ty__encode_attach_output(&o, &b) == 0)
+    (void)ty_rpc_stream_send(cl->conn, cl->request_id, b.data, b.len);
+  ty_buf_close(&b);
   remove_client(io, cl, true);
 }
 
@@ -267,7 +267,7 @@ static void on_client_cancel(ty_rpc_conn *c, uint64_t request_id, void *ud) {
 
 static void replay(ty__iotask *io, client *cl) {
   for (ring_chunk *c = io->ring_head; c; c = c->next) {
-    ty__attach_output o = {.rank = io->rank, .stream = c->stream, .data = c->data,
+    ty_attach_output o = {.rank = io->rank, .stream = c->stream, .data = c->data,
                            .len = c->len, .replayed = true};
     ty_rpc_conn *conn = cl->conn;
     send_to(io, cl, &o);
@@ -277,7 +277,7 @@ static void replay(ty__iotask *io, client *cl) {
   }
 }
 
-static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty__attach_req *req,
+static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty_attach_request *req,
                           uint64_t request_id) {
   client *cl = ty_xcalloc(1, sizeof *cl);
   *cl = (client){.next = io->clients, .conn = c, .request_id = request_id, .owner = req->owner};
@@ -293,7 +293,7 @@ static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty__attach_req *
     remove_client(io, cl, true);
     return;
   }
-  ty__attach_output hello = {.rank = io->rank}; /* attached: input is accepted now */
+  ty_attach_output hello = {.rank = io->rank}; /* attached: input is accepted now */
   send_to(io, cl, &hello);
   bool present = false;
   for (client *k = io->clients; k; k = k->next) present |= k == cl;
@@ -368,7 +368,7 @@ static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     io->bytes_read += (uint64_t)n;
     ring_add(io, ch->stream, (const uint8_t *)b->base, (size_t)n);
     log_append(io, (const uint8_t *)b->base, (size_t)n);
-    ty__attach_output o = {.rank = io->rank, .stream = ch->stream,
+    ty_attach_output o = {.rank = io->rank, .stream = ch->stream,
                            .data = (const uint8_t *)b->base, .len = (size_t)n};
     send_all(io, &o);
     update_reading(io);
@@ -444,7 +444,7 @@ static void on_in_written(uv_write_t *req, int status) {
       break;
     }
   }
-  char msg[160];
+  char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
            io->job_id, io->rank, uv_strerror(status));
   reply(w->conn, w->request_id, status < 0 ? TY_ECLOSED : 0, msg);
@@ -459,9 +459,9 @@ static void on_in_shutdown(uv_shutdown_t *req, int status) {
 
 /* Writes to the task's stdin (pipe or pty master); answers when written.
  * EOF closes a pipe, or sends the terminal's EOF character to a pty. */
-static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__attach_input *in) {
+static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_attach_input *in) {
   if (!io->in_active) {
-    char msg[128];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed", io->job_id,
              io->rank);
     reply(c, rid, TY_ECLOSED, msg);
@@ -469,7 +469,11 @@ static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__
   }
   uv_stream_t *dst = io->pty ? (uv_stream_t *)&io->out[0].pipe : (uv_stream_t *)&io->in;
   size_t n = in->len + (in->eof && io->pty ? 1 : 0);
-  in_write *w = ty_xmalloc(sizeof *w + (n ? n : 1));
+  in_write *w = malloc(sizeof *w + (n ? n : 1)); /* n is the client's */
+  if (!w) {
+    reply(c, rid, TY_ENOMEM, "no memory to buffer the input for the task's stdin");
+    return;
+  }
   *w = (in_write){.next = io->writes, .io = io, .conn = c, .request_id = rid};
   if (in->len) memcpy(w->data, in->data, in->len);
   if (in->eof && io->pty) w->data[in->len] = 0x04; /* VEOF: ^D */
@@ -488,7 +492,7 @@ static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__
   }
 }
 
-static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__attach_input *in) {
+static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_attach_input *in) {
   if (in->signal < 0 || in->signal > 64) {
     reply(c, rid, TY_EINVAL, "signal: not a signal number (1-64)");
     return;
@@ -507,24 +511,20 @@ static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty__
 /* ---- creation ---------------------------------------------------------------------------- */
 
 static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t err_len) {
-  struct winsize ws = {.ws_row = (unsigned short)(spec->rows ? spec->rows : 24),
-                       .ws_col = (unsigned short)(spec->cols ? spec->cols : 80)};
-  if (openpty(&io->master_fd, &io->slave_fd, NULL, NULL, &ws) != 0) {
-    snprintf(err, err_len, "cannot open a pseudo-terminal on node %s: %s", io->reg->node,
+  struct winsize ws = {.ws_row = (unsigned short)(spec->interactive.rows ? spec->interactive.rows : 24),
+                       .ws_col = (unsigned short)(spec->interactive.cols ? spec->interactive.cols : 80)};
+  if (openpty(&io->master_fd, &io->slave_fd, NULL, NULL, &ws) != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot open a pseudo-terminal on node %s: %s", io->reg->node,
              strerror(errno));
-    return TY_EIO;
-  }
   /* Other tasks spawned meanwhile must not inherit this terminal. */
   fcntl(io->master_fd, F_SETFD, FD_CLOEXEC);
   fcntl(io->slave_fd, F_SETFD, FD_CLOEXEC);
   uv_pipe_init(io->reg->loop, &io->out[0].pipe, 0);
   init_handle(io, (uv_handle_t *)&io->out[0].pipe);
   int rc = uv_pipe_open(&io->out[0].pipe, io->master_fd);
-  if (rc != 0) {
-    snprintf(err, err_len, "cannot watch the pseudo-terminal on node %s: %s", io->reg->node,
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot watch the pseudo-terminal on node %s: %s", io->reg->node,
              uv_strerror(rc));
-    return TY_EIO;
-  }
   io->master_owned = true;
   return 0;
 }
@@ -538,7 +538,7 @@ static void prepare_pipes(ty__iotask *io, const ty_task_spec *spec, int null_fd,
     stdio[1 + i] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
                                           .data.stream = (uv_stream_t *)&io->out[i].pipe};
   }
-  if (spec->stdin_all || spec->rank == 0) {
+  if (spec->interactive.stdin_all || spec->rank == 0) {
     uv_pipe_init(loop, &io->in, 0);
     init_handle(io, (uv_handle_t *)&io->in);
     stdio[0] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
@@ -555,8 +555,8 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
   io->reg = reg;
   io->job_id = spec->job_id;
   io->rank = spec->rank;
-  io->pty = spec->pty;
-  io->detach = spec->detach;
+  io->pty = spec->interactive.pty;
+  io->detach = spec->interactive.detach;
   io->has_key = spec->attach_key && spec->attach_key_len == TY_TOKEN_KEY_LEN;
   if (io->has_key) memcpy(io->key, spec->attach_key, TY_TOKEN_KEY_LEN);
   io->slave_fd = io->master_fd = -1;
@@ -570,7 +570,7 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
   io->next = reg->head;
   reg->head = io;
   int rc = 0;
-  if (spec->pty) {
+  if (spec->interactive.pty) {
     rc = open_pty(io, spec, err, err_len);
     for (int i = 0; i < 3; i++)
       stdio[i] = (uv_stdio_container_t){.flags = UV_INHERIT_FD, .data.fd = io->slave_fd};
@@ -633,10 +633,9 @@ static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
   return NULL;
 }
 
-void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty__ioreg *reg = ty__tasks_ioreg(t);
-  ty__attach_req req;
-  char msg[256], why[128] = "no attach key";
+void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty_attach_request req;
+  char msg[TY_ERR_LEN], why[TY_ERR_LEN] = "no attach key";
   if (!reg) {
     ty_rpc_stream_end(c, m->request_id, TY_ESTATE, "the worker is shutting down");
     return;
@@ -663,14 +662,14 @@ void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
   attach_client(io, c, &req, m->request_id);
 }
 
-void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty__attach_input in;
-  char msg[200];
-  if (ty__decode_attach_input(m->payload, m->payload_len, &in) != 0) {
+void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty_attach_input in;
+  void *owner = NULL;
+  char msg[TY_ERR_LEN];
+  if (ty__decode_attach_input(m->payload, m->payload_len, &in, &owner) != 0) {
     ty_rpc_reply(c, m->request_id, TY_EPROTO, "AttachInputRequest: malformed payload", NULL, 0);
     return;
   }
-  ty__ioreg *reg = ty__tasks_ioreg(t);
   ty__iotask *io = reg ? find_io(reg, in.job_id, in.rank) : NULL;
   bool attached = false;
   for (client *cl = io ? io->clients : NULL; cl; cl = cl->next) attached |= cl->conn == c;
@@ -682,11 +681,10 @@ void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m) {
              in.job_id, in.rank);
     ty_rpc_reply(c, m->request_id, TY_EPERM, msg, NULL, 0);
   }
-  ty__attach_input_free(&in);
+  ty_wire_free(owner);
 }
 
-void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {
-  ty__ioreg *reg = ty__tasks_ioreg(t);
+void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c) {
   for (ty__iotask *io = reg ? reg->head : NULL; io; io = io->next)
     for (client *cl = io->clients; cl; cl = cl->next)
       if (cl->conn == c) {
@@ -695,8 +693,7 @@ void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c) {
       }
 }
 
-void ty__io_conn_closed(ty_tasks *t, ty_rpc_conn *c) {
-  ty__ioreg *reg = ty__tasks_ioreg(t);
+void ty__io_conn_closed(ty__ioreg *reg, ty_rpc_conn *c) {
   for (ty__iotask *io = reg ? reg->head : NULL; io; io = io->next) {
     for (in_write *w = io->writes; w; w = w->next)
       if (w->conn == c) w->conn = NULL;

@@ -7,7 +7,9 @@
  * accident and each name appears exactly once.
  *
  * Environments hold tens of entries, so the quadratic name check is cheaper
- * than any hash table would be.
+ * than any hash table would be. The job's entries come from the request, so
+ * every allocation is checked: running out of memory fails the launch with
+ * TY_ENOMEM instead of aborting the worker.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 typedef struct env_list {
   char **v;
   size_t n, cap;
+  bool oom; /* an entry could not be stored */
 } env_list;
 
 static size_t name_len(const char *entry) {
@@ -26,8 +29,14 @@ static size_t name_len(const char *entry) {
   return eq ? (size_t)(eq - entry) : strlen(entry);
 }
 
-/* Takes ownership of `entry` (heap string "NAME=value"). */
+/* Takes ownership of `entry` (heap string "NAME=value", NULL when its
+ * allocation failed). */
 static void env_put(env_list *l, char *entry) {
+  if (!entry || l->oom) {
+    free(entry);
+    l->oom = true;
+    return;
+  }
   size_t len = name_len(entry);
   for (size_t i = 0; i < l->n; i++) {
     if (name_len(l->v[i]) == len && strncmp(l->v[i], entry, len) == 0) {
@@ -37,8 +46,14 @@ static void env_put(env_list *l, char *entry) {
     }
   }
   if (l->n + 2 > l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 64;
-    l->v = ty_xrealloc(l->v, l->cap * sizeof *l->v);
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    char **v = realloc(l->v, cap * sizeof *v);
+    if (!v) {
+      free(entry);
+      l->oom = true;
+      return;
+    }
+    l->v = v, l->cap = cap;
   }
   l->v[l->n++] = entry;
   l->v[l->n] = NULL;
@@ -50,13 +65,14 @@ static void env_putf(env_list *l, const char *name, const char *fmt, ...)
 static void env_putf(env_list *l, const char *name, const char *fmt, ...) {
   ty_buf b;
   ty_buf_init(&b);
-  ty_buf_printf(&b, "%s=", name);
+  int rc = ty_buf_printf(&b, "%s=", name);
   va_list ap;
   va_start(ap, fmt);
-  ty_buf_vprintf(&b, fmt, ap);
+  if (rc == 0) rc = ty_buf_vprintf(&b, fmt, ap);
   va_end(ap);
-  ty_buf_append(&b, "", 1);
-  env_put(l, (char *)b.data); /* the buffer's bytes become the entry */
+  if (rc == 0) rc = ty_buf_append(&b, "", 1);
+  if (rc != 0) ty_buf_close(&b);
+  env_put(l, rc == 0 ? (char *)b.data : NULL); /* the buffer's bytes become the entry */
 }
 
 static void put_gpus(env_list *l, const ty_task_spec *spec) {
@@ -74,14 +90,12 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *b
   env_list l = {0};
   for (size_t i = 0; i < spec->n_env; i++) {
     const char *e = spec->env[i];
-    if (!e || !strchr(e, '=') || e[0] == '=') {
-      snprintf(err, err_len, "command.env[%zu]: \"%s\" is not NAME=value", i, e ? e : "");
-      return TY_EINVAL;
-    }
+    if (!e || !strchr(e, '=') || e[0] == '=')
+      return ty_errf(err, err_len, TY_EINVAL, "command.env[%zu]: \"%s\" is not NAME=value", i, e ? e : "");
   }
   for (size_t i = 0; base && base[i]; i++)
-    if (strchr(base[i], '=')) env_put(&l, ty_strdup(base[i]));
-  for (size_t i = 0; i < spec->n_env; i++) env_put(&l, ty_strdup(spec->env[i]));
+    if (strchr(base[i], '=')) env_put(&l, ty_wire_strdup(base[i]));
+  for (size_t i = 0; i < spec->n_env; i++) env_put(&l, ty_wire_strdup(spec->env[i]));
   env_putf(&l, "RANK", "%" PRIu32, spec->rank);
   env_putf(&l, "LOCAL_RANK", "%" PRIu32, spec->local_rank);
   env_putf(&l, "WORLD_SIZE", "%" PRIu32, spec->world_size);
@@ -91,6 +105,10 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *b
   env_putf(&l, "TRAINYARD_JOB_ID", "%" PRIu64, spec->job_id);
   env_putf(&l, "TRAINYARD_NODE", "%s", node ? node : "");
   put_gpus(&l, spec);
+  if (l.oom) {
+    if (l.v) ty_task_env_free(l.v);
+    return ty_errf(err, err_len, TY_ENOMEM, "command.env: no memory for %zu entries", l.n);
+  }
   *out_env = l.v;
   return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Graph ranks on the worker: LaunchTask with a graph becomes a trainrun
- * command (see graph_task.h). The model and config are written with a
+ * command (see worker_internal.h). The model and config are written with a
  * temporary name and renamed, so a rank relaunched after a requeue never
  * reads half a file.
  */
@@ -16,8 +16,7 @@
 
 #include "lib/base/base.h"
 #include "lib/token/token.h"
-#include "worker/graph_task.h"
-#include "worker/graph_worker.h"
+#include "worker/worker_internal.h"
 
 ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun, const char *controller) {
   ty__graph_worker *gw = ty_xcalloc(1, sizeof *gw);
@@ -50,7 +49,7 @@ static int write_file(const char *path, const uint8_t *data, size_t len, char *e
   if (fd >= 0 && close(fd) != 0) rc = TY_EIO;
   if (rc == 0 && rename(tmp, path) != 0) rc = TY_EIO;
   if (rc != 0) {
-    snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+    ty_errf(err, err_len, rc, "cannot write %s: %s", path, strerror(errno));
     unlink(tmp);
   }
   return rc;
@@ -92,28 +91,26 @@ static char *rdv_token_env(const ty_task_spec *spec) {
   return s;
 }
 
-static int build(ty__graph_worker *gw, const ty__graph_launch *g, ty_task_spec *spec, ty__graph_cmd *cmd,
-                 char *err, size_t err_len) {
+static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
+                 size_t err_len) {
   char dir[PATH_MAX], rank[16], num[32];
-  if (job_dir(gw, spec, dir, sizeof dir) != 0) {
-    snprintf(err, err_len, "cannot create the job directory of job %" PRIu64, spec->job_id);
-    return TY_EIO;
-  }
+  if (job_dir(gw, spec, dir, sizeof dir) != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot create the job directory of job %" PRIu64, spec->job_id);
   snprintf(rank, sizeof rank, "%" PRIu32, spec->rank);
-  char *model = g->model_path[0] ? ty_strdup(g->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
+  char *model = spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
   char *config = dupf("%s/config.rank%s.pb", dir, rank);
   int rc = 0;
-  if (!g->model_path[0]) rc = write_file(model, g->model_bytes, g->model_len, err, err_len);
-  if (rc == 0) rc = write_file(config, g->train_config, g->train_config_len, err, err_len);
+  if (!spec->model_path[0]) rc = write_file(model, spec->model_bytes, spec->model_len, err, err_len);
+  if (rc == 0) rc = write_file(config, spec->train_config, spec->train_config_len, err, err_len);
   if (rc == 0) {
     add_arg(cmd, gw->trainrun);
     add_arg(cmd, "--model"), add_arg(cmd, model);
     add_arg(cmd, "--config"), add_arg(cmd, config);
-    if (g->checkpoint_path[0]) add_arg(cmd, "--checkpoint"), add_arg(cmd, g->checkpoint_path);
+    if (spec->checkpoint_path[0]) add_arg(cmd, "--checkpoint"), add_arg(cmd, spec->checkpoint_path);
     snprintf(num, sizeof num, "%" PRIu32, spec->cpus ? spec->cpus : 1);
     add_arg(cmd, "--threads"), add_arg(cmd, num);
-    if (g->bucket_mb) {
-      snprintf(num, sizeof num, "%" PRIu32, g->bucket_mb);
+    if (spec->bucket_mb) {
+      snprintf(num, sizeof num, "%" PRIu32, spec->bucket_mb);
       add_arg(cmd, "--bucket-mb"), add_arg(cmd, num);
     }
     cmd->env[cmd->n_env++] = dupf("TRAINYARD_CONTROLLER=%s%s", gw->controller, "");
@@ -126,33 +123,27 @@ static int build(ty__graph_worker *gw, const ty__graph_launch *g, ty_task_spec *
   return rc;
 }
 
-int ty__graph_prepare(ty__graph_worker *gw, const uint8_t *p, size_t n, ty_task_spec *spec, ty__graph_cmd *cmd,
-                      char *err, size_t err_len) {
+int ty__graph_prepare(ty__graph_worker *gw, ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
+                      size_t err_len) {
   memset(cmd, 0, sizeof *cmd);
-  ty__graph_launch g;
-  if (ty__decode_graph_launch(p, n, &g) != 0) {
-    snprintf(err, err_len, "LaunchTaskRequest: malformed payload");
-    return TY_EPROTO;
-  }
-  if (!g.present) return 0;
-  int rc = build(gw, &g, spec, cmd, err, err_len);
-  if (rc == 0 && !g.model_path[0] && g.model_len == 0) {
-    snprintf(err, err_len, "graph launch of job %" PRIu64 " carries no model", spec->job_id);
-    rc = TY_EINVAL;
-  }
-  if (rc == 0) {
-    spec->argv = (const char *const *)cmd->argv;
-    spec->argc = cmd->argc;
-    /* The job's own env first (none for graph jobs), ours after it. */
-    spec->env = (const char *const *)cmd->env;
-    spec->n_env = cmd->n_env;
-    spec->cwd = cmd->cwd;
-    if (spec->rank == 0) ty__graph_watch(gw, spec, g.checkpoint_path);
-  } else {
+  if (!spec->graph) return 0;
+  int rc = 0;
+  if (!spec->model_path[0] && spec->model_len == 0)
+    rc = ty_errf(err, err_len, TY_EINVAL, "graph launch of job %" PRIu64 " carries no model",
+                 spec->job_id);
+  if (rc == 0) rc = build(gw, spec, cmd, err, err_len);
+  if (rc != 0) {
     ty__graph_cmd_close(cmd);
+    return rc;
   }
-  ty__graph_launch_close(&g);
-  return rc == 0 ? 1 : rc;
+  /* The job's own env first (none for graph jobs), ours after it. */
+  spec->argv = (const char *const *)cmd->argv;
+  spec->argc = cmd->argc;
+  spec->env = (const char *const *)cmd->env;
+  spec->n_env = cmd->n_env;
+  spec->cwd = cmd->cwd;
+  if (spec->rank == 0) ty__graph_watch(gw, spec, spec->checkpoint_path);
+  return 1;
 }
 
 void ty__graph_cmd_close(ty__graph_cmd *cmd) {

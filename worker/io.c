@@ -39,7 +39,7 @@ typedef struct log_stream {
   ty_worker_io *io;
   io_conn *ic;               /* NULL once the connection closed */
   uint64_t request_id;
-  ty__read_log req;
+  ty_read_log req;
   uint64_t offset;
   int fd;
   uv_fs_t fs;
@@ -116,11 +116,11 @@ static void finish(log_stream *st, int status, const char *message) {
 static void on_poll(uv_timer_t *h) { pump(h->data); }
 
 static void send_chunk(log_stream *st, size_t n) {
-  uint8_t *frame = NULL;
-  size_t len = 0;
-  int rc = ty__encode_log_chunk(st->req.rank, st->offset, st->buf, n, &frame, &len);
-  if (rc == 0) rc = ty_rpc_stream_send(st->ic->c, st->request_id, frame, len);
-  free(frame);
+  ty_buf frame;
+  ty_buf_init(&frame);
+  int rc = ty__encode_log_chunk(st->req.rank, st->offset, st->buf, n, &frame);
+  if (rc == 0) rc = ty_rpc_stream_send(st->ic->c, st->request_id, frame.data, frame.len);
+  ty_buf_close(&frame);
   if (rc != 0) {
     /* Cancelled by the peer, or the connection is going away. */
     finish(st, 0, NULL);
@@ -141,7 +141,7 @@ static void on_read(uv_fs_t *req) {
     return;
   }
   if (n < 0) {
-    char msg[256];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "reading log of job %" PRIu64 " rank %" PRIu32 ": %s",
              st->req.job_id, st->req.rank, uv_strerror((int)n));
     finish(st, TY_EIO, msg);
@@ -185,7 +185,7 @@ static void on_cancel(ty_rpc_conn *c, uint64_t request_id, void *ud) {
 
 static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   ty_worker_io *io = ic->io;
-  ty__read_log req;
+  ty_read_log req;
   if (ty__decode_read_log(m->payload, m->payload_len, &req) != 0) {
     ty_rpc_stream_end(ic->c, m->request_id, TY_EPROTO, "ReadLogRequest: malformed payload");
     return;
@@ -195,7 +195,7 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   if (ty_tasks_log_path(io->tasks, req.job_id, req.rank, path, sizeof path) == 0)
     fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    char msg[256];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s",
              req.job_id, req.rank, ty_tasks_node(io->tasks));
     ty_rpc_stream_end(ic->c, m->request_id, TY_ENOTFOUND, msg);
@@ -228,11 +228,11 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   } else if (strcmp(m->method, TY_M_READ_LOG) == 0) {
     start_read_log(ic, m);
   } else if (strcmp(m->method, TY_M_ATTACH) == 0) {
-    ty__io_attach(ic->io->tasks, c, m);
+    ty__io_attach(ty__tasks_ioreg(ic->io->tasks), c, m);
   } else if (strcmp(m->method, TY_M_ATTACH_INPUT) == 0) {
-    ty__io_attach_input(ic->io->tasks, c, m);
+    ty__io_attach_input(ty__tasks_ioreg(ic->io->tasks), c, m);
   } else {
-    char msg[160];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "unknown method \"%.100s\" on the task I/O port of node %s",
              m->method, ty_tasks_node(ic->io->tasks));
     ty_rpc_reply(c, m->request_id, TY_ENOTFOUND, msg, NULL, 0);
@@ -244,7 +244,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
 static void on_drain(ty_rpc_conn *c, void *ud) {
   io_conn *ic = ud;
   for (log_stream *st = ic->streams; st; st = st->next) pump(st);
-  ty__io_conn_drained(ic->io->tasks, c);
+  ty__io_conn_drained(ty__tasks_ioreg(ic->io->tasks), c);
 }
 
 static void on_close(ty_rpc_conn *c, int reason, void *ud) {
@@ -254,7 +254,7 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
   ty_worker_io *io = ic->io;
   while (ic->streams) finish(ic->streams, 0, NULL);
   /* Once destroying, the task registry may be gone: destroy told attach.c. */
-  if (!io->destroying) ty__io_conn_closed(io->tasks, c);
+  if (!io->destroying) ty__io_conn_closed(ty__tasks_ioreg(io->tasks), c);
   for (io_conn **p = &io->conns; *p; p = &(*p)->next) {
     if (*p == ic) {
       *p = ic->next;
@@ -301,7 +301,8 @@ void ty_worker_io_destroy(ty_worker_io *io) {
   io->destroying = true;
   /* Interactive clients forget their connections now, while the tasks are
    * still there; the connections' close callbacks come later. */
-  for (io_conn *ic = io->conns; ic; ic = ic->next) ty__io_conn_closed(io->tasks, ic->c);
+  for (io_conn *ic = io->conns; ic; ic = ic->next)
+    ty__io_conn_closed(ty__tasks_ioreg(io->tasks), ic->c);
   ty_rpc_server_destroy(io->server);
   io->server = NULL;
   maybe_free_io(io);

@@ -10,6 +10,7 @@
  * signal SIGKILLs the tasks at once.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -84,19 +85,6 @@ static int usage_error(const char *flag, const char *value, const char *what) {
   return 2;
 }
 
-static int parse_hostport(const char *s, char *host, size_t host_len, int *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon == s || (size_t)(colon - s) >= host_len) return TY_EINVAL;
-  char *end = NULL;
-  errno = 0;
-  long p = strtol(colon + 1, &end, 10);
-  if (errno || !colon[1] || *end || p < 0 || p > 65535) return TY_EINVAL;
-  memcpy(host, s, (size_t)(colon - s));
-  host[colon - s] = '\0';
-  *port = (int)p;
-  return 0;
-}
-
 static int parse_count(const char *s, long *out) {
   char *end = NULL;
   errno = 0;
@@ -119,75 +107,90 @@ static void default_opts(worker_opts *o) {
   o->log_level = TY_LOG_INFO;
 }
 
-/* One flag with its value; returns 0, or the exit code for a usage error. */
-static int parse_flag(worker_opts *o, const char *flag, const char *v) {
-  if (!v) return usage_error(flag, "", "needs a value");
-  if (strcmp(flag, "--controller") == 0) {
-    if (parse_hostport(v, o->controller_host, sizeof o->controller_host, &o->controller_port) ||
-        o->controller_port == 0)
-      return usage_error(flag, v, "is not HOST:PORT");
-  } else if (strcmp(flag, "--io-listen") == 0) {
-    if (parse_hostport(v, o->io_host, sizeof o->io_host, &o->io_port))
-      return usage_error(flag, v, "is not HOST:PORT");
-  } else if (strcmp(flag, "--metrics-listen") == 0) {
-    if (parse_hostport(v, o->metrics_host, sizeof o->metrics_host, &o->metrics_port))
-      return usage_error(flag, v, "is not HOST:PORT");
-  } else if (strcmp(flag, "--name") == 0) {
-    if (!v[0] || strlen(v) >= sizeof o->name || strpbrk(v, " \t\n/:"))
-      return usage_error(flag, v, "is not a valid node name");
-    snprintf(o->name, sizeof o->name, "%s", v);
-  } else if (strcmp(flag, "--state-dir") == 0) {
-    if (!v[0] || strlen(v) >= sizeof o->state_dir) return usage_error(flag, v, "is not a path");
-    snprintf(o->state_dir, sizeof o->state_dir, "%s", v);
-  } else if (strcmp(flag, "--trainrun") == 0) {
-    if (!v[0] || strlen(v) >= sizeof o->trainrun) return usage_error(flag, v, "is not a path");
-    snprintf(o->trainrun, sizeof o->trainrun, "%s", v);
-  } else if (strcmp(flag, "--advertise") == 0) {
-    if (!v[0]) return usage_error(flag, v, "is not a host");
-    o->advertise = v;
-  } else if (strcmp(flag, "--cpus") == 0) {
-    if (parse_count(v, &o->cpus) || o->cpus == 0) return usage_error(flag, v, "is not a count > 0");
-  } else if (strcmp(flag, "--gpus") == 0) {
-    if (parse_count(v, &o->gpus)) return usage_error(flag, v, "is not a count");
-  } else if (strcmp(flag, "--memory") == 0) {
-    if (ty_parse_size(v, &o->memory) || o->memory == 0)
-      return usage_error(flag, v, "is not a size like 64G");
-  } else if (strcmp(flag, "--port-file") == 0) {
-    o->port_file = v;
-  } else if (strcmp(flag, "--log-level") == 0) {
-    if (ty_log_parse_level(v, &o->log_level)) return usage_error(flag, v, "is not a log level");
-  } else {
-    fprintf(stderr, "trainworkerd: unknown option %s\n%s", flag, usage);
-    return 2;
-  }
-  return 0;
+static const struct option longopts[] = {
+    {"controller", required_argument, NULL, 'c'},  {"io-listen", required_argument, NULL, 'i'},
+    {"metrics-listen", required_argument, NULL, 'm'}, {"name", required_argument, NULL, 'n'},
+    {"state-dir", required_argument, NULL, 's'},   {"trainrun", required_argument, NULL, 't'},
+    {"advertise", required_argument, NULL, 'a'},   {"cpus", required_argument, NULL, 'C'},
+    {"gpus", required_argument, NULL, 'G'},        {"memory", required_argument, NULL, 'M'},
+    {"port-file", required_argument, NULL, 'p'},   {"log-level", required_argument, NULL, 'l'},
+    {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+
+/* Copies v into a fixed buffer; false when it is empty or too long. */
+static bool set_path(char *dst, size_t cap, const char *v) {
+  if (!v[0] || strlen(v) >= cap) return false;
+  snprintf(dst, cap, "%s", v);
+  return true;
 }
 
-/* Returns -1 to go on, or the process exit code. */
+static int parse_listener(int c, worker_opts *o, const char *v) {
+  if (c == 'c')
+    return ty_parse_hostport(v, o->controller_host, sizeof o->controller_host, &o->controller_port) ||
+                   o->controller_port == 0
+               ? usage_error("--controller", v, "is not HOST:PORT")
+               : 0;
+  if (c == 'i')
+    return ty_parse_hostport(v, o->io_host, sizeof o->io_host, &o->io_port)
+               ? usage_error("--io-listen", v, "is not HOST:PORT")
+               : 0;
+  return ty_parse_hostport(v, o->metrics_host, sizeof o->metrics_host, &o->metrics_port)
+             ? usage_error("--metrics-listen", v, "is not HOST:PORT")
+             : 0;
+}
+
+/* One option with its value; returns 0, or the exit code for a usage error. */
+static int parse_flag(worker_opts *o, int c, const char *v) {
+  switch (c) {
+  case 'c': case 'i': case 'm': return parse_listener(c, o, v);
+  case 'n':
+    return strpbrk(v, " \t\n/:") || !set_path(o->name, sizeof o->name, v)
+               ? usage_error("--name", v, "is not a valid node name")
+               : 0;
+  case 's': return set_path(o->state_dir, sizeof o->state_dir, v) ? 0 : usage_error("--state-dir", v, "is not a path");
+  case 't': return set_path(o->trainrun, sizeof o->trainrun, v) ? 0 : usage_error("--trainrun", v, "is not a path");
+  case 'a':
+    if (!v[0]) return usage_error("--advertise", v, "is not a host");
+    o->advertise = v;
+    return 0;
+  case 'C':
+    return parse_count(v, &o->cpus) || o->cpus == 0 ? usage_error("--cpus", v, "is not a count > 0") : 0;
+  case 'G': return parse_count(v, &o->gpus) ? usage_error("--gpus", v, "is not a count") : 0;
+  case 'M':
+    return ty_parse_size(v, &o->memory) || o->memory == 0
+               ? usage_error("--memory", v, "is not a size like 64G")
+               : 0;
+  case 'p': o->port_file = v; return 0;
+  case 'l': return ty_log_parse_level(v, &o->log_level) ? usage_error("--log-level", v, "is not a log level") : 0;
+  default: return usage_error("option", NULL, "is not handled");
+  }
+}
+
+/* Returns -1 to go on, or the process exit code. The values of --advertise
+ * and --port-file point into argv. */
 static int parse_args(int argc, char **argv, worker_opts *o) {
   default_opts(o);
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      fputs(usage, stdout);
-      return 0;
-    }
-    /* Accept both "--flag value" and "--flag=value". */
-    char flag[64];
-    const char *eq = strchr(a, '=');
+  ty_opts it;
+  char err[TY_ERR_LEN];
+  if (ty_opts_init(&it, argc - 1, argv + 1, "h", longopts) != 0) return 1;
+  int rc = -1;
+  while (rc < 0) {
     const char *v = NULL;
-    if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof flag) {
-      memcpy(flag, a, (size_t)(eq - a));
-      flag[eq - a] = '\0';
-      v = eq + 1;
+    int c = ty_opts_next(&it, &v, err, sizeof err);
+    if (c == TY_OPT_END) break;
+    if (c == 'h') {
+      fputs(usage, stdout);
+      rc = 0;
+    } else if (c == TY_OPT_POSITIONAL || c < 0) {
+      if (c == TY_OPT_POSITIONAL) snprintf(err, sizeof err, "unexpected argument \"%s\"", v);
+      fprintf(stderr, "trainworkerd: %s\n%s", err, usage);
+      rc = 2;
     } else {
-      snprintf(flag, sizeof flag, "%s", a);
-      v = i + 1 < argc ? argv[++i] : NULL;
+      rc = parse_flag(o, c, v);
+      if (rc == 0) rc = -1;
     }
-    int rc = parse_flag(o, flag, v);
-    if (rc) return rc;
   }
-  return -1;
+  ty_opts_close(&it);
+  return rc;
 }
 
 /* ---- start-up ------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Progress of graph jobs: the worker reads what rank 0 wrote (see
- * graph_task.h) and forwards it with ReportProgress. Runs on the loop
+ * worker_internal.h) and forwards it with ReportProgress. Runs on the loop
  * thread at each heartbeat; reading the last 16 KiB of a log and 16 bytes
  * of a state file is cheap next to a 2 s heartbeat.
  */
@@ -15,7 +15,7 @@
 
 #include "lib/base/base.h"
 #include "proto/methods.h"
-#include "worker/graph_worker.h"
+#include "worker/worker_internal.h"
 
 #define TAIL_BYTES 16384
 #define CALL_TIMEOUT_MS 10000u
@@ -45,7 +45,7 @@ void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char 
 
 /* One line: "step S/T loss L lr X samples/s N", "epoch E test_accuracy A
  * ...", "final test_accuracy A ..." (ops/train's progress lines). */
-static void parse_line(const char *line, ty__train_progress *p) {
+static void parse_line(const char *line, ty_train_progress *p) {
   unsigned long long s, t;
   double loss, lr, sps, acc;
   unsigned e;
@@ -58,7 +58,7 @@ static void parse_line(const char *line, ty__train_progress *p) {
   }
 }
 
-void ty__progress_parse(const char *text, size_t len, ty__train_progress *p) {
+void ty__progress_parse(const char *text, size_t len, ty_train_progress *p) {
   char line[512];
   size_t start = 0;
   for (size_t i = 0; i <= len; i++) {
@@ -71,7 +71,7 @@ void ty__progress_parse(const char *text, size_t len, ty__train_progress *p) {
   }
 }
 
-static void read_tail(const char *path, ty__train_progress *p) {
+static void read_tail(const char *path, ty_train_progress *p) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   struct stat st;
@@ -91,7 +91,7 @@ static void read_tail(const char *path, ty__train_progress *p) {
 }
 
 /* The step in PATH.state (ops/train: magic "TYTS", version, u64 step). */
-static void read_ckpt(const char *path, ty__train_progress *p) {
+static void read_ckpt(char *path, ty_train_progress *p) {
   if (!path[0]) return;
   char sp[4200];
   snprintf(sp, sizeof sp, "%s.state", path);
@@ -107,7 +107,7 @@ static void read_ckpt(const char *path, ty__train_progress *p) {
   close(fd);
 }
 
-static bool changed(const ty__train_progress *a, const ty__train_progress *b) {
+static bool changed(const ty_train_progress *a, const ty_train_progress *b) {
   return a->step != b->step || a->checkpoint_step != b->checkpoint_step || a->test_accuracy != b->test_accuracy ||
          a->epoch != b->epoch || a->total_steps != b->total_steps;
 }
@@ -120,22 +120,21 @@ static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool fi
 }
 
 static void send_one(ty__watch *w, ty_rpc_conn *conn) {
-  ty__train_progress p = w->last;
-  p.job_id = w->job_id;
-  p.rank = 0;
+  ty_train_progress p = w->last;
   read_tail(w->log_path, &p);
   read_ckpt(w->ckpt_path, &p);
   if (w->sent && !changed(&p, &w->last)) return;
   p.time_ms = ty_now_ms();
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (ty__encode_progress(&p, &buf, &len) != 0) return;
-  if (ty_rpc_call(conn, TY_M_REPORT_PROGRESS, buf, len, NULL, 0, CALL_TIMEOUT_MS, on_answer, NULL, NULL) == 0) {
+  ty_buf b;
+  ty_buf_init(&b);
+  if (ty__encode_progress(w->job_id, 0, &p, &b) == 0 &&
+      ty_rpc_call(conn, TY_M_REPORT_PROGRESS, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS, on_answer,
+                  NULL, NULL) == 0) {
     w->last = p;
     w->last.checkpoint_path = NULL; /* points into w->ckpt_path; re-read each time */
     w->sent = true;
   }
-  free(buf);
+  ty_buf_close(&b);
 }
 
 void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn) {

@@ -22,7 +22,6 @@
 
 #include "lib/rpc/rpc.h"
 #include "proto/methods.h"
-#include "worker/graph_task.h"
 #include "worker/worker_internal.h"
 
 #define BACKOFF_MIN_MS 250u
@@ -134,15 +133,16 @@ static void on_heartbeat_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *ms
 static void send_heartbeat(uv_timer_t *h) {
   ty_worker_session *s = h->data;
   if (!s->conn || !s->registered) return;
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (ty__encode_heartbeat(s->name, ty_tasks_running(s->o.tasks), &buf, &len) != 0) return;
+  ty_buf b;
+  ty_buf_init(&b);
   uint32_t timeout = s->heartbeat_ms * 3 > CALL_TIMEOUT_MS ? s->heartbeat_ms * 3 : CALL_TIMEOUT_MS;
   uint64_t id;
-  int rc = ty_rpc_call(s->conn, TY_M_HEARTBEAT, buf, len, NULL, 0, timeout, on_heartbeat_answer,
-                       s, &id);
+  int rc = ty__encode_heartbeat(s->name, ty_tasks_running(s->o.tasks), &b);
+  if (rc == 0)
+    rc = ty_rpc_call(s->conn, TY_M_HEARTBEAT, b.data, b.len, NULL, 0, timeout,
+                     on_heartbeat_answer, s, &id);
   if (rc != 0) ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
-  free(buf);
+  ty_buf_close(&b);
   ty__graph_tick(s->graph, s->conn);
 }
 
@@ -172,17 +172,20 @@ static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
 }
 
 static void send_update(ty_worker_session *s, const ty_task_report *r) {
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (!s->conn || !s->registered || ty__encode_task_update(r, &buf, &len) != 0) return;
+  ty_buf b;
+  ty_buf_init(&b);
+  if (!s->conn || !s->registered || ty__encode_task_update(r, &b) != 0) {
+    ty_buf_close(&b);
+    return;
+  }
   update_call *u = ty_xcalloc(1, sizeof *u);
   u->s = s;
   u->job_id = r->job_id;
   u->rank = r->rank;
   uint64_t id;
-  int rc = ty_rpc_call(s->conn, TY_M_TASK_UPDATE, buf, len, NULL, 0, CALL_TIMEOUT_MS,
+  int rc = ty_rpc_call(s->conn, TY_M_TASK_UPDATE, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS,
                        on_update_answer, u, &id);
-  free(buf);
+  ty_buf_close(&b);
   if (rc != 0) {
     ty_warn("session: cannot send TaskUpdate: %s", ty_strerror(rc));
     free(u);
@@ -261,20 +264,49 @@ static void on_register_answer(ty_rpc_conn *conn, int status, const ty_rpc_msg *
   free(c);
 }
 
+/* Every task's report, for RegisterNode (borrowing the records' reasons). */
+typedef struct reports {
+  ty_task_report *v;
+  size_t n, cap;
+} reports;
+
+static void add_report(const ty_task_report *r, void *ud) {
+  reports *l = ud;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 8;
+    l->v = ty_xrealloc(l->v, l->cap * sizeof *l->v);
+  }
+  l->v[l->n++] = *r;
+}
+
+static int encode_register(ty_worker_session *s, ty_buf *out) {
+  reports l = {0};
+  ty_tasks_foreach(s->o.tasks, add_report, &l);
+  ty__node_status st = {.inv = s->o.inv,
+                        .name = s->name,
+                        .io_addr = s->io_addr,
+                        .cpus_used = ty_tasks_cpus_used(s->o.tasks),
+                        .gpus_used = ty_tasks_gpus_used(s->o.tasks),
+                        .running = ty_tasks_running(s->o.tasks),
+                        .tasks = l.v,
+                        .n_tasks = l.n};
+  int rc = ty__encode_register(&st, out);
+  free(l.v);
+  return rc;
+}
+
 static void send_register(ty_worker_session *s) {
-  ty__node_status st = {.inv = s->o.inv, .name = s->name, .io_addr = s->io_addr,
-                        .tasks = s->o.tasks};
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  int rc = ty__encode_register(&st, &buf, &len);
+  ty_buf b;
+  ty_buf_init(&b);
+  int rc = encode_register(s, &b);
   carried *c = ty_xcalloc(1, sizeof *c);
   c->s = s;
   ty_tasks_foreach(s->o.tasks, remember_ended, c);
   uint64_t id;
   if (rc == 0)
-    rc = ty_rpc_call(s->conn, TY_M_REGISTER_NODE, buf, len, NULL, 0, CALL_TIMEOUT_MS,
+    rc = ty_rpc_call(s->conn, TY_M_REGISTER_NODE, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS,
                      on_register_answer, c, &id);
-  free(buf);
+  ty_buf_close(&b);
   if (rc != 0) {
     ty_error("session: cannot send RegisterNode: %s", ty_strerror(rc));
     free(c->items);
@@ -291,9 +323,9 @@ static void handle_launch(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg
     ty_rpc_reply(c, req->request_id, TY_EPROTO, "LaunchTaskRequest: malformed payload", NULL, 0);
     return;
   }
-  char err[1024] = "";
+  char err[TY_ERR_LEN] = "";
   ty__graph_cmd gc;
-  int rc = ty__graph_prepare(s->graph, req->payload, req->payload_len, &l.spec, &gc, err, sizeof err);
+  int rc = ty__graph_prepare(s->graph, &l.spec, &gc, err, sizeof err);
   if (rc >= 0) rc = ty_tasks_launch(s->o.tasks, &l.spec, err, sizeof err);
   ty__graph_cmd_close(&gc);
   if (rc != 0)
@@ -312,7 +344,7 @@ static void handle_kill(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *
     return;
   }
   int rc = ty_tasks_kill(s->o.tasks, job, sig, grace);
-  char msg[96];
+  char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "signal: %d is not a signal number", sig);
   ty_rpc_reply(c, req->request_id, rc, rc ? msg : NULL, NULL, 0);
 }
@@ -340,7 +372,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
       return;
     }
   }
-  char msg[160];
+  char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "unknown method \"%.100s\" on worker %s", req->method, s->name);
   ty_rpc_reply(c, req->request_id, TY_ENOTFOUND, msg, NULL, 0);
 }

@@ -273,38 +273,26 @@ int ty_tasks_log_path(const ty_tasks *t, uint64_t job_id, uint32_t rank, char *o
 static int check_cwd(const ty_tasks *t, const char *cwd, char *err, size_t err_len) {
   struct stat st;
   if (!cwd || !cwd[0]) return 0;
-  if (stat(cwd, &st) != 0) {
-    snprintf(err, err_len, "cwd %s does not exist on node %s", cwd, t->node);
-    return TY_ENOTFOUND;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    snprintf(err, err_len, "cwd %s is not a directory on node %s", cwd, t->node);
-    return TY_EINVAL;
-  }
+  if (stat(cwd, &st) != 0)
+    return ty_errf(err, err_len, TY_ENOTFOUND, "cwd %s does not exist on node %s", cwd, t->node);
+  if (!S_ISDIR(st.st_mode))
+    return ty_errf(err, err_len, TY_EINVAL, "cwd %s is not a directory on node %s", cwd, t->node);
   return 0;
 }
 
 static int check_spec(const ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
-  if (spec->argc == 0 || !spec->argv || !spec->argv[0] || !spec->argv[0][0]) {
-    snprintf(err, err_len, "command.argv: must not be empty");
-    return TY_EINVAL;
-  }
+  if (spec->argc == 0 || !spec->argv || !spec->argv[0] || !spec->argv[0][0])
+    return ty_errf(err, err_len, TY_EINVAL, "command.argv: must not be empty");
   for (size_t i = 0; i < spec->argc; i++) {
-    if (!spec->argv[i]) {
-      snprintf(err, err_len, "command.argv[%zu]: missing", i);
-      return TY_EINVAL;
-    }
+    if (!spec->argv[i])
+      return ty_errf(err, err_len, TY_EINVAL, "command.argv[%zu]: missing", i);
   }
-  if (t->stopping) {
-    snprintf(err, err_len, "node %s is shutting down", t->node);
-    return TY_ESTATE;
-  }
+  if (t->stopping)
+    return ty_errf(err, err_len, TY_ESTATE, "node %s is shutting down", t->node);
   task *old = find(t, spec->job_id, spec->rank);
-  if (old && old->running) {
-    snprintf(err, err_len, "job %" PRIu64 " rank %" PRIu32 " already runs on node %s (pid %d)",
+  if (old && old->running)
+    return ty_errf(err, err_len, TY_EEXIST, "job %" PRIu64 " rank %" PRIu32 " already runs on node %s (pid %d)",
              spec->job_id, spec->rank, t->node, old->pid);
-    return TY_EEXIST;
-  }
   return check_cwd(t, spec->cwd, err, err_len);
 }
 
@@ -315,28 +303,24 @@ static int open_log(const ty_tasks *t, const ty_task_spec *spec, char *err, size
   snprintf(dir, sizeof dir, "%s/jobs/%" PRIu64, t->state_dir, spec->job_id);
   if (ty_tasks_log_path(t, spec->job_id, spec->rank, path, sizeof path) != 0 ||
       ty_mkdir_p(dir) != 0) {
-    snprintf(err, err_len, "cannot create log directory %s on node %s", dir, t->node);
-    return TY_EIO;
+    return ty_errf(err, err_len, TY_EIO, "cannot create log directory %s on node %s", dir, t->node);
   }
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    snprintf(err, err_len, "cannot open log %s on node %s: %s", path, t->node, strerror(errno));
-    return TY_EIO;
-  }
+  if (fd < 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot open log %s on node %s: %s", path, t->node, strerror(errno));
   return fd;
 }
 
 static void describe_spawn_error(const ty_tasks *t, const char *argv0, int rc, char *err,
                                  size_t err_len) {
-  if (rc == UV_ENOENT) {
-    snprintf(err, err_len, "argv[0] \"%s\" not found on node %s", argv0, t->node);
-  } else if (rc == UV_EACCES) {
-    snprintf(err, err_len, "argv[0] \"%s\" is not executable on node %s (permission denied)",
-             argv0, t->node);
-  } else {
-    snprintf(err, err_len, "cannot start argv[0] \"%s\" on node %s: %s", argv0, t->node,
-             uv_strerror(rc));
-  }
+  if (rc == UV_ENOENT)
+    ty_errf(err, err_len, rc, "argv[0] \"%s\" not found on node %s", argv0, t->node);
+  else if (rc == UV_EACCES)
+    ty_errf(err, err_len, rc, "argv[0] \"%s\" is not executable on node %s (permission denied)",
+            argv0, t->node);
+  else
+    ty_errf(err, err_len, rc, "cannot start argv[0] \"%s\" on node %s: %s", argv0, t->node,
+            ty_strerror(rc));
 }
 
 static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
@@ -361,9 +345,10 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
  * without a fork and the pid stays the process group's id. */
 static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
                  uv_stdio_container_t stdio[3]) {
-  size_t pre = spec->pty ? 2 : 0;
-  char **args = ty_xcalloc(spec->argc + pre + 1, sizeof *args);
-  if (spec->pty) args[0] = SETSID_PATH, args[1] = "--ctty";
+  size_t pre = spec->interactive.pty ? 2 : 0;
+  char **args = ty_wire_calloc(spec->argc + pre + 1, sizeof *args); /* argc is the job's */
+  if (!args) return TY_ENOMEM;
+  if (spec->interactive.pty) args[0] = SETSID_PATH, args[1] = "--ctty";
   for (size_t i = 0; i < spec->argc; i++) args[pre + i] = (char *)spec->argv[i];
   uv_process_options_t opts = {
       .exit_cb = on_process_exit,
@@ -371,7 +356,7 @@ static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
       .args = args,
       .env = env,
       .cwd = (spec->cwd && spec->cwd[0]) ? spec->cwd : NULL,
-      .flags = spec->pty ? 0 : UV_PROCESS_DETACHED,
+      .flags = spec->interactive.pty ? 0 : UV_PROCESS_DETACHED,
       .stdio_count = 3,
       .stdio = stdio,
   };
@@ -419,11 +404,11 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, char **
       {.flags = UV_INHERIT_FD, .data.fd = log_fd},
   };
   ty__iotask *io = NULL;
-  if (spec->interactive) {
+  if (spec->interactive.on) {
     int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, stdio, err, err_len, &io);
     if (rc != 0) return rc;
   }
-  int rc = spec->pty ? check_exec(spec->argv[0], env) : 0;
+  int rc = spec->interactive.pty ? check_exec(spec->argv[0], env) : 0;
   if (rc == 0) rc = spawn(t, k, spec, env, stdio);
   ty__iotask_hooks hooks = {.signal = hook_signal, .kill = hook_kill, .ud = k};
   if (io) ty__iotask_spawned(io, rc, &hooks);
@@ -480,8 +465,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   }
   null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) {
-    snprintf(err, err_len, "cannot open /dev/null on node %s", t->node);
-    rc = TY_EIO;
+    rc = ty_errf(err, err_len, TY_EIO, "cannot open /dev/null on node %s", t->node);
     goto fail;
   }
   forget_old(t, spec->job_id, spec->rank);

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "lib/base/base.h"
+#include "lib/wire/wire.h"
 
 /* ---- inventory ------------------------------------------------------------ */
 
@@ -68,58 +69,12 @@ uint32_t ty_worker_nvlink_islands(const uint8_t *link, uint32_t n, int *out_isla
 
 /* ---- tasks ---------------------------------------------------------------- */
 
-typedef enum {
-  TY_TASK_RUNNING = 2,      /* values match trainyard.TaskState */
-  TY_TASK_EXITED = 3,
-  TY_TASK_SIGNALED = 4,
-  TY_TASK_FAILED_START = 5,
-} ty_task_state;
-
-/* One rank to run. Every pointer is borrowed for the duration of the call;
- * ty_tasks_launch() copies what it keeps. */
-typedef struct ty_task_spec {
-  uint64_t job_id;
-  uint32_t rank, local_rank, world_size, local_world_size;
-  const char *master_addr;
-  uint32_t master_port;
-  const uint32_t *gpu_indices;
-  size_t n_gpus;
-  uint32_t cpus;
-  const char *const *argv;   /* argc entries; argv[0] is looked up in PATH */
-  size_t argc;
-  const char *const *env;    /* "NAME=value" entries added to the base env */
-  size_t n_env;
-  const char *cwd;           /* NULL or "" = the worker's cwd */
-  uint32_t time_limit_s;     /* 0 = none */
-  uint32_t kill_grace_s;     /* 0 = TY_TASK_DEFAULT_GRACE_S */
-  const char *user;
-  /* Interactive tasks (rlaunch): stdout/stderr (or a pty) are pipes the
-   * worker reads, keeps in a ring buffer and streams to attached clients
-   * (Attach on the I/O port, worker/attach.c); stdin comes from the client.
-   * attach_key (32 bytes) verifies the clients' task tokens. */
-  bool interactive, pty, stdin_all, detach;
-  uint32_t rows, cols;       /* initial pty window size, 0 = unset */
-  const uint8_t *attach_key;
-  size_t attach_key_len;
-  /* Like Slurm's --signal: warn_signal to the task's process group
-   * warn_before_s seconds before time_limit_s (0 = no warning). */
-  uint32_t warn_signal, warn_before_s;
-} ty_task_spec;
-
+/* A rank to run is a ty_task_spec and its state a ty_task_report (the wire
+ * model, lib/wire/wire.h): every pointer in a spec is borrowed for the
+ * duration of the call, ty_tasks_launch() copies what it keeps; a report's
+ * `reason` is borrowed from the task record, valid until the record is
+ * acknowledged. */
 #define TY_TASK_DEFAULT_GRACE_S 10u
-
-/* The state of a task as reported to the controller. `reason` is borrowed
- * from the task record: valid until the record is acknowledged. */
-typedef struct ty_task_report {
-  uint64_t job_id;
-  uint32_t rank;
-  ty_task_state state;
-  int exit_code;
-  int term_signal;
-  bool timed_out;
-  const char *reason;        /* "" when none */
-  uint32_t master_port;
-} ty_task_report;
 
 /* Builds a task's environment: `base` (NULL-terminated, e.g. environ), then
  * spec->env, then RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,

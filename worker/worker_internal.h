@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals shared by the files of worker/: the protobuf conversions
- * (convert.c is the only file that touches generated protobuf types) and the
- * metrics glue. Encoders return a heap buffer the caller frees with free();
- * decoders return TY_EPROTO for bytes that are not the expected message.
+ * (convert.c is the only file that touches generated protobuf types) into
+ * the wire model (lib/wire/wire.h) and the metrics glue. Decoders return
+ * TY_EPROTO for bytes that are not the expected message.
  */
 #ifndef TY_WORKER_WORKER_INTERNAL_H
 #define TY_WORKER_WORKER_INTERNAL_H
@@ -12,8 +12,8 @@
 #include "lib/rpc/rpc.h"
 #include "worker/worker.h"
 
-/* A decoded LaunchTaskRequest: `spec` borrows from the decoded message, which
- * ty__launch_free() releases. */
+/* A decoded LaunchTaskRequest: `spec` (graph part included) borrows from
+ * the decoded message, which ty__launch_free() releases. */
 typedef struct ty__launch {
   ty_task_spec spec;
   void *pb;
@@ -24,59 +24,32 @@ void ty__launch_free(ty__launch *l);
 int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_signal,
                     uint32_t *out_grace_s);
 
-/* What RegisterNode and Heartbeat say about this node. */
+/* What RegisterNode says about this node: its inventory, its load and the
+ * tasks it runs or whose end is not acknowledged yet (all borrowed). */
 typedef struct ty__node_status {
   const ty_worker_inventory *inv;
   const char *name;
   const char *io_addr;
-  ty_tasks *tasks;
+  uint32_t cpus_used, gpus_used, running;
+  const ty_task_report *tasks;
+  size_t n_tasks;
 } ty__node_status;
-int ty__encode_register(const ty__node_status *st, uint8_t **out, size_t *out_len);
+/* Encoders append the message to `out`: 0 or TY_ENOMEM. */
+int ty__encode_register(const ty__node_status *st, ty_buf *out);
 int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms);
-int ty__encode_heartbeat(const char *node, uint32_t running, uint8_t **out, size_t *out_len);
-int ty__encode_task_update(const ty_task_report *r, uint8_t **out, size_t *out_len);
+int ty__encode_heartbeat(const char *node, uint32_t running, ty_buf *out);
+int ty__encode_task_update(const ty_task_report *r, ty_buf *out);
 
-typedef struct ty__read_log {
-  uint64_t job_id;
-  uint32_t rank;
-  uint64_t offset;
-  bool follow;
-} ty__read_log;
-int ty__decode_read_log(const uint8_t *p, size_t n, ty__read_log *out);
+int ty__decode_read_log(const uint8_t *p, size_t n, ty_read_log *out);
 int ty__encode_log_chunk(uint32_t rank, uint64_t offset, const uint8_t *data, size_t len,
-                         uint8_t **out, size_t *out_len);
+                         ty_buf *out);
 
 /* ---- interactive attach (attach.c; codecs in convert.c) ---- */
 
-typedef struct ty__attach_req {
-  uint64_t job_id;
-  uint32_t rank;
-  bool owner, replay;
-} ty__attach_req;
-int ty__decode_attach(const uint8_t *p, size_t n, ty__attach_req *out);
-
-/* Borrows `data` from the decoded message, released by ty__attach_input_free. */
-typedef struct ty__attach_input {
-  uint64_t job_id;
-  uint32_t rank;
-  const uint8_t *data;
-  size_t len;
-  bool eof, kill;
-  int signal;
-  uint32_t rows, cols;
-  void *pb;
-} ty__attach_input;
-int ty__decode_attach_input(const uint8_t *p, size_t n, ty__attach_input *out);
-void ty__attach_input_free(ty__attach_input *in);
-
-typedef struct ty__attach_output {
-  uint32_t rank, stream; /* 1 stdout, 2 stderr */
-  const uint8_t *data;
-  size_t len;
-  bool replayed, exited, timed_out;
-  int exit_code, term_signal;
-} ty__attach_output;
-int ty__encode_attach_output(const ty__attach_output *o, uint8_t **out, size_t *out_len);
+int ty__decode_attach(const uint8_t *p, size_t n, ty_attach_request *out);
+/* `data` borrows from the decoded message: *out_owner, for ty_wire_free. */
+int ty__decode_attach_input(const uint8_t *p, size_t n, ty_attach_input *out, void **out_owner);
+int ty__encode_attach_output(const ty_attach_output *o, ty_buf *out);
 
 /* The stdio of one interactive task: pipes (or a pty) read by the worker, a
  * ring buffer of recent output, attached clients. It outlives its task
@@ -114,10 +87,10 @@ void ty__iotask_exited(ty__iotask *io, int exit_code, int term_signal, bool time
 
 /* The I/O server's entry points (io.c): Attach and AttachInput requests,
  * and a connection's write queue draining or the connection closing. */
-void ty__io_attach(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m);
-void ty__io_attach_input(ty_tasks *t, ty_rpc_conn *c, const ty_rpc_msg *m);
-void ty__io_conn_drained(ty_tasks *t, ty_rpc_conn *c);
-void ty__io_conn_closed(ty_tasks *t, ty_rpc_conn *c);
+void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m);
+void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m);
+void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c);
+void ty__io_conn_closed(ty__ioreg *reg, ty_rpc_conn *c);
 
 /* Worker metrics: registers the families on `m` and refreshes the gauges from
  * `tasks` and `inv` before each scrape. Owned by the caller (destroy). */
@@ -125,5 +98,78 @@ typedef struct ty__worker_stats ty__worker_stats;
 ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                           const ty_worker_inventory *inv);
 void ty__worker_stats_destroy(ty__worker_stats *s);
+
+/* ==== graph jobs: graph_task.c, progress.c ===================================================
+ * The worker's side of graph jobs (issue 6).
+ *
+ * Launch: a LaunchTaskRequest with `graph` set becomes a `trainrun` command
+ * for that rank. The worker writes model_bytes (when the model is not a
+ * shared path) and the TrainConfig into DIR/jobs/JOB/ (model.onnx,
+ * config.pb), and runs
+ *
+ *   TRAINRUN --model M --config DIR/jobs/JOB/config.pb --checkpoint C
+ *            --threads CPUS
+ *
+ * in that directory, with TRAINYARD_CONTROLLER=HOST:PORT (the controller as
+ * this worker reaches it: the ranks' rendezvous) added to the standard task
+ * environment (RANK, WORLD_SIZE, TRAINYARD_JOB_ID...).
+ *
+ * Progress (progress.c): for every rank 0 it started, the worker reads the
+ * tail of the rank's log at each heartbeat -- trainrun's progress lines,
+ * "step S/T loss L lr X samples/s N" and "epoch E test_accuracy A ..." --
+ * and the step recorded in the checkpoint's PATH.state header, and sends
+ * ReportProgress when something changed, plus once more after the task
+ * ended. Reading the log keeps trainrun free of any worker protocol.
+ */
+
+/* ReportProgress for rank `rank` of job_id, appended to out (convert.c). */
+int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p, ty_buf *out);
+
+/* One per session. `trainrun` and `controller` ("host:port") are copied. */
+typedef struct ty__graph_worker ty__graph_worker;
+ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun,
+                                          const char *controller);
+void ty__graph_worker_destroy(ty__graph_worker *gw);
+
+/* The command of a graph rank; the spec's argv/env/cwd point into it until
+ * ty__graph_cmd_close. */
+typedef struct ty__graph_cmd {
+  char *argv[16];
+  size_t argc;
+  char *env[4];
+  size_t n_env;
+  char *cwd;
+} ty__graph_cmd;
+
+/* When spec is a graph rank, writes the job's files and points spec's
+ * argv, env and cwd at `cmd`; returns 1. Returns 0 for a command task, or
+ * an error with a message in err. */
+int ty__graph_prepare(ty__graph_worker *gw, ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
+                      size_t err_len);
+void ty__graph_cmd_close(ty__graph_cmd *cmd);
+/* A graph rank 0 started: watch its progress. */
+void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char *checkpoint_path);
+/* At each heartbeat: sends ReportProgress over conn for what changed. */
+void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn);
+
+/* progress.c: parses a log tail into p (fields it finds); pure, for tests. */
+void ty__progress_parse(const char *text, size_t len, ty_train_progress *p);
+
+/* The per-session graph state shared by graph_task.c and progress.c. */
+/* One rank 0 whose progress is forwarded. */
+typedef struct ty__watch {
+  uint64_t job_id;
+  char *log_path, *ckpt_path;
+  ty_train_progress last; /* as last sent; checkpoint_path not kept */
+  bool sent, ended;
+} ty__watch;
+void ty__watch_close(ty__watch *w);
+
+struct ty__graph_worker {
+  ty_tasks *tasks;
+  char *trainrun, *controller;
+  ty__watch *watches;
+  size_t n;
+};
 
 #endif

@@ -13,32 +13,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/rank_env.h"
 #include "ops/collective/collective.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static unsigned env_u(const char *n) {
-  const char *v = getenv(n);
-  return v ? (unsigned)strtoul(v, NULL, 10) : 0;
-}
-
 int main(void) {
-  ty_coll_opts o = {.rank = env_u("RANK"), .world_size = env_u("WORLD_SIZE"), .job_id = env_u("TRAINYARD_JOB_ID"),
-                    .rendezvous = getenv("TRAINYARD_CONTROLLER"), .timeout_ms = 60000};
-  char err[1024];
-  ty_coll *c = NULL;
-  if (ty_coll_create(&o, &c, err, sizeof err) != 0) {
-    fprintf(stderr, "allreduce_bench: %s\n", err);
-    return 1;
-  }
+  ty_coll *c = bench_join("allreduce_bench");
+  unsigned rank = bench_env_u("RANK");
   const size_t mib[] = {1, 4, 16, 25};
   const int iters = 20;
-  double w = (double)o.world_size;
-  if (o.rank == 0) printf("size_mib checked_ms raw_ms checked_busbw_gbs raw_busbw_gbs\n");
+  double w = (double)ty_coll_world_size(c);
+  if (rank == 0) printf("size_mib checked_ms raw_ms checked_busbw_gbs raw_busbw_gbs\n");
   for (size_t k = 0; k < sizeof mib / sizeof *mib; k++) {
     size_t n = mib[k] << 18; /* floats */
     float *buf = malloc(n * sizeof *buf);
@@ -47,18 +31,18 @@ int main(void) {
     uint64_t seq = 0;
     for (int mode = 0; mode < 2; mode++) {
       for (int it = -3; it < iters; it++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         int rc = mode == 0 ? ty_coll_allreduce(buf, n, seq++, c) : ty_coll_raw_allreduce(c, buf, n);
         if (rc != 0) {
           fprintf(stderr, "allreduce_bench: %s\n", ty_coll_error(c));
           return 1;
         }
-        if (it >= 0) t[mode] += now_s() - t0;
+        if (it >= 0) t[mode] += bench_now_s() - t0;
         for (size_t i = 0; i < n; i += 4096) buf[i] = 1.0f; /* keep values finite */
       }
     }
     double bytes = (double)(n * sizeof(float)), f = 2 * (w - 1) / w;
-    if (o.rank == 0)
+    if (rank == 0)
       printf("%zu %.2f %.2f %.2f %.2f\n", mib[k], t[0] / iters * 1e3, t[1] / iters * 1e3,
              f * bytes / (t[0] / iters) / 1e9, f * bytes / (t[1] / iters) / 1e9);
     free(buf);

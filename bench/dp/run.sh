@@ -16,7 +16,7 @@ tmp=$(mktemp -d /tmp/trainyard-dp-XXXXXX)
   --port-file "$tmp/ports" > "$tmp/traind.log" 2>&1 &
 ctl_pid=$!
 trap 'kill $ctl_pid 2>/dev/null; wait $ctl_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$tmp/ports" ] && break; sleep 0.05; done
+for _ in $(seq 200); do [ -s "$tmp/ports" ] && [ -s "$tmp/st/attach.key" ] && break; sleep 0.05; done
 export TRAINYARD_CONTROLLER=127.0.0.1:$(sed -n 's/^rpc=//p' "$tmp/ports")
 protoc --decode=trainyard.TrainConfig --proto_path="$root/proto" train_config.proto \
     < "$b/examples/models/mlp.config.pb" |
@@ -24,12 +24,16 @@ protoc --decode=trainyard.TrainConfig --proto_path="$root/proto" train_config.pr
       -e 's/^eval_each_epoch:.*/eval_each_epoch: TOGGLE_OFF/' |
   protoc --encode=trainyard.TrainConfig --proto_path="$root/proto" train_config.proto > "$tmp/cfg.pb"
 model=$b/examples/models/mlp.onnx
+# The rendezvous admits a job's ranks only with the token a worker would
+# give them (signed with the job's key): bench/plan/rdv_token makes it.
+token() { "$b/bench/plan/rdv_token" "$tmp/st" "$1" "$2"; }
 # Mean samples/s over the progress lines after the first (warm-up).
 sps() { awk '/^step /{ n++; if (n > 1) { s += $8; k++ } } END { printf "%.0f", k ? s / k : 0 }' "$1"; }
 run() { # world threads tag
   local w=$1 t=$2 tag=$3 pids=()
+  local job=$((RANDOM + 1000 * w))
   for r in $(seq 0 $((w - 1))); do
-    RANK=$r WORLD_SIZE=$w TRAINYARD_JOB_ID=$((RANDOM + 1000 * w)) \
+    RANK=$r WORLD_SIZE=$w TRAINYARD_JOB_ID=$job TRAINYARD_RENDEZVOUS_TOKEN=$(token "$job" "$r") \
       "$b/ops/trainrun/trainrun" --model "$model" --config "$tmp/cfg.pb" --steps "$steps" \
       --threads "$t" > "$tmp/$tag.rank$r.log" 2>&1 &
     pids+=($!)
@@ -41,7 +45,8 @@ run 1 1 one
 run 1 2 one2
 pids=()
 for r in 0 1; do
-  RANK=$r WORLD_SIZE=2 TRAINYARD_JOB_ID=$((job + 1)) "$b/ops/trainrun/trainrun" --model "$model" \
+  RANK=$r WORLD_SIZE=2 TRAINYARD_JOB_ID=$((job + 1)) TRAINYARD_RENDEZVOUS_TOKEN=$(token $((job + 1)) "$r") \
+    "$b/ops/trainrun/trainrun" --model "$model" \
     --config "$tmp/cfg.pb" --steps "$steps" --threads 1 ${bucket:+--bucket-kb "$bucket"} > "$tmp/two.rank$r.log" 2>&1 &
   pids+=($!)
 done
@@ -59,7 +64,8 @@ grep '^collective: [0-9]' "$tmp/two.rank0.log" |
 echo "all-reduce bandwidth, 2 ranks (checked = shape check + MPI_Iallreduce polled; raw = MPI_Allreduce):"
 pids=()
 for r in 0 1; do
-  RANK=$r WORLD_SIZE=2 TRAINYARD_JOB_ID=$((job + 2)) "$b/bench/dp/allreduce_bench" > "$tmp/ar.$r.log" 2>&1 &
+  RANK=$r WORLD_SIZE=2 TRAINYARD_JOB_ID=$((job + 2)) TRAINYARD_RENDEZVOUS_TOKEN=$(token $((job + 2)) "$r") \
+    "$b/bench/dp/allreduce_bench" > "$tmp/ar.$r.log" 2>&1 &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || { cat "$tmp/ar.$r.log" >&2; exit 1; }; done

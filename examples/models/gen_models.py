@@ -4,10 +4,12 @@
 
     gen_models.py OUT_DIR [--seed N]
 
-produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx and OUT_DIR/resnet.onnx:
+produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx and OUT_DIR/resnet.onnx:
 
   mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
             -> Gemm 128x10 -> logits [N,10]
+  wide.onnx x [N,784] -> 3 x (MatMul 512 wide, Add bias, Relu) -> MatMul 512x10,
+            Add -> logits [N,10]: a wide MatMul chain for tensor parallelism
   cnn.onnx  x [N,1,28,28] -> Conv 1->32 3x3 pad 1, Relu, MaxPool 2
             -> Conv 32->64 3x3 pad 1, Relu, MaxPool 2 -> Flatten
             -> Gemm 3136x128, Relu -> Gemm 128x10 -> logits [N,10]
@@ -70,6 +72,17 @@ class Builder:
         y = out or name + ".out"
         self.nodes.append(helper.make_node("Gemm", [x, w, b], [y], name=name,
                                            alpha=1.0, beta=1.0, transB=1))
+        return y
+
+    def matmul(self, name, x, n_in, n_out, out=None):
+        """MatMul by a [in, out] weight, then Add the bias: the unfused form
+        of a linear layer many exporters write."""
+        w = self.param(name + ".weight", (n_in, n_out), n_in)
+        b = self.param(name + ".bias", (n_out,), n_in)
+        mm = name + ".mm"
+        y = out or name + ".out"
+        self.nodes.append(helper.make_node("MatMul", [x, w], [mm], name=name + ".matmul"))
+        self.nodes.append(helper.make_node("Add", [mm, b], [y], name=name + ".add"))
         return y
 
     def conv(self, name, x, c_in, c_out, k=3, stride=1, bias=True):
@@ -136,6 +149,15 @@ def build_mlp(seed):
     return b.model("mlp", ["N", 784], "Fashion-MNIST MLP 784-256-128-10")
 
 
+def build_wide(seed):
+    b = Builder(np.random.default_rng(seed))
+    h = "x"
+    for i, (n_in, n_out) in enumerate(((784, 512), (512, 512), (512, 512))):
+        h = b.unary("Relu", "relu%d" % (i + 1), b.matmul("l%d" % (i + 1), h, n_in, n_out))
+    b.matmul("l4", h, 512, CLASSES, out="logits")
+    return b.model("wide", ["N", 784], "Fashion-MNIST wide MatMul chain 784-512-512-512-10")
+
+
 def build_cnn(seed):
     b = Builder(np.random.default_rng(seed))
     h = b.unary("Relu", "relu1", b.conv("conv1", "x", 1, 32))
@@ -163,11 +185,11 @@ def build_resnet(seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out_dir", help="directory to write mlp.onnx and cnn.onnx into")
+    ap.add_argument("out_dir", help="directory to write mlp.onnx, cnn.onnx and wide.onnx into")
     ap.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
-    for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("resnet", build_resnet)):
+    for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet)):
         path = os.path.join(args.out_dir, name + ".onnx")
         tmp = path + ".tmp"
         onnx.save(build(args.seed), tmp)

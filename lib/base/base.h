@@ -93,6 +93,43 @@ int64_t ty_mono_ms(void);
 int ty_parse_duration(const char *s, uint32_t *out_seconds);
 /* Parses a size: "512", "64K", "16M", "2G", "1T" (powers of 1024). */
 int ty_parse_size(const char *s, uint64_t *out_bytes);
+/* Parses "HOST:PORT" (port 0-65535; the last ':' splits, host not empty)
+ * into host (host_len bytes) and *port. TY_EINVAL otherwise. */
+int ty_parse_hostport(const char *s, char *host, size_t host_len, int *port);
+
+/* ---- command lines ---------------------------------------------------------
+ * One option style for every binary (traind, trainworkerd, trainctl and its
+ * subcommands, rlaunch): getopt_long with long options ("--gpus 2" or
+ * "--gpus=2") and the short aliases a binary chose, long names matched
+ * exactly (an abbreviation is an unknown option, so adding an option never
+ * changes what an existing command line means), "--" ending the options,
+ * negative numbers taken as arguments ("job priority 7 -5"), and messages
+ * that name the option: "unknown option --x", "--gpus needs a value",
+ * "--json does not take a value". Positional arguments may come anywhere;
+ * a parser that runs a command calls ty_opts_stop at the command's first
+ * word so the command's own options stay its own. getopt keeps its state in
+ * globals: parse one command line at a time, on one thread. */
+struct option;
+typedef struct ty_opts {
+  int argc;
+  char **argv;                   /* owned copy, a placeholder at [0] */
+  char shortopts[64];            /* "+:" and the caller's */
+  const struct option *longopts; /* borrowed; every val >= 0 */
+  int next;                      /* the next argv index */
+  bool only_positional;
+} ty_opts;
+enum { TY_OPT_END = -1, TY_OPT_POSITIONAL = -2 };
+/* args are the arguments only (no program name). shortopts as getopt's
+ * ("hr:"), or "" for none. TY_ENOMEM or TY_EINVAL (shortopts too long). */
+int ty_opts_init(ty_opts *o, int argc, char *const *args, const char *shortopts,
+                 const struct option *longopts);
+/* The next option's val (*out_arg its value, or NULL), TY_OPT_POSITIONAL
+ * (*out_arg the argument), TY_OPT_END, or TY_EINVAL with err naming the
+ * option. */
+int ty_opts_next(ty_opts *o, const char **out_arg, char *err, size_t err_len);
+/* Everything left is positional (the first word of a command to run). */
+void ty_opts_stop(ty_opts *o);
+void ty_opts_close(ty_opts *o); /* accepts a zeroed struct */
 
 /* ---- growable byte buffer ------------------------------------------------ */
 typedef struct ty_buf {

@@ -101,6 +101,19 @@ int ty_parse_size(const char *s, uint64_t *out_bytes) {
   return 0;
 }
 
+int ty_parse_hostport(const char *s, char *host, size_t host_len, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || (size_t)(colon - s) >= host_len) return TY_EINVAL;
+  char *end;
+  errno = 0;
+  long p = strtol(colon + 1, &end, 10);
+  if (errno || *end || end == colon + 1 || p < 0 || p > 65535) return TY_EINVAL;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = '\0';
+  *port = (int)p;
+  return 0;
+}
+
 void ty_buf_init(ty_buf *b) { b->data = NULL, b->len = 0, b->cap = 0; }
 
 void ty_buf_close(ty_buf *b) {

@@ -178,10 +178,10 @@ void ty_rpc_close(ty_rpc_conn *c) {
 static void protocol_error(ty_rpc_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void protocol_error(ty_rpc_conn *c, int code, const char *fmt, ...) {
-  char reason[256];
+  char reason[TY_ERR_LEN];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(reason, sizeof reason, fmt, ap);
+  ty_verrf(reason, sizeof reason, code, fmt, ap);
   va_end(ap);
   ty_warn("closing connection from %s: %s", c->peer, reason);
   ty__conn_begin_close(c, code, false);
@@ -323,7 +323,7 @@ static void stream_item(ty_rpc_conn *c, const ty_rpc_msg *m) {
 
 static void on_request_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
   if (m->version != TY_RPC_VERSION) {
-    char msg[128];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "protocol version %u is not supported; this side speaks %u",
              m->version, TY_RPC_VERSION);
     ty_info("%s: refused %s: %s", c->peer, m->method, msg);
@@ -337,7 +337,7 @@ static void on_request_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
   }
   in->node.id = m->request_id;
   if (ty__idmap_put(&c->inbound, &in->node) < 0) {
-    char msg[96];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "request_id %" PRIu64 " is already in use", m->request_id);
     free(in);
     send_answer(c, TY_RPC_RESPONSE, m->request_id, TY_EINVAL, msg, NULL, 0);
@@ -346,7 +346,7 @@ static void on_request_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
   if (c->opts.on_request) {
     c->opts.on_request(c, m, c->opts.ud);
   } else {
-    char msg[160];
+    char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "no handler for method %.100s", m->method);
     ty_rpc_reply(c, m->request_id, TY_ENOTFOUND, msg, NULL, 0);
   }

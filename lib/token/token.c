@@ -11,7 +11,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,41 +56,27 @@ void ty_token_sign(const uint8_t key[TY_TOKEN_KEY_LEN], uint64_t job_id, uint32_
   hmac(key, TY_TOKEN_KEY_LEN, out_token, SIGNED_LEN, out_token + SIGNED_LEN);
 }
 
-static int refuse(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(char *why, size_t why_len, const char *fmt, ...) {
-  if (why && why_len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-  }
-  return TY_EPERM;
-}
-
 int ty_token_verify(const uint8_t key[TY_TOKEN_KEY_LEN], const uint8_t *token, size_t len,
                     uint64_t job_id, uint32_t rank, int64_t now_ms, char *why, size_t why_len) {
-  if (!token || len == 0) return refuse(why, why_len, "no task token");
+  if (!token || len == 0) return ty_errf(why, why_len, TY_EPERM, "no task token");
   if (len != TY_TOKEN_LEN || memcmp(token, MAGIC, 4) != 0)
-    return refuse(why, why_len, "malformed task token (%zu bytes)", len);
+    return ty_errf(why, why_len, TY_EPERM, "malformed task token (%zu bytes)", len);
   uint64_t tjob = get_be(token + 4, 8);
   uint32_t trank = (uint32_t)get_be(token + 12, 4);
   int64_t expires = (int64_t)get_be(token + 16, 8);
   uint8_t mac[32];
   hmac(key, TY_TOKEN_KEY_LEN, token, SIGNED_LEN, mac);
   if (CRYPTO_memcmp(mac, token + SIGNED_LEN, sizeof mac) != 0)
-    return refuse(why, why_len, "task token has a bad signature");
+    return ty_errf(why, why_len, TY_EPERM, "task token has a bad signature");
   if (tjob != job_id || trank != rank)
-    return refuse(why, why_len, "task token is for job %" PRIu64 " rank %" PRIu32, tjob, trank);
-  if (expires <= now_ms) return refuse(why, why_len, "task token expired");
+    return ty_errf(why, why_len, TY_EPERM, "task token is for job %" PRIu64 " rank %" PRIu32, tjob, trank);
+  if (expires <= now_ms) return ty_errf(why, why_len, TY_EPERM, "task token expired");
   return 0;
 }
 
 static int create_secret(const char *path, uint8_t *out, char *err, size_t err_len) {
-  if (getrandom(out, TY_TOKEN_SECRET_LEN, 0) != (ssize_t)TY_TOKEN_SECRET_LEN) {
-    snprintf(err, err_len, "cannot draw random bytes for %s: %s", path, strerror(errno));
-    return TY_EIO;
-  }
+  if (getrandom(out, TY_TOKEN_SECRET_LEN, 0) != (ssize_t)TY_TOKEN_SECRET_LEN)
+    return ty_errf(err, err_len, TY_EIO, "cannot draw random bytes for %s: %s", path, strerror(errno));
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -99,7 +84,7 @@ static int create_secret(const char *path, uint8_t *out, char *err, size_t err_l
             fsync(fd) == 0;
   if (fd >= 0 && close(fd) != 0) ok = false;
   if (!ok || rename(tmp, path) != 0) {
-    snprintf(err, err_len, "cannot create the token secret %s: %s", path, strerror(errno));
+    ty_errf(err, err_len, TY_EIO, "cannot create the token secret %s: %s", path, strerror(errno));
     unlink(tmp);
     return TY_EIO;
   }
@@ -110,18 +95,14 @@ int ty_token_secret_load(const char *path, uint8_t out_secret[TY_TOKEN_SECRET_LE
                          size_t err_len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) return create_secret(path, out_secret, err, err_len);
-  if (fd < 0) {
-    snprintf(err, err_len, "cannot open the token secret %s: %s", path, strerror(errno));
-    return TY_EIO;
-  }
+  if (fd < 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot open the token secret %s: %s", path, strerror(errno));
   uint8_t buf[TY_TOKEN_SECRET_LEN + 1];
   ssize_t n = read(fd, buf, sizeof buf);
   close(fd);
-  if (n != (ssize_t)TY_TOKEN_SECRET_LEN) {
-    snprintf(err, err_len, "token secret %s has %zd bytes, expected %u", path, n,
+  if (n != (ssize_t)TY_TOKEN_SECRET_LEN)
+    return ty_errf(err, err_len, TY_EIO, "token secret %s has %zd bytes, expected %u", path, n,
              TY_TOKEN_SECRET_LEN);
-    return TY_EIO;
-  }
   memcpy(out_secret, buf, TY_TOKEN_SECRET_LEN);
   return 0;
 }

@@ -146,6 +146,26 @@ static int emit_tygrad(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   return rc;
 }
 
+/* TyExtern's gradient is the caller's too: the same id, backward = 1,
+ * shaped like the forward input (ops/exec.h). */
+static int emit_extern(ad *a, size_t k, int dy, int *out_id) {
+  const ty_graph_node *n = &a->g->nodes[k];
+  int x = n->inputs[0];
+  const ty_shape s = a->g->values[x].shape;
+  int64_t id = ty_graph_node_attr_int(n, "id", -1);
+  if (ty_graph_node_attr_int(n, "backward", 0))
+    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED,
+                        "cannot differentiate a backward TyExtern");
+  if (s.rank < 0 || ty_shape_numel(&s) < 0)
+    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "input shape must be known");
+  size_t nd;
+  int rc = add_simple(a, TY_OP_EXTERN, &dy, 1, x, out_id, &nd);
+  if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, "id", id);
+  if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, "backward", 1);
+  if (rc == 0) rc = ty_graph_node_set_ints(a->g, nd, "shape", s.dims, (size_t)s.rank);
+  return rc;
+}
+
 /* The gradient of forward input wrt of node k, given dY of output out. */
 static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
@@ -173,6 +193,8 @@ static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
     break;
   }
   case TY_OP_CONSTANT: return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "has no gradient");
+  case TY_OP_EXTERN:
+    return emit_extern(a, k, dy, out_id);
   default: break;
   }
   if (n->op == TY_OP_GRAD)

@@ -19,6 +19,8 @@
  *     normalisation, Dropout (through its mask, which autodiff adds to the
  *     forward node when absent), the shape ops, Concat, Gather, reductions,
  *     MatMul (rank >= 2).
+ * A TyExtern node (an op the executor's caller computes, ops/exec.h) is
+ * differentiated into another TyExtern node: the caller computes both.
  * TyGrad (TY_OP_GRAD) is not an ONNX op: export the forward graph, not the
  * differentiated one, when writing a model.
  *
@@ -32,6 +34,7 @@
 
 #include "ops/graph.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Differentiates loss (a float value of one element, e.g. the scalar output
@@ -46,5 +49,11 @@
  * On error g may hold some appended nodes; discard it. */
 int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *out_grads, char *err,
                 size_t err_len);
+
+/* True when a gradient flows into forward input `input` of op (false for
+ * labels, shapes, axes, indices, running statistics). The one rule autodiff
+ * follows; the planner's cost model reads it too, so both agree on which
+ * tensors have gradients. */
+bool ty_autodiff_input_differentiable(ty_op op, int input);
 
 #endif

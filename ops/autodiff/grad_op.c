@@ -15,6 +15,8 @@
 
 #include <string.h>
 
+bool ty_autodiff_input_differentiable(ty_op op, int i) { return ty__grad_differentiable(op, i); }
+
 bool ty__grad_differentiable(ty_op op, int i) {
   switch (op) {
   case TY_OP_GATHER:

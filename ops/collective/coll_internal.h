@@ -29,6 +29,17 @@ typedef struct ty__bucket_desc {
   char desc[TY__COLL_DESC];
 } ty__bucket_desc;
 
+/* A communicator with what its checks need: its members' job ranks (for
+ * messages), the sequence number of its next checked collective and the
+ * noun its mismatch messages use. */
+typedef struct ty__group {
+  MPI_Comm comm; /* MPI_COMM_NULL: not formed */
+  int size, me;
+  uint32_t *world_rank; /* member index -> job rank; owned */
+  uint64_t seq;
+  const char *noun;
+} ty__group;
+
 typedef struct ty__inflight {
   MPI_Request req;
   uint64_t seq;
@@ -41,7 +52,11 @@ struct ty_coll {
   ty_coll_opts o;
   ty_rdv *rdv;
   bool mpi_inited, failed;
-  MPI_Comm comm;
+  ty__group world; /* every rank, job-rank order */
+  /* A plan's mesh (mesh.c): mesh[m - 1] for the axis set m (1: axis 0,
+   * 2: axis 1, 3: both, a duplicate of the world). */
+  int mesh_n[2];
+  ty__group mesh[3];
   char port[MPI_MAX_PORT_NAME];
   pid_t server_pid;
   char server_dir[64];
@@ -64,10 +79,33 @@ int ty__coll_layout(ty_coll *c);
 void ty__coll_bucket_for(ty_coll *c, uint64_t seq, size_t n, uint64_t *out_hash, char *out_desc);
 int64_t ty__coll_now_us(void);
 
+/* collective.c, for mesh.c */
+/* Waits for rq within the deadline (TY_ETIMEDOUT, c marked failed). */
+int ty__coll_wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t seq);
+/* The (seq, hash, length, stop) exchange before each checked collective
+ * of group g; TY_EINVAL naming the odd rank and both descriptions. */
+int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
+                   const char *desc);
+int ty__coll_mpi_err(ty_coll *c, int code, const char *what);
+int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* TY_ESTATE "an earlier collective failed: <cause>" (c already failed). */
+int ty__coll_failed_before(ty_coll *c);
+/* Frees a group's communicator and table. */
+void ty__coll_group_close(ty__group *g);
+
 #ifdef TY_HAVE_NCCL
 int ty__nccl_create(ty_coll *c);
 void ty__nccl_destroy(ty_coll *c);
 int ty__nccl_allreduce(ty_coll *c, float *buf, size_t n);
+/* A plan's mesh on NCCL (host buffers, staged): the communicators, one
+ * checked collective of kind ("all-reduce", "all-gather",
+ * "reduce-scatter", "all-to-all") over the group of an axis set, and a
+ * byte all-gather over the world. */
+int ty__nccl_set_mesh(ty_coll *c);
+int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in,
+                  float *out, size_t n_out, uint64_t hash, const char *desc);
+int ty__nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out);
 #endif
 
 #endif

@@ -23,8 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int set_err(ty_coll *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(ty_coll *c, int rc, const char *fmt, ...) {
+int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   ty_verrf(c->err, sizeof c->err, rc, fmt, ap);
@@ -32,12 +31,12 @@ static int set_err(ty_coll *c, int rc, const char *fmt, ...) {
   return rc;
 }
 
-static int mpi_err(ty_coll *c, int code, const char *what) {
+int ty__coll_mpi_err(ty_coll *c, int code, const char *what) {
   char s[MPI_MAX_ERROR_STRING] = "";
   int len = 0;
   MPI_Error_string(code, s, &len);
   c->failed = true;
-  return set_err(c, TY_EIO, "%s failed: %s", what, s);
+  return ty__coll_set_err(c, TY_EIO, "%s failed: %s", what, s);
 }
 
 /* ---- watchdog: formation must finish before the deadline ------------------- */
@@ -92,12 +91,12 @@ static int read_uri(const char *path, char *out, size_t n) {
 
 static int start_server(ty_coll *c, char *uri, size_t uri_len) {
   snprintf(c->server_dir, sizeof c->server_dir, "/tmp/trainyard-mpi-XXXXXX");
-  if (!mkdtemp(c->server_dir)) return set_err(c, TY_EIO, "mkdtemp: %s", strerror(errno));
+  if (!mkdtemp(c->server_dir)) return ty__coll_set_err(c, TY_EIO, "mkdtemp: %s", strerror(errno));
   char path[128];
   snprintf(path, sizeof path, "%s/uri", c->server_dir);
   const char *bin = c->o.ompi_server ? c->o.ompi_server : "ompi-server";
   pid_t pid = fork();
-  if (pid < 0) return set_err(c, TY_EIO, "fork: %s", strerror(errno));
+  if (pid < 0) return ty__coll_set_err(c, TY_EIO, "fork: %s", strerror(errno));
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* gone with rank 0 */
     execlp(bin, bin, "--no-daemonize", "--report-uri", path, (char *)NULL);
@@ -110,9 +109,10 @@ static int start_server(ty_coll *c, char *uri, size_t uri_len) {
     int st;
     if (waitpid(pid, &st, WNOHANG) == pid) {
       c->server_pid = 0;
-      return set_err(c, TY_EIO, "%s exited before reporting its URI (status %d)", bin, st);
+      return ty__coll_set_err(c, TY_EIO, "%s exited before reporting its URI (status %d)", bin, st);
     }
-    if (ty_mono_ms() > deadline) return set_err(c, TY_ETIMEDOUT, "%s did not report its URI in time", bin);
+    if (ty_mono_ms() > deadline)
+      return ty__coll_set_err(c, TY_ETIMEDOUT, "%s did not report its URI in time", bin);
     usleep(20000);
   }
   return 0;
@@ -157,7 +157,7 @@ static int init_mpi(ty_coll *c) {
   setenv("OMPI_MCA_pmix_server_uri", uri, 1);
   int provided = 0;
   if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided)) != MPI_SUCCESS)
-    return mpi_err(c, rc, "MPI_Init_thread");
+    return ty__coll_mpi_err(c, rc, "MPI_Init_thread");
   c->mpi_inited = true;
   MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -176,15 +176,15 @@ static int grow(ty_coll *c, MPI_Comm *world, uint32_t k) {
     if ((rc = rdv_get_str(c, key, turn, sizeof turn)) != 0 || (rc = rdv_get_str(c, "mpi.port", c->port, sizeof c->port)) != 0)
       return rc;
     if ((rc = MPI_Comm_connect(c->port, MPI_INFO_NULL, 0, MPI_COMM_SELF, &inter)) != MPI_SUCCESS)
-      return mpi_err(c, rc, "MPI_Comm_connect");
+      return ty__coll_mpi_err(c, rc, "MPI_Comm_connect");
   } else {
     if (c->o.rank == 0 && (rc = ty_rdv_put(c->rdv, key, "1", 1, c->err, sizeof c->err)) != 0) return rc;
     if ((rc = MPI_Comm_accept(c->port, MPI_INFO_NULL, 0, *world, &inter)) != MPI_SUCCESS)
-      return mpi_err(c, rc, "MPI_Comm_accept");
+      return ty__coll_mpi_err(c, rc, "MPI_Comm_accept");
   }
   rc = MPI_Intercomm_merge(inter, joining ? 1 : 0, &merged);
   MPI_Comm_free(&inter);
-  if (rc != MPI_SUCCESS) return mpi_err(c, rc, "MPI_Intercomm_merge");
+  if (rc != MPI_SUCCESS) return ty__coll_mpi_err(c, rc, "MPI_Intercomm_merge");
   if (*world != MPI_COMM_SELF) MPI_Comm_free(world);
   *world = merged;
   return 0;
@@ -194,22 +194,31 @@ static int form_world(ty_coll *c) {
   int rc = init_mpi(c);
   if (rc != 0) return rc;
   if (c->o.rank == 0) {
-    if ((rc = MPI_Open_port(MPI_INFO_NULL, c->port)) != MPI_SUCCESS) return mpi_err(c, rc, "MPI_Open_port");
+    if ((rc = MPI_Open_port(MPI_INFO_NULL, c->port)) != MPI_SUCCESS)
+      return ty__coll_mpi_err(c, rc, "MPI_Open_port");
     if ((rc = ty_rdv_put(c->rdv, "mpi.port", c->port, strlen(c->port), c->err, sizeof c->err)) != 0) return rc;
   }
   MPI_Comm world = MPI_COMM_SELF;
   for (uint32_t k = 1; k < c->o.world_size; k++) {
     if (c->o.rank <= k && (rc = grow(c, &world, k)) != 0) return rc;
   }
-  if ((rc = MPI_Comm_split(world, 0, (int)c->o.rank, &c->comm)) != MPI_SUCCESS) return mpi_err(c, rc, "MPI_Comm_split");
+  if ((rc = MPI_Comm_split(world, 0, (int)c->o.rank, &c->world.comm)) != MPI_SUCCESS)
+    return ty__coll_mpi_err(c, rc, "MPI_Comm_split");
   if (world != MPI_COMM_SELF) MPI_Comm_free(&world);
-  MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(c->world.comm, MPI_ERRORS_RETURN);
   int size = 0, me = -1;
-  MPI_Comm_size(c->comm, &size);
-  MPI_Comm_rank(c->comm, &me);
+  MPI_Comm_size(c->world.comm, &size);
+  MPI_Comm_rank(c->world.comm, &me);
+  c->world.size = size;
+  c->world.me = me;
+  if (!(c->world.world_rank = calloc((size_t)size + 1, sizeof *c->world.world_rank)))
+    return TY_ENOMEM;
+  for (int r = 0; r < size; r++)
+    c->world.world_rank[r] = (uint32_t)r;
   if ((uint32_t)size != c->o.world_size || (uint32_t)me != c->o.rank)
-    return set_err(c, TY_EINTERNAL, "formed a world of %d with this rank at %d, expected %u and %u", size, me,
-                   c->o.world_size, c->o.rank);
+    return ty__coll_set_err(c, TY_EINTERNAL,
+                            "formed a world of %d with this rank at %d, expected %u and %u", size,
+                            me, c->o.world_size, c->o.rank);
   return 0;
 }
 
@@ -220,15 +229,21 @@ int ty_coll_create(const ty_coll_opts *opts, ty_coll **out_coll, char *err, size
   c->o.rendezvous = NULL;
   if (!c->o.timeout_ms) c->o.timeout_ms = 60000;
   if (c->o.world_size == 0) c->o.world_size = 1;
-  c->comm = MPI_COMM_NULL;
+  c->world.comm = MPI_COMM_NULL;
+  c->world.noun = "gradient bucket";
+  for (int m = 0; m < 3; m++)
+    c->mesh[m].comm = MPI_COMM_NULL;
   int rc = 0;
-  if (c->o.rank >= c->o.world_size) rc = set_err(c, TY_EINVAL, "rank %u is not below the world size %u", c->o.rank, c->o.world_size);
+  if (c->o.rank >= c->o.world_size)
+    rc = ty__coll_set_err(c, TY_EINVAL, "rank %u is not below the world size %u", c->o.rank,
+                          c->o.world_size);
   else if (c->o.world_size > 1 && c->o.backend == TY_COLL_NCCL) {
 #ifdef TY_HAVE_NCCL
     if ((rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err, sizeof c->err)) == 0)
       rc = ty__nccl_create(c);
 #else
-    rc = set_err(c, TY_EUNSUPPORTED, "NCCL: this build has no NCCL (compiled without TY_HAVE_NCCL)");
+    rc = ty__coll_set_err(c, TY_EUNSUPPORTED,
+                          "NCCL: this build has no NCCL (compiled without TY_HAVE_NCCL)");
 #endif
   } else if (c->o.world_size > 1) {
     rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err, sizeof c->err);
@@ -255,8 +270,10 @@ void ty_coll_destroy(ty_coll *c) {
 #ifdef TY_HAVE_NCCL
   if (c->nccl) ty__nccl_destroy(c);
 #endif
+  for (int m = 0; m < 3; m++)
+    ty__coll_group_close(&c->mesh[m]);
   if (c->mpi_inited && !c->failed) {
-    if (c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
+    if (c->world.comm != MPI_COMM_NULL) MPI_Comm_free(&c->world.comm);
     if (c->o.rank == 0 && c->port[0]) MPI_Close_port(c->port);
     MPI_Finalize();
   }
@@ -265,86 +282,119 @@ void ty_coll_destroy(ty_coll *c) {
   for (size_t i = 0; i < c->n_tensors; i++) free(c->tensors[i].name);
   free(c->tensors);
   free(c->buckets);
+  free(c->world.world_rank);
   free(c);
 }
 
+void ty__coll_group_close(ty__group *g) {
+  free(g->world_rank);
+  g->world_rank = NULL;
+  if (g->comm != MPI_COMM_NULL) MPI_Comm_free(&g->comm);
+  g->comm = MPI_COMM_NULL;
+}
+
 /* ---- operations ------------------------------------------------------------------ */
-static int wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t seq) {
+int ty__coll_wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t seq) {
   int64_t deadline = ty_mono_ms() + c->o.timeout_ms;
   unsigned spins = 0;
   for (;;) {
     int done = 0, rc = MPI_Test(rq, &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) return mpi_err(c, rc, what);
+    if (rc != MPI_SUCCESS) return ty__coll_mpi_err(c, rc, what);
     if (done) return 0;
     if (++spins > 200) {
       struct timespec ts = {0, 50000};
       nanosleep(&ts, NULL);
       if (ty_mono_ms() > deadline) {
         c->failed = true;
-        return set_err(c, TY_ETIMEDOUT, "%s of gradient bucket seq %llu: no answer from the other ranks within %u ms "
-                                        "(a rank died or hangs)", what, (unsigned long long)seq, c->o.timeout_ms);
+        return ty__coll_set_err(
+            c, TY_ETIMEDOUT,
+            "%s of collective seq %llu: no answer from the other ranks within %u ms "
+            "(a rank died or hangs)",
+            what, (unsigned long long)seq, c->o.timeout_ms);
       }
     }
   }
 }
 
-/* On a mismatch: every rank learns every rank's description, names the first
- * rank that differs from rank 0. */
-static int report_mismatch(ty_coll *c, const uint64_t *all, const char *mine) {
-  uint32_t w = c->o.world_size, bad = 0;
-  for (uint32_t r = 1; r < w && !bad; r++)
+/* On a mismatch: every member learns every member's description; names the
+ * first (by world rank) that differs from the group's first member. */
+static int report_mismatch(ty_coll *c, const ty__group *g, const uint64_t *all, const char *mine) {
+  int bad = 0;
+  for (int r = 1; r < g->size && !bad; r++)
     if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0) bad = r;
-  char *descs = calloc(w, TY__COLL_DESC);
+  char *descs = calloc((size_t)g->size, TY__COLL_DESC);
   MPI_Request rq;
-  int rc = descs ? MPI_Iallgather(mine, TY__COLL_DESC, MPI_CHAR, descs, TY__COLL_DESC, MPI_CHAR, c->comm, &rq) : -1;
-  if (rc == MPI_SUCCESS && wait_req(c, &rq, "collective mismatch report", all[0]) == 0) {
+  int rc = descs ? MPI_Iallgather(mine, TY__COLL_DESC, MPI_CHAR, descs, TY__COLL_DESC, MPI_CHAR,
+                                  g->comm, &rq)
+                 : -1;
+  unsigned wbad = g->world_rank[bad], w0 = g->world_rank[0];
+  if (rc == MPI_SUCCESS && ty__coll_wait_req(c, &rq, "collective mismatch report", all[0]) == 0) {
     descs[(size_t)bad * TY__COLL_DESC + TY__COLL_DESC - 1] = 0;
     descs[TY__COLL_DESC - 1] = 0;
-    set_err(c, TY_EINVAL,
-            "collective mismatch: rank %u reduces gradient bucket seq %llu holding %s, but rank 0 reduces seq %llu "
-            "holding %s; the ranks do not train the same model (or bucket size)",
-            bad, (unsigned long long)all[4 * bad], descs + (size_t)bad * TY__COLL_DESC, (unsigned long long)all[0], descs);
+    ty__coll_set_err(
+        c, TY_EINVAL,
+        "collective mismatch: rank %u reduces %s seq %llu holding %s, but rank %u reduces seq %llu "
+        "holding %s; the ranks do not train the same model (or bucket size, or plan)",
+        wbad, g->noun, (unsigned long long)all[4 * bad], descs + (size_t)bad * TY__COLL_DESC, w0,
+        (unsigned long long)all[0], descs);
   } else {
-    set_err(c, TY_EINVAL, "collective mismatch: rank %u disagrees with rank 0 on gradient bucket seq %llu (%llu vs %llu floats)",
-            bad, (unsigned long long)all[4 * bad], (unsigned long long)all[4 * bad + 2], (unsigned long long)all[2]);
+    ty__coll_set_err(
+        c, TY_EINVAL,
+        "collective mismatch: rank %u disagrees with rank %u on %s seq %llu (%llu vs %llu floats)",
+        wbad, w0, g->noun, (unsigned long long)all[4 * bad], (unsigned long long)all[4 * bad + 2],
+        (unsigned long long)all[2]);
   }
   free(descs);
   c->failed = true; /* peers may now diverge: do not finalize */
   return TY_EINVAL;
 }
 
-/* Exchanges (seq, shape hash, length, stop) and checks agreement. */
-static int check(ty_coll *c, uint64_t seq, size_t n) {
+int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
+                   const char *desc) {
   int64_t t0 = ty__coll_now_us();
-  char desc[TY__COLL_DESC];
-  uint64_t hdr[4], *all = calloc(c->o.world_size, sizeof hdr);
+  uint64_t hdr[4], *all = calloc((size_t)g->size, sizeof hdr);
   if (!all) return TY_ENOMEM;
-  ty__coll_bucket_for(c, seq, n, &hdr[1], desc);
   hdr[0] = seq;
+  hdr[1] = hash;
   hdr[2] = n;
   hdr[3] = c->o.stop && *c->o.stop ? 1 : 0;
   MPI_Request rq;
-  int rc = MPI_Iallgather(hdr, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, c->comm, &rq);
-  if (rc != MPI_SUCCESS) rc = mpi_err(c, rc, "MPI_Iallgather");
-  else rc = wait_req(c, &rq, "shape check", seq);
-  for (uint32_t r = 0; rc == 0 && r < c->o.world_size; r++) {
+  int rc = MPI_Iallgather(hdr, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, g->comm, &rq);
+  if (rc != MPI_SUCCESS)
+    rc = ty__coll_mpi_err(c, rc, "MPI_Iallgather");
+  else
+    rc = ty__coll_wait_req(c, &rq, "shape check", seq);
+  for (int r = 0; rc == 0 && r < g->size; r++) {
     if (all[4 * r + 3] && c->o.stop) *c->o.stop = 1;
-    if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0) rc = report_mismatch(c, all, desc);
+    if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0) rc = report_mismatch(c, g, all, desc);
   }
   free(all);
   c->stats.check_s += (double)(ty__coll_now_us() - t0) / 1e6;
   return rc;
 }
 
+int ty__coll_failed_before(ty_coll *c) {
+  char cause[TY_ERR_LEN]; /* the cause stays in c->err; it must not be formatted into itself */
+  snprintf(cause, sizeof cause, "%s", c->err);
+  return ty__coll_set_err(c, TY_ESTATE, "an earlier collective failed: %s", cause);
+}
+
+/* Exchanges (seq, shape hash, length, stop) of a gradient bucket. */
+static int check(ty_coll *c, uint64_t seq, size_t n) {
+  char desc[TY__COLL_DESC];
+  uint64_t hash;
+  ty__coll_bucket_for(c, seq, n, &hash, desc);
+  return ty__coll_check(c, &c->world, seq, hash, n, desc);
+}
+
 int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq) {
-  if (c->failed) { /* the cause stays in c->err; it must not be formatted into itself */
-    char cause[TY_ERR_LEN];
-    snprintf(cause, sizeof cause, "%s", c->err);
-    return set_err(c, TY_ESTATE, "an earlier collective failed: %s", cause);
-  }
+  if (c->failed) return ty__coll_failed_before(c);
   if (c->o.world_size <= 1) return 0;
-  if (c->count == TY__COLL_MAX_INFLIGHT) return set_err(c, TY_ESTATE, "more than %d all-reduces in flight", TY__COLL_MAX_INFLIGHT);
-  if (n > (size_t)INT32_MAX) return set_err(c, TY_EINVAL, "bucket of %zu floats is too large", n);
+  if (c->count == TY__COLL_MAX_INFLIGHT)
+    return ty__coll_set_err(c, TY_ESTATE, "more than %d all-reduces in flight",
+                            TY__COLL_MAX_INFLIGHT);
+  if (n > (size_t)INT32_MAX)
+    return ty__coll_set_err(c, TY_EINVAL, "bucket of %zu floats is too large", n);
   int rc = check(c, seq, n);
   if (rc != 0) return rc;
   c->stats.ops++;
@@ -357,8 +407,8 @@ int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq) {
   f->n = n;
   f->t0_us = ty__coll_now_us();
   f->t1_us = 0;
-  rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->comm, &f->req);
-  if (rc != MPI_SUCCESS) return mpi_err(c, rc, "MPI_Iallreduce");
+  rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->world.comm, &f->req);
+  if (rc != MPI_SUCCESS) return ty__coll_mpi_err(c, rc, "MPI_Iallreduce");
   c->count++;
   return 0;
 }
@@ -367,7 +417,7 @@ int ty_coll_wait(ty_coll *c) {
   if (c->count == 0) return 0;
   ty__inflight *f = &c->inflight[c->head];
   int64_t t0 = ty__coll_now_us();
-  int rc = wait_req(c, &f->req, "MPI_Iallreduce", f->seq);
+  int rc = ty__coll_wait_req(c, &f->req, "MPI_Iallreduce", f->seq);
   int64_t t1 = ty__coll_now_us();
   c->stats.wait_s += (double)(t1 - t0) / 1e6;
   c->stats.reduce_s += (double)((f->t1_us ? f->t1_us : t1) - f->t0_us) / 1e6;
@@ -381,7 +431,7 @@ int ty_coll_progress(ty_coll *c) {
     ty__inflight *f = &c->inflight[(c->head + i) % TY__COLL_MAX_INFLIGHT];
     if (f->t1_us) continue;
     int done = 0, rc = MPI_Test(&f->req, &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) return mpi_err(c, rc, "MPI_Test");
+    if (rc != MPI_SUCCESS) return ty__coll_mpi_err(c, rc, "MPI_Test");
     if (done) f->t1_us = ty__coll_now_us();
   }
   return 0;
@@ -414,8 +464,8 @@ int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user) {
 
 int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n) {
   if (c->o.world_size <= 1) return 0;
-  int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->comm);
-  return rc == MPI_SUCCESS ? 0 : mpi_err(c, rc, "MPI_Allreduce");
+  int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->world.comm);
+  return rc == MPI_SUCCESS ? 0 : ty__coll_mpi_err(c, rc, "MPI_Allreduce");
 }
 
 const char *ty_coll_error(const ty_coll *c) { return c->err; }

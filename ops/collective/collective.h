@@ -114,6 +114,41 @@ int ty_coll_progress_hook(void *user);
  * without checks or deadline: the baseline bench/dp compares against. */
 int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n);
 
+/* ---- a parallel plan's mesh (mesh.c) ------------------------------------------
+ * A plan (ops/plan) lays its ranks out as an m0 x m1 mesh, rank = c0 * m1
+ * + c1. ty_coll_set_mesh (collective over the world, once, before any
+ * other mesh call) forms one communicator per axis of more than one
+ * device: the ranks sharing this rank's other coordinate, in coordinate
+ * order; an axis set of both axes is the whole world. The mesh_*
+ * functions are ops/shard's ty_shard_comm (user = the ty_coll): blocking,
+ * each preceded by the (seq, hash, length, stop) check of its group,
+ * where the hash covers the collective's kind, the tensor `what` names
+ * and its length, so ranks running different plans or models fail in
+ * that call naming the rank and both tensors. Groups of one rank copy. */
+int ty_coll_set_mesh(ty_coll *c, int m0, int m1);
+int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user);
+int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what,
+                            void *user);
+int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out,
+                                const char *what, void *user);
+int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
+                            void *user);
+/* A gradient bucket's all-reduce over an axis set, started like
+ * ty_coll_start (completed by ty_coll_wait in start order across every
+ * group, progressed by ty_coll_progress); what describes the bucket. */
+int ty_coll_mesh_start(unsigned axes, float *buf, size_t n, const char *what, void *user);
+/* Rank 0 receives every rank's n floats, in rank order (out holds
+ * world_size * n floats on rank 0; ignored, and may be NULL, elsewhere). */
+int ty_coll_gather(const float *in, size_t n, float *out, void *user);
+/* Every rank's value, in rank order (out_all: world_size entries). */
+int ty_coll_allgather_u64(ty_coll *c, uint64_t mine, uint64_t *out_all);
+/* Rank 0's *v on every rank. */
+int ty_coll_bcast_f64(ty_coll *c, double *v);
+/* Sets every rank's stop flag when any rank's is set (one small
+ * all-reduce over the world): ranks whose collectives run in sub-groups
+ * still finish the same step. */
+int ty_coll_agree_stop(void *user);
+
 /* The last error in words ("" when none); valid until the next call. */
 const char *ty_coll_error(const ty_coll *c);
 
@@ -123,6 +158,9 @@ typedef struct ty_coll_stats {
   double check_s;         /* time in the (seq, hash) exchanges */
   double reduce_s;        /* from start to completion of the reductions (sum) */
   double wait_s;          /* time the caller spent blocked in ty_coll_wait */
+  uint64_t mesh_ops;      /* checked mesh collectives (forward, backward, buckets, gathers) */
+  uint64_t mesh_bytes;    /* payload of the blocking ones */
+  double mesh_s;          /* time in the blocking ones */
 } ty_coll_stats;
 void ty_coll_get_stats(const ty_coll *c, ty_coll_stats *out);
 uint32_t ty_coll_world_size(const ty_coll *c);

@@ -186,6 +186,31 @@ int ty_optim_param_advance(ty_optim *o, size_t i)
   return 0;
 }
 
+int ty_optim_param_peek(const ty_optim *o, size_t i, const float *out_bufs[2],
+                        uint64_t *out_steps) {
+  if (o == NULL || i >= o->n || out_bufs == NULL || out_steps == NULL) return TY_EINVAL;
+  const ty__optim_param *st = &o->params[i];
+  out_bufs[0] = st->nbuf > 0 ? st->buf[0] : NULL;
+  out_bufs[1] = st->nbuf > 1 ? st->buf[1] : NULL;
+  *out_steps = st->steps;
+  return 0;
+}
+
+int ty_optim_param_restore(ty_optim *o, size_t i, uint64_t steps, const float *const bufs[2]) {
+  if (o == NULL || i >= o->n) return TY_EINVAL;
+  ty__optim_param *st = &o->params[i];
+  ty__optim_param_clear(st);
+  if (steps == 0) return 0;
+  uint32_t want = ty__optim_nbuf(&o->opts);
+  for (uint32_t b = 0; b < want; b++)
+    if (bufs == NULL || bufs[b] == NULL) return TY_EINVAL;
+  int rc = ensure_buffers(o, st);
+  for (uint32_t b = 0; rc == 0 && b < st->nbuf; b++)
+    memcpy(st->buf[b], bufs[b], st->numel * sizeof(float));
+  if (rc == 0) st->steps = steps;
+  return rc;
+}
+
 const ty_optim_opts *ty_optim_get_opts(const ty_optim *o) { return &o->opts; }
 
 int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads)

@@ -84,6 +84,16 @@ int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const flo
  * so checkpoints and resume see the same state either way. */
 int ty_optim_param_state(ty_optim *o, size_t i, float *out_bufs[2], uint64_t *out_steps);
 int ty_optim_param_advance(ty_optim *o, size_t i);
+/* A parameter's state as it stands, to move it between optimizers of
+ * other shapes (a parallel plan's slices and the full tensors of a
+ * checkpoint): the steps taken and its buffers (out_bufs NULL where none:
+ * before the first step, or an optimizer without them), borrowed and valid
+ * until the next call on parameter i. */
+int ty_optim_param_peek(const ty_optim *o, size_t i, const float *out_bufs[2], uint64_t *out_steps);
+/* Sets parameter i's state: `steps` taken and, when steps > 0 and the
+ * optimizer keeps buffers, the contents of each (numels[i] floats, copied;
+ * bufs[b] may not be NULL then). steps == 0 clears it. */
+int ty_optim_param_restore(ty_optim *o, size_t i, uint64_t steps, const float *const bufs[2]);
 /* The options o was created with. */
 const ty_optim_opts *ty_optim_get_opts(const ty_optim *o);
 /* Updates every parameter: params[i], grads[i] for i < n_params. */

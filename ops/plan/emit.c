@@ -5,7 +5,7 @@
  * each from the same reshard function whose cost the search minimised (so
  * the plan's collectives and its predicted time cannot disagree). Also the
  * plan's lifecycle and the helpers an executor uses to find its slice and
- * its communicators.
+ * its communicators. (codec.c owns the plan's lifecycle.)
  */
 #include "ops/plan/plan_internal.h"
 
@@ -202,8 +202,11 @@ static int fill_op(emitter *em, size_t node, double *compute_total) {
   if (vx >= 0) {
     const ty__strat *st = &s->choice[vx].strat[em->assign[vx]];
     const ty__lay *lay = ty__choice_lays(s, vx, em->assign[vx]);
-    for (int i = 0; i < n->n_inputs; i++)
+    for (int i = 0; i < n->n_inputs; i++) {
       ty__lay_to_public(lay[i], po->inputs[i].rank, &po->inputs[i]);
+      if (po->inputs[i].rank >= 0)
+        po->inputs[i].grad_partial = ty__choice_gpart(s, vx, em->assign[vx], i);
+    }
     for (int o = 0; o < n->n_outputs; o++)
       ty__lay_to_public(lay[n->n_inputs + o], po->outputs[o].rank, &po->outputs[o]);
     ty__strat_describe(m, op, st, &s->mesh, strat, sizeof strat);
@@ -277,26 +280,6 @@ int ty__emit(const ty__space *s, const int *assign, ty_plan *p) {
 }
 
 /* ---- lifecycle and executor helpers ------------------------------------------------------ */
-
-void ty_plan_destroy(ty_plan *p) {
-  if (!p) return;
-  for (size_t i = 0; p->ops && i < p->n_ops; i++) {
-    free(p->ops[i].name);
-    free(p->ops[i].strategy);
-    free(p->ops[i].note);
-    free(p->ops[i].inputs);
-    free(p->ops[i].outputs);
-  }
-  for (size_t i = 0; p->collectives && i < p->n_collectives; i++)
-    free(p->collectives[i].tensor);
-  for (size_t i = 0; p->params && i < p->n_params; i++)
-    free(p->params[i].name);
-  free(p->ops);
-  free(p->collectives);
-  free(p->params);
-  free(p->alternatives);
-  free(p);
-}
 
 void ty_plan_coords(const ty_plan *p, int rank, int out_coords[TY_PLAN_AXES]) {
   out_coords[0] = rank / p->mesh[1];

@@ -50,8 +50,10 @@ typedef enum {
 } ty_plan_optimizer;
 
 typedef enum {
-  TY_PLAN_MODE_AUTO = 0, /* search every strategy; the default */
-  TY_PLAN_MODE_DATA = 1, /* force pure data parallelism (today's trainrun) */
+  TY_PLAN_MODE_AUTO = 0,   /* search every strategy; the default */
+  TY_PLAN_MODE_DATA = 1,   /* force pure data parallelism on the physical mesh */
+  TY_PLAN_MODE_TENSOR = 2, /* force the "tensor parallel" alternative: no batch dim split */
+  TY_PLAN_MODE_GRID = 3,   /* force the best "data x tensor" grid (a 2-D mesh, one axis each) */
 } ty_plan_mode;
 
 typedef enum {
@@ -102,6 +104,10 @@ typedef struct ty_plan_layout {
   int rank;                      /* -1: an optional input or output the node does not have */
   uint8_t dim_axes[TY_MAX_RANK]; /* bit a: mesh axis a splits this dim */
   uint8_t partial;               /* bit a: local buffers are partial sums over axis a */
+  /* An op's input only: bit a: the gradient the op's backward gives this
+   * input is a partial sum over axis a (the op splits a loop along a that
+   * the input lacks), before the backward or grad-sync collectives. */
+  uint8_t grad_partial;
 } ty_plan_layout;
 
 typedef enum {
@@ -173,6 +179,8 @@ typedef struct ty_plan_alternative {
 } ty_plan_alternative;
 
 typedef struct ty_plan {
+  uint64_t graph_fingerprint;  /* ty_plan_fingerprint of the graph planned */
+  int nodes, devices_per_node; /* the physical cluster it was made for */
   int devices;
   int mesh[TY_PLAN_AXES];       /* the logical mesh */
   double axis_bw[TY_PLAN_AXES]; /* bytes/s on each axis */
@@ -217,6 +225,62 @@ void ty_plan_axis_group(const ty_plan *p, int rank, int axis, int *out_ranks);
  * out_start[d], out_len[d] for every dim. Partial sums do not change it. */
 void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *full, int rank,
                    int64_t *out_start, int64_t *out_len);
+
+/* ---- the plan file ---------------------------------------------------------
+ * A plan as bytes, for a file (trainrun --plan) or a message (LaunchTask):
+ * everything ty_plan holds, so a decoded plan executes and prints exactly
+ * as the original. Little-endian; f64 are IEEE-754 bit patterns; str is a
+ * u32 byte length then the bytes (no NUL; 0xFFFFFFFF for an absent
+ * optional string); layout is an i8 rank (-1: absent slot), rank u8 masks
+ * of the axes splitting each dim, a u8 mask of the partial axes, then a u8
+ * mask of the grad_partial axes.
+ *
+ *   4   magic "TYPL"
+ *   4   u32 format version (TY_PLAN_FORMAT_VERSION)
+ *   8   u64 graph_fingerprint
+ *   4x5 u32 nodes, devices_per_node, devices, mesh[0], mesh[1]
+ *   8   i64 batch
+ *   8x4 f64 axis_bw[0..1], axis_latency_s[0..1]
+ *   8x3 f64 step_s, compute_s, comm_s
+ *   8x2 u64 memory_bytes, budget_bytes
+ *   8   f64 search_ms
+ *   1   u8 exact
+ *   4   u32 n_ops, then per op: i32 node (= its index), str name, u32 op
+ *       (ty_op), str strategy, u8 fallback, str note (optional), u32
+ *       n_inputs, that many layouts, u32 n_outputs, that many layouts, f64
+ *       compute_s, f64 comm_s, u64 memory_bytes
+ *   4   u32 n_params, then per param: i32 value, str name, layout
+ *   4   u32 n_collectives, then per collective: u8 kind, u8 phase, u8
+ *       mesh_axis, i32 value, str tensor, i32 node, i32 input, i32 dim, i32
+ *       src_dim, u64 bytes, f64 seconds
+ *   4   u32 n_alternatives, then per alternative: str name, u32 mesh[0],
+ *       u32 mesh[1], u8 applicable, f64 step_s, u64 memory_bytes, u8 fits,
+ *       str why
+ *   4   u32 CRC-32 (zlib's) of every byte before it
+ *
+ * n_fallback is recounted from the ops. Version 1 readers refuse any other
+ * version. */
+#define TY_PLAN_FORMAT_VERSION 1u
+
+/* Appends p's encoding to out (owned by the caller). */
+int ty_plan_encode(const ty_plan *p, ty_buf *out);
+/* Decodes and validates a plan file. Errors, each naming the field:
+ * TY_EPROTO (not a plan, truncated, CRC mismatch, counts larger than the
+ * bytes, trailing bytes), TY_EVERSION (another format version), TY_EINVAL
+ * (a value out of range: a mesh that does not hold the devices, a layout
+ * naming an axis twice, a collective on axis 2, an index past its list).
+ * The caller frees *out_plan with ty_plan_destroy. */
+int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *err, size_t err_len);
+/* A 64-bit hash of the encoding with search_ms left out: equal on ranks
+ * that planned the same thing (how trainrun checks they agree). */
+uint64_t ty_plan_hash(const ty_plan *p);
+/* Fingerprint of a graph as the planner sees it: values (names, dtypes,
+ * shapes, roles), nodes (ops, names, wiring, attributes), not weights. */
+uint64_t ty_plan_fingerprint(const ty_graph *g);
+/* Checks that p was made for g: fingerprint, one op per node with the same
+ * op and slots, parameters by id and name. TY_EINVAL naming the first
+ * difference. */
+int ty_plan_check(const ty_plan *p, const ty_graph *g, char *err, size_t err_len);
 
 /* ---- writing a plan ------------------------------------------------------- */
 

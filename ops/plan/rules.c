@@ -8,6 +8,7 @@
  * Adding an op: write its loops here and add it to model_dispatch; an
  * elementwise ONNX op only needs its name in elementwise_by_name.
  */
+#include "ops/autodiff/autodiff.h"
 #include "ops/plan/plan_internal.h"
 
 #include <stdio.h>
@@ -482,19 +483,7 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
 
 /* Inputs that carry no gradient even when float (autodiff's list). */
 bool ty__slot_differentiable(const ty_graph_node *n, int i, ty_dtype dt) {
-  if (dt != TY_DTYPE_F32) return false;
-  switch (n->op) {
-  case TY_OP_DROPOUT:
-  case TY_OP_SOFTMAX_CE_LOSS:
-  case TY_OP_GATHER:
-    return i == 0;
-  case TY_OP_BATCH_NORM:
-    return i < 3;
-  case TY_OP_CONSTANT:
-    return false;
-  default:
-    return true;
-  }
+  return dt == TY_DTYPE_F32 && n->op != TY_OP_CONSTANT && ty_autodiff_input_differentiable(n->op, i);
 }
 
 static void model_fallback(ty__op *op, const ty__model *m, const ty_graph_node *n,

@@ -95,7 +95,7 @@ static int validate(const ty_plan_request *r, char *err, size_t err_len) {
     return ty_errf(err, err_len, TY_EINVAL, "cluster: latencies must be zero or positive");
   if ((unsigned)r->optimizer > TY_PLAN_OPT_ADAM)
     return ty_errf(err, err_len, TY_EINVAL, "optimizer: unknown kind %d", (int)r->optimizer);
-  if ((unsigned)r->mode > TY_PLAN_MODE_DATA)
+  if ((unsigned)r->mode > TY_PLAN_MODE_GRID)
     return ty_errf(err, err_len, TY_EINVAL, "mode: unknown mode %d", (int)r->mode);
   if ((unsigned)r->solver > TY_PLAN_SOLVER_BRUTE)
     return ty_errf(err, err_len, TY_EINVAL, "solver: unknown solver %d", (int)r->solver);
@@ -310,7 +310,7 @@ static int search_mesh(search *s, int mi, results *res) {
   const ty__mesh *m = &s->meshes[mi];
   int rc = ty__space_build(s->model, m, &sp);
   solved sol;
-  bool auto_mode = s->req->mode == TY_PLAN_MODE_AUTO;
+  bool auto_mode = s->req->mode != TY_PLAN_MODE_DATA; /* the forced modes pick among the same */
   int devices = m->n[0] * m->n[1];
   if (rc == 0 && mi == s->physical && s->model->batch % devices == 0 &&
       (rc = solve_roles(s, &sp, TY__ROLE_DATA, TY__ROLE_DATA, &sol)) == 0)
@@ -386,6 +386,43 @@ static int refuse(const search *s, const results *res) {
       have, need, m->n[0], m->n[1]);
 }
 
+/* The winner: the fastest plan that fits (ties to the simpler plan: data,
+ * then the grid, tensor, and the unrestricted search only when strictly
+ * faster), or the forced mode's alternative. Refuses when none fits. */
+static int pick(const search *s, const results *res, int *out_win) {
+  static const int prefer[N_ALT] = {ALT_DATA, ALT_GRID, ALT_TENSOR, ALT_ANY};
+  int forced = s->req->mode == TY_PLAN_MODE_TENSOR ? ALT_TENSOR
+               : s->req->mode == TY_PLAN_MODE_GRID ? ALT_GRID
+                                                   : -1;
+  if (forced >= 0 && !res->have[forced])
+    return ty_errf(
+        s->err, s->err_len, TY_EINVAL, "mode: no %s plan exists for %d devices and batch %lld (%s)",
+        forced == ALT_GRID ? "data x tensor" : "tensor parallel",
+        s->req->cluster.nodes * s->req->cluster.devices_per_node, (long long)s->model->batch,
+        forced == ALT_GRID ? "no mesh has two axes of more than one device with a data "
+                             "axis dividing the batch"
+                           : "no mesh");
+  if (forced >= 0 && !res->best[forced].r.ok) {
+    char have[32], need[32];
+    ty__fmt_bytes(s->budget, have, sizeof have);
+    ty__fmt_bytes(res->best[forced].r.min_mem, need, sizeof need);
+    return ty_errf(s->err, s->err_len, TY_EINVAL,
+                   "cluster.device_mem_bytes: the %s plan does not fit in %s per device; it "
+                   "needs %s",
+                   forced == ALT_GRID ? "data x tensor" : "tensor parallel", have, need);
+  }
+  int win = forced;
+  for (int i = 0; forced < 0 && i < N_ALT; i++) {
+    int a = prefer[i];
+    if (res->have[a] && res->best[a].r.ok &&
+        (win < 0 || better(&res->best[a].r, &res->best[win].r)))
+      win = a;
+  }
+  if (win < 0) return refuse(s, res);
+  *out_win = win;
+  return 0;
+}
+
 static int assemble(const search *s, const results *res, int win, double t0, ty_plan **out_plan) {
   ty_plan *p = calloc(1, sizeof *p);
   if (!p) return TY_ENOMEM;
@@ -411,6 +448,9 @@ static int assemble(const search *s, const results *res, int win, double t0, ty_
              p->mesh[1]);
   else
     snprintf(chosen->why, sizeof chosen->why, "the %s plan", p->alternatives[win].name);
+  p->graph_fingerprint = ty_plan_fingerprint(s->model->g);
+  p->nodes = s->req->cluster.nodes;
+  p->devices_per_node = s->req->cluster.devices_per_node;
   p->budget_bytes = (uint64_t)s->budget;
   p->exact = w->r.exact;
   p->search_ms = now_ms() - t0;
@@ -444,17 +484,10 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   memset(&res, 0, sizeof res);
   if (rc == 0) list_meshes(&s);
   for (int i = 0; rc == 0 && i < s.n_meshes; i++)
-    if (req->mode == TY_PLAN_MODE_AUTO || i == s.physical) rc = search_mesh(&s, i, &res);
-  /* Ties go to the simpler plan: data, then the grid, tensor, and the
-   * unrestricted search only when it is strictly faster. */
-  static const int prefer[N_ALT] = {ALT_DATA, ALT_GRID, ALT_TENSOR, ALT_ANY};
+    if (req->mode != TY_PLAN_MODE_DATA || i == s.physical) rc = search_mesh(&s, i, &res);
   int win = -1;
-  for (int i = 0; rc == 0 && i < N_ALT; i++) {
-    int a = prefer[i];
-    if (res.have[a] && res.best[a].r.ok && (win < 0 || better(&res.best[a].r, &res.best[win].r)))
-      win = a;
-  }
-  if (rc == 0) rc = win < 0 ? refuse(&s, &res) : assemble(&s, &res, win, t0, out_plan);
+  if (rc == 0) rc = pick(&s, &res, &win);
+  if (rc == 0) rc = assemble(&s, &res, win, t0, out_plan);
   for (int a = 0; a < N_ALT; a++)
     if (res.have[a]) free(res.best[a].r.assign);
   ty__model_close(&model);

@@ -15,7 +15,10 @@
  * to the executor, saved in checkpoints and restored on resume; evaluation
  * binds them so inference uses them. Each rank of a data-parallel job
  * updates them from its own shard (like PyTorch DDP without SyncBatchNorm);
- * rank 0's are checkpointed.
+ * rank 0's are checkpointed. The ranks of a plan that splits a batch
+ * normalise with the global batch's statistics (ops/shard sums them, like
+ * SyncBatchNorm) and update the running ones from those; a rank holds the
+ * statistics of its channels, gathered on rank 0 for checkpoints.
  */
 #include "ops/train/train_internal.h"
 
@@ -29,26 +32,52 @@ static bool is_stat(const ty_graph *g, int id) {
   return v && v->init && v->dtype == TY_DTYPE_F32 && v->init->shape.rank == 1;
 }
 
+/* Starts entry t->bn[t->n_bn]: the statistics' ids, cloned values. */
+static int add_bn(ty_train *t, int x, int mean, int var, float momentum, ty__bn **out) {
+  ty__bn *b = &t->bn[t->n_bn];
+  *b = (ty__bn){.x_id = x,
+                .ids = {mean, var},
+                .mean_id = TY_NO_VALUE,
+                .var_id = TY_NO_VALUE,
+                .momentum = momentum};
+  t->n_bn++; /* counted before cloning so destroy frees a partial entry */
+  *out = b;
+  for (int k = 0; k < 2; k++) {
+    int rc = ty_tensor_clone(ty_graph_value_at(t->g, b->ids[k])->init, &b->stat[k]);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* The BatchNormalizations a plan's shard computes from summed statistics. */
+static int synced_bns(ty_train *t) {
+  for (size_t i = 0; t->shard && i < ty_shard_n_bn(t->shard); i++) {
+    const ty_shard_bn_info *s = ty_shard_bn_at(t->shard, i);
+    ty__bn *b;
+    if (!is_stat(t->g, s->running_mean) || !is_stat(t->g, s->running_var)) continue;
+    int rc = add_bn(t, TY_NO_VALUE, s->running_mean, s->running_var, s->momentum, &b);
+    if (rc != 0) return rc;
+    b->mean_id = s->mean;
+    b->var_id = s->var;
+    b->count = s->count;
+  }
+  return 0;
+}
+
 int ty__train_bn_setup(ty_train *t) {
   size_t nn = ty_graph_n_nodes(t->g);
-  t->bn = calloc(nn + 1, sizeof *t->bn);
+  t->bn = calloc(nn + (t->shard ? ty_shard_n_bn(t->shard) : 0) + 1, sizeof *t->bn);
   if (!t->bn) return TY_ENOMEM;
   for (size_t i = 0; i < nn; i++) {
     const ty_graph_node *n = ty_graph_node_at(t->g, i);
     if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || !is_stat(t->g, n->inputs[3]) || !is_stat(t->g, n->inputs[4]))
       continue;
-    ty__bn *b = &t->bn[t->n_bn];
-    b->x_id = n->inputs[0];
-    b->ids[0] = n->inputs[3];
-    b->ids[1] = n->inputs[4];
-    b->momentum = ty_graph_node_attr_float(n, "momentum", 0.9f);
-    t->n_bn++; /* counted before cloning so destroy frees a partial entry */
-    for (int k = 0; k < 2; k++) {
-      int rc = ty_tensor_clone(ty_graph_value_at(t->g, b->ids[k])->init, &b->stat[k]);
-      if (rc != 0) return rc;
-    }
+    ty__bn *b;
+    int rc = add_bn(t, n->inputs[0], n->inputs[3], n->inputs[4],
+                    ty_graph_node_attr_float(n, "momentum", 0.9f), &b);
+    if (rc != 0) return rc;
   }
-  return 0;
+  return synced_bns(t);
 }
 
 void ty__train_bn_destroy(ty_train *t) {
@@ -84,8 +113,30 @@ static int bn_update(ty__bn *b, const ty_tensor *x) {
   return 0;
 }
 
+/* From a plan's summed statistics: mean and population variance. */
+static int bn_update_synced(ty__bn *b, const ty_tensor *mean, const ty_tensor *var) {
+  float *rm = ty_tensor_f32(b->stat[0]), *rv = ty_tensor_f32(b->stat[1]), mom = b->momentum;
+  int64_t c = ty_tensor_numel(b->stat[0]);
+  if (!mean || !var || ty_tensor_numel(mean) != c || ty_tensor_numel(var) != c) return TY_EINVAL;
+  double unbias = b->count > 1 ? b->count / (b->count - 1) : 0;
+  for (int64_t ch = 0; ch < c; ch++) {
+    rm[ch] = rm[ch] * mom + ty_tensor_f32(mean)[ch] * (1 - mom);
+    rv[ch] = rv[ch] * mom + (float)(ty_tensor_f32(var)[ch] * unbias) * (1 - mom);
+  }
+  return 0;
+}
+
 int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; i < t->n_bn; i++) {
+    const ty__bn *b = &t->bn[i];
+    if (b->x_id == TY_NO_VALUE) {
+      if (bn_update_synced(&t->bn[i], ty_exec_value(t->exec, b->mean_id),
+                           ty_exec_value(t->exec, b->var_id)) != 0)
+        return ty_errf(err, err_len, TY_EINTERNAL,
+                       "BatchNormalization running stats \"%s\": no batch statistics",
+                       ty_graph_value_at(t->g, b->ids[0])->name);
+      continue;
+    }
     const ty_tensor *x = ty_exec_value(t->exec, t->bn[i].x_id);
     int rc = x ? bn_update(&t->bn[i], x) : TY_EINTERNAL;
     if (rc != 0)
@@ -98,10 +149,19 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
   return 0;
 }
 
-int ty__train_bn_keep(const ty_train *t, int **out_ids) {
-  *out_ids = calloc(t->n_bn + 1, sizeof **out_ids);
+int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n) {
+  *out_ids = calloc(2 * t->n_bn + 1, sizeof **out_ids);
   if (!*out_ids) return TY_ENOMEM;
-  for (size_t i = 0; i < t->n_bn; i++) (*out_ids)[i] = t->bn[i].x_id;
+  size_t n = 0;
+  for (size_t i = 0; i < t->n_bn; i++) {
+    if (t->bn[i].x_id != TY_NO_VALUE) {
+      (*out_ids)[n++] = t->bn[i].x_id;
+      continue;
+    }
+    (*out_ids)[n++] = t->bn[i].mean_id;
+    (*out_ids)[n++] = t->bn[i].var_id;
+  }
+  *out_n = n;
   return 0;
 }
 

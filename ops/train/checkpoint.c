@@ -123,14 +123,20 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
   /* Data-parallel ranks hold identical weights: rank 0 alone writes the
-   * shared checkpoint (every rank still reads it on resume). */
-  if (t->opts.rank != 0) return 0;
+   * shared checkpoint (every rank still reads it on resume). The ranks of
+   * a plan first gather the full tensors on rank 0. */
+  bool planned = ty__train_planned(t);
+  int rc0 = planned ? ty__train_plan_gather(t, err, err_len) : 0;
+  if (rc0 != 0 || t->opts.rank != 0) return rc0;
   size_t nov = t->np + 2 * t->n_bn;
   ty_init_override *ov = calloc(nov + 1, sizeof *ov);
   if (!ov) return TY_ENOMEM;
-  for (size_t i = 0; i < t->np; i++) ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i]};
+  for (size_t i = 0; i < t->np; i++)
+    ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name,
+                               planned ? t->full_params[i] : t->params[i]};
   for (size_t i = 0; i < 2 * t->n_bn; i++) /* BatchNormalization running statistics */
-    ov[t->np + i] = (ty_init_override){ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, t->bn[i / 2].stat[i % 2]};
+    ov[t->np + i] = (ty_init_override){ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name,
+                                       planned ? t->full_stats[i] : t->bn[i / 2].stat[i % 2]};
   uint8_t *onnx = NULL;
   size_t onnx_len = 0;
   ty_buf st;
@@ -147,12 +153,12 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
     put64(&st, t->epoch);
     put64(&st, t->batch);
     put64(&st, t->cfg->seed);
-    put32(&st, t->opts.world_size);
+    put32(&st, ty__train_data_world(t));
     put32(&st, t->cfg->batch_size);
     put32(&st, (uint32_t)crc32(0L, onnx, (uInt)onnx_len));
     ty_buf opt;
     ty_buf_init(&opt);
-    rc = ty_optim_state_save(t->optim, &opt);
+    rc = ty_optim_state_save(planned ? t->full_optim : t->optim, &opt);
     put64(&st, opt.len);
     if (rc == 0) rc = ty_buf_reserve(&st, opt.len + 4); /* the state and the trailing CRC */
     if (rc == 0 && opt.len) rc = ty_buf_append(&st, opt.data, opt.len);
@@ -179,16 +185,34 @@ static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const
   return 0;
 }
 
+/* Initializer `id` of the training graph from checkpoint ck into dst:
+ * whole, or this rank's slice of it for the ranks of a plan (full is then
+ * where the whole tensor goes). */
+static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_tensor *full,
+                    const char *path, char *err, size_t err_len) {
+  const char *name = ty_graph_value_at(t->g, id)->name;
+  if (!full) return load_init(ck, name, dst, path, err, err_len);
+  int rc = load_init(ck, name, full, path, err, err_len);
+  if (rc == 0 && ty__train_plan_slice(t, id, full, dst) != 0)
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: initializer \"%s\" does not fit the plan", path,
+                 name);
+  return rc;
+}
+
 /* Copies the checkpoint's initializers into the trainer's parameters and
  * BatchNormalization running statistics. */
 static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char *err, size_t err_len) {
   ty_graph *ck = NULL;
+  bool planned = ty__train_planned(t);
   int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
+  if (rc == 0 && planned) rc = ty__train_plan_full(t);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = load_init(ck, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], path, err, err_len);
+    rc = load_one(t, ck, t->param_ids[i], t->params[i], planned ? t->full_params[i] : NULL, path,
+                  err, err_len);
   for (size_t i = 0; rc == 0 && i < 2 * t->n_bn; i++) {
     const ty__bn *b = &t->bn[i / 2];
-    rc = load_init(ck, ty_graph_value_at(t->g, b->ids[i % 2])->name, b->stat[i % 2], path, err, err_len);
+    rc = load_one(t, ck, b->ids[i % 2], b->stat[i % 2], planned ? t->full_stats[i] : NULL, path,
+                  err, err_len);
   }
   ty_graph_destroy(ck);
   return rc;
@@ -217,9 +241,16 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
     return ty_errf(err, err_len, TY_EPROTO, "%s: does not belong to the model file beside it",
                    spath);
   int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", err, err_len);
-  if (rc == 0) rc = check_field(get32(p + 40), t->opts.world_size, spath, "world size", err, err_len);
+  if (rc == 0)
+    rc = check_field(get32(p + 40), ty__train_data_world(t), spath, "data-parallel world size", err,
+                     err_len);
   if (rc == 0) rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
-  if (rc == 0) rc = ty_optim_state_load(t->optim, p + STATE_HEADER, olen, err, err_len);
+  bool planned = ty__train_planned(t);
+  if (rc == 0 && planned) rc = ty__train_plan_full(t);
+  if (rc == 0)
+    rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER, olen, err,
+                             err_len);
+  if (rc == 0 && planned) rc = ty__train_plan_slice_optim(t, t->full_optim, err, err_len);
   if (rc != 0) return rc;
   t->step = get64(p + 8);
   t->epoch = get64(p + 16);
@@ -251,6 +282,7 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
   if ((rc = read_file(spath, &st, err, err_len)) == 0 && (rc = read_file(path, &onnx, err, err_len)) == 0 &&
       (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
     rc = load_weights(t, &onnx, path, err, err_len);
+  if (ty__train_planned(t) && t->opts.rank != 0) ty__train_plan_release(t); /* rank 0 keeps them */
   if (rc == 0) rc = 1;
 done:
   ty_buf_close(&st);

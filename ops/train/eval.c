@@ -92,13 +92,19 @@ static int tally_logits(const ty_train *t, const ty_tensor *o, const ty_batch *b
 
 static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err, size_t err_len) {
   const ty_graph *g = t->eval_g;
-  int rc = ty_exec_create(g, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers},
-                           out_e);
+  bool full = ty__train_planned(t); /* a plan's rank 0 evaluates the gathered full weights */
+  if (full && (!t->full_params || !t->full_stats))
+    return ty_errf(err, err_len, TY_ESTATE,
+                   "evaluate: a plan's weights must be gathered on rank 0 first");
+  ty_exec_opts eo = {.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers};
+  int rc = ty_exec_create(g, &eo, out_e);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], err, err_len);
+    rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->param_ids[i])->name,
+                      full ? t->full_params[i] : t->params[i], err, err_len);
   for (size_t i = 0; rc == 0 && i < t->n_bn; i++) /* inference uses the running statistics */
     for (int k = 0; rc == 0 && k < 2; k++)
-      rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->bn[i].ids[k])->name, t->bn[i].stat[k], err, err_len);
+      rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->bn[i].ids[k])->name,
+                        full ? t->full_stats[2 * i + (size_t)k] : t->bn[i].stat[k], err, err_len);
   /* A model with a fixed batch dim takes only that batch: the last partial one is skipped. */
   ty_loader_opts lo = {.batch_size = t->fixed_batch ? t->fixed_batch : EVAL_BATCH, .world_size = 1,
                        .drop_last = t->fixed_batch != 0};

@@ -302,7 +302,8 @@ static int check_labels(ty_train *t, char *err, size_t err_len) {
 
 int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
-  uint32_t world = t->opts.world_size;
+  uint32_t world =
+      t->opts.parallel ? 1 : t->opts.world_size; /* a plan's ranks read global batches */
   if (c->batch_size % world != 0)
     return ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is not divisible by the world size %u",
                    c->batch_size, world);
@@ -310,8 +311,13 @@ int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
   for (size_t k = 0; k < t->n_feeds && rc == 0; k++) rc = bind_feed(t, k, per, err, err_len);
   if (rc == 0) rc = check_labels(t, err, err_len);
-  ty_loader_opts lo = {.batch_size = per, .seed = c->seed, .shuffle = c->shuffle, .rank = t->opts.rank,
-                       .world_size = world, .drop_last = true, .prefetch = t->opts.prefetch};
+  ty_loader_opts lo = {.batch_size = per,
+                       .seed = c->seed,
+                       .shuffle = c->shuffle,
+                       .rank = world > 1 ? t->opts.rank : 0,
+                       .world_size = world,
+                       .drop_last = true,
+                       .prefetch = t->opts.prefetch};
   if (rc == 0) rc = ty_loader_create(t->train_ds, &lo, &t->loader, err, err_len);
   if (rc == 0) t->bpe = ty_loader_batches_per_epoch(t->loader);
   if (rc == 0 && t->bpe == 0)

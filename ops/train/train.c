@@ -114,14 +114,17 @@ static int build_maps(ty_train *t, size_t total) {
   size_t nv = ty_graph_n_values(t->g);
   t->bucket_buf = malloc((total + 1) * sizeof *t->bucket_buf);
   t->param_off = calloc(t->np + 1, sizeof *t->param_off);
-  t->param_bucket = calloc(t->np + 1, sizeof *t->param_bucket);
+  t->param_bucket = malloc((t->np + 1) * sizeof *t->param_bucket);
   t->packed = calloc(t->np + 1, sizeof *t->packed);
   t->param_of_grad = malloc((nv + 1) * sizeof *t->param_of_grad);
   if (!t->bucket_buf || !t->param_off || !t->param_bucket || !t->packed || !t->param_of_grad) return TY_ENOMEM;
   for (size_t i = 0; i < nv; i++) t->param_of_grad[i] = -1;
+  for (size_t p = 0; p < t->np; p++)
+    t->param_bucket[p] = SIZE_MAX; /* summed nowhere: applied as computed */
   for (size_t k = 0; k < t->n_buckets; k++) {
     size_t off = t->buckets[k].offset;
-    for (size_t p = t->buckets[k].first + 1; p-- > t->buckets[k].last;) {
+    for (size_t j = 0; j < t->buckets[k].n_params; j++) {
+      size_t p = t->buckets[k].params[j];
       t->param_bucket[p] = k;
       t->param_off[p] = off;
       off += (size_t)ty_tensor_numel(t->params[p]);
@@ -131,26 +134,62 @@ static int build_maps(ty_train *t, size_t total) {
   return 0;
 }
 
-/* Groups parameters, last first, into buckets of about bucket_bytes. */
+/* "fc2.weight [64,128], fc2.bias [64] over axes 0,1": a plan's bucket. */
+static int describe_bucket(ty_train *t, ty__bucket *b) {
+  ty_buf d;
+  ty_buf_init(&d);
+  int rc = 0;
+  for (size_t j = 0; rc == 0 && j < b->n_params; j++) {
+    char shape[96];
+    ty_shape_format(&t->params[b->params[j]]->shape, shape, sizeof shape);
+    rc = ty_buf_printf(&d, "%s%s %s", j ? ", " : "",
+                       ty_graph_value_at(t->g, t->param_ids[b->params[j]])->name, shape);
+  }
+  if (rc == 0)
+    rc = ty_buf_printf(&d, " over axes%s%s", b->axes & 1u ? " 0" : "", b->axes & 2u ? " 1" : "");
+  if (rc == 0) rc = ty_buf_append(&d, "", 1);
+  if (rc == 0)
+    b->what = (char *)d.data;
+  else
+    ty_buf_close(&d);
+  return rc;
+}
+
+/* Groups parameters, last first, into buckets of about bucket_bytes: one
+ * run of consecutive parameters (data parallel), or per set of mesh axes
+ * (a plan's rank; parameters summed over none are in no bucket). */
 static int build_buckets(ty_train *t) {
   size_t cap = t->opts.bucket_bytes ? t->opts.bucket_bytes : DEFAULT_BUCKET_BYTES, total = 0;
+  size_t open[4] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+  bool planned = ty__train_planned(t);
   t->buckets = calloc(t->np + 1, sizeof *t->buckets);
   if (!t->buckets) return TY_ENOMEM;
   for (size_t p = t->np; p-- > 0;) {
     size_t f = (size_t)ty_tensor_numel(t->params[p]);
-    ty__bucket *b = t->n_buckets ? &t->buckets[t->n_buckets - 1] : NULL;
+    unsigned axes = planned ? t->param_axes[p] & 3u : 0;
+    if (planned && axes == 0) continue;
+    ty__bucket *b = open[axes] == SIZE_MAX ? NULL : &t->buckets[open[axes]];
     if (!b || (b->floats + f) * sizeof(float) > cap) {
+      open[axes] = t->n_buckets;
       b = &t->buckets[t->n_buckets++];
-      b->first = p;
-      b->floats = 0;
       b->offset = total;
+      b->axes = axes;
+      if (!(b->params = calloc(t->np + 1, sizeof *b->params))) return TY_ENOMEM;
     }
-    b->last = p;
+    b->params[b->n_params++] = p;
     b->floats += f;
     total += f;
   }
-  t->overlap = t->opts.async.start && t->opts.async.wait;
-  if (!t->opts.allreduce && !t->overlap) return 0;
+  /* a bucket's floats are contiguous: lay them out in bucket order */
+  total = 0;
+  for (size_t k = 0; k < t->n_buckets; k++) {
+    t->buckets[k].offset = total;
+    total += t->buckets[k].floats;
+    int rc = planned ? describe_bucket(t, &t->buckets[k]) : 0;
+    if (rc != 0) return rc;
+  }
+  t->overlap = planned || (t->opts.async.start && t->opts.async.wait);
+  if (!planned && !t->opts.allreduce && !t->overlap) return 0;
   return build_maps(t, total);
 }
 
@@ -190,8 +229,10 @@ static int build(ty_train *t, char *err, size_t err_len) {
   if ((rc = ty__train_probe_checkpoint(t, err, err_len)) != 0 || (rc = ty__train_data_open(t, err, err_len)) != 0 ||
       (rc = build_loss(t, err, err_len)) != 0 || (rc = ty__train_data_bind(t, err, err_len)) != 0)
     return rc;
+  if (t->opts.parallel && (rc = ty__train_plan_setup(t, err, err_len)) != 0) return rc;
   ty__train_warn_softmax(t);
-  if ((rc = ty__train_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
+  if ((rc = ty__train_params(t, err, err_len)) != 0 ||
+      (rc = ty__train_plan_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
       (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
       (rc = ty__train_eval_setup(t, err, err_len)) != 0)
     return rc;
@@ -207,6 +248,10 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   t->model = model;
   t->cfg = config;
   if (opts) t->opts = *opts;
+  if (t->opts.parallel) { /* copied: the caller's may go */
+    t->par = *t->opts.parallel;
+    t->opts.parallel = &t->par;
+  }
   if (t->opts.world_size == 0) t->opts.world_size = 1;
   int rc = TY_EINVAL;
   if (t->opts.rank >= t->opts.world_size) {
@@ -250,8 +295,13 @@ void ty_train_destroy(ty_train *t) {
   free(t->param_ids);
   free(t->grad_ids);
   free(t->frozen_ids);
+  for (size_t k = 0; t->buckets && k < t->n_buckets; k++) {
+    free(t->buckets[k].params);
+    free(t->buckets[k].what);
+  }
   free(t->buckets);
   free(t->bucket_buf);
+  ty__train_plan_destroy(t);
   free(t->param_off);
   free(t->param_bucket);
   free(t->packed);
@@ -275,7 +325,8 @@ static void pack(ty_train *t, size_t p, const float *g) {
 
 static void begin_buckets(ty_train *t) {
   for (size_t p = 0; t->bucket_buf && p < t->np; p++) t->packed[p] = false;
-  for (size_t k = 0; k < t->n_buckets; k++) t->buckets[k].pending = t->buckets[k].first - t->buckets[k].last + 1;
+  for (size_t k = 0; k < t->n_buckets; k++)
+    t->buckets[k].pending = t->buckets[k].n_params;
   t->n_started = t->n_waited = 0;
 }
 
@@ -283,11 +334,24 @@ static void begin_buckets(ty_train *t) {
 static int start_ready(ty_train *t) {
   while (t->n_started < t->n_buckets && t->buckets[t->n_started].pending == 0) {
     const ty__bucket *b = &t->buckets[t->n_started];
-    int rc = t->opts.async.start(t->bucket_buf + b->offset, b->floats, t->seq++, t->opts.allreduce_user);
+    float *buf = t->bucket_buf + b->offset;
+    int rc = ty__train_planned(t)
+                 ? t->par.start(b->axes, buf, b->floats, b->what, t->par.comm.user)
+                 : t->opts.async.start(buf, b->floats, t->seq++, t->opts.allreduce_user);
     if (rc != 0) return rc;
     t->n_started++;
   }
   return 0;
+}
+
+static int async_wait(ty_train *t) {
+  return ty__train_planned(t) ? t->par.wait(t->par.comm.user)
+                              : t->opts.async.wait(t->opts.allreduce_user);
+}
+
+static int async_progress(ty_train *t) {
+  if (ty__train_planned(t)) return t->par.progress ? t->par.progress(t->par.comm.user) : 0;
+  return t->opts.async.progress ? t->opts.async.progress(t->opts.allreduce_user) : 0;
 }
 
 /* The executor's ready hook: a gradient is final, pack it and start what is
@@ -299,15 +363,15 @@ static int grad_ready(int value_id, const ty_tensor *g, void *user) {
     return 0; /* not ours or odd: apply_grads packs it from the executor's value */
   pack(t, (size_t)p, g->data);
   int rc = start_ready(t);
-  if (rc == 0 && t->opts.async.progress && t->n_started > t->n_waited)
-    rc = t->opts.async.progress(t->opts.allreduce_user);
+  if (rc == 0 && t->n_started > t->n_waited) rc = async_progress(t);
   return rc;
 }
 
 /* After a failed step: completes what was started so no transfer still
  * writes bucket_buf (errors ignored; the step already failed). */
 static void drain(ty_train *t) {
-  for (; t->overlap && t->n_waited < t->n_started; t->n_waited++) t->opts.async.wait(t->opts.allreduce_user);
+  for (; t->overlap && t->n_waited < t->n_started; t->n_waited++)
+    async_wait(t);
 }
 
 static int make_exec(ty_train *t, char *err, size_t err_len) {
@@ -316,11 +380,16 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_opts o = {.training = true, .seed = ty_mix2(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
                     .jit = t->jit, .workers = t->opts.workers};
   int *keep = NULL;
-  int rc = ty__train_bn_keep(t, &keep);
+  size_t n_keep = 0;
+  int rc = ty__train_bn_keep(t, &keep, &n_keep);
   if (rc != 0) return rc;
   o.keep_values = keep;
-  o.n_keep_values = t->n_bn;
-  if (t->overlap) {
+  o.n_keep_values = n_keep;
+  if (t->shard) {
+    o.extern_op = ty_shard_extern;
+    o.extern_user = t->shard;
+  }
+  if (t->overlap && t->bucket_buf) {
     o.on_value_ready = grad_ready;
     o.on_value_ready_user = t;
     o.watch_values = t->grad_ids;
@@ -361,7 +430,7 @@ static int update_param(ty_train *t, size_t p, float lr, const float *g) {
 /* Packs the gradients the ready hook has not seen, starts the rest (async). */
 static int pack_rest(ty_train *t, char *err, size_t err_len) {
   for (size_t p = t->np; t->bucket_buf && p-- > 0;) {
-    if (t->packed[p]) continue;
+    if (t->packed[p] || t->param_bucket[p] == SIZE_MAX) continue;
     const float *g = grad_of(t, p);
     if (!g) return ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
     pack(t, p, g);
@@ -378,15 +447,28 @@ static int reduce_bucket(ty_train *t, size_t k, char *err, size_t err_len) {
   const ty__bucket *b = &t->buckets[k];
   int rc;
   if (t->overlap) {
-    rc = t->opts.async.wait(t->opts.allreduce_user);
+    rc = async_wait(t);
     t->n_waited++;
   } else {
     rc = t->opts.allreduce(t->bucket_buf + b->offset, b->floats, t->seq++, t->opts.allreduce_user);
   }
   if (rc != 0) return ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k, ty_strerror(rc));
+  if (ty__train_planned(t)) return 0; /* sums: the loss is the global mean already */
   float scale = 1.0f / (float)t->opts.world_size, *buf = t->bucket_buf + b->offset;
   for (size_t i = 0; i < b->floats; i++) buf[i] *= scale;
   return 0;
+}
+
+/* Parameter p's update from its (summed) gradient. */
+static int apply_one(ty_train *t, size_t p, float lr, char *err, size_t err_len) {
+  bool bucketed = t->bucket_buf && t->param_bucket[p] != SIZE_MAX;
+  const float *g = bucketed ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
+  int rc = 0;
+  if (!g)
+    rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+  else if ((rc = update_param(t, p, lr, g)) != 0)
+    rc = ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", p);
+  return rc;
 }
 
 /* Completes the all-reduce bucket by bucket (when a hook is set) and
@@ -396,18 +478,30 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
   for (size_t k = 0; rc == 0 && k < t->n_buckets; k++) {
     const ty__bucket *b = &t->buckets[k];
     if (t->bucket_buf && (rc = reduce_bucket(t, k, err, err_len)) != 0) break;
-    for (size_t p = b->first + 1; rc == 0 && p-- > b->last;) {
-      const float *g = t->bucket_buf ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
-      if (!g) rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-      else if ((rc = update_param(t, p, lr, g)) != 0) rc = ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", p);
-    }
+    for (size_t j = 0; rc == 0 && j < b->n_params; j++)
+      rc = apply_one(t, b->params[j], lr, err, err_len);
   }
+  for (size_t p = t->np;
+       rc == 0 && t->bucket_buf && p-- > 0;) /* complete as computed (a plan's rank) */
+    if (t->param_bucket[p] == SIZE_MAX) rc = apply_one(t, p, lr, err, err_len);
   if (rc != 0) drain(t);
   return rc;
 }
 
+/* The mean loss since the last log line; a plan's ranks sum their partial
+ * losses first (every rank logs at the same steps). */
+static int logged_loss(ty_train *t, double *out) {
+  unsigned axes = t->shard ? ty_shard_partial_axes(t->shard, t->loss_id) : 0;
+  float sum = (float)t->loss_sum;
+  int rc =
+      axes ? t->par.comm.all_reduce(axes, &sum, 1, "the loss (for the log)", t->par.comm.user) : 0;
+  *out = (axes ? (double)sum : t->loss_sum) / (double)t->loss_n;
+  return rc;
+}
+
 static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
-  int rc = ty__train_data_load(t, b, err, err_len);
+  int rc = ty__train_planned(t) ? ty__train_plan_load_batch(t, b, err, err_len)
+                                : ty__train_data_load(t, b, err, err_len);
   if (rc != 0) return rc;
   begin_buckets(t);
   if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
@@ -428,9 +522,11 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   if (t->step % t->cfg->log_interval == 0 || t->step == t->total_steps) {
     int64_t now = ty_mono_ms();
     double secs = (double)(now - t->log_t0) / 1000.0;
-    double sps = secs > 0 ? (double)(t->step - t->log_step0) * t->cfg->batch_size / secs : 0;
-    fprintf(log_stream(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f\n", (unsigned long long)t->step,
-            (unsigned long long)t->total_steps, t->loss_sum / (double)t->loss_n, lr, sps);
+    double sps = secs > 0 ? (double)(t->step - t->log_step0) * t->cfg->batch_size / secs : 0, mean;
+    if ((rc = logged_loss(t, &mean)) != 0)
+      return ty_errf(err, err_len, rc, "summing the loss over the ranks failed");
+    fprintf(log_stream(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f\n",
+            (unsigned long long)t->step, (unsigned long long)t->total_steps, mean, lr, sps);
     fflush(log_stream(t));
     t->loss_sum = 0;
     t->loss_n = 0;
@@ -440,16 +536,26 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   return 0;
 }
 
+/* Evaluation runs on rank 0 with full weights: a plan's ranks gather
+ * them there first (every rank takes part). */
+static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *rc) {
+  *rc = 0;
+  if (!want || !t->test_ds) return false;
+  if (ty__train_planned(t)) *rc = ty__train_plan_gather(t, err, err_len);
+  return *rc == 0 && t->opts.rank == 0;
+}
+
 /* End of an epoch: evaluate, move to the next, checkpoint. */
 static int end_epoch(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
-  if (t->cfg->eval_each_epoch && t->opts.rank == 0 && t->test_ds) {
+  if (evaluating(t, t->cfg->eval_each_epoch, err, err_len, &rc)) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0) fprintf(log_stream(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n", (unsigned long long)t->epoch + 1, acc, loss);
     else fprintf(log_stream(t), "epoch %llu test_loss %.4f\n", (unsigned long long)t->epoch + 1, loss);
     fflush(log_stream(t));
   }
+  if (rc != 0) return rc;
   t->epoch++;
   t->batch = 0;
   t->epoch_open = false;
@@ -461,6 +567,14 @@ static void step_delay(uint32_t ms) {
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
+}
+
+/* Where a plan's ranks agree whether to stop: every STOP_EVERY steps and
+ * at the end (an all-reduce over the whole world each time, which on a
+ * busy host costs as much as a layer's collective). */
+#define STOP_EVERY 8
+static bool stop_point(const ty_train *t) {
+  return t->step % STOP_EVERY == 0 || t->step >= t->total_steps;
 }
 
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
@@ -480,6 +594,9 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
         t->batch != 0 && (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
+    if (t->shard && !stop_point(t)) continue; /* a plan's ranks stop together, at agreed steps */
+    if (t->shard && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
+      return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed");
     if (t->opts.stop && *t->opts.stop) break;
   }
   return 0;
@@ -490,12 +607,13 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   int rc = ty_train_steps(t, UINT64_MAX, err, err_len);
   if (rc != 0) return rc;
   *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;
-  if (!*out_stopped && t->batch != 0 && t->opts.rank == 0 && t->test_ds) {
+  if (evaluating(t, !*out_stopped && t->batch != 0, err, err_len, &rc)) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0) fprintf(log_stream(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);
     else fprintf(log_stream(t), "final test_loss %.4f\n", loss);
   }
+  if (rc != 0) return rc;
   if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
   if (*out_stopped) fprintf(log_stream(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
                             t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "(none configured)");
@@ -504,6 +622,23 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
 }
 
 int ty_train_checkpoint(ty_train *t, char *err, size_t err_len) { return ty__train_save(t, err, err_len); }
+
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out,
+                        char *err, size_t err_len) {
+  ty_train *t = calloc(1, sizeof *t);
+  if (!t) return TY_ENOMEM;
+  t->model = model;
+  t->cfg = config;
+  t->opts.world_size = 1;
+  int rc = ty__train_data_open(t, err, err_len);
+  if (rc == 0) rc = build_loss(t, err, err_len);
+  if (rc == 0) {
+    *out = t->g;
+    t->g = NULL;
+  }
+  ty_train_destroy(t);
+  return rc;
+}
 
 uint64_t ty_train_step(const ty_train *t) { return t->step; }
 uint64_t ty_train_total_steps(const ty_train *t) { return t->total_steps; }

@@ -5,10 +5,10 @@
  * Per step: the next batch of this rank's shard -> one executor run of the
  * model graph extended with the loss and its backward pass (ops/autodiff)
  * -> the gradients, bucketed, through an optional all-reduce hook (started
- * during backward with the asynchronous hook) -> the optimizer (ops/optim) at the scheduled learning rate. Progress lines go to
- * the log stream at the log interval, test accuracy after each epoch:
- *   step 100/14055 loss 0.5123 lr 0.05 samples/s 12345
- *   epoch 1 test_accuracy 0.8512 test_loss 0.4120
+ * during backward with the asynchronous hook) -> the optimizer (ops/optim) at the scheduled
+ * learning rate. Progress lines go to the log stream at the log interval, test accuracy after each
+ * epoch: step 100/14055 loss 0.5123 lr 0.05 samples/s 12345 epoch 1 test_accuracy 0.8512 test_loss
+ * 0.4120
  *
  * Determinism: a step's result depends only on the weights, the optimizer
  * state, the step number and the batch, and the batch order is a function
@@ -28,7 +28,10 @@
  *   16     8     u64 epoch: the epoch the next batch comes from
  *   24     8     u64 batch: index of the next batch within that epoch
  *   32     8     u64 seed of the run (must match on resume)
- *   40     4     u32 world size (must match)
+ *   40     4     u32 data-parallel world size: WORLD_SIZE of data-parallel
+ *                  ranks, 1 for one process and for the ranks of a plan,
+ *                  which read global batches in single-process order (must
+ *                  match: it fixes the data order)
  *   44     4     u32 global batch size (must match)
  *   48     4     u32 CRC-32 of the ONNX file's bytes (pairs the two files)
  *   52     8     u64 length L of the optimizer state
@@ -49,6 +52,8 @@
 #include "ops/exec.h"
 #include "ops/graph.h"
 #include "ops/optim/optim.h"
+#include "ops/plan/plan.h"
+#include "ops/shard/shard.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -139,6 +144,33 @@ typedef struct ty_train_async_allreduce {
   int (*progress)(void *user);
 } ty_train_async_allreduce;
 
+/* A rank of a parallel plan (ops/plan; docs/planner.md, "Executing a
+ * plan"). The trainer builds its local graph with ops/shard, feeds it this
+ * rank's slice of each global batch (every rank assembles the global batch
+ * in single-process order), sums each gradient over the mesh axes the plan
+ * says it is partial on (never averaging: the loss is the global mean) and
+ * updates only its slices. Checkpoints are gathered on rank 0 into the
+ * single-process format, so a job resumes on any device count, with or
+ * without a plan. Every hook gets comm.user. */
+typedef struct ty_train_parallel {
+  const ty_plan *plan;            /* run this plan (copied); or NULL and: */
+  const ty_plan_request *request; /* plan with this cluster, mode and solver; the config gives
+                                   * the batch, the loss and the optimizer */
+  ty_shard_comm comm;             /* the forward and backward collectives */
+  /* Gradient buckets: one all-reduce over the axis set, started during
+   * backward as the bucket fills (what names its tensors); wait completes
+   * the oldest started; progress (may be NULL) moves them on. */
+  int (*start)(unsigned axes, float *buf, size_t n, const char *what, void *user);
+  int (*wait)(void *user);
+  int (*progress)(void *user);
+  /* Checkpoints and evaluation: rank 0 receives every rank's n floats in
+   * rank order (out: world_size * n floats on rank 0, NULL elsewhere). */
+  int (*gather)(const float *in, size_t n, float *out, void *user);
+  /* After every step: sets every rank's stop flag when one rank's is set
+   * (may be NULL for a world of one). */
+  int (*agree_stop)(void *user);
+} ty_train_parallel;
+
 typedef struct ty_train_opts {
   uint32_t rank, world_size; /* world_size 0 is read as 1 */
   ty_train_allreduce_fn allreduce; /* NULL: single process (unless async is set) */
@@ -159,6 +191,9 @@ typedef struct ty_train_opts {
    * arithmetic is unchanged. 0 (the default) never sleeps. */
   uint32_t step_delay_ms;
   FILE *log;                 /* progress lines; NULL: stdout */
+  /* Run a parallel plan over the world_size ranks instead of data
+   * parallelism (copied; see above). */
+  const ty_train_parallel *parallel;
 } ty_train_opts;
 
 typedef struct ty_train ty_train;
@@ -217,7 +252,23 @@ const ty_tensor *ty_train_param(const ty_train *t, size_t i);
 size_t ty_train_n_stats(const ty_train *t);
 const char *ty_train_stat_name(const ty_train *t, size_t i);
 const ty_tensor *ty_train_stat(const ty_train *t, size_t i);
-/* The differentiated training graph (borrowed), e.g. for memory reports. */
+/* The differentiated training graph (borrowed), e.g. for memory reports;
+ * a plan's rank's local graph. */
 const ty_graph *ty_train_graph(const ty_train *t);
+/* The plan this rank runs (borrowed; NULL without opts.parallel) and its
+ * shard (TyExtern counts, slices). */
+const ty_plan *ty_train_plan(const ty_train *t);
+const ty_shard *ty_train_shard(const ty_train *t);
+/* The forward + loss graph a plan for this model and config is made for
+ * (the graph ty_train_create plans when opts.parallel has a request), for
+ * planning elsewhere (trainrun --write-plan, the controller): the model
+ * with the loss added, shapes inferred, batch dims symbolic. Opens the
+ * config's data to learn the labels' shape. The caller destroys *out. */
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out,
+                        char *err, size_t err_len);
+/* Plans this model and config with req (batch, loss and optimizer taken
+ * from the config) as every rank of such a job would. */
+int ty_train_make_plan(const ty_graph *model, const ty_train_config *config,
+                       const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len);
 
 #endif

@@ -15,15 +15,20 @@
 #include <stdio.h>
 
 typedef struct ty__bucket {
-  size_t first, last; /* parameter indices, first >= last (backward order) */
+  size_t *params; /* parameter indices in packing order (backward order); owned */
+  size_t n_params;
   size_t floats;
   size_t offset;  /* of its first float in bucket_buf */
   size_t pending; /* parameters not packed yet in this step */
+  unsigned axes;  /* a plan's rank: the mesh axes it is summed over (0: data parallel, the world) */
+  char *what;     /* a plan's rank: its tensors, for the collective's checks; owned */
 } ty__bucket;
 
 /* A BatchNormalization node's running statistics (bnstats.c). */
 typedef struct ty__bn {
-  int x_id;          /* its data input in g */
+  int x_id; /* its data input in g; TY_NO_VALUE for one a plan computes from summed statistics */
+  int mean_id, var_id; /* ... then its batch mean and population variance in g (ops/shard) */
+  double count;        /* ... and how many values they average */
   int ids[2];        /* running_mean, running_var initializers in g */
   ty_tensor *stat[2]; /* owned current values */
   float momentum;    /* ONNX meaning: running = momentum * running + (1 - momentum) * batch */
@@ -38,6 +43,7 @@ typedef struct ty__feed {
   ty_shape shape;    /* dim 0 TY_DIM_BATCH, every other dim concrete */
   bool model_input;  /* false for the builtin loss's labels */
   ty_tensor *t;      /* the training batch, bound to the executor */
+  int64_t start[TY_MAX_RANK]; /* a plan's rank: where its slice starts in the global batch */
 } ty__feed;
 
 struct ty_train {
@@ -81,6 +87,12 @@ struct ty_train {
   bool overlap;          /* opts.async set: reduce during backward */
   size_t n_started, n_waited; /* buckets started / completed this step */
   uint64_t seq;
+  /* a plan's rank (parallel.c); shard NULL otherwise */
+  ty_train_parallel par;
+  ty_shard *shard;
+  unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
+  ty_tensor **full_params, **full_stats; /* rank 0 (any rank while resuming): full tensors */
+  ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
   double loss_sum;
   uint64_t loss_n;
   int64_t log_t0;
@@ -119,7 +131,32 @@ void ty__train_bn_destroy(ty_train *t);
 /* After a training run: folds the batch statistics into the running ones. */
 int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
-int ty__train_bn_keep(const ty_train *t, int **out_ids);
+int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n);
+
+/* parallel.c: a plan's rank */
+bool ty__train_planned(const ty_train *t);
+/* After the loss and the data are bound: the plan, the shard, the local
+ * graph in place of g, and each feed's tensor its local slice. */
+int ty__train_plan_setup(ty_train *t, char *err, size_t err_len);
+/* Copies this rank's slice of a global batch into the feeds. */
+int ty__train_plan_load_batch(ty_train *t, const ty_batch *b, char *err, size_t err_len);
+/* After the parameters are chosen: param_axes. */
+int ty__train_plan_params(ty_train *t, char *err, size_t err_len);
+/* Allocates full_params, full_stats and full_optim. */
+int ty__train_plan_full(ty_train *t);
+/* Every rank: rank 0's full tensors and optimizer from every slice (the
+ * other ranks hold none). */
+int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
+/* Frees the full tensors and optimizer (a rank other than 0 after resuming
+ * from them). */
+void ty__train_plan_release(ty_train *t);
+/* This rank's slice of full tensor src (value v of g) into dst. */
+int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
+/* The local optimizer state from a full optimizer's. */
+int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, size_t err_len);
+void ty__train_plan_destroy(ty_train *t);
+/* The world the data is sharded over: world_size, or 1 for a plan. */
+uint32_t ty__train_data_world(const ty_train *t);
 
 /* The trainer's log stream. */
 FILE *ty__train_log(const ty_train *t);

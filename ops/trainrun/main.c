@@ -4,16 +4,21 @@
  *
  *   trainrun --model M.onnx --config C.pb [--resume] [--checkpoint PATH]
  *            [--steps N] [--threads N] [--no-fusion] [--report] [--data-dir DIR]
+ *            [--plan FILE | --parallelism M [--mesh NxD] [cost model rates]]
+ *            [--write-plan FILE] [--print-plan]
  *
  * The worker daemon starts one per rank (RANK and WORLD_SIZE in the
- * environment name it). With WORLD_SIZE > 1 the ranks train data-parallel:
+ * environment name it). With a plan (plan.c) the ranks run it: each its
+ * slices, the plan's collectives between its kernels (ops/shard, ops/train).
+ * Without one, with WORLD_SIZE > 1 the ranks train data-parallel:
  * they form their world through the controller named by
  * TRAINYARD_CONTROLLER (HOST:PORT) for job TRAINYARD_JOB_ID and all-reduce
- * gradient buckets of --bucket-mb MiB (default 25; --bucket-kb for small models) through ops/collective;
- * TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait;
+ * gradient buckets of --bucket-mb MiB (default 25; --bucket-kb for small models) through
+ * ops/collective; TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait;
  * TRAINYARD_STEP_DELAY_MS (default 0) sleeps after each step, so tests and
- * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step, write a
- * checkpoint and exit 0, which is how preemption keeps the work done.
+ * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step
+ * (a plan's ranks: the next multiple of 8 steps, which they agree on), write a checkpoint and exit
+ * 0, which is how preemption keeps the work done.
  *
  * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
  * command line, config or model.
@@ -23,6 +28,7 @@
 #include "ops/graph.h"
 #include "ops/memplan/memplan.h"
 #include "ops/train/train.h"
+#include "ops/trainrun/trainrun_internal.h"
 #ifdef TY_HAVE_COLLECTIVE
 #include "ops/collective/collective.h"
 #endif
@@ -40,6 +46,7 @@ typedef struct args {
   uint64_t steps, bucket_mb, bucket_kb;
   int threads;
   bool resume, no_fusion, report, help;
+  tr_plan_args plan;
 } args;
 
 /* The one piece of process-wide state: set by the signal handler, read by
@@ -52,24 +59,43 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: trainrun --model M.onnx --config C.pb [options]\n"
-          "  --model PATH       ONNX model to train (its graph computes the forward pass)\n"
-          "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto)\n"
-          "  --resume           continue from the checkpoint (fail if there is none)\n"
-          "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
-          "  --steps N          stop after N optimizer steps in total (the schedule keeps the config's length)\n"
-          "  --threads N        threads the kernels (and OpenBLAS) use (default: the CPUs this process may run on)\n"
-          "  --no-fusion        one kernel per node (for comparison)\n"
-          "  --report           print parameter and activation memory, then train\n"
-          "  --data-dir DIR     overrides config.dataset.dir (Fashion-MNIST's, or where relative data paths start)\n"
-          "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
-          "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
-          "  --help             this text\n"
-          "Environment: RANK, WORLD_SIZE (data-parallel rank), TRAINYARD_CONTROLLER and\n"
-          "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
-          "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
-          "SIGTERM/SIGINT finish the current step, write a checkpoint and exit 0.\n");
+  fputs("usage: trainrun --model M.onnx --config C.pb [options]\n"
+        "  --model PATH       ONNX model to train (its graph computes the forward pass)\n"
+        "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto)\n"
+        "  --resume           continue from the checkpoint (fail if there is none)\n"
+        "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
+        "  --steps N          stop after N optimizer steps in total\n"
+        "                     (the schedule keeps the config's length)\n"
+        "  --threads N        threads the kernels (and OpenBLAS) use\n"
+        "                     (default: the CPUs this process may run on)\n"
+        "  --no-fusion        one kernel per node (for comparison)\n"
+        "  --report           print parameter and activation memory, then train\n"
+        "  --data-dir DIR     overrides config.dataset.dir\n"
+        "                     (Fashion-MNIST's, or where relative data paths start)\n"
+        "  --bucket-mb N      gradient all-reduce bucket size in MiB (default 25)\n"
+        "  --bucket-kb N      the same in KiB, for models of a few MiB (overrides --bucket-mb)\n"
+        "Parallel plans (ops/plan; without them, WORLD_SIZE > 1 ranks train data parallel):\n"
+        "  --plan FILE        run this plan file (trainrun --write-plan, or the controller's)\n"
+        "  --parallelism M    plan at start: auto (the planner's choice), data, tensor, or grid\n"
+        "                     (the best data x tensor mesh); every rank plans the same\n"
+        "  --mesh NxD         the cluster: N nodes x D devices\n"
+        "                     (default WORLD_SIZE / LOCAL_WORLD_SIZE x LOCAL_WORLD_SIZE)\n"
+        "  --device-flops F   FLOP/s of one device, or cpu (default: rank 0 measures its GEMM)\n"
+        "  --device-mem B     memory per device, e.g. 8G (default 16G)\n"
+        "  --intra-gbps G     GB/s between the devices of a node (default 10)\n"
+        "  --inter-gbps G     GB/s between nodes, per device (default 1.25)\n"
+        "  --latency-us U     per ring step inside a node (default 2)\n"
+        "  --inter-latency-us U  per ring step across nodes (default 20)\n"
+        "  --launch-us U      fixed cost of one collective (default 5)\n"
+        "  --write-plan FILE  plan this model and config, write the plan file, print it, exit\n"
+        "  --print-plan       print the whole plan at start (rank 0)\n"
+        "  --help             this text\n"
+        "Environment: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, TRAINYARD_CONTROLLER and\n"
+        "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
+        "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
+        "SIGTERM/SIGINT finish the current step (a plan's ranks: the next multiple of 8),\n"
+        "write a checkpoint and exit 0.\n",
+        f);
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out) {
@@ -94,16 +120,57 @@ static int parse_range(const char *opt, const char *v, uint64_t lo, uint64_t hi,
 }
 
 /* clang-format off: one option per entry, kept in tables */
-enum { OPT_MODEL = 256, OPT_CONFIG, OPT_RESUME, OPT_CHECKPOINT, OPT_STEPS, OPT_THREADS, OPT_NO_FUSION, OPT_REPORT,
-       OPT_DATA_DIR, OPT_BUCKET_MB, OPT_BUCKET_KB };
+enum {
+  OPT_MODEL = 256,
+  OPT_CONFIG,
+  OPT_RESUME,
+  OPT_CHECKPOINT,
+  OPT_STEPS,
+  OPT_THREADS,
+  OPT_NO_FUSION,
+  OPT_REPORT,
+  OPT_DATA_DIR,
+  OPT_BUCKET_MB,
+  OPT_BUCKET_KB,
+  OPT_PLAN,
+  OPT_PARALLELISM,
+  OPT_MESH,
+  OPT_DEVICE_FLOPS,
+  OPT_DEVICE_MEM,
+  OPT_INTRA_GBPS,
+  OPT_INTER_GBPS,
+  OPT_LATENCY_US,
+  OPT_INTER_LATENCY_US,
+  OPT_LAUNCH_US,
+  OPT_WRITE_PLAN,
+  OPT_PRINT_PLAN
+};
 
 static const struct option long_opts[] = {
-    {"model", required_argument, NULL, OPT_MODEL},         {"config", required_argument, NULL, OPT_CONFIG},
-    {"resume", no_argument, NULL, OPT_RESUME},             {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
-    {"steps", required_argument, NULL, OPT_STEPS},         {"threads", required_argument, NULL, OPT_THREADS},
-    {"no-fusion", no_argument, NULL, OPT_NO_FUSION},       {"report", no_argument, NULL, OPT_REPORT},
-    {"data-dir", required_argument, NULL, OPT_DATA_DIR},   {"bucket-mb", required_argument, NULL, OPT_BUCKET_MB},
-    {"bucket-kb", required_argument, NULL, OPT_BUCKET_KB}, {"help", no_argument, NULL, 'h'},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"resume", no_argument, NULL, OPT_RESUME},
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"no-fusion", no_argument, NULL, OPT_NO_FUSION},
+    {"report", no_argument, NULL, OPT_REPORT},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"bucket-mb", required_argument, NULL, OPT_BUCKET_MB},
+    {"bucket-kb", required_argument, NULL, OPT_BUCKET_KB},
+    {"help", no_argument, NULL, 'h'},
+    {"plan", required_argument, NULL, OPT_PLAN},
+    {"parallelism", required_argument, NULL, OPT_PARALLELISM},
+    {"mesh", required_argument, NULL, OPT_MESH},
+    {"device-flops", required_argument, NULL, OPT_DEVICE_FLOPS},
+    {"device-mem", required_argument, NULL, OPT_DEVICE_MEM},
+    {"intra-gbps", required_argument, NULL, OPT_INTRA_GBPS},
+    {"inter-gbps", required_argument, NULL, OPT_INTER_GBPS},
+    {"latency-us", required_argument, NULL, OPT_LATENCY_US},
+    {"inter-latency-us", required_argument, NULL, OPT_INTER_LATENCY_US},
+    {"launch-us", required_argument, NULL, OPT_LAUNCH_US},
+    {"write-plan", required_argument, NULL, OPT_WRITE_PLAN},
+    {"print-plan", no_argument, NULL, OPT_PRINT_PLAN},
     {NULL, 0, NULL, 0},
 };
 
@@ -126,6 +193,42 @@ static int apply_opt(int c, const char *v, args *a) {
     return 0;
   case OPT_BUCKET_MB: return parse_range("--bucket-mb", v, 1, 4096, &a->bucket_mb);
   case OPT_BUCKET_KB: return parse_range("--bucket-kb", v, 1, (uint64_t)4096 << 10, &a->bucket_kb);
+  case OPT_PLAN:
+    a->plan.plan_file = v;
+    return 0;
+  case OPT_PARALLELISM:
+    a->plan.parallelism = v;
+    return 0;
+  case OPT_MESH:
+    a->plan.mesh = v;
+    return 0;
+  case OPT_DEVICE_FLOPS:
+    a->plan.device_flops = v;
+    return 0;
+  case OPT_DEVICE_MEM:
+    a->plan.device_mem = v;
+    return 0;
+  case OPT_INTRA_GBPS:
+    a->plan.intra_gbps = v;
+    return 0;
+  case OPT_INTER_GBPS:
+    a->plan.inter_gbps = v;
+    return 0;
+  case OPT_LATENCY_US:
+    a->plan.latency_us = v;
+    return 0;
+  case OPT_INTER_LATENCY_US:
+    a->plan.inter_latency_us = v;
+    return 0;
+  case OPT_LAUNCH_US:
+    a->plan.launch_us = v;
+    return 0;
+  case OPT_WRITE_PLAN:
+    a->plan.write_plan = v;
+    return 0;
+  case OPT_PRINT_PLAN:
+    a->plan.print_plan = true;
+    return 0;
   default: return TY_EINVAL;
   }
 }
@@ -152,6 +255,7 @@ static int parse_args(int argc, char **argv, args *a) {
     fprintf(stderr, "trainrun: unexpected argument \"%s\" (see --help)\n", argv[optind]);
     return TY_EINVAL;
   }
+  a->plan.threads = a->threads;
   if (a->help) return 0;
   if (!a->model || !a->config) {
     fprintf(stderr, "trainrun: --model and --config are required (see --help)\n");
@@ -191,18 +295,19 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
 }
 
 #ifdef TY_HAVE_COLLECTIVE
-/* Joins the data-parallel world (ops/collective) and wires its all-reduce
- * into the trainer's options. */
-static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
+/* Joins the job's world (ops/collective; a world of one needs no
+ * rendezvous) and wires it into the trainer's options: the gradient
+ * all-reduce of data parallelism, or a plan's collectives. */
+static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_coll **out_coll) {
   uint64_t job = 0;
   uint32_t timeout_s = 60;
   const char *ctl = getenv("TRAINYARD_CONTROLLER"), *js = getenv("TRAINYARD_JOB_ID");
-  if (!ctl || !*ctl || !js || parse_u64("TRAINYARD_JOB_ID", js, &job) != 0 ||
-      env_u32("TRAINYARD_COLLECTIVE_TIMEOUT_S", 60, &timeout_s) != 0) {
+  if (o->world_size > 1 && (!ctl || !*ctl || !js || parse_u64("TRAINYARD_JOB_ID", js, &job) != 0)) {
     fprintf(stderr, "trainrun: WORLD_SIZE=%u needs TRAINYARD_CONTROLLER and TRAINYARD_JOB_ID for the rendezvous\n",
             o->world_size);
     return TY_EINVAL;
   }
+  if (env_u32("TRAINYARD_COLLECTIVE_TIMEOUT_S", 60, &timeout_s) != 0) return TY_EINVAL;
   char err[TY_ERR_LEN] = "";
   ty_coll_opts co = {.rank = o->rank, .world_size = o->world_size, .job_id = job, .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u, .stop = &stop_requested};
@@ -211,12 +316,26 @@ static int join_world(const args *a, ty_train_opts *o, ty_coll **out_coll) {
     fprintf(stderr, "trainrun: %s\n", err);
     return rc;
   }
-  o->allreduce = ty_coll_allreduce;
-  o->async = (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
-  o->allreduce_user = *out_coll;
   o->bucket_bytes = a->bucket_kb ? (size_t)a->bucket_kb << 10 : (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
-  ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
-  printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank, o->world_size, ctl);
+  if (par) {
+    par->comm = (ty_shard_comm){ty_coll_mesh_all_reduce, ty_coll_mesh_all_gather,
+                                ty_coll_mesh_reduce_scatter, ty_coll_mesh_all_to_all, *out_coll};
+    par->start = ty_coll_mesh_start;
+    par->wait = ty_coll_wait_hook;
+    par->progress = ty_coll_progress_hook;
+    par->gather = ty_coll_gather;
+    par->agree_stop = ty_coll_agree_stop;
+    o->parallel = par;
+  } else {
+    o->allreduce = ty_coll_allreduce;
+    o->async =
+        (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
+    o->allreduce_user = *out_coll;
+    ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
+  }
+  if (o->world_size > 1)
+    printf("collective: rank %u of %u joined through the controller at %s (Open MPI)\n", o->rank,
+           o->world_size, ctl);
   fflush(stdout);
   return 0;
 }
@@ -227,6 +346,57 @@ static void describe_params(ty_train *t, ty_coll *coll) {
     const ty_tensor *p = ty_train_param(t, i);
     ty_coll_add_tensor(coll, ty_train_param_name(t, i), p->shape.dims, (size_t)p->shape.rank);
   }
+}
+
+/* The cost model's CPU rate when asked for: rank 0 measures, every rank
+ * uses its number (so every rank plans with the same bits). */
+static int shared_cpu_flops(const args *a, const ty_train_opts *o, ty_coll *coll,
+                            ty_plan_request *req) {
+  if (req->cluster.device_flops > 0) return 0;
+  int rc = o->rank == 0 ? tr_plan_cpu_flops(a->threads, &req->cluster.device_flops) : 0;
+  double v = rc == 0 ? req->cluster.device_flops : -1;
+  if (ty_coll_bcast_f64(coll, &v) != 0 || !(v > 0)) {
+    fprintf(stderr, "trainrun: rank %u: no CPU rate for the cost model (%s)\n", o->rank,
+            rc ? "measuring failed" : ty_coll_error(coll));
+    return TY_EIO;
+  }
+  req->cluster.device_flops = v;
+  return 0;
+}
+
+/* Every rank runs the same plan: a hash exchange, then the mesh's
+ * communicators. Exit code 2 on a mismatch. */
+static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll *coll) {
+  const ty_plan *p = ty_train_plan(t);
+  uint64_t mine = ty_plan_hash(p), *all = calloc(world + 1, sizeof *all);
+  int rc = all ? ty_coll_allgather_u64(coll, mine, all) : TY_ENOMEM;
+  for (uint32_t r = 1; rc == 0 && r < world; r++)
+    if (all[r] != all[0]) {
+      fprintf(stderr,
+              "trainrun: rank %u: plan mismatch: rank %u runs plan %016llx, rank 0 plan %016llx; "
+              "every rank "
+              "must run the same plan (same file, or the same --parallelism, --mesh and rates)\n",
+              rank, r, (unsigned long long)all[r], (unsigned long long)all[0]);
+      rc = TY_EINVAL;
+    }
+  free(all);
+  if (rc == 0 && (rc = ty_coll_set_mesh(coll, p->mesh[0], p->mesh[1])) != 0)
+    fprintf(stderr, "trainrun: mesh %dx%d: %s\n", p->mesh[0], p->mesh[1], ty_coll_error(coll));
+  return rc;
+}
+
+static void print_stats(ty_coll *coll) {
+  ty_coll_stats cs;
+  ty_coll_get_stats(coll, &cs);
+  printf("collective: %llu buckets, %.1f MiB reduced; shape checks %.3f s, reductions %.3f s, "
+         "blocked %.3f s",
+         (unsigned long long)cs.ops, (double)cs.bytes / 1048576.0, cs.check_s, cs.reduce_s,
+         cs.wait_s);
+  if (cs.mesh_ops)
+    printf("; %llu plan collectives, %.1f MiB, %.3f s", (unsigned long long)cs.mesh_ops,
+           (double)cs.mesh_bytes / 1048576.0, cs.mesh_s);
+  printf("\n");
+  fflush(stdout);
 }
 #endif
 
@@ -239,48 +409,74 @@ static int cpus_allowed(void) {
   return n > 0 ? (n < 1024 ? n : 1024) : 1;
 }
 
+/* Joins the world and resolves the plan; 0, or the exit code. */
+static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan,
+                   ty_plan_request *req, void **coll) {
+  bool planned = tr_plan_wanted(&a->plan);
+  if (planned && tr_plan_resolve(&a->plan, o->world_size, plan, req) != 0) return 2;
+  par->plan = *plan;
+  par->request = req;
+#ifdef TY_HAVE_COLLECTIVE
+  ty_coll *c = NULL;
+  if ((o->world_size > 1 || planned) && join_world(a, o, planned ? par : NULL, &c) != 0) return 1;
+  *coll = c;
+  if (planned && !*plan && shared_cpu_flops(a, o, c, req) != 0) return 1;
+#else
+  (void)coll;
+  if (o->world_size > 1 || planned) {
+    fprintf(stderr, "trainrun: WORLD_SIZE=%u%s but this build has no ops/collective (no MPI)\n",
+            o->world_size, planned ? " with a parallel plan" : "");
+    return 2;
+  }
+#endif
+  return 0;
+}
+
 static int train(const args *a, ty_train_config *c) {
   char err[TY_ERR_LEN] = "";
   ty_graph *model = NULL;
   ty_train *t = NULL;
-#ifdef TY_HAVE_COLLECTIVE
-  ty_coll *coll = NULL;
-#endif
+  ty_plan *plan = NULL;
+  ty_plan_request req;
+  ty_train_parallel par;
+  memset(&par, 0, sizeof par);
+  void *coll = NULL;
   int rc = ty_graph_load_file(a->model, err, sizeof err, &model), code = 2;
   if (rc != 0) {
     fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
     return 2;
   }
   ty_workers *workers = NULL;
-  if ((rc = ty_workers_create(a->threads > 0 ? a->threads : cpus_allowed(), &workers)) != 0) {
-    fprintf(stderr, "trainrun: cannot start %d threads: %s\n", a->threads, ty_strerror(rc));
-    ty_graph_destroy(model);
-    return 1;
-  }
   ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
-                     .max_steps = a->steps, .stop = &stop_requested, .workers = workers};
+                     .max_steps = a->steps, .stop = &stop_requested};
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
     goto done;
-#ifdef TY_HAVE_COLLECTIVE
-  if (o.world_size > 1 && join_world(a, &o, &coll) != 0) {
+  if (a->plan.write_plan) {
+    code = tr_plan_write(&a->plan, model, c);
+    goto done;
+  }
+  if ((code = prepare(a, &o, &par, &plan, &req, &coll)) != 0) goto done;
+  /* After prepare: its CPU benchmark sets OpenBLAS' threads, the pool resets them to one. */
+  if ((rc = ty_workers_create(a->threads > 0 ? a->threads : cpus_allowed(), &workers)) != 0) {
+    fprintf(stderr, "trainrun: cannot start %d threads: %s\n", a->threads, ty_strerror(rc));
     code = 1;
     goto done;
   }
-#else
-  if (o.world_size > 1) {
-    fprintf(stderr, "trainrun: WORLD_SIZE=%u but this build has no gradient all-reduce wired in\n", o.world_size);
-    goto done;
-  }
-#endif
+  o.workers = workers;
   if ((rc = ty_train_create(model, c, &o, &t, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     code = rc == TY_EINVAL || rc == TY_EUNSUPPORTED || rc == TY_ENOTFOUND ? 2 : 1;
     goto done;
   }
 #ifdef TY_HAVE_COLLECTIVE
-  describe_params(t, coll);
+  if (ty_train_plan(t) && agree_plan(t, o.rank, o.world_size, coll) != 0) {
+    code = 2;
+    goto done;
+  }
+  if (!ty_train_plan(t)) describe_params(t, coll);
 #endif
+  tr_plan_print(&a->plan, t, o.rank);
   if (a->report) report(t, c, o.no_fusion);
   bool stopped = false;
   code = 1;
@@ -293,14 +489,9 @@ done:
   ty_train_destroy(t);
   ty_workers_destroy(workers);
   ty_graph_destroy(model);
+  ty_plan_destroy(plan);
 #ifdef TY_HAVE_COLLECTIVE
-  if (coll && code == 0) {
-    ty_coll_stats cs;
-    ty_coll_get_stats(coll, &cs);
-    printf("collective: %llu buckets, %.1f MiB reduced; shape checks %.3f s, reductions %.3f s, blocked %.3f s\n",
-           (unsigned long long)cs.ops, (double)cs.bytes / 1048576.0, cs.check_s, cs.reduce_s, cs.wait_s);
-    fflush(stdout);
-  }
+  if (coll && code == 0 && o.world_size > 1) print_stats(coll);
   ty_coll_destroy(coll);
 #endif
   return code;

@@ -29,89 +29,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lib/token/token.h"
 #include "ops/graph.h"
 #include "proto/methods.h"
 #include "proto/train_config.pb-c.h"
-#include "tests/integration/harness.h"
+#include "tests/integration/ranks.h"
 
 #define STEPS 40
-
-static const char *env(const char *name) {
-  const char *v = getenv(name);
-  cr_assert(v && *v, "%s is not set (run through meson test)", name);
-  return v;
-}
-
-static uint8_t *read_all(const char *path, size_t *out_len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert(f, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *b = malloc((size_t)n + 1);
-  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  b[n] = 0;
-  *out_len = (size_t)n;
-  return b;
-}
-
-/* The example MLP config, shortened: `steps` steps, no per-epoch eval,
- * checkpoints every ckpt_every steps to ckpt (NULL: the controller's). */
-static uint8_t *make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, size_t *out_len) {
-  size_t n;
-  uint8_t *raw = read_all(env("TY_MLP_CONFIG"), &n);
-  Trainyard__TrainConfig *c = trainyard__train_config__unpack(NULL, n, raw);
-  cr_assert(c);
-  c->max_steps = steps;
-  c->epochs = 1;
-  c->eval_each_epoch = TRAINYARD__TOGGLE__TOGGLE_OFF;
-  c->log_interval = 5;
-  c->checkpoint_interval = ckpt_every;
-  char *old = c->checkpoint_path;
-  c->checkpoint_path = (char *)(ckpt ? ckpt : "");
-  *out_len = trainyard__train_config__get_packed_size(c);
-  uint8_t *out = malloc(*out_len + 1);
-  trainyard__train_config__pack(c, out);
-  c->checkpoint_path = old;
-  trainyard__train_config__free_unpacked(c, NULL);
-  free(raw);
-  return out;
-}
-
-static void write_file(const char *path, const uint8_t *b, size_t n) {
-  FILE *f = fopen(path, "wb");
-  cr_assert(f);
-  cr_assert_eq(fwrite(b, 1, n, f), n);
-  fclose(f);
-}
 
 /* Runs trainrun directly (no worker) and returns its pid. */
 static pid_t start_trainrun(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
                             int ctl_port, const char *log) {
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    char r[16], w[16], j[32], ctl[64];
-    snprintf(r, sizeof r, "%u", rank);
-    snprintf(w, sizeof w, "%u", world);
-    snprintf(j, sizeof j, "%llu", (unsigned long long)job);
-    snprintf(ctl, sizeof ctl, "127.0.0.1:%d", ctl_port);
-    setenv("RANK", r, 1), setenv("WORLD_SIZE", w, 1), setenv("TRAINYARD_JOB_ID", j, 1);
-    setenv("TRAINYARD_CONTROLLER", ctl, 1);
-    if (!freopen(log, "w", stdout) || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) _exit(126);
-    const char *bin = getenv("TY_TRAINRUN");
-    execl(bin, bin, "--model", model, "--config", cfg, "--threads", "1", (char *)NULL);
-    _exit(127);
-  }
-  return pid;
-}
-
-static int wait_exit(pid_t pid) {
-  int st;
-  cr_assert_eq(waitpid(pid, &st, 0), pid);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return rk_start(model, cfg, rank, world, job, ctl_port, log, NULL);
 }
 
 /* Single-process reference weights after `steps` steps, in dir/ref.onnx. */
@@ -120,35 +48,9 @@ static void reference(const char *dir, uint64_t steps, char *out_path, size_t n)
   snprintf(out_path, n, "%s/ref-%llu.onnx", dir, (unsigned long long)steps);
   snprintf(cfg, sizeof cfg, "%s/ref.pb", dir);
   snprintf(log, sizeof log, "%s/ref.log", dir);
-  size_t len;
-  uint8_t *c = make_config(steps, 0, out_path, &len);
-  write_file(cfg, c, len);
-  free(c);
-  cr_assert_eq(wait_exit(start_trainrun(env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log)), 0, "reference run failed: %s",
-               log);
-}
-
-/* Largest absolute difference between the initializers of two models. */
-static double weight_diff(const char *a, const char *b) {
-  char err[512];
-  ty_graph *ga = NULL, *gb = NULL;
-  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s: %s", a, err);
-  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s: %s", b, err);
-  cr_assert_eq(ty_graph_n_initializers(ga), ty_graph_n_initializers(gb));
-  double worst = 0;
-  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
-    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
-    int idb = ty_graph_find_value(gb, va->name);
-    cr_assert(idb != TY_NO_VALUE, "%s has no %s", b, va->name);
-    const ty_tensor *ta = va->init, *tb = ty_graph_value_at(gb, idb)->init;
-    if (!ta || !tb || ta->dtype != TY_DTYPE_F32) continue;
-    cr_assert_eq(ta->nbytes, tb->nbytes);
-    const float *fa = ta->data, *fb = tb->data;
-    for (size_t k = 0; k < ta->nbytes / sizeof(float); k++) worst = fmax(worst, fabs((double)fa[k] - fb[k]));
-  }
-  ty_graph_destroy(ga);
-  ty_graph_destroy(gb);
-  return worst;
+  rk_write_config(cfg, steps, 0, out_path);
+  cr_assert_eq(rk_wait_exit(start_trainrun(rk_env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log)), 0,
+               "reference run failed: %s", log);
 }
 
 static void onnx_check(const char *path) {
@@ -165,7 +67,7 @@ static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn,
   Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
   res.nodes = nodes;
   res.tasks_per_node = tpn;
-  g.model_path = (char *)env("TY_MLP_ONNX");
+  g.model_path = (char *)rk_env("TY_MLP_ONNX");
   g.train_config.data = (uint8_t *)cfg;
   g.train_config.len = cfg_len;
   job.resources = &res;
@@ -192,7 +94,7 @@ static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t
   reference(c.dir, STEPS, ref, sizeof ref);
   snprintf(out, sizeof out, "%s/dp.onnx", c.dir);
   size_t len;
-  uint8_t *cfg = make_config(STEPS, 20, out, &len);
+  uint8_t *cfg = rk_make_config(STEPS, 20, out, &len);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph(cl, nodes, tpn, cfg, len);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
@@ -200,7 +102,7 @@ static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t
   cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)", r->job->state,
                r->job->reason, c.dir);
   trainyard__get_job_response__free_unpacked(r, NULL);
-  double d = weight_diff(ref, out);
+  double d = rk_weight_diff(ref, out);
   cr_assert(d < 1e-4, "data-parallel weights differ from single-process ones by %g", d);
   onnx_check(out);
   /* The worker forwards rank 0's progress at its heartbeat, after the end too. */
@@ -232,7 +134,7 @@ Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   it_cluster_start(&c, 1, 1);
   ty_rpc_client *cl = it_client(&c);
   size_t len;
-  uint8_t *cfg = make_config(10, 0, NULL, &len);
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
   Trainyard__Job job = TRAINYARD__JOB__INIT;
   Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
   job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
@@ -246,7 +148,7 @@ Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "job.graph.model_bytes: "), "%s", err);
   g.model_bytes.len = 0;
-  g.model_path = (char *)env("TY_MLP_ONNX");
+  g.model_path = (char *)rk_env("TY_MLP_ONNX");
   g.train_config.data = (uint8_t *)"\xff\xff";
   g.train_config.len = 2;
   cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
@@ -261,19 +163,6 @@ Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   it_cluster_stop(&c);
 }
 
-/* Ranks started by hand need what a worker gives them: a rendezvous token
- * for the job, signed with its key from the controller's secret. */
-static void set_rdv_token(const it_cluster *c, uint64_t job, uint32_t rank) {
-  char path[400], err[256] = "", hex[2 * TY_TOKEN_LEN + 1];
-  snprintf(path, sizeof path, "%s/traind/attach.key", c->dir);
-  uint8_t secret[TY_TOKEN_SECRET_LEN], key[TY_TOKEN_KEY_LEN], tok[TY_TOKEN_LEN];
-  cr_assert_eq(ty_token_secret_load(path, secret, err, sizeof err), 0, "%s", err);
-  ty_token_job_key(secret, job, key);
-  ty_token_sign(key, job, rank, ty_now_ms() + 600000, tok);
-  for (size_t i = 0; i < TY_TOKEN_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", tok[i]);
-  setenv("TRAINYARD_RENDEZVOUS_TOKEN", hex, 1);
-}
-
 Test(graph, mismatched_collective_is_named, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
@@ -282,18 +171,18 @@ Test(graph, mismatched_collective_is_named, .timeout = 120) {
   snprintf(log0, sizeof log0, "%s/mm0.log", c.dir);
   snprintf(log1, sizeof log1, "%s/mm1.log", c.dir);
   size_t len;
-  uint8_t *cfg = make_config(10, 0, NULL, &len);
-  write_file(cfgp, cfg, len);
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_write_file(cfgp, cfg, len);
   free(cfg);
   uint64_t job = 900000 + (uint64_t)getpid();
-  set_rdv_token(&c, job, 0);
-  pid_t p0 = start_trainrun(env("TY_MLP_ONNX"), cfgp, 0, 2, job, c.rpc_port, log0);
-  set_rdv_token(&c, job, 1);
-  pid_t p1 = start_trainrun(env("TY_CNN_ONNX"), cfgp, 1, 2, job, c.rpc_port, log1);
-  cr_assert_neq(wait_exit(p0), 0);
-  cr_assert_neq(wait_exit(p1), 0);
+  rk_set_token(&c, job, 0);
+  pid_t p0 = start_trainrun(rk_env("TY_MLP_ONNX"), cfgp, 0, 2, job, c.rpc_port, log0);
+  rk_set_token(&c, job, 1);
+  pid_t p1 = start_trainrun(rk_env("TY_CNN_ONNX"), cfgp, 1, 2, job, c.rpc_port, log1);
+  cr_assert_neq(rk_wait_exit(p0), 0);
+  cr_assert_neq(rk_wait_exit(p1), 0);
   size_t n;
-  char *text = (char *)read_all(log0, &n);
+  char *text = (char *)rk_read_all(log0, &n);
   cr_assert(strstr(text, "collective mismatch: rank 1 reduces gradient bucket seq 0 holding "), "%s", text);
   cr_assert(strstr(text, "fc1.weight") && strstr(text, "conv1.weight"), "tensors not named: %s", text);
   free(text);
@@ -342,7 +231,7 @@ Test(graph, killed_rank_fails_the_job, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   size_t len;
-  uint8_t *cfg = make_config(100000, 0, NULL, &len);
+  uint8_t *cfg = rk_make_config(100000, 0, NULL, &len);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph(cl, 2, 1, cfg, len);
   wait_step(cl, id, 10, false);
@@ -371,7 +260,7 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   reference(c.dir, steps, ref, sizeof ref);
   snprintf(out, sizeof out, "%s/resumed.onnx", c.dir);
   size_t len;
-  uint8_t *cfg = make_config(steps, 20, out, &len);
+  uint8_t *cfg = rk_make_config(steps, 20, out, &len);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph(cl, 2, 1, cfg, len);
   wait_step(cl, id, 40, true);
@@ -399,13 +288,13 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
     snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c.dir, c.name[i], (unsigned long long)id);
     if (access(log, R_OK) != 0) continue;
     size_t n;
-    char *text = (char *)read_all(log, &n);
+    char *text = (char *)rk_read_all(log, &n);
     resumed = strstr(text, "resumed from ") != NULL;
     free(text);
   }
   cr_assert(resumed, "no rank 0 log says it resumed (logs in %s)", c.dir);
   /* ... and the loss curve continued: same end point as an uninterrupted run. */
-  double d = weight_diff(ref, out);
+  double d = rk_weight_diff(ref, out);
   cr_assert(d < 1e-4, "resumed weights differ from an uninterrupted run by %g", d);
   free(cfg);
   ty_rpc_client_close(cl);
@@ -418,7 +307,7 @@ static bool rank0_resumed(const it_cluster *c, uint64_t id) {
     snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c->dir, c->name[i], (unsigned long long)id);
     if (access(log, R_OK) != 0) continue;
     size_t n;
-    char *text = (char *)read_all(log, &n);
+    char *text = (char *)rk_read_all(log, &n);
     bool yes = strstr(text, "resumed from ") != NULL;
     free(text);
     if (yes) return true;
@@ -436,7 +325,7 @@ Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
   char out[400];
   snprintf(out, sizeof out, "%s/requeued.onnx", c.dir);
   size_t len;
-  uint8_t *cfg = make_config(120, 20, out, &len);
+  uint8_t *cfg = rk_make_config(120, 20, out, &len);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph_rq(cl, 2, 1, cfg, len, 1);
   wait_step(cl, id, 40, true);
@@ -485,7 +374,7 @@ Test(graph, rendezvous_without_valid_token_refused, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
   size_t len;
-  uint8_t *cfg = make_config(100000, 0, NULL, &len);
+  uint8_t *cfg = rk_make_config(100000, 0, NULL, &len);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph(cl, 1, 1, cfg, len);
   char want[128], msg[512] = "";

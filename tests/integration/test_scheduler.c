@@ -149,6 +149,24 @@ static int ctl(const it_cluster *c, char **out, const char *const *args) {
   return it_trainctl(c, out, args);
 }
 
+/* UpdateQueue straight to the controller, as any client may send it:
+ * the status, with the controller's message in err. */
+static int update_queue(ty_rpc_client *cl, const char *name, const char *action, char *setting,
+                        char *err, size_t err_len) {
+  Trainyard__UpdateQueueRequest req = TRAINYARD__UPDATE_QUEUE_REQUEST__INIT;
+  req.name = (char *)name, req.action = (char *)action, req.user = "tester";
+  req.n_settings = setting ? 1 : 0, req.settings = &setting;
+  uint8_t buf[512];
+  size_t n = trainyard__update_queue_request__pack(&req, buf);
+  ty_rpc_result res;
+  int rc = ty_rpc_client_call(cl, TY_M_UPDATE_QUEUE, buf, n, 10000, &res);
+  if (rc != 0) return rc;
+  snprintf(err, err_len, "%s", res.message ? res.message : "");
+  rc = res.status;
+  ty_rpc_result_close(&res);
+  return rc;
+}
+
 static char *id_str(uint64_t id, char *buf) {
   snprintf(buf, 24, "%llu", (unsigned long long)id);
   return buf;
@@ -315,10 +333,19 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
                                               "2", "--max-running", "1", "--max-time", "1h",
                                               "--default-time", "10m", NULL}), 0);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "gpu", NULL}), 1, "created twice");
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--share", "-1", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--share", "-1", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}), 1);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "x", "--bogus", "1", NULL}), 2);
+  /* trainctl refuses those before sending; the controller still checks what
+   * any client sends. */
+  char qerr[TY_ERR_LEN] = "";
+  cr_assert_eq(update_queue(cl, "bad name", "create", NULL, qerr, sizeof qerr), TY_EINVAL);
+  cr_assert(strstr(qerr, "name: \"bad name\""), "%s", qerr);
+  cr_assert_eq(update_queue(cl, "gpu", "update", "share=-1", qerr, sizeof qerr), TY_EINVAL);
+  cr_assert(strstr(qerr, "share: \"-1\" is not a number > 0"), "%s", qerr);
+  cr_assert_eq(update_queue(cl, "gpu", "update", "bogus=1", qerr, sizeof qerr), TY_EINVAL);
+  cr_assert(strstr(qerr, "bogus: unknown setting"), "%s", qerr);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"queue", "ls", "--json", NULL}), 0);
   cr_assert(strstr(out, "\"name\":\"gpu\"") && strstr(out, "\"max_running\":1") &&
             strstr(out, "\"default_time_s\":600"), "%s", out);

@@ -23,7 +23,7 @@ static char *write_tmp(const void *data, size_t n) {
 
 Test(convert, command_job_encodes_a_submit_request) {
   char *argv[] = {"python", "train.py"}, *env[] = {"A=1"};
-  ty_cli_job j = {.name = "n",
+  ty_job_spec j = {.name = "n",
                   .queue = "gpu",
                   .user = "alice",
                   .cwd = "/w",
@@ -61,7 +61,7 @@ Test(convert, command_job_encodes_a_submit_request) {
   trainyard__submit_job_request__free_unpacked(r, NULL);
   ty_buf_close(&b);
 
-  ty_cli_job empty = {0}; /* unset strings encode as "" */
+  ty_job_spec empty = {0}; /* unset strings encode as "" */
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_submit(&empty, &b), 0);
   ty_buf_close(&b);
@@ -82,11 +82,11 @@ static ty_buf encoded_job(const char *user) {
   return b;
 }
 
-static Trainyard__SubmitJobRequest *load(const char *path, const char *user, ty_cli_err *err,
+static Trainyard__SubmitJobRequest *load(const char *path, const char *user, char *err, size_t err_len,
                                          int *rc) {
   ty_buf out;
   ty_buf_init(&out);
-  *rc = ty_cli_load_job_file(path, user, &out, err);
+  *rc = ty_cli_load_job_file(path, user, &out, err, err_len);
   Trainyard__SubmitJobRequest *r =
       *rc ? NULL : trainyard__submit_job_request__unpack(NULL, out.len, out.data);
   ty_buf_close(&out);
@@ -96,10 +96,10 @@ static Trainyard__SubmitJobRequest *load(const char *path, const char *user, ty_
 Test(job_file, fills_user_only_when_empty) {
   ty_buf raw = encoded_job(NULL);
   char *path = write_tmp(raw.data, raw.len);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  Trainyard__SubmitJobRequest *r = load(path, "alice", &err, &rc);
-  cr_assert_eq(rc, 0, "%s", err.msg);
+  Trainyard__SubmitJobRequest *r = load(path, "alice", err, sizeof err, &rc);
+  cr_assert_eq(rc, 0, "%s", err);
   cr_assert_str_eq(r->job->user, "alice");
   cr_assert_str_eq(r->job->name, "from-file");
   cr_assert_str_eq(r->job->command->argv[0], "true");
@@ -109,7 +109,7 @@ Test(job_file, fills_user_only_when_empty) {
 
   raw = encoded_job("bob");
   path = write_tmp(raw.data, raw.len);
-  r = load(path, "alice", &err, &rc);
+  r = load(path, "alice", err, sizeof err, &rc);
   cr_assert_eq(rc, 0);
   cr_assert_str_eq(r->job->user, "bob");
   trainyard__submit_job_request__free_unpacked(r, NULL);
@@ -120,50 +120,50 @@ Test(job_file, fills_user_only_when_empty) {
 Test(job_file, garbage_is_rejected_naming_the_file) {
   static const unsigned char garbage[] = {0xff, 0xff, 0xff, 0xff, 0x01, 0x02};
   char *path = write_tmp(garbage, sizeof garbage);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_null(load(path, "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
   char want[128];
   snprintf(want, sizeof want, "%s: not a valid trainyard.Job message (protobuf decode failed)",
            path);
-  cr_assert_str_eq(err.msg, want);
+  cr_assert_str_eq(err, want);
   unlink(path);
 }
 
 Test(job_file, text_format_gets_a_hint) {
   static const char text[] = "name: \"x\"\ncommand { argv: \"true\" }\n";
   char *path = write_tmp(text, sizeof text - 1);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_null(load(path, "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
-  cr_assert(strstr(err.msg, "not a valid trainyard.Job message (protobuf decode failed)"), "%s",
-            err.msg);
-  cr_assert(strstr(err.msg, "protoc --encode=trainyard.Job"), "%s", err.msg);
+  cr_assert(strstr(err, "not a valid trainyard.Job message (protobuf decode failed)"), "%s",
+            err);
+  cr_assert(strstr(err, "protoc --encode=trainyard.Job"), "%s", err);
   unlink(path);
 }
 
 Test(job_file, empty_and_missing_files) {
   char *path = write_tmp("", 0);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  cr_assert_null(load(path, "u", &err, &rc));
+  cr_assert_null(load(path, "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
-  cr_assert(strstr(err.msg, "empty file"), "%s", err.msg);
+  cr_assert(strstr(err, "empty file"), "%s", err);
   unlink(path);
-  cr_assert_null(load("/nonexistent/job.pb", "u", &err, &rc));
+  cr_assert_null(load("/nonexistent/job.pb", "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EIO);
-  cr_assert_str_eq(err.msg, "/nonexistent/job.pb: No such file or directory");
-  cr_assert_null(load("/tmp", "u", &err, &rc)); /* a directory */
+  cr_assert_str_eq(err, "/nonexistent/job.pb: No such file or directory");
+  cr_assert_null(load("/tmp", "u", err, sizeof err, &rc)); /* a directory */
   cr_assert_neq(rc, 0);
-  cr_assert(strstr(err.msg, "/tmp: "), "%s", err.msg);
+  cr_assert(strstr(err, "/tmp: "), "%s", err);
 }
 
 Test(convert, requests_decode_as_their_messages) {
   ty_buf b;
   ty_buf_init(&b);
-  ty_cli_ls_args ls = {.states = {TY_CLI_JOB_RUNNING}, .nstates = 1, .user = "bob"};
+  ty_cli_ls_args ls = {.states = {TY_JOB_RUNNING}, .nstates = 1, .user = "bob"};
   cr_assert_eq(ty_cli_encode_list_jobs(&ls, &b), 0);
   Trainyard__ListJobsRequest *l = trainyard__list_jobs_request__unpack(NULL, b.len, b.data);
   cr_assert(l);
@@ -223,7 +223,7 @@ Test(convert, answers_decode_into_plain_structs) {
   cr_assert_eq(ty_cli_decode_list_jobs(b.data, b.len, &js, &n), 0);
   cr_assert_eq(n, 1u);
   cr_assert_eq(js[0].id, 9u);
-  cr_assert_eq(js[0].state, TY_CLI_JOB_RUNNING);
+  cr_assert_eq(js[0].state, TY_JOB_RUNNING);
   cr_assert_str_eq(js[0].spec.argv[1], "9");
   cr_assert_str_eq(js[0].nodes[0], "n1");
   cr_assert_str_eq(js[0].reason, "");
@@ -235,13 +235,12 @@ Test(convert, answers_decode_into_plain_structs) {
   Trainyard__GetTaskLocationsResponse tr = TRAINYARD__GET_TASK_LOCATIONS_RESPONSE__INIT;
   tr.n_tasks = 1, tr.tasks = locs, tr.state = TRAINYARD__JOB_STATE__JOB_COMPLETED;
   b = pack_msg(&tr.base);
-  ty_cli_task_loc *ts;
-  int st;
-  cr_assert_eq(ty_cli_decode_task_locs(b.data, b.len, &ts, &n, &st), 0);
-  cr_assert_eq(n, 1u);
-  cr_assert_eq(st, TY_CLI_JOB_COMPLETED);
-  cr_assert_str_eq(ts[0].io_addr, "127.0.0.1:7820");
-  ty_cli_task_locs_free(ts, n);
+  ty_task_locations locs_out;
+  cr_assert_eq(ty_cli_decode_locations(b.data, b.len, &locs_out), 0);
+  cr_assert_eq(locs_out.n, 1u);
+  cr_assert_eq(locs_out.state, TY_JOB_COMPLETED);
+  cr_assert_str_eq(locs_out.tasks[0].io_addr, "127.0.0.1:7820");
+  ty_task_locations_close(&locs_out);
   ty_buf_close(&b);
 
   Trainyard__LogChunk ch = TRAINYARD__LOG_CHUNK__INIT;
@@ -263,7 +262,7 @@ Test(convert, garbage_answers_are_eproto) {
   ty_cli_jobinfo j;
   ty_cli_event *ev;
   ty_cli_node *ns;
-  ty_cli_cancel_result *cr;
+  ty_cancel_result *cr;
   size_t n;
   uint64_t id;
   cr_assert_eq(ty_cli_decode_submit(junk, 3, &id), TY_EPROTO);
@@ -287,10 +286,10 @@ Test(job_file, example_encodes_with_protoc_and_loads) {
            "< examples/command-job/job.txtpb > '%s'",
            root, protoc, out);
   cr_assert_eq(system(cmd), 0, "%s", cmd);
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc;
-  Trainyard__SubmitJobRequest *r = load(out, "carol", &err, &rc);
-  cr_assert_eq(rc, 0, "%s", err.msg);
+  Trainyard__SubmitJobRequest *r = load(out, "carol", err, sizeof err, &rc);
+  cr_assert_eq(rc, 0, "%s", err);
   cr_assert_str_eq(r->job->name, "hello-ranks");
   cr_assert_str_eq(r->job->user, "carol");
   cr_assert_eq(r->job->resources->nodes, 2u);

@@ -64,7 +64,7 @@ static ty_cli_jobinfo sample_job(void) {
   j.spec.nodes = 2;
   j.spec.argv = argv, j.spec.argc = 3;
   j.spec.cwd = "/w";
-  j.state = TY_CLI_JOB_RUNNING;
+  j.state = TY_JOB_RUNNING;
   j.reason = "";
   j.submit_ms = 1000, j.start_ms = 2000;
   j.nodes = nodes, j.nnodes = 2;
@@ -73,7 +73,7 @@ static ty_cli_jobinfo sample_job(void) {
 
 Test(format, jobs_table) {
   ty_cli_jobinfo js[2] = {sample_job(), sample_job()};
-  js[1].id = 43, js[1].state = TY_CLI_JOB_PENDING, js[1].start_ms = 0, js[1].nnodes = 0;
+  js[1].id = 43, js[1].state = TY_JOB_PENDING, js[1].start_ms = 0, js[1].nnodes = 0;
   js[1].spec.queue = "gpu", js[1].reason = "Resources: needs 2 nodes with 4 free GPUs";
   ty_buf b;
   ty_buf_init(&b);
@@ -111,11 +111,11 @@ Test(format, jobs_json_one_record_per_line) {
 Test(format, show_text_and_json) {
   setenv("TZ", "UTC", 1);
   ty_cli_jobinfo j = sample_job();
-  j.state = TY_CLI_JOB_FAILED, j.exit_code = 3, j.end_ms = 9000;
+  j.state = TY_JOB_FAILED, j.exit_code = 3, j.end_ms = 9000;
   j.reason = "rank 1 exited with code 3";
-  ty_cli_event ev[] = {{1000, 0, TY_CLI_JOB_PENDING, "submitted"},
-                       {2000, TY_CLI_JOB_PENDING, TY_CLI_JOB_RUNNING, "placed on n1,n2"},
-                       {9000, TY_CLI_JOB_RUNNING, TY_CLI_JOB_FAILED, "rank 1 exited with code 3"}};
+  ty_cli_event ev[] = {{1000, 0, TY_JOB_PENDING, "submitted"},
+                       {2000, TY_JOB_PENDING, TY_JOB_RUNNING, "placed on n1,n2"},
+                       {9000, TY_JOB_RUNNING, TY_JOB_FAILED, "rank 1 exited with code 3"}};
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_job(&j, ev, 3, 0, false, &b), 0);
@@ -176,7 +176,7 @@ Test(format, nodes_table_and_json) {
 }
 
 Test(format, cancel_results_and_submitted) {
-  ty_cli_cancel_result rs[] = {
+  ty_cancel_result rs[] = {
       {5, 0, ""}, {7, TY_ESTATE, "job 7 is already COMPLETED"}, {9, TY_ENOTFOUND, ""}};
   ty_buf out, errs;
   ty_buf_init(&out), ty_buf_init(&errs);

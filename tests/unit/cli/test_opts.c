@@ -12,16 +12,16 @@
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
 #define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
 #define SUBMIT(...)                                                                                \
-  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, &err)
+  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err, sizeof err)
 
 Test(submit, command_options_fill_the_job) {
   ty_cli_submit_args a;
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   int rc =
       SUBMIT("--command", "--gpus", "4", "--cpus=8", "--nodes", "2", "--ntasks-per-node", "4",
              "--mem", "16G", "--queue", "gpu", "--priority", "-5", "--name", "train", "--time",
              "1:30:00", "--cwd", "work", "--export", "A=1", "--", "python", "t.py", "--lr", "3");
-  cr_assert_eq(rc, 0, "%s", err.msg);
+  cr_assert_eq(rc, 0, "%s", err);
   cr_assert(a.command_mode);
   cr_assert_eq(a.job.gpus_per_node, 4u);
   cr_assert_eq(a.job.cpus_per_task, 8u);
@@ -44,8 +44,8 @@ Test(submit, command_options_fill_the_job) {
 
 Test(submit, command_defaults_cwd_user_and_name) {
   ty_cli_submit_args a;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(SUBMIT("--command", "-q", "--", "/usr/bin/hostname"), 0, "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--command", "-q", "--", "/usr/bin/hostname"), 0, "%s", err);
   cr_assert(a.quiet);
   cr_assert_str_eq(a.job.cwd, "/home/a");
   cr_assert_str_eq(a.job.user, "alice");
@@ -56,8 +56,8 @@ Test(submit, command_defaults_cwd_user_and_name) {
 
 Test(submit, command_without_dashdash_starts_at_first_word) {
   ty_cli_submit_args a;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(SUBMIT("--command", "echo", "--gpus", "2"), 0, "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--command", "echo", "--gpus", "2"), 0, "%s", err);
   cr_assert_eq(a.job.argc, 3u);
   cr_assert_eq(a.job.gpus_per_node, 0u);
   ty_cli_submit_args_close(&a);
@@ -65,17 +65,17 @@ Test(submit, command_without_dashdash_starts_at_first_word) {
 
 Test(submit, export_without_value_copies_the_environment) {
   ty_cli_submit_args a;
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   setenv("TY_TEST_EXPORTED", "v a l", 1);
-  cr_assert_eq(SUBMIT("--command", "--export", "TY_TEST_EXPORTED", "--", "env"), 0, "%s", err.msg);
+  cr_assert_eq(SUBMIT("--command", "--export", "TY_TEST_EXPORTED", "--", "env"), 0, "%s", err);
   cr_assert_str_eq(a.job.env[0], "TY_TEST_EXPORTED=v a l");
   ty_cli_submit_args_close(&a);
 }
 
 Test(submit, file_mode) {
   ty_cli_submit_args a;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(SUBMIT("job.pb", "--json"), 0, "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("job.pb", "--json"), 0, "%s", err);
   cr_assert(!a.command_mode);
   cr_assert(a.json);
   cr_assert_str_eq(a.file, "job.pb");
@@ -94,9 +94,9 @@ Test(submit, signal_forms) {
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
     const char *args[] = {"--command", "--time", "1h", "--signal", ok[i].v, "--", "true"};
     ty_cli_submit_args a;
-    ty_cli_err err = {{0}};
-    cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, &err), 0, "%s: %s",
-                 ok[i].v, err.msg);
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, err, sizeof err), 0, "%s: %s",
+                 ok[i].v, err);
     cr_expect_eq(a.job.warn_signal, ok[i].sig, "%s", ok[i].v);
     cr_expect_eq(a.job.warn_before_s, ok[i].secs, "%s", ok[i].v);
     ty_cli_submit_args_close(&a);
@@ -106,8 +106,8 @@ Test(submit, signal_forms) {
 Test(submit, signal_reaches_the_encoded_job) {
   const char *args[] = {"--command", "--signal", "TERM@90", "--requeue-on-failure", "2", "--", "true"};
   ty_cli_submit_args a;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, &err), 0, "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, err, sizeof err), 0, "%s", err);
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_submit(&a.job, &b), 0);
@@ -184,23 +184,23 @@ Test(submit, every_bad_option_is_rejected_by_name) {
     while (c->args[n])
       n++;
     ty_cli_submit_args a;
-    ty_cli_err err = {{0}};
-    int rc = ty_cli_parse_submit(n, (char **)c->args, "/tmp", "u", &a, &err);
+    char err[TY_ERR_LEN] = "";
+    int rc = ty_cli_parse_submit(n, (char **)c->args, "/tmp", "u", &a, err, sizeof err);
     cr_expect_eq(rc, TY_EINVAL, "case %zu (%s) accepted", i, c->want);
-    cr_expect(strstr(err.msg, c->want), "case %zu: want \"%s\", got \"%s\"", i, c->want, err.msg);
+    cr_expect(strstr(err, c->want), "case %zu: want \"%s\", got \"%s\"", i, c->want, err);
   }
 }
 
 Test(global, controller_env_flag_and_default) {
   ty_cli_global g;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, &g, &err), 0, "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, &g, err, sizeof err), 0, "%s", err);
   cr_assert_str_eq(g.controller, "127.0.0.1:7810");
   cr_assert_eq(g.cmd_index, 1);
   cr_assert_eq(g.timeout_ms, 10000u);
   ty_cli_global_close(&g);
 
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl.example:9000", &g, &err), 0);
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl.example:9000", &g, err, sizeof err), 0);
   cr_assert_str_eq(g.host, "ctl.example");
   cr_assert_eq(g.port, 9000);
   ty_cli_global_close(&g);
@@ -208,8 +208,8 @@ Test(global, controller_env_flag_and_default) {
   cr_assert_eq(ty_cli_parse_global(7,
                                    ARGS("trainctl", "--controller", "[::1]:7", "--timeout", "30s",
                                         "--json", "nodes"),
-                                   "other:1", &g, &err),
-               0, "%s", err.msg);
+                                   "other:1", &g, err, sizeof err),
+               0, "%s", err);
   cr_assert_str_eq(g.host, "::1");
   cr_assert_eq(g.port, 7);
   cr_assert_str_eq(g.controller, "[::1]:7");
@@ -218,7 +218,7 @@ Test(global, controller_env_flag_and_default) {
   cr_assert_eq(g.cmd_index, 6);
   ty_cli_global_close(&g);
 
-  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--controller", "h"), NULL, &g, &err), 0);
+  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--controller", "h"), NULL, &g, err, sizeof err), 0);
   cr_assert_eq(g.port, 7810);
   cr_assert_eq(g.cmd_index, 3); /* no subcommand */
   ty_cli_global_close(&g);
@@ -226,47 +226,47 @@ Test(global, controller_env_flag_and_default) {
 
 Test(global, bad_values_are_named) {
   ty_cli_global g;
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, &err),
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, err, sizeof err),
       TY_EINVAL);
-  cr_assert(strstr(err.msg, "--controller: \"h:x\" is not HOST:PORT"), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, &g, &err),
+  cr_assert(strstr(err, "--controller: \"h:x\" is not HOST:PORT"), "%s", err);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, &g, err, sizeof err),
                TY_EINVAL);
   cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g, &err),
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g, err, sizeof err),
       TY_EINVAL);
   cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, &err),
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, err, sizeof err),
       TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "TRAINYARD_CONTROLLER"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "TRAINYARD_CONTROLLER"), "%s", err);
   /* --controller overrides a bad environment value. */
   cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x", &g, &err),
-      0, "%s", err.msg);
+      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x", &g, err, sizeof err),
+      0, "%s", err);
   cr_assert_str_eq(g.controller, "h:1");
   ty_cli_global_close(&g);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, &err),
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, err, sizeof err),
                TY_EINVAL);
-  cr_assert(strstr(err.msg, "--timeout: \"soon\""), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, &g, &err),
+  cr_assert(strstr(err, "--timeout: \"soon\""), "%s", err);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, &g, err, sizeof err),
                TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, &g, &err),
+  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, &g, err, sizeof err),
                TY_EINVAL);
-  cr_assert(strstr(err.msg, "unknown option --bogus"), "%s", err.msg);
+  cr_assert(strstr(err, "unknown option --bogus"), "%s", err);
 }
 
 Test(ls, defaults_to_pending_and_running) {
   ty_cli_ls_args a;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(ty_cli_parse_ls(0, ARGS("x"), &a, &err), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_ls(0, ARGS("x"), &a, err, sizeof err), 0);
   cr_assert_eq(a.nstates, 2u);
-  cr_assert_eq(a.states[0], TY_CLI_JOB_PENDING);
-  cr_assert_eq(a.states[1], TY_CLI_JOB_RUNNING);
+  cr_assert_eq(a.states[0], TY_JOB_PENDING);
+  cr_assert_eq(a.states[1], TY_JOB_RUNNING);
   ty_cli_ls_args_close(&a);
 
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--all", "--json"), &a, &err), 0);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--all", "--json"), &a, err, sizeof err), 0);
   cr_assert(a.all && a.json);
   cr_assert_eq(a.nstates, 0u);
   ty_cli_ls_args_close(&a);
@@ -274,10 +274,10 @@ Test(ls, defaults_to_pending_and_running) {
   cr_assert_eq(ty_cli_parse_ls(
                    6,
                    ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob", "-q", "gpu"),
-                   &a, &err),
-               0, "%s", err.msg);
+                   &a, err, sizeof err),
+               0, "%s", err);
   cr_assert_eq(a.nstates, 3u); /* cd == completed */
-  cr_assert_eq(a.states[2], TY_CLI_JOB_NODE_FAIL);
+  cr_assert_eq(a.states[2], TY_JOB_NODE_FAIL);
   cr_assert_str_eq(a.user, "bob");
   cr_assert_str_eq(a.queue, "gpu");
   ty_cli_ls_args_close(&a);
@@ -285,82 +285,82 @@ Test(ls, defaults_to_pending_and_running) {
 
 Test(ls, bad_options) {
   ty_cli_ls_args a;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", "running,sleeping"), &a, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "--state: unknown state \"sleeping\""), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", ""), &a, &err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_ls(3, ARGS("--state", "running", "--all"), &a, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "--all and --state"), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_ls(1, ARGS("42"), &a, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "unexpected argument \"42\""), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--user", ""), &a, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "--user: must not be empty"), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_ls(1, ARGS("--user"), &a, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "--user needs a value"), "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", "running,sleeping"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--state: unknown state \"sleeping\""), "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", ""), &a, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_ls(3, ARGS("--state", "running", "--all"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--all and --state"), "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("42"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "unexpected argument \"42\""), "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--user", ""), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--user: must not be empty"), "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("--user"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--user needs a value"), "%s", err);
 }
 
 Test(jobs, show_logs_cancel_nodes) {
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   ty_cli_show_args s;
-  cr_assert_eq(ty_cli_parse_show(2, ARGS("42", "--json"), &s, &err), 0);
+  cr_assert_eq(ty_cli_parse_show(2, ARGS("42", "--json"), &s, err, sizeof err), 0);
   cr_assert_eq(s.id, 42u);
   cr_assert(s.json);
   ty_cli_logs_args l;
-  cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, &err), 0, "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, err, sizeof err), 0, "%s", err);
   cr_assert(l.follow);
   cr_assert_eq(l.id, 7u);
   cr_assert_eq(l.rank, 3);
-  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7"), &l, &err), 0);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7"), &l, err, sizeof err), 0);
   cr_assert_eq(l.rank, -1);
   ty_cli_cancel_args c;
-  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("1", "2", "3"), &c, &err), 0);
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("1", "2", "3"), &c, err, sizeof err), 0);
   cr_assert_eq(c.nids, 3u);
   cr_assert_eq(c.ids[2], 3u);
   ty_cli_cancel_args_close(&c);
   ty_cli_nodes_args n;
-  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--json"), &n, &err), 0);
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--json"), &n, err, sizeof err), 0);
   cr_assert(n.json);
 }
 
 Test(jobs, bad_ids_and_arguments) {
-  ty_cli_err err = {{0}};
+  char err[TY_ERR_LEN] = "";
   ty_cli_show_args s;
-  cr_assert_eq(ty_cli_parse_show(0, ARGS("x"), &s, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "show: missing job id"), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_show(1, ARGS("abc"), &s, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "\"abc\" is not a job id"), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_show(1, ARGS("0"), &s, &err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_show(1, ARGS("-3"), &s, &err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_show(1, ARGS("99999999999999999999999"), &s, &err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_show(2, ARGS("1", "2"), &s, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "show: unexpected argument \"2\""), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_show(0, ARGS("x"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "show: missing job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("abc"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "\"abc\" is not a job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("0"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("-3"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("99999999999999999999999"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_show(2, ARGS("1", "2"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "show: unexpected argument \"2\""), "%s", err);
   ty_cli_logs_args l;
-  cr_assert_eq(ty_cli_parse_logs(3, ARGS("1", "--rank", "x"), &l, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "--rank: \"x\""), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_logs(0, ARGS("x"), &l, &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_logs(3, ARGS("1", "--rank", "x"), &l, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--rank: \"x\""), "%s", err);
+  cr_assert_eq(ty_cli_parse_logs(0, ARGS("x"), &l, err, sizeof err), TY_EINVAL);
   ty_cli_cancel_args c;
-  cr_assert_eq(ty_cli_parse_cancel(0, ARGS("x"), &c, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "cancel: missing job id"), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("1", "x1"), &c, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "\"x1\" is not a job id"), "%s", err.msg);
+  cr_assert_eq(ty_cli_parse_cancel(0, ARGS("x"), &c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "cancel: missing job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("1", "x1"), &c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "\"x1\" is not a job id"), "%s", err);
   ty_cli_nodes_args n;
-  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("node1"), &n, &err), TY_EINVAL);
-  cr_assert(strstr(err.msg, "nodes: unexpected argument"), "%s", err.msg);
-  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--all"), &n, &err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("node1"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "nodes: unexpected argument"), "%s", err);
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--all"), &n, err, sizeof err), TY_EINVAL);
 }
 
 Test(states, names_round_trip) {
   int st = 0;
-  for (int s = 1; s <= TY_CLI_JOB_STATE_MAX; s++) {
-    cr_assert_eq(ty_cli_job_state_parse(ty_cli_job_state_name(s), &st), 0);
+  for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
+    cr_assert_eq(ty_job_state_parse(ty_job_state_name(s), &st), 0);
     cr_assert_eq(st, s);
   }
-  cr_assert_eq(ty_cli_job_state_parse("pd", &st), 0);
-  cr_assert_eq(st, TY_CLI_JOB_PENDING);
-  cr_assert_eq(ty_cli_job_state_parse("canceled", &st), 0);
-  cr_assert_eq(ty_cli_job_state_parse("", &st), TY_EINVAL);
-  cr_assert_str_eq(ty_cli_job_state_name(99), "UNKNOWN");
-  cr_assert_str_eq(ty_cli_node_state_name(3), "DRAINING");
+  cr_assert_eq(ty_job_state_parse("pd", &st), 0);
+  cr_assert_eq(st, TY_JOB_PENDING);
+  cr_assert_eq(ty_job_state_parse("canceled", &st), 0);
+  cr_assert_eq(ty_job_state_parse("", &st), TY_EINVAL);
+  cr_assert_str_eq(ty_job_state_name(99), "UNKNOWN");
+  cr_assert_str_eq(ty_node_state_name(3), "DRAINING");
 }
 
 Test(exit_codes, map_as_documented) {
@@ -378,10 +378,10 @@ Test(exit_codes, map_as_documented) {
   cr_assert_eq(ty_cli_exit_for_transport(TY_ECLOSED), 3);
   cr_assert_eq(ty_cli_exit_for_transport(0), 0);
 
-  ty_cli_cancel_result ok = {1, 0, ""}, done = {2, TY_ESTATE, "job 2 is already COMPLETED"},
+  ty_cancel_result ok = {1, 0, ""}, done = {2, TY_ESTATE, "job 2 is already COMPLETED"},
                        gone = {3, TY_ENOTFOUND, "job 3 not found"};
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){ok}, 1), 0);
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){ok, done}, 2), 1);
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){gone, done}, 2), 4);
-  cr_assert_eq(ty_cli_cancel_exit((ty_cli_cancel_result[]){done, gone}, 2), 4);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok}, 1), 0);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok, done}, 2), 1);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){gone, done}, 2), 4);
+  cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){done, gone}, 2), 4);
 }

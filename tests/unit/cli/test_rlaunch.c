@@ -1,31 +1,31 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* rlaunch's pure parts (cli/rlaunch.h): the command line and each rejection,
+/* rlaunch's pure parts (cli/cli.h): the command line and each rejection,
  * the environment deny-list, line framing, exit codes and the codecs. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <string.h>
 
-#include "cli/rlaunch.h"
+#include "cli/cli.h"
 
-static int parse(ty_rl_opts *o, ty_cli_err *err, const char *const *args) {
+static int parse(ty_rl_opts *o, char *err, size_t err_len, const char *const *args) {
   char *argv[32] = {"rlaunch"};
   int argc = 1;
   for (size_t i = 0; args[i]; i++) argv[argc++] = (char *)args[i];
   char *env[] = {"FOO=bar", "DISPLAY=:0", "SSH_AUTH_SOCK=/x", "TERM=xterm", "PWD=/here",
                  "RANK=9", NULL};
-  return ty_rl_parse(argc, argv, "/work", "alice", env, o, err);
+  return ty_rl_parse(argc, argv, "/work", "alice", env, o, err, err_len);
 }
 
 Test(rlaunch_args, options_and_command) {
   ty_rl_opts o;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(parse(&o, &err,
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err,
                      (const char *[]){"--gpu", "2", "--cpu=3", "--mem", "16G", "--nodes", "2",
                                       "--ntasks-per-node", "4", "--queue", "q", "--priority",
                                       "-5", "--time", "1:30:00", "--name", "n", "--label",
                                       "--stdin=all", "--detach", "--", "python", "-u", "x.py",
                                       NULL}),
-               0, "%s", err.msg);
+               0, "%s", err);
   cr_assert_eq(o.job.gpus_per_node, 2);
   cr_assert_eq(o.job.cpus_per_task, 3);
   cr_assert_eq(o.job.mem_per_node, 16ull << 30);
@@ -47,8 +47,8 @@ Test(rlaunch_args, options_and_command) {
 
 Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
   ty_rl_opts o;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(parse(&o, &err, (const char *[]){"--pty", "bash", "-l", NULL}), 0, "%s", err.msg);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){"--pty", "bash", "-l", NULL}), 0, "%s", err);
   cr_assert_eq(o.job.argc, 2);
   bool term = false;
   for (size_t i = 0; i < o.job.envc; i++) term |= strcmp(o.job.env[i], "TERM=xterm") == 0;
@@ -58,9 +58,9 @@ Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
 
 static void rejects(const char *const *args, const char *what) {
   ty_rl_opts o;
-  ty_cli_err err = {{0}};
-  cr_assert_eq(parse(&o, &err, args), TY_EINVAL, "accepted: %s", what);
-  cr_assert(strstr(err.msg, what), "message [%s] lacks [%s]", err.msg, what);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err, args), TY_EINVAL, "accepted: %s", what);
+  cr_assert(strstr(err, what), "message [%s] lacks [%s]", err, what);
 }
 
 Test(rlaunch_args, rejections_name_the_option) {
@@ -118,12 +118,12 @@ Test(rlaunch_args, exit_codes) {
 Test(rlaunch_args, codecs_round_trip_and_reject_garbage) {
   ty_buf b;
   ty_buf_init(&b);
-  ty_rl_locations l;
-  cr_assert_eq(ty_rl_decode_locations((const uint8_t *)"\xff\xff\xff", 3, &l), TY_EPROTO);
-  ty_rl_output o;
+  ty_task_locations l;
+  cr_assert_eq(ty_cli_decode_locations((const uint8_t *)"\xff\xff\xff", 3, &l), TY_EPROTO);
+  ty_attach_output o;
   void *owner = NULL;
   cr_assert_eq(ty_rl_decode_output((const uint8_t *)"\xff\xff\xff", 3, &o, &owner), TY_EPROTO);
-  ty_rl_input in = {.job_id = 7, .rank = 1, .signal = SIGINT, .rows = 40, .cols = 120};
+  ty_attach_input in = {.job_id = 7, .rank = 1, .signal = SIGINT, .rows = 40, .cols = 120};
   cr_assert_eq(ty_rl_encode_input(&in, &b), 0);
   cr_assert_gt(b.len, 0);
   ty_buf_close(&b);

@@ -10,9 +10,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "daemon/commit.h"
-#include "daemon/job.h"
-#include "daemon/store.h"
+#include "daemon/daemon.h"
 #include "lib/base/base.h"
 
 static char dir[64];

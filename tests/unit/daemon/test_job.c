@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/job.h"
+#include "daemon/daemon.h"
 #include "lib/base/base.h"
 
 Test(job_state, valid_transitions) {

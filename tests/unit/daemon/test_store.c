@@ -8,9 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/commit.h"
-#include "daemon/job.h"
-#include "daemon/store.h"
+#include "daemon/daemon.h"
 #include "lib/base/base.h"
 
 static char dir[64];
@@ -245,4 +243,29 @@ Test(store, unwritable_path_is_refused) {
   char err[512] = "";
   cr_assert_eq(ty_store_open("/nonexistent-dir/x/traind.db", &s, err, sizeof(err)), TY_ESTORE);
   cr_assert(strstr(err, "/nonexistent-dir/x/traind.db"), "%s", err);
+}
+
+/* The jobs table is exactly TY_JOB_COLUMNS, in order, on a new file: the
+ * CREATE TABLE of schema 1 and the ALTER TABLEs after it are generated from
+ * the list, like the statements that read and write it. */
+Test(store, jobs_table_is_the_column_list) {
+  static const char *const want[] = {
+#define COL_(version, col, kind, sql) #col,
+      TY_JOB_COLUMNS(COL_)
+#undef COL_
+  };
+  ty_store_close(open_ok());
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA table_info(jobs)", -1, &st, NULL), SQLITE_OK);
+  size_t n = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    cr_assert_lt(n, TY_ARRAY_LEN(want), "more columns than TY_JOB_COLUMNS lists");
+    cr_expect_str_eq((const char *)sqlite3_column_text(st, 1), want[n], "column %zu", n);
+    n++;
+  }
+  cr_expect_eq(n, TY_ARRAY_LEN(want));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }

@@ -212,9 +212,9 @@ Test(io, malformed_request_and_unknown_method_are_refused) {
   cr_assert_eq(ty_rpc_client_call(c, TY_M_READ_LOG, garbage, sizeof garbage, 5000, &r), 0);
   cr_expect_eq(r.status, TY_EPROTO);
   ty_rpc_result_close(&r);
-  cr_assert_eq(ty_rpc_client_call(c, "SubmitJob", NULL, 0, 5000, &r), 0);
+  cr_assert_eq(ty_rpc_client_call(c, TY_M_SUBMIT_JOB, NULL, 0, 5000, &r), 0);
   cr_expect_eq(r.status, TY_ENOTFOUND);
-  cr_expect(strstr(r.message, "SubmitJob") != NULL, "%s", r.message);
+  cr_expect(strstr(r.message, TY_M_SUBMIT_JOB) != NULL, "%s", r.message);
   ty_rpc_result_close(&r);
   ty_rpc_client_close(c);
   server_fini(&s);

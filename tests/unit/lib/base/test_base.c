@@ -2,6 +2,7 @@
 /* Unit tests for lib/base: duration and size parsing, the byte buffer, the
  * error table and formatter, the RNG and overflow checks. */
 #include <criterion/criterion.h>
+#include <getopt.h>
 #include <string.h>
 
 #include <uv.h>
@@ -86,4 +87,92 @@ Test(alloc, mul_overflow_is_detected) {
   cr_assert(!ty_mul_overflow(1000, 1000, &out));
   cr_assert_eq(out, 1000000u);
   cr_assert(ty_mul_overflow(SIZE_MAX / 2, 3, &out));
+}
+
+Test(parse, hostport) {
+  char host[16];
+  int port = 0;
+  cr_assert_eq(ty_parse_hostport("127.0.0.1:7810", host, sizeof host, &port), 0);
+  cr_assert_str_eq(host, "127.0.0.1");
+  cr_assert_eq(port, 7810);
+  cr_assert_eq(ty_parse_hostport("h:0", host, sizeof host, &port), 0);
+  cr_assert_eq(ty_parse_hostport("localhost", host, sizeof host, &port), TY_EINVAL);
+  cr_assert_eq(ty_parse_hostport(":1", host, sizeof host, &port), TY_EINVAL);
+  cr_assert_eq(ty_parse_hostport("h:70000", host, sizeof host, &port), TY_EINVAL);
+  cr_assert_eq(ty_parse_hostport("h:x", host, sizeof host, &port), TY_EINVAL);
+  cr_assert_eq(ty_parse_hostport("h:", host, sizeof host, &port), TY_EINVAL);
+  cr_assert_eq(ty_parse_hostport("a-very-long-host-name:1", host, sizeof host, &port), TY_EINVAL);
+}
+
+/* ---- ty_opts: the one option style ---------------------------------------- */
+
+static const struct option test_opts[] = {{"gpus", required_argument, NULL, 256},
+                                          {"json", no_argument, NULL, 257},
+                                          {"rank", required_argument, NULL, 'r'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+
+/* Parses args; writes "id[=value]" or "@positional" per item into out,
+ * space-separated; returns the last result (0 at the end, or TY_EINVAL). */
+static int run_opts(const char *const *args, bool stop_at_first, char *out, size_t cap,
+                    char *err, size_t err_len) {
+  int argc = 0;
+  while (args[argc]) argc++;
+  ty_opts o;
+  cr_assert_eq(ty_opts_init(&o, argc, (char *const *)args, "r:h", test_opts), 0);
+  out[0] = '\0';
+  int id;
+  const char *v;
+  while ((id = ty_opts_next(&o, &v, err, err_len)) != TY_OPT_END && id != TY_EINVAL) {
+    size_t n = strlen(out);
+    if (id == TY_OPT_POSITIONAL) snprintf(out + n, cap - n, "@%s ", v);
+    else snprintf(out + n, cap - n, "%d%s%s ", id, v ? "=" : "", v ? v : "");
+    if (id == TY_OPT_POSITIONAL && stop_at_first) ty_opts_stop(&o);
+  }
+  ty_opts_close(&o);
+  return id == TY_EINVAL ? id : 0;
+}
+
+Test(opts, long_short_values_and_positionals) {
+  char out[256], err[TY_ERR_LEN] = "";
+  cr_assert_eq(run_opts((const char *[]){"a", "--gpus", "2", "--gpus=3", "-r", "1", "-r2", "b",
+                                         "--json", "-h", "--", "--json", "-5", NULL},
+                        false, out, sizeof out, err, sizeof err),
+               0, "%s", err);
+  cr_assert_str_eq(out, "@a 256=2 256=3 114=1 114=2 @b 257 104 @--json @-5 ");
+  /* A negative number is an argument, also before "--". */
+  cr_assert_eq(run_opts((const char *[]){"-5", "--json", NULL}, false, out, sizeof out, err,
+                        sizeof err),
+               0);
+  cr_assert_str_eq(out, "@-5 257 ");
+  /* A command to run: its own options stay its own. */
+  cr_assert_eq(run_opts((const char *[]){"--json", "python", "--gpus", "-h", NULL}, true, out,
+                        sizeof out, err, sizeof err),
+               0);
+  cr_assert_str_eq(out, "257 @python @--gpus @-h ");
+}
+
+static void opts_reject(const char *const *args, const char *want) {
+  char out[256], err[TY_ERR_LEN] = "";
+  cr_assert_eq(run_opts(args, false, out, sizeof out, err, sizeof err), TY_EINVAL, "[%s] accepted",
+               want);
+  cr_assert_str_eq(err, want);
+}
+
+Test(opts, rejections_name_the_option) {
+  opts_reject((const char *[]){"--gpu", "2", NULL}, "unknown option --gpu"); /* no abbreviations */
+  opts_reject((const char *[]){"--bogus=1", NULL}, "unknown option --bogus");
+  opts_reject((const char *[]){"--gpus", NULL}, "--gpus needs a value");
+  opts_reject((const char *[]){"--json=yes", NULL}, "--json does not take a value");
+  opts_reject((const char *[]){"-r", NULL}, "-r needs a value");
+  opts_reject((const char *[]){"-x", NULL}, "unknown option -x");
+  opts_reject((const char *[]){"-hx", NULL}, "unknown option -x");
+}
+
+Test(opts, every_parse_starts_over) {
+  char out[256], err[TY_ERR_LEN] = "";
+  /* A first parse that stops inside "-hx" must not leak into the next. */
+  opts_reject((const char *[]){"-hx", NULL}, "unknown option -x");
+  cr_assert_eq(run_opts((const char *[]){"-h", NULL}, false, out, sizeof out, err, sizeof err), 0);
+  cr_assert_str_eq(out, "104 ");
 }

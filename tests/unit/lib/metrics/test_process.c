@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/metrics/metrics.h"
+#include "proto/methods.h"
 
 static char *render(ty_metrics *m) {
   ty_buf b;
@@ -110,10 +111,10 @@ static void fill_realistic(ty_metrics *m) {
                                         "Checkpoint bytes written.", NULL);
   ty_metric *up = ty_metrics_gauge(m, "trainyard_node_last_heartbeat_timestamp_seconds",
                                    "When each node last sent a heartbeat.", "node");
-  const char *ok[] = {"SubmitJob", "ok"}, *nf[] = {"CancelJob", "not_found"};
+  const char *ok[] = {TY_M_SUBMIT_JOB, "ok"}, *nf[] = {TY_M_CANCEL_JOB, "not_found"};
   ty_metric_inc(req, ok, 12);
   ty_metric_inc(req, nf, 1);
-  const char *sj[] = {"SubmitJob"};
+  const char *sj[] = {TY_M_SUBMIT_JOB};
   for (int i = 0; i < 50; i++)
     ty_metric_observe(dur, sj, 0.0007 * i);
   const char *q1[] = {"research \"A\"\\x\nline", "running"}, *q2[] = {"prod", "pending"};

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/metrics/metrics.h"
+#include "proto/methods.h"
 
 /* Renders m into a NUL-terminated heap string the caller frees. */
 static char *render(ty_metrics *m) {
@@ -30,7 +31,7 @@ Test(metrics_registry, counter_with_labels) {
   ty_metric *c = ty_metrics_counter(m, "trainyard_rpc_requests_total", "RPC requests handled.",
                                     "method, status");
   cr_assert_not_null(c);
-  const char *a[] = {"SubmitJob", "ok"}, *b[] = {"CancelJob", "not_found"};
+  const char *a[] = {TY_M_SUBMIT_JOB, "ok"}, *b[] = {TY_M_CANCEL_JOB, "not_found"};
   ty_metric_inc(c, a, 1);
   ty_metric_inc(c, a, 2);
   ty_metric_inc(c, b, 1);

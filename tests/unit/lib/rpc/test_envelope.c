@@ -7,6 +7,7 @@
 
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
+#include "proto/methods.h"
 
 /* Encodes, strips the header (checking it), decodes. */
 static void round_trip(const ty_rpc_msg *in, ty_rpc_msg *out, void **owner) {
@@ -29,7 +30,7 @@ Test(envelope, round_trip_of_every_kind) {
         .version = TY_RPC_VERSION,
         .request_id = 0x1234567890ull + (uint64_t)k,
         .kind = (ty_rpc_kind)k,
-        .method = "SubmitJob",
+        .method = TY_M_SUBMIT_JOB,
         .status = k == TY_RPC_RESPONSE ? TY_ENOTFOUND : 0,
         .message = "job 99 not found",
         .credential = cred,
@@ -43,7 +44,7 @@ Test(envelope, round_trip_of_every_kind) {
     cr_assert_eq(out.version, TY_RPC_VERSION);
     cr_assert_eq(out.request_id, in.request_id);
     cr_assert_eq(out.kind, in.kind);
-    cr_assert_str_eq(out.method, "SubmitJob");
+    cr_assert_str_eq(out.method, TY_M_SUBMIT_JOB);
     cr_assert_eq(out.status, in.status);
     cr_assert_str_eq(out.message, "job 99 not found");
     cr_assert_eq(out.credential_len, sizeof cred);

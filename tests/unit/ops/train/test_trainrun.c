@@ -6,6 +6,7 @@
  */
 #include "lib/base/base.h"
 #include "ops/graph.h"
+#include "ops/plan/plan.h"
 #include "tests/unit/ops/train/helpers.h"
 
 #include <criterion/criterion.h>
@@ -173,4 +174,77 @@ Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
                    sizeof out2), 0, "%s", out2);
   cr_assert(strstr(out2, "resumed from"), "%s", out2);
   cr_assert(strstr(out2, want), "no \"%s\" in: %s", want, out2);
+}
+
+/* The plan options: each bad value named, a plan file written and refused
+ * where it does not fit (the multi-rank cases are in tests/integration). */
+Test(trainrun, plan_options_refused_and_plan_files_written, .timeout = 60) {
+  char out[1 << 14], cfg[128], model[128], plan[128], junk[128];
+  snprintf(cfg, sizeof cfg, "%s/plan.pb", tmpdir());
+  snprintf(model, sizeof model, "%s/plan_model.onnx", tmpdir());
+  snprintf(plan, sizeof plan, "%s/tp.plan", tmpdir());
+  snprintf(junk, sizeof junk, "%s/junk.plan", tmpdir());
+  write_model(model);
+  size_t len;
+  uint8_t *c = pack_config(5, 0, NULL, &len);
+  write_file(cfg, c, len);
+  free(c);
+  write_file(junk, "not a plan at all", 17);
+  unsetenv("WORLD_SIZE");
+  unsetenv("LOCAL_WORLD_SIZE");
+  const struct {
+    const char *a, *b, *c, *d, *why;
+  } bad[] = {
+      {"--parallelism", "fast", NULL, NULL,
+       "--parallelism: expected auto, data, tensor or grid, got \"fast\""},
+      {"--parallelism", "tensor", "--mesh", "2",
+       "--mesh: expected NODESxDEVICES, e.g. 2x4, got \"2\""},
+      {"--parallelism", "tensor", "--mesh", "1x3",
+       "--mesh 1x3 holds 3 devices, but WORLD_SIZE is 1"},
+      {"--parallelism", "data", "--device-mem", "0",
+       "--device-mem: expected a positive byte count"},
+      {"--parallelism", "data", "--intra-gbps", "fast",
+       "--intra-gbps: expected a non-negative number"},
+      {"--plan", "/nonexistent.plan", NULL, NULL,
+       "--plan /nonexistent.plan: No such file or directory"},
+      {"--plan", junk, NULL, NULL, "plan: not a trainyard plan"},
+      {"--plan", junk, "--parallelism", "data", "--plan runs a plan as it is"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *argv[] = {"--model", model,    "--config", cfg, bad[i].a,
+                          bad[i].b,  bad[i].c, bad[i].d,   NULL};
+    cr_assert_eq(run(argv, out, sizeof out), 2, "case %zu: %s", i, out);
+    cr_assert(strstr(out, bad[i].why), "case %zu: no \"%s\" in: %s", i, bad[i].why, out);
+  }
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  const char *write[] = {"--model",
+                         model,
+                         "--config",
+                         cfg,
+                         "--write-plan",
+                         plan,
+                         "--parallelism",
+                         "tensor",
+                         "--mesh",
+                         "1x2",
+                         "--device-flops",
+                         "1e11",
+                         NULL};
+  cr_assert_eq(run(write, out, sizeof out), 0, "%s", out);
+  cr_assert(strstr(out, "plan: written to "), "%s", out);
+  size_t n = 0;
+  uint8_t buf[1 << 14];
+  FILE *f = fopen(plan, "rb");
+  cr_assert_not_null(f);
+  n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_plan_decode(buf, n, &p, err, sizeof err), 0, "%s", err);
+  cr_assert(p->mesh[0] == 1 && p->mesh[1] == 2 && p->nodes == 1 && p->devices_per_node == 2);
+  ty_plan_destroy(p);
+  cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, "--plan", plan, NULL}, out,
+                   sizeof out),
+               2);
+  cr_assert(strstr(out, "made for 2 devices (mesh 1x2), but WORLD_SIZE is 1"), "%s", out);
 }

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * daemon/: traind, the controller. This is its public header: what main.c
+ * and the tests use. The controller object (its lifecycle), the job state
+ * machine and the controller's checks of a job spec, the SQLite store and
+ * the group-commit writer in front of it. The state machine, the store and
+ * group commit are free of the RPC layer (the ty_daemon_core library) so
+ * they are unit-tested on their own. Everything the controller's files
+ * share beyond this is daemon_internal.h.
+ */
+#ifndef TY_DAEMON_DAEMON_H
+#define TY_DAEMON_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/wire/wire.h"
+
+/* ==== controller =============================================================================
+ * controller.c: traind's one top-level object. It owns the libuv loop
+ * (borrowed from main), the SQLite store and its group-commit writer, the RPC
+ * server for clients and workers, the in-memory job/node/queue tables, the
+ * metrics registry and its HTTP server, and the 1 s tick.
+ */
+
+typedef struct ty_controller ty_controller;
+
+typedef struct ty_controller_config {
+  const char *listen_host; /* borrowed for the controller's lifetime */
+  int listen_port;         /* 0 = ephemeral */
+  const char *metrics_host;
+  int metrics_port;
+  const char *state_dir; /* the database is STATE_DIR/traind.db */
+  uint32_t heartbeat_ms;
+  uint32_t node_timeout_ms;
+  uint32_t kill_grace_s;
+  size_t max_frame;
+  /* The scheduler (--config FILE): copied at create; NULL = defaults. The
+   * topology's strings are copied too. */
+  const struct ty_sched_config *sched;
+  const struct ty_sched_topology *topo;
+} ty_controller_config;
+
+/* Opens the store (creating the state dir), loads state, starts listening
+ * and the tick. On failure returns an error and writes a sentence into err. */
+int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_controller **out_ctl,
+                         char *err, size_t err_len);
+int ty_controller_rpc_port(const ty_controller *ctl);
+int ty_controller_metrics_port(const ty_controller *ctl);
+/* Orderly shutdown: stops listening, commits what is queued (answering those
+ * requests), closes every handle. Running tasks keep running on the workers.
+ * The loop then runs to completion; call ty_controller_destroy after it. */
+void ty_controller_stop(ty_controller *ctl);
+void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
+
+/* ==== jobs: state machine and spec checks ====================================================
+ * job.c: the job state machine and the controller's checks of a job
+ * spec, free of protobuf and SQLite so both can be unit-tested directly.
+ *
+ * Transitions (docs/cluster-protocol.md):
+ *
+ *   PENDING  -> RUNNING | CANCELLED
+ *   RUNNING  -> COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | PREEMPTED
+ *   NODE_FAIL, PREEMPTED -> PENDING   (requeue)
+ *   COMPLETED, FAILED, CANCELLED, TIMEOUT: terminal
+ */
+
+/* 0 when from -> to is a valid transition, TY_ESTATE otherwise. States and
+ * the job spec are the wire model's (lib/wire/wire.h). */
+int ty_job_check_transition(int from, int to);
+
+/* Limits applied by validation. */
+#define TY_JOB_MAX_NAME 256
+#define TY_JOB_MAX_NODES 10000
+#define TY_JOB_MAX_TASKS_PER_NODE 1024
+#define TY_JOB_MAX_CPUS_PER_TASK 4096
+#define TY_JOB_MAX_ARGS 4096
+#define TY_JOB_MAX_ARG_LEN 65536
+
+/* Checks a submitted spec and fills in defaults (queue "default", name from
+ * argv[0], resources defaults 1/1/0/1/0 also for fields sent as 0, since
+ * proto3 cannot tell 0 from unset, user "nobody" when the client sent
+ * none). Graph jobs need a model (path or bytes) and a config; one rank
+ * runs per GPU (tasks_per_node defaults to gpus_per_node) or per CPU slot.
+ * Returns 0 or TY_EINVAL and writes the
+ * reason, starting with the bad field ("job.command.argv: must not be empty"),
+ * into err. Does not know queues or nodes: the controller checks those. */
+int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
+
+/* ==== store ==================================================================================
+ * store.c: the controller's durable state in one SQLite file
+ * (STATE_DIR/traind.db).
+ *
+ * Tables: jobs, queues, nodes, events (one row per job state transition, the
+ * accounting record). The schema evolves by numbered migrations kept in
+ * store.c and tracked in PRAGMA user_version.
+ *
+ * Threads: a ty_store holds two connections. The write functions
+ * (ty_store_begin ... ty_store_commit and the put functions between them) use
+ * the writer connection and belong to exactly one thread: the group-commit
+ * writer (group commit below), or the loop before that thread starts. The load and read
+ * functions use the reader connection and belong to the loop thread; in WAL
+ * mode they never wait for the writer's fsync.
+ *
+ * Rows passed to callbacks are borrowed for the duration of the callback.
+ * Rows passed to put functions are read, not kept.
+ */
+
+typedef struct ty_store ty_store;
+
+/* X(version, column, kind, sql): the jobs table, one line per column in
+ * column order. `version` is the schema version that added the column
+ * (CREATE TABLE for 1, ALTER TABLE ADD COLUMN later; store.c writes both);
+ * `kind` is the C type of its ty_job_row field. The table's DDL, INSERT,
+ * UPDATE and SELECT, the row struct, its binding and reading and the commit
+ * txn's copy all come from this list: a new column is one line here (with
+ * the next schema version) plus the code that fills and reads it. */
+#define TY_JOB_COLUMNS(X)                                                                          \
+  X(1, id, ID, "INTEGER PRIMARY KEY")                                                              \
+  X(1, name, TEXT, "TEXT NOT NULL")                                                                \
+  X(1, user, TEXT, "TEXT NOT NULL")                                                                \
+  X(1, queue, TEXT, "TEXT NOT NULL REFERENCES queues(name)")                                       \
+  X(1, priority, INT, "INTEGER NOT NULL DEFAULT 0")                                                \
+  X(1, state, INT, "INTEGER NOT NULL") /* ty_job_state */                                          \
+  X(1, reason, TEXT, "TEXT NOT NULL DEFAULT ''")                                                   \
+  X(1, exit_code, INT, "INTEGER NOT NULL DEFAULT 0")                                               \
+  X(1, term_signal, INT, "INTEGER NOT NULL DEFAULT 0")                                             \
+  X(1, submit_ms, I64, "INTEGER NOT NULL")                                                         \
+  X(1, start_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                                \
+  X(1, end_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                                  \
+  X(1, nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* node names, comma-separated, rank order */      \
+  X(1, alloc, TEXT, "TEXT NOT NULL DEFAULT ''") /* per-node allocation (jobs.c), may be "" */      \
+  X(1, requeue_count, U32, "INTEGER NOT NULL DEFAULT 0")                                           \
+  X(1, spec, BLOB, "BLOB NOT NULL")                     /* the encoded trainyard.Job */            \
+  X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
+  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */
+
+/* The C type of each kind; a BLOB is its bytes and their count. */
+#define TY__JOB_FIELD_ID(col) uint64_t col;
+#define TY__JOB_FIELD_TEXT(col) const char *col;
+#define TY__JOB_FIELD_INT(col) int32_t col;
+#define TY__JOB_FIELD_I64(col) int64_t col;
+#define TY__JOB_FIELD_U32(col) uint32_t col;
+#define TY__JOB_FIELD_BOOL(col) bool col;
+#define TY__JOB_FIELD_BLOB(col)                                                                    \
+  const uint8_t *col;                                                                              \
+  size_t col##_len;
+
+typedef struct ty_job_row {
+#define TY__JOB_FIELD_(version, col, kind, sql) TY__JOB_FIELD_##kind(col)
+  TY_JOB_COLUMNS(TY__JOB_FIELD_)
+#undef TY__JOB_FIELD_
+} ty_job_row;
+
+typedef struct ty_event_row {
+  int64_t id; /* assigned by the store; ignored on insert */
+  uint64_t job_id;
+  int64_t time_ms;
+  int from_state; /* 0 for the submit event */
+  int to_state;
+  const char *reason;
+  const char *actor; /* "user:alice", "controller", "node:n1", ... */
+} ty_event_row;
+
+typedef struct ty_node_row {
+  const char *name;
+  int state; /* trainyard.NodeState number */
+  uint32_t cpus;
+  uint64_t memory;
+  const uint8_t *gpus; /* encoded trainyard.NodeInfo holding gpus and topology */
+  size_t gpus_len;
+  const char *io_addr;
+  int64_t last_seen_ms;
+  const char *reason;
+  bool drain; /* an operator drains it (schema 2) */
+} ty_node_row;
+
+typedef struct ty_queue_row {
+  const char *name;
+  int32_t priority_tier;
+  const char *state; /* "OPEN", "CLOSED", "PAUSED" ("UP" before schema 2) or "DELETED" */
+  /* Schema 2: the scheduler's queue settings (scheduler/scheduler.h). */
+  double share;
+  uint32_t max_running, max_gpus, max_gpus_per_user;
+  bool preemptible;
+  uint32_t default_time_s, max_time_s;
+} ty_queue_row;
+
+/* Decayed fair-share usage of one user in one queue (schema 2). */
+typedef struct ty_usage_row {
+  const char *user, *queue;
+  double gpu_s, cpu_s;
+  int64_t updated_ms;
+} ty_usage_row;
+
+/* A change that is not a job state transition: queues and nodes (schema 2). */
+typedef struct ty_admin_event_row {
+  int64_t time_ms;
+  const char *actor;  /* "user:alice" */
+  const char *kind;   /* "queue", "node" */
+  const char *object; /* its name */
+  const char *action; /* "create", "update", "delete", "drain", "resume", ... */
+  const char *detail;
+} ty_admin_event_row;
+
+/* Opens (creating when absent) the database at `path`, applies pending
+ * migrations and checks integrity. On failure returns TY_ESTORE and writes a
+ * sentence naming the file and the problem into err ("… is not a SQLite
+ * database", "… has schema version 9, newer than this traind supports (1)"). */
+int ty_store_open(const char *path, ty_store **out_store, char *err, size_t err_len);
+void ty_store_close(ty_store *s); /* accepts NULL */
+/* The schema version this build migrates to, and the file's version. */
+int ty_store_schema_version(void);
+int ty_store_user_version(ty_store *s);
+
+/* ---- loop thread: loading and reading ------------------------------------- */
+/* Each calls cb once per row; a non-zero return from cb stops and is returned. */
+int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud);
+int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud);
+int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud);
+int ty_store_load_usage(ty_store *s, int (*cb)(const ty_usage_row *r, void *ud), void *ud);
+int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud), void *ud);
+/* Events of one job in the order they were written. */
+int ty_store_job_events(ty_store *s, uint64_t job_id, int (*cb)(const ty_event_row *r, void *ud),
+                        void *ud);
+
+/* ---- writer thread: transactions ------------------------------------------ */
+int ty_store_begin(ty_store *s);
+int ty_store_commit(ty_store *s); /* counts one commit on success */
+void ty_store_rollback(ty_store *s);
+/* Savepoints isolate one request's mutations inside a group commit. */
+int ty_store_savepoint(ty_store *s);
+int ty_store_release(ty_store *s);
+void ty_store_rollback_to(ty_store *s);
+
+int ty_store_insert_job(ty_store *s, const ty_job_row *r);
+int ty_store_update_job(ty_store *s, const ty_job_row *r); /* TY_ENOTFOUND if absent */
+int ty_store_add_event(ty_store *s, const ty_event_row *r);
+int ty_store_upsert_node(ty_store *s, const ty_node_row *r);
+int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r);
+int ty_store_upsert_usage(ty_store *s, const ty_usage_row *r);
+int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r);
+
+/* Successful commits since open (any thread may read it). */
+uint64_t ty_store_commits(const ty_store *s);
+/* The last SQLite error message of the writer connection, for logs. */
+const char *ty_store_errmsg(ty_store *s);
+
+/* ==== group commit ===========================================================================
+ * commit.c: group commit. The loop builds a ty_txn (the mutations of one
+ * request: a job row and its event, node rows, ...) and submits it with a
+ * completion callback. A writer thread takes ALL queued txns, applies each
+ * inside its own savepoint of ONE SQLite transaction, commits once (one
+ * fsync), then wakes the loop with uv_async_send; the loop calls every
+ * callback of the batch. So N requests that arrive while a commit runs cost
+ * one fsync, not N.
+ *
+ * A txn whose own statements fail (say, a constraint) is rolled back to its
+ * savepoint and answered TY_ESTORE alone; a failed COMMIT answers the whole
+ * batch TY_ESTORE. Callbacks always run on the loop thread, in submit order.
+ */
+
+typedef struct ty_txn ty_txn;
+
+ty_txn *ty_txn_create(void);
+void ty_txn_destroy(ty_txn *t); /* accepts NULL */
+/* Each adds a deep copy of the row, so the caller may change or free its own
+ * strings right after. A job row's spec is the submitted job (its size the
+ * client's choice), copied with malloc: TY_ENOMEM leaves t unchanged. */
+int ty_txn_insert_job(ty_txn *t, const ty_job_row *r);
+int ty_txn_update_job(ty_txn *t, const ty_job_row *r);
+void ty_txn_add_event(ty_txn *t, const ty_event_row *r);
+void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r);
+void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r);
+void ty_txn_upsert_usage(ty_txn *t, const ty_usage_row *r);
+void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r);
+size_t ty_txn_len(const ty_txn *t);
+/* Applies the txn's mutations in order on the writer connection (for tests
+ * and for start-up writes before the writer thread runs). */
+int ty_txn_apply(const ty_txn *t, ty_store *s);
+
+typedef struct ty_committer ty_committer;
+/* status: 0 once committed, TY_ESTORE when it was not. */
+typedef void (*ty_commit_cb)(int status, void *ud);
+
+/* Starts the writer thread. The store must outlive the committer. */
+int ty_committer_create(uv_loop_t *loop, ty_store *store, ty_committer **out);
+/* Takes ownership of txn. cb (may be NULL) is called on the loop thread. */
+void ty_committer_submit(ty_committer *c, ty_txn *txn, ty_commit_cb cb, void *ud);
+/* Called on the loop after the callbacks of one or more batches ran: how many
+ * commits (transactions, i.e. fsyncs) and how many txns they held. */
+void ty_committer_on_batch(ty_committer *c, void (*cb)(size_t commits, size_t txns, void *ud),
+                           void *ud);
+/* Txns submitted and not yet answered. */
+size_t ty_committer_inflight(const ty_committer *c);
+/* Commits whatever is queued, answers every callback, stops the thread and
+ * closes its async handle (freed once the loop runs the close callback).
+ * Call on the loop thread. Accepts NULL. */
+void ty_committer_destroy(ty_committer *c);
+
+#endif

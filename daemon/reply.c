@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Answers to RPC requests: a ty_reply is created for every request (rpc.c)
+ * and finished by its handler, at once or after its commit.
+ * ty__reply_finish answers it, counts it in trainyard_rpc_requests_total /
+ * trainyard_rpc_duration_seconds and logs refusals with the method, the
+ * peer and the reason. Outstanding replies are kept in a list so a closing
+ * connection can detach them (their answer is then dropped).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "daemon/daemon_internal.h"
+
+static void unlink_reply(ty_controller *ctl, ty_reply *r) {
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    ctl->replies = r->next;
+  if (r->next) r->next->prev = r->prev;
+}
+
+void ty__reply_finish(ty_reply *r, int status, const char *message) {
+  ty_controller *ctl = r->ctl;
+  if (status != 0)
+    ty_warn("refused %s from %s: %s (%s)", r->method, r->conn ? ty_rpc_peer(r->conn) : "(gone)",
+            message && message[0] ? message : ty_strerror(status), ty_error_label(status));
+  if (r->conn) {
+    int rc = ty_rpc_reply(r->conn, r->request_id, status, message, status == 0 ? r->out.data : NULL,
+                          status == 0 ? r->out.len : 0);
+    if (rc != 0) ty_debug("reply to %s failed: %s", r->method, ty_strerror(rc));
+  }
+  const char *labels[] = {r->method, ty_error_label(status)};
+  ty_metric_inc(ctl->m.rpc_total, labels, 1);
+  ty_metric_observe(ctl->m.rpc_seconds, labels, (double)(uv_hrtime() - r->t0_ns) / 1e9);
+  unlink_reply(ctl, r);
+  ty_buf_close(&r->out);
+  free(r);
+}
+
+void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...) {
+  char msg[TY_ERR_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  ty_verrf(msg, sizeof(msg), status, fmt, ap);
+  va_end(ap);
+  ty__reply_finish(r, status, msg);
+}
+
+void ty__reply_bad_payload(ty_reply *r, int rc, const char *what) {
+  if (rc == TY_ENOMEM)
+    ty__reply_finishf(r, rc, "out of memory decoding %s", what);
+  else
+    ty__reply_finishf(r, TY_EPROTO, "payload is not %s", what);
+}
+
+ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *req,
+                        const char *method) {
+  ty_reply *r = ty_xcalloc(1, sizeof(*r));
+  r->ctl = ctl;
+  r->conn = c;
+  r->request_id = req->request_id;
+  r->method = method;
+  r->t0_ns = uv_hrtime();
+  r->credential = req->credential;
+  r->credential_len = req->credential_len;
+  ty_buf_init(&r->out);
+  r->next = ctl->replies;
+  if (r->next) r->next->prev = r;
+  ctl->replies = r;
+  return r;
+}

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The wire model's names, rules and helpers (see wire.h). The name tables
+ * are generated from the X-macro maps, so a state added to a map has its
+ * name, its short form and its parser at once.
+ */
+#include "lib/wire/wire.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- states ----------------------------------------------------------------- */
+
+static const char *const job_states[TY_JOB_STATE_MAX + 1] = {
+#define NAME_(name, num, abbrev) [num] = #name,
+    TY_JOB_STATE_MAP(NAME_)
+#undef NAME_
+};
+static const char *const job_short[TY_JOB_STATE_MAX + 1] = {
+#define SHORT_(name, num, abbrev) [num] = abbrev,
+    TY_JOB_STATE_MAP(SHORT_)
+#undef SHORT_
+};
+
+const char *ty_job_state_name(int state) {
+  if (state < 1 || state > TY_JOB_STATE_MAX) return "UNKNOWN";
+  return job_states[state];
+}
+
+int ty_job_state_parse(const char *s, int *out_state) {
+  char norm[32];
+  size_t n = strlen(s);
+  if (n == 0 || n >= sizeof norm) return TY_EINVAL;
+  for (size_t i = 0; i <= n; i++) norm[i] = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
+  for (int st = 1; st <= TY_JOB_STATE_MAX; st++) {
+    if (strcmp(norm, job_states[st]) == 0 || strcmp(norm, job_short[st]) == 0) {
+      *out_state = st;
+      return 0;
+    }
+  }
+  /* The British and American spellings both appear in other schedulers. */
+  if (strcmp(norm, "CANCELED") != 0) return TY_EINVAL;
+  *out_state = TY_JOB_CANCELLED;
+  return 0;
+}
+
+bool ty_job_state_terminal(int state) {
+  return state == TY_JOB_COMPLETED || state == TY_JOB_FAILED || state == TY_JOB_CANCELLED ||
+         state == TY_JOB_TIMEOUT;
+}
+
+static const char *const node_states[TY_NODE_STATE_MAX + 1] = {
+#define NAME_(name, num) [num] = #name,
+    TY_NODE_STATE_MAP(NAME_)
+#undef NAME_
+};
+
+const char *ty_node_state_name(int state) {
+  if (state < 1 || state > TY_NODE_STATE_MAX) return "UNKNOWN";
+  return node_states[state];
+}
+
+bool ty_task_state_ended(int state) {
+  return state == TY_TASK_EXITED || state == TY_TASK_SIGNALED || state == TY_TASK_FAILED_START;
+}
+
+/* ---- owned structs ------------------------------------------------------------ */
+
+void ty_wire_strv_free(char **v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) free(v[i]);
+  free(v);
+}
+
+void ty_job_spec_close(ty_job_spec *s) {
+  if (!s) return;
+  free(s->name);
+  free(s->queue);
+  free(s->user);
+  ty_wire_strv_free(s->argv, s->argc);
+  ty_wire_strv_free(s->env, s->envc);
+  free(s->cwd);
+  free(s->model_path);
+  free(s->model_bytes);
+  free(s->train_config);
+  memset(s, 0, sizeof(*s));
+}
+
+void ty_task_locations_close(ty_task_locations *l) {
+  if (!l) return;
+  for (size_t i = 0; l->tasks && i < l->n; i++) {
+    free(l->tasks[i].node);
+    free(l->tasks[i].io_addr);
+    free(l->tasks[i].token);
+  }
+  free(l->tasks);
+  free(l->reason);
+  memset(l, 0, sizeof(*l));
+}
+
+/* ---- queues ----------------------------------------------------------------------- */
+
+static const char *const queue_states[] = {
+#define NAME_(name, num) [num] = #name,
+    TY_QUEUE_STATE_MAP(NAME_)
+#undef NAME_
+};
+
+const char *ty_queue_state_name(int state) {
+  if (state < 1 || state >= (int)TY_ARRAY_LEN(queue_states)) return "UNKNOWN";
+  return queue_states[state];
+}
+
+int ty_queue_state_parse(const char *s) {
+  if (!s) return 0;
+  if (strcasecmp(s, "UP") == 0) return TY_QUEUE_OPEN; /* schema 1's only state */
+  for (int st = 1; st < (int)TY_ARRAY_LEN(queue_states); st++)
+    if (strcasecmp(s, queue_states[st]) == 0) return st;
+  return 0;
+}
+
+void ty_queue_info_close(ty_queue_info *q) {
+  if (!q) return;
+  free(q->name);
+  memset(q, 0, sizeof(*q));
+}
+
+static int bad(char *err, size_t len, const char *key, const char *v, const char *want) {
+  return ty_errf(err, len, TY_EINVAL, "%.32s: \"%.64s\" is not %s", key, v, want);
+}
+
+static int parse_u32(const char *v, uint32_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (errno || end == v || *end || v[0] == '-' || n > UINT32_MAX) return TY_EINVAL;
+  *out = (uint32_t)n;
+  return 0;
+}
+
+static int parse_bool(const char *v, bool *out) {
+  if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1")) *out = true;
+  else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0")) *out = false;
+  else return TY_EINVAL;
+  return 0;
+}
+
+static int set_number(ty_queue_info *q, const char *k, const char *v, const char *what, char *err,
+                      size_t len) {
+  if (!strcmp(k, "tier")) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < -1000000 || n > 1000000)
+      return bad(err, len, what, v, "a whole number between -1000000 and 1000000");
+    q->tier = (int32_t)n;
+    return 0;
+  }
+  if (!strcmp(k, "share")) {
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end || !isfinite(d) || d <= 0) return bad(err, len, what, v, "a number > 0");
+    q->share = d;
+    return 0;
+  }
+  uint32_t *field = !strcmp(k, "max_running") ? &q->max_running
+                    : !strcmp(k, "max_gpus")  ? &q->max_gpus
+                                              : &q->max_gpus_per_user;
+  if (parse_u32(v, field)) return bad(err, len, what, v, "a count (0 = no limit)");
+  return 0;
+}
+
+int ty_queue_set(ty_queue_info *q, const char *k, const char *v, const char *what, char *err,
+                 size_t len) {
+  if (!what) what = k;
+  if (!strcmp(k, "tier") || !strcmp(k, "share") || !strcmp(k, "max_running") ||
+      !strcmp(k, "max_gpus") || !strcmp(k, "max_gpus_per_user"))
+    return set_number(q, k, v, what, err, len);
+  if (!strcmp(k, "preemptible"))
+    return parse_bool(v, &q->preemptible) ? bad(err, len, what, v, "true or false") : 0;
+  if (!strcmp(k, "state")) {
+    int st = ty_queue_state_parse(v);
+    if (st == 0 || st == TY_QUEUE_DELETED || !strcasecmp(v, "UP"))
+      return bad(err, len, what, v, "open, closed or paused");
+    q->state = st;
+    return 0;
+  }
+  if (!strcmp(k, "default_time") || !strcmp(k, "max_time")) {
+    uint32_t s;
+    if (ty_parse_duration(v, &s)) return bad(err, len, what, v, "a duration (90, 15m, 2h, 1d)");
+    *(!strcmp(k, "default_time") ? &q->default_time_s : &q->max_time_s) = s;
+    return 0;
+  }
+  return ty_errf(err, len, TY_EINVAL,
+                 "%.32s: unknown setting (tier, share, max_running, max_gpus, "
+                 "max_gpus_per_user, preemptible, state, default_time, max_time)",
+                 what);
+}
+
+int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t len) {
+  for (size_t i = 0; i < n; i++) {
+    const char *eq = strchr(settings[i], '=');
+    char key[64];
+    if (!eq || (size_t)(eq - settings[i]) >= sizeof key)
+      return ty_errf(err, len, TY_EINVAL, "settings: \"%.64s\" is not key=value", settings[i]);
+    memcpy(key, settings[i], (size_t)(eq - settings[i]));
+    key[eq - settings[i]] = '\0';
+    int rc = ty_queue_set(q, key, eq + 1, NULL, err, len);
+    if (rc != 0) return rc;
+  }
+  if (q->max_time_s && q->default_time_s > q->max_time_s)
+    return ty_errf(err, len, TY_EINVAL, "default_time: %u s exceeds max_time %u s",
+                   q->default_time_s, q->max_time_s);
+  return 0;
+}
+
+int ty_queue_check_name(const char *name, char *err, size_t len) {
+  size_t n = strlen(name);
+  if (n == 0) return ty_errf(err, len, TY_EINVAL, "name: a queue name is required");
+  if (n > TY_QUEUE_MAX_NAME)
+    return ty_errf(err, len, TY_EINVAL, "name: longer than %d bytes", TY_QUEUE_MAX_NAME);
+  for (const char *c = name; *c; c++)
+    if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+      return ty_errf(err, len, TY_EINVAL,
+                     "name: \"%.64s\" may hold only letters, digits, '-', '_' and '.'", name);
+  return 0;
+}
+
+/* ---- packing and copying ------------------------------------------------------------ */
+
+int ty_wire_pack(const ProtobufCMessage *m, ty_buf *out) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  int rc = ty_buf_reserve(out, n ? n : 1);
+  if (rc != 0) return rc;
+  out->len += protobuf_c_message_pack(m, out->data + out->len);
+  return 0;
+}
+
+void *ty_wire_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n) {
+  return protobuf_c_message_unpack(d, NULL, n, p);
+}
+
+void ty_wire_free(void *m) {
+  if (m) protobuf_c_message_free_unpacked(m, NULL);
+}
+
+char *ty_wire_strdup(const char *s) {
+  if (!s) s = "";
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+int ty_wire_strv(char *const *v, size_t n, char ***out) {
+  char **d = ty_wire_calloc(n, sizeof(*d));
+  if (!d) return TY_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    d[i] = ty_wire_strdup(v[i]);
+    if (!d[i]) {
+      ty_wire_strv_free(d, i);
+      return TY_ENOMEM;
+    }
+  }
+  *out = d;
+  return 0;
+}
+
+int ty_wire_bytes(const void *p, size_t n, uint8_t **out) {
+  uint8_t *d = malloc(n ? n : 1);
+  if (!d) return TY_ENOMEM;
+  if (n) memcpy(d, p, n);
+  *out = d;
+  return 0;
+}
+
+void *ty_wire_calloc(size_t count, size_t size) {
+  size_t total;
+  if (ty_mul_overflow(count ? count : 1, size, &total)) return NULL;
+  return calloc(count ? count : 1, size);
+}

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lib/wire: the plain C model of what crosses a process boundary
+ * (proto/trainyard.proto), defined once for traind, trainworkerd, trainctl
+ * and rlaunch. Enum values equal the proto enums' numbers, so converters
+ * pass them through; structs mirror the messages that more than one binary
+ * reads or writes, field by field.
+ *
+ * Here: the state enums and their names (one X-macro table each), the job
+ * spec, a task's report, the launch of one rank, interactive attach, log
+ * reads, training progress and checkpoints, task locations, cancel results,
+ * queue settings with their rules, and the one protobuf pack/unpack helper
+ * every convert file uses. Not here: generated types (only convert files see
+ * them; converters of messages several binaries share are proto/convert.h)
+ * and anything a single binary keeps to itself.
+ *
+ * Ownership: `char *` and `uint8_t *` members are owned by the struct when a
+ * decoder filled it (free them with its _close); a producer may instead
+ * point them at its own storage for one encode and then never closes the
+ * struct. `const` members are always borrowed.
+ *
+ * Allocation: everything here decodes what another process sent, so it
+ * allocates with malloc and returns TY_ENOMEM (the policy of base.h); no
+ * function aborts.
+ */
+#ifndef TY_LIB_WIRE_WIRE_H
+#define TY_LIB_WIRE_WIRE_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/base/base.h"
+
+/* ---- states ----------------------------------------------------------------
+ * X(NAME, number, short form): trainyard.JobState. The short forms are
+ * squeue's, accepted by `trainctl ls --state`. */
+#define TY_JOB_STATE_MAP(X)                                                                        \
+  X(PENDING, 1, "PD")                                                                              \
+  X(RUNNING, 2, "R")                                                                               \
+  X(COMPLETED, 3, "CD")                                                                            \
+  X(FAILED, 4, "F")                                                                                \
+  X(CANCELLED, 5, "CA")                                                                            \
+  X(TIMEOUT, 6, "TO")                                                                              \
+  X(PREEMPTED, 7, "PR") /* transient: recorded, then requeued PENDING */                          \
+  X(NODE_FAIL, 8, "NF") /* transient: recorded, then requeued PENDING */
+
+typedef enum ty_job_state {
+#define TY_JOB_STATE_ENUM_(name, num, abbrev) TY_JOB_##name = num,
+  TY_JOB_STATE_MAP(TY_JOB_STATE_ENUM_)
+#undef TY_JOB_STATE_ENUM_
+} ty_job_state;
+#define TY_JOB_STATE_MAX 8
+
+/* "PENDING", "NODE_FAIL", ...; "UNKNOWN" for anything else. Never NULL. */
+const char *ty_job_state_name(int state);
+/* Names case-insensitively, '-' for '_' ("node-fail"), the short forms and
+ * the American "CANCELED". TY_EINVAL for anything else. */
+int ty_job_state_parse(const char *s, int *out_state);
+/* COMPLETED, FAILED, CANCELLED and TIMEOUT. */
+bool ty_job_state_terminal(int state);
+
+/* trainyard.NodeState. */
+#define TY_NODE_STATE_MAP(X)                                                                       \
+  X(UP, 1)                                                                                         \
+  X(DOWN, 2)     /* missed heartbeats or connection lost */                                        \
+  X(DRAINING, 3) /* takes no new jobs; running jobs finish */                                      \
+  X(DRAINED, 4)
+
+typedef enum ty_node_state {
+#define TY_NODE_STATE_ENUM_(name, num) TY_NODE_##name = num,
+  TY_NODE_STATE_MAP(TY_NODE_STATE_ENUM_)
+#undef TY_NODE_STATE_ENUM_
+} ty_node_state;
+#define TY_NODE_STATE_MAX 4
+const char *ty_node_state_name(int state); /* "UP", ...; "UNKNOWN" */
+
+/* trainyard.TaskState: a rank's process on a worker. */
+typedef enum ty_task_state {
+  TY_TASK_STARTING = 1,
+  TY_TASK_RUNNING = 2,
+  TY_TASK_EXITED = 3,      /* exit_code set */
+  TY_TASK_SIGNALED = 4,    /* term_signal set */
+  TY_TASK_FAILED_START = 5 /* could not be spawned: reason set */
+} ty_task_state;
+/* EXITED, SIGNALED and FAILED_START. */
+bool ty_task_state_ended(int state);
+
+/* ---- the job spec (trainyard.Job) --------------------------------------------- */
+
+typedef enum { TY_JOB_KIND_NONE = 0, TY_JOB_KIND_COMMAND = 1, TY_JOB_KIND_GRAPH = 2 } ty_job_kind;
+
+/* Interactive execution (rlaunch; trainyard.InteractiveSpec): the tasks keep
+ * their stdio on the worker for an attached client. */
+typedef struct ty_interactive {
+  bool on; /* the message was present */
+  bool pty, stdin_all, detach;
+  uint32_t rows, cols; /* initial pty window size, 0 = unset */
+} ty_interactive;
+
+/* A job as submitted. Owns every string and array once decoded or built by
+ * a parser; ty_job_spec_close frees them. Counts left 0 take the
+ * controller's defaults. */
+typedef struct ty_job_spec {
+  char *name;
+  char *queue; /* "" or NULL means "default" */
+  char *user;
+  int32_t priority;
+  uint32_t time_limit_s; /* 0 = the queue's default */
+  bool has_resources;    /* the Resources message was present */
+  uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
+  uint64_t mem_per_node; /* bytes, 0 = no limit */
+  ty_job_kind kind;
+  char **argv;
+  size_t argc;
+  char **env; /* "NAME=value" */
+  size_t envc;
+  char *cwd;
+  ty_interactive interactive;
+  /* Like Slurm's --signal: warn_signal to the tasks warn_before_s seconds
+   * before the time limit (0 = none). */
+  uint32_t warn_signal, warn_before_s;
+  /* A failed rank requeues the job up to this many times (0 = it fails). */
+  uint32_t max_rank_failure_requeues;
+  /* Graph jobs (Job.graph): the ONNX model as a path on the shared
+   * filesystem or as bytes, and the encoded trainyard.TrainConfig. */
+  char *model_path;
+  uint8_t *model_bytes;
+  size_t model_len;
+  uint8_t *train_config;
+  size_t train_config_len;
+} ty_job_spec;
+void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
+
+/* ---- workers: launch and report -------------------------------------------------- */
+
+/* One rank to start (trainyard.LaunchTaskRequest). Every pointer is
+ * borrowed: from the controller's job while it encodes, from the decoded
+ * message on the worker. */
+typedef struct ty_task_spec {
+  uint64_t job_id;
+  uint32_t rank, local_rank, world_size, local_world_size;
+  const char *master_addr;
+  uint32_t master_port;
+  const uint32_t *gpu_indices; /* for CUDA_VISIBLE_DEVICES */
+  size_t n_gpus;
+  uint32_t cpus;
+  const char *const *argv; /* argc entries; argv[0] is looked up in PATH */
+  size_t argc;
+  const char *const *env; /* "NAME=value" entries added to the base env */
+  size_t n_env;
+  const char *cwd;       /* NULL or "" = the worker's cwd */
+  uint32_t time_limit_s; /* 0 = none */
+  uint32_t kill_grace_s; /* 0 = the worker's default */
+  const char *user;
+  /* Interactive tasks (rlaunch): stdio stays on the worker for attached
+   * clients; attach_key (lib/token) verifies their task tokens. Graph ranks
+   * get the key too: the worker signs their rendezvous tokens with it. */
+  ty_interactive interactive;
+  const uint8_t *attach_key;
+  size_t attach_key_len;
+  /* Like Slurm's --signal: warn_signal to the task's process group
+   * warn_before_s seconds before time_limit_s (0 = no warning). */
+  uint32_t warn_signal, warn_before_s;
+  /* Graph ranks (LaunchTaskRequest.graph): the worker starts trainrun with
+   * the model (a shared path, or bytes it writes out) and the config, and
+   * argv is ignored. */
+  bool graph;
+  const char *model_path; /* "" = model_bytes */
+  const uint8_t *model_bytes;
+  size_t model_len;
+  const uint8_t *train_config;
+  size_t train_config_len;
+  const char *checkpoint_path; /* absolute; where rank 0 checkpoints */
+  uint32_t bucket_mb;          /* gradient bucket size, 0 = trainrun's default */
+} ty_task_spec;
+
+/* The state of one rank as a worker reports it (RegisterNode's tasks,
+ * TaskUpdate). */
+typedef struct ty_task_report {
+  uint64_t job_id;
+  uint32_t rank;
+  ty_task_state state;
+  int32_t exit_code, term_signal;
+  bool timed_out;
+  char *reason; /* "" when none */
+  uint32_t master_port;
+} ty_task_report;
+
+/* ---- task I/O: logs and interactive attach ------------------------------------- */
+
+typedef struct ty_read_log {
+  uint64_t job_id;
+  uint32_t rank;
+  uint64_t offset;
+  bool follow; /* keep streaming until the task ends */
+} ty_read_log;
+
+typedef struct ty_attach_request {
+  uint64_t job_id;
+  uint32_t rank;
+  bool owner;  /* rlaunch: its disappearance kills the task (unless detach) */
+  bool replay; /* first the task's recent output */
+} ty_attach_request;
+
+/* stdin, signals and window size for an attached task. */
+typedef struct ty_attach_input {
+  uint64_t job_id;
+  uint32_t rank;
+  const uint8_t *data;
+  size_t len;
+  bool eof, kill;
+  int signal;          /* 0 = none */
+  uint32_t rows, cols; /* 0 = unchanged */
+} ty_attach_input;
+
+/* One item of the Attach stream. */
+typedef struct ty_attach_output {
+  uint32_t rank, stream; /* 0 = the "attached" hello, 1 stdout, 2 stderr */
+  const uint8_t *data;
+  size_t len;
+  bool replayed, exited, timed_out;
+  int exit_code, term_signal;
+} ty_attach_output;
+
+/* Where each rank of a job runs (GetTaskLocations), with task tokens when
+ * asked for. */
+typedef struct ty_task_location {
+  uint32_t rank;
+  char *node, *io_addr;
+  uint8_t *token; /* token_len bytes, 0 = none */
+  size_t token_len;
+} ty_task_location;
+typedef struct ty_task_locations {
+  int state;    /* ty_job_state */
+  char *reason; /* why it is pending, or why it ended */
+  ty_task_location *tasks;
+  size_t n;
+} ty_task_locations;
+void ty_task_locations_close(ty_task_locations *l); /* accepts a zeroed struct */
+
+/* ---- training progress (graph jobs) ------------------------------------------------ */
+
+typedef struct ty_train_progress {
+  uint64_t step, total_steps;
+  double loss, samples_per_s;
+  int64_t time_ms; /* when the worker read it */
+  uint64_t checkpoint_step;
+  char *checkpoint_path;
+  double test_accuracy; /* -1 = none yet */
+  uint32_t epoch;
+} ty_train_progress;
+
+typedef struct ty_checkpoint_info {
+  uint64_t step;
+  int64_t time_ms;
+  char *path;
+} ty_checkpoint_info;
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+/* One id of a CancelJob. */
+typedef struct ty_cancel_result {
+  uint64_t job_id;
+  int status; /* 0 or the TY_E* code */
+  char message[TY_ERR_LEN];
+} ty_cancel_result;
+
+/* ---- queues --------------------------------------------------------------------------- */
+
+#define TY_QUEUE_STATE_MAP(X)                                                                      \
+  X(OPEN, 1)                                                                                       \
+  X(CLOSED, 2)  /* refuses new jobs */                                                             \
+  X(PAUSED, 3)  /* accepts jobs, starts none */                                                    \
+  X(DELETED, 4) /* inside traind only: kept for the record, hidden */
+
+typedef enum ty_queue_state {
+#define TY_QUEUE_STATE_ENUM_(name, num) TY_QUEUE_##name = num,
+  TY_QUEUE_STATE_MAP(TY_QUEUE_STATE_ENUM_)
+#undef TY_QUEUE_STATE_ENUM_
+} ty_queue_state;
+const char *ty_queue_state_name(int state); /* "OPEN", ...; "UNKNOWN" */
+/* "OPEN" (any case) -> TY_QUEUE_OPEN; also the store's old "UP". 0 when
+ * unknown. */
+int ty_queue_state_parse(const char *s);
+
+/* A queue and its settings (trainyard.QueueInfo). `name` is owned. */
+typedef struct ty_queue_info {
+  char *name;
+  ty_queue_state state;
+  int32_t tier; /* higher tiers start first and may preempt lower ones */
+  double share; /* fair-share weight */
+  uint32_t max_running, max_gpus, max_gpus_per_user; /* 0 = no limit */
+  bool preemptible;
+  uint32_t default_time_s, max_time_s; /* 0 = none */
+  uint32_t pending, running, gpus_used; /* live counts (ListQueues) */
+} ty_queue_info;
+void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
+
+#define TY_QUEUE_MAX_NAME 64
+/* The rules of queues, shared by trainctl (which refuses a bad value before
+ * sending it) and traind (which applies it). Messages start with `what`
+ * (the key when NULL): `tier: "x" is not a whole number ...`, `bogus:
+ * unknown setting (...)`; trainctl passes its option's name. */
+int ty_queue_set(ty_queue_info *q, const char *key, const char *value, const char *what, char *err,
+                 size_t err_len);
+/* Applies "key=value" settings in order, then checks that default_time does
+ * not exceed max_time. */
+int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t err_len);
+/* 1..64 bytes of letters, digits, '-', '_' and '.'. */
+int ty_queue_check_name(const char *name, char *err, size_t err_len);
+
+/* ---- packing and copying ----------------------------------------------------------------
+ * The one pack/unpack pair of every convert file. */
+
+/* Appends m's encoding to out; TY_ENOMEM when out cannot grow. */
+int ty_wire_pack(const ProtobufCMessage *m, ty_buf *out);
+/* Decodes p as a message of type d: the message (free with ty_wire_free),
+ * or NULL when the bytes are not one (protobuf-c reports running out of
+ * memory the same way). */
+void *ty_wire_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n);
+void ty_wire_free(void *m); /* accepts NULL */
+
+/* protobuf-c wants `char *` and "" for absent strings; the message only
+ * borrows them. */
+static inline char *ty_wire_str(const char *s) { return (char *)(s ? s : ""); }
+/* Copies for decoders. NULL becomes ""; returns NULL only when out of memory. */
+char *ty_wire_strdup(const char *s);
+/* n strings (NULL entries become ""): 0, or TY_ENOMEM with nothing to free. */
+int ty_wire_strv(char *const *v, size_t n, char ***out);
+void ty_wire_strv_free(char **v, size_t n); /* accepts NULL */
+/* n bytes (a 1-byte buffer for n = 0, so the result is never NULL on
+ * success): 0 or TY_ENOMEM. */
+int ty_wire_bytes(const void *p, size_t n, uint8_t **out);
+/* calloc of count elements, overflow checked; NULL when out of memory. A
+ * count of 0 allocates one element, so NULL always means failure. */
+void *ty_wire_calloc(size_t count, size_t size);
+
+#endif

@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The local graph of one rank (see shard.h). Built in three passes:
+ *
+ *   1. global shapes: a copy of the graph with the plan's batch in every
+ *      batch dim, shapes inferred, gives each value's global shape;
+ *   2. layouts: each value is held in its writer's output layout, a
+ *      parameter in its stored one, a data input or a constant in the one
+ *      its readers agree on (replicated when they do not: then a float
+ *      input is sliced per reader by a TyExtern, a constant is copied per
+ *      reader already sliced);
+ *   3. the local graph: values in the same order (so ids stay), each
+ *      initializer its slice, each input its local shape, every node
+ *      copied with its inputs routed through a TyExtern where the reader
+ *      wants another layout, and the per-node adjustments shard.h lists;
+ *      then shapes are inferred and every value's local shape is checked
+ *      against its layout, so a plan and a graph that disagree are caught
+ *      here, not in the middle of a step.
+ */
+#include "ops/shard/shard_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- pass 1: global shapes --------------------------------------------------------- */
+
+static ty_shape with_batch(const ty_shape *sh, int64_t batch) {
+  ty_shape s = *sh;
+  for (int d = 0; d < s.rank; d++)
+    if (s.dims[d] == TY_DIM_BATCH) s.dims[d] = batch;
+  return s;
+}
+
+/* A copy of src for inference only: batch substituted in the inputs,
+ * float initializers as inputs of their shape (their data is not needed),
+ * the others cloned (shapes and axes are read from them). */
+static int concrete_copy(const ty_graph *src, int64_t batch, ty_graph **out) {
+  ty_graph *g = NULL;
+  int rc = ty_graph_create(&g);
+  for (size_t i = 0; rc == 0 && i < ty_graph_n_values(src); i++) {
+    const ty_graph_value *v = ty_graph_value_at(src, (int)i);
+    ty_shape sh = v->init ? v->init->shape : with_batch(&v->shape, batch);
+    bool known = v->init || v->is_input;
+    int id;
+    ty_tensor *t = NULL;
+    rc = ty_graph_add_value(g, v->name, v->dtype, known ? &sh : NULL, &id);
+    if (rc == 0 && v->init && v->dtype != TY_DTYPE_F32 && (rc = ty_tensor_clone(v->init, &t)) == 0)
+      rc = ty_graph_set_initializer(g, id, t);
+    else if (rc == 0 && (v->is_input || v->init))
+      rc = ty_graph_mark_input(g, id);
+  }
+  for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(src); i++) {
+    const ty_graph_node *n = ty_graph_node_at(src, i);
+    int idx;
+    ty_graph_set_opset(g, n->opset);
+    rc = ty_graph_add_node(g, n->op, n->name, n->inputs, n->n_inputs, n->outputs, n->n_outputs,
+                           &idx);
+    for (int k = 0; rc == 0 && k < n->n_attrs; k++)
+      rc = ty__shard_copy_attr(g, (size_t)idx, &n->attrs[k]);
+  }
+  if (rc != 0) {
+    ty_graph_destroy(g);
+    return rc;
+  }
+  *out = g;
+  return 0;
+}
+
+static int global_shapes(builder *b) {
+  ty_shard *s = b->s;
+  ty_graph *g = NULL;
+  int rc = concrete_copy(b->src, s->plan->batch, &g);
+  if (rc == 0 && (rc = ty_graph_infer_shapes(g, b->err, b->err_len)) != 0) {
+    char inner[TY_ERR_LEN];
+    snprintf(inner, sizeof inner, "%s", b->err ? b->err : "");
+    rc = ty_errf(b->err, b->err_len, rc, "shard: the graph at batch %lld: %s",
+                 (long long)s->plan->batch, inner);
+  }
+  for (size_t i = 0; rc == 0 && i < s->n_values; i++) {
+    s->full[i] = ty_graph_value_at(g, (int)i)->shape;
+    for (int d = 0; rc == 0 && d < s->full[i].rank; d++)
+      if (s->full[i].dims[d] < 0)
+        rc = ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                     "shard: value \"%s\": dim %d stays unknown",
+                     ty_graph_value_at(b->src, (int)i)->name, d);
+  }
+  ty_graph_destroy(g);
+  return rc;
+}
+
+/* ---- pass 2: layouts ------------------------------------------------------------------ */
+
+static bool same_layout(const ty_plan_layout *a, const ty_plan_layout *b) {
+  return a->rank == b->rank && a->partial == b->partial &&
+         memcmp(a->dim_axes, b->dim_axes, (size_t)(a->rank > 0 ? a->rank : 0)) == 0;
+}
+
+static ty_plan_layout replicated(int rank) {
+  ty_plan_layout l;
+  memset(&l, 0, sizeof l);
+  l.rank = rank;
+  return l;
+}
+
+/* A value no op writes: the layout its readers agree on, else replicated. */
+static ty_plan_layout reader_layout(const builder *b, int v) {
+  const ty_plan *p = b->s->plan;
+  const ty_plan_layout *first = NULL;
+  for (size_t n = 0; n < p->n_ops; n++)
+    for (int i = 0; i < p->ops[n].n_inputs; i++) {
+      if (ty_graph_node_at(b->src, n)->inputs[i] != v) continue;
+      const ty_plan_layout *l = &p->ops[n].inputs[i];
+      if (!first)
+        first = l;
+      else if (!same_layout(first, l))
+        return replicated(first->rank);
+    }
+  ty_plan_layout l = first ? *first : replicated(b->s->full[v].rank);
+  l.grad_partial = 0;
+  return l;
+}
+
+/* Every dim a layout splits must divide evenly (ty_plan_slice floors). */
+static int check_divides(const builder *b, int v, const ty_plan_layout *l) {
+  const ty_shard *s = b->s;
+  const char *name = ty_graph_value_at(b->src, v)->name;
+  if (l->rank != s->full[v].rank)
+    return ty_errf(b->err, b->err_len, TY_EINVAL, "plan: value \"%s\" has rank %d, its layout %d",
+                   name, s->full[v].rank, l->rank);
+  for (int d = 0; d < l->rank; d++) {
+    int64_t parts = 1;
+    for (int a = 0; a < TY_PLAN_AXES; a++)
+      if (l->dim_axes[d] >> a & 1u) parts *= s->plan->mesh[a];
+    if (s->full[v].dims[d] % parts != 0)
+      return ty_errf(b->err, b->err_len, TY_EINVAL,
+                     "plan: value \"%s\" dim %d (%lld) does not split evenly into %lld parts", name,
+                     d, (long long)s->full[v].dims[d], (long long)parts);
+  }
+  return 0;
+}
+
+static int value_layouts(builder *b) {
+  ty_shard *s = b->s;
+  const ty_plan *p = s->plan;
+  for (size_t v = 0; v < s->n_values; v++) {
+    const ty_graph_value *gv = ty_graph_value_at(b->src, (int)v);
+    if (gv->producer >= 0) {
+      const ty_graph_node *n = ty_graph_node_at(b->src, (size_t)gv->producer);
+      for (int o = 0; o < n->n_outputs; o++)
+        if (n->outputs[o] == (int)v) s->lay[v] = p->ops[gv->producer].outputs[o];
+    } else {
+      s->lay[v] = reader_layout(b, (int)v);
+    }
+  }
+  for (size_t i = 0; i < p->n_params; i++) {
+    s->lay[p->params[i].value] = p->params[i].layout;
+    s->is_param[p->params[i].value] = true;
+  }
+  for (size_t v = 0; v < s->n_values; v++) {
+    int rc = check_divides(b, (int)v, &s->lay[v]);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* ---- pass 3: the local graph --------------------------------------------------------------- */
+
+/* The slice of initializer t (global) that layout l gives this rank. */
+static int slice_tensor(const ty_shard *s, const ty_tensor *t, const ty_plan_layout *l,
+                        ty_tensor **out) {
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  ty_plan_slice(s->plan, l, &t->shape, s->rank, start, len);
+  ty_shape ls = ty_shape_make(t->shape.rank, len);
+  int rc = ty_tensor_create(t->dtype, &ls, out);
+  if (rc == 0)
+    ty_shard_copy_block(t->data, &t->shape, (*out)->data, start, len, ty_dtype_size(t->dtype),
+                        true);
+  return rc;
+}
+
+ty_shape ty__shard_local_of(const ty_shard *s, int v, const ty_plan_layout *l) {
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  ty_plan_slice(s->plan, l, &s->full[v], s->rank, start, len);
+  return ty_shape_make(s->full[v].rank, len);
+}
+
+/* Values 0..n-1 in the same order: inputs local, initializers sliced. */
+static int add_values(builder *b) {
+  ty_shard *s = b->s;
+  int rc = 0;
+  for (size_t v = 0; rc == 0 && v < s->n_values; v++) {
+    const ty_graph_value *gv = ty_graph_value_at(b->src, (int)v);
+    ty_shape ls = ty__shard_local_of(s, (int)v, &s->lay[v]);
+    int id;
+    ty_tensor *t = NULL;
+    rc = ty_graph_add_value(b->g, gv->name, gv->dtype, gv->is_input || gv->init ? &ls : NULL, &id);
+    if (rc == 0 && gv->init && (rc = slice_tensor(s, gv->init, &s->lay[v], &t)) == 0)
+      rc = ty_graph_set_initializer(b->g, id, t);
+    if (rc == 0 && gv->is_input) rc = ty_graph_mark_input(b->g, id);
+  }
+  return rc;
+}
+
+static int mark_outputs(builder *b) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < ty_graph_n_outputs(b->src); i++)
+    rc = ty_graph_mark_output(b->g, ty_graph_output(b->src, i));
+  return rc;
+}
+
+/* The plan's collectives of (node, input) in a phase set, as route steps. */
+static int listed_steps(const ty_plan *p, int node, int input, bool backward, ty__step *out) {
+  int n = 0;
+  for (size_t i = 0; i < p->n_collectives && n < TY__ROUTE_MAX; i++) {
+    const ty_plan_collective *c = &p->collectives[i];
+    bool phase = backward ? c->phase != TY_PLAN_FORWARD : c->phase == TY_PLAN_FORWARD;
+    if (c->node == node && c->input == input && phase)
+      out[n++] =
+          (ty__step){(uint8_t)c->kind, (uint8_t)c->mesh_axis, (int8_t)c->dim, (int8_t)c->src_dim};
+  }
+  return n;
+}
+
+int ty__shard_add_point(builder *b, ty__point **out) {
+  ty_shard *s = b->s;
+  if (s->n_points == s->cap_points) {
+    size_t nc = s->cap_points ? 2 * s->cap_points : 16;
+    ty__point *np = realloc(s->points, nc * sizeof *np);
+    if (!np) return TY_ENOMEM;
+    s->points = np;
+    s->cap_points = nc;
+  }
+  *out = &s->points[s->n_points++];
+  memset(*out, 0, sizeof **out);
+  return 0;
+}
+
+/* Copies one attribute onto node idx of g (tensors are cloned). */
+int ty__shard_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a) {
+  ty_tensor *t;
+  int rc;
+  switch (a->type) {
+  case TY_ATTR_INT:
+    return ty_graph_node_set_int(g, idx, a->name, a->i);
+  case TY_ATTR_FLOAT:
+    return ty_graph_node_set_float(g, idx, a->name, a->f);
+  case TY_ATTR_STRING:
+    return ty_graph_node_set_string(g, idx, a->name, a->s);
+  case TY_ATTR_INTS:
+    return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n);
+  case TY_ATTR_FLOATS:
+    return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n);
+  case TY_ATTR_TENSOR:
+    if (!a->t) return 0;
+    if ((rc = ty_tensor_clone(a->t, &t)) != 0) return rc;
+    return ty_graph_node_set_tensor(g, idx, a->name, t);
+  }
+  return 0;
+}
+
+int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id,
+                         int *out) {
+  int idx, rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, ls, out);
+  if (rc == 0) rc = ty_graph_add_node(b->g, TY_OP_EXTERN, name, &v, 1, out, 1, &idx);
+  if (rc == 0) rc = ty_graph_node_set_int(b->g, (size_t)idx, "id", id);
+  if (rc == 0) rc = ty_graph_node_set_ints(b->g, (size_t)idx, "shape", ls->dims, (size_t)ls->rank);
+  return rc;
+}
+
+/* A point for reader (n, i) of v: both routes, and the TyExtern. */
+static int make_point(builder *b, size_t n, int i, int v, bool backward, int *out) {
+  ty_shard *s = b->s;
+  const ty_plan_layout *want = &s->plan->ops[n].inputs[i];
+  ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
+  ty__point *pt;
+  int rc = ty__shard_add_point(b, &pt), nf = listed_steps(s->plan, (int)n, i, false, fl);
+  if (rc != 0) return rc;
+  snprintf(pt->what, sizeof pt->what, "%s at %s input %d", ty_graph_value_at(b->src, v)->name,
+           ty_graph_node_at(b->src, n)->name, i);
+  pt->full = s->full[v];
+  rc = ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, pt->what, &pt->fwd, b->err,
+                       b->err_len);
+  if (rc == 0 && backward) {
+    ty_plan_layout g = *want;
+    g.partial = want->grad_partial;
+    int nb = listed_steps(s->plan, (int)n, i, true, bl);
+    rc = ty__route_build(s, &s->full[v], &g, &s->lay[v], bl, nb, pt->what, &pt->bwd, b->err,
+                         b->err_len);
+  }
+  char name[300];
+  snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name,
+           ty_graph_node_at(b->src, n)->name, i);
+  ty_shape ls = ty__shard_local_of(s, v, want);
+  return rc ? rc : ty__shard_add_extern(b, v, &ls, name, (int64_t)(s->n_points - 1), out);
+}
+
+/* True when a route does nothing: no step, same layout both ends. */
+static bool route_empty(const ty__route *r) {
+  return r->n == 0;
+}
+
+/* A constant read in another layout than the one it is held in: its own
+ * copy, sliced for this reader. */
+static int const_copy(builder *b, size_t n, int i, int v, int *out) {
+  const ty_graph_value *gv = ty_graph_value_at(b->src, v);
+  char name[300];
+  snprintf(name, sizeof name, "%s@%s.%d", gv->name, ty_graph_node_at(b->src, n)->name, i);
+  ty_tensor *t;
+  int rc = slice_tensor(b->s, gv->init, &b->s->plan->ops[n].inputs[i], &t);
+  if (rc == 0 && (rc = ty_graph_add_value(b->g, name, gv->dtype, &t->shape, out)) != 0)
+    ty_tensor_destroy(t);
+  else if (rc == 0)
+    rc = ty_graph_set_initializer(b->g, *out, t);
+  return rc;
+}
+
+/* The value reader (n, i) reads v through. */
+static int reader_input(builder *b, size_t n, int i, int v, int *out) {
+  ty_shard *s = b->s;
+  const ty_graph_value *gv = ty_graph_value_at(b->src, v);
+  const ty_plan_layout *want = &s->plan->ops[n].inputs[i];
+  *out = v;
+  if (s->is_param[v]) return s->param_points[v] ? make_point(b, n, i, v, true, out) : 0;
+  if (gv->producer < 0 && same_layout(&s->lay[v], want)) return 0;
+  if (gv->init) return const_copy(b, n, i, v, out);
+  if (gv->producer < 0 && gv->dtype != TY_DTYPE_F32)
+    return ty_errf(
+        b->err, b->err_len, TY_EUNSUPPORTED,
+        "shard: input \"%s\" (%s) is read in different layouts by different nodes; only float "
+        "inputs can be sliced per reader",
+        gv->name, ty_dtype_name(gv->dtype));
+  if (gv->producer < 0) return make_point(b, n, i, v, false, out);
+  /* an activation: a point unless neither direction moves anything */
+  ty__route fwd, bwd;
+  ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
+  ty_plan_layout g = *want;
+  g.partial = want->grad_partial;
+  int nf = listed_steps(s->plan, (int)n, i, false, fl),
+      nb = listed_steps(s->plan, (int)n, i, true, bl);
+  int rc =
+      ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, gv->name, &fwd, b->err, b->err_len);
+  if (rc == 0)
+    rc =
+        ty__route_build(s, &s->full[v], &g, &s->lay[v], bl, nb, gv->name, &bwd, b->err, b->err_len);
+  if (rc != 0 || (route_empty(&fwd) && route_empty(&bwd))) return rc;
+  return make_point(b, n, i, v, true, out);
+}
+
+/* Parameters: read directly, their gradient summed in buckets after
+ * backward over the axes the plan's grad-sync all-reduces name, when
+ * every reader reads the stored layout and asks only for all-reduces over
+ * the same axes; otherwise through TyExtern nodes that run the listed
+ * routes inside backward. */
+static void decide_params(builder *b) {
+  ty_shard *s = b->s;
+  const ty_plan *p = s->plan;
+  for (size_t k = 0; k < p->n_params; k++) {
+    int v = p->params[k].value;
+    bool direct = true, seen = false;
+    unsigned axes = 0;
+    for (size_t n = 0; n < p->n_ops && direct; n++)
+      for (int i = 0; i < p->ops[n].n_inputs && direct; i++) {
+        if (ty_graph_node_at(b->src, n)->inputs[i] != v) continue;
+        ty__step st[TY__ROUTE_MAX];
+        unsigned mine = 0;
+        direct = same_layout(&s->lay[v], &p->ops[n].inputs[i]) &&
+                 listed_steps(p, (int)n, i, false, st) == 0;
+        for (int j = 0, nb = listed_steps(p, (int)n, i, true, st); direct && j < nb; j++) {
+          direct = st[j].kind == TY_PLAN_ALL_REDUCE;
+          mine |= 1u << st[j].axis;
+        }
+        direct = direct && (!seen || mine == axes);
+        axes = mine;
+        seen = true;
+      }
+    s->param_points[v] = !direct;
+    s->grad_axes[v] = direct ? axes : 0;
+  }
+}
+
+static bool has_split(const ty_plan_layout *l) {
+  for (int d = 0; d < l->rank; d++)
+    if (l->dim_axes[d]) return true;
+  return false;
+}
+
+/* Reshape reads its local output shape. */
+static int reshape_target(builder *b, size_t n, int *inputs) {
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  int out = gn->outputs[0], id;
+  if (gn->n_inputs < 2 || !has_split(&b->s->lay[out])) return 0;
+  ty_shape ls = ty__shard_local_of(b->s, out, &b->s->lay[out]),
+           vs = ty_shape_make(1, (int64_t[]){ls.rank});
+  ty_tensor *t;
+  char name[300];
+  snprintf(name, sizeof name, "%s.local_shape", gn->name);
+  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
+  if (rc != 0) return rc;
+  memcpy(t->data, ls.dims, (size_t)ls.rank * sizeof(int64_t));
+  if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_I64, &vs, &id)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  inputs[1] = id;
+  return ty_graph_set_initializer(b->g, id, t);
+}
+
+/* Reductions that average over a split dim, scaled to the global count;
+ * 1 when the node averages nothing split. */
+static double mean_scale(const builder *b, size_t n) {
+  const ty_shard *s = b->s;
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  int out = gn->outputs[0];
+  bool mean = gn->op == TY_OP_REDUCE_MEAN ||
+              (gn->op == TY_OP_SOFTMAX_CE_LOSS &&
+               strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
+  if (!mean || !s->lay[out].partial) return 1.0;
+  int in =
+      gn->op == TY_OP_SOFTMAX_CE_LOSS ? gn->inputs[1] : gn->inputs[0]; /* SCE: the labels count */
+  ty_shape li =
+      ty__shard_local_of(s, in, &s->plan->ops[n].inputs[gn->op == TY_OP_SOFTMAX_CE_LOSS ? 1 : 0]);
+  ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
+  double local = (double)ty_shape_numel(&li), global = (double)ty_shape_numel(&s->full[in]);
+  if (gn->op == TY_OP_REDUCE_MEAN) {
+    local /= (double)ty_shape_numel(&lo);
+    global /= (double)ty_shape_numel(&s->full[out]);
+  }
+  return local / global;
+}
+
+/* out = x * scale, writing value id `out` (the node's own output). The
+ * scale is a Constant node, not an initializer: nothing to train or list. */
+static int add_scale(builder *b, const char *node, int x, double scale, int out) {
+  ty_shape vs = ty_shape_make(0, NULL);
+  ty_tensor *t;
+  char name[300];
+  int id, idx, rc = ty_tensor_create(TY_DTYPE_F32, &vs, &t);
+  if (rc != 0) return rc;
+  ty_tensor_f32(t)[0] = (float)scale;
+  snprintf(name, sizeof name, "%s.global_count", node);
+  if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, &vs, &id)) != 0 ||
+      (rc = ty_graph_add_node(b->g, TY_OP_CONSTANT, name, NULL, 0, &id, 1, &idx)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  if ((rc = ty_graph_node_set_tensor(b->g, (size_t)idx, "value", t)) != 0) return rc;
+  return ty_graph_add_node(b->g, TY_OP_MUL, name, (int[]){x, id}, 2, &out, 1, &idx);
+}
+
+/* The mesh axes of more than one device that split a node's batch (its
+ * input 0's dim 0). */
+static unsigned batch_axes(const ty_shard *s, size_t n) {
+  const ty_plan_op *o = &s->plan->ops[n];
+  unsigned axes = o->n_inputs > 0 && o->inputs[0].rank > 0 ? o->inputs[0].dim_axes[0] : 0;
+  for (int a = 0; a < TY_PLAN_AXES; a++)
+    if (s->plan->mesh[a] <= 1) axes &= ~(1u << a);
+  return axes;
+}
+
+/* What this rank cannot run as the plan says, named. */
+static int refuse_node(const builder *b, size_t n) {
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  const ty_plan_op *o = &b->s->plan->ops[n];
+  if (gn->op == TY_OP_SOFTMAX_CE_LOSS && o->n_outputs > 0 && o->outputs[0].partial &&
+      (ty_graph_node_input(gn, 2) != TY_NO_VALUE || ty_graph_node_attr(gn, "ignore_index")))
+    return ty_errf(
+        b->err, b->err_len, TY_EUNSUPPORTED,
+        "shard: node \"%s\" (SoftmaxCrossEntropyLoss): a weighted or ignore_index mean over a "
+        "split batch is not a sum of partial means",
+        gn->name);
+  return 0;
+}
+
+static int add_node(builder *b, size_t n) {
+  ty_shard *s = b->s;
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  int in[64], out[16], idx, rc = refuse_node(b, n);
+  if (gn->n_inputs > 64 || gn->n_outputs > 16)
+    return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                   "shard: node \"%s\": too many inputs or outputs", gn->name);
+  for (int i = 0; rc == 0 && i < gn->n_inputs; i++)
+    rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
+                                      : reader_input(b, n, i, gn->inputs[i], &in[i]);
+  if (rc == 0 && gn->op == TY_OP_RESHAPE) rc = reshape_target(b, n, in);
+  unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
+  if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
+  memcpy(out, gn->outputs, (size_t)gn->n_outputs * sizeof *out);
+  double scale = rc == 0 ? mean_scale(b, n) : 1.0;
+  char name[300];
+  snprintf(name, sizeof name, "%s.local_mean", gn->name);
+  if (rc == 0 && scale != 1.0) rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, NULL, &out[0]);
+  ty_graph_set_opset(b->g, gn->opset); /* the node keeps its own semantics */
+  if (rc == 0)
+    rc = ty_graph_add_node(b->g, gn->op, gn->name, in, gn->n_inputs, out, gn->n_outputs, &idx);
+  for (int k = 0; rc == 0 && k < gn->n_attrs; k++)
+    rc = ty__shard_copy_attr(b->g, (size_t)idx, &gn->attrs[k]);
+  if (rc == 0 && gn->op == TY_OP_GEMM && gn->n_inputs > 2 && in[2] != TY_NO_VALUE) {
+    uint8_t partial = s->lay[gn->outputs[0]].partial;
+    bool bias_here = true;
+    for (int a = 0; a < TY_PLAN_AXES; a++)
+      if ((partial >> a & 1u) && s->coords[a] != 0) bias_here = false;
+    if (!bias_here) rc = ty_graph_node_set_float(b->g, (size_t)idx, "beta", 0.0f);
+  }
+  if (rc == 0 && scale != 1.0) rc = add_scale(b, gn->name, out[0], scale, gn->outputs[0]);
+  return rc;
+}
+
+/* Every value of the source graph has the local shape its layout says. */
+static int check_shapes(const builder *b) {
+  const ty_shard *s = b->s;
+  for (size_t v = 0; v < s->n_values; v++) {
+    const ty_graph_value *lv = ty_graph_value_at(b->g, (int)v);
+    ty_shape want = ty__shard_local_of(s, (int)v, &s->lay[v]);
+    if (lv->shape.rank < 0 && ty_graph_value_at(b->src, (int)v)->producer < 0)
+      continue; /* unread */
+    if (!ty_shape_equal(&lv->shape, &want)) {
+      char got[96], exp[96];
+      ty_shape_format(&lv->shape, got, sizeof got);
+      ty_shape_format(&want, exp, sizeof exp);
+      return ty_errf(
+          b->err, b->err_len, TY_EINVAL,
+          "shard: value \"%s\" comes out %s on rank %d, its layout says %s (the plan does not fit "
+          "this graph)",
+          lv->name, got, s->rank, exp);
+    }
+  }
+  return 0;
+}
+
+int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len) {
+  builder b = {.s = s, .src = src, .err = err, .err_len = err_len};
+  int rc = global_shapes(&b);
+  if (rc == 0) rc = value_layouts(&b);
+  if (rc == 0) decide_params(&b);
+  if (rc == 0) rc = ty_graph_create(&b.g);
+  if (rc == 0) ty_graph_set_opset(b.g, ty_graph_opset(src));
+  s->g = b.g;
+  if (rc == 0) rc = add_values(&b);
+  for (size_t n = 0; rc == 0 && n < ty_graph_n_nodes(src); n++)
+    rc = add_node(&b, n);
+  if (rc == 0) rc = mark_outputs(&b);
+  if (rc == 0 && (rc = ty_graph_infer_shapes(b.g, err, err_len)) != 0) {
+    char inner[TY_ERR_LEN];
+    snprintf(inner, sizeof inner, "%s", err ? err : "");
+    rc = ty_errf(err, err_len, rc, "shard: the local graph of rank %d: %s", s->rank, inner);
+  }
+  if (rc == 0) rc = check_shapes(&b);
+  return rc;
+}

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A rank of a parallel plan (train.h, ty_train_parallel): the plan is
+ * found (given, or searched with the caller's cluster and the config's
+ * batch, loss and optimizer: every rank searches the same graph with the
+ * same request, so every rank gets the same plan), ops/shard turns the
+ * forward + loss graph into this rank's local graph, and the rest of the
+ * trainer runs that graph like a single process's, with three
+ * differences kept here:
+ *
+ *   - data: every rank assembles the global batch in single-process order
+ *     and keeps its slice of each input (the batch rows and, for a split
+ *     feature dim, its columns), so the data order does not depend on the
+ *     plan and a checkpoint resumes under any other plan;
+ *   - gradients: each parameter's gradient is summed over the mesh axes
+ *     on which it is partial (bucketed, during backward) and never
+ *     averaged: the loss is already the global mean (ops/shard);
+ *   - checkpoints and evaluation: rank 0 gathers the full tensors
+ *     (parameters, BatchNormalization statistics, optimizer buffers) from
+ *     every rank's slice, so the checkpoint is the single-process one.
+ */
+#include "ops/train/train_internal.h"
+
+#include "lib/base/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool ty__train_planned(const ty_train *t) {
+  return t->shard != NULL;
+}
+
+static ty_plan_optimizer plan_optimizer(const ty_optim_opts *o) {
+  if (o->kind != TY_OPTIM_SGD) return TY_PLAN_OPT_ADAM;
+  return o->momentum > 0 ? TY_PLAN_OPT_MOMENTUM : TY_PLAN_OPT_SGD;
+}
+
+/* Plans g (the forward + loss graph of config, loss named `loss`) with
+ * req, the config giving batch, loss and optimizer. */
+static int search(const ty_graph *g, const ty_train_config *c, const char *loss,
+                  const ty_plan_request *req, ty_plan **out, char *err, size_t err_len) {
+  ty_plan_request r = *req;
+  r.batch = c->batch_size;
+  r.loss = loss;
+  r.optimizer = plan_optimizer(&c->optim);
+  int rc = ty_plan_search(g, &r, err, err_len, out);
+  if (rc != 0) {
+    char inner[TY_ERR_LEN];
+    snprintf(inner, sizeof inner, "%s", err ? err : "");
+    rc = ty_errf(err, err_len, rc, "plan: %s", inner);
+  }
+  return rc;
+}
+
+/* The plan: the caller's (checked against this graph), or searched. */
+static int get_plan(ty_train *t, ty_plan **out, char *err, size_t err_len) {
+  const ty_train_parallel *par = t->opts.parallel;
+  if (par->plan) {
+    ty_buf b;
+    ty_buf_init(&b);
+    int rc = ty_plan_encode(par->plan, &b);
+    if (rc == 0) rc = ty_plan_decode(b.data, b.len, out, err, err_len);
+    ty_buf_close(&b);
+    return rc;
+  }
+  if (!par->request)
+    return ty_errf(err, err_len, TY_EINVAL, "parallel: neither a plan nor a plan request");
+  return search(t->g, t->cfg, ty_graph_value_at(t->g, t->loss_id)->name, par->request, out, err,
+                err_len);
+}
+
+int ty_train_make_plan(const ty_graph *model, const ty_train_config *config,
+                       const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len) {
+  ty_graph *g = NULL;
+  int rc = ty_train_plan_graph(model, config, &g, err, err_len);
+  const char *loss = config->loss_output ? config->loss_output : "trainyard.loss";
+  if (rc == 0) rc = search(g, config, loss, req, out_plan, err, err_len);
+  ty_graph_destroy(g);
+  return rc;
+}
+
+/* The plan fits this job: its world and its global batch. */
+static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
+  if ((uint32_t)p->devices != t->opts.world_size)
+    return ty_errf(
+        err, err_len, TY_EINVAL,
+        "plan: made for %d devices (mesh %dx%d on %d x %d), but this job has WORLD_SIZE=%u ranks",
+        p->devices, p->mesh[0], p->mesh[1], p->nodes, p->devices_per_node, t->opts.world_size);
+  if (p->batch != (int64_t)t->cfg->batch_size)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: made for global batch %lld, config.batch_size is %u", (long long)p->batch,
+                   t->cfg->batch_size);
+  return 0;
+}
+
+/* Feed k's tensor becomes this rank's slice of the global batch input. */
+static int local_feed(ty_train *t, size_t k, char *err, size_t err_len) {
+  ty__feed *f = &t->feeds[k];
+  ty_shape full, want = ty__train_feed_shape(t, k, t->cfg->batch_size);
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  int rc = ty_shard_slice_of(t->shard, f->id, (int)t->opts.rank, &full, start, len);
+  if (rc == 0 && !ty_shape_equal(&full, &want)) {
+    char a[96], b[96];
+    ty_shape_format(&full, a, sizeof a);
+    ty_shape_format(&want, b, sizeof b);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: input \"%s\" is %s in the plan, the data gives %s", t->names[k], a, b);
+  }
+  ty_shape ls = ty_shape_make(full.rank, len);
+  ty_tensor_destroy(f->t);
+  f->t = NULL;
+  memcpy(f->start, start, sizeof f->start);
+  return rc ? rc : ty_tensor_create(f->dtype, &ls, &f->t);
+}
+
+int ty__train_plan_setup(ty_train *t, char *err, size_t err_len) {
+  ty_plan *p = NULL;
+  int rc = get_plan(t, &p, err, err_len);
+  if (rc == 0) rc = check_fit(t, p, err, err_len);
+  if (rc == 0) rc = ty_shard_create(t->g, p, (int)t->opts.rank, err, err_len, &t->shard);
+  ty_plan_destroy(p);
+  if (rc != 0) return rc;
+  ty_shard_set_comm(t->shard, &t->opts.parallel->comm);
+  ty_graph_destroy(t->g);
+  t->g = ty_shard_take_graph(t->shard);
+  for (size_t k = 0; rc == 0 && k < t->n_feeds; k++)
+    rc = local_feed(t, k, err, err_len);
+  return rc;
+}
+
+int ty__train_plan_load_batch(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
+  for (size_t k = 0; k < t->n_feeds; k++) {
+    ty__feed *f = &t->feeds[k];
+    ty_shape full = ty__train_feed_shape(t, k, b->n);
+    if (b->n != t->cfg->batch_size) return ty_errf(err, err_len, TY_EINTERNAL, "short batch");
+    ty_shard_copy_block((void *)b->cols[k], &full, f->t->data, f->start, f->t->shape.dims,
+                        ty_dtype_size(f->dtype), true);
+  }
+  return 0;
+}
+
+/* Per parameter: the axes its gradient is summed over after backward. */
+int ty__train_plan_params(ty_train *t, char *err, size_t err_len) {
+  if (!t->shard) return 0;
+  t->param_axes = calloc(t->np + 1, sizeof *t->param_axes);
+  if (!t->param_axes) return TY_ENOMEM;
+  for (size_t i = 0; i < t->np; i++)
+    if (ty_shard_grad_axes(t->shard, t->param_ids[i], &t->param_axes[i]) != 0)
+      return ty_errf(
+          err, err_len, TY_EINVAL,
+          "plan: parameter \"%s\" is trained but the plan has no layout for it (plan again with "
+          "this config's trainable parameters)",
+          ty_graph_value_at(t->g, t->param_ids[i])->name);
+  return 0;
+}
+
+/* ---- gathering and slicing full tensors -------------------------------------------- */
+
+/* Rank 0: full (value v's global tensor) from every rank's local slice.
+ * Every rank calls it. */
+static int gather_one(ty_train *t, int v, const float *local, size_t n, float *full,
+                      float *scratch) {
+  const ty_train_parallel *par = t->opts.parallel;
+  int rc = par->gather(local, n, t->opts.rank == 0 ? scratch : NULL, par->comm.user);
+  for (uint32_t r = 0; rc == 0 && t->opts.rank == 0 && r < t->opts.world_size; r++) {
+    ty_shape fs;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+    rc = ty_shard_slice_of(t->shard, v, (int)r, &fs, start, len);
+    if (rc == 0)
+      ty_shard_copy_block(full, &fs, scratch + (size_t)r * n, start, len, sizeof(float), false);
+  }
+  return rc;
+}
+
+/* A full-size tensor of value v (rank 0's gathered copy). */
+static int full_tensor(const ty_train *t, int v, ty_tensor **out) {
+  ty_shape fs;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  if (*out) return 0;
+  int rc = ty_shard_slice_of(t->shard, v, 0, &fs, start, len);
+  return rc ? rc : ty_tensor_create(TY_DTYPE_F32, &fs, out);
+}
+
+static int full_optim(ty_train *t) {
+  if (t->full_optim) return 0;
+  size_t *numels = calloc(t->np + 1, sizeof *numels);
+  if (!numels) return TY_ENOMEM;
+  for (size_t i = 0; i < t->np; i++)
+    numels[i] = (size_t)ty_tensor_numel(t->full_params[i]);
+  int rc = ty_optim_create(&t->cfg->optim, t->np, numels, &t->full_optim, NULL, 0);
+  free(numels);
+  return rc;
+}
+
+/* Parameter i's optimizer buffers, gathered into rank 0's full optimizer. */
+static int gather_state(ty_train *t, size_t i, float *scratch, float *bufs[2]) {
+  const float *lb[2];
+  uint64_t steps;
+  int rc = ty_optim_param_peek(t->optim, i, lb, &steps);
+  size_t n = (size_t)ty_tensor_numel(t->params[i]);
+  for (int b = 0; rc == 0 && b < 2 && lb[b]; b++)
+    rc = gather_one(t, t->param_ids[i], lb[b], n, bufs[b], scratch);
+  if (rc == 0 && t->opts.rank == 0)
+    rc = ty_optim_param_restore(t->full_optim, i, steps, (const float *const[2]){bufs[0], bufs[1]});
+  return rc;
+}
+
+int ty__train_plan_full(ty_train *t) {
+  size_t nf = 2 * t->n_bn;
+  if (!t->full_params && !(t->full_params = calloc(t->np + 1, sizeof *t->full_params)))
+    return TY_ENOMEM;
+  if (!t->full_stats && !(t->full_stats = calloc(nf + 1, sizeof *t->full_stats))) return TY_ENOMEM;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < t->np; i++)
+    rc = full_tensor(t, t->param_ids[i], &t->full_params[i]);
+  for (size_t i = 0; rc == 0 && i < nf; i++)
+    rc = full_tensor(t, t->bn[i / 2].ids[i % 2], &t->full_stats[i]);
+  return rc ? rc : full_optim(t);
+}
+
+uint32_t ty__train_data_world(const ty_train *t) {
+  return t->shard ? 1 : t->opts.world_size;
+}
+
+int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
+  bool root = t->opts.rank == 0; /* the only rank that holds full tensors */
+  size_t most = 1, nf = 2 * t->n_bn;
+  int rc = root ? ty__train_plan_full(t) : 0;
+  for (size_t i = 0; rc == 0 && root && i < t->np; i++)
+    if ((size_t)ty_tensor_numel(t->full_params[i]) > most)
+      most = (size_t)ty_tensor_numel(t->full_params[i]);
+  float *scratch = NULL, *bufs[2] = {NULL, NULL};
+  if (rc == 0 && root) {
+    scratch = malloc(most * t->opts.world_size * sizeof *scratch + 1);
+    bufs[0] = malloc(most * sizeof *bufs[0] + 1);
+    bufs[1] = malloc(most * sizeof *bufs[1] + 1);
+    if (!scratch || !bufs[0] || !bufs[1]) rc = TY_ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < t->np; i++) {
+    rc = gather_one(t, t->param_ids[i], t->params[i]->data, (size_t)ty_tensor_numel(t->params[i]),
+                    root ? t->full_params[i]->data : NULL, scratch);
+    if (rc == 0) rc = gather_state(t, i, scratch, bufs);
+  }
+  for (size_t i = 0; rc == 0 && i < nf; i++) {
+    const ty_tensor *s = t->bn[i / 2].stat[i % 2];
+    rc = gather_one(t, t->bn[i / 2].ids[i % 2], s->data, (size_t)ty_tensor_numel(s),
+                    root ? t->full_stats[i]->data : NULL, scratch);
+  }
+  free(scratch);
+  free(bufs[0]);
+  free(bufs[1]);
+  return rc ? ty_errf(err, err_len, rc,
+                      "checkpoint: gathering the full tensors on rank 0 failed: %s",
+                      ty_strerror(rc))
+            : 0;
+}
+
+void ty__train_plan_release(ty_train *t) {
+  for (size_t i = 0; t->full_params && i < t->np; i++) ty_tensor_destroy(t->full_params[i]);
+  for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++) ty_tensor_destroy(t->full_stats[i]);
+  free(t->full_params);
+  free(t->full_stats);
+  ty_optim_destroy(t->full_optim);
+  t->full_params = t->full_stats = NULL;
+  t->full_optim = NULL;
+}
+
+/* Copies this rank's slice of full tensor src (value v) into dst. */
+int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
+  ty_shape fs;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  int rc = ty_shard_slice_of(t->shard, v, (int)t->opts.rank, &fs, start, len);
+  if (rc != 0 || !ty_shape_equal(&fs, &src->shape) || src->dtype != TY_DTYPE_F32) return TY_EINVAL;
+  ty_shard_copy_block(src->data, &fs, dst->data, start, len, sizeof(float), true);
+  return 0;
+}
+
+/* The local optimizer from a full one (a checkpoint's): each parameter's
+ * buffers sliced like the parameter. */
+int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, size_t err_len) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < t->np; i++) {
+    const float *fb[2];
+    uint64_t steps;
+    ty_tensor *lb[2] = {NULL, NULL};
+    rc = ty_optim_param_peek(full, i, fb, &steps);
+    for (int b = 0; rc == 0 && b < 2 && fb[b]; b++) {
+      ty_tensor view = *t->full_params[i];
+      view.data = (void *)fb[b];
+      if ((rc = ty_tensor_clone(t->params[i], &lb[b])) == 0)
+        rc = ty__train_plan_slice(t, t->param_ids[i], &view, lb[b]);
+    }
+    if (rc == 0)
+      rc = ty_optim_param_restore(
+          t->optim, i, steps,
+          (const float *const[2]){lb[0] ? lb[0]->data : NULL, lb[1] ? lb[1]->data : NULL});
+    ty_tensor_destroy(lb[0]);
+    ty_tensor_destroy(lb[1]);
+  }
+  return rc ? ty_errf(err, err_len, rc,
+                      "checkpoint: slicing the optimizer state for this rank failed")
+            : 0;
+}
+
+void ty__train_plan_destroy(ty_train *t) {
+  ty__train_plan_release(t);
+  free(t->param_axes);
+  ty_shard_destroy(t->shard);
+}
+
+const ty_plan *ty_train_plan(const ty_train *t) {
+  return t->shard ? ty_shard_plan(t->shard) : NULL;
+}
+const ty_shard *ty_train_shard(const ty_train *t) {
+  return t->shard;
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainrun's parallel plans (see trainrun_internal.h and the README's
+ * trainrun section): a plan file given with --plan, or one planned at
+ * start from --parallelism, the cluster shape (--mesh, default from
+ * WORLD_SIZE and LOCAL_WORLD_SIZE) and the cost model's rates. Every rank
+ * plans the same graph with the same request, so the plans agree; main.c
+ * checks that they do (a hash exchange) before the first step. A plan a
+ * rank cannot run (made for another world, cluster or graph, or a file
+ * that does not decode) stops it at start with exit code 2 and the cause.
+ */
+#include "ops/trainrun/trainrun_internal.h"
+
+#include "lib/base/base.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+bool tr_plan_wanted(const tr_plan_args *a) {
+  return a->plan_file || a->parallelism || a->write_plan;
+}
+
+static int usage(const char *opt, const char *v, const char *why) {
+  fprintf(stderr, "trainrun: %s: %s, got \"%s\"\n", opt, why, v ? v : "");
+  return TY_EINVAL;
+}
+
+/* A finite positive number (a rate, a latency). */
+static int parse_pos(const char *opt, const char *v, double scale, double *out) {
+  char *end;
+  errno = 0;
+  double d = v ? strtod(v, &end) : 0;
+  if (!v || !*v || *end || errno || !isfinite(d) || d < 0)
+    return usage(opt, v, "expected a non-negative number");
+  *out = d * scale;
+  return 0;
+}
+
+/* BYTES with an optional K, M, G or T (powers of 1024). */
+static int parse_bytes(const char *opt, const char *v, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = v && v[0] != '-' ? strtoull(v, &end, 10) : 0;
+  if (!v || !*v || v[0] == '-' || errno || end == v)
+    return usage(opt, v, "expected bytes, e.g. 8G");
+  int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : *end == 'T' ? 40 : 0;
+  if ((shift && end[1]) || (!shift && *end) || n == 0 || n > (UINT64_MAX >> shift))
+    return usage(opt, v, "expected a positive byte count, e.g. 8G");
+  *out = (uint64_t)n << shift;
+  return 0;
+}
+
+/* NODESxDEVICES. */
+static int parse_mesh(const char *v, int *nodes, int *per) {
+  char *end;
+  long a = v ? strtol(v, &end, 10) : 0, b = 0;
+  if (v && *end == 'x') b = strtol(end + 1, &end, 10);
+  if (!v || *end || a < 1 || b < 1 || a > (1 << 20) || b > (1 << 20))
+    return usage("--mesh", v, "expected NODESxDEVICES, e.g. 2x4");
+  *nodes = (int)a;
+  *per = (int)b;
+  return 0;
+}
+
+static int env_int(const char *name, int dflt) {
+  const char *s = getenv(name);
+  return s && *s ? atoi(s) : dflt;
+}
+
+/* The physical cluster: --mesh, else WORLD_SIZE / LOCAL_WORLD_SIZE. */
+static int cluster_shape(const tr_plan_args *a, uint32_t world, int *nodes, int *per) {
+  if (a->mesh) {
+    if (parse_mesh(a->mesh, nodes, per) != 0) return TY_EINVAL;
+    if (!a->write_plan && (uint64_t)*nodes * (uint64_t)*per != world)
+      return fprintf(stderr, "trainrun: --mesh %s holds %d devices, but WORLD_SIZE is %u\n",
+                     a->mesh, *nodes * *per, world),
+             TY_EINVAL;
+    return 0;
+  }
+  int local = env_int("LOCAL_WORLD_SIZE", 0);
+  *per = local > 0 && world % (uint32_t)local == 0 ? local : (int)world;
+  *nodes = (int)world / *per;
+  return 0;
+}
+
+static int parse_mode(const char *v, ty_plan_mode *out) {
+  static const char *const names[] = {"auto", "data", "tensor", "grid"};
+  for (int i = 0; i < 4; i++)
+    if (v && strcmp(v, names[i]) == 0) {
+      *out = (ty_plan_mode)i;
+      return 0;
+    }
+  return usage("--parallelism", v, "expected auto, data, tensor or grid");
+}
+
+/* The cost model's rates; device_flops 0 means "measure the CPU". */
+static int rates(const tr_plan_args *a, ty_plan_cluster *c) {
+  int rc = 0;
+  c->device_flops = 0;
+  if (a->device_flops && strcmp(a->device_flops, "cpu") != 0)
+    rc = parse_pos("--device-flops", a->device_flops, 1, &c->device_flops);
+  if (rc == 0 && a->device_flops && strcmp(a->device_flops, "cpu") != 0 && c->device_flops <= 0)
+    rc = usage("--device-flops", a->device_flops, "expected a positive rate or \"cpu\"");
+  if (rc == 0 && a->device_mem)
+    rc = parse_bytes("--device-mem", a->device_mem, &c->device_mem_bytes);
+  if (rc == 0 && a->intra_gbps) rc = parse_pos("--intra-gbps", a->intra_gbps, 1e9, &c->intra_bw);
+  if (rc == 0 && a->inter_gbps) rc = parse_pos("--inter-gbps", a->inter_gbps, 1e9, &c->inter_bw);
+  if (rc == 0 && a->latency_us)
+    rc = parse_pos("--latency-us", a->latency_us, 1e-6, &c->intra_latency_s);
+  if (rc == 0 && a->inter_latency_us)
+    rc = parse_pos("--inter-latency-us", a->inter_latency_us, 1e-6, &c->inter_latency_s);
+  if (rc == 0 && a->launch_us) rc = parse_pos("--launch-us", a->launch_us, 1e-6, &c->launch_s);
+  return rc;
+}
+
+static int read_file(const char *path, ty_buf *out) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return fprintf(stderr, "trainrun: --plan %s: %s\n", path, strerror(errno)), TY_EIO;
+  uint8_t chunk[65536];
+  size_t n;
+  int rc = 0;
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = ty_buf_append(out, chunk, n);
+  if (rc == 0 && ferror(f)) rc = TY_EIO;
+  fclose(f);
+  return rc;
+}
+
+/* A plan file: decoded, and made for this world and cluster. */
+static int load_plan(const tr_plan_args *a, uint32_t world, ty_plan **out) {
+  ty_buf b;
+  ty_buf_init(&b);
+  char err[TY_ERR_LEN] = "";
+  int rc = read_file(a->plan_file, &b);
+  if (rc == 0 && (rc = ty_plan_decode(b.data, b.len, out, err, sizeof err)) != 0)
+    fprintf(stderr, "trainrun: --plan %s: %s\n", a->plan_file, err);
+  ty_buf_close(&b);
+  if (rc != 0) return rc;
+  const ty_plan *p = *out;
+  int nodes, per, local = env_int("LOCAL_WORLD_SIZE", 0);
+  if ((uint32_t)p->devices != world)
+    rc = fprintf(stderr,
+                 "trainrun: --plan %s: made for %d devices (mesh %dx%d), but WORLD_SIZE is %u\n",
+                 a->plan_file, p->devices, p->mesh[0], p->mesh[1], world);
+  else if (a->mesh && parse_mesh(a->mesh, &nodes, &per) == 0 &&
+           (nodes != p->nodes || per != p->devices_per_node))
+    rc = fprintf(stderr,
+                 "trainrun: --plan %s: made for a cluster of %d x %d devices, but --mesh is %s\n",
+                 a->plan_file, p->nodes, p->devices_per_node, a->mesh);
+  else if (local > 0 && local != p->devices_per_node)
+    rc = fprintf(stderr,
+                 "trainrun: --plan %s: mesh mismatch: made for %d devices per node, but "
+                 "LOCAL_WORLD_SIZE is %d\n",
+                 a->plan_file, p->devices_per_node, local);
+  if (rc != 0) {
+    ty_plan_destroy(*out);
+    *out = NULL;
+    return TY_EINVAL;
+  }
+  return 0;
+}
+
+int tr_plan_resolve(const tr_plan_args *a, uint32_t world, ty_plan **out_plan,
+                    ty_plan_request *out_req) {
+  *out_plan = NULL;
+  ty_plan_request_init(out_req);
+  bool rates_given = a->device_flops || a->device_mem || a->intra_gbps || a->inter_gbps ||
+                     a->latency_us || a->inter_latency_us || a->launch_us;
+  if (a->plan_file && (a->parallelism || a->write_plan || rates_given)) {
+    fprintf(
+        stderr,
+        "trainrun: --plan runs a plan as it is: --parallelism, --write-plan and the cost model's "
+        "rates (--device-flops ...) plan one instead\n");
+    return TY_EINVAL;
+  }
+  if (a->plan_file) return load_plan(a, world, out_plan);
+  int rc = parse_mode(a->parallelism ? a->parallelism : "auto", &out_req->mode);
+  if (rc == 0)
+    rc = cluster_shape(a, world, &out_req->cluster.nodes, &out_req->cluster.devices_per_node);
+  if (rc == 0) rc = rates(a, &out_req->cluster);
+  return rc;
+}
+
+int tr_plan_cpu_flops(int threads, double *out_flops) {
+  char dir[1024], path[1100], err[TY_ERR_LEN] = "";
+  const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  const char *cache = NULL;
+  if (xdg && *xdg)
+    snprintf(dir, sizeof dir, "%s/trainyard", xdg);
+  else if (home && *home)
+    snprintf(dir, sizeof dir, "%s/.cache/trainyard", home);
+  else
+    dir[0] = 0;
+  if (dir[0]) {
+    char parent[1024];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0;
+    mkdir(parent, 0755);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/cpu-flops", dir);
+    cache = path;
+  }
+  int rc = ty_plan_cpu_flops(cache, threads, err, sizeof err, out_flops);
+  if (rc != 0) fprintf(stderr, "trainrun: measuring the CPU for the cost model: %s\n", err);
+  return rc;
+}
+
+int tr_plan_write(const tr_plan_args *a, const ty_graph *model, const ty_train_config *config) {
+  ty_plan *p = NULL;
+  ty_plan_request req;
+  int world = env_int("WORLD_SIZE", 1), rc = tr_plan_resolve(a, (uint32_t)world, &p, &req);
+  char err[TY_ERR_LEN] = "";
+  if (rc == 0 && req.cluster.device_flops == 0)
+    rc = tr_plan_cpu_flops(a->threads, &req.cluster.device_flops);
+  if (rc != 0) return 2;
+  if ((rc = ty_train_make_plan(model, config, &req, &p, err, sizeof err)) != 0) {
+    fprintf(stderr, "trainrun: %s\n", err);
+    return 2;
+  }
+  ty_buf b, text;
+  ty_buf_init(&b);
+  ty_buf_init(&text);
+  rc = ty_plan_encode(p, &b);
+  FILE *f = rc == 0 ? fopen(a->write_plan, "wb") : NULL;
+  if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0) {
+    fprintf(stderr, "trainrun: --write-plan %s: %s\n", a->write_plan, strerror(errno));
+    rc = TY_EIO;
+  }
+  if (rc == 0 && ty_plan_to_text(p, &text) == 0) {
+    const ty_plan_cluster *cl = &req.cluster;
+    printf("cost model: %d x %d devices of %.3g FLOP/s and %.1f GiB; %.3g GB/s and %.3g us per "
+           "ring step inside a "
+           "node, %.3g GB/s and %.3g us across; %.3g us per collective\n",
+           cl->nodes, cl->devices_per_node, cl->device_flops,
+           (double)cl->device_mem_bytes / 1073741824.0, cl->intra_bw / 1e9,
+           cl->intra_latency_s * 1e6, cl->inter_bw / 1e9, cl->inter_latency_s * 1e6,
+           cl->launch_s * 1e6);
+    fwrite(text.data, 1, text.len, stdout);
+    printf("plan: written to %s (%zu bytes, format version %u)\n", a->write_plan, b.len,
+           TY_PLAN_FORMAT_VERSION);
+  }
+  ty_buf_close(&b);
+  ty_buf_close(&text);
+  ty_plan_destroy(p);
+  return rc == 0 ? 0 : 1;
+}
+
+void tr_plan_print(const tr_plan_args *a, const ty_train *t, uint32_t rank) {
+  const ty_plan *p = ty_train_plan(t);
+  if (!p) return;
+  int c[TY_PLAN_AXES];
+  ty_plan_coords(p, (int)rank, c);
+  size_t rerouted = 0, points = ty_shard_n_points(ty_train_shard(t), &rerouted);
+  char mem[32];
+  snprintf(mem, sizeof mem, "%.1f MiB", (double)p->memory_bytes / 1048576.0);
+  const char *why = p->n_alternatives ? p->alternatives[p->n_alternatives - 1].why : "";
+  printf("plan: mesh %dx%d on %d x %d devices (%s), predicted step %.3f ms, %s per device; rank %u "
+         "at (%d,%d): "
+         "%zu reshard points (%zu rerouted), %zu collectives in the plan\n",
+         p->mesh[0], p->mesh[1], p->nodes, p->devices_per_node, why, p->step_s * 1e3, mem, rank,
+         c[0], c[1], points, rerouted, p->n_collectives);
+  if (a->print_plan && rank == 0) {
+    ty_buf b;
+    ty_buf_init(&b);
+    if (ty_plan_to_text(p, &b) == 0) fwrite(b.data, 1, b.len, stdout);
+    ty_buf_close(&b);
+  }
+  fflush(stdout);
+}

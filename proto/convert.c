@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The shared message converters (see convert.h): a submitted Job as the
+ * controller decodes it and as trainctl shows it, built by trainctl and
+ * rlaunch; a TrainProgress as the worker sends it, the controller keeps it
+ * and trainctl draws it.
+ */
+#include "proto/convert.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int decode_command(const Trainyard__CommandSpec *c, ty_job_spec *s) {
+  s->kind = TY_JOB_KIND_COMMAND;
+  int rc = ty_wire_strv(c->argv, c->n_argv, &s->argv);
+  if (rc == 0) s->argc = c->n_argv;
+  if (rc == 0) rc = ty_wire_strv(c->env, c->n_env, &s->env);
+  if (rc == 0) s->envc = c->n_env;
+  if (rc == 0 && !(s->cwd = ty_wire_strdup(c->cwd))) rc = TY_ENOMEM;
+  return rc;
+}
+
+static int decode_graph(const Trainyard__GraphSpec *g, ty_job_spec *s) {
+  s->kind = TY_JOB_KIND_GRAPH;
+  if (!g) return 0;
+  int rc = (s->model_path = ty_wire_strdup(g->model_path)) ? 0 : TY_ENOMEM;
+  if (rc == 0) rc = ty_wire_bytes(g->model_bytes.data, g->model_bytes.len, &s->model_bytes);
+  if (rc == 0) s->model_len = g->model_bytes.len;
+  if (rc == 0) rc = ty_wire_bytes(g->train_config.data, g->train_config.len, &s->train_config);
+  if (rc == 0) s->train_config_len = g->train_config.len;
+  return rc;
+}
+
+static void decode_resources(const Trainyard__Resources *r, ty_job_spec *s) {
+  if (!r) return;
+  s->has_resources = true;
+  s->nodes = r->nodes;
+  s->tasks_per_node = r->tasks_per_node;
+  s->gpus_per_node = r->gpus_per_node;
+  s->cpus_per_task = r->cpus_per_task;
+  s->mem_per_node = r->mem_per_node;
+}
+
+void ty_proto_decode_interactive(const Trainyard__InteractiveSpec *m, ty_interactive *out) {
+  *out = m ? (ty_interactive){.on = true, .pty = m->pty, .stdin_all = m->stdin_all,
+                              .detach = m->detach, .rows = m->rows, .cols = m->cols}
+           : (ty_interactive){0};
+}
+
+Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in,
+                                                        Trainyard__InteractiveSpec *m) {
+  if (!in->on) return NULL;
+  trainyard__interactive_spec__init(m);
+  m->pty = in->pty, m->stdin_all = in->stdin_all, m->detach = in->detach;
+  m->rows = in->rows, m->cols = in->cols;
+  return m;
+}
+
+int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
+  memset(s, 0, sizeof(*s));
+  s->name = ty_wire_strdup(job->name);
+  s->queue = ty_wire_strdup(job->queue);
+  s->user = ty_wire_strdup(job->user);
+  int rc = s->name && s->queue && s->user ? 0 : TY_ENOMEM;
+  s->priority = job->priority;
+  s->time_limit_s = job->time_limit_s;
+  s->warn_signal = job->warn_signal;
+  s->warn_before_s = job->warn_before_s;
+  s->max_rank_failure_requeues = job->max_rank_failure_requeues;
+  decode_resources(job->resources, s);
+  ty_proto_decode_interactive(job->interactive, &s->interactive);
+  if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_GRAPH) rc = decode_graph(job->graph, s);
+  else if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_COMMAND && job->command)
+    rc = decode_command(job->command, s);
+  if (rc != 0) ty_job_spec_close(s);
+  return rc;
+}
+
+void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
+  *pj = (ty_proto_job){.job = TRAINYARD__JOB__INIT, .res = TRAINYARD__RESOURCES__INIT,
+                       .cmd = TRAINYARD__COMMAND_SPEC__INIT, .graph = TRAINYARD__GRAPH_SPEC__INIT,
+                       .ia = TRAINYARD__INTERACTIVE_SPEC__INIT};
+  Trainyard__Job *job = &pj->job;
+  job->name = ty_wire_str(s->name), job->queue = ty_wire_str(s->queue);
+  job->user = ty_wire_str(s->user);
+  job->priority = s->priority, job->time_limit_s = s->time_limit_s;
+  job->warn_signal = s->warn_signal, job->warn_before_s = s->warn_before_s;
+  job->max_rank_failure_requeues = s->max_rank_failure_requeues;
+  pj->res.nodes = s->nodes, pj->res.tasks_per_node = s->tasks_per_node;
+  pj->res.gpus_per_node = s->gpus_per_node, pj->res.cpus_per_task = s->cpus_per_task;
+  pj->res.mem_per_node = s->mem_per_node;
+  job->resources = &pj->res;
+  if (s->kind == TY_JOB_KIND_GRAPH) {
+    pj->graph.model_path = ty_wire_str(s->model_path);
+    pj->graph.model_bytes = (ProtobufCBinaryData){s->model_len, s->model_bytes};
+    pj->graph.train_config = (ProtobufCBinaryData){s->train_config_len, s->train_config};
+    job->kind_case = TRAINYARD__JOB__KIND_GRAPH, job->graph = &pj->graph;
+  } else {
+    pj->cmd.n_argv = s->argc, pj->cmd.argv = s->argv;
+    pj->cmd.n_env = s->envc, pj->cmd.env = s->env;
+    pj->cmd.cwd = ty_wire_str(s->cwd);
+    job->kind_case = TRAINYARD__JOB__KIND_COMMAND, job->command = &pj->cmd;
+  }
+  job->interactive = ty_proto_encode_interactive(&s->interactive, &pj->ia);
+}
+
+int ty_proto_decode_progress(const Trainyard__TrainProgress *m, ty_train_progress *out) {
+  *out = (ty_train_progress){.step = m->step, .total_steps = m->total_steps, .loss = m->loss,
+                             .samples_per_s = m->samples_per_s, .time_ms = m->time_ms,
+                             .checkpoint_step = m->checkpoint_step,
+                             .test_accuracy = m->test_accuracy, .epoch = m->epoch};
+  out->checkpoint_path = ty_wire_strdup(m->checkpoint_path);
+  return out->checkpoint_path ? 0 : TY_ENOMEM;
+}
+
+void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgress *m) {
+  trainyard__train_progress__init(m);
+  m->step = p->step, m->total_steps = p->total_steps;
+  m->loss = p->loss, m->samples_per_s = p->samples_per_s;
+  m->time_ms = p->time_ms;
+  m->checkpoint_step = p->checkpoint_step;
+  m->checkpoint_path = ty_wire_str(p->checkpoint_path);
+  m->test_accuracy = p->test_accuracy;
+  m->epoch = p->epoch;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * proto/convert: the converters of the messages that more than one binary
+ * reads or writes (the Job of a submit, a graph job's TrainProgress), so
+ * each is written once. Like every convert file: pure, bytes or messages in,
+ * plain structs (lib/wire/wire.h) out, and back. Each binary's own
+ * convert*.c handles the messages only it sees, using these for the shared
+ * parts.
+ *
+ * Decoders copy what they keep (malloc, TY_ENOMEM on failure, nothing left
+ * to free then); encoders point the message at the struct's storage, valid
+ * while both live.
+ */
+#ifndef TY_PROTO_CONVERT_H
+#define TY_PROTO_CONVERT_H
+
+#include "lib/wire/wire.h"
+#include "proto/trainyard.pb-c.h"
+
+/* Job -> spec: strings, arrays and bytes copied; has_resources and kind
+ * say which parts were present. */
+int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *out);
+
+/* The messages one encoded Job points into. */
+typedef struct ty_proto_job {
+  Trainyard__Job job;
+  Trainyard__Resources res;
+  Trainyard__CommandSpec cmd;
+  Trainyard__GraphSpec graph;
+  Trainyard__InteractiveSpec ia;
+} ty_proto_job;
+/* spec -> pj->job, borrowing the spec's strings. Resources are always sent
+ * (0 = the controller's default); the command or graph by kind; the
+ * interactive part when spec->interactive. */
+void ty_proto_encode_job(const ty_job_spec *spec, ty_proto_job *pj);
+
+/* InteractiveSpec <-> ty_interactive. The encoder fills *m and returns it,
+ * or returns NULL (send no message) when `in` is off. */
+void ty_proto_decode_interactive(const Trainyard__InteractiveSpec *m, ty_interactive *out);
+Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in,
+                                                        Trainyard__InteractiveSpec *m);
+
+/* TrainProgress -> progress (checkpoint_path copied). */
+int ty_proto_decode_progress(const Trainyard__TrainProgress *m, ty_train_progress *out);
+/* progress -> m, borrowing checkpoint_path. */
+void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgress *m);
+
+#endif

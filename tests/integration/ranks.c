@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Graph-job helpers of the integration tests (see ranks.h). */
+#include "tests/integration/ranks.h"
+
+#include "lib/token/token.h"
+#include "ops/graph.h"
+#include "proto/train_config.pb-c.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *rk_env(const char *name) {
+  const char *v = getenv(name);
+  cr_assert(v && *v, "%s is not set (run through meson test)", name);
+  return v;
+}
+
+uint8_t *rk_read_all(const char *path, size_t *out_len) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = malloc((size_t)n + 1);
+  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  b[n] = 0;
+  *out_len = (size_t)n;
+  return b;
+}
+
+void rk_write_file(const char *path, const uint8_t *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  cr_assert(f, "cannot create %s", path);
+  cr_assert_eq(fwrite(b, 1, n, f), n);
+  fclose(f);
+}
+
+uint8_t *rk_make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, size_t *out_len) {
+  size_t n;
+  uint8_t *raw = rk_read_all(rk_env("TY_MLP_CONFIG"), &n);
+  Trainyard__TrainConfig *c = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(c);
+  c->max_steps = steps;
+  if (c->lr_schedule)
+    c->lr_schedule->warmup_steps = 0; /* full-size steps: weights move from the first one */
+  c->epochs = 1;
+  c->eval_each_epoch = TRAINYARD__TOGGLE__TOGGLE_OFF;
+  c->log_interval = 5;
+  c->checkpoint_interval = ckpt_every;
+  char *old = c->checkpoint_path;
+  c->checkpoint_path = (char *)(ckpt ? ckpt : "");
+  *out_len = trainyard__train_config__get_packed_size(c);
+  uint8_t *out = malloc(*out_len + 1);
+  trainyard__train_config__pack(c, out);
+  c->checkpoint_path = old;
+  trainyard__train_config__free_unpacked(c, NULL);
+  free(raw);
+  return out;
+}
+
+void rk_write_config(const char *path, uint64_t steps, uint64_t ckpt_every, const char *ckpt) {
+  size_t len;
+  uint8_t *c = rk_make_config(steps, ckpt_every, ckpt, &len);
+  rk_write_file(path, c, len);
+  free(c);
+}
+
+void rk_set_token(const it_cluster *c, uint64_t job, uint32_t rank) {
+  char path[400], err[256] = "", hex[2 * TY_TOKEN_LEN + 1];
+  snprintf(path, sizeof path, "%s/traind/attach.key", c->dir);
+  uint8_t secret[TY_TOKEN_SECRET_LEN], key[TY_TOKEN_KEY_LEN], tok[TY_TOKEN_LEN];
+  cr_assert_eq(ty_token_secret_load(path, secret, err, sizeof err), 0, "%s", err);
+  ty_token_job_key(secret, job, key);
+  ty_token_sign(key, job, rank, ty_now_ms() + 600000, tok);
+  for (size_t i = 0; i < TY_TOKEN_LEN; i++)
+    snprintf(hex + 2 * i, 3, "%02x", tok[i]);
+  setenv("TRAINYARD_RENDEZVOUS_TOKEN", hex, 1);
+}
+
+pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
+               int ctl_port, const char *log, const char *const *extra) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    char r[16], w[16], j[32], ctl[64];
+    snprintf(r, sizeof r, "%u", rank);
+    snprintf(w, sizeof w, "%u", world);
+    snprintf(j, sizeof j, "%llu", (unsigned long long)job);
+    snprintf(ctl, sizeof ctl, "127.0.0.1:%d", ctl_port);
+    setenv("RANK", r, 1), setenv("WORLD_SIZE", w, 1), setenv("TRAINYARD_JOB_ID", j, 1);
+    setenv("TRAINYARD_CONTROLLER", ctl, 1);
+    if (!freopen(log, "w", stdout) || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) _exit(126);
+    const char *bin = getenv("TY_TRAINRUN"),
+               *argv[40] = {bin, "--model", model, "--config", cfg, "--threads", "1"};
+    int n = 7;
+    for (int i = 0; extra && extra[i] && n < 39; i++)
+      argv[n++] = extra[i];
+    argv[n] = NULL;
+    execv(bin, (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+int rk_wait_exit(pid_t pid) {
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+double rk_weight_diff(const char *a, const char *b) {
+  char err[512];
+  ty_graph *ga = NULL, *gb = NULL;
+  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s: %s", a, err);
+  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s: %s", b, err);
+  cr_assert_eq(ty_graph_n_initializers(ga), ty_graph_n_initializers(gb));
+  double worst = 0;
+  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
+    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
+    int idb = ty_graph_find_value(gb, va->name);
+    cr_assert(idb != TY_NO_VALUE, "%s has no %s", b, va->name);
+    const ty_tensor *ta = va->init, *tb = ty_graph_value_at(gb, idb)->init;
+    if (!ta || !tb || ta->dtype != TY_DTYPE_F32) continue;
+    cr_assert_eq(ta->nbytes, tb->nbytes);
+    const float *fa = ta->data, *fb = tb->data;
+    for (size_t k = 0; k < ta->nbytes / sizeof(float); k++)
+      worst = fmax(worst, fabs((double)fa[k] - fb[k]));
+  }
+  ty_graph_destroy(ga);
+  ty_graph_destroy(gb);
+  return worst;
+}

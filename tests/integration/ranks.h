@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Graph-job helpers shared by the integration tests that start trainrun
+ * ranks (test_graph.c through the workers, test_plan.c by hand): configs,
+ * rank processes with their rendezvous tokens, and weight comparisons.
+ * Paths come from meson: TY_TRAINRUN, TY_MLP_ONNX, TY_MLP_CONFIG, ...
+ */
+#ifndef TY_TESTS_INTEGRATION_RANKS_H
+#define TY_TESTS_INTEGRATION_RANKS_H
+
+#include "tests/integration/harness.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The environment variable name, which must be set (meson sets them). */
+const char *rk_env(const char *name);
+/* A whole file, NUL-terminated (malloc'd). */
+uint8_t *rk_read_all(const char *path, size_t *out_len);
+void rk_write_file(const char *path, const uint8_t *b, size_t n);
+/* The example MLP config, shortened: `steps` steps without warm-up, no
+ * per-epoch eval, a log line every 5 steps, checkpoints every ckpt_every steps to ckpt (NULL:
+ * the controller's). */
+uint8_t *rk_make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, size_t *out_len);
+/* The config written to path. */
+void rk_write_config(const char *path, uint64_t steps, uint64_t ckpt_every, const char *ckpt);
+/* Ranks started by hand need what a worker gives them: a rendezvous token
+ * for the job, signed with its key from the controller's secret (set in
+ * this process's environment, inherited by the next rank started). */
+void rk_set_token(const it_cluster *c, uint64_t job, uint32_t rank);
+/* Starts trainrun as rank `rank` of `world` (its output in log) with
+ * --model, --config, --threads 1 and the NULL-terminated extra args. */
+pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
+               int ctl_port, const char *log, const char *const *extra);
+int rk_wait_exit(pid_t pid);
+/* Largest absolute difference between the float initializers of two models. */
+double rk_weight_diff(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Parallel plans end to end on CPU (issue 10): real trainrun ranks form an
+ * Open MPI world through a real traind's rendezvous and run a plan, each
+ * on its slices, with the plan's collectives between their kernels.
+ *
+ *   - tensor parallel on 2 ranks and data x tensor on 4 (2 x 2) end with the
+ *     weights of a single-process run of the same global batch (float
+ *     tolerance), for the Fashion-MNIST MLP (Gemm) and a wide MatMul chain;
+ *   - a checkpoint written by 2 tensor-parallel ranks is the single-process
+ *     format and resumes on 1 rank and on 4 ranks under another plan, where
+ *     an uninterrupted run ends;
+ *   - a plan file made with --write-plan runs; a corrupted one, one made
+ *     for another world size or cluster, and ranks holding different plans
+ *     stop at start (exit code 2) with a message naming the cause.
+ *
+ * The cost model's rates are fixed on the command line so the plans do not
+ * depend on this machine's speed. Paths come from meson: TY_TRAINRUN,
+ * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MLP_CONFIG.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/integration/ranks.h"
+
+#define STEPS 8 /* --steps below repeats it */
+#define MAX_RANKS 4
+
+/* Fixed rates, and the plan asked for. */
+#define RATES "--device-flops", "1e11", "--intra-gbps", "10", "--inter-gbps", "1.25"
+
+static uint64_t next_job(void) {
+  static uint64_t n;
+  return 700000 + (uint64_t)getpid() * 64 + n++;
+}
+
+/* Runs `world` ranks of one job with the extra args; their exit codes in
+ * codes, logs in dir/<tag>.rank<r>.log. */
+static void run_ranks(const it_cluster *c, const char *model, const char *cfg, uint32_t world,
+                      const char *const *extra, const char *tag, int *codes) {
+  uint64_t job = next_job();
+  pid_t pid[MAX_RANKS];
+  for (uint32_t r = 0; r < world; r++) {
+    char log[400];
+    snprintf(log, sizeof log, "%s/%s.rank%u.log", c->dir, tag, r);
+    rk_set_token(c, job, r);
+    pid[r] = rk_start(model, cfg, r, world, job, c->rpc_port, log, extra);
+  }
+  for (uint32_t r = 0; r < world; r++)
+    codes[r] = rk_wait_exit(pid[r]);
+}
+
+static char *rank_log(const it_cluster *c, const char *tag, uint32_t r) {
+  char log[400];
+  size_t n;
+  snprintf(log, sizeof log, "%s/%s.rank%u.log", c->dir, tag, r);
+  return (char *)rk_read_all(log, &n);
+}
+
+static void expect_ok(const it_cluster *c, const char *tag, const int *codes, uint32_t world) {
+  for (uint32_t r = 0; r < world; r++) {
+    char *text = codes[r] ? rank_log(c, tag, r) : NULL;
+    cr_assert_eq(codes[r], 0, "%s: rank %u exited %d:\n%s", tag, r, codes[r], text ? text : "");
+    free(text);
+  }
+}
+
+/* Every rank of tag exited 2 and its log says `why`. */
+static void expect_refused(const it_cluster *c, const char *tag, const int *codes, uint32_t world,
+                           const char *why) {
+  for (uint32_t r = 0; r < world; r++) {
+    char *text = rank_log(c, tag, r);
+    cr_assert_eq(codes[r], 2, "%s: rank %u exited %d, not 2:\n%s", tag, r, codes[r], text);
+    cr_assert(strstr(text, why), "%s: rank %u does not say \"%s\":\n%s", tag, r, why, text);
+    free(text);
+  }
+}
+
+/* model trained `steps` steps by one process, no plan, into out. */
+static void reference(const it_cluster *c, const char *model, uint64_t steps, const char *out) {
+  char cfg[400];
+  snprintf(cfg, sizeof cfg, "%s/ref-%llu.pb", c->dir, (unsigned long long)steps);
+  rk_write_config(cfg, steps, 0, out);
+  int code;
+  run_ranks(c, model, cfg, 1, NULL, "ref", &code);
+  expect_ok(c, "ref", &code, 1);
+}
+
+/* model on `world` ranks with the plan options; weights as a process's. */
+static void expect_matches(const it_cluster *c, const char *model, uint32_t world,
+                           const char *const *plan, const char *tag) {
+  char ref[400], out[400], cfg[400];
+  snprintf(ref, sizeof ref, "%s/%s.ref.onnx", c->dir, tag);
+  snprintf(out, sizeof out, "%s/%s.onnx", c->dir, tag);
+  snprintf(cfg, sizeof cfg, "%s/%s.pb", c->dir, tag);
+  reference(c, model, STEPS, ref);
+  rk_write_config(cfg, STEPS, 0, out);
+  int codes[MAX_RANKS];
+  run_ranks(c, model, cfg, world, plan, tag, codes);
+  expect_ok(c, tag, codes, world);
+  double d = rk_weight_diff(ref, out);
+  cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", tag, d,
+            c->dir);
+  char *text = rank_log(c, tag, 0);
+  cr_assert(strstr(text, "plan: mesh "), "%s: no plan line:\n%s", tag, text);
+  free(text);
+}
+
+Test(plan, tensor_parallel_on_two_ranks_matches_one_process, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *const tp[] = {"--parallelism", "tensor", "--mesh", "1x2", RATES, NULL};
+  expect_matches(&c, rk_env("TY_MLP_ONNX"), 2, tp, "mlp-tp");
+  expect_matches(&c, rk_env("TY_WIDE_ONNX"), 2, tp, "wide-tp");
+  it_cluster_stop(&c);
+}
+
+Test(plan, data_x_tensor_on_four_ranks_matches_one_process, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *const grid[] = {"--parallelism", "grid", "--mesh", "2x2", RATES, NULL};
+  expect_matches(&c, rk_env("TY_MLP_ONNX"), 4, grid, "mlp-grid");
+  expect_matches(&c, rk_env("TY_WIDE_ONNX"), 4, grid, "wide-grid");
+  it_cluster_stop(&c);
+}
+
+static void copy_checkpoint(const char *from, const char *to) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s.state' '%s.state'", from, to, from, to);
+  cr_assert_eq(system(cmd), 0);
+}
+
+Test(plan, checkpoint_resumes_on_other_device_counts, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *model = rk_env("TY_MLP_ONNX");
+  char ref[400], tp[400], one[400], four[400], cfg[400];
+  snprintf(ref, sizeof ref, "%s/uninterrupted.onnx", c.dir);
+  reference(&c, model, 2 * STEPS, ref);
+  snprintf(tp, sizeof tp, "%s/tp.onnx", c.dir);
+  snprintf(cfg, sizeof cfg, "%s/tp.pb", c.dir);
+  rk_write_config(cfg, 2 * STEPS, 0, tp); /* the schedule of the whole run ... */
+  int codes[MAX_RANKS];
+  const char *const tp2[] = {"--steps", "8",   "--parallelism", "tensor",
+                             "--mesh",  "1x2", RATES,           NULL};
+  run_ranks(&c, model, cfg, 2, tp2, "tp", codes); /* ... its first half on 2 ranks */
+  expect_ok(&c, "tp", codes, 2);
+  snprintf(one, sizeof one, "%s/one.onnx", c.dir);
+  snprintf(four, sizeof four, "%s/four.onnx", c.dir);
+  copy_checkpoint(tp, one);
+  copy_checkpoint(tp, four);
+  snprintf(cfg, sizeof cfg, "%s/one.pb", c.dir);
+  rk_write_config(cfg, 2 * STEPS, 0, one);
+  run_ranks(&c, model, cfg, 1, (const char *const[]){"--resume", NULL}, "one", codes);
+  expect_ok(&c, "one", codes, 1);
+  snprintf(cfg, sizeof cfg, "%s/four.pb", c.dir);
+  rk_write_config(cfg, 2 * STEPS, 0, four);
+  const char *const grid[] = {"--resume", "--parallelism", "grid", "--mesh", "2x2", RATES, NULL};
+  run_ranks(&c, model, cfg, 4, grid, "four", codes);
+  expect_ok(&c, "four", codes, 4);
+  char *text = rank_log(&c, "four", 0);
+  cr_assert(strstr(text, "resumed from "), "the 4 ranks did not resume:\n%s", text);
+  free(text);
+  double d1 = rk_weight_diff(ref, one), d4 = rk_weight_diff(ref, four);
+  cr_assert(d1 < 1e-4, "resumed on 1 rank: %g from an uninterrupted run (logs in %s)", d1, c.dir);
+  cr_assert(d4 < 1e-4, "resumed on 2x2 ranks: %g from an uninterrupted run (logs in %s)", d4,
+            c.dir);
+  it_cluster_stop(&c);
+}
+
+/* trainrun --write-plan into path. */
+static void write_plan(const it_cluster *c, const char *cfg, const char *path, const char *mode,
+                       const char *mesh) {
+  int code;
+  const char *const args[] = {"--write-plan", path, "--parallelism", mode,
+                              "--mesh",       mesh, RATES,           NULL};
+  run_ranks(c, rk_env("TY_MLP_ONNX"), cfg, 1, args, "write-plan", &code);
+  expect_ok(c, "write-plan", &code, 1);
+}
+
+Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *model = rk_env("TY_MLP_ONNX");
+  char ref[400], out[400], cfg[400], tp[400], dp[400], bad[400];
+  snprintf(ref, sizeof ref, "%s/ref.onnx", c.dir);
+  snprintf(out, sizeof out, "%s/file.onnx", c.dir);
+  snprintf(cfg, sizeof cfg, "%s/file.pb", c.dir);
+  snprintf(tp, sizeof tp, "%s/tp.plan", c.dir);
+  snprintf(dp, sizeof dp, "%s/dp.plan", c.dir);
+  snprintf(bad, sizeof bad, "%s/bad.plan", c.dir);
+  reference(&c, model, STEPS, ref);
+  rk_write_config(cfg, STEPS, 0, out);
+  write_plan(&c, cfg, tp, "tensor", "1x2");
+  write_plan(&c, cfg, dp, "data", "1x2");
+  int codes[MAX_RANKS];
+  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", tp, NULL}, "file", codes);
+  expect_ok(&c, "file", codes, 2);
+  cr_assert(rk_weight_diff(ref, out) < 1e-4, "the plan file's run differs from a single process");
+
+  size_t n;
+  uint8_t *bytes = rk_read_all(tp, &n);
+  bytes[n / 2] ^= 0x40; /* one flipped bit */
+  rk_write_file(bad, bytes, n);
+  free(bytes);
+  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", bad, NULL}, "corrupt", codes);
+  expect_refused(&c, "corrupt", codes, 2, "corrupt: the CRC-32");
+  run_ranks(&c, model, cfg, 4, (const char *const[]){"--plan", tp, NULL}, "world", codes);
+  expect_refused(&c, "world", codes, 4, "made for 2 devices (mesh 1x2), but WORLD_SIZE is 4");
+  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", tp, "--mesh", "2x1", NULL}, "mesh",
+            codes);
+  expect_refused(&c, "mesh", codes, 2, "made for a cluster of 1 x 2 devices, but --mesh is 2x1");
+  setenv("LOCAL_WORLD_SIZE", "1", 1);
+  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", tp, NULL}, "local", codes);
+  unsetenv("LOCAL_WORLD_SIZE");
+  expect_refused(&c, "local", codes, 2,
+                 "mesh mismatch: made for 2 devices per node, but LOCAL_WORLD_SIZE is 1");
+
+  /* Ranks holding different plans: each one alone is fine, together they are not. */
+  uint64_t job = next_job();
+  char log0[400], log1[400];
+  snprintf(log0, sizeof log0, "%s/mixed.rank0.log", c.dir);
+  snprintf(log1, sizeof log1, "%s/mixed.rank1.log", c.dir);
+  rk_set_token(&c, job, 0);
+  pid_t p0 =
+      rk_start(model, cfg, 0, 2, job, c.rpc_port, log0, (const char *const[]){"--plan", tp, NULL});
+  rk_set_token(&c, job, 1);
+  pid_t p1 =
+      rk_start(model, cfg, 1, 2, job, c.rpc_port, log1, (const char *const[]){"--plan", dp, NULL});
+  codes[0] = rk_wait_exit(p0);
+  codes[1] = rk_wait_exit(p1);
+  expect_refused(&c, "mixed", codes, 2, "plan mismatch: rank 1 runs plan ");
+  it_cluster_stop(&c);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* lib/wire: state names and parsers, queue rules and each rejection, the
+ * pack/unpack helper and checked copies; proto/convert: a Job and a
+ * TrainProgress survive encode -> bytes -> decode. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/wire/wire.h"
+#include "proto/convert.h"
+
+Test(wire, job_states_round_trip_by_name_and_short_form) {
+  for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
+    int back = 0;
+    cr_assert_eq(ty_job_state_parse(ty_job_state_name(s), &back), 0, "%d", s);
+    cr_assert_eq(back, s);
+  }
+  int st = 0;
+  cr_assert_eq(ty_job_state_parse("node-fail", &st), 0);
+  cr_assert_eq(st, TY_JOB_NODE_FAIL);
+  cr_assert_eq(ty_job_state_parse("pd", &st), 0);
+  cr_assert_eq(st, TY_JOB_PENDING);
+  cr_assert_eq(ty_job_state_parse("canceled", &st), 0);
+  cr_assert_eq(st, TY_JOB_CANCELLED);
+  cr_assert_eq(ty_job_state_parse("bogus", &st), TY_EINVAL);
+  cr_assert_eq(ty_job_state_parse("", &st), TY_EINVAL);
+  cr_assert_str_eq(ty_job_state_name(0), "UNKNOWN");
+  cr_assert_str_eq(ty_job_state_name(99), "UNKNOWN");
+  cr_assert(ty_job_state_terminal(TY_JOB_TIMEOUT) && !ty_job_state_terminal(TY_JOB_PREEMPTED));
+}
+
+Test(wire, node_task_and_queue_states) {
+  cr_assert_str_eq(ty_node_state_name(TY_NODE_DRAINING), "DRAINING");
+  cr_assert_str_eq(ty_node_state_name(7), "UNKNOWN");
+  cr_assert(ty_task_state_ended(TY_TASK_FAILED_START) && !ty_task_state_ended(TY_TASK_RUNNING));
+  cr_assert_eq(ty_queue_state_parse("paused"), TY_QUEUE_PAUSED);
+  cr_assert_eq(ty_queue_state_parse("UP"), TY_QUEUE_OPEN); /* schema 1 */
+  cr_assert_eq(ty_queue_state_parse("nope"), 0);
+  cr_assert_str_eq(ty_queue_state_name(TY_QUEUE_DELETED), "DELETED");
+}
+
+Test(wire, queue_settings_apply_in_order) {
+  ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1};
+  char *set[] = {"tier=5", "share=2.5", "max_running=3", "max_gpus=8", "max_gpus_per_user=2",
+                 "preemptible=yes", "state=paused", "default_time=15m", "max_time=2h"};
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_queue_apply(&q, set, TY_ARRAY_LEN(set), err, sizeof err), 0, "%s", err);
+  cr_assert(q.tier == 5 && q.share == 2.5 && q.max_running == 3 && q.max_gpus == 8);
+  cr_assert(q.max_gpus_per_user == 2 && q.preemptible && q.state == TY_QUEUE_PAUSED);
+  cr_assert(q.default_time_s == 900 && q.max_time_s == 7200);
+}
+
+static void rejects(const char *setting, const char *what) {
+  ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1};
+  char *set[] = {(char *)setting};
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_queue_apply(&q, set, 1, err, sizeof err), TY_EINVAL, "accepted %s", setting);
+  cr_assert(strstr(err, what), "[%s] lacks [%s]", err, what);
+}
+
+Test(wire, queue_settings_name_the_bad_key) {
+  rejects("tier=x", "tier:");
+  rejects("tier=2000000", "tier:");
+  rejects("share=0", "share:");
+  rejects("share=-1", "share:");
+  rejects("max_running=-1", "max_running:");
+  rejects("max_gpus=lots", "max_gpus:");
+  rejects("preemptible=maybe", "preemptible:");
+  rejects("state=deleted", "state:");
+  rejects("state=up", "state:");
+  rejects("max_time=soon", "max_time:");
+  rejects("bogus=1", "bogus: unknown setting");
+  rejects("no-equals", "is not key=value");
+  ty_queue_info q = {0};
+  char *set[] = {"default_time=2h", "max_time=1h"};
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_queue_apply(&q, set, 2, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "default_time:"), "%s", err);
+}
+
+Test(wire, queue_names) {
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_queue_check_name("gpu-a_1.x", err, sizeof err), 0);
+  cr_assert_eq(ty_queue_check_name("", err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_queue_check_name("bad name", err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "name:"), "%s", err);
+  char long_name[TY_QUEUE_MAX_NAME + 2];
+  memset(long_name, 'a', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  cr_assert_eq(ty_queue_check_name(long_name, err, sizeof err), TY_EINVAL);
+}
+
+Test(wire, checked_copies) {
+  char *s = ty_wire_strdup(NULL);
+  cr_assert_str_eq(s, "");
+  free(s);
+  char *v[] = {"a", NULL, "c"}, **d = NULL;
+  cr_assert_eq(ty_wire_strv(v, 3, &d), 0);
+  cr_assert_str_eq(d[1], "");
+  cr_assert_str_eq(d[2], "c");
+  ty_wire_strv_free(d, 3);
+  uint8_t *b = NULL;
+  cr_assert_eq(ty_wire_bytes(NULL, 0, &b), 0);
+  cr_assert_not_null(b);
+  free(b);
+  cr_assert_null(ty_wire_calloc(SIZE_MAX, 16), "overflow must fail, not wrap");
+}
+
+Test(wire, pack_unpack_and_garbage) {
+  Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
+  uint64_t ids[] = {3, 4};
+  req.n_job_ids = 2, req.job_ids = ids, req.user = "alice";
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&req.base, &b), 0);
+  Trainyard__CancelJobRequest *m = ty_wire_unpack(&trainyard__cancel_job_request__descriptor, b.data, b.len);
+  cr_assert_not_null(m);
+  cr_assert(m->n_job_ids == 2 && m->job_ids[1] == 4);
+  cr_assert_str_eq(m->user, "alice");
+  ty_wire_free(m);
+  ty_wire_free(NULL);
+  static const uint8_t junk[] = {0xff, 0xff, 0xff};
+  cr_assert_null(ty_wire_unpack(&trainyard__cancel_job_request__descriptor, junk, 3));
+  ty_buf_close(&b);
+}
+
+Test(proto_convert, job_round_trip) {
+  char *argv[] = {"python", "-u", "train.py"}, *env[] = {"A=1"};
+  ty_job_spec in = {.name = "n", .queue = "q", .user = "u", .priority = -3, .time_limit_s = 60,
+                    .nodes = 2, .tasks_per_node = 4, .gpus_per_node = 1, .cpus_per_task = 2,
+                    .mem_per_node = 1 << 20, .argv = argv, .argc = 3, .env = env, .envc = 1,
+                    .cwd = "/w", .interactive = {.on = true, .pty = true, .rows = 40, .cols = 120},
+                    .warn_signal = 10, .warn_before_s = 30, .max_rank_failure_requeues = 2};
+  ty_proto_job pj;
+  ty_proto_encode_job(&in, &pj);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&pj.job.base, &b), 0);
+  Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, b.data, b.len);
+  cr_assert_not_null(job);
+  ty_job_spec out;
+  cr_assert_eq(ty_proto_decode_job(job, &out), 0);
+  ty_wire_free(job);
+  cr_assert_str_eq(out.name, "n");
+  cr_assert_str_eq(out.queue, "q");
+  cr_assert(out.kind == TY_JOB_KIND_COMMAND && out.has_resources && out.argc == 3);
+  cr_assert_str_eq(out.argv[2], "train.py");
+  cr_assert_str_eq(out.env[0], "A=1");
+  cr_assert(out.nodes == 2 && out.tasks_per_node == 4 && out.mem_per_node == 1 << 20);
+  cr_assert(out.interactive.on && out.interactive.pty && out.interactive.rows == 40);
+  cr_assert(out.priority == -3 && out.warn_signal == 10 && out.max_rank_failure_requeues == 2);
+  ty_job_spec_close(&out);
+  ty_buf_close(&b);
+}
+
+Test(proto_convert, progress_round_trip) {
+  ty_train_progress in = {.step = 7, .total_steps = 100, .loss = 0.5, .samples_per_s = 900,
+                          .time_ms = 42, .checkpoint_step = 5, .checkpoint_path = "/c.onnx",
+                          .test_accuracy = -1, .epoch = 1};
+  Trainyard__TrainProgress m;
+  ty_proto_encode_progress(&in, &m);
+  ty_train_progress out;
+  cr_assert_eq(ty_proto_decode_progress(&m, &out), 0);
+  cr_assert(out.step == 7 && out.total_steps == 100 && out.loss == 0.5 && out.epoch == 1);
+  cr_assert(out.test_accuracy == -1 && out.checkpoint_step == 5);
+  cr_assert_str_eq(out.checkpoint_path, "/c.onnx");
+  free(out.checkpoint_path);
+}

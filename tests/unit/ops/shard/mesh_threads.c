@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The in-process mesh transport (see mesh_threads.h). */
+#include "tests/unit/ops/shard/mesh_threads.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void mt_mesh_init(mt_mesh *m, int m0, int m1) {
+  memset(m, 0, sizeof *m);
+  m->mesh[0] = m0;
+  m->mesh[1] = m1;
+  m->world = m0 * m1;
+  pthread_barrier_init(&m->bar, NULL, (unsigned)m->world);
+}
+
+void mt_mesh_close(mt_mesh *m) {
+  pthread_barrier_destroy(&m->bar);
+}
+
+/* The ranks of r's group over `axes`, in coordinate order. */
+static int group(const mt_rank *r, unsigned axes, int *out) {
+  const mt_mesh *m = r->m;
+  int c0 = r->rank / m->mesh[1], c1 = r->rank % m->mesh[1], n = 0;
+  for (int a0 = 0; a0 < m->mesh[0]; a0++)
+    for (int a1 = 0; a1 < m->mesh[1]; a1++)
+      if (((axes & 1u) || a0 == c0) && ((axes & 2u) || a1 == c1)) out[n++] = a0 * m->mesh[1] + a1;
+  return n;
+}
+
+static int coord(const mt_rank *r, int axis) {
+  return axis == 0 ? r->rank / r->m->mesh[1] : r->rank % r->m->mesh[1];
+}
+
+/* Publishes in, lets f read the group, then waits until all have read. */
+static void exchange(mt_rank *r, const float *in) {
+  r->m->slot[r->rank] = in;
+  pthread_barrier_wait(&r->m->bar);
+}
+static void done(mt_rank *r) {
+  pthread_barrier_wait(&r->m->bar);
+}
+
+static int all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {
+  (void)what;
+  mt_rank *r = user;
+  int g[MT_MAX_RANKS], k = group(r, axes, g);
+  float *sum = calloc(n + 1, sizeof *sum);
+  exchange(r, buf);
+  for (int j = 0; j < k; j++)
+    for (size_t i = 0; i < n; i++)
+      sum[i] += r->m->slot[g[j]][i];
+  done(r);
+  memcpy(buf, sum, n * sizeof *sum);
+  free(sum);
+  return 0;
+}
+
+static int all_gather(int axis, const float *in, size_t n, float *out, const char *what,
+                      void *user) {
+  (void)what;
+  mt_rank *r = user;
+  int g[MT_MAX_RANKS], k = group(r, 1u << axis, g);
+  exchange(r, in);
+  for (int j = 0; j < k; j++)
+    memcpy(out + (size_t)j * n, r->m->slot[g[j]], n * sizeof *out);
+  done(r);
+  return 0;
+}
+
+static int reduce_scatter(int axis, const float *in, size_t n_out, float *out, const char *what,
+                          void *user) {
+  (void)what;
+  mt_rank *r = user;
+  int g[MT_MAX_RANKS], k = group(r, 1u << axis, g), c = coord(r, axis);
+  exchange(r, in);
+  memset(out, 0, n_out * sizeof *out);
+  for (int j = 0; j < k; j++)
+    for (size_t i = 0; i < n_out; i++)
+      out[i] += r->m->slot[g[j]][(size_t)c * n_out + i];
+  done(r);
+  return 0;
+}
+
+static int all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
+                      void *user) {
+  (void)what;
+  mt_rank *r = user;
+  int g[MT_MAX_RANKS], k = group(r, 1u << axis, g), c = coord(r, axis);
+  exchange(r, in);
+  for (int j = 0; j < k; j++)
+    memcpy(out + (size_t)j * chunk, r->m->slot[g[j]] + (size_t)c * chunk, chunk * sizeof *out);
+  done(r);
+  return 0;
+}
+
+ty_shard_comm mt_comm(mt_rank *r) {
+  return (ty_shard_comm){.all_reduce = all_reduce,
+                         .all_gather = all_gather,
+                         .reduce_scatter = reduce_scatter,
+                         .all_to_all = all_to_all,
+                         .user = r};
+}
+
+int mt_start(unsigned axes, float *buf, size_t n, const char *what, void *user) {
+  return all_reduce(axes, buf, n, what, user);
+}
+
+int mt_wait(void *user) {
+  (void)user;
+  return 0;
+}
+
+int mt_gather(const float *in, size_t n, float *out, void *user) {
+  mt_rank *r = user;
+  exchange(r, in);
+  for (int j = 0; r->rank == 0 && j < r->m->world; j++)
+    memcpy(out + (size_t)j * n, r->m->slot[j], n * sizeof *out);
+  done(r);
+  return 0;
+}
+
+int mt_agree_stop(void *user) {
+  mt_rank *r = user;
+  float mine = r->stop && *r->stop ? 1.0f : 0.0f;
+  all_reduce(3u, &mine, 1, "stop", user);
+  if (mine > 0 && r->stop) *r->stop = 1;
+  return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * An in-process transport for ops/shard's tests: the ranks of a mesh are
+ * threads of one process and each collective is a rendezvous at a barrier
+ * of all of them, reading the peers' buffers in place. SPMD ranks issue the
+ * same collectives in the same order, so one barrier over every rank is
+ * enough even when the groups are smaller. Not for production: no
+ * deadlines, no checks; ops/collective is the real transport.
+ */
+#ifndef TY_TESTS_UNIT_OPS_SHARD_MESH_THREADS_H
+#define TY_TESTS_UNIT_OPS_SHARD_MESH_THREADS_H
+
+#include "ops/shard/shard.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#define MT_MAX_RANKS 16
+
+typedef struct mt_mesh {
+  int mesh[2], world;
+  pthread_barrier_t bar;
+  const float *slot[MT_MAX_RANKS];
+} mt_mesh;
+
+/* The per-rank handle given as ty_shard_comm.user. */
+typedef struct mt_rank {
+  mt_mesh *m;
+  int rank;
+  volatile sig_atomic_t *stop; /* for mt_agree_stop; may be NULL */
+} mt_rank;
+
+void mt_mesh_init(mt_mesh *m, int m0, int m1);
+void mt_mesh_close(mt_mesh *m);
+/* The transport of rank r (user points at r). */
+ty_shard_comm mt_comm(mt_rank *r);
+/* ops/train's other hooks (ty_train_parallel), user = the mt_rank: a
+ * gradient bucket reduced at once (start) with nothing left to wait for,
+ * the gather to rank 0, and the stop agreement over every rank. */
+int mt_start(unsigned axes, float *buf, size_t n, const char *what, void *user);
+int mt_wait(void *user);
+int mt_gather(const float *in, size_t n, float *out, void *user);
+int mt_agree_stop(void *user);
+
+#endif

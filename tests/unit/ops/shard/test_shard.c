@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for ops/shard: every rank of a plan runs its local graph (in
+ * threads, through tests' in-process mesh transport) forward and backward,
+ * and the loss and the gradients, summed over the axes the shard names and
+ * put together from each rank's slice, equal single-process ones on the
+ * global batch. Plans: data, tensor (Megatron), data x tensor grids and
+ * whatever the search picks, on 1x2, 2x1, 2x2 and 1x4 meshes, for an MLP
+ * and a BERT block (reshapes to heads, transposes, softmax, layer norm).
+ * Plus the routes themselves (all-gather, reduce-scatter, all-to-all and
+ * the generic fallback) and the refusals.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/autodiff/autodiff.h"
+#include "ops/exec.h"
+#include "ops/plan/plan.h"
+#include "ops/shard/shard.h"
+#include "tests/unit/ops/plan/models.h"
+#include "tests/unit/ops/shard/mesh_threads.h"
+
+void openblas_set_num_threads(int num_threads);
+
+/* Random weights (the test models are built with zeros). */
+static void randomize(ty_graph *g, uint64_t seed) {
+  ty_rng r = ty_rng_make(seed);
+  for (size_t i = 0; i < ty_graph_n_initializers(g); i++) {
+    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_initializer(g, i));
+    if (v->dtype != TY_DTYPE_F32 || v->init->shape.rank == 0) continue;
+    float *d = ty_tensor_f32(v->init);
+    for (int64_t k = 0; k < ty_tensor_numel(v->init); k++)
+      d[k] = (ty_rng_uniform(&r) - 0.5f) * 0.5f;
+  }
+}
+
+/* Global inputs of batch `batch` for every graph input. */
+typedef struct inputs {
+  int n, ids[4];
+  ty_tensor *t[4];
+} inputs;
+
+static void make_inputs(const ty_graph *g, int64_t batch, inputs *in) {
+  ty_rng r = ty_rng_make(7);
+  in->n = (int)ty_graph_n_inputs(g);
+  cr_assert_leq(in->n, 4);
+  for (int i = 0; i < in->n; i++) {
+    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_input(g, i));
+    ty_shape s = v->shape;
+    for (int d = 0; d < s.rank; d++)
+      if (s.dims[d] == TY_DIM_BATCH) s.dims[d] = batch;
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &in->t[i]), 0);
+    in->ids[i] = ty_graph_input(g, i);
+    for (int64_t k = 0; k < ty_tensor_numel(in->t[i]); k++)
+      ty_tensor_f32(in->t[i])[k] = ty_rng_uniform(&r) - 0.5f;
+  }
+}
+
+static void free_inputs(inputs *in) {
+  for (int i = 0; i < in->n; i++)
+    ty_tensor_destroy(in->t[i]);
+}
+
+static int loss_of(const ty_graph *g) {
+  return ty_graph_output(g, 0);
+}
+
+/* Single process: the loss and the gradient of every planned parameter. */
+static float reference(const ty_graph *g0, const ty_plan *p, const inputs *in, ty_tensor **grads) {
+  char err[TY_ERR_LEN] = "";
+  uint8_t *bytes;
+  size_t len;
+  ty_graph *g;
+  cr_assert_eq(ty_graph_to_onnx(g0, NULL, 0, err, sizeof err, &bytes, &len), 0, "%s", err);
+  cr_assert_eq(ty_graph_load_bytes(bytes, len, err, sizeof err, &g), 0, "%s", err);
+  free(bytes);
+  int ids[64], gids[64];
+  for (size_t i = 0; i < p->n_params; i++)
+    ids[i] = ty_graph_find_value(g, p->params[i].name); /* ids of the copy */
+  int loss_id = ty_graph_find_value(g, ty_graph_value_at(g0, loss_of(g0))->name);
+  cr_assert_eq(ty_autodiff(g, loss_id, ids, p->n_params, gids, err, sizeof err), 0, "%s", err);
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(g, &(ty_exec_opts){.training = true, .no_fusion = true}, &e), 0);
+  for (int i = 0; i < in->n; i++)
+    cr_assert_eq(
+        ty_exec_bind(e, ty_graph_value_at(g0, in->ids[i])->name, in->t[i], err, sizeof err), 0,
+        "%s", err);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  for (size_t i = 0; i < p->n_params; i++)
+    cr_assert_eq(ty_tensor_clone(ty_exec_value(e, gids[i]), &grads[i]), 0);
+  float loss = ty_tensor_f32(ty_exec_value(e, loss_id))[0];
+  ty_exec_destroy(e);
+  ty_graph_destroy(g);
+  return loss;
+}
+
+typedef struct rank_run {
+  mt_rank r;
+  const ty_graph *g;
+  const ty_plan *p;
+  const inputs *in;
+  bool fusion;
+  float loss;
+  ty_tensor *grads[64];
+  ty_shard *sh;
+  int rc;
+  char err[TY_ERR_LEN];
+} rank_run;
+
+static int rank_inputs(rank_run *rr, ty_exec *e, ty_tensor **local) {
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < rr->in->n; i++) {
+    ty_shape full;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+    rc = ty_shard_slice_of(rr->sh, rr->in->ids[i], rr->r.rank, &full, start, len);
+    ty_shape ls = ty_shape_make(full.rank, len);
+    if (rc == 0) rc = ty_tensor_create(TY_DTYPE_F32, &ls, &local[i]);
+    if (rc == 0)
+      ty_shard_copy_block(rr->in->t[i]->data, &full, local[i]->data, start, len, sizeof(float),
+                          true);
+    if (rc == 0) rc = ty_exec_bind_id(e, rr->in->ids[i], local[i], rr->err, sizeof rr->err);
+  }
+  return rc;
+}
+
+static void *rank_main(void *arg) {
+  rank_run *rr = arg;
+  ty_graph *g = ty_shard_graph(rr->sh);
+  ty_shard_comm comm = mt_comm(&rr->r);
+  ty_shard_set_comm(rr->sh, &comm);
+  int ids[64], gids[64];
+  for (size_t i = 0; i < rr->p->n_params; i++)
+    ids[i] = rr->p->params[i].value;
+  ty_exec *e = NULL;
+  ty_tensor *local[4] = {0};
+  int rc = ty_autodiff(g, loss_of(rr->g), ids, rr->p->n_params, gids, rr->err, sizeof rr->err);
+  ty_exec_opts o = {.training = true,
+                    .no_fusion = !rr->fusion,
+                    .extern_op = ty_shard_extern,
+                    .extern_user = rr->sh};
+  if (rc == 0) rc = ty_exec_create(g, &o, &e);
+  if (rc == 0) rc = rank_inputs(rr, e, local);
+  if (rc == 0 && (rc = ty_exec_run(e, rr->err, sizeof rr->err)) != 0)
+    snprintf(rr->err + strlen(rr->err), sizeof rr->err - strlen(rr->err), " [%s]",
+             ty_shard_error(rr->sh));
+  if (rc == 0) {
+    rr->loss = ty_tensor_f32(ty_exec_value(e, loss_of(rr->g)))[0];
+    unsigned axes = ty_shard_partial_axes(rr->sh, loss_of(rr->g));
+    if (axes) comm.all_reduce(axes, &rr->loss, 1, "loss", comm.user);
+  }
+  for (size_t i = 0; rc == 0 && i < rr->p->n_params; i++) {
+    unsigned axes;
+    rc = ty_tensor_clone(ty_exec_value(e, gids[i]), &rr->grads[i]);
+    if (rc == 0) rc = ty_shard_grad_axes(rr->sh, ids[i], &axes);
+    if (rc == 0 && axes)
+      comm.all_reduce(axes, ty_tensor_f32(rr->grads[i]), (size_t)ty_tensor_numel(rr->grads[i]),
+                      "grad", comm.user);
+  }
+  rr->rc = rc;
+  ty_exec_destroy(e);
+  for (int i = 0; i < 4; i++)
+    ty_tensor_destroy(local[i]);
+  return NULL;
+}
+
+static double rel_diff(const ty_tensor *a, const float *b) {
+  double worst = 0, scale = 1e-3;
+  for (int64_t k = 0; k < ty_tensor_numel(a); k++)
+    scale = fmax(scale, fabs(ty_tensor_f32(a)[k]));
+  for (int64_t k = 0; k < ty_tensor_numel(a); k++)
+    worst = fmax(worst, fabs(ty_tensor_f32(a)[k] - b[k]) / scale);
+  return worst;
+}
+
+/* Runs plan p on every rank and compares with the single process. */
+static void expect_equivalent(const ty_graph *g, const ty_plan *p, bool fusion) {
+  inputs in;
+  make_inputs(g, p->batch, &in);
+  ty_tensor *ref[64] = {0};
+  cr_assert_leq(p->n_params, 64);
+  float want = reference(g, p, &in, ref);
+  mt_mesh m;
+  mt_mesh_init(&m, p->mesh[0], p->mesh[1]);
+  rank_run rr[MT_MAX_RANKS];
+  pthread_t th[MT_MAX_RANKS];
+  memset(rr, 0, sizeof rr);
+  for (int r = 0; r < p->devices; r++) {
+    rr[r] = (rank_run){.r = {&m, r}, .g = g, .p = p, .in = &in, .fusion = fusion};
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(ty_shard_create(g, p, r, err, sizeof err, &rr[r].sh), 0, "rank %d: %s", r, err);
+  }
+  for (int r = 0; r < p->devices; r++)
+    pthread_create(&th[r], NULL, rank_main, &rr[r]);
+  for (int r = 0; r < p->devices; r++)
+    pthread_join(th[r], NULL);
+  for (int r = 0; r < p->devices; r++) {
+    cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
+    cr_assert(fabs(rr[r].loss - want) <= 1e-4 * fmax(1, fabs(want)),
+              "rank %d loss %g, single process %g", r, rr[r].loss, want);
+  }
+  for (size_t i = 0; i < p->n_params; i++) {
+    float *full = calloc((size_t)ty_tensor_numel(ref[i]), sizeof *full);
+    for (int r = 0; r < p->devices; r++) {
+      ty_shape fs;
+      int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+      cr_assert_eq(ty_shard_slice_of(rr[r].sh, p->params[i].value, r, &fs, start, len), 0);
+      ty_shard_copy_block(full, &fs, rr[r].grads[i]->data, start, len, sizeof(float), false);
+    }
+    double d = rel_diff(ref[i], full);
+    cr_assert(d < 1e-4, "gradient of %s differs by %g (relative) on mesh %dx%d", p->params[i].name,
+              d, p->mesh[0], p->mesh[1]);
+    free(full);
+    ty_tensor_destroy(ref[i]);
+    for (int r = 0; r < p->devices; r++)
+      ty_tensor_destroy(rr[r].grads[i]);
+  }
+  for (int r = 0; r < p->devices; r++)
+    ty_shard_destroy(rr[r].sh);
+  mt_mesh_close(&m);
+  free_inputs(&in);
+}
+
+/* slow: devices so slow next to their links that every op splits, which
+ * is what exercises the routes (the default rates keep a tiny model
+ * mostly replicated). */
+static ty_plan *plan(const ty_graph *g, int nodes, int per_node, int64_t batch, ty_plan_mode mode,
+                     bool slow) {
+  ty_plan_request r;
+  ty_plan_request_init(&r);
+  if (slow) {
+    r.cluster.device_flops = 1e6;
+    r.cluster.intra_latency_s = r.cluster.inter_latency_s = r.cluster.launch_s = 1e-9;
+  }
+  r.batch = batch;
+  r.cluster.nodes = nodes;
+  r.cluster.devices_per_node = per_node;
+  r.mode = mode;
+  char err[TY_ERR_LEN] = "";
+  ty_plan *p = NULL;
+  cr_assert_eq(ty_plan_search(g, &r, err, sizeof err, &p), 0, "%s", err);
+  return p;
+}
+
+static void each_mode(ty_graph *g, int nodes, int per_node, int64_t batch) {
+  static const ty_plan_mode modes[] = {TY_PLAN_MODE_AUTO, TY_PLAN_MODE_DATA, TY_PLAN_MODE_TENSOR,
+                                       TY_PLAN_MODE_GRID};
+  for (size_t i = 0; i < TY_ARRAY_LEN(modes); i++) {
+    if (modes[i] == TY_PLAN_MODE_GRID && nodes * per_node < 4) continue;
+    for (int slow = 0; slow < 2; slow++) {
+      ty_plan *p = plan(g, nodes, per_node, batch, modes[i], slow);
+      expect_equivalent(g, p, false);
+      ty_plan_destroy(p);
+    }
+  }
+}
+
+/* x [B, 8] -> MatMul 8x16 -> BatchNormalization -> Relu -> MatMul 16x4,
+ * mean squared error against y: a BatchNormalization whose batch data
+ * parallelism splits. */
+static ty_graph *model_bn(void) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 15);
+  int v[12], idx;
+  const char *names[] = {"x", "y", "w1", "h", "scale", "bias", "mean", "var", "n", "r", "w2", "o"};
+  ty_shape in = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 8}),
+           out = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 4});
+  const ty_shape shapes[] = {in,
+                             out,
+                             ty_shape_make(2, (int64_t[]){8, 16}),
+                             ty_shape_unknown(),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_make(1, (int64_t[]){16}),
+                             ty_shape_unknown(),
+                             ty_shape_unknown(),
+                             ty_shape_make(2, (int64_t[]){16, 4}),
+                             ty_shape_unknown()};
+  for (int i = 0; i < 12; i++) {
+    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32,
+                                    shapes[i].rank >= 0 ? &shapes[i] : NULL, &v[i]),
+                 0);
+    ty_tensor *t;
+    if (i < 2)
+      cr_assert_eq(ty_graph_mark_input(g, v[i]), 0);
+    else if (shapes[i].rank >= 0) {
+      cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &shapes[i], &t), 0);
+      for (int64_t k = 0; k < ty_tensor_numel(t); k++)
+        ty_tensor_f32(t)[k] = i == 7 ? 1.0f : 0.0f;
+      cr_assert_eq(ty_graph_set_initializer(g, v[i], t), 0);
+    }
+  }
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm1", (int[]){v[0], v[2]}, 2, &v[3], 1, &idx),
+               0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[3], v[4], v[5], v[6], v[7]},
+                                 5, &v[8], 1, &idx),
+               0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_RELU, "relu", &v[8], 1, &v[9], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MATMUL, "mm2", (int[]){v[9], v[10]}, 2, &v[11], 1, &idx),
+               0);
+  int d, sq, loss;
+  cr_assert_eq(ty_graph_add_value(g, "diff", TY_DTYPE_F32, NULL, &d), 0);
+  cr_assert_eq(ty_graph_add_value(g, "sq", TY_DTYPE_F32, NULL, &sq), 0);
+  cr_assert_eq(ty_graph_add_value(g, "loss", TY_DTYPE_F32, NULL, &loss), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_SUB, "diff", (int[]){v[11], v[1]}, 2, &d, 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_MUL, "sq", (int[]){d, d}, 2, &sq, 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &loss, 1, &idx), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+/* A value and, for weights, its initializer (filled by randomize). */
+static int value(ty_graph *g, const char *name, int rank, const int64_t *dims, bool input,
+                 bool weight) {
+  ty_shape s = ty_shape_make(rank, dims);
+  int id;
+  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_F32, rank >= 0 ? &s : NULL, &id), 0);
+  ty_tensor *t;
+  if (input) cr_assert_eq(ty_graph_mark_input(g, id), 0);
+  if (weight) {
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &t), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
+  }
+  return id;
+}
+
+static int op(ty_graph *g, ty_op o, const char *name, const int *in, int n_in, int *idx) {
+  int y = value(g, name, -1, NULL, false, false);
+  cr_assert_eq(ty_graph_add_node(g, o, name, in, n_in, &y, 1, idx), 0);
+  return y;
+}
+
+/* x [B, 2, 6, 6] -> Conv 2->4 3x3 pad 1 -> Relu -> MaxPool 2 -> Flatten ->
+ * MatMul 36x4 -> squared error: convolution's channel and batch splits,
+ * pooling and the flatten behind them. */
+static ty_graph *model_cnn(void) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 4, (int64_t[]){TY_DIM_BATCH, 2, 6, 6}, true, false);
+  int y = value(g, "y", 2, (int64_t[]){TY_DIM_BATCH, 4}, true, false);
+  int w = value(g, "conv.w", 4, (int64_t[]){4, 2, 3, 3}, false, true);
+  int b = value(g, "conv.b", 1, (int64_t[]){4}, false, true);
+  int fw = value(g, "fc.w", 2, (int64_t[]){36, 4}, false, true);
+  int c = op(g, TY_OP_CONV, "conv", (int[]){x, w, b}, 3, &idx);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "kernel_shape", (int64_t[]){3, 3}, 2), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4), 0);
+  int r = op(g, TY_OP_RELU, "relu", &c, 1, &idx);
+  int p = op(g, TY_OP_MAX_POOL, "pool", &r, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "kernel_shape", (int64_t[]){2, 2}, 2), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)idx, "strides", (int64_t[]){2, 2}, 2), 0);
+  int f = op(g, TY_OP_FLATTEN, "flatten", &p, 1, &idx);
+  int o = op(g, TY_OP_MATMUL, "fc", (int[]){f, fw}, 2, &idx);
+  int d = op(g, TY_OP_SUB, "diff", (int[]){o, y}, 2, &idx);
+  int sq = op(g, TY_OP_MUL, "sq", (int[]){d, d}, 2, &idx);
+  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+TestSuite(shard, .init = NULL);
+
+Test(shard, convolution_every_mode_matches_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_cnn();
+  randomize(g, 5);
+  each_mode(g, 1, 2, 4);
+  each_mode(g, 2, 2, 4);
+  ty_graph_destroy(g);
+}
+
+/* Batch statistics summed over the ranks: the same normalisation and
+ * gradients as one process, with the plan's batch_stats all-reduce. */
+Test(shard, batch_norm_over_a_split_batch_matches_single_process, .timeout = 60) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_bn();
+  randomize(g, 4);
+  for (int slow = 0; slow < 2; slow++) {
+    ty_plan *p = plan(g, 2, 2, 8, TY_PLAN_MODE_DATA, slow);
+    bool stats = false;
+    for (size_t i = 0; i < p->n_collectives; i++)
+      stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
+    cr_assert(stats, "the data-parallel plan does not sum the batch statistics");
+    expect_equivalent(g, p, false);
+    ty_plan_destroy(p);
+  }
+  ty_plan *p = plan(g, 1, 4, 8, TY_PLAN_MODE_AUTO, true);
+  expect_equivalent(g, p, false);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(shard, mlp_every_mode_matches_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_mlp(3, 32);
+  cr_assert_not_null(g);
+  randomize(g, 1);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 1, 4, 8);
+  each_mode(g, 2, 2, 8);
+  ty_graph_destroy(g);
+}
+
+Test(shard, bert_block_every_mode_matches_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_transformer(1, 4, 16, 2, 32, 0);
+  cr_assert_not_null(g);
+  randomize(g, 2);
+  each_mode(g, 1, 2, 4);
+  each_mode(g, 2, 2, 4);
+  ty_graph_destroy(g);
+}
+
+Test(shard, fused_kernels_around_extern_nodes, .timeout = 60) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_mlp(2, 16);
+  randomize(g, 3);
+  ty_plan *p = plan(g, 1, 2, 4, TY_PLAN_MODE_TENSOR, true);
+  expect_equivalent(g, p, true);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}

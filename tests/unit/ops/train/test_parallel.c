@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train running a parallel plan: every rank a trainer in a thread of
+ * this process, their collectives through tests' in-process mesh
+ * (tests/unit/ops/shard/mesh_threads.c; the real MPI transport is covered
+ * by tests/integration/test_plan.c). Tensor, data x tensor, data and
+ * searched plans train to the weights of one process on the same global
+ * batch; the checkpoint a plan's ranks write is the single-process one
+ * (gathered on rank 0, optimizer state included), and resumes on one
+ * process or under another plan where an uninterrupted run would be.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/shard/mesh_threads.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int num_threads);
+
+static void setup(void) {
+  openblas_set_num_threads(1);
+  synth_blob_files("", 256, 1);
+}
+
+static void cleanup(void) {
+  char cmd[320];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(parallel, .init = setup, .fini = cleanup);
+
+static ty_graph *model_with(bool bn) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .bn = bn};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  return g;
+}
+
+static ty_graph *model(void) {
+  return model_with(false);
+}
+
+typedef struct job {
+  int nodes, per_node;
+  ty_plan_mode mode;
+  uint64_t steps; /* total steps to reach (from the checkpoint when resuming) */
+  const char *ckpt;
+  bool resume;
+} job;
+
+typedef struct rank_run {
+  mt_rank r;
+  const job *j;
+  const ty_graph *g;
+  volatile sig_atomic_t stop;
+  uint64_t hash; /* of the plan the rank made */
+  int rc;
+  char err[TY_ERR_LEN];
+} rank_run;
+
+static ty_plan_request request(const job *j) {
+  ty_plan_request req;
+  ty_plan_request_init(&req);
+  req.cluster.nodes = j->nodes;
+  req.cluster.devices_per_node = j->per_node;
+  req.cluster.device_flops = 1e6; /* slow devices: every layer splits */
+  req.cluster.intra_latency_s = req.cluster.inter_latency_s = req.cluster.launch_s = 1e-9;
+  req.mode = j->mode;
+  return req;
+}
+
+static void *rank_main(void *arg) {
+  rank_run *rr = arg;
+  ty_train_config c;
+  synth_config(&c, rr->j->steps, false);
+  c.checkpoint_path = ty_strdup(rr->j->ckpt);
+  ty_plan_request req = request(rr->j);
+  ty_train_parallel par = {.request = &req,
+                           .comm = mt_comm(&rr->r),
+                           .start = mt_start,
+                           .wait = mt_wait,
+                           .gather = mt_gather,
+                           .agree_stop = mt_agree_stop};
+  rr->r.stop = &rr->stop;
+  FILE *log = tmpfile();
+  ty_train_opts o = {.rank = (uint32_t)rr->r.rank,
+                     .world_size = (uint32_t)rr->r.m->world,
+                     .resume = rr->j->resume,
+                     .parallel = &par,
+                     .log = log,
+                     .stop = &rr->stop};
+  ty_train *t = NULL;
+  rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
+  if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));
+  if (rr->rc == 0) rr->rc = ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
+  if (rr->rc == 0) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  return NULL;
+}
+
+/* Runs job j on nodes x per_node threads; every rank plans for itself
+ * and must find the plan this thread finds. */
+static void run_plan(const ty_graph *g, const job *j) {
+  ty_train_config c;
+  synth_config(&c, j->steps, false);
+  ty_plan_request req = request(j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_train_config_close(&c);
+  mt_mesh m;
+  int world = j->nodes * j->per_node;
+  mt_mesh_init(&m, p->mesh[0], p->mesh[1]);
+  rank_run rr[MT_MAX_RANKS];
+  pthread_t th[MT_MAX_RANKS];
+  memset(rr, 0, sizeof rr);
+  for (int r = 0; r < world; r++) {
+    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
+    pthread_create(&th[r], NULL, rank_main, &rr[r]);
+  }
+  for (int r = 0; r < world; r++)
+    pthread_join(th[r], NULL);
+  for (int r = 0; r < world; r++) {
+    cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
+    cr_assert_eq(rr[r].hash, ty_plan_hash(p), "rank %d planned something else", r);
+  }
+  mt_mesh_close(&m);
+  ty_plan_destroy(p);
+}
+
+/* One process, no plan: the reference. */
+static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
+  ty_train_config c;
+  synth_config(&c, steps, false);
+  c.checkpoint_path = ty_strdup(ckpt);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+/* Largest difference between the float initializers of two checkpoints. */
+static double diff(const char *a, const char *b) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *ga, *gb;
+  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s", err);
+  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s", err);
+  double worst = 0;
+  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
+    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
+    const ty_tensor *tb = ty_graph_value_at(gb, ty_graph_find_value(gb, va->name))->init;
+    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
+    for (int64_t k = 0; va->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(va->init); k++)
+      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
+  }
+  ty_graph_destroy(ga);
+  ty_graph_destroy(gb);
+  return worst;
+}
+
+static void copy_checkpoint(const char *from, const char *to) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s.state' '%s.state'", from, to, from, to);
+  cr_assert_eq(system(cmd), 0);
+}
+
+Test(parallel, plans_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("plan.onnx"));
+  run_single(g, 6, ref, false);
+  const job jobs[] = {
+      {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false}, {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+      {1, 4, TY_PLAN_MODE_TENSOR, 6, out, false}, {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+      {2, 2, TY_PLAN_MODE_AUTO, 6, out, false},   {1, 1, TY_PLAN_MODE_AUTO, 6, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    run_plan(g, &jobs[i]);
+    double d = diff(ref, out);
+    cr_assert(d < 1e-5, "job %zu (%dx%d, mode %d): weights differ from one process by %g", i,
+              jobs[i].nodes, jobs[i].per_node, jobs[i].mode, d);
+  }
+  ty_graph_destroy(g);
+}
+
+Test(parallel, checkpoint_resumes_on_other_device_counts, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], tp[300], one[300], four[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref8.onnx"));
+  snprintf(tp, sizeof tp, "%s", synth_path("tp.onnx"));
+  snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
+  snprintf(four, sizeof four, "%s", synth_path("four.onnx"));
+  run_single(g, 8, ref, false);
+  job first = {1, 2, TY_PLAN_MODE_TENSOR, 4, tp, false};
+  run_plan(g, &first); /* 4 steps on 2 ranks, tensor parallel */
+  copy_checkpoint(tp, one);
+  copy_checkpoint(tp, four);
+  run_single(g, 8, one, true); /* 4 more on one process */
+  job grid = {2, 2, TY_PLAN_MODE_GRID, 8, four, true};
+  run_plan(g, &grid); /* 4 more on 4 ranks, data x tensor */
+  double d1 = diff(ref, one), d4 = diff(ref, four);
+  cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
+  cr_assert(d4 < 1e-5, "resumed on 2x2: %g from an uninterrupted run", d4);
+  ty_graph_destroy(g);
+}
+
+/* A BatchNormalization whose batch the plan splits normalises with the
+ * global batch's statistics and keeps the running ones of one process. */
+Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout = 240) {
+  ty_graph *g = model_with(true);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("bn_ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("bn_plan.onnx"));
+  run_single(g, 6, ref, false);
+  const job jobs[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+                      {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    run_plan(g, &jobs[i]);
+    double d = diff(ref, out); /* the running statistics are initializers of the checkpoint too */
+    cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i,
+              d);
+  }
+  ty_graph_destroy(g);
+}
