@@ -135,7 +135,7 @@ static int binary_fast(ty__gctx *c, const ty_tensor *a, const ty_tensor *b) {
     ty__parallel_for(c->workers, n, TY__PAR_GRAIN, bin_same_range, &j);
     return 0;
   }
-  if (!addsub || nd == 0 || !trailing_of(&x->shape, &c->dy->shape)) return 1;
+  if (!addsub || nd <= 0 || !trailing_of(&x->shape, &c->dy->shape)) return 1;
   j.cols = nd;
   j.rows = n / nd;
   if (!(j.acc = calloc((size_t)nd, sizeof *j.acc))) return TY_ENOMEM;
