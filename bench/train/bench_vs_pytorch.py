@@ -49,6 +49,8 @@ except ImportError:
 
 MEAN, STD = 0.2860, 0.3530
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "models"))
+import gpt_vs_torch  # noqa: E402  (its trainrun config for the GPT)
 
 
 def load_idx(path):
@@ -141,7 +143,6 @@ def onnx_weights(path):
 
 def torch_model(kind, onnx_path):
     if kind == "gpt":
-        sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "models"))
         import gen_gpt
         return gen_gpt.from_onnx(onnx_path)
     m = {"mlp": Mlp, "cnn": Cnn, "resnet": ResNet}[kind]()
@@ -202,19 +203,6 @@ seed: 1
 checkpoint_path: "{ckpt}"
 log_interval: {log}
 eval_each_epoch: TOGGLE_OFF
-"""
-GPT_CONFIG = """softmax_cross_entropy {{ logits_output: "logits" }}
-data_input: "idx"
-label_input: "labels"
-adam {{ lr: 0.001 beta1: 0.9 beta2: 0.99 eps: 1e-8 weight_decay: 0.01 decoupled_weight_decay: true }}
-lr_schedule {{ constant {{}} }}
-batch_size: {batch}
-max_steps: {steps}
-dataset {{ tokens {{ train_path: "{tokens}" test_path: "" dtype: UINT16 context: {ctx} stride: 0 vocab_size: 256 }}
-          shuffle: TOGGLE_OFF }}
-seed: 1
-checkpoint_path: "{ckpt}"
-log_interval: {log}
 """
 
 
@@ -281,7 +269,8 @@ def workloads(a):
                 print("gpt: no token stream (fortunes-train.bin), skipped")
                 continue
             ctx = onnx_weights(model)["wpe.weight"].shape[0]
-            encode(a, GPT_CONFIG.format(batch=batch, steps=steps, tokens=a.tokens, ctx=ctx, ckpt=ckpt, log=log), cfg)
+            encode(a, gpt_vs_torch.CONFIG.format(batch=batch, steps=steps, train=a.tokens, context=ctx, vocab=256,
+                                                 ckpt=ckpt, log=log), cfg)
         else:
             encode(a, IMAGE_CONFIG.format(batch=batch, data=a.data_dir, mean=MEAN, std=STD, ckpt=ckpt, log=log), cfg)
         out.append({"kind": kind, "model": model, "config": cfg, "steps": steps, "batch": batch, "warmup": log})

@@ -59,14 +59,14 @@ dataset {{
 seed: 1
 checkpoint_path: "{ckpt}"
 checkpoint_interval: 0
-log_interval: 1
+log_interval: {log}
 """
 
 
 def run_trainrun(a, model, context, vocab, work):
     ckpt = os.path.join(work, "gpt.ckpt.onnx")
     txt = CONFIG.format(batch=a.batch, steps=a.steps, train=os.path.abspath(a.train_bin), context=context,
-                        vocab=vocab, ckpt=ckpt)
+                        vocab=vocab, ckpt=ckpt, log=1)
     cfg = os.path.join(work, "gpt.config.pb")
     with open(cfg, "wb") as f:
         f.write(subprocess.run([a.protoc, "--encode=trainyard.TrainConfig", "--proto_path=" + a.proto,
