@@ -41,13 +41,31 @@ ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT
 
 bool ty__kernel_overwrites(const ty_graph_node *n) {
   switch (n->op) {
-  case TY_OP_CONV: case TY_OP_GEMM: case TY_OP_MATMUL: case TY_OP_MAX_POOL: case TY_OP_AVERAGE_POOL:
-  case TY_OP_TRANSPOSE: case TY_OP_CONCAT: case TY_OP_GATHER: case TY_OP_SLICE: case TY_OP_SPLIT:
-  case TY_OP_EXPAND: case TY_OP_WHERE: case TY_OP_SOFTMAX: case TY_OP_LOG_SOFTMAX: case TY_OP_LAYER_NORM:
-  case TY_OP_BATCH_NORM: case TY_OP_FLATTEN: case TY_OP_RESHAPE: case TY_OP_SQUEEZE: case TY_OP_UNSQUEEZE:
+  case TY_OP_CONV:
+  case TY_OP_GEMM:
+  case TY_OP_MATMUL:
+  case TY_OP_MAX_POOL:
+  case TY_OP_AVERAGE_POOL:
+  case TY_OP_TRANSPOSE:
+  case TY_OP_CONCAT:
+  case TY_OP_GATHER:
+  case TY_OP_SLICE:
+  case TY_OP_SPLIT:
+  case TY_OP_EXPAND:
+  case TY_OP_WHERE:
+  case TY_OP_SOFTMAX:
+  case TY_OP_LOG_SOFTMAX:
+  case TY_OP_LAYER_NORM:
+  case TY_OP_BATCH_NORM:
+  case TY_OP_FLATTEN:
+  case TY_OP_RESHAPE:
+  case TY_OP_SQUEEZE:
+  case TY_OP_UNSQUEEZE:
     return true;
-  case TY_OP_GRAD: return ty__grad_overwrites(n);
-  default: return false;
+  case TY_OP_GRAD:
+    return ty__grad_overwrites(n);
+  default:
+    return false;
   }
 }
 

@@ -322,8 +322,9 @@ void ty__parallel_for(ty_workers *w, int64_t n, int64_t grain, ty__par_fn fn, vo
  * arguments), split over w's threads by blocks of C's rows or columns when
  * the product is large enough; each element of C is computed the same way
  * whatever the split. */
-void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc);
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
  * the graph does not use. Returns 0 or a TY_E* code. */
@@ -385,7 +386,8 @@ double ty__sum4(const float *x, int64_t n, double shift);
 double ty__sqdev4(const float *x, int64_t n, double m);
 /* One column buffer per thread of w, ncol floats each (*out NULL, owned by
  * the caller, when !needed); TY_ETOOBIG when the size overflows. */
-int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **out, size_t *out_ncol);
+int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **out,
+                  size_t *out_ncol);
 
 /* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
  * dilations, pads (begin/end, may be negative when output_shape asks for
@@ -446,11 +448,11 @@ int ty__pool3_spans(const ty__pool3 *p, ty__pool3_span **out);
 /* One plane (image x channel) forward: y (may be NULL for MaxPool) and,
  * for MaxPool, idx = idx_base + the plane index of the first maximum
  * (idx may be NULL). */
-void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max, bool incl_pad,
-                     float *y, int64_t *idx, int64_t idx_base);
+void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max,
+                     bool incl_pad, float *y, int64_t *idx, int64_t idx_base);
 /* One plane backward: dx += dy routed to the first maximum (max) or spread
  * evenly with the forward divisor (average). */
-void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, const float *dy,
-                          bool is_max, bool incl_pad, float *dx);
+void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x,
+                          const float *dy, bool is_max, bool incl_pad, float *dx);
 
 #endif

@@ -41,12 +41,12 @@ struct ty_workers {
   ty__par_fn fn;
   void *arg;
   int64_t n_items, chunk, n_chunks;
-  atomic_llong next;  /* the next chunk to hand out */
-  uint64_t gen;       /* job number, to tell a new job from the last */
-  bool open;          /* threads may still join the job */
-  bool busy;          /* a job runs: a nested or concurrent call runs inline */
-  int active;         /* threads inside the job besides the caller */
-  int next_slot;      /* slot of the next joining thread (the caller is 0) */
+  atomic_llong next; /* the next chunk to hand out */
+  uint64_t gen;      /* job number, to tell a new job from the last */
+  bool open;         /* threads may still join the job */
+  bool busy;         /* a job runs: a nested or concurrent call runs inline */
+  int active;        /* threads inside the job besides the caller */
+  int next_slot;     /* slot of the next joining thread (the caller is 0) */
   bool quit;
 };
 
@@ -65,7 +65,8 @@ static void *worker(void *p) {
   uint64_t seen = 0;
   pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (!w->quit && !(w->open && w->gen != seen)) pthread_cond_wait(&w->go, &w->mu);
+    while (!w->quit && !(w->open && w->gen != seen))
+      pthread_cond_wait(&w->go, &w->mu);
     if (w->quit) break;
     seen = w->gen;
     int slot = ++w->next_slot;
@@ -116,7 +117,8 @@ void ty_workers_destroy(ty_workers *w) {
   w->quit = true;
   pthread_cond_broadcast(&w->go);
   pthread_mutex_unlock(&w->mu);
-  for (int i = 0; i < w->n_started; i++) pthread_join(w->threads[i], NULL);
+  for (int i = 0; i < w->n_started; i++)
+    pthread_join(w->threads[i], NULL);
   pthread_cond_destroy(&w->go);
   pthread_cond_destroy(&w->done);
   pthread_mutex_destroy(&w->mu);
@@ -124,7 +126,9 @@ void ty_workers_destroy(ty_workers *w) {
   free(w);
 }
 
-int ty_workers_count(const ty_workers *w) { return w ? w->n : 1; }
+int ty_workers_count(const ty_workers *w) {
+  return w ? w->n : 1;
+}
 
 void ty__parallel_for(ty_workers *w, int64_t n, int64_t grain, ty__par_fn fn, void *arg) {
   if (n <= 0) return;
@@ -158,7 +162,8 @@ void ty__parallel_for(ty_workers *w, int64_t n, int64_t grain, ty__par_fn fn, vo
   drain(w, fn, arg, 0);
   pthread_mutex_lock(&w->mu);
   w->open = false; /* a thread not yet awake sits this job out */
-  while (w->active > 0) pthread_cond_wait(&w->done, &w->mu);
+  while (w->active > 0)
+    pthread_cond_wait(&w->done, &w->mu);
   w->busy = false;
   pthread_mutex_unlock(&w->mu);
 }

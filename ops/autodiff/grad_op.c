@@ -216,15 +216,43 @@ bool ty__grad_overwrites(const ty_graph_node *n) {
   decoded d = {.op = TY_OP_GRAD};
   if (n->op != TY_OP_GRAD || decode(n, &d, NULL, 0) != 0) return false;
   switch (d.op) {
-  case TY_OP_RELU: case TY_OP_LEAKY_RELU: case TY_OP_SIGMOID: case TY_OP_TANH: case TY_OP_ERF:
-  case TY_OP_SQRT: case TY_OP_EXP: case TY_OP_LOG: case TY_OP_NEG: case TY_OP_IDENTITY:
-  case TY_OP_CONV: case TY_OP_MAX_POOL: case TY_OP_AVERAGE_POOL: case TY_OP_MATMUL:
-  case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW: case TY_OP_PRELU:
-  case TY_OP_MOD: case TY_OP_CAST: case TY_OP_CAST_LIKE: case TY_OP_FLATTEN: case TY_OP_RESHAPE:
-  case TY_OP_SQUEEZE: case TY_OP_UNSQUEEZE: case TY_OP_WHERE: case TY_OP_SOFTMAX: case TY_OP_LOG_SOFTMAX:
-  case TY_OP_LAYER_NORM: case TY_OP_BATCH_NORM: case TY_OP_GLOBAL_AVERAGE_POOL: case TY_OP_SOFTMAX_CE_LOSS:
+  case TY_OP_RELU:
+  case TY_OP_LEAKY_RELU:
+  case TY_OP_SIGMOID:
+  case TY_OP_TANH:
+  case TY_OP_ERF:
+  case TY_OP_SQRT:
+  case TY_OP_EXP:
+  case TY_OP_LOG:
+  case TY_OP_NEG:
+  case TY_OP_IDENTITY:
+  case TY_OP_CONV:
+  case TY_OP_MAX_POOL:
+  case TY_OP_AVERAGE_POOL:
+  case TY_OP_MATMUL:
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+  case TY_OP_MUL:
+  case TY_OP_DIV:
+  case TY_OP_POW:
+  case TY_OP_PRELU:
+  case TY_OP_MOD:
+  case TY_OP_CAST:
+  case TY_OP_CAST_LIKE:
+  case TY_OP_FLATTEN:
+  case TY_OP_RESHAPE:
+  case TY_OP_SQUEEZE:
+  case TY_OP_UNSQUEEZE:
+  case TY_OP_WHERE:
+  case TY_OP_SOFTMAX:
+  case TY_OP_LOG_SOFTMAX:
+  case TY_OP_LAYER_NORM:
+  case TY_OP_BATCH_NORM:
+  case TY_OP_GLOBAL_AVERAGE_POOL:
+  case TY_OP_SOFTMAX_CE_LOSS:
     return true;
-  default: return false;
+  default:
+    return false;
   }
 }
 

@@ -63,7 +63,7 @@ typedef struct bin_job {
   const float *a, *b, *dy;
   bool other_scalar; /* the other operand is one element */
   float *dx;
-  double *acc;   /* column sums (bias path) */
+  double *acc; /* column sums (bias path) */
   int64_t rows, cols;
 } bin_job;
 
@@ -79,19 +79,24 @@ static void bin_same_range(void *arg, int64_t lo, int64_t hi, int slot) {
   switch (j->op) {
   case TY_OP_MUL:
     if (j->other_scalar)
-      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * o0;
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] * o0;
     else
-      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * o[i];
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] * o[i];
     break;
   case TY_OP_DIV: /* wrt 0 only */
     if (j->other_scalar)
-      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] / o0;
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] / o0;
     else
-      for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] / o[i];
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] / o[i];
     break;
   default:
     if (neg)
-      for (int64_t i = lo; i < hi; i++) dx[i] = -dy[i];
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = -dy[i];
     else
       memcpy(dx + lo, dy + lo, (size_t)(hi - lo) * sizeof *dx);
   }
@@ -105,16 +110,19 @@ static void bin_bias_cols(void *arg, int64_t lo, int64_t hi, int slot) {
   const bin_job *j = arg;
   for (int64_t r = 0; r < j->rows; r++) {
     const float *g = j->dy + r * j->cols;
-    for (int64_t c = lo; c < hi; c++) j->acc[c] += g[c];
+    for (int64_t c = lo; c < hi; c++)
+      j->acc[c] += g[c];
   }
   float sign = j->op == TY_OP_SUB && j->wrt == 1 ? -1.0f : 1.0f;
-  for (int64_t c = lo; c < hi; c++) j->dx[c] = sign * (float)j->acc[c];
+  for (int64_t c = lo; c < hi; c++)
+    j->dx[c] = sign * (float)j->acc[c];
 }
 
 /* True when x's shape, leading 1s aside, is dY's trailing dims. */
 static bool trailing_of(const ty_shape *x, const ty_shape *dy) {
   int k = x->rank;
-  while (k > 0 && x->dims[x->rank - k] == 1) k--;
+  while (k > 0 && x->dims[x->rank - k] == 1)
+    k--;
   if (k > dy->rank) return false;
   for (int i = 1; i <= k; i++)
     if (x->dims[x->rank - i] != dy->dims[dy->rank - i]) return false;
@@ -127,7 +135,12 @@ static int binary_fast(ty__gctx *c, const ty_tensor *a, const ty_tensor *b) {
   const ty_tensor *x = c->wrt == 0 ? a : b, *other = c->wrt == 0 ? b : a;
   bool addsub = c->op == TY_OP_ADD || c->op == TY_OP_SUB;
   if (b->dtype != TY_DTYPE_F32 || c->n->opset < 7) return 1; /* legacy broadcast attributes */
-  bin_job j = {.op = c->op, .wrt = c->wrt, .a = a->data, .b = b->data, .dy = c->dy->data, .dx = c->dx->data,
+  bin_job j = {.op = c->op,
+               .wrt = c->wrt,
+               .a = a->data,
+               .b = b->data,
+               .dy = c->dy->data,
+               .dx = c->dx->data,
                .other_scalar = ty_tensor_numel(other) == 1};
   if (nd == n && ty_shape_equal(&x->shape, &c->dy->shape) &&
       (addsub || ((c->op == TY_OP_MUL || (c->op == TY_OP_DIV && c->wrt == 0)) &&
@@ -194,26 +207,58 @@ static void unary_grad_range(void *arg, int64_t lo, int64_t hi, int slot) {
   const float *x = j->x, *y = j->y, *dy = j->dy;
   float *dx = j->dx, alpha = j->alpha;
   switch (j->op) {
-  case TY_OP_RELU: for (int64_t i = lo; i < hi; i++) dx[i] = x[i] > 0 ? dy[i] : 0.0f; break;
-  case TY_OP_LEAKY_RELU: for (int64_t i = lo; i < hi; i++) dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i]; break;
-  case TY_OP_SIGMOID: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]); break;
-  case TY_OP_TANH: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]); break;
-  case TY_OP_ERF:
-    for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * 1.1283791670955126f * expf(-x[i] * x[i]);
+  case TY_OP_RELU:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = x[i] > 0 ? dy[i] : 0.0f;
     break;
-  case TY_OP_SQRT: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * 0.5f / y[i]; break;
-  case TY_OP_EXP: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i]; break;
-  case TY_OP_LOG: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] / x[i]; break;
-  case TY_OP_NEG: for (int64_t i = lo; i < hi; i++) dx[i] = -dy[i]; break;
-  default: for (int64_t i = lo; i < hi; i++) dx[i] = dy[i]; break;
+  case TY_OP_LEAKY_RELU:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i];
+    break;
+  case TY_OP_SIGMOID:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    break;
+  case TY_OP_TANH:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    break;
+  case TY_OP_ERF:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * 1.1283791670955126f * expf(-x[i] * x[i]);
+    break;
+  case TY_OP_SQRT:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * 0.5f / y[i];
+    break;
+  case TY_OP_EXP:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * y[i];
+    break;
+  case TY_OP_LOG:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] / x[i];
+    break;
+  case TY_OP_NEG:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = -dy[i];
+    break;
+  default:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i];
+    break;
   }
 }
 
 int ty__g_unary(ty__gctx *c) {
-  unary_grad_job j = {.op = c->op, .alpha = ty_graph_node_attr_float(c->n, "alpha", 0.01f), .x = c->x[0]->data,
-                      .y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL, .dy = c->dy->data, .dx = c->dx->data};
-  if (!j.y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG && c->op != TY_OP_IDENTITY &&
-      c->op != TY_OP_ERF && c->op != TY_OP_LOG)
+  unary_grad_job j = {.op = c->op,
+                      .alpha = ty_graph_node_attr_float(c->n, "alpha", 0.01f),
+                      .x = c->x[0]->data,
+                      .y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL,
+                      .dy = c->dy->data,
+                      .dx = c->dx->data};
+  if (!j.y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG &&
+      c->op != TY_OP_IDENTITY && c->op != TY_OP_ERF && c->op != TY_OP_LOG)
     return TY_EINVAL; /* sigmoid, tanh, sqrt and exp read the forward output */
   ty__parallel_for(c->workers, ty_tensor_numel(c->dx), TY__PAR_GRAIN, unary_grad_range, &j);
   return 0;
@@ -255,7 +300,8 @@ static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
       }
       for (int64_t d = 0; d < dim; d++) {
         int64_t at = base + d * inner;
-        j->dx[at] = j->log_sm ? (float)(j->dy[at] - exp((double)j->y[at]) * s) : (float)(j->y[at] * (j->dy[at] - s));
+        j->dx[at] = j->log_sm ? (float)(j->dy[at] - exp((double)j->y[at]) * s)
+                              : (float)(j->y[at] * (j->dy[at] - s));
       }
     }
 }
@@ -266,7 +312,8 @@ int ty__g_softmax(ty__gctx *c) {
   int64_t outer, dim, inner;
   if (softmax_view(c->n, &y->shape, &outer, &dim, &inner) != 0) return TY_EINTERNAL;
   sm_grad_job j = {y->data, c->dy->data, c->dx->data, dim, inner, c->op == TY_OP_LOG_SOFTMAX};
-  ty__parallel_for(c->workers, outer, TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_grad_rows, &j);
+  ty__parallel_for(c->workers, outer, TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_grad_rows,
+                   &j);
   return 0;
 }
 
@@ -291,19 +338,22 @@ static void sce_grad_items(void *arg, int64_t lo, int64_t hi, int slot) {
     const float *px = j->x + b * cl * inner + i;
     float *pdx = j->dx + b * cl * inner + i;
     if (j->ig && lbl == j->ig->i) {
-      for (int64_t k = 0; k < cl; k++) pdx[k * inner] = 0.0f;
+      for (int64_t k = 0; k < cl; k++)
+        pdx[k * inner] = 0.0f;
       continue;
     }
     double g = (j->none ? j->dy[at] : j->dy[0]) * (j->w ? j->w[lbl] : 1.0) * j->scale, sum = 0;
     float mx = -INFINITY;
-    for (int64_t k = 0; k < cl; k++) mx = px[k * inner] > mx ? px[k * inner] : mx;
+    for (int64_t k = 0; k < cl; k++)
+      mx = px[k * inner] > mx ? px[k * inner] : mx;
     for (int64_t k = 0; k < cl; k++) {
       float e = expf(px[k * inner] - mx);
       pdx[k * inner] = e;
       sum += e;
     }
     double gs = g / sum;
-    for (int64_t k = 0; k < cl; k++) pdx[k * inner] = (float)(gs * pdx[k * inner] - (k == lbl ? g : 0.0));
+    for (int64_t k = 0; k < cl; k++)
+      pdx[k * inner] = (float)(gs * pdx[k * inner] - (k == lbl ? g : 0.0));
   }
 }
 
@@ -311,9 +361,15 @@ int ty__g_sce(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *lab = c->x[1], *wt = c->nx > 2 ? c->x[2] : NULL;
   const ty_shape *s = &x->shape;
   const char *red = ty_graph_node_attr_string(c->n, "reduction", "mean");
-  sce_grad_job j = {.x = x->data, .w = wt ? wt->data : NULL, .dy = c->dy->data, .y = lab->data, .dx = c->dx->data,
-                    .cl = s->dims[1], .inner = ty_shape_span(s, 2, s->rank),
-                    .ig = ty_graph_node_attr(c->n, "ignore_index"), .none = strcmp(red, "none") == 0};
+  sce_grad_job j = {.x = x->data,
+                    .w = wt ? wt->data : NULL,
+                    .dy = c->dy->data,
+                    .y = lab->data,
+                    .dx = c->dx->data,
+                    .cl = s->dims[1],
+                    .inner = ty_shape_span(s, 2, s->rank),
+                    .ig = ty_graph_node_attr(c->n, "ignore_index"),
+                    .none = strcmp(red, "none") == 0};
   int64_t items = s->dims[0] * j.inner;
   double wsum = 0;
   for (int64_t i = 0; i < items; i++) {

@@ -30,7 +30,8 @@ static ty_graph_node fwd_node(const ty__gctx *c) {
 static void strided_add(const ty_tensor *dy, const int64_t *first, const int64_t *step,
                         ty_tensor *dx) {
   int r = dx->shape.rank;
-  int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, off = 0, n = ty_tensor_numel(dy);
+  int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, off = 0,
+                                            n = ty_tensor_numel(dy);
   ty_shape_strides(&dx->shape, xs);
   for (int d = 0; d < r; d++) {
     st[d] = step[d] * xs[d];
@@ -42,9 +43,11 @@ static void strided_add(const ty_tensor *dy, const int64_t *first, const int64_t
   for (int64_t i = 0; i < n && len > 0; i += len) {
     float *px = x + off;
     if (ls == 1)
-      for (int64_t k = 0; k < len; k++) px[k] += g[i + k];
+      for (int64_t k = 0; k < len; k++)
+        px[k] += g[i + k];
     else
-      for (int64_t k = 0; k < len; k++) px[k * ls] += g[i + k];
+      for (int64_t k = 0; k < len; k++)
+        px[k * ls] += g[i + k];
     for (int d = r - 2; d >= 0; d--) {
       idx[d]++;
       off += st[d];

@@ -38,8 +38,8 @@ static void mm_grad_entries(void *arg, int64_t begin, int64_t end, int slot) {
   for (int64_t i = begin; i < end; i++) {
     const float *g = j->dy + i * m * n;
     if (j->c->wrt == 0) /* dA = dY B^T */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)k, (blasint)n, 1.0f, g,
-                  (blasint)n, j->b + i * k * n, (blasint)n, 0.0f, j->dx + i * m * k, (blasint)k);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)k, (blasint)n, 1.0f,
+                  g, (blasint)n, j->b + i * k * n, (blasint)n, 0.0f, j->dx + i * m * k, (blasint)k);
     else /* dB = A^T dY */
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)k, (blasint)n, (blasint)m, 1.0f,
                   j->a + i * m * k, (blasint)k, g, (blasint)n, 0.0f, j->dx + i * k * n, (blasint)n);
@@ -47,8 +47,8 @@ static void mm_grad_entries(void *arg, int64_t begin, int64_t end, int slot) {
 }
 
 /* Broadcast batch dims: one entry at a time, accumulating into dX. */
-static void mm_grad_broadcast(const ty__gctx *c, const ty_shape *ab, const ty_shape *bb, const ty_shape *batch,
-                              const mm_grad_job *j) {
+static void mm_grad_broadcast(const ty__gctx *c, const ty_shape *ab, const ty_shape *bb,
+                              const ty_shape *batch, const mm_grad_job *j) {
   int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
   int64_t m = j->m, k = j->k, n = j->n;
   ty_broadcast_strides(ab, batch, sa);
@@ -57,9 +57,11 @@ static void mm_grad_broadcast(const ty__gctx *c, const ty_shape *ab, const ty_sh
   for (int64_t i = 0, nbatch = ty_shape_numel(batch); i < nbatch; i++) {
     const float *g = j->dy + i * m * n;
     if (c->wrt == 0)
-      ty__sgemm(c->workers, false, true, m, k, n, 1.0f, g, n, j->b + ob * k * n, n, 1.0f, j->dx + oa * m * k, k);
+      ty__sgemm(c->workers, false, true, m, k, n, 1.0f, g, n, j->b + ob * k * n, n, 1.0f,
+                j->dx + oa * m * k, k);
     else
-      ty__sgemm(c->workers, true, false, k, n, m, 1.0f, j->a + oa * m * k, k, g, n, 1.0f, j->dx + ob * k * n, n);
+      ty__sgemm(c->workers, true, false, k, n, m, 1.0f, j->a + oa * m * k, k, g, n, 1.0f,
+                j->dx + ob * k * n, n);
     for (int d = batch->rank - 1; d >= 0; d--) {
       idx[d]++;
       oa += sa[d];
@@ -78,9 +80,16 @@ int ty__g_matmul(ty__gctx *c) {
    * left and [K, 1] on the right; dY has the same elements either way. */
   ty_shape pa = a->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){1, a->shape.dims[0]}) : a->shape;
   ty_shape pb = b->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){b->shape.dims[0], 1}) : b->shape;
-  mm_grad_job j = {.c = c, .m = pa.dims[pa.rank - 2], .k = pa.dims[pa.rank - 1], .n = pb.dims[pb.rank - 1],
-                   .a = a->data, .b = b->data, .dy = c->dy->data, .dx = c->dx->data};
-  ty_shape ab = ty_shape_make(pa.rank - 2, pa.dims), bb = ty_shape_make(pb.rank - 2, pb.dims), batch;
+  mm_grad_job j = {.c = c,
+                   .m = pa.dims[pa.rank - 2],
+                   .k = pa.dims[pa.rank - 1],
+                   .n = pb.dims[pb.rank - 1],
+                   .a = a->data,
+                   .b = b->data,
+                   .dy = c->dy->data,
+                   .dx = c->dx->data};
+  ty_shape ab = ty_shape_make(pa.rank - 2, pa.dims), bb = ty_shape_make(pb.rank - 2, pb.dims),
+           batch;
   if (ty_shape_broadcast(&ab, &bb, &batch) != 0) return TY_EINTERNAL;
   int64_t nbatch = ty_shape_numel(&batch), m = j.m, k = j.k, n = j.n;
   if (nbatch == 0 || m == 0 || k == 0 || n == 0) { /* dX is not zero-filled: ty__grad_overwrites */
@@ -96,7 +105,8 @@ int ty__g_matmul(ty__gctx *c) {
       ty__sgemm(c->workers, true, false, k, n, nbatch * m, 1.0f, j.a, k, j.dy, n, 0.0f, j.dx, n);
     return 0;
   }
-  if (ty_shape_numel(&ab) == nbatch && ty_shape_numel(&bb) == nbatch) { /* attention: nothing broadcast */
+  if (ty_shape_numel(&ab) == nbatch &&
+      ty_shape_numel(&bb) == nbatch) { /* attention: nothing broadcast */
     int64_t grain = (int64_t)((1 << 18) / ((double)m * (double)n * (double)k + 1)) + 1;
     ty__parallel_for(c->workers, nbatch, grain, mm_grad_entries, &j);
     return 0;
@@ -115,8 +125,8 @@ typedef struct conv_grad_job {
   ty__conv_geom g;
   int64_t batch, group, m, mg, kdim, osz, isz;
   const float *x, *w, *dy;
-  float *dx;     /* dX, or the per-block partials of dW */
-  float *cols;   /* one column buffer per thread */
+  float *dx;   /* dX, or the per-block partials of dW */
+  float *cols; /* one column buffer per thread */
   size_t ncol;
 } conv_grad_job;
 
@@ -129,9 +139,9 @@ static void conv_dw_items(void *arg, int64_t begin, int64_t end, int slot) {
     float *part = j->dx + (blk * j->m + gi * j->mg) * j->kdim;
     for (int64_t b = b0; b < b0 + CONV_DW_BLOCK && b < j->batch; b++) {
       ty__im2col(j->x + (b * j->group + gi) * j->isz, &j->g, col);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->mg, (blasint)j->kdim, (blasint)j->osz, 1.0f,
-                  j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz, col, (blasint)j->osz,
-                  b == b0 ? 0.0f : 1.0f, part, (blasint)j->kdim);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->mg, (blasint)j->kdim,
+                  (blasint)j->osz, 1.0f, j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz,
+                  col, (blasint)j->osz, b == b0 ? 0.0f : 1.0f, part, (blasint)j->kdim);
     }
   }
 }
@@ -142,9 +152,10 @@ static void conv_dx_items(void *arg, int64_t begin, int64_t end, int slot) {
   float *col = j->cols + (size_t)slot * j->ncol;
   for (int64_t it = begin; it < end; it++) {
     int64_t b = it / j->group, gi = it % j->group;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)j->kdim, (blasint)j->osz, (blasint)j->mg, 1.0f,
-                j->w + gi * j->mg * j->kdim, (blasint)j->kdim, j->dy + (b * j->m + gi * j->mg) * j->osz,
-                (blasint)j->osz, 0.0f, col, (blasint)j->osz);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)j->kdim, (blasint)j->osz,
+                (blasint)j->mg, 1.0f, j->w + gi * j->mg * j->kdim, (blasint)j->kdim,
+                j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz, 0.0f, col,
+                (blasint)j->osz);
     float *dx = j->dx + (b * j->group + gi) * j->isz; /* not zero-filled: ty__grad_overwrites */
     memset(dx, 0, (size_t)j->isz * sizeof *dx);
     ty__col2im_add(col, &j->g, dx);
@@ -157,7 +168,8 @@ static void conv_db_items(void *arg, int64_t begin, int64_t end, int slot) {
   const conv_grad_job *j = arg;
   for (int64_t oc = begin; oc < end; oc++) {
     double s = 0;
-    for (int64_t b = 0; b < j->batch; b++) s += ty__sum4(j->dy + (b * j->m + oc) * j->osz, j->osz, 0.0);
+    for (int64_t b = 0; b < j->batch; b++)
+      s += ty__sum4(j->dy + (b * j->m + oc) * j->osz, j->osz, 0.0);
     j->dx[oc] = (float)s;
   }
 }
@@ -171,17 +183,23 @@ static int conv_dw(conv_grad_job *j, ty_workers *w, float *dw) {
   if (!(j->dx = malloc(n_part))) return TY_ENOMEM;
   ty__parallel_for(w, blocks * j->group, 1, conv_dw_items, j);
   int64_t nw = j->m * j->kdim;
-  for (int64_t i = 0; i < nw; i++) dw[i] = j->dx[i]; /* dW is not zero-filled: ty__grad_overwrites */
+  for (int64_t i = 0; i < nw; i++)
+    dw[i] = j->dx[i]; /* dW is not zero-filled: ty__grad_overwrites */
   for (int64_t blk = 1; blk < blocks; blk++)
-    for (int64_t i = 0; i < nw; i++) dw[i] += j->dx[blk * nw + i];
+    for (int64_t i = 0; i < nw; i++)
+      dw[i] += j->dx[blk * nw + i];
   free(j->dx);
   return 0;
 }
 
 int ty__g_conv(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *wt = c->x[1];
-  conv_grad_job j = {.batch = x->shape.dims[0], .group = ty_graph_node_attr_int(c->n, "group", 1),
-                     .m = wt->shape.dims[0], .x = x->data, .w = wt->data, .dy = c->dy->data,
+  conv_grad_job j = {.batch = x->shape.dims[0],
+                     .group = ty_graph_node_attr_int(c->n, "group", 1),
+                     .m = wt->shape.dims[0],
+                     .x = x->data,
+                     .w = wt->data,
+                     .dy = c->dy->data,
                      .dx = c->dx->data};
   int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &j.g);
   if (rc != 0) return rc;
@@ -198,8 +216,10 @@ int ty__g_conv(ty__gctx *c) {
     return 0;
   }
   if ((rc = ty__conv_cols(&j.g, c->workers, true, &j.cols, &j.ncol)) != 0) return rc;
-  if (c->wrt == 1) rc = conv_dw(&j, c->workers, c->dx->data);
-  else ty__parallel_for(c->workers, j.batch * j.group, 1, conv_dx_items, &j);
+  if (c->wrt == 1)
+    rc = conv_dw(&j, c->workers, c->dx->data);
+  else
+    ty__parallel_for(c->workers, j.batch * j.group, 1, conv_dx_items, &j);
   free(j.cols);
   return rc;
 }
@@ -218,9 +238,10 @@ static void pool_grad_planes(void *arg, int64_t begin, int64_t end, int slot) {
   (void)slot;
   const pool_grad_job *j = arg;
   for (int64_t pl = begin; pl < end; pl++) {
-    memset(j->dx + pl * j->isz, 0, (size_t)j->isz * sizeof *j->dx); /* not zero-filled: ty__grad_overwrites */
-    ty__pool3_plane_back(j->p, j->sp, j->x + pl * j->isz, j->dy + pl * j->osz, j->is_max, j->incl_pad,
-                         j->dx + pl * j->isz);
+    memset(j->dx + pl * j->isz, 0,
+           (size_t)j->isz * sizeof *j->dx); /* not zero-filled: ty__grad_overwrites */
+    ty__pool3_plane_back(j->p, j->sp, j->x + pl * j->isz, j->dy + pl * j->osz, j->is_max,
+                         j->incl_pad, j->dx + pl * j->isz);
   }
 }
 
@@ -233,10 +254,17 @@ int ty__g_pool(ty__gctx *c) {
   ty__pool3_span *sp;
   int rc = ty__pool3_spans(&p, &sp);
   if (rc != 0) return rc;
-  pool_grad_job j = {.p = &p, .sp = sp, .is_max = c->op == TY_OP_MAX_POOL, .incl_pad = w.count_include_pad,
-                     .x = x->data, .dy = c->dy->data, .dx = c->dx->data, .isz = p.in[0] * p.in[1] * p.in[2],
+  pool_grad_job j = {.p = &p,
+                     .sp = sp,
+                     .is_max = c->op == TY_OP_MAX_POOL,
+                     .incl_pad = w.count_include_pad,
+                     .x = x->data,
+                     .dy = c->dy->data,
+                     .dx = c->dx->data,
+                     .isz = p.in[0] * p.in[1] * p.in[2],
                      .osz = p.out[0] * p.out[1] * p.out[2]};
-  ty__parallel_for(c->workers, x->shape.dims[0] * x->shape.dims[1], 16384 / (j.isz + 1) + 1, pool_grad_planes, &j);
+  ty__parallel_for(c->workers, x->shape.dims[0] * x->shape.dims[1], 16384 / (j.isz + 1) + 1,
+                   pool_grad_planes, &j);
   free(sp);
   return 0;
 }
@@ -295,9 +323,11 @@ static void bn_grad_channels(void *arg, int64_t lo, int64_t hi, int slot) {
     double mean = j->rmean[k], var = j->rvar[k];
     if (j->training && cnt > 0) {
       double s = 0, s2 = 0;
-      for (int64_t n = 0; n < j->nb; n++) s += ty__sum4(j->x + (n * j->ch + k) * j->sp, j->sp, 0.0);
+      for (int64_t n = 0; n < j->nb; n++)
+        s += ty__sum4(j->x + (n * j->ch + k) * j->sp, j->sp, 0.0);
       mean = s / cnt;
-      for (int64_t n = 0; n < j->nb; n++) s2 += ty__sqdev4(j->x + (n * j->ch + k) * j->sp, j->sp, mean);
+      for (int64_t n = 0; n < j->nb; n++)
+        s2 += ty__sqdev4(j->x + (n * j->ch + k) * j->sp, j->sp, mean);
       var = (float)(s2 / cnt);
     }
     double inv = 1.0 / sqrt((double)(float)var + j->eps), sdy, sdyx;
@@ -311,18 +341,27 @@ static void bn_grad_channels(void *arg, int64_t lo, int64_t hi, int slot) {
       const float *px = j->x + (n * j->ch + k) * j->sp, *pd = j->dy + (n * j->ch + k) * j->sp;
       float *pdx = j->dx + (n * j->ch + k) * j->sp;
       for (int64_t i = 0; i < j->sp; i++)
-        pdx[i] = j->training ? (float)(a * (cnt * pd[i] - sdy - (px[i] - mean) * inv * sdyx)) : (float)(a * pd[i]);
+        pdx[i] = j->training ? (float)(a * (cnt * pd[i] - sdy - (px[i] - mean) * inv * sdyx))
+                             : (float)(a * pd[i]);
     }
   }
 }
 
 int ty__g_batch_norm(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
-  bn_grad_job j = {.c = c, .x = x->data, .scale = c->x[1]->data, .rmean = c->x[3]->data, .rvar = c->x[4]->data,
-                   .dy = c->dy->data, .dx = c->dx->data, .nb = x->shape.dims[0], .ch = x->shape.dims[1],
+  bn_grad_job j = {.c = c,
+                   .x = x->data,
+                   .scale = c->x[1]->data,
+                   .rmean = c->x[3]->data,
+                   .rvar = c->x[4]->data,
+                   .dy = c->dy->data,
+                   .dx = c->dx->data,
+                   .nb = x->shape.dims[0],
+                   .ch = x->shape.dims[1],
                    .sp = ty_shape_span(&x->shape, 2, x->shape.rank),
                    .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f),
-                   .training = ty_graph_node_attr_int(c->n, "training_mode", 0) != 0 || c->training};
+                   .training =
+                       ty_graph_node_attr_int(c->n, "training_mode", 0) != 0 || c->training};
   ty__parallel_for(c->workers, j.ch, TY__PAR_GRAIN / (j.nb * j.sp + 1) + 1, bn_grad_channels, &j);
   return 0;
 }
@@ -367,19 +406,28 @@ static void ln_grad_cols(void *arg, int64_t lo, int64_t hi, int slot) {
   const ln_grad_job *j = arg;
   for (int64_t r = 0; r < j->rows; r++) {
     const float *px = j->x + r * j->cols, *pg = j->dy + r * j->cols;
-    for (int64_t i = lo; i < hi; i++) j->acc[i] += j->wrt == 1 ? pg[i] * ((px[i] - j->mean[r]) * j->inv[r]) : pg[i];
+    for (int64_t i = lo; i < hi; i++)
+      j->acc[i] += j->wrt == 1 ? pg[i] * ((px[i] - j->mean[r]) * j->inv[r]) : pg[i];
   }
-  for (int64_t i = lo; i < hi; i++) j->dx[i] = (float)j->acc[i];
+  for (int64_t i = lo; i < hi; i++)
+    j->dx[i] = (float)j->acc[i];
 }
 
 int ty__g_layer_norm(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
-  ln_grad_job j = {.x = x->data, .scale = c->x[1]->data, .dy = c->dy->data, .dx = c->dx->data,
-                   .rows = ty_shape_span(&x->shape, 0, axis), .cols = ty_shape_span(&x->shape, axis, x->shape.rank),
-                   .ns = ty_tensor_numel(c->x[1]), .nd = ty_tensor_numel(c->dx),
-                   .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f), .wrt = c->wrt};
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
+  ln_grad_job j = {.x = x->data,
+                   .scale = c->x[1]->data,
+                   .dy = c->dy->data,
+                   .dx = c->dx->data,
+                   .rows = ty_shape_span(&x->shape, 0, axis),
+                   .cols = ty_shape_span(&x->shape, axis, x->shape.rank),
+                   .ns = ty_tensor_numel(c->x[1]),
+                   .nd = ty_tensor_numel(c->dx),
+                   .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f),
+                   .wrt = c->wrt};
   size_t nr = (size_t)(j.rows ? j.rows : 1), na = c->wrt != 0 ? (size_t)(j.nd ? j.nd : 1) : 0;
   double *buf = calloc(2 * nr + na, sizeof *buf);
   if (!buf) return TY_ENOMEM;
@@ -390,8 +438,9 @@ int ty__g_layer_norm(ty__gctx *c) {
   if (c->wrt != 0 && j.nd == 1) { /* a scalar scale or bias: one sum, rows then columns in order */
     for (int64_t r = 0; r < j.rows; r++)
       for (int64_t i = 0; i < j.cols; i++)
-        j.acc[0] += c->wrt == 1 ? j.dy[r * j.cols + i] * ((j.x[r * j.cols + i] - j.mean[r]) * j.inv[r])
-                                : j.dy[r * j.cols + i];
+        j.acc[0] += c->wrt == 1
+                        ? j.dy[r * j.cols + i] * ((j.x[r * j.cols + i] - j.mean[r]) * j.inv[r])
+                        : j.dy[r * j.cols + i];
     j.dx[0] = (float)j.acc[0];
   } else if (c->wrt != 0) {
     ty__parallel_for(c->workers, j.nd, TY__PAR_GRAIN / (j.rows + 1) + 16, ln_grad_cols, &j);

@@ -90,13 +90,17 @@ static void run_items(void *arg, int64_t begin, int64_t end, int slot) {
     for (int d = r - 2; d >= 0; d--) { /* the row's offsets, outer dims only */
       int64_t i = rest % lp->dims[d];
       rest /= lp->dims[d];
-      for (int k = 0; k < p->n_in; k++) off[k] += i * lp->st[k][d];
+      for (int k = 0; k < p->n_in; k++)
+        off[k] += i * lp->st[k][d];
     }
     for (int k = 0; k < p->n_in; k++)
       ip[k] = (const float *)jb->ins[k]->data + off[k] + (jb->pattern >> k & 1u ? at : 0);
-    for (int o = 0; o < p->n_out; o++) op[o] = (float *)jb->outs[o]->data + row * jb->inner + at;
-    if (jb->fn) jb->fn(len, ip, op, p->params);
-    else ty__fprog_interp(p, jb->pattern, len, ip, op, regs);
+    for (int o = 0; o < p->n_out; o++)
+      op[o] = (float *)jb->outs[o]->data + row * jb->inner + at;
+    if (jb->fn)
+      jb->fn(len, ip, op, p->params);
+    else
+      ty__fprog_interp(p, jb->pattern, len, ip, op, regs);
   }
 }
 

@@ -53,7 +53,8 @@ static void im2col_same(const float *x, const ty__conv_geom *g, float *col) {
         int64_t n = (y1 - y0) * w, t0 = s < 0 ? -s : 0, t1 = s > 0 ? n - s : n;
         if (t1 > t0) memcpy(dst + t0, src + t0 + s, (size_t)(t1 - t0) * sizeof *dst);
         for (int64_t r = 0; r < y1 - y0; r++) /* the wrapped columns */
-          for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++) dst[r * w + ox] = 0.0f;
+          for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++)
+            dst[r * w + ox] = 0.0f;
       }
 }
 
@@ -79,12 +80,16 @@ void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
           }
           const float *src = x + (c * g->h + iy) * g->w; /* input column ox * sw + shift */
           /* Loops, not memcpy: rows are short (7 to 28 floats) in small CNNs. */
-          for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+          for (int64_t ox = 0; ox < lo; ox++)
+            dst[ox] = 0.0f;
           if (g->sw == 1)
-            for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox + shift];
+            for (int64_t ox = lo; ox < hi; ox++)
+              dst[ox] = src[ox + shift];
           else
-            for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * g->sw + shift];
-          for (int64_t ox = hi; ox < g->ow; ox++) dst[ox] = 0.0f;
+            for (int64_t ox = lo; ox < hi; ox++)
+              dst[ox] = src[ox * g->sw + shift];
+          for (int64_t ox = hi; ox < g->ow; ox++)
+            dst[ox] = 0.0f;
         }
       }
 }
@@ -102,7 +107,8 @@ void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x) {
           if (iy < 0 || iy >= g->h) continue;
           const float *src = row + oy * g->ow;
           float *dst = x + (c * g->h + iy) * g->w;
-          for (int64_t ox = lo; ox < hi; ox++) dst[ox * g->sw + shift] += src[ox];
+          for (int64_t ox = lo; ox < hi; ox++)
+            dst[ox * g->sw + shift] += src[ox];
         }
       }
 }
@@ -133,8 +139,8 @@ int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape
 
 /* True when the column matrix of an image is the image itself. */
 static bool conv_direct(const ty__conv_geom *g) {
-  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && g->oh == g->h &&
-         g->ow == g->w;
+  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+         g->oh == g->h && g->ow == g->w;
 }
 
 typedef struct conv_job {
@@ -157,13 +163,14 @@ static void conv_items(void *arg, int64_t begin, int64_t end, int slot) {
     float *yg = j->y + (b * j->m + gi * j->mg) * j->osz;
     for (int64_t oc = 0; oc < j->mg; oc++) {
       float v = j->bias ? j->bias[gi * j->mg + oc] : 0.0f;
-      for (int64_t i = 0; i < j->osz; i++) yg[oc * j->osz + i] = v;
+      for (int64_t i = 0; i < j->osz; i++)
+        yg[oc * j->osz + i] = v;
     }
     if (j->kdim == 0) continue;
     if (!direct) ty__im2col(xg, g, col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->mg, (blasint)j->osz, (blasint)j->kdim, 1.0f,
-                j->w + gi * j->mg * j->kdim, (blasint)j->kdim, direct ? xg : col, (blasint)j->osz, 1.0f, yg,
-                (blasint)j->osz);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->mg, (blasint)j->osz,
+                (blasint)j->kdim, 1.0f, j->w + gi * j->mg * j->kdim, (blasint)j->kdim,
+                direct ? xg : col, (blasint)j->osz, 1.0f, yg, (blasint)j->osz);
   }
 }
 
@@ -182,12 +189,17 @@ int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **ou
   return 0;
 }
 
-int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   const ty_tensor *x = in[0], *wt = in[1], *bias = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
-  conv_job j = {.group = ty_graph_node_attr_int(n, "group", 1), .m = wt->shape.dims[0], .x = x->data,
-                .w = wt->data, .bias = bias ? bias->data : NULL, .y = y->data};
+  conv_job j = {.group = ty_graph_node_attr_int(n, "group", 1),
+                .m = wt->shape.dims[0],
+                .x = x->data,
+                .w = wt->data,
+                .bias = bias ? bias->data : NULL,
+                .y = y->data};
   if (ty__conv_geom_init(n, &x->shape, &wt->shape, &y->shape, &j.g) != 0) return TY_EINTERNAL;
   j.mg = j.m / j.group;
   j.kdim = j.g.c * j.g.kh * j.g.kw;

@@ -43,16 +43,29 @@ static void sgemm_blocks(void *arg, int64_t begin, int64_t end, int slot) {
     c += lo * j->ldc;
     m = hi - lo;
   }
-  cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, (blasint)m,
-              (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b, (blasint)j->ldb, j->beta, c,
-              (blasint)j->ldc);
+  cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+              (blasint)m, (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b,
+              (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
 }
 
-void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc) {
   if (m <= 0 || n <= 0) return;
-  sgemm_job j = {.ta = ta, .tb = tb, .by_cols = n >= m, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb,
-                 .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
+  sgemm_job j = {.ta = ta,
+                 .tb = tb,
+                 .by_cols = n >= m,
+                 .m = m,
+                 .n = n,
+                 .k = k,
+                 .lda = lda,
+                 .ldb = ldb,
+                 .ldc = ldc,
+                 .alpha = alpha,
+                 .beta = beta,
+                 .a = a,
+                 .b = b,
+                 .c = c};
   int threads = ty_workers_count(w);
   int64_t len = j.by_cols ? n : m, blocks = 2 * (int64_t)threads;
   if (threads == 1 || (double)m * (double)n * (double)k < PAR_MIN_MACS || len < 32) blocks = 1;
@@ -61,7 +74,8 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
   ty__parallel_for(blocks > 1 ? w : NULL, (len + j.block - 1) / j.block, 1, sgemm_blocks, &j);
 }
 
-int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   const ty_tensor *a = in[0], *b = in[1], *c = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
@@ -82,11 +96,12 @@ int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   }
   if (m == 0 || nn == 0) return 0;
   if (k == 0) { /* Y = beta C, or zeros without C (Y is not zero-filled) */
-    for (int64_t i = 0; i < m * nn; i++) yd[i] = beta != 0.0f ? yd[i] * beta : 0.0f;
+    for (int64_t i = 0; i < m * nn; i++)
+      yd[i] = beta != 0.0f ? yd[i] * beta : 0.0f;
     return 0;
   }
-  ty__sgemm(ctx->workers, ta, tb, m, nn, k, alpha, a->data, a->shape.dims[1], b->data, b->shape.dims[1], beta, yd,
-            nn);
+  ty__sgemm(ctx->workers, ta, tb, m, nn, k, alpha, a->data, a->shape.dims[1], b->data,
+            b->shape.dims[1], beta, yd, nn);
   return 0;
 }
 
@@ -116,8 +131,9 @@ static void mm_entries(void *arg, int64_t begin, int64_t end, int slot) {
   for (int64_t i = begin; i < end; i++) {
     const float *pa = j->a + batch_offset(j->ba, j->bo, i) * j->m * j->k;
     const float *pb = j->b + batch_offset(j->bb, j->bo, i) * j->k * j->n;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->m, (blasint)j->n, (blasint)j->k, 1.0f, pa,
-                (blasint)j->k, pb, (blasint)j->n, 0.0f, j->y + i * j->m * j->n, (blasint)j->n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->m, (blasint)j->n,
+                (blasint)j->k, 1.0f, pa, (blasint)j->k, pb, (blasint)j->n, 0.0f,
+                j->y + i * j->m * j->n, (blasint)j->n);
   }
 }
 
@@ -140,11 +156,18 @@ int ty__k_matmul(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   if (ty_shape_numel(&bb) == 1 && ty_shape_numel(&ba) == batches) {
     /* One B for every entry (a Linear layer on [N, T, C]): one GEMM over all
      * rows of A, which the threads split. */
-    ty__sgemm(ctx->workers, false, false, batches * m, nn, k, 1.0f, in[0]->data, k, in[1]->data, nn, 0.0f, y->data,
-              nn);
+    ty__sgemm(ctx->workers, false, false, batches * m, nn, k, 1.0f, in[0]->data, k, in[1]->data, nn,
+              0.0f, y->data, nn);
     return 0;
   }
-  mm_job j = {.ba = &ba, .bb = &bb, .bo = &bo, .m = m, .n = nn, .k = k, .a = in[0]->data, .b = in[1]->data,
+  mm_job j = {.ba = &ba,
+              .bb = &bb,
+              .bo = &bo,
+              .m = m,
+              .n = nn,
+              .k = k,
+              .a = in[0]->data,
+              .b = in[1]->data,
               .y = y->data};
   /* Entries of at least PAR_MIN_MACS work each, else the product in one call. */
   int64_t grain = (int64_t)(PAR_MIN_MACS / ((double)m * (double)nn * (double)k)) + 1;

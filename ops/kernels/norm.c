@@ -26,8 +26,10 @@ double ty__sum4(const float *x, int64_t n, double shift) {
   double a[4] = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++) a[k] += x[i + k] - shift;
-  for (; i < n; i++) a[0] += x[i] - shift;
+    for (int k = 0; k < 4; k++)
+      a[k] += x[i + k] - shift;
+  for (; i < n; i++)
+    a[0] += x[i] - shift;
   return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
@@ -35,8 +37,10 @@ double ty__sqdev4(const float *x, int64_t n, double m) {
   double a[4] = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++) a[k] += (x[i + k] - m) * (x[i + k] - m);
-  for (; i < n; i++) a[0] += (x[i] - m) * (x[i] - m);
+    for (int k = 0; k < 4; k++)
+      a[k] += (x[i + k] - m) * (x[i + k] - m);
+  for (; i < n; i++)
+    a[0] += (x[i] - m) * (x[i] - m);
   return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
@@ -57,9 +61,11 @@ static void bn_channels(void *arg, int64_t lo, int64_t hi, int slot) {
   for (int64_t ch = lo; ch < hi; ch++) {
     if (j->training) {
       double s = 0, s2 = 0;
-      for (int64_t b = 0; b < nb; b++) s += ty__sum4(j->x + (b * c + ch) * sp, sp, 0.0);
+      for (int64_t b = 0; b < nb; b++)
+        s += ty__sum4(j->x + (b * c + ch) * sp, sp, 0.0);
       double m = cnt > 0 ? s / cnt : 0;
-      for (int64_t b = 0; b < nb; b++) s2 += ty__sqdev4(j->x + (b * c + ch) * sp, sp, m);
+      for (int64_t b = 0; b < nb; b++)
+        s2 += ty__sqdev4(j->x + (b * c + ch) * sp, sp, m);
       j->mean[ch] = (float)m;
       j->var[ch] = cnt > 0 ? (float)(s2 / cnt) : 0.0f;
     } else {
@@ -71,7 +77,8 @@ static void bn_channels(void *arg, int64_t lo, int64_t hi, int slot) {
     for (int64_t b = 0; b < nb; b++) {
       const float *px = j->x + (b * c + ch) * sp;
       float *py = j->y + (b * c + ch) * sp;
-      for (int64_t i = 0; i < sp; i++) py[i] = px[i] * k + b0;
+      for (int64_t i = 0; i < sp; i++)
+        py[i] = px[i] * k + b0;
     }
   }
 }
@@ -81,9 +88,16 @@ int ty__k_batch_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
   const float *rmean = in[3]->data, *rvar = in[4]->data;
   int64_t c = x->shape.dims[1];
   float mom = ty_graph_node_attr_float(n, "momentum", 0.9f);
-  bn_job j = {.x = x->data, .scale = in[1]->data, .bias = in[2]->data, .rmean = rmean, .rvar = rvar,
-              .y = out[0] ? out[0]->data : NULL, .nb = x->shape.dims[0], .c = c,
-              .sp = ty_shape_span(&x->shape, 2, x->shape.rank), .eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f),
+  bn_job j = {.x = x->data,
+              .scale = in[1]->data,
+              .bias = in[2]->data,
+              .rmean = rmean,
+              .rvar = rvar,
+              .y = out[0] ? out[0]->data : NULL,
+              .nb = x->shape.dims[0],
+              .c = c,
+              .sp = ty_shape_span(&x->shape, 2, x->shape.rank),
+              .eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f),
               .training = ty_graph_node_attr_int(n, "training_mode", 0) != 0 || ctx->training};
   ty_shape cs = ty_shape_make(1, &c);
   ty_tensor *bm = NULL, *bv = NULL;
@@ -142,15 +156,21 @@ static void ln_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   }
 }
 
-int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                     ty__kctx *ctx) {
   const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
   int axis;
   if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
   int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
-  ln_job j = {.x = x->data, .scale = sc->data, .bias = bi ? bi->data : NULL, .y = out[0] ? out[0]->data : NULL,
+  ln_job j = {.x = x->data,
+              .scale = sc->data,
+              .bias = bi ? bi->data : NULL,
+              .y = out[0] ? out[0]->data : NULL,
               .mean_out = n->n_outputs > 1 && out[1] ? out[1]->data : NULL,
-              .inv_out = n->n_outputs > 2 && out[2] ? out[2]->data : NULL, .cols = cols,
-              .ns = ty_tensor_numel(sc), .nbias = bi ? ty_tensor_numel(bi) : 0,
+              .inv_out = n->n_outputs > 2 && out[2] ? out[2]->data : NULL,
+              .cols = cols,
+              .ns = ty_tensor_numel(sc),
+              .nbias = bi ? ty_tensor_numel(bi) : 0,
               .eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f)};
   /* Scale and B broadcast over the normalised dims: full size or scalar. */
   if ((j.ns != cols && j.ns != 1) || (bi && j.nbias != cols && j.nbias != 1)) return TY_EINVAL;

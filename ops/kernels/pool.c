@@ -53,16 +53,17 @@ int ty__pool3_spans(const ty__pool3 *p, ty__pool3_span **out) {
 }
 
 /* Visits the taps of output position (s0, s1, s2) as flat plane indices. */
-#define FOR_TAPS(p, s0, s1, s2, at)                                                                      \
-  for (int64_t a_ = (s0)->lo; a_ < (s0)->hi; a_ += (p)->d[0])                                         \
-    for (int64_t b_ = (s1)->lo; b_ < (s1)->hi; b_ += (p)->d[1])                                       \
-      for (int64_t c_ = (s2)->lo, at = (a_ * (p)->in[1] + b_) * (p)->in[2] + c_; c_ < (s2)->hi;     \
+#define FOR_TAPS(p, s0, s1, s2, at)                                                                \
+  for (int64_t a_ = (s0)->lo; a_ < (s0)->hi; a_ += (p)->d[0])                                      \
+    for (int64_t b_ = (s1)->lo; b_ < (s1)->hi; b_ += (p)->d[1])                                    \
+      for (int64_t c_ = (s2)->lo, at = (a_ * (p)->in[1] + b_) * (p)->in[2] + c_; c_ < (s2)->hi;    \
            c_ += (p)->d[2], at += (p)->d[2])
 
 /* The first maximum of 2-D window (r, c) of a plane of width w: its plane
  * index, or -1 for an empty window. Branch-free selection: a max pool's
  * comparisons are coin flips the branch predictor cannot learn. */
-static inline int64_t max2d(const float *x, int64_t w, const ty__pool3_span *r, const ty__pool3_span *c) {
+static inline int64_t max2d(const float *x, int64_t w, const ty__pool3_span *r,
+                            const ty__pool3_span *c) {
   if (r->n == 0 || c->n == 0) return -1;
   int64_t bi = r->lo * w + c->lo;
   float best = x[bi];
@@ -78,9 +79,9 @@ static inline int64_t max2d(const float *x, int64_t w, const ty__pool3_span *r, 
 /* The 2x2, stride 2, unpadded MaxPool of most CNNs: the first maximum of
  * four (its index 0..3 in row-major window order) without loops. */
 static bool max22_ok(const ty__pool3 *p) {
-  return p->in[0] == 1 && p->k[0] == 1 && p->k[1] == 2 && p->k[2] == 2 && p->s[1] == 2 && p->s[2] == 2 &&
-         p->d[1] == 1 && p->d[2] == 1 && p->pb[1] == 0 && p->pb[2] == 0 && p->out[1] == p->in[1] / 2 &&
-         p->out[2] == p->in[2] / 2;
+  return p->in[0] == 1 && p->k[0] == 1 && p->k[1] == 2 && p->k[2] == 2 && p->s[1] == 2 &&
+         p->s[2] == 2 && p->d[1] == 1 && p->d[2] == 1 && p->pb[1] == 0 && p->pb[2] == 0 &&
+         p->out[1] == p->in[1] / 2 && p->out[2] == p->in[2] / 2;
 }
 
 static inline int max4(const float *r0, const float *r1, float *out_v) {
@@ -102,8 +103,8 @@ static bool max2d_ok(const ty__pool3 *p, bool is_max) {
   return is_max && p->in[0] == 1 && p->out[0] == 1 && p->k[0] == 1 && p->d[1] == 1 && p->d[2] == 1;
 }
 
-void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max, bool incl_pad,
-                     float *y, int64_t *idx, int64_t idx_base) {
+void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max,
+                     bool incl_pad, float *y, int64_t *idx, int64_t idx_base) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
   if (is_max && max22_ok(p)) {
     int64_t w = p->in[2];
@@ -146,13 +147,14 @@ void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *
           if (idx) idx[o] = idx_base + best_i;
           continue;
         }
-        int64_t div = incl_pad ? s0[i].padded * s1[j].padded * s2[k].padded : s0[i].n * s1[j].n * s2[k].n;
+        int64_t div =
+            incl_pad ? s0[i].padded * s1[j].padded * s2[k].padded : s0[i].n * s1[j].n * s2[k].n;
         y[o] = div > 0 ? (float)(sum / (double)div) : 0.0f;
       }
 }
 
-void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, const float *dy,
-                          bool is_max, bool incl_pad, float *dx) {
+void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x,
+                          const float *dy, bool is_max, bool incl_pad, float *dx) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
   if (is_max && max22_ok(p)) { /* adds into the four cells of each window */
     int64_t w = p->in[2];
@@ -193,7 +195,8 @@ void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const fl
           if (best_i >= 0) dx[best_i] += dy[o];
           continue;
         }
-        int64_t div = incl_pad ? s0[i].padded * s1[j].padded * s2[k].padded : s0[i].n * s1[j].n * s2[k].n;
+        int64_t div =
+            incl_pad ? s0[i].padded * s1[j].padded * s2[k].padded : s0[i].n * s1[j].n * s2[k].n;
         float share = dy[o] / (float)(div ? div : 1);
         FOR_TAPS(p, s0 + i, s1 + j, s2 + k, at) dx[at] += share;
       }
@@ -213,11 +216,13 @@ static void pool_planes(void *arg, int64_t begin, int64_t end, int slot) {
   (void)slot;
   const pool_job *j = arg;
   for (int64_t pl = begin; pl < end; pl++)
-    ty__pool3_plane(j->p, j->sp, j->x + pl * j->isz, j->is_max, j->incl_pad, j->y ? j->y + pl * j->osz : NULL,
-                    j->idx ? j->idx + pl * j->osz : NULL, pl * j->isz);
+    ty__pool3_plane(j->p, j->sp, j->x + pl * j->isz, j->is_max, j->incl_pad,
+                    j->y ? j->y + pl * j->osz : NULL, j->idx ? j->idx + pl * j->osz : NULL,
+                    pl * j->isz);
 }
 
-int ty__k_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0], *idx = n->n_outputs > 1 ? out[1] : NULL;
   if (!y && !idx) return 0;
@@ -226,8 +231,13 @@ int ty__k_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   if (rc != 0) return rc;
   ty__pool3 p;
   ty__pool3_init(&w, &x->shape, y ? &y->shape : &idx->shape, &p);
-  pool_job j = {.p = &p, .is_max = n->op == TY_OP_MAX_POOL, .incl_pad = w.count_include_pad, .x = x->data,
-                .y = y ? y->data : NULL, .idx = idx ? idx->data : NULL, .isz = p.in[0] * p.in[1] * p.in[2],
+  pool_job j = {.p = &p,
+                .is_max = n->op == TY_OP_MAX_POOL,
+                .incl_pad = w.count_include_pad,
+                .x = x->data,
+                .y = y ? y->data : NULL,
+                .idx = idx ? idx->data : NULL,
+                .isz = p.in[0] * p.in[1] * p.in[2],
                 .osz = p.out[0] * p.out[1] * p.out[2]};
   ty__pool3_span *sp;
   if ((rc = ty__pool3_spans(&p, &sp)) != 0) return rc;

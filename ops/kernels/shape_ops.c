@@ -34,9 +34,11 @@ static void gather_row(char *dst, const char *src, int64_t len, int64_t st, size
   } else if (es == 4) {
     uint32_t *d = (uint32_t *)dst;
     const uint32_t *s = (const uint32_t *)src;
-    for (int64_t i = 0; i < len; i++) d[i] = s[i * st];
+    for (int64_t i = 0; i < len; i++)
+      d[i] = s[i * st];
   } else {
-    for (int64_t i = 0; i < len; i++) memcpy(dst + (size_t)i * es, src + (size_t)(i * st) * es, es);
+    for (int64_t i = 0; i < len; i++)
+      memcpy(dst + (size_t)i * es, src + (size_t)(i * st) * es, es);
   }
 }
 
@@ -53,7 +55,8 @@ int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tenso
   ty_shape_strides(&x->shape, xs);
   for (int d = 0; d < r; d++) ps[d] = xs[perm[d]];
   size_t es = ty_dtype_size(x->dtype);
-  int64_t total = ty_tensor_numel(y), off = 0, len = r ? y->shape.dims[r - 1] : 1, st = r ? ps[r - 1] : 1;
+  int64_t total = ty_tensor_numel(y), off = 0, len = r ? y->shape.dims[r - 1] : 1,
+          st = r ? ps[r - 1] : 1;
   const char *src = x->data;
   char *dst = y->data;
   for (int64_t i = 0; i < total && len > 0; i += len) { /* a row of the output at a time */

@@ -36,9 +36,11 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
       for (int64_t d = 0; d < dim; d++) mx = px[d * inner] > mx ? px[d * inner] : mx;
       double sum = 0;
       if (j->log_out) {
-        for (int64_t d = 0; d < dim; d++) sum += expf(px[d * inner] - mx);
+        for (int64_t d = 0; d < dim; d++)
+          sum += expf(px[d * inner] - mx);
         double lse = log(sum);
-        for (int64_t d = 0; d < dim; d++) py[d * inner] = (float)((double)(px[d * inner] - mx) - lse);
+        for (int64_t d = 0; d < dim; d++)
+          py[d * inner] = (float)((double)(px[d * inner] - mx) - lse);
         continue;
       }
       for (int64_t d = 0; d < dim; d++) {
@@ -47,7 +49,8 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
         sum += e;
       }
       double inv = 1.0 / sum;
-      for (int64_t d = 0; d < dim; d++) py[d * inner] = (float)(py[d * inner] * inv);
+      for (int64_t d = 0; d < dim; d++)
+        py[d * inner] = (float)(py[d * inner] * inv);
     }
   }
 }
@@ -65,7 +68,8 @@ static void hardmax_rows(const float *x, float *y, int64_t outer, int64_t dim, i
     }
 }
 
-int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                  ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   if (!out[0]) return 0;
   const ty_shape *s = &x->shape;
@@ -149,8 +153,8 @@ int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor
   if (!logp && (rc = ty_tensor_create(TY_DTYPE_F32, &x->shape, &tmp)) != 0) return rc;
   float *lp = logp ? logp->data : tmp->data;
   int64_t dim = x->shape.dims[1], inner = ty_shape_span(&x->shape, 2, x->shape.rank);
-  ty__parallel_for(ctx->workers, x->shape.dims[0], TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_rows,
-                   &(sm_job){x->data, lp, dim, inner, true});
+  ty__parallel_for(ctx->workers, x->shape.dims[0], TY__PAR_GRAIN / (4 * dim * inner + 1) + 1,
+                   softmax_rows, &(sm_job){x->data, lp, dim, inner, true});
   rc = nll(n, lp, &x->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
   ty_tensor_destroy(tmp);
   return rc;

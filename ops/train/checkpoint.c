@@ -279,7 +279,8 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
       rc = ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)", spath);
     goto done;
   }
-  if ((rc = read_file(spath, &st, err, err_len)) == 0 && (rc = read_file(path, &onnx, err, err_len)) == 0 &&
+  if ((rc = read_file(spath, &st, err, err_len)) == 0 &&
+      (rc = read_file(path, &onnx, err, err_len)) == 0 &&
       (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
     rc = load_weights(t, &onnx, path, err, err_len);
   if (ty__train_planned(t) && t->opts.rank != 0) ty__train_plan_release(t); /* rank 0 keeps them */

@@ -98,7 +98,8 @@ static int open_fashion(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   const char *din = data_input(t);
   if (!model_input(t->model, din))
-    return ty_errf(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.data_input: \"%s\" is not an input of the model", din);
   ty_data_opts d = {.dir = c->data_dir, .mean = c->mean, .std = c->std};
   int rc = set_names(t, (const char *[]){din, c->label_input}, 2);
   if (rc == 0) rc = ty_data_load_fashion_mnist(&d, TY_DATA_TRAIN, &t->train_ds, err, err_len);
@@ -161,9 +162,11 @@ static int open_source(ty_train *t, char *err, size_t err_len) {
     return rc;
   }
   const char *names[TY_DATA_MAX_COLUMNS];
-  for (size_t k = 0; k < c->n_train_arrays; k++) names[k] = c->train_arrays[k].input;
+  for (size_t k = 0; k < c->n_train_arrays; k++)
+    names[k] = c->train_arrays[k].input;
   int rc = set_names(t, names, c->n_train_arrays);
-  if (rc == 0) rc = open_arrays(t, c->train_arrays, c->n_train_arrays, "train", &t->train_ds, err, err_len);
+  if (rc == 0)
+    rc = open_arrays(t, c->train_arrays, c->n_train_arrays, "train", &t->train_ds, err, err_len);
   if (rc == 0 && c->n_test_arrays)
     rc = open_arrays(t, c->test_arrays, c->n_test_arrays, "test", &t->test_ds, err, err_len);
   return rc;

@@ -70,10 +70,12 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS;
   if (t->label_id == TY_NO_VALUE) {
     const ty_data_column *lc = ty_dataset_column(t->train_ds, (size_t)t->label_feed);
-    if (lc->ndims + 1 > TY_MAX_RANK) return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
+    if (lc->ndims + 1 > TY_MAX_RANK)
+      return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
     ty_shape ls = {.rank = (int)lc->ndims + 1};
     ls.dims[0] = TY_DIM_BATCH;
-    for (uint32_t d = 0; d < lc->ndims; d++) ls.dims[d + 1] = (int64_t)lc->dims[d];
+    for (uint32_t d = 0; d < lc->ndims; d++)
+      ls.dims[d + 1] = (int64_t)lc->dims[d];
     if ((rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
         (rc = ty_graph_mark_input(t->g, t->label_id)) != 0)
       return rc;
@@ -271,8 +273,10 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
-  if (rc == 1) fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n", config->checkpoint_path,
-                       (unsigned long long)t->step, (unsigned long long)t->epoch + 1, (unsigned long long)t->batch);
+  if (rc == 1)
+    fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n",
+            config->checkpoint_path, (unsigned long long)t->step, (unsigned long long)t->epoch + 1,
+            (unsigned long long)t->batch);
   t->log_t0 = ty_mono_ms();
   t->log_step0 = t->step;
   *out_train = t;
@@ -377,8 +381,11 @@ static void drain(ty_train *t) {
 static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_destroy(t->exec);
   t->exec = NULL;
-  ty_exec_opts o = {.training = true, .seed = ty_mix2(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
-                    .jit = t->jit, .workers = t->opts.workers};
+  ty_exec_opts o = {.training = true,
+                    .seed = ty_mix2(t->cfg->seed, t->step),
+                    .no_fusion = t->opts.no_fusion,
+                    .jit = t->jit,
+                    .workers = t->opts.workers};
   int *keep = NULL;
   size_t n_keep = 0;
   int rc = ty__train_bn_keep(t, &keep, &n_keep);

@@ -16,12 +16,22 @@
 #include <math.h>
 #include <stdio.h>
 
-static float w_small(int64_t i) { return sinf((float)i * 0.37f) * 0.3f; }
-static float w_one(int64_t i) { return 1.0f + 0.01f * (float)(i % 5); }
-static float w_zero(int64_t i) { return 0.02f * (float)(i % 3); }
-static float in_x(int64_t i) { return sinf((float)i * 0.013f) * 1.7f + cosf((float)i * 0.29f); }
+static float w_small(int64_t i) {
+  return sinf((float)i * 0.37f) * 0.3f;
+}
+static float w_one(int64_t i) {
+  return 1.0f + 0.01f * (float)(i % 5);
+}
+static float w_zero(int64_t i) {
+  return 0.02f * (float)(i % 3);
+}
+static float in_x(int64_t i) {
+  return sinf((float)i * 0.013f) * 1.7f + cosf((float)i * 0.29f);
+}
 
-static size_t last_node(const ty_graph *g) { return ty_graph_n_nodes(g) - 1; }
+static size_t last_node(const ty_graph *g) {
+  return ty_graph_n_nodes(g) - 1;
+}
 
 static int conv(ty_graph *g, int x, int w, int b, int64_t k, int64_t stride) {
   int in[3] = {x, w, b}, out;
@@ -51,7 +61,8 @@ static int batch_norm(ty_graph *g, int x, int64_t c, const char *name) {
  * flatten -> matmul -> softmax. */
 static int cnn(ty_graph *g, int *params, int *n_params) {
   int x = gt_input(g, "x", 4, (int64_t[]){TY_DIM_BATCH, 3, 13, 13});
-  int w1 = gt_init(g, "w1", 4, (int64_t[]){8, 3, 3, 3}, w_small), b1 = gt_init(g, "b1", 1, (int64_t[]){8}, w_zero);
+  int w1 = gt_init(g, "w1", 4, (int64_t[]){8, 3, 3, 3}, w_small),
+      b1 = gt_init(g, "b1", 1, (int64_t[]){8}, w_zero);
   int h = gt_op(g, TY_OP_RELU, conv(g, x, w1, b1, 3, 1), -1);
   h = gt_op(g, TY_OP_MAX_POOL, h, -1);
   cr_assert_eq(ty_graph_node_set_ints(g, last_node(g), "kernel_shape", (int64_t[]){2, 2}, 2), 0);
@@ -73,11 +84,13 @@ static int cnn(ty_graph *g, int *params, int *n_params) {
 /* x [N,17,24] -> LayerNorm -> q, k (MatMul by [24,24]) -> q k^T [N,17,17] -> softmax -> @ v. */
 static int attention(ty_graph *g, int *params, int *n_params) {
   int x = gt_input(g, "x", 3, (int64_t[]){TY_DIM_BATCH, 17, 24});
-  int s = gt_init(g, "ln.s", 1, (int64_t[]){24}, w_one), b = gt_init(g, "ln.b", 1, (int64_t[]){24}, w_zero);
+  int s = gt_init(g, "ln.s", 1, (int64_t[]){24}, w_one),
+      b = gt_init(g, "ln.b", 1, (int64_t[]){24}, w_zero);
   int in[3] = {x, s, b}, h;
   cr_assert_eq(ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, &h), 0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_LAYER_NORM, NULL, in, 3, &h, 1, NULL), 0);
-  int wq = gt_init(g, "wq", 2, (int64_t[]){24, 24}, w_small), wk = gt_init(g, "wk", 2, (int64_t[]){24, 24}, w_one);
+  int wq = gt_init(g, "wq", 2, (int64_t[]){24, 24}, w_small),
+      wk = gt_init(g, "wk", 2, (int64_t[]){24, 24}, w_one);
   int q = gt_op(g, TY_OP_MATMUL, h, wq), k = gt_op(g, TY_OP_MATMUL, h, wk);
   int kt = gt_op(g, TY_OP_TRANSPOSE, k, -1);
   cr_assert_eq(ty_graph_node_set_ints(g, last_node(g), "perm", (int64_t[]){0, 2, 1}, 3), 0);
@@ -109,7 +122,8 @@ static ty_graph *with_grads(int (*model)(ty_graph *, int *, int *), int *outs, i
   return g;
 }
 
-static void same_for_every_pool(int (*model)(ty_graph *, int *, int *), int rank, const int64_t *dims) {
+static void same_for_every_pool(int (*model)(ty_graph *, int *, int *), int rank,
+                                const int64_t *dims) {
   int outs[9], n;
   ty_graph *g = with_grads(model, outs, &n);
   ty_tensor *x = gt_tensor(rank, dims, in_x);
@@ -123,10 +137,13 @@ static void same_for_every_pool(int (*model)(ty_graph *, int *, int *), int rank
       cr_assert_eq(ty_workers_count(w), threads);
       o.workers = w;
       ty_exec *e = gt_run(g, &o, 1, names, &x);
-      for (int i = 0; i < n; i++) gt_assert_same(ty_exec_value(ref, outs[i]), ty_exec_value(e, outs[i]));
+      for (int i = 0; i < n; i++)
+        gt_assert_same(ty_exec_value(ref, outs[i]), ty_exec_value(e, outs[i]));
       char err[256] = "";
-      cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err); /* a second run on the same pool */
-      for (int i = 0; i < n; i++) gt_assert_same(ty_exec_value(ref, outs[i]), ty_exec_value(e, outs[i]));
+      cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s",
+                   err); /* a second run on the same pool */
+      for (int i = 0; i < n; i++)
+        gt_assert_same(ty_exec_value(ref, outs[i]), ty_exec_value(e, outs[i]));
       ty_exec_destroy(e);
       ty_workers_destroy(w);
     }
