@@ -67,6 +67,17 @@ int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, 
   return 0;
 }
 
+int ty__cli_parse_priority(const char *what, const char *s, int32_t *out, char *err,
+                           size_t err_len) {
+  int32_t v;
+  int rc = ty__cli_parse_i32(what, s, &v, err, err_len);
+  if (rc == 0 && (v < TY_JOB_PRIORITY_MIN || v > TY_JOB_PRIORITY_MAX))
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: %s is outside %d..%d", what, s, TY_JOB_PRIORITY_MIN,
+                 TY_JOB_PRIORITY_MAX);
+  if (rc == 0) *out = v;
+  return rc;
+}
+
 int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len) {
   errno = 0;
   char *end;

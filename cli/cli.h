@@ -28,6 +28,7 @@
 #include "lib/json/json.h"
 #include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
+#include "ops/plan/plan.h" /* TY_PLAN_CLUSTER_OPTIONS only: no code of ops/ */
 
 /* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
 enum {
@@ -104,6 +105,21 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
 
+/* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
+ * Values are borrowed from argv and checked by their users (ops/plan's
+ * parser), except --parallelism. Rates need --mesh; rates[i] is the value
+ * of ops/plan's option i (TY_PLAN_CLUSTER_OPTIONS: --device-flops, ...). */
+typedef struct ty_cli_plan_args {
+  const char *file;
+  bool json, help;
+  const char *mesh;                             /* NULL: ask the controller */
+  int parallelism;                              /* ty_parallelism, -1: the job's */
+  const char *rates[TY_PLAN_N_CLUSTER_OPTIONS]; /* NULL: ops/plan's default */
+} ty_cli_plan_args;
+/* The option name of rates[i] ("device-flops", ...). */
+const char *ty_cli_plan_rate_key(int i);
+int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len);
+
 typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
@@ -151,6 +167,7 @@ typedef struct ty_cli_jobinfo {
   char **nodes;                        /* owned */
   size_t nnodes;
   uint32_t requeue_count;
+  int64_t last_ckpt_ms; /* the last checkpoint the job reported, 0 = none */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */
@@ -259,9 +276,14 @@ typedef struct ty_cli_explain {
   double fairshare, usage, usage_norm, share;
   char **node_names, **node_whys; /* n_nodes each */
   size_t n_nodes;
-  int64_t est_start_ms;
+  int64_t est_start_ms;       /* 0 unless est_kind is NOW, LIMITS or PREEMPTION */
+  int est_kind;               /* TY_CLI_EST_*: the numbers of scheduler.h's ty_sched_est_kind */
+  bool est_lower_bound;       /* "not before": jobs ahead may start first */
+  char *est_note;             /* what the estimate assumes, or why there is none */
+  char *wait;                 /* why it waits, as a code ("Resources"); "" when not pending */
   uint64_t reserved_job;
 } ty_cli_explain;
+enum { TY_CLI_EST_UNKNOWN = 0, TY_CLI_EST_NOW = 1, TY_CLI_EST_LIMITS = 2, TY_CLI_EST_PREEMPTION = 3 };
 void ty_cli_explain_close(ty_cli_explain *e);
 
 typedef struct ty_cli_share {
@@ -407,6 +429,10 @@ typedef struct ty_rl_session_opts {
    * launched yet, or its launch failed); returns 0 and fills *out, which the
    * session closes. NULL: no retries. */
   int (*locate)(void *ud, ty_task_locations *out);
+  /* A second Ctrl-C: cancels the job at the controller, so its history
+   * says the user cancelled it (the session also kills the tasks at once).
+   * NULL: only the kill. Shares locate_ud. */
+  void (*cancel)(void *ud);
   void *locate_ud;
 } ty_rl_session_opts;
 

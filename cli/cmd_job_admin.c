@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli_internal.h"
 #include "proto/methods.h"
@@ -41,10 +42,18 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
-  if (code == 0)
+  if (code == 0 && !strcmp(action, "checkpoint")) {
+    time_t t = (time_t)(j.last_ckpt_ms / 1000);
+    struct tm tm;
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+    printf("Job %llu: checkpoint recorded at %s; a preemption now loses only the work done "
+           "since\n", (unsigned long long)id, when);
+  } else if (code == 0) {
     printf("Job %llu: %s (queue %s, priority %d%s)\n", (unsigned long long)id,
            ty_job_state_name(j.state), j.spec.queue ? j.spec.queue : "",
            j.spec.priority, !strcmp(action, "hold") ? ", held" : "");
+  }
   ty_cli_jobinfo_close(&j);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);
@@ -100,7 +109,7 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
     int32_t prio = 0;
     if (ty_cli_parse_job_id(args[0], &id, err, sizeof err) != 0) return ty__ctl_usage("job", err);
     bool priority = !strcmp(sub, "priority");
-    if (priority && ty__cli_parse_i32("priority", args[1], &prio, err, sizeof err) != 0)
+    if (priority && ty__cli_parse_priority("priority", args[1], &prio, err, sizeof err) != 0)
       return ty__ctl_usage("job", err);
     return job_change(c, sub, id, prio, priority ? "" : args[1]);
   }

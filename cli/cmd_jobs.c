@@ -80,7 +80,8 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_jobinfo job = {0};
   ty_cli_event *ev = NULL;
   size_t nev = 0;
-  int code = ty_cli_encode_job_id(a.id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  bool json = a.json || c->g.json;
+  int code = ty__cli_encode_get_job(a.id, !json, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
@@ -112,11 +113,16 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &rs, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);
-  if (code == 0 && ty_cli_render_cancel(rs, n, a.json || c->g.json, &out, &errs) == 0) {
+  /* One line per id, in the order given: each on its stream as it comes,
+   * so a terminal shows them in that order. */
+  bool json = a.json || c->g.json;
+  for (size_t i = 0; code == 0 && i < (json ? 1 : n); i++) {
+    out.len = errs.len = 0;
+    if (ty_cli_render_cancel(rs + i, json ? n : 1, json, &out, &errs) != 0) break;
     code = ty__ctl_write(&out);
-    if (errs.len) fwrite(errs.data, 1, errs.len, stderr);
-    if (code == 0) code = ty_cli_cancel_exit(rs, n);
+    if (errs.len) fwrite(errs.data, 1, errs.len, stderr), fflush(stderr);
   }
+  if (code == 0) code = ty_cli_cancel_exit(rs, n);
   free(rs);
   ty_rpc_result_close(&res);
   ty_buf_close(&errs), ty_buf_close(&out), ty_buf_close(&req);

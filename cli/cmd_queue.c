@@ -80,47 +80,62 @@ static int queue_change(ty__ctl *c, const char *action, const char *verb,
   return code;
 }
 
+typedef struct queue_sub {
+  const char *sub, *action, *verb, *setting;
+  bool options;
+} queue_sub;
+
+static const queue_sub queue_subs[] = {
+    {"ls", NULL, NULL, NULL, false},
+    {"create", "create", "Created", NULL, true},
+    {"update", "update", "Updated", NULL, true},
+    {"delete", "delete", "Deleted", NULL, false},
+    {"pause", "update", "Paused", "state=paused", false},
+    {"resume", "update", "Resumed", "state=open", false},
+};
+
+/* What trainctl can tell wrong without asking the controller is a usage
+ * error (exit 2): options a subcommand does not take, an update that changes
+ * nothing, settings that contradict each other. */
+static int check_settings(const queue_sub *s, const ty_cli_queue_args *a, char *err, size_t len) {
+  if (!s->options && a->n_settings)
+    return ty_errf(err, len, TY_EINVAL, "queue %s takes no options", s->sub);
+  if (!strcmp(s->sub, "update") && a->n_settings == 0)
+    return ty_errf(err, len, TY_EINVAL, "queue update %s: nothing to change (give at least one "
+                   "option, e.g. --tier N)", a->name);
+  ty_queue_info scratch = {0};
+  return ty_queue_apply(&scratch, a->settings, a->n_settings, err, len);
+}
+
 int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
-  static const struct {
-    const char *sub, *action, *verb, *setting;
-    bool options;
-  } subs[] = {
-      {"create", "create", "Created", NULL, true}, {"update", "update", "Updated", NULL, true},
-      {"delete", "delete", "Deleted", NULL, false}, {"pause", "update", "Paused", "state=paused", false},
-      {"resume", "update", "Resumed", "state=open", false},
-  };
   char err[TY_ERR_LEN] = "";
   const char *sub = NULL;
   int group = ty__ctl_group("queue", ty__usage_queue, argc, argv, &sub);
   if (group >= 0) return group;
-  bool ls = !strcmp(argv[0], "ls");
+  const queue_sub *s = NULL;
+  for (size_t i = 0; i < TY_ARRAY_LEN(queue_subs) && !s; i++)
+    if (!strcmp(sub, queue_subs[i].sub)) s = &queue_subs[i];
+  if (!s) {
+    ty_errf(err, sizeof err, TY_EINVAL, "queue: unknown subcommand \"%s\"", sub);
+    return ty__ctl_usage("queue", err);
+  }
+  bool ls = !s->action;
   ty_cli_queue_args a;
   if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, err, sizeof err) != 0)
     return ty__ctl_usage("queue", err);
-  int code = -1;
-  if (a.help) fputs(ty__usage_queue, stdout), code = 0;
-  else if (ls && a.n_settings) {
-    ty_errf(err, sizeof err, TY_EINVAL, "queue ls takes no settings");
+  int code;
+  if (a.help) {
+    fputs(ty__usage_queue, stdout), code = 0;
+  } else if (check_settings(s, &a, err, sizeof err) != 0) {
     code = ty__ctl_usage("queue", err);
-  } else if (ls) code = queue_ls(c, a.json);
-  for (size_t i = 0; code < 0 && i < TY_ARRAY_LEN(subs); i++) {
-    if (strcmp(argv[0], subs[i].sub) != 0) continue;
-    if (!subs[i].options && a.n_settings) {
-      ty_errf(err, sizeof err, TY_EINVAL, "queue %s takes no options", subs[i].sub);
-      code = ty__ctl_usage("queue", err);
-      break;
-    }
-    if (subs[i].setting) {
-      char *set = (char *)subs[i].setting;
-      ty_cli_queue_args one = {.name = a.name, .settings = &set, .n_settings = 1, .json = a.json};
-      code = queue_change(c, subs[i].action, subs[i].verb, &one);
-    } else {
-      code = queue_change(c, subs[i].action, subs[i].verb, &a);
-    }
-  }
-  if (code < 0) {
-    ty_errf(err, sizeof err, TY_EINVAL, "queue: unknown subcommand \"%s\"", argv[0]);
-    code = ty__ctl_usage("queue", err);
+  } else if (ls) {
+    code = queue_ls(c, a.json);
+  } else if (s->setting) {
+    char *set = (char *)s->setting;
+    ty_cli_queue_args one = {.name = a.name, .settings = &set, .n_settings = 1, .json = a.json};
+    code = queue_change(c, s->action, s->verb, &one);
+  } else {
+    code = queue_change(c, s->action, s->verb, &a);
   }
   ty_cli_queue_args_close(&a);
   return code;

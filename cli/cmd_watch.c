@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
+#include "lib/json/json.h"
 #include "proto/methods.h"
 
 static void fmt_dur(double s, char *out, size_t n) {
@@ -49,6 +50,12 @@ void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
+  if (g->graph && g->plan_len)
+    ty__cli_render_plan(g->plan, g->plan_len, out);
+  else if (g->graph)
+    ty_buf_printf(out,
+                  "Plan: none: data parallel (each rank trains the whole model on its share of "
+                  "each batch)\n");
   if (!g->graph || !g->has_progress) return;
   ty_buf_printf(out, "Progress:\n  ");
   ty__cli_render_progress(g, false, 0, out);
@@ -56,6 +63,16 @@ void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
   if (g->n_ckpts)
     ty_buf_printf(out, "Last checkpoint: step %" PRIu64 " %s\n", g->ckpts[g->n_ckpts - 1].step,
                   g->ckpts[g->n_ckpts - 1].path);
+}
+
+/* watch and checkpoint ls are about training: a command job has neither
+ * steps nor checkpoints, which is the caller's mistake (exit 2). */
+static int not_graph(uint64_t id, const char *cmd, ty__cli_graph *g) {
+  fprintf(stderr, "trainctl: %s: job %" PRIu64 " is a command job, not a graph job: it reports "
+          "no training steps or checkpoints (its output: trainctl logs %" PRIu64 ")\n", cmd, id,
+          id);
+  ty__cli_graph_close(g);
+  return TY_CLI_EXIT_USAGE;
 }
 
 static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
@@ -106,7 +123,8 @@ static int parse_id_arg(const char *cmd, int argc, char **argv, uint64_t *id, co
 const char ty__usage_watch[] = "Usage: trainctl watch ID\n"
                                "  Follows a graph job's training: a progress bar (step of total, loss,\n"
                                "  samples/s, ETA, test accuracy) on a terminal, one line per change\n"
-                               "  otherwise. Ends with the job: exit 0 if it COMPLETED, 1 if not.\n";
+                               "  otherwise. Ends with the job: exit 0 if it COMPLETED, 1 if not;\n"
+                               "  2 for a command job (it reports no training steps).\n";
 
 static void show_line(const ty__cli_graph *g, bool tty, ty_buf *last) {
   ty_buf line;
@@ -134,6 +152,10 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
   for (;;) {
     ty__cli_graph g;
     if ((code = fetch(c, id, &g)) != 0) break;
+    if (!g.graph) {
+      code = not_graph(id, "watch", &g);
+      break;
+    }
     if (g.state == TY_JOB_PENDING && !g.has_progress) {
       if (!tty && last.len == 0) printf("job %" PRIu64 " is PENDING: %s\n", id, g.reason);
       ty_buf_append(&last, "p", last.len ? 0 : 1);
@@ -155,34 +177,66 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
   return code;
 }
 
-const char ty__usage_checkpoint[] = "Usage: trainctl checkpoint ls ID\n"
-                                    "  The checkpoints a graph job reported (step, time, path), oldest first.\n";
+const char ty__usage_checkpoint[] = "Usage: trainctl checkpoint ls ID [--json]\n"
+                                    "  The checkpoints of a graph job that exist (step, time, path), oldest first;\n"
+                                    "  \"no checkpoint yet\" when there is none (exit 0). Exit 2 for a\n"
+                                    "  command job.\n";
 
-int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
-  const char *sub = NULL;
-  int group = ty__ctl_group("checkpoint", ty__usage_checkpoint, argc, argv, &sub);
-  if (group >= 0) return group;
-  if (strcmp(sub, "ls") != 0) {
-    char err[TY_ERR_LEN] = "";
-    ty_errf(err, sizeof err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
-    return ty__ctl_usage("checkpoint", err);
+static void render_checkpoints(const ty__cli_graph *g, uint64_t id, bool json, ty_buf *out) {
+  if (json) {
+    ty_json w;
+    ty_json_init(&w, out);
+    w.lines = true;
+    ty_json_begin_array(&w);
+    for (size_t i = 0; i < g->n_ckpts; i++) {
+      ty_json_begin_object(&w);
+      ty_json_key(&w, "step"), ty_json_uint(&w, g->ckpts[i].step);
+      ty_json_key(&w, "time_ms"), ty_json_int(&w, g->ckpts[i].time_ms);
+      ty_json_key(&w, "path"), ty_json_string(&w, g->ckpts[i].path);
+      ty_json_end_object(&w);
+    }
+    ty_json_end_array(&w);
+    ty_json_finish(&w);
+    return;
   }
-  uint64_t id = 0;
-  int code = parse_id_arg("checkpoint", argc - 1, argv + 1, &id, ty__usage_checkpoint);
-  if (code != 0) return code < 0 ? 0 : code;
-  ty__cli_graph g;
-  if ((code = fetch(c, id, &g)) != 0) return code;
-  printf("%-10s %-20s %s\n", "STEP", "TIME", "PATH");
-  for (size_t i = 0; i < g.n_ckpts; i++) {
-    time_t t = (time_t)(g.ckpts[i].time_ms / 1000);
+  if (g->n_ckpts == 0) {
+    ty_buf_printf(out, "Job %" PRIu64 " has no checkpoint yet.\n", id);
+    return;
+  }
+  ty_buf_printf(out, "%-10s %-20s %s\n", "STEP", "TIME", "PATH");
+  for (size_t i = 0; i < g->n_ckpts; i++) {
+    time_t t = (time_t)(g->ckpts[i].time_ms / 1000);
     struct tm tm;
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-    printf("%-10" PRIu64 " %-20s %s\n", g.ckpts[i].step, when, g.ckpts[i].path);
+    ty_buf_printf(out, "%-10" PRIu64 " %-20s %s\n", g->ckpts[i].step, when, g->ckpts[i].path);
   }
-  if (g.n_ckpts == 0) fprintf(stderr, "trainctl: job %" PRIu64 " reported no checkpoint yet\n", id);
+}
+
+int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
+  const char *sub = NULL;
+  char err[TY_ERR_LEN] = "";
+  int group = ty__ctl_group("checkpoint", ty__usage_checkpoint, argc, argv, &sub);
+  if (group >= 0) return group;
+  if (strcmp(sub, "ls") != 0) {
+    ty_errf(err, sizeof err, TY_EINVAL, "checkpoint: expected \"ls ID\"");
+    return ty__ctl_usage("checkpoint", err);
+  }
+  ty_cli_show_args a; /* the same shape: ID [--json] */
+  if (ty_cli_parse_show(argc - 1, argv + 1, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("checkpoint", err);
+  if (a.help) return fputs(ty__usage_checkpoint, stdout), 0;
+  ty__cli_graph g;
+  int code = fetch(c, a.id, &g);
+  if (code != 0) return code;
+  if (!g.graph) return not_graph(a.id, "checkpoint ls", &g);
+  ty_buf out;
+  ty_buf_init(&out);
+  render_checkpoints(&g, a.id, a.json || c->g.json, &out);
+  code = ty__ctl_write(&out);
+  ty_buf_close(&out);
   ty__cli_graph_close(&g);
-  return 0;
+  return code;
 }
 
 void ty__cmd_show_graph(const uint8_t *payload, size_t len) {

@@ -138,6 +138,7 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->exit_code = pb->exit_code, j->term_signal = pb->term_signal;
   j->submit_ms = pb->submit_time_ms, j->start_ms = pb->start_time_ms, j->end_ms = pb->end_time_ms;
   j->requeue_count = pb->requeue_count;
+  j->last_ckpt_ms = pb->last_checkpoint_ms;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);
   if (rc == 0) j->nnodes = pb->n_nodes;
@@ -268,6 +269,8 @@ int ty_cli_decode_locations(const uint8_t *p, size_t n, ty_task_locations *out) 
   if (!r) return TY_EPROTO;
   out->state = (int)r->state;
   out->reason = ty_wire_strdup(r->reason);
+  out->exit_code = r->exit_code, out->term_signal = r->term_signal;
+  out->failed_rank = r->failed_rank;
   out->tasks = ty_wire_calloc(r->n_tasks, sizeof *out->tasks);
   int rc = out->reason && out->tasks ? 0 : TY_ENOMEM;
   for (; rc == 0 && out->n < r->n_tasks; out->n++)

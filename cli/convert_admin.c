@@ -79,6 +79,8 @@ int ty_cli_decode_update_queue(const uint8_t *p, size_t n, ty_queue_info *out) {
 
 void ty_cli_explain_close(ty_cli_explain *e) {
   free(e->reason);
+  free(e->est_note);
+  free(e->wait);
   for (size_t i = 0; i < e->n_nodes; i++) {
     free(e->node_names[i]);
     free(e->node_whys[i]);
@@ -98,11 +100,14 @@ int ty_cli_decode_explain(const uint8_t *p, size_t n, ty_cli_explain *e) {
                         .f_age = r->f_age, .f_fairshare = r->f_fairshare, .f_size = r->f_size,
                         .f_priority = r->f_priority, .fairshare = r->fairshare,
                         .usage = r->usage, .usage_norm = r->usage_norm, .share = r->share,
-                        .est_start_ms = r->est_start_ms, .reserved_job = r->reserved_job};
+                        .est_start_ms = r->est_start_ms, .est_kind = (int)r->est_kind,
+                        .est_lower_bound = r->est_lower_bound, .reserved_job = r->reserved_job};
   e->reason = ty_wire_strdup(r->reason);
+  e->est_note = ty_wire_strdup(r->est_note);
+  e->wait = ty_wire_strdup(r->wait);
   e->node_names = ty_wire_calloc(r->n_nodes, sizeof(char *));
   e->node_whys = ty_wire_calloc(r->n_nodes, sizeof(char *));
-  int rc = e->reason && e->node_names && e->node_whys ? 0 : TY_ENOMEM;
+  int rc = e->reason && e->est_note && e->wait && e->node_names && e->node_whys ? 0 : TY_ENOMEM;
   for (; rc == 0 && e->n_nodes < r->n_nodes; e->n_nodes++) {
     e->node_names[e->n_nodes] = ty_wire_strdup(r->nodes[e->n_nodes]->node);
     e->node_whys[e->n_nodes] = ty_wire_strdup(r->nodes[e->n_nodes]->why);

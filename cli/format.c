@@ -163,6 +163,53 @@ static void format_time(int64_t ms, char *out, size_t cap) {
   strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* Whether s holds bytes a terminal would act on instead of showing: C0 and
+ * C1 controls (ESC starts a colour or a cursor move, U+009B is a CSI of its
+ * own) or bytes that are not UTF-8 (a raw 0x9B is CSI on 8-bit terminals). */
+static bool needs_escape(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    uint32_t cp;
+    size_t len = ty_utf8_decode(p + i, n - i, &cp);
+    if (len == 0 || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) return true;
+    i += len;
+  }
+  return false;
+}
+
+/* $'...' quoting (bash's ANSI-C form, what ls prints for such names): every
+ * control byte and every byte that is not UTF-8 as an escape, so the text
+ * is shown, never acted on, and can be pasted back into a shell. */
+static void ansi_c_quote(ty_buf *b, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = strlen(s);
+  ty_buf_append(b, "$'", 2);
+  for (size_t i = 0; i < n;) {
+    uint32_t cp = 0;
+    size_t len = ty_utf8_decode(p + i, n - i, &cp);
+    if (len == 0 || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+      if (len == 1 && p[i] >= '\a' && p[i] <= '\r') /* \a \b \t \n \v \f \r */
+        ty_buf_printf(b, "\\%c", "abtnvfr"[p[i] - '\a']);
+      else
+        for (size_t k = 0; k < (len ? len : 1); k++) ty_buf_printf(b, "\\%03o", p[i + k]);
+    } else if (p[i] == '\'' || p[i] == '\\') {
+      ty_buf_printf(b, "\\%c", p[i]);
+    } else {
+      ty_buf_append(b, p + i, len);
+    }
+    i += len ? len : 1;
+  }
+  ty_buf_append(b, "'", 1);
+}
+
+/* User-chosen text on its own (a name, a reason, a variable): as is, or
+ * $'...' when it holds anything a terminal would act on. */
+static void shown(ty_buf *b, const char *s) {
+  if (needs_escape(s)) ansi_c_quote(b, s);
+  else ty_buf_printf(b, "%s", s);
+}
+
 /* Shell-quotes one word unless it is plainly safe, so a printed command can
  * be pasted back into a shell. */
 static void shell_word(ty_buf *b, const char *w) {
@@ -171,6 +218,10 @@ static void shell_word(ty_buf *b, const char *w) {
     plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%", *p);
   if (plain) {
     ty_buf_printf(b, "%s", w);
+    return;
+  }
+  if (needs_escape(w)) {
+    ansi_c_quote(b, w);
     return;
   }
   ty_buf_append(b, "'", 1);
@@ -183,7 +234,9 @@ static void shell_word(ty_buf *b, const char *w) {
 }
 
 static void kv(ty_buf *b, const char *key, const char *val) {
-  ty_buf_printf(b, "  %-12s %s\n", key, val);
+  ty_buf_printf(b, "  %-12s ", key);
+  shown(b, val);
+  ty_buf_append(b, "\n", 1);
 }
 
 static void show_resources(ty_buf *b, const ty_job_spec *s) {
@@ -212,7 +265,9 @@ static void show_command(ty_buf *b, const ty_job_spec *s) {
 
 static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   char t1[64], buf[128];
-  ty_buf_printf(b, "Job %" PRIu64 " (%s)\n", j->id, j->spec.name ? j->spec.name : "");
+  ty_buf_printf(b, "Job %" PRIu64 " (", j->id);
+  shown(b, j->spec.name ? j->spec.name : "");
+  ty_buf_append(b, ")\n", 2);
   kv(b, "state:", ty_job_state_name(j->state));
   if (j->reason && *j->reason) kv(b, "reason:", j->reason);
   kv(b, "user:", j->spec.user ? j->spec.user : "");
@@ -225,6 +280,12 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   if (j->spec.time_limit_s)
     ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, t1, sizeof t1);
   kv(b, "time limit:", j->spec.time_limit_s ? t1 : "the queue's default");
+  if (j->spec.warn_signal) {
+    const char *name = sigabbrev_np((int)j->spec.warn_signal);
+    snprintf(buf, sizeof buf, "SIG%s %" PRIu32 " s before the time limit (--signal)",
+             name ? name : "?", j->spec.warn_before_s);
+    kv(b, "signal:", buf);
+  }
   show_resources(b, &j->spec);
   show_command(b, &j->spec);
   ty_buf nodes;
@@ -232,11 +293,15 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   job_nodes(j, &nodes);
   kv(b, "nodes:", j->nnodes ? (char *)nodes.data : "-");
   ty_buf_close(&nodes);
-  if (j->term_signal)
-    snprintf(buf, sizeof buf, "%" PRId32 " (signal %" PRId32 ")", j->exit_code, j->term_signal);
-  else
-    snprintf(buf, sizeof buf, "%" PRId32, j->exit_code);
-  kv(b, "exit code:", buf);
+  /* A job that has not ended has no exit code (a requeued one has none of
+   * its current run either). */
+  if (ty_job_state_terminal(j->state)) {
+    if (j->term_signal)
+      snprintf(buf, sizeof buf, "%" PRId32 " (signal %" PRId32 ")", j->exit_code, j->term_signal);
+    else
+      snprintf(buf, sizeof buf, "%" PRId32, j->exit_code);
+    kv(b, "exit code:", buf);
+  }
   snprintf(buf, sizeof buf, "%" PRIu32, j->requeue_count), kv(b, "requeued:", buf);
 }
 

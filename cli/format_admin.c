@@ -178,6 +178,32 @@ int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *o
 
 /* ---- why --------------------------------------------------------------------------------- */
 
+static const char *est_kind_name(int kind) {
+  switch (kind) {
+  case TY_CLI_EST_NOW: return "now";
+  case TY_CLI_EST_LIMITS: return "limits";
+  case TY_CLI_EST_PREEMPTION: return "preemption";
+  default: return "unknown";
+  }
+}
+
+/* "Est. start:" says when and on what the scheduler bases it; an estimate
+ * it cannot make is "unknown" with the reason, never a guess. */
+static int estimate_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
+  const char *note = e->est_note && *e->est_note ? e->est_note : "no reason given";
+  if (e->est_kind == TY_CLI_EST_NOW || (e->est_kind != TY_CLI_EST_UNKNOWN && !e->est_start_ms))
+    return ty_buf_printf(out, "Est. start:  now (the next scheduling pass starts it)\n");
+  if (e->est_kind == TY_CLI_EST_UNKNOWN)
+    return ty_buf_printf(out, "Est. start:  unknown: %s\n", note);
+  int64_t d = e->est_start_ms - now_ms;
+  if (d <= 0) return ty_buf_printf(out, "Est. start:  due now (%s)\n", note);
+  char in[32];
+  ty_cli_format_elapsed(d, in, sizeof in);
+  if (e->est_lower_bound)
+    return ty_buf_printf(out, "Est. start:  not before %s from now (%s)\n", in, note);
+  return ty_buf_printf(out, "Est. start:  in %s (%s)\n", in, note);
+}
+
 static int explain_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
   int rc = ty_buf_printf(out, "Job %" PRIu64 ": %s\n", e->job_id, ty_job_state_name(e->state));
   if (e->reason && *e->reason) rc |= ty_buf_printf(out, "Reason:      %s\n", e->reason);
@@ -192,14 +218,7 @@ static int explain_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
                       e->nodes_needed, e->nodes_needed == 1 ? "" : "s", e->nodes_fit);
   for (size_t i = 0; i < e->n_nodes; i++)
     rc |= ty_buf_printf(out, "  %-12s %s\n", e->node_names[i], e->node_whys[i]);
-  if (e->est_start_ms) {
-    char in[32];
-    int64_t d = e->est_start_ms - now_ms;
-    ty_cli_format_elapsed(d > 0 ? d : 0, in, sizeof in);
-    rc |= ty_buf_printf(out, "Est. start:  in %s (from running jobs' time limits)\n", in);
-  } else {
-    rc |= ty_buf_printf(out, "Est. start:  unknown\n");
-  }
+  rc |= estimate_text(e, now_ms, out);
   if (e->reserved_job)
     rc |= ty_buf_printf(out, "Reservation: held by job %" PRIu64 "%s\n", e->reserved_job,
                         e->reserved_job == e->job_id ? " (this job)" : "");
@@ -238,7 +257,11 @@ int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty
     ty_json_end_object(&w);
   }
   ty_json_end_array(&w);
+  ty_json_key(&w, "wait"), ty_json_string(&w, e->wait ? e->wait : "");
   ty_json_key(&w, "est_start_ms"), ty_json_int(&w, e->est_start_ms);
+  ty_json_key(&w, "est_kind"), ty_json_string(&w, est_kind_name(e->est_kind));
+  ty_json_key(&w, "est_lower_bound"), ty_json_bool(&w, e->est_lower_bound);
+  ty_json_key(&w, "est_note"), ty_json_string(&w, e->est_note ? e->est_note : "");
   ty_json_key(&w, "reserved_job"), ty_json_uint(&w, e->reserved_job);
   ty_json_end_object(&w);
   return ty_json_finish(&w);

@@ -132,7 +132,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_QUEUE:
     return set_text("--queue", &j->queue, v, err, err_len);
   case S_PRIORITY:
-    return ty__cli_parse_i32("--priority", v, &j->priority, err, err_len);
+    return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
   case S_NAME:
     return set_text("--name", &j->name, v, err, err_len);
   case S_TIME:
@@ -503,4 +503,67 @@ int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err,
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;
+}
+
+/* ---- plan -------------------------------------------------------------------------- */
+
+static const char *const plan_rate_keys[] = {
+#define KEY_(key, i) [i] = key,
+    TY_PLAN_CLUSTER_OPTIONS(KEY_)
+#undef KEY_
+};
+
+const char *ty_cli_plan_rate_key(int i) {
+  return i >= 0 && i < TY_PLAN_N_CLUSTER_OPTIONS ? plan_rate_keys[i] : NULL;
+}
+
+enum { P_JSON = TY__CLI_OPT_FIRST, P_MESH, P_PARALLELISM, P_RATE0, P_HELP = 'h' };
+static const struct option plan_opts[] = {
+    {"json", no_argument, NULL, P_JSON},
+    {"mesh", required_argument, NULL, P_MESH},
+    {"parallelism", required_argument, NULL, P_PARALLELISM},
+#define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
+    TY_PLAN_CLUSTER_OPTIONS(OPT_)
+#undef OPT_
+    {"help", no_argument, NULL, P_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_plan_args *a = ud;
+  (void)it;
+  int mode;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    if (a->file) return ty_errf(err, err_len, TY_EINVAL, "plan: one job file, not \"%s\" too", v);
+    a->file = v;
+    return 0;
+  case P_JSON: a->json = true; return 0;
+  case P_HELP: a->help = true; return 0;
+  case P_MESH: a->mesh = v; return 0;
+  case P_PARALLELISM:
+    if (ty_parallelism_parse(v, &mode) != 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--parallelism: expected auto, data, tensor or grid, got \"%s\"", v);
+    a->parallelism = mode;
+    return 0;
+  default:
+    if (id >= P_RATE0 && id < P_RATE0 + TY_PLAN_N_CLUSTER_OPTIONS) a->rates[id - P_RATE0] = v;
+    return 0;
+  }
+}
+
+int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  out->parallelism = -1;
+  int rc = ty__cli_parse(argc, argv, "h", plan_opts, plan_arg, out, err, err_len);
+  if (rc != 0 || out->help) return rc;
+  if (!out->file) return ty_errf(err, err_len, TY_EINVAL, "plan: missing the job file (JOB.pb)");
+  for (int i = 0; i < TY_PLAN_N_CLUSTER_OPTIONS && !out->mesh; i++)
+    if (out->rates[i])
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--%s: only with --mesh (without it the controller plans with its own cost "
+                     "model)",
+                     plan_rate_keys[i]);
+  return 0;
 }

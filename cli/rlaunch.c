@@ -142,8 +142,8 @@ static void clear_status(rlaunch *r) {
   r->status_shown = false;
 }
 
-static int cancel_pending(rlaunch *r, int sig) {
-  clear_status(r);
+/* CancelJob for our job; the answer does not matter (it may have ended). */
+static void cancel_job(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
@@ -151,8 +151,18 @@ static int cancel_pending(rlaunch *r, int sig) {
       call(r, TY_M_CANCEL_JOB, &req, &res) == 0)
     ty_rpc_result_close(&res);
   ty_buf_close(&req);
-  err("job %" PRIu64 " cancelled while pending (signal %d)", r->job_id, sig);
-  return 128 + sig;
+}
+
+static void cancel_cb(void *ud) { cancel_job(ud); }
+
+/* Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) while pending: the job ended
+ * without running, exit 122 as documented. */
+static int cancel_pending(rlaunch *r, int sig) {
+  clear_status(r);
+  cancel_job(r);
+  const char *name = sigabbrev_np(sig);
+  err("job %" PRIu64 " cancelled while pending (SIG%s)", r->job_id, name ? name : "?");
+  return TY_RL_EXIT_NOT_STARTED;
 }
 
 /* Sleeps ms, or less when a signal arrives: returns it (0 = none). */
@@ -215,7 +225,8 @@ static int run(rlaunch *r) {
   ty_rl_session_opts so = {
       .job_id = r->job_id, .tasks = l.tasks, .n = l.n, .owner = true,
       .prefix = r->o.label, .line_mode = r->o.label || l.n > 1, .pty = r->o.pty,
-      .stdin_mode = r->o.stdin_mode, .prog = "rlaunch", .locate = locate_cb, .locate_ud = r};
+      .stdin_mode = r->o.stdin_mode, .prog = "rlaunch", .locate = locate_cb, .cancel = cancel_cb,
+      .locate_ud = r};
   code = ty_rl_session_run(&so);
   ty_task_locations_close(&l);
   return code;
@@ -226,6 +237,7 @@ int main(int argc, char **argv) {
   char e[TY_ERR_LEN] = "";
   char cwd[PATH_MAX], uid[32];
   const char *dir = getcwd(cwd, sizeof cwd);
+  int cwd_errno = errno; /* before anything else can change it */
   if (ty_rl_parse(argc, argv, dir, caller(uid, sizeof uid), environ, &r.o, e, sizeof e) != 0) {
     err("%s", e);
     fputs("Try 'rlaunch --help'.\n", stderr);
@@ -237,7 +249,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!dir) {
-    err("cannot tell the current directory: %s", strerror(errno));
+    err("cannot tell the current directory%s: %s",
+        cwd_errno == ENOENT ? " (it was deleted)" : "", strerror(cwd_errno));
     ty_rl_opts_close(&r.o);
     return TY_RL_EXIT_USAGE;
   }

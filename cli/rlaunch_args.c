@@ -23,7 +23,8 @@ const char ty_rl_usage[] =
     "  --nodes N            nodes (default 1)\n"
     "  --ntasks-per-node N  ranks per node (default 1)\n"
     "  --queue Q            queue (default \"default\")\n"
-    "  --priority P         priority within the queue; higher runs first (default 0)\n"
+    "  --priority P         priority within the queue, -1000..1000; higher runs first\n"
+    "                       (default 0)\n"
     "  --time LIMIT         time limit: 90 (s), 90s, 15m, 2h, 1d, 1:30:00 (default: the queue's)\n"
     "  --signal [SIG@]SECS  send SIG (default USR1) to the ranks SECS before the time limit\n"
     "  --name NAME          job name (default: CMD)\n"
@@ -50,8 +51,8 @@ const char ty_rl_usage[] =
     "then SIGKILL after the grace period). While the job is pending, Ctrl-C cancels it.\n"
     "\n"
     "Exit codes:\n"
-    "  0-119, 128-255  the command's: the largest over the ranks, 128+N if a rank\n"
-    "                  died of signal N\n"
+    "  0-119, 128-255  the command's: that of the first rank that failed (the\n"
+    "                  others are killed then), 128+N if it died of signal N\n"
     "  120  the controller could not be reached (or was lost while waiting)\n"
     "  121  the controller refused the job (invalid, or it can never fit)\n"
     "  122  the job ended without running (cancelled while pending, launch failed,\n"
@@ -109,7 +110,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case O_CPU: return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case O_NODES: return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err, err_len);
   case O_NTASKS: return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err, err_len);
-  case O_PRIORITY: return ty__cli_parse_i32("--priority", v, &j->priority, err, err_len);
+  case O_PRIORITY: return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
   case O_QUEUE: return set_text("--queue", &j->queue, v, err, err_len);
   case O_NAME: return set_text("--name", &j->name, v, err, err_len);
   case O_MEM:

@@ -409,6 +409,9 @@ static void on_signal(uv_signal_t *h, int sig) {
     int64_t now = ty_mono_ms();
     if (s->last_int_ms && now - s->last_int_ms <= DOUBLE_INT_MS) {
       msg(s, "killing job %" PRIu64, s->o->job_id);
+      /* Cancel first: the controller then records CANCELLED by the user
+       * before the ranks' deaths could read as a failure. */
+      if (s->o->cancel) s->o->cancel(s->o->locate_ud);
       kill_all(s);
       return;
     }
@@ -465,6 +468,54 @@ static void init_rank(rl_session *s, rl_rank *rk, const ty_task_location *t) {
   rk->retry.data = rk;
 }
 
+static bool rank_failed(const rl_rank *rk) {
+  return !rk->fail && (rk->exit_code != 0 || rk->term_signal != 0);
+}
+
+/* The rank whose failure ended the job, as the controller saw the ends
+ * arrive (the workers' reports may reach it just after our streams ended,
+ * so this asks again while the job still runs). -1 when it cannot tell. */
+static int32_t controller_first_failure(rl_session *s) {
+  for (int i = 0; s->o->locate && i < 100; i++) {
+    ty_task_locations l = {0};
+    if (s->o->locate(s->o->locate_ud, &l) != 0) return -1;
+    int state = l.state;
+    int32_t rank = l.failed_rank;
+    ty_task_locations_close(&l);
+    if (state != TY_JOB_RUNNING) return ty_job_state_terminal(state) ? rank : -1;
+    uv_sleep(50);
+  }
+  return -1;
+}
+
+/* Like srun, the code of a job whose rank failed is that rank's: the
+ * others were killed because of it. NULL when no rank failed, or when
+ * several did and the controller cannot say which was first. */
+static const rl_rank *first_failure(rl_session *s) {
+  const rl_rank *only = NULL;
+  size_t failed = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (rank_failed(&s->ranks[i])) failed++, only = &s->ranks[i];
+  if (failed <= 1) return only;
+  int32_t r = controller_first_failure(s);
+  for (size_t i = 0; r >= 0 && i < s->n; i++)
+    if (s->ranks[i].rank == (uint32_t)r) return &s->ranks[i];
+  return NULL;
+}
+
+static void say_end(rl_session *s, const rl_rank *rk, const rl_rank *first) {
+  char after[48] = "";
+  if (first && first != rk) snprintf(after, sizeof after, " after rank %" PRIu32 " failed", first->rank);
+  if (rk->term_signal) {
+    const char *name = sigabbrev_np(rk->term_signal);
+    msg(s, "rank %" PRIu32 " on %s: killed by signal %d (SIG%s)%s", rk->rank, rk->node,
+        rk->term_signal, name ? name : "?", after);
+  } else if (s->n > 1) {
+    msg(s, "rank %" PRIu32 " on %s: exited with code %d%s", rk->rank, rk->node, rk->exit_code,
+        after);
+  }
+}
+
 /* Reports failures and signals; returns the exit code. */
 static int verdict(rl_session *s) {
   int code = 0, fail = 0;
@@ -474,17 +525,19 @@ static int verdict(rl_session *s) {
     if (rk->fail) {
       msg(s, "%s", rk->fail_msg);
       if (!fail) fail = rk->fail;
-      continue;
     }
     timed_out |= rk->timed_out;
-    if (rk->term_signal && !s->killed && !rk->timed_out) {
-      const char *name = sigabbrev_np(rk->term_signal);
-      msg(s, "rank %" PRIu32 " on %s: killed by signal %d (SIG%s)", rk->rank, rk->node,
-          rk->term_signal, name ? name : "?");
-    }
+  }
+  const rl_rank *first = fail || timed_out || s->killed ? NULL : first_failure(s);
+  if (first) say_end(s, first, NULL);
+  for (size_t i = 0; i < s->n; i++) {
+    const rl_rank *rk = &s->ranks[i];
+    if (rk->fail) continue;
+    if (rk != first && rank_failed(rk) && !s->killed && !rk->timed_out) say_end(s, rk, first);
     int c = ty_rl_rank_exit(rk->exit_code, rk->term_signal);
     if (c > code) code = c;
   }
+  if (first) code = ty_rl_rank_exit(first->exit_code, first->term_signal);
   if (fail) return fail;
   if (s->stdout_broken) return 128 + SIGPIPE;
   if (timed_out) {

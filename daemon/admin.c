@@ -293,8 +293,9 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char
     if (ty_job_state_terminal(j->state))
       return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
                       ty_job_state_name(j->state));
-    if (a->priority < -1000 || a->priority > 1000)
-      return ty_errf(err, len, TY_EINVAL, "priority: %d is outside -1000..1000", a->priority);
+    if (a->priority < TY_JOB_PRIORITY_MIN || a->priority > TY_JOB_PRIORITY_MAX)
+      return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", a->priority,
+                     TY_JOB_PRIORITY_MIN, TY_JOB_PRIORITY_MAX);
     snprintf(why, wlen, "priority %d -> %d", j->spec.priority, a->priority);
     j->spec.priority = a->priority;
   } else if (!strcmp(a->action, "move")) {
@@ -304,7 +305,7 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char
       return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
                       (unsigned long long)j->id, ty_job_state_name(j->state));
     j->last_ckpt_ms = ty_now_ms();
-    why[0] = '\0';
+    snprintf(why, wlen, "checkpoint reported");
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move or checkpoint", a->action);

@@ -152,6 +152,12 @@ static void metrics_init(ty_controller *ctl) {
   ctl->m.backfilled = ty_metrics_counter(m, "trainyard_scheduler_backfilled_total",
                                          "Jobs started ahead of the reserved job (backfill).",
                                          NULL);
+  ctl->m.checks = ty_metrics_counter(m, "trainyard_model_checks_total",
+                                     "Graph jobs checked in a child process, by outcome "
+                                     "(ok, refused, error).",
+                                     "result");
+  ctl->m.plan_cache = ty_metrics_counter(m, "trainyard_plan_cache_lookups_total",
+                                         "Plan cache lookups, by result (hit, miss).", "result");
   ty_metrics_add_process(m);
   ty_metrics_on_collect(m, on_collect, ctl);
 }
@@ -223,6 +229,15 @@ static int load_node(const ty_node_row *r, void *ud) {
   n->last_seen_ms = r->last_seen_ms;
   n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
   n->drain = r->drain;
+  /* What the store says it was is not what it is now: until its worker
+   * registers again, the node is UNKNOWN (then DOWN after the timeout). */
+  if (n->state != TY_NODE_DOWN) {
+    n->state = TY_NODE_UNKNOWN;
+    if (!n->drain) { /* a drain keeps its reason: it outlives the restart */
+      free(n->reason);
+      n->reason = ty_strdup("not registered since the controller started");
+    }
+  }
   ty__node_topology(ctl, n);
   ty__node_add(ctl, n);
   return 0;
@@ -243,6 +258,11 @@ static int load_job(const ty_job_row *r, void *ud) {
   j->blob = ty_xmalloc(r->spec_len ? r->spec_len : 1);
   memcpy(j->blob, r->spec, r->spec_len);
   j->blob_len = r->spec_len;
+  if (r->plan_len) {
+    j->plan = ty_xmalloc(r->plan_len);
+    memcpy(j->plan, r->plan, r->plan_len);
+    j->plan_len = r->plan_len;
+  }
   j->state = r->state;
   j->reason = ty_strdup(r->reason);
   j->exit_code = r->exit_code;
@@ -384,6 +404,7 @@ void ty_controller_stop(ty_controller *ctl) {
   ctl->commit = NULL;
   ty_rpc_server_destroy(ctl->server);
   ctl->server = NULL;
+  ty__check_stop(ctl);
   ty_metrics_http_stop(ctl->http);
   ctl->http = NULL;
 }
@@ -398,6 +419,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
   ty__graph_destroy(ctl);
+  ty__check_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++)
     ty__node_free(ctl->nodes[i]);
   free(ctl->nodes);

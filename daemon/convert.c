@@ -93,13 +93,18 @@ void ty__list_filter_close(ty_list_filter *f) {
   memset(f, 0, sizeof(*f));
 }
 
-int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id) {
+int ty__conv_get_job_req(const uint8_t *p, size_t n, uint64_t *out_id, bool *out_with_plan) {
   /* GetJob, GetTaskLocations and ExplainJob requests share field 1 (job_id). */
   Trainyard__GetJobRequest *req = ty_wire_unpack(&trainyard__get_job_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   *out_id = req->job_id;
+  if (out_with_plan) *out_with_plan = req->with_plan;
   ty_wire_free(req);
   return 0;
+}
+
+int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id) {
+  return ty__conv_get_job_req(p, n, out_id, NULL);
 }
 
 int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n,
@@ -203,6 +208,7 @@ int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out) {
   if (!req) return TY_EPROTO;
   int rc = task_from(out, req->job_id, req->rank, (int)req->state, req->exit_code,
                      req->term_signal, req->timed_out, req->reason);
+  out->warned_signal = req->warned_signal;
   ty_wire_free(req);
   return rc;
 }
@@ -391,6 +397,8 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
   r.tasks = ptrs;
   r.state = (Trainyard__JobState)j->state;
   r.reason = ty_wire_str(j->reason);
+  r.exit_code = j->exit_code, r.term_signal = j->term_signal;
+  r.failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
   free(ls);
   free(ptrs);
@@ -431,6 +439,7 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
     gl.train_config = (ProtobufCBinaryData){t->train_config_len, (uint8_t *)t->train_config};
     gl.checkpoint_path = ty_wire_str(t->checkpoint_path);
     gl.bucket_mb = t->bucket_mb;
+    gl.plan = (ProtobufCBinaryData){t->plan_len, (uint8_t *)t->plan};
     r.graph = &gl;
   }
   return ty_wire_pack(&r.base, out);

@@ -155,6 +155,10 @@ int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_cluste
     r.usage = ex->user_usage, r.usage_norm = ex->usage_norm, r.share = ex->user_share;
     r.nodes_needed = ex->nodes_needed, r.nodes_fit = ex->nodes_fit;
     r.est_start_ms = ex->est_start_ms, r.reserved_job = ex->reserved_job;
+    r.est_kind = (Trainyard__StartEstimate)ex->est_kind;
+    r.est_note = (char *)ex->est_note;
+    r.est_lower_bound = ex->est_lower_bound;
+    r.wait = (char *)ty_sched_wait_name(ex->wait);
     for (size_t i = 0; i < ex->n_nodes; i++) {
       trainyard__node_fit__init(&fits[i]);
       fits[i].node = nodes[ex->nodes[i].node]->name;

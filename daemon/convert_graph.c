@@ -40,7 +40,7 @@ int ty__conv_rdv_get_resp(const uint8_t *value, size_t len, bool found, ty_buf *
 }
 
 int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank,
-                          ty_train_progress *out) {
+                          ty_train_progress *out, ty_checkpoint_list *out_existing) {
   Trainyard__ReportProgressRequest *m =
       ty_wire_unpack(&trainyard__report_progress_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
@@ -48,6 +48,10 @@ int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_
   *out_rank = m->rank;
   Trainyard__TrainProgress none = TRAINYARD__TRAIN_PROGRESS__INIT;
   int rc = ty_proto_decode_progress(m->progress ? m->progress : &none, out);
+  memset(out_existing, 0, sizeof *out_existing);
+  out_existing->listed = m->listed;
+  if (rc == 0) rc = ty_proto_decode_checkpoints(m->existing, m->n_existing, out_existing);
+  if (rc != 0) free(out->checkpoint_path);
   ty_wire_free(m);
   return rc;
 }
@@ -62,20 +66,33 @@ int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_in
     ty_proto_encode_progress(pr, &tp);
     r.progress = &tp;
   }
-  Trainyard__CheckpointInfo *cs = ty_wire_calloc(n_ck, sizeof *cs);
-  Trainyard__CheckpointInfo **cp = ty_wire_calloc(n_ck, sizeof *cp);
-  int rc = cs && cp ? 0 : TY_ENOMEM;
-  for (size_t i = 0; rc == 0 && i < n_ck; i++) {
-    trainyard__checkpoint_info__init(&cs[i]);
-    cs[i].step = ck[i].step;
-    cs[i].time_ms = ck[i].time_ms;
-    cs[i].path = ty_wire_str(ck[i].path);
-    cp[i] = &cs[i];
-  }
+  Trainyard__CheckpointInfo **cp = NULL;
+  int rc = ty_proto_encode_checkpoints(ck, n_ck, &cp);
   r.n_checkpoints = n_ck;
   r.checkpoints = cp;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
-  free(cs);
   free(cp);
   return rc;
+}
+
+/* GetJobResponse with only field 62, merged like the graph fields above. */
+int ty__conv_job_plan(const uint8_t *plan, size_t len, ty_buf *out) {
+  Trainyard__GetJobResponse r = TRAINYARD__GET_JOB_RESPONSE__INIT;
+  r.plan = (ProtobufCBinaryData){len, (uint8_t *)plan};
+  return ty_wire_pack(&r.base, out);
+}
+
+int ty__conv_plan_job_req(const uint8_t *p, size_t n, ty_job_spec *out_spec) {
+  Trainyard__PlanJobRequest *m = ty_wire_unpack(&trainyard__plan_job_request__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  int rc = m->job ? ty_proto_decode_job(m->job, out_spec) : TY_EPROTO;
+  ty_wire_free(m);
+  return rc;
+}
+
+int ty__conv_plan_job_resp(const uint8_t *plan, size_t len, bool cached, ty_buf *out) {
+  Trainyard__PlanJobResponse r = TRAINYARD__PLAN_JOB_RESPONSE__INIT;
+  r.plan = (ProtobufCBinaryData){len, (uint8_t *)plan};
+  r.cached = cached;
+  return ty_wire_pack(&r.base, out);
 }

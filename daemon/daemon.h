@@ -41,6 +41,19 @@ typedef struct ty_controller_config {
    * topology's strings are copied too. */
   const struct ty_sched_config *sched;
   const struct ty_sched_topology *topo;
+  /* Graph jobs are checked and planned in a child process (daemon/check.c):
+   * the helper binary (borrowed), its limits and how many run at once. */
+  const char *graphcheck;
+  uint32_t check_cpu_s;     /* RLIMIT_CPU of a check */
+  uint64_t check_mem_bytes; /* RLIMIT_AS of a check */
+  uint32_t check_timeout_s; /* wall clock, then SIGKILL */
+  uint32_t check_jobs;      /* checks running at once; more wait */
+  /* The cost model plans are made with (ops/plan; nodes, devices_per_node
+   * and threads unused): device_flops 0 = measure the CPU (jobs without
+   * GPUs; those with GPUs take ops/plan's default), device_mem_bytes 0 =
+   * the job's memory per task when it asks for some, else ops/plan's
+   * default. */
+  ty_check_cluster plan_rates;
 } ty_controller_config;
 
 /* Opens the store (creating the state dir), loads state, starts listening
@@ -135,7 +148,8 @@ typedef struct ty_store ty_store;
   X(1, requeue_count, U32, "INTEGER NOT NULL DEFAULT 0")                                           \
   X(1, spec, BLOB, "BLOB NOT NULL")                     /* the encoded trainyard.Job */            \
   X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
-  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */
+  X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
+  X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;
@@ -299,5 +313,24 @@ size_t ty_committer_inflight(const ty_committer *c);
  * closes its async handle (freed once the loop runs the close callback).
  * Call on the loop thread. Accepts NULL. */
 void ty_committer_destroy(ty_committer *c);
+
+/* ==== plan cache =============================================================================
+ * plan_cache.c: plan files (ops/plan/plan.h's format) by the key of the
+ * search that made them (ty_plan_request_key: graph fingerprint, mesh,
+ * batch, cost model), least recently used out first, at most max_entries
+ * and max_bytes. One thread (the loop). */
+
+typedef struct ty_plan_cache ty_plan_cache;
+/* NULL when out of memory. */
+ty_plan_cache *ty_plan_cache_create(size_t max_entries, size_t max_bytes);
+void ty_plan_cache_destroy(ty_plan_cache *c); /* accepts NULL */
+/* A copy of the plan (malloc'd, the caller frees it): 0, TY_ENOTFOUND, or
+ * TY_ENOMEM. Counts a hit or a miss. */
+int ty_plan_cache_get(ty_plan_cache *c, uint64_t key, uint8_t **out, size_t *out_len);
+/* Keeps a copy (replacing the key's old one), dropping the least recently
+ * used plans to make room; a plan above max_bytes is not kept. */
+void ty_plan_cache_put(ty_plan_cache *c, uint64_t key, const uint8_t *plan, size_t len);
+void ty_plan_cache_stats(const ty_plan_cache *c, size_t *out_entries, size_t *out_bytes,
+                         uint64_t *out_hits, uint64_t *out_misses);
 
 #endif

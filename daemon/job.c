@@ -87,6 +87,30 @@ static int check_resources(ty_job_spec *s, char *err, size_t len) {
   return 0;
 }
 
+/* Names and variables are shown in listings and terminals and stored as
+ * text: they must be well-formed UTF-8 (proto3 strings are, by the spec). */
+static int check_utf8(const char *what, const char *s, char *err, size_t len) {
+  size_t bad;
+  if (!s || ty_utf8_valid(s, &bad)) return 0;
+  return ty_errf(err, len, TY_EINVAL, "%s: not valid UTF-8 (byte 0x%02x at offset %zu)", what,
+                 (unsigned char)s[bad], bad);
+}
+
+static int check_text(const ty_job_spec *s, char *err, size_t len) {
+  int rc = check_utf8("job.name", s->name, err, len);
+  if (rc == 0) rc = check_utf8("job.user", s->user, err, len);
+  if (rc == 0) rc = check_utf8("job.queue", s->queue, err, len);
+  for (size_t i = 0; rc == 0 && i < s->envc; i++) {
+    char what[48];
+    snprintf(what, sizeof what, "job.command.env[%zu]", i);
+    rc = check_utf8(what, s->env[i], err, len);
+  }
+  if (rc == 0 && (s->priority < TY_JOB_PRIORITY_MIN || s->priority > TY_JOB_PRIORITY_MAX))
+    rc = ty_errf(err, len, TY_EINVAL, "job.priority: %d is outside %d..%d", s->priority,
+                 TY_JOB_PRIORITY_MIN, TY_JOB_PRIORITY_MAX);
+  return rc;
+}
+
 static char *basename_dup(const char *path) {
   const char *slash = strrchr(path, '/');
   return ty_strdup(slash && slash[1] ? slash + 1 : path);
@@ -104,6 +128,10 @@ static int check_graph(ty_job_spec *s, char *err, size_t len) {
     return ty_errf(err, len, TY_EINVAL, "job.graph.model_path: \"%.128s\" is not an absolute path", s->model_path);
   if (s->train_config_len == 0)
     return ty_errf(err, len, TY_EINVAL, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
+  if (!ty_parallelism_name(s->parallelism))
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.graph.parallelism: %d is not auto (0), data (1), tensor (2) or grid (3)",
+                   s->parallelism);
   int rc = check_resources(s, err, len);
   if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1) s->tasks_per_node = s->gpus_per_node;
   if (rc == 0 && (!s->name || !s->name[0])) {
@@ -119,6 +147,7 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
     return ty_errf(err, len, TY_EINVAL, "job.command: a command (or a graph) is required");
   int rc = s->kind == TY_JOB_KIND_GRAPH ? check_graph(s, err, len) : check_command(s, err, len);
   if (rc == 0 && s->kind == TY_JOB_KIND_COMMAND) rc = check_resources(s, err, len);
+  if (rc == 0) rc = check_text(s, err, len);
   if (rc != 0) return rc;
   if (s->name && strlen(s->name) > TY_JOB_MAX_NAME)
     return ty_errf(err, len, TY_EINVAL, "job.name: longer than %d bytes", TY_JOB_MAX_NAME);

@@ -52,7 +52,8 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .nodes = (char *)nodes.data, .alloc = (char *)alloc.data,
                       .requeue_count = j->requeue_count, .spec = j->blob,
                       .spec_len = j->blob_len, .held = j->held,
-                      .last_ckpt_ms = j->last_ckpt_ms};
+                      .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
+                      .plan_len = j->plan_len};
   *out_nodes = (char *)nodes.data;
   *out_alloc = (char *)alloc.data;
 }
@@ -180,6 +181,13 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
           ty_job_state_name(to), j->reason[0] ? ": " : "", j->reason);
 }
 
+void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn) {
+  ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,
+                     .to_state = j->state, .reason = reason, .actor = actor};
+  ty_txn_add_event(txn, &ev);
+  ty_info("job %llu: %s", (unsigned long long)j->id, reason);
+}
+
 /* ---- launching ----------------------------------------------------------------------- */
 
 typedef struct launch_ctx {
@@ -254,6 +262,8 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
   t->model_bytes = s->model_bytes, t->model_len = s->model_len;
   t->train_config = s->train_config, t->train_config_len = s->train_config_len;
   t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+  t->plan = j->plan;
+  t->plan_len = j->plan_len;
 }
 
 static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
@@ -311,6 +321,7 @@ void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slo
   j->run++;
   j->exit_code = 0;
   j->term_signal = 0;
+  j->first_failed = 0;
   ty_txn *t = ty_txn_create();
   ty__job_transition(ctl, j, TY_JOB_RUNNING, "", "scheduler", t);
   start_ctx *sc = ty_xcalloc(1, sizeof(*sc));
@@ -422,18 +433,17 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     preempted(ctl, j, txn);
     return;
   }
-  int32_t max_code = 0, sig = 0;
   uint32_t first = UINT32_MAX, first_seq = UINT32_MAX, timed = UINT32_MAX;
   for (uint32_t r = 0; r < j->n_ranks; r++) {
     const ty_rank *rk = &j->ranks[r];
-    if (rk->exit_code > max_code) max_code = rk->exit_code;
     if (rk->timed_out && timed == UINT32_MAX) timed = r;
     if (rank_failed(rk) && rk->end_seq < first_seq) first = r, first_seq = rk->end_seq;
   }
-  if (first != UINT32_MAX && j->ranks[first].term_signal) sig = j->ranks[first].term_signal;
-  for (uint32_t r = 0; r < j->n_ranks && !sig; r++) sig = j->ranks[r].term_signal;
-  j->exit_code = max_code;
-  j->term_signal = sig;
+  /* Like srun, the job's code is the first failing rank's: the others were
+   * most likely killed because of it, and their SIGTERM says nothing. */
+  j->first_failed = first == UINT32_MAX ? 0 : first + 1;
+  j->exit_code = first == UINT32_MAX ? 0 : j->ranks[first].exit_code;
+  j->term_signal = first == UINT32_MAX ? 0 : j->ranks[first].term_signal;
   char why[TY_ERR_LEN];
   if (timed != UINT32_MAX) {
     snprintf(why, sizeof(why), "rank %u exceeded the time limit of %u s", timed,

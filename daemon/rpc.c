@@ -21,7 +21,7 @@ typedef enum {
   M_SUBMIT, M_LIST_JOBS, M_GET_JOB, M_CANCEL, M_LIST_NODES, M_LOCATIONS, M_REGISTER,
   M_HEARTBEAT, M_TASK_UPDATE,
   M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
-  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS,
+  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_PLAN_JOB,
   M_COUNT
 } method_id;
 
@@ -50,6 +50,8 @@ static const struct {
     [M_RDV_PUT] = {TY_M_RENDEZVOUS_PUT, ty__h_rendezvous_put, false},
     [M_RDV_GET] = {TY_M_RENDEZVOUS_GET, ty__h_rendezvous_get, false},
     [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, true},
+    /* Plans a graph job as a submit would, without submitting it (graph.c). */
+    [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, false},
 };
 
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {

@@ -2,8 +2,10 @@
 /*
  * Client methods: SubmitJob, ListJobs, GetJob, CancelJob, ListNodes,
  * GetTaskLocations. SubmitJob and CancelJob answer only after their rows and
- * events are committed (group commit); the reads answer at once from memory,
- * except GetJob's events, read from the store's reader connection.
+ * events are committed (group commit); a graph job's submit first waits
+ * for its model check and plan (check.c, a child process). The reads
+ * answer at once from memory, except GetJob's events, read from the
+ * store's reader connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,9 +42,10 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job owning spec and blob (stored with the defaults
- * validation filled in; as sent if re-encoding fails). */
-static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len) {
+/* A new PENDING job owning spec, blob (stored with the defaults
+ * validation filled in; as sent if re-encoding fails) and plan. */
+static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len,
+                       uint8_t *plan, size_t plan_len) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = ctl->next_id;
   j->spec = *spec;
@@ -53,6 +56,8 @@ static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blo
     j->blob = blob;
     j->blob_len = len;
   }
+  j->plan = plan;
+  j->plan_len = plan_len;
   j->state = TY_JOB_PENDING;
   j->reason = ty_strdup("submitted");
   j->submit_ms = ty_now_ms();
@@ -77,6 +82,47 @@ static int submit_txn(const ty_job *j, ty_txn *t) {
   return 0;
 }
 
+/* Stores a checked job (taking spec, blob and plan) and answers once it is
+ * committed. */
+static void accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
+                       size_t blob_len, uint8_t *plan, size_t plan_len) {
+  ty_job *j = job_new(ctl, spec, blob, blob_len, plan, plan_len);
+  ty_txn *t = ty_txn_create();
+  int rc = submit_txn(j, t);
+  if (rc != 0) {
+    ty_txn_destroy(t);
+    ty__job_free(j);
+    ty__reply_finish(r, rc, "job: no memory to store a job this large; it was not accepted");
+    return;
+  }
+  ty__job_add(ctl, j);
+  r->job_id = j->id;
+  ty__commit(ctl, t, on_submit_committed, r);
+}
+
+/* A graph job waiting for its model check (check.c). */
+typedef struct submit_ctx {
+  ty_reply *r;
+  ty_job_spec spec;
+  uint8_t *blob;
+  size_t blob_len;
+} submit_ctx;
+
+static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
+  submit_ctx *sc = ud;
+  int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  if (rc == 0) {
+    accept_job(ctl, sc->r, &sc->spec, sc->blob, sc->blob_len, res->plan, res->plan_len);
+    res->plan = NULL;
+  } else {
+    const char *shutdown = "the controller is shutting down; the job was not accepted";
+    ty__reply_finish(sc->r, rc, res->status ? res->message : shutdown);
+    ty_job_spec_close(&sc->spec);
+    free(sc->blob);
+  }
+  free(sc);
+}
+
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_spec spec;
   uint8_t *blob = NULL;
@@ -88,7 +134,6 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   rc = ty_job_spec_validate(&spec, err, sizeof(err));
-  if (rc == 0 && spec.kind == TY_JOB_KIND_GRAPH) rc = ty__graph_check(&spec, err, sizeof(err));
   if (rc == 0) rc = check_placeable(ctl, &spec, err, sizeof(err));
   if (rc != 0) {
     ty_job_spec_close(&spec);
@@ -96,17 +141,13 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     ty__reply_finish(r, rc, err);
     return;
   }
-  ty_job *j = job_new(ctl, &spec, blob, blob_len);
-  ty_txn *t = ty_txn_create();
-  if ((rc = submit_txn(j, t)) != 0) {
-    ty_txn_destroy(t);
-    ty__job_free(j);
-    ty__reply_finish(r, rc, "job: no memory to store a job this large; it was not accepted");
+  if (spec.kind != TY_JOB_KIND_GRAPH) {
+    accept_job(ctl, r, &spec, blob, blob_len, NULL, 0);
     return;
   }
-  ty__job_add(ctl, j);
-  r->job_id = j->id;
-  ty__commit(ctl, t, on_submit_committed, r);
+  submit_ctx *sc = ty_xcalloc(1, sizeof *sc);
+  *sc = (submit_ctx){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len};
+  ty__check_start(ctl, r, &sc->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sc);
 }
 
 /* ---- ListJobs, GetJob ------------------------------------------------------------------- */
@@ -169,7 +210,8 @@ static int collect_event(const ty_event_row *e, void *ud) {
 
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
-  int decoded = ty__conv_job_id_req(p, n, &id);
+  bool with_plan = false;
+  int decoded = ty__conv_get_job_req(p, n, &id, &with_plan);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a GetJobRequest");
     return;
@@ -185,6 +227,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
             ty_store_errmsg(ctl->store));
   int rc = ty__conv_get_job_resp(j, evs.v, evs.n, &r->out);
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
+  if (rc == 0 && with_plan && j->plan_len) rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
   for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
@@ -202,7 +245,6 @@ static void on_cancel_committed(int status, void *ud) {
   cancel_ctx *cc = ud;
   ty_controller *ctl = cc->r->ctl;
   int first_err = 0;
-  size_t ok = 0;
   const char *first_msg = "";
   for (size_t i = 0; i < cc->n; i++) {
     ty_cancel_result *res = &cc->res[i];
@@ -212,7 +254,6 @@ static void on_cancel_committed(int status, void *ud) {
                             (unsigned long long)res->job_id);
     }
     if (res->status == 0) {
-      ok++;
       ty_job *j = ty__job_find(ctl, res->job_id);
       if (j && j->live_ranks) ty__job_kill(ctl, j);
     } else if (!first_err) {
@@ -221,7 +262,9 @@ static void on_cancel_committed(int status, void *ud) {
     }
   }
   ty__sched_request(ctl);
-  if (ok == 0 && first_err) {
+  /* One id: its error is the answer's. Several: one result each, whatever
+   * happened to the others, so the client can report every id. */
+  if (cc->n == 1 && first_err) {
     ty__reply_finish(cc->r, first_err, first_msg);
   } else {
     ty__conv_cancel_resp(cc->res, cc->n, &cc->r->out);

@@ -56,7 +56,7 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   n->io_addr = rep->io_addr, rep->io_addr = NULL;
   free(n->host);
   n->host = ty__host_of(n->io_addr);
-  if (n->state == TY_NODE_DOWN || n->state == 0) {
+  if (n->state == TY_NODE_DOWN || n->state == TY_NODE_UNKNOWN || n->state == 0) {
     /* A drained node that went down and came back is still drained. */
     n->state = n->drain ? TY_NODE_DRAINING : TY_NODE_UP;
     if (!n->drain) {
@@ -250,6 +250,21 @@ static void on_update_committed(int status, void *ud) {
   else ty__reply_finish(r, 0, NULL);
 }
 
+/* A worker sent the job's --signal warning: one history entry per run (every
+ * rank's worker reports it). NULL when already recorded. */
+static ty_txn *warned(ty_job *j, int32_t sig, const ty_cluster_node *n) {
+  if (j->warned_run == j->run || j->state != TY_JOB_RUNNING) return NULL;
+  j->warned_run = j->run;
+  const char *name = sigabbrev_np(sig);
+  char why[TY_ERR_LEN], actor[96];
+  snprintf(why, sizeof(why), "warning: SIG%s sent to the tasks %u s before the time limit of %u s",
+           name ? name : "?", j->spec.warn_before_s, j->spec.time_limit_s);
+  snprintf(actor, sizeof(actor), "worker:%.64s", n->name);
+  ty_txn *t = ty_txn_create();
+  ty__job_note(j, why, actor, t);
+  return t;
+}
+
 void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_task_report tr;
   int decoded = ty__conv_task_update_req(p, len, &tr);
@@ -271,8 +286,10 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   }
   if (!ty_task_state_ended(tr.state)) {
     if (rk->state == RANK_LAUNCHING) rk->state = RANK_RUNNING;
+    ty_txn *t = tr.warned_signal ? warned(j, tr.warned_signal, n) : NULL;
     ty__task_report_close(&tr);
-    ty__reply_finish(r, 0, NULL);
+    if (t) ty__commit(ctl, t, on_update_committed, r);
+    else ty__reply_finish(r, 0, NULL);
     return;
   }
   ty_txn *t = ty_txn_create();

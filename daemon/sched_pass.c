@@ -157,6 +157,13 @@ static void preempt(ty_controller *ctl, const ty_sched_preemption *pr) {
           (unsigned long long)v->id, (unsigned long long)pr->for_job_id,
           for_job ? for_job->spec.queue : "?", ctl->sched.preempt_grace_s);
   ty_metric_inc(ctl->m.preemptions, NULL, 1);
+  char why[TY_ERR_LEN];
+  snprintf(why, sizeof(why), "preemption notice: SIGTERM for job %llu (queue %.64s), SIGKILL after "
+           "%u s", (unsigned long long)pr->for_job_id, for_job ? for_job->spec.queue : "?",
+           ctl->sched.preempt_grace_s);
+  ty_txn *t = ty_txn_create();
+  ty__job_note(v, why, "scheduler", t);
+  ty__commit(ctl, t, NULL, NULL);
   ty__job_kill_grace(ctl, v, ctl->sched.preempt_grace_s);
 }
 

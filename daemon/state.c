@@ -57,6 +57,7 @@ void ty__job_free(ty_job *j) {
   if (!j) return;
   ty_job_spec_close(&j->spec);
   free(j->blob);
+  free(j->plan);
   free(j->reason);
   for (uint32_t i = 0; i < j->n_ranks; i++)
     free(j->ranks[i].reason);

@@ -33,6 +33,8 @@ static void decode_graph(const Trainyard__GraphLaunch *g, ty_task_spec *s) {
   s->train_config_len = g->train_config.len;
   s->checkpoint_path = g->checkpoint_path ? g->checkpoint_path : "";
   s->bucket_mb = g->bucket_mb;
+  s->plan = g->plan.data;
+  s->plan_len = g->plan.len;
 }
 
 int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
@@ -176,17 +178,28 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.term_signal = r->term_signal;
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
+  m.warned_signal = r->warned_signal;
   return ty_wire_pack(&m.base, out);
 }
 
-int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p, ty_buf *out) {
+int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p,
+                        const ty_checkpoint_list *existing, ty_buf *out) {
   Trainyard__ReportProgressRequest r = TRAINYARD__REPORT_PROGRESS_REQUEST__INIT;
   Trainyard__TrainProgress tp;
   ty_proto_encode_progress(p, &tp);
   r.job_id = job_id;
   r.rank = rank;
   r.progress = &tp;
-  return ty_wire_pack(&r.base, out);
+  Trainyard__CheckpointInfo **cp = NULL;
+  int rc = 0;
+  if (existing && existing->listed) {
+    rc = ty_proto_encode_checkpoints(existing->v, existing->n, &cp);
+    r.listed = true;
+    r.n_existing = existing->n, r.existing = cp;
+  }
+  if (rc == 0) rc = ty_wire_pack(&r.base, out);
+  free(cp);
+  return rc;
 }
 
 /* ---- task I/O ------------------------------------------------------------- */

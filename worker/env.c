@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A task's environment (docs/cluster-protocol.md, "Task environment"): the
- * worker's own environment, then the job's CommandSpec.env, then the variables
- * torchrun-style programs read to find their place in the job. Later entries
- * replace earlier ones of the same name, so a job cannot shadow RANK by
- * accident and each name appears exactly once.
+ * A task's environment (docs/cluster-protocol.md, "Task environment"), and
+ * the one place it is assembled: the operator's --task-env variables, the
+ * job's CommandSpec.env (rlaunch sends the submitter's environment less the
+ * documented exclusions), then what the worker adds -- PATH when neither
+ * set one, the login variables of the user the task runs as when that user
+ * is given -- then the variables
+ * torchrun-style programs read to find their place in the job. Nothing of
+ * the worker's own environment reaches a task: its HOME, TERM or SHLVL would
+ * be the daemon's, not the user's. Later entries replace earlier ones of the
+ * same name, so a job cannot shadow RANK by accident and each name appears
+ * exactly once.
  *
  * Environments hold tens of entries, so the quadratic name check is cheaper
  * than any hash table would be. The job's entries come from the request, so
@@ -12,6 +18,7 @@
  * TY_ENOMEM instead of aborting the worker.
  */
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,17 +92,35 @@ static void put_gpus(env_list *l, const ty_task_spec *spec) {
   ty_buf_close(&b);
 }
 
-int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *base,
-                      char *err, size_t err_len, char ***out_env) {
+static bool has_name(const env_list *l, const char *name) {
+  size_t len = strlen(name);
+  for (size_t i = 0; i < l->n; i++)
+    if (name_len(l->v[i]) == len && strncmp(l->v[i], name, len) == 0) return true;
+  return false;
+}
+
+/* The login variables of the user the task runs as (login(1) sets the
+ * same), replacing whatever the job carried for them. */
+static void put_user(env_list *l, const struct passwd *pw) {
+  if (!pw) return;
+  env_putf(l, "HOME", "%s", pw->pw_dir ? pw->pw_dir : "/");
+  env_putf(l, "USER", "%s", pw->pw_name ? pw->pw_name : "");
+  env_putf(l, "LOGNAME", "%s", pw->pw_name ? pw->pw_name : "");
+  env_putf(l, "SHELL", "%s", pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
+}
+
+int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *site,
+                      const struct passwd *pw, char *err, size_t err_len, char ***out_env) {
   env_list l = {0};
   for (size_t i = 0; i < spec->n_env; i++) {
     const char *e = spec->env[i];
     if (!e || !strchr(e, '=') || e[0] == '=')
       return ty_errf(err, err_len, TY_EINVAL, "command.env[%zu]: \"%s\" is not NAME=value", i, e ? e : "");
   }
-  for (size_t i = 0; base && base[i]; i++)
-    if (strchr(base[i], '=')) env_put(&l, ty_wire_strdup(base[i]));
+  for (size_t i = 0; site && site[i]; i++) env_put(&l, ty_wire_strdup(site[i]));
   for (size_t i = 0; i < spec->n_env; i++) env_put(&l, ty_wire_strdup(spec->env[i]));
+  if (!has_name(&l, "PATH")) env_putf(&l, "PATH", "%s", TY_TASK_DEFAULT_PATH);
+  put_user(&l, pw);
   env_putf(&l, "RANK", "%" PRIu32, spec->rank);
   env_putf(&l, "LOCAL_RANK", "%" PRIu32, spec->local_rank);
   env_putf(&l, "WORLD_SIZE", "%" PRIu32, spec->world_size);

@@ -11,7 +11,9 @@
  * signalled), so a slow reader costs the worker at most HIGH_WATER bytes.
  * With `follow`, EOF while the task runs re-polls the file every 100 ms; EOF
  * on a read that began after the task had ended finishes with END 0, so no
- * byte written before the exit is lost.
+ * byte written before the exit is lost. A log cut to its head and tail
+ * while a stream reads it (logs.c) moves the stream to where its next byte
+ * is now, or to the cut's marker when that byte was cut.
  *
  * A stream is freed once it is done, its read is not in flight and its timer
  * has closed; the connection may be gone long before that.
@@ -41,6 +43,7 @@ typedef struct log_stream {
   uint64_t request_id;
   ty_read_log req;
   uint64_t offset;
+  uint32_t gen;              /* the log's cut generation `offset` refers to (logs.c) */
   int fd;
   uv_fs_t fs;
   uv_timer_t poll;
@@ -129,6 +132,16 @@ static void send_chunk(log_stream *st, size_t n) {
   st->offset += n;
 }
 
+/* The log was cut while a read was in flight: moves the stream to where its
+ * bytes are now and says so. */
+static bool cut_meanwhile(log_stream *st) {
+  uint32_t gen = st->gen;
+  ty_tasks_log_follow(st->io->tasks, st->req.job_id, st->req.rank, &gen, &st->offset);
+  bool cut = gen != st->gen;
+  st->gen = gen;
+  return cut;
+}
+
 static void on_read(uv_fs_t *req) {
   log_stream *st = container_of(req, log_stream, fs);
   ty_worker_io *io = st->io;
@@ -145,6 +158,8 @@ static void on_read(uv_fs_t *req) {
     snprintf(msg, sizeof msg, "reading log of job %" PRIu64 " rank %" PRIu32 ": %s",
              st->req.job_id, st->req.rank, uv_strerror((int)n));
     finish(st, TY_EIO, msg);
+  } else if (n > 0 && cut_meanwhile(st)) {
+    pump(st); /* the bytes read may straddle the cut: read again where they are now */
   } else if (n > 0) {
     send_chunk(st, (size_t)n);
     pump(st);
@@ -164,6 +179,8 @@ static void pump(log_stream *st) {
     return;
   }
   uv_timer_stop(&st->poll);
+  /* A cut since the last read moved the bytes after our offset (logs.c). */
+  ty_tasks_log_follow(io->tasks, st->req.job_id, st->req.rank, &st->gen, &st->offset);
   st->was_running = ty_tasks_is_running(io->tasks, st->req.job_id, st->req.rank);
   uv_buf_t b = uv_buf_init((char *)st->buf, CHUNK);
   int rc = uv_fs_read(io->loop, &st->fs, st->fd, &b, 1, (int64_t)st->offset, on_read);
@@ -207,6 +224,7 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   st->request_id = m->request_id;
   st->req = req;
   st->offset = req.offset;
+  st->gen = ty_tasks_log_gen(io->tasks, req.job_id, req.rank);
   st->fd = fd;
   uv_timer_init(io->loop, &st->poll);
   st->poll.data = st;

@@ -9,6 +9,7 @@
  * ends are reported to the controller, then the worker exits. A second
  * signal SIGKILLs the tasks at once.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,6 +28,7 @@
  * reports of the tasks it killed. */
 #define REPORT_WAIT_MS 3000
 #define STOP_CHECK_MS 100
+#define LOGS_CHECK_MS 1000 /* logs over the cap are cut within a second */
 
 typedef struct worker_opts {
   char controller_host[256];
@@ -43,6 +45,10 @@ typedef struct worker_opts {
   uint64_t memory; /* 0 = detected */
   const char *port_file;
   ty_log_level log_level;
+  char **task_env; /* --task-env, resolved to NAME=value (owned) */
+  size_t n_task_env;
+  uint64_t log_max;      /* --log-max-size, 0 = no cap */
+  uint32_t log_retention_s; /* --log-retention, 0 = keep */
 } worker_opts;
 
 typedef struct ty_worker {
@@ -58,6 +64,7 @@ typedef struct ty_worker {
   ty__worker_stats *stats;
   uv_signal_t sigterm, sigint;
   uv_timer_t stop_timer;
+  uv_timer_t logs_timer; /* once a second: ty_tasks_check_logs */
   int stop_signals;
   int64_t all_ended_ms; /* when the last task ended during a stop; 0 = not yet */
   int exit_code;
@@ -75,6 +82,13 @@ static const char usage[] =
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
     "  --trainrun PATH         trainrun binary for graph jobs (default: next to trainworkerd,\n"
     "                          or ../ops/trainrun/trainrun in a build tree, else PATH)\n"
+    "  --log-max-size SIZE     cut a task log that grows past SIZE to its head and tail\n"
+    "                          (default 64M, at least 16K; 0 = no cap)\n"
+    "  --log-retention D       remove a job's logs and files D after its last task here\n"
+    "                          ended: 90s, 15m, 2h, 7d (default 7d; 0 = keep them)\n"
+    "  --task-env NAME[=VALUE] give every task this variable: VALUE, or this daemon's own\n"
+    "                          value of NAME (none when unset); repeatable. Tasks get\n"
+    "                          nothing else of this daemon's environment\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --help                  this text\n";
 
@@ -105,6 +119,8 @@ static void default_opts(worker_opts *o) {
   o->advertise = "127.0.0.1";
   o->cpus = o->gpus = -1;
   o->log_level = TY_LOG_INFO;
+  o->log_max = TY_LOG_MAX_DEFAULT;
+  o->log_retention_s = TY_LOG_RETENTION_DEFAULT;
 }
 
 static const struct option longopts[] = {
@@ -114,7 +130,9 @@ static const struct option longopts[] = {
     {"advertise", required_argument, NULL, 'a'},   {"cpus", required_argument, NULL, 'C'},
     {"gpus", required_argument, NULL, 'G'},        {"memory", required_argument, NULL, 'M'},
     {"port-file", required_argument, NULL, 'p'},   {"log-level", required_argument, NULL, 'l'},
-    {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+    {"task-env", required_argument, NULL, 'e'},    {"log-max-size", required_argument, NULL, 'L'},
+    {"log-retention", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
 
 /* Copies v into a fixed buffer; false when it is empty or too long. */
 static bool set_path(char *dst, size_t cap, const char *v) {
@@ -136,6 +154,40 @@ static int parse_listener(int c, worker_opts *o, const char *v) {
   return ty_parse_hostport(v, o->metrics_host, sizeof o->metrics_host, &o->metrics_port)
              ? usage_error("--metrics-listen", v, "is not HOST:PORT")
              : 0;
+}
+
+/* --task-env NAME=VALUE, or NAME for this daemon's value (skipped when it
+ * has none). */
+static int add_task_env(worker_opts *o, const char *v) {
+  size_t name = strcspn(v, "=");
+  bool ok = name > 0 && !isdigit((unsigned char)v[0]);
+  for (size_t i = 0; ok && i < name; i++) ok = isalnum((unsigned char)v[i]) || v[i] == '_';
+  if (!ok) return usage_error("--task-env", v, "is not NAME or NAME=VALUE");
+  const char *own = v[name] ? NULL : getenv(v);
+  if (!v[name] && !own) return 0;
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_printf(&b, v[name] ? "%s" : "%s=%s", v, own ? own : "");
+  ty_buf_append(&b, "", 1);
+  o->task_env = ty_xrealloc(o->task_env, (o->n_task_env + 1) * sizeof *o->task_env);
+  o->task_env[o->n_task_env++] = ty_strdup((const char *)b.data);
+  ty_buf_close(&b);
+  return 0;
+}
+
+/* --log-max-size and --log-retention; "0" turns each off. */
+static int parse_log_flag(worker_opts *o, int c, const char *v) {
+  bool off = strcmp(v, "0") == 0;
+  if (c == 'L') {
+    o->log_max = 0;
+    if (!off && (ty_parse_size(v, &o->log_max) != 0 || o->log_max < TY_LOG_MAX_MIN))
+      return usage_error("--log-max-size", v, "is not a size of at least 16K (or 0)");
+    return 0;
+  }
+  o->log_retention_s = 0;
+  if (!off && ty_parse_duration(v, &o->log_retention_s) != 0)
+    return usage_error("--log-retention", v, "is not a duration like 7d (or 0)");
+  return 0;
 }
 
 /* One option with its value; returns 0, or the exit code for a usage error. */
@@ -160,6 +212,8 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
                ? usage_error("--memory", v, "is not a size like 64G")
                : 0;
   case 'p': o->port_file = v; return 0;
+  case 'e': return add_task_env(o, v);
+  case 'L': case 'R': return parse_log_flag(o, c, v);
   case 'l': return ty_log_parse_level(v, &o->log_level) ? usage_error("--log-level", v, "is not a log level") : 0;
   default: return usage_error("option", NULL, "is not handled");
   }
@@ -292,11 +346,17 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_timer_start(&w->stop_timer, on_stop_check, 0, STOP_CHECK_MS);
 }
 
+static void on_logs_timer(uv_timer_t *h) {
+  ty_worker *w = h->data;
+  ty_tasks_check_logs(w->tasks);
+}
+
 static void start_signals(ty_worker *w) {
   uv_signal_init(&w->loop, &w->sigterm);
   uv_signal_init(&w->loop, &w->sigint);
   uv_timer_init(&w->loop, &w->stop_timer);
-  w->sigterm.data = w->sigint.data = w->stop_timer.data = w;
+  uv_timer_init(&w->loop, &w->logs_timer);
+  w->sigterm.data = w->sigint.data = w->stop_timer.data = w->logs_timer.data = w;
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
 }
@@ -310,6 +370,7 @@ static void teardown(ty_worker *w) {
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->stop_timer, NULL);
+  uv_close((uv_handle_t *)&w->logs_timer, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&w->loop) != 0) ty_warn("event loop closed with handles still open");
   ty__worker_stats_destroy(w->stats);
@@ -335,6 +396,11 @@ static int run(ty_worker *w) {
   uv_loop_init(&w->loop);
   start_signals(w);
   int rc = ty_tasks_create(&w->loop, w->o.state_dir, w->o.name, on_task_end, w, &w->tasks);
+  if (rc == 0) {
+    ty_tasks_set_site_env(w->tasks, w->o.task_env, w->o.n_task_env);
+    ty_tasks_set_log_limits(w->tasks, w->o.log_max, w->o.log_retention_s);
+    uv_timer_start(&w->logs_timer, on_logs_timer, 0, LOGS_CHECK_MS);
+  }
   if (rc == 0) rc = start_listeners(w);
   ty_worker_session_opts so = {.host = w->o.controller_host, .port = w->o.controller_port,
                                .name = w->o.name, .io_addr = w->io_addr, .inv = &w->inv,
@@ -360,6 +426,8 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     rc = run(w);
   }
+  for (size_t i = 0; i < w->o.n_task_env; i++) free(w->o.task_env[i]);
+  free(w->o.task_env);
   free(w);
   return rc;
 }

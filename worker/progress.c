@@ -5,6 +5,7 @@
  * thread at each heartbeat; reading the last 16 KiB of a log and 16 bytes
  * of a state file is cheap next to a 2 s heartbeat.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #define TAIL_BYTES 16384
 #define CALL_TIMEOUT_MS 10000u
+#define MAX_LISTED 1024 /* checkpoints listed per report (trainrun keeps 3 by default) */
 
 void ty__watch_close(ty__watch *w) {
   free(w->log_path);
@@ -90,11 +92,12 @@ static void read_tail(const char *path, ty_train_progress *p) {
   close(fd);
 }
 
-/* The step in PATH.state (ops/train: magic "TYTS", version, u64 step). */
-static void read_ckpt(char *path, ty_train_progress *p) {
-  if (!path[0]) return;
+/* The step in PATH.state (ops/train: magic "TYTS", version, u64 step),
+ * which links to the newest checkpoint; its own name is the step's. */
+static void read_ckpt(ty__watch *w, ty_train_progress *p) {
+  if (!w->ckpt_path[0]) return;
   char sp[4200];
-  snprintf(sp, sizeof sp, "%s.state", path);
+  snprintf(sp, sizeof sp, "%s.state", w->ckpt_path);
   int fd = open(sp, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   uint8_t h[16];
@@ -102,9 +105,61 @@ static void read_ckpt(char *path, ty_train_progress *p) {
     uint64_t step = 0;
     for (int i = 7; i >= 0; i--) step = step << 8 | h[8 + i];
     p->checkpoint_step = step;
-    p->checkpoint_path = path;
+    p->checkpoint_path = w->ckpt_path;
+    if (ty_ckpt_step_path(w->ckpt_path, step, w->ckpt_file, sizeof w->ckpt_file) == 0 &&
+        access(w->ckpt_file, F_OK) == 0)
+      p->checkpoint_path = w->ckpt_file;
   }
   close(fd);
+}
+
+static int by_step(const void *a, const void *b) {
+  uint64_t x = ((const ty_checkpoint_info *)a)->step, y = ((const ty_checkpoint_info *)b)->step;
+  return x < y ? -1 : x > y;
+}
+
+/* Adds the step checkpoint called `name` in `dir` when it is complete (its
+ * state is there: trainrun writes it second), timed by the state's mtime.
+ * The directory is the user's: its size is not ours to trust, so the list
+ * stops at MAX_LISTED and at the first failed allocation. */
+static void add_existing(ty_checkpoint_list *l, const char *dir, const char *name, uint64_t step) {
+  char model[4096 + 264], state[4096 + 272];
+  struct stat st;
+  snprintf(model, sizeof model, "%s/%s", dir, name);
+  snprintf(state, sizeof state, "%s.state", model);
+  if (l->n >= MAX_LISTED || stat(state, &st) != 0) return;
+  ty_checkpoint_info *v = realloc(l->v, (l->n + 1) * sizeof *l->v);
+  char *path = v ? strdup(model) : NULL;
+  if (v) l->v = v;
+  if (!path) return;
+  l->v[l->n++] = (ty_checkpoint_info){
+      .step = step, .time_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
+      .path = path};
+}
+
+/* The step checkpoints that exist in the checkpoint's directory, oldest
+ * first: what `trainctl checkpoint ls` shows (trainrun removes old ones). */
+static void list_existing(const ty__watch *w, ty_checkpoint_list *l) {
+  memset(l, 0, sizeof *l);
+  if (!w->ckpt_path[0]) return;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", w->ckpt_path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  DIR *d = opendir(slash ? dir : ".");
+  if (!d) return;
+  l->listed = true;
+  uint64_t step;
+  for (struct dirent *e; (e = readdir(d));)
+    if (ty_ckpt_step_of(w->ckpt_path, e->d_name, &step)) add_existing(l, slash ? dir : ".", e->d_name, step);
+  closedir(d);
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, by_step);
+}
+
+static uint64_t list_sig(const ty_checkpoint_list *l) {
+  uint64_t h = l->listed ? l->n + 1 : 0;
+  for (size_t i = 0; i < l->n; i++) h = ty_mix2(h, l->v[i].step);
+  return h;
 }
 
 static bool changed(const ty_train_progress *a, const ty_train_progress *b) {
@@ -122,19 +177,27 @@ static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool fi
 static void send_one(ty__watch *w, ty_rpc_conn *conn) {
   ty_train_progress p = w->last;
   read_tail(w->log_path, &p);
-  read_ckpt(w->ckpt_path, &p);
-  if (w->sent && !changed(&p, &w->last)) return;
+  read_ckpt(w, &p);
+  ty_checkpoint_list existing;
+  list_existing(w, &existing);
+  uint64_t sig = list_sig(&existing);
+  if (w->sent && !changed(&p, &w->last) && sig == w->listed_sig) {
+    ty_checkpoint_list_close(&existing);
+    return;
+  }
   p.time_ms = ty_now_ms();
   ty_buf b;
   ty_buf_init(&b);
-  if (ty__encode_progress(w->job_id, 0, &p, &b) == 0 &&
+  if (ty__encode_progress(w->job_id, 0, &p, &existing, &b) == 0 &&
       ty_rpc_call(conn, TY_M_REPORT_PROGRESS, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS, on_answer,
                   NULL, NULL) == 0) {
     w->last = p;
-    w->last.checkpoint_path = NULL; /* points into w->ckpt_path; re-read each time */
+    w->last.checkpoint_path = NULL; /* points into w; re-read each time */
+    w->listed_sig = sig;
     w->sent = true;
   }
   ty_buf_close(&b);
+  ty_checkpoint_list_close(&existing);
 }
 
 void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn) {

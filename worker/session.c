@@ -152,6 +152,7 @@ typedef struct update_call {
   ty_worker_session *s;
   uint64_t job_id;
   uint32_t rank;
+  bool end; /* an end (acknowledged, then forgotten); else a --signal warning */
 } update_call;
 
 static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
@@ -161,8 +162,10 @@ static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   update_call *u = ud;
   ty_worker_session *s = u->s;
   if (status == 0) {
-    ty_tasks_ack(s->o.tasks, u->job_id, u->rank);
-  } else if (status != TY_ECLOSED) {
+    /* Only an end's answer acknowledges it: a warning's answer may arrive
+     * after the task ended, before the end itself was stored. */
+    if (u->end) ty_tasks_ack(s->o.tasks, u->job_id, u->rank);
+  } else if (status != TY_ECLOSED && u->end) {
     ty_warn("session: TaskUpdate for job %" PRIu64 " rank %" PRIu32 " refused: %s%s%s",
             u->job_id, u->rank, ty_strerror(status), msg ? ": " : "", msg ? msg->message : "");
     if (!s->destroying && s->registered && !uv_is_active((uv_handle_t *)&s->retry_timer))
@@ -182,6 +185,7 @@ static void send_update(ty_worker_session *s, const ty_task_report *r) {
   u->s = s;
   u->job_id = r->job_id;
   u->rank = r->rank;
+  u->end = r->state != TY_TASK_RUNNING;
   uint64_t id;
   int rc = ty_rpc_call(s->conn, TY_M_TASK_UPDATE, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS,
                        on_update_answer, u, &id);

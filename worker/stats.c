@@ -11,6 +11,12 @@
  *   trainyard_worker_tasks_started_total                      counter
  *   trainyard_worker_launch_failures_total                    counter
  *   trainyard_worker_task_exits_total{result="success|failure|signaled|timed_out"}
+ *   trainyard_worker_log_bytes                                gauge: disk used by task logs
+ *                                                             and job files (DIR/jobs)
+ *   trainyard_worker_log_cut_bytes_total                      counter: output cut from logs
+ *                                                             over --log-max-size
+ *   trainyard_worker_log_dirs_removed_total                   counter: job directories removed
+ *                                                             after --log-retention
  *   process_*                                                 (lib/metrics)
  */
 #include <stdlib.h>
@@ -21,6 +27,7 @@ struct ty__worker_stats {
   ty_tasks *tasks;
   const ty_worker_inventory *inv;
   ty_metric *slots, *memory, *running, *started, *launch_failures, *exits;
+  ty_metric *log_bytes, *log_cut, *log_removed;
   ty_tasks_stats last; /* counts already added to the counters */
 };
 
@@ -52,6 +59,9 @@ static void collect(ty_metrics *m, void *ud) {
   advance(s->exits, failure, now.exit_failure, &s->last.exit_failure);
   advance(s->exits, signaled, now.exit_signaled, &s->last.exit_signaled);
   advance(s->exits, timed_out, now.exit_timed_out, &s->last.exit_timed_out);
+  advance(s->log_cut, NULL, now.log_bytes_cut, &s->last.log_bytes_cut);
+  advance(s->log_removed, NULL, now.log_dirs_removed, &s->last.log_dirs_removed);
+  ty_metric_set(s->log_bytes, NULL, (double)ty_tasks_log_disk_bytes(s->tasks));
 }
 
 ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
@@ -73,6 +83,13 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                           NULL);
   s->exits = ty_metrics_counter(m, "trainyard_worker_task_exits_total",
                                 "Tasks ended, by result", "result");
+  s->log_bytes = ty_metrics_gauge(m, "trainyard_worker_log_bytes",
+                                  "Disk bytes used by task logs and job files on this node", NULL);
+  s->log_cut = ty_metrics_counter(m, "trainyard_worker_log_cut_bytes_total",
+                                  "Output bytes cut from task logs over --log-max-size", NULL);
+  s->log_removed = ty_metrics_counter(m, "trainyard_worker_log_dirs_removed_total",
+                                      "Job directories removed --log-retention after the job ended",
+                                      NULL);
   ty_metrics_add_process(m);
   ty_metrics_on_collect(m, collect, s);
   /* Series exist from the first scrape on, even before any task ran. */

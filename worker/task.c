@@ -35,8 +35,9 @@
 /* util-linux, Essential in Debian: starts a pty task as a session leader with
  * the terminal as its controlling tty. */
 #define SETSID_PATH "/usr/bin/setsid"
-
-extern char **environ;
+#define SWEEP_MS 60000 /* how often expired job directories are looked for, at most */
+#define ENDED_LOGS 64   /* logs of ended tasks still checked against the cap */
+#define ENDED_CHECKS 3  /* ... at this many more checks */
 
 typedef struct task {
   struct task *next;
@@ -70,12 +71,36 @@ struct ty_tasks {
   bool stopping; /* the worker is shutting down: no new tasks */
   ty_tasks_stats stats;
   ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
+  char **site_env;  /* --task-env, NULL-terminated (or NULL) */
+  ty__logs *logs;   /* caps and retention (logs.c) */
+  int64_t last_sweep_ms;
+  /* Logs of tasks that just ended, looked at a few more times: an
+   * interactive task's last output reaches its log after the exit. */
+  struct ended_log {
+    uint64_t job_id;
+    uint32_t rank, checks_left;
+  } ended_logs[ENDED_LOGS];
+  size_t n_ended_logs;
 };
 
 /* ---- records ---------------------------------------------------------------- */
 
+static void free_site_env(ty_tasks *t) {
+  for (size_t i = 0; t->site_env && t->site_env[i]; i++) free(t->site_env[i]);
+  free(t->site_env);
+  t->site_env = NULL;
+}
+
+void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n) {
+  free_site_env(t);
+  t->site_env = ty_xcalloc(n + 1, sizeof *t->site_env);
+  for (size_t i = 0; i < n; i++) t->site_env[i] = ty_strdup(entries[i]);
+}
+
 static void maybe_free_registry(ty_tasks *t) {
   if (t->destroying && !t->head) {
+    free_site_env(t);
+    ty__logs_destroy(t->logs);
     free(t->state_dir);
     free(t->node);
     free(t);
@@ -132,6 +157,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->timed_out = k->timed_out;
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
+  r->warned_signal = 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
@@ -146,6 +172,7 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
   t->on_end = on_end;
   t->ud = ud;
   t->ioreg = ty__ioreg_create(loop, node);
+  t->logs = ty__logs_create(state_dir);
   *out_tasks = t;
   return 0;
 }
@@ -242,6 +269,13 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
   }
   if (k->io) ty__iotask_exited(k->io, k->exit_code, k->term_signal, k->timed_out);
   k->io = NULL;
+  /* The job directory's mtime says when its last task here ended: the
+   * retention of its logs counts from then (logs.c). */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/jobs/%" PRIu64, t->state_dir, k->job_id);
+  (void)utimensat(AT_FDCWD, dir, NULL, 0);
+  if (t->n_ended_logs < ENDED_LOGS)
+    t->ended_logs[t->n_ended_logs++] = (struct ended_log){k->job_id, k->rank, ENDED_CHECKS};
   /* Whatever the task left behind in its group goes with it, so no stray
    * process keeps writing to the log or holding a GPU. */
   (void)uv_kill(-k->pid, SIGKILL);
@@ -370,7 +404,7 @@ static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
  * LaunchTask's answer. 0, UV_ENOENT or UV_EACCES. */
 static int check_exec(const char *argv0, char *const *env) {
   if (strchr(argv0, '/')) return access(argv0, X_OK) == 0 ? 0 : (errno == ENOENT ? UV_ENOENT : UV_EACCES);
-  const char *path = "/usr/local/bin:/usr/bin:/bin";
+  const char *path = TY_TASK_DEFAULT_PATH;
   for (size_t i = 0; env && env[i]; i++)
     if (strncmp(env[i], "PATH=", 5) == 0) path = env[i] + 5;
   int rc = UV_ENOENT;
@@ -430,6 +464,11 @@ static void on_warn(uv_timer_t *h) {
   ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit near, sending signal %d", k->job_id,
           k->rank, k->warn_signal);
   signal_group(k, k->warn_signal);
+  /* The controller records it in the job's history. */
+  ty_task_report r;
+  fill_report(k, &r);
+  r.warned_signal = k->warn_signal;
+  if (k->owner->on_end) k->owner->on_end(k->owner, &r, k->owner->ud);
 }
 
 static void start_timers(ty_tasks *t, task *k, uint32_t time_limit_s, uint32_t warn_before_s) {
@@ -456,7 +495,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   char **env = NULL;
   int null_fd = -1, log_fd = -1;
   int rc = check_spec(t, spec, err, err_len);
-  if (rc == 0) rc = ty_task_build_env(spec, t->node, environ, err, err_len, &env);
+  if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, NULL, err, err_len, &env);
   if (rc != 0) goto fail;
   log_fd = open_log(t, spec, err, err_len);
   if (log_fd < 0) {
@@ -560,6 +599,59 @@ bool ty_tasks_is_running(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
 
 const char *ty_tasks_node(const ty_tasks *t) { return t->node; }
 
-void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out) { *out = t->stats; }
+void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out) {
+  *out = t->stats;
+  ty__logs_counts(t->logs, &out->log_bytes_cut, &out->log_dirs_removed);
+}
+
+/* ---- logs ------------------------------------------------------------------------ */
+
+void ty_tasks_set_log_limits(ty_tasks *t, uint64_t max_bytes, uint32_t retention_s) {
+  ty__logs_set_limits(t->logs, max_bytes, retention_s);
+}
+
+/* Whether job has a task record here (running, or its end not yet
+ * acknowledged): its directory is still in use. */
+static bool job_here(uint64_t job_id, void *ud) {
+  const ty_tasks *t = ud;
+  for (const task *k = t->head; k; k = k->next)
+    if (k->job_id == job_id) return true;
+  return false;
+}
+
+void ty_tasks_check_logs(ty_tasks *t) {
+  char path[4096];
+  for (task *k = t->head; k; k = k->next)
+    if (k->running && ty_tasks_log_path(t, k->job_id, k->rank, path, sizeof path) == 0)
+      ty__logs_check(t->logs, k->job_id, k->rank, path);
+  for (size_t i = 0; i < t->n_ended_logs;) {
+    struct ended_log *e = &t->ended_logs[i];
+    if (ty_tasks_log_path(t, e->job_id, e->rank, path, sizeof path) == 0)
+      ty__logs_check(t->logs, e->job_id, e->rank, path);
+    if (--e->checks_left == 0) *e = t->ended_logs[--t->n_ended_logs];
+    else i++;
+  }
+  /* Often enough that a directory outlives its retention by a quarter of
+   * it at most, and at most once a minute. */
+  int64_t now = ty_mono_ms(), every = SWEEP_MS;
+  uint32_t keep = ty__logs_retention(t->logs);
+  if (keep && (int64_t)keep * 250 < every) every = keep < 4 ? 1000 : (int64_t)keep * 250;
+  if (t->last_sweep_ms && now - t->last_sweep_ms < every) return;
+  t->last_sweep_ms = now;
+  (void)ty__logs_sweep(t->logs, ty_now_ms() / 1000, job_here, t, true);
+}
+
+uint64_t ty_tasks_log_disk_bytes(ty_tasks *t) {
+  return ty__logs_sweep(t->logs, ty_now_ms() / 1000, job_here, t, false);
+}
+
+uint32_t ty_tasks_log_gen(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
+  return ty__logs_gen(t->logs, job_id, rank);
+}
+
+void ty_tasks_log_follow(const ty_tasks *t, uint64_t job_id, uint32_t rank, uint32_t *gen,
+                         uint64_t *offset) {
+  ty__logs_follow(t->logs, job_id, rank, gen, offset);
+}
 
 ty__ioreg *ty__tasks_ioreg(ty_tasks *t) { return t->ioreg; }

@@ -76,25 +76,59 @@ uint32_t ty_worker_nvlink_islands(const uint8_t *link, uint32_t n, int *out_isla
  * acknowledged. */
 #define TY_TASK_DEFAULT_GRACE_S 10u
 
-/* Builds a task's environment: `base` (NULL-terminated, e.g. environ), then
- * spec->env, then RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+/* PATH of a task whose job carries none (Debian's login default, less the
+ * games). */
+#define TY_TASK_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+struct passwd;
+/* Builds a task's environment, exactly (README, "Task environment"; nothing
+ * else of the worker's own): `site` (the operator's --task-env entries,
+ * "NAME=value", NULL-terminated; may be NULL), then spec->env, then
+ * PATH=TY_TASK_DEFAULT_PATH when neither has a PATH, then -- when `pw` is
+ * given, the user the task runs as -- HOME, USER, LOGNAME and SHELL from
+ * that passwd entry, then RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
  * MASTER_ADDR, MASTER_PORT, TRAINYARD_JOB_ID, TRAINYARD_NODE and
  * CUDA_VISIBLE_DEVICES. A later entry replaces an earlier one of the same
- * name, so each name appears once. On success *out_env is a NULL-terminated
- * array the caller frees with ty_task_env_free(). TY_EINVAL names a spec->env
- * entry without '=' in `err`. */
-int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *base,
-                      char *err, size_t err_len, char ***out_env);
+ * name, so each name appears once. `site` and `pw` are borrowed for the
+ * call; `pw` is NULL while tasks run as the worker's user. On success
+ * *out_env is a NULL-terminated array the caller frees with
+ * ty_task_env_free(). TY_EINVAL names a spec->env entry without '=' in
+ * `err`. */
+int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *site,
+                      const struct passwd *pw, char *err, size_t err_len, char ***out_env);
 void ty_task_env_free(char **env);
 
 typedef struct ty_tasks ty_tasks;
-/* Called once when a task ends (exit or signal); the report stays valid
- * during the call. */
+/* Called once when a task ends (exit or signal), and when the worker sent
+ * a running task its --signal warning (state RUNNING, warned_signal set):
+ * both go to the controller as TaskUpdate. The report stays valid during
+ * the call. */
 typedef void (*ty_tasks_end_cb)(ty_tasks *t, const ty_task_report *r, void *ud);
 
 /* `state_dir` and `node` are copied. Logs go to state_dir/jobs/JOB/rank<R>.log. */
 int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
                     ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks);
+/* Task logs (logs.c): each log is cut to its head and tail when it grows
+ * past max_bytes (0 = no cap), and a job's directory is removed
+ * retention_s after its last task here ended (0 = kept). */
+#define TY_LOG_MAX_DEFAULT (64ull << 20)
+#define TY_LOG_MAX_MIN (16ull << 10)
+#define TY_LOG_RETENTION_DEFAULT (7u * 86400u)
+void ty_tasks_set_log_limits(ty_tasks *t, uint64_t max_bytes, uint32_t retention_s);
+/* The daemon's once-a-second duty: cuts the logs of running tasks that
+ * are over the cap; once a minute also removes expired job directories. */
+void ty_tasks_check_logs(ty_tasks *t);
+/* Disk bytes under state_dir/jobs (logs and graph ranks' files). */
+uint64_t ty_tasks_log_disk_bytes(ty_tasks *t);
+/* ReadLog: the cut generation of a log, and following its cuts (see
+ * ty__logs_follow). */
+uint32_t ty_tasks_log_gen(const ty_tasks *t, uint64_t job_id, uint32_t rank);
+void ty_tasks_log_follow(const ty_tasks *t, uint64_t job_id, uint32_t rank, uint32_t *gen,
+                         uint64_t *offset);
+
+/* The operator's --task-env entries ("NAME=value"), copied: every task
+ * launched from now on starts with them (ty_task_build_env's `site`). */
+void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n);
 /* Stops watching tasks (running ones keep running: they are detached) and
  * frees the registry once its handles are closed; run the loop to finish.
  * Accepts NULL. */
@@ -144,6 +178,8 @@ typedef struct ty_tasks_stats {
   uint64_t exit_failure;    /* exited with another code */
   uint64_t exit_signaled;   /* killed by a signal, time limit excluded */
   uint64_t exit_timed_out;  /* killed by the time limit */
+  uint64_t log_bytes_cut;   /* output bytes cut from logs over the cap */
+  uint64_t log_dirs_removed; /* job directories removed after the retention */
 } ty_tasks_stats;
 void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out);
 

@@ -99,6 +99,43 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                           const ty_worker_inventory *inv);
 void ty__worker_stats_destroy(ty__worker_stats *s);
 
+/* ==== task logs: logs.c =======================================================================
+ * The size cap and the retention of task logs (see logs.c for the cut's
+ * format and its race). Owned by ty_tasks; loop thread only. */
+typedef struct ty__logs ty__logs;
+
+/* One log cut at least once: where its head ends, the marker, and where the
+ * last cut moved its tail (for readers to follow). */
+typedef struct ty__logcut {
+  uint64_t job_id;
+  uint32_t rank;
+  uint64_t head;       /* bytes kept from the start, fixed by the first cut */
+  uint64_t marker_len; /* the marker line now at `head` */
+  uint64_t cut_total;  /* output bytes removed so far */
+  uint32_t gen;        /* cuts so far */
+  uint64_t old_tail, new_tail; /* the last cut moved [old_tail, end) to new_tail */
+} ty__logcut;
+
+/* Logs under state_dir/jobs; limits at their defaults. */
+ty__logs *ty__logs_create(const char *state_dir);
+void ty__logs_destroy(ty__logs *lg); /* NULL ok */
+void ty__logs_set_limits(ty__logs *lg, uint64_t max_bytes, uint32_t retention_s);
+uint32_t ty__logs_retention(const ty__logs *lg);
+/* Cuts the log of job/rank at path if it is over the cap. */
+void ty__logs_check(ty__logs *lg, uint64_t job, uint32_t rank, const char *path);
+/* A reader at *offset that has seen cut generation *gen of job/rank's log:
+ * moves both to where the same bytes are now (to the marker when the bytes
+ * were cut). */
+void ty__logs_follow(const ty__logs *lg, uint64_t job, uint32_t rank, uint32_t *gen,
+                     uint64_t *offset);
+uint32_t ty__logs_gen(const ty__logs *lg, uint64_t job, uint32_t rank);
+/* Walks the job directories: with `remove`, removes those past retention
+ * whose job is not `busy` here. Returns the disk bytes of what stays. */
+uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, void *ud),
+                        void *ud, bool remove);
+/* Lifetime counts for /metrics. */
+void ty__logs_counts(const ty__logs *lg, uint64_t *out_bytes_cut, uint64_t *out_dirs_removed);
+
 /* ==== graph jobs: graph_task.c, progress.c ===================================================
  * The worker's side of graph jobs (issue 6).
  *
@@ -122,8 +159,10 @@ void ty__worker_stats_destroy(ty__worker_stats *s);
  * ended. Reading the log keeps trainrun free of any worker protocol.
  */
 
-/* ReportProgress for rank `rank` of job_id, appended to out (convert.c). */
-int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p, ty_buf *out);
+/* ReportProgress for rank `rank` of job_id, with the checkpoints that exist
+ * (NULL: not listed), appended to out (convert.c). */
+int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress *p,
+                        const ty_checkpoint_list *existing, ty_buf *out);
 
 /* One per session. `trainrun` and `controller` ("host:port") are copied. */
 typedef struct ty__graph_worker ty__graph_worker;
@@ -161,7 +200,9 @@ typedef struct ty__watch {
   uint64_t job_id;
   char *log_path, *ckpt_path;
   ty_train_progress last; /* as last sent; checkpoint_path not kept */
+  uint64_t listed_sig;    /* of the checkpoint list last sent */
   bool sent, ended;
+  char ckpt_file[4096];   /* the newest step checkpoint's model, for `last` */
 } ty__watch;
 void ty__watch_close(ty__watch *w);
 

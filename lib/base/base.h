@@ -175,6 +175,16 @@ void *ty_xrealloc(void *p, size_t n);
 /* Creates a directory and its parents (mode 0755). Existing is fine. */
 int ty_mkdir_p(const char *path);
 
+/* ---- UTF-8 ---------------------------------------------------------------- */
+/* Length (1..4) of the well-formed UTF-8 sequence at s, with n bytes left,
+ * and its code point in *out_cp (may be NULL); 0 when the bytes there are
+ * not one (a stray continuation byte, an overlong form, a surrogate,
+ * truncation). */
+size_t ty_utf8_decode(const unsigned char *s, size_t n, uint32_t *out_cp);
+/* Whether s is well-formed UTF-8; when not, *out_bad (may be NULL) is the
+ * offset of the first bad byte. */
+bool ty_utf8_valid(const char *s, size_t *out_bad);
+
 /* ---- random numbers -------------------------------------------------------
  * The project's one generator: SplitMix64 (Steele, Lea and Flood, 2014), a
  * Weyl counter (state += TY_GOLDEN_GAMMA) passed through a 64-bit finaliser.

@@ -217,3 +217,45 @@ int ty_mkdir_p(const char *path) {
   if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
   return 0;
 }
+
+/* ---- UTF-8 ---------------------------------------------------------------- */
+
+size_t ty_utf8_decode(const unsigned char *s, size_t n, uint32_t *out_cp) {
+  unsigned c = s[0];
+  size_t len;
+  uint32_t cp, min;
+  if (c < 0x80) {
+    if (out_cp) *out_cp = c;
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, cp = c & 0x1F, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, cp = c & 0x0F, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, cp = c & 0x07, min = 0x10000;
+  else
+    return 0;
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  if (out_cp) *out_cp = cp;
+  return len;
+}
+
+bool ty_utf8_valid(const char *s, size_t *out_bad) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    size_t len = ty_utf8_decode(p + i, n - i, NULL);
+    if (len == 0) {
+      if (out_bad) *out_bad = i;
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}

@@ -93,29 +93,6 @@ void ty_json_key(ty_json *j, const char *key) {
   j->want_value = true;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t len;
-  uint32_t cp, min;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF)
-    len = 2, cp = c & 0x1F, min = 0x80;
-  else if (c >= 0xE0 && c <= 0xEF)
-    len = 3, cp = c & 0x0F, min = 0x800;
-  else if (c >= 0xF0 && c <= 0xF4)
-    len = 4, cp = c & 0x07, min = 0x10000;
-  else
-    return 0;
-  if (n < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
 static int escape_ascii(ty_buf *out, unsigned char c) {
   switch (c) {
   case '"':
@@ -143,7 +120,7 @@ int ty_json_escape(ty_buf *out, const char *s, size_t n) {
   int rc = ty_buf_append(out, "\"", 1);
   size_t i = 0;
   while (rc == 0 && i < n) {
-    size_t len = utf8_seq(p + i, n - i);
+    size_t len = ty_utf8_decode(p + i, n - i, NULL);
     if (len == 1)
       rc = escape_ascii(out, p[i]);
     else if (len > 1)

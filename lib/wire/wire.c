@@ -102,6 +102,40 @@ void ty_task_locations_close(ty_task_locations *l) {
   memset(l, 0, sizeof(*l));
 }
 
+/* ---- graph jobs -------------------------------------------------------------------- */
+
+static const char *const parallelisms[] = {
+#define WORD_(name, num, word) [num] = word,
+    TY_PARALLELISM_MAP(WORD_)
+#undef WORD_
+};
+
+const char *ty_parallelism_name(int p) {
+  return p >= 0 && p < (int)TY_ARRAY_LEN(parallelisms) ? parallelisms[p] : NULL;
+}
+
+int ty_parallelism_parse(const char *s, int *out) {
+  for (int p = 0; s && p < (int)TY_ARRAY_LEN(parallelisms); p++)
+    if (strcasecmp(s, parallelisms[p]) == 0) {
+      *out = p;
+      return 0;
+    }
+  return TY_EINVAL;
+}
+
+void ty_graph_check_close(ty_graph_check *c) {
+  if (!c) return;
+  ty_job_spec_close(&c->job);
+  memset(c, 0, sizeof *c);
+}
+
+void ty_graph_check_answer_close(ty_graph_check_answer *a) {
+  if (!a) return;
+  free(a->message);
+  free(a->plan);
+  memset(a, 0, sizeof *a);
+}
+
 /* ---- queues ----------------------------------------------------------------------- */
 
 static const char *const queue_states[] = {
@@ -282,4 +316,43 @@ void *ty_wire_calloc(size_t count, size_t size) {
   size_t total;
   if (ty_mul_overflow(count ? count : 1, size, &total)) return NULL;
   return calloc(count ? count : 1, size);
+}
+
+/* ---- checkpoint files ------------------------------------------------------ */
+
+/* P's file name less a final ".onnx" (its directory is everything before
+ * *out_stem). */
+static const char *ckpt_stem(const char *path, size_t *out_len) {
+  const char *slash = strrchr(path, '/');
+  const char *stem = slash ? slash + 1 : path;
+  size_t len = strlen(stem);
+  if (len > 5 && strcmp(stem + len - 5, ".onnx") == 0) len -= 5;
+  *out_len = len;
+  return stem;
+}
+
+int ty_ckpt_step_path(const char *path, uint64_t step, char *out, size_t n) {
+  size_t len;
+  const char *stem = ckpt_stem(path, &len);
+  int w = snprintf(out, n, "%.*s.step-%06llu.onnx", (int)(stem - path) + (int)len, path,
+                   (unsigned long long)step);
+  return w < 0 || (size_t)w >= n ? TY_EINVAL : 0;
+}
+
+bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step) {
+  size_t len;
+  const char *stem = ckpt_stem(path, &len);
+  if (strncmp(name, stem, len) != 0 || strncmp(name + len, ".step-", 6) != 0) return false;
+  const char *d = name + len + 6, *e = d;
+  uint64_t step = 0;
+  for (; *e >= '0' && *e <= '9' && e - d < 19; e++) step = step * 10 + (uint64_t)(*e - '0');
+  if (e - d < 6 || strcmp(e, ".onnx") != 0) return false;
+  *out_step = step;
+  return true;
+}
+
+void ty_checkpoint_list_close(ty_checkpoint_list *l) {
+  for (size_t i = 0; l->v && i < l->n; i++) free(l->v[i].path);
+  free(l->v);
+  memset(l, 0, sizeof *l);
 }

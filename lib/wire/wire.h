@@ -66,15 +66,16 @@ bool ty_job_state_terminal(int state);
   X(UP, 1)                                                                                         \
   X(DOWN, 2)     /* missed heartbeats or connection lost */                                        \
   X(DRAINING, 3) /* takes no new jobs; running jobs finish */                                      \
-  X(DRAINED, 4)
+  X(DRAINED, 4)                                                                                    \
+  X(UNKNOWN, 5)  /* known from before a controller restart; not re-registered since */
 
 typedef enum ty_node_state {
 #define TY_NODE_STATE_ENUM_(name, num) TY_NODE_##name = num,
   TY_NODE_STATE_MAP(TY_NODE_STATE_ENUM_)
 #undef TY_NODE_STATE_ENUM_
 } ty_node_state;
-#define TY_NODE_STATE_MAX 4
-const char *ty_node_state_name(int state); /* "UP", ...; "UNKNOWN" */
+#define TY_NODE_STATE_MAX 5
+const char *ty_node_state_name(int state); /* "UP", ...; "UNKNOWN" also out of range */
 
 /* trainyard.TaskState: a rank's process on a worker. */
 typedef enum ty_task_state {
@@ -91,6 +92,25 @@ bool ty_task_state_ended(int state);
 
 typedef enum { TY_JOB_KIND_NONE = 0, TY_JOB_KIND_COMMAND = 1, TY_JOB_KIND_GRAPH = 2 } ty_job_kind;
 
+/* X(NAME, number, word): trainyard.Parallelism, how a graph job's ranks
+ * split the work. The numbers are also ops/plan's ty_plan_mode. */
+#define TY_PARALLELISM_MAP(X)                                                                      \
+  X(AUTO, 0, "auto")     /* the planner's choice; the default */                                   \
+  X(DATA, 1, "data")     /* no plan: data parallel, as before plans */                             \
+  X(TENSOR, 2, "tensor") /* the planner's tensor-parallel plan */                                  \
+  X(GRID, 3, "grid")     /* the planner's best data x tensor grid */
+
+typedef enum ty_parallelism {
+#define TY_PARALLELISM_ENUM_(name, num, word) TY_PARALLELISM_##name = num,
+  TY_PARALLELISM_MAP(TY_PARALLELISM_ENUM_)
+#undef TY_PARALLELISM_ENUM_
+} ty_parallelism;
+#define TY_PARALLELISM_MAX 3
+/* "auto", "data", "tensor", "grid"; NULL for anything else. */
+const char *ty_parallelism_name(int p);
+/* The word (any case) -> the value; TY_EINVAL for anything else. */
+int ty_parallelism_parse(const char *s, int *out);
+
 /* Interactive execution (rlaunch; trainyard.InteractiveSpec): the tasks keep
  * their stdio on the worker for an attached client. */
 typedef struct ty_interactive {
@@ -102,11 +122,16 @@ typedef struct ty_interactive {
 /* A job as submitted. Owns every string and array once decoded or built by
  * a parser; ty_job_spec_close frees them. Counts left 0 take the
  * controller's defaults. */
+/* A job's own priority (Job.priority): trainctl and rlaunch refuse values
+ * outside it, traind refuses them at submit and in `job priority`. */
+#define TY_JOB_PRIORITY_MIN (-1000)
+#define TY_JOB_PRIORITY_MAX 1000
+
 typedef struct ty_job_spec {
   char *name;
   char *queue; /* "" or NULL means "default" */
   char *user;
-  int32_t priority;
+  int32_t priority; /* TY_JOB_PRIORITY_MIN..MAX */
   uint32_t time_limit_s; /* 0 = the queue's default */
   bool has_resources;    /* the Resources message was present */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
@@ -130,6 +155,7 @@ typedef struct ty_job_spec {
   size_t model_len;
   uint8_t *train_config;
   size_t train_config_len;
+  int parallelism; /* ty_parallelism */
 } ty_job_spec;
 void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
 
@@ -174,6 +200,10 @@ typedef struct ty_task_spec {
   size_t train_config_len;
   const char *checkpoint_path; /* absolute; where rank 0 checkpoints */
   uint32_t bucket_mb;          /* gradient bucket size, 0 = trainrun's default */
+  /* The job's plan file (ops/plan/plan.h's format), which the worker writes
+   * into the job's directory for trainrun --plan; 0 bytes = data parallel. */
+  const uint8_t *plan;
+  size_t plan_len;
 } ty_task_spec;
 
 /* The state of one rank as a worker reports it (RegisterNode's tasks,
@@ -186,6 +216,9 @@ typedef struct ty_task_report {
   bool timed_out;
   char *reason; /* "" when none */
   uint32_t master_port;
+  /* A RUNNING report sent when the worker delivered the job's --signal
+   * warning: that signal; 0 otherwise. */
+  int32_t warned_signal;
 } ty_task_report;
 
 /* ---- task I/O: logs and interactive attach ------------------------------------- */
@@ -235,6 +268,9 @@ typedef struct ty_task_location {
 typedef struct ty_task_locations {
   int state;    /* ty_job_state */
   char *reason; /* why it is pending, or why it ended */
+  /* Once it ended: the first rank that failed (-1 = none) and its exit code
+   * or signal, which are the job's. */
+  int32_t exit_code, term_signal, failed_rank;
   ty_task_location *tasks;
   size_t n;
 } ty_task_locations;
@@ -257,6 +293,30 @@ typedef struct ty_checkpoint_info {
   int64_t time_ms;
   char *path;
 } ty_checkpoint_info;
+
+/* The checkpoints that exist (ReportProgress.existing), as the worker
+ * listed them. */
+typedef struct ty_checkpoint_list {
+  bool listed;           /* listed at all: an empty list then means none exists */
+  ty_checkpoint_info *v; /* n entries, oldest first */
+  size_t n;
+} ty_checkpoint_list;
+void ty_checkpoint_list_close(ty_checkpoint_list *l); /* accepts a zeroed struct */
+
+/* Checkpoint files: the names trainrun (ops/train) writes, the worker lists
+ * and the controller reports. For the checkpoint path P of a run, the
+ * checkpoint of step S is the ONNX model B.step-S.onnx and its training
+ * state B.step-S.onnx.state, where B is P less a final ".onnx" and S is
+ * zero-padded to 6 digits ("mlp.step-000120.onnx"); P and P.state are hard
+ * links to the newest. Only the newest `keep` (TrainConfig.keep_checkpoints,
+ * default TY_CKPT_KEEP_DEFAULT) are kept. */
+#define TY_CKPT_KEEP_DEFAULT 3
+/* Writes step S's model path for P into out: 0, or TY_EINVAL when it does
+ * not fit in n bytes. */
+int ty_ckpt_step_path(const char *path, uint64_t step, char *out, size_t n);
+/* Whether `name` (a file name, without its directory) is the model of a
+ * step checkpoint of P: true with *out_step set. */
+bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step);
 
 /* ---- answers ------------------------------------------------------------------------ */
 
@@ -310,6 +370,45 @@ int ty_queue_set(ty_queue_info *q, const char *key, const char *value, const cha
 int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t err_len);
 /* 1..64 bytes of letters, digits, '-', '_' and '.'. */
 int ty_queue_check_name(const char *name, char *err, size_t err_len);
+
+/* ---- model checks (traind <-> trainyard-graphcheck) ---------------------------------------
+ * traind checks each graph job in a child process (daemon/graphcheck;
+ * proto/trainyard.proto's GraphCheckRequest and GraphCheckResponse carry
+ * these; proto/convert.h packs them). */
+
+/* The devices a plan is made for and the cost model's rates (ops/plan's
+ * ty_plan_cluster, as the controller sends it). */
+typedef struct ty_check_cluster {
+  uint32_t nodes, devices_per_node;
+  double device_flops; /* 0: measure this CPU's GEMM with `threads` threads */
+  uint64_t device_mem_bytes;
+  double intra_bw, inter_bw;               /* bytes/s */
+  double intra_latency_s, inter_latency_s; /* per ring step */
+  double launch_s;                         /* per collective */
+  uint32_t threads;                        /* one rank's CPU threads */
+} ty_check_cluster;
+
+typedef struct ty_graph_check {
+  ty_job_spec job; /* a graph job, validated by the controller */
+  bool want_plan;  /* false: check the model and config only (parallelism data) */
+  int mode;        /* ty_parallelism */
+  ty_check_cluster cluster;
+} ty_graph_check;
+void ty_graph_check_close(ty_graph_check *c); /* accepts a zeroed struct */
+
+/* One answer of the child: the check's outcome (status 0, or a TY_E* code
+ * with a message naming the job field), the plan's cache key and the rate
+ * it was planned with; then, when asked, the plan file. */
+typedef struct ty_graph_check_answer {
+  uint32_t stage; /* 1: the check, 2: the plan */
+  int status;
+  char *message;
+  uint64_t cache_key;
+  double device_flops;
+  uint8_t *plan; /* plan_len bytes; 0 = none */
+  size_t plan_len;
+} ty_graph_check_answer;
+void ty_graph_check_answer_close(ty_graph_check_answer *a); /* accepts a zeroed struct */
 
 /* ---- packing and copying ----------------------------------------------------------------
  * The one pack/unpack pair of every convert file. */

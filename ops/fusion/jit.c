@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +62,16 @@ static uint64_t fnv1a(uint64_t h, const char *s) {
   return h;
 }
 
+/* $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels or
+ * ~/.cache/trainyard/kernels. Without HOME (a worker gives its tasks no
+ * environment of its own) the home directory comes from the passwd entry:
+ * a cache of code to load must not default to a directory other users can
+ * write to. */
 static char *default_dir(void) {
   const char *env = getenv("TRAINYARD_KERNEL_CACHE"), *xdg = getenv("XDG_CACHE_HOME");
   const char *home = getenv("HOME");
+  struct passwd *pw = home && *home ? NULL : getpwuid(getuid());
+  if (pw && pw->pw_dir && *pw->pw_dir) home = pw->pw_dir;
   char buf[4096];
   if (env && *env) return strdup(env);
   if (xdg && *xdg) snprintf(buf, sizeof buf, "%s/trainyard/kernels", xdg);

@@ -1,15 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Checkpoints: the ONNX model with trained initializers plus the sidecar
- * state file whose format train.h documents. Both files are written to a
- * temporary name, fsync'ed and renamed over the old one, so each file is
- * always either the previous or the new version; the CRC of the model
- * stored in the state pairs the two.
+ * state file whose format train.h documents, one pair per step under the
+ * names of lib/wire (ty_ckpt_step_path: "mlp.step-000120.onnx" and
+ * ".onnx.state"). Each file is written to a temporary name, fsync'ed and
+ * renamed, so a name holds a complete file or none; the CRC of the model
+ * stored in the state pairs the two. The configured path and its .state
+ * are then hard links to the newest pair (the trained model is always
+ * there), and all but the newest keep_checkpoints pairs are removed.
+ * Resuming takes the newest pair that is complete and intact, skipping one
+ * a crash left half-written.
  */
 #include "ops/train/train_internal.h"
 
 #include "lib/base/base.h"
+#include "lib/wire/wire.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -111,12 +118,124 @@ static uint32_t get32(const uint8_t *p) {
 }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
 
-/* PATH.state, malloc'd; NULL when out of memory. */
-static char *state_path(const char *path) {
-  size_t n = strlen(path) + 7;
+/* path + suffix, malloc'd; NULL when out of memory. */
+static char *with_suffix(const char *path, const char *suffix) {
+  size_t n = strlen(path) + strlen(suffix) + 1;
   char *s = malloc(n);
-  if (s) snprintf(s, n, "%s.state", path);
+  if (s) snprintf(s, n, "%s%s", path, suffix);
   return s;
+}
+
+/* Points `name` at target's file: a new hard link renamed over it, so
+ * readers see the old or the new file, never none. Where the filesystem
+ * has no hard links, `name` gets its own copy of the bytes instead. */
+static int link_newest(const char *target, const char *name, const void *data, size_t len, char *err,
+                       size_t err_len) {
+  char *tmp = with_suffix(name, ".link");
+  if (!tmp) return TY_ENOMEM;
+  unlink(tmp);
+  int rc = link(target, tmp) == 0 && rename(tmp, name) == 0 ? 0 : -1;
+  if (rc != 0) {
+    unlink(tmp);
+    rc = write_atomic(name, data, len, err, err_len);
+  }
+  free(tmp);
+  return rc;
+}
+
+static int desc(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The steps of path's step checkpoints (their model files) in its
+ * directory, newest first; *out is malloc'd (NULL when there are none). */
+static int list_steps(const char *path, uint64_t **out, size_t *out_n) {
+  *out = NULL, *out_n = 0;
+  char *dcopy = strdup(path);
+  if (!dcopy) return TY_ENOMEM;
+  DIR *d = opendir(dirname(dcopy));
+  free(dcopy);
+  if (!d) return 0; /* nothing there yet */
+  size_t cap = 0;
+  int rc = 0;
+  for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+    uint64_t step;
+    if (!ty_ckpt_step_of(path, e->d_name, &step)) continue;
+    if (*out_n == cap) {
+      cap = cap ? cap * 2 : 16;
+      uint64_t *grown = realloc(*out, cap * sizeof **out);
+      if (!grown) rc = TY_ENOMEM;
+      else *out = grown;
+    }
+    if (rc == 0) (*out)[(*out_n)++] = step;
+  }
+  closedir(d);
+  if (rc == 0 && *out_n) qsort(*out, *out_n, sizeof **out, desc);
+  if (rc != 0) free(*out), *out = NULL, *out_n = 0;
+  return rc;
+}
+
+/* Removes all but the newest `keep` step checkpoints of path: the state
+ * first, so a model without its state (incomplete) is what a crash here
+ * can leave, never the other way round. */
+static void prune(const char *path, uint32_t keep) {
+  uint64_t *steps;
+  size_t n;
+  if (list_steps(path, &steps, &n) != 0) return;
+  char model[4096], state[4200];
+  for (size_t i = keep; i < n; i++) {
+    if (ty_ckpt_step_path(path, steps[i], model, sizeof model) != 0) continue;
+    snprintf(state, sizeof state, "%s.state", model);
+    unlink(state);
+    unlink(model);
+  }
+  free(steps);
+}
+
+/* The state file's bytes for a model whose bytes are onnx. */
+static int encode_state(const ty_train *t, const uint8_t *onnx, size_t onnx_len, ty_buf *st) {
+  /* Reserved up front, so the puts of the header cannot fail. */
+  int rc = ty_buf_reserve(st, STATE_HEADER);
+  if (rc != 0) return rc;
+  ty_buf_append(st, STATE_MAGIC, 4);
+  put32(st, STATE_VERSION);
+  put64(st, t->step);
+  put64(st, t->epoch);
+  put64(st, t->batch);
+  put64(st, t->cfg->seed);
+  put32(st, ty__train_data_world(t));
+  put32(st, t->cfg->batch_size);
+  put32(st, (uint32_t)crc32(0L, onnx, (uInt)onnx_len));
+  ty_buf opt;
+  ty_buf_init(&opt);
+  rc = ty_optim_state_save(ty__train_planned(t) ? t->full_optim : t->optim, &opt);
+  put64(st, opt.len);
+  if (rc == 0) rc = ty_buf_reserve(st, opt.len + 4); /* the state and the trailing CRC */
+  if (rc == 0 && opt.len) rc = ty_buf_append(st, opt.data, opt.len);
+  ty_buf_close(&opt);
+  if (rc == 0) put32(st, (uint32_t)crc32(0L, st->data, (uInt)st->len));
+  return rc;
+}
+
+/* Writes step's pair (model, then state), links the configured path to
+ * it and prunes old pairs. */
+static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const ty_buf *st, char *err,
+                      size_t err_len) {
+  const char *path = t->cfg->checkpoint_path;
+  char model[4096];
+  if (ty_ckpt_step_path(path, t->step, model, sizeof model) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: too long", path);
+  char *mstate = with_suffix(model, ".state"), *pstate = with_suffix(path, ".state");
+  int rc = mstate && pstate ? 0 : TY_ENOMEM;
+  if (rc == 0) rc = write_atomic(model, onnx, onnx_len, err, err_len);
+  if (rc == 0) rc = write_atomic(mstate, st->data, st->len, err, err_len);
+  if (rc == 0) rc = link_newest(model, path, onnx, onnx_len, err, err_len);
+  if (rc == 0) rc = link_newest(mstate, pstate, st->data, st->len, err, err_len);
+  if (rc == 0) prune(path, t->cfg->keep_checkpoints ? t->cfg->keep_checkpoints : TY_CKPT_KEEP_DEFAULT);
+  free(mstate);
+  free(pstate);
+  return rc;
 }
 
 int ty__train_save(ty_train *t, char *err, size_t err_len) {
@@ -141,32 +260,9 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   size_t onnx_len = 0;
   ty_buf st;
   ty_buf_init(&st);
-  char *spath = state_path(path);
-  int rc = spath ? ty_graph_to_onnx(t->model, ov, nov, err, err_len, &onnx, &onnx_len) : TY_ENOMEM;
-  if (rc == 0) rc = write_atomic(path, onnx, onnx_len, err, err_len);
-  /* Reserved up front, so the puts of the header cannot fail. */
-  if (rc == 0) rc = ty_buf_reserve(&st, STATE_HEADER);
-  if (rc == 0) {
-    ty_buf_append(&st, STATE_MAGIC, 4);
-    put32(&st, STATE_VERSION);
-    put64(&st, t->step);
-    put64(&st, t->epoch);
-    put64(&st, t->batch);
-    put64(&st, t->cfg->seed);
-    put32(&st, ty__train_data_world(t));
-    put32(&st, t->cfg->batch_size);
-    put32(&st, (uint32_t)crc32(0L, onnx, (uInt)onnx_len));
-    ty_buf opt;
-    ty_buf_init(&opt);
-    rc = ty_optim_state_save(planned ? t->full_optim : t->optim, &opt);
-    put64(&st, opt.len);
-    if (rc == 0) rc = ty_buf_reserve(&st, opt.len + 4); /* the state and the trailing CRC */
-    if (rc == 0 && opt.len) rc = ty_buf_append(&st, opt.data, opt.len);
-    ty_buf_close(&opt);
-    if (rc == 0) put32(&st, (uint32_t)crc32(0L, st.data, (uInt)st.len));
-    if (rc == 0) rc = write_atomic(spath, st.data, st.len, err, err_len);
-  }
-  free(spath);
+  int rc = ty_graph_to_onnx(t->model, ov, nov, err, err_len, &onnx, &onnx_len);
+  if (rc == 0) rc = encode_state(t, onnx, onnx_len, &st);
+  if (rc == 0) rc = write_pair(t, onnx, onnx_len, &st, err, err_len);
   ty_buf_close(&st);
   free(onnx);
   free(ov);
@@ -258,6 +354,53 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
   return 0;
 }
 
+/* Resumes from the pair at model (and model.state): 0, TY_ENOTFOUND when
+ * the state is missing, or why it cannot. */
+static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) {
+  char *spath = with_suffix(model, ".state");
+  if (!spath) return TY_ENOMEM;
+  ty_buf st, onnx;
+  ty_buf_init(&st);
+  ty_buf_init(&onnx);
+  int rc = 0;
+  if (access(spath, F_OK) != 0)
+    rc = ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)", spath);
+  if (rc == 0 && (rc = read_file(spath, &st, err, err_len)) == 0 &&
+      (rc = read_file(model, &onnx, err, err_len)) == 0 &&
+      (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
+    rc = load_weights(t, &onnx, model, err, err_len);
+  ty_buf_close(&st);
+  ty_buf_close(&onnx);
+  free(spath);
+  return rc;
+}
+
+/* A pair a crash left half-written or damaged: the next older one serves. */
+static bool incomplete(int rc) { return rc == TY_ENOTFOUND || rc == TY_EPROTO || rc == TY_EIO; }
+
+/* The newest step checkpoint that loads (incomplete ones skipped, with a
+ * line on the log): 0 with t->resumed_from set, TY_ENOTFOUND when none
+ * does, or the error of one that cannot serve. */
+static int load_newest_step(ty_train *t, const char *path, char *err, size_t err_len) {
+  uint64_t *steps;
+  size_t n;
+  int rc = list_steps(path, &steps, &n);
+  char model[4096];
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (ty_ckpt_step_path(path, steps[i], model, sizeof model) != 0) continue;
+    rc = load_pair(t, model, err, err_len);
+    if (rc == 0) {
+      snprintf(t->resumed_from, sizeof t->resumed_from, "%s", model);
+      break;
+    }
+    if (incomplete(rc)) fprintf(ty__train_log(t), "checkpoint %s skipped: %s\n", model, err);
+    if (incomplete(rc)) rc = 0;
+    if (i + 1 == n) rc = TY_ENOTFOUND;
+  }
+  free(steps);
+  return n == 0 && rc == 0 ? TY_ENOTFOUND : rc;
+}
+
 int ty__train_load(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path) {
@@ -265,29 +408,12 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
       return ty_errf(err, err_len, TY_EINVAL, "--resume: no checkpoint path configured");
     return 0;
   }
-  char *spath = state_path(path);
-  ty_buf st, onnx;
-  ty_buf_init(&st);
-  ty_buf_init(&onnx);
-  int rc = 0;
-  if (!spath) {
-    rc = TY_ENOMEM;
-    goto done;
+  int rc = load_newest_step(t, path, err, err_len);
+  if (rc == TY_ENOTFOUND) { /* from before checkpoints were named by step */
+    rc = load_pair(t, path, err, err_len);
+    if (rc == 0) snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
   }
-  if (access(spath, F_OK) != 0) {
-    if (t->opts.resume)
-      rc = ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)", spath);
-    goto done;
-  }
-  if ((rc = read_file(spath, &st, err, err_len)) == 0 &&
-      (rc = read_file(path, &onnx, err, err_len)) == 0 &&
-      (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
-    rc = load_weights(t, &onnx, path, err, err_len);
   if (ty__train_planned(t) && t->opts.rank != 0) ty__train_plan_release(t); /* rank 0 keeps them */
-  if (rc == 0) rc = 1;
-done:
-  ty_buf_close(&st);
-  ty_buf_close(&onnx);
-  free(spath);
-  return rc;
+  if (rc == TY_ENOTFOUND && !t->opts.resume) return 0;
+  return rc == 0 ? 1 : rc;
 }

@@ -7,6 +7,7 @@
 #include "ops/train/train.h"
 
 #include "lib/base/base.h"
+#include "lib/wire/wire.h"
 #include "proto/train_config.pb-c.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ static int copy_str(const char *s, bool optional, char **out) {
 #define MAX_BATCH (1u << 20)
 #define MAX_EPOCHS 1000000u
 #define MAX_STEPS ((uint64_t)1 << 40)
+#define MAX_KEEP 10000u
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
   if (!(s->lr > 0)) return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be > 0 (got %g)", s->lr);
@@ -243,6 +245,9 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   if (m->max_steps > MAX_STEPS)
     return ty_errf(err, err_len, TY_EINVAL, "config.max_steps: %llu is above the maximum %llu",
                    (unsigned long long)m->max_steps, (unsigned long long)MAX_STEPS);
+  if (m->keep_checkpoints > MAX_KEEP)
+    return ty_errf(err, err_len, TY_EINVAL, "config.keep_checkpoints: %u is above the maximum %u",
+                   m->keep_checkpoints, MAX_KEEP);
   rc = copy_str(m->label_input && *m->label_input ? m->label_input : "labels", false, &c->label_input);
   if (rc == 0) rc = copy_str(m->data_input, true, &c->data_input);
   if (rc == 0) rc = copy_str(m->checkpoint_path, true, &c->checkpoint_path);
@@ -252,6 +257,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->max_steps = m->max_steps;
   c->seed = m->seed;
   c->checkpoint_interval = m->checkpoint_interval;
+  c->keep_checkpoints = m->keep_checkpoints ? m->keep_checkpoints : TY_CKPT_KEEP_DEFAULT;
   c->log_interval = m->log_interval ? m->log_interval : 100;
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->eval_each_epoch = m->eval_each_epoch != TRAINYARD__TOGGLE__TOGGLE_OFF;

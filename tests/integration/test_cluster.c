@@ -113,6 +113,21 @@ Test(cluster, cancel_running_job_kills_it_and_frees_its_slot, .timeout = 120) {
   trainyard__get_job_response__free_unpacked(r, NULL);
   /* A second cancel of a finished job says why it cannot. */
   cr_assert_neq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  /* Issue 14: one result per id, in order, and exit 4 for an unknown one. */
+  uint64_t a, b;
+  cr_assert_eq(it_submit_sh(cl, "sleep 60", "a", &a, err, sizeof err), 0);
+  cr_assert_eq(it_submit_sh(cl, "sleep 60", "b", &b, err, sizeof err), 0);
+  char sa[32], sb[32], want[96], *out = NULL;
+  snprintf(sa, sizeof sa, "%llu", (unsigned long long)a);
+  snprintf(sb, sizeof sb, "%llu", (unsigned long long)b);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"cancel", sa, "99999", sb, NULL}), 4);
+  snprintf(want, sizeof want, "Cancelled job %s\nCancelled job %s\n", sa, sb);
+  cr_assert_str_eq(out, want);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"cancel", "99998", sid, "--json", NULL}), 4);
+  cr_assert(strstr(out, "\"id\":99998,\"cancelled\":false,\"status\":-") &&
+            strstr(out, "is already CANCELLED"), "%s", out);
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
@@ -191,6 +206,31 @@ Test(cluster, controller_kill9_mid_burst_loses_no_acknowledged_job, .timeout = 3
               (unsigned long)a.acked[i], c.dir);
     trainyard__get_job_response__free_unpacked(r, NULL);
   }
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Issue 14: right after a controller restart a node is UNKNOWN until its
+ * worker registers again, not UP on the strength of the store. */
+Test(cluster, nodes_are_unknown_until_they_register_after_a_restart, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  c.node_timeout_ms = 60000; /* the restarted controller waits long for the node */
+  it_kill9(&c.traind);
+  kill(c.worker[0], SIGSTOP); /* keeps it from registering again for now */
+  it_controller_start(&c);
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"state\":\"UNKNOWN\"") &&
+            strstr(out, "not registered since the controller started"), "%s", out);
+  free(out);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 0u);
+  kill(c.worker[0], SIGCONT);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000), "the worker did not return");
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", NULL}), 0);
+  cr_assert(strstr(out, "w1    UP"), "%s", out);
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
@@ -277,6 +317,22 @@ Test(cluster, invalid_specs_are_refused_with_the_field_named, .timeout = 60) {
   cr_assert_neq(it_submit_job(cl, &badq, &id, err, sizeof err), 0);
   cr_assert(strstr(err, "no-such-queue"), "got: %s", err);
 
+  /* Issue 14: the priority's range, UTF-8 names and variables. */
+  badq.queue = "";
+  badq.priority = 5000;
+  cr_assert_eq(it_submit_job(cl, &badq, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.priority: 5000 is outside -1000..1000"), "got: %s", err);
+  badq.priority = 0;
+  badq.name = "n\xffme";
+  cr_assert_eq(it_submit_job(cl, &badq, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.name: not valid UTF-8"), "got: %s", err);
+  badq.name = "";
+  char *env[] = {"X=\xc3("};
+  cmd.n_env = 1, cmd.env = env;
+  cr_assert_eq(it_submit_job(cl, &badq, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.command.env[0]: not valid UTF-8"), "got: %s", err);
+  cmd.n_env = 0;
+
   /* A payload that is not a SubmitJobRequest at all. */
   ty_rpc_result res;
   static const uint8_t junk[] = {0xff, 0xff, 0xff};
@@ -293,6 +349,11 @@ Test(cluster, invalid_specs_are_refused_with_the_field_named, .timeout = 60) {
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"show", "987654", NULL}), 4);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"submit", "--command", "--queue", "nope",
                                                       "--", "true", NULL}), 5);
+  /* More CPUs than any node has: refused, as too many GPUs are. */
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"submit", "--command", "--cpus", "64", "--",
+                                                      "true", NULL}), 5);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"submit", "--command", "--priority", "5000",
+                                                      "--", "true", NULL}), 2);
   /* Nothing was half-written: no job exists besides none submitted. */
   char *out = NULL;
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--all", "--json", NULL}), 0);

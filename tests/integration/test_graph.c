@@ -2,7 +2,8 @@
 /*
  * Graph jobs end to end on CPU (issue 6): a real traind, real workers that
  * start real trainrun ranks, which form an Open MPI world through the
- * controller's rendezvous and all-reduce gradients.
+ * controller's rendezvous and all-reduce gradients. The jobs here are
+ * data parallel (parallelism: data); test_graph_plan.c runs planned ones.
  *
  *   - an invalid model or config is refused at submit with the runtime's words;
  *   - 2 workers x 1 rank and 1 worker x 2 ranks end with the weights of a
@@ -42,15 +43,9 @@ static pid_t start_trainrun(const char *model, const char *cfg, uint32_t rank, u
   return rk_start(model, cfg, rank, world, job, ctl_port, log, NULL);
 }
 
-/* Single-process reference weights after `steps` steps, in dir/ref.onnx. */
+/* Single-process reference weights after `steps` steps. */
 static void reference(const char *dir, uint64_t steps, char *out_path, size_t n) {
-  char cfg[300], log[300];
-  snprintf(out_path, n, "%s/ref-%llu.onnx", dir, (unsigned long long)steps);
-  snprintf(cfg, sizeof cfg, "%s/ref.pb", dir);
-  snprintf(log, sizeof log, "%s/ref.log", dir);
-  rk_write_config(cfg, steps, 0, out_path);
-  cr_assert_eq(rk_wait_exit(start_trainrun(rk_env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log)), 0,
-               "reference run failed: %s", log);
+  rk_reference(dir, steps, out_path, n);
 }
 
 static void onnx_check(const char *path) {
@@ -62,22 +57,13 @@ static void onnx_check(const char *path) {
 
 static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
                                 uint32_t requeues) {
-  Trainyard__Job job = TRAINYARD__JOB__INIT;
-  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
-  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
-  res.nodes = nodes;
-  res.tasks_per_node = tpn;
-  g.model_path = (char *)rk_env("TY_MLP_ONNX");
-  g.train_config.data = (uint8_t *)cfg;
-  g.train_config.len = cfg_len;
-  job.resources = &res;
-  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
-  job.graph = &g;
-  job.name = "mlp-dp";
-  job.max_rank_failure_requeues = requeues;
+  rk_job j; /* data parallel: plans are test_graph_plan.c's */
+  rk_graph_job(&j, nodes, tpn, cfg, cfg_len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.job.name = "mlp-dp";
+  j.job.max_rank_failure_requeues = requeues;
   uint64_t id = 0;
   char err[512] = "";
-  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "submit: %s", err);
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
   return id;
 }
 
@@ -127,6 +113,55 @@ Test(graph, one_worker_two_ranks_match_single_process, .timeout = 300) { expect_
  * every path handed to a rank must still resolve from the rank's own cwd. */
 Test(graph, daemons_with_relative_state_dirs_run_graph_jobs, .timeout = 300) {
   expect_dp_matches(2, 1, 2, 1, true);
+}
+
+/* Issue 14: checkpoints are named by step, only the newest 3 stay, and
+ * `checkpoint ls` lists exactly the ones that exist. */
+Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char out[400];
+  snprintf(out, sizeof out, "%s/kept.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(STEPS, 5, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  /* Pending: no checkpoint yet, which is not an error. */
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t id = submit_graph(cl, 1, 1, cfg, len);
+  char sid[24], *text = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, NULL}), 0);
+  cr_assert(strstr(text, "has no checkpoint yet"), "[%s]", text);
+  free(text);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended badly (logs in %s)", c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* Every 5 steps over 40: the newest 3 stay, the configured path links the newest. */
+  char p[600];
+  for (int step = 5; step <= STEPS; step += 5) {
+    snprintf(p, sizeof p, "%s/kept.step-%06d.onnx", c.dir, step);
+    cr_assert_eq(access(p, F_OK) == 0, step >= STEPS - 10, "%s", p);
+  }
+  cr_assert_eq(access(out, F_OK), 0);
+  /* The list follows the worker's next look at the directory. */
+  bool listed = false;
+  for (int i = 0; i < 100 && !listed; i++) {
+    r = it_get_job(cl, id);
+    listed = r && r->n_checkpoints == 3 && r->checkpoints[0]->step == STEPS - 10 &&
+             r->checkpoints[2]->step == STEPS;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    if (!listed) it_sleep_ms(100);
+  }
+  cr_assert(listed, "checkpoint ls does not list exactly the 3 that exist");
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, "--json", NULL}), 0);
+  snprintf(p, sizeof p, "\"step\":%d,", STEPS - 10);
+  cr_assert(strstr(text, p) && strstr(text, "kept.step-000040.onnx"), "%s", text);
+  cr_assert_null(strstr(text, "kept.step-000025.onnx"), "%s", text);
+  free(text);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
 }
 
 Test(graph, invalid_model_refused_at_submit, .timeout = 60) {

@@ -28,7 +28,8 @@ static const char *rlaunch_bin(void) {
 
 /* Starts rlaunch with args, stdin from in_path (NULL = /dev/null) and
  * stdout/stderr into DIR/NAME.out and DIR/NAME.err; `env` adds NAME=value
- * entries (NULL-terminated, may be NULL). */
+ * entries (NULL-terminated, may be NULL); a first entry "-i" starts from an
+ * empty environment, as `env -i` does. */
 static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path,
                       const char *const *args, const char *const *env) {
   char out[400], err[400], addr[64];
@@ -42,6 +43,7 @@ static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid == 0) {
+    if (env && env[0] && strcmp(env[0], "-i") == 0) clearenv(), env++;
     setenv("TRAINYARD_CONTROLLER", addr, 1);
     for (size_t i = 0; env && env[i]; i++) putenv((char *)env[i]);
     int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
@@ -155,6 +157,28 @@ Test(rlaunch, failures_have_their_own_exit_codes, .timeout = 120) {
   cr_assert(strstr(err, "--stdin"), "[%s]", err);
   free(err);
   cr_assert_eq(rl_run(&c, "usage3", NULL, (const char *[]){"--bogus", "--", "true", NULL}), 125);
+  cr_assert_eq(rl_run(&c, "prio", NULL, (const char *[]){"--priority", "5000", "--", "true", NULL}),
+               125);
+  err = output(&c, "prio", "err");
+  cr_assert(strstr(err, "--priority: 5000 is outside -1000..1000"), "[%s]", err);
+  free(err);
+  /* Run from a directory that was deleted: the reason, not "Success". */
+  char gone[400], errpath[400];
+  snprintf(gone, sizeof gone, "%s/gone", c.dir);
+  snprintf(errpath, sizeof errpath, "%s/gone.err", c.dir);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int e = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(e, 2);
+    if (mkdir(gone, 0755) != 0 || chdir(gone) != 0 || rmdir(gone) != 0) _exit(97);
+    execl(rlaunch_bin(), "rlaunch", "--", "true", (char *)NULL);
+    _exit(98);
+  }
+  cr_assert_eq(rl_wait(pid), 125);
+  err = slurp(errpath);
+  cr_assert(strstr(err, "cannot tell the current directory (it was deleted): No such file"),
+            "[%s]", err);
+  free(err);
   it_cluster_stop(&c);
 }
 
@@ -264,6 +288,33 @@ Test(rlaunch, two_nodes_two_tasks_labelled_with_rank_variables, .timeout = 120) 
   it_cluster_stop(&c);
 }
 
+/* Issue 14: rank 1 exits 7, the controller kills rank 0; rlaunch exits 7
+ * (not rank 0's 143) and prints rank 1's line, as srun reports the failed
+ * task, and the job's record agrees. */
+Test(rlaunch, first_failing_rank_gives_the_exit_code, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 4);
+  const char *script = "if [ \"$RANK\" = 1 ]; then exit 7; fi; sleep 60";
+  int code = rl_run(&c, "firstfail", NULL,
+                    (const char *[]){"--nodes", "2", "--", "sh", "-c", script, NULL});
+  char *err = output(&c, "firstfail", "err");
+  cr_assert_eq(code, 7, "exit %d, stderr [%s]", code, err);
+  cr_assert(strstr(err, "rank 1 on w"), "[%s]", err);
+  cr_assert(strstr(err, ": exited with code 7"), "[%s]", err);
+  cr_assert(strstr(err, "rank 0 on w") && strstr(err, "after rank 1 failed"), "[%s]", err);
+  free(err);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, 1, 0, 10000);
+  cr_assert(r);
+  cr_assert_eq((int)r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
+  cr_assert_eq(r->job->exit_code, 7);
+  cr_assert_eq(r->job->term_signal, 0, "rank 0's SIGTERM is not the job's");
+  cr_assert(strstr(r->job->reason, "rank 1 exited with code 7"), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
@@ -276,6 +327,105 @@ Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
   out = output(&c, "nopty", "out");
   cr_assert(strstr(out, "not a tty"), "[%s]", out);
   free(out);
+  it_cluster_stop(&c);
+}
+
+/* Issue 14: `env -i PATH=... TERM=vt220 rlaunch -- env` shows exactly the
+ * caller's variables (TERM only with --pty, and then the caller's) and the
+ * per-rank ones: nothing of the worker's environment. */
+static void expect_env_names(const char *out, const char *const *want) {
+  size_t lines = 0;
+  for (const char *l = out; *l; lines++) {
+    const char *eq = strchr(l, '=');
+    cr_assert(eq, "not NAME=value: [%s]", l);
+    bool known = false;
+    for (size_t i = 0; want[i] && !known; i++)
+      known = strlen(want[i]) == (size_t)(eq - l) && strncmp(l, want[i], (size_t)(eq - l)) == 0;
+    cr_assert(known, "unexpected variable in [%s]", out);
+    const char *nl = strchr(l, '\n');
+    l = nl ? nl + 1 : l + strlen(l);
+  }
+  size_t n = 0;
+  while (want[n]) n++;
+  cr_assert_eq(lines, n, "[%s]", out);
+}
+
+Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
+  setenv("TY_WORKER_ONLY", "must-not-leak", 1); /* the workers inherit it */
+  setenv("TERM", "xterm", 1);
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  const char *env[] = {"-i", "PATH=/usr/bin:/bin", "TERM=vt220", "SHLVL=3", "OLDPWD=/x", NULL};
+  cr_assert_eq(rl_wait(rl_start(&c, "env", NULL, (const char *[]){"--", "env", NULL}, env)), 0);
+  char *out = output(&c, "env", "out");
+  const char *names[20] = {"PATH", "TRAINYARD_CONTROLLER", "RANK", "LOCAL_RANK", "WORLD_SIZE",
+                           "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TRAINYARD_JOB_ID",
+                           "TRAINYARD_NODE", "CUDA_VISIBLE_DEVICES"};
+  /* Plus what the harness hands on with --task-env, the one documented way
+   * (a sanitized build's options). */
+  const char *handed[] = {"TRAINYARD_STEP_DELAY_MS", "TRAINYARD_COLLECTIVE_TIMEOUT_S",
+                          "TRAINYARD_KERNEL_CACHE", "ASAN_OPTIONS", "UBSAN_OPTIONS"};
+  size_t k = 11;
+  for (size_t i = 0; i < TY_ARRAY_LEN(handed); i++)
+    if (getenv(handed[i])) names[k++] = handed[i];
+  expect_env_names(out, names);
+  cr_assert(strstr(out, "PATH=/usr/bin:/bin\n"), "[%s]", out);
+  free(out);
+  cr_assert_eq(rl_wait(rl_start(&c, "envpty", NULL, (const char *[]){"--pty", "--", "env", NULL},
+                                env)), 0);
+  out = output(&c, "envpty", "out");
+  cr_assert(strstr(out, "TERM=vt220\r\n"), "[%s]", out);
+  cr_assert_null(strstr(out, "TY_WORKER_ONLY"), "[%s]", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
+/* Issue 14: a worker keeps a task's log to --log-max-size (its head, a
+ * marker, its tail), reports its disk use, and removes a job's logs
+ * --log-retention after the job ended. */
+static long file_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static double metric(int port, const char *name) {
+  char *m = it_http_get_metrics(port);
+  char *at = m ? strstr(m, name) : NULL;
+  while (at && at > m && at[-1] != '\n') at = strstr(at + 1, name);
+  double v = at ? atof(at + strlen(name)) : -1;
+  free(m);
+  return v;
+}
+
+Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) {
+  const char *extra[] = {"--log-max-size", "64K", "--log-retention", "3s", NULL};
+  it_cluster c;
+  it_cluster_start_workers_with(&c, 1, 4, extra);
+  const char *script = "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done";
+  cr_assert_eq(rl_run(&c, "big", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
+  char *out = output(&c, "big", "out");
+  cr_assert(strncmp(out, "line 0\n", 7) == 0 && strstr(out, "\nline 19999\n"),
+            "rlaunch got all the output, whatever the log keeps");
+  cr_assert_null(strstr(out, "trainworkerd"), "the cut marker is in the log only");
+  free(out);
+  char log[400];
+  snprintf(log, sizeof log, "%s/w1/jobs/1/rank0.log", c.dir);
+  long size = file_size(log);
+  for (int i = 0; i < 500 && size > 64 * 1024; i++) it_sleep_ms(10), size = file_size(log);
+  cr_assert(size > 0 && size <= 64 * 1024, "log of %ld bytes (cap 64K)", size);
+  char *text = NULL;
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"logs", "1", NULL}), 0);
+  cr_assert(strncmp(text, "line 0\n", 7) == 0 && strstr(text, " bytes of output cut here; ") &&
+            strstr(text, "\nline 19999\n"), "%.300s", text);
+  free(text);
+  cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_cut_bytes_total "), 0);
+  cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_bytes "), 0);
+  /* Three seconds after the job ended, its directory goes. */
+  char dir[400];
+  snprintf(dir, sizeof dir, "%s/w1/jobs/1", c.dir);
+  for (int i = 0; i < 1500 && access(dir, F_OK) == 0; i++) it_sleep_ms(10);
+  cr_assert_neq(access(dir, F_OK), 0, "the job's logs were not removed");
+  cr_assert_eq(metric(c.worker_metrics_port[0], "trainyard_worker_log_dirs_removed_total "), 1);
   it_cluster_stop(&c);
 }
 
@@ -404,6 +554,14 @@ Test(rlaunch, second_ctrl_c_within_a_second_kills_the_job, .timeout = 120) {
   char *err = output(&c, "kill2", "err");
   cr_assert(strstr(err, "killing job"), "[%s]", err);
   free(err);
+  /* The user cancelled it: CANCELLED in its history, not FAILED. */
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, 1, 0, 10000);
+  cr_assert(r);
+  cr_assert_eq((int)r->job->state, TRAINYARD__JOB_STATE__JOB_CANCELLED, "%s", r->job->reason);
+  cr_assert(strstr(r->job->reason, "cancelled by"), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
 
@@ -426,6 +584,21 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
     if (!shown) it_sleep_ms(10);
   }
   cr_assert(shown, "no status line while pending");
+  /* Ctrl-C while pending cancels it: exit 122, "ended without running". */
+  pid_t quitter = rl_start(&c, "quitter", NULL, (const char *[]){"--", "true", NULL}, NULL);
+  shown = false;
+  for (int i = 0; i < 3000 && !shown; i++) {
+    char *err = output(&c, "quitter", "err");
+    shown = strstr(err, "pending:") != NULL;
+    free(err);
+    if (!shown) it_sleep_ms(10);
+  }
+  cr_assert(shown, "no status line while pending");
+  kill(quitter, SIGINT);
+  cr_assert_eq(rl_wait(quitter), 122);
+  char *qerr = output(&c, "quitter", "err");
+  cr_assert(strstr(qerr, "cancelled while pending (SIGINT)"), "[%s]", qerr);
+  free(qerr);
   close(open(go, O_WRONLY | O_CREAT, 0644));
   cr_assert_eq(rl_wait(hog), 0);
   cr_assert_eq(rl_wait(waiter), 0);

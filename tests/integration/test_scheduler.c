@@ -199,6 +199,8 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
   snprintf(path, sizeof path, "%s/term", c.dir);
   cr_assert(file_has(path, "term"), "the preempted task did not see SIGTERM (logs in %s)", c.dir);
   cr_assert(has_event(cl, low, ST(PREEMPTED), "preempted by job"), "no PREEMPTED event");
+  cr_assert(has_event(cl, low, ST(RUNNING), "preemption notice: SIGTERM for job"),
+            "the notice is not in the history");
   cr_assert(has_event(cl, low, ST(PENDING), "requeued after PREEMPTED"), "not requeued");
 
   cr_assert_eq(wait_state(cl, low, 0, 60000), ST(COMPLETED), "the requeued job did not finish");
@@ -275,6 +277,16 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   cr_assert(strstr(out, "Position:") && strstr(out, "Held"), "%s", out);
   free(out);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "77", NULL}), 0);
+  /* The controller checks what any client sends. */
+  Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
+  uj.job_id = id, uj.user = "tester", uj.action = "priority", uj.priority = 5000;
+  uint8_t ujb[128];
+  size_t ujn = trainyard__update_job_request__pack(&uj, ujb);
+  ty_rpc_result res;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_UPDATE_JOB, ujb, ujn, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "priority: 5000 is outside -1000..1000"), "%s", res.message);
+  ty_rpc_result_close(&res);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(wait_state(cl, id, 0, 30000), ST(COMPLETED));
   cr_assert(has_event(cl, id, ST(PENDING), "held by"), "no hold event");
@@ -283,7 +295,7 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   /* Only pending jobs can be held; unknown jobs exit 4. */
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", "999", NULL}), 4);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "5000", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "5000", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, NULL}), 2);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -304,6 +316,8 @@ Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 1
                                                .warn_signal = SIGUSR1, .warn_before_s = 2});
   cr_assert_eq(wait_state(cl, id, 0, 60000), ST(TIMEOUT));
   cr_assert(file_has(path, "warned"), "the task never got the warning signal (logs in %s)", c.dir);
+  cr_assert(has_event(cl, id, ST(RUNNING), "warning: SIGUSR1 sent to the tasks 2 s before the "
+                                           "time limit of 3 s"), "the warning is not in the history");
   /* A warning at or after the limit is refused, naming the field. */
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   char *argv[] = {"true"};
@@ -337,6 +351,12 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}), 1);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "x", "--bogus", "1", NULL}), 2);
+  /* Usage errors trainctl can tell without the controller exit 2 (issue 14). */
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", NULL}), 2, "no settings");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "y", "--default-time", "2h",
+                                              "--max-time", "1h", NULL}), 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "frobnicate", "gpu", NULL}), 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "gpu", "--tier", "1", NULL}), 2);
   /* trainctl refuses those before sending; the controller still checks what
    * any client sends. */
   char qerr[TY_ERR_LEN] = "";
@@ -393,6 +413,84 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert_eq(ctl(&c, &out, (const char *[]){"share", "--json", NULL}), 0);
   cr_assert(strstr(out, "\"queue\":\"default\""), "%s", out);
   free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- start estimates (trainctl why) ----------------------------------------------------------------- */
+
+/* Polls `trainctl why ID --json` until its output holds `text`; returns it. */
+static char *why_until(const it_cluster *c, uint64_t id, const char *text) {
+  char sid[24];
+  id_str(id, sid);
+  for (int i = 0; i < 300; i++) {
+    char *out = NULL;
+    int rc = ctl(c, &out, (const char *[]){"why", sid, "--json", NULL});
+    if (rc == 0 && out && strstr(out, text)) return out;
+    free(out);
+    it_sleep_ms(50);
+  }
+  cr_assert_fail("why %s never said %s", sid, text);
+  return NULL;
+}
+
+Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  ty_rpc_client *cl = it_client(&c);
+  /* Holds the node for 10 minutes by its limit; ignores SIGTERM, so a
+   * preemption takes the whole grace period. */
+  const char *stubborn = "trap '' TERM; while true; do sleep 0.1; done";
+  uint64_t run = submit(cl, stubborn, &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 600});
+  wait_state(cl, run, ST(RUNNING), 30000);
+  uint64_t first = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 300});
+  uint64_t second = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 60});
+  /* The second waits behind the first's reservation: its start is the
+   * reservation's end (10 + 5 minutes), not "now". */
+  char *out = why_until(&c, second, "\"est_kind\":\"limits\"");
+  char reserved[64];
+  snprintf(reserved, sizeof reserved, "job %llu's reservation", (unsigned long long)first);
+  cr_assert(strstr(out, reserved), "%s", out);
+  free(out);
+  char sid[24];
+  id_str(second, sid);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
+  cr_assert(strstr(out, "Est. start:  in 14:") || strstr(out, "Est. start:  in 15:00"), "%s", out);
+  cr_assert(strstr(out, reserved), "%s", out);
+  free(out);
+  /* A job of a higher tier preempts the stubborn one: while it ignores
+   * SIGTERM, the estimate is the preemption's grace period. */
+  uint64_t high = submit(cl, "true", &(job_opts){.queue = "high", .cpus = 2});
+  out = why_until(&c, high, "\"est_kind\":\"preemption\"");
+  cr_assert(strstr(out, "grace period 5 s"), "%s", out);
+  free(out);
+  cr_assert_eq(wait_state(cl, high, 0, 60000), ST(COMPLETED));
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- training commands on a command job; job checkpoint (issue 14) ---------------------------- */
+
+Test(scheduler, command_jobs_have_no_training_and_checkpoints_are_confirmed, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit(cl, "sleep 60", &(job_opts){.cpus = 1});
+  wait_state(cl, id, ST(RUNNING), 30000);
+  char sid[24], *out = NULL;
+  id_str(id, sid);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"watch", sid, NULL}), 2);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"checkpoint", "ls", sid, NULL}), 2);
+  cr_assert_str_eq(out, "", "an error and nothing else: [%s]", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "checkpoint", sid, NULL}), 0);
+  cr_assert(strstr(out, "checkpoint recorded at"), "[%s]", out);
+  free(out);
+  cr_assert(has_event(cl, id, ST(RUNNING), "checkpoint reported by"), "not in the history");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -139,6 +139,38 @@ Test(format, show_text_and_json) {
   ty_buf_close(&b);
 }
 
+/* Issue 14: user-chosen text never reaches the terminal as control bytes
+ * (shown $'...'-quoted, as ls does), a running job has no exit code yet,
+ * and the --signal setting is shown. */
+Test(format, show_escapes_controls_and_omits_a_running_exit_code) {
+  static char *env[] = {"A=\x1b[31mred", "B=plain"};
+  static char *argv[] = {"echo", "\x1b]0;title\x07", "it's"};
+  ty_cli_jobinfo j = sample_job();
+  j.spec.name = "n\x1b[2Jame";
+  j.spec.env = env, j.spec.envc = 2;
+  j.spec.argv = argv, j.spec.argc = 3;
+  j.reason = "bad \xc2\x9b byte \xff";
+  j.spec.warn_signal = 10, j.spec.warn_before_s = 120, j.spec.time_limit_s = 600;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  char *s = take(&b);
+  cr_assert_null(strchr(s, 0x1b), "%s", s);
+  cr_assert(strstr(s, "Job 42 ($'n\\033[2Jame')\n"), "%s", s);
+  cr_assert(strstr(s, "  env:         $'A=\\033[31mred'\n               B=plain\n"), "%s", s);
+  cr_assert(strstr(s, "  command:     echo $'\\033]0;title\\a' 'it'\\''s'\n"), "%s", s);
+  cr_assert(strstr(s, "  reason:      $'bad \\302\\233 byte \\377'\n"), "%s", s);
+  cr_assert(strstr(s, "  signal:      SIGUSR1 120 s before the time limit (--signal)\n"), "%s", s);
+  cr_assert_null(strstr(s, "exit code:"), "a running job has no exit code: %s", s);
+  ty_buf_close(&b);
+  j.state = TY_JOB_CANCELLED, j.term_signal = 15;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "  exit code:   0 (signal 15)\n"), "%s", s);
+  ty_buf_close(&b);
+}
+
 Test(format, nodes_table_and_json) {
   ty_cli_node ns[2] = {{.name = "n1",
                         .io_addr = "127.0.0.1:7820",

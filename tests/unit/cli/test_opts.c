@@ -385,3 +385,39 @@ Test(exit_codes, map_as_documented) {
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){gone, done}, 2), 4);
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){done, gone}, 2), 4);
 }
+
+#define PLAN(...) ty_cli_parse_plan(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), &p, err, sizeof err)
+
+Test(plan, options_and_the_job_file) {
+  char err[TY_ERR_LEN] = "";
+  ty_cli_plan_args p;
+  cr_assert_eq(PLAN("job.pb"), 0, "%s", err);
+  cr_assert_str_eq(p.file, "job.pb");
+  cr_assert(!p.json && !p.mesh && p.parallelism == -1);
+  cr_assert_eq(PLAN("--json", "--mesh", "2x4", "--device-flops", "cpu", "--launch-us", "3",
+                    "--parallelism", "Grid", "job.pb"),
+               0, "%s", err);
+  cr_assert(p.json && p.parallelism == TY_PARALLELISM_GRID);
+  cr_assert_str_eq(p.mesh, "2x4");
+  cr_assert_str_eq(p.rates[0], "cpu");
+  cr_assert_str_eq(ty_cli_plan_rate_key(6), "launch-us");
+  cr_assert_null(ty_cli_plan_rate_key(7));
+  cr_assert_str_eq(p.rates[6], "3");
+  cr_assert_eq(PLAN("-h"), 0);
+  cr_assert(p.help);
+}
+
+Test(plan, bad_command_lines_are_named) {
+  char err[TY_ERR_LEN] = "";
+  ty_cli_plan_args p;
+  cr_assert_eq(PLAN("--json"), TY_EINVAL);
+  cr_assert_str_eq(err, "plan: missing the job file (JOB.pb)");
+  cr_assert_eq(PLAN("a.pb", "b.pb"), TY_EINVAL);
+  cr_assert_str_eq(err, "plan: one job file, not \"b.pb\" too");
+  cr_assert_eq(PLAN("--inter-gbps", "5", "a.pb"), TY_EINVAL);
+  cr_assert(strstr(err, "--inter-gbps: only with --mesh"), "%s", err);
+  cr_assert_eq(PLAN("--parallelism", "model", "a.pb"), TY_EINVAL);
+  cr_assert_str_eq(err, "--parallelism: expected auto, data, tensor or grid, got \"model\"");
+  cr_assert_eq(PLAN("--mesh"), TY_EINVAL);
+  cr_assert_eq(PLAN("--meshes", "2x2", "a.pb"), TY_EINVAL);
+}

@@ -105,6 +105,17 @@ Test(job_spec, graph_needs_config) {
   expect_bad(&s, TY_EINVAL, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
 }
 
+Test(job_spec, graph_unknown_parallelism) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_GRAPH;
+  s.model_path = ty_strdup("/m/mlp.onnx");
+  s.train_config = ty_xcalloc(1, 1);
+  s.train_config_len = 1;
+  s.parallelism = 7;
+  expect_bad(&s, TY_EINVAL,
+             "job.graph.parallelism: 7 is not auto (0), data (1), tensor (2) or grid (3)");
+}
+
 Test(job_spec, graph_one_rank_per_gpu) {
   ty_job_spec s = {0};
   s.kind = TY_JOB_KIND_GRAPH;
@@ -141,6 +152,39 @@ Test(job_spec, bad_env) {
   s.env = strv(1, "NOEQUALS");
   s.envc = 1;
   expect_bad(&s, TY_EINVAL, "job.command.env[0]: \"NOEQUALS\" is not NAME=value");
+}
+
+/* Issue 14: the priority's range and UTF-8 names and variables. */
+Test(job_spec, priority_out_of_range) {
+  ty_job_spec s = good_spec();
+  s.priority = 5000;
+  expect_bad(&s, TY_EINVAL, "job.priority: 5000 is outside -1000..1000");
+  s = good_spec();
+  s.priority = -1001;
+  expect_bad(&s, TY_EINVAL, "job.priority: -1001 is outside -1000..1000");
+  s = good_spec();
+  s.priority = -1000;
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  ty_job_spec_close(&s);
+}
+
+Test(job_spec, invalid_utf8_in_names_and_variables) {
+  ty_job_spec s = good_spec();
+  s.name = ty_strdup("tr\xffin");
+  expect_bad(&s, TY_EINVAL, "job.name: not valid UTF-8 (byte 0xff at offset 2)");
+  s = good_spec();
+  s.user = ty_strdup("\xc3");
+  expect_bad(&s, TY_EINVAL, "job.user: not valid UTF-8 (byte 0xc3 at offset 0)");
+  s = good_spec();
+  s.env = strv(2, "A=caf\xc3\xa9", "B=\xed\xa0\x80"); /* a surrogate */
+  s.envc = 2;
+  expect_bad(&s, TY_EINVAL, "job.command.env[1]: not valid UTF-8 (byte 0xed at offset 2)");
+  s = good_spec();
+  s.name = ty_strdup("caf\xc3\xa9 \xe2\x9c\x93");
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  ty_job_spec_close(&s);
 }
 
 Test(job_spec, relative_cwd) {

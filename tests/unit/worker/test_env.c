@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Task environment building (worker/env.c): order, overrides, the
- * torchrun-style variables, and rejection of malformed CommandSpec.env. */
+/* Task environment building (worker/env.c): exactly the job's variables,
+ * the worker's documented additions and the torchrun-style variables;
+ * order, overrides, and rejection of malformed CommandSpec.env. */
 #include <criterion/criterion.h>
+#include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "worker/worker.h"
@@ -26,17 +29,15 @@ static ty_task_spec base_spec(void) {
   return s;
 }
 
-Test(env, sets_rank_variables_and_keeps_base) {
-  char *base[] = {"PATH=/usr/bin:/bin", "HOME=/home/u", NULL};
+Test(env, sets_rank_variables_and_a_default_path) {
   static const uint32_t gpus[] = {0, 2};
   ty_task_spec s = base_spec();
   s.gpu_indices = gpus;
   s.n_gpus = 2;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", base, err, sizeof err, &env), 0);
-  cr_expect_str_eq(get(env, "PATH"), "/usr/bin:/bin");
-  cr_expect_str_eq(get(env, "HOME"), "/home/u");
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0);
+  cr_expect_str_eq(get(env, "PATH"), TY_TASK_DEFAULT_PATH);
   cr_expect_str_eq(get(env, "RANK"), "3");
   cr_expect_str_eq(get(env, "LOCAL_RANK"), "1");
   cr_expect_str_eq(get(env, "WORLD_SIZE"), "8");
@@ -49,16 +50,69 @@ Test(env, sets_rank_variables_and_keeps_base) {
   ty_task_env_free(env);
 }
 
-Test(env, job_env_overrides_base_and_rank_overrides_job) {
-  char *base[] = {"FOO=base", "RANK=99", "CUDA_VISIBLE_DEVICES=0,1,2,3", NULL};
-  static const char *const job_env[] = {"FOO=job", "RANK=7", "BAR=a=b"};
+/* Issue 14: exactly the documented variables, whatever the worker's own
+ * environment holds. */
+Test(env, nothing_of_the_workers_environment) {
+  setenv("TY_WORKER_ONLY", "leak", 1);
+  setenv("TERM", "xterm", 1);
+  static const char *const job_env[] = {"TERM=vt220", "PATH=/opt/bin", "FOO=1"};
   ty_task_spec s = base_spec();
   s.env = job_env;
   s.n_env = 3;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", base, err, sizeof err, &env), 0);
-  cr_expect_str_eq(get(env, "FOO"), "job");
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0);
+  cr_expect_null(get(env, "TY_WORKER_ONLY"));
+  cr_expect_null(get(env, "HOME"), "no HOME unless the job or the task's user gives one");
+  cr_expect_str_eq(get(env, "TERM"), "vt220");
+  cr_expect_str_eq(get(env, "PATH"), "/opt/bin", "the job's PATH stands");
+  size_t n = 0;
+  while (env[n]) n++;
+  cr_expect_eq(n, 3 + 9, "the job's 3 and the 9 per-rank variables");
+  ty_task_env_free(env);
+}
+
+Test(env, operator_variables_come_first_and_the_job_overrides_them) {
+  char *site[] = {"PATH=/site/bin", "OMP_NUM_THREADS=4", "TRAINYARD_KERNEL_CACHE=/k", NULL};
+  static const char *const job_env[] = {"OMP_NUM_THREADS=8"};
+  ty_task_spec s = base_spec();
+  s.env = job_env;
+  s.n_env = 1;
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", site, NULL, err, sizeof err, &env), 0);
+  cr_expect_str_eq(get(env, "PATH"), "/site/bin", "the operator's PATH, not the default");
+  cr_expect_str_eq(get(env, "OMP_NUM_THREADS"), "8");
+  cr_expect_str_eq(get(env, "TRAINYARD_KERNEL_CACHE"), "/k");
+  ty_task_env_free(env);
+}
+
+Test(env, login_variables_of_the_tasks_user) {
+  struct passwd pw = {.pw_name = "alice", .pw_dir = "/home/alice", .pw_shell = "/bin/zsh"};
+  static const char *const job_env[] = {"HOME=/home/mallory", "USER=mallory", "X=1"};
+  ty_task_spec s = base_spec();
+  s.env = job_env;
+  s.n_env = 3;
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, &pw, err, sizeof err, &env), 0);
+  cr_expect_str_eq(get(env, "HOME"), "/home/alice");
+  cr_expect_str_eq(get(env, "USER"), "alice");
+  cr_expect_str_eq(get(env, "LOGNAME"), "alice");
+  cr_expect_str_eq(get(env, "SHELL"), "/bin/zsh");
+  cr_expect_str_eq(get(env, "X"), "1");
+  ty_task_env_free(env);
+}
+
+Test(env, rank_variables_override_the_job) {
+  static const char *const job_env[] = {"FOO=job", "RANK=7", "BAR=a=b", "FOO=again"};
+  ty_task_spec s = base_spec();
+  s.env = job_env;
+  s.n_env = 4;
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0);
+  cr_expect_str_eq(get(env, "FOO"), "again");
   cr_expect_str_eq(get(env, "BAR"), "a=b");
   cr_expect_str_eq(get(env, "RANK"), "3");
   /* No GPUs allocated: the variable is set and empty, hiding the node's GPUs. */
@@ -73,7 +127,7 @@ Test(env, rejects_entry_without_equals) {
   s.n_env = 2;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), TY_EINVAL);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), TY_EINVAL);
   cr_expect(strstr(err, "command.env[1]") != NULL, "message: %s", err);
   cr_expect_null(env);
 }
@@ -85,7 +139,7 @@ Test(env, rejects_entry_with_empty_name) {
   s.n_env = 1;
   char err[256] = "";
   char **env = NULL;
-  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, err, sizeof err, &env), TY_EINVAL);
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), TY_EINVAL);
   cr_expect(strstr(err, "command.env[0]") != NULL, "message: %s", err);
 }
 

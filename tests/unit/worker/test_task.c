@@ -11,84 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/unit/worker/task_fixture.h"
 #include "worker/worker.h"
-
-typedef struct fixture {
-  uv_loop_t loop;
-  ty_tasks *tasks;
-  char dir[64];
-  int ended;
-  ty_task_report last;
-} fixture;
-
-static void on_end(ty_tasks *t, const ty_task_report *r, void *ud) {
-  (void)t;
-  fixture *f = ud;
-  f->ended++;
-  f->last = *r;
-  f->last.reason = ""; /* borrowed: do not keep the pointer */
-}
-
-static void setup(fixture *f) {
-  memset(f, 0, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/ty-worker-test-XXXXXX");
-  cr_assert_not_null(mkdtemp(f->dir));
-  cr_assert_eq(uv_loop_init(&f->loop), 0);
-  cr_assert_eq(ty_tasks_create(&f->loop, f->dir, "w1", on_end, f, &f->tasks), 0);
-}
-
-static void teardown(fixture *f) {
-  ty_tasks_kill_all_now(f->tasks);
-  ty_tasks_destroy(f->tasks);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  cr_expect_eq(uv_loop_close(&f->loop), 0);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  cr_expect_eq(system(cmd), 0);
-}
-
-static void run_until_ended(fixture *f, int n) {
-  while (f->ended < n) uv_run(&f->loop, UV_RUN_ONCE);
-}
-
-static ty_task_spec shell(uint64_t job, const char *script) {
-  static const char *argv[3];
-  argv[0] = "sh";
-  argv[1] = "-c";
-  argv[2] = script;
-  ty_task_spec s = {.job_id = job, .rank = 0, .world_size = 1, .local_world_size = 1,
-                    .master_addr = "127.0.0.1", .master_port = 29501, .argv = argv,
-                    .argc = 3, .cpus = 1};
-  return s;
-}
-
-static char *read_log(fixture *f, uint64_t job, uint32_t rank) {
-  char path[512];
-  cr_assert_eq(ty_tasks_log_path(f->tasks, job, rank, path, sizeof path), 0);
-  FILE *fp = fopen(path, "r");
-  cr_assert_not_null(fp, "no log at %s", path);
-  char *buf = calloc(1, 65536);
-  size_t n = fread(buf, 1, 65535, fp);
-  buf[n] = '\0';
-  fclose(fp);
-  return buf;
-}
-
-/* Waits (without a deadline: Criterion's timeout bounds it) until the task
- * printed `word`, i.e. reached the point of its script the test cares about. */
-static void wait_for_output(fixture *f, uint64_t job, const char *word) {
-  for (;;) {
-    char *log = read_log(f, job, 0);
-    bool found = strstr(log, word) != NULL;
-    free(log);
-    if (found) return;
-    usleep(10000);
-  }
-}
 
 Test(task, captures_stdout_stderr_and_exit_code) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(1, "echo out; echo err >&2; read x; echo \"stdin:$x\"; exit 3");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
@@ -107,12 +35,12 @@ Test(task, captures_stdout_stderr_and_exit_code) {
   ty_tasks_get_stats(f.tasks, &st);
   cr_expect_eq(st.started, 1);
   cr_expect_eq(st.exit_failure, 1);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, environment_reaches_the_process) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   static const uint32_t gpus[] = {1, 3};
   ty_task_spec s = shell(2, "echo \"$RANK $WORLD_SIZE $MASTER_PORT $TRAINYARD_JOB_ID "
                             "$TRAINYARD_NODE $CUDA_VISIBLE_DEVICES $FOO\"");
@@ -129,24 +57,24 @@ Test(task, environment_reaches_the_process) {
   char *log = read_log(&f, 2, 0);
   cr_expect_str_eq(log, "0 1 29501 2 w1 1,3 bar\n");
   free(log);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, reports_terminating_signal) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(3, "kill -KILL $$");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
   cr_expect_eq(f.last.term_signal, SIGKILL);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, kill_sends_sigterm_to_the_group) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(4, "sleep 60");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
@@ -155,12 +83,12 @@ Test(task, kill_sends_sigterm_to_the_group) {
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
   cr_expect_eq(f.last.term_signal, SIGTERM);
   cr_expect_not(f.last.timed_out);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, kill_escalates_to_sigkill_after_grace) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   /* The shell and its sleep ignore SIGTERM; only SIGKILL ends them. */
   ty_task_spec s = shell(5, "trap '' TERM; echo ready; sleep 60");
   char err[256] = "";
@@ -170,12 +98,12 @@ Test(task, kill_escalates_to_sigkill_after_grace) {
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
   cr_expect_eq(f.last.term_signal, SIGKILL);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, kill_with_explicit_signal_and_unknown_job) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(6, "sleep 60");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
@@ -184,12 +112,12 @@ Test(task, kill_with_explicit_signal_and_unknown_job) {
   cr_expect_eq(ty_tasks_kill(f.tasks, 6, SIGINT, 0), 0);
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.term_signal, SIGINT);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, time_limit_kills_and_reports_timed_out) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(7, "sleep 60");
   s.time_limit_s = 1;
   s.kill_grace_s = 1;
@@ -201,35 +129,55 @@ Test(task, time_limit_kills_and_reports_timed_out) {
   ty_tasks_stats st;
   ty_tasks_get_stats(f.tasks, &st);
   cr_expect_eq(st.exit_timed_out, 1);
-  teardown(&f);
+  fx_teardown(&f);
+}
+
+/* The --signal warning reaches the task and is reported (as a RUNNING
+ * report, which the controller records in the job's history). */
+Test(task, warning_signal_is_delivered_and_reported) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(17, "trap 'echo warned; exit 0' USR1; sleep 60 & wait");
+  s.time_limit_s = 3;
+  s.warn_signal = SIGUSR1;
+  s.warn_before_s = 2;
+  char err[256] = "";
+  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  run_until_ended(&f, 1);
+  cr_expect_eq(f.warned, SIGUSR1);
+  cr_expect_eq(f.last.exit_code, 0);
+  char *log = read_log(&f, 17, 0);
+  cr_expect_str_eq(log, "warned\n");
+  free(log);
+  fx_teardown(&f);
 }
 
 Test(task, missing_cwd_is_refused_with_a_clear_message) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(8, "true");
   s.cwd = "/no/such/dir";
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_ENOTFOUND);
   cr_expect_str_eq(err, "cwd /no/such/dir does not exist on node w1");
   cr_expect_eq(ty_tasks_running(f.tasks), 0);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, cwd_that_is_a_file_is_refused) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(8, "true");
   s.cwd = "/etc/passwd";
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_EINVAL);
   cr_expect(strstr(err, "not a directory") != NULL, "%s", err);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, cwd_is_used) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(9, "pwd");
   s.cwd = "/";
   char err[256] = "";
@@ -238,12 +186,12 @@ Test(task, cwd_is_used) {
   char *log = read_log(&f, 9, 0);
   cr_expect_str_eq(log, "/\n");
   free(log);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, unknown_program_is_refused_and_noted_in_the_log) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   static const char *const argv[] = {"no-such-program-trainyard"};
   ty_task_spec s = {.job_id = 10, .argv = argv, .argc = 1};
   char err[256] = "";
@@ -256,22 +204,22 @@ Test(task, unknown_program_is_refused_and_noted_in_the_log) {
   ty_tasks_stats st;
   ty_tasks_get_stats(f.tasks, &st);
   cr_expect_eq(st.launch_failures, 1);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, empty_argv_is_refused) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = {.job_id = 11};
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_EINVAL);
   cr_expect_str_eq(err, "command.argv: must not be empty");
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, bad_env_entry_is_refused) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(12, "true");
   static const char *const env[] = {"JUSTANAME"};
   s.env = env;
@@ -279,18 +227,18 @@ Test(task, bad_env_entry_is_refused) {
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_EINVAL);
   cr_expect(strstr(err, "command.env[0]") != NULL, "%s", err);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, same_rank_twice_is_refused_while_running) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(13, "sleep 60");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_EEXIST);
   cr_expect(strstr(err, "already runs") != NULL, "%s", err);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 static void count_report(const ty_task_report *r, void *ud) {
@@ -300,7 +248,7 @@ static void count_report(const ty_task_report *r, void *ud) {
 
 Test(task, ended_reports_are_kept_until_acknowledged) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_task_spec s = shell(14, "exit 0");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
@@ -316,18 +264,18 @@ Test(task, ended_reports_are_kept_until_acknowledged) {
   ty_tasks_foreach(f.tasks, count_report, &n);
   cr_expect_eq(n, 0);
   cr_expect_eq(ty_tasks_get(f.tasks, 14, 0, &r), TY_ENOTFOUND);
-  teardown(&f);
+  fx_teardown(&f);
 }
 
 Test(task, destroy_accepts_null) { ty_tasks_destroy(NULL); }
 
 Test(task, launch_is_refused_once_stopping) {
   fixture f;
-  setup(&f);
+  fx_setup(&f);
   ty_tasks_kill_all(f.tasks);
   ty_task_spec s = shell(15, "true");
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_ESTATE);
   cr_expect_str_eq(err, "node w1 is shutting down");
-  teardown(&f);
+  fx_teardown(&f);
 }

@@ -176,3 +176,19 @@ Test(opts, every_parse_starts_over) {
   cr_assert_eq(run_opts((const char *[]){"-h", NULL}, false, out, sizeof out, err, sizeof err), 0);
   cr_assert_str_eq(out, "104 ");
 }
+
+Test(utf8, decode_and_validate) {
+  uint32_t cp = 0;
+  cr_assert_eq(ty_utf8_decode((const unsigned char *)"\xc3\xa9", 2, &cp), 2u);
+  cr_assert_eq(cp, 0xE9u);
+  cr_assert_eq(ty_utf8_decode((const unsigned char *)"\xc2\x9b", 2, &cp), 2u);
+  cr_assert_eq(cp, 0x9Bu, "C1 controls decode; callers decide what to show");
+  cr_assert_eq(ty_utf8_decode((const unsigned char *)"\xc0\xaf", 2, NULL), 0u, "overlong");
+  cr_assert_eq(ty_utf8_decode((const unsigned char *)"\xed\xa0\x80", 3, NULL), 0u, "surrogate");
+  cr_assert_eq(ty_utf8_decode((const unsigned char *)"\xe2\x9c", 2, NULL), 0u, "truncated");
+  size_t bad = 99;
+  cr_assert(ty_utf8_valid("caf\xc3\xa9 \xe2\x9c\x93", &bad));
+  cr_assert_not(ty_utf8_valid("ab\x80", &bad));
+  cr_assert_eq(bad, 2u);
+  cr_assert(ty_utf8_valid("", NULL));
+}

@@ -12,11 +12,13 @@
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void setup(void) {
   synth_blob_files("", 128, 1);
@@ -113,8 +115,12 @@ Test(semantics, config_patterns_choose_the_parameters, .timeout = 60) {
     ty_train_destroy(t);
     fclose(log);
     ty_train_config_close(&c);
-    remove(synth_path("ck.onnx")); /* the next case must not resume from it */
-    remove(synth_path("ck.onnx.state"));
+    /* The next case must not resume from it: every step's checkpoint and
+     * the links to the newest. */
+    glob_t gl;
+    if (glob(synth_path("ck.*"), 0, NULL, &gl) == 0)
+      for (size_t i = 0; i < gl.gl_pathc; i++) remove(gl.gl_pathv[i]);
+    globfree(&gl);
   }
   ty_graph_destroy(g);
 }
@@ -337,5 +343,54 @@ Test(semantics, unwritable_checkpoint_path_is_refused_before_training, .timeout 
   }
   struct stat st;
   cr_assert_neq(stat(nodir, &st), 0, "nothing was created");
+  ty_graph_destroy(g);
+}
+
+/* ---- checkpoint retention (issue 14) ----------------------------------------------- */
+static bool exists(const char *name) { return access(synth_path(name), F_OK) == 0; }
+
+Test(semantics, checkpoints_by_step_keep_the_newest_and_resume_skips_a_broken_one, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 10, false);
+  c.checkpoint_path = ty_strdup(synth_path("ck.onnx"));
+  c.keep_checkpoints = 2;
+  FILE *log = tmpfile();
+  char err[TY_ERR_LEN] = "";
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  for (int s = 0; s < 4; s++) {
+    cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  }
+  ty_train_destroy(t);
+  /* Steps 3 and 4 stay, each a model and its state; 1 and 2 are gone. */
+  cr_assert(exists("ck.step-000003.onnx") && exists("ck.step-000003.onnx.state"));
+  cr_assert(exists("ck.step-000004.onnx") && exists("ck.step-000004.onnx.state"));
+  cr_assert(!exists("ck.step-000001.onnx") && !exists("ck.step-000001.onnx.state"));
+  cr_assert(!exists("ck.step-000002.onnx") && !exists("ck.step-000002.onnx.state"));
+  /* The configured path is the newest, as a link (no second copy). */
+  struct stat a, b;
+  cr_assert_eq(stat(synth_path("ck.onnx"), &a), 0);
+  cr_assert_eq(stat(synth_path("ck.step-000004.onnx"), &b), 0);
+  cr_assert(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+  cr_assert_eq(stat(synth_path("ck.onnx.state"), &a), 0);
+  cr_assert_eq(stat(synth_path("ck.step-000004.onnx.state"), &b), 0);
+  cr_assert(a.st_ino == b.st_ino);
+  /* A run resumes from the newest complete pair. */
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
+  cr_assert_eq(ty_train_step(t), 4);
+  ty_train_destroy(t);
+  /* Step 4's state half-written (a crash): step 3 serves, and the log says why. */
+  cr_assert_eq(truncate(synth_path("ck.step-000004.onnx.state"), 20), 0);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
+  cr_assert_eq(ty_train_step(t), 3);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "ck.step-000004.onnx skipped: ") && strstr(text, "resumed from ") &&
+            strstr(text, "ck.step-000003.onnx at step 3"), "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
   ty_graph_destroy(g);
 }

@@ -67,6 +67,7 @@ Test(config, defaults) {
   cr_assert_str_eq(c.label_input, "labels");
   cr_assert(c.shuffle && c.fusion && c.eval_each_epoch);
   cr_assert_null(c.checkpoint_path);
+  cr_assert_eq(c.keep_checkpoints, 3, "keep_checkpoints 0 means 3");
   cr_assert_eq(c.schedule.kind, TY_LR_CONSTANT);
   ty_train_config_close(&c);
 }
@@ -128,6 +129,9 @@ Test(config, rejects_out_of_range_batch_and_lengths) {
   msg_init(&a);
   a.m.max_steps = UINT64_MAX;
   expect_reject(&a, "config.max_steps: 18446744073709551615 is above the maximum");
+  msg_init(&a);
+  a.m.keep_checkpoints = 20000;
+  expect_reject(&a, "config.keep_checkpoints: 20000 is above the maximum 10000");
 }
 
 Test(config, rejects_bad_schedule_and_dataset) {

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for cli/format_admin.c: `trainctl why`'s start estimate says
+ * what it rests on, and is "unknown" with the reason rather than a guess. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static char *why(const ty_cli_explain *e, int64_t now_ms, bool json) {
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_explain(e, now_ms, json, &b), 0);
+  ty_buf_append(&b, "", 1);
+  return (char *)b.data;
+}
+
+static ty_cli_explain pending(int kind, int64_t est, bool lower, const char *note) {
+  return (ty_cli_explain){.job_id = 9, .state = TY_JOB_PENDING, .reason = "Resources: busy",
+                          .position = 2, .pending_total = 3, .nodes_needed = 1,
+                          .est_start_ms = est, .est_kind = kind, .est_lower_bound = lower,
+                          .est_note = (char *)note, .wait = "Resources", .reserved_job = 7};
+}
+
+Test(format_admin, why_estimate_by_kind) {
+  const int64_t now = 1000000;
+  ty_cli_explain e = pending(TY_CLI_EST_LIMITS, now + 750000, false,
+                             "from running jobs' time limits and job 7's reservation");
+  char *s = why(&e, now, false);
+  cr_assert(strstr(s, "Est. start:  in 12:30 (from running jobs' time limits and job 7's "
+                      "reservation)\n"), "%s", s);
+  cr_assert(strstr(s, "Reservation: held by job 7\n"), "%s", s);
+  free(s);
+  e = pending(TY_CLI_EST_LIMITS, now + 60000, true, "from running jobs' time limits");
+  s = why(&e, now, false);
+  cr_assert(strstr(s, "Est. start:  not before 1:00 from now (from running jobs'"), "%s", s);
+  free(s);
+  e = pending(TY_CLI_EST_PREEMPTION, now + 5000, false,
+              "when the jobs preempted for it exit (grace period 60 s)");
+  s = why(&e, now, false);
+  cr_assert(strstr(s, "Est. start:  in 0:05 (when the jobs preempted for it exit (grace period "
+                      "60 s))\n"), "%s", s);
+  free(s);
+  e = pending(TY_CLI_EST_UNKNOWN, 0, false, "none: it depends on job 4, which has no time limit");
+  s = why(&e, now, false);
+  cr_assert(strstr(s, "Est. start:  unknown: none: it depends on job 4"), "%s", s);
+  cr_assert_null(strstr(s, " in "), "%s", s);
+  free(s);
+  e = pending(TY_CLI_EST_NOW, now, false, "");
+  s = why(&e, now, false);
+  cr_assert(strstr(s, "Est. start:  now"), "%s", s);
+  free(s);
+}
+
+Test(format_admin, why_json_carries_the_estimate_fields) {
+  ty_cli_explain e = pending(TY_CLI_EST_LIMITS, 5000, true, "from running jobs' time limits");
+  char *s = why(&e, 0, true);
+  cr_assert(strstr(s, "\"wait\":\"Resources\",\"est_start_ms\":5000,\"est_kind\":\"limits\","
+                      "\"est_lower_bound\":true,\"est_note\":\"from running jobs' time limits\""),
+            "%s", s);
+  free(s);
+  e = pending(TY_CLI_EST_UNKNOWN, 0, false, "none while it waits for: Held");
+  s = why(&e, 0, true);
+  cr_assert(strstr(s, "\"est_kind\":\"unknown\",\"est_lower_bound\":false"), "%s", s);
+  free(s);
+}
