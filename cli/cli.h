@@ -372,7 +372,7 @@ extern const char ty_rl_usage[];
  * TERMCAP, COLUMNS and LINES unless `pty`), and the variables the worker
  * sets per rank (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
  * MASTER_ADDR, MASTER_PORT, CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID,
- * TRAINYARD_NODE). */
+ * TRAINYARD_NODE), and an array element's TRAINYARD_ARRAY_* and SLURM_ARRAY_*. */
 bool ty_rl_env_denied(const char *entry, bool pty);
 
 /* A rank's contribution to the exit code: 128+N for signal N, else code. */

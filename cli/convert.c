@@ -22,9 +22,12 @@
 int ty_cli_encode_submit(const ty_job_spec *j, ty_buf *out) {
   ty_proto_job pj;
   ty_proto_encode_job(j, &pj);
+  int rc = ty_proto_encode_job_extra(j, &pj);
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = &pj.job;
-  return ty_wire_pack(&req.base, out);
+  if (rc == 0) rc = ty_wire_pack(&req.base, out);
+  ty_proto_job_close(&pj);
+  return rc;
 }
 
 int ty_cli_encode_submit_raw(const uint8_t *data, size_t len, const char *user, ty_buf *out) {

@@ -39,8 +39,10 @@ typedef struct reg_ctx {
 /* The node rep describes, created or updated; takes rep's name, io_addr
  * and info (copies of the request the decoder made) instead of copying
  * them again. */
-static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_rpc_conn *c) {
+static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_rpc_conn *c,
+                                    ty_txn *t) {
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
+  int from = n ? n->state : 0;
   if (!n) {
     n = ty_xcalloc(1, sizeof(*n));
     n->name = rep->name, rep->name = NULL;
@@ -68,6 +70,9 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   n->last_seen_ms = ty_now_ms();
   n->last_seen_mono = ty_mono_ms();
   n->conn = c;
+  char actor[96];
+  snprintf(actor, sizeof(actor), "node:%.64s", n->name);
+  ty__node_event(n, from, n->state, "register", ty_rpc_peer(c), actor, t);
   return n;
 }
 
@@ -201,7 +206,8 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     ty__reply_finishf(r, TY_ENOMEM, "tasks: no memory to reconcile %zu reported tasks", rep.n_tasks);
     return;
   }
-  ty_cluster_node *n = node_upsert(ctl, &rep, r->conn);
+  ty_txn *t = ty_txn_create();
+  ty_cluster_node *n = node_upsert(ctl, &rep, r->conn, t);
   ty_info("node %s registered from %s: %u cpus, %u gpus, %llu bytes, io %s, %zu tasks reported",
           n->name, ty_rpc_peer(r->conn), n->cpus, n->n_gpus, (unsigned long long)n->memory,
           n->io_addr, rep.n_tasks);
@@ -210,7 +216,6 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
   rcx->kill = kill;
   rcx->node = ty_strdup(n->name);
   ctl->reg_gen++;
-  ty_txn *t = ty_txn_create();
   ty__node_save(n, t);
   reconcile_reported(ctl, n, &rep, rcx, t);
   reconcile_missing(ctl, n, t);

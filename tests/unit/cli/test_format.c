@@ -209,7 +209,7 @@ Test(format, nodes_table_and_json) {
 
 Test(format, cancel_results_and_submitted) {
   ty_cancel_result rs[] = {
-      {5, 0, ""}, {7, TY_ESTATE, "job 7 is already COMPLETED"}, {9, TY_ENOTFOUND, ""}};
+      {.job_id = 5, .status = 0, .message = ""}, {.job_id = 7, .status = TY_ESTATE, .message = "job 7 is already COMPLETED"}, {.job_id = 9, .status = TY_ENOTFOUND, .message = ""}};
   ty_buf out, errs;
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 3, false, &out, &errs), 0);

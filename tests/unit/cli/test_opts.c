@@ -378,8 +378,8 @@ Test(exit_codes, map_as_documented) {
   cr_assert_eq(ty_cli_exit_for_transport(TY_ECLOSED), 3);
   cr_assert_eq(ty_cli_exit_for_transport(0), 0);
 
-  ty_cancel_result ok = {1, 0, ""}, done = {2, TY_ESTATE, "job 2 is already COMPLETED"},
-                       gone = {3, TY_ENOTFOUND, "job 3 not found"};
+  ty_cancel_result ok = {.job_id = 1, .status = 0, .message = ""}, done = {.job_id = 2, .status = TY_ESTATE, .message = "job 2 is already COMPLETED"},
+                       gone = {.job_id = 3, .status = TY_ENOTFOUND, .message = "job 3 not found"};
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok}, 1), 0);
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok, done}, 2), 1);
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){gone, done}, 2), 4);

@@ -96,7 +96,7 @@ static void transition(ty_store *s, uint64_t id, int from, int to, const char *r
   ty_job_row r = row(id, to);
   r.reason = reason;
   r.nodes = "n1,n2";
-  ty_txn_update_job(t, &r);
+  ty_txn_update_job(t, &r, TY_JOB_ALL_COLS);
   ty_event_row ev = {.job_id = id, .time_ms = 2000, .from_state = from, .to_state = to,
                      .reason = reason, .actor = "controller"};
   ty_txn_add_event(t, &ev);
@@ -164,7 +164,7 @@ Test(store, update_overwrites_the_row) {
   free((char *)got.name); free((char *)got.reason); free((char *)got.nodes);
   ty_job_row missing = row(99, TY_JOB_RUNNING);
   cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_store_update_job(s, &missing), TY_ENOTFOUND);
+  cr_assert_eq(ty_store_update_job(s, &missing, TY_JOB_ALL_COLS), TY_ENOTFOUND);
   ty_store_rollback(s);
   ty_store_close(s);
 }
