@@ -28,6 +28,7 @@
 #include "lib/json/json.h"
 #include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
+#include "ops/plan/plan.h" /* TY_PLAN_CLUSTER_OPTIONS only: no code of ops/ */
 
 /* ---- exit codes (docs/cluster-protocol.md, "trainctl exit codes") ---------- */
 enum {
@@ -104,11 +105,27 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
 
+/* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
+ * Values are borrowed from argv and checked by their users (ops/plan's
+ * parser), except --parallelism. Rates need --mesh; rates[i] is the value
+ * of ops/plan's option i (TY_PLAN_CLUSTER_OPTIONS: --device-flops, ...). */
+typedef struct ty_cli_plan_args {
+  const char *file;
+  bool json, help;
+  const char *mesh;                             /* NULL: ask the controller */
+  int parallelism;                              /* ty_parallelism, -1: the job's */
+  const char *rates[TY_PLAN_N_CLUSTER_OPTIONS]; /* NULL: ops/plan's default */
+} ty_cli_plan_args;
+/* The option name of rates[i] ("device-flops", ...). */
+const char *ty_cli_plan_rate_key(int i);
+int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len);
+
 typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
   char *user, *queue; /* owned; NULL = any */
   bool all, json, help;
+  bool array; /* -r, --array: one line per array element (no folding) */
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -116,6 +133,8 @@ void ty_cli_ls_args_close(ty_cli_ls_args *a);
 
 typedef struct ty_cli_show_args {
   uint64_t id;
+  bool has_task; /* "ID_TASK": element `task` of array `id` */
+  uint32_t task;
   bool json, help;
 } ty_cli_show_args;
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
@@ -128,8 +147,8 @@ typedef struct ty_cli_logs_args {
 int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_cancel_args {
-  uint64_t *ids; /* owned */
-  size_t nids;
+  ty_job_ref *refs; /* owned: jobs, arrays, elements ("123_[1-5]" expanded) */
+  size_t nrefs;
   bool json, help;
 } ty_cli_cancel_args;
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
@@ -152,6 +171,11 @@ typedef struct ty_cli_jobinfo {
   size_t nnodes;
   uint32_t requeue_count;
   int64_t last_ckpt_ms; /* the last checkpoint the job reported, 0 = none */
+  bool held;            /* an operator holds it */
+  double priority;      /* the scheduler's multifactor priority while pending */
+  uint64_t array_job_id; /* the array it is an element of, 0 = none */
+  uint32_t array_task_id;
+  char *dependency;     /* owned: the conditions not yet met, "" = none */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */
@@ -186,12 +210,17 @@ int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, t
 int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, char *err, size_t err_len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
+/* ExplainJob (and GetJob) of a job or an array element ("123_7"). */
+int ty_cli_encode_job_ref(const ty_job_ref *r, ty_buf *out);
 /* GetTaskLocations; want_tokens (the owner's attach) needs `user`. */
 int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out);
-int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out);
+/* Jobs, arrays (every element still pending or running) and elements. */
+int ty_cli_encode_cancel(const ty_job_ref *refs, size_t n, const char *user, ty_buf *out);
 int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out);
 
-int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id);
+/* The job's id, or an array's with its element count in *out_tasks (0 for
+ * a job that is no array; out_tasks may be NULL). */
+int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id, uint32_t *out_tasks);
 int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n);
 int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
                           ty_cli_event **out_events, size_t *out_nevents);
@@ -223,7 +252,9 @@ int ty_cli_table_render(const ty_cli_table *t, ty_buf *out);
 void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap);
 /* "512", "64K", "1.5G" (powers of 1024). */
 void ty_cli_format_size(uint64_t bytes, char *out, size_t cap);
-int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, ty_buf *out);
+/* fold: an array's pending elements share one line ("123_[5-999]", like squeue). */
+int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
+                       ty_buf *out);
 int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
                       bool json, ty_buf *out);
 int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);
@@ -234,7 +265,8 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
 /* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
 int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
 /* "Submitted job 42", "42" (quiet) or {"id":42}. */
-int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out);
+/* An array (tasks > 0): "Submitted array job 42 (1000 tasks)", {"id":42,"array_tasks":1000}. */
+int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out);
 
 /* ==== scheduler commands: format_admin.c, convert_admin.c ====================================
  * The testable core of trainctl's scheduler commands (queue, node drain and
@@ -282,8 +314,11 @@ int ty_cli_encode_update_queue(const char *name, const char *user, const char *a
                                char *const *settings, size_t n, ty_buf *out);
 int ty_cli_encode_update_node(const char *name, const char *user, const char *action,
                               const char *reason, ty_buf *out);
-int ty_cli_encode_update_job(uint64_t id, const char *user, const char *action, int32_t priority,
-                             const char *queue, ty_buf *out);
+/* ref: a job, an array (every element that can take the action) or an
+ * element; time_limit_s for action "time". */
+int ty_cli_encode_update_job(const ty_job_ref *ref, const char *user, const char *action,
+                             int32_t priority, const char *queue, uint32_t time_limit_s,
+                             ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
 int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);
@@ -294,7 +329,8 @@ int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t 
 /* UpdateNodeResponse: the node's state and reason (owned). */
 int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
 /* UpdateJobResponse: the job after the change. */
-int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out);
+/* The job changed (an array's first element) and how many changed (may be NULL). */
+int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out, uint32_t *out_changed);
 
 /* ---- command lines --------------------------------------------------------------
  * Queue options to settings: --tier N, --share W, --max-running N, --max-gpus N,

@@ -135,16 +135,39 @@ typedef struct ty__cli_graph {
   ty_train_progress progress;
   ty_checkpoint_info *ckpts;
   size_t n_ckpts;
+  uint8_t *plan; /* the plan file when asked for (GetJob with_plan); NULL: none */
+  size_t plan_len;
 } ty__cli_graph;
 
 int ty__cli_decode_graph(const uint8_t *p, size_t n, ty__cli_graph *out);
 void ty__cli_graph_close(ty__cli_graph *g);
+/* GetJobRequest, asking for the plan or not. */
+int ty__cli_encode_get_job(const ty_job_ref *ref, bool with_plan, ty_buf *out);
+
+/* ==== plans: cmd_plan.c, convert_graph.c =====================================================
+ * `trainctl plan JOB.pb`: the plan the controller makes for a graph job
+ * (PlanJob), or, with --mesh, the one this process makes with ops/plan for
+ * that mesh; printed as text or as ops/plan's JSON. `trainctl show` prints
+ * a job's plan in short (ty__cli_render_plan). */
+
+/* A loaded job file (a SubmitJobRequest, ty_cli_load_job_file) -> spec. */
+int ty__cli_decode_submit(const uint8_t *p, size_t n, ty_job_spec *out);
+int ty__cli_encode_plan_job(const ty_job_spec *spec, ty_buf *out);
+/* PlanJobResponse: the plan file (malloc'd) and whether it was cached. */
+int ty__cli_decode_plan_job(const uint8_t *p, size_t n, uint8_t **out_plan, size_t *out_len,
+                            bool *out_cached);
+int ty__cmd_plan(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_plan[];
+/* Appends show's "Plan:" block for a plan file (a line saying why when it
+ * does not decode). */
+void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out);
 
 /* Renders one status line (no newline) into out: with `bar`, a progress bar
  * `width` characters wide comes first. */
 void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out);
-/* Appends the "Progress:" block of `trainctl show` (nothing for non-graph
- * jobs or before the first report). */
+/* Appends the "Plan:" and "Progress:" blocks of `trainctl show` (nothing
+ * for non-graph jobs, no plan for data-parallel ones, no progress before
+ * the first report). */
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out);
 
 #endif

@@ -18,12 +18,14 @@ const char ty__usage_ls[] =
     "  -u, --user U      only U's jobs\n"
     "  -q, --queue Q     only jobs in queue Q\n"
     "  -a, --all         jobs in every state, finished ones included\n"
+    "  -r, --array       one line per array element (by default an array's pending\n"
+    "                    elements share one line, 123_[5-999], like squeue)\n"
     "  --json            a JSON array, one job per line\n"
     "Columns: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names, or the count\n"
     "asked for while pending) REASON (why it is pending, or why it ended).\n";
 
 const char ty__usage_show[] =
-    "Usage: trainctl show ID [--json]\n"
+    "Usage: trainctl show ID|ARRAY_TASK [--json]\n"
     "\n"
     "Everything about job ID: its spec, state, times, nodes, exit status and its\n"
     "event history (every state change with the reason).\n";
@@ -32,7 +34,8 @@ const char ty__usage_cancel[] =
     "Usage: trainctl cancel ID... [--json]\n"
     "\n"
     "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
-    "SIGKILL after the grace period). Prints one result per id; exits 4 if any id\n"
+    "SIGKILL after the grace period). An array's id cancels every element still\n"
+    "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result per id; exits 4 if any id\n"
     "is unknown, 1 if any other could not be cancelled.\n";
 
 static int64_t now_ms(void) {
@@ -57,7 +60,7 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
   if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
-  if (code == 0 && ty_cli_render_jobs(js, n, now_ms(), a.json || c->g.json, &out) == 0)
+  if (code == 0 && ty_cli_render_jobs(js, n, now_ms(), a.json || c->g.json, !a.array, &out) == 0)
     code = ty__ctl_write(&out);
   ty_cli_jobinfos_free(js, n);
   ty_rpc_result_close(&res);
@@ -80,7 +83,8 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_jobinfo job = {0};
   ty_cli_event *ev = NULL;
   size_t nev = 0;
-  int code = ty_cli_encode_job_id(a.id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  bool json = a.json || c->g.json;
+  int code = ty__cli_encode_get_job(&(ty_job_ref){a.id, a.has_task, a.task}, !json, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
@@ -108,7 +112,7 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_rpc_result res = {0};
   ty_cancel_result *rs = NULL;
   size_t n = 0;
-  int code = ty_cli_encode_cancel(a.ids, a.nids, c->user, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_cancel(a.refs, a.nrefs, c->user, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &rs, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);

@@ -50,6 +50,12 @@ void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
+  if (g->graph && g->plan_len)
+    ty__cli_render_plan(g->plan, g->plan_len, out);
+  else if (g->graph)
+    ty_buf_printf(out,
+                  "Plan: none: data parallel (each rank trains the whole model on its share of "
+                  "each batch)\n");
   if (!g->graph || !g->has_progress) return;
   ty_buf_printf(out, "Progress:\n  ");
   ty__cli_render_progress(g, false, 0, out);
@@ -219,6 +225,10 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a; /* the same shape: ID [--json] */
   if (ty_cli_parse_show(argc - 1, argv + 1, &a, err, sizeof err) != 0)
     return ty__ctl_usage("checkpoint", err);
+  if (a.has_task) {
+    ty_errf(err, sizeof err, TY_EINVAL, "checkpoint ls: name an array element by its own job id");
+    return ty__ctl_usage("checkpoint", err);
+  }
   if (a.help) return fputs(ty__usage_checkpoint, stdout), 0;
   ty__cli_graph g;
   int code = fetch(c, a.id, &g);

@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -104,39 +105,85 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
   ty_json_key(js, "end_time_ms"), ty_json_int(js, j->end_ms);
   json_str_array(js, "nodes", j->nodes, j->nnodes);
   ty_json_key(js, "requeue_count"), ty_json_uint(js, j->requeue_count);
+  ty_json_key(js, "held"), ty_json_bool(js, j->held);
+  if (j->array_job_id) {
+    ty_json_key(js, "array_job_id"), ty_json_uint(js, j->array_job_id);
+    ty_json_key(js, "array_task_id"), ty_json_uint(js, j->array_task_id);
+  }
+  ty_json_key(js, "dependency"), ty_json_string(js, j->dependency ? j->dependency : "");
   json_spec(js, &j->spec);
 }
 
-static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, ty_buf *out) {
+/* "123" or, for an array element, "ARRAY_TASK" like squeue. */
+static void job_label(const ty_cli_jobinfo *j, char *out, size_t cap) {
+  if (j->array_job_id)
+    snprintf(out, cap, "%" PRIu64 "_%" PRIu32, j->array_job_id, j->array_task_id);
+  else
+    snprintf(out, cap, "%" PRIu64, j->id);
+}
+
+static bool foldable(const ty_cli_jobinfo *j) {
+  return j->array_job_id && j->state == TY_JOB_PENDING;
+}
+
+/* With fold, the pending elements of one array that follow js[i] (jobs
+ * come by id, and an array's elements have consecutive ids) share its
+ * line, labelled "123_[5-999]"; *used says how many jobs the line took. */
+static int row_label(const ty_cli_jobinfo *js, size_t n, size_t i, bool fold, ty_buf *label,
+                     size_t *used) {
+  const ty_cli_jobinfo *j = &js[i];
+  size_t k = i + 1;
+  while (fold && foldable(j) && k < n && foldable(&js[k]) && js[k].array_job_id == j->array_job_id)
+    k++;
+  *used = k - i;
+  if (k == i + 1) {
+    char id[48];
+    job_label(j, id, sizeof id);
+    return ty_buf_printf(label, "%s", id);
+  }
+  uint32_t *tasks = ty_wire_calloc(k - i, sizeof *tasks);
+  if (!tasks) return TY_ENOMEM;
+  for (size_t x = i; x < k; x++) tasks[x - i] = js[x].array_task_id;
+  int rc = ty_buf_printf(label, "%" PRIu64 "_[", j->array_job_id);
+  if (rc == 0) rc = ty_array_fold(tasks, k - i, label);
+  if (rc == 0) rc = ty_buf_printf(label, "]");
+  free(tasks);
+  return rc;
+}
+
+static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold, ty_buf *out) {
   static const char *const hdr[] = {"ID",    "NAME", "USER",  "QUEUE", "PRI",
                                     "STATE", "TIME", "NODES", "REASON"};
   static const bool right[] = {true, false, false, false, true, false, true, false, false};
   ty_cli_table *t = ty_cli_table_create(hdr, right, TY_ARRAY_LEN(hdr));
   int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
+  ty_buf id, nodes;
+  ty_buf_init(&id), ty_buf_init(&nodes);
+  for (size_t i = 0, used = 1; i < n && rc == 0; i += used) {
     const ty_cli_jobinfo *j = &js[i];
-    char id[24], pri[16], time[32];
-    snprintf(id, sizeof id, "%" PRIu64, j->id);
+    char pri[16], time[32];
+    id.len = nodes.len = 0;
+    rc = row_label(js, n, i, fold, &id, &used);
+    if (rc == 0) rc = ty_buf_append(&id, "", 1);
     snprintf(pri, sizeof pri, "%" PRId32, j->spec.priority);
     ty_cli_format_elapsed(job_elapsed(j, now_ms), time, sizeof time);
-    ty_buf nodes;
-    ty_buf_init(&nodes);
     job_nodes(j, &nodes);
-    const char *row[] = {id,           j->spec.name,
-                         j->spec.user, queue_name(j->spec.queue),
-                         pri,          ty_job_state_name(j->state),
-                         time,         (char *)nodes.data,
+    const char *row[] = {(char *)id.data, j->spec.name,
+                         j->spec.user,    queue_name(j->spec.queue),
+                         pri,             ty_job_state_name(j->state),
+                         time,            (char *)nodes.data,
                          j->reason};
-    rc = ty_cli_table_add(t, row);
-    ty_buf_close(&nodes);
+    if (rc == 0) rc = ty_cli_table_add(t, row);
   }
+  ty_buf_close(&id), ty_buf_close(&nodes);
   if (rc == 0) rc = ty_cli_table_render(t, out);
   ty_cli_table_destroy(t);
   return rc;
 }
 
-int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, ty_buf *out) {
-  if (!json) return jobs_table(js, n, now_ms, out);
+int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
+                       ty_buf *out) {
+  if (!json) return jobs_table(js, n, now_ms, fold, out);
   ty_json w;
   ty_json_init(&w, out);
   w.lines = true;
@@ -263,15 +310,35 @@ static void show_command(ty_buf *b, const ty_job_spec *s) {
     kv(b, i ? "" : "env:", s->env[i]);
 }
 
+/* The array spec and the dependency conditions a job was submitted with. */
+static void show_array(ty_buf *b, const ty_job_spec *s) {
+  ty_buf v;
+  ty_buf_init(&v);
+  if (s->array.n && ty_array_format(&s->array, &v) == 0 && ty_buf_append(&v, "", 1) == 0)
+    kv(b, "array:", (char *)v.data);
+  v.len = 0;
+  if (s->n_deps && ty_dep_format(s->deps, s->n_deps, s->deps_any, &v) == 0 &&
+      ty_buf_append(&v, "", 1) == 0)
+    kv(b, "depends on:", (char *)v.data);
+  ty_buf_close(&v);
+}
+
 static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   char t1[64], buf[128];
   ty_buf_printf(b, "Job %" PRIu64 " (", j->id);
+  if (j->array_job_id)
+    ty_buf_printf(b, "element %" PRIu64 "_%" PRIu32 ", ", j->array_job_id, j->array_task_id);
   shown(b, j->spec.name ? j->spec.name : "");
   ty_buf_append(b, ")\n", 2);
   kv(b, "state:", ty_job_state_name(j->state));
   if (j->reason && *j->reason) kv(b, "reason:", j->reason);
+  if (j->held) kv(b, "held:", "yes (trainctl job release ID lets it start)");
+  if (j->dependency && *j->dependency) kv(b, "dependency:", j->dependency);
+  show_array(b, &j->spec);
   kv(b, "user:", j->spec.user ? j->spec.user : "");
   snprintf(buf, sizeof buf, "%s, priority %" PRId32, queue_name(j->spec.queue), j->spec.priority);
+  if (j->state == TY_JOB_PENDING)
+    snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (scheduler: %.4f)", j->priority);
   kv(b, "queue:", buf);
   format_time(j->submit_ms, t1, sizeof t1), kv(b, "submitted:", t1);
   format_time(j->start_ms, t1, sizeof t1), kv(b, "started:", t1);
@@ -303,6 +370,13 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     kv(b, "exit code:", buf);
   }
   snprintf(buf, sizeof buf, "%" PRIu32, j->requeue_count), kv(b, "requeued:", buf);
+  if (j->spec.max_rank_failure_requeues)
+    snprintf(buf, sizeof buf, "up to %" PRIu32 " times when a rank fails (--requeue-on-failure)",
+             j->spec.max_rank_failure_requeues);
+  else
+    snprintf(buf, sizeof buf, "on preemption or node loss only");
+  kv(b, "requeue policy:", buf);
+  if (j->last_ckpt_ms) format_time(j->last_ckpt_ms, t1, sizeof t1), kv(b, "last checkpoint:", t1);
 }
 
 static int events_table(const ty_cli_event *ev, size_t n, ty_buf *out) {
@@ -414,13 +488,16 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
   if (!json) {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-      if (rs[i].status == 0)
-        rc = ty_buf_printf(out, "Cancelled job %" PRIu64 "\n", rs[i].job_id);
+      char name[48];
+      ty_job_ref_format(&(ty_job_ref){rs[i].job_id, rs[i].has_task, rs[i].task}, name, sizeof name);
+      if (rs[i].status == 0 && rs[i].cancelled > 1)
+        rc = ty_buf_printf(out, "Cancelled array %s (%u jobs)\n", name, rs[i].cancelled);
+      else if (rs[i].status == 0)
+        rc = ty_buf_printf(out, "Cancelled job %s\n", name);
       else if (rs[i].message[0])
         rc = ty_buf_printf(errs, "trainctl: %s\n", rs[i].message);
       else
-        rc = ty_buf_printf(errs, "trainctl: job %" PRIu64 ": %s\n", rs[i].job_id,
-                           ty_strerror(rs[i].status));
+        rc = ty_buf_printf(errs, "trainctl: job %s: %s\n", name, ty_strerror(rs[i].status));
     }
     return rc;
   }
@@ -431,7 +508,9 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
   for (size_t i = 0; i < n; i++) {
     ty_json_begin_object(&w);
     ty_json_key(&w, "id"), ty_json_uint(&w, rs[i].job_id);
+    if (rs[i].has_task) ty_json_key(&w, "task"), ty_json_uint(&w, rs[i].task);
     ty_json_key(&w, "cancelled"), ty_json_bool(&w, rs[i].status == 0);
+    ty_json_key(&w, "jobs"), ty_json_uint(&w, rs[i].cancelled);
     ty_json_key(&w, "status"), ty_json_int(&w, rs[i].status);
     ty_json_key(&w, "message"), ty_json_string(&w, rs[i].message);
     ty_json_end_object(&w);
@@ -450,8 +529,12 @@ int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n) {
   return code;
 }
 
-int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out) {
+int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out) {
+  if (json && tasks)
+    return ty_buf_printf(out, "{\"id\":%" PRIu64 ",\"array_tasks\":%" PRIu32 "}\n", id, tasks);
   if (json) return ty_buf_printf(out, "{\"id\":%" PRIu64 "}\n", id);
   if (quiet) return ty_buf_printf(out, "%" PRIu64 "\n", id);
+  if (tasks)
+    return ty_buf_printf(out, "Submitted array job %" PRIu64 " (%" PRIu32 " tasks)\n", id, tasks);
   return ty_buf_printf(out, "Submitted job %" PRIu64 "\n", id);
 }

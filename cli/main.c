@@ -51,6 +51,8 @@ static const ty__ctl_cmd commands[] = {
      .summary = "a graph job's training progress, live"},
     {.name = "checkpoint", .run = ty__cmd_checkpoint, .usage = ty__usage_checkpoint,
      .summary = "checkpoint ls ID: the checkpoints a graph job reported"},
+    {.name = "plan", .run = ty__cmd_plan, .usage = ty__usage_plan,
+     .summary = "how a graph job would be split over its devices, and why"},
 };
 
 static void usage(FILE *f) {

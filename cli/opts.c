@@ -44,6 +44,9 @@ enum {
   S_REQUEUE,
   S_CWD,
   S_EXPORT,
+  S_ARRAY,
+  S_DEPENDENCY,
+  S_KILL_INVALID,
   S_JSON,
   S_QUIET = 'q',
   S_HELP = 'h',
@@ -58,6 +61,9 @@ static const struct option submit_opts[] = {
     {"queue", required_argument, NULL, S_QUEUE},
     {"priority", required_argument, NULL, S_PRIORITY},
     {"name", required_argument, NULL, S_NAME},
+    {"array", required_argument, NULL, S_ARRAY},
+    {"dependency", required_argument, NULL, S_DEPENDENCY},
+    {"kill-on-invalid-dep", required_argument, NULL, S_KILL_INVALID},
     {"time", required_argument, NULL, S_TIME},
     {"signal", required_argument, NULL, S_SIGNAL},
     {"requeue-on-failure", required_argument, NULL, S_REQUEUE},
@@ -113,6 +119,16 @@ static int set_cwd(ty_job_spec *j, const char *v, const char *cwd, char *err, si
   return 0;
 }
 
+static int parse_yes_no(const char *v, ty_dep_invalid *out, char *err, size_t err_len) {
+  if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1"))
+    *out = TY_DEP_INVALID_KILL;
+  else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0"))
+    *out = TY_DEP_INVALID_KEEP;
+  else
+    return ty_errf(err, err_len, TY_EINVAL, "--kill-on-invalid-dep: \"%s\" is not yes or no", v);
+  return 0;
+}
+
 static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err, size_t err_len) {
   uint32_t secs = 0;
   switch (id) {
@@ -153,6 +169,14 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return set_cwd(j, v, cwd, err, err_len);
   case S_EXPORT:
     return add_export(j, v, err, err_len);
+  case S_ARRAY:
+    ty_array_spec_close(&j->array);
+    return ty_array_parse("--array", v, &j->array, err, err_len);
+  case S_DEPENDENCY:
+    free(j->deps), j->deps = NULL, j->n_deps = 0;
+    return ty_dep_parse("--dependency", v, &j->deps, &j->n_deps, &j->deps_any, err, err_len);
+  case S_KILL_INVALID:
+    return parse_yes_no(v, &j->on_invalid_dep, err, err_len);
   default:
     return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
@@ -305,12 +329,12 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
 /* ---- ls --------------------------------------------------------------------- */
 
 enum { L_JSON = TY__CLI_OPT_FIRST, L_STATE = 's', L_USER = 'u', L_QUEUE = 'q', L_ALL = 'a',
-       L_HELP = 'h' };
+       L_ARRAY = 'r', L_HELP = 'h' };
 static const struct option ls_opts[] = {
     {"state", required_argument, NULL, L_STATE}, {"user", required_argument, NULL, L_USER},
     {"queue", required_argument, NULL, L_QUEUE}, {"all", no_argument, NULL, L_ALL},
     {"json", no_argument, NULL, L_JSON},         {"help", no_argument, NULL, L_HELP},
-    {NULL, 0, NULL, 0},
+    {"array", no_argument, NULL, L_ARRAY},       {NULL, 0, NULL, 0},
 };
 
 /* "running,pending" -> states; duplicates are dropped. */
@@ -351,6 +375,9 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case L_ALL:
     a->all = true;
     return 0;
+  case L_ARRAY:
+    a->array = true;
+    return 0;
   case L_JSON:
     a->json = true;
     return 0;
@@ -364,7 +391,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc, argv, "s:u:q:ah", ls_opts, ls_option, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "s:u:q:arh", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->all && out->nstates)
     rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
@@ -391,21 +418,23 @@ static const struct option logs_opts[] = {{"follow", no_argument, NULL, O_FOLLOW
                                           {"help", no_argument, NULL, O_HELP},
                                           {NULL, 0, NULL, 0}};
 
-static int add_id(const char *cmd, const char *v, uint64_t **ids, size_t *nids, size_t max_ids,
-                  char *err, size_t err_len) {
-  if (*nids == max_ids)
+/* One positional: "123", "123_7" or "123_[1-5]" (the last only where
+ * several jobs may be named). */
+static int add_ref(const char *cmd, const char *v, ty_job_ref **refs, size_t *n, size_t max,
+                   char *err, size_t err_len) {
+  if (*n == max)
     return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
-  uint64_t jid;
-  int rc = ty_cli_parse_job_id(v, &jid, err, err_len);
-  if (rc != 0) return rc;
-  *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
-  (*ids)[(*nids)++] = jid;
-  return 0;
+  size_t before = *n;
+  int rc = ty_job_refs_parse(cmd, v, refs, n, err, err_len);
+  if (rc == 0 && *n > max)
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" names several jobs; give one", cmd, v);
+  if (rc != 0) *n = before;
+  return rc;
 }
 
 typedef struct ids_ctx {
   const char *cmd;
-  uint64_t **ids;
+  ty_job_ref **ids;
   size_t *nids, max_ids;
   bool help;
   int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len);
@@ -415,14 +444,15 @@ typedef struct ids_ctx {
 static int ids_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   ids_ctx *c = ud;
   (void)it;
-  if (id == TY_OPT_POSITIONAL) return add_id(c->cmd, v, c->ids, c->nids, c->max_ids, err, err_len);
+  if (id == TY_OPT_POSITIONAL) return add_ref(c->cmd, v, c->ids, c->nids, c->max_ids, err, err_len);
   c->help |= id == O_HELP;
   return c->flag(c->ud, id, v, err, err_len);
 }
 
-/* Parses a command line of flags plus job ids; `max_ids` 1 means exactly one. */
+/* Parses a command line of flags plus job references; `max_ids` 1 means
+ * exactly one. */
 static int parse_with_ids(const char *cmd, int argc, char **argv, const char *shortopts,
-                          const struct option *opts, uint64_t **ids, size_t *nids, size_t max_ids,
+                          const struct option *opts, ty_job_ref **ids, size_t *nids, size_t max_ids,
                           int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len),
                           void *ud, char *err, size_t err_len) {
   ids_ctx c = {.cmd = cmd, .ids = ids, .nids = nids, .max_ids = max_ids, .flag = flag, .ud = ud};
@@ -442,11 +472,11 @@ static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len)
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  uint64_t *ids = NULL;
+  ty_job_ref *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1,
                           json_flag, flags, err, err_len);
-  if (rc == 0 && n) out->id = ids[0];
+  if (rc == 0 && n) out->id = ids[0].id, out->has_task = ids[0].has_task, out->task = ids[0].task;
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;
@@ -468,11 +498,14 @@ static int logs_flag(void *ud, int id, const char *v, char *err, size_t err_len)
 int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->rank = -1;
-  uint64_t *ids = NULL;
+  ty_job_ref *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1,
                           logs_flag, out, err, err_len);
-  if (rc == 0 && n) out->id = ids[0];
+  if (rc == 0 && n && ids[0].has_task)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "logs: name an array element by its own job id (trainctl ls --array shows it)");
+  if (rc == 0 && n) out->id = ids[0].id;
   free(ids);
   return rc;
 }
@@ -480,8 +513,8 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->ids,
-                          &out->nids, SIZE_MAX, json_flag, flags, err, err_len);
+  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->refs,
+                          &out->nrefs, TY_JOB_REF_MAX_EXPAND, json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   if (rc) ty_cli_cancel_args_close(out);
   return rc;
@@ -489,18 +522,81 @@ int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *er
 
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   if (!a) return;
-  free(a->ids);
+  free(a->refs);
   memset(a, 0, sizeof *a);
 }
 
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  uint64_t *ids = NULL;
+  ty_job_ref *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("nodes", argc, argv, "h", json_opts, &ids, &n, 0,
                           json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;
+}
+
+/* ---- plan -------------------------------------------------------------------------- */
+
+static const char *const plan_rate_keys[] = {
+#define KEY_(key, i) [i] = key,
+    TY_PLAN_CLUSTER_OPTIONS(KEY_)
+#undef KEY_
+};
+
+const char *ty_cli_plan_rate_key(int i) {
+  return i >= 0 && i < TY_PLAN_N_CLUSTER_OPTIONS ? plan_rate_keys[i] : NULL;
+}
+
+enum { P_JSON = TY__CLI_OPT_FIRST, P_MESH, P_PARALLELISM, P_RATE0, P_HELP = 'h' };
+static const struct option plan_opts[] = {
+    {"json", no_argument, NULL, P_JSON},
+    {"mesh", required_argument, NULL, P_MESH},
+    {"parallelism", required_argument, NULL, P_PARALLELISM},
+#define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
+    TY_PLAN_CLUSTER_OPTIONS(OPT_)
+#undef OPT_
+    {"help", no_argument, NULL, P_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_plan_args *a = ud;
+  (void)it;
+  int mode;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    if (a->file) return ty_errf(err, err_len, TY_EINVAL, "plan: one job file, not \"%s\" too", v);
+    a->file = v;
+    return 0;
+  case P_JSON: a->json = true; return 0;
+  case P_HELP: a->help = true; return 0;
+  case P_MESH: a->mesh = v; return 0;
+  case P_PARALLELISM:
+    if (ty_parallelism_parse(v, &mode) != 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--parallelism: expected auto, data, tensor or grid, got \"%s\"", v);
+    a->parallelism = mode;
+    return 0;
+  default:
+    if (id >= P_RATE0 && id < P_RATE0 + TY_PLAN_N_CLUSTER_OPTIONS) a->rates[id - P_RATE0] = v;
+    return 0;
+  }
+}
+
+int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  out->parallelism = -1;
+  int rc = ty__cli_parse(argc, argv, "h", plan_opts, plan_arg, out, err, err_len);
+  if (rc != 0 || out->help) return rc;
+  if (!out->file) return ty_errf(err, err_len, TY_EINVAL, "plan: missing the job file (JOB.pb)");
+  for (int i = 0; i < TY_PLAN_N_CLUSTER_OPTIONS && !out->mesh; i++)
+    if (out->rates[i])
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--%s: only with --mesh (without it the controller plans with its own cost "
+                     "model)",
+                     plan_rate_keys[i]);
+  return 0;
 }

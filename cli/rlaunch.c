@@ -94,7 +94,7 @@ static int submit(rlaunch *r) {
   if (res.status != 0) {
     err("job refused: %s", res.message[0] ? res.message : ty_strerror(res.status));
     code = TY_RL_EXIT_REFUSED;
-  } else if (ty_cli_decode_submit(res.payload, res.payload_len, &r->job_id) != 0) {
+  } else if (ty_cli_decode_submit(res.payload, res.payload_len, &r->job_id, NULL) != 0) {
     err("the controller's answer to SubmitJob did not decode");
     code = TY_RL_EXIT_UNREACHABLE;
   }
@@ -147,7 +147,7 @@ static void cancel_job(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  if (ty_cli_encode_cancel(&r->job_id, 1, r->o.job.user, &req) == 0 &&
+  if (ty_cli_encode_cancel(&(ty_job_ref){.id = r->job_id}, 1, r->o.job.user, &req) == 0 &&
       call(r, TY_M_CANCEL_JOB, &req, &res) == 0)
     ty_rpc_result_close(&res);
   ty_buf_close(&req);

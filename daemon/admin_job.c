@@ -227,7 +227,7 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
 
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_ref ref;
-  int decoded = ty__conv_job_ref_req(p, n, &ref);
+  int decoded = ty__conv_job_ref_req(p, n, &ref, NULL);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "an ExplainJobRequest");
     return;

@@ -147,6 +147,12 @@ static void metrics_init(ty_controller *ctl) {
   ctl->m.backfilled = ty_metrics_counter(m, "trainyard_scheduler_backfilled_total",
                                          "Jobs started ahead of the reserved job (backfill).",
                                          NULL);
+  ctl->m.checks = ty_metrics_counter(m, "trainyard_model_checks_total",
+                                     "Graph jobs checked in a child process, by outcome "
+                                     "(ok, refused, error).",
+                                     "result");
+  ctl->m.plan_cache = ty_metrics_counter(m, "trainyard_plan_cache_lookups_total",
+                                         "Plan cache lookups, by result (hit, miss).", "result");
   ty_metrics_add_process(m);
   ty_metrics_on_collect(m, on_collect, ctl);
 }
@@ -270,6 +276,10 @@ static int load_job(const ty_job_row *r, void *ud) {
   ty_controller *ctl = ud;
   ty_job *j = ty__job_from_row(ctl, r);
   if (!j) return 0; /* logged: its spec does not decode */
+  char err[TY_ERR_LEN];
+  /* A model moved to its file is no longer in the spec, which is right. */
+  if (!j->model_file && ty_job_spec_validate(&j->spec, err, sizeof(err)) != 0)
+    ty_warn("store: job %llu: %s", (unsigned long long)r->id, err);
   free(j->nodes_csv);
   j->nodes_csv = NULL;
   ty__job_add(ctl, j);
@@ -425,6 +435,7 @@ void ty_controller_stop(ty_controller *ctl) {
   ctl->commit = NULL;
   ty_rpc_server_destroy(ctl->server);
   ctl->server = NULL;
+  ty__check_stop(ctl);
   ty_metrics_http_stop(ctl->http);
   ctl->http = NULL;
 }
@@ -447,6 +458,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   ty_buf_close(&ctl->ls_req);
   ty_buf_close(&ctl->ls_reply);
   ty__graph_destroy(ctl);
+  ty__check_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++)
     ty__node_free(ctl->nodes[i]);
   free(ctl->nodes);

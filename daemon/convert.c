@@ -100,12 +100,13 @@ void ty__list_filter_close(ty_list_filter *f) {
   memset(f, 0, sizeof(*f));
 }
 
-int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out) {
-  /* GetJob and ExplainJob requests share fields 1-3 (job_id, has_task,
-   * task); GetTaskLocations shares field 1. */
+int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out, bool *out_with_plan) {
+  /* GetJob and ExplainJob requests share fields 1, 4 and 5 (job_id,
+   * has_task, task); GetTaskLocations shares field 1. */
   Trainyard__GetJobRequest *req = ty_wire_unpack(&trainyard__get_job_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   *out = (ty_job_ref){req->job_id, req->has_task, req->task};
+  if (out_with_plan) *out_with_plan = req->with_plan;
   ty_wire_free(req);
   return 0;
 }
@@ -487,6 +488,7 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
     gl.train_config = (ProtobufCBinaryData){t->train_config_len, (uint8_t *)t->train_config};
     gl.checkpoint_path = ty_wire_str(t->checkpoint_path);
     gl.bucket_mb = t->bucket_mb;
+    gl.plan = (ProtobufCBinaryData){t->plan_len, (uint8_t *)t->plan};
     r.graph = &gl;
   }
   r.array_job_id = t->array_job_id, r.array_task_id = t->array_task_id;

@@ -74,3 +74,25 @@ int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_in
   free(cp);
   return rc;
 }
+
+/* GetJobResponse with only field 62, merged like the graph fields above. */
+int ty__conv_job_plan(const uint8_t *plan, size_t len, ty_buf *out) {
+  Trainyard__GetJobResponse r = TRAINYARD__GET_JOB_RESPONSE__INIT;
+  r.plan = (ProtobufCBinaryData){len, (uint8_t *)plan};
+  return ty_wire_pack(&r.base, out);
+}
+
+int ty__conv_plan_job_req(const uint8_t *p, size_t n, ty_job_spec *out_spec) {
+  Trainyard__PlanJobRequest *m = ty_wire_unpack(&trainyard__plan_job_request__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  int rc = m->job ? ty_proto_decode_job(m->job, out_spec) : TY_EPROTO;
+  ty_wire_free(m);
+  return rc;
+}
+
+int ty__conv_plan_job_resp(const uint8_t *plan, size_t len, bool cached, ty_buf *out) {
+  Trainyard__PlanJobResponse r = TRAINYARD__PLAN_JOB_RESPONSE__INIT;
+  r.plan = (ProtobufCBinaryData){len, (uint8_t *)plan};
+  r.cached = cached;
+  return ty_wire_pack(&r.base, out);
+}

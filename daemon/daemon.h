@@ -51,6 +51,19 @@ typedef struct ty_controller_config {
   uint32_t purge_after_s;    /* 0 = keep history forever */
   bool kill_on_invalid_dep;  /* cancel jobs whose dependency can never be met */
   uint32_t history_cap;      /* most jobs in one GetHistory or ListJobs answer; 0 = 100000 */
+  /* Graph jobs are checked and planned in a child process (daemon/check.c):
+   * the helper binary (borrowed), its limits and how many run at once. */
+  const char *graphcheck;
+  uint32_t check_cpu_s;     /* RLIMIT_CPU of a check */
+  uint64_t check_mem_bytes; /* RLIMIT_AS of a check */
+  uint32_t check_timeout_s; /* wall clock, then SIGKILL */
+  uint32_t check_jobs;      /* checks running at once; more wait */
+  /* The cost model plans are made with (ops/plan; nodes, devices_per_node
+   * and threads unused): device_flops 0 = measure the CPU (jobs without
+   * GPUs; those with GPUs take ops/plan's default), device_mem_bytes 0 =
+   * the job's memory per task when it asks for some, else ops/plan's
+   * default. */
+  ty_check_cluster plan_rates;
 } ty_controller_config;
 
 /* What the controller's periodic work and listings touched: the test hook
@@ -165,16 +178,17 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
   X(1, spec, BLOB, "BLOB NOT NULL")                     /* the encoded trainyard.Job */            \
   X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
   X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
-  X(3, array_id, I64, "INTEGER NOT NULL DEFAULT 0")     /* the array it belongs to, 0 = none */   \
-  X(3, array_task, U32, "INTEGER NOT NULL DEFAULT 0")   /* its task index there */                 \
-  X(3, model_file, TEXT, "TEXT NOT NULL DEFAULT ''")    /* its model_bytes, in STATE_DIR */        \
-  X(3, time_limit_s, U32, "INTEGER NOT NULL DEFAULT 0") /* the effective limit, 0 = none */        \
-  X(3, alloc_cpus, U32, "INTEGER NOT NULL DEFAULT 0")   /* held by its last run, all nodes */      \
-  X(3, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
-  X(3, acct_cpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")  /* over its ranks and runs (ranks) */      \
-  X(3, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                             \
-  X(3, acct_mem_peak, I64, "INTEGER NOT NULL DEFAULT 0") /* the largest rank's, 0 = unmeasured */  \
-  X(3, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* CPU and memory measured, not held */
+  X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */\
+  X(4, array_id, I64, "INTEGER NOT NULL DEFAULT 0")     /* the array it belongs to, 0 = none */   \
+  X(4, array_task, U32, "INTEGER NOT NULL DEFAULT 0")   /* its task index there */                 \
+  X(4, model_file, TEXT, "TEXT NOT NULL DEFAULT ''")    /* its model_bytes, in STATE_DIR */        \
+  X(4, time_limit_s, U32, "INTEGER NOT NULL DEFAULT 0") /* the effective limit, 0 = none */        \
+  X(4, alloc_cpus, U32, "INTEGER NOT NULL DEFAULT 0")   /* held by its last run, all nodes */      \
+  X(4, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
+  X(4, acct_cpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")  /* over its ranks and runs (ranks) */      \
+  X(4, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                             \
+  X(4, acct_mem_peak, I64, "INTEGER NOT NULL DEFAULT 0") /* the largest rank's, 0 = unmeasured */  \
+  X(4, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* CPU and memory measured, not held */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;
@@ -213,7 +227,7 @@ _Static_assert(TY_JOB_NCOLS < 64, "a job's columns are a 64-bit set");
 void ty_job_row_fingerprint(const ty_job_row *r, uint64_t out[TY_JOB_NCOLS]);
 
 /* One rank of one run of a job, recorded when it ended (the accounting
- * record per rank; schema 3). */
+ * record per rank; schema 4). */
 typedef struct ty_rank_row {
   uint64_t job_id;
   uint32_t run;  /* 1 = the first run; each requeue adds one */
@@ -228,7 +242,7 @@ typedef struct ty_rank_row {
   bool measured;
 } ty_rank_row;
 
-/* A node's state change or an operator's action on it (schema 3). */
+/* A node's state change or an operator's action on it (schema 4). */
 typedef struct ty_node_event_row {
   int64_t time_ms;
   const char *node;
@@ -450,5 +464,24 @@ size_t ty_committer_inflight(const ty_committer *c);
  * closes its async handle (freed once the loop runs the close callback).
  * Call on the loop thread. Accepts NULL. */
 void ty_committer_destroy(ty_committer *c);
+
+/* ==== plan cache =============================================================================
+ * plan_cache.c: plan files (ops/plan/plan.h's format) by the key of the
+ * search that made them (ty_plan_request_key: graph fingerprint, mesh,
+ * batch, cost model), least recently used out first, at most max_entries
+ * and max_bytes. One thread (the loop). */
+
+typedef struct ty_plan_cache ty_plan_cache;
+/* NULL when out of memory. */
+ty_plan_cache *ty_plan_cache_create(size_t max_entries, size_t max_bytes);
+void ty_plan_cache_destroy(ty_plan_cache *c); /* accepts NULL */
+/* A copy of the plan (malloc'd, the caller frees it): 0, TY_ENOTFOUND, or
+ * TY_ENOMEM. Counts a hit or a miss. */
+int ty_plan_cache_get(ty_plan_cache *c, uint64_t key, uint8_t **out, size_t *out_len);
+/* Keeps a copy (replacing the key's old one), dropping the least recently
+ * used plans to make room; a plan above max_bytes is not kept. */
+void ty_plan_cache_put(ty_plan_cache *c, uint64_t key, const uint8_t *plan, size_t len);
+void ty_plan_cache_stats(const ty_plan_cache *c, size_t *out_entries, size_t *out_bytes,
+                         uint64_t *out_hits, uint64_t *out_misses);
 
 #endif

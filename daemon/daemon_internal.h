@@ -6,7 +6,9 @@
  *   state.c, reply.c, token.c   tables and lookups, the commit and
  *                               scheduling triggers, answering requests
  *   convert*.c                  protobuf <-> these structs (pure)
- *   graph.c                     graph jobs: checks, checkpoints, rendezvous
+ *   check.c                     graph jobs' model checks and plans, in a
+ *                               child process; the plan cache
+ *   graph.c                     graph jobs: checkpoints, rendezvous, plans
  *   jobs.c                      job transitions, launch, kill, ends
  *   sched_pass.c                the scheduler's pass and tick duties
  *   admin.c, rpc_worker.c,      request handlers
@@ -39,6 +41,7 @@
 #include "scheduler/scheduler.h"
 
 typedef struct ty__graph_reg ty__graph_reg; /* daemon/graph.c */
+typedef struct ty__checks ty__checks;       /* daemon/check.c */
 
 /* ---- store.c's internals that store_query.c shares ---- */
 struct sqlite3;
@@ -129,6 +132,8 @@ typedef struct ty_job {
   uint32_t requeue_count;
   uint32_t fail_requeues; /* requeues after a failed rank (in memory only) */
   uint32_t run;           /* incarnation: +1 on every placement */
+  uint8_t *plan;          /* a graph job's plan file (ops/plan), sent in LaunchTask; */
+  size_t plan_len;        /* 0 bytes: data parallel */
   uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
   bool kill_sent;
@@ -233,6 +238,7 @@ struct ty_controller {
   struct {
     ty_metric *jobs, *submitted, *rpc_total, *rpc_seconds, *nodes, *sched_seconds, *commits;
     ty_metric *frag, *preemptions, *backfilled; /* sched_pass.c */
+    ty_metric *checks, *plan_cache;             /* check.c */
   } m;
   /* The scheduler's settings (--config) and state (sched_pass.c). */
   ty_sched_config sched;
@@ -242,6 +248,8 @@ struct ty_controller {
   double frag;            /* fragmentation after the last pass */
   /* Graph jobs: rendezvous keys, progress, checkpoint paths (graph.c). */
   struct ty__graph_reg *graph;
+  /* Model checks in child processes and the plan cache (check.c). */
+  ty__checks *checks;
 };
 
 /* ---- state.c: tables, lookups and triggers ---- */
@@ -458,8 +466,9 @@ typedef struct ty_list_filter {
 } ty_list_filter;
 int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
 void ty__list_filter_close(ty_list_filter *f);
-/* GetJobRequest and ExplainJobRequest: a job, or an element of an array. */
-int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out);
+/* GetJobRequest and ExplainJobRequest: a job, or an element of an array;
+ * GetJob's with_plan flag when out_with_plan is not NULL. */
+int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out, bool *out_with_plan);
 /* job_ids, then refs, as one list. */
 int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n,
                         char **out_user);
@@ -644,15 +653,22 @@ void ty__actor_of(const char *user, char *buf, size_t len);
  * gets its default), the warning signal is valid. Fills spec defaults. */
 int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_t len);
 
-/* ==== graph.c and convert_graph.c ============================================================
- * The controller's side of graph jobs (issue 6).
+/* ==== graph.c, check.c and convert_graph.c ===================================================
+ * The controller's side of graph jobs (issues 6, 10 and 13).
  *
- *   - Submit-time checks: the model is imported and shape-inferred with
- *     ops/graph (from model_bytes, or model_path on the shared filesystem)
- *     and the TrainConfig decoded and validated with ops/train, and the
- *     config's input/output names are looked up in the model, all before the
- *     job is acknowledged. Errors are the runtime's own words behind the
- *     field ("job.graph.model_bytes: node 3 (MatMul): ...").
+ *   - Submit-time checks and plans (check.c): a child process,
+ *     trainyard-graphcheck, imports the model with shape inference (from
+ *     model_bytes, or model_path on the shared filesystem), decodes and
+ *     validates the TrainConfig, checks its feeds and loss against the
+ *     model and, unless the job's parallelism is data, plans it with
+ *     ops/plan for the resources it asks for (nodes x tasks_per_node
+ *     devices). The child limits its CPU time and memory; a crash, a limit
+ *     or the deadline refuses that submit and nothing else. Plans are
+ *     cached by their search's key (graph, mesh, batch, cost model).
+ *     Errors are the runtime's own words behind the field
+ *     ("job.graph.model_bytes: node 3 (MatMul): ...").
+ *   - Plans: stored with the job (the jobs table's plan column), answered
+ *     by GetJob when asked (trainctl show), sent to each rank in LaunchTask.
  *   - Checkpoints: every rank is told one absolute checkpoint path, so a
  *     requeued job resumes wherever its rank 0 lands: the config's path when
  *     absolute, else STATE_DIR/jobs/ID/<its basename or checkpoint.onnx>
@@ -665,8 +681,8 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
  *     last checkpoint), kept in memory and answered with GetJob together
  *     with the checkpoints seen so far (the last 64).
  *
- * Everything runs on the controller's loop thread. Model import happens on
- * it too: submit is rare and the models this serves are a few MiB.
+ * Everything here runs on the controller's loop thread; the models
+ * themselves are only ever read by the children.
  */
 
 #define TY_GRAPH_MAX_KEYS 256          /* per job */
@@ -697,6 +713,7 @@ void ty__graph_destroy(ty_controller *ctl);
 void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 
 /* convert_graph.c: the protobuf side (pure). Strings and buffers returned
  * are owned by the caller. */
@@ -711,12 +728,34 @@ int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_
 int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
                              ty_buf *out);
 
-/* Submit-time checks (graph.c, with the training runtime itself).
- * Imports the model (model_path or model_bytes) with shape inference,
- * decodes and validates the config, checks its data_input and loss/logits
- * names against the model and the batch against the rank count. TY_EINVAL
- * with "job.graph.<field>: <the runtime's message>" in err. */
-int ty__graph_check(const ty_job_spec *s, char *err, size_t err_len);
+/* What a model check found (check.c). */
+typedef struct ty__check_result {
+  int status;               /* 0, or the refusal's code (TY_EINVAL: the job's fault) */
+  char message[TY_ERR_LEN]; /* "job.graph...: why" when status != 0 */
+  uint8_t *plan;            /* the plan file, NULL for parallelism data; owned by */
+  size_t plan_len;          /* the result: a callback may take it (set plan NULL) */
+  uint64_t cache_key;       /* of the plan's search */
+  bool cached;              /* the plan came from the cache */
+} ty__check_result;
+typedef void (*ty__check_cb)(ty_controller *ctl, ty__check_result *res, void *ud);
+/* Checks a validated graph job in a child process, as r's submitter
+ * where the controller can vouch for who that is, and with want_plan plans
+ * it too (mode: the job's parallelism; data gives the pure data-parallel
+ * plan). cb runs once, on the loop, possibly before this returns (a full
+ * queue, no memory); with TY_ECLOSED when the controller stops first. spec
+ * is copied. */
+void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec, bool want_plan,
+                     ty__check_cb cb, void *ud);
+/* Answers the waiting checks TY_ECLOSED and kills the running children
+ * (their callbacks follow from the loop). */
+void ty__check_stop(ty_controller *ctl);
+/* Frees the registry and the cache once the loop has run dry. */
+void ty__check_destroy(ty_controller *ctl);
+/* GetJob's plan field (with_plan), appended to out. */
+int ty__conv_job_plan(const uint8_t *plan, size_t len, ty_buf *out);
+/* PlanJobRequest -> spec (unvalidated); PlanJobResponse. */
+int ty__conv_plan_job_req(const uint8_t *p, size_t n, ty_job_spec *out_spec);
+int ty__conv_plan_job_resp(const uint8_t *plan, size_t len, bool cached, ty_buf *out);
 /* The config's checkpoint_path (heap, caller frees), or NULL when it has
  * none or does not decode. */
 char *ty__graph_config_checkpoint(const uint8_t *cfg, size_t len);

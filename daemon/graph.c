@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Graph jobs on the controller: submit-time model and config checks with
- * the training runtime itself (ops/graph imports the model, ops/train
- * decodes the config), checkpoint paths, the rendezvous store and progress
- * (see daemon_internal.h).
+ * Graph jobs on the controller: checkpoint paths, the rendezvous store,
+ * progress and PlanJob (see daemon_internal.h). Models are checked and
+ * planned in a child process (check.c), never here.
  *
  * The per-job records live in one array searched linearly: a controller
  * runs tens of graph jobs at a time, and every lookup is one RPC. A record
@@ -20,7 +19,6 @@
 #include <unistd.h>
 
 #include "lib/token/token.h"
-#include "ops/graph.h"
 #include "ops/train/train.h"
 
 typedef struct kv {
@@ -98,53 +96,10 @@ void ty__graph_destroy(ty_controller *ctl) {
   ctl->graph = NULL;
 }
 
-/* ---- submit-time checks -------------------------------------------------------- */
+/* ---- configs ---------------------------------------------------------------------- */
 
-static int check_names(const ty_graph *m, const ty_train_config *c, char *err, size_t len) {
-  const char *din = c->data_input;
-  if (!din && ty_graph_n_inputs(m) >= 1) din = ty_graph_value_at(m, ty_graph_input(m, 0))->name;
-  int id = din ? ty_graph_find_value(m, din) : TY_NO_VALUE;
-  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_input)
-    return ty_errf(err, len, TY_EINVAL,
-                   "job.graph.train_config: data_input \"%s\" is not an input of the model",
-                   din ? din : "");
-  const char *out = c->loss_output ? c->loss_output : c->logits_output;
-  id = out ? ty_graph_find_value(m, out) : TY_NO_VALUE;
-  if (id == TY_NO_VALUE || !ty_graph_value_at(m, id)->is_output)
-    return ty_errf(
-        err, len, TY_EINVAL, "job.graph.train_config: %s \"%s\" is not an output of the model",
-        c->loss_output ? "loss_output" : "softmax_cross_entropy.logits_output", out ? out : "");
-  return 0;
-}
-
-int ty__graph_check(const ty_job_spec *s, char *err, size_t err_len) {
-  char inner[TY_ERR_LEN] = "";
-  ty_graph *m = NULL;
-  bool by_path = s->model_path && s->model_path[0];
-  int rc = by_path ? ty_graph_load_file(s->model_path, inner, sizeof inner, &m)
-                   : ty_graph_load_bytes(s->model_bytes, s->model_len, inner, sizeof inner, &m);
-  if (rc != 0)
-    return ty_errf(err, err_len, TY_EINVAL, "job.graph.%s: %s",
-                   by_path ? "model_path" : "model_bytes", inner[0] ? inner : ty_strerror(rc));
-  ty_train_config c;
-  rc = ty_train_config_decode(s->train_config, s->train_config_len, &c, inner, sizeof inner);
-  if (rc != 0) {
-    ty_graph_destroy(m);
-    return ty_errf(err, err_len, TY_EINVAL, "job.graph.train_config: %s",
-                   inner[0] ? inner : ty_strerror(rc));
-  }
-  rc = check_names(m, &c, err, err_len);
-  uint32_t world = s->nodes * s->tasks_per_node;
-  if (rc == 0 && world && c.batch_size % world != 0)
-    rc = ty_errf(err, err_len, TY_EINVAL,
-                 "job.graph.train_config: batch_size %u is not divisible by the %u ranks "
-                 "(%u nodes x %u tasks)",
-                 c.batch_size, world, s->nodes, s->tasks_per_node);
-  ty_train_config_close(&c);
-  ty_graph_destroy(m);
-  return rc;
-}
-
+/* The config was checked at submit, in the model check's child (check.c);
+ * this only reads its checkpoint path back. */
 char *ty__graph_config_checkpoint(const uint8_t *cfg, size_t len) {
   ty_train_config c;
   char inner[TY_ERR_LEN];
@@ -387,4 +342,46 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
   g->progress = pr;
   g->has_progress = true;
   ty__reply_finish(r, 0, NULL);
+}
+
+/* ---- PlanJob ---------------------------------------------------------------------- */
+
+typedef struct plan_ctx {
+  ty_reply *r;
+  ty_job_spec spec;
+} plan_ctx;
+
+static void on_planned(ty_controller *ctl, ty__check_result *res, void *ud) {
+  (void)ctl;
+  plan_ctx *pc = ud;
+  int rc = res->status;
+  if (rc == 0) rc = ty__conv_plan_job_resp(res->plan, res->plan_len, res->cached, &pc->r->out);
+  ty__reply_finish(pc->r, rc, res->status ? res->message : rc ? "cannot encode the answer" : NULL);
+  ty_job_spec_close(&pc->spec);
+  free(pc);
+}
+
+/* The same check and plan as a graph job's submit (check.c), for the
+ * resources it asks for; a data-parallel job gets the data-parallel plan. */
+void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  plan_ctx *pc = ty_xcalloc(1, sizeof *pc);
+  pc->r = r;
+  char err[TY_ERR_LEN];
+  int rc = ty__conv_plan_job_req(p, n, &pc->spec);
+  if (rc != 0) {
+    free(pc);
+    ty__reply_bad_payload(r, rc, "a PlanJobRequest carrying a job");
+    return;
+  }
+  rc = ty_job_spec_validate(&pc->spec, err, sizeof err);
+  if (rc == 0 && pc->spec.kind != TY_JOB_KIND_GRAPH)
+    rc = ty_errf(err, sizeof err, TY_EINVAL,
+                 "job.graph: only graph jobs have plans; this one runs a command");
+  if (rc != 0) {
+    ty_job_spec_close(&pc->spec);
+    free(pc);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  ty__check_start(ctl, r, &pc->spec, true, on_planned, pc);
 }

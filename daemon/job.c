@@ -128,6 +128,10 @@ static int check_graph(ty_job_spec *s, char *err, size_t len) {
     return ty_errf(err, len, TY_EINVAL, "job.graph.model_path: \"%.128s\" is not an absolute path", s->model_path);
   if (s->train_config_len == 0)
     return ty_errf(err, len, TY_EINVAL, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
+  if (!ty_parallelism_name(s->parallelism))
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.graph.parallelism: %d is not auto (0), data (1), tensor (2) or grid (3)",
+                   s->parallelism);
   int rc = check_resources(s, err, len);
   if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1) s->tasks_per_node = s->gpus_per_node;
   if (rc == 0 && (!s->name || !s->name[0])) {

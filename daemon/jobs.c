@@ -53,7 +53,8 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .alloc = (char *)alloc.data,
                       .requeue_count = j->requeue_count, .spec = j->blob,
                       .spec_len = j->blob_len, .held = j->held,
-                      .last_ckpt_ms = j->last_ckpt_ms, .array_id = (int64_t)j->array_id,
+                      .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
+                      .plan_len = j->plan_len, .array_id = (int64_t)j->array_id,
                       .array_task = j->array_task, .model_file = j->model_file,
                       .time_limit_s = j->spec.time_limit_s, .alloc_cpus = j->alloc_cpus,
                       .alloc_gpus = j->alloc_gpus, .acct_cpu_ms = j->acct_cpu_ms,
@@ -349,6 +350,8 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
   if (j->model_file) t->model_bytes = model->data, t->model_len = model->len;
   t->train_config = s->train_config, t->train_config_len = s->train_config_len;
   t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+  t->plan = j->plan;
+  t->plan_len = j->plan_len;
 }
 
 static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const ty_buf *model) {

@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "ops/plan/plan.h"
 #include "proto/methods.h"
 #include "scheduler/scheduler.h"
 
@@ -26,7 +28,20 @@ typedef struct opts {
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
   ty_log_level level;
+  /* Graph jobs' checks and plans (daemon/check.c). */
+  char graphcheck[1024]; /* "" = next to traind */
+  uint32_t check_cpu_s, check_timeout_s, check_jobs;
+  uint64_t check_mem;
+  ty_plan_cluster rates; /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
 } opts;
+
+/* The --plan-* flags: the cost model's options (ops/plan's list and parser). */
+static const char *const plan_keys[] = {
+#define KEY_(key, i) [i] = key,
+    TY_PLAN_CLUSTER_OPTIONS(KEY_)
+#undef KEY_
+};
+#define PLAN_OPT_FIRST 1000
 
 typedef struct daemon_state {
   uv_signal_t sigterm, sigint;
@@ -44,6 +59,20 @@ static void usage(FILE *f) {
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
           "  --max-frame BYTES           largest RPC frame (default 64M)\n"
           "  --config FILE               scheduler settings: key = value lines (README)\n"
+          "Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
+          "  --graphcheck PATH           its binary (default: next to traind, or\n"
+          "                              graphcheck/trainyard-graphcheck in a build tree)\n"
+          "  --check-cpu-s N             its CPU time limit (default 60)\n"
+          "  --check-mem BYTES           its address-space limit (default 4G)\n"
+          "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
+          "  --check-jobs N              checks running at once (default 4)\n"
+          "The planner's cost model (docs/planner.md):\n"
+          "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
+          "                              jobs with GPUs 1e11)\n"
+          "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
+          "                              per task, else 16G)\n"
+          "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
+          "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
           "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
           "  --log-level LEVEL           debug|info|warn|error (default info)\n"
           "  --help                      this text\n",
@@ -86,9 +115,25 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'p': o->port_file = arg; return 0;
   case 'c': o->config_file = arg; return 0;
   case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
+  case 'g': return snprintf(o->graphcheck, sizeof o->graphcheck, "%s", arg) >= (int)sizeof o->graphcheck
+                   ? bad_flag("--graphcheck", arg, "a path") : 0;
+  case 'C': return parse_u32(arg, 1, &o->check_cpu_s) ? bad_flag("--check-cpu-s", arg, "a positive number") : 0;
+  case 'M': return ty_parse_size(arg, &o->check_mem) || o->check_mem < (64u << 20)
+                   ? bad_flag("--check-mem", arg, "a size of at least 64M") : 0;
+  case 'T': return parse_u32(arg, 1, &o->check_timeout_s) ? bad_flag("--check-timeout-s", arg, "a positive number") : 0;
+  case 'J': return parse_u32(arg, 1, &o->check_jobs) ? bad_flag("--check-jobs", arg, "a positive number") : 0;
   case 'h': usage(stdout); return -1;
-  default: return usage_error("unhandled option");
+  default: break;
   }
+  if (c >= PLAN_OPT_FIRST && c < PLAN_OPT_FIRST + (int)TY_ARRAY_LEN(plan_keys)) {
+    char what[64], err[TY_ERR_LEN];
+    snprintf(what, sizeof what, "--plan-%s", plan_keys[c - PLAN_OPT_FIRST]);
+    if (ty_plan_cluster_set(&o->rates, plan_keys[c - PLAN_OPT_FIRST], what, arg, err, sizeof err) == 0)
+      return 0;
+    fprintf(stderr, "traind: %s\n", err);
+    return 2;
+  }
+  return usage_error("unhandled option");
 }
 
 static const struct option longopts[] = {
@@ -98,13 +143,25 @@ static const struct option longopts[] = {
     {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
     {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
     {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+    {"graphcheck", required_argument, NULL, 'g'}, {"check-cpu-s", required_argument, NULL, 'C'},
+    {"check-mem", required_argument, NULL, 'M'},  {"check-timeout-s", required_argument, NULL, 'T'},
+    {"check-jobs", required_argument, NULL, 'J'},
+#define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
+    TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
+#undef PLAN_OPT_
     {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, opts *o) {
   *o = (opts){.listen_host = "127.0.0.1", .metrics_host = "127.0.0.1",
               .listen_port = TY_CONTROLLER_PORT, .metrics_port = TY_CONTROLLER_METRICS_PORT,
               .state_dir = "./var/traind", .heartbeat_ms = 2000, .node_timeout_ms = 15000,
-              .kill_grace_s = 10, .max_frame = 64u << 20, .level = TY_LOG_INFO};
+              .kill_grace_s = 10, .max_frame = 64u << 20, .level = TY_LOG_INFO,
+              .check_cpu_s = 60, .check_timeout_s = 120, .check_jobs = 4, .check_mem = 4ull << 30};
+  ty_plan_request req;
+  ty_plan_request_init(&req);
+  o->rates = req.cluster;
+  o->rates.device_flops = 0;     /* measured, or ops/plan's default for GPUs */
+  o->rates.device_mem_bytes = 0; /* the job's, else ops/plan's default */
   ty_opts it;
   char err[TY_ERR_LEN];
   /* Long options only: the letters are ids, not short options. */
@@ -120,6 +177,33 @@ static int parse_args(int argc, char **argv, opts *o) {
   }
   ty_opts_close(&it);
   return rc;
+}
+
+/* trainyard-graphcheck next to traind (installed) or in the build tree's
+ * daemon/graphcheck; else the bare name (a failed spawn says so). */
+static void find_graphcheck(opts *o) {
+  if (o->graphcheck[0]) return;
+  snprintf(o->graphcheck, sizeof o->graphcheck, "trainyard-graphcheck");
+  char exe[900];
+  size_t n = sizeof exe;
+  if (uv_exepath(exe, &n) != 0) return;
+  char *slash = strrchr(exe, '/');
+  if (!slash) return;
+  *slash = 0;
+  const char *rel[] = {"/trainyard-graphcheck", "/graphcheck/trainyard-graphcheck"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(rel); i++) {
+    char cand[1024];
+    snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
+    if (access(cand, X_OK) == 0 && realpath(cand, o->graphcheck)) return;
+  }
+}
+
+/* The cost model as the controller passes it to each check. */
+static ty_check_cluster check_rates(const ty_plan_cluster *c) {
+  return (ty_check_cluster){.device_flops = c->device_flops, .device_mem_bytes = c->device_mem_bytes,
+                            .intra_bw = c->intra_bw, .inter_bw = c->inter_bw,
+                            .intra_latency_s = c->intra_latency_s,
+                            .inter_latency_s = c->inter_latency_s, .launch_s = c->launch_s};
 }
 
 /* Writes FILE.tmp and renames it, so readers never see half a file. */
@@ -188,13 +272,22 @@ int main(int argc, char **argv) {
     return 1;
   }
   o.state_dir = state_abs;
+  find_graphcheck(&o);
+  if (strchr(o.graphcheck, '/') && access(o.graphcheck, X_OK) != 0)
+    ty_warn("--graphcheck %s: not an executable file; every graph job will be refused", o.graphcheck);
+  if (geteuid() == 0)
+    ty_warn("running as root while requests are not authenticated: graph jobs' models are read "
+            "with root's rights (daemon/check.c, run_as); run traind as a user that may read them");
   uv_loop_t *loop = uv_default_loop();
   ty_controller_config cfg = {.listen_host = o.listen_host, .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,
                               .state_dir = o.state_dir, .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
-                              .sched = &sched, .topo = &topo};
+                              .sched = &sched, .topo = &topo, .graphcheck = o.graphcheck,
+                              .check_cpu_s = o.check_cpu_s, .check_mem_bytes = o.check_mem,
+                              .check_timeout_s = o.check_timeout_s, .check_jobs = o.check_jobs,
+                              .plan_rates = check_rates(&o.rates)};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));

@@ -21,7 +21,7 @@ typedef enum {
   M_SUBMIT, M_LIST_JOBS, M_GET_JOB, M_CANCEL, M_LIST_NODES, M_LOCATIONS, M_REGISTER,
   M_HEARTBEAT, M_TASK_UPDATE,
   M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
-  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_GET_HISTORY, M_GET_NODE,
+  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_GET_HISTORY, M_GET_NODE, M_PLAN_JOB,
   M_COUNT
 } method_id;
 
@@ -53,6 +53,8 @@ static const struct {
     /* Accounting (history.c). */
     [M_GET_HISTORY] = {TY_M_GET_HISTORY, ty__h_get_history, false},
     [M_GET_NODE] = {TY_M_GET_NODE, ty__h_get_node, false},
+    /* Plans a graph job as a submit would, without submitting it (graph.c). */
+    [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, false},
 };
 
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {

@@ -3,8 +3,10 @@
  * Client methods: SubmitJob, GetJob, CancelJob, ListNodes, GetTaskLocations
  * (ListJobs and the accounting reads are history.c's). SubmitJob and
  * CancelJob answer only after their rows and events are committed (group
- * commit); the reads answer at once from memory, or from the store for a
- * finished job no longer in memory (one row by its key).
+ * commit); a graph job's submit first waits for its model check and plan
+ * (check.c, a child process). The reads answer at once from memory, or
+ * from the store for a finished job no longer in memory (one row by its
+ * key), except GetJob's events, read from the store's reader connection.
  *
  * A submit with an array creates every element in the one request and the
  * one transaction: ids in task order from the array's id (the first
@@ -71,14 +73,16 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job with id `id` owning spec and blob. */
+/* A new PENDING job with id `id` owning spec, blob and plan. */
 static ty_job *job_new(uint64_t id, const ty_job_spec *spec, uint8_t *blob, size_t len,
-                       int64_t now) {
+                       uint8_t *plan, size_t plan_len, int64_t now) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = id;
   j->spec = *spec;
   j->blob = blob;
   j->blob_len = len;
+  j->plan = plan;
+  j->plan_len = plan_len;
   j->state = TY_JOB_PENDING;
   j->reason = ty_strdup("submitted");
   j->submit_ms = now;
@@ -99,29 +103,32 @@ static int submit_txn(ty_job *j, ty_txn *t) {
   return 0;
 }
 
-/* Everything a submit is checked against before anything is created. */
+/* Everything a submit is checked against before anything is created (a
+ * graph job's model is checked after this, in a child process: check.c). */
 static int check_submit(ty_controller *ctl, ty_job_spec *spec, uint32_t *out_n, char *err,
                         size_t len) {
   int rc = ty_job_spec_validate(spec, err, len);
-  if (rc == 0 && spec->kind == TY_JOB_KIND_GRAPH) rc = ty__graph_check(spec, err, len);
   if (rc == 0) rc = check_placeable(ctl, spec, err, len);
   *out_n = 1;
   if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
   return rc;
 }
 
-/* Element k of the submit: its own copy of the spec and stored spec. */
+/* Element k of the submit: its own copy of the spec, stored spec and plan. */
 static int element_new(ty_controller *ctl, const ty_job *first, uint32_t task, uint32_t k,
                        ty_job **out) {
   ty_job_spec spec;
-  uint8_t *blob = NULL;
+  uint8_t *blob = NULL, *plan = NULL;
   int rc = ty_job_spec_copy(&first->spec, &spec);
-  if (rc == 0 && ty_wire_bytes(first->blob, first->blob_len, &blob) != 0) {
+  if (rc == 0 && (ty_wire_bytes(first->blob, first->blob_len, &blob) != 0 ||
+                  (first->plan_len && ty_wire_bytes(first->plan, first->plan_len, &plan) != 0))) {
     ty_job_spec_close(&spec);
+    free(blob);
     rc = TY_ENOMEM;
   }
   if (rc != 0) return rc;
-  ty_job *j = job_new(first->id + k, &spec, blob, first->blob_len, first->submit_ms);
+  ty_job *j = job_new(first->id + k, &spec, blob, first->blob_len, plan, first->plan_len,
+                      first->submit_ms);
   j->array_id = first->id;
   j->array_task = task;
   j->model_file = first->model_file ? ty_strdup(first->model_file) : NULL;
@@ -173,7 +180,7 @@ static int model_to_file(ty_controller *ctl, ty_job_spec *spec, uint64_t id, cha
 /* The first job of a submit from the checked spec: its stored spec has
  * the defaults validation filled in (as sent if re-encoding fails). */
 static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, size_t len,
-                         char *model_file) {
+                         uint8_t *plan, size_t plan_len, char *model_file) {
   uint8_t *norm = NULL;
   size_t norm_len = 0;
   if (ty__conv_normalize(blob, len, spec, &norm, &norm_len) == 0) {
@@ -182,28 +189,31 @@ static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, s
   } else {
     free(norm);
   }
-  ty_job *j = job_new(ctl->next_id, spec, blob, len, ty_now_ms());
+  ty_job *j = job_new(ctl->next_id, spec, blob, len, plan, plan_len, ty_now_ms());
   j->model_file = model_file;
   return j;
 }
 
-static void submit(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
-                   size_t blob_len) {
+/* Stores a checked submit (taking spec, blob and plan: n jobs, an array's
+ * elements or one job) and answers once it is committed. */
+static void accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
+                        size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n) {
   char err[TY_ERR_LEN], *model = NULL;
-  uint32_t n = 1, *tasks = NULL;
+  uint32_t *tasks = NULL;
   size_t nt = 0;
-  int rc = check_submit(ctl, spec, &n, err, sizeof(err));
-  if (rc == 0 && spec->array.n && ty_array_tasks(&spec->array, &tasks, &nt) != 0)
+  int rc = 0;
+  if (spec->array.n && ty_array_tasks(&spec->array, &tasks, &nt) != 0)
     rc = ty_errf(err, sizeof(err), TY_ENOMEM, "job.array: no memory for %u elements", n);
   if (rc == 0) rc = model_to_file(ctl, spec, ctl->next_id, &model, err, sizeof(err));
   if (rc != 0) {
     ty_job_spec_close(spec);
     free(blob);
+    free(plan);
     free(tasks);
     ty__reply_finish(r, rc, err);
     return;
   }
-  ty_job *first = first_job(ctl, spec, blob, blob_len, model);
+  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model);
   ty_txn *t = ty_txn_create();
   rc = create_jobs(ctl, first, tasks, n, t, err, sizeof(err));
   free(tasks);
@@ -219,6 +229,30 @@ static void submit(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *
   ty__commit(ctl, t, on_submit_committed, sc);
 }
 
+/* A graph job waiting for its model check (check.c). */
+typedef struct check_ctx {
+  ty_reply *r;
+  ty_job_spec spec;
+  uint8_t *blob;
+  size_t blob_len;
+  uint32_t n;
+} check_ctx;
+
+static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
+  check_ctx *cc = ud;
+  int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  if (rc == 0) {
+    accept_jobs(ctl, cc->r, &cc->spec, cc->blob, cc->blob_len, res->plan, res->plan_len, cc->n);
+    res->plan = NULL;
+  } else {
+    const char *shutdown = "the controller is shutting down; the job was not accepted";
+    ty__reply_finish(cc->r, rc, res->status ? res->message : shutdown);
+    ty_job_spec_close(&cc->spec);
+    free(cc->blob);
+  }
+  free(cc);
+}
+
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_spec spec;
   uint8_t *blob = NULL;
@@ -228,7 +262,22 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
-  submit(ctl, r, &spec, blob, blob_len);
+  char err[TY_ERR_LEN];
+  uint32_t count = 1;
+  rc = check_submit(ctl, &spec, &count, err, sizeof(err));
+  if (rc != 0) {
+    ty_job_spec_close(&spec);
+    free(blob);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  if (spec.kind != TY_JOB_KIND_GRAPH) {
+    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count);
+    return;
+  }
+  check_ctx *cc = ty_xcalloc(1, sizeof *cc);
+  *cc = (check_ctx){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .n = count};
+  ty__check_start(ctl, r, &cc->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, cc);
 }
 
 /* ---- GetJob ---------------------------------------------------------------------------- */
@@ -261,7 +310,8 @@ static ty_job *job_or_answer(ty_controller *ctl, ty_reply *r, const ty_job_ref *
 
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_ref ref;
-  int decoded = ty__conv_job_ref_req(p, n, &ref);
+  bool with_plan = false;
+  int decoded = ty__conv_job_ref_req(p, n, &ref, &with_plan);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a GetJobRequest");
     return;
@@ -275,6 +325,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   const ty_buf *info = ty__job_info(ctl, j);
   int rc = info ? ty__conv_get_job_resp(info->data, info->len, evs.v, evs.n, &r->out) : TY_ENOMEM;
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
+  if (rc == 0 && with_plan && j->plan_len) rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
   for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);

@@ -73,6 +73,7 @@ void ty__job_free(ty_job *j) {
   if (!j) return;
   ty_job_spec_close(&j->spec);
   free(j->blob);
+  free(j->plan);
   free(j->reason);
   for (uint32_t i = 0; i < j->n_ranks; i++)
     free(j->ranks[i].reason);
@@ -185,6 +186,11 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
   j->blob = ty_xmalloc(r->spec_len ? r->spec_len : 1);
   memcpy(j->blob, r->spec, r->spec_len);
   j->blob_len = r->spec_len;
+  if (r->plan_len) {
+    j->plan = ty_xmalloc(r->plan_len);
+    memcpy(j->plan, r->plan, r->plan_len);
+    j->plan_len = r->plan_len;
+  }
   if (r->time_limit_s) j->spec.time_limit_s = r->time_limit_s; /* the effective one */
   j->state = r->state;
   j->reason = ty_strdup(r->reason);

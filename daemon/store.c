@@ -87,7 +87,9 @@ static const char *const migrations[] = {
     "  object TEXT NOT NULL,"
     "  action TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');",
-    /* 3: arrays, accounting and a controller that keeps only live jobs in
+    /* 3: the jobs' plan column only. */
+    "",
+    /* 4: arrays, accounting and a controller that keeps only live jobs in
      * memory (issue 15). Finished jobs are read through indexes: by end time
      * (history, listings, pruning), by user and end time, by array and task
      * index (partial: most jobs are in no array). One row per rank of each

@@ -9,7 +9,7 @@
  * through the primary key or an index. Listings of finished jobs and
  * accounting (ty_store_query_jobs, ty_store_query_ranks) may touch many
  * rows, so they run on a ty_store_reader of their own, off the loop; their
- * WHERE clauses are shaped for the indexes of schema 3 (jobs_by_end,
+ * WHERE clauses are shaped for the indexes of schema 4 (jobs_by_end,
  * jobs_by_user) and always carry a LIMIT when one is asked for.
  *
  * Every row handed to a callback is counted (ty_store_rows_read), the

@@ -28,6 +28,7 @@ static int decode_graph(const Trainyard__GraphSpec *g, ty_job_spec *s) {
   if (rc == 0) s->model_len = g->model_bytes.len;
   if (rc == 0) rc = ty_wire_bytes(g->train_config.data, g->train_config.len, &s->train_config);
   if (rc == 0) s->train_config_len = g->train_config.len;
+  s->parallelism = (int)g->parallelism; /* the controller checks the range */
   return rc;
 }
 
@@ -124,6 +125,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
     pj->graph.model_path = ty_wire_str(s->model_path);
     pj->graph.model_bytes = (ProtobufCBinaryData){s->model_len, s->model_bytes};
     pj->graph.train_config = (ProtobufCBinaryData){s->train_config_len, s->train_config};
+    pj->graph.parallelism = (Trainyard__Parallelism)s->parallelism;
     job->kind_case = TRAINYARD__JOB__KIND_GRAPH, job->graph = &pj->graph;
   } else {
     pj->cmd.n_argv = s->argc, pj->cmd.argv = s->argv;
@@ -237,4 +239,76 @@ int ty_proto_encode_checkpoints(const ty_checkpoint_info *v, size_t n,
   }
   *out_ptrs = ptrs;
   return 0;
+}
+
+/* ---- model checks -------------------------------------------------------------------- */
+
+int ty_proto_pack_check(const ty_graph_check *c, ty_buf *out) {
+  ty_proto_job pj;
+  ty_proto_encode_job(&c->job, &pj);
+  const ty_check_cluster *k = &c->cluster;
+  Trainyard__PlanCluster cl = TRAINYARD__PLAN_CLUSTER__INIT;
+  cl.nodes = k->nodes, cl.devices_per_node = k->devices_per_node;
+  cl.device_flops = k->device_flops, cl.device_mem_bytes = k->device_mem_bytes;
+  cl.intra_bw = k->intra_bw, cl.inter_bw = k->inter_bw;
+  cl.intra_latency_s = k->intra_latency_s, cl.inter_latency_s = k->inter_latency_s;
+  cl.launch_s = k->launch_s, cl.threads = k->threads;
+  Trainyard__GraphCheckRequest m = TRAINYARD__GRAPH_CHECK_REQUEST__INIT;
+  m.job = &pj.job;
+  m.want_plan = c->want_plan;
+  m.mode = (Trainyard__Parallelism)c->mode;
+  m.cluster = &cl;
+  return ty_wire_pack(&m.base, out);
+}
+
+int ty_proto_unpack_check(const uint8_t *p, size_t n, ty_graph_check *out) {
+  memset(out, 0, sizeof *out);
+  Trainyard__GraphCheckRequest *m =
+      ty_wire_unpack(&trainyard__graph_check_request__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  int rc = m->job ? ty_proto_decode_job(m->job, &out->job) : TY_EPROTO;
+  out->want_plan = m->want_plan;
+  out->mode = (int)m->mode;
+  const Trainyard__PlanCluster *cl = m->cluster;
+  if (cl)
+    out->cluster = (ty_check_cluster){.nodes = cl->nodes,
+                                      .devices_per_node = cl->devices_per_node,
+                                      .device_flops = cl->device_flops,
+                                      .device_mem_bytes = cl->device_mem_bytes,
+                                      .intra_bw = cl->intra_bw,
+                                      .inter_bw = cl->inter_bw,
+                                      .intra_latency_s = cl->intra_latency_s,
+                                      .inter_latency_s = cl->inter_latency_s,
+                                      .launch_s = cl->launch_s,
+                                      .threads = cl->threads};
+  ty_wire_free(m);
+  return rc;
+}
+
+int ty_proto_pack_check_answer(const ty_graph_check_answer *a, ty_buf *out) {
+  Trainyard__GraphCheckResponse m = TRAINYARD__GRAPH_CHECK_RESPONSE__INIT;
+  m.stage = a->stage;
+  m.status = a->status;
+  m.message = ty_wire_str(a->message);
+  m.cache_key = a->cache_key;
+  m.device_flops = a->device_flops;
+  m.plan = (ProtobufCBinaryData){a->plan_len, a->plan};
+  return ty_wire_pack(&m.base, out);
+}
+
+int ty_proto_unpack_check_answer(const uint8_t *p, size_t n, ty_graph_check_answer *out) {
+  memset(out, 0, sizeof *out);
+  Trainyard__GraphCheckResponse *m =
+      ty_wire_unpack(&trainyard__graph_check_response__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  *out = (ty_graph_check_answer){.stage = m->stage,
+                                 .status = m->status,
+                                 .cache_key = m->cache_key,
+                                 .device_flops = m->device_flops,
+                                 .plan_len = m->plan.len};
+  out->message = ty_wire_strdup(m->message);
+  int rc = out->message ? ty_wire_bytes(m->plan.data, m->plan.len, &out->plan) : TY_ENOMEM;
+  ty_wire_free(m);
+  if (rc != 0) ty_graph_check_answer_close(out);
+  return rc;
 }

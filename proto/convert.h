@@ -61,4 +61,14 @@ int ty_proto_decode_checkpoints(Trainyard__CheckpointInfo *const *m, size_t n,
 int ty_proto_encode_checkpoints(const ty_checkpoint_info *v, size_t n,
                                 Trainyard__CheckpointInfo ***out_ptrs);
 
+/* GraphCheckRequest and GraphCheckResponse (traind <-> its model-check
+ * child, daemon/graphcheck): whole messages to bytes and back. The
+ * unpackers copy (the request's job with ty_proto_decode_job): 0,
+ * TY_EPROTO for bytes that are not the message, TY_ENOMEM; nothing to
+ * free on error. */
+int ty_proto_pack_check(const ty_graph_check *c, ty_buf *out);
+int ty_proto_unpack_check(const uint8_t *p, size_t n, ty_graph_check *out);
+int ty_proto_pack_check_answer(const ty_graph_check_answer *a, ty_buf *out);
+int ty_proto_unpack_check_answer(const uint8_t *p, size_t n, ty_graph_check_answer *out);
+
 #endif

@@ -33,6 +33,8 @@
 #define TY_M_RENDEZVOUS_PUT "RendezvousPut"
 #define TY_M_RENDEZVOUS_GET "RendezvousGet"
 #define TY_M_REPORT_PROGRESS "ReportProgress"
+/* Plans a graph job without submitting it (client -> traind; trainctl plan). */
+#define TY_M_PLAN_JOB "PlanJob"
 
 /* Default ports. Controller: clients and workers. Worker: task I/O. Metrics
  * are served over HTTP on their own ports. */

@@ -33,6 +33,8 @@ static void decode_graph(const Trainyard__GraphLaunch *g, ty_task_spec *s) {
   s->train_config_len = g->train_config.len;
   s->checkpoint_path = g->checkpoint_path ? g->checkpoint_path : "";
   s->bucket_mb = g->bucket_mb;
+  s->plan = g->plan.data;
+  s->plan_len = g->plan.len;
 }
 
 int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {

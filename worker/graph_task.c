@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Graph ranks on the worker: LaunchTask with a graph becomes a trainrun
- * command (see worker_internal.h). The model and config are written with a
- * temporary name and renamed, so a rank relaunched after a requeue never
- * reads half a file.
+ * command (see worker_internal.h). The model, the config and the job's
+ * plan (trainrun --plan; none for a data-parallel job) are written per
+ * rank with a temporary name and renamed, so a rank relaunched after a
+ * requeue never reads half a file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,13 +100,16 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
   snprintf(rank, sizeof rank, "%" PRIu32, spec->rank);
   char *model = spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
   char *config = dupf("%s/config.rank%s.pb", dir, rank);
+  char *plan = spec->plan_len ? dupf("%s/plan.rank%s.typl", dir, rank) : NULL;
   int rc = 0;
   if (!spec->model_path[0]) rc = write_file(model, spec->model_bytes, spec->model_len, err, err_len);
   if (rc == 0) rc = write_file(config, spec->train_config, spec->train_config_len, err, err_len);
+  if (rc == 0 && plan) rc = write_file(plan, spec->plan, spec->plan_len, err, err_len);
   if (rc == 0) {
     add_arg(cmd, gw->trainrun);
     add_arg(cmd, "--model"), add_arg(cmd, model);
     add_arg(cmd, "--config"), add_arg(cmd, config);
+    if (plan) add_arg(cmd, "--plan"), add_arg(cmd, plan);
     if (spec->checkpoint_path[0]) add_arg(cmd, "--checkpoint"), add_arg(cmd, spec->checkpoint_path);
     snprintf(num, sizeof num, "%" PRIu32, spec->cpus ? spec->cpus : 1);
     add_arg(cmd, "--threads"), add_arg(cmd, num);
@@ -120,6 +124,7 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
   }
   free(model);
   free(config);
+  free(plan);
   return rc;
 }
 

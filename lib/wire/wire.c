@@ -104,6 +104,40 @@ void ty_task_locations_close(ty_task_locations *l) {
   memset(l, 0, sizeof(*l));
 }
 
+/* ---- graph jobs -------------------------------------------------------------------- */
+
+static const char *const parallelisms[] = {
+#define WORD_(name, num, word) [num] = word,
+    TY_PARALLELISM_MAP(WORD_)
+#undef WORD_
+};
+
+const char *ty_parallelism_name(int p) {
+  return p >= 0 && p < (int)TY_ARRAY_LEN(parallelisms) ? parallelisms[p] : NULL;
+}
+
+int ty_parallelism_parse(const char *s, int *out) {
+  for (int p = 0; s && p < (int)TY_ARRAY_LEN(parallelisms); p++)
+    if (strcasecmp(s, parallelisms[p]) == 0) {
+      *out = p;
+      return 0;
+    }
+  return TY_EINVAL;
+}
+
+void ty_graph_check_close(ty_graph_check *c) {
+  if (!c) return;
+  ty_job_spec_close(&c->job);
+  memset(c, 0, sizeof *c);
+}
+
+void ty_graph_check_answer_close(ty_graph_check_answer *a) {
+  if (!a) return;
+  free(a->message);
+  free(a->plan);
+  memset(a, 0, sizeof *a);
+}
+
 /* ---- queues ----------------------------------------------------------------------- */
 
 static const char *const queue_states[] = {

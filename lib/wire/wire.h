@@ -92,6 +92,25 @@ bool ty_task_state_ended(int state);
 
 typedef enum { TY_JOB_KIND_NONE = 0, TY_JOB_KIND_COMMAND = 1, TY_JOB_KIND_GRAPH = 2 } ty_job_kind;
 
+/* X(NAME, number, word): trainyard.Parallelism, how a graph job's ranks
+ * split the work. The numbers are also ops/plan's ty_plan_mode. */
+#define TY_PARALLELISM_MAP(X)                                                                      \
+  X(AUTO, 0, "auto")     /* the planner's choice; the default */                                   \
+  X(DATA, 1, "data")     /* no plan: data parallel, as before plans */                             \
+  X(TENSOR, 2, "tensor") /* the planner's tensor-parallel plan */                                  \
+  X(GRID, 3, "grid")     /* the planner's best data x tensor grid */
+
+typedef enum ty_parallelism {
+#define TY_PARALLELISM_ENUM_(name, num, word) TY_PARALLELISM_##name = num,
+  TY_PARALLELISM_MAP(TY_PARALLELISM_ENUM_)
+#undef TY_PARALLELISM_ENUM_
+} ty_parallelism;
+#define TY_PARALLELISM_MAX 3
+/* "auto", "data", "tensor", "grid"; NULL for anything else. */
+const char *ty_parallelism_name(int p);
+/* The word (any case) -> the value; TY_EINVAL for anything else. */
+int ty_parallelism_parse(const char *s, int *out);
+
 /* Interactive execution (rlaunch; trainyard.InteractiveSpec): the tasks keep
  * their stdio on the worker for an attached client. */
 typedef struct ty_interactive {
@@ -229,6 +248,7 @@ typedef struct ty_job_spec {
   size_t model_len;
   uint8_t *train_config;
   size_t train_config_len;
+  int parallelism; /* ty_parallelism */
   /* Arrays and dependencies (Job.array, Job.dependencies). */
   ty_array_spec array;
   ty_dep *deps;
@@ -287,6 +307,10 @@ typedef struct ty_task_spec {
    * TRAINYARD_ARRAY_* and SLURM_ARRAY_* variables. */
   uint64_t array_job_id;
   uint32_t array_task_id, array_task_count, array_task_min, array_task_max, array_task_step;
+  /* The job's plan file (ops/plan/plan.h's format), which the worker writes
+   * into the job's directory for trainrun --plan; 0 bytes = data parallel. */
+  const uint8_t *plan;
+  size_t plan_len;
 } ty_task_spec;
 
 /* The state of one rank as a worker reports it (RegisterNode's tasks,
@@ -456,6 +480,45 @@ int ty_queue_set(ty_queue_info *q, const char *key, const char *value, const cha
 int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t err_len);
 /* 1..64 bytes of letters, digits, '-', '_' and '.'. */
 int ty_queue_check_name(const char *name, char *err, size_t err_len);
+
+/* ---- model checks (traind <-> trainyard-graphcheck) ---------------------------------------
+ * traind checks each graph job in a child process (daemon/graphcheck;
+ * proto/trainyard.proto's GraphCheckRequest and GraphCheckResponse carry
+ * these; proto/convert.h packs them). */
+
+/* The devices a plan is made for and the cost model's rates (ops/plan's
+ * ty_plan_cluster, as the controller sends it). */
+typedef struct ty_check_cluster {
+  uint32_t nodes, devices_per_node;
+  double device_flops; /* 0: measure this CPU's GEMM with `threads` threads */
+  uint64_t device_mem_bytes;
+  double intra_bw, inter_bw;               /* bytes/s */
+  double intra_latency_s, inter_latency_s; /* per ring step */
+  double launch_s;                         /* per collective */
+  uint32_t threads;                        /* one rank's CPU threads */
+} ty_check_cluster;
+
+typedef struct ty_graph_check {
+  ty_job_spec job; /* a graph job, validated by the controller */
+  bool want_plan;  /* false: check the model and config only (parallelism data) */
+  int mode;        /* ty_parallelism */
+  ty_check_cluster cluster;
+} ty_graph_check;
+void ty_graph_check_close(ty_graph_check *c); /* accepts a zeroed struct */
+
+/* One answer of the child: the check's outcome (status 0, or a TY_E* code
+ * with a message naming the job field), the plan's cache key and the rate
+ * it was planned with; then, when asked, the plan file. */
+typedef struct ty_graph_check_answer {
+  uint32_t stage; /* 1: the check, 2: the plan */
+  int status;
+  char *message;
+  uint64_t cache_key;
+  double device_flops;
+  uint8_t *plan; /* plan_len bytes; 0 = none */
+  size_t plan_len;
+} ty_graph_check_answer;
+void ty_graph_check_answer_close(ty_graph_check_answer *a); /* accepts a zeroed struct */
 
 /* ---- packing and copying ----------------------------------------------------------------
  * The one pack/unpack pair of every convert file. */

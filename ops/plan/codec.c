@@ -551,6 +551,19 @@ uint64_t ty_plan_fingerprint(const ty_graph *g) {
   return h;
 }
 
+uint64_t ty_plan_request_key(const ty_plan_request *req, uint64_t fingerprint) {
+  const ty_plan_cluster *c = &req->cluster;
+  const double rates[] = {c->device_flops,    c->intra_bw,        c->inter_bw,
+                          c->intra_latency_s, c->inter_latency_s, c->launch_s};
+  const int64_t ints[] = {req->batch,         c->nodes,        c->devices_per_node,
+                          req->optimizer,     req->mode,       req->solver,
+                          req->time_limit_ms, req->fixed_mesh, (int64_t)c->device_mem_bytes};
+  uint64_t h = fnv_i64(0xcbf29ce484222325ull, (int64_t)fingerprint);
+  h = fnv(h, rates, sizeof rates);
+  h = fnv(h, ints, sizeof ints);
+  return fnv_str(h, req->loss);
+}
+
 int ty_plan_check(const ty_plan *p, const ty_graph *g, char *err, size_t err_len) {
   if (p->graph_fingerprint != ty_plan_fingerprint(g))
     return ty_errf(err, err_len, TY_EINVAL,

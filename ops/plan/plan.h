@@ -93,6 +93,33 @@ typedef struct ty_plan_request {
   const char *loss;
 } ty_plan_request;
 
+/* X(key, index): the cost model's command-line options, in one order for
+ * every binary that offers them (trainctl plan's --KEY, traind's
+ * --plan-KEY; ty_plan_cluster_set parses each). */
+#define TY_PLAN_CLUSTER_OPTIONS(X)                                                                 \
+  X("device-flops", 0)                                                                             \
+  X("device-mem", 1)                                                                               \
+  X("intra-gbps", 2)                                                                               \
+  X("inter-gbps", 3)                                                                               \
+  X("latency-us", 4)                                                                               \
+  X("inter-latency-us", 5)                                                                         \
+  X("launch-us", 6)
+#define TY_PLAN_N_CLUSTER_OPTIONS 7
+
+/* The cost model's options as typed on a command line (trainrun, trainctl
+ * plan, traind --plan-*), one parser for all: key is "device-flops" (a
+ * FLOP/s rate, or "cpu": device_flops = 0, measure this CPU),
+ * "device-mem" (bytes with an optional K, M, G or T), "intra-gbps" and
+ * "inter-gbps" (GB/s), "latency-us", "inter-latency-us" and "launch-us"
+ * (microseconds). `what` names the option in errors: TY_EINVAL with
+ * "WHAT: expected a non-negative number, got \"x\"". */
+int ty_plan_cluster_set(ty_plan_cluster *c, const char *key, const char *what, const char *value,
+                        char *err, size_t err_len);
+/* "NODESxDEVICES" (2x4): both at least 1 ("WHAT: 0x4 is a mesh of 0
+ * devices ..." otherwise), at most 2^20 devices in all. */
+int ty_plan_parse_mesh(const char *what, const char *value, int *out_nodes, int *out_per, char *err,
+                       size_t err_len);
+
 /* Fills *req with the documented defaults (start every request here) (docs/planner.md): one node
  * with one device of 100 GFLOP/s and 16 GiB, 10 GB/s and 2 us inside a node, 1.25 GB/s and 20 us
  * across nodes, 5 us per collective, Adam, auto. */
@@ -277,6 +304,12 @@ uint64_t ty_plan_hash(const ty_plan *p);
 /* Fingerprint of a graph as the planner sees it: values (names, dtypes,
  * shapes, roles), nodes (ops, names, wiring, attributes), not weights. */
 uint64_t ty_plan_fingerprint(const ty_graph *g);
+/* The cache key of a search: a hash of the graph's fingerprint and every
+ * field of req (batch, cluster and rates, optimizer, mode, solver, loss):
+ * equal keys ask the same question, so a plan found for one answers the
+ * other (a controller caches plans by it). The search is deterministic
+ * unless the ILP runs into its time limit. */
+uint64_t ty_plan_request_key(const ty_plan_request *req, uint64_t fingerprint);
 /* Checks that p was made for g: fingerprint, one op per node with the same
  * op and slots, parameters by id and name. TY_EINVAL naming the first
  * difference. */

@@ -94,14 +94,37 @@ static int set_names(ty_train *t, const char *const *names, size_t n) {
   return 0;
 }
 
+/* Feed k's name from the config alone (no file is opened): data_input and
+ * label_input, or one per train array, each checked against the model. */
+static int feed_names(ty_train *t, char *err, size_t err_len) {
+  const ty_train_config *c = t->cfg;
+  if (c->data_kind == TY_TRAIN_DATA_ARRAYS) {
+    const char *names[TY_DATA_MAX_COLUMNS];
+    ty_data_type to;
+    int rc = 0;
+    for (size_t k = 0; k < c->n_train_arrays && rc == 0; k++) {
+      char where[64];
+      snprintf(where, sizeof where, "config.dataset.train[%zu]", k);
+      names[k] = c->train_arrays[k].input;
+      rc = feed_type(t, names[k], where, &to, err, err_len);
+    }
+    t->n_feeds = c->n_train_arrays;
+    return rc ? rc : set_names(t, names, c->n_train_arrays);
+  }
+  const char *din = data_input(t);
+  if (!model_input(t->model, din)) {
+    if (c->data_kind == TY_TRAIN_DATA_TOKENS)
+      return not_an_input(t, "config.data_input", din, err, err_len);
+    return ty_errf(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din);
+  }
+  t->n_feeds = 2;
+  return set_names(t, (const char *[]){din, c->label_input}, 2);
+}
+
 static int open_fashion(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
-  const char *din = data_input(t);
-  if (!model_input(t->model, din))
-    return ty_errf(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din);
   ty_data_opts d = {.dir = c->data_dir, .mean = c->mean, .std = c->std};
-  int rc = set_names(t, (const char *[]){din, c->label_input}, 2);
-  if (rc == 0) rc = ty_data_load_fashion_mnist(&d, TY_DATA_TRAIN, &t->train_ds, err, err_len);
+  int rc = ty_data_load_fashion_mnist(&d, TY_DATA_TRAIN, &t->train_ds, err, err_len);
   if (rc == 0) rc = ty_data_load_fashion_mnist(&d, TY_DATA_TEST, &t->test_ds, err, err_len);
   return rc;
 }
@@ -151,27 +174,23 @@ static int open_tokens(ty_train *t, const char *file, ty_dataset **out, char *er
 
 static int open_source(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
+  int rc = feed_names(t, err, err_len);
+  if (rc != 0) return rc;
   if (c->data_kind == TY_TRAIN_DATA_FASHION_MNIST) return open_fashion(t, err, err_len);
   if (c->data_kind == TY_TRAIN_DATA_TOKENS) {
-    const char *din = data_input(t);
-    if (!model_input(t->model, din)) return not_an_input(t, "config.data_input", din, err, err_len);
-    int rc = set_names(t, (const char *[]){din, c->label_input}, 2);
-    if (rc == 0) rc = open_tokens(t, c->tokens.train_path, &t->train_ds, err, err_len);
+    rc = open_tokens(t, c->tokens.train_path, &t->train_ds, err, err_len);
     if (rc == 0 && c->tokens.test_path) rc = open_tokens(t, c->tokens.test_path, &t->test_ds, err, err_len);
     return rc;
   }
-  const char *names[TY_DATA_MAX_COLUMNS];
-  for (size_t k = 0; k < c->n_train_arrays; k++) names[k] = c->train_arrays[k].input;
-  int rc = set_names(t, names, c->n_train_arrays);
-  if (rc == 0) rc = open_arrays(t, c->train_arrays, c->n_train_arrays, "train", &t->train_ds, err, err_len);
+  rc = open_arrays(t, c->train_arrays, c->n_train_arrays, "train", &t->train_ds, err, err_len);
   if (rc == 0 && c->n_test_arrays)
     rc = open_arrays(t, c->test_arrays, c->n_test_arrays, "test", &t->test_ds, err, err_len);
   return rc;
 }
 
-/* Every model input fed, and the labels when the builtin loss needs them. */
+/* Every model input fed, and the labels when the builtin loss needs them
+ * (feed_names set the feeds; a dataset has one column per feed). */
 static int check_coverage(ty_train *t, char *err, size_t err_len) {
-  t->n_feeds = ty_dataset_n_columns(t->train_ds);
   t->label_feed = -1;
   for (size_t k = 0; k < t->n_feeds; k++)
     if (strcmp(t->names[k], t->cfg->label_input) == 0) t->label_feed = (int)k;
@@ -192,6 +211,11 @@ static int check_coverage(ty_train *t, char *err, size_t err_len) {
 
 int ty__train_data_open(ty_train *t, char *err, size_t err_len) {
   int rc = open_source(t, err, err_len);
+  return rc ? rc : check_coverage(t, err, err_len);
+}
+
+int ty__train_feeds_check(ty_train *t, char *err, size_t err_len) {
+  int rc = feed_names(t, err, err_len);
   return rc ? rc : check_coverage(t, err, err_len);
 }
 

@@ -36,14 +36,18 @@ static ty_plan_optimizer plan_optimizer(const ty_optim_opts *o) {
   return o->momentum > 0 ? TY_PLAN_OPT_MOMENTUM : TY_PLAN_OPT_SGD;
 }
 
-/* Plans g (the forward + loss graph of config, loss named `loss`) with
- * req, the config giving batch, loss and optimizer. */
-static int search(const ty_graph *g, const ty_train_config *c, const char *loss,
-                  const ty_plan_request *req, ty_plan **out, char *err, size_t err_len) {
+void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
+  req->batch = c->batch_size;
+  req->loss = c->loss_output ? c->loss_output : "trainyard.loss";
+  req->optimizer = plan_optimizer(&c->optim);
+}
+
+/* Plans g (the forward + loss graph of config) with req, the config giving
+ * batch, loss and optimizer. */
+static int search(const ty_graph *g, const ty_train_config *c, const ty_plan_request *req,
+                  ty_plan **out, char *err, size_t err_len) {
   ty_plan_request r = *req;
-  r.batch = c->batch_size;
-  r.loss = loss;
-  r.optimizer = plan_optimizer(&c->optim);
+  ty_train_plan_request(c, &r);
   int rc = ty_plan_search(g, &r, err, err_len, out);
   if (rc != 0) {
     char inner[TY_ERR_LEN];
@@ -66,18 +70,51 @@ static int get_plan(ty_train *t, ty_plan **out, char *err, size_t err_len) {
   }
   if (!par->request)
     return ty_errf(err, err_len, TY_EINVAL, "parallel: neither a plan nor a plan request");
-  return search(t->g, t->cfg, ty_graph_value_at(t->g, t->loss_id)->name, par->request, out, err,
-                err_len);
+  return search(t->g, t->cfg, par->request, out, err, err_len);
 }
 
-int ty_train_make_plan(const ty_graph *model, const ty_train_config *config,
+int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, bool with_data,
                        const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len) {
   ty_graph *g = NULL;
-  int rc = ty_train_plan_graph(model, config, &g, err, err_len);
-  const char *loss = config->loss_output ? config->loss_output : "trainyard.loss";
-  if (rc == 0) rc = search(g, config, loss, req, out_plan, err, err_len);
+  int rc = ty_train_plan_graph(model, config, with_data, &g, err, err_len);
+  if (rc == 0) rc = search(g, config, req, out_plan, err, err_len);
   ty_graph_destroy(g);
   return rc;
+}
+
+int ty_train_job_load(const char *model_path, const uint8_t *model_bytes, size_t model_len,
+                      const uint8_t *config, size_t config_len, ty_train_job *out,
+                      const char **out_what, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  bool by_path = model_path && model_path[0];
+  *out_what = by_path ? "model_path" : "model_bytes";
+  int rc = by_path ? ty_graph_load_file(model_path, err, err_len, &out->model)
+                   : ty_graph_load_bytes(model_bytes, model_len, err, err_len, &out->model);
+  if (rc == 0) {
+    *out_what = "train_config";
+    rc = ty_train_config_decode(config, config_len, &out->config, err, err_len);
+  }
+  if (rc == 0) rc = ty_train_plan_graph(out->model, &out->config, false, &out->graph, err, err_len);
+  if (rc != 0) ty_train_job_close(out);
+  return rc;
+}
+
+void ty_train_job_close(ty_train_job *j) {
+  if (!j) return;
+  ty_graph_destroy(j->graph);
+  ty_graph_destroy(j->model);
+  ty_train_config_close(&j->config);
+  memset(j, 0, sizeof *j);
+}
+
+void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, char *out,
+                           size_t len) {
+  snprintf(out, len, "cannot plan it for %d node%s x %d devices: %s%s", req->cluster.nodes,
+           req->cluster.nodes == 1 ? "" : "s", req->cluster.devices_per_node,
+           err && err[0] ? err : ty_strerror(rc),
+           req->mode == TY_PLAN_MODE_AUTO && rc == TY_EUNSUPPORTED
+               ? " (parallelism data trains it without a plan)"
+               : "");
 }
 
 /* The plan fits this job: its world and its global batch. */

@@ -58,6 +58,41 @@ static int flatten_tokens(ty_train *t, int *logits, int *labels) {
   return 0;
 }
 
+/* The labels' shape: [batch, the label data's dims per sample]. */
+static int labels_of_data(const ty_train *t, ty_shape *out, char *err, size_t err_len) {
+  const ty_data_column *lc = ty_dataset_column(t->train_ds, (size_t)t->label_feed);
+  if (lc->ndims + 1 > TY_MAX_RANK)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
+  *out = (ty_shape){.rank = (int)lc->ndims + 1};
+  out->dims[0] = TY_DIM_BATCH;
+  for (uint32_t d = 0; d < lc->ndims; d++)
+    out->dims[d + 1] = (int64_t)lc->dims[d];
+  return 0;
+}
+
+/* Without the data: the shape SoftmaxCrossEntropyLoss wants for the
+ * logits, which the data must have anyway: the logits' dims without the
+ * class axis (axis 1, or the last for a token stream: [N, C] -> [N],
+ * [N, T, V] -> [N, T]). */
+static int labels_of_logits(const ty_train *t, int logits, ty_shape *out, char *err,
+                            size_t err_len) {
+  const ty_graph_value *v = ty_graph_value_at(t->g, logits);
+  int classes = t->class_last ? v->shape.rank - 1 : 1;
+  bool known = v->shape.rank >= 2;
+  for (int d = 1; known && d < v->shape.rank; d++)
+    known = v->shape.dims[d] >= 0;
+  if (!known)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.softmax_cross_entropy.logits_output: \"%s\" needs a known shape "
+                   "[batch, classes, ...] to derive the labels' shape without the data",
+                   v->name);
+  *out = (ty_shape){.rank = v->shape.rank - 1};
+  for (int d = 0, k = 0; d < v->shape.rank; d++)
+    if (d != classes) out->dims[k++] = v->shape.dims[d];
+  out->dims[0] = TY_DIM_BATCH; /* as the data's, whatever the model fixed */
+  return 0;
+}
+
 /* The builtin loss: a labels input shaped like the label data (unless
  * the model has one), then SoftmaxCrossEntropyLoss over the logits. */
 static int builtin_loss(ty_train *t, char *err, size_t err_len) {
@@ -69,12 +104,11 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   t->logits_id = logits;
   t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS;
   if (t->label_id == TY_NO_VALUE) {
-    const ty_data_column *lc = ty_dataset_column(t->train_ds, (size_t)t->label_feed);
-    if (lc->ndims + 1 > TY_MAX_RANK) return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
-    ty_shape ls = {.rank = (int)lc->ndims + 1};
-    ls.dims[0] = TY_DIM_BATCH;
-    for (uint32_t d = 0; d < lc->ndims; d++) ls.dims[d + 1] = (int64_t)lc->dims[d];
-    if ((rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
+    ty_shape ls;
+    rc = t->train_ds ? labels_of_data(t, &ls, err, err_len)
+                     : labels_of_logits(t, logits, &ls, err, err_len);
+    if (rc != 0 ||
+        (rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
         (rc = ty_graph_mark_input(t->g, t->label_id)) != 0)
       return rc;
   }
@@ -623,14 +657,15 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
 
 int ty_train_checkpoint(ty_train *t, char *err, size_t err_len) { return ty__train_save(t, err, err_len); }
 
-int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out,
-                        char *err, size_t err_len) {
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
+                        ty_graph **out, char *err, size_t err_len) {
   ty_train *t = calloc(1, sizeof *t);
   if (!t) return TY_ENOMEM;
   t->model = model;
   t->cfg = config;
   t->opts.world_size = 1;
-  int rc = ty__train_data_open(t, err, err_len);
+  int rc =
+      with_data ? ty__train_data_open(t, err, err_len) : ty__train_feeds_check(t, err, err_len);
   if (rc == 0) rc = build_loss(t, err, err_len);
   if (rc == 0) {
     *out = t->g;

@@ -266,14 +266,47 @@ const ty_plan *ty_train_plan(const ty_train *t);
 const ty_shard *ty_train_shard(const ty_train *t);
 /* The forward + loss graph a plan for this model and config is made for
  * (the graph ty_train_create plans when opts.parallel has a request), for
- * planning elsewhere (trainrun --write-plan, the controller): the model
- * with the loss added, shapes inferred, batch dims symbolic. Opens the
- * config's data to learn the labels' shape. The caller destroys *out. */
-int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, ty_graph **out,
-                        char *err, size_t err_len);
+ * planning elsewhere (trainrun --write-plan, the controller, trainctl
+ * plan): the model with the loss added, shapes inferred, batch dims
+ * symbolic. The config's feeds are checked against the model's inputs
+ * either way. with_data opens the config's data and takes the labels'
+ * shape from it (the builtin loss, when the model has no labels input);
+ * without it (the controller has no data) the labels' shape is the one
+ * SoftmaxCrossEntropyLoss needs for the logits: their dims without the
+ * class axis (axis 1; the last for a token stream), so [N, C] logits take
+ * [N] labels and [N, T, V] take [N, T]. Data that fits the model has that
+ * shape, so both give the same graph and the same plan. The caller
+ * destroys *out. */
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
+                        ty_graph **out, char *err, size_t err_len);
+/* A job's model and config as a planner away from its ranks (the
+ * controller's model check, trainctl plan) needs them: the model imported
+ * from a path or bytes, the config decoded, and the forward + loss graph
+ * (ty_train_plan_graph without the data). */
+typedef struct ty_train_job {
+  ty_graph *model, *graph;
+  ty_train_config config;
+} ty_train_job;
+/* Loads path (when not NULL or empty) or bytes, and the encoded config.
+ * On error *out_what names the input at fault ("model_path", "model_bytes"
+ * or "train_config") and err says why; nothing to close then. */
+int ty_train_job_load(const char *model_path, const uint8_t *model_bytes, size_t model_len,
+                      const uint8_t *config, size_t config_len, ty_train_job *out,
+                      const char **out_what, char *err, size_t err_len);
+void ty_train_job_close(ty_train_job *j); /* accepts a zeroed struct */
+/* A refused search (ty_plan_search's rc and err for req) in a job's
+ * words: "cannot plan it for 2 nodes x 4 devices: <err>", and a hint
+ * towards data parallelism when auto met a graph the planner cannot
+ * shape (TY_EUNSUPPORTED). */
+void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, char *out,
+                           size_t len);
+/* What a job's config decides of a plan request: the global batch, the
+ * loss (loss_output, else the builtin loss "trainyard.loss" of the graph
+ * ty_train_plan_graph builds) and the optimizer's state. */
+void ty_train_plan_request(const ty_train_config *config, ty_plan_request *req);
 /* Plans this model and config with req (batch, loss and optimizer taken
  * from the config) as every rank of such a job would. */
-int ty_train_make_plan(const ty_graph *model, const ty_train_config *config,
+int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, bool with_data,
                        const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len);
 
 #endif

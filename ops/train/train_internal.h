@@ -103,6 +103,9 @@ struct ty_train {
 /* feed.c: opens the configured data (before the graph is built, which
  * needs the labels' shape) and then binds it to g. */
 int ty__train_data_open(ty_train *t, char *err, size_t err_len);
+/* The same checks of the config's feeds against the model without opening
+ * any data (planning elsewhere: the controller has no data). */
+int ty__train_feeds_check(ty_train *t, char *err, size_t err_len);
 int ty__train_data_bind(ty_train *t, char *err, size_t err_len);
 /* Copies batch b into the feed tensors. */
 int ty__train_data_load(ty_train *t, const ty_batch *b, char *err, size_t err_len);

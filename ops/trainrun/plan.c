@@ -14,7 +14,6 @@
 #include "lib/base/base.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,41 +28,12 @@ static int usage(const char *opt, const char *v, const char *why) {
   return TY_EINVAL;
 }
 
-/* A finite positive number (a rate, a latency). */
-static int parse_pos(const char *opt, const char *v, double scale, double *out) {
-  char *end;
-  errno = 0;
-  double d = v ? strtod(v, &end) : 0;
-  if (!v || !*v || *end || errno || !isfinite(d) || d < 0)
-    return usage(opt, v, "expected a non-negative number");
-  *out = d * scale;
-  return 0;
-}
-
-/* BYTES with an optional K, M, G or T (powers of 1024). */
-static int parse_bytes(const char *opt, const char *v, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long n = v && v[0] != '-' ? strtoull(v, &end, 10) : 0;
-  if (!v || !*v || v[0] == '-' || errno || end == v)
-    return usage(opt, v, "expected bytes, e.g. 8G");
-  int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : *end == 'T' ? 40 : 0;
-  if ((shift && end[1]) || (!shift && *end) || n == 0 || n > (UINT64_MAX >> shift))
-    return usage(opt, v, "expected a positive byte count, e.g. 8G");
-  *out = (uint64_t)n << shift;
-  return 0;
-}
-
-/* NODESxDEVICES. */
+/* NODESxDEVICES (ops/plan's parser: the same words as trainctl plan's). */
 static int parse_mesh(const char *v, int *nodes, int *per) {
-  char *end;
-  long a = v ? strtol(v, &end, 10) : 0, b = 0;
-  if (v && *end == 'x') b = strtol(end + 1, &end, 10);
-  if (!v || *end || a < 1 || b < 1 || a > (1 << 20) || b > (1 << 20))
-    return usage("--mesh", v, "expected NODESxDEVICES, e.g. 2x4");
-  *nodes = (int)a;
-  *per = (int)b;
-  return 0;
+  char err[TY_ERR_LEN];
+  int rc = ty_plan_parse_mesh("--mesh", v, nodes, per, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "trainrun: %s\n", err);
+  return rc;
 }
 
 static int env_int(const char *name, int dflt) {
@@ -99,22 +69,21 @@ static int parse_mode(const char *v, ty_plan_mode *out) {
 
 /* The cost model's rates; device_flops 0 means "measure the CPU". */
 static int rates(const tr_plan_args *a, ty_plan_cluster *c) {
-  int rc = 0;
+  const struct {
+    const char *key, *value;
+  } opts[] = {{"device-flops", a->device_flops}, {"device-mem", a->device_mem},
+              {"intra-gbps", a->intra_gbps},     {"inter-gbps", a->inter_gbps},
+              {"latency-us", a->latency_us},     {"inter-latency-us", a->inter_latency_us},
+              {"launch-us", a->launch_us}};
   c->device_flops = 0;
-  if (a->device_flops && strcmp(a->device_flops, "cpu") != 0)
-    rc = parse_pos("--device-flops", a->device_flops, 1, &c->device_flops);
-  if (rc == 0 && a->device_flops && strcmp(a->device_flops, "cpu") != 0 && c->device_flops <= 0)
-    rc = usage("--device-flops", a->device_flops, "expected a positive rate or \"cpu\"");
-  if (rc == 0 && a->device_mem)
-    rc = parse_bytes("--device-mem", a->device_mem, &c->device_mem_bytes);
-  if (rc == 0 && a->intra_gbps) rc = parse_pos("--intra-gbps", a->intra_gbps, 1e9, &c->intra_bw);
-  if (rc == 0 && a->inter_gbps) rc = parse_pos("--inter-gbps", a->inter_gbps, 1e9, &c->inter_bw);
-  if (rc == 0 && a->latency_us)
-    rc = parse_pos("--latency-us", a->latency_us, 1e-6, &c->intra_latency_s);
-  if (rc == 0 && a->inter_latency_us)
-    rc = parse_pos("--inter-latency-us", a->inter_latency_us, 1e-6, &c->inter_latency_s);
-  if (rc == 0 && a->launch_us) rc = parse_pos("--launch-us", a->launch_us, 1e-6, &c->launch_s);
-  return rc;
+  char what[32], err[TY_ERR_LEN];
+  for (size_t i = 0; i < TY_ARRAY_LEN(opts); i++) {
+    if (!opts[i].value) continue;
+    snprintf(what, sizeof what, "--%s", opts[i].key);
+    if (ty_plan_cluster_set(c, opts[i].key, what, opts[i].value, err, sizeof err) != 0)
+      return fprintf(stderr, "trainrun: %s\n", err), TY_EINVAL;
+  }
+  return 0;
 }
 
 static int read_file(const char *path, ty_buf *out) {
@@ -218,7 +187,7 @@ int tr_plan_write(const tr_plan_args *a, const ty_graph *model, const ty_train_c
   if (rc == 0 && req.cluster.device_flops == 0)
     rc = tr_plan_cpu_flops(a->threads, &req.cluster.device_flops);
   if (rc != 0) return 2;
-  if ((rc = ty_train_make_plan(model, config, &req, &p, err, sizeof err)) != 0) {
+  if ((rc = ty_train_make_plan(model, config, true, &req, &p, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     return 2;
   }

@@ -79,10 +79,14 @@ void it_controller_start(it_cluster *c) {
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
   snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
   unlink(pf);
-  char *argv[] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
-                  "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
-                  "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
-                  "--kill-grace-s", "2", NULL};
+  char *argv[32] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
+                    "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
+                    "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
+                    "--kill-grace-s", "2", NULL};
+  size_t n = 15;
+  for (size_t i = 0; c->traind_args && c->traind_args[i] && n + 1 < TY_ARRAY_LEN(argv); i++)
+    argv[n++] = (char *)c->traind_args[i];
+  argv[n] = NULL;
   c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->rpc_port = read_port(pf, "rpc", c->traind);
   c->metrics_port = read_port(pf, "metrics", c->traind);
@@ -119,9 +123,10 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
 }
 
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
-                          const char *const *worker_extra) {
+                          const char *const *traind_args, const char *const *worker_extra) {
   memset(c, 0, sizeof *c);
   c->relative_state = relative;
+  c->traind_args = traind_args;
   c->worker_extra = worker_extra;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
@@ -136,16 +141,21 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, false, NULL);
+  cluster_start(c, n_workers, cpus, false, NULL, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, true, NULL);
+  cluster_start(c, n_workers, cpus, true, NULL, NULL);
+}
+
+void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
+                           const char *const *traind_args) {
+  cluster_start(c, n_workers, cpus, false, traind_args, NULL);
 }
 
 void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
                                    const char *const *worker_extra) {
-  cluster_start(c, n_workers, cpus, false, worker_extra);
+  cluster_start(c, n_workers, cpus, false, NULL, worker_extra);
 }
 
 void it_kill9(pid_t *pid) {
@@ -291,25 +301,37 @@ static char *read_all(int fd) {
 }
 
 int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
+  return it_trainctl_err(c, out, NULL, args);
+}
+
+int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args) {
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
   const char *argv[32] = {bin("TY_TRAINCTL"), "--controller", addr};
   size_t n = 3;
   for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
   argv[n] = NULL;
-  int pfd[2];
+  int pfd[2], efd[2] = {-1, -1};
   cr_assert(pipe(pfd) == 0);
+  cr_assert(!err_out || pipe(efd) == 0);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pfd[1], 1);
+    if (err_out) dup2(efd[1], 2);
     close(pfd[0]);
     close(pfd[1]);
+    if (err_out) close(efd[0]), close(efd[1]);
     execv(argv[0], (char *const *)argv);
     _exit(127);
   }
   close(pfd[1]);
-  char *s = read_all(pfd[0]);
+  if (err_out) close(efd[1]);
+  char *s = read_all(pfd[0]); /* stderr is a line or two: the pipe holds it meanwhile */
   close(pfd[0]);
+  if (err_out) {
+    *err_out = read_all(efd[0]);
+    close(efd[0]);
+  }
   int st;
   waitpid(pid, &st, 0);
   if (out) *out = s;

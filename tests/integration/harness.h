@@ -35,6 +35,8 @@ typedef struct it_cluster {
    * deploy/cluster.sh is often used), to catch paths handed to tasks that
    * only make sense from the daemon's own cwd. */
   bool relative_state;
+  /* Extra traind arguments (NULL-terminated, borrowed; at most 16). */
+  const char *const *traind_args;
   /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
   const char *const *worker_extra;
 } it_cluster;
@@ -44,6 +46,9 @@ typedef struct it_cluster {
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
+/* The same with extra traind arguments (kept for restarts). */
+void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
+                           const char *const *traind_args);
 /* The same with more trainworkerd flags (kept for restarts). */
 void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
                                    const char *const *worker_extra);
@@ -73,6 +78,8 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 /* Runs trainctl with the cluster's address and the given arguments; returns
  * its exit status and its stdout in a heap string (*out, may be NULL). */
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
+/* The same with its stderr in *err_out (a heap string) too. */
+int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
 

@@ -136,3 +136,40 @@ double rk_weight_diff(const char *a, const char *b) {
   ty_graph_destroy(gb);
   return worst;
 }
+
+void rk_reference(const char *dir, uint64_t steps, char *out_path, size_t n) {
+  char cfg[300], log[300];
+  snprintf(out_path, n, "%s/ref-%llu.onnx", dir, (unsigned long long)steps);
+  snprintf(cfg, sizeof cfg, "%s/ref-%llu.pb", dir, (unsigned long long)steps);
+  snprintf(log, sizeof log, "%s/ref-%llu.log", dir, (unsigned long long)steps);
+  rk_write_config(cfg, steps, 0, out_path);
+  cr_assert_eq(rk_wait_exit(rk_start(rk_env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log, NULL)), 0,
+               "reference run failed: %s", log);
+}
+
+void rk_graph_job(rk_job *j, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
+                  int parallelism) {
+  *j = (rk_job){.job = TRAINYARD__JOB__INIT,
+                .res = TRAINYARD__RESOURCES__INIT,
+                .graph = TRAINYARD__GRAPH_SPEC__INIT};
+  j->res.nodes = nodes;
+  j->res.tasks_per_node = tpn;
+  j->graph.model_path = (char *)rk_env("TY_MLP_ONNX");
+  j->graph.train_config = (ProtobufCBinaryData){cfg_len, (uint8_t *)cfg};
+  j->graph.parallelism = (Trainyard__Parallelism)parallelism;
+  j->job.resources = &j->res;
+  j->job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
+  j->job.graph = &j->graph;
+}
+
+void rk_write_job(const char *path, const char *name, uint32_t nodes, uint32_t tpn,
+                  const uint8_t *cfg, size_t cfg_len, int parallelism) {
+  rk_job j;
+  rk_graph_job(&j, nodes, tpn, cfg, cfg_len, parallelism);
+  j.job.name = (char *)name;
+  size_t n = trainyard__job__get_packed_size(&j.job);
+  uint8_t *b = malloc(n + 1);
+  trainyard__job__pack(&j.job, b);
+  rk_write_file(path, b, n);
+  free(b);
+}

@@ -34,6 +34,21 @@ void rk_set_token(const it_cluster *c, uint64_t job, uint32_t rank);
 pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
                int ctl_port, const char *log, const char *const *extra);
 int rk_wait_exit(pid_t pid);
+/* The MLP trained `steps` steps by one process, no plan: its path in
+ * out_path (dir/ref-STEPS.onnx). */
+void rk_reference(const char *dir, uint64_t steps, char *out_path, size_t n);
+/* A graph Job: the MLP by path, the encoded config (borrowed), nodes x
+ * tpn ranks, a trainyard.Parallelism; the messages point into *j. */
+typedef struct rk_job {
+  Trainyard__Job job;
+  Trainyard__Resources res;
+  Trainyard__GraphSpec graph;
+} rk_job;
+void rk_graph_job(rk_job *j, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
+                  int parallelism);
+/* The same job, named, as a binary trainyard.Job file for `trainctl submit`. */
+void rk_write_job(const char *path, const char *name, uint32_t nodes, uint32_t tpn,
+                  const uint8_t *cfg, size_t cfg_len, int parallelism);
 /* Largest absolute difference between the float initializers of two models. */
 double rk_weight_diff(const char *a, const char *b);
 

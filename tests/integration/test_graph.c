@@ -2,7 +2,8 @@
 /*
  * Graph jobs end to end on CPU (issue 6): a real traind, real workers that
  * start real trainrun ranks, which form an Open MPI world through the
- * controller's rendezvous and all-reduce gradients.
+ * controller's rendezvous and all-reduce gradients. The jobs here are
+ * data parallel (parallelism: data); test_graph_plan.c runs planned ones.
  *
  *   - an invalid model or config is refused at submit with the runtime's words;
  *   - 2 workers x 1 rank and 1 worker x 2 ranks end with the weights of a
@@ -42,15 +43,9 @@ static pid_t start_trainrun(const char *model, const char *cfg, uint32_t rank, u
   return rk_start(model, cfg, rank, world, job, ctl_port, log, NULL);
 }
 
-/* Single-process reference weights after `steps` steps, in dir/ref.onnx. */
+/* Single-process reference weights after `steps` steps. */
 static void reference(const char *dir, uint64_t steps, char *out_path, size_t n) {
-  char cfg[300], log[300];
-  snprintf(out_path, n, "%s/ref-%llu.onnx", dir, (unsigned long long)steps);
-  snprintf(cfg, sizeof cfg, "%s/ref.pb", dir);
-  snprintf(log, sizeof log, "%s/ref.log", dir);
-  rk_write_config(cfg, steps, 0, out_path);
-  cr_assert_eq(rk_wait_exit(start_trainrun(rk_env("TY_MLP_ONNX"), cfg, 0, 1, 0, 1, log)), 0,
-               "reference run failed: %s", log);
+  rk_reference(dir, steps, out_path, n);
 }
 
 static void onnx_check(const char *path) {
@@ -62,22 +57,13 @@ static void onnx_check(const char *path) {
 
 static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
                                 uint32_t requeues) {
-  Trainyard__Job job = TRAINYARD__JOB__INIT;
-  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
-  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
-  res.nodes = nodes;
-  res.tasks_per_node = tpn;
-  g.model_path = (char *)rk_env("TY_MLP_ONNX");
-  g.train_config.data = (uint8_t *)cfg;
-  g.train_config.len = cfg_len;
-  job.resources = &res;
-  job.kind_case = TRAINYARD__JOB__KIND_GRAPH;
-  job.graph = &g;
-  job.name = "mlp-dp";
-  job.max_rank_failure_requeues = requeues;
+  rk_job j; /* data parallel: plans are test_graph_plan.c's */
+  rk_graph_job(&j, nodes, tpn, cfg, cfg_len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.job.name = "mlp-dp";
+  j.job.max_rank_failure_requeues = requeues;
   uint64_t id = 0;
   char err[512] = "";
-  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "submit: %s", err);
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
   return id;
 }
 

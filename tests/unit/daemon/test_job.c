@@ -105,6 +105,17 @@ Test(job_spec, graph_needs_config) {
   expect_bad(&s, TY_EINVAL, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
 }
 
+Test(job_spec, graph_unknown_parallelism) {
+  ty_job_spec s = {0};
+  s.kind = TY_JOB_KIND_GRAPH;
+  s.model_path = ty_strdup("/m/mlp.onnx");
+  s.train_config = ty_xcalloc(1, 1);
+  s.train_config_len = 1;
+  s.parallelism = 7;
+  expect_bad(&s, TY_EINVAL,
+             "job.graph.parallelism: 7 is not auto (0), data (1), tensor (2) or grid (3)");
+}
+
 Test(job_spec, graph_one_rank_per_gpu) {
   ty_job_spec s = {0};
   s.kind = TY_JOB_KIND_GRAPH;

@@ -151,6 +151,33 @@ static int stop_at_first(const ty_job_row *r, void *ud) {
   return copy_job(r, ud);
 }
 
+/* A graph job's plan file lives in its row (schema 3). */
+static int check_plan(const ty_job_row *r, void *ud) {
+  (void)ud;
+  cr_assert_eq(r->plan_len, r->id == 1 ? 5u : 0u, "job %llu", (unsigned long long)r->id);
+  if (r->id == 1) cr_assert_eq(memcmp(r->plan, "TYPL!", 5), 0);
+  return 0;
+}
+
+Test(store, plans_are_kept_with_their_jobs) {
+  ty_store *s = open_ok();
+  ty_txn *t = ty_txn_create();
+  ty_job_row a = row(1, TY_JOB_PENDING), b = row(2, TY_JOB_PENDING);
+  a.plan = (const uint8_t *)"TYPL!";
+  a.plan_len = 5;
+  cr_assert_eq(ty_txn_insert_job(t, &a), 0);
+  cr_assert_eq(ty_txn_insert_job(t, &b), 0);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+  transition(s, 2, TY_JOB_PENDING, TY_JOB_RUNNING, "placed");
+  ty_store_close(s);
+  s = open_ok();
+  cr_assert_eq(ty_store_load_jobs(s, check_plan, NULL), 0);
+  ty_store_close(s);
+}
+
 Test(store, update_overwrites_the_row) {
   ty_store *s = open_ok();
   submit(s, 7);

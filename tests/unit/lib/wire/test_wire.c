@@ -39,6 +39,18 @@ Test(wire, node_task_and_queue_states) {
   cr_assert_str_eq(ty_queue_state_name(TY_QUEUE_DELETED), "DELETED");
 }
 
+Test(wire, parallelism_names) {
+  int p = -1;
+  cr_assert_str_eq(ty_parallelism_name(TY_PARALLELISM_AUTO), "auto");
+  cr_assert_str_eq(ty_parallelism_name(TY_PARALLELISM_GRID), "grid");
+  cr_assert_null(ty_parallelism_name(4));
+  cr_assert_null(ty_parallelism_name(-1));
+  cr_assert_eq(ty_parallelism_parse("Tensor", &p), 0);
+  cr_assert_eq(p, TY_PARALLELISM_TENSOR);
+  cr_assert_eq(ty_parallelism_parse("model", &p), TY_EINVAL);
+  cr_assert_eq(ty_parallelism_parse(NULL, &p), TY_EINVAL);
+}
+
 Test(wire, queue_settings_apply_in_order) {
   ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1};
   char *set[] = {"tier=5", "share=2.5", "max_running=3", "max_gpus=8", "max_gpus_per_user=2",
@@ -184,4 +196,61 @@ Test(wire, checkpoint_file_names) {
   cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp2.step-000120.onnx", &s));
   cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp.onnx", &s));
   cr_assert_not(ty_ckpt_step_of("/ck/mlp.onnx", "mlp.step-000120.onnx.tmp.77", &s));
+}
+
+/* traind <-> trainyard-graphcheck: the request and both answers. */
+Test(proto_convert, graph_check_round_trip) {
+  uint8_t cfg[] = {8, 64}, plan[] = {'T', 'Y', 'P', 'L', 0, 1};
+  ty_graph_check in = {.job = {.name = "mlp",
+                               .kind = TY_JOB_KIND_GRAPH,
+                               .model_path = "/m/mlp.onnx",
+                               .train_config = cfg,
+                               .train_config_len = sizeof cfg,
+                               .nodes = 2,
+                               .tasks_per_node = 2,
+                               .parallelism = TY_PARALLELISM_GRID},
+                       .want_plan = true,
+                       .mode = TY_PARALLELISM_GRID,
+                       .cluster = {.nodes = 2,
+                                   .devices_per_node = 2,
+                                   .device_flops = 1e11,
+                                   .device_mem_bytes = 1ull << 34,
+                                   .intra_bw = 1e10,
+                                   .inter_bw = 1.25e9,
+                                   .intra_latency_s = 2e-6,
+                                   .inter_latency_s = 2e-5,
+                                   .launch_s = 5e-6,
+                                   .threads = 3}};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_proto_pack_check(&in, &b), 0);
+  ty_graph_check out;
+  cr_assert_eq(ty_proto_unpack_check(b.data, b.len, &out), 0);
+  cr_assert_str_eq(out.job.model_path, "/m/mlp.onnx");
+  cr_assert(out.job.kind == TY_JOB_KIND_GRAPH && out.job.train_config_len == 2);
+  cr_assert(out.job.parallelism == TY_PARALLELISM_GRID && out.want_plan &&
+            out.mode == TY_PARALLELISM_GRID);
+  cr_assert(out.cluster.nodes == 2 && out.cluster.threads == 3 && out.cluster.launch_s == 5e-6);
+  cr_assert(out.cluster.device_mem_bytes == 1ull << 34 && out.cluster.inter_bw == 1.25e9);
+  ty_graph_check_close(&out);
+  ty_graph_check_close(NULL);
+  static const uint8_t junk[] = {0xff, 0xff, 0xff};
+  cr_assert_eq(ty_proto_unpack_check(junk, sizeof junk, &out), TY_EPROTO);
+  b.len = 0;
+  ty_graph_check_answer a = {.stage = 2,
+                             .status = TY_EINVAL,
+                             .message = "job.graph: no",
+                             .cache_key = 0xfeedfacecafebeefull,
+                             .device_flops = 4e10,
+                             .plan = plan,
+                             .plan_len = sizeof plan};
+  cr_assert_eq(ty_proto_pack_check_answer(&a, &b), 0);
+  ty_graph_check_answer got;
+  cr_assert_eq(ty_proto_unpack_check_answer(b.data, b.len, &got), 0);
+  cr_assert(got.stage == 2 && got.status == TY_EINVAL && got.cache_key == a.cache_key);
+  cr_assert(got.device_flops == 4e10 && got.plan_len == sizeof plan && got.plan[3] == 'L');
+  cr_assert_str_eq(got.message, "job.graph: no");
+  ty_graph_check_answer_close(&got);
+  cr_assert_eq(ty_proto_unpack_check_answer(junk, sizeof junk, &got), TY_EPROTO);
+  ty_buf_close(&b);
 }

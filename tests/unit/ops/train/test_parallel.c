@@ -116,7 +116,7 @@ static void run_plan(const ty_graph *g, const job *j) {
   ty_plan_request req = request(j);
   ty_plan *p = NULL;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_make_plan(g, &c, &req, &p, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
   ty_train_config_close(&c);
   mt_mesh m;
   int world = j->nodes * j->per_node;
@@ -235,5 +235,40 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
     cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i,
               d);
   }
+  ty_graph_destroy(g);
+}
+
+/* The controller plans without the data (it has none): the labels' shape
+ * from the logits gives the plan a rank makes with the data present. */
+Test(parallel, plan_without_data_is_the_plan_with_it, .timeout = 120) {
+  ty_graph *g = model();
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  const ty_plan_mode modes[] = {TY_PLAN_MODE_AUTO, TY_PLAN_MODE_TENSOR, TY_PLAN_MODE_GRID};
+  for (size_t i = 0; i < TY_ARRAY_LEN(modes); i++) {
+    job j = {2, 2, modes[i], 4, NULL, false};
+    ty_plan_request req = request(&j);
+    ty_plan *with = NULL, *without = NULL;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &with, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_make_plan(g, &c, false, &req, &without, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_plan_hash(with), ty_plan_hash(without), "mode %d: the plans differ", modes[i]);
+    ty_plan_destroy(with);
+    ty_plan_destroy(without);
+  }
+  /* No data opened: a config whose arrays do not exist still plans ... */
+  free(c.train_arrays[0].path);
+  c.train_arrays[0].path = ty_strdup("/nonexistent/x.npy");
+  ty_graph *pg = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_plan_graph(g, &c, false, &pg, err, sizeof err), 0, "%s", err);
+  ty_graph_destroy(pg);
+  /* ... but its feeds are still checked against the model. */
+  free(c.train_arrays[0].input);
+  c.train_arrays[0].input = ty_strdup("pixels");
+  cr_assert_eq(ty_train_plan_graph(g, &c, false, &pg, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "config.dataset.train[0]: \"pixels\" is not an input of the model"), "%s",
+            err);
+  ty_train_config_close(&c);
   ty_graph_destroy(g);
 }

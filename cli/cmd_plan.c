@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl plan: how a graph job would be split over its devices, and why.
+ * Without --mesh the controller plans the job for the resources it asks
+ * for (PlanJob: the same model check and the same plan cache as a submit);
+ * with --mesh NODESxDEVICES this process plans it with ops/plan and the
+ * cost model's options, no controller needed (the model is read here, the
+ * labels' shape derived from it: no data is opened). Either way the chosen
+ * plan prints beside the alternatives it beat (ops/plan's text, or with
+ * --json its JSON document, docs/planner.md).
+ *
+ * Also `trainctl show`'s short "Plan:" block of a job's stored plan.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_internal.h"
+#include "ops/plan/plan.h"
+#include "ops/train/train.h"
+#include "proto/methods.h"
+
+const char ty__usage_plan[] =
+    "Usage: trainctl plan [--json] [--parallelism MODE] JOB.pb\n"
+    "       trainctl plan [--json] [--parallelism MODE] --mesh NODESxDEVICES [COST MODEL] JOB.pb\n"
+    "\n"
+    "How the graph job in JOB.pb (a binary trainyard.Job, as for submit) would be split\n"
+    "over its devices: the chosen plan (per-op sharding, the collectives of a step,\n"
+    "predicted step time and memory per device) beside pure data parallelism, pure\n"
+    "tensor parallelism and the best data x tensor grid, each with its predicted step\n"
+    "time and whether it fits in memory.\n"
+    "\n"
+    "Without --mesh the controller plans it for the resources the job asks for\n"
+    "(nodes x tasks_per_node devices), with its own cost model, as a submit would.\n"
+    "With --mesh this machine plans it, with no controller, for NODES x DEVICES:\n"
+    "  --mesh NODESxDEVICES     the cluster, e.g. 2x4 (both at least 1)\n"
+    "  --device-flops F|cpu     FLOP/s of one device (default 1e11; cpu: measure\n"
+    "                           this machine's GEMM)\n"
+    "  --device-mem BYTES       memory one device may use, K/M/G/T (default 16G)\n"
+    "  --intra-gbps G           GB/s between devices of a node (default 10)\n"
+    "  --inter-gbps G           GB/s between nodes (default 1.25)\n"
+    "  --latency-us U           per ring step inside a node (default 2)\n"
+    "  --inter-latency-us U     per ring step across nodes (default 20)\n"
+    "  --launch-us U            fixed cost of one collective (default 5)\n"
+    "Both:\n"
+    "  --parallelism MODE       auto, data, tensor or grid (default: the job's)\n"
+    "  --json                   ops/plan's JSON document (docs/planner.md)\n"
+    "Exit codes: 0 planned, 2 usage, 3 controller unreachable, 5 the job cannot be\n"
+    "planned (bad model or config, no plan fits the memory, a batch the data-parallel\n"
+    "degree does not divide), 1 any other error.\n";
+
+/* ---- show's block --------------------------------------------------------------------- */
+
+static void fmt_bytes(uint64_t b, char *out, size_t len) {
+  if (b >= (1ull << 30))
+    snprintf(out, len, "%.1f GiB", (double)b / (1ull << 30));
+  else if (b >= (1ull << 20))
+    snprintf(out, len, "%.1f MiB", (double)b / (1ull << 20));
+  else
+    snprintf(out, len, "%.1f KiB", (double)b / 1024.0);
+}
+
+void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out) {
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "", mem[32], budget[32];
+  if (ty_plan_decode(plan, len, &p, err, sizeof err) != 0) {
+    ty_buf_printf(out, "Plan: %zu bytes that do not decode (%s)\n", len, err);
+    return;
+  }
+  const ty_plan_alternative *chosen =
+      p->n_alternatives ? &p->alternatives[p->n_alternatives - 1] : NULL;
+  size_t split = 0;
+  for (size_t i = 0; i < p->n_ops; i++)
+    split += strcmp(p->ops[i].strategy, "replicated") != 0;
+  fmt_bytes(p->memory_bytes, mem, sizeof mem);
+  fmt_bytes(p->budget_bytes, budget, sizeof budget);
+  ty_buf_printf(
+      out,
+      "Plan: %s, mesh %dx%d on %d x %d devices: %zu of %zu ops split, %zu collectives per step\n",
+      chosen ? chosen->why : "a plan", p->mesh[0], p->mesh[1], p->nodes, p->devices_per_node, split,
+      p->n_ops, p->n_collectives);
+  ty_buf_printf(
+      out, "  predicted step %.3f ms (compute %.3f, communication %.3f), %s per device of %s\n",
+      p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3, mem, budget);
+  ty_buf_printf(out, "  compared:");
+  for (size_t i = 0; i + 1 < p->n_alternatives; i++) {
+    const ty_plan_alternative *a = &p->alternatives[i];
+    if (!a->applicable)
+      ty_buf_printf(out, "%s %s n/a", i ? "," : "", a->name);
+    else
+      ty_buf_printf(out, "%s %s %.3f ms (%s)", i ? "," : "", a->name, a->step_s * 1e3,
+                    a->fits ? "fits" : "does not fit");
+  }
+  ty_buf_printf(out, "\n");
+  ty_plan_destroy(p);
+}
+
+/* ---- planning here -------------------------------------------------------------------- */
+
+/* The request of --mesh and the cost model's options: 0, or exit code 2. */
+static int local_request(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan_request *req) {
+  char err[TY_ERR_LEN] = "", what[32];
+  ty_plan_request_init(req);
+  req->mode = (ty_plan_mode)s->parallelism;
+  int rc = ty_plan_parse_mesh("--mesh", a->mesh, &req->cluster.nodes,
+                              &req->cluster.devices_per_node, err, sizeof err);
+  for (int i = 0; rc == 0 && i < TY_PLAN_N_CLUSTER_OPTIONS; i++) {
+    if (!a->rates[i]) continue;
+    snprintf(what, sizeof what, "--%s", ty_cli_plan_rate_key(i));
+    rc = ty_plan_cluster_set(&req->cluster, ty_cli_plan_rate_key(i), what, a->rates[i], err,
+                             sizeof err);
+  }
+  if (rc == 0 && req->cluster.device_flops == 0 &&
+      ty_plan_cpu_flops(NULL, (int)(s->cpus_per_task ? s->cpus_per_task : 1), err, sizeof err,
+                        &req->cluster.device_flops) != 0) {
+    ty__ctl_err("--device-flops cpu: %s", err);
+    return TY_CLI_EXIT_ERROR;
+  }
+  return rc == 0 ? 0 : ty__ctl_usage("plan", err);
+}
+
+/* Imports the job's model and config here and plans them: 0, or the exit
+ * code after saying why (5: the job's fault), in the controller's words. */
+static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **out) {
+  ty_plan_request req;
+  int code = local_request(a, s, &req);
+  if (code != 0) return code;
+  char err[TY_ERR_LEN] = "", why[TY_ERR_LEN];
+  const char *what = "";
+  ty_train_job job;
+  int rc = ty_train_job_load(s->model_path, s->model_bytes, s->model_len, s->train_config,
+                             s->train_config_len, &job, &what, err, sizeof err);
+  if (rc != 0) {
+    ty__ctl_err("%s: job.graph.%s: %s", a->file, what, err[0] ? err : ty_strerror(rc));
+    return rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
+  }
+  ty_train_plan_request(&job.config, &req);
+  if ((rc = ty_plan_search(job.graph, &req, err, sizeof err, out)) != 0) {
+    ty_train_plan_refusal(&req, rc, err, why, sizeof why);
+    ty__ctl_err("%s: job.graph: %s", a->file, why);
+  }
+  ty_train_job_close(&job);
+  return rc == 0 ? 0 : rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
+}
+
+/* ---- asking the controller ------------------------------------------------------------ */
+
+static int plan_there(ty__ctl *c, const ty_job_spec *s, ty_plan **out, bool *out_cached) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  int code = ty__cli_encode_plan_job(s, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_SUBMIT, TY_M_PLAN_JOB, &req, &res);
+  if (code == 0 &&
+      ty__cli_decode_plan_job(res.payload, res.payload_len, &bytes, &len, out_cached) != 0)
+    code = ty__ctl_bad_answer(TY_M_PLAN_JOB);
+  char err[TY_ERR_LEN] = "";
+  if (code == 0 && ty_plan_decode(bytes, len, out, err, sizeof err) != 0) {
+    ty__ctl_err("the controller's plan does not decode: %s", err);
+    code = TY_CLI_EXIT_ERROR;
+  }
+  free(bytes);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
+/* ---- the command ---------------------------------------------------------------------- */
+
+static int print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty_plan *p,
+                      bool cached) {
+  ty_buf out;
+  ty_buf_init(&out);
+  int rc = 0;
+  if (a->json) {
+    rc = ty_plan_to_json(p, &out);
+    if (rc == 0) rc = ty_buf_printf(&out, "\n");
+  } else {
+    rc = ty_buf_printf(&out, "job %s: parallelism %s, %d node%s x %d devices, planned %s\n",
+                       s->name && s->name[0] ? s->name : a->file,
+                       ty_parallelism_name(s->parallelism), p->nodes, p->nodes == 1 ? "" : "s",
+                       p->devices_per_node,
+                       a->mesh  ? "here"
+                       : cached ? "by the controller (cached)"
+                                : "by the controller");
+    if (rc == 0) rc = ty_plan_to_text(p, &out);
+  }
+  int code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;
+  ty_buf_close(&out);
+  return code;
+}
+
+/* The job file as a graph job spec: 0, or the exit code after saying why. */
+static int load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out) {
+  ty_buf raw;
+  ty_buf_init(&raw);
+  char err[TY_ERR_LEN] = "";
+  int rc = ty_cli_load_job_file(a->file, c->user, &raw, err, sizeof err);
+  int code = rc == 0 ? 0 : rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
+  if (rc == 0 && (rc = ty__cli_decode_submit(raw.data, raw.len, out)) != 0) {
+    snprintf(err, sizeof err, "%s: not a valid trainyard.Job message", a->file);
+    code = TY_CLI_EXIT_INVALID;
+  }
+  if (rc == 0 && out->kind != TY_JOB_KIND_GRAPH) {
+    snprintf(err, sizeof err, "%s: not a graph job (job.graph is empty): nothing to plan", a->file);
+    code = TY_CLI_EXIT_INVALID;
+    ty_job_spec_close(out);
+  }
+  ty_buf_close(&raw);
+  if (code != 0) ty__ctl_err("%s", err);
+  if (code == 0 && a->parallelism >= 0) out->parallelism = a->parallelism;
+  return code;
+}
+
+int ty__cmd_plan(ty__ctl *c, int argc, char **argv) {
+  ty_cli_plan_args a;
+  char err[TY_ERR_LEN] = "";
+  if (ty_cli_parse_plan(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("plan", err);
+  if (a.help) {
+    fputs(ty__usage_plan, stdout);
+    return TY_CLI_EXIT_OK;
+  }
+  ty_job_spec s;
+  int code = load_job(c, &a, &s);
+  if (code != 0) return code;
+  ty_plan *p = NULL;
+  bool cached = false;
+  code = a.mesh ? plan_here(&a, &s, &p) : plan_there(c, &s, &p, &cached);
+  if (code == 0) code = print_plan(&a, &s, p, cached);
+  ty_plan_destroy(p);
+  ty_job_spec_close(&s);
+  return code;
+}
