@@ -296,3 +296,135 @@ Test(store, jobs_table_is_the_column_list) {
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
+
+/* ---- issue 15: live-only loading, history by index, column-wise writes, pruning ---- */
+
+/* n finished jobs (ended at 10,000 + id ms) and `live` pending ones after them. */
+static void fill(ty_store *s, uint64_t n, uint64_t live) {
+  ty_txn *t = ty_txn_create();
+  for (uint64_t id = 1; id <= n + live; id++) {
+    ty_job_row r = row(id, id <= n ? TY_JOB_COMPLETED : TY_JOB_PENDING);
+    if (id <= n) r.end_ms = 10000 + (int64_t)id;
+    cr_assert_eq(ty_txn_insert_job(t, &r), 0);
+    ty_event_row ev = {.job_id = id, .time_ms = 1000, .to_state = r.state, .reason = "",
+                       .actor = "controller"};
+    ty_txn_add_event(t, &ev);
+    ty_rank_row rk = {.job_id = id, .run = 1, .rank = 0, .node = "n1", .end_ms = r.end_ms};
+    if (id <= n) ty_txn_add_rank(t, &rk);
+  }
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+}
+
+Test(store, a_starting_controller_reads_only_live_jobs) {
+  ty_store *s = open_ok();
+  fill(s, 500, 3);
+  uint64_t before = ty_store_rows_read(s);
+  int n = 0;
+  cr_assert_eq(ty_store_load_live_jobs(s, count_jobs, &n), 0);
+  cr_assert_eq(n, 3);
+  cr_assert_eq(ty_store_rows_read(s) - before, 3u, "read finished rows to load the live set");
+  uint64_t max = 0;
+  cr_assert_eq(ty_store_max_job_id(s, &max), 0);
+  cr_assert_eq(max, 503u);
+  ty_store_close(s);
+}
+
+typedef struct ids {
+  uint64_t v[16];
+  size_t n;
+} ids;
+
+static int note_id(const ty_job_row *r, void *ud) {
+  ids *l = ud;
+  if (l->n < 16) l->v[l->n] = r->id;
+  l->n++;
+  return 0;
+}
+
+Test(store, history_is_newest_first_with_a_limit) {
+  ty_store *s = open_ok();
+  fill(s, 300, 2);
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  ids got = {0};
+  uint64_t before = ty_store_rows_read(s);
+  ty_job_query q = {.finished_only = true, .limit = 5};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert_eq(got.n, 5u);
+  cr_assert(got.v[0] == 300 && got.v[4] == 296, "%llu..%llu", (unsigned long long)got.v[0],
+            (unsigned long long)got.v[4]);
+  cr_assert_eq(ty_store_rows_read(s) - before, 5u, "the LIMIT is the store's, not a filter");
+  got.n = 0;
+  q = (ty_job_query){.finished_only = true, .ended_since_ms = 10000 + 298};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert_eq(got.n, 3u);
+  got.n = 0;
+  q = (ty_job_query){.finished_only = true, .user = "bob"};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert_eq(got.n, 0u);
+  ty_store_reader_close(rd);
+  ty_store_close(s);
+}
+
+static int check_untouched(const ty_job_row *r, void *ud) {
+  (void)ud;
+  cr_assert_str_eq(r->name, "train", "a column outside the set was written");
+  cr_assert_eq(r->state, TY_JOB_RUNNING);
+  return 0;
+}
+
+Test(store, an_update_writes_only_its_columns) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_job_row r = row(7, TY_JOB_RUNNING);
+  r.name = "renamed";
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_update_job(s, &r, TY_JOB_BIT(state)), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(ty_store_get_job(s, 7, check_untouched, NULL), 0);
+  cr_assert_eq(ty_store_get_job(s, 8, check_untouched, NULL), TY_ENOTFOUND);
+  ty_store_close(s);
+}
+
+static int count_ranks(const ty_rank_row *r, void *ud) {
+  (void)r;
+  (*(int *)ud)++;
+  return 0;
+}
+
+Test(store, pruning_deletes_old_jobs_with_their_records) {
+  ty_store *s = open_ok();
+  fill(s, 20, 1);
+  uint32_t gone = 0;
+  char **unlink = NULL;
+  size_t n_unlink = 0;
+  cr_assert_eq(ty_store_begin(s), 0);
+  /* Ended before 10,011: jobs 1-10, at most 4 per call. */
+  cr_assert_eq(ty_store_prune(s, 10011, 4, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 4u);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_prune(s, 10011, 100, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 6u);
+  cr_assert_eq(n_unlink, 0u);
+  free(unlink);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, count_jobs, &n), 0);
+  cr_assert_eq(n, 11, "10 finished and the live one remain");
+  evs e = {0};
+  cr_assert_eq(ty_store_job_events(s, 3, collect_event, &e), 0);
+  cr_assert_eq(e.n, 0, "a pruned job's events stay");
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  int ranks = 0;
+  cr_assert_eq(ty_store_query_ranks(rd, 3, count_ranks, &ranks), 0);
+  cr_assert_eq(ranks, 0);
+  cr_assert_eq(ty_store_query_ranks(rd, 15, count_ranks, &ranks), 0);
+  cr_assert_eq(ranks, 1);
+  ty_store_reader_close(rd);
+  ty_store_close(s);
+}
