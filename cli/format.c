@@ -510,9 +510,9 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
     ty_json_key(&w, "id"), ty_json_uint(&w, rs[i].job_id);
     if (rs[i].has_task) ty_json_key(&w, "task"), ty_json_uint(&w, rs[i].task);
     ty_json_key(&w, "cancelled"), ty_json_bool(&w, rs[i].status == 0);
-    ty_json_key(&w, "jobs"), ty_json_uint(&w, rs[i].cancelled);
     ty_json_key(&w, "status"), ty_json_int(&w, rs[i].status);
     ty_json_key(&w, "message"), ty_json_string(&w, rs[i].message);
+    ty_json_key(&w, "jobs"), ty_json_uint(&w, rs[i].cancelled); /* an array's elements */
     ty_json_end_object(&w);
   }
   ty_json_end_array(&w);

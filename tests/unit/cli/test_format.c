@@ -220,7 +220,7 @@ Test(format, cancel_results_and_submitted) {
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 1, true, &out, &errs), 0);
   cr_assert_str_eq(take(&out),
-                   "[\n{\"id\":5,\"cancelled\":true,\"jobs\":0,\"status\":0,\"message\":\"\"}\n]\n");
+                   "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\",\"jobs\":0}\n]\n");
   ty_buf_close(&out), ty_buf_close(&errs);
 
   ty_buf_init(&out);
@@ -246,7 +246,8 @@ Test(format, cancel_of_arrays_and_elements) {
   ty_buf_close(&out), ty_buf_close(&errs);
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs + 1, 1, true, &out, &errs), 0);
-  cr_assert(strstr(take(&out), "{\"id\":50,\"task\":7,\"cancelled\":true,\"jobs\":1,"));
+  cr_assert(strstr(take(&out), "{\"id\":50,\"task\":7,\"cancelled\":true,\"status\":0,"
+                                "\"message\":\"\",\"jobs\":1}"));
   ty_buf_close(&out), ty_buf_close(&errs);
 }
 
