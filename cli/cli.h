@@ -268,6 +268,117 @@ int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
 /* An array (tasks > 0): "Submitted array job 42 (1000 tasks)", {"id":42,"array_tasks":1000}. */
 int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out);
 
+/* ==== fields and accounting: fields.c, history.c, convert_history.c ===========================
+ * Named output fields (`--format id,name,state`, like squeue -O and sacct
+ * -o) and the accounting commands: `trainctl history` (GetHistory, like
+ * sacct) and `trainctl node show` (GetNode: the node and its events). */
+
+/* One field a listing can show: its --format name and its column. */
+typedef struct ty_cli_field {
+  const char *name;   /* lower case, as --format takes it */
+  const char *header; /* the column's header */
+  bool right;         /* numbers: right-aligned, never clipped */
+  const char *help;   /* one line for --help-format */
+} ty_cli_field;
+#define TY_CLI_MAX_FIELDS 32
+/* Chosen fields, as indices into a command's field table. */
+typedef struct ty_cli_format {
+  uint8_t idx[TY_CLI_MAX_FIELDS];
+  size_t n;
+} ty_cli_format;
+/* "id,name,state" (case-insensitive, no repeats) -> out. `what` names the
+ * option in errors; an unknown field's error lists the known ones. */
+int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *fields,
+                        size_t nfields, ty_cli_format *out, char *err, size_t err_len);
+/* "  id        the job id\n" lines for --help-format. */
+void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out);
+
+/* Table layout options: without the header row; and, when max_width > 0,
+ * text columns (never right-aligned ones) narrowed, widest first, until a
+ * row fits in max_width; a clipped cell ends in '+'. */
+typedef struct ty_cli_table_opts {
+  bool noheader;
+  size_t max_width; /* 0 = no limit (output not to a terminal) */
+} ty_cli_table_opts;
+int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, ty_buf *out);
+
+/* A point in time on the command line (--since, --until): "now", "now-DUR"
+ * or "DUR" (that long ago: 90s, 15m, 2h, 1d), "@EPOCH" (seconds), or a
+ * local date "YYYY-MM-DD[THH:MM[:SS]]" (a space for the T also works). */
+int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *out_ms, char *err,
+                      size_t err_len);
+
+/* `history [--user U | --all-users] [--since T] [--until T] [--state S,S]
+ * [--queue Q] [--job ID,ID] [--ranks] [--limit N] [--format F] [--noheader]
+ * [--json]`. Without --user or --all-users: the caller's jobs (sacct's
+ * default); the command fills that in. */
+typedef struct ty_cli_history_args {
+  char *user, *queue; /* owned; NULL = any */
+  bool all_users, ranks, noheader, json, help, help_format;
+  int64_t since_ms, until_ms; /* 0 = no bound */
+  int states[TY_JOB_STATE_MAX];
+  size_t nstates;
+  uint64_t *ids; /* owned */
+  size_t nids;
+  uint32_t limit; /* 0 = the controller's cap */
+  ty_cli_format format;
+} ty_cli_history_args;
+int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out,
+                         char *err, size_t err_len);
+void ty_cli_history_args_close(ty_cli_history_args *a);
+/* history's fields (ty_cli_history_fields[] has ty_cli_n_history_fields). */
+extern const ty_cli_field ty_cli_history_fields[];
+extern const size_t ty_cli_n_history_fields;
+
+/* One rank of one run, as accounting recorded it (RankRecord). */
+typedef struct ty_cli_rank_record {
+  uint32_t run, rank;
+  char *node; /* owned */
+  int64_t start_ms, end_ms;
+  int state; /* ty_task_state */
+  int32_t exit_code, term_signal;
+  uint32_t cpus, gpus;
+  double cpu_s, gpu_s;
+  uint64_t mem_peak; /* 0 = not measured */
+  bool measured;
+} ty_cli_rank_record;
+/* One job as accounting sees it (JobRecord). Strings owned. */
+typedef struct ty_cli_record {
+  uint64_t id, array_job_id;
+  uint32_t array_task_id;
+  char *name, *user, *queue, *reason, *nodes; /* nodes: "a,b" */
+  int state;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  uint32_t requeue_count, cpus, gpus, time_limit_s;
+  uint64_t mem_bytes, mem_peak;
+  double cpu_s, gpu_s;
+  bool measured; /* CPU time and memory measured; else the allocation */
+  ty_cli_rank_record *ranks;
+  size_t nranks;
+} ty_cli_record;
+void ty_cli_records_free(ty_cli_record *rs, size_t n);
+int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out);
+int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_t *out_n,
+                          bool *out_truncated);
+/* Text (the format's fields; allocation-based times marked "~" with a
+ * note under the table unless noheader) or JSON (one job per line). */
+int ty_cli_render_history(const ty_cli_record *rs, size_t n, const ty_cli_history_args *a,
+                          int64_t now_ms, size_t max_width, ty_buf *out);
+
+/* A node's event (NodeEvent). Strings owned. */
+typedef struct ty_cli_node_event {
+  int64_t time_ms;
+  int from, to; /* ty node states; 0 = unchanged */
+  char *action, *reason, *actor;
+} ty_cli_node_event;
+void ty_cli_node_events_free(ty_cli_node_event *ev, size_t n);
+int ty_cli_encode_get_node(const char *name, uint32_t limit, ty_buf *out);
+int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
+                           ty_cli_node_event **out_ev, size_t *out_nev);
+int ty_cli_render_node_show(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev,
+                            int64_t now_ms, bool json, ty_buf *out);
+
 /* ==== scheduler commands: format_admin.c, convert_admin.c ====================================
  * The testable core of trainctl's scheduler commands (queue, node drain and
  * resume, job hold/release/priority/move/checkpoint, why, share): request

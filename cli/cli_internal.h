@@ -33,6 +33,10 @@ typedef int (*ty__cli_arg_fn)(ty_opts *it, int id, const char *v, void *ud, char
 int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
                   ty__cli_arg_fn on, void *ud, char *err, size_t err_len);
 
+/* --state's "running,PD": states (TY_JOB_STATE_MAX at most) appended to
+ * states[*nstates], duplicates dropped; errors name --state. */
+int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len);
+
 /* Number parsing that names the option in its error messages. */
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
                       char *err, size_t err_len);
@@ -80,6 +84,12 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv);
 int ty__cmd_job(ty__ctl *c, int argc, char **argv);
 int ty__cmd_why(ty__ctl *c, int argc, char **argv);
 int ty__cmd_share(ty__ctl *c, int argc, char **argv);
+/* Accounting (cmd_history.c): trainctl history, trainctl node show. */
+int ty__cmd_history(ty__ctl *c, int argc, char **argv);
+int ty__cmd_node_show(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_history[];
+/* Columns of the terminal stdout is, or 0 when it is not one (no clipping). */
+size_t ty__ctl_term_width(void);
 extern const char ty__usage_queue[], ty__usage_node[], ty__usage_job[], ty__usage_why[],
     ty__usage_share[];
 

@@ -264,6 +264,43 @@ int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *o
   return 0;
 }
 
+int ty_cli_encode_get_node(const char *name, uint32_t limit, ty_buf *out) {
+  Trainyard__GetNodeRequest req = TRAINYARD__GET_NODE_REQUEST__INIT;
+  req.name = ty_wire_str(name), req.limit = limit;
+  return ty_wire_pack(&req.base, out);
+}
+
+static int node_event_from_pb(const Trainyard__NodeEvent *m, ty_cli_node_event *e) {
+  *e = (ty_cli_node_event){.time_ms = m->time_ms, .from = (int)m->from_state, .to = (int)m->to_state};
+  e->action = ty_wire_strdup(m->action), e->reason = ty_wire_strdup(m->reason);
+  e->actor = ty_wire_strdup(m->actor);
+  return e->action && e->reason && e->actor ? 0 : TY_ENOMEM;
+}
+
+int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
+                           ty_cli_node_event **out_ev, size_t *out_nev) {
+  Trainyard__GetNodeResponse *m = ty_wire_unpack(&trainyard__get_node_response__descriptor, p, n);
+  if (!m || !m->node) {
+    ty_wire_free(m);
+    return TY_EPROTO;
+  }
+  memset(out_node, 0, sizeof *out_node);
+  ty_cli_node_event *ev = ty_wire_calloc(m->n_events, sizeof *ev);
+  int rc = ev ? node_from_pb(m->node, out_node) : TY_ENOMEM;
+  size_t k = 0;
+  while (rc == 0 && k < m->n_events) rc = node_event_from_pb(m->events[k], &ev[k]), k++;
+  ty_wire_free(m);
+  if (rc != 0) {
+    ty_cli_node_events_free(ev, k);
+    free(out_node->name), free(out_node->io_addr), free(out_node->reason);
+    free(out_node->topology);
+    memset(out_node, 0, sizeof *out_node);
+    return rc;
+  }
+  *out_ev = ev, *out_nev = k;
+  return 0;
+}
+
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n) {
   for (size_t i = 0; ns && i < n; i++)
     free(ns[i].name), free(ns[i].io_addr), free(ns[i].reason), free(ns[i].topology);

@@ -338,7 +338,7 @@ static const struct option ls_opts[] = {
 };
 
 /* "running,pending" -> states; duplicates are dropped. */
-static int add_states(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
   int rc = 0;
   if (!*v) rc = ty_errf(err, err_len, TY_EINVAL, "--state: must not be empty");
@@ -352,9 +352,9 @@ static int add_states(ty_cli_ls_args *a, const char *v, char *err, size_t err_le
       break;
     }
     bool dup = false;
-    for (size_t i = 0; i < a->nstates; i++)
-      dup |= a->states[i] == st;
-    if (!dup) a->states[a->nstates++] = st;
+    for (size_t i = 0; i < *nstates; i++)
+      dup |= states[i] == st;
+    if (!dup) states[(*nstates)++] = st;
   }
   free(copy);
   return rc;
@@ -367,7 +367,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case TY_OPT_POSITIONAL:
     return ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
   case L_STATE:
-    return add_states(a, v, err, err_len);
+    return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   case L_USER:
     return set_text("--user", &a->user, v, err, err_len);
   case L_QUEUE:
