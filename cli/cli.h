@@ -196,18 +196,41 @@ typedef struct ty_cli_node {
 } ty_cli_node;
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
 
+/* ---- retry-safe submits (cli/retry.c) ------------------------------------------ */
+
+/* A SubmitJob request id: 32 random hex digits (getrandom). 0 or TY_EIO. */
+#define TY_CLI_REQUEST_ID_LEN 32
+int ty_cli_request_id(char out[TY_CLI_REQUEST_ID_LEN + 1]);
+/* Told before each retry: the attempt that failed (1 = the first), its error
+ * and the wait before the next. */
+typedef void (*ty_cli_retry_cb)(int attempt, int rc, uint32_t delay_ms, void *ud);
+/* Sends a request that is safe to repeat (a SubmitJob with a request id)
+ * until an answer arrives or `timeout_ms` in all has passed: when the
+ * connection cannot be opened, breaks before the answer or the call times
+ * out, or the answer is TY_ECLOSED (the controller is shutting down), it
+ * reconnects *client (opened here when NULL; the caller closes it) after an
+ * exponential backoff and sends again. Returns 0 with the answer in *out
+ * (whose status may be an error), or the last transport error (*out then
+ * holds it like ty_rpc_client_call's). */
+int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port, const char *method,
+                         const ty_buf *req, uint32_t timeout_ms, ty_rpc_result *out,
+                         ty_cli_retry_cb on_retry, void *ud);
+
 /* ---- protobuf conversions (cli/convert.c) ------------------------------------
  * Encoders append a request message to `out` (initialised by the caller).
  * Decoders return TY_EPROTO when the payload does not decode, TY_ENOMEM when
  * copying it ran out of memory; the arrays they return are owned by the
  * caller and freed with the matching _free (free() for cancel results). */
-int ty_cli_encode_submit(const ty_job_spec *job, ty_buf *out);
+/* SubmitJob requests carry `request_id` (ty_cli_request_id; NULL = none). */
+int ty_cli_encode_submit(const ty_job_spec *job, const char *request_id, ty_buf *out);
 /* Wraps an encoded trainyard.Job (a job file) into a SubmitJobRequest, filling
  * `user` when the file leaves it empty. TY_EPROTO when it is not a Job. */
-int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user, ty_buf *out);
+int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user,
+                             const char *request_id, ty_buf *out);
 /* Reads a job file and does the above; err names the file:
  * `FILE: not a valid trainyard.Job message (protobuf decode failed)`. */
-int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, char *err, size_t err_len);
+int ty_cli_load_job_file(const char *path, const char *user, const char *request_id, ty_buf *out,
+                         char *err, size_t err_len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
 /* ExplainJob (and GetJob) of a job or an array element ("123_7"). */
@@ -529,7 +552,8 @@ int ty_rl_rank_exit(int exit_code, int term_signal);
  * Task locations are decoded by ty_cli_decode_locations (cli.h). */
 
 /* SubmitJobRequest for an interactive job; rows/cols: the pty's size. */
-int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_buf *out);
+int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, const char *request_id,
+                        ty_buf *out);
 int ty_rl_encode_attach(uint64_t job_id, uint32_t rank, bool owner, bool replay, ty_buf *out);
 /* One AttachOutput; `data` borrows from *out_owner (free with ty_wire_free). */
 int ty_rl_decode_output(const uint8_t *p, size_t n, ty_attach_output *out, void **out_owner);

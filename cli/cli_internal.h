@@ -109,6 +109,11 @@ extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usag
  * message) with *out already closed. */
 int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                  ty_rpc_result *out);
+/* The same for a request that is safe to repeat (SubmitJob with a request
+ * id): a lost connection is retried with backoff until --timeout in all
+ * (ty_cli_call_retrying), each retry said on stderr. */
+int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                          ty_rpc_result *out);
 /* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
  * filled (the caller closes it), or the exit code after saying why. */
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);

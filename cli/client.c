@@ -70,6 +70,19 @@ static void report_transport(const ty__ctl *c, const char *method, int rc) {
                 method, ty_strerror(rc));
 }
 
+/* An answer's status -> exit code, with the controller's message on stderr. */
+static int answered(ty_cli_op op, ty_rpc_result *out) {
+  int code = ty_cli_exit_for_status(op, out->status);
+  if (code == TY_CLI_EXIT_OK) return 0;
+  const char *msg = out->message && *out->message ? out->message : ty_strerror(out->status);
+  if (code == TY_CLI_EXIT_INVALID)
+    ty__ctl_err("invalid job spec: %s", msg);
+  else
+    ty__ctl_err("%s", msg);
+  ty_rpc_result_close(out);
+  return code;
+}
+
 int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                  ty_rpc_result *out) {
   *out = (ty_rpc_result){0};
@@ -81,15 +94,33 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
     ty_rpc_result_close(out);
     return ty_cli_exit_for_transport(rc);
   }
-  code = ty_cli_exit_for_status(op, out->status);
-  if (code == TY_CLI_EXIT_OK) return 0;
-  const char *msg = out->message && *out->message ? out->message : ty_strerror(out->status);
-  if (code == TY_CLI_EXIT_INVALID)
-    ty__ctl_err("invalid job spec: %s", msg);
-  else
-    ty__ctl_err("%s", msg);
-  ty_rpc_result_close(out);
-  return code;
+  return answered(op, out);
+}
+
+typedef struct retry_ctx {
+  const ty__ctl *c;
+  const char *method;
+} retry_ctx;
+
+static void on_retry(int attempt, int rc, uint32_t delay_ms, void *ud) {
+  const retry_ctx *x = ud;
+  ty__ctl_err("no answer from the controller at %s to %s (%s, attempt %d); retrying in %.1f s",
+              x->c->g.controller, x->method, ty_strerror(rc), attempt, delay_ms / 1000.0);
+}
+
+int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                          ty_rpc_result *out) {
+  *out = (ty_rpc_result){0};
+  retry_ctx x = {c, method};
+  int rc = ty_cli_call_retrying(&c->client, c->g.host, c->g.port, method, req, c->g.timeout_ms,
+                                out, on_retry, &x);
+  if (rc != 0) {
+    ty__ctl_err("no answer from the controller at %s to %s within %u s: %s", c->g.controller,
+                method, c->g.timeout_ms / 1000, ty_strerror(rc));
+    ty_rpc_result_close(out);
+    return ty_cli_exit_for_transport(rc);
+  }
+  return answered(op, out);
 }
 
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out) {

@@ -197,7 +197,7 @@ static int load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out) {
   ty_buf raw;
   ty_buf_init(&raw);
   char err[TY_ERR_LEN] = "";
-  int rc = ty_cli_load_job_file(a->file, c->user, &raw, err, sizeof err);
+  int rc = ty_cli_load_job_file(a->file, c->user, "", &raw, err, sizeof err);
   int code = rc == 0 ? 0 : rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
   if (rc == 0 && (rc = ty__cli_decode_submit(raw.data, raw.len, out)) != 0) {
     snprintf(err, sizeof err, "%s: not a valid trainyard.Job message", a->file);

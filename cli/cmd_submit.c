@@ -2,7 +2,9 @@
 /*
  * trainctl submit: a binary trainyard.Job file, or a batch command built from
  * options (like sbatch --wrap / srun). The job is acknowledged only once the
- * controller has committed it, so a printed id is a job that exists.
+ * controller has committed it, so a printed id is a job that exists. The
+ * request carries a fresh request id and is retried when the connection is
+ * lost before the answer (cli/retry.c), so the job exists exactly once.
  */
 #include <stdio.h>
 
@@ -52,13 +54,17 @@ const char ty__usage_submit[] =
     "  --json                print {\"id\": N} ({\"id\": N, \"array_tasks\": T} for an array)\n";
 
 static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
-  char err[TY_ERR_LEN] = "";
+  char err[TY_ERR_LEN] = "", rid[TY_CLI_REQUEST_ID_LEN + 1];
+  if (ty_cli_request_id(rid) != 0) {
+    ty__ctl_err("cannot draw a random request id (getrandom failed)");
+    return TY_CLI_EXIT_ERROR;
+  }
   if (a->command_mode) {
-    if (ty_cli_encode_submit(&a->job, req) == 0) return 0;
+    if (ty_cli_encode_submit(&a->job, rid, req) == 0) return 0;
     ty__ctl_err("out of memory");
     return TY_CLI_EXIT_ERROR;
   }
-  int rc = ty_cli_load_job_file(a->file, c->user, req, err, sizeof err);
+  int rc = ty_cli_load_job_file(a->file, c->user, rid, req, err, sizeof err);
   if (rc == 0) return 0;
   ty__ctl_err("%s", err);
   return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
@@ -80,7 +86,7 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   uint64_t id = 0;
   uint32_t tasks = 0;
   int code = build_request(c, &a, &req);
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_SUBMIT, TY_M_SUBMIT_JOB, &req, &res);
+  if (code == 0) code = ty__ctl_call_retrying(c, TY_CLI_OP_SUBMIT, TY_M_SUBMIT_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_submit(res.payload, res.payload_len, &id, &tasks) != 0)
     code = ty__ctl_bad_answer(TY_M_SUBMIT_JOB);
   if (code == 0) {

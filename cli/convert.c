@@ -19,24 +19,27 @@
  * image) can make us read. */
 #define MAX_JOB_FILE (64u * 1024u * 1024u)
 
-int ty_cli_encode_submit(const ty_job_spec *j, ty_buf *out) {
+int ty_cli_encode_submit(const ty_job_spec *j, const char *request_id, ty_buf *out) {
   ty_proto_job pj;
   ty_proto_encode_job(j, &pj);
   int rc = ty_proto_encode_job_extra(j, &pj);
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = &pj.job;
+  req.request_id = ty_wire_str(request_id);
   if (rc == 0) rc = ty_wire_pack(&req.base, out);
   ty_proto_job_close(&pj);
   return rc;
 }
 
-int ty_cli_encode_submit_raw(const uint8_t *data, size_t len, const char *user, ty_buf *out) {
+int ty_cli_encode_submit_raw(const uint8_t *data, size_t len, const char *user,
+                             const char *request_id, ty_buf *out) {
   Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, data, len);
   if (!job) return TY_EPROTO;
   char *saved = job->user;
   if ((!job->user || !*job->user) && user) job->user = (char *)user;
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = job;
+  req.request_id = ty_wire_str(request_id);
   int rc = ty_wire_pack(&req.base, out);
   job->user = saved; /* ty_wire_free must not free the caller's string */
   ty_wire_free(job);
@@ -68,14 +71,15 @@ static bool looks_like_text(const ty_buf *b) {
   return true;
 }
 
-int ty_cli_load_job_file(const char *path, const char *user, ty_buf *out, char *err, size_t err_len) {
+int ty_cli_load_job_file(const char *path, const char *user, const char *request_id, ty_buf *out,
+                         char *err, size_t err_len) {
   ty_buf raw;
   ty_buf_init(&raw);
   int rc = read_file(path, &raw, err, err_len);
   if (rc == 0 && raw.len == 0)
     rc = ty_errf(err, err_len, TY_EPROTO, "%s: empty file, not a trainyard.Job message", path);
   if (rc == 0) {
-    rc = ty_cli_encode_submit_raw(raw.data, raw.len, user, out);
+    rc = ty_cli_encode_submit_raw(raw.data, raw.len, user, request_id, out);
     if (rc == TY_EPROTO && looks_like_text(&raw))
       ty_errf(err, err_len, rc,
                   "%s: not a valid trainyard.Job message (protobuf decode failed); if it "

@@ -37,6 +37,8 @@ typedef struct rlaunch {
   ty_rl_opts o;
   const char *controller;
   ty_rpc_client *client;
+  char *host; /* the controller's, for reconnecting */
+  int port;
   uint64_t job_id;
   sigset_t sigs;      /* blocked while pending */
   bool status_tty;    /* stderr is a terminal: rewrite the status line */
@@ -75,7 +77,8 @@ static int connect_controller(rlaunch *r) {
     return TY_RL_EXIT_USAGE;
   }
   int rc = ty_rpc_client_open(host, port, CALL_TIMEOUT_MS, &r->client);
-  free(host);
+  r->host = host;
+  r->port = port;
   if (rc == 0) return 0;
   err("cannot reach the controller at %s: %s", r->controller, ty_strerror(rc));
   return TY_RL_EXIT_UNREACHABLE;
@@ -87,9 +90,18 @@ static int submit(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_rl_encode_submit(&r->o, ws.ws_row, ws.ws_col, &req) ? TY_RL_EXIT_USAGE : 0;
-  if (code == 0) code = call(r, TY_M_SUBMIT_JOB, &req, &res);
+  char rid[TY_CLI_REQUEST_ID_LEN + 1];
+  int code = ty_cli_request_id(rid) || ty_rl_encode_submit(&r->o, ws.ws_row, ws.ws_col, rid, &req)
+                 ? TY_RL_EXIT_USAGE : 0;
+  /* Retried on a lost connection: the request id makes it one job. */
+  int rc = code ? 0 : ty_cli_call_retrying(&r->client, r->host, r->port, TY_M_SUBMIT_JOB, &req,
+                                           CALL_TIMEOUT_MS, &res, NULL, NULL);
   ty_buf_close(&req);
+  if (rc != 0) {
+    err("lost the controller at %s during %s: %s", r->controller, TY_M_SUBMIT_JOB, ty_strerror(rc));
+    ty_rpc_result_close(&res);
+    return TY_RL_EXIT_UNREACHABLE;
+  }
   if (code) return code;
   if (res.status != 0) {
     err("job refused: %s", res.message[0] ? res.message : ty_strerror(res.status));
@@ -260,6 +272,7 @@ int main(int argc, char **argv) {
   block_signals(&r);
   int code = run(&r);
   ty_rpc_client_close(r.client);
+  free(r.host);
   ty_rl_opts_close(&r.o);
   /* _exit: a read of a terminal stdin may still block in libuv's thread
    * pool, and libuv's library destructor would wait for it forever. */

@@ -10,12 +10,13 @@
 #include "cli/cli.h"
 #include "proto/trainyard.pb-c.h"
 
-int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, ty_buf *out) {
+int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, const char *request_id,
+                        ty_buf *out) {
   ty_job_spec spec = o->job;
   spec.interactive = (ty_interactive){.on = true, .pty = o->pty, .detach = o->detach,
                                       .stdin_all = o->stdin_mode == TY_RL_STDIN_ALL,
                                       .rows = rows, .cols = cols};
-  return ty_cli_encode_submit(&spec, out);
+  return ty_cli_encode_submit(&spec, request_id, out);
 }
 
 int ty_rl_encode_attach(uint64_t job_id, uint32_t rank, bool owner, bool replay, ty_buf *out) {

@@ -369,7 +369,9 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   ty_rpc_conn_opts opts = {.max_frame = ctl->cfg.max_frame,
                            .on_request = ty__rpc_on_request,
                            .on_close = ty__rpc_on_close,
-                           .ud = ctl};
+                           .ud = ctl,
+                           .limits = ctl->cfg.limits};
+  opts.limits.stats = ty_metrics_conn_stats(ctl->metrics, "rpc");
   int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts,
                                 NULL, ctl, &ctl->server);
   if (rc != 0)
@@ -457,6 +459,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   ty__deps_destroy(ctl);
   ty_buf_close(&ctl->ls_req);
   ty_buf_close(&ctl->ls_reply);
+  free(ctl->req_index);
   ty__graph_destroy(ctl);
   ty__check_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++)

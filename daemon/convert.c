@@ -13,7 +13,7 @@
 #include "proto/convert.h"
 
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
-                    size_t *out_blob_len) {
+                    size_t *out_blob_len, char **out_request_id) {
   Trainyard__SubmitJobRequest *req = ty_wire_unpack(&trainyard__submit_job_request__descriptor, p, n);
   if (!req || !req->job) {
     ty_wire_free(req);
@@ -22,12 +22,16 @@ int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t *
   ty_buf blob;
   ty_buf_init(&blob);
   int rc = ty_wire_pack(&req->job->base, &blob);
+  char *rid = rc == 0 ? ty_wire_strdup(req->request_id) : NULL;
+  if (rc == 0 && !rid) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_proto_decode_job(req->job, out_spec);
   ty_wire_free(req);
   if (rc != 0) {
+    free(rid);
     ty_buf_close(&blob);
     return rc;
   }
+  *out_request_id = rid;
   *out_blob = blob.data;
   *out_blob_len = blob.len;
   return 0;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
 
 /* ==== controller =============================================================================
@@ -38,6 +39,9 @@ typedef struct ty_controller_config {
   uint32_t node_timeout_ms;
   uint32_t kill_grace_s;
   size_t max_frame;
+  /* Connection limits of the RPC port (lib/rpc; 0 fields = defaults). The
+   * stats pointer is ignored: the controller counts into its registry. */
+  ty_rpc_limits limits;
   /* The scheduler (--config FILE): copied at create; NULL = defaults. The
    * topology's strings are copied too. */
   const struct ty_sched_config *sched;
@@ -95,6 +99,16 @@ int ty_controller_metrics_port(const ty_controller *ctl);
 void ty_controller_stop(ty_controller *ctl);
 void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
 
+/* Request decoding (convert_check.c), pure: checks a payload against the
+ * caps on repeated fields and runs the decoder the handler of `method`
+ * uses, then frees what it decoded. The fuzzer's entry point
+ * (tests/fuzz/fuzz_daemon.c). 0, or the error a client would get (the
+ * message in err). ty_controller_method(i) names the i-th method the
+ * controller serves (NULL past the last). */
+int ty_controller_decode_request(const char *method, const uint8_t *p, size_t n, char *err,
+                                 size_t err_len);
+const char *ty_controller_method(size_t i);
+
 /* ==== jobs: state machine and spec checks ====================================================
  * job.c: the job state machine and the controller's checks of a job
  * spec, free of protobuf and SQLite so both can be unit-tested directly.
@@ -128,6 +142,11 @@ int ty_job_check_transition(int from, int to);
  * reason, starting with the bad field ("job.command.argv: must not be empty"),
  * into err. Does not know queues or nodes: the controller checks those. */
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
+
+/* A SubmitJob's request id: "" (none) or 1..TY_JOB_MAX_REQUEST_ID printable
+ * ASCII characters without spaces. 0 or TY_EINVAL ("request_id: ..."). */
+#define TY_JOB_MAX_REQUEST_ID 128
+int ty_job_check_request_id(const char *id, char *err, size_t err_len);
 
 /* ==== store ==================================================================================
  * store.c: the controller's durable state in one SQLite file
@@ -179,16 +198,17 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
   X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
   X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
   X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */\
-  X(4, array_id, I64, "INTEGER NOT NULL DEFAULT 0")     /* the array it belongs to, 0 = none */   \
-  X(4, array_task, U32, "INTEGER NOT NULL DEFAULT 0")   /* its task index there */                 \
-  X(4, model_file, TEXT, "TEXT NOT NULL DEFAULT ''")    /* its model_bytes, in STATE_DIR */        \
-  X(4, time_limit_s, U32, "INTEGER NOT NULL DEFAULT 0") /* the effective limit, 0 = none */        \
-  X(4, alloc_cpus, U32, "INTEGER NOT NULL DEFAULT 0")   /* held by its last run, all nodes */      \
-  X(4, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
-  X(4, acct_cpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")  /* over its ranks and runs (ranks) */      \
-  X(4, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                             \
-  X(4, acct_mem_peak, I64, "INTEGER NOT NULL DEFAULT 0") /* the largest rank's, 0 = unmeasured */  \
-  X(4, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* CPU and memory measured, not held */
+  X(4, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */ \
+  X(5, array_id, I64, "INTEGER NOT NULL DEFAULT 0")     /* the array it belongs to, 0 = none */   \
+  X(5, array_task, U32, "INTEGER NOT NULL DEFAULT 0")   /* its task index there */                 \
+  X(5, model_file, TEXT, "TEXT NOT NULL DEFAULT ''")    /* its model_bytes, in STATE_DIR */        \
+  X(5, time_limit_s, U32, "INTEGER NOT NULL DEFAULT 0") /* the effective limit, 0 = none */        \
+  X(5, alloc_cpus, U32, "INTEGER NOT NULL DEFAULT 0")   /* held by its last run, all nodes */      \
+  X(5, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
+  X(5, acct_cpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")  /* over its ranks and runs (ranks) */      \
+  X(5, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")                                             \
+  X(5, acct_mem_peak, I64, "INTEGER NOT NULL DEFAULT 0") /* the largest rank's, 0 = unmeasured */  \
+  X(5, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* CPU and memory measured, not held */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;
@@ -341,6 +361,9 @@ int ty_store_load_live_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud
 int ty_store_get_job(ty_store *s, uint64_t id, int (*cb)(const ty_job_row *r, void *ud), void *ud);
 /* The id of array_id's element for task index `task`: 0 or TY_ENOTFOUND. */
 int ty_store_find_element(ty_store *s, uint64_t array_id, uint32_t task, uint64_t *out_id);
+/* The job `user` submitted with request id `rid` (never ""): 0 or
+ * TY_ENOTFOUND. One indexed row (jobs_by_request). */
+int ty_store_find_request(ty_store *s, const char *user, const char *rid, uint64_t *out_id);
 /* What became of an array's elements (all zero when there is no such array). */
 int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out);
 /* The largest job id ever stored (0 when none): ids are never reused, even

@@ -42,6 +42,7 @@
 
 typedef struct ty__graph_reg ty__graph_reg; /* daemon/graph.c */
 typedef struct ty__checks ty__checks;       /* daemon/check.c */
+typedef struct ty__submit_wait ty__submit_wait; /* daemon/rpc_client.c */
 
 /* ---- store.c's internals that store_query.c shares ---- */
 struct sqlite3;
@@ -124,6 +125,8 @@ typedef struct ty_job {
   ty_job_spec spec;       /* validated */
   uint8_t *blob;          /* the encoded trainyard.Job, as stored */
   size_t blob_len;
+  char *request_id;       /* the client's SubmitJob request id; "" = none */
+  struct ty_job *req_next; /* chain in the controller's request-id index */
   int state;
   char *reason;
   int32_t exit_code, term_signal; /* the first failing rank's (srun's rule) */
@@ -208,6 +211,7 @@ struct ty_controller {
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
   ty_job **jobs; size_t n_jobs, cap_jobs; /* the live set, sorted by id */
+  ty_job **req_index; size_t n_req_index, n_req_jobs; /* (user, request id) -> live job (state.c) */
   uint64_t next_id;
   /* Finished jobs kept in memory: by id, and least recently used last. */
   ty_idmap done;           /* ty_job.done_node */
@@ -250,6 +254,8 @@ struct ty_controller {
   struct ty__graph_reg *graph;
   /* Model checks in child processes and the plan cache (check.c). */
   ty__checks *checks;
+  /* Graph submits whose check is running, for their retries (rpc_client.c). */
+  ty__submit_wait *checking;
 };
 
 /* ---- state.c: tables, lookups and triggers ---- */
@@ -261,7 +267,10 @@ ty_job *ty__job_get(ty_controller *ctl, uint64_t id);
 /* A job named by a reference: a plain id, or element `task` of array id
  * (in memory, else in the store). NULL when none. */
 ty_job *ty__job_ref(ty_controller *ctl, const ty_job_ref *r);
+/* Adds j to the live set; a job with a request id is also indexed by it. */
 void ty__job_add(ty_controller *ctl, ty_job *j);
+/* The live job `user` submitted with request id `rid` (not ""), or NULL. */
+ty_job *ty__job_by_request(ty_controller *ctl, const char *user, const char *rid);
 /* Takes the job out of the live set and frees it (a submit that was not stored). */
 void ty__job_remove(ty_controller *ctl, uint64_t id);
 void ty__job_free(ty_job *j);
@@ -445,10 +454,16 @@ void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);
  * client's) and answer TY_ENOMEM when that fails, TY_EPROTO when the bytes
  * are not the expected message; nothing is left to free on error. */
 
+/* The caps on repeated fields of `method`'s request (proto/convert.h),
+ * checked by rpc.c before any handler runs: 0 or TY_EINVAL naming the
+ * field. Methods without a line in convert_check.c pass. */
+int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,
+                           size_t err_len);
+
 /* SubmitJobRequest -> spec (unvalidated) and the encoded Job, kept as the
  * job's stored spec. TY_EPROTO also when the request has no job. */
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
-                    size_t *out_blob_len);
+                    size_t *out_blob_len, char **out_request_id);
 /* Re-encodes a submitted Job with the defaults validation filled in (name,
  * queue, user, resources), so listings show what the job really asked for.
  * *out is a new buffer; TY_EPROTO when blob does not decode. */

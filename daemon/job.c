@@ -134,10 +134,6 @@ static int check_graph(ty_job_spec *s, char *err, size_t len) {
                    s->parallelism);
   int rc = check_resources(s, err, len);
   if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1) s->tasks_per_node = s->gpus_per_node;
-  if (rc == 0 && (!s->name || !s->name[0])) {
-    free(s->name);
-    s->name = ty_strdup(has_path ? strrchr(s->model_path, '/') + 1 : "graph");
-  }
   return rc;
 }
 
@@ -159,13 +155,25 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
     free(s->queue);
     s->queue = ty_strdup("default");
   }
-  if (!s->name || !s->name[0]) {
+  if (!s->name || !s->name[0]) { /* the command's name, the model's, or "graph" */
     free(s->name);
-    s->name = basename_dup(s->argv[0]);
+    bool graph = s->kind == TY_JOB_KIND_GRAPH;
+    s->name = basename_dup(!graph ? s->argv[0] : s->model_path && s->model_path[0] ? s->model_path : "graph");
   }
   if (!s->user || !s->user[0]) {
     free(s->user);
     s->user = ty_strdup("nobody");
   }
+  return 0;
+}
+
+int ty_job_check_request_id(const char *id, char *err, size_t len) {
+  size_t n = strlen(id);
+  if (n > TY_JOB_MAX_REQUEST_ID)
+    return ty_errf(err, len, TY_EINVAL, "request_id: longer than %d bytes", TY_JOB_MAX_REQUEST_ID);
+  for (size_t i = 0; i < n; i++)
+    if (id[i] <= ' ' || id[i] > '~')
+      return ty_errf(err, len, TY_EINVAL,
+                     "request_id: byte %zu is not printable ASCII (0x%02x)", i, (unsigned char)id[i]);
   return 0;
 }

@@ -52,6 +52,7 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .nodes = j->n_slots ? (char *)nodes.data : (j->nodes_csv ? j->nodes_csv : ""),
                       .alloc = (char *)alloc.data,
                       .requeue_count = j->requeue_count, .spec = j->blob,
+                      .request_id = j->request_id ? j->request_id : "",
                       .spec_len = j->blob_len, .held = j->held,
                       .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
                       .plan_len = j->plan_len, .array_id = (int64_t)j->array_id,

@@ -17,6 +17,7 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
 #include "ops/plan/plan.h"
 #include "proto/methods.h"
 #include "scheduler/scheduler.h"
@@ -27,6 +28,7 @@ typedef struct opts {
   const char *state_dir, *port_file, *config_file;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
+  ty_rpc_limits limits;
   ty_log_level level;
   /* Graph jobs' checks and plans (daemon/check.c). */
   char graphcheck[1024]; /* "" = next to traind */
@@ -61,6 +63,7 @@ static void usage(FILE *f) {
           "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
           "  --max-frame BYTES           largest RPC frame (default 64M)\n"
+          TY_RPC_LIMITS_USAGE
           "  --config FILE               scheduler settings: key = value lines (README)\n"
           "Jobs in memory and history (finished jobs are read back from the store):\n"
           "  --job-cache N               finished jobs kept in memory (default 1000)\n"
@@ -149,7 +152,13 @@ static int parse_flag(opts *o, int c, const char *arg) {
     fprintf(stderr, "traind: %s\n", err);
     return 2;
   }
-  return usage_error("unhandled option");
+  char err[TY_ERR_LEN];
+  int rc = ty_rpc_limits_parse_flag(&o->limits, c, arg, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "traind: %s\n", err);
+    return 2;
+  }
+  return rc == 0 ? 0 : usage_error("unhandled option");
 }
 
 static const struct option longopts[] = {
@@ -168,6 +177,7 @@ static const struct option longopts[] = {
 #define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
     TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
 #undef PLAN_OPT_
+    TY_RPC_LIMIT_OPTIONS,
     {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, opts *o) {
@@ -283,6 +293,12 @@ int main(int argc, char **argv) {
   if ((rc = load_config(o.config_file, &sched, &topo)) != 0) return rc;
   ty_log_init("traind", o.level);
   signal(SIGPIPE, SIG_IGN);
+  uint64_t fds = ty_raise_fd_limit();
+  uint32_t max_conns = o.limits.max_conns ? o.limits.max_conns : TY_RPC_MAX_CONNS_DEFAULT;
+  if (fds < (uint64_t)max_conns + 256)
+    ty_warn("the descriptor limit is %llu: fewer than --max-conns %u connections fit; raise "
+            "ulimit -n (accepts beyond it are refused and counted)",
+            (unsigned long long)fds, max_conns);
   /* Checkpoint paths of graph jobs default to the state dir and are handed to
    * ranks that run elsewhere, so the state dir must be absolute. */
   char state_abs[PATH_MAX];
@@ -303,11 +319,11 @@ int main(int argc, char **argv) {
                               .state_dir = o.state_dir, .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
-                              .sched = &sched, .topo = &topo, .graphcheck = o.graphcheck,
-                              .check_cpu_s = o.check_cpu_s, .check_mem_bytes = o.check_mem,
-                              .check_timeout_s = o.check_timeout_s, .check_jobs = o.check_jobs,
-                              .plan_rates = check_rates(&o.rates), .job_cache = o.job_cache,
-                              .min_job_age_s = o.min_job_age_s,
+                              .limits = o.limits, .sched = &sched, .topo = &topo,
+                              .graphcheck = o.graphcheck, .check_cpu_s = o.check_cpu_s,
+                              .check_mem_bytes = o.check_mem, .check_timeout_s = o.check_timeout_s,
+                              .check_jobs = o.check_jobs, .plan_rates = check_rates(&o.rates),
+                              .job_cache = o.job_cache, .min_job_age_s = o.min_job_age_s,
                               .purge_after_s = o.purge_after_s,
                               .kill_on_invalid_dep = o.kill_on_invalid_dep};
   daemon_state d = {0};

@@ -81,6 +81,11 @@ void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
                       methods[m].name);
     return;
   }
+  char err[TY_ERR_LEN];
+  if (ty__conv_check_request(methods[m].name, req->payload, req->payload_len, err, sizeof(err))) {
+    ty__reply_finish(r, TY_EINVAL, err);
+    return;
+  }
   methods[m].fn(ctl, r, req->payload, req->payload_len);
 }
 

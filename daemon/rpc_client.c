@@ -13,6 +13,16 @@
  * element's). A graph job's model_bytes are written to a file in the state
  * directory before the commit and the job keeps only its path, so neither
  * memory nor the stored spec holds them.
+ *
+ * Retried submits: a SubmitJob carrying a request id that its user already
+ * submitted is answered with the job (an array's first element) that id
+ * created, once that job's commit is durable, so a client that lost the
+ * connection before the answer can send the same request again without
+ * creating a second job. A retry that arrives while the first submit's
+ * model is still being checked waits for that check and gets the first
+ * submit's answer. The ids are found among the jobs in memory (live, and
+ * the cache of recently finished ones), then in the store by its
+ * (user, request_id) index.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,16 +117,15 @@ static int submit_txn(ty_job *j, ty_txn *t) {
  * graph job's model is checked after this, in a child process: check.c). */
 static int check_submit(ty_controller *ctl, ty_job_spec *spec, uint32_t *out_n, char *err,
                         size_t len) {
-  int rc = ty_job_spec_validate(spec, err, len);
-  if (rc == 0) rc = check_placeable(ctl, spec, err, len);
+  int rc = check_placeable(ctl, spec, err, len);
   *out_n = 1;
   if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
   return rc;
 }
 
-/* Element k of the submit: its own copy of the spec, stored spec and plan. */
-static int element_new(ty_controller *ctl, const ty_job *first, uint32_t task, uint32_t k,
-                       ty_job **out) {
+/* Element k of the submit: its own copy of the spec, stored spec and plan
+ * (no request id: the first job answers for the array). */
+static int element_new(const ty_job *first, uint32_t task, uint32_t k, ty_job **out) {
   ty_job_spec spec;
   uint8_t *blob = NULL, *plan = NULL;
   int rc = ty_job_spec_copy(&first->spec, &spec);
@@ -132,7 +141,6 @@ static int element_new(ty_controller *ctl, const ty_job *first, uint32_t task, u
   j->array_id = first->id;
   j->array_task = task;
   j->model_file = first->model_file ? ty_strdup(first->model_file) : NULL;
-  (void)ctl;
   *out = j;
   return 0;
 }
@@ -146,7 +154,7 @@ static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks,
   uint32_t added = 0;
   for (uint32_t k = 0; rc == 0 && k < n; k++) {
     ty_job *j = first;
-    if (k > 0 && (rc = element_new(ctl, first, tasks[k], k, &j)) != 0) {
+    if (k > 0 && (rc = element_new(first, tasks[k], k, &j)) != 0) {
       ty_errf(err, len, rc, "job.array: no memory for %u elements; it was not accepted", n);
       break;
     }
@@ -177,10 +185,11 @@ static int model_to_file(ty_controller *ctl, ty_job_spec *spec, uint64_t id, cha
   return 0;
 }
 
-/* The first job of a submit from the checked spec: its stored spec has
- * the defaults validation filled in (as sent if re-encoding fails). */
+/* The first job of a submit from the checked spec, owning the request id:
+ * its stored spec has the defaults validation filled in (as sent if
+ * re-encoding fails). */
 static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, size_t len,
-                         uint8_t *plan, size_t plan_len, char *model_file) {
+                         uint8_t *plan, size_t plan_len, char *model_file, char *rid) {
   uint8_t *norm = NULL;
   size_t norm_len = 0;
   if (ty__conv_normalize(blob, len, spec, &norm, &norm_len) == 0) {
@@ -191,13 +200,15 @@ static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, s
   }
   ty_job *j = job_new(ctl->next_id, spec, blob, len, plan, plan_len, ty_now_ms());
   j->model_file = model_file;
+  j->request_id = rid;
   return j;
 }
 
-/* Stores a checked submit (taking spec, blob and plan: n jobs, an array's
- * elements or one job) and answers once it is committed. */
-static void accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
-                        size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n) {
+/* Stores a checked submit (taking spec, blob, plan and request id: n jobs,
+ * an array's elements or one job) and answers once it is committed. The
+ * first job, or NULL when it was refused (then answered). */
+static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
+                           size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n, char *rid) {
   char err[TY_ERR_LEN], *model = NULL;
   uint32_t *tasks = NULL;
   size_t nt = 0;
@@ -207,77 +218,164 @@ static void accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint
   if (rc == 0) rc = model_to_file(ctl, spec, ctl->next_id, &model, err, sizeof(err));
   if (rc != 0) {
     ty_job_spec_close(spec);
-    free(blob);
-    free(plan);
-    free(tasks);
+    free(blob), free(plan), free(tasks), free(rid);
     ty__reply_finish(r, rc, err);
-    return;
+    return NULL;
   }
-  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model);
+  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model, rid);
   ty_txn *t = ty_txn_create();
   rc = create_jobs(ctl, first, tasks, n, t, err, sizeof(err));
   free(tasks);
   if (rc != 0) {
     ty_txn_destroy(t);
     ty__reply_finish(r, rc, err);
-    return;
+    return NULL;
   }
   if (first->spec.array.n) ty__array_note(ctl, first->id, &first->spec.array, n);
   submit_ctx *sc = ty_xcalloc(1, sizeof(*sc));
   *sc = (submit_ctx){r, first->id, n, first->spec.array.n > 0};
   r->job_id = first->id;
   ty__commit(ctl, t, on_submit_committed, sc);
+  return first;
 }
 
-/* A graph job waiting for its model check (check.c). */
-typedef struct check_ctx {
+/* The elements a submit of spec created (0 when it is not an array). */
+static uint32_t array_tasks(const ty_job_spec *spec) {
+  uint32_t n = 0;
+  char err[TY_ERR_LEN];
+  return spec->array.n && ty_array_check("job.array", &spec->array, &n, err, sizeof(err)) == 0 ? n
+                                                                                                : 0;
+}
+
+/* A retry's answer: the original job's id once its submit is durable. The
+ * empty txn's callback runs after the original's (callbacks run in submit
+ * order), so by then the original job is committed or gone. */
+static void on_retry_committed(int status, void *ud) {
+  ty_reply *r = ud;
+  ty_job *j = ty__job_find(r->ctl, r->job_id);
+  if (status != 0 || !j || !j->committed) {
+    ty__reply_finish(r, TY_ESTORE, "the first submit with this request_id was not stored; retry");
+    return;
+  }
+  ty__conv_submit_resp(j->id, array_tasks(&j->spec), &r->out);
+  ty__reply_finish(r, 0, NULL);
+}
+
+/* r answers with job j once j is durable. */
+static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
+  r->job_id = j->id;
+  if (j->committed) on_retry_committed(0, r);
+  else ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
+}
+
+/* A graph job waiting for its model check (check.c), on ctl->checking
+ * while it waits, with the retries of its request id that came meanwhile. */
+struct ty__submit_wait {
   ty_reply *r;
   ty_job_spec spec;
   uint8_t *blob;
   size_t blob_len;
-  uint32_t n;
-} check_ctx;
+  uint32_t n;                   /* jobs the submit creates (an array's elements) */
+  char *rid;                    /* "" = none */
+  ty_reply **retries;           /* answered as r is */
+  size_t n_retries;
+  struct ty__submit_wait *next;
+};
+
+static void unlink_wait(ty_controller *ctl, ty__submit_wait *sw) {
+  ty__submit_wait **p = &ctl->checking;
+  while (*p && *p != sw) p = &(*p)->next;
+  if (*p) *p = sw->next;
+}
 
 static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
-  check_ctx *cc = ud;
+  ty__submit_wait *sw = ud;
+  unlink_wait(ctl, sw);
   int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  const char *why = res->status ? res->message : "the controller is shutting down; the job was not accepted";
+  ty_job *j = NULL;
   if (rc == 0) {
-    accept_jobs(ctl, cc->r, &cc->spec, cc->blob, cc->blob_len, res->plan, res->plan_len, cc->n);
+    j = accept_jobs(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->n,
+                    sw->rid);
     res->plan = NULL;
+    if (!j) {
+      rc = TY_ENOMEM;
+      why = "the first submit with this request_id was not accepted; retry";
+    }
   } else {
-    const char *shutdown = "the controller is shutting down; the job was not accepted";
-    ty__reply_finish(cc->r, rc, res->status ? res->message : shutdown);
-    ty_job_spec_close(&cc->spec);
-    free(cc->blob);
+    ty__reply_finish(sw->r, rc, why);
+    ty_job_spec_close(&sw->spec);
+    free(sw->blob);
+    free(sw->rid);
   }
-  free(cc);
+  for (size_t i = 0; i < sw->n_retries; i++) {
+    if (j) answer_with_job(ctl, sw->retries[i], j);
+    else ty__reply_finish(sw->retries[i], rc, why);
+  }
+  free(sw->retries);
+  free(sw);
+}
+
+/* Answers a submit whose request id `user` already used (a stored job, or
+ * one whose check is running); false when the id is new. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, const char *rid) {
+  if (!rid[0]) return false;
+  ty_job *j = ty__job_by_request(ctl, user, rid);
+  if (j) {
+    ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
+    answer_with_job(ctl, r, j);
+    return true;
+  }
+  for (ty__submit_wait *sw = ctl->checking; sw; sw = sw->next) {
+    if (strcmp(sw->rid, rid) != 0 || strcmp(sw->spec.user, user) != 0) continue;
+    ty_info("SubmitJob from %s: request_id %s is being checked; answering as its first submit",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid);
+    sw->retries = ty_xrealloc(sw->retries, (sw->n_retries + 1) * sizeof(*sw->retries));
+    sw->retries[sw->n_retries++] = r;
+    return true;
+  }
+  /* A job that ended and left memory: its row answers (it is durable). */
+  uint64_t id = 0;
+  if (ty_store_find_request(ctl->store, user, rid, &id) != 0) return false;
+  ty_array_counts c;
+  if (ty_store_array_counts(ctl->store, id, &c) != 0) c.total = 0;
+  ty__conv_submit_resp(id, c.total, &r->out);
+  ty__reply_finish(r, 0, NULL);
+  return true;
 }
 
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_spec spec;
   uint8_t *blob = NULL;
   size_t blob_len = 0;
-  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len);
+  char err[TY_ERR_LEN], *rid = NULL;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &rid);
   if (rc != 0) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
-  char err[TY_ERR_LEN];
   uint32_t count = 1;
-  rc = check_submit(ctl, &spec, &count, err, sizeof(err));
-  if (rc != 0) {
+  rc = ty_job_check_request_id(rid, err, sizeof(err));
+  if (rc == 0) rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  bool retry = rc == 0 && answer_retry(ctl, r, spec.user, rid);
+  if (rc == 0 && !retry) rc = check_submit(ctl, &spec, &count, err, sizeof(err));
+  if (rc != 0 || retry) {
     ty_job_spec_close(&spec);
     free(blob);
-    ty__reply_finish(r, rc, err);
+    free(rid);
+    if (rc != 0) ty__reply_finish(r, rc, err);
     return;
   }
   if (spec.kind != TY_JOB_KIND_GRAPH) {
-    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count);
+    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count, rid);
     return;
   }
-  check_ctx *cc = ty_xcalloc(1, sizeof *cc);
-  *cc = (check_ctx){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .n = count};
-  ty__check_start(ctl, r, &cc->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, cc);
+  ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
+  *sw = (ty__submit_wait){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .n = count,
+                          .rid = rid, .next = ctl->checking};
+  ctl->checking = sw;
+  ty__check_start(ctl, r, &sw->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sw);
 }
 
 /* ---- GetJob ---------------------------------------------------------------------------- */

@@ -27,6 +27,60 @@
 
 /* ---- jobs: the live set ------------------------------------------------------------ */
 
+/* ---- the request-id index ------------------------------------------------------------------
+ * (user, request id) -> job, chained through ty_job.req_next, doubled when it
+ * holds more jobs than buckets: a retried SubmitJob finds its job in O(1)
+ * among the live set (the store's jobs_by_request index answers for the
+ * jobs that left it). Only jobs submitted with a request id are in it. */
+
+static uint64_t req_hash(const char *user, const char *rid) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char *s = user; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  h = (h ^ 0xff) * 0x100000001b3ull; /* a separator no name byte equals */
+  for (const char *s = rid; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  return ty_mix64(h);
+}
+
+static void req_link(ty_job **buckets, size_t n, ty_job *j) {
+  ty_job **b = &buckets[req_hash(j->spec.user, j->request_id) & (n - 1)];
+  j->req_next = *b;
+  *b = j;
+}
+
+static void req_index_add(ty_controller *ctl, ty_job *j) {
+  if (ctl->n_req_jobs >= ctl->n_req_index) {
+    size_t n = ctl->n_req_index ? ctl->n_req_index * 2 : 64;
+    ty_job **b = ty_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < ctl->n_req_index; i++)
+      for (ty_job *k = ctl->req_index[i], *next; k; k = next) {
+        next = k->req_next;
+        req_link(b, n, k);
+      }
+    free(ctl->req_index);
+    ctl->req_index = b;
+    ctl->n_req_index = n;
+  }
+  req_link(ctl->req_index, ctl->n_req_index, j);
+  ctl->n_req_jobs++;
+}
+
+static void req_index_remove(ty_controller *ctl, ty_job *j) {
+  if (!ctl->n_req_index || !j->request_id || !j->request_id[0]) return;
+  ty_job **p = &ctl->req_index[req_hash(j->spec.user, j->request_id) & (ctl->n_req_index - 1)];
+  while (*p && *p != j) p = &(*p)->req_next;
+  if (!*p) return;
+  *p = j->req_next;
+  ctl->n_req_jobs--;
+}
+
+ty_job *ty__job_by_request(ty_controller *ctl, const char *user, const char *rid) {
+  if (!ctl->n_req_index || !rid[0]) return NULL;
+  for (ty_job *j = ctl->req_index[req_hash(user, rid) & (ctl->n_req_index - 1)]; j; j = j->req_next)
+    if (strcmp(j->request_id, rid) == 0 && strcmp(j->spec.user, user) == 0) return j;
+  return NULL;
+}
+
+
 static ty_job *live_find(const ty_controller *ctl, uint64_t id) {
   size_t lo = 0, hi = ctl->n_jobs;
   while (lo < hi) {
@@ -55,6 +109,7 @@ void ty__job_add(ty_controller *ctl, ty_job *j) {
   ctl->n_jobs++;
   if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
   ctl->ls_gen++;
+  if (j->request_id && j->request_id[0]) req_index_add(ctl, j);
 }
 
 void ty__job_remove(ty_controller *ctl, uint64_t id) {
@@ -66,6 +121,7 @@ void ty__job_remove(ty_controller *ctl, uint64_t id) {
   memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
   ctl->n_jobs--;
   ctl->ls_gen++;
+  req_index_remove(ctl, j);
   ty__job_free(j);
 }
 
@@ -75,6 +131,7 @@ void ty__job_free(ty_job *j) {
   free(j->blob);
   free(j->plan);
   free(j->reason);
+  free(j->request_id);
   for (uint32_t i = 0; i < j->n_ranks; i++)
     free(j->ranks[i].reason);
   free(j->ranks);
@@ -200,6 +257,7 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
   j->requeue_count = r->requeue_count;
   j->held = r->held;
   j->last_ckpt_ms = r->last_ckpt_ms;
+  j->request_id = r->request_id[0] ? ty_strdup(r->request_id) : NULL;
   j->array_id = (uint64_t)r->array_id;
   j->array_task = r->array_task;
   j->model_file = r->model_file[0] ? ty_strdup(r->model_file) : NULL;
@@ -224,7 +282,7 @@ void ty__jobs_sweep(ty_controller *ctl) {
   ctl->stats.tick_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (retired(j)) cache_put(ctl, j);
+    if (retired(j)) req_index_remove(ctl, j), cache_put(ctl, j);
     else ctl->jobs[k++] = j;
   }
   if (k != ctl->n_jobs) ctl->ls_gen++;

@@ -87,9 +87,12 @@ static const char *const migrations[] = {
     "  object TEXT NOT NULL,"
     "  action TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');",
-    /* 3: the jobs' plan column only. */
+    /* 3: graph jobs' plans: only the jobs column. */
     "",
-    /* 4: arrays, accounting and a controller that keeps only live jobs in
+    /* 4: retry-safe submits (issue 13): the client's request id, unique per
+     * user among the jobs that have one, so a repeated id finds its job. */
+    "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) WHERE request_id != '';",
+    /* 5: arrays, accounting and a controller that keeps only live jobs in
      * memory (issue 15). Finished jobs are read through indexes: by end time
      * (history, listings, pruning), by user and end time, by array and task
      * index (partial: most jobs are in no array). One row per rank of each

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The README's test command: installs what the build needs, configures a
-# warnings-as-errors build in build-test/, and runs every meson test suite
-# (unit, integration, conformance; gpu tests skip without a GPU). Then it
-# builds build-asan/ with AddressSanitizer and UndefinedBehaviorSanitizer
-# and runs the unit, conformance and integration suites again, so memory
-# errors and undefined behaviour fail the run too (TY_NO_SANITIZE=1 skips
-# that second pass). Leak detection is off there: hwloc's topology loader
-# keeps allocations for the life of the process.
+# The README's test command, three passes:
+#   1. build-test/, warnings as errors: every meson test suite (unit,
+#      integration, conformance; gpu tests skip without a GPU; fuzz runs
+#      each libFuzzer target for a bounded time, about 100 s in all, or says
+#      why it is skipped).
+#   2. build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer with leak
+#      detection: the unit, conformance and integration suites again. Only
+#      the third-party leaks named in deploy/lsan.supp are suppressed.
+#   3. build-tsan/, ThreadSanitizer: the programs whose code runs threads
+#      (traind's group-commit thread, trainworkerd's libuv thread pool,
+#      trainrun's data-loader prefetch thread) under the integration tests
+#      `hardening` and `cluster` and the unit test `trainrun`. Criterion's
+#      sandbox (boxfort) cannot map its shared arena under TSan's memory
+#      layout, so the Criterion drivers are pass 1's and only the programs
+#      they start are TSan builds (TY_TRAIND, TY_TRAINWORKERD, TY_TRAINCTL,
+#      TRAINRUN point at them). A race aborts the program (halt_on_error),
+#      which fails its test, and the pass also fails on any report left in
+#      the daemons' logs.
+# TY_NO_SANITIZE=1 skips passes 2 and 3. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -18,15 +29,46 @@ if [ ! -f "$builddir/build.ninja" ]; then
 fi
 ninja -C "$builddir"
 meson test -C "$builddir" --print-errorlogs --num-processes "$jobs" "$@"
-
-if [ "${TY_NO_SANITIZE:-0}" != 1 ]; then
-  asandir=${TY_ASAN_BUILDDIR:-build-asan}
-  if [ ! -f "$asandir/build.ninja" ]; then
-    meson setup "$asandir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
-  fi
-  ninja -C "$asandir"
-  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C "$asandir" --print-errorlogs --num-processes "$jobs" \
-      --suite unit --suite conformance --suite integration "$@"
+if [ ! -x "$builddir/tests/fuzz/fuzz_frame" ]; then
+  echo "test.sh: fuzzing skipped: clang's libFuzzer runtime was not found" \
+       "(deploy/install-deps.sh installs clang and libclang-rt-14-dev); the corpora were replayed"
 fi
+
+[ "${TY_NO_SANITIZE:-0}" = 1 ] && exit 0
+
+asandir=${TY_ASAN_BUILDDIR:-build-asan}
+if [ ! -f "$asandir/build.ninja" ]; then
+  meson setup "$asandir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=disabled
+fi
+ninja -C "$asandir"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C "$asandir" --print-errorlogs --num-processes "$jobs" \
+    --suite unit --suite conformance --suite integration "$@"
+
+# Only the programs are built: a whole TSan tree would double the CI's
+# time. OpenBLAS's own threads are not instrumented, so they stay off
+# (OPENBLAS_NUM_THREADS=1); CUDA is not built.
+tsandir=${TY_TSAN_BUILDDIR:-build-tsan}
+if [ ! -f "$tsandir/build.ninja" ]; then
+  meson setup "$tsandir" -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dfuzz=disabled \
+    -Dcuda=disabled -Dtests=disabled
+fi
+ninja -C "$tsandir" daemon/traind worker/trainworkerd cli/trainctl ops/trainrun/trainrun
+tsan_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ty-tsan.XXXXXX")
+tsan_run() { # tsan_run TEST_BINARY [ARGS...]
+  echo "test.sh: ThreadSanitizer: $*"
+  TMPDIR=$tsan_tmp TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/deploy/tsan.supp \
+  OPENBLAS_NUM_THREADS=1 TY_TRAIND=$PWD/$tsandir/daemon/traind \
+  TY_TRAINWORKERD=$PWD/$tsandir/worker/trainworkerd TY_TRAINCTL=$PWD/$tsandir/cli/trainctl \
+  TRAINRUN=$PWD/$tsandir/ops/trainrun/trainrun "$@"
+}
+tsan_run "$builddir/tests/unit/ops/train/test_trainrun"
+tsan_run "$builddir/tests/integration/test_hardening" --jobs 1
+tsan_run "$builddir/tests/integration/test_cluster" --jobs 1
+if grep -rl "WARNING: ThreadSanitizer" "$tsan_tmp" > /dev/null 2>&1; then
+  echo "test.sh: ThreadSanitizer reports in:" $(grep -rl "WARNING: ThreadSanitizer" "$tsan_tmp")
+  exit 1
+fi
+rm -rf "$tsan_tmp"

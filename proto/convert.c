@@ -205,6 +205,61 @@ void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgre
   m->epoch = p->epoch;
 }
 
+/* ---- request caps ---------------------------------------------------------- */
+
+/* Sized for the largest legitimate request, with room: the job spec's own
+ * limits (daemon.h: 4096 arguments), 64 GPUs a node (the scheduler's GPU
+ * bit set), a worker reporting every task it runs after a restart. */
+static const ty_wire_cap request_caps[] = {
+    {"trainyard.CommandSpec.argv", 4096},
+    {"trainyard.CommandSpec.env", 4096},
+    {"trainyard.ListJobsRequest.states", 64},
+    {"trainyard.CancelJobRequest.job_ids", 1024},
+    {"trainyard.CancelJobRequest.refs", 1024},
+    {"trainyard.ArraySpec.ranges", 1000},     /* TY_ARRAY_MAX_RANGES */
+    {"trainyard.GetHistoryRequest.states", 64},
+    {"trainyard.GetHistoryRequest.job_ids", 1024},
+    {"trainyard.NodeInfo.gpus", 64},
+    {"trainyard.RegisterNodeRequest.tasks", 65536},
+    {"trainyard.LaunchTaskRequest.gpu_indices", 64},
+    {"trainyard.UpdateQueueRequest.settings", 64},
+};
+
+int ty_proto_check_request(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                           char *err, size_t err_len) {
+  return ty_wire_check(d, p, n, request_caps, sizeof request_caps / sizeof *request_caps,
+                       TY_PROTO_MAX_REPEATED, err, err_len);
+}
+
+static const ty_proto_method *find_method(const ty_proto_method *t, size_t n_t, const char *method) {
+  for (size_t i = 0; i < n_t; i++)
+    if (strcmp(t[i].method, method) == 0) return &t[i];
+  return NULL;
+}
+
+int ty_proto_check_method(const ty_proto_method *t, size_t n_t, const char *method,
+                          const uint8_t *p, size_t n, char *err, size_t err_len) {
+  const ty_proto_method *m = find_method(t, n_t, method);
+  return m ? ty_proto_check_request(m->request, p, n, err, err_len) : 0;
+}
+
+int ty_proto_decode_method(const ty_proto_method *t, size_t n_t, const char *method,
+                           const uint8_t *p, size_t n, char *err, size_t err_len) {
+  const ty_proto_method *m = find_method(t, n_t, method);
+  if (!m) return ty_errf(err, err_len, TY_ENOTFOUND, "unknown method \"%.64s\"", method);
+  int rc = ty_proto_check_request(m->request, p, n, err, err_len);
+  if (rc != 0) return rc;
+  if (m->decode) {
+    rc = m->decode(p, n);
+  } else { /* no fields, so the handler never looks; still, it must be protobuf */
+    void *msg = ty_wire_unpack(m->request, p, n);
+    rc = msg ? 0 : TY_EPROTO;
+    ty_wire_free(msg);
+  }
+  if (rc != 0) ty_errf(err, err_len, rc, "payload is not a %s", m->request->name);
+  return rc;
+}
+
 int ty_proto_decode_checkpoints(Trainyard__CheckpointInfo *const *m, size_t n,
                                 ty_checkpoint_list *l) {
   l->n = 0;

@@ -47,6 +47,33 @@ void ty_proto_decode_interactive(const Trainyard__InteractiveSpec *m, ty_interac
 Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in,
                                                         Trainyard__InteractiveSpec *m);
 
+/* The caps on the repeated fields of every request of trainyard.proto, one
+ * table for traind and trainworkerd, checked on the payload bytes before
+ * they are unpacked (lib/wire's ty_wire_check). 0, or TY_EINVAL with the
+ * field and the cap in err ("job_ids: 5000 entries or more; at most 1024
+ * are allowed"). A field without its own cap gets TY_PROTO_MAX_REPEATED. */
+#define TY_PROTO_MAX_REPEATED 256
+int ty_proto_check_request(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                           char *err, size_t err_len);
+
+/* A binary's methods: each one's request message and the decoder its
+ * handler uses (decode and free; NULL for a request without fields, which
+ * is then only unpacked). traind and trainworkerd each keep one table. */
+typedef struct ty_proto_method {
+  const char *method;
+  const ProtobufCMessageDescriptor *request;
+  int (*decode)(const uint8_t *p, size_t n);
+} ty_proto_method;
+/* The caps check of `method`'s request; 0 for a method not in the table
+ * (the dispatcher answers it TY_ENOTFOUND). */
+int ty_proto_check_method(const ty_proto_method *t, size_t n_t, const char *method,
+                          const uint8_t *p, size_t n, char *err, size_t err_len);
+/* The caps check, then the decoder: what a request goes through before its
+ * handler acts (the fuzzers' entry). 0, or the error with its message in
+ * err (TY_ENOTFOUND for an unknown method, "payload is not a X"). */
+int ty_proto_decode_method(const ty_proto_method *t, size_t n_t, const char *method,
+                           const uint8_t *p, size_t n, char *err, size_t err_len);
+
 /* TrainProgress -> progress (checkpoint_path copied). */
 int ty_proto_decode_progress(const Trainyard__TrainProgress *m, ty_train_progress *out);
 /* progress -> m, borrowing checkpoint_path. */

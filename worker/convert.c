@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto/convert.h"
+#include "proto/methods.h"
 #include "worker/worker_internal.h"
 
 /* ---- controller -> worker -------------------------------------------------- */
@@ -259,4 +260,61 @@ int ty__encode_attach_output(const ty_attach_output *o, ty_buf *out) {
   m.term_signal = o->term_signal;
   m.timed_out = o->timed_out;
   return ty_wire_pack(&m.base, out);
+}
+
+/* ---- the caps on requests, and decoding for the fuzzer ------------------------------ */
+
+static int dec_launch(const uint8_t *p, size_t n) {
+  ty__launch l;
+  int rc = ty__decode_launch(p, n, &l);
+  if (rc == 0) ty__launch_free(&l);
+  return rc;
+}
+
+static int dec_kill(const uint8_t *p, size_t n) {
+  uint64_t job;
+  int sig;
+  uint32_t grace;
+  return ty__decode_kill(p, n, &job, &sig, &grace);
+}
+
+static int dec_read_log(const uint8_t *p, size_t n) {
+  ty_read_log r;
+  return ty__decode_read_log(p, n, &r);
+}
+
+static int dec_attach(const uint8_t *p, size_t n) {
+  ty_attach_request a;
+  return ty__decode_attach(p, n, &a);
+}
+
+static int dec_attach_input(const uint8_t *p, size_t n) {
+  ty_attach_input in;
+  void *owner = NULL;
+  int rc = ty__decode_attach_input(p, n, &in, &owner);
+  ty_wire_free(owner);
+  return rc;
+}
+
+/* Every method the worker serves: from the controller (session.c) and on
+ * the task I/O port (io.c). */
+static const ty_proto_method requests[] = {
+    {TY_M_LAUNCH_TASK, &trainyard__launch_task_request__descriptor, dec_launch},
+    {TY_M_KILL_TASK, &trainyard__kill_task_request__descriptor, dec_kill},
+    {TY_M_READ_LOG, &trainyard__read_log_request__descriptor, dec_read_log},
+    {TY_M_ATTACH, &trainyard__attach_request__descriptor, dec_attach},
+    {TY_M_ATTACH_INPUT, &trainyard__attach_input_request__descriptor, dec_attach_input},
+};
+
+int ty__check_request(const char *method, const uint8_t *p, size_t n, char *err, size_t err_len) {
+  return ty_proto_check_method(requests, TY_ARRAY_LEN(requests), method, p, n, err, err_len);
+}
+
+int ty_worker_decode_request(const char *method, const uint8_t *p, size_t n, char *err,
+                             size_t err_len) {
+  return ty_proto_decode_method(requests, TY_ARRAY_LEN(requests), method, p, n, err, err_len);
+}
+
+const char *ty_worker_method(size_t i) {
+  return i < TY_ARRAY_LEN(requests) ? requests[i].method : NULL;
 }

@@ -241,8 +241,12 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
 static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   (void)ud;
   io_conn *ic = ty_rpc_get_ud(c);
+  char err[TY_ERR_LEN];
   if (m->kind != TY_RPC_REQUEST) {
     return;
+  } else if (ty__check_request(m->method, m->payload, m->payload_len, err, sizeof err) != 0) {
+    ty_info("task I/O: refused %.64s from %s: %s", m->method, ty_rpc_peer(c), err);
+    ty_rpc_reply(c, m->request_id, TY_EINVAL, err, NULL, 0);
   } else if (strcmp(m->method, TY_M_READ_LOG) == 0) {
     start_read_log(ic, m);
   } else if (strcmp(m->method, TY_M_ATTACH) == 0) {
@@ -296,13 +300,14 @@ static void on_accept(ty_rpc_server *srv, ty_rpc_conn *c, void *ud) {
 }
 
 int ty_worker_io_create(uv_loop_t *loop, const char *host, int port, ty_tasks *tasks,
-                        ty_worker_io **out_io) {
+                        const ty_rpc_limits *limits, ty_worker_io **out_io) {
   if (!loop || !host || !tasks || port < 0 || port > 65535) return TY_EINVAL;
   ty_worker_io *io = ty_xcalloc(1, sizeof *io);
   io->loop = loop;
   io->tasks = tasks;
   ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = io,
                            .write_high_water = HIGH_WATER};
+  if (limits) opts.limits = *limits;
   int rc = ty_rpc_server_create(loop, host, port, &opts, on_accept, io, &io->server);
   if (rc != 0) {
     free(io);

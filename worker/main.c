@@ -44,6 +44,7 @@ typedef struct worker_opts {
   long cpus, gpus; /* -1 = detected */
   uint64_t memory; /* 0 = detected */
   const char *port_file;
+  ty_rpc_limits limits; /* of the task I/O port */
   ty_log_level log_level;
   char **task_env; /* --task-env, resolved to NAME=value (owned) */
   size_t n_task_env;
@@ -80,6 +81,7 @@ static const char usage[] =
     "  --advertise HOST        host in io_addr and MASTER_ADDR (default 127.0.0.1)\n"
     "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
+    "Limits of the task I/O port:\n" TY_RPC_LIMITS_USAGE
     "  --trainrun PATH         trainrun binary for graph jobs (default: next to trainworkerd,\n"
     "                          or ../ops/trainrun/trainrun in a build tree, else PATH)\n"
     "  --log-max-size SIZE     cut a task log that grows past SIZE to its head and tail\n"
@@ -132,6 +134,7 @@ static const struct option longopts[] = {
     {"port-file", required_argument, NULL, 'p'},   {"log-level", required_argument, NULL, 'l'},
     {"task-env", required_argument, NULL, 'e'},    {"log-max-size", required_argument, NULL, 'L'},
     {"log-retention", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+    TY_RPC_LIMIT_OPTIONS,
     {NULL, 0, NULL, 0}};
 
 /* Copies v into a fixed buffer; false when it is empty or too long. */
@@ -215,8 +218,12 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
   case 'e': return add_task_env(o, v);
   case 'L': case 'R': return parse_log_flag(o, c, v);
   case 'l': return ty_log_parse_level(v, &o->log_level) ? usage_error("--log-level", v, "is not a log level") : 0;
-  default: return usage_error("option", NULL, "is not handled");
+  default: break;
   }
+  char err[TY_ERR_LEN];
+  int rc = ty_rpc_limits_parse_flag(&o->limits, c, v, err, sizeof err);
+  if (rc < 0) fprintf(stderr, "trainworkerd: %s\n%s", err, usage);
+  return rc < 0 ? 2 : rc == 0 ? 0 : usage_error("option", NULL, "is not handled");
 }
 
 /* Returns -1 to go on, or the process exit code. The values of --advertise
@@ -296,13 +303,15 @@ static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
 }
 
 static int start_listeners(ty_worker *w) {
-  int rc = ty_worker_io_create(&w->loop, w->o.io_host, w->o.io_port, w->tasks, &w->io);
+  w->metrics = ty_metrics_create();
+  w->o.limits.stats = ty_metrics_conn_stats(w->metrics, "io");
+  int rc = ty_worker_io_create(&w->loop, w->o.io_host, w->o.io_port, w->tasks, &w->o.limits,
+                               &w->io);
   if (rc != 0) {
     ty_error("cannot listen for task I/O on %s:%d: %s", w->o.io_host, w->o.io_port,
              ty_strerror(rc));
     return rc;
   }
-  w->metrics = ty_metrics_create();
   w->stats = ty__worker_stats_create(w->metrics, w->tasks, &w->inv);
   rc = ty_metrics_http_start(&w->loop, w->o.metrics_host, w->o.metrics_port, w->metrics, &w->http);
   if (rc != 0) {
@@ -424,6 +433,7 @@ int main(int argc, char **argv) {
   if (rc < 0) {
     ty_log_init("trainworkerd", w->o.log_level);
     signal(SIGPIPE, SIG_IGN);
+    ty_raise_fd_limit(); /* tasks, their logs and I/O clients all take descriptors */
     rc = run(w);
   }
   for (size_t i = 0; i < w->o.n_task_env; i++) free(w->o.task_env[i]);

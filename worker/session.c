@@ -370,6 +370,12 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
     ty_rpc_reply(c, req->request_id, TY_ESTATE, "worker is not registered yet", NULL, 0);
     return;
   }
+  char err[TY_ERR_LEN];
+  if (ty__check_request(req->method, req->payload, req->payload_len, err, sizeof err) != 0) {
+    ty_warn("session: refused %.64s from the controller: %s", req->method, err);
+    ty_rpc_reply(c, req->request_id, TY_EINVAL, err, NULL, 0);
+    return;
+  }
   for (size_t i = 0; i < TY_ARRAY_LEN(handlers); i++) {
     if (strcmp(handlers[i].method, req->method) == 0) {
       handlers[i].fn(s, c, req);

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
 
 /* ---- inventory ------------------------------------------------------------ */
@@ -212,12 +213,23 @@ bool ty_worker_session_registered(const ty_worker_session *s);
 /* Ended tasks whose report the controller has not acknowledged yet. */
 uint32_t ty_worker_session_unacked(const ty_worker_session *s);
 
+/* ---- request decoding (convert.c) ------------------------------------------------
+ * Pure: checks a payload against the caps on repeated fields and runs the
+ * decoder the worker's handler of `method` uses, then frees the result. The
+ * fuzzer's entry point (tests/fuzz/fuzz_worker.c). 0, or the error the
+ * peer would get (the message in err). ty_worker_method(i) names the i-th
+ * method the worker serves (NULL past the last). */
+int ty_worker_decode_request(const char *method, const uint8_t *p, size_t n, char *err,
+                             size_t err_len);
+const char *ty_worker_method(size_t i);
+
 /* ---- task I/O server ---------------------------------------------------------- */
 
 typedef struct ty_worker_io ty_worker_io;
-/* Serves ReadLog on host:port (0 = ephemeral) from the logs of `tasks`. */
+/* Serves ReadLog on host:port (0 = ephemeral) from the logs of `tasks`.
+ * `limits` (copied; NULL = defaults) caps its connections (lib/rpc). */
 int ty_worker_io_create(uv_loop_t *loop, const char *host, int port, ty_tasks *tasks,
-                        ty_worker_io **out_io);
+                        const ty_rpc_limits *limits, ty_worker_io **out_io);
 int ty_worker_io_port(const ty_worker_io *io);
 /* Ends every stream, closes the listener; frees after the loop ran. NULL ok. */
 void ty_worker_io_destroy(ty_worker_io *io);

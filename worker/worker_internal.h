@@ -24,6 +24,11 @@ void ty__launch_free(ty__launch *l);
 int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_signal,
                     uint32_t *out_grace_s);
 
+/* The caps on repeated fields of `method`'s request (proto/convert.h),
+ * checked before a handler decodes: 0, or TY_EINVAL naming the field.
+ * Methods the worker does not serve pass (they are answered TY_ENOTFOUND). */
+int ty__check_request(const char *method, const uint8_t *p, size_t n, char *err, size_t err_len);
+
 /* What RegisterNode says about this node: its inventory, its load and the
  * tasks it runs or whose end is not acknowledged yet (all borrowed). */
 typedef struct ty__node_status {

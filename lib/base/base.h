@@ -198,6 +198,26 @@ void *ty_xrealloc(void *p, size_t n);
 /* Creates a directory and its parents (mode 0755). Existing is fine. */
 int ty_mkdir_p(const char *path);
 
+/* ---- connection accounting ------------------------------------------------
+ * Counters of one listener (an RPC server, the /metrics HTTP server), owned
+ * by the daemon and updated by the server on the loop thread; lib/metrics
+ * exports them (ty_metrics_add_conn_stats). */
+typedef struct ty_conn_stats {
+  uint64_t open;               /* connections open now */
+  uint64_t accepted;           /* admitted since start */
+  uint64_t refused_per_addr;   /* over the cap of one peer address */
+  uint64_t refused_total;      /* over the cap of the listener */
+  uint64_t refused_error;      /* accept failed (EMFILE: out of descriptors) */
+  uint64_t closed_handshake;   /* nothing whole arrived within the handshake deadline */
+  uint64_t closed_idle;        /* idle past the idle timeout */
+  uint64_t closed_stalled;     /* the peer stopped reading its answers */
+  uint64_t closed_protocol;    /* malformed, oversized or truncated input */
+} ty_conn_stats;
+
+/* Raises the soft limit on open descriptors to the hard limit (a daemon
+ * serving thousands of connections needs more than the usual 1024) and
+ * returns the soft limit now in force. */
+uint64_t ty_raise_fd_limit(void);
 /* ---- UTF-8 ---------------------------------------------------------------- */
 /* Length (1..4) of the well-formed UTF-8 sequence at s, with n bytes left,
  * and its code point in *out_cp (may be NULL); 0 when the bytes there are

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Time, parsing of durations and sizes, the byte buffer and heap helpers. */
+/* Time, parsing of durations and sizes, the byte buffer, heap helpers and
+ * the descriptor limit. */
 #include "lib/base/base.h"
 
 #include <ctype.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -216,6 +218,16 @@ int ty_mkdir_p(const char *path) {
   }
   if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
   return 0;
+}
+
+uint64_t ty_raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = rl.rlim_max;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 }
 
 /* ---- UTF-8 ---------------------------------------------------------------- */

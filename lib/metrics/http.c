@@ -6,15 +6,22 @@
  *
  * Why no HTTP library: Debian 12 has no llhttp package, and http-parser is
  * unmaintained upstream; the only request we serve has no body, so parsing
- * a request head (request line + header lines) is ~150 lines here and can
- * reject everything unusual outright.
+ * a request head (request line + header lines) is ~150 lines
+ * (http_parse.c) and can reject everything unusual outright.
  *
- * Bounds: a connection holds at most one request head (HEAD_MAX bytes) and
- * one response. Reading stops while a response is written, so a client that
- * pipelines requests but never reads cannot grow anything; a single timer
- * closes a connection that takes more than IO_TIMEOUT_MS to send a head or
- * to take a response. At most MAX_CONNS connections are served; more are
- * accepted and closed at once.
+ * Bounds: a connection holds at most one request head (TY_HTTP_HEAD_MAX
+ * bytes) and one response. Reading stops while a response is written, so a
+ * client that pipelines requests but never reads cannot grow anything. One
+ * timer per connection: HEAD_MS for a new connection's first request and
+ * from the first byte of any head (so a head trickled a byte at a time
+ * still has to finish), KEEPALIVE_MS between requests, WRITE_MS to take a
+ * response. At most TY_HTTP_MAX_CONNS_PER_ADDR connections per peer
+ * address; more are accepted and closed at once. At TY_HTTP_MAX_CONNS in
+ * all, the connection that has waited longest for a request is closed to
+ * make room (nginx reuses keep-alive connections the same way), so idle
+ * and slow clients cannot lock a scraper out: a scrape takes milliseconds
+ * and is never the oldest waiter. Refusals and evictions are counted in the
+ * registry's "metrics" listener and logged at most once per 10 s.
  *
  * Connection life: READING -> WRITING -> READING (keep-alive) ... and, when
  * the connection must end after a response, WRITING -> LINGER: the write
@@ -29,10 +36,11 @@
 
 #include "lib/metrics/metrics_internal.h"
 
-#define HEAD_MAX 8192
-#define MAX_CONNS 64
-#define IO_TIMEOUT_MS 30000
+#define HEAD_MS 10000
+#define KEEPALIVE_MS 30000
+#define WRITE_MS 30000
 #define LINGER_MS 2000
+#define REFUSAL_LOG_MS 10000
 
 enum { ST_READING, ST_WRITING, ST_LINGER, ST_CLOSING };
 
@@ -46,9 +54,13 @@ typedef struct conn {
   int state;
   int keep_alive; /* after the response in flight */
   int pending_closes;
+  int counted; /* in stats->open */
+  int served;  /* answered a request: a quiet wait is keep-alive idling */
   size_t in_len;
+  uint64_t waiting_since; /* uv_now when it began waiting for a request */
+  struct sockaddr_storage addr;
   ty_buf out_head, out_body;
-  char in[HEAD_MAX];
+  char in[TY_HTTP_HEAD_MAX];
 } conn;
 
 struct ty_metrics_http {
@@ -58,124 +70,11 @@ struct ty_metrics_http {
   int listener_closed;
   size_t n_conns;
   conn *conns;
+  ty_conn_stats *stats;       /* the registry's; NULL without memory */
+  ty_conn_stats no_stats;     /* counts nowhere when stats is NULL */
+  uint64_t refused_unlogged;  /* refusals since the last log line */
+  uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
 };
-
-typedef struct request {
-  int method; /* M_GET, M_HEAD, M_OTHER */
-  int is_metrics;
-  int http10;
-  int conn_close, conn_keep_alive;
-  int has_host;
-  long long content_length; /* -1 when absent */
-} request;
-
-enum { M_GET, M_HEAD, M_OTHER };
-
-/* ---- request head parsing (pure) ---------------------------------------- */
-
-static int is_tchar(unsigned char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* "GET /metrics HTTP/1.1" (no CRLF). */
-static int parse_request_line(const char *p, size_t len, request *r) {
-  size_t i = 0;
-  while (i < len && is_tchar((unsigned char)p[i]))
-    i++;
-  if (i == 0 || i > 16 || i >= len || p[i] != ' ') return -1;
-  r->method = (i == 3 && memcmp(p, "GET", 3) == 0)    ? M_GET
-              : (i == 4 && memcmp(p, "HEAD", 4) == 0) ? M_HEAD
-                                                      : M_OTHER;
-  size_t t0 = ++i;
-  while (i < len && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7F)
-    i++;
-  size_t tlen = i - t0;
-  if (tlen == 0 || i >= len || p[i] != ' ') return -1;
-  const char *t = p + t0;
-  r->is_metrics = tlen >= 8 && memcmp(t, "/metrics", 8) == 0 && (tlen == 8 || t[8] == '?');
-  i++;
-  if (len - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0) return -1;
-  if (p[i + 7] != '0' && p[i + 7] != '1') return -1;
-  r->http10 = p[i + 7] == '0';
-  return 0;
-}
-
-static int token_in_list(const char *v, size_t len, const char *tok) {
-  size_t tl = strlen(tok), i = 0;
-  while (i < len) {
-    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-      i++;
-    size_t s = i;
-    while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
-      i++;
-    if (i - s == tl && strncasecmp(v + s, tok, tl) == 0) return 1;
-  }
-  return 0;
-}
-
-static int parse_content_length(const char *v, size_t len, request *r) {
-  long long n = 0;
-  if (len == 0 || len > 15) return -1;
-  for (size_t i = 0; i < len; i++) {
-    if (v[i] < '0' || v[i] > '9') return -1;
-    n = n * 10 + (v[i] - '0');
-  }
-  if (r->content_length >= 0 && r->content_length != n) return -1;
-  r->content_length = n;
-  return 0;
-}
-
-/* "Name: value" (no CRLF). */
-static int parse_header(const char *p, size_t len, request *r) {
-  size_t i = 0;
-  while (i < len && is_tchar((unsigned char)p[i]))
-    i++;
-  if (i == 0 || i >= len || p[i] != ':') return -1; /* also rejects obs-fold */
-  size_t nlen = i++;
-  while (i < len && (p[i] == ' ' || p[i] == '\t'))
-    i++;
-  size_t end = len;
-  while (end > i && (p[end - 1] == ' ' || p[end - 1] == '\t'))
-    end--;
-  for (size_t k = i; k < end; k++) {
-    unsigned char c = (unsigned char)p[k];
-    if ((c < 0x20 && c != '\t') || c == 0x7F) return -1;
-  }
-  const char *v = p + i;
-  size_t vlen = end - i;
-  if (nlen == 4 && strncasecmp(p, "host", 4) == 0) {
-    if (r->has_host) return -1;
-    r->has_host = 1;
-  } else if (nlen == 10 && strncasecmp(p, "connection", 10) == 0) {
-    r->conn_close |= token_in_list(v, vlen, "close");
-    r->conn_keep_alive |= token_in_list(v, vlen, "keep-alive");
-  } else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {
-    return parse_content_length(v, vlen, r);
-  } else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
-    return -1; /* a body we would have to decode; no request here has one */
-  }
-  return 0;
-}
-
-/* Parses head[0..len), which ends with the blank line's CRLF CRLF. */
-static int parse_head(const char *head, size_t len, request *r) {
-  memset(r, 0, sizeof *r);
-  r->content_length = -1;
-  size_t pos = 0;
-  for (int first = 1;; first = 0) {
-    const char *eol = memchr(head + pos, '\r', len - pos);
-    if (!eol || (size_t)(eol - head) + 1 >= len || eol[1] != '\n') return -1;
-    size_t llen = (size_t)(eol - (head + pos));
-    if (memchr(head + pos, '\n', llen) || memchr(head + pos, '\0', llen)) return -1;
-    if (llen == 0) break; /* the blank line */
-    int rc = first ? parse_request_line(head + pos, llen, r) : parse_header(head + pos, llen, r);
-    if (rc != 0) return -1;
-    pos += llen + 2;
-  }
-  if (!r->http10 && !r->has_host) return -1;
-  return 0;
-}
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -193,6 +92,7 @@ static void on_conn_closed(uv_handle_t *h) {
     s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   s->n_conns--;
+  if (c->counted) s->stats->open--;
   ty_buf_close(&c->out_head);
   ty_buf_close(&c->out_body);
   free(c);
@@ -207,11 +107,22 @@ static void conn_close(conn *c) {
 }
 
 static void on_timer(uv_timer_t *t) {
-  conn_close(t->data);
+  conn *c = t->data;
+  if (c->state == ST_READING && c->served && c->in_len == 0) c->server->stats->closed_idle++;
+  else if (c->state == ST_READING) c->server->stats->closed_handshake++;
+  else if (c->state == ST_WRITING) c->server->stats->closed_stalled++;
+  conn_close(c);
 }
 
 static void arm_timer(conn *c, uint64_t ms) {
   uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* READING: the connection now waits for a request, for at most ms. */
+static void wait_for_request(conn *c, uint64_t ms) {
+  c->state = ST_READING;
+  c->waiting_since = uv_now(c->tcp.loop);
+  arm_timer(c, ms);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -251,8 +162,7 @@ static void on_write(uv_write_t *req, int status) {
   } else if (!c->keep_alive) {
     conn_linger(c);
   } else {
-    c->state = ST_READING;
-    arm_timer(c, IO_TIMEOUT_MS);
+    wait_for_request(c, KEEPALIVE_MS);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
       conn_close(c);
       return;
@@ -299,7 +209,7 @@ static void conn_respond(conn *c, int code, int head_only, const char *content_t
   c->state = ST_WRITING;
   c->write_req.data = c;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  arm_timer(c, IO_TIMEOUT_MS);
+  arm_timer(c, WRITE_MS);
   if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, n, on_write) != 0) conn_close(c);
 }
 
@@ -311,13 +221,14 @@ static void respond_text(conn *c, int code, int head_only, const char *text) {
   conn_respond(c, code, head_only, "text/plain; charset=utf-8");
 }
 
-static void handle_request(conn *c, const request *r) {
+static void handle_request(conn *c, const ty_http_request *r) {
+  c->served = 1;
   c->keep_alive = r->http10 ? r->conn_keep_alive && !r->conn_close : !r->conn_close;
   if (r->content_length > 0) c->keep_alive = 0; /* we do not read bodies */
-  int head_only = r->method == M_HEAD;
+  int head_only = r->method == TY_HTTP_HEAD;
   if (!r->is_metrics) {
     respond_text(c, 404, head_only, "not found; metrics are at /metrics");
-  } else if (r->method == M_OTHER) {
+  } else if (r->method == TY_HTTP_OTHER) {
     respond_text(c, 405, 0, "method not allowed; use GET");
   } else if (ty_metrics_render(c->server->metrics, &c->out_body) != 0) {
     ty_buf_close(&c->out_body);
@@ -331,31 +242,16 @@ static void handle_request(conn *c, const request *r) {
 /* Answers the next complete request head in c->in, if there is one. */
 static void conn_process(conn *c) {
   if (c->state != ST_READING) return;
-  size_t skip = 0; /* RFC 9112 2.2: ignore empty lines before a request */
-  while (c->in_len - skip >= 2 && c->in[skip] == '\r' && c->in[skip + 1] == '\n')
-    skip += 2;
-  if (skip) memmove(c->in, c->in + skip, c->in_len - skip), c->in_len -= skip;
-  /* A head ends at CRLF CRLF; a bare LF LF ends it too, so that parse_head
-   * can reject the bare LFs at once rather than wait for 8 KiB. */
-  const char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
-  const char *lf = memmem(c->in, c->in_len, "\n\n", 2);
-  size_t term = 4;
-  if (lf && (!end || lf < end)) end = lf, term = 2;
-  if (!end) {
-    if (c->in_len >= sizeof c->in) {
-      c->keep_alive = 0;
-      respond_text(c, 400, 0, "request head larger than 8 KiB");
-    }
-    return;
-  }
-  size_t head_len = (size_t)(end - c->in) + term;
-  request r;
-  int bad = parse_head(c->in, head_len, &r) != 0;
-  memmove(c->in, c->in + head_len, c->in_len - head_len);
-  c->in_len -= head_len;
-  if (bad) {
+  ty_http_request r;
+  size_t used = 0;
+  int rc = ty_metrics_http_parse(c->in, c->in_len, &r, &used);
+  memmove(c->in, c->in + used, c->in_len - used);
+  c->in_len -= used;
+  if (rc == 0) return;
+  if (rc < 0) {
     c->keep_alive = 0;
-    respond_text(c, 400, 0, "malformed request");
+    c->server->stats->closed_protocol++;
+    respond_text(c, 400, 0, rc == TY_ETOOBIG ? "request head larger than 8 KiB" : "malformed request");
     return;
   }
   handle_request(c, &r);
@@ -369,33 +265,97 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (c->state != ST_READING) return; /* LINGER discards */
+  if (c->in_len == 0 && n > 0) arm_timer(c, HEAD_MS); /* a head began: it has HEAD_MS */
   c->in_len += (size_t)n;
   conn_process(c);
+}
+
+/* One line per REFUSAL_LOG_MS at most: the first refusal at once, later
+ * ones summed into the next line. */
+static void log_refusal(ty_metrics_http *s, const char *why) {
+  s->refused_unlogged++;
+  uint64_t now = uv_now(s->listener.loop);
+  if (s->refusal_logged_at && now - s->refusal_logged_at < REFUSAL_LOG_MS) return;
+  ty_warn("metrics http: refused %llu connection%s%s; the last: %s",
+          (unsigned long long)s->refused_unlogged, s->refused_unlogged == 1 ? "" : "s",
+          s->refusal_logged_at ? " since the last report" : "", why);
+  s->refused_unlogged = 0;
+  s->refusal_logged_at = now ? now : 1;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family) return false;
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  return a->ss_family == AF_INET6 &&
+         memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+/* Applies the caps to the newly accepted c (not yet on the list): false
+ * when c must be closed; at the total cap the longest waiter makes room. */
+static bool admit(ty_metrics_http *s, conn *c) {
+  size_t live = 0, same = 0;
+  conn *oldest = NULL;
+  for (conn *o = s->conns; o; o = o->next) {
+    if (o->state == ST_CLOSING) continue;
+    live++;
+    same += same_addr(&o->addr, &c->addr);
+    if (o->state == ST_READING && (!oldest || o->waiting_since < oldest->waiting_since)) oldest = o;
+  }
+  if (same >= TY_HTTP_MAX_CONNS_PER_ADDR) {
+    s->stats->refused_per_addr++;
+    log_refusal(s, "too many connections from one address");
+    return false;
+  }
+  if (live < TY_HTTP_MAX_CONNS) return true;
+  if (!oldest) {
+    s->stats->refused_total++;
+    log_refusal(s, "every connection is busy writing a response");
+    return false;
+  }
+  s->stats->refused_total++; /* the evicted one is the refusal */
+  log_refusal(s, "all connections in use; closed the one waiting longest");
+  conn_close(oldest);
+  return true;
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
   ty_metrics_http *s = (ty_metrics_http *)listener;
   if (status < 0) {
-    ty_warn("metrics http: accept: %s", ty_strerror(status));
+    s->stats->refused_error++;
+    log_refusal(s, ty_strerror(status));
     return;
   }
-  conn *c = ty_xcalloc(1, sizeof *c);
+  conn *c = calloc(1, sizeof *c);
+  if (!c) {
+    s->stats->refused_error++;
+    log_refusal(s, "out of memory for a connection");
+    return; /* the backlog keeps it; libuv asks again on the next event */
+  }
   c->server = s;
   c->pending_closes = 2;
   c->tcp.data = c->timer.data = c;
   uv_tcp_init(listener->loop, &c->tcp);
   uv_timer_init(listener->loop, &c->timer);
+  int alen = sizeof c->addr;
+  bool ok = uv_accept(listener, (uv_stream_t *)&c->tcp) == 0 &&
+            uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->addr, &alen) == 0 && admit(s, c);
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
   s->n_conns++;
-  c->state = ST_READING;
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || s->n_conns > MAX_CONNS) {
+  if (!ok) {
+    c->state = ST_READING;
     conn_close(c);
     return;
   }
+  s->stats->accepted++;
+  s->stats->open++;
+  c->counted = 1;
   uv_tcp_nodelay(&c->tcp, 1);
-  arm_timer(c, IO_TIMEOUT_MS);
+  wait_for_request(c, HEAD_MS);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
 }
 
@@ -439,8 +399,11 @@ int ty_metrics_http_start(uv_loop_t *loop, const char *host, int port, ty_metric
                                                                           : "port");
     return TY_EINVAL;
   }
-  ty_metrics_http *s = ty_xcalloc(1, sizeof *s);
+  ty_metrics_http *s = calloc(1, sizeof *s);
+  if (!s) return TY_ENOMEM;
   s->metrics = m;
+  s->stats = ty_metrics_conn_stats(m, "metrics");
+  if (!s->stats) s->stats = &s->no_stats;
   int rc = uv_tcp_init(loop, &s->listener);
   if (rc != 0) {
     free(s);

@@ -34,6 +34,7 @@
 #ifndef TY_LIB_METRICS_METRICS_H
 #define TY_LIB_METRICS_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -92,15 +93,52 @@ int ty_metrics_render(ty_metrics *m, ty_buf *out);
  * twice on one registry adds them once. */
 void ty_metrics_add_process(ty_metrics *m);
 
+/* Counters for one listener of the daemon ("rpc", "io", "metrics"),
+ * exported as trainyard_connections{listener},
+ * trainyard_connections_accepted_total, trainyard_connections_refused_total
+ * {listener,reason} and trainyard_connections_closed_total{listener,reason}.
+ * The registry owns the struct (valid until ty_metrics_destroy); pass it to
+ * the listener's server (ty_rpc_limits.stats). The same name returns the
+ * same struct. NULL when out of memory. */
+ty_conn_stats *ty_metrics_conn_stats(ty_metrics *m, const char *listener);
+
 /* ---- HTTP ----------------------------------------------------------------
  * HTTP/1.1 with keep-alive and pipelining. GET or HEAD /metrics (a query
  * string is ignored) -> 200 text/plain; version=0.0.4; other methods on
  * /metrics -> 405; other paths -> 404; a malformed request, a request head
  * over 8 KiB, a missing Host (HTTP/1.1) or a Transfer-Encoding -> 400 and
  * close. Each connection buffers at most one request head and one response
- * (reading pauses while a response is written), the head must arrive within
- * 30 s, and at most 64 connections are served at once, so slow or many
- * clients cannot make the server buffer without bound. */
+ * (reading pauses while a response is written). A new connection must send
+ * its request head within 10 s, a started head must be complete 10 s after
+ * its first byte, a kept-alive connection may wait 30 s for the next one and
+ * a response must be taken within 30 s. At most 16 connections per address
+ * are served (more are closed at once); at the cap of 256 in all, a new
+ * connection replaces the one that has waited longest for a request, so a
+ * scraper gets through however many idle or slow clients hold connections.
+ * The counters are the registry's ("metrics" listener). */
+#define TY_HTTP_HEAD_MAX 8192
+#define TY_HTTP_MAX_CONNS 256
+#define TY_HTTP_MAX_CONNS_PER_ADDR 16
+
+enum { TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_OTHER };
+
+/* A parsed request head (only what the server needs from it). */
+typedef struct ty_http_request {
+  int method; /* TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_OTHER */
+  bool is_metrics;
+  bool http10;
+  bool conn_close, conn_keep_alive;
+  bool has_host;
+  long long content_length; /* -1 when absent */
+} ty_http_request;
+
+/* The server's parser, pure (for tests and the fuzzer). Looks for one
+ * request head at the start of buf[0..len), after any empty lines. Returns
+ * 1 with *out filled, 0 when the head is not complete yet, TY_EPROTO when
+ * it is malformed, TY_ETOOBIG when TY_HTTP_HEAD_MAX bytes hold no complete
+ * head. *out_used is the bytes to drop: the empty lines, plus the head when
+ * one was found (whole or malformed). */
+int ty_metrics_http_parse(const char *buf, size_t len, ty_http_request *out, size_t *out_used);
 typedef struct ty_metrics_http ty_metrics_http;
 /* Serves GET /metrics on host:port (0 = ephemeral) from the given registry.
  * `host` is an IPv4 or IPv6 literal ("127.0.0.1", "::"). The registry is

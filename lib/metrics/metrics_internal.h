@@ -16,6 +16,10 @@ ty_metric *ty__metrics_find(ty_metrics *m, const char *name);
 void ty__metrics_on_collect_owned(ty_metrics *m, void (*cb)(ty_metrics *m, void *ud), void *ud,
                                   void (*free_ud)(void *ud));
 
+/* The ud registered with collect callback cb, or NULL (one registration
+ * per callback is assumed). */
+void *ty__metrics_collector_ud(ty_metrics *m, void (*cb)(ty_metrics *m, void *ud));
+
 /* Formats a sample value as the exposition format wants it: the shortest of
  * %.15g / %.17g that reads back exactly, or "+Inf", "-Inf", "NaN". */
 void ty__metrics_fmt_double(char out[32], double v);

@@ -450,6 +450,12 @@ void ty__metrics_on_collect_owned(ty_metrics *m, void (*cb)(ty_metrics *m, void 
   m->collectors[m->n_collectors++] = (collector){cb, ud, free_ud};
 }
 
+void *ty__metrics_collector_ud(ty_metrics *m, void (*cb)(ty_metrics *m, void *ud)) {
+  for (size_t i = 0; m && i < m->n_collectors; i++)
+    if (m->collectors[i].cb == cb) return m->collectors[i].ud;
+  return NULL;
+}
+
 void ty_metrics_on_collect(ty_metrics *m, void (*cb)(ty_metrics *m, void *ud), void *ud) {
   ty__metrics_on_collect_owned(m, cb, ud, NULL);
 }

@@ -17,6 +17,17 @@
  *     end its stream; a CANCEL marks it cancelled and tells its cancel
  *     callback, after which sends for it fail with TY_ECLOSED.
  *   - The conn is freed only from the last close callback of its handles.
+ *   - Flow control: reading is on exactly while the conn is open, fewer than
+ *     max_inflight peer requests are unanswered and the write queue is not
+ *     pressured (ty_rpc_limits). Frames already buffered when reading stops
+ *     wait in the frame reader and are dispatched first when it resumes.
+ *   - Fairness: at most FRAMES_PER_TURN frames are dispatched per turn.
+ *     A conn with whole frames left yields: it stops reading and joins its
+ *     server's backlog, which serves backlogged conns round-robin within a
+ *     budget per loop iteration (server.c), or, without a server, its kick
+ *     timer. So peers pipelining thousands of requests each cost the loop
+ *     a bounded amount per iteration, and a new request is served in the
+ *     next poll, not after everyone's backlog.
  *
  * Tuned for many small request/response pairs (heartbeats) interleaved with
  * long streams (log following), hence TCP_NODELAY and write accounting.
@@ -27,12 +38,20 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum {
-  READ_CHUNK = 64 * 1024,
-  DEFAULT_HIGH_WATER = 8 * 1024 * 1024,
+  /* Small enough that a peer pipelining tiny requests pins little while it
+   * waits for its turn; a large frame in progress grows the buffer anyway. */
+  READ_CHUNK = 16 * 1024,
+  DEFAULT_HIGH_WATER = 1024 * 1024,
+  /* Frames dispatched per turn before other connections get theirs: one
+   * read can hold thousands of pipelined requests. */
+  FRAMES_PER_TURN = 16,
   /* How long an orderly close waits for the peer to take our last bytes. */
   CLOSE_LINGER_MS = 5000,
 };
@@ -70,6 +89,10 @@ int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn *
   if (opts) c->opts = *opts;
   if (!c->opts.max_frame) c->opts.max_frame = TY_RPC_MAX_FRAME_DEFAULT;
   if (!c->opts.write_high_water) c->opts.write_high_water = DEFAULT_HIGH_WATER;
+  ty_rpc_limits *l = &c->opts.limits;
+  if (!l->max_inflight) l->max_inflight = TY_RPC_MAX_INFLIGHT_DEFAULT;
+  if (!l->handshake_ms) l->handshake_ms = TY_RPC_HANDSHAKE_MS_DEFAULT;
+  if (!l->idle_ms) l->idle_ms = TY_RPC_IDLE_MS_DEFAULT;
   c->loop = loop;
   c->next_id = 1;
   c->state = TY__CONN_CONNECTING;
@@ -80,7 +103,8 @@ int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn *
     return rc;
   }
   uv_timer_init(loop, &c->timer);
-  c->open_handles = 2;
+  uv_timer_init(loop, &c->kick);
+  c->open_handles = 3;
   snprintf(c->peer, sizeof c->peer, "(unconnected)");
   *out_conn = c;
   return 0;
@@ -90,6 +114,7 @@ void ty__conn_maybe_free(ty_rpc_conn *c) {
   if (c->open_handles > 0 || c->gai_pending) return;
   if (c->delivered && c->opts.on_close) c->opts.on_close(c, c->close_reason, c->opts.ud);
   if (c->server) ty__server_forget(c->server, c);
+  if (c->counted) c->opts.limits.stats->open--;
   for (ty_id_node *n; (n = ty_idmap_pop(&c->inbound));)
     free(n);
   ty_idmap_close(&c->inbound);
@@ -99,8 +124,7 @@ void ty__conn_maybe_free(ty_rpc_conn *c) {
 }
 
 static void on_handle_closed(uv_handle_t *h) {
-  ty_rpc_conn *c = h->type == UV_TCP ? container_of((uv_tcp_t *)h, ty_rpc_conn, tcp)
-                                     : container_of((uv_timer_t *)h, ty_rpc_conn, timer);
+  ty_rpc_conn *c = h->data;
   c->open_handles--;
   ty__conn_maybe_free(c);
 }
@@ -108,8 +132,10 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_handles(ty_rpc_conn *c) {
   if (c->handles_closing) return;
   c->handles_closing = true;
+  c->tcp.data = c->timer.data = c->kick.data = c;
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->kick, on_handle_closed);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -160,6 +186,8 @@ void ty__conn_begin_close(ty_rpc_conn *c, int reason, bool graceful) {
   c->state = TY__CONN_CLOSING;
   c->close_reason = reason;
   if (was_open) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
+  uv_timer_stop(&c->kick);
   fail_calls(c);
   cancel_inbound(c);
   if (graceful && was_open &&
@@ -184,7 +212,77 @@ static void protocol_error(ty_rpc_conn *c, int code, const char *fmt, ...) {
   ty_verrf(reason, sizeof reason, code, fmt, ap);
   va_end(ap);
   ty_warn("closing connection from %s: %s", c->peer, reason);
+  if (c->counted) c->opts.limits.stats->closed_protocol++;
   ty__conn_begin_close(c, code, false);
+}
+
+/* ---- flow control ----------------------------------------------------------- */
+
+static int dispatch_frames(ty_rpc_conn *c, int budget);
+static void on_kick(uv_timer_t *t);
+static void update_reading(ty_rpc_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static bool may_read(const ty_rpc_conn *c) {
+  return c->state == TY__CONN_OPEN && !c->pressured &&
+         c->inbound.count < c->opts.limits.max_inflight &&
+         !(c->server && c->held >= ty__server_share(c->server));
+}
+
+static void start_reading(ty_rpc_conn *c) {
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rc < 0) {
+    ty_info("closing connection from %s: cannot read: %s", c->peer, ty_strerror(rc));
+    ty__conn_begin_close(c, rc, false);
+    return;
+  }
+  c->reading = true;
+}
+
+/* Stops reading until the frames buffered are served (its turn comes
+ * again from the server's backlog or the kick timer). */
+static void yield(ty_rpc_conn *c) {
+  if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
+  if (c->server) ty__server_backlog(c->server, c);
+  else uv_timer_start(&c->kick, on_kick, 0, 0);
+}
+
+void ty__conn_update_reading(ty_rpc_conn *c) {
+  update_reading(c);
+}
+
+int ty__conn_serve(ty_rpc_conn *c) {
+  int n = dispatch_frames(c, FRAMES_PER_TURN);
+  if (c->state != TY__CONN_OPEN) return n;
+  if (!may_read(c)) {
+    update_reading(c); /* a limit holds it; resuming kicks it */
+  } else if (ty_frame_reader_has_frame(&c->rd)) {
+    yield(c);
+  } else {
+    ty_frame_reader_trim(&c->rd);
+    if (!c->reading) start_reading(c);
+  }
+  return n;
+}
+
+/* Serves what arrived while reading was stopped. Runs from the loop, so a
+ * reply that frees room never re-enters the request callback that sent it. */
+static void on_kick(uv_timer_t *t) {
+  ty__conn_serve(container_of(t, ty_rpc_conn, kick));
+}
+
+/* Brings reading in line with the limits: stops at once, resumes from the
+ * loop (on_kick). */
+static void update_reading(ty_rpc_conn *c) {
+  if (c->state != TY__CONN_OPEN) return;
+  if (!may_read(c)) {
+    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  } else if (!c->reading && !uv_is_active((uv_handle_t *)&c->kick)) {
+    uv_timer_start(&c->kick, on_kick, 0, 0);
+  }
 }
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -193,7 +291,10 @@ static void on_write(uv_write_t *req, int status) {
   wreq *w = container_of(req, wreq, req);
   ty_rpc_conn *c = w->conn;
   c->queued -= w->len;
+  c->held -= WREQ_PREFIX + w->len;
+  if (c->server) ty__server_queued(c->server, WREQ_PREFIX + w->len, false);
   free(w);
+  if (status == 0) c->last_progress = uv_now(c->loop);
   if (status < 0 && status != UV_ECANCELED && c->state == TY__CONN_OPEN) {
     ty_info("closing connection from %s: write failed: %s", c->peer, ty_strerror(status));
     ty__conn_begin_close(c, status, false);
@@ -202,6 +303,9 @@ static void on_write(uv_write_t *req, int status) {
   if (c->pressured && c->queued < c->opts.write_high_water / 2) {
     c->pressured = false;
     if (c->drain_cb && c->state == TY__CONN_OPEN) c->drain_cb(c, c->drain_ud);
+    update_reading(c);
+  } else if (!c->reading) {
+    update_reading(c); /* it may have held more than its share of the server's budget */
   }
 }
 
@@ -226,7 +330,12 @@ static int send_msg(ty_rpc_conn *c, const ty_rpc_msg *m) {
     return rc;
   }
   c->queued += len;
-  if (c->queued >= c->opts.write_high_water) c->pressured = true;
+  c->held += WREQ_PREFIX + len;
+  if (c->server) ty__server_queued(c->server, WREQ_PREFIX + len, true);
+  if (c->queued >= c->opts.write_high_water && !c->pressured) {
+    c->pressured = true;
+    update_reading(c);
+  }
   return 0;
 }
 
@@ -368,7 +477,10 @@ static int lookup_inbound(ty_rpc_conn *c, uint64_t id, bool take) {
   ty_id_node *n = take ? ty_idmap_del(&c->inbound, id) : ty_idmap_get(&c->inbound, id);
   if (!n) return TY_ENOTFOUND;
   bool cancelled = container_of(n, inbound, node)->cancelled;
-  if (take) free(container_of(n, inbound, node));
+  if (take) {
+    free(container_of(n, inbound, node));
+    update_reading(c);
+  }
   return cancelled ? TY_ECLOSED : 0;
 }
 
@@ -426,31 +538,83 @@ static uint32_t announced_len(const ty_frame_reader *r) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static void process_frames(ty_rpc_conn *c) {
-  while (c->state == TY__CONN_OPEN) {
+/* A deadline-bound close: one log line, one count. */
+static void close_for(ty_rpc_conn *c, size_t counter, bool graceful, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void close_for(ty_rpc_conn *c, size_t counter, bool graceful, const char *fmt, ...) {
+  char why[TY_ERR_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  ty_info("closing connection from %s: %s", c->peer, why);
+  if (c->counted) (*(uint64_t *)((char *)c->opts.limits.stats + counter))++;
+  ty__conn_begin_close(c, TY_ETIMEDOUT, graceful);
+}
+
+/* The accepted conn's one timer while open: the handshake deadline until
+ * the first whole frame, then the idle timeout, re-armed lazily from
+ * last_progress so that busy conns never touch the timer heap per frame. */
+static void on_deadline(uv_timer_t *t) {
+  ty_rpc_conn *c = container_of(t, ty_rpc_conn, timer);
+  if (c->state != TY__CONN_OPEN) return;
+  const ty_rpc_limits *l = &c->opts.limits;
+  if (!c->got_frame) {
+    close_for(c, offsetof(ty_conn_stats, closed_handshake), false,
+              "no whole request within %u ms of connecting", l->handshake_ms);
+    return;
+  }
+  uint64_t quiet = uv_now(c->loop) - c->last_progress;
+  if (quiet < l->idle_ms) {
+    uv_timer_start(t, on_deadline, l->idle_ms - quiet, 0);
+  } else if (c->queued > 0) {
+    close_for(c, offsetof(ty_conn_stats, closed_stalled), false,
+              "the peer has not read its answers for %" PRIu64 " ms (%zu bytes queued)", quiet,
+              c->queued);
+  } else if (c->inbound.count == 0 && c->calls.count == 0) {
+    close_for(c, offsetof(ty_conn_stats, closed_idle), true, "idle for %" PRIu64 " ms", quiet);
+  } else {
+    uv_timer_start(t, on_deadline, l->idle_ms, 0); /* a quiet stream: not idle */
+  }
+}
+
+static void got_frame(ty_rpc_conn *c) {
+  c->last_progress = uv_now(c->loop);
+  if (c->got_frame) return;
+  c->got_frame = true;
+  if (c->accepted) uv_timer_start(&c->timer, on_deadline, c->opts.limits.idle_ms, 0);
+}
+
+/* Dispatches up to `budget` whole frames while the limits allow; returns
+ * how many. Protocol errors close the conn. */
+static int dispatch_frames(ty_rpc_conn *c, int budget) {
+  int n = 0;
+  for (; n < budget && c->state == TY__CONN_OPEN && may_read(c); n++) {
     const uint8_t *body;
     size_t len;
     int rc = ty_frame_reader_next(&c->rd, &body, &len);
-    if (rc == 0) return;
+    if (rc == 0) return n;
     if (rc == TY_ETOOBIG) {
       protocol_error(c, rc, "frame of %" PRIu32 " bytes exceeds the maximum of %zu",
                      announced_len(&c->rd), c->rd.max_frame);
-      return;
+      return n;
     }
     if (rc < 0) {
       protocol_error(c, rc, "zero-length frame");
-      return;
+      return n;
     }
     ty_rpc_msg m;
     void *owner;
     rc = ty_rpc_decode(body, len, &m, &owner);
     if (rc < 0) {
       protocol_error(c, rc, "malformed envelope in a frame of %zu bytes", len);
-      return;
+      return n;
     }
+    got_frame(c);
     dispatch(c, &m);
     ty_rpc_msg_free(owner);
   }
+  return n;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -471,7 +635,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->state != TY__CONN_OPEN) return;
   if (nread > 0) {
     ty_frame_reader_commit(&c->rd, (size_t)nread);
-    process_frames(c);
+    ty__conn_serve(c);
   } else if (nread == UV_EOF) {
     size_t pending = ty_frame_reader_pending(&c->rd);
     if (pending > 0)
@@ -489,6 +653,7 @@ static void format_peer(ty_rpc_conn *c) {
   int len = sizeof ss;
   char ip[INET6_ADDRSTRLEN] = "?";
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0) return;
+  c->addr = ss;
   if (ss.ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
     uv_ip6_name(a, ip, sizeof ip);
@@ -505,9 +670,33 @@ int ty__conn_start(ty_rpc_conn *c) {
   format_peer(c);
   int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc < 0) return rc;
+  c->reading = true;
   c->state = TY__CONN_OPEN;
   c->delivered = true;
+  c->last_progress = uv_now(c->loop);
   return 0;
+}
+
+void ty__conn_admitted(ty_rpc_conn *c) {
+  ty_conn_stats *st = c->opts.limits.stats;
+  if (st) {
+    st->open++;
+    st->accepted++;
+  }
+  c->counted = st != NULL;
+  c->accepted = true;
+  uv_timer_start(&c->timer, on_deadline, c->opts.limits.handshake_ms, 0);
+}
+
+bool ty__conn_same_addr(const ty_rpc_conn *a, const ty_rpc_conn *b) {
+  if (a->addr.ss_family != b->addr.ss_family) return false;
+  if (a->addr.ss_family == AF_INET)
+    return ((const struct sockaddr_in *)&a->addr)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)&b->addr)->sin_addr.s_addr;
+  if (a->addr.ss_family == AF_INET6)
+    return memcmp(&((const struct sockaddr_in6 *)&a->addr)->sin6_addr,
+                  &((const struct sockaddr_in6 *)&b->addr)->sin6_addr, sizeof(struct in6_addr)) == 0;
+  return false;
 }
 
 /* ---- small accessors ------------------------------------------------------------ */

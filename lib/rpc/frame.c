@@ -7,10 +7,18 @@
  * status calls) and now and then one large one (a model plan, a checkpoint
  * chunk). Returning a frame only advances `off`; the unconsumed tail is moved
  * to the front when more room is needed, at most once per read, so a read
- * holding k frames costs O(bytes), not O(k * bytes). A buffer grown past
- * SHRINK_ABOVE for a large frame is released once it is empty again.
+ * holding k frames costs O(bytes), not O(k * bytes).
  *
- * Invariants: off <= len <= cap; once err is set every call returns it.
+ * Memory follows the bytes received, never the length a header announces:
+ * a peer that announces 60 MiB and sends 10 bytes costs a few KiB. The
+ * buffer grows by at most half of what it holds per request for room, so a
+ * large frame that does arrive still costs O(log n) reallocations; ty_frame_reader_trim() gives
+ * back what an emptied or mostly consumed buffer no longer needs, so an
+ * idle connection (or a slow one in the middle of a header) pins at most
+ * MIN_CAP bytes.
+ *
+ * Invariants: off <= len <= cap; cap <= 4 * max(pending, MIN_CAP) + the
+ * last request for room after a trim; once err is set every call returns it.
  */
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
@@ -18,10 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-  MIN_CAP = 4096,
-  SHRINK_ABOVE = 1024 * 1024,
-};
+enum { MIN_CAP = 4096 };
 
 void ty_frame_reader_init(ty_frame_reader *r, size_t max_frame) {
   memset(r, 0, sizeof *r);
@@ -59,17 +64,16 @@ static size_t missing_for_current(const ty_frame_reader *r) {
 
 int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space, size_t *out_n) {
   if (r->err) return r->err;
-  size_t missing = missing_for_current(r);
-  if (missing > want) want = missing;
+  /* Room for the rest of a frame being received, but never more than the
+   * bytes already buffered: what a header announces costs nothing until
+   * the peer sends it. */
+  size_t pending = r->len - r->off, missing = missing_for_current(r);
+  if (missing > want) {
+    size_t grow = pending / 2 > want ? pending / 2 : want;
+    want = missing < grow ? missing : grow;
+  }
   if (r->off == r->len) {
-    /* Empty: restart at the front, and give back a buffer inflated by a
-     * large frame so an idle connection does not pin megabytes. */
     r->off = r->len = 0;
-    if (r->cap > SHRINK_ABOVE && want <= SHRINK_ABOVE) {
-      free(r->buf);
-      r->buf = NULL;
-      r->cap = 0;
-    }
   } else if (r->off > 0 && (r->cap - r->len < want || r->off >= r->cap / 2)) {
     memmove(r->buf, r->buf + r->off, r->len - r->off);
     r->len -= r->off;
@@ -123,4 +127,38 @@ int ty_frame_reader_next(ty_frame_reader *r, const uint8_t **out_body, size_t *o
 
 size_t ty_frame_reader_pending(const ty_frame_reader *r) {
   return r->len - r->off;
+}
+
+bool ty_frame_reader_has_frame(const ty_frame_reader *r) {
+  if (r->err) return false;
+  size_t avail = r->len - r->off;
+  if (avail < TY_RPC_FRAME_HEADER) return false;
+  uint32_t body = get_be32(r->buf + r->off);
+  return body == 0 || body > r->max_frame || avail - TY_RPC_FRAME_HEADER >= body;
+}
+
+/* The smallest power-of-two capacity >= MIN_CAP holding n bytes twice. */
+static size_t fitted_cap(size_t n) {
+  size_t cap = MIN_CAP;
+  while (cap < 2 * n) cap *= 2;
+  return cap;
+}
+
+void ty_frame_reader_trim(ty_frame_reader *r) {
+  size_t pending = r->len - r->off;
+  if (pending == 0) {
+    free(r->buf);
+    r->buf = NULL;
+    r->len = r->cap = r->off = 0;
+    return;
+  }
+  if (r->cap <= MIN_CAP || pending > r->cap / 4) return;
+  memmove(r->buf, r->buf + r->off, pending);
+  r->len = pending;
+  r->off = 0;
+  size_t cap = fitted_cap(pending);
+  uint8_t *nb = realloc(r->buf, cap);
+  if (!nb) return; /* keeping the larger block is harmless */
+  r->buf = nb;
+  r->cap = cap;
 }

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/base/base.h"
+
 #define TY_RPC_VERSION 1u
 #define TY_RPC_FRAME_HEADER 4u
 #define TY_RPC_MAX_FRAME_DEFAULT (64u * 1024u * 1024u)
@@ -51,13 +53,21 @@ int ty_frame_reader_next(ty_frame_reader *r, const uint8_t **out_body, size_t *o
 /* Writes the 4-byte big-endian header for a body of `len` bytes. */
 void ty_frame_put_header(uint8_t out_header[4], uint32_t len);
 /* Zero-copy feeding (addition): points *out_space at >= `want` writable bytes
- * at the end of the buffer (more when a frame being received needs more), for
+ * at the end of the buffer (more when a frame being received needs more, up
+ * to as many bytes as are already buffered: memory grows with bytes
+ * received, never with the length a header announces), for
  * a read(2) or libuv alloc callback to fill; ty_frame_reader_commit() then
  * appends the n bytes actually written. TY_ENOMEM, or the sticky error. */
 int ty_frame_reader_space(ty_frame_reader *r, size_t want, uint8_t **out_space, size_t *out_n);
 void ty_frame_reader_commit(ty_frame_reader *r, size_t n);
 /* Bytes received but not yet returned as frames (a partial frame at EOF). */
 size_t ty_frame_reader_pending(const ty_frame_reader *r);
+/* True when next() would return a frame or an error without more bytes. */
+bool ty_frame_reader_has_frame(const ty_frame_reader *r);
+/* Gives back memory the buffered bytes no longer need: all of it when the
+ * reader is empty, the excess when at most a quarter is in use. Call it
+ * after consuming frames; pointers from next() are invalid afterwards. */
+void ty_frame_reader_trim(ty_frame_reader *r);
 
 /* ---- messages ------------------------------------------------------------- */
 
@@ -116,14 +126,90 @@ typedef void (*ty_rpc_answer_cb)(ty_rpc_conn *c, int status, const ty_rpc_msg *m
  * answered with TY_ECLOSED. The conn is freed after this returns. */
 typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
 
+/* Limits at the door (nginx's and h2o's, for this protocol). Every field's
+ * 0 means its default. A conn stops reading (uv_read_stop) while
+ * `max_inflight` peer requests are unanswered or its write queue is above
+ * write_high_water, and resumes once requests are answered and the queue
+ * has drained below half the mark, so a peer that pipelines requests and
+ * never reads costs at most one frame plus the high-water mark.
+ *
+ * The timeouts and connection caps apply to conns a server accepted:
+ *   - handshake: the first whole frame must arrive within handshake_ms of
+ *     the accept;
+ *   - idle: a conn that received no whole frame and completed no write for
+ *     idle_ms is closed when nothing is in flight on it (no open request,
+ *     no call of ours) or when its queued replies have not moved (a peer
+ *     that stopped reading); open streams keep a quiet conn alive;
+ *   - answers queued on all of a server's conns together are capped
+ *     (max_queued_total);
+ *   - a connection from an address that already has max_conns_per_addr, or
+ *     beyond max_conns in total, is closed at once; refusals are logged at
+ *     most once per 10 s and counted in *stats. */
+typedef struct ty_rpc_limits {
+  uint32_t max_inflight;       /* 0 = TY_RPC_MAX_INFLIGHT_DEFAULT */
+  uint32_t handshake_ms;       /* 0 = TY_RPC_HANDSHAKE_MS_DEFAULT */
+  uint32_t idle_ms;            /* 0 = TY_RPC_IDLE_MS_DEFAULT */
+  uint32_t max_conns;          /* 0 = TY_RPC_MAX_CONNS_DEFAULT */
+  uint32_t max_conns_per_addr; /* 0 = TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT */
+  /* Server: memory of the answers queued on all its conns together. Above
+   * it, a conn holding more than an even share of it (at least
+   * TY_RPC_QUEUED_SHARE_MIN) is not read until the total is back under
+   * half, so many peers that never read cost about twice this, not
+   * max_conns write high-water marks. 0 = 32 MiB. */
+  size_t max_queued_total;
+  /* Counters of a server's connections, owned by the caller and updated on
+   * the loop thread while the server or any of its conns lives; may be NULL. */
+  ty_conn_stats *stats;
+} ty_rpc_limits;
+
+#define TY_RPC_MAX_INFLIGHT_DEFAULT 128u
+#define TY_RPC_HANDSHAKE_MS_DEFAULT 10000u
+#define TY_RPC_IDLE_MS_DEFAULT 300000u
+#define TY_RPC_MAX_CONNS_DEFAULT 4096u
+#define TY_RPC_MAX_CONNS_PER_ADDR_DEFAULT 512u
+#define TY_RPC_MAX_QUEUED_TOTAL_DEFAULT ((size_t)32 << 20)
+#define TY_RPC_QUEUED_SHARE_MIN ((size_t)4 << 10)
+
+/* The daemons' flags for these limits (traind and trainworkerd share them):
+ * put TY_RPC_LIMIT_OPTIONS in the getopt_long table, TY_RPC_LIMITS_USAGE
+ * in the usage text, and hand each option id to ty_rpc_limits_parse_flag. */
+enum {
+  TY_RPC_OPT_MAX_CONNS = 0x7200,
+  TY_RPC_OPT_MAX_CONNS_PER_ADDR,
+  TY_RPC_OPT_MAX_INFLIGHT,
+  TY_RPC_OPT_HANDSHAKE_MS,
+  TY_RPC_OPT_IDLE_MS,
+};
+#define TY_RPC_LIMIT_OPTIONS                                                                       \
+  {"max-conns", required_argument, NULL, TY_RPC_OPT_MAX_CONNS},                                    \
+      {"max-conns-per-addr", required_argument, NULL, TY_RPC_OPT_MAX_CONNS_PER_ADDR},              \
+      {"max-inflight", required_argument, NULL, TY_RPC_OPT_MAX_INFLIGHT},                          \
+      {"handshake-timeout-ms", required_argument, NULL, TY_RPC_OPT_HANDSHAKE_MS},                  \
+      {"idle-timeout-ms", required_argument, NULL, TY_RPC_OPT_IDLE_MS}
+#define TY_RPC_LIMITS_USAGE                                                                        \
+  "  --max-conns N               connections served at once (default 4096)\n"                      \
+  "  --max-conns-per-addr N      connections from one peer address (default 512)\n"                \
+  "  --max-inflight N            unanswered requests per connection before it is not read\n"       \
+  "                              (default 128)\n"                                                  \
+  "  --handshake-timeout-ms N    a new connection's first request is due within N ms\n"           \
+  "                              (default 10000)\n"                                                \
+  "  --idle-timeout-ms N         connections idle for N ms are closed (default 300000)\n"
+/* 0 when `id` was one of the options above and `value` is valid (stored in
+ * *l); TY_EINVAL with "--max-conns: \"x\" is not ..." in err; 1 when id is
+ * not one of them. */
+int ty_rpc_limits_parse_flag(ty_rpc_limits *l, int id, const char *value, char *err,
+                             size_t err_len);
+
 typedef struct ty_rpc_conn_opts {
   size_t max_frame; /* 0 = TY_RPC_MAX_FRAME_DEFAULT */
   ty_rpc_request_cb on_request;
   ty_rpc_close_cb on_close;
   void *ud;
   /* Writes beyond this many queued bytes make ty_rpc_write_queued() report
-   * pressure so producers (log streaming) can pause. 0 = 8 MiB. */
+   * pressure so producers (log streaming) can pause, and stop reading
+   * requests until the queue drains. 0 = 1 MiB. */
   size_t write_high_water;
+  ty_rpc_limits limits;
 } ty_rpc_conn_opts;
 
 /* Sends a request. `timeout_ms` 0 means none; for a streaming answer it

@@ -26,7 +26,8 @@ struct ty_rpc_server;
 
 struct ty_rpc_conn {
   uv_tcp_t tcp;     /* data: none; container_of recovers the conn */
-  uv_timer_t timer; /* connect timeout, later the close linger */
+  uv_timer_t timer; /* connect timeout; accepted: handshake and idle; the close linger */
+  uv_timer_t kick;  /* 0 ms: resumes reading from the loop, not from a reply */
   uv_shutdown_t shutdown_req;
   uv_connect_t connect_req;
   uv_getaddrinfo_t gai;
@@ -37,12 +38,18 @@ struct ty_rpc_conn {
   ty_idmap inbound; /* peer requests we have not finished answering */
   uint64_t next_id;
   size_t queued;  /* bytes handed to uv_write, not yet completed */
+  size_t held;    /* the memory those writes hold (frames and requests) */
   bool pressured; /* queued reached the high-water mark */
+  bool reading;   /* uv_read_start in force (flow control may stop it) */
+  bool got_frame; /* a whole frame arrived: the handshake deadline is met */
+  bool accepted;  /* by a server: the handshake and idle deadlines apply */
+  bool counted;   /* counted in opts.limits.stats->open */
+  uint64_t last_progress; /* uv_now of the last whole frame in or write done */
   void (*drain_cb)(ty_rpc_conn *c, void *ud);
   void *drain_ud;
   ty__conn_state state;
   int close_reason;
-  int open_handles; /* tcp + timer until their close callbacks ran */
+  int open_handles; /* tcp + timer + kick until their close callbacks ran */
   bool handles_closing;
   bool gai_pending;
   bool delivered; /* the user has it: on_close will be called */
@@ -50,6 +57,9 @@ struct ty_rpc_conn {
   void *connect_ud;
   struct ty_rpc_server *server; /* accepted by this server, or NULL */
   ty_rpc_conn *srv_prev, *srv_next;
+  bool backlogged;                /* in the server's backlog (frames wait) */
+  ty_rpc_conn *bl_prev, *bl_next;
+  struct sockaddr_storage addr; /* the peer's, for per-address caps */
   char peer[64];
 };
 
@@ -58,6 +68,11 @@ int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn *
 /* After accept/connect: sets TCP_NODELAY, records the peer, starts reading,
  * and marks the conn as the user's (on_close will be called). */
 int ty__conn_start(ty_rpc_conn *c);
+/* Accepted conns: counts the conn in the stats and arms the handshake
+ * deadline, then the idle timeout (ty_rpc_limits). */
+void ty__conn_admitted(ty_rpc_conn *c);
+/* True when two conns' peers have the same address (port aside). */
+bool ty__conn_same_addr(const ty_rpc_conn *a, const ty_rpc_conn *b);
 /* Starts closing: answers calls with TY_ECLOSED, tells inbound requests'
  * cancel callbacks, then flushes (graceful) or not, and closes the handles.
  * Idempotent. */
@@ -66,5 +81,22 @@ void ty__conn_begin_close(ty_rpc_conn *c, int reason, bool graceful);
 void ty__conn_maybe_free(ty_rpc_conn *c);
 /* Server hook, called from the conn's final close (server.c). */
 void ty__server_forget(struct ty_rpc_server *s, ty_rpc_conn *c);
+/* One turn for c: dispatches up to a turn's share of its buffered frames;
+ * if whole frames remain it stops reading and waits for its next turn (in
+ * the server's backlog, or on its kick timer), else it reads again when
+ * the limits allow. Returns the frames dispatched. */
+int ty__conn_serve(ty_rpc_conn *c);
+/* Queues c (not reading, frames buffered) for a turn from the server's
+ * round-robin; idempotent. */
+void ty__server_backlog(struct ty_rpc_server *s, ty_rpc_conn *c);
+/* Answer bytes queued on the server's conns: +len on a write, -len when it
+ * completes. Back under half of the cap, conns held by it read again. */
+void ty__server_queued(struct ty_rpc_server *s, size_t len, bool add);
+/* How much queued-answer memory one of the server's conns may hold and
+ * still be read: unlimited while the server is under max_queued_total,
+ * else an even share of it (at least TY_RPC_QUEUED_SHARE_MIN). */
+size_t ty__server_share(const struct ty_rpc_server *s);
+/* Re-evaluates whether c may read (a limit was lifted). */
+void ty__conn_update_reading(ty_rpc_conn *c);
 
 #endif

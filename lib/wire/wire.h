@@ -531,6 +531,31 @@ int ty_wire_pack(const ProtobufCMessage *m, ty_buf *out);
 void *ty_wire_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n);
 void ty_wire_free(void *m); /* accepts NULL */
 
+/* ---- limits on what a request may hold ---------------------------------------------------
+ * protobuf-c's unpack sizes arrays from the input: a 64 MiB frame of packed
+ * varints or empty submessages would cost gigabytes before any convert file
+ * could look at a count. ty_wire_check walks the encoded bytes first, with
+ * no allocation proportional to the input, and refuses a message in which
+ * one instance of a repeated field holds more elements than its cap, a
+ * message instance carries more than TY_WIRE_MAX_UNKNOWN unknown fields (kept
+ * by protobuf-c, so they cost memory too), or submessages nest deeper than
+ * TY_WIRE_MAX_DEPTH. Caps name fields by their full proto name
+ * ("trainyard.CancelJobRequest.job_ids"); fields without one get
+ * `default_max`. The error names the field by its path in the request:
+ * "job.command.argv: 5000 entries, at most 4096". Malformed bytes are left
+ * to protobuf-c (0 here), which refuses them on unpack. */
+typedef struct ty_wire_cap {
+  const char *field;
+  uint32_t max;
+} ty_wire_cap;
+
+#define TY_WIRE_MAX_UNKNOWN 64
+#define TY_WIRE_MAX_DEPTH 16
+
+int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                  const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
+                  size_t err_len);
+
 /* protobuf-c wants `char *` and "" for absent strings; the message only
  * borrows them. */
 static inline char *ty_wire_str(const char *s) { return (char *)(s ? s : ""); }

@@ -25,7 +25,13 @@
  *
  * The cache directory is, in order: ty_jit_opts.cache_dir,
  * $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels,
- * $HOME/.cache/trainyard/kernels.
+ * ~/.cache/trainyard/kernels; never a fallback under /tmp. It must be
+ * private: created 0700, refused (kernels are then interpreted) unless it
+ * is a directory owned by the effective user, and made 0700 if it is open
+ * to others. The cache key covers the source, the compiler's command,
+ * flags and binary, and the CPU; every object carries its key as a symbol
+ * (ty_kernel_key) that is checked after dlopen, before any of its code
+ * runs, so a stale, foreign or corrupt file is recompiled, never used.
  *
  * The optimizer updates (SGD with momentum, Adam/AdamW) are fused kernels
  * too: one generated loop per parameter buffer, specialised on which terms
@@ -53,6 +59,7 @@ typedef struct ty_jit_stats {
   uint64_t compile_failures; /* compiler missing or failing (then interpreted) */
   uint64_t disk_loads;   /* kernels loaded from the disk cache without compiling */
   uint64_t interp_runs;  /* region or update runs through the interpreter */
+  uint64_t rejected;     /* cached objects whose key did not match (recompiled) */
 } ty_jit_stats;
 
 /* opts may be NULL. The caller owns *out_jit. */
@@ -60,8 +67,11 @@ int ty_jit_create(const ty_jit_opts *opts, ty_jit **out_jit);
 /* Unloads the kernels; functions obtained from it become invalid. */
 void ty_jit_destroy(ty_jit *j);
 void ty_jit_get_stats(const ty_jit *j, ty_jit_stats *out_stats);
-/* The cache directory in use (owned by j). */
+/* The cache directory in use (owned by j), or NULL when there is none: then
+ * ty_jit_status() says why and kernels are interpreted. */
 const char *ty_jit_cache_dir(const ty_jit *j);
+/* Why compiled kernels are off ("" while they are on). Owned by j. */
+const char *ty_jit_status(const ty_jit *j);
 
 /* ---- fused optimizer updates -------------------------------------------- */
 /* SGD step over n elements, torch's rule as in ops/optim:

@@ -2,17 +2,21 @@
 /*
  * The JIT: generated C source -> shared object -> function pointer.
  *
- * Lookup order: this jit's in-memory table (hash of the source), then the
- * disk cache (<dir>/ty_<hash>.so, dlopen), then the compiler. The compiler
- * runs with posix_spawnp (no shell, so no quoting problems with paths) and
+ * Lookup order: this jit's in-memory table (the key), then the disk cache
+ * (<dir>/ty_<key>.so, dlopen), then the compiler. The key (jit_cache.c)
+ * hashes the source with the compiler's command, flags and binary and the
+ * CPU, in 128 bits. The compiler runs with posix_spawnp (no shell, so no
+ * quoting problems with paths) inside the verified cache directory and
  * writes to a file name unique to this process and call; the result is
  * renamed over the final name, which is atomic, so processes sharing a
- * cache either see a complete kernel or none. The hash covers the source
- * and the compiler command, so a different $CC never reuses a kernel.
+ * cache either see a complete kernel or none. Every object defines
+ * `ty_kernel_key`, its key, which must match after dlopen before any code
+ * of it is called: a file that is not what its name says (truncated,
+ * renamed, colliding) is unloaded, removed and compiled again.
  *
  * After the first compiler failure (not installed, broken) the jit stops
  * trying and every region is interpreted: one failed spawn per process,
- * not one per region.
+ * not one per region. Without a usable cache directory it never starts.
  */
 #include "ops/fusion/fusion_internal.h"
 
@@ -21,7 +25,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +38,15 @@ extern char **environ;
 #define CC_MAX_ARGS 8
 
 typedef struct jit_entry {
-  uint64_t hash;
+  ty__jit_key key;
   void *fn;
 } jit_entry;
 
 struct ty_jit {
-  char *dir;
+  char *dir;    /* NULL without a usable cache directory */
+  int dirfd;    /* the verified directory, open for the jit's life; -1 = none */
+  char why[256]; /* why compiled kernels are off; "" while on */
+  ty__jit_key target; /* the key's part that is not the source */
   bool off;     /* interpret only */
   bool broken;  /* the compiler failed once */
   char *cc;     /* $CC or "cc", split in place into cc_argv */
@@ -57,28 +63,6 @@ struct ty_jit {
 static const char *const cc_flags[] = {"-O3", "-march=native", "-fPIC", "-shared", "-std=c11",
                                        "-ffp-contract=off", "-w"};
 
-static uint64_t fnv1a(uint64_t h, const char *s) {
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-  return h;
-}
-
-/* $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels or
- * ~/.cache/trainyard/kernels. Without HOME (a worker gives its tasks no
- * environment of its own) the home directory comes from the passwd entry:
- * a cache of code to load must not default to a directory other users can
- * write to. */
-static char *default_dir(void) {
-  const char *env = getenv("TRAINYARD_KERNEL_CACHE"), *xdg = getenv("XDG_CACHE_HOME");
-  const char *home = getenv("HOME");
-  struct passwd *pw = home && *home ? NULL : getpwuid(getuid());
-  if (pw && pw->pw_dir && *pw->pw_dir) home = pw->pw_dir;
-  char buf[4096];
-  if (env && *env) return strdup(env);
-  if (xdg && *xdg) snprintf(buf, sizeof buf, "%s/trainyard/kernels", xdg);
-  else snprintf(buf, sizeof buf, "%s/.cache/trainyard/kernels", home && *home ? home : "/tmp");
-  return strdup(buf);
-}
-
 static void split_cc(ty_jit *j) {
   char *save = NULL;
   for (char *t = strtok_r(j->cc, " \t", &save); t && j->cc_argc < CC_MAX_ARGS; t = strtok_r(NULL, " \t", &save))
@@ -86,18 +70,39 @@ static void split_cc(ty_jit *j) {
   if (j->cc_argc == 0) j->broken = true;
 }
 
+/* Opens the cache directory; without one the jit interprets, saying why. */
+static void open_cache(ty_jit *j, const char *given) {
+  char path[4096];
+  int rc = given ? (snprintf(path, sizeof path, "%s", given) < (int)sizeof path ? 0 : TY_EINVAL)
+                 : ty__jit_default_dir(path, sizeof path);
+  if (rc == TY_ENOTFOUND)
+    snprintf(j->why, sizeof j->why, "no kernel cache: no home directory (set TRAINYARD_KERNEL_CACHE)");
+  else if (rc == 0)
+    rc = ty__jit_cache_open(path, &j->dirfd, j->why, sizeof j->why);
+  if (rc == 0 && !(j->dir = strdup(path))) rc = TY_ENOMEM;
+  if (rc != 0) {
+    if (!j->why[0]) snprintf(j->why, sizeof j->why, "kernel cache %.200s: %s", path, ty_strerror(rc));
+    j->broken = true;
+  }
+}
+
 int ty_jit_create(const ty_jit_opts *opts, ty_jit **out_jit) {
   ty_jit *j = calloc(1, sizeof *j);
   if (!j) return TY_ENOMEM;
+  j->dirfd = -1;
   const char *cc = getenv("CC"), *nojit = getenv("TRAINYARD_NO_JIT");
-  j->dir = opts && opts->cache_dir ? strdup(opts->cache_dir) : default_dir();
   j->cc = strdup(cc && *cc ? cc : "cc");
-  if (!j->dir || !j->cc) {
+  if (!j->cc) {
     ty_jit_destroy(j);
     return TY_ENOMEM;
   }
   j->off = (opts && opts->no_jit) || (nojit && *nojit && strcmp(nojit, "0") != 0);
   split_cc(j);
+  if (!j->off && !j->broken) {
+    open_cache(j, opts ? opts->cache_dir : NULL);
+    ty__jit_key_init(&j->target);
+    ty__jit_key_target(&j->target, j->cc_argv, j->cc_argc, cc_flags, TY_ARRAY_LEN(cc_flags));
+  }
   *out_jit = j;
   return 0;
 }
@@ -107,6 +112,7 @@ void ty_jit_destroy(ty_jit *j) {
   for (size_t i = 0; i < j->n_handles; i++) dlclose(j->handles[i]);
   free(j->handles);
   free(j->map);
+  if (j->dirfd >= 0) close(j->dirfd);
   free(j->dir);
   free(j->cc);
   free(j);
@@ -114,34 +120,33 @@ void ty_jit_destroy(ty_jit *j) {
 
 void ty_jit_get_stats(const ty_jit *j, ty_jit_stats *out_stats) { *out_stats = j->st; }
 const char *ty_jit_cache_dir(const ty_jit *j) { return j->dir; }
+const char *ty_jit_status(const ty_jit *j) {
+  if (j->off) return "compiled kernels are off (no_jit or TRAINYARD_NO_JIT)";
+  if (j->why[0]) return j->why;
+  return j->broken ? "the compiler failed; kernels are interpreted" : "";
+}
 void ty__jit_count_interp(ty_jit *j) {
   if (j) j->st.interp_runs++;
 }
 
-/* mkdir -p. */
-static int make_dirs(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return TY_EINVAL;
-  for (char *p = buf + 1;; p++) {
-    bool end = *p == '\0';
-    if (*p != '/' && !end) continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return TY_EIO;
-    if (end) return 0;
-    *p = '/';
+/* Writes the source and its key symbol to dirfd/name, a new private file. */
+static int write_source(int dirfd, const char *name, const char *src, const ty__jit_key *k) {
+  int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return TY_EIO;
+  FILE *f = fdopen(fd, "w");
+  if (!f) {
+    close(fd);
+    return TY_EIO;
   }
-}
-
-static int write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  if (!f) return TY_EIO;
-  size_t len = strlen(text);
-  bool ok = fwrite(text, 1, len, f) == len;
+  bool ok = fputs(src, f) >= 0 &&
+            fprintf(f, "\nconst unsigned long long ty_kernel_key[2] = {0x%016llxull, 0x%016llxull};\n",
+                    (unsigned long long)k->h[0], (unsigned long long)k->h[1]) > 0;
   ok = fclose(f) == 0 && ok;
   return ok ? 0 : TY_EIO;
 }
 
-/* Runs the compiler on src_path, writing so_path; stderr to log_path. */
+/* Runs the compiler inside the cache directory on the names given (all
+ * relative to it): src_name -> so_name, stderr to log_name. */
 static int run_compiler(ty_jit *j, const char *src_path, const char *so_path, const char *log_path) {
   char *argv[CC_MAX_ARGS + 16];
   int argc = 0;
@@ -154,9 +159,10 @@ static int run_compiler(ty_jit *j, const char *src_path, const char *so_path, co
   argv[argc] = NULL;
   posix_spawn_file_actions_t fa;
   if (posix_spawn_file_actions_init(&fa) != 0) return TY_ENOMEM;
+  posix_spawn_file_actions_addfchdir_np(&fa, j->dirfd);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   pid_t pid;
   int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -167,24 +173,26 @@ static int run_compiler(ty_jit *j, const char *src_path, const char *so_path, co
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : TY_EUNSUPPORTED;
 }
 
-/* Compiles src into final_path through a private temporary name. */
-static int compile_to(ty_jit *j, const char *src, const char *base, const char *final_path) {
-  char src_path[4200], tmp_path[4200], log_path[4200];
+/* Compiles src into dirfd/final through a private temporary name. */
+static int compile_to(ty_jit *j, const char *src, const ty__jit_key *k, const char *base,
+                      const char *final) {
+  char src_name[200], tmp_name[200], log_name[200];
   unsigned long long seq = (unsigned long long)j->seq++;
-  snprintf(src_path, sizeof src_path, "%s.%ld.%llu.c", base, (long)getpid(), seq);
-  snprintf(tmp_path, sizeof tmp_path, "%s.%ld.%llu.so.tmp", base, (long)getpid(), seq);
-  snprintf(log_path, sizeof log_path, "%s.%ld.%llu.log", base, (long)getpid(), seq);
-  int rc = make_dirs(j->dir);
-  if (rc == 0) rc = write_file(src_path, src);
-  if (rc == 0) rc = run_compiler(j, src_path, tmp_path, log_path);
-  if (rc == 0 && rename(tmp_path, final_path) != 0) rc = TY_EIO;
-  unlink(src_path);
-  unlink(tmp_path);
-  if (rc == 0) unlink(log_path); /* a failure keeps the compiler's messages */
+  snprintf(src_name, sizeof src_name, "%s.%ld.%llu.c", base, (long)getpid(), seq);
+  snprintf(tmp_name, sizeof tmp_name, "%s.%ld.%llu.so.tmp", base, (long)getpid(), seq);
+  snprintf(log_name, sizeof log_name, "%s.%ld.%llu.log", base, (long)getpid(), seq);
+  int rc = write_source(j->dirfd, src_name, src, k);
+  if (rc == 0) rc = run_compiler(j, src_name, tmp_name, log_name);
+  /* Private whatever the umask: load() trusts no object others may write. */
+  if (rc == 0 && fchmodat(j->dirfd, tmp_name, 0700, 0) != 0) rc = TY_EIO;
+  if (rc == 0 && renameat(j->dirfd, tmp_name, j->dirfd, final) != 0) rc = TY_EIO;
+  unlinkat(j->dirfd, src_name, 0);
+  unlinkat(j->dirfd, tmp_name, 0);
+  if (rc == 0) unlinkat(j->dirfd, log_name, 0); /* a failure keeps the compiler's messages */
   return rc;
 }
 
-static int remember(ty_jit *j, uint64_t hash, void *fn, void *handle) {
+static int remember(ty_jit *j, const ty__jit_key *key, void *fn, void *handle) {
   if (j->n_map == j->cap_map) {
     size_t cap = j->cap_map ? j->cap_map * 2 : 16;
     jit_entry *m = realloc(j->map, cap * sizeof *m);
@@ -194,17 +202,26 @@ static int remember(ty_jit *j, uint64_t hash, void *fn, void *handle) {
     if (!m || !h) return TY_ENOMEM;
     j->cap_map = j->cap_handles = cap;
   }
-  j->map[j->n_map++] = (jit_entry){hash, fn};
+  j->map[j->n_map++] = (jit_entry){*key, fn};
   j->handles[j->n_handles++] = handle;
   return 0;
 }
 
-static void *load(const char *path, const char *sym, void **out_handle) {
+/* Loads dirfd/name and returns sym, but only from a file of ours whose
+ * ty_kernel_key is `key`; a mismatch is counted, unloaded and removed. */
+static void *load(ty_jit *j, const char *name, const ty__jit_key *key, const char *sym,
+                  void **out_handle) {
+  if (!ty__jit_cache_trusts(j->dirfd, name)) return NULL;
+  char path[300];
+  snprintf(path, sizeof path, "/proc/self/fd/%d/%s", j->dirfd, name);
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) return NULL;
+  const unsigned long long *have = dlsym(h, "ty_kernel_key");
   void *fn = dlsym(h, sym);
-  if (!fn) {
+  if (!have || have[0] != key->h[0] || have[1] != key->h[1] || !fn) {
     dlclose(h);
+    j->st.rejected++;
+    unlinkat(j->dirfd, name, 0);
     return NULL;
   }
   *out_handle = h;
@@ -213,26 +230,26 @@ static void *load(const char *path, const char *sym, void **out_handle) {
 
 void *ty__jit_lookup(ty_jit *j, const char *src, const char *sym) {
   if (!j || j->off || j->broken) return NULL;
-  uint64_t h = fnv1a(0xcbf29ce484222325ull, src);
-  for (int i = 0; i < j->cc_argc; i++) h = fnv1a(h, j->cc_argv[i]);
-  for (size_t i = 0; i < sizeof cc_flags / sizeof *cc_flags; i++) h = fnv1a(h, cc_flags[i]);
+  ty__jit_key key = j->target;
+  ty__jit_key_str(&key, src);
   for (size_t i = 0; i < j->n_map; i++)
-    if (j->map[i].hash == h) return j->map[i].fn;
-  char base[4150], path[4200];
-  snprintf(base, sizeof base, "%s/ty_%016llx", j->dir, (unsigned long long)h);
-  snprintf(path, sizeof path, "%s.so", base);
-  void *handle = NULL, *fn = load(path, sym, &handle);
+    if (j->map[i].key.h[0] == key.h[0] && j->map[i].key.h[1] == key.h[1]) return j->map[i].fn;
+  char base[64], name[80];
+  snprintf(base, sizeof base, "ty_%016llx%016llx", (unsigned long long)key.h[0],
+           (unsigned long long)key.h[1]);
+  snprintf(name, sizeof name, "%s.so", base);
+  void *handle = NULL, *fn = load(j, name, &key, sym, &handle);
   if (fn) {
     j->st.disk_loads++;
   } else {
-    if (compile_to(j, src, base, path) != 0 || !(fn = load(path, sym, &handle))) {
+    if (compile_to(j, src, &key, base, name) != 0 || !(fn = load(j, name, &key, sym, &handle))) {
       j->st.compile_failures++;
       j->broken = true;
       return NULL;
     }
     j->st.compiles++;
   }
-  if (remember(j, h, fn, handle) != 0) {
+  if (remember(j, &key, fn, handle) != 0) {
     dlclose(handle);
     return NULL;
   }

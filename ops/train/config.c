@@ -264,8 +264,17 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   return 0;
 }
 
+/* Repeated fields (data arrays, trainable/frozen patterns) counted on the
+ * bytes before protobuf-c allocates from them: a config comes from a job's
+ * submitter. */
+#define MAX_REPEATED 256
+
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
+  char why[TY_ERR_LEN];
+  int capped = ty_wire_check(&trainyard__train_config__descriptor, data, len, NULL, 0, MAX_REPEATED,
+                             why, sizeof why);
+  if (capped != 0) return ty_errf(err, err_len, capped, "config.%s", why);
   Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, len, data);
   if (!m) return ty_errf(err, err_len, TY_EPROTO, "config: not a trainyard.TrainConfig message");
   int rc = decode_msg(m, out, err, err_len);

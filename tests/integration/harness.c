@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,7 +80,7 @@ void it_controller_start(it_cluster *c) {
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
   snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
   unlink(pf);
-  char *argv[32] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
+  char *argv[40] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
                     "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
                     "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
                     "--kill-grace-s", "2", NULL};
@@ -123,8 +124,10 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
 }
 
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
-                          const char *const *traind_args, const char *const *worker_extra) {
+                          int node_timeout_ms, const char *const *traind_args,
+                          const char *const *worker_extra) {
   memset(c, 0, sizeof *c);
+  c->node_timeout_ms = node_timeout_ms;
   c->relative_state = relative;
   c->traind_args = traind_args;
   c->worker_extra = worker_extra;
@@ -141,21 +144,26 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, false, NULL, NULL);
+  cluster_start(c, n_workers, cpus, false, 0, NULL, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, true, NULL, NULL);
+  cluster_start(c, n_workers, cpus, true, 0, NULL, NULL);
 }
 
 void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
                            const char *const *traind_args) {
-  cluster_start(c, n_workers, cpus, false, traind_args, NULL);
+  cluster_start(c, n_workers, cpus, false, 0, traind_args, NULL);
+}
+
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
+                           const char *const *traind_args) {
+  cluster_start(c, n_workers, cpus, false, node_timeout_ms, traind_args, NULL);
 }
 
 void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
                                    const char *const *worker_extra) {
-  cluster_start(c, n_workers, cpus, false, NULL, worker_extra);
+  cluster_start(c, n_workers, cpus, false, 0, NULL, worker_extra);
 }
 
 void it_kill9(pid_t *pid) {
@@ -166,13 +174,20 @@ void it_kill9(pid_t *pid) {
   *pid = 0;
 }
 
-static void stop_gracefully(pid_t *pid) {
+/* SIGTERM, then SIGKILL after 3 s. A daemon that stopped by itself must
+ * exit 0: under the sanitizers a leak or memory error found at exit makes
+ * it fail (LeakSanitizer's exit code 23, or an abort), and that fails the
+ * test, with the report in DIR/<name>.stderr. */
+static void stop_gracefully(pid_t *pid, const char *name, const char *dir) {
   if (*pid <= 0) return;
   kill(*pid, SIGTERM);
   for (int i = 0; i < 300; i++) {
     int st;
     if (waitpid(*pid, &st, WNOHANG) == *pid) {
       *pid = 0;
+      cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                "%s did not exit cleanly (status %d; a sanitizer report? see %s/%s.stderr)", name,
+                st, dir, name);
       return;
     }
     it_sleep_ms(10);
@@ -181,8 +196,8 @@ static void stop_gracefully(pid_t *pid) {
 }
 
 void it_cluster_stop(it_cluster *c) {
-  for (size_t i = 0; i < c->n_workers; i++) stop_gracefully(&c->worker[i]);
-  stop_gracefully(&c->traind);
+  for (size_t i = 0; i < c->n_workers; i++) stop_gracefully(&c->worker[i], c->name[i], c->dir);
+  stop_gracefully(&c->traind, "traind", c->dir);
 }
 
 ty_rpc_client *it_client(const it_cluster *c) {
@@ -194,8 +209,14 @@ ty_rpc_client *it_client(const it_cluster *c) {
 
 int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
                   size_t err_len) {
+  return it_submit_job_id(cl, job, NULL, out_id, err, err_len);
+}
+
+int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request_id,
+                     uint64_t *out_id, char *err, size_t err_len) {
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = job;
+  if (request_id) req.request_id = (char *)request_id;
   size_t n = trainyard__submit_job_request__get_packed_size(&req);
   uint8_t *buf = malloc(n ? n : 1);
   trainyard__submit_job_request__pack(&req, buf);
@@ -312,8 +333,10 @@ int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char 
   for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
   argv[n] = NULL;
   int pfd[2], efd[2] = {-1, -1};
-  cr_assert(pipe(pfd) == 0);
-  cr_assert(!err_out || pipe(efd) == 0);
+  /* Close-on-exec: a daemon another thread spawns meanwhile must not keep
+   * these pipes open (read_all would wait for them). */
+  cr_assert(pipe2(pfd, O_CLOEXEC) == 0);
+  cr_assert(!err_out || pipe2(efd, O_CLOEXEC) == 0);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pfd[1], 1);
@@ -337,6 +360,23 @@ int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char 
   if (out) *out = s;
   else free(s);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int it_raw_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s", strerror(errno));
+  return fd;
+}
+
+bool it_closed_by_peer(int fd) {
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char b[256];
+  ssize_t n;
+  while ((n = read(fd, b, sizeof b)) > 0) {}
+  return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 char *it_http_get_metrics(int port) {

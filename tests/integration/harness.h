@@ -35,7 +35,7 @@ typedef struct it_cluster {
    * deploy/cluster.sh is often used), to catch paths handed to tasks that
    * only make sense from the daemon's own cwd. */
   bool relative_state;
-  /* Extra traind arguments (NULL-terminated, borrowed; at most 16). */
+  /* Extra traind arguments (NULL-terminated, borrowed; at most 24). */
   const char *const *traind_args;
   /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
   const char *const *worker_extra;
@@ -44,6 +44,9 @@ typedef struct it_cluster {
 /* Creates the directory and starts the controller and n workers (cpus each),
  * then waits until every node is UP. Aborts the test on failure. */
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
+/* The same with a node timeout (0 = 1500 ms) and more traind flags. */
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
+                           const char *const *traind_args);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* The same with extra traind arguments (kept for restarts). */
@@ -67,6 +70,9 @@ int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64
                  char *err, size_t err_len);
 int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
                   size_t err_len);
+/* The same with a SubmitJob request id (NULL = none). */
+int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request_id,
+                     uint64_t *out_id, char *err, size_t err_len);
 /* Fetches a job; caller frees with trainyard__get_job_response__free_unpacked. */
 Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id);
 /* Polls until the job is in `state` (or any final state when state is 0);
@@ -80,6 +86,11 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
 /* The same with its stderr in *err_out (a heap string) too. */
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args);
+/* A raw TCP connection to 127.0.0.1:port, for peers that misbehave. */
+int it_raw_connect(int port);
+/* True when the peer closes fd (EOF or reset) within ~5 s, reading and
+ * dropping whatever it sends first. */
+bool it_closed_by_peer(int fd);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
 

@@ -237,24 +237,6 @@ Test(cluster, nodes_are_unknown_until_they_register_after_a_restart, .timeout = 
 
 /* ---- bad input -------------------------------------------------------------- */
 
-static int raw_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-  return fd;
-}
-
-/* True when the peer closed: read returns 0 (or a reset) within ~5 s. */
-static bool closed_by_peer(int fd) {
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  char b[256];
-  ssize_t n;
-  while ((n = read(fd, b, sizeof b)) > 0) {}
-  return n == 0 || (n < 0 && errno == ECONNRESET);
-}
-
 Test(cluster, malformed_frames_close_only_their_connection, .timeout = 60) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
@@ -265,17 +247,17 @@ Test(cluster, malformed_frames_close_only_their_connection, .timeout = 60) {
   const struct { const uint8_t *b; size_t n; } bad[] = {
       {garbage, sizeof garbage}, {oversize, sizeof oversize}, {zero, sizeof zero}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    int fd = raw_connect(c.rpc_port);
+    int fd = it_raw_connect(c.rpc_port);
     cr_assert_eq(write(fd, bad[i].b, bad[i].n), (ssize_t)bad[i].n);
-    cr_assert(closed_by_peer(fd), "case %zu: connection not closed", i);
+    cr_assert(it_closed_by_peer(fd), "case %zu: connection not closed", i);
     close(fd);
   }
   /* A truncated frame followed by EOF. */
-  int fd = raw_connect(c.rpc_port);
+  int fd = it_raw_connect(c.rpc_port);
   static const uint8_t truncated[] = {0, 0, 0, 100, 1, 2, 3};
   cr_assert_eq(write(fd, truncated, sizeof truncated), (ssize_t)sizeof truncated);
   shutdown(fd, SHUT_WR);
-  cr_assert(closed_by_peer(fd));
+  cr_assert(it_closed_by_peer(fd));
   close(fd);
   /* The well-behaved client was never disturbed. */
   uint64_t id;

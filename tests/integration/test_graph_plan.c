@@ -22,6 +22,7 @@
  * trainrun's, so plans do not depend on this machine's speed.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,6 +293,74 @@ Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, 
   cr_assert_str_eq(err, "job.graph: model check ended (exit code 3) without an answer");
   expect_serving(&c);
   free(model);
+  it_cluster_stop(&c);
+}
+
+/* ---- a retried submit while its model is being checked -------------------------------- */
+
+typedef struct retry_arg {
+  const it_cluster *c;
+  const char *rid;
+  int rc;
+  uint64_t id;
+  char err[512];
+} retry_arg;
+
+/* Submits the MLP as a data-parallel graph job with request id a->rid. */
+static void *submit_rid(void *ud) {
+  retry_arg *a = ud;
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  ty_rpc_client *cl = it_client(a->c);
+  a->rc = it_submit_job_id(cl, &j.job, a->rid, &a->id, a->err, sizeof a->err);
+  ty_rpc_client_close(cl);
+  free(cfg);
+  return NULL;
+}
+
+/* Two submits of one request id, the second sent while the first's check
+ * runs (the check sleeps first): both answered as the first. */
+static void submit_twice_during_check(const it_cluster *c, const char *rid, retry_arg out[2]) {
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) {
+    out[i] = (retry_arg){.c = c, .rid = rid};
+    cr_assert_eq(pthread_create(&t[i], NULL, submit_rid, &out[i]), 0);
+    if (i == 0) usleep(300 * 1000);
+  }
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+}
+
+Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start_args(&c, 0, 1, rates);
+  char slow[400], traind_dir[400];
+  snprintf(slow, sizeof slow, "%s/slow.sh", c.dir);
+  snprintf(traind_dir, sizeof traind_dir, "%s", rk_env("TY_TRAIND"));
+  *strrchr(traind_dir, '/') = 0;
+  char body[1024];
+  snprintf(body, sizeof body, "sleep 2; exec %s/graphcheck/trainyard-graphcheck \"$@\"", traind_dir);
+  write_script(slow, body);
+  const char *const slow_args[] = {"--graphcheck", slow, NULL};
+  restart_with(&c, slow_args);
+  retry_arg r[2];
+  submit_twice_during_check(&c, "r-1", r);
+  cr_assert_eq(r[0].rc, 0, "%s", r[0].err);
+  cr_assert_eq(r[1].rc, 0, "%s", r[1].err);
+  cr_expect_eq(r[1].id, r[0].id, "the retry made job %llu beside %llu",
+               (unsigned long long)r[1].id, (unsigned long long)r[0].id);
+  char *scrape = it_http_get_metrics(c.metrics_port);
+  cr_expect(strstr(scrape, "trainyard_model_checks_total{result=\"ok\"} 1\n"), "%s", scrape);
+  free(scrape);
+  /* A refused first submit: the retry gets the same refusal. */
+  const char *const hanging[] = {"--graphcheck", slow, "--check-timeout-s", "1", NULL};
+  restart_with(&c, hanging);
+  submit_twice_during_check(&c, "r-2", r);
+  for (int i = 0; i < 2; i++) {
+    cr_expect_eq(r[i].rc, TY_EINVAL);
+    cr_expect_str_eq(r[i].err, "job.graph: model check timed out after 1 s (traind --check-timeout-s)");
+  }
   it_cluster_stop(&c);
 }
 

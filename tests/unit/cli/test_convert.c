@@ -40,7 +40,7 @@ Test(convert, command_job_encodes_a_submit_request) {
                   .envc = 1};
   ty_buf b;
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_encode_submit(&j, &b), 0);
+  cr_assert_eq(ty_cli_encode_submit(&j, NULL, &b), 0);
   Trainyard__SubmitJobRequest *r = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
   cr_assert(r && r->job);
   cr_assert_str_eq(r->job->name, "n");
@@ -63,7 +63,7 @@ Test(convert, command_job_encodes_a_submit_request) {
 
   ty_job_spec empty = {0}; /* unset strings encode as "" */
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_encode_submit(&empty, &b), 0);
+  cr_assert_eq(ty_cli_encode_submit(&empty, NULL, &b), 0);
   ty_buf_close(&b);
 }
 
@@ -86,7 +86,7 @@ static Trainyard__SubmitJobRequest *load(const char *path, const char *user, cha
                                          int *rc) {
   ty_buf out;
   ty_buf_init(&out);
-  *rc = ty_cli_load_job_file(path, user, &out, err, err_len);
+  *rc = ty_cli_load_job_file(path, user, NULL, &out, err, err_len);
   Trainyard__SubmitJobRequest *r =
       *rc ? NULL : trainyard__submit_job_request__unpack(NULL, out.len, out.data);
   ty_buf_close(&out);

@@ -110,7 +110,7 @@ Test(submit, signal_reaches_the_encoded_job) {
   cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, err, sizeof err), 0, "%s", err);
   ty_buf b;
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_encode_submit(&a.job, &b), 0);
+  cr_assert_eq(ty_cli_encode_submit(&a.job, NULL, &b), 0);
   Trainyard__SubmitJobRequest *req = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
   cr_assert_not_null(req);
   cr_expect_eq(req->job->warn_signal, (uint32_t)SIGTERM);

@@ -250,3 +250,22 @@ Test(job_spec, too_many_args) {
   s.argc = TY_JOB_MAX_ARGS + 1;
   expect_bad(&s, TY_EINVAL, "job.command.argv: 4097 arguments, at most 4096 are allowed");
 }
+
+/* Found by fuzz_daemon: a model path ending in '/' left the name empty and
+ * the command's default (argv[0], absent for a graph) was read. */
+Test(job_spec, graph_names_default_from_the_model_or_graph) {
+  const char *paths[] = {"/m/", NULL};
+  const char *names[] = {"/m/", "graph"};
+  for (int i = 0; i < 2; i++) {
+    ty_job_spec s = {0};
+    s.kind = TY_JOB_KIND_GRAPH;
+    if (paths[i]) s.model_path = ty_strdup(paths[i]);
+    else s.model_bytes = ty_xcalloc(1, 4), s.model_len = 4;
+    s.train_config = ty_xcalloc(1, 1);
+    s.train_config_len = 1;
+    char err[256];
+    cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(s.name, names[i]);
+    ty_job_spec_close(&s);
+  }
+}

@@ -45,7 +45,7 @@ static void server_init(server *s) {
   cr_assert_not_null(mkdtemp(s->dir));
   cr_assert_eq(uv_loop_init(&s->loop), 0);
   cr_assert_eq(ty_tasks_create(&s->loop, s->dir, "w1", NULL, NULL, &s->tasks), 0);
-  cr_assert_eq(ty_worker_io_create(&s->loop, "127.0.0.1", 0, s->tasks, &s->io), 0);
+  cr_assert_eq(ty_worker_io_create(&s->loop, "127.0.0.1", 0, s->tasks, NULL, &s->io), 0);
   s->port = ty_worker_io_port(s->io);
   cr_assert_gt(s->port, 0);
   uv_async_init(&s->loop, &s->stop, on_stop);

@@ -80,6 +80,39 @@ static void start_flood(tserver *t, ty_rpc_conn *c, uint64_t id) {
   flood_pump(c, f);
 }
 
+typedef struct held {
+  struct held *next;
+  ty_rpc_conn *c;
+  uint64_t id;
+} held;
+
+static void hold(tserver *t, ty_rpc_conn *c, uint64_t id) {
+  held *h = ty_xcalloc(1, sizeof *h);
+  *h = (held){.next = t->held, .c = c, .id = id};
+  t->held = h;
+}
+
+static void release_all(tserver *t) {
+  while (t->held) {
+    held *h = t->held;
+    t->held = h->next;
+    ty_rpc_reply(h->c, h->id, 0, NULL, NULL, 0);
+    free(h);
+  }
+}
+
+static void forget_held(tserver *t, ty_rpc_conn *c) {
+  for (held **p = &t->held; *p;) {
+    held *h = *p;
+    if (h->c != c) {
+      p = &h->next;
+      continue;
+    }
+    *p = h->next;
+    free(h);
+  }
+}
+
 /* ---- the server ------------------------------------------------------------ */
 
 static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
@@ -87,6 +120,16 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   uint64_t id = m->request_id;
   if (!strcmp(m->method, "Echo")) {
     ty_rpc_reply(c, id, 0, NULL, m->payload, m->payload_len);
+    size_t q = ty_rpc_write_queued(c);
+    if (q > t->stats.max_queued) t->stats.max_queued = (uint32_t)q;
+    if (m->payload_len == 5 && !memcmp(m->payload, "probe", 5))
+      t->stats.echoes_before_probe = t->stats.echoes;
+    t->stats.echoes++;
+  } else if (!strcmp(m->method, "Hold")) {
+    hold(t, c, id);
+  } else if (!strcmp(m->method, "Release")) {
+    release_all(t);
+    ty_rpc_reply(c, id, 0, NULL, NULL, 0);
   } else if (!strcmp(m->method, "Fail")) {
     ty_rpc_reply(c, id, TY_ENOTFOUND, "job 99 not found", NULL, 0);
   } else if (!strcmp(m->method, "Never")) {
@@ -107,6 +150,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
     ty_rpc_reply(c, id, 0, NULL, NULL, 0);
     t->stats.double_rc = ty_rpc_reply(c, id, 0, NULL, NULL, 0);
   } else if (!strcmp(m->method, "Stats")) {
+    t->stats.conns = *t->limits.stats;
     ty_rpc_reply(c, id, 0, NULL, &t->stats, sizeof t->stats);
   } else {
     char msg[128];
@@ -116,8 +160,8 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
 }
 
 static void on_close(ty_rpc_conn *c, int reason, void *ud) {
-  (void)c;
   tserver *t = ud;
+  forget_held(t, c);
   if (reason == TY_EPROTO) t->stats.eproto++;
   if (reason == TY_ETOOBIG) t->stats.etoobig++;
 }
@@ -149,7 +193,8 @@ static void *server_main(void *arg) {
                            .on_request = on_request,
                            .on_close = on_close,
                            .ud = t,
-                           .write_high_water = 64 * 1024};
+                           .write_high_water = t->write_high_water ? t->write_high_water : 64 * 1024,
+                           .limits = t->limits};
   int rc = ty_rpc_server_create(&t->loop, t->host, 0, &opts, on_accept, t, &t->srv);
   if (rc < 0) {
     uv_close((uv_handle_t *)&t->stop, NULL);
@@ -165,10 +210,14 @@ static void *server_main(void *arg) {
   return NULL;
 }
 
-int tserver_start(tserver *t, const char *host, size_t max_frame) {
+static int start(tserver *t, const char *host, size_t max_frame, const ty_rpc_limits *limits,
+                 size_t write_high_water) {
   memset(t, 0, sizeof *t);
   t->host = host ? host : "127.0.0.1";
   t->max_frame = max_frame;
+  if (limits) t->limits = *limits;
+  t->write_high_water = write_high_water;
+  t->limits.stats = &t->conn_stats;
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->cv, NULL);
   pthread_create(&t->thread, NULL, server_main, t);
@@ -181,6 +230,14 @@ int tserver_start(tserver *t, const char *host, size_t max_frame) {
     return t->state;
   }
   return 0;
+}
+
+int tserver_start(tserver *t, const char *host, size_t max_frame) {
+  return start(t, host, max_frame, NULL, 0);
+}
+
+int tserver_start_limits(tserver *t, const ty_rpc_limits *limits, size_t write_high_water) {
+  return start(t, NULL, 0, limits, write_high_water);
 }
 
 void tserver_stop(tserver *t) {
@@ -204,11 +261,21 @@ tserver_stats tserver_get_stats(int port) {
 /* ---- raw sockets ------------------------------------------------------------ */
 
 int raw_connect(int port) {
+  return raw_connect_from(NULL, port);
+}
+
+int raw_connect_from(const char *source, int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   struct timeval tv = {.tv_sec = 10};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in from = {.sin_family = AF_INET};
+  if (source && (inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+                 bind(fd, (struct sockaddr *)&from, sizeof from) < 0)) {
+    close(fd);
+    return -1;
+  }
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
     close(fd);
     return -1;

@@ -7,7 +7,8 @@
  * Server methods: Echo (payload back), Fail (TY_ENOTFOUND), Never (no answer),
  * Die (closes the connection), Count (streams N items, N = u32 payload),
  * Forever (streams every ms until cancelled), Flood (256 x 16 KiB obeying
- * backpressure), Double (replies twice), Stats (tserver_stats back).
+ * backpressure), Double (replies twice), Stats (tserver_stats back),
+ * Hold (answered when Release arrives, on any connection), Release.
  */
 #ifndef TY_TESTS_RPC_TEST_UTIL_H
 #define TY_TESTS_RPC_TEST_UTIL_H
@@ -24,6 +25,10 @@ typedef struct tserver_stats {
   int32_t etoobig;   /* connections closed with TY_ETOOBIG */
   int32_t double_rc; /* what the second reply of Double returned */
   int32_t accepted;
+  uint32_t max_queued; /* the largest write queue an Echo reply left */
+  uint32_t echoes;     /* Echo requests served */
+  uint32_t echoes_before_probe; /* ... when the one with payload "probe" came */
+  ty_conn_stats conns; /* the server's connection counters */
 } tserver_stats;
 
 typedef struct tserver {
@@ -37,17 +42,26 @@ typedef struct tserver {
   int port;
   const char *host;
   size_t max_frame;
+  ty_rpc_limits limits;
+  size_t write_high_water; /* 0 = 64 KiB */
+  ty_conn_stats conn_stats; /* the server's, loop thread only */
   tserver_stats stats; /* loop thread only; read through the Stats method */
+  struct held *held;   /* Hold requests waiting for Release */
 } tserver;
 
 /* Starts a server on host (NULL = 127.0.0.1). Returns 0 or the error. */
 int tserver_start(tserver *t, const char *host, size_t max_frame);
+/* The same on 127.0.0.1 with the given limits (stats are the server's own)
+ * and write high-water mark (0 = 64 KiB). */
+int tserver_start_limits(tserver *t, const ty_rpc_limits *limits, size_t write_high_water);
 void tserver_stop(tserver *t);
 /* Fetches the server's counters over a fresh connection. */
 tserver_stats tserver_get_stats(int port);
 
 /* A blocking socket to 127.0.0.1:port with a 10 s receive timeout. */
 int raw_connect(int port);
+/* The same from a chosen loopback source address ("127.0.0.2"). */
+int raw_connect_from(const char *source, int port);
 int raw_send_all(int fd, const void *p, size_t n);
 /* Reads until the peer closes: 0 on EOF or reset, -1 on timeout. */
 int raw_wait_closed(int fd);

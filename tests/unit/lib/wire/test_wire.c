@@ -179,6 +179,94 @@ Test(proto_convert, progress_round_trip) {
   free(out.checkpoint_path);
 }
 
+/* ---- caps on repeated fields (lib/wire/check.c, proto's table) ---------------- */
+
+static int check(const ProtobufCMessage *m, char *err) {
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(m, &b), 0);
+  err[0] = '\0';
+  int rc = ty_proto_check_request(m->descriptor, b.data, b.len, err, TY_ERR_LEN);
+  ty_buf_close(&b);
+  return rc;
+}
+
+Test(wire_check, packed_ids_are_counted_and_capped) {
+  uint64_t ids[1025];
+  for (size_t i = 0; i < 1025; i++) ids[i] = i + 1;
+  Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
+  req.job_ids = ids;
+  req.n_job_ids = 1024;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(check(&req.base, err), 0, "%s", err);
+  req.n_job_ids = 1025;
+  cr_assert_eq(check(&req.base, err), TY_EINVAL);
+  cr_assert_str_eq(err, "job_ids: 1025 entries or more; at most 1024 are allowed");
+}
+
+Test(wire_check, nested_fields_are_named_by_their_path) {
+  char *argv[4097];
+  for (size_t i = 0; i < 4097; i++) argv[i] = "x";
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.argv = argv;
+  cmd.n_argv = 4097;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
+  job.command = &cmd;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(check(&req.base, err), TY_EINVAL);
+  cr_assert_str_eq(err, "job.command.argv: 4097 entries or more; at most 4096 are allowed");
+  cmd.n_argv = 4096;
+  cr_assert_eq(check(&req.base, err), 0, "%s", err);
+}
+
+Test(wire_check, fields_without_a_cap_get_the_default) {
+  Trainyard__RunningTask t = TRAINYARD__RUNNING_TASK__INIT;
+  Trainyard__RunningTask *ts[TY_PROTO_MAX_REPEATED + 1];
+  for (size_t i = 0; i <= TY_PROTO_MAX_REPEATED; i++) ts[i] = &t;
+  /* RegisterNodeRequest.tasks has its own, larger cap ... */
+  Trainyard__NodeInfo node = TRAINYARD__NODE_INFO__INIT;
+  Trainyard__RegisterNodeRequest reg = TRAINYARD__REGISTER_NODE_REQUEST__INIT;
+  reg.node = &node;
+  reg.tasks = ts;
+  reg.n_tasks = TY_PROTO_MAX_REPEATED + 1;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(check(&reg.base, err), 0, "%s", err);
+  /* ... a response's repeated field checked as a request gets the default. */
+  Trainyard__JobEvent ev = TRAINYARD__JOB_EVENT__INIT;
+  Trainyard__JobEvent *evs[TY_PROTO_MAX_REPEATED + 1];
+  for (size_t i = 0; i <= TY_PROTO_MAX_REPEATED; i++) evs[i] = &ev;
+  Trainyard__GetJobResponse resp = TRAINYARD__GET_JOB_RESPONSE__INIT;
+  resp.events = evs;
+  resp.n_events = TY_PROTO_MAX_REPEATED + 1;
+  cr_assert_eq(check(&resp.base, err), TY_EINVAL);
+  cr_assert(strstr(err, "events: "), "%s", err);
+}
+
+Test(wire_check, unknown_fields_depth_and_garbage) {
+  char err[TY_ERR_LEN];
+  /* 65 unknown varint fields (field 99) in a HeartbeatRequest. */
+  uint8_t unk[65 * 3];
+  for (size_t i = 0; i < 65; i++) unk[3 * i] = 0x98, unk[3 * i + 1] = 0x06, unk[3 * i + 2] = 1;
+  cr_assert_eq(ty_proto_check_request(&trainyard__heartbeat_request__descriptor, unk, sizeof unk,
+                                      err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "(unknown fields): more than 64 in one message");
+  cr_assert_eq(ty_proto_check_request(&trainyard__heartbeat_request__descriptor, unk, 64 * 3, err,
+                                      sizeof err), 0);
+  /* Garbage is protobuf-c's to refuse: the check passes it on. */
+  static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  cr_assert_eq(ty_proto_check_request(&trainyard__cancel_job_request__descriptor, junk, sizeof junk,
+                                      err, sizeof err), 0);
+  /* A packed run of 2000 one-byte varints in 2000 bytes. */
+  uint8_t packed[2003] = {0x0a, 0xd0, 0x0f};
+  memset(packed + 3, 1, 2000);
+  cr_assert_eq(ty_proto_check_request(&trainyard__cancel_job_request__descriptor, packed,
+                                      sizeof packed, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "job_ids: 2000 entries or more; at most 1024 are allowed");
+}
+
 Test(wire, checkpoint_file_names) {
   char p[128];
   cr_assert_eq(ty_ckpt_step_path("/ck/mlp.onnx", 120, p, sizeof p), 0);

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Retry-safe submits (trainctl submit, rlaunch). A SubmitJob carries a
+ * request id the client draws once (128 random bits, so two clients never
+ * collide); the controller answers a repeated id with the job the first
+ * copy created. That makes the request safe to send again whenever the
+ * answer was lost: the connection could not be opened (a controller
+ * restarting), broke before the answer (killed mid-commit), the call timed
+ * out, or the controller said it is shutting down. Retries back off
+ * exponentially (100 ms doubling to 2 s, each with up to 50% jitter, so
+ * clients that lost one controller together do not return together) until
+ * the caller's overall time is spent.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define FIRST_DELAY_MS 100u
+#define MAX_DELAY_MS 2000u
+
+int ty_cli_request_id(char out[TY_CLI_REQUEST_ID_LEN + 1]) {
+  uint8_t r[TY_CLI_REQUEST_ID_LEN / 2];
+  size_t got = 0;
+  while (got < sizeof r) {
+    ssize_t n = getrandom(r + got, sizeof r - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return TY_EIO;
+    got += (size_t)n;
+  }
+  for (size_t i = 0; i < sizeof r; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
+  return 0;
+}
+
+static void sleep_ms(uint32_t ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Whether an attempt's outcome says the request may not have been seen
+ * through: a transport error, or the controller stopping under it. */
+static bool worth_retrying(int rc, const ty_rpc_result *res) {
+  return rc != 0 || res->status == TY_ECLOSED;
+}
+
+int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port, const char *method,
+                         const ty_buf *req, uint32_t timeout_ms, ty_rpc_result *out,
+                         ty_cli_retry_cb on_retry, void *ud) {
+  int64_t deadline = ty_mono_ms() + timeout_ms;
+  uint32_t delay = FIRST_DELAY_MS;
+  ty_rng rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)(uintptr_t)out);
+  for (int attempt = 1;; attempt++) {
+    int64_t left = deadline - ty_mono_ms();
+    uint32_t budget = left > 0 ? (uint32_t)left : 1;
+    int rc = *client ? 0 : ty_rpc_client_open(host, port, budget, client);
+    if (rc == 0) rc = ty_rpc_client_call(*client, method, req->data, req->len, budget, out);
+    if (!worth_retrying(rc, out)) return 0;
+    if (rc == 0) rc = out->status;
+    ty_rpc_client_close(*client); /* a broken connection is not reused */
+    *client = NULL;
+    uint32_t wait = delay / 2 + (uint32_t)(ty_rng_next(&rng) % (delay / 2 + 1));
+    if (ty_mono_ms() + wait >= deadline) {
+      if (out->message == NULL) *out = (ty_rpc_result){.status = rc};
+      return rc;
+    }
+    ty_rpc_result_close(out);
+    if (on_retry) on_retry(attempt, rc, wait, ud);
+    sleep_ms(wait);
+    delay = delay * 2 < MAX_DELAY_MS ? delay * 2 : MAX_DELAY_MS;
+  }
+}

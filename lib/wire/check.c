@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ty_wire_check: the caps on a request's repeated fields, applied to the
+ * encoded bytes before protobuf-c allocates anything from them (wire.h).
+ *
+ * One pass over the bytes with the message descriptors as the map: every
+ * byte is read once, at the innermost message holding it; the only memory
+ * taken is one small counter array per message instance on the current
+ * path (at most TY_WIRE_MAX_DEPTH deep). Counting follows protobuf-c's
+ * unpack: a repeated field's elements are its occurrences, plus, for a
+ * packed scalar, the elements inside each occurrence. Bytes that are not
+ * valid protobuf are not this pass's business: it stops and lets unpack
+ * refuse them.
+ */
+#include "lib/wire/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct walker {
+  const ty_wire_cap *caps;
+  size_t n_caps;
+  uint32_t default_max;
+  char *err;
+  size_t err_len;
+  char path[256]; /* "job.command." while inside job.command */
+} walker;
+
+enum { MALFORMED = 1 }; /* stop walking; unpack will refuse the bytes */
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return 0;
+    }
+  }
+  return MALFORMED;
+}
+
+/* Elements in a packed run of `len` bytes of scalar `type`. */
+static uint64_t packed_count(ProtobufCType type, const uint8_t *p, size_t len) {
+  switch (type) {
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_FLOAT:
+    return len / 4;
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_DOUBLE:
+    return len / 8;
+  default: { /* varints: one element ends at each byte without the high bit */
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++) n += !(p[i] & 0x80);
+    return n;
+  }
+  }
+}
+
+static bool is_scalar(ProtobufCType t) {
+  return t != PROTOBUF_C_TYPE_STRING && t != PROTOBUF_C_TYPE_BYTES && t != PROTOBUF_C_TYPE_MESSAGE;
+}
+
+static uint32_t cap_of(const walker *w, const ProtobufCMessageDescriptor *d,
+                       const ProtobufCFieldDescriptor *f) {
+  size_t dl = strlen(d->name);
+  for (size_t i = 0; i < w->n_caps; i++) {
+    const char *c = w->caps[i].field;
+    if (strncmp(c, d->name, dl) == 0 && c[dl] == '.' && strcmp(c + dl + 1, f->name) == 0)
+      return w->caps[i].max;
+  }
+  return w->default_max;
+}
+
+/* Skips the value of a field of wire type wt; MALFORMED when it does not fit. */
+static int skip_value(int wt, const uint8_t **p, const uint8_t *end, const uint8_t **out_body,
+                      size_t *out_len) {
+  uint64_t v;
+  *out_body = NULL;
+  *out_len = 0;
+  switch (wt) {
+  case 0: return read_varint(p, end, &v);
+  case 1: if (end - *p < 8) return MALFORMED; *p += 8; return 0;
+  case 5: if (end - *p < 4) return MALFORMED; *p += 4; return 0;
+  case 2:
+    if (read_varint(p, end, &v) || v > (uint64_t)(end - *p)) return MALFORMED;
+    *out_body = *p;
+    *out_len = (size_t)v;
+    *p += v;
+    return 0;
+  default: return MALFORMED; /* groups are not proto3 */
+  }
+}
+
+static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                size_t path_len, int depth);
+
+/* A submessage: extends the path with the field's name and walks it. */
+static int walk_sub(walker *w, const ProtobufCFieldDescriptor *f, const uint8_t *body,
+                    size_t len, size_t path_len, int depth) {
+  int k = snprintf(w->path + path_len, sizeof w->path - path_len, "%s.", f->name);
+  size_t sub = k > 0 && (size_t)k < sizeof w->path - path_len ? path_len + (size_t)k : path_len;
+  return walk(w, f->descriptor, body, len, sub, depth + 1);
+}
+
+static int field_error(walker *w, size_t path_len, const char *name, uint64_t count,
+                       uint32_t max) {
+  return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: %llu entries or more; at most %u are allowed",
+                 (int)path_len, w->path, name, (unsigned long long)count, max);
+}
+
+static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                size_t path_len, int depth) {
+  if (depth > TY_WIRE_MAX_DEPTH)
+    return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s: messages nested deeper than %d",
+                   (int)(path_len ? path_len - 1 : 0), w->path, TY_WIRE_MAX_DEPTH);
+  uint64_t *counts = calloc(d->n_fields + 1, sizeof *counts); /* last: unknown fields */
+  if (!counts) return TY_ENOMEM;
+  const uint8_t *end = p + n;
+  int rc = 0;
+  while (rc == 0 && p < end) {
+    uint64_t tag;
+    const uint8_t *body;
+    size_t len;
+    if (read_varint(&p, end, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX ||
+        skip_value((int)(tag & 7), &p, end, &body, &len)) {
+      rc = MALFORMED;
+      break;
+    }
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
+    if (!f) {
+      if (++counts[d->n_fields] > TY_WIRE_MAX_UNKNOWN)
+        rc = ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s(unknown fields): more than %d in one message",
+                     (int)path_len, w->path, TY_WIRE_MAX_UNKNOWN);
+      continue;
+    }
+    size_t i = (size_t)(f - d->fields);
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      counts[i] += body && is_scalar(f->type) ? packed_count(f->type, body, len) : 1;
+      uint32_t max = cap_of(w, d, f);
+      if (counts[i] > max) rc = field_error(w, path_len, f->name, counts[i], max);
+    }
+    if (rc == 0 && body && f->type == PROTOBUF_C_TYPE_MESSAGE)
+      rc = walk_sub(w, f, body, len, path_len, depth);
+  }
+  free(counts);
+  return rc;
+}
+
+int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                  const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
+                  size_t err_len) {
+  walker w = {.caps = caps, .n_caps = n_caps, .default_max = default_max, .err = err,
+              .err_len = err_len};
+  int rc = walk(&w, d, p, n, 0, 0);
+  return rc == MALFORMED ? 0 : rc;
+}

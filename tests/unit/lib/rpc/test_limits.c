@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The limits at the door of lib/rpc (ty_rpc_limits) over real loopback
+ * sockets: a pipelining peer that never reads stops being read instead of
+ * growing the write queue; requests beyond max_inflight wait in the socket;
+ * the handshake deadline, the idle timeout and a stalled reader each close
+ * only their connection; connections beyond the per-address and total caps
+ * are refused and counted. Raw blocking sockets play the hostile peers.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "lib/rpc/rpc.h"
+#include "rpc_test_util.h"
+
+/* 0 once the whole frame is sent; -1 when the socket took less (with
+ * MSG_DONTWAIT: its buffers are full; a partial frame is never completed). */
+static int send_request(int fd, uint64_t id, const char *method, const void *payload, size_t n,
+                        int flags) {
+  ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
+                  .method = method, .payload = payload, .payload_len = n};
+  uint8_t *frame;
+  size_t len;
+  cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0);
+  ssize_t w = send(fd, frame, len, MSG_NOSIGNAL | flags);
+  free(frame);
+  if (w < 0) cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
+  return w == (ssize_t)len ? 0 : -1;
+}
+
+/* True when something arrives on fd within ms. */
+static bool readable_within(int fd, int ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, ms) == 1;
+}
+
+/* The server's counters, retried while a cap refuses the Stats connection. */
+static tserver_stats stats_of(tserver *t) {
+  tserver_stats s = tserver_get_stats(t->port);
+  for (int i = 0; i < 100 && s.accepted < 0; i++) {
+    usleep(50 * 1000);
+    s = tserver_get_stats(t->port);
+  }
+  cr_assert_geq(s.accepted, 0, "Stats never answered");
+  return s;
+}
+
+/* Answers every Hold request, through a connection of its own. */
+static void release_held(const tserver *t) {
+  ty_rpc_client *c;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", t->port, 5000, &c), 0);
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_client_call(c, "Release", NULL, 0, 5000, &r), 0);
+  ty_rpc_result_close(&r);
+  ty_rpc_client_close(c);
+}
+
+static void expect_answers(int fd, uint64_t first, uint64_t n) {
+  ty_frame_reader r;
+  ty_frame_reader_init(&r, 0);
+  for (uint64_t i = 0; i < n; i++) {
+    ty_rpc_msg m;
+    void *owner;
+    cr_assert_eq(raw_read_msg(fd, &r, &m, &owner), 0, "answer %llu of %llu missing",
+                 (unsigned long long)i, (unsigned long long)n);
+    cr_assert_eq(m.request_id, first + i, "answers out of order");
+    cr_assert_eq(m.status, 0);
+    ty_rpc_msg_free(owner);
+  }
+  ty_frame_reader_close(&r);
+}
+
+Test(limits, pipelining_without_reading_stops_reading_not_memory) {
+  tserver t;
+  cr_assert_eq(tserver_start(&t, NULL, 0), 0); /* write high water: 64 KiB */
+  int fd = raw_connect(t.port);
+  cr_assert_geq(fd, 0);
+  static char payload[1024];
+  memset(payload, 'p', sizeof payload);
+  /* Send until the kernel's buffers are full: the server stopped reading. */
+  uint64_t sent = 0;
+  while (sent < 200000 && send_request(fd, sent + 1, "Echo", payload, sizeof payload,
+                                       MSG_DONTWAIT) == 0)
+    sent++;
+  cr_assert_lt(sent, 200000, "the server read %llu requests without being read",
+               (unsigned long long)sent);
+  tserver_stats s = stats_of(&t);
+  cr_assert_leq(s.max_queued, 64 * 1024 + 2 * sizeof payload, "queued %u bytes", s.max_queued);
+  /* Reading the answers lets the server read the rest, in order. */
+  expect_answers(fd, 1, sent);
+  close(fd);
+  tserver_stop(&t);
+}
+
+Test(limits, requests_beyond_max_inflight_wait_until_answers_free_room) {
+  tserver t;
+  ty_rpc_limits l = {.max_inflight = 4};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int fd = raw_connect(t.port);
+  for (uint64_t id = 1; id <= 4; id++) cr_assert_eq(send_request(fd, id, "Hold", NULL, 0, 0), 0);
+  cr_assert_eq(send_request(fd, 5, "Echo", "x", 1, 0), 0);
+  cr_assert_not(readable_within(fd, 300), "the fifth request was served past max_inflight");
+  release_held(&t);
+  /* The four held answers (any order among themselves), then the Echo. */
+  ty_frame_reader rd;
+  ty_frame_reader_init(&rd, 0);
+  uint64_t seen = 0;
+  for (int i = 0; i < 5; i++) {
+    ty_rpc_msg m;
+    void *owner;
+    cr_assert_eq(raw_read_msg(fd, &rd, &m, &owner), 0);
+    seen |= 1u << m.request_id;
+    if (i < 4) cr_assert_neq(m.request_id, 5, "Echo answered before the room was freed");
+    ty_rpc_msg_free(owner);
+  }
+  cr_assert_eq(seen, 0x3e);
+  ty_frame_reader_close(&rd);
+  close(fd);
+  tserver_stop(&t);
+}
+
+Test(limits, handshake_deadline_closes_silent_and_slow_peers) {
+  tserver t;
+  ty_rpc_limits l = {.handshake_ms = 200};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int silent = raw_connect(t.port);
+  int slow = raw_connect(t.port);
+  static const uint8_t part[] = {0, 0, 0, 40, 1, 2}; /* a header and 2 of 40 bytes */
+  cr_assert_eq(raw_send_all(slow, part, sizeof part), 0);
+  cr_assert_eq(raw_wait_closed(silent), 0, "a silent connection outlived the handshake deadline");
+  cr_assert_eq(raw_wait_closed(slow), 0, "a slow header outlived the handshake deadline");
+  close(silent);
+  close(slow);
+  tserver_stats s = stats_of(&t);
+  cr_assert_eq(s.conns.closed_handshake, 2);
+  tserver_stop(&t);
+}
+
+Test(limits, idle_connections_close_but_quiet_streams_stay) {
+  tserver t;
+  ty_rpc_limits l = {.idle_ms = 200};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int idle = raw_connect(t.port);
+  int holding = raw_connect(t.port);
+  cr_assert_eq(send_request(idle, 1, "Echo", "x", 1, 0), 0);
+  cr_assert_eq(send_request(holding, 1, "Hold", NULL, 0, 0), 0);
+  expect_answers(idle, 1, 1);
+  cr_assert_eq(raw_wait_closed(idle), 0, "an idle connection was kept");
+  close(idle);
+  /* Three idle periods later the held request still gets its answer. */
+  usleep(600 * 1000);
+  release_held(&t);
+  expect_answers(holding, 1, 1);
+  close(holding);
+  tserver_stats s = stats_of(&t);
+  cr_assert_geq(s.conns.closed_idle, 1);
+  tserver_stop(&t);
+}
+
+Test(limits, a_peer_that_stopped_reading_is_closed) {
+  tserver t;
+  ty_rpc_limits l = {.idle_ms = 300};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int fd = raw_connect(t.port);
+  static uint8_t payload[8192];
+  ty_rpc_msg m = {.version = TY_RPC_VERSION, .kind = TY_RPC_REQUEST, .method = "Echo",
+                  .payload = payload, .payload_len = sizeof payload};
+  uint8_t *frame;
+  size_t len;
+  cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0); /* one id for all: answered in turn */
+  /* Keep pipelining, never read: once the kernel's buffers are full the
+   * server's replies stop moving and it gives up on the connection. */
+  size_t off = 0;
+  int closed = 0;
+  for (int i = 0; i < 2000 && !closed; i++) {
+    ssize_t w = send(fd, frame + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) off = (off + (size_t)w) % len;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK) usleep(5000);
+    else closed = 1;
+  }
+  free(frame);
+  cr_assert(closed, "a peer that never reads was kept");
+  close(fd);
+  tserver_stats s = stats_of(&t);
+  cr_assert_eq(s.conns.closed_stalled, 1);
+  tserver_stop(&t);
+}
+
+Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
+  tserver t;
+  ty_rpc_limits l = {.max_conns_per_addr = 3, .max_conns = 5};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int fds[3];
+  for (int i = 0; i < 3; i++) {
+    fds[i] = raw_connect(t.port);
+    cr_assert_eq(send_request(fds[i], 1, "Echo", "x", 1, 0), 0);
+    expect_answers(fds[i], 1, 1);
+  }
+  int extra = raw_connect(t.port);
+  cr_assert_eq(raw_wait_closed(extra), 0, "a fourth connection from one address was served");
+  close(extra);
+  /* Other addresses are still admitted, up to the total cap. */
+  int other[3];
+  for (int i = 0; i < 3; i++) other[i] = raw_connect_from(i == 2 ? "127.0.0.3" : "127.0.0.2", t.port);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(send_request(other[i], 7, "Echo", "y", 1, 0), 0);
+    expect_answers(other[i], 7, 1);
+  }
+  cr_assert_eq(raw_wait_closed(other[2]), 0, "a sixth connection was served past the total cap");
+  /* Ask over an admitted connection: a new one could be refused itself. */
+  cr_assert_eq(send_request(fds[0], 9, "Stats", NULL, 0, 0), 0);
+  ty_frame_reader rd;
+  ty_frame_reader_init(&rd, 0);
+  ty_rpc_msg m;
+  void *owner;
+  cr_assert_eq(raw_read_msg(fds[0], &rd, &m, &owner), 0);
+  tserver_stats st;
+  cr_assert_eq(m.payload_len, sizeof st);
+  memcpy(&st, m.payload, sizeof st);
+  ty_rpc_msg_free(owner);
+  ty_frame_reader_close(&rd);
+  cr_assert_eq(st.conns.refused_per_addr, 1);
+  cr_assert_eq(st.conns.refused_total, 1);
+  cr_assert_eq(st.conns.accepted, 5);
+  cr_assert_eq(st.conns.open, 5);
+  for (int i = 0; i < 3; i++) close(fds[i]), close(other[i]);
+  tserver_stop(&t);
+}
+
+/* Twenty peers pipeline 2000 requests each; a request on a fresh
+ * connection is served within a few turns, not after their 40,000. */
+Test(limits, pipelining_peers_do_not_starve_a_new_request) {
+  enum { PEERS = 20, EACH = 2000 };
+  tserver t;
+  cr_assert_eq(tserver_start(&t, NULL, 0), 0);
+  int fds[PEERS];
+  ty_buf burst;
+  ty_buf_init(&burst);
+  for (uint64_t id = 1; id <= EACH; id++) {
+    ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
+                    .method = "Echo", .payload = (const uint8_t *)"x", .payload_len = 1};
+    uint8_t *frame;
+    size_t len;
+    cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0);
+    ty_buf_append(&burst, frame, len);
+    free(frame);
+  }
+  for (int i = 0; i < PEERS; i++) {
+    fds[i] = raw_connect(t.port);
+    int big = 1 << 20;
+    setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    cr_assert_eq(raw_send_all(fds[i], burst.data, burst.len), 0);
+  }
+  int probe = raw_connect(t.port);
+  cr_assert_eq(send_request(probe, 1, "Echo", "probe", 5, 0), 0);
+  expect_answers(probe, 1, 1);
+  for (int i = 0; i < PEERS; i++) expect_answers(fds[i], 1, EACH);
+  tserver_stats s = stats_of(&t);
+  cr_assert_eq(s.echoes, PEERS * EACH + 1);
+  cr_assert_lt(s.echoes_before_probe, PEERS * EACH / 2, "the new request waited for %u others",
+               s.echoes_before_probe);
+  for (int i = 0; i < PEERS; i++) close(fds[i]);
+  close(probe);
+  ty_buf_close(&burst);
+  tserver_stop(&t);
+}
+
+/* Eight peers pipeline without reading against a 1 MiB write high-water
+ * mark each: past the server's 256 KiB budget for queued answers, a conn
+ * holding more than its share stops being read, so none gets near 1 MiB. */
+Test(limits, queued_answers_of_all_conns_are_capped) {
+  enum { PEERS = 8, FRAMES = 400 };
+  tserver t;
+  ty_rpc_limits l = {.max_queued_total = 256 * 1024};
+  cr_assert_eq(tserver_start_limits(&t, &l, 1024 * 1024), 0);
+  /* Each peer's script: FRAMES Echo requests of 32 KiB (large answers fill
+   * the kernel's buffers soon), sent as far as its socket takes them. */
+  static uint8_t payload[32 * 1024];
+  ty_buf script;
+  ty_buf_init(&script);
+  size_t frame_len = 0;
+  for (uint64_t id = 1; id <= FRAMES; id++) {
+    ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
+                    .method = "Echo", .payload = payload, .payload_len = sizeof payload};
+    uint8_t *frame;
+    cr_assert_eq(ty_rpc_encode(&m, &frame, &frame_len), 0);
+    ty_buf_append(&script, frame, frame_len);
+    free(frame);
+  }
+  int fds[PEERS];
+  size_t off[PEERS] = {0};
+  for (int i = 0; i < PEERS; i++) fds[i] = raw_connect(t.port);
+  for (int idle = 0; idle < 50;) {
+    bool any = false;
+    for (int i = 0; i < PEERS; i++) {
+      ssize_t w = send(fds[i], script.data + off[i], script.len - off[i], MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w > 0) off[i] += (size_t)w, any = true;
+    }
+    idle = any ? 0 : idle + 1;
+    if (!any) usleep(10 * 1000);
+  }
+  tserver_stats s = stats_of(&t);
+  cr_assert_lt(s.max_queued, 512 * 1024, "one conn queued %u bytes", s.max_queued);
+  /* Reading lets everything through. */
+  for (int i = 0; i < PEERS; i++) {
+    expect_answers(fds[i], 1, off[i] / frame_len);
+    close(fds[i]);
+  }
+  ty_buf_close(&script);
+  tserver_stop(&t);
+}
