@@ -120,12 +120,35 @@ typedef struct ty_cli_plan_args {
 const char *ty_cli_plan_rate_key(int i);
 int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len);
 
+/* One field a listing can show: its --format name and its column. */
+typedef struct ty_cli_field {
+  const char *name;   /* lower case, as --format takes it */
+  const char *header; /* the column's header */
+  bool right;         /* numbers: right-aligned, never clipped */
+  const char *help;   /* one line for --help-format */
+} ty_cli_field;
+#define TY_CLI_MAX_FIELDS 32
+/* Chosen fields, as indices into a command's field table. */
+typedef struct ty_cli_format {
+  uint8_t idx[TY_CLI_MAX_FIELDS];
+  size_t n;
+} ty_cli_format;
+/* --sort's keys ("-priority,id": a '-' sorts that key descending). */
+typedef struct ty_cli_sort {
+  ty_cli_format keys;
+  bool desc[TY_CLI_MAX_FIELDS];
+} ty_cli_sort;
+
 typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
   char *user, *queue; /* owned; NULL = any */
   bool all, json, help;
   bool array; /* -r, --array: one line per array element (no folding) */
+  bool noheader, help_format;
+  int64_t since_ms; /* --since: jobs submitted, started or ended since; 0 = any */
+  ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
+  ty_cli_sort sort;     /* --sort; no keys = by id */
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -275,6 +298,10 @@ int ty_cli_table_render(const ty_cli_table *t, ty_buf *out);
 void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap);
 /* "512", "64K", "1.5G" (powers of 1024). */
 void ty_cli_format_size(uint64_t bytes, char *out, size_t cap);
+/* A job's run time so far (0 before it starts). */
+int64_t ty_cli_job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms);
+/* Node names when placed, else how many nodes it asks for; NUL-terminated. */
+void ty_cli_job_nodes(const ty_cli_jobinfo *j, ty_buf *b);
 /* fold: an array's pending elements share one line ("123_[5-999]", like squeue). */
 int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
                        ty_buf *out);
@@ -296,19 +323,6 @@ int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, 
  * -o) and the accounting commands: `trainctl history` (GetHistory, like
  * sacct) and `trainctl node show` (GetNode: the node and its events). */
 
-/* One field a listing can show: its --format name and its column. */
-typedef struct ty_cli_field {
-  const char *name;   /* lower case, as --format takes it */
-  const char *header; /* the column's header */
-  bool right;         /* numbers: right-aligned, never clipped */
-  const char *help;   /* one line for --help-format */
-} ty_cli_field;
-#define TY_CLI_MAX_FIELDS 32
-/* Chosen fields, as indices into a command's field table. */
-typedef struct ty_cli_format {
-  uint8_t idx[TY_CLI_MAX_FIELDS];
-  size_t n;
-} ty_cli_format;
 /* "id,name,state" (case-insensitive, no repeats) -> out. `what` names the
  * option in errors; an unknown field's error lists the known ones. */
 int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *fields,
@@ -324,6 +338,20 @@ typedef struct ty_cli_table_opts {
   size_t max_width; /* 0 = no limit (output not to a terminal) */
 } ty_cli_table_opts;
 int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, ty_buf *out);
+
+/* ls's fields (cli/ls.c): ty_cli_ls_fields[] has ty_cli_n_ls_fields; the
+ * default format is ls's historical columns. */
+extern const ty_cli_field ty_cli_ls_fields[];
+extern const size_t ty_cli_n_ls_fields;
+extern const char ty_cli_ls_default_format[];
+/* --sort over ls's fields. */
+int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
+                      size_t err_len);
+/* Sorts js in place by s (stable; no keys = as they came). TY_ENOMEM. */
+int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms);
+/* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
+int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
+                             const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
 
 /* A point in time on the command line (--since, --until): "now", "now-DUR"
  * or "DUR" (that long ago: 90s, 15m, 2h, 1d), "@EPOCH" (seconds), or a

@@ -10,7 +10,8 @@
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
-    "Usage: trainctl ls [--state S[,S...]] [--user U] [--queue Q] [--all] [--json]\n"
+    "Usage: trainctl ls [--state S[,S...]] [--user U] [--queue Q] [--all] [--since T]\n"
+    "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
     "  -s, --state S,S   pending, running, completed, failed, cancelled, timeout,\n"
@@ -20,9 +21,17 @@ const char ty__usage_ls[] =
     "  -a, --all         jobs in every state, finished ones included\n"
     "  -r, --array       one line per array element (by default an array's pending\n"
     "                    elements share one line, 123_[5-999], like squeue)\n"
-    "  --json            a JSON array, one job per line\n"
-    "Columns: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names, or the count\n"
-    "asked for while pending) REASON (why it is pending, or why it ended).\n";
+    "  --since T         only jobs submitted, started or ended since T (now-2h, 2h,\n"
+    "                    @EPOCH, YYYY-MM-DD[THH:MM[:SS]])\n"
+    "  -o, --format F,F  the fields to show (--help-format lists them)\n"
+    "  -S, --sort F,F    sort by these fields; -F sorts that one descending\n"
+    "                    (default: by id)\n"
+    "  -n, --noheader    no header line\n"
+    "  --json            a JSON array, one job per line (sorted, all fields)\n"
+    "Columns by default: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names,\n"
+    "or the count asked for while pending) REASON (why it is pending, or why it\n"
+    "ended). On a terminal, text columns are clipped to its width (a '+' ends a\n"
+    "clipped cell).\n";
 
 const char ty__usage_show[] =
     "Usage: trainctl show ID|ARRAY_TASK [--json]\n"
@@ -46,10 +55,16 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
   if (ty_cli_parse_ls(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("ls", err);
-  if (a.help) {
-    fputs(ty__usage_ls, stdout);
+  if (a.help || a.help_format) {
+    ty_buf b;
+    ty_buf_init(&b);
+    if (a.help) ty_buf_printf(&b, "%s", ty__usage_ls);
+    else ty_buf_printf(&b, "Fields of trainctl ls --format and --sort:\n");
+    if (a.help_format) ty_cli_describe_fields(ty_cli_ls_fields, ty_cli_n_ls_fields, &b);
+    int code = ty__ctl_write(&b);
+    ty_buf_close(&b);
     ty_cli_ls_args_close(&a);
-    return 0;
+    return code;
   }
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);
@@ -60,8 +75,13 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
   if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
-  if (code == 0 && ty_cli_render_jobs(js, n, now_ms(), a.json || c->g.json, !a.array, &out) == 0)
-    code = ty__ctl_write(&out);
+  int64_t now = now_ms();
+  if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
+  ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};
+  int rc = 0;
+  if (code == 0 && (a.json || c->g.json)) rc = ty_cli_render_jobs(js, n, now, true, false, &out);
+  else if (code == 0) rc = ty_cli_render_jobs_table(js, n, now, !a.array, &a.format, &o, &out);
+  if (code == 0) code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;
   ty_cli_jobinfos_free(js, n);
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);

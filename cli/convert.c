@@ -101,6 +101,7 @@ int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   req.n_states = a->all ? 0 : a->nstates;
   req.states = states;
   req.user = ty_wire_str(a->user), req.queue = ty_wire_str(a->queue);
+  req.since_ms = a->since_ms;
   return ty_wire_pack(&req.base, out);
 }
 

@@ -45,14 +45,13 @@ static const char *queue_name(const char *q) {
   return q && *q ? q : "default";
 }
 
-static int64_t job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms) {
+int64_t ty_cli_job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms) {
   if (j->start_ms <= 0) return 0;
   int64_t end = j->end_ms > 0 ? j->end_ms : now_ms;
   return end > j->start_ms ? end - j->start_ms : 0;
 }
 
-/* Node names when placed, else how many nodes the job asks for. */
-static void job_nodes(const ty_cli_jobinfo *j, ty_buf *b) {
+void ty_cli_job_nodes(const ty_cli_jobinfo *j, ty_buf *b) {
   for (size_t i = 0; i < j->nnodes; i++)
     ty_buf_printf(b, "%s%s", i ? "," : "", j->nodes[i]);
   if (j->nnodes == 0) ty_buf_printf(b, "%u", j->spec.nodes ? j->spec.nodes : 1);
@@ -114,76 +113,15 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
   json_spec(js, &j->spec);
 }
 
-/* "123" or, for an array element, "ARRAY_TASK" like squeue. */
-static void job_label(const ty_cli_jobinfo *j, char *out, size_t cap) {
-  if (j->array_job_id)
-    snprintf(out, cap, "%" PRIu64 "_%" PRIu32, j->array_job_id, j->array_task_id);
-  else
-    snprintf(out, cap, "%" PRIu64, j->id);
-}
-
-static bool foldable(const ty_cli_jobinfo *j) {
-  return j->array_job_id && j->state == TY_JOB_PENDING;
-}
-
-/* With fold, the pending elements of one array that follow js[i] (jobs
- * come by id, and an array's elements have consecutive ids) share its
- * line, labelled "123_[5-999]"; *used says how many jobs the line took. */
-static int row_label(const ty_cli_jobinfo *js, size_t n, size_t i, bool fold, ty_buf *label,
-                     size_t *used) {
-  const ty_cli_jobinfo *j = &js[i];
-  size_t k = i + 1;
-  while (fold && foldable(j) && k < n && foldable(&js[k]) && js[k].array_job_id == j->array_job_id)
-    k++;
-  *used = k - i;
-  if (k == i + 1) {
-    char id[48];
-    job_label(j, id, sizeof id);
-    return ty_buf_printf(label, "%s", id);
-  }
-  uint32_t *tasks = ty_wire_calloc(k - i, sizeof *tasks);
-  if (!tasks) return TY_ENOMEM;
-  for (size_t x = i; x < k; x++) tasks[x - i] = js[x].array_task_id;
-  int rc = ty_buf_printf(label, "%" PRIu64 "_[", j->array_job_id);
-  if (rc == 0) rc = ty_array_fold(tasks, k - i, label);
-  if (rc == 0) rc = ty_buf_printf(label, "]");
-  free(tasks);
-  return rc;
-}
-
-static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold, ty_buf *out) {
-  static const char *const hdr[] = {"ID",    "NAME", "USER",  "QUEUE", "PRI",
-                                    "STATE", "TIME", "NODES", "REASON"};
-  static const bool right[] = {true, false, false, false, true, false, true, false, false};
-  ty_cli_table *t = ty_cli_table_create(hdr, right, TY_ARRAY_LEN(hdr));
-  int rc = 0;
-  ty_buf id, nodes;
-  ty_buf_init(&id), ty_buf_init(&nodes);
-  for (size_t i = 0, used = 1; i < n && rc == 0; i += used) {
-    const ty_cli_jobinfo *j = &js[i];
-    char pri[16], time[32];
-    id.len = nodes.len = 0;
-    rc = row_label(js, n, i, fold, &id, &used);
-    if (rc == 0) rc = ty_buf_append(&id, "", 1);
-    snprintf(pri, sizeof pri, "%" PRId32, j->spec.priority);
-    ty_cli_format_elapsed(job_elapsed(j, now_ms), time, sizeof time);
-    job_nodes(j, &nodes);
-    const char *row[] = {(char *)id.data, j->spec.name,
-                         j->spec.user,    queue_name(j->spec.queue),
-                         pri,             ty_job_state_name(j->state),
-                         time,            (char *)nodes.data,
-                         j->reason};
-    if (rc == 0) rc = ty_cli_table_add(t, row);
-  }
-  ty_buf_close(&id), ty_buf_close(&nodes);
-  if (rc == 0) rc = ty_cli_table_render(t, out);
-  ty_cli_table_destroy(t);
-  return rc;
-}
-
 int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
                        ty_buf *out) {
-  if (!json) return jobs_table(js, n, now_ms, fold, out);
+  if (!json) {
+    ty_cli_format f;
+    char err[TY_ERR_LEN];
+    int rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
+                                 ty_cli_n_ls_fields, &f, err, sizeof err);
+    return rc ? rc : ty_cli_render_jobs_table(js, n, now_ms, fold, &f, NULL, out);
+  }
   ty_json w;
   ty_json_init(&w, out);
   w.lines = true;
@@ -343,7 +281,7 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   format_time(j->submit_ms, t1, sizeof t1), kv(b, "submitted:", t1);
   format_time(j->start_ms, t1, sizeof t1), kv(b, "started:", t1);
   format_time(j->end_ms, t1, sizeof t1), kv(b, "ended:", t1);
-  ty_cli_format_elapsed(job_elapsed(j, now_ms), t1, sizeof t1), kv(b, "elapsed:", t1);
+  ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), t1, sizeof t1), kv(b, "elapsed:", t1);
   if (j->spec.time_limit_s)
     ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, t1, sizeof t1);
   kv(b, "time limit:", j->spec.time_limit_s ? t1 : "the queue's default");
@@ -357,7 +295,7 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   show_command(b, &j->spec);
   ty_buf nodes;
   ty_buf_init(&nodes);
-  job_nodes(j, &nodes);
+  ty_cli_job_nodes(j, &nodes);
   kv(b, "nodes:", j->nnodes ? (char *)nodes.data : "-");
   ty_buf_close(&nodes);
   /* A job that has not ended has no exit code (a requeued one has none of

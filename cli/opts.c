@@ -328,13 +328,17 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
 
 /* ---- ls --------------------------------------------------------------------- */
 
-enum { L_JSON = TY__CLI_OPT_FIRST, L_STATE = 's', L_USER = 'u', L_QUEUE = 'q', L_ALL = 'a',
-       L_ARRAY = 'r', L_HELP = 'h' };
+enum { L_JSON = TY__CLI_OPT_FIRST, L_SINCE, L_HELP_FORMAT, L_STATE = 's', L_USER = 'u',
+       L_QUEUE = 'q', L_ALL = 'a', L_ARRAY = 'r', L_FORMAT = 'o', L_SORT = 'S', L_NOHEADER = 'n',
+       L_HELP = 'h' };
 static const struct option ls_opts[] = {
     {"state", required_argument, NULL, L_STATE}, {"user", required_argument, NULL, L_USER},
     {"queue", required_argument, NULL, L_QUEUE}, {"all", no_argument, NULL, L_ALL},
     {"json", no_argument, NULL, L_JSON},         {"help", no_argument, NULL, L_HELP},
-    {"array", no_argument, NULL, L_ARRAY},       {NULL, 0, NULL, 0},
+    {"array", no_argument, NULL, L_ARRAY},       {"format", required_argument, NULL, L_FORMAT},
+    {"sort", required_argument, NULL, L_SORT},   {"noheader", no_argument, NULL, L_NOHEADER},
+    {"since", required_argument, NULL, L_SINCE}, {"help-format", no_argument, NULL, L_HELP_FORMAT},
+    {NULL, 0, NULL, 0},
 };
 
 /* "running,pending" -> states; duplicates are dropped. */
@@ -378,6 +382,19 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case L_ARRAY:
     a->array = true;
     return 0;
+  case L_FORMAT:
+    return ty_cli_parse_format("--format", v, ty_cli_ls_fields, ty_cli_n_ls_fields, &a->format, err,
+                               err_len);
+  case L_SORT:
+    return ty_cli_parse_sort("--sort", v, &a->sort, err, err_len);
+  case L_NOHEADER:
+    a->noheader = true;
+    return 0;
+  case L_SINCE:
+    return ty_cli_parse_time("--since", v, ty_now_ms(), &a->since_ms, err, err_len);
+  case L_HELP_FORMAT:
+    a->help_format = true;
+    return 0;
   case L_JSON:
     a->json = true;
     return 0;
@@ -391,7 +408,10 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc, argv, "s:u:q:arh", ls_opts, ls_option, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "s:u:q:aro:S:nh", ls_opts, ls_option, out, err, err_len);
+  if (rc == 0 && out->format.n == 0)
+    rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
+                             ty_cli_n_ls_fields, &out->format, err, err_len);
   if (rc == 0 && out->all && out->nstates)
     rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {

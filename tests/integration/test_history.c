@@ -307,3 +307,47 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   free(out);
   it_cluster_stop(&c);
 }
+
+Test(history, ls_formats_sorts_and_filters_by_time, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t run = submit_cli(&c, (const char *[]){"--name", "runner", "--", "sleep", "60", NULL});
+  char srun[24], dep[48];
+  id_str(run, srun);
+  snprintf(dep, sizeof dep, "afterok:%s", srun);
+  uint64_t w1 = submit_cli(&c, (const char *[]){"--name", "w1", "--priority", "5", "--dependency",
+                                                dep, "--", "true", NULL});
+  uint64_t w2 = submit_cli(&c, (const char *[]){"--name", "w2", "--priority", "9", "--dependency",
+                                                dep, "--", "true", NULL});
+  cr_assert_eq(wait_state(cl, run, ST(RUNNING)), ST(RUNNING));
+  char *out = NULL, expect[256];
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--format", "id,name,state,pri",
+                                                      "--sort", "-pri", "--noheader", NULL}),
+               0);
+  snprintf(expect, sizeof expect, "%llu  w2  PENDING  9\n%llu  w1  PENDING  5\n%llu  runner  RUNNING  0\n",
+           (unsigned long long)w2, (unsigned long long)w1, (unsigned long long)run);
+  /* Columns line up: compare without the padding. */
+  char *p = out, *q = expect;
+  for (; *p && *q; p++, q++) {
+    while (*p == ' ' && p[1] == ' ') p++;
+    while (*q == ' ' && q[1] == ' ') q++;
+    if (*p != *q) break;
+  }
+  cr_assert(!*p && !*q, "got:\n%s\nwanted (up to padding):\n%s", out, expect);
+  free(out);
+  /* A header by default; --since in the future leaves nothing. */
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "-o", "name,dependency", NULL}), 0);
+  cr_assert(strncmp(out, "NAME    DEPENDENCY\n", 19) == 0 && strstr(out, "afterok:"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--since", "@4000000000",
+                                                      "--noheader", NULL}), 0);
+  cr_assert_str_eq(out, "");
+  free(out);
+  char *err = NULL;
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"ls", "--sort", "colour", NULL}), 2);
+  cr_assert(strstr(err, "--sort: unknown field \"colour\""), "%s", err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}

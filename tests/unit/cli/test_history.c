@@ -183,3 +183,67 @@ Test(node_show, text_and_json_with_events) {
                       "\"reason\":\"bad fan\",\"actor\":\"user:alice\"}"), "%s", s);
   ty_buf_close(&b);
 }
+
+/* ---- ls: --format, --sort, --noheader, --since ---------------------------------------- */
+
+static ty_cli_jobinfo ls_job(uint64_t id, const char *name, int32_t pri, double prio, int state) {
+  ty_cli_jobinfo j = {.id = id, .state = state, .reason = "", .priority = prio};
+  j.spec.name = (char *)name, j.spec.user = "alice", j.spec.queue = "";
+  j.spec.priority = pri, j.spec.nodes = 2, j.spec.tasks_per_node = 2, j.spec.cpus_per_task = 3;
+  j.spec.gpus_per_node = 1, j.spec.time_limit_s = 3600;
+  return j;
+}
+
+static int parse_ls(const char *const *args, ty_cli_ls_args *a, char *err) {
+  int argc = 0;
+  while (args[argc]) argc++;
+  return ty_cli_parse_ls(argc, (char **)args, a, err, TY_ERR_LEN);
+}
+
+Test(ls_format, fields_sort_and_noheader) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "id,name,priority,cpus,gpus,timelimit,held", "-S",
+                                         "-priority,name", "-n", "--since", "@1700000000", NULL},
+                        &a, err),
+               0, "%s", err);
+  cr_assert(a.noheader);
+  cr_assert_eq(a.since_ms, 1700000000000);
+  cr_assert_eq(a.sort.keys.n, 2);
+  cr_assert(a.sort.desc[0] && !a.sort.desc[1]);
+  ty_cli_jobinfo js[3] = {ls_job(1, "b", 0, 0.25, TY_JOB_PENDING),
+                          ls_job(2, "a", 0, 0.5, TY_JOB_PENDING),
+                          ls_job(3, "c", 0, 0.25, TY_JOB_PENDING)};
+  js[2].held = true;
+  cr_assert_eq(ty_cli_sort_jobs(js, 3, &a.sort, 0), 0);
+  cr_assert_eq(js[0].id, 2);
+  cr_assert_eq(js[1].id, 1); /* equal priority: by name */
+  cr_assert_eq(js[2].id, 3);
+  ty_cli_table_opts o = {.noheader = a.noheader};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(js, 3, 0, true, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "2  a  0.5000  12  2  1:00:00  no\n"
+                             "1  b  0.2500  12  2  1:00:00  no\n"
+                             "3  c  0.2500  12  2  1:00:00  yes\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+  /* Without --format: ls's historical columns. */
+  cr_assert_eq(parse_ls((const char *[]){NULL}, &a, err), 0);
+  cr_assert_eq(a.format.n, 9);
+  cr_assert_eq(a.sort.keys.n, 0);
+  ty_cli_ls_args_close(&a);
+  static const struct {
+    const char *args[3];
+    const char *says;
+  } bad[] = {
+      {{"--format", "id,colour", NULL}, "--format: unknown field \"colour\""},
+      {{"--sort", "-bogus", NULL}, "--sort: unknown field \"bogus\""},
+      {{"--sort", "id,-id", NULL}, "--sort: field \"id\" is named twice"},
+      {{"--since", "soon", NULL}, "--since: \"soon\" is not a time"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    cr_assert_eq(parse_ls(bad[i].args, &a, err), TY_EINVAL, "%s", bad[i].args[1]);
+    cr_assert(strstr(err, bad[i].says), "expected \"%s\" in: %s", bad[i].says, err);
+  }
+}
