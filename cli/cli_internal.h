@@ -173,6 +173,15 @@ int ty__cli_decode_plan_job(const uint8_t *p, size_t n, uint8_t **out_plan, size
                             bool *out_cached);
 int ty__cmd_plan(ty__ctl *c, int argc, char **argv);
 extern const char ty__usage_plan[];
+/* plan --mesh: trainyard-plan's planning (plan_local.c); in trainctl, the
+ * exec of trainyard-plan beside it (plan_exec.c). argv as for plan. */
+int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv);
+/* The job file as a graph job spec (with --parallelism applied): 0, or the
+ * exit code after saying why. */
+int ty__cli_plan_load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out);
+/* Prints a plan as text (or --json), "planned here" or "by the controller". */
+int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const struct ty_plan *p,
+                       bool cached);
 /* Appends show's "Plan:" block for a plan file (a line saying why when it
  * does not decode). */
 void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out);
