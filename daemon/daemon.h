@@ -262,7 +262,7 @@ typedef struct ty_rank_row {
   bool measured;
 } ty_rank_row;
 
-/* A node's state change or an operator's action on it (schema 4). */
+/* A node's state change or an operator's action on it (schema 5). */
 typedef struct ty_node_event_row {
   int64_t time_ms;
   const char *node;

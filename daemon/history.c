@@ -401,14 +401,22 @@ void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
     rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is not after since_ms %lld",
                  (long long)w->q.until_ms, (long long)w->q.since_ms);
+  /* The live jobs first, newest (highest id) first, then the store's for
+   * what the limit leaves: the answer holds `limit` jobs at most. */
   ctl->stats.list_jobs += ctl->n_jobs;
-  for (size_t i = 0; rc == 0 && i < ctl->n_jobs; i++) {
+  for (size_t i = ctl->n_jobs; rc == 0 && i-- > 0;) {
     ty_job *j = ctl->jobs[i];
     if (!hist_matches(j, &w->q) || ty_job_state_terminal(j->state)) continue;
+    if (w->n == w->limit) {
+      w->truncated = true;
+      break;
+    }
     ty__acct_job *a = add_job(w);
     rc = a ? acct_from_job(j, a) : TY_ENOMEM;
   }
   w->n_live = w->n;
+  w->limit -= (uint32_t)w->n;
+  if (w->truncated) w->n_ended = 0; /* full already: the store is not asked */
   if (rc == 0) rc = uv_queue_work(ctl->loop, &w->req, hist_run, hist_done);
   if (rc == 0) return;
   ty__reply_finish(r, rc, rc == TY_EINVAL ? err : ty_strerror(rc));

@@ -121,6 +121,23 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
                0);
   cr_assert_str_eq(out, "acct-live  RUNNING\n");
   free(out);
+  /* --limit counts live and ended jobs together, newest first, and says
+   * when more matched. */
+  char *err = NULL;
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"history", "--limit", "2", "--noheader",
+                                                        "--format", "name", "--state",
+                                                        "running,failed,completed", NULL}),
+               0);
+  cr_assert(!strcmp(out, "acct-live\nacct-bad\n") || !strcmp(out, "acct-live\nacct-ok\n"), "%s",
+            out);
+  cr_assert(strstr(err, "more jobs matched; the newest 2 are shown"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"history", "--limit", "1", "--noheader",
+                                                        "--format", "name", NULL}),
+               0);
+  cr_assert_str_eq(out, "acct-live\n");
+  cr_assert(strstr(err, "more jobs matched"), "%s", err);
+  free(out), free(err);
   /* Another user's history is empty; --user names whose. */
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--user", "nobody-else",
                                                       "--noheader", NULL}),
