@@ -375,6 +375,10 @@ int ty_store_node_events(ty_store *s, const char *node, uint32_t limit,
 /* Rows every reader of s delivered so far (the loop's and ty_store_reader's):
  * the test hook that shows which operations read history. */
 uint64_t ty_store_rows_read(const ty_store *s);
+/* Statements so far that sorted their rows or stepped through a whole table
+ * instead of walking an index (SQLite's SORT and FULLSCAN_STEP counters):
+ * the test hook that shows a query of history uses its index. */
+uint64_t ty_store_scans(const ty_store *s);
 
 /* ---- any one thread: a reader of its own ------------------------------------
  * Long queries (history, listings of finished jobs) run off the loop on a

@@ -48,7 +48,7 @@ typedef struct ty__submit_wait ty__submit_wait; /* daemon/rpc_client.c */
 struct sqlite3;
 struct sqlite3 *ty__store_loop_db(ty_store *s); /* the loop thread's reader */
 const char *ty__store_path(const ty_store *s);
-void ty__store_count_rows(ty_store *s, uint64_t n);
+void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 
 typedef struct ty_cluster_node {
   char *name;

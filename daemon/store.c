@@ -203,6 +203,7 @@ struct ty_store {
   unsigned update_next;
   atomic_uint_fast64_t commits;
   atomic_uint_fast64_t rows_read;
+  atomic_uint_fast64_t scans; /* statements that sorted or walked a whole table */
   char *path;
 };
 
@@ -410,11 +411,18 @@ uint64_t ty_store_rows_read(const ty_store *s) {
   return (uint64_t)atomic_load(&((ty_store *)s)->rows_read);
 }
 
+uint64_t ty_store_scans(const ty_store *s) {
+  return (uint64_t)atomic_load(&((ty_store *)s)->scans);
+}
+
 /* ---- what store_query.c shares (daemon_internal.h) ------------------------- */
 
 sqlite3 *ty__store_loop_db(ty_store *s) { return s->rdb; }
 const char *ty__store_path(const ty_store *s) { return s->path; }
-void ty__store_count_rows(ty_store *s, uint64_t n) { atomic_fetch_add(&s->rows_read, n); }
+void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned) {
+  atomic_fetch_add(&s->rows_read, n);
+  if (scanned) atomic_fetch_add(&s->scans, 1);
+}
 
 /* ---- transactions ----------------------------------------------------------- */
 

@@ -53,8 +53,10 @@ static int run(ty_store *s, sqlite3 *db, const char *sql, bind_fn bind, const vo
     rc = row_cb(st, ud);
   }
   if (rc == 0 && step != SQLITE_DONE) rc = TY_ESTORE;
+  bool scanned = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_SORT, 0) > 0 ||
+                 sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0) > 0;
   sqlite3_finalize(st);
-  ty__store_count_rows(s, rows);
+  ty__store_count_rows(s, rows, scanned);
   return rc;
 }
 
@@ -244,20 +246,27 @@ void ty_store_reader_close(ty_store_reader *r) {
  * binds them. */
 static int query_where(const ty_job_query *q, ty_buf *sql) {
   int rc = ty_buf_printf(sql, "WHERE 1");
+  /* "+state": the state terms filter rows and never pick the index (a
+   * state index would then need every ended row sorted for the LIMIT;
+   * SQLite without statistics picks it). */
+  /* Named jobs: the primary key and jobs_by_array find them and their few
+   * rows are sorted, rather than walking the end-time index through all
+   * of history ("+end_ms" keeps the planner off it). */
   if (rc == 0 && q->finished_only)
-    rc = ty_buf_printf(sql, " AND end_ms >= ?1 AND state IN (3,4,5,6)");
+    rc = ty_buf_printf(sql, " AND %send_ms >= ?1 AND +state IN (3,4,5,6)", q->n_ids ? "+" : "");
   if (rc == 0 && q->user && q->user[0]) rc = ty_buf_printf(sql, " AND user = ?2");
   if (rc == 0 && q->queue && q->queue[0]) rc = ty_buf_printf(sql, " AND queue = ?3");
   if (rc == 0 && q->submitted_before_ms) rc = ty_buf_printf(sql, " AND submit_ms < ?4");
   for (size_t i = 0; rc == 0 && i < q->n_states; i++)
-    rc = ty_buf_printf(sql, "%s%d", i ? "," : " AND state IN (", q->states[i]);
+    rc = ty_buf_printf(sql, "%s%d", i ? "," : " AND +state IN (", q->states[i]);
   if (rc == 0 && q->n_states) rc = ty_buf_printf(sql, ")");
   for (size_t i = 0; rc == 0 && i < q->n_ids; i++)
     rc = ty_buf_printf(sql, "%s%llu", i ? "," : " AND (id IN (", (unsigned long long)q->ids[i]);
   for (size_t i = 0; rc == 0 && i < q->n_ids; i++)
-    rc = ty_buf_printf(sql, "%s%llu", i ? "," : ") OR array_id IN (",
+    rc = ty_buf_printf(sql, "%s%llu", i ? "," : ") OR (array_id IN (",
                        (unsigned long long)q->ids[i]);
-  if (rc == 0 && q->n_ids) rc = ty_buf_printf(sql, "))");
+  /* array_id != 0: what lets the partial index jobs_by_array serve it. */
+  if (rc == 0 && q->n_ids) rc = ty_buf_printf(sql, ") AND array_id != 0))");
   /* Newest first: the end-time index serves the order and the LIMIT. */
   if (rc == 0) rc = ty_buf_printf(sql, " ORDER BY end_ms DESC, id DESC");
   if (rc == 0 && q->limit) rc = ty_buf_printf(sql, " LIMIT %u", q->limit);

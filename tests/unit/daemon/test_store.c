@@ -365,6 +365,18 @@ Test(store, history_is_newest_first_with_a_limit) {
   q = (ty_job_query){.finished_only = true, .user = "bob"};
   cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
   cr_assert_eq(got.n, 0u);
+  /* Every shape of the query walks an index in order, sorting nothing. */
+  uint64_t scans = ty_store_scans(s);
+  int completed = TY_JOB_COMPLETED;
+  ty_job_query shapes[] = {{.finished_only = true, .limit = 1},
+                           {.finished_only = true, .user = "alice", .limit = 3},
+                           {.finished_only = true, .states = &completed, .n_states = 1, .limit = 3},
+                           {.finished_only = true, .ended_since_ms = 10000 + 100, .limit = 3}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(shapes); i++) {
+    got.n = 0;
+    cr_assert_eq(ty_store_query_jobs(rd, &shapes[i], note_id, &got), 0);
+    cr_assert_eq(ty_store_scans(s), scans, "query %zu sorted or scanned the jobs table", i);
+  }
   ty_store_reader_close(rd);
   ty_store_close(s);
 }
