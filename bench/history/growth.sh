@@ -5,7 +5,7 @@
 # history_fill through the store's code), then traind on it alone: its RSS
 # after start, the mean scheduling pass (from /metrics), `trainctl ls`
 # (the 1,000 pending, median of 10) and `trainctl history --all-users
-# --limit 1000` (median of 5). Goal: flat in the history size.
+# --state completed --limit 1000` (median of 5). Goal: flat in history.
 # Usage: TY_BUILDDIR=build bench/history/growth.sh [SIZES...]
 set -eu
 B=${TY_BUILDDIR:-build}
@@ -24,7 +24,7 @@ timed() { # N CMD...: the median wall clock of N runs, in ms
 }
 metric() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-printf '| finished jobs | fill (s) | traind RSS (MiB) | start (ms) | pass mean (ms) | ls 1000 pending (ms) | history --limit 1000 (ms) |\n'
+printf '| finished jobs | fill (s) | traind RSS (MiB) | start (ms) | pass mean (ms) | ls 1000 pending (ms) | history of 1000 ended (ms) |\n'
 printf '| --- | --- | --- | --- | --- | --- | --- |\n'
 for n in $SIZES; do
   dir=$tmp/state-$n
@@ -44,7 +44,7 @@ for n in $SIZES; do
   cnt=$(metric trainyard_scheduler_pass_duration_seconds_count)
   pass=$(awk -v s="$sum" -v c="$cnt" 'BEGIN {printf "%.3f", c ? s / c * 1000 : 0}')
   ls=$(timed 10 "$B/cli/trainctl" ls)
-  hist=$(timed 5 "$B/cli/trainctl" history --all-users --limit 1000)
+  hist=$(timed 5 "$B/cli/trainctl" history --all-users --state completed --limit 1000)
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   printf '| %s | %.1f | %s | %s | %s (%s passes) | %s | %s |\n' "$n" "$(echo "$fill / 1000" | bc -l)" \
     "$rss" "$start" "$pass" "$cnt" "$ls" "$hist"
