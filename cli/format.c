@@ -137,15 +137,21 @@ int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool 
 
 /* ---- show ------------------------------------------------------------------ */
 
-static void format_time(int64_t ms, char *out, size_t cap) {
+void ty_cli_format_time(int64_t ms, char sep, char *out, size_t cap) {
   if (ms <= 0) {
     snprintf(out, cap, "-");
     return;
   }
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
+  char fmt[] = "%Y-%m-%d %H:%M:%S";
+  fmt[8] = sep;
   localtime_r(&t, &tm);
-  strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+  strftime(out, cap, fmt, &tm);
+}
+
+static void format_time(int64_t ms, char *out, size_t cap) {
+  ty_cli_format_time(ms, ' ', out, cap);
 }
 
 /* Whether s holds bytes a terminal would act on instead of showing: C0 and

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- fields ------------------------------------------------------------------------------ */
 
@@ -167,17 +166,6 @@ static const char *task_state_name(int state) {
   return state > 0 && state < (int)TY_ARRAY_LEN(names) ? names[state] : "UNKNOWN";
 }
 
-static void clock_time(int64_t ms, char *out, size_t cap) {
-  if (ms <= 0) {
-    snprintf(out, cap, "-");
-    return;
-  }
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  localtime_r(&t, &tm);
-  strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-}
-
 static int64_t span_ms(int64_t start, int64_t end, int64_t now_ms) {
   if (start <= 0) return 0;
   int64_t e = end > 0 ? end : now_ms;
@@ -207,8 +195,8 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
     break;
   case F_STATE: snprintf(out, cap, "%s", task_state_name(r->state)); break;
   case F_EXIT: snprintf(out, cap, "%" PRId32 ":%" PRId32, r->exit_code, r->term_signal); break;
-  case F_START: clock_time(r->start_ms, out, cap); break;
-  case F_END: clock_time(r->end_ms, out, cap); break;
+  case F_START: ty_cli_format_time(r->start_ms, 'T', out, cap); break;
+  case F_END: ty_cli_format_time(r->end_ms, 'T', out, cap); break;
   case F_ELAPSED: ty_cli_format_elapsed(span_ms(r->start_ms, r->end_ms, v->now_ms), out, cap); break;
   case F_NODES: snprintf(out, cap, "%s", r->node); break;
   case F_CPUS: snprintf(out, cap, "%" PRIu32, r->cpus); break;
@@ -237,9 +225,9 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
   case F_STATE: snprintf(out, cap, "%s", ty_job_state_name(j->state)); break;
   case F_EXIT: snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal); break;
   case F_REASON: snprintf(out, cap, "%s", j->reason); break;
-  case F_SUBMIT: clock_time(j->submit_ms, out, cap); break;
-  case F_START: clock_time(j->start_ms, out, cap); break;
-  case F_END: clock_time(j->end_ms, out, cap); break;
+  case F_SUBMIT: ty_cli_format_time(j->submit_ms, 'T', out, cap); break;
+  case F_START: ty_cli_format_time(j->start_ms, 'T', out, cap); break;
+  case F_END: ty_cli_format_time(j->end_ms, 'T', out, cap); break;
   case F_ELAPSED: ty_cli_format_elapsed(span_ms(j->start_ms, j->end_ms, v->now_ms), out, cap); break;
   case F_TIMELIMIT:
     if (j->time_limit_s) ty_cli_format_elapsed((int64_t)j->time_limit_s * 1000, out, cap);
@@ -432,7 +420,7 @@ static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t 
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < nev; i++) {
     char when[32], states[48];
-    clock_time(ev[i].time_ms, when, sizeof when);
+    ty_cli_format_time(ev[i].time_ms, 'T', when, sizeof when);
     if (ev[i].from && ev[i].to && ev[i].from != ev[i].to)
       snprintf(states, sizeof states, "%s -> %s", ty_node_state_name(ev[i].from),
                ty_node_state_name(ev[i].to));

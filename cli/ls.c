@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 enum {
   J_ID, J_NAME, J_USER, J_QUEUE, J_PRI, J_STATE, J_ELAPSED, J_NODES, J_REASON, J_PRIORITY,
@@ -151,17 +150,6 @@ int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t
 
 /* ---- the table --------------------------------------------------------------------------- */
 
-static void clock_time(int64_t ms, char *out, size_t cap) {
-  if (ms <= 0) {
-    snprintf(out, cap, "-");
-    return;
-  }
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  localtime_r(&t, &tm);
-  strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-}
-
 static void job_nodes(const ty_cli_jobinfo *j, char *out, size_t cap) {
   ty_buf b;
   ty_buf_init(&b);
@@ -175,9 +163,9 @@ static void cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *out, size
   switch (f) {
   case J_NODES: job_nodes(j, out, cap); return;
   case J_ELAPSED: ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), out, cap); return;
-  case J_SUBMIT: clock_time(j->submit_ms, out, cap); return;
-  case J_START: clock_time(j->start_ms, out, cap); return;
-  case J_END: clock_time(j->end_ms, out, cap); return;
+  case J_SUBMIT: ty_cli_format_time(j->submit_ms, 'T', out, cap); return;
+  case J_START: ty_cli_format_time(j->start_ms, 'T', out, cap); return;
+  case J_END: ty_cli_format_time(j->end_ms, 'T', out, cap); return;
   case J_TIMELIMIT:
     if (j->spec.time_limit_s) ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
     else snprintf(out, cap, "-");

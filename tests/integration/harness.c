@@ -395,3 +395,17 @@ char *it_http_get_metrics(int port) {
   free(resp);
   return copy;
 }
+
+uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {
+  const char *argv[32] = {"submit", "--quiet", "--command"};
+  size_t n = 3;
+  for (; *args && n < 31; args++) argv[n++] = *args;
+  argv[n] = NULL;
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, argv);
+  cr_assert_eq(rc, 0, "submit failed (%d): %s", rc, err ? err : "");
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert(id > 0);
+  return id;
+}

@@ -91,6 +91,9 @@ int it_raw_connect(int port);
 /* True when the peer closes fd (EOF or reset) within ~5 s, reading and
  * dropping whatever it sends first. */
 bool it_closed_by_peer(int fd);
+/* trainctl submit --quiet --command ARGS... (NULL-terminated, at most 28):
+ * the id it printed; fails the test when the submit fails. */
+uint64_t it_submit_cli(const it_cluster *c, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
 

@@ -29,21 +29,6 @@ static const char *me(void) {
   return pw->pw_name;
 }
 
-/* trainctl submit --quiet --command ARGS...: the id it printed. */
-static uint64_t submit_cli(const it_cluster *c, const char *const *args) {
-  const char *argv[32] = {"submit", "--quiet", "--command"};
-  size_t n = 3;
-  for (; *args && n < 31; args++) argv[n++] = *args;
-  argv[n] = NULL;
-  char *out = NULL, *err = NULL;
-  int rc = it_trainctl_err(c, &out, &err, argv);
-  cr_assert_eq(rc, 0, "submit failed (%d): %s", rc, err ? err : "");
-  uint64_t id = strtoull(out, NULL, 10);
-  free(out), free(err);
-  cr_assert(id > 0);
-  return id;
-}
-
 static int wait_state(ty_rpc_client *cl, uint64_t id, int state) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, 60000);
   cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
@@ -105,15 +90,15 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   ty_rpc_client *cl = it_client(&c);
-  uint64_t a = submit_cli(&c, (const char *[]){"--name", "acct-ok", "--ntasks-per-node", "2", "--",
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--name", "acct-ok", "--ntasks-per-node", "2", "--",
                                                "true", NULL});
-  uint64_t b = submit_cli(&c, (const char *[]){"--name", "acct-bad", "--", "/bin/sh", "-c",
+  uint64_t b = it_submit_cli(&c, (const char *[]){"--name", "acct-bad", "--", "/bin/sh", "-c",
                                                "exit 3", NULL});
   cr_assert_eq(wait_state(cl, a, 0), ST(COMPLETED));
   cr_assert_eq(wait_state(cl, b, 0), ST(FAILED));
   check_records(&c, a, b);
   /* A live job shows too, with the running time so far. */
-  uint64_t live = submit_cli(&c, (const char *[]){"--name", "acct-live", "--", "sleep", "60", NULL});
+  uint64_t live = it_submit_cli(&c, (const char *[]){"--name", "acct-live", "--", "sleep", "60", NULL});
   cr_assert_eq(wait_state(cl, live, ST(RUNNING)), ST(RUNNING));
   char *out = NULL;
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--state", "running", "--noheader",
@@ -232,11 +217,11 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
   it_cluster_start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
   /* A job that waits on a running one stays pending while we change it. */
-  uint64_t first = submit_cli(&c, (const char *[]){"--", "sleep", "60", NULL});
+  uint64_t first = it_submit_cli(&c, (const char *[]){"--", "sleep", "60", NULL});
   char sfirst[24], sdep[24], dep[48], why[160];
   id_str(first, sfirst);
   snprintf(dep, sizeof dep, "afterany:%s", sfirst);
-  uint64_t waits = submit_cli(&c, (const char *[]){"--dependency", dep, "--time", "1h", "--",
+  uint64_t waits = it_submit_cli(&c, (const char *[]){"--dependency", dep, "--time", "1h", "--",
                                                    "true", NULL});
   id_str(waits, sdep);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "30m", NULL}), 0);
@@ -329,13 +314,13 @@ Test(history, ls_formats_sorts_and_filters_by_time, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
-  uint64_t run = submit_cli(&c, (const char *[]){"--name", "runner", "--", "sleep", "60", NULL});
+  uint64_t run = it_submit_cli(&c, (const char *[]){"--name", "runner", "--", "sleep", "60", NULL});
   char srun[24], dep[48];
   id_str(run, srun);
   snprintf(dep, sizeof dep, "afterok:%s", srun);
-  uint64_t w1 = submit_cli(&c, (const char *[]){"--name", "w1", "--priority", "5", "--dependency",
+  uint64_t w1 = it_submit_cli(&c, (const char *[]){"--name", "w1", "--priority", "5", "--dependency",
                                                 dep, "--", "true", NULL});
-  uint64_t w2 = submit_cli(&c, (const char *[]){"--name", "w2", "--priority", "9", "--dependency",
+  uint64_t w2 = it_submit_cli(&c, (const char *[]){"--name", "w2", "--priority", "9", "--dependency",
                                                 dep, "--", "true", NULL});
   cr_assert_eq(wait_state(cl, run, ST(RUNNING)), ST(RUNNING));
   char *out = NULL, expect[256];

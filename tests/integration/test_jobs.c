@@ -25,21 +25,6 @@ static int ctl(const it_cluster *c, char **out, const char *const *args) {
   return it_trainctl(c, out, args);
 }
 
-/* trainctl submit --quiet ARGS...: the id it printed. */
-static uint64_t submit_cli(const it_cluster *c, const char *const *args) {
-  const char *argv[32] = {"submit", "--quiet", "--command"};
-  size_t n = 3;
-  for (; *args && n < 31; args++) argv[n++] = *args;
-  argv[n] = NULL;
-  char *out = NULL, *err = NULL;
-  int rc = it_trainctl_err(c, &out, &err, argv);
-  cr_assert_eq(rc, 0, "submit failed (%d): %s", rc, err ? err : "");
-  uint64_t id = strtoull(out, NULL, 10);
-  free(out), free(err);
-  cr_assert(id > 0);
-  return id;
-}
-
 static int final_state(ty_rpc_client *cl, uint64_t id, char *reason, size_t cap) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
   cr_assert(r, "job %llu did not end", (unsigned long long)id);
@@ -81,7 +66,7 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
            "$SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX > "
            "$d/out.$SLURM_ARRAY_TASK_ID",
            c.dir);
-  uint64_t id = submit_cli(&c, (const char *[]){"--array", "0-10:2%2", "--name", "arr", "--",
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-10:2%2", "--name", "arr", "--",
                                                 "/bin/sh", "-c", script, NULL});
   for (uint64_t k = 0; k < 6; k++)
     cr_assert_eq(final_state(cl, id + k, NULL, 0), ST(COMPLETED), "element %llu",
@@ -118,7 +103,7 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   it_cluster_start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
-  uint64_t id = submit_cli(&c, (const char *[]){"--array", "0-9", "--", "true", NULL});
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-9", "--", "true", NULL});
   char sid[32], e3[48], e5[48], folded[64], *out = NULL;
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
   snprintf(e3, sizeof e3, "%s_3", sid);
@@ -209,18 +194,18 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   it_cluster_start(&c, 1, 4);
   ty_rpc_client *cl = it_client(&c);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
-  uint64_t a = submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", "exit 3", NULL});
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", "exit 3", NULL});
   char dep_ok[64], dep_notok[64], dep_any[64], sa[24], *out = NULL;
   snprintf(sa, sizeof sa, "%llu", (unsigned long long)a);
   snprintf(dep_ok, sizeof dep_ok, "afterok:%s", sa);
   snprintf(dep_notok, sizeof dep_notok, "afternotok:%s", sa);
   snprintf(dep_any, sizeof dep_any, "afterany:%s", sa);
-  uint64_t kill = submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep",
+  uint64_t kill = it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep",
                                                   "yes", "--", "true", NULL});
-  uint64_t keep = submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep",
+  uint64_t keep = it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep",
                                                   "no", "--", "true", NULL});
-  uint64_t notok = submit_cli(&c, (const char *[]){"--dependency", dep_notok, "--", "true", NULL});
-  uint64_t any = submit_cli(&c, (const char *[]){"--dependency", dep_any, "--", "true", NULL});
+  uint64_t notok = it_submit_cli(&c, (const char *[]){"--dependency", dep_notok, "--", "true", NULL});
+  uint64_t any = it_submit_cli(&c, (const char *[]){"--dependency", dep_any, "--", "true", NULL});
   /* why names the unmet condition while A has not run. */
   char sk[24];
   snprintf(sk, sizeof sk, "%llu", (unsigned long long)keep);
