@@ -248,10 +248,9 @@ static int query_where(const ty_job_query *q, ty_buf *sql) {
   int rc = ty_buf_printf(sql, "WHERE 1");
   /* "+state": the state terms filter rows and never pick the index (a
    * state index would then need every ended row sorted for the LIMIT;
-   * SQLite without statistics picks it). */
-  /* Named jobs: the primary key and jobs_by_array find them and their few
-   * rows are sorted, rather than walking the end-time index through all
-   * of history ("+end_ms" keeps the planner off it). */
+   * SQLite without statistics picks it). Named jobs: the primary key and
+   * jobs_by_array find them and their few rows are sorted, rather than
+   * walking the end-time index through all history ("+end_ms"). */
   if (rc == 0 && q->finished_only)
     rc = ty_buf_printf(sql, " AND %send_ms >= ?1 AND +state IN (3,4,5,6)", q->n_ids ? "+" : "");
   if (rc == 0 && q->user && q->user[0]) rc = ty_buf_printf(sql, " AND user = ?2");
