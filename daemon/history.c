@@ -137,7 +137,7 @@ static int by_id_desc(const void *a, const void *b) {
 
 /* The newest `limit` items (all when 0), in id order, as a ListJobsResponse. */
 static int list_answer(item *items, size_t n, uint32_t limit, ty_buf *out) {
-  qsort(items, n, sizeof(*items), by_id_desc);
+  if (n > 1) qsort(items, n, sizeof(*items), by_id_desc); /* items is NULL when n is 0 */
   size_t keep = limit && limit < n ? limit : n;
   int rc = 0;
   for (size_t i = keep; rc == 0 && i-- > 0;)

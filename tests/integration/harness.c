@@ -223,7 +223,10 @@ int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request
   ty_rpc_result res;
   int rc = ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, buf, n, 10000, &res);
   free(buf);
-  if (rc != 0) return rc;
+  if (rc != 0) {
+    ty_rpc_result_close(&res); /* filled with the transport error: closed either way */
+    return rc;
+  }
   rc = res.status;
   if (err) snprintf(err, err_len, "%s", res.message);
   if (rc == 0) {
