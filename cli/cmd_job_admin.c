@@ -47,7 +47,7 @@ static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int
   uint32_t changed = 0;
   char name[48];
   ty_job_ref_format(ref, name, sizeof name);
-  int code = ty_cli_encode_update_job(ref, c->user, action, prio, queue, time_s, &req) == 0
+  int code = ty_cli_encode_update_job(ref, action, prio, queue, time_s, &req) == 0
                  ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j, &changed) != 0)

@@ -117,15 +117,14 @@ int ty_cli_encode_job_ref(const ty_job_ref *r, ty_buf *out) {
   return ty_wire_pack(&req.base, out);
 }
 
-int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out) {
+int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out) {
   Trainyard__GetTaskLocationsRequest r = TRAINYARD__GET_TASK_LOCATIONS_REQUEST__INIT;
   r.job_id = job_id;
   r.want_tokens = want_tokens;
-  r.user = ty_wire_str(user);
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_cancel(const ty_job_ref *refs, size_t n, const char *user, ty_buf *out) {
+int ty_cli_encode_cancel(const ty_job_ref *refs, size_t n, ty_buf *out) {
   /* Every reference goes in `refs`, so the results come back in the order given. */
   Trainyard__JobRef *v = ty_wire_calloc(n, sizeof *v);
   Trainyard__JobRef **pv = ty_wire_calloc(n, sizeof *pv);
@@ -137,7 +136,6 @@ int ty_cli_encode_cancel(const ty_job_ref *refs, size_t n, const char *user, ty_
   }
   Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
   req.n_refs = n, req.refs = pv;
-  req.user = ty_wire_str(user);
   if (rc == 0) rc = ty_wire_pack(&req.base, out);
   free(v), free(pv);
   return rc;
@@ -164,6 +162,10 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->last_ckpt_ms = pb->last_checkpoint_ms;
   j->held = pb->held, j->priority = pb->priority;
   j->array_job_id = pb->array_job_id, j->array_task_id = pb->array_task_id;
+  j->usage = (ty_task_usage){pb->cpu_usec, pb->mem_peak_bytes, pb->io_read_bytes,
+                             pb->io_write_bytes};
+  j->usage_measured = pb->usage_measured;
+  j->redacted = pb->redacted;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0 && !(j->dependency = ty_wire_strdup(pb->dependency))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);

@@ -4,10 +4,12 @@
  * `trainctl node show`: the history command line, its named fields, and
  * both as text or JSON. Pure: the clock comes in as now_ms.
  *
- * CPU and GPU time are measured by the worker when it can (cgroup
- * accounting); until then they are the allocation, wall clock x the CPUs
- * or GPUs held. The text marks those with "~" and says so under the table;
- * JSON says "accounting": "measured" or "allocated" per job and rank.
+ * CPU time and peak memory are measured by the worker from each rank's
+ * cgroup when it has a usable hierarchy; a rank without one counts wall
+ * clock x the CPUs held. GPU time is always the allocation (wall clock x
+ * the GPUs held): cgroups do not measure GPUs. The text marks allocated
+ * times with "~" and says so under the table; JSON says "accounting":
+ * "measured" or "allocated" (of CPU time) per job and rank.
  */
 #include "cli/cli_internal.h"
 
@@ -202,7 +204,7 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
   case F_CPUS: snprintf(out, cap, "%" PRIu32, r->cpus); break;
   case F_GPUS: snprintf(out, cap, "%" PRIu32, r->gpus); break;
   case F_CPUTIME: seconds_cell(r->cpu_s, r->measured, out, cap); break;
-  case F_GPUTIME: seconds_cell(r->gpu_s, r->measured, out, cap); break;
+  case F_GPUTIME: seconds_cell(r->gpu_s, r->gpu_s == 0, out, cap); break; /* 0: none held */
   case F_MAXMEM:
     if (r->mem_peak) ty_cli_format_size(r->mem_peak, out, cap);
     else snprintf(out, cap, "-");
@@ -241,7 +243,7 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
     else snprintf(out, cap, "-");
     break;
   case F_CPUTIME: seconds_cell(j->cpu_s, j->measured, out, cap); break;
-  case F_GPUTIME: seconds_cell(j->gpu_s, j->measured, out, cap); break;
+  case F_GPUTIME: seconds_cell(j->gpu_s, j->gpu_s == 0, out, cap); break; /* 0: none held */
   case F_MAXMEM:
     if (j->mem_peak) ty_cli_format_size(j->mem_peak, out, cap);
     else snprintf(out, cap, "-");
@@ -265,10 +267,10 @@ static int add_row(ty_cli_table *t, const ty_cli_format *fmt, const row_view *v)
 
 /* Whether any time the format shows is an allocation, not a measurement. */
 static bool shows_allocated(const ty_cli_record *rs, size_t n, const ty_cli_format *fmt) {
-  bool times = false;
-  for (size_t i = 0; i < fmt->n; i++) times |= fmt->idx[i] == F_CPUTIME || fmt->idx[i] == F_GPUTIME;
-  for (size_t i = 0; times && i < n; i++)
-    if (!rs[i].measured) return true;
+  bool cpu = false, gpu = false;
+  for (size_t i = 0; i < fmt->n; i++) cpu |= fmt->idx[i] == F_CPUTIME, gpu |= fmt->idx[i] == F_GPUTIME;
+  for (size_t i = 0; i < n; i++)
+    if ((cpu && !rs[i].measured) || (gpu && rs[i].gpu_s > 0)) return true;
   return false;
 }
 

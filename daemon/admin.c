@@ -11,9 +11,10 @@
  * reason says what changed); queue changes are rows in `admin_events`,
  * node changes in `node_events` (with the node's state before and after).
  *
- * Who may do what: job changes need the job's owner or root (as cancel);
- * queue and node changes are recorded with whoever asked (MUNGE will vouch
- * for the name once authentication lands).
+ * Who may do what (auth.c, docs/security.md): job changes need the job's
+ * owner or an operator, and only operators raise a priority; queue and node
+ * changes need an operator. The caller is the one its credential names;
+ * every change is recorded with that name.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -168,11 +169,15 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
   }
   ty_queue_info q = {0};
   bool created = false;
-  int rc = ty_queue_check_name(a.name, err, sizeof(err));
+  char op[128];
+  snprintf(op, sizeof op, "queue %.32s %.64s", a.action, a.name);
+  int rc = ty__auth_operator(r, op, err, sizeof(err));
+  if (rc == 0) rc = ty_queue_check_name(a.name, err, sizeof(err));
   if (rc == 0) rc = queue_change(ctl, &a, &q, &created, err, sizeof(err));
   if (rc != 0) {
     ty_queue_info_close(&q);
     ty__admin_req_close(&a);
+    r->refusal = "not_operator";
     ty__reply_finish(r, rc, err);
     return;
   }
@@ -188,7 +193,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
   queue_persist(slot, t);
   char detail[TY_ERR_LEN];
   join_settings(&a, detail, sizeof(detail));
-  admin_event(t, a.user, "queue", a.name, created ? "create" : a.action, detail);
+  admin_event(t, r->who.user, "queue", a.name, created ? "create" : a.action, detail);
   ty_queue_info v = view_of(ctl, slot);
   ty__conv_update_queue_resp(&v, &r->out);
   ty__admin_req_close(&a);
@@ -197,11 +202,12 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, size_t len) {
+static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *user, char *err,
+                       size_t len) {
   if (!strcmp(a->action, "drain")) {
     char why[TY_ERR_LEN];
-    snprintf(why, sizeof(why), "drained by %.64s%s%.200s", a->user[0] ? a->user : "unknown",
-             a->reason[0] ? ": " : "", a->reason);
+    snprintf(why, sizeof(why), "drained by %.64s%s%.200s", user, a->reason[0] ? ": " : "",
+             a->reason);
     nd->drain = true;
     if (nd->state == TY_NODE_UP) nd->state = TY_NODE_DRAINING;
     free(nd->reason);
@@ -233,9 +239,12 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   }
   ty_cluster_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
   int rc = 0, from = nd ? nd->state : 0;
-  if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
+  char op[128];
+  snprintf(op, sizeof op, "node %.32s %.64s", a.action, a.name);
+  if ((rc = ty__auth_operator(r, op, err, sizeof(err))) != 0) r->refusal = "not_operator";
+  else if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
   else if (!nd) rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
-  else rc = node_change(nd, &a, err, sizeof(err));
+  else rc = node_change(nd, &a, r->who.user, err, sizeof(err));
   if (rc != 0) {
     ty__admin_req_close(&a);
     ty__reply_finish(r, rc, err);
@@ -244,7 +253,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   ty_txn *t = ty_txn_create();
   ty__node_save(nd, t);
   char actor[96];
-  ty__actor_of(a.user, actor, sizeof(actor));
+  ty__actor_of(r->who.user, actor, sizeof(actor));
   ty__node_event(nd, from, nd->state, a.action, a.reason, actor, t);
   ty_info("node %s: %s by %s%s%s", nd->name, a.action, actor, a.reason[0] ? ": " : "", a.reason);
   ty__conv_update_node_resp(nd, &r->out);

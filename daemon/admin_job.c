@@ -8,8 +8,11 @@
  * pending ones), and fails only when none could. Each change is applied in
  * memory and written, with an event naming the actor ("user:alice") and
  * what changed, in one group-committed transaction answered once durable.
- * Who may: the job's owner or root, as for cancel (MUNGE will vouch for
- * the name once authentication lands).
+ * Who may (auth.c, docs/security.md): the job's (the array's) owner or an
+ * operator, as for cancel; raising a priority or a time limit is for
+ * operators only (as Slurm's scontrol: users may only lower them). The
+ * caller is the one its credential names; every change is recorded with
+ * that name.
  *
  * Requeue (like scontrol requeue): a running job's ranks are killed (the
  * kill grace applies) and once they have ended it is PENDING again, a new
@@ -56,12 +59,17 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
 /* `job update --time`: within the queue's max_time, above the warning. A
  * running job's ranks hold the limit they were launched with, so only a
  * pending job's can change. */
-static int job_time(ty_controller *ctl, ty_job *j, uint32_t secs, char *why, size_t wlen,
-                    char *err, size_t len) {
+static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t secs, char *why,
+                    size_t wlen, char *err, size_t len) {
   int rc = need_pending(j, "given another time limit (a running job keeps the one it started "
                            "with)", err, len);
   if (rc != 0) return rc;
   if (secs == 0) return ty_errf(err, len, TY_EINVAL, "time_limit_s: must be at least 1 s");
+  /* 0 is no limit at all: any limit is lower. */
+  if (j->spec.time_limit_s && secs > j->spec.time_limit_s && !r->operator)
+    return ty_errf(err, len, TY_EPERM, "time limit of job %llu: permission denied: only "
+                   "operators raise a time limit (%u s -> %u s); its owner may lower it",
+                   (unsigned long long)j->id, j->spec.time_limit_s, secs);
   const ty_queue_info *q = ty__queue_find(ctl, j->spec.queue);
   if (q && q->max_time_s && secs > q->max_time_s)
     return ty_errf(err, len, TY_EINVAL, "time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
@@ -95,10 +103,29 @@ static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn 
   return 0;
 }
 
+/* Owners may lower their job's priority (Slurm's nice); raising it is for
+ * operators, or everyone would run at the top. */
+static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, size_t wlen,
+                           char *err, size_t len) {
+  int rc = not_ended(j, err, len);
+  if (rc != 0) return rc;
+  if (to < TY_JOB_PRIORITY_MIN || to > TY_JOB_PRIORITY_MAX)
+    return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", to, TY_JOB_PRIORITY_MIN,
+                   TY_JOB_PRIORITY_MAX);
+  if (to > j->spec.priority && !r->operator)
+    return ty_errf(err, len, TY_EPERM, "priority of job %llu: permission denied: only operators "
+                   "raise a priority (%d -> %d); its owner may lower it",
+                   (unsigned long long)j->id, j->spec.priority, to);
+  snprintf(why, wlen, "priority %d -> %d", j->spec.priority, to);
+  j->spec.priority = to;
+  return 0;
+}
+
 /* Applies the change to j; *why says what changed (an event's reason; ""
  * when the change recorded its own). */
-static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, const char *actor,
-                      ty_txn *t, char *why, size_t wlen, char *err, size_t len) {
+static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
+                      const char *actor, ty_txn *t, char *why, size_t wlen, char *err,
+                      size_t len) {
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
     if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
@@ -110,12 +137,7 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, cons
     j->held = false;
     snprintf(why, wlen, "released");
   } else if (!strcmp(a->action, "priority")) {
-    if ((rc = not_ended(j, err, len)) != 0) return rc;
-    if (a->priority < TY_JOB_PRIORITY_MIN || a->priority > TY_JOB_PRIORITY_MAX)
-      return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", a->priority,
-                     TY_JOB_PRIORITY_MIN, TY_JOB_PRIORITY_MAX);
-    snprintf(why, wlen, "priority %d -> %d", j->spec.priority, a->priority);
-    j->spec.priority = a->priority;
+    rc = priority_change(r, j, a->priority, why, wlen, err, len);
   } else if (!strcmp(a->action, "move")) {
     rc = job_move(ctl, j, a->queue, why, wlen, err, len);
   } else if (!strcmp(a->action, "checkpoint")) {
@@ -125,7 +147,7 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, cons
     j->last_ckpt_ms = ty_now_ms();
     snprintf(why, wlen, "checkpoint reported");
   } else if (!strcmp(a->action, "time")) {
-    rc = job_time(ctl, j, a->time_limit_s, why, wlen, err, len);
+    rc = job_time(ctl, r, j, a->time_limit_s, why, wlen, err, len);
   } else if (!strcmp(a->action, "requeue")) {
     rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
   } else {
@@ -136,18 +158,21 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, cons
   return rc;
 }
 
-static int find_job(ty_controller *ctl, const ty_admin_req *a, ty_job **out, char *err,
-                    size_t len) {
+/* The job, element or array a names, if the caller (r->who) owns it or is
+ * an operator (an array's elements have one owner). */
+static int find_job(ty_controller *ctl, ty_reply *r, const ty_admin_req *a, ty_job **out,
+                    char *err, size_t len) {
   ty_job_ref ref = {a->job_id, a->has_task, a->task};
   char name[48];
   ty_job_ref_format(&ref, name, sizeof(name));
   ty_job *j = ty__job_ref(ctl, &ref);
   if (!j || !j->committed) return ty_errf(err, len, TY_ENOTFOUND, "job %s not found", name);
-  if (a->user[0] && strcmp(a->user, "root") != 0 && strcmp(a->user, j->spec.user) != 0)
-    return ty_errf(err, len, TY_EPERM, "job %s belongs to %.64s, not %.64s", name, j->spec.user,
-                   a->user);
+  char op[64];
+  snprintf(op, sizeof op, "%.32s", a->action[0] ? a->action : "change");
+  int rc = ty__auth_job(r, j, op, err, len);
+  if (rc != 0) r->refusal = "not_owner";
   *out = j;
-  return 0;
+  return rc;
 }
 
 /* Writes j after a change: its stored spec when the spec changed, the
@@ -166,15 +191,16 @@ static void record(ty_controller *ctl, ty_job *j, const char *why, const char *a
   ty__job_save(ctl, j, t);
   if (!why[0]) return;
   char reason[TY_ERR_LEN];
-  snprintf(reason, sizeof(reason), "%s by %.64s", why, user[0] ? user : "unknown");
+  snprintf(reason, sizeof(reason), "%s by %.64s", why, user);
   ty__job_note(j, reason, actor, t);
 }
 
 /* The change on j, or on every element of the array j's id names (the
  * live ones: an ended array is requeued element by element). 0 with the
  * number changed, or the first refusal's code and err when none changed. */
-static int change_all(ty_controller *ctl, ty_job *j, const ty_admin_req *a, const char *actor,
-                      ty_job **first, uint32_t *changed, ty_txn *t, char *err, size_t len) {
+static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
+                      const char *actor, ty_job **first, uint32_t *changed, ty_txn *t, char *err,
+                      size_t len) {
   bool array = !a->has_task && j->array_id == a->job_id;
   int first_rc = 0;
   char why[TY_ERR_LEN], e[TY_ERR_LEN];
@@ -183,12 +209,12 @@ static int change_all(ty_controller *ctl, ty_job *j, const ty_admin_req *a, cons
     ty_job *x = array ? ctl->jobs[i] : j;
     if (array && (x->array_id != a->job_id || !x->committed)) continue;
     why[0] = '\0';
-    int rc = job_change(ctl, x, a, actor, t, why, sizeof(why), e, sizeof(e));
+    int rc = job_change(ctl, r, x, a, actor, t, why, sizeof(why), e, sizeof(e));
     if (rc != 0) {
       if (!first_rc) first_rc = rc, snprintf(err, len, "%s", e);
       continue;
     }
-    record(ctl, x, why, actor, a->user, t);
+    record(ctl, x, why, actor, r->who.user, t);
     if (!(*changed)++) *first = x;
     if (x->requeue_asked && !x->kill_sent) ty__job_kill(ctl, x);
   }
@@ -208,17 +234,18 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   }
   ty_job *j = NULL, *first = NULL;
   uint32_t changed = 0;
-  rc = find_job(ctl, &a, &j, err, sizeof(err));
-  ty__actor_of(a.user, actor, sizeof(actor));
+  rc = find_job(ctl, r, &a, &j, err, sizeof(err));
+  ty__actor_of(r->who.user, actor, sizeof(actor));
   ty_txn *t = rc == 0 ? ty_txn_create() : NULL;
-  if (rc == 0) rc = change_all(ctl, j, &a, actor, &first, &changed, t, err, sizeof(err));
+  if (rc == 0) rc = change_all(ctl, r, j, &a, actor, &first, &changed, t, err, sizeof(err));
+  if (rc == TY_EPERM && !r->refusal) r->refusal = "not_operator";
   ty__admin_req_close(&a);
   if (rc != 0) {
     ty_txn_destroy(t);
     ty__reply_finish(r, rc, err);
     return;
   }
-  const ty_buf *info = ty__job_info(ctl, first);
+  const ty_buf *info = ty__job_info(ctl, first, true); /* the caller may change it: may see it */
   ty__conv_update_job_resp(info ? info->data : NULL, info ? info->len : 0, changed, &r->out);
   ty__commit(ctl, t, ty__admin_committed, r);
 }

@@ -47,11 +47,16 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   res.gpus_per_node = spec->gpus_per_node;
   res.cpus_per_task = spec->cpus_per_task;
   res.mem_per_node = spec->mem_per_node;
+  /* The submitter is the credential's, whatever the client put in run_as. */
+  Trainyard__UnixUser run_as = TRAINYARD__UNIX_USER__INIT;
+  run_as.uid = spec->uid, run_as.gid = spec->gid;
   /* Borrow the spec's strings; put the unpacked ones back before freeing. */
   char *name = job->name, *queue = job->queue, *user = job->user;
   Trainyard__Resources *had = job->resources;
+  Trainyard__UnixUser *had_run_as = job->run_as;
   job->name = spec->name, job->queue = spec->queue, job->user = spec->user;
   job->resources = &res;
+  job->run_as = spec->has_uid ? &run_as : NULL;
   job->time_limit_s = spec->time_limit_s; /* the queue's default filled in */
   /* model_bytes moved to a file (spec->model_len 0): the stored spec keeps
    * no copy of them. */
@@ -64,6 +69,7 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   if (g) g->model_bytes = model;
   job->name = name, job->queue = queue, job->user = user;
   job->resources = had;
+  job->run_as = had_run_as;
   ty_wire_free(job);
   *out = b.data;
   *out_len = b.len;
@@ -115,14 +121,12 @@ int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out, bool *out_
   return 0;
 }
 
-int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n,
-                        char **out_user) {
+int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n) {
   Trainyard__CancelJobRequest *req =
       ty_wire_unpack(&trainyard__cancel_job_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   size_t total = req->n_job_ids + req->n_refs;
   ty_job_ref *refs = ty_wire_calloc(total, sizeof(*refs));
-  char *user = ty_wire_strdup(req->user);
   for (size_t i = 0; refs && i < req->n_job_ids; i++) refs[i] = (ty_job_ref){.id = req->job_ids[i]};
   for (size_t i = 0; refs && i < req->n_refs; i++) {
     const Trainyard__JobRef *r = req->refs[i];
@@ -130,23 +134,25 @@ int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_
   }
   *out_n = total;
   ty_wire_free(req);
-  if (!refs || !user) {
-    free(refs);
-    free(user);
-    return TY_ENOMEM;
-  }
+  if (!refs) return TY_ENOMEM;
   *out_refs = refs;
-  *out_user = user;
   return 0;
 }
 
 /* ---- worker requests ------------------------------------------------------------- */
 
+/* RunningTask and TaskUpdateRequest carry the same fields. */
+#define TASK_FROM(t, m)                                                                            \
+  task_from(t, (m)->job_id, (m)->rank, (int)(m)->state, (m)->exit_code, (m)->term_signal,          \
+            (m)->timed_out, (m)->reason,                                                           \
+            &(ty_task_usage){(m)->cpu_usec, (m)->mem_peak_bytes, (m)->io_read_bytes,               \
+                             (m)->io_write_bytes})
+
 static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int state, int32_t code,
-                     int32_t sig, bool timed_out, const char *reason) {
+                     int32_t sig, bool timed_out, const char *reason, const ty_task_usage *use) {
   *t = (ty_task_report){.job_id = job_id, .rank = rank, .state = (ty_task_state)state,
                         .exit_code = code, .term_signal = sig, .timed_out = timed_out,
-                        .reason = ty_wire_strdup(reason)};
+                        .reason = ty_wire_strdup(reason), .usage = *use};
   return t->reason ? 0 : TY_ENOMEM;
 }
 
@@ -180,9 +186,7 @@ static int register_from(const Trainyard__RegisterNodeRequest *req, ty_node_repo
   if (rc == 0) rc = encode_info(ni, &out->info, &out->info_len);
   if (rc == 0 && !(out->tasks = ty_wire_calloc(req->n_tasks, sizeof(*out->tasks)))) rc = TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < req->n_tasks; i++, out->n_tasks++) {
-    const Trainyard__RunningTask *t = req->tasks[i];
-    rc = task_from(&out->tasks[i], t->job_id, t->rank, (int)t->state, t->exit_code,
-                   t->term_signal, t->timed_out, t->reason);
+    rc = TASK_FROM(&out->tasks[i], req->tasks[i]);
   }
   return rc;
 }
@@ -219,8 +223,7 @@ int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out) {
   Trainyard__TaskUpdateRequest *req =
       ty_wire_unpack(&trainyard__task_update_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
-  int rc = task_from(out, req->job_id, req->rank, (int)req->state, req->exit_code,
-                     req->term_signal, req->timed_out, req->reason);
+  int rc = TASK_FROM(out, req);
   out->warned_signal = req->warned_signal;
   ty_wire_free(req);
   return rc;
@@ -287,6 +290,43 @@ static int split_nodes(const char *csv, char ***names, size_t *n, char **copy) {
   return 0;
 }
 
+/* Leaves out what only the job's owner and operators see: the command,
+ * its environment and working directory, a graph job's model bytes and
+ * config. The parts are freed here and replaced by empty ones that the
+ * message's free_unpacked frees like its own. */
+static int redact(Trainyard__Job *spec) {
+  if (spec->kind_case == TRAINYARD__JOB__KIND_COMMAND && spec->command) {
+    trainyard__command_spec__free_unpacked(spec->command, NULL);
+    spec->command = malloc(sizeof *spec->command);
+    if (!spec->command) return TY_ENOMEM;
+    trainyard__command_spec__init(spec->command);
+  }
+  if (spec->kind_case == TRAINYARD__JOB__KIND_GRAPH && spec->graph) {
+    free(spec->graph->model_bytes.data);
+    free(spec->graph->train_config.data);
+    spec->graph->model_bytes = (ProtobufCBinaryData){0, NULL};
+    spec->graph->train_config = (ProtobufCBinaryData){0, NULL};
+  }
+  return 0;
+}
+
+/* Field 2 of a JobInfo: the stored spec as it is, or redacted (unpacked,
+ * cut and packed again: a redacted encoding is cached like a full one). */
+static int spec_field(const ty__job_view *v, ty_buf *out) {
+  if (!v->spec_len) return 0;
+  if (!v->redact) return ty__conv_field(2, v->spec, v->spec_len, out);
+  Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, v->spec, v->spec_len);
+  if (!job) return TY_EPROTO;
+  ty_buf b;
+  ty_buf_init(&b);
+  int rc = redact(job);
+  if (rc == 0) rc = ty_wire_pack(&job->base, &b);
+  if (rc == 0) rc = ty__conv_field(2, b.data, b.len, out);
+  ty_buf_close(&b);
+  ty_wire_free(job);
+  return rc;
+}
+
 int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
   Trainyard__JobInfo info = TRAINYARD__JOB_INFO__INIT;
   info.id = v->id;
@@ -301,10 +341,14 @@ int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
   info.last_checkpoint_ms = v->last_ckpt_ms;
   info.array_job_id = v->array_id, info.array_task_id = v->array_task;
   info.dependency = ty_wire_str(v->dependency);
+  info.cpu_usec = v->usage.cpu_usec, info.mem_peak_bytes = v->usage.mem_peak_bytes;
+  info.io_read_bytes = v->usage.io_read_bytes, info.io_write_bytes = v->usage.io_write_bytes;
+  info.usage_measured = v->usage_measured;
+  info.redacted = v->redact;
   char *copy = NULL;
   int rc = split_nodes(v->nodes_csv, &info.nodes, &info.n_nodes, &copy);
   if (rc == 0) rc = ty_wire_pack(&info.base, out);
-  if (rc == 0 && v->spec_len) rc = ty__conv_field(2, v->spec, v->spec_len, out);
+  if (rc == 0) rc = spec_field(v, out);
   free(info.nodes);
   free(copy);
   return rc;
@@ -317,7 +361,10 @@ void ty__job_view_row(const ty_job_row *r, ty__job_view *v) {
                       .start_ms = r->start_ms, .end_ms = r->end_ms, .nodes_csv = r->nodes,
                       .requeue_count = r->requeue_count, .held = r->held,
                       .last_ckpt_ms = r->last_ckpt_ms, .array_id = (uint64_t)r->array_id,
-                      .array_task = r->array_task};
+                      .array_task = r->array_task,
+                      .usage = {(uint64_t)r->cpu_usec, (uint64_t)r->mem_peak, (uint64_t)r->io_read,
+                                (uint64_t)r->io_write},
+                      .usage_measured = r->acct_measured};
 }
 
 int ty__conv_get_job_resp(const uint8_t *info, size_t info_len, const ty_event_copy *ev,
@@ -419,15 +466,14 @@ int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *ou
 }
 
 int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
-                                bool *out_want_tokens, char **out_user) {
+                                bool *out_want_tokens) {
   Trainyard__GetTaskLocationsRequest *req =
       ty_wire_unpack(&trainyard__get_task_locations_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   *out_id = req->job_id;
   *out_want_tokens = req->want_tokens;
-  *out_user = ty_wire_strdup(req->user);
   ty_wire_free(req);
-  return *out_user ? 0 : TY_ENOMEM;
+  return 0;
 }
 
 int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
@@ -480,6 +526,12 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
   r.command = &cmd;
   r.time_limit_s = t->time_limit_s, r.kill_grace_s = t->kill_grace_s;
   r.user = ty_wire_str(t->user);
+  Trainyard__UnixUser run_as = TRAINYARD__UNIX_USER__INIT;
+  if (t->has_uid) {
+    run_as.uid = t->uid, run_as.gid = t->gid;
+    r.run_as = &run_as;
+  }
+  r.mem_per_node = t->mem_per_node;
   Trainyard__InteractiveSpec ia;
   r.interactive = ty_proto_encode_interactive(&t->interactive, &ia);
   r.attach_key = (ProtobufCBinaryData){t->attach_key ? t->attach_key_len : 0,

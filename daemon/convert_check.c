@@ -51,9 +51,8 @@ static int dec_job_id(const uint8_t *p, size_t n) {
 static int dec_cancel(const uint8_t *p, size_t n) {
   ty_job_ref *refs = NULL;
   size_t n_refs = 0;
-  char *user = NULL;
-  int rc = ty__conv_cancel_req(p, n, &refs, &n_refs, &user);
-  if (rc == 0) free(refs), free(user);
+  int rc = ty__conv_cancel_req(p, n, &refs, &n_refs);
+  if (rc == 0) free(refs);
   return rc;
 }
 
@@ -75,10 +74,7 @@ static int dec_get_node(const uint8_t *p, size_t n) {
 static int dec_locations(const uint8_t *p, size_t n) {
   uint64_t id;
   bool want = false;
-  char *user = NULL;
-  int rc = ty__conv_task_locations_req(p, n, &id, &want, &user);
-  free(user);
-  return rc;
+  return ty__conv_task_locations_req(p, n, &id, &want);
 }
 
 static int dec_register(const uint8_t *p, size_t n) {

@@ -5,6 +5,8 @@
  *
  *   state.c, reply.c, token.c   tables and lookups, the commit and
  *                               scheduling triggers, answering requests
+ *   auth.c                      admitting requests (credentials, who may do
+ *                               what), signing calls to workers
  *   convert*.c                  protobuf <-> these structs (pure)
  *   check.c                     graph jobs' model checks and plans, in a
  *                               child process; the plan cache
@@ -64,6 +66,7 @@ typedef struct ty_cluster_node {
   int64_t last_seen_ms;   /* wall clock, reported */
   int64_t last_seen_mono; /* monotonic, for the timeout */
   ty_rpc_conn *conn;      /* the registered worker connection, or NULL */
+  uint64_t conn_gen;      /* +1 whenever conn changes: signed calls check it */
   uint32_t cpus_used;
   uint64_t gpus_used;     /* bit set of allocated GPU indices */
   uint64_t mem_used;
@@ -147,6 +150,10 @@ typedef struct ty_job {
   /* The scheduler (sched_pass.c, admin.c). */
   bool held;              /* an operator holds it */
   int64_t last_ckpt_ms;   /* the last checkpoint it reported */
+  /* Accounting, every rank and run: CPU time, memory and I/O from the
+   * ranks' cgroups; a rank no cgroup measured counts its CPUs held x wall
+   * clock in usage.cpu_usec, and acct_measured is then false. */
+  ty_task_usage usage;
   double prio;            /* multifactor priority of the last pass */
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
   /* Arrays and dependencies (issue 15). */
@@ -159,16 +166,18 @@ typedef struct ty_job {
   char *dep_reason;       /* why it waits on them, for the pass; NULL when MET */
   char *model_file;       /* its model_bytes on disk (STATE_DIR/models), or NULL */
   char *nodes_csv;        /* a finished job read back from the store: its nodes */
-  /* Accounting: what its ranks held (or used), summed as they end. */
+  /* Accounting: what its ranks held, and GPUs held x wall clock, summed as
+   * they end (CPU time is in usage). */
   uint32_t alloc_cpus, alloc_gpus;
-  int64_t acct_cpu_ms, acct_gpu_ms, acct_mem_peak;
+  int64_t acct_gpu_ms;
   bool acct_measured;
   /* The row as last written: only columns whose fingerprint changed are
    * written again (ty__job_save). */
   uint64_t fp[TY_JOB_NCOLS];
-  /* Listing: its JobInfo, encoded once per change (convert.c). */
-  ty_buf info;
-  bool info_ok;
+  /* Listing: its JobInfo, encoded once per change (convert.c): in full for
+   * its owner and operators, and redacted for everyone else. */
+  ty_buf info, info_redacted;
+  bool info_ok, info_redacted_ok;
   /* The finished-job cache (state.c). */
   ty_id_node done_node;   /* in ctl->done while cached */
   bool cached;
@@ -195,6 +204,12 @@ typedef struct ty_reply {
    * handler's synchronous call (NULL/0 when absent). */
   const uint8_t *credential;
   size_t credential_len;
+  /* The caller (auth.c): from its credential, or traind's own user when the
+   * method's scheme is none; whether it is an operator. */
+  ty_auth_id who;
+  bool operator;
+  const char *refusal;    /* the metric reason of a TY_EPERM answer (static) */
+  bool refusal_counted;   /* counted where it happened (one id of a cancel) */
   ty_buf out;             /* encoded answer payload */
   struct ty_reply *prev, *next;
 } ty_reply;
@@ -222,10 +237,13 @@ struct ty_controller {
   ty_idmap arrays;        /* ty__array by array id */
   uint64_t *dep_changed; size_t n_dep_changed, cap_dep_changed;
   /* ListJobs of the live set: the last request and its answer, valid while
-   * no live job changed (ls_gen counts changes). */
+   * no live job changed (ls_gen counts changes), for the same caller (an
+   * answer shows commands only to their owners and operators): any
+   * operator, or the uid ls_uid. */
   uint64_t ls_gen, ls_cached_gen;
   ty_buf ls_req, ls_reply;
-  bool ls_cached;
+  bool ls_cached, ls_operator;
+  uint32_t ls_uid;
   /* Pruning of old history (the tick starts one batch at a time). */
   bool prune_running;
   uint32_t prune_deleted;
@@ -239,8 +257,17 @@ struct ty_controller {
   bool stopping;
   int handles_open;
   uint8_t attach_secret[32]; /* task-token secret (token.c) */
+  /* Authentication (auth.c): the policy (--config auth. keys, owned), the
+   * schemes of clients and workers, the queue that runs them off the loop,
+   * traind's own identity and the service user's uid. */
+  ty_auth_policy policy;
+  ty_auth *client_auth, *worker_auth;
+  ty_auth_queue *authq;
+  ty_auth_id self;
+  uint32_t service_uid;
   struct {
     ty_metric *jobs, *submitted, *rpc_total, *rpc_seconds, *nodes, *sched_seconds, *commits;
+    ty_metric *refusals; /* auth.c */
     ty_metric *frag, *preemptions, *backfilled; /* sched_pass.c */
     ty_metric *checks, *plan_cache;             /* check.c */
   } m;
@@ -269,9 +296,9 @@ ty_job *ty__job_get(ty_controller *ctl, uint64_t id);
 ty_job *ty__job_ref(ty_controller *ctl, const ty_job_ref *r);
 /* Adds j to the live set; a job with a request id is also indexed by it. */
 void ty__job_add(ty_controller *ctl, ty_job *j);
-/* The live job `user` submitted with request id `rid` (not ""), or NULL. */
-ty_job *ty__job_by_request(ty_controller *ctl, const char *user, const char *rid);
-/* Takes the job out of the live set and frees it (a submit that was not stored). */
+/* The job uid `uid` submitted with request id `rid` (not ""), or NULL. */
+ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid);
+/* Takes the job out of the table and frees it (a submit that was not stored). */
 void ty__job_remove(ty_controller *ctl, uint64_t id);
 void ty__job_free(ty_job *j);
 /* ty_idmap_put for the controller's own bookkeeping: out of memory aborts,
@@ -321,6 +348,44 @@ void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
  * ran out of memory. */
 void ty__reply_bad_payload(ty_reply *r, int rc, const char *what);
 
+/* ---- auth.c: admitting requests, who may do what, signed calls to workers ---- */
+typedef enum {
+  TY_AUTH_CLASS_CLIENT = 1, /* a user's MUNGE credential (or --auth none) */
+  TY_AUTH_CLASS_WORKER,     /* the cluster's service (auth.workers) */
+  TY_AUTH_CLASS_TOKEN,      /* a job-scoped token the handler checks */
+} ty_auth_class;
+/* Runs an admitted request: payload and cred (TOKEN class: the envelope's
+ * credential) are valid during the call only. */
+typedef void (*ty__admit_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *payload, size_t len,
+                             const uint8_t *cred, size_t cred_len);
+/* Creates the schemes (probing munged: TY_EPERM when unreachable) and the
+ * queue, resolves auth.service_user and auth.operator_group. */
+int ty__auth_init(ty_controller *ctl, char *err, size_t len);
+void ty__auth_close(ty_controller *ctl); /* on stop: the queue drains, then frees */
+void ty__auth_free(ty_controller *ctl);  /* on destroy */
+/* Verifies req's credential off the loop and calls `then` in arrival
+ * order; refusals are answered here. */
+void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const ty_rpc_msg *req,
+                    ty__admit_fn then);
+/* Answers TY_EPERM, counted under `reason` (a static label). */
+void ty__auth_refuse(ty_reply *r, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Counts a refusal that is not the whole answer (one id of a CancelJob). */
+void ty__auth_count(ty_controller *ctl, const char *method, const char *reason);
+/* 0 when r's caller owns j or is an operator; else TY_EPERM and a sentence
+ * naming `op`, the job, its owner and the caller. */
+int ty__auth_job(const ty_reply *r, const ty_job *j, const char *op, char *err, size_t len);
+/* 0 for operators; else TY_EPERM naming `op` and the caller. */
+int ty__auth_operator(const ty_reply *r, const char *op, char *err, size_t len);
+/* Whether r's caller may see j's command, environment and graph payload. */
+bool ty__auth_sees_job(const ty_reply *r, const ty_job *j);
+/* Signs the call with the workers' scheme (off the loop, in order) and
+ * sends it on n's connection if that is still the one it was at the call;
+ * otherwise cb gets TY_ECLOSED with a NULL conn. A signing failure reaches
+ * cb as that status with a message. */
+void ty__node_call(ty_controller *ctl, ty_cluster_node *n, const char *method, const ty_buf *b,
+                   uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud);
+
 /* ---- token.c: task tokens for interactive attach ---- */
 /* Loads (or creates) STATE_DIR/attach.key. */
 int ty__token_init(ty_controller *ctl, char *err, size_t len);
@@ -345,8 +410,9 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
  * event) to txn, and marks j changed for listings. */
 void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn);
 /* j's encoded JobInfo, made again only when j changed since (ty__job_dirty);
- * owned by j. NULL when out of memory. */
-const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j);
+ * in full (`full`: the caller is its owner or an operator) or redacted.
+ * Owned by j. NULL when out of memory. */
+const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full);
 /* Adds an event that changes no state (a warning signal, a preemption
  * notice) to txn: the job's history records it with its actor. */
 void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn);
@@ -356,10 +422,11 @@ void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slo
 void ty__job_launch(ty_controller *ctl, ty_job *j);
 /* Sends KillTask to every node that still runs ranks of j. */
 void ty__job_kill(ty_controller *ctl, ty_job *j);
-/* Records a rank's end; may complete, fail or time out the job (into txn). */
+/* Records a rank's end, with what its cgroup measured (`use`; NULL = not
+ * reported); may complete, fail or time out the job (into txn). */
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state,
                     int32_t exit_code, int32_t term_signal, bool timed_out, const char *reason,
-                    ty_txn *txn);
+                    const ty_task_usage *use, ty_txn *txn);
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */
 void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn);
@@ -465,8 +532,9 @@ int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char 
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
                     size_t *out_blob_len, char **out_request_id);
 /* Re-encodes a submitted Job with the defaults validation filled in (name,
- * queue, user, resources), so listings show what the job really asked for.
- * *out is a new buffer; TY_EPROTO when blob does not decode. */
+ * queue, user, resources), so listings show what the job really asked for,
+ * and with run_as the submitter's (whatever the client sent there). *out is
+ * a new buffer; TY_EPROTO when blob does not decode, TY_ENOMEM. */
 int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
                        size_t *out_len);
 /* A stored, encoded Job -> spec. */
@@ -485,8 +553,7 @@ void ty__list_filter_close(ty_list_filter *f);
  * GetJob's with_plan flag when out_with_plan is not NULL. */
 int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out, bool *out_with_plan);
 /* job_ids, then refs, as one list. */
-int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n,
-                        char **out_user);
+int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n);
 
 typedef struct ty_node_report {
   char *name;
@@ -535,6 +602,9 @@ typedef struct ty__job_view {
   uint64_t array_id;
   uint32_t array_task;
   const char *dependency; /* the conditions not yet met */
+  ty_task_usage usage;
+  bool usage_measured;
+  bool redact;            /* leave out what only its owner and operators see */
 } ty__job_view;
 /* The JobInfo of v, appended to out. */
 int ty__conv_job_info(const ty__job_view *v, ty_buf *out);
@@ -551,9 +621,9 @@ int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
 int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out);
 /* One NodeInfo, as ListNodes shows it. */
 int ty__conv_node_info(const ty_cluster_node *nd, ty_buf *out);
-/* GetTaskLocationsRequest: want_tokens and user are for interactive attach. */
-int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id, bool *out_want_tokens,
-                                char **out_user);
+/* GetTaskLocationsRequest: want_tokens asks for task tokens (logs, attach). */
+int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
+                                bool *out_want_tokens);
 /* `tokens` (NULL = none) holds n_ranks tokens of `token_len` bytes each. */
 int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
                                  ty_buf *out);
@@ -618,7 +688,7 @@ int ty__conv_get_node_resp(const ty_cluster_node *nd, const ty_node_event_row *e
 
 /* Any of the Update* requests, decoded. Unused fields are "" or 0. */
 typedef struct ty_admin_req {
-  char *name, *user, *action, *reason, *queue;
+  char *name, *action, *reason, *queue;
   char **settings;
   size_t n_settings;
   uint64_t job_id;
@@ -686,8 +756,9 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
  *     by GetJob when asked (trainctl show), sent to each rank in LaunchTask.
  *   - Checkpoints: every rank is told one absolute checkpoint path, so a
  *     requeued job resumes wherever its rank 0 lands: the config's path when
- *     absolute, else STATE_DIR/jobs/ID/<its basename or checkpoint.onnx>
- *     (the state dir must then be on the filesystem the workers share).
+ *     absolute, else CHECKPOINT_DIR/ID/<its basename or checkpoint.onnx>
+ *     (traind --checkpoint-dir, on the filesystem the workers share; the
+ *     worker creates ID/ for the job's user).
  *   - Rendezvous: a small key/value store per job (RendezvousPut/Get) that
  *     the ranks use to form their MPI world or to share the NCCL id. A job's
  *     keys are dropped when it (re)starts, so a requeued run never reads the

@@ -78,6 +78,8 @@ typedef struct list_work {
   size_t n, cap;
   uint64_t *live_ids; /* sorted: the store's rows for these are older news */
   size_t n_live;
+  bool operator;      /* the caller: sees every job in full, or only uid's */
+  uint32_t uid;
   int rc;
 } list_work;
 
@@ -110,6 +112,7 @@ static int store_item(const ty_job_row *row, void *ud) {
   if (is_live(w, row->id)) return 0;
   ty__job_view v;
   ty__job_view_row(row, &v);
+  v.redact = !w->operator && !(row->uid >= 0 && (uint32_t)row->uid == w->uid);
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty__conv_job_info(&v, &b);
@@ -172,7 +175,7 @@ static int list_live(ty_controller *ctl, list_work *w) {
     ty_job *j = ctl->jobs[i];
     w->live_ids[w->n_live++] = j->id;
     if (!list_matches(j, &w->f)) continue;
-    const ty_buf *info = ty__job_info(ctl, j);
+    const ty_buf *info = ty__job_info(ctl, j, ty__auth_sees_job(w->r, j));
     rc = info ? add_item(w, j->id, info->data, info->len) : TY_ENOMEM;
   }
   return rc;
@@ -184,14 +187,17 @@ static bool answer_cached(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   if (!ctl->ls_cached || ctl->ls_cached_gen != ctl->ls_gen || ctl->ls_req.len != n ||
       (n && memcmp(ctl->ls_req.data, p, n) != 0))
     return false;
+  if (ctl->ls_operator ? !r->operator : r->operator || ctl->ls_uid != r->who.uid) return false;
   if (ty_buf_append(&r->out, ctl->ls_reply.data, ctl->ls_reply.len) != 0) return false;
   ctl->stats.list_cached++;
   ty__reply_finish(r, 0, NULL);
   return true;
 }
 
-static void remember(ty_controller *ctl, const uint8_t *p, size_t n, const ty_buf *reply) {
+static void remember(ty_controller *ctl, const ty_reply *r, const uint8_t *p, size_t n,
+                     const ty_buf *reply) {
   ctl->ls_req.len = ctl->ls_reply.len = 0;
+  ctl->ls_operator = r->operator, ctl->ls_uid = r->who.uid;
   ctl->ls_cached = ty_buf_append(&ctl->ls_req, p, n) == 0 &&
                    ty_buf_append(&ctl->ls_reply, reply->data, reply->len) == 0;
   ctl->ls_cached_gen = ctl->ls_gen;
@@ -208,6 +214,7 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     return;
   }
   w->ctl = ctl, w->store = ctl->store, w->r = r;
+  w->operator = r->operator, w->uid = r->who.uid;
   rc = check_states(w->f.states, w->f.n_states, err, sizeof(err));
   if (rc == 0) rc = list_live(ctl, w);
   w->n_ended = ended_states(w->f.states, w->f.n_states, w->ended);
@@ -217,7 +224,7 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     if (rc == 0) return;
   } else if (rc == 0) {
     rc = list_answer(w->items, w->n, w->f.limit, &r->out);
-    if (rc == 0) remember(ctl, p, n, &r->out);
+    if (rc == 0) remember(ctl, r, p, n, &r->out);
   }
   if (rc == TY_EINVAL) ty__reply_finish(r, rc, err);
   else ty__reply_finish(r, rc, rc ? ty_strerror(rc) : NULL);
@@ -261,14 +268,14 @@ static int acct_from_row(const ty_job_row *r, ty__acct_job *a) {
                       .submit_ms = r->submit_ms, .start_ms = r->start_ms, .end_ms = r->end_ms,
                       .requeue_count = r->requeue_count, .cpus = r->alloc_cpus,
                       .gpus = r->alloc_gpus, .time_limit_s = r->time_limit_s,
-                      .mem_bytes = alloc_mem(r->alloc), .cpu_ms = r->acct_cpu_ms,
-                      .gpu_ms = r->acct_gpu_ms, .mem_peak = r->acct_mem_peak,
+                      .mem_bytes = alloc_mem(r->alloc), .cpu_ms = r->cpu_usec / 1000,
+                      .gpu_ms = r->acct_gpu_ms, .mem_peak = r->mem_peak,
                       .measured = r->acct_measured};
   return acct_strings(a, r->name, r->user, r->queue, r->reason, r->nodes);
 }
 
-/* A live job as memory has it: what its ended ranks held, and what its
- * running ones hold so far. */
+/* A live job as memory has it: what its ended ranks used or held, and what
+ * its running ones hold so far (allocated: cgroups are read at a rank's end). */
 static int acct_from_job(ty_job *j, ty__acct_job *a) {
   ty_job_row row;
   char *nodes, *alloc;
@@ -281,6 +288,7 @@ static int acct_from_job(ty_job *j, ty__acct_job *a) {
     const ty_slot *sl = &j->slots[j->ranks[r].slot];
     a->cpu_ms += ms * j->spec.cpus_per_task;
     a->gpu_ms += ms * (int64_t)__builtin_popcountll(sl->gpus) / tpn;
+    a->measured = false;
   }
   free(nodes);
   free(alloc);
@@ -297,6 +305,8 @@ typedef struct hist_work {
   size_t n_ended;
   ty__acct_job *jobs; /* the live ones first, then the store's */
   size_t n, cap, n_live;
+  bool all_users;     /* the caller is an operator; else only uid's jobs */
+  uint32_t uid;
   bool truncated;
   int rc;
 } hist_work;
@@ -320,8 +330,10 @@ static bool wanted_id(const ty__history_req *q, uint64_t id, uint64_t array_id) 
   return false;
 }
 
-static bool hist_matches(const ty_job *j, const ty__history_req *q) {
+static bool hist_matches(const hist_work *w, const ty_job *j) {
+  const ty__history_req *q = &w->q;
   return j->committed && state_wanted(q->states, q->n_states, j->state) &&
+         (w->all_users || (j->spec.has_uid && j->spec.uid == w->uid)) &&
          (!q->user[0] || !strcmp(q->user, j->spec.user)) &&
          (!q->queue[0] || !strcmp(q->queue, j->spec.queue)) &&
          (!q->until_ms || j->submit_ms < q->until_ms) && wanted_id(q, j->id, j->array_id);
@@ -346,6 +358,9 @@ static int rank_cb(const ty_rank_row *row, void *ud) {
  * ones: the halves never hold the same job. */
 static int hist_row(const ty_job_row *row, void *ud) {
   hist_work *w = ud;
+  /* Found by the user's name (jobs_by_user); the uid proves it is theirs
+   * (a job from before authentication carried the client's word). */
+  if (!w->all_users && !(row->uid >= 0 && (uint32_t)row->uid == w->uid)) return 0;
   ty__acct_job *a = add_job(w);
   return a ? acct_from_row(row, a) : TY_ENOMEM;
 }
@@ -385,6 +400,27 @@ static void hist_done(uv_work_t *req, int status) {
   hist_work_free(w);
 }
 
+/* Whose jobs the caller may see: operators everyone's; other users only
+ * their own, like Slurm with PrivateData=jobs (the secure default: a
+ * history shows commands' resource use, exit codes and nodes). A request
+ * for another user's jobs is refused; one for nobody in particular is
+ * narrowed to the caller's. */
+static int history_scope(ty_reply *r, hist_work *w, char *err, size_t len) {
+  w->all_users = r->operator, w->uid = r->who.uid;
+  if (r->operator) return 0;
+  if (w->q.user[0] && strcmp(w->q.user, r->who.user) != 0) {
+    r->refusal = "not_operator";
+    ty_warn("refused GetHistory from %s: the jobs of %s", r->who.user, w->q.user);
+    return ty_errf(err, len, TY_EPERM, "history of user %s: permission denied: only operators "
+                   "see other users' jobs (%s is not one)", w->q.user, r->who.user);
+  }
+  char *me = ty_wire_strdup(r->who.user);
+  if (!me) return ty_errf(err, len, TY_ENOMEM, "no memory for the request");
+  free(w->q.user);
+  w->q.user = me;
+  return 0;
+}
+
 void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   hist_work *w = ty_xcalloc(1, sizeof(*w));
   char err[TY_ERR_LEN];
@@ -396,6 +432,12 @@ void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   }
   w->store = ctl->store, w->r = r;
   w->limit = w->q.limit && w->q.limit < ctl->cfg.history_cap ? w->q.limit : ctl->cfg.history_cap;
+  rc = history_scope(r, w, err, sizeof(err));
+  if (rc != 0) {
+    ty__reply_finish(r, rc, err);
+    hist_work_free(w);
+    return;
+  }
   w->n_ended = ended_states(w->q.states, w->q.n_states, w->ended);
   rc = check_states(w->q.states, w->q.n_states, err, sizeof(err));
   if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
@@ -406,7 +448,7 @@ void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   ctl->stats.list_jobs += ctl->n_jobs;
   for (size_t i = ctl->n_jobs; rc == 0 && i-- > 0;) {
     ty_job *j = ctl->jobs[i];
-    if (!hist_matches(j, &w->q) || ty_job_state_terminal(j->state)) continue;
+    if (!hist_matches(w, j) || ty_job_state_terminal(j->state)) continue;
     if (w->n == w->limit) {
       w->truncated = true;
       break;

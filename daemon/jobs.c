@@ -58,15 +58,21 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .plan_len = j->plan_len, .array_id = (int64_t)j->array_id,
                       .array_task = j->array_task, .model_file = j->model_file,
                       .time_limit_s = j->spec.time_limit_s, .alloc_cpus = j->alloc_cpus,
-                      .alloc_gpus = j->alloc_gpus, .acct_cpu_ms = j->acct_cpu_ms,
-                      .acct_gpu_ms = j->acct_gpu_ms, .acct_mem_peak = j->acct_mem_peak,
-                      .acct_measured = j->acct_measured};
+                      .alloc_gpus = j->alloc_gpus, .acct_gpu_ms = j->acct_gpu_ms,
+                      .acct_measured = j->acct_measured,
+                      .cpu_usec = (int64_t)j->usage.cpu_usec,
+                      .mem_peak = (int64_t)j->usage.mem_peak_bytes,
+                      .io_read = (int64_t)j->usage.io_read_bytes,
+                      .io_write = (int64_t)j->usage.io_write_bytes,
+                      .uid = j->spec.has_uid ? (int64_t)j->spec.uid : -1};
   *out_nodes = (char *)nodes.data;
   *out_alloc = (char *)alloc.data;
 }
 
-const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j) {
-  if (j->info_ok) return &j->info;
+const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full) {
+  ty_buf *info = full ? &j->info : &j->info_redacted;
+  bool *ok = full ? &j->info_ok : &j->info_redacted_ok;
+  if (*ok) return info;
   ty_buf nodes;
   ty_buf_init(&nodes);
   /* A requeued job still remembers its old slots until placed again. */
@@ -82,13 +88,14 @@ const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j) {
                     .requeue_count = j->requeue_count, .held = j->held,
                     .priority = j->state == TY_JOB_PENDING ? j->prio : 0,
                     .last_ckpt_ms = j->last_ckpt_ms, .array_id = j->array_id,
-                    .array_task = j->array_task, .dependency = dep ? dep + 2 : ""};
-  j->info.len = 0;
-  int rc = ty__conv_job_info(&v, &j->info);
+                    .array_task = j->array_task, .dependency = dep ? dep + 2 : "",
+                    .usage = j->usage, .usage_measured = j->acct_measured, .redact = !full};
+  info->len = 0;
+  int rc = ty__conv_job_info(&v, info);
   ty_buf_close(&nodes);
   ctl->stats.list_encoded++;
-  j->info_ok = rc == 0;
-  return rc == 0 ? &j->info : NULL;
+  *ok = rc == 0;
+  return rc == 0 ? info : NULL;
 }
 
 int ty__job_insert(ty_job *j, ty_txn *txn) {
@@ -175,20 +182,35 @@ static void mark_ended(ty_job *j, uint32_t r, int task_state, int32_t code, int3
   }
 }
 
-/* The accounting record of rank r, which just ended: until workers report
- * what a rank used, what it held x wall clock (the run's start to now). */
-static void account_rank(ty_job *j, uint32_t r, ty_txn *txn) {
+/* The accounting record of rank r, which just ended. CPU time and memory
+ * are what the rank's cgroup measured (`use`, from the worker's
+ * TaskUpdate); a rank nothing measured (no cgroup hierarchy on its worker,
+ * or a lost rank: use NULL or all zero) counts its CPUs held x wall clock
+ * (the run's start to now) and leaves the job's accounting marked
+ * allocated. GPUs are always held x wall clock. */
+static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn *txn) {
   const ty_rank *rk = &j->ranks[r];
   const ty_slot *sl = &j->slots[rk->slot];
   uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
   int64_t now = ty_now_ms(), ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
   uint32_t slot_gpus = (uint32_t)__builtin_popcountll(sl->gpus);
+  bool measured = use && (use->cpu_usec || use->mem_peak_bytes);
   ty_rank_row row = {.job_id = j->id, .run = j->acct_run, .rank = r, .node = sl->node->name,
                      .start_ms = j->start_ms, .end_ms = now, .state = rk->task_state,
                      .exit_code = rk->exit_code, .term_signal = rk->term_signal,
                      .cpus = j->spec.cpus_per_task, .gpus = slot_gpus / tpn,
-                     .cpu_ms = ms * j->spec.cpus_per_task, .gpu_ms = ms * slot_gpus / tpn};
-  j->acct_cpu_ms += row.cpu_ms;
+                     .cpu_ms = ms * j->spec.cpus_per_task, .gpu_ms = ms * slot_gpus / tpn,
+                     .measured = measured};
+  if (measured) {
+    row.cpu_ms = (int64_t)(use->cpu_usec / 1000), row.mem_peak = (int64_t)use->mem_peak_bytes;
+    ty_task_usage_add(&j->usage, use);
+  } else {
+    j->usage.cpu_usec += (uint64_t)row.cpu_ms * 1000;
+  }
+  /* Measured only if every rank of every run so far was: the first rank to
+   * end in the first run decides, the others can only take it back. */
+  bool first = j->acct_run <= 1 && rk->end_seq == 1;
+  j->acct_measured = measured && (first || j->acct_measured);
   j->acct_gpu_ms += row.gpu_ms;
   ty_txn_add_rank(txn, &row);
 }
@@ -199,7 +221,7 @@ void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn) {
   mark_ended(j, r, 0, 0, 0, false);
   free(rk->reason);
   rk->reason = ty_strdup(why);
-  account_rank(j, r, txn);
+  account_rank(j, r, NULL, txn);
 }
 
 int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, const char *alloc) {
@@ -285,7 +307,7 @@ static void fail_launch(ty_controller *ctl, ty_job *j, uint32_t rank, const char
   mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, false);
   free(j->ranks[rank].reason);
   j->ranks[rank].reason = ty_strdup(msg);
-  account_rank(j, rank, t);
+  account_rank(j, rank, NULL, t);
   ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", t);
   ty__commit(ctl, t, NULL, NULL);
   if (j->live_ranks) ty__job_kill(ctl, j);
@@ -329,15 +351,15 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
       .cpus = s->cpus_per_task, .argv = (const char *const *)s->argv, .argc = s->argc,
       .env = (const char *const *)s->env, .n_env = s->envc, .cwd = s->cwd,
       .time_limit_s = s->time_limit_s, .kill_grace_s = ctl->cfg.kill_grace_s, .user = s->user,
+      .has_uid = s->has_uid, .uid = s->uid, .gid = s->gid, .mem_per_node = s->mem_per_node,
       .interactive = s->interactive, .warn_signal = s->warn_signal,
       .warn_before_s = s->warn_before_s};
-  /* Interactive jobs verify attach tokens with the key; graph ranks sign
-   * their rendezvous token with it. */
-  if (s->interactive.on || s->kind == TY_JOB_KIND_GRAPH) {
-    ty__token_job_key(ctl, j->id, key);
-    t->attach_key = key;
-    t->attach_key_len = TY_TOKEN_KEY_LEN;
-  }
+  /* The worker verifies task tokens (logs, attach) with the key; graph
+   * ranks sign their rendezvous token with it. It travels only on the
+   * worker's authenticated connection. */
+  ty__token_job_key(ctl, j->id, key);
+  t->attach_key = key;
+  t->attach_key_len = TY_TOKEN_KEY_LEN;
   if (j->array_id) {
     t->array_job_id = j->array_id;
     t->array_task_id = j->array_task;
@@ -366,9 +388,8 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const ty_buf 
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
   *lc = (launch_ctx){ctl, j->id, j->run, r};
   int rc = ty__conv_launch_req(&t, &b);
-  if (rc == 0)
-    rc = ty_rpc_call(s->node->conn, TY_M_LAUNCH_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
-                     on_launch_answer, lc, NULL);
+  if (rc == 0) ty__node_call(ctl, s->node, TY_M_LAUNCH_TASK, &b, LAUNCH_TIMEOUT_MS,
+                             on_launch_answer, lc);
   ty_buf_close(&b);
   memset(key, 0, sizeof(key));
   if (rc != 0) {
@@ -467,11 +488,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_cluster_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn) continue;
-    int rc = ty_rpc_call(n->conn, TY_M_KILL_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
-                         on_kill_answer, NULL, NULL);
-    if (rc != 0)
-      ty_warn("job %llu: cannot send KillTask to %s: %s", (unsigned long long)j->id, n->name,
-              ty_strerror(rc));
+    ty__node_call(ctl, n, TY_M_KILL_TASK, &b, LAUNCH_TIMEOUT_MS, on_kill_answer, NULL);
   }
   ty_buf_close(&b);
 }
@@ -579,13 +596,13 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state,
                     int32_t exit_code, int32_t term_signal, bool timed_out, const char *reason,
-                    ty_txn *txn) {
+                    const ty_task_usage *use, ty_txn *txn) {
   ty_rank *rk = &j->ranks[rank];
   if (rk->state == RANK_ENDED) return;
   mark_ended(j, rank, task_state, exit_code, term_signal, timed_out);
   free(rk->reason);
   rk->reason = ty_strdup(reason ? reason : "");
-  account_rank(j, rank, txn);
+  account_rank(j, rank, use, txn);
   if (j->slots[rk->slot].live == 0) ty__sched_request(ctl);
   if (j->state == TY_JOB_RUNNING) {
     if (rank_failed(rk) && !j->kill_sent && j->live_ranks > 0) ty__job_kill(ctl, j);

@@ -14,6 +14,11 @@
  * directory before the commit and the job keeps only its path, so neither
  * memory nor the stored spec holds them.
  *
+ * The caller is r->who (auth.c): a job belongs to the uid that submitted it,
+ * whatever its `user` field said; listings show a job's command and
+ * environment only to its owner and operators; cancelling and task tokens
+ * need the owner or an operator.
+ *
  * Retried submits: a SubmitJob carrying a request id that its user already
  * submitted is answered with the job (an array's first element) that id
  * created, once that job's commit is durable, so a client that lost the
@@ -22,7 +27,7 @@
  * model is still being checked waits for that check and gets the first
  * submit's answer. The ids are found among the jobs in memory (live, and
  * the cache of recently finished ones), then in the store by its
- * (user, request_id) index.
+ * (uid, request_id) index.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,19 +191,21 @@ static int model_to_file(ty_controller *ctl, ty_job_spec *spec, uint64_t id, cha
 }
 
 /* The first job of a submit from the checked spec, owning the request id:
- * its stored spec has the defaults validation filled in (as sent if
- * re-encoding fails). */
+ * its stored spec is the submitted Job re-encoded with the defaults
+ * validation filled in and its submitter (never the blob as sent: its
+ * run_as is the client's word). NULL, with blob freed (the rest still the
+ * caller's), when it cannot be re-encoded. */
 static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, size_t len,
                          uint8_t *plan, size_t plan_len, char *model_file, char *rid) {
   uint8_t *norm = NULL;
   size_t norm_len = 0;
-  if (ty__conv_normalize(blob, len, spec, &norm, &norm_len) == 0) {
-    free(blob);
-    blob = norm, len = norm_len;
-  } else {
+  int rc = ty__conv_normalize(blob, len, spec, &norm, &norm_len);
+  free(blob);
+  if (rc != 0) {
     free(norm);
+    return NULL;
   }
-  ty_job *j = job_new(ctl->next_id, spec, blob, len, plan, plan_len, ty_now_ms());
+  ty_job *j = job_new(ctl->next_id, spec, norm, norm_len, plan, plan_len, ty_now_ms());
   j->model_file = model_file;
   j->request_id = rid;
   return j;
@@ -223,6 +230,13 @@ static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, u
     return NULL;
   }
   ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model, rid);
+  if (!first) {
+    if (model) ty__model_remove(model);
+    free(model), free(tasks), free(plan), free(rid);
+    ty_job_spec_close(spec);
+    ty__reply_finish(r, TY_ENOMEM, "job: no memory to store a job this large; it was not accepted");
+    return NULL;
+  }
   ty_txn *t = ty_txn_create();
   rc = create_jobs(ctl, first, tasks, n, t, err, sizeof(err));
   free(tasks);
@@ -316,11 +330,13 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   free(sw);
 }
 
-/* Answers a submit whose request id `user` already used (a stored job, or
- * one whose check is running); false when the id is new. */
-static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, const char *rid) {
+/* Answers a submit whose request id its submitter (the credential's uid,
+ * never a name the client sent) already used: a stored job, or one whose
+ * check is running. False when the id is new for this uid, whoever else
+ * used it. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const char *rid) {
   if (!rid[0]) return false;
-  ty_job *j = ty__job_by_request(ctl, user, rid);
+  ty_job *j = ty__job_by_request(ctl, uid, rid);
   if (j) {
     ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
             r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
@@ -328,7 +344,7 @@ static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, cons
     return true;
   }
   for (ty__submit_wait *sw = ctl->checking; sw; sw = sw->next) {
-    if (strcmp(sw->rid, rid) != 0 || strcmp(sw->spec.user, user) != 0) continue;
+    if (sw->spec.uid != uid || strcmp(sw->rid, rid) != 0) continue;
     ty_info("SubmitJob from %s: request_id %s is being checked; answering as its first submit",
             r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid);
     sw->retries = ty_xrealloc(sw->retries, (sw->n_retries + 1) * sizeof(*sw->retries));
@@ -337,7 +353,7 @@ static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, cons
   }
   /* A job that ended and left memory: its row answers (it is durable). */
   uint64_t id = 0;
-  if (ty_store_find_request(ctl->store, user, rid, &id) != 0) return false;
+  if (ty_store_find_request(ctl->store, uid, rid, &id) != 0) return false;
   ty_array_counts c;
   if (ty_store_array_counts(ctl->store, id, &c) != 0) c.total = 0;
   ty__conv_submit_resp(id, c.total, &r->out);
@@ -357,8 +373,16 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   }
   uint32_t count = 1;
   rc = ty_job_check_request_id(rid, err, sizeof(err));
-  if (rc == 0) rc = ty_job_spec_validate(&spec, err, sizeof(err));
-  bool retry = rc == 0 && answer_retry(ctl, r, spec.user, rid);
+  if (rc == 0) {
+    /* The job is the caller's, whoever the client said it was. */
+    free(spec.user);
+    spec.user = ty_strdup(r->who.user);
+    spec.has_uid = true;
+    spec.uid = r->who.uid;
+    spec.gid = r->who.gid;
+    rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  }
+  bool retry = rc == 0 && answer_retry(ctl, r, spec.uid, rid);
   if (rc == 0 && !retry) rc = check_submit(ctl, &spec, &count, err, sizeof(err));
   if (rc != 0 || retry) {
     ty_job_spec_close(&spec);
@@ -420,10 +444,12 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   if (ty_store_job_events(ctl->store, j->id, collect_event, &evs) != 0)
     ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));
-  const ty_buf *info = ty__job_info(ctl, j);
+  bool full = ty__auth_sees_job(r, j);
+  const ty_buf *info = ty__job_info(ctl, j, full);
   int rc = info ? ty__conv_get_job_resp(info->data, info->len, evs.v, evs.n, &r->out) : TY_ENOMEM;
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
-  if (rc == 0 && with_plan && j->plan_len) rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
+  if (rc == 0 && with_plan && j->plan_len && full)
+    rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
   for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
@@ -457,6 +483,7 @@ static void on_cancel_committed(int status, void *ud) {
     if (j && j->live_ranks) ty__job_kill(ctl, j);
   }
   ty__sched_request(ctl);
+  cc->r->refusal_counted = true; /* each refused id was counted by cancel_one */
   /* One id: its error is the answer's. Several: one result each, whatever
    * happened to the others, so the client can report every id. */
   if (cc->n == 1 && first_err) {
@@ -470,18 +497,11 @@ static void on_cancel_committed(int status, void *ud) {
   free(cc);
 }
 
-static int may_change(const ty_job *j, const char *user, char *msg, size_t len) {
-  if (user[0] && strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0)
-    return ty_errf(msg, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s",
-                   (unsigned long long)j->id, j->spec.user, user);
-  return 0;
-}
-
 static void cancel_job(ty_controller *ctl, ty_job *j, const char *user, cancel_ctx *cc,
                        ty_txn *t) {
   char why[TY_ERR_LEN], actor[128];
-  snprintf(why, sizeof(why), "cancelled by %.64s", user[0] ? user : "a client");
-  snprintf(actor, sizeof(actor), "user:%.64s", user[0] ? user : "unknown");
+  snprintf(why, sizeof(why), "cancelled by %.64s", user);
+  snprintf(actor, sizeof(actor), "user:%.64s", user);
   ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, actor, t);
   if (j->live_ranks) {
     cc->killed = ty_xrealloc(cc->killed, (cc->n_killed + 1) * sizeof(*cc->killed));
@@ -506,8 +526,11 @@ static void cancel_array(ty_controller *ctl, uint64_t id, const char *user, canc
              res->cancelled, (unsigned long long)id);
 }
 
-static void cancel_one(ty_controller *ctl, const ty_job_ref *ref, const char *user,
-                       cancel_ctx *cc, ty_cancel_result *res, ty_txn *t) {
+/* The caller (r->who) must own the job, or the array (its elements have
+ * one owner), or be an operator. */
+static void cancel_one(ty_controller *ctl, ty_reply *r, const ty_job_ref *ref, cancel_ctx *cc,
+                       ty_cancel_result *res, ty_txn *t) {
+  const char *user = r->who.user;
   *res = (ty_cancel_result){.job_id = ref->id, .has_task = ref->has_task, .task = ref->task};
   char name[48], *msg = res->message;
   size_t len = sizeof(res->message);
@@ -515,8 +538,9 @@ static void cancel_one(ty_controller *ctl, const ty_job_ref *ref, const char *us
   ty_job *j = ty__job_ref(ctl, ref);
   if (!j || !j->committed) {
     res->status = ty_errf(msg, len, TY_ENOTFOUND, "job %s not found", name);
-  } else if ((res->status = may_change(j, user, msg, len)) != 0) {
-    return;
+  } else if ((res->status = ty__auth_job(r, j, "cancel", msg, len)) != 0) {
+    ty_warn("refused CancelJob from %s: %s", user, msg);
+    ty__auth_count(ctl, r->method, "not_owner");
   } else if (!ref->has_task && j->array_id == ref->id) {
     cancel_array(ctl, ref->id, user, cc, res, t);
   } else if (ty_job_check_transition(j->state, TY_JOB_CANCELLED) != 0) {
@@ -531,15 +555,13 @@ static void cancel_one(ty_controller *ctl, const ty_job_ref *ref, const char *us
 void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_job_ref *refs = NULL;
   size_t n_refs = 0;
-  char *user = NULL;
-  int decoded = ty__conv_cancel_req(p, n, &refs, &n_refs, &user);
+  int decoded = ty__conv_cancel_req(p, n, &refs, &n_refs);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a CancelJobRequest");
     return;
   }
   if (n_refs == 0) {
     free(refs);
-    free(user);
     ty__reply_finish(r, TY_EINVAL, "job_ids: at least one job id is required");
     return;
   }
@@ -547,16 +569,14 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_cancel_result *res = ty_wire_calloc(n_refs, sizeof(*res));
   if (!res) {
     free(refs);
-    free(user);
     ty__reply_finishf(r, TY_ENOMEM, "job_ids: no memory to cancel %zu jobs at once", n_refs);
     return;
   }
   cancel_ctx *cc = ty_xcalloc(1, sizeof(*cc));
   *cc = (cancel_ctx){.r = r, .n = n_refs, .res = res};
   ty_txn *t = ty_txn_create();
-  for (size_t i = 0; i < n_refs; i++) cancel_one(ctl, &refs[i], user, cc, &cc->res[i], t);
+  for (size_t i = 0; i < n_refs; i++) cancel_one(ctl, r, &refs[i], cc, &cc->res[i], t);
   free(refs);
-  free(user);
   if (ty_txn_len(t) == 0) {
     ty_txn_destroy(t);
     on_cancel_committed(0, cc);
@@ -573,21 +593,11 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
-/* Task tokens go only to the job's owner (or root); MUNGE will vouch for the
- * user name once authentication lands. */
-static int check_token_user(const ty_job *j, const char *user, char *err, size_t len) {
-  if (!user[0]) return ty_errf(err, len, TY_EINVAL, "user: required for task tokens");
-  if (strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0)
-    return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
-                    j->spec.user, user);
-  return 0;
-}
-
 void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
   bool want_tokens = false;
-  char *user = NULL, err[TY_ERR_LEN];
-  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens, &user);
+  char err[TY_ERR_LEN];
+  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a GetTaskLocationsRequest");
     return;
@@ -596,8 +606,9 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   int rc = (!j || !j->committed)
                ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found", (unsigned long long)id)
                : 0;
-  if (rc == 0 && want_tokens) rc = check_token_user(j, user, err, sizeof(err));
-  free(user);
+  /* Tokens read the job's logs and type into it: its owner's or an operator's. */
+  if (rc == 0 && want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
+    r->refusal = "not_owner";
   if (rc != 0) {
     ty__reply_finish(r, rc, err);
     return;

@@ -92,7 +92,14 @@ static const char *const migrations[] = {
     /* 4: retry-safe submits (issue 13): the client's request id, unique per
      * user among the jobs that have one, so a repeated id finds its job. */
     "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) WHERE request_id != '';",
-    /* 5: arrays, accounting and a controller that keeps only live jobs in
+    /* 5: authentication (issue 12): the ranks' cgroup usage, and the
+     * submitter's uid, which a request id is now unique per (a user's name
+     * was the client's word before; jobs from then have uid -1 and are left
+     * out of the index, so their ids can never collide with new ones). */
+    "DROP INDEX jobs_by_request;"
+    "CREATE UNIQUE INDEX jobs_by_request ON jobs(uid, request_id) "
+    "WHERE request_id != '' AND uid >= 0;",
+    /* 6: arrays, accounting and a controller that keeps only live jobs in
      * memory (issue 15). Finished jobs are read through indexes: by end time
      * (history, listings, pruning), by user and end time, by array and task
      * index (partial: most jobs are in no array). One row per rank of each

@@ -173,22 +173,24 @@ int ty_store_find_element(ty_store *s, uint64_t array_id, uint32_t task, uint64_
 }
 
 typedef struct request_key {
-  const char *user, *rid;
+  uint32_t uid;
+  const char *rid;
 } request_key;
 
 static int bind_request(sqlite3_stmt *st, const void *ud) {
   const request_key *k = ud;
-  sqlite3_bind_text(st, 1, k->user, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 1, k->uid);
   sqlite3_bind_text(st, 2, k->rid, -1, SQLITE_STATIC);
   return 0;
 }
 
-int ty_store_find_request(ty_store *s, const char *user, const char *rid, uint64_t *out_id) {
-  request_key k = {user, rid};
+int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *out_id) {
+  request_key k = {uid, rid};
   int64_t id = 0;
   /* jobs_by_request: one row at most. */
   int rc = run(s, ty__store_loop_db(s),
-               "SELECT id FROM jobs WHERE user = ?1 AND request_id = ?2 AND request_id != ''",
+               "SELECT id FROM jobs WHERE uid = ?1 AND request_id = ?2 AND request_id != ''"
+               " AND uid >= 0",
                bind_request, &k, first_i64, &id);
   if (rc == 0 && id <= 0) return TY_ENOTFOUND;
   if (rc == 0) *out_id = (uint64_t)id;

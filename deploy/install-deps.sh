@@ -13,6 +13,7 @@ packages=(
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)
+  munge libmunge-dev # MUNGE: every request's credential, as Slurm's (lib/auth)
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps
@@ -20,7 +21,7 @@ packages=(
   clang libclang-rt-14-dev
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
-  packages+=(slurm-wlm munge python3-torch hyperfine)
+  packages+=(slurm-wlm python3-torch hyperfine)
 fi
 
 missing=()

@@ -31,6 +31,7 @@ typedef struct ty_proto_job {
   Trainyard__ArraySpec array;
   Trainyard__ArrayRange **ranges; /* ty_proto_encode_job_extra's, with their messages */
   Trainyard__Dependency **deps;
+  Trainyard__UnixUser run_as;
 } ty_proto_job;
 /* spec -> pj->job, borrowing the spec's strings. Resources are always sent
  * (0 = the controller's default); the command or graph by kind; the

@@ -35,7 +35,7 @@ static int put(ty_store *s, uint64_t id, bool pending, const ty_buf *spec) {
                   .submit_ms = t, .start_ms = pending ? 0 : t + 100, .end_ms = pending ? 0 : t + 900,
                   .nodes = pending ? "" : "n1", .alloc = "", .spec = spec->data,
                   .spec_len = spec->len, .request_id = "", .model_file = "",
-                  .alloc_cpus = 1, .acct_cpu_ms = 800};
+                  .alloc_cpus = 1, .cpu_usec = 800000, .uid = pending ? 1000 : 1000 + (int64_t)(id % 100)};
   int rc = ty_store_insert_job(s, &r);
   if (rc != 0 || pending) return rc;
   ty_rank_row k = {.job_id = id, .run = 1, .rank = 0, .node = "n1", .start_ms = t + 100,

@@ -140,6 +140,27 @@ Test(history_render, marks_allocated_times_and_lists_ranks) {
   ty_cli_records_free(rs, 2);
 }
 
+/* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
+ * marked allocated, even on a measured job; none held is a plain 0. */
+Test(history_render, gpu_time_is_always_allocated) {
+  ty_cli_record *rs = calloc(2, sizeof *rs);
+  rs[0] = record(7, true), rs[1] = record(8, true);
+  rs[0].gpu_s = 30;
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-o", "id,cputime,gputime", NULL}, &a, err), 0);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID  CPUTIME  GPUTIME\n"
+                             "7      2:00    ~0:30\n"
+                             "8      2:00     0:00\n"
+                             "~ allocated, not measured: elapsed x the CPUs (GPUs) held\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  ty_cli_records_free(rs, 2);
+}
+
 Test(table, clips_text_columns_to_the_width_and_drops_the_header) {
   const char *hdr[] = {"ID", "NAME", "REASON"};
   const bool right[] = {true, false, false};

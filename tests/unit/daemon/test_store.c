@@ -440,3 +440,110 @@ Test(store, pruning_deletes_old_jobs_with_their_records) {
   ty_store_reader_close(rd);
   ty_store_close(s);
 }
+
+/* ---- upgrades ----------------------------------------------------------------------------- */
+
+static void exec_ok(sqlite3 *db, const char *sql) {
+  cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+               sqlite3_errmsg(db));
+}
+
+/* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
+ * what schema 4 (request ids), 5 (accounting, uids) and 6 (arrays,
+ * per-rank accounting, node events, history indexes) added. */
+static void downgrade_to(int v) {
+  static const struct { int version; const char *name; } cols[] = {
+#define COL_(version, col, kind, sql) {version, #col},
+      TY_JOB_COLUMNS(COL_)
+#undef COL_
+  };
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
+              "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request");
+  for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
+    if (cols[i].version <= v) continue;
+    char sql[128];
+    snprintf(sql, sizeof sql, "ALTER TABLE jobs DROP COLUMN %s", cols[i].name);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+  }
+  if (v == 4)
+    exec_ok(db, "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) "
+                "WHERE request_id != ''");
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v);
+  exec_ok(db, sql);
+  sqlite3_close(db);
+}
+
+static int check_upgraded(const ty_job_row *r, void *ud) {
+  (*(int *)ud)++;
+  cr_expect_eq(r->id, 7u);
+  cr_expect_str_eq(r->name, "train");
+  cr_expect_str_eq(r->request_id, "");
+  cr_expect_eq(r->uid, -1, "a job from before authentication has no uid");
+  cr_expect_eq(r->cpu_usec, 0);
+  cr_expect_eq(r->array_id, 0);
+  cr_expect_str_eq(r->model_file, "");
+  cr_expect(!r->acct_measured);
+  return 0;
+}
+
+/* 0, or the store's error, for one job row with this uid and request id. */
+static int insert_with(ty_store *s, uint64_t id, int64_t uid, const char *rid) {
+  ty_job_row r = row(id, TY_JOB_PENDING);
+  r.uid = uid;
+  r.request_id = rid;
+  cr_assert_eq(ty_store_begin(s), 0);
+  int rc = ty_store_insert_job(s, &r);
+  if (rc == 0) cr_assert_eq(ty_store_commit(s), 0);
+  else ty_store_rollback(s);
+  return rc;
+}
+
+/* Opens a file downgraded to schema v and checks what the upgrade made. */
+static void upgrade_from(int v) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_store_close(s);
+  downgrade_to(v);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
+  cr_assert_eq(ty_store_schema_version(), 6);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
+  cr_assert_eq(n, 1);
+  /* A request id is unique per uid: another uid may use it, the same may
+   * not; rows without a uid (from before authentication) are outside. */
+  cr_expect_eq(insert_with(s, 8, 1000, "r1"), 0);
+  cr_expect_eq(insert_with(s, 9, 1001, "r1"), 0);
+  cr_expect_neq(insert_with(s, 10, 1000, "r1"), 0);
+  cr_expect_eq(insert_with(s, 11, -1, "r1"), 0);
+  cr_expect_eq(insert_with(s, 12, -1, "r1"), 0);
+  /* Schema 6's tables and indexes are there: per-rank accounting, node
+   * events, and history through its indexes. */
+  ty_txn *t = ty_txn_create();
+  ty_rank_row rk = {.job_id = 7, .run = 1, .rank = 0, .node = "n1", .cpu_ms = 5, .measured = true};
+  ty_txn_add_rank(t, &rk);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  int ranks = 0;
+  cr_assert_eq(ty_store_query_ranks(rd, 7, count_ranks, &ranks), 0);
+  cr_expect_eq(ranks, 1);
+  ids got = {0};
+  uint64_t scans = ty_store_scans(s);
+  ty_job_query q = {.finished_only = true, .user = "alice", .limit = 3};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_expect_eq(ty_store_scans(s), scans, "history of an upgraded file scanned the jobs table");
+  ty_store_reader_close(rd);
+  ty_store_close(s);
+}
+
+Test(store, a_schema_3_file_is_upgraded_with_its_jobs) { upgrade_from(3); }
+
+Test(store, a_schema_4_file_is_upgraded_with_its_jobs) { upgrade_from(4); }
