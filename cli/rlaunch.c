@@ -224,7 +224,7 @@ static void cancel_job(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  if (ty_cli_encode_cancel(&r->job_id, 1, &req) == 0)
+  if (ty_cli_encode_cancel(&(ty_job_ref){.id = r->job_id}, 1, &req) == 0)
     (void)ty_rpc_client_call(r->client, TY_M_CANCEL_JOB, req.data, req.len, CALL_TIMEOUT_MS, &res);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);

@@ -515,29 +515,17 @@ static int verdict(rl_session *s) {
   return code;
 }
 
-/* Frees an observer's session (trainctl attach returns to its caller): the
- * ranks' connections are already closing, so once the timer is closed too
- * the loop runs dry. An owner's session (rlaunch) is left to the process's
- * exit, which then does not wait for the connections' orderly close. */
-static void free_session(rl_session *s) {
-  uv_close((uv_handle_t *)&s->stdin_retry, NULL);
-  uv_run(&s->loop, UV_RUN_DEFAULT);
-  (void)uv_loop_close(&s->loop);
-  for (size_t i = 0; i < s->n; i++) {
-    rl_rank *rk = &s->ranks[i];
-    free(rk->node), free(rk->io_addr), free(rk->token), free(rk->fail_msg);
-    ty_buf_close(&rk->partial[0]);
-    ty_buf_close(&rk->partial[1]);
-  }
-  free(s->ranks);
-  free(s);
-}
+/* The session of this process, kept reachable until exit (see the end of
+ * ty_rl_session_run): a thread-pool read may still hold it. */
+static rl_session *volatile live_session; /* volatile: a store never read is not elided */
 
 int ty_rl_session_run(const ty_rl_session_opts *o) {
   rl_session *s = ty_xcalloc(1, sizeof *s);
+  live_session = s;
   s->o = o;
   if (uv_loop_init(&s->loop) != 0) {
     free(s);
+    live_session = NULL;
     return TY_RL_EXIT_IO;
   }
   s->n = s->live = o->n;
@@ -552,8 +540,7 @@ int ty_rl_session_run(const ty_rl_session_opts *o) {
   restore_tty(s);
   int code = verdict(s);
   fflush(stdout);
-  /* rlaunch's loop is not closed: a read of a terminal stdin may still be
-   * blocked in the thread pool, and the process is about to exit anyway. */
-  if (!o->owner) free_session(s);
+  /* The loop is not closed: a read of a terminal stdin may still be blocked
+   * in the thread pool, and the process is about to exit anyway. */
   return code;
 }

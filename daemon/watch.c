@@ -160,7 +160,7 @@ void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     ty__reply_bad_payload(r, rc, "a WatchJobRequest");
     return;
   }
-  ty_job *j = ty__job_find(ctl, req.job_id);
+  ty_job *j = ty__job_get(ctl, req.job_id); /* a finished one: its final event, END */
   rc = (!j || !j->committed) ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job_id: job %llu not found",
                                        (unsigned long long)req.job_id)
                              : 0;

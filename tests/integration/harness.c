@@ -444,7 +444,10 @@ int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request
   ty_rpc_result res;
   int rc = ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, buf, n, 10000, &res);
   free(buf);
-  if (rc != 0) return rc;
+  if (rc != 0) {
+    ty_rpc_result_close(&res); /* a failed call's result still holds its message */
+    return rc;
+  }
   rc = res.status;
   if (err) snprintf(err, err_len, "%s", res.message);
   if (rc == 0) {
@@ -478,9 +481,9 @@ Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id) {
   uint8_t buf[32];
   size_t n = trainyard__get_job_request__pack(&req, buf);
   ty_rpc_result res;
-  if (ty_rpc_client_call(cl, TY_M_GET_JOB, buf, n, 10000, &res) != 0) return NULL;
+  int rc = ty_rpc_client_call(cl, TY_M_GET_JOB, buf, n, 10000, &res);
   Trainyard__GetJobResponse *r = NULL;
-  if (res.status == 0)
+  if (rc == 0 && res.status == 0)
     r = trainyard__get_job_response__unpack(NULL, res.payload_len, res.payload);
   ty_rpc_result_close(&res);
   return r;
@@ -604,6 +607,16 @@ int it_raw_connect(int port) {
   return fd;
 }
 
+bool it_worker_has_cgroups(const it_cluster *c) {
+  char path[400], buf[8192] = "";
+  snprintf(path, sizeof path, "%s/w1.stderr", c->dir);
+  FILE *f = fopen(path, "r");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = '\0';
+  return strstr(buf, "tasks run in their own cgroups") != NULL;
+}
+
 bool it_closed_by_peer(int fd) {
   struct timeval tv = {5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -628,4 +641,18 @@ char *it_http_get_metrics(int port) {
   char *copy = strdup(body + 4);
   free(resp);
   return copy;
+}
+
+uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {
+  const char *argv[32] = {"submit", "--quiet", "--command"};
+  size_t n = 3;
+  for (; *args && n < 31; args++) argv[n++] = *args;
+  argv[n] = NULL;
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, argv);
+  cr_assert_eq(rc, 0, "submit failed (%d): %s", rc, err ? err : "");
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert(id > 0);
+  return id;
 }

@@ -694,6 +694,43 @@ Test(rlaunch, watch_job_pushes_each_change_until_the_end, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* A SubmitJob with `watch` and an array is refused whole: an array's
+ * elements are jobs of their own, so none is created and nothing streams. */
+static void submit_watch_refuses_an_array(ty_rpc_client *cl) {
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"true"};
+  cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "arr", job.user = "tester";
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__ArrayRange r = TRAINYARD__ARRAY_RANGE__INIT, *rp = &r;
+  Trainyard__ArraySpec a = TRAINYARD__ARRAY_SPEC__INIT;
+  a.n_ranges = 1, a.ranges = &rp;
+  r.first = 0, r.last = 3;
+  job.array = &a;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job, req.watch = true, req.want_tokens = true;
+  uint8_t buf[512];
+  cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
+  size_t n = trainyard__submit_job_request__pack(&req, buf);
+  watched w = {0};
+  ty_rpc_result res = {0};
+  cr_assert_eq(ty_rpc_client_stream(cl, TY_M_SUBMIT_JOB, buf, n, 10000, on_watch_event, &w, &res),
+               0);
+  cr_expect_eq(res.status, TY_EINVAL);
+  cr_expect(res.message && strstr(res.message, "watch: a job array cannot be watched"), "%s",
+            res.message);
+  cr_expect_eq(w.n, 0, "no event for a refused submit");
+  ty_rpc_result_close(&res);
+  Trainyard__ListJobsResponse *l = it_list_jobs(cl);
+  cr_expect_eq(l->n_jobs, 1, "the refused array created a job (only the earlier one exists)");
+  trainyard__list_jobs_response__free_unpacked(l, NULL);
+  /* Without watch the same array is accepted (the refusal is watch's). */
+  uint64_t id = 0;
+  char err[TY_ERR_LEN] = "";
+  cr_expect_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "%s", err);
+}
+
 Test(rlaunch, watch_job_refuses_what_it_cannot_watch, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
@@ -727,6 +764,7 @@ Test(rlaunch, watch_job_refuses_what_it_cannot_watch, .timeout = 120) {
   cr_expect_str_eq(res.message, "payload is not a WatchJobRequest");
   cr_expect_eq(w.n, 0, "no event for a refused watch");
   ty_rpc_result_close(&res);
+  submit_watch_refuses_an_array(cl);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
