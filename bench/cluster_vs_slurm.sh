@@ -19,7 +19,7 @@ cpus=$(nproc)
 build=${TY_BUILDDIR:-$root/build}
 work=$(mktemp -d /tmp/trainyard-bench-XXXXXX)
 ctl="$build/cli/trainctl"
-port=17810
+port=${TRAINYARD_PORT:-17810}
 export TRAINYARD_CONTROLLER=127.0.0.1:$port
 
 now() { date +%s.%N; }

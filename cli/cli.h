@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lib/auth/auth.h"
 #include "lib/base/base.h"
@@ -563,6 +564,7 @@ typedef enum { TY_RL_STDIN_RANK0 = 0, TY_RL_STDIN_ALL = 1 } ty_rl_stdin;
 typedef struct ty_rl_opts {
   ty_job_spec job; /* resources, name, queue, priority, time, argv, env, cwd, user */
   bool label, pty, detach, help;
+  bool timing; /* --timing: where the launch's time went, on stderr at the end */
   ty_rl_stdin stdin_mode;
 } ty_rl_opts;
 
@@ -592,10 +594,16 @@ int ty_rl_rank_exit(int exit_code, int term_signal);
 /* ---- conversions (rlaunch_convert.c) -----------------------------------------
  * Task locations are decoded by ty_cli_decode_locations (cli.h). */
 
-/* SubmitJobRequest for an interactive job; rows/cols: the pty's size. */
+/* SubmitJobRequest for an interactive job, answered by a watch stream of
+ * JobWatchEvent with task tokens (and the controller's stage times with
+ * o->timing); rows/cols: the pty's size; request_id as ty_cli_encode_submit's. */
 int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, const char *request_id,
                         ty_buf *out);
-int ty_rl_encode_attach(uint64_t job_id, uint32_t rank, bool owner, bool replay, ty_buf *out);
+/* WatchJobRequest (trainctl attach waits for the job's verdict with it). */
+int ty_rl_encode_watch(uint64_t job_id, bool want_tokens, ty_buf *out);
+/* One JobWatchEvent; close *out with ty_job_watch_event_close. */
+int ty_rl_decode_watch_event(const uint8_t *p, size_t n, ty_job_watch_event *out);
+int ty_rl_encode_attach(const ty_attach_request *a, ty_buf *out);
 /* One AttachOutput; `data` borrows from *out_owner (free with ty_wire_free). */
 int ty_rl_decode_output(const uint8_t *p, size_t n, ty_attach_output *out, void **out_owner);
 int ty_rl_encode_input(const ty_attach_input *in, ty_buf *out);
@@ -610,6 +618,18 @@ void ty_rl_frame_flush(ty_buf *partial, const char *prefix, ty_buf *out);
 
 /* ---- the attach session (rlaunch_io.c) -------------------------------------------- */
 
+/* How long an attach waits on the worker for a task not started yet: the
+ * controller sends LaunchTask before the placement reaches rlaunch, but on
+ * another connection, so the attach may still arrive first. */
+#define TY_RL_ATTACH_WAIT_MS 30000u
+
+/* One rank's attach, on the client's monotonic clock (uv_hrtime, ns; 0 =
+ * not reached), and the worker's own account of the task. */
+typedef struct ty_rl_rank_times {
+  uint64_t connect_ns, connected_ns, attached_ns, first_byte_ns, exit_ns;
+  ty_task_timing worker; /* with the exit */
+} ty_rl_rank_times;
+
 typedef struct ty_rl_session_opts {
   uint64_t job_id;
   const ty_task_location *tasks; /* borrowed; tokens included */
@@ -621,16 +641,34 @@ typedef struct ty_rl_session_opts {
   bool pty;
   ty_rl_stdin stdin_mode;
   const char *prog; /* "rlaunch" or "trainctl", for messages */
-  /* Asks the controller about the job when an attach finds no task (not
-   * launched yet, or its launch failed); returns 0 and fills *out, which the
-   * session closes. NULL: no retries. */
-  int (*locate)(void *ud, ty_task_locations *out);
+  /* Several ranks failed: the rank whose failure ended the job, as the
+   * controller saw the ends arrive (it waits for the job's final state);
+   * -1 when it cannot tell. NULL: the session does not say which. */
+  int32_t (*first_failure)(void *ud);
   /* A second Ctrl-C: cancels the job at the controller, so its history
    * says the user cancelled it (the session also kills the tasks at once).
-   * NULL: only the kill. Shares locate_ud. */
+   * NULL: only the kill. */
   void (*cancel)(void *ud);
-  void *locate_ud;
+  void *ud; /* for first_failure and cancel */
+  ty_rl_rank_times *times; /* n entries, filled as the session goes; NULL = none */
 } ty_rl_session_opts;
+
+/* ---- --timing (rlaunch_timing.c) ------------------------------------------------- */
+
+/* One launch, stage by stage: the client's stamps on its monotonic clock
+ * (uv_hrtime ns; 0 = not reached), the controller's and the worker's as
+ * durations on their own clocks (so no two clocks need to agree). */
+typedef struct ty_rl_launch_times {
+  uint64_t main_ns, connect_ns, connected_ns; /* main(); connecting; connected */
+  uint64_t submit_ns, stored_ns, placed_ns;   /* SubmitJob sent; job stored; placement */
+  uint64_t done_ns;                           /* every rank ended */
+  ty_launch_timing controller;
+  ty_rl_rank_times rank0;
+  uint64_t requests_waiting; /* requests to the controller between submit and placement */
+} ty_rl_launch_times;
+
+/* Prints the stages, in milliseconds, one per line, after "rlaunch: ". */
+void ty_rl_print_timing(FILE *f, uint64_t job_id, const ty_rl_launch_times *t);
 
 /* Attaches to every task, streams until all have ended, and returns the
  * exit code (see above). Installs its own signal handlers while it runs;

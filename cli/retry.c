@@ -68,7 +68,10 @@ int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port,
     *client = NULL;
     uint32_t wait = delay / 2 + (uint32_t)(ty_rng_next(&rng) % (delay / 2 + 1));
     if (ty_mono_ms() + wait >= deadline) {
-      if (out->message == NULL) *out = (ty_rpc_result){.status = rc};
+      if (out->message == NULL) { /* the caller closes *out either way */
+        ty_rpc_result_close(out);
+        *out = (ty_rpc_result){.status = rc};
+      }
       return rc;
     }
     ty_rpc_result_close(out);

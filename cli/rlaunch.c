@@ -2,16 +2,19 @@
 /*
  * rlaunch: runs a command on the cluster as if it ran here (like srun).
  *
- *   1. SubmitJob with Job.interactive set: a normal job, so queues,
- *      priorities, accounting, `trainctl ls` and `cancel` all apply.
- *   2. Waits for placement, polling GetTaskLocations (5 ms at first, so an
- *      idle cluster starts the command within milliseconds, backing off to
- *      250 ms), with one status line on stderr saying why the job waits:
- *      rewritten in place on a terminal, one line per change otherwise.
- *      Signals are blocked meanwhile and collected with sigtimedwait, which
- *      is also the poll's sleep: Ctrl-C cancels the pending job.
- *   3. Attaches straight to the workers with the task tokens the controller
- *      issued (rlaunch_io.c) and exits with the job's exit code.
+ *   1. SubmitJob with Job.interactive and `watch` set: a normal job, so
+ *      queues, priorities, accounting, `trainctl ls` and `cancel` all
+ *      apply; the answer is a stream that pushes the job as it changes, so
+ *      rlaunch asks nothing while it waits. A status line on stderr says
+ *      why the job waits (after STATUS_AFTER_MS, so a job placed at once
+ *      shows none): rewritten in place on a terminal, one line per change
+ *      otherwise. Ctrl-C (SIGTERM, SIGHUP, SIGQUIT) cancels the pending job.
+ *   2. With the placement (and the task tokens) pushed, attaches straight
+ *      to the workers (rlaunch_io.c), which hold an attach that beats its
+ *      LaunchTask until the task starts, and exits with the job's exit code.
+ *   3. The stream stays open while the job runs; rlaunch reads its final
+ *      event only when it needs the controller's verdict (which rank failed
+ *      first) or, with --timing, the controller's account of the end.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,8 +33,14 @@
 
 #define CALL_TIMEOUT_MS 10000u
 #define STATUS_AFTER_MS 300 /* a job placed quicker than this shows no status line */
+#define VERDICT_WAIT_MS 10000u /* for the job's final event after its ranks ended */
+#define RETRY_FIRST_MS 100u /* a lost controller: retries back off from here ... */
+#define RETRY_MAX_MS 2000u  /* ... doubling to this */
 
 extern char **environ;
+
+static const int pending_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define N_PENDING_SIGNALS (sizeof pending_signals / sizeof pending_signals[0])
 
 typedef struct rlaunch {
   ty_rl_opts o;
@@ -39,11 +48,25 @@ typedef struct rlaunch {
   ty_rpc_client *client;
   char *host; /* the controller's, for reconnecting */
   int port;
+  ty_buf submit;          /* the SubmitJobRequest, sent again as it is on a retry */
+  ty_rng rng;             /* retry jitter */
+  uint32_t retry_ms;      /* the next retry's base delay */
+  int64_t deadline_ms;    /* retries stop here */
+  bool retry_due;
   uint64_t job_id;
-  sigset_t sigs;      /* blocked while pending */
-  bool status_tty;    /* stderr is a terminal: rewrite the status line */
-  bool status_shown;
+  /* The watch stream (SubmitJob's answer). */
+  uint64_t watch_id;      /* its request */
+  ty_task_locations job;  /* the latest event's view of the job */
+  bool placed, final, stream_over;
+  int stream_status;
+  char stream_msg[TY_ERR_LEN];
+  /* Waiting for the placement. */
+  uv_signal_t sigs[N_PENDING_SIGNALS];
+  uv_timer_t status_timer, verdict_timer;
+  int signal;             /* a pending_signals one that arrived; 0 = none */
+  bool status_due, status_tty, status_shown, verdict_late;
   char last_status[TY_ERR_LEN];
+  ty_rl_launch_times t;
   ty_cli_signer signer; /* each request's MUNGE credential */
 } rlaunch;
 
@@ -57,94 +80,55 @@ static void err(const char *fmt, ...) {
   va_end(ap);
 }
 
-/* One call to the controller; 0 with *out filled, or an exit code after
- * saying what went wrong (out closed). */
-static int call(rlaunch *r, const char *method, const ty_buf *req, ty_rpc_result *out) {
-  int rc = ty_rpc_client_call(r->client, method, req->data, req->len, CALL_TIMEOUT_MS, out);
-  if (rc != 0) {
-    err("lost the controller at %s during %s: %s", r->controller, method, ty_strerror(rc));
-    ty_rpc_result_close(out);
-    return TY_RL_EXIT_UNREACHABLE;
-  }
-  return 0;
+/* The next wait before a retry: RETRY_FIRST_MS doubling to RETRY_MAX_MS,
+ * with up to half of it as jitter (as cli/retry.c's); 0 once the time to
+ * recover (CALL_TIMEOUT_MS from the first failure since the controller last
+ * answered) would be spent. */
+static uint32_t next_retry(rlaunch *r) {
+  if (!r->retry_ms) r->deadline_ms = ty_mono_ms() + CALL_TIMEOUT_MS;
+  uint32_t d = r->retry_ms ? r->retry_ms : RETRY_FIRST_MS;
+  r->retry_ms = d * 2 < RETRY_MAX_MS ? d * 2 : RETRY_MAX_MS;
+  uint32_t wait = d / 2 + (uint32_t)(ty_rng_next(&r->rng) % (d / 2 + 1));
+  return ty_mono_ms() + wait < r->deadline_ms ? wait : 0;
 }
 
+static void sleep_ms(uint32_t ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Opens the connection, retried while the controller is unreachable (it
+ * may be restarting) until the submit's time is spent. */
 static int connect_controller(rlaunch *r) {
-  char *host = NULL;
-  int port = 0;
   char e[TY_ERR_LEN] = "";
-  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &host, &port, e, sizeof e) != 0) {
+  if (ty_cli_parse_addr("TRAINYARD_CONTROLLER", r->controller, 7810, &r->host, &r->port, e,
+                        sizeof e) != 0) {
     err("%s", e);
     return TY_RL_EXIT_USAGE;
   }
-  int rc = ty_cli_connect(host, port, CALL_TIMEOUT_MS, &r->signer, &r->client);
-  r->host = host;
-  r->port = port;
-  if (rc == 0) return 0;
-  err("cannot reach the controller at %s: %s", r->controller, ty_strerror(rc));
-  return TY_RL_EXIT_UNREACHABLE;
+  r->rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)getpid());
+  r->t.connect_ns = uv_hrtime();
+  for (;;) {
+    int rc = ty_cli_connect(r->host, r->port, CALL_TIMEOUT_MS, &r->signer, &r->client);
+    r->t.connected_ns = uv_hrtime();
+    if (rc == 0) return 0;
+    uint32_t wait = next_retry(r);
+    if (!wait) {
+      err("cannot reach the controller at %s: %s", r->controller, ty_strerror(rc));
+      return TY_RL_EXIT_UNREACHABLE;
+    }
+    sleep_ms(wait); /* nothing submitted yet, nothing else to watch */
+  }
 }
 
-static int submit(rlaunch *r) {
-  struct winsize ws = {0};
-  if (r->o.pty) ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
-  ty_buf req;
-  ty_buf_init(&req);
-  ty_rpc_result res = {0};
-  char rid[TY_CLI_REQUEST_ID_LEN + 1];
-  int code = ty_cli_request_id(rid) || ty_rl_encode_submit(&r->o, ws.ws_row, ws.ws_col, rid, &req)
-                 ? TY_RL_EXIT_USAGE : 0;
-  /* Retried on a lost connection: the request id makes it one job. */
-  int rc = code ? 0
-                    : ty_cli_call_retrying(&r->client, r->host, r->port, &r->signer,
-                                           TY_M_SUBMIT_JOB, &req, CALL_TIMEOUT_MS, &res, NULL, NULL);
-  ty_buf_close(&req);
-  if (rc != 0) {
-    err("lost the controller at %s during %s: %s", r->controller, TY_M_SUBMIT_JOB, ty_strerror(rc));
-    ty_rpc_result_close(&res);
-    return TY_RL_EXIT_UNREACHABLE;
-  }
-  if (code) return code;
-  if (res.status != 0) {
-    err("job refused: %s", res.message[0] ? res.message : ty_strerror(res.status));
-    const char *hint = ty_cli_signer_hint(&r->signer, res.status);
-    if (hint) err("(the request carried no MUNGE credential: %s)", hint);
-    code = TY_RL_EXIT_REFUSED;
-  } else if (ty_cli_decode_submit(res.payload, res.payload_len, &r->job_id, NULL) != 0) {
-    err("the controller's answer to SubmitJob did not decode");
-    code = TY_RL_EXIT_UNREACHABLE;
-  }
-  ty_rpc_result_close(&res);
-  return code;
-}
+/* ---- the status line ------------------------------------------------------------------ */
 
-static int locate(rlaunch *r, ty_task_locations *out) {
-  ty_buf req;
-  ty_buf_init(&req);
-  ty_rpc_result res = {0};
-  int code = ty_cli_encode_locations(r->job_id, true, &req) ? TY_RL_EXIT_USAGE : 0;
-  if (code == 0) code = call(r, TY_M_GET_TASK_LOCATIONS, &req, &res);
-  ty_buf_close(&req);
-  if (code) return code;
-  if (res.status != 0) {
-    err("job %" PRIu64 ": %s", r->job_id, res.message[0] ? res.message : ty_strerror(res.status));
-    code = TY_RL_EXIT_IO;
-  } else if (ty_cli_decode_locations(res.payload, res.payload_len, out) != 0) {
-    err("the controller's answer to GetTaskLocations did not decode");
-    code = TY_RL_EXIT_UNREACHABLE;
-  }
-  ty_rpc_result_close(&res);
-  return code;
-}
-
-static int locate_cb(void *ud, ty_task_locations *out) { return locate(ud, out); }
-
-/* ---- waiting for placement ------------------------------------------------------------ */
-
-static void show_status(rlaunch *r, const char *reason) {
+static void show_status(rlaunch *r) {
   char line[TY_ERR_LEN];
+  if (!r->status_due || r->placed || r->job.state != TY_JOB_PENDING) return;
   snprintf(line, sizeof line, "job %" PRIu64 " pending: %s", r->job_id,
-           reason[0] ? reason : "waiting to be scheduled");
+           r->job.reason && r->job.reason[0] ? r->job.reason : "waiting to be scheduled");
   if (strcmp(line, r->last_status) == 0) return;
   snprintf(r->last_status, sizeof r->last_status, "%s", line);
   if (r->status_tty) fprintf(stderr, "\r\033[Krlaunch: %s", line);
@@ -158,62 +142,220 @@ static void clear_status(rlaunch *r) {
   r->status_shown = false;
 }
 
+static void on_status_due(uv_timer_t *h) {
+  rlaunch *r = h->data;
+  r->status_due = true;
+  show_status(r);
+}
+
+/* ---- the watch stream ------------------------------------------------------------------ */
+
+static void on_event(rlaunch *r, const uint8_t *p, size_t n) {
+  ty_job_watch_event ev;
+  if (ty_rl_decode_watch_event(p, n, &ev) != 0) {
+    snprintf(r->stream_msg, sizeof r->stream_msg, "an event of the job's watch did not decode");
+    r->stream_status = TY_EPROTO;
+    ty_rpc_client_cancel(r->client, r->watch_id);
+    return;
+  }
+  if (!r->t.stored_ns) r->t.stored_ns = uv_hrtime();
+  r->retry_ms = 0; /* the controller answers: a later loss starts its retries afresh */
+  r->job_id = ev.job_id;
+  r->t.controller = ev.timing;
+  ty_task_locations_close(&r->job);
+  r->job = ev.job; /* taken */
+  ev.job = (ty_task_locations){0};
+  ty_job_watch_event_close(&ev);
+  r->final = ty_job_state_terminal(r->job.state);
+  if (!r->placed && r->job.n > 0 && r->job.tasks[0].token_len) {
+    r->placed = true;
+    r->t.placed_ns = uv_hrtime();
+  }
+  show_status(r);
+}
+
+static void on_watch(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
+  (void)c;
+  rlaunch *r = ud;
+  if (!final) {
+    on_event(r, m->payload, m->payload_len);
+    return;
+  }
+  r->stream_over = true;
+  if (r->stream_status) return; /* ours: a bad event */
+  r->stream_status = m ? m->status : status;
+  snprintf(r->stream_msg, sizeof r->stream_msg, "%s",
+           m && m->message[0] ? m->message : ty_strerror(r->stream_status));
+}
+
+/* Encodes the submit once: every retry sends the same request id. */
+static int encode_submit(rlaunch *r) {
+  struct winsize ws = {0};
+  if (r->o.pty) ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
+  char rid[TY_CLI_REQUEST_ID_LEN + 1];
+  ty_buf_init(&r->submit);
+  int rc = ty_cli_request_id(rid);
+  if (rc == 0) rc = ty_rl_encode_submit(&r->o, ws.ws_row, ws.ws_col, rid, &r->submit);
+  if (rc == 0) return 0;
+  err("cannot encode the job: %s", ty_strerror(rc));
+  return TY_RL_EXIT_USAGE;
+}
+
+static int send_submit(rlaunch *r) {
+  r->stream_over = false;
+  r->stream_status = 0;
+  r->stream_msg[0] = '\0';
+  if (!r->t.submit_ns) r->t.submit_ns = uv_hrtime();
+  return ty_rpc_client_start(r->client, TY_M_SUBMIT_JOB, r->submit.data, r->submit.len, 0,
+                             on_watch, r, &r->watch_id);
+}
+
+/* Runs the client's loop until *flag, the stream's end or a signal. */
+static void run_until(rlaunch *r, const bool *flag) {
+  uv_loop_t *loop = ty_rpc_client_loop(r->client);
+  while (!*flag && !r->stream_over && !r->signal)
+    if (uv_run(loop, UV_RUN_ONCE) == 0) break;
+}
+
+/* ---- waiting for placement ------------------------------------------------------------ */
+
 /* CancelJob for our job; the answer does not matter (it may have ended). */
 static void cancel_job(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  if (ty_cli_encode_cancel(&(ty_job_ref){.id = r->job_id}, 1, &req) == 0 &&
-      call(r, TY_M_CANCEL_JOB, &req, &res) == 0)
-    ty_rpc_result_close(&res);
+  if (ty_cli_encode_cancel(&(ty_job_ref){.id = r->job_id}, 1, &req) == 0)
+    (void)ty_rpc_client_call(r->client, TY_M_CANCEL_JOB, req.data, req.len, CALL_TIMEOUT_MS, &res);
+  ty_rpc_result_close(&res);
   ty_buf_close(&req);
 }
 
 static void cancel_cb(void *ud) { cancel_job(ud); }
 
-/* Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) while pending: the job ended
- * without running, exit 122 as documented. */
-static int cancel_pending(rlaunch *r, int sig) {
-  clear_status(r);
-  cancel_job(r);
-  const char *name = sigabbrev_np(sig);
-  err("job %" PRIu64 " cancelled while pending (SIG%s)", r->job_id, name ? name : "?");
-  return TY_RL_EXIT_NOT_STARTED;
+static void on_pending_signal(uv_signal_t *h, int sig) {
+  rlaunch *r = h->data;
+  r->signal = sig;
 }
 
-/* Sleeps ms, or less when a signal arrives: returns it (0 = none). */
-static int nap(rlaunch *r, int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  int sig = sigtimedwait(&r->sigs, NULL, &ts);
-  return sig > 0 ? sig : 0;
-}
-
-/* Not placed but over: cancelled, or refused at launch. */
-static int ended_unplaced(rlaunch *r, const ty_task_locations *l) {
-  clear_status(r);
-  err("job %" PRIu64 " ended without running (%s)%s%s", r->job_id, ty_job_state_name(l->state),
-      l->reason[0] ? ": " : "", l->reason);
-  return TY_RL_EXIT_NOT_STARTED;
-}
-
-/* Polls until the job has tasks (with tokens); 0 with *out filled, or an
- * exit code. */
-static int wait_placed(rlaunch *r, ty_task_locations *out) {
-  int64_t t0 = ty_mono_ms();
-  for (;;) {
-    int code = locate(r, out);
-    if (code) return code;
-    if (out->n > 0 && out->tasks[0].token_len) break;
-    if (out->state != TY_JOB_PENDING && out->state != TY_JOB_RUNNING) return ended_unplaced(r, out);
-    int64_t waited = ty_mono_ms() - t0;
-    if (out->state == TY_JOB_PENDING && waited >= STATUS_AFTER_MS) show_status(r, out->reason);
-    ty_task_locations_close(out);
-    int sig = nap(r, waited < 100 ? 5 : waited < 2000 ? 25 : 250);
-    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)
-      return cancel_pending(r, sig);
+static void watch_signals(rlaunch *r, bool on) {
+  uv_loop_t *loop = ty_rpc_client_loop(r->client);
+  for (size_t i = 0; i < N_PENDING_SIGNALS; i++) {
+    if (on) {
+      uv_signal_init(loop, &r->sigs[i]);
+      r->sigs[i].data = r;
+      uv_signal_start(&r->sigs[i], on_pending_signal, pending_signals[i]);
+    } else {
+      uv_close((uv_handle_t *)&r->sigs[i], NULL);
+    }
   }
+}
+
+/* What ended the wait without a placement: an exit code, said. */
+static int not_placed(rlaunch *r) {
+  clear_status(r);
+  if (r->signal) {
+    /* A signal before the first event: the job may be on its way to the
+     * store, so its id is awaited (not a timer: the answer) before the cancel. */
+    uv_loop_t *loop = ty_rpc_client_loop(r->client);
+    while (!r->t.stored_ns && !r->stream_over)
+      if (uv_run(loop, UV_RUN_ONCE) == 0) break;
+    if (r->t.stored_ns) cancel_job(r);
+    const char *name = sigabbrev_np(r->signal);
+    err("job %" PRIu64 " cancelled while pending (SIG%s)", r->job_id, name ? name : "?");
+    return TY_RL_EXIT_NOT_STARTED;
+  }
+  if (r->final) {
+    err("job %" PRIu64 " ended without running (%s)%s%s", r->job_id,
+        ty_job_state_name(r->job.state), r->job.reason[0] ? ": " : "", r->job.reason);
+    return TY_RL_EXIT_NOT_STARTED;
+  }
+  if (!r->t.stored_ns && r->stream_status != TY_ECLOSED && r->stream_status != TY_ETIMEDOUT &&
+      r->stream_status != TY_EPROTO) {
+    err("job refused: %s", r->stream_msg);
+    const char *hint = ty_cli_signer_hint(&r->signer, r->stream_status);
+    if (hint) err("(the request carried no MUNGE credential: %s)", hint);
+    return TY_RL_EXIT_REFUSED;
+  }
+  err("lost the controller at %s while waiting for job %" PRIu64 ": %s", r->controller,
+      r->job_id, r->stream_msg);
+  return TY_RL_EXIT_UNREACHABLE;
+}
+
+static void on_retry_due(uv_timer_t *h) {
+  rlaunch *r = h->data;
+  r->retry_due = true;
+}
+
+/* The stream broke before the placement (connection lost, or the
+ * controller stopping): waits a backoff, reconnects and sends the same
+ * submit, which the controller answers with the job's watch (its request
+ * id makes it the same job). False when the time is spent, or a signal
+ * came meanwhile. */
+static bool resubmit(rlaunch *r) {
+  bool lost = r->stream_status == TY_ECLOSED || r->stream_status == TY_ETIMEDOUT;
+  uint32_t wait = lost ? next_retry(r) : 0;
+  if (!wait) return false;
+  r->retry_due = false;
+  uv_timer_start(&r->status_timer, on_retry_due, wait, 0); /* the status line is idle here */
+  r->stream_over = false;
+  run_until(r, &r->retry_due);
+  if (r->signal) return false;
+  int rc = ty_rpc_client_reopen(r->client, r->host, r->port, CALL_TIMEOUT_MS);
+  if (rc == 0) rc = send_submit(r);
+  if (rc != 0) { /* still lost: the next round retries again */
+    r->stream_over = true, r->stream_status = TY_ECLOSED;
+    snprintf(r->stream_msg, sizeof r->stream_msg, "%s", ty_strerror(rc));
+  }
+  r->status_due = true; /* the wait is already long */
+  return true;
+}
+
+/* Submits and waits for the placement, pushed on the same connection. */
+static int submit_and_wait(rlaunch *r) {
+  int code = encode_submit(r);
+  if (code) return code;
+  uv_loop_t *loop = ty_rpc_client_loop(r->client);
+  uint64_t sent = ty_rpc_client_requests(r->client) + 1;
+  if (send_submit(r) != 0) r->stream_over = true, r->stream_status = TY_ECLOSED;
+  watch_signals(r, true);
+  uv_timer_init(loop, &r->status_timer);
+  r->status_timer.data = r;
+  uv_timer_start(&r->status_timer, on_status_due, STATUS_AFTER_MS, 0);
+  do {
+    run_until(r, &r->placed);
+  } while (!r->placed && !r->final && !r->signal && r->stream_over && resubmit(r));
+  r->t.requests_waiting = ty_rpc_client_requests(r->client) - sent;
+  uv_close((uv_handle_t *)&r->status_timer, NULL);
+  watch_signals(r, false);
+  if (!r->placed || r->signal) return not_placed(r);
   clear_status(r);
   return 0;
+}
+
+/* ---- after the ranks ended ------------------------------------------------------------- */
+
+static void on_verdict_late(uv_timer_t *h) {
+  rlaunch *r = h->data;
+  r->verdict_late = true;
+}
+
+/* Reads the stream up to the job's final event (bounded by VERDICT_WAIT_MS:
+ * the workers report the ends to the controller on their own). */
+static void wait_final(rlaunch *r) {
+  if (r->final || r->stream_over) return;
+  uv_loop_t *loop = ty_rpc_client_loop(r->client);
+  uv_timer_init(loop, &r->verdict_timer);
+  r->verdict_timer.data = r;
+  uv_timer_start(&r->verdict_timer, on_verdict_late, VERDICT_WAIT_MS, 0);
+  while (!r->final && !r->stream_over && !r->verdict_late)
+    if (uv_run(loop, UV_RUN_ONCE) == 0) break;
+  uv_close((uv_handle_t *)&r->verdict_timer, NULL);
+}
+
+static int32_t first_failure_cb(void *ud) {
+  rlaunch *r = ud;
+  wait_final(r);
+  return r->final ? r->job.failed_rank : -1;
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
@@ -225,31 +367,32 @@ static const char *caller(char *buf, size_t cap) {
   return buf;
 }
 
-static void block_signals(rlaunch *r) {
-  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-  sigemptyset(&r->sigs);
-  for (size_t i = 0; i < TY_ARRAY_LEN(sigs); i++) sigaddset(&r->sigs, sigs[i]);
-  sigprocmask(SIG_BLOCK, &r->sigs, NULL);
-}
-
 static int run(rlaunch *r) {
-  ty_task_locations l = {0};
   int code = connect_controller(r);
-  if (code == 0) code = submit(r);
-  if (code == 0) code = wait_placed(r, &l);
+  if (code == 0) code = submit_and_wait(r);
   if (code != 0) return code;
   ty_rl_session_opts so = {
-      .job_id = r->job_id, .tasks = l.tasks, .n = l.n, .owner = true,
-      .prefix = r->o.label, .line_mode = r->o.label || l.n > 1, .pty = r->o.pty,
-      .stdin_mode = r->o.stdin_mode, .prog = "rlaunch", .locate = locate_cb, .cancel = cancel_cb,
-      .locate_ud = r};
+      .job_id = r->job_id, .tasks = r->job.tasks, .n = r->job.n, .owner = true,
+      .prefix = r->o.label, .line_mode = r->o.label || r->job.n > 1, .pty = r->o.pty,
+      .stdin_mode = r->o.stdin_mode, .prog = "rlaunch", .first_failure = first_failure_cb,
+      .cancel = cancel_cb, .ud = r};
+  ty_rl_rank_times *times = ty_xcalloc(r->job.n ? r->job.n : 1, sizeof *times);
+  so.times = times;
+  /* The session copies what it needs of r->job's tasks when it starts; a
+   * later event (read during a cancel or the verdict) may replace them. */
   code = ty_rl_session_run(&so);
-  ty_task_locations_close(&l);
+  r->t.done_ns = uv_hrtime();
+  r->t.rank0 = times[0];
+  free(times);
+  if (r->o.timing) {
+    wait_final(r);
+    ty_rl_print_timing(stderr, r->job_id, &r->t);
+  }
   return code;
 }
 
 int main(int argc, char **argv) {
-  rlaunch r = {0};
+  rlaunch r = {.t.main_ns = uv_hrtime()};
   char e[TY_ERR_LEN] = "";
   char cwd[PATH_MAX], uid[32];
   const char *dir = getcwd(cwd, sizeof cwd);
@@ -273,11 +416,12 @@ int main(int argc, char **argv) {
   const char *env = getenv("TRAINYARD_CONTROLLER");
   r.controller = env && *env ? env : "127.0.0.1:7810";
   r.status_tty = isatty(STDERR_FILENO);
-  block_signals(&r);
   int code = run(&r);
   ty_rpc_client_close(r.client);
+  ty_task_locations_close(&r.job);
   ty_cli_signer_close(&r.signer);
   free(r.host);
+  ty_buf_close(&r.submit);
   ty_rl_opts_close(&r.o);
   /* _exit: a read of a terminal stdin may still block in libuv's thread
    * pool, and libuv's library destructor would wait for it forever. */

@@ -34,6 +34,9 @@ const char ty_rl_usage[] =
     "                       terminal is put in raw mode and window-size changes follow\n"
     "  --detach             keep the job running if rlaunch dies or loses its connection\n"
     "                       (default: the remote tasks are killed after a 3 s grace)\n"
+    "  --timing             at the end, print on stderr where the launch's time went:\n"
+    "                       client, controller (submit, commit, scheduling, LaunchTask)\n"
+    "                       and worker (spawn, first byte, exit), each side's own clock\n"
     "  -h, --help           this text\n"
     "\n"
     "The controller is $TRAINYARD_CONTROLLER (HOST:PORT, default 127.0.0.1:7810).\n"
@@ -66,7 +69,7 @@ const char ty_rl_usage[] =
     "  127  CMD was not found on the node\n";
 
 enum { O_GPU = TY__CLI_OPT_FIRST, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME,
-       O_NAME, O_LABEL, O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_HELP = 'h' };
+       O_NAME, O_LABEL, O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_TIMING, O_HELP = 'h' };
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -82,6 +85,7 @@ static const struct option opts[] = {
     {"stdin", required_argument, NULL, O_STDIN},
     {"pty", no_argument, NULL, O_PTY},
     {"detach", no_argument, NULL, O_DETACH},
+    {"timing", no_argument, NULL, O_TIMING},
     {"signal", required_argument, NULL, O_SIGNAL},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
@@ -133,6 +137,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case O_LABEL: o->label = true; return 0;
   case O_PTY: o->pty = true; return 0;
   case O_DETACH: o->detach = true; return 0;
+  case O_TIMING: o->timing = true; return 0;
   default: o->help = true; return 0;
   }
 }

@@ -12,9 +12,10 @@
  * time, and the next read waits until every receiving rank has fewer than
  * STDIN_WINDOW bytes unacknowledged, so neither side buffers without bound.
  *
- * An attach that finds no task yet (LaunchTask still on its way) is retried
- * after asking the controller how the job is doing; a launch that failed
- * ends the session with the controller's reason.
+ * An attach that finds no task yet (LaunchTask still on its way, on the
+ * controller's connection to the worker) waits on the worker for it
+ * (TY_RL_ATTACH_WAIT_MS); a launch that failed ends the session with the
+ * worker's reason. Nothing here sleeps or polls.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,8 +34,6 @@
 #define CONNECT_TIMEOUT_MS 10000u
 #define STDIN_CHUNK (64u * 1024u)
 #define STDIN_WINDOW (256u * 1024u)
-#define RETRY_MAX 150u      /* attach retries while the launch is on its way */
-#define RETRY_CAP_MS 250u
 #define DOUBLE_INT_MS 1000
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -49,8 +48,8 @@ typedef struct rl_rank {
   uint8_t *token;          /* owned */
   size_t token_len;
   ty_rpc_conn *conn;
-  uv_timer_t retry;
-  uint32_t retries;
+  ty_rl_rank_times *times; /* the caller's entry, or `own` */
+  ty_rl_rank_times own;
   bool attached, ended, got_exit, stdin_open, timed_out;
   int exit_code, term_signal;
   int fail;                /* 0, or rlaunch's exit code for this rank's failure */
@@ -191,35 +190,15 @@ static int launch_failure_code(const char *reason) {
   return TY_RL_EXIT_NOT_STARTED;
 }
 
-static void on_retry(uv_timer_t *h) { start_attach(h->data); }
-
-/* The worker has no task for us: not launched yet, or it never will be. */
-static void not_found(rl_rank *rk, const char *worker_msg) {
+/* The worker has no task for us: its launch failed, it never came within
+ * the attach's wait, or it already ended. */
+static void not_started(rl_rank *rk, const char *worker_msg) {
   rl_session *s = rk->s;
-  ty_task_locations l = {0};
-  if (!s->o->locate || rk->retries >= RETRY_MAX || s->o->locate(s->o->locate_ud, &l) != 0) {
+  if (strstr(worker_msg, "launch failed"))
+    rank_fail(rk, launch_failure_code(worker_msg), "job %" PRIu64 ": %s", s->o->job_id,
+              worker_msg);
+  else
     rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 " on %s: %s", rk->rank, rk->node, worker_msg);
-    ty_task_locations_close(&l);
-    return;
-  }
-  if (l.state == TY_JOB_RUNNING || l.state == TY_JOB_PENDING) {
-    for (size_t i = 0; i < l.n; i++) {
-      if (l.tasks[i].rank != rk->rank || !l.tasks[i].token_len) continue;
-      free(rk->token), free(rk->node), free(rk->io_addr);
-      rk->token = l.tasks[i].token, rk->token_len = l.tasks[i].token_len;
-      rk->node = l.tasks[i].node, rk->io_addr = l.tasks[i].io_addr;
-      l.tasks[i].token = NULL, l.tasks[i].node = l.tasks[i].io_addr = NULL;
-    }
-    uint64_t delay = 10u << (rk->retries < 5 ? rk->retries : 5);
-    rk->retries++;
-    uv_timer_start(&rk->retry, on_retry, delay < RETRY_CAP_MS ? delay : RETRY_CAP_MS, 0);
-  } else if (strstr(l.reason, "launch failed")) {
-    rank_fail(rk, launch_failure_code(l.reason), "job %" PRIu64 ": %s", s->o->job_id, l.reason);
-  } else {
-    rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 " on %s: %s (job %s%s%s)", rk->rank, rk->node,
-              worker_msg, ty_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
-  }
-  ty_task_locations_close(&l);
 }
 
 /* ---- the Attach stream ------------------------------------------------------------------ */
@@ -238,15 +217,19 @@ static void on_item(rl_rank *rk, const ty_rpc_msg *m) {
   void *owner = NULL;
   if (ty_rl_decode_output(m->payload, m->payload_len, &out, &owner) != 0) return;
   if (out.exited) {
+    rk->times->exit_ns = uv_hrtime();
+    rk->times->worker = out.timing;
     rk->got_exit = true;
     rk->exit_code = out.exit_code;
     rk->term_signal = out.term_signal;
     rk->timed_out = out.timed_out;
   } else if (out.stream == 0) {
+    rk->times->attached_ns = uv_hrtime();
     rk->attached = true;
     if (rk->s->o->pty && rk->s->o->owner) send_winsize(rk);
     maybe_read_stdin(rk->s);
   } else if (out.len) {
+    if (!rk->times->first_byte_ns) rk->times->first_byte_ns = uv_hrtime();
     emit(rk, out.stream, out.data, out.len);
   }
   ty_wire_free(owner);
@@ -265,10 +248,8 @@ static void on_attach_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bo
   if (rk->ended) return;
   if (st == 0 && rk->got_exit) {
     rank_done(rk);
-  } else if (st == TY_ENOTFOUND) {
-    ty_rpc_close(rk->conn);
-    rk->conn = NULL;
-    not_found(rk, text);
+  } else if (st == TY_ENOTFOUND || strstr(text, "launch failed")) {
+    not_started(rk, text);
   } else if (st == 0 || st == TY_ECLOSED) {
     rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 ": lost the connection to %s (%s)", rk->rank,
               rk->node, rk->io_addr);
@@ -285,14 +266,17 @@ static void on_connected(ty_rpc_conn *c, int status, void *ud) {
     return;
   }
   rk->conn = c;
+  rk->times->connected_ns = uv_hrtime();
   if (rk->ended) {
     ty_rpc_close(c);
     return;
   }
   ty_buf req;
   ty_buf_init(&req);
-  int rc = ty_rl_encode_attach(rk->s->o->job_id, rk->rank, rk->s->o->owner, rk->s->o->replay,
-                               &req);
+  const ty_rl_session_opts *o = rk->s->o;
+  ty_attach_request a = {.job_id = o->job_id, .rank = rk->rank, .owner = o->owner,
+                         .replay = o->replay, .wait_ms = TY_RL_ATTACH_WAIT_MS};
+  int rc = ty_rl_encode_attach(&a, &req);
   if (rc == 0)
     rc = ty_rpc_call(c, TY_M_ATTACH, req.data, req.len, rk->token, rk->token_len, 0,
                      on_attach_answer, rk, NULL);
@@ -308,6 +292,7 @@ static void start_attach(rl_rank *rk) {
   int rc = ty_cli_parse_addr("io_addr", rk->io_addr, 0, &host, &port, err, sizeof err);
   if (rc == 0 && port == 0) rc = TY_EINVAL;
   ty_rpc_conn_opts copts = {.ud = rk};
+  rk->times->connect_ns = uv_hrtime();
   if (rc == 0)
     rc = ty_rpc_connect(&rk->s->loop, host, port, &copts, CONNECT_TIMEOUT_MS, on_connected, rk);
   free(host);
@@ -411,7 +396,7 @@ static void on_signal(uv_signal_t *h, int sig) {
       msg(s, "killing job %" PRIu64, s->o->job_id);
       /* Cancel first: the controller then records CANCELLED by the user
        * before the ranks' deaths could read as a failure. */
-      if (s->o->cancel) s->o->cancel(s->o->locate_ud);
+      if (s->o->cancel) s->o->cancel(s->o->ud);
       kill_all(s);
       return;
     }
@@ -464,28 +449,11 @@ static void init_rank(rl_session *s, rl_rank *rk, const ty_task_location *t) {
   snprintf(rk->prefix, sizeof rk->prefix, o->prefix ? "%" PRIu32 ": " : "", t->rank);
   ty_buf_init(&rk->partial[0]);
   ty_buf_init(&rk->partial[1]);
-  uv_timer_init(&s->loop, &rk->retry);
-  rk->retry.data = rk;
+  rk->times = o->times ? &o->times[rk - s->ranks] : &rk->own;
 }
 
 static bool rank_failed(const rl_rank *rk) {
   return !rk->fail && (rk->exit_code != 0 || rk->term_signal != 0);
-}
-
-/* The rank whose failure ended the job, as the controller saw the ends
- * arrive (the workers' reports may reach it just after our streams ended,
- * so this asks again while the job still runs). -1 when it cannot tell. */
-static int32_t controller_first_failure(rl_session *s) {
-  for (int i = 0; s->o->locate && i < 100; i++) {
-    ty_task_locations l = {0};
-    if (s->o->locate(s->o->locate_ud, &l) != 0) return -1;
-    int state = l.state;
-    int32_t rank = l.failed_rank;
-    ty_task_locations_close(&l);
-    if (state != TY_JOB_RUNNING) return ty_job_state_terminal(state) ? rank : -1;
-    uv_sleep(50);
-  }
-  return -1;
 }
 
 /* Like srun, the code of a job whose rank failed is that rank's: the
@@ -497,7 +465,7 @@ static const rl_rank *first_failure(rl_session *s) {
   for (size_t i = 0; i < s->n; i++)
     if (rank_failed(&s->ranks[i])) failed++, only = &s->ranks[i];
   if (failed <= 1) return only;
-  int32_t r = controller_first_failure(s);
+  int32_t r = s->o->first_failure ? s->o->first_failure(s->o->ud) : -1;
   for (size_t i = 0; r >= 0 && i < s->n; i++)
     if (s->ranks[i].rank == (uint32_t)r) return &s->ranks[i];
   return NULL;

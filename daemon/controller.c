@@ -114,8 +114,9 @@ static void on_collect(ty_metrics *m, void *ud) {
 
 static void on_batch(size_t commits, size_t txns, void *ud) {
   ty_controller *ctl = ud;
-  (void)txns;
   ty_metric_inc(ctl->m.commits, NULL, (double)commits);
+  ctl->txn_done += txns;
+  ty__watch_flush(ctl); /* the changes these txns carried are durable now */
 }
 
 static void metrics_init(ty_controller *ctl) {
@@ -461,6 +462,7 @@ void ty_controller_stop(ty_controller *ctl) {
   /* Answer everything already queued for commit while connections are open. */
   ty_committer_destroy(ctl->commit);
   ctl->commit = NULL;
+  ty__watch_stop_all(ctl);
   ty_rpc_server_destroy(ctl->server);
   ctl->server = NULL;
   ty__check_stop(ctl);

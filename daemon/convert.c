@@ -13,12 +13,14 @@
 #include "proto/convert.h"
 
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
-                    size_t *out_blob_len, char **out_request_id) {
+                    size_t *out_blob_len, char **out_request_id, ty__watch_req *out_watch) {
   Trainyard__SubmitJobRequest *req = ty_wire_unpack(&trainyard__submit_job_request__descriptor, p, n);
   if (!req || !req->job) {
     ty_wire_free(req);
     return TY_EPROTO;
   }
+  *out_watch = (ty__watch_req){.watch = req->watch, .want_tokens = req->want_tokens,
+                               .timing = req->timing};
   ty_buf blob;
   ty_buf_init(&blob);
   int rc = ty_wire_pack(&req->job->base, &blob);
@@ -476,14 +478,16 @@ int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
   return 0;
 }
 
-int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
-                                 ty_buf *out) {
-  Trainyard__GetTaskLocationsResponse r = TRAINYARD__GET_TASK_LOCATIONS_RESPONSE__INIT;
+/* Fills r (borrowing from j and tokens); *out_ls and *out_ptrs are the
+ * caller's to free. */
+static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                         Trainyard__GetTaskLocationsResponse *r, Trainyard__TaskLocation **out_ls,
+                         Trainyard__TaskLocation ***out_ptrs) {
   uint32_t n = j->n_slots && j->state != TY_JOB_PENDING ? j->n_ranks : 0;
-  Trainyard__TaskLocation *ls = ty_wire_calloc(n, sizeof(*ls));
-  Trainyard__TaskLocation **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
-  int rc = ls && ptrs ? 0 : TY_ENOMEM;
-  for (uint32_t i = 0; rc == 0 && i < n; i++) {
+  Trainyard__TaskLocation *ls = *out_ls = ty_wire_calloc(n, sizeof(*ls));
+  Trainyard__TaskLocation **ptrs = *out_ptrs = ty_wire_calloc(n, sizeof(*ptrs));
+  if (!ls || !ptrs) return TY_ENOMEM;
+  for (uint32_t i = 0; i < n; i++) {
     const ty_cluster_node *nd = j->slots[j->ranks[i].slot].node;
     trainyard__task_location__init(&ls[i]);
     ls[i].rank = i;
@@ -492,13 +496,53 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
     if (tokens) ls[i].token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
     ptrs[i] = &ls[i];
   }
-  r.n_tasks = n;
-  r.tasks = ptrs;
-  r.state = (Trainyard__JobState)j->state;
-  r.reason = ty_wire_str(j->reason);
-  r.exit_code = j->exit_code, r.term_signal = j->term_signal;
-  r.failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
+  trainyard__get_task_locations_response__init(r);
+  r->n_tasks = n;
+  r->tasks = ptrs;
+  r->state = (Trainyard__JobState)j->state;
+  r->reason = ty_wire_str(j->reason);
+  r->exit_code = j->exit_code, r->term_signal = j->term_signal;
+  r->failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
+  return 0;
+}
+
+int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                                 ty_buf *out) {
+  Trainyard__GetTaskLocationsResponse r;
+  Trainyard__TaskLocation *ls, **ptrs;
+  int rc = locations_msg(j, tokens, token_len, &r, &ls, &ptrs);
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
+  free(ls);
+  free(ptrs);
+  return rc;
+}
+
+int ty__conv_watch_req(const uint8_t *p, size_t n, ty__watch_req *out) {
+  Trainyard__WatchJobRequest *req = ty_wire_unpack(&trainyard__watch_job_request__descriptor, p, n);
+  if (!req) return TY_EPROTO;
+  *out = (ty__watch_req){.job_id = req->job_id, .watch = true, .want_tokens = req->want_tokens,
+                         .timing = req->timing};
+  ty_wire_free(req);
+  return 0;
+}
+
+int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                         const ty_launch_timing *timing, ty_buf *out) {
+  Trainyard__JobWatchEvent ev = TRAINYARD__JOB_WATCH_EVENT__INIT;
+  Trainyard__GetTaskLocationsResponse r;
+  Trainyard__LaunchTiming t = TRAINYARD__LAUNCH_TIMING__INIT;
+  Trainyard__TaskLocation *ls, **ptrs;
+  int rc = locations_msg(j, tokens, token_len, &r, &ls, &ptrs);
+  ev.job_id = j->id;
+  ev.job = &r;
+  if (timing) {
+    t.checks_us = timing->checks_us, t.commit_us = timing->commit_us;
+    t.queued_us = timing->queued_us, t.pass_us = timing->pass_us;
+    t.start_commit_us = timing->start_commit_us, t.launch_us = timing->launch_us;
+    t.end_us = timing->end_us;
+    ev.timing = &t;
+  }
+  if (rc == 0) rc = ty_wire_pack(&ev.base, out);
   free(ls);
   free(ptrs);
   return rc;

@@ -19,7 +19,8 @@ static int dec_submit(const uint8_t *p, size_t n) {
   uint8_t *blob = NULL;
   size_t len = 0;
   char *rid = NULL;
-  int rc = ty__conv_submit(p, n, &spec, &blob, &len, &rid);
+  ty__watch_req w;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &len, &rid, &w);
   if (rc == 0) {
     char err[TY_ERR_LEN];
     ty_job_check_request_id(rid, err, sizeof err);
@@ -158,6 +159,11 @@ static int dec_plan_job(const uint8_t *p, size_t n) {
   return rc;
 }
 
+static int dec_watch(const uint8_t *p, size_t n) {
+  ty__watch_req w;
+  return ty__conv_watch_req(p, n, &w);
+}
+
 /* New methods go at the end: byte 0 of the fuzz corpus picks a line. */
 static const ty_proto_method requests[] = {
     {TY_M_SUBMIT_JOB, &trainyard__submit_job_request__descriptor, dec_submit},
@@ -181,6 +187,7 @@ static const ty_proto_method requests[] = {
     {TY_M_PLAN_JOB, &trainyard__plan_job_request__descriptor, dec_plan_job},
     {TY_M_GET_HISTORY, &trainyard__get_history_request__descriptor, dec_history},
     {TY_M_GET_NODE, &trainyard__get_node_request__descriptor, dec_get_node},
+    {TY_M_WATCH_JOB, &trainyard__watch_job_request__descriptor, dec_watch},
 };
 
 int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,

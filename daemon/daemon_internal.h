@@ -98,6 +98,14 @@ typedef struct ty_slot {
   bool held;              /* resources still charged to the node */
 } ty_slot;
 
+/* When one launch reached each stage on the controller (uv_hrtime ns; 0 =
+ * not yet), for rlaunch --timing (watch.c turns them into durations). */
+typedef struct ty__launch_clock {
+  uint64_t received, queued, committed; /* SubmitJob, its txn queued, committed */
+  uint64_t pass, placed;                /* the pass that placed it began; placed */
+  uint64_t running, launched;           /* RUNNING committed; LaunchTask sent to all */
+  uint64_t last_update, ended;          /* the last rank's end reported; the end committed */
+} ty__launch_clock;
 /* One condition of a job's dependency (deps.c), in the order of its spec. */
 typedef enum { TY__DEP_WAIT = 0, TY__DEP_MET = 1, TY__DEP_NEVER = 2 } ty__dep_result;
 typedef struct ty__dep {
@@ -156,6 +164,8 @@ typedef struct ty_job {
   ty_task_usage usage;
   double prio;            /* multifactor priority of the last pass */
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
+  ty__launch_clock clock; /* the latest run's */
+  uint32_t watched;       /* open watches (watch.c) */
   /* Arrays and dependencies (issue 15). */
   uint64_t array_id;      /* the array it is an element of, 0 = none */
   uint32_t array_task;
@@ -211,8 +221,11 @@ typedef struct ty_reply {
   const char *refusal;    /* the metric reason of a TY_EPERM answer (static) */
   bool refusal_counted;   /* counted where it happened (one id of a cancel) */
   ty_buf out;             /* encoded answer payload */
+  bool watch, watch_tokens, watch_timing; /* SubmitJob: answer with a watch stream */
   struct ty_reply *prev, *next;
 } ty_reply;
+
+typedef struct ty__watch ty__watch;
 
 struct ty_controller {
   uv_loop_t *loop;
@@ -252,6 +265,9 @@ struct ty_controller {
   ty_cluster_node **nodes; size_t n_nodes;
   ty_queue_info *queues; size_t n_queues; /* live counts unused; DELETED ones kept */
   ty_reply *replies;      /* outstanding replies (for connection close) */
+  ty__watch *watches; size_t n_watches; /* job watches (watch.c) */
+  uint64_t txn_queued, txn_done; /* txns handed to the committer; delivered */
+  uint64_t pass_t0_ns;    /* when the running scheduling pass began */
   int64_t start_mono;
   uint32_t reg_gen;       /* counts RegisterNode requests */
   bool stopping;
@@ -343,6 +359,9 @@ ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *re
 void ty__reply_finish(ty_reply *r, int status, const char *message);
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The request's answer is a stream its handler now owns: r is counted as
+ * answered and freed without sending anything. */
+void ty__reply_streaming(ty_reply *r);
 /* Answers a request whose payload did not decode (rc from a ty__conv_*
  * decoder): TY_EPROTO "payload is not WHAT", or TY_ENOMEM when copying it
  * ran out of memory. */
@@ -394,6 +413,21 @@ void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_k
 /* One token per rank of j, concatenated; the caller frees the array. NULL
  * when out of memory (a job's rank count is its submitter's choice). */
 uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len);
+
+/* ---- watch.c: job watches (WatchJob, SubmitJob with watch) ---- */
+/* 0, or TY_ESTATE when the controller holds as many watches as it takes. */
+int ty__watch_admit(const ty_controller *ctl, char *err, size_t len);
+/* Sends j as it is on (c, request_id) and keeps sending it as it changes;
+ * ends the stream after a final state. c NULL (the client left): nothing. */
+void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ty_job *j,
+                     bool want_tokens, bool timing);
+/* j changed: in the txn being built (in_txn), or only in memory. */
+void ty__watch_touch(ty_controller *ctl, const ty_job *j, bool in_txn);
+/* Sends the events whose change is durable (after each commit batch and
+ * each scheduling pass). */
+void ty__watch_flush(ty_controller *ctl);
+void ty__watch_stop_all(ty_controller *ctl);
+void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 
 /* ---- jobs.c ---- */
 /* Fills a store row that borrows from j (alloc is a heap string the caller frees). */
@@ -528,9 +562,11 @@ int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char 
                            size_t err_len);
 
 /* SubmitJobRequest -> spec (unvalidated) and the encoded Job, kept as the
- * job's stored spec. TY_EPROTO also when the request has no job. */
+ * job's stored spec, and its watch fields (no user). TY_EPROTO also when
+ * the request has no job. */
+typedef struct ty__watch_req ty__watch_req;
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
-                    size_t *out_blob_len, char **out_request_id);
+                    size_t *out_blob_len, char **out_request_id, ty__watch_req *out_watch);
 /* Re-encodes a submitted Job with the defaults validation filled in (name,
  * queue, user, resources), so listings show what the job really asked for,
  * and with run_as the submitter's (whatever the client sent there). *out is
@@ -628,6 +664,16 @@ int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
 int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
                                  ty_buf *out);
 int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out);
+/* WatchJobRequest, and SubmitJobRequest's watch fields. */
+struct ty__watch_req {
+  uint64_t job_id;
+  bool watch, want_tokens, timing;
+};
+int ty__conv_watch_req(const uint8_t *p, size_t n, ty__watch_req *out);
+/* A JobWatchEvent: the job as GetTaskLocations answers it (tokens as
+ * there), with the launch's stage times when timing is not NULL. */
+int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                         const ty_launch_timing *timing, ty_buf *out);
 
 int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
 int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);

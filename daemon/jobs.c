@@ -279,6 +279,7 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
   ty_event_row ev = {.job_id = j->id, .time_ms = now, .from_state = from, .to_state = to,
                      .reason = j->reason, .actor = actor};
   ty_txn_add_event(txn, &ev);
+  ty__watch_touch(ctl, j, true);
   ty_info("job %llu: %s -> %s%s%s", (unsigned long long)j->id, ty_job_state_name(from),
           ty_job_state_name(to), j->reason[0] ? ": " : "", j->reason);
 }
@@ -435,7 +436,11 @@ static void on_start_committed(int status, void *ud) {
   if (status != 0 && status != TY_ECLOSED)
     ty_error("job %llu: the RUNNING record was not committed; launching anyway",
              (unsigned long long)sc->job_id);
-  if (j && j->run == sc->run) ty__job_launch(sc->ctl, j);
+  if (j && j->run == sc->run) {
+    j->clock.running = uv_hrtime();
+    ty__job_launch(sc->ctl, j);
+    j->clock.launched = uv_hrtime();
+  }
   free(sc);
 }
 
@@ -452,6 +457,9 @@ void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slo
   j->exit_code = 0;
   j->term_signal = 0;
   j->first_failed = 0;
+  j->clock.pass = ctl->pass_t0_ns;
+  j->clock.placed = uv_hrtime();
+  j->clock.running = j->clock.launched = j->clock.last_update = j->clock.ended = 0;
   ty_txn *t = ty_txn_create();
   ty__job_transition(ctl, j, TY_JOB_RUNNING, "", "scheduler", t);
   start_ctx *sc = ty_xcalloc(1, sizeof(*sc));
@@ -607,6 +615,7 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
   if (j->state == TY_JOB_RUNNING) {
     if (rank_failed(rk) && !j->kill_sent && j->live_ranks > 0) ty__job_kill(ctl, j);
     if (j->live_ranks == 0) {
+      j->clock.last_update = uv_hrtime();
       finish(ctl, j, txn);
       return;
     }

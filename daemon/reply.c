@@ -43,6 +43,16 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
   free(r);
 }
 
+void ty__reply_streaming(ty_reply *r) {
+  ty_controller *ctl = r->ctl;
+  const char *labels[] = {r->method, ty_error_label(0)};
+  ty_metric_inc(ctl->m.rpc_total, labels, 1);
+  ty_metric_observe(ctl->m.rpc_seconds, labels, (double)(uv_hrtime() - r->t0_ns) / 1e9);
+  unlink_reply(ctl, r);
+  ty_buf_close(&r->out);
+  free(r);
+}
+
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...) {
   char msg[TY_ERR_LEN];
   va_list ap;

@@ -30,6 +30,7 @@ typedef enum {
   M_HEARTBEAT, M_TASK_UPDATE,
   M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
   M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_GET_HISTORY, M_GET_NODE, M_PLAN_JOB,
+  M_WATCH_JOB,
   M_COUNT
 } method_id;
 
@@ -69,6 +70,8 @@ static const struct {
     [M_GET_NODE] = {TY_M_GET_NODE, ty__h_get_node, CLIENT, false},
     /* Plans a graph job as a submit would, without submitting it (graph.c). */
     [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, CLIENT, false},
+    /* The job pushed as it changes (watch.c). */
+    [M_WATCH_JOB] = {TY_M_WATCH_JOB, ty__h_watch_job, CLIENT, false},
 };
 
 static int method_of(const char *name) {

@@ -14,6 +14,10 @@
  * directory before the commit and the job keeps only its path, so neither
  * memory nor the stored spec holds them.
  *
+ * A submit with `watch` (rlaunch) is answered, once durable, by the job's
+ * watch stream (watch.c) instead of a SubmitJobResponse. An array cannot
+ * be watched so: its elements are jobs of their own (WatchJob each).
+ *
  * The caller is r->who (auth.c): a job belongs to the uid that submitted it,
  * whatever its `user` field said; listings show a job's command and
  * environment only to its owner and operators; cancelling and task tokens
@@ -36,6 +40,22 @@
 #include "daemon/daemon_internal.h"
 
 /* ---- SubmitJob ---------------------------------------------------------------------- */
+
+/* A durable submit's answer: its id (and an array's element count), or
+ * with `watch` the job's watch stream (watch.c), whose first event carries
+ * the id. */
+static void answer_stored(ty_controller *ctl, ty_reply *r, ty_job *j, uint32_t array_n) {
+  if (!r->watch) {
+    ty__conv_submit_resp(j->id, array_n, &r->out);
+    ty__reply_finish(r, 0, NULL);
+    return;
+  }
+  ty_rpc_conn *c = r->conn;
+  uint64_t id = r->request_id;
+  bool tokens = r->watch_tokens, timing = r->watch_timing;
+  ty__reply_streaming(r);
+  ty__watch_start(ctl, c, id, j, tokens, timing);
+}
 
 typedef struct submit_ctx {
   ty_reply *r;
@@ -64,17 +84,18 @@ static void on_submit_committed(int status, void *ud) {
     free(sc);
     return;
   }
+  uint64_t now = uv_hrtime();
   for (uint32_t k = 0; k < sc->n; k++) {
     ty_job *j = ty__job_find(ctl, sc->first + k);
     if (!j) continue;
     j->committed = true;
+    j->clock.committed = now;
     ty__job_dirty(ctl, j);
     ty__deps_watch(ctl, j);
   }
   ty_metric_inc(ctl->m.submitted, NULL, sc->n);
-  ty__conv_submit_resp(sc->first, sc->array ? sc->n : 0, &sc->r->out);
-  ty__reply_finish(sc->r, 0, NULL);
   ty__sched_request(ctl);
+  answer_stored(ctl, sc->r, ty__job_find(ctl, sc->first), sc->array ? sc->n : 0);
   free(sc);
 }
 
@@ -249,6 +270,8 @@ static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, u
   submit_ctx *sc = ty_xcalloc(1, sizeof(*sc));
   *sc = (submit_ctx){r, first->id, n, first->spec.array.n > 0};
   r->job_id = first->id;
+  first->clock.received = r->t0_ns;
+  first->clock.queued = uv_hrtime();
   ty__commit(ctl, t, on_submit_committed, sc);
   return first;
 }
@@ -271,8 +294,7 @@ static void on_retry_committed(int status, void *ud) {
     ty__reply_finish(r, TY_ESTORE, "the first submit with this request_id was not stored; retry");
     return;
   }
-  ty__conv_submit_resp(j->id, array_tasks(&j->spec), &r->out);
-  ty__reply_finish(r, 0, NULL);
+  answer_stored(r->ctl, r, j, array_tasks(&j->spec));
 }
 
 /* r answers with job j once j is durable. */
@@ -354,6 +376,10 @@ static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const ch
   /* A job that ended and left memory: its row answers (it is durable). */
   uint64_t id = 0;
   if (ty_store_find_request(ctl->store, uid, rid, &id) != 0) return false;
+  if (r->watch && (j = ty__job_get(ctl, id)) != NULL) {
+    answer_stored(ctl, r, j, 0); /* a watched submit is never an array's */
+    return true;
+  }
   ty_array_counts c;
   if (ty_store_array_counts(ctl->store, id, &c) != 0) c.total = 0;
   ty__conv_submit_resp(id, c.total, &r->out);
@@ -366,11 +392,13 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint8_t *blob = NULL;
   size_t blob_len = 0;
   char err[TY_ERR_LEN], *rid = NULL;
-  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &rid);
+  ty__watch_req w;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &rid, &w);
   if (rc != 0) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
+  r->watch = w.watch, r->watch_tokens = w.want_tokens, r->watch_timing = w.timing;
   uint32_t count = 1;
   rc = ty_job_check_request_id(rid, err, sizeof(err));
   if (rc == 0) {
@@ -382,6 +410,11 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     spec.gid = r->who.gid;
     rc = ty_job_spec_validate(&spec, err, sizeof(err));
   }
+  if (rc == 0 && r->watch && spec.array.n)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL,
+                 "watch: a job array cannot be watched as it is submitted (its elements are "
+                 "jobs of their own); submit it without watch and watch each element");
+  if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, err, sizeof(err));
   bool retry = rc == 0 && answer_retry(ctl, r, spec.uid, rid);
   if (rc == 0 && !retry) rc = check_submit(ctl, &spec, &count, err, sizeof(err));
   if (rc != 0 || retry) {

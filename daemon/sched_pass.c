@@ -193,6 +193,7 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
              out->pending[i].position);
     /* Only a change costs a listing's re-encoding of this job. */
     if (strcmp(reason, j->reason) == 0 && j->prio == out->pending[i].priority) continue;
+    if (strcmp(reason, j->reason) != 0) ty__watch_touch(ctl, j, false); /* in memory only */
     free(j->reason);
     j->reason = ty_strdup(reason);
     j->prio = out->pending[i].priority;
@@ -210,7 +211,7 @@ void ty__sched_run(ty_controller *ctl) {
   ctl->stats.pass_jobs += ctl->n_jobs;
   if (n_pending == 0) return;
   ctl->stats.pass_runs++;
-  uint64_t t0 = uv_hrtime();
+  uint64_t t0 = ctl->pass_t0_ns = uv_hrtime();
   input_buf b;
   input_build(ctl, &b);
   ty_sched_output out;
@@ -222,6 +223,7 @@ void ty__sched_run(ty_controller *ctl) {
   }
   input_close(&b);
   ty_metric_observe(ctl->m.sched_seconds, NULL, (double)(uv_hrtime() - t0) / 1e9);
+  ty__watch_flush(ctl); /* the pending jobs' new reasons */
 }
 
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {

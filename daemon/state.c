@@ -410,6 +410,7 @@ void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud) {
     if (cb) cb(TY_ECLOSED, ud);
     return;
   }
+  ctl->txn_queued++; /* watch.c tells durable changes by this count */
   ty_committer_submit(ctl->commit, txn, cb, ud);
 }
 

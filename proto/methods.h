@@ -10,6 +10,7 @@
 #define TY_M_CANCEL_JOB "CancelJob"
 #define TY_M_LIST_NODES "ListNodes"
 #define TY_M_GET_TASK_LOCATIONS "GetTaskLocations"
+#define TY_M_WATCH_JOB "WatchJob" /* streaming: the job pushed as it changes */
 #define TY_M_REGISTER_NODE "RegisterNode"
 #define TY_M_HEARTBEAT "Heartbeat"
 #define TY_M_TASK_UPDATE "TaskUpdate"

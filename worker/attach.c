@@ -23,6 +23,9 @@
  *     counts as gone.
  *   - A client's stream ends with an AttachOutput carrying `exited`, sent
  *     only after the task ended AND its output reached EOF, then END 0.
+ *   - An attach that comes before its task (LaunchTask and the client's
+ *     Attach travel on different connections) waits for the launch, with
+ *     the client's deadline (attach_wait.c), instead of failing.
  *   - An iotask outlives its task record and is freed once that end was
  *     delivered and its handles closed.
  *
@@ -62,6 +65,7 @@ typedef struct client {
   struct client *next;
   ty_rpc_conn *conn;
   uint64_t request_id;
+  int64_t attach_us; /* arrived this long after the task's start (< 0: it waited) */
   bool owner;
 } client;
 
@@ -108,12 +112,15 @@ struct ty__iotask {
   ring_chunk *ring_head, *ring_tail;
   size_t ring_bytes;
   int open_handles;
+  uint64_t create_ns, spawned_ns, first_output_ns, exit_ns; /* uv_hrtime; 0 = not yet */
   char buf[CHUNK];
 };
 
 struct ty__ioreg {
   uv_loop_t *loop;
   char *node;
+  const ty_tasks *tasks;    /* the task records, to tell an ended task from one to come */
+  ty__attach_waits *waits; /* attaches that came before their task (attach_wait.c) */
   ty__iotask *head;
   bool destroying;
 };
@@ -123,10 +130,15 @@ static void maybe_done(ty__iotask *io);
 
 /* ---- lifetime ---------------------------------------------------------------- */
 
-ty__ioreg *ty__ioreg_create(uv_loop_t *loop, const char *node) {
+static void resume_attach(void *ud, ty_rpc_conn *c, const ty_rpc_msg *m, int launch_rc,
+                          const char *launch_err, int64_t waited_us);
+
+ty__ioreg *ty__ioreg_create(uv_loop_t *loop, const char *node, const ty_tasks *tasks) {
   ty__ioreg *reg = ty_xcalloc(1, sizeof *reg);
   reg->loop = loop;
   reg->node = ty_strdup(node);
+  reg->tasks = tasks;
+  reg->waits = ty__attach_waits_create(loop, node, resume_attach, reg);
   return reg;
 }
 
@@ -242,10 +254,19 @@ static void send_all(ty__iotask *io, const ty_attach_output *o) {
   }
 }
 
-/* The end of a client's stream: the exit, then END 0. */
+/* Microseconds from the task's start to t_ns; 0 when either is unknown. */
+static uint64_t since_spawn_us(const ty__iotask *io, uint64_t t_ns) {
+  return t_ns && io->spawned_ns && t_ns > io->spawned_ns ? (t_ns - io->spawned_ns) / 1000u : 0;
+}
+
+/* The end of a client's stream: the exit (with the worker's timing), then END 0. */
 static void finish_client(ty__iotask *io, client *cl) {
   ty_attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
                          .term_signal = io->term_signal, .timed_out = io->timed_out};
+  o.timing = (ty_task_timing){
+      .spawn_us = io->spawned_ns > io->create_ns ? (io->spawned_ns - io->create_ns) / 1000u : 0,
+      .attach_us = cl->attach_us, .first_output_us = since_spawn_us(io, io->first_output_ns),
+      .exit_us = since_spawn_us(io, io->exit_ns)};
   ty_buf b;
   ty_buf_init(&b);
   if (ty__encode_attach_output(&o, &b) == 0)
@@ -278,9 +299,11 @@ static void replay(ty__iotask *io, client *cl) {
 }
 
 static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty_attach_request *req,
-                          uint64_t request_id) {
+                          uint64_t request_id, int64_t waited_us) {
   client *cl = ty_xcalloc(1, sizeof *cl);
-  *cl = (client){.next = io->clients, .conn = c, .request_id = request_id, .owner = req->owner};
+  int64_t since = (int64_t)((uv_hrtime() - io->spawned_ns) / 1000u);
+  *cl = (client){.next = io->clients, .conn = c, .request_id = request_id, .owner = req->owner,
+                 .attach_us = since - waited_us};
   io->clients = cl;
   io->had_client = true;
   if (req->owner) {
@@ -365,6 +388,7 @@ static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   ty__iotask *io = ch->io;
   if (n == 0 || !ch->active) return;
   if (n > 0) {
+    if (!io->first_output_ns) io->first_output_ns = uv_hrtime();
     io->bytes_read += (uint64_t)n;
     ring_add(io, ch->stream, (const uint8_t *)b->base, (size_t)n);
     log_append(io, (const uint8_t *)b->base, (size_t)n);
@@ -563,6 +587,7 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
   io->has_key = spec->attach_key && spec->attach_key_len == TY_TOKEN_KEY_LEN;
   if (io->has_key) memcpy(io->key, spec->attach_key, TY_TOKEN_KEY_LEN);
   io->slave_fd = io->master_fd = -1;
+  io->create_ns = uv_hrtime();
   io->log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
   io->out[0] = (out_chan){.io = io, .stream = STREAM_STDOUT};
   io->out[1] = (out_chan){.io = io, .stream = STREAM_STDERR};
@@ -596,6 +621,7 @@ void ty__iotask_spawned(ty__iotask *io, int rc, const ty__iotask_hooks *hooks) {
     return;
   }
   io->spawned = true;
+  io->spawned_ns = uv_hrtime();
   io->hooks = *hooks;
   io->out[0].active = true;
   io->out[1].active = !io->pty;
@@ -605,6 +631,7 @@ void ty__iotask_spawned(ty__iotask *io, int rc, const ty__iotask_hooks *hooks) {
 
 void ty__iotask_exited(ty__iotask *io, int exit_code, int term_signal, bool timed_out) {
   io->exited = true;
+  io->exit_ns = uv_hrtime();
   io->timed_out = timed_out;
   io->exit_code = exit_code;
   io->term_signal = term_signal;
@@ -620,6 +647,8 @@ void ty__iotask_exited(ty__iotask *io, int exit_code, int term_signal, bool time
 void ty__ioreg_destroy(ty__ioreg *reg) {
   if (!reg) return;
   reg->destroying = true;
+  ty__attach_waits_destroy(reg->waits);
+  reg->waits = NULL;
   for (ty__iotask *io = reg->head, *next; io; io = next) {
     next = io->next;
     while (io->clients) remove_client(io, io->clients, true);
@@ -636,10 +665,48 @@ static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
   return NULL;
 }
 
-void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty_attach_request req;
+/* Answers an attach whose task is running here: token check, then the stream. */
+static void admit(ty__iotask *io, ty_rpc_conn *c, const ty_rpc_msg *m,
+                  const ty_attach_request *req, int64_t waited_us) {
   char msg[TY_ERR_LEN], why[TY_ERR_LEN] = "no attach key";
-  if (!reg) {
+  if (!io->has_key || ty_token_verify(io->key, m->credential, m->credential_len, req->job_id,
+                                      req->rank, ty_now_ms(), why, sizeof why) != 0) {
+    snprintf(msg, sizeof msg, "attach to job %" PRIu64 " rank %" PRIu32 " refused: %s",
+             req->job_id, req->rank, why);
+    ty_warn("%s (from %s)", msg, ty_rpc_peer(c));
+    ty_rpc_stream_end(c, m->request_id, TY_EPERM, msg);
+    return;
+  }
+  attach_client(io, c, req, m->request_id, waited_us);
+}
+
+/* No running interactive task: its launch failed (that error), or hold the
+ * attach until it starts (wait_ms), unless this node already knows the task
+ * (ended, or not interactive). */
+static void no_task(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m,
+                    const ty_attach_request *req, bool may_wait) {
+  char msg[TY_ERR_LEN];
+  ty_task_report known;
+  int rc = ty__attach_waits_failed(reg->waits, req->job_id, req->rank, msg, sizeof msg);
+  if (rc == 0 && may_wait && req->wait_ms &&
+      ty_tasks_get(reg->tasks, req->job_id, req->rank, &known) != 0) {
+    rc = ty__attach_waits_add(reg->waits, c, m, req->job_id, req->rank, req->wait_ms, msg,
+                              sizeof msg);
+    if (rc == 0) return;
+  }
+  if (rc != 0) {
+    ty_rpc_stream_end(c, m->request_id, rc, msg);
+    return;
+  }
+  snprintf(msg, sizeof msg, "job %" PRIu64 " rank %" PRIu32 " has no interactive task on node %s",
+           req->job_id, req->rank, reg->node);
+  ty_rpc_stream_end(c, m->request_id, TY_ENOTFOUND, msg);
+}
+
+static void attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m, bool may_wait,
+                   int64_t waited_us) {
+  ty_attach_request req;
+  if (!reg || reg->destroying) {
     ty_rpc_stream_end(c, m->request_id, TY_ESTATE, "the worker is shutting down");
     return;
   }
@@ -647,22 +714,35 @@ void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
     ty_rpc_stream_end(c, m->request_id, TY_EPROTO, "AttachRequest: malformed payload");
     return;
   }
+  if (req.wait_ms > TY__ATTACH_WAIT_MAX_MS) {
+    char msg[TY_ERR_LEN];
+    snprintf(msg, sizeof msg, "AttachRequest.wait_ms: %" PRIu32 " is more than the %u allowed",
+             req.wait_ms, TY__ATTACH_WAIT_MAX_MS);
+    ty_rpc_stream_end(c, m->request_id, TY_EINVAL, msg);
+    return;
+  }
   ty__iotask *io = find_io(reg, req.job_id, req.rank);
-  if (!io) {
-    snprintf(msg, sizeof msg, "job %" PRIu64 " rank %" PRIu32 " has no interactive task on node %s",
-             req.job_id, req.rank, reg->node);
-    ty_rpc_stream_end(c, m->request_id, TY_ENOTFOUND, msg);
+  if (io) admit(io, c, m, &req, waited_us);
+  else no_task(reg, c, m, &req, may_wait);
+}
+
+void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
+  attach(reg, c, m, true, 0);
+}
+
+/* A held attach whose task was launched, or failed to. */
+static void resume_attach(void *ud, ty_rpc_conn *c, const ty_rpc_msg *m, int launch_rc,
+                          const char *launch_err, int64_t waited_us) {
+  ty__ioreg *reg = ud;
+  if (launch_rc == 0) {
+    attach(reg, c, m, false, waited_us);
     return;
   }
-  if (!io->has_key || ty_token_verify(io->key, m->credential, m->credential_len, req.job_id,
-                                      req.rank, ty_now_ms(), why, sizeof why) != 0) {
-    snprintf(msg, sizeof msg, "attach to job %" PRIu64 " rank %" PRIu32 " refused: %s",
-             req.job_id, req.rank, why);
-    ty_warn("%s (from %s)", msg, ty_rpc_peer(c));
-    ty_rpc_stream_end(c, m->request_id, TY_EPERM, msg);
-    return;
-  }
-  attach_client(io, c, &req, m->request_id);
+  ty_rpc_stream_end(c, m->request_id, launch_rc, launch_err);
+}
+
+void ty__io_launched(ty__ioreg *reg, uint64_t job_id, uint32_t rank, int rc, const char *err) {
+  if (reg) ty__attach_waits_wake(reg->waits, job_id, rank, rc, err);
 }
 
 void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
@@ -697,6 +777,7 @@ void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c) {
 }
 
 void ty__io_conn_closed(ty__ioreg *reg, ty_rpc_conn *c) {
+  if (reg) ty__attach_waits_conn_closed(reg->waits, c);
   for (ty__iotask *io = reg ? reg->head : NULL; io; io = io->next) {
     for (in_write *w = io->writes; w; w = w->next)
       if (w->conn == c) w->conn = NULL;

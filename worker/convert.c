@@ -247,7 +247,7 @@ int ty__decode_attach(const uint8_t *p, size_t n, ty_attach_request *out) {
   Trainyard__AttachRequest *m = ty_wire_unpack(&trainyard__attach_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   *out = (ty_attach_request){.job_id = m->job_id, .rank = m->rank, .owner = m->owner,
-                             .replay = m->replay};
+                             .replay = m->replay, .wait_ms = m->wait_ms};
   ty_wire_free(m);
   return 0;
 }
@@ -273,6 +273,12 @@ int ty__encode_attach_output(const ty_attach_output *o, ty_buf *out) {
   m.exit_code = o->exit_code;
   m.term_signal = o->term_signal;
   m.timed_out = o->timed_out;
+  Trainyard__TaskTiming t = TRAINYARD__TASK_TIMING__INIT;
+  if (o->exited) {
+    t.spawn_us = o->timing.spawn_us, t.attach_us = o->timing.attach_us;
+    t.first_output_us = o->timing.first_output_us, t.exit_us = o->timing.exit_us;
+    m.timing = &t;
+  }
   return ty_wire_pack(&m.base, out);
 }
 

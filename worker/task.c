@@ -184,7 +184,7 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
   t->node = ty_strdup(node);
   t->on_end = on_end;
   t->ud = ud;
-  t->ioreg = ty__ioreg_create(loop, node);
+  t->ioreg = ty__ioreg_create(loop, node, t);
   t->logs = ty__logs_create(state_dir);
   *out_tasks = t;
   return 0;
@@ -592,6 +592,8 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
           k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
 fail:
   if (rc != 0) t->stats.launch_failures++;
+  /* After the task is listed: a woken attach looks it up. */
+  ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
   for (int i = 0; i < 2; i++)
     if (fds[i] >= 0) close(fds[i]);
   ty_task_env_free(env);

@@ -64,7 +64,9 @@ typedef struct ty__iotask ty__iotask;
 /* All iotasks of a worker; owned by ty_tasks. */
 typedef struct ty__ioreg ty__ioreg;
 
-ty__ioreg *ty__ioreg_create(uv_loop_t *loop, const char *node);
+/* `tasks` (borrowed) tells an attach for a task that ended, or is not
+ * interactive, from one for a task still to come. */
+ty__ioreg *ty__ioreg_create(uv_loop_t *loop, const char *node, const ty_tasks *tasks);
 /* Closes every iotask (their tasks are not touched); frees once closed. */
 void ty__ioreg_destroy(ty__ioreg *reg);
 ty__ioreg *ty__tasks_ioreg(ty_tasks *t);
@@ -96,6 +98,38 @@ void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m);
 void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m);
 void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c);
 void ty__io_conn_closed(ty__ioreg *reg, ty_rpc_conn *c);
+/* The launch of (job_id, rank) ended: rc 0 = it runs, else its error (err).
+ * Wakes the attaches waiting for it. */
+void ty__io_launched(ty__ioreg *reg, uint64_t job_id, uint32_t rank, int rc, const char *err);
+
+/* ---- attaches waiting for their task (attach_wait.c) ----
+ * Each holds a copy of its request until the task's launch (resume gets
+ * the copy back, valid during the call, with the launch's outcome, "launch
+ * failed on NODE: why" when it failed, and how long it waited), its
+ * deadline (TY_ENOTFOUND), a cancel or its connection's end. The last
+ * launch failures are remembered, so an attach that comes after one is
+ * refused at once with the launch's error (ty__attach_waits_failed). */
+#define TY__ATTACH_WAIT_MAX_MS 60000u /* AttachRequest.wait_ms's cap */
+typedef struct ty__attach_waits ty__attach_waits;
+typedef void (*ty__attach_resume_fn)(void *ud, ty_rpc_conn *c, const ty_rpc_msg *m, int launch_rc,
+                                     const char *launch_err, int64_t waited_us);
+ty__attach_waits *ty__attach_waits_create(uv_loop_t *loop, const char *node,
+                                          ty__attach_resume_fn resume, void *ud);
+/* Ends every held attach (TY_ESTATE); frees once their timers closed. */
+void ty__attach_waits_destroy(ty__attach_waits *w);
+/* Holds m's attach for (job_id, rank) up to wait_ms. TY_ESTATE when the
+ * node holds too many, TY_ENOMEM; err says which. */
+int ty__attach_waits_add(ty__attach_waits *w, ty_rpc_conn *c, const ty_rpc_msg *m,
+                         uint64_t job_id, uint32_t rank, uint32_t wait_ms, char *err,
+                         size_t err_len);
+/* The remembered failure of (job_id, rank)'s launch: its code, with
+ * "launch failed on NODE: why" in err; 0 when none. */
+int ty__attach_waits_failed(const ty__attach_waits *w, uint64_t job_id, uint32_t rank, char *err,
+                            size_t err_len);
+void ty__attach_waits_wake(ty__attach_waits *w, uint64_t job_id, uint32_t rank, int launch_rc,
+                           const char *launch_err);
+/* Forgets the attaches of a closing connection (their requests went with it). */
+void ty__attach_waits_conn_closed(ty__attach_waits *w, ty_rpc_conn *c);
 
 /* ==== running tasks as their user: spawn.c, exec.c ===========================================
  * Who a task runs as on this node, its log file, and its spawn through the

@@ -2,7 +2,10 @@
 /*
  * ty_rpc_client: a blocking client for CLIs and tests. It owns a private
  * uv_loop_t and one ty_rpc_conn; every call runs that loop until its answer,
- * timeout or the connection's end. Not thread-safe: one client per thread.
+ * timeout or the connection's end. A caller that must wait on several
+ * things at once (rlaunch: a streamed answer, worker connections, signals,
+ * stdin) starts calls with ty_rpc_client_start and runs the client's loop
+ * itself. Not thread-safe: one client per thread.
  */
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
@@ -16,6 +19,7 @@ struct ty_rpc_client {
   ty_rpc_conn *conn; /* NULL once the connection has ended */
   uint8_t *cred;
   size_t cred_len;
+  uint64_t requests; /* sent so far */
   ty_rpc_signer sign; /* makes each request's auth credential, or NULL */
   void *sign_ud;
 };
@@ -40,9 +44,9 @@ static int run_until(uv_loop_t *loop, const bool *done) {
 }
 
 static void on_conn_closed(ty_rpc_conn *c, int reason, void *ud) {
-  (void)c;
   (void)reason;
-  ((ty_rpc_client *)ud)->conn = NULL;
+  ty_rpc_client *client = ud;
+  if (client->conn == c) client->conn = NULL; /* not a newer one (reopen) */
 }
 
 static void on_open(ty_rpc_conn *c, int status, void *ud) {
@@ -78,6 +82,17 @@ int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms,
   }
   *out_client = c;
   return 0;
+}
+
+int ty_rpc_client_reopen(ty_rpc_client *c, const char *host, int port, uint32_t timeout_ms) {
+  if (!c || !host) return TY_EINVAL;
+  if (c->conn) ty_rpc_close(c->conn); /* its calls end with TY_ECLOSED */
+  c->conn = NULL;
+  ty_rpc_conn_opts opts = {.on_close = on_conn_closed, .ud = c};
+  call_wait w = {.client = c};
+  int rc = ty_rpc_connect(&c->loop, host, port, &opts, timeout_ms, on_open, &w);
+  if (rc == 0) rc = run_until(&c->loop, &w.done);
+  return rc == 0 ? w.rc : rc;
 }
 
 void ty_rpc_client_close(ty_rpc_client *c) {
@@ -145,9 +160,9 @@ static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool fi
   }
 }
 
-static int run_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
-                    uint32_t timeout_ms, call_wait *w) {
-  *w->out = (ty_rpc_result){0};
+/* The one place a request leaves the client, with its credential. */
+static int send_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                     uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud, uint64_t *out_id) {
   if (!c || !method) return TY_EINVAL;
   int rc = c->conn ? 0 : TY_ECLOSED;
   ty_buf auth;
@@ -156,8 +171,16 @@ static int run_call(ty_rpc_client *c, const char *method, const void *payload, s
   ty_rpc_creds creds = {.credential = c->cred, .credential_len = c->cred_len,
                         .auth = auth.data, .auth_len = auth.len};
   if (rc == 0)
-    rc = ty_rpc_call_ex(c->conn, method, payload, len, &creds, timeout_ms, on_answer, w, &w->id);
+    rc = ty_rpc_call_ex(c->conn, method, payload, len, &creds, timeout_ms, cb, ud, out_id);
   ty_buf_close(&auth);
+  if (rc == 0) c->requests++;
+  return rc;
+}
+
+static int run_call(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                    uint32_t timeout_ms, call_wait *w) {
+  *w->out = (ty_rpc_result){0};
+  int rc = send_call(c, method, payload, len, timeout_ms, on_answer, w, &w->id);
   if (rc == 0) rc = run_until(&c->loop, &w->done);
   if (rc == 0) return w->rc;
   fill_result(w->out, rc, ty_strerror(rc), NULL, 0);
@@ -177,3 +200,19 @@ int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *paylo
   call_wait w = {.client = c, .out = out, .on_item = on_item, .item_ud = ud};
   return run_call(c, method, payload, len, idle_timeout_ms, &w);
 }
+
+uv_loop_t *ty_rpc_client_loop(ty_rpc_client *c) { return c ? &c->loop : NULL; }
+
+int ty_rpc_client_start(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                        uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud,
+                        uint64_t *out_request_id) {
+  if (!cb) return TY_EINVAL;
+  return send_call(c, method, payload, len, timeout_ms, cb, ud, out_request_id);
+}
+
+int ty_rpc_client_cancel(ty_rpc_client *c, uint64_t request_id) {
+  if (!c) return TY_EINVAL;
+  return c->conn ? ty_rpc_cancel(c->conn, request_id) : TY_ECLOSED;
+}
+
+uint64_t ty_rpc_client_requests(const ty_rpc_client *c) { return c ? c->requests : 0; }

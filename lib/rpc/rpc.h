@@ -340,4 +340,28 @@ int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *paylo
                          int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
                          ty_rpc_result *out);
 
+/* ---- the same client, driven by its caller ------------------------------------
+ * For a caller that waits on several things at once: it starts calls here
+ * and runs ty_rpc_client_loop() itself (uv_run), adding its own handles
+ * (signals, other connections) to that loop. Blocking calls must not be
+ * made from inside the loop's callbacks (uv_run is not reentrant). */
+
+/* The client's private loop. */
+uv_loop_t *ty_rpc_client_loop(ty_rpc_client *c);
+/* Sends a request with the client's credential and returns at once; `cb`
+ * gets its answers as with ty_rpc_call, while the caller runs the loop.
+ * Errors as ty_rpc_call's (TY_ECLOSED once the connection has ended). */
+int ty_rpc_client_start(ty_rpc_client *c, const char *method, const void *payload, size_t len,
+                        uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud,
+                        uint64_t *out_request_id);
+/* Replaces the client's connection (closing the old one, whose calls end
+ * with TY_ECLOSED) by a new one to host:port on the same loop, so handles
+ * the caller added to the loop stay; errors as ty_rpc_client_open's. */
+int ty_rpc_client_reopen(ty_rpc_client *c, const char *host, int port, uint32_t timeout_ms);
+/* ty_rpc_cancel of a call started above. */
+int ty_rpc_client_cancel(ty_rpc_client *c, uint64_t request_id);
+/* How many requests the client has sent (blocking or not): what a caller
+ * that must not poll can show it did not. */
+uint64_t ty_rpc_client_requests(const ty_rpc_client *c);
+
 #endif

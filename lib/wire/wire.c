@@ -111,6 +111,12 @@ void ty_task_locations_close(ty_task_locations *l) {
   memset(l, 0, sizeof(*l));
 }
 
+void ty_job_watch_event_close(ty_job_watch_event *e) {
+  if (!e) return;
+  ty_task_locations_close(&e->job);
+  memset(e, 0, sizeof(*e));
+}
+
 /* ---- graph jobs -------------------------------------------------------------------- */
 
 static const char *const parallelisms[] = {

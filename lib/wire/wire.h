@@ -361,8 +361,9 @@ typedef struct ty_read_log {
 typedef struct ty_attach_request {
   uint64_t job_id;
   uint32_t rank;
-  bool owner;  /* rlaunch: its disappearance kills the task (unless detach) */
-  bool replay; /* first the task's recent output */
+  bool owner;       /* rlaunch: its disappearance kills the task (unless detach) */
+  bool replay;      /* first the task's recent output */
+  uint32_t wait_ms; /* how long to wait for a task not started yet; 0 = not at all */
 } ty_attach_request;
 
 /* stdin, signals and window size for an attached task. */
@@ -376,6 +377,15 @@ typedef struct ty_attach_input {
   uint32_t rows, cols; /* 0 = unchanged */
 } ty_attach_input;
 
+/* Where one task's time went on its worker (rlaunch --timing), in
+ * microseconds of the worker's clock. */
+typedef struct ty_task_timing {
+  uint64_t spawn_us;        /* stdio prepared -> process started (fork, exec) */
+  int64_t attach_us;        /* the attach arrived this long after the start (< 0: before) */
+  uint64_t first_output_us; /* start -> first byte of output read; 0 = none */
+  uint64_t exit_us;         /* start -> exit reaped */
+} ty_task_timing;
+
 /* One item of the Attach stream. */
 typedef struct ty_attach_output {
   uint32_t rank, stream; /* 0 = the "attached" hello, 1 stdout, 2 stderr */
@@ -383,6 +393,7 @@ typedef struct ty_attach_output {
   size_t len;
   bool replayed, exited, timed_out;
   int exit_code, term_signal;
+  ty_task_timing timing; /* with exited */
 } ty_attach_output;
 
 /* Where each rank of a job runs (GetTaskLocations), with task tokens when
@@ -403,6 +414,27 @@ typedef struct ty_task_locations {
   size_t n;
 } ty_task_locations;
 void ty_task_locations_close(ty_task_locations *l); /* accepts a zeroed struct */
+
+/* Where one launch spent its time on the controller (rlaunch --timing),
+ * each stage in microseconds of the controller's clock; 0 until reached. */
+typedef struct ty_launch_timing {
+  uint64_t checks_us;       /* SubmitJob received -> its transaction queued */
+  uint64_t commit_us;       /* queued -> committed */
+  uint64_t queued_us;       /* committed -> the start of the pass that placed it */
+  uint64_t pass_us;         /* that pass, to the placement */
+  uint64_t start_commit_us; /* placed -> RUNNING committed */
+  uint64_t launch_us;       /* RUNNING committed -> LaunchTask sent to every rank */
+  uint64_t end_us;          /* the last rank's TaskUpdate received -> the end committed */
+} ty_launch_timing;
+
+/* One event of a job watch (WatchJob, SubmitJob with watch): the job as it
+ * is now. */
+typedef struct ty_job_watch_event {
+  uint64_t job_id;
+  ty_task_locations job; /* owned: ty_job_watch_event_close */
+  ty_launch_timing timing;
+} ty_job_watch_event;
+void ty_job_watch_event_close(ty_job_watch_event *e); /* accepts a zeroed struct */
 
 /* ---- training progress (graph jobs) ------------------------------------------------ */
 

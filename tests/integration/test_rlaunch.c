@@ -89,16 +89,20 @@ static char *output(const it_cluster *c, const char *name, const char *ext) {
   return slurp(path);
 }
 
-/* Polls DIR/NAME.out until it contains text. */
-static bool wait_text(const it_cluster *c, const char *name, const char *text) {
+/* Polls DIR/NAME.EXT until it contains text. */
+static bool wait_in(const it_cluster *c, const char *name, const char *ext, const char *text) {
   for (int i = 0; i < 3000; i++) {
-    char *s = output(c, name, "out");
+    char *s = output(c, name, ext);
     bool found = strstr(s, text) != NULL;
     free(s);
     if (found) return true;
     it_sleep_ms(10);
   }
   return false;
+}
+
+static bool wait_text(const it_cluster *c, const char *name, const char *text) {
+  return wait_in(c, name, "out", text);
 }
 
 static void make_random_file(const char *path, size_t bytes) {
@@ -570,35 +574,30 @@ Test(rlaunch, second_ctrl_c_within_a_second_kills_the_job, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* An rlaunch holding both CPUs of a 2-CPU cluster until DIR/go exists (its
+ * path in go); returns once it runs. */
+static pid_t start_hog(const it_cluster *c, char *go, size_t go_len) {
+  char script[600];
+  snprintf(go, go_len, "%s/go", c->dir);
+  snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
+  pid_t hog = rl_start(c, "hog", NULL,
+                       (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
+  cr_assert(wait_text(c, "hog", "ready"));
+  return hog;
+}
+
 Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
-  char go[400], script[600];
-  snprintf(go, sizeof go, "%s/go", c.dir);
-  snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
+  char go[400];
   /* The first job holds both CPUs; the second waits for them. */
-  pid_t hog = rl_start(&c, "hog", NULL,
-                       (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(wait_text(&c, "hog", "ready"));
-  pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
-  bool shown = false;
-  for (int i = 0; i < 3000 && !shown; i++) {
-    char *err = output(&c, "waiter", "err");
-    shown = strstr(err, "pending:") != NULL;
-    free(err);
-    if (!shown) it_sleep_ms(10);
-  }
-  cr_assert(shown, "no status line while pending");
+  pid_t hog = start_hog(&c, go, sizeof go);
+  pid_t waiter = rl_start(&c, "waiter", NULL,
+                          (const char *[]){"--timing", "--", "echo", "placed", NULL}, NULL);
+  cr_assert(wait_in(&c, "waiter", "err", "pending:"), "no status line while pending");
   /* Ctrl-C while pending cancels it: exit 122, "ended without running". */
   pid_t quitter = rl_start(&c, "quitter", NULL, (const char *[]){"--", "true", NULL}, NULL);
-  shown = false;
-  for (int i = 0; i < 3000 && !shown; i++) {
-    char *err = output(&c, "quitter", "err");
-    shown = strstr(err, "pending:") != NULL;
-    free(err);
-    if (!shown) it_sleep_ms(10);
-  }
-  cr_assert(shown, "no status line while pending");
+  cr_assert(wait_in(&c, "quitter", "err", "pending:"), "no status line while pending");
   kill(quitter, SIGINT);
   cr_assert_eq(rl_wait(quitter), 122);
   char *qerr = output(&c, "quitter", "err");
@@ -611,6 +610,189 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   cr_assert_str_eq(out, "placed\n");
   /* Not a terminal: plain lines, no carriage returns or escapes. */
   cr_assert(!strchr(err, '\r') && !strchr(err, '\033'), "[%s]", err);
+  /* The placement was pushed: nothing was asked while it waited (the
+   * count is rlaunch's client's, of every request after the submit). */
+  cr_assert(strstr(err, "requests to the controller while waiting for the placement: 0\n"),
+            "[%s]", err);
+  /* --timing: every side's stages, each measured (a number, not "-"). */
+  static const char *const stages[] = {"client     connect", "  traind   commit",
+                                       "  traind   pass", "  traind   LaunchTask",
+                                       "  worker   spawn", "  worker   exit",
+                                       "client     first byte", "  traind   end"};
+  for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
+    const char *at = strstr(err, stages[i]);
+    cr_assert(at, "no stage \"%s\" in [%s]", stages[i], err);
+    const char *nl = strchr(at, '\n');
+    cr_assert(nl && strstr(at, " ms ") && strstr(at, " ms ") < nl, "unmeasured: %.*s",
+              (int)(nl ? nl - at : 40), at);
+  }
   free(out), free(err);
+  it_cluster_stop(&c);
+}
+
+/* ---- WatchJob ---------------------------------------------------------------------------- */
+
+typedef struct watched {
+  int states[16];
+  size_t n;
+  bool placed;
+  const char *go; /* created at the first event: the job ends only after the watch began */
+} watched;
+
+static int on_watch_event(const uint8_t *p, size_t n, void *ud) {
+  watched *w = ud;
+  Trainyard__JobWatchEvent *ev = trainyard__job_watch_event__unpack(NULL, n, p);
+  cr_assert(ev && ev->job);
+  if (w->n < 16) w->states[w->n++] = (int)ev->job->state;
+  w->placed |= ev->job->n_tasks > 0 && ev->job->tasks[0]->token.len > 0;
+  trainyard__job_watch_event__free_unpacked(ev, NULL);
+  if (w->go) close(open(w->go, O_WRONLY | O_CREAT, 0644));
+  return 0;
+}
+
+static int watch_job(ty_rpc_client *cl, uint64_t job, bool tokens, watched *w, ty_rpc_result *res) {
+  Trainyard__WatchJobRequest req = TRAINYARD__WATCH_JOB_REQUEST__INIT;
+  req.job_id = job, req.want_tokens = tokens;
+  uint8_t buf[128];
+  size_t n = trainyard__watch_job_request__pack(&req, buf);
+  return ty_rpc_client_stream(cl, TY_M_WATCH_JOB, buf, n, 30000, on_watch_event, w, res);
+}
+
+Test(rlaunch, watch_job_pushes_each_change_until_the_end, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char go[400], script[600];
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  /* It waits for a file made at the watch's first event. */
+  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.05; done", go);
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, script, "watched", &id, NULL, 0), 0);
+  ty_rpc_client *wc = it_client(&c);
+  Trainyard__WatchJobRequest req = TRAINYARD__WATCH_JOB_REQUEST__INIT;
+  req.job_id = id;
+  uint8_t buf[64];
+  size_t n = trainyard__watch_job_request__pack(&req, buf);
+  watched w = {.go = go};
+  ty_rpc_result res = {0};
+  cr_assert_eq(ty_rpc_client_stream(wc, TY_M_WATCH_JOB, buf, n, 30000, on_watch_event, &w, &res),
+               0);
+  cr_expect_eq(res.status, 0, "%s", res.message);
+  cr_assert_geq(w.n, 2, "the job as it was, then its changes");
+  cr_expect_eq(w.states[w.n - 1], TRAINYARD__JOB_STATE__JOB_COMPLETED, "the stream ends at the end");
+  cr_expect(!w.placed, "no tokens unless asked for");
+  for (size_t i = 0; i + 1 < w.n; i++) cr_expect(!it_is_final(w.states[i]));
+  ty_rpc_result_close(&res);
+  /* A job that has ended: one event, then the end. */
+  watched again = {0};
+  cr_assert_eq(watch_job(wc, id, false, &again, &res), 0);
+  cr_expect_eq(res.status, 0, "%s", res.message);
+  cr_expect_eq(again.n, 1);
+  ty_rpc_result_close(&res);
+  ty_rpc_client_close(wc);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A SubmitJob with `watch` and an array is refused whole: an array's
+ * elements are jobs of their own, so none is created and nothing streams. */
+static void submit_watch_refuses_an_array(ty_rpc_client *cl) {
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"true"};
+  cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "arr", job.user = "tester";
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__ArrayRange r = TRAINYARD__ARRAY_RANGE__INIT, *rp = &r;
+  Trainyard__ArraySpec a = TRAINYARD__ARRAY_SPEC__INIT;
+  a.n_ranges = 1, a.ranges = &rp;
+  r.first = 0, r.last = 3;
+  job.array = &a;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job, req.watch = true, req.want_tokens = true;
+  uint8_t buf[512];
+  cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
+  size_t n = trainyard__submit_job_request__pack(&req, buf);
+  watched w = {0};
+  ty_rpc_result res = {0};
+  cr_assert_eq(ty_rpc_client_stream(cl, TY_M_SUBMIT_JOB, buf, n, 10000, on_watch_event, &w, &res),
+               0);
+  cr_expect_eq(res.status, TY_EINVAL);
+  cr_expect(res.message && strstr(res.message, "watch: a job array cannot be watched"), "%s",
+            res.message);
+  cr_expect_eq(w.n, 0, "no event for a refused submit");
+  ty_rpc_result_close(&res);
+  Trainyard__ListJobsResponse *l = it_list_jobs(cl);
+  cr_expect_eq(l->n_jobs, 1, "the refused array created a job (only the earlier one exists)");
+  trainyard__list_jobs_response__free_unpacked(l, NULL);
+  /* Without watch the same array is accepted (the refusal is watch's). */
+  uint64_t id = 0;
+  char err[TY_ERR_LEN] = "";
+  cr_expect_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "%s", err);
+}
+
+Test(rlaunch, watch_job_refuses_what_it_cannot_watch, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  watched w = {0};
+  ty_rpc_result res = {0};
+  cr_assert_eq(watch_job(cl, 999, false, &w, &res), 0);
+  cr_expect_eq(res.status, TY_ENOTFOUND);
+  cr_expect_str_eq(res.message, "job_id: job 999 not found");
+  ty_rpc_result_close(&res);
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, "true", "theirs", &id, NULL, 0), 0);
+  /* Tokens: the owner's (root here) and operators', not another user's. */
+  char name[64], msg[TY_ERR_LEN];
+  uid_t uid;
+  gid_t gid;
+  it_user_add(name, sizeof name, &uid, &gid);
+  Trainyard__WatchJobRequest req = TRAINYARD__WATCH_JOB_REQUEST__INIT;
+  req.job_id = id, req.want_tokens = true;
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_reserve(&b, trainyard__watch_job_request__get_packed_size(&req));
+  b.len = trainyard__watch_job_request__pack(&req, b.data);
+  cr_expect_eq(it_call_as(&c, uid, gid, TY_M_WATCH_JOB, &b, msg, sizeof msg), TY_EPERM, "%s", msg);
+  ty_buf_close(&b);
+  static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+  cr_assert_eq(ty_rpc_client_stream(cl, TY_M_WATCH_JOB, garbage, sizeof garbage, 5000, NULL, NULL,
+                                    &res),
+               0);
+  cr_expect_eq(res.status, TY_EPROTO);
+  cr_expect_str_eq(res.message, "payload is not a WatchJobRequest");
+  cr_expect_eq(w.n, 0, "no event for a refused watch");
+  ty_rpc_result_close(&res);
+  submit_watch_refuses_an_array(cl);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* The watch broke with the controller (kill -9, restart): rlaunch sends its
+ * submit again, the request id makes it the same job, and the placement
+ * still reaches it. */
+Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  char go[400];
+  pid_t hog = start_hog(&c, go, sizeof go);
+  pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
+  cr_assert(wait_in(&c, "waiter", "err", "pending:"), "the waiter never waited");
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 20000), "the worker did not return");
+  close(open(go, O_WRONLY | O_CREAT, 0644));
+  cr_assert_eq(rl_wait(waiter), 0);
+  char *out = output(&c, "waiter", "out");
+  cr_assert_str_eq(out, "placed\n");
+  free(out);
+  /* One job per launch: the resent submit was not a second job. */
+  Trainyard__GetJobResponse *third = it_get_job(cl, 3);
+  cr_expect_null(third, "a third job exists");
+  if (third) trainyard__get_job_response__free_unpacked(third, NULL);
+  rl_wait(hog);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

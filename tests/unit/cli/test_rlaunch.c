@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "proto/trainyard.pb-c.h"
 
 static int parse(ty_rl_opts *o, char *err, size_t err_len, const char *const *args) {
   char *argv[32] = {"rlaunch"};
@@ -127,4 +128,67 @@ Test(rlaunch_args, codecs_round_trip_and_reject_garbage) {
   cr_assert_eq(ty_rl_encode_input(&in, &b), 0);
   cr_assert_gt(b.len, 0);
   ty_buf_close(&b);
+}
+
+Test(rlaunch_args, timing_asks_the_controller_for_its_stage_times) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){"--timing", "true", NULL}), 0, "%s", err);
+  cr_assert(o.timing);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_rl_encode_submit(&o, 0, 0, "abc123", &b), 0);
+  Trainyard__SubmitJobRequest *r = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
+  cr_assert_not_null(r);
+  cr_expect(r->watch && r->want_tokens && r->timing, "the placement is pushed, with tokens");
+  cr_expect(r->job->interactive);
+  cr_expect_str_eq(r->request_id, "abc123", "a retried submit is the same job");
+  trainyard__submit_job_request__free_unpacked(r, NULL);
+  ty_buf_close(&b);
+  ty_rl_opts_close(&o);
+}
+
+Test(rlaunch_args, watch_events_decode_and_garbage_is_refused) {
+  Trainyard__TaskLocation loc = TRAINYARD__TASK_LOCATION__INIT;
+  loc.rank = 0, loc.node = "n1", loc.io_addr = "127.0.0.1:9";
+  loc.token = (ProtobufCBinaryData){3, (uint8_t *)"tok"};
+  Trainyard__TaskLocation *locs[] = {&loc};
+  Trainyard__GetTaskLocationsResponse job = TRAINYARD__GET_TASK_LOCATIONS_RESPONSE__INIT;
+  job.state = TRAINYARD__JOB_STATE__JOB_RUNNING, job.n_tasks = 1, job.tasks = locs;
+  Trainyard__LaunchTiming t = TRAINYARD__LAUNCH_TIMING__INIT;
+  t.pass_us = 12, t.end_us = 34;
+  Trainyard__JobWatchEvent ev = TRAINYARD__JOB_WATCH_EVENT__INIT;
+  ev.job_id = 42, ev.job = &job, ev.timing = &t;
+  uint8_t buf[256];
+  size_t n = trainyard__job_watch_event__pack(&ev, buf);
+  ty_job_watch_event out;
+  cr_assert_eq(ty_rl_decode_watch_event(buf, n, &out), 0);
+  cr_expect_eq(out.job_id, 42);
+  cr_expect_eq(out.job.state, TY_JOB_RUNNING);
+  cr_assert_eq(out.job.n, 1);
+  cr_expect_str_eq(out.job.tasks[0].node, "n1");
+  cr_expect_eq(out.job.tasks[0].token_len, 3);
+  cr_expect_eq(out.timing.pass_us, 12);
+  cr_expect_eq(out.timing.end_us, 34);
+  ty_job_watch_event_close(&out);
+  cr_expect_eq(ty_rl_decode_watch_event((const uint8_t *)"\xff\xff\xff", 3, &out), TY_EPROTO);
+  Trainyard__JobWatchEvent empty = TRAINYARD__JOB_WATCH_EVENT__INIT;
+  n = trainyard__job_watch_event__pack(&empty, buf);
+  cr_expect_eq(ty_rl_decode_watch_event(buf, n, &out), TY_EPROTO, "an event without its job");
+}
+
+Test(rlaunch_args, timing_report_marks_stages_not_reached) {
+  ty_rl_launch_times t = {.main_ns = 1000000, .connect_ns = 1500000, .connected_ns = 2000000,
+                          .controller = {.commit_us = 250}, .requests_waiting = 0};
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  ty_rl_print_timing(f, 7, &t);
+  fclose(f);
+  cr_expect(strstr(text, "rlaunch: timing of job 7"), "%s", text);
+  cr_expect(strstr(text, "client     start              0.500 ms"), "%s", text);
+  cr_expect(strstr(text, "  traind   commit             0.250 ms"), "%s", text);
+  cr_expect(strstr(text, "  traind   pass                   -    "), "%s", text);
+  cr_expect(strstr(text, "while waiting for the placement: 0\n"), "%s", text);
+  free(text);
 }

@@ -2,7 +2,8 @@
 /*
  * The task I/O server (worker/io.c) over real loopback TCP: the server's loop
  * runs on a thread of its own while the test reads with lib/rpc's blocking
- * client, as trainctl does.
+ * client, as trainctl does, or drives the client's loop itself, as rlaunch
+ * does, to hold an attach open while the task is launched.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -14,11 +15,14 @@
 #include "lib/token/token.h"
 #include "proto/methods.h"
 #include "proto/trainyard.pb-c.h"
+#include "lib/token/token.h"
 #include "worker/worker.h"
 
 typedef struct server {
   uv_loop_t loop;
   uv_async_t stop;
+  uv_async_t launch;         /* launches `spec` on the loop's thread */
+  const ty_task_spec *spec;
   ty_tasks *tasks;
   ty_worker_io *io;
   pthread_t thread;
@@ -32,6 +36,13 @@ static void on_stop(uv_async_t *h) {
   ty_tasks_kill_all_now(s->tasks);
   ty_tasks_destroy(s->tasks);
   uv_close((uv_handle_t *)&s->stop, NULL);
+  uv_close((uv_handle_t *)&s->launch, NULL);
+}
+
+static void on_launch(uv_async_t *h) {
+  server *s = h->data;
+  char err[256];
+  (void)ty_tasks_launch(s->tasks, s->spec, err, sizeof err); /* a failure is the test's point */
 }
 
 static void *loop_thread(void *arg) {
@@ -52,6 +63,8 @@ static void server_init(server *s) {
   cr_assert_gt(s->port, 0);
   uv_async_init(&s->loop, &s->stop, on_stop);
   s->stop.data = s;
+  uv_async_init(&s->loop, &s->launch, on_launch);
+  s->launch.data = s;
 }
 
 static void server_start(server *s) { pthread_create(&s->thread, NULL, loop_thread, s); }
@@ -262,6 +275,172 @@ Test(io, malformed_request_and_unknown_method_are_refused) {
   cr_expect_eq(r.status, TY_ENOTFOUND);
   cr_expect(strstr(r.message, TY_M_SUBMIT_JOB) != NULL, "%s", r.message);
   ty_rpc_result_close(&r);
+  ty_rpc_client_close(c);
+  server_fini(&s);
+}
+
+/* ---- attaches that come before their task (worker/attach_wait.c) ---------------------- */
+
+typedef struct attach_watch {
+  bool held, done, hello, exited;
+  int status, exit_code;
+  int64_t attach_us;
+  char msg[TY_ERR_LEN];
+  ty_buf out;
+} attach_watch;
+
+static void on_attach_item(attach_watch *w, const ty_rpc_msg *m) {
+  Trainyard__AttachOutput *o = trainyard__attach_output__unpack(NULL, m->payload_len, m->payload);
+  cr_assert_not_null(o);
+  if (o->exited) {
+    w->exited = true;
+    w->exit_code = o->exit_code;
+    cr_assert_not_null(o->timing, "the exit carries the worker's timing");
+    w->attach_us = o->timing->attach_us;
+  } else if (o->stream == 0) {
+    w->hello = true;
+  } else {
+    ty_buf_append(&w->out, o->data.data, o->data.len);
+  }
+  trainyard__attach_output__free_unpacked(o, NULL);
+}
+
+static void on_attach(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
+  (void)c;
+  attach_watch *w = ud;
+  if (!final) {
+    on_attach_item(w, m);
+    return;
+  }
+  w->done = true;
+  w->status = m ? m->status : status;
+  snprintf(w->msg, sizeof w->msg, "%s", m ? m->message : "");
+}
+
+/* The probe's answer: the server handles a connection's requests in order,
+ * so once it answers, the attach sent before it has been held or refused. */
+static void on_probe(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
+  (void)c, (void)status, (void)m;
+  if (final) ((attach_watch *)ud)->held = true;
+}
+
+static ty_rpc_client *attach_client(int port, uint64_t job) {
+  ty_rpc_client *c = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", port, 5000, &c), 0);
+  uint8_t token[TY_TOKEN_LEN];
+  ty_token_sign(job_key, job, 0, ty_now_ms() + 600000, token);
+  ty_rpc_client_set_credential(c, token, sizeof token);
+  return c;
+}
+
+/* Starts an Attach for rank 0 of job with wait_ms, then waits until the
+ * server has taken it (held, or answered). */
+static void start_attach(ty_rpc_client *c, uint64_t job, uint32_t wait_ms, attach_watch *w) {
+  Trainyard__AttachRequest req = TRAINYARD__ATTACH_REQUEST__INIT;
+  req.job_id = job, req.owner = true, req.wait_ms = wait_ms;
+  uint8_t buf[64];
+  size_t n = trainyard__attach_request__pack(&req, buf);
+  ty_buf_init(&w->out);
+  cr_assert_eq(ty_rpc_client_start(c, TY_M_ATTACH, buf, n, 0, on_attach, w, NULL), 0);
+  Trainyard__AttachInputRequest in = TRAINYARD__ATTACH_INPUT_REQUEST__INIT;
+  in.job_id = job;
+  n = trainyard__attach_input_request__pack(&in, buf);
+  cr_assert_eq(ty_rpc_client_start(c, TY_M_ATTACH_INPUT, buf, n, 0, on_probe, w, NULL), 0);
+  while (!w->held) uv_run(ty_rpc_client_loop(c), UV_RUN_ONCE);
+}
+
+static void run_until_done(ty_rpc_client *c, attach_watch *w) {
+  while (!w->done) uv_run(ty_rpc_client_loop(c), UV_RUN_ONCE);
+}
+
+static ty_task_spec interactive(uint64_t job, const char *const *argv, int argc) {
+  ty_task_spec spec = {.job_id = job, .argv = argv, .argc = argc, .world_size = 1,
+                       .local_world_size = 1, .master_addr = "127.0.0.1", .master_port = 29501,
+                       .has_uid = true, .uid = getuid(), .gid = getgid(),
+                       .attach_key = job_key, .attach_key_len = TY_TOKEN_KEY_LEN};
+  spec.interactive.on = true;
+  return spec;
+}
+
+Test(io, an_attach_before_its_task_waits_for_it_and_streams_it) {
+  server s;
+  server_init(&s);
+  server_start(&s);
+  ty_rpc_client *c = attach_client(s.port, 21);
+  attach_watch w = {0};
+  start_attach(c, 21, 30000, &w);
+  cr_assert(!w.done, "the attach was answered before its task existed: %d %s", w.status, w.msg);
+  static const char *const argv[] = {"sh", "-c", "echo hello"};
+  ty_task_spec spec = interactive(21, argv, 3);
+  s.spec = &spec;
+  uv_async_send(&s.launch);
+  run_until_done(c, &w);
+  cr_expect_eq(w.status, 0, "%s", w.msg);
+  cr_expect(w.hello);
+  ty_buf_append(&w.out, "", 1);
+  cr_expect_str_eq((const char *)w.out.data, "hello\n");
+  cr_expect(w.exited);
+  cr_expect_eq(w.exit_code, 0);
+  cr_expect_lt(w.attach_us, 0, "the worker says the attach waited for the task");
+  ty_buf_close(&w.out);
+  ty_rpc_client_close(c);
+  server_fini(&s);
+}
+
+Test(io, an_attach_for_a_task_that_never_comes_ends_at_its_deadline) {
+  server s;
+  server_init(&s);
+  server_start(&s);
+  ty_rpc_client *c = attach_client(s.port, 22);
+  attach_watch w = {0};
+  start_attach(c, 22, 1, &w);
+  run_until_done(c, &w);
+  cr_expect_eq(w.status, TY_ENOTFOUND);
+  cr_expect_str_eq(w.msg, "job 22 rank 0 has no interactive task on node w1: none was launched "
+                          "within the 1 ms the attach waited");
+  ty_buf_close(&w.out);
+  ty_rpc_client_close(c);
+  server_fini(&s);
+}
+
+Test(io, a_failed_launch_ends_the_waiting_attach_and_answers_later_ones_at_once) {
+  server s;
+  server_init(&s);
+  server_start(&s);
+  ty_rpc_client *c = attach_client(s.port, 23);
+  attach_watch w = {0};
+  start_attach(c, 23, 30000, &w);
+  cr_assert(!w.done);
+  static const char *const argv[] = {"/nonexistent/ty-no-such-command"};
+  ty_task_spec spec = interactive(23, argv, 1);
+  s.spec = &spec;
+  uv_async_send(&s.launch);
+  run_until_done(c, &w);
+  cr_expect_neq(w.status, 0);
+  cr_expect(strstr(w.msg, "launch failed on w1: ") == w.msg, "%s", w.msg);
+  cr_expect(strstr(w.msg, "not found on node w1"), "%s", w.msg);
+  /* A second attach, even one willing to wait, learns it at once. */
+  attach_watch w2 = {0};
+  start_attach(c, 23, 30000, &w2);
+  cr_expect(w2.done, "an attach after the failed launch was held");
+  cr_expect_str_eq(w2.msg, w.msg);
+  ty_buf_close(&w.out);
+  ty_buf_close(&w2.out);
+  ty_rpc_client_close(c);
+  server_fini(&s);
+}
+
+Test(io, an_attach_asking_to_wait_too_long_is_refused) {
+  server s;
+  server_init(&s);
+  server_start(&s);
+  ty_rpc_client *c = attach_client(s.port, 24);
+  attach_watch w = {0};
+  start_attach(c, 24, 60001, &w);
+  cr_expect(w.done);
+  cr_expect_eq(w.status, TY_EINVAL);
+  cr_expect_str_eq(w.msg, "AttachRequest.wait_ms: 60001 is more than the 60000 allowed");
+  ty_buf_close(&w.out);
   ty_rpc_client_close(c);
   server_fini(&s);
 }
