@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The controller's lifecycle, loading, tick, metrics and node loss; its
- * tables and lookups are state.c's.
+ * The controller's lifecycle, loading, tick and node loss; its tables and
+ * lookups are state.c's, its metrics metrics.c's.
  *
  * Start-up: open the store (creating STATE_DIR), load queues, nodes and jobs
  * (RUNNING jobs get their slots and rank results back from the `alloc`
@@ -84,84 +84,6 @@ static void on_sched_async(uv_async_t *h) {
   if (!ctl->stopping) ty__sched_run(ctl);
 }
 
-/* ---- metrics ------------------------------------------------------------------------ */
-
-static void refresh_gauges(ty_controller *ctl) {
-  ty_metric_clear(ctl->m.jobs);
-  size_t nq = ctl->n_queues;
-  uint32_t *counts = ty_xcalloc(nq * (TY_JOB_STATE_MAX + 1) + 1, sizeof(*counts));
-  for (size_t i = 0; i < ctl->n_jobs; i++) {
-    const ty_job *j = ctl->jobs[i];
-    for (size_t q = 0; q < nq; q++)
-      if (strcmp(ctl->queues[q].name, j->spec.queue) == 0 && j->state <= TY_JOB_STATE_MAX)
-        counts[q * (TY_JOB_STATE_MAX + 1) + (size_t)j->state]++;
-  }
-  for (size_t q = 0; q < nq; q++)
-    for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
-      const char *labels[] = {ty_job_state_name(s), ctl->queues[q].name};
-      ty_metric_set(ctl->m.jobs, labels, counts[q * (TY_JOB_STATE_MAX + 1) + (size_t)s]);
-    }
-  free(counts);
-  ty_metric_clear(ctl->m.nodes);
-  uint32_t nc[TY_NODE_STATE_MAX + 1] = {0};
-  for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (ctl->nodes[i]->state >= 1 && ctl->nodes[i]->state <= TY_NODE_STATE_MAX)
-      nc[ctl->nodes[i]->state]++;
-  for (int s = 1; s <= TY_NODE_STATE_MAX; s++) {
-    const char *labels[] = {ty_node_state_name(s)};
-    ty_metric_set(ctl->m.nodes, labels, nc[s]);
-  }
-}
-
-static void on_collect(ty_metrics *m, void *ud) {
-  (void)m;
-  refresh_gauges(ud);
-}
-
-static void on_batch(size_t commits, size_t txns, void *ud) {
-  ty_controller *ctl = ud;
-  (void)txns;
-  ty_metric_inc(ctl->m.commits, NULL, (double)commits);
-}
-
-static void metrics_init(ty_controller *ctl) {
-  static const double rpc_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                      0.1,    0.25,  0.5,    1,     2.5};
-  static const double pass_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1};
-  ty_metrics *m = ctl->metrics;
-  ctl->m.jobs = ty_metrics_gauge(m, "trainyard_jobs", "Jobs by state and queue.", "state,queue");
-  ctl->m.submitted = ty_metrics_counter(m, "trainyard_jobs_submitted_total",
-                                        "Jobs accepted (committed) since start.", NULL);
-  ctl->m.rpc_total = ty_metrics_counter(m, "trainyard_rpc_requests_total",
-                                        "RPC requests answered, by method and status.",
-                                        "method,status");
-  ctl->m.rpc_seconds = ty_metrics_histogram(m, "trainyard_rpc_duration_seconds",
-                                            "Time from request to answer, commit included.",
-                                            "method", rpc_bounds, TY_ARRAY_LEN(rpc_bounds));
-  ctl->m.nodes = ty_metrics_gauge(m, "trainyard_nodes", "Nodes by state.", "state");
-  ctl->m.sched_seconds = ty_metrics_histogram(m, "trainyard_scheduler_pass_duration_seconds",
-                                              "Duration of one scheduling pass.", NULL,
-                                              pass_bounds, TY_ARRAY_LEN(pass_bounds));
-  ctl->m.commits = ty_metrics_counter(m, "trainyard_store_commits_total",
-                                      "SQLite transactions committed (group commits).", NULL);
-  ctl->m.frag = ty_metrics_gauge(m, "trainyard_scheduler_fragmentation_ratio",
-                                 "Share of free GPUs (CPUs without GPUs) on partly used nodes.",
-                                 NULL);
-  ctl->m.preemptions = ty_metrics_counter(m, "trainyard_scheduler_preemptions_total",
-                                          "Running jobs preempted for higher tiers.", NULL);
-  ctl->m.backfilled = ty_metrics_counter(m, "trainyard_scheduler_backfilled_total",
-                                         "Jobs started ahead of the reserved job (backfill).",
-                                         NULL);
-  ctl->m.checks = ty_metrics_counter(m, "trainyard_model_checks_total",
-                                     "Graph jobs checked in a child process, by outcome "
-                                     "(ok, refused, error).",
-                                     "result");
-  ctl->m.plan_cache = ty_metrics_counter(m, "trainyard_plan_cache_lookups_total",
-                                         "Plan cache lookups, by result (hit, miss).", "result");
-  ty_metrics_add_process(m);
-  ty_metrics_on_collect(m, on_collect, ctl);
-}
-
 /* ---- the tick ------------------------------------------------------------------------ */
 
 /*
@@ -192,7 +114,7 @@ static void on_tick(uv_timer_t *t) {
   }
   ty__sched_run(ctl);
   ty__sched_tick(ctl);
-  refresh_gauges(ctl);
+  ty__metrics_refresh(ctl);
 }
 
 /* ---- loading ------------------------------------------------------------------------- */
@@ -334,7 +256,7 @@ static int open_store(ty_controller *ctl, char *err, size_t len) {
   if (rc == 0) rc = ty__token_init(ctl, err, len);
   if (rc == 0) rc = load_state(ctl, err, len);
   if (rc == 0) rc = ty_committer_create(ctl->loop, ctl->store, &ctl->commit);
-  if (rc == 0) ty_committer_on_batch(ctl->commit, on_batch, ctl);
+  if (rc == 0) ty_committer_on_batch(ctl->commit, ty__metrics_on_batch, ctl);
   return rc;
 }
 
@@ -366,7 +288,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   copy_sched(ctl, cfg);
   ctl->start_mono = ty_mono_ms();
   ctl->metrics = ty_metrics_create();
-  metrics_init(ctl);
+  ty__metrics_init(ctl);
   uv_timer_init(loop, &ctl->tick);
   uv_async_init(loop, &ctl->sched_async, on_sched_async);
   ctl->handles_open = 2;
@@ -374,7 +296,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   if (rc == 0) rc = start_listening(ctl, err, len);
   if (rc != 0) goto fail;
   uv_timer_start(&ctl->tick, on_tick, TICK_MS, TICK_MS);
-  refresh_gauges(ctl);
+  ty__metrics_refresh(ctl);
   ty__sched_request(ctl);
   *out_ctl = ctl;
   return 0;

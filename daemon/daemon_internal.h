@@ -14,7 +14,8 @@
  *   admin.c, rpc_worker.c,      request handlers
  *   rpc_client.c
  *   rpc.c                       the dispatch table
- *   controller.c                lifecycle, loading, the tick, metrics
+ *   metrics.c                   Prometheus metrics (docs/metrics.md)
+ *   controller.c                lifecycle, loading, the tick
  *
  * Everything here lives on the loop thread. Jobs and nodes are never freed
  * while the controller runs (ids are never reused; finished jobs stay for
@@ -114,6 +115,10 @@ typedef struct ty_job {
   int64_t last_ckpt_ms;   /* the last checkpoint it reported */
   double prio;            /* multifactor priority of the last pass */
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
+  /* Metrics (metrics.c), in memory only. */
+  int64_t pending_ms;     /* when it last became PENDING (0: at submit) */
+  bool has_wait;          /* a pass has given it a wait code since then */
+  ty_sched_wait wait;     /* why it waits, per the last pass */
 } ty_job;
 
 /* Decayed fair-share usage of one user in one queue. */
@@ -161,17 +166,20 @@ struct ty_controller {
   bool stopping;
   int handles_open;
   uint8_t attach_secret[32]; /* task-token secret (token.c) */
-  struct {
-    ty_metric *jobs, *submitted, *rpc_total, *rpc_seconds, *nodes, *sched_seconds, *commits;
-    ty_metric *frag, *preemptions, *backfilled; /* sched_pass.c */
-    ty_metric *checks, *plan_cache;             /* check.c */
+  struct { /* metrics.c registers them all */
+    ty_metric *jobs, *pending, *submitted, *ends, *queue_wait, *run_time;
+    ty_metric *rpc_total, *rpc_seconds, *commits;
+    ty_metric *nodes, *heartbeat_age, *sched_seconds, *frag;
+    ty_metric *preemptions, *backfilled; /* sched_pass.c */
+    ty_metric *fs_share, *fs_usage, *fs_user_usage, *fs_user_factor;
+    ty_metric *train_step, *train_loss, *train_rate, *train_ckpt, *train_accuracy;
+    ty_metric *checks, *plan_cache; /* check.c */
   } m;
   /* The scheduler's settings (--config) and state (sched_pass.c). */
   ty_sched_config sched;
   ty_sched_topology topo;
   ty_usage *usage; size_t n_usage;
   int64_t usage_mono;     /* when usage was last charged */
-  double frag;            /* fragmentation after the last pass */
   /* Graph jobs: rendezvous keys, progress, checkpoint paths (graph.c). */
   struct ty__graph_reg *graph;
   /* Model checks in child processes and the plan cache (check.c). */
@@ -255,6 +263,16 @@ void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *
 /* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
 
+/* ---- metrics.c ---- */
+/* Registers every family of the controller on ctl->metrics. */
+void ty__metrics_init(ty_controller *ctl);
+/* Rebuilds the gauges that mirror state (also run before each scrape). */
+void ty__metrics_refresh(ty_controller *ctl);
+/* The committer's batch callback (ud = ctl). */
+void ty__metrics_on_batch(size_t commits, size_t txns, void *ud);
+/* A job moved from -> to at now_ms: queue wait, run time, ends. */
+void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to, int64_t now_ms);
+
 /* ---- sched_pass.c: the scheduler's side of the controller ---- */
 /* Runs one pass: placements, preemptions, reasons (also from the tick). */
 void ty__sched_run(ty_controller *ctl);
@@ -268,6 +286,8 @@ int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_
 /* Builds a pass input over the pending jobs and explains one; 0,
  * TY_ENOTFOUND (not pending) or TY_ENOMEM. */
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out);
+/* Fragmentation of the free GPUs (CPUs) now (ty_sched_fragmentation). */
+double ty__sched_fragmentation(ty_controller *ctl);
 /* Share rows (borrowing names from ctl) and each row's gpu/cpu seconds. */
 int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n);
 
@@ -477,6 +497,9 @@ void ty__graph_job_started(ty_controller *ctl, const ty_job *j);
 /* Appends GetJobResponse's graph fields (progress, checkpoints) to out. */
 int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out);
 void ty__graph_destroy(ty_controller *ctl);
+/* Rank 0's last progress report of job id (borrowed, valid until the next
+ * report), or NULL when none came. */
+const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id);
 
 void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

@@ -125,6 +125,11 @@ const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j) {
   return g->ckpt_path;
 }
 
+const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id) {
+  const graph_job *g = find(ctl, id, false);
+  return g && g->has_progress ? &g->progress : NULL;
+}
+
 void ty__graph_job_started(ty_controller *ctl, const ty_job *j) {
   graph_job *g = find(ctl, j->id, false);
   if (g) clear_keys(g);

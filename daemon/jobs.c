@@ -161,7 +161,6 @@ done:
 
 void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reason,
                         const char *actor, ty_txn *txn) {
-  (void)ctl;
   int from = j->state;
   if (ty_job_check_transition(from, to) != 0) {
     ty_error("bug: job %llu: invalid transition %s -> %s ignored", (unsigned long long)j->id,
@@ -174,6 +173,7 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
   j->reason = ty_strdup(reason ? reason : "");
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
   if (ty_job_state_terminal(to)) j->end_ms = now;
+  ty__metrics_job_transition(ctl, j, from, to, now);
   ty__job_save(j, txn);
   ty_event_row ev = {.job_id = j->id, .time_ms = now, .from_state = from, .to_state = to,
                      .reason = j->reason, .actor = actor};

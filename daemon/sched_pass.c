@@ -189,9 +189,9 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
     free(j->reason);
     j->reason = ty_strdup(reason);
     j->prio = out->pending[i].priority;
+    j->wait = out->pending[i].wait;
+    j->has_wait = true;
   }
-  ctl->frag = out->fragmentation;
-  ty_metric_set(ctl->m.frag, NULL, out->fragmentation);
 }
 
 void ty__sched_run(ty_controller *ctl) {
@@ -221,6 +221,14 @@ int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_
   int rc = ty_sched_check_fits(&sj, nodes, ctl->n_nodes, why, len);
   free(nodes);
   return rc;
+}
+
+double ty__sched_fragmentation(ty_controller *ctl) {
+  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
+  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
+  double f = ty_sched_fragmentation(nodes, ctl->n_nodes);
+  free(nodes);
+  return f;
 }
 
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out) {

@@ -52,6 +52,7 @@ typedef struct task {
   bool acked;
   uint64_t job_id;
   uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
+  uint64_t gpu_mask; /* its GPU indices (below 64), for per-task metrics */
   int pid;
   ty_task_state state;
   int exit_code, term_signal;
@@ -365,6 +366,8 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   k->master_port = spec->master_port;
   k->cpus = spec->cpus;
   k->n_gpus = (uint32_t)spec->n_gpus;
+  for (size_t g = 0; g < spec->n_gpus; g++)
+    if (spec->gpu_indices && spec->gpu_indices[g] < 64) k->gpu_mask |= UINT64_C(1) << spec->gpu_indices[g];
   k->kill_grace_s = spec->kill_grace_s ? spec->kill_grace_s : TY_TASK_DEFAULT_GRACE_S;
   k->proc.data = k;
   k->grace_timer.data = k;
@@ -553,6 +556,11 @@ void ty_tasks_foreach(ty_tasks *t, void (*cb)(const ty_task_report *r, void *ud)
     fill_report(k, &r);
     cb(&r, ud);
   }
+}
+
+void ty_tasks_foreach_running(const ty_tasks *t, ty_tasks_running_cb cb, void *ud) {
+  for (const task *k = t->head; k; k = k->next)
+    if (k->running && k->pid > 0) cb(k->job_id, k->rank, k->pid, k->gpu_mask, ud);
 }
 
 void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank) {

@@ -19,7 +19,9 @@
  * - Counters end in `_total`; nothing else does. Histograms never end in
  *   `_total`, `_count`, `_sum` or `_bucket` (the exposition adds those).
  * - Labels are low-cardinality: method, status, queue, state, node. Never a
- *   job id, a user-supplied free text or a timestamp. A family holds at most
+ *   timestamp. A job id (and its name) labels only series of running jobs
+ *   that a collect callback rebuilds from the running set, so they go with
+ *   the job and their number is bounded by what runs. A family holds at most
  *   TY_METRICS_MAX_SERIES series; further combinations are dropped with one
  *   warning.
  * - Durations use histograms with bounds in seconds
