@@ -220,6 +220,14 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   free(ctl);
   free(wrk);
 
+  /* trainctl top off a terminal: one screen, the same counts. */
+  char *top = NULL;
+  cr_assert_eq(it_trainctl(&c, &top, (const char *[]){"top", NULL}), 0);
+  cr_assert(strstr(top, "nodes 1 up 0 down") && strstr(top, "jobs 1 running 1 pending (Resources 1)") &&
+                strstr(top, "sleeper"),
+            "%s", top);
+  free(top);
+
   /* Cancelled: its series go, the end is counted by cause. */
   char id[24];
   snprintf(id, sizeof(id), "%llu", (unsigned long long)running);
