@@ -277,7 +277,7 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
                    ctl->cfg.metrics_port, ty_strerror(rc));
-  return 0;
+  return ty__web_start(ctl, err, len);
 }
 
 int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
@@ -311,6 +311,7 @@ int ty_controller_rpc_port(const ty_controller *ctl) { return ty_rpc_server_port
 int ty_controller_metrics_port(const ty_controller *ctl) {
   return ty_metrics_http_port(ctl->http);
 }
+int ty_controller_web_port(const ty_controller *ctl) { return ty_metrics_http_port(ctl->web); }
 
 static void on_handle_closed(uv_handle_t *h) {
   ty_controller *ctl = h->data;
@@ -332,6 +333,8 @@ void ty_controller_stop(ty_controller *ctl) {
   ty__check_stop(ctl);
   ty_metrics_http_stop(ctl->http);
   ctl->http = NULL;
+  ty_metrics_http_stop(ctl->web);
+  ctl->web = NULL;
 }
 
 void ty_controller_destroy(ty_controller *ctl) {

@@ -33,6 +33,9 @@ typedef struct ty_controller_config {
   int listen_port;         /* 0 = ephemeral */
   const char *metrics_host;
   int metrics_port;
+  const char *web_host;  /* the web console (daemon/web.c); NULL = off */
+  int web_port;
+  bool web_token_required; /* loopback clients need the token too */
   const char *state_dir; /* the database is STATE_DIR/traind.db */
   uint32_t heartbeat_ms;
   uint32_t node_timeout_ms;
@@ -66,6 +69,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
                          char *err, size_t err_len);
 int ty_controller_rpc_port(const ty_controller *ctl);
 int ty_controller_metrics_port(const ty_controller *ctl);
+int ty_controller_web_port(const ty_controller *ctl); /* -1 when the console is off */
 /* Orderly shutdown: stops listening, commits what is queued (answering those
  * requests), closes every handle. Running tasks keep running on the workers.
  * The loop then runs to completion; call ty_controller_destroy after it. */

@@ -152,6 +152,8 @@ struct ty_controller {
   ty_rpc_server *server;
   ty_metrics *metrics;
   ty_metrics_http *http;
+  ty_metrics_http *web;   /* the web console's server, or NULL (web.c) */
+  char web_token[33];     /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
@@ -273,6 +275,28 @@ void ty__metrics_on_batch(size_t commits, size_t txns, void *ud);
 /* A job moved from -> to at now_ms: queue wait, run time, ends. */
 void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to, int64_t now_ms);
 
+/* ---- web.c, web_json.c: the read-only web console ---- */
+typedef struct ty_list_filter ty_list_filter; /* below, with the converters */
+/* Starts the console when cfg.web_host is set (its token from
+ * STATE_DIR/web.key); 0 or the error, in err. */
+int ty__web_start(ty_controller *ctl, char *err, size_t len);
+/* JSON documents (web_json.c), appended to out: 0, TY_ENOTFOUND or TY_ENOMEM. */
+int ty__web_cluster_json(ty_controller *ctl, ty_buf *out);
+int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out);
+int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out);
+int ty__web_plan_json(const ty_job *j, ty_buf *out);
+/* The curve's points with a step above `after` (UINT64_MAX: all of them). */
+int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_buf *out);
+/* The console's files, generated from web/ at build time (web/embed.py). */
+typedef struct ty__web_asset {
+  const char *name; /* "index.html", "app.js", ... */
+  const char *type; /* its Content-Type */
+  const unsigned char *data;
+  size_t len;
+} ty__web_asset;
+extern const ty__web_asset ty__web_assets[];
+extern const size_t ty__web_n_assets;
+
 /* ---- sched_pass.c: the scheduler's side of the controller ---- */
 /* Runs one pass: placements, preemptions, reasons (also from the tick). */
 void ty__sched_run(ty_controller *ctl);
@@ -350,6 +374,9 @@ typedef struct ty_list_filter {
   uint32_t limit;
 } ty_list_filter;
 int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
+/* ListJobs' rule (rpc_client.c): committed, user and queue ("" = any),
+ * one of the states (none = any). The web console uses it too. */
+bool ty__job_matches(const ty_job *j, const ty_list_filter *f);
 void ty__list_filter_close(ty_list_filter *f);
 /* GetJobRequest and GetTaskLocationsRequest carry only job_id. */
 int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id);
@@ -488,6 +515,15 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
 #define TY_GRAPH_MAX_KEYS 256          /* per job */
 #define TY_GRAPH_MAX_VALUE (64 * 1024) /* bytes */
 #define TY_GRAPH_MAX_CKPTS 64          /* remembered per job */
+#define TY_GRAPH_MAX_POINTS 2048       /* progress points kept per job (then halved) */
+
+/* One progress report, a point of the web console's charts. */
+typedef struct ty__progress_point {
+  uint64_t step;
+  int64_t time_ms;
+  double loss, samples_per_s;
+  double test_accuracy; /* -1 = none yet */
+} ty__progress_point;
 
 /* The absolute checkpoint path of a graph job (owned by the controller,
  * valid while it runs); NULL when it cannot be made (logged). */
@@ -500,6 +536,9 @@ void ty__graph_destroy(ty_controller *ctl);
 /* Rank 0's last progress report of job id (borrowed, valid until the next
  * report), or NULL when none came. */
 const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id);
+/* The progress reports of job id in step order (at most TY_GRAPH_MAX_POINTS,
+ * thinned evenly beyond that; borrowed until the next report). */
+const ty__progress_point *ty__graph_history(ty_controller *ctl, uint64_t id, size_t *out_n);
 
 void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

@@ -232,7 +232,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
 
 /* ---- ListJobs, GetJob ------------------------------------------------------------------- */
 
-static bool matches(const ty_job *j, const ty_list_filter *f) {
+bool ty__job_matches(const ty_job *j, const ty_list_filter *f) {
   if (!j->committed) return false;
   if (f->user[0] && strcmp(f->user, j->spec.user) != 0) return false;
   if (f->queue[0] && strcmp(f->queue, j->spec.queue) != 0) return false;
@@ -259,7 +259,7 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
   size_t k = 0;
   for (size_t i = ctl->n_jobs; i-- > 0;) {
     if (f.limit && k == f.limit) break;
-    if (matches(ctl->jobs[i], &f)) sel[k++] = ctl->jobs[i];
+    if (ty__job_matches(ctl->jobs[i], &f)) sel[k++] = ctl->jobs[i];
   }
   for (size_t a = 0, b = k ? k - 1 : 0; a < b; a++, b--) {
     ty_job *tmp = sel[a];

@@ -4,21 +4,22 @@
 # processes on loopback, state under a folder of the checkout (var/ by
 # default). Processes are tracked by PID files and stopped by PID.
 # Ports: traind PORT (default 7810, or $TRAINYARD_PORT), its /metrics PORT+1,
-# worker i's /metrics PORT+20+i (deploy/prometheus.yml scrapes these); task
+# its web console PORT+2 (with -w), worker i's /metrics PORT+20+i (deploy/prometheus.yml scrapes these); task
 # I/O ports are ephemeral (workers report them to the controller).
 #
-#   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS]
+#   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-w]
 #   deploy/cluster.sh stop  [-s STATEDIR]
 #   deploy/cluster.sh status [-s STATEDIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}; shift || true
-workers=2 builddir="$root/build" state="$root/var" cpus=""
+workers=2 builddir="$root/build" state="$root/var" cpus="" web=0
 port=${TRAINYARD_PORT:-7810}
-while getopts "n:b:s:c:" o; do
+while getopts "n:b:s:c:w" o; do
   case $o in
     n) workers=$OPTARG ;; b) builddir=$OPTARG ;; s) state=$OPTARG ;; c) cpus=$OPTARG ;;
-    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS]" >&2; exit 2 ;;
+    w) web=1 ;;
+    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-w]" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$state"
@@ -38,8 +39,10 @@ start() {
     echo "cluster: already running (traind pid $(cat "$piddir/traind.pid"))" >&2; exit 1
   fi
   rm -f "$state"/*.ports
+  webflag=()
+  [ "$web" = 1 ] && webflag=(--web-listen "127.0.0.1:$((port + 2))")
   "$builddir/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
-    --state-dir "$state/traind" --port-file "$state/traind.ports" \
+    --state-dir "$state/traind" --port-file "$state/traind.ports" "${webflag[@]}" \
     >>"$state/logs/traind.log" 2>&1 &
   echo $! >"$piddir/traind.pid"
   wait_file "$state/traind.ports"
@@ -55,6 +58,8 @@ start() {
   done
   echo "cluster: traind on 127.0.0.1:$port (metrics :$((port + 1))), $workers workers" \
     "(metrics :$((port + 21))..:$((port + 20 + workers))); logs in $state/logs"
+  [ "$web" = 1 ] && echo "cluster: web console at http://127.0.0.1:$((port + 2))/"
+  return 0
 }
 
 stop() {

@@ -13,9 +13,11 @@ packages=(
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)
+  libjs-chart.js # the web console's charts (built into traind)
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps
+  chromium    # the web console tested in a real (headless) browser
   # fuzzing (tests/fuzz): clang's libFuzzer with ASan and UBSan
   clang libclang-rt-14-dev
 )
