@@ -25,7 +25,7 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/ranks.h"
 
-#define STEPS 120
+#define STEPS 200
 
 static int web_port(const it_cluster *c) {
   char path[400], line[128];
@@ -91,9 +91,30 @@ static uint64_t train(it_cluster *c, ty_rpc_client *cl) {
   uint64_t id = 0;
   char err[512] = "";
   cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof(err)), 0, "submit: %s", err);
-  Trainyard__GetJobResponse *r = it_wait_job(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 180000);
-  cr_assert(r, "the graph job did not complete");
+  /* While it trains, /metrics carries its step, loss and throughput; they
+   * go when it ends. */
+  char series[128];
+  snprintf(series, sizeof(series), "trainyard_train_step{job=\"%llu\",name=\"mlp-web\"} ",
+           (unsigned long long)id);
+  bool seen = false;
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 1800; i++) {
+    r = it_get_job(cl, id);
+    if (r && r->job && it_is_final(r->job->state)) break;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    r = NULL;
+    char *m = it_http_get_metrics(c->metrics_port);
+    seen |= strstr(m, series) != NULL && strstr(m, "trainyard_train_loss{job=") != NULL;
+    free(m);
+    it_sleep_ms(100);
+  }
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "the graph job did not complete");
   trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert(seen, "no %s while the job ran", series);
+  char *m = it_http_get_metrics(c->metrics_port);
+  cr_assert(strstr(m, series) == NULL, "the ended job's series stayed:\n%s", m);
+  cr_assert(strstr(m, "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} 1"), "%s", m);
+  free(m);
   free(cfg);
   return id;
 }
