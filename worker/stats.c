@@ -5,7 +5,7 @@
  * the difference between the registry's lifetime counts and what they
  * showed at the previous scrape, so the task code needs no metrics hooks.
  *
- *   trainyard_worker_slots_total{kind="cpu|gpu"}               gauge
+ *   trainyard_worker_slots_capacity{kind="cpu|gpu"}            gauge
  *   trainyard_worker_slots_used{kind="cpu|gpu"}                gauge
  *   trainyard_worker_task_cpu_seconds_total{job,rank}         counter (usage.c)
  *   trainyard_worker_task_memory_bytes{job,rank}              gauge   (usage.c)
@@ -138,7 +138,7 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
   ty__worker_stats *s = ty_xcalloc(1, sizeof *s);
   s->tasks = tasks;
   s->inv = inv;
-  s->slots_total = ty_metrics_gauge(m, "trainyard_worker_slots_total",
+  s->slots_total = ty_metrics_gauge(m, "trainyard_worker_slots_capacity",
                                     "CPU and GPU slots of this node", "kind");
   s->slots_used = ty_metrics_gauge(m, "trainyard_worker_slots_used",
                                    "CPU and GPU slots of this node used by running tasks", "kind");

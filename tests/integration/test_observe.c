@@ -211,7 +211,7 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   cr_assert_eq(sample(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} "), 1);
   cr_assert(sample(ctl, "trainyard_node_heartbeat_age_seconds{node=\"") < 10);
   cr_assert(!isnan(sample(ctl, "trainyard_scheduler_fragmentation_ratio ")));
-  cr_assert_eq(sample(wrk, "trainyard_worker_slots_total{kind=\"cpu\"} "), 1);
+  cr_assert_eq(sample(wrk, "trainyard_worker_slots_capacity{kind=\"cpu\"} "), 1);
   cr_assert_eq(sample(wrk, "trainyard_worker_slots_used{kind=\"cpu\"} "), 1);
   char prefix[128];
   snprintf(prefix, sizeof(prefix), "trainyard_worker_task_memory_bytes{job=\"%llu\",rank=\"0\"} ",
@@ -367,7 +367,7 @@ Test(observe, prometheus_scrapes_the_cluster, .timeout = 180) {
   cr_assert_eq(prom_wait(port, "sum(trainyard_jobs{state=\"COMPLETED\"})", 3), 3);
   cr_assert_eq(prom_wait(port, "sum(trainyard_jobs{state=\"CANCELLED\"})", 1), 1);
   cr_assert_eq(prom_wait(port, "sum(trainyard_job_ends_total{state=\"CANCELLED\"})", 1), 1);
-  cr_assert_eq(prom_wait(port, "sum(trainyard_worker_slots_total{kind=\"cpu\"})", 2), 2);
+  cr_assert_eq(prom_wait(port, "sum(trainyard_worker_slots_capacity{kind=\"cpu\"})", 2), 2);
   /* A rate: four submits within the last minute (increase() extrapolates a
    * little past the samples, never below what they show). */
   double inc = prom_query(port, "increase(trainyard_jobs_submitted_total[1m])");
