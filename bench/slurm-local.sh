@@ -25,7 +25,9 @@ start)
   case $profile in
   tuned)
     cpus=64
-    tuning=$'SchedulerParameters=batch_sched_delay=0\nMinJobAge=2'
+    # config_overrides: slurmd takes the advertised CPUs instead of
+    # marking a node with fewer real ones INVAL ("Low CPUs").
+    tuning=$'SchedulerParameters=batch_sched_delay=0\nMinJobAge=2\nSlurmdParameters=config_overrides'
     ;;
   stock) ;;
   *) echo "slurm-local: SLURM_BENCH_PROFILE must be tuned or stock, not $profile" >&2; exit 2 ;;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/auth/auth.h"
 #include "lib/base/base.h"
 #include "lib/json/json.h"
 #include "lib/rpc/rpc.h"
@@ -168,6 +169,8 @@ typedef struct ty_cli_jobinfo {
   size_t nnodes;
   uint32_t requeue_count;
   int64_t last_ckpt_ms; /* the last checkpoint the job reported, 0 = none */
+  ty_task_usage usage; /* accounting from the ranks' cgroups */
+  bool redacted;       /* command, env and graph payload withheld: not the caller's job */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */
@@ -223,17 +226,21 @@ int ty_cli_request_id(char out[TY_CLI_REQUEST_ID_LEN + 1]);
 /* Told before each retry: the attempt that failed (1 = the first), its error
  * and the wait before the next. */
 typedef void (*ty_cli_retry_cb)(int attempt, int rc, uint32_t delay_ms, void *ud);
+struct ty_cli_signer;
 /* Sends a request that is safe to repeat (a SubmitJob with a request id)
  * until an answer arrives or `timeout_ms` in all has passed: when the
  * connection cannot be opened, breaks before the answer or the call times
  * out, or the answer is TY_ECLOSED (the controller is shutting down), it
- * reconnects *client (opened here when NULL; the caller closes it) after an
- * exponential backoff and sends again. Returns 0 with the answer in *out
- * (whose status may be an error), or the last transport error (*out then
- * holds it like ty_rpc_client_call's). */
-int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port, const char *method,
-                         const ty_buf *req, uint32_t timeout_ms, ty_rpc_result *out,
-                         ty_cli_retry_cb on_retry, void *ud);
+ * reconnects *client (opened here when NULL, with ty_cli_connect and
+ * `signer`; the caller closes it) after an exponential backoff and sends
+ * again, each copy with a credential of its own (munged refuses one it has
+ * seen). Returns 0 with the answer in *out (whose status may be an error),
+ * or the last transport error (*out then holds it like
+ * ty_rpc_client_call's). */
+int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port,
+                         struct ty_cli_signer *signer, const char *method, const ty_buf *req,
+                         uint32_t timeout_ms, ty_rpc_result *out, ty_cli_retry_cb on_retry,
+                         void *ud);
 
 /* ---- protobuf conversions (cli/convert.c) ------------------------------------
  * Encoders append a request message to `out` (initialised by the caller).
@@ -252,9 +259,10 @@ int ty_cli_load_job_file(const char *path, const char *user, const char *request
                          char *err, size_t err_len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
-/* GetTaskLocations; want_tokens (the owner's attach) needs `user`. */
-int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out);
-int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out);
+/* GetTaskLocations; want_tokens asks for task tokens (logs, attach), which
+ * traind gives only to the job's owner and operators. */
+int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out);
+int ty_cli_encode_cancel(const uint64_t *ids, size_t n, ty_buf *out);
 int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out);
 
 int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id);
@@ -344,12 +352,13 @@ void ty_cli_shares_free(ty_cli_share *s, size_t n);
 
 /* ---- requests ------------------------------------------------------------- */
 /* action: create, update, delete; settings: "key=value". */
-int ty_cli_encode_update_queue(const char *name, const char *user, const char *action,
-                               char *const *settings, size_t n, ty_buf *out);
-int ty_cli_encode_update_node(const char *name, const char *user, const char *action,
-                              const char *reason, ty_buf *out);
-int ty_cli_encode_update_job(uint64_t id, const char *user, const char *action, int32_t priority,
-                             const char *queue, ty_buf *out);
+/* The caller is not sent: traind takes it from the request's credential. */
+int ty_cli_encode_update_queue(const char *name, const char *action, char *const *settings,
+                               size_t n, ty_buf *out);
+int ty_cli_encode_update_node(const char *name, const char *action, const char *reason,
+                              ty_buf *out);
+int ty_cli_encode_update_job(uint64_t id, const char *action, int32_t priority, const char *queue,
+                             ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
 int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);
@@ -491,5 +500,29 @@ typedef struct ty_rl_session_opts {
  * exit code (see above). Installs its own signal handlers while it runs;
  * with pty and a terminal on stdin, puts it in raw mode and restores it. */
 int ty_rl_session_run(const ty_rl_session_opts *o);
+
+/* ---- credentials (auth.c) -------------------------------------------------------------------
+ * Every request to traind carries a MUNGE credential (lib/auth) from munged
+ * at $TRAINYARD_MUNGE_SOCKET or munged's default socket. When munged cannot
+ * be reached the request goes without one (a controller started with
+ * --auth none accepts it) and `failure` keeps the reason. */
+typedef struct ty_cli_signer {
+  bool ready;               /* ty_cli_signer_init ran */
+  ty_auth *auth;
+  char failure[TY_ERR_LEN]; /* why the last request had no credential, or "" */
+} ty_cli_signer;
+/* On a zeroed signer; again later, it does nothing. */
+void ty_cli_signer_init(ty_cli_signer *s);
+void ty_cli_signer_close(ty_cli_signer *s);
+/* Opens a connection to traind (ty_rpc_client_open) whose every request
+ * carries a credential of its own from `signer` (initialised here when it
+ * is not yet; NULL = requests go unsigned). */
+int ty_cli_connect(const char *host, int port, uint32_t timeout_ms, ty_cli_signer *signer,
+                   ty_rpc_client **out);
+/* A ty_rpc_signer (ud: the ty_cli_signer) for ty_rpc_client_set_signer. */
+int ty_cli_sign(void *ud, const char *method, const void *payload, size_t len, ty_buf *out);
+/* For a refused request (TY_EPERM) that went without a credential: why it
+ * had none; NULL otherwise. */
+const char *ty_cli_signer_hint(const ty_cli_signer *s, int status);
 
 #endif

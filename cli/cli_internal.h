@@ -56,6 +56,7 @@ typedef struct ty__ctl {
   const char *user;      /* the caller's login name, or uid as text */
   const char *cwd;       /* the caller's working directory, or NULL */
   ty_rpc_client *client; /* opened on first use, closed by main */
+  ty_cli_signer signer;  /* each request's MUNGE credential */
 } ty__ctl;
 
 typedef struct ty__ctl_cmd {

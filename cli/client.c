@@ -50,7 +50,7 @@ int ty__ctl_bad_answer(const char *method) {
 
 static int ensure_client(ty__ctl *c) {
   if (c->client) return 0;
-  int rc = ty_rpc_client_open(c->g.host, c->g.port, c->g.timeout_ms, &c->client);
+  int rc = ty_cli_connect(c->g.host, c->g.port, c->g.timeout_ms, &c->signer, &c->client);
   if (rc == 0) return 0;
   c->client = NULL;
   if (rc == TY_ETIMEDOUT)
@@ -70,8 +70,9 @@ static void report_transport(const ty__ctl *c, const char *method, int rc) {
                 method, ty_strerror(rc));
 }
 
-/* An answer's status -> exit code, with the controller's message on stderr. */
-static int answered(ty_cli_op op, ty_rpc_result *out) {
+/* An answer's status -> exit code, with the controller's message on stderr
+ * (and, for a refusal of a request that went unsigned, why it was). */
+static int answered(const ty__ctl *c, ty_cli_op op, ty_rpc_result *out) {
   int code = ty_cli_exit_for_status(op, out->status);
   if (code == TY_CLI_EXIT_OK) return 0;
   const char *msg = out->message && *out->message ? out->message : ty_strerror(out->status);
@@ -79,6 +80,8 @@ static int answered(ty_cli_op op, ty_rpc_result *out) {
     ty__ctl_err("invalid job spec: %s", msg);
   else
     ty__ctl_err("%s", msg);
+  const char *hint = ty_cli_signer_hint(&c->signer, out->status);
+  if (hint) ty__ctl_err("(the request carried no MUNGE credential: %s)", hint);
   ty_rpc_result_close(out);
   return code;
 }
@@ -94,7 +97,7 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
     ty_rpc_result_close(out);
     return ty_cli_exit_for_transport(rc);
   }
-  return answered(op, out);
+  return answered(c, op, out);
 }
 
 typedef struct retry_ctx {
@@ -112,22 +115,22 @@ int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty
                           ty_rpc_result *out) {
   *out = (ty_rpc_result){0};
   retry_ctx x = {c, method};
-  int rc = ty_cli_call_retrying(&c->client, c->g.host, c->g.port, method, req, c->g.timeout_ms,
-                                out, on_retry, &x);
+  int rc = ty_cli_call_retrying(&c->client, c->g.host, c->g.port, &c->signer, method, req,
+                                c->g.timeout_ms, out, on_retry, &x);
   if (rc != 0) {
     ty__ctl_err("no answer from the controller at %s to %s within %u s: %s", c->g.controller,
                 method, c->g.timeout_ms / 1000, ty_strerror(rc));
     ty_rpc_result_close(out);
     return ty_cli_exit_for_transport(rc);
   }
-  return answered(op, out);
+  return answered(c, op, out);
 }
 
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_cli_encode_locations(job_id, c->user, want_tokens, &req) ? TY_CLI_EXIT_ERROR : 0;
+  int code = ty_cli_encode_locations(job_id, want_tokens, &req) ? TY_CLI_EXIT_ERROR : 0;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_TASK_LOCATIONS, &req, &res);
   if (code == 0 && ty_cli_decode_locations(res.payload, res.payload_len, out) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_TASK_LOCATIONS);

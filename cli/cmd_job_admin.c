@@ -37,7 +37,7 @@ static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
   ty_buf_init(&req);
   ty_rpc_result res = {0};
   ty_cli_jobinfo j = {0};
-  int code = ty_cli_encode_update_job(id, c->user, action, prio, queue, &req) == 0
+  int code = ty_cli_encode_update_job(id, action, prio, queue, &req) == 0
                  ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j) != 0)

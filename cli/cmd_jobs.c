@@ -109,7 +109,7 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_rpc_result res = {0};
   ty_cancel_result *rs = NULL;
   size_t n = 0;
-  int code = ty_cli_encode_cancel(a.ids, a.nids, c->user, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_cancel(a.ids, a.nids, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &rs, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);

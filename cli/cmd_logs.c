@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainctl logs: asks the controller where each rank ran (GetTaskLocations),
- * then streams ReadLog straight from each worker's I/O port — the controller
- * is never on the data path.
+ * trainctl logs: asks the controller where each rank ran and for each
+ * rank's task token (GetTaskLocations; traind gives tokens only to the
+ * job's owner and operators), then streams ReadLog with the token straight
+ * from each worker's I/O port — the controller is never on the data path.
  *
  * All streams share one private libuv loop. Without -f the ranks are read one
  * after another, so each rank's output stays together; with -f they all
@@ -110,7 +111,8 @@ static void on_connected(ty_rpc_conn *conn, int status, void *ud) {
   /* Following, a quiet task may say nothing for hours: no idle timeout. */
   uint32_t idle = s->run->follow ? 0 : s->run->ctl->g.timeout_ms;
   if (rc == 0)
-    rc = ty_rpc_call(conn, TY_M_READ_LOG, req.data, req.len, NULL, 0, idle, on_answer, s, &rid);
+    rc = ty_rpc_call(conn, TY_M_READ_LOG, req.data, req.len, s->loc->token, s->loc->token_len,
+                     idle, on_answer, s, &rid);
   ty_buf_close(&req);
   if (rc != 0) finish(s, conn, rc, NULL);
 }
@@ -180,7 +182,7 @@ static int stream_all(const ty__ctl *c, uint64_t id, bool follow, const ty_task_
 static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, ty_task_locations *l) {
   bool told = false;
   for (;;) {
-    int code = ty__ctl_locate(c, a->id, false, l);
+    int code = ty__ctl_locate(c, a->id, true, l);
     if (code || l->n) return code;
     int state = l->state;
     ty_task_locations_close(l);

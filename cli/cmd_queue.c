@@ -64,7 +64,7 @@ static int queue_change(ty__ctl *c, const char *action, const char *verb,
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
   ty_queue_info q = {0};
-  int code = ty_cli_encode_update_queue(a->name, c->user, action, a->settings, a->n_settings,
+  int code = ty_cli_encode_update_queue(a->name, action, a->settings, a->n_settings,
                                         &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_QUEUE, &req, &res);
   if (code == 0 && ty_cli_decode_update_queue(res.payload, res.payload_len, &q) != 0)

@@ -109,18 +109,16 @@ int ty_cli_encode_job_id(uint64_t id, ty_buf *out) {
   return ty_wire_pack(&req.base, out);
 }
 
-int ty_cli_encode_locations(uint64_t job_id, const char *user, bool want_tokens, ty_buf *out) {
+int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out) {
   Trainyard__GetTaskLocationsRequest r = TRAINYARD__GET_TASK_LOCATIONS_REQUEST__INIT;
   r.job_id = job_id;
   r.want_tokens = want_tokens;
-  r.user = ty_wire_str(user);
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_cancel(const uint64_t *ids, size_t n, const char *user, ty_buf *out) {
+int ty_cli_encode_cancel(const uint64_t *ids, size_t n, ty_buf *out) {
   Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
   req.n_job_ids = n, req.job_ids = (uint64_t *)ids;
-  req.user = ty_wire_str(user);
   return ty_wire_pack(&req.base, out);
 }
 
@@ -143,6 +141,9 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->submit_ms = pb->submit_time_ms, j->start_ms = pb->start_time_ms, j->end_ms = pb->end_time_ms;
   j->requeue_count = pb->requeue_count;
   j->last_ckpt_ms = pb->last_checkpoint_ms;
+  j->usage = (ty_task_usage){pb->cpu_usec, pb->mem_peak_bytes, pb->io_read_bytes,
+                             pb->io_write_bytes};
+  j->redacted = pb->redacted;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);
   if (rc == 0) j->nnodes = pb->n_nodes;

@@ -11,27 +11,27 @@
 #include "cli/cli.h"
 #include "proto/convert.h"
 
-int ty_cli_encode_update_queue(const char *name, const char *user, const char *action,
-                               char *const *settings, size_t n, ty_buf *out) {
+int ty_cli_encode_update_queue(const char *name, const char *action, char *const *settings,
+                               size_t n, ty_buf *out) {
   Trainyard__UpdateQueueRequest r = TRAINYARD__UPDATE_QUEUE_REQUEST__INIT;
-  r.name = ty_wire_str(name), r.user = ty_wire_str(user), r.action = ty_wire_str(action);
+  r.name = ty_wire_str(name), r.action = ty_wire_str(action);
   r.n_settings = n;
   r.settings = (char **)settings;
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_update_node(const char *name, const char *user, const char *action,
-                              const char *reason, ty_buf *out) {
+int ty_cli_encode_update_node(const char *name, const char *action, const char *reason,
+                              ty_buf *out) {
   Trainyard__UpdateNodeRequest r = TRAINYARD__UPDATE_NODE_REQUEST__INIT;
-  r.name = ty_wire_str(name), r.user = ty_wire_str(user), r.action = ty_wire_str(action);
+  r.name = ty_wire_str(name), r.action = ty_wire_str(action);
   r.reason = ty_wire_str(reason);
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_update_job(uint64_t id, const char *user, const char *action,
-                             int32_t priority, const char *queue, ty_buf *out) {
+int ty_cli_encode_update_job(uint64_t id, const char *action, int32_t priority,
+                             const char *queue, ty_buf *out) {
   Trainyard__UpdateJobRequest r = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
-  r.job_id = id, r.user = ty_wire_str(user), r.action = ty_wire_str(action);
+  r.job_id = id, r.action = ty_wire_str(action);
   r.priority = priority, r.queue = ty_wire_str(queue);
   return ty_wire_pack(&r.base, out);
 }

@@ -104,6 +104,13 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
   ty_json_key(js, "end_time_ms"), ty_json_int(js, j->end_ms);
   json_str_array(js, "nodes", j->nodes, j->nnodes);
   ty_json_key(js, "requeue_count"), ty_json_uint(js, j->requeue_count);
+  ty_json_key(js, "usage"), ty_json_begin_object(js);
+  ty_json_key(js, "cpu_usec"), ty_json_uint(js, j->usage.cpu_usec);
+  ty_json_key(js, "mem_peak_bytes"), ty_json_uint(js, j->usage.mem_peak_bytes);
+  ty_json_key(js, "io_read_bytes"), ty_json_uint(js, j->usage.io_read_bytes);
+  ty_json_key(js, "io_write_bytes"), ty_json_uint(js, j->usage.io_write_bytes);
+  ty_json_end_object(js);
+  ty_json_key(js, "redacted"), ty_json_bool(js, j->redacted);
   json_spec(js, &j->spec);
 }
 
@@ -263,6 +270,16 @@ static void show_command(ty_buf *b, const ty_job_spec *s) {
     kv(b, i ? "" : "env:", s->env[i]);
 }
 
+/* "12.3 s CPU, 45.1 MiB peak memory, 1.0 MiB read, 2.0 MiB written". */
+static void show_usage(ty_buf *b, const ty_task_usage *u) {
+  if (!u->cpu_usec && !u->mem_peak_bytes && !u->io_read_bytes && !u->io_write_bytes) return;
+  char buf[160];
+  snprintf(buf, sizeof buf, "%.1f s CPU, %.1f MiB peak memory, %.1f MiB read, %.1f MiB written",
+           (double)u->cpu_usec / 1e6, (double)u->mem_peak_bytes / 1048576.0,
+           (double)u->io_read_bytes / 1048576.0, (double)u->io_write_bytes / 1048576.0);
+  kv(b, "usage:", buf);
+}
+
 static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   char t1[64], buf[128];
   ty_buf_printf(b, "Job %" PRIu64 " (", j->id);
@@ -287,7 +304,9 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     kv(b, "signal:", buf);
   }
   show_resources(b, &j->spec);
-  show_command(b, &j->spec);
+  if (j->redacted) kv(b, "command:", "(withheld: only its owner and operators see it)");
+  else show_command(b, &j->spec);
+  show_usage(b, &j->usage);
   ty_buf nodes;
   ty_buf_init(&nodes);
   job_nodes(j, &nodes);

@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
     code = dispatch(&c, argc, argv);
   }
   ty_rpc_client_close(c.client);
+  ty_cli_signer_close(&c.signer);
   ty_cli_global_close(&c.g);
   return code;
 }

@@ -9,7 +9,10 @@
  * out, or the controller said it is shutting down. Retries back off
  * exponentially (100 ms doubling to 2 s, each with up to 50% jitter, so
  * clients that lost one controller together do not return together) until
- * the caller's overall time is spent.
+ * the caller's overall time is spent. A reopened connection signs its
+ * requests as the first did (ty_cli_connect), and every copy sent carries a
+ * credential made for it: munged refuses a credential it has decoded once,
+ * so resending the first copy's would be refused as a replay.
  */
 #include "cli/cli.h"
 
@@ -46,16 +49,18 @@ static bool worth_retrying(int rc, const ty_rpc_result *res) {
   return rc != 0 || res->status == TY_ECLOSED;
 }
 
-int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port, const char *method,
-                         const ty_buf *req, uint32_t timeout_ms, ty_rpc_result *out,
-                         ty_cli_retry_cb on_retry, void *ud) {
+int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port,
+                         struct ty_cli_signer *signer, const char *method, const ty_buf *req,
+                         uint32_t timeout_ms, ty_rpc_result *out, ty_cli_retry_cb on_retry,
+                         void *ud) {
   int64_t deadline = ty_mono_ms() + timeout_ms;
   uint32_t delay = FIRST_DELAY_MS;
   ty_rng rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)(uintptr_t)out);
   for (int attempt = 1;; attempt++) {
     int64_t left = deadline - ty_mono_ms();
     uint32_t budget = left > 0 ? (uint32_t)left : 1;
-    int rc = *client ? 0 : ty_rpc_client_open(host, port, budget, client);
+    /* Each call signs anew: a retry never resends a credential munged saw. */
+    int rc = *client ? 0 : ty_cli_connect(host, port, budget, signer, client);
     if (rc == 0) rc = ty_rpc_client_call(*client, method, req->data, req->len, budget, out);
     if (!worth_retrying(rc, out)) return 0;
     if (rc == 0) rc = out->status;

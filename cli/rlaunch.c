@@ -44,6 +44,7 @@ typedef struct rlaunch {
   bool status_tty;    /* stderr is a terminal: rewrite the status line */
   bool status_shown;
   char last_status[TY_ERR_LEN];
+  ty_cli_signer signer; /* each request's MUNGE credential */
 } rlaunch;
 
 static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -76,7 +77,7 @@ static int connect_controller(rlaunch *r) {
     err("%s", e);
     return TY_RL_EXIT_USAGE;
   }
-  int rc = ty_rpc_client_open(host, port, CALL_TIMEOUT_MS, &r->client);
+  int rc = ty_cli_connect(host, port, CALL_TIMEOUT_MS, &r->signer, &r->client);
   r->host = host;
   r->port = port;
   if (rc == 0) return 0;
@@ -94,8 +95,9 @@ static int submit(rlaunch *r) {
   int code = ty_cli_request_id(rid) || ty_rl_encode_submit(&r->o, ws.ws_row, ws.ws_col, rid, &req)
                  ? TY_RL_EXIT_USAGE : 0;
   /* Retried on a lost connection: the request id makes it one job. */
-  int rc = code ? 0 : ty_cli_call_retrying(&r->client, r->host, r->port, TY_M_SUBMIT_JOB, &req,
-                                           CALL_TIMEOUT_MS, &res, NULL, NULL);
+  int rc = code ? 0
+                    : ty_cli_call_retrying(&r->client, r->host, r->port, &r->signer,
+                                           TY_M_SUBMIT_JOB, &req, CALL_TIMEOUT_MS, &res, NULL, NULL);
   ty_buf_close(&req);
   if (rc != 0) {
     err("lost the controller at %s during %s: %s", r->controller, TY_M_SUBMIT_JOB, ty_strerror(rc));
@@ -105,6 +107,8 @@ static int submit(rlaunch *r) {
   if (code) return code;
   if (res.status != 0) {
     err("job refused: %s", res.message[0] ? res.message : ty_strerror(res.status));
+    const char *hint = ty_cli_signer_hint(&r->signer, res.status);
+    if (hint) err("(the request carried no MUNGE credential: %s)", hint);
     code = TY_RL_EXIT_REFUSED;
   } else if (ty_cli_decode_submit(res.payload, res.payload_len, &r->job_id) != 0) {
     err("the controller's answer to SubmitJob did not decode");
@@ -118,7 +122,7 @@ static int locate(rlaunch *r, ty_task_locations *out) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_cli_encode_locations(r->job_id, r->o.job.user, true, &req) ? TY_RL_EXIT_USAGE : 0;
+  int code = ty_cli_encode_locations(r->job_id, true, &req) ? TY_RL_EXIT_USAGE : 0;
   if (code == 0) code = call(r, TY_M_GET_TASK_LOCATIONS, &req, &res);
   ty_buf_close(&req);
   if (code) return code;
@@ -159,7 +163,7 @@ static void cancel_job(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  if (ty_cli_encode_cancel(&r->job_id, 1, r->o.job.user, &req) == 0 &&
+  if (ty_cli_encode_cancel(&r->job_id, 1, &req) == 0 &&
       call(r, TY_M_CANCEL_JOB, &req, &res) == 0)
     ty_rpc_result_close(&res);
   ty_buf_close(&req);
@@ -272,6 +276,7 @@ int main(int argc, char **argv) {
   block_signals(&r);
   int code = run(&r);
   ty_rpc_client_close(r.client);
+  ty_cli_signer_close(&r.signer);
   free(r.host);
   ty_rl_opts_close(&r.o);
   /* _exit: a read of a terminal stdin may still block in libuv's thread

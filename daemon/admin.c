@@ -11,9 +11,10 @@
  * reason says what changed); queue and node changes are rows in
  * `admin_events`.
  *
- * Who may do what: job changes need the job's owner or root (as cancel);
- * queue and node changes are recorded with whoever asked (MUNGE will vouch
- * for the name once authentication lands).
+ * Who may do what (auth.c, docs/security.md): job changes need the job's
+ * owner or an operator, and only operators raise a priority; queue and node
+ * changes need an operator. The caller is the one its credential names;
+ * every change is recorded with that name.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -168,11 +169,15 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
   }
   ty_queue_info q = {0};
   bool created = false;
-  int rc = ty_queue_check_name(a.name, err, sizeof(err));
+  char op[128];
+  snprintf(op, sizeof op, "queue %.32s %.64s", a.action, a.name);
+  int rc = ty__auth_operator(r, op, err, sizeof(err));
+  if (rc == 0) rc = ty_queue_check_name(a.name, err, sizeof(err));
   if (rc == 0) rc = queue_change(ctl, &a, &q, &created, err, sizeof(err));
   if (rc != 0) {
     ty_queue_info_close(&q);
     ty__admin_req_close(&a);
+    r->refusal = "not_operator";
     ty__reply_finish(r, rc, err);
     return;
   }
@@ -188,7 +193,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
   queue_persist(slot, t);
   char detail[TY_ERR_LEN];
   join_settings(&a, detail, sizeof(detail));
-  admin_event(t, a.user, "queue", a.name, created ? "create" : a.action, detail);
+  admin_event(t, r->who.user, "queue", a.name, created ? "create" : a.action, detail);
   ty_queue_info v = view_of(ctl, slot);
   ty__conv_update_queue_resp(&v, &r->out);
   ty__admin_req_close(&a);
@@ -197,11 +202,12 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static int node_change(ty_cluster_node *nd, const ty_admin_req *a, char *err, size_t len) {
+static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *user, char *err,
+                       size_t len) {
   if (!strcmp(a->action, "drain")) {
     char why[TY_ERR_LEN];
-    snprintf(why, sizeof(why), "drained by %.64s%s%.200s", a->user[0] ? a->user : "unknown",
-             a->reason[0] ? ": " : "", a->reason);
+    snprintf(why, sizeof(why), "drained by %.64s%s%.200s", user, a->reason[0] ? ": " : "",
+             a->reason);
     nd->drain = true;
     if (nd->state == TY_NODE_UP) nd->state = TY_NODE_DRAINING;
     free(nd->reason);
@@ -232,10 +238,13 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_cluster_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
-  int rc = 0;
-  if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
+  char op[128];
+  snprintf(op, sizeof op, "node %.32s %.64s", a.action, a.name);
+  int rc = ty__auth_operator(r, op, err, sizeof(err));
+  if (rc != 0) r->refusal = "not_operator";
+  else if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
   else if (!nd) rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
-  else rc = node_change(nd, &a, err, sizeof(err));
+  else rc = node_change(nd, &a, r->who.user, err, sizeof(err));
   if (rc != 0) {
     ty__admin_req_close(&a);
     ty__reply_finish(r, rc, err);
@@ -243,7 +252,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   }
   ty_txn *t = ty_txn_create();
   ty__node_save(nd, t);
-  admin_event(t, a.user, "node", nd->name, a.action, a.reason);
+  admin_event(t, r->who.user, "node", nd->name, a.action, a.reason);
   ty__conv_update_node_resp(nd, &r->out);
   ty__admin_req_close(&a);
   ty__commit(ctl, t, on_committed, r);
@@ -276,9 +285,28 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
   return 0;
 }
 
+/* Owners may lower their job's priority (Slurm's nice); raising it is for
+ * operators, or everyone would run at the top. */
+static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, size_t wlen,
+                           char *err, size_t len) {
+  if (ty_job_state_terminal(j->state))
+    return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
+                   ty_job_state_name(j->state));
+  if (to < TY_JOB_PRIORITY_MIN || to > TY_JOB_PRIORITY_MAX)
+    return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", to, TY_JOB_PRIORITY_MIN,
+                   TY_JOB_PRIORITY_MAX);
+  if (to > j->spec.priority && !r->operator)
+    return ty_errf(err, len, TY_EPERM, "priority of job %llu: permission denied: only operators "
+                   "raise a priority (%d -> %d); its owner may lower it",
+                   (unsigned long long)j->id, j->spec.priority, to);
+  snprintf(why, wlen, "priority %d -> %d", j->spec.priority, to);
+  j->spec.priority = to;
+  return 0;
+}
+
 /* Applies the change to j; *why says what changed (the event's reason). */
-static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char *why,
-                      size_t wlen, char *err, size_t len) {
+static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
+                      char *why, size_t wlen, char *err, size_t len) {
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
     if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
@@ -290,14 +318,7 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char
     j->held = false;
     snprintf(why, wlen, "released");
   } else if (!strcmp(a->action, "priority")) {
-    if (ty_job_state_terminal(j->state))
-      return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
-                      ty_job_state_name(j->state));
-    if (a->priority < TY_JOB_PRIORITY_MIN || a->priority > TY_JOB_PRIORITY_MAX)
-      return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", a->priority,
-                     TY_JOB_PRIORITY_MIN, TY_JOB_PRIORITY_MAX);
-    snprintf(why, wlen, "priority %d -> %d", j->spec.priority, a->priority);
-    j->spec.priority = a->priority;
+    rc = priority_change(r, j, a->priority, why, wlen, err, len);
   } else if (!strcmp(a->action, "move")) {
     rc = job_move(ctl, j, a->queue, why, wlen, err, len);
   } else if (!strcmp(a->action, "checkpoint")) {
@@ -313,16 +334,17 @@ static int job_change(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char
   return rc;
 }
 
-static int find_job(ty_controller *ctl, const ty_admin_req *a, ty_job **out, char *err,
-                    size_t len) {
+static int find_job(ty_controller *ctl, ty_reply *r, const ty_admin_req *a, ty_job **out,
+                    char *err, size_t len) {
   ty_job *j = ty__job_find(ctl, a->job_id);
   if (!j || !j->committed)
     return ty_errf(err, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)a->job_id);
-  if (a->user[0] && strcmp(a->user, "root") != 0 && strcmp(a->user, j->spec.user) != 0)
-    return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
-                    j->spec.user, a->user);
+  char op[64];
+  snprintf(op, sizeof op, "%.32s", a->action[0] ? a->action : "change");
+  int rc = ty__auth_job(r, j, op, err, len);
+  if (rc != 0) r->refusal = "not_owner";
   *out = j;
-  return 0;
+  return rc;
 }
 
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
@@ -334,8 +356,9 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
     return;
   }
   ty_job *j = NULL;
-  int rc = find_job(ctl, &a, &j, err, sizeof(err));
-  if (rc == 0) rc = job_change(ctl, j, &a, why, sizeof(why), err, sizeof(err));
+  int rc = find_job(ctl, r, &a, &j, err, sizeof(err));
+  if (rc == 0) rc = job_change(ctl, r, j, &a, why, sizeof(why), err, sizeof(err));
+  if (rc == TY_EPERM && !r->refusal) r->refusal = "not_operator";
   if (rc != 0) {
     ty__admin_req_close(&a);
     ty__reply_finish(r, rc, err);
@@ -354,8 +377,8 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__job_save(j, t);
   if (why[0]) {
     char actor[96], reason[TY_ERR_LEN];
-    actor_of(a.user, actor, sizeof(actor));
-    snprintf(reason, sizeof(reason), "%s by %.64s", why, a.user[0] ? a.user : "unknown");
+    actor_of(r->who.user, actor, sizeof(actor));
+    snprintf(reason, sizeof(reason), "%s by %.64s", why, r->who.user);
     ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,
                        .to_state = j->state, .reason = reason, .actor = actor};
     ty_txn_add_event(t, &ev);

@@ -27,9 +27,9 @@
  * Whose rights: the child reads model_path. When traind runs as root and
  * run_as() vouches for the request's uid and gid, the child takes them
  * (libuv's setgid/setuid, supplementary groups dropped), so it reads each
- * model with its submitter's rights; otherwise it runs as traind. Today
- * requests are not authenticated, so run_as() vouches for nobody; the
- * authentication layer (MUNGE, issue 12) fills it in.
+ * model with its submitter's rights (its supplementary groups are not
+ * given: a model readable only through one is refused); otherwise (--auth
+ * none, or traind not root) it runs as traind.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -87,15 +87,14 @@ struct check {
 };
 
 /* The one place that says whose rights a model check has: true with the
- * uid and gid the request's submitter verifiably has, false to run it as
- * traind. Requests are not authenticated yet (the user field is the
- * client's claim), so it is always false; the authentication layer (issue
- * 12) fills it in from the request's verified credential. */
+ * uid and gid the request's credential proved (auth.c, MUNGE), false to run
+ * it as traind: under --auth none, or for a uid without a passwd entry here
+ * (whose name and groups traind cannot know). */
 static bool run_as(const ty_reply *r, uid_t *out_uid, gid_t *out_gid) {
-  (void)r;
-  *out_uid = getuid();
-  *out_gid = getgid();
-  return false;
+  bool proven = r->who.authenticated && r->who.known;
+  *out_uid = proven ? (uid_t)r->who.uid : getuid();
+  *out_gid = proven ? (gid_t)r->who.gid : getgid();
+  return proven;
 }
 
 extern char **environ;

@@ -15,9 +15,11 @@
  */
 #include "daemon/daemon_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "scheduler/scheduler.h"
 
@@ -193,6 +195,8 @@ static int load_job(const ty_job_row *r, void *ud) {
   j->requeue_count = r->requeue_count;
   j->held = r->held;
   j->last_ckpt_ms = r->last_ckpt_ms;
+  j->usage = (ty_task_usage){(uint64_t)r->cpu_usec, (uint64_t)r->mem_peak, (uint64_t)r->io_read,
+                             (uint64_t)r->io_write};
   j->request_id = ty_strdup(r->request_id);
   j->committed = true;
   ty__job_add(ctl, j);
@@ -245,11 +249,29 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* The state dir holds job environments and the token secret: only traind's
+ * user may enter it (0700), and its database files are 0600 even when an
+ * older traind created them with the default umask. */
+static int make_private(const char *dir, char *err, size_t len) {
+  if (chmod(dir, 0700) != 0)
+    return ty_errf(err, len, TY_EIO, "cannot make the state directory %s private (0700): %s",
+                   dir, strerror(errno));
+  static const char *const files[] = {"traind.db", "traind.db-wal", "traind.db-shm"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(files); i++) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+    if (chmod(path, 0600) != 0 && errno != ENOENT)
+      return ty_errf(err, len, TY_EIO, "cannot make %s private (0600): %s", path, strerror(errno));
+  }
+  return 0;
+}
+
 static int open_store(ty_controller *ctl, char *err, size_t len) {
   int rc = ty_mkdir_p(ctl->cfg.state_dir);
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot create the state directory %s: %s", ctl->cfg.state_dir,
                    ty_strerror(rc));
+  if ((rc = make_private(ctl->cfg.state_dir, err, len)) != 0) return rc;
   char path[4096];
   snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
   rc = ty_store_open(path, &ctl->store, err, len);
@@ -286,13 +308,16 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   ctl->loop = loop;
   ctl->cfg = *cfg;
   copy_sched(ctl, cfg);
+  if (cfg->policy) ty_policy_copy(cfg->policy, &ctl->policy);
+  ctl->cfg.policy = NULL;
   ctl->start_mono = ty_mono_ms();
   ctl->metrics = ty_metrics_create();
   ty__metrics_init(ctl);
   uv_timer_init(loop, &ctl->tick);
   uv_async_init(loop, &ctl->sched_async, on_sched_async);
   ctl->handles_open = 2;
-  int rc = open_store(ctl, err, len);
+  int rc = ty__auth_init(ctl, err, len);
+  if (rc == 0) rc = open_store(ctl, err, len);
   if (rc == 0) rc = start_listening(ctl, err, len);
   if (rc != 0) goto fail;
   uv_timer_start(&ctl->tick, on_tick, TICK_MS, TICK_MS);
@@ -360,6 +385,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   }
   free(ctl->usage);
   ty_sched_topology_close(&ctl->topo);
+  ty__auth_free(ctl);
   ty_store_close(ctl->store);
   ty_metrics_destroy(ctl->metrics);
   free(ctl);

@@ -47,17 +47,23 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   res.gpus_per_node = spec->gpus_per_node;
   res.cpus_per_task = spec->cpus_per_task;
   res.mem_per_node = spec->mem_per_node;
+  /* The submitter is the credential's, whatever the client put in run_as. */
+  Trainyard__UnixUser run_as = TRAINYARD__UNIX_USER__INIT;
+  run_as.uid = spec->uid, run_as.gid = spec->gid;
   /* Borrow the spec's strings; put the unpacked ones back before freeing. */
   char *name = job->name, *queue = job->queue, *user = job->user;
   Trainyard__Resources *had = job->resources;
+  Trainyard__UnixUser *had_run_as = job->run_as;
   job->name = spec->name, job->queue = spec->queue, job->user = spec->user;
   job->resources = &res;
+  job->run_as = spec->has_uid ? &run_as : NULL;
   job->time_limit_s = spec->time_limit_s; /* the queue's default filled in */
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty_wire_pack(&job->base, &b);
   job->name = name, job->queue = queue, job->user = user;
   job->resources = had;
+  job->run_as = had_run_as;
   ty_wire_free(job);
   *out = b.data;
   *out_len = b.len;
@@ -111,33 +117,33 @@ int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id) {
   return ty__conv_get_job_req(p, n, out_id, NULL);
 }
 
-int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n,
-                        char **out_user) {
+int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n) {
   Trainyard__CancelJobRequest *req =
       ty_wire_unpack(&trainyard__cancel_job_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   uint64_t *ids = ty_wire_calloc(req->n_job_ids, sizeof(uint64_t));
-  char *user = ty_wire_strdup(req->user);
   if (ids && req->n_job_ids) memcpy(ids, req->job_ids, req->n_job_ids * sizeof(uint64_t));
   *out_n = req->n_job_ids;
   ty_wire_free(req);
-  if (!ids || !user) {
-    free(ids);
-    free(user);
-    return TY_ENOMEM;
-  }
+  if (!ids) return TY_ENOMEM;
   *out_ids = ids;
-  *out_user = user;
   return 0;
 }
 
 /* ---- worker requests ------------------------------------------------------------- */
 
+/* RunningTask and TaskUpdateRequest carry the same fields. */
+#define TASK_FROM(t, m)                                                                            \
+  task_from(t, (m)->job_id, (m)->rank, (int)(m)->state, (m)->exit_code, (m)->term_signal,          \
+            (m)->timed_out, (m)->reason,                                                           \
+            &(ty_task_usage){(m)->cpu_usec, (m)->mem_peak_bytes, (m)->io_read_bytes,               \
+                             (m)->io_write_bytes})
+
 static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int state, int32_t code,
-                     int32_t sig, bool timed_out, const char *reason) {
+                     int32_t sig, bool timed_out, const char *reason, const ty_task_usage *use) {
   *t = (ty_task_report){.job_id = job_id, .rank = rank, .state = (ty_task_state)state,
                         .exit_code = code, .term_signal = sig, .timed_out = timed_out,
-                        .reason = ty_wire_strdup(reason)};
+                        .reason = ty_wire_strdup(reason), .usage = *use};
   return t->reason ? 0 : TY_ENOMEM;
 }
 
@@ -171,9 +177,7 @@ static int register_from(const Trainyard__RegisterNodeRequest *req, ty_node_repo
   if (rc == 0) rc = encode_info(ni, &out->info, &out->info_len);
   if (rc == 0 && !(out->tasks = ty_wire_calloc(req->n_tasks, sizeof(*out->tasks)))) rc = TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < req->n_tasks; i++, out->n_tasks++) {
-    const Trainyard__RunningTask *t = req->tasks[i];
-    rc = task_from(&out->tasks[i], t->job_id, t->rank, (int)t->state, t->exit_code,
-                   t->term_signal, t->timed_out, t->reason);
+    rc = TASK_FROM(&out->tasks[i], req->tasks[i]);
   }
   return rc;
 }
@@ -210,8 +214,7 @@ int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out) {
   Trainyard__TaskUpdateRequest *req =
       ty_wire_unpack(&trainyard__task_update_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
-  int rc = task_from(out, req->job_id, req->rank, (int)req->state, req->exit_code,
-                     req->term_signal, req->timed_out, req->reason);
+  int rc = TASK_FROM(out, req);
   out->warned_signal = req->warned_signal;
   ty_wire_free(req);
   return rc;
@@ -233,12 +236,39 @@ int ty__conv_submit_resp(uint64_t id, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
+/* Leaves out what only the job's owner and operators see: the command,
+ * its environment and working directory, a graph job's model bytes and
+ * config. The parts are freed here and replaced by empty ones that the
+ * message's free_unpacked frees like its own. */
+static int redact(Trainyard__Job *spec) {
+  if (spec->kind_case == TRAINYARD__JOB__KIND_COMMAND && spec->command) {
+    trainyard__command_spec__free_unpacked(spec->command, NULL);
+    spec->command = malloc(sizeof *spec->command);
+    if (!spec->command) return TY_ENOMEM;
+    trainyard__command_spec__init(spec->command);
+  }
+  if (spec->kind_case == TRAINYARD__JOB__KIND_GRAPH && spec->graph) {
+    free(spec->graph->model_bytes.data);
+    free(spec->graph->train_config.data);
+    spec->graph->model_bytes = (ProtobufCBinaryData){0, NULL};
+    spec->graph->train_config = (ProtobufCBinaryData){0, NULL};
+  }
+  return 0;
+}
+
 /* Fills info from j. The spec is unpacked from the stored blob (freed by
- * info_close) so clients see exactly what was submitted. */
-static int info_fill(Trainyard__JobInfo *info, const ty_job *j) {
+ * info_close) so clients see exactly what was submitted; without `full` it
+ * is redacted. */
+static int info_fill(Trainyard__JobInfo *info, const ty_job *j, bool full) {
   trainyard__job_info__init(info);
   info->id = j->id;
   info->spec = ty_wire_unpack(&trainyard__job__descriptor, j->blob, j->blob_len);
+  if (!full && info->spec && redact(info->spec) != 0) return TY_ENOMEM;
+  info->redacted = !full;
+  info->cpu_usec = j->usage.cpu_usec;
+  info->mem_peak_bytes = j->usage.mem_peak_bytes;
+  info->io_read_bytes = j->usage.io_read_bytes;
+  info->io_write_bytes = j->usage.io_write_bytes;
   info->state = (Trainyard__JobState)j->state;
   info->reason = ty_wire_str(j->reason);
   info->exit_code = j->exit_code;
@@ -263,14 +293,14 @@ static void info_close(Trainyard__JobInfo *info) {
   free(info->nodes);
 }
 
-int ty__conv_list_jobs_resp(ty_job *const *jobs, size_t n, ty_buf *out) {
+int ty__conv_list_jobs_resp(ty_job *const *jobs, const bool *full, size_t n, ty_buf *out) {
   Trainyard__ListJobsResponse r = TRAINYARD__LIST_JOBS_RESPONSE__INIT;
   Trainyard__JobInfo *infos = ty_wire_calloc(n, sizeof(*infos));
   Trainyard__JobInfo **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
   int rc = infos && ptrs ? 0 : TY_ENOMEM;
   size_t filled = 0;
   for (; rc == 0 && filled < n; filled++) {
-    rc = info_fill(&infos[filled], jobs[filled]);
+    rc = info_fill(&infos[filled], jobs[filled], full[filled]);
     ptrs[filled] = &infos[filled];
   }
   r.n_jobs = n;
@@ -282,10 +312,11 @@ int ty__conv_list_jobs_resp(ty_job *const *jobs, size_t n, ty_buf *out) {
   return rc;
 }
 
-int ty__conv_get_job_resp(const ty_job *j, const ty_event_copy *ev, size_t n_ev, ty_buf *out) {
+int ty__conv_get_job_resp(const ty_job *j, bool full, const ty_event_copy *ev, size_t n_ev,
+                          ty_buf *out) {
   Trainyard__GetJobResponse r = TRAINYARD__GET_JOB_RESPONSE__INIT;
   Trainyard__JobInfo info;
-  int rc = info_fill(&info, j);
+  int rc = info_fill(&info, j, full);
   Trainyard__JobEvent *evs = ty_wire_calloc(n_ev, sizeof(*evs));
   Trainyard__JobEvent **ptrs = ty_wire_calloc(n_ev, sizeof(*ptrs));
   if (!evs || !ptrs) rc = TY_ENOMEM;
@@ -370,15 +401,14 @@ int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *ou
 }
 
 int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
-                                bool *out_want_tokens, char **out_user) {
+                                bool *out_want_tokens) {
   Trainyard__GetTaskLocationsRequest *req =
       ty_wire_unpack(&trainyard__get_task_locations_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   *out_id = req->job_id;
   *out_want_tokens = req->want_tokens;
-  *out_user = ty_wire_strdup(req->user);
   ty_wire_free(req);
-  return *out_user ? 0 : TY_ENOMEM;
+  return 0;
 }
 
 int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
@@ -431,6 +461,12 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
   r.command = &cmd;
   r.time_limit_s = t->time_limit_s, r.kill_grace_s = t->kill_grace_s;
   r.user = ty_wire_str(t->user);
+  Trainyard__UnixUser run_as = TRAINYARD__UNIX_USER__INIT;
+  if (t->has_uid) {
+    run_as.uid = t->uid, run_as.gid = t->gid;
+    r.run_as = &run_as;
+  }
+  r.mem_per_node = t->mem_per_node;
   Trainyard__InteractiveSpec ia;
   r.interactive = ty_proto_encode_interactive(&t->interactive, &ia);
   r.attach_key = (ProtobufCBinaryData){t->attach_key ? t->attach_key_len : 0,

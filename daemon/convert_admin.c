@@ -13,7 +13,6 @@
 
 void ty__admin_req_close(ty_admin_req *r) {
   free(r->name);
-  free(r->user);
   free(r->action);
   free(r->reason);
   free(r->queue);
@@ -22,15 +21,15 @@ void ty__admin_req_close(ty_admin_req *r) {
   memset(r, 0, sizeof(*r));
 }
 
-/* The strings every Update* request carries; absent ones become "". */
-static int admin_strings(ty_admin_req *out, const char *name, const char *user,
-                         const char *action, const char *reason, const char *queue) {
+/* The strings every Update* request carries; absent ones become "". (Their
+ * deprecated `user` is not read: the caller is the credential's.) */
+static int admin_strings(ty_admin_req *out, const char *name, const char *action,
+                         const char *reason, const char *queue) {
   out->name = ty_wire_strdup(name);
-  out->user = ty_wire_strdup(user);
   out->action = ty_wire_strdup(action);
   out->reason = ty_wire_strdup(reason);
   out->queue = ty_wire_strdup(queue);
-  if (out->name && out->user && out->action && out->reason && out->queue) return 0;
+  if (out->name && out->action && out->reason && out->queue) return 0;
   ty__admin_req_close(out);
   return TY_ENOMEM;
 }
@@ -40,7 +39,7 @@ int ty__conv_update_queue_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   Trainyard__UpdateQueueRequest *m =
       ty_wire_unpack(&trainyard__update_queue_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  int rc = admin_strings(out, m->name, m->user, m->action, NULL, NULL);
+  int rc = admin_strings(out, m->name, m->action, NULL, NULL);
   if (rc == 0) rc = ty_wire_strv(m->settings, m->n_settings, &out->settings);
   if (rc == 0) out->n_settings = m->n_settings;
   else ty__admin_req_close(out);
@@ -52,7 +51,7 @@ int ty__conv_update_node_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   memset(out, 0, sizeof(*out));
   Trainyard__UpdateNodeRequest *m = ty_wire_unpack(&trainyard__update_node_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  int rc = admin_strings(out, m->name, m->user, m->action, m->reason, NULL);
+  int rc = admin_strings(out, m->name, m->action, m->reason, NULL);
   ty_wire_free(m);
   return rc;
 }
@@ -63,7 +62,7 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   if (!m) return TY_EPROTO;
   out->job_id = m->job_id;
   out->priority = m->priority;
-  int rc = admin_strings(out, NULL, m->user, m->action, NULL, m->queue);
+  int rc = admin_strings(out, NULL, m->action, NULL, m->queue);
   ty_wire_free(m);
   return rc;
 }
@@ -129,7 +128,7 @@ int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out) {
 int ty__conv_update_job_resp(const ty_job *j, ty_buf *out) {
   ty_buf tmp;
   ty_buf_init(&tmp);
-  int rc = ty__conv_get_job_resp(j, NULL, 0, &tmp);
+  int rc = ty__conv_get_job_resp(j, true, NULL, 0, &tmp);
   Trainyard__GetJobResponse *g =
       rc == 0 ? ty_wire_unpack(&trainyard__get_job_response__descriptor, tmp.data, tmp.len) : NULL;
   ty_buf_close(&tmp);

@@ -50,19 +50,15 @@ static int dec_job_id(const uint8_t *p, size_t n) {
 static int dec_cancel(const uint8_t *p, size_t n) {
   uint64_t *ids = NULL;
   size_t n_ids = 0;
-  char *user = NULL;
-  int rc = ty__conv_cancel_req(p, n, &ids, &n_ids, &user);
-  if (rc == 0) free(ids), free(user);
+  int rc = ty__conv_cancel_req(p, n, &ids, &n_ids);
+  if (rc == 0) free(ids);
   return rc;
 }
 
 static int dec_locations(const uint8_t *p, size_t n) {
   uint64_t id;
   bool want = false;
-  char *user = NULL;
-  int rc = ty__conv_task_locations_req(p, n, &id, &want, &user);
-  free(user);
-  return rc;
+  return ty__conv_task_locations_req(p, n, &id, &want);
 }
 
 static int dec_register(const uint8_t *p, size_t n) {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/auth/auth.h"
 #include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
 
@@ -28,6 +29,50 @@
 
 typedef struct ty_controller ty_controller;
 
+/* ==== policy: who may do what ================================================================
+ * policy.c: the `auth.` keys of traind --config (docs/security.md) and the
+ * pure rules over them, unit-tested without a daemon.
+ *
+ *   auth.operators = alice, bob        operators by name (root and traind's
+ *   auth.operator_group = tyadmin      own user always are)
+ *   auth.nodes = gpu[01-16], cpu*      the nodes allowed to register
+ *   auth.workers = munge | key | none  how traind and workers prove they are
+ *                                      the cluster's service
+ *   auth.service_user = trainyard      whose MUNGE credentials count as the
+ *                                      service (root's always do)
+ *   auth.cluster_key = FILE            the key file of `auth.workers = key`
+ */
+typedef struct ty_auth_policy {
+  char **operators;          /* user names */
+  size_t n_operators;
+  char *operator_group;      /* NULL = none */
+  bool has_operator_gid;     /* resolved by the controller at start */
+  uint32_t operator_gid;
+  char **nodes;              /* patterns */
+  size_t n_nodes;
+  bool nodes_listed;         /* auth.nodes was given (possibly empty) */
+  ty_auth_mode workers;
+  bool workers_set;
+  char *service_user;        /* NULL = traind's own user */
+  char *cluster_key;
+} ty_auth_policy;
+
+/* Sets one key (without "auth."): TY_EINVAL with "auth.KEY: ..." in err. */
+int ty_policy_set(ty_auth_policy *p, const char *key, const char *value, char *err, size_t len);
+/* Parses the auth. lines of a --config text into p and blanks them in
+ * place, so the scheduler's parser (which does not know them) reads the
+ * rest with its line numbers intact. Errors: "line N: ...". */
+int ty_policy_take_config(char *text, ty_auth_policy *p, char *err, size_t len);
+void ty_policy_close(ty_auth_policy *p); /* leaves it zeroed */
+void ty_policy_copy(const ty_auth_policy *from, ty_auth_policy *to); /* deep */
+/* TY_EINVAL naming the pattern when its [...] lists are malformed. */
+int ty_policy_check_pattern(const char *pattern, char *err, size_t len);
+/* Whether a node of this name may register (matches an auth.nodes entry). */
+bool ty_policy_node_allowed(const ty_auth_policy *p, const char *name);
+/* Operators: uid 0, traind's own uid, a listed name (of a uid known here),
+ * or a member of the operator group. */
+bool ty_policy_is_operator(const ty_auth_policy *p, const ty_auth_id *id, uint32_t self_uid);
+
 typedef struct ty_controller_config {
   const char *listen_host; /* borrowed for the controller's lifetime */
   int listen_port;         /* 0 = ephemeral */
@@ -35,8 +80,14 @@ typedef struct ty_controller_config {
   int metrics_port;
   const char *web_host;  /* the web console (daemon/web.c); NULL = off */
   int web_port;
-  bool web_token_required; /* loopback clients need the token too */
+  bool web_token_required; /* loopback clients need its token even with --auth none */
   const char *state_dir; /* the database is STATE_DIR/traind.db */
+  /* Graph jobs whose config names no absolute checkpoint path checkpoint to
+   * CHECKPOINT_DIR/ID/ (absolute; on the filesystem the workers share). It
+   * is outside the private state dir so tasks running as their users can
+   * write there: traind makes it 1777, each job's directory is made by the
+   * worker for the job's user. */
+  const char *checkpoint_dir;
   uint32_t heartbeat_ms;
   uint32_t node_timeout_ms;
   uint32_t kill_grace_s;
@@ -48,6 +99,12 @@ typedef struct ty_controller_config {
    * topology's strings are copied too. */
   const struct ty_sched_config *sched;
   const struct ty_sched_topology *topo;
+  /* Authentication: clients (--auth munge|none), munged's socket
+   * (--munge-socket; NULL = its default) and the auth. keys (borrowed until
+   * ty_controller_create returns: the controller copies what it keeps). */
+  ty_auth_mode client_auth;
+  const char *munge_socket;
+  const ty_auth_policy *policy;
   /* Graph jobs are checked and planned in a child process (daemon/check.c):
    * the helper binary (borrowed), its limits and how many run at once. */
   const char *graphcheck;
@@ -173,7 +230,12 @@ typedef struct ty_store ty_store;
   X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
   X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
   X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */ \
-  X(4, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */
+  X(4, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */ \
+  X(5, cpu_usec, I64, "INTEGER NOT NULL DEFAULT 0")     /* accounting: the ranks' cgroups */      \
+  X(5, mem_peak, I64, "INTEGER NOT NULL DEFAULT 0")     /* the largest rank's peak, bytes */      \
+  X(5, io_read, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
+  X(5, io_write, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
+  X(5, uid, I64, "INTEGER NOT NULL DEFAULT -1")         /* the submitter's (Job.run_as), -1 = none */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

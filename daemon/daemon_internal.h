@@ -5,6 +5,8 @@
  *
  *   state.c, reply.c, token.c   tables and lookups, the commit and
  *                               scheduling triggers, answering requests
+ *   auth.c                      admitting requests (credentials, who may do
+ *                               what), signing calls to workers
  *   convert*.c                  protobuf <-> these structs (pure)
  *   check.c                     graph jobs' model checks and plans, in a
  *                               child process; the plan cache
@@ -55,6 +57,7 @@ typedef struct ty_cluster_node {
   int64_t last_seen_ms;   /* wall clock, reported */
   int64_t last_seen_mono; /* monotonic, for the timeout */
   ty_rpc_conn *conn;      /* the registered worker connection, or NULL */
+  uint64_t conn_gen;      /* +1 whenever conn changes: signed calls check it */
   uint32_t cpus_used;
   uint64_t gpus_used;     /* bit set of allocated GPU indices */
   uint64_t mem_used;
@@ -113,6 +116,7 @@ typedef struct ty_job {
   /* The scheduler (sched_pass.c, admin.c). */
   bool held;              /* an operator holds it */
   int64_t last_ckpt_ms;   /* the last checkpoint it reported */
+  ty_task_usage usage;    /* accounting: its ranks' cgroups, every run */
   double prio;            /* multifactor priority of the last pass */
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
   /* Metrics (metrics.c), in memory only. */
@@ -140,6 +144,12 @@ typedef struct ty_reply {
    * handler's synchronous call (NULL/0 when absent). */
   const uint8_t *credential;
   size_t credential_len;
+  /* The caller (auth.c): from its credential, or traind's own user when the
+   * method's scheme is none; whether it is an operator. */
+  ty_auth_id who;
+  bool operator;
+  const char *refusal;    /* the metric reason of a TY_EPERM answer (static) */
+  bool refusal_counted;   /* counted where it happened (one id of a cancel) */
   ty_buf out;             /* encoded answer payload */
   struct ty_reply *prev, *next;
 } ty_reply;
@@ -168,9 +178,18 @@ struct ty_controller {
   bool stopping;
   int handles_open;
   uint8_t attach_secret[32]; /* task-token secret (token.c) */
+  /* Authentication (auth.c): the policy (--config auth. keys, owned), the
+   * schemes of clients and workers, the queue that runs them off the loop,
+   * traind's own identity and the service user's uid. */
+  ty_auth_policy policy;
+  ty_auth *client_auth, *worker_auth;
+  ty_auth_queue *authq;
+  ty_auth_id self;
+  uint32_t service_uid;
   struct { /* metrics.c registers them all */
     ty_metric *jobs, *pending, *submitted, *ends, *queue_wait, *run_time;
     ty_metric *rpc_total, *rpc_seconds, *commits;
+    ty_metric *refusals; /* auth.c */
     ty_metric *nodes, *heartbeat_age, *sched_seconds, *frag;
     ty_metric *preemptions, *backfilled; /* sched_pass.c */
     ty_metric *fs_share, *fs_usage, *fs_user_usage, *fs_user_factor;
@@ -194,8 +213,8 @@ struct ty_controller {
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id);
 /* Adds j (ids only grow); a job with a request id is also indexed by it. */
 void ty__job_add(ty_controller *ctl, ty_job *j);
-/* The job `user` submitted with request id `rid` (not ""), or NULL. */
-ty_job *ty__job_by_request(ty_controller *ctl, const char *user, const char *rid);
+/* The job uid `uid` submitted with request id `rid` (not ""), or NULL. */
+ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid);
 /* Takes the job out of the table and frees it (a submit that was not stored). */
 void ty__job_remove(ty_controller *ctl, uint64_t id);
 void ty__job_free(ty_job *j);
@@ -227,6 +246,44 @@ void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
  * decoder): TY_EPROTO "payload is not WHAT", or TY_ENOMEM when copying it
  * ran out of memory. */
 void ty__reply_bad_payload(ty_reply *r, int rc, const char *what);
+
+/* ---- auth.c: admitting requests, who may do what, signed calls to workers ---- */
+typedef enum {
+  TY_AUTH_CLASS_CLIENT = 1, /* a user's MUNGE credential (or --auth none) */
+  TY_AUTH_CLASS_WORKER,     /* the cluster's service (auth.workers) */
+  TY_AUTH_CLASS_TOKEN,      /* a job-scoped token the handler checks */
+} ty_auth_class;
+/* Runs an admitted request: payload and cred (TOKEN class: the envelope's
+ * credential) are valid during the call only. */
+typedef void (*ty__admit_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *payload, size_t len,
+                             const uint8_t *cred, size_t cred_len);
+/* Creates the schemes (probing munged: TY_EPERM when unreachable) and the
+ * queue, resolves auth.service_user and auth.operator_group. */
+int ty__auth_init(ty_controller *ctl, char *err, size_t len);
+void ty__auth_close(ty_controller *ctl); /* on stop: the queue drains, then frees */
+void ty__auth_free(ty_controller *ctl);  /* on destroy */
+/* Verifies req's credential off the loop and calls `then` in arrival
+ * order; refusals are answered here. */
+void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const ty_rpc_msg *req,
+                    ty__admit_fn then);
+/* Answers TY_EPERM, counted under `reason` (a static label). */
+void ty__auth_refuse(ty_reply *r, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Counts a refusal that is not the whole answer (one id of a CancelJob). */
+void ty__auth_count(ty_controller *ctl, const char *method, const char *reason);
+/* 0 when r's caller owns j or is an operator; else TY_EPERM and a sentence
+ * naming `op`, the job, its owner and the caller. */
+int ty__auth_job(const ty_reply *r, const ty_job *j, const char *op, char *err, size_t len);
+/* 0 for operators; else TY_EPERM naming `op` and the caller. */
+int ty__auth_operator(const ty_reply *r, const char *op, char *err, size_t len);
+/* Whether r's caller may see j's command, environment and graph payload. */
+bool ty__auth_sees_job(const ty_reply *r, const ty_job *j);
+/* Signs the call with the workers' scheme (off the loop, in order) and
+ * sends it on n's connection if that is still the one it was at the call;
+ * otherwise cb gets TY_ECLOSED with a NULL conn. A signing failure reaches
+ * cb as that status with a message. */
+void ty__node_call(ty_controller *ctl, ty_cluster_node *n, const char *method, const ty_buf *b,
+                   uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud);
 
 /* ---- token.c: task tokens for interactive attach ---- */
 /* Loads (or creates) STATE_DIR/attach.key. */
@@ -360,8 +417,9 @@ int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char 
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
                     size_t *out_blob_len, char **out_request_id);
 /* Re-encodes a submitted Job with the defaults validation filled in (name,
- * queue, user, resources), so listings show what the job really asked for.
- * *out is a new buffer; TY_EPROTO when blob does not decode. */
+ * queue, user, resources), so listings show what the job really asked for,
+ * and with run_as the submitter's (whatever the client sent there). *out is
+ * a new buffer; TY_EPROTO when blob does not decode, TY_ENOMEM. */
 int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
                        size_t *out_len);
 /* A stored, encoded Job -> spec. */
@@ -382,8 +440,7 @@ void ty__list_filter_close(ty_list_filter *f);
 int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id);
 /* GetJobRequest with its with_plan flag. */
 int ty__conv_get_job_req(const uint8_t *p, size_t n, uint64_t *out_id, bool *out_with_plan);
-int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n,
-                        char **out_user);
+int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n);
 
 typedef struct ty_node_report {
   char *name;
@@ -413,13 +470,16 @@ typedef struct ty_event_copy {
 } ty_event_copy;
 
 int ty__conv_submit_resp(uint64_t id, ty_buf *out);
-int ty__conv_list_jobs_resp(ty_job *const *jobs, size_t n, ty_buf *out);
-int ty__conv_get_job_resp(const ty_job *j, const ty_event_copy *ev, size_t n_ev, ty_buf *out);
+/* full[i] (or `full`): the caller may see job i's command, environment
+ * and graph payload; otherwise they are left out and JobInfo.redacted set. */
+int ty__conv_list_jobs_resp(ty_job *const *jobs, const bool *full, size_t n, ty_buf *out);
+int ty__conv_get_job_resp(const ty_job *j, bool full, const ty_event_copy *ev, size_t n_ev,
+                          ty_buf *out);
 int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
 int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out);
-/* GetTaskLocationsRequest: want_tokens and user are for interactive attach. */
-int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id, bool *out_want_tokens,
-                                char **out_user);
+/* GetTaskLocationsRequest: want_tokens asks for task tokens (logs, attach). */
+int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
+                                bool *out_want_tokens);
 /* `tokens` (NULL = none) holds n_ranks tokens of `token_len` bytes each. */
 int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
                                  ty_buf *out);
@@ -440,7 +500,7 @@ int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
 
 /* Any of the Update* requests, decoded. Unused fields are "" or 0. */
 typedef struct ty_admin_req {
-  char *name, *user, *action, *reason, *queue;
+  char *name, *action, *reason, *queue;
   char **settings;
   size_t n_settings;
   uint64_t job_id;
@@ -498,8 +558,9 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
  *     by GetJob when asked (trainctl show), sent to each rank in LaunchTask.
  *   - Checkpoints: every rank is told one absolute checkpoint path, so a
  *     requeued job resumes wherever its rank 0 lands: the config's path when
- *     absolute, else STATE_DIR/jobs/ID/<its basename or checkpoint.onnx>
- *     (the state dir must then be on the filesystem the workers share).
+ *     absolute, else CHECKPOINT_DIR/ID/<its basename or checkpoint.onnx>
+ *     (traind --checkpoint-dir, on the filesystem the workers share; the
+ *     worker creates ID/ for the job's user).
  *   - Rendezvous: a small key/value store per job (RendezvousPut/Get) that
  *     the ranks use to form their MPI world or to share the NCCL id. A job's
  *     keys are dropped when it (re)starts, so a requeued run never reads the

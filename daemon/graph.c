@@ -110,10 +110,9 @@ static char *choose_ckpt(ty_controller *ctl, const ty_job *j) {
     base = slash ? slash + 1 : cfg;
   }
   if (!path) {
-    char abs[PATH_MAX], dir[PATH_MAX + 64];
-    if (!realpath(ctl->cfg.state_dir, abs)) snprintf(abs, sizeof abs, "%s", ctl->cfg.state_dir);
-    snprintf(dir, sizeof dir, "%s/jobs/%llu", abs, (unsigned long long)j->id);
-    if (ty_mkdir_p(dir) != 0) ty_warn("job %llu: cannot create %s", (unsigned long long)j->id, dir);
+    /* The worker makes the job's directory, owned by the job's user. */
+    char dir[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s/%llu", ctl->cfg.checkpoint_dir, (unsigned long long)j->id);
     size_t n = strlen(dir) + strlen(base) + 2;
     path = ty_xmalloc(n);
     snprintf(path, n, "%s/%s", dir, base);
@@ -161,6 +160,7 @@ static int check_token(ty_controller *ctl, ty_reply *r, uint64_t job) {
   }
   if (rc != 0) {
     if (why[0]) ty_debug("rendezvous for job %llu: %s", (unsigned long long)job, why);
+    r->refusal = "bad_token";
     ty__reply_finishf(r, TY_EPERM, "rendezvous for job %llu: missing or invalid token", (unsigned long long)job);
   }
   return rc;

@@ -54,7 +54,12 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .request_id = j->request_id ? j->request_id : "",
                       .spec_len = j->blob_len, .held = j->held,
                       .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
-                      .plan_len = j->plan_len};
+                      .plan_len = j->plan_len,
+                      .cpu_usec = (int64_t)j->usage.cpu_usec,
+                      .mem_peak = (int64_t)j->usage.mem_peak_bytes,
+                      .io_read = (int64_t)j->usage.io_read_bytes,
+                      .io_write = (int64_t)j->usage.io_write_bytes,
+                      .uid = j->spec.has_uid ? (int64_t)j->spec.uid : -1};
   *out_nodes = (char *)nodes.data;
   *out_alloc = (char *)alloc.data;
 }
@@ -248,15 +253,15 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
       .cpus = s->cpus_per_task, .argv = (const char *const *)s->argv, .argc = s->argc,
       .env = (const char *const *)s->env, .n_env = s->envc, .cwd = s->cwd,
       .time_limit_s = s->time_limit_s, .kill_grace_s = ctl->cfg.kill_grace_s, .user = s->user,
+      .has_uid = s->has_uid, .uid = s->uid, .gid = s->gid, .mem_per_node = s->mem_per_node,
       .interactive = s->interactive, .warn_signal = s->warn_signal,
       .warn_before_s = s->warn_before_s};
-  /* Interactive jobs verify attach tokens with the key; graph ranks sign
-   * their rendezvous token with it. */
-  if (s->interactive.on || s->kind == TY_JOB_KIND_GRAPH) {
-    ty__token_job_key(ctl, j->id, key);
-    t->attach_key = key;
-    t->attach_key_len = TY_TOKEN_KEY_LEN;
-  }
+  /* The worker verifies task tokens (logs, attach) with the key; graph
+   * ranks sign their rendezvous token with it. It travels only on the
+   * worker's authenticated connection. */
+  ty__token_job_key(ctl, j->id, key);
+  t->attach_key = key;
+  t->attach_key_len = TY_TOKEN_KEY_LEN;
   if (s->kind != TY_JOB_KIND_GRAPH) return;
   t->graph = true;
   t->model_path = s->model_path;
@@ -278,9 +283,8 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
   *lc = (launch_ctx){ctl, j->id, j->run, r};
   int rc = ty__conv_launch_req(&t, &b);
-  if (rc == 0)
-    rc = ty_rpc_call(s->node->conn, TY_M_LAUNCH_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
-                     on_launch_answer, lc, NULL);
+  if (rc == 0) ty__node_call(ctl, s->node, TY_M_LAUNCH_TASK, &b, LAUNCH_TIMEOUT_MS,
+                             on_launch_answer, lc);
   ty_buf_close(&b);
   memset(key, 0, sizeof(key));
   if (rc != 0) {
@@ -359,11 +363,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_cluster_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn) continue;
-    int rc = ty_rpc_call(n->conn, TY_M_KILL_TASK, b.data, b.len, NULL, 0, LAUNCH_TIMEOUT_MS,
-                         on_kill_answer, NULL, NULL);
-    if (rc != 0)
-      ty_warn("job %llu: cannot send KillTask to %s: %s", (unsigned long long)j->id, n->name,
-              ty_strerror(rc));
+    ty__node_call(ctl, n, TY_M_KILL_TASK, &b, LAUNCH_TIMEOUT_MS, on_kill_answer, NULL);
   }
   ty_buf_close(&b);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -26,7 +27,8 @@ typedef struct opts {
   char listen_host[256], metrics_host[256], web_host[256]; /* web_host "" = no console */
   int listen_port, metrics_port, web_port;
   bool web_token_required;
-  const char *state_dir, *port_file, *config_file;
+  const char *state_dir, *port_file, *config_file, *munge_socket, *checkpoint_dir;
+  ty_auth_mode auth;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
   ty_rpc_limits limits;
@@ -57,14 +59,19 @@ static void usage(FILE *f) {
           "  --listen HOST:PORT          clients and workers (default 127.0.0.1:%d; port 0 = ephemeral)\n"
           "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:%d)\n"
           "  --web-listen HOST:PORT      the read-only web console (default off; docs/web-console.md)\n"
-          "  --web-token-required        loopback clients of the console need its token too\n"
+          "  --web-token-required        with --auth none, loopback clients need the console's token too\n"
           "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
+          "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
+          "                              the workers; default: checkpoints next to the state dir)\n"
           "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
           "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
           "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
           "  --max-frame BYTES           largest RPC frame (default 64M)\n"
           TY_RPC_LIMITS_USAGE
-          "  --config FILE               scheduler settings: key = value lines (README)\n"
+          "  --config FILE               scheduler and auth. settings: key = value lines (README)\n"
+          "  --auth munge|none           client authentication (default munge; none: a\n"
+          "                              single-user development cluster, no credentials)\n"
+          "  --munge-socket PATH         munged's socket (default /run/munge/munge.socket.2)\n"
           "Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
           "  --graphcheck PATH           its binary (default: next to traind, or\n"
           "                              graphcheck/trainyard-graphcheck in a build tree)\n"
@@ -123,6 +130,10 @@ static int parse_flag(opts *o, int c, const char *arg) {
                    ? bad_flag("--max-frame", arg, "a size between 1K and 4G") : 0;
   case 'p': o->port_file = arg; return 0;
   case 'c': o->config_file = arg; return 0;
+  case 'a': return ty_auth_mode_parse(arg, &o->auth) || o->auth == TY_AUTH_KEY
+                   ? bad_flag("--auth", arg, "munge or none") : 0;
+  case 'S': o->munge_socket = arg; return 0;
+  case 'D': o->checkpoint_dir = arg; return 0;
   case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
   case 'g': return snprintf(o->graphcheck, sizeof o->graphcheck, "%s", arg) >= (int)sizeof o->graphcheck
                    ? bad_flag("--graphcheck", arg, "a path") : 0;
@@ -159,6 +170,8 @@ static const struct option longopts[] = {
     {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
     {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
     {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+    {"auth", required_argument, NULL, 'a'},       {"munge-socket", required_argument, NULL, 'S'},
+    {"checkpoint-dir", required_argument, NULL, 'D'},
     {"graphcheck", required_argument, NULL, 'g'}, {"check-cpu-s", required_argument, NULL, 'C'},
     {"check-mem", required_argument, NULL, 'M'},  {"check-timeout-s", required_argument, NULL, 'T'},
     {"check-jobs", required_argument, NULL, 'J'},
@@ -173,7 +186,8 @@ static int parse_args(int argc, char **argv, opts *o) {
               .listen_port = TY_CONTROLLER_PORT, .metrics_port = TY_CONTROLLER_METRICS_PORT,
               .state_dir = "./var/traind", .heartbeat_ms = 2000, .node_timeout_ms = 15000,
               .kill_grace_s = 10, .max_frame = 64u << 20, .level = TY_LOG_INFO,
-              .check_cpu_s = 60, .check_timeout_s = 120, .check_jobs = 4, .check_mem = 4ull << 30};
+              .check_cpu_s = 60, .check_timeout_s = 120, .check_jobs = 4, .check_mem = 4ull << 30,
+              .auth = TY_AUTH_MUNGE};
   ty_plan_request req;
   ty_plan_request_init(&req);
   o->rates = req.cluster;
@@ -236,11 +250,14 @@ static int write_port_file(const char *path, int rpc, int metrics, int web) {
   return 0;
 }
 
-/* Reads and parses --config FILE into the scheduler's settings; prints why
- * not (naming the file and line) and returns 2 on error. */
-static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo) {
+/* Reads and parses --config FILE into the scheduler's settings and the
+ * auth. policy; prints why not (naming the file and line) and returns 2 on
+ * error. */
+static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
+                       ty_auth_policy *policy) {
   ty_sched_config_default(cfg);
   memset(topo, 0, sizeof(*topo));
+  memset(policy, 0, sizeof(*policy));
   if (!path) return 0;
   FILE *f = fopen(path, "r");
   if (!f) {
@@ -255,12 +272,40 @@ static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology
   fclose(f);
   ty_buf_append(&b, "", 1);
   char err[TY_ERR_LEN];
-  int rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
+  int rc = ty_policy_take_config((char *)b.data, policy, err, sizeof(err));
+  if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
   ty_buf_close(&b);
   if (rc != 0) {
     fprintf(stderr, "traind: --config %s: %s\n", path, err);
     return 2;
   }
+  return 0;
+}
+
+/* Graph jobs' default checkpoints go to ranks on other nodes, as their
+ * users: an absolute path (default: `checkpoints` next to the state dir),
+ * made 1777 like /tmp (each job's directory belongs to its user). */
+static int checkpoint_dir(opts *o, char *abs) {
+  char def[PATH_MAX];
+  if (!o->checkpoint_dir) { /* /var/lib/traind -> /var/lib/checkpoints */
+    snprintf(def, sizeof def, "%s", o->state_dir);
+    char *slash = strrchr(def, '/');
+    if (slash) *slash = '\0';
+    size_t n = strlen(def);
+    snprintf(def + n, sizeof def - n, "/checkpoints");
+    o->checkpoint_dir = def;
+  }
+  struct stat st;
+  if (ty_mkdir_p(o->checkpoint_dir) != 0 || !realpath(o->checkpoint_dir, abs) ||
+      stat(abs, &st) != 0) {
+    fprintf(stderr, "traind: --checkpoint-dir %s: cannot create or resolve it\n",
+            o->checkpoint_dir);
+    return 1;
+  }
+  if ((st.st_mode & 07777) != 01777 && chmod(abs, 01777) != 0)
+    fprintf(stderr, "traind: --checkpoint-dir %s: cannot make it 1777 (%s); jobs of other users "
+            "may not checkpoint there\n", abs, strerror(errno));
+  o->checkpoint_dir = abs;
   return 0;
 }
 
@@ -279,7 +324,11 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc < 0 ? 0 : rc;
   ty_sched_config sched;
   ty_sched_topology topo;
-  if ((rc = load_config(o.config_file, &sched, &topo)) != 0) return rc;
+  ty_auth_policy policy;
+  if ((rc = load_config(o.config_file, &sched, &topo, &policy)) != 0) {
+    ty_policy_close(&policy);
+    return rc;
+  }
   ty_log_init("traind", o.level);
   signal(SIGPIPE, SIG_IGN);
   uint64_t fds = ty_raise_fd_limit();
@@ -288,36 +337,41 @@ int main(int argc, char **argv) {
     ty_warn("the descriptor limit is %llu: fewer than --max-conns %u connections fit; raise "
             "ulimit -n (accepts beyond it are refused and counted)",
             (unsigned long long)fds, max_conns);
-  /* Checkpoint paths of graph jobs default to the state dir and are handed to
-   * ranks that run elsewhere, so the state dir must be absolute. */
-  char state_abs[PATH_MAX];
+  /* Job environments, the token secret and port files are traind's alone. */
+  umask(077);
+  char state_abs[PATH_MAX], ckpt_abs[PATH_MAX];
   if (ty_mkdir_p(o.state_dir) != 0 || !realpath(o.state_dir, state_abs)) {
     fprintf(stderr, "traind: --state-dir %s: cannot create or resolve it\n", o.state_dir);
     return 1;
   }
   o.state_dir = state_abs;
+  if ((rc = checkpoint_dir(&o, ckpt_abs)) != 0) return rc;
   find_graphcheck(&o);
   if (strchr(o.graphcheck, '/') && access(o.graphcheck, X_OK) != 0)
     ty_warn("--graphcheck %s: not an executable file; every graph job will be refused", o.graphcheck);
-  if (geteuid() == 0)
-    ty_warn("running as root while requests are not authenticated: graph jobs' models are read "
-            "with root's rights (daemon/check.c, run_as); run traind as a user that may read them");
+  if (geteuid() == 0 && o.auth == TY_AUTH_NONE)
+    ty_warn("running as root with --auth none: graph jobs' models are read with root's rights "
+            "(daemon/check.c, run_as); run traind as a user that may read them");
   uv_loop_t *loop = uv_default_loop();
   ty_controller_config cfg = {.listen_host = o.listen_host, .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,
                               .web_host = o.web_host[0] ? o.web_host : NULL, .web_port = o.web_port,
                               .web_token_required = o.web_token_required,
-                              .state_dir = o.state_dir, .heartbeat_ms = o.heartbeat_ms,
+                              .state_dir = o.state_dir, .checkpoint_dir = o.checkpoint_dir,
+                              .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
                               .limits = o.limits, .sched = &sched, .topo = &topo,
-                              .graphcheck = o.graphcheck, .check_cpu_s = o.check_cpu_s,
-                              .check_mem_bytes = o.check_mem, .check_timeout_s = o.check_timeout_s,
-                              .check_jobs = o.check_jobs, .plan_rates = check_rates(&o.rates)};
+                              .client_auth = o.auth, .munge_socket = o.munge_socket,
+                              .policy = &policy, .graphcheck = o.graphcheck,
+                              .check_cpu_s = o.check_cpu_s, .check_mem_bytes = o.check_mem,
+                              .check_timeout_s = o.check_timeout_s, .check_jobs = o.check_jobs,
+                              .plan_rates = check_rates(&o.rates)};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));
-  ty_sched_topology_close(&topo); /* the controller keeps its own copy */
+  ty_sched_topology_close(&topo); /* the controller keeps its own copies */
+  ty_policy_close(&policy);
   if (rc != 0) {
     ty_error("cannot start: %s", err[0] ? err : ty_strerror(rc));
     return 1;
@@ -327,9 +381,11 @@ int main(int argc, char **argv) {
           TY_VERSION, o.listen_host, rpc_port, o.metrics_host, metrics_port, o.state_dir);
   int web_port = ty_controller_web_port(d.ctl);
   if (web_port >= 0)
-    ty_info("web console on http://%s:%d/ (read-only; clients not on loopback need the token in "
-            "%s/web.token, see docs/web-console.md)",
-            o.web_host, web_port, o.state_dir);
+    ty_info("web console on http://%s:%d/ (read-only; %s need the token in %s/web.token, see "
+            "docs/web-console.md)",
+            o.web_host, web_port,
+            o.auth == TY_AUTH_NONE && !o.web_token_required ? "clients not on loopback" : "clients",
+            o.state_dir);
   if (o.port_file &&
       (rc = write_port_file(o.port_file, rpc_port, metrics_port, web_port)) != 0) {
     ty_error("cannot write the port file %s: %s", o.port_file, ty_strerror(rc));

@@ -4,7 +4,7 @@
  *
  * Three kinds of series live here:
  *   - Event counters and histograms, advanced where the event happens: RPCs
- *     (reply.c), submits (rpc_client.c), preemptions and backfills
+ *     (reply.c), refusals (auth.c), submits (rpc_client.c), preemptions and backfills
  *     (sched_pass.c), and every job transition (ty__metrics_job_transition:
  *     queue wait, run time, ends by state).
  *   - Gauges that mirror state, cleared and refilled from the in-memory
@@ -258,6 +258,9 @@ void ty__metrics_init(ty_controller *ctl) {
   ctl->m.rpc_seconds = ty_metrics_histogram(m, "trainyard_rpc_duration_seconds",
                                             "Time from request to answer, commit included.",
                                             "method", rpc_bounds, TY_ARRAY_LEN(rpc_bounds));
+  ctl->m.refusals = ty_metrics_counter(m, "trainyard_rpc_refusals_total",
+                                       "Requests refused for authentication or authorisation, "
+                                       "by method and reason.", "method,reason");
   ctl->m.commits = ty_metrics_counter(m, "trainyard_store_commits_total",
                                       "SQLite transactions committed (group commits).", NULL);
   register_cluster(ctl, m);

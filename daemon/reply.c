@@ -24,8 +24,12 @@ static void unlink_reply(ty_controller *ctl, ty_reply *r) {
 void ty__reply_finish(ty_reply *r, int status, const char *message) {
   ty_controller *ctl = r->ctl;
   if (status != 0)
-    ty_warn("refused %s from %s: %s (%s)", r->method, r->conn ? ty_rpc_peer(r->conn) : "(gone)",
-            message && message[0] ? message : ty_strerror(status), ty_error_label(status));
+    ty_warn("refused %s from %s%s%s%s: %s (%s)", r->method,
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", r->who.user[0] ? " (" : "", r->who.user,
+            r->who.user[0] ? ")" : "", message && message[0] ? message : ty_strerror(status),
+            ty_error_label(status));
+  if (status == TY_EPERM && !r->refusal_counted)
+    ty__auth_count(ctl, r->method, r->refusal ? r->refusal : "denied");
   if (r->conn) {
     int rc = ty_rpc_reply(r->conn, r->request_id, status, message, status == 0 ? r->out.data : NULL,
                           status == 0 ? r->out.len : 0);
@@ -63,8 +67,6 @@ ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *re
   r->request_id = req->request_id;
   r->method = method;
   r->t0_ns = uv_hrtime();
-  r->credential = req->credential;
-  r->credential_len = req->credential_len;
   ty_buf_init(&r->out);
   r->next = ctl->replies;
   if (r->next) r->next->prev = r;

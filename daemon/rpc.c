@@ -4,6 +4,14 @@
  * table. Every request becomes a ty_reply (reply.c) that the handler
  * finishes, at once or after its commit.
  *
+ * Each method names who may call it (auth.c): clients with their own
+ * credential, workers with the cluster service's, or anyone holding the
+ * job-scoped token the handler checks. A request is checked in this order:
+ * its frame (lib/rpc), its caps and decoding (proto/convert.c's table, here,
+ * on the loop: cheap, and answered with the field at fault), its credential
+ * (off the loop, auth.c), then who may do what (the handler). It runs only
+ * once its credential verified, in the order requests arrived.
+ *
  * Worker methods (Heartbeat, TaskUpdate) are refused with TY_ESTATE on a
  * connection that has not sent RegisterNode first.
  */
@@ -25,39 +33,65 @@ typedef enum {
   M_COUNT
 } method_id;
 
+#define CLIENT TY_AUTH_CLASS_CLIENT
+#define WORKER TY_AUTH_CLASS_WORKER
+#define TOKEN TY_AUTH_CLASS_TOKEN
+
 static const struct {
   const char *name;
   handler_fn fn;
+  ty_auth_class who;
   bool needs_registration;
 } methods[M_COUNT] = {
-    [M_SUBMIT] = {TY_M_SUBMIT_JOB, ty__h_submit, false},
-    [M_LIST_JOBS] = {TY_M_LIST_JOBS, ty__h_list_jobs, false},
-    [M_GET_JOB] = {TY_M_GET_JOB, ty__h_get_job, false},
-    [M_CANCEL] = {TY_M_CANCEL_JOB, ty__h_cancel, false},
-    [M_LIST_NODES] = {TY_M_LIST_NODES, ty__h_list_nodes, false},
-    [M_LOCATIONS] = {TY_M_GET_TASK_LOCATIONS, ty__h_task_locations, false},
-    [M_REGISTER] = {TY_M_REGISTER_NODE, ty__h_register, false},
-    [M_HEARTBEAT] = {TY_M_HEARTBEAT, ty__h_heartbeat, true},
-    [M_TASK_UPDATE] = {TY_M_TASK_UPDATE, ty__h_task_update, true},
+    [M_SUBMIT] = {TY_M_SUBMIT_JOB, ty__h_submit, CLIENT, false},
+    [M_LIST_JOBS] = {TY_M_LIST_JOBS, ty__h_list_jobs, CLIENT, false},
+    [M_GET_JOB] = {TY_M_GET_JOB, ty__h_get_job, CLIENT, false},
+    [M_CANCEL] = {TY_M_CANCEL_JOB, ty__h_cancel, CLIENT, false},
+    [M_LIST_NODES] = {TY_M_LIST_NODES, ty__h_list_nodes, CLIENT, false},
+    [M_LOCATIONS] = {TY_M_GET_TASK_LOCATIONS, ty__h_task_locations, CLIENT, false},
+    [M_REGISTER] = {TY_M_REGISTER_NODE, ty__h_register, WORKER, false},
+    [M_HEARTBEAT] = {TY_M_HEARTBEAT, ty__h_heartbeat, WORKER, true},
+    [M_TASK_UPDATE] = {TY_M_TASK_UPDATE, ty__h_task_update, WORKER, true},
     /* The scheduler's operations (admin.c). */
-    [M_LIST_QUEUES] = {TY_M_LIST_QUEUES, ty__h_list_queues, false},
-    [M_UPDATE_QUEUE] = {TY_M_UPDATE_QUEUE, ty__h_update_queue, false},
-    [M_UPDATE_NODE] = {TY_M_UPDATE_NODE, ty__h_update_node, false},
-    [M_UPDATE_JOB] = {TY_M_UPDATE_JOB, ty__h_update_job, false},
-    [M_EXPLAIN_JOB] = {TY_M_EXPLAIN_JOB, ty__h_explain_job, false},
-    [M_GET_SHARES] = {TY_M_GET_SHARES, ty__h_get_shares, false},
-    /* Graph jobs (graph.c): ranks rendezvous, workers report progress. */
-    [M_RDV_PUT] = {TY_M_RENDEZVOUS_PUT, ty__h_rendezvous_put, false},
-    [M_RDV_GET] = {TY_M_RENDEZVOUS_GET, ty__h_rendezvous_get, false},
-    [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, true},
+    [M_LIST_QUEUES] = {TY_M_LIST_QUEUES, ty__h_list_queues, CLIENT, false},
+    [M_UPDATE_QUEUE] = {TY_M_UPDATE_QUEUE, ty__h_update_queue, CLIENT, false},
+    [M_UPDATE_NODE] = {TY_M_UPDATE_NODE, ty__h_update_node, CLIENT, false},
+    [M_UPDATE_JOB] = {TY_M_UPDATE_JOB, ty__h_update_job, CLIENT, false},
+    [M_EXPLAIN_JOB] = {TY_M_EXPLAIN_JOB, ty__h_explain_job, CLIENT, false},
+    [M_GET_SHARES] = {TY_M_GET_SHARES, ty__h_get_shares, CLIENT, false},
+    /* Graph jobs (graph.c): ranks rendezvous with their job's token, workers
+     * report progress. */
+    [M_RDV_PUT] = {TY_M_RENDEZVOUS_PUT, ty__h_rendezvous_put, TOKEN, false},
+    [M_RDV_GET] = {TY_M_RENDEZVOUS_GET, ty__h_rendezvous_get, TOKEN, false},
+    [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, WORKER, true},
     /* Plans a graph job as a submit would, without submitting it (graph.c). */
-    [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, false},
+    [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, CLIENT, false},
 };
+
+static int method_of(const char *name) {
+  int m = 0;
+  while (m < M_COUNT && strcmp(methods[m].name, name) != 0) m++;
+  return m;
+}
+
+/* The request was admitted (auth.c): its credential verified, r->who set. */
+static void run(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n, const uint8_t *cred,
+                size_t cred_len) {
+  int m = method_of(r->method);
+  if (methods[m].needs_registration && !ty__node_by_conn(ctl, r->conn)) {
+    ty__reply_finishf(r, TY_ESTATE, "%s before RegisterNode on this connection",
+                      methods[m].name);
+    return;
+  }
+  r->credential = cred;
+  r->credential_len = cred_len;
+  methods[m].fn(ctl, r, p, n);
+  /* The credential was borrowed for the synchronous call only. */
+}
 
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
   ty_controller *ctl = ud;
-  int m = 0;
-  while (m < M_COUNT && strcmp(methods[m].name, req->method) != 0) m++;
+  int m = method_of(req->method);
   if (m == M_COUNT) {
     ty_reply *r = ty__reply_new(ctl, c, req, "unknown");
     ty__reply_finishf(r, TY_ENOTFOUND, "unknown method \"%.64s\"", req->method);
@@ -73,17 +107,14 @@ void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
     ty__reply_finish(r, TY_ECLOSED, "the controller is shutting down");
     return;
   }
-  if (methods[m].needs_registration && !ty__node_by_conn(ctl, c)) {
-    ty__reply_finishf(r, TY_ESTATE, "%s before RegisterNode on this connection",
-                      methods[m].name);
-    return;
-  }
+  /* The caps and the decode first: bad input is answered at once, without
+   * a trip to munged, and the admission queue copies only bounded requests. */
   char err[TY_ERR_LEN];
   if (ty__conv_check_request(methods[m].name, req->payload, req->payload_len, err, sizeof(err))) {
     ty__reply_finish(r, TY_EINVAL, err);
     return;
   }
-  methods[m].fn(ctl, r, req->payload, req->payload_len);
+  ty__auth_admit(ctl, r, methods[m].who, req, run);
 }
 
 void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud) {

@@ -7,6 +7,11 @@
  * answer at once from memory, except GetJob's events, read from the
  * store's reader connection.
  *
+ * The caller is r->who (auth.c): a job belongs to the uid that submitted it,
+ * whatever its `user` field said; listings show a job's command and
+ * environment only to its owner and operators; cancelling and task tokens
+ * need the owner or an operator.
+ *
  * Retried submits: a SubmitJob carrying a request id that its user already
  * submitted is answered with the job that id created, once that job's
  * commit is durable, so a client that lost the connection before the answer
@@ -49,21 +54,24 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job owning spec, blob, plan and request id (stored with
- * the defaults validation filled in; as sent if re-encoding fails). */
+/* A new PENDING job owning spec, plan, blob and request id, the submitted
+ * Job re-encoded with the defaults validation filled in and its submitter
+ * (never the blob as sent: its run_as is the client's word). NULL, with
+ * blob freed (and spec, plan and request id still the caller's), when it
+ * cannot be re-encoded. */
 static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len,
                        uint8_t *plan, size_t plan_len, char *request_id) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
   j->id = ctl->next_id;
   j->spec = *spec;
-  j->request_id = request_id;
-  if (ty__conv_normalize(blob, len, spec, &j->blob, &j->blob_len) == 0) {
-    free(blob);
-  } else {
+  int rc = ty__conv_normalize(blob, len, spec, &j->blob, &j->blob_len);
+  free(blob);
+  if (rc != 0) {
     free(j->blob);
-    j->blob = blob;
-    j->blob_len = len;
+    free(j);
+    return NULL;
   }
+  j->request_id = request_id;
   j->plan = plan;
   j->plan_len = plan_len;
   j->state = TY_JOB_PENDING;
@@ -115,13 +123,21 @@ static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
  * once it is committed. The job, or NULL when it was refused. */
 static ty_job *accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
                           size_t blob_len, uint8_t *plan, size_t plan_len, char *rid) {
+  const char *nomem = "job: no memory to store a job this large; it was not accepted";
   ty_job *j = job_new(ctl, spec, blob, blob_len, plan, plan_len, rid);
+  if (!j) {
+    ty_job_spec_close(spec);
+    free(plan);
+    free(rid);
+    ty__reply_finish(r, TY_ENOMEM, nomem);
+    return NULL;
+  }
   ty_txn *t = ty_txn_create();
   int rc = submit_txn(j, t);
   if (rc != 0) {
     ty_txn_destroy(t);
     ty__job_free(j);
-    ty__reply_finish(r, rc, "job: no memory to store a job this large; it was not accepted");
+    ty__reply_finish(r, rc, nomem);
     return NULL;
   }
   ty__job_add(ctl, j);
@@ -176,11 +192,13 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   free(sw);
 }
 
-/* Answers a submit whose request id `user` already used (a stored job, or
- * one whose check is running); false when the id is new. */
-static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, const char *rid) {
+/* Answers a submit whose request id its submitter (the credential's uid,
+ * never a name the client sent) already used: a stored job, or one whose
+ * check is running. False when the id is new for this uid, whoever else
+ * used it. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const char *rid) {
   if (!rid[0]) return false;
-  ty_job *j = ty__job_by_request(ctl, user, rid);
+  ty_job *j = ty__job_by_request(ctl, uid, rid);
   if (j) {
     ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
             r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
@@ -188,7 +206,7 @@ static bool answer_retry(ty_controller *ctl, ty_reply *r, const char *user, cons
     return true;
   }
   for (ty__submit_wait *sw = ctl->checking; sw; sw = sw->next) {
-    if (strcmp(sw->rid, rid) != 0 || strcmp(sw->spec.user, user) != 0) continue;
+    if (sw->spec.uid != uid || strcmp(sw->rid, rid) != 0) continue;
     ty_info("SubmitJob from %s: request_id %s is being checked; answering as its first submit",
             r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid);
     sw->retries = ty_xrealloc(sw->retries, (sw->n_retries + 1) * sizeof(*sw->retries));
@@ -209,8 +227,16 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   rc = ty_job_check_request_id(rid, err, sizeof(err));
-  if (rc == 0) rc = ty_job_spec_validate(&spec, err, sizeof(err));
-  bool retry = rc == 0 && answer_retry(ctl, r, spec.user, rid);
+  if (rc == 0) {
+    /* The job is the caller's, whoever the client said it was. */
+    free(spec.user);
+    spec.user = ty_strdup(r->who.user);
+    spec.has_uid = true;
+    spec.uid = r->who.uid;
+    spec.gid = r->who.gid;
+    rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  }
+  bool retry = rc == 0 && answer_retry(ctl, r, spec.uid, rid);
   if (rc == 0 && !retry) rc = check_placeable(ctl, &spec, err, sizeof(err));
   if (rc != 0 || retry) {
     ty_job_spec_close(&spec);
@@ -251,7 +277,10 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     return;
   }
   ty_job **sel = ty_wire_calloc(ctl->n_jobs, sizeof(*sel));
-  if (!sel) {
+  bool *full = ty_wire_calloc(ctl->n_jobs, sizeof(*full));
+  if (!sel || !full) {
+    free(sel);
+    free(full);
     ty__list_filter_close(&f);
     ty__reply_finishf(r, TY_ENOMEM, "no memory to list %zu jobs", ctl->n_jobs);
     return;
@@ -266,8 +295,10 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     sel[a] = sel[b];
     sel[b] = tmp;
   }
-  int rc = ty__conv_list_jobs_resp(sel, k, &r->out);
+  for (size_t i = 0; i < k; i++) full[i] = ty__auth_sees_job(r, sel[i]);
+  int rc = ty__conv_list_jobs_resp(sel, full, k, &r->out);
   free(sel);
+  free(full);
   ty__list_filter_close(&f);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
@@ -305,9 +336,9 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   if (ty_store_job_events(ctl->store, id, collect_event, &evs) != 0)
     ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)id,
             ty_store_errmsg(ctl->store));
-  int rc = ty__conv_get_job_resp(j, evs.v, evs.n, &r->out);
+  int rc = ty__conv_get_job_resp(j, ty__auth_sees_job(r, j), evs.v, evs.n, &r->out);
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
-  if (rc == 0 && with_plan && j->plan_len) rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
+  if (rc == 0 && with_plan && j->plan_len && ty__auth_sees_job(r, j)) rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
   for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
@@ -342,6 +373,7 @@ static void on_cancel_committed(int status, void *ud) {
     }
   }
   ty__sched_request(ctl);
+  cc->r->refusal_counted = true; /* each refused id was counted by cancel_one */
   /* One id: its error is the answer's. Several: one result each, whatever
    * happened to the others, so the client can report every id. */
   if (cc->n == 1 && first_err) {
@@ -354,24 +386,25 @@ static void on_cancel_committed(int status, void *ud) {
   free(cc);
 }
 
-static void cancel_one(ty_controller *ctl, uint64_t id, const char *user, ty_cancel_result *res,
+static void cancel_one(ty_controller *ctl, ty_reply *r, uint64_t id, ty_cancel_result *res,
                        ty_txn *t) {
   res->job_id = id;
   ty_job *j = ty__job_find(ctl, id);
   char *msg = res->message;
   size_t len = sizeof(res->message);
+  const char *user = r->who.user;
   if (!j || !j->committed) {
     res->status = ty_errf(msg, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
-  } else if (user[0] && strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0) {
-    res->status = ty_errf(msg, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s",
-                          (unsigned long long)id, j->spec.user, user);
+  } else if ((res->status = ty__auth_job(r, j, "cancel", msg, len)) != 0) {
+    ty_warn("refused CancelJob from %s: %s", user, msg);
+    ty__auth_count(ctl, r->method, "not_owner");
   } else if (ty_job_check_transition(j->state, TY_JOB_CANCELLED) != 0) {
     res->status = ty_errf(msg, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)id,
                           ty_job_state_name(j->state));
   } else {
     char why[TY_ERR_LEN], actor[128];
-    snprintf(why, sizeof(why), "cancelled by %.64s", user[0] ? user : "a client");
-    snprintf(actor, sizeof(actor), "user:%.64s", user[0] ? user : "unknown");
+    snprintf(why, sizeof(why), "cancelled by %.64s", user);
+    snprintf(actor, sizeof(actor), "user:%.64s", user);
     ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, actor, t);
   }
 }
@@ -379,15 +412,13 @@ static void cancel_one(ty_controller *ctl, uint64_t id, const char *user, ty_can
 void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t *ids = NULL;
   size_t n_ids = 0;
-  char *user = NULL;
-  int decoded = ty__conv_cancel_req(p, n, &ids, &n_ids, &user);
+  int decoded = ty__conv_cancel_req(p, n, &ids, &n_ids);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a CancelJobRequest");
     return;
   }
   if (n_ids == 0) {
     free(ids);
-    free(user);
     ty__reply_finish(r, TY_EINVAL, "job_ids: at least one job id is required");
     return;
   }
@@ -395,7 +426,6 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_cancel_result *res = ty_wire_calloc(n_ids, sizeof(*res));
   if (!res) {
     free(ids);
-    free(user);
     ty__reply_finishf(r, TY_ENOMEM, "job_ids: no memory to cancel %zu jobs at once", n_ids);
     return;
   }
@@ -404,9 +434,8 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   cc->n = n_ids;
   cc->res = res;
   ty_txn *t = ty_txn_create();
-  for (size_t i = 0; i < n_ids; i++) cancel_one(ctl, ids[i], user, &cc->res[i], t);
+  for (size_t i = 0; i < n_ids; i++) cancel_one(ctl, r, ids[i], &cc->res[i], t);
   free(ids);
-  free(user);
   if (ty_txn_len(t) == 0) {
     ty_txn_destroy(t);
     on_cancel_committed(0, cc);
@@ -423,21 +452,11 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
-/* Task tokens go only to the job's owner (or root); MUNGE will vouch for the
- * user name once authentication lands. */
-static int check_token_user(const ty_job *j, const char *user, char *err, size_t len) {
-  if (!user[0]) return ty_errf(err, len, TY_EINVAL, "user: required for task tokens");
-  if (strcmp(user, "root") != 0 && strcmp(user, j->spec.user) != 0)
-    return ty_errf(err, len, TY_EPERM, "job %llu belongs to %.64s, not %.64s", (unsigned long long)j->id,
-                    j->spec.user, user);
-  return 0;
-}
-
 void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
   bool want_tokens = false;
-  char *user = NULL, err[TY_ERR_LEN];
-  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens, &user);
+  char err[TY_ERR_LEN];
+  int decoded = ty__conv_task_locations_req(p, n, &id, &want_tokens);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a GetTaskLocationsRequest");
     return;
@@ -446,8 +465,9 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   int rc = (!j || !j->committed)
                ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found", (unsigned long long)id)
                : 0;
-  if (rc == 0 && want_tokens) rc = check_token_user(j, user, err, sizeof(err));
-  free(user);
+  /* Tokens read the job's logs and type into it: its owner's or an operator's. */
+  if (rc == 0 && want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
+    r->refusal = "not_owner";
   if (rc != 0) {
     ty__reply_finish(r, rc, err);
     return;

@@ -67,6 +67,7 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   ty__node_topology(ctl, n);
   n->last_seen_ms = ty_now_ms();
   n->last_seen_mono = ty_mono_ms();
+  if (n->conn != c) n->conn_gen++;
   n->conn = c;
   return n;
 }
@@ -79,6 +80,7 @@ static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_
     ty_job *j = ty__job_find(ctl, tr->job_id);
     ty_rank *rk = our_rank(j, tr->rank, n);
     if (rk && ty_task_state_ended(tr->state)) {
+      ty_task_usage_add(&j->usage, &tr->usage);
       ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
                      tr->reason, t);
     } else if (rk) {
@@ -141,8 +143,7 @@ static void on_register_committed(int status, void *ud) {
     for (size_t i = 0; i < rc->n_kill; i++) {
       b.len = 0;
       if (ty__conv_kill_req(rc->kill[i], 0, ctl->cfg.kill_grace_s, &b) == 0)
-        ty_rpc_call(n->conn, TY_M_KILL_TASK, b.data, b.len, NULL, 0, 30000, on_kill_answer, NULL,
-                    NULL);
+        ty__node_call(ctl, n, TY_M_KILL_TASK, &b, 30000, on_kill_answer, NULL);
     }
     ty_buf_close(&b);
     for (size_t i = 0; i < ctl->n_jobs; i++)
@@ -179,12 +180,26 @@ static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_repo
   return 0;
 }
 
+/* Only nodes listed in auth.nodes register (any name under auth.workers =
+ * none with no list: a development cluster). */
+static bool node_listed(ty_controller *ctl, const char *name) {
+  const ty_auth_policy *p = &ctl->policy;
+  if (!p->nodes_listed && p->workers == TY_AUTH_NONE) return true;
+  return ty_policy_node_allowed(p, name);
+}
+
 void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_node_report rep;
   char err[TY_ERR_LEN];
   int decoded = ty__conv_register_req(p, len, &rep);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a RegisterNodeRequest carrying a node");
+    return;
+  }
+  if (!node_listed(ctl, rep.name)) {
+    ty__auth_refuse(r, "node_not_listed", "RegisterNode: permission denied: node \"%.64s\" is "
+                    "not listed in auth.nodes of traind's configuration", rep.name);
+    ty__node_report_close(&rep);
     return;
   }
   int rc = check_register(ctl, r->conn, &rep, err, sizeof(err));
@@ -293,6 +308,7 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_txn *t = ty_txn_create();
+  ty_task_usage_add(&j->usage, &tr.usage);
   ty__rank_ended(ctl, j, tr.rank, tr.state, tr.exit_code, tr.term_signal, tr.timed_out, tr.reason,
                  t);
   ty__task_report_close(&tr);

@@ -20,20 +20,25 @@
 /* ---- jobs --------------------------------------------------------------------------------- */
 
 /* ---- the request-id index ------------------------------------------------------------------
- * (user, request id) -> job, chained through ty_job.req_next, doubled when it
- * holds more jobs than buckets: a retried SubmitJob finds its job in O(1)
- * among all of history. Only jobs submitted with a request id are in it. */
+ * (submitter's uid, request id) -> job, chained through ty_job.req_next,
+ * doubled when it holds more jobs than buckets: a retried SubmitJob finds its
+ * job in O(1) among all of history. Only jobs submitted with a request id
+ * and a uid the credential proved are in it: a user's ids are theirs alone,
+ * and jobs from before authentication (whose user was the client's word)
+ * answer no one's retry. */
 
-static uint64_t req_hash(const char *user, const char *rid) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const char *s = user; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-  h = (h ^ 0xff) * 0x100000001b3ull; /* a separator no name byte equals */
+static bool req_indexed(const ty_job *j) {
+  return j->spec.has_uid && j->request_id && j->request_id[0];
+}
+
+static uint64_t req_hash(uint32_t uid, const char *rid) {
+  uint64_t h = ty_mix64(0xcbf29ce484222325ull ^ uid);
   for (const char *s = rid; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
   return ty_mix64(h);
 }
 
 static void req_link(ty_job **buckets, size_t n, ty_job *j) {
-  ty_job **b = &buckets[req_hash(j->spec.user, j->request_id) & (n - 1)];
+  ty_job **b = &buckets[req_hash(j->spec.uid, j->request_id) & (n - 1)];
   j->req_next = *b;
   *b = j;
 }
@@ -56,18 +61,18 @@ static void req_index_add(ty_controller *ctl, ty_job *j) {
 }
 
 static void req_index_remove(ty_controller *ctl, ty_job *j) {
-  if (!ctl->n_req_index || !j->request_id || !j->request_id[0]) return;
-  ty_job **p = &ctl->req_index[req_hash(j->spec.user, j->request_id) & (ctl->n_req_index - 1)];
+  if (!ctl->n_req_index || !req_indexed(j)) return;
+  ty_job **p = &ctl->req_index[req_hash(j->spec.uid, j->request_id) & (ctl->n_req_index - 1)];
   while (*p && *p != j) p = &(*p)->req_next;
   if (!*p) return;
   *p = j->req_next;
   ctl->n_req_jobs--;
 }
 
-ty_job *ty__job_by_request(ty_controller *ctl, const char *user, const char *rid) {
+ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid) {
   if (!ctl->n_req_index || !rid[0]) return NULL;
-  for (ty_job *j = ctl->req_index[req_hash(user, rid) & (ctl->n_req_index - 1)]; j; j = j->req_next)
-    if (strcmp(j->request_id, rid) == 0 && strcmp(j->spec.user, user) == 0) return j;
+  for (ty_job *j = ctl->req_index[req_hash(uid, rid) & (ctl->n_req_index - 1)]; j; j = j->req_next)
+    if (j->spec.uid == uid && strcmp(j->request_id, rid) == 0) return j;
   return NULL;
 }
 
@@ -92,7 +97,7 @@ void ty__job_add(ty_controller *ctl, ty_job *j) {
   }
   ctl->jobs[ctl->n_jobs++] = j; /* ids are handed out in increasing order */
   if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
-  if (j->request_id && j->request_id[0]) req_index_add(ctl, j);
+  if (req_indexed(j)) req_index_add(ctl, j);
 }
 
 void ty__job_remove(ty_controller *ctl, uint64_t id) {

@@ -92,6 +92,13 @@ static const char *const migrations[] = {
     /* 4: retry-safe submits (issue 13): the client's request id, unique per
      * user among the jobs that have one, so a repeated id finds its job. */
     "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) WHERE request_id != '';",
+    /* 5: authentication (issue 12): the ranks' cgroup usage, and the
+     * submitter's uid, which a request id is now unique per (a user's name
+     * was the client's word before; jobs from then have uid -1 and are left
+     * out of the index, so their ids can never collide with new ones). */
+    "DROP INDEX jobs_by_request;"
+    "CREATE UNIQUE INDEX jobs_by_request ON jobs(uid, request_id) "
+    "WHERE request_id != '' AND uid >= 0;",
 };
 
 /* The jobs table's columns, from TY_JOB_COLUMNS. */

@@ -16,15 +16,15 @@
  *   /api/jobs/ID/plan          its plan, as `trainctl plan --json` prints it
  * Errors are JSON {"error": "..."} naming the bad part of the request.
  *
- * Who may look: a loopback client is the local operator, as trainctl is
- * with --auth none; any other client needs the console token: hex of the
+ * Who may look: under --auth none a loopback client is the local operator,
+ * as trainctl is; any other client, and every client under --auth munge,
+ * needs the console token: hex of the
  * first 16 bytes of STATE_DIR/web.key (created on first start, mode 0600, readable only by
  * whoever runs traind; STATE_DIR/web.token holds the token as text, also
  * 0600), sent as "Authorization: Bearer TOKEN" or as the
  * trainyard_token cookie, which opening /?token=TOKEN sets (HttpOnly,
- * SameSite=Strict). --web-token-required asks loopback clients for it too
- * (a host shared with users who are not operators). Nothing here changes
- * state.
+ * SameSite=Strict). --web-token-required asks loopback clients for it under
+ * --auth none too. Nothing here changes state.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -232,7 +232,8 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
     return;
   }
   bool by_query = q.token[0] && token_ok(ctl, q.token) && strcmp(path, "/") == 0;
-  if (ctl->cfg.web_token_required) loopback = false;
+  /* Loopback is the operator only where trainctl needs no credential either. */
+  if (ctl->cfg.client_auth != TY_AUTH_NONE || ctl->cfg.web_token_required) loopback = false;
   if (!loopback && !by_query && !token_ok(ctl, req->token)) {
     fail(resp, 401, "the console needs its token: open /?token=TOKEN once (TOKEN is in "
                     "web.token in traind's state directory)");

@@ -3,25 +3,34 @@
 # Starts and stops a local Trainyard cluster: one traind and N trainworkerd
 # processes on loopback, state under a folder of the checkout (var/ by
 # default). Processes are tracked by PID files and stopped by PID.
+# Authentication (docs/security.md): -a none (the default here) starts a
+# single-user development cluster whose requests carry no credential, and
+# says so; -a munge authenticates every request with munged (its default
+# socket, or $TRAINYARD_MUNGE_SOCKET). Either way traind's config
+# (STATEDIR/traind.conf) lists the workers in auth.nodes.
 # Ports: traind PORT (default 7810, or $TRAINYARD_PORT), its /metrics PORT+1,
 # its web console PORT+2 (with -w), worker i's /metrics PORT+20+i (deploy/prometheus.yml scrapes these); task
 # I/O ports are ephemeral (workers report them to the controller).
 #
-#   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-w]
+#   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge] [-w]
 #   deploy/cluster.sh stop  [-s STATEDIR]
 #   deploy/cluster.sh status [-s STATEDIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}; shift || true
-workers=2 builddir="$root/build" state="$root/var" cpus="" web=0
+workers=2 builddir="$root/build" state="$root/var" cpus="" auth=none web=0
 port=${TRAINYARD_PORT:-7810}
-while getopts "n:b:s:c:w" o; do
+while getopts "n:b:s:c:a:w" o; do
   case $o in
     n) workers=$OPTARG ;; b) builddir=$OPTARG ;; s) state=$OPTARG ;; c) cpus=$OPTARG ;;
-    w) web=1 ;;
-    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-w]" >&2; exit 2 ;;
+    a) auth=$OPTARG ;; w) web=1 ;;
+    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge] [-w]" >&2
+       exit 2 ;;
   esac
 done
+case $auth in none | munge) ;; *) echo "cluster: -a must be none or munge, not $auth" >&2; exit 2 ;; esac
+auth_flags=(--auth "$auth")
+[ -n "${TRAINYARD_MUNGE_SOCKET:-}" ] && auth_flags+=(--munge-socket "$TRAINYARD_MUNGE_SOCKET")
 mkdir -p "$state"
 state=$(cd "$state" && pwd) # daemons get absolute paths
 piddir="$state/pids"
@@ -39,11 +48,12 @@ start() {
     echo "cluster: already running (traind pid $(cat "$piddir/traind.pid"))" >&2; exit 1
   fi
   rm -f "$state"/*.ports
+  echo "auth.nodes = worker[1-$workers]" >"$state/traind.conf"
   webflag=()
   [ "$web" = 1 ] && webflag=(--web-listen "127.0.0.1:$((port + 2))")
   "$builddir/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
-    --state-dir "$state/traind" --port-file "$state/traind.ports" "${webflag[@]}" \
-    >>"$state/logs/traind.log" 2>&1 &
+    --state-dir "$state/traind" --port-file "$state/traind.ports" --config "$state/traind.conf" \
+    "${auth_flags[@]}" "${webflag[@]}" >>"$state/logs/traind.log" 2>&1 &
   echo $! >"$piddir/traind.pid"
   wait_file "$state/traind.ports"
   for i in $(seq 1 "$workers"); do
@@ -52,12 +62,19 @@ start() {
     "$builddir/worker/trainworkerd" --controller "127.0.0.1:$port" --name "worker$i" \
       --state-dir "$state/worker$i" --io-listen 127.0.0.1:0 \
       --metrics-listen "127.0.0.1:$((port + 20 + i))" \
-      --port-file "$state/worker$i.ports" "${extra[@]}" >>"$state/logs/worker$i.log" 2>&1 &
+      --port-file "$state/worker$i.ports" "${auth_flags[@]}" "${extra[@]}" \
+      >>"$state/logs/worker$i.log" 2>&1 &
     echo $! >"$piddir/worker$i.pid"
     wait_file "$state/worker$i.ports"
   done
   echo "cluster: traind on 127.0.0.1:$port (metrics :$((port + 1))), $workers workers" \
     "(metrics :$((port + 21))..:$((port + 20 + workers))); logs in $state/logs"
+  if [ "$auth" = none ]; then
+    echo "cluster: --auth none: requests are NOT authenticated and every job runs as" \
+      "$(id -un); a single-user development cluster only (docs/security.md)"
+  else
+    echo "cluster: requests are authenticated with MUNGE (docs/security.md)"
+  fi
   [ "$web" = 1 ] && echo "cluster: web console at http://127.0.0.1:$((port + 2))/"
   return 0
 }

@@ -14,6 +14,7 @@ packages=(
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)
   libjs-chart.js # the web console's charts (built into traind)
+  munge libmunge-dev # MUNGE: every request's credential, as Slurm's (lib/auth)
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps
@@ -22,7 +23,7 @@ packages=(
   clang libclang-rt-14-dev
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
-  packages+=(slurm-wlm munge python3-torch hyperfine python3-websockets bc curl)
+  packages+=(slurm-wlm python3-torch hyperfine python3-websockets bc curl)
 fi
 
 missing=()

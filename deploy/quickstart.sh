@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # The README's first command: installs what Trainyard needs, builds it, starts
 # a local cluster (a controller and two workers, SQLite state under var/ in
-# this checkout, the web console on PORT+2), runs the main job on it, shows its progress and output, and
-# stops the cluster by PID.
+# this checkout, the web console on PORT+2), runs the main job on it, shows
+# its progress and output, and stops the cluster by PID. The cluster runs
+# with --auth none, a single-user development cluster (cluster.sh says so):
+# no munged needed, every job runs as you. docs/security.md sets up an
+# authenticated one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -21,6 +21,7 @@
 #include "lib/base/base.h"
 #include "proto/onnx.pb-c.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,7 +394,8 @@ int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
 
 int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph) {
   FILE *f = fopen(path, "rb");
-  if (!f) return ty_errf(err, err_len, TY_EIO, "%s: cannot open", path);
+  /* errno says whose problem it is: a missing file, or one the reader may not read. */
+  if (!f) return ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
   ty_buf b;
   ty_buf_init(&b);
   char chunk[65536];

@@ -68,6 +68,11 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   s->warn_signal = job->warn_signal;
   s->warn_before_s = job->warn_before_s;
   s->max_rank_failure_requeues = job->max_rank_failure_requeues;
+  if (job->run_as) {
+    s->has_uid = true;
+    s->uid = job->run_as->uid;
+    s->gid = job->run_as->gid;
+  }
   decode_resources(job->resources, s);
   ty_proto_decode_interactive(job->interactive, &s->interactive);
   if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_GRAPH) rc = decode_graph(job->graph, s);
@@ -80,13 +85,18 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
 void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   *pj = (ty_proto_job){.job = TRAINYARD__JOB__INIT, .res = TRAINYARD__RESOURCES__INIT,
                        .cmd = TRAINYARD__COMMAND_SPEC__INIT, .graph = TRAINYARD__GRAPH_SPEC__INIT,
-                       .ia = TRAINYARD__INTERACTIVE_SPEC__INIT};
+                       .ia = TRAINYARD__INTERACTIVE_SPEC__INIT,
+                       .run_as = TRAINYARD__UNIX_USER__INIT};
   Trainyard__Job *job = &pj->job;
   job->name = ty_wire_str(s->name), job->queue = ty_wire_str(s->queue);
   job->user = ty_wire_str(s->user);
   job->priority = s->priority, job->time_limit_s = s->time_limit_s;
   job->warn_signal = s->warn_signal, job->warn_before_s = s->warn_before_s;
   job->max_rank_failure_requeues = s->max_rank_failure_requeues;
+  if (s->has_uid) {
+    pj->run_as.uid = s->uid, pj->run_as.gid = s->gid;
+    job->run_as = &pj->run_as;
+  }
   pj->res.nodes = s->nodes, pj->res.tasks_per_node = s->tasks_per_node;
   pj->res.gpus_per_node = s->gpus_per_node, pj->res.cpus_per_task = s->cpus_per_task;
   pj->res.mem_per_node = s->mem_per_node;

@@ -28,6 +28,7 @@ typedef struct ty_proto_job {
   Trainyard__CommandSpec cmd;
   Trainyard__GraphSpec graph;
   Trainyard__InteractiveSpec ia;
+  Trainyard__UnixUser run_as;
 } ty_proto_job;
 /* spec -> pj->job, borrowing the spec's strings. Resources are always sent
  * (0 = the controller's default); the command or graph by kind; the

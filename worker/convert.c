@@ -59,6 +59,12 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   s->warn_before_s = m->warn_before_s;
   s->kill_grace_s = m->kill_grace_s;
   s->user = m->user;
+  if (m->run_as) {
+    s->has_uid = true;
+    s->uid = m->run_as->uid;
+    s->gid = m->run_as->gid;
+  }
+  s->mem_per_node = m->mem_per_node;
   ty_proto_decode_interactive(m->interactive, &s->interactive);
   s->attach_key = m->attach_key.data;
   s->attach_key_len = m->attach_key.len;
@@ -96,6 +102,10 @@ static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
   t->timed_out = r->timed_out;
   t->reason = ty_wire_str(r->reason);
   t->master_port = r->master_port;
+  t->cpu_usec = r->usage.cpu_usec;
+  t->mem_peak_bytes = r->usage.mem_peak_bytes;
+  t->io_read_bytes = r->usage.io_read_bytes;
+  t->io_write_bytes = r->usage.io_write_bytes;
 }
 
 static void fill_gpu(Trainyard__Gpu *g, const ty_worker_gpu *src) {
@@ -180,6 +190,10 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
   m.warned_signal = r->warned_signal;
+  m.cpu_usec = r->usage.cpu_usec;
+  m.mem_peak_bytes = r->usage.mem_peak_bytes;
+  m.io_read_bytes = r->usage.io_read_bytes;
+  m.io_write_bytes = r->usage.io_write_bytes;
   return ty_wire_pack(&m.base, out);
 }
 

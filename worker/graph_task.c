@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/base/base.h"
@@ -36,10 +37,17 @@ void ty__graph_worker_destroy(ty__graph_worker *gw) {
   free(gw);
 }
 
-static int write_file(const char *path, const uint8_t *data, size_t len, char *err, size_t err_len) {
+/* Writes a rank's model or config into the worker's job directory, 0600
+ * and owned by the task's user when the worker runs tasks as their users. */
+static int write_file(const ty_task_spec *spec, const char *path, const uint8_t *data, size_t len,
+                      char *err, size_t err_len) {
   char tmp[PATH_MAX + 16];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0 && geteuid() == 0 && spec->has_uid && fchown(fd, spec->uid, spec->gid) != 0) {
+    close(fd);
+    fd = -1;
+  }
   size_t off = 0;
   while (fd >= 0 && off < len) {
     ssize_t w = write(fd, data + off, len - off);
@@ -92,6 +100,27 @@ static char *rdv_token_env(const ty_task_spec *spec) {
   return s;
 }
 
+/* The checkpoint's directory (traind's CHECKPOINT_DIR/JOB/ unless the
+ * config named one): made when missing, 0700 and the job's user's, so the
+ * rank can write it and other users cannot read it. */
+static int make_ckpt_dir(const ty_task_spec *spec, char *err, size_t err_len) {
+  if (!spec->checkpoint_path || !spec->checkpoint_path[0]) return 0;
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", spec->checkpoint_path);
+  char *slash = strrchr(dir, '/');
+  struct stat st;
+  if (!slash || slash == dir) return 0;
+  *slash = '\0';
+  if (stat(dir, &st) == 0) return 0; /* there already: the user's own */
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    return ty_errf(err, err_len, TY_EIO, "cannot create the checkpoint directory %s: %s", dir,
+                   strerror(errno));
+  if (geteuid() == 0 && spec->has_uid && chown(dir, spec->uid, spec->gid) != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot give the checkpoint directory %s to uid %u: %s",
+                   dir, spec->uid, strerror(errno));
+  return 0;
+}
+
 static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
                  size_t err_len) {
   char dir[PATH_MAX], rank[16], num[32];
@@ -101,10 +130,12 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
   char *model = spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
   char *config = dupf("%s/config.rank%s.pb", dir, rank);
   char *plan = spec->plan_len ? dupf("%s/plan.rank%s.typl", dir, rank) : NULL;
-  int rc = 0;
-  if (!spec->model_path[0]) rc = write_file(model, spec->model_bytes, spec->model_len, err, err_len);
-  if (rc == 0) rc = write_file(config, spec->train_config, spec->train_config_len, err, err_len);
-  if (rc == 0 && plan) rc = write_file(plan, spec->plan, spec->plan_len, err, err_len);
+  int rc = make_ckpt_dir(spec, err, err_len);
+  if (rc == 0 && !spec->model_path[0])
+    rc = write_file(spec, model, spec->model_bytes, spec->model_len, err, err_len);
+  if (rc == 0)
+    rc = write_file(spec, config, spec->train_config, spec->train_config_len, err, err_len);
+  if (rc == 0 && plan) rc = write_file(spec, plan, spec->plan, spec->plan_len, err, err_len);
   if (rc == 0) {
     add_arg(cmd, gw->trainrun);
     add_arg(cmd, "--model"), add_arg(cmd, model);

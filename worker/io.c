@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The task I/O server: ReadLog streams DIR/jobs/JOB/rank<R>.log to clients
- * straight from the worker (the controller is never on the data path).
+ * straight from the worker (the controller is never on the data path), to
+ * holders of the rank's task token (the job's owner and operators get it
+ * from traind's GetTaskLocations; the worker keeps the job's key next to
+ * its logs).
  * Attach and AttachInput (interactive tasks) are handed to attach.c.
  *
  * Each stream reads the file with uv_fs_read on libuv's thread pool, 64 KiB
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
+#include "lib/token/token.h"
 #include "proto/methods.h"
 #include "worker/worker_internal.h"
 
@@ -205,6 +209,25 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   ty_read_log req;
   if (ty__decode_read_log(m->payload, m->payload_len, &req) != 0) {
     ty_rpc_stream_end(ic->c, m->request_id, TY_EPROTO, "ReadLogRequest: malformed payload");
+    return;
+  }
+  /* Logs are the job owner's and operators': traind gives them the token.
+   * A job that never ran here has no key (and no log). */
+  uint8_t key[TY_TOKEN_KEY_LEN];
+  char why[256];
+  if (ty_tasks_job_key(io->tasks, req.job_id, key, sizeof key) != 0) {
+    snprintf(why, sizeof why, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s",
+             req.job_id, req.rank, ty_tasks_node(io->tasks));
+    ty_rpc_stream_end(ic->c, m->request_id, TY_ENOTFOUND, why);
+    return;
+  }
+  if (ty_token_verify(key, m->credential, m->credential_len, req.job_id, req.rank, ty_now_ms(),
+                      why, sizeof why) != 0) {
+    char msg[TY_ERR_LEN];
+    snprintf(msg, sizeof msg, "ReadLog of job %" PRIu64 " rank %" PRIu32 " on node %s: permission "
+             "denied: %s", req.job_id, req.rank, ty_tasks_node(io->tasks), why);
+    ty_warn("refused %s from %s", msg, ty_rpc_peer(ic->c));
+    ty_rpc_stream_end(ic->c, m->request_id, TY_EPERM, msg);
     return;
   }
   char path[4096];

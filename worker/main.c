@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,12 @@ typedef struct worker_opts {
   const char *port_file;
   ty_rpc_limits limits; /* of the task I/O port */
   ty_log_level log_level;
+  /* Authentication and isolation (docs/security.md). */
+  ty_auth_mode auth;
+  const char *cluster_key, *munge_socket, *service_user;
+  char exec_helper[1024]; /* "" = next to this binary */
+  const char *cgroup_root, *cgroup_name;
+  bool no_cgroups;
   char **task_env; /* --task-env, resolved to NAME=value (owned) */
   size_t n_task_env;
   uint64_t log_max;      /* --log-max-size, 0 = no cap */
@@ -63,6 +70,9 @@ typedef struct ty_worker {
   ty_metrics *metrics;
   ty_metrics_http *http;
   ty__worker_stats *stats;
+  ty_auth *auth;
+  ty_auth_queue *authq;
+  uint32_t service_uid;
   uv_signal_t sigterm, sigint;
   uv_timer_t stop_timer;
   uv_timer_t logs_timer; /* once a second: ty_tasks_check_logs */
@@ -92,6 +102,17 @@ static const char usage[] =
     "                          value of NAME (none when unset); repeatable. Tasks get\n"
     "                          nothing else of this daemon's environment\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+    "  --auth munge|key|none   how the worker and the controller prove they are the cluster's\n"
+    "                          service (default munge; as traind's auth.workers)\n"
+    "  --cluster-key FILE      the key file of --auth key (0600, owned by this user or root)\n"
+    "  --munge-socket PATH     munged's socket (default /run/munge/munge.socket.2)\n"
+    "  --service-user NAME     whose MUNGE credentials may launch and kill tasks here, besides\n"
+    "                          root's (default root)\n"
+    "  --exec-helper PATH      the trainyard-exec helper (default: next to trainworkerd)\n"
+    "  --cgroup-root PATH      parent of the worker's cgroup subtree in each hierarchy\n"
+    "                          (default: the worker's own cgroup)\n"
+    "  --cgroup-name NAME      the worker's cgroup subtree (default trainyard-NODE)\n"
+    "  --no-cgroups            track tasks by process group only\n"
     "  --help                  this text\n";
 
 /* ---- flags ------------------------------------------------------------------ */
@@ -121,6 +142,8 @@ static void default_opts(worker_opts *o) {
   o->advertise = "127.0.0.1";
   o->cpus = o->gpus = -1;
   o->log_level = TY_LOG_INFO;
+  o->auth = TY_AUTH_MUNGE;
+  o->service_user = "root";
   o->log_max = TY_LOG_MAX_DEFAULT;
   o->log_retention_s = TY_LOG_RETENTION_DEFAULT;
 }
@@ -134,6 +157,10 @@ static const struct option longopts[] = {
     {"port-file", required_argument, NULL, 'p'},   {"log-level", required_argument, NULL, 'l'},
     {"task-env", required_argument, NULL, 'e'},    {"log-max-size", required_argument, NULL, 'L'},
     {"log-retention", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+    {"auth", required_argument, NULL, 'A'},        {"cluster-key", required_argument, NULL, 'K'},
+    {"munge-socket", required_argument, NULL, 'S'}, {"service-user", required_argument, NULL, 'U'},
+    {"exec-helper", required_argument, NULL, 'E'}, {"cgroup-root", required_argument, NULL, 'O'},
+    {"cgroup-name", required_argument, NULL, 'N'}, {"no-cgroups", no_argument, NULL, 'X'},
     TY_RPC_LIMIT_OPTIONS,
     {NULL, 0, NULL, 0}};
 
@@ -157,6 +184,32 @@ static int parse_listener(int c, worker_opts *o, const char *v) {
   return ty_parse_hostport(v, o->metrics_host, sizeof o->metrics_host, &o->metrics_port)
              ? usage_error("--metrics-listen", v, "is not HOST:PORT")
              : 0;
+}
+
+/* The authentication and isolation options. */
+static int parse_isolation(worker_opts *o, int c, const char *v) {
+  switch (c) {
+  case 'A':
+    return ty_auth_mode_parse(v, &o->auth) ? usage_error("--auth", v, "is not munge, key or none")
+                                           : 0;
+  case 'K': o->cluster_key = v; return 0;
+  case 'S': o->munge_socket = v; return 0;
+  case 'U':
+    o->service_user = v;
+    return v[0] ? 0 : usage_error("--service-user", v, "is not a user");
+  case 'E':
+    return set_path(o->exec_helper, sizeof o->exec_helper, v)
+               ? 0 : usage_error("--exec-helper", v, "is not a path");
+  case 'O':
+    o->cgroup_root = v;
+    return v[0] == '/' ? 0 : usage_error("--cgroup-root", v, "is not an absolute path");
+  case 'N':
+    o->cgroup_name = v;
+    if (v[0] && !strpbrk(v, "/ \t\n")) return 0;
+    return usage_error("--cgroup-name", v, "is not a directory name");
+  case 'X': o->no_cgroups = true; return 0;
+  default: return usage_error("option", NULL, "is not handled");
+  }
 }
 
 /* --task-env NAME=VALUE, or NAME for this daemon's value (skipped when it
@@ -218,6 +271,8 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
   case 'e': return add_task_env(o, v);
   case 'L': case 'R': return parse_log_flag(o, c, v);
   case 'l': return ty_log_parse_level(v, &o->log_level) ? usage_error("--log-level", v, "is not a log level") : 0;
+  case 'A': case 'K': case 'S': case 'U': case 'E': case 'O': case 'N': case 'X':
+    return parse_isolation(o, c, v);
   default: break;
   }
   char err[TY_ERR_LEN];
@@ -294,6 +349,68 @@ static void find_trainrun(worker_opts *o) {
     snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
     if (access(cand, X_OK) == 0 && realpath(cand, o->trainrun)) return;
   }
+}
+
+/* The exec helper next to this binary (installed), or PATH's. */
+static void find_helper(worker_opts *o) {
+  if (o->exec_helper[0]) return;
+  char exe[900];
+  size_t n = sizeof exe;
+  snprintf(o->exec_helper, sizeof o->exec_helper, "trainyard-exec");
+  if (uv_exepath(exe, &n) != 0 || !strrchr(exe, '/')) return;
+  *strrchr(exe, '/') = 0;
+  char cand[1024];
+  snprintf(cand, sizeof cand, "%s/trainyard-exec", exe);
+  if (access(cand, X_OK) == 0 && realpath(cand, o->exec_helper)) return;
+}
+
+/* The scheme of calls to and from the controller, munged checked now: a
+ * worker that could never register says so at start. */
+static int start_auth(ty_worker *w) {
+  char err[TY_ERR_LEN] = "";
+  ty_auth_config cfg = {.mode = w->o.auth, .munge_socket = w->o.munge_socket,
+                        .key_file = w->o.cluster_key};
+  int rc = ty_auth_create(&cfg, &w->auth, err, sizeof err);
+  if (rc == 0) rc = ty_auth_probe(w->auth, err, sizeof err);
+  if (rc == 0) rc = ty_auth_queue_create(&w->loop, &w->authq);
+  struct passwd *pw = rc == 0 ? getpwnam(w->o.service_user) : NULL;
+  if (rc == 0 && !pw) rc = ty_errf(err, sizeof err, TY_EINVAL, "--service-user: no user \"%s\"",
+                                   w->o.service_user);
+  if (rc != 0) {
+    ty_error("cannot start: %s%s", err, w->o.auth == TY_AUTH_MUNGE ? " (start munged, or run "
+             "--auth none against a traind started with --auth none)" : "");
+    return rc;
+  }
+  w->service_uid = (uint32_t)pw->pw_uid;
+  if (w->o.auth == TY_AUTH_NONE)
+    ty_warn("--auth none: calls to and from the controller are not authenticated");
+  return 0;
+}
+
+/* Tasks run as their users in their own cgroups; says at start what this
+ * worker can do. A previous run's tasks are killed before registering. */
+static int start_isolation(ty_worker *w) {
+  find_helper(&w->o);
+  if (geteuid() != 0)
+    ty_warn("trainworkerd runs as uid %u, not root: every task runs as uid %u, whoever submitted "
+            "it (a development setup)", (unsigned)geteuid(), (unsigned)geteuid());
+  ty_cgroups *cg = NULL;
+  char why[TY_ERR_LEN] = "--no-cgroups", name[300];
+  snprintf(name, sizeof name, "%s", w->o.cgroup_name ? w->o.cgroup_name : "");
+  if (!name[0]) snprintf(name, sizeof name, "trainyard-%s", w->o.name);
+  if (!w->o.no_cgroups) cg = ty_cgroup_open(w->o.cgroup_root, name, why, sizeof why);
+  if (cg)
+    ty_info("tasks run in their own cgroups: %s", ty_cgroup_describe(cg));
+  else
+    ty_warn("no usable cgroup hierarchy (%s): tasks are tracked and killed by process group, "
+            "without limits or accounting, and a task that escapes its group outlives its job",
+            why);
+  ty_tasks_set_isolation(w->tasks, w->o.exec_helper, cg);
+  size_t reaped = ty_tasks_reap_previous(w->tasks);
+  if (reaped)
+    ty_warn("killed %zu task%s a previous run of this worker left running", reaped,
+            reaped == 1 ? "" : "s");
+  return 0;
 }
 
 static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
@@ -380,8 +497,10 @@ static void teardown(ty_worker *w) {
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->stop_timer, NULL);
   uv_close((uv_handle_t *)&w->logs_timer, NULL);
+  ty_auth_queue_destroy(w->authq); /* frees itself once its callbacks ran */
   uv_run(&w->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&w->loop) != 0) ty_warn("event loop closed with handles still open");
+  ty_auth_destroy(w->auth);
   ty__worker_stats_destroy(w->stats);
   ty_metrics_destroy(w->metrics);
   ty_worker_inventory_close(&w->inv);
@@ -404,7 +523,9 @@ static int run(ty_worker *w) {
   snprintf(w->o.state_dir, sizeof w->o.state_dir, "%s", abs);
   uv_loop_init(&w->loop);
   start_signals(w);
-  int rc = ty_tasks_create(&w->loop, w->o.state_dir, w->o.name, on_task_end, w, &w->tasks);
+  int rc = start_auth(w);
+  if (rc == 0) rc = ty_tasks_create(&w->loop, w->o.state_dir, w->o.name, on_task_end, w, &w->tasks);
+  if (rc == 0) rc = start_isolation(w);
   if (rc == 0) {
     ty_tasks_set_site_env(w->tasks, w->o.task_env, w->o.n_task_env);
     ty_tasks_set_log_limits(w->tasks, w->o.log_max, w->o.log_retention_s);
@@ -413,7 +534,8 @@ static int run(ty_worker *w) {
   if (rc == 0) rc = start_listeners(w);
   ty_worker_session_opts so = {.host = w->o.controller_host, .port = w->o.controller_port,
                                .name = w->o.name, .io_addr = w->io_addr, .inv = &w->inv,
-                               .tasks = w->tasks, .trainrun = w->o.trainrun};
+                               .tasks = w->tasks, .trainrun = w->o.trainrun, .auth = w->auth,
+                               .queue = w->authq, .service_uid = w->service_uid};
   if (rc == 0) rc = ty_worker_session_create(&w->loop, &so, &w->session);
   if (rc == 0) {
     ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "

@@ -174,7 +174,7 @@ static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool fi
              msg ? msg->message : "");
 }
 
-static void send_one(ty__watch *w, ty_rpc_conn *conn) {
+static void send_one(ty__watch *w, ty_worker_session *s) {
   ty_train_progress p = w->last;
   read_tail(w->log_path, &p);
   read_ckpt(w, &p);
@@ -188,9 +188,8 @@ static void send_one(ty__watch *w, ty_rpc_conn *conn) {
   p.time_ms = ty_now_ms();
   ty_buf b;
   ty_buf_init(&b);
-  if (ty__encode_progress(w->job_id, 0, &p, &existing, &b) == 0 &&
-      ty_rpc_call(conn, TY_M_REPORT_PROGRESS, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS, on_answer,
-                  NULL, NULL) == 0) {
+  if (ty__encode_progress(w->job_id, 0, &p, &existing, &b) == 0) {
+    ty__session_call(s, TY_M_REPORT_PROGRESS, &b, CALL_TIMEOUT_MS, on_answer, NULL);
     w->last = p;
     w->last.checkpoint_path = NULL; /* points into w; re-read each time */
     w->listed_sig = sig;
@@ -200,11 +199,11 @@ static void send_one(ty__watch *w, ty_rpc_conn *conn) {
   ty_checkpoint_list_close(&existing);
 }
 
-void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn) {
-  for (size_t i = 0; gw && conn && i < gw->n;) {
+void ty__graph_tick(ty__graph_worker *gw, ty_worker_session *s) {
+  for (size_t i = 0; gw && i < gw->n;) {
     ty__watch *w = &gw->watches[i];
     bool running = ty_tasks_is_running(gw->tasks, w->job_id, 0);
-    send_one(w, conn);
+    send_one(w, s);
     if (!running) { /* that was the last look */
       ty__watch_close(w);
       gw->watches[i] = gw->watches[--gw->n];

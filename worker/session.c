@@ -13,7 +13,15 @@
  *   - An ended task's report is forgotten (ty_tasks_ack) only after a 0 answer
  *     to the TaskUpdate or to the RegisterNode that carried it.
  *   - The session struct outlives its connection: it is freed only after the
- *     connection's close callback and its timers' close callbacks ran.
+ *     connection's close callback, its timers' close callbacks and its
+ *     credential operations' callbacks ran.
+ *   - Authentication (docs/security.md): every call to the controller carries
+ *     the worker's credential (MUNGE of root, or the cluster key), made off
+ *     the loop by the ty_auth_queue in call order; LaunchTask and KillTask
+ *     run only once their credential verified as the cluster's service
+ *     (root, the service user, or the cluster key), in arrival order. A
+ *     credential made or checked for a connection that has since closed is
+ *     dropped (conn_gen tells).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -47,6 +55,9 @@ struct ty_worker_session {
   uv_timer_t retry_timer; /* resends TaskUpdates the controller refused */
   int open_handles;
   ty__graph_worker *graph; /* graph jobs: trainrun launches, progress (graph_task.c) */
+  uint64_t conn_gen;       /* +1 per connection */
+  size_t auth_pending;     /* credential operations not yet called back */
+  ty_auth_queue *own_queue; /* when the opts gave none */
 };
 
 /* The tasks an in-flight RegisterNode carried, acknowledged by its answer. */
@@ -68,7 +79,8 @@ static void on_retry_timer(uv_timer_t *h) { send_pending_updates(h->data); }
 /* ---- lifetime --------------------------------------------------------------- */
 
 static void maybe_free(ty_worker_session *s) {
-  if (!s->destroying || s->open_handles > 0 || s->conn || s->connecting) return;
+  if (!s->destroying || s->open_handles > 0 || s->conn || s->connecting || s->auth_pending) return;
+  ty_auth_queue_destroy(s->own_queue);
   free(s->host);
   free(s->name);
   free(s->io_addr);
@@ -107,6 +119,36 @@ static void on_conn_close(ty_rpc_conn *c, int reason, void *ud) {
   schedule_reconnect(s);
 }
 
+/* ---- signed calls ------------------------------------------------------------------ */
+
+typedef struct signed_call {
+  ty_worker_session *s;
+  uint64_t gen;
+  uint32_t timeout_ms;
+  ty_rpc_answer_cb cb;
+  void *ud;
+} signed_call;
+
+static void on_signed(const ty_auth_done *d, void *ud) {
+  signed_call *k = ud;
+  ty_worker_session *s = k->s;
+  ty_rpc_conn *c = !s->destroying && s->conn_gen == k->gen ? s->conn : NULL;
+  ty_auth_send(c, d, k->timeout_ms, k->cb, k->ud, "session");
+  free(k);
+  s->auth_pending--;
+  maybe_free(s);
+}
+
+void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *payload,
+                      uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud) {
+  signed_call *k = ty_xcalloc(1, sizeof *k);
+  *k = (signed_call){s, s->conn_gen, timeout_ms, cb, ud};
+  s->auth_pending++;
+  ty_auth_op op = {.kind = TY_AUTH_OP_SIGN, .auth = s->o.auth, .method = method,
+                   .payload = payload->data, .len = payload->len};
+  ty_auth_queue_submit(s->o.queue, &op, on_signed, k);
+}
+
 /* ---- heartbeats -------------------------------------------------------------- */
 
 static void on_heartbeat_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
@@ -136,14 +178,11 @@ static void send_heartbeat(uv_timer_t *h) {
   ty_buf b;
   ty_buf_init(&b);
   uint32_t timeout = s->heartbeat_ms * 3 > CALL_TIMEOUT_MS ? s->heartbeat_ms * 3 : CALL_TIMEOUT_MS;
-  uint64_t id;
   int rc = ty__encode_heartbeat(s->name, ty_tasks_running(s->o.tasks), &b);
-  if (rc == 0)
-    rc = ty_rpc_call(s->conn, TY_M_HEARTBEAT, b.data, b.len, NULL, 0, timeout,
-                     on_heartbeat_answer, s, &id);
-  if (rc != 0) ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
+  if (rc == 0) ty__session_call(s, TY_M_HEARTBEAT, &b, timeout, on_heartbeat_answer, s);
+  else ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
   ty_buf_close(&b);
-  ty__graph_tick(s->graph, s->conn);
+  ty__graph_tick(s->graph, s);
 }
 
 /* ---- task updates ---------------------------------------------------------- */
@@ -186,14 +225,8 @@ static void send_update(ty_worker_session *s, const ty_task_report *r) {
   u->job_id = r->job_id;
   u->rank = r->rank;
   u->end = r->state != TY_TASK_RUNNING;
-  uint64_t id;
-  int rc = ty_rpc_call(s->conn, TY_M_TASK_UPDATE, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS,
-                       on_update_answer, u, &id);
+  ty__session_call(s, TY_M_TASK_UPDATE, &b, CALL_TIMEOUT_MS, on_update_answer, u);
   ty_buf_close(&b);
-  if (rc != 0) {
-    ty_warn("session: cannot send TaskUpdate: %s", ty_strerror(rc));
-    free(u);
-  }
 }
 
 static void send_if_ended(const ty_task_report *r, void *ud) {
@@ -306,10 +339,7 @@ static void send_register(ty_worker_session *s) {
   carried *c = ty_xcalloc(1, sizeof *c);
   c->s = s;
   ty_tasks_foreach(s->o.tasks, remember_ended, c);
-  uint64_t id;
-  if (rc == 0)
-    rc = ty_rpc_call(s->conn, TY_M_REGISTER_NODE, b.data, b.len, NULL, 0, CALL_TIMEOUT_MS,
-                     on_register_answer, c, &id);
+  if (rc == 0) ty__session_call(s, TY_M_REGISTER_NODE, &b, CALL_TIMEOUT_MS, on_register_answer, c);
   ty_buf_close(&b);
   if (rc != 0) {
     ty_error("session: cannot send RegisterNode: %s", ty_strerror(rc));
@@ -362,6 +392,41 @@ static const struct {
     {.method = TY_M_KILL_TASK, .fn = handle_kill},
 };
 
+/* A request whose credential is being checked. */
+typedef struct inbound {
+  ty_worker_session *s;
+  uint64_t gen, request_id;
+} inbound;
+
+/* The credential verified (or the scheme is none): only the cluster's
+ * service may launch or kill tasks here. */
+static void on_verified(const ty_auth_done *d, void *ud) {
+  inbound *in = ud;
+  ty_worker_session *s = in->s;
+  ty_rpc_conn *c = !s->destroying && s->conn_gen == in->gen ? s->conn : NULL;
+  char msg[TY_ERR_LEN];
+  if (!c) {
+    /* The connection it came on is gone, and its request with it. */
+  } else if (d->status != 0) {
+    ty_warn("session: refused %s from the controller: %s", d->method, d->err);
+    ty_rpc_reply(c, in->request_id, d->status, d->err, NULL, 0);
+  } else if (d->id.authenticated && !ty_auth_id_is_service(&d->id, s->o.service_uid)) {
+    snprintf(msg, sizeof msg, "%s: permission denied: %s (uid %u) is neither root nor the "
+             "service user this worker accepts (--service-user)", d->method, d->id.user, d->id.uid);
+    ty_warn("session: refused %s", msg);
+    ty_rpc_reply(c, in->request_id, TY_EPERM, msg, NULL, 0);
+  } else {
+    ty_rpc_msg req = {.request_id = in->request_id, .kind = TY_RPC_REQUEST, .method = d->method,
+                      .payload = d->payload, .payload_len = d->len};
+    size_t i = 0;
+    while (i < TY_ARRAY_LEN(handlers) && strcmp(handlers[i].method, d->method) != 0) i++;
+    handlers[i].fn(s, c, &req);
+  }
+  free(in);
+  s->auth_pending--;
+  maybe_free(s);
+}
+
 static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
   (void)ud;
   ty_worker_session *s = ty_rpc_get_ud(c);
@@ -370,21 +435,29 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
     ty_rpc_reply(c, req->request_id, TY_ESTATE, "worker is not registered yet", NULL, 0);
     return;
   }
+  size_t i = 0;
+  while (i < TY_ARRAY_LEN(handlers) && strcmp(handlers[i].method, req->method) != 0) i++;
+  if (i == TY_ARRAY_LEN(handlers)) {
+    char msg[TY_ERR_LEN];
+    snprintf(msg, sizeof msg, "unknown method \"%.100s\" on worker %s", req->method, s->name);
+    ty_rpc_reply(c, req->request_id, TY_ENOTFOUND, msg, NULL, 0);
+    return;
+  }
+  /* Caps and decoding before the credential: bad input gets its field named
+   * at once, and only bounded requests are copied into the auth queue. */
   char err[TY_ERR_LEN];
   if (ty__check_request(req->method, req->payload, req->payload_len, err, sizeof err) != 0) {
     ty_warn("session: refused %.64s from the controller: %s", req->method, err);
     ty_rpc_reply(c, req->request_id, TY_EINVAL, err, NULL, 0);
     return;
   }
-  for (size_t i = 0; i < TY_ARRAY_LEN(handlers); i++) {
-    if (strcmp(handlers[i].method, req->method) == 0) {
-      handlers[i].fn(s, c, req);
-      return;
-    }
-  }
-  char msg[TY_ERR_LEN];
-  snprintf(msg, sizeof msg, "unknown method \"%.100s\" on worker %s", req->method, s->name);
-  ty_rpc_reply(c, req->request_id, TY_ENOTFOUND, msg, NULL, 0);
+  inbound *in = ty_xcalloc(1, sizeof *in);
+  *in = (inbound){s, s->conn_gen, req->request_id};
+  s->auth_pending++;
+  ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY, .auth = s->o.auth, .method = req->method,
+                   .payload = req->payload, .len = req->payload_len, .cred = req->auth,
+                   .cred_len = req->auth_len};
+  ty_auth_queue_submit(s->o.queue, &op, on_verified, in);
 }
 
 /* ---- connecting ------------------------------------------------------------------ */
@@ -406,6 +479,7 @@ static void on_connected(ty_rpc_conn *c, int status, void *ud) {
   }
   ty_rpc_set_ud(c, s);
   s->conn = c;
+  s->conn_gen++;
   if (s->destroying) {
     ty_rpc_close(c);
     return;
@@ -433,6 +507,11 @@ int ty_worker_session_create(uv_loop_t *loop, const ty_worker_session_opts *opts
   ty_worker_session *s = ty_xcalloc(1, sizeof *s);
   s->loop = loop;
   s->o = *opts;
+  if (!s->o.queue && ty_auth_queue_create(loop, &s->own_queue) != 0) {
+    free(s);
+    return TY_ENOMEM;
+  }
+  if (!s->o.queue) s->o.queue = s->own_queue;
   s->host = ty_strdup(opts->host);
   s->name = ty_strdup(opts->name);
   s->io_addr = ty_strdup(opts->io_addr ? opts->io_addr : "");

@@ -7,8 +7,8 @@
  *
  *   trainyard_worker_slots_capacity{kind="cpu|gpu"}            gauge
  *   trainyard_worker_slots_used{kind="cpu|gpu"}                gauge
- *   trainyard_worker_task_cpu_seconds_total{job,rank}         counter (usage.c)
- *   trainyard_worker_task_memory_bytes{job,rank}              gauge   (usage.c)
+ *   trainyard_worker_task_cpu_seconds_total{job,rank}         counter (usage.c: its cgroup,
+ *   trainyard_worker_task_memory_bytes{job,rank}              gauge    else /proc)
  *   trainyard_worker_gpu_utilization_ratio{gpu,job}           gauge   (NVML, usage.c)
  *   trainyard_worker_gpu_memory_used_bytes{gpu,job}           gauge   (NVML, usage.c)
  *   trainyard_worker_memory_bytes                             gauge
@@ -53,13 +53,15 @@ typedef struct usage_list {
   size_t n, cap;
 } usage_list;
 
-static void add_running(uint64_t job_id, uint32_t rank, int pid, uint64_t gpus, void *ud) {
+static void add_running(uint64_t job_id, uint32_t rank, int pid, uint64_t gpus, bool in_cgroup,
+                        void *ud) {
   usage_list *l = ud;
   if (l->n == l->cap) {
     l->cap = l->cap ? l->cap * 2 : 8;
     l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
   }
-  l->v[l->n++] = (ty__task_usage){.job_id = job_id, .rank = rank, .pid = pid, .gpus = gpus};
+  l->v[l->n++] = (ty__task_usage){.job_id = job_id, .rank = rank, .pid = pid, .gpus = gpus,
+                                  .in_cgroup = in_cgroup};
 }
 
 /* The job id on each GPU index, or "" for a free one. */
@@ -91,7 +93,7 @@ static void collect_gpus(ty__worker_stats *s, const usage_list *l) {
 static void collect_tasks(ty__worker_stats *s) {
   usage_list l = {0};
   ty_tasks_foreach_running(s->tasks, add_running, &l);
-  ty__usage_sample(l.v, l.n);
+  ty__usage_sample(ty_tasks_cgroups(s->tasks), l.v, l.n);
   ty_metric_clear(s->task_cpu);
   ty_metric_clear(s->task_mem);
   for (size_t i = 0; i < l.n; i++) {

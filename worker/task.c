@@ -1,22 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Task supervision: spawning ranks, killing them as process groups, time
- * limits, and keeping each ended task's result until the controller has
- * acknowledged it.
+ * Task supervision: spawning ranks as their users in their own cgroups,
+ * killing them, time limits, and keeping each ended task's result until the
+ * controller has acknowledged it.
  *
  * Invariants:
- *   - A running task is its own session leader (UV_PROCESS_DETACHED), so its
- *     pid is also its process group id and every kill targets -pid: children
- *     the task forked die with it.
+ *   - A task starts through trainyard-exec (spawn.c, exec.c): its own session
+ *     (its pid is its process group id), its cgroup joined before the exec,
+ *     the submitter's uid, gid and groups on a root worker.
+ *   - With cgroups, signals go to every process in the task's cgroup and a
+ *     kill is the whole cgroup's (cgroup.c): a double fork does not escape.
+ *     When the task's main process exits, whatever it left behind is killed,
+ *     and its end is reported only once the cgroup is empty, with what the
+ *     cgroup used (accounting). Without cgroups, the process group stands in.
  *   - stdout and stderr of the task are the log file itself (UV_INHERIT_FD);
  *     the worker never copies output bytes, so a chatty task costs the worker
  *     nothing and output survives a worker restart. Interactive tasks
  *     (rlaunch) are the exception: their stdio are pipes or a pty held by an
- *     iotask (attach.c), which copies output to the log and to clients. A pty
- *     task starts through setsid(1) --ctty, since uv_spawn cannot make the
- *     terminal the session's controlling one (needed for ^C and job control).
+ *     iotask (attach.c), which copies output to the log and to clients.
  *   - A task record is freed only when its report was acknowledged (or the
- *     registry is destroyed) and its three libuv handles have closed.
+ *     registry is destroyed) and its libuv handles have closed.
  *
  * A node runs a handful of tasks, so the registry is a plain linked list.
  */
@@ -30,11 +33,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/token/token.h"
 #include "worker/worker_internal.h"
 
-/* util-linux, Essential in Debian: starts a pty task as a session leader with
- * the terminal as its controlling tty. */
-#define SETSID_PATH "/usr/bin/setsid"
+/* After a task's main process exits: how often and how long to wait for the
+ * rest of its cgroup to die before reporting the end anyway. */
+#define REAP_POLL_MS 10
+#define REAP_MAX_POLLS 500
 #define SWEEP_MS 60000 /* how often expired job directories are looked for, at most */
 #define ENDED_LOGS 64   /* logs of ended tasks still checked against the cap */
 #define ENDED_CHECKS 3  /* ... at this many more checks */
@@ -50,6 +55,9 @@ typedef struct task {
   int open_handles;
   bool running;
   bool acked;
+  bool in_cgroup;    /* its processes live in job<J>/rank<R> */
+  int reap_polls;    /* after exit: waits for the cgroup to empty */
+  ty_task_usage usage;
   uint64_t job_id;
   uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
   uint64_t gpu_mask; /* its GPU indices (below 64), for per-task metrics */
@@ -72,6 +80,8 @@ struct ty_tasks {
   bool stopping; /* the worker is shutting down: no new tasks */
   ty_tasks_stats stats;
   ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
+  char *helper;     /* trainyard-exec */
+  ty_cgroups *cg;   /* NULL: process groups only */
   char **site_env;  /* --task-env, NULL-terminated (or NULL) */
   ty__logs *logs;   /* caps and retention (logs.c) */
   int64_t last_sweep_ms;
@@ -104,6 +114,8 @@ static void maybe_free_registry(ty_tasks *t) {
     ty__logs_destroy(t->logs);
     free(t->state_dir);
     free(t->node);
+    free(t->helper);
+    ty_cgroup_close(t->cg);
     free(t);
   }
 }
@@ -158,6 +170,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->timed_out = k->timed_out;
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
+  r->usage = k->usage;
   r->warned_signal = 0;
 }
 
@@ -200,10 +213,22 @@ void ty_tasks_destroy(ty_tasks *t) {
   }
 }
 
+void ty_tasks_set_isolation(ty_tasks *t, const char *helper, ty_cgroups *cgroups) {
+  free(t->helper);
+  t->helper = helper ? ty_strdup(helper) : NULL;
+  ty_cgroup_close(t->cg);
+  t->cg = cgroups;
+}
+
 /* ---- signals ----------------------------------------------------------------- */
 
+/* To every process of the task: its cgroup, else its process group. A
+ * SIGKILL of a cgroup leaves no window for a fork to escape. */
 static void signal_group(task *k, int sig) {
   if (k->pid <= 0) return;
+  ty_tasks *t = k->owner;
+  if (k->in_cgroup && sig == SIGKILL && ty_cgroup_task_kill(t->cg, k->job_id, k->rank) == 0) return;
+  if (k->in_cgroup && ty_cgroup_task_signal(t->cg, k->job_id, k->rank, sig) == 0) return;
   /* Fall back to the leader alone if the group is already gone. */
   if (uv_kill(-k->pid, sig) != 0) (void)uv_kill(k->pid, sig);
 }
@@ -257,6 +282,37 @@ void ty_tasks_kill_all_now(ty_tasks *t) {
 
 /* ---- exit ------------------------------------------------------------------- */
 
+/* The end is final: the cgroup's accounting, the cgroup gone, the report. */
+static void finish(task *k) {
+  ty_tasks *t = k->owner;
+  if (k->in_cgroup) {
+    ty_cgroup_task_usage(t->cg, k->job_id, k->rank, &k->usage);
+    if (ty_cgroup_task_remove(t->cg, k->job_id, k->rank) != 0)
+      ty_warn("job %" PRIu64 " rank %" PRIu32 ": its cgroup could not be removed", k->job_id,
+              k->rank);
+    k->in_cgroup = false;
+  }
+  close_handles(k);
+  ty_task_report r;
+  fill_report(k, &r);
+  if (t->on_end) t->on_end(t, &r, t->ud);
+}
+
+/* Polls until the task's cgroup is empty (the SIGKILLed rest exits). */
+static void on_reap_poll(uv_timer_t *h) {
+  task *k = h->data;
+  bool empty = ty_cgroup_task_empty(k->owner->cg, k->job_id, k->rank);
+  if (!empty && ++k->reap_polls < REAP_MAX_POLLS) {
+    if (k->reap_polls % 50 == 0) ty_cgroup_task_kill(k->owner->cg, k->job_id, k->rank);
+    return;
+  }
+  if (!empty)
+    ty_warn("job %" PRIu64 " rank %" PRIu32 ": processes remain in its cgroup after SIGKILL "
+            "(uninterruptible?); reporting its end anyway", k->job_id, k->rank);
+  uv_timer_stop(h);
+  finish(k);
+}
+
 static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
   task *k = p->data;
   ty_tasks *t = k->owner;
@@ -277,9 +333,11 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
   (void)utimensat(AT_FDCWD, dir, NULL, 0);
   if (t->n_ended_logs < ENDED_LOGS)
     t->ended_logs[t->n_ended_logs++] = (struct ended_log){k->job_id, k->rank, ENDED_CHECKS};
-  /* Whatever the task left behind in its group goes with it, so no stray
-   * process keeps writing to the log or holding a GPU. */
-  (void)uv_kill(-k->pid, SIGKILL);
+  /* Whatever the task left behind goes with it, so no stray process keeps
+   * writing to the log, holding a GPU or using CPUs the next job gets. */
+  if (!k->in_cgroup) (void)uv_kill(-k->pid, SIGKILL);
+  else if (!ty_cgroup_task_empty(t->cg, k->job_id, k->rank))
+    ty_cgroup_task_kill(t->cg, k->job_id, k->rank);
   ty_info("job %" PRIu64 " rank %" PRIu32 " (pid %d) %s %d%s", k->job_id, k->rank, k->pid,
           term_signal ? "killed by signal" : "exited with code",
           term_signal ? term_signal : (int)exit_status, k->timed_out ? " (time limit)" : "");
@@ -292,10 +350,14 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
   } else {
     t->stats.exit_failure++;
   }
-  close_handles(k);
-  ty_task_report r;
-  fill_report(k, &r);
-  if (t->on_end) t->on_end(t, &r, t->ud);
+  uv_timer_stop(&k->grace_timer);
+  uv_timer_stop(&k->limit_timer);
+  uv_timer_stop(&k->warn_timer);
+  if (k->in_cgroup && !ty_cgroup_task_empty(t->cg, k->job_id, k->rank)) {
+    uv_timer_start(&k->grace_timer, on_reap_poll, REAP_POLL_MS, REAP_POLL_MS);
+    return;
+  }
+  finish(k);
 }
 
 /* ---- launch ----------------------------------------------------------------- */
@@ -331,31 +393,35 @@ static int check_spec(const ty_tasks *t, const ty_task_spec *spec, char *err, si
   return check_cwd(t, spec->cwd, err, err_len);
 }
 
-/* Opens (appending) the rank's log, creating its job directory. */
-static int open_log(const ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
-  char path[4096];
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/jobs/%" PRIu64, t->state_dir, spec->job_id);
-  if (ty_tasks_log_path(t, spec->job_id, spec->rank, path, sizeof path) != 0 ||
-      ty_mkdir_p(dir) != 0) {
-    return ty_errf(err, err_len, TY_EIO, "cannot create log directory %s on node %s", dir, t->node);
-  }
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return ty_errf(err, err_len, TY_EIO, "cannot open log %s on node %s: %s", path, t->node, strerror(errno));
-  return fd;
+/* DIR/jobs/JOB: the worker's (0755), so a task's user cannot swap its files. */
+static void job_dir(const ty_tasks *t, uint64_t job_id, char *out, size_t n) {
+  snprintf(out, n, "%s/jobs/%" PRIu64, t->state_dir, job_id);
 }
 
-static void describe_spawn_error(const ty_tasks *t, const char *argv0, int rc, char *err,
-                                 size_t err_len) {
-  if (rc == UV_ENOENT)
-    ty_errf(err, err_len, rc, "argv[0] \"%s\" not found on node %s", argv0, t->node);
-  else if (rc == UV_EACCES)
-    ty_errf(err, err_len, rc, "argv[0] \"%s\" is not executable on node %s (permission denied)",
-            argv0, t->node);
-  else
-    ty_errf(err, err_len, rc, "cannot start argv[0] \"%s\" on node %s: %s", argv0, t->node,
-            ty_strerror(rc));
+/* Keeps the job's task-token key next to its logs (0600, the worker's), so
+ * ReadLog tokens verify after the task is gone and across restarts. */
+static void keep_job_key(const ty_tasks *t, const ty_task_spec *spec) {
+  if (!spec->attach_key || spec->attach_key_len != TY_TOKEN_KEY_LEN) return;
+  char path[4096];
+  job_dir(t, spec->job_id, path, sizeof path);
+  size_t n = strlen(path);
+  snprintf(path + n, sizeof path - n, "/token.key");
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 || write(fd, spec->attach_key, TY_TOKEN_KEY_LEN) != (ssize_t)TY_TOKEN_KEY_LEN)
+    ty_warn("job %" PRIu64 ": cannot keep its token key in %s: %s", spec->job_id, path,
+            strerror(errno));
+  if (fd >= 0) close(fd);
+}
+
+int ty_tasks_job_key(const ty_tasks *t, uint64_t job_id, uint8_t *out_key, size_t key_len) {
+  char path[4096];
+  job_dir(t, job_id, path, sizeof path);
+  size_t n = strlen(path);
+  snprintf(path + n, sizeof path - n, "/token.key");
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  ssize_t got = fd >= 0 ? read(fd, out_key, key_len) : -1;
+  if (fd >= 0) close(fd);
+  return got == (ssize_t)key_len ? 0 : TY_ENOTFOUND;
 }
 
 static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
@@ -377,53 +443,6 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   return k;
 }
 
-/* Spawns the process of k with the given stdio. A pty task runs as
- * `setsid --ctty CMD...`: not detached by libuv, so setsid(2) succeeds
- * without a fork and the pid stays the process group's id. */
-static int spawn(ty_tasks *t, task *k, const ty_task_spec *spec, char **env,
-                 uv_stdio_container_t stdio[3]) {
-  size_t pre = spec->interactive.pty ? 2 : 0;
-  char **args = ty_wire_calloc(spec->argc + pre + 1, sizeof *args); /* argc is the job's */
-  if (!args) return TY_ENOMEM;
-  if (spec->interactive.pty) args[0] = SETSID_PATH, args[1] = "--ctty";
-  for (size_t i = 0; i < spec->argc; i++) args[pre + i] = (char *)spec->argv[i];
-  uv_process_options_t opts = {
-      .exit_cb = on_process_exit,
-      .file = args[0],
-      .args = args,
-      .env = env,
-      .cwd = (spec->cwd && spec->cwd[0]) ? spec->cwd : NULL,
-      .flags = spec->interactive.pty ? 0 : UV_PROCESS_DETACHED,
-      .stdio_count = 3,
-      .stdio = stdio,
-  };
-  int rc = uv_spawn(t->loop, &k->proc, &opts);
-  free(args);
-  return rc;
-}
-
-/* Whether argv0 would be found and executable with env's PATH: a pty task
- * runs through setsid(1), whose own failure would come too late for
- * LaunchTask's answer. 0, UV_ENOENT or UV_EACCES. */
-static int check_exec(const char *argv0, char *const *env) {
-  if (strchr(argv0, '/')) return access(argv0, X_OK) == 0 ? 0 : (errno == ENOENT ? UV_ENOENT : UV_EACCES);
-  const char *path = TY_TASK_DEFAULT_PATH;
-  for (size_t i = 0; env && env[i]; i++)
-    if (strncmp(env[i], "PATH=", 5) == 0) path = env[i] + 5;
-  int rc = UV_ENOENT;
-  char full[4096];
-  for (const char *p = path; *p || p == path;) {
-    const char *colon = strchr(p, ':');
-    size_t n = colon ? (size_t)(colon - p) : strlen(p);
-    snprintf(full, sizeof full, "%.*s/%s", (int)n, n ? p : ".", argv0);
-    if (access(full, X_OK) == 0) return 0;
-    if (errno == EACCES) rc = UV_EACCES;
-    if (!colon) break;
-    p = colon + 1;
-  }
-  return rc;
-}
-
 static void hook_signal(void *ud, int sig) { signal_group(ud, sig); }
 
 static void hook_kill(void *ud) {
@@ -431,26 +450,47 @@ static void hook_kill(void *ud) {
   terminate(k, k->kill_grace_s);
 }
 
-/* Spawns k: plain tasks write straight into the log; interactive ones get
- * pipes or a pty from an iotask. On error `err` says why. */
-static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, char **env, int null_fd,
-                         int log_fd, char *err, size_t err_len) {
-  uv_stdio_container_t stdio[3] = {
-      {.flags = UV_INHERIT_FD, .data.fd = null_fd},
-      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
-      {.flags = UV_INHERIT_FD, .data.fd = log_fd},
-  };
+/* What the task may use: its job's memory here, its CPUs, its GPUs. */
+static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
+  uint32_t node_gpus = 0;
+  for (size_t i = 0; i < spec->n_gpus; i++)
+    if (spec->gpu_indices[i] + 1 > node_gpus) node_gpus = spec->gpu_indices[i] + 1;
+  return (ty_cgroup_limits){.mem_bytes = spec->mem_per_node, .cpus = spec->cpus,
+                            .gpus = spec->gpu_indices, .n_gpus = spec->n_gpus,
+                            .node_gpus = node_gpus > 64 ? node_gpus : 64};
+}
+
+/* Spawns k through the exec helper: plain tasks write straight into the
+ * log; interactive ones get pipes or a pty from an iotask. On error `err`
+ * says why. */
+static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const ty__runas *who,
+                         char **env, int null_fd, int log_fd, char *err, size_t err_len) {
+  ty__spawn sp = {.helper = t->helper, .node = t->node, .who = who, .ctty = spec->interactive.pty,
+                  .cwd = spec->cwd, .argv = spec->argv, .argc = spec->argc, .env = env,
+                  .exit_cb = on_process_exit,
+                  .stdio = {{.flags = UV_INHERIT_FD, .data.fd = null_fd},
+                            {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+                            {.flags = UV_INHERIT_FD, .data.fd = log_fd}}};
+  if (!t->helper) return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
   ty__iotask *io = NULL;
   if (spec->interactive.on) {
-    int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, stdio, err, err_len, &io);
+    int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, sp.stdio, err, err_len, &io);
     if (rc != 0) return rc;
   }
-  int rc = spec->interactive.pty ? check_exec(spec->argv[0], env) : 0;
-  if (rc == 0) rc = spawn(t, k, spec, env, stdio);
+  ty_cgroup_limits lim = limits_of(spec);
+  int rc = t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err,
+                                        err_len)
+                 : 0;
+  k->in_cgroup = t->cg && rc == 0;
+  if (rc == 0) rc = ty__spawn_task(t->loop, &k->proc, &sp, err, err_len);
+  ty_cgroup_procs_free(sp.procs);
+  if (rc != 0 && k->in_cgroup) {
+    ty_cgroup_task_remove(t->cg, spec->job_id, spec->rank);
+    k->in_cgroup = false;
+  }
   ty__iotask_hooks hooks = {.signal = hook_signal, .kill = hook_kill, .ud = k};
   if (io) ty__iotask_spawned(io, rc, &hooks);
   k->io = rc == 0 ? io : NULL;
-  if (rc != 0) describe_spawn_error(t, spec->argv[0], rc, err, err_len);
   return rc;
 }
 
@@ -494,38 +534,52 @@ static void forget_old(ty_tasks *t, uint64_t job_id, uint32_t rank) {
   if (old && !old->running) ty_tasks_ack(t, job_id, rank);
 }
 
+/* Opens the task's log and /dev/null (its stdin) into fds[0..1]. */
+static int open_stdio(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who, int *fds,
+                      char *err, size_t err_len) {
+  char dir[4096], path[4096];
+  job_dir(t, spec->job_id, dir, sizeof dir);
+  if (ty_tasks_log_path(t, spec->job_id, spec->rank, path, sizeof path) != 0)
+    return ty_errf(err, err_len, TY_EIO, "log path of job %" PRIu64 " too long", spec->job_id);
+  fds[1] = ty__open_task_log(dir, path, who, t->node, err, err_len);
+  if (fds[1] < 0) return fds[1];
+  keep_job_key(t, spec);
+  fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fds[0] < 0) return ty_errf(err, err_len, TY_EIO, "cannot open /dev/null on node %s", t->node);
+  return 0;
+}
+
+/* A task that could not start: recorded only long enough to close its
+ * handle (libuv initialises it only once the child is forked). */
+static void drop_unstarted(ty_tasks *t, task *k) {
+  if (k->proc.type != UV_PROCESS) {
+    free(k);
+    return;
+  }
+  k->acked = true; /* nobody waits for a report of a task that never ran */
+  k->open_handles = 1;
+  k->next = t->head;
+  t->head = k;
+  uv_close((uv_handle_t *)&k->proc, on_handle_closed);
+}
+
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
   char **env = NULL;
-  int null_fd = -1, log_fd = -1;
+  int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
+  ty__runas who;
   int rc = check_spec(t, spec, err, err_len);
-  if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, NULL, err, err_len, &env);
+  if (rc == 0) rc = ty__runas_resolve(spec, t->node, &who, err, err_len);
+  else memset(&who, 0, sizeof who);
+  struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
+  if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
+  if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
   if (rc != 0) goto fail;
-  log_fd = open_log(t, spec, err, err_len);
-  if (log_fd < 0) {
-    rc = log_fd;
-    goto fail;
-  }
-  null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0) {
-    rc = ty_errf(err, err_len, TY_EIO, "cannot open /dev/null on node %s", t->node);
-    goto fail;
-  }
   forget_old(t, spec->job_id, spec->rank);
   task *k = new_task(t, spec);
-  rc = start_process(t, k, spec, env, null_fd, log_fd, err, err_len);
+  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], err, err_len);
   if (rc != 0) {
-    log_failure(log_fd, err);
-    /* libuv initialises the handle only once the child is forked, so a
-     * failed spawn may leave nothing to close. */
-    if (k->proc.type == UV_PROCESS) {
-      k->acked = true; /* nobody waits for a report of a task that never ran */
-      k->open_handles = 1;
-      k->next = t->head;
-      t->head = k;
-      uv_close((uv_handle_t *)&k->proc, on_handle_closed);
-    } else {
-      free(k);
-    }
+    log_failure(fds[1], err);
+    drop_unstarted(t, k);
     goto fail;
   }
   t->stats.started++;
@@ -537,14 +591,46 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   task **tail = &t->head;
   while (*tail) tail = &(*tail)->next;
   *tail = k;
-  ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d: %s", k->job_id, k->rank, k->pid,
-          spec->argv[0]);
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d as %s%s: %s", k->job_id, k->rank,
+          k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
 fail:
   if (rc != 0) t->stats.launch_failures++;
-  if (null_fd >= 0) close(null_fd);
-  if (log_fd >= 0) close(log_fd);
+  for (int i = 0; i < 2; i++)
+    if (fds[i] >= 0) close(fds[i]);
   ty_task_env_free(env);
+  ty__runas_close(&who);
   return rc;
+}
+
+/* ---- a previous run's tasks ---------------------------------------------------- */
+
+/* One task a killed worker left behind: killed with its whole cgroup. It
+ * is not reported: the controller, not hearing of it in RegisterNode,
+ * counts it lost and requeues its job (NODE_FAIL), once it is dead. */
+typedef struct reap_ctx {
+  ty_cgroups *cg;
+  size_t n;
+} reap_ctx;
+
+static void reap_one(uint64_t job, uint32_t rank, void *ud) {
+  reap_ctx *r = ud;
+  ty_cgroups *cg = r->cg;
+  r->n++;
+  ty_cgroup_task_kill(cg, job, rank);
+  for (int i = 0; i < REAP_MAX_POLLS && !ty_cgroup_task_empty(cg, job, rank); i++) {
+    if (i % 50 == 49) ty_cgroup_task_kill(cg, job, rank);
+    uv_sleep(REAP_POLL_MS);
+  }
+  bool gone = ty_cgroup_task_empty(cg, job, rank) && ty_cgroup_task_remove(cg, job, rank) == 0;
+  ty_warn("job %" PRIu64 " rank %" PRIu32 " was still in its cgroup from a previous run of this "
+          "worker: %s", job, rank, gone ? "killed it before registering"
+                                       : "killed it, but its cgroup could not be removed");
+}
+
+size_t ty_tasks_reap_previous(ty_tasks *t) {
+  reap_ctx r = {t->cg, 0};
+  if (t->cg) ty_cgroup_scan(t->cg, reap_one, &r);
+  return r.n;
 }
 
 /* ---- queries ------------------------------------------------------------------ */
@@ -560,8 +646,10 @@ void ty_tasks_foreach(ty_tasks *t, void (*cb)(const ty_task_report *r, void *ud)
 
 void ty_tasks_foreach_running(const ty_tasks *t, ty_tasks_running_cb cb, void *ud) {
   for (const task *k = t->head; k; k = k->next)
-    if (k->running && k->pid > 0) cb(k->job_id, k->rank, k->pid, k->gpu_mask, ud);
+    if (k->running && k->pid > 0) cb(k->job_id, k->rank, k->pid, k->gpu_mask, k->in_cgroup, ud);
 }
+
+ty_cgroups *ty_tasks_cgroups(const ty_tasks *t) { return t->cg; }
 
 void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank) {
   for (task *k = t->head; k; k = k->next) {

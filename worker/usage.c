@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What each running task uses, for the worker's metrics (stats.c): CPU
- * seconds and resident memory of the task's processes, and the use of its
- * GPUs.
+ * seconds and memory of the task's processes, and the use of its GPUs.
  *
- * A task is the leader of its own session, so its processes are those whose
+ * A task in its own cgroup (a worker running as root, issue 12) is read
+ * from the cgroup: exact, and cheap. Otherwise a task is the leader of its
+ * own session, so its processes are those whose
  * session id (field 6 of /proc/PID/stat) is the task's pid; one pass over
  * /proc per scrape sums utime + stime + cutime + cstime (children already
  * reaped count through their parent) and RSS for every task at once. A
@@ -64,8 +65,23 @@ static bool read_stat(const char *pid, int *session, uint64_t *ticks, uint64_t *
   return ok && ty_worker_parse_proc_stat(line, session, ticks, rss) == 0;
 }
 
-void ty__usage_sample(ty__task_usage *tasks, size_t n) {
-  for (size_t i = 0; i < n; i++) tasks[i].cpu_s = 0, tasks[i].rss_bytes = 0;
+/* A task in its own cgroup: the cgroup's CPU time (every process that ever
+ * ran in it) and its memory now, page cache included, as the limit counts it. */
+static void sample_cgroup(ty_cgroups *cg, ty__task_usage *u) {
+  ty_task_usage acc;
+  ty_cgroup_task_usage(cg, u->job_id, u->rank, &acc);
+  u->cpu_s = (double)acc.cpu_usec / 1e6;
+  u->rss_bytes = (double)ty_cgroup_task_memory(cg, u->job_id, u->rank);
+}
+
+void ty__usage_sample(ty_cgroups *cg, ty__task_usage *tasks, size_t n) {
+  size_t in_proc = 0;
+  for (size_t i = 0; i < n; i++) {
+    tasks[i].cpu_s = 0, tasks[i].rss_bytes = 0;
+    if (cg && tasks[i].in_cgroup) sample_cgroup(cg, &tasks[i]);
+    else in_proc++;
+  }
+  if (in_proc == 0) return;
   DIR *d = opendir("/proc");
   if (!d) return;
   double tick = (double)sysconf(_SC_CLK_TCK);
@@ -77,7 +93,7 @@ void ty__usage_sample(ty__task_usage *tasks, size_t n) {
     uint64_t ticks, rss;
     if (!read_stat(e->d_name, &session, &ticks, &rss)) continue;
     for (size_t i = 0; i < n; i++) {
-      if (tasks[i].pid != session) continue;
+      if (tasks[i].pid != session || (cg && tasks[i].in_cgroup)) continue;
       tasks[i].cpu_s += (double)ticks / tick;
       tasks[i].rss_bytes += (double)rss * page;
       break;

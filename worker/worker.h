@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/auth/auth.h"
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
 #include "lib/wire/wire.h"
@@ -107,6 +108,7 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
 void ty_task_env_free(char **env);
 
 typedef struct ty_tasks ty_tasks;
+typedef struct ty_cgroups ty_cgroups; /* cgroup.c, below */
 /* Called once when a task ends (exit or signal), and when the worker sent
  * a running task its --signal warning (state RUNNING, warned_signal set):
  * both go to the controller as TaskUpdate. The report stays valid during
@@ -116,6 +118,20 @@ typedef void (*ty_tasks_end_cb)(ty_tasks *t, const ty_task_report *r, void *ud);
 /* `state_dir` and `node` are copied. Logs go to state_dir/jobs/JOB/rank<R>.log. */
 int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
                     ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks);
+/* How tasks start (docs/security.md): through the trainyard-exec helper at
+ * `helper` (copied; required before the first launch), as their submitter
+ * when the worker is root, each in its own cgroup under `cgroups` (owned by
+ * the registry from now on; NULL = process groups only). */
+void ty_tasks_set_isolation(ty_tasks *t, const char *helper, ty_cgroups *cgroups);
+/* Before the first registration of a restarted worker: every task a
+ * previous run left in the cgroups is killed with its whole cgroup, so the
+ * node's CPUs are free and nothing runs twice when the controller, not
+ * hearing of those tasks, requeues their jobs. Returns how many. */
+size_t ty_tasks_reap_previous(ty_tasks *t);
+/* The job's task-token key, kept in its job directory (0600) from the
+ * launch on, for checking tokens of ReadLog after the task is gone:
+ * 0, or TY_ENOTFOUND. */
+int ty_tasks_job_key(const ty_tasks *t, uint64_t job_id, uint8_t *out_key, size_t key_len);
 /* Task logs (logs.c): each log is cut to its head and tail when it grows
  * past max_bytes (0 = no cap), and a job's directory is removed
  * retention_s after its last task here ended (0 = kept). */
@@ -165,10 +181,13 @@ void ty_tasks_foreach(ty_tasks *t, void (*cb)(const ty_task_report *r, void *ud)
 /* The controller acknowledged an ended task's report: forget it. Unknown or
  * still running tasks are ignored. */
 /* Calls cb for every running task with its process id (the leader of the
- * task's session) and the bit set of its GPU indices. */
+ * task's session), the bit set of its GPU indices and whether it runs in
+ * its own cgroup (of ty_tasks_cgroups). */
 typedef void (*ty_tasks_running_cb)(uint64_t job_id, uint32_t rank, int pid, uint64_t gpus,
-                                    void *ud);
+                                    bool in_cgroup, void *ud);
 void ty_tasks_foreach_running(const ty_tasks *t, ty_tasks_running_cb cb, void *ud);
+/* The cgroups the tasks run in (ty_tasks_set_isolation), or NULL. */
+ty_cgroups *ty_tasks_cgroups(const ty_tasks *t);
 void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank);
 /* Fills the current report of one task; TY_ENOTFOUND when unknown. */
 int ty_tasks_get(const ty_tasks *t, uint64_t job_id, uint32_t rank, ty_task_report *out);
@@ -196,6 +215,57 @@ typedef struct ty_tasks_stats {
 } ty_tasks_stats;
 void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out);
 
+/* ---- cgroups (cgroup.c) --------------------------------------------------
+ * A cgroup per task under the worker's own subtree (v2 where the unified
+ * hierarchy carries the memory controller, else v1): limits, killing the
+ * whole task, accounting, and finding a previous run's tasks. */
+
+/* What a task may use: its job's memory on this node (all its ranks here
+ * together, 0 = no limit), its CPUs (a quota), its GPUs among the node's
+ * node_gpus (the others are denied where the hierarchy can). */
+typedef struct ty_cgroup_limits {
+  uint64_t mem_bytes;
+  uint32_t cpus;
+  const uint32_t *gpus;
+  size_t n_gpus;
+  uint32_t node_gpus;
+} ty_cgroup_limits;
+
+/* Finds a usable hierarchy and creates the subtree `name` under the
+ * worker's own cgroup (or under `root`, a path inside each hierarchy, when
+ * not NULL). NULL with the reason in `why` when there is none. */
+ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t len);
+/* Removes the subtree where it is empty (tasks still inside keep it, for
+ * the next start to find); accepts NULL. */
+void ty_cgroup_close(ty_cgroups *cg);
+/* "cgroup v1 (memory, cpu, ...) under /sys/fs/cgroup/freezer/trainyard-n1". */
+const char *ty_cgroup_describe(const ty_cgroups *cg);
+/* Creates job<J>/rank<R> with its limits. *out_procs: the cgroup.procs files
+ * a process joins by writing its pid (NULL-terminated; ty_cgroup_procs_free).
+ * TY_EIO with the path in err. */
+int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_cgroup_limits *lim,
+                       char ***out_procs, char *err, size_t len);
+void ty_cgroup_procs_free(char **procs);
+/* Sends sig to every process of the task; TY_ENOTFOUND when none is left. */
+int ty_cgroup_task_signal(ty_cgroups *cg, uint64_t job, uint32_t rank, int sig);
+/* SIGKILL to every process, with no window for a fork to escape. */
+int ty_cgroup_task_kill(ty_cgroups *cg, uint64_t job, uint32_t rank);
+bool ty_cgroup_task_empty(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* CPU time, peak memory and block I/O of the task so far. */
+void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_usage *out);
+/* The memory the task uses now (memory.current, v1 memory.usage_in_bytes);
+ * 0 when unknown. */
+uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* Removes the (empty) rank cgroup, and the job's once it has no ranks. */
+int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* The directory of job<J>/rank<R> (rank UINT32_MAX: the job's) in the
+ * hierarchy of `controller` ("" = the one listing the task's processes);
+ * TY_ENOTFOUND when no hierarchy has that controller. */
+int ty_cgroup_task_path(const ty_cgroups *cg, const char *controller, uint64_t job, uint32_t rank,
+                        char *out, size_t len);
+/* Calls cb for every rank cgroup in the subtree: tasks of a previous run. */
+void ty_cgroup_scan(ty_cgroups *cg, void (*cb)(uint64_t job, uint32_t rank, void *ud), void *ud);
+
 /* ---- controller session ----------------------------------------------------- */
 
 typedef struct ty_worker_session ty_worker_session;
@@ -209,6 +279,13 @@ typedef struct ty_worker_session_opts {
   const ty_worker_inventory *inv;
   ty_tasks *tasks;
   const char *trainrun;             /* graph jobs: the trainrun binary (NULL = from PATH) */
+  /* Authentication (docs/security.md): every call to the controller is
+   * signed with `auth` (NULL = none), and LaunchTask and KillTask are
+   * accepted only with a credential of root or service_uid (or the cluster
+   * key). `queue` runs both off the loop (NULL: the session makes its own). */
+  ty_auth *auth;
+  ty_auth_queue *queue;
+  uint32_t service_uid;
 } ty_worker_session_opts;
 
 /* Starts connecting at once and keeps reconnecting (250 ms doubling to 5 s)

@@ -97,6 +97,49 @@ void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m);
 void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c);
 void ty__io_conn_closed(ty__ioreg *reg, ty_rpc_conn *c);
 
+/* ==== running tasks as their user: spawn.c, exec.c ===========================================
+ * Who a task runs as on this node, its log file, and its spawn through the
+ * trainyard-exec helper (cgroup join, setgroups/setgid/setuid, session,
+ * cwd, exec), whose status pipe says whether the command started. */
+typedef struct ty__runas {
+  bool switch_user;   /* a root worker runs the task as uid/gid/groups */
+  uint32_t uid, gid;
+  uint32_t *groups;   /* supplementary groups (getgrouplist), owned */
+  size_t n_groups;
+  char user[64], home[1024], shell[256]; /* for HOME, USER, LOGNAME, SHELL */
+} ty__runas;
+/* Resolves the submitter (spec->uid) on this node; a non-root worker runs
+ * everything as itself. TY_ENOTFOUND for a uid without a passwd entry,
+ * TY_EPERM for a job without one; the message names the node. */
+int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out, char *err,
+                      size_t len);
+void ty__runas_close(ty__runas *r);
+/* Creates dir (0755) and opens path for appending, 0600, owned by the
+ * task's user, not following links: the fd, or TY_EIO with a message. */
+int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,
+                      char *err, size_t len);
+
+typedef struct ty__spawn {
+  const char *helper;     /* trainyard-exec */
+  const char *node;       /* for messages */
+  char **procs;           /* cgroup.procs files to join (NULL-terminated), or NULL */
+  const ty__runas *who;
+  bool ctty;              /* pty: stdin becomes the controlling terminal */
+  const char *cwd;        /* NULL/"" = the worker's */
+  const char *const *argv;
+  size_t argc;
+  char **env;
+  uv_stdio_container_t stdio[3];
+  uv_exit_cb exit_cb;
+} ty__spawn;
+/* Spawns the task through the helper into *proc and waits (at most 10 s)
+ * for its verdict: 0 once the command exec'd; UV_ENOENT / UV_EACCES for
+ * argv[0], TY_ENOTFOUND / TY_EPERM for the cwd, else TY_EIO, each with a
+ * message. On error the helper has been reaped and *proc must be closed if
+ * uv_spawn initialised it (proc->type == UV_PROCESS). */
+int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err,
+                   size_t len);
+
 /* Worker metrics: registers the families on `m` and refreshes the gauges from
  * `tasks` and `inv` before each scrape. Owned by the caller (destroy). */
 typedef struct ty__worker_stats ty__worker_stats;
@@ -110,11 +153,13 @@ typedef struct ty__task_usage {
   uint32_t rank;
   int pid;          /* the task's session */
   uint64_t gpus;    /* bit set of its GPU indices */
-  double cpu_s;     /* out: CPU seconds of the session's processes */
-  double rss_bytes; /* out: their resident memory */
+  bool in_cgroup;   /* it runs in its own cgroup of `cg` below */
+  double cpu_s;     /* out: CPU seconds of the task's processes */
+  double rss_bytes; /* out: their memory */
 } ty__task_usage;
-/* Fills cpu_s and rss_bytes of every entry from one pass over /proc. */
-void ty__usage_sample(ty__task_usage *tasks, size_t n);
+/* Fills cpu_s and rss_bytes of every entry: from its cgroup where it has
+ * one (cg), else from one pass over /proc for the others. */
+void ty__usage_sample(ty_cgroups *cg, ty__task_usage *tasks, size_t n);
 /* NVML through dlopen; NULL where there is none (or no CUDA build). */
 typedef struct ty__nvml ty__nvml;
 ty__nvml *ty__nvml_open(void);
@@ -211,8 +256,16 @@ int ty__graph_prepare(ty__graph_worker *gw, ty_task_spec *spec, ty__graph_cmd *c
 void ty__graph_cmd_close(ty__graph_cmd *cmd);
 /* A graph rank 0 started: watch its progress. */
 void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char *checkpoint_path);
-/* At each heartbeat: sends ReportProgress over conn for what changed. */
-void ty__graph_tick(ty__graph_worker *gw, ty_rpc_conn *conn);
+/* At each heartbeat: sends ReportProgress through the session for what
+ * changed. */
+void ty__graph_tick(ty__graph_worker *gw, ty_worker_session *s);
+
+/* session.c: a call to the controller, signed with the worker's scheme off
+ * the loop and in order, sent if the session's connection is still the
+ * one it was at the call; otherwise cb gets TY_ECLOSED with a NULL conn. A
+ * signing failure reaches cb as that status with munged's words. */
+void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *payload,
+                      uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud);
 
 /* progress.c: parses a log tail into p (fields it finds); pure, for tests. */
 void ty__progress_parse(const char *text, size_t len, ty_train_progress *p);

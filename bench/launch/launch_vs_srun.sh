@@ -31,23 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# stats FILE -> "median p90 max" (seconds, 4 decimals)
-stats() {
-  sort -g "$1" | awk '{ v[NR] = $1 } END {
-    m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999999)]; if (p == "") p = v[NR];
-    printf "%.4f %.4f %.4f\n", m, p, v[NR] }'
-}
-
-# seq_runs OUTFILE CMD... : RUNS sequential launches, one duration per line.
-seq_runs() {
-  local out=$1; shift
-  : >"$out"
-  for _ in $(seq 1 "$runs"); do
-    local t0=$EPOCHREALTIME
-    "$@" >/dev/null || { log "failed: $*"; exit 1; }
-    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f\n", b - a }' >>"$out"
-  done
-}
+# stats, seq_runs
+. "$root/bench/timing.sh"
 
 # conc_runs OUTFILE CMD... : CONC launches at once; per-launch durations in
 # OUTFILE, the wall time of the burst on stdout.

@@ -166,6 +166,16 @@ void ty_buf_consume(ty_buf *b, size_t n);
 static inline bool ty_mul_overflow(size_t a, size_t b, size_t *out) {
   return __builtin_mul_overflow(a, b, out);
 }
+/* Big-endian integers of n bytes (1..8), for wire formats built by hand
+ * (task tokens, cluster-key credentials). */
+static inline void ty_put_be(uint8_t *p, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+static inline uint64_t ty_get_be(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v = v << 8 | p[i];
+  return v;
+}
 /* strdup that returns NULL only for a NULL argument; aborts on OOM (daemon,
  * worker and cli bookkeeping only, see the allocation policy above). */
 char *ty_strdup(const char *s);

@@ -16,6 +16,8 @@ struct ty_rpc_client {
   ty_rpc_conn *conn; /* NULL once the connection has ended */
   uint8_t *cred;
   size_t cred_len;
+  ty_rpc_signer sign; /* makes each request's auth credential, or NULL */
+  void *sign_ud;
 };
 
 typedef struct call_wait {
@@ -97,6 +99,12 @@ void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len
   c->cred_len = len;
 }
 
+void ty_rpc_client_set_signer(ty_rpc_client *c, ty_rpc_signer sign, void *ud) {
+  if (!c) return;
+  c->sign = sign;
+  c->sign_ud = ud;
+}
+
 void ty_rpc_result_close(ty_rpc_result *r) {
   if (!r) return;
   free(r->message);
@@ -142,9 +150,14 @@ static int run_call(ty_rpc_client *c, const char *method, const void *payload, s
   *w->out = (ty_rpc_result){0};
   if (!c || !method) return TY_EINVAL;
   int rc = c->conn ? 0 : TY_ECLOSED;
+  ty_buf auth;
+  ty_buf_init(&auth);
+  if (rc == 0 && c->sign) rc = c->sign(c->sign_ud, method, payload, len, &auth);
+  ty_rpc_creds creds = {.credential = c->cred, .credential_len = c->cred_len,
+                        .auth = auth.data, .auth_len = auth.len};
   if (rc == 0)
-    rc = ty_rpc_call(c->conn, method, payload, len, c->cred, c->cred_len, timeout_ms, on_answer, w,
-                     &w->id);
+    rc = ty_rpc_call_ex(c->conn, method, payload, len, &creds, timeout_ms, on_answer, w, &w->id);
+  ty_buf_close(&auth);
   if (rc == 0) rc = run_until(&c->loop, &w->done);
   if (rc == 0) return w->rc;
   fill_result(w->out, rc, ty_strerror(rc), NULL, 0);

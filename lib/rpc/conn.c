@@ -366,6 +366,15 @@ static void on_call_timeout(uv_timer_t *t) {
 int ty_rpc_call(ty_rpc_conn *c, const char *method, const void *payload, size_t len,
                 const void *credential, size_t credential_len, uint32_t timeout_ms,
                 ty_rpc_answer_cb cb, void *ud, uint64_t *out_request_id) {
+  ty_rpc_creds creds = {.credential = credential, .credential_len = credential_len};
+  return ty_rpc_call_ex(c, method, payload, len, &creds, timeout_ms, cb, ud, out_request_id);
+}
+
+int ty_rpc_call_ex(ty_rpc_conn *c, const char *method, const void *payload, size_t len,
+                   const ty_rpc_creds *creds, uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud,
+                   uint64_t *out_request_id) {
+  static const ty_rpc_creds none = {0};
+  if (!creds) creds = &none;
   if (!c || !method || !method[0] || !cb) return TY_EINVAL;
   if (c->state != TY__CONN_OPEN) return TY_ECLOSED;
   call *k = calloc(1, sizeof *k);
@@ -375,10 +384,12 @@ int ty_rpc_call(ty_rpc_conn *c, const char *method, const void *payload, size_t 
                   .request_id = k->node.id,
                   .kind = TY_RPC_REQUEST,
                   .method = method,
-                  .credential = credential,
-                  .credential_len = credential_len,
+                  .credential = creds->credential,
+                  .credential_len = creds->credential_len,
                   .payload = payload,
-                  .payload_len = len};
+                  .payload_len = len,
+                  .auth = creds->auth,
+                  .auth_len = creds->auth_len};
   int rc = send_msg(c, &m);
   if (rc == 0) rc = ty__idmap_put(&c->calls, &k->node);
   if (rc < 0) {

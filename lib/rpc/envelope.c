@@ -31,6 +31,8 @@ static void fill_envelope(const ty_rpc_msg *m, Tyrpc__Envelope *e) {
   e->credential.data = (uint8_t *)m->credential;
   e->payload.len = m->payload ? m->payload_len : 0;
   e->payload.data = (uint8_t *)m->payload;
+  e->auth.len = m->auth ? m->auth_len : 0;
+  e->auth.data = (uint8_t *)m->auth;
 }
 
 int ty__rpc_encode_prefixed(const ty_rpc_msg *m, size_t prefix, uint8_t **out_block,
@@ -74,6 +76,8 @@ int ty_rpc_decode(const uint8_t *body, size_t len, ty_rpc_msg *out_msg, void **o
       .credential_len = e->credential.len,
       .payload = e->payload.data,
       .payload_len = e->payload.len,
+      .auth = e->auth.data,
+      .auth_len = e->auth.len,
   };
   *out_owner = e;
   return 0;

@@ -88,10 +88,12 @@ typedef struct ty_rpc_msg {
   const char *method; /* "" when absent */
   int status;
   const char *message; /* "" when absent */
-  const uint8_t *credential;
+  const uint8_t *credential; /* a job-scoped token (task I/O, rendezvous) */
   size_t credential_len;
   const uint8_t *payload;
   size_t payload_len;
+  const uint8_t *auth; /* who sends it: a lib/auth credential */
+  size_t auth_len;
 } ty_rpc_msg;
 
 /* Encodes one whole frame (header + envelope) into a new heap buffer that the
@@ -221,6 +223,19 @@ typedef struct ty_rpc_conn_opts {
 int ty_rpc_call(ty_rpc_conn *c, const char *method, const void *payload, size_t len,
                 const void *credential, size_t credential_len, uint32_t timeout_ms,
                 ty_rpc_answer_cb cb, void *ud, uint64_t *out_request_id);
+/* The two credentials a request may carry (envelope.proto): a job-scoped
+ * token in `credential`, the sender's lib/auth credential in `auth`. Both
+ * are copied into the frame; NULL/0 = none. */
+typedef struct ty_rpc_creds {
+  const void *credential;
+  size_t credential_len;
+  const void *auth;
+  size_t auth_len;
+} ty_rpc_creds;
+/* ty_rpc_call with both credentials (creds may be NULL). */
+int ty_rpc_call_ex(ty_rpc_conn *c, const char *method, const void *payload, size_t len,
+                   const ty_rpc_creds *creds, uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud,
+                   uint64_t *out_request_id);
 /* Answers a request with one RESPONSE. `message` may be NULL.
  * reply/stream_send/stream_end return TY_ENOTFOUND for a request_id that is
  * not an open request from the peer (already answered: a double reply), and
@@ -292,6 +307,12 @@ int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_c
 void ty_rpc_client_close(ty_rpc_client *c);
 /* Sets the credential sent with every request (copied). */
 void ty_rpc_client_set_credential(ty_rpc_client *c, const void *cred, size_t len);
+/* Called before every request to produce its `auth` credential: appends it
+ * to *out (nothing = none) and returns 0, or an error that fails the call
+ * before anything is sent. */
+typedef int (*ty_rpc_signer)(void *ud, const char *method, const void *payload, size_t len,
+                             ty_buf *out);
+void ty_rpc_client_set_signer(ty_rpc_client *c, ty_rpc_signer sign, void *ud);
 
 /* An answer: status, message and payload are owned by the caller, who frees
  * them with ty_rpc_result_close(). */

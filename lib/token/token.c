@@ -22,16 +22,6 @@
 #define MAGIC "TYT1"
 #define SIGNED_LEN 24u /* magic + job_id + rank + expires_ms */
 
-static void put_be(uint8_t *p, uint64_t v, int n) {
-  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++) v = v << 8 | p[i];
-  return v;
-}
-
 static void hmac(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len,
                  uint8_t out[32]) {
   unsigned int n = 32;
@@ -43,16 +33,16 @@ void ty_token_job_key(const uint8_t secret[TY_TOKEN_SECRET_LEN], uint64_t job_id
   static const char label[] = "trainyard attach key v1";
   uint8_t msg[sizeof label - 1 + 8];
   memcpy(msg, label, sizeof label - 1);
-  put_be(msg + sizeof label - 1, job_id, 8);
+  ty_put_be(msg + sizeof label - 1, job_id, 8);
   hmac(secret, TY_TOKEN_SECRET_LEN, msg, sizeof msg, out_key);
 }
 
 void ty_token_sign(const uint8_t key[TY_TOKEN_KEY_LEN], uint64_t job_id, uint32_t rank,
                    int64_t expires_ms, uint8_t out_token[TY_TOKEN_LEN]) {
   memcpy(out_token, MAGIC, 4);
-  put_be(out_token + 4, job_id, 8);
-  put_be(out_token + 12, rank, 4);
-  put_be(out_token + 16, (uint64_t)expires_ms, 8);
+  ty_put_be(out_token + 4, job_id, 8);
+  ty_put_be(out_token + 12, rank, 4);
+  ty_put_be(out_token + 16, (uint64_t)expires_ms, 8);
   hmac(key, TY_TOKEN_KEY_LEN, out_token, SIGNED_LEN, out_token + SIGNED_LEN);
 }
 
@@ -61,9 +51,9 @@ int ty_token_verify(const uint8_t key[TY_TOKEN_KEY_LEN], const uint8_t *token, s
   if (!token || len == 0) return ty_errf(why, why_len, TY_EPERM, "no task token");
   if (len != TY_TOKEN_LEN || memcmp(token, MAGIC, 4) != 0)
     return ty_errf(why, why_len, TY_EPERM, "malformed task token (%zu bytes)", len);
-  uint64_t tjob = get_be(token + 4, 8);
-  uint32_t trank = (uint32_t)get_be(token + 12, 4);
-  int64_t expires = (int64_t)get_be(token + 16, 8);
+  uint64_t tjob = ty_get_be(token + 4, 8);
+  uint32_t trank = (uint32_t)ty_get_be(token + 12, 4);
+  int64_t expires = (int64_t)ty_get_be(token + 16, 8);
   uint8_t mac[32];
   hmac(key, TY_TOKEN_KEY_LEN, token, SIGNED_LEN, mac);
   if (CRYPTO_memcmp(mac, token + SIGNED_LEN, sizeof mac) != 0)

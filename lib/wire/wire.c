@@ -90,6 +90,13 @@ void ty_job_spec_close(ty_job_spec *s) {
   memset(s, 0, sizeof(*s));
 }
 
+void ty_task_usage_add(ty_task_usage *a, const ty_task_usage *b) {
+  a->cpu_usec += b->cpu_usec;
+  a->io_read_bytes += b->io_read_bytes;
+  a->io_write_bytes += b->io_write_bytes;
+  if (b->mem_peak_bytes > a->mem_peak_bytes) a->mem_peak_bytes = b->mem_peak_bytes;
+}
+
 void ty_task_locations_close(ty_task_locations *l) {
   if (!l) return;
   for (size_t i = 0; l->tasks && i < l->n; i++) {

@@ -130,7 +130,11 @@ typedef struct ty_interactive {
 typedef struct ty_job_spec {
   char *name;
   char *queue; /* "" or NULL means "default" */
-  char *user;
+  char *user;  /* output only: the submitter, from the credential */
+  /* The submitter's uid and gid (Job.uid, Job.gid), set by traind from the
+   * credential; has_uid is false for a job stored before authentication. */
+  bool has_uid;
+  uint32_t uid, gid;
   int32_t priority; /* TY_JOB_PRIORITY_MIN..MAX */
   uint32_t time_limit_s; /* 0 = the queue's default */
   bool has_resources;    /* the Resources message was present */
@@ -179,7 +183,13 @@ typedef struct ty_task_spec {
   const char *cwd;       /* NULL or "" = the worker's cwd */
   uint32_t time_limit_s; /* 0 = none */
   uint32_t kill_grace_s; /* 0 = the worker's default */
-  const char *user;
+  const char *user;      /* the submitter's name, for messages */
+  /* Isolation (LaunchTaskRequest fields 100+): who the task runs as
+   * (has_uid false: refused by a root worker) and the memory its job may use
+   * on this node, all its ranks there together (0 = no limit). */
+  bool has_uid;
+  uint32_t uid, gid;
+  uint64_t mem_per_node;
   /* Interactive tasks (rlaunch): stdio stays on the worker for attached
    * clients; attach_key (lib/token) verifies their task tokens. Graph ranks
    * get the key too: the worker signs their rendezvous tokens with it. */
@@ -206,6 +216,16 @@ typedef struct ty_task_spec {
   size_t plan_len;
 } ty_task_spec;
 
+/* What a task's cgroup used (accounting), read when it ended; zero without
+ * cgroups. */
+typedef struct ty_task_usage {
+  uint64_t cpu_usec;       /* user + system CPU time */
+  uint64_t mem_peak_bytes; /* the peak of its memory use */
+  uint64_t io_read_bytes, io_write_bytes; /* on block devices */
+} ty_task_usage;
+/* Adds b into a: times and bytes summed, the peak the larger one. */
+void ty_task_usage_add(ty_task_usage *a, const ty_task_usage *b);
+
 /* The state of one rank as a worker reports it (RegisterNode's tasks,
  * TaskUpdate). */
 typedef struct ty_task_report {
@@ -219,6 +239,7 @@ typedef struct ty_task_report {
   /* A RUNNING report sent when the worker delivered the job's --signal
    * warning: that signal; 0 otherwise. */
   int32_t warned_signal;
+  ty_task_usage usage;
 } ty_task_report;
 
 /* ---- task I/O: logs and interactive attach ------------------------------------- */

@@ -6,17 +6,23 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/auth/auth.h"
 #include "proto/methods.h"
 
 void it_sleep_ms(int ms) {
@@ -41,6 +47,7 @@ static pid_t spawn(const char *cwd, const char *logpath, char *const argv[]) {
       close(fd);
     }
     setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
     if (cwd && chdir(cwd) != 0) _exit(126);
     execv(argv[0], argv);
     _exit(127);
@@ -71,6 +78,20 @@ static int read_port(const char *path, const char *key, pid_t pid) {
   return -1;
 }
 
+/* Appends --auth none at the first of the two spare NULLs of argv. */
+static void no_auth(char **argv) {
+  size_t n = 0;
+  while (argv[n]) n++;
+  argv[n] = "--auth", argv[n + 1] = "none";
+}
+
+/* Appends --auth key --cluster-key KEY at the first of four spare NULLs. */
+static void key_auth(char **argv, char *key) {
+  size_t n = 0;
+  while (argv[n]) n++;
+  argv[n] = "--auth", argv[n + 1] = "key", argv[n + 2] = "--cluster-key", argv[n + 3] = key;
+}
+
 void it_controller_start(it_cluster *c) {
   char state[300], pf[300], log[300], listen[64], timeout[32];
   if (c->relative_state) snprintf(state, sizeof state, "traind");
@@ -80,11 +101,14 @@ void it_controller_start(it_cluster *c) {
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
   snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
   unlink(pf);
-  char *argv[40] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
+  char *argv[48] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
                     "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
                     "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
-                    "--kill-grace-s", "2", NULL};
-  size_t n = 15;
+                    "--kill-grace-s", "2", "--config", c->config, "--munge-socket",
+                    c->munged.socket, NULL};
+  if (c->opts.auth_none) no_auth(argv);
+  size_t n = 0;
+  while (argv[n]) n++;
   for (size_t i = 0; c->traind_args && c->traind_args[i] && n + 1 < TY_ARRAY_LEN(argv); i++)
     argv[n++] = (char *)c->traind_args[i];
   argv[n] = NULL;
@@ -94,8 +118,10 @@ void it_controller_start(it_cluster *c) {
 }
 
 void it_worker_start(it_cluster *c, size_t i, int cpus) {
-  char state[300], pf[300], log[300], ctl[64], ncpu[16];
+  char state[300], pf[300], log[300], ctl[64], ncpu[16], cgroup[64];
   snprintf(c->name[i], sizeof c->name[i], "w%zu", i + 1);
+  /* A cgroup subtree per test cluster: tests on one host never share one. */
+  snprintf(cgroup, sizeof cgroup, "tyit-%d-%s", (int)getpid(), c->name[i]);
   if (c->relative_state) snprintf(state, sizeof state, "%s", c->name[i]);
   else snprintf(state, sizeof state, "%s/%s", c->dir, c->name[i]);
   snprintf(pf, sizeof pf, "%s/%s.ports", c->dir, c->name[i]);
@@ -117,22 +143,57 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   while (argv[n]) n++;
   for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 47; k++)
     argv[n++] = (char *)c->worker_extra[k];
+  char *auth[] = {"--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL,
+                  NULL, NULL};
+  if (c->opts.auth_none) no_auth(auth);
+  if (c->opts.key_workers) key_auth(auth, c->cluster_key);
+  for (size_t k = 0; auth[k] && n < 47; k++) argv[n++] = auth[k];
   argv[n] = NULL;
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
 }
 
+/* A cluster key for key_workers: 64 random bytes, 0600. */
+static void write_key(it_cluster *c) {
+  snprintf(c->cluster_key, sizeof c->cluster_key, "%s/cluster.key", c->dir);
+  uint8_t key[64];
+  int r = open("/dev/urandom", O_RDONLY), fd = open(c->cluster_key, O_WRONLY | O_CREAT, 0600);
+  cr_assert(r >= 0 && fd >= 0 && read(r, key, sizeof key) == (ssize_t)sizeof key &&
+            write(fd, key, sizeof key) == (ssize_t)sizeof key);
+  close(r), close(fd);
+}
+
+/* traind's --config: the test workers w1..w4 may register. */
+static void write_config(it_cluster *c) {
+  snprintf(c->config, sizeof c->config, "%s/traind.conf", c->dir);
+  FILE *f = fopen(c->config, "w");
+  cr_assert(f, "%s: %s", c->config, strerror(errno));
+  fprintf(f, "auth.nodes = w[1-%d]\n%s\n", IT_MAX_WORKERS, c->opts.config_extra ? c->opts.config_extra : "");
+  if (c->opts.key_workers) fprintf(f, "auth.workers = key\nauth.cluster_key = %s\n", c->cluster_key);
+  fclose(f);
+}
+
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
-                          int node_timeout_ms, const char *const *traind_args,
-                          const char *const *worker_extra) {
+                          const it_options *o) {
   memset(c, 0, sizeof *c);
-  c->node_timeout_ms = node_timeout_ms;
   c->relative_state = relative;
-  c->traind_args = traind_args;
-  c->worker_extra = worker_extra;
+  if (o) c->opts = *o;
+  c->node_timeout_ms = c->opts.node_timeout_ms;
+  c->traind_args = c->opts.traind_args;
+  c->worker_extra = c->opts.worker_args;
   snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+  chmod(c->dir, 0755); /* test users run clients from here */
+  if (!c->opts.auth_none) {
+    cr_assert(ty_test_munged_start(&c->munged), "cannot start munged (is the munge package "
+              "installed?)");
+    setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
+  } else {
+    snprintf(c->munged.socket, sizeof c->munged.socket, "%s/no-munged", c->dir);
+  }
+  if (c->opts.key_workers) write_key(c);
+  write_config(c);
   if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
   it_controller_start(c);
   c->n_workers = n_workers;
@@ -144,26 +205,15 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
 }
 
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, false, 0, NULL, NULL);
+  cluster_start(c, n_workers, cpus, false, NULL);
 }
 
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
-  cluster_start(c, n_workers, cpus, true, 0, NULL, NULL);
+  cluster_start(c, n_workers, cpus, true, NULL);
 }
 
-void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
-                           const char *const *traind_args) {
-  cluster_start(c, n_workers, cpus, false, 0, traind_args, NULL);
-}
-
-void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
-                           const char *const *traind_args) {
-  cluster_start(c, n_workers, cpus, false, node_timeout_ms, traind_args, NULL);
-}
-
-void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
-                                   const char *const *worker_extra) {
-  cluster_start(c, n_workers, cpus, false, 0, NULL, worker_extra);
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o) {
+  cluster_start(c, n_workers, cpus, false, o);
 }
 
 void it_kill9(pid_t *pid) {
@@ -198,13 +248,184 @@ static void stop_gracefully(pid_t *pid, const char *name, const char *dir) {
 void it_cluster_stop(it_cluster *c) {
   for (size_t i = 0; i < c->n_workers; i++) stop_gracefully(&c->worker[i], c->name[i], c->dir);
   stop_gracefully(&c->traind, "traind", c->dir);
+  ty_test_munged_stop(&c->munged);
+  it_users_remove();
+}
+
+/* ---- credentials --------------------------------------------------------------------------- */
+
+/* Signs with the cluster's munged as whoever this process is. */
+static int sign(void *ud, const char *method, const void *payload, size_t len, ty_buf *out) {
+  ty_auth *a = ud;
+  uint8_t *cred = NULL;
+  size_t n = 0;
+  char err[TY_ERR_LEN];
+  int rc = ty_auth_sign(a, method, payload, len, &cred, &n, err, sizeof err);
+  cr_assert_eq(rc, 0, "munge: %s", err);
+  ty_buf_append(out, cred, n);
+  free(cred);
+  return 0;
+}
+
+static ty_auth *process_auth; /* one per test process, for its clients (any thread) */
+
+static void make_signer(void) {
+  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = getenv("TRAINYARD_MUNGE_SOCKET")};
+  char err[TY_ERR_LEN];
+  if (ty_auth_create(&cfg, &process_auth, err, sizeof err) != 0) process_auth = NULL;
+}
+
+static ty_auth *signer(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, make_signer);
+  cr_assert(process_auth, "cannot create a MUNGE signer");
+  return process_auth;
 }
 
 ty_rpc_client *it_client(const it_cluster *c) {
   ty_rpc_client *cl = NULL;
   int rc = ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl);
   cr_assert_eq(rc, 0, "connect to traind on port %d: %s", c->rpc_port, ty_strerror(rc));
+  if (!c->opts.auth_none) ty_rpc_client_set_signer(cl, sign, signer());
   return cl;
+}
+
+static void become(uid_t uid, gid_t gid) {
+  if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(120);
+}
+
+int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, const ty_buf *req,
+               char *msg, size_t msg_len) {
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    become(uid, gid);
+    ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = c->munged.socket};
+    ty_auth *a = NULL;
+    ty_rpc_client *cl = NULL;
+    ty_rpc_result res = {0};
+    char err[TY_ERR_LEN];
+    if (ty_auth_create(&cfg, &a, err, sizeof err) != 0 ||
+        ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl) != 0)
+      _exit(121);
+    ty_rpc_client_set_signer(cl, sign, a);
+    int rc = ty_rpc_client_call(cl, method, req->data, req->len, 10000, &res);
+    dprintf(fds[1], "%d\n%s", rc ? rc : res.status, res.message ? res.message : "");
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[TY_ERR_LEN + 32] = "";
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < sizeof buf && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+  buf[n] = '\0';
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client as uid %d failed (exit %d)", (int)uid,
+            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  char *nl = strchr(buf, '\n');
+  if (msg) snprintf(msg, msg_len, "%s", nl ? nl + 1 : "");
+  return atoi(buf);
+}
+
+/* ---- test users ---------------------------------------------------------------------------- */
+
+static char users[8][32];
+static size_t n_users;
+
+static int run_tool(const char *path, char *const argv[]) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 1), dup2(null, 2);
+    execv(path, argv);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void it_users_remove(void) {
+  while (n_users > 0) {
+    char *name = users[--n_users];
+    char *argv[] = {"userdel", "-f", name, NULL};
+    run_tool("/usr/sbin/userdel", argv);
+  }
+}
+
+void it_user_del(const char *name) {
+  char *argv[] = {"userdel", "-f", (char *)name, NULL};
+  cr_assert_eq(run_tool("/usr/sbin/userdel", argv), 0, "userdel %s failed", name);
+  for (size_t i = 0; i < n_users; i++)
+    if (!strcmp(users[i], name)) memmove(users[i], users[--n_users], sizeof users[0]);
+}
+
+void it_user_add(char *name, size_t name_len, uid_t *uid, gid_t *gid) {
+  if (geteuid() != 0) cr_skip_test("creating test users needs root");
+  cr_assert_lt(n_users, sizeof users / sizeof users[0]);
+  static bool registered;
+  if (!registered) atexit(it_users_remove);
+  registered = true;
+  char *u = users[n_users];
+  snprintf(u, sizeof users[0], "tyit%dx%zu", (int)getpid(), n_users);
+  char *argv[] = {"useradd", "-M", "-s", "/bin/sh", u, NULL};
+  cr_assert_eq(run_tool("/usr/sbin/useradd", argv), 0, "useradd %s failed", u);
+  n_users++;
+  struct passwd *pw = getpwnam(u);
+  cr_assert(pw, "no passwd entry for %s after useradd", u);
+  snprintf(name, name_len, "%s", u);
+  *uid = pw->pw_uid;
+  *gid = pw->pw_gid;
+}
+
+/* Reads both pipes to EOF (poll: neither may fill up and stall the child). */
+static void read_both(int out_fd, int err_fd, char **out, char **err) {
+  ty_buf b[2];
+  ty_buf_init(&b[0]), ty_buf_init(&b[1]);
+  struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
+  int open_fds = 2;
+  while (open_fds > 0 && poll(p, 2, -1) > 0) {
+    for (int i = 0; i < 2; i++) {
+      if (p[i].fd < 0 || !p[i].revents) continue;
+      char chunk[4096];
+      ssize_t n = read(p[i].fd, chunk, sizeof chunk);
+      if (n > 0) ty_buf_append(&b[i], chunk, (size_t)n);
+      else p[i].fd = -1, open_fds--;
+    }
+  }
+  ty_buf_append(&b[0], "", 1), ty_buf_append(&b[1], "", 1);
+  if (out) *out = (char *)b[0].data;
+  else ty_buf_close(&b[0]);
+  if (err) *err = (char *)b[1].data;
+  else ty_buf_close(&b[1]);
+}
+
+int it_run_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char **out, char **err,
+              const char *const *argv) {
+  int po[2], pe[2];
+  cr_assert(pipe(po) == 0 && pipe(pe) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(po[1], 1), dup2(pe[1], 2);
+    close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+    become(uid, gid);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
+    setenv("TRAINYARD_CONTROLLER", addr, 1);
+    if (cwd && chdir(cwd) != 0) _exit(126);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  close(po[1]), close(pe[1]);
+  read_both(po[0], pe[0], out, err);
+  close(po[0]), close(pe[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
@@ -246,7 +467,6 @@ int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64
   cmd.cwd = "/tmp";
   Trainyard__Job job = TRAINYARD__JOB__INIT;
   job.name = (char *)name;
-  job.user = "tester";
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;
   return it_submit_job(cl, &job, out_id, err, err_len);
@@ -264,6 +484,20 @@ Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id) {
     r = trainyard__get_job_response__unpack(NULL, res.payload_len, res.payload);
   ty_rpc_result_close(&res);
   return r;
+}
+
+Trainyard__ListJobsResponse *it_list_jobs(ty_rpc_client *cl) {
+  Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
+  uint8_t buf[64];
+  size_t n = trainyard__list_jobs_request__pack(&req, buf);
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_LIST_JOBS, buf, n, 10000, &r), 0);
+  cr_assert_eq(r.status, 0, "ListJobs: %s", r.message);
+  Trainyard__ListJobsResponse *resp =
+      trainyard__list_jobs_response__unpack(NULL, r.payload_len, r.payload);
+  cr_assert(resp, "ListJobsResponse does not decode");
+  ty_rpc_result_close(&r);
+  return resp;
 }
 
 bool it_is_final(int state) {

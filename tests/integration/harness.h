@@ -8,6 +8,13 @@
  *
  * Binaries come from the environment meson sets: TY_TRAIND, TY_TRAINWORKERD,
  * TY_TRAINCTL. Daemon output goes to DIR/<name>.stderr for post-mortems.
+ *
+ * Authentication is on, as in production: each cluster gets a private
+ * munged (its own key and socket, tests/support/munged.h), traind lists the
+ * workers in auth.nodes, every client request carries a MUNGE credential
+ * (TRAINYARD_MUNGE_SOCKET points trainctl and rlaunch at it). Daemons die
+ * with the test process (PR_SET_PDEATHSIG); test users (it_user_add) are
+ * removed when the cluster stops and, failing that, at exit.
  */
 #ifndef TY_TESTS_INTEGRATION_HARNESS_H
 #define TY_TESTS_INTEGRATION_HARNESS_H
@@ -19,6 +26,7 @@
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
 #include "proto/trainyard.pb-c.h"
+#include "tests/support/munged.h"
 
 #define IT_MAX_WORKERS 4
 
@@ -35,35 +43,62 @@ typedef struct it_cluster {
    * deploy/cluster.sh is often used), to catch paths handed to tasks that
    * only make sense from the daemon's own cwd. */
   bool relative_state;
-  /* Extra traind arguments (NULL-terminated, borrowed; at most 24). */
+  ty_test_munged munged;
+  char config[300];      /* traind --config: auth.nodes and the options' lines */
+  char cluster_key[300]; /* with key_workers */
+  /* How a cluster starts (it_cluster_start_with); all fields optional. */
+  struct it_options {
+    const char *config_extra;       /* more `key = value` lines for traind --config */
+    bool auth_none;                 /* --auth none everywhere, no munged */
+    bool key_workers;               /* auth.workers = key with DIR/cluster.key */
+    int node_timeout_ms;            /* traind --node-timeout-ms (0 = 1500) */
+    const char *const *traind_args; /* more traind arguments (NULL-terminated, borrowed) */
+    const char *const *worker_args; /* more trainworkerd flags (the same) */
+  } opts;
+  /* Extra traind arguments (from opts.traind_args, replaceable before a
+   * restart; NULL-terminated, borrowed; at most 24). */
   const char *const *traind_args;
   /* More trainworkerd flags (NULL-terminated, may be NULL; borrowed). */
   const char *const *worker_extra;
 } it_cluster;
+typedef struct it_options it_options;
 
 /* Creates the directory and starts the controller and n workers (cpus each),
  * then waits until every node is UP. Aborts the test on failure. */
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
-/* The same with a node timeout (0 = 1500 ms) and more traind flags. */
-void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, int node_timeout_ms,
-                           const char *const *traind_args);
 /* The same with relative_state set. */
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
-/* The same with extra traind arguments (kept for restarts). */
-void it_cluster_start_args(it_cluster *c, size_t n_workers, int cpus,
-                           const char *const *traind_args);
-/* The same with more trainworkerd flags (kept for restarts). */
-void it_cluster_start_workers_with(it_cluster *c, size_t n_workers, int cpus,
-                                   const char *const *worker_extra);
+/* The same with options (auth, traind and worker flags, kept for restarts). */
+void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);
 /* SIGKILL, then reap. */
 void it_kill9(pid_t *pid);
-/* Kills everything by PID and removes nothing (logs stay for post-mortems). */
+/* Kills everything by PID and removes nothing (logs stay for post-mortems)
+ * but the test users. */
 void it_cluster_stop(it_cluster *c);
 
+/* A client whose requests carry root's MUNGE credential (an operator). */
 ty_rpc_client *it_client(const it_cluster *c);
+/* The same as another user: the client runs in a child process that setuid
+ * to uid, so its credentials are that user's. Calls one method with `req`
+ * and returns the answer's status, its message in msg. */
+int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, const ty_buf *req,
+               char *msg, size_t msg_len);
+
+/* Creates a user "tyit<pid>x<n>" (useradd) and returns its name, uid and
+ * gid; skips the test when not root. Removed by it_cluster_stop or at exit. */
+void it_user_add(char *name, size_t name_len, uid_t *uid, gid_t *gid);
+/* Removes every user it_user_add made (also run at exit). */
+void it_users_remove(void);
+/* Removes one of them now (userdel). */
+void it_user_del(const char *name);
+/* Runs a binary (TY_TRAINCTL, TY_RLAUNCH...) with the cluster's address as
+ * uid/gid, from cwd; returns its exit status, stdout in *out and stderr in
+ * *err (heap strings; either may be NULL). */
+int it_run_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char **out, char **err,
+              const char *const *argv);
 /* Submits `sh -c script` as a command job; returns 0 and the id, or the
  * error status of the answer (message copied to err when not NULL). */
 int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64_t *out_id,
@@ -75,6 +110,9 @@ int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request
                      uint64_t *out_id, char *err, size_t err_len);
 /* Fetches a job; caller frees with trainyard__get_job_response__free_unpacked. */
 Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id);
+/* Every job (ListJobs without a filter); aborts the test when the call
+ * fails. Caller frees with trainyard__list_jobs_response__free_unpacked. */
+Trainyard__ListJobsResponse *it_list_jobs(ty_rpc_client *cl);
 /* Polls until the job is in `state` (or any final state when state is 0);
  * returns the final JobInfo response or NULL on timeout. */
 Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms);

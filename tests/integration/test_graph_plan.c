@@ -14,6 +14,7 @@
  *   - a model with a short raw_data initializer, a check that crashes, one
  *     that hangs and one that runs out of its memory are each a clear
  *     refusal of that submit, and traind keeps serving;
+ *   - a model_path is read with the submitter's rights (MUNGE's uid);
  *   - `trainctl plan` with --mesh (no controller) and without (PlanJob):
  *     the text, the JSON document, the cache, and each bad input's message
  *     and exit code.
@@ -128,7 +129,7 @@ static uint64_t expect_planned(const it_cluster *c, uint32_t nodes, uint32_t tpn
 
 Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 1, 2, rates);
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
   uint64_t id = expect_planned(&c, 1, 2, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR, "tp");
   char *text = show(&c, id);
   cr_assert(strstr(text, "Plan: the tensor parallel plan, mesh 1x2 on 1 x 2 devices"), "%s", text);
@@ -146,14 +147,14 @@ Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
 
 Test(graph_plan, data_x_tensor_on_four_ranks_through_submit, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 2, 2, rates);
+  it_cluster_start_with(&c, 2, 2, &(it_options){.traind_args = rates});
   expect_planned(&c, 2, 2, TRAINYARD__PARALLELISM__PARALLELISM_GRID, "grid");
   it_cluster_stop(&c);
 }
 
 Test(graph_plan, default_parallelism_is_planned, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 1, 2, rates);
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
   uint64_t id = expect_planned(&c, 1, 2, TRAINYARD__PARALLELISM__PARALLELISM_AUTO, "auto");
   char *text = show(&c, id);
   cr_assert(strstr(text, "Plan: the "), "%s", text);
@@ -257,7 +258,7 @@ static void restart_with(it_cluster *c, const char *const *args) {
 
 Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 0, 1, rates);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
   char err[512] = "", crash[400], hang[400];
   /* A short raw_data initializer (it once crashed traind from its loop). */
   size_t n;
@@ -334,7 +335,7 @@ static void submit_twice_during_check(const it_cluster *c, const char *rid, retr
 
 Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 0, 1, rates);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
   char slow[400], traind_dir[400];
   snprintf(slow, sizeof slow, "%s/slow.sh", c.dir);
   snprintf(traind_dir, sizeof traind_dir, "%s", rk_env("TY_TRAIND"));
@@ -370,7 +371,7 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
 #endif
   it_cluster c;
   const char *const limited[] = {"--check-mem", "128M", NULL};
-  it_cluster_start_args(&c, 0, 1, limited);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = limited});
   char path[400], err[512] = "";
   snprintf(path, sizeof path, "%s/big.onnx", c.dir);
   size_t n;
@@ -383,6 +384,50 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
       "%s", err);
   expect_serving(&c);
   unlink(path);
+  it_cluster_stop(&c);
+}
+
+/* A model_path is read with its submitter's rights (daemon/check.c,
+ * run_as): traind runs as root here, and the check's child takes the uid
+ * and gid of the request's MUNGE credential, so another user's private
+ * model is refused while its owner's submit is accepted. */
+Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
+  uid_t alice, bob;
+  gid_t alice_g, bob_g;
+  char name[32], dir[] = "/tmp/tyit-model-XXXXXX", path[64];
+  it_user_add(name, sizeof name, &alice, &alice_g);
+  it_user_add(name, sizeof name, &bob, &bob_g);
+  cr_assert(mkdtemp(dir));
+  cr_assert_eq(chmod(dir, 0755), 0);
+  snprintf(path, sizeof path, "%s/model.onnx", dir);
+  size_t n, len;
+  uint8_t *model = rk_read_all(rk_env("TY_MLP_ONNX"), &n);
+  rk_write_file(path, model, n);
+  free(model);
+  cr_assert_eq(chown(path, alice, alice_g), 0);
+  cr_assert_eq(chmod(path, 0600), 0);
+  uint8_t *cfg = rk_make_config(STEPS, 0, NULL, &len);
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.graph.model_path = path;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &j.job;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_buf_reserve(&b, trainyard__submit_job_request__get_packed_size(&req)), 0);
+  b.len = trainyard__submit_job_request__pack(&req, b.data);
+  char msg[TY_ERR_LEN] = "";
+  int rc = it_call_as(&c, bob, bob_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
+  cr_expect_eq(rc, TY_EINVAL, "bob's submit of alice's private model: %d %s", rc, msg);
+  cr_expect(strstr(msg, "job.graph") && strstr(msg, "ermission denied"), "%s", msg);
+  rc = it_call_as(&c, alice, alice_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
+  cr_expect_eq(rc, 0, "alice's submit of her own model: %d %s", rc, msg);
+  ty_buf_close(&b);
+  free(cfg);
+  unlink(path);
+  rmdir(dir);
   it_cluster_stop(&c);
 }
 
@@ -421,7 +466,7 @@ static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *m
 
 Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_args(&c, 0, 1, rates);
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
   char job[400], cmdjob[400];
   snprintf(job, sizeof job, "%s/job.pb", c.dir);
   size_t len;

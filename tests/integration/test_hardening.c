@@ -5,6 +5,10 @@
  *     is killed with SIGKILL and restarted five times; every acknowledged
  *     job exists exactly once and no job ran twice;
  *   - a repeated request id is answered with the first job's id;
+ *   - with authentication on (the harness's private munged): a trainctl
+ *     submit whose controller died before answering is resent on a new,
+ *     signed connection and creates its job once; a resent request needs a
+ *     credential of its own (munged refuses a replayed one);
  *   - limits at the door: idle connections beyond the per-address cap are
  *     refused, the rest closed at the handshake deadline, both counted in
  *     /metrics, while trainctl keeps being served; a CancelJob with more ids
@@ -17,6 +21,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "lib/auth/auth.h"
 #include "lib/base/base.h"
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
@@ -73,15 +79,7 @@ typedef struct job_list {
 } job_list;
 
 static void list_jobs(ty_rpc_client *cl, job_list *out) {
-  Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
-  uint8_t buf[64];
-  size_t n = trainyard__list_jobs_request__pack(&req, buf);
-  ty_rpc_result r;
-  cr_assert_eq(ty_rpc_client_call(cl, TY_M_LIST_JOBS, buf, n, 10000, &r), 0);
-  cr_assert_eq(r.status, 0, "%s", r.message);
-  Trainyard__ListJobsResponse *resp =
-      trainyard__list_jobs_response__unpack(NULL, r.payload_len, r.payload);
-  cr_assert(resp);
+  Trainyard__ListJobsResponse *resp = it_list_jobs(cl);
   out->max_id = 0;
   for (size_t i = 0; i < resp->n_jobs; i++)
     if (resp->jobs[i]->id > out->max_id) out->max_id = resp->jobs[i]->id;
@@ -93,7 +91,6 @@ static void list_jobs(ty_rpc_client *cl, job_list *out) {
     out->state[j->id] = j->state;
   }
   trainyard__list_jobs_response__free_unpacked(resp, NULL);
-  ty_rpc_result_close(&r);
 }
 
 static void job_list_close(job_list *l) {
@@ -135,7 +132,7 @@ static int times_ran(const char *path, const char *name) {
 Test(hardening, submits_survive_five_sigkilled_controllers_exactly_once, .timeout = 600) {
   it_cluster c;
   /* Nodes must outlive every restart: they re-register within this. */
-  it_cluster_start_with(&c, 1, 8, 60000, NULL);
+  it_cluster_start_with(&c, 1, 8, &(it_options){.node_timeout_ms = 60000});
   loop_arg a[LOOPS];
   pthread_t th[LOOPS];
   for (int l = 0; l < LOOPS; l++) {
@@ -224,6 +221,112 @@ Test(hardening, a_repeated_request_id_answers_the_first_job, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* ---- retries with authentication ------------------------------------------------------------ */
+
+typedef struct ctl_run {
+  const it_cluster *c;
+  int rc;
+  char *out, *err;
+} ctl_run;
+
+static void *submit_once(void *p) {
+  ctl_run *a = p;
+  const char *args[] = {"--timeout", "60", "submit", "--command", "--quiet", "--name", "once",
+                        "--", "true", NULL};
+  a->rc = it_trainctl_err(a->c, &a->out, &a->err, args);
+  return NULL;
+}
+
+/* trainctl reopens the connection for its retry: the new one signs too
+ * (each copy with its own credential), so the retry is accepted, and the
+ * job exists once and runs once. */
+Test(hardening, a_signed_submit_is_retried_across_a_restart_exactly_once, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.node_timeout_ms = 60000});
+  /* A stopped controller: trainctl's connection is accepted by the kernel
+   * (or refused, once it is killed), its request never answered. */
+  kill(c.traind, SIGSTOP);
+  ctl_run a = {.c = &c};
+  pthread_t th;
+  pthread_create(&th, NULL, submit_once, &a);
+  it_sleep_ms(500);
+  it_kill9(&c.traind);
+  it_sleep_ms(300);
+  it_controller_start(&c);
+  pthread_join(th, NULL);
+  cr_assert_eq(a.rc, 0, "trainctl submit failed: %s", a.err);
+  cr_expect(strstr(a.err, "retrying"), "no retry happened: %s", a.err);
+  uint64_t id = strtoull(a.out, NULL, 10);
+  job_list jobs;
+  wait_all_final(&c, &jobs);
+  int copies = 0;
+  for (uint64_t i = 1; i <= jobs.max_id; i++) copies += jobs.name[i] && !strcmp(jobs.name[i], "once");
+  cr_expect_eq(copies, 1, "the submit created %d jobs (logs in %s)", copies, c.dir);
+  cr_expect(id <= jobs.max_id && jobs.name[id] && !strcmp(jobs.name[id], "once"));
+  cr_expect_eq(jobs.state[id], TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  job_list_close(&jobs);
+  free(a.out), free(a.err);
+  it_cluster_stop(&c);
+}
+
+/* Signs each request anew, or (replay) sends the last credential again. */
+typedef struct replaying {
+  ty_auth *auth;
+  ty_buf last;
+  bool replay;
+} replaying;
+
+static int sign_or_replay(void *ud, const char *method, const void *p, size_t n, ty_buf *out) {
+  replaying *s = ud;
+  if (!s->replay) {
+    uint8_t *cred = NULL;
+    size_t len = 0;
+    char err[TY_ERR_LEN];
+    cr_assert_eq(ty_auth_sign(s->auth, method, p, n, &cred, &len, err, sizeof err), 0, "%s", err);
+    s->last.len = 0;
+    ty_buf_append(&s->last, cred, len);
+    free(cred);
+  }
+  return ty_buf_append(out, s->last.data, s->last.len);
+}
+
+static ty_rpc_client *replaying_client(const it_cluster *c, replaying *s) {
+  ty_rpc_client *cl = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl), 0);
+  ty_rpc_client_set_signer(cl, sign_or_replay, s);
+  return cl;
+}
+
+/* Why a retry must sign again: the first copy's credential, resent as it
+ * was, is refused as a replay; a fresh one gets the first copy's job. */
+Test(hardening, a_resent_submit_needs_a_credential_of_its_own, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  replaying s = {0};
+  ty_buf_init(&s.last);
+  char msg[TY_ERR_LEN];
+  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = c.munged.socket};
+  cr_assert_eq(ty_auth_create(&cfg, &s.auth, msg, sizeof msg), 0, "%s", msg);
+  ty_rpc_client *cl = replaying_client(&c, &s);
+  uint64_t first = 0, again = 0;
+  cr_assert_eq(submit_with_id(cl, "resent", "resent-1", &first, msg, sizeof msg), 0, "%s", msg);
+  ty_rpc_client_close(cl);
+  /* The answer was lost; the client tries again on a new connection. */
+  s.replay = true;
+  cl = replaying_client(&c, &s);
+  cr_expect_eq(submit_with_id(cl, "resent", "resent-1", &again, msg, sizeof msg), TY_EPERM);
+  cr_expect(strstr(msg, "replayed"), "got: %s", msg);
+  ty_rpc_client_close(cl);
+  s.replay = false;
+  cl = replaying_client(&c, &s);
+  cr_assert_eq(submit_with_id(cl, "resent", "resent-1", &again, msg, sizeof msg), 0, "%s", msg);
+  cr_expect_eq(again, first);
+  ty_rpc_client_close(cl);
+  ty_auth_destroy(s.auth);
+  ty_buf_close(&s.last);
+  it_cluster_stop(&c);
+}
+
 /* ---- limits at the door -------------------------------------------------------------------- */
 
 /* The value of one sample line "NAME{LABELS} V" in a scrape, or -1. */
@@ -236,7 +339,7 @@ Test(hardening, idle_connections_are_capped_and_timed_out, .timeout = 120) {
   it_cluster c;
   static const char *const limits[] = {"--max-conns-per-addr", "12", "--handshake-timeout-ms",
                                        "300", NULL};
-  it_cluster_start_with(&c, 1, 2, 0, limits);
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = limits});
   enum { N = 30 };
   int fds[N];
   for (int i = 0; i < N; i++) fds[i] = it_raw_connect(c.rpc_port);

@@ -45,6 +45,7 @@ static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path
   if (pid == 0) {
     if (env && env[0] && strcmp(env[0], "-i") == 0) clearenv(), env++;
     setenv("TRAINYARD_CONTROLLER", addr, 1);
+    if (!c->opts.auth_none) setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
     for (size_t i = 0; env && env[i]; i++) putenv((char *)env[i]);
     int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
     int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -332,7 +333,8 @@ Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
 
 /* Issue 14: `env -i PATH=... TERM=vt220 rlaunch -- env` shows exactly the
  * caller's variables (TERM only with --pty, and then the caller's) and the
- * per-rank ones: nothing of the worker's environment. */
+ * per-rank ones, and the login variables of the user the task runs as:
+ * nothing of the worker's environment. */
 static void expect_env_names(const char *out, const char *const *want) {
   size_t lines = 0;
   for (const char *l = out; *l; lines++) {
@@ -358,14 +360,17 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   const char *env[] = {"-i", "PATH=/usr/bin:/bin", "TERM=vt220", "SHLVL=3", "OLDPWD=/x", NULL};
   cr_assert_eq(rl_wait(rl_start(&c, "env", NULL, (const char *[]){"--", "env", NULL}, env)), 0);
   char *out = output(&c, "env", "out");
-  const char *names[20] = {"PATH", "TRAINYARD_CONTROLLER", "RANK", "LOCAL_RANK", "WORLD_SIZE",
+  /* The caller's (rlaunch's own two variables included), the login
+   * variables of the user the task runs as, the per-rank ones. */
+  const char *names[24] = {"PATH", "TRAINYARD_CONTROLLER", "TRAINYARD_MUNGE_SOCKET", "HOME",
+                           "USER", "LOGNAME", "SHELL", "RANK", "LOCAL_RANK", "WORLD_SIZE",
                            "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TRAINYARD_JOB_ID",
                            "TRAINYARD_NODE", "CUDA_VISIBLE_DEVICES"};
   /* Plus what the harness hands on with --task-env, the one documented way
    * (a sanitized build's options). */
   const char *handed[] = {"TRAINYARD_STEP_DELAY_MS", "TRAINYARD_COLLECTIVE_TIMEOUT_S",
                           "TRAINYARD_KERNEL_CACHE", "ASAN_OPTIONS", "UBSAN_OPTIONS"};
-  size_t k = 11;
+  size_t k = 16;
   for (size_t i = 0; i < TY_ARRAY_LEN(handed); i++)
     if (getenv(handed[i])) names[k++] = handed[i];
   expect_env_names(out, names);
@@ -400,7 +405,7 @@ static double metric(int port, const char *name) {
 Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) {
   const char *extra[] = {"--log-max-size", "64K", "--log-retention", "3s", NULL};
   it_cluster c;
-  it_cluster_start_workers_with(&c, 1, 4, extra);
+  it_cluster_start_with(&c, 1, 4, &(it_options){.worker_args = extra});
   const char *script = "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done";
   cr_assert_eq(rl_run(&c, "big", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
   char *out = output(&c, "big", "out");

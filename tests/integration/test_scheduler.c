@@ -28,66 +28,10 @@
 
 /* ---- a cluster whose controller reads a config file --------------------------------- */
 
-static int port_of(const char *path, const char *key, pid_t pid) {
-  for (int i = 0; i < 1000; i++) {
-    FILE *f = fopen(path, "r");
-    char line[128];
-    size_t klen = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-      if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
-        fclose(f);
-        return atoi(line + klen + 1);
-      }
-    if (f) fclose(f);
-    int st;
-    cr_assert(waitpid(pid, &st, WNOHANG) == 0, "traind exited before writing %s", path);
-    it_sleep_ms(10);
-  }
-  cr_assert_fail("no %s in %s", key, path);
-  return -1;
-}
-
-static void start_controller(it_cluster *c, const char *config) {
-  char conf[300], state[300], pf[300], log[300];
-  snprintf(conf, sizeof conf, "%s/sched.conf", c->dir);
-  snprintf(state, sizeof state, "%s/traind", c->dir);
-  snprintf(pf, sizeof pf, "%s/traind.ports", c->dir);
-  snprintf(log, sizeof log, "%s/traind.stderr", c->dir);
-  FILE *f = fopen(conf, "w");
-  cr_assert(f);
-  fputs(config, f);
-  fclose(f);
-  const char *traind = getenv("TY_TRAIND");
-  cr_assert(traind && *traind, "TY_TRAIND is not set (run through meson test)");
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
-    setpgid(0, 0);
-    execl(traind, traind, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-          "--state-dir", state, "--port-file", pf, "--heartbeat-ms", "200",
-          "--node-timeout-ms", "1500", "--kill-grace-s", "2", "--config", conf, (char *)NULL);
-    _exit(127);
-  }
-  c->traind = pid;
-  c->rpc_port = port_of(pf, "rpc", pid);
-  c->metrics_port = port_of(pf, "metrics", pid);
-}
-
 static void start(it_cluster *c, size_t workers, int cpus) {
-  memset(c, 0, sizeof *c);
-  snprintf(c->dir, sizeof c->dir, "%s/trainyard-sched-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  cr_assert(mkdtemp(c->dir));
-  c->node_timeout_ms = 1500;
-  start_controller(c, "# integration tests: preempt at once, short grace\n"
-                      "preempt.min_run = 0\npreempt.grace = 5\n");
-  c->n_workers = workers;
-  for (size_t i = 0; i < workers; i++) it_worker_start(c, i, cpus);
-  ty_rpc_client *cl = it_client(c);
-  cr_assert(it_wait_nodes(cl, workers, NODE(UP), 10000), "workers did not register (%s)", c->dir);
-  ty_rpc_client_close(cl);
+  it_options o = {.config_extra = "# integration tests: preempt at once, short grace\n"
+                                  "preempt.min_run = 0\npreempt.grace = 5\n"};
+  it_cluster_start_with(c, workers, cpus, &o);
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -154,7 +98,7 @@ static int ctl(const it_cluster *c, char **out, const char *const *args) {
 static int update_queue(ty_rpc_client *cl, const char *name, const char *action, char *setting,
                         char *err, size_t err_len) {
   Trainyard__UpdateQueueRequest req = TRAINYARD__UPDATE_QUEUE_REQUEST__INIT;
-  req.name = (char *)name, req.action = (char *)action, req.user = "tester";
+  req.name = (char *)name, req.action = (char *)action;
   req.n_settings = setting ? 1 : 0, req.settings = &setting;
   uint8_t buf[512];
   size_t n = trainyard__update_queue_request__pack(&req, buf);
@@ -279,7 +223,7 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "77", NULL}), 0);
   /* The controller checks what any client sends. */
   Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
-  uj.job_id = id, uj.user = "tester", uj.action = "priority", uj.priority = 5000;
+  uj.job_id = id, uj.action = "priority", uj.priority = 5000;
   uint8_t ujb[128];
   size_t ujn = trainyard__update_job_request__pack(&uj, ujb);
   ty_rpc_result res;

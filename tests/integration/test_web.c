@@ -257,7 +257,9 @@ static void check_browser(const it_cluster *c, int port, uint64_t id, const char
 
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   it_cluster c;
-  it_cluster_start_args(&c, 1, 2, (const char *[]){"--web-listen", "127.0.0.1:0", NULL});
+  /* --auth none: loopback is the operator, as for trainctl. */
+  it_options o = {.auth_none = true, .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 1, 2, &o);
   int port = web_port(&c);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = train(&c, cl);
@@ -268,22 +270,28 @@ Test(web, console_serves_a_training_cluster, .timeout = 400) {
   it_cluster_stop(&c);
 }
 
-Test(web, token_required_when_asked, .timeout = 60) {
-  it_cluster c;
-  it_cluster_start_args(&c, 0, 1,
-                        (const char *[]){"--web-listen", "127.0.0.1:0", "--web-token-required", NULL});
-  int port = web_port(&c);
-  char path[400], token[64] = "", hdr[200];
-  snprintf(path, sizeof(path), "%s/traind/web.token", c.dir);
+static void read_token(const it_cluster *c, char *token, size_t cap) {
+  char path[400];
+  snprintf(path, sizeof(path), "%s/traind/web.token", c->dir);
   FILE *f = fopen(path, "r");
   cr_assert(f, "no %s", path);
-  cr_assert(fgets(token, sizeof(token), f));
+  cr_assert(fgets(token, (int)cap, f));
   fclose(f);
   token[strcspn(token, "\n")] = '\0';
   cr_assert_eq(strlen(token), 32, "token \"%s\"", token);
   struct stat st;
   cr_assert(stat(path, &st) == 0 && (st.st_mode & 077) == 0, "web.token is readable by others");
+}
 
+/* Under MUNGE (the harness' default) loopback is nobody in particular: the
+ * token is needed, as a bearer or as the cookie that /?token= sets. */
+Test(web, token_needed_under_munge, .timeout = 60) {
+  it_cluster c;
+  it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 0, 1, &o);
+  int port = web_port(&c);
+  char token[64] = "", path[200], hdr[200];
+  read_token(&c, token, sizeof(token));
   char *r = http_raw(port, "/api/cluster", NULL);
   cr_assert_eq(status_of(r), 401, "%s", r);
   cr_assert(strstr(r, "web.token"), "the refusal should say where the token is: %s", r);
@@ -295,7 +303,6 @@ Test(web, token_required_when_asked, .timeout = 60) {
   r = http_raw(port, "/api/cluster", hdr);
   cr_assert_eq(status_of(r), 200, "%s", r);
   free(r);
-  /* /?token= sets the cookie; the cookie then admits the API. */
   snprintf(path, sizeof(path), "/?token=%s", token);
   r = http_raw(port, path, NULL);
   cr_assert_eq(status_of(r), 200, "%s", r);
@@ -308,6 +315,26 @@ Test(web, token_required_when_asked, .timeout = 60) {
   free(r);
   snprintf(hdr, sizeof(hdr), "Cookie: other=1; trainyard_token=%s\r\n", token);
   r = http_raw(port, "/api/jobs", hdr);
+  cr_assert_eq(status_of(r), 200, "%s", r);
+  free(r);
+  it_cluster_stop(&c);
+}
+
+/* --auth none with --web-token-required: loopback needs the token too. */
+Test(web, token_required_when_asked, .timeout = 60) {
+  it_cluster c;
+  it_options o = {.auth_none = true,
+                  .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", "--web-token-required",
+                                                  NULL}};
+  it_cluster_start_with(&c, 0, 1, &o);
+  int port = web_port(&c);
+  char token[64] = "", hdr[200];
+  read_token(&c, token, sizeof(token));
+  char *r = http_raw(port, "/api/cluster", NULL);
+  cr_assert_eq(status_of(r), 401, "%s", r);
+  free(r);
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", token);
+  r = http_raw(port, "/api/cluster", hdr);
   cr_assert_eq(status_of(r), 200, "%s", r);
   free(r);
   it_cluster_stop(&c);

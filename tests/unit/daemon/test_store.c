@@ -296,3 +296,70 @@ Test(store, jobs_table_is_the_column_list) {
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
+
+/* ---- upgrades ----------------------------------------------------------------------------- */
+
+/* Turns a new file into what a schema-3 traind wrote: without the columns
+ * and the index that schema 4 (request ids) and 5 (accounting, uids) added. */
+static void downgrade_to_3(void) {
+  static const struct { int version; const char *name; } cols[] = {
+#define COL_(version, col, kind, sql) {version, #col},
+      TY_JOB_COLUMNS(COL_)
+#undef COL_
+  };
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(db, "DROP INDEX jobs_by_request", NULL, NULL, NULL), SQLITE_OK);
+  for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
+    if (cols[i].version <= 3) continue;
+    char sql[128];
+    snprintf(sql, sizeof sql, "ALTER TABLE jobs DROP COLUMN %s", cols[i].name);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+  }
+  cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+static int check_upgraded(const ty_job_row *r, void *ud) {
+  (*(int *)ud)++;
+  cr_expect_eq(r->id, 7u);
+  cr_expect_str_eq(r->name, "train");
+  cr_expect_str_eq(r->request_id, "");
+  cr_expect_eq(r->uid, -1, "a job from before authentication has no uid");
+  cr_expect_eq(r->cpu_usec, 0);
+  return 0;
+}
+
+/* 0, or the store's error, for one job row with this uid and request id. */
+static int insert_with(ty_store *s, uint64_t id, int64_t uid, const char *rid) {
+  ty_job_row r = row(id, TY_JOB_PENDING);
+  r.uid = uid;
+  r.request_id = rid;
+  cr_assert_eq(ty_store_begin(s), 0);
+  int rc = ty_store_insert_job(s, &r);
+  if (rc == 0) cr_assert_eq(ty_store_commit(s), 0);
+  else ty_store_rollback(s);
+  return rc;
+}
+
+Test(store, a_schema_3_file_is_upgraded_with_its_jobs) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_store_close(s);
+  downgrade_to_3();
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
+  cr_assert_eq(ty_store_schema_version(), 5);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
+  cr_assert_eq(n, 1);
+  /* A request id is unique per uid: another uid may use it, the same may
+   * not; rows without a uid (from before authentication) are outside. */
+  cr_expect_eq(insert_with(s, 8, 1000, "r1"), 0);
+  cr_expect_eq(insert_with(s, 9, 1001, "r1"), 0);
+  cr_expect_neq(insert_with(s, 10, 1000, "r1"), 0);
+  cr_expect_eq(insert_with(s, 11, -1, "r1"), 0);
+  cr_expect_eq(insert_with(s, 12, -1, "r1"), 0);
+  ty_store_close(s);
+}

@@ -26,6 +26,7 @@ void fx_setup(fixture *f) {
   cr_assert_not_null(mkdtemp(f->dir));
   cr_assert_eq(uv_loop_init(&f->loop), 0);
   cr_assert_eq(ty_tasks_create(&f->loop, f->dir, "w1", on_end, f, &f->tasks), 0);
+  ty_tasks_set_isolation(f->tasks, getenv("TY_EXEC_HELPER"), NULL);
 }
 
 void fx_teardown(fixture *f) {
@@ -49,7 +50,7 @@ ty_task_spec shell(uint64_t job, const char *script) {
   argv[2] = script;
   ty_task_spec s = {.job_id = job, .rank = 0, .world_size = 1, .local_world_size = 1,
                     .master_addr = "127.0.0.1", .master_port = 29501, .argv = argv,
-                    .argc = 3, .cpus = 1};
+                    .argc = 3, .cpus = 1, .has_uid = true, .uid = getuid(), .gid = getgid()};
   return s;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/rpc/rpc.h"
+#include "lib/token/token.h"
 #include "proto/methods.h"
 #include "proto/trainyard.pb-c.h"
 #include "worker/worker.h"
@@ -45,6 +46,7 @@ static void server_init(server *s) {
   cr_assert_not_null(mkdtemp(s->dir));
   cr_assert_eq(uv_loop_init(&s->loop), 0);
   cr_assert_eq(ty_tasks_create(&s->loop, s->dir, "w1", NULL, NULL, &s->tasks), 0);
+  ty_tasks_set_isolation(s->tasks, getenv("TY_EXEC_HELPER"), NULL);
   cr_assert_eq(ty_worker_io_create(&s->loop, "127.0.0.1", 0, s->tasks, NULL, &s->io), 0);
   s->port = ty_worker_io_port(s->io);
   cr_assert_gt(s->port, 0);
@@ -63,10 +65,26 @@ static void server_fini(server *s) {
   cr_expect_eq(system(cmd), 0);
 }
 
+/* Every job's task-token key in these tests. */
+static const uint8_t job_key[TY_TOKEN_KEY_LEN] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                                                  7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+
+/* A spec for `sh -c script` as job `job`, with the job's key. */
+static ty_task_spec shell_job(uint64_t job, const char *const *argv) {
+  return (ty_task_spec){.job_id = job, .argv = argv, .argc = 3, .has_uid = true,
+                        .uid = getuid(), .gid = getgid(), .attach_key = job_key,
+                        .attach_key_len = sizeof job_key};
+}
+
 static void write_log(server *s, uint64_t job, uint32_t rank, const char *data, size_t n) {
   char path[512];
   snprintf(path, sizeof path, "%s/jobs/%lu", s->dir, (unsigned long)job);
   cr_assert_eq(ty_mkdir_p(path), 0);
+  snprintf(path + strlen(path), sizeof path - strlen(path), "/token.key");
+  FILE *kf = fopen(path, "w");
+  cr_assert_not_null(kf);
+  cr_assert_eq(fwrite(job_key, 1, sizeof job_key, kf), sizeof job_key);
+  fclose(kf);
   cr_assert_eq(ty_tasks_log_path(s->tasks, job, rank, path, sizeof path), 0);
   FILE *f = fopen(path, "w");
   cr_assert_not_null(f);
@@ -94,10 +112,14 @@ static int on_chunk(const uint8_t *p, size_t n, void *ud) {
   return k->stop_after && k->chunks >= k->stop_after;
 }
 
-static int read_log(int port, uint64_t job, uint32_t rank, uint64_t offset, bool follow,
-                    sink *k, ty_rpc_result *out) {
+/* ReadLog with a token for (token_job, rank), or none when token_job is 0. */
+static int read_log_as(int port, uint64_t token_job, uint64_t job, uint32_t rank, uint64_t offset,
+                       bool follow, sink *k, ty_rpc_result *out) {
   ty_rpc_client *c = NULL;
   cr_assert_eq(ty_rpc_client_open("127.0.0.1", port, 5000, &c), 0);
+  uint8_t tok[TY_TOKEN_LEN];
+  ty_token_sign(job_key, token_job, rank, ty_now_ms() + 60000, tok);
+  if (token_job) ty_rpc_client_set_credential(c, tok, sizeof tok);
   Trainyard__ReadLogRequest req = TRAINYARD__READ_LOG_REQUEST__INIT;
   req.job_id = job;
   req.rank = rank;
@@ -109,6 +131,11 @@ static int read_log(int port, uint64_t job, uint32_t rank, uint64_t offset, bool
   int rc = ty_rpc_client_stream(c, TY_M_READ_LOG, buf, len, 20000, on_chunk, k, out);
   ty_rpc_client_close(c);
   return rc;
+}
+
+static int read_log(int port, uint64_t job, uint32_t rank, uint64_t offset, bool follow,
+                    sink *k, ty_rpc_result *out) {
+  return read_log_as(port, job, job, rank, offset, follow, k, out);
 }
 
 Test(io, reads_a_whole_log_in_bounded_chunks) {
@@ -162,11 +189,30 @@ Test(io, unknown_job_is_not_found) {
   server_fini(&s);
 }
 
+Test(io, a_log_needs_its_ranks_token) {
+  server s;
+  server_init(&s);
+  write_log(&s, 6, 0, "secret\n", 7);
+  server_start(&s);
+  sink k = {0};
+  ty_rpc_result r = {0};
+  cr_assert_eq(read_log_as(s.port, 0, 6, 0, 0, false, &k, &r), 0);
+  cr_expect_eq(r.status, TY_EPERM);
+  cr_expect(strstr(r.message, "ReadLog of job 6 rank 0 on node w1: permission denied: no task "
+                   "token"), "%s", r.message);
+  ty_rpc_result_close(&r);
+  cr_assert_eq(read_log_as(s.port, 5, 6, 0, 0, false, &k, &r), 0); /* another job's token */
+  cr_expect_eq(r.status, TY_EPERM);
+  cr_expect_eq(k.chunks, 0);
+  ty_rpc_result_close(&r);
+  server_fini(&s);
+}
+
 Test(io, follow_streams_until_the_task_ends) {
   server s;
   server_init(&s);
   static const char *const argv[] = {"sh", "-c", "echo first; sleep 1; echo second"};
-  ty_task_spec spec = {.job_id = 8, .argv = argv, .argc = 3};
+  ty_task_spec spec = shell_job(8, argv);
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(s.tasks, &spec, err, sizeof err), 0, "%s", err);
   server_start(&s);
@@ -185,7 +231,7 @@ Test(io, cancel_stops_a_follow_and_the_server_keeps_serving) {
   server s;
   server_init(&s);
   static const char *const argv[] = {"sh", "-c", "echo tick; sleep 60"};
-  ty_task_spec spec = {.job_id = 9, .argv = argv, .argc = 3};
+  ty_task_spec spec = shell_job(9, argv);
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(s.tasks, &spec, err, sizeof err), 0, "%s", err);
   server_start(&s);

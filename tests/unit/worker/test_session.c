@@ -76,6 +76,9 @@ static void send_launch(ctl *x, ty_rpc_conn *c, uint64_t job, const char *cwd) {
   req.master_port = 29501;
   req.command = &cmd;
   req.kill_grace_s = 1;
+  Trainyard__UnixUser me = TRAINYARD__UNIX_USER__INIT;
+  me.uid = getuid(), me.gid = getgid();
+  req.run_as = &me;
   uint8_t buf[512];
   size_t len = trainyard__launch_task_request__pack(&req, buf);
   cr_assert_eq(ty_rpc_call(c, TY_M_LAUNCH_TASK, buf, len, NULL, 0, 5000, on_launch_answer, x,
@@ -153,6 +156,7 @@ Test(session, registers_launches_and_resends_reports_after_a_reconnect, .timeout
   ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = &x};
   cr_assert_eq(ty_rpc_server_create(&x.loop, "127.0.0.1", 0, &opts, NULL, &x, &x.server), 0);
   cr_assert_eq(ty_tasks_create(&x.loop, x.dir, "w1", on_task_end, &x, &x.tasks), 0);
+  ty_tasks_set_isolation(x.tasks, getenv("TY_EXEC_HELPER"), NULL);
   cr_assert_eq(ty_worker_inventory_detect(&x.inv), 0);
   x.inv.cpus = 4;
   ty_worker_session_opts so = {.host = "127.0.0.1", .port = ty_rpc_server_port(x.server),

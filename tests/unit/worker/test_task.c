@@ -5,10 +5,12 @@
  * launch errors the controller turns into "launch failed on NODE: ...".
  */
 #include <criterion/criterion.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/unit/worker/task_fixture.h"
@@ -104,7 +106,8 @@ Test(task, kill_escalates_to_sigkill_after_grace) {
 Test(task, kill_with_explicit_signal_and_unknown_job) {
   fixture f;
   fx_setup(&f);
-  ty_task_spec s = shell(6, "sleep 60");
+  /* exec: a dash waiting for a child defers SIGINT until the child ends. */
+  ty_task_spec s = shell(6, "exec sleep 60");
   char err[256] = "";
   cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
   cr_expect_eq(ty_tasks_kill(f.tasks, 999, 0, 0), 0, "unknown job is idempotent");
@@ -193,7 +196,8 @@ Test(task, unknown_program_is_refused_and_noted_in_the_log) {
   fixture f;
   fx_setup(&f);
   static const char *const argv[] = {"no-such-program-trainyard"};
-  ty_task_spec s = {.job_id = 10, .argv = argv, .argc = 1};
+  ty_task_spec s = {.job_id = 10, .argv = argv, .argc = 1, .has_uid = true, .uid = getuid(),
+                    .gid = getgid()};
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), UV_ENOENT);
   cr_expect_str_eq(err, "argv[0] \"no-such-program-trainyard\" not found on node w1");
@@ -277,5 +281,65 @@ Test(task, launch_is_refused_once_stopping) {
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_ESTATE);
   cr_expect_str_eq(err, "node w1 is shutting down");
+  fx_teardown(&f);
+}
+
+/* ---- running as the submitter (root only) ------------------------------------------ */
+
+Test(task, runs_as_its_submitter_with_a_private_log) {
+  if (geteuid() != 0) cr_skip_test("needs root");
+  struct passwd *pw = getpwnam("nobody");
+  cr_assert(pw);
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(20, "echo $(id -u) $USER $HOME; id -G");
+  s.uid = pw->pw_uid, s.gid = pw->pw_gid;
+  char err[256] = "";
+  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  run_until_ended(&f, 1);
+  char *log = read_log(&f, 20, 0), want[256];
+  snprintf(want, sizeof want, "%u nobody %s\n", (unsigned)pw->pw_uid, pw->pw_dir);
+  cr_expect(strncmp(log, want, strlen(want)) == 0, "log: %s", log);
+  free(log);
+  char path[512];
+  struct stat st;
+  cr_assert_eq(ty_tasks_log_path(f.tasks, 20, 0, path, sizeof path), 0);
+  cr_assert_eq(stat(path, &st), 0);
+  cr_expect_eq(st.st_uid, pw->pw_uid);
+  cr_expect_eq(st.st_mode & 0777, 0600);
+  fx_teardown(&f);
+}
+
+Test(task, a_submitter_unknown_here_or_missing_is_refused) {
+  if (geteuid() != 0) cr_skip_test("needs root");
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(21, "true");
+  s.uid = 3999999999u, s.user = "ghost";
+  char err[256] = "";
+  cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_ENOTFOUND);
+  cr_expect_str_eq(err, "uid 3999999999 (ghost) is unknown on node w1: no passwd entry, so the "
+                        "job cannot run as its submitter here");
+  s = shell(22, "true");
+  s.has_uid = false;
+  cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_EPERM);
+  cr_expect(strstr(err, "carries no submitter uid"), "%s", err);
+  fx_teardown(&f);
+}
+
+Test(task, a_cwd_the_submitter_cannot_enter_is_refused) {
+  if (geteuid() != 0) cr_skip_test("needs root");
+  struct passwd *pw = getpwnam("nobody");
+  cr_assert(pw);
+  fixture f;
+  fx_setup(&f);
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s/private", f.dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  ty_task_spec s = shell(23, "true");
+  s.uid = pw->pw_uid, s.gid = pw->pw_gid, s.cwd = dir;
+  char err[256] = "";
+  cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_EPERM);
+  cr_expect(strstr(err, "is not accessible for nobody on node w1"), "%s", err);
   fx_teardown(&f);
 }

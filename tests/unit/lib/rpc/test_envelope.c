@@ -24,7 +24,8 @@ static void round_trip(const ty_rpc_msg *in, ty_rpc_msg *out, void **owner) {
 
 Test(envelope, round_trip_of_every_kind) {
   static const uint8_t payload[] = {0, 1, 2, 255};
-  static const uint8_t cred[] = {'m', 'u', 'n', 'g', 'e'};
+  static const uint8_t cred[] = {'t', 'o', 'k', 'e', 'n'};
+  static const uint8_t auth[] = {'M', 'U', 'N', 'G', 'E', ':'};
   for (int k = TY_RPC_REQUEST; k <= TY_RPC_CANCEL; k++) {
     ty_rpc_msg in = {
         .version = TY_RPC_VERSION,
@@ -37,6 +38,8 @@ Test(envelope, round_trip_of_every_kind) {
         .credential_len = sizeof cred,
         .payload = payload,
         .payload_len = sizeof payload,
+        .auth = auth,
+        .auth_len = sizeof auth,
     };
     ty_rpc_msg out;
     void *owner = NULL;
@@ -51,6 +54,8 @@ Test(envelope, round_trip_of_every_kind) {
     cr_assert_eq(memcmp(out.credential, cred, sizeof cred), 0);
     cr_assert_eq(out.payload_len, sizeof payload);
     cr_assert_eq(memcmp(out.payload, payload, sizeof payload), 0);
+    cr_assert_eq(out.auth_len, sizeof auth);
+    cr_assert_eq(memcmp(out.auth, auth, sizeof auth), 0);
     ty_rpc_msg_free(owner);
   }
 }
@@ -65,6 +70,7 @@ Test(envelope, absent_strings_decode_as_empty) {
   cr_assert_str_eq(out.method, "");
   cr_assert_str_eq(out.message, "");
   cr_assert_eq(out.payload_len, 0u);
+  cr_assert_eq(out.auth_len, 0u);
   ty_rpc_msg_free(owner);
 }
 

@@ -119,20 +119,22 @@ Test(wire, checked_copies) {
 }
 
 Test(wire, pack_unpack_and_garbage) {
-  Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
-  uint64_t ids[] = {3, 4};
-  req.n_job_ids = 2, req.job_ids = ids, req.user = "alice";
+  Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
+  Trainyard__JobState states[] = {TRAINYARD__JOB_STATE__JOB_PENDING,
+                                  TRAINYARD__JOB_STATE__JOB_RUNNING};
+  req.n_states = 2, req.states = states, req.user = "alice";
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_wire_pack(&req.base, &b), 0);
-  Trainyard__CancelJobRequest *m = ty_wire_unpack(&trainyard__cancel_job_request__descriptor, b.data, b.len);
+  Trainyard__ListJobsRequest *m =
+      ty_wire_unpack(&trainyard__list_jobs_request__descriptor, b.data, b.len);
   cr_assert_not_null(m);
-  cr_assert(m->n_job_ids == 2 && m->job_ids[1] == 4);
+  cr_assert(m->n_states == 2 && m->states[1] == TRAINYARD__JOB_STATE__JOB_RUNNING);
   cr_assert_str_eq(m->user, "alice");
   ty_wire_free(m);
   ty_wire_free(NULL);
   static const uint8_t junk[] = {0xff, 0xff, 0xff};
-  cr_assert_null(ty_wire_unpack(&trainyard__cancel_job_request__descriptor, junk, 3));
+  cr_assert_null(ty_wire_unpack(&trainyard__list_jobs_request__descriptor, junk, 3));
   ty_buf_close(&b);
 }
 

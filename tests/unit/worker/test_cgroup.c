@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * worker/cgroup.c on this machine's real cgroup hierarchy (as root; skipped
+ * where none is usable): a task's cgroup with its limits, joining it,
+ * signalling and killing every member (a double-forked one included),
+ * accounting, removal, and finding a previous run's tasks.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker/worker.h"
+
+static ty_cgroups *cg;
+static char name[64];
+
+static void open_cg(void) {
+  if (geteuid() != 0) cr_skip_test("cgroups need root");
+  snprintf(name, sizeof name, "tytest-%d", (int)getpid());
+  char why[TY_ERR_LEN] = "";
+  cg = ty_cgroup_open(NULL, name, why, sizeof why);
+  if (!cg) cr_skip_test("no usable cgroup hierarchy: %s", why);
+}
+
+static void close_cg(void) {
+  if (!cg) return;
+  char dir[4096];
+  ty_cgroup_task_path(cg, "", 1, UINT32_MAX, dir, sizeof dir);
+  *strrchr(dir, '/') = '\0'; /* the subtree itself */
+  ty_cgroup_close(cg);
+  rmdir(dir);
+}
+
+static void nap(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* A process in the task's cgroup that forks a grandchild into a new
+ * session (escaping any process group), writes its pid to fd[1], sleeps. */
+static pid_t start_member(char **procs, int *grandchild) {
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (size_t i = 0; procs[i]; i++) {
+      int fd = open(procs[i], O_WRONLY);
+      if (fd < 0 || dprintf(fd, "%d\n", (int)getpid()) < 0) _exit(10);
+      close(fd);
+    }
+    pid_t g = fork();
+    if (g == 0) {
+      setsid();
+      execlp("sleep", "sleep", "300", (char *)NULL);
+      _exit(11);
+    }
+    if (write(fds[1], &g, sizeof g) != (ssize_t)sizeof g) _exit(12);
+    execlp("sleep", "sleep", "300", (char *)NULL);
+    _exit(13);
+  }
+  close(fds[1]);
+  pid_t g = 0;
+  cr_assert_eq(read(fds[0], &g, sizeof g), (ssize_t)sizeof g);
+  close(fds[0]);
+  *grandchild = g;
+  return pid;
+}
+
+static bool dead(pid_t pid) {
+  for (int i = 0; i < 200; i++) {
+    if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+    nap(10);
+  }
+  return false;
+}
+
+static unsigned long long read_ull(const char *dir, const char *file) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  FILE *f = fopen(path, "r");
+  unsigned long long v = 0;
+  if (f && fscanf(f, "%llu", &v) != 1) v = 0;
+  if (f) fclose(f);
+  return v;
+}
+
+Test(cgroup, limits_membership_kill_accounting_and_removal, .init = open_cg, .fini = close_cg) {
+  cr_expect(strstr(ty_cgroup_describe(cg), name), "%s", ty_cgroup_describe(cg));
+  ty_cgroup_limits lim = {.mem_bytes = 512ull << 20, .cpus = 2};
+  char **procs = NULL, err[TY_ERR_LEN];
+  cr_assert_eq(ty_cgroup_task_create(cg, 7, 1, &lim, &procs, err, sizeof err), 0, "%s", err);
+  char dir[4096];
+  if (ty_cgroup_task_path(cg, "memory", 7, UINT32_MAX, dir, sizeof dir) == 0) {
+    unsigned long long v = read_ull(dir, "memory.limit_in_bytes");
+    if (!v) v = read_ull(dir, "memory.max");
+    cr_expect_eq(v, 512ull << 20, "memory limit in %s", dir);
+  }
+  if (ty_cgroup_task_path(cg, "cpu", 7, 1, dir, sizeof dir) == 0) {
+    unsigned long long q = read_ull(dir, "cpu.cfs_quota_us");
+    if (q) cr_expect_eq(q, 200000);
+  }
+  int grandchild = 0;
+  pid_t child = start_member(procs, &grandchild);
+  ty_cgroup_procs_free(procs);
+  cr_expect_not(ty_cgroup_task_empty(cg, 7, 1));
+  /* A signal reaches every member, the escaped grandchild included. */
+  cr_expect_eq(ty_cgroup_task_signal(cg, 7, 1, SIGSTOP), 0);
+  cr_expect_eq(ty_cgroup_task_signal(cg, 7, 1, SIGCONT), 0);
+  cr_expect_eq(ty_cgroup_task_kill(cg, 7, 1), 0);
+  cr_expect_eq(waitpid(child, NULL, 0), child);
+  cr_expect(dead(grandchild), "the double-forked grandchild %d survived", grandchild);
+  for (int i = 0; i < 200 && !ty_cgroup_task_empty(cg, 7, 1); i++) nap(10);
+  cr_expect(ty_cgroup_task_empty(cg, 7, 1));
+  cr_expect_eq(ty_cgroup_task_signal(cg, 7, 1, SIGTERM), TY_ENOTFOUND);
+  ty_task_usage u;
+  ty_cgroup_task_usage(cg, 7, 1, &u);
+  cr_expect_gt(u.cpu_usec + u.mem_peak_bytes, 0, "no accounting at all");
+  cr_expect_eq(ty_cgroup_task_remove(cg, 7, 1), 0);
+  ty_cgroup_task_path(cg, "", 7, UINT32_MAX, dir, sizeof dir);
+  struct stat st;
+  cr_expect_neq(stat(dir, &st), 0, "the job's cgroup %s outlived its last rank", dir);
+}
+
+static void count(uint64_t job, uint32_t rank, void *ud) {
+  int *n = ud;
+  cr_expect(job == 9 && (rank == 0 || rank == 3), "job %lu rank %u", (unsigned long)job, rank);
+  (*n)++;
+}
+
+Test(cgroup, a_previous_runs_tasks_are_found, .init = open_cg, .fini = close_cg) {
+  ty_cgroup_limits lim = {.cpus = 1};
+  char **procs = NULL, err[TY_ERR_LEN];
+  cr_assert_eq(ty_cgroup_task_create(cg, 9, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  ty_cgroup_procs_free(procs);
+  cr_assert_eq(ty_cgroup_task_create(cg, 9, 3, &lim, &procs, err, sizeof err), 0, "%s", err);
+  ty_cgroup_procs_free(procs);
+  int n = 0;
+  ty_cgroup_scan(cg, count, &n);
+  cr_expect_eq(n, 2);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 9, 0), 0);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 9, 3), 0);
+  n = 0;
+  ty_cgroup_scan(cg, count, &n);
+  cr_expect_eq(n, 0);
+}
+
+Test(cgroup, a_task_cgroup_that_cannot_be_made_names_its_path, .init = open_cg,
+     .fini = close_cg) {
+  /* The subtree removed under the worker: creating a task's cgroup fails
+   * with the path, and leaves nothing behind. */
+  char dir[4096];
+  ty_cgroup_task_path(cg, "", 11, UINT32_MAX, dir, sizeof dir);
+  *strrchr(dir, '/') = '\0';
+  cr_assert_eq(rmdir(dir), 0, "%s: %s", dir, strerror(errno));
+  char **procs = NULL, err[TY_ERR_LEN] = "";
+  ty_cgroup_limits lim = {.cpus = 1};
+  cr_expect_eq(ty_cgroup_task_create(cg, 11, 0, &lim, &procs, err, sizeof err), TY_EIO);
+  cr_expect(strstr(err, "cgroup ") && strstr(err, name), "%s", err);
+  cr_expect_null(procs);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 12, 0), 0, "removing what does not exist is fine");
+}

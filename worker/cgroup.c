@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A cgroup per task, as Slurm's cgroup plugins do (docs/security.md).
+ *
+ * Layout, in every hierarchy the worker uses:
+ *
+ *   <mount>/<parent>/<name>/job<J>/rank<R>
+ *
+ * where <parent> is the worker's own cgroup in that hierarchy (or
+ * --cgroup-root) and <name> is the worker's subtree (trainyard-<node> by
+ * default), so two workers on one host never share one. The job level holds
+ * the job's memory limit on this node (all its ranks here together); the
+ * rank level holds the CPU quota, the device rules and the accounting, and
+ * is what the task's processes join (the exec helper writes its own pid into
+ * cgroup.procs before it execs, so every descendant is inside from birth:
+ * double-forking does not escape).
+ *
+ * cgroup v2 is used when the unified hierarchy carries the memory
+ * controller: memory.max, cpu.max, pids, io accounting, cgroup.kill (device
+ * rules would need an eBPF program and are not applied). Otherwise cgroup v1,
+ * each controller in its own hierarchy or combined: memory
+ * (memory.limit_in_bytes), cpu (cpu.cfs_quota_us), cpuacct, cpuset (copied
+ * from the parent, as v1 requires), devices (the node's GPUs a task was not
+ * given are denied), freezer (race-free kill), pids and blkio (I/O bytes).
+ *
+ * Killing a task kills its cgroup: v2 writes cgroup.kill; v1 freezes the
+ * cgroup, SIGKILLs every member and thaws it, so nothing forks in between.
+ *
+ * Everything here is synchronous file I/O on cgroupfs (kernel memory, no
+ * disk): microseconds per call, done on the loop thread.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker/worker_internal.h"
+
+#define MAX_HIER 12
+
+/* One hierarchy: its controllers and the worker's subtree in it. */
+typedef struct hier {
+  bool v1;
+  char controllers[128]; /* "memory", "cpu,cpuacct", ...; v2: what it delegates */
+  char base[PATH_MAX];   /* <mount>/<parent>/<name> */
+} hier;
+
+struct ty_cgroups {
+  int version; /* 1 or 2 */
+  hier h[MAX_HIER];
+  size_t n;
+  int primary; /* the hierarchy whose cgroup.procs lists a task's processes */
+  char describe[1024];
+};
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static int write_file(const char *dir, const char *file, const char *value) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) return TY_EINVAL;
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  ssize_t n = write(fd, value, strlen(value));
+  int rc = n == (ssize_t)strlen(value) ? 0 : -errno;
+  close(fd);
+  return rc;
+}
+
+/* Reads a small file into buf (NUL-terminated); 0 or a negative errno. */
+static int read_file(const char *dir, const char *file, char *buf, size_t cap) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) return TY_EINVAL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  size_t len = 0;
+  ssize_t n;
+  while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
+  close(fd);
+  buf[len] = '\0';
+  return 0;
+}
+
+static uint64_t read_u64(const char *dir, const char *file) {
+  char buf[64];
+  return read_file(dir, file, buf, sizeof buf) == 0 ? strtoull(buf, NULL, 10) : 0;
+}
+
+/* Whether a comma- or space-separated list names the controller. */
+static bool listed(const char *list, const char *controller) {
+  size_t n = strlen(controller);
+  for (const char *p = list; (p = strstr(p, controller)); p += n)
+    if ((p == list || p[-1] == ',' || p[-1] == ' ') && (!p[n] || p[n] == ',' || p[n] == ' '))
+      return true;
+  return false;
+}
+
+static bool has(const hier *h, const char *controller) {
+  return listed(h->controllers, controller);
+}
+
+static const hier *find(const ty_cgroups *cg, const char *controller) {
+  for (size_t i = 0; i < cg->n; i++)
+    if (has(&cg->h[i], controller)) return &cg->h[i];
+  return NULL;
+}
+
+/* base/job<J> (rank UINT32_MAX) or base/job<J>/rank<R>; "" when too long. */
+static void task_dir(const hier *h, uint64_t job, uint32_t rank, char *out, size_t cap) {
+  int n = rank == UINT32_MAX ? snprintf(out, cap, "%s/job%" PRIu64, h->base, job)
+                             : snprintf(out, cap, "%s/job%" PRIu64 "/rank%" PRIu32, h->base, job,
+                                        rank);
+  if (n < 0 || (size_t)n >= cap) out[0] = '\0';
+}
+
+/* ---- discovery --------------------------------------------------------------------------- */
+
+/* The worker's own cgroup path in the hierarchy with these controllers
+ * ("0::" for v2), from /proc/self/cgroup. */
+static bool own_path(const char *controllers, char *out, size_t cap) {
+  FILE *f = fopen("/proc/self/cgroup", "r");
+  if (!f) return false;
+  char line[PATH_MAX + 128];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f)) {
+    char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+    if (!b) continue;
+    *b = '\0';
+    if (strcmp(a + 1, controllers) != 0) continue;
+    b[1 + strcspn(b + 1, "\n")] = '\0';
+    snprintf(out, cap, "%s", strcmp(b + 1, "/") ? b + 1 : "");
+    found = true;
+  }
+  fclose(f);
+  return found;
+}
+
+/* The controllers a v2 cgroup hands to its children: the subtree's and
+ * each job's (never a rank's, which holds processes). */
+#define V2_DELEGATE "+memory +cpu +pids +io"
+
+/* Creates dir; a v2 parent level delegates its controllers to its children;
+ * a v1 cpuset gets its parent's CPUs and memory nodes, which a new cpuset
+ * starts without. */
+static int make_dir(const hier *h, const char *dir, bool parent_level) {
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -errno;
+  if (!h->v1 && parent_level && h->controllers[0])
+    (void)write_file(dir, "cgroup.subtree_control", V2_DELEGATE);
+  if (!h->v1 || !has(h, "cpuset")) return 0;
+  char parent[PATH_MAX], v[4096];
+  snprintf(parent, sizeof parent, "%s", dir);
+  *strrchr(parent, '/') = '\0';
+  static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+  for (size_t i = 0; i < 2; i++) {
+    char cur[4096];
+    if (read_file(dir, files[i], cur, sizeof cur) == 0 && cur[0] && cur[0] != '\n') continue;
+    if (read_file(parent, files[i], v, sizeof v) == 0) (void)write_file(dir, files[i], v);
+  }
+  return 0;
+}
+
+/* The subtree's directories from the mount down (v1 parents exist already,
+ * --cgroup-root's may not). */
+static int make_base(const hier *h, size_t mount_len) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s", h->base);
+  for (char *p = path + mount_len + 1; (p = strchr(p, '/')); p++) {
+    *p = '\0';
+    int rc = make_dir(h, path, false);
+    *p = '/';
+    if (rc != 0) return rc;
+  }
+  return make_dir(h, path, false);
+}
+
+static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers,
+                     const char *parent, const char *name, char *why, size_t len) {
+  if (cg->n == MAX_HIER) return;
+  hier *h = &cg->h[cg->n];
+  h->v1 = cg->version == 1;
+  snprintf(h->controllers, sizeof h->controllers, "%s", controllers);
+  if (snprintf(h->base, sizeof h->base, "%s%s/%s", mount, parent, name) >= (int)sizeof h->base)
+    return;
+  int rc = make_base(h, strlen(mount));
+  if (rc != 0) {
+    ty_errf(why, len, rc, "cannot create %s: %s", h->base, strerror(-rc));
+    return;
+  }
+  cg->n++;
+}
+
+/* v1: one hierarchy per mount of type cgroup, named ones (systemd) left out. */
+static void open_v1(ty_cgroups *cg, const char *root, const char *name, char *why, size_t len) {
+  FILE *f = fopen("/proc/self/mountinfo", "r");
+  if (!f) return;
+  static const char *const wanted[] = {"memory", "cpu",     "cpuacct", "cpuset",
+                                       "devices", "freezer", "pids",    "blkio"};
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    char mount[PATH_MAX], fstype[32], opts[512];
+    char *dash = strstr(line, " - ");
+    if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mount) != 1 ||
+        sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2 || strcmp(fstype, "cgroup") != 0)
+      continue;
+    char ctl[128] = "";
+    for (size_t i = 0; i < TY_ARRAY_LEN(wanted); i++)
+      if (listed(opts, wanted[i]))
+        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "%s%s", ctl[0] ? "," : "", wanted[i]);
+    char parent[PATH_MAX] = "";
+    if (!ctl[0] || (!root && !own_path(ctl, parent, sizeof parent))) continue;
+    add_hier(cg, mount, ctl, root ? root : parent, name, why, len);
+  }
+  fclose(f);
+}
+
+/* v2: the unified mount, used only when it carries the memory controller
+ * (on hybrid machines it often carries none). Controllers are delegated to
+ * the subtree when the parent allows it; without them tasks are still
+ * tracked and killed by cgroup. */
+static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *why, size_t len) {
+  FILE *f = fopen("/proc/self/mountinfo", "r");
+  if (!f) return;
+  char line[4096], mount[PATH_MAX] = "";
+  while (!mount[0] && fgets(line, sizeof line, f)) {
+    char *dash = strstr(line, " - ");
+    char m[PATH_MAX], fstype[32];
+    if (dash && sscanf(line, "%*s %*s %*s %*s %4095s", m) == 1 &&
+        sscanf(dash + 3, "%31s", fstype) == 1 && !strcmp(fstype, "cgroup2"))
+      snprintf(mount, sizeof mount, "%s", m);
+  }
+  fclose(f);
+  char parent[PATH_MAX] = "", avail[256] = "", dir[PATH_MAX];
+  if (!mount[0] || (!root && !own_path("", parent, sizeof parent))) return;
+  if (root) snprintf(parent, sizeof parent, "%s", root);
+  snprintf(dir, sizeof dir, "%s%s", mount, parent);
+  if (read_file(dir, "cgroup.controllers", avail, sizeof avail) != 0 || !strstr(avail, "memory"))
+    return;
+  /* Fails (EBUSY) while the parent holds processes, the worker itself
+   * included: then tasks are tracked and killed by cgroup, without limits,
+   * and the description says "no controllers" (run the worker in a
+   * delegated cgroup of its own, or point --cgroup-root at one). */
+  (void)write_file(dir, "cgroup.subtree_control", V2_DELEGATE);
+  cg->version = 2;
+  add_hier(cg, mount, "", parent, name, why, len);
+  if (cg->n == 0) return;
+  hier *h = &cg->h[0];
+  (void)write_file(h->base, "cgroup.subtree_control", V2_DELEGATE);
+  if (read_file(h->base, "cgroup.subtree_control", h->controllers, sizeof h->controllers) == 0)
+    h->controllers[strcspn(h->controllers, "\n")] = '\0';
+}
+
+static void describe(ty_cgroups *cg) {
+  size_t w = (size_t)snprintf(cg->describe, sizeof cg->describe, "cgroup v%d (", cg->version);
+  for (size_t i = 0; i < cg->n && w < sizeof cg->describe; i++)
+    w += (size_t)snprintf(cg->describe + w, sizeof cg->describe - w, "%s%s", i ? ", " : "",
+                          cg->h[i].controllers[0] ? cg->h[i].controllers : "no controllers");
+  if (w < sizeof cg->describe)
+    snprintf(cg->describe + w, sizeof cg->describe - w, ") under %s", cg->h[cg->primary].base);
+}
+
+ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t len) {
+  ty_cgroups *cg = ty_xcalloc(1, sizeof *cg);
+  snprintf(why, len, "no cgroup hierarchy is mounted");
+  open_v2(cg, root, name, why, len);
+  if (cg->n == 0) {
+    cg->version = 1;
+    open_v1(cg, root, name, why, len);
+  }
+  if (cg->n == 0 && !strcmp(why, "no cgroup hierarchy is mounted") && access("/sys/fs/cgroup",
+                                                                            F_OK) == 0)
+    snprintf(why, len, "no usable cgroup controller under /sys/fs/cgroup");
+  if (cg->n == 0) {
+    free(cg);
+    return NULL;
+  }
+  /* Membership is read where killing is race-free: freezer, else pids. */
+  const char *pref[] = {"freezer", "pids", "memory"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(pref) && cg->version == 1; i++) {
+    const hier *h = find(cg, pref[i]);
+    if (h) {
+      cg->primary = (int)(h - cg->h);
+      break;
+    }
+  }
+  describe(cg);
+  return cg;
+}
+
+void ty_cgroup_close(ty_cgroups *cg) {
+  if (!cg) return;
+  for (size_t i = 0; i < cg->n; i++) (void)rmdir(cg->h[i].base); /* only when empty */
+  free(cg);
+}
+
+const char *ty_cgroup_describe(const ty_cgroups *cg) { return cg->describe; }
+
+/* ---- tasks ----------------------------------------------------------------------------------- */
+
+/* v1 devices: deny the node's GPUs the task was not given (/dev/nvidiaN,
+ * when the device file exists). */
+static void deny_gpus(const char *dir, const ty_cgroup_limits *lim) {
+  for (uint32_t g = 0; g < lim->node_gpus && g < 64; g++) {
+    bool mine = false;
+    for (size_t i = 0; i < lim->n_gpus; i++) mine |= lim->gpus[i] == g;
+    char dev[64], rule[64];
+    struct stat st;
+    snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
+    if (mine || stat(dev, &st) != 0 || !S_ISCHR(st.st_mode)) continue;
+    snprintf(rule, sizeof rule, "c %u:%u rwm", major(st.st_rdev), minor(st.st_rdev));
+    if (write_file(dir, "devices.deny", rule) != 0) ty_warn("cgroup %s: cannot deny %s", dir, dev);
+  }
+}
+
+static int limit_job(const ty_cgroups *cg, const hier *h, const char *dir,
+                     const ty_cgroup_limits *lim) {
+  if (!lim->mem_bytes) return 0;
+  char v[32];
+  snprintf(v, sizeof v, "%" PRIu64, lim->mem_bytes);
+  if (cg->version == 2) return has(h, "memory") ? write_file(dir, "memory.max", v) : 0;
+  return has(h, "memory") ? write_file(dir, "memory.limit_in_bytes", v) : 0;
+}
+
+static int limit_rank(const ty_cgroups *cg, const hier *h, const char *dir,
+                      const ty_cgroup_limits *lim) {
+  uint64_t quota = (uint64_t)(lim->cpus ? lim->cpus : 1) * 100000u;
+  char v[64];
+  int rc = 0;
+  if (cg->version == 2 && has(h, "cpu")) {
+    snprintf(v, sizeof v, "%" PRIu64 " 100000", quota);
+    rc = write_file(dir, "cpu.max", v);
+  } else if (cg->version == 1 && has(h, "cpu")) {
+    snprintf(v, sizeof v, "%" PRIu64, quota);
+    rc = write_file(dir, "cpu.cfs_period_us", "100000");
+    if (rc == 0) rc = write_file(dir, "cpu.cfs_quota_us", v);
+  }
+  if (cg->version == 1 && has(h, "devices")) deny_gpus(dir, lim);
+  return rc;
+}
+
+int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_cgroup_limits *lim,
+                       char ***out_procs, char *err, size_t len) {
+  char **procs = ty_xcalloc(cg->n + 1, sizeof *procs);
+  int rc = 0;
+  for (size_t i = 0; i < cg->n && rc == 0; i++) {
+    const hier *h = &cg->h[i];
+    char jdir[PATH_MAX], rdir[PATH_MAX];
+    task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
+    task_dir(h, job, rank, rdir, sizeof rdir);
+    rc = make_dir(h, jdir, true);
+    if (rc == 0) rc = limit_job(cg, h, jdir, lim);
+    if (rc == 0) rc = make_dir(h, rdir, false);
+    if (rc == 0) rc = limit_rank(cg, h, rdir, lim);
+    if (rc != 0) {
+      rc = ty_errf(err, len, TY_EIO, "cgroup %s: %s", rdir, strerror(-rc));
+      break;
+    }
+    size_t n = strlen(rdir) + sizeof "/cgroup.procs";
+    procs[i] = ty_xmalloc(n);
+    snprintf(procs[i], n, "%s/cgroup.procs", rdir);
+  }
+  if (rc != 0) {
+    ty_cgroup_procs_free(procs);
+    (void)ty_cgroup_task_remove(cg, job, rank);
+    return rc;
+  }
+  *out_procs = procs;
+  return 0;
+}
+
+void ty_cgroup_procs_free(char **procs) {
+  for (size_t i = 0; procs && procs[i]; i++) free(procs[i]);
+  free(procs);
+}
+
+/* Calls fn for every pid in the task's cgroup; returns how many there were. */
+static size_t each_pid(const ty_cgroups *cg, uint64_t job, uint32_t rank,
+                       void (*fn)(pid_t pid, int sig), int sig) {
+  char dir[PATH_MAX], buf[65536];
+  task_dir(&cg->h[cg->primary], job, rank, dir, sizeof dir);
+  if (read_file(dir, "cgroup.procs", buf, sizeof buf) != 0) return 0;
+  size_t n = 0;
+  for (char *p = buf, *end; *p; p = end) {
+    long pid = strtol(p, &end, 10);
+    if (end == p) break;
+    if (pid > 0) {
+      n++;
+      if (fn) fn((pid_t)pid, sig);
+    }
+  }
+  return n;
+}
+
+static void send_sig(pid_t pid, int sig) { (void)kill(pid, sig); }
+
+int ty_cgroup_task_signal(ty_cgroups *cg, uint64_t job, uint32_t rank, int sig) {
+  return each_pid(cg, job, rank, send_sig, sig) ? 0 : TY_ENOTFOUND;
+}
+
+bool ty_cgroup_task_empty(ty_cgroups *cg, uint64_t job, uint32_t rank) {
+  return each_pid(cg, job, rank, NULL, 0) == 0;
+}
+
+static void nap_ms(long ms) {
+  struct timespec ts = {0, ms * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* v1 freezer: FROZEN, every member SIGKILLed, THAWED (a frozen process
+ * cannot fork, and the kill lands once it thaws). */
+static void freeze_kill(const ty_cgroups *cg, const hier *fz, uint64_t job, uint32_t rank) {
+  char dir[PATH_MAX], state[32] = "";
+  task_dir(fz, job, rank, dir, sizeof dir);
+  if (write_file(dir, "freezer.state", "FROZEN") == 0)
+    for (int i = 0; i < 100 && read_file(dir, "freezer.state", state, sizeof state) == 0 &&
+                    strncmp(state, "FROZEN", 6) != 0;
+         i++)
+      nap_ms(1);
+  each_pid(cg, job, rank, send_sig, SIGKILL);
+  (void)write_file(dir, "freezer.state", "THAWED");
+}
+
+int ty_cgroup_task_kill(ty_cgroups *cg, uint64_t job, uint32_t rank) {
+  const hier *fz = cg->version == 1 ? find(cg, "freezer") : NULL;
+  char dir[PATH_MAX];
+  task_dir(&cg->h[cg->primary], job, rank, dir, sizeof dir);
+  if (cg->version == 2 && write_file(dir, "cgroup.kill", "1") == 0) return 0;
+  if (fz) {
+    freeze_kill(cg, fz, job, rank);
+    return 0;
+  }
+  /* No freezer: kill until nothing is left (a forking task may need rounds). */
+  for (int round = 0; round < 50 && each_pid(cg, job, rank, send_sig, SIGKILL); round++) nap_ms(2);
+  return 0;
+}
+
+/* Sums the Read and Write lines of blkio.throttle.io_service_bytes (v1) or
+ * the rbytes= and wbytes= fields of io.stat (v2). */
+static void io_bytes(const char *text, bool v2, ty_task_usage *u) {
+  for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+    const char *r = v2 ? strstr(p, "rbytes=") : NULL, *w = v2 ? strstr(p, "wbytes=") : NULL;
+    const char *nl = strchr(p, '\n');
+    if (v2) {
+      if (r && (!nl || r < nl)) u->io_read_bytes += strtoull(r + 7, NULL, 10);
+      if (w && (!nl || w < nl)) u->io_write_bytes += strtoull(w + 7, NULL, 10);
+      continue;
+    }
+    char dev[32], op[16];
+    unsigned long long v;
+    if (sscanf(p, "%31s %15s %llu", dev, op, &v) != 3) continue;
+    if (!strcmp(op, "Read")) u->io_read_bytes += v;
+    if (!strcmp(op, "Write")) u->io_write_bytes += v;
+  }
+}
+
+void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_usage *out) {
+  *out = (ty_task_usage){0};
+  char dir[PATH_MAX], buf[8192];
+  const hier *h;
+  if (cg->version == 2) {
+    task_dir(&cg->h[0], job, rank, dir, sizeof dir);
+    if (read_file(dir, "cpu.stat", buf, sizeof buf) == 0 && strstr(buf, "usage_usec "))
+      out->cpu_usec = strtoull(strstr(buf, "usage_usec ") + 11, NULL, 10);
+    out->mem_peak_bytes = read_u64(dir, "memory.peak");
+    if (read_file(dir, "io.stat", buf, sizeof buf) == 0) io_bytes(buf, true, out);
+    return;
+  }
+  if ((h = find(cg, "cpuacct"))) {
+    task_dir(h, job, rank, dir, sizeof dir);
+    out->cpu_usec = read_u64(dir, "cpuacct.usage") / 1000;
+  }
+  if ((h = find(cg, "memory"))) {
+    task_dir(h, job, rank, dir, sizeof dir);
+    out->mem_peak_bytes = read_u64(dir, "memory.max_usage_in_bytes");
+  }
+  if ((h = find(cg, "blkio"))) {
+    task_dir(h, job, rank, dir, sizeof dir);
+    if (read_file(dir, "blkio.throttle.io_service_bytes", buf, sizeof buf) == 0)
+      io_bytes(buf, false, out);
+  }
+}
+
+uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank) {
+  char dir[PATH_MAX];
+  const hier *h = cg->version == 2 ? &cg->h[0] : find(cg, "memory");
+  if (!h) return 0;
+  task_dir(h, job, rank, dir, sizeof dir);
+  return read_u64(dir, cg->version == 2 ? "memory.current" : "memory.usage_in_bytes");
+}
+
+int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
+  int rc = 0;
+  for (size_t i = 0; i < cg->n; i++) {
+    char dir[PATH_MAX];
+    task_dir(&cg->h[i], job, rank, dir, sizeof dir);
+    if (rmdir(dir) != 0 && errno != ENOENT) rc = -errno;
+    task_dir(&cg->h[i], job, UINT32_MAX, dir, sizeof dir);
+    (void)rmdir(dir); /* fails while other ranks of the job remain: fine */
+  }
+  return rc;
+}
+
+int ty_cgroup_task_path(const ty_cgroups *cg, const char *controller, uint64_t job, uint32_t rank,
+                        char *out, size_t len) {
+  const hier *h = controller[0] ? find(cg, controller) : &cg->h[cg->primary];
+  if (!h) return TY_ENOTFOUND;
+  task_dir(h, job, rank, out, len);
+  return 0;
+}
+
+void ty_cgroup_scan(ty_cgroups *cg, void (*cb)(uint64_t job, uint32_t rank, void *ud), void *ud) {
+  DIR *jobs = opendir(cg->h[cg->primary].base);
+  struct dirent *je;
+  while (jobs && (je = readdir(jobs))) {
+    uint64_t job;
+    char tail;
+    if (sscanf(je->d_name, "job%" SCNu64 "%c", &job, &tail) != 1) continue;
+    char jdir[PATH_MAX];
+    task_dir(&cg->h[cg->primary], job, UINT32_MAX, jdir, sizeof jdir);
+    DIR *ranks = opendir(jdir);
+    struct dirent *re;
+    while (ranks && (re = readdir(ranks))) {
+      uint32_t rank;
+      if (sscanf(re->d_name, "rank%" SCNu32 "%c", &rank, &tail) == 1) cb(job, rank, ud);
+    }
+    if (ranks) closedir(ranks);
+    for (size_t i = 0; i < cg->n; i++) { /* an empty job level left behind */
+      task_dir(&cg->h[i], job, UINT32_MAX, jdir, sizeof jdir);
+      (void)rmdir(jdir);
+    }
+  }
+  if (jobs) closedir(jobs);
+}

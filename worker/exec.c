@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainyard-exec: the few steps between trainworkerd's fork and a task's
+ * exec that libuv's uv_spawn cannot take (docs/security.md, "Tasks run as
+ * their user"). trainworkerd spawns it with the task's environment and
+ * stdio; it then, in this order:
+ *
+ *   1. starts a new session (the task's pid is its process group's id) and,
+ *      with --ctty, makes its stdin terminal the controlling one (^C and job
+ *      control for pty tasks);
+ *   2. writes its own pid into every --cgroup FILE (a cgroup.procs), so the
+ *      task and everything it ever forks live in the task's cgroup;
+ *   3. with --uid: setgroups(--groups), setgid(--gid), setuid(--uid), and
+ *      checks that root cannot be regained (uv_spawn's setuid would drop
+ *      the supplementary groups initgroups gives a login);
+ *   4. asks for SIGKILL when trainworkerd dies (after the uid change, which
+ *      would reset it), unless the worker is already gone;
+ *   5. changes into --cwd as the task's user, then execvp()s the command
+ *      with PATH from its environment.
+ *
+ * Nothing here looks up users: trainworkerd resolved the groups, so this
+ * program makes system calls only and cannot hang on NSS.
+ *
+ * Failure protocol: fd --status-fd (a pipe, close-on-exec) gets one line
+ * "STEP<TAB>ERRNO<TAB>MESSAGE" and the helper exits 127; a successful exec
+ * closes the pipe with nothing written.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#define MAX_CGROUPS 16
+#define MAX_GROUPS 1024
+
+typedef struct plan {
+  int status_fd;
+  const char *cgroups[MAX_CGROUPS];
+  int n_cgroups;
+  bool set_user, ctty;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[MAX_GROUPS];
+  int n_groups;
+  const char *cwd;
+  char **argv;
+} plan;
+
+static int status_fd = -1;
+
+static void fail(const char *step, int err, const char *fmt, const char *arg) {
+  char line[1024];
+  int n = snprintf(line, sizeof line, "%s\t%d\t", step, err);
+  if (n > 0 && n < (int)sizeof line)
+    n += snprintf(line + n, sizeof line - (size_t)n, fmt, arg, strerror(err));
+  if (status_fd >= 0 && n > 0 && write(status_fd, line, (size_t)n) < 0) n = 0;
+  fprintf(stderr, "trainyard-exec: %s\n", strchr(strchr(line, '\t') + 1, '\t') + 1);
+  _exit(127);
+}
+
+static unsigned long number(const char *s, const char *what) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || end == s || *end) fail("usage", EINVAL, "%s: not a number (%s)", what);
+  return v;
+}
+
+static void parse_groups(plan *p, char *list) {
+  for (char *save = NULL, *g = strtok_r(list, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
+    if (p->n_groups == MAX_GROUPS) fail("usage", E2BIG, "%s: too many groups (%s)", "--groups");
+    p->groups[p->n_groups++] = (gid_t)number(g, "--groups");
+  }
+}
+
+static void parse(plan *p, int argc, char **argv) {
+  int i = 1;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    const char *opt = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(opt, "--ctty")) {
+      p->ctty = true;
+      continue;
+    }
+    if (!v) fail("usage", EINVAL, "%s needs a value (%s)", opt);
+    i++;
+    if (!strcmp(opt, "--status-fd")) status_fd = p->status_fd = (int)number(v, opt);
+    else if (!strcmp(opt, "--cgroup") && p->n_cgroups < MAX_CGROUPS) p->cgroups[p->n_cgroups++] = v;
+    else if (!strcmp(opt, "--uid")) p->uid = (uid_t)number(v, opt), p->set_user = true;
+    else if (!strcmp(opt, "--gid")) p->gid = (gid_t)number(v, opt);
+    else if (!strcmp(opt, "--groups")) parse_groups(p, argv[i]);
+    else if (!strcmp(opt, "--cwd")) p->cwd = v;
+    else fail("usage", EINVAL, "unknown option %s (%s)", opt);
+  }
+  if (i + 1 >= argc) fail("usage", EINVAL, "%s: no command after -- (%s)", "trainyard-exec");
+  p->argv = argv + i + 1;
+}
+
+static void join_cgroups(const plan *p) {
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  for (int i = 0; i < p->n_cgroups; i++) {
+    int fd = open(p->cgroups[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, pid, (size_t)n) != n) fail("cgroup", errno, "cannot join %s: %s",
+                                                       p->cgroups[i]);
+    close(fd);
+  }
+}
+
+static void become_user(const plan *p) {
+  if (setgroups((size_t)p->n_groups, p->groups) != 0)
+    fail("user", errno, "setgroups for uid %s: %s", "the task's user");
+  if (setgid(p->gid) != 0) fail("user", errno, "setgid: %s%s", "");
+  if (setuid(p->uid) != 0) fail("user", errno, "setuid: %s%s", "");
+  if (p->uid != 0 && setuid(0) == 0)
+    fail("user", EPERM, "%sroot could be regained after setuid (%s)", "");
+}
+
+int main(int argc, char **argv) {
+  plan p = {.status_fd = -1};
+  parse(&p, argc, argv);
+  if (p.status_fd >= 0) fcntl(p.status_fd, F_SETFD, FD_CLOEXEC);
+  pid_t parent = getppid();
+  if (setsid() < 0 && errno != EPERM) fail("session", errno, "setsid: %s%s", "");
+  if (p.ctty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)
+    fail("session", errno, "cannot make the pty the controlling terminal: %s%s", "");
+  join_cgroups(&p);
+  if (p.set_user) become_user(&p);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent)
+    fail("worker", ESRCH, "%strainworkerd exited before the task started (%s)", "");
+  if (p.cwd && p.cwd[0] && chdir(p.cwd) != 0) fail("cwd", errno, "cwd %s: %s", p.cwd);
+  execvp(p.argv[0], p.argv);
+  fail("exec", errno, "%s: %s", p.argv[0]);
+  return 127;
+}

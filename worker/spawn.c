@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Starting a task's process as its user (docs/security.md): who it runs as
+ * on this node, its log file, and the spawn through trainyard-exec
+ * (worker/exec.c), whose status pipe tells whether the command itself
+ * started.
+ *
+ *   - A root worker runs a task with the submitter's uid (LaunchTask's
+ *     run_as, from the MUNGE credential), its gid and the uid's
+ *     supplementary groups (getgrouplist: what initgroups gives a login). A
+ *     uid without a passwd entry on this node fails the launch. A job
+ *     without run_as (stored before authentication) is refused.
+ *   - A worker that is not root (development) runs every task as itself.
+ *   - Logs are created 0600 and owned by the task's user, opened without
+ *     following links (the job directory is the worker's, 0755).
+ *
+ * The lookups (getpwuid_r, getgrouplist) are NSS calls on the loop thread:
+ * one per launch, answered from files or nscd/sssd caches on a node; the
+ * helper itself makes system calls only. Waiting for the helper's status
+ * is bounded (HELPER_WAIT_MS), as uv_spawn itself waits for its exec.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "worker/worker_internal.h"
+
+#define HELPER_WAIT_MS 10000
+#define MAX_GROUPS 1024
+
+/* ---- who ------------------------------------------------------------------------------------- */
+
+static void fill_from(const struct passwd *pw, ty__runas *out) {
+  snprintf(out->user, sizeof out->user, "%s", pw->pw_name);
+  snprintf(out->home, sizeof out->home, "%s", pw->pw_dir);
+  snprintf(out->shell, sizeof out->shell, "%s", pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell
+                                                                                 : "/bin/sh");
+}
+
+static void runs_as_self(ty__runas *out) {
+  char buf[16384];
+  struct passwd pw, *res = NULL;
+  out->uid = (uint32_t)geteuid();
+  out->gid = (uint32_t)getegid();
+  if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) == 0 && res) fill_from(res, out);
+  else snprintf(out->user, sizeof out->user, "uid %u", out->uid);
+}
+
+int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out, char *err,
+                      size_t len) {
+  memset(out, 0, sizeof *out);
+  if (geteuid() != 0) {
+    runs_as_self(out);
+    return 0;
+  }
+  if (!spec->has_uid)
+    return ty_errf(err, len, TY_EPERM, "job %" PRIu64 " carries no submitter uid (it was stored "
+                   "before authentication); resubmit it", spec->job_id);
+  char buf[16384];
+  struct passwd pw, *res = NULL;
+  int e = getpwuid_r((uid_t)spec->uid, &pw, buf, sizeof buf, &res);
+  if (e != 0 || !res)
+    return ty_errf(err, len, TY_ENOTFOUND, "uid %u (%s) is unknown on node %s: no passwd entry, "
+                   "so the job cannot run as its submitter here", spec->uid,
+                   spec->user && spec->user[0] ? spec->user : "?", node);
+  fill_from(res, out);
+  out->switch_user = true;
+  out->uid = spec->uid;
+  out->gid = spec->gid;
+  gid_t groups[MAX_GROUPS];
+  int n = MAX_GROUPS;
+  if (getgrouplist(res->pw_name, (gid_t)spec->gid, groups, &n) < 0) n = MAX_GROUPS;
+  out->n_groups = (size_t)(n < 0 ? 0 : n);
+  out->groups = ty_xcalloc(out->n_groups ? out->n_groups : 1, sizeof *out->groups);
+  for (size_t i = 0; i < out->n_groups; i++) out->groups[i] = (uint32_t)groups[i];
+  return 0;
+}
+
+void ty__runas_close(ty__runas *r) {
+  free(r->groups);
+  r->groups = NULL;
+}
+
+/* ---- logs ------------------------------------------------------------------------------------ */
+
+int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,
+                      char *err, size_t len) {
+  if (ty_mkdir_p(dir) != 0 || chmod(dir, 0755) != 0)
+    return ty_errf(err, len, TY_EIO, "cannot create log directory %s on node %s", dir, node);
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return ty_errf(err, len, TY_EIO, "cannot open log %s on node %s: %s", path, node,
+                   strerror(errno));
+  if (who->switch_user && fchown(fd, (uid_t)who->uid, (gid_t)who->gid) != 0) {
+    int e = errno;
+    close(fd);
+    return ty_errf(err, len, TY_EIO, "cannot give log %s to uid %u on node %s: %s", path,
+                   who->uid, node, strerror(e));
+  }
+  fchmod(fd, 0600); /* an older worker's log may be 0644 */
+  return fd;
+}
+
+/* ---- the helper's command line --------------------------------------------------------------- */
+
+typedef struct argv_b {
+  char **v;
+  size_t n, cap;
+} argv_b;
+
+static void push(argv_b *a, const char *s) {
+  if (a->n + 2 > a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 32;
+    a->v = ty_xrealloc(a->v, a->cap * sizeof *a->v);
+  }
+  a->v[a->n++] = ty_strdup(s);
+  a->v[a->n] = NULL;
+}
+
+static void push_num(argv_b *a, uint64_t v) {
+  char s[32];
+  snprintf(s, sizeof s, "%" PRIu64, v);
+  push(a, s);
+}
+
+static void free_argv(argv_b *a) {
+  for (size_t i = 0; i < a->n; i++) free(a->v[i]);
+  free(a->v);
+}
+
+static void helper_argv(const ty__spawn *s, argv_b *a) {
+  push(a, s->helper);
+  push(a, "--status-fd"), push(a, "3");
+  for (size_t i = 0; s->procs && s->procs[i]; i++) push(a, "--cgroup"), push(a, s->procs[i]);
+  if (s->who->switch_user) {
+    push(a, "--uid"), push_num(a, s->who->uid);
+    push(a, "--gid"), push_num(a, s->who->gid);
+    ty_buf g;
+    ty_buf_init(&g);
+    for (size_t i = 0; i < s->who->n_groups; i++)
+      ty_buf_printf(&g, "%s%" PRIu32, i ? "," : "", s->who->groups[i]);
+    ty_buf_append(&g, "", 1);
+    if (s->who->n_groups) push(a, "--groups"), push(a, (const char *)g.data);
+    ty_buf_close(&g);
+  }
+  if (s->ctty) push(a, "--ctty");
+  if (s->cwd && s->cwd[0]) push(a, "--cwd"), push(a, s->cwd);
+  push(a, "--");
+  for (size_t i = 0; i < s->argc; i++) push(a, s->argv[i]);
+}
+
+/* ---- the helper's verdict -------------------------------------------------------------------- */
+
+/* The helper's status line, read until EOF (the exec closed the pipe) or
+ * the deadline; returns the bytes read, -1 on timeout. */
+static ssize_t read_status(int fd, char *buf, size_t cap) {
+  size_t len = 0;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, HELPER_WAIT_MS);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || (len += (size_t)n) + 1 >= cap) break;
+  }
+  buf[len] = '\0';
+  return (ssize_t)len;
+}
+
+/* Turns "STEP\tERRNO\tMESSAGE" into the launch's error code and message. */
+static int verdict(const ty__spawn *s, char *line, char *err, size_t len) {
+  char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+  int e = t1 ? atoi(t1 + 1) : EIO;
+  const char *msg = t2 ? t2 + 1 : line;
+  if (t1) *t1 = '\0';
+  if (!strcmp(line, "exec") && (e == ENOENT || e == EACCES || e == ENOEXEC)) {
+    int rc = e == ENOENT ? UV_ENOENT : UV_EACCES;
+    return ty_errf(err, len, rc, "argv[0] \"%s\" %s on node %s", s->argv[0],
+                   e == ENOENT ? "not found" : "is not executable (permission denied)", s->node);
+  }
+  if (!strcmp(line, "cwd"))
+    return ty_errf(err, len, e == ENOENT ? TY_ENOTFOUND : TY_EPERM, "cwd %s %s for %s on node %s",
+                   s->cwd, e == ENOENT ? "does not exist" : "is not accessible", s->who->user,
+                   s->node);
+  return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: %s", s->node, msg);
+}
+
+int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err,
+                   size_t len) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: pipe: %s", s->node,
+                   strerror(errno));
+  argv_b a = {0};
+  helper_argv(s, &a);
+  uv_stdio_container_t stdio[4] = {s->stdio[0], s->stdio[1], s->stdio[2],
+                                   {.flags = UV_INHERIT_FD, .data.fd = fds[1]}};
+  uv_process_options_t opts = {.exit_cb = s->exit_cb, .file = a.v[0], .args = a.v,
+                               .env = s->env, .stdio_count = 4, .stdio = stdio};
+  int rc = uv_spawn(loop, proc, &opts);
+  close(fds[1]);
+  free_argv(&a);
+  if (rc != 0) {
+    close(fds[0]);
+    return ty_errf(err, len, rc, "cannot start the exec helper %s on node %s: %s", s->helper,
+                   s->node, ty_strerror(rc));
+  }
+  char line[1200];
+  ssize_t n = read_status(fds[0], line, sizeof line);
+  close(fds[0]);
+  if (n == 0) return 0;
+  /* The helper failed (or hangs): it is reaped here, not by the loop. */
+  if (n < 0) kill(proc->pid, SIGKILL);
+  waitpid(proc->pid, NULL, 0);
+  if (n < 0)
+    return ty_errf(err, len, TY_ETIMEDOUT, "cannot start the task on node %s: the exec helper did "
+                   "not finish within %d s", s->node, HELPER_WAIT_MS / 1000);
+  return verdict(s, line, err, len);
+}
