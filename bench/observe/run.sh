@@ -11,7 +11,8 @@
 #     the DevTools protocol): the time from navigation to the first view's
 #     data on screen (the page records it in body[data-first-render-ms]),
 #     for the overview, the job list and a job.
-# Everything runs on loopback and is stopped by PID at the end.
+# Everything runs on loopback with --auth none (a development cluster: the
+# console's loopback clients need no token) and is stopped by PID at the end.
 #
 #   bench/observe/run.sh [BUILDDIR] [RUNNING] [PENDING] [REQUESTS]
 set -euo pipefail
@@ -38,7 +39,7 @@ port_of() { # FILE KEY
 }
 
 "$build/daemon/traind" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 \
-  --state-dir "$work/traind" --port-file "$work/traind.ports" --log-level warn \
+  --state-dir "$work/traind" --port-file "$work/traind.ports" --log-level warn --auth none \
   >"$work/traind.log" 2>&1 &
 pids+=($!)
 rpc=$(port_of "$work/traind.ports" rpc)
@@ -48,7 +49,7 @@ workers=4 per=$(( (running + 3) / 4 ))
 for i in $(seq 1 $workers); do
   "$build/worker/trainworkerd" --controller "127.0.0.1:$rpc" --name "w$i" --cpus "$per" \
     --state-dir "$work/w$i" --io-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-    --port-file "$work/w$i.ports" --log-level warn >"$work/w$i.log" 2>&1 &
+    --port-file "$work/w$i.ports" --log-level warn --auth none >"$work/w$i.log" 2>&1 &
   pids+=($!)
 done
 wmetrics=$(port_of "$work/w1.ports" metrics)
