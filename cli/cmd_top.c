@@ -60,12 +60,13 @@ typedef struct top_data {
   size_t n_nodes;
   ty_cli_jobinfo *jobs;
   size_t n_jobs;
-  ty__cli_graph *graphs;                /* per job; .graph false when not fetched */
-  const ty_train_progress **progress;   /* per job, into graphs */
+  ty__cli_graph *graphs;              /* per job; .graph false when not fetched */
+  const ty_train_progress **progress; /* per job, into graphs */
 } top_data;
 
 static void data_close(top_data *d) {
-  for (size_t i = 0; d->graphs && i < d->n_jobs; i++) ty__cli_graph_close(&d->graphs[i]);
+  for (size_t i = 0; d->graphs && i < d->n_jobs; i++)
+    ty__cli_graph_close(&d->graphs[i]);
   free(d->graphs);
   free(d->progress);
   ty_cli_nodes_free(d->nodes, d->n_nodes);
@@ -133,8 +134,12 @@ static int draw(ty__ctl *c, bool tty) {
   top_data d;
   int code = fetch(c, rows > 0 ? (size_t)rows : SIZE_MAX, &d);
   if (code != 0) return code;
-  ty_cli_top t = {.now_ms = ty_now_ms(), .nodes = d.nodes, .n_nodes = d.n_nodes,
-                  .jobs = d.jobs, .n_jobs = d.n_jobs, .progress = d.progress};
+  ty_cli_top t = {.now_ms = ty_now_ms(),
+                  .nodes = d.nodes,
+                  .n_nodes = d.n_nodes,
+                  .jobs = d.jobs,
+                  .n_jobs = d.n_jobs,
+                  .progress = d.progress};
   ty_buf text, out;
   ty_buf_init(&text), ty_buf_init(&out);
   ty_cli_render_top(&t, cols, rows, &text);

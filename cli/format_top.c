@@ -21,7 +21,8 @@
 
 static size_t columns(const char *s, size_t len) {
   size_t n = 0;
-  for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+  for (size_t i = 0; i < len; i++)
+    n += ((unsigned char)s[i] & 0xC0) != 0x80;
   return n;
 }
 
@@ -32,7 +33,8 @@ static size_t put_cut(ty_buf *out, const void *str, size_t len, size_t cols) {
   size_t i = 0, n = 0;
   while (i < len) {
     size_t j = i + 1;
-    while (j < len && ((unsigned char)s[j] & 0xC0) == 0x80) j++;
+    while (j < len && ((unsigned char)s[j] & 0xC0) == 0x80)
+      j++;
     if (n + 1 > cols) break;
     n++;
     /* Control bytes from job names would drive the terminal: '?' instead. */
@@ -50,10 +52,14 @@ static void put_cell(ty_buf *out, const char *s, size_t width) {
 }
 
 static void fmt_dur(double s, char *out, size_t n) {
-  if (s < 0 || s > 1e7) snprintf(out, n, "?");
-  else if (s >= 3600) snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-  else if (s >= 60) snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-  else snprintf(out, n, "%ds", (int)s);
+  if (s < 0 || s > 1e7)
+    snprintf(out, n, "?");
+  else if (s >= 3600)
+    snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+  else if (s >= 60)
+    snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+  else
+    snprintf(out, n, "%ds", (int)s);
 }
 
 /* ---- the progress line ----------------------------------------------------------------- */
@@ -118,7 +124,8 @@ void ty_cli_render_progress_line(const ty_train_progress *p, int64_t start_ms, i
     double frac = p->total_steps ? (double)p->step / (double)p->total_steps : 0;
     size_t fill = (size_t)((frac > 1 ? 1 : frac) * (double)bar + 0.5);
     ty_buf_printf(out, "[");
-    for (size_t i = 0; i < bar; i++) ty_buf_append(out, i < fill ? "#" : ".", 1);
+    for (size_t i = 0; i < bar; i++)
+      ty_buf_append(out, i < fill ? "#" : ".", 1);
     ty_buf_printf(out, "] ");
   }
   put_cut(out, text.data, text.len, room - (bar ? bar + 3 : 0));
@@ -140,8 +147,10 @@ static void put_line(ty_buf *out, ty_buf *line, int cols) {
  * ("Resources: needs ..." -> "Resources"); "New" before any pass. */
 static void wait_code(const char *reason, char *out, size_t n) {
   size_t len = reason ? strcspn(reason, ": (") : 0;
-  if (len == 0) snprintf(out, n, "New");
-  else snprintf(out, n, "%.*s", (int)len, reason);
+  if (len == 0)
+    snprintf(out, n, "New");
+  else
+    snprintf(out, n, "%.*s", (int)len, reason);
 }
 
 typedef struct reason_count {
@@ -161,8 +170,9 @@ static void summary(const ty_cli_top *t, ty_buf *line, ty_buf *out, int cols) {
   struct tm tm;
   char when[16];
   strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&now, &tm));
-  ty_buf_printf(line, "trainyard top %s  nodes %zu up %zu down %zu draining  cpus %" PRIu64
-                "/%" PRIu64 "  gpus %" PRIu64 "/%" PRIu64,
+  ty_buf_printf(line,
+                "trainyard top %s  nodes %zu up %zu down %zu draining  cpus %" PRIu64 "/%" PRIu64
+                "  gpus %" PRIu64 "/%" PRIu64,
                 when, ns[TY_NODE_UP], ns[TY_NODE_DOWN], ns[TY_NODE_DRAINING] + ns[TY_NODE_DRAINED],
                 cpu_used, cpu, gpu_used, gpu);
   put_line(out, line, cols);
@@ -175,7 +185,8 @@ static void summary(const ty_cli_top *t, ty_buf *line, ty_buf *out, int cols) {
     char code[32];
     wait_code(t->jobs[i].reason, code, sizeof(code));
     size_t k = 0;
-    while (k < nrc && strcmp(rc[k].name, code) != 0) k++;
+    while (k < nrc && strcmp(rc[k].name, code) != 0)
+      k++;
     if (k == nrc && nrc < TY_ARRAY_LEN(rc)) {
       snprintf(rc[nrc].name, sizeof(rc[0].name), "%s", code);
       rc[nrc++].n = 0;
@@ -184,7 +195,8 @@ static void summary(const ty_cli_top *t, ty_buf *line, ty_buf *out, int cols) {
   }
   ty_buf_printf(line, "jobs %zu running %zu pending", running, pending);
   for (size_t k = 0; k < nrc; k++)
-    ty_buf_printf(line, "%s%s %zu%s", k ? ", " : " (", rc[k].name, rc[k].n, k + 1 == nrc ? ")" : "");
+    ty_buf_printf(line, "%s%s %zu%s", k ? ", " : " (", rc[k].name, rc[k].n,
+                  k + 1 == nrc ? ")" : "");
   put_line(out, line, cols);
 }
 

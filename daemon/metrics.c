@@ -30,8 +30,8 @@
 /* Queue waits and run times span seconds to days. */
 static const double wait_bounds[] = {1,    5,    15,    60,    300,   900,   1800,
                                      3600, 7200, 14400, 28800, 43200, 86400, 259200};
-static const double run_bounds[] = {1,     10,    60,    300,   900,    1800,  3600,
-                                    7200,  14400, 28800, 43200, 86400, 259200, 604800};
+static const double run_bounds[] = {1,    10,    60,    300,   900,   1800,   3600,
+                                    7200, 14400, 28800, 43200, 86400, 259200, 604800};
 
 /* ---- gauges rebuilt on collect -------------------------------------------------------- */
 
@@ -122,7 +122,8 @@ static void collect_shares(ty_controller *ctl) {
 static void collect_training(ty_controller *ctl) {
   ty_metric *const fams[] = {ctl->m.train_step, ctl->m.train_loss, ctl->m.train_rate,
                              ctl->m.train_ckpt, ctl->m.train_accuracy};
-  for (size_t f = 0; f < TY_ARRAY_LEN(fams); f++) ty_metric_clear(fams[f]);
+  for (size_t f = 0; f < TY_ARRAY_LEN(fams); f++)
+    ty_metric_clear(fams[f]);
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
     if (j->state != TY_JOB_RUNNING || j->spec.kind != TY_JOB_KIND_GRAPH) continue;
@@ -173,8 +174,8 @@ void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to,
     const char *labels[] = {queue[0], ty_job_state_name(to)};
     ty_metric_observe(ctl->m.run_time, labels, (double)(now_ms - j->start_ms) / 1000.0);
   }
-  if (to != from && (ty_job_state_terminal(to) || to == TY_JOB_NODE_FAIL ||
-                     to == TY_JOB_PREEMPTED)) {
+  if (to != from &&
+      (ty_job_state_terminal(to) || to == TY_JOB_NODE_FAIL || to == TY_JOB_PREEMPTED)) {
     const char *labels[] = {queue[0], ty_job_state_name(to)};
     ty_metric_inc(ctl->m.ends, labels, 1);
   }
@@ -184,9 +185,9 @@ void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to,
 
 static void register_jobs(ty_controller *ctl, ty_metrics *m) {
   ctl->m.jobs = ty_metrics_gauge(m, "trainyard_jobs", "Jobs by state and queue.", "state,queue");
-  ctl->m.pending = ty_metrics_gauge(m, "trainyard_jobs_pending",
-                                    "Pending jobs by queue and the scheduler's wait reason.",
-                                    "queue,reason");
+  ctl->m.pending =
+      ty_metrics_gauge(m, "trainyard_jobs_pending",
+                       "Pending jobs by queue and the scheduler's wait reason.", "queue,reason");
   ctl->m.submitted = ty_metrics_counter(m, "trainyard_jobs_submitted_total",
                                         "Jobs accepted (committed) since start.", NULL);
   ctl->m.ends = ty_metrics_counter(m, "trainyard_job_ends_total",
@@ -207,19 +208,19 @@ static void register_cluster(ty_controller *ctl, ty_metrics *m) {
   ctl->m.heartbeat_age = ty_metrics_gauge(m, "trainyard_node_heartbeat_age_seconds",
                                           "Seconds since the node's last heartbeat.", "node");
   ctl->m.sched_seconds = ty_metrics_histogram(m, "trainyard_scheduler_pass_duration_seconds",
-                                              "Duration of one scheduling pass.", NULL,
-                                              pass_bounds, TY_ARRAY_LEN(pass_bounds));
-  ctl->m.frag = ty_metrics_gauge(m, "trainyard_scheduler_fragmentation_ratio",
-                                 "Share of free GPUs (CPUs without GPUs) on partly used nodes, now.",
-                                 NULL);
+                                              "Duration of one scheduling pass.", NULL, pass_bounds,
+                                              TY_ARRAY_LEN(pass_bounds));
+  ctl->m.frag =
+      ty_metrics_gauge(m, "trainyard_scheduler_fragmentation_ratio",
+                       "Share of free GPUs (CPUs without GPUs) on partly used nodes, now.", NULL);
   ctl->m.preemptions = ty_metrics_counter(m, "trainyard_scheduler_preemptions_total",
                                           "Running jobs preempted for higher tiers.", NULL);
-  ctl->m.backfilled = ty_metrics_counter(m, "trainyard_scheduler_backfilled_total",
-                                         "Jobs started ahead of the reserved job (backfill).",
-                                         NULL);
-  ctl->m.fs_share = ty_metrics_gauge(m, "trainyard_fairshare_share_ratio",
-                                     "A queue's normalised fair share (all queues sum to 1).",
-                                     "queue");
+  ctl->m.backfilled =
+      ty_metrics_counter(m, "trainyard_scheduler_backfilled_total",
+                         "Jobs started ahead of the reserved job (backfill).", NULL);
+  ctl->m.fs_share =
+      ty_metrics_gauge(m, "trainyard_fairshare_share_ratio",
+                       "A queue's normalised fair share (all queues sum to 1).", "queue");
   ctl->m.fs_usage = ty_metrics_gauge(m, "trainyard_fairshare_usage_ratio",
                                      "A queue's part of all decayed usage.", "queue");
   ctl->m.fs_user_usage = ty_metrics_gauge(m, "trainyard_fairshare_user_usage_seconds",
@@ -239,28 +240,29 @@ static void register_training(ty_controller *ctl, ty_metrics *m) {
                                        "Last training loss of a running graph job.", "job,name");
   ctl->m.train_rate = ty_metrics_gauge(m, "trainyard_train_samples_per_second",
                                        "Training throughput of a running graph job.", "job,name");
-  ctl->m.train_ckpt = ty_metrics_gauge(m, "trainyard_train_checkpoint_step",
-                                       "Step of a running graph job's last checkpoint.",
-                                       "job,name");
-  ctl->m.train_accuracy = ty_metrics_gauge(m, "trainyard_train_test_accuracy_ratio",
-                                           "Last test accuracy of a running graph job (0..1).",
-                                           "job,name");
+  ctl->m.train_ckpt =
+      ty_metrics_gauge(m, "trainyard_train_checkpoint_step",
+                       "Step of a running graph job's last checkpoint.", "job,name");
+  ctl->m.train_accuracy =
+      ty_metrics_gauge(m, "trainyard_train_test_accuracy_ratio",
+                       "Last test accuracy of a running graph job (0..1).", "job,name");
 }
 
 void ty__metrics_init(ty_controller *ctl) {
-  static const double rpc_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                      0.1,    0.25,  0.5,    1,     2.5};
+  static const double rpc_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                      0.05,   0.1,   0.25,   0.5,   1,    2.5};
   ty_metrics *m = ctl->metrics;
   register_jobs(ctl, m);
-  ctl->m.rpc_total = ty_metrics_counter(m, "trainyard_rpc_requests_total",
-                                        "RPC requests answered, by method and status.",
-                                        "method,status");
+  ctl->m.rpc_total =
+      ty_metrics_counter(m, "trainyard_rpc_requests_total",
+                         "RPC requests answered, by method and status.", "method,status");
   ctl->m.rpc_seconds = ty_metrics_histogram(m, "trainyard_rpc_duration_seconds",
                                             "Time from request to answer, commit included.",
                                             "method", rpc_bounds, TY_ARRAY_LEN(rpc_bounds));
   ctl->m.refusals = ty_metrics_counter(m, "trainyard_rpc_refusals_total",
                                        "Requests refused for authentication or authorisation, "
-                                       "by method and reason.", "method,reason");
+                                       "by method and reason.",
+                                       "method,reason");
   ctl->m.commits = ty_metrics_counter(m, "trainyard_store_commits_total",
                                       "SQLite transactions committed (group commits).", NULL);
   register_cluster(ctl, m);

@@ -117,14 +117,16 @@ static int parse_query(const char *q, query *out, char *err, size_t len) {
     const char *eq = memchr(q, '=', (size_t)(end - q));
     size_t klen = eq ? (size_t)(eq - q) : (size_t)(end - q);
     size_t k = 0;
-    while (k < TY_ARRAY_LEN(keys) && !(strlen(keys[k].name) == klen && !memcmp(keys[k].name, q, klen)))
+    while (k < TY_ARRAY_LEN(keys) &&
+           !(strlen(keys[k].name) == klen && !memcmp(keys[k].name, q, klen)))
       k++;
     if (k == TY_ARRAY_LEN(keys))
-      return ty_errf(err, len, TY_EINVAL, "unknown query parameter \"%.*s\"", (int)(klen > 64 ? 64 : klen), q);
+      return ty_errf(err, len, TY_EINVAL, "unknown query parameter \"%.*s\"",
+                     (int)(klen > 64 ? 64 : klen), q);
     const char *v = eq ? eq + 1 : end;
     if (url_decode(v, (size_t)(end - v), keys[k].dst, keys[k].cap) != 0)
-      return ty_errf(err, len, TY_EINVAL, "%s: bad %%-escape or longer than %zu bytes", keys[k].name,
-                     keys[k].cap - 1);
+      return ty_errf(err, len, TY_EINVAL, "%s: bad %%-escape or longer than %zu bytes",
+                     keys[k].name, keys[k].cap - 1);
     q = amp ? amp + 1 : end;
   }
   return 0;
@@ -132,7 +134,9 @@ static int parse_query(const char *q, query *out, char *err, size_t len) {
 
 /* state=RUNNING,PENDING, queue, user, limit -> ListJobs' filter. */
 static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err, size_t len) {
-  *f = (ty_list_filter){.states = states, .user = (char *)q->user, .queue = (char *)q->queue,
+  *f = (ty_list_filter){.states = states,
+                        .user = (char *)q->user,
+                        .queue = (char *)q->queue,
                         .limit = WEB_LIMIT_DEFAULT};
   char buf[sizeof(q->state)];
   snprintf(buf, sizeof(buf), "%s", q->state);
@@ -140,8 +144,10 @@ static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err
   for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     int st;
     if (ty_job_state_parse(tok, &st) != 0)
-      return ty_errf(err, len, TY_EINVAL, "state: \"%.32s\" is not a job state (PENDING, RUNNING, "
-                     "COMPLETED, ...)", tok);
+      return ty_errf(err, len, TY_EINVAL,
+                     "state: \"%.32s\" is not a job state (PENDING, RUNNING, "
+                     "COMPLETED, ...)",
+                     tok);
     if (f->n_states < TY_JOB_STATE_MAX) states[f->n_states++] = st;
   }
   if (q->limit[0]) {
@@ -166,7 +172,8 @@ static int route_job(ty_controller *ctl, const char *rest, const query *q, ty_ht
   if (!j || !j->committed) return fail(resp, 404, "job %llu not found", id);
   if (*end == '\0') return json_done(resp, ty__web_job_json(ctl, j, resp->body));
   if (strcmp(end, "/plan") == 0) return json_done(resp, ty__web_plan_json(j, resp->body));
-  if (strcmp(end, "/progress") != 0) return fail(resp, 404, "no such page: /api/jobs/%llu%.64s", id, end);
+  if (strcmp(end, "/progress") != 0)
+    return fail(resp, 404, "no such page: /api/jobs/%llu%.64s", id, end);
   uint64_t after = UINT64_MAX;
   if (q->after[0]) {
     char *e;
@@ -178,7 +185,8 @@ static int route_job(ty_controller *ctl, const char *rest, const query *q, ty_ht
 
 static int route_api(ty_controller *ctl, const char *path, const query *q, ty_http_response *resp) {
   char err[TY_ERR_LEN];
-  if (strcmp(path, "/api/cluster") == 0) return json_done(resp, ty__web_cluster_json(ctl, resp->body));
+  if (strcmp(path, "/api/cluster") == 0)
+    return json_done(resp, ty__web_cluster_json(ctl, resp->body));
   if (strcmp(path, "/api/jobs") == 0) {
     ty_list_filter f;
     int states[TY_JOB_STATE_MAX];
@@ -190,8 +198,9 @@ static int route_api(ty_controller *ctl, const char *path, const query *q, ty_ht
 }
 
 static bool static_page(const char *path, bool *index, ty_http_response *resp) {
-  const char *name = strcmp(path, "/") == 0 ? "index.html"
-                     : strncmp(path, "/static/", 8) == 0 ? path + 8 : NULL;
+  const char *name = strcmp(path, "/") == 0              ? "index.html"
+                     : strncmp(path, "/static/", 8) == 0 ? path + 8
+                                                         : NULL;
   if (!name) return false;
   *index = strcmp(name, "index.html") == 0;
   for (size_t i = 0; i < ty__web_n_assets; i++) {
@@ -201,7 +210,8 @@ static bool static_page(const char *path, bool *index, ty_http_response *resp) {
     resp->status = 200;
     resp->content_type = a->type;
     /* The pages change with the binary: revalidate rather than keep a stale one. */
-    snprintf(resp->headers, sizeof(resp->headers), "Cache-Control: no-cache\r\n"
+    snprintf(resp->headers, sizeof(resp->headers),
+             "Cache-Control: no-cache\r\n"
              "X-Content-Type-Options: nosniff\r\n");
     return true;
   }
@@ -216,7 +226,8 @@ static bool token_ok(const ty_controller *ctl, const char *token) {
   size_t n = strlen(want);
   if (strlen(token) != n) return false;
   unsigned diff = 0;
-  for (size_t i = 0; i < n; i++) diff |= (unsigned char)(token[i] ^ want[i]);
+  for (size_t i = 0; i < n; i++)
+    diff |= (unsigned char)(token[i] ^ want[i]);
   return diff == 0;
 }
 
@@ -235,13 +246,16 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
   /* Loopback is the operator only where trainctl needs no credential either. */
   if (ctl->cfg.client_auth != TY_AUTH_NONE || ctl->cfg.web_token_required) loopback = false;
   if (!loopback && !by_query && !token_ok(ctl, req->token)) {
-    fail(resp, 401, "the console needs its token: open /?token=TOKEN once (TOKEN is in "
-                    "web.token in traind's state directory)");
+    fail(resp, 401,
+         "the console needs its token: open /?token=TOKEN once (TOKEN is in "
+         "web.token in traind's state directory)");
     return;
   }
   bool index = false;
-  if (strncmp(path, "/api/", 5) == 0) route_api(ctl, path, &q, resp);
-  else if (!static_page(path, &index, resp)) fail(resp, 404, "no such page: %.128s", path);
+  if (strncmp(path, "/api/", 5) == 0)
+    route_api(ctl, path, &q, resp);
+  else if (!static_page(path, &index, resp))
+    fail(resp, 404, "no such page: %.128s", path);
   if (index && by_query)
     snprintf(resp->headers + strlen(resp->headers), sizeof(resp->headers) - strlen(resp->headers),
              "Set-Cookie: " TY_HTTP_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict\r\n", q.token);
@@ -271,7 +285,8 @@ int ty__web_start(ty_controller *ctl, char *err, size_t len) {
   snprintf(path, sizeof(path), "%s/web.key", ctl->cfg.state_dir);
   int rc = ty_token_secret_load(path, key, err, len);
   if (rc != 0) return rc;
-  for (size_t i = 0; i < 16; i++) snprintf(ctl->web_token + 2 * i, 3, "%02x", key[i]);
+  for (size_t i = 0; i < 16; i++)
+    snprintf(ctl->web_token + 2 * i, 3, "%02x", key[i]);
   memset(key, 0, sizeof(key));
   if ((rc = write_token_file(ctl, err, len)) != 0) return rc;
   rc = ty_metrics_http_serve(ctl->loop, ctl->cfg.web_host, ctl->cfg.web_port, ctl->metrics, "web",

@@ -38,8 +38,10 @@ static void key_double(ty_json *w, const char *k, double v) {
 /* A Unix time in ms, null when 0 (not yet). */
 static void key_time(ty_json *w, const char *k, int64_t ms) {
   ty_json_key(w, k);
-  if (ms) ty_json_int(w, ms);
-  else ty_json_null(w);
+  if (ms)
+    ty_json_int(w, ms);
+  else
+    ty_json_null(w);
 }
 
 /* ---- /api/cluster ------------------------------------------------------------------------ */
@@ -67,8 +69,10 @@ static void queue_counts(ty_controller *ctl, uint32_t *pending, uint32_t *runnin
     if (!j->committed || (j->state != TY_JOB_PENDING && j->state != TY_JOB_RUNNING)) continue;
     for (size_t q = 0; q < ctl->n_queues; q++) {
       if (strcmp(ctl->queues[q].name, j->spec.queue) != 0) continue;
-      if (j->state == TY_JOB_PENDING) pending[q]++;
-      else running[q]++, gpus[q] += j->spec.gpus_per_node * j->spec.nodes;
+      if (j->state == TY_JOB_PENDING)
+        pending[q]++;
+      else
+        running[q]++, gpus[q] += j->spec.gpus_per_node * j->spec.nodes;
     }
   }
 }
@@ -113,7 +117,8 @@ int ty__web_cluster_json(ty_controller *ctl, ty_buf *out) {
   int64_t now_mono = ty_mono_ms();
   ty_json_key(&w, "nodes");
   ty_json_begin_array(&w);
-  for (size_t i = 0; i < ctl->n_nodes; i++) node_json(&w, ctl->nodes[i], now_mono);
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    node_json(&w, ctl->nodes[i], now_mono);
   ty_json_end_array(&w);
   queues_json(ctl, &w);
   uint32_t states[TY_JOB_STATE_MAX + 1] = {0};
@@ -122,7 +127,8 @@ int ty__web_cluster_json(ty_controller *ctl, ty_buf *out) {
       states[ctl->jobs[i]->state]++;
   ty_json_key(&w, "jobs");
   ty_json_begin_object(&w);
-  for (int s = 1; s <= TY_JOB_STATE_MAX; s++) key_uint(&w, ty_job_state_name(s), states[s]);
+  for (int s = 1; s <= TY_JOB_STATE_MAX; s++)
+    key_uint(&w, ty_job_state_name(s), states[s]);
   ty_json_end_object(&w);
   ty_json_end_object(&w);
   return ty_json_finish(&w);
@@ -133,7 +139,8 @@ int ty__web_cluster_json(ty_controller *ctl, ty_buf *out) {
 static void job_nodes(ty_json *w, const ty_job *j) {
   ty_json_key(w, "nodes");
   ty_json_begin_array(w);
-  for (uint32_t s = 0; s < j->n_slots; s++) ty_json_string(w, j->slots[s].node->name);
+  for (uint32_t s = 0; s < j->n_slots; s++)
+    ty_json_string(w, j->slots[s].node->name);
   ty_json_end_array(w);
 }
 
@@ -232,8 +239,10 @@ static void progress_json(ty_json *w, const ty_train_progress *p) {
   key_double(w, "loss", p->loss);
   key_double(w, "samples_per_s", p->samples_per_s);
   ty_json_key(w, "test_accuracy");
-  if (p->test_accuracy >= 0) ty_json_double(w, p->test_accuracy);
-  else ty_json_null(w);
+  if (p->test_accuracy >= 0)
+    ty_json_double(w, p->test_accuracy);
+  else
+    ty_json_null(w);
   key_uint(w, "checkpoint_step", p->checkpoint_step);
   key_time(w, "time_ms", p->time_ms);
   ty_json_end_object(w);
@@ -296,8 +305,10 @@ int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_b
     ty_json_uint(&w, pts[i].step);
     ty_json_double(&w, pts[i].loss);
     ty_json_double(&w, pts[i].samples_per_s);
-    if (pts[i].test_accuracy >= 0) ty_json_double(&w, pts[i].test_accuracy);
-    else ty_json_null(&w);
+    if (pts[i].test_accuracy >= 0)
+      ty_json_double(&w, pts[i].test_accuracy);
+    else
+      ty_json_null(&w);
     ty_json_int(&w, pts[i].time_ms);
     ty_json_end_array(&w);
   }

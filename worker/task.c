@@ -433,7 +433,8 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   k->cpus = spec->cpus;
   k->n_gpus = (uint32_t)spec->n_gpus;
   for (size_t g = 0; g < spec->n_gpus; g++)
-    if (spec->gpu_indices && spec->gpu_indices[g] < 64) k->gpu_mask |= UINT64_C(1) << spec->gpu_indices[g];
+    if (spec->gpu_indices && spec->gpu_indices[g] < 64)
+      k->gpu_mask |= UINT64_C(1) << spec->gpu_indices[g];
   k->kill_grace_s = spec->kill_grace_s ? spec->kill_grace_s : TY_TASK_DEFAULT_GRACE_S;
   k->proc.data = k;
   k->grace_timer.data = k;

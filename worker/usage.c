@@ -33,7 +33,7 @@
 /* ---- /proc ------------------------------------------------------------------------------ */
 
 int ty_worker_parse_proc_stat(const char *line, int *out_session, uint64_t *out_ticks,
-                         uint64_t *out_rss_pages) {
+                              uint64_t *out_rss_pages) {
   const char *p = strrchr(line, ')');
   if (!p) return TY_EPROTO;
   /* Fields 3.. after ") ": state ppid pgrp session tty tpgid flags minflt
@@ -49,8 +49,8 @@ int ty_worker_parse_proc_stat(const char *line, int *out_session, uint64_t *out_
                  &state, &ppid, &pgrp, &session, &utime, &stime, &cutime, &cstime, &rss);
   if (n != 9) return TY_EPROTO;
   *out_session = session;
-  *out_ticks = utime + stime + (uint64_t)(cutime > 0 ? cutime : 0) +
-               (uint64_t)(cstime > 0 ? cstime : 0);
+  *out_ticks =
+      utime + stime + (uint64_t)(cutime > 0 ? cutime : 0) + (uint64_t)(cstime > 0 ? cstime : 0);
   *out_rss_pages = rss;
   return 0;
 }
@@ -78,8 +78,10 @@ void ty__usage_sample(ty_cgroups *cg, ty__task_usage *tasks, size_t n) {
   size_t in_proc = 0;
   for (size_t i = 0; i < n; i++) {
     tasks[i].cpu_s = 0, tasks[i].rss_bytes = 0;
-    if (cg && tasks[i].in_cgroup) sample_cgroup(cg, &tasks[i]);
-    else in_proc++;
+    if (cg && tasks[i].in_cgroup)
+      sample_cgroup(cg, &tasks[i]);
+    else
+      in_proc++;
   }
   if (in_proc == 0) return;
   DIR *d = opendir("/proc");
@@ -163,10 +165,14 @@ void ty__nvml_close(ty__nvml *n) {
   free(n);
 }
 #else
-ty__nvml *ty__nvml_open(void) { return NULL; }
+ty__nvml *ty__nvml_open(void) {
+  return NULL;
+}
 int ty__nvml_sample(ty__nvml *n, uint32_t index, double *out_util, double *out_mem_bytes) {
   (void)n, (void)index, (void)out_util, (void)out_mem_bytes;
   return TY_ENOTFOUND;
 }
-void ty__nvml_close(ty__nvml *n) { (void)n; }
+void ty__nvml_close(ty__nvml *n) {
+  (void)n;
+}
 #endif

@@ -2,8 +2,9 @@
 /*
  * A deliberately small HTTP/1.1 server for GET /metrics on the daemon's
  * libuv loop (and, with a handler, for the controller's read-only web
- * console: same limits, same parser, pages from the handler). The workload is one Prometheus scrape every few seconds per
- * server, so simplicity and bounded memory matter more than throughput.
+ * console: same limits, same parser, pages from the handler). The
+ * workload is one Prometheus scrape every few seconds per server, so
+ * simplicity and bounded memory matter more than throughput.
  *
  * Why no HTTP library: Debian 12 has no llhttp package, and http-parser is
  * unmaintained upstream; the only request we serve has no body, so parsing

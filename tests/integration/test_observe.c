@@ -80,7 +80,8 @@ static void sample_labels(const char *brace, char *out, size_t len) {
     snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%.*s", names[0] ? "," : "",
              (int)(eq - p), p);
     p = eq + 2;
-    while (*p && *p != '"') p += (*p == '\\' && p[1]) ? 2 : 1;
+    while (*p && *p != '"')
+      p += (*p == '\\' && p[1]) ? 2 : 1;
     p++;
     if (*p == ',') p++;
   }
@@ -140,7 +141,8 @@ static char *slurp(const char *path) {
   ty_buf_init(&b);
   char chunk[4096];
   size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) cr_assert_eq(ty_buf_append(&b, chunk, n), 0);
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    cr_assert_eq(ty_buf_append(&b, chunk, n), 0);
   fclose(f);
   cr_assert_eq(ty_buf_append(&b, "", 1), 0);
   return (char *)b.data;
@@ -173,7 +175,8 @@ static double sample(const char *text, const char *prefix) {
   for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
     if (strncmp(p, prefix, strlen(prefix)) != 0) continue;
     const char *end = strchr(p, '\n'), *v = end ? end : p + strlen(p);
-    while (v > p && v[-1] != ' ') v--;
+    while (v > p && v[-1] != ' ')
+      v--;
     return strtod(v, NULL);
   }
   return NAN;
@@ -194,15 +197,16 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   ty_rpc_client *cl = it_client(&c);
   uint64_t done, running, waiting;
   cr_assert_eq(it_submit_sh(cl, "true", "quick", &done, NULL, 0), 0);
-  trainyard__get_job_response__free_unpacked(wait_state(cl, done, TRAINYARD__JOB_STATE__JOB_COMPLETED),
-                                              NULL);
+  trainyard__get_job_response__free_unpacked(
+      wait_state(cl, done, TRAINYARD__JOB_STATE__JOB_COMPLETED), NULL);
   cr_assert_eq(it_submit_sh(cl, "sleep 60", "sleeper", &running, NULL, 0), 0);
-  trainyard__get_job_response__free_unpacked(wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING),
-                                             NULL);
+  trainyard__get_job_response__free_unpacked(
+      wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING), NULL);
   cr_assert_eq(it_submit_sh(cl, "true", "behind", &waiting, NULL, 0), 0);
   it_sleep_ms(1500); /* a pass gives it its wait reason */
 
-  char *ctl = it_http_get_metrics(c.metrics_port), *wrk = it_http_get_metrics(c.worker_metrics_port[0]);
+  char *ctl = it_http_get_metrics(c.metrics_port),
+       *wrk = it_http_get_metrics(c.worker_metrics_port[0]);
   check_against_doc("traind", ctl, doc, "Controller (`traind`)");
   check_against_doc("trainworkerd", wrk, doc, "Worker (`trainworkerd`)");
   cr_assert_eq(sample(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} "), 1,
@@ -223,8 +227,8 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   /* trainctl top off a terminal: one screen, the same counts. */
   char *top = NULL;
   cr_assert_eq(it_trainctl(&c, &top, (const char *[]){"top", NULL}), 0);
-  cr_assert(strstr(top, "nodes 1 up 0 down") && strstr(top, "jobs 1 running 1 pending (Resources 1)") &&
-                strstr(top, "sleeper"),
+  cr_assert(strstr(top, "nodes 1 up 0 down") &&
+                strstr(top, "jobs 1 running 1 pending (Resources 1)") && strstr(top, "sleeper"),
             "%s", top);
   free(top);
 
@@ -237,8 +241,8 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   ctl = it_http_get_metrics(c.metrics_port);
   wrk = it_http_get_metrics(c.worker_metrics_port[0]);
   cr_assert_eq(sample(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"CANCELLED\"} "), 1);
-  cr_assert_eq(sample(ctl, "trainyard_job_run_seconds_count{queue=\"default\",state=\"CANCELLED\"} "),
-               1);
+  cr_assert_eq(
+      sample(ctl, "trainyard_job_run_seconds_count{queue=\"default\",state=\"CANCELLED\"} "), 1);
   cr_assert(strstr(wrk, prefix) == NULL, "a cancelled task's series stayed:\n%s", wrk);
   cr_assert_eq(sample(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} "), 0);
   free(ctl);
@@ -353,11 +357,13 @@ Test(observe, prometheus_scrapes_the_cluster, .timeout = 180) {
   cr_assert_eq(prom_wait(port, "count(up == 1)", 3), 3, "not every target is up");
   ty_rpc_client *cl = it_client(&c);
   uint64_t ids[4];
-  for (int i = 0; i < 3; i++) cr_assert_eq(it_submit_sh(cl, "true", "ok", &ids[i], NULL, 0), 0);
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(it_submit_sh(cl, "true", "ok", &ids[i], NULL, 0), 0);
   cr_assert_eq(it_submit_sh(cl, "sleep 60", "cancelled", &ids[3], NULL, 0), 0);
-  for (int i = 0; i < 3; i++) trainyard__get_job_response__free_unpacked(wait_state(cl, ids[i], 0), NULL);
-  trainyard__get_job_response__free_unpacked(wait_state(cl, ids[3], TRAINYARD__JOB_STATE__JOB_RUNNING),
-                                             NULL);
+  for (int i = 0; i < 3; i++)
+    trainyard__get_job_response__free_unpacked(wait_state(cl, ids[i], 0), NULL);
+  trainyard__get_job_response__free_unpacked(
+      wait_state(cl, ids[3], TRAINYARD__JOB_STATE__JOB_RUNNING), NULL);
   char id[24];
   snprintf(id, sizeof(id), "%llu", (unsigned long long)ids[3]);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", id, NULL}), 0);
@@ -375,11 +381,12 @@ Test(observe, prometheus_scrapes_the_cluster, .timeout = 180) {
   cr_assert_gt(prom_query(port, "rate(trainyard_jobs_submitted_total[1m])"), 0);
   /* Histogram quantiles: the `true` jobs ran for under a second; answering
    * RPCs took under the largest bound. */
-  double run = prom_query(
-      port, "histogram_quantile(0.5, sum by (le) (trainyard_job_run_seconds_bucket{state=\"COMPLETED\"}))");
+  double run = prom_query(port, "histogram_quantile(0.5, sum by (le) "
+                                "(trainyard_job_run_seconds_bucket{state=\"COMPLETED\"}))");
   cr_assert(run > 0 && run <= 1, "median run time of the quick jobs: %g", run);
   double rpc = prom_query(
-      port, "histogram_quantile(0.99, sum by (le) (rate(trainyard_rpc_duration_seconds_bucket[1m])))");
+      port,
+      "histogram_quantile(0.99, sum by (le) (rate(trainyard_rpc_duration_seconds_bucket[1m])))");
   cr_assert(rpc > 0 && rpc <= 2.5, "p99 RPC time: %g", rpc);
 
   /* The rules loaded and evaluate; a node going DOWN makes its alert pending. */
@@ -392,8 +399,9 @@ Test(observe, prometheus_scrapes_the_cluster, .timeout = 180) {
   cr_assert(strstr(rules, "\"health\":\"err\"") == NULL, "a rule fails to evaluate: %s", rules);
   free(rules);
   it_kill9(&c.worker[1]);
-  cr_assert_eq(prom_wait(port, "count(ALERTS{alertname=\"TrainyardNodeDown\",alertstate=\"pending\"})", 1),
-               1, "no pending TrainyardNodeDown after a worker was killed");
+  cr_assert_eq(
+      prom_wait(port, "count(ALERTS{alertname=\"TrainyardNodeDown\",alertstate=\"pending\"})", 1),
+      1, "no pending TrainyardNodeDown after a worker was killed");
   cr_assert_eq(prom_wait(port, "count(up{job=\"trainworkerd\"} == 0)", 1), 1);
 
   kill(prom, SIGTERM);

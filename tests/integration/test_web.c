@@ -48,20 +48,23 @@ static char *http_raw(int port, const char *path, const char *headers) {
   cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "web port %d: %s", port,
             strerror(errno));
   char req[2048];
-  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n", path,
-                   headers ? headers : "");
+  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+                   path, headers ? headers : "");
   cr_assert_eq(write(fd, req, (size_t)n), n);
   ty_buf b;
   ty_buf_init(&b);
   char chunk[65536];
   ssize_t got;
-  while ((got = read(fd, chunk, sizeof(chunk))) > 0) ty_buf_append(&b, chunk, (size_t)got);
+  while ((got = read(fd, chunk, sizeof(chunk))) > 0)
+    ty_buf_append(&b, chunk, (size_t)got);
   close(fd);
   ty_buf_append(&b, "", 1);
   return (char *)b.data;
 }
 
-static int status_of(const char *resp) { return atoi(resp + 9); }
+static int status_of(const char *resp) {
+  return atoi(resp + 9);
+}
 
 /* The body of a 200 answer to path (asserting the status). */
 static char *get_ok(int port, const char *path) {
@@ -108,12 +111,14 @@ static uint64_t train(it_cluster *c, ty_rpc_client *cl) {
     free(m);
     it_sleep_ms(100);
   }
-  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "the graph job did not complete");
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED,
+            "the graph job did not complete");
   trainyard__get_job_response__free_unpacked(r, NULL);
   cr_assert(seen, "no %s while the job ran", series);
   char *m = it_http_get_metrics(c->metrics_port);
   cr_assert(strstr(m, series) == NULL, "the ended job's series stayed:\n%s", m);
-  cr_assert(strstr(m, "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} 1"), "%s", m);
+  cr_assert(strstr(m, "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} 1"), "%s",
+            m);
   free(m);
   free(cfg);
   return id;
@@ -121,7 +126,8 @@ static uint64_t train(it_cluster *c, ty_rpc_client *cl) {
 
 static size_t count(const char *s, const char *needle) {
   size_t n = 0;
-  for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
+  for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+    n++;
   return n;
 }
 
@@ -197,7 +203,8 @@ static char *chromium(const char *url, const char *profile, const char *shot, in
   ty_buf_init(&b);
   char chunk[8192];
   size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ty_buf_append(&b, chunk, n);
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    ty_buf_append(&b, chunk, n);
   fclose(f);
   ty_buf_append(&b, "", 1);
   return (char *)b.data;
@@ -245,8 +252,10 @@ static void check_browser(const it_cluster *c, int port, uint64_t id, const char
   /* Screenshots of each page, kept with the build for people to look at. */
   const char *pages[][2] = {{"overview", "/#/"}, {"jobs", "/#/jobs"}, {"job", NULL}};
   for (size_t i = 0; art && *art && i < TY_ARRAY_LEN(pages); i++) {
-    if (pages[i][1]) snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, pages[i][1]);
-    else snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/job/%llu", port, (unsigned long long)id);
+    if (pages[i][1])
+      snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, pages[i][1]);
+    else
+      snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/job/%llu", port, (unsigned long long)id);
     snprintf(shot, sizeof(shot), "%s/web-%s.png", art, pages[i][0]);
     unlink(shot);
     free(chromium(url, profile, shot, 4000));
@@ -258,7 +267,8 @@ static void check_browser(const it_cluster *c, int port, uint64_t id, const char
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   it_cluster c;
   /* --auth none: loopback is the operator, as for trainctl. */
-  it_options o = {.auth_none = true, .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_options o = {.auth_none = true,
+                  .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
   it_cluster_start_with(&c, 1, 2, &o);
   int port = web_port(&c);
   ty_rpc_client *cl = it_client(&c);
@@ -323,9 +333,9 @@ Test(web, token_needed_under_munge, .timeout = 60) {
 /* --auth none with --web-token-required: loopback needs the token too. */
 Test(web, token_required_when_asked, .timeout = 60) {
   it_cluster c;
-  it_options o = {.auth_none = true,
-                  .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", "--web-token-required",
-                                                  NULL}};
+  it_options o = {
+      .auth_none = true,
+      .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", "--web-token-required", NULL}};
   it_cluster_start_with(&c, 0, 1, &o);
   int port = web_port(&c);
   char token[64] = "", hdr[200];

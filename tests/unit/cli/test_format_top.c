@@ -30,8 +30,12 @@ static size_t widest(const char *text, size_t *out_lines) {
 }
 
 static ty_train_progress progress(void) {
-  return (ty_train_progress){.step = 1234, .total_steps = 10000, .loss = 0.4321,
-                             .samples_per_s = 51234, .time_ms = 100000, .checkpoint_step = 1000,
+  return (ty_train_progress){.step = 1234,
+                             .total_steps = 10000,
+                             .loss = 0.4321,
+                             .samples_per_s = 51234,
+                             .time_ms = 100000,
+                             .checkpoint_step = 1000,
                              .test_accuracy = 0.9731};
 }
 
@@ -87,8 +91,11 @@ Test(top, counts_pending_by_reason_and_fits) {
   char names[30][16];
   for (int i = 0; i < 30; i++) {
     snprintf(names[i], sizeof(names[i]), "node%02d", i);
-    nodes[i] = (ty_cli_node){.name = names[i], .state = i == 3 ? TY_NODE_DOWN : TY_NODE_UP,
-                             .cpus = 8, .cpus_used = 2, .last_heartbeat_ms = 50000};
+    nodes[i] = (ty_cli_node){.name = names[i],
+                             .state = i == 3 ? TY_NODE_DOWN : TY_NODE_UP,
+                             .cpus = 8,
+                             .cpus_used = 2,
+                             .last_heartbeat_ms = 50000};
   }
   ty_cli_jobinfo jobs[] = {
       job(1, TY_JOB_RUNNING, "train-\xc3\xa9t\xc3\xa9-very-long-name\x1b[31m", ""),
@@ -100,8 +107,8 @@ Test(top, counts_pending_by_reason_and_fits) {
   };
   ty_train_progress p = progress();
   const ty_train_progress *prog[] = {&p, NULL, NULL, NULL, NULL, NULL};
-  ty_cli_top t = {.now_ms = 51000, .nodes = nodes, .n_nodes = 30, .jobs = jobs, .n_jobs = 6,
-                  .progress = prog};
+  ty_cli_top t = {
+      .now_ms = 51000, .nodes = nodes, .n_nodes = 30, .jobs = jobs, .n_jobs = 6, .progress = prog};
   for (int cols = 40; cols <= 160; cols += 20) {
     ty_buf b;
     ty_buf_init(&b);
