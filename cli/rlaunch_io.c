@@ -547,11 +547,17 @@ static int verdict(rl_session *s) {
   return code;
 }
 
+/* The session of this process, kept reachable until exit (see the end of
+ * ty_rl_session_run): a thread-pool read may still hold it. */
+static rl_session *volatile live_session; /* volatile: a store never read is not elided */
+
 int ty_rl_session_run(const ty_rl_session_opts *o) {
   rl_session *s = ty_xcalloc(1, sizeof *s);
+  live_session = s;
   s->o = o;
   if (uv_loop_init(&s->loop) != 0) {
     free(s);
+    live_session = NULL;
     return TY_RL_EXIT_IO;
   }
   s->n = s->live = o->n;

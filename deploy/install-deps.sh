@@ -19,11 +19,15 @@ packages=(
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps
   chromium    # the web console tested in a real (headless) browser
+  # examples/models: the GPT example is exported from PyTorch and trained on
+  # Debian's fortunes (tokenised at build time); the build skips both when
+  # absent, and the gpt_vs_torch test then exits 77
+  python3-torch fortunes
   # fuzzing (tests/fuzz): clang's libFuzzer with ASan and UBSan
   clang libclang-rt-14-dev
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
-  packages+=(slurm-wlm python3-torch hyperfine python3-websockets bc curl)
+  packages+=(slurm-wlm munge python3-torch hyperfine python3-websockets bc curl)
 fi
 
 missing=()

@@ -39,6 +39,36 @@ static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
 
 ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL; }
 
+bool ty__kernel_overwrites(const ty_graph_node *n) {
+  switch (n->op) {
+  case TY_OP_CONV:
+  case TY_OP_GEMM:
+  case TY_OP_MATMUL:
+  case TY_OP_MAX_POOL:
+  case TY_OP_AVERAGE_POOL:
+  case TY_OP_TRANSPOSE:
+  case TY_OP_CONCAT:
+  case TY_OP_GATHER:
+  case TY_OP_SLICE:
+  case TY_OP_SPLIT:
+  case TY_OP_EXPAND:
+  case TY_OP_WHERE:
+  case TY_OP_SOFTMAX:
+  case TY_OP_LOG_SOFTMAX:
+  case TY_OP_LAYER_NORM:
+  case TY_OP_BATCH_NORM:
+  case TY_OP_FLATTEN:
+  case TY_OP_RESHAPE:
+  case TY_OP_SQUEEZE:
+  case TY_OP_UNSQUEEZE:
+    return true;
+  case TY_OP_GRAD:
+    return ty__grad_overwrites(n);
+  default:
+    return false;
+  }
+}
+
 /* The schedule (fusion), the buffer pool (memory planning) and the JIT. */
 /* The values to keep: keep_values plus watch_values (*out owned, may be NULL). */
 static int keep_list(ty_exec *e, int **out, size_t *out_n) {
@@ -174,7 +204,7 @@ static int run_group(ty_exec *e, size_t k, ty__fgroup *grp, char *err, size_t er
     if (rc != 0) return ty__node_err(err, err_len, first, rc, "fused region: cannot allocate output %d", j);
     e->vals[grp->out_ids[j]] = outs[j];
   }
-  int rc = ty__fgroup_run(grp, e->jit, ins, outs);
+  int rc = ty__fgroup_run(grp, e->jit, e->opts.workers, ins, outs);
   return rc ? ty__node_err(err, err_len, first, rc, "fused region failed: %s", ty_strerror(rc)) : 0;
 }
 
@@ -204,7 +234,8 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
   ty__kctx ctx = {.training = e->opts.training,
                   .rng = e->rng,
                   .extern_op = e->opts.extern_op,
-                  .extern_user = e->opts.extern_user};
+                  .extern_user = e->opts.extern_user,
+                  .workers = e->opts.workers};
   rc = kernels[n->op](n, in, out, &ctx);
   e->rng = ctx.rng;
   if (rc != 0 && n->op == TY_OP_EXTERN)

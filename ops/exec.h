@@ -33,6 +33,20 @@ typedef struct ty_exec ty_exec;
 
 typedef struct ty_jit ty_jit; /* ops/fusion/fusion.h */
 
+/* Threads that kernels split their loops over (ops/workers.c): convolution
+ * and pooling by image, GEMMs by blocks of rows or columns, elementwise and
+ * fused loops by ranges. Between jobs the threads sleep on a condition
+ * variable. n_threads counts the caller, which always works too: a pool of
+ * 1 starts no thread. Creating a pool sets OpenBLAS to one thread per call
+ * (process-wide), since the pool does the splitting; without a pool
+ * OpenBLAS keeps its own threading. One pool may serve several executors
+ * that run one at a time (a trainer's training and evaluation graphs); a
+ * call made while another runs on the pool runs on its caller's thread. */
+typedef struct ty_workers ty_workers;
+int ty_workers_create(int n_threads, ty_workers **out_workers); /* TY_EINVAL outside [1, 1024] */
+void ty_workers_destroy(ty_workers *w);    /* NULL is fine; joins the threads */
+int ty_workers_count(const ty_workers *w); /* threads incl. the caller; NULL: 1 */
+
 /* A TyExtern node is an op the executor's caller computes: the collectives
  * a rank of a parallel plan runs between its kernels (ops/shard). The node
  * reads one float input and writes one float output of the shape its ints
@@ -54,6 +68,7 @@ typedef struct ty_exec_opts {
   bool no_jit;            /* interpret fused regions (env TRAINYARD_NO_JIT=1 too) */
   const char *kernel_cache; /* kernel cache dir; NULL: ops/fusion's default; copied */
   ty_jit *jit;            /* shared JIT (borrowed, must outlive the executor); NULL: own one */
+  ty_workers *workers; /* threads (borrowed, must outlive the executor); NULL: the caller's only */
   /* ops/memplan: reuse buffers of dead values, write elementwise outputs in
    * place. Then only graph outputs, values no node reads, one-element values
    * and keep_values stay readable after a run; ty_exec_value returns NULL

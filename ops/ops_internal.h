@@ -111,6 +111,16 @@ static inline void ty__odo_next(ty__odo *w) {
   }
 }
 
+/* Turns an initialised odometer into one over rows: ty__odo_next then
+ * walks every dim but the last, and the caller covers a row of the
+ * returned length, operand k advancing by st[k][rank] per element
+ * (0 when broadcast along the row, 1 when contiguous). */
+static inline int64_t ty__odo_rows(ty__odo *w) {
+  if (w->rank == 0) return 1;
+  w->rank--;
+  return w->dims[w->rank];
+}
+
 /* The scatters into y (same walks as ScatterND / ScatterElements; n NULL
  * means reduction "add", what the gathers' gradients need). TY_EINVAL for
  * an index out of range. */
@@ -280,12 +290,41 @@ int ty__graph_drop_nodes(ty_graph *g, const bool *drop);
 int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int max, int *out_n);
 
 /* ---- kernels ------------------------------------------------------------ */
+typedef struct ty_workers ty_workers; /* ops/exec.h */
+
+/* True when n's kernel writes every element of its outputs, so the
+ * executor need not zero-fill them first (exec.c; the kernels of the ops
+ * it lists, and ops/autodiff's for TyGrad, keep that promise). */
+bool ty__kernel_overwrites(const ty_graph_node *n);
+bool ty__grad_overwrites(const ty_graph_node *n);
+
 typedef struct ty__kctx {
   bool training;
   ty_rng rng; /* lib/base's SplitMix64 stream for Dropout, advanced per use */
   ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
   void *extern_user;
+  ty_workers *workers; /* the executor's threads; NULL: run on the caller */
 } ty__kctx;
+
+/* ops/workers.c: calls fn(arg, begin, end, slot) over chunks covering
+ * [0, n), each chunk at least grain items (the last may be shorter), and
+ * returns when all are done. slot < ty_workers_count(w) names the thread
+ * (per-thread scratch); which thread gets which chunk varies between runs,
+ * so results must not depend on it. With w NULL, one thread, n <= grain or
+ * a job already running on w, fn runs once over [0, n) on the caller. */
+typedef void (*ty__par_fn)(void *arg, int64_t begin, int64_t end, int slot);
+/* Elements of a simple elementwise loop below which waking a thread costs
+ * more than it saves. */
+#define TY__PAR_GRAIN 16384
+void ty__parallel_for(ty_workers *w, int64_t n, int64_t grain, ty__par_fn fn, void *arg);
+
+/* kernels/gemm.c: row-major C = alpha op(A) op(B) + beta C (cblas_sgemm's
+ * arguments), split over w's threads by blocks of C's rows or columns when
+ * the product is large enough; each element of C is computed the same way
+ * whatever the split. */
+void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc);
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
  * the graph does not use. Returns 0 or a TY_E* code. */
@@ -335,6 +374,21 @@ typedef struct ty__conv_geom {
 int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
                        ty__conv_geom *out);
 
+/* kernels/conv.c: im2col of one image and group (col is (c*kh*kw) x
+ * (oh*ow), padding read as zeros) and its adjoint, which adds col back
+ * into x. Shared by Conv's forward and backward. */
+void ty__im2col(const float *x, const ty__conv_geom *g, float *col);
+void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x);
+/* kernels/norm.c: the sum of x[i] - shift in double, in four interleaved
+ * partial sums (a fixed order that pipelines, unlike one running sum). */
+double ty__sum4(const float *x, int64_t n, double shift);
+/* The sum of (x[i] - m)^2 in the same way. */
+double ty__sqdev4(const float *x, int64_t n, double m);
+/* One column buffer per thread of w, ncol floats each (*out NULL, owned by
+ * the caller, when !needed); TY_ETOOBIG when the size overflows. */
+int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **out,
+                  size_t *out_ncol);
+
 /* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
  * dilations, pads (begin/end, may be negative when output_shape asks for
  * more) and output_padding per spatial dim. Output dims of symbolic input
@@ -381,9 +435,24 @@ typedef struct ty__pool3 {
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
 } ty__pool3;
 void ty__pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y, ty__pool3 *out);
-/* The window of output position o: [lo, hi) per dim with step d, and the
- * element count of the window clipped to the padded extent (AveragePool's
- * count_include_pad divisor). */
-void ty__pool3_window(const ty__pool3 *p, const int64_t *o, int64_t *lo, int64_t *hi, int64_t *out_padded);
+/* The window of output coordinate o along one axis: taps lo, lo + d, ...
+ * below hi inside the input (n of them), and the window's size clipped to
+ * the padded extent (AveragePool's count_include_pad divisor is the
+ * product over the axes). */
+typedef struct ty__pool3_span {
+  int64_t lo, hi, n, padded;
+} ty__pool3_span;
+/* The spans of every output coordinate, axis 0's out[0] first, then axis
+ * 1's and 2's, in one allocation the caller frees. */
+int ty__pool3_spans(const ty__pool3 *p, ty__pool3_span **out);
+/* One plane (image x channel) forward: y (may be NULL for MaxPool) and,
+ * for MaxPool, idx = idx_base + the plane index of the first maximum
+ * (idx may be NULL). */
+void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max,
+                     bool incl_pad, float *y, int64_t *idx, int64_t idx_base);
+/* One plane backward: dx += dy routed to the first maximum (max) or spread
+ * evenly with the forward divisor (average). */
+void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x,
+                          const float *dy, bool is_max, bool incl_pad, float *dx);
 
 #endif

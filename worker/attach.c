@@ -444,9 +444,12 @@ static void on_in_written(uv_write_t *req, int status) {
       break;
     }
   }
-  char msg[TY_ERR_LEN];
-  snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
-           io->job_id, io->rank, uv_strerror(status));
+  char msg[TY_ERR_LEN] = "";
+  if (status < 0) { /* uv_strerror allocates, and leaks, for a code it does not know, such as 0 */
+    char why[128];
+    snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
+             io->job_id, io->rank, uv_strerror_r(status, why, sizeof why));
+  }
   reply(w->conn, w->request_id, status < 0 ? TY_ECLOSED : 0, msg);
   free(w);
 }

@@ -4,7 +4,7 @@
 
     gen_models.py OUT_DIR [--seed N]
 
-produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx and OUT_DIR/wide.onnx:
+produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx and OUT_DIR/resnet.onnx:
 
   mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
             -> Gemm 128x10 -> logits [N,10]
@@ -13,10 +13,17 @@ produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx and OUT_DIR/wide.onnx:
   cnn.onnx  x [N,1,28,28] -> Conv 1->32 3x3 pad 1, Relu, MaxPool 2
             -> Conv 32->64 3x3 pad 1, Relu, MaxPool 2 -> Flatten
             -> Gemm 3136x128, Relu -> Gemm 128x10 -> logits [N,10]
+  resnet.onnx  x [N,1,28,28] -> stem: Conv 1->32 3x3, BatchNorm, Relu,
+            MaxPool 2 -> layer1: basic block 32 -> layer2: basic block
+            32->64, stride 2 (1x1 conv + BN shortcut) -> layer3: basic block
+            64 -> GlobalAveragePool -> Gemm 64x10 -> logits [N,10]
+            (a basic block: Conv 3x3 + BN + Relu, Conv 3x3 + BN, add the
+            input, Relu; convs before a BatchNorm have no bias)
 
 Weights are initialised as torch.nn.Linear and torch.nn.Conv2d do by default
 (kaiming_uniform_ with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-weights and biases alike), from a fixed seed, so the files are reproducible
+weights and biases alike; BatchNorm starts as torch.nn.BatchNorm2d does),
+from a fixed seed, so the files are reproducible
 byte for byte. Gemm weights are stored [out, in] with transB=1, the layout
 torch.onnx.export produces for nn.Linear, and initialiser names follow
 PyTorch's state_dict ("fc1.weight"), so checkpoints map onto both worlds.
@@ -78,15 +85,45 @@ class Builder:
         self.nodes.append(helper.make_node("Add", [mm, b], [y], name=name + ".add"))
         return y
 
-    def conv(self, name, x, c_in, c_out):
-        fan_in = c_in * 3 * 3
-        w = self.param(name + ".weight", (c_out, c_in, 3, 3), fan_in)
-        b = self.param(name + ".bias", (c_out,), fan_in)
+    def conv(self, name, x, c_in, c_out, k=3, stride=1, bias=True):
+        fan_in = c_in * k * k
+        w = self.param(name + ".weight", (c_out, c_in, k, k), fan_in)
+        inputs = [x, w] + ([self.param(name + ".bias", (c_out,), fan_in)] if bias else [])
         y = name + ".out"
-        self.nodes.append(helper.make_node("Conv", [x, w, b], [y], name=name,
-                                           kernel_shape=[3, 3], pads=[1, 1, 1, 1],
-                                           strides=[1, 1], dilations=[1, 1], group=1))
+        p = k // 2
+        self.nodes.append(helper.make_node("Conv", inputs, [y], name=name,
+                                           kernel_shape=[k, k], pads=[p, p, p, p],
+                                           strides=[stride, stride], dilations=[1, 1], group=1))
         return y
+
+    def batch_norm(self, name, x, c):
+        """torch.nn.BatchNorm2d's initial state: weight 1, bias 0, running mean 0 and var 1."""
+        vals = {"weight": np.ones, "bias": np.zeros, "running_mean": np.zeros, "running_var": np.ones}
+        for k, fill in vals.items():
+            self.inits.append(numpy_helper.from_array(fill(c, dtype=np.float32), name + "." + k))
+        y = name + ".out"
+        self.nodes.append(helper.make_node("BatchNormalization", [x] + [name + "." + k for k in vals], [y],
+                                           name=name, epsilon=1e-5, momentum=0.9))
+        return y
+
+    def add(self, name, a, b):
+        y = name + ".out"
+        self.nodes.append(helper.make_node("Add", [a, b], [y], name=name))
+        return y
+
+    def conv_bn(self, name, x, c_in, c_out, k=3, stride=1, relu=True):
+        """Conv (no bias: the BatchNorm's shift replaces it) + BatchNorm (+ Relu)."""
+        y = self.batch_norm(name + ".bn", self.conv(name + ".conv", x, c_in, c_out, k, stride, False), c_out)
+        return self.unary("Relu", name + ".relu", y) if relu else y
+
+    def res_block(self, name, x, c_in, c_out, stride):
+        """He et al.'s basic block: two 3x3 conv + BN, the input added back
+        (through a 1x1 conv + BN where the shape changes), then Relu."""
+        h = self.conv_bn(name + ".a", x, c_in, c_out, 3, stride)
+        h = self.conv_bn(name + ".b", h, c_out, c_out, 3, 1, relu=False)
+        skip = x if stride == 1 and c_in == c_out else self.conv_bn(name + ".down", x, c_in, c_out, 1, stride,
+                                                                    relu=False)
+        return self.unary("Relu", name + ".relu", self.add(name + ".add", h, skip))
 
     def unary(self, op, name, x, **attrs):
         y = name + ".out"
@@ -133,13 +170,26 @@ def build_cnn(seed):
     return b.model("cnn", ["N", 1, 28, 28], "Fashion-MNIST CNN (2 conv, 2 fc)")
 
 
+def build_resnet(seed):
+    b = Builder(np.random.default_rng(seed))
+    h = b.conv_bn("stem", "x", 1, 32)                                    # 32 x 28 x 28
+    h = b.unary("MaxPool", "pool", h, kernel_shape=[2, 2], strides=[2, 2])  # 32 x 14 x 14
+    h = b.res_block("layer1", h, 32, 32, 1)
+    h = b.res_block("layer2", h, 32, 64, 2)                              # 64 x 7 x 7
+    h = b.res_block("layer3", h, 64, 64, 1)
+    h = b.unary("GlobalAveragePool", "gap", h)
+    h = b.unary("Flatten", "flatten", h, axis=1)
+    b.linear("fc", h, 64, CLASSES, out="logits")
+    return b.model("resnet", ["N", 1, 28, 28], "Fashion-MNIST ResNet-style CNN (3 basic blocks, BatchNorm)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", help="directory to write mlp.onnx, cnn.onnx and wide.onnx into")
     ap.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
-    for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide)):
+    for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet)):
         path = os.path.join(args.out_dir, name + ".onnx")
         tmp = path + ".tmp"
         onnx.save(build(args.seed), tmp)

@@ -38,6 +38,7 @@ typedef struct ty__gctx {
   ty_tensor *dx;            /* the output, zero-filled */
   bool training;
   int out; /* the forward output dy belongs to */
+  ty_workers *workers; /* the executor's threads (ops/workers.c); NULL: the caller only */
 } ty__gctx;
 
 /* True if forward input i of op carries a gradient (labels, shapes, axes,

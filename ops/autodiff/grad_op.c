@@ -212,6 +212,50 @@ int ty__infer_grad(ty__infer *ic) {
   return 0;
 }
 
+bool ty__grad_overwrites(const ty_graph_node *n) {
+  decoded d = {.op = TY_OP_GRAD};
+  if (n->op != TY_OP_GRAD || decode(n, &d, NULL, 0) != 0) return false;
+  switch (d.op) {
+  case TY_OP_RELU:
+  case TY_OP_LEAKY_RELU:
+  case TY_OP_SIGMOID:
+  case TY_OP_TANH:
+  case TY_OP_ERF:
+  case TY_OP_SQRT:
+  case TY_OP_EXP:
+  case TY_OP_LOG:
+  case TY_OP_NEG:
+  case TY_OP_IDENTITY:
+  case TY_OP_CONV:
+  case TY_OP_MAX_POOL:
+  case TY_OP_AVERAGE_POOL:
+  case TY_OP_MATMUL:
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+  case TY_OP_MUL:
+  case TY_OP_DIV:
+  case TY_OP_POW:
+  case TY_OP_PRELU:
+  case TY_OP_MOD:
+  case TY_OP_CAST:
+  case TY_OP_CAST_LIKE:
+  case TY_OP_FLATTEN:
+  case TY_OP_RESHAPE:
+  case TY_OP_SQUEEZE:
+  case TY_OP_UNSQUEEZE:
+  case TY_OP_WHERE:
+  case TY_OP_SOFTMAX:
+  case TY_OP_LOG_SOFTMAX:
+  case TY_OP_LAYER_NORM:
+  case TY_OP_BATCH_NORM:
+  case TY_OP_GLOBAL_AVERAGE_POOL:
+  case TY_OP_SOFTMAX_CE_LOSS:
+    return true;
+  default:
+    return false;
+  }
+}
+
 int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   decoded d;
   if (!out[0]) return 0;
@@ -226,7 +270,8 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
                 .ny = n->n_inputs - 1 - d.nfi,
                 .dx = out[0],
                 .training = ctx->training,
-                .out = d.out};
+                .out = d.out,
+                .workers = ctx->workers};
   switch (d.op) {
   case TY_OP_ADD:
   case TY_OP_SUB:

@@ -57,6 +57,106 @@ static double binary_partial(ty_op op, int wrt, double a, double b, double dy) {
   }
 }
 
+typedef struct bin_job {
+  ty_op op;
+  int wrt;
+  const float *a, *b, *dy;
+  bool other_scalar; /* the other operand is one element */
+  float *dx;
+  double *acc; /* column sums (bias path) */
+  int64_t rows, cols;
+} bin_job;
+
+/* dX for an input of dY's shape, the other operand of dY's shape or one
+ * element: float loops that give the bits of the double formula (a product
+ * or quotient of two floats rounds once either way). */
+static void bin_same_range(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bin_job *j = arg;
+  const float *dy = j->dy, *o = j->wrt == 0 ? j->b : j->a;
+  float *dx = j->dx, o0 = o[0];
+  bool neg = j->op == TY_OP_SUB && j->wrt == 1;
+  switch (j->op) {
+  case TY_OP_MUL:
+    if (j->other_scalar)
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] * o0;
+    else
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] * o[i];
+    break;
+  case TY_OP_DIV: /* wrt 0 only */
+    if (j->other_scalar)
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] / o0;
+    else
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = dy[i] / o[i];
+    break;
+  default:
+    if (neg)
+      for (int64_t i = lo; i < hi; i++)
+        dx[i] = -dy[i];
+    else
+      memcpy(dx + lo, dy + lo, (size_t)(hi - lo) * sizeof *dx);
+  }
+}
+
+/* Add/Sub into an input broadcast along the leading dims (a bias): column
+ * sums of dY viewed as [rows, cols], in double, rows in order (the order of
+ * the general path). */
+static void bin_bias_cols(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bin_job *j = arg;
+  for (int64_t r = 0; r < j->rows; r++) {
+    const float *g = j->dy + r * j->cols;
+    for (int64_t c = lo; c < hi; c++)
+      j->acc[c] += g[c];
+  }
+  float sign = j->op == TY_OP_SUB && j->wrt == 1 ? -1.0f : 1.0f;
+  for (int64_t c = lo; c < hi; c++)
+    j->dx[c] = sign * (float)j->acc[c];
+}
+
+/* True when x's shape, leading 1s aside, is dY's trailing dims. */
+static bool trailing_of(const ty_shape *x, const ty_shape *dy) {
+  int k = x->rank;
+  while (k > 0 && x->dims[x->rank - k] == 1)
+    k--;
+  if (k > dy->rank) return false;
+  for (int i = 1; i <= k; i++)
+    if (x->dims[x->rank - i] != dy->dims[dy->rank - i]) return false;
+  return true;
+}
+
+/* The fast paths of ty__g_binary; 1 when none applies. */
+static int binary_fast(ty__gctx *c, const ty_tensor *a, const ty_tensor *b) {
+  int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
+  const ty_tensor *x = c->wrt == 0 ? a : b, *other = c->wrt == 0 ? b : a;
+  bool addsub = c->op == TY_OP_ADD || c->op == TY_OP_SUB;
+  if (b->dtype != TY_DTYPE_F32 || c->n->opset < 7) return 1; /* legacy broadcast attributes */
+  bin_job j = {.op = c->op,
+               .wrt = c->wrt,
+               .a = a->data,
+               .b = b->data,
+               .dy = c->dy->data,
+               .dx = c->dx->data,
+               .other_scalar = ty_tensor_numel(other) == 1};
+  if (nd == n && ty_shape_equal(&x->shape, &c->dy->shape) &&
+      (addsub || ((c->op == TY_OP_MUL || (c->op == TY_OP_DIV && c->wrt == 0)) &&
+                  (j.other_scalar || ty_shape_equal(&other->shape, &c->dy->shape))))) {
+    ty__parallel_for(c->workers, n, TY__PAR_GRAIN, bin_same_range, &j);
+    return 0;
+  }
+  if (!addsub || nd <= 0 || !trailing_of(&x->shape, &c->dy->shape)) return 1;
+  j.cols = nd;
+  j.rows = n / nd;
+  if (!(j.acc = calloc((size_t)nd, sizeof *j.acc))) return TY_ENOMEM;
+  ty__parallel_for(c->workers, nd, TY__PAR_GRAIN / (j.rows + 1) + 16, bin_bias_cols, &j);
+  free(j.acc);
+  return 0;
+}
+
 int ty__g_binary(ty__gctx *c) {
   const ty_tensor *a = c->x[0], *b = c->x[1];
   ty_tensor *bf = NULL; /* Pow's exponent may be int64: read it as float */
@@ -65,6 +165,11 @@ int ty__g_binary(ty__gctx *c) {
     if (ty_tensor_create(TY_DTYPE_F32, &b->shape, &bf) != 0) return TY_ENOMEM;
     for (int64_t i = 0; i < ty_tensor_numel(b); i++) ty_tensor_f32(bf)[i] = (float)ty_tensor_i64(b)[i];
     b = bf;
+  }
+  int rc = binary_fast(c, a, b);
+  if (rc <= 0) {
+    ty_tensor_destroy(bf);
+    return rc;
   }
   int64_t n = ty_tensor_numel(c->dy), nd = ty_tensor_numel(c->dx);
   double *acc = calloc((size_t)(nd ? nd : 1), sizeof *acc);
@@ -88,30 +193,74 @@ int ty__g_binary(ty__gctx *c) {
   return 0;
 }
 
-int ty__g_unary(ty__gctx *c) {
-  const float *x = c->x[0]->data, *dy = c->dy->data;
-  const float *y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL;
-  float *dx = c->dx->data;
-  int64_t n = ty_tensor_numel(c->dx);
-  float alpha = ty_graph_node_attr_float(c->n, "alpha", 0.01f);
-  if (!y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG && c->op != TY_OP_IDENTITY &&
-      c->op != TY_OP_ERF && c->op != TY_OP_LOG)
-    return TY_EINVAL; /* sigmoid, tanh, sqrt and exp read the forward output */
-  for (int64_t i = 0; i < n; i++) {
-    float g = dy[i];
-    switch (c->op) {
-    case TY_OP_RELU: dx[i] = x[i] > 0 ? g : 0.0f; break;
-    case TY_OP_LEAKY_RELU: dx[i] = x[i] > 0 ? g : alpha * g; break;
-    case TY_OP_SIGMOID: dx[i] = g * y[i] * (1.0f - y[i]); break;
-    case TY_OP_TANH: dx[i] = g * (1.0f - y[i] * y[i]); break;
-    case TY_OP_ERF: dx[i] = g * 1.1283791670955126f * expf(-x[i] * x[i]); break;
-    case TY_OP_SQRT: dx[i] = g * 0.5f / y[i]; break;
-    case TY_OP_EXP: dx[i] = g * y[i]; break;
-    case TY_OP_LOG: dx[i] = g / x[i]; break;
-    case TY_OP_NEG: dx[i] = -g; break;
-    default: dx[i] = g; break;
-    }
+typedef struct unary_grad_job {
+  ty_op op;
+  float alpha;
+  const float *x, *y, *dy;
+  float *dx;
+} unary_grad_job;
+
+/* One loop per op, so each vectorises. */
+static void unary_grad_range(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const unary_grad_job *j = arg;
+  const float *x = j->x, *y = j->y, *dy = j->dy;
+  float *dx = j->dx, alpha = j->alpha;
+  switch (j->op) {
+  case TY_OP_RELU:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+    break;
+  case TY_OP_LEAKY_RELU:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i];
+    break;
+  case TY_OP_SIGMOID:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    break;
+  case TY_OP_TANH:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    break;
+  case TY_OP_ERF:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * 1.1283791670955126f * expf(-x[i] * x[i]);
+    break;
+  case TY_OP_SQRT:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * 0.5f / y[i];
+    break;
+  case TY_OP_EXP:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] * y[i];
+    break;
+  case TY_OP_LOG:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i] / x[i];
+    break;
+  case TY_OP_NEG:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = -dy[i];
+    break;
+  default:
+    for (int64_t i = lo; i < hi; i++)
+      dx[i] = dy[i];
+    break;
   }
+}
+
+int ty__g_unary(ty__gctx *c) {
+  unary_grad_job j = {.op = c->op,
+                      .alpha = ty_graph_node_attr_float(c->n, "alpha", 0.01f),
+                      .x = c->x[0]->data,
+                      .y = c->ny > 0 && c->y[0] ? c->y[0]->data : NULL,
+                      .dy = c->dy->data,
+                      .dx = c->dx->data};
+  if (!j.y && c->op != TY_OP_RELU && c->op != TY_OP_LEAKY_RELU && c->op != TY_OP_NEG &&
+      c->op != TY_OP_IDENTITY && c->op != TY_OP_ERF && c->op != TY_OP_LOG)
+    return TY_EINVAL; /* sigmoid, tanh, sqrt and exp read the forward output */
+  ty__parallel_for(c->workers, ty_tensor_numel(c->dx), TY__PAR_GRAIN, unary_grad_range, &j);
   return 0;
 }
 
@@ -130,61 +279,106 @@ static int softmax_view(const ty_graph_node *n, const ty_shape *s, int64_t *oute
   return 0;
 }
 
-int ty__g_softmax(ty__gctx *c) {
-  const ty_tensor *y = c->ny > 0 ? c->y[0] : NULL;
-  if (!y) return TY_EINVAL;
-  int64_t outer, dim, inner;
-  if (softmax_view(c->n, &y->shape, &outer, &dim, &inner) != 0) return TY_EINTERNAL;
-  const float *yd = y->data, *dy = c->dy->data;
-  float *dx = c->dx->data;
-  bool log_sm = c->op == TY_OP_LOG_SOFTMAX;
-  for (int64_t o = 0; o < outer; o++)
+typedef struct sm_grad_job {
+  const float *y, *dy;
+  float *dx;
+  int64_t dim, inner;
+  bool log_sm;
+} sm_grad_job;
+
+static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const sm_grad_job *j = arg;
+  int64_t dim = j->dim, inner = j->inner;
+  for (int64_t o = lo; o < hi; o++)
     for (int64_t i = 0; i < inner; i++) {
       int64_t base = o * dim * inner + i;
       double s = 0;
       for (int64_t d = 0; d < dim; d++) {
         int64_t at = base + d * inner;
-        s += log_sm ? dy[at] : (double)dy[at] * yd[at];
+        s += j->log_sm ? j->dy[at] : (double)j->dy[at] * j->y[at];
       }
       for (int64_t d = 0; d < dim; d++) {
         int64_t at = base + d * inner;
-        dx[at] = log_sm ? (float)(dy[at] - exp((double)yd[at]) * s) : (float)(yd[at] * (dy[at] - s));
+        j->dx[at] = j->log_sm ? (float)(j->dy[at] - exp((double)j->y[at]) * s)
+                              : (float)(j->y[at] * (j->dy[at] - s));
       }
     }
+}
+
+int ty__g_softmax(ty__gctx *c) {
+  const ty_tensor *y = c->ny > 0 ? c->y[0] : NULL;
+  if (!y) return TY_EINVAL;
+  int64_t outer, dim, inner;
+  if (softmax_view(c->n, &y->shape, &outer, &dim, &inner) != 0) return TY_EINTERNAL;
+  sm_grad_job j = {y->data, c->dy->data, c->dx->data, dim, inner, c->op == TY_OP_LOG_SOFTMAX};
+  ty__parallel_for(c->workers, outer, TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_grad_rows,
+                   &j);
   return 0;
 }
 
 /* d loss / d scores = g * w[y] * (softmax - onehot(y)) / denominator. */
+typedef struct sce_grad_job {
+  const float *x, *w, *dy;
+  const int64_t *y;
+  float *dx;
+  int64_t cl, inner;
+  const ty_graph_attr *ig;
+  bool none;
+  double scale; /* 1 / the weight sum for mean, else 1 */
+} sce_grad_job;
+
+/* Items are (image, position) pairs: dX = g * (softmax(x) - onehot). */
+static void sce_grad_items(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const sce_grad_job *j = arg;
+  int64_t cl = j->cl, inner = j->inner;
+  for (int64_t at = lo; at < hi; at++) {
+    int64_t b = at / inner, i = at % inner, lbl = j->y[at];
+    const float *px = j->x + b * cl * inner + i;
+    float *pdx = j->dx + b * cl * inner + i;
+    if (j->ig && lbl == j->ig->i) {
+      for (int64_t k = 0; k < cl; k++)
+        pdx[k * inner] = 0.0f;
+      continue;
+    }
+    double g = (j->none ? j->dy[at] : j->dy[0]) * (j->w ? j->w[lbl] : 1.0) * j->scale, sum = 0;
+    float mx = -INFINITY;
+    for (int64_t k = 0; k < cl; k++)
+      mx = px[k * inner] > mx ? px[k * inner] : mx;
+    for (int64_t k = 0; k < cl; k++) {
+      float e = expf(px[k * inner] - mx);
+      pdx[k * inner] = e;
+      sum += e;
+    }
+    double gs = g / sum;
+    for (int64_t k = 0; k < cl; k++)
+      pdx[k * inner] = (float)(gs * pdx[k * inner] - (k == lbl ? g : 0.0));
+  }
+}
+
 int ty__g_sce(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *lab = c->x[1], *wt = c->nx > 2 ? c->x[2] : NULL;
   const ty_shape *s = &x->shape;
-  int64_t nb = s->dims[0], cl = s->dims[1], inner = ty_shape_span(s, 2, s->rank);
   const char *red = ty_graph_node_attr_string(c->n, "reduction", "mean");
-  const ty_graph_attr *ig = ty_graph_node_attr(c->n, "ignore_index");
-  const int64_t *y = lab->data;
-  const float *w = wt ? wt->data : NULL, *dy = c->dy->data, *xd = x->data;
-  bool none = strcmp(red, "none") == 0, mean = strcmp(red, "mean") == 0;
+  sce_grad_job j = {.x = x->data,
+                    .w = wt ? wt->data : NULL,
+                    .dy = c->dy->data,
+                    .y = lab->data,
+                    .dx = c->dx->data,
+                    .cl = s->dims[1],
+                    .inner = ty_shape_span(s, 2, s->rank),
+                    .ig = ty_graph_node_attr(c->n, "ignore_index"),
+                    .none = strcmp(red, "none") == 0};
+  int64_t items = s->dims[0] * j.inner;
   double wsum = 0;
-  for (int64_t i = 0; i < nb * inner; i++) {
-    if (ig && y[i] == ig->i) continue;
-    if (y[i] < 0 || y[i] >= cl) return TY_EINVAL;
-    wsum += w ? w[y[i]] : 1.0;
+  for (int64_t i = 0; i < items; i++) {
+    if (j.ig && j.y[i] == j.ig->i) continue;
+    if (j.y[i] < 0 || j.y[i] >= j.cl) return TY_EINVAL;
+    wsum += j.w ? j.w[j.y[i]] : 1.0;
   }
-  float *dx = c->dx->data;
-  for (int64_t b = 0; b < nb; b++)
-    for (int64_t i = 0; i < inner; i++) {
-      int64_t at = b * inner + i, lbl = y[at];
-      if (ig && lbl == ig->i) continue;
-      double g = (none ? dy[at] : dy[0]) * (w ? w[lbl] : 1.0) / (mean && wsum != 0 ? wsum : 1.0);
-      const float *px = xd + b * cl * inner + i;
-      double mx = -INFINITY, sum = 0;
-      for (int64_t k = 0; k < cl; k++) mx = px[k * inner] > mx ? px[k * inner] : mx;
-      for (int64_t k = 0; k < cl; k++) sum += exp(px[k * inner] - mx);
-      for (int64_t k = 0; k < cl; k++) {
-        double p = exp(px[k * inner] - mx) / sum;
-        dx[(b * cl + k) * inner + i] = (float)(g * (p - (k == lbl ? 1.0 : 0.0)));
-      }
-    }
+  j.scale = strcmp(red, "mean") == 0 && wsum != 0 ? 1.0 / wsum : 1.0;
+  ty__parallel_for(c->workers, items, TY__PAR_GRAIN / (4 * j.cl + 1) + 1, sce_grad_items, &j);
   return 0;
 }
 

@@ -26,7 +26,10 @@ int ty__g_unbroadcast(const ty_tensor *g, const ty_shape *x_shape, ty_tensor *dx
   ty__odo w;
   ty__odo_init(&w, &g->shape, 1, (const ty_shape *[]){x_shape});
   const float *gd = g->data;
-  for (int64_t i = 0; i < n; i++, ty__odo_next(&w)) acc[w.off[0]] += gd[i];
+  int64_t len = ty__odo_rows(&w), st = w.st[0][w.rank];
+  for (int64_t i = 0; i < n && len > 0; i += len, ty__odo_next(&w))
+    for (int64_t k = 0; k < len; k++)
+      acc[w.off[0] + k * st] += gd[i + k];
   for (int64_t i = 0; i < nd; i++) ty_tensor_f32(dx)[i] = (float)acc[i];
   free(acc);
   return 0;
@@ -112,9 +115,15 @@ int ty__g_where(ty__gctx *c) {
   const uint8_t *cond = c->x[0]->data;
   const float *dy = c->dy->data;
   bool want = c->wrt == 1;
-  for (int64_t i = 0; i < ty_tensor_numel(masked); i++, ty__odo_next(&w))
-    ty_tensor_f32(masked)[i] = (cond[w.off[0]] != 0) == want ? dy[i] : 0.0f;
-  rc = ty__g_unbroadcast(masked, &c->dx->shape, c->dx);
+  float *md = masked->data;
+  int64_t len = ty__odo_rows(&w), sc = w.st[0][w.rank], n = ty_tensor_numel(masked);
+  for (int64_t i = 0; i < n && len > 0; i += len, ty__odo_next(&w))
+    for (int64_t k = 0; k < len; k++)
+      md[i + k] = (cond[w.off[0] + k * sc] != 0) == want ? dy[i + k] : 0.0f;
+  if (ty_shape_equal(&c->dx->shape, &c->dy->shape)) /* nothing to sum: the masked dY is dX */
+    memcpy(c->dx->data, md, c->dx->nbytes);
+  else
+    rc = ty__g_unbroadcast(masked, &c->dx->shape, c->dx);
   ty_tensor_destroy(masked);
   return rc;
 }

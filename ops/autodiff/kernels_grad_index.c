@@ -24,19 +24,38 @@ static ty_graph_node fwd_node(const ty__gctx *c) {
   return f;
 }
 
-/* dx[first + i * step] += dy[i] for every index i of dy. */
+/* dx[first + i * step] += dy[i] for every index i of dy, a row of dy's
+ * last dim at a time (a unit last step, the usual case, adds contiguous
+ * runs that vectorise). */
 static void strided_add(const ty_tensor *dy, const int64_t *first, const int64_t *step,
                         ty_tensor *dx) {
-  int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], off = 0;
+  int r = dx->shape.rank;
+  int64_t xs[TY_MAX_RANK], st[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, off = 0,
+                                            n = ty_tensor_numel(dy);
   ty_shape_strides(&dx->shape, xs);
-  for (int d = 0; d < dx->shape.rank; d++) {
+  for (int d = 0; d < r; d++) {
     st[d] = step[d] * xs[d];
     off += first[d] * xs[d];
   }
-  ty__odo w;
-  ty__odo_init_strided(&w, &dy->shape, st, off);
-  for (int64_t i = 0; i < ty_tensor_numel(dy); i++, ty__odo_next(&w))
-    ty_tensor_f32(dx)[w.off[0]] += ty_tensor_f32(dy)[i];
+  int64_t len = r ? dy->shape.dims[r - 1] : 1, ls = r ? st[r - 1] : 1;
+  const float *g = dy->data;
+  float *x = dx->data;
+  for (int64_t i = 0; i < n && len > 0; i += len) {
+    float *px = x + off;
+    if (ls == 1)
+      for (int64_t k = 0; k < len; k++)
+        px[k] += g[i + k];
+    else
+      for (int64_t k = 0; k < len; k++)
+        px[k * ls] += g[i + k];
+    for (int d = r - 2; d >= 0; d--) {
+      idx[d]++;
+      off += st[d];
+      if (idx[d] < dy->shape.dims[d]) break;
+      off -= st[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
 }
 
 int ty__g_slice(ty__gctx *c) {

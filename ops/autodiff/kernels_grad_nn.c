@@ -5,14 +5,17 @@
  * GlobalAveragePool, BatchNormalization and LayerNormalization.
  *
  * Conv follows the forward kernel's im2col layout: the filter gradient is
- * dY x col^T per image and group (one cblas_sgemm, accumulated over the
- * batch), the data gradient is W^T x dY scattered back with col2im.
+ * dY x col^T per image and group (one cblas_sgemm, accumulated over blocks
+ * of images, the blocks summed in order), the data gradient is W^T x dY
+ * scattered back with col2im; images and blocks are split over the
+ * executor's threads.
  * MaxPool routes dY to the first maximum of each window, the element the
  * forward kernel picked.
  */
 #include "ops/autodiff/grad_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/ops_internal.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -20,146 +23,225 @@
 #include <string.h>
 
 /* ---- MatMul -------------------------------------------------------------- */
+typedef struct mm_grad_job {
+  const ty__gctx *c;
+  int64_t m, k, n;
+  const float *a, *b, *dy;
+  float *dx;
+} mm_grad_job;
+
+/* Batch entries whose operands are not broadcast: each writes its own dX. */
+static void mm_grad_entries(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const mm_grad_job *j = arg;
+  int64_t m = j->m, k = j->k, n = j->n;
+  for (int64_t i = begin; i < end; i++) {
+    const float *g = j->dy + i * m * n;
+    if (j->c->wrt == 0) /* dA = dY B^T */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)k, (blasint)n, 1.0f,
+                  g, (blasint)n, j->b + i * k * n, (blasint)n, 0.0f, j->dx + i * m * k, (blasint)k);
+    else /* dB = A^T dY */
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)k, (blasint)n, (blasint)m, 1.0f,
+                  j->a + i * m * k, (blasint)k, g, (blasint)n, 0.0f, j->dx + i * k * n, (blasint)n);
+  }
+}
+
+/* Broadcast batch dims: one entry at a time, accumulating into dX. */
+static void mm_grad_broadcast(const ty__gctx *c, const ty_shape *ab, const ty_shape *bb,
+                              const ty_shape *batch, const mm_grad_job *j) {
+  int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
+  int64_t m = j->m, k = j->k, n = j->n;
+  ty_broadcast_strides(ab, batch, sa);
+  ty_broadcast_strides(bb, batch, sb);
+  memset(j->dx, 0, c->dx->nbytes); /* not zero-filled: ty__grad_overwrites */
+  for (int64_t i = 0, nbatch = ty_shape_numel(batch); i < nbatch; i++) {
+    const float *g = j->dy + i * m * n;
+    if (c->wrt == 0)
+      ty__sgemm(c->workers, false, true, m, k, n, 1.0f, g, n, j->b + ob * k * n, n, 1.0f,
+                j->dx + oa * m * k, k);
+    else
+      ty__sgemm(c->workers, true, false, k, n, m, 1.0f, j->a + oa * m * k, k, g, n, 1.0f,
+                j->dx + ob * k * n, n);
+    for (int d = batch->rank - 1; d >= 0; d--) {
+      idx[d]++;
+      oa += sa[d];
+      ob += sb[d];
+      if (idx[d] < batch->dims[d]) break;
+      oa -= sa[d] * idx[d];
+      ob -= sb[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 int ty__g_matmul(ty__gctx *c) {
   const ty_tensor *a = c->x[0], *b = c->x[1];
   /* 1-D operands as the forward kernel takes them: [K] is [1, K] on the
    * left and [K, 1] on the right; dY has the same elements either way. */
   ty_shape pa = a->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){1, a->shape.dims[0]}) : a->shape;
   ty_shape pb = b->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){b->shape.dims[0], 1}) : b->shape;
-  const ty_shape *as = &pa, *bs = &pb;
-  int64_t m = as->dims[as->rank - 2], k = as->dims[as->rank - 1], n = bs->dims[bs->rank - 1];
-  ty_shape ab = ty_shape_make(as->rank - 2, as->dims), bb = ty_shape_make(bs->rank - 2, bs->dims),
+  mm_grad_job j = {.c = c,
+                   .m = pa.dims[pa.rank - 2],
+                   .k = pa.dims[pa.rank - 1],
+                   .n = pb.dims[pb.rank - 1],
+                   .a = a->data,
+                   .b = b->data,
+                   .dy = c->dy->data,
+                   .dx = c->dx->data};
+  ty_shape ab = ty_shape_make(pa.rank - 2, pa.dims), bb = ty_shape_make(pb.rank - 2, pb.dims),
            batch;
   if (ty_shape_broadcast(&ab, &bb, &batch) != 0) return TY_EINTERNAL;
-  int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
-  ty_broadcast_strides(&ab, &batch, sa);
-  ty_broadcast_strides(&bb, &batch, sb);
-  int64_t nbatch = ty_shape_numel(&batch);
-  const float *ad = a->data, *bd = b->data, *dy = c->dy->data;
-  float *dx = c->dx->data;
-  for (int64_t i = 0; i < nbatch; i++) {
-    const float *g = dy + i * m * n;
-    if (c->wrt == 0) /* dA = dY B^T */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)k, (blasint)n, 1.0f, g,
-                  (blasint)n, bd + ob * k * n, (blasint)n, 1.0f, dx + oa * m * k, (blasint)k);
-    else /* dB = A^T dY */
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)k, (blasint)n, (blasint)m, 1.0f,
-                  ad + oa * m * k, (blasint)k, g, (blasint)n, 1.0f, dx + ob * k * n, (blasint)n);
-    for (int d = batch.rank - 1; d >= 0; d--) {
-      idx[d]++;
-      oa += sa[d];
-      ob += sb[d];
-      if (idx[d] < batch.dims[d]) break;
-      oa -= sa[d] * idx[d];
-      ob -= sb[d] * idx[d];
-      idx[d] = 0;
-    }
+  int64_t nbatch = ty_shape_numel(&batch), m = j.m, k = j.k, n = j.n;
+  if (nbatch == 0 || m == 0 || k == 0 || n == 0) { /* dX is not zero-filled: ty__grad_overwrites */
+    memset(j.dx, 0, c->dx->nbytes);
+    return 0;
   }
+  if (ty_shape_numel(&bb) == 1 && ty_shape_numel(&ab) == nbatch) {
+    /* One B for all entries (a Linear layer on [N, T, C]): A's entries are
+     * the rows of one [nbatch * m, k] matrix, and so are dY's. */
+    if (c->wrt == 0)
+      ty__sgemm(c->workers, false, true, nbatch * m, k, n, 1.0f, j.dy, n, j.b, n, 0.0f, j.dx, k);
+    else
+      ty__sgemm(c->workers, true, false, k, n, nbatch * m, 1.0f, j.a, k, j.dy, n, 0.0f, j.dx, n);
+    return 0;
+  }
+  if (ty_shape_numel(&ab) == nbatch &&
+      ty_shape_numel(&bb) == nbatch) { /* attention: nothing broadcast */
+    int64_t grain = (int64_t)((1 << 18) / ((double)m * (double)n * (double)k + 1)) + 1;
+    ty__parallel_for(c->workers, nbatch, grain, mm_grad_entries, &j);
+    return 0;
+  }
+  mm_grad_broadcast(c, &ab, &bb, &batch, &j);
   return 0;
 }
 
 /* ---- Conv ---------------------------------------------------------------- */
-/* im2col (to_col) or its adjoint col2im accumulating into x (!to_col). */
-static void col_xfer(float *x, const ty__conv_geom *g, float *col, bool to_col) {
-  int64_t osz = g->oh * g->ow;
-  for (int64_t ch = 0; ch < g->c; ch++)
-    for (int64_t ki = 0; ki < g->kh; ki++)
-      for (int64_t kj = 0; kj < g->kw; kj++) {
-        float *row = col + ((ch * g->kh + ki) * g->kw + kj) * osz;
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
-          for (int64_t ox = 0; ox < g->ow; ox++) {
-            int64_t ix = ox * g->sw - g->pw + kj * g->dw;
-            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) {
-              if (to_col) row[oy * g->ow + ox] = 0.0f;
-              continue;
-            }
-            float *px = x + (ch * g->h + iy) * g->w + ix;
-            if (to_col) row[oy * g->ow + ox] = *px;
-            else *px += row[oy * g->ow + ox];
-          }
-        }
-      }
+/* Images per block of the filter gradient: each block sums its images into
+ * its own partial, and the partials are added in block order, so the sum
+ * is the same whatever the thread count. */
+#define CONV_DW_BLOCK 8
+
+typedef struct conv_grad_job {
+  ty__conv_geom g;
+  int64_t batch, group, m, mg, kdim, osz, isz;
+  const float *x, *w, *dy;
+  float *dx;   /* dX, or the per-block partials of dW */
+  float *cols; /* one column buffer per thread */
+  size_t ncol;
+} conv_grad_job;
+
+/* dW: item = (block, group); partial[block] += dY[b,g] col(x[b,g])^T. */
+static void conv_dw_items(void *arg, int64_t begin, int64_t end, int slot) {
+  const conv_grad_job *j = arg;
+  float *col = j->cols + (size_t)slot * j->ncol;
+  for (int64_t it = begin; it < end; it++) {
+    int64_t blk = it / j->group, gi = it % j->group, b0 = blk * CONV_DW_BLOCK;
+    float *part = j->dx + (blk * j->m + gi * j->mg) * j->kdim;
+    for (int64_t b = b0; b < b0 + CONV_DW_BLOCK && b < j->batch; b++) {
+      ty__im2col(j->x + (b * j->group + gi) * j->isz, &j->g, col);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->mg, (blasint)j->kdim,
+                  (blasint)j->osz, 1.0f, j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz,
+                  col, (blasint)j->osz, b == b0 ? 0.0f : 1.0f, part, (blasint)j->kdim);
+    }
+  }
 }
 
-static void conv_bias_grad(const ty__gctx *c, int64_t batch, int64_t m, int64_t osz) {
-  const float *dy = c->dy->data;
-  float *db = c->dx->data;
-  for (int64_t oc = 0; oc < m; oc++) {
-    double s = 0;
-    for (int64_t b = 0; b < batch; b++)
-      for (int64_t i = 0; i < osz; i++) s += dy[(b * m + oc) * osz + i];
-    db[oc] = (float)s;
+/* dX: item = (image, group); col = W[g]^T dY[b,g], dX[b,g] += col2im(col). */
+static void conv_dx_items(void *arg, int64_t begin, int64_t end, int slot) {
+  const conv_grad_job *j = arg;
+  float *col = j->cols + (size_t)slot * j->ncol;
+  for (int64_t it = begin; it < end; it++) {
+    int64_t b = it / j->group, gi = it % j->group;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)j->kdim, (blasint)j->osz,
+                (blasint)j->mg, 1.0f, j->w + gi * j->mg * j->kdim, (blasint)j->kdim,
+                j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz, 0.0f, col,
+                (blasint)j->osz);
+    float *dx = j->dx + (b * j->group + gi) * j->isz; /* not zero-filled: ty__grad_overwrites */
+    memset(dx, 0, (size_t)j->isz * sizeof *dx);
+    ty__col2im_add(col, &j->g, dx);
   }
+}
+
+/* dB: item = output channel. */
+static void conv_db_items(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const conv_grad_job *j = arg;
+  for (int64_t oc = begin; oc < end; oc++) {
+    double s = 0;
+    for (int64_t b = 0; b < j->batch; b++)
+      s += ty__sum4(j->dy + (b * j->m + oc) * j->osz, j->osz, 0.0);
+    j->dx[oc] = (float)s;
+  }
+}
+
+static int conv_dw(conv_grad_job *j, ty_workers *w, float *dw) {
+  int64_t blocks = (j->batch + CONV_DW_BLOCK - 1) / CONV_DW_BLOCK;
+  size_t n_part; /* blocks x the filter: no larger than the batch's column matrices */
+  if (ty_mul_overflow((size_t)blocks, (size_t)(j->m * j->kdim), &n_part) ||
+      ty_mul_overflow(n_part, sizeof(float), &n_part))
+    return TY_ETOOBIG;
+  if (!(j->dx = malloc(n_part))) return TY_ENOMEM;
+  ty__parallel_for(w, blocks * j->group, 1, conv_dw_items, j);
+  int64_t nw = j->m * j->kdim;
+  for (int64_t i = 0; i < nw; i++)
+    dw[i] = j->dx[i]; /* dW is not zero-filled: ty__grad_overwrites */
+  for (int64_t blk = 1; blk < blocks; blk++)
+    for (int64_t i = 0; i < nw; i++)
+      dw[i] += j->dx[blk * nw + i];
+  free(j->dx);
+  return 0;
 }
 
 int ty__g_conv(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *wt = c->x[1];
-  ty__conv_geom g;
-  int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &g);
+  conv_grad_job j = {.batch = x->shape.dims[0],
+                     .group = ty_graph_node_attr_int(c->n, "group", 1),
+                     .m = wt->shape.dims[0],
+                     .x = x->data,
+                     .w = wt->data,
+                     .dy = c->dy->data,
+                     .dx = c->dx->data};
+  int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &j.g);
   if (rc != 0) return rc;
-  int64_t group = ty_graph_node_attr_int(c->n, "group", 1);
-  int64_t batch = x->shape.dims[0], m = wt->shape.dims[0], mg = m / group;
-  int64_t kdim = g.c * g.kh * g.kw, osz = g.oh * g.ow, isz = g.c * g.h * g.w;
+  j.mg = j.m / j.group;
+  j.kdim = j.g.c * j.g.kh * j.g.kw;
+  j.osz = j.g.oh * j.g.ow;
+  j.isz = j.g.c * j.g.h * j.g.w;
   if (c->wrt == 2) {
-    conv_bias_grad(c, batch, m, osz);
+    ty__parallel_for(c->workers, j.m, 8, conv_db_items, &j);
     return 0;
   }
-  size_t ncol; /* the column buffer is larger than any tensor here: checked */
-  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) ||
-      ty_mul_overflow(ncol, sizeof(float), &ncol))
-    return TY_ETOOBIG;
-  if (ncol == 0) return 0;
-  float *col = malloc(ncol);
-  if (!col) return TY_ENOMEM;
-  const float *dy = c->dy->data, *wd = wt->data;
-  float *xd = x->data, *dx = c->dx->data;
-  for (int64_t b = 0; b < batch; b++)
-    for (int64_t gi = 0; gi < group; gi++) {
-      const float *gy = dy + (b * m + gi * mg) * osz;
-      if (c->wrt == 1) { /* dW[g] += dY[b,g] col^T */
-        col_xfer(xd + (b * group + gi) * isz, &g, col, true);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)mg, (blasint)kdim, (blasint)osz, 1.0f, gy,
-                    (blasint)osz, col, (blasint)osz, 1.0f, dx + gi * mg * kdim, (blasint)kdim);
-      } else { /* col = W[g]^T dY[b,g]; dX += col2im(col) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)kdim, (blasint)osz, (blasint)mg, 1.0f,
-                    wd + gi * mg * kdim, (blasint)kdim, gy, (blasint)osz, 0.0f, col, (blasint)osz);
-        col_xfer(dx + (b * group + gi) * isz, &g, col, false);
-      }
-    }
-  free(col);
-  return 0;
+  if (j.osz == 0 || j.kdim == 0 || j.batch == 0) { /* a zero gradient (dX is not zero-filled) */
+    memset(c->dx->data, 0, c->dx->nbytes);
+    return 0;
+  }
+  if ((rc = ty__conv_cols(&j.g, c->workers, true, &j.cols, &j.ncol)) != 0) return rc;
+  if (c->wrt == 1)
+    rc = conv_dw(&j, c->workers, c->dx->data);
+  else
+    ty__parallel_for(c->workers, j.batch * j.group, 1, conv_dx_items, &j);
+  free(j.cols);
+  return rc;
 }
 
 /* ---- pooling ------------------------------------------------------------- */
-/* Routes g to the window of output o: to its first maximum (max) or evenly
- * over the window's elements (average, with the forward kernel's divisor). */
-static void pool_back(const ty__pool3 *p, const float *x, float *dx, const int64_t *o, bool is_max, bool incl_pad,
-                      float g) {
-  int64_t lo[3], hi[3], padded, cnt = 0, best_i = -1;
-  float best = -INFINITY;
-  ty__pool3_window(p, o, lo, hi, &padded);
-  for (int pass = 0; pass < 2; pass++) {
-    float share = pass == 1 && !is_max ? g / (float)(incl_pad ? padded : (cnt ? cnt : 1)) : 0.0f;
-    for (int64_t a = lo[0]; a < hi[0]; a += p->d[0])
-      for (int64_t b = lo[1]; b < hi[1]; b += p->d[1])
-        for (int64_t cc = lo[2]; cc < hi[2]; cc += p->d[2]) {
-          if (a < 0 || a >= p->in[0] || b < 0 || b >= p->in[1] || cc < 0 || cc >= p->in[2]) continue;
-          int64_t at = (a * p->in[1] + b) * p->in[2] + cc;
-          if (pass == 0) {
-            cnt++;
-            if (x[at] > best || best_i < 0) {
-              best = x[at];
-              best_i = at;
-            }
-          } else if (!is_max) {
-            dx[at] += share;
-          }
-        }
-    if (pass == 0 && is_max) {
-      if (best_i >= 0) dx[best_i] += g;
-      return;
-    }
+typedef struct pool_grad_job {
+  const ty__pool3 *p;
+  const ty__pool3_span *sp;
+  bool is_max, incl_pad;
+  const float *x, *dy;
+  float *dx;
+  int64_t isz, osz;
+} pool_grad_job;
+
+static void pool_grad_planes(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const pool_grad_job *j = arg;
+  for (int64_t pl = begin; pl < end; pl++) {
+    memset(j->dx + pl * j->isz, 0,
+           (size_t)j->isz * sizeof *j->dx); /* not zero-filled: ty__grad_overwrites */
+    ty__pool3_plane_back(j->p, j->sp, j->x + pl * j->isz, j->dy + pl * j->osz, j->is_max,
+                         j->incl_pad, j->dx + pl * j->isz);
   }
 }
 
@@ -169,19 +251,21 @@ int ty__g_pool(ty__gctx *c) {
   if (ty__window_read(c->n, x->shape.rank - 2, NULL, x->shape.dims + 2, &w, NULL, 0) != 0) return TY_EINTERNAL;
   ty__pool3 p;
   ty__pool3_init(&w, &x->shape, &c->dy->shape, &p);
-  bool is_max = c->op == TY_OP_MAX_POOL;
-  int64_t planes = x->shape.dims[0] * x->shape.dims[1];
-  int64_t isz = p.in[0] * p.in[1] * p.in[2], osz = p.out[0] * p.out[1] * p.out[2];
-  const float *dy = c->dy->data;
-  for (int64_t pl = 0; pl < planes; pl++) {
-    const float *xp = ty_tensor_f32(x) + pl * isz;
-    float *dxp = ty_tensor_f32(c->dx) + pl * isz;
-    int64_t o[3], at = pl * osz;
-    for (o[0] = 0; o[0] < p.out[0]; o[0]++)
-      for (o[1] = 0; o[1] < p.out[1]; o[1]++)
-        for (o[2] = 0; o[2] < p.out[2]; o[2]++, at++)
-          pool_back(&p, xp, dxp, o, is_max, w.count_include_pad, dy[at]);
-  }
+  ty__pool3_span *sp;
+  int rc = ty__pool3_spans(&p, &sp);
+  if (rc != 0) return rc;
+  pool_grad_job j = {.p = &p,
+                     .sp = sp,
+                     .is_max = c->op == TY_OP_MAX_POOL,
+                     .incl_pad = w.count_include_pad,
+                     .x = x->data,
+                     .dy = c->dy->data,
+                     .dx = c->dx->data,
+                     .isz = p.in[0] * p.in[1] * p.in[2],
+                     .osz = p.out[0] * p.out[1] * p.out[2]};
+  ty__parallel_for(c->workers, x->shape.dims[0] * x->shape.dims[1], 16384 / (j.isz + 1) + 1,
+                   pool_grad_planes, &j);
+  free(sp);
   return 0;
 }
 
@@ -198,75 +282,169 @@ int ty__g_global_pool(ty__gctx *c) {
 /* ---- normalisation ------------------------------------------------------- */
 /* Per channel: xhat = (x - mean) * inv; with batch statistics
  * dX = scale * inv / M * (M * dy - sum dy - xhat * sum(dy * xhat)). */
-int ty__g_batch_norm(ty__gctx *c) {
-  const ty_tensor *x = c->x[0];
-  const float *xd = x->data, *scale = c->x[1]->data, *rmean = c->x[3]->data, *rvar = c->x[4]->data;
-  const float *dy = c->dy->data;
-  float *dx = c->dx->data;
-  int64_t nb = x->shape.dims[0], ch = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
-  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
-  bool training = ty_graph_node_attr_int(c->n, "training_mode", 0) != 0 || c->training;
-  double cnt = (double)(nb * sp);
-  for (int64_t k = 0; k < ch; k++) {
-    double s = 0, s2 = 0, mean = rmean[k], var = rvar[k];
-    if (training && cnt > 0) {
-      for (int64_t b = 0; b < nb; b++)
-        for (int64_t i = 0; i < sp; i++) s += xd[(b * ch + k) * sp + i];
+typedef struct bn_grad_job {
+  const ty__gctx *c;
+  const float *x, *scale, *rmean, *rvar, *dy;
+  float *dx;
+  int64_t nb, ch, sp;
+  float eps;
+  bool training;
+} bn_grad_job;
+
+/* sum(dy) and sum(dy * (x - mean)) over the planes of channel k. */
+static void bn_grad_sums(const bn_grad_job *j, int64_t k, double mean, double *sdy, double *sdyx) {
+  double a = 0, b = 0;
+  for (int64_t n = 0; n < j->nb; n++) {
+    const float *px = j->x + (n * j->ch + k) * j->sp, *pd = j->dy + (n * j->ch + k) * j->sp;
+    double pa[4] = {0, 0, 0, 0}, pb[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= j->sp; i += 4)
+      for (int q = 0; q < 4; q++) {
+        pa[q] += pd[i + q];
+        pb[q] += pd[i + q] * (px[i + q] - mean);
+      }
+    for (; i < j->sp; i++) {
+      pa[0] += pd[i];
+      pb[0] += pd[i] * (px[i] - mean);
+    }
+    a += (pa[0] + pa[1]) + (pa[2] + pa[3]);
+    b += (pb[0] + pb[1]) + (pb[2] + pb[3]);
+  }
+  *sdy = a;
+  *sdyx = b;
+}
+
+static void bn_grad_channels(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bn_grad_job *j = arg;
+  int wrt = j->c->wrt;
+  double cnt = (double)(j->nb * j->sp);
+  for (int64_t k = lo; k < hi; k++) {
+    double mean = j->rmean[k], var = j->rvar[k];
+    if (j->training && cnt > 0) {
+      double s = 0, s2 = 0;
+      for (int64_t n = 0; n < j->nb; n++)
+        s += ty__sum4(j->x + (n * j->ch + k) * j->sp, j->sp, 0.0);
       mean = s / cnt;
-      for (int64_t b = 0; b < nb; b++)
-        for (int64_t i = 0; i < sp; i++) s2 += (xd[(b * ch + k) * sp + i] - mean) * (xd[(b * ch + k) * sp + i] - mean);
+      for (int64_t n = 0; n < j->nb; n++)
+        s2 += ty__sqdev4(j->x + (n * j->ch + k) * j->sp, j->sp, mean);
       var = (float)(s2 / cnt);
     }
-    double inv = 1.0 / sqrt((double)(float)var + eps), sdy = 0, sdyx = 0;
-    for (int64_t b = 0; b < nb; b++)
-      for (int64_t i = 0; i < sp; i++) {
-        int64_t at = (b * ch + k) * sp + i;
-        sdy += dy[at];
-        sdyx += dy[at] * (xd[at] - mean) * inv;
-      }
-    if (c->wrt == 1) dx[k] = (float)sdyx;
-    if (c->wrt == 2) dx[k] = (float)sdy;
-    if (c->wrt != 0) continue;
-    for (int64_t b = 0; b < nb; b++)
-      for (int64_t i = 0; i < sp; i++) {
-        int64_t at = (b * ch + k) * sp + i;
-        double xh = (xd[at] - mean) * inv;
-        dx[at] = training ? (float)(scale[k] * inv / cnt * (cnt * dy[at] - sdy - xh * sdyx))
-                          : (float)(scale[k] * inv * dy[at]);
-      }
+    double inv = 1.0 / sqrt((double)(float)var + j->eps), sdy, sdyx;
+    bn_grad_sums(j, k, mean, &sdy, &sdyx);
+    sdyx *= inv;
+    if (wrt == 1) j->dx[k] = (float)sdyx;
+    if (wrt == 2) j->dx[k] = (float)sdy;
+    if (wrt != 0) continue;
+    double a = j->training ? j->scale[k] * inv / cnt : j->scale[k] * inv;
+    for (int64_t n = 0; n < j->nb; n++) {
+      const float *px = j->x + (n * j->ch + k) * j->sp, *pd = j->dy + (n * j->ch + k) * j->sp;
+      float *pdx = j->dx + (n * j->ch + k) * j->sp;
+      for (int64_t i = 0; i < j->sp; i++)
+        pdx[i] = j->training ? (float)(a * (cnt * pd[i] - sdy - (px[i] - mean) * inv * sdyx))
+                             : (float)(a * pd[i]);
+    }
   }
+}
+
+int ty__g_batch_norm(ty__gctx *c) {
+  const ty_tensor *x = c->x[0];
+  bn_grad_job j = {.c = c,
+                   .x = x->data,
+                   .scale = c->x[1]->data,
+                   .rmean = c->x[3]->data,
+                   .rvar = c->x[4]->data,
+                   .dy = c->dy->data,
+                   .dx = c->dx->data,
+                   .nb = x->shape.dims[0],
+                   .ch = x->shape.dims[1],
+                   .sp = ty_shape_span(&x->shape, 2, x->shape.rank),
+                   .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f),
+                   .training =
+                       ty_graph_node_attr_int(c->n, "training_mode", 0) != 0 || c->training};
+  ty__parallel_for(c->workers, j.ch, TY__PAR_GRAIN / (j.nb * j.sp + 1) + 1, bn_grad_channels, &j);
   return 0;
 }
 
-int ty__g_layer_norm(ty__gctx *c) {
-  const ty_tensor *x = c->x[0], *sc = c->x[1];
-  int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
-  int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
-  int64_t ns = ty_tensor_numel(sc);
-  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
-  const float *xd = x->data, *sd = sc->data, *dy = c->dy->data;
-  float *dx = c->dx->data;
-  int64_t nd = ty_tensor_numel(c->dx);
-  double *acc = c->wrt != 0 ? calloc((size_t)(nd ? nd : 1), sizeof *acc) : NULL;
-  if (c->wrt != 0 && !acc) return TY_ENOMEM;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *px = xd + r * cols, *pg = dy + r * cols;
+typedef struct ln_grad_job {
+  const float *x, *scale, *dy;
+  float *dx;
+  double *mean, *inv; /* per row */
+  double *acc;        /* per column: dScale or dB */
+  int64_t rows, cols, ns, nd;
+  float eps;
+  int wrt;
+} ln_grad_job;
+
+/* Rows [lo, hi): their moments, and dX when wrt is 0. */
+static void ln_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const ln_grad_job *j = arg;
+  int64_t cols = j->cols;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *px = j->x + r * cols, *pg = j->dy + r * cols;
     double mean, inv, sg = 0, sgx = 0;
-    ty__moments(px, cols, eps, &mean, &inv);
+    ty__moments(px, cols, j->eps, &mean, &inv);
+    j->mean[r] = mean;
+    j->inv[r] = inv;
+    if (j->wrt != 0) continue;
     for (int64_t i = 0; i < cols; i++) {
-      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sd[ns == 1 ? 0 : i];
-      if (c->wrt == 1) acc[nd == 1 ? 0 : i] += pg[i] * xh;
-      if (c->wrt == 2) acc[nd == 1 ? 0 : i] += pg[i];
+      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
       sg += gi;
       sgx += gi * xh;
     }
-    for (int64_t i = 0; i < cols && c->wrt == 0; i++) {
-      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sd[ns == 1 ? 0 : i];
-      dx[r * cols + i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
+    for (int64_t i = 0; i < cols; i++) {
+      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
+      j->dx[r * cols + i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
     }
   }
-  for (int64_t i = 0; acc && i < nd; i++) dx[i] = (float)acc[i];
-  free(acc);
+}
+
+/* Columns [lo, hi) of dScale (wrt 1) or dB (wrt 2), rows in order. */
+static void ln_grad_cols(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const ln_grad_job *j = arg;
+  for (int64_t r = 0; r < j->rows; r++) {
+    const float *px = j->x + r * j->cols, *pg = j->dy + r * j->cols;
+    for (int64_t i = lo; i < hi; i++)
+      j->acc[i] += j->wrt == 1 ? pg[i] * ((px[i] - j->mean[r]) * j->inv[r]) : pg[i];
+  }
+  for (int64_t i = lo; i < hi; i++)
+    j->dx[i] = (float)j->acc[i];
+}
+
+int ty__g_layer_norm(ty__gctx *c) {
+  const ty_tensor *x = c->x[0];
+  int axis;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), x->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
+  ln_grad_job j = {.x = x->data,
+                   .scale = c->x[1]->data,
+                   .dy = c->dy->data,
+                   .dx = c->dx->data,
+                   .rows = ty_shape_span(&x->shape, 0, axis),
+                   .cols = ty_shape_span(&x->shape, axis, x->shape.rank),
+                   .ns = ty_tensor_numel(c->x[1]),
+                   .nd = ty_tensor_numel(c->dx),
+                   .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f),
+                   .wrt = c->wrt};
+  size_t nr = (size_t)(j.rows ? j.rows : 1), na = c->wrt != 0 ? (size_t)(j.nd ? j.nd : 1) : 0;
+  double *buf = calloc(2 * nr + na, sizeof *buf);
+  if (!buf) return TY_ENOMEM;
+  j.mean = buf;
+  j.inv = buf + nr;
+  j.acc = c->wrt != 0 ? buf + 2 * nr : NULL;
+  ty__parallel_for(c->workers, j.rows, TY__PAR_GRAIN / (4 * j.cols + 1) + 1, ln_grad_rows, &j);
+  if (c->wrt != 0 && j.nd == 1) { /* a scalar scale or bias: one sum, rows then columns in order */
+    for (int64_t r = 0; r < j.rows; r++)
+      for (int64_t i = 0; i < j.cols; i++)
+        j.acc[0] += c->wrt == 1
+                        ? j.dy[r * j.cols + i] * ((j.x[r * j.cols + i] - j.mean[r]) * j.inv[r])
+                        : j.dy[r * j.cols + i];
+    j.dx[0] = (float)j.acc[0];
+  } else if (c->wrt != 0) {
+    ty__parallel_for(c->workers, j.nd, TY__PAR_GRAIN / (j.rows + 1) + 16, ln_grad_cols, &j);
+  }
+  free(buf);
   return 0;
 }

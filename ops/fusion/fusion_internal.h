@@ -179,8 +179,12 @@ int ty__jit_cache_open(const char *path, int *out_fd, char *why, size_t why_len)
 /* True when dirfd/name is a regular file of ours that nobody else can write. */
 bool ty__jit_cache_trusts(int dirfd, const char *name);
 
+typedef struct ty_workers ty_workers; /* ops/exec.h */
+
 /* Runs a region over concrete tensors: ins in in_ids order, outs in
- * out_ids order, all outputs of the loop shape (broadcast of the inputs). */
-int ty__fgroup_run(ty__fgroup *grp, ty_jit *j, const ty_tensor *const *ins, ty_tensor *const *outs);
+ * out_ids order, all outputs of the loop shape (broadcast of the inputs),
+ * split over w's threads (NULL: the caller's only). */
+int ty__fgroup_run(ty__fgroup *grp, ty_jit *j, ty_workers *w, const ty_tensor *const *ins,
+                   ty_tensor *const *outs);
 
 #endif

@@ -209,7 +209,7 @@ static int node_step(const pass *p, size_t node, ty__step *st) {
   const ty_graph_node *n = ty_graph_node_at(p->g, node);
   st->node = node;
   st->elementwise = inplace_op(n->op);
-  st->overwrites = ty__fuse_op_ok(n->op);
+  st->overwrites = ty__fuse_op_ok(n->op) || ty__kernel_overwrites(n);
   return step_io(st, n->inputs, n->n_inputs, n->outputs, n->n_outputs);
 }
 

@@ -134,6 +134,24 @@ static ty__num unary_int(const ty__uparams *p, ty__dkind k, ty__num v) {
   return r;
 }
 
+/* True for the ops unary_f32 has a loop for. */
+static bool unary_f32_has(ty_op op) {
+  switch (op) {
+  case TY_OP_RELU:
+  case TY_OP_LEAKY_RELU:
+  case TY_OP_SIGMOID:
+  case TY_OP_TANH:
+  case TY_OP_ERF:
+  case TY_OP_SQRT:
+  case TY_OP_EXP:
+  case TY_OP_LOG:
+  case TY_OP_NEG:
+    return true;
+  default:
+    return false;
+  }
+}
+
 /* The float32 loops of the ops the fusion JIT shares; false for others. */
 static bool unary_f32(const ty__uparams *p, const float *a, float *b, int64_t cnt) {
   float alpha = p->alpha;
@@ -169,8 +187,20 @@ static bool unary_f32(const ty__uparams *p, const float *a, float *b, int64_t cn
   }
 }
 
-int ty__k_unary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
+typedef struct unary_job {
+  const ty__uparams *p;
+  const float *x;
+  float *y;
+} unary_job;
+
+static void unary_range(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const unary_job *j = arg;
+  unary_f32(j->p, j->x + lo, j->y + lo, hi - lo);
+}
+
+int ty__k_unary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
   if (!y) return 0;
@@ -180,7 +210,11 @@ int ty__k_unary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
     return 0;
   }
   ty__uparams p = ty__uparams_of(n, n->op);
-  if (x->dtype == TY_DTYPE_F32 && unary_f32(&p, x->data, y->data, cnt)) return 0;
+  if (x->dtype == TY_DTYPE_F32 && unary_f32_has(n->op)) {
+    ty__parallel_for(ctx->workers, cnt, TY__PAR_GRAIN, unary_range,
+                     &(unary_job){&p, x->data, y->data});
+    return 0;
+  }
   ty__dkind k = ty__dkind_of(x->dtype);
   for (int64_t i = 0; i < cnt; i++) {
     if (k == TY__DK_FLOAT)

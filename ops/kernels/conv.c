@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Conv (1-D and 2-D) as im2col + cblas_sgemm, per image and per group.
- * 1-D convs run as 2-D with a height of one. The column buffer holds one
- * group of one image: (C/group * kh * kw) x (oh * ow) floats. The fast path
- * for 1x1 kernels without padding or stride skips im2col entirely.
+ * Conv (1-D and 2-D) as im2col + cblas_sgemm, one GEMM per image and
+ * group, the images split over the executor's threads (each thread owns a
+ * column buffer: (C/group * kh * kw) x (oh * ow) floats, one image's worth,
+ * which stays in the core's L2 for the GEMM that reads it). 1-D convs run
+ * as 2-D with a height of one. The fast path for 1x1 kernels without
+ * padding or stride skips im2col entirely. The bias is written into the
+ * output first and the GEMM accumulates onto it.
+ *
+ * im2col copies the in-bounds run of each row in one loop and fills only
+ * the padded ends with zeros; its adjoint adds runs back. Both
+ * serve the backward kernels (ops/autodiff).
  */
+#include "ops/exec.h"
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
@@ -13,28 +21,96 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void im2col(const float *x, const ty__conv_geom *g, float *col) {
-  int64_t osz = g->oh * g->ow;
-  for (int64_t c = 0; c < g->c; c++) {
-    for (int64_t ki = 0; ki < g->kh; ki++) {
+/* The output columns [lo, hi) whose input column ox * sw - pw + kj * dw
+ * lies inside [0, w). */
+static void valid_cols(const ty__conv_geom *g, int64_t kj, int64_t *lo, int64_t *hi) {
+  int64_t shift = kj * g->dw - g->pw; /* ix = ox * sw + shift */
+  int64_t a = shift >= 0 ? 0 : (-shift + g->sw - 1) / g->sw;
+  int64_t b = g->w - shift <= 0 ? 0 : (g->w - shift + g->sw - 1) / g->sw;
+  *lo = a < g->ow ? a : g->ow;
+  *hi = b < g->ow ? b : g->ow;
+  if (*hi < *lo) *hi = *lo;
+}
+
+/* im2col of a "same" convolution (strides and dilations 1, output width =
+ * input width): tap (ki, kj)'s row of col is the plane shifted by
+ * (ki - ph) rows and kj - pw columns, so it is one copy of the rows that
+ * stay inside, with the columns that wrapped around a row's end zeroed. */
+static void im2col_same(const float *x, const ty__conv_geom *g, float *col) {
+  int64_t w = g->w, osz = g->oh * w;
+  for (int64_t c = 0; c < g->c; c++)
+    for (int64_t ki = 0; ki < g->kh; ki++)
       for (int64_t kj = 0; kj < g->kw; kj++) {
         float *row = col + ((c * g->kh + ki) * g->kw + kj) * osz;
+        int64_t s = kj - g->pw, dy = ki - g->ph;
+        int64_t y0 = dy < 0 ? -dy : 0, y1 = g->h - dy < g->oh ? g->h - dy : g->oh;
+        if (y1 < y0) y1 = y0;
+        memset(row, 0, (size_t)(y0 * w) * sizeof *row);
+        memset(row + y1 * w, 0, (size_t)((g->oh - y1) * w) * sizeof *row);
+        if (y1 == y0) continue;
+        const float *src = x + (c * g->h + y0 + dy) * w; /* input row of output row y0 */
+        float *dst = row + y0 * w;
+        int64_t n = (y1 - y0) * w, t0 = s < 0 ? -s : 0, t1 = s > 0 ? n - s : n;
+        if (t1 > t0) memcpy(dst + t0, src + t0 + s, (size_t)(t1 - t0) * sizeof *dst);
+        for (int64_t r = 0; r < y1 - y0; r++) /* the wrapped columns */
+          for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++)
+            dst[r * w + ox] = 0.0f;
+      }
+}
+
+void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
+  int64_t osz = g->oh * g->ow;
+  if (g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ow == g->w && g->pw < g->w &&
+      g->kw - 1 - g->pw < g->w) {
+    im2col_same(x, g, col);
+    return;
+  }
+  for (int64_t c = 0; c < g->c; c++)
+    for (int64_t ki = 0; ki < g->kh; ki++)
+      for (int64_t kj = 0; kj < g->kw; kj++) {
+        float *row = col + ((c * g->kh + ki) * g->kw + kj) * osz;
+        int64_t lo, hi, shift = kj * g->dw - g->pw;
+        valid_cols(g, kj, &lo, &hi);
         for (int64_t oy = 0; oy < g->oh; oy++) {
           int64_t iy = oy * g->sh - g->ph + ki * g->dh;
           float *dst = row + oy * g->ow;
-          if (iy < 0 || iy >= g->h) {
+          if (iy < 0 || iy >= g->h || lo == hi) {
             memset(dst, 0, (size_t)g->ow * sizeof *dst);
             continue;
           }
-          const float *src = x + (c * g->h + iy) * g->w;
-          for (int64_t ox = 0; ox < g->ow; ox++) {
-            int64_t ix = ox * g->sw - g->pw + kj * g->dw;
-            dst[ox] = ix >= 0 && ix < g->w ? src[ix] : 0.0f;
-          }
+          const float *src = x + (c * g->h + iy) * g->w; /* input column ox * sw + shift */
+          /* Loops, not memcpy: rows are short (7 to 28 floats) in small CNNs. */
+          for (int64_t ox = 0; ox < lo; ox++)
+            dst[ox] = 0.0f;
+          if (g->sw == 1)
+            for (int64_t ox = lo; ox < hi; ox++)
+              dst[ox] = src[ox + shift];
+          else
+            for (int64_t ox = lo; ox < hi; ox++)
+              dst[ox] = src[ox * g->sw + shift];
+          for (int64_t ox = hi; ox < g->ow; ox++)
+            dst[ox] = 0.0f;
         }
       }
-    }
-  }
+}
+
+void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x) {
+  int64_t osz = g->oh * g->ow;
+  for (int64_t c = 0; c < g->c; c++)
+    for (int64_t ki = 0; ki < g->kh; ki++)
+      for (int64_t kj = 0; kj < g->kw; kj++) {
+        const float *row = col + ((c * g->kh + ki) * g->kw + kj) * osz;
+        int64_t lo, hi, shift = kj * g->dw - g->pw;
+        valid_cols(g, kj, &lo, &hi);
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
+          if (iy < 0 || iy >= g->h) continue;
+          const float *src = row + oy * g->ow;
+          float *dst = x + (c * g->h + iy) * g->w;
+          for (int64_t ox = lo; ox < hi; ox++)
+            dst[ox * g->sw + shift] += src[ox];
+        }
+      }
 }
 
 int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
@@ -61,40 +137,77 @@ int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape
   return 0;
 }
 
-int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
+/* True when the column matrix of an image is the image itself. */
+static bool conv_direct(const ty__conv_geom *g) {
+  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+         g->oh == g->h && g->ow == g->w;
+}
+
+typedef struct conv_job {
+  ty__conv_geom g;
+  int64_t group, m, mg, kdim, osz;
+  const float *x, *w, *bias;
+  float *y, *cols; /* cols: one column buffer per thread */
+  size_t ncol;     /* floats per column buffer */
+} conv_job;
+
+/* Items are (image, group) pairs. */
+static void conv_items(void *arg, int64_t begin, int64_t end, int slot) {
+  const conv_job *j = arg;
+  const ty__conv_geom *g = &j->g;
+  bool direct = conv_direct(g);
+  float *col = j->cols ? j->cols + (size_t)slot * j->ncol : NULL;
+  for (int64_t it = begin; it < end; it++) {
+    int64_t b = it / j->group, gi = it % j->group;
+    const float *xg = j->x + (b * j->group + gi) * g->c * g->h * g->w;
+    float *yg = j->y + (b * j->m + gi * j->mg) * j->osz;
+    for (int64_t oc = 0; oc < j->mg; oc++) {
+      float v = j->bias ? j->bias[gi * j->mg + oc] : 0.0f;
+      for (int64_t i = 0; i < j->osz; i++)
+        yg[oc * j->osz + i] = v;
+    }
+    if (j->kdim == 0) continue;
+    if (!direct) ty__im2col(xg, g, col);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->mg, (blasint)j->osz,
+                (blasint)j->kdim, 1.0f, j->w + gi * j->mg * j->kdim, (blasint)j->kdim,
+                direct ? xg : col, (blasint)j->osz, 1.0f, yg, (blasint)j->osz);
+  }
+}
+
+/* Column buffers for every thread of w (*out NULL when none is needed). */
+int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **out, size_t *out_n) {
+  size_t ncol, total;
+  *out = NULL;
+  *out_n = 0;
+  /* The column buffer is larger than any tensor here: checked. */
+  if (ty_mul_overflow((size_t)(g->c * g->kh * g->kw), (size_t)(g->oh * g->ow), &ncol) ||
+      ty_mul_overflow(ncol, (size_t)ty_workers_count(w) * sizeof(float), &total))
+    return TY_ETOOBIG;
+  if (!needed || total == 0) return 0;
+  if (!(*out = malloc(total))) return TY_ENOMEM;
+  *out_n = ncol;
+  return 0;
+}
+
+int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   const ty_tensor *x = in[0], *wt = in[1], *bias = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
-  ty__conv_geom g;
-  if (ty__conv_geom_init(n, &x->shape, &wt->shape, &y->shape, &g) != 0) return TY_EINTERNAL;
-  int64_t group = ty_graph_node_attr_int(n, "group", 1);
-  int64_t batch = x->shape.dims[0], m = wt->shape.dims[0], mg = m / group;
-  int64_t kdim = g.c * g.kh * g.kw, osz = g.oh * g.ow;
-  bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
-                g.oh == g.h && g.ow == g.w;
-  float *col = NULL;
-  size_t ncol; /* the column buffer is larger than any tensor here: checked */
-  if (ty_mul_overflow((size_t)kdim, (size_t)osz, &ncol) ||
-      ty_mul_overflow(ncol, sizeof *col, &ncol))
-    return TY_ETOOBIG;
-  if (!direct && ncol > 0 && !(col = malloc(ncol))) return TY_ENOMEM;
-  const float *xd = x->data, *wd = wt->data;
-  float *yd = y->data;
-  for (int64_t b = 0; b < batch && osz > 0; b++) {
-    for (int64_t gi = 0; gi < group; gi++) {
-      const float *xg = xd + (b * group + gi) * g.c * g.h * g.w;
-      float *yg = yd + (b * m + gi * mg) * osz;
-      if (!direct) im2col(xg, &g, col);
-      if (kdim == 0) continue;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)mg, (blasint)osz, (blasint)kdim, 1.0f,
-                  wd + gi * mg * kdim, (blasint)kdim, direct ? xg : col, (blasint)osz, 0.0f, yg, (blasint)osz);
-    }
-    if (!bias) continue;
-    const float *bd = bias->data;
-    for (int64_t oc = 0; oc < m; oc++)
-      for (int64_t i = 0; i < osz; i++) yd[(b * m + oc) * osz + i] += bd[oc];
-  }
-  free(col);
+  conv_job j = {.group = ty_graph_node_attr_int(n, "group", 1),
+                .m = wt->shape.dims[0],
+                .x = x->data,
+                .w = wt->data,
+                .bias = bias ? bias->data : NULL,
+                .y = y->data};
+  if (ty__conv_geom_init(n, &x->shape, &wt->shape, &y->shape, &j.g) != 0) return TY_EINTERNAL;
+  j.mg = j.m / j.group;
+  j.kdim = j.g.c * j.g.kh * j.g.kw;
+  j.osz = j.g.oh * j.g.ow;
+  if (j.osz == 0) return 0;
+  int rc = ty__conv_cols(&j.g, ctx->workers, !conv_direct(&j.g), &j.cols, &j.ncol);
+  if (rc != 0) return rc;
+  ty__parallel_for(ctx->workers, x->shape.dims[0] * j.group, 1, conv_items, &j);
+  free(j.cols);
   return 0;
 }

@@ -300,6 +300,10 @@ static int run_gemm(const ty__einsum *es, const ty_tensor *const *in, ty_tensor 
   if (K == 0) memset(py, 0, ny * sizeof *py);
   /* py is laid out [b, m, n]: scatter it into y's label order. */
   ty__einsum back = *es;
+  if (nb + nm + nn > TY_MAX_RANK) { /* the output's labels: cannot happen, and tells GCC so */
+    free(buf);
+    return TY_EINTERNAL;
+  }
   back.n_in = 1;
   back.in_rank[0] = nb + nm + nn;
   for (int d = 0; d < back.in_rank[0]; d++) back.in_lab[0][d] = (int8_t)oy[d];

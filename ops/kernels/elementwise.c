@@ -322,10 +322,13 @@ int ty__k_where(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   char *od = o->data;
   ty__odo w;
   ty__odo_init(&w, &o->shape, 3, (const ty_shape *[]){&c->shape, &x->shape, &y->shape});
-  if (es == 4) { /* float32 attention masks: a typed copy, not memcpy */
-    for (int64_t i = 0; i < cnt; i++, ty__odo_next(&w))
-      ((uint32_t *)od)[i] =
-          cd[w.off[0]] ? ((const uint32_t *)xd)[w.off[1]] : ((const uint32_t *)yd)[w.off[2]];
+  if (es == 4) { /* float32 attention masks: a typed copy by rows, not memcpy */
+    int64_t len = ty__odo_rows(&w), r = w.rank, sc = w.st[0][r], sx = w.st[1][r], sy = w.st[2][r];
+    const uint32_t *xv = (const uint32_t *)xd, *yv = (const uint32_t *)yd;
+    uint32_t *ov = (uint32_t *)od;
+    for (int64_t i = 0; i < cnt && len > 0; i += len, ty__odo_next(&w))
+      for (int64_t k = 0; k < len; k++)
+        ov[i + k] = cd[w.off[0] + k * sc] ? xv[w.off[1] + k * sx] : yv[w.off[2] + k * sy];
     return 0;
   }
   for (int64_t i = 0; i < cnt; i++, ty__odo_next(&w))

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Gemm and MatMul on OpenBLAS's cblas_sgemm. MatMul's batch dims broadcast
- * (numpy rules); each batch entry is one sgemm call, which is the right
- * trade for the small batch counts of MLP and attention layers.
+ * Gemm and MatMul on OpenBLAS's cblas_sgemm, split over the executor's
+ * threads (ty__sgemm): a large product by blocks of C's rows or columns,
+ * one contiguous block per thread and a spare per thread for balance (each
+ * block repacks the other operand, so more blocks cost more). MatMul's
+ * batch dims broadcast (numpy rules); with many batch entries (attention's
+ * batch x heads) the entries themselves are split over the threads.
  */
+#include "ops/exec.h"
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
@@ -11,8 +15,67 @@
 #include <cblas.h>
 #include <string.h>
 
-int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
+/* Multiply-adds below which one call on the caller beats waking a thread. */
+#define PAR_MIN_MACS (1 << 18)
+
+typedef struct sgemm_job {
+  bool ta, tb, by_cols;
+  int64_t m, n, k, lda, ldb, ldc, block;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+} sgemm_job;
+
+static void sgemm_blocks(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const sgemm_job *j = arg;
+  int64_t lo = begin * j->block, hi = end * j->block, lim = j->by_cols ? j->n : j->m;
+  if (hi > lim) hi = lim;
+  const float *a = j->a, *b = j->b;
+  float *c = j->c;
+  int64_t m = j->m, n = j->n;
+  if (j->by_cols) {
+    b += j->tb ? lo * j->ldb : lo;
+    c += lo;
+    n = hi - lo;
+  } else {
+    a += j->ta ? lo : lo * j->lda;
+    c += lo * j->ldc;
+    m = hi - lo;
+  }
+  cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+              (blasint)m, (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b,
+              (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
+}
+
+void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  sgemm_job j = {.ta = ta,
+                 .tb = tb,
+                 .by_cols = n >= m,
+                 .m = m,
+                 .n = n,
+                 .k = k,
+                 .lda = lda,
+                 .ldb = ldb,
+                 .ldc = ldc,
+                 .alpha = alpha,
+                 .beta = beta,
+                 .a = a,
+                 .b = b,
+                 .c = c};
+  int threads = ty_workers_count(w);
+  int64_t len = j.by_cols ? n : m, blocks = 2 * (int64_t)threads;
+  if (threads == 1 || (double)m * (double)n * (double)k < PAR_MIN_MACS || len < 32) blocks = 1;
+  /* Blocks of a multiple of 16 (the width of OpenBLAS' AVX-512 micro-kernel). */
+  j.block = ((len + blocks - 1) / blocks + 15) / 16 * 16;
+  ty__parallel_for(blocks > 1 ? w : NULL, (len + j.block - 1) / j.block, 1, sgemm_blocks, &j);
+}
+
+int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   const ty_tensor *a = in[0], *b = in[1], *c = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
@@ -32,13 +95,13 @@ int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     beta = 0.0f;
   }
   if (m == 0 || nn == 0) return 0;
-  if (k == 0) {
-    for (int64_t i = 0; i < m * nn; i++) yd[i] *= beta;
+  if (k == 0) { /* Y = beta C, or zeros without C (Y is not zero-filled) */
+    for (int64_t i = 0; i < m * nn; i++)
+      yd[i] = beta != 0.0f ? yd[i] * beta : 0.0f;
     return 0;
   }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)m,
-              (blasint)nn, (blasint)k, alpha, a->data, (blasint)a->shape.dims[1], b->data,
-              (blasint)b->shape.dims[1], beta, yd, (blasint)nn);
+  ty__sgemm(ctx->workers, ta, tb, m, nn, k, alpha, a->data, a->shape.dims[1], b->data,
+            b->shape.dims[1], beta, yd, nn);
   return 0;
 }
 
@@ -55,9 +118,27 @@ static int64_t batch_offset(const ty_shape *op_batch, const ty_shape *out_batch,
   return off;
 }
 
+typedef struct mm_job {
+  const ty_shape *ba, *bb, *bo;
+  int64_t m, n, k;
+  const float *a, *b;
+  float *y;
+} mm_job;
+
+static void mm_entries(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const mm_job *j = arg;
+  for (int64_t i = begin; i < end; i++) {
+    const float *pa = j->a + batch_offset(j->ba, j->bo, i) * j->m * j->k;
+    const float *pb = j->b + batch_offset(j->bb, j->bo, i) * j->k * j->n;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->m, (blasint)j->n,
+                (blasint)j->k, 1.0f, pa, (blasint)j->k, pb, (blasint)j->n, 0.0f,
+                j->y + i * j->m * j->n, (blasint)j->n);
+  }
+}
+
 int ty__k_matmul(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)n;
-  (void)ctx;
   ty_tensor *y = out[0];
   if (!y) return 0;
   ty_shape a = in[0]->shape, b = in[1]->shape;
@@ -67,18 +148,29 @@ int ty__k_matmul(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   ty_shape ba = ty_shape_make(a.rank - 2, a.dims), bb = ty_shape_make(b.rank - 2, b.dims), bo;
   if (ty_shape_broadcast(&ba, &bb, &bo) != 0) return TY_EINTERNAL;
   int64_t batches = ty_shape_numel(&bo);
-  const float *ad = in[0]->data, *bd = in[1]->data;
-  float *yd = y->data;
   if (m == 0 || nn == 0 || batches == 0) return 0;
   if (k == 0) {
-    memset(yd, 0, y->nbytes);
+    memset(y->data, 0, y->nbytes);
     return 0;
   }
-  for (int64_t i = 0; i < batches; i++) {
-    const float *pa = ad + batch_offset(&ba, &bo, i) * m * k;
-    const float *pb = bd + batch_offset(&bb, &bo, i) * k * nn;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)nn, (blasint)k, 1.0f, pa,
-                (blasint)k, pb, (blasint)nn, 0.0f, yd + i * m * nn, (blasint)nn);
+  if (ty_shape_numel(&bb) == 1 && ty_shape_numel(&ba) == batches) {
+    /* One B for every entry (a Linear layer on [N, T, C]): one GEMM over all
+     * rows of A, which the threads split. */
+    ty__sgemm(ctx->workers, false, false, batches * m, nn, k, 1.0f, in[0]->data, k, in[1]->data, nn,
+              0.0f, y->data, nn);
+    return 0;
   }
+  mm_job j = {.ba = &ba,
+              .bb = &bb,
+              .bo = &bo,
+              .m = m,
+              .n = nn,
+              .k = k,
+              .a = in[0]->data,
+              .b = in[1]->data,
+              .y = y->data};
+  /* Entries of at least PAR_MIN_MACS work each, else the product in one call. */
+  int64_t grain = (int64_t)(PAR_MIN_MACS / ((double)m * (double)nn * (double)k)) + 1;
+  ty__parallel_for(ctx->workers, batches, grain, mm_entries, &j);
   return 0;
 }

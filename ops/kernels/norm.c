@@ -6,7 +6,9 @@
  * training mode (attribute training_mode=1, or the executor's training
  * flag) it normalises with the batch statistics (population variance) and
  * writes the updated running statistics, mean*momentum + batch*(1-momentum),
- * to its optional outputs, as ONNX opset 15 specifies.
+ * to its optional outputs, as ONNX opset 15 specifies. Channels are split
+ * over the executor's threads; sums run in double with four accumulators
+ * (ty__sum4), so they pipeline and do not depend on the split.
  *
  * Dropout is the identity with an all-true mask unless training; then each
  * element is kept with probability 1-ratio and scaled by 1/(1-ratio). The
@@ -20,55 +22,100 @@
 #include <math.h>
 #include <string.h>
 
-static void bn_stats(const float *x, int64_t n, int64_t c, int64_t sp, float *mean, float *var) {
-  for (int64_t ch = 0; ch < c; ch++) {
-    double s = 0, s2 = 0;
-    for (int64_t b = 0; b < n; b++)
-      for (int64_t i = 0; i < sp; i++) s += x[(b * c + ch) * sp + i];
-    double cnt = (double)(n * sp), m = cnt > 0 ? s / cnt : 0;
-    for (int64_t b = 0; b < n; b++)
-      for (int64_t i = 0; i < sp; i++) {
-        double dlt = x[(b * c + ch) * sp + i] - m;
-        s2 += dlt * dlt;
-      }
-    mean[ch] = (float)m;
-    var[ch] = cnt > 0 ? (float)(s2 / cnt) : 0.0f;
+double ty__sum4(const float *x, int64_t n, double shift) {
+  double a[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; k++)
+      a[k] += x[i + k] - shift;
+  for (; i < n; i++)
+    a[0] += x[i] - shift;
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+double ty__sqdev4(const float *x, int64_t n, double m) {
+  double a[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; k++)
+      a[k] += (x[i + k] - m) * (x[i + k] - m);
+  for (; i < n; i++)
+    a[0] += (x[i] - m) * (x[i] - m);
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+typedef struct bn_job {
+  const float *x, *scale, *bias, *rmean, *rvar;
+  float *y, *mean, *var;
+  int64_t nb, c, sp;
+  float eps;
+  bool training;
+} bn_job;
+
+/* Channels [lo, hi): batch statistics (training), then y = x * k + b0. */
+static void bn_channels(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bn_job *j = arg;
+  int64_t nb = j->nb, c = j->c, sp = j->sp;
+  double cnt = (double)(nb * sp);
+  for (int64_t ch = lo; ch < hi; ch++) {
+    if (j->training) {
+      double s = 0, s2 = 0;
+      for (int64_t b = 0; b < nb; b++)
+        s += ty__sum4(j->x + (b * c + ch) * sp, sp, 0.0);
+      double m = cnt > 0 ? s / cnt : 0;
+      for (int64_t b = 0; b < nb; b++)
+        s2 += ty__sqdev4(j->x + (b * c + ch) * sp, sp, m);
+      j->mean[ch] = (float)m;
+      j->var[ch] = cnt > 0 ? (float)(s2 / cnt) : 0.0f;
+    } else {
+      j->mean[ch] = j->rmean[ch];
+      j->var[ch] = j->rvar[ch];
+    }
+    if (!j->y) continue;
+    float k = j->scale[ch] / sqrtf(j->var[ch] + j->eps), b0 = j->bias[ch] - j->mean[ch] * k;
+    for (int64_t b = 0; b < nb; b++) {
+      const float *px = j->x + (b * c + ch) * sp;
+      float *py = j->y + (b * c + ch) * sp;
+      for (int64_t i = 0; i < sp; i++)
+        py[i] = px[i] * k + b0;
+    }
   }
 }
 
 int ty__k_batch_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   const ty_tensor *x = in[0];
-  const float *scale = in[1]->data, *bias = in[2]->data, *rmean = in[3]->data, *rvar = in[4]->data;
-  int64_t nb = x->shape.dims[0], c = x->shape.dims[1], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
-  float eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f), mom = ty_graph_node_attr_float(n, "momentum", 0.9f);
-  bool training = ty_graph_node_attr_int(n, "training_mode", 0) != 0 || ctx->training;
+  const float *rmean = in[3]->data, *rvar = in[4]->data;
+  int64_t c = x->shape.dims[1];
+  float mom = ty_graph_node_attr_float(n, "momentum", 0.9f);
+  bn_job j = {.x = x->data,
+              .scale = in[1]->data,
+              .bias = in[2]->data,
+              .rmean = rmean,
+              .rvar = rvar,
+              .y = out[0] ? out[0]->data : NULL,
+              .nb = x->shape.dims[0],
+              .c = c,
+              .sp = ty_shape_span(&x->shape, 2, x->shape.rank),
+              .eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f),
+              .training = ty_graph_node_attr_int(n, "training_mode", 0) != 0 || ctx->training};
   ty_shape cs = ty_shape_make(1, &c);
   ty_tensor *bm = NULL, *bv = NULL;
   int rc = ty_tensor_create(TY_DTYPE_F32, &cs, &bm);
   if (rc == 0) rc = ty_tensor_create(TY_DTYPE_F32, &cs, &bv);
   if (rc != 0) goto done;
-  float *mean = bm->data, *var = bv->data;
-  if (training) bn_stats(x->data, nb, c, sp, mean, var);
-  else {
-    memcpy(mean, rmean, (size_t)c * sizeof *mean);
-    memcpy(var, rvar, (size_t)c * sizeof *var);
-  }
-  const float *xd = x->data;
-  float *yd = out[0] ? out[0]->data : NULL;
-  for (int64_t ch = 0; ch < c && yd; ch++) {
-    float k = scale[ch] / sqrtf(var[ch] + eps), b0 = bias[ch] - mean[ch] * k;
-    for (int64_t b = 0; b < nb; b++)
-      for (int64_t i = 0; i < sp; i++) yd[(b * c + ch) * sp + i] = xd[(b * c + ch) * sp + i] * k + b0;
-  }
+  j.mean = bm->data;
+  j.var = bv->data;
+  ty__parallel_for(ctx->workers, c, TY__PAR_GRAIN / (j.nb * j.sp + 1) + 1, bn_channels, &j);
   /* Outputs 1 and 2 are the running mean and variance; opsets before 14
    * also had saved mean and variance as outputs 3 and 4. */
   for (int64_t ch = 0; ch < c; ch++) {
-    float um = training ? rmean[ch] * mom + mean[ch] * (1 - mom) : rmean[ch];
-    float uv = training ? rvar[ch] * mom + var[ch] * (1 - mom) : rvar[ch];
+    float um = j.training ? rmean[ch] * mom + j.mean[ch] * (1 - mom) : rmean[ch];
+    float uv = j.training ? rvar[ch] * mom + j.var[ch] * (1 - mom) : rvar[ch];
     if (n->n_outputs > 1 && out[1]) ty_tensor_f32(out[1])[ch] = um;
     if (n->n_outputs > 2 && out[2]) ty_tensor_f32(out[2])[ch] = uv;
-    if (n->n_outputs > 3 && out[3]) ty_tensor_f32(out[3])[ch] = mean[ch];
-    if (n->n_outputs > 4 && out[4]) ty_tensor_f32(out[4])[ch] = var[ch];
+    if (n->n_outputs > 3 && out[3]) ty_tensor_f32(out[3])[ch] = j.mean[ch];
+    if (n->n_outputs > 4 && out[4]) ty_tensor_f32(out[4])[ch] = j.var[ch];
   }
 done:
   ty_tensor_destroy(bm);
@@ -77,39 +124,57 @@ done:
 }
 
 void ty__moments(const float *x, int64_t n, double eps, double *out_mean, double *out_inv) {
-  double s = 0, s2 = 0;
-  for (int64_t i = 0; i < n; i++) s += x[i];
-  double mean = n ? s / (double)n : 0;
-  for (int64_t i = 0; i < n; i++) s2 += (x[i] - mean) * (x[i] - mean);
+  double mean = n ? ty__sum4(x, n, 0.0) / (double)n : 0;
   *out_mean = mean;
-  *out_inv = 1.0 / sqrt((n ? s2 / (double)n : 0) + eps);
+  *out_inv = 1.0 / sqrt((n ? ty__sqdev4(x, n, mean) / (double)n : 0) + eps);
 }
 
-int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
+typedef struct ln_job {
+  const float *x, *scale, *bias;
+  float *y, *mean_out, *inv_out;
+  int64_t cols, ns, nbias;
+  float eps;
+} ln_job;
+
+static void ln_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const ln_job *j = arg;
+  int64_t cols = j->cols;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *px = j->x + r * cols;
+    double mean, inv;
+    ty__moments(px, cols, j->eps, &mean, &inv);
+    if (j->y) {
+      float *py = j->y + r * cols;
+      for (int64_t i = 0; i < cols; i++) {
+        float v = (float)((px[i] - mean) * inv) * j->scale[j->ns == 1 ? 0 : i];
+        py[i] = j->bias ? v + j->bias[j->nbias == 1 ? 0 : i] : v;
+      }
+    }
+    if (j->mean_out) j->mean_out[r] = (float)mean;
+    if (j->inv_out) j->inv_out[r] = (float)inv;
+  }
+}
+
+int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                     ty__kctx *ctx) {
   const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
   int axis;
   if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
   int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
-  int64_t ns = ty_tensor_numel(sc), nbias = bi ? ty_tensor_numel(bi) : 0;
+  ln_job j = {.x = x->data,
+              .scale = sc->data,
+              .bias = bi ? bi->data : NULL,
+              .y = out[0] ? out[0]->data : NULL,
+              .mean_out = n->n_outputs > 1 && out[1] ? out[1]->data : NULL,
+              .inv_out = n->n_outputs > 2 && out[2] ? out[2]->data : NULL,
+              .cols = cols,
+              .ns = ty_tensor_numel(sc),
+              .nbias = bi ? ty_tensor_numel(bi) : 0,
+              .eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f)};
   /* Scale and B broadcast over the normalised dims: full size or scalar. */
-  if ((ns != cols && ns != 1) || (bi && nbias != cols && nbias != 1)) return TY_EINVAL;
-  float eps = ty_graph_node_attr_float(n, "epsilon", 1e-5f);
-  const float *xd = x->data, *sd = sc->data, *bd = bi ? bi->data : NULL;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *px = xd + r * cols;
-    double mean, inv;
-    ty__moments(px, cols, eps, &mean, &inv);
-    if (out[0]) {
-      float *py = ty_tensor_f32(out[0]) + r * cols;
-      for (int64_t i = 0; i < cols; i++) {
-        float v = (float)((px[i] - mean) * inv) * sd[ns == 1 ? 0 : i];
-        py[i] = bd ? v + bd[nbias == 1 ? 0 : i] : v;
-      }
-    }
-    if (n->n_outputs > 1 && out[1]) ty_tensor_f32(out[1])[r] = (float)mean;
-    if (n->n_outputs > 2 && out[2]) ty_tensor_f32(out[2])[r] = (float)inv;
-  }
+  if ((j.ns != cols && j.ns != 1) || (bi && j.nbias != cols && j.nbias != 1)) return TY_EINVAL;
+  ty__parallel_for(ctx->workers, rows, TY__PAR_GRAIN / (4 * cols + 1) + 1, ln_rows, &j);
   return 0;
 }
 

@@ -27,6 +27,21 @@ int ty__k_constant(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor
   return 0;
 }
 
+/* One output row of a transpose: len elements read with stride st. */
+static void gather_row(char *dst, const char *src, int64_t len, int64_t st, size_t es) {
+  if (st == 1) {
+    memcpy(dst, src, (size_t)len * es);
+  } else if (es == 4) {
+    uint32_t *d = (uint32_t *)dst;
+    const uint32_t *s = (const uint32_t *)src;
+    for (int64_t i = 0; i < len; i++)
+      d[i] = s[i * st];
+  } else {
+    for (int64_t i = 0; i < len; i++)
+      memcpy(dst + (size_t)i * es, src + (size_t)(i * st) * es, es);
+  }
+}
+
 int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
@@ -40,12 +55,13 @@ int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tenso
   ty_shape_strides(&x->shape, xs);
   for (int d = 0; d < r; d++) ps[d] = xs[perm[d]];
   size_t es = ty_dtype_size(x->dtype);
-  int64_t total = ty_tensor_numel(y), off = 0;
+  int64_t total = ty_tensor_numel(y), off = 0, len = r ? y->shape.dims[r - 1] : 1,
+          st = r ? ps[r - 1] : 1;
   const char *src = x->data;
   char *dst = y->data;
-  for (int64_t i = 0; i < total; i++) {
-    memcpy(dst + (size_t)i * es, src + (size_t)off * es, es);
-    for (int d = r - 1; d >= 0; d--) {
+  for (int64_t i = 0; i < total && len > 0; i += len) { /* a row of the output at a time */
+    gather_row(dst + (size_t)i * es, src + (size_t)off * es, len, st, es);
+    for (int d = r - 2; d >= 0; d--) {
       idx[d]++;
       off += ps[d];
       if (idx[d] < y->shape.dims[d]) break;

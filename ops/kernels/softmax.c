@@ -5,7 +5,8 @@
  * viewed as [outer, dim, inner]; inner is 1 for the usual last-axis case.
  * Before opset 13 Softmax flattened the input to 2-D at `axis`, which is the
  * same view with dim = product of the trailing dims.
- * Values are shifted by the row maximum so exp never overflows.
+ * Values are shifted by the row maximum so exp never overflows. Softmax
+ * splits its rows over the executor's threads.
  */
 #include "ops/ops_internal.h"
 
@@ -14,20 +15,42 @@
 #include <math.h>
 #include <string.h>
 
-static void softmax_rows(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner, bool log_out) {
-  for (int64_t o = 0; o < outer; o++) {
+typedef struct sm_job {
+  const float *x;
+  float *y;
+  int64_t dim, inner;
+  bool log_out;
+} sm_job;
+
+/* Rows [lo, hi) of the outer dim: one expf per element, the sum in double
+ * (what PyTorch computes in float, to a rounding). */
+static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const sm_job *j = arg;
+  int64_t dim = j->dim, inner = j->inner;
+  for (int64_t o = lo; o < hi; o++) {
     for (int64_t i = 0; i < inner; i++) {
-      const float *px = x + o * dim * inner + i;
-      float *py = y + o * dim * inner + i;
+      const float *px = j->x + o * dim * inner + i;
+      float *py = j->y + o * dim * inner + i;
       float mx = -INFINITY;
       for (int64_t d = 0; d < dim; d++) mx = px[d * inner] > mx ? px[d * inner] : mx;
       double sum = 0;
-      for (int64_t d = 0; d < dim; d++) sum += exp((double)(px[d * inner] - mx));
-      double lse = log(sum);
-      for (int64_t d = 0; d < dim; d++) {
-        double v = (double)(px[d * inner] - mx);
-        py[d * inner] = log_out ? (float)(v - lse) : (float)(exp(v) / sum);
+      if (j->log_out) {
+        for (int64_t d = 0; d < dim; d++)
+          sum += expf(px[d * inner] - mx);
+        double lse = log(sum);
+        for (int64_t d = 0; d < dim; d++)
+          py[d * inner] = (float)((double)(px[d * inner] - mx) - lse);
+        continue;
       }
+      for (int64_t d = 0; d < dim; d++) {
+        float e = expf(px[d * inner] - mx);
+        py[d * inner] = e;
+        sum += e;
+      }
+      double inv = 1.0 / sum;
+      for (int64_t d = 0; d < dim; d++)
+        py[d * inner] = (float)(py[d * inner] * inv);
     }
   }
 }
@@ -45,8 +68,8 @@ static void hardmax_rows(const float *x, float *y, int64_t outer, int64_t dim, i
     }
 }
 
-int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
-  (void)ctx;
+int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                  ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   if (!out[0]) return 0;
   const ty_shape *s = &x->shape;
@@ -66,7 +89,8 @@ int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
   if (n->op == TY_OP_HARDMAX)
     hardmax_rows(x->data, out[0]->data, outer, dim, inner);
   else
-    softmax_rows(x->data, out[0]->data, outer, dim, inner, n->op == TY_OP_LOG_SOFTMAX);
+    ty__parallel_for(ctx->workers, outer, TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_rows,
+                     &(sm_job){x->data, out[0]->data, dim, inner, n->op == TY_OP_LOG_SOFTMAX});
   return 0;
 }
 
@@ -123,14 +147,14 @@ static int nll(const ty_graph_node *n, const float *lp, const ty_shape *s, const
 
 int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                    ty__kctx *ctx) {
-  (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *logp = out[1], *tmp = NULL;
   int rc = 0;
   if (!logp && (rc = ty_tensor_create(TY_DTYPE_F32, &x->shape, &tmp)) != 0) return rc;
   float *lp = logp ? logp->data : tmp->data;
-  softmax_rows(x->data, lp, x->shape.dims[0], x->shape.dims[1],
-               ty_shape_span(&x->shape, 2, x->shape.rank), true);
+  int64_t dim = x->shape.dims[1], inner = ty_shape_span(&x->shape, 2, x->shape.rank);
+  ty__parallel_for(ctx->workers, x->shape.dims[0], TY__PAR_GRAIN / (4 * dim * inner + 1) + 1,
+                   softmax_rows, &(sm_job){x->data, lp, dim, inner, true});
   rc = nll(n, lp, &x->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
   ty_tensor_destroy(tmp);
   return rc;

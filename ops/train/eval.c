@@ -96,7 +96,8 @@ static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err
   if (full && (!t->full_params || !t->full_stats))
     return ty_errf(err, err_len, TY_ESTATE,
                    "evaluate: a plan's weights must be gathered on rank 0 first");
-  int rc = ty_exec_create(g, &(ty_exec_opts){.no_fusion = t->opts.no_fusion, .jit = t->jit}, out_e);
+  ty_exec_opts eo = {.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers};
+  int rc = ty_exec_create(g, &eo, out_e);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
     rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->param_ids[i])->name,
                       full ? t->full_params[i] : t->params[i], err, err_len);

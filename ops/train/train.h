@@ -55,6 +55,7 @@
 #define TY_OPS_TRAIN_TRAIN_H
 
 #include "ops/data/data.h"
+#include "ops/exec.h"
 #include "ops/graph.h"
 #include "ops/optim/optim.h"
 #include "ops/plan/plan.h"
@@ -189,6 +190,7 @@ typedef struct ty_train_opts {
    * keeps the config's length. 0: the config decides. */
   uint64_t max_steps;
   bool no_fusion;            /* run one kernel per node (overrides config) */
+  ty_workers *workers;       /* threads for every executor (borrowed, ops/exec.h); NULL: one */
   bool prefetch;             /* assemble batches on a background thread */
   const volatile sig_atomic_t *stop; /* nonzero: finish the step, checkpoint, return */
   /* Sleep this long after every step. Lets tests and demos act on a running

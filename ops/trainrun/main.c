@@ -24,6 +24,7 @@
  * command line, config or model.
  */
 #include "lib/base/base.h"
+#include "ops/exec.h"
 #include "ops/graph.h"
 #include "ops/memplan/memplan.h"
 #include "ops/train/train.h"
@@ -34,12 +35,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void openblas_set_num_threads(int num_threads); /* OpenBLAS; cblas.h would pull in all of BLAS */
 
 typedef struct args {
   const char *model, *config, *checkpoint, *data_dir;
@@ -66,7 +66,8 @@ static void usage(FILE *f) {
         "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
         "  --steps N          stop after N optimizer steps in total\n"
         "                     (the schedule keeps the config's length)\n"
-        "  --threads N        OpenBLAS threads (default: OpenBLAS' own choice)\n"
+        "  --threads N        threads the kernels (and OpenBLAS) use\n"
+        "                     (default: the CPUs this process may run on)\n"
         "  --no-fusion        one kernel per node (for comparison)\n"
         "  --report           print parameter and activation memory, then train\n"
         "  --data-dir DIR     overrides config.dataset.dir\n"
@@ -399,6 +400,15 @@ static void print_stats(ty_coll *coll) {
 }
 #endif
 
+/* The CPUs of this process' affinity mask (what a worker's cpuset or
+ * taskset grants), at least 1. */
+static int cpus_allowed(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  int n = CPU_COUNT(&set);
+  return n > 0 ? (n < 1024 ? n : 1024) : 1;
+}
+
 /* Joins the world and resolves the plan; 0, or the exit code. */
 static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan,
                    ty_plan_request *req, void **coll) {
@@ -436,6 +446,7 @@ static int train(const args *a, ty_train_config *c) {
     fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
     return 2;
   }
+  ty_workers *workers = NULL;
   ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
                      .max_steps = a->steps, .stop = &stop_requested};
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
@@ -446,6 +457,13 @@ static int train(const args *a, ty_train_config *c) {
     goto done;
   }
   if ((code = prepare(a, &o, &par, &plan, &req, &coll)) != 0) goto done;
+  /* After prepare: its CPU benchmark sets OpenBLAS' threads, the pool resets them to one. */
+  if ((rc = ty_workers_create(a->threads > 0 ? a->threads : cpus_allowed(), &workers)) != 0) {
+    fprintf(stderr, "trainrun: cannot start %d threads: %s\n", a->threads, ty_strerror(rc));
+    code = 1;
+    goto done;
+  }
+  o.workers = workers;
   if ((rc = ty_train_create(model, c, &o, &t, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     code = rc == TY_EINVAL || rc == TY_EUNSUPPORTED || rc == TY_ENOTFOUND ? 2 : 1;
@@ -469,6 +487,7 @@ static int train(const args *a, ty_train_config *c) {
   code = 0;
 done:
   ty_train_destroy(t);
+  ty_workers_destroy(workers);
   ty_graph_destroy(model);
   ty_plan_destroy(plan);
 #ifdef TY_HAVE_COLLECTIVE
@@ -506,7 +525,6 @@ int main(int argc, char **argv) {
     ty_train_config_close(&c);
     return 1;
   }
-  if (a.threads) openblas_set_num_threads(a.threads);
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);

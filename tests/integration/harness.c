@@ -444,7 +444,10 @@ int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request
   ty_rpc_result res;
   int rc = ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, buf, n, 10000, &res);
   free(buf);
-  if (rc != 0) return rc;
+  if (rc != 0) {
+    ty_rpc_result_close(&res); /* a failed call's result still holds its message */
+    return rc;
+  }
   rc = res.status;
   if (err) snprintf(err, err_len, "%s", res.message);
   if (rc == 0) {
@@ -478,9 +481,9 @@ Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id) {
   uint8_t buf[32];
   size_t n = trainyard__get_job_request__pack(&req, buf);
   ty_rpc_result res;
-  if (ty_rpc_client_call(cl, TY_M_GET_JOB, buf, n, 10000, &res) != 0) return NULL;
+  int rc = ty_rpc_client_call(cl, TY_M_GET_JOB, buf, n, 10000, &res);
   Trainyard__GetJobResponse *r = NULL;
-  if (res.status == 0)
+  if (rc == 0 && res.status == 0)
     r = trainyard__get_job_response__unpack(NULL, res.payload_len, res.payload);
   ty_rpc_result_close(&res);
   return r;

@@ -104,9 +104,8 @@ static int update_queue(ty_rpc_client *cl, const char *name, const char *action,
   size_t n = trainyard__update_queue_request__pack(&req, buf);
   ty_rpc_result res;
   int rc = ty_rpc_client_call(cl, TY_M_UPDATE_QUEUE, buf, n, 10000, &res);
-  if (rc != 0) return rc;
   snprintf(err, err_len, "%s", res.message ? res.message : "");
-  rc = res.status;
+  if (rc == 0) rc = res.status;
   ty_rpc_result_close(&res);
   return rc;
 }
