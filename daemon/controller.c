@@ -360,6 +360,7 @@ void ty_controller_stop(ty_controller *ctl) {
   ctl->http = NULL;
   ty_metrics_http_stop(ctl->web);
   ctl->web = NULL;
+  ty__auth_close(ctl);
 }
 
 void ty_controller_destroy(ty_controller *ctl) {
