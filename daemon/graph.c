@@ -33,7 +33,7 @@ typedef struct graph_job {
   size_t n_ckpts;
   char *ckpt_path;
   ty__progress_point *hist; /* the curve so far, for the web console's charts */
-  size_t n_hist;
+  size_t n_hist, cap_hist;  /* grows by doubling up to TY_GRAPH_MAX_POINTS */
 } graph_job;
 
 struct ty__graph_reg {
@@ -258,9 +258,9 @@ static void replace_ckpts(graph_job *g, ty_checkpoint_list *l) {
 }
 
 /* Appends a report to the curve when its step moved (replaces the last
- * point when it did not). At TY_GRAPH_MAX_POINTS
- * every other point goes, so the curve keeps its whole length at half the
- * resolution and memory stays bounded however long the job trains. */
+ * point when it did not). At TY_GRAPH_MAX_POINTS every other point goes, so
+ * the curve keeps its whole length at half the resolution and memory stays
+ * bounded (80 KiB) however long the job trains; a short job holds little. */
 static void record_point(graph_job *g, const ty_train_progress *pr) {
   ty__progress_point pt = {.step = pr->step, .time_ms = pr->time_ms, .loss = pr->loss,
                            .samples_per_s = pr->samples_per_s, .test_accuracy = pr->test_accuracy};
@@ -269,9 +269,11 @@ static void record_point(graph_job *g, const ty_train_progress *pr) {
     g->hist[g->n_hist - 1] = pt; /* the same step again: a test accuracy may come later */
     return;
   }
-  if (!g->hist) {
-    g->hist = calloc(TY_GRAPH_MAX_POINTS, sizeof(*g->hist));
-    if (!g->hist) return; /* no curve; progress itself still counts */
+  if (g->n_hist == g->cap_hist && g->cap_hist < TY_GRAPH_MAX_POINTS) {
+    size_t cap = g->cap_hist ? g->cap_hist * 2 : 64;
+    ty__progress_point *grown = realloc(g->hist, cap * sizeof(*grown));
+    if (!grown) return; /* the curve stops growing; progress itself still counts */
+    g->hist = grown, g->cap_hist = cap;
   }
   if (g->n_hist == TY_GRAPH_MAX_POINTS) {
     for (size_t i = 1; i < TY_GRAPH_MAX_POINTS / 2; i++) g->hist[i] = g->hist[2 * i];
