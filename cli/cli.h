@@ -121,11 +121,35 @@ typedef struct ty_cli_plan_args {
 const char *ty_cli_plan_rate_key(int i);
 int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len);
 
+/* One field a listing can show: its --format name and its column. */
+typedef struct ty_cli_field {
+  const char *name;   /* lower case, as --format takes it */
+  const char *header; /* the column's header */
+  bool right;         /* numbers: right-aligned, never clipped */
+  const char *help;   /* one line for --help-format */
+} ty_cli_field;
+#define TY_CLI_MAX_FIELDS 32
+/* Chosen fields, as indices into a command's field table. */
+typedef struct ty_cli_format {
+  uint8_t idx[TY_CLI_MAX_FIELDS];
+  size_t n;
+} ty_cli_format;
+/* --sort's keys ("-priority,id": a '-' sorts that key descending). */
+typedef struct ty_cli_sort {
+  ty_cli_format keys;
+  bool desc[TY_CLI_MAX_FIELDS];
+} ty_cli_sort;
+
 typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
   char *user, *queue; /* owned; NULL = any */
   bool all, json, help;
+  bool array; /* -r, --array: one line per array element (no folding) */
+  bool noheader, help_format;
+  int64_t since_ms; /* --since: jobs submitted, started or ended since; 0 = any */
+  ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
+  ty_cli_sort sort;     /* --sort; no keys = by id */
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -133,6 +157,8 @@ void ty_cli_ls_args_close(ty_cli_ls_args *a);
 
 typedef struct ty_cli_show_args {
   uint64_t id;
+  bool has_task; /* "ID_TASK": element `task` of array `id` */
+  uint32_t task;
   bool json, help;
 } ty_cli_show_args;
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
@@ -145,8 +171,8 @@ typedef struct ty_cli_logs_args {
 int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_cancel_args {
-  uint64_t *ids; /* owned */
-  size_t nids;
+  ty_job_ref *refs; /* owned: jobs, arrays, elements ("123_[1-5]" expanded) */
+  size_t nrefs;
   bool json, help;
 } ty_cli_cancel_args;
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
@@ -169,7 +195,13 @@ typedef struct ty_cli_jobinfo {
   size_t nnodes;
   uint32_t requeue_count;
   int64_t last_ckpt_ms; /* the last checkpoint the job reported, 0 = none */
-  ty_task_usage usage; /* accounting from the ranks' cgroups */
+  bool held;            /* an operator holds it */
+  double priority;      /* the scheduler's multifactor priority while pending */
+  uint64_t array_job_id; /* the array it is an element of, 0 = none */
+  uint32_t array_task_id;
+  char *dependency;     /* owned: the conditions not yet met, "" = none */
+  ty_task_usage usage; /* accounting: the ranks' cgroups (see usage_measured) */
+  bool usage_measured; /* false: some rank's CPU time is its CPUs held x wall clock */
   bool redacted;       /* command, env and graph payload withheld: not the caller's job */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
@@ -259,13 +291,18 @@ int ty_cli_load_job_file(const char *path, const char *user, const char *request
                          char *err, size_t err_len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
+/* ExplainJob (and GetJob) of a job or an array element ("123_7"). */
+int ty_cli_encode_job_ref(const ty_job_ref *r, ty_buf *out);
 /* GetTaskLocations; want_tokens asks for task tokens (logs, attach), which
  * traind gives only to the job's owner and operators. */
 int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out);
-int ty_cli_encode_cancel(const uint64_t *ids, size_t n, ty_buf *out);
+/* Jobs, arrays (every element still pending or running) and elements. */
+int ty_cli_encode_cancel(const ty_job_ref *refs, size_t n, ty_buf *out);
 int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out);
 
-int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id);
+/* The job's id, or an array's with its element count in *out_tasks (0 for
+ * a job that is no array; out_tasks may be NULL). */
+int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id, uint32_t *out_tasks);
 int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n);
 int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
                           ty_cli_event **out_events, size_t *out_nevents);
@@ -295,9 +332,18 @@ int ty_cli_table_render(const ty_cli_table *t, ty_buf *out);
  * `now_ms` is passed in so the output is a pure function of its inputs. */
 /* "0:05", "12:34", "1:02:03", "3-04:05:06" (squeue's TIME). */
 void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap);
+/* Local time "2026-12-01T08:00:00" (sep 'T') or "2026-12-01 08:00:00"
+ * (sep ' '); "-" for 0 (not yet). */
+void ty_cli_format_time(int64_t ms, char sep, char *out, size_t cap);
 /* "512", "64K", "1.5G" (powers of 1024). */
 void ty_cli_format_size(uint64_t bytes, char *out, size_t cap);
-int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, ty_buf *out);
+/* A job's run time so far (0 before it starts). */
+int64_t ty_cli_job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms);
+/* Node names when placed, else how many nodes it asks for; NUL-terminated. */
+void ty_cli_job_nodes(const ty_cli_jobinfo *j, ty_buf *b);
+/* fold: an array's pending elements share one line ("123_[5-999]", like squeue). */
+int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
+                       ty_buf *out);
 int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
                       bool json, ty_buf *out);
 int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);
@@ -308,7 +354,120 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
 /* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
 int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
 /* "Submitted job 42", "42" (quiet) or {"id":42}. */
-int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out);
+/* An array (tasks > 0): "Submitted array job 42 (1000 tasks)", {"id":42,"array_tasks":1000}. */
+int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out);
+
+/* ==== fields and accounting: fields.c, history.c, convert_history.c ===========================
+ * Named output fields (`--format id,name,state`, like squeue -O and sacct
+ * -o) and the accounting commands: `trainctl history` (GetHistory, like
+ * sacct) and `trainctl node show` (GetNode: the node and its events). */
+
+/* "id,name,state" (case-insensitive, no repeats) -> out. `what` names the
+ * option in errors; an unknown field's error lists the known ones. */
+int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *fields,
+                        size_t nfields, ty_cli_format *out, char *err, size_t err_len);
+/* "  id        the job id\n" lines for --help-format. */
+void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out);
+
+/* Table layout options: without the header row; and, when max_width > 0,
+ * text columns (never right-aligned ones) narrowed, widest first, until a
+ * row fits in max_width; a clipped cell ends in '+'. */
+typedef struct ty_cli_table_opts {
+  bool noheader;
+  size_t max_width; /* 0 = no limit (output not to a terminal) */
+} ty_cli_table_opts;
+int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, ty_buf *out);
+
+/* ls's fields (cli/ls.c): ty_cli_ls_fields[] has ty_cli_n_ls_fields; the
+ * default format is ls's historical columns. */
+extern const ty_cli_field ty_cli_ls_fields[];
+extern const size_t ty_cli_n_ls_fields;
+extern const char ty_cli_ls_default_format[];
+/* --sort over ls's fields. */
+int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
+                      size_t err_len);
+/* Sorts js in place by s (stable; no keys = as they came). TY_ENOMEM. */
+int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms);
+/* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
+int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
+                             const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
+
+/* A point in time on the command line (--since, --until): "now", "now-DUR"
+ * or "DUR" (that long ago: 90s, 15m, 2h, 1d), "@EPOCH" (seconds), or a
+ * local date "YYYY-MM-DD[THH:MM[:SS]]" (a space for the T also works). */
+int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *out_ms, char *err,
+                      size_t err_len);
+
+/* `history [--user U | --all-users] [--since T] [--until T] [--state S,S]
+ * [--queue Q] [--job ID,ID] [--ranks] [--limit N] [--format F] [--noheader]
+ * [--json]`. Without --user or --all-users: the caller's jobs (sacct's
+ * default); the command fills that in. */
+typedef struct ty_cli_history_args {
+  char *user, *queue; /* owned; NULL = any */
+  bool all_users, ranks, noheader, json, help, help_format;
+  int64_t since_ms, until_ms; /* 0 = no bound */
+  int states[TY_JOB_STATE_MAX];
+  size_t nstates;
+  uint64_t *ids; /* owned */
+  size_t nids;
+  uint32_t limit; /* 0 = the controller's cap */
+  ty_cli_format format;
+} ty_cli_history_args;
+int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out,
+                         char *err, size_t err_len);
+void ty_cli_history_args_close(ty_cli_history_args *a);
+/* history's fields (ty_cli_history_fields[] has ty_cli_n_history_fields). */
+extern const ty_cli_field ty_cli_history_fields[];
+extern const size_t ty_cli_n_history_fields;
+
+/* One rank of one run, as accounting recorded it (RankRecord). */
+typedef struct ty_cli_rank_record {
+  uint32_t run, rank;
+  char *node; /* owned */
+  int64_t start_ms, end_ms;
+  int state; /* ty_task_state */
+  int32_t exit_code, term_signal;
+  uint32_t cpus, gpus;
+  double cpu_s, gpu_s;
+  uint64_t mem_peak; /* 0 = not measured */
+  bool measured;
+} ty_cli_rank_record;
+/* One job as accounting sees it (JobRecord). Strings owned. */
+typedef struct ty_cli_record {
+  uint64_t id, array_job_id;
+  uint32_t array_task_id;
+  char *name, *user, *queue, *reason, *nodes; /* nodes: "a,b" */
+  int state;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  uint32_t requeue_count, cpus, gpus, time_limit_s;
+  uint64_t mem_bytes, mem_peak;
+  double cpu_s, gpu_s;
+  bool measured; /* CPU time and memory measured; else the allocation */
+  ty_cli_rank_record *ranks;
+  size_t nranks;
+} ty_cli_record;
+void ty_cli_records_free(ty_cli_record *rs, size_t n);
+int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out);
+int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_t *out_n,
+                          bool *out_truncated);
+/* Text (the format's fields; allocation-based times marked "~" with a
+ * note under the table unless noheader) or JSON (one job per line). */
+int ty_cli_render_history(const ty_cli_record *rs, size_t n, const ty_cli_history_args *a,
+                          int64_t now_ms, size_t max_width, ty_buf *out);
+
+/* A node's event (NodeEvent). Strings owned. */
+typedef struct ty_cli_node_event {
+  int64_t time_ms;
+  int from, to; /* ty node states; 0 = unchanged */
+  char *action, *reason, *actor;
+} ty_cli_node_event;
+void ty_cli_node_events_free(ty_cli_node_event *ev, size_t n);
+int ty_cli_encode_get_node(const char *name, uint32_t limit, ty_buf *out);
+int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
+                           ty_cli_node_event **out_ev, size_t *out_nev);
+int ty_cli_render_node_show(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev,
+                            int64_t now_ms, bool json, ty_buf *out);
 
 /* ==== scheduler commands: format_admin.c, convert_admin.c ====================================
  * The testable core of trainctl's scheduler commands (queue, node drain and
@@ -357,7 +516,10 @@ int ty_cli_encode_update_queue(const char *name, const char *action, char *const
                                size_t n, ty_buf *out);
 int ty_cli_encode_update_node(const char *name, const char *action, const char *reason,
                               ty_buf *out);
-int ty_cli_encode_update_job(uint64_t id, const char *action, int32_t priority, const char *queue,
+/* ref: a job, an array (every element that can take the action) or an
+ * element; time_limit_s for action "time". */
+int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t priority,
+                             const char *queue, uint32_t time_limit_s,
                              ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
@@ -369,7 +531,8 @@ int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t 
 /* UpdateNodeResponse: the node's state and reason (owned). */
 int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
 /* UpdateJobResponse: the job after the change. */
-int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out);
+/* The job changed (an array's first element) and how many changed (may be NULL). */
+int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out, uint32_t *out_changed);
 
 /* ---- command lines --------------------------------------------------------------
  * Queue options to settings: --tier N, --share W, --max-running N, --max-gpus N,
@@ -447,7 +610,7 @@ extern const char ty_rl_usage[];
  * TERMCAP, COLUMNS and LINES unless `pty`), and the variables the worker
  * sets per rank (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
  * MASTER_ADDR, MASTER_PORT, CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID,
- * TRAINYARD_NODE). */
+ * TRAINYARD_NODE), and an array element's TRAINYARD_ARRAY_* and SLURM_ARRAY_*. */
 bool ty_rl_env_denied(const char *entry, bool pty);
 
 /* A rank's contribution to the exit code: 128+N for signal N, else code. */

@@ -33,6 +33,10 @@ typedef int (*ty__cli_arg_fn)(ty_opts *it, int id, const char *v, void *ud, char
 int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
                   ty__cli_arg_fn on, void *ud, char *err, size_t err_len);
 
+/* --state's "running,PD": states (TY_JOB_STATE_MAX at most) appended to
+ * states[*nstates], duplicates dropped; errors name --state. */
+int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len);
+
 /* Number parsing that names the option in its error messages. */
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
                       char *err, size_t err_len);
@@ -81,6 +85,12 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv);
 int ty__cmd_job(ty__ctl *c, int argc, char **argv);
 int ty__cmd_why(ty__ctl *c, int argc, char **argv);
 int ty__cmd_share(ty__ctl *c, int argc, char **argv);
+/* Accounting (cmd_history.c): trainctl history, trainctl node show. */
+int ty__cmd_history(ty__ctl *c, int argc, char **argv);
+int ty__cmd_node_show(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_history[];
+/* Columns of the terminal stdout is, or 0 when it is not one (no clipping). */
+size_t ty__ctl_term_width(void);
 extern const char ty__usage_queue[], ty__usage_node[], ty__usage_job[], ty__usage_why[],
     ty__usage_share[];
 
@@ -150,7 +160,7 @@ typedef struct ty__cli_graph {
 int ty__cli_decode_graph(const uint8_t *p, size_t n, ty__cli_graph *out);
 void ty__cli_graph_close(ty__cli_graph *g);
 /* GetJobRequest, asking for the plan or not. */
-int ty__cli_encode_get_job(uint64_t id, bool with_plan, ty_buf *out);
+int ty__cli_encode_get_job(const ty_job_ref *ref, bool with_plan, ty_buf *out);
 
 /* ==== plans: cmd_plan.c, convert_graph.c =====================================================
  * `trainctl plan JOB.pb`: the plan the controller makes for a graph job
@@ -166,6 +176,15 @@ int ty__cli_decode_plan_job(const uint8_t *p, size_t n, uint8_t **out_plan, size
                             bool *out_cached);
 int ty__cmd_plan(ty__ctl *c, int argc, char **argv);
 extern const char ty__usage_plan[];
+/* plan --mesh: trainyard-plan's planning (plan_local.c); in trainctl, the
+ * exec of trainyard-plan beside it (plan_exec.c). argv as for plan. */
+int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv);
+/* The job file as a graph job spec (with --parallelism applied): 0, or the
+ * exit code after saying why. */
+int ty__cli_plan_load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out);
+/* Prints a plan as text (or --json), "planned here" or "by the controller". */
+int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const struct ty_plan *p,
+                       bool cached);
 /* Appends show's "Plan:" block for a plan file (a line saying why when it
  * does not decode). */
 void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out);

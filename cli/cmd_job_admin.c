@@ -20,39 +20,53 @@ const char ty__usage_job[] =
     "       trainctl job move ID QUEUE    move a pending job to another queue\n"
     "       trainctl job checkpoint ID    report a checkpoint now (running jobs; from\n"
     "                                     the job: $TRAINYARD_JOB_ID), so preemption\n"
-    "                                     picks jobs that lose the least work\n";
+    "                                     picks jobs that lose the least work\n"
+    "       trainctl job update ID --time LIMIT  change the time limit (within the\n"
+    "                                     queue's maximum), e.g. 2h, 1:30:00\n"
+    "       trainctl job requeue ID       a running job is killed and pends again; a\n"
+    "                                     finished one pends again\n"
+    "ID may be an array (every element that can take the change) or one element\n"
+    "(123_7). Each change is recorded in the job's history with who made it.\n";
 
 const char ty__usage_why[] =
-    "Usage: trainctl why ID [--json]\n"
+    "Usage: trainctl why ID|ARRAY_TASK [--json]\n"
     "\n"
     "Why job ID is pending, in numbers: its position among pending jobs, its\n"
     "priority split into weighted factors (tier, age, fair share, size, job\n"
     "priority), its owner's fair-share standing, how many nodes would hold a member\n"
     "of its gang and why others would not, and an estimated start from the running\n"
-    "jobs' time limits (the backfill reservation).\n";
+    "jobs' time limits (the backfill reservation); for a job waiting on others\n"
+    "(--dependency), the conditions not yet met.\n";
 
-static int job_change(ty__ctl *c, const char *action, uint64_t id, int32_t prio,
-                      const char *queue) {
+static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int32_t prio,
+                      const char *queue, uint32_t time_s) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
   ty_cli_jobinfo j = {0};
-  int code = ty_cli_encode_update_job(id, action, prio, queue, &req) == 0
+  uint32_t changed = 0;
+  char name[48];
+  ty_job_ref_format(ref, name, sizeof name);
+  int code = ty_cli_encode_update_job(ref, action, prio, queue, time_s, &req) == 0
                  ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
-  if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j) != 0)
+  if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j, &changed) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
   if (code == 0 && !strcmp(action, "checkpoint")) {
     time_t t = (time_t)(j.last_ckpt_ms / 1000);
     struct tm tm;
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-    printf("Job %llu: checkpoint recorded at %s; a preemption now loses only the work done "
-           "since\n", (unsigned long long)id, when);
+    printf("Job %s: checkpoint recorded at %s; a preemption now loses only the work done "
+           "since\n", name, when);
+  } else if (code == 0 && changed > 1) {
+    printf("Array %s: %s applied to %u elements\n", name, action, changed);
   } else if (code == 0) {
-    printf("Job %llu: %s (queue %s, priority %d%s)\n", (unsigned long long)id,
-           ty_job_state_name(j.state), j.spec.queue ? j.spec.queue : "",
-           j.spec.priority, !strcmp(action, "hold") ? ", held" : "");
+    char limit[32] = "";
+    if (j.spec.time_limit_s) ty_cli_format_elapsed((int64_t)j.spec.time_limit_s * 1000, limit, sizeof limit);
+    printf("Job %s: %s (queue %s, priority %d%s%s%s)\n", name, ty_job_state_name(j.state),
+           j.spec.queue ? j.spec.queue : "", j.spec.priority, j.held ? ", held" : "",
+           limit[0] ? ", time limit " : "", limit);
   }
   ty_cli_jobinfo_close(&j);
   ty_rpc_result_close(&res);
@@ -64,13 +78,20 @@ typedef struct job_argv {
   const char **args;
   int nargs, n;
   bool help;
+  const char *time; /* update's --time */
 } job_argv;
+
+static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
 
 static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   job_argv *a = ud;
   (void)it, (void)err, (void)err_len;
   if (id == 'h')
     a->help = true;
+  else if (id == 't')
+    a->time = v;
   else if (a->n == a->nargs)
     return TY_EINVAL;
   else
@@ -78,40 +99,63 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   return 0;
 }
 
-/* ACTION's arguments (ID, and N or QUEUE) and --help, in any order; 0, -1
- * for --help, or TY_EINVAL with err set. */
-static int job_args(int argc, char **argv, int nargs, const char **args, char *err,
-                    size_t err_len) {
-  job_argv a = {.args = args, .nargs = nargs};
-  int rc = ty__cli_parse(argc, argv, "h", ty__cli_help_only, on_job_arg, &a, err, err_len);
-  if (rc == 0 && !a.help && a.n != nargs) rc = TY_EINVAL;
-  return rc == 0 && a.help ? -1 : rc;
+/* ACTION's arguments (ID, and N or QUEUE; update's --time) and --help, in
+ * any order; 0, -1 for --help, or TY_EINVAL with err set. */
+static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, size_t err_len) {
+  int rc = ty__cli_parse(argc, argv, update ? "t:h" : "h",
+                         update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
+  if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
+  if (rc == 0 && !a->help && update && !a->time)
+    rc = ty_errf(err, err_len, TY_EINVAL, "job update: --time LIMIT is required");
+  return rc == 0 && a->help ? -1 : rc;
+}
+
+/* The change's values from its arguments: the job reference, a priority,
+ * a time limit; TY_EINVAL with err set. */
+static int job_values(const char *sub, const job_argv *a, ty_job_ref *ref, int32_t *prio,
+                      uint32_t *time_s, char *err, size_t err_len) {
+  ty_job_ref *refs = NULL;
+  size_t n = 0;
+  int rc = ty_job_refs_parse("job", a->args[0], &refs, &n, err, err_len);
+  if (rc == 0 && n != 1)
+    rc = ty_errf(err, err_len, TY_EINVAL, "job %s: \"%s\" names several jobs; give one (an "
+                 "array's id changes all its elements)", sub, a->args[0]);
+  if (rc == 0) *ref = refs[0];
+  free(refs);
+  if (rc == 0 && !strcmp(sub, "priority"))
+    rc = ty__cli_parse_priority("priority", a->args[1], prio, err, err_len);
+  if (rc == 0 && a->time && (ty_parse_duration(a->time, time_s) != 0 || *time_s == 0))
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "--time: \"%s\" is not a duration above 0 (examples: 90, 15m, 2h, 1:30:00)",
+                 a->time);
+  return rc;
 }
 
 int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
   static const struct {
-    const char *action, *expects;
+    const char *action, *expects, *sent;
     int nargs;
-  } subs[] = {{"hold", "ID", 1},         {"release", "ID", 1},   {"priority", "ID N", 2},
-              {"move", "ID QUEUE", 2}, {"checkpoint", "ID", 1}};
+  } subs[] = {{"hold", "ID", "hold", 1},          {"release", "ID", "release", 1},
+              {"priority", "ID N", "priority", 2}, {"move", "ID QUEUE", "move", 2},
+              {"checkpoint", "ID", "checkpoint", 1}, {"update", "ID --time LIMIT", "time", 1},
+              {"requeue", "ID", "requeue", 1}};
   char err[TY_ERR_LEN] = "";
   const char *sub = NULL, *args[2] = {NULL, ""};
   int code = ty__ctl_group("job", ty__usage_job, argc, argv, &sub);
   if (code >= 0) return code;
   for (size_t i = 0; i < TY_ARRAY_LEN(subs); i++) {
     if (strcmp(sub, subs[i].action) != 0) continue;
-    int rc = job_args(argc - 1, argv + 1, subs[i].nargs, args, err, sizeof err);
+    job_argv a = {.args = args, .nargs = subs[i].nargs};
+    int rc = job_args(argc - 1, argv + 1, !strcmp(sub, "update"), &a, err, sizeof err);
     if (rc == -1) return fputs(ty__usage_job, stdout), TY_CLI_EXIT_OK;
     if (rc == TY_EINVAL && !err[0])
       ty_errf(err, sizeof err, TY_EINVAL, "job %s: expects %s", sub, subs[i].expects);
-    if (rc != 0) return ty__ctl_usage("job", err);
-    uint64_t id;
+    ty_job_ref ref;
     int32_t prio = 0;
-    if (ty_cli_parse_job_id(args[0], &id, err, sizeof err) != 0) return ty__ctl_usage("job", err);
-    bool priority = !strcmp(sub, "priority");
-    if (priority && ty__cli_parse_priority("priority", args[1], &prio, err, sizeof err) != 0)
-      return ty__ctl_usage("job", err);
-    return job_change(c, sub, id, prio, priority ? "" : args[1]);
+    uint32_t time_s = 0;
+    if (rc == 0) rc = job_values(sub, &a, &ref, &prio, &time_s, err, sizeof err);
+    if (rc != 0) return ty__ctl_usage("job", err);
+    return job_change(c, subs[i].sent, &ref, prio, !strcmp(sub, "move") ? args[1] : "", time_s);
   }
   ty_errf(err, sizeof err, TY_EINVAL, "job: unknown subcommand \"%s\"", sub);
   return ty__ctl_usage("job", err);
@@ -129,7 +173,8 @@ int ty__cmd_why(ty__ctl *c, int argc, char **argv) {
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
   ty_cli_explain e = {0};
-  int code = ty_cli_encode_job_id(a.id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_job_ref(&(ty_job_ref){a.id, a.has_task, a.task}, &req) == 0
+                 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_EXPLAIN_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_explain(res.payload, res.payload_len, &e) != 0)
     code = ty__ctl_bad_answer(TY_M_EXPLAIN_JOB);

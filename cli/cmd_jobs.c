@@ -10,7 +10,8 @@
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
-    "Usage: trainctl ls [--state S[,S...]] [--user U] [--queue Q] [--all] [--json]\n"
+    "Usage: trainctl ls [--state S[,S...]] [--user U] [--queue Q] [--all] [--since T]\n"
+    "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
     "  -s, --state S,S   pending, running, completed, failed, cancelled, timeout,\n"
@@ -18,12 +19,22 @@ const char ty__usage_ls[] =
     "  -u, --user U      only U's jobs\n"
     "  -q, --queue Q     only jobs in queue Q\n"
     "  -a, --all         jobs in every state, finished ones included\n"
-    "  --json            a JSON array, one job per line\n"
-    "Columns: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names, or the count\n"
-    "asked for while pending) REASON (why it is pending, or why it ended).\n";
+    "  -r, --array       one line per array element (by default an array's pending\n"
+    "                    elements share one line, 123_[5-999], like squeue)\n"
+    "  --since T         only jobs submitted, started or ended since T (now-2h, 2h,\n"
+    "                    @EPOCH, YYYY-MM-DD[THH:MM[:SS]])\n"
+    "  -o, --format F,F  the fields to show (--help-format lists them)\n"
+    "  -S, --sort F,F    sort by these fields; -F sorts that one descending\n"
+    "                    (default: by id)\n"
+    "  -n, --noheader    no header line\n"
+    "  --json            a JSON array, one job per line (sorted, all fields)\n"
+    "Columns by default: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names,\n"
+    "or the count asked for while pending) REASON (why it is pending, or why it\n"
+    "ended). On a terminal, text columns are clipped to its width (a '+' ends a\n"
+    "clipped cell).\n";
 
 const char ty__usage_show[] =
-    "Usage: trainctl show ID [--json]\n"
+    "Usage: trainctl show ID|ARRAY_TASK [--json]\n"
     "\n"
     "Everything about job ID: its spec, state, times, nodes, exit status and its\n"
     "event history (every state change with the reason).\n";
@@ -32,7 +43,8 @@ const char ty__usage_cancel[] =
     "Usage: trainctl cancel ID... [--json]\n"
     "\n"
     "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
-    "SIGKILL after the grace period). Prints one result per id; exits 4 if any id\n"
+    "SIGKILL after the grace period). An array's id cancels every element still\n"
+    "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result per id; exits 4 if any id\n"
     "is unknown, 1 if any other could not be cancelled.\n";
 
 static int64_t now_ms(void) {
@@ -43,10 +55,16 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
   if (ty_cli_parse_ls(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("ls", err);
-  if (a.help) {
-    fputs(ty__usage_ls, stdout);
+  if (a.help || a.help_format) {
+    ty_buf b;
+    ty_buf_init(&b);
+    if (a.help) ty_buf_printf(&b, "%s", ty__usage_ls);
+    else ty_buf_printf(&b, "Fields of trainctl ls --format and --sort:\n");
+    if (a.help_format) ty_cli_describe_fields(ty_cli_ls_fields, ty_cli_n_ls_fields, &b);
+    int code = ty__ctl_write(&b);
+    ty_buf_close(&b);
     ty_cli_ls_args_close(&a);
-    return 0;
+    return code;
   }
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);
@@ -57,8 +75,13 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
   if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
-  if (code == 0 && ty_cli_render_jobs(js, n, now_ms(), a.json || c->g.json, &out) == 0)
-    code = ty__ctl_write(&out);
+  int64_t now = now_ms();
+  if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
+  ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};
+  int rc = 0;
+  if (code == 0 && (a.json || c->g.json)) rc = ty_cli_render_jobs(js, n, now, true, false, &out);
+  else if (code == 0) rc = ty_cli_render_jobs_table(js, n, now, !a.array, &a.format, &o, &out);
+  if (code == 0) code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;
   ty_cli_jobinfos_free(js, n);
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);
@@ -81,7 +104,7 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_event *ev = NULL;
   size_t nev = 0;
   bool json = a.json || c->g.json;
-  int code = ty__cli_encode_get_job(a.id, !json, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty__cli_encode_get_job(&(ty_job_ref){a.id, a.has_task, a.task}, !json, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
@@ -109,7 +132,7 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_rpc_result res = {0};
   ty_cancel_result *rs = NULL;
   size_t n = 0;
-  int code = ty_cli_encode_cancel(a.ids, a.nids, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_cancel(a.refs, a.nrefs, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &rs, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);

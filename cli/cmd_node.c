@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainctl node ls|drain|resume. `ls` is `trainctl nodes`; drain takes a node
- * out of scheduling while its running jobs finish (DRAINING, then DRAINED),
- * resume puts it back. Both are recorded with the caller's name.
+ * trainctl node ls|show|drain|resume. `ls` is `trainctl nodes`, `show` is
+ * cmd_history.c's; drain takes a node out of scheduling while its running
+ * jobs finish (DRAINING, then DRAINED), resume puts it back. Both are
+ * recorded with the caller's name.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,14 @@
 
 const char ty__usage_node[] =
     "Usage: trainctl node ls [--json]\n"
+    "       trainctl node show NAME [--limit N] [--json]\n"
     "       trainctl node drain NAME [--reason TEXT]\n"
     "       trainctl node resume NAME\n"
     "\n"
     "drain: the node takes no new jobs; running ones finish, then it is DRAINED.\n"
-    "resume: the node takes jobs again.\n";
+    "resume: the node takes jobs again.\n"
+    "show: the node and its events, oldest first (the newest N, default 100):\n"
+    "registrations, DOWN and UP, drains and resumes, with the reason and who.\n";
 
 enum { N_REASON = TY__CLI_OPT_FIRST, N_HELP = 'h' };
 static const struct option drain_opts[] = {{"reason", required_argument, NULL, N_REASON},
@@ -60,6 +64,7 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
   int group = ty__ctl_group("node", ty__usage_node, argc, argv, &sub);
   if (group >= 0) return group;
   if (!strcmp(argv[0], "ls")) return ty__cmd_nodes(c, argc - 1, argv + 1);
+  if (!strcmp(argv[0], "show")) return ty__cmd_node_show(c, argc - 1, argv + 1);
   bool drain = !strcmp(argv[0], "drain");
   if (!drain && strcmp(argv[0], "resume") != 0) {
     ty_errf(err, sizeof err, TY_EINVAL, "node: unknown subcommand \"%s\"", argv[0]);

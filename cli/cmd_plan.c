@@ -10,6 +10,13 @@
  * --json its JSON document, docs/planner.md).
  *
  * Also `trainctl show`'s short "Plan:" block of a job's stored plan.
+ *
+ * Planning here needs the planner's search and the model importer (and
+ * with them OpenBLAS, GLPK, libgfortran), which no other command needs:
+ * that half lives in the helper trainyard-plan (plan_local.c) that
+ * `plan --mesh` runs in trainctl's place, so every other trainctl
+ * command starts without loading them (OpenBLAS starts a thread per CPU
+ * when loaded). This file is compiled into both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +24,6 @@
 
 #include "cli/cli_internal.h"
 #include "ops/plan/plan.h"
-#include "ops/train/train.h"
 #include "proto/methods.h"
 
 const char ty__usage_plan[] =
@@ -95,54 +101,6 @@ void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out) {
   ty_plan_destroy(p);
 }
 
-/* ---- planning here -------------------------------------------------------------------- */
-
-/* The request of --mesh and the cost model's options: 0, or exit code 2. */
-static int local_request(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan_request *req) {
-  char err[TY_ERR_LEN] = "", what[32];
-  ty_plan_request_init(req);
-  req->mode = (ty_plan_mode)s->parallelism;
-  int rc = ty_plan_parse_mesh("--mesh", a->mesh, &req->cluster.nodes,
-                              &req->cluster.devices_per_node, err, sizeof err);
-  for (int i = 0; rc == 0 && i < TY_PLAN_N_CLUSTER_OPTIONS; i++) {
-    if (!a->rates[i]) continue;
-    snprintf(what, sizeof what, "--%s", ty_cli_plan_rate_key(i));
-    rc = ty_plan_cluster_set(&req->cluster, ty_cli_plan_rate_key(i), what, a->rates[i], err,
-                             sizeof err);
-  }
-  if (rc == 0 && req->cluster.device_flops == 0 &&
-      ty_plan_cpu_flops(NULL, (int)(s->cpus_per_task ? s->cpus_per_task : 1), err, sizeof err,
-                        &req->cluster.device_flops) != 0) {
-    ty__ctl_err("--device-flops cpu: %s", err);
-    return TY_CLI_EXIT_ERROR;
-  }
-  return rc == 0 ? 0 : ty__ctl_usage("plan", err);
-}
-
-/* Imports the job's model and config here and plans them: 0, or the exit
- * code after saying why (5: the job's fault), in the controller's words. */
-static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **out) {
-  ty_plan_request req;
-  int code = local_request(a, s, &req);
-  if (code != 0) return code;
-  char err[TY_ERR_LEN] = "", why[TY_ERR_LEN];
-  const char *what = "";
-  ty_train_job job;
-  int rc = ty_train_job_load(s->model_path, s->model_bytes, s->model_len, s->train_config,
-                             s->train_config_len, &job, &what, err, sizeof err);
-  if (rc != 0) {
-    ty__ctl_err("%s: job.graph.%s: %s", a->file, what, err[0] ? err : ty_strerror(rc));
-    return rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
-  }
-  ty_train_plan_request(&job.config, &req);
-  if ((rc = ty_plan_search(job.graph, &req, err, sizeof err, out)) != 0) {
-    ty_train_plan_refusal(&req, rc, err, why, sizeof why);
-    ty__ctl_err("%s: job.graph: %s", a->file, why);
-  }
-  ty_train_job_close(&job);
-  return rc == 0 ? 0 : rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
-}
-
 /* ---- asking the controller ------------------------------------------------------------ */
 
 static int plan_there(ty__ctl *c, const ty_job_spec *s, ty_plan **out, bool *out_cached) {
@@ -169,8 +127,8 @@ static int plan_there(ty__ctl *c, const ty_job_spec *s, ty_plan **out, bool *out
 
 /* ---- the command ---------------------------------------------------------------------- */
 
-static int print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty_plan *p,
-                      bool cached) {
+int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty_plan *p,
+                       bool cached) {
   ty_buf out;
   ty_buf_init(&out);
   int rc = 0;
@@ -193,7 +151,7 @@ static int print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty_
 }
 
 /* The job file as a graph job spec: 0, or the exit code after saying why. */
-static int load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out) {
+int ty__cli_plan_load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out) {
   ty_buf raw;
   ty_buf_init(&raw);
   char err[TY_ERR_LEN] = "";
@@ -222,13 +180,14 @@ int ty__cmd_plan(ty__ctl *c, int argc, char **argv) {
     fputs(ty__usage_plan, stdout);
     return TY_CLI_EXIT_OK;
   }
+  if (a.mesh) return ty__cmd_plan_local(c, argc, argv);
   ty_job_spec s;
-  int code = load_job(c, &a, &s);
+  int code = ty__cli_plan_load_job(c, &a, &s);
   if (code != 0) return code;
   ty_plan *p = NULL;
   bool cached = false;
-  code = a.mesh ? plan_here(&a, &s, &p) : plan_there(c, &s, &p, &cached);
-  if (code == 0) code = print_plan(&a, &s, p, cached);
+  code = plan_there(c, &s, &p, &cached);
+  if (code == 0) code = ty__cli_print_plan(&a, &s, p, cached);
   ty_plan_destroy(p);
   ty_job_spec_close(&s);
   return code;

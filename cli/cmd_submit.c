@@ -39,9 +39,19 @@ const char ty__usage_submit[] =
     "  --cwd DIR             working directory on the nodes (default your current one)\n"
     "  --export NAME=VALUE   add to the tasks' environment; NAME alone copies yours\n"
     "                        (repeatable)\n"
+    "  --array SPEC          a job array, one job per task index, like sbatch --array:\n"
+    "                        0-999, 1,3,5-9, 0-99:2 (step), 0-999%10 (at most 10\n"
+    "                        running at once); each element gets TRAINYARD_ARRAY_JOB_ID,\n"
+    "                        TRAINYARD_ARRAY_TASK_ID and Slurm's SLURM_ARRAY_* variables\n"
+    "  --dependency LIST     start only once LIST holds: afterok:ID[:ID...],\n"
+    "                        afterany:ID, afternotok:ID, after:ID, singleton, joined\n"
+    "                        by ',' (all) or '?' (any); ID may be an array (all its\n"
+    "                        elements) or one element (123_7)\n"
+    "  --kill-on-invalid-dep yes|no  cancel the job if its dependency can never be met\n"
+    "                        (default: the controller's setting)\n"
     "Output:\n"
     "  -q, --quiet           print only the job id\n"
-    "  --json                print {\"id\": N}\n";
+    "  --json                print {\"id\": N} ({\"id\": N, \"array_tasks\": T} for an array)\n";
 
 static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
   char err[TY_ERR_LEN] = "", rid[TY_CLI_REQUEST_ID_LEN + 1];
@@ -74,12 +84,13 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
   uint64_t id = 0;
+  uint32_t tasks = 0;
   int code = build_request(c, &a, &req);
   if (code == 0) code = ty__ctl_call_retrying(c, TY_CLI_OP_SUBMIT, TY_M_SUBMIT_JOB, &req, &res);
-  if (code == 0 && ty_cli_decode_submit(res.payload, res.payload_len, &id) != 0)
+  if (code == 0 && ty_cli_decode_submit(res.payload, res.payload_len, &id, &tasks) != 0)
     code = ty__ctl_bad_answer(TY_M_SUBMIT_JOB);
   if (code == 0) {
-    ty_cli_render_submitted(id, a.quiet, a.json || c->g.json, &out);
+    ty_cli_render_submitted(id, tasks, a.quiet, a.json || c->g.json, &out);
     code = ty__ctl_write(&out);
   }
   ty_rpc_result_close(&res);

@@ -90,7 +90,8 @@ static void fetch_progress(ty__ctl *c, top_data *d, size_t max) {
     ty_buf req;
     ty_buf_init(&req);
     ty_rpc_result res = {0};
-    if (ty__cli_encode_get_job(j->id, false, &req) == 0 && call(c, TY_M_GET_JOB, &req, &res) == 0 &&
+    ty_job_ref ref = {.id = j->id};
+    if (ty__cli_encode_get_job(&ref, false, &req) == 0 && call(c, TY_M_GET_JOB, &req, &res) == 0 &&
         ty__cli_decode_graph(res.payload, res.payload_len, &d->graphs[i]) == 0 &&
         d->graphs[i].has_progress)
       d->progress[i] = &d->graphs[i].progress;

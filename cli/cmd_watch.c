@@ -202,6 +202,10 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a; /* the same shape: ID [--json] */
   if (ty_cli_parse_show(argc - 1, argv + 1, &a, err, sizeof err) != 0)
     return ty__ctl_usage("checkpoint", err);
+  if (a.has_task) {
+    ty_errf(err, sizeof err, TY_EINVAL, "checkpoint ls: name an array element by its own job id");
+    return ty__ctl_usage("checkpoint", err);
+  }
   if (a.help) return fputs(ty__usage_checkpoint, stdout), 0;
   ty__cli_graph g;
   int code = fetch(c, a.id, &g);

@@ -22,10 +22,13 @@
 int ty_cli_encode_submit(const ty_job_spec *j, const char *request_id, ty_buf *out) {
   ty_proto_job pj;
   ty_proto_encode_job(j, &pj);
+  int rc = ty_proto_encode_job_extra(j, &pj);
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = &pj.job;
   req.request_id = ty_wire_str(request_id);
-  return ty_wire_pack(&req.base, out);
+  if (rc == 0) rc = ty_wire_pack(&req.base, out);
+  ty_proto_job_close(&pj);
+  return rc;
 }
 
 int ty_cli_encode_submit_raw(const uint8_t *data, size_t len, const char *user,
@@ -98,14 +101,19 @@ int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   req.n_states = a->all ? 0 : a->nstates;
   req.states = states;
   req.user = ty_wire_str(a->user), req.queue = ty_wire_str(a->queue);
+  req.since_ms = a->since_ms;
   return ty_wire_pack(&req.base, out);
 }
 
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out) {
-  /* GetJobRequest and GetTaskLocationsRequest are both { uint64 job_id = 1; }
-   * but are packed through their own descriptors to stay honest. */
-  Trainyard__GetJobRequest req = TRAINYARD__GET_JOB_REQUEST__INIT;
-  req.job_id = id;
+  return ty_cli_encode_job_ref(&(ty_job_ref){.id = id}, out);
+}
+
+int ty_cli_encode_job_ref(const ty_job_ref *r, ty_buf *out) {
+  /* ExplainJobRequest has GetJobRequest's fields 1, 4 and 5 (job_id,
+   * has_task, task) and is packed through its own descriptor to stay honest. */
+  Trainyard__ExplainJobRequest req = TRAINYARD__EXPLAIN_JOB_REQUEST__INIT;
+  req.job_id = r->id, req.has_task = r->has_task, req.task = r->task;
   return ty_wire_pack(&req.base, out);
 }
 
@@ -116,10 +124,21 @@ int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_cancel(const uint64_t *ids, size_t n, ty_buf *out) {
+int ty_cli_encode_cancel(const ty_job_ref *refs, size_t n, ty_buf *out) {
+  /* Every reference goes in `refs`, so the results come back in the order given. */
+  Trainyard__JobRef *v = ty_wire_calloc(n, sizeof *v);
+  Trainyard__JobRef **pv = ty_wire_calloc(n, sizeof *pv);
+  int rc = v && pv ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    trainyard__job_ref__init(&v[i]);
+    v[i].job_id = refs[i].id, v[i].has_task = refs[i].has_task, v[i].task = refs[i].task;
+    pv[i] = &v[i];
+  }
   Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
-  req.n_job_ids = n, req.job_ids = (uint64_t *)ids;
-  return ty_wire_pack(&req.base, out);
+  req.n_refs = n, req.refs = pv;
+  if (rc == 0) rc = ty_wire_pack(&req.base, out);
+  free(v), free(pv);
+  return rc;
 }
 
 int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool follow, ty_buf *out) {
@@ -141,10 +160,14 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->submit_ms = pb->submit_time_ms, j->start_ms = pb->start_time_ms, j->end_ms = pb->end_time_ms;
   j->requeue_count = pb->requeue_count;
   j->last_ckpt_ms = pb->last_checkpoint_ms;
+  j->held = pb->held, j->priority = pb->priority;
+  j->array_job_id = pb->array_job_id, j->array_task_id = pb->array_task_id;
   j->usage = (ty_task_usage){pb->cpu_usec, pb->mem_peak_bytes, pb->io_read_bytes,
                              pb->io_write_bytes};
+  j->usage_measured = pb->usage_measured;
   j->redacted = pb->redacted;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
+  if (rc == 0 && !(j->dependency = ty_wire_strdup(pb->dependency))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);
   if (rc == 0) j->nnodes = pb->n_nodes;
   return rc;
@@ -154,6 +177,7 @@ void ty_cli_jobinfo_close(ty_cli_jobinfo *j) {
   if (!j) return;
   ty_job_spec_close(&j->spec);
   free(j->reason);
+  free(j->dependency);
   ty_wire_strv_free(j->nodes, j->nnodes);
   memset(j, 0, sizeof *j);
 }
@@ -163,10 +187,11 @@ void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n) {
   free(js);
 }
 
-int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id) {
+int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id, uint32_t *out_tasks) {
   Trainyard__SubmitJobResponse *r = ty_wire_unpack(&trainyard__submit_job_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
   *out_id = r->job_id;
+  if (out_tasks) *out_tasks = r->array_tasks;
   ty_wire_free(r);
   return 0;
 }
@@ -246,6 +271,43 @@ int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *o
   return 0;
 }
 
+int ty_cli_encode_get_node(const char *name, uint32_t limit, ty_buf *out) {
+  Trainyard__GetNodeRequest req = TRAINYARD__GET_NODE_REQUEST__INIT;
+  req.name = ty_wire_str(name), req.limit = limit;
+  return ty_wire_pack(&req.base, out);
+}
+
+static int node_event_from_pb(const Trainyard__NodeEvent *m, ty_cli_node_event *e) {
+  *e = (ty_cli_node_event){.time_ms = m->time_ms, .from = (int)m->from_state, .to = (int)m->to_state};
+  e->action = ty_wire_strdup(m->action), e->reason = ty_wire_strdup(m->reason);
+  e->actor = ty_wire_strdup(m->actor);
+  return e->action && e->reason && e->actor ? 0 : TY_ENOMEM;
+}
+
+int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
+                           ty_cli_node_event **out_ev, size_t *out_nev) {
+  Trainyard__GetNodeResponse *m = ty_wire_unpack(&trainyard__get_node_response__descriptor, p, n);
+  if (!m || !m->node) {
+    ty_wire_free(m);
+    return TY_EPROTO;
+  }
+  memset(out_node, 0, sizeof *out_node);
+  ty_cli_node_event *ev = ty_wire_calloc(m->n_events, sizeof *ev);
+  int rc = ev ? node_from_pb(m->node, out_node) : TY_ENOMEM;
+  size_t k = 0;
+  while (rc == 0 && k < m->n_events) rc = node_event_from_pb(m->events[k], &ev[k]), k++;
+  ty_wire_free(m);
+  if (rc != 0) {
+    ty_cli_node_events_free(ev, k);
+    free(out_node->name), free(out_node->io_addr), free(out_node->reason);
+    free(out_node->topology);
+    memset(out_node, 0, sizeof *out_node);
+    return rc;
+  }
+  *out_ev = ev, *out_nev = k;
+  return 0;
+}
+
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n) {
   for (size_t i = 0; ns && i < n; i++)
     free(ns[i].name), free(ns[i].io_addr), free(ns[i].reason), free(ns[i].topology);
@@ -295,6 +357,8 @@ int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cancel_result **out, siz
   ty_cancel_result *rs = ty_wire_calloc(r->n_results, sizeof *rs);
   for (size_t i = 0; rs && i < r->n_results; i++) {
     rs[i].job_id = r->results[i]->job_id, rs[i].status = r->results[i]->status;
+    rs[i].has_task = r->results[i]->has_task, rs[i].task = r->results[i]->task;
+    rs[i].cancelled = r->results[i]->cancelled;
     snprintf(rs[i].message, sizeof rs[i].message, "%s", ty_wire_str(r->results[i]->message));
   }
   *out = rs;

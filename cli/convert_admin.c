@@ -28,10 +28,12 @@ int ty_cli_encode_update_node(const char *name, const char *action, const char *
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_update_job(uint64_t id, const char *action, int32_t priority,
-                             const char *queue, ty_buf *out) {
+int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t priority,
+                             const char *queue, uint32_t time_limit_s, ty_buf *out) {
   Trainyard__UpdateJobRequest r = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
-  r.job_id = id, r.action = ty_wire_str(action);
+  r.job_id = ref->id, r.has_task = ref->has_task, r.task = ref->task;
+  r.time_limit_s = time_limit_s;
+  r.action = ty_wire_str(action);
   r.priority = priority, r.queue = ty_wire_str(queue);
   return ty_wire_pack(&r.base, out);
 }
@@ -163,9 +165,10 @@ int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char *
 }
 
 /* Re-wraps the JobInfo as a GetJobResponse so cli/convert.c decodes it. */
-int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out) {
+int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out, uint32_t *out_changed) {
   Trainyard__UpdateJobResponse *r = ty_wire_unpack(&trainyard__update_job_response__descriptor, p, n);
   int rc = r && r->job ? 0 : TY_EPROTO;
+  if (rc == 0 && out_changed) *out_changed = r->changed;
   if (rc == 0) {
     Trainyard__GetJobResponse g = TRAINYARD__GET_JOB_RESPONSE__INIT;
     g.job = r->job;

@@ -53,9 +53,9 @@ void ty__cli_graph_close(ty__cli_graph *g) {
   memset(g, 0, sizeof *g);
 }
 
-int ty__cli_encode_get_job(uint64_t id, bool with_plan, ty_buf *out) {
+int ty__cli_encode_get_job(const ty_job_ref *ref, bool with_plan, ty_buf *out) {
   Trainyard__GetJobRequest req = TRAINYARD__GET_JOB_REQUEST__INIT;
-  req.job_id = id;
+  req.job_id = ref->id, req.has_task = ref->has_task, req.task = ref->task;
   req.with_plan = with_plan;
   return ty_wire_pack(&req.base, out);
 }

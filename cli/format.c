@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -44,14 +45,13 @@ static const char *queue_name(const char *q) {
   return q && *q ? q : "default";
 }
 
-static int64_t job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms) {
+int64_t ty_cli_job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms) {
   if (j->start_ms <= 0) return 0;
   int64_t end = j->end_ms > 0 ? j->end_ms : now_ms;
   return end > j->start_ms ? end - j->start_ms : 0;
 }
 
-/* Node names when placed, else how many nodes the job asks for. */
-static void job_nodes(const ty_cli_jobinfo *j, ty_buf *b) {
+void ty_cli_job_nodes(const ty_cli_jobinfo *j, ty_buf *b) {
   for (size_t i = 0; i < j->nnodes; i++)
     ty_buf_printf(b, "%s%s", i ? "," : "", j->nodes[i]);
   if (j->nnodes == 0) ty_buf_printf(b, "%u", j->spec.nodes ? j->spec.nodes : 1);
@@ -104,46 +104,32 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
   ty_json_key(js, "end_time_ms"), ty_json_int(js, j->end_ms);
   json_str_array(js, "nodes", j->nodes, j->nnodes);
   ty_json_key(js, "requeue_count"), ty_json_uint(js, j->requeue_count);
+  ty_json_key(js, "held"), ty_json_bool(js, j->held);
+  if (j->array_job_id) {
+    ty_json_key(js, "array_job_id"), ty_json_uint(js, j->array_job_id);
+    ty_json_key(js, "array_task_id"), ty_json_uint(js, j->array_task_id);
+  }
+  ty_json_key(js, "dependency"), ty_json_string(js, j->dependency ? j->dependency : "");
   ty_json_key(js, "usage"), ty_json_begin_object(js);
   ty_json_key(js, "cpu_usec"), ty_json_uint(js, j->usage.cpu_usec);
   ty_json_key(js, "mem_peak_bytes"), ty_json_uint(js, j->usage.mem_peak_bytes);
   ty_json_key(js, "io_read_bytes"), ty_json_uint(js, j->usage.io_read_bytes);
   ty_json_key(js, "io_write_bytes"), ty_json_uint(js, j->usage.io_write_bytes);
+  ty_json_key(js, "accounting"), ty_json_string(js, j->usage_measured ? "measured" : "allocated");
   ty_json_end_object(js);
   ty_json_key(js, "redacted"), ty_json_bool(js, j->redacted);
   json_spec(js, &j->spec);
 }
 
-static int jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, ty_buf *out) {
-  static const char *const hdr[] = {"ID",    "NAME", "USER",  "QUEUE", "PRI",
-                                    "STATE", "TIME", "NODES", "REASON"};
-  static const bool right[] = {true, false, false, false, true, false, true, false, false};
-  ty_cli_table *t = ty_cli_table_create(hdr, right, TY_ARRAY_LEN(hdr));
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    const ty_cli_jobinfo *j = &js[i];
-    char id[24], pri[16], time[32];
-    snprintf(id, sizeof id, "%" PRIu64, j->id);
-    snprintf(pri, sizeof pri, "%" PRId32, j->spec.priority);
-    ty_cli_format_elapsed(job_elapsed(j, now_ms), time, sizeof time);
-    ty_buf nodes;
-    ty_buf_init(&nodes);
-    job_nodes(j, &nodes);
-    const char *row[] = {id,           j->spec.name,
-                         j->spec.user, queue_name(j->spec.queue),
-                         pri,          ty_job_state_name(j->state),
-                         time,         (char *)nodes.data,
-                         j->reason};
-    rc = ty_cli_table_add(t, row);
-    ty_buf_close(&nodes);
+int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
+                       ty_buf *out) {
+  if (!json) {
+    ty_cli_format f;
+    char err[TY_ERR_LEN];
+    int rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
+                                 ty_cli_n_ls_fields, &f, err, sizeof err);
+    return rc ? rc : ty_cli_render_jobs_table(js, n, now_ms, fold, &f, NULL, out);
   }
-  if (rc == 0) rc = ty_cli_table_render(t, out);
-  ty_cli_table_destroy(t);
-  return rc;
-}
-
-int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, ty_buf *out) {
-  if (!json) return jobs_table(js, n, now_ms, out);
   ty_json w;
   ty_json_init(&w, out);
   w.lines = true;
@@ -159,15 +145,21 @@ int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool 
 
 /* ---- show ------------------------------------------------------------------ */
 
-static void format_time(int64_t ms, char *out, size_t cap) {
+void ty_cli_format_time(int64_t ms, char sep, char *out, size_t cap) {
   if (ms <= 0) {
     snprintf(out, cap, "-");
     return;
   }
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
+  char fmt[] = "%Y-%m-%d %H:%M:%S";
+  fmt[8] = sep;
   localtime_r(&t, &tm);
-  strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+  strftime(out, cap, fmt, &tm);
+}
+
+static void format_time(int64_t ms, char *out, size_t cap) {
+  ty_cli_format_time(ms, ' ', out, cap);
 }
 
 /* Whether s holds bytes a terminal would act on instead of showing: C0 and
@@ -270,30 +262,52 @@ static void show_command(ty_buf *b, const ty_job_spec *s) {
     kv(b, i ? "" : "env:", s->env[i]);
 }
 
-/* "12.3 s CPU, 45.1 MiB peak memory, 1.0 MiB read, 2.0 MiB written". */
-static void show_usage(ty_buf *b, const ty_task_usage *u) {
+/* The array spec and the dependency conditions a job was submitted with. */
+static void show_array(ty_buf *b, const ty_job_spec *s) {
+  ty_buf v;
+  ty_buf_init(&v);
+  if (s->array.n && ty_array_format(&s->array, &v) == 0 && ty_buf_append(&v, "", 1) == 0)
+    kv(b, "array:", (char *)v.data);
+  v.len = 0;
+  if (s->n_deps && ty_dep_format(s->deps, s->n_deps, s->deps_any, &v) == 0 &&
+      ty_buf_append(&v, "", 1) == 0)
+    kv(b, "depends on:", (char *)v.data);
+  ty_buf_close(&v);
+}
+
+/* "12.3 s CPU, 45.1 MiB peak memory, 1.0 MiB read, 2.0 MiB written"; CPU
+ * time that no cgroup measured (CPUs held x wall clock) says so. */
+static void show_usage(ty_buf *b, const ty_task_usage *u, bool measured) {
   if (!u->cpu_usec && !u->mem_peak_bytes && !u->io_read_bytes && !u->io_write_bytes) return;
-  char buf[160];
-  snprintf(buf, sizeof buf, "%.1f s CPU, %.1f MiB peak memory, %.1f MiB read, %.1f MiB written",
-           (double)u->cpu_usec / 1e6, (double)u->mem_peak_bytes / 1048576.0,
-           (double)u->io_read_bytes / 1048576.0, (double)u->io_write_bytes / 1048576.0);
+  char buf[200];
+  snprintf(buf, sizeof buf, "%.1f s CPU%s, %.1f MiB peak memory, %.1f MiB read, %.1f MiB written",
+           (double)u->cpu_usec / 1e6, measured ? "" : " (allocated, not all measured)",
+           (double)u->mem_peak_bytes / 1048576.0, (double)u->io_read_bytes / 1048576.0,
+           (double)u->io_write_bytes / 1048576.0);
   kv(b, "usage:", buf);
 }
 
 static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   char t1[64], buf[128];
   ty_buf_printf(b, "Job %" PRIu64 " (", j->id);
+  if (j->array_job_id)
+    ty_buf_printf(b, "element %" PRIu64 "_%" PRIu32 ", ", j->array_job_id, j->array_task_id);
   shown(b, j->spec.name ? j->spec.name : "");
   ty_buf_append(b, ")\n", 2);
   kv(b, "state:", ty_job_state_name(j->state));
   if (j->reason && *j->reason) kv(b, "reason:", j->reason);
+  if (j->held) kv(b, "held:", "yes (trainctl job release ID lets it start)");
+  if (j->dependency && *j->dependency) kv(b, "dependency:", j->dependency);
+  show_array(b, &j->spec);
   kv(b, "user:", j->spec.user ? j->spec.user : "");
   snprintf(buf, sizeof buf, "%s, priority %" PRId32, queue_name(j->spec.queue), j->spec.priority);
+  if (j->state == TY_JOB_PENDING)
+    snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (scheduler: %.4f)", j->priority);
   kv(b, "queue:", buf);
   format_time(j->submit_ms, t1, sizeof t1), kv(b, "submitted:", t1);
   format_time(j->start_ms, t1, sizeof t1), kv(b, "started:", t1);
   format_time(j->end_ms, t1, sizeof t1), kv(b, "ended:", t1);
-  ty_cli_format_elapsed(job_elapsed(j, now_ms), t1, sizeof t1), kv(b, "elapsed:", t1);
+  ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), t1, sizeof t1), kv(b, "elapsed:", t1);
   if (j->spec.time_limit_s)
     ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, t1, sizeof t1);
   kv(b, "time limit:", j->spec.time_limit_s ? t1 : "the queue's default");
@@ -306,10 +320,10 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   show_resources(b, &j->spec);
   if (j->redacted) kv(b, "command:", "(withheld: only its owner and operators see it)");
   else show_command(b, &j->spec);
-  show_usage(b, &j->usage);
+  show_usage(b, &j->usage, j->usage_measured);
   ty_buf nodes;
   ty_buf_init(&nodes);
-  job_nodes(j, &nodes);
+  ty_cli_job_nodes(j, &nodes);
   kv(b, "nodes:", j->nnodes ? (char *)nodes.data : "-");
   ty_buf_close(&nodes);
   /* A job that has not ended has no exit code (a requeued one has none of
@@ -322,6 +336,13 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     kv(b, "exit code:", buf);
   }
   snprintf(buf, sizeof buf, "%" PRIu32, j->requeue_count), kv(b, "requeued:", buf);
+  if (j->spec.max_rank_failure_requeues)
+    snprintf(buf, sizeof buf, "up to %" PRIu32 " times when a rank fails (--requeue-on-failure)",
+             j->spec.max_rank_failure_requeues);
+  else
+    snprintf(buf, sizeof buf, "on preemption or node loss only");
+  kv(b, "requeue policy:", buf);
+  if (j->last_ckpt_ms) format_time(j->last_ckpt_ms, t1, sizeof t1), kv(b, "last checkpoint:", t1);
 }
 
 static int events_table(const ty_cli_event *ev, size_t n, ty_buf *out) {
@@ -433,13 +454,16 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
   if (!json) {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-      if (rs[i].status == 0)
-        rc = ty_buf_printf(out, "Cancelled job %" PRIu64 "\n", rs[i].job_id);
+      char name[48];
+      ty_job_ref_format(&(ty_job_ref){rs[i].job_id, rs[i].has_task, rs[i].task}, name, sizeof name);
+      if (rs[i].status == 0 && rs[i].cancelled > 1)
+        rc = ty_buf_printf(out, "Cancelled array %s (%u jobs)\n", name, rs[i].cancelled);
+      else if (rs[i].status == 0)
+        rc = ty_buf_printf(out, "Cancelled job %s\n", name);
       else if (rs[i].message[0])
         rc = ty_buf_printf(errs, "trainctl: %s\n", rs[i].message);
       else
-        rc = ty_buf_printf(errs, "trainctl: job %" PRIu64 ": %s\n", rs[i].job_id,
-                           ty_strerror(rs[i].status));
+        rc = ty_buf_printf(errs, "trainctl: job %s: %s\n", name, ty_strerror(rs[i].status));
     }
     return rc;
   }
@@ -450,9 +474,11 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
   for (size_t i = 0; i < n; i++) {
     ty_json_begin_object(&w);
     ty_json_key(&w, "id"), ty_json_uint(&w, rs[i].job_id);
+    if (rs[i].has_task) ty_json_key(&w, "task"), ty_json_uint(&w, rs[i].task);
     ty_json_key(&w, "cancelled"), ty_json_bool(&w, rs[i].status == 0);
     ty_json_key(&w, "status"), ty_json_int(&w, rs[i].status);
     ty_json_key(&w, "message"), ty_json_string(&w, rs[i].message);
+    ty_json_key(&w, "jobs"), ty_json_uint(&w, rs[i].cancelled); /* an array's elements */
     ty_json_end_object(&w);
   }
   ty_json_end_array(&w);
@@ -469,8 +495,12 @@ int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n) {
   return code;
 }
 
-int ty_cli_render_submitted(uint64_t id, bool quiet, bool json, ty_buf *out) {
+int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out) {
+  if (json && tasks)
+    return ty_buf_printf(out, "{\"id\":%" PRIu64 ",\"array_tasks\":%" PRIu32 "}\n", id, tasks);
   if (json) return ty_buf_printf(out, "{\"id\":%" PRIu64 "}\n", id);
   if (quiet) return ty_buf_printf(out, "%" PRIu64 "\n", id);
+  if (tasks)
+    return ty_buf_printf(out, "Submitted array job %" PRIu64 " (%" PRIu32 " tasks)\n", id, tasks);
   return ty_buf_printf(out, "Submitted job %" PRIu64 "\n", id);
 }

@@ -44,6 +44,9 @@ enum {
   S_REQUEUE,
   S_CWD,
   S_EXPORT,
+  S_ARRAY,
+  S_DEPENDENCY,
+  S_KILL_INVALID,
   S_JSON,
   S_QUIET = 'q',
   S_HELP = 'h',
@@ -58,6 +61,9 @@ static const struct option submit_opts[] = {
     {"queue", required_argument, NULL, S_QUEUE},
     {"priority", required_argument, NULL, S_PRIORITY},
     {"name", required_argument, NULL, S_NAME},
+    {"array", required_argument, NULL, S_ARRAY},
+    {"dependency", required_argument, NULL, S_DEPENDENCY},
+    {"kill-on-invalid-dep", required_argument, NULL, S_KILL_INVALID},
     {"time", required_argument, NULL, S_TIME},
     {"signal", required_argument, NULL, S_SIGNAL},
     {"requeue-on-failure", required_argument, NULL, S_REQUEUE},
@@ -113,6 +119,16 @@ static int set_cwd(ty_job_spec *j, const char *v, const char *cwd, char *err, si
   return 0;
 }
 
+static int parse_yes_no(const char *v, ty_dep_invalid *out, char *err, size_t err_len) {
+  if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1"))
+    *out = TY_DEP_INVALID_KILL;
+  else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0"))
+    *out = TY_DEP_INVALID_KEEP;
+  else
+    return ty_errf(err, err_len, TY_EINVAL, "--kill-on-invalid-dep: \"%s\" is not yes or no", v);
+  return 0;
+}
+
 static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err, size_t err_len) {
   uint32_t secs = 0;
   switch (id) {
@@ -153,6 +169,14 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return set_cwd(j, v, cwd, err, err_len);
   case S_EXPORT:
     return add_export(j, v, err, err_len);
+  case S_ARRAY:
+    ty_array_spec_close(&j->array);
+    return ty_array_parse("--array", v, &j->array, err, err_len);
+  case S_DEPENDENCY:
+    free(j->deps), j->deps = NULL, j->n_deps = 0;
+    return ty_dep_parse("--dependency", v, &j->deps, &j->n_deps, &j->deps_any, err, err_len);
+  case S_KILL_INVALID:
+    return parse_yes_no(v, &j->on_invalid_dep, err, err_len);
   default:
     return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
@@ -304,17 +328,21 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
 
 /* ---- ls --------------------------------------------------------------------- */
 
-enum { L_JSON = TY__CLI_OPT_FIRST, L_STATE = 's', L_USER = 'u', L_QUEUE = 'q', L_ALL = 'a',
+enum { L_JSON = TY__CLI_OPT_FIRST, L_SINCE, L_HELP_FORMAT, L_STATE = 's', L_USER = 'u',
+       L_QUEUE = 'q', L_ALL = 'a', L_ARRAY = 'r', L_FORMAT = 'o', L_SORT = 'S', L_NOHEADER = 'n',
        L_HELP = 'h' };
 static const struct option ls_opts[] = {
     {"state", required_argument, NULL, L_STATE}, {"user", required_argument, NULL, L_USER},
     {"queue", required_argument, NULL, L_QUEUE}, {"all", no_argument, NULL, L_ALL},
     {"json", no_argument, NULL, L_JSON},         {"help", no_argument, NULL, L_HELP},
+    {"array", no_argument, NULL, L_ARRAY},       {"format", required_argument, NULL, L_FORMAT},
+    {"sort", required_argument, NULL, L_SORT},   {"noheader", no_argument, NULL, L_NOHEADER},
+    {"since", required_argument, NULL, L_SINCE}, {"help-format", no_argument, NULL, L_HELP_FORMAT},
     {NULL, 0, NULL, 0},
 };
 
 /* "running,pending" -> states; duplicates are dropped. */
-static int add_states(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
   int rc = 0;
   if (!*v) rc = ty_errf(err, err_len, TY_EINVAL, "--state: must not be empty");
@@ -328,9 +356,9 @@ static int add_states(ty_cli_ls_args *a, const char *v, char *err, size_t err_le
       break;
     }
     bool dup = false;
-    for (size_t i = 0; i < a->nstates; i++)
-      dup |= a->states[i] == st;
-    if (!dup) a->states[a->nstates++] = st;
+    for (size_t i = 0; i < *nstates; i++)
+      dup |= states[i] == st;
+    if (!dup) states[(*nstates)++] = st;
   }
   free(copy);
   return rc;
@@ -343,13 +371,29 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case TY_OPT_POSITIONAL:
     return ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
   case L_STATE:
-    return add_states(a, v, err, err_len);
+    return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   case L_USER:
     return set_text("--user", &a->user, v, err, err_len);
   case L_QUEUE:
     return set_text("--queue", &a->queue, v, err, err_len);
   case L_ALL:
     a->all = true;
+    return 0;
+  case L_ARRAY:
+    a->array = true;
+    return 0;
+  case L_FORMAT:
+    return ty_cli_parse_format("--format", v, ty_cli_ls_fields, ty_cli_n_ls_fields, &a->format, err,
+                               err_len);
+  case L_SORT:
+    return ty_cli_parse_sort("--sort", v, &a->sort, err, err_len);
+  case L_NOHEADER:
+    a->noheader = true;
+    return 0;
+  case L_SINCE:
+    return ty_cli_parse_time("--since", v, ty_now_ms(), &a->since_ms, err, err_len);
+  case L_HELP_FORMAT:
+    a->help_format = true;
     return 0;
   case L_JSON:
     a->json = true;
@@ -364,7 +408,10 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc, argv, "s:u:q:ah", ls_opts, ls_option, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "s:u:q:aro:S:nh", ls_opts, ls_option, out, err, err_len);
+  if (rc == 0 && out->format.n == 0)
+    rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
+                             ty_cli_n_ls_fields, &out->format, err, err_len);
   if (rc == 0 && out->all && out->nstates)
     rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
@@ -391,21 +438,23 @@ static const struct option logs_opts[] = {{"follow", no_argument, NULL, O_FOLLOW
                                           {"help", no_argument, NULL, O_HELP},
                                           {NULL, 0, NULL, 0}};
 
-static int add_id(const char *cmd, const char *v, uint64_t **ids, size_t *nids, size_t max_ids,
-                  char *err, size_t err_len) {
-  if (*nids == max_ids)
+/* One positional: "123", "123_7" or "123_[1-5]" (the last only where
+ * several jobs may be named). */
+static int add_ref(const char *cmd, const char *v, ty_job_ref **refs, size_t *n, size_t max,
+                   char *err, size_t err_len) {
+  if (*n == max)
     return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
-  uint64_t jid;
-  int rc = ty_cli_parse_job_id(v, &jid, err, err_len);
-  if (rc != 0) return rc;
-  *ids = ty_xrealloc(*ids, (*nids + 1) * sizeof **ids);
-  (*ids)[(*nids)++] = jid;
-  return 0;
+  size_t before = *n;
+  int rc = ty_job_refs_parse(cmd, v, refs, n, err, err_len);
+  if (rc == 0 && *n > max)
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" names several jobs; give one", cmd, v);
+  if (rc != 0) *n = before;
+  return rc;
 }
 
 typedef struct ids_ctx {
   const char *cmd;
-  uint64_t **ids;
+  ty_job_ref **ids;
   size_t *nids, max_ids;
   bool help;
   int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len);
@@ -415,14 +464,15 @@ typedef struct ids_ctx {
 static int ids_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   ids_ctx *c = ud;
   (void)it;
-  if (id == TY_OPT_POSITIONAL) return add_id(c->cmd, v, c->ids, c->nids, c->max_ids, err, err_len);
+  if (id == TY_OPT_POSITIONAL) return add_ref(c->cmd, v, c->ids, c->nids, c->max_ids, err, err_len);
   c->help |= id == O_HELP;
   return c->flag(c->ud, id, v, err, err_len);
 }
 
-/* Parses a command line of flags plus job ids; `max_ids` 1 means exactly one. */
+/* Parses a command line of flags plus job references; `max_ids` 1 means
+ * exactly one. */
 static int parse_with_ids(const char *cmd, int argc, char **argv, const char *shortopts,
-                          const struct option *opts, uint64_t **ids, size_t *nids, size_t max_ids,
+                          const struct option *opts, ty_job_ref **ids, size_t *nids, size_t max_ids,
                           int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len),
                           void *ud, char *err, size_t err_len) {
   ids_ctx c = {.cmd = cmd, .ids = ids, .nids = nids, .max_ids = max_ids, .flag = flag, .ud = ud};
@@ -442,11 +492,11 @@ static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len)
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  uint64_t *ids = NULL;
+  ty_job_ref *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1,
                           json_flag, flags, err, err_len);
-  if (rc == 0 && n) out->id = ids[0];
+  if (rc == 0 && n) out->id = ids[0].id, out->has_task = ids[0].has_task, out->task = ids[0].task;
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;
@@ -468,11 +518,14 @@ static int logs_flag(void *ud, int id, const char *v, char *err, size_t err_len)
 int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->rank = -1;
-  uint64_t *ids = NULL;
+  ty_job_ref *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1,
                           logs_flag, out, err, err_len);
-  if (rc == 0 && n) out->id = ids[0];
+  if (rc == 0 && n && ids[0].has_task)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "logs: name an array element by its own job id (trainctl ls --array shows it)");
+  if (rc == 0 && n) out->id = ids[0].id;
   free(ids);
   return rc;
 }
@@ -480,8 +533,8 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->ids,
-                          &out->nids, SIZE_MAX, json_flag, flags, err, err_len);
+  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->refs,
+                          &out->nrefs, TY_JOB_REF_MAX_EXPAND, json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   if (rc) ty_cli_cancel_args_close(out);
   return rc;
@@ -489,14 +542,14 @@ int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *er
 
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   if (!a) return;
-  free(a->ids);
+  free(a->refs);
   memset(a, 0, sizeof *a);
 }
 
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  uint64_t *ids = NULL;
+  ty_job_ref *ids = NULL;
   size_t n = 0;
   int rc = parse_with_ids("nodes", argc, argv, "h", json_opts, &ids, &n, 0,
                           json_flag, flags, err, err_len);

@@ -110,7 +110,7 @@ static int submit(rlaunch *r) {
     const char *hint = ty_cli_signer_hint(&r->signer, res.status);
     if (hint) err("(the request carried no MUNGE credential: %s)", hint);
     code = TY_RL_EXIT_REFUSED;
-  } else if (ty_cli_decode_submit(res.payload, res.payload_len, &r->job_id) != 0) {
+  } else if (ty_cli_decode_submit(res.payload, res.payload_len, &r->job_id, NULL) != 0) {
     err("the controller's answer to SubmitJob did not decode");
     code = TY_RL_EXIT_UNREACHABLE;
   }
@@ -163,7 +163,7 @@ static void cancel_job(rlaunch *r) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  if (ty_cli_encode_cancel(&r->job_id, 1, &req) == 0 &&
+  if (ty_cli_encode_cancel(&(ty_job_ref){.id = r->job_id}, 1, &req) == 0 &&
       call(r, TY_M_CANCEL_JOB, &req, &res) == 0)
     ty_rpc_result_close(&res);
   ty_buf_close(&req);

@@ -44,7 +44,8 @@ const char ty_rl_usage[] =
     "TMUX*, STY, WINDOW, XDG_RUNTIME_DIR, XDG_SESSION_*, DBUS_SESSION_BUS_ADDRESS, and\n"
     "TERM, TERMCAP, COLUMNS, LINES unless --pty), plus the torchrun variables RANK,\n"
     "LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, and\n"
-    "CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID, TRAINYARD_NODE.\n"
+    "CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID, TRAINYARD_NODE (and no TRAINYARD_ARRAY_*\n"
+    "or SLURM_ARRAY_* of a job array's element you may be running in).\n"
     "\n"
     "Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to\n"
     "the remote process groups. A second Ctrl-C within 1 s kills the job (SIGTERM,\n"
@@ -150,7 +151,10 @@ bool ty_rl_env_denied(const char *entry, bool pty) {
       "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "CUDA_VISIBLE_DEVICES",
       "TRAINYARD_JOB_ID", "TRAINYARD_NODE"};
   static const char *const terminal[] = {"TERM", "TERMCAP", "COLUMNS", "LINES"};
-  static const char *const prefixes[] = {"SSH_", "TMUX", "XDG_SESSION_"};
+  /* An array element's variables (the worker sets them for elements only):
+   * an rlaunch from inside one must not pass them to a job that is not. */
+  static const char *const prefixes[] = {"SSH_", "TMUX", "XDG_SESSION_", "TRAINYARD_ARRAY_",
+                                         "SLURM_ARRAY_"};
   if (!strchr(entry, '=') || entry[0] == '=') return true;
   for (size_t i = 0; i < TY_ARRAY_LEN(exact); i++)
     if (name_is(entry, exact[i])) return true;

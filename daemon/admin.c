@@ -2,14 +2,14 @@
 /*
  * The scheduler's operations on the controller: ListQueues, UpdateQueue
  * (create, update, delete; pause and resume are updates of `state`),
- * UpdateNode (drain, resume), UpdateJob (hold, release, priority, move,
- * checkpoint), ExplainJob (`trainctl why`) and GetShares (`trainctl share`).
+ * UpdateNode (drain, resume) and GetShares (`trainctl share`); the job
+ * operations (UpdateJob, ExplainJob) are admin_job.c's.
  *
  * Every change is applied in memory, written with an event naming the actor
  * ("user:alice") in one group-committed transaction, and answered only once
  * that is durable. Job changes are rows in `events` (state unchanged, the
- * reason says what changed); queue and node changes are rows in
- * `admin_events`.
+ * reason says what changed); queue changes are rows in `admin_events`,
+ * node changes in `node_events` (with the node's state before and after).
  *
  * Who may do what (auth.c, docs/security.md): job changes need the job's
  * owner or an operator, and only operators raise a priority; queue and node
@@ -28,7 +28,7 @@
 
 /* ---- commits and answers --------------------------------------------------------- */
 
-static void on_committed(int status, void *ud) {
+void ty__admin_committed(int status, void *ud) {
   ty_reply *r = ud;
   ty_controller *ctl = r->ctl; /* r is freed once answered */
   if (status != 0) {
@@ -40,14 +40,14 @@ static void on_committed(int status, void *ud) {
   ty__sched_request(ctl);
 }
 
-static void actor_of(const char *user, char *buf, size_t len) {
+void ty__actor_of(const char *user, char *buf, size_t len) {
   snprintf(buf, len, "user:%.64s", user && user[0] ? user : "unknown");
 }
 
 static void admin_event(ty_txn *t, const char *user, const char *kind, const char *object,
                         const char *action, const char *detail) {
   char actor[96];
-  actor_of(user, actor, sizeof(actor));
+  ty__actor_of(user, actor, sizeof(actor));
   ty_admin_event_row ev = {.time_ms = ty_now_ms(), .actor = actor, .kind = kind,
                            .object = object, .action = action, .detail = detail};
   ty_txn_add_admin_event(t, &ev);
@@ -197,7 +197,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
   ty_queue_info v = view_of(ctl, slot);
   ty__conv_update_queue_resp(&v, &r->out);
   ty__admin_req_close(&a);
-  ty__commit(ctl, t, on_committed, r);
+  ty__commit(ctl, t, ty__admin_committed, r);
 }
 
 /* ---- nodes --------------------------------------------------------------------------- */
@@ -238,10 +238,10 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_cluster_node *nd = a.name[0] ? ty__node_find(ctl, a.name) : NULL;
+  int rc = 0, from = nd ? nd->state : 0;
   char op[128];
   snprintf(op, sizeof op, "node %.32s %.64s", a.action, a.name);
-  int rc = ty__auth_operator(r, op, err, sizeof(err));
-  if (rc != 0) r->refusal = "not_operator";
+  if ((rc = ty__auth_operator(r, op, err, sizeof(err))) != 0) r->refusal = "not_operator";
   else if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
   else if (!nd) rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
   else rc = node_change(nd, &a, r->who.user, err, sizeof(err));
@@ -252,166 +252,16 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   }
   ty_txn *t = ty_txn_create();
   ty__node_save(nd, t);
-  admin_event(t, r->who.user, "node", nd->name, a.action, a.reason);
+  char actor[96];
+  ty__actor_of(r->who.user, actor, sizeof(actor));
+  ty__node_event(nd, from, nd->state, a.action, a.reason, actor, t);
+  ty_info("node %s: %s by %s%s%s", nd->name, a.action, actor, a.reason[0] ? ": " : "", a.reason);
   ty__conv_update_node_resp(nd, &r->out);
   ty__admin_req_close(&a);
-  ty__commit(ctl, t, on_committed, r);
-}
-
-/* ---- jobs ------------------------------------------------------------------------------- */
-
-static int need_pending(const ty_job *j, const char *what, char *err, size_t len) {
-  if (j->state == TY_JOB_PENDING) return 0;
-  return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only pending jobs can be %s", (unsigned long long)j->id,
-           ty_job_state_name(j->state), what);
-}
-
-static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, size_t wlen,
-                    char *err, size_t len) {
-  int rc = need_pending(j, "moved", err, len);
-  if (rc != 0) return rc;
-  ty_queue_info *q = ty__queue_find(ctl, to);
-  if (!to[0] || !q || q->state == TY_QUEUE_DELETED)
-    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\"", to);
-  if (q->state == TY_QUEUE_CLOSED)
-    return ty_errf(err, len, TY_ESTATE, "queue: queue %.64s is CLOSED and accepts no jobs", to);
-  if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)
-    return ty_errf(err, len, TY_EINVAL, "queue: job %llu's time limit of %u s exceeds queue %.64s's "
-                    "max_time of %u s", (unsigned long long)j->id, j->spec.time_limit_s, to,
-                    q->max_time_s);
-  snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
-  free(j->spec.queue);
-  j->spec.queue = ty_strdup(to);
-  return 0;
-}
-
-/* Owners may lower their job's priority (Slurm's nice); raising it is for
- * operators, or everyone would run at the top. */
-static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, size_t wlen,
-                           char *err, size_t len) {
-  if (ty_job_state_terminal(j->state))
-    return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
-                   ty_job_state_name(j->state));
-  if (to < TY_JOB_PRIORITY_MIN || to > TY_JOB_PRIORITY_MAX)
-    return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", to, TY_JOB_PRIORITY_MIN,
-                   TY_JOB_PRIORITY_MAX);
-  if (to > j->spec.priority && !r->operator)
-    return ty_errf(err, len, TY_EPERM, "priority of job %llu: permission denied: only operators "
-                   "raise a priority (%d -> %d); its owner may lower it",
-                   (unsigned long long)j->id, j->spec.priority, to);
-  snprintf(why, wlen, "priority %d -> %d", j->spec.priority, to);
-  j->spec.priority = to;
-  return 0;
-}
-
-/* Applies the change to j; *why says what changed (the event's reason). */
-static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
-                      char *why, size_t wlen, char *err, size_t len) {
-  int rc = 0;
-  if (!strcmp(a->action, "hold")) {
-    if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
-    if (j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
-    j->held = true;
-    snprintf(why, wlen, "held");
-  } else if (!strcmp(a->action, "release")) {
-    if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is not held", (unsigned long long)j->id);
-    j->held = false;
-    snprintf(why, wlen, "released");
-  } else if (!strcmp(a->action, "priority")) {
-    rc = priority_change(r, j, a->priority, why, wlen, err, len);
-  } else if (!strcmp(a->action, "move")) {
-    rc = job_move(ctl, j, a->queue, why, wlen, err, len);
-  } else if (!strcmp(a->action, "checkpoint")) {
-    if (j->state != TY_JOB_RUNNING)
-      return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
-                      (unsigned long long)j->id, ty_job_state_name(j->state));
-    j->last_ckpt_ms = ty_now_ms();
-    snprintf(why, wlen, "checkpoint reported");
-  } else {
-    rc = ty_errf(err, len, TY_EINVAL,
-                 "action: \"%.32s\" is not hold, release, priority, move or checkpoint", a->action);
-  }
-  return rc;
-}
-
-static int find_job(ty_controller *ctl, ty_reply *r, const ty_admin_req *a, ty_job **out,
-                    char *err, size_t len) {
-  ty_job *j = ty__job_find(ctl, a->job_id);
-  if (!j || !j->committed)
-    return ty_errf(err, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)a->job_id);
-  char op[64];
-  snprintf(op, sizeof op, "%.32s", a->action[0] ? a->action : "change");
-  int rc = ty__auth_job(r, j, op, err, len);
-  if (rc != 0) r->refusal = "not_owner";
-  *out = j;
-  return rc;
-}
-
-void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  ty_admin_req a;
-  char err[TY_ERR_LEN], why[TY_ERR_LEN] = "";
-  int decoded = ty__conv_update_job_req(p, n, &a);
-  if (decoded != 0) {
-    ty__reply_bad_payload(r, decoded, "an UpdateJobRequest");
-    return;
-  }
-  ty_job *j = NULL;
-  int rc = find_job(ctl, r, &a, &j, err, sizeof(err));
-  if (rc == 0) rc = job_change(ctl, r, j, &a, why, sizeof(why), err, sizeof(err));
-  if (rc == TY_EPERM && !r->refusal) r->refusal = "not_operator";
-  if (rc != 0) {
-    ty__admin_req_close(&a);
-    ty__reply_finish(r, rc, err);
-    return;
-  }
-  size_t len = 0;
-  uint8_t *blob = NULL;
-  if (ty__conv_respec(j->blob, j->blob_len, &j->spec, &blob, &len) == 0) {
-    free(j->blob);
-    j->blob = blob;
-    j->blob_len = len;
-  } else {
-    free(blob);
-  }
-  ty_txn *t = ty_txn_create();
-  ty__job_save(j, t);
-  if (why[0]) {
-    char actor[96], reason[TY_ERR_LEN];
-    actor_of(r->who.user, actor, sizeof(actor));
-    snprintf(reason, sizeof(reason), "%s by %.64s", why, r->who.user);
-    ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,
-                       .to_state = j->state, .reason = reason, .actor = actor};
-    ty_txn_add_event(t, &ev);
-    ty_info("job %llu: %s", (unsigned long long)j->id, reason);
-  }
-  ty__conv_update_job_resp(j, &r->out);
-  ty__admin_req_close(&a);
-  ty__commit(ctl, t, on_committed, r);
+  ty__commit(ctl, t, ty__admin_committed, r);
 }
 
 /* ---- why and share ------------------------------------------------------------------------ */
-
-void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  uint64_t id;
-  int decoded = ty__conv_job_id_req(p, n, &id);
-  if (decoded != 0) {
-    ty__reply_bad_payload(r, decoded, "an ExplainJobRequest");
-    return;
-  }
-  ty_job *j = ty__job_find(ctl, id);
-  if (!j || !j->committed) {
-    ty__reply_finishf(r, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
-    return;
-  }
-  ty_sched_explain ex;
-  int rc = j->state == TY_JOB_PENDING ? ty__sched_explain(ctl, id, &ex) : TY_ENOTFOUND;
-  if (rc == TY_ENOMEM) {
-    ty__reply_finish(r, rc, "out of memory");
-    return;
-  }
-  rc = ty__conv_explain_resp(j, rc == 0 ? &ex : NULL, ctl->nodes, &r->out);
-  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
-}
 
 void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   (void)p, (void)n; /* GetSharesRequest has no fields */

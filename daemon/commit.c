@@ -18,17 +18,32 @@
  */
 #include "daemon/daemon.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/base/base.h"
 #include "lib/wire/wire.h"
 
-typedef enum { OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE, OP_USAGE, OP_ADMIN } op_kind;
+typedef enum {
+  OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE, OP_USAGE, OP_ADMIN, OP_RANK,
+  OP_NODE_EVENT, OP_PRUNE
+} op_kind;
+
+typedef struct prune_op {
+  int64_t before_ms;
+  uint32_t max_jobs;
+  uint32_t *out_jobs; /* the caller's, written once committed */
+  uint32_t jobs;
+  char **unlink;      /* model files to remove once committed */
+  size_t n_unlink;
+} prune_op;
 
 typedef struct op {
   op_kind kind;
+  ty_job_cols cols; /* OP_UPDATE_JOB: the columns written */
   union {
     ty_job_row job;
     ty_event_row ev;
@@ -36,6 +51,9 @@ typedef struct op {
     ty_queue_row queue;
     ty_usage_row usage;
     ty_admin_event_row admin;
+    ty_rank_row rank;
+    ty_node_event_row nev;
+    prune_op prune;
   } u;
 } op;
 
@@ -107,6 +125,17 @@ static void op_free(op *o) {
     free((char *)o->u.admin.object); free((char *)o->u.admin.action);
     free((char *)o->u.admin.detail);
     break;
+  case OP_RANK:
+    free((char *)o->u.rank.node);
+    break;
+  case OP_NODE_EVENT:
+    free((char *)o->u.nev.node); free((char *)o->u.nev.action);
+    free((char *)o->u.nev.reason); free((char *)o->u.nev.actor);
+    break;
+  case OP_PRUNE:
+    for (size_t i = 0; i < o->u.prune.n_unlink; i++) free(o->u.prune.unlink[i]);
+    free(o->u.prune.unlink);
+    break;
   }
 }
 
@@ -139,12 +168,15 @@ static void *dup_bytes(const void *p, size_t n) {
   return d;
 }
 
-/* Copies of a job row's strings and blob: NULL strings become "", the
- * blob (a submitted job, its size the client's) is malloc'd and checked. */
-#define COPY_TEXT(to, r, col) (to)->col = dup_or((r)->col, "");
+/* Copies of the job row's strings and blob that will be written (`cols`):
+ * NULL strings become "", the blob (a submitted job, its size the client's)
+ * is malloc'd and checked; columns not written are not copied. */
+#define COPY_TEXT(to, r, col)                                                                      \
+  (to)->col = cols & TY_JOB_BIT(col) ? dup_or((r)->col, "") : NULL;
 #define COPY_BLOB(to, r, col)                                                                      \
   (to)->col = NULL; /* not the caller's, should the copy fail */                                  \
-  if ((r)->col && ty_wire_bytes((r)->col, (r)->col##_len, (uint8_t **)&(to)->col) != 0)           \
+  if ((cols & TY_JOB_BIT(col)) && (r)->col &&                                                      \
+      ty_wire_bytes((r)->col, (r)->col##_len, (uint8_t **)&(to)->col) != 0)                        \
     rc = TY_ENOMEM;
 #define COPY_ID(to, r, col)
 #define COPY_INT(to, r, col)
@@ -152,7 +184,7 @@ static void *dup_bytes(const void *p, size_t n) {
 #define COPY_U32(to, r, col)
 #define COPY_BOOL(to, r, col)
 
-static int add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
+static int add_job(ty_txn *t, op_kind k, const ty_job_row *r, ty_job_cols cols) {
   ty_job_row copy = *r;
   int rc = 0;
 #define COPY_(version, col, kind, sql) COPY_##kind(&copy, r, col)
@@ -162,12 +194,39 @@ static int add_job(ty_txn *t, op_kind k, const ty_job_row *r) {
     job_row_free(&copy);
     return rc;
   }
-  push(t, k)->u.job = copy;
+  op *o = push(t, k);
+  o->u.job = copy;
+  o->cols = cols;
   return 0;
 }
 
-int ty_txn_insert_job(ty_txn *t, const ty_job_row *r) { return add_job(t, OP_INSERT_JOB, r); }
-int ty_txn_update_job(ty_txn *t, const ty_job_row *r) { return add_job(t, OP_UPDATE_JOB, r); }
+int ty_txn_insert_job(ty_txn *t, const ty_job_row *r) {
+  return add_job(t, OP_INSERT_JOB, r, TY_JOB_ALL_COLS);
+}
+
+int ty_txn_update_job(ty_txn *t, const ty_job_row *r, ty_job_cols cols) {
+  return add_job(t, OP_UPDATE_JOB, r, cols);
+}
+
+void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r) {
+  op *o = push(t, OP_RANK);
+  o->u.rank = *r;
+  o->u.rank.node = dup_or(r->node, "");
+}
+
+void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r) {
+  op *o = push(t, OP_NODE_EVENT);
+  o->u.nev = *r;
+  o->u.nev.node = dup_or(r->node, "");
+  o->u.nev.action = dup_or(r->action, "");
+  o->u.nev.reason = dup_or(r->reason, "");
+  o->u.nev.actor = dup_or(r->actor, "");
+}
+
+void ty_txn_prune(ty_txn *t, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs) {
+  op *o = push(t, OP_PRUNE);
+  o->u.prune = (prune_op){.before_ms = before_ms, .max_jobs = max_jobs, .out_jobs = out_jobs};
+}
 
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r) {
   op *o = push(t, OP_EVENT);
@@ -211,13 +270,32 @@ void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r) {
 
 size_t ty_txn_len(const ty_txn *t) { return t->n; }
 
-int ty_txn_apply(const ty_txn *t, ty_store *s) {
+/* Once the txn is durable: remove the model files a prune freed, and say
+ * how many jobs it deleted. */
+static void after_commit(ty_txn *t) {
+  for (size_t i = 0; i < t->n; i++) {
+    prune_op *p = t->ops[i].kind == OP_PRUNE ? &t->ops[i].u.prune : NULL;
+    if (!p) continue;
+    if (p->out_jobs) *p->out_jobs = t->status == 0 ? p->jobs : 0;
+    for (size_t k = 0; t->status == 0 && k < p->n_unlink; k++)
+      if (unlink(p->unlink[k]) != 0 && errno != ENOENT)
+        ty_warn("store: cannot remove the pruned model %s: %s", p->unlink[k], strerror(errno));
+  }
+}
+
+int ty_txn_apply(ty_txn *t, ty_store *s) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < t->n; i++) {
-    const op *o = &t->ops[i];
+    op *o = &t->ops[i];
     switch (o->kind) {
     case OP_INSERT_JOB: rc = ty_store_insert_job(s, &o->u.job); break;
-    case OP_UPDATE_JOB: rc = ty_store_update_job(s, &o->u.job); break;
+    case OP_UPDATE_JOB: rc = ty_store_update_job(s, &o->u.job, o->cols); break;
+    case OP_RANK: rc = ty_store_add_rank(s, &o->u.rank); break;
+    case OP_NODE_EVENT: rc = ty_store_add_node_event(s, &o->u.nev); break;
+    case OP_PRUNE:
+      rc = ty_store_prune(s, o->u.prune.before_ms, o->u.prune.max_jobs, &o->u.prune.jobs,
+                          &o->u.prune.unlink, &o->u.prune.n_unlink);
+      break;
     case OP_EVENT: rc = ty_store_add_event(s, &o->u.ev); break;
     case OP_NODE: rc = ty_store_upsert_node(s, &o->u.node); break;
     case OP_QUEUE: rc = ty_store_upsert_queue(s, &o->u.queue); break;
@@ -253,6 +331,7 @@ static void run_batch(ty_committer *c, ty_txn *batch) {
     ty_store_rollback(c->store);
     for (ty_txn *t = batch; t; t = t->next) t->status = TY_ESTORE;
   }
+  for (ty_txn *t = batch; t; t = t->next) after_commit(t);
 }
 
 static void *writer_main(void *arg) {

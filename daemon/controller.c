@@ -3,14 +3,15 @@
  * The controller's lifecycle, loading, tick and node loss; its tables and
  * lookups are state.c's, its metrics metrics.c's.
  *
- * Start-up: open the store (creating STATE_DIR), load queues, nodes and jobs
- * (RUNNING jobs get their slots and rank results back from the `alloc`
- * column and charge their nodes again), then listen. Every node loaded from
+ * Start-up: open the store (creating STATE_DIR), load queues, nodes and the
+ * live jobs -- never a finished one (RUNNING jobs get their slots and rank
+ * results back from the `alloc` column and charge their nodes again) --
+ * then listen. Every node loaded from
  * the store starts without a connection and with its heartbeat clock set to
  * now: a worker that re-registers within --node-timeout-ms keeps its jobs
  * RUNNING; one that does not goes DOWN and its jobs are requeued.
  *
- * Workload: thousands of jobs in memory (all of history, for listings),
+ * Workload: thousands of live jobs in memory (history stays in the store),
  * tens to thousands of nodes, bursts of hundreds of submits per second.
  */
 #include "daemon/daemon_internal.h"
@@ -27,37 +28,22 @@
 
 /* ---- node loss ------------------------------------------------------------------- */
 
-/* Ends every rank of j on node n as lost and frees n's slot. */
-static bool lose_ranks_on(ty_controller *ctl, ty_job *j, ty_cluster_node *n, const char *why) {
-  bool touched = false;
-  for (uint32_t r = 0; r < j->n_ranks; r++) {
-    ty_rank *rk = &j->ranks[r];
-    if (rk->state == RANK_ENDED || j->slots[rk->slot].node != n) continue;
-    ty_slot *s = &j->slots[rk->slot];
-    rk->state = RANK_ENDED;
-    rk->end_seq = ++j->ended;
-    free(rk->reason);
-    rk->reason = ty_strdup(why);
-    j->live_ranks--;
-    if (s->live && --s->live == 0 && s->held) {
-      n->cpus_used -= s->cpus;
-      n->gpus_used &= ~s->gpus;
-      n->mem_used -= s->mem;
-      s->held = false;
-    }
-    touched = true;
-  }
-  (void)ctl;
-  return touched;
+static bool has_ranks_on(const ty_job *j, const ty_cluster_node *n) {
+  for (uint32_t r = 0; r < j->n_ranks; r++)
+    if (j->ranks[r].state != RANK_ENDED && j->slots[j->ranks[r].slot].node == n) return true;
+  return false;
 }
 
 static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
   ty_warn("node %s is DOWN: %s", n->name, reason);
+  ty_txn *nt = ty_txn_create();
+  ty__node_event(n, n->state, TY_NODE_DOWN, "down", reason, "controller", nt);
   n->state = TY_NODE_DOWN;
   n->running_tasks = 0;
   free(n->reason);
   n->reason = ty_strdup(reason);
-  ty__node_persist(ctl, n);
+  ty__node_save(n, nt);
+  ty__commit(ctl, nt, NULL, NULL);
   if (n->conn) {
     ty_rpc_conn *c = n->conn;
     n->conn = NULL;
@@ -67,10 +53,12 @@ static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason
   snprintf(why, sizeof(why), "node %.128s DOWN: %.256s", n->name, reason);
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (j->live_ranks == 0 || !lose_ranks_on(ctl, j, n, why)) continue;
+    if (j->live_ranks == 0 || !has_ranks_on(j, n)) continue;
     ty_txn *t = ty_txn_create();
+    for (uint32_t r = 0; r < j->n_ranks; r++)
+      if (j->slots[j->ranks[r].slot].node == n) ty__rank_lost(j, r, why, t);
     if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
-    else ty__job_save(j, t);
+    else ty__job_save(ctl, j, t);
     ty__commit(ctl, t, NULL, NULL);
   }
   ty__sched_request(ctl);
@@ -100,7 +88,37 @@ static void on_sched_async(uv_async_t *h) {
  *      running become DRAINED.
  *   3. Metrics refresh: recomputes the jobs/nodes gauges (also done just
  *      before each scrape).
+ *   4. The sweep: ended jobs leave the live set for the finished cache,
+ *      which is trimmed to --job-cache jobs used within --min-job-age
+ *      (state.c); then, with --purge-after, one bounded batch of history
+ *      older than that is deleted from the store (prune below).
+ * Every duty walks the live set or the nodes, never history.
  */
+static void on_pruned(int status, void *ud) {
+  ty_controller *ctl = ud;
+  ctl->prune_running = false;
+  if (status == 0 && ctl->prune_deleted)
+    ty_info("pruned %u jobs that ended more than %u s ago", ctl->prune_deleted,
+            ctl->cfg.purge_after_s);
+}
+
+/* One batch of PRUNE_BATCH jobs at a time, one commit each: a backlog is
+ * worked off a batch per tick, and quiet history is checked once a minute. */
+#define PRUNE_BATCH 500
+static void prune(ty_controller *ctl) {
+  if (!ctl->cfg.purge_after_s || ctl->prune_running) return;
+  int64_t now = ty_mono_ms();
+  bool backlog = ctl->prune_deleted == PRUNE_BATCH;
+  if (!backlog && ctl->prune_mono && now - ctl->prune_mono < 60000) return;
+  ctl->prune_mono = now;
+  ctl->prune_running = true;
+  ctl->prune_deleted = 0;
+  ty_txn *t = ty_txn_create();
+  ty_txn_prune(t, ty_now_ms() - (int64_t)ctl->cfg.purge_after_s * 1000, PRUNE_BATCH,
+               &ctl->prune_deleted);
+  ty__commit(ctl, t, on_pruned, ctl);
+}
+
 static void on_tick(uv_timer_t *t) {
   ty_controller *ctl = container_of(t, ty_controller, tick);
   int64_t now = ty_mono_ms();
@@ -117,6 +135,8 @@ static void on_tick(uv_timer_t *t) {
   ty__sched_run(ctl);
   ty__sched_tick(ctl);
   ty__metrics_refresh(ctl);
+  ty__jobs_sweep(ctl);
+  prune(ctl);
 }
 
 /* ---- loading ------------------------------------------------------------------------- */
@@ -167,43 +187,36 @@ static int load_node(const ty_node_row *r, void *ud) {
   return 0;
 }
 
+/* A live job from its row: RUNNING ones get their slots and rank results
+ * back, elements their array's record, waiting ones their dependencies. */
 static int load_job(const ty_job_row *r, void *ud) {
   ty_controller *ctl = ud;
-  ty_job *j = ty_xcalloc(1, sizeof(*j));
-  j->id = r->id;
-  if (ty__conv_spec(r->spec, r->spec_len, &j->spec) != 0) {
-    ty_error("store: job %llu has an undecodable spec; skipping it", (unsigned long long)r->id);
-    free(j);
-    return 0;
-  }
+  ty_job *j = ty__job_from_row(ctl, r);
+  if (!j) return 0; /* logged: its spec does not decode */
   char err[TY_ERR_LEN];
-  if (ty_job_spec_validate(&j->spec, err, sizeof(err)) != 0)
+  /* A model moved to its file is no longer in the spec, which is right. */
+  if (!j->model_file && ty_job_spec_validate(&j->spec, err, sizeof(err)) != 0)
     ty_warn("store: job %llu: %s", (unsigned long long)r->id, err);
-  j->blob = ty_xmalloc(r->spec_len ? r->spec_len : 1);
-  memcpy(j->blob, r->spec, r->spec_len);
-  j->blob_len = r->spec_len;
-  if (r->plan_len) {
-    j->plan = ty_xmalloc(r->plan_len);
-    memcpy(j->plan, r->plan, r->plan_len);
-    j->plan_len = r->plan_len;
-  }
-  j->state = r->state;
-  j->reason = ty_strdup(r->reason);
-  j->exit_code = r->exit_code;
-  j->term_signal = r->term_signal;
-  j->submit_ms = r->submit_ms, j->start_ms = r->start_ms, j->end_ms = r->end_ms;
-  j->requeue_count = r->requeue_count;
-  j->held = r->held;
-  j->last_ckpt_ms = r->last_ckpt_ms;
-  j->usage = (ty_task_usage){(uint64_t)r->cpu_usec, (uint64_t)r->mem_peak, (uint64_t)r->io_read,
-                             (uint64_t)r->io_write};
-  j->request_id = ty_strdup(r->request_id);
-  j->committed = true;
+  free(j->nodes_csv);
+  j->nodes_csv = NULL;
   ty__job_add(ctl, j);
   if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
     ty_error("store: job %llu: cannot restore its allocation \"%s\"",
              (unsigned long long)j->id, r->alloc);
+  j->acct_run = j->requeue_count + 1;
+  if (j->array_id) ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   return 0;
+}
+
+/* Dependencies once every live job is in memory (targets may be any of them). */
+static void load_deps(ty_controller *ctl) {
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (j->state != TY_JOB_PENDING || j->spec.n_deps == 0) continue;
+    char err[TY_ERR_LEN];
+    ty__deps_resolve(ctl, j, true, err, sizeof(err));
+    ty__deps_watch(ctl, j);
+  }
 }
 
 static int load_usage(const ty_usage_row *r, void *ud) {
@@ -233,17 +246,22 @@ static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
   }
 }
 
+/* Queues, nodes, usage and the live jobs; finished jobs stay in the store
+ * (only the largest id is read, since ids are never reused). */
 static int load_state(ty_controller *ctl, char *err, size_t len) {
-  ctl->next_id = 1;
+  uint64_t max_id = 0;
   int rc = ty_store_load_queues(ctl->store, load_queue, ctl);
   if (rc == 0) rc = ty_store_load_nodes(ctl->store, load_node, ctl);
-  if (rc == 0) rc = ty_store_load_jobs(ctl->store, load_job, ctl);
+  if (rc == 0) rc = ty_store_max_job_id(ctl->store, &max_id);
+  ctl->next_id = max_id + 1;
+  if (rc == 0) rc = ty_store_load_live_jobs(ctl->store, load_job, ctl);
   if (rc == 0) rc = ty_store_load_usage(ctl->store, load_usage, ctl);
-  if (rc != 0) ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
+  if (rc != 0) return ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
+  load_deps(ctl);
   size_t running = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) running += ctl->jobs[i]->state == TY_JOB_RUNNING;
-  ty_info("loaded %zu jobs (%zu running), %zu nodes, %zu queues; next job id %llu", ctl->n_jobs,
-          running, ctl->n_nodes, ctl->n_queues, (unsigned long long)ctl->next_id);
+  ty_info("loaded %zu live jobs (%zu running), %zu nodes, %zu queues; next job id %llu",
+          ctl->n_jobs, running, ctl->n_nodes, ctl->n_queues, (unsigned long long)ctl->next_id);
   return rc;
 }
 
@@ -307,6 +325,9 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   ty_controller *ctl = ty_xcalloc(1, sizeof(*ctl));
   ctl->loop = loop;
   ctl->cfg = *cfg;
+  if (!ctl->cfg.job_cache) ctl->cfg.job_cache = 1000;
+  if (!ctl->cfg.min_job_age_s) ctl->cfg.min_job_age_s = 300;
+  if (!ctl->cfg.history_cap) ctl->cfg.history_cap = 100000;
   copy_sched(ctl, cfg);
   if (cfg->policy) ty_policy_copy(cfg->policy, &ctl->policy);
   ctl->cfg.policy = NULL;
@@ -372,6 +393,14 @@ void ty_controller_destroy(ty_controller *ctl) {
   }
   for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
+  for (ty_job *j = ctl->lru_head, *next; j; j = next) {
+    next = j->lru_next;
+    ty__job_free(j);
+  }
+  ty_idmap_close(&ctl->done);
+  ty__deps_destroy(ctl);
+  ty_buf_close(&ctl->ls_req);
+  ty_buf_close(&ctl->ls_reply);
   free(ctl->req_index);
   ty__graph_destroy(ctl);
   ty__check_destroy(ctl);

@@ -58,9 +58,15 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   job->resources = &res;
   job->run_as = spec->has_uid ? &run_as : NULL;
   job->time_limit_s = spec->time_limit_s; /* the queue's default filled in */
+  /* model_bytes moved to a file (spec->model_len 0): the stored spec keeps
+   * no copy of them. */
+  Trainyard__GraphSpec *g = job->kind_case == TRAINYARD__JOB__KIND_GRAPH ? job->graph : NULL;
+  ProtobufCBinaryData model = g ? g->model_bytes : (ProtobufCBinaryData){0, NULL};
+  if (g) g->model_bytes = (ProtobufCBinaryData){spec->model_len, spec->model_bytes};
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty_wire_pack(&job->base, &b);
+  if (g) g->model_bytes = model;
   job->name = name, job->queue = queue, job->user = user;
   job->resources = had;
   job->run_as = had_run_as;
@@ -90,6 +96,7 @@ int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out) {
   out->user = ty_wire_strdup(req->user);
   out->queue = ty_wire_strdup(req->queue);
   out->limit = req->limit;
+  out->since_ms = req->since_ms;
   ty_wire_free(req);
   if (out->states && out->user && out->queue) return 0;
   ty__list_filter_close(out);
@@ -103,30 +110,32 @@ void ty__list_filter_close(ty_list_filter *f) {
   memset(f, 0, sizeof(*f));
 }
 
-int ty__conv_get_job_req(const uint8_t *p, size_t n, uint64_t *out_id, bool *out_with_plan) {
-  /* GetJob, GetTaskLocations and ExplainJob requests share field 1 (job_id). */
+int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out, bool *out_with_plan) {
+  /* GetJob and ExplainJob requests share fields 1, 4 and 5 (job_id,
+   * has_task, task); GetTaskLocations shares field 1. */
   Trainyard__GetJobRequest *req = ty_wire_unpack(&trainyard__get_job_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
-  *out_id = req->job_id;
+  *out = (ty_job_ref){req->job_id, req->has_task, req->task};
   if (out_with_plan) *out_with_plan = req->with_plan;
   ty_wire_free(req);
   return 0;
 }
 
-int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id) {
-  return ty__conv_get_job_req(p, n, out_id, NULL);
-}
-
-int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n) {
+int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n) {
   Trainyard__CancelJobRequest *req =
       ty_wire_unpack(&trainyard__cancel_job_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
-  uint64_t *ids = ty_wire_calloc(req->n_job_ids, sizeof(uint64_t));
-  if (ids && req->n_job_ids) memcpy(ids, req->job_ids, req->n_job_ids * sizeof(uint64_t));
-  *out_n = req->n_job_ids;
+  size_t total = req->n_job_ids + req->n_refs;
+  ty_job_ref *refs = ty_wire_calloc(total, sizeof(*refs));
+  for (size_t i = 0; refs && i < req->n_job_ids; i++) refs[i] = (ty_job_ref){.id = req->job_ids[i]};
+  for (size_t i = 0; refs && i < req->n_refs; i++) {
+    const Trainyard__JobRef *r = req->refs[i];
+    refs[req->n_job_ids + i] = (ty_job_ref){r->job_id, r->has_task, r->task};
+  }
+  *out_n = total;
   ty_wire_free(req);
-  if (!ids) return TY_ENOMEM;
-  *out_ids = ids;
+  if (!refs) return TY_ENOMEM;
+  *out_refs = refs;
   return 0;
 }
 
@@ -230,10 +239,55 @@ uint32_t ty__conv_info_gpus(const uint8_t *info, size_t n) {
 
 /* ---- responses ----------------------------------------------------------------------- */
 
-int ty__conv_submit_resp(uint64_t id, ty_buf *out) {
+int ty__conv_submit_resp(uint64_t id, uint32_t array_tasks, ty_buf *out) {
   Trainyard__SubmitJobResponse r = TRAINYARD__SUBMIT_JOB_RESPONSE__INIT;
   r.job_id = id;
+  r.array_tasks = array_tasks;
   return ty_wire_pack(&r.base, out);
+}
+
+/* ---- JobInfo: encoded once per change ------------------------------------------------
+ * A JobInfo is packed without its spec, then the stored spec (an encoded
+ * Job) is appended as field 2 by hand: protobuf fields may come in any
+ * order, and a job's spec is bytes the controller already holds, so
+ * nothing is unpacked and packed again per listing. Responses that carry
+ * JobInfos are put together the same way (ty__conv_field). */
+
+static int put_varint(ty_buf *out, uint64_t v) {
+  uint8_t b[10];
+  size_t n = 0;
+  do {
+    b[n] = (uint8_t)(v & 0x7f);
+    v >>= 7;
+    if (v) b[n] |= 0x80;
+    n++;
+  } while (v);
+  return ty_buf_append(out, b, n);
+}
+
+int ty__conv_field(uint32_t field, const uint8_t *p, size_t n, ty_buf *out) {
+  int rc = put_varint(out, (uint64_t)field << 3 | 2); /* length-delimited */
+  if (rc == 0) rc = put_varint(out, n);
+  if (rc == 0 && n) rc = ty_buf_append(out, p, n);
+  return rc;
+}
+
+/* "a,b,c" -> names (malloc'd array pointing into *copy, also malloc'd). */
+static int split_nodes(const char *csv, char ***names, size_t *n, char **copy) {
+  *names = NULL, *n = 0, *copy = NULL;
+  if (!csv || !csv[0]) return 0;
+  size_t count = 1;
+  for (const char *c = csv; *c; c++) count += *c == ',';
+  *copy = ty_wire_strdup(csv);
+  *names = ty_wire_calloc(count, sizeof(char *));
+  if (!*copy || !*names) {
+    free(*copy), free(*names);
+    *copy = NULL, *names = NULL;
+    return TY_ENOMEM;
+  }
+  char *save = NULL;
+  for (char *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) (*names)[(*n)++] = t;
+  return 0;
 }
 
 /* Leaves out what only the job's owner and operators see: the command,
@@ -256,70 +310,69 @@ static int redact(Trainyard__Job *spec) {
   return 0;
 }
 
-/* Fills info from j. The spec is unpacked from the stored blob (freed by
- * info_close) so clients see exactly what was submitted; without `full` it
- * is redacted. */
-static int info_fill(Trainyard__JobInfo *info, const ty_job *j, bool full) {
-  trainyard__job_info__init(info);
-  info->id = j->id;
-  info->spec = ty_wire_unpack(&trainyard__job__descriptor, j->blob, j->blob_len);
-  if (!full && info->spec && redact(info->spec) != 0) return TY_ENOMEM;
-  info->redacted = !full;
-  info->cpu_usec = j->usage.cpu_usec;
-  info->mem_peak_bytes = j->usage.mem_peak_bytes;
-  info->io_read_bytes = j->usage.io_read_bytes;
-  info->io_write_bytes = j->usage.io_write_bytes;
-  info->state = (Trainyard__JobState)j->state;
-  info->reason = ty_wire_str(j->reason);
-  info->exit_code = j->exit_code;
-  info->term_signal = j->term_signal;
-  info->submit_time_ms = j->submit_ms;
-  info->start_time_ms = j->start_ms;
-  info->end_time_ms = j->end_ms;
-  info->requeue_count = j->requeue_count;
-  info->held = j->held;
-  info->priority = j->state == TY_JOB_PENDING ? j->prio : 0;
-  info->last_checkpoint_ms = j->last_ckpt_ms;
-  /* A requeued job still remembers its old slots until placed again. */
-  uint32_t n_nodes = j->state == TY_JOB_PENDING ? 0 : j->n_slots;
-  info->n_nodes = n_nodes;
-  info->nodes = ty_wire_calloc(n_nodes, sizeof(char *));
-  for (uint32_t i = 0; info->nodes && i < n_nodes; i++) info->nodes[i] = j->slots[i].node->name;
-  return info->nodes ? 0 : TY_ENOMEM;
-}
-
-static void info_close(Trainyard__JobInfo *info) {
-  ty_wire_free(info->spec);
-  free(info->nodes);
-}
-
-int ty__conv_list_jobs_resp(ty_job *const *jobs, const bool *full, size_t n, ty_buf *out) {
-  Trainyard__ListJobsResponse r = TRAINYARD__LIST_JOBS_RESPONSE__INIT;
-  Trainyard__JobInfo *infos = ty_wire_calloc(n, sizeof(*infos));
-  Trainyard__JobInfo **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
-  int rc = infos && ptrs ? 0 : TY_ENOMEM;
-  size_t filled = 0;
-  for (; rc == 0 && filled < n; filled++) {
-    rc = info_fill(&infos[filled], jobs[filled], full[filled]);
-    ptrs[filled] = &infos[filled];
-  }
-  r.n_jobs = n;
-  r.jobs = ptrs;
-  if (rc == 0) rc = ty_wire_pack(&r.base, out);
-  for (size_t i = 0; i < filled; i++) info_close(&infos[i]);
-  free(infos);
-  free(ptrs);
+/* Field 2 of a JobInfo: the stored spec as it is, or redacted (unpacked,
+ * cut and packed again: a redacted encoding is cached like a full one). */
+static int spec_field(const ty__job_view *v, ty_buf *out) {
+  if (!v->spec_len) return 0;
+  if (!v->redact) return ty__conv_field(2, v->spec, v->spec_len, out);
+  Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, v->spec, v->spec_len);
+  if (!job) return TY_EPROTO;
+  ty_buf b;
+  ty_buf_init(&b);
+  int rc = redact(job);
+  if (rc == 0) rc = ty_wire_pack(&job->base, &b);
+  if (rc == 0) rc = ty__conv_field(2, b.data, b.len, out);
+  ty_buf_close(&b);
+  ty_wire_free(job);
   return rc;
 }
 
-int ty__conv_get_job_resp(const ty_job *j, bool full, const ty_event_copy *ev, size_t n_ev,
-                          ty_buf *out) {
+int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
+  Trainyard__JobInfo info = TRAINYARD__JOB_INFO__INIT;
+  info.id = v->id;
+  info.state = (Trainyard__JobState)v->state;
+  info.reason = ty_wire_str(v->reason);
+  info.exit_code = v->exit_code, info.term_signal = v->term_signal;
+  info.submit_time_ms = v->submit_ms, info.start_time_ms = v->start_ms;
+  info.end_time_ms = v->end_ms;
+  info.requeue_count = v->requeue_count;
+  info.held = v->held;
+  info.priority = v->priority;
+  info.last_checkpoint_ms = v->last_ckpt_ms;
+  info.array_job_id = v->array_id, info.array_task_id = v->array_task;
+  info.dependency = ty_wire_str(v->dependency);
+  info.cpu_usec = v->usage.cpu_usec, info.mem_peak_bytes = v->usage.mem_peak_bytes;
+  info.io_read_bytes = v->usage.io_read_bytes, info.io_write_bytes = v->usage.io_write_bytes;
+  info.usage_measured = v->usage_measured;
+  info.redacted = v->redact;
+  char *copy = NULL;
+  int rc = split_nodes(v->nodes_csv, &info.nodes, &info.n_nodes, &copy);
+  if (rc == 0) rc = ty_wire_pack(&info.base, out);
+  if (rc == 0) rc = spec_field(v, out);
+  free(info.nodes);
+  free(copy);
+  return rc;
+}
+
+void ty__job_view_row(const ty_job_row *r, ty__job_view *v) {
+  *v = (ty__job_view){.id = r->id, .spec = r->spec, .spec_len = r->spec_len, .state = r->state,
+                      .reason = r->reason, .exit_code = r->exit_code,
+                      .term_signal = r->term_signal, .submit_ms = r->submit_ms,
+                      .start_ms = r->start_ms, .end_ms = r->end_ms, .nodes_csv = r->nodes,
+                      .requeue_count = r->requeue_count, .held = r->held,
+                      .last_ckpt_ms = r->last_ckpt_ms, .array_id = (uint64_t)r->array_id,
+                      .array_task = r->array_task,
+                      .usage = {(uint64_t)r->cpu_usec, (uint64_t)r->mem_peak, (uint64_t)r->io_read,
+                                (uint64_t)r->io_write},
+                      .usage_measured = r->acct_measured};
+}
+
+int ty__conv_get_job_resp(const uint8_t *info, size_t info_len, const ty_event_copy *ev,
+                          size_t n_ev, ty_buf *out) {
   Trainyard__GetJobResponse r = TRAINYARD__GET_JOB_RESPONSE__INIT;
-  Trainyard__JobInfo info;
-  int rc = info_fill(&info, j, full);
   Trainyard__JobEvent *evs = ty_wire_calloc(n_ev, sizeof(*evs));
   Trainyard__JobEvent **ptrs = ty_wire_calloc(n_ev, sizeof(*ptrs));
-  if (!evs || !ptrs) rc = TY_ENOMEM;
+  int rc = evs && ptrs ? 0 : TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < n_ev; i++) {
     trainyard__job_event__init(&evs[i]);
     evs[i].time_ms = ev[i].time_ms;
@@ -328,11 +381,10 @@ int ty__conv_get_job_resp(const ty_job *j, bool full, const ty_event_copy *ev, s
     evs[i].reason = ev[i].reason;
     ptrs[i] = &evs[i];
   }
-  r.job = &info;
   r.n_events = n_ev;
   r.events = ptrs;
+  if (rc == 0) rc = ty__conv_field(1, info, info_len, out);
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
-  info_close(&info);
   free(evs);
   free(ptrs);
   return rc;
@@ -348,6 +400,8 @@ int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out) {
     rs[i].job_id = res[i].job_id;
     rs[i].status = res[i].status;
     rs[i].message = (char *)res[i].message;
+    rs[i].has_task = res[i].has_task, rs[i].task = res[i].task;
+    rs[i].cancelled = res[i].cancelled;
     ptrs[i] = &rs[i];
   }
   r.n_results = n;
@@ -375,6 +429,17 @@ static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd, const 
     ni->gpus = u->gpus;
     ni->topology = u->topology;
   }
+}
+
+int ty__conv_node_info(const ty_cluster_node *nd, ty_buf *out) {
+  Trainyard__NodeInfo *u = nd->info && nd->info_len
+                               ? ty_wire_unpack(&trainyard__node_info__descriptor, nd->info, nd->info_len)
+                               : NULL;
+  Trainyard__NodeInfo ni;
+  node_fill(&ni, nd, u);
+  int rc = ty_wire_pack(&ni.base, out);
+  ty_wire_free(u);
+  return rc;
 }
 
 int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out) {
@@ -482,6 +547,9 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
     gl.plan = (ProtobufCBinaryData){t->plan_len, (uint8_t *)t->plan};
     r.graph = &gl;
   }
+  r.array_job_id = t->array_job_id, r.array_task_id = t->array_task_id;
+  r.array_task_count = t->array_task_count, r.array_task_min = t->array_task_min;
+  r.array_task_max = t->array_task_max, r.array_task_step = t->array_task_step;
   return ty_wire_pack(&r.base, out);
 }
 

@@ -62,6 +62,8 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   if (!m) return TY_EPROTO;
   out->job_id = m->job_id;
   out->priority = m->priority;
+  out->has_task = m->has_task, out->task = m->task;
+  out->time_limit_s = m->time_limit_s;
   int rc = admin_strings(out, NULL, m->action, NULL, m->queue);
   ty_wire_free(m);
   return rc;
@@ -124,19 +126,12 @@ int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
-/* Borrows convert.c's JobInfo encoding through GetJobResponse. */
-int ty__conv_update_job_resp(const ty_job *j, ty_buf *out) {
-  ty_buf tmp;
-  ty_buf_init(&tmp);
-  int rc = ty__conv_get_job_resp(j, true, NULL, 0, &tmp);
-  Trainyard__GetJobResponse *g =
-      rc == 0 ? ty_wire_unpack(&trainyard__get_job_response__descriptor, tmp.data, tmp.len) : NULL;
-  ty_buf_close(&tmp);
-  if (!g) return rc ? rc : TY_EPROTO;
+int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed,
+                             ty_buf *out) {
   Trainyard__UpdateJobResponse r = TRAINYARD__UPDATE_JOB_RESPONSE__INIT;
-  r.job = g->job;
-  rc = ty_wire_pack(&r.base, out);
-  ty_wire_free(g);
+  r.changed = changed;
+  int rc = info ? ty__conv_field(1, info, info_len, out) : 0;
+  if (rc == 0) rc = ty_wire_pack(&r.base, out);
   return rc;
 }
 

@@ -43,15 +43,31 @@ static int dec_list_jobs(const uint8_t *p, size_t n) {
 }
 
 static int dec_job_id(const uint8_t *p, size_t n) {
-  uint64_t id;
-  return ty__conv_job_id_req(p, n, &id);
+  ty_job_ref ref;
+  bool with_plan = false;
+  return ty__conv_job_ref_req(p, n, &ref, &with_plan);
 }
 
 static int dec_cancel(const uint8_t *p, size_t n) {
-  uint64_t *ids = NULL;
-  size_t n_ids = 0;
-  int rc = ty__conv_cancel_req(p, n, &ids, &n_ids);
-  if (rc == 0) free(ids);
+  ty_job_ref *refs = NULL;
+  size_t n_refs = 0;
+  int rc = ty__conv_cancel_req(p, n, &refs, &n_refs);
+  if (rc == 0) free(refs);
+  return rc;
+}
+
+static int dec_history(const uint8_t *p, size_t n) {
+  ty__history_req q;
+  int rc = ty__conv_history_req(p, n, &q);
+  if (rc == 0) ty__history_req_close(&q);
+  return rc;
+}
+
+static int dec_get_node(const uint8_t *p, size_t n) {
+  char *name = NULL;
+  uint32_t limit = 0;
+  int rc = ty__conv_get_node_req(p, n, &name, &limit);
+  free(name);
   return rc;
 }
 
@@ -163,6 +179,8 @@ static const ty_proto_method requests[] = {
     {TY_M_RENDEZVOUS_GET, &trainyard__rendezvous_get_request__descriptor, dec_rdv_get},
     {TY_M_REPORT_PROGRESS, &trainyard__report_progress_request__descriptor, dec_progress},
     {TY_M_PLAN_JOB, &trainyard__plan_job_request__descriptor, dec_plan_job},
+    {TY_M_GET_HISTORY, &trainyard__get_history_request__descriptor, dec_history},
+    {TY_M_GET_NODE, &trainyard__get_node_request__descriptor, dec_get_node},
 };
 
 int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,

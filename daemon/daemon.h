@@ -28,6 +28,7 @@
  */
 
 typedef struct ty_controller ty_controller;
+typedef struct ty_store ty_store; /* the store (below) */
 
 /* ==== policy: who may do what ================================================================
  * policy.c: the `auth.` keys of traind --config (docs/security.md) and the
@@ -99,6 +100,15 @@ typedef struct ty_controller_config {
    * topology's strings are copied too. */
   const struct ty_sched_config *sched;
   const struct ty_sched_topology *topo;
+  /* Memory and history (issue 15). Finished jobs stay in memory at most
+   * min_job_age_s after their last use and job_cache of them at most (like
+   * Slurm's MinJobAge); the store keeps them until purge_after_s after they
+   * ended (0 = forever). 0 in job_cache/min_job_age_s takes the defaults. */
+  uint32_t job_cache;        /* default 1000 */
+  uint32_t min_job_age_s;    /* default 300 */
+  uint32_t purge_after_s;    /* 0 = keep history forever */
+  bool kill_on_invalid_dep;  /* cancel jobs whose dependency can never be met */
+  uint32_t history_cap;      /* most jobs in one GetHistory or ListJobs answer; 0 = 100000 */
   /* Authentication: clients (--auth munge|none), munged's socket
    * (--munge-socket; NULL = its default) and the auth. keys (borrowed until
    * ty_controller_create returns: the controller copies what it keeps). */
@@ -119,6 +129,23 @@ typedef struct ty_controller_config {
    * default. */
   ty_check_cluster plan_rates;
 } ty_controller_config;
+
+/* What the controller's periodic work and listings touched: the test hook
+ * that shows their cost follows the live set, not history. Jobs visited
+ * count each job a duty looked at once. */
+typedef struct ty_controller_stats {
+  uint64_t tick_jobs;     /* by the 1 s tick (usage, drains, the sweep) */
+  uint64_t pass_jobs;     /* by scheduling passes */
+  uint64_t pass_runs;
+  uint64_t list_jobs;     /* by ListJobs answers from memory */
+  uint64_t list_encoded;  /* JobInfos encoded (each at most once per change) */
+  uint64_t list_cached;   /* ListJobs answered with the cached reply */
+  size_t live, cached;    /* jobs in the live set and the finished cache now */
+} ty_controller_stats;
+/* Call on the loop thread, or after the loop stopped. Rows read from the
+ * store are ty_store_rows_read(ty_controller_store(ctl)). */
+void ty_controller_stats_get(const ty_controller *ctl, ty_controller_stats *out);
+ty_store *ty_controller_store(ty_controller *ctl);
 
 /* Opens the store (creating the state dir), loads state, starts listening
  * and the tick. On failure returns an error and writes a sentence into err. */
@@ -187,8 +214,12 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
  * (STATE_DIR/traind.db).
  *
  * Tables: jobs, queues, nodes, events (one row per job state transition, the
- * accounting record). The schema evolves by numbered migrations kept in
- * store.c and tracked in PRAGMA user_version.
+ * accounting record), ranks (one row per rank of a run, when it ended),
+ * node_events (node state changes and operator actions, with who), usage,
+ * admin_events. The schema evolves by numbered migrations kept in store.c
+ * and tracked in PRAGMA user_version. Finished jobs are found through
+ * indexes (by end time, by user, by array), so no query of history scans
+ * the table; store_query.c has the reads.
  *
  * Threads: a ty_store holds two connections. The write functions
  * (ty_store_begin ... ty_store_commit and the put functions between them) use
@@ -200,8 +231,6 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
  * Rows passed to callbacks are borrowed for the duration of the callback.
  * Rows passed to put functions are read, not kept.
  */
-
-typedef struct ty_store ty_store;
 
 /* X(version, column, kind, sql): the jobs table, one line per column in
  * column order. `version` is the schema version that added the column
@@ -231,11 +260,19 @@ typedef struct ty_store ty_store;
   X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
   X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */ \
   X(4, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */ \
-  X(5, cpu_usec, I64, "INTEGER NOT NULL DEFAULT 0")     /* accounting: the ranks' cgroups */      \
-  X(5, mem_peak, I64, "INTEGER NOT NULL DEFAULT 0")     /* the largest rank's peak, bytes */      \
+  X(5, cpu_usec, I64, "INTEGER NOT NULL DEFAULT 0")     /* accounting: see acct_measured */        \
+  X(5, mem_peak, I64, "INTEGER NOT NULL DEFAULT 0")     /* the largest rank's peak, 0 = unmeasured */ \
   X(5, io_read, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
   X(5, io_write, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
-  X(5, uid, I64, "INTEGER NOT NULL DEFAULT -1")         /* the submitter's (Job.run_as), -1 = none */
+  X(5, uid, I64, "INTEGER NOT NULL DEFAULT -1")         /* the submitter's (Job.run_as), -1 = none */ \
+  X(6, array_id, I64, "INTEGER NOT NULL DEFAULT 0")     /* the array it belongs to, 0 = none */   \
+  X(6, array_task, U32, "INTEGER NOT NULL DEFAULT 0")   /* its task index there */                 \
+  X(6, model_file, TEXT, "TEXT NOT NULL DEFAULT ''")    /* its model_bytes, in STATE_DIR */        \
+  X(6, time_limit_s, U32, "INTEGER NOT NULL DEFAULT 0") /* the effective limit, 0 = none */        \
+  X(6, alloc_cpus, U32, "INTEGER NOT NULL DEFAULT 0")   /* held by its last run, all nodes */      \
+  X(6, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
+  X(6, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")  /* GPUs held x wall clock, all runs */     \
+  X(6, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* cpu_usec measured for every rank */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;
@@ -253,6 +290,69 @@ typedef struct ty_job_row {
   TY_JOB_COLUMNS(TY__JOB_FIELD_)
 #undef TY__JOB_FIELD_
 } ty_job_row;
+
+/* Column numbers in TY_JOB_COLUMNS order (TY_JOB_COL_state, ...), and a set
+ * of columns as bits (TY_JOB_BIT(state)). */
+enum {
+#define TY__JOB_COL_(version, col, kind, sql) TY_JOB_COL_##col,
+  TY_JOB_COLUMNS(TY__JOB_COL_)
+#undef TY__JOB_COL_
+  TY_JOB_NCOLS
+};
+typedef uint64_t ty_job_cols;
+#define TY_JOB_BIT(col) ((ty_job_cols)1 << TY_JOB_COL_##col)
+#define TY_JOB_ALL_COLS ((((ty_job_cols)1) << TY_JOB_NCOLS) - 1)
+_Static_assert(TY_JOB_NCOLS < 64, "a job's columns are a 64-bit set");
+
+/* One fingerprint per column of r: the value of a number, a 64-bit hash of
+ * a text or blob. Equal fingerprints mean an equal value (to a hash's
+ * certainty), so the controller writes only the columns whose fingerprint
+ * changed since it last wrote the row. */
+void ty_job_row_fingerprint(const ty_job_row *r, uint64_t out[TY_JOB_NCOLS]);
+
+/* One rank of one run of a job, recorded when it ended (the accounting
+ * record per rank; schema 4). */
+typedef struct ty_rank_row {
+  uint64_t job_id;
+  uint32_t run;  /* 1 = the first run; each requeue adds one */
+  uint32_t rank;
+  const char *node;
+  int64_t start_ms, end_ms;
+  int state; /* ty_task_state, 0 = lost */
+  int32_t exit_code, term_signal;
+  uint32_t cpus, gpus;
+  int64_t cpu_ms, gpu_ms; /* measured, or held x wall clock */
+  int64_t mem_peak;       /* bytes, 0 = not measured */
+  bool measured;
+} ty_rank_row;
+
+/* A node's state change or an operator's action on it (schema 5). */
+typedef struct ty_node_event_row {
+  int64_t time_ms;
+  const char *node;
+  int from_state, to_state; /* ty_node_state; 0 = unchanged */
+  const char *action;       /* "register", "down", "drain", "resume", "drained", "restart" */
+  const char *reason;
+  const char *actor;        /* "user:alice", "controller", "node:n1" */
+} ty_node_event_row;
+
+/* What to list of the jobs in the store (ty_store_query_jobs). Borrowed. */
+typedef struct ty_job_query {
+  const int *states;          /* n_states of them; none = any */
+  size_t n_states;
+  bool finished_only;         /* only jobs that ended (end_ms > 0, a final state) */
+  const char *user, *queue;   /* NULL or "" = any */
+  int64_t ended_since_ms;     /* with finished_only: ended at or after (0 = any) */
+  int64_t submitted_before_ms; /* 0 = any */
+  uint32_t limit;             /* the newest (by end, then id) `limit`; 0 = all */
+  const uint64_t *ids;        /* n_ids of them: only these jobs, or arrays' elements */
+  size_t n_ids;
+} ty_job_query;
+
+/* An array's elements in the store, by what became of them. */
+typedef struct ty_array_counts {
+  uint32_t total, started, ended, completed;
+} ty_array_counts;
 
 typedef struct ty_event_row {
   int64_t id; /* assigned by the store; ignored on insert */
@@ -318,6 +418,44 @@ int ty_store_user_version(ty_store *s);
 /* ---- loop thread: loading and reading ------------------------------------- */
 /* Each calls cb once per row; a non-zero return from cb stops and is returned. */
 int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud);
+/* Only the jobs not yet ended (PENDING, RUNNING, and the transient states):
+ * what a starting controller keeps in memory. Reads no finished row. */
+int ty_store_load_live_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud);
+/* One job by id: cb once, or TY_ENOTFOUND. */
+int ty_store_get_job(ty_store *s, uint64_t id, int (*cb)(const ty_job_row *r, void *ud), void *ud);
+/* The id of array_id's element for task index `task`: 0 or TY_ENOTFOUND. */
+int ty_store_find_element(ty_store *s, uint64_t array_id, uint32_t task, uint64_t *out_id);
+/* The job uid `uid` submitted with request id `rid` (never ""): 0 or
+ * TY_ENOTFOUND. One indexed row (jobs_by_request). */
+int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *out_id);
+/* What became of an array's elements (all zero when there is no such array). */
+int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out);
+/* The largest job id ever stored (0 when none): ids are never reused, even
+ * once the jobs that had them left memory. */
+int ty_store_max_job_id(ty_store *s, uint64_t *out_id);
+/* Events of one node, the newest `limit` (0 = all), oldest first. */
+int ty_store_node_events(ty_store *s, const char *node, uint32_t limit,
+                         int (*cb)(const ty_node_event_row *r, void *ud), void *ud);
+/* Rows every reader of s delivered so far (the loop's and ty_store_reader's):
+ * the test hook that shows which operations read history. */
+uint64_t ty_store_rows_read(const ty_store *s);
+/* Statements so far that sorted their rows or stepped through a whole table
+ * instead of walking an index (SQLite's SORT and FULLSCAN_STEP counters):
+ * the test hook that shows a query of history uses its index. */
+uint64_t ty_store_scans(const ty_store *s);
+
+/* ---- any one thread: a reader of its own ------------------------------------
+ * Long queries (history, listings of finished jobs) run off the loop on a
+ * connection of their own; one reader belongs to one thread at a time. */
+typedef struct ty_store_reader ty_store_reader;
+int ty_store_reader_open(ty_store *s, ty_store_reader **out);
+void ty_store_reader_close(ty_store_reader *r); /* accepts NULL */
+/* Jobs matching q, newest first (by end time, then id): cb once per row. */
+int ty_store_query_jobs(ty_store_reader *r, const ty_job_query *q,
+                        int (*cb)(const ty_job_row *row, void *ud), void *ud);
+/* The rank records of one job, by run then rank. */
+int ty_store_query_ranks(ty_store_reader *r, uint64_t job_id,
+                         int (*cb)(const ty_rank_row *row, void *ud), void *ud);
 int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud);
 int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud);
 int ty_store_load_usage(ty_store *s, int (*cb)(const ty_usage_row *r, void *ud), void *ud);
@@ -336,7 +474,18 @@ int ty_store_release(ty_store *s);
 void ty_store_rollback_to(ty_store *s);
 
 int ty_store_insert_job(ty_store *s, const ty_job_row *r);
-int ty_store_update_job(ty_store *s, const ty_job_row *r); /* TY_ENOTFOUND if absent */
+/* Writes the columns in `cols` (the id is the key; TY_JOB_ALL_COLS writes
+ * every one). TY_ENOTFOUND if absent. */
+int ty_store_update_job(ty_store *s, const ty_job_row *r, ty_job_cols cols);
+int ty_store_add_rank(ty_store *s, const ty_rank_row *r); /* replaces the same (job, run, rank) */
+int ty_store_add_node_event(ty_store *s, const ty_node_event_row *r);
+/* Deletes up to `max_jobs` jobs that ended before `before_ms`, oldest first,
+ * with their events and rank records, and node events older than that;
+ * *out_jobs says how many jobs went. Model files the deleted jobs held
+ * and no remaining job needs are added to *unlink (paths, malloc'd) for
+ * the caller to remove once committed. */
+int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
+                   char ***unlink, size_t *n_unlink);
 int ty_store_add_event(ty_store *s, const ty_event_row *r);
 int ty_store_upsert_node(ty_store *s, const ty_node_row *r);
 int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r);
@@ -370,7 +519,14 @@ void ty_txn_destroy(ty_txn *t); /* accepts NULL */
  * strings right after. A job row's spec is the submitted job (its size the
  * client's choice), copied with malloc: TY_ENOMEM leaves t unchanged. */
 int ty_txn_insert_job(ty_txn *t, const ty_job_row *r);
-int ty_txn_update_job(ty_txn *t, const ty_job_row *r);
+/* Only the columns in `cols` are copied and written. */
+int ty_txn_update_job(ty_txn *t, const ty_job_row *r, ty_job_cols cols);
+void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r);
+void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r);
+/* Prunes as ty_store_prune does (at most max_jobs); once committed, removes
+ * the model files it freed and stores the number of jobs deleted in
+ * *out_jobs (read it in the commit callback). */
+void ty_txn_prune(ty_txn *t, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs);
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r);
 void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r);
 void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r);
@@ -379,7 +535,7 @@ void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r);
 size_t ty_txn_len(const ty_txn *t);
 /* Applies the txn's mutations in order on the writer connection (for tests
  * and for start-up writes before the writer thread runs). */
-int ty_txn_apply(const ty_txn *t, ty_store *s);
+int ty_txn_apply(ty_txn *t, ty_store *s);
 
 typedef struct ty_committer ty_committer;
 /* status: 0 once committed, TY_ESTORE when it was not. */

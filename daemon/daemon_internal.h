@@ -19,11 +19,15 @@
  *   metrics.c                   Prometheus metrics (docs/metrics.md)
  *   controller.c                lifecycle, loading, the tick
  *
- * Everything here lives on the loop thread. Jobs and nodes are never freed
- * while the controller runs (ids are never reused; finished jobs stay for
- * listings), so pointers to them stay valid; asynchronous callbacks still
- * carry ids, not pointers, and look the job up again, because a job may have
- * moved on (requeued: `run` counts its incarnations) while they were waiting.
+ * Everything here lives on the loop thread. Memory holds the live set --
+ * jobs not yet ended, or ended with ranks still to report -- and a bounded
+ * cache of finished jobs (state.c); everything else is in the store and is
+ * read back on demand. A job leaves the live set, and a finished job the
+ * cache, only in the tick's sweep, never inside a request or a callback:
+ * a ty_job pointer is valid until control returns to the loop. Nodes are
+ * never freed while the controller runs. Asynchronous callbacks carry ids,
+ * not pointers, and look the job up again, because a job may have moved on
+ * (requeued: `run` counts its incarnations) while they were waiting.
  */
 #ifndef TY_DAEMON_DAEMON_INTERNAL_H
 #define TY_DAEMON_DAEMON_INTERNAL_H
@@ -42,6 +46,12 @@
 typedef struct ty__graph_reg ty__graph_reg; /* daemon/graph.c */
 typedef struct ty__checks ty__checks;       /* daemon/check.c */
 typedef struct ty__submit_wait ty__submit_wait; /* daemon/rpc_client.c */
+
+/* ---- store.c's internals that store_query.c shares ---- */
+struct sqlite3;
+struct sqlite3 *ty__store_loop_db(ty_store *s); /* the loop thread's reader */
+const char *ty__store_path(const ty_store *s);
+void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 
 typedef struct ty_cluster_node {
   char *name;
@@ -89,6 +99,31 @@ typedef struct ty_slot {
   bool held;              /* resources still charged to the node */
 } ty_slot;
 
+/* One condition of a job's dependency (deps.c), in the order of its spec. */
+typedef enum { TY__DEP_WAIT = 0, TY__DEP_MET = 1, TY__DEP_NEVER = 2 } ty__dep_result;
+typedef struct ty__dep {
+  uint64_t target;  /* a job, or an array (is_array); 0 for singleton */
+  bool is_array;
+  uint8_t result;   /* ty__dep_result */
+  int seen;         /* the target's state when last evaluated (for reasons) */
+} ty__dep;
+
+/* An array with elements not yet ended, and what became of them (deps.c
+ * keeps it for conditions on the whole array). */
+typedef struct ty__array {
+  ty_id_node node; /* id = the array's id (ctl->arrays) */
+  uint64_t id;
+  ty_array_counts n;
+  uint32_t min, max, step; /* its task indices' span (TRAINYARD_ARRAY_*) */
+} ty__array;
+
+/* The jobs whose conditions name one target. */
+typedef struct ty__waiters {
+  ty_id_node node; /* id = the target's (ctl->waiters) */
+  uint64_t *ids;
+  size_t n, cap;
+} ty__waiters;
+
 typedef struct ty_job {
   uint64_t id;
   ty_job_spec spec;       /* validated */
@@ -116,13 +151,43 @@ typedef struct ty_job {
   /* The scheduler (sched_pass.c, admin.c). */
   bool held;              /* an operator holds it */
   int64_t last_ckpt_ms;   /* the last checkpoint it reported */
-  ty_task_usage usage;    /* accounting: its ranks' cgroups, every run */
+  /* Accounting, every rank and run: CPU time, memory and I/O from the
+   * ranks' cgroups; a rank no cgroup measured counts its CPUs held x wall
+   * clock in usage.cpu_usec, and acct_measured is then false. */
+  ty_task_usage usage;
   double prio;            /* multifactor priority of the last pass */
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
   /* Metrics (metrics.c), in memory only. */
   int64_t pending_ms;     /* when it last became PENDING (0: at submit) */
   bool has_wait;          /* a pass has given it a wait code since then */
   ty_sched_wait wait;     /* why it waits, per the last pass */
+  /* Arrays and dependencies (issue 15). */
+  uint64_t array_id;      /* the array it is an element of, 0 = none */
+  uint32_t array_task;
+  uint32_t acct_run;      /* the run its rank records belong to (1 = the first) */
+  bool requeue_asked;     /* `job requeue`: PENDING again once its ranks ended */
+  ty__dep *deps;          /* spec.n_deps conditions */
+  uint8_t dep;            /* all of them together: ty__dep_result (MET when none) */
+  char *dep_reason;       /* why it waits on them, for the pass; NULL when MET */
+  char *model_file;       /* its model_bytes on disk (STATE_DIR/models), or NULL */
+  char *nodes_csv;        /* a finished job read back from the store: its nodes */
+  /* Accounting: what its ranks held, and GPUs held x wall clock, summed as
+   * they end (CPU time is in usage). */
+  uint32_t alloc_cpus, alloc_gpus;
+  int64_t acct_gpu_ms;
+  bool acct_measured;
+  /* The row as last written: only columns whose fingerprint changed are
+   * written again (ty__job_save). */
+  uint64_t fp[TY_JOB_NCOLS];
+  /* Listing: its JobInfo, encoded once per change (convert.c): in full for
+   * its owner and operators, and redacted for everyone else. */
+  ty_buf info, info_redacted;
+  bool info_ok, info_redacted_ok;
+  /* The finished-job cache (state.c). */
+  ty_id_node done_node;   /* in ctl->done while cached */
+  bool cached;
+  int64_t used_mono;      /* finished, or last looked up */
+  struct ty_job *lru_prev, *lru_next;
 } ty_job;
 
 /* Decayed fair-share usage of one user in one queue. */
@@ -167,9 +232,30 @@ struct ty_controller {
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
-  ty_job **jobs; size_t n_jobs, cap_jobs; /* sorted by id */
-  ty_job **req_index; size_t n_req_index, n_req_jobs; /* (user, request id) -> job (state.c) */
+  ty_job **jobs; size_t n_jobs, cap_jobs; /* the live set, sorted by id */
+  ty_job **req_index; size_t n_req_index, n_req_jobs; /* (user, request id) -> live job (state.c) */
   uint64_t next_id;
+  /* Finished jobs kept in memory: by id, and least recently used last. */
+  ty_idmap done;           /* ty_job.done_node */
+  ty_job *lru_head, *lru_tail;
+  /* Dependencies (deps.c): who waits on each job or array id, the arrays
+   * with elements left, and targets whose waiters the next pass rechecks. */
+  ty_idmap waiters;       /* ty__waiters by target id */
+  ty_idmap arrays;        /* ty__array by array id */
+  uint64_t *dep_changed; size_t n_dep_changed, cap_dep_changed;
+  /* ListJobs of the live set: the last request and its answer, valid while
+   * no live job changed (ls_gen counts changes), for the same caller (an
+   * answer shows commands only to their owners and operators): any
+   * operator, or the uid ls_uid. */
+  uint64_t ls_gen, ls_cached_gen;
+  ty_buf ls_req, ls_reply;
+  bool ls_cached, ls_operator;
+  uint32_t ls_uid;
+  /* Pruning of old history (the tick starts one batch at a time). */
+  bool prune_running;
+  uint32_t prune_deleted;
+  int64_t prune_mono;
+  ty_controller_stats stats;
   ty_cluster_node **nodes; size_t n_nodes;
   ty_queue_info *queues; size_t n_queues; /* live counts unused; DELETED ones kept */
   ty_reply *replies;      /* outstanding replies (for connection close) */
@@ -210,14 +296,35 @@ struct ty_controller {
 };
 
 /* ---- state.c: tables, lookups and triggers ---- */
+/* A job in memory: the live set, then the finished cache (touched as used). */
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id);
-/* Adds j (ids only grow); a job with a request id is also indexed by it. */
+/* ty__job_find, else a finished job read back from the store into the
+ * cache; NULL when there is no such job (or its row does not decode). */
+ty_job *ty__job_get(ty_controller *ctl, uint64_t id);
+/* A job named by a reference: a plain id, or element `task` of array id
+ * (in memory, else in the store). NULL when none. */
+ty_job *ty__job_ref(ty_controller *ctl, const ty_job_ref *r);
+/* Adds j to the live set; a job with a request id is also indexed by it. */
 void ty__job_add(ty_controller *ctl, ty_job *j);
 /* The job uid `uid` submitted with request id `rid` (not ""), or NULL. */
 ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid);
 /* Takes the job out of the table and frees it (a submit that was not stored). */
 void ty__job_remove(ty_controller *ctl, uint64_t id);
 void ty__job_free(ty_job *j);
+/* ty_idmap_put for the controller's own bookkeeping: out of memory aborts,
+ * as ty_xmalloc does (base.h's allocation policy). */
+void ty__idmap_xput(ty_idmap *m, ty_id_node *n, uint64_t id);
+/* A finished job from its stored row (no slots or ranks; nodes as text). */
+ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r);
+/* Something listings show of j changed: its encoded JobInfo is stale. */
+void ty__job_dirty(ty_controller *ctl, ty_job *j);
+/* The tick's sweep: ended jobs with no ranks left leave the live set for the
+ * finished cache, and the cache keeps at most --job-cache jobs, none unused
+ * for longer than --min-job-age. */
+void ty__jobs_sweep(ty_controller *ctl);
+/* An ended job becomes live again (requeued): out of the cache, into the
+ * live set. */
+void ty__job_unretire(ty_controller *ctl, ty_job *j);
 ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
 ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
 void ty__node_add(ty_controller *ctl, ty_cluster_node *n); /* takes n */
@@ -227,6 +334,10 @@ char *ty__host_of(const char *addr);
 /* Adds n's row to t; ty__node_persist commits it on its own. */
 void ty__node_save(const ty_cluster_node *n, ty_txn *t);
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
+/* Adds a node event to t: n moved from `from` to `to` (equal: an action
+ * that changed no state), with why and who. */
+void ty__node_event(const ty_cluster_node *n, int from, int to, const char *action,
+                    const char *reason, const char *actor, ty_txn *t);
 ty_queue_info *ty__queue_find(ty_controller *ctl, const char *name);
 /* The (user, queue) usage account, created at zero when absent. */
 ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue);
@@ -297,13 +408,21 @@ uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_
 /* ---- jobs.c ---- */
 /* Fills a store row that borrows from j (alloc is a heap string the caller frees). */
 void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_alloc);
+/* Adds j's row to txn as an INSERT and records what was written. TY_ENOMEM
+ * when its spec cannot be copied. */
+int ty__job_insert(ty_job *j, ty_txn *txn);
 /* Restores slots and rank results from a stored row (on start). */
 int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, const char *alloc);
 /* Moves j to `to` in memory and adds the job row and one event to txn. */
 void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reason,
                         const char *actor, ty_txn *txn);
-/* Adds the current job row (no event) to txn. */
-void ty__job_save(const ty_job *j, ty_txn *txn);
+/* Adds the columns of j's row that changed since it was last written (no
+ * event) to txn, and marks j changed for listings. */
+void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn);
+/* j's encoded JobInfo, made again only when j changed since (ty__job_dirty);
+ * in full (`full`: the caller is its owner or an operator) or redacted.
+ * Owned by j. NULL when out of memory. */
+const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full);
 /* Adds an event that changes no state (a warning signal, a preemption
  * notice) to txn: the job's history records it with its actor. */
 void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn);
@@ -313,14 +432,50 @@ void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slo
 void ty__job_launch(ty_controller *ctl, ty_job *j);
 /* Sends KillTask to every node that still runs ranks of j. */
 void ty__job_kill(ty_controller *ctl, ty_job *j);
-/* Records a rank's end; may complete, fail or time out the job (into txn). */
+/* Records a rank's end, with what its cgroup measured (`use`; NULL = not
+ * reported); may complete, fail or time out the job (into txn). */
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state,
                     int32_t exit_code, int32_t term_signal, bool timed_out, const char *reason,
-                    ty_txn *txn);
+                    const ty_task_usage *use, ty_txn *txn);
+/* `job requeue` of an ended job: PENDING again (a new run), back in the
+ * live set, the change and its actor into txn. */
+void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn);
 /* Node loss or a lost rank: RUNNING -> NODE_FAIL -> PENDING (into txn). */
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
 /* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
+/* Rank r's node was lost: it ends without a result (its accounting record
+ * into txn); the caller decides what becomes of the job. */
+void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn);
+
+/* ---- deps.c: dependencies and the arrays they name ---- */
+/* Resolves j's conditions against the jobs that exist (submit: an unknown
+ * or later job is refused with err naming the condition; `loading`: such a
+ * condition can never be met) and evaluates them. */
+int ty__deps_resolve(ty_controller *ctl, ty_job *j, bool loading, char *err, size_t len);
+/* Registers j with the targets it waits on (once its submit is durable, or
+ * at load) and queues it for the next pass's check. */
+void ty__deps_watch(ty_controller *ctl, ty_job *j);
+/* j started for the first time (`started`) or ended: its waiters, and its
+ * array's, are rechecked on the next pass. From ty__job_transition. */
+void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started);
+/* A job left without ending (a submit that was not stored): its waiters
+ * find it gone. */
+void ty__deps_forget(ty_controller *ctl, uint64_t id);
+/* Before each pass: rechecks the queued jobs' conditions and singletons;
+ * cancels those that can never run when their policy says so. */
+void ty__deps_update(ty_controller *ctl);
+/* An ended element was requeued: its array counts it as not ended. */
+void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from);
+void ty__deps_destroy(ty_controller *ctl);
+/* The array's record (counts of its elements, its span): made when absent,
+ * from `total` for a new array, else counted in the store. */
+ty__array *ty__array_note(ty_controller *ctl, uint64_t id, const ty_array_spec *spec,
+                          uint32_t total);
+ty__array *ty__array_get(ty_controller *ctl, uint64_t id);
+/* An element's array's size and span, for its LaunchTask. */
+void ty__array_span(ty_controller *ctl, const ty_job *j, uint32_t *count, uint32_t *min,
+                    uint32_t *max, uint32_t *step);
 
 /* ---- metrics.c ---- */
 /* Registers every family of the controller on ctl->metrics. */
@@ -389,6 +544,10 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n)
 void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 
+/* ---- history.c: ListJobs, GetHistory, GetNode (accounting) ---- */
+void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_get_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+
 /* ---- rpc.c: the dispatch ---- */
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
 void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);
@@ -430,17 +589,19 @@ typedef struct ty_list_filter {
   size_t n_states;
   char *user, *queue;
   uint32_t limit;
+  int64_t since_ms;
 } ty_list_filter;
 int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
-/* ListJobs' rule (rpc_client.c): committed, user and queue ("" = any),
- * one of the states (none = any). The web console uses it too. */
+/* ListJobs' rule for a job in memory (history.c): committed, one of the
+ * states (none = any), user and queue ("" = any), since. The web console
+ * uses it too. */
 bool ty__job_matches(const ty_job *j, const ty_list_filter *f);
 void ty__list_filter_close(ty_list_filter *f);
-/* GetJobRequest and GetTaskLocationsRequest carry only job_id. */
-int ty__conv_job_id_req(const uint8_t *p, size_t n, uint64_t *out_id);
-/* GetJobRequest with its with_plan flag. */
-int ty__conv_get_job_req(const uint8_t *p, size_t n, uint64_t *out_id, bool *out_with_plan);
-int ty__conv_cancel_req(const uint8_t *p, size_t n, uint64_t **out_ids, size_t *out_n);
+/* GetJobRequest and ExplainJobRequest: a job, or an element of an array;
+ * GetJob's with_plan flag when out_with_plan is not NULL. */
+int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out, bool *out_with_plan);
+/* job_ids, then refs, as one list. */
+int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n);
 
 typedef struct ty_node_report {
   char *name;
@@ -469,14 +630,45 @@ typedef struct ty_event_copy {
   char *reason;
 } ty_event_copy;
 
-int ty__conv_submit_resp(uint64_t id, ty_buf *out);
-/* full[i] (or `full`): the caller may see job i's command, environment
- * and graph payload; otherwise they are left out and JobInfo.redacted set. */
-int ty__conv_list_jobs_resp(ty_job *const *jobs, const bool *full, size_t n, ty_buf *out);
-int ty__conv_get_job_resp(const ty_job *j, bool full, const ty_event_copy *ev, size_t n_ev,
-                          ty_buf *out);
+int ty__conv_submit_resp(uint64_t id, uint32_t array_tasks, ty_buf *out);
+
+/* What a JobInfo shows of a job, from memory (ty__job_info) or from a
+ * stored row (ty__job_view_row). Everything borrowed. */
+typedef struct ty__job_view {
+  uint64_t id;
+  const uint8_t *spec; /* the stored, encoded Job */
+  size_t spec_len;
+  int state;
+  const char *reason;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  const char *nodes_csv;
+  uint32_t requeue_count;
+  bool held;
+  double priority;
+  int64_t last_ckpt_ms;
+  uint64_t array_id;
+  uint32_t array_task;
+  const char *dependency; /* the conditions not yet met */
+  ty_task_usage usage;
+  bool usage_measured;
+  bool redact;            /* leave out what only its owner and operators see */
+} ty__job_view;
+/* The JobInfo of v, appended to out. */
+int ty__conv_job_info(const ty__job_view *v, ty_buf *out);
+void ty__job_view_row(const ty_job_row *r, ty__job_view *v);
+/* Appends length-delimited field `field` holding bytes p (a packed message)
+ * to out: how responses are put together from JobInfos encoded earlier
+ * (ListJobsResponse.jobs, GetJobResponse.job, ...), since a message's
+ * encoding is the concatenation of its fields'. */
+int ty__conv_field(uint32_t field, const uint8_t *p, size_t n, ty_buf *out);
+/* GetJobResponse: the job's encoded JobInfo and its events. */
+int ty__conv_get_job_resp(const uint8_t *info, size_t info_len, const ty_event_copy *ev,
+                          size_t n_ev, ty_buf *out);
 int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
 int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out);
+/* One NodeInfo, as ListNodes shows it. */
+int ty__conv_node_info(const ty_cluster_node *nd, ty_buf *out);
 /* GetTaskLocationsRequest: want_tokens asks for task tokens (logs, attach). */
 int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
                                 bool *out_want_tokens);
@@ -487,6 +679,50 @@ int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out);
 
 int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
 int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
+
+/* ==== history.c and convert_history.c ========================================================
+ * Accounting: what GetHistory answers, as plain structs that the thread
+ * pool fills from the store and memory fills for live jobs, and the
+ * protobuf side of GetHistory and GetNode (convert_history.c, pure). */
+
+typedef struct ty__history_req {
+  char *user, *queue; /* "" = any */
+  int64_t since_ms, until_ms;
+  int *states;
+  size_t n_states;
+  uint32_t limit;
+  uint64_t *ids;
+  size_t n_ids;
+  bool ranks;
+} ty__history_req;
+int ty__conv_history_req(const uint8_t *p, size_t n, ty__history_req *out);
+void ty__history_req_close(ty__history_req *r);
+
+typedef struct ty__acct_rank {
+  ty_rank_row row; /* row.node is `node` */
+  char *node;
+} ty__acct_rank;
+
+/* One JobRecord; strings owned (ty__acct_job_close). */
+typedef struct ty__acct_job {
+  uint64_t id, array_id;
+  uint32_t array_task;
+  char *name, *user, *queue, *reason, *nodes;
+  int state;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  uint32_t requeue_count, cpus, gpus, time_limit_s;
+  uint64_t mem_bytes;
+  int64_t cpu_ms, gpu_ms, mem_peak;
+  bool measured;
+  ty__acct_rank *ranks;
+  size_t n_ranks;
+} ty__acct_job;
+void ty__acct_job_close(ty__acct_job *a);
+int ty__conv_history_resp(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);
+int ty__conv_get_node_req(const uint8_t *p, size_t n, char **out_name, uint32_t *out_limit);
+int ty__conv_get_node_resp(const ty_cluster_node *nd, const ty_node_event_row *ev, size_t n,
+                           ty_buf *out);
 
 /* ==== admin.c and convert_admin.c ============================================================
  * The scheduler's operations (queues, node drains, job holds,
@@ -504,6 +740,9 @@ typedef struct ty_admin_req {
   char **settings;
   size_t n_settings;
   uint64_t job_id;
+  bool has_task; /* UpdateJob: element `task` of array job_id */
+  uint32_t task;
+  uint32_t time_limit_s;
   int32_t priority;
 } ty_admin_req;
 void ty__admin_req_close(ty_admin_req *r);
@@ -516,7 +755,9 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out);
 int ty__conv_list_queues_resp(const ty_queue_info *qs, size_t n, ty_buf *out);
 int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out);
 int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
-int ty__conv_update_job_resp(const ty_job *j, ty_buf *out);
+/* UpdateJobResponse: the (first) job changed, and how many were. */
+int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed,
+                             ty_buf *out);
 /* `nodes` names the indices in ex->nodes (the pass's node order). */
 int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
                           ty_cluster_node *const *nodes, ty_buf *out);
@@ -532,6 +773,11 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
 /* NVLink island per GPU index from a node's info blob (Gpu.nvlink_island;
  * unknown = island 0, which means "one island"). */
 void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands);
+
+/* Answers an admin change once committed (r is the ty_reply), then asks
+ * for a pass; "user:alice" (or "user:unknown") for an event's actor. */
+void ty__admin_committed(int status, void *ud);
+void ty__actor_of(const char *user, char *buf, size_t len);
 
 /* ---- rules (admin.c) --------------------------------------------------------- */
 
@@ -586,6 +832,16 @@ typedef struct ty__progress_point {
   double test_accuracy; /* -1 = none yet */
 } ty__progress_point;
 
+/* A submitted graph job's model_bytes on disk, so neither memory nor the
+ * stored spec holds them: STATE_DIR/models/ID.onnx, written to a temporary
+ * name, fsynced and renamed before the job is committed. *out_path is a
+ * heap string; err names the file. */
+int ty__model_write(ty_controller *ctl, uint64_t id, const uint8_t *bytes, size_t len,
+                    char **out_path, char *err, size_t err_len);
+/* Reads one back into out (for LaunchTask); err names the file. */
+int ty__model_read(const char *path, ty_buf *out, char *err, size_t err_len);
+void ty__model_remove(const char *path); /* logs a failure other than ENOENT */
+
 /* The absolute checkpoint path of a graph job (owned by the controller,
  * valid while it runs); NULL when it cannot be made (logged). */
 const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j);
@@ -593,6 +849,8 @@ const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j);
 void ty__graph_job_started(ty_controller *ctl, const ty_job *j);
 /* Appends GetJobResponse's graph fields (progress, checkpoints) to out. */
 int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out);
+/* Its job left memory: drop its record. */
+void ty__graph_forget(ty_controller *ctl, uint64_t id);
 void ty__graph_destroy(ty_controller *ctl);
 /* Rank 0's last progress report of job id (borrowed, valid until the next
  * report), or NULL when none came. */

@@ -5,14 +5,18 @@
  * planned in a child process (check.c), never here.
  *
  * The per-job records live in one array searched linearly: a controller
- * runs tens of graph jobs at a time, and every lookup is one RPC.
+ * runs tens of graph jobs at a time, and every lookup is one RPC. A record
+ * goes when its job leaves the controller's memory (ty__graph_forget).
  */
 #include "daemon/daemon_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/token/token.h"
 #include "ops/train/train.h"
@@ -71,16 +75,25 @@ static void clear_keys(graph_job *j) {
   j->n_keys = 0;
 }
 
+static void job_close(graph_job *j) {
+  clear_keys(j);
+  free(j->progress.checkpoint_path);
+  for (size_t k = 0; k < j->n_ckpts; k++) free(j->ckpts[k].path);
+  free(j->ckpt_path);
+  free(j->hist);
+}
+
+void ty__graph_forget(ty_controller *ctl, uint64_t id) {
+  graph_job *j = find(ctl, id, false);
+  if (!j) return;
+  job_close(j);
+  *j = ctl->graph->jobs[--ctl->graph->n]; /* the last record takes its place */
+}
+
 void ty__graph_destroy(ty_controller *ctl) {
   ty__graph_reg *g = ctl->graph;
   if (!g) return;
-  for (size_t i = 0; i < g->n; i++) {
-    clear_keys(&g->jobs[i]);
-    free(g->jobs[i].progress.checkpoint_path);
-    for (size_t k = 0; k < g->jobs[i].n_ckpts; k++) free(g->jobs[i].ckpts[k].path);
-    free(g->jobs[i].ckpt_path);
-    free(g->jobs[i].hist);
-  }
+  for (size_t i = 0; i < g->n; i++) job_close(&g->jobs[i]);
   free(g->jobs);
   free(g);
   ctl->graph = NULL;
@@ -97,6 +110,57 @@ char *ty__graph_config_checkpoint(const uint8_t *cfg, size_t len) {
   char *path = c.checkpoint_path ? ty_strdup(c.checkpoint_path) : NULL;
   ty_train_config_close(&c);
   return path;
+}
+
+/* ---- model files -------------------------------------------------------------------- */
+
+int ty__model_write(ty_controller *ctl, uint64_t id, const uint8_t *bytes, size_t len,
+                    char **out_path, char *err, size_t err_len) {
+  char dir[PATH_MAX], tmp[PATH_MAX + 64], path[PATH_MAX + 64];
+  snprintf(dir, sizeof dir, "%s/models", ctl->cfg.state_dir);
+  snprintf(path, sizeof path, "%s/%llu.onnx", dir, (unsigned long long)id);
+  snprintf(tmp, sizeof tmp, "%s/%llu.onnx.tmp", dir, (unsigned long long)id);
+  int rc = ty_mkdir_p(dir);
+  int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+  if (fd < 0) rc = rc ? rc : -errno;
+  for (size_t off = 0; fd >= 0 && rc == 0 && off < len;) {
+    ssize_t w = write(fd, bytes + off, len - off);
+    if (w < 0 && errno != EINTR) rc = -errno;
+    else if (w > 0) off += (size_t)w;
+  }
+  if (fd >= 0 && rc == 0 && fsync(fd) != 0) rc = -errno;
+  if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -errno;
+  if (rc == 0 && rename(tmp, path) != 0) rc = -errno;
+  int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (dfd >= 0) fsync(dfd), close(dfd); /* the rename survives a crash */
+  if (rc != 0) {
+    unlink(tmp);
+    return ty_errf(err, err_len, TY_ESTORE, "job.graph.model_bytes: cannot keep them in %s: %s",
+                   path, ty_strerror(rc));
+  }
+  *out_path = ty_strdup(path);
+  return 0;
+}
+
+int ty__model_read(const char *path, ty_buf *out, char *err, size_t err_len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int rc = fd < 0 ? -errno : 0;
+  uint8_t chunk[65536];
+  for (ssize_t n = 1; rc == 0 && n > 0;) {
+    n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno != EINTR) rc = -errno;
+    else if (n > 0) rc = ty_buf_append(out, chunk, (size_t)n);
+  }
+  if (fd >= 0) close(fd);
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "the job's model %s cannot be read: %s", path,
+                   ty_strerror(rc));
+  return 0;
+}
+
+void ty__model_remove(const char *path) {
+  if (path && unlink(path) != 0 && errno != ENOENT)
+    ty_warn("cannot remove the model %s: %s", path, strerror(errno));
 }
 
 /* ---- checkpoints ------------------------------------------------------------------ */
@@ -309,7 +373,10 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
   if (existing.listed) replace_ckpts(g, &existing);
   else record_ckpt(g, &pr);
   ty_checkpoint_list_close(&existing);
-  if (g->n_ckpts) j->last_ckpt_ms = g->ckpts[g->n_ckpts - 1].time_ms;
+  if (g->n_ckpts && j->last_ckpt_ms != g->ckpts[g->n_ckpts - 1].time_ms) {
+    j->last_ckpt_ms = g->ckpts[g->n_ckpts - 1].time_ms;
+    ty__job_dirty(ctl, j);
+  }
   free(g->progress.checkpoint_path);
   g->progress = pr;
   g->has_progress = true;

@@ -49,12 +49,17 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .reason = j->reason, .exit_code = j->exit_code,
                       .term_signal = j->term_signal, .submit_ms = j->submit_ms,
                       .start_ms = j->start_ms, .end_ms = j->end_ms,
-                      .nodes = (char *)nodes.data, .alloc = (char *)alloc.data,
+                      .nodes = j->n_slots ? (char *)nodes.data : (j->nodes_csv ? j->nodes_csv : ""),
+                      .alloc = (char *)alloc.data,
                       .requeue_count = j->requeue_count, .spec = j->blob,
                       .request_id = j->request_id ? j->request_id : "",
                       .spec_len = j->blob_len, .held = j->held,
                       .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
-                      .plan_len = j->plan_len,
+                      .plan_len = j->plan_len, .array_id = (int64_t)j->array_id,
+                      .array_task = j->array_task, .model_file = j->model_file,
+                      .time_limit_s = j->spec.time_limit_s, .alloc_cpus = j->alloc_cpus,
+                      .alloc_gpus = j->alloc_gpus, .acct_gpu_ms = j->acct_gpu_ms,
+                      .acct_measured = j->acct_measured,
                       .cpu_usec = (int64_t)j->usage.cpu_usec,
                       .mem_peak = (int64_t)j->usage.mem_peak_bytes,
                       .io_read = (int64_t)j->usage.io_read_bytes,
@@ -64,15 +69,63 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
   *out_alloc = (char *)alloc.data;
 }
 
-void ty__job_save(const ty_job *j, ty_txn *txn) {
+const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full) {
+  ty_buf *info = full ? &j->info : &j->info_redacted;
+  bool *ok = full ? &j->info_ok : &j->info_redacted_ok;
+  if (*ok) return info;
+  ty_buf nodes;
+  ty_buf_init(&nodes);
+  /* A requeued job still remembers its old slots until placed again. */
+  for (uint32_t s = 0; j->state != TY_JOB_PENDING && s < j->n_slots; s++)
+    ty_buf_printf(&nodes, "%s%s", s ? "," : "", j->slots[s].node->name);
+  ty_buf_append(&nodes, "", 1);
+  const char *dep = j->dep != TY__DEP_MET && j->dep_reason ? strstr(j->dep_reason, ": ") : NULL;
+  ty__job_view v = {.id = j->id, .spec = j->blob, .spec_len = j->blob_len, .state = j->state,
+                    .reason = j->reason, .exit_code = j->exit_code,
+                    .term_signal = j->term_signal, .submit_ms = j->submit_ms,
+                    .start_ms = j->start_ms, .end_ms = j->end_ms,
+                    .nodes_csv = j->n_slots ? (char *)nodes.data : j->nodes_csv,
+                    .requeue_count = j->requeue_count, .held = j->held,
+                    .priority = j->state == TY_JOB_PENDING ? j->prio : 0,
+                    .last_ckpt_ms = j->last_ckpt_ms, .array_id = j->array_id,
+                    .array_task = j->array_task, .dependency = dep ? dep + 2 : "",
+                    .usage = j->usage, .usage_measured = j->acct_measured, .redact = !full};
+  info->len = 0;
+  int rc = ty__conv_job_info(&v, info);
+  ty_buf_close(&nodes);
+  ctl->stats.list_encoded++;
+  *ok = rc == 0;
+  return rc == 0 ? info : NULL;
+}
+
+int ty__job_insert(ty_job *j, ty_txn *txn) {
   ty_job_row row;
   char *nodes, *alloc;
   ty__job_row(j, &row, &nodes, &alloc);
-  if (ty_txn_update_job(txn, &row) != 0)
-    ty_error("job %llu: no memory to copy its row; the store keeps its previous state until the "
-             "job changes again", (unsigned long long)j->id);
+  int rc = ty_txn_insert_job(txn, &row);
+  if (rc == 0) ty_job_row_fingerprint(&row, j->fp);
   free(nodes);
   free(alloc);
+  return rc;
+}
+
+void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  ty_job_row row;
+  char *nodes, *alloc;
+  uint64_t fp[TY_JOB_NCOLS];
+  ty__job_row(j, &row, &nodes, &alloc);
+  ty_job_row_fingerprint(&row, fp);
+  ty_job_cols cols = 0;
+  for (int c = 0; c < TY_JOB_NCOLS; c++)
+    if (fp[c] != j->fp[c]) cols |= (ty_job_cols)1 << c;
+  if (cols && ty_txn_update_job(txn, &row, cols) != 0)
+    ty_error("job %llu: no memory to copy its row; the store keeps its previous state until the "
+             "job changes again", (unsigned long long)j->id);
+  else if (cols)
+    memcpy(j->fp, fp, sizeof(fp));
+  free(nodes);
+  free(alloc);
+  ty__job_dirty(ctl, j);
 }
 
 /* Gives j its slots: charges the nodes and creates tasks_per_node ranks per
@@ -129,6 +182,48 @@ static void mark_ended(ty_job *j, uint32_t r, int task_state, int32_t code, int3
   }
 }
 
+/* The accounting record of rank r, which just ended. CPU time and memory
+ * are what the rank's cgroup measured (`use`, from the worker's
+ * TaskUpdate); a rank nothing measured (no cgroup hierarchy on its worker,
+ * or a lost rank: use NULL or all zero) counts its CPUs held x wall clock
+ * (the run's start to now) and leaves the job's accounting marked
+ * allocated. GPUs are always held x wall clock. */
+static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn *txn) {
+  const ty_rank *rk = &j->ranks[r];
+  const ty_slot *sl = &j->slots[rk->slot];
+  uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
+  int64_t now = ty_now_ms(), ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
+  uint32_t slot_gpus = (uint32_t)__builtin_popcountll(sl->gpus);
+  bool measured = use && (use->cpu_usec || use->mem_peak_bytes);
+  ty_rank_row row = {.job_id = j->id, .run = j->acct_run, .rank = r, .node = sl->node->name,
+                     .start_ms = j->start_ms, .end_ms = now, .state = rk->task_state,
+                     .exit_code = rk->exit_code, .term_signal = rk->term_signal,
+                     .cpus = j->spec.cpus_per_task, .gpus = slot_gpus / tpn,
+                     .cpu_ms = ms * j->spec.cpus_per_task, .gpu_ms = ms * slot_gpus / tpn,
+                     .measured = measured};
+  if (measured) {
+    row.cpu_ms = (int64_t)(use->cpu_usec / 1000), row.mem_peak = (int64_t)use->mem_peak_bytes;
+    ty_task_usage_add(&j->usage, use);
+  } else {
+    j->usage.cpu_usec += (uint64_t)row.cpu_ms * 1000;
+  }
+  /* Measured only if every rank of every run so far was: the first rank to
+   * end in the first run decides, the others can only take it back. */
+  bool first = j->acct_run <= 1 && rk->end_seq == 1;
+  j->acct_measured = measured && (first || j->acct_measured);
+  j->acct_gpu_ms += row.gpu_ms;
+  ty_txn_add_rank(txn, &row);
+}
+
+void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn) {
+  ty_rank *rk = &j->ranks[r];
+  if (rk->state == RANK_ENDED) return;
+  mark_ended(j, r, 0, 0, 0, false);
+  free(rk->reason);
+  rk->reason = ty_strdup(why);
+  account_rank(j, r, NULL, txn);
+}
+
 int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, const char *alloc) {
   char *names = ty_strdup(nodes), *spec = ty_strdup(alloc);
   char *save_n = NULL, *save_a = NULL;
@@ -173,13 +268,15 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
     return;
   }
   int64_t now = ty_now_ms();
+  bool first_start = to == TY_JOB_RUNNING && j->start_ms == 0;
   j->state = to;
   free(j->reason);
   j->reason = ty_strdup(reason ? reason : "");
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
   if (ty_job_state_terminal(to)) j->end_ms = now;
   ty__metrics_job_transition(ctl, j, from, to, now);
-  ty__job_save(j, txn);
+  if (first_start || ty_job_state_terminal(to)) ty__deps_target_changed(ctl, j, first_start);
+  ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id, .time_ms = now, .from_state = from, .to_state = to,
                      .reason = j->reason, .actor = actor};
   ty_txn_add_event(txn, &ev);
@@ -211,6 +308,7 @@ static void fail_launch(ty_controller *ctl, ty_job *j, uint32_t rank, const char
   mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, false);
   free(j->ranks[rank].reason);
   j->ranks[rank].reason = ty_strdup(msg);
+  account_rank(j, rank, NULL, t);
   ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", t);
   ty__commit(ctl, t, NULL, NULL);
   if (j->live_ranks) ty__job_kill(ctl, j);
@@ -236,10 +334,11 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   free(lc);
 }
 
-/* The LaunchTask of rank r: points into j and into gpus (64 entries) and
- * key (TY_TOKEN_KEY_LEN bytes), which the caller keeps until it is encoded. */
+/* The LaunchTask of rank r: points into j and into gpus (64 entries), key
+ * (TY_TOKEN_KEY_LEN bytes) and model (a graph job's model_bytes read back
+ * from its file), which the caller keeps until it is encoded. */
 static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus,
-                      uint8_t *key, ty_task_spec *t) {
+                      uint8_t *key, const ty_buf *model, ty_task_spec *t) {
   const ty_job_spec *s = &j->spec;
   const ty_slot *sl = &j->slots[j->ranks[r].slot];
   uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
@@ -262,22 +361,29 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
   ty__token_job_key(ctl, j->id, key);
   t->attach_key = key;
   t->attach_key_len = TY_TOKEN_KEY_LEN;
+  if (j->array_id) {
+    t->array_job_id = j->array_id;
+    t->array_task_id = j->array_task;
+    ty__array_span(ctl, j, &t->array_task_count, &t->array_task_min, &t->array_task_max,
+                   &t->array_task_step);
+  }
   if (s->kind != TY_JOB_KIND_GRAPH) return;
   t->graph = true;
   t->model_path = s->model_path;
   t->model_bytes = s->model_bytes, t->model_len = s->model_len;
+  if (j->model_file) t->model_bytes = model->data, t->model_len = model->len;
   t->train_config = s->train_config, t->train_config_len = s->train_config_len;
   t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
   t->plan = j->plan;
   t->plan_len = j->plan_len;
 }
 
-static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
+static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const ty_buf *model) {
   ty_slot *s = &j->slots[j->ranks[r].slot];
   uint32_t gpus[64];
   uint8_t key[TY_TOKEN_KEY_LEN];
   ty_task_spec t;
-  task_spec(ctl, j, r, gpus, key, &t);
+  task_spec(ctl, j, r, gpus, key, model, &t);
   ty_buf b;
   ty_buf_init(&b);
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
@@ -298,10 +404,24 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r) {
 
 void ty__job_launch(ty_controller *ctl, ty_job *j) {
   if (ctl->stopping || j->state != TY_JOB_RUNNING) return;
-  for (uint32_t r = 0; r < j->n_ranks; r++) {
+  ty_buf model;
+  ty_buf_init(&model);
+  bool read = false;
+  for (uint32_t r = 0; r < j->n_ranks && j->state == TY_JOB_RUNNING; r++) {
     ty_cluster_node *n = j->slots[j->ranks[r].slot].node;
-    if (j->ranks[r].state == RANK_WAIT && n->conn) launch_rank(ctl, j, r);
+    if (j->ranks[r].state != RANK_WAIT || !n->conn) continue;
+    if (j->model_file && !read) {
+      /* The model lives on disk, not in memory: read once per launch. */
+      char err[TY_ERR_LEN];
+      read = true;
+      if (ty__model_read(j->model_file, &model, err, sizeof(err)) != 0) {
+        fail_launch(ctl, j, r, err);
+        break;
+      }
+    }
+    launch_rank(ctl, j, r, &model);
   }
+  ty_buf_close(&model);
 }
 
 typedef struct start_ctx {
@@ -324,6 +444,12 @@ void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slo
   set_slots(j, slots, n_slots);
   if (j->spec.kind == TY_JOB_KIND_GRAPH) ty__graph_job_started(ctl, j);
   j->run++;
+  j->acct_run = j->requeue_count + 1;
+  j->alloc_cpus = j->alloc_gpus = 0;
+  for (uint32_t i = 0; i < n_slots; i++) {
+    j->alloc_cpus += slots[i].cpus;
+    j->alloc_gpus += (uint32_t)__builtin_popcountll(slots[i].gpus);
+  }
   j->exit_code = 0;
   j->term_signal = 0;
   j->first_failed = 0;
@@ -428,10 +554,19 @@ static void preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 }
 
 /* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT (or PREEMPTED
- * and requeued, whatever the ranks did, when the scheduler preempted it). */
+ * and requeued, whatever the ranks did, when the scheduler preempted it;
+ * or PENDING again when `job requeue` asked). */
 static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   if (j->preempt_for) {
     preempted(ctl, j, txn);
+    return;
+  }
+  if (j->requeue_asked) {
+    j->requeue_asked = false;
+    j->requeue_count++;
+    ty__job_transition(ctl, j, TY_JOB_PENDING, "requeued as asked (trainctl job requeue)",
+                       "controller", txn);
+    ty__sched_request(ctl);
     return;
   }
   uint32_t first = UINT32_MAX, first_seq = UINT32_MAX, timed = UINT32_MAX;
@@ -462,12 +597,13 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state,
                     int32_t exit_code, int32_t term_signal, bool timed_out, const char *reason,
-                    ty_txn *txn) {
+                    const ty_task_usage *use, ty_txn *txn) {
   ty_rank *rk = &j->ranks[rank];
   if (rk->state == RANK_ENDED) return;
   mark_ended(j, rank, task_state, exit_code, term_signal, timed_out);
   free(rk->reason);
   rk->reason = ty_strdup(reason ? reason : "");
+  account_rank(j, rank, use, txn);
   if (j->slots[rk->slot].live == 0) ty__sched_request(ctl);
   if (j->state == TY_JOB_RUNNING) {
     if (rank_failed(rk) && !j->kill_sent && j->live_ranks > 0) ty__job_kill(ctl, j);
@@ -476,7 +612,30 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
       return;
     }
   }
-  ty__job_save(j, txn);
+  ty__job_save(ctl, j, txn);
+}
+
+void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn) {
+  int from = j->state;
+  ty__job_unretire(ctl, j);
+  ty__deps_requeued(ctl, j, from);
+  char why[TY_ERR_LEN];
+  snprintf(why, sizeof(why), "requeued after %s by %.64s", ty_job_state_name(from),
+           strncmp(actor, "user:", 5) == 0 ? actor + 5 : actor);
+  j->state = TY_JOB_PENDING;
+  free(j->reason);
+  j->reason = ty_strdup(why);
+  j->end_ms = 0;
+  j->exit_code = j->term_signal = 0;
+  j->first_failed = 0;
+  j->requeue_count++;
+  j->dep = TY__DEP_MET; /* its dependencies were met once */
+  ty__job_save(ctl, j, txn);
+  ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = from,
+                     .to_state = TY_JOB_PENDING, .reason = why, .actor = actor};
+  ty_txn_add_event(txn, &ev);
+  ty_info("job %llu: %s -> PENDING: %s", (unsigned long long)j->id, ty_job_state_name(from), why);
+  ty__sched_request(ctl);
 }
 
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn) {

@@ -37,6 +37,9 @@ typedef struct opts {
   char graphcheck[1024]; /* "" = next to traind */
   uint32_t check_cpu_s, check_timeout_s, check_jobs;
   uint64_t check_mem;
+  /* Memory and history (issue 15): 0 = the controller's default. */
+  uint32_t job_cache, min_job_age_s, purge_after_s;
+  bool kill_on_invalid_dep;
   ty_plan_cluster rates; /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
 } opts;
 
@@ -72,6 +75,13 @@ static void usage(FILE *f) {
           "  --auth munge|none           client authentication (default munge; none: a\n"
           "                              single-user development cluster, no credentials)\n"
           "  --munge-socket PATH         munged's socket (default /run/munge/munge.socket.2)\n"
+          "Jobs in memory and history (finished jobs are read back from the store):\n"
+          "  --job-cache N               finished jobs kept in memory (default 1000)\n"
+          "  --min-job-age DURATION      ... for at most this long after last use (5m)\n"
+          "  --purge-after DURATION      delete jobs from the store this long after they\n"
+          "                              ended, e.g. 30d (default: keep them)\n"
+          "  --kill-on-invalid-dep       cancel jobs whose dependency can never be met\n"
+          "                              (default: leave them pending with the reason)\n"
           "Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
           "  --graphcheck PATH           its binary (default: next to traind, or\n"
           "                              graphcheck/trainyard-graphcheck in a build tree)\n"
@@ -142,6 +152,12 @@ static int parse_flag(opts *o, int c, const char *arg) {
                    ? bad_flag("--check-mem", arg, "a size of at least 64M") : 0;
   case 'T': return parse_u32(arg, 1, &o->check_timeout_s) ? bad_flag("--check-timeout-s", arg, "a positive number") : 0;
   case 'J': return parse_u32(arg, 1, &o->check_jobs) ? bad_flag("--check-jobs", arg, "a positive number") : 0;
+  case 'N': return parse_u32(arg, 1, &o->job_cache) ? bad_flag("--job-cache", arg, "a positive number") : 0;
+  case 'A': return ty_parse_duration(arg, &o->min_job_age_s) || !o->min_job_age_s
+                   ? bad_flag("--min-job-age", arg, "a duration above 0 (e.g. 300, 5m)") : 0;
+  case 'P': return ty_parse_duration(arg, &o->purge_after_s) || !o->purge_after_s
+                   ? bad_flag("--purge-after", arg, "a duration above 0 (e.g. 30d, 720h)") : 0;
+  case 'K': o->kill_on_invalid_dep = true; return 0;
   case 'h': usage(stdout); return -1;
   default: break;
   }
@@ -175,6 +191,9 @@ static const struct option longopts[] = {
     {"graphcheck", required_argument, NULL, 'g'}, {"check-cpu-s", required_argument, NULL, 'C'},
     {"check-mem", required_argument, NULL, 'M'},  {"check-timeout-s", required_argument, NULL, 'T'},
     {"check-jobs", required_argument, NULL, 'J'},
+    {"job-cache", required_argument, NULL, 'N'},  {"min-job-age", required_argument, NULL, 'A'},
+    {"purge-after", required_argument, NULL, 'P'},
+    {"kill-on-invalid-dep", no_argument, NULL, 'K'},
 #define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
     TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
 #undef PLAN_OPT_
@@ -366,7 +385,9 @@ int main(int argc, char **argv) {
                               .policy = &policy, .graphcheck = o.graphcheck,
                               .check_cpu_s = o.check_cpu_s, .check_mem_bytes = o.check_mem,
                               .check_timeout_s = o.check_timeout_s, .check_jobs = o.check_jobs,
-                              .plan_rates = check_rates(&o.rates)};
+                              .plan_rates = check_rates(&o.rates), .job_cache = o.job_cache,
+                              .min_job_age_s = o.min_job_age_s, .purge_after_s = o.purge_after_s,
+                              .kill_on_invalid_dep = o.kill_on_invalid_dep};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));

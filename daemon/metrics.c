@@ -41,13 +41,16 @@ static size_t queue_index(const ty_controller *ctl, const char *name) {
   return SIZE_MAX;
 }
 
-/* Jobs by (state, queue) and pending jobs by (queue, wait code). A pending
- * job no pass has looked at yet counts under "New". */
+/* Jobs by (state, queue) and pending jobs by (queue, wait code), of the
+ * live set: finished jobs are in the store, and their counts would grow
+ * with history (the accounting is `trainctl history`). A pending job no
+ * pass has looked at yet counts under "New". */
 static void collect_jobs(ty_controller *ctl) {
   enum { NS = TY_JOB_STATE_MAX + 1, NW = TY_SCHED_WAIT_COUNT_ + 1 };
   size_t nq = ctl->n_queues ? ctl->n_queues : 1;
   uint32_t *counts = ty_xcalloc(nq * NS, sizeof(*counts));
   uint32_t *waits = ty_xcalloc(nq * NW, sizeof(*waits));
+  ctl->stats.tick_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
     size_t q = queue_index(ctl, j->spec.queue);
@@ -184,7 +187,10 @@ void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to,
 /* ---- registration --------------------------------------------------------------------------- */
 
 static void register_jobs(ty_controller *ctl, ty_metrics *m) {
-  ctl->m.jobs = ty_metrics_gauge(m, "trainyard_jobs", "Jobs by state and queue.", "state,queue");
+  ctl->m.jobs = ty_metrics_gauge(m, "trainyard_jobs",
+                                 "Jobs in memory (not yet ended, or ended and not yet swept) by "
+                                 "state and queue.",
+                                 "state,queue");
   ctl->m.pending =
       ty_metrics_gauge(m, "trainyard_jobs_pending",
                        "Pending jobs by queue and the scheduler's wait reason.", "queue,reason");

@@ -29,7 +29,7 @@ typedef enum {
   M_SUBMIT, M_LIST_JOBS, M_GET_JOB, M_CANCEL, M_LIST_NODES, M_LOCATIONS, M_REGISTER,
   M_HEARTBEAT, M_TASK_UPDATE,
   M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
-  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_PLAN_JOB,
+  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_GET_HISTORY, M_GET_NODE, M_PLAN_JOB,
   M_COUNT
 } method_id;
 
@@ -64,6 +64,9 @@ static const struct {
     [M_RDV_PUT] = {TY_M_RENDEZVOUS_PUT, ty__h_rendezvous_put, TOKEN, false},
     [M_RDV_GET] = {TY_M_RENDEZVOUS_GET, ty__h_rendezvous_get, TOKEN, false},
     [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, WORKER, true},
+    /* Accounting (history.c). */
+    [M_GET_HISTORY] = {TY_M_GET_HISTORY, ty__h_get_history, CLIENT, false},
+    [M_GET_NODE] = {TY_M_GET_NODE, ty__h_get_node, CLIENT, false},
     /* Plans a graph job as a submit would, without submitting it (graph.c). */
     [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, CLIENT, false},
 };

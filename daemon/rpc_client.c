@@ -1,11 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Client methods: SubmitJob, ListJobs, GetJob, CancelJob, ListNodes,
- * GetTaskLocations. SubmitJob and CancelJob answer only after their rows and
- * events are committed (group commit); a graph job's submit first waits
- * for its model check and plan (check.c, a child process). The reads
- * answer at once from memory, except GetJob's events, read from the
- * store's reader connection.
+ * Client methods: SubmitJob, GetJob, CancelJob, ListNodes, GetTaskLocations
+ * (ListJobs and the accounting reads are history.c's). SubmitJob and
+ * CancelJob answer only after their rows and events are committed (group
+ * commit); a graph job's submit first waits for its model check and plan
+ * (check.c, a child process). The reads answer at once from memory, or
+ * from the store for a finished job no longer in memory (one row by its
+ * key), except GetJob's events, read from the store's reader connection.
+ *
+ * A submit with an array creates every element in the one request and the
+ * one transaction: ids in task order from the array's id (the first
+ * element's). A graph job's model_bytes are written to a file in the state
+ * directory before the commit and the job keeps only its path, so neither
+ * memory nor the stored spec holds them.
  *
  * The caller is r->who (auth.c): a job belongs to the uid that submitted it,
  * whatever its `user` field said; listings show a job's command and
@@ -13,11 +20,14 @@
  * need the owner or an operator.
  *
  * Retried submits: a SubmitJob carrying a request id that its user already
- * submitted is answered with the job that id created, once that job's
- * commit is durable, so a client that lost the connection before the answer
- * can send the same request again without creating a second job. A retry
- * that arrives while the first submit's model is still being checked waits
- * for that check and gets the first submit's answer.
+ * submitted is answered with the job (an array's first element) that id
+ * created, once that job's commit is durable, so a client that lost the
+ * connection before the answer can send the same request again without
+ * creating a second job. A retry that arrives while the first submit's
+ * model is still being checked waits for that check and gets the first
+ * submit's answer. The ids are found among the jobs in memory (live, and
+ * the cache of recently finished ones), then in the store by its
+ * (uid, request_id) index.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,21 +37,45 @@
 
 /* ---- SubmitJob ---------------------------------------------------------------------- */
 
+typedef struct submit_ctx {
+  ty_reply *r;
+  uint64_t first;
+  uint32_t n;       /* jobs created (an array's elements, else 1) */
+  bool array;
+} submit_ctx;
+
+/* The submit was not stored: its jobs and their model file go. */
+static void submit_undo(ty_controller *ctl, const submit_ctx *sc) {
+  ty_job *first = ty__job_find(ctl, sc->first);
+  if (first && first->model_file) ty__model_remove(first->model_file);
+  for (uint32_t k = 0; k < sc->n; k++) {
+    ty__job_remove(ctl, sc->first + k);
+    ty__deps_forget(ctl, sc->first + k);
+  }
+}
+
 static void on_submit_committed(int status, void *ud) {
-  ty_reply *r = ud;
-  ty_controller *ctl = r->ctl;
-  ty_job *j = ty__job_find(ctl, r->job_id);
-  if (status != 0 || !j) {
-    ty__job_remove(ctl, r->job_id);
-    ty__reply_finish(r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
+  submit_ctx *sc = ud;
+  ty_controller *ctl = sc->r->ctl;
+  if (status != 0 || !ty__job_find(ctl, sc->first)) {
+    submit_undo(ctl, sc);
+    ty__reply_finish(sc->r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
                      "the job was not stored, so it was not accepted; retry");
+    free(sc);
     return;
   }
-  j->committed = true;
-  ty_metric_inc(ctl->m.submitted, NULL, 1);
-  ty__conv_submit_resp(j->id, &r->out);
-  ty__reply_finish(r, 0, NULL);
+  for (uint32_t k = 0; k < sc->n; k++) {
+    ty_job *j = ty__job_find(ctl, sc->first + k);
+    if (!j) continue;
+    j->committed = true;
+    ty__job_dirty(ctl, j);
+    ty__deps_watch(ctl, j);
+  }
+  ty_metric_inc(ctl->m.submitted, NULL, sc->n);
+  ty__conv_submit_resp(sc->first, sc->array ? sc->n : 0, &sc->r->out);
+  ty__reply_finish(sc->r, 0, NULL);
   ty__sched_request(ctl);
+  free(sc);
 }
 
 /* Checks what needs the controller's tables: the queue and the cluster's shape. */
@@ -54,41 +88,27 @@ static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t
   return 0;
 }
 
-/* A new PENDING job owning spec, plan, blob and request id, the submitted
- * Job re-encoded with the defaults validation filled in and its submitter
- * (never the blob as sent: its run_as is the client's word). NULL, with
- * blob freed (and spec, plan and request id still the caller's), when it
- * cannot be re-encoded. */
-static ty_job *job_new(ty_controller *ctl, const ty_job_spec *spec, uint8_t *blob, size_t len,
-                       uint8_t *plan, size_t plan_len, char *request_id) {
+/* A new PENDING job with id `id` owning spec, blob and plan. */
+static ty_job *job_new(uint64_t id, const ty_job_spec *spec, uint8_t *blob, size_t len,
+                       uint8_t *plan, size_t plan_len, int64_t now) {
   ty_job *j = ty_xcalloc(1, sizeof(*j));
-  j->id = ctl->next_id;
+  j->id = id;
   j->spec = *spec;
-  int rc = ty__conv_normalize(blob, len, spec, &j->blob, &j->blob_len);
-  free(blob);
-  if (rc != 0) {
-    free(j->blob);
-    free(j);
-    return NULL;
-  }
-  j->request_id = request_id;
+  j->blob = blob;
+  j->blob_len = len;
   j->plan = plan;
   j->plan_len = plan_len;
   j->state = TY_JOB_PENDING;
   j->reason = ty_strdup("submitted");
-  j->submit_ms = ty_now_ms();
+  j->submit_ms = now;
+  j->dep = TY__DEP_MET;
   return j;
 }
 
 /* The job's row and its submit event; TY_ENOMEM when the spec cannot be
  * copied into the txn. */
-static int submit_txn(const ty_job *j, ty_txn *t) {
-  ty_job_row row;
-  char *nodes, *alloc;
-  ty__job_row(j, &row, &nodes, &alloc);
-  int rc = ty_txn_insert_job(t, &row);
-  free(nodes);
-  free(alloc);
+static int submit_txn(ty_job *j, ty_txn *t) {
+  int rc = ty__job_insert(j, t);
   if (rc != 0) return rc;
   char actor[300];
   snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
@@ -96,6 +116,149 @@ static int submit_txn(const ty_job *j, ty_txn *t) {
                      .to_state = TY_JOB_PENDING, .reason = "submitted", .actor = actor};
   ty_txn_add_event(t, &ev);
   return 0;
+}
+
+/* Everything a submit is checked against before anything is created (a
+ * graph job's model is checked after this, in a child process: check.c). */
+static int check_submit(ty_controller *ctl, ty_job_spec *spec, uint32_t *out_n, char *err,
+                        size_t len) {
+  int rc = check_placeable(ctl, spec, err, len);
+  *out_n = 1;
+  if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
+  return rc;
+}
+
+/* Element k of the submit: its own copy of the spec, stored spec and plan
+ * (no request id: the first job answers for the array). */
+static int element_new(const ty_job *first, uint32_t task, uint32_t k, ty_job **out) {
+  ty_job_spec spec;
+  uint8_t *blob = NULL, *plan = NULL;
+  int rc = ty_job_spec_copy(&first->spec, &spec);
+  if (rc == 0 && (ty_wire_bytes(first->blob, first->blob_len, &blob) != 0 ||
+                  (first->plan_len && ty_wire_bytes(first->plan, first->plan_len, &plan) != 0))) {
+    ty_job_spec_close(&spec);
+    free(blob);
+    rc = TY_ENOMEM;
+  }
+  if (rc != 0) return rc;
+  ty_job *j = job_new(first->id + k, &spec, blob, first->blob_len, plan, first->plan_len,
+                      first->submit_ms);
+  j->array_id = first->id;
+  j->array_task = task;
+  j->model_file = first->model_file ? ty_strdup(first->model_file) : NULL;
+  *out = j;
+  return 0;
+}
+
+/* The jobs of a submit (n of them from `first`): each resolves its
+ * dependencies and goes into txn and the live set. On error nothing is
+ * left in the live set and err says why. */
+static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks, uint32_t n,
+                       ty_txn *t, char *err, size_t len) {
+  int rc = 0;
+  uint32_t added = 0;
+  for (uint32_t k = 0; rc == 0 && k < n; k++) {
+    ty_job *j = first;
+    if (k > 0 && (rc = element_new(first, tasks[k], k, &j)) != 0) {
+      ty_errf(err, len, rc, "job.array: no memory for %u elements; it was not accepted", n);
+      break;
+    }
+    if (tasks) j->array_id = first->id, j->array_task = tasks[k];
+    rc = ty__deps_resolve(ctl, j, false, err, len);
+    if (rc == 0 && (rc = submit_txn(j, t)) != 0)
+      ty_errf(err, len, rc, "job: no memory to store a job this large; it was not accepted");
+    if (rc == 0 || k == 0) ty__job_add(ctl, j), added++;
+    else ty__job_free(j);
+  }
+  if (rc == 0) return 0;
+  if (first->model_file) ty__model_remove(first->model_file);
+  for (uint32_t k = added; k-- > 0;) ty__job_remove(ctl, first->id + k);
+  return rc;
+}
+
+/* A graph job's model_bytes to a file: the spec and the stored spec keep
+ * no copy. */
+static int model_to_file(ty_controller *ctl, ty_job_spec *spec, uint64_t id, char **out_path,
+                         char *err, size_t len) {
+  *out_path = NULL;
+  if (spec->kind != TY_JOB_KIND_GRAPH || spec->model_len == 0) return 0;
+  int rc = ty__model_write(ctl, id, spec->model_bytes, spec->model_len, out_path, err, len);
+  if (rc != 0) return rc;
+  free(spec->model_bytes);
+  spec->model_bytes = NULL;
+  spec->model_len = 0;
+  return 0;
+}
+
+/* The first job of a submit from the checked spec, owning the request id:
+ * its stored spec is the submitted Job re-encoded with the defaults
+ * validation filled in and its submitter (never the blob as sent: its
+ * run_as is the client's word). NULL, with blob freed (the rest still the
+ * caller's), when it cannot be re-encoded. */
+static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, size_t len,
+                         uint8_t *plan, size_t plan_len, char *model_file, char *rid) {
+  uint8_t *norm = NULL;
+  size_t norm_len = 0;
+  int rc = ty__conv_normalize(blob, len, spec, &norm, &norm_len);
+  free(blob);
+  if (rc != 0) {
+    free(norm);
+    return NULL;
+  }
+  ty_job *j = job_new(ctl->next_id, spec, norm, norm_len, plan, plan_len, ty_now_ms());
+  j->model_file = model_file;
+  j->request_id = rid;
+  return j;
+}
+
+/* Stores a checked submit (taking spec, blob, plan and request id: n jobs,
+ * an array's elements or one job) and answers once it is committed. The
+ * first job, or NULL when it was refused (then answered). */
+static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
+                           size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n, char *rid) {
+  char err[TY_ERR_LEN], *model = NULL;
+  uint32_t *tasks = NULL;
+  size_t nt = 0;
+  int rc = 0;
+  if (spec->array.n && ty_array_tasks(&spec->array, &tasks, &nt) != 0)
+    rc = ty_errf(err, sizeof(err), TY_ENOMEM, "job.array: no memory for %u elements", n);
+  if (rc == 0) rc = model_to_file(ctl, spec, ctl->next_id, &model, err, sizeof(err));
+  if (rc != 0) {
+    ty_job_spec_close(spec);
+    free(blob), free(plan), free(tasks), free(rid);
+    ty__reply_finish(r, rc, err);
+    return NULL;
+  }
+  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model, rid);
+  if (!first) {
+    if (model) ty__model_remove(model);
+    free(model), free(tasks), free(plan), free(rid);
+    ty_job_spec_close(spec);
+    ty__reply_finish(r, TY_ENOMEM, "job: no memory to store a job this large; it was not accepted");
+    return NULL;
+  }
+  ty_txn *t = ty_txn_create();
+  rc = create_jobs(ctl, first, tasks, n, t, err, sizeof(err));
+  free(tasks);
+  if (rc != 0) {
+    ty_txn_destroy(t);
+    ty__reply_finish(r, rc, err);
+    return NULL;
+  }
+  if (first->spec.array.n) ty__array_note(ctl, first->id, &first->spec.array, n);
+  submit_ctx *sc = ty_xcalloc(1, sizeof(*sc));
+  *sc = (submit_ctx){r, first->id, n, first->spec.array.n > 0};
+  r->job_id = first->id;
+  ty__commit(ctl, t, on_submit_committed, sc);
+  return first;
+}
+
+/* The elements a submit of spec created (0 when it is not an array). */
+static uint32_t array_tasks(const ty_job_spec *spec) {
+  uint32_t n = 0;
+  char err[TY_ERR_LEN];
+  return spec->array.n && ty_array_check("job.array", &spec->array, &n, err, sizeof(err)) == 0 ? n
+                                                                                                : 0;
 }
 
 /* A retry's answer: the original job's id once its submit is durable. The
@@ -108,7 +271,7 @@ static void on_retry_committed(int status, void *ud) {
     ty__reply_finish(r, TY_ESTORE, "the first submit with this request_id was not stored; retry");
     return;
   }
-  ty__conv_submit_resp(j->id, &r->out);
+  ty__conv_submit_resp(j->id, array_tasks(&j->spec), &r->out);
   ty__reply_finish(r, 0, NULL);
 }
 
@@ -119,33 +282,6 @@ static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
   else ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
 }
 
-/* Stores a checked job (taking spec, blob, plan and request id) and answers
- * once it is committed. The job, or NULL when it was refused. */
-static ty_job *accept_job(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
-                          size_t blob_len, uint8_t *plan, size_t plan_len, char *rid) {
-  const char *nomem = "job: no memory to store a job this large; it was not accepted";
-  ty_job *j = job_new(ctl, spec, blob, blob_len, plan, plan_len, rid);
-  if (!j) {
-    ty_job_spec_close(spec);
-    free(plan);
-    free(rid);
-    ty__reply_finish(r, TY_ENOMEM, nomem);
-    return NULL;
-  }
-  ty_txn *t = ty_txn_create();
-  int rc = submit_txn(j, t);
-  if (rc != 0) {
-    ty_txn_destroy(t);
-    ty__job_free(j);
-    ty__reply_finish(r, rc, nomem);
-    return NULL;
-  }
-  ty__job_add(ctl, j);
-  r->job_id = j->id;
-  ty__commit(ctl, t, on_submit_committed, r);
-  return j;
-}
-
 /* A graph job waiting for its model check (check.c), on ctl->checking
  * while it waits, with the retries of its request id that came meanwhile. */
 struct ty__submit_wait {
@@ -153,6 +289,7 @@ struct ty__submit_wait {
   ty_job_spec spec;
   uint8_t *blob;
   size_t blob_len;
+  uint32_t n;                   /* jobs the submit creates (an array's elements) */
   char *rid;                    /* "" = none */
   ty_reply **retries;           /* answered as r is */
   size_t n_retries;
@@ -172,7 +309,8 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   const char *why = res->status ? res->message : "the controller is shutting down; the job was not accepted";
   ty_job *j = NULL;
   if (rc == 0) {
-    j = accept_job(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->rid);
+    j = accept_jobs(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->n,
+                    sw->rid);
     res->plan = NULL;
     if (!j) {
       rc = TY_ENOMEM;
@@ -213,7 +351,14 @@ static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const ch
     sw->retries[sw->n_retries++] = r;
     return true;
   }
-  return false;
+  /* A job that ended and left memory: its row answers (it is durable). */
+  uint64_t id = 0;
+  if (ty_store_find_request(ctl->store, uid, rid, &id) != 0) return false;
+  ty_array_counts c;
+  if (ty_store_array_counts(ctl->store, id, &c) != 0) c.total = 0;
+  ty__conv_submit_resp(id, c.total, &r->out);
+  ty__reply_finish(r, 0, NULL);
+  return true;
 }
 
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
@@ -226,6 +371,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
   }
+  uint32_t count = 1;
   rc = ty_job_check_request_id(rid, err, sizeof(err));
   if (rc == 0) {
     /* The job is the caller's, whoever the client said it was. */
@@ -237,7 +383,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     rc = ty_job_spec_validate(&spec, err, sizeof(err));
   }
   bool retry = rc == 0 && answer_retry(ctl, r, spec.uid, rid);
-  if (rc == 0 && !retry) rc = check_placeable(ctl, &spec, err, sizeof(err));
+  if (rc == 0 && !retry) rc = check_submit(ctl, &spec, &count, err, sizeof(err));
   if (rc != 0 || retry) {
     ty_job_spec_close(&spec);
     free(blob);
@@ -246,62 +392,17 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   if (spec.kind != TY_JOB_KIND_GRAPH) {
-    accept_job(ctl, r, &spec, blob, blob_len, NULL, 0, rid);
+    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count, rid);
     return;
   }
   ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
-  *sw = (ty__submit_wait){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .rid = rid,
-                          .next = ctl->checking};
+  *sw = (ty__submit_wait){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .n = count,
+                          .rid = rid, .next = ctl->checking};
   ctl->checking = sw;
   ty__check_start(ctl, r, &sw->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sw);
 }
 
-/* ---- ListJobs, GetJob ------------------------------------------------------------------- */
-
-bool ty__job_matches(const ty_job *j, const ty_list_filter *f) {
-  if (!j->committed) return false;
-  if (f->user[0] && strcmp(f->user, j->spec.user) != 0) return false;
-  if (f->queue[0] && strcmp(f->queue, j->spec.queue) != 0) return false;
-  if (f->n_states == 0) return true;
-  for (size_t i = 0; i < f->n_states; i++)
-    if (f->states[i] == j->state) return true;
-  return false;
-}
-
-/* Answers in id order; with a limit, the newest `limit` matching jobs. */
-void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  ty_list_filter f;
-  int decoded = ty__conv_list_jobs_req(p, n, &f);
-  if (decoded != 0) {
-    ty__reply_bad_payload(r, decoded, "a ListJobsRequest");
-    return;
-  }
-  ty_job **sel = ty_wire_calloc(ctl->n_jobs, sizeof(*sel));
-  bool *full = ty_wire_calloc(ctl->n_jobs, sizeof(*full));
-  if (!sel || !full) {
-    free(sel);
-    free(full);
-    ty__list_filter_close(&f);
-    ty__reply_finishf(r, TY_ENOMEM, "no memory to list %zu jobs", ctl->n_jobs);
-    return;
-  }
-  size_t k = 0;
-  for (size_t i = ctl->n_jobs; i-- > 0;) {
-    if (f.limit && k == f.limit) break;
-    if (ty__job_matches(ctl->jobs[i], &f)) sel[k++] = ctl->jobs[i];
-  }
-  for (size_t a = 0, b = k ? k - 1 : 0; a < b; a++, b--) {
-    ty_job *tmp = sel[a];
-    sel[a] = sel[b];
-    sel[b] = tmp;
-  }
-  for (size_t i = 0; i < k; i++) full[i] = ty__auth_sees_job(r, sel[i]);
-  int rc = ty__conv_list_jobs_resp(sel, full, k, &r->out);
-  free(sel);
-  free(full);
-  ty__list_filter_close(&f);
-  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
-}
+/* ---- GetJob ---------------------------------------------------------------------------- */
 
 typedef struct ev_list {
   ty_event_copy *v;
@@ -319,26 +420,36 @@ static int collect_event(const ty_event_row *e, void *ud) {
   return 0;
 }
 
+/* The job a reference names, or the answer TY_ENOTFOUND (then NULL). */
+static ty_job *job_or_answer(ty_controller *ctl, ty_reply *r, const ty_job_ref *ref) {
+  ty_job *j = ty__job_ref(ctl, ref);
+  if (j && j->committed) return j;
+  char name[48];
+  ty_job_ref_format(ref, name, sizeof(name));
+  ty__reply_finishf(r, TY_ENOTFOUND, "job %s not found", name);
+  return NULL;
+}
+
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  uint64_t id;
+  ty_job_ref ref;
   bool with_plan = false;
-  int decoded = ty__conv_get_job_req(p, n, &id, &with_plan);
+  int decoded = ty__conv_job_ref_req(p, n, &ref, &with_plan);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a GetJobRequest");
     return;
   }
-  ty_job *j = ty__job_find(ctl, id);
-  if (!j || !j->committed) {
-    ty__reply_finishf(r, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
-    return;
-  }
+  ty_job *j = job_or_answer(ctl, r, &ref);
+  if (!j) return;
   ev_list evs = {0};
-  if (ty_store_job_events(ctl->store, id, collect_event, &evs) != 0)
-    ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)id,
+  if (ty_store_job_events(ctl->store, j->id, collect_event, &evs) != 0)
+    ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));
-  int rc = ty__conv_get_job_resp(j, ty__auth_sees_job(r, j), evs.v, evs.n, &r->out);
+  bool full = ty__auth_sees_job(r, j);
+  const ty_buf *info = ty__job_info(ctl, j, full);
+  int rc = info ? ty__conv_get_job_resp(info->data, info->len, evs.v, evs.n, &r->out) : TY_ENOMEM;
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
-  if (rc == 0 && with_plan && j->plan_len && ty__auth_sees_job(r, j)) rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
+  if (rc == 0 && with_plan && j->plan_len && full)
+    rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
   for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
@@ -350,6 +461,8 @@ typedef struct cancel_ctx {
   ty_reply *r;
   ty_cancel_result *res;
   size_t n;
+  uint64_t *killed; /* jobs whose ranks must be killed once this is durable */
+  size_t n_killed;
 } cancel_ctx;
 
 static void on_cancel_committed(int status, void *ud) {
@@ -359,18 +472,15 @@ static void on_cancel_committed(int status, void *ud) {
   const char *first_msg = "";
   for (size_t i = 0; i < cc->n; i++) {
     ty_cancel_result *res = &cc->res[i];
-    if (res->status == 0 && status != 0) {
+    if (res->status == 0 && status != 0)
       res->status = ty_errf(res->message, sizeof(res->message), TY_ESTORE,
                             "job %llu: the cancellation was not stored",
                             (unsigned long long)res->job_id);
-    }
-    if (res->status == 0) {
-      ty_job *j = ty__job_find(ctl, res->job_id);
-      if (j && j->live_ranks) ty__job_kill(ctl, j);
-    } else if (!first_err) {
-      first_err = res->status;
-      first_msg = res->message;
-    }
+    if (res->status != 0 && !first_err) first_err = res->status, first_msg = res->message;
+  }
+  for (size_t i = 0; status == 0 && i < cc->n_killed; i++) {
+    ty_job *j = ty__job_find(ctl, cc->killed[i]);
+    if (j && j->live_ranks) ty__job_kill(ctl, j);
   }
   ty__sched_request(ctl);
   cc->r->refusal_counted = true; /* each refused id was counted by cancel_one */
@@ -382,60 +492,91 @@ static void on_cancel_committed(int status, void *ud) {
     ty__conv_cancel_resp(cc->res, cc->n, &cc->r->out);
     ty__reply_finish(cc->r, 0, NULL);
   }
+  free(cc->killed);
   free(cc->res);
   free(cc);
 }
 
-static void cancel_one(ty_controller *ctl, ty_reply *r, uint64_t id, ty_cancel_result *res,
+static void cancel_job(ty_controller *ctl, ty_job *j, const char *user, cancel_ctx *cc,
                        ty_txn *t) {
-  res->job_id = id;
-  ty_job *j = ty__job_find(ctl, id);
-  char *msg = res->message;
-  size_t len = sizeof(res->message);
+  char why[TY_ERR_LEN], actor[128];
+  snprintf(why, sizeof(why), "cancelled by %.64s", user);
+  snprintf(actor, sizeof(actor), "user:%.64s", user);
+  ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, actor, t);
+  if (j->live_ranks) {
+    cc->killed = ty_xrealloc(cc->killed, (cc->n_killed + 1) * sizeof(*cc->killed));
+    cc->killed[cc->n_killed++] = j->id;
+  }
+}
+
+/* An array's id: every element not yet ended (an array has one owner). */
+static void cancel_array(ty_controller *ctl, uint64_t id, const char *user, cancel_ctx *cc,
+                         ty_cancel_result *res, ty_txn *t) {
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (j->array_id != id || !j->committed || ty_job_state_terminal(j->state)) continue;
+    cancel_job(ctl, j, user, cc, t);
+    res->cancelled++;
+  }
+  if (!res->cancelled)
+    res->status = ty_errf(res->message, sizeof(res->message), TY_ESTATE,
+                          "array %llu has no pending or running elements", (unsigned long long)id);
+  else
+    snprintf(res->message, sizeof(res->message), "cancelled %u elements of array %llu",
+             res->cancelled, (unsigned long long)id);
+}
+
+/* The caller (r->who) must own the job, or the array (its elements have
+ * one owner), or be an operator. */
+static void cancel_one(ty_controller *ctl, ty_reply *r, const ty_job_ref *ref, cancel_ctx *cc,
+                       ty_cancel_result *res, ty_txn *t) {
   const char *user = r->who.user;
+  *res = (ty_cancel_result){.job_id = ref->id, .has_task = ref->has_task, .task = ref->task};
+  char name[48], *msg = res->message;
+  size_t len = sizeof(res->message);
+  ty_job_ref_format(ref, name, sizeof(name));
+  ty_job *j = ty__job_ref(ctl, ref);
   if (!j || !j->committed) {
-    res->status = ty_errf(msg, len, TY_ENOTFOUND, "job %llu not found", (unsigned long long)id);
+    res->status = ty_errf(msg, len, TY_ENOTFOUND, "job %s not found", name);
   } else if ((res->status = ty__auth_job(r, j, "cancel", msg, len)) != 0) {
     ty_warn("refused CancelJob from %s: %s", user, msg);
     ty__auth_count(ctl, r->method, "not_owner");
+  } else if (!ref->has_task && j->array_id == ref->id) {
+    cancel_array(ctl, ref->id, user, cc, res, t);
   } else if (ty_job_check_transition(j->state, TY_JOB_CANCELLED) != 0) {
-    res->status = ty_errf(msg, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)id,
+    res->status = ty_errf(msg, len, TY_ESTATE, "job %s is already %s", name,
                           ty_job_state_name(j->state));
   } else {
-    char why[TY_ERR_LEN], actor[128];
-    snprintf(why, sizeof(why), "cancelled by %.64s", user);
-    snprintf(actor, sizeof(actor), "user:%.64s", user);
-    ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, actor, t);
+    cancel_job(ctl, j, user, cc, t);
+    res->cancelled = 1;
   }
 }
 
 void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  uint64_t *ids = NULL;
-  size_t n_ids = 0;
-  int decoded = ty__conv_cancel_req(p, n, &ids, &n_ids);
+  ty_job_ref *refs = NULL;
+  size_t n_refs = 0;
+  int decoded = ty__conv_cancel_req(p, n, &refs, &n_refs);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a CancelJobRequest");
     return;
   }
-  if (n_ids == 0) {
-    free(ids);
+  if (n_refs == 0) {
+    free(refs);
     ty__reply_finish(r, TY_EINVAL, "job_ids: at least one job id is required");
     return;
   }
   /* One result per id the client sent: its size is the request's. */
-  ty_cancel_result *res = ty_wire_calloc(n_ids, sizeof(*res));
+  ty_cancel_result *res = ty_wire_calloc(n_refs, sizeof(*res));
   if (!res) {
-    free(ids);
-    ty__reply_finishf(r, TY_ENOMEM, "job_ids: no memory to cancel %zu jobs at once", n_ids);
+    free(refs);
+    ty__reply_finishf(r, TY_ENOMEM, "job_ids: no memory to cancel %zu jobs at once", n_refs);
     return;
   }
   cancel_ctx *cc = ty_xcalloc(1, sizeof(*cc));
-  cc->r = r;
-  cc->n = n_ids;
-  cc->res = res;
+  *cc = (cancel_ctx){.r = r, .n = n_refs, .res = res};
   ty_txn *t = ty_txn_create();
-  for (size_t i = 0; i < n_ids; i++) cancel_one(ctl, r, ids[i], &cc->res[i], t);
-  free(ids);
+  for (size_t i = 0; i < n_refs; i++) cancel_one(ctl, r, &refs[i], cc, &cc->res[i], t);
+  free(refs);
   if (ty_txn_len(t) == 0) {
     ty_txn_destroy(t);
     on_cancel_committed(0, cc);
@@ -461,7 +602,7 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     ty__reply_bad_payload(r, decoded, "a GetTaskLocationsRequest");
     return;
   }
-  ty_job *j = ty__job_find(ctl, id);
+  ty_job *j = ty__job_get(ctl, id);
   int rc = (!j || !j->committed)
                ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found", (unsigned long long)id)
                : 0;

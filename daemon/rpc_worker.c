@@ -39,8 +39,10 @@ typedef struct reg_ctx {
 /* The node rep describes, created or updated; takes rep's name, io_addr
  * and info (copies of the request the decoder made) instead of copying
  * them again. */
-static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_rpc_conn *c) {
+static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_rpc_conn *c,
+                                    ty_txn *t) {
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
+  int from = n ? n->state : 0;
   if (!n) {
     n = ty_xcalloc(1, sizeof(*n));
     n->name = rep->name, rep->name = NULL;
@@ -69,6 +71,9 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   n->last_seen_mono = ty_mono_ms();
   if (n->conn != c) n->conn_gen++;
   n->conn = c;
+  char actor[96];
+  snprintf(actor, sizeof(actor), "node:%.64s", n->name);
+  ty__node_event(n, from, n->state, "register", ty_rpc_peer(c), actor, t);
   return n;
 }
 
@@ -80,9 +85,8 @@ static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_
     ty_job *j = ty__job_find(ctl, tr->job_id);
     ty_rank *rk = our_rank(j, tr->rank, n);
     if (rk && ty_task_state_ended(tr->state)) {
-      ty_task_usage_add(&j->usage, &tr->usage);
       ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
-                     tr->reason, t);
+                     tr->reason, &tr->usage, t);
     } else if (rk) {
       rk->state = RANK_RUNNING;
       rk->seen_gen = ctl->reg_gen;
@@ -116,7 +120,7 @@ static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t)
              n->name);
     if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
     for (uint32_t r = 0; r < j->n_ranks; r++)
-      if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, false, why, t);
+      if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, false, why, NULL, t);
   }
 }
 
@@ -216,7 +220,8 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     ty__reply_finishf(r, TY_ENOMEM, "tasks: no memory to reconcile %zu reported tasks", rep.n_tasks);
     return;
   }
-  ty_cluster_node *n = node_upsert(ctl, &rep, r->conn);
+  ty_txn *t = ty_txn_create();
+  ty_cluster_node *n = node_upsert(ctl, &rep, r->conn, t);
   ty_info("node %s registered from %s: %u cpus, %u gpus, %llu bytes, io %s, %zu tasks reported",
           n->name, ty_rpc_peer(r->conn), n->cpus, n->n_gpus, (unsigned long long)n->memory,
           n->io_addr, rep.n_tasks);
@@ -225,7 +230,6 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
   rcx->kill = kill;
   rcx->node = ty_strdup(n->name);
   ctl->reg_gen++;
-  ty_txn *t = ty_txn_create();
   ty__node_save(n, t);
   reconcile_reported(ctl, n, &rep, rcx, t);
   reconcile_missing(ctl, n, t);
@@ -308,9 +312,8 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_txn *t = ty_txn_create();
-  ty_task_usage_add(&j->usage, &tr.usage);
   ty__rank_ended(ctl, j, tr.rank, tr.state, tr.exit_code, tr.term_signal, tr.timed_out, tr.reason,
-                 t);
+                 &tr.usage, t);
   ty__task_report_close(&tr);
   ty__commit(ctl, t, on_update_committed, r);
 }

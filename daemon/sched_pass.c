@@ -14,8 +14,10 @@
  * accounts that changed, and move DRAINING nodes with nothing left running
  * to DRAINED.
  *
- * Workload: a pass per submit burst, task end and second; thousands of jobs
- * at most in memory. Every array built here is freed before returning.
+ * Workload: a pass per submit burst, task end and second over the live set
+ * (thousands of jobs; history is not in memory). Every array built here is
+ * freed before returning. Before each pass, the dependencies of the jobs
+ * whose targets changed are rechecked (deps.c).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -49,7 +51,9 @@ static void sched_job(const ty_job *j, ty_sched_job *out) {
                         .cpus_per_task = j->spec.cpus_per_task,
                         .gpus_per_node = j->spec.gpus_per_node,
                         .mem_per_node = j->spec.mem_per_node,
-                        .time_limit_s = j->spec.time_limit_s, .held = j->held};
+                        .time_limit_s = j->spec.time_limit_s, .held = j->held,
+                        .array_id = j->array_id, .array_max_running = j->spec.array.max_running,
+                        .dep_reason = j->dep == TY__DEP_MET ? NULL : j->dep_reason};
 }
 
 static ty_sched_queue_state queue_state(ty_queue_state s) {
@@ -79,7 +83,7 @@ static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_
                           .time_limit_s = j->spec.time_limit_s,
                           .last_checkpoint_ms = j->last_ckpt_ms,
                           .ending = j->kill_sent || j->state != TY_JOB_RUNNING,
-                          .slots = &b->slots[*ns]};
+                          .slots = &b->slots[*ns], .array_id = j->array_id};
   for (uint32_t s = 0; s < j->n_slots; s++) {
     const ty_slot *sl = &j->slots[s];
     if (!sl->held) continue;
@@ -96,6 +100,7 @@ static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_
 static void input_build(ty_controller *ctl, input_buf *b) {
   memset(b, 0, sizeof(*b));
   size_t nj = 0, nr = 0, nslots = 0;
+  ctl->stats.pass_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
     if (schedulable_job(j)) nj++;
@@ -186,18 +191,25 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
     char reason[TY_ERR_LEN];
     snprintf(reason, sizeof(reason), "%s (position %u)", out->pending[i].reason,
              out->pending[i].position);
+    /* Only a change costs a listing's re-encoding of this job. */
+    if (strcmp(reason, j->reason) == 0 && j->prio == out->pending[i].priority) continue;
     free(j->reason);
     j->reason = ty_strdup(reason);
     j->prio = out->pending[i].priority;
     j->wait = out->pending[i].wait;
     j->has_wait = true;
+    ty__job_dirty(ctl, j);
   }
 }
 
 void ty__sched_run(ty_controller *ctl) {
+  if (ctl->stopping) return;
+  ty__deps_update(ctl);
   size_t n_pending = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) n_pending += schedulable_job(ctl->jobs[i]);
-  if (n_pending == 0 || ctl->stopping) return;
+  ctl->stats.pass_jobs += ctl->n_jobs;
+  if (n_pending == 0) return;
+  ctl->stats.pass_runs++;
   uint64_t t0 = uv_hrtime();
   input_buf b;
   input_build(ctl, &b);
@@ -264,6 +276,7 @@ static void charge_usage(ty_controller *ctl, double dt_s) {
     u->dirty |= g != u->gpu_s || c != u->cpu_s;
     u->gpu_s = g, u->cpu_s = c;
   }
+  ctl->stats.tick_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
     if (j->state != TY_JOB_RUNNING || j->live_ranks == 0) continue;
@@ -280,7 +293,8 @@ static void charge_usage(ty_controller *ctl, double dt_s) {
   }
 }
 
-static bool node_busy(const ty_controller *ctl, const ty_cluster_node *n) {
+static bool node_busy(ty_controller *ctl, const ty_cluster_node *n) {
+  ctl->stats.tick_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
     if (!j->live_ranks) continue;
@@ -309,8 +323,10 @@ void ty__sched_tick(ty_controller *ctl) {
     ty_cluster_node *n = ctl->nodes[i];
     if (n->state != TY_NODE_DRAINING || node_busy(ctl, n)) continue;
     ty_info("node %s: DRAINING -> DRAINED (nothing left running)", n->name);
+    ty__node_event(n, n->state, TY_NODE_DRAINED, "drained", "nothing left running", "controller",
+                   t);
     n->state = TY_NODE_DRAINED;
-    ty__node_persist(ctl, n);
+    ty__node_save(n, t);
   }
   if (ty_txn_len(t)) ty__commit(ctl, t, NULL, NULL);
   else ty_txn_destroy(t);

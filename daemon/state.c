@@ -8,21 +8,30 @@
  * here calls up, so the controller's files form no call circle (the pass
  * itself runs from the async callback controller.c installs).
  *
- * Workload: thousands of jobs in memory (all of history, for listings),
- * tens to thousands of nodes. Jobs are sorted by id (ids only grow), so a
- * lookup is a binary search; nodes and queues are few enough to scan.
+ * Jobs in memory are the live set (not ended, or ended with ranks still to
+ * report), sorted by id (ids only grow, so a lookup is a binary search and
+ * a submit an append), and a cache of finished jobs, by id and least
+ * recently used last. The tick's sweep moves ended jobs from the one to
+ * the other and trims the cache to --job-cache jobs used within
+ * --min-job-age; a finished job not in memory is read back from the store
+ * when a request names it. So memory, the tick, the pass and listings of
+ * live jobs follow active work, not history.
+ *
+ * Workload: thousands of live jobs, millions in the store; tens to
+ * thousands of nodes; nodes and queues are few enough to scan.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/daemon_internal.h"
 
-/* ---- jobs --------------------------------------------------------------------------------- */
+/* ---- jobs: the live set ------------------------------------------------------------ */
 
 /* ---- the request-id index ------------------------------------------------------------------
  * (submitter's uid, request id) -> job, chained through ty_job.req_next,
  * doubled when it holds more jobs than buckets: a retried SubmitJob finds its
- * job in O(1) among all of history. Only jobs submitted with a request id
+ * job in O(1) among the live set (the store's jobs_by_request index answers
+ * for the jobs that left it). Only jobs submitted with a request id
  * and a uid the credential proved are in it: a user's ids are theirs alone,
  * and jobs from before authentication (whose user was the client's word)
  * answer no one's retry. */
@@ -76,7 +85,8 @@ ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid) {
   return NULL;
 }
 
-ty_job *ty__job_find(ty_controller *ctl, uint64_t id) {
+
+static ty_job *live_find(const ty_controller *ctl, uint64_t id) {
   size_t lo = 0, hi = ctl->n_jobs;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -95,19 +105,27 @@ void ty__job_add(ty_controller *ctl, ty_job *j) {
     ctl->cap_jobs = ctl->cap_jobs ? ctl->cap_jobs * 2 : 64;
     ctl->jobs = ty_xrealloc(ctl->jobs, ctl->cap_jobs * sizeof(*ctl->jobs));
   }
-  ctl->jobs[ctl->n_jobs++] = j; /* ids are handed out in increasing order */
+  /* Ids are handed out in increasing order; a finished job requeued from
+   * the store comes back into its place. */
+  size_t i = ctl->n_jobs;
+  while (i > 0 && ctl->jobs[i - 1]->id > j->id) i--;
+  memmove(&ctl->jobs[i + 1], &ctl->jobs[i], (ctl->n_jobs - i) * sizeof(*ctl->jobs));
+  ctl->jobs[i] = j;
+  ctl->n_jobs++;
   if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
+  ctl->ls_gen++;
   if (req_indexed(j)) req_index_add(ctl, j);
 }
 
 void ty__job_remove(ty_controller *ctl, uint64_t id) {
-  ty_job *j = ty__job_find(ctl, id);
+  ty_job *j = live_find(ctl, id);
   if (!j) return;
   size_t i = 0;
   while (ctl->jobs[i] != j)
     i++;
   memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
   ctl->n_jobs--;
+  ctl->ls_gen++;
   req_index_remove(ctl, j);
   ty__job_free(j);
 }
@@ -123,8 +141,182 @@ void ty__job_free(ty_job *j) {
     free(j->ranks[i].reason);
   free(j->ranks);
   free(j->slots);
+  free(j->deps);
+  free(j->dep_reason);
+  free(j->model_file);
+  free(j->nodes_csv);
+  ty_buf_close(&j->info);
+  ty_buf_close(&j->info_redacted);
   free(j);
 }
+
+void ty__job_dirty(ty_controller *ctl, ty_job *j) {
+  j->info_ok = j->info_redacted_ok = false;
+  ctl->ls_gen++;
+}
+
+/* ---- jobs: the finished cache -------------------------------------------------------- */
+
+static void lru_unlink(ty_controller *ctl, ty_job *j) {
+  if (j->lru_prev) j->lru_prev->lru_next = j->lru_next;
+  else ctl->lru_head = j->lru_next;
+  if (j->lru_next) j->lru_next->lru_prev = j->lru_prev;
+  else ctl->lru_tail = j->lru_prev;
+  j->lru_prev = j->lru_next = NULL;
+}
+
+static void lru_push(ty_controller *ctl, ty_job *j) {
+  j->lru_prev = NULL;
+  j->lru_next = ctl->lru_head;
+  if (ctl->lru_head) ctl->lru_head->lru_prev = j;
+  ctl->lru_head = j;
+  if (!ctl->lru_tail) ctl->lru_tail = j;
+  j->used_mono = ty_mono_ms();
+}
+
+void ty__idmap_xput(ty_idmap *m, ty_id_node *n, uint64_t id) {
+  n->id = id;
+  if (ty_idmap_put(m, n) == TY_ENOMEM) {
+    ty_error("out of memory growing an id map");
+    abort();
+  }
+}
+
+static void cache_put(ty_controller *ctl, ty_job *j) {
+  j->cached = true;
+  ty__idmap_xput(&ctl->done, &j->done_node, j->id);
+  lru_push(ctl, j);
+}
+
+static void cache_drop(ty_controller *ctl, ty_job *j) {
+  lru_unlink(ctl, j);
+  ty_idmap_del(&ctl->done, j->id);
+  j->cached = false;
+}
+
+ty_job *ty__job_find(ty_controller *ctl, uint64_t id) {
+  ty_job *j = live_find(ctl, id);
+  if (j) return j;
+  ty_id_node *n = ty_idmap_get(&ctl->done, id);
+  j = n ? container_of(n, ty_job, done_node) : NULL;
+  if (j) {
+    lru_unlink(ctl, j);
+    lru_push(ctl, j);
+  }
+  return j;
+}
+
+static int put_row(const ty_job_row *r, void *ud) {
+  ty_job **out = ud;
+  *out = ty__job_from_row(NULL, r);
+  return 0;
+}
+
+ty_job *ty__job_get(ty_controller *ctl, uint64_t id) {
+  ty_job *j = ty__job_find(ctl, id);
+  if (j || id == 0 || id >= ctl->next_id) return j;
+  if (ty_store_get_job(ctl->store, id, put_row, &j) != 0 || !j) return NULL;
+  if (!ty_job_state_terminal(j->state)) {
+    /* Not ended, yet not in the live set: a row this controller did not
+     * load (it cannot be, short of someone editing the file). */
+    ty_warn("job %llu: stored as %s but not live; showing it as stored",
+            (unsigned long long)id, ty_job_state_name(j->state));
+  }
+  cache_put(ctl, j);
+  return j;
+}
+
+ty_job *ty__job_ref(ty_controller *ctl, const ty_job_ref *r) {
+  if (!r->has_task) return ty__job_get(ctl, r->id);
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (j->array_id == r->id && j->array_task == r->task) return j;
+  }
+  uint64_t id;
+  if (ty_store_find_element(ctl->store, r->id, r->task, &id) != 0) return NULL;
+  return ty__job_get(ctl, id);
+}
+
+ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
+  (void)ctl;
+  ty_job *j = ty_xcalloc(1, sizeof(*j));
+  j->id = r->id;
+  if (ty__conv_spec(r->spec, r->spec_len, &j->spec) != 0) {
+    ty_error("store: job %llu has an undecodable spec", (unsigned long long)r->id);
+    free(j);
+    return NULL;
+  }
+  j->blob = ty_xmalloc(r->spec_len ? r->spec_len : 1);
+  memcpy(j->blob, r->spec, r->spec_len);
+  j->blob_len = r->spec_len;
+  if (r->plan_len) {
+    j->plan = ty_xmalloc(r->plan_len);
+    memcpy(j->plan, r->plan, r->plan_len);
+    j->plan_len = r->plan_len;
+  }
+  if (r->time_limit_s) j->spec.time_limit_s = r->time_limit_s; /* the effective one */
+  j->state = r->state;
+  j->reason = ty_strdup(r->reason);
+  j->exit_code = r->exit_code;
+  j->term_signal = r->term_signal;
+  j->submit_ms = r->submit_ms, j->start_ms = r->start_ms, j->end_ms = r->end_ms;
+  j->requeue_count = r->requeue_count;
+  j->held = r->held;
+  j->last_ckpt_ms = r->last_ckpt_ms;
+  j->request_id = r->request_id[0] ? ty_strdup(r->request_id) : NULL;
+  j->array_id = (uint64_t)r->array_id;
+  j->array_task = r->array_task;
+  j->model_file = r->model_file[0] ? ty_strdup(r->model_file) : NULL;
+  j->nodes_csv = r->nodes[0] ? ty_strdup(r->nodes) : NULL;
+  j->alloc_cpus = r->alloc_cpus, j->alloc_gpus = r->alloc_gpus;
+  j->acct_gpu_ms = r->acct_gpu_ms, j->acct_measured = r->acct_measured;
+  j->usage = (ty_task_usage){(uint64_t)r->cpu_usec, (uint64_t)r->mem_peak, (uint64_t)r->io_read,
+                             (uint64_t)r->io_write};
+  j->dep = TY__DEP_MET;
+  j->committed = true;
+  ty_job_row_fingerprint(r, j->fp);
+  return j;
+}
+
+/* ---- jobs: the sweep ------------------------------------------------------------------- */
+
+static bool retired(const ty_job *j) {
+  return j->committed && ty_job_state_terminal(j->state) && j->live_ranks == 0;
+}
+
+void ty__jobs_sweep(ty_controller *ctl) {
+  size_t k = 0;
+  ctl->stats.tick_jobs += ctl->n_jobs;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (retired(j)) req_index_remove(ctl, j), cache_put(ctl, j);
+    else ctl->jobs[k++] = j;
+  }
+  if (k != ctl->n_jobs) ctl->ls_gen++;
+  ctl->n_jobs = k;
+  uint32_t cap = ctl->cfg.job_cache;
+  int64_t oldest = ty_mono_ms() - (int64_t)ctl->cfg.min_job_age_s * 1000;
+  while (ctl->lru_tail && (ctl->done.count > cap || ctl->lru_tail->used_mono < oldest)) {
+    ty_job *j = ctl->lru_tail;
+    cache_drop(ctl, j);
+    ty__graph_forget(ctl, j->id);
+    ty__job_free(j);
+  }
+}
+
+void ty__job_unretire(ty_controller *ctl, ty_job *j) {
+  if (!j->cached) return; /* still in the live set, not swept yet */
+  cache_drop(ctl, j);
+  ty__job_add(ctl, j);
+}
+
+void ty_controller_stats_get(const ty_controller *ctl, ty_controller_stats *out) {
+  *out = ctl->stats;
+  out->live = ctl->n_jobs;
+  out->cached = ctl->done.count;
+}
+
+ty_store *ty_controller_store(ty_controller *ctl) { return ctl->store; }
 
 /* ---- nodes -------------------------------------------------------------------------------- */
 
@@ -176,6 +368,14 @@ void ty__node_save(const ty_cluster_node *n, ty_txn *t) {
                      .reason = n->reason,
                      .drain = n->drain};
   ty_txn_upsert_node(t, &row);
+}
+
+void ty__node_event(const ty_cluster_node *n, int from, int to, const char *action,
+                    const char *reason, const char *actor, ty_txn *t) {
+  ty_node_event_row ev = {.time_ms = ty_now_ms(), .node = n->name,
+                          .from_state = to != from ? from : 0, .to_state = to != from ? to : 0,
+                          .action = action, .reason = reason, .actor = actor};
+  ty_txn_add_node_event(t, &ev);
 }
 
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n) {

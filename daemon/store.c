@@ -99,6 +99,42 @@ static const char *const migrations[] = {
     "DROP INDEX jobs_by_request;"
     "CREATE UNIQUE INDEX jobs_by_request ON jobs(uid, request_id) "
     "WHERE request_id != '' AND uid >= 0;",
+    /* 6: arrays, accounting and a controller that keeps only live jobs in
+     * memory (issue 15). Finished jobs are read through indexes: by end time
+     * (history, listings, pruning), by user and end time, by array and task
+     * index (partial: most jobs are in no array). One row per rank of each
+     * run (per-rank accounting), and node events. */
+    "CREATE INDEX jobs_by_end ON jobs(end_ms);"
+    "CREATE INDEX jobs_by_user ON jobs(user, end_ms);"
+    "CREATE INDEX jobs_by_array ON jobs(array_id, array_task) WHERE array_id != 0;"
+    "CREATE TABLE ranks("
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  run INTEGER NOT NULL,"
+    "  rank INTEGER NOT NULL,"
+    "  node TEXT NOT NULL DEFAULT '',"
+    "  start_ms INTEGER NOT NULL DEFAULT 0,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER NOT NULL DEFAULT 0,"
+    "  term_signal INTEGER NOT NULL DEFAULT 0,"
+    "  cpus INTEGER NOT NULL DEFAULT 0,"
+    "  gpus INTEGER NOT NULL DEFAULT 0,"
+    "  cpu_ms INTEGER NOT NULL DEFAULT 0,"
+    "  gpu_ms INTEGER NOT NULL DEFAULT 0,"
+    "  mem_peak INTEGER NOT NULL DEFAULT 0,"
+    "  measured INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(job_id, run, rank)) WITHOUT ROWID;"
+    "CREATE TABLE node_events("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  node TEXT NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  from_state INTEGER NOT NULL DEFAULT 0,"
+    "  to_state INTEGER NOT NULL DEFAULT 0,"
+    "  action TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  actor TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX node_events_by_node ON node_events(node, id);"
+    "CREATE INDEX node_events_by_time ON node_events(time_ms);",
 };
 
 /* The jobs table's columns, from TY_JOB_COLUMNS. */
@@ -112,12 +148,13 @@ static const struct job_col {
 };
 
 enum {
-  ST_INSERT_JOB, ST_UPDATE_JOB, ST_ADD_EVENT, ST_UPSERT_NODE, ST_UPSERT_QUEUE, ST_UPSERT_USAGE,
-  ST_ADD_ADMIN_EVENT, ST_N
+  ST_INSERT_JOB, ST_ADD_EVENT, ST_UPSERT_NODE, ST_UPSERT_QUEUE, ST_UPSERT_USAGE,
+  ST_ADD_ADMIN_EVENT, ST_ADD_RANK, ST_ADD_NODE_EVENT, ST_PRUNE_PICK, ST_PRUNE_EVENTS,
+  ST_PRUNE_RANKS, ST_PRUNE_JOB, ST_PRUNE_NODE_EVENTS, ST_ARRAY_LEFT, ST_N
 };
 
 static const char *const stmt_sql[ST_N] = {
-    /* ST_INSERT_JOB and ST_UPDATE_JOB: job_sql. */
+    /* ST_INSERT_JOB: job_sql; updates: update_stmt, one per set of columns. */
     [ST_ADD_EVENT] = "INSERT INTO events(job_id, time_ms, from_state, to_state, reason, actor) "
                      "VALUES(?1,?2,?3,?4,?5,?6)",
     [ST_UPSERT_NODE] =
@@ -141,13 +178,39 @@ static const char *const stmt_sql[ST_N] = {
     [ST_ADD_ADMIN_EVENT] =
         "INSERT INTO admin_events(time_ms, actor, kind, object, action, detail) "
         "VALUES(?1,?2,?3,?4,?5,?6)",
+    [ST_ADD_RANK] =
+        "INSERT OR REPLACE INTO ranks(job_id, run, rank, node, start_ms, end_ms, state, exit_code,"
+        " term_signal, cpus, gpus, cpu_ms, gpu_ms, mem_peak, measured)"
+        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+    [ST_ADD_NODE_EVENT] =
+        "INSERT INTO node_events(node, time_ms, from_state, to_state, action, reason, actor)"
+        " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    /* Pruning walks jobs_by_end from the oldest end, never the whole table. */
+    [ST_PRUNE_PICK] = "SELECT id, array_id, model_file FROM jobs WHERE end_ms > 0 AND end_ms < ?1"
+                      " AND state IN (3,4,5,6) ORDER BY end_ms LIMIT ?2",
+    [ST_PRUNE_EVENTS] = "DELETE FROM events WHERE job_id = ?1",
+    [ST_PRUNE_RANKS] = "DELETE FROM ranks WHERE job_id = ?1",
+    [ST_PRUNE_JOB] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_PRUNE_NODE_EVENTS] = "DELETE FROM node_events WHERE time_ms < ?1",
+    [ST_ARRAY_LEFT] = "SELECT 1 FROM jobs WHERE array_id = ?1 LIMIT 1",
 };
+
+/* Prepared UPDATEs, one per set of columns written: a transition writes
+ * the few columns it changed, and the sets that occur are few. */
+#define UPDATE_CACHE 32
 
 struct ty_store {
   sqlite3 *db;   /* writer connection */
   sqlite3 *rdb;  /* reader connection (loop thread) */
   sqlite3_stmt *stmt[ST_N];
+  struct {
+    ty_job_cols cols;
+    sqlite3_stmt *st;
+  } update[UPDATE_CACHE]; /* writer thread */
+  unsigned update_next;
   atomic_uint_fast64_t commits;
+  atomic_uint_fast64_t rows_read;
+  atomic_uint_fast64_t scans; /* statements that sorted or walked a whole table */
   char *path;
 };
 
@@ -172,18 +235,29 @@ static int job_ddl(int v, ty_buf *b) {
   return rc;
 }
 
-/* INSERT of every column, or UPDATE of all but the key (the first). */
-static int job_sql(int which, ty_buf *b) {
+/* INSERT of every column. */
+static int job_sql(ty_buf *b) {
   size_t n = TY_ARRAY_LEN(job_cols);
-  int rc = which == ST_INSERT_JOB ? ty_buf_printf(b, "INSERT INTO jobs(") : ty_buf_printf(b, "UPDATE jobs SET ");
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    if (which == ST_INSERT_JOB) rc = ty_buf_printf(b, "%s%s", i ? ", " : "", job_cols[i].name);
-    else if (i > 0) rc = ty_buf_printf(b, "%s%s=?%zu", i > 1 ? ", " : "", job_cols[i].name, i + 1);
+  int rc = ty_buf_printf(b, "INSERT INTO jobs(");
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    rc = ty_buf_printf(b, "%s%s", i ? ", " : "", job_cols[i].name);
+  if (rc == 0) rc = ty_buf_printf(b, ") VALUES(");
+  for (size_t i = 0; rc == 0 && i < n; i++) rc = ty_buf_printf(b, "%s?%zu", i ? "," : "", i + 1);
+  if (rc == 0) rc = ty_buf_printf(b, ")");
+  return rc;
+}
+
+/* UPDATE of the columns in `cols` but the key (the first), each bound as
+ * ?N with N its column number + 1, like the INSERT, so one binder serves. */
+static int update_sql(ty_job_cols cols, ty_buf *b) {
+  int rc = ty_buf_printf(b, "UPDATE jobs SET ");
+  const char *sep = "";
+  for (size_t i = 1; rc == 0 && i < TY_ARRAY_LEN(job_cols); i++) {
+    if (!(cols & ((ty_job_cols)1 << i))) continue;
+    rc = ty_buf_printf(b, "%s%s=?%zu", sep, job_cols[i].name, i + 1);
+    sep = ", ";
   }
-  if (rc == 0 && which == ST_INSERT_JOB) rc = ty_buf_printf(b, ") VALUES(");
-  for (size_t i = 0; rc == 0 && which == ST_INSERT_JOB && i < n; i++)
-    rc = ty_buf_printf(b, "%s?%zu", i ? "," : "", i + 1);
-  if (rc == 0) rc = ty_buf_printf(b, which == ST_INSERT_JOB ? ")" : " WHERE %s=?1", job_cols[0].name);
+  if (rc == 0) rc = ty_buf_printf(b, " WHERE %s=?1", job_cols[0].name);
   return rc;
 }
 
@@ -293,8 +367,7 @@ static int migrate(ty_store *s, char *err, size_t len) {
 static int prepare(ty_store *s, int which, char *err, size_t len) {
   ty_buf sql;
   ty_buf_init(&sql);
-  bool job = which == ST_INSERT_JOB || which == ST_UPDATE_JOB;
-  int rc = job ? job_sql(which, &sql) : ty_buf_printf(&sql, "%s", stmt_sql[which]);
+  int rc = which == ST_INSERT_JOB ? job_sql(&sql) : ty_buf_printf(&sql, "%s", stmt_sql[which]);
   if (rc == 0 && sqlite3_prepare_v3(s->db, (char *)sql.data, -1, SQLITE_PREPARE_PERSISTENT,
                                     &s->stmt[which], NULL) != SQLITE_OK)
     rc = set_err(err, len, s->path, "cannot prepare statements (schema mismatch?)", s->db);
@@ -322,6 +395,7 @@ fail:
 void ty_store_close(ty_store *s) {
   if (!s) return;
   for (int i = 0; i < ST_N; i++) sqlite3_finalize(s->stmt[i]);
+  for (int i = 0; i < UPDATE_CACHE; i++) sqlite3_finalize(s->update[i].st);
   sqlite3_close(s->rdb);
   sqlite3_close(s->db);
   free(s->path);
@@ -339,6 +413,23 @@ uint64_t ty_store_commits(const ty_store *s) {
 }
 
 const char *ty_store_errmsg(ty_store *s) { return sqlite3_errmsg(s->db); }
+
+uint64_t ty_store_rows_read(const ty_store *s) {
+  return (uint64_t)atomic_load(&((ty_store *)s)->rows_read);
+}
+
+uint64_t ty_store_scans(const ty_store *s) {
+  return (uint64_t)atomic_load(&((ty_store *)s)->scans);
+}
+
+/* ---- what store_query.c shares (daemon_internal.h) ------------------------- */
+
+sqlite3 *ty__store_loop_db(ty_store *s) { return s->rdb; }
+const char *ty__store_path(const ty_store *s) { return s->path; }
+void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned) {
+  atomic_fetch_add(&s->rows_read, n);
+  if (scanned) atomic_fetch_add(&s->scans, 1);
+}
 
 /* ---- transactions ----------------------------------------------------------- */
 
@@ -385,21 +476,104 @@ static int step_done(sqlite3_stmt *st) {
   sqlite3_bind_blob(st, i, (r)->col ? (const void *)(r)->col : "", (int)(r)->col##_len,            \
                     SQLITE_TRANSIENT)
 
-static int put_job(ty_store *s, int which, const ty_job_row *r) {
-  sqlite3_stmt *st = s->stmt[which];
+/* Binds the columns of r in `cols` (the key always) as ?N = column + 1. */
+static int put_job(sqlite3_stmt *st, const ty_job_row *r, ty_job_cols cols) {
   int i = 1;
-#define BIND_(version, col, kind, sql) BIND_##kind(st, i++, r, col);
+  cols |= TY_JOB_BIT(id);
+#define BIND_(version, col, kind, sql)                                                             \
+  if (cols & TY_JOB_BIT(col)) BIND_##kind(st, i, r, col);                                          \
+  i++;
   TY_JOB_COLUMNS(BIND_)
 #undef BIND_
   return step_done(st);
 }
 
-int ty_store_insert_job(ty_store *s, const ty_job_row *r) { return put_job(s, ST_INSERT_JOB, r); }
+int ty_store_insert_job(ty_store *s, const ty_job_row *r) {
+  return put_job(s->stmt[ST_INSERT_JOB], r, TY_JOB_ALL_COLS);
+}
 
-int ty_store_update_job(ty_store *s, const ty_job_row *r) {
-  int rc = put_job(s, ST_UPDATE_JOB, r);
+/* The prepared UPDATE of `cols`, from the cache or made now (the oldest
+ * entry makes room). */
+static sqlite3_stmt *update_stmt(ty_store *s, ty_job_cols cols) {
+  for (int i = 0; i < UPDATE_CACHE; i++)
+    if (s->update[i].st && s->update[i].cols == cols) return s->update[i].st;
+  ty_buf sql;
+  ty_buf_init(&sql);
+  sqlite3_stmt *st = NULL;
+  if (update_sql(cols, &sql) == 0 &&
+      sqlite3_prepare_v3(s->db, (char *)sql.data, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+          SQLITE_OK)
+    st = NULL;
+  ty_buf_close(&sql);
+  if (!st) return NULL;
+  unsigned k = s->update_next++ % UPDATE_CACHE;
+  sqlite3_finalize(s->update[k].st);
+  s->update[k].cols = cols;
+  s->update[k].st = st;
+  return st;
+}
+
+int ty_store_update_job(ty_store *s, const ty_job_row *r, ty_job_cols cols) {
+  cols &= TY_JOB_ALL_COLS & ~TY_JOB_BIT(id);
+  if (!cols) return 0;
+  sqlite3_stmt *st = update_stmt(s, cols);
+  int rc = st ? put_job(st, r, cols) : TY_ESTORE;
   if (rc == 0 && sqlite3_changes(s->db) == 0) return TY_ENOTFOUND;
   return rc;
+}
+
+/* FNV-1a over n bytes: fingerprints of text and blob columns. */
+static uint64_t hash_bytes(const void *p, size_t n) {
+  const uint8_t *b = p;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  return ty_mix64(h ^ n);
+}
+
+#define FP_ID(r, col) (uint64_t)(r)->col
+#define FP_TEXT(r, col) hash_bytes((r)->col ? (r)->col : "", (r)->col ? strlen((r)->col) : 0)
+#define FP_INT(r, col) (uint64_t)(int64_t)(r)->col
+#define FP_I64(r, col) (uint64_t)(r)->col
+#define FP_U32(r, col) (uint64_t)(r)->col
+#define FP_BOOL(r, col) (uint64_t)((r)->col ? 1 : 0)
+#define FP_BLOB(r, col) hash_bytes((r)->col ? (const void *)(r)->col : "", (r)->col##_len)
+
+void ty_job_row_fingerprint(const ty_job_row *r, uint64_t out[TY_JOB_NCOLS]) {
+#define FP_(version, col, kind, sql) out[TY_JOB_COL_##col] = FP_##kind(r, col);
+  TY_JOB_COLUMNS(FP_)
+#undef FP_
+}
+
+int ty_store_add_rank(ty_store *s, const ty_rank_row *r) {
+  sqlite3_stmt *st = s->stmt[ST_ADD_RANK];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)r->job_id);
+  sqlite3_bind_int64(st, 2, r->run);
+  sqlite3_bind_int64(st, 3, r->rank);
+  bind_text(st, 4, r->node);
+  sqlite3_bind_int64(st, 5, r->start_ms);
+  sqlite3_bind_int64(st, 6, r->end_ms);
+  sqlite3_bind_int(st, 7, r->state);
+  sqlite3_bind_int(st, 8, r->exit_code);
+  sqlite3_bind_int(st, 9, r->term_signal);
+  sqlite3_bind_int64(st, 10, r->cpus);
+  sqlite3_bind_int64(st, 11, r->gpus);
+  sqlite3_bind_int64(st, 12, r->cpu_ms);
+  sqlite3_bind_int64(st, 13, r->gpu_ms);
+  sqlite3_bind_int64(st, 14, r->mem_peak);
+  sqlite3_bind_int(st, 15, r->measured ? 1 : 0);
+  return step_done(st);
+}
+
+int ty_store_add_node_event(ty_store *s, const ty_node_event_row *r) {
+  sqlite3_stmt *st = s->stmt[ST_ADD_NODE_EVENT];
+  bind_text(st, 1, r->node);
+  sqlite3_bind_int64(st, 2, r->time_ms);
+  sqlite3_bind_int(st, 3, r->from_state);
+  sqlite3_bind_int(st, 4, r->to_state);
+  bind_text(st, 5, r->action);
+  bind_text(st, 6, r->reason);
+  bind_text(st, 7, r->actor);
+  return step_done(st);
 }
 
 int ty_store_add_event(ty_store *s, const ty_event_row *r) {
@@ -464,163 +638,82 @@ int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r) {
   return step_done(st);
 }
 
-/* ---- reads ------------------------------------------------------------------- */
 
-static const char *col_text(sqlite3_stmt *st, int i) {
-  const char *t = (const char *)sqlite3_column_text(st, i);
-  return t ? t : "";
+/* ---- pruning ------------------------------------------------------------------- */
+
+typedef struct prune_pick {
+  int64_t id, array_id;
+  char *model_file;
+} prune_pick;
+
+static int step_id(sqlite3_stmt *st, int64_t id) {
+  sqlite3_bind_int64(st, 1, id);
+  return step_done(st);
 }
 
-/* Runs `sql` on the reader and hands each row to `row_cb`. */
-static int each_row(ty_store *s, const char *sql, int64_t arg, bool has_arg,
-                    int (*row_cb)(sqlite3_stmt *st, void *ud), void *ud) {
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(s->rdb, sql, -1, &st, NULL) != SQLITE_OK) return TY_ESTORE;
-  if (has_arg) sqlite3_bind_int64(st, 1, arg);
-  int rc = 0, step;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    rc = row_cb(st, ud);
-    if (rc != 0) break;
+/* Whether a pruned job's model file is no longer needed: a plain job's is
+ * its own; an array's elements share one, needed while any element is left. */
+static bool model_unused(ty_store *s, const prune_pick *p) {
+  if (!p->model_file || !p->model_file[0]) return false;
+  if (!p->array_id) return true;
+  sqlite3_stmt *st = s->stmt[ST_ARRAY_LEFT];
+  sqlite3_bind_int64(st, 1, p->array_id);
+  bool left = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return !left;
+}
+
+static int add_unlink(char ***v, size_t *n, char *path) {
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp((*v)[i], path) == 0) return 0;
+  char **grown = realloc(*v, (*n + 1) * sizeof(**v));
+  if (!grown) return TY_ENOMEM;
+  *v = grown;
+  (*v)[(*n)++] = path;
+  return 1; /* taken */
+}
+
+/* The oldest finished jobs, at most max. */
+static int pick_old(ty_store *s, int64_t before_ms, uint32_t max, prune_pick **out, size_t *out_n) {
+  prune_pick *v = calloc(max ? max : 1, sizeof(*v));
+  if (!v) return TY_ENOMEM;
+  sqlite3_stmt *st = s->stmt[ST_PRUNE_PICK];
+  sqlite3_bind_int64(st, 1, before_ms);
+  sqlite3_bind_int64(st, 2, max);
+  size_t n = 0;
+  int step;
+  while (n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *f = (const char *)sqlite3_column_text(st, 2);
+    v[n] = (prune_pick){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                        f && f[0] ? strdup(f) : NULL};
+    n++;
   }
-  if (rc == 0 && step != SQLITE_DONE) rc = TY_ESTORE;
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  *out = v;
+  *out_n = n;
+  return 0;
+}
+
+int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
+                   char ***unlink, size_t *n_unlink) {
+  prune_pick *v = NULL;
+  size_t n = 0;
+  int rc = pick_old(s, before_ms, max_jobs, &v, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    rc = step_id(s->stmt[ST_PRUNE_EVENTS], v[i].id);
+    if (rc == 0) rc = step_id(s->stmt[ST_PRUNE_RANKS], v[i].id);
+    if (rc == 0) rc = step_id(s->stmt[ST_PRUNE_JOB], v[i].id);
+    if (rc == 0 && model_unused(s, &v[i])) {
+      int taken = add_unlink(unlink, n_unlink, v[i].model_file);
+      if (taken < 0) rc = taken;
+      else if (taken) v[i].model_file = NULL;
+    }
+  }
+  if (rc == 0) rc = step_id(s->stmt[ST_PRUNE_NODE_EVENTS], before_ms);
+  for (size_t i = 0; i < n; i++) free(v[i].model_file);
+  free(v);
+  if (rc == 0) *out_jobs = (uint32_t)n;
   return rc;
-}
-
-/* Typed callback + user data pairs (ISO C has no portable function-pointer
- * to void * conversion). */
-typedef struct job_cb { int (*cb)(const ty_job_row *r, void *ud); void *ud; } job_cb;
-typedef struct node_cb { int (*cb)(const ty_node_row *r, void *ud); void *ud; } node_cb;
-typedef struct queue_cb { int (*cb)(const ty_queue_row *r, void *ud); void *ud; } queue_cb;
-typedef struct event_cb { int (*cb)(const ty_event_row *r, void *ud); void *ud; } event_cb;
-
-#define READ_ID(st, i, r, col) (r).col = (uint64_t)sqlite3_column_int64(st, i)
-#define READ_TEXT(st, i, r, col) (r).col = col_text(st, i)
-#define READ_INT(st, i, r, col) (r).col = sqlite3_column_int(st, i)
-#define READ_I64(st, i, r, col) (r).col = sqlite3_column_int64(st, i)
-#define READ_U32(st, i, r, col) (r).col = (uint32_t)sqlite3_column_int64(st, i)
-#define READ_BOOL(st, i, r, col) (r).col = sqlite3_column_int(st, i) != 0
-#define READ_BLOB(st, i, r, col)                                                                   \
-  ((r).col = sqlite3_column_blob(st, i), (r).col##_len = (size_t)sqlite3_column_bytes(st, i))
-
-static int job_row(sqlite3_stmt *st, void *ud) {
-  job_cb *p = ud;
-  ty_job_row r;
-  int i = 0;
-#define READ_(version, col, kind, sql) READ_##kind(st, i, r, col), i++;
-  TY_JOB_COLUMNS(READ_)
-#undef READ_
-  return p->cb(&r, p->ud);
-}
-
-int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud) {
-  job_cb p = {cb, ud};
-  ty_buf sql;
-  ty_buf_init(&sql);
-  int rc = ty_buf_printf(&sql, "SELECT ");
-  for (size_t i = 0; rc == 0 && i < TY_ARRAY_LEN(job_cols); i++)
-    rc = ty_buf_printf(&sql, "%s%s", i ? ", " : "", job_cols[i].name);
-  if (rc == 0) rc = ty_buf_printf(&sql, " FROM jobs ORDER BY id");
-  if (rc == 0) rc = each_row(s, (char *)sql.data, 0, false, job_row, &p);
-  ty_buf_close(&sql);
-  return rc;
-}
-
-static int node_row(sqlite3_stmt *st, void *ud) {
-  node_cb *p = ud;
-  ty_node_row r = {.name = col_text(st, 0), .state = sqlite3_column_int(st, 1),
-                   .cpus = (uint32_t)sqlite3_column_int64(st, 2),
-                   .memory = (uint64_t)sqlite3_column_int64(st, 3),
-                   .gpus = sqlite3_column_blob(st, 4),
-                   .gpus_len = (size_t)sqlite3_column_bytes(st, 4), .io_addr = col_text(st, 5),
-                   .last_seen_ms = sqlite3_column_int64(st, 6), .reason = col_text(st, 7),
-                   .drain = sqlite3_column_int(st, 8) != 0};
-  return p->cb(&r, p->ud);
-}
-
-int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud) {
-  node_cb p = {cb, ud};
-  return each_row(s,
-                  "SELECT name, state, cpus, memory, gpus, io_addr, last_seen_ms, reason, drain"
-                  " FROM nodes ORDER BY name",
-                  0, false, node_row, &p);
-}
-
-static int queue_row(sqlite3_stmt *st, void *ud) {
-  queue_cb *p = ud;
-  ty_queue_row r = {.name = col_text(st, 0), .priority_tier = sqlite3_column_int(st, 1),
-                    .state = col_text(st, 2), .share = sqlite3_column_double(st, 3),
-                    .max_running = (uint32_t)sqlite3_column_int64(st, 4),
-                    .max_gpus = (uint32_t)sqlite3_column_int64(st, 5),
-                    .max_gpus_per_user = (uint32_t)sqlite3_column_int64(st, 6),
-                    .preemptible = sqlite3_column_int(st, 7) != 0,
-                    .default_time_s = (uint32_t)sqlite3_column_int64(st, 8),
-                    .max_time_s = (uint32_t)sqlite3_column_int64(st, 9)};
-  return p->cb(&r, p->ud);
-}
-
-int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud) {
-  queue_cb p = {cb, ud};
-  return each_row(s,
-                  "SELECT name, priority_tier, state, share, max_running, max_gpus,"
-                  " max_gpus_per_user, preemptible, default_time_s, max_time_s"
-                  " FROM queues ORDER BY name",
-                  0, false, queue_row, &p);
-}
-
-static int event_row(sqlite3_stmt *st, void *ud) {
-  event_cb *p = ud;
-  ty_event_row r = {.id = sqlite3_column_int64(st, 0),
-                    .job_id = (uint64_t)sqlite3_column_int64(st, 1),
-                    .time_ms = sqlite3_column_int64(st, 2), .from_state = sqlite3_column_int(st, 3),
-                    .to_state = sqlite3_column_int(st, 4), .reason = col_text(st, 5),
-                    .actor = col_text(st, 6)};
-  return p->cb(&r, p->ud);
-}
-
-int ty_store_job_events(ty_store *s, uint64_t job_id,
-                        int (*cb)(const ty_event_row *r, void *ud), void *ud) {
-  event_cb p = {cb, ud};
-  return each_row(s,
-                  "SELECT id, job_id, time_ms, from_state, to_state, reason, actor"
-                  " FROM events WHERE job_id = ?1 ORDER BY id",
-                  (int64_t)job_id, true, event_row, &p);
-}
-
-typedef struct usage_cb { int (*cb)(const ty_usage_row *r, void *ud); void *ud; } usage_cb;
-
-static int usage_row(sqlite3_stmt *st, void *ud) {
-  usage_cb *p = ud;
-  ty_usage_row r = {.user = col_text(st, 0), .queue = col_text(st, 1),
-                    .gpu_s = sqlite3_column_double(st, 2), .cpu_s = sqlite3_column_double(st, 3),
-                    .updated_ms = sqlite3_column_int64(st, 4)};
-  return p->cb(&r, p->ud);
-}
-
-int ty_store_load_usage(ty_store *s, int (*cb)(const ty_usage_row *r, void *ud), void *ud) {
-  usage_cb p = {cb, ud};
-  return each_row(s, "SELECT user, queue, gpu_s, cpu_s, updated_ms FROM usage ORDER BY queue, user",
-                  0, false, usage_row, &p);
-}
-
-typedef struct admin_cb {
-  int (*cb)(const ty_admin_event_row *r, void *ud);
-  void *ud;
-} admin_cb;
-
-static int admin_row(sqlite3_stmt *st, void *ud) {
-  admin_cb *p = ud;
-  ty_admin_event_row r = {.time_ms = sqlite3_column_int64(st, 0), .actor = col_text(st, 1),
-                          .kind = col_text(st, 2), .object = col_text(st, 3),
-                          .action = col_text(st, 4), .detail = col_text(st, 5)};
-  return p->cb(&r, p->ud);
-}
-
-int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud),
-                          void *ud) {
-  admin_cb p = {cb, ud};
-  return each_row(s,
-                  "SELECT time_ms, actor, kind, object, action, detail FROM admin_events"
-                  " ORDER BY id",
-                  0, false, admin_row, &p);
 }

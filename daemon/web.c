@@ -168,7 +168,7 @@ static int route_job(ty_controller *ctl, const char *rest, const query *q, ty_ht
   unsigned long long id = strtoull(rest, &end, 10);
   if (end == rest || rest[0] == '-' || rest[0] == '+')
     return fail(resp, 400, "job id: \"%.32s\" is not a number", rest);
-  ty_job *j = ty__job_find(ctl, id);
+  ty_job *j = ty__job_get(ctl, id); /* a finished job is read back from the store */
   if (!j || !j->committed) return fail(resp, 404, "job %llu not found", id);
   if (*end == '\0') return json_done(resp, ty__web_job_json(ctl, j, resp->body));
   if (strcmp(end, "/plan") == 0) return json_done(resp, ty__web_plan_json(j, resp->body));

@@ -136,11 +136,18 @@ int ty__web_cluster_json(ty_controller *ctl, ty_buf *out) {
 
 /* ---- /api/jobs ------------------------------------------------------------------------------ */
 
+/* Its nodes: from its slots, or for a finished job read back from the
+ * store, from the stored list. */
 static void job_nodes(ty_json *w, const ty_job *j) {
   ty_json_key(w, "nodes");
   ty_json_begin_array(w);
   for (uint32_t s = 0; s < j->n_slots; s++)
     ty_json_string(w, j->slots[s].node->name);
+  for (const char *p = j->n_slots ? NULL : j->nodes_csv; p && *p;) {
+    size_t n = strcspn(p, ",");
+    if (n) ty_json_string_n(w, p, n);
+    p += n + (p[n] == ',');
+  }
   ty_json_end_array(w);
 }
 
@@ -162,20 +169,32 @@ static void job_summary(ty_json *w, const ty_job *j) {
   job_nodes(w, j);
 }
 
+static int by_id_desc(const void *a, const void *b) {
+  uint64_t x = (*(const ty_job *const *)a)->id, y = (*(const ty_job *const *)b)->id;
+  return x > y ? -1 : x < y;
+}
+
+/* The jobs in memory that match, newest first: the live set and the
+ * finished jobs still cached (recently ended or looked up). Older history
+ * is the store's (`trainctl history`): the loop does not query it here. */
 int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out) {
+  const ty_job **sel = malloc((ctl->n_jobs + ctl->done.count + 1) * sizeof(*sel));
+  if (!sel) return TY_ENOMEM;
+  size_t matched = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    if (ty__job_matches(ctl->jobs[i], f)) sel[matched++] = ctl->jobs[i];
+  for (const ty_job *j = ctl->lru_head; j; j = j->lru_next)
+    if (ty__job_matches(j, f)) sel[matched++] = j;
+  qsort(sel, matched, sizeof(*sel), by_id_desc);
+  size_t shown = matched < f->limit ? matched : f->limit;
   ty_json w;
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   ty_json_key(&w, "jobs");
   ty_json_begin_array(&w);
-  size_t shown = 0, matched = 0;
-  for (size_t i = ctl->n_jobs; i-- > 0;) { /* newest first */
-    const ty_job *j = ctl->jobs[i];
-    if (!ty__job_matches(j, f)) continue;
-    if (matched++ >= f->limit) continue;
-    shown++;
+  for (size_t i = 0; i < shown; i++) {
     ty_json_begin_object(&w);
-    job_summary(&w, j);
+    job_summary(&w, sel[i]);
     ty_json_end_object(&w);
   }
   ty_json_end_array(&w);
@@ -183,6 +202,7 @@ int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out) 
   ty_json_key(&w, "truncated");
   ty_json_bool(&w, shown < matched);
   ty_json_end_object(&w);
+  free(sel);
   return ty_json_finish(&w);
 }
 

@@ -27,7 +27,7 @@ packages=(
   clang libclang-rt-14-dev
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
-  packages+=(slurm-wlm munge python3-torch hyperfine python3-websockets bc curl)
+  packages+=(slurm-wlm munge hyperfine python3-websockets bc curl)
 fi
 
 missing=()

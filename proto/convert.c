@@ -57,6 +57,34 @@ Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in
   return m;
 }
 
+static int decode_array(const Trainyard__ArraySpec *a, ty_array_spec *out) {
+  if (!a) return 0;
+  out->max_running = a->max_running;
+  out->ranges = ty_wire_calloc(a->n_ranges, sizeof(*out->ranges));
+  if (!out->ranges) return TY_ENOMEM;
+  out->n = a->n_ranges;
+  for (size_t i = 0; i < a->n_ranges; i++)
+    out->ranges[i] = (ty_array_range){a->ranges[i]->first, a->ranges[i]->last,
+                                      a->ranges[i]->step ? a->ranges[i]->step : 1};
+  return 0;
+}
+
+static int decode_deps(const Trainyard__Job *job, ty_job_spec *s) {
+  s->deps_any = job->dependency_any;
+  s->on_invalid_dep = (ty_dep_invalid)job->on_invalid_dependency;
+  if (job->n_dependencies == 0) return 0;
+  s->deps = ty_wire_calloc(job->n_dependencies, sizeof(*s->deps));
+  if (!s->deps) return TY_ENOMEM;
+  s->n_deps = job->n_dependencies;
+  for (size_t i = 0; i < job->n_dependencies; i++) {
+    const Trainyard__Dependency *d = job->dependencies[i];
+    const Trainyard__JobRef *r = d->job;
+    s->deps[i] = (ty_dep){.kind = (ty_dep_kind)d->kind};
+    if (r) s->deps[i].job = (ty_job_ref){r->job_id, r->has_task, r->task};
+  }
+  return 0;
+}
+
 int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   memset(s, 0, sizeof(*s));
   s->name = ty_wire_strdup(job->name);
@@ -78,6 +106,8 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_GRAPH) rc = decode_graph(job->graph, s);
   else if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_COMMAND && job->command)
     rc = decode_command(job->command, s);
+  if (rc == 0) rc = decode_array(job->array, &s->array);
+  if (rc == 0) rc = decode_deps(job, s);
   if (rc != 0) ty_job_spec_close(s);
   return rc;
 }
@@ -114,6 +144,55 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
     job->kind_case = TRAINYARD__JOB__KIND_COMMAND, job->command = &pj->cmd;
   }
   job->interactive = ty_proto_encode_interactive(&s->interactive, &pj->ia);
+  job->dependency_any = s->deps_any;
+  job->on_invalid_dependency = (Trainyard__InvalidDependency)s->on_invalid_dep;
+}
+
+int ty_proto_encode_job_extra(const ty_job_spec *s, ty_proto_job *pj) {
+  /* One block each: the pointers, then the messages they point to. */
+  size_t nr = s->array.n, nd = s->n_deps, bytes;
+  size_t each_r = sizeof(Trainyard__ArrayRange *) + sizeof(Trainyard__ArrayRange);
+  size_t each_d = sizeof(Trainyard__Dependency *) + sizeof(Trainyard__Dependency) +
+                  sizeof(Trainyard__JobRef);
+  if (ty_mul_overflow(nr + 1, each_r, &bytes) || !(pj->ranges = malloc(bytes))) return TY_ENOMEM;
+  if (ty_mul_overflow(nd + 1, each_d, &bytes) || !(pj->deps = malloc(bytes))) {
+    free(pj->ranges);
+    pj->ranges = NULL;
+    return TY_ENOMEM;
+  }
+  Trainyard__ArrayRange **rp = pj->ranges, *rm = (Trainyard__ArrayRange *)(rp + nr);
+  for (size_t i = 0; i < nr; i++) {
+    trainyard__array_range__init(&rm[i]);
+    rm[i].first = s->array.ranges[i].first, rm[i].last = s->array.ranges[i].last;
+    rm[i].step = s->array.ranges[i].step;
+    rp[i] = &rm[i];
+  }
+  if (nr) {
+    trainyard__array_spec__init(&pj->array);
+    pj->array.n_ranges = nr, pj->array.ranges = rp;
+    pj->array.max_running = s->array.max_running;
+    pj->job.array = &pj->array;
+  }
+  Trainyard__Dependency **dp = pj->deps, *dm = (Trainyard__Dependency *)(dp + nd);
+  Trainyard__JobRef *jr = (Trainyard__JobRef *)(dm + nd);
+  for (size_t i = 0; i < nd; i++) {
+    trainyard__dependency__init(&dm[i]);
+    trainyard__job_ref__init(&jr[i]);
+    dm[i].kind = (Trainyard__DependencyKind)s->deps[i].kind;
+    jr[i].job_id = s->deps[i].job.id, jr[i].has_task = s->deps[i].job.has_task;
+    jr[i].task = s->deps[i].job.task;
+    if (s->deps[i].kind != TY_DEP_SINGLETON) dm[i].job = &jr[i];
+    dp[i] = &dm[i];
+  }
+  pj->job.n_dependencies = nd, pj->job.dependencies = dp;
+  return 0;
+}
+
+void ty_proto_job_close(ty_proto_job *pj) {
+  free(pj->ranges);
+  free(pj->deps);
+  pj->ranges = NULL;
+  pj->deps = NULL;
 }
 
 int ty_proto_decode_progress(const Trainyard__TrainProgress *m, ty_train_progress *out) {
@@ -146,6 +225,10 @@ static const ty_wire_cap request_caps[] = {
     {"trainyard.CommandSpec.env", 4096},
     {"trainyard.ListJobsRequest.states", 64},
     {"trainyard.CancelJobRequest.job_ids", 1024},
+    {"trainyard.CancelJobRequest.refs", 1024},
+    {"trainyard.ArraySpec.ranges", 1000},     /* TY_ARRAY_MAX_RANGES */
+    {"trainyard.GetHistoryRequest.states", 64},
+    {"trainyard.GetHistoryRequest.job_ids", 1024},
     {"trainyard.NodeInfo.gpus", 64},
     {"trainyard.RegisterNodeRequest.tasks", 65536},
     {"trainyard.LaunchTaskRequest.gpu_indices", 64},

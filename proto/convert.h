@@ -28,12 +28,19 @@ typedef struct ty_proto_job {
   Trainyard__CommandSpec cmd;
   Trainyard__GraphSpec graph;
   Trainyard__InteractiveSpec ia;
+  Trainyard__ArraySpec array;
+  Trainyard__ArrayRange **ranges; /* ty_proto_encode_job_extra's, with their messages */
+  Trainyard__Dependency **deps;
   Trainyard__UnixUser run_as;
 } ty_proto_job;
 /* spec -> pj->job, borrowing the spec's strings. Resources are always sent
  * (0 = the controller's default); the command or graph by kind; the
- * interactive part when spec->interactive. */
+ * interactive part when spec->interactive. The array and dependencies need
+ * allocations: ty_proto_encode_job_extra adds them after this (TY_ENOMEM),
+ * and ty_proto_job_close frees what it allocated. */
 void ty_proto_encode_job(const ty_job_spec *spec, ty_proto_job *pj);
+int ty_proto_encode_job_extra(const ty_job_spec *spec, ty_proto_job *pj);
+void ty_proto_job_close(ty_proto_job *pj); /* accepts what encode_job alone filled */
 
 /* InteractiveSpec <-> ty_interactive. The encoder fills *m and returns it,
  * or returns NULL (send no message) when `in` is off. */

@@ -25,6 +25,9 @@
 #define TY_M_UPDATE_JOB "UpdateJob"       /* hold, release, priority, move, checkpoint */
 #define TY_M_EXPLAIN_JOB "ExplainJob"     /* trainctl why */
 #define TY_M_GET_SHARES "GetShares"       /* trainctl share */
+/* Accounting (client -> traind): trainctl history, trainctl node show. */
+#define TY_M_GET_HISTORY "GetHistory"
+#define TY_M_GET_NODE "GetNode"
 /* Graph jobs: rendezvous of a job's ranks (trainrun -> traind) and training
  * progress (trainworkerd -> traind). */
 #define TY_M_RENDEZVOUS_PUT "RendezvousPut"

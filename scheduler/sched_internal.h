@@ -152,6 +152,12 @@ typedef struct ty__pass {
   char resv_text[160];   /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;
+  /* Arrays with a cap on running elements (%N) among the pending jobs,
+   * sorted, and their running elements (this pass's placements counted);
+   * none allocated when no pending job has a cap. */
+  uint64_t *arr_ids;
+  uint32_t *arr_run;
+  size_t n_arr;
   ty_sched_output *out;
 } ty__pass;
 

@@ -23,6 +23,7 @@
  */
 #include "scheduler/scheduler.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,50 @@ static void charge_running(ty__pass *p) {
   }
 }
 
+/* ---- arrays' caps on running elements ---------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Index of array id in p->arr_ids, or -1. */
+static ptrdiff_t arr_find(const ty__pass *p, uint64_t id) {
+  size_t lo = 0, hi = p->n_arr;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (p->arr_ids[mid] == id) return (ptrdiff_t)mid;
+    if (p->arr_ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
+/* The capped arrays of the pending jobs and their running elements: one
+ * sort per pass, and a binary search per running element and per capped
+ * job. Nothing at all when no job has a cap. */
+static int arrays_init(ty__pass *p) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->in->n_jobs; i++) n += p->in->jobs[i].array_max_running > 0;
+  if (n == 0) return 0;
+  p->arr_ids = malloc(n * sizeof(*p->arr_ids));
+  p->arr_run = calloc(n, sizeof(*p->arr_run));
+  if (!p->arr_ids || !p->arr_run) return TY_ENOMEM;
+  for (size_t i = 0; i < p->in->n_jobs; i++)
+    if (p->in->jobs[i].array_max_running) p->arr_ids[p->n_arr++] = p->in->jobs[i].array_id;
+  qsort(p->arr_ids, p->n_arr, sizeof(*p->arr_ids), cmp_u64);
+  size_t k = 0;
+  for (size_t i = 0; i < p->n_arr; i++)
+    if (k == 0 || p->arr_ids[k - 1] != p->arr_ids[i]) p->arr_ids[k++] = p->arr_ids[i];
+  p->n_arr = k;
+  for (size_t r = 0; r < p->in->n_running; r++) {
+    const ty_sched_running *rj = &p->in->running[r];
+    ptrdiff_t a = rj->array_id ? arr_find(p, rj->array_id) : -1;
+    if (a >= 0 && !rj->ending) p->arr_run[a]++;
+  }
+  return 0;
+}
+
 static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out) {
   memset(p, 0, sizeof(*p));
   memset(out, 0, sizeof(*out));
@@ -146,6 +191,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   if (rc == 0) rc = ty__fs_create(in, p->qi, p->rqi, &p->fs);
   if (rc != 0) return rc;
   charge_running(p);
+  if ((rc = arrays_init(p)) != 0) return rc;
   for (size_t i = 0; i < in->n_jobs; i++) {
     ty__priority(in, &p->cfg, p->fs, i, p->qi[i], p->now, &p->prio[i]);
     p->order[i] = (uint32_t)i;
@@ -166,6 +212,8 @@ static void pass_close(ty__pass *p) {
   free(p->victim);
   free(p->claimed);
   free(p->work);
+  free(p->arr_ids);
+  free(p->arr_run);
 }
 
 /* ---- reasons ------------------------------------------------------------------- */
@@ -243,6 +291,15 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len, ty_s
   const ty_sched_job *j = &p->in->jobs[ji];
   *out_wait = TY_SCHED_WAIT_HELD;
   if (j->held) return "Held: by an operator (trainctl job release)";
+  *out_wait = TY_SCHED_WAIT_DEPENDENCY;
+  if (j->dep_reason) return j->dep_reason;
+  ptrdiff_t a = j->array_max_running ? arr_find(p, j->array_id) : -1;
+  *out_wait = TY_SCHED_WAIT_ARRAY_LIMIT;
+  if (a >= 0 && p->arr_run[a] >= j->array_max_running) {
+    snprintf(buf, len, "ArrayTaskLimit: array %llu runs %u elements, its limit is %u",
+             (unsigned long long)j->array_id, p->arr_run[a], j->array_max_running);
+    return buf;
+  }
   int q = p->qi[ji];
   if (q < 0) return NULL;
   const ty_sched_queue *qu = &p->in->queues[q];
@@ -314,6 +371,8 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
     p->qs[q].running++;
     p->qs[q].gpus += job_gpus(&p->in->jobs[ji]);
   }
+  ptrdiff_t a = p->in->jobs[ji].array_max_running ? arr_find(p, p->in->jobs[ji].array_id) : -1;
+  if (a >= 0) p->arr_run[a]++;
   if (p->in->jobs[ji].user) ty__fs_charge_gpus(p->fs, ty__fs_job_acct(p->fs, ji), job_gpus(&p->in->jobs[ji]));
   return 0;
 }

@@ -12,7 +12,8 @@
  *      its size and its own priority. Pending jobs are tried in that order.
  *   2. Queues: a paused queue starts nothing; a queue's limits (running jobs,
  *      GPUs, GPUs per user) hold a job back without blocking the others; an
- *      operator's hold does the same.
+ *      operator's hold, an unmet dependency and an array's cap on running
+ *      elements (%N) do the same.
  *   3. Gang placement: a job gets all of its nodes in one pass or none, packed
  *      into the fewest network switches and, within a node, onto GPUs of one
  *      NVLink island where it can be.
@@ -135,6 +136,11 @@ typedef struct ty_sched_job {
   uint64_t mem_per_node;   /* bytes, 0 = no limit */
   uint32_t time_limit_s;   /* 0 = the queue's default */
   bool held;               /* an operator holds it */
+  /* Arrays and dependencies (issue 15); zero for a plain job. */
+  uint64_t array_id;          /* the array it is an element of, 0 = none */
+  uint32_t array_max_running; /* that array's %N: its running elements' cap, 0 = none */
+  const char *dep_reason;     /* borrowed: why a dependency holds it back ("Dependency:
+                                 ..." or "DependencyNeverSatisfied: ..."), NULL = none */
 } ty_sched_job;
 
 /* One node of a placement: which node and which of its GPUs. */
@@ -154,6 +160,7 @@ typedef struct ty_sched_running {
   int64_t last_checkpoint_ms; /* 0 = never: all work since start is at stake */
   bool ending;              /* already being killed or preempted */
   const ty_sched_slot *slots; uint32_t n_slots; /* borrowed */
+  uint64_t array_id;        /* the array it is an element of, 0 = none */
 } ty_sched_running;
 
 /* Decayed usage of one user in one queue (ty_sched_decay keeps it). */
@@ -200,7 +207,9 @@ typedef struct ty_sched_preemption {
   X(QUEUE_PAUSED, "QueuePaused")                                                 \
   X(QUEUE_LIMIT, "QueueLimit")  /* max_running, max_gpus, max_gpus_per_user */   \
   X(PREEMPTING, "Preempting")   /* jobs are being preempted to make room */      \
-  X(NO_NODES, "NoNodes")        /* no schedulable node, or a request too large */
+  X(NO_NODES, "NoNodes")        /* no schedulable node, or a request too large */ \
+  X(DEPENDENCY, "Dependency")   /* its dependency is not met (or never will be) */ \
+  X(ARRAY_LIMIT, "ArrayTaskLimit") /* its array runs its %N elements already */
 
 typedef enum ty_sched_wait {
 #define TY_SCHED_WAIT_ENUM_(e, s) TY_SCHED_WAIT_##e,

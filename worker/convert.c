@@ -69,6 +69,10 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   s->attach_key = m->attach_key.data;
   s->attach_key_len = m->attach_key.len;
   decode_graph(m->graph, s);
+  s->array_job_id = m->array_job_id;
+  s->array_task_id = m->array_task_id, s->array_task_count = m->array_task_count;
+  s->array_task_min = m->array_task_min, s->array_task_max = m->array_task_max;
+  s->array_task_step = m->array_task_step;
   out->pb = m;
   return 0;
 }

@@ -92,6 +92,21 @@ static void put_gpus(env_list *l, const ty_task_spec *spec) {
   ty_buf_close(&b);
 }
 
+/* An array element's place in its array, in Trainyard's names and in
+ * Slurm's, so scripts written for sbatch --array run unchanged. */
+static void put_array(env_list *l, const ty_task_spec *spec) {
+  if (!spec->array_job_id) return;
+  env_putf(l, "TRAINYARD_ARRAY_JOB_ID", "%" PRIu64, spec->array_job_id);
+  env_putf(l, "TRAINYARD_ARRAY_TASK_ID", "%" PRIu32, spec->array_task_id);
+  env_putf(l, "SLURM_ARRAY_JOB_ID", "%" PRIu64, spec->array_job_id);
+  env_putf(l, "SLURM_ARRAY_TASK_ID", "%" PRIu32, spec->array_task_id);
+  env_putf(l, "SLURM_ARRAY_TASK_COUNT", "%" PRIu32, spec->array_task_count);
+  env_putf(l, "SLURM_ARRAY_TASK_MIN", "%" PRIu32, spec->array_task_min);
+  env_putf(l, "SLURM_ARRAY_TASK_MAX", "%" PRIu32, spec->array_task_max);
+  env_putf(l, "SLURM_ARRAY_TASK_STEP", "%" PRIu32,
+           spec->array_task_step ? spec->array_task_step : 1);
+}
+
 static bool has_name(const env_list *l, const char *name) {
   size_t len = strlen(name);
   for (size_t i = 0; i < l->n; i++)
@@ -129,6 +144,7 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   env_putf(&l, "MASTER_PORT", "%" PRIu32, spec->master_port);
   env_putf(&l, "TRAINYARD_JOB_ID", "%" PRIu64, spec->job_id);
   env_putf(&l, "TRAINYARD_NODE", "%s", node ? node : "");
+  put_array(&l, spec);
   put_gpus(&l, spec);
   if (l.oom) {
     if (l.v) ty_task_env_free(l.v);

@@ -147,6 +147,29 @@ int ty_buf_vprintf(ty_buf *b, const char *fmt, va_list ap);
 /* Drops the first n bytes, moving the rest to the front. */
 void ty_buf_consume(ty_buf *b, size_t n);
 
+/* ---- id maps --------------------------------------------------------------
+ * A chained hash map from 64-bit ids to nodes embedded in the caller's
+ * structs (container_of gets the struct back). Ids are mostly sequential,
+ * so a multiplicative hash spreads them; the table doubles when it holds
+ * more nodes than buckets. A zeroed ty_idmap is an empty map. */
+typedef struct ty_id_node {
+  struct ty_id_node *next;
+  uint64_t id;
+} ty_id_node;
+
+typedef struct ty_idmap {
+  ty_id_node **buckets;
+  size_t nbuckets; /* 0 or a power of two */
+  size_t count;
+  size_t pop_from; /* buckets below this were empty at the last pop */
+} ty_idmap;
+
+void ty_idmap_close(ty_idmap *m);              /* frees the buckets, not the nodes */
+int ty_idmap_put(ty_idmap *m, ty_id_node *n); /* TY_EEXIST, TY_ENOMEM */
+ty_id_node *ty_idmap_get(const ty_idmap *m, uint64_t id);
+ty_id_node *ty_idmap_del(ty_idmap *m, uint64_t id); /* NULL when absent */
+ty_id_node *ty_idmap_pop(ty_idmap *m);              /* removes any node; NULL when empty */
+
 /* ---- allocation policy ---------------------------------------------------
  * One rule for the whole tree:
  *   - A size that comes from outside the process (a frame, a repeated field

@@ -57,7 +57,7 @@ enum {
 };
 
 typedef struct call {
-  ty__id_node node; /* id = request id */
+  ty_id_node node; /* id = request id */
   uv_timer_t timer; /* only when timeout_ms > 0 */
   ty_rpc_conn *conn;
   ty_rpc_answer_cb cb;
@@ -66,7 +66,7 @@ typedef struct call {
 } call;
 
 typedef struct inbound {
-  ty__id_node node;
+  ty_id_node node;
   bool cancelled;
   ty_rpc_cancel_cb cancel_cb;
   void *cancel_ud;
@@ -115,10 +115,10 @@ void ty__conn_maybe_free(ty_rpc_conn *c) {
   if (c->delivered && c->opts.on_close) c->opts.on_close(c, c->close_reason, c->opts.ud);
   if (c->server) ty__server_forget(c->server, c);
   if (c->counted) c->opts.limits.stats->open--;
-  for (ty__id_node *n; (n = ty__idmap_pop(&c->inbound));)
+  for (ty_id_node *n; (n = ty_idmap_pop(&c->inbound));)
     free(n);
-  ty__idmap_close(&c->inbound);
-  ty__idmap_close(&c->calls);
+  ty_idmap_close(&c->inbound);
+  ty_idmap_close(&c->calls);
   ty_frame_reader_close(&c->rd);
   free(c);
 }
@@ -164,7 +164,7 @@ static void release_call(call *k) {
 /* Answers every outstanding call with TY_ECLOSED. Callbacks may cancel other
  * calls meanwhile, so pop one at a time instead of iterating. */
 static void fail_calls(ty_rpc_conn *c) {
-  for (ty__id_node *n; (n = ty__idmap_pop(&c->calls));) {
+  for (ty_id_node *n; (n = ty_idmap_pop(&c->calls));) {
     call *k = container_of(n, call, node);
     k->cb(c, TY_ECLOSED, NULL, true, k->ud);
     release_call(k);
@@ -173,7 +173,7 @@ static void fail_calls(ty_rpc_conn *c) {
 
 /* Tells producers of still-open peer requests that nobody will read on. */
 static void cancel_inbound(ty_rpc_conn *c) {
-  for (ty__id_node *n; (n = ty__idmap_pop(&c->inbound));) {
+  for (ty_id_node *n; (n = ty_idmap_pop(&c->inbound));) {
     inbound *in = container_of(n, inbound, node);
     if (!in->cancelled && in->cancel_cb) in->cancel_cb(c, n->id, in->cancel_ud);
     free(in);
@@ -356,7 +356,7 @@ static int send_answer(ty_rpc_conn *c, ty_rpc_kind kind, uint64_t id, int status
 static void on_call_timeout(uv_timer_t *t) {
   call *k = container_of(t, call, timer);
   ty_rpc_conn *c = k->conn;
-  ty__idmap_del(&c->calls, k->node.id);
+  ty_idmap_del(&c->calls, k->node.id);
   /* Tell a streaming peer to stop; late answers are ignored either way. */
   send_answer(c, TY_RPC_CANCEL, k->node.id, 0, NULL, NULL, 0);
   k->cb(c, TY_ETIMEDOUT, NULL, true, k->ud);
@@ -391,7 +391,7 @@ int ty_rpc_call_ex(ty_rpc_conn *c, const char *method, const void *payload, size
                   .auth = creds->auth,
                   .auth_len = creds->auth_len};
   int rc = send_msg(c, &m);
-  if (rc == 0) rc = ty__idmap_put(&c->calls, &k->node);
+  if (rc == 0) rc = ty_idmap_put(&c->calls, &k->node);
   if (rc < 0) {
     /* A frame already queued for a call we could not record is answered
      * by nobody: its answer is ignored like a late one. */
@@ -408,7 +408,7 @@ int ty_rpc_call_ex(ty_rpc_conn *c, const char *method, const void *payload, size
 
 int ty_rpc_cancel(ty_rpc_conn *c, uint64_t request_id) {
   if (!c) return TY_EINVAL;
-  ty__id_node *n = ty__idmap_del(&c->calls, request_id);
+  ty_id_node *n = ty_idmap_del(&c->calls, request_id);
   if (!n) return TY_ENOTFOUND;
   call *k = container_of(n, call, node);
   send_answer(c, TY_RPC_CANCEL, request_id, 0, NULL, NULL, 0);
@@ -419,7 +419,7 @@ int ty_rpc_cancel(ty_rpc_conn *c, uint64_t request_id) {
 
 /* RESPONSE or END: the final answer. */
 static void finish_call(ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty__id_node *n = ty__idmap_del(&c->calls, m->request_id);
+  ty_id_node *n = ty_idmap_del(&c->calls, m->request_id);
   if (!n) {
     ty_debug("%s: ignoring a late answer to request %" PRIu64, c->peer, m->request_id);
     return;
@@ -431,7 +431,7 @@ static void finish_call(ty_rpc_conn *c, const ty_rpc_msg *m) {
 }
 
 static void stream_item(ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty__id_node *n = ty__idmap_get(&c->calls, m->request_id);
+  ty_id_node *n = ty_idmap_get(&c->calls, m->request_id);
   if (!n) return; /* after a timeout or cancel, until the peer stops */
   call *k = container_of(n, call, node);
   /* For streams the timeout bounds the silence between frames. */
@@ -456,7 +456,7 @@ static void on_request_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
     return;
   }
   in->node.id = m->request_id;
-  if (ty__idmap_put(&c->inbound, &in->node) < 0) {
+  if (ty_idmap_put(&c->inbound, &in->node) < 0) {
     char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "request_id %" PRIu64 " is already in use", m->request_id);
     free(in);
@@ -473,7 +473,7 @@ static void on_request_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
 }
 
 static void on_cancel_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty__id_node *n = ty__idmap_get(&c->inbound, m->request_id);
+  ty_id_node *n = ty_idmap_get(&c->inbound, m->request_id);
   if (!n) return; /* already answered: the CANCEL crossed our last frame */
   inbound *in = container_of(n, inbound, node);
   if (in->cancelled) return;
@@ -485,7 +485,7 @@ static void on_cancel_frame(ty_rpc_conn *c, const ty_rpc_msg *m) {
 static int lookup_inbound(ty_rpc_conn *c, uint64_t id, bool take) {
   if (!c) return TY_EINVAL;
   if (c->state != TY__CONN_OPEN) return TY_ECLOSED;
-  ty__id_node *n = take ? ty__idmap_del(&c->inbound, id) : ty__idmap_get(&c->inbound, id);
+  ty_id_node *n = take ? ty_idmap_del(&c->inbound, id) : ty_idmap_get(&c->inbound, id);
   if (!n) return TY_ENOTFOUND;
   bool cancelled = container_of(n, inbound, node)->cancelled;
   if (take) {
@@ -516,7 +516,7 @@ int ty_rpc_stream_end(ty_rpc_conn *c, uint64_t request_id, int status, const cha
 
 int ty_rpc_set_cancel_cb(ty_rpc_conn *c, uint64_t request_id, ty_rpc_cancel_cb cb, void *ud) {
   if (!c) return TY_EINVAL;
-  ty__id_node *n = ty__idmap_get(&c->inbound, request_id);
+  ty_id_node *n = ty_idmap_get(&c->inbound, request_id);
   if (!n) return TY_ENOTFOUND;
   inbound *in = container_of(n, inbound, node);
   in->cancel_cb = cb;

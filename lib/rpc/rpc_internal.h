@@ -14,28 +14,6 @@
 int ty__rpc_encode_prefixed(const ty_rpc_msg *m, size_t prefix, uint8_t **out_block,
                             size_t *out_frame_len);
 
-/* A chained hash map from request ids to nodes embedded in the caller's
- * structs (calls we made, requests we are answering). Ids are mostly
- * sequential, so a multiplicative hash spreads them; the table doubles when
- * it holds more nodes than buckets. */
-typedef struct ty__id_node {
-  struct ty__id_node *next;
-  uint64_t id;
-} ty__id_node;
-
-typedef struct ty__idmap {
-  ty__id_node **buckets;
-  size_t nbuckets; /* 0 or a power of two */
-  size_t count;
-  size_t pop_from; /* buckets below this were empty at the last pop */
-} ty__idmap;
-
-void ty__idmap_close(ty__idmap *m);              /* frees the buckets, not the nodes */
-int ty__idmap_put(ty__idmap *m, ty__id_node *n); /* TY_EEXIST, TY_ENOMEM */
-ty__id_node *ty__idmap_get(const ty__idmap *m, uint64_t id);
-ty__id_node *ty__idmap_del(ty__idmap *m, uint64_t id); /* NULL when absent */
-ty__id_node *ty__idmap_pop(ty__idmap *m);              /* removes any node; NULL when empty */
-
 /* ---- connections (conn.c, connect.c) ------------------------------------- */
 
 typedef enum {
@@ -56,8 +34,8 @@ struct ty_rpc_conn {
   uv_loop_t *loop;
   ty_rpc_conn_opts opts; /* opts.ud is the user's ud (ty_rpc_set_ud) */
   ty_frame_reader rd;
-  ty__idmap calls;   /* our outstanding requests (struct call) */
-  ty__idmap inbound; /* peer requests we have not finished answering */
+  ty_idmap calls;   /* our outstanding requests (struct call) */
+  ty_idmap inbound; /* peer requests we have not finished answering */
   uint64_t next_id;
   size_t queued;  /* bytes handed to uv_write, not yet completed */
   size_t held;    /* the memory those writes hold (frames and requests) */

@@ -87,6 +87,8 @@ void ty_job_spec_close(ty_job_spec *s) {
   free(s->model_path);
   free(s->model_bytes);
   free(s->train_config);
+  ty_array_spec_close(&s->array);
+  free(s->deps);
   memset(s, 0, sizeof(*s));
 }
 

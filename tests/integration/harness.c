@@ -607,6 +607,16 @@ int it_raw_connect(int port) {
   return fd;
 }
 
+bool it_worker_has_cgroups(const it_cluster *c) {
+  char path[400], buf[8192] = "";
+  snprintf(path, sizeof path, "%s/w1.stderr", c->dir);
+  FILE *f = fopen(path, "r");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = '\0';
+  return strstr(buf, "tasks run in their own cgroups") != NULL;
+}
+
 bool it_closed_by_peer(int fd) {
   struct timeval tv = {5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -650,4 +660,18 @@ char *it_http_get_metrics(int port) {
 
 pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]) {
   return spawn(cwd, logpath, argv);
+}
+
+uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {
+  const char *argv[32] = {"submit", "--quiet", "--command"};
+  size_t n = 3;
+  for (; *args && n < 31; args++) argv[n++] = *args;
+  argv[n] = NULL;
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, argv);
+  cr_assert_eq(rc, 0, "submit failed (%d): %s", rc, err ? err : "");
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert(id > 0);
+  return id;
 }

@@ -124,11 +124,17 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
 /* The same with its stderr in *err_out (a heap string) too. */
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args);
+/* Whether the first worker said at start that tasks run in their own
+ * cgroups (then their CPU time and memory are measured). */
+bool it_worker_has_cgroups(const it_cluster *c);
 /* A raw TCP connection to 127.0.0.1:port, for peers that misbehave. */
 int it_raw_connect(int port);
 /* True when the peer closes fd (EOF or reset) within ~5 s, reading and
  * dropping whatever it sends first. */
 bool it_closed_by_peer(int fd);
+/* trainctl submit --quiet --command ARGS... (NULL-terminated, at most 28):
+ * the id it printed; fails the test when the submit fails. */
+uint64_t it_submit_cli(const it_cluster *c, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
 /* GET http://127.0.0.1:port PATH (already URL-encoded): the body as a heap

@@ -87,16 +87,6 @@ static double metric(int port, const char *series) {
   return v;
 }
 
-static bool worker_has_cgroups(const it_cluster *c) {
-  char path[400], buf[8192] = "";
-  snprintf(path, sizeof path, "%s/w1.stderr", c->dir);
-  FILE *f = fopen(path, "r");
-  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-  if (f) fclose(f);
-  buf[n] = '\0';
-  return strstr(buf, "tasks run in their own cgroups") != NULL;
-}
-
 static void wait_state(ty_rpc_client *cl, uint64_t id, int state) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, 30000);
   cr_assert(r, "job %lu never reached state %d", (unsigned long)id, state);
@@ -263,7 +253,7 @@ static bool gone(pid_t pid) {
 Test(auth, a_double_forked_child_dies_with_its_job, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
-  if (!worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
   ty_rpc_client *cl = it_client(&c);
   char script[512], p1[300], p2[300];
   /* A grandchild in a new session escapes the process group, not the cgroup. */
@@ -296,7 +286,7 @@ Test(auth, a_double_forked_child_dies_with_its_job, .timeout = 120) {
 Test(auth, accounting_comes_from_the_cgroup, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
-  if (!worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = 0;
   cr_assert_eq(it_submit_sh(cl, "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; "
@@ -328,7 +318,7 @@ static int count_lines(const char *path, const char *word) {
 Test(auth, a_worker_killed_with_9_never_runs_a_job_twice, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
-  if (!worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
   ty_rpc_client *cl = it_client(&c);
   char marks[300], lock[300], script[1200];
   snprintf(marks, sizeof marks, "%s/marks", c.dir);
@@ -531,5 +521,96 @@ Test(auth, a_request_id_finds_only_its_submitters_job, .timeout = 120) {
     it_kill9(&c.traind);
     it_controller_start(&c);
   }
+  it_cluster_stop(&c);
+}
+
+/* ---- issue 15's requests under issue 12's rules ------------------------------------------ */
+
+/* trainctl ARGS as u must succeed; its stdout (heap). */
+static char *out_as(const it_cluster *c, const user *u, const char *const *args) {
+  char *out = NULL, *err = NULL;
+  int rc = ctl_as(c, u, &out, &err, args);
+  cr_assert_eq(rc, 0, "trainctl %s as %s: %s", args[0], u->name, err);
+  free(err);
+  return out;
+}
+
+/* Arrays, elements, time limits, requeue and history: only the owner or an
+ * operator changes a job or an array (each refused for another user), only
+ * operators raise a time limit, and a user's history holds only their own
+ * jobs (Slurm's PrivateData=jobs): another user's is refused, every user's
+ * is an operator's. */
+Test(auth, arrays_requeue_time_and_history_follow_owner_and_operator_rules, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  user alice = make_user(), bob = make_user(), root = {"root", 0, 0};
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t done = submit_as(&c, &alice, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done");
+  wait_state(cl, done, ST(COMPLETED));
+  ok_as(&c, &root, (const char *[]){"node", "drain", "w1", NULL}); /* keep the array pending */
+  char *out = out_as(&c, &alice, (const char *[]){"submit", "--command", "-q", "--array", "0-3",
+                                                  "--time", "1h", "--", "sleep", "300", NULL});
+  char arr[24], elem[32], sdone[24];
+  snprintf(arr, sizeof arr, "%lu", strtoul(out, NULL, 10));
+  snprintf(elem, sizeof elem, "%s_2", arr);
+  snprintf(sdone, sizeof sdone, "%lu", (unsigned long)done);
+  free(out);
+  const char *deny = "permission denied";
+  refused(&c, &bob, deny, (const char *[]){"job", "hold", arr, NULL});
+  refused(&c, &bob, deny, (const char *[]){"job", "hold", elem, NULL});
+  refused(&c, &bob, deny, (const char *[]){"job", "release", elem, NULL});
+  refused(&c, &bob, deny, (const char *[]){"job", "update", arr, "--time", "10m", NULL});
+  refused(&c, &bob, deny, (const char *[]){"job", "requeue", sdone, NULL});
+  refused(&c, &bob, deny, (const char *[]){"cancel", arr, NULL});
+  refused(&c, &bob, deny, (const char *[]){"cancel", elem, NULL});
+  refused(&c, &bob, "only operators see other users' jobs",
+          (const char *[]){"history", "--user", alice.name, NULL});
+  /* Listings (served from the controller's cache when nothing changed) show
+   * alice's command to her, never to bob, whoever asked first. */
+  for (int round = 0; round < 2; round++) {
+    out = out_as(&c, &bob, (const char *[]){"ls", "--json", NULL});
+    cr_expect(strstr(out, "\"redacted\":true") && !strstr(out, "\"argv\":[\"sleep\""), "bob: %s", out);
+    free(out);
+    out = out_as(&c, &alice, (const char *[]){"ls", "--json", NULL});
+    cr_expect(strstr(out, "\"argv\":[\"sleep\"") && !strstr(out, "\"redacted\":true"), "alice: %s",
+              out);
+    free(out);
+  }
+  /* Bob's own history is empty: alice's jobs are not in it. */
+  out = out_as(&c, &bob, (const char *[]){"history", "--noheader", "--format", "id", NULL});
+  cr_expect_str_eq(out, "", "bob's history: %s", out);
+  free(out);
+  /* The owner lowers a limit, an operator raises it; hold and release. */
+  ok_as(&c, &alice, (const char *[]){"job", "update", arr, "--time", "10m", NULL});
+  refused(&c, &alice, "only operators raise a time limit",
+          (const char *[]){"job", "update", elem, "--time", "20m", NULL});
+  ok_as(&c, &root, (const char *[]){"job", "update", elem, "--time", "20m", NULL});
+  ok_as(&c, &alice, (const char *[]){"job", "hold", elem, NULL});
+  ok_as(&c, &root, (const char *[]){"job", "release", elem, NULL});
+  /* History: hers to her, anyone's to an operator; measured by the task's
+   * cgroup when the worker has them. */
+  const char *acct = it_worker_has_cgroups(&c) ? "\"accounting\":\"measured\""
+                                            : "\"accounting\":\"allocated\"";
+  out = out_as(&c, &alice, (const char *[]){"history", "--job", sdone, "--json", NULL});
+  cr_expect(strstr(out, acct), "expected %s in: %s", acct, out);
+  free(out);
+  out = out_as(&c, &root, (const char *[]){"history", "--user", alice.name, "--noheader",
+                                           "--format", "id", NULL});
+  cr_expect(strstr(out, sdone) && strstr(out, arr), "root's view of alice: %s", out);
+  free(out);
+  /* The owner requeues and cancels an element, then the array. */
+  ok_as(&c, &alice, (const char *[]){"job", "requeue", sdone, NULL});
+  ok_as(&c, &alice, (const char *[]){"cancel", elem, NULL});
+  ok_as(&c, &alice, (const char *[]){"cancel", arr, NULL});
+  cr_expect_geq(metric(c.metrics_port,
+                       "trainyard_rpc_refusals_total{method=\"UpdateJob\",reason=\"not_owner\"} "),
+                5);
+  cr_expect_geq(metric(c.metrics_port,
+                       "trainyard_rpc_refusals_total{method=\"CancelJob\",reason=\"not_owner\"} "),
+                2);
+  cr_expect_geq(metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"GetHistory\","
+                                       "reason=\"not_operator\"} "),
+                1);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

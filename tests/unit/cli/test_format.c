@@ -77,7 +77,7 @@ Test(format, jobs_table) {
   js[1].spec.queue = "gpu", js[1].reason = "Resources: needs 2 nodes with 4 free GPUs";
   ty_buf b;
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_render_jobs(js, 2, 2000 + 65000, false, &b), 0);
+  cr_assert_eq(ty_cli_render_jobs(js, 2, 2000 + 65000, false, true, &b), 0);
   cr_assert_str_eq(take(&b),
                    "ID  NAME    USER   QUEUE    PRI  STATE    TIME  NODES  REASON\n"
                    "42  tr\"ain  alice  default   10  RUNNING  1:05  n1,n2\n"
@@ -91,7 +91,7 @@ Test(format, jobs_json_one_record_per_line) {
   js[1].id = 43;
   ty_buf b;
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_render_jobs(js, 2, 0, true, &b), 0);
+  cr_assert_eq(ty_cli_render_jobs(js, 2, 0, true, true, &b), 0);
   char *s = take(&b);
   static const char head[] = "[\n{\"id\":42,\"name\":\"tr\\\"ain\",\"user\":\"alice\","
                              "\"queue\":\"default\",\"priority\":10,\"state\":\"RUNNING\"";
@@ -103,7 +103,7 @@ Test(format, jobs_json_one_record_per_line) {
   ty_buf_close(&b);
 
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_render_jobs(NULL, 0, 0, true, &b), 0);
+  cr_assert_eq(ty_cli_render_jobs(NULL, 0, 0, true, true, &b), 0);
   cr_assert_str_eq(take(&b), "[]\n");
   ty_buf_close(&b);
 }
@@ -209,7 +209,7 @@ Test(format, nodes_table_and_json) {
 
 Test(format, cancel_results_and_submitted) {
   ty_cancel_result rs[] = {
-      {5, 0, ""}, {7, TY_ESTATE, "job 7 is already COMPLETED"}, {9, TY_ENOTFOUND, ""}};
+      {.job_id = 5, .status = 0, .message = ""}, {.job_id = 7, .status = TY_ESTATE, .message = "job 7 is already COMPLETED"}, {.job_id = 9, .status = TY_ENOTFOUND, .message = ""}};
   ty_buf out, errs;
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 3, false, &out, &errs), 0);
@@ -220,12 +220,62 @@ Test(format, cancel_results_and_submitted) {
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 1, true, &out, &errs), 0);
   cr_assert_str_eq(take(&out),
-                   "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\"}\n]\n");
+                   "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\",\"jobs\":0}\n]\n");
   ty_buf_close(&out), ty_buf_close(&errs);
 
   ty_buf_init(&out);
-  ty_cli_render_submitted(42, false, false, &out), ty_cli_render_submitted(42, true, false, &out);
-  ty_cli_render_submitted(42, true, true, &out);
-  cr_assert_str_eq(take(&out), "Submitted job 42\n42\n{\"id\":42}\n");
+  ty_cli_render_submitted(42, 0, false, false, &out), ty_cli_render_submitted(42, 0, true, false, &out);
+  ty_cli_render_submitted(42, 0, true, true, &out);
+  ty_cli_render_submitted(50, 1000, false, false, &out);
+  ty_cli_render_submitted(50, 1000, false, true, &out);
+  cr_assert_str_eq(take(&out), "Submitted job 42\n42\n{\"id\":42}\n"
+                               "Submitted array job 50 (1000 tasks)\n"
+                               "{\"id\":50,\"array_tasks\":1000}\n");
   ty_buf_close(&out);
+}
+
+Test(format, cancel_of_arrays_and_elements) {
+  ty_cancel_result rs[] = {{.job_id = 50, .cancelled = 998},
+                           {.job_id = 50, .has_task = true, .task = 7, .cancelled = 1},
+                           {.job_id = 60, .has_task = true, .task = 3, .status = TY_ENOTFOUND}};
+  ty_buf out, errs;
+  ty_buf_init(&out), ty_buf_init(&errs);
+  cr_assert_eq(ty_cli_render_cancel(rs, 3, false, &out, &errs), 0);
+  cr_assert_str_eq(take(&out), "Cancelled array 50 (998 jobs)\nCancelled job 50_7\n");
+  cr_assert_str_eq(take(&errs), "trainctl: job 60_3: not found\n");
+  ty_buf_close(&out), ty_buf_close(&errs);
+  ty_buf_init(&out), ty_buf_init(&errs);
+  cr_assert_eq(ty_cli_render_cancel(rs + 1, 1, true, &out, &errs), 0);
+  cr_assert(strstr(take(&out), "{\"id\":50,\"task\":7,\"cancelled\":true,\"status\":0,"
+                                "\"message\":\"\",\"jobs\":1}"));
+  ty_buf_close(&out), ty_buf_close(&errs);
+}
+
+/* Pending elements of one array share a line unless --array; running
+ * ones and other jobs keep theirs. */
+Test(format, ls_folds_pending_array_elements) {
+  ty_cli_jobinfo js[6];
+  for (int i = 0; i < 6; i++) {
+    js[i] = sample_job();
+    js[i].id = 50 + (uint64_t)i, js[i].array_job_id = 50, js[i].array_task_id = (uint32_t)i * 2;
+    js[i].state = TY_JOB_PENDING, js[i].start_ms = 0, js[i].nnodes = 0;
+  }
+  js[0].state = TY_JOB_RUNNING, js[0].start_ms = 2000, js[0].nnodes = 2;
+  js[4].array_task_id = 9;
+  js[5].array_job_id = 0; /* a plain job after the array */
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(js, 6, 2000, false, true, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, "  50_0  tr"), "%s", s);
+  cr_assert(strstr(s, "\n50_[2,4,6,9]  tr"), "%s", s);
+  cr_assert(strstr(s, "  55  tr"), "%s", s);
+  cr_assert_eq(strstr(s, "50_2 "), NULL, "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(js, 6, 2000, false, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\n50_4  ") && strstr(s, "\n50_9  "), "%s", s);
+  cr_assert_eq(strstr(s, "["), NULL, "%s", s);
+  ty_buf_close(&b);
 }

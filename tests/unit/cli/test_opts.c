@@ -314,9 +314,16 @@ Test(jobs, show_logs_cancel_nodes) {
   cr_assert_eq(l.rank, -1);
   ty_cli_cancel_args c;
   cr_assert_eq(ty_cli_parse_cancel(3, ARGS("1", "2", "3"), &c, err, sizeof err), 0);
-  cr_assert_eq(c.nids, 3u);
-  cr_assert_eq(c.ids[2], 3u);
+  cr_assert_eq(c.nrefs, 3u);
+  cr_assert_eq(c.refs[2].id, 3u);
   ty_cli_cancel_args_close(&c);
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("9", "12_4", "20_[1-3,7]"), &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.nrefs, 6u);
+  cr_assert(!c.refs[0].has_task && c.refs[1].has_task && c.refs[1].id == 12 && c.refs[1].task == 4);
+  cr_assert(c.refs[5].id == 20 && c.refs[5].task == 7);
+  ty_cli_cancel_args_close(&c);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("12_4"), &s, err, sizeof err), 0);
+  cr_assert(s.id == 12 && s.has_task && s.task == 4);
   ty_cli_nodes_args n;
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--json"), &n, err, sizeof err), 0);
   cr_assert(n.json);
@@ -338,6 +345,12 @@ Test(jobs, bad_ids_and_arguments) {
   cr_assert_eq(ty_cli_parse_logs(3, ARGS("1", "--rank", "x"), &l, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--rank: \"x\""), "%s", err);
   cr_assert_eq(ty_cli_parse_logs(0, ARGS("x"), &l, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_1"), &l, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "logs: name an array element by its own job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("7_[1-3]"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "names several jobs"), "%s", err);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("7_x"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "is not ID, ID_TASK or ID_[TASKS]"), "%s", err);
   ty_cli_cancel_args c;
   cr_assert_eq(ty_cli_parse_cancel(0, ARGS("x"), &c, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "cancel: missing job id"), "%s", err);
@@ -378,8 +391,8 @@ Test(exit_codes, map_as_documented) {
   cr_assert_eq(ty_cli_exit_for_transport(TY_ECLOSED), 3);
   cr_assert_eq(ty_cli_exit_for_transport(0), 0);
 
-  ty_cancel_result ok = {1, 0, ""}, done = {2, TY_ESTATE, "job 2 is already COMPLETED"},
-                       gone = {3, TY_ENOTFOUND, "job 3 not found"};
+  ty_cancel_result ok = {.job_id = 1, .status = 0, .message = ""}, done = {.job_id = 2, .status = TY_ESTATE, .message = "job 2 is already COMPLETED"},
+                       gone = {.job_id = 3, .status = TY_ENOTFOUND, .message = "job 3 not found"};
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok}, 1), 0);
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok, done}, 2), 1);
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){gone, done}, 2), 4);
@@ -420,4 +433,31 @@ Test(plan, bad_command_lines_are_named) {
   cr_assert_str_eq(err, "--parallelism: expected auto, data, tensor or grid, got \"model\"");
   cr_assert_eq(PLAN("--mesh"), TY_EINVAL);
   cr_assert_eq(PLAN("--meshes", "2x2", "a.pb"), TY_EINVAL);
+}
+
+Test(submit, arrays_and_dependencies) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--command", "--array", "0-999:2%10", "--dependency", "afterok:5:6,singleton",
+                      "--kill-on-invalid-dep", "yes", "--", "true"), 0, "%s", err);
+  cr_assert_eq(a.job.array.n, 1u);
+  cr_assert(a.job.array.ranges[0].last == 999 && a.job.array.ranges[0].step == 2);
+  cr_assert_eq(a.job.array.max_running, 10u);
+  cr_assert_eq(a.job.n_deps, 3u);
+  cr_assert(a.job.deps[1].kind == TY_DEP_AFTEROK && a.job.deps[1].job.id == 6);
+  cr_assert_eq(a.job.deps[2].kind, TY_DEP_SINGLETON);
+  cr_assert_eq(a.job.on_invalid_dep, TY_DEP_INVALID_KILL);
+  ty_cli_submit_args_close(&a);
+  /* Every bad value names its option. */
+  static char *const bad[][2] = {{"--array", "5-1"},        {"--array", "0-10%x"},
+                                       {"--array", "a"},          {"--dependency", "afterok"},
+                                       {"--dependency", "after:x"}, {"--dependency", "soon:4"},
+                                       {"--dependency", "afterok:1,afterany:2?afterok:3"},
+                                       {"--kill-on-invalid-dep", "maybe"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    cr_assert_eq(SUBMIT("--command", bad[i][0], bad[i][1], "--", "true"), TY_EINVAL, "%s %s",
+                 bad[i][0], bad[i][1]);
+    cr_assert(strncmp(err, bad[i][0], strlen(bad[i][0])) == 0, "%s", err);
+  }
 }

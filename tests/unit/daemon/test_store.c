@@ -96,7 +96,7 @@ static void transition(ty_store *s, uint64_t id, int from, int to, const char *r
   ty_job_row r = row(id, to);
   r.reason = reason;
   r.nodes = "n1,n2";
-  ty_txn_update_job(t, &r);
+  ty_txn_update_job(t, &r, TY_JOB_ALL_COLS);
   ty_event_row ev = {.job_id = id, .time_ms = 2000, .from_state = from, .to_state = to,
                      .reason = reason, .actor = "controller"};
   ty_txn_add_event(t, &ev);
@@ -191,7 +191,7 @@ Test(store, update_overwrites_the_row) {
   free((char *)got.name); free((char *)got.reason); free((char *)got.nodes);
   ty_job_row missing = row(99, TY_JOB_RUNNING);
   cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_store_update_job(s, &missing), TY_ENOTFOUND);
+  cr_assert_eq(ty_store_update_job(s, &missing, TY_JOB_ALL_COLS), TY_ENOTFOUND);
   ty_store_rollback(s);
   ty_store_close(s);
 }
@@ -297,11 +297,161 @@ Test(store, jobs_table_is_the_column_list) {
   sqlite3_close(db);
 }
 
+/* ---- issue 15: live-only loading, history by index, column-wise writes, pruning ---- */
+
+/* n finished jobs (ended at 10,000 + id ms) and `live` pending ones after them. */
+static void fill(ty_store *s, uint64_t n, uint64_t live) {
+  ty_txn *t = ty_txn_create();
+  for (uint64_t id = 1; id <= n + live; id++) {
+    ty_job_row r = row(id, id <= n ? TY_JOB_COMPLETED : TY_JOB_PENDING);
+    if (id <= n) r.end_ms = 10000 + (int64_t)id;
+    cr_assert_eq(ty_txn_insert_job(t, &r), 0);
+    ty_event_row ev = {.job_id = id, .time_ms = 1000, .to_state = r.state, .reason = "",
+                       .actor = "controller"};
+    ty_txn_add_event(t, &ev);
+    ty_rank_row rk = {.job_id = id, .run = 1, .rank = 0, .node = "n1", .end_ms = r.end_ms};
+    if (id <= n) ty_txn_add_rank(t, &rk);
+  }
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+}
+
+Test(store, a_starting_controller_reads_only_live_jobs) {
+  ty_store *s = open_ok();
+  fill(s, 500, 3);
+  uint64_t before = ty_store_rows_read(s);
+  int n = 0;
+  cr_assert_eq(ty_store_load_live_jobs(s, count_jobs, &n), 0);
+  cr_assert_eq(n, 3);
+  cr_assert_eq(ty_store_rows_read(s) - before, 3u, "read finished rows to load the live set");
+  uint64_t max = 0;
+  cr_assert_eq(ty_store_max_job_id(s, &max), 0);
+  cr_assert_eq(max, 503u);
+  ty_store_close(s);
+}
+
+typedef struct ids {
+  uint64_t v[16];
+  size_t n;
+} ids;
+
+static int note_id(const ty_job_row *r, void *ud) {
+  ids *l = ud;
+  if (l->n < 16) l->v[l->n] = r->id;
+  l->n++;
+  return 0;
+}
+
+Test(store, history_is_newest_first_with_a_limit) {
+  ty_store *s = open_ok();
+  fill(s, 300, 2);
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  ids got = {0};
+  uint64_t before = ty_store_rows_read(s);
+  ty_job_query q = {.finished_only = true, .limit = 5};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert_eq(got.n, 5u);
+  cr_assert(got.v[0] == 300 && got.v[4] == 296, "%llu..%llu", (unsigned long long)got.v[0],
+            (unsigned long long)got.v[4]);
+  cr_assert_eq(ty_store_rows_read(s) - before, 5u, "the LIMIT is the store's, not a filter");
+  got.n = 0;
+  q = (ty_job_query){.finished_only = true, .ended_since_ms = 10000 + 298};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert_eq(got.n, 3u);
+  got.n = 0;
+  q = (ty_job_query){.finished_only = true, .user = "bob"};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert_eq(got.n, 0u);
+  /* Every shape of the query walks an index in order, sorting nothing. */
+  uint64_t scans = ty_store_scans(s);
+  int completed = TY_JOB_COMPLETED;
+  ty_job_query shapes[] = {{.finished_only = true, .limit = 1},
+                           {.finished_only = true, .user = "alice", .limit = 3},
+                           {.finished_only = true, .states = &completed, .n_states = 1, .limit = 3},
+                           {.finished_only = true, .ended_since_ms = 10000 + 100, .limit = 3}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(shapes); i++) {
+    got.n = 0;
+    cr_assert_eq(ty_store_query_jobs(rd, &shapes[i], note_id, &got), 0);
+    cr_assert_eq(ty_store_scans(s), scans, "query %zu sorted or scanned the jobs table", i);
+  }
+  ty_store_reader_close(rd);
+  ty_store_close(s);
+}
+
+static int check_untouched(const ty_job_row *r, void *ud) {
+  (void)ud;
+  cr_assert_str_eq(r->name, "train", "a column outside the set was written");
+  cr_assert_eq(r->state, TY_JOB_RUNNING);
+  return 0;
+}
+
+Test(store, an_update_writes_only_its_columns) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_job_row r = row(7, TY_JOB_RUNNING);
+  r.name = "renamed";
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_update_job(s, &r, TY_JOB_BIT(state)), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(ty_store_get_job(s, 7, check_untouched, NULL), 0);
+  cr_assert_eq(ty_store_get_job(s, 8, check_untouched, NULL), TY_ENOTFOUND);
+  ty_store_close(s);
+}
+
+static int count_ranks(const ty_rank_row *r, void *ud) {
+  (void)r;
+  (*(int *)ud)++;
+  return 0;
+}
+
+Test(store, pruning_deletes_old_jobs_with_their_records) {
+  ty_store *s = open_ok();
+  fill(s, 20, 1);
+  uint32_t gone = 0;
+  char **unlink = NULL;
+  size_t n_unlink = 0;
+  cr_assert_eq(ty_store_begin(s), 0);
+  /* Ended before 10,011: jobs 1-10, at most 4 per call. */
+  cr_assert_eq(ty_store_prune(s, 10011, 4, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 4u);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_prune(s, 10011, 100, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 6u);
+  cr_assert_eq(n_unlink, 0u);
+  free(unlink);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, count_jobs, &n), 0);
+  cr_assert_eq(n, 11, "10 finished and the live one remain");
+  evs e = {0};
+  cr_assert_eq(ty_store_job_events(s, 3, collect_event, &e), 0);
+  cr_assert_eq(e.n, 0, "a pruned job's events stay");
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  int ranks = 0;
+  cr_assert_eq(ty_store_query_ranks(rd, 3, count_ranks, &ranks), 0);
+  cr_assert_eq(ranks, 0);
+  cr_assert_eq(ty_store_query_ranks(rd, 15, count_ranks, &ranks), 0);
+  cr_assert_eq(ranks, 1);
+  ty_store_reader_close(rd);
+  ty_store_close(s);
+}
+
 /* ---- upgrades ----------------------------------------------------------------------------- */
 
-/* Turns a new file into what a schema-3 traind wrote: without the columns
- * and the index that schema 4 (request ids) and 5 (accounting, uids) added. */
-static void downgrade_to_3(void) {
+static void exec_ok(sqlite3 *db, const char *sql) {
+  cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+               sqlite3_errmsg(db));
+}
+
+/* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
+ * what schema 4 (request ids), 5 (accounting, uids) and 6 (arrays,
+ * per-rank accounting, node events, history indexes) added. */
+static void downgrade_to(int v) {
   static const struct { int version; const char *name; } cols[] = {
 #define COL_(version, col, kind, sql) {version, #col},
       TY_JOB_COLUMNS(COL_)
@@ -309,15 +459,21 @@ static void downgrade_to_3(void) {
   };
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(db, "DROP INDEX jobs_by_request", NULL, NULL, NULL), SQLITE_OK);
+  exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
+              "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request");
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
-    if (cols[i].version <= 3) continue;
+    if (cols[i].version <= v) continue;
     char sql[128];
     snprintf(sql, sizeof sql, "ALTER TABLE jobs DROP COLUMN %s", cols[i].name);
     cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
                  sqlite3_errmsg(db));
   }
-  cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+  if (v == 4)
+    exec_ok(db, "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) "
+                "WHERE request_id != ''");
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v);
+  exec_ok(db, sql);
   sqlite3_close(db);
 }
 
@@ -328,6 +484,9 @@ static int check_upgraded(const ty_job_row *r, void *ud) {
   cr_expect_str_eq(r->request_id, "");
   cr_expect_eq(r->uid, -1, "a job from before authentication has no uid");
   cr_expect_eq(r->cpu_usec, 0);
+  cr_expect_eq(r->array_id, 0);
+  cr_expect_str_eq(r->model_file, "");
+  cr_expect(!r->acct_measured);
   return 0;
 }
 
@@ -343,14 +502,15 @@ static int insert_with(ty_store *s, uint64_t id, int64_t uid, const char *rid) {
   return rc;
 }
 
-Test(store, a_schema_3_file_is_upgraded_with_its_jobs) {
+/* Opens a file downgraded to schema v and checks what the upgrade made. */
+static void upgrade_from(int v) {
   ty_store *s = open_ok();
   submit(s, 7);
   ty_store_close(s);
-  downgrade_to_3();
+  downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 5);
+  cr_assert_eq(ty_store_schema_version(), 6);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -361,5 +521,29 @@ Test(store, a_schema_3_file_is_upgraded_with_its_jobs) {
   cr_expect_neq(insert_with(s, 10, 1000, "r1"), 0);
   cr_expect_eq(insert_with(s, 11, -1, "r1"), 0);
   cr_expect_eq(insert_with(s, 12, -1, "r1"), 0);
+  /* Schema 6's tables and indexes are there: per-rank accounting, node
+   * events, and history through its indexes. */
+  ty_txn *t = ty_txn_create();
+  ty_rank_row rk = {.job_id = 7, .run = 1, .rank = 0, .node = "n1", .cpu_ms = 5, .measured = true};
+  ty_txn_add_rank(t, &rk);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  int ranks = 0;
+  cr_assert_eq(ty_store_query_ranks(rd, 7, count_ranks, &ranks), 0);
+  cr_expect_eq(ranks, 1);
+  ids got = {0};
+  uint64_t scans = ty_store_scans(s);
+  ty_job_query q = {.finished_only = true, .user = "alice", .limit = 3};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_expect_eq(ty_store_scans(s), scans, "history of an upgraded file scanned the jobs table");
+  ty_store_reader_close(rd);
   ty_store_close(s);
 }
+
+Test(store, a_schema_3_file_is_upgraded_with_its_jobs) { upgrade_from(3); }
+
+Test(store, a_schema_4_file_is_upgraded_with_its_jobs) { upgrade_from(4); }

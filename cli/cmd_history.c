@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl history (accounting, like sacct) and trainctl node show (a node
+ * and its events). Each is one request to the controller, decoded by
+ * cli/convert_history.c (cli/convert.c for nodes) and rendered by
+ * cli/history.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cli/cli_internal.h"
+#include "proto/methods.h"
+
+const char ty__usage_history[] =
+    "Usage: trainctl history [--user U | --all-users] [--since T] [--until T]\n"
+    "                        [--state S,S] [--queue Q] [--job ID,ID] [--ranks]\n"
+    "                        [--limit N] [--format F,F] [--noheader] [--json]\n"
+    "\n"
+    "Accounting, like sacct: jobs that ended (from the controller's store) and those\n"
+    "still pending or running, newest first. Without --user or --all-users, yours.\n"
+    "  -u, --user U       only U's jobs          -a, --all-users  every user's\n"
+    "  -S, --since T      jobs that ended at or after T (live ones always show)\n"
+    "  -E, --until T      jobs submitted before T\n"
+    "                     T: now, now-2h, 2h (ago), @EPOCH, YYYY-MM-DD[THH:MM[:SS]]\n"
+    "  -s, --state S,S    only these states (pending, running, completed, failed, ...)\n"
+    "  -q, --queue Q      only jobs of queue Q\n"
+    "  -j, --job ID,ID    only these jobs (an array's id: its elements)\n"
+    "  --ranks            a line per rank (ID.RANK) under each job\n"
+    "  --limit N          the newest N jobs (the controller caps an answer too)\n"
+    "  -o, --format F,F   the fields to show (--help-format lists them)\n"
+    "  -n, --noheader     no header line (and no note under the table)\n"
+    "  --json             a JSON array, one job per line\n"
+    "CPU and GPU time marked ~ are the allocation (elapsed x CPUs or GPUs held),\n"
+    "not a measurement; JSON says \"accounting\": \"allocated\" or \"measured\".\n";
+
+/* Columns of the terminal stdout is, or 0 (no clipping) when it is none. */
+size_t ty__ctl_term_width(void) {
+  struct winsize ws;
+  if (!isatty(STDOUT_FILENO) || ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0) return 0;
+  return ws.ws_col;
+}
+
+static int history_help(const ty_cli_history_args *a) {
+  if (a->help) {
+    fputs(ty__usage_history, stdout);
+    return 0;
+  }
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_printf(&b, "Fields of trainctl history --format:\n");
+  ty_cli_describe_fields(ty_cli_history_fields, ty_cli_n_history_fields, &b);
+  int code = ty__ctl_write(&b);
+  ty_buf_close(&b);
+  return code;
+}
+
+int ty__cmd_history(ty__ctl *c, int argc, char **argv) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  int64_t now = ty_now_ms();
+  if (ty_cli_parse_history(argc, argv, now, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("history", err);
+  if (a.help || a.help_format) {
+    int code = history_help(&a);
+    ty_cli_history_args_close(&a);
+    return code;
+  }
+  if (!a.user && !a.all_users) a.user = ty_strdup(c->user); /* sacct's default: yours */
+  a.json |= c->g.json;
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_record *rs = NULL;
+  size_t n = 0;
+  bool truncated = false;
+  int code = ty_cli_encode_history(&a, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_HISTORY, &req, &res);
+  if (code == 0 && ty_cli_decode_history(res.payload, res.payload_len, &rs, &n, &truncated) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_HISTORY);
+  if (code == 0 && ty_cli_render_history(rs, n, &a, now, ty__ctl_term_width(), &out) == 0)
+    code = ty__ctl_write(&out);
+  if (code == 0 && truncated)
+    ty__ctl_err("more jobs matched; the newest %zu are shown (--limit, --since narrow it)", n);
+  ty_cli_records_free(rs, n);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  ty_cli_history_args_close(&a);
+  return code;
+}
+
+/* `node show NAME [--limit N] [--json]`. */
+typedef struct show_args {
+  const char *name;
+  uint32_t limit;
+  bool json, help;
+} show_args;
+
+enum { NS_JSON = TY__CLI_OPT_FIRST, NS_LIMIT, NS_HELP = 'h' };
+static const struct option show_opts[] = {{"json", no_argument, NULL, NS_JSON},
+                                          {"limit", required_argument, NULL, NS_LIMIT},
+                                          {"help", no_argument, NULL, NS_HELP},
+                                          {NULL, 0, NULL, 0}};
+
+static int show_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  show_args *a = ud;
+  (void)it;
+  if (id == NS_JSON) a->json = true;
+  else if (id == NS_HELP) a->help = true;
+  else if (id == NS_LIMIT) return ty__cli_parse_u32("--limit", v, 1, 100000, &a->limit, err, err_len);
+  else if (a->name) return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+  else a->name = v;
+  return 0;
+}
+
+int ty__cmd_node_show(ty__ctl *c, int argc, char **argv) {
+  show_args a = {0};
+  char err[TY_ERR_LEN] = "";
+  int rc = ty__cli_parse(argc, argv, "h", show_opts, show_arg, &a, err, sizeof err);
+  if (rc == 0 && !a.name && !a.help) rc = ty_errf(err, sizeof err, TY_EINVAL, "a node name is required");
+  if (rc != 0) return ty__ctl_usage("node", err);
+  if (a.help) {
+    fputs(ty__usage_node, stdout);
+    return 0;
+  }
+  ty_buf req, out;
+  ty_buf_init(&req), ty_buf_init(&out);
+  ty_rpc_result res = {0};
+  ty_cli_node nd = {0};
+  ty_cli_node_event *ev = NULL;
+  size_t nev = 0;
+  int code = ty_cli_encode_get_node(a.name, a.limit, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_NODE, &req, &res);
+  if (code == 0 && ty_cli_decode_get_node(res.payload, res.payload_len, &nd, &ev, &nev) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_NODE);
+  if (code == 0 &&
+      ty_cli_render_node_show(&nd, ev, nev, ty_now_ms(), a.json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  free(nd.name), free(nd.io_addr), free(nd.reason), free(nd.topology);
+  ty_cli_node_events_free(ev, nev);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&out), ty_buf_close(&req);
+  return code;
+}

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What listings share on the command line: named output fields
+ * (`--format id,name,state`, like squeue -O and sacct -o) and points in
+ * time (`--since 2h`, `--since 2026-12-01T08:00`, like sacct -S). Pure:
+ * the clock comes in as now_ms.
+ */
+#include "cli/cli.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static int field_find(const ty_cli_field *fields, size_t nfields, const char *name) {
+  for (size_t i = 0; i < nfields; i++)
+    if (strcasecmp(fields[i].name, name) == 0) return (int)i;
+  return -1;
+}
+
+static int unknown_field(const char *what, const char *tok, const ty_cli_field *fields,
+                         size_t nfields, char *err, size_t err_len) {
+  ty_buf known;
+  ty_buf_init(&known);
+  for (size_t i = 0; i < nfields; i++) ty_buf_printf(&known, "%s%s", i ? ", " : "", fields[i].name);
+  ty_buf_append(&known, "", 1);
+  int rc = ty_errf(err, err_len, TY_EINVAL, "%s: unknown field \"%.32s\" (one of: %s)", what, tok,
+                   known.data ? (const char *)known.data : "");
+  ty_buf_close(&known);
+  return rc;
+}
+
+int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *fields,
+                        size_t nfields, ty_cli_format *out, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  if (!list || !*list) return ty_errf(err, err_len, TY_EINVAL, "%s: must name a field", what);
+  char *copy = ty_strdup(list), *save = NULL;
+  int rc = 0;
+  for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+    int i = field_find(fields, nfields, tok);
+    if (i < 0) {
+      rc = unknown_field(what, tok, fields, nfields, err, err_len);
+    } else if (out->n == TY_CLI_MAX_FIELDS) {
+      rc = ty_errf(err, err_len, TY_EINVAL, "%s: more than %d fields", what, TY_CLI_MAX_FIELDS);
+    } else {
+      for (size_t k = 0; k < out->n && rc == 0; k++)
+        if (out->idx[k] == i)
+          rc = ty_errf(err, err_len, TY_EINVAL, "%s: field \"%s\" is named twice", what, tok);
+      out->idx[out->n++] = (uint8_t)i;
+    }
+  }
+  if (rc == 0 && out->n == 0) rc = ty_errf(err, err_len, TY_EINVAL, "%s: must name a field", what);
+  free(copy);
+  return rc;
+}
+
+void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out) {
+  for (size_t i = 0; i < nfields; i++)
+    ty_buf_printf(out, "  %-10s %s\n", fields[i].name, fields[i].help);
+}
+
+/* ---- points in time ---------------------------------------------------------------------- */
+
+/* "YYYY-MM-DD[(T| )HH:MM[:SS]]" in local time; false when s is not one. */
+static bool parse_date(const char *s, int64_t *out_ms) {
+  struct tm tm = {0};
+  int n = 0;
+  if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
+    return false;
+  const char *rest = s + n;
+  if (*rest == 'T' || *rest == ' ') {
+    int m = 0;
+    if (sscanf(rest + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &m) != 2 || m != 5) return false;
+    rest += 1 + m;
+    if (*rest == ':' && (sscanf(rest + 1, "%2d%n", &tm.tm_sec, &m) != 1 || m != 2)) return false;
+    if (*rest == ':') rest += 3;
+  }
+  if (*rest || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59)
+    return false;
+  tm.tm_year -= 1900, tm.tm_mon -= 1, tm.tm_isdst = -1;
+  time_t t = mktime(&tm);
+  if (t == (time_t)-1) return false;
+  *out_ms = (int64_t)t * 1000;
+  return true;
+}
+
+int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *out_ms, char *err,
+                      size_t err_len) {
+  uint32_t secs = 0;
+  if (s && s[0] == '@' && isdigit((unsigned char)s[1])) {
+    char *end = NULL;
+    unsigned long long v = strtoull(s + 1, &end, 10);
+    if (*end == '\0' && v < 1ull << 40) {
+      *out_ms = (int64_t)v * 1000;
+      return 0;
+    }
+  } else if (s && strcmp(s, "now") == 0) {
+    *out_ms = now_ms;
+    return 0;
+  } else if (s && parse_date(s, out_ms)) {
+    return 0;
+  } else if (s && *s) {
+    const char *dur = strncmp(s, "now-", 4) == 0 ? s + 4 : s;
+    if (ty_parse_duration(dur, &secs) == 0 && (int64_t)secs * 1000 <= now_ms) {
+      *out_ms = now_ms - (int64_t)secs * 1000;
+      return 0;
+    }
+  }
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: \"%.64s\" is not a time (now, now-2h, 2h = two hours ago, @EPOCH, "
+                 "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])",
+                 what, s ? s : "");
+}

@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The testable core of `trainctl history` (accounting, like sacct) and
+ * `trainctl node show`: the history command line, its named fields, and
+ * both as text or JSON. Pure: the clock comes in as now_ms.
+ *
+ * CPU time and peak memory are measured by the worker from each rank's
+ * cgroup when it has a usable hierarchy; a rank without one counts wall
+ * clock x the CPUs held. GPU time is always the allocation (wall clock x
+ * the GPUs held): cgroups do not measure GPUs. The text marks allocated
+ * times with "~" and says so under the table; JSON says "accounting":
+ * "measured" or "allocated" (of CPU time) per job and rank.
+ */
+#include "cli/cli_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- fields ------------------------------------------------------------------------------ */
+
+enum {
+  F_ID, F_NAME, F_USER, F_QUEUE, F_STATE, F_EXIT, F_REASON, F_SUBMIT, F_START, F_END,
+  F_ELAPSED, F_TIMELIMIT, F_NODES, F_CPUS, F_GPUS, F_REQMEM, F_CPUTIME, F_GPUTIME, F_MAXMEM,
+  F_REQUEUES, F_COUNT
+};
+
+const ty_cli_field ty_cli_history_fields[] = {
+    [F_ID] = {"id", "ID", false, "job id: 123, 123_7 (array element), 123.R (rank R), 123.R#2 (its 2nd run)"},
+    [F_NAME] = {"name", "NAME", false, "job name"},
+    [F_USER] = {"user", "USER", false, "owner"},
+    [F_QUEUE] = {"queue", "QUEUE", false, "queue"},
+    [F_STATE] = {"state", "STATE", false, "job state (a rank's: EXITED, SIGNALED, ...)"},
+    [F_EXIT] = {"exit", "EXIT", true, "exit code:signal, like sacct's ExitCode"},
+    [F_REASON] = {"reason", "REASON", false, "why it ended (or waits)"},
+    [F_SUBMIT] = {"submit", "SUBMIT", false, "submit time"},
+    [F_START] = {"start", "START", false, "start time"},
+    [F_END] = {"end", "END", false, "end time"},
+    [F_ELAPSED] = {"elapsed", "ELAPSED", true, "run time"},
+    [F_TIMELIMIT] = {"timelimit", "TIMELIMIT", true, "time limit"},
+    [F_NODES] = {"nodes", "NODES", false, "node list (of the last run)"},
+    [F_CPUS] = {"cpus", "CPUS", true, "CPUs allocated"},
+    [F_GPUS] = {"gpus", "GPUS", true, "GPUs allocated"},
+    [F_REQMEM] = {"reqmem", "REQMEM", true, "memory requested"},
+    [F_CPUTIME] = {"cputime", "CPUTIME", true, "CPU time (~: allocated = elapsed x CPUs)"},
+    [F_GPUTIME] = {"gputime", "GPUTIME", true, "GPU time (~: allocated = elapsed x GPUs)"},
+    [F_MAXMEM] = {"maxmem", "MAXMEM", true, "peak memory of the largest rank (- = not measured)"},
+    [F_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
+};
+const size_t ty_cli_n_history_fields = F_COUNT;
+
+static const char default_format[] = "id,name,user,queue,state,exit,elapsed,cpus,gpus,cputime,"
+                                     "gputime,maxmem,nodes";
+
+/* ---- command line ------------------------------------------------------------------------ */
+
+enum { H_JSON = TY__CLI_OPT_FIRST, H_RANKS, H_LIMIT, H_HELP_FORMAT, H_USER = 'u', H_ALL = 'a',
+       H_SINCE = 'S', H_UNTIL = 'E', H_STATE = 's', H_QUEUE = 'q', H_JOB = 'j', H_FORMAT = 'o',
+       H_NOHEADER = 'n', H_HELP = 'h' };
+static const struct option history_opts[] = {
+    {"user", required_argument, NULL, H_USER},     {"all-users", no_argument, NULL, H_ALL},
+    {"since", required_argument, NULL, H_SINCE},   {"until", required_argument, NULL, H_UNTIL},
+    {"state", required_argument, NULL, H_STATE},   {"queue", required_argument, NULL, H_QUEUE},
+    {"job", required_argument, NULL, H_JOB},       {"ranks", no_argument, NULL, H_RANKS},
+    {"limit", required_argument, NULL, H_LIMIT},   {"format", required_argument, NULL, H_FORMAT},
+    {"noheader", no_argument, NULL, H_NOHEADER},   {"json", no_argument, NULL, H_JSON},
+    {"help-format", no_argument, NULL, H_HELP_FORMAT}, {"help", no_argument, NULL, H_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct history_ctx {
+  ty_cli_history_args *a;
+  int64_t now_ms;
+} history_ctx;
+
+static int text_opt(const char *what, char **field, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
+  free(*field);
+  *field = ty_strdup(v);
+  return 0;
+}
+
+/* --job 12,13: job ids (an array's id names its elements). */
+static int add_ids(ty_cli_history_args *a, const char *v, char *err, size_t err_len) {
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = *v ? 0 : ty_errf(err, err_len, TY_EINVAL, "--job: must not be empty");
+  for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+    uint64_t id = 0;
+    char e[TY_ERR_LEN];
+    if (ty_cli_parse_job_id(t, &id, e, sizeof e) != 0) {
+      rc = ty_errf(err, err_len, TY_EINVAL, "--job: %s", e);
+      break;
+    }
+    a->ids = ty_xrealloc(a->ids, (a->nids + 1) * sizeof *a->ids);
+    a->ids[a->nids++] = id;
+  }
+  free(copy);
+  return rc;
+}
+
+static int history_option(ty_opts *it, int id, const char *v, void *ud, char *err,
+                          size_t err_len) {
+  history_ctx *c = ud;
+  ty_cli_history_args *a = c->a;
+  (void)it;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    return ty_errf(err, err_len, TY_EINVAL, "history: unexpected argument \"%s\" (--job ID)", v);
+  case H_USER: return text_opt("--user", &a->user, v, err, err_len);
+  case H_QUEUE: return text_opt("--queue", &a->queue, v, err, err_len);
+  case H_ALL: a->all_users = true; return 0;
+  case H_SINCE: return ty_cli_parse_time("--since", v, c->now_ms, &a->since_ms, err, err_len);
+  case H_UNTIL: return ty_cli_parse_time("--until", v, c->now_ms, &a->until_ms, err, err_len);
+  case H_STATE: return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
+  case H_JOB: return add_ids(a, v, err, err_len);
+  case H_RANKS: a->ranks = true; return 0;
+  case H_LIMIT: return ty__cli_parse_u32("--limit", v, 1, UINT32_MAX, &a->limit, err, err_len);
+  case H_FORMAT:
+    return ty_cli_parse_format("--format", v, ty_cli_history_fields, F_COUNT, &a->format, err,
+                               err_len);
+  case H_NOHEADER: a->noheader = true; return 0;
+  case H_JSON: a->json = true; return 0;
+  case H_HELP_FORMAT: a->help_format = true; return 0;
+  case H_HELP: a->help = true; return 0;
+  default: return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
+  }
+}
+
+int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out,
+                         char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  history_ctx c = {out, now_ms};
+  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:j:o:nh", history_opts, history_option, &c, err,
+                         err_len);
+  if (rc == 0 && out->user && out->all_users)
+    rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
+  if (rc == 0 && out->since_ms && out->until_ms && out->until_ms <= out->since_ms)
+    rc = ty_errf(err, err_len, TY_EINVAL, "--until: must be after --since");
+  if (rc == 0 && out->format.n == 0)
+    rc = ty_cli_parse_format("--format", default_format, ty_cli_history_fields, F_COUNT,
+                             &out->format, err, err_len);
+  if (rc) ty_cli_history_args_close(out);
+  return rc;
+}
+
+void ty_cli_history_args_close(ty_cli_history_args *a) {
+  if (!a) return;
+  free(a->user), free(a->queue), free(a->ids);
+  memset(a, 0, sizeof *a);
+}
+
+void ty_cli_records_free(ty_cli_record *rs, size_t n) {
+  for (size_t i = 0; rs && i < n; i++) {
+    free(rs[i].name), free(rs[i].user), free(rs[i].queue), free(rs[i].reason), free(rs[i].nodes);
+    for (size_t k = 0; k < rs[i].nranks; k++) free(rs[i].ranks[k].node);
+    free(rs[i].ranks);
+  }
+  free(rs);
+}
+
+/* ---- text -------------------------------------------------------------------------------- */
+
+/* trainyard.TaskState's names, as the proto spells them. */
+static const char *task_state_name(int state) {
+  static const char *const names[] = {"UNKNOWN", "STARTING", "RUNNING", "EXITED", "SIGNALED",
+                                      "FAILED_START"};
+  return state > 0 && state < (int)TY_ARRAY_LEN(names) ? names[state] : "UNKNOWN";
+}
+
+static int64_t span_ms(int64_t start, int64_t end, int64_t now_ms) {
+  if (start <= 0) return 0;
+  int64_t e = end > 0 ? end : now_ms;
+  return e > start ? e - start : 0;
+}
+
+/* CPU or GPU seconds as [D-]H:MM:SS, "~" first when allocated, not measured. */
+static void seconds_cell(double s, bool measured, char *out, size_t cap) {
+  char t[32];
+  ty_cli_format_elapsed((int64_t)(s * 1000.0), t, sizeof t);
+  snprintf(out, cap, "%s%s", measured ? "" : "~", t);
+}
+
+/* A row's values, whether a job's or one rank's. */
+typedef struct row_view {
+  const ty_cli_record *job;
+  const ty_cli_rank_record *rank; /* NULL for the job's own row */
+  int64_t now_ms;
+} row_view;
+
+static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
+  const ty_cli_rank_record *r = v->rank;
+  switch (f) {
+  case F_ID:
+    if (r->run > 1) snprintf(out, cap, "%" PRIu64 ".%" PRIu32 "#%" PRIu32, v->job->id, r->rank, r->run);
+    else snprintf(out, cap, "%" PRIu64 ".%" PRIu32, v->job->id, r->rank);
+    break;
+  case F_STATE: snprintf(out, cap, "%s", task_state_name(r->state)); break;
+  case F_EXIT: snprintf(out, cap, "%" PRId32 ":%" PRId32, r->exit_code, r->term_signal); break;
+  case F_START: ty_cli_format_time(r->start_ms, 'T', out, cap); break;
+  case F_END: ty_cli_format_time(r->end_ms, 'T', out, cap); break;
+  case F_ELAPSED: ty_cli_format_elapsed(span_ms(r->start_ms, r->end_ms, v->now_ms), out, cap); break;
+  case F_NODES: snprintf(out, cap, "%s", r->node); break;
+  case F_CPUS: snprintf(out, cap, "%" PRIu32, r->cpus); break;
+  case F_GPUS: snprintf(out, cap, "%" PRIu32, r->gpus); break;
+  case F_CPUTIME: seconds_cell(r->cpu_s, r->measured, out, cap); break;
+  case F_GPUTIME: seconds_cell(r->gpu_s, r->gpu_s == 0, out, cap); break; /* 0: none held */
+  case F_MAXMEM:
+    if (r->mem_peak) ty_cli_format_size(r->mem_peak, out, cap);
+    else snprintf(out, cap, "-");
+    break;
+  default: out[0] = '\0'; /* the job's row says it */
+  }
+}
+
+static void job_cell(const row_view *v, int f, char *out, size_t cap) {
+  const ty_cli_record *j = v->job;
+  switch (f) {
+  case F_ID:
+    if (j->array_job_id)
+      snprintf(out, cap, "%" PRIu64 "_%" PRIu32, j->array_job_id, j->array_task_id);
+    else snprintf(out, cap, "%" PRIu64, j->id);
+    break;
+  case F_NAME: snprintf(out, cap, "%s", j->name); break;
+  case F_USER: snprintf(out, cap, "%s", j->user); break;
+  case F_QUEUE: snprintf(out, cap, "%s", j->queue[0] ? j->queue : "default"); break;
+  case F_STATE: snprintf(out, cap, "%s", ty_job_state_name(j->state)); break;
+  case F_EXIT: snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal); break;
+  case F_REASON: snprintf(out, cap, "%s", j->reason); break;
+  case F_SUBMIT: ty_cli_format_time(j->submit_ms, 'T', out, cap); break;
+  case F_START: ty_cli_format_time(j->start_ms, 'T', out, cap); break;
+  case F_END: ty_cli_format_time(j->end_ms, 'T', out, cap); break;
+  case F_ELAPSED: ty_cli_format_elapsed(span_ms(j->start_ms, j->end_ms, v->now_ms), out, cap); break;
+  case F_TIMELIMIT:
+    if (j->time_limit_s) ty_cli_format_elapsed((int64_t)j->time_limit_s * 1000, out, cap);
+    else snprintf(out, cap, "-");
+    break;
+  case F_NODES: snprintf(out, cap, "%s", j->nodes[0] ? j->nodes : "-"); break;
+  case F_CPUS: snprintf(out, cap, "%" PRIu32, j->cpus); break;
+  case F_GPUS: snprintf(out, cap, "%" PRIu32, j->gpus); break;
+  case F_REQMEM:
+    if (j->mem_bytes) ty_cli_format_size(j->mem_bytes, out, cap);
+    else snprintf(out, cap, "-");
+    break;
+  case F_CPUTIME: seconds_cell(j->cpu_s, j->measured, out, cap); break;
+  case F_GPUTIME: seconds_cell(j->gpu_s, j->gpu_s == 0, out, cap); break; /* 0: none held */
+  case F_MAXMEM:
+    if (j->mem_peak) ty_cli_format_size(j->mem_peak, out, cap);
+    else snprintf(out, cap, "-");
+    break;
+  case F_REQUEUES: snprintf(out, cap, "%" PRIu32, j->requeue_count); break;
+  default: out[0] = '\0';
+  }
+}
+
+/* The row's cells (each up to 256 bytes of `cells`) into t. */
+static int add_row(ty_cli_table *t, const ty_cli_format *fmt, const row_view *v) {
+  char cells[TY_CLI_MAX_FIELDS][256];
+  const char *row[TY_CLI_MAX_FIELDS];
+  for (size_t i = 0; i < fmt->n; i++) {
+    if (v->rank) rank_cell(v, fmt->idx[i], cells[i], sizeof cells[i]);
+    else job_cell(v, fmt->idx[i], cells[i], sizeof cells[i]);
+    row[i] = cells[i];
+  }
+  return ty_cli_table_add(t, row);
+}
+
+/* Whether any time the format shows is an allocation, not a measurement. */
+static bool shows_allocated(const ty_cli_record *rs, size_t n, const ty_cli_format *fmt) {
+  bool cpu = false, gpu = false;
+  for (size_t i = 0; i < fmt->n; i++) cpu |= fmt->idx[i] == F_CPUTIME, gpu |= fmt->idx[i] == F_GPUTIME;
+  for (size_t i = 0; i < n; i++)
+    if ((cpu && !rs[i].measured) || (gpu && rs[i].gpu_s > 0)) return true;
+  return false;
+}
+
+static int history_text(const ty_cli_record *rs, size_t n, const ty_cli_history_args *a,
+                        int64_t now_ms, size_t max_width, ty_buf *out) {
+  const char *hdr[TY_CLI_MAX_FIELDS];
+  bool right[TY_CLI_MAX_FIELDS];
+  for (size_t i = 0; i < a->format.n; i++) {
+    hdr[i] = ty_cli_history_fields[a->format.idx[i]].header;
+    right[i] = ty_cli_history_fields[a->format.idx[i]].right;
+  }
+  ty_cli_table *t = ty_cli_table_create(hdr, right, a->format.n);
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    row_view v = {&rs[i], NULL, now_ms};
+    rc = add_row(t, &a->format, &v);
+    for (size_t k = 0; rc == 0 && k < rs[i].nranks; k++) {
+      v.rank = &rs[i].ranks[k];
+      rc = add_row(t, &a->format, &v);
+    }
+  }
+  ty_cli_table_opts o = {.noheader = a->noheader, .max_width = max_width};
+  if (rc == 0) rc = ty_cli_table_render_opts(t, &o, out);
+  ty_cli_table_destroy(t);
+  if (rc == 0 && !a->noheader && shows_allocated(rs, n, &a->format))
+    rc = ty_buf_printf(out, "~ allocated, not measured: elapsed x the CPUs (GPUs) held\n");
+  return rc;
+}
+
+/* ---- JSON -------------------------------------------------------------------------------- */
+
+static void json_times(ty_json *js, double cpu_s, double gpu_s, uint64_t mem_peak, bool measured) {
+  ty_json_key(js, "cpu_seconds"), ty_json_double(js, cpu_s);
+  ty_json_key(js, "gpu_seconds"), ty_json_double(js, gpu_s);
+  ty_json_key(js, "mem_peak_bytes"), ty_json_uint(js, mem_peak);
+  ty_json_key(js, "accounting"), ty_json_string(js, measured ? "measured" : "allocated");
+}
+
+static void json_rank(ty_json *js, const ty_cli_rank_record *r) {
+  ty_json_begin_object(js);
+  ty_json_key(js, "run"), ty_json_uint(js, r->run);
+  ty_json_key(js, "rank"), ty_json_uint(js, r->rank);
+  ty_json_key(js, "node"), ty_json_string(js, r->node);
+  ty_json_key(js, "state"), ty_json_string(js, task_state_name(r->state));
+  ty_json_key(js, "exit_code"), ty_json_int(js, r->exit_code);
+  ty_json_key(js, "term_signal"), ty_json_int(js, r->term_signal);
+  ty_json_key(js, "start_time_ms"), ty_json_int(js, r->start_ms);
+  ty_json_key(js, "end_time_ms"), ty_json_int(js, r->end_ms);
+  ty_json_key(js, "cpus"), ty_json_uint(js, r->cpus);
+  ty_json_key(js, "gpus"), ty_json_uint(js, r->gpus);
+  json_times(js, r->cpu_s, r->gpu_s, r->mem_peak, r->measured);
+  ty_json_end_object(js);
+}
+
+static void json_record(ty_json *js, const ty_cli_record *j, int64_t now_ms) {
+  ty_json_begin_object(js);
+  ty_json_key(js, "id"), ty_json_uint(js, j->id);
+  if (j->array_job_id) {
+    ty_json_key(js, "array_job_id"), ty_json_uint(js, j->array_job_id);
+    ty_json_key(js, "array_task_id"), ty_json_uint(js, j->array_task_id);
+  }
+  ty_json_key(js, "name"), ty_json_string(js, j->name);
+  ty_json_key(js, "user"), ty_json_string(js, j->user);
+  ty_json_key(js, "queue"), ty_json_string(js, j->queue[0] ? j->queue : "default");
+  ty_json_key(js, "state"), ty_json_string(js, ty_job_state_name(j->state));
+  ty_json_key(js, "reason"), ty_json_string(js, j->reason);
+  ty_json_key(js, "exit_code"), ty_json_int(js, j->exit_code);
+  ty_json_key(js, "term_signal"), ty_json_int(js, j->term_signal);
+  ty_json_key(js, "submit_time_ms"), ty_json_int(js, j->submit_ms);
+  ty_json_key(js, "start_time_ms"), ty_json_int(js, j->start_ms);
+  ty_json_key(js, "end_time_ms"), ty_json_int(js, j->end_ms);
+  ty_json_key(js, "elapsed_ms"), ty_json_int(js, span_ms(j->start_ms, j->end_ms, now_ms));
+  ty_json_key(js, "time_limit_s"), ty_json_uint(js, j->time_limit_s);
+  ty_json_key(js, "nodes"), ty_json_string(js, j->nodes);
+  ty_json_key(js, "requeue_count"), ty_json_uint(js, j->requeue_count);
+  ty_json_key(js, "cpus"), ty_json_uint(js, j->cpus);
+  ty_json_key(js, "gpus"), ty_json_uint(js, j->gpus);
+  ty_json_key(js, "mem_bytes"), ty_json_uint(js, j->mem_bytes);
+  json_times(js, j->cpu_s, j->gpu_s, j->mem_peak, j->measured);
+  if (j->nranks) {
+    ty_json_key(js, "ranks"), ty_json_begin_array(js);
+    for (size_t k = 0; k < j->nranks; k++) json_rank(js, &j->ranks[k]);
+    ty_json_end_array(js);
+  }
+  ty_json_end_object(js);
+}
+
+int ty_cli_render_history(const ty_cli_record *rs, size_t n, const ty_cli_history_args *a,
+                          int64_t now_ms, size_t max_width, ty_buf *out) {
+  if (!a->json) return history_text(rs, n, a, now_ms, max_width, out);
+  ty_json w;
+  ty_json_init(&w, out);
+  w.lines = true;
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < n; i++) json_record(&w, &rs[i], now_ms);
+  ty_json_end_array(&w);
+  return ty_json_finish(&w);
+}
+
+/* ---- node show --------------------------------------------------------------------------- */
+
+void ty_cli_node_events_free(ty_cli_node_event *ev, size_t n) {
+  for (size_t i = 0; ev && i < n; i++) free(ev[i].action), free(ev[i].reason), free(ev[i].actor);
+  free(ev);
+}
+
+static void node_json(ty_json *js, const ty_cli_node *nd, const ty_cli_node_event *ev,
+                      size_t nev) {
+  ty_json_begin_object(js);
+  ty_json_key(js, "name"), ty_json_string(js, nd->name);
+  ty_json_key(js, "state"), ty_json_string(js, ty_node_state_name(nd->state));
+  ty_json_key(js, "reason"), ty_json_string(js, nd->reason);
+  ty_json_key(js, "cpus"), ty_json_uint(js, nd->cpus);
+  ty_json_key(js, "cpus_used"), ty_json_uint(js, nd->cpus_used);
+  ty_json_key(js, "gpus"), ty_json_uint(js, nd->gpus);
+  ty_json_key(js, "gpus_used"), ty_json_uint(js, nd->gpus_used);
+  ty_json_key(js, "memory"), ty_json_uint(js, nd->memory);
+  ty_json_key(js, "running_tasks"), ty_json_uint(js, nd->running_tasks);
+  ty_json_key(js, "io_addr"), ty_json_string(js, nd->io_addr);
+  ty_json_key(js, "last_heartbeat_ms"), ty_json_int(js, nd->last_heartbeat_ms);
+  ty_json_key(js, "events"), ty_json_begin_array(js);
+  for (size_t i = 0; i < nev; i++) {
+    ty_json_begin_object(js);
+    ty_json_key(js, "time_ms"), ty_json_int(js, ev[i].time_ms);
+    ty_json_key(js, "from"), ty_json_string(js, ev[i].from ? ty_node_state_name(ev[i].from) : "");
+    ty_json_key(js, "to"), ty_json_string(js, ev[i].to ? ty_node_state_name(ev[i].to) : "");
+    ty_json_key(js, "action"), ty_json_string(js, ev[i].action);
+    ty_json_key(js, "reason"), ty_json_string(js, ev[i].reason);
+    ty_json_key(js, "actor"), ty_json_string(js, ev[i].actor);
+    ty_json_end_object(js);
+  }
+  ty_json_end_array(js);
+  ty_json_end_object(js);
+}
+
+static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev,
+                     int64_t now_ms, ty_buf *out) {
+  char mem[32], age[32];
+  ty_cli_format_size(nd->memory, mem, sizeof mem);
+  ty_cli_format_elapsed(span_ms(nd->last_heartbeat_ms, now_ms, now_ms), age, sizeof age);
+  ty_buf_printf(out, "Node %s: %s%s%s\n", nd->name, ty_node_state_name(nd->state),
+                nd->reason[0] ? " - " : "", nd->reason);
+  ty_buf_printf(out, "  CPUs %u/%u used, GPUs %u/%u used, memory %s, %u task(s) running\n",
+                nd->cpus_used, nd->cpus, nd->gpus_used, nd->gpus, mem, nd->running_tasks);
+  ty_buf_printf(out, "  io %s, last heartbeat %s ago\n", nd->io_addr, age);
+  if (nev == 0) return ty_buf_printf(out, "Events: none recorded\n");
+  static const char *const hdr[] = {"TIME", "ACTION", "STATE", "BY", "REASON"};
+  ty_cli_table *t = ty_cli_table_create(hdr, NULL, TY_ARRAY_LEN(hdr));
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < nev; i++) {
+    char when[32], states[48];
+    ty_cli_format_time(ev[i].time_ms, 'T', when, sizeof when);
+    if (ev[i].from && ev[i].to && ev[i].from != ev[i].to)
+      snprintf(states, sizeof states, "%s -> %s", ty_node_state_name(ev[i].from),
+               ty_node_state_name(ev[i].to));
+    else snprintf(states, sizeof states, "%s", ev[i].to ? ty_node_state_name(ev[i].to) : "-");
+    const char *row[] = {when, ev[i].action, states, ev[i].actor, ev[i].reason};
+    rc = ty_cli_table_add(t, row);
+  }
+  if (rc == 0) rc = ty_buf_printf(out, "Events (oldest first):\n");
+  if (rc == 0) rc = ty_cli_table_render(t, out);
+  ty_cli_table_destroy(t);
+  return rc;
+}
+
+int ty_cli_render_node_show(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev,
+                            int64_t now_ms, bool json, ty_buf *out) {
+  if (!json) return node_text(nd, ev, nev, now_ms, out);
+  ty_json w;
+  ty_json_init(&w, out);
+  node_json(&w, nd, ev, nev);
+  int rc = ty_json_finish(&w);
+  return rc ? rc : ty_buf_append(out, "\n", 1);
+}

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `trainctl ls` as a table, like squeue: named fields (`--format`), the
+ * sort (`--sort -priority,id`), folded array lines ("123_[5-999]") and
+ * columns clipped to the terminal. Pure: the clock comes in as now_ms.
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum {
+  J_ID, J_NAME, J_USER, J_QUEUE, J_PRI, J_STATE, J_ELAPSED, J_NODES, J_REASON, J_PRIORITY,
+  J_SUBMIT, J_START, J_END, J_TIMELIMIT, J_NUMNODES, J_CPUS, J_GPUS, J_HELD, J_DEPENDENCY,
+  J_REQUEUES, J_EXIT, J_COUNT
+};
+
+const ty_cli_field ty_cli_ls_fields[] = {
+    [J_ID] = {"id", "ID", true, "job id (123, 123_7 for an array element)"},
+    [J_NAME] = {"name", "NAME", false, "job name"},
+    [J_USER] = {"user", "USER", false, "owner"},
+    [J_QUEUE] = {"queue", "QUEUE", false, "queue"},
+    [J_PRI] = {"pri", "PRI", true, "the job's own priority (-1000..1000)"},
+    [J_STATE] = {"state", "STATE", false, "job state"},
+    [J_ELAPSED] = {"elapsed", "TIME", true, "run time so far"},
+    [J_NODES] = {"nodes", "NODES", false, "node names, or how many it asks for while pending"},
+    [J_REASON] = {"reason", "REASON", false, "why it is pending, or why it ended"},
+    [J_PRIORITY] = {"priority", "PRIORITY", true, "the scheduler's multifactor priority (pending)"},
+    [J_SUBMIT] = {"submit", "SUBMIT", false, "submit time"},
+    [J_START] = {"start", "START", false, "start time"},
+    [J_END] = {"end", "END", false, "end time"},
+    [J_TIMELIMIT] = {"timelimit", "TIMELIMIT", true, "time limit"},
+    [J_NUMNODES] = {"numnodes", "NNODES", true, "nodes asked for"},
+    [J_CPUS] = {"cpus", "CPUS", true, "CPUs asked for, over all its nodes"},
+    [J_GPUS] = {"gpus", "GPUS", true, "GPUs asked for, over all its nodes"},
+    [J_HELD] = {"held", "HELD", false, "yes when an operator holds it"},
+    [J_DEPENDENCY] = {"dependency", "DEPENDENCY", false, "conditions not yet met"},
+    [J_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
+    [J_EXIT] = {"exit", "EXIT", true, "exit code:signal once ended"},
+};
+const size_t ty_cli_n_ls_fields = J_COUNT;
+const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
+
+/* ---- sort ---------------------------------------------------------------------------------- */
+
+int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
+                      size_t err_len) {
+  memset(out, 0, sizeof *out);
+  char *copy = ty_strdup(list ? list : ""), *save = NULL, *names = ty_strdup(copy);
+  bool desc[TY_CLI_MAX_FIELDS] = {false};
+  size_t k = 0;
+  /* "-priority,id": strip the signs, then parse the names as a format. */
+  names[0] = '\0';
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save), k++) {
+    if (k < TY_CLI_MAX_FIELDS) desc[k] = *t == '-';
+    strcat(names, k ? "," : "");
+    strcat(names, *t == '-' || *t == '+' ? t + 1 : t);
+  }
+  int rc = ty_cli_parse_format(what, names, ty_cli_ls_fields, J_COUNT, &out->keys, err, err_len);
+  for (size_t i = 0; rc == 0 && i < out->keys.n; i++) out->desc[i] = desc[i];
+  free(copy), free(names);
+  return rc;
+}
+
+static uint32_t nz(uint32_t v) { return v ? v : 1; }
+
+/* A numeric field's value; false for a text field. */
+static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) {
+  const ty_job_spec *s = &j->spec;
+  switch (f) {
+  case J_ID: *out = (double)j->id; return true;
+  case J_PRI: *out = s->priority; return true;
+  case J_PRIORITY: *out = j->priority; return true;
+  case J_ELAPSED: *out = (double)ty_cli_job_elapsed(j, now_ms); return true;
+  case J_SUBMIT: *out = (double)j->submit_ms; return true;
+  case J_START: *out = (double)j->start_ms; return true;
+  case J_END: *out = (double)j->end_ms; return true;
+  case J_TIMELIMIT: *out = s->time_limit_s; return true;
+  case J_NUMNODES: *out = nz(s->nodes); return true;
+  case J_CPUS: *out = (double)nz(s->nodes) * nz(s->tasks_per_node) * nz(s->cpus_per_task); return true;
+  case J_GPUS: *out = (double)nz(s->nodes) * s->gpus_per_node; return true;
+  case J_REQUEUES: *out = j->requeue_count; return true;
+  case J_EXIT: *out = j->exit_code; return true;
+  default: return false;
+  }
+}
+
+typedef struct sort_item {
+  const ty_cli_jobinfo *j;
+  size_t at; /* original position: equal keys keep their order */
+} sort_item;
+
+typedef struct sort_ctx {
+  const ty_cli_sort *s;
+  int64_t now_ms;
+} sort_ctx;
+
+static const char *text(const ty_cli_jobinfo *j, int f) {
+  switch (f) {
+  case J_NAME: return j->spec.name ? j->spec.name : "";
+  case J_USER: return j->spec.user ? j->spec.user : "";
+  case J_QUEUE: return j->spec.queue && *j->spec.queue ? j->spec.queue : "default";
+  case J_STATE: return ty_job_state_name(j->state);
+  case J_REASON: return j->reason ? j->reason : "";
+  case J_HELD: return j->held ? "yes" : "no";
+  case J_DEPENDENCY: return j->dependency ? j->dependency : "";
+  default: return ""; /* J_NODES sorts by names, below */
+  }
+}
+
+static int compare_key(const ty_cli_jobinfo *a, const ty_cli_jobinfo *b, int f, int64_t now_ms) {
+  double x, y;
+  if (number(a, f, now_ms, &x) && number(b, f, now_ms, &y)) return (x > y) - (x < y);
+  if (f == J_NODES) {
+    const char *p = a->nnodes ? a->nodes[0] : "", *q = b->nnodes ? b->nodes[0] : "";
+    return strcmp(p, q);
+  }
+  return strcmp(text(a, f), text(b, f));
+}
+
+static int by_keys(const void *pa, const void *pb, void *ud) {
+  const sort_item *a = pa, *b = pb;
+  const sort_ctx *c = ud;
+  for (size_t i = 0; i < c->s->keys.n; i++) {
+    int r = compare_key(a->j, b->j, c->s->keys.idx[i], c->now_ms);
+    if (r) return c->s->desc[i] ? -r : r;
+  }
+  return (a->at > b->at) - (a->at < b->at);
+}
+
+int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms) {
+  if (!s || s->keys.n == 0 || n < 2) return 0;
+  sort_item *v = ty_wire_calloc(n, sizeof *v);
+  ty_cli_jobinfo *copy = ty_wire_calloc(n, sizeof *copy);
+  if (!v || !copy) {
+    free(v), free(copy);
+    return TY_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) v[i] = (sort_item){&js[i], i};
+  sort_ctx ctx = {s, now_ms};
+  qsort_r(v, n, sizeof *v, by_keys, &ctx);
+  for (size_t i = 0; i < n; i++) copy[i] = *v[i].j;
+  memcpy(js, copy, n * sizeof *js);
+  free(v), free(copy);
+  return 0;
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+static void job_nodes(const ty_cli_jobinfo *j, char *out, size_t cap) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_cli_job_nodes(j, &b);
+  snprintf(out, cap, "%s", b.data ? (const char *)b.data : "");
+  ty_buf_close(&b);
+}
+
+static void cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *out, size_t cap) {
+  double v = 0;
+  switch (f) {
+  case J_NODES: job_nodes(j, out, cap); return;
+  case J_ELAPSED: ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), out, cap); return;
+  case J_SUBMIT: ty_cli_format_time(j->submit_ms, 'T', out, cap); return;
+  case J_START: ty_cli_format_time(j->start_ms, 'T', out, cap); return;
+  case J_END: ty_cli_format_time(j->end_ms, 'T', out, cap); return;
+  case J_TIMELIMIT:
+    if (j->spec.time_limit_s) ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
+    else snprintf(out, cap, "-");
+    return;
+  case J_PRIORITY:
+    if (j->state == TY_JOB_PENDING) snprintf(out, cap, "%.4f", j->priority);
+    else snprintf(out, cap, "-");
+    return;
+  case J_EXIT:
+    if (ty_job_state_terminal(j->state))
+      snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
+    else snprintf(out, cap, "-");
+    return;
+  default:
+    if (number(j, f, now_ms, &v)) snprintf(out, cap, "%.0f", v);
+    else snprintf(out, cap, "%s", text(j, f));
+  }
+}
+
+static bool foldable(const ty_cli_jobinfo *j) {
+  return j->array_job_id && j->state == TY_JOB_PENDING;
+}
+
+/* With fold, the pending elements of one array that follow js[i] (jobs
+ * come by id, and an array's elements have consecutive ids) share its
+ * line, labelled "123_[5-999]"; *used says how many jobs the line took. */
+static int row_label(const ty_cli_jobinfo *js, size_t n, size_t i, bool fold, ty_buf *label,
+                     size_t *used) {
+  const ty_cli_jobinfo *j = &js[i];
+  size_t k = i + 1;
+  while (fold && foldable(j) && k < n && foldable(&js[k]) && js[k].array_job_id == j->array_job_id)
+    k++;
+  *used = k - i;
+  if (k == i + 1) {
+    if (j->array_job_id)
+      return ty_buf_printf(label, "%" PRIu64 "_%" PRIu32, j->array_job_id, j->array_task_id);
+    return ty_buf_printf(label, "%" PRIu64, j->id);
+  }
+  uint32_t *tasks = ty_wire_calloc(k - i, sizeof *tasks);
+  if (!tasks) return TY_ENOMEM;
+  for (size_t x = i; x < k; x++) tasks[x - i] = js[x].array_task_id;
+  int rc = ty_buf_printf(label, "%" PRIu64 "_[", j->array_job_id);
+  if (rc == 0) rc = ty_array_fold(tasks, k - i, label);
+  if (rc == 0) rc = ty_buf_printf(label, "]");
+  free(tasks);
+  return rc;
+}
+
+int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
+                             const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out) {
+  const char *hdr[TY_CLI_MAX_FIELDS];
+  bool right[TY_CLI_MAX_FIELDS];
+  for (size_t c = 0; c < fmt->n; c++) {
+    hdr[c] = ty_cli_ls_fields[fmt->idx[c]].header;
+    right[c] = ty_cli_ls_fields[fmt->idx[c]].right;
+  }
+  ty_cli_table *t = ty_cli_table_create(hdr, right, fmt->n);
+  ty_buf id;
+  ty_buf_init(&id);
+  int rc = 0;
+  char cells[TY_CLI_MAX_FIELDS][256];
+  const char *row[TY_CLI_MAX_FIELDS];
+  for (size_t i = 0, used = 1; i < n && rc == 0; i += used) {
+    id.len = 0;
+    rc = row_label(js, n, i, fold, &id, &used);
+    if (rc == 0) rc = ty_buf_append(&id, "", 1);
+    for (size_t c = 0; rc == 0 && c < fmt->n; c++) {
+      if (fmt->idx[c] == J_ID) row[c] = (const char *)id.data;
+      else cell(&js[i], fmt->idx[c], now_ms, cells[c], sizeof cells[c]), row[c] = cells[c];
+    }
+    if (rc == 0) rc = ty_cli_table_add(t, row);
+  }
+  ty_buf_close(&id);
+  if (rc == 0) rc = ty_cli_table_render_opts(t, o, out);
+  ty_cli_table_destroy(t);
+  return rc;
+}

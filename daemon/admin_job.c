@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
+ * time, requeue) and ExplainJob (`trainctl why`).
+ *
+ * UpdateJob names a job, an element ("123_7"), or an array by its id: the
+ * action then applies to each element that can take it (a hold to the
+ * pending ones), and fails only when none could. Each change is applied in
+ * memory and written, with an event naming the actor ("user:alice") and
+ * what changed, in one group-committed transaction answered once durable.
+ * Who may (auth.c, docs/security.md): the job's (the array's) owner or an
+ * operator, as for cancel; raising a priority or a time limit is for
+ * operators only (as Slurm's scontrol: users may only lower them). The
+ * caller is the one its credential names; every change is recorded with
+ * that name.
+ *
+ * Requeue (like scontrol requeue): a running job's ranks are killed (the
+ * kill grace applies) and once they have ended it is PENDING again, a new
+ * run; an ended job is PENDING again at once, brought back from the
+ * finished cache or the store into the live set.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon_internal.h"
+
+static int need_pending(const ty_job *j, const char *what, char *err, size_t len) {
+  if (j->state == TY_JOB_PENDING) return 0;
+  return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only pending jobs can be %s",
+                 (unsigned long long)j->id, ty_job_state_name(j->state), what);
+}
+
+static int not_ended(const ty_job *j, char *err, size_t len) {
+  if (!ty_job_state_terminal(j->state)) return 0;
+  return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
+                 ty_job_state_name(j->state));
+}
+
+static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, size_t wlen,
+                    char *err, size_t len) {
+  int rc = need_pending(j, "moved", err, len);
+  if (rc != 0) return rc;
+  ty_queue_info *q = ty__queue_find(ctl, to);
+  if (!to[0] || !q || q->state == TY_QUEUE_DELETED)
+    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\"", to);
+  if (q->state == TY_QUEUE_CLOSED)
+    return ty_errf(err, len, TY_ESTATE, "queue: queue %.64s is CLOSED and accepts no jobs", to);
+  if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)
+    return ty_errf(err, len, TY_EINVAL,
+                   "queue: job %llu's time limit of %u s exceeds queue %.64s's max_time of %u s",
+                   (unsigned long long)j->id, j->spec.time_limit_s, to, q->max_time_s);
+  snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
+  free(j->spec.queue);
+  j->spec.queue = ty_strdup(to);
+  return 0;
+}
+
+/* `job update --time`: within the queue's max_time, above the warning. A
+ * running job's ranks hold the limit they were launched with, so only a
+ * pending job's can change. */
+static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t secs, char *why,
+                    size_t wlen, char *err, size_t len) {
+  int rc = need_pending(j, "given another time limit (a running job keeps the one it started "
+                           "with)", err, len);
+  if (rc != 0) return rc;
+  if (secs == 0) return ty_errf(err, len, TY_EINVAL, "time_limit_s: must be at least 1 s");
+  /* 0 is no limit at all: any limit is lower. */
+  if (j->spec.time_limit_s && secs > j->spec.time_limit_s && !r->operator)
+    return ty_errf(err, len, TY_EPERM, "time limit of job %llu: permission denied: only "
+                   "operators raise a time limit (%u s -> %u s); its owner may lower it",
+                   (unsigned long long)j->id, j->spec.time_limit_s, secs);
+  const ty_queue_info *q = ty__queue_find(ctl, j->spec.queue);
+  if (q && q->max_time_s && secs > q->max_time_s)
+    return ty_errf(err, len, TY_EINVAL, "time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
+                   secs, q->name, q->max_time_s);
+  if (j->spec.warn_signal && j->spec.warn_before_s >= secs)
+    return ty_errf(err, len, TY_EINVAL,
+                   "time_limit_s: %u s is not above the job's --signal warning (%u s before)",
+                   secs, j->spec.warn_before_s);
+  snprintf(why, wlen, "time limit %u s -> %u s", j->spec.time_limit_s, secs);
+  j->spec.time_limit_s = secs;
+  return 0;
+}
+
+static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *t, char *why,
+                       size_t wlen, char *err, size_t len) {
+  if (j->state == TY_JOB_PENDING)
+    return ty_errf(err, len, TY_ESTATE, "job %llu is PENDING already", (unsigned long long)j->id);
+  if (j->state == TY_JOB_RUNNING && (j->kill_sent || j->requeue_asked))
+    return ty_errf(err, len, TY_ESTATE, "job %llu is being ended already",
+                   (unsigned long long)j->id);
+  if (j->state == TY_JOB_RUNNING) {
+    j->requeue_asked = true;
+    snprintf(why, wlen, "requeue asked: its ranks are killed, then it is pending again");
+    return 0;
+  }
+  if (!ty_job_state_terminal(j->state) || j->live_ranks)
+    return ty_errf(err, len, TY_ESTATE, "job %llu is %s and cannot be requeued now",
+                   (unsigned long long)j->id, ty_job_state_name(j->state));
+  why[0] = '\0'; /* the transition is the record */
+  ty__job_revive(ctl, j, actor, t);
+  return 0;
+}
+
+/* Owners may lower their job's priority (Slurm's nice); raising it is for
+ * operators, or everyone would run at the top. */
+static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, size_t wlen,
+                           char *err, size_t len) {
+  int rc = not_ended(j, err, len);
+  if (rc != 0) return rc;
+  if (to < TY_JOB_PRIORITY_MIN || to > TY_JOB_PRIORITY_MAX)
+    return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", to, TY_JOB_PRIORITY_MIN,
+                   TY_JOB_PRIORITY_MAX);
+  if (to > j->spec.priority && !r->operator)
+    return ty_errf(err, len, TY_EPERM, "priority of job %llu: permission denied: only operators "
+                   "raise a priority (%d -> %d); its owner may lower it",
+                   (unsigned long long)j->id, j->spec.priority, to);
+  snprintf(why, wlen, "priority %d -> %d", j->spec.priority, to);
+  j->spec.priority = to;
+  return 0;
+}
+
+/* Applies the change to j; *why says what changed (an event's reason; ""
+ * when the change recorded its own). */
+static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
+                      const char *actor, ty_txn *t, char *why, size_t wlen, char *err,
+                      size_t len) {
+  int rc = 0;
+  if (!strcmp(a->action, "hold")) {
+    if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
+    if (j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
+    j->held = true;
+    snprintf(why, wlen, "held");
+  } else if (!strcmp(a->action, "release")) {
+    if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is not held", (unsigned long long)j->id);
+    j->held = false;
+    snprintf(why, wlen, "released");
+  } else if (!strcmp(a->action, "priority")) {
+    rc = priority_change(r, j, a->priority, why, wlen, err, len);
+  } else if (!strcmp(a->action, "move")) {
+    rc = job_move(ctl, j, a->queue, why, wlen, err, len);
+  } else if (!strcmp(a->action, "checkpoint")) {
+    if (j->state != TY_JOB_RUNNING)
+      return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
+                     (unsigned long long)j->id, ty_job_state_name(j->state));
+    j->last_ckpt_ms = ty_now_ms();
+    snprintf(why, wlen, "checkpoint reported");
+  } else if (!strcmp(a->action, "time")) {
+    rc = job_time(ctl, r, j, a->time_limit_s, why, wlen, err, len);
+  } else if (!strcmp(a->action, "requeue")) {
+    rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
+  } else {
+    rc = ty_errf(err, len, TY_EINVAL,
+                 "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time or "
+                 "requeue", a->action);
+  }
+  return rc;
+}
+
+/* The job, element or array a names, if the caller (r->who) owns it or is
+ * an operator (an array's elements have one owner). */
+static int find_job(ty_controller *ctl, ty_reply *r, const ty_admin_req *a, ty_job **out,
+                    char *err, size_t len) {
+  ty_job_ref ref = {a->job_id, a->has_task, a->task};
+  char name[48];
+  ty_job_ref_format(&ref, name, sizeof(name));
+  ty_job *j = ty__job_ref(ctl, &ref);
+  if (!j || !j->committed) return ty_errf(err, len, TY_ENOTFOUND, "job %s not found", name);
+  char op[64];
+  snprintf(op, sizeof op, "%.32s", a->action[0] ? a->action : "change");
+  int rc = ty__auth_job(r, j, op, err, len);
+  if (rc != 0) r->refusal = "not_owner";
+  *out = j;
+  return rc;
+}
+
+/* Writes j after a change: its stored spec when the spec changed, the
+ * columns that changed, and the event saying what (why[0]) and who. */
+static void record(ty_controller *ctl, ty_job *j, const char *why, const char *actor,
+                   const char *user, ty_txn *t) {
+  size_t len = 0;
+  uint8_t *blob = NULL;
+  if (ty__conv_respec(j->blob, j->blob_len, &j->spec, &blob, &len) == 0) {
+    free(j->blob);
+    j->blob = blob;
+    j->blob_len = len;
+  } else {
+    free(blob);
+  }
+  ty__job_save(ctl, j, t);
+  if (!why[0]) return;
+  char reason[TY_ERR_LEN];
+  snprintf(reason, sizeof(reason), "%s by %.64s", why, user);
+  ty__job_note(j, reason, actor, t);
+}
+
+/* The change on j, or on every element of the array j's id names (the
+ * live ones: an ended array is requeued element by element). 0 with the
+ * number changed, or the first refusal's code and err when none changed. */
+static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
+                      const char *actor, ty_job **first, uint32_t *changed, ty_txn *t, char *err,
+                      size_t len) {
+  bool array = !a->has_task && j->array_id == a->job_id;
+  int first_rc = 0;
+  char why[TY_ERR_LEN], e[TY_ERR_LEN];
+  *changed = 0;
+  for (size_t i = 0; i < (array ? ctl->n_jobs : 1); i++) {
+    ty_job *x = array ? ctl->jobs[i] : j;
+    if (array && (x->array_id != a->job_id || !x->committed)) continue;
+    why[0] = '\0';
+    int rc = job_change(ctl, r, x, a, actor, t, why, sizeof(why), e, sizeof(e));
+    if (rc != 0) {
+      if (!first_rc) first_rc = rc, snprintf(err, len, "%s", e);
+      continue;
+    }
+    record(ctl, x, why, actor, r->who.user, t);
+    if (!(*changed)++) *first = x;
+    if (x->requeue_asked && !x->kill_sent) ty__job_kill(ctl, x);
+  }
+  if (*changed) return 0;
+  if (first_rc) return first_rc;
+  return ty_errf(err, len, TY_ESTATE, "array %llu has no element left to change",
+                 (unsigned long long)a->job_id);
+}
+
+void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_admin_req a;
+  char err[TY_ERR_LEN], actor[96];
+  int rc = ty__conv_update_job_req(p, n, &a);
+  if (rc != 0) {
+    ty__reply_bad_payload(r, rc, "an UpdateJobRequest");
+    return;
+  }
+  ty_job *j = NULL, *first = NULL;
+  uint32_t changed = 0;
+  rc = find_job(ctl, r, &a, &j, err, sizeof(err));
+  ty__actor_of(r->who.user, actor, sizeof(actor));
+  ty_txn *t = rc == 0 ? ty_txn_create() : NULL;
+  if (rc == 0) rc = change_all(ctl, r, j, &a, actor, &first, &changed, t, err, sizeof(err));
+  if (rc == TY_EPERM && !r->refusal) r->refusal = "not_operator";
+  ty__admin_req_close(&a);
+  if (rc != 0) {
+    ty_txn_destroy(t);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  const ty_buf *info = ty__job_info(ctl, first, true); /* the caller may change it: may see it */
+  ty__conv_update_job_resp(info ? info->data : NULL, info ? info->len : 0, changed, &r->out);
+  ty__commit(ctl, t, ty__admin_committed, r);
+}
+
+/* ---- why --------------------------------------------------------------------------------- */
+
+void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_job_ref ref;
+  int decoded = ty__conv_job_ref_req(p, n, &ref, NULL);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "an ExplainJobRequest");
+    return;
+  }
+  ty_job *j = ty__job_ref(ctl, &ref);
+  if (!j || !j->committed) {
+    char name[48];
+    ty_job_ref_format(&ref, name, sizeof(name));
+    ty__reply_finishf(r, TY_ENOTFOUND, "job %s not found", name);
+    return;
+  }
+  ty_sched_explain ex;
+  int rc = j->state == TY_JOB_PENDING ? ty__sched_explain(ctl, j->id, &ex) : TY_ENOTFOUND;
+  if (rc == TY_ENOMEM) {
+    ty__reply_finish(r, rc, "out of memory");
+    return;
+  }
+  rc = ty__conv_explain_resp(j, rc == 0 ? &ex : NULL, ctl->nodes, &r->out);
+  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+}

@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Job dependencies and the arrays they may name (sbatch's --dependency).
+ *
+ * A job's conditions (afterok:12, afterany:7_3, after:40, singleton) are
+ * resolved at submit: each names a job, an array (its id without a task:
+ * every element) or an element, which must exist. A condition's result is
+ * WAIT, MET or NEVER, final once not WAIT. The job waits while its
+ * conditions together (all of them, or any one with '?') are WAIT; when
+ * they can never hold it keeps the reason DependencyNeverSatisfied and is
+ * cancelled if its policy (or traind's --kill-on-invalid-dep) says so.
+ *
+ * Nothing here walks history or the live set per event: each target keeps
+ * the list of jobs waiting on it (ctl->waiters). A target that starts or
+ * ends queues its waiters (ty__deps_target_changed, from the transition
+ * itself), and the next scheduling pass rechecks exactly those
+ * (ty__deps_update) before it builds its input, so a cascade of
+ * cancellations runs as a loop over a queue, not as recursion inside a
+ * transition. A target no longer in memory is read back from the store by
+ * id. Arrays with elements left keep their counts in ctl->arrays, updated
+ * by their elements' transitions; an array whose elements all ended is
+ * counted in the store. Singleton, the one condition about other jobs by
+ * name, is rechecked on each pass for the (few) jobs that carry it,
+ * against the live set.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon_internal.h"
+
+/* ---- arrays ------------------------------------------------------------------------ */
+
+static void array_fill_span(ty__array *a, const ty_array_spec *s) {
+  uint32_t lo = UINT32_MAX, hi = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    const ty_array_range *r = &s->ranges[i];
+    uint32_t last = r->first + (r->last - r->first) / r->step * r->step;
+    if (r->first < lo) lo = r->first;
+    if (last > hi) hi = last;
+  }
+  a->min = s->n ? lo : 0;
+  a->max = hi;
+  a->step = s->n == 1 ? s->ranges[0].step : 1;
+}
+
+ty__array *ty__array_get(ty_controller *ctl, uint64_t id) {
+  ty_id_node *n = ty_idmap_get(&ctl->arrays, id);
+  return n ? container_of(n, ty__array, node) : NULL;
+}
+
+ty__array *ty__array_note(ty_controller *ctl, uint64_t id, const ty_array_spec *spec,
+                          uint32_t total) {
+  ty__array *a = ty__array_get(ctl, id);
+  if (a) return a;
+  a = ty_xcalloc(1, sizeof(*a));
+  a->id = id;
+  if (total) {
+    a->n.total = total; /* a new array: nothing happened to it yet */
+  } else if (ty_store_array_counts(ctl->store, id, &a->n) != 0) {
+    ty_warn("array %llu: cannot count its elements in the store: %s", (unsigned long long)id,
+            ty_store_errmsg(ctl->store));
+  }
+  array_fill_span(a, spec);
+  ty__idmap_xput(&ctl->arrays, &a->node, id);
+  return a;
+}
+
+void ty__array_span(ty_controller *ctl, const ty_job *j, uint32_t *count, uint32_t *min,
+                    uint32_t *max, uint32_t *step) {
+  ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+  *count = a->n.total, *min = a->min, *max = a->max, *step = a->step;
+}
+
+/* ---- conditions ----------------------------------------------------------------------- */
+
+static uint8_t eval_job(int kind, int state, bool started) {
+  bool ended = ty_job_state_terminal(state);
+  switch (kind) {
+  case TY_DEP_AFTER: return started || ended ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTERANY: return ended ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTEROK:
+    return !ended ? TY__DEP_WAIT : state == TY_JOB_COMPLETED ? TY__DEP_MET : TY__DEP_NEVER;
+  case TY_DEP_AFTERNOTOK:
+    return !ended ? TY__DEP_WAIT : state != TY_JOB_COMPLETED ? TY__DEP_MET : TY__DEP_NEVER;
+  default: return TY__DEP_WAIT;
+  }
+}
+
+static uint8_t eval_array(int kind, const ty_array_counts *c) {
+  bool all_ended = c->ended >= c->total, any_failed = c->ended > c->completed;
+  switch (kind) {
+  case TY_DEP_AFTER: return c->started >= c->total ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTERANY: return all_ended ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTEROK:
+    return any_failed ? TY__DEP_NEVER : all_ended ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTERNOTOK:
+    return !all_ended ? TY__DEP_WAIT : any_failed ? TY__DEP_MET : TY__DEP_NEVER;
+  default: return TY__DEP_WAIT;
+  }
+}
+
+/* An earlier job of the same user and name not yet ended (live set only:
+ * an ended job cannot hold a singleton back). */
+static bool singleton_blocked(const ty_controller *ctl, const ty_job *j) {
+  for (size_t i = 0; i < ctl->n_jobs && ctl->jobs[i]->id < j->id; i++) {
+    const ty_job *o = ctl->jobs[i];
+    if (!ty_job_state_terminal(o->state) && o->committed && !strcmp(o->spec.user, j->spec.user) &&
+        !strcmp(o->spec.name, j->spec.name))
+      return true;
+  }
+  return false;
+}
+
+/* Evaluates condition i of j (only while it waits: results are final). */
+static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
+  ty__dep *d = &j->deps[i];
+  int kind = j->spec.deps[i].kind;
+  if (d->result != TY__DEP_WAIT) return;
+  if (kind == TY_DEP_SINGLETON) {
+    d->result = singleton_blocked(ctl, j) ? TY__DEP_WAIT : TY__DEP_MET;
+    return;
+  }
+  if (d->is_array) {
+    ty__array *a = ty__array_get(ctl, d->target);
+    ty_array_counts c = {0};
+    if (a) c = a->n;
+    else ty_store_array_counts(ctl->store, d->target, &c);
+    d->result = c.total ? eval_array(kind, &c) : TY__DEP_NEVER;
+    return;
+  }
+  ty_job *t = ty__job_get(ctl, d->target);
+  d->seen = t ? t->state : 0;
+  d->result = t ? eval_job(kind, t->state, t->start_ms > 0) : TY__DEP_NEVER;
+}
+
+/* "afterok:12(FAILED)" for condition i, into b. */
+static void describe_dep(const ty_job *j, size_t i, ty_buf *b) {
+  const ty_dep *sd = &j->spec.deps[i];
+  ty_buf_printf(b, "%s%s", b->len ? "," : "", ty_dep_kind_name(sd->kind));
+  if (sd->kind == TY_DEP_SINGLETON) return;
+  char ref[48];
+  ty_job_ref_format(&sd->job, ref, sizeof(ref));
+  ty_buf_printf(b, ":%s", ref);
+  if (!j->deps[i].is_array && j->deps[i].seen)
+    ty_buf_printf(b, "(%s)", ty_job_state_name(j->deps[i].seen));
+}
+
+/* j's overall result and its reason, from its conditions. */
+static void combine(ty_controller *ctl, ty_job *j) {
+  size_t met = 0, never = 0;
+  for (size_t i = 0; i < j->spec.n_deps; i++) {
+    met += j->deps[i].result == TY__DEP_MET;
+    never += j->deps[i].result == TY__DEP_NEVER;
+  }
+  size_t n = j->spec.n_deps;
+  uint8_t r = j->spec.deps_any ? (met ? TY__DEP_MET : never == n ? TY__DEP_NEVER : TY__DEP_WAIT)
+                               : (never ? TY__DEP_NEVER : met == n ? TY__DEP_MET : TY__DEP_WAIT);
+  ty_buf b;
+  ty_buf_init(&b);
+  for (size_t i = 0; r != TY__DEP_MET && i < n; i++)
+    if (j->deps[i].result == (r == TY__DEP_NEVER ? TY__DEP_NEVER : TY__DEP_WAIT))
+      describe_dep(j, i, &b);
+  ty_buf_append(&b, "", 1);
+  char *reason = NULL;
+  if (r != TY__DEP_MET) {
+    size_t len = b.len + 48;
+    reason = ty_xmalloc(len);
+    snprintf(reason, len, "%s: %s",
+             r == TY__DEP_NEVER ? "DependencyNeverSatisfied" : "Dependency", (char *)b.data);
+  }
+  ty_buf_close(&b);
+  bool changed = r != j->dep || (reason && (!j->dep_reason || strcmp(reason, j->dep_reason)));
+  j->dep = r;
+  free(j->dep_reason);
+  j->dep_reason = reason;
+  if (changed) ty__job_dirty(ctl, j);
+}
+
+/* ---- resolving at submit and load --------------------------------------------------- */
+
+/* Whether id names an array (its elements), in memory or in the store. */
+static bool is_array_id(ty_controller *ctl, uint64_t id) {
+  if (ty__array_get(ctl, id)) return true;
+  ty_job *t = ty__job_find(ctl, id);
+  if (t) return t->array_id == id;
+  ty_array_counts c;
+  return ty_store_array_counts(ctl->store, id, &c) == 0 && c.total > 0;
+}
+
+static int resolve_one(ty_controller *ctl, ty_job *j, size_t i, char *err, size_t len) {
+  const ty_dep *sd = &j->spec.deps[i];
+  ty__dep *d = &j->deps[i];
+  char ref[48];
+  ty_job_ref_format(&sd->job, ref, sizeof(ref));
+  if (sd->kind < 1 || sd->kind > TY_DEP_KIND_MAX)
+    return ty_errf(err, len, TY_EINVAL, "job.dependencies[%zu].kind: %d is not a dependency kind",
+                   i, (int)sd->kind);
+  if (sd->kind == TY_DEP_SINGLETON) return 0;
+  if (!sd->job.has_task && is_array_id(ctl, sd->job.id)) {
+    *d = (ty__dep){.target = sd->job.id, .is_array = true};
+  } else {
+    ty_job *t = ty__job_ref(ctl, &sd->job);
+    if (!t || t->id >= j->id)
+      return ty_errf(err, len, TY_ENOTFOUND, "job.dependencies[%zu]: job %s not found", i, ref);
+    *d = (ty__dep){.target = t->id};
+  }
+  if (d->target == j->id || (d->is_array && d->target == j->array_id))
+    return ty_errf(err, len, TY_EINVAL, "job.dependencies[%zu]: job %s cannot wait for itself",
+                   i, ref);
+  return 0;
+}
+
+static ty__waiters *waiters_of(ty_controller *ctl, uint64_t target) {
+  ty_id_node *n = ty_idmap_get(&ctl->waiters, target);
+  return n ? container_of(n, ty__waiters, node) : NULL;
+}
+
+static void watch(ty_controller *ctl, uint64_t target, uint64_t waiter) {
+  ty__waiters *w = waiters_of(ctl, target);
+  if (!w) {
+    w = ty_xcalloc(1, sizeof(*w));
+    ty__idmap_xput(&ctl->waiters, &w->node, target);
+  }
+  if (w->n && w->ids[w->n - 1] == waiter) return;
+  if (w->n == w->cap) {
+    w->cap = w->cap ? w->cap * 2 : 4;
+    w->ids = ty_xrealloc(w->ids, w->cap * sizeof(*w->ids));
+  }
+  w->ids[w->n++] = waiter;
+}
+
+static void recheck(ty_controller *ctl, uint64_t id) {
+  if (ctl->n_dep_changed == ctl->cap_dep_changed) {
+    ctl->cap_dep_changed = ctl->cap_dep_changed ? ctl->cap_dep_changed * 2 : 64;
+    ctl->dep_changed = ty_xrealloc(ctl->dep_changed, ctl->cap_dep_changed * sizeof(uint64_t));
+  }
+  ctl->dep_changed[ctl->n_dep_changed++] = id;
+  ty__sched_request(ctl);
+}
+
+int ty__deps_resolve(ty_controller *ctl, ty_job *j, bool loading, char *err, size_t len) {
+  j->dep = TY__DEP_MET;
+  if (j->spec.n_deps == 0) return 0;
+  if (j->spec.n_deps > TY_DEP_MAX)
+    return ty_errf(err, len, TY_EINVAL, "job.dependencies: %zu conditions, at most %d",
+                   j->spec.n_deps, TY_DEP_MAX);
+  free(j->deps);
+  j->deps = ty_xcalloc(j->spec.n_deps, sizeof(*j->deps));
+  for (size_t i = 0; i < j->spec.n_deps; i++) {
+    int rc = resolve_one(ctl, j, i, err, len);
+    if (rc != 0 && !loading) return rc;
+    if (rc != 0) j->deps[i].result = TY__DEP_NEVER; /* its target was pruned meanwhile */
+  }
+  for (size_t i = 0; i < j->spec.n_deps; i++) eval_dep(ctl, j, i);
+  j->dep = TY__DEP_WAIT;
+  combine(ctl, j);
+  return 0;
+}
+
+void ty__deps_watch(ty_controller *ctl, ty_job *j) {
+  for (size_t i = 0; i < j->spec.n_deps; i++)
+    if (j->deps[i].result == TY__DEP_WAIT && j->deps[i].target) watch(ctl, j->deps[i].target, j->id);
+  if (j->spec.n_deps) recheck(ctl, j->id); /* the first pass applies NEVER's policy */
+}
+
+/* ---- targets that changed ------------------------------------------------------------- */
+
+static void wake(ty_controller *ctl, uint64_t target, bool final) {
+  ty__waiters *w = waiters_of(ctl, target);
+  if (!w) return;
+  for (size_t i = 0; i < w->n; i++) recheck(ctl, w->ids[i]);
+  if (!final) return;
+  ty_idmap_del(&ctl->waiters, target);
+  free(w->ids);
+  free(w);
+}
+
+void ty__deps_forget(ty_controller *ctl, uint64_t id) { wake(ctl, id, true); }
+
+void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
+  bool ended = ty_job_state_terminal(j->state);
+  wake(ctl, j->id, ended);
+  if (!j->array_id) return;
+  ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+  if (started || (ended && j->start_ms == 0)) a->n.started++;
+  if (ended) a->n.ended++, a->n.completed += j->state == TY_JOB_COMPLETED;
+  bool all_ended = a->n.ended >= a->n.total;
+  wake(ctl, a->id, all_ended);
+  if (!all_ended) return;
+  ty_idmap_del(&ctl->arrays, a->id);
+  free(a);
+}
+
+void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
+  if (!j->array_id) return;
+  ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+  if (a->n.ended) a->n.ended--;
+  if (from == TY_JOB_COMPLETED && a->n.completed) a->n.completed--;
+}
+
+/* NEVER and the policy says cancel: the job ends here, with the reason. */
+static void cancel_invalid(ty_controller *ctl, ty_job *j, ty_txn *t) {
+  bool kill = j->spec.on_invalid_dep == TY_DEP_INVALID_KILL ||
+              (j->spec.on_invalid_dep == TY_DEP_INVALID_DEFAULT && ctl->cfg.kill_on_invalid_dep);
+  if (!kill) return;
+  char why[TY_ERR_LEN];
+  snprintf(why, sizeof(why), "%.400s; cancelled (kill-on-invalid-dep)", j->dep_reason);
+  ty__job_transition(ctl, j, TY_JOB_CANCELLED, why, "controller", t);
+}
+
+void ty__deps_update(ty_controller *ctl) {
+  ty_txn *t = NULL;
+  /* Cancelling a job may queue its own waiters: the queue grows while read. */
+  for (size_t k = 0; k < ctl->n_dep_changed; k++) {
+    ty_job *j = ty__job_find(ctl, ctl->dep_changed[k]);
+    if (!j || j->state != TY_JOB_PENDING || j->dep != TY__DEP_WAIT) continue;
+    for (size_t i = 0; i < j->spec.n_deps; i++) eval_dep(ctl, j, i);
+    combine(ctl, j);
+    if (j->dep != TY__DEP_NEVER) continue;
+    if (!t) t = ty_txn_create();
+    cancel_invalid(ctl, j, t);
+  }
+  ctl->n_dep_changed = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (j->state != TY_JOB_PENDING || j->dep != TY__DEP_WAIT) continue;
+    bool single = false;
+    for (size_t d = 0; d < j->spec.n_deps && !single; d++)
+      single = j->spec.deps[d].kind == TY_DEP_SINGLETON && j->deps[d].result == TY__DEP_WAIT;
+    if (!single) continue;
+    for (size_t d = 0; d < j->spec.n_deps; d++) eval_dep(ctl, j, d);
+    combine(ctl, j);
+  }
+  if (t && ty_txn_len(t)) ty__commit(ctl, t, NULL, NULL);
+  else ty_txn_destroy(t);
+}
+
+void ty__deps_destroy(ty_controller *ctl) {
+  for (ty_id_node *n; (n = ty_idmap_pop(&ctl->waiters));) {
+    ty__waiters *w = container_of(n, ty__waiters, node);
+    free(w->ids);
+    free(w);
+  }
+  ty_idmap_close(&ctl->waiters);
+  for (ty_id_node *n; (n = ty_idmap_pop(&ctl->arrays));) free(container_of(n, ty__array, node));
+  ty_idmap_close(&ctl->arrays);
+  free(ctl->dep_changed);
+}

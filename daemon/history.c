@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Listings and accounting: ListJobs, GetHistory (trainctl history, like
+ * sacct) and GetNode (trainctl node show).
+ *
+ * ListJobs of live jobs -- squeue's default, and trainctl ls's -- is served
+ * from memory: each job's JobInfo is encoded once per change (ty__job_info)
+ * and the answer is their concatenation; the whole answer to the last such
+ * request is kept and sent again while no live job changed, so a client
+ * polling `ls` costs a memcpy, not an encoding of every job.
+ *
+ * Whatever reaches into history (ListJobs of ended states, GetHistory) is
+ * answered in two halves: the live jobs from memory on the loop, the ended
+ * ones from the store on libuv's thread pool through a reader connection
+ * of their own (ty_store_reader), with the indexes and a LIMIT (the request's,
+ * at most --history-cap). The loop never waits for a query of history, and
+ * no duty of the controller walks it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon_internal.h"
+
+/* ---- filters -------------------------------------------------------------------------- */
+
+static bool state_wanted(const int *states, size_t n, int state) {
+  if (n == 0) return true;
+  for (size_t i = 0; i < n; i++)
+    if (states[i] == state) return true;
+  return false;
+}
+
+bool ty__job_matches(const ty_job *j, const ty_list_filter *f) {
+  if (!j->committed || !state_wanted(f->states, f->n_states, j->state)) return false;
+  if (f->user[0] && strcmp(f->user, j->spec.user) != 0) return false;
+  if (f->queue[0] && strcmp(f->queue, j->spec.queue) != 0) return false;
+  return !f->since_ms || j->submit_ms >= f->since_ms || j->start_ms >= f->since_ms ||
+         j->end_ms >= f->since_ms;
+}
+
+/* The ended states of a filter (all four when it names none): what the
+ * store is asked for. 0 when the filter wants none. */
+static size_t ended_states(const int *states, size_t n, int out[4]) {
+  static const int ended[] = {TY_JOB_COMPLETED, TY_JOB_FAILED, TY_JOB_CANCELLED, TY_JOB_TIMEOUT};
+  size_t k = 0;
+  for (size_t i = 0; i < 4; i++)
+    if (state_wanted(states, n, ended[i])) out[k++] = ended[i];
+  return k;
+}
+
+static int check_states(const int *states, size_t n, char *err, size_t len) {
+  for (size_t i = 0; i < n; i++)
+    if (states[i] < 1 || states[i] > TY_JOB_STATE_MAX)
+      return ty_errf(err, len, TY_EINVAL, "states[%zu]: %d is not a job state", i, states[i]);
+  return 0;
+}
+
+/* ---- ListJobs ---------------------------------------------------------------------------- */
+
+/* One JobInfo of an answer being put together. */
+typedef struct item {
+  uint64_t id;
+  uint8_t *bytes; /* owned */
+  size_t len;
+} item;
+
+typedef struct list_work {
+  uv_work_t req;
+  ty_controller *ctl;
+  ty_store *store;
+  ty_reply *r;
+  ty_list_filter f;
+  int ended[4];
+  size_t n_ended;
+  uint32_t limit;
+  item *items;        /* the live jobs, then what the store adds */
+  size_t n, cap;
+  uint64_t *live_ids; /* sorted: the store's rows for these are older news */
+  size_t n_live;
+  bool operator;      /* the caller: sees every job in full, or only uid's */
+  uint32_t uid;
+  int rc;
+} list_work;
+
+static int add_item(list_work *w, uint64_t id, const uint8_t *p, size_t n) {
+  if (w->n == w->cap) {
+    size_t cap = w->cap ? w->cap * 2 : 64;
+    item *v = realloc(w->items, cap * sizeof(*v));
+    if (!v) return TY_ENOMEM;
+    w->items = v, w->cap = cap;
+  }
+  uint8_t *copy = NULL;
+  if (ty_wire_bytes(p, n, &copy) != 0) return TY_ENOMEM;
+  w->items[w->n++] = (item){id, copy, n};
+  return 0;
+}
+
+static bool is_live(const list_work *w, uint64_t id) {
+  size_t lo = 0, hi = w->n_live;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (w->live_ids[mid] == id) return true;
+    if (w->live_ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return false;
+}
+
+static int store_item(const ty_job_row *row, void *ud) {
+  list_work *w = ud;
+  if (is_live(w, row->id)) return 0;
+  ty__job_view v;
+  ty__job_view_row(row, &v);
+  v.redact = !w->operator && !(row->uid >= 0 && (uint32_t)row->uid == w->uid);
+  ty_buf b;
+  ty_buf_init(&b);
+  int rc = ty__conv_job_info(&v, &b);
+  if (rc == 0) rc = add_item(w, row->id, b.data, b.len);
+  ty_buf_close(&b);
+  return rc;
+}
+
+/* Thread pool: the ended jobs from the store. */
+static void list_run(uv_work_t *req) {
+  list_work *w = container_of(req, list_work, req);
+  ty_store_reader *rd = NULL;
+  ty_job_query q = {.states = w->ended, .n_states = w->n_ended, .finished_only = true,
+                    .user = w->f.user, .queue = w->f.queue, .ended_since_ms = w->f.since_ms,
+                    .limit = w->limit};
+  w->rc = ty_store_reader_open(w->store, &rd);
+  if (w->rc == 0) w->rc = ty_store_query_jobs(rd, &q, store_item, w);
+  ty_store_reader_close(rd);
+}
+
+static int by_id_desc(const void *a, const void *b) {
+  uint64_t x = ((const item *)a)->id, y = ((const item *)b)->id;
+  return x > y ? -1 : x < y;
+}
+
+/* The newest `limit` items (all when 0), in id order, as a ListJobsResponse. */
+static int list_answer(item *items, size_t n, uint32_t limit, ty_buf *out) {
+  if (n > 1) qsort(items, n, sizeof(*items), by_id_desc); /* items is NULL when n is 0 */
+  size_t keep = limit && limit < n ? limit : n;
+  int rc = 0;
+  for (size_t i = keep; rc == 0 && i-- > 0;)
+    rc = ty__conv_field(1, items[i].bytes, items[i].len, out);
+  return rc;
+}
+
+static void list_work_free(list_work *w) {
+  for (size_t i = 0; i < w->n; i++) free(w->items[i].bytes);
+  free(w->items);
+  free(w->live_ids);
+  ty__list_filter_close(&w->f);
+  free(w);
+}
+
+static void list_done(uv_work_t *req, int status) {
+  list_work *w = container_of(req, list_work, req);
+  int rc = status != 0 ? TY_ECLOSED : w->rc;
+  if (rc == 0) rc = list_answer(w->items, w->n, w->f.limit, &w->r->out);
+  if (rc == TY_ESTORE) ty__reply_finish(w->r, rc, "cannot read finished jobs from the store");
+  else ty__reply_finish(w->r, rc, rc ? ty_strerror(rc) : NULL);
+  list_work_free(w);
+}
+
+/* The live jobs matching w->f, into w (their JobInfos as of now). */
+static int list_live(ty_controller *ctl, list_work *w) {
+  ctl->stats.list_jobs += ctl->n_jobs;
+  w->live_ids = ty_wire_calloc(ctl->n_jobs, sizeof(*w->live_ids));
+  if (!w->live_ids) return TY_ENOMEM;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    w->live_ids[w->n_live++] = j->id;
+    if (!ty__job_matches(j, &w->f)) continue;
+    const ty_buf *info = ty__job_info(ctl, j, ty__auth_sees_job(w->r, j));
+    rc = info ? add_item(w, j->id, info->data, info->len) : TY_ENOMEM;
+  }
+  return rc;
+}
+
+/* The answer to the last live-only request, if nothing changed since and
+ * this request is the same bytes. */
+static bool answer_cached(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  if (!ctl->ls_cached || ctl->ls_cached_gen != ctl->ls_gen || ctl->ls_req.len != n ||
+      (n && memcmp(ctl->ls_req.data, p, n) != 0))
+    return false;
+  if (ctl->ls_operator ? !r->operator : r->operator || ctl->ls_uid != r->who.uid) return false;
+  if (ty_buf_append(&r->out, ctl->ls_reply.data, ctl->ls_reply.len) != 0) return false;
+  ctl->stats.list_cached++;
+  ty__reply_finish(r, 0, NULL);
+  return true;
+}
+
+static void remember(ty_controller *ctl, const ty_reply *r, const uint8_t *p, size_t n,
+                     const ty_buf *reply) {
+  ctl->ls_req.len = ctl->ls_reply.len = 0;
+  ctl->ls_operator = r->operator, ctl->ls_uid = r->who.uid;
+  ctl->ls_cached = ty_buf_append(&ctl->ls_req, p, n) == 0 &&
+                   ty_buf_append(&ctl->ls_reply, reply->data, reply->len) == 0;
+  ctl->ls_cached_gen = ctl->ls_gen;
+}
+
+void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  if (answer_cached(ctl, r, p, n)) return;
+  list_work *w = ty_xcalloc(1, sizeof(*w));
+  char err[TY_ERR_LEN];
+  int rc = ty__conv_list_jobs_req(p, n, &w->f);
+  if (rc != 0) {
+    free(w);
+    ty__reply_bad_payload(r, rc, "a ListJobsRequest");
+    return;
+  }
+  w->ctl = ctl, w->store = ctl->store, w->r = r;
+  w->operator = r->operator, w->uid = r->who.uid;
+  rc = check_states(w->f.states, w->f.n_states, err, sizeof(err));
+  if (rc == 0) rc = list_live(ctl, w);
+  w->n_ended = ended_states(w->f.states, w->f.n_states, w->ended);
+  w->limit = w->f.limit && w->f.limit < ctl->cfg.history_cap ? w->f.limit : ctl->cfg.history_cap;
+  if (rc == 0 && w->n_ended) {
+    rc = uv_queue_work(ctl->loop, &w->req, list_run, list_done);
+    if (rc == 0) return;
+  } else if (rc == 0) {
+    rc = list_answer(w->items, w->n, w->f.limit, &r->out);
+    if (rc == 0) remember(ctl, r, p, n, &r->out);
+  }
+  if (rc == TY_EINVAL) ty__reply_finish(r, rc, err);
+  else ty__reply_finish(r, rc, rc ? ty_strerror(rc) : NULL);
+  list_work_free(w);
+}
+
+/* ---- GetHistory ------------------------------------------------------------------------ */
+
+void ty__acct_job_close(ty__acct_job *a) {
+  free(a->name), free(a->user), free(a->queue), free(a->reason), free(a->nodes);
+  for (size_t i = 0; i < a->n_ranks; i++) free(a->ranks[i].node);
+  free(a->ranks);
+  memset(a, 0, sizeof(*a));
+}
+
+/* The memory requested over a job's nodes, from its alloc column's slots
+ * ("S<gpus>,<cpus>,<mem>;..."). */
+static uint64_t alloc_mem(const char *alloc) {
+  uint64_t total = 0;
+  for (const char *s = alloc; s && *s; s = strchr(s, ';') ? strchr(s, ';') + 1 : NULL) {
+    unsigned long long gpus, mem;
+    unsigned cpus;
+    if (*s == 'S' && sscanf(s, "S%llx,%u,%llu", &gpus, &cpus, &mem) == 3) total += mem;
+  }
+  return total;
+}
+
+static int acct_strings(ty__acct_job *a, const char *name, const char *user, const char *queue,
+                        const char *reason, const char *nodes) {
+  a->name = ty_wire_strdup(name), a->user = ty_wire_strdup(user);
+  a->queue = ty_wire_strdup(queue), a->reason = ty_wire_strdup(reason);
+  a->nodes = ty_wire_strdup(nodes);
+  return a->name && a->user && a->queue && a->reason && a->nodes ? 0 : TY_ENOMEM;
+}
+
+/* An ended job as the store has it (thread pool: pure). */
+static int acct_from_row(const ty_job_row *r, ty__acct_job *a) {
+  *a = (ty__acct_job){.id = r->id, .array_id = (uint64_t)r->array_id,
+                      .array_task = r->array_task, .state = r->state,
+                      .exit_code = r->exit_code, .term_signal = r->term_signal,
+                      .submit_ms = r->submit_ms, .start_ms = r->start_ms, .end_ms = r->end_ms,
+                      .requeue_count = r->requeue_count, .cpus = r->alloc_cpus,
+                      .gpus = r->alloc_gpus, .time_limit_s = r->time_limit_s,
+                      .mem_bytes = alloc_mem(r->alloc), .cpu_ms = r->cpu_usec / 1000,
+                      .gpu_ms = r->acct_gpu_ms, .mem_peak = r->mem_peak,
+                      .measured = r->acct_measured};
+  return acct_strings(a, r->name, r->user, r->queue, r->reason, r->nodes);
+}
+
+/* A live job as memory has it: what its ended ranks used or held, and what
+ * its running ones hold so far (allocated: cgroups are read at a rank's end). */
+static int acct_from_job(ty_job *j, ty__acct_job *a) {
+  ty_job_row row;
+  char *nodes, *alloc;
+  ty__job_row(j, &row, &nodes, &alloc);
+  int rc = acct_from_row(&row, a);
+  int64_t now = ty_now_ms(), ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
+  uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
+  for (uint32_t r = 0; j->state == TY_JOB_RUNNING && r < j->n_ranks; r++) {
+    if (j->ranks[r].state == RANK_ENDED) continue;
+    const ty_slot *sl = &j->slots[j->ranks[r].slot];
+    a->cpu_ms += ms * j->spec.cpus_per_task;
+    a->gpu_ms += ms * (int64_t)__builtin_popcountll(sl->gpus) / tpn;
+    a->measured = false;
+  }
+  free(nodes);
+  free(alloc);
+  return rc;
+}
+
+typedef struct hist_work {
+  uv_work_t req;
+  ty_store *store;
+  ty_reply *r;
+  ty__history_req q;
+  uint32_t limit;
+  int ended[4];
+  size_t n_ended;
+  ty__acct_job *jobs; /* the live ones first, then the store's */
+  size_t n, cap, n_live;
+  bool all_users;     /* the caller is an operator; else only uid's jobs */
+  uint32_t uid;
+  bool truncated;
+  int rc;
+} hist_work;
+
+static ty__acct_job *add_job(hist_work *w) {
+  if (w->n == w->cap) {
+    size_t cap = w->cap ? w->cap * 2 : 64;
+    ty__acct_job *v = realloc(w->jobs, cap * sizeof(*v));
+    if (!v) return NULL;
+    w->jobs = v, w->cap = cap;
+  }
+  ty__acct_job *a = &w->jobs[w->n++];
+  memset(a, 0, sizeof(*a));
+  return a;
+}
+
+static bool wanted_id(const ty__history_req *q, uint64_t id, uint64_t array_id) {
+  if (q->n_ids == 0) return true;
+  for (size_t i = 0; i < q->n_ids; i++)
+    if (q->ids[i] == id || q->ids[i] == array_id) return true;
+  return false;
+}
+
+static bool hist_matches(const hist_work *w, const ty_job *j) {
+  const ty__history_req *q = &w->q;
+  return j->committed && state_wanted(q->states, q->n_states, j->state) &&
+         (w->all_users || (j->spec.has_uid && j->spec.uid == w->uid)) &&
+         (!q->user[0] || !strcmp(q->user, j->spec.user)) &&
+         (!q->queue[0] || !strcmp(q->queue, j->spec.queue)) &&
+         (!q->until_ms || j->submit_ms < q->until_ms) && wanted_id(q, j->id, j->array_id);
+}
+
+/* The store's rank records of w's jobs, appended to each (thread pool). */
+static int rank_cb(const ty_rank_row *row, void *ud) {
+  ty__acct_job *a = ud;
+  ty__acct_rank *v = realloc(a->ranks, (a->n_ranks + 1) * sizeof(*v));
+  if (!v) return TY_ENOMEM;
+  a->ranks = v;
+  ty__acct_rank *k = &a->ranks[a->n_ranks];
+  k->row = *row;
+  k->node = ty_wire_strdup(row->node);
+  if (!k->node) return TY_ENOMEM;
+  k->row.node = k->node;
+  a->n_ranks++;
+  return 0;
+}
+
+/* The memory reported only jobs not ended, the store reports only ended
+ * ones: the halves never hold the same job. */
+static int hist_row(const ty_job_row *row, void *ud) {
+  hist_work *w = ud;
+  /* Found by the user's name (jobs_by_user); the uid proves it is theirs
+   * (a job from before authentication carried the client's word). */
+  if (!w->all_users && !(row->uid >= 0 && (uint32_t)row->uid == w->uid)) return 0;
+  ty__acct_job *a = add_job(w);
+  return a ? acct_from_row(row, a) : TY_ENOMEM;
+}
+
+static void hist_run(uv_work_t *req) {
+  hist_work *w = container_of(req, hist_work, req);
+  ty_store_reader *rd = NULL;
+  ty_job_query q = {.states = w->ended, .n_states = w->n_ended, .finished_only = true,
+                    .user = w->q.user, .queue = w->q.queue, .ended_since_ms = w->q.since_ms,
+                    .submitted_before_ms = w->q.until_ms, .limit = w->limit + 1,
+                    .ids = w->q.ids, .n_ids = w->q.n_ids};
+  w->rc = ty_store_reader_open(w->store, &rd);
+  size_t before = w->n;
+  if (w->rc == 0 && w->n_ended) w->rc = ty_store_query_jobs(rd, &q, hist_row, w);
+  if (w->rc == 0 && w->n - before > w->limit) {
+    ty__acct_job_close(&w->jobs[--w->n]); /* one more than asked: say it was cut */
+    w->truncated = true;
+  }
+  for (size_t i = 0; w->rc == 0 && w->q.ranks && i < w->n; i++)
+    w->rc = ty_store_query_ranks(rd, w->jobs[i].id, rank_cb, &w->jobs[i]);
+  ty_store_reader_close(rd);
+}
+
+static void hist_work_free(hist_work *w) {
+  for (size_t i = 0; i < w->n; i++) ty__acct_job_close(&w->jobs[i]);
+  free(w->jobs);
+  ty__history_req_close(&w->q);
+  free(w);
+}
+
+static void hist_done(uv_work_t *req, int status) {
+  hist_work *w = container_of(req, hist_work, req);
+  int rc = status != 0 ? TY_ECLOSED : w->rc;
+  if (rc == 0) rc = ty__conv_history_resp(w->jobs, w->n, w->truncated, &w->r->out);
+  if (rc == TY_ESTORE) ty__reply_finish(w->r, rc, "cannot read the history from the store");
+  else ty__reply_finish(w->r, rc, rc ? ty_strerror(rc) : NULL);
+  hist_work_free(w);
+}
+
+/* Whose jobs the caller may see: operators everyone's; other users only
+ * their own, like Slurm with PrivateData=jobs (the secure default: a
+ * history shows commands' resource use, exit codes and nodes). A request
+ * for another user's jobs is refused; one for nobody in particular is
+ * narrowed to the caller's. */
+static int history_scope(ty_reply *r, hist_work *w, char *err, size_t len) {
+  w->all_users = r->operator, w->uid = r->who.uid;
+  if (r->operator) return 0;
+  if (w->q.user[0] && strcmp(w->q.user, r->who.user) != 0) {
+    r->refusal = "not_operator";
+    ty_warn("refused GetHistory from %s: the jobs of %s", r->who.user, w->q.user);
+    return ty_errf(err, len, TY_EPERM, "history of user %s: permission denied: only operators "
+                   "see other users' jobs (%s is not one)", w->q.user, r->who.user);
+  }
+  char *me = ty_wire_strdup(r->who.user);
+  if (!me) return ty_errf(err, len, TY_ENOMEM, "no memory for the request");
+  free(w->q.user);
+  w->q.user = me;
+  return 0;
+}
+
+void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  hist_work *w = ty_xcalloc(1, sizeof(*w));
+  char err[TY_ERR_LEN];
+  int rc = ty__conv_history_req(p, n, &w->q);
+  if (rc != 0) {
+    free(w);
+    ty__reply_bad_payload(r, rc, "a GetHistoryRequest");
+    return;
+  }
+  w->store = ctl->store, w->r = r;
+  w->limit = w->q.limit && w->q.limit < ctl->cfg.history_cap ? w->q.limit : ctl->cfg.history_cap;
+  rc = history_scope(r, w, err, sizeof(err));
+  if (rc != 0) {
+    ty__reply_finish(r, rc, err);
+    hist_work_free(w);
+    return;
+  }
+  w->n_ended = ended_states(w->q.states, w->q.n_states, w->ended);
+  rc = check_states(w->q.states, w->q.n_states, err, sizeof(err));
+  if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is not after since_ms %lld",
+                 (long long)w->q.until_ms, (long long)w->q.since_ms);
+  /* The live jobs first, newest (highest id) first, then the store's for
+   * what the limit leaves: the answer holds `limit` jobs at most. */
+  ctl->stats.list_jobs += ctl->n_jobs;
+  for (size_t i = ctl->n_jobs; rc == 0 && i-- > 0;) {
+    ty_job *j = ctl->jobs[i];
+    if (!hist_matches(w, j) || ty_job_state_terminal(j->state)) continue;
+    if (w->n == w->limit) {
+      w->truncated = true;
+      break;
+    }
+    ty__acct_job *a = add_job(w);
+    rc = a ? acct_from_job(j, a) : TY_ENOMEM;
+  }
+  w->n_live = w->n;
+  w->limit -= (uint32_t)w->n;
+  if (w->truncated) w->n_ended = 0; /* full already: the store is not asked */
+  if (rc == 0) rc = uv_queue_work(ctl->loop, &w->req, hist_run, hist_done);
+  if (rc == 0) return;
+  ty__reply_finish(r, rc, rc == TY_EINVAL ? err : ty_strerror(rc));
+  hist_work_free(w);
+}
+
+/* ---- GetNode --------------------------------------------------------------------------- */
+
+typedef struct ev_copies {
+  ty_node_event_row *v;
+  size_t n;
+  int rc;
+} ev_copies;
+
+static int copy_node_event(const ty_node_event_row *e, void *ud) {
+  ev_copies *c = ud;
+  ty_node_event_row *v = realloc(c->v, (c->n + 1) * sizeof(*v));
+  if (!v) return TY_ENOMEM;
+  c->v = v;
+  v[c->n] = (ty_node_event_row){.time_ms = e->time_ms, .from_state = e->from_state,
+                                .to_state = e->to_state, .node = ty_strdup(e->node),
+                                .action = ty_strdup(e->action), .reason = ty_strdup(e->reason),
+                                .actor = ty_strdup(e->actor)};
+  c->n++;
+  return 0;
+}
+
+static void free_node_events(ev_copies *c) {
+  for (size_t i = 0; i < c->n; i++) {
+    free((char *)c->v[i].node), free((char *)c->v[i].action);
+    free((char *)c->v[i].reason), free((char *)c->v[i].actor);
+  }
+  free(c->v);
+}
+
+void ty__h_get_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  char *name = NULL;
+  uint32_t limit = 0;
+  int rc = ty__conv_get_node_req(p, n, &name, &limit);
+  if (rc != 0) {
+    ty__reply_bad_payload(r, rc, "a GetNodeRequest");
+    return;
+  }
+  ty_cluster_node *nd = name[0] ? ty__node_find(ctl, name) : NULL;
+  if (!nd) {
+    ty__reply_finishf(r, name[0] ? TY_ENOTFOUND : TY_EINVAL,
+                      name[0] ? "node %.64s not found" : "name: a node name is required%.0s", name);
+    free(name);
+    return;
+  }
+  free(name);
+  ev_copies c = {0};
+  /* node_events_by_node: the newest `limit` of this node only. */
+  rc = ty_store_node_events(ctl->store, nd->name, limit ? limit : 100, copy_node_event, &c);
+  if (rc == 0) rc = ty__conv_get_node_resp(nd, c.v, c.n, &r->out);
+  free_node_events(&c);
+  ty__reply_finish(r, rc, rc ? "cannot read the node's events" : NULL);
+}

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Accounting (issue 15) through a real traind, a real trainworkerd and the
+ * trainctl binary: `trainctl history` answers ended jobs from the store
+ * (with their ranks, exit codes, nodes and allocation-based CPU time,
+ * labelled as such) and live ones from memory, before and after a
+ * controller restart; `job update --time` and `job requeue` are recorded
+ * in the job's history with who made them; `node show` lists a node's
+ * events (registration, drain, resume) with the reason and who. Every
+ * refusal (bad options, bad requests straight to the controller) is
+ * checked too. Asserts states and text, never wall-clock time.
+ */
+#include <criterion/criterion.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "proto/methods.h"
+#include "tests/integration/harness.h"
+
+#define ST(x) TRAINYARD__JOB_STATE__JOB_##x
+
+static const char *me(void) {
+  struct passwd *pw = getpwuid(getuid());
+  cr_assert(pw && pw->pw_name);
+  return pw->pw_name;
+}
+
+static int wait_state(ty_rpc_client *cl, uint64_t id, int state) {
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, 60000);
+  cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
+  int s = (int)r->job->state;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  return s;
+}
+
+/* trainctl ARGS: exit status; stdout in *out (may be NULL), stderr kept. */
+static int ctl_err(const it_cluster *c, char **out, char **err, const char *const *args) {
+  return it_trainctl_err(c, out, err, args);
+}
+
+/* The one JSON line of `out` that is job `id`'s record (a copy), or NULL. */
+static char *json_line(const char *out, uint64_t id) {
+  char key[48];
+  snprintf(key, sizeof key, "{\"id\":%llu,", (unsigned long long)id);
+  const char *p = strstr(out, key);
+  if (!p) return NULL;
+  const char *e = strchr(p, '\n');
+  return strndup(p, e ? (size_t)(e - p) : strlen(p));
+}
+
+static void id_str(uint64_t id, char *buf) {
+  snprintf(buf, 24, "%llu", (unsigned long long)id);
+}
+
+/* Job a ran two ranks on the worker and COMPLETED, job b exited 3. */
+static void check_records(const it_cluster *c, uint64_t a, uint64_t b) {
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"history", "--json", "--ranks", NULL}), 0);
+  char *la = json_line(out, a), *lb = json_line(out, b);
+  cr_assert(la && lb, "history lacks %llu or %llu:\n%s", (unsigned long long)a,
+            (unsigned long long)b, out);
+  cr_assert(strstr(la, "\"state\":\"COMPLETED\"") && strstr(la, "\"name\":\"acct-ok\""), "%s", la);
+  /* CPU time and memory from the ranks' cgroups where the worker has them. */
+  bool measured = it_worker_has_cgroups(c);
+  cr_assert(strstr(la, measured ? "\"accounting\":\"measured\"" : "\"accounting\":\"allocated\""),
+            "%s", la);
+  cr_assert(strstr(la, "\"cpus\":2"), "%s", la);
+  if (measured) cr_assert(!strstr(la, "\"mem_peak_bytes\":0,"), "%s", la);
+  cr_assert(strstr(la, "\"rank\":0") && strstr(la, "\"rank\":1"), "%s", la);
+  char node[64];
+  snprintf(node, sizeof node, "\"nodes\":\"%s\"", c->name[0]);
+  cr_assert(strstr(la, node), "%s", la);
+  cr_assert(strstr(lb, "\"state\":\"FAILED\"") && strstr(lb, "\"exit_code\":3"), "%s", lb);
+  free(la), free(lb), free(out);
+  /* Chosen fields, no header, one state. */
+  char expect[64];
+  snprintf(expect, sizeof expect, "%llu  FAILED  3:0\n", (unsigned long long)b);
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"history", "--state", "failed", "--noheader",
+                                                     "--format", "id,state,exit", NULL}),
+               0);
+  cr_assert_str_eq(out, expect);
+  free(out);
+  /* The text marks allocation-based times and says so: a running job's
+   * (cgroups are read as ranks end), and an ended one's without cgroups;
+   * measured ones are plain (GPU time, always allocated, is 0: none held). */
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"history", NULL}), 0);
+  bool allocated = !measured || strstr(out, "RUNNING");
+  cr_assert(strstr(out, "CPUTIME") && !strstr(out, "allocated, not measured") == !allocated,
+            "%s", out);
+  const char *ok = strstr(out, "acct-ok"), *eol = ok ? strchr(ok, '\n') : NULL;
+  const char *mark = ok ? strchr(ok, '~') : NULL;
+  cr_assert(ok && eol);
+  cr_assert(measured ? !mark || mark > eol : mark && mark < eol, "%s", out);
+  free(out);
+}
+
+Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--name", "acct-ok", "--ntasks-per-node", "2", "--",
+                                               "true", NULL});
+  uint64_t b = it_submit_cli(&c, (const char *[]){"--name", "acct-bad", "--", "/bin/sh", "-c",
+                                               "exit 3", NULL});
+  cr_assert_eq(wait_state(cl, a, 0), ST(COMPLETED));
+  cr_assert_eq(wait_state(cl, b, 0), ST(FAILED));
+  check_records(&c, a, b);
+  /* A live job shows too, with the running time so far. */
+  uint64_t live = it_submit_cli(&c, (const char *[]){"--name", "acct-live", "--", "sleep", "60", NULL});
+  cr_assert_eq(wait_state(cl, live, ST(RUNNING)), ST(RUNNING));
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--state", "running", "--noheader",
+                                                      "--format", "name,state", NULL}),
+               0);
+  cr_assert_str_eq(out, "acct-live  RUNNING\n");
+  free(out);
+  /* --limit counts live and ended jobs together, newest first, and says
+   * when more matched. */
+  char *err = NULL;
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"history", "--limit", "2", "--noheader",
+                                                        "--format", "name", "--state",
+                                                        "running,failed,completed", NULL}),
+               0);
+  cr_assert(!strcmp(out, "acct-live\nacct-bad\n") || !strcmp(out, "acct-live\nacct-ok\n"), "%s",
+            out);
+  cr_assert(strstr(err, "more jobs matched; the newest 2 are shown"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"history", "--limit", "1", "--noheader",
+                                                        "--format", "name", NULL}),
+               0);
+  cr_assert_str_eq(out, "acct-live\n");
+  cr_assert(strstr(err, "more jobs matched"), "%s", err);
+  free(out), free(err);
+  /* Another user's history is empty; --user names whose. */
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--user", "nobody-else",
+                                                      "--noheader", NULL}),
+               0);
+  cr_assert_str_eq(out, "");
+  free(out);
+  ty_rpc_client_close(cl);
+  /* After a restart the ended jobs come from the store. */
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  check_records(&c, a, b);
+  char sa[24];
+  id_str(a, sa);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--job", sa, "--limit", "5",
+                                                      "--format", "id,user", "--noheader", NULL}),
+               0);
+  char expect[96];
+  snprintf(expect, sizeof expect, "%s  %s\n", sa, me());
+  cr_assert_str_eq(out, expect);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(history, refuses_bad_options_and_requests, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  static const struct {
+    const char *args[6];
+    const char *says;
+  } bad[] = {
+      {{"history", "--since", "yesterday", NULL}, "--since: \"yesterday\" is not a time"},
+      {{"history", "--format", "id,bogus", NULL}, "--format: unknown field \"bogus\""},
+      {{"history", "--format", "id,ID", NULL}, "field \"ID\" is named twice"},
+      {{"history", "--user", "x", "--all-users", NULL}, "exclude each other"},
+      {{"history", "--since", "1h", "--until", "2h", NULL}, "--until: must be after --since"},
+      {{"history", "--job", "x1", NULL}, "--job: \"x1\" is not a job id"},
+      {{"history", "--state", "sleeping", NULL}, "--state: unknown state \"sleeping\""},
+      {{"node", "show", NULL}, "a node name is required"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(ctl_err(&c, &out, &err, bad[i].args), 2, "%s %s", bad[i].args[0], bad[i].args[1]);
+    cr_assert(err && strstr(err, bad[i].says), "expected \"%s\" in: %s", bad[i].says, err);
+    free(out), free(err);
+  }
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"node", "show", "no-such-node", NULL}), 1);
+  cr_assert(strstr(err, "node no-such-node not found"), "%s", err);
+  free(out), free(err);
+  /* What any client may send: the controller checks it too. */
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetHistoryRequest hr = TRAINYARD__GET_HISTORY_REQUEST__INIT;
+  Trainyard__JobState st = 99;
+  hr.n_states = 1, hr.states = &st;
+  uint8_t buf[128];
+  size_t n = trainyard__get_history_request__pack(&hr, buf);
+  ty_rpc_result res;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, buf, n, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "states[0]: 99 is not a job state"), "%s", res.message);
+  ty_rpc_result_close(&res);
+  hr.n_states = 0, hr.since_ms = 2000, hr.until_ms = 1000;
+  n = trainyard__get_history_request__pack(&hr, buf);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, buf, n, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "until_ms"), "%s", res.message);
+  ty_rpc_result_close(&res);
+  static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, garbage, 3, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EPROTO);
+  ty_rpc_result_close(&res);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_NODE, garbage, 3, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EPROTO);
+  ty_rpc_result_close(&res);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Whether `trainctl show ID --json` lists an event whose reason has `part`. */
+static bool has_event(const it_cluster *c, const char *id, const char *part) {
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"show", id, "--json", NULL}), 0);
+  bool found = strstr(out, part) != NULL;
+  free(out);
+  return found;
+}
+
+Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  /* A job that waits on a running one stays pending while we change it. */
+  uint64_t first = it_submit_cli(&c, (const char *[]){"--", "sleep", "60", NULL});
+  char sfirst[24], sdep[24], dep[48], why[160];
+  id_str(first, sfirst);
+  snprintf(dep, sizeof dep, "afterany:%s", sfirst);
+  uint64_t waits = it_submit_cli(&c, (const char *[]){"--dependency", dep, "--time", "1h", "--",
+                                                   "true", NULL});
+  id_str(waits, sdep);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "30m", NULL}), 0);
+  snprintf(why, sizeof why, "time limit 3600 s -> 1800 s by %s", me());
+  cr_assert(has_event(&c, sdep, why), "no event \"%s\"", why);
+  /* Refusals: a running job keeps its limit; a queue's maximum holds. */
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(wait_state(cl, first, ST(RUNNING)), ST(RUNNING));
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"job", "update", sfirst, "--time", "5m", NULL}), 1);
+  cr_assert(strstr(err, "only pending jobs can be given another time limit"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "create", "short", "--max-time", "10m",
+                                                     NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "5m", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "move", sdep, "short", NULL}), 0);
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"job", "update", sdep, "--time", "2h", NULL}), 1);
+  cr_assert(strstr(err, "time_limit_s: 7200 s exceeds queue short's max_time of 600 s"), "%s", err);
+  free(out), free(err);
+  /* Requeue: pending is refused; the ended job runs again as a new run. */
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"job", "requeue", sdep, NULL}), 1);
+  cr_assert(strstr(err, "is PENDING already"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sfirst, NULL}), 0);
+  cr_assert_eq(wait_state(cl, waits, 0), ST(COMPLETED));
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sdep, NULL}), 0);
+  cr_assert_eq(wait_state(cl, waits, 0), ST(COMPLETED));
+  snprintf(why, sizeof why, "requeued after COMPLETED by %s", me());
+  cr_assert(has_event(&c, sdep, why), "no event \"%s\"", why);
+  /* Accounting sees both runs; the history of changes survives a restart. */
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--job", sdep, "--ranks",
+                                                     "--noheader", "--format", "id,requeues",
+                                                     NULL}), 0);
+  char expect[128];
+  /* The ID column is as wide as its widest cell, "ID.0#2". */
+  snprintf(expect, sizeof expect, "%-*s  1\n%s.0\n%s.0#2\n", (int)strlen(sdep) + 4, sdep, sdep,
+           sdep);
+  cr_assert_str_eq(out, expect);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  snprintf(why, sizeof why, "time limit 3600 s -> 1800 s by %s", me());
+  cr_assert(has_event(&c, sdep, why), "no event \"%s\" after a restart", why);
+  /* Who may change a job (its owner, an operator): test_auth.c. */
+  it_cluster_stop(&c);
+}
+
+Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  const char *node = c.name[0];
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason",
+                                                     "bad fan", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "resume", node, NULL}), 0);
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, "--json", NULL}), 0);
+  char actor[96];
+  snprintf(actor, sizeof actor, "\"actor\":\"user:%s\"", me());
+  const char *reg = strstr(out, "\"action\":\"register\"");
+  const char *drain = strstr(out, "\"action\":\"drain\",\"reason\":\"bad fan\"");
+  const char *resume = strstr(out, "\"action\":\"resume\"");
+  cr_assert(reg && drain && resume && reg < drain && drain < resume, "%s", out);
+  cr_assert(strstr(drain, actor), "%s", out);
+  cr_assert(strstr(out, "\"state\":\"UP\""), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, NULL}), 0);
+  cr_assert(strstr(out, "Events (oldest first):") && strstr(out, "bad fan"), "%s", out);
+  free(out);
+  /* --limit: the newest events only. */
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, "--json", "--limit",
+                                                     "1", NULL}), 0);
+  cr_assert(strstr(out, "\"action\":\"resume\"") && !strstr(out, "\"action\":\"drain\""), "%s",
+            out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
+Test(history, ls_formats_sorts_and_filters_by_time, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t run = it_submit_cli(&c, (const char *[]){"--name", "runner", "--", "sleep", "60", NULL});
+  char srun[24], dep[48];
+  id_str(run, srun);
+  snprintf(dep, sizeof dep, "afterok:%s", srun);
+  uint64_t w1 = it_submit_cli(&c, (const char *[]){"--name", "w1", "--priority", "5", "--dependency",
+                                                dep, "--", "true", NULL});
+  uint64_t w2 = it_submit_cli(&c, (const char *[]){"--name", "w2", "--priority", "9", "--dependency",
+                                                dep, "--", "true", NULL});
+  cr_assert_eq(wait_state(cl, run, ST(RUNNING)), ST(RUNNING));
+  char *out = NULL, expect[256];
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--format", "id,name,state,pri",
+                                                      "--sort", "-pri", "--noheader", NULL}),
+               0);
+  snprintf(expect, sizeof expect, "%llu  w2  PENDING  9\n%llu  w1  PENDING  5\n%llu  runner  RUNNING  0\n",
+           (unsigned long long)w2, (unsigned long long)w1, (unsigned long long)run);
+  /* Columns line up: compare without the padding. */
+  char *p = out, *q = expect;
+  for (; *p && *q; p++, q++) {
+    while (*p == ' ' && p[1] == ' ') p++;
+    while (*q == ' ' && q[1] == ' ') q++;
+    if (*p != *q) break;
+  }
+  cr_assert(!*p && !*q, "got:\n%s\nwanted (up to padding):\n%s", out, expect);
+  free(out);
+  /* A header by default; --since in the future leaves nothing. */
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "-o", "name,dependency", NULL}), 0);
+  cr_assert(strncmp(out, "NAME    DEPENDENCY\n", 19) == 0 && strstr(out, "afterok:"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--since", "@4000000000",
+                                                      "--noheader", NULL}), 0);
+  cr_assert_str_eq(out, "");
+  free(out);
+  char *err = NULL;
+  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"ls", "--sort", "colour", NULL}), 2);
+  cr_assert(strstr(err, "--sort: unknown field \"colour\""), "%s", err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for cli/fields.c, cli/history.c and the clipping of
+ * cli/table.c: --format fields, points in time, history's command line,
+ * its text and JSON, node show, and tables fitted to a terminal. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static char *take(ty_buf *b) {
+  ty_buf_append(b, "", 1);
+  return (char *)b->data;
+}
+
+static const ty_cli_field fields[] = {
+    {"id", "ID", true, "the id"}, {"name", "NAME", false, "the name"}, {"state", "ST", false, "x"}};
+
+Test(fields, parse_names_in_order_and_refuse_unknown_or_repeated) {
+  ty_cli_format f;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_format("--format", "State,id", fields, 3, &f, err, sizeof err), 0);
+  cr_assert_eq(f.n, 2);
+  cr_assert_eq(f.idx[0], 2);
+  cr_assert_eq(f.idx[1], 0);
+  cr_assert_eq(ty_cli_parse_format("--format", "id,nope", fields, 3, &f, err, sizeof err),
+               TY_EINVAL);
+  cr_assert_str_eq(err, "--format: unknown field \"nope\" (one of: id, name, state)");
+  cr_assert_eq(ty_cli_parse_format("-o", "id,ID", fields, 3, &f, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "-o: field \"ID\" is named twice");
+  cr_assert_eq(ty_cli_parse_format("-o", ",", fields, 3, &f, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "-o: must name a field");
+  cr_assert_eq(ty_cli_parse_format("-o", "", fields, 3, &f, err, sizeof err), TY_EINVAL);
+}
+
+Test(fields, times_are_relative_absolute_or_refused) {
+  const int64_t now = 1800000000000;
+  int64_t t = 0;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_time("--since", "now", now, &t, err, sizeof err), 0);
+  cr_assert_eq(t, now);
+  cr_assert_eq(ty_cli_parse_time("--since", "2h", now, &t, err, sizeof err), 0);
+  cr_assert_eq(t, now - 7200000);
+  cr_assert_eq(ty_cli_parse_time("--since", "now-15m", now, &t, err, sizeof err), 0);
+  cr_assert_eq(t, now - 900000);
+  cr_assert_eq(ty_cli_parse_time("--since", "@1700000000", now, &t, err, sizeof err), 0);
+  cr_assert_eq(t, 1700000000000);
+  int64_t day = 0, minute = 0, second = 0;
+  cr_assert_eq(ty_cli_parse_time("--since", "2026-12-01", now, &day, err, sizeof err), 0);
+  cr_assert_eq(ty_cli_parse_time("--since", "2026-12-01T00:01", now, &minute, err, sizeof err), 0);
+  cr_assert_eq(ty_cli_parse_time("--since", "2026-12-01 00:01:30", now, &second, err, sizeof err), 0);
+  cr_assert_eq(minute - day, 60000);
+  cr_assert_eq(second - minute, 30000);
+  static const char *const bad[] = {"yesterday", "", "2026-13-01", "2026-12-01T25:00", "@x",
+                                    "2026-12-01T10", "now-", "-5m"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    cr_assert_eq(ty_cli_parse_time("--until", bad[i], now, &t, err, sizeof err), TY_EINVAL, "%s",
+                 bad[i]);
+    cr_assert(strstr(err, "--until: \"") && strstr(err, "is not a time"), "%s", err);
+  }
+}
+
+static int parse(const char *const *args, ty_cli_history_args *a, char *err) {
+  int argc = 0;
+  while (args[argc]) argc++;
+  return ty_cli_parse_history(argc, (char **)args, 1800000000000, a, err, TY_ERR_LEN);
+}
+
+Test(history_args, defaults_options_and_refusals) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){NULL}, &a, err), 0);
+  cr_assert(!a.user && !a.all_users && a.format.n == 13 && a.limit == 0);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-a", "-S", "1h", "-s", "failed,CD", "-j", "4,9", "--ranks",
+                                      "--limit", "20", "-o", "id,cputime", "-n", "--json", NULL},
+                     &a, err),
+               0, "%s", err);
+  cr_assert(a.all_users && a.ranks && a.noheader && a.json);
+  cr_assert_eq(a.since_ms, 1800000000000 - 3600000);
+  cr_assert_eq(a.nstates, 2);
+  cr_assert_eq(a.nids, 2);
+  cr_assert_eq(a.ids[1], 9);
+  cr_assert_eq(a.limit, 20);
+  cr_assert_eq(a.format.n, 2);
+  ty_cli_history_args_close(&a);
+  static const struct {
+    const char *args[5];
+    const char *says;
+  } bad[] = {
+      {{"--limit", "0", NULL}, "--limit"},
+      {{"-j", "4,0", NULL}, "--job: \"0\" is not a job id"},
+      {{"-u", "", NULL}, "--user: must not be empty"},
+      {{"extra", NULL}, "unexpected argument \"extra\""},
+      {{"-u", "x", "-a", NULL}, "--user and --all-users exclude each other"},
+      {{"-S", "1h", "-E", "2h", NULL}, "--until: must be after --since"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    cr_assert_eq(parse(bad[i].args, &a, err), TY_EINVAL, "%s", bad[i].args[0]);
+    cr_assert(strstr(err, bad[i].says), "expected \"%s\" in: %s", bad[i].says, err);
+  }
+}
+
+static ty_cli_record record(uint64_t id, bool measured) {
+  ty_cli_record r = {.id = id, .state = TY_JOB_COMPLETED, .start_ms = 1000, .end_ms = 61000,
+                     .cpus = 2, .cpu_s = 120, .measured = measured, .mem_peak = measured ? 1 << 20 : 0};
+  r.name = strdup("train"), r.user = strdup("alice"), r.queue = strdup(""), r.reason = strdup("");
+  r.nodes = strdup("n1");
+  return r;
+}
+
+Test(history_render, marks_allocated_times_and_lists_ranks) {
+  ty_cli_record *rs = calloc(2, sizeof *rs);
+  rs[0] = record(7, false), rs[1] = record(8, true);
+  rs[0].ranks = calloc(1, sizeof *rs[0].ranks);
+  rs[0].ranks[0] = (ty_cli_rank_record){.run = 2, .rank = 0, .node = strdup("n1"), .state = 3,
+                                        .start_ms = 1000, .end_ms = 31000, .cpus = 2, .cpu_s = 60};
+  rs[0].nranks = 1;
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-o", "id,state,elapsed,cputime,maxmem", NULL}, &a, err), 0);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID     STATE      ELAPSED  CPUTIME  MAXMEM\n"
+                             "7      COMPLETED     1:00    ~2:00       -\n"
+                             "7.0#2  EXITED        0:30    ~1:00       -\n"
+                             "8      COMPLETED     1:00     2:00      1M\n"
+                             "~ allocated, not measured: elapsed x the CPUs (GPUs) held\n");
+  ty_buf_close(&b);
+  a.json = true;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
+  const char *js = take(&b);
+  cr_assert(strstr(js, "{\"id\":7,\"name\":\"train\",\"user\":\"alice\",\"queue\":\"default\""), "%s", js);
+  cr_assert(strstr(js, "\"elapsed_ms\":60000") && strstr(js, "\"accounting\":\"allocated\""), "%s", js);
+  cr_assert(strstr(js, "\"ranks\":[{\"run\":2,\"rank\":0,\"node\":\"n1\",\"state\":\"EXITED\""), "%s", js);
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  ty_cli_records_free(rs, 2);
+}
+
+/* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
+ * marked allocated, even on a measured job; none held is a plain 0. */
+Test(history_render, gpu_time_is_always_allocated) {
+  ty_cli_record *rs = calloc(2, sizeof *rs);
+  rs[0] = record(7, true), rs[1] = record(8, true);
+  rs[0].gpu_s = 30;
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-o", "id,cputime,gputime", NULL}, &a, err), 0);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID  CPUTIME  GPUTIME\n"
+                             "7      2:00    ~0:30\n"
+                             "8      2:00     0:00\n"
+                             "~ allocated, not measured: elapsed x the CPUs (GPUs) held\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  ty_cli_records_free(rs, 2);
+}
+
+Test(table, clips_text_columns_to_the_width_and_drops_the_header) {
+  const char *hdr[] = {"ID", "NAME", "REASON"};
+  const bool right[] = {true, false, false};
+  ty_cli_table *t = ty_cli_table_create(hdr, right, 3);
+  cr_assert_eq(ty_cli_table_add(t, (const char *[]){"12345", "a-rather-long-name", "Resources"}), 0);
+  ty_buf b;
+  ty_buf_init(&b);
+  /* 5 + 2 + 18 + 2 + 9 = 36 wide; 26 takes 10 from NAME, the widest. */
+  ty_cli_table_opts o = {.max_width = 26};
+  cr_assert_eq(ty_cli_table_render_opts(t, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "   ID  NAME      REASON\n"
+                             "12345  a-rathe+  Resources\n");
+  ty_buf_close(&b);
+  /* Narrower than any clipping allows: text columns stop at 4, numbers whole. */
+  o = (ty_cli_table_opts){.noheader = true, .max_width = 5};
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_table_render_opts(t, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "12345  a-r+  Res+\n");
+  ty_buf_close(&b);
+  ty_cli_table_destroy(t);
+}
+
+Test(node_show, text_and_json_with_events) {
+  ty_cli_node nd = {.name = "n1", .io_addr = "127.0.0.1:1", .reason = "", .topology = "",
+                    .state = 1, .cpus = 4, .memory = 1 << 30, .last_heartbeat_ms = 5000};
+  ty_cli_node_event ev[] = {{.time_ms = 0, .from = 0, .to = 1, .action = "register",
+                             .reason = "", .actor = "node:n1"},
+                            {.time_ms = 0, .from = 1, .to = 4, .action = "drain",
+                             .reason = "bad fan", .actor = "user:alice"}};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, ev, 2, 6000, false, &b), 0);
+  const char *s = take(&b);
+  cr_assert(strstr(s, "Node n1: UP\n") && strstr(s, "last heartbeat 0:01 ago"), "%s", s);
+  cr_assert(strstr(s, "drain     UP -> DRAINED  user:alice  bad fan\n"), "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, ev, 2, 6000, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "{\"time_ms\":0,\"from\":\"UP\",\"to\":\"DRAINED\",\"action\":\"drain\","
+                      "\"reason\":\"bad fan\",\"actor\":\"user:alice\"}"), "%s", s);
+  ty_buf_close(&b);
+}
+
+/* ---- ls: --format, --sort, --noheader, --since ---------------------------------------- */
+
+static ty_cli_jobinfo ls_job(uint64_t id, const char *name, int32_t pri, double prio, int state) {
+  ty_cli_jobinfo j = {.id = id, .state = state, .reason = "", .priority = prio};
+  j.spec.name = (char *)name, j.spec.user = "alice", j.spec.queue = "";
+  j.spec.priority = pri, j.spec.nodes = 2, j.spec.tasks_per_node = 2, j.spec.cpus_per_task = 3;
+  j.spec.gpus_per_node = 1, j.spec.time_limit_s = 3600;
+  return j;
+}
+
+static int parse_ls(const char *const *args, ty_cli_ls_args *a, char *err) {
+  int argc = 0;
+  while (args[argc]) argc++;
+  return ty_cli_parse_ls(argc, (char **)args, a, err, TY_ERR_LEN);
+}
+
+Test(ls_format, fields_sort_and_noheader) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "id,name,priority,cpus,gpus,timelimit,held", "-S",
+                                         "-priority,name", "-n", "--since", "@1700000000", NULL},
+                        &a, err),
+               0, "%s", err);
+  cr_assert(a.noheader);
+  cr_assert_eq(a.since_ms, 1700000000000);
+  cr_assert_eq(a.sort.keys.n, 2);
+  cr_assert(a.sort.desc[0] && !a.sort.desc[1]);
+  ty_cli_jobinfo js[3] = {ls_job(1, "b", 0, 0.25, TY_JOB_PENDING),
+                          ls_job(2, "a", 0, 0.5, TY_JOB_PENDING),
+                          ls_job(3, "c", 0, 0.25, TY_JOB_PENDING)};
+  js[2].held = true;
+  cr_assert_eq(ty_cli_sort_jobs(js, 3, &a.sort, 0), 0);
+  cr_assert_eq(js[0].id, 2);
+  cr_assert_eq(js[1].id, 1); /* equal priority: by name */
+  cr_assert_eq(js[2].id, 3);
+  ty_cli_table_opts o = {.noheader = a.noheader};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(js, 3, 0, true, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "2  a  0.5000  12  2  1:00:00  no\n"
+                             "1  b  0.2500  12  2  1:00:00  no\n"
+                             "3  c  0.2500  12  2  1:00:00  yes\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+  /* Without --format: ls's historical columns. */
+  cr_assert_eq(parse_ls((const char *[]){NULL}, &a, err), 0);
+  cr_assert_eq(a.format.n, 9);
+  cr_assert_eq(a.sort.keys.n, 0);
+  ty_cli_ls_args_close(&a);
+  static const struct {
+    const char *args[3];
+    const char *says;
+  } bad[] = {
+      {{"--format", "id,colour", NULL}, "--format: unknown field \"colour\""},
+      {{"--sort", "-bogus", NULL}, "--sort: unknown field \"bogus\""},
+      {{"--sort", "id,-id", NULL}, "--sort: field \"id\" is named twice"},
+      {{"--since", "soon", NULL}, "--since: \"soon\" is not a time"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    cr_assert_eq(parse_ls(bad[i].args, &a, err), TY_EINVAL, "%s", bad[i].args[1]);
+    cr_assert(strstr(err, bad[i].says), "expected \"%s\" in: %s", bad[i].says, err);
+  }
+}
