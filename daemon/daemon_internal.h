@@ -526,6 +526,9 @@ int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out
 double ty__sched_fragmentation(ty_controller *ctl);
 /* Share rows (borrowing names from ctl) and each row's gpu/cpu seconds. */
 int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n);
+/* The same from queues and usage alone (no walk of the jobs): every queue,
+ * and the users with usage. For metrics and the web console. */
+int ty__sched_usage_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n);
 
 /* ---- request handlers: admin.c, rpc_client.c, rpc_worker.c ---- */
 void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

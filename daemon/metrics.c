@@ -102,7 +102,7 @@ static void collect_shares(ty_controller *ctl) {
   ty_metric_clear(ctl->m.fs_usage);
   ty_metric_clear(ctl->m.fs_user_usage);
   ty_metric_clear(ctl->m.fs_user_factor);
-  if (ty__sched_shares(ctl, &rows, &n) != 0) {
+  if (ty__sched_usage_shares(ctl, &rows, &n) != 0) {
     ty_warn("metrics: fair share not collected: out of memory");
     return;
   }

@@ -84,7 +84,7 @@ static void queues_json(ty_controller *ctl, ty_json *w) {
   queue_counts(ctl, pending, running, gpus);
   ty_sched_share *rows = NULL;
   size_t n_rows = 0;
-  if (ty__sched_shares(ctl, &rows, &n_rows) != 0) n_rows = 0;
+  if (ty__sched_usage_shares(ctl, &rows, &n_rows) != 0) n_rows = 0;
   ty_json_key(w, "queues");
   ty_json_begin_array(w);
   for (size_t q = 0; q < ctl->n_queues; q++) {
