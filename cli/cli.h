@@ -224,6 +224,33 @@ typedef struct ty_cli_node {
 } ty_cli_node;
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
 
+/* ---- screens redrawn in place (cli/format_top.c) ------------------------------ */
+
+/* `trainctl watch`'s line: with cols > 0, a progress bar and as many of
+ * step, loss, samples/s, ETA, test accuracy and checkpoint (dropped from the
+ * end of that order of importance: step, loss, ETA, samples/s, ...) as fit
+ * in cols - 1 columns; cols <= 0: every field, no bar. start_ms: when the
+ * job (last) started, for the ETA. No newline. */
+void ty_cli_render_progress_line(const ty_train_progress *p, int64_t start_ms, int cols,
+                                 ty_buf *out);
+
+/* What `trainctl top` shows; everything borrowed. progress[i] is job i's
+ * last training progress, or NULL (a command job, no report yet); progress
+ * itself may be NULL. */
+typedef struct ty_cli_top {
+  int64_t now_ms;
+  const ty_cli_node *nodes;
+  size_t n_nodes;
+  const ty_cli_jobinfo *jobs; /* pending and running */
+  size_t n_jobs;
+  const ty_train_progress *const *progress;
+} ty_cli_top;
+/* A summary (nodes by state, CPUs and GPUs used, jobs running, pending
+ * counts by the scheduler's wait reason), the nodes, the running jobs with
+ * their progress. Every line fits cols - 1 columns and the whole fits `rows`
+ * lines ("... N more" where not); cols or rows <= 0: no limit. */
+int ty_cli_render_top(const ty_cli_top *t, int cols, int rows, ty_buf *out);
+
 /* ---- retry-safe submits (cli/retry.c) ------------------------------------------ */
 
 /* A SubmitJob request id: 32 random hex digits (getrandom). 0 or TY_EIO. */

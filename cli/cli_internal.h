@@ -97,6 +97,8 @@ extern const char ty__usage_queue[], ty__usage_node[], ty__usage_job[], ty__usag
 /* Graph jobs (cmd_watch.c): watch, checkpoint ls, and show's progress block
  * from a GetJobResponse payload. */
 int ty__cmd_watch(ty__ctl *c, int argc, char **argv);
+int ty__cmd_top(ty__ctl *c, int argc, char **argv); /* cmd_top.c */
+extern const char ty__usage_top[];
 int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv);
 void ty__cmd_show_graph(const uint8_t *payload, size_t len);
 extern const char ty__usage_watch[], ty__usage_checkpoint[];
@@ -187,9 +189,9 @@ int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const st
  * does not decode). */
 void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out);
 
-/* Renders one status line (no newline) into out: with `bar`, a progress bar
- * `width` characters wide comes first. */
-void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out);
+/* Renders one status line (no newline) into out: with cols > 0 a progress
+ * bar first and the line fitting cols - 1 columns (ty_cli_render_progress_line). */
+void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out);
 /* Appends the "Plan:" and "Progress:" blocks of `trainctl show` (nothing
  * for non-graph jobs, no plan for data-parallel ones, no progress before
  * the first report). */

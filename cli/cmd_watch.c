@@ -17,36 +17,12 @@
 #include "lib/json/json.h"
 #include "proto/methods.h"
 
-static void fmt_dur(double s, char *out, size_t n) {
-  if (s < 0 || s > 1e7) snprintf(out, n, "?");
-  else if (s >= 3600) snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-  else if (s >= 60) snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-  else snprintf(out, n, "%ds", (int)s);
-}
-
-void ty__cli_render_progress(const ty__cli_graph *g, bool bar, int width, ty_buf *out) {
-  const ty_train_progress *p = &g->progress;
-  if (!g->has_progress || p->total_steps == 0) {
+void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out) {
+  if (!g->has_progress || g->progress.total_steps == 0) {
     ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(g->state));
     return;
   }
-  double frac = p->total_steps ? (double)p->step / (double)p->total_steps : 0;
-  if (frac > 1) frac = 1;
-  if (bar) {
-    int fill = (int)(frac * width + 0.5);
-    ty_buf_printf(out, "[");
-    for (int i = 0; i < width; i++) ty_buf_printf(out, "%s", i < fill ? "#" : ".");
-    ty_buf_printf(out, "] ");
-  }
-  char eta[32];
-  double left = p->total_steps > p->step ? (double)(p->total_steps - p->step) : 0;
-  /* ETA from the rate of steps since the job (last) started. */
-  double elapsed = g->start_ms && p->time_ms > g->start_ms ? (double)(p->time_ms - g->start_ms) / 1000 : 0;
-  fmt_dur(elapsed > 0 && p->step ? left * elapsed / (double)p->step : -1, eta, sizeof eta);
-  ty_buf_printf(out, "step %" PRIu64 "/%" PRIu64 " (%3.0f%%) loss %.4f %.0f samples/s ETA %s", p->step,
-                p->total_steps, frac * 100, p->loss, p->samples_per_s, eta);
-  if (p->test_accuracy >= 0) ty_buf_printf(out, " acc %.4f", p->test_accuracy);
-  if (p->checkpoint_step) ty_buf_printf(out, " ckpt@%" PRIu64, p->checkpoint_step);
+  ty_cli_render_progress_line(&g->progress, g->start_ms, cols, out);
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
@@ -58,7 +34,7 @@ void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
                   "each batch)\n");
   if (!g->graph || !g->has_progress) return;
   ty_buf_printf(out, "Progress:\n  ");
-  ty__cli_render_progress(g, false, 0, out);
+  ty__cli_render_progress(g, 0, out);
   ty_buf_printf(out, "\n");
   if (g->n_ckpts)
     ty_buf_printf(out, "Last checkpoint: step %" PRIu64 " %s\n", g->ckpts[g->n_ckpts - 1].step,
@@ -129,10 +105,11 @@ const char ty__usage_watch[] = "Usage: trainctl watch ID\n"
 static void show_line(const ty__cli_graph *g, bool tty, ty_buf *last) {
   ty_buf line;
   ty_buf_init(&line);
-  int cols = 100;
+  /* The width is read on every redraw, so a resized terminal is followed. */
+  int cols = 80;
   struct winsize ws;
-  if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 40) cols = ws.ws_col;
-  ty__cli_render_progress(g, tty, tty ? (cols > 120 ? 40 : cols / 4) : 0, &line);
+  if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) cols = ws.ws_col;
+  ty__cli_render_progress(g, tty ? cols : 0, &line);
   bool same = last->len == line.len && (line.len == 0 || memcmp(last->data, line.data, line.len) == 0);
   if (tty) printf("\r\033[K%.*s", (int)line.len, line.data);
   else if (!same) printf("%.*s\n", (int)line.len, line.data);

@@ -48,6 +48,8 @@ static const ty__ctl_cmd commands[] = {
      .summary = "why a job is pending, in numbers"},
     {.name = "share", .run = ty__cmd_share, .usage = ty__usage_share,
      .summary = "fair share: usage against shares per queue and user"},
+    {.name = "top", .run = ty__cmd_top, .usage = ty__usage_top,
+     .summary = "the cluster like top: nodes, running jobs, why jobs wait"},
     /* Graph jobs (cmd_watch.c). */
     {.name = "watch", .run = ty__cmd_watch, .usage = ty__usage_watch,
      .summary = "a graph job's training progress, live"},

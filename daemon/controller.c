@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The controller's lifecycle, loading, tick, metrics and node loss; its
- * tables and lookups are state.c's.
+ * The controller's lifecycle, loading, tick and node loss; its tables and
+ * lookups are state.c's, its metrics metrics.c's.
  *
  * Start-up: open the store (creating STATE_DIR), load queues, nodes and the
  * live jobs -- never a finished one (RUNNING jobs get their slots and rank
@@ -68,99 +68,19 @@ static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason
 
 /* ty__sched_request (state.c) wakes this: one pass for every request made
  * since the last one. */
+/* A group commit made these txns durable: count them, and let watchers
+ * see the changes they carried. */
+static void on_batch(size_t commits, size_t txns, void *ud) {
+  ty_controller *ctl = ud;
+  ty__metrics_on_batch(commits, txns, ud);
+  ctl->txn_done += txns;
+  ty__watch_flush(ctl);
+}
+
 static void on_sched_async(uv_async_t *h) {
   ty_controller *ctl = container_of(h, ty_controller, sched_async);
   ctl->sched_wanted = false;
   if (!ctl->stopping) ty__sched_run(ctl);
-}
-
-/* ---- metrics ------------------------------------------------------------------------ */
-
-/* Jobs by state and queue, of the live set: finished jobs are in the
- * store, and their counts would grow with history (the accounting is
- * `trainctl history`). */
-static void refresh_gauges(ty_controller *ctl) {
-  ty_metric_clear(ctl->m.jobs);
-  size_t nq = ctl->n_queues;
-  uint32_t *counts = ty_xcalloc(nq * (TY_JOB_STATE_MAX + 1) + 1, sizeof(*counts));
-  ctl->stats.tick_jobs += ctl->n_jobs;
-  for (size_t i = 0; i < ctl->n_jobs; i++) {
-    const ty_job *j = ctl->jobs[i];
-    for (size_t q = 0; q < nq; q++)
-      if (strcmp(ctl->queues[q].name, j->spec.queue) == 0 && j->state <= TY_JOB_STATE_MAX)
-        counts[q * (TY_JOB_STATE_MAX + 1) + (size_t)j->state]++;
-  }
-  for (size_t q = 0; q < nq; q++)
-    for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
-      const char *labels[] = {ty_job_state_name(s), ctl->queues[q].name};
-      ty_metric_set(ctl->m.jobs, labels, counts[q * (TY_JOB_STATE_MAX + 1) + (size_t)s]);
-    }
-  free(counts);
-  ty_metric_clear(ctl->m.nodes);
-  uint32_t nc[TY_NODE_STATE_MAX + 1] = {0};
-  for (size_t i = 0; i < ctl->n_nodes; i++)
-    if (ctl->nodes[i]->state >= 1 && ctl->nodes[i]->state <= TY_NODE_STATE_MAX)
-      nc[ctl->nodes[i]->state]++;
-  for (int s = 1; s <= TY_NODE_STATE_MAX; s++) {
-    const char *labels[] = {ty_node_state_name(s)};
-    ty_metric_set(ctl->m.nodes, labels, nc[s]);
-  }
-}
-
-static void on_collect(ty_metrics *m, void *ud) {
-  (void)m;
-  refresh_gauges(ud);
-}
-
-static void on_batch(size_t commits, size_t txns, void *ud) {
-  ty_controller *ctl = ud;
-  ty_metric_inc(ctl->m.commits, NULL, (double)commits);
-  ctl->txn_done += txns;
-  ty__watch_flush(ctl); /* the changes these txns carried are durable now */
-}
-
-static void metrics_init(ty_controller *ctl) {
-  static const double rpc_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                      0.1,    0.25,  0.5,    1,     2.5};
-  static const double pass_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1};
-  ty_metrics *m = ctl->metrics;
-  ctl->m.jobs = ty_metrics_gauge(m, "trainyard_jobs",
-                                 "Jobs in memory (not yet ended, or ended and not yet swept) by "
-                                 "state and queue.",
-                                 "state,queue");
-  ctl->m.submitted = ty_metrics_counter(m, "trainyard_jobs_submitted_total",
-                                        "Jobs accepted (committed) since start.", NULL);
-  ctl->m.rpc_total = ty_metrics_counter(m, "trainyard_rpc_requests_total",
-                                        "RPC requests answered, by method and status.",
-                                        "method,status");
-  ctl->m.rpc_seconds = ty_metrics_histogram(m, "trainyard_rpc_duration_seconds",
-                                            "Time from request to answer, commit included.",
-                                            "method", rpc_bounds, TY_ARRAY_LEN(rpc_bounds));
-  ctl->m.nodes = ty_metrics_gauge(m, "trainyard_nodes", "Nodes by state.", "state");
-  ctl->m.sched_seconds = ty_metrics_histogram(m, "trainyard_scheduler_pass_duration_seconds",
-                                              "Duration of one scheduling pass.", NULL,
-                                              pass_bounds, TY_ARRAY_LEN(pass_bounds));
-  ctl->m.commits = ty_metrics_counter(m, "trainyard_store_commits_total",
-                                      "SQLite transactions committed (group commits).", NULL);
-  ctl->m.frag = ty_metrics_gauge(m, "trainyard_scheduler_fragmentation_ratio",
-                                 "Share of free GPUs (CPUs without GPUs) on partly used nodes.",
-                                 NULL);
-  ctl->m.preemptions = ty_metrics_counter(m, "trainyard_scheduler_preemptions_total",
-                                          "Running jobs preempted for higher tiers.", NULL);
-  ctl->m.backfilled = ty_metrics_counter(m, "trainyard_scheduler_backfilled_total",
-                                         "Jobs started ahead of the reserved job (backfill).",
-                                         NULL);
-  ctl->m.refusals = ty_metrics_counter(m, "trainyard_rpc_refusals_total",
-                                       "Requests refused for authentication or authorisation, "
-                                       "by method and reason.", "method,reason");
-  ctl->m.checks = ty_metrics_counter(m, "trainyard_model_checks_total",
-                                     "Graph jobs checked in a child process, by outcome "
-                                     "(ok, refused, error).",
-                                     "result");
-  ctl->m.plan_cache = ty_metrics_counter(m, "trainyard_plan_cache_lookups_total",
-                                         "Plan cache lookups, by result (hit, miss).", "result");
-  ty_metrics_add_process(m);
-  ty_metrics_on_collect(m, on_collect, ctl);
 }
 
 /* ---- the tick ------------------------------------------------------------------------ */
@@ -223,7 +143,7 @@ static void on_tick(uv_timer_t *t) {
   }
   ty__sched_run(ctl);
   ty__sched_tick(ctl);
-  refresh_gauges(ctl);
+  ty__metrics_refresh(ctl);
   ty__jobs_sweep(ctl);
   prune(ctl);
 }
@@ -406,7 +326,7 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
                    ctl->cfg.metrics_port, ty_strerror(rc));
-  return 0;
+  return ty__web_start(ctl, err, len);
 }
 
 int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
@@ -422,7 +342,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   ctl->cfg.policy = NULL;
   ctl->start_mono = ty_mono_ms();
   ctl->metrics = ty_metrics_create();
-  metrics_init(ctl);
+  ty__metrics_init(ctl);
   uv_timer_init(loop, &ctl->tick);
   uv_async_init(loop, &ctl->sched_async, on_sched_async);
   ctl->handles_open = 2;
@@ -431,7 +351,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
   if (rc == 0) rc = start_listening(ctl, err, len);
   if (rc != 0) goto fail;
   uv_timer_start(&ctl->tick, on_tick, TICK_MS, TICK_MS);
-  refresh_gauges(ctl);
+  ty__metrics_refresh(ctl);
   ty__sched_request(ctl);
   *out_ctl = ctl;
   return 0;
@@ -446,6 +366,7 @@ int ty_controller_rpc_port(const ty_controller *ctl) { return ty_rpc_server_port
 int ty_controller_metrics_port(const ty_controller *ctl) {
   return ty_metrics_http_port(ctl->http);
 }
+int ty_controller_web_port(const ty_controller *ctl) { return ty_metrics_http_port(ctl->web); }
 
 static void on_handle_closed(uv_handle_t *h) {
   ty_controller *ctl = h->data;
@@ -468,6 +389,8 @@ void ty_controller_stop(ty_controller *ctl) {
   ty__check_stop(ctl);
   ty_metrics_http_stop(ctl->http);
   ctl->http = NULL;
+  ty_metrics_http_stop(ctl->web);
+  ctl->web = NULL;
   ty__auth_close(ctl);
 }
 

@@ -79,6 +79,9 @@ typedef struct ty_controller_config {
   int listen_port;         /* 0 = ephemeral */
   const char *metrics_host;
   int metrics_port;
+  const char *web_host;  /* the web console (daemon/web.c); NULL = off */
+  int web_port;
+  bool web_token_required; /* loopback clients need its token even with --auth none */
   const char *state_dir; /* the database is STATE_DIR/traind.db */
   /* Graph jobs whose config names no absolute checkpoint path checkpoint to
    * CHECKPOINT_DIR/ID/ (absolute; on the filesystem the workers share). It
@@ -150,6 +153,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
                          char *err, size_t err_len);
 int ty_controller_rpc_port(const ty_controller *ctl);
 int ty_controller_metrics_port(const ty_controller *ctl);
+int ty_controller_web_port(const ty_controller *ctl); /* -1 when the console is off */
 /* Orderly shutdown: stops listening, commits what is queued (answering those
  * requests), closes every handle. Running tasks keep running on the workers.
  * The loop then runs to completion; call ty_controller_destroy after it. */

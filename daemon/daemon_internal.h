@@ -16,7 +16,8 @@
  *   admin.c, rpc_worker.c,      request handlers
  *   rpc_client.c
  *   rpc.c                       the dispatch table
- *   controller.c                lifecycle, loading, the tick, metrics
+ *   metrics.c                   Prometheus metrics (docs/metrics.md)
+ *   controller.c                lifecycle, loading, the tick
  *
  * Everything here lives on the loop thread. Memory holds the live set --
  * jobs not yet ended, or ended with ranks still to report -- and a bounded
@@ -166,6 +167,10 @@ typedef struct ty_job {
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
   ty__launch_clock clock; /* the latest run's */
   uint32_t watched;       /* open watches (watch.c) */
+  /* Metrics (metrics.c), in memory only. */
+  int64_t pending_ms;     /* when it last became PENDING (0: at submit) */
+  bool has_wait;          /* a pass has given it a wait code since then */
+  ty_sched_wait wait;     /* why it waits, per the last pass */
   /* Arrays and dependencies (issue 15). */
   uint64_t array_id;      /* the array it is an element of, 0 = none */
   uint32_t array_task;
@@ -235,6 +240,8 @@ struct ty_controller {
   ty_rpc_server *server;
   ty_metrics *metrics;
   ty_metrics_http *http;
+  ty_metrics_http *web;   /* the web console's server, or NULL (web.c) */
+  char web_token[33];     /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
@@ -281,18 +288,21 @@ struct ty_controller {
   ty_auth_queue *authq;
   ty_auth_id self;
   uint32_t service_uid;
-  struct {
-    ty_metric *jobs, *submitted, *rpc_total, *rpc_seconds, *nodes, *sched_seconds, *commits;
+  struct { /* metrics.c registers them all */
+    ty_metric *jobs, *pending, *submitted, *ends, *queue_wait, *run_time;
+    ty_metric *rpc_total, *rpc_seconds, *commits;
     ty_metric *refusals; /* auth.c */
-    ty_metric *frag, *preemptions, *backfilled; /* sched_pass.c */
-    ty_metric *checks, *plan_cache;             /* check.c */
+    ty_metric *nodes, *heartbeat_age, *sched_seconds, *frag;
+    ty_metric *preemptions, *backfilled; /* sched_pass.c */
+    ty_metric *fs_share, *fs_usage, *fs_user_usage, *fs_user_factor;
+    ty_metric *train_step, *train_loss, *train_rate, *train_ckpt, *train_accuracy;
+    ty_metric *checks, *plan_cache; /* check.c */
   } m;
   /* The scheduler's settings (--config) and state (sched_pass.c). */
   ty_sched_config sched;
   ty_sched_topology topo;
   ty_usage *usage; size_t n_usage;
   int64_t usage_mono;     /* when usage was last charged */
-  double frag;            /* fragmentation after the last pass */
   /* Graph jobs: rendezvous keys, progress, checkpoint paths (graph.c). */
   struct ty__graph_reg *graph;
   /* Model checks in child processes and the plan cache (check.c). */
@@ -501,6 +511,38 @@ ty__array *ty__array_get(ty_controller *ctl, uint64_t id);
 void ty__array_span(ty_controller *ctl, const ty_job *j, uint32_t *count, uint32_t *min,
                     uint32_t *max, uint32_t *step);
 
+/* ---- metrics.c ---- */
+/* Registers every family of the controller on ctl->metrics. */
+void ty__metrics_init(ty_controller *ctl);
+/* Rebuilds the gauges that mirror state (also run before each scrape). */
+void ty__metrics_refresh(ty_controller *ctl);
+/* The committer's batch callback (ud = ctl). */
+void ty__metrics_on_batch(size_t commits, size_t txns, void *ud);
+/* A job moved from -> to at now_ms: queue wait, run time, ends. */
+void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to, int64_t now_ms);
+
+/* ---- web.c, web_json.c: the read-only web console ---- */
+typedef struct ty_list_filter ty_list_filter; /* below, with the converters */
+/* Starts the console when cfg.web_host is set (its token from
+ * STATE_DIR/web.key); 0 or the error, in err. */
+int ty__web_start(ty_controller *ctl, char *err, size_t len);
+/* JSON documents (web_json.c), appended to out: 0, TY_ENOTFOUND or TY_ENOMEM. */
+int ty__web_cluster_json(ty_controller *ctl, ty_buf *out);
+int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out);
+int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out);
+int ty__web_plan_json(const ty_job *j, ty_buf *out);
+/* The curve's points with a step above `after` (UINT64_MAX: all of them). */
+int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_buf *out);
+/* The console's files, generated from web/ at build time (web/embed.py). */
+typedef struct ty__web_asset {
+  const char *name; /* "index.html", "app.js", ... */
+  const char *type; /* its Content-Type */
+  const unsigned char *data;
+  size_t len;
+} ty__web_asset;
+extern const ty__web_asset ty__web_assets[];
+extern const size_t ty__web_n_assets;
+
 /* ---- sched_pass.c: the scheduler's side of the controller ---- */
 /* Runs one pass: placements, preemptions, reasons (also from the tick). */
 void ty__sched_run(ty_controller *ctl);
@@ -514,8 +556,13 @@ int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_
 /* Builds a pass input over the pending jobs and explains one; 0,
  * TY_ENOTFOUND (not pending) or TY_ENOMEM. */
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out);
+/* Fragmentation of the free GPUs (CPUs) now (ty_sched_fragmentation). */
+double ty__sched_fragmentation(ty_controller *ctl);
 /* Share rows (borrowing names from ctl) and each row's gpu/cpu seconds. */
 int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n);
+/* The same from queues and usage alone (no walk of the jobs): every queue,
+ * and the users with usage. For metrics and the web console. */
+int ty__sched_usage_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n);
 
 /* ---- request handlers: admin.c, rpc_client.c, rpc_worker.c ---- */
 void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
@@ -584,6 +631,10 @@ typedef struct ty_list_filter {
   int64_t since_ms;
 } ty_list_filter;
 int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
+/* ListJobs' rule for a job in memory (history.c): committed, one of the
+ * states (none = any), user and queue ("" = any), since. The web console
+ * uses it too. */
+bool ty__job_matches(const ty_job *j, const ty_list_filter *f);
 void ty__list_filter_close(ty_list_filter *f);
 /* GetJobRequest and ExplainJobRequest: a job, or an element of an array;
  * GetJob's with_plan flag when out_with_plan is not NULL. */
@@ -820,6 +871,15 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
 #define TY_GRAPH_MAX_KEYS 256          /* per job */
 #define TY_GRAPH_MAX_VALUE (64 * 1024) /* bytes */
 #define TY_GRAPH_MAX_CKPTS 64          /* remembered per job */
+#define TY_GRAPH_MAX_POINTS 2048       /* progress points kept per job (then halved) */
+
+/* One progress report, a point of the web console's charts. */
+typedef struct ty__progress_point {
+  uint64_t step;
+  int64_t time_ms;
+  double loss, samples_per_s;
+  double test_accuracy; /* -1 = none yet */
+} ty__progress_point;
 
 /* A submitted graph job's model_bytes on disk, so neither memory nor the
  * stored spec holds them: STATE_DIR/models/ID.onnx, written to a temporary
@@ -841,6 +901,12 @@ int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out);
 /* Its job left memory: drop its record. */
 void ty__graph_forget(ty_controller *ctl, uint64_t id);
 void ty__graph_destroy(ty_controller *ctl);
+/* Rank 0's last progress report of job id (borrowed, valid until the next
+ * report), or NULL when none came. */
+const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id);
+/* The progress reports of job id in step order (at most TY_GRAPH_MAX_POINTS,
+ * thinned evenly beyond that; borrowed until the next report). */
+const ty__progress_point *ty__graph_history(ty_controller *ctl, uint64_t id, size_t *out_n);
 
 void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

@@ -36,6 +36,8 @@ typedef struct graph_job {
   ty_checkpoint_info ckpts[TY_GRAPH_MAX_CKPTS];
   size_t n_ckpts;
   char *ckpt_path;
+  ty__progress_point *hist; /* the curve so far, for the web console's charts */
+  size_t n_hist, cap_hist;  /* grows by doubling up to TY_GRAPH_MAX_POINTS */
 } graph_job;
 
 struct ty__graph_reg {
@@ -78,6 +80,7 @@ static void job_close(graph_job *j) {
   free(j->progress.checkpoint_path);
   for (size_t k = 0; k < j->n_ckpts; k++) free(j->ckpts[k].path);
   free(j->ckpt_path);
+  free(j->hist);
 }
 
 void ty__graph_forget(ty_controller *ctl, uint64_t id) {
@@ -186,6 +189,11 @@ const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j) {
   graph_job *g = find(ctl, j->id, true);
   if (!g->ckpt_path) g->ckpt_path = choose_ckpt(ctl, j);
   return g->ckpt_path;
+}
+
+const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id) {
+  const graph_job *g = find(ctl, id, false);
+  return g && g->has_progress ? &g->progress : NULL;
 }
 
 void ty__graph_job_started(ty_controller *ctl, const ty_job *j) {
@@ -313,6 +321,37 @@ static void replace_ckpts(graph_job *g, ty_checkpoint_list *l) {
   memset(l, 0, sizeof *l);
 }
 
+/* Appends a report to the curve when its step moved (replaces the last
+ * point when it did not). At TY_GRAPH_MAX_POINTS every other point goes, so
+ * the curve keeps its whole length at half the resolution and memory stays
+ * bounded (80 KiB) however long the job trains; a short job holds little. */
+static void record_point(graph_job *g, const ty_train_progress *pr) {
+  ty__progress_point pt = {.step = pr->step, .time_ms = pr->time_ms, .loss = pr->loss,
+                           .samples_per_s = pr->samples_per_s, .test_accuracy = pr->test_accuracy};
+  if (pr->step == 0) return; /* the report before the first step has no loss yet */
+  if (g->n_hist && g->hist[g->n_hist - 1].step == pr->step) {
+    g->hist[g->n_hist - 1] = pt; /* the same step again: a test accuracy may come later */
+    return;
+  }
+  if (g->n_hist == g->cap_hist && g->cap_hist < TY_GRAPH_MAX_POINTS) {
+    size_t cap = g->cap_hist ? g->cap_hist * 2 : 64;
+    ty__progress_point *grown = realloc(g->hist, cap * sizeof(*grown));
+    if (!grown) return; /* the curve stops growing; progress itself still counts */
+    g->hist = grown, g->cap_hist = cap;
+  }
+  if (g->n_hist == TY_GRAPH_MAX_POINTS) {
+    for (size_t i = 1; i < TY_GRAPH_MAX_POINTS / 2; i++) g->hist[i] = g->hist[2 * i];
+    g->n_hist = TY_GRAPH_MAX_POINTS / 2;
+  }
+  g->hist[g->n_hist++] = pt;
+}
+
+const ty__progress_point *ty__graph_history(ty_controller *ctl, uint64_t id, size_t *out_n) {
+  const graph_job *g = find(ctl, id, false);
+  *out_n = g ? g->n_hist : 0;
+  return g ? g->hist : NULL;
+}
+
 void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   uint32_t rank;
@@ -341,6 +380,7 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
   free(g->progress.checkpoint_path);
   g->progress = pr;
   g->has_progress = true;
+  record_point(g, &pr);
   ty__reply_finish(r, 0, NULL);
 }
 

@@ -31,7 +31,7 @@ static bool state_wanted(const int *states, size_t n, int state) {
   return false;
 }
 
-static bool list_matches(const ty_job *j, const ty_list_filter *f) {
+bool ty__job_matches(const ty_job *j, const ty_list_filter *f) {
   if (!j->committed || !state_wanted(f->states, f->n_states, j->state)) return false;
   if (f->user[0] && strcmp(f->user, j->spec.user) != 0) return false;
   if (f->queue[0] && strcmp(f->queue, j->spec.queue) != 0) return false;
@@ -174,7 +174,7 @@ static int list_live(ty_controller *ctl, list_work *w) {
   for (size_t i = 0; rc == 0 && i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
     w->live_ids[w->n_live++] = j->id;
-    if (!list_matches(j, &w->f)) continue;
+    if (!ty__job_matches(j, &w->f)) continue;
     const ty_buf *info = ty__job_info(ctl, j, ty__auth_sees_job(w->r, j));
     rc = info ? add_item(w, j->id, info->data, info->len) : TY_ENOMEM;
   }

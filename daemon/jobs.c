@@ -274,6 +274,7 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
   j->reason = ty_strdup(reason ? reason : "");
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
   if (ty_job_state_terminal(to)) j->end_ms = now;
+  ty__metrics_job_transition(ctl, j, from, to, now);
   if (first_start || ty_job_state_terminal(to)) ty__deps_target_changed(ctl, j, first_start);
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id, .time_ms = now, .from_state = from, .to_state = to,

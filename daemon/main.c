@@ -24,8 +24,9 @@
 #include "scheduler/scheduler.h"
 
 typedef struct opts {
-  char listen_host[256], metrics_host[256];
-  int listen_port, metrics_port;
+  char listen_host[256], metrics_host[256], web_host[256]; /* web_host "" = no console */
+  int listen_port, metrics_port, web_port;
+  bool web_token_required;
   const char *state_dir, *port_file, *config_file, *munge_socket, *checkpoint_dir;
   ty_auth_mode auth;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
@@ -60,6 +61,8 @@ static void usage(FILE *f) {
           "usage: traind [options]\n"
           "  --listen HOST:PORT          clients and workers (default 127.0.0.1:%d; port 0 = ephemeral)\n"
           "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:%d)\n"
+          "  --web-listen HOST:PORT      the read-only web console (default off; docs/web-console.md)\n"
+          "  --web-token-required        with --auth none, loopback clients need the console's token too\n"
           "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
           "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
           "                              the workers; default: checkpoints next to the state dir)\n"
@@ -126,6 +129,9 @@ static int parse_flag(opts *o, int c, const char *arg) {
                    ? bad_flag("--listen", arg, "HOST:PORT") : 0;
   case 'm': return ty_parse_hostport(arg, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port)
                    ? bad_flag("--metrics-listen", arg, "HOST:PORT") : 0;
+  case 'w': return ty_parse_hostport(arg, o->web_host, sizeof(o->web_host), &o->web_port)
+                   ? bad_flag("--web-listen", arg, "HOST:PORT") : 0;
+  case 'W': o->web_token_required = true; return 0;
   case 's': o->state_dir = arg; return 0;
   case 'b': return parse_u32(arg, 1, &o->heartbeat_ms) ? bad_flag("--heartbeat-ms", arg, "a positive number") : 0;
   case 't': return parse_u32(arg, 1, &o->node_timeout_ms) ? bad_flag("--node-timeout-ms", arg, "a positive number") : 0;
@@ -174,6 +180,7 @@ static int parse_flag(opts *o, int c, const char *arg) {
 
 static const struct option longopts[] = {
     {"listen", required_argument, NULL, 'l'},     {"metrics-listen", required_argument, NULL, 'm'},
+    {"web-listen", required_argument, NULL, 'w'}, {"web-token-required", no_argument, NULL, 'W'},
     {"state-dir", required_argument, NULL, 's'},  {"heartbeat-ms", required_argument, NULL, 'b'},
     {"node-timeout-ms", required_argument, NULL, 't'},
     {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
@@ -250,12 +257,13 @@ static ty_check_cluster check_rates(const ty_plan_cluster *c) {
 }
 
 /* Writes FILE.tmp and renames it, so readers never see half a file. */
-static int write_port_file(const char *path, int rpc, int metrics) {
+static int write_port_file(const char *path, int rpc, int metrics, int web) {
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) return TY_EINVAL;
   FILE *f = fopen(tmp, "w");
   if (!f) return -errno;
   fprintf(f, "rpc=%d\nmetrics=%d\n", rpc, metrics);
+  if (web >= 0) fprintf(f, "web=%d\n", web);
   if (fclose(f) != 0) return -errno;
   if (rename(tmp, path) != 0) return -errno;
   return 0;
@@ -366,6 +374,8 @@ int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   ty_controller_config cfg = {.listen_host = o.listen_host, .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,
+                              .web_host = o.web_host[0] ? o.web_host : NULL, .web_port = o.web_port,
+                              .web_token_required = o.web_token_required,
                               .state_dir = o.state_dir, .checkpoint_dir = o.checkpoint_dir,
                               .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
@@ -390,7 +400,15 @@ int main(int argc, char **argv) {
   int rpc_port = ty_controller_rpc_port(d.ctl), metrics_port = ty_controller_metrics_port(d.ctl);
   ty_info("traind %s listening on %s:%d (rpc) and %s:%d (metrics); state in %s/traind.db",
           TY_VERSION, o.listen_host, rpc_port, o.metrics_host, metrics_port, o.state_dir);
-  if (o.port_file && (rc = write_port_file(o.port_file, rpc_port, metrics_port)) != 0) {
+  int web_port = ty_controller_web_port(d.ctl);
+  if (web_port >= 0)
+    ty_info("web console on http://%s:%d/ (read-only; %s need the token in %s/web.token, see "
+            "docs/web-console.md)",
+            o.web_host, web_port,
+            o.auth == TY_AUTH_NONE && !o.web_token_required ? "clients not on loopback" : "clients",
+            o.state_dir);
+  if (o.port_file &&
+      (rc = write_port_file(o.port_file, rpc_port, metrics_port, web_port)) != 0) {
     ty_error("cannot write the port file %s: %s", o.port_file, ty_strerror(rc));
     ty_controller_stop(d.ctl);
     uv_run(loop, UV_RUN_DEFAULT);

@@ -95,6 +95,29 @@ static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_
   }
 }
 
+/* The queues and the decayed usage of b (its arrays allocated), the
+ * config and the time: all that fair share needs. */
+static void input_queues_usage(ty_controller *ctl, input_buf *b) {
+  for (size_t q = 0; q < ctl->n_queues; q++) {
+    const ty_queue_info *qu = &ctl->queues[q];
+    b->queues[q] = (ty_sched_queue){.name = qu->name, .tier = qu->tier, .share = qu->share,
+                                    .max_running = qu->max_running, .max_gpus = qu->max_gpus,
+                                    .max_gpus_per_user = qu->max_gpus_per_user,
+                                    .preemptible = qu->preemptible,
+                                    .state = queue_state(qu->state),
+                                    .default_time_s = qu->default_time_s,
+                                    .max_time_s = qu->max_time_s};
+  }
+  for (size_t u = 0; u < ctl->n_usage; u++)
+    b->usage[u] = (ty_sched_usage){ctl->usage[u].user, ctl->usage[u].queue,
+                                   ctl->usage[u].gpu_s +
+                                       ctl->sched.cpu_usage_weight * ctl->usage[u].cpu_s};
+  b->in.queues = b->queues, b->in.n_queues = ctl->n_queues;
+  b->in.usage = b->usage, b->in.n_usage = ctl->n_usage;
+  b->in.config = &ctl->sched;
+  b->in.now_ms = ty_now_ms();
+}
+
 /* Fills b from the controller's tables; `pending_only` jobs with no live
  * ranks. Everything borrows from ctl; input_close frees the arrays. */
 static void input_build(ty_controller *ctl, input_buf *b) {
@@ -119,27 +142,10 @@ static void input_build(ty_controller *ctl, input_buf *b) {
     else if (j->live_ranks) add_running(ctl, b, j, &ns);
   }
   for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &b->nodes[i]);
-  for (size_t q = 0; q < ctl->n_queues; q++) {
-    const ty_queue_info *qu = &ctl->queues[q];
-    b->queues[q] = (ty_sched_queue){.name = qu->name, .tier = qu->tier, .share = qu->share,
-                                    .max_running = qu->max_running, .max_gpus = qu->max_gpus,
-                                    .max_gpus_per_user = qu->max_gpus_per_user,
-                                    .preemptible = qu->preemptible,
-                                    .state = queue_state(qu->state),
-                                    .default_time_s = qu->default_time_s,
-                                    .max_time_s = qu->max_time_s};
-  }
-  for (size_t u = 0; u < ctl->n_usage; u++)
-    b->usage[u] = (ty_sched_usage){ctl->usage[u].user, ctl->usage[u].queue,
-                                   ctl->usage[u].gpu_s +
-                                       ctl->sched.cpu_usage_weight * ctl->usage[u].cpu_s};
   b->in.jobs = b->jobs;
   b->in.nodes = b->nodes, b->in.n_nodes = ctl->n_nodes;
-  b->in.queues = b->queues, b->in.n_queues = ctl->n_queues;
   b->in.running = b->running;
-  b->in.usage = b->usage, b->in.n_usage = ctl->n_usage;
-  b->in.config = &ctl->sched;
-  b->in.now_ms = ty_now_ms();
+  input_queues_usage(ctl, b);
 }
 
 static void input_close(input_buf *b) {
@@ -197,10 +203,10 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
     free(j->reason);
     j->reason = ty_strdup(reason);
     j->prio = out->pending[i].priority;
+    j->wait = out->pending[i].wait;
+    j->has_wait = true;
     ty__job_dirty(ctl, j);
   }
-  ctl->frag = out->fragmentation;
-  ty_metric_set(ctl->m.frag, NULL, out->fragmentation);
 }
 
 void ty__sched_run(ty_controller *ctl) {
@@ -237,6 +243,14 @@ int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_
   return rc;
 }
 
+double ty__sched_fragmentation(ty_controller *ctl) {
+  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
+  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
+  double f = ty_sched_fragmentation(nodes, ctl->n_nodes);
+  free(nodes);
+  return f;
+}
+
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out) {
   input_buf b;
   input_build(ctl, &b);
@@ -248,6 +262,17 @@ int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out
 int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
   input_buf b;
   input_build(ctl, &b);
+  int rc = ty_sched_shares(&b.in, out, out_n);
+  input_close(&b);
+  return rc;
+}
+
+int ty__sched_usage_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
+  input_buf b;
+  memset(&b, 0, sizeof(b));
+  b.queues = ty_xcalloc(ctl->n_queues ? ctl->n_queues : 1, sizeof(*b.queues));
+  b.usage = ty_xcalloc(ctl->n_usage ? ctl->n_usage : 1, sizeof(*b.usage));
+  input_queues_usage(ctl, &b);
   int rc = ty_sched_shares(&b.in, out, out_n);
   input_close(&b);
   return rc;

@@ -9,22 +9,22 @@
 # socket, or $TRAINYARD_MUNGE_SOCKET). Either way traind's config
 # (STATEDIR/traind.conf) lists the workers in auth.nodes.
 # Ports: traind PORT (default 7810, or $TRAINYARD_PORT), its /metrics PORT+1,
-# worker i's /metrics PORT+20+i (deploy/prometheus.yml scrapes these); task
+# its web console PORT+2 (with -w), worker i's /metrics PORT+20+i (deploy/prometheus.yml scrapes these); task
 # I/O ports are ephemeral (workers report them to the controller).
 #
-#   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge]
+#   deploy/cluster.sh start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge] [-w]
 #   deploy/cluster.sh stop  [-s STATEDIR]
 #   deploy/cluster.sh status [-s STATEDIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}; shift || true
-workers=2 builddir="$root/build" state="$root/var" cpus="" auth=none
+workers=2 builddir="$root/build" state="$root/var" cpus="" auth=none web=0
 port=${TRAINYARD_PORT:-7810}
-while getopts "n:b:s:c:a:" o; do
+while getopts "n:b:s:c:a:w" o; do
   case $o in
     n) workers=$OPTARG ;; b) builddir=$OPTARG ;; s) state=$OPTARG ;; c) cpus=$OPTARG ;;
-    a) auth=$OPTARG ;;
-    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge]" >&2
+    a) auth=$OPTARG ;; w) web=1 ;;
+    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge] [-w]" >&2
        exit 2 ;;
   esac
 done
@@ -49,9 +49,11 @@ start() {
   fi
   rm -f "$state"/*.ports
   echo "auth.nodes = worker[1-$workers]" >"$state/traind.conf"
+  webflag=()
+  [ "$web" = 1 ] && webflag=(--web-listen "127.0.0.1:$((port + 2))")
   "$builddir/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
     --state-dir "$state/traind" --port-file "$state/traind.ports" --config "$state/traind.conf" \
-    "${auth_flags[@]}" >>"$state/logs/traind.log" 2>&1 &
+    "${auth_flags[@]}" "${webflag[@]}" >>"$state/logs/traind.log" 2>&1 &
   echo $! >"$piddir/traind.pid"
   wait_file "$state/traind.ports"
   for i in $(seq 1 "$workers"); do
@@ -73,6 +75,8 @@ start() {
   else
     echo "cluster: requests are authenticated with MUNGE (docs/security.md)"
   fi
+  [ "$web" = 1 ] && echo "cluster: web console at http://127.0.0.1:$((port + 2))/"
+  return 0
 }
 
 stop() {

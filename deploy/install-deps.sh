@@ -13,10 +13,12 @@ packages=(
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)
+  libjs-chart.js # the web console's charts (built into traind)
   munge libmunge-dev # MUNGE: every request's credential, as Slurm's (lib/auth)
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
   python3 python3-onnx python3-numpy sqlite3 procps
+  chromium    # the web console tested in a real (headless) browser
   # examples/models: the GPT example is exported from PyTorch and trained on
   # Debian's fortunes (tokenised at build time); the build skips both when
   # absent, and the gpt_vs_torch test then exits 77
@@ -25,7 +27,7 @@ packages=(
   clang libclang-rt-14-dev
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
-  packages+=(slurm-wlm munge hyperfine)
+  packages+=(slurm-wlm munge hyperfine python3-websockets bc curl)
 fi
 
 missing=()

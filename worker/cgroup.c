@@ -487,6 +487,14 @@ void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_u
   }
 }
 
+uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank) {
+  char dir[PATH_MAX];
+  const hier *h = cg->version == 2 ? &cg->h[0] : find(cg, "memory");
+  if (!h) return 0;
+  task_dir(h, job, rank, dir, sizeof dir);
+  return read_u64(dir, cg->version == 2 ? "memory.current" : "memory.usage_in_bytes");
+}
+
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
   int rc = 0;
   for (size_t i = 0; i < cg->n; i++) {

@@ -60,6 +60,7 @@ typedef struct task {
   ty_task_usage usage;
   uint64_t job_id;
   uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
+  uint64_t gpu_mask; /* its GPU indices (below 64), for per-task metrics */
   int pid;
   ty_task_state state;
   int exit_code, term_signal;
@@ -431,6 +432,9 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   k->master_port = spec->master_port;
   k->cpus = spec->cpus;
   k->n_gpus = (uint32_t)spec->n_gpus;
+  for (size_t g = 0; g < spec->n_gpus; g++)
+    if (spec->gpu_indices && spec->gpu_indices[g] < 64)
+      k->gpu_mask |= UINT64_C(1) << spec->gpu_indices[g];
   k->kill_grace_s = spec->kill_grace_s ? spec->kill_grace_s : TY_TASK_DEFAULT_GRACE_S;
   k->proc.data = k;
   k->grace_timer.data = k;
@@ -642,6 +646,13 @@ void ty_tasks_foreach(ty_tasks *t, void (*cb)(const ty_task_report *r, void *ud)
     cb(&r, ud);
   }
 }
+
+void ty_tasks_foreach_running(const ty_tasks *t, ty_tasks_running_cb cb, void *ud) {
+  for (const task *k = t->head; k; k = k->next)
+    if (k->running && k->pid > 0) cb(k->job_id, k->rank, k->pid, k->gpu_mask, k->in_cgroup, ud);
+}
+
+ty_cgroups *ty_tasks_cgroups(const ty_tasks *t) { return t->cg; }
 
 void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank) {
   for (task *k = t->head; k; k = k->next) {

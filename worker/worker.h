@@ -69,6 +69,13 @@ void ty_worker_inventory_set_gpus(ty_worker_inventory *inv, uint32_t n);
  * without links is an island of its own) and returns k. Pure. */
 uint32_t ty_worker_nvlink_islands(const uint8_t *link, uint32_t n, int *out_island);
 
+/* One line of /proc/PID/stat: its session id, CPU ticks (utime + stime +
+ * cutime + cstime) and resident pages. The command (field 2) may hold spaces
+ * and parentheses: the fields after it are found from its last ')'. Pure;
+ * TY_EPROTO for a line that does not parse. */
+int ty_worker_parse_proc_stat(const char *line, int *out_session, uint64_t *out_ticks,
+                              uint64_t *out_rss_pages);
+
 /* ---- tasks ---------------------------------------------------------------- */
 
 /* A rank to run is a ty_task_spec and its state a ty_task_report (the wire
@@ -173,6 +180,14 @@ void ty_tasks_kill_all_now(ty_tasks *t);
 void ty_tasks_foreach(ty_tasks *t, void (*cb)(const ty_task_report *r, void *ud), void *ud);
 /* The controller acknowledged an ended task's report: forget it. Unknown or
  * still running tasks are ignored. */
+/* Calls cb for every running task with its process id (the leader of the
+ * task's session), the bit set of its GPU indices and whether it runs in
+ * its own cgroup (of ty_tasks_cgroups). */
+typedef void (*ty_tasks_running_cb)(uint64_t job_id, uint32_t rank, int pid, uint64_t gpus,
+                                    bool in_cgroup, void *ud);
+void ty_tasks_foreach_running(const ty_tasks *t, ty_tasks_running_cb cb, void *ud);
+/* The cgroups the tasks run in (ty_tasks_set_isolation), or NULL. */
+ty_cgroups *ty_tasks_cgroups(const ty_tasks *t);
 void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank);
 /* Fills the current report of one task; TY_ENOTFOUND when unknown. */
 int ty_tasks_get(const ty_tasks *t, uint64_t job_id, uint32_t rank, ty_task_report *out);
@@ -238,6 +253,9 @@ int ty_cgroup_task_kill(ty_cgroups *cg, uint64_t job, uint32_t rank);
 bool ty_cgroup_task_empty(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* CPU time, peak memory and block I/O of the task so far. */
 void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_usage *out);
+/* The memory the task uses now (memory.current, v1 memory.usage_in_bytes);
+ * 0 when unknown. */
+uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* Removes the (empty) rank cgroup, and the job's once it has no ranks. */
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* The directory of job<J>/rank<R> (rank UINT32_MAX: the job's) in the

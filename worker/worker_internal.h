@@ -181,6 +181,26 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                           const ty_worker_inventory *inv);
 void ty__worker_stats_destroy(ty__worker_stats *s);
 
+/* ==== what running tasks use: usage.c ========================================================= */
+typedef struct ty__task_usage {
+  uint64_t job_id;
+  uint32_t rank;
+  int pid;          /* the task's session */
+  uint64_t gpus;    /* bit set of its GPU indices */
+  bool in_cgroup;   /* it runs in its own cgroup of `cg` below */
+  double cpu_s;     /* out: CPU seconds of the task's processes */
+  double rss_bytes; /* out: their memory */
+} ty__task_usage;
+/* Fills cpu_s and rss_bytes of every entry: from its cgroup where it has
+ * one (cg), else from one pass over /proc for the others. */
+void ty__usage_sample(ty_cgroups *cg, ty__task_usage *tasks, size_t n);
+/* NVML through dlopen; NULL where there is none (or no CUDA build). */
+typedef struct ty__nvml ty__nvml;
+ty__nvml *ty__nvml_open(void);
+/* Utilisation (0..1) and used memory of GPU `index`; TY_ENOTFOUND if unknown. */
+int ty__nvml_sample(ty__nvml *n, uint32_t index, double *out_util, double *out_mem_bytes);
+void ty__nvml_close(ty__nvml *n); /* accepts NULL */
+
 /* ==== task logs: logs.c =======================================================================
  * The size cap and the retention of task logs (see logs.c for the cut's
  * format and its race). Owned by ty_tasks; loop thread only. */

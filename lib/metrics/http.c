@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A deliberately small HTTP/1.1 server for GET /metrics on the daemon's
- * libuv loop. The workload is one Prometheus scrape every few seconds per
- * server, so simplicity and bounded memory matter more than throughput.
+ * libuv loop (and, with a handler, for the controller's read-only web
+ * console: same limits, same parser, pages from the handler). The
+ * workload is one Prometheus scrape every few seconds per server, so
+ * simplicity and bounded memory matter more than throughput.
  *
  * Why no HTTP library: Debian 12 has no llhttp package, and http-parser is
  * unmaintained upstream; the only request we serve has no body, so parsing
@@ -66,6 +68,8 @@ typedef struct conn {
 struct ty_metrics_http {
   uv_tcp_t listener; /* first */
   ty_metrics *metrics;
+  ty_http_handler handler; /* NULL: this is the /metrics server */
+  void *handler_ud;
   int port;
   int listener_closed;
   size_t n_conns;
@@ -175,19 +179,29 @@ static const char *reason(int code) {
   switch (code) {
   case 200:
     return "OK";
+  case 304:
+    return "Not Modified";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
   case 404:
     return "Not Found";
   case 405:
     return "Method Not Allowed";
+  case 503:
+    return "Service Unavailable";
   default:
     return "Internal Server Error";
   }
 }
 
-/* Writes status line, headers and (unless HEAD) the body in out_body. */
-static void conn_respond(conn *c, int code, int head_only, const char *content_type) {
+/* Writes status line, headers and (unless HEAD) the body in out_body;
+ * `extra` holds more header lines (may be ""). */
+static void conn_respond_with(conn *c, int code, int head_only, const char *content_type,
+                              const char *extra) {
   char date[64];
   time_t now = time(NULL);
   struct tm tm;
@@ -195,9 +209,9 @@ static void conn_respond(conn *c, int code, int head_only, const char *content_t
   strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   int rc = ty_buf_printf(&c->out_head,
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                         "Content-Length: %zu\r\n%sConnection: %s\r\n\r\n",
+                         "Content-Length: %zu\r\n%s%sConnection: %s\r\n\r\n",
                          code, reason(code), date, content_type, c->out_body.len,
-                         code == 405 ? "Allow: GET, HEAD\r\n" : "",
+                         code == 405 ? "Allow: GET, HEAD\r\n" : "", extra,
                          c->keep_alive ? "keep-alive" : "close");
   if (rc != 0) {
     conn_close(c);
@@ -213,6 +227,10 @@ static void conn_respond(conn *c, int code, int head_only, const char *content_t
   if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, n, on_write) != 0) conn_close(c);
 }
 
+static void conn_respond(conn *c, int code, int head_only, const char *content_type) {
+  conn_respond_with(c, code, head_only, content_type, "");
+}
+
 static void respond_text(conn *c, int code, int head_only, const char *text) {
   if (ty_buf_printf(&c->out_body, "%s\n", text) != 0) {
     conn_close(c);
@@ -221,12 +239,39 @@ static void respond_text(conn *c, int code, int head_only, const char *text) {
   conn_respond(c, code, head_only, "text/plain; charset=utf-8");
 }
 
+static bool is_loopback(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+  if (a->ss_family != AF_INET6) return false;
+  const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(v6)) return v6->s6_addr[12] == 127;
+  return IN6_IS_ADDR_LOOPBACK(v6);
+}
+
+/* A handler's page: its status, type, headers and body. */
+static void handle_page(conn *c, const ty_http_request *r, int head_only) {
+  ty_metrics_http *s = c->server;
+  if (r->method == TY_HTTP_OTHER) {
+    respond_text(c, 405, 0, "method not allowed; this server is read-only (GET, HEAD)");
+    return;
+  }
+  ty_http_response resp = {.status = 500, .content_type = "text/plain; charset=utf-8",
+                           .body = &c->out_body};
+  s->handler(s->handler_ud, r, is_loopback(&c->addr), &resp);
+  if (resp.status != 200 && resp.status != 304) c->keep_alive = c->keep_alive && resp.status < 500;
+  resp.headers[sizeof resp.headers - 1] = '\0';
+  conn_respond_with(c, resp.status, head_only, resp.content_type ? resp.content_type : "text/plain",
+                    resp.headers);
+}
+
 static void handle_request(conn *c, const ty_http_request *r) {
   c->served = 1;
   c->keep_alive = r->http10 ? r->conn_keep_alive && !r->conn_close : !r->conn_close;
   if (r->content_length > 0) c->keep_alive = 0; /* we do not read bodies */
   int head_only = r->method == TY_HTTP_HEAD;
-  if (!r->is_metrics) {
+  if (c->server->handler) {
+    handle_page(c, r, head_only);
+  } else if (!r->is_metrics) {
     respond_text(c, 404, head_only, "not found; metrics are at /metrics");
   } else if (r->method == TY_HTTP_OTHER) {
     respond_text(c, 405, 0, "method not allowed; use GET");
@@ -390,6 +435,12 @@ static int bind_listen(ty_metrics_http *s, const char *host, int port) {
 
 int ty_metrics_http_start(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
                           ty_metrics_http **out_server) {
+  return ty_metrics_http_serve(loop, host, port, m, "metrics", NULL, NULL, out_server);
+}
+
+int ty_metrics_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
+                          const char *listener, ty_http_handler handler, void *ud,
+                          ty_metrics_http **out_server) {
   if (out_server) *out_server = NULL;
   if (!loop || !host || !m || !out_server || port < 0 || port > 65535) {
     ty_error("metrics http: %s is missing or out of range", !loop         ? "loop"
@@ -402,7 +453,9 @@ int ty_metrics_http_start(uv_loop_t *loop, const char *host, int port, ty_metric
   ty_metrics_http *s = calloc(1, sizeof *s);
   if (!s) return TY_ENOMEM;
   s->metrics = m;
-  s->stats = ty_metrics_conn_stats(m, "metrics");
+  s->handler = handler;
+  s->handler_ud = ud;
+  s->stats = ty_metrics_conn_stats(m, listener ? listener : "metrics");
   if (!s->stats) s->stats = &s->no_stats;
   int rc = uv_tcp_init(loop, &s->listener);
   if (rc != 0) {

@@ -35,6 +35,9 @@ static int parse_request_line(const char *p, size_t len, ty_http_request *r) {
   size_t tlen = i - t0;
   if (tlen == 0 || i >= len || p[i] != ' ') return -1;
   const char *t = p + t0;
+  if (tlen >= sizeof r->target) return -1;
+  memcpy(r->target, t, tlen);
+  r->target[tlen] = '\0';
   r->is_metrics = tlen >= 8 && memcmp(t, "/metrics", 8) == 0 && (tlen == 8 || t[8] == '?');
   i++;
   if (len - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0) return -1;
@@ -68,6 +71,30 @@ static int parse_content_length(const char *v, size_t len, ty_http_request *r) {
   return 0;
 }
 
+/* Copies a token of safe characters (a longer or odd one is left out:
+ * the request then carries none and is refused, never half-read). */
+static void take_token(const char *v, size_t len, ty_http_request *r) {
+  if (len == 0 || len >= sizeof r->token) return;
+  for (size_t i = 0; i < len; i++)
+    if (!is_tchar((unsigned char)v[i]) && v[i] != '/' && v[i] != '=') return;
+  memcpy(r->token, v, len);
+  r->token[len] = '\0';
+}
+
+/* The TY_HTTP_COOKIE cookie of a Cookie header ("a=1; trainyard_token=X"). */
+static void cookie_token(const char *v, size_t len, ty_http_request *r) {
+  size_t name = strlen(TY_HTTP_COOKIE);
+  for (size_t i = 0; i < len;) {
+    while (i < len && (v[i] == ' ' || v[i] == ';')) i++;
+    size_t end = i;
+    while (end < len && v[end] != ';') end++;
+    if (end - i > name && memcmp(v + i, TY_HTTP_COOKIE, name) == 0 && v[i + name] == '=' &&
+        !r->token[0])
+      take_token(v + i + name + 1, end - i - name - 1, r);
+    i = end;
+  }
+}
+
 /* "Name: value" (no CRLF). */
 static int parse_header(const char *p, size_t len, ty_http_request *r) {
   size_t i = 0;
@@ -94,6 +121,10 @@ static int parse_header(const char *p, size_t len, ty_http_request *r) {
     r->conn_keep_alive |= token_in_list(v, vlen, "keep-alive");
   } else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {
     return parse_content_length(v, vlen, r);
+  } else if (nlen == 13 && strncasecmp(p, "authorization", 13) == 0) {
+    if (vlen > 7 && strncasecmp(v, "Bearer ", 7) == 0) take_token(v + 7, vlen - 7, r);
+  } else if (nlen == 6 && strncasecmp(p, "cookie", 6) == 0) {
+    cookie_token(v, vlen, r);
   } else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
     return -1; /* a body we would have to decode; no request here has one */
   }

@@ -19,7 +19,9 @@
  * - Counters end in `_total`; nothing else does. Histograms never end in
  *   `_total`, `_count`, `_sum` or `_bucket` (the exposition adds those).
  * - Labels are low-cardinality: method, status, queue, state, node. Never a
- *   job id, a user-supplied free text or a timestamp. A family holds at most
+ *   timestamp. A job id (and its name) labels only series of running jobs
+ *   that a collect callback rebuilds from the running set, so they go with
+ *   the job and their number is bounded by what runs. A family holds at most
  *   TY_METRICS_MAX_SERIES series; further combinations are dropped with one
  *   warning.
  * - Durations use histograms with bounds in seconds
@@ -120,6 +122,10 @@ ty_conn_stats *ty_metrics_conn_stats(ty_metrics *m, const char *listener);
 #define TY_HTTP_MAX_CONNS 256
 #define TY_HTTP_MAX_CONNS_PER_ADDR 16
 
+#define TY_HTTP_TARGET_MAX 1024 /* a longer request target is malformed */
+#define TY_HTTP_TOKEN_MAX 128   /* a longer bearer token or cookie value is ignored */
+#define TY_HTTP_COOKIE "trainyard_token" /* the cookie that carries the token */
+
 enum { TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_OTHER };
 
 /* A parsed request head (only what the server needs from it). */
@@ -130,6 +136,9 @@ typedef struct ty_http_request {
   bool conn_close, conn_keep_alive;
   bool has_host;
   long long content_length; /* -1 when absent */
+  char target[TY_HTTP_TARGET_MAX]; /* "/path?query", as sent (NUL-terminated) */
+  /* "Authorization: Bearer X", else the TY_HTTP_COOKIE cookie; "" = none. */
+  char token[TY_HTTP_TOKEN_MAX];
 } ty_http_request;
 
 /* The server's parser, pure (for tests and the fuzzer). Looks for one
@@ -146,6 +155,26 @@ typedef struct ty_metrics_http ty_metrics_http;
 int ty_metrics_http_start(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
                           ty_metrics_http **out_server);
 int ty_metrics_http_port(const ty_metrics_http *s);
+
+/* ---- other pages on the same server code ---------------------------------
+ * A server whose requests go to a handler instead of the registry (the web
+ * console's). The limits, deadlines and counters above apply alike; the
+ * counters are the registry's `listener`. HEAD gets GET's headers without
+ * the body; methods other than GET and HEAD are answered 405 before the
+ * handler sees them. */
+typedef struct ty_http_response {
+  int status;               /* 200, 304, 400, 401, 403, 404, 500 or 503 */
+  const char *content_type; /* static string */
+  ty_buf *body;             /* append the body here (the server owns it) */
+  char headers[256];        /* more header lines, each ending in "\r\n" */
+} ty_http_response;
+/* Called on the loop thread with the parsed head and whether the peer is a
+ * loopback address (127.0.0.0/8 or ::1). It fills resp synchronously. */
+typedef void (*ty_http_handler)(void *ud, const ty_http_request *req, bool loopback,
+                                ty_http_response *resp);
+int ty_metrics_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
+                          const char *listener, ty_http_handler handler, void *ud,
+                          ty_metrics_http **out_server);
 void ty_metrics_http_stop(ty_metrics_http *s); /* accepts NULL; frees after close */
 
 #endif

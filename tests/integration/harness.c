@@ -626,21 +626,40 @@ bool it_closed_by_peer(int fd) {
   return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
-char *it_http_get_metrics(int port) {
+char *it_http_get(int port, const char *path, int *out_status) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "metrics port %d: %s", port,
-            strerror(errno));
-  const char req[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-  cr_assert(write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return NULL;
+  }
+  char req[2048];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                   path);
+  cr_assert(n > 0 && (size_t)n < sizeof req, "path too long: %s", path);
+  cr_assert(write(fd, req, (size_t)n) == (ssize_t)n);
   char *resp = read_all(fd);
   close(fd);
   char *body = strstr(resp, "\r\n\r\n");
-  cr_assert(body, "no HTTP body from port %d", port);
+  if (!body) {
+    free(resp);
+    return NULL;
+  }
+  if (out_status) *out_status = strncmp(resp, "HTTP/1.", 7) == 0 ? atoi(resp + 9) : 0;
   char *copy = strdup(body + 4);
   free(resp);
   return copy;
+}
+
+char *it_http_get_metrics(int port) {
+  char *body = it_http_get(port, "/metrics", NULL);
+  cr_assert(body, "no /metrics from port %d", port);
+  return body;
+}
+
+pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]) {
+  return spawn(cwd, logpath, argv);
 }
 
 uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {

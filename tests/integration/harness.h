@@ -137,6 +137,13 @@ bool it_closed_by_peer(int fd);
 uint64_t it_submit_cli(const it_cluster *c, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
+/* GET http://127.0.0.1:port PATH (already URL-encoded): the body as a heap
+ * string and the status in *out_status (may be NULL); NULL when nothing
+ * listens or no answer came. */
+char *it_http_get(int port, const char *path, int *out_status);
+/* Starts argv[0] (an absolute path) in its own process group, in cwd (NULL:
+ * here), stdout and stderr appended to logpath. */
+pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);
 
 bool it_is_final(int state);
 void it_sleep_ms(int ms);

@@ -99,3 +99,37 @@ Test(nvlink_islands, full_mesh_and_empty) {
     cr_expect_eq(island[i], 1);
   cr_expect_eq(ty_worker_nvlink_islands(NULL, 0, island), 0);
 }
+
+/* ---- /proc/PID/stat, for per-task usage (worker/usage.c) ---- */
+
+Test(proc_stat, fields_after_a_command_with_spaces_and_parens) {
+  const char line[] = "4242 (a (b) c) S 1 4242 4200 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 "
+                      "123456 1000000 321 18446744073709551615\n";
+  int session = 0;
+  uint64_t ticks = 0, rss = 0;
+  cr_assert_eq(ty_worker_parse_proc_stat(line, &session, &ticks, &rss), 0);
+  cr_assert_eq(session, 4200);
+  cr_assert_eq(ticks, 250 + 50 + 7 + 3);
+  cr_assert_eq(rss, 321);
+}
+
+Test(proc_stat, refuses_truncated_lines) {
+  int session;
+  uint64_t ticks, rss;
+  cr_assert_eq(ty_worker_parse_proc_stat("4242 no-parenthesis S 1", &session, &ticks, &rss),
+               TY_EPROTO);
+  cr_assert_eq(ty_worker_parse_proc_stat("4242 (x) S 1 2 3 0 -1 0 1", &session, &ticks, &rss),
+               TY_EPROTO);
+}
+
+Test(proc_stat, this_process) {
+  FILE *f = fopen("/proc/self/stat", "r");
+  char line[1024];
+  cr_assert(f && fgets(line, sizeof(line), f));
+  fclose(f);
+  int session;
+  uint64_t ticks, rss;
+  cr_assert_eq(ty_worker_parse_proc_stat(line, &session, &ticks, &rss), 0);
+  cr_assert_eq(session, getsid(0));
+  cr_assert_gt(rss, 0);
+}

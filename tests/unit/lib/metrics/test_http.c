@@ -500,3 +500,59 @@ Test(metrics_http_start, port_in_use_and_ipv6) {
   cr_expect_eq(uv_loop_close(&loop), 0);
   ty_metrics_destroy(m);
 }
+
+/* ---- the parser's target and token (the web console's needs) ---- */
+
+static int parse_str(const char *head, ty_http_request *r) {
+  size_t used = 0;
+  return ty_metrics_http_parse(head, strlen(head), r, &used);
+}
+
+Test(metrics_http_parse, keeps_the_target_and_a_bearer_token) {
+  ty_http_request r;
+  cr_assert_eq(parse_str("GET /api/jobs?state=RUNNING HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer abc123\r\n\r\n", &r), 1);
+  cr_assert_str_eq(r.target, "/api/jobs?state=RUNNING");
+  cr_assert_str_eq(r.token, "abc123");
+  cr_assert(!r.is_metrics);
+}
+
+Test(metrics_http_parse, token_from_the_cookie_unless_a_bearer_came) {
+  ty_http_request r;
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; trainyard_token=c00k1e; b=2\r\n\r\n",
+                         &r), 1);
+  cr_assert_str_eq(r.token, "c00k1e");
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: trainyard_token=c00k1e\r\n"
+                         "Authorization: Bearer b34r3r\r\n\r\n", &r), 1);
+  cr_assert_str_eq(r.token, "b34r3r");
+}
+
+Test(metrics_http_parse, odd_tokens_are_left_out) {
+  ty_http_request r;
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n", &r), 1);
+  cr_assert_str_eq(r.token, "");
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: trainyard_token=a\"b\r\n\r\n", &r), 1);
+  cr_assert_str_eq(r.token, "");
+  char head[512];
+  char big[TY_HTTP_TOKEN_MAX + 8];
+  memset(big, 'a', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", big);
+  cr_assert_eq(parse_str(head, &r), 1);
+  cr_assert_str_eq(r.token, "");
+}
+
+Test(metrics_http_parse, a_target_over_1k_is_malformed) {
+  char head[2048];
+  char path[TY_HTTP_TARGET_MAX + 1];
+  memset(path, 'a', sizeof(path) - 1);
+  path[0] = '/';
+  path[sizeof(path) - 1] = '\0';
+  snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+  ty_http_request r;
+  cr_assert_eq(parse_str(head, &r), TY_EPROTO);
+  path[sizeof(path) - 2] = '\0'; /* exactly TY_HTTP_TARGET_MAX - 1 bytes: fits */
+  snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+  cr_assert_eq(parse_str(head, &r), 1);
+  cr_assert_eq(strlen(r.target), TY_HTTP_TARGET_MAX - 1);
+}

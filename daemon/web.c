@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The read-only web console (`traind --web-listen HOST:PORT`, off by
+ * default): static pages built into the binary (web/, embedded at build
+ * time by web/embed.py, Chart.js from Debian's libjs-chart.js among them)
+ * and JSON documents (web_json.c), served by lib/metrics' HTTP server with
+ * its limits and deadlines (listener "web" in the connection metrics).
+ *
+ * Routes (GET and HEAD only):
+ *   /                          the console (index.html; pages by #fragment)
+ *   /static/NAME               its scripts, styles and Chart.js
+ *   /api/cluster               nodes, queues with counts and fair share, jobs by state
+ *   /api/jobs?state=S,S&queue=Q&user=U&limit=N   newest first (limit 1..10000, 500)
+ *   /api/jobs/ID               one job: ranks, events, progress, has_plan
+ *   /api/jobs/ID/progress?after=STEP   its curve after STEP (all without)
+ *   /api/jobs/ID/plan          its plan, as `trainctl plan --json` prints it
+ * Errors are JSON {"error": "..."} naming the bad part of the request.
+ *
+ * Who may look: under --auth none a loopback client is the local operator,
+ * as trainctl is; any other client, and every client under --auth munge,
+ * needs the console token: hex of the
+ * first 16 bytes of STATE_DIR/web.key (created on first start, mode 0600, readable only by
+ * whoever runs traind; STATE_DIR/web.token holds the token as text, also
+ * 0600), sent as "Authorization: Bearer TOKEN" or as the
+ * trainyard_token cookie, which opening /?token=TOKEN sets (HttpOnly,
+ * SameSite=Strict). --web-token-required asks loopback clients for it under
+ * --auth none too. Nothing here changes state.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/daemon_internal.h"
+#include "lib/json/json.h"
+#include "lib/token/token.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+#define WEB_LIMIT_DEFAULT 500
+#define WEB_LIMIT_MAX 10000
+
+/* ---- answers --------------------------------------------------------------------------- */
+
+/* Both answer helpers return 0, so a route can `return fail(...)`. */
+static int fail(ty_http_response *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(ty_http_response *resp, int status, const char *fmt, ...) {
+  char msg[TY_ERR_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  resp->body->len = 0;
+  resp->status = status;
+  resp->content_type = JSON_TYPE;
+  ty_buf_printf(resp->body, "{\"error\":");
+  ty_json_escape(resp->body, msg, strlen(msg));
+  ty_buf_printf(resp->body, "}\n");
+  return 0;
+}
+
+static int json_done(ty_http_response *resp, int rc) {
+  if (rc == TY_ENOTFOUND) return fail(resp, 404, "not found");
+  if (rc != 0) return fail(resp, 500, "cannot build the answer: %s", ty_strerror(rc));
+  resp->status = 200;
+  resp->content_type = JSON_TYPE;
+  snprintf(resp->headers, sizeof(resp->headers), "Cache-Control: no-store\r\n");
+  return 0;
+}
+
+/* ---- queries ----------------------------------------------------------------------------- */
+
+/* Decodes %XX and '+' of one query value into out (NUL-terminated);
+ * TY_EINVAL for a bad escape or a value too long. */
+static int url_decode(const char *s, size_t len, char *out, size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (c == '%') {
+      if (len - i < 3 || !isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2]))
+        return TY_EINVAL;
+      char hex[3] = {s[i + 1], s[i + 2], 0};
+      c = (char)strtol(hex, NULL, 16), i += 2;
+      if (c == 0) return TY_EINVAL;
+    } else if (c == '+') {
+      c = ' ';
+    }
+    if (o + 1 >= cap) return TY_EINVAL;
+    out[o++] = c;
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+typedef struct query {
+  char state[256], queue[128], user[128], limit[16], after[24], token[TY_HTTP_TOKEN_MAX];
+} query;
+
+/* Splits "a=1&b=2" into the known keys; an unknown key or a bad value is a
+ * 400 naming it. */
+static int parse_query(const char *q, query *out, char *err, size_t len) {
+  memset(out, 0, sizeof(*out));
+  struct {
+    const char *name;
+    char *dst;
+    size_t cap;
+  } keys[] = {{"state", out->state, sizeof(out->state)}, {"queue", out->queue, sizeof(out->queue)},
+              {"user", out->user, sizeof(out->user)},    {"limit", out->limit, sizeof(out->limit)},
+              {"after", out->after, sizeof(out->after)}, {"token", out->token, sizeof(out->token)}};
+  while (q && *q) {
+    const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
+    const char *eq = memchr(q, '=', (size_t)(end - q));
+    size_t klen = eq ? (size_t)(eq - q) : (size_t)(end - q);
+    size_t k = 0;
+    while (k < TY_ARRAY_LEN(keys) &&
+           !(strlen(keys[k].name) == klen && !memcmp(keys[k].name, q, klen)))
+      k++;
+    if (k == TY_ARRAY_LEN(keys))
+      return ty_errf(err, len, TY_EINVAL, "unknown query parameter \"%.*s\"",
+                     (int)(klen > 64 ? 64 : klen), q);
+    const char *v = eq ? eq + 1 : end;
+    if (url_decode(v, (size_t)(end - v), keys[k].dst, keys[k].cap) != 0)
+      return ty_errf(err, len, TY_EINVAL, "%s: bad %%-escape or longer than %zu bytes",
+                     keys[k].name, keys[k].cap - 1);
+    q = amp ? amp + 1 : end;
+  }
+  return 0;
+}
+
+/* state=RUNNING,PENDING, queue, user, limit -> ListJobs' filter. */
+static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err, size_t len) {
+  *f = (ty_list_filter){.states = states,
+                        .user = (char *)q->user,
+                        .queue = (char *)q->queue,
+                        .limit = WEB_LIMIT_DEFAULT};
+  char buf[sizeof(q->state)];
+  snprintf(buf, sizeof(buf), "%s", q->state);
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    int st;
+    if (ty_job_state_parse(tok, &st) != 0)
+      return ty_errf(err, len, TY_EINVAL,
+                     "state: \"%.32s\" is not a job state (PENDING, RUNNING, "
+                     "COMPLETED, ...)",
+                     tok);
+    if (f->n_states < TY_JOB_STATE_MAX) states[f->n_states++] = st;
+  }
+  if (q->limit[0]) {
+    char *end;
+    unsigned long v = strtoul(q->limit, &end, 10);
+    if (*end || q->limit[0] == '-' || v < 1 || v > WEB_LIMIT_MAX)
+      return ty_errf(err, len, TY_EINVAL, "limit: \"%s\" is not a number from 1 to %d", q->limit,
+                     WEB_LIMIT_MAX);
+    f->limit = (uint32_t)v;
+  }
+  return 0;
+}
+
+/* ---- routes -------------------------------------------------------------------------------- */
+
+static int route_job(ty_controller *ctl, const char *rest, const query *q, ty_http_response *resp) {
+  char *end;
+  unsigned long long id = strtoull(rest, &end, 10);
+  if (end == rest || rest[0] == '-' || rest[0] == '+')
+    return fail(resp, 400, "job id: \"%.32s\" is not a number", rest);
+  ty_job *j = ty__job_get(ctl, id); /* a finished job is read back from the store */
+  if (!j || !j->committed) return fail(resp, 404, "job %llu not found", id);
+  if (*end == '\0') return json_done(resp, ty__web_job_json(ctl, j, resp->body));
+  if (strcmp(end, "/plan") == 0) return json_done(resp, ty__web_plan_json(j, resp->body));
+  if (strcmp(end, "/progress") != 0)
+    return fail(resp, 404, "no such page: /api/jobs/%llu%.64s", id, end);
+  uint64_t after = UINT64_MAX;
+  if (q->after[0]) {
+    char *e;
+    after = strtoull(q->after, &e, 10);
+    if (*e || q->after[0] == '-') return fail(resp, 400, "after: \"%s\" is not a step", q->after);
+  }
+  return json_done(resp, ty__web_curve_json(ctl, j, after, resp->body));
+}
+
+static int route_api(ty_controller *ctl, const char *path, const query *q, ty_http_response *resp) {
+  char err[TY_ERR_LEN];
+  if (strcmp(path, "/api/cluster") == 0)
+    return json_done(resp, ty__web_cluster_json(ctl, resp->body));
+  if (strcmp(path, "/api/jobs") == 0) {
+    ty_list_filter f;
+    int states[TY_JOB_STATE_MAX];
+    if (jobs_filter(q, &f, states, err, sizeof(err)) != 0) return fail(resp, 400, "%s", err);
+    return json_done(resp, ty__web_jobs_json(ctl, &f, resp->body));
+  }
+  if (strncmp(path, "/api/jobs/", 10) == 0) return route_job(ctl, path + 10, q, resp);
+  return fail(resp, 404, "no such page: %.128s", path);
+}
+
+static bool static_page(const char *path, bool *index, ty_http_response *resp) {
+  const char *name = strcmp(path, "/") == 0              ? "index.html"
+                     : strncmp(path, "/static/", 8) == 0 ? path + 8
+                                                         : NULL;
+  if (!name) return false;
+  *index = strcmp(name, "index.html") == 0;
+  for (size_t i = 0; i < ty__web_n_assets; i++) {
+    const ty__web_asset *a = &ty__web_assets[i];
+    if (strcmp(a->name, name) != 0) continue;
+    ty_buf_append(resp->body, a->data, a->len);
+    resp->status = 200;
+    resp->content_type = a->type;
+    /* The pages change with the binary: revalidate rather than keep a stale one. */
+    snprintf(resp->headers, sizeof(resp->headers),
+             "Cache-Control: no-cache\r\n"
+             "X-Content-Type-Options: nosniff\r\n");
+    return true;
+  }
+  fail(resp, 404, "no such file: %.128s", path);
+  return true;
+}
+
+/* ---- who may look ------------------------------------------------------------------------ */
+
+static bool token_ok(const ty_controller *ctl, const char *token) {
+  const char *want = ctl->web_token;
+  size_t n = strlen(want);
+  if (strlen(token) != n) return false;
+  unsigned diff = 0;
+  for (size_t i = 0; i < n; i++)
+    diff |= (unsigned char)(token[i] ^ want[i]);
+  return diff == 0;
+}
+
+static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_response *resp) {
+  ty_controller *ctl = ud;
+  char path[TY_HTTP_TARGET_MAX], err[TY_ERR_LEN];
+  snprintf(path, sizeof(path), "%s", req->target);
+  char *qs = strchr(path, '?');
+  if (qs) *qs++ = '\0';
+  query q;
+  if (parse_query(qs, &q, err, sizeof(err)) != 0) {
+    fail(resp, 400, "%s", err);
+    return;
+  }
+  bool by_query = q.token[0] && token_ok(ctl, q.token) && strcmp(path, "/") == 0;
+  /* Loopback is the operator only where trainctl needs no credential either. */
+  if (ctl->cfg.client_auth != TY_AUTH_NONE || ctl->cfg.web_token_required) loopback = false;
+  if (!loopback && !by_query && !token_ok(ctl, req->token)) {
+    fail(resp, 401,
+         "the console needs its token: open /?token=TOKEN once (TOKEN is in "
+         "web.token in traind's state directory)");
+    return;
+  }
+  bool index = false;
+  if (strncmp(path, "/api/", 5) == 0)
+    route_api(ctl, path, &q, resp);
+  else if (!static_page(path, &index, resp))
+    fail(resp, 404, "no such page: %.128s", path);
+  if (index && by_query)
+    snprintf(resp->headers + strlen(resp->headers), sizeof(resp->headers) - strlen(resp->headers),
+             "Set-Cookie: " TY_HTTP_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict\r\n", q.token);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+/* STATE_DIR/web.token: the token as text, for the operator to hand on
+ * (`cat`); written on every start, mode 0600 like web.key it comes from. */
+static int write_token_file(const ty_controller *ctl, char *err, size_t len) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/web.token", ctl->cfg.state_dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return ty_errf(err, len, -errno, "%s: %s", path, strerror(errno));
+  char line[40];
+  int n = snprintf(line, sizeof(line), "%s\n", ctl->web_token);
+  bool ok = fchmod(fd, 0600) == 0 && write(fd, line, (size_t)n) == n;
+  int saved = errno;
+  close(fd);
+  return ok ? 0 : ty_errf(err, len, -saved, "%s: %s", path, strerror(saved));
+}
+
+int ty__web_start(ty_controller *ctl, char *err, size_t len) {
+  if (!ctl->cfg.web_host) return 0;
+  char path[4096];
+  uint8_t key[TY_TOKEN_SECRET_LEN];
+  snprintf(path, sizeof(path), "%s/web.key", ctl->cfg.state_dir);
+  int rc = ty_token_secret_load(path, key, err, len);
+  if (rc != 0) return rc;
+  for (size_t i = 0; i < 16; i++)
+    snprintf(ctl->web_token + 2 * i, 3, "%02x", key[i]);
+  memset(key, 0, sizeof(key));
+  if ((rc = write_token_file(ctl, err, len)) != 0) return rc;
+  rc = ty_metrics_http_serve(ctl->loop, ctl->cfg.web_host, ctl->cfg.web_port, ctl->metrics, "web",
+                             handle, ctl, &ctl->web);
+  if (rc != 0)
+    return ty_errf(err, len, rc, "cannot serve the web console on %s:%d: %s", ctl->cfg.web_host,
+                   ctl->cfg.web_port, ty_strerror(rc));
+  return 0;
+}

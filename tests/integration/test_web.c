@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The web console (issue 16) against a real cluster training a real graph
+ * job (trainrun ranks started by the workers):
+ *   - its JSON documents: the node, the job in the list, its ranks, history
+ *     and curve, and a clear 4xx naming the bad part of each bad request;
+ *   - who may look: with --web-token-required, nothing without the token,
+ *     the token as a bearer or as the cookie that /?token= sets;
+ *   - headless Chromium (Debian's) loading each page: the node table, the
+ *     job list and the loss chart's points read back from the DOM, and a
+ *     screenshot of each page saved in the build directory.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/ranks.h"
+
+#define STEPS 200
+
+static int web_port(const it_cluster *c) {
+  char path[400], line[128];
+  snprintf(path, sizeof(path), "%s/traind.ports", c->dir);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "no %s", path);
+  int port = -1;
+  while (fgets(line, sizeof(line), f))
+    if (strncmp(line, "web=", 4) == 0) port = atoi(line + 4);
+  fclose(f);
+  cr_assert_gt(port, 0, "traind wrote no web port");
+  return port;
+}
+
+/* GET with extra header lines; the whole response (head and body). */
+static char *http_raw(int port, const char *path, const char *headers) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "web port %d: %s", port,
+            strerror(errno));
+  char req[2048];
+  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+                   path, headers ? headers : "");
+  cr_assert_eq(write(fd, req, (size_t)n), n);
+  ty_buf b;
+  ty_buf_init(&b);
+  char chunk[65536];
+  ssize_t got;
+  while ((got = read(fd, chunk, sizeof(chunk))) > 0)
+    ty_buf_append(&b, chunk, (size_t)got);
+  close(fd);
+  ty_buf_append(&b, "", 1);
+  return (char *)b.data;
+}
+
+static int status_of(const char *resp) {
+  return atoi(resp + 9);
+}
+
+/* The body of a 200 answer to path (asserting the status). */
+static char *get_ok(int port, const char *path) {
+  int status = 0;
+  char *body = it_http_get(port, path, &status);
+  cr_assert(body && status == 200, "GET %s: %d %s", path, status, body ? body : "");
+  return body;
+}
+
+static void expect_status(int port, const char *path, int want, const char *says) {
+  int status = 0;
+  char *body = it_http_get(port, path, &status);
+  cr_assert(body, "GET %s: no answer", path);
+  cr_assert_eq(status, want, "GET %s: %d, not %d: %s", path, status, want, body);
+  cr_assert(strstr(body, says), "GET %s: the error should say \"%s\": %s", path, says, body);
+  free(body);
+}
+
+static uint64_t train(it_cluster *c, ty_rpc_client *cl) {
+  char ckpt[400];
+  snprintf(ckpt, sizeof(ckpt), "%s/web.onnx", c->dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(STEPS, 40, ckpt, &len);
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.job.name = "mlp-web";
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof(err)), 0, "submit: %s", err);
+  /* While it trains, /metrics carries its step, loss and throughput; they
+   * go when it ends. */
+  char series[128];
+  snprintf(series, sizeof(series), "trainyard_train_step{job=\"%llu\",name=\"mlp-web\"} ",
+           (unsigned long long)id);
+  bool seen = false;
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 1800; i++) {
+    r = it_get_job(cl, id);
+    if (r && r->job && it_is_final(r->job->state)) break;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    r = NULL;
+    char *m = it_http_get_metrics(c->metrics_port);
+    seen |= strstr(m, series) != NULL && strstr(m, "trainyard_train_loss{job=") != NULL;
+    free(m);
+    it_sleep_ms(100);
+  }
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED,
+            "the graph job did not complete");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert(seen, "no %s while the job ran", series);
+  char *m = it_http_get_metrics(c->metrics_port);
+  cr_assert(strstr(m, series) == NULL, "the ended job's series stayed:\n%s", m);
+  cr_assert(strstr(m, "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} 1"), "%s",
+            m);
+  free(m);
+  free(cfg);
+  return id;
+}
+
+static size_t count(const char *s, const char *needle) {
+  size_t n = 0;
+  for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+    n++;
+  return n;
+}
+
+static void check_api(int port, uint64_t id, const char *node) {
+  char path[128], want[64];
+  char *cluster = get_ok(port, "/api/cluster");
+  snprintf(want, sizeof(want), "\"name\":\"%s\",\"state\":\"UP\"", node);
+  cr_assert(strstr(cluster, want), "%s", cluster);
+  free(cluster);
+  char *jobs = get_ok(port, "/api/jobs?state=COMPLETED&queue=default");
+  snprintf(want, sizeof(want), "\"id\":%llu,\"name\":\"mlp-web\"", (unsigned long long)id);
+  cr_assert(strstr(jobs, want) && strstr(jobs, "\"matched\":1"), "%s", jobs);
+  free(jobs);
+  jobs = get_ok(port, "/api/jobs?state=PENDING");
+  cr_assert(strstr(jobs, "\"jobs\":[]"), "%s", jobs);
+  free(jobs);
+  snprintf(path, sizeof(path), "/api/jobs/%llu", (unsigned long long)id);
+  /* Rank 0's last report may come a heartbeat after the job ended. */
+  snprintf(want, sizeof(want), "\"step\":%d,", STEPS);
+  char *job = NULL;
+  for (int i = 0; i < 100; i++) {
+    free(job);
+    job = get_ok(port, path);
+    if (strstr(job, want)) break;
+    it_sleep_ms(100);
+  }
+  cr_assert(strstr(job, "\"ranks\":[{\"rank\":0") && strstr(job, "\"to\":\"COMPLETED\"") &&
+                strstr(job, "\"kind\":\"graph\""),
+            "%s", job);
+  snprintf(want, sizeof(want), "\"step\":%d,", STEPS);
+  cr_assert(strstr(job, want), "the last progress is not step %d: %s", STEPS, job);
+  free(job);
+  snprintf(path, sizeof(path), "/api/jobs/%llu/progress", (unsigned long long)id);
+  char *curve = get_ok(port, path);
+  cr_assert_geq(count(curve, "],["), 1, "fewer than two points: %s", curve);
+  free(curve);
+  snprintf(path, sizeof(path), "/api/jobs/%llu/progress?after=%d", (unsigned long long)id, STEPS);
+  curve = get_ok(port, path);
+  cr_assert(strstr(curve, "\"points\":[]"), "points after the last step: %s", curve);
+  free(curve);
+}
+
+static void check_refusals(int port, uint64_t id) {
+  char path[128];
+  expect_status(port, "/api/jobs/abc", 400, "is not a number");
+  expect_status(port, "/api/jobs/99999", 404, "job 99999 not found");
+  expect_status(port, "/api/jobs?limit=0", 400, "limit");
+  expect_status(port, "/api/jobs?limit=x", 400, "limit");
+  expect_status(port, "/api/jobs?state=RUNNING,NOPE", 400, "\\\"NOPE\\\" is not a job state");
+  expect_status(port, "/api/jobs?queue=%zz", 400, "queue: bad %-escape");
+  expect_status(port, "/api/jobs?colour=red", 400, "unknown query parameter \\\"colour\\\"");
+  expect_status(port, "/api/nothing", 404, "no such page");
+  expect_status(port, "/static/missing.js", 404, "no such file");
+  snprintf(path, sizeof(path), "/api/jobs/%llu/progress?after=-1", (unsigned long long)id);
+  expect_status(port, path, 400, "after");
+  snprintf(path, sizeof(path), "/api/jobs/%llu/plan", (unsigned long long)id);
+  expect_status(port, path, 404, "not found"); /* data parallel: no plan */
+}
+
+/* ---- the browser --------------------------------------------------------------------------- */
+
+/* Runs headless Chromium on url: the DOM after `budget_ms` of virtual time
+ * (scripts and fetches run), and a screenshot at shot (NULL: none). */
+static char *chromium(const char *url, const char *profile, const char *shot, int budget_ms) {
+  const char *bin = getenv("TY_CHROMIUM");
+  char budget[64], shot_flag[512], cmd[2048], out[600];
+  snprintf(budget, sizeof(budget), "--virtual-time-budget=%d", budget_ms);
+  snprintf(shot_flag, sizeof(shot_flag), "--screenshot=%s", shot ? shot : "");
+  snprintf(out, sizeof(out), "%s.dom", profile);
+  snprintf(cmd, sizeof(cmd),
+           "timeout 60 '%s' --headless --no-sandbox --disable-gpu --disable-background-networking "
+           "--disable-component-update --disable-sync --no-first-run --hide-scrollbars "
+           "--user-data-dir='%s' --window-size=1280,1000 %s %s '%s' > '%s' 2>/dev/null",
+           bin, profile, budget, shot ? shot_flag : "--dump-dom", url, out);
+  int rc = system(cmd);
+  cr_assert_eq(rc, 0, "chromium failed (%d): %s", rc, cmd);
+  FILE *f = fopen(out, "r");
+  cr_assert(f);
+  ty_buf b;
+  ty_buf_init(&b);
+  char chunk[8192];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    ty_buf_append(&b, chunk, n);
+  fclose(f);
+  ty_buf_append(&b, "", 1);
+  return (char *)b.data;
+}
+
+/* The number in attribute `attr="N"` of the element with id `id`, or -1. */
+static long dom_attr(const char *dom, const char *id, const char *attr) {
+  char key[64];
+  snprintf(key, sizeof(key), "id=\"%s\"", id);
+  const char *tag = strstr(dom, key);
+  if (!tag) return -1;
+  const char *end = strchr(tag, '>');
+  snprintf(key, sizeof(key), "%s=\"", attr);
+  const char *a = strstr(tag, key);
+  return a && a < end ? strtol(a + strlen(key), NULL, 10) : -1;
+}
+
+static void check_browser(const it_cluster *c, int port, uint64_t id, const char *node) {
+  const char *bin = getenv("TY_CHROMIUM"), *art = getenv("TY_ARTIFACTS");
+  if (!bin || !*bin) cr_skip_test("chromium not found");
+  char profile[400], url[256], shot[600], cell[128];
+  snprintf(profile, sizeof(profile), "%s/chromium", c->dir);
+  /* Overview: the node table holds the worker. */
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/", port);
+  char *dom = chromium(url, profile, NULL, 4000);
+  cr_assert(strstr(dom, "id=\"nodes-table\""), "no node table:\n%s", dom);
+  snprintf(cell, sizeof(cell), "<td class=\"\">%s</td>", node);
+  cr_assert(strstr(dom, cell), "the node table does not list %s:\n%s", node, dom);
+  free(dom);
+  /* Job list, filtered as a user would: the job with a link to its page. */
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/jobs?state=COMPLETED", port);
+  dom = chromium(url, profile, NULL, 4000);
+  snprintf(cell, sizeof(cell), "<a href=\"#/job/%llu\">%llu</a>", (unsigned long long)id,
+           (unsigned long long)id);
+  cr_assert(strstr(dom, "id=\"jobs-table\"") && strstr(dom, cell) && strstr(dom, "mlp-web"),
+            "the job list does not show job %llu:\n%s", (unsigned long long)id, dom);
+  free(dom);
+  /* Job page: the loss chart holds the curve, up to the last step. */
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/job/%llu", port, (unsigned long long)id);
+  dom = chromium(url, profile, NULL, 4000);
+  cr_assert_geq(dom_attr(dom, "chart-loss", "data-points"), 2, "the loss chart is empty:\n%s", dom);
+  cr_assert_eq(dom_attr(dom, "chart-loss", "data-last-step"), STEPS, "%s", dom);
+  cr_assert(strstr(dom, "id=\"ranks-table\"") && strstr(dom, "id=\"events-table\""), "%s", dom);
+  free(dom);
+  /* Screenshots of each page, kept with the build for people to look at. */
+  const char *pages[][2] = {{"overview", "/#/"}, {"jobs", "/#/jobs"}, {"job", NULL}};
+  for (size_t i = 0; art && *art && i < TY_ARRAY_LEN(pages); i++) {
+    if (pages[i][1])
+      snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, pages[i][1]);
+    else
+      snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/job/%llu", port, (unsigned long long)id);
+    snprintf(shot, sizeof(shot), "%s/web-%s.png", art, pages[i][0]);
+    unlink(shot);
+    free(chromium(url, profile, shot, 4000));
+    struct stat st;
+    cr_assert(stat(shot, &st) == 0 && st.st_size > 1000, "no screenshot at %s", shot);
+  }
+}
+
+Test(web, console_serves_a_training_cluster, .timeout = 400) {
+  it_cluster c;
+  /* --auth none: loopback is the operator, as for trainctl. */
+  it_options o = {.auth_none = true,
+                  .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 1, 2, &o);
+  int port = web_port(&c);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = train(&c, cl);
+  check_api(port, id, c.name[0]);
+  check_refusals(port, id);
+  check_browser(&c, port, id, c.name[0]);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+static void read_token(const it_cluster *c, char *token, size_t cap) {
+  char path[400];
+  snprintf(path, sizeof(path), "%s/traind/web.token", c->dir);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "no %s", path);
+  cr_assert(fgets(token, (int)cap, f));
+  fclose(f);
+  token[strcspn(token, "\n")] = '\0';
+  cr_assert_eq(strlen(token), 32, "token \"%s\"", token);
+  struct stat st;
+  cr_assert(stat(path, &st) == 0 && (st.st_mode & 077) == 0, "web.token is readable by others");
+}
+
+/* Under MUNGE (the harness' default) loopback is nobody in particular: the
+ * token is needed, as a bearer or as the cookie that /?token= sets. */
+Test(web, token_needed_under_munge, .timeout = 60) {
+  it_cluster c;
+  it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 0, 1, &o);
+  int port = web_port(&c);
+  char token[64] = "", path[200], hdr[200];
+  read_token(&c, token, sizeof(token));
+  char *r = http_raw(port, "/api/cluster", NULL);
+  cr_assert_eq(status_of(r), 401, "%s", r);
+  cr_assert(strstr(r, "web.token"), "the refusal should say where the token is: %s", r);
+  free(r);
+  r = http_raw(port, "/", "Authorization: Bearer 0123456789abcdef0123456789abcdef\r\n");
+  cr_assert_eq(status_of(r), 401, "%s", r);
+  free(r);
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", token);
+  r = http_raw(port, "/api/cluster", hdr);
+  cr_assert_eq(status_of(r), 200, "%s", r);
+  free(r);
+  snprintf(path, sizeof(path), "/?token=%s", token);
+  r = http_raw(port, path, NULL);
+  cr_assert_eq(status_of(r), 200, "%s", r);
+  cr_assert(strstr(r, "Set-Cookie: trainyard_token=") && strstr(r, "HttpOnly") &&
+                strstr(r, "SameSite=Strict"),
+            "%s", r);
+  free(r);
+  r = http_raw(port, "/?token=wrong", NULL);
+  cr_assert_eq(status_of(r), 401, "%s", r);
+  free(r);
+  snprintf(hdr, sizeof(hdr), "Cookie: other=1; trainyard_token=%s\r\n", token);
+  r = http_raw(port, "/api/jobs", hdr);
+  cr_assert_eq(status_of(r), 200, "%s", r);
+  free(r);
+  it_cluster_stop(&c);
+}
+
+/* --auth none with --web-token-required: loopback needs the token too. */
+Test(web, token_required_when_asked, .timeout = 60) {
+  it_cluster c;
+  it_options o = {
+      .auth_none = true,
+      .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", "--web-token-required", NULL}};
+  it_cluster_start_with(&c, 0, 1, &o);
+  int port = web_port(&c);
+  char token[64] = "", hdr[200];
+  read_token(&c, token, sizeof(token));
+  char *r = http_raw(port, "/api/cluster", NULL);
+  cr_assert_eq(status_of(r), 401, "%s", r);
+  free(r);
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", token);
+  r = http_raw(port, "/api/cluster", hdr);
+  cr_assert_eq(status_of(r), 200, "%s", r);
+  free(r);
+  it_cluster_stop(&c);
+}

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Trainyard web console (read-only). Three views chosen by the URL's
+// fragment: #/ (cluster overview), #/jobs?state=&queue=&user= (job list with
+// filters), #/job/ID (one job: summary, live charts, ranks, events, plan).
+// Each view polls its JSON document (/api/...) every 2 s and redraws
+// without reloading; a job's charts fetch only the points after the last
+// step they hold. Every value from the server goes into the page as text
+// (textContent), never as markup.
+"use strict";
+
+const POLL_MS = 2000;
+let timer = null;   // the current view's poll
+let charts = [];    // Chart.js instances of the job view
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) if (k !== null && k !== undefined) e.append(k);
+  return e;
+}
+
+function stateTag(s) { return el("span", { class: "state state-" + s, text: s }); }
+
+function fmtTime(ms) { return ms ? new Date(ms).toLocaleString() : "-"; }
+
+function fmtDur(s) {
+  if (s === null || s === undefined || s < 0) return "-";
+  s = Math.floor(s);
+  const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s % 60;
+  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
+}
+
+function fmtBytes(b) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+  return (i ? b.toFixed(1) : b) + " " + u[i];
+}
+
+function table(id, heads, rows) {
+  const t = el("table", { id });
+  t.append(el("thead", {}, el("tr", {}, ...heads.map(h => el("th", { class: h.num ? "num" : "", text: h.label || h })))));
+  const body = el("tbody");
+  for (const r of rows) body.append(el("tr", {}, ...r.map((c, i) => {
+    const td = el("td", { class: heads[i].num ? "num" : heads[i].cls || "" });
+    if (c instanceof Node) td.append(c); else td.textContent = c === null || c === undefined ? "-" : String(c);
+    return td;
+  })));
+  t.append(body);
+  return t;
+}
+
+function bar(used, total) {
+  const pct = total ? Math.min(100, 100 * used / total) : 0;
+  const b = el("span", { class: "bar" }, el("i", { style: `width:${pct}%` }));
+  return el("span", {}, b, `${used}/${total}`);
+}
+
+async function api(path) {
+  const r = await fetch(path, { credentials: "same-origin", cache: "no-store" });
+  const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  return body;
+}
+
+function setStatus(text, bad) {
+  const s = document.getElementById("status");
+  s.textContent = text;
+  s.className = "status" + (bad ? " error" : "");
+}
+
+// ---- overview ----------------------------------------------------------------------------
+
+function renderOverview(view, c) {
+  const j = c.jobs;
+  const cpus = c.nodes.reduce((a, n) => [a[0] + n.cpus_used, a[1] + n.cpus], [0, 0]);
+  const gpus = c.nodes.reduce((a, n) => [a[0] + n.gpus_used, a[1] + n.gpus], [0, 0]);
+  const up = c.nodes.filter(n => n.state === "UP").length;
+  const card = (v, label, id) => el("div", { class: "card", id }, el("b", { text: String(v) }), el("span", { text: label }));
+  view.replaceChildren(
+    el("h1", { text: "Cluster" }),
+    el("div", { class: "cards" },
+      card(`${up}/${c.nodes.length}`, "nodes up", "card-nodes"),
+      card(j.RUNNING || 0, "jobs running", "card-running"),
+      card(j.PENDING || 0, "jobs pending", "card-pending"),
+      card(`${cpus[0]}/${cpus[1]}`, "CPUs used", "card-cpus"),
+      card(`${gpus[0]}/${gpus[1]}`, "GPUs used", "card-gpus")),
+    el("section", {}, el("h2", { text: "Nodes" }),
+      table("nodes-table", ["Node", "State", { label: "CPUs" }, { label: "GPUs" }, { label: "Memory" },
+        { label: "Tasks", num: true }, { label: "Heartbeat", num: true }, { label: "Reason", cls: "reason" }],
+        c.nodes.map(n => [n.name, stateTag(n.state), bar(n.cpus_used, n.cpus), bar(n.gpus_used, n.gpus),
+          `${fmtBytes(n.mem_used)} / ${fmtBytes(n.memory)}`, n.running_tasks, fmtDur(n.heartbeat_age_s) + " ago", n.reason]))),
+    el("section", {}, el("h2", { text: "Queues" }),
+      table("queues-table", ["Queue", "State", { label: "Tier", num: true }, { label: "Pending", num: true },
+        { label: "Running", num: true }, { label: "GPUs used", num: true }, { label: "Fair share", num: true },
+        { label: "Usage", num: true }],
+        c.queues.map(q => [el("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}`, text: q.name }),
+          stateTag(q.state), q.tier, q.pending, q.running, q.gpus_used,
+          q.share === undefined ? "-" : (100 * q.share).toFixed(0) + "%",
+          q.usage === undefined ? "-" : (100 * q.usage).toFixed(0) + "%"]))));
+}
+
+// ---- job list ------------------------------------------------------------------------------
+
+const STATES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"];
+
+function jobsForm(params) {
+  const state = el("select", { name: "state", id: "filter-state" }, el("option", { value: "", text: "any" }),
+    el("option", { value: "PENDING,RUNNING", text: "active" }), ...STATES.map(s => el("option", { value: s, text: s })));
+  state.value = params.get("state") || "";
+  const queue = el("input", { name: "queue", id: "filter-queue", placeholder: "any", value: params.get("queue") || "" });
+  const user = el("input", { name: "user", id: "filter-user", placeholder: "any", value: params.get("user") || "" });
+  const f = el("form", { class: "filters" },
+    el("label", {}, "State", state), el("label", {}, "Queue", queue), el("label", {}, "User", user),
+    el("button", { type: "submit", text: "Filter" }));
+  f.addEventListener("submit", ev => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const [k, v] of new FormData(f)) if (v) p.set(k, v);
+    location.hash = "#/jobs" + (p.toString() ? "?" + p : "");
+  });
+  return f;
+}
+
+function renderJobs(holder, data, now) {
+  holder.replaceChildren(
+    table("jobs-table", [{ label: "ID", num: true }, "Name", "User", "Queue", "State", "Kind",
+      { label: "Nodes" }, { label: "Time", num: true }, { label: "Reason", cls: "reason" }],
+      data.jobs.map(j => [el("a", { href: `#/job/${j.id}`, text: String(j.id) }), j.name, j.user, j.queue,
+        stateTag(j.state), j.kind, j.nodes.length ? j.nodes.join(",") : `(${j.n_nodes})`,
+        fmtDur(((j.end_ms || now) - (j.start_ms || j.submit_ms)) / 1000), j.reason])),
+    el("p", { class: "muted", id: "jobs-count",
+      text: data.truncated ? `${data.jobs.length} newest of ${data.matched} jobs` : `${data.matched} jobs` }));
+}
+
+// ---- one job ----------------------------------------------------------------------------------
+
+function newChart(canvas, label, color) {
+  if (typeof Chart === "undefined") return null; // Chart.js missing: the tables still work
+  return new Chart(canvas, {
+    type: "line",
+    data: { datasets: [{ label, data: [], borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 1.5 }] },
+    options: {
+      animation: false, responsive: true, maintainAspectRatio: false, parsing: false, normalized: true,
+      scales: { x: { type: "linear", title: { display: true, text: "step" } } },
+      plugins: { legend: { display: true } },
+    },
+  });
+}
+
+// Adds [step, loss, samples/s, accuracy, time] points to the three charts
+// (a point of a step already shown replaces it: a test accuracy may arrive
+// with a later report of the same step). The canvases carry the count and
+// the last point for tests and for anyone reading the DOM.
+function addPoints(canvases, points) {
+  for (const [i, cv] of canvases.entries()) {
+    const col = i + 1;
+    const held = charts[i] ? charts[i].data.datasets[0].data : (cv._points = cv._points || []);
+    for (const p of points) {
+      if (p[col] === null) continue;
+      const pt = { x: p[0], y: p[col] };
+      if (held.length && held[held.length - 1].x === pt.x) held[held.length - 1] = pt;
+      else held.push(pt);
+    }
+    if (charts[i]) charts[i].update("none");
+    cv.dataset.points = String(held.length);
+    if (held.length) { cv.dataset.lastStep = String(held[held.length - 1].x); cv.dataset.last = String(held[held.length - 1].y); }
+  }
+}
+
+function jobSummary(d) {
+  const j = d.job, p = d.progress;
+  const kv = [["State", stateTag(j.state)], ["Reason", j.reason || "-"], ["User", j.user], ["Queue", j.queue],
+    ["Kind", j.kind], ["Resources", `${j.n_nodes} node(s) x ${j.tasks_per_node} task(s), ${j.gpus_per_node} GPU(s)/node, ${j.cpus_per_task} CPU(s)/task`],
+    ["Nodes", j.nodes.join(", ") || "-"], ["Submitted", fmtTime(j.submit_ms)], ["Started", fmtTime(j.start_ms)],
+    ["Ended", fmtTime(j.end_ms)], ["Requeued", String(j.requeue_count)]];
+  if (p) kv.push(["Progress", `step ${p.step}/${p.total_steps}, loss ${p.loss.toFixed(4)}, ${p.samples_per_s.toFixed(0)} samples/s` +
+    (p.test_accuracy !== null ? `, test accuracy ${p.test_accuracy.toFixed(4)}` : "") +
+    (p.checkpoint_step ? `, checkpoint at step ${p.checkpoint_step}` : "")]);
+  return el("dl", { class: "kv", id: "job-summary" }, ...kv.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
+}
+
+function jobTables(d) {
+  const j = d.job;
+  return [
+    el("section", {}, el("h2", { text: "Ranks" }),
+      table("ranks-table", [{ label: "Rank", num: true }, "Node", "State", { label: "Exit", num: true }, { label: "Reason", cls: "reason" }],
+        j.ranks.map(r => [r.rank, r.node, stateTag(r.state), r.exit_code === undefined ? "-" :
+          r.signal ? `signal ${r.signal}` : r.timed_out ? "timed out" : r.exit_code, r.reason]))),
+    el("section", {}, el("h2", { text: "History" }),
+      table("events-table", ["Time", "From", "To", "By", { label: "Reason", cls: "reason" }],
+        j.events.map(e => [fmtTime(e.time_ms), e.from || "(submit)", stateTag(e.to), e.actor, e.reason]))),
+  ];
+}
+
+async function showJob(view, id) {
+  const d0 = await api(`/api/jobs/${id}`);
+  const head = el("h1", { text: `Job ${id}: ${d0.job.name || "(no name)"}` });
+  const summary = el("section", {}, jobSummary(d0));
+  const canvases = [["chart-loss", "loss", "#c0392b"], ["chart-rate", "samples/s", "#2458c6"], ["chart-acc", "test accuracy", "#17692f"]]
+    .map(([cid]) => el("canvas", { id: cid, "data-points": "0" }));
+  const chartBox = el("section", { id: "charts" }, el("h2", { text: "Training" }),
+    d0.job.kind === "graph" ? el("div", { class: "charts" }, ...canvases.map(c => el("div", { class: "chart" }, c)))
+                            : el("p", { class: "muted", text: "A command job: it reports no training steps." }));
+  const tables = el("div", {}, ...jobTables(d0));
+  const plan = el("section", { id: "plan" }, el("h2", { text: "Plan" }),
+    el("p", { class: "muted", text: d0.has_plan ? "Loading…" : "None: data parallel, or not a graph job." }));
+  view.replaceChildren(head, summary, chartBox, tables, plan);
+  charts.forEach(c => c.destroy());
+  charts = d0.job.kind === "graph" ? [newChart(canvases[0], "loss", "#c0392b"), newChart(canvases[1], "samples/s", "#2458c6"),
+    newChart(canvases[2], "test accuracy", "#17692f")] : [];
+  if (d0.has_plan) api(`/api/jobs/${id}/plan`).then(p => plan.replaceChildren(el("h2", { text: "Plan" }),
+    el("pre", { id: "plan-json", text: JSON.stringify(p, null, 2) }))).catch(e => plan.append(el("p", { class: "error", text: e.message })));
+  let after = null;
+  const poll = async () => {
+    const d = await api(`/api/jobs/${id}`);
+    summary.replaceChildren(jobSummary(d));
+    tables.replaceChildren(...jobTables(d));
+    if (d.job.kind === "graph") {
+      // From the last step shown on: its point may have been completed since.
+      const c = await api(`/api/jobs/${id}/progress` + (after === null ? "" : `?after=${Math.max(0, after - 1)}`));
+      if (c.points.length) { addPoints(canvases, c.points); after = c.points[c.points.length - 1][0]; }
+    }
+    return d.job.state !== "RUNNING" && d.job.state !== "PENDING";
+  };
+  return poll;
+}
+
+// ---- routing -----------------------------------------------------------------------------
+
+async function route() {
+  clearTimeout(timer);
+  const view = document.getElementById("view");
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, qs] = hash.split("?");
+  const params = new URLSearchParams(qs || "");
+  document.getElementById("nav-overview").className = path === "/" ? "active" : "";
+  document.getElementById("nav-jobs").className = path.startsWith("/job") ? "active" : "";
+  let poll;
+  if (path === "/") {
+    poll = async () => renderOverview(view, await api("/api/cluster"));
+  } else if (path === "/jobs") {
+    const holder = el("div", { id: "jobs" }, el("p", { class: "muted", text: "Loading…" }));
+    view.replaceChildren(el("h1", { text: "Jobs" }), jobsForm(params), holder);
+    const q = new URLSearchParams();
+    for (const k of ["state", "queue", "user"]) if (params.get(k)) q.set(k, params.get(k));
+    poll = async () => renderJobs(holder, await api("/api/jobs?" + q), Date.now());
+  } else if (/^\/job\/\d+$/.test(path)) {
+    try { poll = await showJob(view, path.slice(5)); } catch (e) { view.replaceChildren(el("p", { class: "error", text: e.message })); return; }
+  } else {
+    view.replaceChildren(el("p", { class: "error", text: `No such page: ${path}` }));
+    return;
+  }
+  const tick = async () => {
+    let done = false;
+    try {
+      done = await poll();
+      setStatus("updated " + new Date().toLocaleTimeString(), false);
+      // When the first view had its data on screen (bench/observe reads it).
+      if (!document.body.dataset.firstRenderMs) document.body.dataset.firstRenderMs = String(Math.round(performance.now()));
+    }
+    catch (e) { setStatus(e.message, true); }
+    if (!done) timer = setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
+// A token in the address (?token=...) has set the cookie: take it out of
+// the address bar and the history.
+if (location.search.includes("token=")) history.replaceState(null, "", "/" + location.hash);
+window.addEventListener("hashchange", route);
+route();
