@@ -300,6 +300,20 @@ static void read_token(const it_cluster *c, char *token, size_t cap) {
   cr_assert(stat(path, &st) == 0 && (st.st_mode & 077) == 0, "web.token is readable by others");
 }
 
+/* GET path with one header line (or none, NULL) expecting `status`; the
+ * whole answer, for more checks (the caller frees it). */
+static char *expect_raw(int port, const char *path, const char *header, int status) {
+  char hdr[256] = "";
+  if (header) snprintf(hdr, sizeof(hdr), "%s\r\n", header);
+  char *r = http_raw(port, path, hdr);
+  cr_assert_eq(status_of(r), status, "GET %s with \"%s\": %s", path, hdr, r);
+  return r;
+}
+
+static void expect_only(int port, const char *path, const char *header, int status) {
+  free(expect_raw(port, path, header, status));
+}
+
 /* Under MUNGE (the harness' default) loopback is nobody in particular: the
  * token is needed, as a bearer or as the cookie that /?token= sets. */
 Test(web, token_needed_under_munge, .timeout = 60) {
@@ -309,31 +323,21 @@ Test(web, token_needed_under_munge, .timeout = 60) {
   int port = web_port(&c);
   char token[64] = "", path[200], hdr[200];
   read_token(&c, token, sizeof(token));
-  char *r = http_raw(port, "/api/cluster", NULL);
-  cr_assert_eq(status_of(r), 401, "%s", r);
+  char *r = expect_raw(port, "/api/cluster", NULL, 401);
   cr_assert(strstr(r, "web.token"), "the refusal should say where the token is: %s", r);
   free(r);
-  r = http_raw(port, "/", "Authorization: Bearer 0123456789abcdef0123456789abcdef\r\n");
-  cr_assert_eq(status_of(r), 401, "%s", r);
-  free(r);
-  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", token);
-  r = http_raw(port, "/api/cluster", hdr);
-  cr_assert_eq(status_of(r), 200, "%s", r);
-  free(r);
+  expect_only(port, "/", "Authorization: Bearer 0123456789abcdef0123456789abcdef", 401);
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+  expect_only(port, "/api/cluster", hdr, 200);
   snprintf(path, sizeof(path), "/?token=%s", token);
-  r = http_raw(port, path, NULL);
-  cr_assert_eq(status_of(r), 200, "%s", r);
+  r = expect_raw(port, path, NULL, 200);
   cr_assert(strstr(r, "Set-Cookie: trainyard_token=") && strstr(r, "HttpOnly") &&
                 strstr(r, "SameSite=Strict"),
             "%s", r);
   free(r);
-  r = http_raw(port, "/?token=wrong", NULL);
-  cr_assert_eq(status_of(r), 401, "%s", r);
-  free(r);
-  snprintf(hdr, sizeof(hdr), "Cookie: other=1; trainyard_token=%s\r\n", token);
-  r = http_raw(port, "/api/jobs", hdr);
-  cr_assert_eq(status_of(r), 200, "%s", r);
-  free(r);
+  expect_only(port, "/?token=wrong", NULL, 401);
+  snprintf(hdr, sizeof(hdr), "Cookie: other=1; trainyard_token=%s", token);
+  expect_only(port, "/api/jobs", hdr, 200);
   it_cluster_stop(&c);
 }
 
@@ -347,12 +351,8 @@ Test(web, token_required_when_asked, .timeout = 60) {
   int port = web_port(&c);
   char token[64] = "", hdr[200];
   read_token(&c, token, sizeof(token));
-  char *r = http_raw(port, "/api/cluster", NULL);
-  cr_assert_eq(status_of(r), 401, "%s", r);
-  free(r);
-  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", token);
-  r = http_raw(port, "/api/cluster", hdr);
-  cr_assert_eq(status_of(r), 200, "%s", r);
-  free(r);
+  expect_only(port, "/api/cluster", NULL, 401);
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+  expect_only(port, "/api/cluster", hdr, 200);
   it_cluster_stop(&c);
 }
