@@ -59,10 +59,11 @@ int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, 
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (*end != '\0') return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
+  if (*end != '\0')
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an integer", what, s);
   if (errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
     return ty_errf(err, err_len, TY_EINVAL, "%s: %s is out of range (%d to %d)", what, s, INT32_MIN,
-                       INT32_MAX);
+                   INT32_MAX);
   *out = (int32_t)v;
   return 0;
 }
@@ -111,8 +112,8 @@ int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **
   *out_port = (int)port;
   return 0;
 bad:
-  return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:%d)", what, s,
-                     TY_CONTROLLER_PORT);
+  return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:%d)", what,
+                 s, TY_CONTROLLER_PORT);
 }
 
 enum { G_CONTROLLER = TY__CLI_OPT_FIRST, G_TIMEOUT, G_JSON, G_VERSION, G_HELP = 'h' };
@@ -125,7 +126,8 @@ static const struct option global_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int set_controller(ty_cli_global *g, const char *what, const char *v, char *err, size_t err_len) {
+static int set_controller(ty_cli_global *g, const char *what, const char *v, char *err,
+                          size_t err_len) {
   char *host = NULL;
   int port = 0;
   int rc = ty_cli_parse_addr(what, v, TY_CONTROLLER_PORT, &host, &port, err, err_len);
@@ -151,9 +153,9 @@ static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, s
   case G_TIMEOUT:
     if (ty_parse_duration(v, &s) != 0 || s == 0 || s > 86400)
       return ty_errf(err, err_len, TY_EINVAL,
-                         "--timeout: \"%s\" is not a duration between 1s and 1d (examples: 5, "
-                         "30s, 2m)",
-                         v);
+                     "--timeout: \"%s\" is not a duration between 1s and 1d (examples: 5, "
+                     "30s, 2m)",
+                     v);
     g->timeout_ms = s * 1000u;
     return 0;
   case G_JSON:
@@ -179,7 +181,8 @@ int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cl
   /* The environment only counts when --controller did not say otherwise. */
   if (rc == 0 && !out->host)
     rc = set_controller(out, "TRAINYARD_CONTROLLER",
-                        env_controller && *env_controller ? env_controller : "127.0.0.1", err, err_len);
+                        env_controller && *env_controller ? env_controller : "127.0.0.1", err,
+                        err_len);
   if (rc) ty_cli_global_close(out);
   return rc;
 }

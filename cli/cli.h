@@ -89,8 +89,8 @@ int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **
  * (1-64) or a name with or without "SIG" (USR1, SIGUSR2, TERM, ...), default
  * SIGUSR1; SECONDS (> 0, or a duration such as 5m) is how long before the time
  * limit the signal goes to the tasks. `what` names the option in errors. */
-int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
-                        uint32_t *out_before_s, char *err, size_t err_len);
+int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint32_t *out_before_s,
+                        char *err, size_t err_len);
 
 /* Parses "42" into a job id (> 0). */
 int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len);
@@ -148,7 +148,7 @@ typedef struct ty_cli_ls_args {
   bool all, json, help;
   bool array; /* -r, --array: one line per array element (no folding) */
   bool noheader, help_format;
-  int64_t since_ms; /* --since: jobs submitted, started or ended since; 0 = any */
+  int64_t since_ms;     /* --since: jobs submitted, started or ended since; 0 = any */
   ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
   ty_cli_sort sort;     /* --sort; no keys = by id */
 } ty_cli_ls_args;
@@ -195,12 +195,12 @@ typedef struct ty_cli_jobinfo {
   char **nodes;                        /* owned */
   size_t nnodes;
   uint32_t requeue_count;
-  int64_t last_ckpt_ms; /* the last checkpoint the job reported, 0 = none */
-  bool held;            /* an operator holds it */
-  double priority;      /* the scheduler's multifactor priority while pending */
+  int64_t last_ckpt_ms;  /* the last checkpoint the job reported, 0 = none */
+  bool held;             /* an operator holds it */
+  double priority;       /* the scheduler's multifactor priority while pending */
   uint64_t array_job_id; /* the array it is an element of, 0 = none */
   uint32_t array_task_id;
-  char *dependency;     /* owned: the conditions not yet met, "" = none */
+  char *dependency;    /* owned: the conditions not yet met, "" = none */
   ty_task_usage usage; /* accounting: the ranks' cgroups (see usage_measured) */
   bool usage_measured; /* false: some rank's CPU time is its CPUs held x wall clock */
   bool redacted;       /* command, env and graph payload withheld: not the caller's job */
@@ -414,8 +414,8 @@ typedef struct ty_cli_history_args {
   uint32_t limit; /* 0 = the controller's cap */
   ty_cli_format format;
 } ty_cli_history_args;
-int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out,
-                         char *err, size_t err_len);
+int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
+                         size_t err_len);
 void ty_cli_history_args_close(ty_cli_history_args *a);
 /* history's fields (ty_cli_history_fields[] has ty_cli_n_history_fields). */
 extern const ty_cli_field ty_cli_history_fields[];
@@ -494,14 +494,19 @@ typedef struct ty_cli_explain {
   double fairshare, usage, usage_norm, share;
   char **node_names, **node_whys; /* n_nodes each */
   size_t n_nodes;
-  int64_t est_start_ms;       /* 0 unless est_kind is NOW, LIMITS or PREEMPTION */
-  int est_kind;               /* TY_CLI_EST_*: the numbers of scheduler.h's ty_sched_est_kind */
-  bool est_lower_bound;       /* "not before": jobs ahead may start first */
-  char *est_note;             /* what the estimate assumes, or why there is none */
-  char *wait;                 /* why it waits, as a code ("Resources"); "" when not pending */
+  int64_t est_start_ms; /* 0 unless est_kind is NOW, LIMITS or PREEMPTION */
+  int est_kind;         /* TY_CLI_EST_*: the numbers of scheduler.h's ty_sched_est_kind */
+  bool est_lower_bound; /* "not before": jobs ahead may start first */
+  char *est_note;       /* what the estimate assumes, or why there is none */
+  char *wait;           /* why it waits, as a code ("Resources"); "" when not pending */
   uint64_t reserved_job;
 } ty_cli_explain;
-enum { TY_CLI_EST_UNKNOWN = 0, TY_CLI_EST_NOW = 1, TY_CLI_EST_LIMITS = 2, TY_CLI_EST_PREEMPTION = 3 };
+enum {
+  TY_CLI_EST_UNKNOWN = 0,
+  TY_CLI_EST_NOW = 1,
+  TY_CLI_EST_LIMITS = 2,
+  TY_CLI_EST_PREEMPTION = 3
+};
 void ty_cli_explain_close(ty_cli_explain *e);
 
 typedef struct ty_cli_share {
@@ -520,8 +525,7 @@ int ty_cli_encode_update_node(const char *name, const char *action, const char *
 /* ref: a job, an array (every element that can take the action) or an
  * element; time_limit_s for action "time". */
 int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t priority,
-                             const char *queue, uint32_t time_limit_s,
-                             ty_buf *out);
+                             const char *queue, uint32_t time_limit_s, ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
 int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);
@@ -533,7 +537,8 @@ int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t 
 int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
 /* UpdateJobResponse: the job after the change. */
 /* The job changed (an array's first element) and how many changed (may be NULL). */
-int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out, uint32_t *out_changed);
+int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out,
+                             uint32_t *out_changed);
 
 /* ---- command lines --------------------------------------------------------------
  * Queue options to settings: --tier N, --share W, --max-running N, --max-gpus N,
@@ -676,7 +681,7 @@ typedef struct ty_rl_session_opts {
    * says the user cancelled it (the session also kills the tasks at once).
    * NULL: only the kill. */
   void (*cancel)(void *ud);
-  void *ud; /* for first_failure and cancel */
+  void *ud;                /* for first_failure and cancel */
   ty_rl_rank_times *times; /* n entries, filled as the session goes; NULL = none */
 } ty_rl_session_opts;
 
@@ -708,7 +713,7 @@ int ty_rl_session_run(const ty_rl_session_opts *o);
  * be reached the request goes without one (a controller started with
  * --auth none accepts it) and `failure` keeps the reason. */
 typedef struct ty_cli_signer {
-  bool ready;               /* ty_cli_signer_init ran */
+  bool ready; /* ty_cli_signer_init ran */
   ty_auth *auth;
   char failure[TY_ERR_LEN]; /* why the last request had no credential, or "" */
 } ty_cli_signer;

@@ -78,7 +78,8 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
   const ty_task_location *tasks = l.tasks;
   size_t n = l.n;
   if (a.rank >= 0) {
-    for (n = 0; n < l.n && (int64_t)l.tasks[n].rank != a.rank; n++) {}
+    for (n = 0; n < l.n && (int64_t)l.tasks[n].rank != a.rank; n++) {
+    }
     if (n == l.n) {
       ty__ctl_err("job %" PRIu64 " has no rank %" PRId64, a.id, a.rank);
       ty_task_locations_close(&l);
@@ -87,8 +88,13 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
     tasks = &l.tasks[n];
     n = 1;
   }
-  ty_rl_session_opts so = {.job_id = a.id, .tasks = tasks, .n = n, .owner = false,
-                           .replay = true, .prefix = n > 1, .line_mode = n > 1,
+  ty_rl_session_opts so = {.job_id = a.id,
+                           .tasks = tasks,
+                           .n = n,
+                           .owner = false,
+                           .replay = true,
+                           .prefix = n > 1,
+                           .line_mode = n > 1,
                            .prog = "trainctl"};
   int rc = ty_rl_session_run(&so);
   ty_task_locations_close(&l);

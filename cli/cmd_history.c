@@ -107,11 +107,16 @@ static const struct option show_opts[] = {{"json", no_argument, NULL, NS_JSON},
 static int show_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   show_args *a = ud;
   (void)it;
-  if (id == NS_JSON) a->json = true;
-  else if (id == NS_HELP) a->help = true;
-  else if (id == NS_LIMIT) return ty__cli_parse_u32("--limit", v, 1, 100000, &a->limit, err, err_len);
-  else if (a->name) return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
-  else a->name = v;
+  if (id == NS_JSON)
+    a->json = true;
+  else if (id == NS_HELP)
+    a->help = true;
+  else if (id == NS_LIMIT)
+    return ty__cli_parse_u32("--limit", v, 1, 100000, &a->limit, err, err_len);
+  else if (a->name)
+    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+  else
+    a->name = v;
   return 0;
 }
 
@@ -119,7 +124,8 @@ int ty__cmd_node_show(ty__ctl *c, int argc, char **argv) {
   show_args a = {0};
   char err[TY_ERR_LEN] = "";
   int rc = ty__cli_parse(argc, argv, "h", show_opts, show_arg, &a, err, sizeof err);
-  if (rc == 0 && !a.name && !a.help) rc = ty_errf(err, sizeof err, TY_EINVAL, "a node name is required");
+  if (rc == 0 && !a.name && !a.help)
+    rc = ty_errf(err, sizeof err, TY_EINVAL, "a node name is required");
   if (rc != 0) return ty__ctl_usage("node", err);
   if (a.help) {
     fputs(ty__usage_node, stdout);

@@ -47,8 +47,8 @@ static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int
   uint32_t changed = 0;
   char name[48];
   ty_job_ref_format(ref, name, sizeof name);
-  int code = ty_cli_encode_update_job(ref, action, prio, queue, time_s, &req) == 0
-                 ? 0 : TY_CLI_EXIT_ERROR;
+  int code =
+      ty_cli_encode_update_job(ref, action, prio, queue, time_s, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j, &changed) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
@@ -58,12 +58,14 @@ static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
     printf("Job %s: checkpoint recorded at %s; a preemption now loses only the work done "
-           "since\n", name, when);
+           "since\n",
+           name, when);
   } else if (code == 0 && changed > 1) {
     printf("Array %s: %s applied to %u elements\n", name, action, changed);
   } else if (code == 0) {
     char limit[32] = "";
-    if (j.spec.time_limit_s) ty_cli_format_elapsed((int64_t)j.spec.time_limit_s * 1000, limit, sizeof limit);
+    if (j.spec.time_limit_s)
+      ty_cli_format_elapsed((int64_t)j.spec.time_limit_s * 1000, limit, sizeof limit);
     printf("Job %s: %s (queue %s, priority %d%s%s%s)\n", name, ty_job_state_name(j.state),
            j.spec.queue ? j.spec.queue : "", j.spec.priority, j.held ? ", held" : "",
            limit[0] ? ", time limit " : "", limit);
@@ -81,9 +83,8 @@ typedef struct job_argv {
   const char *time; /* update's --time */
 } job_argv;
 
-static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+static const struct option update_opts[] = {
+    {"time", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 
 static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   job_argv *a = ud;
@@ -102,8 +103,8 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
 /* ACTION's arguments (ID, and N or QUEUE; update's --time) and --help, in
  * any order; 0, -1 for --help, or TY_EINVAL with err set. */
 static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, size_t err_len) {
-  int rc = ty__cli_parse(argc, argv, update ? "t:h" : "h",
-                         update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
+  int rc = ty__cli_parse(argc, argv, update ? "t:h" : "h", update ? update_opts : ty__cli_help_only,
+                         on_job_arg, a, err, err_len);
   if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
   if (rc == 0 && !a->help && update && !a->time)
     rc = ty_errf(err, err_len, TY_EINVAL, "job update: --time LIMIT is required");
@@ -118,8 +119,10 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref *ref, int32
   size_t n = 0;
   int rc = ty_job_refs_parse("job", a->args[0], &refs, &n, err, err_len);
   if (rc == 0 && n != 1)
-    rc = ty_errf(err, err_len, TY_EINVAL, "job %s: \"%s\" names several jobs; give one (an "
-                 "array's id changes all its elements)", sub, a->args[0]);
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "job %s: \"%s\" names several jobs; give one (an "
+                 "array's id changes all its elements)",
+                 sub, a->args[0]);
   if (rc == 0) *ref = refs[0];
   free(refs);
   if (rc == 0 && !strcmp(sub, "priority"))
@@ -135,9 +138,12 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
   static const struct {
     const char *action, *expects, *sent;
     int nargs;
-  } subs[] = {{"hold", "ID", "hold", 1},          {"release", "ID", "release", 1},
-              {"priority", "ID N", "priority", 2}, {"move", "ID QUEUE", "move", 2},
-              {"checkpoint", "ID", "checkpoint", 1}, {"update", "ID --time LIMIT", "time", 1},
+  } subs[] = {{"hold", "ID", "hold", 1},
+              {"release", "ID", "release", 1},
+              {"priority", "ID N", "priority", 2},
+              {"move", "ID QUEUE", "move", 2},
+              {"checkpoint", "ID", "checkpoint", 1},
+              {"update", "ID --time LIMIT", "time", 1},
               {"requeue", "ID", "requeue", 1}};
   char err[TY_ERR_LEN] = "";
   const char *sub = NULL, *args[2] = {NULL, ""};
@@ -174,7 +180,8 @@ int ty__cmd_why(ty__ctl *c, int argc, char **argv) {
   ty_rpc_result res = {0};
   ty_cli_explain e = {0};
   int code = ty_cli_encode_job_ref(&(ty_job_ref){a.id, a.has_task, a.task}, &req) == 0
-                 ? 0 : TY_CLI_EXIT_ERROR;
+                 ? 0
+                 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_EXPLAIN_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_explain(res.payload, res.payload_len, &e) != 0)
     code = ty__ctl_bad_answer(TY_M_EXPLAIN_JOB);

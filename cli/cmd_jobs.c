@@ -44,7 +44,8 @@ const char ty__usage_cancel[] =
     "\n"
     "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
     "SIGKILL after the grace period). An array's id cancels every element still\n"
-    "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result per id; exits 4 if any id\n"
+    "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result per id; exits 4 "
+    "if any id\n"
     "is unknown, 1 if any other could not be cancelled.\n";
 
 static int64_t now_ms(void) {
@@ -58,8 +59,10 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   if (a.help || a.help_format) {
     ty_buf b;
     ty_buf_init(&b);
-    if (a.help) ty_buf_printf(&b, "%s", ty__usage_ls);
-    else ty_buf_printf(&b, "Fields of trainctl ls --format and --sort:\n");
+    if (a.help)
+      ty_buf_printf(&b, "%s", ty__usage_ls);
+    else
+      ty_buf_printf(&b, "Fields of trainctl ls --format and --sort:\n");
     if (a.help_format) ty_cli_describe_fields(ty_cli_ls_fields, ty_cli_n_ls_fields, &b);
     int code = ty__ctl_write(&b);
     ty_buf_close(&b);
@@ -79,8 +82,10 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
   ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};
   int rc = 0;
-  if (code == 0 && (a.json || c->g.json)) rc = ty_cli_render_jobs(js, n, now, true, false, &out);
-  else if (code == 0) rc = ty_cli_render_jobs_table(js, n, now, !a.array, &a.format, &o, &out);
+  if (code == 0 && (a.json || c->g.json))
+    rc = ty_cli_render_jobs(js, n, now, true, false, &out);
+  else if (code == 0)
+    rc = ty_cli_render_jobs_table(js, n, now, !a.array, &a.format, &o, &out);
   if (code == 0) code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;
   ty_cli_jobinfos_free(js, n);
   ty_rpc_result_close(&res);
@@ -104,7 +109,9 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_event *ev = NULL;
   size_t nev = 0;
   bool json = a.json || c->g.json;
-  int code = ty__cli_encode_get_job(&(ty_job_ref){a.id, a.has_task, a.task}, !json, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty__cli_encode_get_job(&(ty_job_ref){a.id, a.has_task, a.task}, !json, &req) == 0
+                 ? 0
+                 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
@@ -121,7 +128,8 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_cli_cancel_args a;
   char err[TY_ERR_LEN] = "";
-  if (ty_cli_parse_cancel(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("cancel", err);
+  if (ty_cli_parse_cancel(argc, argv, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("cancel", err);
   if (a.help) {
     fputs(ty__usage_cancel, stdout);
     ty_cli_cancel_args_close(&a);

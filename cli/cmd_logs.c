@@ -111,8 +111,8 @@ static void on_connected(ty_rpc_conn *conn, int status, void *ud) {
   /* Following, a quiet task may say nothing for hours: no idle timeout. */
   uint32_t idle = s->run->follow ? 0 : s->run->ctl->g.timeout_ms;
   if (rc == 0)
-    rc = ty_rpc_call(conn, TY_M_READ_LOG, req.data, req.len, s->loc->token, s->loc->token_len,
-                     idle, on_answer, s, &rid);
+    rc = ty_rpc_call(conn, TY_M_READ_LOG, req.data, req.len, s->loc->token, s->loc->token_len, idle,
+                     on_answer, s, &rid);
   ty_buf_close(&req);
   if (rc != 0) finish(s, conn, rc, NULL);
 }

@@ -80,9 +80,8 @@ int ty__cmd_node(ty__ctl *c, int argc, char **argv) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = ty_cli_encode_update_node(a.name, argv[0], a.reason, &req) == 0
-                 ? 0
-                 : TY_CLI_EXIT_ERROR;
+  int code =
+      ty_cli_encode_update_node(a.name, argv[0], a.reason, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_NODE, &req, &res);
   int state = 0;
   char *why = NULL;

@@ -64,8 +64,9 @@ static int queue_change(ty__ctl *c, const char *action, const char *verb,
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
   ty_queue_info q = {0};
-  int code = ty_cli_encode_update_queue(a->name, action, a->settings, a->n_settings,
-                                        &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_update_queue(a->name, action, a->settings, a->n_settings, &req) == 0
+                 ? 0
+                 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_UPDATE_QUEUE, &req, &res);
   if (code == 0 && ty_cli_decode_update_queue(res.payload, res.payload_len, &q) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_QUEUE);
@@ -101,8 +102,10 @@ static int check_settings(const queue_sub *s, const ty_cli_queue_args *a, char *
   if (!s->options && a->n_settings)
     return ty_errf(err, len, TY_EINVAL, "queue %s takes no options", s->sub);
   if (!strcmp(s->sub, "update") && a->n_settings == 0)
-    return ty_errf(err, len, TY_EINVAL, "queue update %s: nothing to change (give at least one "
-                   "option, e.g. --tier N)", a->name);
+    return ty_errf(err, len, TY_EINVAL,
+                   "queue update %s: nothing to change (give at least one "
+                   "option, e.g. --tier N)",
+                   a->name);
   ty_queue_info scratch = {0};
   return ty_queue_apply(&scratch, a->settings, a->n_settings, err, len);
 }

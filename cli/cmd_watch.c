@@ -44,9 +44,10 @@ void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
 /* watch and checkpoint ls are about training: a command job has neither
  * steps nor checkpoints, which is the caller's mistake (exit 2). */
 static int not_graph(uint64_t id, const char *cmd, ty__cli_graph *g) {
-  fprintf(stderr, "trainctl: %s: job %" PRIu64 " is a command job, not a graph job: it reports "
-          "no training steps or checkpoints (its output: trainctl logs %" PRIu64 ")\n", cmd, id,
-          id);
+  fprintf(stderr,
+          "trainctl: %s: job %" PRIu64 " is a command job, not a graph job: it reports "
+          "no training steps or checkpoints (its output: trainctl logs %" PRIu64 ")\n",
+          cmd, id, id);
   ty__cli_graph_close(g);
   return TY_CLI_EXIT_USAGE;
 }
@@ -58,7 +59,8 @@ static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
   int code = ty_cli_encode_job_id(id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0) {
-    if (ty__cli_decode_graph(res.payload, res.payload_len, g) != 0) code = ty__ctl_bad_answer(TY_M_GET_JOB);
+    if (ty__cli_decode_graph(res.payload, res.payload_len, g) != 0)
+      code = ty__ctl_bad_answer(TY_M_GET_JOB);
     ty_rpc_result_close(&res);
   }
   ty_buf_close(&req);
@@ -96,11 +98,12 @@ static int parse_id_arg(const char *cmd, int argc, char **argv, uint64_t *id, co
   return a.help ? -1 : 0;
 }
 
-const char ty__usage_watch[] = "Usage: trainctl watch ID\n"
-                               "  Follows a graph job's training: a progress bar (step of total, loss,\n"
-                               "  samples/s, ETA, test accuracy) on a terminal, one line per change\n"
-                               "  otherwise. Ends with the job: exit 0 if it COMPLETED, 1 if not;\n"
-                               "  2 for a command job (it reports no training steps).\n";
+const char ty__usage_watch[] =
+    "Usage: trainctl watch ID\n"
+    "  Follows a graph job's training: a progress bar (step of total, loss,\n"
+    "  samples/s, ETA, test accuracy) on a terminal, one line per change\n"
+    "  otherwise. Ends with the job: exit 0 if it COMPLETED, 1 if not;\n"
+    "  2 for a command job (it reports no training steps).\n";
 
 static void show_line(const ty__cli_graph *g, bool tty, ty_buf *last) {
   ty_buf line;
@@ -110,9 +113,12 @@ static void show_line(const ty__cli_graph *g, bool tty, ty_buf *last) {
   struct winsize ws;
   if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) cols = ws.ws_col;
   ty__cli_render_progress(g, tty ? cols : 0, &line);
-  bool same = last->len == line.len && (line.len == 0 || memcmp(last->data, line.data, line.len) == 0);
-  if (tty) printf("\r\033[K%.*s", (int)line.len, line.data);
-  else if (!same) printf("%.*s\n", (int)line.len, line.data);
+  bool same =
+      last->len == line.len && (line.len == 0 || memcmp(last->data, line.data, line.len) == 0);
+  if (tty)
+    printf("\r\033[K%.*s", (int)line.len, line.data);
+  else if (!same)
+    printf("%.*s\n", (int)line.len, line.data);
   fflush(stdout);
   last->len = 0;
   ty_buf_append(last, line.data, line.len);
@@ -140,8 +146,8 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
       show_line(&g, tty, &last);
     }
     if (ty_job_state_terminal(g.state)) {
-      printf("%sjob %" PRIu64 " %s%s%s\n", tty ? "\n" : "", id, ty_job_state_name(g.state), g.reason[0] ? ": " : "",
-             g.reason);
+      printf("%sjob %" PRIu64 " %s%s%s\n", tty ? "\n" : "", id, ty_job_state_name(g.state),
+             g.reason[0] ? ": " : "", g.reason);
       code = g.state == TY_JOB_COMPLETED ? 0 : TY_CLI_EXIT_ERROR;
       ty__cli_graph_close(&g);
       break;
@@ -154,10 +160,11 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
   return code;
 }
 
-const char ty__usage_checkpoint[] = "Usage: trainctl checkpoint ls ID [--json]\n"
-                                    "  The checkpoints of a graph job that exist (step, time, path), oldest first;\n"
-                                    "  \"no checkpoint yet\" when there is none (exit 0). Exit 2 for a\n"
-                                    "  command job.\n";
+const char ty__usage_checkpoint[] =
+    "Usage: trainctl checkpoint ls ID [--json]\n"
+    "  The checkpoints of a graph job that exist (step, time, path), oldest first;\n"
+    "  \"no checkpoint yet\" when there is none (exit 0). Exit 2 for a\n"
+    "  command job.\n";
 
 static void render_checkpoints(const ty__cli_graph *g, uint64_t id, bool json, ty_buf *out) {
   if (json) {

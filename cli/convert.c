@@ -55,7 +55,7 @@ static int read_file(const char *path, ty_buf *out, char *err, size_t err_len) {
   while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
     if (out->len + n > MAX_JOB_FILE)
       rc = ty_errf(err, err_len, TY_ETOOBIG, "%s: larger than %u MiB, not a job file", path,
-                       MAX_JOB_FILE >> 20);
+                   MAX_JOB_FILE >> 20);
     else
       rc = ty_buf_append(out, chunk, n);
   }
@@ -82,12 +82,13 @@ int ty_cli_load_job_file(const char *path, const char *user, const char *request
     rc = ty_cli_encode_submit_raw(raw.data, raw.len, user, request_id, out);
     if (rc == TY_EPROTO && looks_like_text(&raw))
       ty_errf(err, err_len, rc,
-                  "%s: not a valid trainyard.Job message (protobuf decode failed); if it "
-                  "is text format, encode it first: protoc --encode=trainyard.Job "
-                  "--proto_path=proto proto/trainyard.proto < %s > job.pb",
-                  path, path);
+              "%s: not a valid trainyard.Job message (protobuf decode failed); if it "
+              "is text format, encode it first: protoc --encode=trainyard.Job "
+              "--proto_path=proto proto/trainyard.proto < %s > job.pb",
+              path, path);
     else if (rc == TY_EPROTO)
-      ty_errf(err, err_len, rc, "%s: not a valid trainyard.Job message (protobuf decode failed)", path);
+      ty_errf(err, err_len, rc, "%s: not a valid trainyard.Job message (protobuf decode failed)",
+              path);
   }
   ty_buf_close(&raw);
   return rc;
@@ -162,8 +163,8 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->last_ckpt_ms = pb->last_checkpoint_ms;
   j->held = pb->held, j->priority = pb->priority;
   j->array_job_id = pb->array_job_id, j->array_task_id = pb->array_task_id;
-  j->usage = (ty_task_usage){pb->cpu_usec, pb->mem_peak_bytes, pb->io_read_bytes,
-                             pb->io_write_bytes};
+  j->usage =
+      (ty_task_usage){pb->cpu_usec, pb->mem_peak_bytes, pb->io_read_bytes, pb->io_write_bytes};
   j->usage_measured = pb->usage_measured;
   j->redacted = pb->redacted;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
@@ -183,12 +184,14 @@ void ty_cli_jobinfo_close(ty_cli_jobinfo *j) {
 }
 
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n) {
-  for (size_t i = 0; js && i < n; i++) ty_cli_jobinfo_close(&js[i]);
+  for (size_t i = 0; js && i < n; i++)
+    ty_cli_jobinfo_close(&js[i]);
   free(js);
 }
 
 int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id, uint32_t *out_tasks) {
-  Trainyard__SubmitJobResponse *r = ty_wire_unpack(&trainyard__submit_job_response__descriptor, p, n);
+  Trainyard__SubmitJobResponse *r =
+      ty_wire_unpack(&trainyard__submit_job_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
   *out_id = r->job_id;
   if (out_tasks) *out_tasks = r->array_tasks;
@@ -202,7 +205,8 @@ int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, si
   ty_cli_jobinfo *js = ty_wire_calloc(r->n_jobs, sizeof *js);
   int rc = js ? 0 : TY_ENOMEM;
   size_t k = 0;
-  for (; rc == 0 && k < r->n_jobs; k++) rc = jobinfo_from_pb(r->jobs[k], &js[k]);
+  for (; rc == 0 && k < r->n_jobs; k++)
+    rc = jobinfo_from_pb(r->jobs[k], &js[k]);
   ty_wire_free(r);
   if (rc != 0) {
     ty_cli_jobinfos_free(js, k);
@@ -233,21 +237,28 @@ int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
   Trainyard__GetJobResponse *r = ty_wire_unpack(&trainyard__get_job_response__descriptor, p, n);
   int rc = r && r->job ? jobinfo_from_pb(r->job, out_job) : TY_EPROTO;
   if (rc == 0) rc = events_from_pb(r, out_events);
-  if (rc == 0) *out_nevents = r->n_events;
-  else if (r && r->job) ty_cli_jobinfo_close(out_job);
+  if (rc == 0)
+    *out_nevents = r->n_events;
+  else if (r && r->job)
+    ty_cli_jobinfo_close(out_job);
   ty_wire_free(r);
   return rc;
 }
 
 void ty_cli_events_free(ty_cli_event *ev, size_t n) {
-  for (size_t i = 0; ev && i < n; i++) free(ev[i].reason);
+  for (size_t i = 0; ev && i < n; i++)
+    free(ev[i].reason);
   free(ev);
 }
 
 static int node_from_pb(const Trainyard__NodeInfo *pb, ty_cli_node *nd) {
-  *nd = (ty_cli_node){.state = (int)pb->state, .cpus = pb->cpus, .cpus_used = pb->cpus_used,
-                      .gpus = (uint32_t)pb->n_gpus, .gpus_used = pb->gpus_used,
-                      .running_tasks = pb->running_tasks, .memory = pb->memory,
+  *nd = (ty_cli_node){.state = (int)pb->state,
+                      .cpus = pb->cpus,
+                      .cpus_used = pb->cpus_used,
+                      .gpus = (uint32_t)pb->n_gpus,
+                      .gpus_used = pb->gpus_used,
+                      .running_tasks = pb->running_tasks,
+                      .memory = pb->memory,
                       .last_heartbeat_ms = pb->last_heartbeat_ms};
   nd->name = ty_wire_strdup(pb->name), nd->io_addr = ty_wire_strdup(pb->io_addr);
   nd->reason = ty_wire_strdup(pb->reason), nd->topology = ty_wire_strdup(pb->topology);
@@ -255,12 +266,14 @@ static int node_from_pb(const Trainyard__NodeInfo *pb, ty_cli_node *nd) {
 }
 
 int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n) {
-  Trainyard__ListNodesResponse *r = ty_wire_unpack(&trainyard__list_nodes_response__descriptor, p, n);
+  Trainyard__ListNodesResponse *r =
+      ty_wire_unpack(&trainyard__list_nodes_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
   ty_cli_node *ns = ty_wire_calloc(r->n_nodes, sizeof *ns);
   int rc = ns ? 0 : TY_ENOMEM;
   size_t k = 0;
-  for (; rc == 0 && k < r->n_nodes; k++) rc = node_from_pb(r->nodes[k], &ns[k]);
+  for (; rc == 0 && k < r->n_nodes; k++)
+    rc = node_from_pb(r->nodes[k], &ns[k]);
   ty_wire_free(r);
   if (rc != 0) {
     ty_cli_nodes_free(ns, k);
@@ -278,7 +291,8 @@ int ty_cli_encode_get_node(const char *name, uint32_t limit, ty_buf *out) {
 }
 
 static int node_event_from_pb(const Trainyard__NodeEvent *m, ty_cli_node_event *e) {
-  *e = (ty_cli_node_event){.time_ms = m->time_ms, .from = (int)m->from_state, .to = (int)m->to_state};
+  *e = (ty_cli_node_event){
+      .time_ms = m->time_ms, .from = (int)m->from_state, .to = (int)m->to_state};
   e->action = ty_wire_strdup(m->action), e->reason = ty_wire_strdup(m->reason);
   e->actor = ty_wire_strdup(m->actor);
   return e->action && e->reason && e->actor ? 0 : TY_ENOMEM;
@@ -295,7 +309,8 @@ int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
   ty_cli_node_event *ev = ty_wire_calloc(m->n_events, sizeof *ev);
   int rc = ev ? node_from_pb(m->node, out_node) : TY_ENOMEM;
   size_t k = 0;
-  while (rc == 0 && k < m->n_events) rc = node_event_from_pb(m->events[k], &ev[k]), k++;
+  while (rc == 0 && k < m->n_events)
+    rc = node_event_from_pb(m->events[k], &ev[k]), k++;
   ty_wire_free(m);
   if (rc != 0) {
     ty_cli_node_events_free(ev, k);
@@ -352,7 +367,8 @@ int ty_cli_decode_locations(const uint8_t *p, size_t n, ty_task_locations *out) 
 }
 
 int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cancel_result **out, size_t *out_n) {
-  Trainyard__CancelJobResponse *r = ty_wire_unpack(&trainyard__cancel_job_response__descriptor, p, n);
+  Trainyard__CancelJobResponse *r =
+      ty_wire_unpack(&trainyard__cancel_job_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
   ty_cancel_result *rs = ty_wire_calloc(r->n_results, sizeof *rs);
   for (size_t i = 0; rs && i < r->n_results; i++) {

@@ -39,28 +39,37 @@ int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t 
 }
 
 static int queue_from(const Trainyard__QueueInfo *pb, ty_queue_info *q) {
-  *q = (ty_queue_info){.state = ty_queue_state_parse(pb->state), .tier = pb->tier,
-                       .share = pb->share, .max_running = pb->max_running,
-                       .max_gpus = pb->max_gpus, .max_gpus_per_user = pb->max_gpus_per_user,
-                       .default_time_s = pb->default_time_s, .max_time_s = pb->max_time_s,
-                       .preemptible = pb->preemptible, .pending = pb->pending,
-                       .running = pb->running, .gpus_used = pb->gpus_used};
+  *q = (ty_queue_info){.state = ty_queue_state_parse(pb->state),
+                       .tier = pb->tier,
+                       .share = pb->share,
+                       .max_running = pb->max_running,
+                       .max_gpus = pb->max_gpus,
+                       .max_gpus_per_user = pb->max_gpus_per_user,
+                       .default_time_s = pb->default_time_s,
+                       .max_time_s = pb->max_time_s,
+                       .preemptible = pb->preemptible,
+                       .pending = pb->pending,
+                       .running = pb->running,
+                       .gpus_used = pb->gpus_used};
   q->name = ty_wire_strdup(pb->name);
   return q->name ? 0 : TY_ENOMEM;
 }
 
 void ty_cli_queues_free(ty_queue_info *qs, size_t n) {
-  for (size_t i = 0; qs && i < n; i++) ty_queue_info_close(&qs[i]);
+  for (size_t i = 0; qs && i < n; i++)
+    ty_queue_info_close(&qs[i]);
   free(qs);
 }
 
 int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n) {
-  Trainyard__ListQueuesResponse *r = ty_wire_unpack(&trainyard__list_queues_response__descriptor, p, n);
+  Trainyard__ListQueuesResponse *r =
+      ty_wire_unpack(&trainyard__list_queues_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
   ty_queue_info *qs = ty_wire_calloc(r->n_queues, sizeof(*qs));
   int rc = qs ? 0 : TY_ENOMEM;
   size_t k = 0;
-  for (; rc == 0 && k < r->n_queues; k++) rc = queue_from(r->queues[k], &qs[k]);
+  for (; rc == 0 && k < r->n_queues; k++)
+    rc = queue_from(r->queues[k], &qs[k]);
   ty_wire_free(r);
   if (rc != 0) {
     ty_cli_queues_free(qs, k);
@@ -94,16 +103,29 @@ void ty_cli_explain_close(ty_cli_explain *e) {
 
 int ty_cli_decode_explain(const uint8_t *p, size_t n, ty_cli_explain *e) {
   memset(e, 0, sizeof(*e));
-  Trainyard__ExplainJobResponse *r = ty_wire_unpack(&trainyard__explain_job_response__descriptor, p, n);
+  Trainyard__ExplainJobResponse *r =
+      ty_wire_unpack(&trainyard__explain_job_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
-  *e = (ty_cli_explain){.job_id = r->job_id, .state = (int)r->state, .position = r->position,
-                        .pending_total = r->pending_total, .nodes_needed = r->nodes_needed,
-                        .nodes_fit = r->nodes_fit, .priority = r->priority, .f_tier = r->f_tier,
-                        .f_age = r->f_age, .f_fairshare = r->f_fairshare, .f_size = r->f_size,
-                        .f_priority = r->f_priority, .fairshare = r->fairshare,
-                        .usage = r->usage, .usage_norm = r->usage_norm, .share = r->share,
-                        .est_start_ms = r->est_start_ms, .est_kind = (int)r->est_kind,
-                        .est_lower_bound = r->est_lower_bound, .reserved_job = r->reserved_job};
+  *e = (ty_cli_explain){.job_id = r->job_id,
+                        .state = (int)r->state,
+                        .position = r->position,
+                        .pending_total = r->pending_total,
+                        .nodes_needed = r->nodes_needed,
+                        .nodes_fit = r->nodes_fit,
+                        .priority = r->priority,
+                        .f_tier = r->f_tier,
+                        .f_age = r->f_age,
+                        .f_fairshare = r->f_fairshare,
+                        .f_size = r->f_size,
+                        .f_priority = r->f_priority,
+                        .fairshare = r->fairshare,
+                        .usage = r->usage,
+                        .usage_norm = r->usage_norm,
+                        .share = r->share,
+                        .est_start_ms = r->est_start_ms,
+                        .est_kind = (int)r->est_kind,
+                        .est_lower_bound = r->est_lower_bound,
+                        .reserved_job = r->reserved_job};
   e->reason = ty_wire_strdup(r->reason);
   e->est_note = ty_wire_strdup(r->est_note);
   e->wait = ty_wire_strdup(r->wait);
@@ -130,16 +152,22 @@ void ty_cli_shares_free(ty_cli_share *s, size_t n) {
 
 int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t *out_n,
                          double *out_halflife_s) {
-  Trainyard__GetSharesResponse *r = ty_wire_unpack(&trainyard__get_shares_response__descriptor, p, n);
+  Trainyard__GetSharesResponse *r =
+      ty_wire_unpack(&trainyard__get_shares_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
   ty_cli_share *sh = ty_wire_calloc(r->n_shares, sizeof(*sh));
   int rc = sh ? 0 : TY_ENOMEM;
   size_t k = 0;
   for (; rc == 0 && k < r->n_shares; k++) {
     const Trainyard__ShareInfo *s = r->shares[k];
-    sh[k] = (ty_cli_share){.queue = ty_wire_strdup(s->queue), .user = ty_wire_strdup(s->user),
-                           .share = s->share, .usage = s->usage, .usage_norm = s->usage_norm,
-                           .factor = s->factor, .gpu_s = s->gpu_s, .cpu_s = s->cpu_s};
+    sh[k] = (ty_cli_share){.queue = ty_wire_strdup(s->queue),
+                           .user = ty_wire_strdup(s->user),
+                           .share = s->share,
+                           .usage = s->usage,
+                           .usage_norm = s->usage_norm,
+                           .factor = s->factor,
+                           .gpu_s = s->gpu_s,
+                           .cpu_s = s->cpu_s};
     if (!sh[k].queue || !sh[k].user) rc = TY_ENOMEM;
   }
   *out_halflife_s = r->halflife_s;
@@ -154,7 +182,8 @@ int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t 
 }
 
 int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason) {
-  Trainyard__UpdateNodeResponse *r = ty_wire_unpack(&trainyard__update_node_response__descriptor, p, n);
+  Trainyard__UpdateNodeResponse *r =
+      ty_wire_unpack(&trainyard__update_node_response__descriptor, p, n);
   int rc = r && r->node ? 0 : TY_EPROTO;
   if (rc == 0) {
     *out_state = (int)r->node->state;
@@ -165,8 +194,10 @@ int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char *
 }
 
 /* Re-wraps the JobInfo as a GetJobResponse so cli/convert.c decodes it. */
-int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out, uint32_t *out_changed) {
-  Trainyard__UpdateJobResponse *r = ty_wire_unpack(&trainyard__update_job_response__descriptor, p, n);
+int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out,
+                             uint32_t *out_changed) {
+  Trainyard__UpdateJobResponse *r =
+      ty_wire_unpack(&trainyard__update_job_response__descriptor, p, n);
   int rc = r && r->job ? 0 : TY_EPROTO;
   if (rc == 0 && out_changed) *out_changed = r->changed;
   if (rc == 0) {

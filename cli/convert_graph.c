@@ -47,7 +47,8 @@ void ty__cli_graph_close(ty__cli_graph *g) {
   free(g->reason);
   free(g->name);
   free(g->progress.checkpoint_path);
-  for (size_t i = 0; g->ckpts && i < g->n_ckpts; i++) free(g->ckpts[i].path);
+  for (size_t i = 0; g->ckpts && i < g->n_ckpts; i++)
+    free(g->ckpts[i].path);
   free(g->ckpts);
   free(g->plan);
   memset(g, 0, sizeof *g);

@@ -14,7 +14,8 @@
 int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out) {
   Trainyard__GetHistoryRequest req = TRAINYARD__GET_HISTORY_REQUEST__INIT;
   Trainyard__JobState states[TY_JOB_STATE_MAX];
-  for (size_t i = 0; i < a->nstates; i++) states[i] = (Trainyard__JobState)a->states[i];
+  for (size_t i = 0; i < a->nstates; i++)
+    states[i] = (Trainyard__JobState)a->states[i];
   req.n_states = a->nstates, req.states = states;
   req.user = ty_wire_str(a->all_users ? NULL : a->user), req.queue = ty_wire_str(a->queue);
   req.since_ms = a->since_ms, req.until_ms = a->until_ms, req.limit = a->limit;
@@ -24,11 +25,18 @@ int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out) {
 }
 
 static int rank_from_pb(const Trainyard__RankRecord *m, ty_cli_rank_record *r) {
-  *r = (ty_cli_rank_record){.run = m->run, .rank = m->rank, .start_ms = m->start_ms,
-                            .end_ms = m->end_ms, .state = (int)m->state,
-                            .exit_code = m->exit_code, .term_signal = m->term_signal,
-                            .cpus = m->cpus, .gpus = m->gpus, .cpu_s = m->cpu_seconds,
-                            .gpu_s = m->gpu_seconds, .mem_peak = m->mem_peak_bytes,
+  *r = (ty_cli_rank_record){.run = m->run,
+                            .rank = m->rank,
+                            .start_ms = m->start_ms,
+                            .end_ms = m->end_ms,
+                            .state = (int)m->state,
+                            .exit_code = m->exit_code,
+                            .term_signal = m->term_signal,
+                            .cpus = m->cpus,
+                            .gpus = m->gpus,
+                            .cpu_s = m->cpu_seconds,
+                            .gpu_s = m->gpu_seconds,
+                            .mem_peak = m->mem_peak_bytes,
                             .measured = m->measured};
   r->node = ty_wire_strdup(m->node);
   return r->node ? 0 : TY_ENOMEM;
@@ -39,7 +47,8 @@ static char *join_nodes(char **v, size_t n) {
   ty_buf b;
   ty_buf_init(&b);
   int rc = 0;
-  for (size_t i = 0; rc == 0 && i < n; i++) rc = ty_buf_printf(&b, "%s%s", i ? "," : "", v[i]);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    rc = ty_buf_printf(&b, "%s%s", i ? "," : "", v[i]);
   if (rc == 0) rc = ty_buf_append(&b, "", 1);
   char *s = rc == 0 ? ty_wire_strdup((const char *)b.data) : NULL;
   ty_buf_close(&b);
@@ -47,14 +56,24 @@ static char *join_nodes(char **v, size_t n) {
 }
 
 static int record_from_pb(const Trainyard__JobRecord *m, ty_cli_record *r) {
-  *r = (ty_cli_record){.id = m->id, .array_job_id = m->array_job_id,
-                       .array_task_id = m->array_task_id, .state = (int)m->state,
-                       .exit_code = m->exit_code, .term_signal = m->term_signal,
-                       .submit_ms = m->submit_ms, .start_ms = m->start_ms, .end_ms = m->end_ms,
-                       .requeue_count = m->requeue_count, .cpus = m->cpus, .gpus = m->gpus,
-                       .time_limit_s = m->time_limit_s, .mem_bytes = m->mem_bytes,
-                       .mem_peak = m->mem_peak_bytes, .cpu_s = m->cpu_seconds,
-                       .gpu_s = m->gpu_seconds, .measured = m->measured};
+  *r = (ty_cli_record){.id = m->id,
+                       .array_job_id = m->array_job_id,
+                       .array_task_id = m->array_task_id,
+                       .state = (int)m->state,
+                       .exit_code = m->exit_code,
+                       .term_signal = m->term_signal,
+                       .submit_ms = m->submit_ms,
+                       .start_ms = m->start_ms,
+                       .end_ms = m->end_ms,
+                       .requeue_count = m->requeue_count,
+                       .cpus = m->cpus,
+                       .gpus = m->gpus,
+                       .time_limit_s = m->time_limit_s,
+                       .mem_bytes = m->mem_bytes,
+                       .mem_peak = m->mem_peak_bytes,
+                       .cpu_s = m->cpu_seconds,
+                       .gpu_s = m->gpu_seconds,
+                       .measured = m->measured};
   r->name = ty_wire_strdup(m->name), r->user = ty_wire_strdup(m->user);
   r->queue = ty_wire_strdup(m->queue), r->reason = ty_wire_strdup(m->reason);
   r->nodes = join_nodes(m->nodes, m->n_nodes);
@@ -73,7 +92,8 @@ int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_
   ty_cli_record *rs = ty_wire_calloc(m->n_jobs, sizeof *rs);
   int rc = rs ? 0 : TY_ENOMEM;
   size_t k = 0;
-  while (rc == 0 && k < m->n_jobs) rc = record_from_pb(m->jobs[k], &rs[k]), k++;
+  while (rc == 0 && k < m->n_jobs)
+    rc = record_from_pb(m->jobs[k], &rs[k]), k++;
   *out_truncated = m->truncated;
   ty_wire_free(m);
   if (rc != 0) {

@@ -24,7 +24,8 @@ static int unknown_field(const char *what, const char *tok, const ty_cli_field *
                          size_t nfields, char *err, size_t err_len) {
   ty_buf known;
   ty_buf_init(&known);
-  for (size_t i = 0; i < nfields; i++) ty_buf_printf(&known, "%s%s", i ? ", " : "", fields[i].name);
+  for (size_t i = 0; i < nfields; i++)
+    ty_buf_printf(&known, "%s%s", i ? ", " : "", fields[i].name);
   ty_buf_append(&known, "", 1);
   int rc = ty_errf(err, err_len, TY_EINVAL, "%s: unknown field \"%.32s\" (one of: %s)", what, tok,
                    known.data ? (const char *)known.data : "");

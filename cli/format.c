@@ -191,7 +191,8 @@ static void ansi_c_quote(ty_buf *b, const char *s) {
       if (len == 1 && p[i] >= '\a' && p[i] <= '\r') /* \a \b \t \n \v \f \r */
         ty_buf_printf(b, "\\%c", "abtnvfr"[p[i] - '\a']);
       else
-        for (size_t k = 0; k < (len ? len : 1); k++) ty_buf_printf(b, "\\%03o", p[i + k]);
+        for (size_t k = 0; k < (len ? len : 1); k++)
+          ty_buf_printf(b, "\\%03o", p[i + k]);
     } else if (p[i] == '\'' || p[i] == '\\') {
       ty_buf_printf(b, "\\%c", p[i]);
     } else {
@@ -205,8 +206,10 @@ static void ansi_c_quote(ty_buf *b, const char *s) {
 /* User-chosen text on its own (a name, a reason, a variable): as is, or
  * $'...' when it holds anything a terminal would act on. */
 static void shown(ty_buf *b, const char *s) {
-  if (needs_escape(s)) ansi_c_quote(b, s);
-  else ty_buf_printf(b, "%s", s);
+  if (needs_escape(s))
+    ansi_c_quote(b, s);
+  else
+    ty_buf_printf(b, "%s", s);
 }
 
 /* Shell-quotes one word unless it is plainly safe, so a printed command can
@@ -318,8 +321,10 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     kv(b, "signal:", buf);
   }
   show_resources(b, &j->spec);
-  if (j->redacted) kv(b, "command:", "(withheld: only its owner and operators see it)");
-  else show_command(b, &j->spec);
+  if (j->redacted)
+    kv(b, "command:", "(withheld: only its owner and operators see it)");
+  else
+    show_command(b, &j->spec);
   show_usage(b, &j->usage, j->usage_measured);
   ty_buf nodes;
   ty_buf_init(&nodes);

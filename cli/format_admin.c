@@ -17,8 +17,20 @@
  * controller's own rules (lib/wire), so a bad one is a usage error naming the
  * option before anything is sent. */
 
-enum { Q_TIER = TY__CLI_OPT_FIRST, Q_SHARE, Q_MAXRUN, Q_MAXGPU, Q_MAXGPU_USER, Q_PREEMPT,
-       Q_NOPREEMPT, Q_DEFTIME, Q_MAXTIME, Q_STATE, Q_JSON, Q_HELP = 'h' };
+enum {
+  Q_TIER = TY__CLI_OPT_FIRST,
+  Q_SHARE,
+  Q_MAXRUN,
+  Q_MAXGPU,
+  Q_MAXGPU_USER,
+  Q_PREEMPT,
+  Q_NOPREEMPT,
+  Q_DEFTIME,
+  Q_MAXTIME,
+  Q_STATE,
+  Q_JSON,
+  Q_HELP = 'h'
+};
 
 static const struct option queue_opts[] = {
     {"tier", required_argument, NULL, Q_TIER},
@@ -36,12 +48,16 @@ static const struct option queue_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const char *const setting_key[] = {
-    [Q_TIER - Q_TIER] = "tier", [Q_SHARE - Q_TIER] = "share",
-    [Q_MAXRUN - Q_TIER] = "max_running", [Q_MAXGPU - Q_TIER] = "max_gpus",
-    [Q_MAXGPU_USER - Q_TIER] = "max_gpus_per_user", [Q_PREEMPT - Q_TIER] = "preemptible",
-    [Q_NOPREEMPT - Q_TIER] = "preemptible", [Q_DEFTIME - Q_TIER] = "default_time",
-    [Q_MAXTIME - Q_TIER] = "max_time", [Q_STATE - Q_TIER] = "state"};
+static const char *const setting_key[] = {[Q_TIER - Q_TIER] = "tier",
+                                          [Q_SHARE - Q_TIER] = "share",
+                                          [Q_MAXRUN - Q_TIER] = "max_running",
+                                          [Q_MAXGPU - Q_TIER] = "max_gpus",
+                                          [Q_MAXGPU_USER - Q_TIER] = "max_gpus_per_user",
+                                          [Q_PREEMPT - Q_TIER] = "preemptible",
+                                          [Q_NOPREEMPT - Q_TIER] = "preemptible",
+                                          [Q_DEFTIME - Q_TIER] = "default_time",
+                                          [Q_MAXTIME - Q_TIER] = "max_time",
+                                          [Q_STATE - Q_TIER] = "state"};
 
 /* Checks key=val with the queue rules, then keeps it as a setting. */
 static int add_setting(ty_cli_queue_args *a, int id, const char *val, char *err, size_t err_len) {
@@ -63,7 +79,8 @@ static int add_setting(ty_cli_queue_args *a, int id, const char *val, char *err,
 
 void ty_cli_queue_args_close(ty_cli_queue_args *a) {
   free(a->name);
-  for (size_t i = 0; i < a->n_settings; i++) free(a->settings[i]);
+  for (size_t i = 0; i < a->n_settings; i++)
+    free(a->settings[i]);
   free(a->settings);
   memset(a, 0, sizeof(*a));
 }
@@ -109,21 +126,25 @@ int ty_cli_parse_queue_args(int argc, char **argv, bool want_name, ty_cli_queue_
 /* ---- queue ls -------------------------------------------------------------------------- */
 
 static void fmt_limit(uint32_t v, char *b, size_t n) {
-  if (v) snprintf(b, n, "%u", v);
-  else snprintf(b, n, "-");
+  if (v)
+    snprintf(b, n, "%u", v);
+  else
+    snprintf(b, n, "-");
 }
 
 static void fmt_time(uint32_t s, char *b, size_t n) {
-  if (s) ty_cli_format_elapsed((int64_t)s * 1000, b, n);
-  else snprintf(b, n, "-");
+  if (s)
+    ty_cli_format_elapsed((int64_t)s * 1000, b, n);
+  else
+    snprintf(b, n, "-");
 }
 
 static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
-  static const char *const h[] = {"NAME", "STATE", "TIER", "SHARE", "PREEMPT", "PENDING",
-                                  "RUNNING", "GPUS", "MAX_RUN", "MAX_GPUS", "MAX_GPUS/USER",
-                                  "DEF_TIME", "MAX_TIME"};
-  static const bool right[] = {false, false, true, true, false, true, true, true,
-                               true,  true,  true, true, true};
+  static const char *const h[] = {"NAME",          "STATE",    "TIER",    "SHARE",   "PREEMPT",
+                                  "PENDING",       "RUNNING",  "GPUS",    "MAX_RUN", "MAX_GPUS",
+                                  "MAX_GPUS/USER", "DEF_TIME", "MAX_TIME"};
+  static const bool right[] = {false, false, true, true, false, true, true,
+                               true,  true,  true, true, true,  true};
   ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
   for (size_t i = 0; i < n; i++) {
     const ty_queue_info *q = &qs[i];
@@ -138,8 +159,19 @@ static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
     fmt_limit(q->max_gpus_per_user, mu, sizeof mu);
     fmt_time(q->default_time_s, dt, sizeof dt);
     fmt_time(q->max_time_s, mt, sizeof mt);
-    const char *row[] = {q->name, ty_queue_state_name(q->state), tier, share, q->preemptible ? "yes" : "no", pend,
-                         run, gpus, mr, mg, mu, dt, mt};
+    const char *row[] = {q->name,
+                         ty_queue_state_name(q->state),
+                         tier,
+                         share,
+                         q->preemptible ? "yes" : "no",
+                         pend,
+                         run,
+                         gpus,
+                         mr,
+                         mg,
+                         mu,
+                         dt,
+                         mt};
     ty_cli_table_add(t, row);
   }
   int rc = ty_cli_table_render(t, out);
@@ -171,7 +203,8 @@ int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *o
   ty_json_init(&w, out);
   w.lines = true;
   ty_json_begin_array(&w);
-  for (size_t i = 0; i < n; i++) json_queue(&w, &qs[i]);
+  for (size_t i = 0; i < n; i++)
+    json_queue(&w, &qs[i]);
   ty_json_end_array(&w);
   return ty_json_finish(&w);
 }
@@ -180,10 +213,14 @@ int ty_cli_render_queues(const ty_queue_info *qs, size_t n, bool json, ty_buf *o
 
 static const char *est_kind_name(int kind) {
   switch (kind) {
-  case TY_CLI_EST_NOW: return "now";
-  case TY_CLI_EST_LIMITS: return "limits";
-  case TY_CLI_EST_PREEMPTION: return "preemption";
-  default: return "unknown";
+  case TY_CLI_EST_NOW:
+    return "now";
+  case TY_CLI_EST_LIMITS:
+    return "limits";
+  case TY_CLI_EST_PREEMPTION:
+    return "preemption";
+  default:
+    return "unknown";
   }
 }
 
@@ -209,9 +246,10 @@ static int explain_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
   if (e->reason && *e->reason) rc |= ty_buf_printf(out, "Reason:      %s\n", e->reason);
   if (e->state != TY_JOB_PENDING || e->position == 0) return rc;
   rc |= ty_buf_printf(out, "Position:    %u of %u pending jobs\n", e->position, e->pending_total);
-  rc |= ty_buf_printf(out, "Priority:    %.0f = tier %.0f + age %.0f + fair-share %.0f + size "
-                      "%.0f + job priority %.0f\n", e->priority, e->f_tier, e->f_age,
-                      e->f_fairshare, e->f_size, e->f_priority);
+  rc |= ty_buf_printf(out,
+                      "Priority:    %.0f = tier %.0f + age %.0f + fair-share %.0f + size "
+                      "%.0f + job priority %.0f\n",
+                      e->priority, e->f_tier, e->f_age, e->f_fairshare, e->f_size, e->f_priority);
   rc |= ty_buf_printf(out, "Fair share:  factor %.3f (usage %.0f, %.1f%% of all; share %.1f%%)\n",
                       e->fairshare, e->usage, e->usage_norm * 100, e->share * 100);
   rc |= ty_buf_printf(out, "Gang:        needs %u node%s, %u would hold a member now\n",
@@ -291,8 +329,8 @@ int ty_cli_render_shares(const ty_cli_share *s, size_t n, double halflife_s, boo
     ty_json_end_array(&w);
     return ty_json_finish(&w);
   }
-  static const char *const h[] = {"QUEUE", "USER", "SHARE", "USAGE", "USAGE%", "FAIRSHARE",
-                                  "GPU_HOURS", "CPU_HOURS"};
+  static const char *const h[] = {"QUEUE",  "USER",      "SHARE",     "USAGE",
+                                  "USAGE%", "FAIRSHARE", "GPU_HOURS", "CPU_HOURS"};
   static const bool right[] = {false, false, true, true, true, true, true, true};
   ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
   for (size_t i = 0; i < n; i++) {
@@ -308,6 +346,7 @@ int ty_cli_render_shares(const ty_cli_share *s, size_t n, double halflife_s, boo
   }
   int rc = ty_cli_table_render(t, out);
   ty_cli_table_destroy(t);
-  if (rc == 0) rc = ty_buf_printf(out, "Usage decays with a half-life of %.1f h.\n", halflife_s / 3600);
+  if (rc == 0)
+    rc = ty_buf_printf(out, "Usage decays with a half-life of %.1f h.\n", halflife_s / 3600);
   return rc;
 }

@@ -21,13 +21,32 @@
 /* ---- fields ------------------------------------------------------------------------------ */
 
 enum {
-  F_ID, F_NAME, F_USER, F_QUEUE, F_STATE, F_EXIT, F_REASON, F_SUBMIT, F_START, F_END,
-  F_ELAPSED, F_TIMELIMIT, F_NODES, F_CPUS, F_GPUS, F_REQMEM, F_CPUTIME, F_GPUTIME, F_MAXMEM,
-  F_REQUEUES, F_COUNT
+  F_ID,
+  F_NAME,
+  F_USER,
+  F_QUEUE,
+  F_STATE,
+  F_EXIT,
+  F_REASON,
+  F_SUBMIT,
+  F_START,
+  F_END,
+  F_ELAPSED,
+  F_TIMELIMIT,
+  F_NODES,
+  F_CPUS,
+  F_GPUS,
+  F_REQMEM,
+  F_CPUTIME,
+  F_GPUTIME,
+  F_MAXMEM,
+  F_REQUEUES,
+  F_COUNT
 };
 
 const ty_cli_field ty_cli_history_fields[] = {
-    [F_ID] = {"id", "ID", false, "job id: 123, 123_7 (array element), 123.R (rank R), 123.R#2 (its 2nd run)"},
+    [F_ID] = {"id", "ID", false,
+              "job id: 123, 123_7 (array element), 123.R (rank R), 123.R#2 (its 2nd run)"},
     [F_NAME] = {"name", "NAME", false, "job name"},
     [F_USER] = {"user", "USER", false, "owner"},
     [F_QUEUE] = {"queue", "QUEUE", false, "queue"},
@@ -55,17 +74,37 @@ static const char default_format[] = "id,name,user,queue,state,exit,elapsed,cpus
 
 /* ---- command line ------------------------------------------------------------------------ */
 
-enum { H_JSON = TY__CLI_OPT_FIRST, H_RANKS, H_LIMIT, H_HELP_FORMAT, H_USER = 'u', H_ALL = 'a',
-       H_SINCE = 'S', H_UNTIL = 'E', H_STATE = 's', H_QUEUE = 'q', H_JOB = 'j', H_FORMAT = 'o',
-       H_NOHEADER = 'n', H_HELP = 'h' };
+enum {
+  H_JSON = TY__CLI_OPT_FIRST,
+  H_RANKS,
+  H_LIMIT,
+  H_HELP_FORMAT,
+  H_USER = 'u',
+  H_ALL = 'a',
+  H_SINCE = 'S',
+  H_UNTIL = 'E',
+  H_STATE = 's',
+  H_QUEUE = 'q',
+  H_JOB = 'j',
+  H_FORMAT = 'o',
+  H_NOHEADER = 'n',
+  H_HELP = 'h'
+};
 static const struct option history_opts[] = {
-    {"user", required_argument, NULL, H_USER},     {"all-users", no_argument, NULL, H_ALL},
-    {"since", required_argument, NULL, H_SINCE},   {"until", required_argument, NULL, H_UNTIL},
-    {"state", required_argument, NULL, H_STATE},   {"queue", required_argument, NULL, H_QUEUE},
-    {"job", required_argument, NULL, H_JOB},       {"ranks", no_argument, NULL, H_RANKS},
-    {"limit", required_argument, NULL, H_LIMIT},   {"format", required_argument, NULL, H_FORMAT},
-    {"noheader", no_argument, NULL, H_NOHEADER},   {"json", no_argument, NULL, H_JSON},
-    {"help-format", no_argument, NULL, H_HELP_FORMAT}, {"help", no_argument, NULL, H_HELP},
+    {"user", required_argument, NULL, H_USER},
+    {"all-users", no_argument, NULL, H_ALL},
+    {"since", required_argument, NULL, H_SINCE},
+    {"until", required_argument, NULL, H_UNTIL},
+    {"state", required_argument, NULL, H_STATE},
+    {"queue", required_argument, NULL, H_QUEUE},
+    {"job", required_argument, NULL, H_JOB},
+    {"ranks", no_argument, NULL, H_RANKS},
+    {"limit", required_argument, NULL, H_LIMIT},
+    {"format", required_argument, NULL, H_FORMAT},
+    {"noheader", no_argument, NULL, H_NOHEADER},
+    {"json", no_argument, NULL, H_JSON},
+    {"help-format", no_argument, NULL, H_HELP_FORMAT},
+    {"help", no_argument, NULL, H_HELP},
     {NULL, 0, NULL, 0},
 };
 
@@ -99,36 +138,55 @@ static int add_ids(ty_cli_history_args *a, const char *v, char *err, size_t err_
   return rc;
 }
 
-static int history_option(ty_opts *it, int id, const char *v, void *ud, char *err,
-                          size_t err_len) {
+static int history_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   history_ctx *c = ud;
   ty_cli_history_args *a = c->a;
   (void)it;
   switch (id) {
   case TY_OPT_POSITIONAL:
     return ty_errf(err, err_len, TY_EINVAL, "history: unexpected argument \"%s\" (--job ID)", v);
-  case H_USER: return text_opt("--user", &a->user, v, err, err_len);
-  case H_QUEUE: return text_opt("--queue", &a->queue, v, err, err_len);
-  case H_ALL: a->all_users = true; return 0;
-  case H_SINCE: return ty_cli_parse_time("--since", v, c->now_ms, &a->since_ms, err, err_len);
-  case H_UNTIL: return ty_cli_parse_time("--until", v, c->now_ms, &a->until_ms, err, err_len);
-  case H_STATE: return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
-  case H_JOB: return add_ids(a, v, err, err_len);
-  case H_RANKS: a->ranks = true; return 0;
-  case H_LIMIT: return ty__cli_parse_u32("--limit", v, 1, UINT32_MAX, &a->limit, err, err_len);
+  case H_USER:
+    return text_opt("--user", &a->user, v, err, err_len);
+  case H_QUEUE:
+    return text_opt("--queue", &a->queue, v, err, err_len);
+  case H_ALL:
+    a->all_users = true;
+    return 0;
+  case H_SINCE:
+    return ty_cli_parse_time("--since", v, c->now_ms, &a->since_ms, err, err_len);
+  case H_UNTIL:
+    return ty_cli_parse_time("--until", v, c->now_ms, &a->until_ms, err, err_len);
+  case H_STATE:
+    return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
+  case H_JOB:
+    return add_ids(a, v, err, err_len);
+  case H_RANKS:
+    a->ranks = true;
+    return 0;
+  case H_LIMIT:
+    return ty__cli_parse_u32("--limit", v, 1, UINT32_MAX, &a->limit, err, err_len);
   case H_FORMAT:
     return ty_cli_parse_format("--format", v, ty_cli_history_fields, F_COUNT, &a->format, err,
                                err_len);
-  case H_NOHEADER: a->noheader = true; return 0;
-  case H_JSON: a->json = true; return 0;
-  case H_HELP_FORMAT: a->help_format = true; return 0;
-  case H_HELP: a->help = true; return 0;
-  default: return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
+  case H_NOHEADER:
+    a->noheader = true;
+    return 0;
+  case H_JSON:
+    a->json = true;
+    return 0;
+  case H_HELP_FORMAT:
+    a->help_format = true;
+    return 0;
+  case H_HELP:
+    a->help = true;
+    return 0;
+  default:
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
 }
 
-int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out,
-                         char *err, size_t err_len) {
+int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
+                         size_t err_len) {
   memset(out, 0, sizeof *out);
   history_ctx c = {out, now_ms};
   int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:j:o:nh", history_opts, history_option, &c, err,
@@ -153,7 +211,8 @@ void ty_cli_history_args_close(ty_cli_history_args *a) {
 void ty_cli_records_free(ty_cli_record *rs, size_t n) {
   for (size_t i = 0; rs && i < n; i++) {
     free(rs[i].name), free(rs[i].user), free(rs[i].queue), free(rs[i].reason), free(rs[i].nodes);
-    for (size_t k = 0; k < rs[i].nranks; k++) free(rs[i].ranks[k].node);
+    for (size_t k = 0; k < rs[i].nranks; k++)
+      free(rs[i].ranks[k].node);
     free(rs[i].ranks);
   }
   free(rs);
@@ -163,8 +222,8 @@ void ty_cli_records_free(ty_cli_record *rs, size_t n) {
 
 /* trainyard.TaskState's names, as the proto spells them. */
 static const char *task_state_name(int state) {
-  static const char *const names[] = {"UNKNOWN", "STARTING", "RUNNING", "EXITED", "SIGNALED",
-                                      "FAILED_START"};
+  static const char *const names[] = {"UNKNOWN", "STARTING", "RUNNING",
+                                      "EXITED",  "SIGNALED", "FAILED_START"};
   return state > 0 && state < (int)TY_ARRAY_LEN(names) ? names[state] : "UNKNOWN";
 }
 
@@ -192,24 +251,49 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
   const ty_cli_rank_record *r = v->rank;
   switch (f) {
   case F_ID:
-    if (r->run > 1) snprintf(out, cap, "%" PRIu64 ".%" PRIu32 "#%" PRIu32, v->job->id, r->rank, r->run);
-    else snprintf(out, cap, "%" PRIu64 ".%" PRIu32, v->job->id, r->rank);
+    if (r->run > 1)
+      snprintf(out, cap, "%" PRIu64 ".%" PRIu32 "#%" PRIu32, v->job->id, r->rank, r->run);
+    else
+      snprintf(out, cap, "%" PRIu64 ".%" PRIu32, v->job->id, r->rank);
     break;
-  case F_STATE: snprintf(out, cap, "%s", task_state_name(r->state)); break;
-  case F_EXIT: snprintf(out, cap, "%" PRId32 ":%" PRId32, r->exit_code, r->term_signal); break;
-  case F_START: ty_cli_format_time(r->start_ms, 'T', out, cap); break;
-  case F_END: ty_cli_format_time(r->end_ms, 'T', out, cap); break;
-  case F_ELAPSED: ty_cli_format_elapsed(span_ms(r->start_ms, r->end_ms, v->now_ms), out, cap); break;
-  case F_NODES: snprintf(out, cap, "%s", r->node); break;
-  case F_CPUS: snprintf(out, cap, "%" PRIu32, r->cpus); break;
-  case F_GPUS: snprintf(out, cap, "%" PRIu32, r->gpus); break;
-  case F_CPUTIME: seconds_cell(r->cpu_s, r->measured, out, cap); break;
-  case F_GPUTIME: seconds_cell(r->gpu_s, r->gpu_s == 0, out, cap); break; /* 0: none held */
+  case F_STATE:
+    snprintf(out, cap, "%s", task_state_name(r->state));
+    break;
+  case F_EXIT:
+    snprintf(out, cap, "%" PRId32 ":%" PRId32, r->exit_code, r->term_signal);
+    break;
+  case F_START:
+    ty_cli_format_time(r->start_ms, 'T', out, cap);
+    break;
+  case F_END:
+    ty_cli_format_time(r->end_ms, 'T', out, cap);
+    break;
+  case F_ELAPSED:
+    ty_cli_format_elapsed(span_ms(r->start_ms, r->end_ms, v->now_ms), out, cap);
+    break;
+  case F_NODES:
+    snprintf(out, cap, "%s", r->node);
+    break;
+  case F_CPUS:
+    snprintf(out, cap, "%" PRIu32, r->cpus);
+    break;
+  case F_GPUS:
+    snprintf(out, cap, "%" PRIu32, r->gpus);
+    break;
+  case F_CPUTIME:
+    seconds_cell(r->cpu_s, r->measured, out, cap);
+    break;
+  case F_GPUTIME:
+    seconds_cell(r->gpu_s, r->gpu_s == 0, out, cap);
+    break; /* 0: none held */
   case F_MAXMEM:
-    if (r->mem_peak) ty_cli_format_size(r->mem_peak, out, cap);
-    else snprintf(out, cap, "-");
+    if (r->mem_peak)
+      ty_cli_format_size(r->mem_peak, out, cap);
+    else
+      snprintf(out, cap, "-");
     break;
-  default: out[0] = '\0'; /* the job's row says it */
+  default:
+    out[0] = '\0'; /* the job's row says it */
   }
 }
 
@@ -219,37 +303,77 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
   case F_ID:
     if (j->array_job_id)
       snprintf(out, cap, "%" PRIu64 "_%" PRIu32, j->array_job_id, j->array_task_id);
-    else snprintf(out, cap, "%" PRIu64, j->id);
+    else
+      snprintf(out, cap, "%" PRIu64, j->id);
     break;
-  case F_NAME: snprintf(out, cap, "%s", j->name); break;
-  case F_USER: snprintf(out, cap, "%s", j->user); break;
-  case F_QUEUE: snprintf(out, cap, "%s", j->queue[0] ? j->queue : "default"); break;
-  case F_STATE: snprintf(out, cap, "%s", ty_job_state_name(j->state)); break;
-  case F_EXIT: snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal); break;
-  case F_REASON: snprintf(out, cap, "%s", j->reason); break;
-  case F_SUBMIT: ty_cli_format_time(j->submit_ms, 'T', out, cap); break;
-  case F_START: ty_cli_format_time(j->start_ms, 'T', out, cap); break;
-  case F_END: ty_cli_format_time(j->end_ms, 'T', out, cap); break;
-  case F_ELAPSED: ty_cli_format_elapsed(span_ms(j->start_ms, j->end_ms, v->now_ms), out, cap); break;
+  case F_NAME:
+    snprintf(out, cap, "%s", j->name);
+    break;
+  case F_USER:
+    snprintf(out, cap, "%s", j->user);
+    break;
+  case F_QUEUE:
+    snprintf(out, cap, "%s", j->queue[0] ? j->queue : "default");
+    break;
+  case F_STATE:
+    snprintf(out, cap, "%s", ty_job_state_name(j->state));
+    break;
+  case F_EXIT:
+    snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
+    break;
+  case F_REASON:
+    snprintf(out, cap, "%s", j->reason);
+    break;
+  case F_SUBMIT:
+    ty_cli_format_time(j->submit_ms, 'T', out, cap);
+    break;
+  case F_START:
+    ty_cli_format_time(j->start_ms, 'T', out, cap);
+    break;
+  case F_END:
+    ty_cli_format_time(j->end_ms, 'T', out, cap);
+    break;
+  case F_ELAPSED:
+    ty_cli_format_elapsed(span_ms(j->start_ms, j->end_ms, v->now_ms), out, cap);
+    break;
   case F_TIMELIMIT:
-    if (j->time_limit_s) ty_cli_format_elapsed((int64_t)j->time_limit_s * 1000, out, cap);
-    else snprintf(out, cap, "-");
+    if (j->time_limit_s)
+      ty_cli_format_elapsed((int64_t)j->time_limit_s * 1000, out, cap);
+    else
+      snprintf(out, cap, "-");
     break;
-  case F_NODES: snprintf(out, cap, "%s", j->nodes[0] ? j->nodes : "-"); break;
-  case F_CPUS: snprintf(out, cap, "%" PRIu32, j->cpus); break;
-  case F_GPUS: snprintf(out, cap, "%" PRIu32, j->gpus); break;
+  case F_NODES:
+    snprintf(out, cap, "%s", j->nodes[0] ? j->nodes : "-");
+    break;
+  case F_CPUS:
+    snprintf(out, cap, "%" PRIu32, j->cpus);
+    break;
+  case F_GPUS:
+    snprintf(out, cap, "%" PRIu32, j->gpus);
+    break;
   case F_REQMEM:
-    if (j->mem_bytes) ty_cli_format_size(j->mem_bytes, out, cap);
-    else snprintf(out, cap, "-");
+    if (j->mem_bytes)
+      ty_cli_format_size(j->mem_bytes, out, cap);
+    else
+      snprintf(out, cap, "-");
     break;
-  case F_CPUTIME: seconds_cell(j->cpu_s, j->measured, out, cap); break;
-  case F_GPUTIME: seconds_cell(j->gpu_s, j->gpu_s == 0, out, cap); break; /* 0: none held */
+  case F_CPUTIME:
+    seconds_cell(j->cpu_s, j->measured, out, cap);
+    break;
+  case F_GPUTIME:
+    seconds_cell(j->gpu_s, j->gpu_s == 0, out, cap);
+    break; /* 0: none held */
   case F_MAXMEM:
-    if (j->mem_peak) ty_cli_format_size(j->mem_peak, out, cap);
-    else snprintf(out, cap, "-");
+    if (j->mem_peak)
+      ty_cli_format_size(j->mem_peak, out, cap);
+    else
+      snprintf(out, cap, "-");
     break;
-  case F_REQUEUES: snprintf(out, cap, "%" PRIu32, j->requeue_count); break;
-  default: out[0] = '\0';
+  case F_REQUEUES:
+    snprintf(out, cap, "%" PRIu32, j->requeue_count);
+    break;
+  default:
+    out[0] = '\0';
   }
 }
 
@@ -258,8 +382,10 @@ static int add_row(ty_cli_table *t, const ty_cli_format *fmt, const row_view *v)
   char cells[TY_CLI_MAX_FIELDS][256];
   const char *row[TY_CLI_MAX_FIELDS];
   for (size_t i = 0; i < fmt->n; i++) {
-    if (v->rank) rank_cell(v, fmt->idx[i], cells[i], sizeof cells[i]);
-    else job_cell(v, fmt->idx[i], cells[i], sizeof cells[i]);
+    if (v->rank)
+      rank_cell(v, fmt->idx[i], cells[i], sizeof cells[i]);
+    else
+      job_cell(v, fmt->idx[i], cells[i], sizeof cells[i]);
     row[i] = cells[i];
   }
   return ty_cli_table_add(t, row);
@@ -268,7 +394,8 @@ static int add_row(ty_cli_table *t, const ty_cli_format *fmt, const row_view *v)
 /* Whether any time the format shows is an allocation, not a measurement. */
 static bool shows_allocated(const ty_cli_record *rs, size_t n, const ty_cli_format *fmt) {
   bool cpu = false, gpu = false;
-  for (size_t i = 0; i < fmt->n; i++) cpu |= fmt->idx[i] == F_CPUTIME, gpu |= fmt->idx[i] == F_GPUTIME;
+  for (size_t i = 0; i < fmt->n; i++)
+    cpu |= fmt->idx[i] == F_CPUTIME, gpu |= fmt->idx[i] == F_GPUTIME;
   for (size_t i = 0; i < n; i++)
     if ((cpu && !rs[i].measured) || (gpu && rs[i].gpu_s > 0)) return true;
   return false;
@@ -352,7 +479,8 @@ static void json_record(ty_json *js, const ty_cli_record *j, int64_t now_ms) {
   json_times(js, j->cpu_s, j->gpu_s, j->mem_peak, j->measured);
   if (j->nranks) {
     ty_json_key(js, "ranks"), ty_json_begin_array(js);
-    for (size_t k = 0; k < j->nranks; k++) json_rank(js, &j->ranks[k]);
+    for (size_t k = 0; k < j->nranks; k++)
+      json_rank(js, &j->ranks[k]);
     ty_json_end_array(js);
   }
   ty_json_end_object(js);
@@ -365,7 +493,8 @@ int ty_cli_render_history(const ty_cli_record *rs, size_t n, const ty_cli_histor
   ty_json_init(&w, out);
   w.lines = true;
   ty_json_begin_array(&w);
-  for (size_t i = 0; i < n; i++) json_record(&w, &rs[i], now_ms);
+  for (size_t i = 0; i < n; i++)
+    json_record(&w, &rs[i], now_ms);
   ty_json_end_array(&w);
   return ty_json_finish(&w);
 }
@@ -373,12 +502,12 @@ int ty_cli_render_history(const ty_cli_record *rs, size_t n, const ty_cli_histor
 /* ---- node show --------------------------------------------------------------------------- */
 
 void ty_cli_node_events_free(ty_cli_node_event *ev, size_t n) {
-  for (size_t i = 0; ev && i < n; i++) free(ev[i].action), free(ev[i].reason), free(ev[i].actor);
+  for (size_t i = 0; ev && i < n; i++)
+    free(ev[i].action), free(ev[i].reason), free(ev[i].actor);
   free(ev);
 }
 
-static void node_json(ty_json *js, const ty_cli_node *nd, const ty_cli_node_event *ev,
-                      size_t nev) {
+static void node_json(ty_json *js, const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev) {
   ty_json_begin_object(js);
   ty_json_key(js, "name"), ty_json_string(js, nd->name);
   ty_json_key(js, "state"), ty_json_string(js, ty_node_state_name(nd->state));
@@ -406,8 +535,8 @@ static void node_json(ty_json *js, const ty_cli_node *nd, const ty_cli_node_even
   ty_json_end_object(js);
 }
 
-static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev,
-                     int64_t now_ms, ty_buf *out) {
+static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev, int64_t now_ms,
+                     ty_buf *out) {
   char mem[32], age[32];
   ty_cli_format_size(nd->memory, mem, sizeof mem);
   ty_cli_format_elapsed(span_ms(nd->last_heartbeat_ms, now_ms, now_ms), age, sizeof age);
@@ -426,7 +555,8 @@ static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t 
     if (ev[i].from && ev[i].to && ev[i].from != ev[i].to)
       snprintf(states, sizeof states, "%s -> %s", ty_node_state_name(ev[i].from),
                ty_node_state_name(ev[i].to));
-    else snprintf(states, sizeof states, "%s", ev[i].to ? ty_node_state_name(ev[i].to) : "-");
+    else
+      snprintf(states, sizeof states, "%s", ev[i].to ? ty_node_state_name(ev[i].to) : "-");
     const char *row[] = {when, ev[i].action, states, ev[i].actor, ev[i].reason};
     rc = ty_cli_table_add(t, row);
   }

@@ -13,9 +13,28 @@
 #include <strings.h>
 
 enum {
-  J_ID, J_NAME, J_USER, J_QUEUE, J_PRI, J_STATE, J_ELAPSED, J_NODES, J_REASON, J_PRIORITY,
-  J_SUBMIT, J_START, J_END, J_TIMELIMIT, J_NUMNODES, J_CPUS, J_GPUS, J_HELD, J_DEPENDENCY,
-  J_REQUEUES, J_EXIT, J_COUNT
+  J_ID,
+  J_NAME,
+  J_USER,
+  J_QUEUE,
+  J_PRI,
+  J_STATE,
+  J_ELAPSED,
+  J_NODES,
+  J_REASON,
+  J_PRIORITY,
+  J_SUBMIT,
+  J_START,
+  J_END,
+  J_TIMELIMIT,
+  J_NUMNODES,
+  J_CPUS,
+  J_GPUS,
+  J_HELD,
+  J_DEPENDENCY,
+  J_REQUEUES,
+  J_EXIT,
+  J_COUNT
 };
 
 const ty_cli_field ty_cli_ls_fields[] = {
@@ -60,31 +79,61 @@ int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char
     strcat(names, *t == '-' || *t == '+' ? t + 1 : t);
   }
   int rc = ty_cli_parse_format(what, names, ty_cli_ls_fields, J_COUNT, &out->keys, err, err_len);
-  for (size_t i = 0; rc == 0 && i < out->keys.n; i++) out->desc[i] = desc[i];
+  for (size_t i = 0; rc == 0 && i < out->keys.n; i++)
+    out->desc[i] = desc[i];
   free(copy), free(names);
   return rc;
 }
 
-static uint32_t nz(uint32_t v) { return v ? v : 1; }
+static uint32_t nz(uint32_t v) {
+  return v ? v : 1;
+}
 
 /* A numeric field's value; false for a text field. */
 static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) {
   const ty_job_spec *s = &j->spec;
   switch (f) {
-  case J_ID: *out = (double)j->id; return true;
-  case J_PRI: *out = s->priority; return true;
-  case J_PRIORITY: *out = j->priority; return true;
-  case J_ELAPSED: *out = (double)ty_cli_job_elapsed(j, now_ms); return true;
-  case J_SUBMIT: *out = (double)j->submit_ms; return true;
-  case J_START: *out = (double)j->start_ms; return true;
-  case J_END: *out = (double)j->end_ms; return true;
-  case J_TIMELIMIT: *out = s->time_limit_s; return true;
-  case J_NUMNODES: *out = nz(s->nodes); return true;
-  case J_CPUS: *out = (double)nz(s->nodes) * nz(s->tasks_per_node) * nz(s->cpus_per_task); return true;
-  case J_GPUS: *out = (double)nz(s->nodes) * s->gpus_per_node; return true;
-  case J_REQUEUES: *out = j->requeue_count; return true;
-  case J_EXIT: *out = j->exit_code; return true;
-  default: return false;
+  case J_ID:
+    *out = (double)j->id;
+    return true;
+  case J_PRI:
+    *out = s->priority;
+    return true;
+  case J_PRIORITY:
+    *out = j->priority;
+    return true;
+  case J_ELAPSED:
+    *out = (double)ty_cli_job_elapsed(j, now_ms);
+    return true;
+  case J_SUBMIT:
+    *out = (double)j->submit_ms;
+    return true;
+  case J_START:
+    *out = (double)j->start_ms;
+    return true;
+  case J_END:
+    *out = (double)j->end_ms;
+    return true;
+  case J_TIMELIMIT:
+    *out = s->time_limit_s;
+    return true;
+  case J_NUMNODES:
+    *out = nz(s->nodes);
+    return true;
+  case J_CPUS:
+    *out = (double)nz(s->nodes) * nz(s->tasks_per_node) * nz(s->cpus_per_task);
+    return true;
+  case J_GPUS:
+    *out = (double)nz(s->nodes) * s->gpus_per_node;
+    return true;
+  case J_REQUEUES:
+    *out = j->requeue_count;
+    return true;
+  case J_EXIT:
+    *out = j->exit_code;
+    return true;
+  default:
+    return false;
   }
 }
 
@@ -100,14 +149,22 @@ typedef struct sort_ctx {
 
 static const char *text(const ty_cli_jobinfo *j, int f) {
   switch (f) {
-  case J_NAME: return j->spec.name ? j->spec.name : "";
-  case J_USER: return j->spec.user ? j->spec.user : "";
-  case J_QUEUE: return j->spec.queue && *j->spec.queue ? j->spec.queue : "default";
-  case J_STATE: return ty_job_state_name(j->state);
-  case J_REASON: return j->reason ? j->reason : "";
-  case J_HELD: return j->held ? "yes" : "no";
-  case J_DEPENDENCY: return j->dependency ? j->dependency : "";
-  default: return ""; /* J_NODES sorts by names, below */
+  case J_NAME:
+    return j->spec.name ? j->spec.name : "";
+  case J_USER:
+    return j->spec.user ? j->spec.user : "";
+  case J_QUEUE:
+    return j->spec.queue && *j->spec.queue ? j->spec.queue : "default";
+  case J_STATE:
+    return ty_job_state_name(j->state);
+  case J_REASON:
+    return j->reason ? j->reason : "";
+  case J_HELD:
+    return j->held ? "yes" : "no";
+  case J_DEPENDENCY:
+    return j->dependency ? j->dependency : "";
+  default:
+    return ""; /* J_NODES sorts by names, below */
   }
 }
 
@@ -139,10 +196,12 @@ int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t
     free(v), free(copy);
     return TY_ENOMEM;
   }
-  for (size_t i = 0; i < n; i++) v[i] = (sort_item){&js[i], i};
+  for (size_t i = 0; i < n; i++)
+    v[i] = (sort_item){&js[i], i};
   sort_ctx ctx = {s, now_ms};
   qsort_r(v, n, sizeof *v, by_keys, &ctx);
-  for (size_t i = 0; i < n; i++) copy[i] = *v[i].j;
+  for (size_t i = 0; i < n; i++)
+    copy[i] = *v[i].j;
   memcpy(js, copy, n * sizeof *js);
   free(v), free(copy);
   return 0;
@@ -161,27 +220,44 @@ static void job_nodes(const ty_cli_jobinfo *j, char *out, size_t cap) {
 static void cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *out, size_t cap) {
   double v = 0;
   switch (f) {
-  case J_NODES: job_nodes(j, out, cap); return;
-  case J_ELAPSED: ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), out, cap); return;
-  case J_SUBMIT: ty_cli_format_time(j->submit_ms, 'T', out, cap); return;
-  case J_START: ty_cli_format_time(j->start_ms, 'T', out, cap); return;
-  case J_END: ty_cli_format_time(j->end_ms, 'T', out, cap); return;
+  case J_NODES:
+    job_nodes(j, out, cap);
+    return;
+  case J_ELAPSED:
+    ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), out, cap);
+    return;
+  case J_SUBMIT:
+    ty_cli_format_time(j->submit_ms, 'T', out, cap);
+    return;
+  case J_START:
+    ty_cli_format_time(j->start_ms, 'T', out, cap);
+    return;
+  case J_END:
+    ty_cli_format_time(j->end_ms, 'T', out, cap);
+    return;
   case J_TIMELIMIT:
-    if (j->spec.time_limit_s) ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
-    else snprintf(out, cap, "-");
+    if (j->spec.time_limit_s)
+      ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
+    else
+      snprintf(out, cap, "-");
     return;
   case J_PRIORITY:
-    if (j->state == TY_JOB_PENDING) snprintf(out, cap, "%.4f", j->priority);
-    else snprintf(out, cap, "-");
+    if (j->state == TY_JOB_PENDING)
+      snprintf(out, cap, "%.4f", j->priority);
+    else
+      snprintf(out, cap, "-");
     return;
   case J_EXIT:
     if (ty_job_state_terminal(j->state))
       snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
-    else snprintf(out, cap, "-");
+    else
+      snprintf(out, cap, "-");
     return;
   default:
-    if (number(j, f, now_ms, &v)) snprintf(out, cap, "%.0f", v);
-    else snprintf(out, cap, "%s", text(j, f));
+    if (number(j, f, now_ms, &v))
+      snprintf(out, cap, "%.0f", v);
+    else
+      snprintf(out, cap, "%s", text(j, f));
   }
 }
 
@@ -206,7 +282,8 @@ static int row_label(const ty_cli_jobinfo *js, size_t n, size_t i, bool fold, ty
   }
   uint32_t *tasks = ty_wire_calloc(k - i, sizeof *tasks);
   if (!tasks) return TY_ENOMEM;
-  for (size_t x = i; x < k; x++) tasks[x - i] = js[x].array_task_id;
+  for (size_t x = i; x < k; x++)
+    tasks[x - i] = js[x].array_task_id;
   int rc = ty_buf_printf(label, "%" PRIu64 "_[", j->array_job_id);
   if (rc == 0) rc = ty_array_fold(tasks, k - i, label);
   if (rc == 0) rc = ty_buf_printf(label, "]");
@@ -233,8 +310,10 @@ int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms,
     rc = row_label(js, n, i, fold, &id, &used);
     if (rc == 0) rc = ty_buf_append(&id, "", 1);
     for (size_t c = 0; rc == 0 && c < fmt->n; c++) {
-      if (fmt->idx[c] == J_ID) row[c] = (const char *)id.data;
-      else cell(&js[i], fmt->idx[c], now_ms, cells[c], sizeof cells[c]), row[c] = cells[c];
+      if (fmt->idx[c] == J_ID)
+        row[c] = (const char *)id.data;
+      else
+        cell(&js[i], fmt->idx[c], now_ms, cells[c], sizeof cells[c]), row[c] = cells[c];
     }
     if (rc == 0) rc = ty_cli_table_add(t, row);
   }

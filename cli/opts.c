@@ -87,15 +87,15 @@ static int add_export(ty_job_spec *j, const char *v, char *err, size_t err_len) 
   size_t n = eq ? (size_t)(eq - v) : strlen(v);
   if (!valid_env_name(v, n))
     return ty_errf(err, err_len, TY_EINVAL,
-                       "--export: \"%s\" is not NAME=VALUE (NAME: letters, digits, _)", v);
+                   "--export: \"%s\" is not NAME=VALUE (NAME: letters, digits, _)", v);
   if (eq) {
     push_str(&j->env, &j->envc, v);
     return 0;
   }
   const char *cur = getenv(v);
   if (!cur)
-    return ty_errf(err, err_len, TY_EINVAL, "--export: %s is not set in your environment (use %s=VALUE)",
-                       v, v);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--export: %s is not set in your environment (use %s=VALUE)", v, v);
   char *kv = ty_xmalloc(n + strlen(cur) + 2);
   sprintf(kv, "%s=%s", v, cur);
   push_str(&j->env, &j->envc, kv);
@@ -129,7 +129,8 @@ static int parse_yes_no(const char *v, ty_dep_invalid *out, char *err, size_t er
   return 0;
 }
 
-static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err, size_t err_len) {
+static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err,
+                      size_t err_len) {
   uint32_t secs = 0;
   switch (id) {
   case S_GPUS:
@@ -142,8 +143,8 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
   case S_MEM:
     if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
-      return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)",
-                         v);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)", v);
     return 0;
   case S_QUEUE:
     return set_text("--queue", &j->queue, v, err, err_len);
@@ -154,17 +155,18 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_TIME:
     if (ty_parse_duration(v, &secs) != 0)
       return ty_errf(err, err_len, TY_EINVAL,
-                         "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
+                     "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
     if (secs == 0)
       return ty_errf(err, err_len, TY_EINVAL,
-                         "--time: 0 is not allowed (leave --time out for the "
-                         "queue's default)");
+                     "--time: 0 is not allowed (leave --time out for the "
+                     "queue's default)");
     j->time_limit_s = secs;
     return 0;
   case S_SIGNAL:
     return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
   case S_REQUEUE:
-    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err, err_len);
+    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err,
+                             err_len);
   case S_CWD:
     return set_cwd(j, v, cwd, err, err_len);
   case S_EXPORT:
@@ -188,18 +190,18 @@ static const struct {
   const char *name;
   int sig;
 } signal_names[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT},
-    {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
-    {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-    {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"WINCH", SIGWINCH},
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+    {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"WINCH", SIGWINCH},
 };
 
-static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t *out,
-                             char *err, size_t err_len) {
+static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t *out, char *err,
+                             size_t err_len) {
   char buf[16];
   if (n == 0 || n >= sizeof buf)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)",
-                       what, (int)(n < 64 ? n : 64), s);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)", what,
+                   (int)(n < 64 ? n : 64), s);
   memcpy(buf, s, n), buf[n] = '\0';
   if (isdigit((unsigned char)buf[0])) return ty__cli_parse_u32(what, buf, 1, 64, out, err, err_len);
   const char *name = strncasecmp(buf, "SIG", 3) == 0 ? buf + 3 : buf;
@@ -209,23 +211,21 @@ static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t
       return 0;
     }
   return ty_errf(err, err_len, TY_EINVAL,
-                     "%s: \"%s\" is not a signal name (examples: USR1, SIGUSR2, TERM, 10)",
-                     what, buf);
+                 "%s: \"%s\" is not a signal name (examples: USR1, SIGUSR2, TERM, 10)", what, buf);
 }
 
-int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig,
-                        uint32_t *out_before_s, char *err, size_t err_len) {
+int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint32_t *out_before_s,
+                        char *err, size_t err_len) {
   const char *at = strchr(s, '@');
   const char *time = at ? at + 1 : s;
   uint32_t sig = SIGUSR1, secs = 0;
   if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err, err_len) != 0) return TY_EINVAL;
   if (ty_parse_duration(time, &secs) != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-                       "%s: \"%s\" is not [SIG@]SECONDS (examples: 120, USR1@300, TERM@5m)",
-                       what, s);
+                   "%s: \"%s\" is not [SIG@]SECONDS (examples: 120, USR1@300, TERM@5m)", what, s);
   if (secs == 0)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: the warning must come at least 1 s before the limit",
-                       what);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: the warning must come at least 1 s before the limit", what);
   *out_sig = sig, *out_before_s = secs;
   return 0;
 }
@@ -252,29 +252,31 @@ static int submit_positional(ty_cli_submit_args *a, ty_opts *it, const char *v, 
   return 0;
 }
 
-static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err, size_t err_len) {
+static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err,
+                        size_t err_len) {
   if (a->help) return 0;
   if (a->command_mode) {
-    if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
+    if (a->file)
+      return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
     if (a->job.argc == 0)
       return ty_errf(err, err_len, TY_EINVAL,
-                         "submit --command: no command given (e.g. trainctl "
-                         "submit --command --gpus 1 -- python train.py)");
-    if (a->job.warn_signal && a->job.time_limit_s &&
-        a->job.warn_before_s >= a->job.time_limit_s)
-      return ty_errf(err, err_len, TY_EINVAL, "--signal: %u s before the limit is not within --time (%u s)",
-                         a->job.warn_before_s, a->job.time_limit_s);
+                     "submit --command: no command given (e.g. trainctl "
+                     "submit --command --gpus 1 -- python train.py)");
+    if (a->job.warn_signal && a->job.time_limit_s && a->job.warn_before_s >= a->job.time_limit_s)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--signal: %u s before the limit is not within --time (%u s)",
+                     a->job.warn_before_s, a->job.time_limit_s);
     return 0;
   }
   if (first_job_opt)
     return ty_errf(err, err_len, TY_EINVAL,
-                       "--%s only applies with --command (a job file carries its "
-                       "own resources)",
-                       first_job_opt);
+                   "--%s only applies with --command (a job file carries its "
+                   "own resources)",
+                   first_job_opt);
   if (!a->file)
     return ty_errf(err, err_len, TY_EINVAL,
-                       "submit: missing FILE (a binary trainyard.Job) or "
-                       "--command -- CMD ARGS...");
+                   "submit: missing FILE (a binary trainyard.Job) or "
+                   "--command -- CMD ARGS...");
   return 0;
 }
 
@@ -328,16 +330,33 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
 
 /* ---- ls --------------------------------------------------------------------- */
 
-enum { L_JSON = TY__CLI_OPT_FIRST, L_SINCE, L_HELP_FORMAT, L_STATE = 's', L_USER = 'u',
-       L_QUEUE = 'q', L_ALL = 'a', L_ARRAY = 'r', L_FORMAT = 'o', L_SORT = 'S', L_NOHEADER = 'n',
-       L_HELP = 'h' };
+enum {
+  L_JSON = TY__CLI_OPT_FIRST,
+  L_SINCE,
+  L_HELP_FORMAT,
+  L_STATE = 's',
+  L_USER = 'u',
+  L_QUEUE = 'q',
+  L_ALL = 'a',
+  L_ARRAY = 'r',
+  L_FORMAT = 'o',
+  L_SORT = 'S',
+  L_NOHEADER = 'n',
+  L_HELP = 'h'
+};
 static const struct option ls_opts[] = {
-    {"state", required_argument, NULL, L_STATE}, {"user", required_argument, NULL, L_USER},
-    {"queue", required_argument, NULL, L_QUEUE}, {"all", no_argument, NULL, L_ALL},
-    {"json", no_argument, NULL, L_JSON},         {"help", no_argument, NULL, L_HELP},
-    {"array", no_argument, NULL, L_ARRAY},       {"format", required_argument, NULL, L_FORMAT},
-    {"sort", required_argument, NULL, L_SORT},   {"noheader", no_argument, NULL, L_NOHEADER},
-    {"since", required_argument, NULL, L_SINCE}, {"help-format", no_argument, NULL, L_HELP_FORMAT},
+    {"state", required_argument, NULL, L_STATE},
+    {"user", required_argument, NULL, L_USER},
+    {"queue", required_argument, NULL, L_QUEUE},
+    {"all", no_argument, NULL, L_ALL},
+    {"json", no_argument, NULL, L_JSON},
+    {"help", no_argument, NULL, L_HELP},
+    {"array", no_argument, NULL, L_ARRAY},
+    {"format", required_argument, NULL, L_FORMAT},
+    {"sort", required_argument, NULL, L_SORT},
+    {"noheader", no_argument, NULL, L_NOHEADER},
+    {"since", required_argument, NULL, L_SINCE},
+    {"help-format", no_argument, NULL, L_HELP_FORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -350,9 +369,9 @@ int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, s
     int st = 0;
     if (ty_job_state_parse(tok, &st) != 0) {
       rc = ty_errf(err, err_len, TY_EINVAL,
-                       "--state: unknown state \"%s\" (one of: pending, running, completed, "
-                       "failed, cancelled, timeout, preempted, node_fail)",
-                       tok);
+                   "--state: unknown state \"%s\" (one of: pending, running, completed, "
+                   "failed, cancelled, timeout, preempted, node_fail)",
+                   tok);
       break;
     }
     bool dup = false;
@@ -442,8 +461,7 @@ static const struct option logs_opts[] = {{"follow", no_argument, NULL, O_FOLLOW
  * several jobs may be named). */
 static int add_ref(const char *cmd, const char *v, ty_job_ref **refs, size_t *n, size_t max,
                    char *err, size_t err_len) {
-  if (*n == max)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
+  if (*n == max) return ty_errf(err, err_len, TY_EINVAL, "%s: unexpected argument \"%s\"", cmd, v);
   size_t before = *n;
   int rc = ty_job_refs_parse(cmd, v, refs, n, err, err_len);
   if (rc == 0 && *n > max)
@@ -494,8 +512,8 @@ int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, s
   bool flags[2] = {false, false};
   ty_job_ref *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1,
-                          json_flag, flags, err, err_len);
+  int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1, json_flag, flags, err,
+                          err_len);
   if (rc == 0 && n) out->id = ids[0].id, out->has_task = ids[0].has_task, out->task = ids[0].task;
   out->json = flags[0], out->help = flags[1];
   free(ids);
@@ -520,8 +538,8 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
   out->rank = -1;
   ty_job_ref *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1,
-                          logs_flag, out, err, err_len);
+  int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1, logs_flag, out, err,
+                          err_len);
   if (rc == 0 && n && ids[0].has_task)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "logs: name an array element by its own job id (trainctl ls --array shows it)");
@@ -533,8 +551,8 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
-  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->refs,
-                          &out->nrefs, TY_JOB_REF_MAX_EXPAND, json_flag, flags, err, err_len);
+  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->refs, &out->nrefs,
+                          TY_JOB_REF_MAX_EXPAND, json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   if (rc) ty_cli_cancel_args_close(out);
   return rc;
@@ -551,8 +569,8 @@ int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err,
   bool flags[2] = {false, false};
   ty_job_ref *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("nodes", argc, argv, "h", json_opts, &ids, &n, 0,
-                          json_flag, flags, err, err_len);
+  int rc = parse_with_ids("nodes", argc, argv, "h", json_opts, &ids, &n, 0, json_flag, flags, err,
+                          err_len);
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;
@@ -578,7 +596,7 @@ static const struct option plan_opts[] = {
 #define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
     TY_PLAN_CLUSTER_OPTIONS(OPT_)
 #undef OPT_
-    {"help", no_argument, NULL, P_HELP},
+        {"help", no_argument, NULL, P_HELP},
     {NULL, 0, NULL, 0},
 };
 
@@ -591,9 +609,15 @@ static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
     if (a->file) return ty_errf(err, err_len, TY_EINVAL, "plan: one job file, not \"%s\" too", v);
     a->file = v;
     return 0;
-  case P_JSON: a->json = true; return 0;
-  case P_HELP: a->help = true; return 0;
-  case P_MESH: a->mesh = v; return 0;
+  case P_JSON:
+    a->json = true;
+    return 0;
+  case P_HELP:
+    a->help = true;
+    return 0;
+  case P_MESH:
+    a->mesh = v;
+    return 0;
   case P_PARALLELISM:
     if (ty_parallelism_parse(v, &mode) != 0)
       return ty_errf(err, err_len, TY_EINVAL,

@@ -26,7 +26,8 @@ int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv) {
   snprintf(helper, sizeof helper, "%s/trainyard-plan", slash ? self : ".");
   char *args[argc + 2];
   args[0] = helper;
-  for (int i = 0; i < argc; i++) args[i + 1] = argv[i];
+  for (int i = 0; i < argc; i++)
+    args[i + 1] = argv[i];
   args[argc + 1] = NULL;
   fflush(NULL);
   execv(helper, args);

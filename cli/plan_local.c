@@ -62,7 +62,6 @@ static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **
   return rc == 0 ? 0 : rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
 }
 
-
 int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv) {
   ty_cli_plan_args a;
   char err[TY_ERR_LEN] = "";

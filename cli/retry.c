@@ -33,7 +33,8 @@ int ty_cli_request_id(char out[TY_CLI_REQUEST_ID_LEN + 1]) {
     if (n <= 0) return TY_EIO;
     got += (size_t)n;
   }
-  for (size_t i = 0; i < sizeof r; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
+  for (size_t i = 0; i < sizeof r; i++)
+    snprintf(out + 2 * i, 3, "%02x", r[i]);
   return 0;
 }
 

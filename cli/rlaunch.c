@@ -32,10 +32,10 @@
 #include "proto/methods.h"
 
 #define CALL_TIMEOUT_MS 10000u
-#define STATUS_AFTER_MS 300 /* a job placed quicker than this shows no status line */
+#define STATUS_AFTER_MS 300    /* a job placed quicker than this shows no status line */
 #define VERDICT_WAIT_MS 10000u /* for the job's final event after its ranks ended */
-#define RETRY_FIRST_MS 100u /* a lost controller: retries back off from here ... */
-#define RETRY_MAX_MS 2000u  /* ... doubling to this */
+#define RETRY_FIRST_MS 100u    /* a lost controller: retries back off from here ... */
+#define RETRY_MAX_MS 2000u     /* ... doubling to this */
 
 extern char **environ;
 
@@ -48,22 +48,22 @@ typedef struct rlaunch {
   ty_rpc_client *client;
   char *host; /* the controller's, for reconnecting */
   int port;
-  ty_buf submit;          /* the SubmitJobRequest, sent again as it is on a retry */
-  ty_rng rng;             /* retry jitter */
-  uint32_t retry_ms;      /* the next retry's base delay */
-  int64_t deadline_ms;    /* retries stop here */
+  ty_buf submit;       /* the SubmitJobRequest, sent again as it is on a retry */
+  ty_rng rng;          /* retry jitter */
+  uint32_t retry_ms;   /* the next retry's base delay */
+  int64_t deadline_ms; /* retries stop here */
   bool retry_due;
   uint64_t job_id;
   /* The watch stream (SubmitJob's answer). */
-  uint64_t watch_id;      /* its request */
-  ty_task_locations job;  /* the latest event's view of the job */
+  uint64_t watch_id;     /* its request */
+  ty_task_locations job; /* the latest event's view of the job */
   bool placed, final, stream_over;
   int stream_status;
   char stream_msg[TY_ERR_LEN];
   /* Waiting for the placement. */
   uv_signal_t sigs[N_PENDING_SIGNALS];
   uv_timer_t status_timer, verdict_timer;
-  int signal;             /* a pending_signals one that arrived; 0 = none */
+  int signal; /* a pending_signals one that arrived; 0 = none */
   bool status_due, status_tty, status_shown, verdict_late;
   char last_status[TY_ERR_LEN];
   ty_rl_launch_times t;
@@ -131,8 +131,10 @@ static void show_status(rlaunch *r) {
            r->job.reason && r->job.reason[0] ? r->job.reason : "waiting to be scheduled");
   if (strcmp(line, r->last_status) == 0) return;
   snprintf(r->last_status, sizeof r->last_status, "%s", line);
-  if (r->status_tty) fprintf(stderr, "\r\033[Krlaunch: %s", line);
-  else fprintf(stderr, "rlaunch: %s\n", line);
+  if (r->status_tty)
+    fprintf(stderr, "\r\033[Krlaunch: %s", line);
+  else
+    fprintf(stderr, "rlaunch: %s\n", line);
   fflush(stderr);
   r->status_shown = true;
 }
@@ -206,8 +208,8 @@ static int send_submit(rlaunch *r) {
   r->stream_status = 0;
   r->stream_msg[0] = '\0';
   if (!r->t.submit_ns) r->t.submit_ns = uv_hrtime();
-  return ty_rpc_client_start(r->client, TY_M_SUBMIT_JOB, r->submit.data, r->submit.len, 0,
-                             on_watch, r, &r->watch_id);
+  return ty_rpc_client_start(r->client, TY_M_SUBMIT_JOB, r->submit.data, r->submit.len, 0, on_watch,
+                             r, &r->watch_id);
 }
 
 /* Runs the client's loop until *flag, the stream's end or a signal. */
@@ -230,7 +232,9 @@ static void cancel_job(rlaunch *r) {
   ty_buf_close(&req);
 }
 
-static void cancel_cb(void *ud) { cancel_job(ud); }
+static void cancel_cb(void *ud) {
+  cancel_job(ud);
+}
 
 static void on_pending_signal(uv_signal_t *h, int sig) {
   rlaunch *r = h->data;
@@ -276,8 +280,8 @@ static int not_placed(rlaunch *r) {
     if (hint) err("(the request carried no MUNGE credential: %s)", hint);
     return TY_RL_EXIT_REFUSED;
   }
-  err("lost the controller at %s while waiting for job %" PRIu64 ": %s", r->controller,
-      r->job_id, r->stream_msg);
+  err("lost the controller at %s while waiting for job %" PRIu64 ": %s", r->controller, r->job_id,
+      r->stream_msg);
   return TY_RL_EXIT_UNREACHABLE;
 }
 
@@ -371,11 +375,18 @@ static int run(rlaunch *r) {
   int code = connect_controller(r);
   if (code == 0) code = submit_and_wait(r);
   if (code != 0) return code;
-  ty_rl_session_opts so = {
-      .job_id = r->job_id, .tasks = r->job.tasks, .n = r->job.n, .owner = true,
-      .prefix = r->o.label, .line_mode = r->o.label || r->job.n > 1, .pty = r->o.pty,
-      .stdin_mode = r->o.stdin_mode, .prog = "rlaunch", .first_failure = first_failure_cb,
-      .cancel = cancel_cb, .ud = r};
+  ty_rl_session_opts so = {.job_id = r->job_id,
+                           .tasks = r->job.tasks,
+                           .n = r->job.n,
+                           .owner = true,
+                           .prefix = r->o.label,
+                           .line_mode = r->o.label || r->job.n > 1,
+                           .pty = r->o.pty,
+                           .stdin_mode = r->o.stdin_mode,
+                           .prog = "rlaunch",
+                           .first_failure = first_failure_cb,
+                           .cancel = cancel_cb,
+                           .ud = r};
   ty_rl_rank_times *times = ty_xcalloc(r->job.n ? r->job.n : 1, sizeof *times);
   so.times = times;
   /* The session copies what it needs of r->job's tasks when it starts; a
@@ -408,8 +419,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!dir) {
-    err("cannot tell the current directory%s: %s",
-        cwd_errno == ENOENT ? " (it was deleted)" : "", strerror(cwd_errno));
+    err("cannot tell the current directory%s: %s", cwd_errno == ENOENT ? " (it was deleted)" : "",
+        strerror(cwd_errno));
     ty_rl_opts_close(&r.o);
     return TY_RL_EXIT_USAGE;
   }

@@ -68,8 +68,24 @@ const char ty_rl_usage[] =
     "  126  CMD is not executable on the node\n"
     "  127  CMD was not found on the node\n";
 
-enum { O_GPU = TY__CLI_OPT_FIRST, O_CPU, O_MEM, O_NODES, O_NTASKS, O_QUEUE, O_PRIORITY, O_TIME,
-       O_NAME, O_LABEL, O_STDIN, O_PTY, O_DETACH, O_SIGNAL, O_TIMING, O_HELP = 'h' };
+enum {
+  O_GPU = TY__CLI_OPT_FIRST,
+  O_CPU,
+  O_MEM,
+  O_NODES,
+  O_NTASKS,
+  O_QUEUE,
+  O_PRIORITY,
+  O_TIME,
+  O_NAME,
+  O_LABEL,
+  O_STDIN,
+  O_PTY,
+  O_DETACH,
+  O_SIGNAL,
+  O_TIMING,
+  O_HELP = 'h'
+};
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -111,38 +127,61 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     ty_opts_stop(it); /* the command's own options are its own */
     push(&j->argv, &j->argc, v);
     return 0;
-  case O_GPU: return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err, err_len);
-  case O_CPU: return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
-  case O_NODES: return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err, err_len);
-  case O_NTASKS: return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err, err_len);
-  case O_PRIORITY: return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
-  case O_QUEUE: return set_text("--queue", &j->queue, v, err, err_len);
-  case O_NAME: return set_text("--name", &j->name, v, err, err_len);
+  case O_GPU:
+    return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err, err_len);
+  case O_CPU:
+    return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
+  case O_NODES:
+    return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err, err_len);
+  case O_NTASKS:
+    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err, err_len);
+  case O_PRIORITY:
+    return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
+  case O_QUEUE:
+    return set_text("--queue", &j->queue, v, err, err_len);
+  case O_NAME:
+    return set_text("--name", &j->name, v, err, err_len);
   case O_MEM:
     if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
-      return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G)", v);
+      return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G)",
+                     v);
     return 0;
   case O_TIME:
     if (ty_parse_duration(v, &j->time_limit_s) != 0 || j->time_limit_s == 0)
       return ty_errf(err, err_len, TY_EINVAL,
-                         "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
+                     "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
     return 0;
   case O_SIGNAL:
     return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
   case O_STDIN:
-    if (strcmp(v, "0") == 0) o->stdin_mode = TY_RL_STDIN_RANK0;
-    else if (strcmp(v, "all") == 0) o->stdin_mode = TY_RL_STDIN_ALL;
-    else return ty_errf(err, err_len, TY_EINVAL, "--stdin: \"%s\" is not 0 or all", v);
+    if (strcmp(v, "0") == 0)
+      o->stdin_mode = TY_RL_STDIN_RANK0;
+    else if (strcmp(v, "all") == 0)
+      o->stdin_mode = TY_RL_STDIN_ALL;
+    else
+      return ty_errf(err, err_len, TY_EINVAL, "--stdin: \"%s\" is not 0 or all", v);
     return 0;
-  case O_LABEL: o->label = true; return 0;
-  case O_PTY: o->pty = true; return 0;
-  case O_DETACH: o->detach = true; return 0;
-  case O_TIMING: o->timing = true; return 0;
-  default: o->help = true; return 0;
+  case O_LABEL:
+    o->label = true;
+    return 0;
+  case O_PTY:
+    o->pty = true;
+    return 0;
+  case O_DETACH:
+    o->detach = true;
+    return 0;
+  case O_TIMING:
+    o->timing = true;
+    return 0;
+  default:
+    o->help = true;
+    return 0;
   }
 }
 
-static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+static bool has_prefix(const char *s, const char *p) {
+  return strncmp(s, p, strlen(p)) == 0;
+}
 
 static bool name_is(const char *entry, const char *name) {
   size_t n = strlen(name);
@@ -150,11 +189,26 @@ static bool name_is(const char *entry, const char *name) {
 }
 
 bool ty_rl_env_denied(const char *entry, bool pty) {
-  static const char *const exact[] = {
-      "HOSTNAME", "DISPLAY", "XAUTHORITY", "PWD", "OLDPWD", "SHLVL", "_", "STY", "WINDOW",
-      "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "RANK", "LOCAL_RANK", "WORLD_SIZE",
-      "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "CUDA_VISIBLE_DEVICES",
-      "TRAINYARD_JOB_ID", "TRAINYARD_NODE"};
+  static const char *const exact[] = {"HOSTNAME",
+                                      "DISPLAY",
+                                      "XAUTHORITY",
+                                      "PWD",
+                                      "OLDPWD",
+                                      "SHLVL",
+                                      "_",
+                                      "STY",
+                                      "WINDOW",
+                                      "XDG_RUNTIME_DIR",
+                                      "DBUS_SESSION_BUS_ADDRESS",
+                                      "RANK",
+                                      "LOCAL_RANK",
+                                      "WORLD_SIZE",
+                                      "LOCAL_WORLD_SIZE",
+                                      "MASTER_ADDR",
+                                      "MASTER_PORT",
+                                      "CUDA_VISIBLE_DEVICES",
+                                      "TRAINYARD_JOB_ID",
+                                      "TRAINYARD_NODE"};
   static const char *const terminal[] = {"TERM", "TERMCAP", "COLUMNS", "LINES"};
   /* An array element's variables (the worker sets them for elements only):
    * an rlaunch from inside one must not pass them to a job that is not. */

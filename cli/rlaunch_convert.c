@@ -14,9 +14,12 @@
 int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, const char *request_id,
                         ty_buf *out) {
   ty_job_spec spec = o->job;
-  spec.interactive = (ty_interactive){.on = true, .pty = o->pty, .detach = o->detach,
+  spec.interactive = (ty_interactive){.on = true,
+                                      .pty = o->pty,
+                                      .detach = o->detach,
                                       .stdin_all = o->stdin_mode == TY_RL_STDIN_ALL,
-                                      .rows = rows, .cols = cols};
+                                      .rows = rows,
+                                      .cols = cols};
   ty_proto_job pj;
   ty_proto_encode_job(&spec, &pj);
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
@@ -33,9 +36,12 @@ int ty_rl_encode_watch(uint64_t job_id, bool want_tokens, ty_buf *out) {
 }
 
 static void timing_from_pb(const Trainyard__LaunchTiming *t, ty_launch_timing *out) {
-  *out = (ty_launch_timing){.checks_us = t->checks_us, .commit_us = t->commit_us,
-                            .queued_us = t->queued_us, .pass_us = t->pass_us,
-                            .start_commit_us = t->start_commit_us, .launch_us = t->launch_us,
+  *out = (ty_launch_timing){.checks_us = t->checks_us,
+                            .commit_us = t->commit_us,
+                            .queued_us = t->queued_us,
+                            .pass_us = t->pass_us,
+                            .start_commit_us = t->start_commit_us,
+                            .launch_us = t->launch_us,
                             .end_us = t->end_us};
 }
 
@@ -69,10 +75,15 @@ int ty_rl_encode_attach(const ty_attach_request *a, ty_buf *out) {
 int ty_rl_decode_output(const uint8_t *p, size_t n, ty_attach_output *out, void **out_owner) {
   Trainyard__AttachOutput *m = ty_wire_unpack(&trainyard__attach_output__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  *out = (ty_attach_output){.rank = m->rank, .stream = m->stream, .data = m->data.data,
-                        .len = m->data.len, .replayed = m->replayed, .exited = m->exited,
-                        .timed_out = m->timed_out, .exit_code = m->exit_code,
-                        .term_signal = m->term_signal};
+  *out = (ty_attach_output){.rank = m->rank,
+                            .stream = m->stream,
+                            .data = m->data.data,
+                            .len = m->data.len,
+                            .replayed = m->replayed,
+                            .exited = m->exited,
+                            .timed_out = m->timed_out,
+                            .exit_code = m->exit_code,
+                            .term_signal = m->term_signal};
   if (m->timing)
     out->timing = (ty_task_timing){.spawn_us = m->timing->spawn_us,
                                    .attach_us = m->timing->attach_us,

@@ -44,18 +44,18 @@ typedef struct rl_session rl_session;
 typedef struct rl_rank {
   rl_session *s;
   uint32_t rank;
-  char *node, *io_addr;    /* owned */
-  uint8_t *token;          /* owned */
+  char *node, *io_addr; /* owned */
+  uint8_t *token;       /* owned */
   size_t token_len;
   ty_rpc_conn *conn;
   ty_rl_rank_times *times; /* the caller's entry, or `own` */
   ty_rl_rank_times own;
   bool attached, ended, got_exit, stdin_open, timed_out;
   int exit_code, term_signal;
-  int fail;                /* 0, or rlaunch's exit code for this rank's failure */
-  char *fail_msg;          /* owned */
-  size_t in_flight;        /* stdin bytes not yet acknowledged */
-  ty_buf partial[2];       /* line mode: stdout, stderr bytes after the last newline */
+  int fail;          /* 0, or rlaunch's exit code for this rank's failure */
+  char *fail_msg;    /* owned */
+  size_t in_flight;  /* stdin bytes not yet acknowledged */
+  ty_buf partial[2]; /* line mode: stdout, stderr bytes after the last newline */
   char prefix[16];
 } rl_rank;
 
@@ -163,8 +163,10 @@ static void rank_done(rl_rank *rk) {
   flush_rank(rk);
   if (rk->conn) ty_rpc_close(rk->conn);
   rk->conn = NULL;
-  if (--rk->s->live == 0) uv_stop(&rk->s->loop);
-  else maybe_read_stdin(rk->s);
+  if (--rk->s->live == 0)
+    uv_stop(&rk->s->loop);
+  else
+    maybe_read_stdin(rk->s);
 }
 
 static void rank_fail(rl_rank *rk, int code, const char *fmt, ...)
@@ -195,8 +197,7 @@ static int launch_failure_code(const char *reason) {
 static void not_started(rl_rank *rk, const char *worker_msg) {
   rl_session *s = rk->s;
   if (strstr(worker_msg, "launch failed"))
-    rank_fail(rk, launch_failure_code(worker_msg), "job %" PRIu64 ": %s", s->o->job_id,
-              worker_msg);
+    rank_fail(rk, launch_failure_code(worker_msg), "job %" PRIu64 ": %s", s->o->job_id, worker_msg);
   else
     rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 " on %s: %s", rk->rank, rk->node, worker_msg);
 }
@@ -207,8 +208,8 @@ static void send_winsize(rl_rank *rk) {
   struct winsize ws;
   if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) != 0 && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0)
     return;
-  ty_attach_input in = {.job_id = rk->s->o->job_id, .rank = rk->rank, .rows = ws.ws_row,
-                    .cols = ws.ws_col};
+  ty_attach_input in = {
+      .job_id = rk->s->o->job_id, .rank = rk->rank, .rows = ws.ws_row, .cols = ws.ws_col};
   if (in.rows && in.cols) send_input(rk, &in);
 }
 
@@ -274,15 +275,18 @@ static void on_connected(ty_rpc_conn *c, int status, void *ud) {
   ty_buf req;
   ty_buf_init(&req);
   const ty_rl_session_opts *o = rk->s->o;
-  ty_attach_request a = {.job_id = o->job_id, .rank = rk->rank, .owner = o->owner,
-                         .replay = o->replay, .wait_ms = TY_RL_ATTACH_WAIT_MS};
+  ty_attach_request a = {.job_id = o->job_id,
+                         .rank = rk->rank,
+                         .owner = o->owner,
+                         .replay = o->replay,
+                         .wait_ms = TY_RL_ATTACH_WAIT_MS};
   int rc = ty_rl_encode_attach(&a, &req);
   if (rc == 0)
     rc = ty_rpc_call(c, TY_M_ATTACH, req.data, req.len, rk->token, rk->token_len, 0,
                      on_attach_answer, rk, NULL);
   ty_buf_close(&req);
-  if (rc != 0) rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 ": cannot attach: %s", rk->rank,
-                         ty_strerror(rc));
+  if (rc != 0)
+    rank_fail(rk, TY_RL_EXIT_IO, "rank %" PRIu32 ": cannot attach: %s", rk->rank, ty_strerror(rc));
 }
 
 static void start_attach(rl_rank *rk) {
@@ -303,8 +307,7 @@ static void start_attach(rl_rank *rk) {
 
 /* ---- input: stdin, signals, window size ----------------------------------------------------- */
 
-static void on_input_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final,
-                            void *ud) {
+static void on_input_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
   (void)c;
   input_call *ic = ud;
   rl_rank *rk = ic->rk;
@@ -335,7 +338,9 @@ static void send_input(rl_rank *rk, const ty_attach_input *in) {
   rk->in_flight += in->len;
 }
 
-static void on_stdin_retry(uv_timer_t *h) { maybe_read_stdin(h->data); }
+static void on_stdin_retry(uv_timer_t *h) {
+  maybe_read_stdin(h->data);
+}
 
 static void on_stdin(uv_fs_t *req) {
   rl_session *s = container_of(req, rl_session, stdin_req);
@@ -349,8 +354,11 @@ static void on_stdin(uv_fs_t *req) {
   for (size_t i = 0; i < s->n; i++) {
     rl_rank *rk = &s->ranks[i];
     if (!rk->stdin_open || rk->ended) continue;
-    ty_attach_input in = {.job_id = s->o->job_id, .rank = rk->rank, .data = s->stdin_buf,
-                      .len = n > 0 ? (size_t)n : 0, .eof = n <= 0};
+    ty_attach_input in = {.job_id = s->o->job_id,
+                          .rank = rk->rank,
+                          .data = s->stdin_buf,
+                          .len = n > 0 ? (size_t)n : 0,
+                          .eof = n <= 0};
     send_input(rk, &in);
     if (n <= 0) rk->stdin_open = false;
   }
@@ -406,7 +414,8 @@ static void on_signal(uv_signal_t *h, int sig) {
   forward(s, sig);
 }
 
-/* ---- the session ---------------------------------------------------------------------------------- */
+/* ---- the session
+ * ---------------------------------------------------------------------------------- */
 
 static void start_signals(rl_session *s) {
   signal(SIGPIPE, SIG_IGN);
@@ -473,7 +482,8 @@ static const rl_rank *first_failure(rl_session *s) {
 
 static void say_end(rl_session *s, const rl_rank *rk, const rl_rank *first) {
   char after[48] = "";
-  if (first && first != rk) snprintf(after, sizeof after, " after rank %" PRIu32 " failed", first->rank);
+  if (first && first != rk)
+    snprintf(after, sizeof after, " after rank %" PRIu32 " failed", first->rank);
   if (rk->term_signal) {
     const char *name = sigabbrev_np(rk->term_signal);
     msg(s, "rank %" PRIu32 " on %s: killed by signal %d (SIG%s)%s", rk->rank, rk->node,
@@ -532,10 +542,12 @@ int ty_rl_session_run(const ty_rl_session_opts *o) {
   s->ranks = ty_xcalloc(o->n ? o->n : 1, sizeof *s->ranks);
   uv_timer_init(&s->loop, &s->stdin_retry);
   s->stdin_retry.data = s;
-  for (size_t i = 0; i < o->n; i++) init_rank(s, &s->ranks[i], &o->tasks[i]);
+  for (size_t i = 0; i < o->n; i++)
+    init_rank(s, &s->ranks[i], &o->tasks[i]);
   start_signals(s);
   set_raw(s);
-  for (size_t i = 0; i < o->n; i++) start_attach(&s->ranks[i]);
+  for (size_t i = 0; i < o->n; i++)
+    start_attach(&s->ranks[i]);
   if (s->live > 0) uv_run(&s->loop, UV_RUN_DEFAULT);
   restore_tty(s);
   int code = verdict(s);

@@ -23,7 +23,9 @@ static void line(FILE *f, const char *who, const char *stage, double ms, const c
     fprintf(f, "rlaunch:   %-10s %-14s %9.3f ms %s\n", who, stage, ms, what);
 }
 
-static double us(uint64_t v) { return v ? (double)v / 1e3 : -1; }
+static double us(uint64_t v) {
+  return v ? (double)v / 1e3 : -1;
+}
 
 static void controller_part(FILE *f, const ty_rl_launch_times *t) {
   const ty_rl_rank_times *r = &t->rank0;

@@ -76,7 +76,8 @@ static int put_cell(ty_buf *out, const char *cell, size_t w) {
   if (width(cell) <= w) return ty_buf_append(out, cell, strlen(cell));
   const char *p = cell;
   for (size_t k = 0; k + 1 < w; k++) /* w - 1 code points, then the mark */
-    do p++;
+    do
+      p++;
     while ((*(const unsigned char *)p & 0xC0) == 0x80);
   int rc = ty_buf_append(out, cell, (size_t)(p - cell));
   return rc ? rc : ty_buf_append(out, "+", 1);
@@ -107,7 +108,8 @@ static int render_row(const ty_cli_table *t, size_t r, const size_t *w, ty_buf *
  * can give more). */
 static void fit(const ty_cli_table *t, size_t *w, size_t max) {
   size_t total = 2 * (t->ncols - 1);
-  for (size_t c = 0; c < t->ncols; c++) total += w[c];
+  for (size_t c = 0; c < t->ncols; c++)
+    total += w[c];
   while (total > max) {
     size_t widest = t->ncols;
     for (size_t c = 0; c < t->ncols; c++)

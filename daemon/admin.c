@@ -48,8 +48,12 @@ static void admin_event(ty_txn *t, const char *user, const char *kind, const cha
                         const char *action, const char *detail) {
   char actor[96];
   ty__actor_of(user, actor, sizeof(actor));
-  ty_admin_event_row ev = {.time_ms = ty_now_ms(), .actor = actor, .kind = kind,
-                           .object = object, .action = action, .detail = detail};
+  ty_admin_event_row ev = {.time_ms = ty_now_ms(),
+                           .actor = actor,
+                           .kind = kind,
+                           .object = object,
+                           .action = action,
+                           .detail = detail};
   ty_txn_add_admin_event(t, &ev);
   ty_info("%s %s: %s by %s%s%s", kind, object, action, actor, detail[0] ? ": " : "", detail);
 }
@@ -64,15 +68,17 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
     return ty_errf(err, len, TY_ESTATE, "job.queue: queue \"%.128s\" is CLOSED and accepts no jobs",
                    s->queue);
   if (q->max_time_s && s->time_limit_s > q->max_time_s)
-    return ty_errf(err, len, TY_EINVAL, "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
-                   s->time_limit_s, q->name, q->max_time_s);
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s", s->time_limit_s,
+                   q->name, q->max_time_s);
   if (!s->time_limit_s) s->time_limit_s = q->default_time_s;
   if (s->warn_signal > 64)
     return ty_errf(err, len, TY_EINVAL, "job.warn_signal: %u is not a signal number (1-64)",
                    s->warn_signal);
   if (s->warn_signal && s->time_limit_s && s->warn_before_s >= s->time_limit_s)
-    return ty_errf(err, len, TY_EINVAL, "job.warn_before_s: %u s is not below the time limit of %u s",
-                   s->warn_before_s, s->time_limit_s);
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.warn_before_s: %u s is not below the time limit of %u s", s->warn_before_s,
+                   s->time_limit_s);
   if (s->max_rank_failure_requeues > 100)
     return ty_errf(err, len, TY_EINVAL, "job.max_rank_failure_requeues: %u is above 100",
                    s->max_rank_failure_requeues);
@@ -110,11 +116,16 @@ void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 }
 
 static void queue_persist(const ty_queue_info *q, ty_txn *t) {
-  ty_queue_row row = {.name = q->name, .priority_tier = q->tier,
-                      .state = ty_queue_state_name(q->state), .share = q->share,
-                      .max_running = q->max_running, .max_gpus = q->max_gpus,
-                      .max_gpus_per_user = q->max_gpus_per_user, .preemptible = q->preemptible,
-                      .default_time_s = q->default_time_s, .max_time_s = q->max_time_s};
+  ty_queue_row row = {.name = q->name,
+                      .priority_tier = q->tier,
+                      .state = ty_queue_state_name(q->state),
+                      .share = q->share,
+                      .max_running = q->max_running,
+                      .max_gpus = q->max_gpus,
+                      .max_gpus_per_user = q->max_gpus_per_user,
+                      .preemptible = q->preemptible,
+                      .default_time_s = q->default_time_s,
+                      .max_time_s = q->max_time_s};
   ty_txn_upsert_queue(t, &row);
 }
 
@@ -217,7 +228,7 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *u
   if (!strcmp(a->action, "resume")) {
     if (!nd->drain)
       return ty_errf(err, len, TY_ESTATE, "node %.64s is not drained (it is %s)", nd->name,
-                      ty_node_state_name(nd->state));
+                     ty_node_state_name(nd->state));
     nd->drain = false;
     if (nd->state == TY_NODE_DRAINING || nd->state == TY_NODE_DRAINED) {
       nd->state = TY_NODE_UP;
@@ -241,10 +252,14 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   int rc = 0, from = nd ? nd->state : 0;
   char op[128];
   snprintf(op, sizeof op, "node %.32s %.64s", a.action, a.name);
-  if ((rc = ty__auth_operator(r, op, err, sizeof(err))) != 0) r->refusal = "not_operator";
-  else if (!a.name[0]) rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
-  else if (!nd) rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
-  else rc = node_change(nd, &a, r->who.user, err, sizeof(err));
+  if ((rc = ty__auth_operator(r, op, err, sizeof(err))) != 0)
+    r->refusal = "not_operator";
+  else if (!a.name[0])
+    rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
+  else if (!nd)
+    rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
+  else
+    rc = node_change(nd, &a, r->who.user, err, sizeof(err));
   if (rc != 0) {
     ty__admin_req_close(&a);
     ty__reply_finish(r, rc, err);

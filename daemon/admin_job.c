@@ -61,13 +61,16 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
  * pending job's can change. */
 static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t secs, char *why,
                     size_t wlen, char *err, size_t len) {
-  int rc = need_pending(j, "given another time limit (a running job keeps the one it started "
-                           "with)", err, len);
+  int rc = need_pending(j,
+                        "given another time limit (a running job keeps the one it started "
+                        "with)",
+                        err, len);
   if (rc != 0) return rc;
   if (secs == 0) return ty_errf(err, len, TY_EINVAL, "time_limit_s: must be at least 1 s");
   /* 0 is no limit at all: any limit is lower. */
   if (j->spec.time_limit_s && secs > j->spec.time_limit_s && !r->operator)
-    return ty_errf(err, len, TY_EPERM, "time limit of job %llu: permission denied: only "
+    return ty_errf(err, len, TY_EPERM,
+                   "time limit of job %llu: permission denied: only "
                    "operators raise a time limit (%u s -> %u s); its owner may lower it",
                    (unsigned long long)j->id, j->spec.time_limit_s, secs);
   const ty_queue_info *q = ty__queue_find(ctl, j->spec.queue);
@@ -76,8 +79,8 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t s
                    secs, q->name, q->max_time_s);
   if (j->spec.warn_signal && j->spec.warn_before_s >= secs)
     return ty_errf(err, len, TY_EINVAL,
-                   "time_limit_s: %u s is not above the job's --signal warning (%u s before)",
-                   secs, j->spec.warn_before_s);
+                   "time_limit_s: %u s is not above the job's --signal warning (%u s before)", secs,
+                   j->spec.warn_before_s);
   snprintf(why, wlen, "time limit %u s -> %u s", j->spec.time_limit_s, secs);
   j->spec.time_limit_s = secs;
   return 0;
@@ -113,7 +116,8 @@ static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, 
     return ty_errf(err, len, TY_EINVAL, "priority: %d is outside %d..%d", to, TY_JOB_PRIORITY_MIN,
                    TY_JOB_PRIORITY_MAX);
   if (to > j->spec.priority && !r->operator)
-    return ty_errf(err, len, TY_EPERM, "priority of job %llu: permission denied: only operators "
+    return ty_errf(err, len, TY_EPERM,
+                   "priority of job %llu: permission denied: only operators "
                    "raise a priority (%d -> %d); its owner may lower it",
                    (unsigned long long)j->id, j->spec.priority, to);
   snprintf(why, wlen, "priority %d -> %d", j->spec.priority, to);
@@ -124,16 +128,17 @@ static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, 
 /* Applies the change to j; *why says what changed (an event's reason; ""
  * when the change recorded its own). */
 static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
-                      const char *actor, ty_txn *t, char *why, size_t wlen, char *err,
-                      size_t len) {
+                      const char *actor, ty_txn *t, char *why, size_t wlen, char *err, size_t len) {
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
     if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
-    if (j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
+    if (j->held)
+      return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
     j->held = true;
     snprintf(why, wlen, "held");
   } else if (!strcmp(a->action, "release")) {
-    if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %llu is not held", (unsigned long long)j->id);
+    if (!j->held)
+      return ty_errf(err, len, TY_ESTATE, "job %llu is not held", (unsigned long long)j->id);
     j->held = false;
     snprintf(why, wlen, "released");
   } else if (!strcmp(a->action, "priority")) {
@@ -153,15 +158,16 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time or "
-                 "requeue", a->action);
+                 "requeue",
+                 a->action);
   }
   return rc;
 }
 
 /* The job, element or array a names, if the caller (r->who) owns it or is
  * an operator (an array's elements have one owner). */
-static int find_job(ty_controller *ctl, ty_reply *r, const ty_admin_req *a, ty_job **out,
-                    char *err, size_t len) {
+static int find_job(ty_controller *ctl, ty_reply *r, const ty_admin_req *a, ty_job **out, char *err,
+                    size_t len) {
   ty_job_ref ref = {a->job_id, a->has_task, a->task};
   char name[48];
   ty_job_ref_format(&ref, name, sizeof(name));

@@ -42,9 +42,11 @@ static int make_auth(ty_controller *ctl, ty_auth_mode mode, const char *key, ty_
   if (rc != 0 || mode != TY_AUTH_MUNGE) return rc;
   char why[TY_ERR_LEN];
   if (ty_auth_probe(*out, why, sizeof why) == 0) return 0;
-  return ty_errf(err, len, TY_EPERM, "%s; start munged (systemctl start munge), point "
+  return ty_errf(err, len, TY_EPERM,
+                 "%s; start munged (systemctl start munge), point "
                  "--munge-socket at it, or run traind --auth none for a single-user development "
-                 "cluster", why);
+                 "cluster",
+                 why);
 }
 
 /* The service user's uid and the operator group's gid, looked up once. */
@@ -82,7 +84,8 @@ int ty__auth_init(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0) return rc;
   if (ctl->cfg.client_auth == TY_AUTH_NONE)
     ty_warn("--auth none: requests are not authenticated; every client acts as %s (uid %u). "
-            "Use this only on a single-user development cluster", ctl->self.user, ctl->self.uid);
+            "Use this only on a single-user development cluster",
+            ctl->self.user, ctl->self.uid);
   else
     ty_info("clients authenticate with MUNGE (munged at %s); workers with %s",
             ty_auth_socket(ctl->client_auth), ty_auth_mode_name(p->workers));
@@ -121,20 +124,24 @@ void ty__auth_refuse(ty_reply *r, const char *reason, const char *fmt, ...) {
 
 /* "job 7 belongs to alice, and bob is not an operator". */
 int ty__auth_job(const ty_reply *r, const ty_job *j, const char *op, char *err, size_t len) {
-  if (r->operator || (j->spec.has_uid && j->spec.uid == r->who.uid)) return 0;
-  return ty_errf(err, len, TY_EPERM, "%s job %llu: permission denied: it belongs to %s, and %s "
-                 "is not an operator", op, (unsigned long long)j->id,
-                 j->spec.user ? j->spec.user : "another user", r->who.user);
+  if (r->operator||(j->spec.has_uid && j->spec.uid == r->who.uid)) return 0;
+  return ty_errf(err, len, TY_EPERM,
+                 "%s job %llu: permission denied: it belongs to %s, and %s "
+                 "is not an operator",
+                 op, (unsigned long long)j->id, j->spec.user ? j->spec.user : "another user",
+                 r->who.user);
 }
 
 int ty__auth_operator(const ty_reply *r, const char *op, char *err, size_t len) {
   if (r->operator) return 0;
-  return ty_errf(err, len, TY_EPERM, "%s: permission denied: only operators may (%s is not one; "
-                 "see auth.operators in traind's configuration)", op, r->who.user);
+  return ty_errf(err, len, TY_EPERM,
+                 "%s: permission denied: only operators may (%s is not one; "
+                 "see auth.operators in traind's configuration)",
+                 op, r->who.user);
 }
 
 bool ty__auth_sees_job(const ty_reply *r, const ty_job *j) {
-  return r->operator || (j->spec.has_uid && j->spec.uid == r->who.uid);
+  return r->operator||(j->spec.has_uid && j->spec.uid == r->who.uid);
 }
 
 /* ---- admitting requests ---------------------------------------------------------------------- */
@@ -149,13 +156,14 @@ typedef struct admit {
 static bool identify(ty_reply *r, ty_auth_class klass, const ty_auth_done *d) {
   ty_controller *ctl = r->ctl;
   r->who = d->id.authenticated ? d->id : ctl->self;
-  r->operator = ty_policy_is_operator(&ctl->policy, &r->who, ctl->self.uid);
+  r->operator= ty_policy_is_operator(&ctl->policy, &r->who, ctl->self.uid);
   if (klass != TY_AUTH_CLASS_WORKER || !d->id.authenticated ||
       ty_auth_id_is_service(&d->id, ctl->service_uid))
     return true;
-  ty__auth_refuse(r, "not_service", "%s: permission denied: needs the cluster's service "
-                  "credential, and %s (uid %u) is neither root nor the service user %s", r->method,
-                  r->who.user, r->who.uid,
+  ty__auth_refuse(r, "not_service",
+                  "%s: permission denied: needs the cluster's service "
+                  "credential, and %s (uid %u) is neither root nor the service user %s",
+                  r->method, r->who.user, r->who.uid,
                   ctl->policy.service_user ? ctl->policy.service_user : ctl->self.user);
   return false;
 }
@@ -165,8 +173,8 @@ static void on_verified(const ty_auth_done *d, void *ud) {
   ty_reply *r = a->r;
   ty_controller *ctl = r->ctl;
   if (!r->conn || ctl->stopping) {
-    ty__reply_finish(r, TY_ECLOSED, ctl->stopping ? "the controller is shutting down"
-                                                  : "connection closed");
+    ty__reply_finish(r, TY_ECLOSED,
+                     ctl->stopping ? "the controller is shutting down" : "connection closed");
   } else if (d->status == TY_EPERM) {
     ty__auth_refuse(r, d->label, "%s: %s", r->method, d->err);
   } else if (d->status != 0) {
@@ -182,7 +190,9 @@ void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const 
                     ty__admit_fn then) {
   admit *a = ty_xcalloc(1, sizeof *a);
   *a = (admit){r, klass, then};
-  ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY, .method = req->method, .payload = req->payload,
+  ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY,
+                   .method = req->method,
+                   .payload = req->payload,
                    .len = req->payload_len};
   if (klass == TY_AUTH_CLASS_TOKEN) {
     op.cred = req->credential, op.cred_len = req->credential_len; /* carried, not checked */
@@ -218,7 +228,10 @@ void ty__node_call(ty_controller *ctl, ty_cluster_node *n, const char *method, c
                    uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud) {
   node_call *k = ty_xcalloc(1, sizeof *k);
   *k = (node_call){ctl, ty_strdup(n->name), n->conn_gen, timeout_ms, cb, ud};
-  ty_auth_op op = {.kind = TY_AUTH_OP_SIGN, .auth = ctl->worker_auth, .method = method,
-                   .payload = b->data, .len = b->len};
+  ty_auth_op op = {.kind = TY_AUTH_OP_SIGN,
+                   .auth = ctl->worker_auth,
+                   .method = method,
+                   .payload = b->data,
+                   .len = b->len};
   ty_auth_queue_submit(ctl->authq, &op, on_signed, k);
 }

@@ -28,8 +28,16 @@
 #include "lib/wire/wire.h"
 
 typedef enum {
-  OP_INSERT_JOB, OP_UPDATE_JOB, OP_EVENT, OP_NODE, OP_QUEUE, OP_USAGE, OP_ADMIN, OP_RANK,
-  OP_NODE_EVENT, OP_PRUNE
+  OP_INSERT_JOB,
+  OP_UPDATE_JOB,
+  OP_EVENT,
+  OP_NODE,
+  OP_QUEUE,
+  OP_USAGE,
+  OP_ADMIN,
+  OP_RANK,
+  OP_NODE_EVENT,
+  OP_PRUNE
 } op_kind;
 
 typedef struct prune_op {
@@ -37,7 +45,7 @@ typedef struct prune_op {
   uint32_t max_jobs;
   uint32_t *out_jobs; /* the caller's, written once committed */
   uint32_t jobs;
-  char **unlink;      /* model files to remove once committed */
+  char **unlink; /* model files to remove once committed */
   size_t n_unlink;
 } prune_op;
 
@@ -85,7 +93,9 @@ struct ty_committer {
 
 /* ---- txn ------------------------------------------------------------------- */
 
-ty_txn *ty_txn_create(void) { return ty_xcalloc(1, sizeof(ty_txn)); }
+ty_txn *ty_txn_create(void) {
+  return ty_xcalloc(1, sizeof(ty_txn));
+}
 
 /* A job row's strings and blob, by column kind (TY_JOB_COLUMNS). */
 #define FREE_TEXT(r, col) free((char *)(r)->col);
@@ -104,36 +114,47 @@ static void job_row_free(ty_job_row *r) {
 
 static void op_free(op *o) {
   switch (o->kind) {
-  case OP_INSERT_JOB: case OP_UPDATE_JOB:
+  case OP_INSERT_JOB:
+  case OP_UPDATE_JOB:
     job_row_free(&o->u.job);
     break;
   case OP_EVENT:
-    free((char *)o->u.ev.reason); free((char *)o->u.ev.actor);
+    free((char *)o->u.ev.reason);
+    free((char *)o->u.ev.actor);
     break;
   case OP_NODE:
-    free((char *)o->u.node.name); free((void *)o->u.node.gpus);
-    free((char *)o->u.node.io_addr); free((char *)o->u.node.reason);
+    free((char *)o->u.node.name);
+    free((void *)o->u.node.gpus);
+    free((char *)o->u.node.io_addr);
+    free((char *)o->u.node.reason);
     break;
   case OP_QUEUE:
-    free((char *)o->u.queue.name); free((char *)o->u.queue.state);
+    free((char *)o->u.queue.name);
+    free((char *)o->u.queue.state);
     break;
   case OP_USAGE:
-    free((char *)o->u.usage.user); free((char *)o->u.usage.queue);
+    free((char *)o->u.usage.user);
+    free((char *)o->u.usage.queue);
     break;
   case OP_ADMIN:
-    free((char *)o->u.admin.actor); free((char *)o->u.admin.kind);
-    free((char *)o->u.admin.object); free((char *)o->u.admin.action);
+    free((char *)o->u.admin.actor);
+    free((char *)o->u.admin.kind);
+    free((char *)o->u.admin.object);
+    free((char *)o->u.admin.action);
     free((char *)o->u.admin.detail);
     break;
   case OP_RANK:
     free((char *)o->u.rank.node);
     break;
   case OP_NODE_EVENT:
-    free((char *)o->u.nev.node); free((char *)o->u.nev.action);
-    free((char *)o->u.nev.reason); free((char *)o->u.nev.actor);
+    free((char *)o->u.nev.node);
+    free((char *)o->u.nev.action);
+    free((char *)o->u.nev.reason);
+    free((char *)o->u.nev.actor);
     break;
   case OP_PRUNE:
-    for (size_t i = 0; i < o->u.prune.n_unlink; i++) free(o->u.prune.unlink[i]);
+    for (size_t i = 0; i < o->u.prune.n_unlink; i++)
+      free(o->u.prune.unlink[i]);
     free(o->u.prune.unlink);
     break;
   }
@@ -141,7 +162,8 @@ static void op_free(op *o) {
 
 void ty_txn_destroy(ty_txn *t) {
   if (!t) return;
-  for (size_t i = 0; i < t->n; i++) op_free(&t->ops[i]);
+  for (size_t i = 0; i < t->n; i++)
+    op_free(&t->ops[i]);
   free(t->ops);
   free(t);
 }
@@ -159,7 +181,9 @@ static op *push(ty_txn *t, op_kind k) {
 
 /* A copy of s, or of dflt when s is NULL: rows reach the writer thread with
  * optional strings, and the SQL binds want every column non-NULL. */
-static char *dup_or(const char *s, const char *dflt) { return ty_strdup(s ? s : dflt); }
+static char *dup_or(const char *s, const char *dflt) {
+  return ty_strdup(s ? s : dflt);
+}
 
 static void *dup_bytes(const void *p, size_t n) {
   if (!p) return NULL;
@@ -171,10 +195,9 @@ static void *dup_bytes(const void *p, size_t n) {
 /* Copies of the job row's strings and blob that will be written (`cols`):
  * NULL strings become "", the blob (a submitted job, its size the client's)
  * is malloc'd and checked; columns not written are not copied. */
-#define COPY_TEXT(to, r, col)                                                                      \
-  (to)->col = cols & TY_JOB_BIT(col) ? dup_or((r)->col, "") : NULL;
+#define COPY_TEXT(to, r, col) (to)->col = cols & TY_JOB_BIT(col) ? dup_or((r)->col, "") : NULL;
 #define COPY_BLOB(to, r, col)                                                                      \
-  (to)->col = NULL; /* not the caller's, should the copy fail */                                  \
+  (to)->col = NULL; /* not the caller's, should the copy fail */                                   \
   if ((cols & TY_JOB_BIT(col)) && (r)->col &&                                                      \
       ty_wire_bytes((r)->col, (r)->col##_len, (uint8_t **)&(to)->col) != 0)                        \
     rc = TY_ENOMEM;
@@ -268,7 +291,9 @@ void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r) {
   o->u.admin.detail = dup_or(r->detail, "");
 }
 
-size_t ty_txn_len(const ty_txn *t) { return t->n; }
+size_t ty_txn_len(const ty_txn *t) {
+  return t->n;
+}
 
 /* Once the txn is durable: remove the model files a prune freed, and say
  * how many jobs it deleted. */
@@ -288,19 +313,37 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
   for (size_t i = 0; rc == 0 && i < t->n; i++) {
     op *o = &t->ops[i];
     switch (o->kind) {
-    case OP_INSERT_JOB: rc = ty_store_insert_job(s, &o->u.job); break;
-    case OP_UPDATE_JOB: rc = ty_store_update_job(s, &o->u.job, o->cols); break;
-    case OP_RANK: rc = ty_store_add_rank(s, &o->u.rank); break;
-    case OP_NODE_EVENT: rc = ty_store_add_node_event(s, &o->u.nev); break;
+    case OP_INSERT_JOB:
+      rc = ty_store_insert_job(s, &o->u.job);
+      break;
+    case OP_UPDATE_JOB:
+      rc = ty_store_update_job(s, &o->u.job, o->cols);
+      break;
+    case OP_RANK:
+      rc = ty_store_add_rank(s, &o->u.rank);
+      break;
+    case OP_NODE_EVENT:
+      rc = ty_store_add_node_event(s, &o->u.nev);
+      break;
     case OP_PRUNE:
       rc = ty_store_prune(s, o->u.prune.before_ms, o->u.prune.max_jobs, &o->u.prune.jobs,
                           &o->u.prune.unlink, &o->u.prune.n_unlink);
       break;
-    case OP_EVENT: rc = ty_store_add_event(s, &o->u.ev); break;
-    case OP_NODE: rc = ty_store_upsert_node(s, &o->u.node); break;
-    case OP_QUEUE: rc = ty_store_upsert_queue(s, &o->u.queue); break;
-    case OP_USAGE: rc = ty_store_upsert_usage(s, &o->u.usage); break;
-    case OP_ADMIN: rc = ty_store_add_admin_event(s, &o->u.admin); break;
+    case OP_EVENT:
+      rc = ty_store_add_event(s, &o->u.ev);
+      break;
+    case OP_NODE:
+      rc = ty_store_upsert_node(s, &o->u.node);
+      break;
+    case OP_QUEUE:
+      rc = ty_store_upsert_queue(s, &o->u.queue);
+      break;
+    case OP_USAGE:
+      rc = ty_store_upsert_usage(s, &o->u.usage);
+      break;
+    case OP_ADMIN:
+      rc = ty_store_add_admin_event(s, &o->u.admin);
+      break;
     }
   }
   return rc;
@@ -312,7 +355,8 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
 static void run_batch(ty_committer *c, ty_txn *batch) {
   if (ty_store_begin(c->store) != 0) {
     ty_error("store: BEGIN failed: %s", ty_store_errmsg(c->store));
-    for (ty_txn *t = batch; t; t = t->next) t->status = TY_ESTORE;
+    for (ty_txn *t = batch; t; t = t->next)
+      t->status = TY_ESTORE;
     return;
   }
   for (ty_txn *t = batch; t; t = t->next) {
@@ -329,16 +373,19 @@ static void run_batch(ty_committer *c, ty_txn *batch) {
   if (ty_store_commit(c->store) != 0) {
     ty_error("store: COMMIT failed: %s", ty_store_errmsg(c->store));
     ty_store_rollback(c->store);
-    for (ty_txn *t = batch; t; t = t->next) t->status = TY_ESTORE;
+    for (ty_txn *t = batch; t; t = t->next)
+      t->status = TY_ESTORE;
   }
-  for (ty_txn *t = batch; t; t = t->next) after_commit(t);
+  for (ty_txn *t = batch; t; t = t->next)
+    after_commit(t);
 }
 
 static void *writer_main(void *arg) {
   ty_committer *c = arg;
   pthread_mutex_lock(&c->mu);
   for (;;) {
-    while (!c->todo_head && !c->stopping) pthread_cond_wait(&c->cv, &c->mu);
+    while (!c->todo_head && !c->stopping)
+      pthread_cond_wait(&c->cv, &c->mu);
     if (!c->todo_head) break; /* stopping and drained */
     ty_txn *batch = c->todo_head, *tail = c->todo_tail;
     c->todo_head = c->todo_tail = NULL;
@@ -347,8 +394,10 @@ static void *writer_main(void *arg) {
     run_batch(c, batch);
 
     pthread_mutex_lock(&c->mu);
-    if (c->done_tail) c->done_tail->next = batch;
-    else c->done_head = batch;
+    if (c->done_tail)
+      c->done_tail->next = batch;
+    else
+      c->done_head = batch;
     c->done_tail = tail;
     c->done_batches_pending++;
     uv_async_send(&c->async);
@@ -382,7 +431,9 @@ static void free_committer(uv_handle_t *h) {
   free(container_of((uv_async_t *)h, ty_committer, async));
 }
 
-static void on_async(uv_async_t *a) { deliver(container_of(a, ty_committer, async)); }
+static void on_async(uv_async_t *a) {
+  deliver(container_of(a, ty_committer, async));
+}
 
 int ty_committer_create(uv_loop_t *loop, ty_store *store, ty_committer **out) {
   ty_committer *c = ty_xcalloc(1, sizeof(*c));
@@ -411,20 +462,24 @@ void ty_committer_submit(ty_committer *c, ty_txn *txn, ty_commit_cb cb, void *ud
   txn->next = NULL;
   c->inflight++;
   pthread_mutex_lock(&c->mu);
-  if (c->todo_tail) c->todo_tail->next = txn;
-  else c->todo_head = txn;
+  if (c->todo_tail)
+    c->todo_tail->next = txn;
+  else
+    c->todo_head = txn;
   c->todo_tail = txn;
   pthread_cond_signal(&c->cv);
   pthread_mutex_unlock(&c->mu);
 }
 
 void ty_committer_on_batch(ty_committer *c, void (*cb)(size_t commits, size_t txns, void *ud),
-                          void *ud) {
+                           void *ud) {
   c->on_batch = cb;
   c->on_batch_ud = ud;
 }
 
-size_t ty_committer_inflight(const ty_committer *c) { return c->inflight; }
+size_t ty_committer_inflight(const ty_committer *c) {
+  return c->inflight;
+}
 
 void ty_committer_destroy(ty_committer *c) {
   if (!c) return;

@@ -57,8 +57,10 @@ static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason
     ty_txn *t = ty_txn_create();
     for (uint32_t r = 0; r < j->n_ranks; r++)
       if (j->slots[j->ranks[r].slot].node == n) ty__rank_lost(j, r, why, t);
-    if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
-    else ty__job_save(ctl, j, t);
+    if (j->state == TY_JOB_RUNNING)
+      ty__job_requeue(ctl, j, why, t);
+    else
+      ty__job_save(ctl, j, t);
     ty__commit(ctl, t, NULL, NULL);
   }
   ty__sched_request(ctl);
@@ -137,8 +139,8 @@ static void on_tick(uv_timer_t *t) {
     int64_t silent = now - n->last_seen_mono;
     if (silent <= (int64_t)ctl->cfg.node_timeout_ms) continue;
     char why[TY_ERR_LEN];
-    snprintf(why, sizeof(why), "%s for %lld ms",
-             n->conn ? "no heartbeat" : "not connected", (long long)silent);
+    snprintf(why, sizeof(why), "%s for %lld ms", n->conn ? "no heartbeat" : "not connected",
+             (long long)silent);
     node_down(ctl, n, why);
   }
   ty__sched_run(ctl);
@@ -154,12 +156,16 @@ static int load_queue(const ty_queue_row *r, void *ud) {
   ty_controller *ctl = ud;
   ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
   int state = ty_queue_state_parse(r->state);
-  ctl->queues[ctl->n_queues++] = (ty_queue_info){
-      .name = ty_strdup(r->name), .tier = r->priority_tier,
-      .state = state ? state : TY_QUEUE_OPEN, .share = r->share,
-      .max_running = r->max_running, .max_gpus = r->max_gpus,
-      .max_gpus_per_user = r->max_gpus_per_user, .preemptible = r->preemptible,
-      .default_time_s = r->default_time_s, .max_time_s = r->max_time_s};
+  ctl->queues[ctl->n_queues++] = (ty_queue_info){.name = ty_strdup(r->name),
+                                                 .tier = r->priority_tier,
+                                                 .state = state ? state : TY_QUEUE_OPEN,
+                                                 .share = r->share,
+                                                 .max_running = r->max_running,
+                                                 .max_gpus = r->max_gpus,
+                                                 .max_gpus_per_user = r->max_gpus_per_user,
+                                                 .preemptible = r->preemptible,
+                                                 .default_time_s = r->default_time_s,
+                                                 .max_time_s = r->max_time_s};
   return 0;
 }
 
@@ -210,8 +216,8 @@ static int load_job(const ty_job_row *r, void *ud) {
   j->nodes_csv = NULL;
   ty__job_add(ctl, j);
   if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
-    ty_error("store: job %llu: cannot restore its allocation \"%s\"",
-             (unsigned long long)j->id, r->alloc);
+    ty_error("store: job %llu: cannot restore its allocation \"%s\"", (unsigned long long)j->id,
+             r->alloc);
   j->acct_run = j->requeue_count + 1;
   if (j->array_id) ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   return 0;
@@ -237,8 +243,10 @@ static int load_usage(const ty_usage_row *r, void *ud) {
 
 /* Copies the scheduler's settings and topology (--config) into ctl. */
 static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
-  if (cfg->sched) ctl->sched = *cfg->sched;
-  else ty_sched_config_default(&ctl->sched);
+  if (cfg->sched)
+    ctl->sched = *cfg->sched;
+  else
+    ty_sched_config_default(&ctl->sched);
   ctl->cfg.sched = NULL;
   ctl->cfg.topo = NULL;
   if (!cfg->topo) return;
@@ -251,7 +259,8 @@ static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
     to->name = ty_strdup(from->name);
     to->n_nodes = from->n_nodes;
     to->nodes = ty_xcalloc(from->n_nodes ? from->n_nodes : 1, sizeof(*to->nodes));
-    for (size_t k = 0; k < from->n_nodes; k++) to->nodes[k] = ty_strdup(from->nodes[k]);
+    for (size_t k = 0; k < from->n_nodes; k++)
+      to->nodes[k] = ty_strdup(from->nodes[k]);
   }
 }
 
@@ -268,7 +277,8 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0) return ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
   load_deps(ctl);
   size_t running = 0;
-  for (size_t i = 0; i < ctl->n_jobs; i++) running += ctl->jobs[i]->state == TY_JOB_RUNNING;
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    running += ctl->jobs[i]->state == TY_JOB_RUNNING;
   ty_info("loaded %zu live jobs (%zu running), %zu nodes, %zu queues; next job id %llu",
           ctl->n_jobs, running, ctl->n_nodes, ctl->n_queues, (unsigned long long)ctl->next_id);
   return rc;
@@ -281,8 +291,8 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
  * older traind created them with the default umask. */
 static int make_private(const char *dir, char *err, size_t len) {
   if (chmod(dir, 0700) != 0)
-    return ty_errf(err, len, TY_EIO, "cannot make the state directory %s private (0700): %s",
-                   dir, strerror(errno));
+    return ty_errf(err, len, TY_EIO, "cannot make the state directory %s private (0700): %s", dir,
+                   strerror(errno));
   static const char *const files[] = {"traind.db", "traind.db-wal", "traind.db-shm"};
   for (size_t i = 0; i < TY_ARRAY_LEN(files); i++) {
     char path[4096];
@@ -316,21 +326,21 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
                            .ud = ctl,
                            .limits = ctl->cfg.limits};
   opts.limits.stats = ty_metrics_conn_stats(ctl->metrics, "rpc");
-  int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts,
-                                NULL, ctl, &ctl->server);
+  int rc = ty_rpc_server_create(ctl->loop, ctl->cfg.listen_host, ctl->cfg.listen_port, &opts, NULL,
+                                ctl, &ctl->server);
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot listen on %s:%d: %s", ctl->cfg.listen_host,
                    ctl->cfg.listen_port, ty_strerror(rc));
-  rc = ty_metrics_http_start(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port,
-                             ctl->metrics, &ctl->http);
+  rc = ty_metrics_http_start(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port, ctl->metrics,
+                             &ctl->http);
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
                    ctl->cfg.metrics_port, ty_strerror(rc));
   return ty__web_start(ctl, err, len);
 }
 
-int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg,
-                         ty_controller **out_ctl, char *err, size_t len) {
+int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_controller **out_ctl,
+                         char *err, size_t len) {
   ty_controller *ctl = ty_xcalloc(1, sizeof(*ctl));
   ctl->loop = loop;
   ctl->cfg = *cfg;
@@ -362,11 +372,15 @@ fail:
   return rc ? rc : TY_EINTERNAL;
 }
 
-int ty_controller_rpc_port(const ty_controller *ctl) { return ty_rpc_server_port(ctl->server); }
+int ty_controller_rpc_port(const ty_controller *ctl) {
+  return ty_rpc_server_port(ctl->server);
+}
 int ty_controller_metrics_port(const ty_controller *ctl) {
   return ty_metrics_http_port(ctl->http);
 }
-int ty_controller_web_port(const ty_controller *ctl) { return ty_metrics_http_port(ctl->web); }
+int ty_controller_web_port(const ty_controller *ctl) {
+  return ty_metrics_http_port(ctl->web);
+}
 
 static void on_handle_closed(uv_handle_t *h) {
   ty_controller *ctl = h->data;
@@ -401,7 +415,8 @@ void ty_controller_destroy(ty_controller *ctl) {
     ty_buf_close(&r->out);
     free(r);
   }
-  for (size_t i = 0; i < ctl->n_jobs; i++) ty__job_free(ctl->jobs[i]);
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    ty__job_free(ctl->jobs[i]);
   free(ctl->jobs);
   for (ty_job *j = ctl->lru_head, *next; j; j = next) {
     next = j->lru_next;
@@ -417,7 +432,8 @@ void ty_controller_destroy(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_nodes; i++)
     ty__node_free(ctl->nodes[i]);
   free(ctl->nodes);
-  for (size_t i = 0; i < ctl->n_queues; i++) ty_queue_info_close(&ctl->queues[i]);
+  for (size_t i = 0; i < ctl->n_queues; i++)
+    ty_queue_info_close(&ctl->queues[i]);
   free(ctl->queues);
   for (size_t i = 0; i < ctl->n_usage; i++) {
     free(ctl->usage[i].user);

@@ -14,13 +14,14 @@
 
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
                     size_t *out_blob_len, char **out_request_id, ty__watch_req *out_watch) {
-  Trainyard__SubmitJobRequest *req = ty_wire_unpack(&trainyard__submit_job_request__descriptor, p, n);
+  Trainyard__SubmitJobRequest *req =
+      ty_wire_unpack(&trainyard__submit_job_request__descriptor, p, n);
   if (!req || !req->job) {
     ty_wire_free(req);
     return TY_EPROTO;
   }
-  *out_watch = (ty__watch_req){.watch = req->watch, .want_tokens = req->want_tokens,
-                               .timing = req->timing};
+  *out_watch =
+      (ty__watch_req){.watch = req->watch, .want_tokens = req->want_tokens, .timing = req->timing};
   ty_buf blob;
   ty_buf_init(&blob);
   int rc = ty_wire_pack(&req->job->base, &blob);
@@ -94,7 +95,8 @@ int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out) {
   if (!req) return TY_EPROTO;
   out->n_states = req->n_states;
   out->states = ty_wire_calloc(req->n_states, sizeof(int));
-  for (size_t i = 0; out->states && i < req->n_states; i++) out->states[i] = (int)req->states[i];
+  for (size_t i = 0; out->states && i < req->n_states; i++)
+    out->states[i] = (int)req->states[i];
   out->user = ty_wire_strdup(req->user);
   out->queue = ty_wire_strdup(req->queue);
   out->limit = req->limit;
@@ -129,7 +131,8 @@ int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_
   if (!req) return TY_EPROTO;
   size_t total = req->n_job_ids + req->n_refs;
   ty_job_ref *refs = ty_wire_calloc(total, sizeof(*refs));
-  for (size_t i = 0; refs && i < req->n_job_ids; i++) refs[i] = (ty_job_ref){.id = req->job_ids[i]};
+  for (size_t i = 0; refs && i < req->n_job_ids; i++)
+    refs[i] = (ty_job_ref){.id = req->job_ids[i]};
   for (size_t i = 0; refs && i < req->n_refs; i++) {
     const Trainyard__JobRef *r = req->refs[i];
     refs[req->n_job_ids + i] = (ty_job_ref){r->job_id, r->has_task, r->task};
@@ -152,9 +155,14 @@ int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_
 
 static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int state, int32_t code,
                      int32_t sig, bool timed_out, const char *reason, const ty_task_usage *use) {
-  *t = (ty_task_report){.job_id = job_id, .rank = rank, .state = (ty_task_state)state,
-                        .exit_code = code, .term_signal = sig, .timed_out = timed_out,
-                        .reason = ty_wire_strdup(reason), .usage = *use};
+  *t = (ty_task_report){.job_id = job_id,
+                        .rank = rank,
+                        .state = (ty_task_state)state,
+                        .exit_code = code,
+                        .term_signal = sig,
+                        .timed_out = timed_out,
+                        .reason = ty_wire_strdup(reason),
+                        .usage = *use};
   return t->reason ? 0 : TY_ENOMEM;
 }
 
@@ -207,13 +215,15 @@ void ty__node_report_close(ty_node_report *r) {
   free(r->name);
   free(r->io_addr);
   free(r->info);
-  for (size_t i = 0; r->tasks && i < r->n_tasks; i++) ty__task_report_close(&r->tasks[i]);
+  for (size_t i = 0; r->tasks && i < r->n_tasks; i++)
+    ty__task_report_close(&r->tasks[i]);
   free(r->tasks);
   memset(r, 0, sizeof(*r));
 }
 
 int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running) {
-  Trainyard__HeartbeatRequest *req = ty_wire_unpack(&trainyard__heartbeat_request__descriptor, p, n);
+  Trainyard__HeartbeatRequest *req =
+      ty_wire_unpack(&trainyard__heartbeat_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   *out_node = ty_wire_strdup(req->node);
   *out_running = req->running_tasks;
@@ -279,7 +289,8 @@ static int split_nodes(const char *csv, char ***names, size_t *n, char **copy) {
   *names = NULL, *n = 0, *copy = NULL;
   if (!csv || !csv[0]) return 0;
   size_t count = 1;
-  for (const char *c = csv; *c; c++) count += *c == ',';
+  for (const char *c = csv; *c; c++)
+    count += *c == ',';
   *copy = ty_wire_strdup(csv);
   *names = ty_wire_calloc(count, sizeof(char *));
   if (!*copy || !*names) {
@@ -288,7 +299,8 @@ static int split_nodes(const char *csv, char ***names, size_t *n, char **copy) {
     return TY_ENOMEM;
   }
   char *save = NULL;
-  for (char *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) (*names)[(*n)++] = t;
+  for (char *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+    (*names)[(*n)++] = t;
   return 0;
 }
 
@@ -357,12 +369,21 @@ int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
 }
 
 void ty__job_view_row(const ty_job_row *r, ty__job_view *v) {
-  *v = (ty__job_view){.id = r->id, .spec = r->spec, .spec_len = r->spec_len, .state = r->state,
-                      .reason = r->reason, .exit_code = r->exit_code,
-                      .term_signal = r->term_signal, .submit_ms = r->submit_ms,
-                      .start_ms = r->start_ms, .end_ms = r->end_ms, .nodes_csv = r->nodes,
-                      .requeue_count = r->requeue_count, .held = r->held,
-                      .last_ckpt_ms = r->last_ckpt_ms, .array_id = (uint64_t)r->array_id,
+  *v = (ty__job_view){.id = r->id,
+                      .spec = r->spec,
+                      .spec_len = r->spec_len,
+                      .state = r->state,
+                      .reason = r->reason,
+                      .exit_code = r->exit_code,
+                      .term_signal = r->term_signal,
+                      .submit_ms = r->submit_ms,
+                      .start_ms = r->start_ms,
+                      .end_ms = r->end_ms,
+                      .nodes_csv = r->nodes,
+                      .requeue_count = r->requeue_count,
+                      .held = r->held,
+                      .last_ckpt_ms = r->last_ckpt_ms,
+                      .array_id = (uint64_t)r->array_id,
                       .array_task = r->array_task,
                       .usage = {(uint64_t)r->cpu_usec, (uint64_t)r->mem_peak, (uint64_t)r->io_read,
                                 (uint64_t)r->io_write},
@@ -414,7 +435,8 @@ int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out) {
   return rc;
 }
 
-static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd, const Trainyard__NodeInfo *u) {
+static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd,
+                      const Trainyard__NodeInfo *u) {
   trainyard__node_info__init(ni);
   ni->name = nd->name;
   ni->state = (Trainyard__NodeState)nd->state;
@@ -434,9 +456,10 @@ static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd, const 
 }
 
 int ty__conv_node_info(const ty_cluster_node *nd, ty_buf *out) {
-  Trainyard__NodeInfo *u = nd->info && nd->info_len
-                               ? ty_wire_unpack(&trainyard__node_info__descriptor, nd->info, nd->info_len)
-                               : NULL;
+  Trainyard__NodeInfo *u =
+      nd->info && nd->info_len
+          ? ty_wire_unpack(&trainyard__node_info__descriptor, nd->info, nd->info_len)
+          : NULL;
   Trainyard__NodeInfo ni;
   node_fill(&ni, nd, u);
   int rc = ty_wire_pack(&ni.base, out);
@@ -460,7 +483,8 @@ int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *ou
   r.n_nodes = n;
   r.nodes = ptrs;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
-  for (size_t i = 0; unpacked && i < n; i++) ty_wire_free(unpacked[i]);
+  for (size_t i = 0; unpacked && i < n; i++)
+    ty_wire_free(unpacked[i]);
   free(unpacked);
   free(infos);
   free(ptrs);
@@ -493,7 +517,8 @@ static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_le
     ls[i].rank = i;
     ls[i].node = nd->name;
     ls[i].io_addr = ty_wire_str(nd->io_addr);
-    if (tokens) ls[i].token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
+    if (tokens)
+      ls[i].token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
     ptrs[i] = &ls[i];
   }
   trainyard__get_task_locations_response__init(r);
@@ -520,8 +545,8 @@ int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t 
 int ty__conv_watch_req(const uint8_t *p, size_t n, ty__watch_req *out) {
   Trainyard__WatchJobRequest *req = ty_wire_unpack(&trainyard__watch_job_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
-  *out = (ty__watch_req){.job_id = req->job_id, .watch = true, .want_tokens = req->want_tokens,
-                         .timing = req->timing};
+  *out = (ty__watch_req){
+      .job_id = req->job_id, .watch = true, .want_tokens = req->want_tokens, .timing = req->timing};
   ty_wire_free(req);
   return 0;
 }
@@ -578,8 +603,8 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
   r.mem_per_node = t->mem_per_node;
   Trainyard__InteractiveSpec ia;
   r.interactive = ty_proto_encode_interactive(&t->interactive, &ia);
-  r.attach_key = (ProtobufCBinaryData){t->attach_key ? t->attach_key_len : 0,
-                                       (uint8_t *)t->attach_key};
+  r.attach_key =
+      (ProtobufCBinaryData){t->attach_key ? t->attach_key_len : 0, (uint8_t *)t->attach_key};
   r.warn_signal = t->warn_signal, r.warn_before_s = t->warn_before_s;
   Trainyard__GraphLaunch gl = TRAINYARD__GRAPH_LAUNCH__INIT;
   if (t->graph) {

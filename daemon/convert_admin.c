@@ -16,7 +16,8 @@ void ty__admin_req_close(ty_admin_req *r) {
   free(r->action);
   free(r->reason);
   free(r->queue);
-  for (size_t i = 0; i < r->n_settings; i++) free(r->settings[i]);
+  for (size_t i = 0; i < r->n_settings; i++)
+    free(r->settings[i]);
   free(r->settings);
   memset(r, 0, sizeof(*r));
 }
@@ -41,15 +42,18 @@ int ty__conv_update_queue_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   if (!m) return TY_EPROTO;
   int rc = admin_strings(out, m->name, m->action, NULL, NULL);
   if (rc == 0) rc = ty_wire_strv(m->settings, m->n_settings, &out->settings);
-  if (rc == 0) out->n_settings = m->n_settings;
-  else ty__admin_req_close(out);
+  if (rc == 0)
+    out->n_settings = m->n_settings;
+  else
+    ty__admin_req_close(out);
   ty_wire_free(m);
   return rc;
 }
 
 int ty__conv_update_node_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   memset(out, 0, sizeof(*out));
-  Trainyard__UpdateNodeRequest *m = ty_wire_unpack(&trainyard__update_node_request__descriptor, p, n);
+  Trainyard__UpdateNodeRequest *m =
+      ty_wire_unpack(&trainyard__update_node_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   int rc = admin_strings(out, m->name, m->action, m->reason, NULL);
   ty_wire_free(m);
@@ -126,8 +130,7 @@ int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
-int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed,
-                             ty_buf *out) {
+int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed, ty_buf *out) {
   Trainyard__UpdateJobResponse r = TRAINYARD__UPDATE_JOB_RESPONSE__INIT;
   r.changed = changed;
   int rc = info ? ty__conv_field(1, info, info_len, out) : 0;
@@ -135,8 +138,8 @@ int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t chan
   return rc;
 }
 
-int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex, ty_cluster_node *const *nodes,
-                          ty_buf *out) {
+int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
+                          ty_cluster_node *const *nodes, ty_buf *out) {
   Trainyard__ExplainJobResponse r = TRAINYARD__EXPLAIN_JOB_RESPONSE__INIT;
   r.job_id = j->id;
   r.state = (Trainyard__JobState)j->state;

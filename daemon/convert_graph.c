@@ -10,9 +10,10 @@
 
 #include "proto/convert.h"
 
-int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key, uint8_t **out_value,
-                         size_t *out_len) {
-  Trainyard__RendezvousPutRequest *m = ty_wire_unpack(&trainyard__rendezvous_put_request__descriptor, p, n);
+int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key,
+                         uint8_t **out_value, size_t *out_len) {
+  Trainyard__RendezvousPutRequest *m =
+      ty_wire_unpack(&trainyard__rendezvous_put_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   *out_job = m->job_id;
   *out_len = m->value.len;
@@ -24,7 +25,8 @@ int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **o
 }
 
 int ty__conv_rdv_get_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key) {
-  Trainyard__RendezvousGetRequest *m = ty_wire_unpack(&trainyard__rendezvous_get_request__descriptor, p, n);
+  Trainyard__RendezvousGetRequest *m =
+      ty_wire_unpack(&trainyard__rendezvous_get_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   *out_job = m->job_id;
   *out_key = ty_wire_strdup(m->key);

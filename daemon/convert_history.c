@@ -24,13 +24,18 @@ int ty__conv_history_req(const uint8_t *p, size_t n, ty__history_req *out) {
   Trainyard__GetHistoryRequest *m =
       ty_wire_unpack(&trainyard__get_history_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  *out = (ty__history_req){.since_ms = m->since_ms, .until_ms = m->until_ms, .limit = m->limit,
-                           .ranks = m->ranks, .n_states = m->n_states, .n_ids = m->n_job_ids};
+  *out = (ty__history_req){.since_ms = m->since_ms,
+                           .until_ms = m->until_ms,
+                           .limit = m->limit,
+                           .ranks = m->ranks,
+                           .n_states = m->n_states,
+                           .n_ids = m->n_job_ids};
   out->user = ty_wire_strdup(m->user);
   out->queue = ty_wire_strdup(m->queue);
   out->states = ty_wire_calloc(m->n_states, sizeof(int));
   out->ids = ty_wire_calloc(m->n_job_ids, sizeof(uint64_t));
-  for (size_t i = 0; out->states && i < m->n_states; i++) out->states[i] = (int)m->states[i];
+  for (size_t i = 0; out->states && i < m->n_states; i++)
+    out->states[i] = (int)m->states[i];
   if (out->ids && m->n_job_ids) memcpy(out->ids, m->job_ids, m->n_job_ids * sizeof(uint64_t));
   ty_wire_free(m);
   if (out->user && out->queue && out->states && out->ids) return 0;
@@ -79,7 +84,8 @@ static int pack_record(const ty__acct_job *a, ty_buf *out) {
   /* nodes: "a,b" as the repeated field. */
   char *copy = rc == 0 ? ty_wire_strdup(a->nodes) : NULL;
   size_t count = copy && copy[0] ? 1 : 0;
-  for (const char *c = copy; c && *c; c++) count += *c == ',';
+  for (const char *c = copy; c && *c; c++)
+    count += *c == ',';
   if (rc == 0 && (!copy || !(nodes = ty_wire_calloc(count, sizeof(char *))))) rc = TY_ENOMEM;
   char *save = NULL;
   for (char *t = rc == 0 ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
@@ -97,7 +103,8 @@ static int pack_record(const ty__acct_job *a, ty_buf *out) {
 
 int ty__conv_history_resp(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out) {
   int rc = 0;
-  for (size_t i = 0; rc == 0 && i < n; i++) rc = pack_record(&jobs[i], out);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    rc = pack_record(&jobs[i], out);
   Trainyard__GetHistoryResponse r = TRAINYARD__GET_HISTORY_RESPONSE__INIT;
   r.truncated = truncated;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);

@@ -44,17 +44,17 @@ typedef struct ty_store ty_store; /* the store (below) */
  *   auth.cluster_key = FILE            the key file of `auth.workers = key`
  */
 typedef struct ty_auth_policy {
-  char **operators;          /* user names */
+  char **operators; /* user names */
   size_t n_operators;
-  char *operator_group;      /* NULL = none */
-  bool has_operator_gid;     /* resolved by the controller at start */
+  char *operator_group;  /* NULL = none */
+  bool has_operator_gid; /* resolved by the controller at start */
   uint32_t operator_gid;
-  char **nodes;              /* patterns */
+  char **nodes; /* patterns */
   size_t n_nodes;
-  bool nodes_listed;         /* auth.nodes was given (possibly empty) */
+  bool nodes_listed; /* auth.nodes was given (possibly empty) */
   ty_auth_mode workers;
   bool workers_set;
-  char *service_user;        /* NULL = traind's own user */
+  char *service_user; /* NULL = traind's own user */
   char *cluster_key;
 } ty_auth_policy;
 
@@ -64,7 +64,7 @@ int ty_policy_set(ty_auth_policy *p, const char *key, const char *value, char *e
  * place, so the scheduler's parser (which does not know them) reads the
  * rest with its line numbers intact. Errors: "line N: ...". */
 int ty_policy_take_config(char *text, ty_auth_policy *p, char *err, size_t len);
-void ty_policy_close(ty_auth_policy *p); /* leaves it zeroed */
+void ty_policy_close(ty_auth_policy *p);                             /* leaves it zeroed */
 void ty_policy_copy(const ty_auth_policy *from, ty_auth_policy *to); /* deep */
 /* TY_EINVAL naming the pattern when its [...] lists are malformed. */
 int ty_policy_check_pattern(const char *pattern, char *err, size_t len);
@@ -79,10 +79,10 @@ typedef struct ty_controller_config {
   int listen_port;         /* 0 = ephemeral */
   const char *metrics_host;
   int metrics_port;
-  const char *web_host;  /* the web console (daemon/web.c); NULL = off */
+  const char *web_host; /* the web console (daemon/web.c); NULL = off */
   int web_port;
   bool web_token_required; /* loopback clients need its token even with --auth none */
-  const char *state_dir; /* the database is STATE_DIR/traind.db */
+  const char *state_dir;   /* the database is STATE_DIR/traind.db */
   /* Graph jobs whose config names no absolute checkpoint path checkpoint to
    * CHECKPOINT_DIR/ID/ (absolute; on the filesystem the workers share). It
    * is outside the private state dir so tasks running as their users can
@@ -104,11 +104,11 @@ typedef struct ty_controller_config {
    * min_job_age_s after their last use and job_cache of them at most (like
    * Slurm's MinJobAge); the store keeps them until purge_after_s after they
    * ended (0 = forever). 0 in job_cache/min_job_age_s takes the defaults. */
-  uint32_t job_cache;        /* default 1000 */
-  uint32_t min_job_age_s;    /* default 300 */
-  uint32_t purge_after_s;    /* 0 = keep history forever */
-  bool kill_on_invalid_dep;  /* cancel jobs whose dependency can never be met */
-  uint32_t history_cap;      /* most jobs in one GetHistory or ListJobs answer; 0 = 100000 */
+  uint32_t job_cache;       /* default 1000 */
+  uint32_t min_job_age_s;   /* default 300 */
+  uint32_t purge_after_s;   /* 0 = keep history forever */
+  bool kill_on_invalid_dep; /* cancel jobs whose dependency can never be met */
+  uint32_t history_cap;     /* most jobs in one GetHistory or ListJobs answer; 0 = 100000 */
   /* Authentication: clients (--auth munge|none), munged's socket
    * (--munge-socket; NULL = its default) and the auth. keys (borrowed until
    * ty_controller_create returns: the controller copies what it keeps). */
@@ -134,13 +134,13 @@ typedef struct ty_controller_config {
  * that shows their cost follows the live set, not history. Jobs visited
  * count each job a duty looked at once. */
 typedef struct ty_controller_stats {
-  uint64_t tick_jobs;     /* by the 1 s tick (usage, drains, the sweep) */
-  uint64_t pass_jobs;     /* by scheduling passes */
+  uint64_t tick_jobs; /* by the 1 s tick (usage, drains, the sweep) */
+  uint64_t pass_jobs; /* by scheduling passes */
   uint64_t pass_runs;
-  uint64_t list_jobs;     /* by ListJobs answers from memory */
-  uint64_t list_encoded;  /* JobInfos encoded (each at most once per change) */
-  uint64_t list_cached;   /* ListJobs answered with the cached reply */
-  size_t live, cached;    /* jobs in the live set and the finished cache now */
+  uint64_t list_jobs;    /* by ListJobs answers from memory */
+  uint64_t list_encoded; /* JobInfos encoded (each at most once per change) */
+  uint64_t list_cached;  /* ListJobs answered with the cached reply */
+  size_t live, cached;   /* jobs in the live set and the finished cache now */
 } ty_controller_stats;
 /* Call on the loop thread, or after the loop stopped. Rows read from the
  * store are ty_store_rows_read(ty_controller_store(ctl)). */
@@ -261,17 +261,17 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
   X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */ \
   X(4, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */ \
   X(5, cpu_usec, I64, "INTEGER NOT NULL DEFAULT 0")     /* accounting: see acct_measured */        \
-  X(5, mem_peak, I64, "INTEGER NOT NULL DEFAULT 0")     /* the largest rank's peak, 0 = unmeasured */ \
+  X(5, mem_peak, I64, "INTEGER NOT NULL DEFAULT 0") /* the largest rank's peak, 0 = unmeasured */  \
   X(5, io_read, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
-  X(5, io_write, I64, "INTEGER NOT NULL DEFAULT 0")                                                 \
-  X(5, uid, I64, "INTEGER NOT NULL DEFAULT -1")         /* the submitter's (Job.run_as), -1 = none */ \
-  X(6, array_id, I64, "INTEGER NOT NULL DEFAULT 0")     /* the array it belongs to, 0 = none */   \
+  X(5, io_write, I64, "INTEGER NOT NULL DEFAULT 0")                                                \
+  X(5, uid, I64, "INTEGER NOT NULL DEFAULT -1")     /* the submitter's (Job.run_as), -1 = none */  \
+  X(6, array_id, I64, "INTEGER NOT NULL DEFAULT 0") /* the array it belongs to, 0 = none */        \
   X(6, array_task, U32, "INTEGER NOT NULL DEFAULT 0")   /* its task index there */                 \
   X(6, model_file, TEXT, "TEXT NOT NULL DEFAULT ''")    /* its model_bytes, in STATE_DIR */        \
   X(6, time_limit_s, U32, "INTEGER NOT NULL DEFAULT 0") /* the effective limit, 0 = none */        \
   X(6, alloc_cpus, U32, "INTEGER NOT NULL DEFAULT 0")   /* held by its last run, all nodes */      \
   X(6, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
-  X(6, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")  /* GPUs held x wall clock, all runs */     \
+  X(6, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")    /* GPUs held x wall clock, all runs */   \
   X(6, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* cpu_usec measured for every rank */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
@@ -297,7 +297,7 @@ enum {
 #define TY__JOB_COL_(version, col, kind, sql) TY_JOB_COL_##col,
   TY_JOB_COLUMNS(TY__JOB_COL_)
 #undef TY__JOB_COL_
-  TY_JOB_NCOLS
+      TY_JOB_NCOLS
 };
 typedef uint64_t ty_job_cols;
 #define TY_JOB_BIT(col) ((ty_job_cols)1 << TY_JOB_COL_##col)
@@ -314,7 +314,7 @@ void ty_job_row_fingerprint(const ty_job_row *r, uint64_t out[TY_JOB_NCOLS]);
  * record per rank; schema 4). */
 typedef struct ty_rank_row {
   uint64_t job_id;
-  uint32_t run;  /* 1 = the first run; each requeue adds one */
+  uint32_t run; /* 1 = the first run; each requeue adds one */
   uint32_t rank;
   const char *node;
   int64_t start_ms, end_ms;
@@ -333,19 +333,19 @@ typedef struct ty_node_event_row {
   int from_state, to_state; /* ty_node_state; 0 = unchanged */
   const char *action;       /* "register", "down", "drain", "resume", "drained", "restart" */
   const char *reason;
-  const char *actor;        /* "user:alice", "controller", "node:n1" */
+  const char *actor; /* "user:alice", "controller", "node:n1" */
 } ty_node_event_row;
 
 /* What to list of the jobs in the store (ty_store_query_jobs). Borrowed. */
 typedef struct ty_job_query {
-  const int *states;          /* n_states of them; none = any */
+  const int *states; /* n_states of them; none = any */
   size_t n_states;
-  bool finished_only;         /* only jobs that ended (end_ms > 0, a final state) */
-  const char *user, *queue;   /* NULL or "" = any */
-  int64_t ended_since_ms;     /* with finished_only: ended at or after (0 = any) */
+  bool finished_only;          /* only jobs that ended (end_ms > 0, a final state) */
+  const char *user, *queue;    /* NULL or "" = any */
+  int64_t ended_since_ms;      /* with finished_only: ended at or after (0 = any) */
   int64_t submitted_before_ms; /* 0 = any */
-  uint32_t limit;             /* the newest (by end, then id) `limit`; 0 = all */
-  const uint64_t *ids;        /* n_ids of them: only these jobs, or arrays' elements */
+  uint32_t limit;              /* the newest (by end, then id) `limit`; 0 = all */
+  const uint64_t *ids;         /* n_ids of them: only these jobs, or arrays' elements */
   size_t n_ids;
 } ty_job_query;
 

@@ -43,8 +43,8 @@
 #include "lib/rpc/rpc.h"
 #include "scheduler/scheduler.h"
 
-typedef struct ty__graph_reg ty__graph_reg; /* daemon/graph.c */
-typedef struct ty__checks ty__checks;       /* daemon/check.c */
+typedef struct ty__graph_reg ty__graph_reg;     /* daemon/graph.c */
+typedef struct ty__checks ty__checks;           /* daemon/check.c */
 typedef struct ty__submit_wait ty__submit_wait; /* daemon/rpc_client.c */
 
 /* ---- store.c's internals that store_query.c shares ---- */
@@ -55,21 +55,21 @@ void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 
 typedef struct ty_cluster_node {
   char *name;
-  int state;              /* ty_node_state */
+  int state; /* ty_node_state */
   uint32_t cpus;
   uint64_t memory;
   uint32_t n_gpus;
-  uint8_t *info;       /* encoded NodeInfo holding gpus and topology (convert.c) */
+  uint8_t *info; /* encoded NodeInfo holding gpus and topology (convert.c) */
   size_t info_len;
-  char *io_addr;       /* "host:port" */
-  char *host;          /* host part of io_addr: MASTER_ADDR for rank 0 */
+  char *io_addr; /* "host:port" */
+  char *host;    /* host part of io_addr: MASTER_ADDR for rank 0 */
   char *reason;
   int64_t last_seen_ms;   /* wall clock, reported */
   int64_t last_seen_mono; /* monotonic, for the timeout */
   ty_rpc_conn *conn;      /* the registered worker connection, or NULL */
   uint64_t conn_gen;      /* +1 whenever conn changes: signed calls check it */
   uint32_t cpus_used;
-  uint64_t gpus_used;     /* bit set of allocated GPU indices */
+  uint64_t gpus_used; /* bit set of allocated GPU indices */
   uint64_t mem_used;
   uint32_t running_tasks; /* as last heartbeat said */
   bool drain;             /* an operator drains it: DRAINING, then DRAINED */
@@ -80,14 +80,14 @@ typedef struct ty_cluster_node {
 typedef enum { RANK_WAIT = 0, RANK_LAUNCHING, RANK_RUNNING, RANK_ENDED } ty_rank_state;
 
 typedef struct ty_rank {
-  uint32_t slot;          /* index into job->slots */
+  uint32_t slot; /* index into job->slots */
   ty_rank_state state;
-  int task_state;         /* TY_TASK_* once ended */
+  int task_state; /* TY_TASK_* once ended */
   int32_t exit_code, term_signal;
   bool timed_out;
-  char *reason;           /* FAILED_START's reason, or why it was lost */
-  uint32_t end_seq;       /* 1-based order of ending; 0 while live */
-  uint32_t seen_gen;      /* the RegisterNode that last reported it */
+  char *reason;      /* FAILED_START's reason, or why it was lost */
+  uint32_t end_seq;  /* 1-based order of ending; 0 while live */
+  uint32_t seen_gen; /* the RegisterNode that last reported it */
 } ty_rank;
 
 typedef struct ty_slot {
@@ -95,8 +95,8 @@ typedef struct ty_slot {
   uint64_t gpus;
   uint32_t cpus;
   uint64_t mem;
-  uint32_t live;          /* ranks on this slot not ended */
-  bool held;              /* resources still charged to the node */
+  uint32_t live; /* ranks on this slot not ended */
+  bool held;     /* resources still charged to the node */
 } ty_slot;
 
 /* When one launch reached each stage on the controller (uv_hrtime ns; 0 =
@@ -110,10 +110,10 @@ typedef struct ty__launch_clock {
 /* One condition of a job's dependency (deps.c), in the order of its spec. */
 typedef enum { TY__DEP_WAIT = 0, TY__DEP_MET = 1, TY__DEP_NEVER = 2 } ty__dep_result;
 typedef struct ty__dep {
-  uint64_t target;  /* a job, or an array (is_array); 0 for singleton */
+  uint64_t target; /* a job, or an array (is_array); 0 for singleton */
   bool is_array;
-  uint8_t result;   /* ty__dep_result */
-  int seen;         /* the target's state when last evaluated (for reasons) */
+  uint8_t result; /* ty__dep_result */
+  int seen;       /* the target's state when last evaluated (for reasons) */
 } ty__dep;
 
 /* An array with elements not yet ended, and what became of them (deps.c
@@ -134,15 +134,15 @@ typedef struct ty__waiters {
 
 typedef struct ty_job {
   uint64_t id;
-  ty_job_spec spec;       /* validated */
-  uint8_t *blob;          /* the encoded trainyard.Job, as stored */
+  ty_job_spec spec; /* validated */
+  uint8_t *blob;    /* the encoded trainyard.Job, as stored */
   size_t blob_len;
-  char *request_id;       /* the client's SubmitJob request id; "" = none */
+  char *request_id;        /* the client's SubmitJob request id; "" = none */
   struct ty_job *req_next; /* chain in the controller's request-id index */
   int state;
   char *reason;
   int32_t exit_code, term_signal; /* the first failing rank's (srun's rule) */
-  uint32_t first_failed;  /* 1 + the rank whose failure ended the run; 0 = none */
+  uint32_t first_failed;          /* 1 + the rank whose failure ended the run; 0 = none */
   int64_t submit_ms, start_ms, end_ms;
   uint32_t requeue_count;
   uint32_t fail_requeues; /* requeues after a failed rank (in memory only) */
@@ -152,13 +152,15 @@ typedef struct ty_job {
   uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
   bool kill_sent;
-  ty_slot *slots; uint32_t n_slots;
-  ty_rank *ranks; uint32_t n_ranks;
+  ty_slot *slots;
+  uint32_t n_slots;
+  ty_rank *ranks;
+  uint32_t n_ranks;
   uint32_t live_ranks;
-  uint32_t ended;         /* end_seq counter */
+  uint32_t ended; /* end_seq counter */
   /* The scheduler (sched_pass.c, admin.c). */
-  bool held;              /* an operator holds it */
-  int64_t last_ckpt_ms;   /* the last checkpoint it reported */
+  bool held;            /* an operator holds it */
+  int64_t last_ckpt_ms; /* the last checkpoint it reported */
   /* Accounting, every rank and run: CPU time, memory and I/O from the
    * ranks' cgroups; a rank no cgroup measured counts its CPUs held x wall
    * clock in usage.cpu_usec, and acct_measured is then false. */
@@ -168,19 +170,19 @@ typedef struct ty_job {
   ty__launch_clock clock; /* the latest run's */
   uint32_t watched;       /* open watches (watch.c) */
   /* Metrics (metrics.c), in memory only. */
-  int64_t pending_ms;     /* when it last became PENDING (0: at submit) */
-  bool has_wait;          /* a pass has given it a wait code since then */
-  ty_sched_wait wait;     /* why it waits, per the last pass */
+  int64_t pending_ms; /* when it last became PENDING (0: at submit) */
+  bool has_wait;      /* a pass has given it a wait code since then */
+  ty_sched_wait wait; /* why it waits, per the last pass */
   /* Arrays and dependencies (issue 15). */
-  uint64_t array_id;      /* the array it is an element of, 0 = none */
+  uint64_t array_id; /* the array it is an element of, 0 = none */
   uint32_t array_task;
-  uint32_t acct_run;      /* the run its rank records belong to (1 = the first) */
-  bool requeue_asked;     /* `job requeue`: PENDING again once its ranks ended */
-  ty__dep *deps;          /* spec.n_deps conditions */
-  uint8_t dep;            /* all of them together: ty__dep_result (MET when none) */
-  char *dep_reason;       /* why it waits on them, for the pass; NULL when MET */
-  char *model_file;       /* its model_bytes on disk (STATE_DIR/models), or NULL */
-  char *nodes_csv;        /* a finished job read back from the store: its nodes */
+  uint32_t acct_run;  /* the run its rank records belong to (1 = the first) */
+  bool requeue_asked; /* `job requeue`: PENDING again once its ranks ended */
+  ty__dep *deps;      /* spec.n_deps conditions */
+  uint8_t dep;        /* all of them together: ty__dep_result (MET when none) */
+  char *dep_reason;   /* why it waits on them, for the pass; NULL when MET */
+  char *model_file;   /* its model_bytes on disk (STATE_DIR/models), or NULL */
+  char *nodes_csv;    /* a finished job read back from the store: its nodes */
   /* Accounting: what its ranks held, and GPUs held x wall clock, summed as
    * they end (CPU time is in usage). */
   uint32_t alloc_cpus, alloc_gpus;
@@ -194,9 +196,9 @@ typedef struct ty_job {
   ty_buf info, info_redacted;
   bool info_ok, info_redacted_ok;
   /* The finished-job cache (state.c). */
-  ty_id_node done_node;   /* in ctl->done while cached */
+  ty_id_node done_node; /* in ctl->done while cached */
   bool cached;
-  int64_t used_mono;      /* finished, or last looked up */
+  int64_t used_mono; /* finished, or last looked up */
   struct ty_job *lru_prev, *lru_next;
 } ty_job;
 
@@ -204,17 +206,17 @@ typedef struct ty_job {
 typedef struct ty_usage {
   char *user, *queue;
   double gpu_s, cpu_s;
-  bool dirty;             /* changed since last stored */
+  bool dirty; /* changed since last stored */
 } ty_usage;
 
 /* A request being answered (now, or once its commit is durable). */
 typedef struct ty_reply {
   ty_controller *ctl;
-  ty_rpc_conn *conn;      /* NULL once the connection closed */
+  ty_rpc_conn *conn; /* NULL once the connection closed */
   uint64_t request_id;
-  const char *method;     /* static string from the dispatch table */
+  const char *method; /* static string from the dispatch table */
   uint64_t t0_ns;
-  uint64_t job_id;        /* handler-specific */
+  uint64_t job_id; /* handler-specific */
   /* The request envelope's credential: borrowed, valid only during the
    * handler's synchronous call (NULL/0 when absent). */
   const uint8_t *credential;
@@ -223,9 +225,9 @@ typedef struct ty_reply {
    * method's scheme is none; whether it is an operator. */
   ty_auth_id who;
   bool operator;
-  const char *refusal;    /* the metric reason of a TY_EPERM answer (static) */
-  bool refusal_counted;   /* counted where it happened (one id of a cancel) */
-  ty_buf out;             /* encoded answer payload */
+  const char *refusal;                    /* the metric reason of a TY_EPERM answer (static) */
+  bool refusal_counted;                   /* counted where it happened (one id of a cancel) */
+  ty_buf out;                             /* encoded answer payload */
   bool watch, watch_tokens, watch_timing; /* SubmitJob: answer with a watch stream */
   struct ty_reply *prev, *next;
 } ty_reply;
@@ -240,22 +242,25 @@ struct ty_controller {
   ty_rpc_server *server;
   ty_metrics *metrics;
   ty_metrics_http *http;
-  ty_metrics_http *web;   /* the web console's server, or NULL (web.c) */
-  char web_token[33];     /* its token: hex of the first 16 bytes of web.key */
+  ty_metrics_http *web; /* the web console's server, or NULL (web.c) */
+  char web_token[33];   /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
-  ty_job **jobs; size_t n_jobs, cap_jobs; /* the live set, sorted by id */
-  ty_job **req_index; size_t n_req_index, n_req_jobs; /* (user, request id) -> live job (state.c) */
+  ty_job **jobs;
+  size_t n_jobs, cap_jobs; /* the live set, sorted by id */
+  ty_job **req_index;
+  size_t n_req_index, n_req_jobs; /* (user, request id) -> live job (state.c) */
   uint64_t next_id;
   /* Finished jobs kept in memory: by id, and least recently used last. */
-  ty_idmap done;           /* ty_job.done_node */
+  ty_idmap done; /* ty_job.done_node */
   ty_job *lru_head, *lru_tail;
   /* Dependencies (deps.c): who waits on each job or array id, the arrays
    * with elements left, and targets whose waiters the next pass rechecks. */
-  ty_idmap waiters;       /* ty__waiters by target id */
-  ty_idmap arrays;        /* ty__array by array id */
-  uint64_t *dep_changed; size_t n_dep_changed, cap_dep_changed;
+  ty_idmap waiters; /* ty__waiters by target id */
+  ty_idmap arrays;  /* ty__array by array id */
+  uint64_t *dep_changed;
+  size_t n_dep_changed, cap_dep_changed;
   /* ListJobs of the live set: the last request and its answer, valid while
    * no live job changed (ls_gen counts changes), for the same caller (an
    * answer shows commands only to their owners and operators): any
@@ -269,14 +274,17 @@ struct ty_controller {
   uint32_t prune_deleted;
   int64_t prune_mono;
   ty_controller_stats stats;
-  ty_cluster_node **nodes; size_t n_nodes;
-  ty_queue_info *queues; size_t n_queues; /* live counts unused; DELETED ones kept */
-  ty_reply *replies;      /* outstanding replies (for connection close) */
-  ty__watch *watches; size_t n_watches; /* job watches (watch.c) */
+  ty_cluster_node **nodes;
+  size_t n_nodes;
+  ty_queue_info *queues;
+  size_t n_queues;   /* live counts unused; DELETED ones kept */
+  ty_reply *replies; /* outstanding replies (for connection close) */
+  ty__watch *watches;
+  size_t n_watches;              /* job watches (watch.c) */
   uint64_t txn_queued, txn_done; /* txns handed to the committer; delivered */
-  uint64_t pass_t0_ns;    /* when the running scheduling pass began */
+  uint64_t pass_t0_ns;           /* when the running scheduling pass began */
   int64_t start_mono;
-  uint32_t reg_gen;       /* counts RegisterNode requests */
+  uint32_t reg_gen; /* counts RegisterNode requests */
   bool stopping;
   int handles_open;
   uint8_t attach_secret[32]; /* task-token secret (token.c) */
@@ -301,8 +309,9 @@ struct ty_controller {
   /* The scheduler's settings (--config) and state (sched_pass.c). */
   ty_sched_config sched;
   ty_sched_topology topo;
-  ty_usage *usage; size_t n_usage;
-  int64_t usage_mono;     /* when usage was last charged */
+  ty_usage *usage;
+  size_t n_usage;
+  int64_t usage_mono; /* when usage was last charged */
   /* Graph jobs: rendezvous keys, progress, checkpoint paths (graph.c). */
   struct ty__graph_reg *graph;
   /* Model checks in child processes and the plan cache (check.c). */
@@ -468,8 +477,8 @@ void ty__job_launch(ty_controller *ctl, ty_job *j);
 void ty__job_kill(ty_controller *ctl, ty_job *j);
 /* Records a rank's end, with what its cgroup measured (`use`; NULL = not
  * reported); may complete, fail or time out the job (into txn). */
-void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state,
-                    int32_t exit_code, int32_t term_signal, bool timed_out, const char *reason,
+void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
+                    int32_t term_signal, bool timed_out, const char *reason,
                     const ty_task_usage *use, ty_txn *txn);
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */
@@ -691,7 +700,7 @@ typedef struct ty__job_view {
   const char *dependency; /* the conditions not yet met */
   ty_task_usage usage;
   bool usage_measured;
-  bool redact;            /* leave out what only its owner and operators see */
+  bool redact; /* leave out what only its owner and operators see */
 } ty__job_view;
 /* The JobInfo of v, appended to out. */
 int ty__conv_job_info(const ty__job_view *v, ty_buf *out);
@@ -805,8 +814,7 @@ int ty__conv_list_queues_resp(const ty_queue_info *qs, size_t n, ty_buf *out);
 int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out);
 int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
 /* UpdateJobResponse: the (first) job changed, and how many were. */
-int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed,
-                             ty_buf *out);
+int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed, ty_buf *out);
 /* `nodes` names the indices in ex->nodes (the pass's node order). */
 int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
                           ty_cluster_node *const *nodes, ty_buf *out);

@@ -77,26 +77,32 @@ void ty__array_span(ty_controller *ctl, const ty_job *j, uint32_t *count, uint32
 static uint8_t eval_job(int kind, int state, bool started) {
   bool ended = ty_job_state_terminal(state);
   switch (kind) {
-  case TY_DEP_AFTER: return started || ended ? TY__DEP_MET : TY__DEP_WAIT;
-  case TY_DEP_AFTERANY: return ended ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTER:
+    return started || ended ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTERANY:
+    return ended ? TY__DEP_MET : TY__DEP_WAIT;
   case TY_DEP_AFTEROK:
     return !ended ? TY__DEP_WAIT : state == TY_JOB_COMPLETED ? TY__DEP_MET : TY__DEP_NEVER;
   case TY_DEP_AFTERNOTOK:
     return !ended ? TY__DEP_WAIT : state != TY_JOB_COMPLETED ? TY__DEP_MET : TY__DEP_NEVER;
-  default: return TY__DEP_WAIT;
+  default:
+    return TY__DEP_WAIT;
   }
 }
 
 static uint8_t eval_array(int kind, const ty_array_counts *c) {
   bool all_ended = c->ended >= c->total, any_failed = c->ended > c->completed;
   switch (kind) {
-  case TY_DEP_AFTER: return c->started >= c->total ? TY__DEP_MET : TY__DEP_WAIT;
-  case TY_DEP_AFTERANY: return all_ended ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTER:
+    return c->started >= c->total ? TY__DEP_MET : TY__DEP_WAIT;
+  case TY_DEP_AFTERANY:
+    return all_ended ? TY__DEP_MET : TY__DEP_WAIT;
   case TY_DEP_AFTEROK:
     return any_failed ? TY__DEP_NEVER : all_ended ? TY__DEP_MET : TY__DEP_WAIT;
   case TY_DEP_AFTERNOTOK:
     return !all_ended ? TY__DEP_WAIT : any_failed ? TY__DEP_MET : TY__DEP_NEVER;
-  default: return TY__DEP_WAIT;
+  default:
+    return TY__DEP_WAIT;
   }
 }
 
@@ -124,8 +130,10 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   if (d->is_array) {
     ty__array *a = ty__array_get(ctl, d->target);
     ty_array_counts c = {0};
-    if (a) c = a->n;
-    else ty_store_array_counts(ctl->store, d->target, &c);
+    if (a)
+      c = a->n;
+    else
+      ty_store_array_counts(ctl->store, d->target, &c);
     d->result = c.total ? eval_array(kind, &c) : TY__DEP_NEVER;
     return;
   }
@@ -154,8 +162,12 @@ static void combine(ty_controller *ctl, ty_job *j) {
     never += j->deps[i].result == TY__DEP_NEVER;
   }
   size_t n = j->spec.n_deps;
-  uint8_t r = j->spec.deps_any ? (met ? TY__DEP_MET : never == n ? TY__DEP_NEVER : TY__DEP_WAIT)
-                               : (never ? TY__DEP_NEVER : met == n ? TY__DEP_MET : TY__DEP_WAIT);
+  uint8_t r = j->spec.deps_any ? (met          ? TY__DEP_MET
+                                  : never == n ? TY__DEP_NEVER
+                                               : TY__DEP_WAIT)
+                               : (never      ? TY__DEP_NEVER
+                                  : met == n ? TY__DEP_MET
+                                             : TY__DEP_WAIT);
   ty_buf b;
   ty_buf_init(&b);
   for (size_t i = 0; r != TY__DEP_MET && i < n; i++)
@@ -166,8 +178,8 @@ static void combine(ty_controller *ctl, ty_job *j) {
   if (r != TY__DEP_MET) {
     size_t len = b.len + 48;
     reason = ty_xmalloc(len);
-    snprintf(reason, len, "%s: %s",
-             r == TY__DEP_NEVER ? "DependencyNeverSatisfied" : "Dependency", (char *)b.data);
+    snprintf(reason, len, "%s: %s", r == TY__DEP_NEVER ? "DependencyNeverSatisfied" : "Dependency",
+             (char *)b.data);
   }
   ty_buf_close(&b);
   bool changed = r != j->dep || (reason && (!j->dep_reason || strcmp(reason, j->dep_reason)));
@@ -206,8 +218,8 @@ static int resolve_one(ty_controller *ctl, ty_job *j, size_t i, char *err, size_
     *d = (ty__dep){.target = t->id};
   }
   if (d->target == j->id || (d->is_array && d->target == j->array_id))
-    return ty_errf(err, len, TY_EINVAL, "job.dependencies[%zu]: job %s cannot wait for itself",
-                   i, ref);
+    return ty_errf(err, len, TY_EINVAL, "job.dependencies[%zu]: job %s cannot wait for itself", i,
+                   ref);
   return 0;
 }
 
@@ -252,7 +264,8 @@ int ty__deps_resolve(ty_controller *ctl, ty_job *j, bool loading, char *err, siz
     if (rc != 0 && !loading) return rc;
     if (rc != 0) j->deps[i].result = TY__DEP_NEVER; /* its target was pruned meanwhile */
   }
-  for (size_t i = 0; i < j->spec.n_deps; i++) eval_dep(ctl, j, i);
+  for (size_t i = 0; i < j->spec.n_deps; i++)
+    eval_dep(ctl, j, i);
   j->dep = TY__DEP_WAIT;
   combine(ctl, j);
   return 0;
@@ -260,7 +273,8 @@ int ty__deps_resolve(ty_controller *ctl, ty_job *j, bool loading, char *err, siz
 
 void ty__deps_watch(ty_controller *ctl, ty_job *j) {
   for (size_t i = 0; i < j->spec.n_deps; i++)
-    if (j->deps[i].result == TY__DEP_WAIT && j->deps[i].target) watch(ctl, j->deps[i].target, j->id);
+    if (j->deps[i].result == TY__DEP_WAIT && j->deps[i].target)
+      watch(ctl, j->deps[i].target, j->id);
   if (j->spec.n_deps) recheck(ctl, j->id); /* the first pass applies NEVER's policy */
 }
 
@@ -269,14 +283,17 @@ void ty__deps_watch(ty_controller *ctl, ty_job *j) {
 static void wake(ty_controller *ctl, uint64_t target, bool final) {
   ty__waiters *w = waiters_of(ctl, target);
   if (!w) return;
-  for (size_t i = 0; i < w->n; i++) recheck(ctl, w->ids[i]);
+  for (size_t i = 0; i < w->n; i++)
+    recheck(ctl, w->ids[i]);
   if (!final) return;
   ty_idmap_del(&ctl->waiters, target);
   free(w->ids);
   free(w);
 }
 
-void ty__deps_forget(ty_controller *ctl, uint64_t id) { wake(ctl, id, true); }
+void ty__deps_forget(ty_controller *ctl, uint64_t id) {
+  wake(ctl, id, true);
+}
 
 void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   bool ended = ty_job_state_terminal(j->state);
@@ -315,7 +332,8 @@ void ty__deps_update(ty_controller *ctl) {
   for (size_t k = 0; k < ctl->n_dep_changed; k++) {
     ty_job *j = ty__job_find(ctl, ctl->dep_changed[k]);
     if (!j || j->state != TY_JOB_PENDING || j->dep != TY__DEP_WAIT) continue;
-    for (size_t i = 0; i < j->spec.n_deps; i++) eval_dep(ctl, j, i);
+    for (size_t i = 0; i < j->spec.n_deps; i++)
+      eval_dep(ctl, j, i);
     combine(ctl, j);
     if (j->dep != TY__DEP_NEVER) continue;
     if (!t) t = ty_txn_create();
@@ -329,11 +347,14 @@ void ty__deps_update(ty_controller *ctl) {
     for (size_t d = 0; d < j->spec.n_deps && !single; d++)
       single = j->spec.deps[d].kind == TY_DEP_SINGLETON && j->deps[d].result == TY__DEP_WAIT;
     if (!single) continue;
-    for (size_t d = 0; d < j->spec.n_deps; d++) eval_dep(ctl, j, d);
+    for (size_t d = 0; d < j->spec.n_deps; d++)
+      eval_dep(ctl, j, d);
     combine(ctl, j);
   }
-  if (t && ty_txn_len(t)) ty__commit(ctl, t, NULL, NULL);
-  else ty_txn_destroy(t);
+  if (t && ty_txn_len(t))
+    ty__commit(ctl, t, NULL, NULL);
+  else
+    ty_txn_destroy(t);
 }
 
 void ty__deps_destroy(ty_controller *ctl) {
@@ -343,7 +364,8 @@ void ty__deps_destroy(ty_controller *ctl) {
     free(w);
   }
   ty_idmap_close(&ctl->waiters);
-  for (ty_id_node *n; (n = ty_idmap_pop(&ctl->arrays));) free(container_of(n, ty__array, node));
+  for (ty_id_node *n; (n = ty_idmap_pop(&ctl->arrays));)
+    free(container_of(n, ty__array, node));
   ty_idmap_close(&ctl->arrays);
   free(ctl->dep_changed);
 }

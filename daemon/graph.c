@@ -78,7 +78,8 @@ static void clear_keys(graph_job *j) {
 static void job_close(graph_job *j) {
   clear_keys(j);
   free(j->progress.checkpoint_path);
-  for (size_t k = 0; k < j->n_ckpts; k++) free(j->ckpts[k].path);
+  for (size_t k = 0; k < j->n_ckpts; k++)
+    free(j->ckpts[k].path);
   free(j->ckpt_path);
   free(j->hist);
 }
@@ -93,7 +94,8 @@ void ty__graph_forget(ty_controller *ctl, uint64_t id) {
 void ty__graph_destroy(ty_controller *ctl) {
   ty__graph_reg *g = ctl->graph;
   if (!g) return;
-  for (size_t i = 0; i < g->n; i++) job_close(&g->jobs[i]);
+  for (size_t i = 0; i < g->n; i++)
+    job_close(&g->jobs[i]);
   free(g->jobs);
   free(g);
   ctl->graph = NULL;
@@ -125,8 +127,10 @@ int ty__model_write(ty_controller *ctl, uint64_t id, const uint8_t *bytes, size_
   if (fd < 0) rc = rc ? rc : -errno;
   for (size_t off = 0; fd >= 0 && rc == 0 && off < len;) {
     ssize_t w = write(fd, bytes + off, len - off);
-    if (w < 0 && errno != EINTR) rc = -errno;
-    else if (w > 0) off += (size_t)w;
+    if (w < 0 && errno != EINTR)
+      rc = -errno;
+    else if (w > 0)
+      off += (size_t)w;
   }
   if (fd >= 0 && rc == 0 && fsync(fd) != 0) rc = -errno;
   if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -errno;
@@ -148,8 +152,10 @@ int ty__model_read(const char *path, ty_buf *out, char *err, size_t err_len) {
   uint8_t chunk[65536];
   for (ssize_t n = 1; rc == 0 && n > 0;) {
     n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno != EINTR) rc = -errno;
-    else if (n > 0) rc = ty_buf_append(out, chunk, (size_t)n);
+    if (n < 0 && errno != EINTR)
+      rc = -errno;
+    else if (n > 0)
+      rc = ty_buf_append(out, chunk, (size_t)n);
   }
   if (fd >= 0) close(fd);
   if (rc != 0)
@@ -167,7 +173,8 @@ void ty__model_remove(const char *path) {
 
 static char *choose_ckpt(ty_controller *ctl, const ty_job *j) {
   const char *base = "checkpoint.onnx";
-  char *cfg = ty__graph_config_checkpoint(j->spec.train_config, j->spec.train_config_len), *path = NULL;
+  char *cfg = ty__graph_config_checkpoint(j->spec.train_config, j->spec.train_config_len),
+       *path = NULL;
   if (cfg && cfg[0] == '/') path = ty_strdup(cfg);
   if (cfg && !path && cfg[0]) {
     const char *slash = strrchr(cfg, '/');
@@ -225,7 +232,8 @@ static int check_token(ty_controller *ctl, ty_reply *r, uint64_t job) {
   if (rc != 0) {
     if (why[0]) ty_debug("rendezvous for job %llu: %s", (unsigned long long)job, why);
     r->refusal = "bad_token";
-    ty__reply_finishf(r, TY_EPERM, "rendezvous for job %llu: missing or invalid token", (unsigned long long)job);
+    ty__reply_finishf(r, TY_EPERM, "rendezvous for job %llu: missing or invalid token",
+                      (unsigned long long)job);
   }
   return rc;
 }
@@ -247,9 +255,12 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   }
   int rc = 0;
   graph_job *g = NULL;
-  if (!key[0] || strlen(key) > 200) rc = TY_EINVAL;
-  else if (len > TY_GRAPH_MAX_VALUE) rc = TY_ETOOBIG;
-  else g = find(ctl, job, true);
+  if (!key[0] || strlen(key) > 200)
+    rc = TY_EINVAL;
+  else if (len > TY_GRAPH_MAX_VALUE)
+    rc = TY_ETOOBIG;
+  else
+    g = find(ctl, job, true);
   for (size_t i = 0; g && i < g->n_keys; i++) {
     if (strcmp(g->keys[i].key, key) != 0) continue;
     free(g->keys[i].value);
@@ -257,16 +268,20 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     value = NULL;
     g = NULL;
   }
-  if (g && g->n_keys >= TY_GRAPH_MAX_KEYS) rc = TY_ETOOBIG;
+  if (g && g->n_keys >= TY_GRAPH_MAX_KEYS)
+    rc = TY_ETOOBIG;
   else if (g) {
     g->keys = ty_xrealloc(g->keys, (g->n_keys + 1) * sizeof *g->keys);
     g->keys[g->n_keys++] = (kv){key, value, len};
     key = NULL, value = NULL;
   }
-  if (rc == TY_EINVAL) ty__reply_finishf(r, rc, "key: must be 1..200 bytes");
-  else if (rc != 0) ty__reply_finishf(r, rc, "job %llu: value above %d bytes or more than %d keys",
-                                      (unsigned long long)job, TY_GRAPH_MAX_VALUE, TY_GRAPH_MAX_KEYS);
-  else ty__reply_finish(r, 0, NULL);
+  if (rc == TY_EINVAL)
+    ty__reply_finishf(r, rc, "key: must be 1..200 bytes");
+  else if (rc != 0)
+    ty__reply_finishf(r, rc, "job %llu: value above %d bytes or more than %d keys",
+                      (unsigned long long)job, TY_GRAPH_MAX_VALUE, TY_GRAPH_MAX_KEYS);
+  else
+    ty__reply_finish(r, 0, NULL);
   free(key);
   free(value);
 }
@@ -312,9 +327,11 @@ static void record_ckpt(graph_job *g, const ty_train_progress *pr) {
 /* The worker listed the checkpoints that exist: they replace what was
  * reported before (trainrun removed the older ones), the newest 64 kept. */
 static void replace_ckpts(graph_job *g, ty_checkpoint_list *l) {
-  for (size_t k = 0; k < g->n_ckpts; k++) free(g->ckpts[k].path);
+  for (size_t k = 0; k < g->n_ckpts; k++)
+    free(g->ckpts[k].path);
   size_t skip = l->n > TY_GRAPH_MAX_CKPTS ? l->n - TY_GRAPH_MAX_CKPTS : 0;
-  for (size_t k = 0; k < skip; k++) free(l->v[k].path);
+  for (size_t k = 0; k < skip; k++)
+    free(l->v[k].path);
   g->n_ckpts = l->n - skip;
   memcpy(g->ckpts, l->v + skip, g->n_ckpts * sizeof *g->ckpts);
   free(l->v); /* the paths moved into g */
@@ -326,8 +343,11 @@ static void replace_ckpts(graph_job *g, ty_checkpoint_list *l) {
  * the curve keeps its whole length at half the resolution and memory stays
  * bounded (80 KiB) however long the job trains; a short job holds little. */
 static void record_point(graph_job *g, const ty_train_progress *pr) {
-  ty__progress_point pt = {.step = pr->step, .time_ms = pr->time_ms, .loss = pr->loss,
-                           .samples_per_s = pr->samples_per_s, .test_accuracy = pr->test_accuracy};
+  ty__progress_point pt = {.step = pr->step,
+                           .time_ms = pr->time_ms,
+                           .loss = pr->loss,
+                           .samples_per_s = pr->samples_per_s,
+                           .test_accuracy = pr->test_accuracy};
   if (pr->step == 0) return; /* the report before the first step has no loss yet */
   if (g->n_hist && g->hist[g->n_hist - 1].step == pr->step) {
     g->hist[g->n_hist - 1] = pt; /* the same step again: a test accuracy may come later */
@@ -340,7 +360,8 @@ static void record_point(graph_job *g, const ty_train_progress *pr) {
     g->hist = grown, g->cap_hist = cap;
   }
   if (g->n_hist == TY_GRAPH_MAX_POINTS) {
-    for (size_t i = 1; i < TY_GRAPH_MAX_POINTS / 2; i++) g->hist[i] = g->hist[2 * i];
+    for (size_t i = 1; i < TY_GRAPH_MAX_POINTS / 2; i++)
+      g->hist[i] = g->hist[2 * i];
     g->n_hist = TY_GRAPH_MAX_POINTS / 2;
   }
   g->hist[g->n_hist++] = pt;
@@ -370,8 +391,10 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
     return;
   }
   graph_job *g = find(ctl, job, true);
-  if (existing.listed) replace_ckpts(g, &existing);
-  else record_ckpt(g, &pr);
+  if (existing.listed)
+    replace_ckpts(g, &existing);
+  else
+    record_ckpt(g, &pr);
   ty_checkpoint_list_close(&existing);
   if (g->n_ckpts && j->last_ckpt_ms != g->ckpts[g->n_ckpts - 1].time_ms) {
     j->last_ckpt_ms = g->ckpts[g->n_ckpts - 1].time_ms;

@@ -74,11 +74,11 @@ typedef struct list_work {
   int ended[4];
   size_t n_ended;
   uint32_t limit;
-  item *items;        /* the live jobs, then what the store adds */
+  item *items; /* the live jobs, then what the store adds */
   size_t n, cap;
   uint64_t *live_ids; /* sorted: the store's rows for these are older news */
   size_t n_live;
-  bool operator;      /* the caller: sees every job in full, or only uid's */
+  bool operator; /* the caller: sees every job in full, or only uid's */
   uint32_t uid;
   int rc;
 } list_work;
@@ -101,8 +101,10 @@ static bool is_live(const list_work *w, uint64_t id) {
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (w->live_ids[mid] == id) return true;
-    if (w->live_ids[mid] < id) lo = mid + 1;
-    else hi = mid;
+    if (w->live_ids[mid] < id)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return false;
 }
@@ -112,7 +114,7 @@ static int store_item(const ty_job_row *row, void *ud) {
   if (is_live(w, row->id)) return 0;
   ty__job_view v;
   ty__job_view_row(row, &v);
-  v.redact = !w->operator && !(row->uid >= 0 && (uint32_t)row->uid == w->uid);
+  v.redact = !w->operator&& !(row->uid >= 0 && (uint32_t)row->uid == w->uid);
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty__conv_job_info(&v, &b);
@@ -125,8 +127,12 @@ static int store_item(const ty_job_row *row, void *ud) {
 static void list_run(uv_work_t *req) {
   list_work *w = container_of(req, list_work, req);
   ty_store_reader *rd = NULL;
-  ty_job_query q = {.states = w->ended, .n_states = w->n_ended, .finished_only = true,
-                    .user = w->f.user, .queue = w->f.queue, .ended_since_ms = w->f.since_ms,
+  ty_job_query q = {.states = w->ended,
+                    .n_states = w->n_ended,
+                    .finished_only = true,
+                    .user = w->f.user,
+                    .queue = w->f.queue,
+                    .ended_since_ms = w->f.since_ms,
                     .limit = w->limit};
   w->rc = ty_store_reader_open(w->store, &rd);
   if (w->rc == 0) w->rc = ty_store_query_jobs(rd, &q, store_item, w);
@@ -149,7 +155,8 @@ static int list_answer(item *items, size_t n, uint32_t limit, ty_buf *out) {
 }
 
 static void list_work_free(list_work *w) {
-  for (size_t i = 0; i < w->n; i++) free(w->items[i].bytes);
+  for (size_t i = 0; i < w->n; i++)
+    free(w->items[i].bytes);
   free(w->items);
   free(w->live_ids);
   ty__list_filter_close(&w->f);
@@ -160,8 +167,10 @@ static void list_done(uv_work_t *req, int status) {
   list_work *w = container_of(req, list_work, req);
   int rc = status != 0 ? TY_ECLOSED : w->rc;
   if (rc == 0) rc = list_answer(w->items, w->n, w->f.limit, &w->r->out);
-  if (rc == TY_ESTORE) ty__reply_finish(w->r, rc, "cannot read finished jobs from the store");
-  else ty__reply_finish(w->r, rc, rc ? ty_strerror(rc) : NULL);
+  if (rc == TY_ESTORE)
+    ty__reply_finish(w->r, rc, "cannot read finished jobs from the store");
+  else
+    ty__reply_finish(w->r, rc, rc ? ty_strerror(rc) : NULL);
   list_work_free(w);
 }
 
@@ -214,7 +223,7 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     return;
   }
   w->ctl = ctl, w->store = ctl->store, w->r = r;
-  w->operator = r->operator, w->uid = r->who.uid;
+  w->operator= r->operator, w->uid = r->who.uid;
   rc = check_states(w->f.states, w->f.n_states, err, sizeof(err));
   if (rc == 0) rc = list_live(ctl, w);
   w->n_ended = ended_states(w->f.states, w->f.n_states, w->ended);
@@ -226,8 +235,10 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     rc = list_answer(w->items, w->n, w->f.limit, &r->out);
     if (rc == 0) remember(ctl, r, p, n, &r->out);
   }
-  if (rc == TY_EINVAL) ty__reply_finish(r, rc, err);
-  else ty__reply_finish(r, rc, rc ? ty_strerror(rc) : NULL);
+  if (rc == TY_EINVAL)
+    ty__reply_finish(r, rc, err);
+  else
+    ty__reply_finish(r, rc, rc ? ty_strerror(rc) : NULL);
   list_work_free(w);
 }
 
@@ -235,7 +246,8 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
 
 void ty__acct_job_close(ty__acct_job *a) {
   free(a->name), free(a->user), free(a->queue), free(a->reason), free(a->nodes);
-  for (size_t i = 0; i < a->n_ranks; i++) free(a->ranks[i].node);
+  for (size_t i = 0; i < a->n_ranks; i++)
+    free(a->ranks[i].node);
   free(a->ranks);
   memset(a, 0, sizeof(*a));
 }
@@ -262,14 +274,23 @@ static int acct_strings(ty__acct_job *a, const char *name, const char *user, con
 
 /* An ended job as the store has it (thread pool: pure). */
 static int acct_from_row(const ty_job_row *r, ty__acct_job *a) {
-  *a = (ty__acct_job){.id = r->id, .array_id = (uint64_t)r->array_id,
-                      .array_task = r->array_task, .state = r->state,
-                      .exit_code = r->exit_code, .term_signal = r->term_signal,
-                      .submit_ms = r->submit_ms, .start_ms = r->start_ms, .end_ms = r->end_ms,
-                      .requeue_count = r->requeue_count, .cpus = r->alloc_cpus,
-                      .gpus = r->alloc_gpus, .time_limit_s = r->time_limit_s,
-                      .mem_bytes = alloc_mem(r->alloc), .cpu_ms = r->cpu_usec / 1000,
-                      .gpu_ms = r->acct_gpu_ms, .mem_peak = r->mem_peak,
+  *a = (ty__acct_job){.id = r->id,
+                      .array_id = (uint64_t)r->array_id,
+                      .array_task = r->array_task,
+                      .state = r->state,
+                      .exit_code = r->exit_code,
+                      .term_signal = r->term_signal,
+                      .submit_ms = r->submit_ms,
+                      .start_ms = r->start_ms,
+                      .end_ms = r->end_ms,
+                      .requeue_count = r->requeue_count,
+                      .cpus = r->alloc_cpus,
+                      .gpus = r->alloc_gpus,
+                      .time_limit_s = r->time_limit_s,
+                      .mem_bytes = alloc_mem(r->alloc),
+                      .cpu_ms = r->cpu_usec / 1000,
+                      .gpu_ms = r->acct_gpu_ms,
+                      .mem_peak = r->mem_peak,
                       .measured = r->acct_measured};
   return acct_strings(a, r->name, r->user, r->queue, r->reason, r->nodes);
 }
@@ -305,7 +326,7 @@ typedef struct hist_work {
   size_t n_ended;
   ty__acct_job *jobs; /* the live ones first, then the store's */
   size_t n, cap, n_live;
-  bool all_users;     /* the caller is an operator; else only uid's jobs */
+  bool all_users; /* the caller is an operator; else only uid's jobs */
   uint32_t uid;
   bool truncated;
   int rc;
@@ -368,10 +389,16 @@ static int hist_row(const ty_job_row *row, void *ud) {
 static void hist_run(uv_work_t *req) {
   hist_work *w = container_of(req, hist_work, req);
   ty_store_reader *rd = NULL;
-  ty_job_query q = {.states = w->ended, .n_states = w->n_ended, .finished_only = true,
-                    .user = w->q.user, .queue = w->q.queue, .ended_since_ms = w->q.since_ms,
-                    .submitted_before_ms = w->q.until_ms, .limit = w->limit + 1,
-                    .ids = w->q.ids, .n_ids = w->q.n_ids};
+  ty_job_query q = {.states = w->ended,
+                    .n_states = w->n_ended,
+                    .finished_only = true,
+                    .user = w->q.user,
+                    .queue = w->q.queue,
+                    .ended_since_ms = w->q.since_ms,
+                    .submitted_before_ms = w->q.until_ms,
+                    .limit = w->limit + 1,
+                    .ids = w->q.ids,
+                    .n_ids = w->q.n_ids};
   w->rc = ty_store_reader_open(w->store, &rd);
   size_t before = w->n;
   if (w->rc == 0 && w->n_ended) w->rc = ty_store_query_jobs(rd, &q, hist_row, w);
@@ -385,7 +412,8 @@ static void hist_run(uv_work_t *req) {
 }
 
 static void hist_work_free(hist_work *w) {
-  for (size_t i = 0; i < w->n; i++) ty__acct_job_close(&w->jobs[i]);
+  for (size_t i = 0; i < w->n; i++)
+    ty__acct_job_close(&w->jobs[i]);
   free(w->jobs);
   ty__history_req_close(&w->q);
   free(w);
@@ -395,8 +423,10 @@ static void hist_done(uv_work_t *req, int status) {
   hist_work *w = container_of(req, hist_work, req);
   int rc = status != 0 ? TY_ECLOSED : w->rc;
   if (rc == 0) rc = ty__conv_history_resp(w->jobs, w->n, w->truncated, &w->r->out);
-  if (rc == TY_ESTORE) ty__reply_finish(w->r, rc, "cannot read the history from the store");
-  else ty__reply_finish(w->r, rc, rc ? ty_strerror(rc) : NULL);
+  if (rc == TY_ESTORE)
+    ty__reply_finish(w->r, rc, "cannot read the history from the store");
+  else
+    ty__reply_finish(w->r, rc, rc ? ty_strerror(rc) : NULL);
   hist_work_free(w);
 }
 
@@ -411,8 +441,10 @@ static int history_scope(ty_reply *r, hist_work *w, char *err, size_t len) {
   if (w->q.user[0] && strcmp(w->q.user, r->who.user) != 0) {
     r->refusal = "not_operator";
     ty_warn("refused GetHistory from %s: the jobs of %s", r->who.user, w->q.user);
-    return ty_errf(err, len, TY_EPERM, "history of user %s: permission denied: only operators "
-                   "see other users' jobs (%s is not one)", w->q.user, r->who.user);
+    return ty_errf(err, len, TY_EPERM,
+                   "history of user %s: permission denied: only operators "
+                   "see other users' jobs (%s is not one)",
+                   w->q.user, r->who.user);
   }
   char *me = ty_wire_strdup(r->who.user);
   if (!me) return ty_errf(err, len, TY_ENOMEM, "no memory for the request");
@@ -478,9 +510,12 @@ static int copy_node_event(const ty_node_event_row *e, void *ud) {
   ty_node_event_row *v = realloc(c->v, (c->n + 1) * sizeof(*v));
   if (!v) return TY_ENOMEM;
   c->v = v;
-  v[c->n] = (ty_node_event_row){.time_ms = e->time_ms, .from_state = e->from_state,
-                                .to_state = e->to_state, .node = ty_strdup(e->node),
-                                .action = ty_strdup(e->action), .reason = ty_strdup(e->reason),
+  v[c->n] = (ty_node_event_row){.time_ms = e->time_ms,
+                                .from_state = e->from_state,
+                                .to_state = e->to_state,
+                                .node = ty_strdup(e->node),
+                                .action = ty_strdup(e->action),
+                                .reason = ty_strdup(e->reason),
                                 .actor = ty_strdup(e->actor)};
   c->n++;
   return 0;

@@ -45,19 +45,20 @@ static int check_command(const ty_job_spec *s, char *err, size_t len) {
   if (s->argc == 0) return ty_errf(err, len, TY_EINVAL, "job.command.argv: must not be empty");
   if (s->argc > TY_JOB_MAX_ARGS)
     return ty_errf(err, len, TY_EINVAL, "job.command.argv: %zu arguments, at most %d are allowed",
-               s->argc, TY_JOB_MAX_ARGS);
+                   s->argc, TY_JOB_MAX_ARGS);
   if (!s->argv[0] || !s->argv[0][0])
     return ty_errf(err, len, TY_EINVAL, "job.command.argv[0]: must not be empty");
   for (size_t i = 0; i < s->argc; i++)
     if (!s->argv[i] || strlen(s->argv[i]) > TY_JOB_MAX_ARG_LEN)
       return ty_errf(err, len, TY_EINVAL, "job.command.argv[%zu]: longer than %d bytes", i,
-                 TY_JOB_MAX_ARG_LEN);
+                     TY_JOB_MAX_ARG_LEN);
   for (size_t i = 0; i < s->envc; i++)
     if (!s->env[i] || !env_ok(s->env[i]))
       return ty_errf(err, len, TY_EINVAL, "job.command.env[%zu]: \"%.64s\" is not NAME=value", i,
-                 s->env[i] ? s->env[i] : "");
+                     s->env[i] ? s->env[i] : "");
   if (s->cwd && s->cwd[0] && s->cwd[0] != '/')
-    return ty_errf(err, len, TY_EINVAL, "job.command.cwd: \"%.128s\" is not an absolute path", s->cwd);
+    return ty_errf(err, len, TY_EINVAL, "job.command.cwd: \"%.128s\" is not an absolute path",
+                   s->cwd);
   return 0;
 }
 
@@ -71,19 +72,19 @@ static int check_resources(ty_job_spec *s, char *err, size_t len) {
    * default (1) for nodes, tasks_per_node and cpus_per_task. */
   if (s->nodes == 0) s->nodes = 1;
   if (s->nodes > TY_JOB_MAX_NODES)
-    return ty_errf(err, len, TY_EINVAL, "job.resources.nodes: %u is above the limit of %d", s->nodes,
-               TY_JOB_MAX_NODES);
+    return ty_errf(err, len, TY_EINVAL, "job.resources.nodes: %u is above the limit of %d",
+                   s->nodes, TY_JOB_MAX_NODES);
   if (s->tasks_per_node == 0) s->tasks_per_node = 1;
   if (s->cpus_per_task == 0) s->cpus_per_task = 1;
   if (s->tasks_per_node > TY_JOB_MAX_TASKS_PER_NODE)
     return ty_errf(err, len, TY_EINVAL, "job.resources.tasks_per_node: %u is above the limit of %d",
-               s->tasks_per_node, TY_JOB_MAX_TASKS_PER_NODE);
+                   s->tasks_per_node, TY_JOB_MAX_TASKS_PER_NODE);
   if (s->cpus_per_task > TY_JOB_MAX_CPUS_PER_TASK)
     return ty_errf(err, len, TY_EINVAL, "job.resources.cpus_per_task: %u is above the limit of %d",
-               s->cpus_per_task, TY_JOB_MAX_CPUS_PER_TASK);
+                   s->cpus_per_task, TY_JOB_MAX_CPUS_PER_TASK);
   if (s->gpus_per_node > 64)
     return ty_errf(err, len, TY_EINVAL, "job.resources.gpus_per_node: %u is above the limit of 64",
-               s->gpus_per_node);
+                   s->gpus_per_node);
   return 0;
 }
 
@@ -125,15 +126,18 @@ static int check_graph(ty_job_spec *s, char *err, size_t len) {
   if (has_path && s->model_len)
     return ty_errf(err, len, TY_EINVAL, "job.graph: give model_path or model_bytes, not both");
   if (has_path && s->model_path[0] != '/')
-    return ty_errf(err, len, TY_EINVAL, "job.graph.model_path: \"%.128s\" is not an absolute path", s->model_path);
+    return ty_errf(err, len, TY_EINVAL, "job.graph.model_path: \"%.128s\" is not an absolute path",
+                   s->model_path);
   if (s->train_config_len == 0)
-    return ty_errf(err, len, TY_EINVAL, "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.graph.train_config: required (an encoded trainyard.TrainConfig)");
   if (!ty_parallelism_name(s->parallelism))
     return ty_errf(err, len, TY_EINVAL,
                    "job.graph.parallelism: %d is not auto (0), data (1), tensor (2) or grid (3)",
                    s->parallelism);
   int rc = check_resources(s, err, len);
-  if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1) s->tasks_per_node = s->gpus_per_node;
+  if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1)
+    s->tasks_per_node = s->gpus_per_node;
   return rc;
 }
 
@@ -158,7 +162,9 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
   if (!s->name || !s->name[0]) { /* the command's name, the model's, or "graph" */
     free(s->name);
     bool graph = s->kind == TY_JOB_KIND_GRAPH;
-    s->name = basename_dup(!graph ? s->argv[0] : s->model_path && s->model_path[0] ? s->model_path : "graph");
+    s->name = basename_dup(!graph                              ? s->argv[0]
+                           : s->model_path && s->model_path[0] ? s->model_path
+                                                               : "graph");
   }
   if (!s->user || !s->user[0]) {
     free(s->user);
@@ -173,7 +179,7 @@ int ty_job_check_request_id(const char *id, char *err, size_t len) {
     return ty_errf(err, len, TY_EINVAL, "request_id: longer than %d bytes", TY_JOB_MAX_REQUEST_ID);
   for (size_t i = 0; i < n; i++)
     if (id[i] <= ' ' || id[i] > '~')
-      return ty_errf(err, len, TY_EINVAL,
-                     "request_id: byte %zu is not printable ASCII (0x%02x)", i, (unsigned char)id[i]);
+      return ty_errf(err, len, TY_EINVAL, "request_id: byte %zu is not printable ASCII (0x%02x)", i,
+                     (unsigned char)id[i]);
   return 0;
 }

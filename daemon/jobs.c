@@ -41,24 +41,38 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
     for (uint32_t r = 0; r < j->n_ranks; r++) {
       const ty_rank *rk = &j->ranks[r];
       if (rk->end_seq != seq) continue;
-      ty_buf_printf(&alloc, ";E%u,%d,%d,%d,%d", r, rk->task_state, rk->exit_code,
-                    rk->term_signal, rk->timed_out ? 1 : 0);
+      ty_buf_printf(&alloc, ";E%u,%d,%d,%d,%d", r, rk->task_state, rk->exit_code, rk->term_signal,
+                    rk->timed_out ? 1 : 0);
     }
-  *out = (ty_job_row){.id = j->id, .name = j->spec.name, .user = j->spec.user,
-                      .queue = j->spec.queue, .priority = j->spec.priority, .state = j->state,
-                      .reason = j->reason, .exit_code = j->exit_code,
-                      .term_signal = j->term_signal, .submit_ms = j->submit_ms,
-                      .start_ms = j->start_ms, .end_ms = j->end_ms,
+  *out = (ty_job_row){.id = j->id,
+                      .name = j->spec.name,
+                      .user = j->spec.user,
+                      .queue = j->spec.queue,
+                      .priority = j->spec.priority,
+                      .state = j->state,
+                      .reason = j->reason,
+                      .exit_code = j->exit_code,
+                      .term_signal = j->term_signal,
+                      .submit_ms = j->submit_ms,
+                      .start_ms = j->start_ms,
+                      .end_ms = j->end_ms,
                       .nodes = j->n_slots ? (char *)nodes.data : (j->nodes_csv ? j->nodes_csv : ""),
                       .alloc = (char *)alloc.data,
-                      .requeue_count = j->requeue_count, .spec = j->blob,
+                      .requeue_count = j->requeue_count,
+                      .spec = j->blob,
                       .request_id = j->request_id ? j->request_id : "",
-                      .spec_len = j->blob_len, .held = j->held,
-                      .last_ckpt_ms = j->last_ckpt_ms, .plan = j->plan,
-                      .plan_len = j->plan_len, .array_id = (int64_t)j->array_id,
-                      .array_task = j->array_task, .model_file = j->model_file,
-                      .time_limit_s = j->spec.time_limit_s, .alloc_cpus = j->alloc_cpus,
-                      .alloc_gpus = j->alloc_gpus, .acct_gpu_ms = j->acct_gpu_ms,
+                      .spec_len = j->blob_len,
+                      .held = j->held,
+                      .last_ckpt_ms = j->last_ckpt_ms,
+                      .plan = j->plan,
+                      .plan_len = j->plan_len,
+                      .array_id = (int64_t)j->array_id,
+                      .array_task = j->array_task,
+                      .model_file = j->model_file,
+                      .time_limit_s = j->spec.time_limit_s,
+                      .alloc_cpus = j->alloc_cpus,
+                      .alloc_gpus = j->alloc_gpus,
+                      .acct_gpu_ms = j->acct_gpu_ms,
                       .acct_measured = j->acct_measured,
                       .cpu_usec = (int64_t)j->usage.cpu_usec,
                       .mem_peak = (int64_t)j->usage.mem_peak_bytes,
@@ -80,16 +94,27 @@ const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full) {
     ty_buf_printf(&nodes, "%s%s", s ? "," : "", j->slots[s].node->name);
   ty_buf_append(&nodes, "", 1);
   const char *dep = j->dep != TY__DEP_MET && j->dep_reason ? strstr(j->dep_reason, ": ") : NULL;
-  ty__job_view v = {.id = j->id, .spec = j->blob, .spec_len = j->blob_len, .state = j->state,
-                    .reason = j->reason, .exit_code = j->exit_code,
-                    .term_signal = j->term_signal, .submit_ms = j->submit_ms,
-                    .start_ms = j->start_ms, .end_ms = j->end_ms,
+  ty__job_view v = {.id = j->id,
+                    .spec = j->blob,
+                    .spec_len = j->blob_len,
+                    .state = j->state,
+                    .reason = j->reason,
+                    .exit_code = j->exit_code,
+                    .term_signal = j->term_signal,
+                    .submit_ms = j->submit_ms,
+                    .start_ms = j->start_ms,
+                    .end_ms = j->end_ms,
                     .nodes_csv = j->n_slots ? (char *)nodes.data : j->nodes_csv,
-                    .requeue_count = j->requeue_count, .held = j->held,
+                    .requeue_count = j->requeue_count,
+                    .held = j->held,
                     .priority = j->state == TY_JOB_PENDING ? j->prio : 0,
-                    .last_ckpt_ms = j->last_ckpt_ms, .array_id = j->array_id,
-                    .array_task = j->array_task, .dependency = dep ? dep + 2 : "",
-                    .usage = j->usage, .usage_measured = j->acct_measured, .redact = !full};
+                    .last_ckpt_ms = j->last_ckpt_ms,
+                    .array_id = j->array_id,
+                    .array_task = j->array_task,
+                    .dependency = dep ? dep + 2 : "",
+                    .usage = j->usage,
+                    .usage_measured = j->acct_measured,
+                    .redact = !full};
   info->len = 0;
   int rc = ty__conv_job_info(&v, info);
   ty_buf_close(&nodes);
@@ -120,7 +145,8 @@ void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     if (fp[c] != j->fp[c]) cols |= (ty_job_cols)1 << c;
   if (cols && ty_txn_update_job(txn, &row, cols) != 0)
     ty_error("job %llu: no memory to copy its row; the store keeps its previous state until the "
-             "job changes again", (unsigned long long)j->id);
+             "job changes again",
+             (unsigned long long)j->id);
   else if (cols)
     memcpy(j->fp, fp, sizeof(fp));
   free(nodes);
@@ -131,7 +157,8 @@ void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 /* Gives j its slots: charges the nodes and creates tasks_per_node ranks per
  * slot, all waiting for launch. */
 static void set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots) {
-  for (uint32_t i = 0; i < j->n_ranks; i++) free(j->ranks[i].reason);
+  for (uint32_t i = 0; i < j->n_ranks; i++)
+    free(j->ranks[i].reason);
   free(j->ranks);
   free(j->slots);
   uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
@@ -139,7 +166,8 @@ static void set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots) {
   j->n_slots = n_slots;
   j->n_ranks = n_slots * tpn;
   j->ranks = ty_xcalloc(j->n_ranks ? j->n_ranks : 1, sizeof(*j->ranks));
-  for (uint32_t r = 0; r < j->n_ranks; r++) j->ranks[r].slot = r / tpn;
+  for (uint32_t r = 0; r < j->n_ranks; r++)
+    j->ranks[r].slot = r / tpn;
   for (uint32_t s = 0; s < n_slots; s++) {
     ty_slot *sl = &slots[s];
     sl->live = tpn;
@@ -195,11 +223,19 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
   int64_t now = ty_now_ms(), ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
   uint32_t slot_gpus = (uint32_t)__builtin_popcountll(sl->gpus);
   bool measured = use && (use->cpu_usec || use->mem_peak_bytes);
-  ty_rank_row row = {.job_id = j->id, .run = j->acct_run, .rank = r, .node = sl->node->name,
-                     .start_ms = j->start_ms, .end_ms = now, .state = rk->task_state,
-                     .exit_code = rk->exit_code, .term_signal = rk->term_signal,
-                     .cpus = j->spec.cpus_per_task, .gpus = slot_gpus / tpn,
-                     .cpu_ms = ms * j->spec.cpus_per_task, .gpu_ms = ms * slot_gpus / tpn,
+  ty_rank_row row = {.job_id = j->id,
+                     .run = j->acct_run,
+                     .rank = r,
+                     .node = sl->node->name,
+                     .start_ms = j->start_ms,
+                     .end_ms = now,
+                     .state = rk->task_state,
+                     .exit_code = rk->exit_code,
+                     .term_signal = rk->term_signal,
+                     .cpus = j->spec.cpus_per_task,
+                     .gpus = slot_gpus / tpn,
+                     .cpu_ms = ms * j->spec.cpus_per_task,
+                     .gpu_ms = ms * slot_gpus / tpn,
                      .measured = measured};
   if (measured) {
     row.cpu_ms = (int64_t)(use->cpu_usec / 1000), row.mem_peak = (int64_t)use->mem_peak_bytes;
@@ -233,8 +269,10 @@ int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, cons
   char *tok = strtok_r(spec, ";", &save_a);
   for (char *name = strtok_r(names, ",", &save_n); name && rc == 0;
        name = strtok_r(NULL, ",", &save_n), tok = strtok_r(NULL, ";", &save_a)) {
-    if (!tok || n >= j->spec.nodes) rc = TY_EINVAL;
-    else rc = parse_slot(ctl, tok, name, &slots[n++]);
+    if (!tok || n >= j->spec.nodes)
+      rc = TY_EINVAL;
+    else
+      rc = parse_slot(ctl, tok, name, &slots[n++]);
   }
   if (rc == 0 && n == 0) rc = TY_EINVAL;
   if (rc != 0) {
@@ -242,7 +280,8 @@ int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, cons
     goto done;
   }
   set_slots(j, slots, n);
-  for (uint32_t r = 0; r < j->n_ranks; r++) j->ranks[r].state = RANK_RUNNING; /* assumed */
+  for (uint32_t r = 0; r < j->n_ranks; r++)
+    j->ranks[r].state = RANK_RUNNING; /* assumed */
   for (; tok; tok = strtok_r(NULL, ";", &save_a)) {
     unsigned r;
     int st, code, sig, to;
@@ -277,8 +316,12 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
   ty__metrics_job_transition(ctl, j, from, to, now);
   if (first_start || ty_job_state_terminal(to)) ty__deps_target_changed(ctl, j, first_start);
   ty__job_save(ctl, j, txn);
-  ty_event_row ev = {.job_id = j->id, .time_ms = now, .from_state = from, .to_state = to,
-                     .reason = j->reason, .actor = actor};
+  ty_event_row ev = {.job_id = j->id,
+                     .time_ms = now,
+                     .from_state = from,
+                     .to_state = to,
+                     .reason = j->reason,
+                     .actor = actor};
   ty_txn_add_event(txn, &ev);
   ty__watch_touch(ctl, j, true);
   ty_info("job %llu: %s -> %s%s%s", (unsigned long long)j->id, ty_job_state_name(from),
@@ -286,8 +329,12 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
 }
 
 void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn) {
-  ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = j->state,
-                     .to_state = j->state, .reason = reason, .actor = actor};
+  ty_event_row ev = {.job_id = j->id,
+                     .time_ms = ty_now_ms(),
+                     .from_state = j->state,
+                     .to_state = j->state,
+                     .reason = reason,
+                     .actor = actor};
   ty_txn_add_event(txn, &ev);
   ty_info("job %llu: %s", (unsigned long long)j->id, reason);
 }
@@ -322,8 +369,8 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   launch_ctx *lc = ud;
   if (!final) return;
   ty_job *j = ty__job_find(lc->ctl, lc->job_id);
-  bool current = j && j->run == lc->run && lc->rank < j->n_ranks &&
-                 j->ranks[lc->rank].state == RANK_LAUNCHING;
+  bool current =
+      j && j->run == lc->run && lc->rank < j->n_ranks && j->ranks[lc->rank].state == RANK_LAUNCHING;
   if (current && status == 0) {
     j->ranks[lc->rank].state = RANK_RUNNING;
   } else if (current && status != TY_ECLOSED && !lc->ctl->stopping) {
@@ -338,24 +385,39 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
 /* The LaunchTask of rank r: points into j and into gpus (64 entries), key
  * (TY_TOKEN_KEY_LEN bytes) and model (a graph job's model_bytes read back
  * from its file), which the caller keeps until it is encoded. */
-static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus,
-                      uint8_t *key, const ty_buf *model, ty_task_spec *t) {
+static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus, uint8_t *key,
+                      const ty_buf *model, ty_task_spec *t) {
   const ty_job_spec *s = &j->spec;
   const ty_slot *sl = &j->slots[j->ranks[r].slot];
   uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
   size_t ng = 0;
   for (uint32_t i = 0; i < 64; i++)
     if (sl->gpus & (UINT64_C(1) << i)) gpus[ng++] = i;
-  *t = (ty_task_spec){
-      .job_id = j->id, .rank = r, .local_rank = r % tpn, .world_size = j->n_ranks,
-      .local_world_size = tpn, .master_addr = j->slots[0].node->host,
-      .master_port = 29500 + (uint32_t)(j->id % 20000), .gpu_indices = gpus, .n_gpus = ng,
-      .cpus = s->cpus_per_task, .argv = (const char *const *)s->argv, .argc = s->argc,
-      .env = (const char *const *)s->env, .n_env = s->envc, .cwd = s->cwd,
-      .time_limit_s = s->time_limit_s, .kill_grace_s = ctl->cfg.kill_grace_s, .user = s->user,
-      .has_uid = s->has_uid, .uid = s->uid, .gid = s->gid, .mem_per_node = s->mem_per_node,
-      .interactive = s->interactive, .warn_signal = s->warn_signal,
-      .warn_before_s = s->warn_before_s};
+  *t = (ty_task_spec){.job_id = j->id,
+                      .rank = r,
+                      .local_rank = r % tpn,
+                      .world_size = j->n_ranks,
+                      .local_world_size = tpn,
+                      .master_addr = j->slots[0].node->host,
+                      .master_port = 29500 + (uint32_t)(j->id % 20000),
+                      .gpu_indices = gpus,
+                      .n_gpus = ng,
+                      .cpus = s->cpus_per_task,
+                      .argv = (const char *const *)s->argv,
+                      .argc = s->argc,
+                      .env = (const char *const *)s->env,
+                      .n_env = s->envc,
+                      .cwd = s->cwd,
+                      .time_limit_s = s->time_limit_s,
+                      .kill_grace_s = ctl->cfg.kill_grace_s,
+                      .user = s->user,
+                      .has_uid = s->has_uid,
+                      .uid = s->uid,
+                      .gid = s->gid,
+                      .mem_per_node = s->mem_per_node,
+                      .interactive = s->interactive,
+                      .warn_signal = s->warn_signal,
+                      .warn_before_s = s->warn_before_s};
   /* The worker verifies task tokens (logs, attach) with the key; graph
    * ranks sign their rendezvous token with it. It travels only on the
    * worker's authenticated connection. */
@@ -390,8 +452,8 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const ty_buf 
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
   *lc = (launch_ctx){ctl, j->id, j->run, r};
   int rc = ty__conv_launch_req(&t, &b);
-  if (rc == 0) ty__node_call(ctl, s->node, TY_M_LAUNCH_TASK, &b, LAUNCH_TIMEOUT_MS,
-                             on_launch_answer, lc);
+  if (rc == 0)
+    ty__node_call(ctl, s->node, TY_M_LAUNCH_TASK, &b, LAUNCH_TIMEOUT_MS, on_launch_answer, lc);
   ty_buf_close(&b);
   memset(key, 0, sizeof(key));
   if (rc != 0) {
@@ -470,7 +532,7 @@ void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slo
 
 static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
                            void *ud) {
-  (void)c, (void)msg, (void)final, (void)ud;
+  (void)c, (void)msg, (void) final, (void)ud;
   if (final && status != 0 && status != TY_ECLOSED)
     ty_warn("KillTask to %s answered %s", ty_rpc_peer(c), ty_strerror(status));
 }
@@ -603,8 +665,8 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   }
 }
 
-void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state,
-                    int32_t exit_code, int32_t term_signal, bool timed_out, const char *reason,
+void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
+                    int32_t term_signal, bool timed_out, const char *reason,
                     const ty_task_usage *use, ty_txn *txn) {
   ty_rank *rk = &j->ranks[rank];
   if (rk->state == RANK_ENDED) return;
@@ -640,8 +702,12 @@ void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *tx
   j->requeue_count++;
   j->dep = TY__DEP_MET; /* its dependencies were met once */
   ty__job_save(ctl, j, txn);
-  ty_event_row ev = {.job_id = j->id, .time_ms = ty_now_ms(), .from_state = from,
-                     .to_state = TY_JOB_PENDING, .reason = why, .actor = actor};
+  ty_event_row ev = {.job_id = j->id,
+                     .time_ms = ty_now_ms(),
+                     .from_state = from,
+                     .to_state = TY_JOB_PENDING,
+                     .reason = why,
+                     .actor = actor};
   ty_txn_add_event(txn, &ev);
   ty_info("job %llu: %s -> PENDING: %s", (unsigned long long)j->id, ty_job_state_name(from), why);
   ty__sched_request(ctl);

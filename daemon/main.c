@@ -57,49 +57,51 @@ typedef struct daemon_state {
 } daemon_state;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: traind [options]\n"
-          "  --listen HOST:PORT          clients and workers (default 127.0.0.1:%d; port 0 = ephemeral)\n"
-          "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:%d)\n"
-          "  --web-listen HOST:PORT      the read-only web console (default off; docs/web-console.md)\n"
-          "  --web-token-required        with --auth none, loopback clients need the console's token too\n"
-          "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
-          "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
-          "                              the workers; default: checkpoints next to the state dir)\n"
-          "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
-          "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
-          "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
-          "  --max-frame BYTES           largest RPC frame (default 64M)\n"
-          TY_RPC_LIMITS_USAGE
-          "  --config FILE               scheduler and auth. settings: key = value lines (README)\n"
-          "  --auth munge|none           client authentication (default munge; none: a\n"
-          "                              single-user development cluster, no credentials)\n"
-          "  --munge-socket PATH         munged's socket (default /run/munge/munge.socket.2)\n"
-          "Jobs in memory and history (finished jobs are read back from the store):\n"
-          "  --job-cache N               finished jobs kept in memory (default 1000)\n"
-          "  --min-job-age DURATION      ... for at most this long after last use (5m)\n"
-          "  --purge-after DURATION      delete jobs from the store this long after they\n"
-          "                              ended, e.g. 30d (default: keep them)\n"
-          "  --kill-on-invalid-dep       cancel jobs whose dependency can never be met\n"
-          "                              (default: leave them pending with the reason)\n"
-          "Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
-          "  --graphcheck PATH           its binary (default: next to traind, or\n"
-          "                              graphcheck/trainyard-graphcheck in a build tree)\n"
-          "  --check-cpu-s N             its CPU time limit (default 60)\n"
-          "  --check-mem BYTES           its address-space limit (default 4G)\n"
-          "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
-          "  --check-jobs N              checks running at once (default 4)\n"
-          "The planner's cost model (docs/planner.md):\n"
-          "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
-          "                              jobs with GPUs 1e11)\n"
-          "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
-          "                              per task, else 16G)\n"
-          "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
-          "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
-          "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
-          "  --log-level LEVEL           debug|info|warn|error (default info)\n"
-          "  --help                      this text\n",
-          TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
+  fprintf(
+      f,
+      "usage: traind [options]\n"
+      "  --listen HOST:PORT          clients and workers (default 127.0.0.1:%d; port 0 = "
+      "ephemeral)\n"
+      "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:%d)\n"
+      "  --web-listen HOST:PORT      the read-only web console (default off; docs/web-console.md)\n"
+      "  --web-token-required        with --auth none, loopback clients need the console's token "
+      "too\n"
+      "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
+      "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
+      "                              the workers; default: checkpoints next to the state dir)\n"
+      "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
+      "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
+      "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
+      "  --max-frame BYTES           largest RPC frame (default 64M)\n" TY_RPC_LIMITS_USAGE
+      "  --config FILE               scheduler and auth. settings: key = value lines (README)\n"
+      "  --auth munge|none           client authentication (default munge; none: a\n"
+      "                              single-user development cluster, no credentials)\n"
+      "  --munge-socket PATH         munged's socket (default /run/munge/munge.socket.2)\n"
+      "Jobs in memory and history (finished jobs are read back from the store):\n"
+      "  --job-cache N               finished jobs kept in memory (default 1000)\n"
+      "  --min-job-age DURATION      ... for at most this long after last use (5m)\n"
+      "  --purge-after DURATION      delete jobs from the store this long after they\n"
+      "                              ended, e.g. 30d (default: keep them)\n"
+      "  --kill-on-invalid-dep       cancel jobs whose dependency can never be met\n"
+      "                              (default: leave them pending with the reason)\n"
+      "Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
+      "  --graphcheck PATH           its binary (default: next to traind, or\n"
+      "                              graphcheck/trainyard-graphcheck in a build tree)\n"
+      "  --check-cpu-s N             its CPU time limit (default 60)\n"
+      "  --check-mem BYTES           its address-space limit (default 4G)\n"
+      "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
+      "  --check-jobs N              checks running at once (default 4)\n"
+      "The planner's cost model (docs/planner.md):\n"
+      "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
+      "                              jobs with GPUs 1e11)\n"
+      "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
+      "                              per task, else 16G)\n"
+      "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
+      "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
+      "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
+      "  --log-level LEVEL           debug|info|warn|error (default info)\n"
+      "  --help                      this text\n",
+      TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
 }
 
 /* A usage error: the message, the usage on stderr, exit code 2. */
@@ -125,46 +127,102 @@ static int bad_flag(const char *flag, const char *value, const char *want) {
 
 static int parse_flag(opts *o, int c, const char *arg) {
   switch (c) {
-  case 'l': return ty_parse_hostport(arg, o->listen_host, sizeof(o->listen_host), &o->listen_port)
-                   ? bad_flag("--listen", arg, "HOST:PORT") : 0;
-  case 'm': return ty_parse_hostport(arg, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port)
-                   ? bad_flag("--metrics-listen", arg, "HOST:PORT") : 0;
-  case 'w': return ty_parse_hostport(arg, o->web_host, sizeof(o->web_host), &o->web_port)
-                   ? bad_flag("--web-listen", arg, "HOST:PORT") : 0;
-  case 'W': o->web_token_required = true; return 0;
-  case 's': o->state_dir = arg; return 0;
-  case 'b': return parse_u32(arg, 1, &o->heartbeat_ms) ? bad_flag("--heartbeat-ms", arg, "a positive number") : 0;
-  case 't': return parse_u32(arg, 1, &o->node_timeout_ms) ? bad_flag("--node-timeout-ms", arg, "a positive number") : 0;
-  case 'k': return parse_u32(arg, 0, &o->kill_grace_s) ? bad_flag("--kill-grace-s", arg, "a number of seconds") : 0;
-  case 'f': return ty_parse_size(arg, &o->max_frame) || o->max_frame < 1024 || o->max_frame > UINT32_MAX
-                   ? bad_flag("--max-frame", arg, "a size between 1K and 4G") : 0;
-  case 'p': o->port_file = arg; return 0;
-  case 'c': o->config_file = arg; return 0;
-  case 'a': return ty_auth_mode_parse(arg, &o->auth) || o->auth == TY_AUTH_KEY
-                   ? bad_flag("--auth", arg, "munge or none") : 0;
-  case 'S': o->munge_socket = arg; return 0;
-  case 'D': o->checkpoint_dir = arg; return 0;
-  case 'v': return ty_log_parse_level(arg, &o->level) ? bad_flag("--log-level", arg, "debug|info|warn|error") : 0;
-  case 'g': return snprintf(o->graphcheck, sizeof o->graphcheck, "%s", arg) >= (int)sizeof o->graphcheck
-                   ? bad_flag("--graphcheck", arg, "a path") : 0;
-  case 'C': return parse_u32(arg, 1, &o->check_cpu_s) ? bad_flag("--check-cpu-s", arg, "a positive number") : 0;
-  case 'M': return ty_parse_size(arg, &o->check_mem) || o->check_mem < (64u << 20)
-                   ? bad_flag("--check-mem", arg, "a size of at least 64M") : 0;
-  case 'T': return parse_u32(arg, 1, &o->check_timeout_s) ? bad_flag("--check-timeout-s", arg, "a positive number") : 0;
-  case 'J': return parse_u32(arg, 1, &o->check_jobs) ? bad_flag("--check-jobs", arg, "a positive number") : 0;
-  case 'N': return parse_u32(arg, 1, &o->job_cache) ? bad_flag("--job-cache", arg, "a positive number") : 0;
-  case 'A': return ty_parse_duration(arg, &o->min_job_age_s) || !o->min_job_age_s
-                   ? bad_flag("--min-job-age", arg, "a duration above 0 (e.g. 300, 5m)") : 0;
-  case 'P': return ty_parse_duration(arg, &o->purge_after_s) || !o->purge_after_s
-                   ? bad_flag("--purge-after", arg, "a duration above 0 (e.g. 30d, 720h)") : 0;
-  case 'K': o->kill_on_invalid_dep = true; return 0;
-  case 'h': usage(stdout); return -1;
-  default: break;
+  case 'l':
+    return ty_parse_hostport(arg, o->listen_host, sizeof(o->listen_host), &o->listen_port)
+               ? bad_flag("--listen", arg, "HOST:PORT")
+               : 0;
+  case 'm':
+    return ty_parse_hostport(arg, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port)
+               ? bad_flag("--metrics-listen", arg, "HOST:PORT")
+               : 0;
+  case 'w':
+    return ty_parse_hostport(arg, o->web_host, sizeof(o->web_host), &o->web_port)
+               ? bad_flag("--web-listen", arg, "HOST:PORT")
+               : 0;
+  case 'W':
+    o->web_token_required = true;
+    return 0;
+  case 's':
+    o->state_dir = arg;
+    return 0;
+  case 'b':
+    return parse_u32(arg, 1, &o->heartbeat_ms)
+               ? bad_flag("--heartbeat-ms", arg, "a positive number")
+               : 0;
+  case 't':
+    return parse_u32(arg, 1, &o->node_timeout_ms)
+               ? bad_flag("--node-timeout-ms", arg, "a positive number")
+               : 0;
+  case 'k':
+    return parse_u32(arg, 0, &o->kill_grace_s)
+               ? bad_flag("--kill-grace-s", arg, "a number of seconds")
+               : 0;
+  case 'f':
+    return ty_parse_size(arg, &o->max_frame) || o->max_frame < 1024 || o->max_frame > UINT32_MAX
+               ? bad_flag("--max-frame", arg, "a size between 1K and 4G")
+               : 0;
+  case 'p':
+    o->port_file = arg;
+    return 0;
+  case 'c':
+    o->config_file = arg;
+    return 0;
+  case 'a':
+    return ty_auth_mode_parse(arg, &o->auth) || o->auth == TY_AUTH_KEY
+               ? bad_flag("--auth", arg, "munge or none")
+               : 0;
+  case 'S':
+    o->munge_socket = arg;
+    return 0;
+  case 'D':
+    o->checkpoint_dir = arg;
+    return 0;
+  case 'v':
+    return ty_log_parse_level(arg, &o->level)
+               ? bad_flag("--log-level", arg, "debug|info|warn|error")
+               : 0;
+  case 'g':
+    return snprintf(o->graphcheck, sizeof o->graphcheck, "%s", arg) >= (int)sizeof o->graphcheck
+               ? bad_flag("--graphcheck", arg, "a path")
+               : 0;
+  case 'C':
+    return parse_u32(arg, 1, &o->check_cpu_s) ? bad_flag("--check-cpu-s", arg, "a positive number")
+                                              : 0;
+  case 'M':
+    return ty_parse_size(arg, &o->check_mem) || o->check_mem < (64u << 20)
+               ? bad_flag("--check-mem", arg, "a size of at least 64M")
+               : 0;
+  case 'T':
+    return parse_u32(arg, 1, &o->check_timeout_s)
+               ? bad_flag("--check-timeout-s", arg, "a positive number")
+               : 0;
+  case 'J':
+    return parse_u32(arg, 1, &o->check_jobs) ? bad_flag("--check-jobs", arg, "a positive number")
+                                             : 0;
+  case 'N':
+    return parse_u32(arg, 1, &o->job_cache) ? bad_flag("--job-cache", arg, "a positive number") : 0;
+  case 'A':
+    return ty_parse_duration(arg, &o->min_job_age_s) || !o->min_job_age_s
+               ? bad_flag("--min-job-age", arg, "a duration above 0 (e.g. 300, 5m)")
+               : 0;
+  case 'P':
+    return ty_parse_duration(arg, &o->purge_after_s) || !o->purge_after_s
+               ? bad_flag("--purge-after", arg, "a duration above 0 (e.g. 30d, 720h)")
+               : 0;
+  case 'K':
+    o->kill_on_invalid_dep = true;
+    return 0;
+  case 'h':
+    usage(stdout);
+    return -1;
+  default:
+    break;
   }
   if (c >= PLAN_OPT_FIRST && c < PLAN_OPT_FIRST + (int)TY_ARRAY_LEN(plan_keys)) {
     char what[64], err[TY_ERR_LEN];
     snprintf(what, sizeof what, "--plan-%s", plan_keys[c - PLAN_OPT_FIRST]);
-    if (ty_plan_cluster_set(&o->rates, plan_keys[c - PLAN_OPT_FIRST], what, arg, err, sizeof err) == 0)
+    if (ty_plan_cluster_set(&o->rates, plan_keys[c - PLAN_OPT_FIRST], what, arg, err, sizeof err) ==
+        0)
       return 0;
     fprintf(stderr, "traind: %s\n", err);
     return 2;
@@ -178,34 +236,52 @@ static int parse_flag(opts *o, int c, const char *arg) {
   return rc == 0 ? 0 : usage_error("unhandled option");
 }
 
-static const struct option longopts[] = {
-    {"listen", required_argument, NULL, 'l'},     {"metrics-listen", required_argument, NULL, 'm'},
-    {"web-listen", required_argument, NULL, 'w'}, {"web-token-required", no_argument, NULL, 'W'},
-    {"state-dir", required_argument, NULL, 's'},  {"heartbeat-ms", required_argument, NULL, 'b'},
-    {"node-timeout-ms", required_argument, NULL, 't'},
-    {"kill-grace-s", required_argument, NULL, 'k'}, {"max-frame", required_argument, NULL, 'f'},
-    {"port-file", required_argument, NULL, 'p'},  {"log-level", required_argument, NULL, 'v'},
-    {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
-    {"auth", required_argument, NULL, 'a'},       {"munge-socket", required_argument, NULL, 'S'},
-    {"checkpoint-dir", required_argument, NULL, 'D'},
-    {"graphcheck", required_argument, NULL, 'g'}, {"check-cpu-s", required_argument, NULL, 'C'},
-    {"check-mem", required_argument, NULL, 'M'},  {"check-timeout-s", required_argument, NULL, 'T'},
-    {"check-jobs", required_argument, NULL, 'J'},
-    {"job-cache", required_argument, NULL, 'N'},  {"min-job-age", required_argument, NULL, 'A'},
-    {"purge-after", required_argument, NULL, 'P'},
-    {"kill-on-invalid-dep", no_argument, NULL, 'K'},
+static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"metrics-listen", required_argument, NULL, 'm'},
+                                         {"web-listen", required_argument, NULL, 'w'},
+                                         {"web-token-required", no_argument, NULL, 'W'},
+                                         {"state-dir", required_argument, NULL, 's'},
+                                         {"heartbeat-ms", required_argument, NULL, 'b'},
+                                         {"node-timeout-ms", required_argument, NULL, 't'},
+                                         {"kill-grace-s", required_argument, NULL, 'k'},
+                                         {"max-frame", required_argument, NULL, 'f'},
+                                         {"port-file", required_argument, NULL, 'p'},
+                                         {"log-level", required_argument, NULL, 'v'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"auth", required_argument, NULL, 'a'},
+                                         {"munge-socket", required_argument, NULL, 'S'},
+                                         {"checkpoint-dir", required_argument, NULL, 'D'},
+                                         {"graphcheck", required_argument, NULL, 'g'},
+                                         {"check-cpu-s", required_argument, NULL, 'C'},
+                                         {"check-mem", required_argument, NULL, 'M'},
+                                         {"check-timeout-s", required_argument, NULL, 'T'},
+                                         {"check-jobs", required_argument, NULL, 'J'},
+                                         {"job-cache", required_argument, NULL, 'N'},
+                                         {"min-job-age", required_argument, NULL, 'A'},
+                                         {"purge-after", required_argument, NULL, 'P'},
+                                         {"kill-on-invalid-dep", no_argument, NULL, 'K'},
 #define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
-    TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
+                                         TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
 #undef PLAN_OPT_
-    TY_RPC_LIMIT_OPTIONS,
-    {NULL, 0, NULL, 0}};
+                                             TY_RPC_LIMIT_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, opts *o) {
-  *o = (opts){.listen_host = "127.0.0.1", .metrics_host = "127.0.0.1",
-              .listen_port = TY_CONTROLLER_PORT, .metrics_port = TY_CONTROLLER_METRICS_PORT,
-              .state_dir = "./var/traind", .heartbeat_ms = 2000, .node_timeout_ms = 15000,
-              .kill_grace_s = 10, .max_frame = 64u << 20, .level = TY_LOG_INFO,
-              .check_cpu_s = 60, .check_timeout_s = 120, .check_jobs = 4, .check_mem = 4ull << 30,
+  *o = (opts){.listen_host = "127.0.0.1",
+              .metrics_host = "127.0.0.1",
+              .listen_port = TY_CONTROLLER_PORT,
+              .metrics_port = TY_CONTROLLER_METRICS_PORT,
+              .state_dir = "./var/traind",
+              .heartbeat_ms = 2000,
+              .node_timeout_ms = 15000,
+              .kill_grace_s = 10,
+              .max_frame = 64u << 20,
+              .level = TY_LOG_INFO,
+              .check_cpu_s = 60,
+              .check_timeout_s = 120,
+              .check_jobs = 4,
+              .check_mem = 4ull << 30,
               .auth = TY_AUTH_MUNGE};
   ty_plan_request req;
   ty_plan_request_init(&req);
@@ -222,8 +298,10 @@ static int parse_args(int argc, char **argv, opts *o) {
     int c = ty_opts_next(&it, &arg, err, sizeof(err));
     if (c == TY_OPT_END) break;
     if (c == TY_OPT_POSITIONAL) snprintf(err, sizeof(err), "unexpected argument \"%s\"", arg);
-    if (c < 0) rc = usage_error(err);
-    else rc = parse_flag(o, c, arg);
+    if (c < 0)
+      rc = usage_error(err);
+    else
+      rc = parse_flag(o, c, arg);
   }
   ty_opts_close(&it);
   return rc;
@@ -250,10 +328,13 @@ static void find_graphcheck(opts *o) {
 
 /* The cost model as the controller passes it to each check. */
 static ty_check_cluster check_rates(const ty_plan_cluster *c) {
-  return (ty_check_cluster){.device_flops = c->device_flops, .device_mem_bytes = c->device_mem_bytes,
-                            .intra_bw = c->intra_bw, .inter_bw = c->inter_bw,
+  return (ty_check_cluster){.device_flops = c->device_flops,
+                            .device_mem_bytes = c->device_mem_bytes,
+                            .intra_bw = c->intra_bw,
+                            .inter_bw = c->inter_bw,
                             .intra_latency_s = c->intra_latency_s,
-                            .inter_latency_s = c->inter_latency_s, .launch_s = c->launch_s};
+                            .inter_latency_s = c->inter_latency_s,
+                            .launch_s = c->launch_s};
 }
 
 /* Writes FILE.tmp and renames it, so readers never see half a file. */
@@ -287,7 +368,8 @@ static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology
   ty_buf_init(&b);
   char chunk[4096];
   size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ty_buf_append(&b, chunk, n);
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    ty_buf_append(&b, chunk, n);
   fclose(f);
   ty_buf_append(&b, "", 1);
   char err[TY_ERR_LEN];
@@ -322,8 +404,10 @@ static int checkpoint_dir(opts *o, char *abs) {
     return 1;
   }
   if ((st.st_mode & 07777) != 01777 && chmod(abs, 01777) != 0)
-    fprintf(stderr, "traind: --checkpoint-dir %s: cannot make it 1777 (%s); jobs of other users "
-            "may not checkpoint there\n", abs, strerror(errno));
+    fprintf(stderr,
+            "traind: --checkpoint-dir %s: cannot make it 1777 (%s); jobs of other users "
+            "may not checkpoint there\n",
+            abs, strerror(errno));
   o->checkpoint_dir = abs;
   return 0;
 }
@@ -367,26 +451,40 @@ int main(int argc, char **argv) {
   if ((rc = checkpoint_dir(&o, ckpt_abs)) != 0) return rc;
   find_graphcheck(&o);
   if (strchr(o.graphcheck, '/') && access(o.graphcheck, X_OK) != 0)
-    ty_warn("--graphcheck %s: not an executable file; every graph job will be refused", o.graphcheck);
+    ty_warn("--graphcheck %s: not an executable file; every graph job will be refused",
+            o.graphcheck);
   if (geteuid() == 0 && o.auth == TY_AUTH_NONE)
     ty_warn("running as root with --auth none: graph jobs' models are read with root's rights "
             "(daemon/check.c, run_as); run traind as a user that may read them");
   uv_loop_t *loop = uv_default_loop();
-  ty_controller_config cfg = {.listen_host = o.listen_host, .listen_port = o.listen_port,
-                              .metrics_host = o.metrics_host, .metrics_port = o.metrics_port,
-                              .web_host = o.web_host[0] ? o.web_host : NULL, .web_port = o.web_port,
+  ty_controller_config cfg = {.listen_host = o.listen_host,
+                              .listen_port = o.listen_port,
+                              .metrics_host = o.metrics_host,
+                              .metrics_port = o.metrics_port,
+                              .web_host = o.web_host[0] ? o.web_host : NULL,
+                              .web_port = o.web_port,
                               .web_token_required = o.web_token_required,
-                              .state_dir = o.state_dir, .checkpoint_dir = o.checkpoint_dir,
+                              .state_dir = o.state_dir,
+                              .checkpoint_dir = o.checkpoint_dir,
                               .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
-                              .kill_grace_s = o.kill_grace_s, .max_frame = (size_t)o.max_frame,
-                              .limits = o.limits, .sched = &sched, .topo = &topo,
-                              .client_auth = o.auth, .munge_socket = o.munge_socket,
-                              .policy = &policy, .graphcheck = o.graphcheck,
-                              .check_cpu_s = o.check_cpu_s, .check_mem_bytes = o.check_mem,
-                              .check_timeout_s = o.check_timeout_s, .check_jobs = o.check_jobs,
-                              .plan_rates = check_rates(&o.rates), .job_cache = o.job_cache,
-                              .min_job_age_s = o.min_job_age_s, .purge_after_s = o.purge_after_s,
+                              .kill_grace_s = o.kill_grace_s,
+                              .max_frame = (size_t)o.max_frame,
+                              .limits = o.limits,
+                              .sched = &sched,
+                              .topo = &topo,
+                              .client_auth = o.auth,
+                              .munge_socket = o.munge_socket,
+                              .policy = &policy,
+                              .graphcheck = o.graphcheck,
+                              .check_cpu_s = o.check_cpu_s,
+                              .check_mem_bytes = o.check_mem,
+                              .check_timeout_s = o.check_timeout_s,
+                              .check_jobs = o.check_jobs,
+                              .plan_rates = check_rates(&o.rates),
+                              .job_cache = o.job_cache,
+                              .min_job_age_s = o.min_job_age_s,
+                              .purge_after_s = o.purge_after_s,
                               .kill_on_invalid_dep = o.kill_on_invalid_dep};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
@@ -407,8 +505,7 @@ int main(int argc, char **argv) {
             o.web_host, web_port,
             o.auth == TY_AUTH_NONE && !o.web_token_required ? "clients not on loopback" : "clients",
             o.state_dir);
-  if (o.port_file &&
-      (rc = write_port_file(o.port_file, rpc_port, metrics_port, web_port)) != 0) {
+  if (o.port_file && (rc = write_port_file(o.port_file, rpc_port, metrics_port, web_port)) != 0) {
     ty_error("cannot write the port file %s: %s", o.port_file, ty_strerror(rc));
     ty_controller_stop(d.ctl);
     uv_run(loop, UV_RUN_DEFAULT);

@@ -27,16 +27,19 @@ static int bracket(const char *list, size_t len, const char *num, size_t digits,
   *hit = false;
   const char *p = list, *end = list + len;
   unsigned long long v = 0;
-  for (size_t i = 0; num && i < digits; i++) v = v * 10 + (unsigned)(num[i] - '0');
+  for (size_t i = 0; num && i < digits; i++)
+    v = v * 10 + (unsigned)(num[i] - '0');
   while (p < end) {
     const char *lo = p;
-    while (p < end && isdigit((unsigned char)*p)) p++;
+    while (p < end && isdigit((unsigned char)*p))
+      p++;
     size_t lo_len = (size_t)(p - lo);
     const char *hi = lo;
     size_t hi_len = lo_len;
     if (p < end && *p == '-') {
       hi = ++p;
-      while (p < end && isdigit((unsigned char)*p)) p++;
+      while (p < end && isdigit((unsigned char)*p))
+        p++;
       hi_len = (size_t)(p - hi);
     }
     if (!lo_len || !hi_len || lo_len > 18 || hi_len > 18 || (p < end && *p != ','))
@@ -62,7 +65,8 @@ static bool match(const char *pat, const char *name) {
     if (*pat == '[') {
       const char *close = strchr(pat, ']');
       size_t digits = 0;
-      while (isdigit((unsigned char)name[digits])) digits++;
+      while (isdigit((unsigned char)name[digits]))
+        digits++;
       bool hit = false;
       if (!close || !digits || digits > 18 ||
           bracket(pat + 1, (size_t)(close - pat - 1), name, digits, &hit) != 0 || !hit)
@@ -82,8 +86,10 @@ int ty_policy_check_pattern(const char *pat, char *err, size_t len) {
     const char *close = strchr(p, ']');
     bool hit;
     if (!close || bracket(p + 1, (size_t)(close - p - 1), NULL, 0, &hit) != 0)
-      return ty_errf(err, len, TY_EINVAL, "\"%s\": a [...] list takes numbers and ranges like "
-                     "[01-16,20]", pat);
+      return ty_errf(err, len, TY_EINVAL,
+                     "\"%s\": a [...] list takes numbers and ranges like "
+                     "[01-16,20]",
+                     pat);
     p = close;
   }
   return 0;
@@ -107,15 +113,16 @@ bool ty_policy_is_operator(const ty_auth_policy *p, const ty_auth_id *id, uint32
 /* ---- configuration ------------------------------------------------------------------------- */
 
 static char *trim(char *s) {
-  while (isspace((unsigned char)*s)) s++;
+  while (isspace((unsigned char)*s))
+    s++;
   char *e = s + strlen(s);
-  while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+  while (e > s && isspace((unsigned char)e[-1]))
+    *--e = '\0';
   return s;
 }
 
 /* Splits "a, b, c" at commas outside brackets into *out (appended). */
-static int split_list(const char *v, bool brackets, char ***out, size_t *n, char *err,
-                      size_t len) {
+static int split_list(const char *v, bool brackets, char ***out, size_t *n, char *err, size_t len) {
   char *copy = ty_strdup(v), *start = copy;
   int depth = 0, rc = 0;
   for (char *p = copy;; p++) {
@@ -148,11 +155,13 @@ int ty_policy_set(ty_auth_policy *p, const char *key, const char *v, char *err, 
   char why[TY_ERR_LEN];
   if (!strcmp(key, "operators"))
     return split_list(v, false, &p->operators, &p->n_operators, why, sizeof why)
-               ? ty_errf(err, len, TY_EINVAL, "auth.operators: %s", why) : 0;
+               ? ty_errf(err, len, TY_EINVAL, "auth.operators: %s", why)
+               : 0;
   if (!strcmp(key, "nodes")) {
     p->nodes_listed = true;
     return split_list(v, true, &p->nodes, &p->n_nodes, why, sizeof why)
-               ? ty_errf(err, len, TY_EINVAL, "auth.nodes: %s", why) : 0;
+               ? ty_errf(err, len, TY_EINVAL, "auth.nodes: %s", why)
+               : 0;
   }
   if (!strcmp(key, "operator_group")) return set_string(&p->operator_group, v, err, len, key);
   if (!strcmp(key, "service_user")) return set_string(&p->service_user, v, err, len, key);
@@ -163,8 +172,10 @@ int ty_policy_set(ty_auth_policy *p, const char *key, const char *v, char *err, 
     p->workers_set = true;
     return 0;
   }
-  return ty_errf(err, len, TY_EINVAL, "unknown key \"auth.%.64s\" (operators, operator_group, "
-                 "nodes, workers, service_user, cluster_key)", key);
+  return ty_errf(err, len, TY_EINVAL,
+                 "unknown key \"auth.%.64s\" (operators, operator_group, "
+                 "nodes, workers, service_user, cluster_key)",
+                 key);
 }
 
 /* One line: 0 when it is not an auth. line (left alone), else parsed and
@@ -173,7 +184,8 @@ static int take_line(char *line, int no, ty_auth_policy *p, char *err, size_t le
   char *hash = strchr(line, '#');
   char *end = hash ? hash : line + strlen(line);
   char *k = line;
-  while (k < end && isspace((unsigned char)*k)) k++;
+  while (k < end && isspace((unsigned char)*k))
+    k++;
   if (strncmp(k, "auth.", 5) != 0 || k >= end) return 0;
   char *eq = memchr(k, '=', (size_t)(end - k));
   if (!eq) return ty_errf(err, len, TY_EINVAL, "line %d: expected key = value", no);
@@ -203,11 +215,14 @@ int ty_policy_take_config(char *text, ty_auth_policy *p, char *err, size_t len) 
 
 static char **copy_strv(char *const *v, size_t n) {
   char **out = ty_xcalloc(n ? n : 1, sizeof *out);
-  for (size_t i = 0; i < n; i++) out[i] = ty_strdup(v[i]);
+  for (size_t i = 0; i < n; i++)
+    out[i] = ty_strdup(v[i]);
   return out;
 }
 
-static char *copy_str(const char *s) { return s ? ty_strdup(s) : NULL; }
+static char *copy_str(const char *s) {
+  return s ? ty_strdup(s) : NULL;
+}
 
 void ty_policy_copy(const ty_auth_policy *from, ty_auth_policy *to) {
   *to = *from;
@@ -220,8 +235,10 @@ void ty_policy_copy(const ty_auth_policy *from, ty_auth_policy *to) {
 
 void ty_policy_close(ty_auth_policy *p) {
   if (!p) return;
-  for (size_t i = 0; i < p->n_operators; i++) free(p->operators[i]);
-  for (size_t i = 0; i < p->n_nodes; i++) free(p->nodes[i]);
+  for (size_t i = 0; i < p->n_operators; i++)
+    free(p->operators[i]);
+  for (size_t i = 0; i < p->n_nodes; i++)
+    free(p->nodes[i]);
   free(p->operators);
   free(p->nodes);
   free(p->operator_group);

@@ -26,10 +26,27 @@
 typedef void (*handler_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 
 typedef enum {
-  M_SUBMIT, M_LIST_JOBS, M_GET_JOB, M_CANCEL, M_LIST_NODES, M_LOCATIONS, M_REGISTER,
-  M_HEARTBEAT, M_TASK_UPDATE,
-  M_LIST_QUEUES, M_UPDATE_QUEUE, M_UPDATE_NODE, M_UPDATE_JOB, M_EXPLAIN_JOB, M_GET_SHARES,
-  M_RDV_PUT, M_RDV_GET, M_REPORT_PROGRESS, M_GET_HISTORY, M_GET_NODE, M_PLAN_JOB,
+  M_SUBMIT,
+  M_LIST_JOBS,
+  M_GET_JOB,
+  M_CANCEL,
+  M_LIST_NODES,
+  M_LOCATIONS,
+  M_REGISTER,
+  M_HEARTBEAT,
+  M_TASK_UPDATE,
+  M_LIST_QUEUES,
+  M_UPDATE_QUEUE,
+  M_UPDATE_NODE,
+  M_UPDATE_JOB,
+  M_EXPLAIN_JOB,
+  M_GET_SHARES,
+  M_RDV_PUT,
+  M_RDV_GET,
+  M_REPORT_PROGRESS,
+  M_GET_HISTORY,
+  M_GET_NODE,
+  M_PLAN_JOB,
   M_WATCH_JOB,
   M_COUNT
 } method_id;
@@ -76,7 +93,8 @@ static const struct {
 
 static int method_of(const char *name) {
   int m = 0;
-  while (m < M_COUNT && strcmp(methods[m].name, name) != 0) m++;
+  while (m < M_COUNT && strcmp(methods[m].name, name) != 0)
+    m++;
   return m;
 }
 
@@ -85,8 +103,7 @@ static void run(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n, con
                 size_t cred_len) {
   int m = method_of(r->method);
   if (methods[m].needs_registration && !ty__node_by_conn(ctl, r->conn)) {
-    ty__reply_finishf(r, TY_ESTATE, "%s before RegisterNode on this connection",
-                      methods[m].name);
+    ty__reply_finishf(r, TY_ESTATE, "%s before RegisterNode on this connection", methods[m].name);
     return;
   }
   r->credential = cred;

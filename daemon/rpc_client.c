@@ -60,7 +60,7 @@ static void answer_stored(ty_controller *ctl, ty_reply *r, ty_job *j, uint32_t a
 typedef struct submit_ctx {
   ty_reply *r;
   uint64_t first;
-  uint32_t n;       /* jobs created (an array's elements, else 1) */
+  uint32_t n; /* jobs created (an array's elements, else 1) */
   bool array;
 } submit_ctx;
 
@@ -133,8 +133,12 @@ static int submit_txn(ty_job *j, ty_txn *t) {
   if (rc != 0) return rc;
   char actor[300];
   snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
-  ty_event_row ev = {.job_id = j->id, .time_ms = j->submit_ms, .from_state = 0,
-                     .to_state = TY_JOB_PENDING, .reason = "submitted", .actor = actor};
+  ty_event_row ev = {.job_id = j->id,
+                     .time_ms = j->submit_ms,
+                     .from_state = 0,
+                     .to_state = TY_JOB_PENDING,
+                     .reason = "submitted",
+                     .actor = actor};
   ty_txn_add_event(t, &ev);
   return 0;
 }
@@ -162,8 +166,8 @@ static int element_new(const ty_job *first, uint32_t task, uint32_t k, ty_job **
     rc = TY_ENOMEM;
   }
   if (rc != 0) return rc;
-  ty_job *j = job_new(first->id + k, &spec, blob, first->blob_len, plan, first->plan_len,
-                      first->submit_ms);
+  ty_job *j =
+      job_new(first->id + k, &spec, blob, first->blob_len, plan, first->plan_len, first->submit_ms);
   j->array_id = first->id;
   j->array_task = task;
   j->model_file = first->model_file ? ty_strdup(first->model_file) : NULL;
@@ -188,12 +192,15 @@ static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks,
     rc = ty__deps_resolve(ctl, j, false, err, len);
     if (rc == 0 && (rc = submit_txn(j, t)) != 0)
       ty_errf(err, len, rc, "job: no memory to store a job this large; it was not accepted");
-    if (rc == 0 || k == 0) ty__job_add(ctl, j), added++;
-    else ty__job_free(j);
+    if (rc == 0 || k == 0)
+      ty__job_add(ctl, j), added++;
+    else
+      ty__job_free(j);
   }
   if (rc == 0) return 0;
   if (first->model_file) ty__model_remove(first->model_file);
-  for (uint32_t k = added; k-- > 0;) ty__job_remove(ctl, first->id + k);
+  for (uint32_t k = added; k-- > 0;)
+    ty__job_remove(ctl, first->id + k);
   return rc;
 }
 
@@ -281,7 +288,7 @@ static uint32_t array_tasks(const ty_job_spec *spec) {
   uint32_t n = 0;
   char err[TY_ERR_LEN];
   return spec->array.n && ty_array_check("job.array", &spec->array, &n, err, sizeof(err)) == 0 ? n
-                                                                                                : 0;
+                                                                                               : 0;
 }
 
 /* A retry's answer: the original job's id once its submit is durable. The
@@ -300,8 +307,10 @@ static void on_retry_committed(int status, void *ud) {
 /* r answers with job j once j is durable. */
 static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
   r->job_id = j->id;
-  if (j->committed) on_retry_committed(0, r);
-  else ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
+  if (j->committed)
+    on_retry_committed(0, r);
+  else
+    ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
 }
 
 /* A graph job waiting for its model check (check.c), on ctl->checking
@@ -311,16 +320,17 @@ struct ty__submit_wait {
   ty_job_spec spec;
   uint8_t *blob;
   size_t blob_len;
-  uint32_t n;                   /* jobs the submit creates (an array's elements) */
-  char *rid;                    /* "" = none */
-  ty_reply **retries;           /* answered as r is */
+  uint32_t n;         /* jobs the submit creates (an array's elements) */
+  char *rid;          /* "" = none */
+  ty_reply **retries; /* answered as r is */
   size_t n_retries;
   struct ty__submit_wait *next;
 };
 
 static void unlink_wait(ty_controller *ctl, ty__submit_wait *sw) {
   ty__submit_wait **p = &ctl->checking;
-  while (*p && *p != sw) p = &(*p)->next;
+  while (*p && *p != sw)
+    p = &(*p)->next;
   if (*p) *p = sw->next;
 }
 
@@ -328,7 +338,8 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   ty__submit_wait *sw = ud;
   unlink_wait(ctl, sw);
   int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
-  const char *why = res->status ? res->message : "the controller is shutting down; the job was not accepted";
+  const char *why =
+      res->status ? res->message : "the controller is shutting down; the job was not accepted";
   ty_job *j = NULL;
   if (rc == 0) {
     j = accept_jobs(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->n,
@@ -345,8 +356,10 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
     free(sw->rid);
   }
   for (size_t i = 0; i < sw->n_retries; i++) {
-    if (j) answer_with_job(ctl, sw->retries[i], j);
-    else ty__reply_finish(sw->retries[i], rc, why);
+    if (j)
+      answer_with_job(ctl, sw->retries[i], j);
+    else
+      ty__reply_finish(sw->retries[i], rc, why);
   }
   free(sw->retries);
   free(sw);
@@ -429,8 +442,13 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
-  *sw = (ty__submit_wait){.r = r, .spec = spec, .blob = blob, .blob_len = blob_len, .n = count,
-                          .rid = rid, .next = ctl->checking};
+  *sw = (ty__submit_wait){.r = r,
+                          .spec = spec,
+                          .blob = blob,
+                          .blob_len = blob_len,
+                          .n = count,
+                          .rid = rid,
+                          .next = ctl->checking};
   ctl->checking = sw;
   ty__check_start(ctl, r, &sw->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sw);
 }
@@ -448,8 +466,10 @@ static int collect_event(const ty_event_row *e, void *ud) {
     l->cap = l->cap ? l->cap * 2 : 8;
     l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
   }
-  l->v[l->n++] = (ty_event_copy){.time_ms = e->time_ms, .from_state = e->from_state,
-                                 .to_state = e->to_state, .reason = ty_strdup(e->reason)};
+  l->v[l->n++] = (ty_event_copy){.time_ms = e->time_ms,
+                                 .from_state = e->from_state,
+                                 .to_state = e->to_state,
+                                 .reason = ty_strdup(e->reason)};
   return 0;
 }
 
@@ -483,7 +503,8 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
   if (rc == 0 && with_plan && j->plan_len && full)
     rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
-  for (size_t i = 0; i < evs.n; i++) free(evs.v[i].reason);
+  for (size_t i = 0; i < evs.n; i++)
+    free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
@@ -506,9 +527,9 @@ static void on_cancel_committed(int status, void *ud) {
   for (size_t i = 0; i < cc->n; i++) {
     ty_cancel_result *res = &cc->res[i];
     if (res->status == 0 && status != 0)
-      res->status = ty_errf(res->message, sizeof(res->message), TY_ESTORE,
-                            "job %llu: the cancellation was not stored",
-                            (unsigned long long)res->job_id);
+      res->status =
+          ty_errf(res->message, sizeof(res->message), TY_ESTORE,
+                  "job %llu: the cancellation was not stored", (unsigned long long)res->job_id);
     if (res->status != 0 && !first_err) first_err = res->status, first_msg = res->message;
   }
   for (size_t i = 0; status == 0 && i < cc->n_killed; i++) {
@@ -530,8 +551,7 @@ static void on_cancel_committed(int status, void *ud) {
   free(cc);
 }
 
-static void cancel_job(ty_controller *ctl, ty_job *j, const char *user, cancel_ctx *cc,
-                       ty_txn *t) {
+static void cancel_job(ty_controller *ctl, ty_job *j, const char *user, cancel_ctx *cc, ty_txn *t) {
   char why[TY_ERR_LEN], actor[128];
   snprintf(why, sizeof(why), "cancelled by %.64s", user);
   snprintf(actor, sizeof(actor), "user:%.64s", user);
@@ -577,8 +597,8 @@ static void cancel_one(ty_controller *ctl, ty_reply *r, const ty_job_ref *ref, c
   } else if (!ref->has_task && j->array_id == ref->id) {
     cancel_array(ctl, ref->id, user, cc, res, t);
   } else if (ty_job_check_transition(j->state, TY_JOB_CANCELLED) != 0) {
-    res->status = ty_errf(msg, len, TY_ESTATE, "job %s is already %s", name,
-                          ty_job_state_name(j->state));
+    res->status =
+        ty_errf(msg, len, TY_ESTATE, "job %s is already %s", name, ty_job_state_name(j->state));
   } else {
     cancel_job(ctl, j, user, cc, t);
     res->cancelled = 1;
@@ -608,7 +628,8 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   cancel_ctx *cc = ty_xcalloc(1, sizeof(*cc));
   *cc = (cancel_ctx){.r = r, .n = n_refs, .res = res};
   ty_txn *t = ty_txn_create();
-  for (size_t i = 0; i < n_refs; i++) cancel_one(ctl, r, &refs[i], cc, &cc->res[i], t);
+  for (size_t i = 0; i < n_refs; i++)
+    cancel_one(ctl, r, &refs[i], cc, &cc->res[i], t);
   free(refs);
   if (ty_txn_len(t) == 0) {
     ty_txn_destroy(t);
@@ -618,7 +639,8 @@ void ty__h_cancel(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty__commit(ctl, t, on_cancel_committed, cc);
 }
 
-/* ---- ListNodes, GetTaskLocations ---------------------------------------------------------------- */
+/* ---- ListNodes, GetTaskLocations ----------------------------------------------------------------
+ */
 
 void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   (void)p, (void)n; /* ListNodesRequest has no fields */
@@ -636,9 +658,9 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     return;
   }
   ty_job *j = ty__job_get(ctl, id);
-  int rc = (!j || !j->committed)
-               ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found", (unsigned long long)id)
-               : 0;
+  int rc = (!j || !j->committed) ? ty_errf(err, sizeof(err), TY_ENOTFOUND, "job %llu not found",
+                                           (unsigned long long)id)
+                                 : 0;
   /* Tokens read the job's logs and type into it: its owner's or an operator's. */
   if (rc == 0 && want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
     r->refusal = "not_owner";

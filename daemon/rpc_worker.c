@@ -32,7 +32,7 @@ static bool job_has_live_on(const ty_job *j, const ty_cluster_node *n) {
 typedef struct reg_ctx {
   ty_reply *r;
   char *node;
-  uint64_t *kill;      /* jobs whose reported tasks the controller does not run */
+  uint64_t *kill; /* jobs whose reported tasks the controller does not run */
   size_t n_kill;
 } reg_ctx;
 
@@ -116,8 +116,7 @@ static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t)
       if (missing(ctl, j, &j->ranks[r], n)) first = r;
     if (first == UINT32_MAX) continue;
     char why[TY_ERR_LEN];
-    snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first,
-             n->name);
+    snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first, n->name);
     if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
     for (uint32_t r = 0; r < j->n_ranks; r++)
       if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, false, why, NULL, t);
@@ -160,22 +159,24 @@ static void on_register_committed(int status, void *ud) {
   free(rc);
 }
 
-static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_report *rep,
-                          char *err, size_t len) {
+static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_report *rep, char *err,
+                          size_t len) {
   if (!rep->name[0]) return ty_errf(err, len, TY_EINVAL, "node.name: must not be empty");
   if (!rep->io_addr[0] || !strchr(rep->io_addr, ':'))
     return ty_errf(err, len, TY_EINVAL, "node.io_addr: \"%.64s\" is not host:port", rep->io_addr);
   if (rep->n_gpus > 64)
-    return ty_errf(err, len, TY_EINVAL, "node.gpus: %u GPUs, at most 64 are supported", rep->n_gpus);
+    return ty_errf(err, len, TY_EINVAL, "node.gpus: %u GPUs, at most 64 are supported",
+                   rep->n_gpus);
   ty_cluster_node *mine = ty__node_by_conn(ctl, c);
   if (mine && strcmp(mine->name, rep->name) != 0)
-    return ty_errf(err, len, TY_ESTATE, "this connection is already registered as node %.64s", mine->name);
+    return ty_errf(err, len, TY_ESTATE, "this connection is already registered as node %.64s",
+                   mine->name);
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
   if (n && n->conn && n->conn != c) {
     int64_t silent = ty_mono_ms() - n->last_seen_mono;
     if (silent < (int64_t)ctl->cfg.node_timeout_ms)
       return ty_errf(err, len, TY_EEXIST, "node %.64s is already connected from %s", rep->name,
-                      ty_rpc_peer(n->conn));
+                     ty_rpc_peer(n->conn));
     ty_warn("node %s: replacing a silent connection from %s", n->name, ty_rpc_peer(n->conn));
     ty_rpc_conn *old = n->conn;
     n->conn = NULL;
@@ -201,8 +202,10 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     return;
   }
   if (!node_listed(ctl, rep.name)) {
-    ty__auth_refuse(r, "node_not_listed", "RegisterNode: permission denied: node \"%.64s\" is "
-                    "not listed in auth.nodes of traind's configuration", rep.name);
+    ty__auth_refuse(r, "node_not_listed",
+                    "RegisterNode: permission denied: node \"%.64s\" is "
+                    "not listed in auth.nodes of traind's configuration",
+                    rep.name);
     ty__node_report_close(&rep);
     return;
   }
@@ -217,7 +220,8 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
   uint64_t *kill = ty_wire_calloc(rep.n_tasks, sizeof(*kill));
   if (!kill) {
     ty__node_report_close(&rep);
-    ty__reply_finishf(r, TY_ENOMEM, "tasks: no memory to reconcile %zu reported tasks", rep.n_tasks);
+    ty__reply_finishf(r, TY_ENOMEM, "tasks: no memory to reconcile %zu reported tasks",
+                      rep.n_tasks);
     return;
   }
   ty_txn *t = ty_txn_create();
@@ -249,8 +253,8 @@ void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t l
   }
   ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
   if (name[0] && strcmp(name, n->name) != 0) {
-    ty__reply_finishf(r, TY_EINVAL, "node: heartbeat names %.64s on the connection of %.64s",
-                      name, n->name);
+    ty__reply_finishf(r, TY_EINVAL, "node: heartbeat names %.64s on the connection of %.64s", name,
+                      n->name);
     free(name);
     return;
   }
@@ -265,8 +269,10 @@ void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t l
 
 static void on_update_committed(int status, void *ud) {
   ty_reply *r = ud;
-  if (status != 0) ty__reply_finish(r, TY_ESTORE, "the task result was not stored; resend it");
-  else ty__reply_finish(r, 0, NULL);
+  if (status != 0)
+    ty__reply_finish(r, TY_ESTORE, "the task result was not stored; resend it");
+  else
+    ty__reply_finish(r, 0, NULL);
 }
 
 /* A worker sent the job's --signal warning: one history entry per run (every
@@ -307,8 +313,10 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     if (rk->state == RANK_LAUNCHING) rk->state = RANK_RUNNING;
     ty_txn *t = tr.warned_signal ? warned(j, tr.warned_signal, n) : NULL;
     ty__task_report_close(&tr);
-    if (t) ty__commit(ctl, t, on_update_committed, r);
-    else ty__reply_finish(r, 0, NULL);
+    if (t)
+      ty__commit(ctl, t, on_update_committed, r);
+    else
+      ty__reply_finish(r, 0, NULL);
     return;
   }
   ty_txn *t = ty_txn_create();

@@ -26,7 +26,9 @@
 
 #include "daemon/daemon_internal.h"
 
-static uint64_t gpu_mask(uint32_t n) { return n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1; }
+static uint64_t gpu_mask(uint32_t n) {
+  return n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1;
+}
 
 /* ---- building the input --------------------------------------------------------- */
 
@@ -45,14 +47,20 @@ static void sched_node(const ty_cluster_node *n, ty_sched_node *out) {
 }
 
 static void sched_job(const ty_job *j, ty_sched_job *out) {
-  *out = (ty_sched_job){.id = j->id, .queue = j->spec.queue, .user = j->spec.user,
-                        .priority = j->spec.priority, .submit_time_ms = j->submit_ms,
-                        .nodes = j->spec.nodes, .tasks_per_node = j->spec.tasks_per_node,
+  *out = (ty_sched_job){.id = j->id,
+                        .queue = j->spec.queue,
+                        .user = j->spec.user,
+                        .priority = j->spec.priority,
+                        .submit_time_ms = j->submit_ms,
+                        .nodes = j->spec.nodes,
+                        .tasks_per_node = j->spec.tasks_per_node,
                         .cpus_per_task = j->spec.cpus_per_task,
                         .gpus_per_node = j->spec.gpus_per_node,
                         .mem_per_node = j->spec.mem_per_node,
-                        .time_limit_s = j->spec.time_limit_s, .held = j->held,
-                        .array_id = j->array_id, .array_max_running = j->spec.array.max_running,
+                        .time_limit_s = j->spec.time_limit_s,
+                        .held = j->held,
+                        .array_id = j->array_id,
+                        .array_max_running = j->spec.array.max_running,
                         .dep_reason = j->dep == TY__DEP_MET ? NULL : j->dep_reason};
 }
 
@@ -78,19 +86,24 @@ typedef struct input_buf {
 
 static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_t *ns) {
   ty_sched_running *r = &b->running[b->in.n_running++];
-  *r = (ty_sched_running){.id = j->id, .queue = j->spec.queue, .user = j->spec.user,
-                          .priority = j->spec.priority, .start_time_ms = j->start_ms,
+  *r = (ty_sched_running){.id = j->id,
+                          .queue = j->spec.queue,
+                          .user = j->spec.user,
+                          .priority = j->spec.priority,
+                          .start_time_ms = j->start_ms,
                           .time_limit_s = j->spec.time_limit_s,
                           .last_checkpoint_ms = j->last_ckpt_ms,
                           .ending = j->kill_sent || j->state != TY_JOB_RUNNING,
-                          .slots = &b->slots[*ns], .array_id = j->array_id};
+                          .slots = &b->slots[*ns],
+                          .array_id = j->array_id};
   for (uint32_t s = 0; s < j->n_slots; s++) {
     const ty_slot *sl = &j->slots[s];
     if (!sl->held) continue;
     uint32_t idx = 0;
-    while (idx < ctl->n_nodes && ctl->nodes[idx] != sl->node) idx++;
-    b->slots[(*ns)++] = (ty_sched_slot){.node = idx, .gpus = sl->gpus, .cpus = sl->cpus,
-                                        .mem = sl->mem};
+    while (idx < ctl->n_nodes && ctl->nodes[idx] != sl->node)
+      idx++;
+    b->slots[(*ns)++] =
+        (ty_sched_slot){.node = idx, .gpus = sl->gpus, .cpus = sl->cpus, .mem = sl->mem};
     r->n_slots++;
   }
 }
@@ -100,8 +113,11 @@ static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_
 static void input_queues_usage(ty_controller *ctl, input_buf *b) {
   for (size_t q = 0; q < ctl->n_queues; q++) {
     const ty_queue_info *qu = &ctl->queues[q];
-    b->queues[q] = (ty_sched_queue){.name = qu->name, .tier = qu->tier, .share = qu->share,
-                                    .max_running = qu->max_running, .max_gpus = qu->max_gpus,
+    b->queues[q] = (ty_sched_queue){.name = qu->name,
+                                    .tier = qu->tier,
+                                    .share = qu->share,
+                                    .max_running = qu->max_running,
+                                    .max_gpus = qu->max_gpus,
                                     .max_gpus_per_user = qu->max_gpus_per_user,
                                     .preemptible = qu->preemptible,
                                     .state = queue_state(qu->state),
@@ -109,9 +125,9 @@ static void input_queues_usage(ty_controller *ctl, input_buf *b) {
                                     .max_time_s = qu->max_time_s};
   }
   for (size_t u = 0; u < ctl->n_usage; u++)
-    b->usage[u] = (ty_sched_usage){ctl->usage[u].user, ctl->usage[u].queue,
-                                   ctl->usage[u].gpu_s +
-                                       ctl->sched.cpu_usage_weight * ctl->usage[u].cpu_s};
+    b->usage[u] =
+        (ty_sched_usage){ctl->usage[u].user, ctl->usage[u].queue,
+                         ctl->usage[u].gpu_s + ctl->sched.cpu_usage_weight * ctl->usage[u].cpu_s};
   b->in.queues = b->queues, b->in.n_queues = ctl->n_queues;
   b->in.usage = b->usage, b->in.n_usage = ctl->n_usage;
   b->in.config = &ctl->sched;
@@ -126,8 +142,10 @@ static void input_build(ty_controller *ctl, input_buf *b) {
   ctl->stats.pass_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
-    if (schedulable_job(j)) nj++;
-    else if (j->live_ranks) nr++, nslots += j->n_slots;
+    if (schedulable_job(j))
+      nj++;
+    else if (j->live_ranks)
+      nr++, nslots += j->n_slots;
   }
   b->jobs = ty_xcalloc(nj ? nj : 1, sizeof(*b->jobs));
   b->nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*b->nodes));
@@ -138,10 +156,13 @@ static void input_build(ty_controller *ctl, input_buf *b) {
   size_t ns = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
-    if (schedulable_job(j)) sched_job(j, &b->jobs[b->in.n_jobs++]);
-    else if (j->live_ranks) add_running(ctl, b, j, &ns);
+    if (schedulable_job(j))
+      sched_job(j, &b->jobs[b->in.n_jobs++]);
+    else if (j->live_ranks)
+      add_running(ctl, b, j, &ns);
   }
-  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &b->nodes[i]);
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    sched_node(ctl->nodes[i], &b->nodes[i]);
   b->in.jobs = b->jobs;
   b->in.nodes = b->nodes, b->in.n_nodes = ctl->n_nodes;
   b->in.running = b->running;
@@ -169,8 +190,10 @@ static void preempt(ty_controller *ctl, const ty_sched_preemption *pr) {
           for_job ? for_job->spec.queue : "?", ctl->sched.preempt_grace_s);
   ty_metric_inc(ctl->m.preemptions, NULL, 1);
   char why[TY_ERR_LEN];
-  snprintf(why, sizeof(why), "preemption notice: SIGTERM for job %llu (queue %.64s), SIGKILL after "
-           "%u s", (unsigned long long)pr->for_job_id, for_job ? for_job->spec.queue : "?",
+  snprintf(why, sizeof(why),
+           "preemption notice: SIGTERM for job %llu (queue %.64s), SIGKILL after "
+           "%u s",
+           (unsigned long long)pr->for_job_id, for_job ? for_job->spec.queue : "?",
            ctl->sched.preempt_grace_s);
   ty_txn *t = ty_txn_create();
   ty__job_note(v, why, "scheduler", t);
@@ -179,14 +202,17 @@ static void preempt(ty_controller *ctl, const ty_sched_preemption *pr) {
 }
 
 static void apply(ty_controller *ctl, const ty_sched_output *out) {
-  for (size_t i = 0; i < out->n_preemptions; i++) preempt(ctl, &out->preemptions[i]);
+  for (size_t i = 0; i < out->n_preemptions; i++)
+    preempt(ctl, &out->preemptions[i]);
   for (size_t i = 0; i < out->n_placements; i++) {
     const ty_sched_placement *p = &out->placements[i];
     ty_job *j = ty__job_find(ctl, p->job_id);
     ty_slot *slots = ty_xcalloc(p->n_slots, sizeof(*slots));
     for (uint32_t s = 0; s < p->n_slots; s++)
-      slots[s] = (ty_slot){.node = ctl->nodes[p->slots[s].node], .gpus = p->slots[s].gpus,
-                           .cpus = p->slots[s].cpus, .mem = p->slots[s].mem};
+      slots[s] = (ty_slot){.node = ctl->nodes[p->slots[s].node],
+                           .gpus = p->slots[s].gpus,
+                           .cpus = p->slots[s].cpus,
+                           .mem = p->slots[s].mem};
     j->spec.time_limit_s = p->time_limit_s;
     j->preempt_for = 0;
     if (p->backfilled) ty_metric_inc(ctl->m.backfilled, NULL, 1);
@@ -213,7 +239,8 @@ void ty__sched_run(ty_controller *ctl) {
   if (ctl->stopping) return;
   ty__deps_update(ctl);
   size_t n_pending = 0;
-  for (size_t i = 0; i < ctl->n_jobs; i++) n_pending += schedulable_job(ctl->jobs[i]);
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    n_pending += schedulable_job(ctl->jobs[i]);
   ctl->stats.pass_jobs += ctl->n_jobs;
   if (n_pending == 0) return;
   ctl->stats.pass_runs++;
@@ -234,7 +261,8 @@ void ty__sched_run(ty_controller *ctl) {
 
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {
   ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
-  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    sched_node(ctl->nodes[i], &nodes[i]);
   ty_job tmp = {.spec = *spec};
   ty_sched_job sj;
   sched_job(&tmp, &sj);
@@ -245,7 +273,8 @@ int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_
 
 double ty__sched_fragmentation(ty_controller *ctl) {
   ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
-  for (size_t i = 0; i < ctl->n_nodes; i++) sched_node(ctl->nodes[i], &nodes[i]);
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    sched_node(ctl->nodes[i], &nodes[i]);
   double f = ty_sched_fragmentation(nodes, ctl->n_nodes);
   free(nodes);
   return f;
@@ -347,6 +376,8 @@ void ty__sched_tick(ty_controller *ctl) {
     n->state = TY_NODE_DRAINED;
     ty__node_save(n, t);
   }
-  if (ty_txn_len(t)) ty__commit(ctl, t, NULL, NULL);
-  else ty_txn_destroy(t);
+  if (ty_txn_len(t))
+    ty__commit(ctl, t, NULL, NULL);
+  else
+    ty_txn_destroy(t);
 }

@@ -42,7 +42,8 @@ static bool req_indexed(const ty_job *j) {
 
 static uint64_t req_hash(uint32_t uid, const char *rid) {
   uint64_t h = ty_mix64(0xcbf29ce484222325ull ^ uid);
-  for (const char *s = rid; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  for (const char *s = rid; *s; s++)
+    h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
   return ty_mix64(h);
 }
 
@@ -72,7 +73,8 @@ static void req_index_add(ty_controller *ctl, ty_job *j) {
 static void req_index_remove(ty_controller *ctl, ty_job *j) {
   if (!ctl->n_req_index || !req_indexed(j)) return;
   ty_job **p = &ctl->req_index[req_hash(j->spec.uid, j->request_id) & (ctl->n_req_index - 1)];
-  while (*p && *p != j) p = &(*p)->req_next;
+  while (*p && *p != j)
+    p = &(*p)->req_next;
   if (!*p) return;
   *p = j->req_next;
   ctl->n_req_jobs--;
@@ -84,7 +86,6 @@ ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid) {
     if (j->spec.uid == uid && strcmp(j->request_id, rid) == 0) return j;
   return NULL;
 }
-
 
 static ty_job *live_find(const ty_controller *ctl, uint64_t id) {
   size_t lo = 0, hi = ctl->n_jobs;
@@ -108,7 +109,8 @@ void ty__job_add(ty_controller *ctl, ty_job *j) {
   /* Ids are handed out in increasing order; a finished job requeued from
    * the store comes back into its place. */
   size_t i = ctl->n_jobs;
-  while (i > 0 && ctl->jobs[i - 1]->id > j->id) i--;
+  while (i > 0 && ctl->jobs[i - 1]->id > j->id)
+    i--;
   memmove(&ctl->jobs[i + 1], &ctl->jobs[i], (ctl->n_jobs - i) * sizeof(*ctl->jobs));
   ctl->jobs[i] = j;
   ctl->n_jobs++;
@@ -158,10 +160,14 @@ void ty__job_dirty(ty_controller *ctl, ty_job *j) {
 /* ---- jobs: the finished cache -------------------------------------------------------- */
 
 static void lru_unlink(ty_controller *ctl, ty_job *j) {
-  if (j->lru_prev) j->lru_prev->lru_next = j->lru_next;
-  else ctl->lru_head = j->lru_next;
-  if (j->lru_next) j->lru_next->lru_prev = j->lru_prev;
-  else ctl->lru_tail = j->lru_prev;
+  if (j->lru_prev)
+    j->lru_prev->lru_next = j->lru_next;
+  else
+    ctl->lru_head = j->lru_next;
+  if (j->lru_next)
+    j->lru_next->lru_prev = j->lru_prev;
+  else
+    ctl->lru_tail = j->lru_prev;
   j->lru_prev = j->lru_next = NULL;
 }
 
@@ -219,8 +225,8 @@ ty_job *ty__job_get(ty_controller *ctl, uint64_t id) {
   if (!ty_job_state_terminal(j->state)) {
     /* Not ended, yet not in the live set: a row this controller did not
      * load (it cannot be, short of someone editing the file). */
-    ty_warn("job %llu: stored as %s but not live; showing it as stored",
-            (unsigned long long)id, ty_job_state_name(j->state));
+    ty_warn("job %llu: stored as %s but not live; showing it as stored", (unsigned long long)id,
+            ty_job_state_name(j->state));
   }
   cache_put(ctl, j);
   return j;
@@ -289,8 +295,10 @@ void ty__jobs_sweep(ty_controller *ctl) {
   ctl->stats.tick_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (retired(j)) req_index_remove(ctl, j), cache_put(ctl, j);
-    else ctl->jobs[k++] = j;
+    if (retired(j))
+      req_index_remove(ctl, j), cache_put(ctl, j);
+    else
+      ctl->jobs[k++] = j;
   }
   if (k != ctl->n_jobs) ctl->ls_gen++;
   ctl->n_jobs = k;
@@ -316,7 +324,9 @@ void ty_controller_stats_get(const ty_controller *ctl, ty_controller_stats *out)
   out->cached = ctl->done.count;
 }
 
-ty_store *ty_controller_store(ty_controller *ctl) { return ctl->store; }
+ty_store *ty_controller_store(ty_controller *ctl) {
+  return ctl->store;
+}
 
 /* ---- nodes -------------------------------------------------------------------------------- */
 
@@ -372,9 +382,13 @@ void ty__node_save(const ty_cluster_node *n, ty_txn *t) {
 
 void ty__node_event(const ty_cluster_node *n, int from, int to, const char *action,
                     const char *reason, const char *actor, ty_txn *t) {
-  ty_node_event_row ev = {.time_ms = ty_now_ms(), .node = n->name,
-                          .from_state = to != from ? from : 0, .to_state = to != from ? to : 0,
-                          .action = action, .reason = reason, .actor = actor};
+  ty_node_event_row ev = {.time_ms = ty_now_ms(),
+                          .node = n->name,
+                          .from_state = to != from ? from : 0,
+                          .to_state = to != from ? to : 0,
+                          .action = action,
+                          .reason = reason,
+                          .actor = actor};
   ty_txn_add_node_event(t, &ev);
 }
 

@@ -148,9 +148,21 @@ static const struct job_col {
 };
 
 enum {
-  ST_INSERT_JOB, ST_ADD_EVENT, ST_UPSERT_NODE, ST_UPSERT_QUEUE, ST_UPSERT_USAGE,
-  ST_ADD_ADMIN_EVENT, ST_ADD_RANK, ST_ADD_NODE_EVENT, ST_PRUNE_PICK, ST_PRUNE_EVENTS,
-  ST_PRUNE_RANKS, ST_PRUNE_JOB, ST_PRUNE_NODE_EVENTS, ST_ARRAY_LEFT, ST_N
+  ST_INSERT_JOB,
+  ST_ADD_EVENT,
+  ST_UPSERT_NODE,
+  ST_UPSERT_QUEUE,
+  ST_UPSERT_USAGE,
+  ST_ADD_ADMIN_EVENT,
+  ST_ADD_RANK,
+  ST_ADD_NODE_EVENT,
+  ST_PRUNE_PICK,
+  ST_PRUNE_EVENTS,
+  ST_PRUNE_RANKS,
+  ST_PRUNE_JOB,
+  ST_PRUNE_NODE_EVENTS,
+  ST_ARRAY_LEFT,
+  ST_N
 };
 
 static const char *const stmt_sql[ST_N] = {
@@ -175,9 +187,8 @@ static const char *const stmt_sql[ST_N] = {
         "INSERT INTO usage(user, queue, gpu_s, cpu_s, updated_ms) VALUES(?1,?2,?3,?4,?5) "
         "ON CONFLICT(user, queue) DO UPDATE SET gpu_s=excluded.gpu_s, cpu_s=excluded.cpu_s, "
         "updated_ms=excluded.updated_ms",
-    [ST_ADD_ADMIN_EVENT] =
-        "INSERT INTO admin_events(time_ms, actor, kind, object, action, detail) "
-        "VALUES(?1,?2,?3,?4,?5,?6)",
+    [ST_ADD_ADMIN_EVENT] = "INSERT INTO admin_events(time_ms, actor, kind, object, action, detail) "
+                           "VALUES(?1,?2,?3,?4,?5,?6)",
     [ST_ADD_RANK] =
         "INSERT OR REPLACE INTO ranks(job_id, run, rank, node, start_ms, end_ms, state, exit_code,"
         " term_signal, cpus, gpus, cpu_ms, gpu_ms, mem_peak, measured)"
@@ -200,8 +211,8 @@ static const char *const stmt_sql[ST_N] = {
 #define UPDATE_CACHE 32
 
 struct ty_store {
-  sqlite3 *db;   /* writer connection */
-  sqlite3 *rdb;  /* reader connection (loop thread) */
+  sqlite3 *db;  /* writer connection */
+  sqlite3 *rdb; /* reader connection (loop thread) */
   sqlite3_stmt *stmt[ST_N];
   struct {
     ty_job_cols cols;
@@ -227,8 +238,11 @@ static int job_ddl(int v, ty_buf *b) {
   const char *sep = "";
   for (size_t i = 0; rc == 0 && i < TY_ARRAY_LEN(job_cols); i++) {
     if (job_cols[i].version != v) continue;
-    if (v == 1) rc = ty_buf_printf(b, "%s%s %s", sep, job_cols[i].name, job_cols[i].sql);
-    else rc = ty_buf_printf(b, "ALTER TABLE jobs ADD COLUMN %s %s;", job_cols[i].name, job_cols[i].sql);
+    if (v == 1)
+      rc = ty_buf_printf(b, "%s%s %s", sep, job_cols[i].name, job_cols[i].sql);
+    else
+      rc =
+          ty_buf_printf(b, "ALTER TABLE jobs ADD COLUMN %s %s;", job_cols[i].name, job_cols[i].sql);
     sep = ", ";
   }
   if (rc == 0 && v == 1) rc = ty_buf_printf(b, ");");
@@ -242,7 +256,8 @@ static int job_sql(ty_buf *b) {
   for (size_t i = 0; rc == 0 && i < n; i++)
     rc = ty_buf_printf(b, "%s%s", i ? ", " : "", job_cols[i].name);
   if (rc == 0) rc = ty_buf_printf(b, ") VALUES(");
-  for (size_t i = 0; rc == 0 && i < n; i++) rc = ty_buf_printf(b, "%s?%zu", i ? "," : "", i + 1);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    rc = ty_buf_printf(b, "%s?%zu", i ? "," : "", i + 1);
   if (rc == 0) rc = ty_buf_printf(b, ")");
   return rc;
 }
@@ -298,8 +313,8 @@ static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
     mode = ty_strdup((const char *)sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
   if (!mode || strcmp(mode, "wal") != 0) {
-    set_err(err, len, path,
-            "is not a usable SQLite database (move it away or restore a backup)", db);
+    set_err(err, len, path, "is not a usable SQLite database (move it away or restore a backup)",
+            db);
     free(mode);
     sqlite3_close(db);
     return TY_ESTORE;
@@ -383,7 +398,8 @@ int ty_store_open(const char *path, ty_store **out, char *err, size_t len) {
   if (rc == 0) rc = check_integrity(s, err, len);
   if (rc == 0) rc = migrate(s, err, len);
   if (rc == 0) rc = open_conn(path, &s->rdb, err, len);
-  for (int i = 0; rc == 0 && i < ST_N; i++) rc = prepare(s, i, err, len);
+  for (int i = 0; rc == 0 && i < ST_N; i++)
+    rc = prepare(s, i, err, len);
   if (rc != 0) goto fail;
   *out = s;
   return 0;
@@ -394,8 +410,10 @@ fail:
 
 void ty_store_close(ty_store *s) {
   if (!s) return;
-  for (int i = 0; i < ST_N; i++) sqlite3_finalize(s->stmt[i]);
-  for (int i = 0; i < UPDATE_CACHE; i++) sqlite3_finalize(s->update[i].st);
+  for (int i = 0; i < ST_N; i++)
+    sqlite3_finalize(s->stmt[i]);
+  for (int i = 0; i < UPDATE_CACHE; i++)
+    sqlite3_finalize(s->update[i].st);
   sqlite3_close(s->rdb);
   sqlite3_close(s->db);
   free(s->path);
@@ -412,7 +430,9 @@ uint64_t ty_store_commits(const ty_store *s) {
   return (uint64_t)atomic_load(&((ty_store *)s)->commits);
 }
 
-const char *ty_store_errmsg(ty_store *s) { return sqlite3_errmsg(s->db); }
+const char *ty_store_errmsg(ty_store *s) {
+  return sqlite3_errmsg(s->db);
+}
 
 uint64_t ty_store_rows_read(const ty_store *s) {
   return (uint64_t)atomic_load(&((ty_store *)s)->rows_read);
@@ -424,8 +444,12 @@ uint64_t ty_store_scans(const ty_store *s) {
 
 /* ---- what store_query.c shares (daemon_internal.h) ------------------------- */
 
-sqlite3 *ty__store_loop_db(ty_store *s) { return s->rdb; }
-const char *ty__store_path(const ty_store *s) { return s->path; }
+sqlite3 *ty__store_loop_db(ty_store *s) {
+  return s->rdb;
+}
+const char *ty__store_path(const ty_store *s) {
+  return s->path;
+}
 void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned) {
   atomic_fetch_add(&s->rows_read, n);
   if (scanned) atomic_fetch_add(&s->scans, 1);
@@ -433,7 +457,9 @@ void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned) {
 
 /* ---- transactions ----------------------------------------------------------- */
 
-int ty_store_begin(ty_store *s) { return exec(s->db, "BEGIN IMMEDIATE"); }
+int ty_store_begin(ty_store *s) {
+  return exec(s->db, "BEGIN IMMEDIATE");
+}
 
 int ty_store_commit(ty_store *s) {
   if (exec(s->db, "COMMIT") != 0) return TY_ESTORE;
@@ -445,8 +471,12 @@ void ty_store_rollback(ty_store *s) {
   if (!sqlite3_get_autocommit(s->db)) exec(s->db, "ROLLBACK");
 }
 
-int ty_store_savepoint(ty_store *s) { return exec(s->db, "SAVEPOINT req"); }
-int ty_store_release(ty_store *s) { return exec(s->db, "RELEASE req"); }
+int ty_store_savepoint(ty_store *s) {
+  return exec(s->db, "SAVEPOINT req");
+}
+int ty_store_release(ty_store *s) {
+  return exec(s->db, "RELEASE req");
+}
 void ty_store_rollback_to(ty_store *s) {
   exec(s->db, "ROLLBACK TO req");
   exec(s->db, "RELEASE req");
@@ -526,7 +556,8 @@ int ty_store_update_job(ty_store *s, const ty_job_row *r, ty_job_cols cols) {
 static uint64_t hash_bytes(const void *p, size_t n) {
   const uint8_t *b = p;
   uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001b3ull;
   return ty_mix64(h ^ n);
 }
 
@@ -593,8 +624,10 @@ int ty_store_upsert_node(ty_store *s, const ty_node_row *r) {
   sqlite3_bind_int(st, 2, r->state);
   sqlite3_bind_int64(st, 3, r->cpus);
   sqlite3_bind_int64(st, 4, (sqlite3_int64)r->memory);
-  if (r->gpus) sqlite3_bind_blob(st, 5, r->gpus, (int)r->gpus_len, SQLITE_TRANSIENT);
-  else sqlite3_bind_null(st, 5);
+  if (r->gpus)
+    sqlite3_bind_blob(st, 5, r->gpus, (int)r->gpus_len, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, 5);
   bind_text(st, 6, r->io_addr);
   sqlite3_bind_int64(st, 7, r->last_seen_ms);
   bind_text(st, 8, r->reason);
@@ -637,7 +670,6 @@ int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r) {
   bind_text(st, 6, r->detail);
   return step_done(st);
 }
-
 
 /* ---- pruning ------------------------------------------------------------------- */
 
@@ -707,12 +739,15 @@ int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *
     if (rc == 0) rc = step_id(s->stmt[ST_PRUNE_JOB], v[i].id);
     if (rc == 0 && model_unused(s, &v[i])) {
       int taken = add_unlink(unlink, n_unlink, v[i].model_file);
-      if (taken < 0) rc = taken;
-      else if (taken) v[i].model_file = NULL;
+      if (taken < 0)
+        rc = taken;
+      else if (taken)
+        v[i].model_file = NULL;
     }
   }
   if (rc == 0) rc = step_id(s->stmt[ST_PRUNE_NODE_EVENTS], before_ms);
-  for (size_t i = 0; i < n; i++) free(v[i].model_file);
+  for (size_t i = 0; i < n; i++)
+    free(v[i].model_file);
   free(v);
   if (rc == 0) *out_jobs = (uint32_t)n;
   return rc;

@@ -71,10 +71,22 @@ static int each_row(ty_store *s, const char *sql, int64_t arg, bool has_arg,
 
 /* Typed callback + user data pairs (ISO C has no portable function-pointer
  * to void * conversion). */
-typedef struct job_cb { int (*cb)(const ty_job_row *r, void *ud); void *ud; } job_cb;
-typedef struct node_cb { int (*cb)(const ty_node_row *r, void *ud); void *ud; } node_cb;
-typedef struct queue_cb { int (*cb)(const ty_queue_row *r, void *ud); void *ud; } queue_cb;
-typedef struct event_cb { int (*cb)(const ty_event_row *r, void *ud); void *ud; } event_cb;
+typedef struct job_cb {
+  int (*cb)(const ty_job_row *r, void *ud);
+  void *ud;
+} job_cb;
+typedef struct node_cb {
+  int (*cb)(const ty_node_row *r, void *ud);
+  void *ud;
+} node_cb;
+typedef struct queue_cb {
+  int (*cb)(const ty_queue_row *r, void *ud);
+  void *ud;
+} queue_cb;
+typedef struct event_cb {
+  int (*cb)(const ty_event_row *r, void *ud);
+  void *ud;
+} event_cb;
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
@@ -138,8 +150,7 @@ static int found_row(const ty_job_row *r, void *ud) {
   return f->cb(r, f->ud);
 }
 
-int ty_store_get_job(ty_store *s, uint64_t id, int (*cb)(const ty_job_row *r, void *ud),
-                     void *ud) {
+int ty_store_get_job(ty_store *s, uint64_t id, int (*cb)(const ty_job_row *r, void *ud), void *ud) {
   found_cb f = {cb, ud, false};
   int rc = load_where(s, "WHERE id = ?1", (int64_t)id, true, found_row, &f);
   return rc == 0 && !f.found ? TY_ENOTFOUND : rc;
@@ -199,10 +210,9 @@ int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *
 
 static int counts_row(sqlite3_stmt *st, void *ud) {
   ty_array_counts *c = ud;
-  *c = (ty_array_counts){(uint32_t)sqlite3_column_int64(st, 0),
-                         (uint32_t)sqlite3_column_int64(st, 1),
-                         (uint32_t)sqlite3_column_int64(st, 2),
-                         (uint32_t)sqlite3_column_int64(st, 3)};
+  *c = (ty_array_counts){
+      (uint32_t)sqlite3_column_int64(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+      (uint32_t)sqlite3_column_int64(st, 2), (uint32_t)sqlite3_column_int64(st, 3)};
   return 0;
 }
 
@@ -298,19 +308,26 @@ int ty_store_query_jobs(ty_store_reader *r, const ty_job_query *q,
   return rc;
 }
 
-typedef struct rank_cb { int (*cb)(const ty_rank_row *r, void *ud); void *ud; } rank_cb;
+typedef struct rank_cb {
+  int (*cb)(const ty_rank_row *r, void *ud);
+  void *ud;
+} rank_cb;
 
 static int rank_row(sqlite3_stmt *st, void *ud) {
   rank_cb *p = ud;
   ty_rank_row r = {.job_id = (uint64_t)sqlite3_column_int64(st, 0),
                    .run = (uint32_t)sqlite3_column_int64(st, 1),
-                   .rank = (uint32_t)sqlite3_column_int64(st, 2), .node = col_text(st, 3),
-                   .start_ms = sqlite3_column_int64(st, 4), .end_ms = sqlite3_column_int64(st, 5),
-                   .state = sqlite3_column_int(st, 6), .exit_code = sqlite3_column_int(st, 7),
+                   .rank = (uint32_t)sqlite3_column_int64(st, 2),
+                   .node = col_text(st, 3),
+                   .start_ms = sqlite3_column_int64(st, 4),
+                   .end_ms = sqlite3_column_int64(st, 5),
+                   .state = sqlite3_column_int(st, 6),
+                   .exit_code = sqlite3_column_int(st, 7),
                    .term_signal = sqlite3_column_int(st, 8),
                    .cpus = (uint32_t)sqlite3_column_int64(st, 9),
                    .gpus = (uint32_t)sqlite3_column_int64(st, 10),
-                   .cpu_ms = sqlite3_column_int64(st, 11), .gpu_ms = sqlite3_column_int64(st, 12),
+                   .cpu_ms = sqlite3_column_int64(st, 11),
+                   .gpu_ms = sqlite3_column_int64(st, 12),
                    .mem_peak = sqlite3_column_int64(st, 13),
                    .measured = sqlite3_column_int(st, 14) != 0};
   return p->cb(&r, p->ud);
@@ -331,12 +348,15 @@ int ty_store_query_ranks(ty_store_reader *r, uint64_t job_id,
 
 static int node_row(sqlite3_stmt *st, void *ud) {
   node_cb *p = ud;
-  ty_node_row r = {.name = col_text(st, 0), .state = sqlite3_column_int(st, 1),
+  ty_node_row r = {.name = col_text(st, 0),
+                   .state = sqlite3_column_int(st, 1),
                    .cpus = (uint32_t)sqlite3_column_int64(st, 2),
                    .memory = (uint64_t)sqlite3_column_int64(st, 3),
                    .gpus = sqlite3_column_blob(st, 4),
-                   .gpus_len = (size_t)sqlite3_column_bytes(st, 4), .io_addr = col_text(st, 5),
-                   .last_seen_ms = sqlite3_column_int64(st, 6), .reason = col_text(st, 7),
+                   .gpus_len = (size_t)sqlite3_column_bytes(st, 4),
+                   .io_addr = col_text(st, 5),
+                   .last_seen_ms = sqlite3_column_int64(st, 6),
+                   .reason = col_text(st, 7),
                    .drain = sqlite3_column_int(st, 8) != 0};
   return p->cb(&r, p->ud);
 }
@@ -356,10 +376,13 @@ typedef struct node_event_cb {
 
 static int node_event_row(sqlite3_stmt *st, void *ud) {
   node_event_cb *p = ud;
-  ty_node_event_row r = {.time_ms = sqlite3_column_int64(st, 0), .node = col_text(st, 1),
+  ty_node_event_row r = {.time_ms = sqlite3_column_int64(st, 0),
+                         .node = col_text(st, 1),
                          .from_state = sqlite3_column_int(st, 2),
-                         .to_state = sqlite3_column_int(st, 3), .action = col_text(st, 4),
-                         .reason = col_text(st, 5), .actor = col_text(st, 6)};
+                         .to_state = sqlite3_column_int(st, 3),
+                         .action = col_text(st, 4),
+                         .reason = col_text(st, 5),
+                         .actor = col_text(st, 6)};
   return p->cb(&r, p->ud);
 }
 
@@ -389,8 +412,10 @@ int ty_store_node_events(ty_store *s, const char *node, uint32_t limit,
 
 static int queue_row(sqlite3_stmt *st, void *ud) {
   queue_cb *p = ud;
-  ty_queue_row r = {.name = col_text(st, 0), .priority_tier = sqlite3_column_int(st, 1),
-                    .state = col_text(st, 2), .share = sqlite3_column_double(st, 3),
+  ty_queue_row r = {.name = col_text(st, 0),
+                    .priority_tier = sqlite3_column_int(st, 1),
+                    .state = col_text(st, 2),
+                    .share = sqlite3_column_double(st, 3),
                     .max_running = (uint32_t)sqlite3_column_int64(st, 4),
                     .max_gpus = (uint32_t)sqlite3_column_int64(st, 5),
                     .max_gpus_per_user = (uint32_t)sqlite3_column_int64(st, 6),
@@ -413,14 +438,16 @@ static int event_row(sqlite3_stmt *st, void *ud) {
   event_cb *p = ud;
   ty_event_row r = {.id = sqlite3_column_int64(st, 0),
                     .job_id = (uint64_t)sqlite3_column_int64(st, 1),
-                    .time_ms = sqlite3_column_int64(st, 2), .from_state = sqlite3_column_int(st, 3),
-                    .to_state = sqlite3_column_int(st, 4), .reason = col_text(st, 5),
+                    .time_ms = sqlite3_column_int64(st, 2),
+                    .from_state = sqlite3_column_int(st, 3),
+                    .to_state = sqlite3_column_int(st, 4),
+                    .reason = col_text(st, 5),
                     .actor = col_text(st, 6)};
   return p->cb(&r, p->ud);
 }
 
-int ty_store_job_events(ty_store *s, uint64_t job_id,
-                        int (*cb)(const ty_event_row *r, void *ud), void *ud) {
+int ty_store_job_events(ty_store *s, uint64_t job_id, int (*cb)(const ty_event_row *r, void *ud),
+                        void *ud) {
   event_cb p = {cb, ud};
   return each_row(s,
                   "SELECT id, job_id, time_ms, from_state, to_state, reason, actor"
@@ -428,12 +455,17 @@ int ty_store_job_events(ty_store *s, uint64_t job_id,
                   (int64_t)job_id, true, event_row, &p);
 }
 
-typedef struct usage_cb { int (*cb)(const ty_usage_row *r, void *ud); void *ud; } usage_cb;
+typedef struct usage_cb {
+  int (*cb)(const ty_usage_row *r, void *ud);
+  void *ud;
+} usage_cb;
 
 static int usage_row(sqlite3_stmt *st, void *ud) {
   usage_cb *p = ud;
-  ty_usage_row r = {.user = col_text(st, 0), .queue = col_text(st, 1),
-                    .gpu_s = sqlite3_column_double(st, 2), .cpu_s = sqlite3_column_double(st, 3),
+  ty_usage_row r = {.user = col_text(st, 0),
+                    .queue = col_text(st, 1),
+                    .gpu_s = sqlite3_column_double(st, 2),
+                    .cpu_s = sqlite3_column_double(st, 3),
                     .updated_ms = sqlite3_column_int64(st, 4)};
   return p->cb(&r, p->ud);
 }
@@ -451,14 +483,16 @@ typedef struct admin_cb {
 
 static int admin_row(sqlite3_stmt *st, void *ud) {
   admin_cb *p = ud;
-  ty_admin_event_row r = {.time_ms = sqlite3_column_int64(st, 0), .actor = col_text(st, 1),
-                          .kind = col_text(st, 2), .object = col_text(st, 3),
-                          .action = col_text(st, 4), .detail = col_text(st, 5)};
+  ty_admin_event_row r = {.time_ms = sqlite3_column_int64(st, 0),
+                          .actor = col_text(st, 1),
+                          .kind = col_text(st, 2),
+                          .object = col_text(st, 3),
+                          .action = col_text(st, 4),
+                          .detail = col_text(st, 5)};
   return p->cb(&r, p->ud);
 }
 
-int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud),
-                          void *ud) {
+int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud), void *ud) {
   admin_cb p = {cb, ud};
   return each_row(s,
                   "SELECT time_ms, actor, kind, object, action, detail FROM admin_events"

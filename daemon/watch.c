@@ -37,8 +37,8 @@ struct ty__watch {
 int ty__watch_admit(const ty_controller *ctl, char *err, size_t len) {
   if (ctl->n_watches < MAX_WATCHES) return 0;
   return ty_errf(err, len, TY_ESTATE,
-                 "the controller already holds %u job watches; retry, or ask with %s",
-                 MAX_WATCHES, TY_M_GET_TASK_LOCATIONS);
+                 "the controller already holds %u job watches; retry, or ask with %s", MAX_WATCHES,
+                 TY_M_GET_TASK_LOCATIONS);
 }
 
 static void unlink_watch(ty_controller *ctl, ty__watch *w) {
@@ -108,8 +108,12 @@ void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ty
                      bool want_tokens, bool timing) {
   if (!c) return; /* the client left while the submit committed */
   ty__watch *w = ty_xcalloc(1, sizeof *w);
-  *w = (ty__watch){.next = ctl->watches, .conn = c, .request_id = request_id,
-                   .job_id = j->id, .want_tokens = want_tokens, .timing = timing};
+  *w = (ty__watch){.next = ctl->watches,
+                   .conn = c,
+                   .request_id = request_id,
+                   .job_id = j->id,
+                   .want_tokens = want_tokens,
+                   .timing = timing};
   ctl->watches = w;
   ctl->n_watches++;
   j->watched++;
@@ -135,8 +139,7 @@ void ty__watch_flush(ty_controller *ctl) {
     w->dirty = false;
     ty_job *j = ty__job_find(ctl, w->job_id);
     if (j && ty_job_state_terminal(j->state) && !j->clock.ended) j->clock.ended = uv_hrtime();
-    if (!j)
-      (void)ty_rpc_stream_end(w->conn, w->request_id, TY_ENOTFOUND, "the job is gone");
+    if (!j) (void)ty_rpc_stream_end(w->conn, w->request_id, TY_ENOTFOUND, "the job is gone");
     if (!j || !send_event(ctl, w, j)) unlink_watch(ctl, w);
   }
 }
@@ -144,8 +147,7 @@ void ty__watch_flush(ty_controller *ctl) {
 void ty__watch_stop_all(ty_controller *ctl) {
   while (ctl->watches) {
     ty__watch *w = ctl->watches;
-    (void)ty_rpc_stream_end(w->conn, w->request_id, TY_ECLOSED,
-                            "the controller is shutting down");
+    (void)ty_rpc_stream_end(w->conn, w->request_id, TY_ECLOSED, "the controller is shutting down");
     unlink_watch(ctl, w);
   }
 }

@@ -25,6 +25,8 @@ packages=(
   python3-torch fortunes
   # fuzzing (tests/fuzz): clang's libFuzzer with ASan and UBSan
   clang libclang-rt-14-dev
+  # tests/lint/format.sh: the tree as clang-format 14 writes it (.clang-format)
+  clang-format
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
   packages+=(slurm-wlm munge hyperfine python3-websockets bc curl)

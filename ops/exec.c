@@ -23,7 +23,7 @@ struct ty_exec {
   const ty_tensor **bound; /* per value: bound by the caller, else NULL */
   ty_tensor **vals;        /* per value: the tensor of the last run */
   bool *owned;
-  bool *watched; /* per value: report it through opts.on_value_ready */
+  bool *watched;    /* per value: report it through opts.on_value_ready */
   ty__sched *sched; /* steps: nodes and fused regions (ops/fusion) */
   ty__mpool *pool;  /* planned buffers; NULL with no_memplan (ops/memplan) */
   ty_jit *jit;      /* NULL with no_fusion */
@@ -37,7 +37,9 @@ static const ty__kernel_fn kernels[TY_OP_COUNT_] = {
 #undef TY_OP_KERNEL_
 };
 
-ty__kernel_fn ty__kernel_for(ty_op op) { return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL; }
+ty__kernel_fn ty__kernel_for(ty_op op) {
+  return (int)op >= 0 && op < TY_OP_COUNT_ ? kernels[op] : NULL;
+}
 
 bool ty__kernel_overwrites(const ty_graph_node *n) {
   switch (n->op) {
@@ -178,7 +180,8 @@ int ty_exec_bind(ty_exec *e, const char *name, const ty_tensor *t, char *err, si
 }
 
 /* An output of step k: from the pool when planning, else owned. */
-static int alloc_out(ty_exec *e, size_t k, int id, ty_dtype dt, const ty_shape *s, ty_tensor **out) {
+static int alloc_out(ty_exec *e, size_t k, int id, ty_dtype dt, const ty_shape *s,
+                     ty_tensor **out) {
   if (e->pool) return ty__mpool_alloc(e->pool, k, id, dt, s, out);
   int rc = ty_tensor_create(dt, s, out);
   if (rc == 0) e->owned[id] = true;
@@ -195,13 +198,16 @@ static int run_group(ty_exec *e, size_t k, ty__fgroup *grp, char *err, size_t er
     ins[i] = e->vals[grp->in_ids[i]];
     const char *vn = ty_graph_value_at(e->g, grp->in_ids[i])->name;
     if (!ins[i] || ins[i]->dtype != TY_DTYPE_F32)
-      return ty__node_err(err, err_len, first, TY_EINVAL, "fused region: input \"%s\" missing or not float", vn);
+      return ty__node_err(err, err_len, first, TY_EINVAL,
+                          "fused region: input \"%s\" missing or not float", vn);
     if (ty_shape_broadcast(&loop, &ins[i]->shape, &loop) != 0)
-      return ty__node_err(err, err_len, first, TY_EINVAL, "fused region: input \"%s\" does not broadcast", vn);
+      return ty__node_err(err, err_len, first, TY_EINVAL,
+                          "fused region: input \"%s\" does not broadcast", vn);
   }
   for (int j = 0; j < grp->prog.n_out; j++) {
     int rc = alloc_out(e, k, grp->out_ids[j], TY_DTYPE_F32, &loop, &outs[j]);
-    if (rc != 0) return ty__node_err(err, err_len, first, rc, "fused region: cannot allocate output %d", j);
+    if (rc != 0)
+      return ty__node_err(err, err_len, first, rc, "fused region: cannot allocate output %d", j);
     e->vals[grp->out_ids[j]] = outs[j];
   }
   int rc = ty__fgroup_run(grp, e->jit, e->opts.workers, ins, outs);
@@ -215,14 +221,23 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
   ty_tensor *out[16] = {NULL};
   ty_dtype dts[80];
   ty_shape shs[80];
-  if (ni > 64 || no > 16) return ty__node_err(err, err_len, n, TY_EUNSUPPORTED, "too many inputs or outputs");
+  if (ni > 64 || no > 16)
+    return ty__node_err(err, err_len, n, TY_EUNSUPPORTED, "too many inputs or outputs");
   for (int i = 0; i < ni; i++) {
     in[i] = n->inputs[i] == TY_NO_VALUE ? NULL : e->vals[n->inputs[i]];
     dts[i] = in[i] ? in[i]->dtype : TY_DTYPE_INVALID;
     shs[i] = in[i] ? in[i]->shape : ty_shape_unknown();
   }
-  ty__infer ic = {.node = n, .n_in = ni, .in_dt = dts, .in_shape = shs, .in_val = in, .n_out = no,
-                  .out_dt = dts + ni, .out_shape = shs + ni, .err = err, .err_len = err_len};
+  ty__infer ic = {.node = n,
+                  .n_in = ni,
+                  .in_dt = dts,
+                  .in_shape = shs,
+                  .in_val = in,
+                  .n_out = no,
+                  .out_dt = dts + ni,
+                  .out_shape = shs + ni,
+                  .err = err,
+                  .err_len = err_len};
   if ((rc = ty__infer_node(&ic)) != 0) return rc;
   for (int i = 0; i < no; i++) {
     int id = n->outputs[i];
@@ -241,8 +256,9 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
   if (rc != 0 && n->op == TY_OP_EXTERN)
     return ty__node_err(err, err_len, n, rc, "%s",
                         ctx.extern_op ? "the extern op failed" : "no extern hook given");
-  if (rc != 0) return ty__node_err(err, err_len, n, rc, "kernel failed: %s (an index or label out of range?)",
-                                   ty_strerror(rc));
+  if (rc != 0)
+    return ty__node_err(err, err_len, n, rc, "kernel failed: %s (an index or label out of range?)",
+                        ty_strerror(rc));
   return 0;
 }
 
@@ -329,13 +345,15 @@ int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
     if (rc != 0) return rc;
     if (e->pool) ty__mpool_end_step(e->pool, k);
   }
-  for (size_t i = 0; e->pool && i < nv; i++) /* planned buffers of dead values hold other data now */
+  for (size_t i = 0; e->pool && i < nv;
+       i++) /* planned buffers of dead values hold other data now */
     if (!e->sched->keep[i] && ty_graph_value_at(g, (int)i)->producer >= 0) e->vals[i] = NULL;
   return 0;
 }
 
 void ty_exec_get_stats(const ty_exec *e, ty_exec_stats *out) {
-  *out = (ty_exec_stats){.n_steps = e->sched->n_steps, .fused_regions = e->sched->n_groups,
+  *out = (ty_exec_stats){.n_steps = e->sched->n_steps,
+                         .fused_regions = e->sched->n_groups,
                          .fused_nodes = e->sched->n_fused_nodes};
   if (e->jit) {
     ty_jit_stats js;

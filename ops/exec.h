@@ -64,10 +64,10 @@ typedef struct ty_exec_opts {
   bool training; /* Dropout drops and BatchNormalization uses batch statistics */
   uint64_t seed; /* seed of the Dropout random stream */
   /* ops/fusion: run regions of elementwise nodes as one JIT-compiled loop. */
-  bool no_fusion;         /* one kernel per node (for comparison) */
-  bool no_jit;            /* interpret fused regions (env TRAINYARD_NO_JIT=1 too) */
+  bool no_fusion;           /* one kernel per node (for comparison) */
+  bool no_jit;              /* interpret fused regions (env TRAINYARD_NO_JIT=1 too) */
   const char *kernel_cache; /* kernel cache dir; NULL: ops/fusion's default; copied */
-  ty_jit *jit;            /* shared JIT (borrowed, must outlive the executor); NULL: own one */
+  ty_jit *jit;              /* shared JIT (borrowed, must outlive the executor); NULL: own one */
   ty_workers *workers; /* threads (borrowed, must outlive the executor); NULL: the caller's only */
   /* ops/memplan: reuse buffers of dead values, write elementwise outputs in
    * place. Then only graph outputs, values no node reads, one-element values
@@ -107,16 +107,16 @@ const ty_tensor *ty_exec_value(const ty_exec *e, int value_id);
 const ty_tensor *ty_exec_output(const ty_exec *e, const char *name);
 
 typedef struct ty_exec_stats {
-  size_t n_steps;          /* kernels per run: nodes plus fused regions */
-  size_t fused_regions;    /* fused regions in the schedule */
-  size_t fused_nodes;      /* graph nodes they contain */
-  uint64_t jit_compiles;   /* compiler invocations of this executor's JIT */
-  uint64_t jit_failures;   /* failed compiles (regions then interpreted) */
-  uint64_t jit_disk_loads; /* kernels loaded from the disk cache */
-  uint64_t interp_runs;    /* region runs through the interpreter */
-  uint64_t pool_bytes;     /* bytes of planned buffers (0 without planning) */
+  size_t n_steps;           /* kernels per run: nodes plus fused regions */
+  size_t fused_regions;     /* fused regions in the schedule */
+  size_t fused_nodes;       /* graph nodes they contain */
+  uint64_t jit_compiles;    /* compiler invocations of this executor's JIT */
+  uint64_t jit_failures;    /* failed compiles (regions then interpreted) */
+  uint64_t jit_disk_loads;  /* kernels loaded from the disk cache */
+  uint64_t interp_runs;     /* region runs through the interpreter */
+  uint64_t pool_bytes;      /* bytes of planned buffers (0 without planning) */
   uint64_t unplanned_bytes; /* what the last run would hold without planning */
-  size_t inplace;          /* outputs written in place in the last run */
+  size_t inplace;           /* outputs written in place in the last run */
 } ty_exec_stats;
 void ty_exec_get_stats(const ty_exec *e, ty_exec_stats *out_stats);
 

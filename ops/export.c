@@ -44,7 +44,8 @@ static void *arena_alloc(arena *a, size_t size) {
 }
 
 static void arena_free(arena *a) {
-  for (size_t i = 0; i < a->n; i++) free(a->ptrs[i]);
+  for (size_t i = 0; i < a->n; i++)
+    free(a->ptrs[i]);
   free(a->ptrs);
 }
 
@@ -112,21 +113,37 @@ static Onnx__AttributeProto *attr_proto(arena *a, const ty_graph_attr *at) {
   ap->has_type = 1;
   ap->type = (Onnx__AttributeProto__AttributeType)at->type;
   switch (at->type) {
-  case TY_ATTR_FLOAT: ap->has_f = 1; ap->f = at->f; break;
-  case TY_ATTR_INT: ap->has_i = 1; ap->i = at->i; break;
+  case TY_ATTR_FLOAT:
+    ap->has_f = 1;
+    ap->f = at->f;
+    break;
+  case TY_ATTR_INT:
+    ap->has_i = 1;
+    ap->i = at->i;
+    break;
   case TY_ATTR_STRING:
     ap->has_s = 1;
     ap->s.data = (uint8_t *)at->s;
     ap->s.len = strlen(at->s);
     break;
-  case TY_ATTR_TENSOR: ap->t = tensor_proto(a, NULL, at->t); break;
-  case TY_ATTR_FLOATS: ap->n_floats = at->n; ap->floats = at->floats; break;
-  case TY_ATTR_INTS: ap->n_ints = at->n; ap->ints = at->ints; break;
+  case TY_ATTR_TENSOR:
+    ap->t = tensor_proto(a, NULL, at->t);
+    break;
+  case TY_ATTR_FLOATS:
+    ap->n_floats = at->n;
+    ap->floats = at->floats;
+    break;
+  case TY_ATTR_INTS:
+    ap->n_ints = at->n;
+    ap->ints = at->ints;
+    break;
   }
   return ap;
 }
 
-static char *value_name(const ty_graph *g, int id) { return id == TY_NO_VALUE ? (char *)"" : g->values[id].name; }
+static char *value_name(const ty_graph *g, int id) {
+  return id == TY_NO_VALUE ? (char *)"" : g->values[id].name;
+}
 
 static Onnx__NodeProto *node_proto(arena *a, const ty_graph *g, const ty_graph_node *n) {
   Onnx__NodeProto *np = NEW(a, Onnx__NodeProto, ONNX__NODE_PROTO__INIT);
@@ -142,8 +159,10 @@ static Onnx__NodeProto *node_proto(arena *a, const ty_graph *g, const ty_graph_n
   np->output = out;
   np->n_attribute = (size_t)n->n_attrs;
   np->attribute = attrs;
-  for (int i = 0; i < n->n_inputs; i++) in[i] = value_name(g, n->inputs[i]);
-  for (int i = 0; i < n->n_outputs; i++) out[i] = value_name(g, n->outputs[i]);
+  for (int i = 0; i < n->n_inputs; i++)
+    in[i] = value_name(g, n->inputs[i]);
+  for (int i = 0; i < n->n_outputs; i++)
+    out[i] = value_name(g, n->outputs[i]);
   for (int i = 0; i < n->n_attrs; i++)
     if (!(attrs[i] = attr_proto(a, &n->attrs[i]))) return NULL;
   return np;
@@ -173,8 +192,8 @@ static int initializer_protos(arena *a, const ty_graph *g, const ty_init_overrid
   return 0;
 }
 
-static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, size_t n_ov, Onnx__GraphProto *gp,
-                       char *err, size_t err_len) {
+static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, size_t n_ov,
+                       Onnx__GraphProto *gp, char *err, size_t err_len) {
   gp->name = g->name ? g->name : (char *)"trainyard";
   gp->n_node = g->n_nodes;
   gp->node = arena_alloc(a, g->n_nodes * sizeof *gp->node);
@@ -196,8 +215,8 @@ static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, 
   return initializer_protos(a, g, ov, n_ov, gp, err, err_len);
 }
 
-int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides, char *err,
-                     size_t err_len, uint8_t **out_data, size_t *out_len) {
+int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
+                     char *err, size_t err_len, uint8_t **out_data, size_t *out_len) {
   arena a = {0};
   Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
@@ -218,7 +237,8 @@ int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_
   if (rc == 0) {
     size_t len = onnx__model_proto__get_packed_size(&mp);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) rc = TY_ENOMEM;
+    if (!buf)
+      rc = TY_ENOMEM;
     else {
       onnx__model_proto__pack(&mp, buf);
       *out_data = buf;
@@ -240,8 +260,8 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
-int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides, const char *path,
-                       char *err, size_t err_len) {
+int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
+                       const char *path, char *err, size_t err_len) {
   uint8_t *data = NULL;
   size_t len = 0;
   int rc = ty_graph_to_onnx(g, overrides, n_overrides, err, err_len, &data, &len);

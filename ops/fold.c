@@ -130,10 +130,18 @@ static void sym_arith(ty_op op, const ty__symvec *a, int ka, const ty__symvec *b
   if (xk && yk) {
     *kind = TY__SYM_KNOWN;
     switch (op) {
-    case TY_OP_ADD: *v = (int64_t)((uint64_t)x + (uint64_t)y); return;
-    case TY_OP_SUB: *v = (int64_t)((uint64_t)x - (uint64_t)y); return;
-    case TY_OP_MUL: *v = (int64_t)((uint64_t)x * (uint64_t)y); return;
-    case TY_OP_EQUAL: *v = x == y; return;
+    case TY_OP_ADD:
+      *v = (int64_t)((uint64_t)x + (uint64_t)y);
+      return;
+    case TY_OP_SUB:
+      *v = (int64_t)((uint64_t)x - (uint64_t)y);
+      return;
+    case TY_OP_MUL:
+      *v = (int64_t)((uint64_t)x * (uint64_t)y);
+      return;
+    case TY_OP_EQUAL:
+      *v = x == y;
+      return;
     default:
       if (y == 0 || (y == -1 && x == INT64_MIN))
         *kind = TY__SYM_UNKNOWN;
@@ -182,12 +190,17 @@ int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__sym
   if (n->n_inputs < 1 || n->inputs[0] == TY_NO_VALUE) return 0;
   switch (n->op) {
   case TY_OP_SHAPE:
-  case TY_OP_SIZE: return sym_shape(n, &in_shape[0], out);
-  case TY_OP_GATHER: return sym_in(in_sym, in_val, 0, &a) ? sym_gather(n, &a, in_val[1], out) : 0;
-  case TY_OP_CONCAT: return sym_concat(in_sym, in_val, n->n_inputs, out);
-  case TY_OP_SLICE: return sym_in(in_sym, in_val, 0, &a) ? sym_slice(n, &a, in_val, out) : 0;
+  case TY_OP_SIZE:
+    return sym_shape(n, &in_shape[0], out);
+  case TY_OP_GATHER:
+    return sym_in(in_sym, in_val, 0, &a) ? sym_gather(n, &a, in_val[1], out) : 0;
+  case TY_OP_CONCAT:
+    return sym_concat(in_sym, in_val, n->n_inputs, out);
+  case TY_OP_SLICE:
+    return sym_in(in_sym, in_val, 0, &a) ? sym_slice(n, &a, in_val, out) : 0;
   case TY_OP_IDENTITY:
-  case TY_OP_CAST: return sym_in(in_sym, in_val, 0, out);
+  case TY_OP_CAST:
+    return sym_in(in_sym, in_val, 0, out);
   case TY_OP_UNSQUEEZE:
   case TY_OP_SQUEEZE: /* scalar <-> one-entry vector */
     if (!sym_in(in_sym, in_val, 0, &a) || a.n != 1 || a.rank != (n->op == TY_OP_SQUEEZE)) return 0;
@@ -207,7 +220,8 @@ int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__sym
         !sym_in(in_sym, in_val, 2, &b))
       return 0;
     return sym_where(&c, &a, &b, out);
-  default: return 0;
+  default:
+    return 0;
   }
 }
 
@@ -235,7 +249,8 @@ static int static_shape(folder *f, const ty_graph_node *n, ty_tensor **out) {
   if (!sym_shape(n, x, &sv)) return 1;
   ty_shape s = ty_shape_make(sv.rank, (int64_t[]){sv.n});
   int rc = ty_tensor_create(TY_DTYPE_I64, &s, out);
-  for (int k = 0; rc == 0 && k < sv.n; k++) ty_tensor_i64(*out)[k] = sv.v[k];
+  for (int k = 0; rc == 0 && k < sv.n; k++)
+    ty_tensor_i64(*out)[k] = sv.v[k];
   return rc;
 }
 
@@ -334,7 +349,8 @@ int ty__graph_fold(ty_graph *g, char *err, size_t err_len) {
   }
   if (rc == 0 && any) rc = rewrite(&f);
 done:
-  for (size_t i = 0; f.owned && i < g->n_values; i++) ty_tensor_destroy(f.owned[i]);
+  for (size_t i = 0; f.owned && i < g->n_values; i++)
+    ty_tensor_destroy(f.owned[i]);
   free(f.cval);
   free(f.owned);
   free(f.fold);

@@ -33,7 +33,8 @@ int ty_op_from_name(const char *op_type, ty_op *out_op) {
   return TY_ENOTFOUND;
 }
 
-int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt, ...) {
+int ty__node_err(char *err, size_t err_len, const ty_graph_node *n, int code, const char *fmt,
+                 ...) {
   char msg[TY_ERR_LEN];
   va_list ap;
   va_start(ap, fmt);
@@ -59,7 +60,8 @@ static void attr_free(ty_graph_attr *a) {
 }
 
 static void node_free(ty_graph_node *n) {
-  for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
+  for (int a = 0; a < n->n_attrs; a++)
+    attr_free(&n->attrs[a]);
   free(n->attrs);
   free(n->name);
   free(n->inputs);
@@ -68,7 +70,8 @@ static void node_free(ty_graph_node *n) {
 
 void ty_graph_destroy(ty_graph *g) {
   if (!g) return;
-  for (size_t i = 0; i < g->n_nodes; i++) node_free(&g->nodes[i]);
+  for (size_t i = 0; i < g->n_nodes; i++)
+    node_free(&g->nodes[i]);
   for (size_t i = 0; i < g->n_values; i++) {
     free(g->values[i].name);
     ty_tensor_destroy(g->values[i].init);
@@ -82,17 +85,39 @@ void ty_graph_destroy(ty_graph *g) {
   free(g);
 }
 
-int ty_graph_opset(const ty_graph *g) { return g->opset; }
-void ty_graph_set_opset(ty_graph *g, int opset) { g->opset = opset; }
-size_t ty_graph_n_nodes(const ty_graph *g) { return g->n_nodes; }
-const ty_graph_node *ty_graph_node_at(const ty_graph *g, size_t i) { return i < g->n_nodes ? &g->nodes[i] : NULL; }
-size_t ty_graph_n_values(const ty_graph *g) { return g->n_values; }
-size_t ty_graph_n_inputs(const ty_graph *g) { return g->n_inputs; }
-int ty_graph_input(const ty_graph *g, size_t i) { return i < g->n_inputs ? g->inputs[i] : TY_NO_VALUE; }
-size_t ty_graph_n_outputs(const ty_graph *g) { return g->n_outputs; }
-int ty_graph_output(const ty_graph *g, size_t i) { return i < g->n_outputs ? g->outputs[i] : TY_NO_VALUE; }
-size_t ty_graph_n_initializers(const ty_graph *g) { return g->n_inits; }
-int ty_graph_initializer(const ty_graph *g, size_t i) { return i < g->n_inits ? g->inits[i] : TY_NO_VALUE; }
+int ty_graph_opset(const ty_graph *g) {
+  return g->opset;
+}
+void ty_graph_set_opset(ty_graph *g, int opset) {
+  g->opset = opset;
+}
+size_t ty_graph_n_nodes(const ty_graph *g) {
+  return g->n_nodes;
+}
+const ty_graph_node *ty_graph_node_at(const ty_graph *g, size_t i) {
+  return i < g->n_nodes ? &g->nodes[i] : NULL;
+}
+size_t ty_graph_n_values(const ty_graph *g) {
+  return g->n_values;
+}
+size_t ty_graph_n_inputs(const ty_graph *g) {
+  return g->n_inputs;
+}
+int ty_graph_input(const ty_graph *g, size_t i) {
+  return i < g->n_inputs ? g->inputs[i] : TY_NO_VALUE;
+}
+size_t ty_graph_n_outputs(const ty_graph *g) {
+  return g->n_outputs;
+}
+int ty_graph_output(const ty_graph *g, size_t i) {
+  return i < g->n_outputs ? g->outputs[i] : TY_NO_VALUE;
+}
+size_t ty_graph_n_initializers(const ty_graph *g) {
+  return g->n_inits;
+}
+int ty_graph_initializer(const ty_graph *g, size_t i) {
+  return i < g->n_inits ? g->inits[i] : TY_NO_VALUE;
+}
 
 const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id) {
   if (id < 0 || (size_t)id >= g->n_values) return NULL;
@@ -128,7 +153,9 @@ const char *ty_graph_node_attr_string(const ty_graph_node *n, const char *name, 
   return a && a->type == TY_ATTR_STRING ? a->s : dflt;
 }
 
-int ty_graph_node_input(const ty_graph_node *n, int i) { return i < n->n_inputs ? n->inputs[i] : TY_NO_VALUE; }
+int ty_graph_node_input(const ty_graph_node *n, int i) {
+  return i < n->n_inputs ? n->inputs[i] : TY_NO_VALUE;
+}
 
 int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int max, int *out_n) {
   const ty_graph_attr *a = ty_graph_node_attr(n, name);
@@ -145,7 +172,8 @@ int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int ma
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
   size_t nc = *cap ? *cap * 2 : 16;
-  while (nc < need) nc *= 2;
+  while (nc < need)
+    nc *= 2;
   void *p = realloc(*arr, nc * elem);
   if (!p) return TY_ENOMEM;
   memset((char *)p + *cap * elem, 0, (nc - *cap) * elem);
@@ -162,7 +190,8 @@ static int push_id(int **arr, size_t *n, int id) {
   return 0;
 }
 
-int ty_graph_add_value(ty_graph *g, const char *name, ty_dtype dt, const ty_shape *shape, int *out_id) {
+int ty_graph_add_value(ty_graph *g, const char *name, ty_dtype dt, const ty_shape *shape,
+                       int *out_id) {
   int rc = grow((void **)&g->values, &g->cap_values, g->n_values + 1, sizeof *g->values);
   if (rc != 0) return rc;
   ty_graph_value *v = &g->values[g->n_values];
@@ -181,7 +210,9 @@ int ty_graph_add_value(ty_graph *g, const char *name, ty_dtype dt, const ty_shap
   return 0;
 }
 
-static bool valid_id(const ty_graph *g, int id) { return id >= 0 && (size_t)id < g->n_values; }
+static bool valid_id(const ty_graph *g, int id) {
+  return id >= 0 && (size_t)id < g->n_values;
+}
 
 int ty_graph_mark_input(ty_graph *g, int id) {
   if (!valid_id(g, id) || g->values[id].producer >= 0) return TY_EINVAL;
@@ -351,7 +382,8 @@ int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t) {
   outs[0] = n->outputs[0];
   for (int i = 1; i < n->n_outputs; i++)
     if (n->outputs[i] != TY_NO_VALUE) g->values[n->outputs[i]].producer = -1;
-  for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
+  for (int a = 0; a < n->n_attrs; a++)
+    attr_free(&n->attrs[a]);
   free(n->attrs);
   free(n->inputs);
   free(n->outputs);

@@ -126,8 +126,12 @@ const char *ty_op_name(ty_op op);
 int ty_op_from_name(const char *op_type, ty_op *out_op);
 
 typedef enum {
-  TY_ATTR_FLOAT = 1, TY_ATTR_INT = 2, TY_ATTR_STRING = 3, TY_ATTR_TENSOR = 4,
-  TY_ATTR_FLOATS = 6, TY_ATTR_INTS = 7,
+  TY_ATTR_FLOAT = 1,
+  TY_ATTR_INT = 2,
+  TY_ATTR_STRING = 3,
+  TY_ATTR_TENSOR = 4,
+  TY_ATTR_FLOATS = 6,
+  TY_ATTR_INTS = 7,
 } ty_attr_type; /* numbered as ONNX AttributeProto.AttributeType */
 
 typedef struct ty_graph_attr {
@@ -135,21 +139,21 @@ typedef struct ty_graph_attr {
   ty_attr_type type;
   int64_t i;
   float f;
-  char *s;        /* NUL-terminated (TY_ATTR_STRING) */
-  int64_t *ints;  /* n entries (TY_ATTR_INTS) */
-  float *floats;  /* n entries (TY_ATTR_FLOATS) */
+  char *s;       /* NUL-terminated (TY_ATTR_STRING) */
+  int64_t *ints; /* n entries (TY_ATTR_INTS) */
+  float *floats; /* n entries (TY_ATTR_FLOATS) */
   size_t n;
-  ty_tensor *t;   /* TY_ATTR_TENSOR */
+  ty_tensor *t; /* TY_ATTR_TENSOR */
 } ty_graph_attr;
 
 #define TY_NO_VALUE (-1)
 
 typedef struct ty_graph_node {
   ty_op op;
-  int opset;    /* ai.onnx opset version whose semantics this node follows */
-  char *name;   /* never NULL; the ONNX name, or "<OpType>_<index>" if it had none */
+  int opset;  /* ai.onnx opset version whose semantics this node follows */
+  char *name; /* never NULL; the ONNX name, or "<OpType>_<index>" if it had none */
   int n_inputs;
-  int *inputs;  /* value ids or TY_NO_VALUE */
+  int *inputs; /* value ids or TY_NO_VALUE */
   int n_outputs;
   int *outputs; /* value ids or TY_NO_VALUE */
   int n_attrs;
@@ -158,12 +162,12 @@ typedef struct ty_graph_node {
 
 typedef struct ty_graph_value {
   char *name;
-  ty_dtype dtype;   /* TY_DTYPE_INVALID until inferred */
-  ty_shape shape;   /* rank TY_RANK_UNKNOWN until inferred */
-  ty_tensor *init;  /* initializer data, owned by the graph; NULL otherwise */
-  int producer;     /* index of the producing node, or -1 */
-  bool is_input;    /* a graph input fed at run time */
-  bool is_output;   /* a graph output */
+  ty_dtype dtype;  /* TY_DTYPE_INVALID until inferred */
+  ty_shape shape;  /* rank TY_RANK_UNKNOWN until inferred */
+  ty_tensor *init; /* initializer data, owned by the graph; NULL otherwise */
+  int producer;    /* index of the producing node, or -1 */
+  bool is_input;   /* a graph input fed at run time */
+  bool is_output;  /* a graph output */
 } ty_graph_value;
 
 typedef struct ty_graph ty_graph;

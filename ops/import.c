@@ -35,12 +35,17 @@
  * the unsigned 32/64-bit ones in uint64_data). */
 static size_t typed_count(const Onnx__TensorProto *tp, ty_dtype dt) {
   switch (dt) {
-  case TY_DTYPE_F32: return tp->n_float_data;
-  case TY_DTYPE_I64: return tp->n_int64_data;
-  case TY_DTYPE_F64: return tp->n_double_data;
+  case TY_DTYPE_F32:
+    return tp->n_float_data;
+  case TY_DTYPE_I64:
+    return tp->n_int64_data;
+  case TY_DTYPE_F64:
+    return tp->n_double_data;
   case TY_DTYPE_U32:
-  case TY_DTYPE_U64: return tp->n_uint64_data;
-  default: return tp->n_int32_data;
+  case TY_DTYPE_U64:
+    return tp->n_uint64_data;
+  default:
+    return tp->n_int32_data;
   }
 }
 
@@ -48,19 +53,28 @@ static void copy_typed(const Onnx__TensorProto *tp, ty_tensor *t) {
   int64_t n = ty_tensor_numel(t);
   if (n == 0) return; /* the field may then be unset (NULL) */
   switch (t->dtype) {
-  case TY_DTYPE_F32: memcpy(t->data, tp->float_data, t->nbytes); return;
-  case TY_DTYPE_I64: memcpy(t->data, tp->int64_data, t->nbytes); return;
-  case TY_DTYPE_F64: memcpy(t->data, tp->double_data, t->nbytes); return;
+  case TY_DTYPE_F32:
+    memcpy(t->data, tp->float_data, t->nbytes);
+    return;
+  case TY_DTYPE_I64:
+    memcpy(t->data, tp->int64_data, t->nbytes);
+    return;
+  case TY_DTYPE_F64:
+    memcpy(t->data, tp->double_data, t->nbytes);
+    return;
   case TY_DTYPE_U32:
   case TY_DTYPE_U64:
-    for (int64_t i = 0; i < n; i++) ty__putu(t->dtype, t->data, i, tp->uint64_data[i]);
+    for (int64_t i = 0; i < n; i++)
+      ty__putu(t->dtype, t->data, i, tp->uint64_data[i]);
     return;
   case TY_DTYPE_F16:
   case TY_DTYPE_BF16: /* the bits, not the value */
-    for (int64_t i = 0; i < n; i++) ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i];
+    for (int64_t i = 0; i < n; i++)
+      ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i];
     return;
   default:
-    for (int64_t i = 0; i < n; i++) ty__puti(t->dtype, t->data, i, tp->int32_data[i]);
+    for (int64_t i = 0; i < n; i++)
+      ty__puti(t->dtype, t->data, i, tp->int32_data[i]);
     return;
   }
 }
@@ -68,8 +82,8 @@ static void copy_typed(const Onnx__TensorProto *tp, ty_tensor *t) {
 /* The size the shape announces is checked against the bytes the message
  * holds before anything is allocated: a model cannot make us allocate more
  * than it brought. */
-static int tensor_from_proto(const Onnx__TensorProto *tp, const char *what, char *err, size_t err_len,
-                             ty_tensor **out_tensor) {
+static int tensor_from_proto(const Onnx__TensorProto *tp, const char *what, char *err,
+                             size_t err_len, ty_tensor **out_tensor) {
   int dt = tp->has_data_type ? tp->data_type : 0;
   if (!ty_dtype_supported(dt))
     return ty_errf(err, err_len, TY_EUNSUPPORTED, "%s: dtype %s is not supported", what,
@@ -164,8 +178,8 @@ static int import_initializers(importer *im, const Onnx__GraphProto *gp) {
 
 /* Reads a ValueInfoProto's tensor type. Dim 0 given as a dim_param (or
  * missing) is the symbolic batch; other symbolic dims are unknown. */
-static int value_type(importer *im, const Onnx__ValueInfoProto *vi, const char *kind, ty_dtype *out_dt,
-                      ty_shape *out_shape) {
+static int value_type(importer *im, const Onnx__ValueInfoProto *vi, const char *kind,
+                      ty_dtype *out_dt, ty_shape *out_shape) {
   const Onnx__TypeProto *tp = vi->type;
   if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
     return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
@@ -185,7 +199,8 @@ static int value_type(importer *im, const Onnx__ValueInfoProto *vi, const char *
   out_shape->rank = (int)tt->shape->n_dim;
   for (size_t i = 0; i < tt->shape->n_dim; i++) {
     const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-    bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0;
+    bool known =
+        d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0;
     if (known && d->dim_value > TY__DIM_MAX)
       return ty_errf(im->err, im->err_len, TY_EINVAL,
                      "%s \"%s\": dim %zu is %lld, above the maximum %lld", kind, vi->name, i,
@@ -218,7 +233,8 @@ static int import_inputs(importer *im, const Onnx__GraphProto *gp) {
   return 0;
 }
 
-static int constant_to_value(importer *im, ty_graph_node *n, const Onnx__AttributeProto *a, ty_tensor **out_t) {
+static int constant_to_value(importer *im, ty_graph_node *n, const Onnx__AttributeProto *a,
+                             ty_tensor **out_t) {
   ty_shape scalar = ty_shape_make(0, NULL);
   ty_shape vec;
   int64_t len;
@@ -236,7 +252,8 @@ static int constant_to_value(importer *im, ty_graph_node *n, const Onnx__Attribu
     vec = ty_shape_make(1, &len);
     return ty_tensor_create_from(TY_DTYPE_I64, &vec, a->ints, a->n_ints * sizeof(int64_t), out_t);
   }
-  return ty__node_err(im->err, im->err_len, n, TY_EUNSUPPORTED, "attribute %s is not supported", a->name);
+  return ty__node_err(im->err, im->err_len, n, TY_EUNSUPPORTED, "attribute %s is not supported",
+                      a->name);
 }
 
 static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) {
@@ -254,9 +271,12 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
     return ty_graph_node_set_tensor(g, idx, "value", t);
   }
   switch (a->has_type ? (int)a->type : 0) {
-  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: return ty_graph_node_set_float(g, idx, a->name, a->f);
-  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: return ty_graph_node_set_int(g, idx, a->name, a->i);
-  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n_ints);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT:
+    return ty_graph_node_set_float(g, idx, a->name, a->f);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT:
+    return ty_graph_node_set_int(g, idx, a->name, a->i);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+    return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n_ints);
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
     return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n_floats);
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: {
@@ -268,17 +288,20 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
     return rc;
   }
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
-    snprintf(what, sizeof what, "node \"%s\" (%s): attribute %s", n->name, ty_op_name(n->op), a->name);
+    snprintf(what, sizeof what, "node \"%s\" (%s): attribute %s", n->name, ty_op_name(n->op),
+             a->name);
     if (!a->t) return ty_errf(im->err, im->err_len, TY_EINVAL, "%s: tensor missing", what);
     if ((rc = tensor_from_proto(a->t, what, im->err, im->err_len, &t)) != 0) return rc;
     return ty_graph_node_set_tensor(g, idx, a->name, t);
   default:
-    return ty__node_err(im->err, im->err_len, n, TY_EUNSUPPORTED, "attribute %s of type %d is not supported",
-                        a->name, a->has_type ? (int)a->type : 0);
+    return ty__node_err(im->err, im->err_len, n, TY_EUNSUPPORTED,
+                        "attribute %s of type %d is not supported", a->name,
+                        a->has_type ? (int)a->type : 0);
   }
 }
 
-static int node_value_ids(importer *im, const Onnx__NodeProto *np, const char *name, int *in, int *out) {
+static int node_value_ids(importer *im, const Onnx__NodeProto *np, const char *name, int *in,
+                          int *out) {
   for (size_t i = 0; i < np->n_input; i++) {
     in[i] = TY_NO_VALUE;
     if (!*np->input[i]) continue;
@@ -335,9 +358,11 @@ static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
   if (!ids) return TY_ENOMEM;
   int idx, rc = node_value_ids(im, np, name, ids, ids + np->n_input);
   if (rc == 0)
-    rc = ty_graph_add_node(im->g, op, name, ids, (int)np->n_input, ids + np->n_input, (int)np->n_output, &idx);
+    rc = ty_graph_add_node(im->g, op, name, ids, (int)np->n_input, ids + np->n_input,
+                           (int)np->n_output, &idx);
   free(ids);
-  for (size_t a = 0; rc == 0 && a < np->n_attribute; a++) rc = import_attr(im, (size_t)idx, np->attribute[a]);
+  for (size_t a = 0; rc == 0 && a < np->n_attribute; a++)
+    rc = import_attr(im, (size_t)idx, np->attribute[a]);
   return rc;
 }
 
@@ -360,11 +385,13 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
   if (!gp) return ty_errf(im->err, im->err_len, TY_EINVAL, "model: has no graph");
   ty_op op;
   int rc = 0;
-  for (size_t i = 0; rc == 0 && i < gp->n_node; i++) rc = check_op(im, gp->node[i], i, &op);
+  for (size_t i = 0; rc == 0 && i < gp->n_node; i++)
+    rc = check_op(im, gp->node[i], i, &op);
   if (rc == 0) rc = import_opset(im, mp);
   if (rc == 0) rc = import_initializers(im, gp);
   if (rc == 0) rc = import_inputs(im, gp);
-  for (size_t i = 0; rc == 0 && i < gp->n_node; i++) rc = import_node(im, gp->node[i], i);
+  for (size_t i = 0; rc == 0 && i < gp->n_node; i++)
+    rc = import_node(im, gp->node[i], i);
   if (rc == 0) rc = import_outputs(im, gp);
   if (rc == 0 && gp->name && !(im->g->name = strdup(gp->name))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
@@ -375,7 +402,8 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
   return rc;
 }
 
-int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len, ty_graph **out_graph) {
+int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
+                        ty_graph **out_graph) {
   if (err && err_len) err[0] = '\0';
   Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
   if (!mp) return ty_errf(err, err_len, TY_EPROTO, "model: not an ONNX ModelProto");
@@ -401,10 +429,12 @@ int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **o
   char chunk[65536];
   size_t n;
   int rc = 0;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = ty_buf_append(&b, chunk, n);
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = ty_buf_append(&b, chunk, n);
   if (ferror(f)) rc = TY_EIO;
   fclose(f);
-  if (rc == 0) rc = ty_graph_load_bytes(b.data ? b.data : (uint8_t *)"", b.len, err, err_len, out_graph);
+  if (rc == 0)
+    rc = ty_graph_load_bytes(b.data ? b.data : (uint8_t *)"", b.len, err, err_len, out_graph);
   else
     ty_errf(err, err_len, rc, "%s: cannot read", path);
   ty_buf_close(&b);

@@ -66,7 +66,8 @@ int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out
   if (t->shape.rank > 1 || n > max)
     return ty__infer_fail(ic, TY_EINVAL, "input %d must be a vector of at most %d values", input,
                           max);
-  for (int64_t i = 0; i < n; i++) out[i] = ty__geti(t->dtype, t->data, i);
+  for (int64_t i = 0; i < n; i++)
+    out[i] = ty__geti(t->dtype, t->data, i);
   *out_n = (int)n;
   return 0;
 }
@@ -74,7 +75,8 @@ int ty__infer_int_list(ty__infer *ic, int input, int64_t *out, int max, int *out
 int ty__infer_dims_list(ty__infer *ic, int input, int64_t *out, int8_t *kind, int max, int *out_n) {
   int rc = ty__infer_int_list(ic, input, out, max, out_n);
   if (rc != 0 || *out_n != -2) {
-    for (int i = 0; i < *out_n; i++) kind[i] = TY__SYM_KNOWN;
+    for (int i = 0; i < *out_n; i++)
+      kind[i] = TY__SYM_KNOWN;
     return rc;
   }
   const ty__symvec *sv = ic->in_sym ? ic->in_sym[input] : NULL;
@@ -228,8 +230,10 @@ int ty_graph_infer_shapes(ty_graph *g, char *err, size_t err_len) {
     rc = ty_errf(err, err_len, TY_EINVAL, "graph: has a cycle or reads a value nobody produces");
     goto fail;
   }
-  for (size_t i = 0; i < g->n_values; i++) p.known[i] = g->values[i].init;
-  for (size_t i = 0; i < g->n_nodes && rc == 0; i++) rc = infer_one(&p, order[i]);
+  for (size_t i = 0; i < g->n_values; i++)
+    p.known[i] = g->values[i].init;
+  for (size_t i = 0; i < g->n_nodes && rc == 0; i++)
+    rc = infer_one(&p, order[i]);
 fail:
   free(order);
   free(p.known);

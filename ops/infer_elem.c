@@ -20,7 +20,8 @@ ty_shape ty__binary_bshape(const ty_graph_node *n, ty_op op, const ty_shape *a, 
     axis = 1;
   if (axis < 0 || axis + b->rank > a->rank) return *b;
   ty_shape r = *b;
-  while (r.rank < a->rank - axis) r.dims[r.rank++] = 1;
+  while (r.rank < a->rank - axis)
+    r.dims[r.rank++] = 1;
   return r;
 }
 
@@ -56,11 +57,16 @@ static uint32_t binary_mask(ty_op op) {
   switch (op) {
   case TY_OP_AND:
   case TY_OP_OR:
-  case TY_OP_XOR: return TY__DT(BOOL);
-  case TY_OP_BIT_SHIFT: return TY__DT_UINTS;
-  case TY_OP_EQUAL: return TY__DT_ALL;
-  case TY_OP_PRELU: return TY__DT_FLOATS | TY__DT_SINTS;
-  default: return TY__DT_NUMS;
+  case TY_OP_XOR:
+    return TY__DT(BOOL);
+  case TY_OP_BIT_SHIFT:
+    return TY__DT_UINTS;
+  case TY_OP_EQUAL:
+    return TY__DT_ALL;
+  case TY_OP_PRELU:
+    return TY__DT_FLOATS | TY__DT_SINTS;
+  default:
+    return TY__DT_NUMS;
   }
 }
 
@@ -97,7 +103,8 @@ int ty__infer_variadic(ty__infer *ic) {
   uint32_t mask = op == TY_OP_MAX || op == TY_OP_MIN ? TY__DT_NUMS : TY__DT_FLOATS;
   if (ic->n_in < 1) return ty__infer_fail(ic, TY_EINVAL, "needs at least one input");
   int rc = 0;
-  for (int i = 0; rc == 0 && i < ic->n_in; i++) rc = ty__infer_need(ic, i, mask, false);
+  for (int i = 0; rc == 0 && i < ic->n_in; i++)
+    rc = ty__infer_need(ic, i, mask, false);
   if (rc == 0) rc = same_dtypes(ic, 0, ic->n_in);
   ty_shape out;
   if (rc == 0) rc = broadcast_inputs(ic, ic->n_in, &out);
@@ -154,14 +161,19 @@ int ty__infer_cast(ty__infer *ic) {
 /* Dtypes a unary op takes. */
 static uint32_t unary_mask(ty_op op) {
   switch (op) {
-  case TY_OP_IDENTITY: return TY__DT_ALL;
-  case TY_OP_NOT: return TY__DT(BOOL);
+  case TY_OP_IDENTITY:
+    return TY__DT_ALL;
+  case TY_OP_NOT:
+    return TY__DT(BOOL);
   case TY_OP_RELU:
-  case TY_OP_NEG: return TY__DT_FLOATS | TY__DT_SINTS;
+  case TY_OP_NEG:
+    return TY__DT_FLOATS | TY__DT_SINTS;
   case TY_OP_ABS:
   case TY_OP_SIGN:
-  case TY_OP_SHRINK: return TY__DT_NUMS;
-  default: return TY__DT_FLOATS;
+  case TY_OP_SHRINK:
+    return TY__DT_NUMS;
+  default:
+    return TY__DT_FLOATS;
   }
 }
 

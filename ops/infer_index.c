@@ -63,12 +63,16 @@ int ty__slice_params(const ty_graph_node *n, const ty_tensor *const *in, int ran
     if (!in[1] || !in[2]) return TY_EINVAL;
     ns = (int)ty_tensor_numel(in[1]);
     ne = (int)ty_tensor_numel(in[2]);
-    for (int i = 0; i < ns; i++) st[i] = ty__geti(in[1]->dtype, in[1]->data, i);
-    for (int i = 0; i < ne; i++) en[i] = ty__geti(in[2]->dtype, in[2]->data, i);
+    for (int i = 0; i < ns; i++)
+      st[i] = ty__geti(in[1]->dtype, in[1]->data, i);
+    for (int i = 0; i < ne; i++)
+      en[i] = ty__geti(in[2]->dtype, in[2]->data, i);
     if (n->n_inputs > 3 && in[3]) na = (int)ty_tensor_numel(in[3]);
-    for (int i = 0; i < na; i++) ax[i] = ty__geti(in[3]->dtype, in[3]->data, i);
+    for (int i = 0; i < na; i++)
+      ax[i] = ty__geti(in[3]->dtype, in[3]->data, i);
     if (n->n_inputs > 4 && in[4]) nsp = (int)ty_tensor_numel(in[4]);
-    for (int i = 0; i < nsp; i++) sp[i] = ty__geti(in[4]->dtype, in[4]->data, i);
+    for (int i = 0; i < nsp; i++)
+      sp[i] = ty__geti(in[4]->dtype, in[4]->data, i);
   }
   if (ne != ns || (na >= 0 && na != ns) || (nsp >= 0 && nsp != ns)) return TY_EINVAL;
   bool seen[TY_MAX_RANK] = {false};
@@ -113,7 +117,8 @@ int ty__infer_slice(ty__infer *ic) {
       out.dims[d] = len;
     }
   } else if (x->rank >= 0) {
-    for (int d = 0; d < x->rank; d++) out.dims[d] = TY_DIM_UNKNOWN;
+    for (int d = 0; d < x->rank; d++)
+      out.dims[d] = TY_DIM_UNKNOWN;
   }
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
@@ -127,7 +132,8 @@ int ty__split_sizes(const ty_graph_node *n, const ty_tensor *split_in, int64_t d
   if (split_in) {
     ns = (int)ty_tensor_numel(split_in);
     if (ns > 64 || split_in->shape.rank != 1) return TY_EINVAL;
-    for (int i = 0; i < ns; i++) v[i] = ty__geti(split_in->dtype, split_in->data, i);
+    for (int i = 0; i < ns; i++)
+      v[i] = ty__geti(split_in->dtype, split_in->data, i);
   } else if (n->opset < 13 && ty__attr_ints(n, "split", v, 64, &ns) != 0) {
     return TY_EINVAL;
   }
@@ -142,7 +148,8 @@ int ty__split_sizes(const ty_graph_node *n, const ty_tensor *split_in, int64_t d
     return dim < 0 || sum == dim ? 0 : TY_EINVAL;
   }
   if (dim < 0) {
-    for (int i = 0; i < n_out; i++) sizes[i] = TY_DIM_UNKNOWN;
+    for (int i = 0; i < n_out; i++)
+      sizes[i] = TY_DIM_UNKNOWN;
     return 0;
   }
   /* Equal parts; opset 18's num_outputs lets the last one be smaller. */
@@ -227,7 +234,8 @@ int ty__infer_tile(ty__infer *ic) {
                                     : TY_DIM_UNKNOWN;
     }
   } else if (x->rank >= 0) {
-    for (int d = 0; d < x->rank; d++) out.dims[d] = TY_DIM_UNKNOWN;
+    for (int d = 0; d < x->rank; d++)
+      out.dims[d] = TY_DIM_UNKNOWN;
   }
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
@@ -242,11 +250,13 @@ int ty__pad_params(const ty_graph_node *n, const ty_tensor *const *in, int rank,
     if (!in[1] || in[1]->shape.rank != 1 || ty_tensor_numel(in[1]) > 2 * TY_MAX_RANK)
       return TY_EINVAL;
     nv = (int)ty_tensor_numel(in[1]);
-    for (int i = 0; i < nv; i++) v[i] = ty__geti(in[1]->dtype, in[1]->data, i);
+    for (int i = 0; i < nv; i++)
+      v[i] = ty__geti(in[1]->dtype, in[1]->data, i);
     if (n->n_inputs > 3 && in[3]) {
       if (in[3]->shape.rank != 1 || ty_tensor_numel(in[3]) > TY_MAX_RANK) return TY_EINVAL;
       na = (int)ty_tensor_numel(in[3]);
-      for (int i = 0; i < na; i++) axes[i] = ty__geti(in[3]->dtype, in[3]->data, i);
+      for (int i = 0; i < na; i++)
+        axes[i] = ty__geti(in[3]->dtype, in[3]->data, i);
     }
   }
   int cnt = na >= 0 ? na : rank;
@@ -330,7 +340,8 @@ int64_t ty__range_len(const ty_tensor *start, const ty_tensor *limit, const ty_t
 int ty__infer_range(ty__infer *ic) {
   uint32_t mask = TY__DT(F32) | TY__DT(F64) | TY__DT(I16) | TY__DT(I32) | TY__DT(I64);
   int rc = 0;
-  for (int i = 0; rc == 0 && i < 3; i++) rc = ty__infer_need(ic, i, mask, false);
+  for (int i = 0; rc == 0 && i < 3; i++)
+    rc = ty__infer_need(ic, i, mask, false);
   for (int i = 1; rc == 0 && i < 3; i++)
     if (ic->in_dt[i] != ic->in_dt[0])
       rc = fail(ic, TY_EINVAL, "start, limit and delta must have one dtype");
@@ -405,7 +416,8 @@ int ty__infer_one_hot(ty__infer *ic) {
       if (depth < 1) return fail(ic, TY_EINVAL, "depth must be at least 1");
     }
     out.rank = x->rank + 1;
-    for (int d = 0, s = 0; d < out.rank; d++) out.dims[d] = d == axis ? depth : x->dims[s++];
+    for (int d = 0, s = 0; d < out.rank; d++)
+      out.dims[d] = d == axis ? depth : x->dims[s++];
   }
   ty__infer_set(ic, 0, ic->in_dt[2], &out);
   return 0;
@@ -442,8 +454,10 @@ int ty__infer_gather_nd(ty__infer *ic) {
     if (idx->rank - 1 + x->rank - b - m > TY_MAX_RANK)
       return fail(ic, TY_EUNSUPPORTED, "output rank is too large");
     out.rank = 0;
-    for (int d = 0; d < idx->rank - 1; d++) out.dims[out.rank++] = idx->dims[d];
-    for (int64_t d = b + m; d < x->rank; d++) out.dims[out.rank++] = x->dims[d];
+    for (int d = 0; d < idx->rank - 1; d++)
+      out.dims[out.rank++] = idx->dims[d];
+    for (int64_t d = b + m; d < x->rank; d++)
+      out.dims[out.rank++] = x->dims[d];
   }
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;

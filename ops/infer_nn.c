@@ -131,10 +131,12 @@ int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spati
   }
   if (ty__attr_ints(n, "strides", v, 3, &cnt) != 0 || (cnt >= 0 && cnt != nsp))
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute strides must have %d values", nsp);
-  for (int d = 0; d < cnt; d++) w->stride[d] = v[d];
+  for (int d = 0; d < cnt; d++)
+    w->stride[d] = v[d];
   if (ty__attr_ints(n, "dilations", v, 3, &cnt) != 0 || (cnt >= 0 && cnt != nsp))
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute dilations must have %d values", nsp);
-  for (int d = 0; d < cnt; d++) w->dilation[d] = v[d];
+  for (int d = 0; d < cnt; d++)
+    w->dilation[d] = v[d];
   if (ty__attr_ints(n, "pads", v, 6, &cnt) != 0 || (cnt >= 0 && cnt != 2 * nsp))
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute pads must have %d values", 2 * nsp);
   for (int d = 0; d < nsp && cnt > 0 && !same; d++) {
@@ -205,7 +207,8 @@ int ty__infer_conv(ty__infer *ic) {
     return rc;
   ty_shape out = *x;
   out.dims[1] = wt->dims[0];
-  for (int d = 0; d < nsp; d++) out.dims[2 + d] = ty__window_out(&w, d, x->dims[2 + d]);
+  for (int d = 0; d < nsp; d++)
+    out.dims[2 + d] = ty__window_out(&w, d, x->dims[2 + d]);
   ty__infer_set(ic, 0, TY_DTYPE_F32, &out);
   return 0;
 }
@@ -228,7 +231,8 @@ int ty__infer_pool(ty__infer *ic) {
     ty__window w;
     if ((rc = ty__window_read(n, x->rank - 2, NULL, x->dims + 2, &w, ic->err, ic->err_len)) != 0)
       return rc;
-    for (int d = 0; d < x->rank - 2; d++) out.dims[2 + d] = ty__window_out(&w, d, x->dims[2 + d]);
+    for (int d = 0; d < x->rank - 2; d++)
+      out.dims[2 + d] = ty__window_out(&w, d, x->dims[2 + d]);
   }
   ty__infer_set(ic, 0, TY_DTYPE_F32, &out);
   if (n->op == TY_OP_MAX_POOL) ty__infer_set(ic, 1, TY_DTYPE_I64, &out);
@@ -240,14 +244,16 @@ int ty__infer_global_pool(ty__infer *ic) {
   if (rc == 0) rc = need_rank(ic, 0, 3, TY_MAX_RANK);
   if (rc != 0) return rc;
   ty_shape out = *in_shape(ic, 0);
-  for (int d = 2; d < out.rank; d++) out.dims[d] = 1;
+  for (int d = 2; d < out.rank; d++)
+    out.dims[d] = 1;
   ty__infer_set(ic, 0, TY_DTYPE_F32, &out);
   return 0;
 }
 
 int ty__infer_batch_norm(ty__infer *ic) {
   int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
-  for (int i = 1; rc == 0 && i < 5; i++) rc = ty__infer_need(ic, i, TY__DT(F32), false);
+  for (int i = 1; rc == 0 && i < 5; i++)
+    rc = ty__infer_need(ic, i, TY__DT(F32), false);
   if (rc == 0) rc = need_rank(ic, 0, 2, TY_MAX_RANK);
   if (rc != 0) return rc;
   const ty_shape *x = in_shape(ic, 0);
@@ -259,7 +265,8 @@ int ty__infer_batch_norm(ty__infer *ic) {
                           "input %d must be a vector of C values", i);
   }
   ty__infer_set(ic, 0, TY_DTYPE_F32, x);
-  for (int i = 1; i < ic->n_out; i++) ty__infer_set(ic, i, TY_DTYPE_F32, in_shape(ic, 3));
+  for (int i = 1; i < ic->n_out; i++)
+    ty__infer_set(ic, i, TY_DTYPE_F32, in_shape(ic, 3));
   return 0;
 }
 
@@ -275,7 +282,8 @@ int ty__infer_layer_norm(ty__infer *ic) {
     if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", -1), x->rank, &axis) != 0)
       return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL,
                           "axis is out of range for rank %d", x->rank);
-    for (int d = axis; d < x->rank; d++) stat.dims[d] = 1;
+    for (int d = axis; d < x->rank; d++)
+      stat.dims[d] = 1;
   }
   ty__infer_set(ic, 0, TY_DTYPE_F32, x);
   ty__infer_set(ic, 1, TY_DTYPE_F32, &stat);
@@ -325,7 +333,8 @@ int ty__infer_nll_loss(ty__infer *ic) {
 
 int ty__infer_instance_norm(ty__infer *ic) {
   int rc = 0;
-  for (int i = 0; rc == 0 && i < 3; i++) rc = ty__infer_need(ic, i, TY__DT(F32), false);
+  for (int i = 0; rc == 0 && i < 3; i++)
+    rc = ty__infer_need(ic, i, TY__DT(F32), false);
   if (rc == 0) rc = need_rank(ic, 0, 3, TY_MAX_RANK);
   if (rc != 0) return rc;
   const ty_shape *x = in_shape(ic, 0);
@@ -361,7 +370,8 @@ int ty__infer_conv_transpose(ty__infer *ic) {
     if ((rc = ty__tconv_read(ic->node, x, wt, &t, ic->err, ic->err_len)) != 0) return rc;
     out = *x;
     out.dims[1] = wt->dims[1] >= 0 ? wt->dims[1] * group : TY_DIM_UNKNOWN;
-    for (int d = 0; d < t.nsp; d++) out.dims[2 + d] = t.out[d];
+    for (int d = 0; d < t.nsp; d++)
+      out.dims[2 + d] = t.out[d];
     if (ty__infer_has(ic, 2) && in_shape(ic, 2)->rank >= 0 &&
         (in_shape(ic, 2)->rank != 1 ||
          dims_mismatch(ic, "bias size", in_shape(ic, 2)->dims[0], out.dims[1])))
@@ -385,7 +395,8 @@ int ty__infer_einsum(ty__infer *ic) {
   if (!eq) return ty__infer_fail(ic, TY_EINVAL, "attribute equation is missing");
   ty_shape out = ty_shape_unknown();
   bool known = true;
-  for (int i = 0; i < ic->n_in; i++) known &= ic->in_shape[i].rank >= 0;
+  for (int i = 0; i < ic->n_in; i++)
+    known &= ic->in_shape[i].rank >= 0;
   if (known) {
     ty__einsum es;
     char why[160];

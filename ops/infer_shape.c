@@ -31,7 +31,8 @@ static factor factorize(const ty_shape *s, int from, int to) {
     if (s->dims[d] >= 0 && !__builtin_mul_overflow(f.known, s->dims[d], &f.known)) continue;
     if (s->dims[d] >= 0)
       f.unknown++; /* overflowed: the size is not tracked */
-    else if (s->dims[d] == TY_DIM_BATCH) f.batch++;
+    else if (s->dims[d] == TY_DIM_BATCH)
+      f.batch++;
     else if (s->dims[d] < 0)
       f.unknown++;
   }
@@ -72,7 +73,8 @@ static int reshape_target(ty__infer *ic, const int64_t *target, const int8_t *ki
     if (kind[d] != TY__SYM_KNOWN) {
       out->dims[d] = kind[d] == TY__SYM_BATCH ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
     } else if (target[d] == 0 && !allowzero) {
-      if (d >= x->rank) return fail(ic, TY_EINVAL, "a 0 in shape copies a dim the input does not have");
+      if (d >= x->rank)
+        return fail(ic, TY_EINVAL, "a 0 in shape copies a dim the input does not have");
       out->dims[d] = x->dims[d];
     } else if (target[d] == -1) {
       if (*infer_at >= 0) return fail(ic, TY_EINVAL, "shape has more than one -1");
@@ -128,7 +130,8 @@ int ty__infer_transpose(ty__infer *ic) {
     bool seen[TY_MAX_RANK] = {false};
     for (int d = 0; d < x->rank; d++) {
       int64_t p = n < 0 ? x->rank - 1 - d : perm[d];
-      if (p < 0 || p >= x->rank || seen[p]) return fail(ic, TY_EINVAL, "attribute perm must list every axis once");
+      if (p < 0 || p >= x->rank || seen[p])
+        return fail(ic, TY_EINVAL, "attribute perm must list every axis once");
       seen[p] = true;
       out.dims[d] = x->dims[p];
     }
@@ -181,11 +184,15 @@ int ty__infer_gather(ty__infer *ic) {
     int axis;
     if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), x->rank, &axis) != 0)
       return fail(ic, TY_EINVAL, "axis is out of range");
-    if (x->rank - 1 + idx->rank > TY_MAX_RANK) return fail(ic, TY_EUNSUPPORTED, "output rank is too large");
+    if (x->rank - 1 + idx->rank > TY_MAX_RANK)
+      return fail(ic, TY_EUNSUPPORTED, "output rank is too large");
     out.rank = 0;
-    for (int d = 0; d < axis; d++) out.dims[out.rank++] = x->dims[d];
-    for (int d = 0; d < idx->rank; d++) out.dims[out.rank++] = idx->dims[d];
-    for (int d = axis + 1; d < x->rank; d++) out.dims[out.rank++] = x->dims[d];
+    for (int d = 0; d < axis; d++)
+      out.dims[out.rank++] = x->dims[d];
+    for (int d = 0; d < idx->rank; d++)
+      out.dims[out.rank++] = idx->dims[d];
+    for (int d = axis + 1; d < x->rank; d++)
+      out.dims[out.rank++] = x->dims[d];
   }
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
@@ -205,7 +212,8 @@ static int mark_axes(ty__infer *ic, const int64_t *axes, int n, int rank, bool *
   memset(mark, 0, TY_MAX_RANK * sizeof *mark);
   for (int i = 0; i < n; i++) {
     int a;
-    if (ty_axis_normalize(axes[i], rank, &a) != 0 || mark[a]) return fail(ic, TY_EINVAL, "axes are out of range or repeated");
+    if (ty_axis_normalize(axes[i], rank, &a) != 0 || mark[a])
+      return fail(ic, TY_EINVAL, "axes are out of range or repeated");
     mark[a] = true;
   }
   return 0;
@@ -236,7 +244,8 @@ int ty__infer_squeeze(ty__infer *ic) {
       out = ty_shape_unknown();
       goto done;
     }
-    if (drop && x->dims[d] != 1 && x->dims[d] >= 0) return fail(ic, TY_EINVAL, "cannot squeeze a dim that is not 1");
+    if (drop && x->dims[d] != 1 && x->dims[d] >= 0)
+      return fail(ic, TY_EINVAL, "cannot squeeze a dim that is not 1");
     if (!drop) out.dims[out.rank++] = x->dims[d];
   }
 done:
@@ -273,8 +282,10 @@ int ty__infer_reduce(ty__infer *ic) {
     bool red = n <= 0 || mark[d];
     if (red && x->dims[d] == 0 && (op == TY_OP_REDUCE_MAX || op == TY_OP_REDUCE_MIN))
       return fail(ic, TY_EINVAL, "cannot reduce an empty dim to a maximum or minimum");
-    if (!red) out.dims[out.rank++] = x->dims[d];
-    else if (keep) out.dims[out.rank++] = 1;
+    if (!red)
+      out.dims[out.rank++] = x->dims[d];
+    else if (keep)
+      out.dims[out.rank++] = 1;
   }
 done:
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
@@ -297,7 +308,8 @@ int ty__infer_arg_reduce(ty__infer *ic) {
     if (x->rank && keep)
       out.dims[axis] = 1;
     else if (x->rank) {
-      for (int d = axis; d + 1 < x->rank; d++) out.dims[d] = x->dims[d + 1];
+      for (int d = axis; d + 1 < x->rank; d++)
+        out.dims[d] = x->dims[d + 1];
       out.rank--;
     }
   }

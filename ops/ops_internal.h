@@ -104,9 +104,11 @@ static inline void ty__odo_init_strided(ty__odo *w, const ty_shape *shape, const
 static inline void ty__odo_next(ty__odo *w) {
   for (int d = w->rank - 1; d >= 0; d--) {
     w->idx[d]++;
-    for (int k = 0; k < w->n; k++) w->off[k] += w->st[k][d];
+    for (int k = 0; k < w->n; k++)
+      w->off[k] += w->st[k][d];
     if (w->idx[d] < w->dims[d]) return;
-    for (int k = 0; k < w->n; k++) w->off[k] -= w->st[k][d] * w->idx[d];
+    for (int k = 0; k < w->n; k++)
+      w->off[k] -= w->st[k][d] * w->idx[d];
     w->idx[d] = 0;
   }
 }
@@ -198,12 +200,12 @@ typedef struct ty__symvec {
 typedef struct ty__infer {
   const ty_graph_node *node;
   int n_in;
-  const ty_dtype *in_dt;     /* n_in entries; TY_DTYPE_INVALID for absent */
-  const ty_shape *in_shape;  /* n_in entries */
-  const ty_tensor *const *in_val; /* n_in entries; the value when known, else NULL */
+  const ty_dtype *in_dt;           /* n_in entries; TY_DTYPE_INVALID for absent */
+  const ty_shape *in_shape;        /* n_in entries */
+  const ty_tensor *const *in_val;  /* n_in entries; the value when known, else NULL */
   const ty__symvec *const *in_sym; /* NULL, or n_in entries: a partly known int vector, else NULL */
   int n_out;
-  ty_dtype *out_dt;          /* filled for every output */
+  ty_dtype *out_dt; /* filled for every output */
   ty_shape *out_shape;
   char *err;
   size_t err_len;
@@ -300,7 +302,7 @@ bool ty__grad_overwrites(const ty_graph_node *n);
 
 typedef struct ty__kctx {
   bool training;
-  ty_rng rng; /* lib/base's SplitMix64 stream for Dropout, advanced per use */
+  ty_rng rng;                  /* lib/base's SplitMix64 stream for Dropout, advanced per use */
   ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
   void *extern_user;
   ty_workers *workers; /* the executor's threads; NULL: run on the caller */
@@ -328,8 +330,8 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
  * the graph does not use. Returns 0 or a TY_E* code. */
-typedef int (*ty__kernel_fn)(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
-                             ty__kctx *ctx);
+typedef int (*ty__kernel_fn)(const ty_graph_node *n, const ty_tensor *const *in,
+                             ty_tensor *const *out, ty__kctx *ctx);
 
 /* The kernel ty__k_<k> and inference rule ty__infer_<r> of every op of
  * TY_OP_LIST (ops sharing one declare it again, which C allows). TyGrad's
@@ -354,14 +356,14 @@ ty__kernel_fn ty__kernel_for(ty_op op);
 
 /* Pooling / conv window geometry shared by inference and kernels. */
 typedef struct ty__window {
-  int nsp;                 /* spatial dims (1..3) */
+  int nsp; /* spatial dims (1..3) */
   int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
   bool ceil_mode, count_include_pad;
 } ty__window;
 /* Reads kernel_shape (or the weight's spatial dims), strides, dilations,
  * pads, auto_pad, ceil_mode from a Conv/MaxPool/AveragePool node. */
-int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spatial, const int64_t *in_spatial,
-                    ty__window *w, char *err, size_t err_len);
+int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spatial,
+                    const int64_t *in_spatial, ty__window *w, char *err, size_t err_len);
 /* Output spatial size for one dim; -1 for a symbolic input dim. */
 int64_t ty__window_out(const ty__window *w, int d, int64_t in);
 
@@ -371,8 +373,8 @@ int64_t ty__window_out(const ty__window *w, int d, int64_t in);
 typedef struct ty__conv_geom {
   int64_t c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
 } ty__conv_geom;
-int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
-                       ty__conv_geom *out);
+int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w,
+                       const ty_shape *y, ty__conv_geom *out);
 
 /* kernels/conv.c: im2col of one image and group (col is (c*kh*kw) x
  * (oh*ow), padding read as zeros) and its adjoint, which adds col back

@@ -15,17 +15,20 @@
 size_t ty_dtype_size(ty_dtype dt) {
   switch ((int)dt) {
 #define TY_DTYPE_SIZE_(e, n, sz)                                                                   \
-  case n: return sz;
+  case n:                                                                                          \
+    return sz;
     TY_DTYPE_LIST(TY_DTYPE_SIZE_)
 #undef TY_DTYPE_SIZE_
-  default: return 0;
+  default:
+    return 0;
   }
 }
 
 const char *ty_dtype_name(int onnx_dtype) {
-  static const char *const names[] = {
-      "UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING",
-      "BOOL", "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
+  static const char *const names[] = {"UNDEFINED",  "FLOAT",   "UINT8",  "INT8",   "UINT16",
+                                      "INT16",      "INT32",   "INT64",  "STRING", "BOOL",
+                                      "FLOAT16",    "DOUBLE",  "UINT32", "UINT64", "COMPLEX64",
+                                      "COMPLEX128", "BFLOAT16"};
   if (onnx_dtype < 0 || (size_t)onnx_dtype >= TY_ARRAY_LEN(names)) return "UNKNOWN";
   return names[onnx_dtype];
 }
@@ -43,7 +46,8 @@ ty_shape ty_shape_make(int rank, const int64_t *dims) {
   memset(&s, 0, sizeof s);
   if (rank > TY_MAX_RANK) rank = TY_MAX_RANK;
   s.rank = rank;
-  for (int i = 0; i < rank; i++) s.dims[i] = dims[i];
+  for (int i = 0; i < rank; i++)
+    s.dims[i] = dims[i];
   return s;
 }
 
@@ -110,9 +114,12 @@ void ty_shape_format(const ty_shape *s, char *buf, size_t len) {
   off += (size_t)snprintf(buf, len, "[");
   for (int i = 0; i < s->rank && off < len; i++) {
     const char *sep = i ? "," : "";
-    if (s->dims[i] == TY_DIM_BATCH) off += (size_t)snprintf(buf + off, len - off, "%sN", sep);
-    else if (s->dims[i] < 0) off += (size_t)snprintf(buf + off, len - off, "%s?", sep);
-    else off += (size_t)snprintf(buf + off, len - off, "%s%lld", sep, (long long)s->dims[i]);
+    if (s->dims[i] == TY_DIM_BATCH)
+      off += (size_t)snprintf(buf + off, len - off, "%sN", sep);
+    else if (s->dims[i] < 0)
+      off += (size_t)snprintf(buf + off, len - off, "%s?", sep);
+    else
+      off += (size_t)snprintf(buf + off, len - off, "%s%lld", sep, (long long)s->dims[i]);
   }
   if (off < len) snprintf(buf + off, len - off, "]");
 }
@@ -131,11 +138,16 @@ int ty_axis_normalize(int64_t axis, int rank, int *out_axis) {
 }
 
 static int broadcast_dim(int64_t a, int64_t b, int64_t *out) {
-  if (a == b) *out = a;
-  else if (a == 1) *out = b;
-  else if (b == 1) *out = a;
-  else if (a == TY_DIM_UNKNOWN || b == TY_DIM_UNKNOWN) *out = a >= 0 ? a : b >= 0 ? b : TY_DIM_UNKNOWN;
-  else return TY_EINVAL;
+  if (a == b)
+    *out = a;
+  else if (a == 1)
+    *out = b;
+  else if (b == 1)
+    *out = a;
+  else if (a == TY_DIM_UNKNOWN || b == TY_DIM_UNKNOWN)
+    *out = a >= 0 ? a : b >= 0 ? b : TY_DIM_UNKNOWN;
+  else
+    return TY_EINVAL;
   return 0;
 }
 
@@ -203,9 +215,13 @@ int ty_tensor_clone(const ty_tensor *t, ty_tensor **out_tensor) {
   return ty_tensor_create_from(t->dtype, &t->shape, t->data, t->nbytes, out_tensor);
 }
 
-void ty_tensor_destroy(ty_tensor *t) { free(t); }
+void ty_tensor_destroy(ty_tensor *t) {
+  free(t);
+}
 
-int64_t ty_tensor_numel(const ty_tensor *t) { return ty_shape_numel(&t->shape); }
+int64_t ty_tensor_numel(const ty_tensor *t) {
+  return ty_shape_numel(&t->shape);
+}
 
 int ty_tensor_reshape(ty_tensor *t, const ty_shape *shape) {
   if (!ty_shape_is_concrete(shape) || ty_shape_numel(shape) != ty_tensor_numel(t)) return TY_EINVAL;

@@ -126,8 +126,14 @@ int ty_tensor_cast(const ty_tensor *t, ty_dtype to, ty_tensor **out_tensor);
  * integers beyond 2^53). */
 double ty_tensor_get_f64(const ty_tensor *t, int64_t i);
 
-static inline float *ty_tensor_f32(const ty_tensor *t) { return (float *)t->data; }
-static inline int64_t *ty_tensor_i64(const ty_tensor *t) { return (int64_t *)t->data; }
-static inline uint8_t *ty_tensor_bool(const ty_tensor *t) { return (uint8_t *)t->data; }
+static inline float *ty_tensor_f32(const ty_tensor *t) {
+  return (float *)t->data;
+}
+static inline int64_t *ty_tensor_i64(const ty_tensor *t) {
+  return (int64_t *)t->data;
+}
+static inline uint8_t *ty_tensor_bool(const ty_tensor *t) {
+  return (uint8_t *)t->data;
+}
 
 #endif

@@ -43,8 +43,12 @@ static void decode_resources(const Trainyard__Resources *r, ty_job_spec *s) {
 }
 
 void ty_proto_decode_interactive(const Trainyard__InteractiveSpec *m, ty_interactive *out) {
-  *out = m ? (ty_interactive){.on = true, .pty = m->pty, .stdin_all = m->stdin_all,
-                              .detach = m->detach, .rows = m->rows, .cols = m->cols}
+  *out = m ? (ty_interactive){.on = true,
+                              .pty = m->pty,
+                              .stdin_all = m->stdin_all,
+                              .detach = m->detach,
+                              .rows = m->rows,
+                              .cols = m->cols}
            : (ty_interactive){0};
 }
 
@@ -103,7 +107,8 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   }
   decode_resources(job->resources, s);
   ty_proto_decode_interactive(job->interactive, &s->interactive);
-  if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_GRAPH) rc = decode_graph(job->graph, s);
+  if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_GRAPH)
+    rc = decode_graph(job->graph, s);
   else if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_COMMAND && job->command)
     rc = decode_command(job->command, s);
   if (rc == 0) rc = decode_array(job->array, &s->array);
@@ -113,8 +118,10 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
 }
 
 void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
-  *pj = (ty_proto_job){.job = TRAINYARD__JOB__INIT, .res = TRAINYARD__RESOURCES__INIT,
-                       .cmd = TRAINYARD__COMMAND_SPEC__INIT, .graph = TRAINYARD__GRAPH_SPEC__INIT,
+  *pj = (ty_proto_job){.job = TRAINYARD__JOB__INIT,
+                       .res = TRAINYARD__RESOURCES__INIT,
+                       .cmd = TRAINYARD__COMMAND_SPEC__INIT,
+                       .graph = TRAINYARD__GRAPH_SPEC__INIT,
                        .ia = TRAINYARD__INTERACTIVE_SPEC__INIT,
                        .run_as = TRAINYARD__UNIX_USER__INIT};
   Trainyard__Job *job = &pj->job;
@@ -152,8 +159,8 @@ int ty_proto_encode_job_extra(const ty_job_spec *s, ty_proto_job *pj) {
   /* One block each: the pointers, then the messages they point to. */
   size_t nr = s->array.n, nd = s->n_deps, bytes;
   size_t each_r = sizeof(Trainyard__ArrayRange *) + sizeof(Trainyard__ArrayRange);
-  size_t each_d = sizeof(Trainyard__Dependency *) + sizeof(Trainyard__Dependency) +
-                  sizeof(Trainyard__JobRef);
+  size_t each_d =
+      sizeof(Trainyard__Dependency *) + sizeof(Trainyard__Dependency) + sizeof(Trainyard__JobRef);
   if (ty_mul_overflow(nr + 1, each_r, &bytes) || !(pj->ranges = malloc(bytes))) return TY_ENOMEM;
   if (ty_mul_overflow(nd + 1, each_d, &bytes) || !(pj->deps = malloc(bytes))) {
     free(pj->ranges);
@@ -196,10 +203,14 @@ void ty_proto_job_close(ty_proto_job *pj) {
 }
 
 int ty_proto_decode_progress(const Trainyard__TrainProgress *m, ty_train_progress *out) {
-  *out = (ty_train_progress){.step = m->step, .total_steps = m->total_steps, .loss = m->loss,
-                             .samples_per_s = m->samples_per_s, .time_ms = m->time_ms,
+  *out = (ty_train_progress){.step = m->step,
+                             .total_steps = m->total_steps,
+                             .loss = m->loss,
+                             .samples_per_s = m->samples_per_s,
+                             .time_ms = m->time_ms,
                              .checkpoint_step = m->checkpoint_step,
-                             .test_accuracy = m->test_accuracy, .epoch = m->epoch};
+                             .test_accuracy = m->test_accuracy,
+                             .epoch = m->epoch};
   out->checkpoint_path = ty_wire_strdup(m->checkpoint_path);
   return out->checkpoint_path ? 0 : TY_ENOMEM;
 }
@@ -226,7 +237,7 @@ static const ty_wire_cap request_caps[] = {
     {"trainyard.ListJobsRequest.states", 64},
     {"trainyard.CancelJobRequest.job_ids", 1024},
     {"trainyard.CancelJobRequest.refs", 1024},
-    {"trainyard.ArraySpec.ranges", 1000},     /* TY_ARRAY_MAX_RANGES */
+    {"trainyard.ArraySpec.ranges", 1000}, /* TY_ARRAY_MAX_RANGES */
     {"trainyard.GetHistoryRequest.states", 64},
     {"trainyard.GetHistoryRequest.job_ids", 1024},
     {"trainyard.NodeInfo.gpus", 64},
@@ -241,7 +252,8 @@ int ty_proto_check_request(const ProtobufCMessageDescriptor *d, const uint8_t *p
                        TY_PROTO_MAX_REPEATED, err, err_len);
 }
 
-static const ty_proto_method *find_method(const ty_proto_method *t, size_t n_t, const char *method) {
+static const ty_proto_method *find_method(const ty_proto_method *t, size_t n_t,
+                                          const char *method) {
   for (size_t i = 0; i < n_t; i++)
     if (strcmp(t[i].method, method) == 0) return &t[i];
   return NULL;
@@ -277,8 +289,8 @@ int ty_proto_decode_checkpoints(Trainyard__CheckpointInfo *const *m, size_t n,
   if (!l->v) return TY_ENOMEM;
   for (; l->n < n; l->n++) {
     ty_checkpoint_info *to = &l->v[l->n];
-    *to = (ty_checkpoint_info){.step = m[l->n]->step, .time_ms = m[l->n]->time_ms,
-                               .path = ty_wire_strdup(m[l->n]->path)};
+    *to = (ty_checkpoint_info){
+        .step = m[l->n]->step, .time_ms = m[l->n]->time_ms, .path = ty_wire_strdup(m[l->n]->path)};
     if (!to->path) {
       ty_checkpoint_list_close(l);
       return TY_ENOMEM;

@@ -17,15 +17,15 @@
 #define TY_M_LAUNCH_TASK "LaunchTask"
 #define TY_M_KILL_TASK "KillTask"
 #define TY_M_READ_LOG "ReadLog"
-#define TY_M_ATTACH "Attach"           /* streaming, task token in the credential */
+#define TY_M_ATTACH "Attach"            /* streaming, task token in the credential */
 #define TY_M_ATTACH_INPUT "AttachInput" /* stdin, signals, window size */
 /* Scheduler and operations (client -> traind). */
 #define TY_M_LIST_QUEUES "ListQueues"
-#define TY_M_UPDATE_QUEUE "UpdateQueue"   /* create, update, delete */
-#define TY_M_UPDATE_NODE "UpdateNode"     /* drain, resume */
-#define TY_M_UPDATE_JOB "UpdateJob"       /* hold, release, priority, move, checkpoint */
-#define TY_M_EXPLAIN_JOB "ExplainJob"     /* trainctl why */
-#define TY_M_GET_SHARES "GetShares"       /* trainctl share */
+#define TY_M_UPDATE_QUEUE "UpdateQueue" /* create, update, delete */
+#define TY_M_UPDATE_NODE "UpdateNode"   /* drain, resume */
+#define TY_M_UPDATE_JOB "UpdateJob"     /* hold, release, priority, move, checkpoint */
+#define TY_M_EXPLAIN_JOB "ExplainJob"   /* trainctl why */
+#define TY_M_GET_SHARES "GetShares"     /* trainctl share */
 /* Accounting (client -> traind): trainctl history, trainctl node show. */
 #define TY_M_GET_HISTORY "GetHistory"
 #define TY_M_GET_NODE "GetNode"

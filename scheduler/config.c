@@ -19,7 +19,8 @@
 void ty_sched_topology_close(ty_sched_topology *t) {
   if (!t) return;
   for (size_t i = 0; i < t->n_switches; i++) {
-    for (size_t k = 0; k < t->switches[i].n_nodes; k++) free(t->switches[i].nodes[k]);
+    for (size_t k = 0; k < t->switches[i].n_nodes; k++)
+      free(t->switches[i].nodes[k]);
     free(t->switches[i].nodes);
     free(t->switches[i].name);
   }
@@ -35,9 +36,11 @@ uint32_t ty_sched_topology_switch_of(const ty_sched_topology *t, const char *nod
 }
 
 static char *trim(char *s) {
-  while (isspace((unsigned char)*s)) s++;
+  while (isspace((unsigned char)*s))
+    s++;
   char *e = s + strlen(s);
-  while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+  while (e > s && isspace((unsigned char)e[-1]))
+    *--e = '\0';
   return s;
 }
 
@@ -51,10 +54,12 @@ static int parse_double(const char *v, double *out) {
 }
 
 static int parse_bool(const char *v, bool *out) {
-  if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1")) *out = true;
+  if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+    *out = true;
   else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
     *out = false;
-  else return TY_EINVAL;
+  else
+    return TY_EINVAL;
   return 0;
 }
 
@@ -65,10 +70,14 @@ static int parse_secs(const char *v, uint32_t *out) {
   unsigned long long n = strtoull(v, &end, 10);
   if (errno || end == v || v[0] == '-') return TY_EINVAL;
   unsigned long long mul = 1;
-  if (*end == 's') mul = 1, end++;
-  else if (*end == 'm') mul = 60, end++;
-  else if (*end == 'h') mul = 3600, end++;
-  else if (*end == 'd') mul = 86400, end++;
+  if (*end == 's')
+    mul = 1, end++;
+  else if (*end == 'm')
+    mul = 60, end++;
+  else if (*end == 'h')
+    mul = 3600, end++;
+  else if (*end == 'd')
+    mul = 86400, end++;
   if (*end || n * mul > UINT32_MAX) return TY_EINVAL;
   *out = (uint32_t)(n * mul);
   return 0;
@@ -151,7 +160,8 @@ static int parse_line(char *line, int no, ty_sched_config *c, ty_sched_topology 
   if (rc == TY_ENOTFOUND)
     return ty_errf(err, len, TY_EINVAL, "line %d: unknown key \"%.64s\"", no, k);
   if (rc != 0)
-    return ty_errf(err, len, TY_EINVAL, "line %d: %.64s: \"%.64s\" is not %s", no, k, v, expects(k));
+    return ty_errf(err, len, TY_EINVAL, "line %d: %.64s: \"%.64s\" is not %s", no, k, v,
+                   expects(k));
   return 0;
 }
 

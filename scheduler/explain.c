@@ -24,13 +24,15 @@
 static void node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out, size_t len) {
   const ty_sched_node *nd = &p->in->nodes[i];
   ty__res f = p->idx.free[i];
-  if (!nd->schedulable) snprintf(out, len, "not schedulable (down or draining)");
-  else if (p->claimed[i]) snprintf(out, len, "promised to a preempting job");
+  if (!nd->schedulable)
+    snprintf(out, len, "not schedulable (down or draining)");
+  else if (p->claimed[i])
+    snprintf(out, len, "promised to a preempting job");
   else if (n->gpus > nd->gpus_total)
     snprintf(out, len, "has %u GPUs, %u needed", nd->gpus_total, n->gpus);
   else if (ty__popcount(f.gpus) < n->gpus)
-    snprintf(out, len, "%d of %u GPUs free, %u needed", ty__popcount(f.gpus),
-             nd->gpus_total, n->gpus);
+    snprintf(out, len, "%d of %u GPUs free, %u needed", ty__popcount(f.gpus), nd->gpus_total,
+             n->gpus);
   else if (f.cpus < n->cpus)
     snprintf(out, len, "%u of %u CPUs free, %u needed", f.cpus, nd->cpus_total, n->cpus);
   else
@@ -76,24 +78,28 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
   case TY_SCHED_WAIT_NO_NODES:
   case TY_SCHED_WAIT_DEPENDENCY:
   case TY_SCHED_WAIT_ARRAY_LIMIT:
-    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s", ty_sched_wait_name(pd->wait));
+    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s",
+             ty_sched_wait_name(pd->wait));
     return;
   case TY_SCHED_WAIT_PREEMPTING:
     ex->est_kind = TY_SCHED_EST_PREEMPTION;
     ex->est_start_ms = pd->est_start_ms;
-    snprintf(ex->est_note, sizeof(ex->est_note), "when the jobs preempted for it exit (grace period %u s)",
-             p->cfg.preempt_grace_s);
+    snprintf(ex->est_note, sizeof(ex->est_note),
+             "when the jobs preempted for it exit (grace period %u s)", p->cfg.preempt_grace_s);
     return;
-  default: break;
+  default:
+    break;
   }
   int64_t t;
   uint64_t unlimited;
   if (!ty__estimate(p, ji, &t, &unlimited)) {
-    snprintf(ex->est_note, sizeof(ex->est_note), "none: not enough nodes even when every running job has ended");
+    snprintf(ex->est_note, sizeof(ex->est_note),
+             "none: not enough nodes even when every running job has ended");
     return;
   }
   if (unlimited) {
-    snprintf(ex->est_note, sizeof(ex->est_note), "none: it depends on job %llu, which has no time limit",
+    snprintf(ex->est_note, sizeof(ex->est_note),
+             "none: it depends on job %llu, which has no time limit",
              (unsigned long long)unlimited);
     return;
   }
@@ -106,8 +112,8 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
     w += snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w, " and job %llu's reservation",
                   (unsigned long long)p->resv_job);
   if (ahead && w > 0 && (size_t)w < sizeof(ex->est_note))
-    snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w, "; not before: %u job%s ahead may start first",
-             ahead, ahead == 1 ? "" : "s");
+    snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w,
+             "; not before: %u job%s ahead may start first", ahead, ahead == 1 ? "" : "s");
 }
 
 static void fill(ty__pass *p, size_t ji, const ty_sched_output *out, ty_sched_explain *ex) {
@@ -173,7 +179,8 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
     return TY_EINVAL;
   }
   if (job->gpus_per_node > TY_SCHED_MAX_GPUS)
-    return refuse(reason, reason_len, "resources.gpus_per_node is %llu but at most %llu are supported",
+    return refuse(reason, reason_len,
+                  "resources.gpus_per_node is %llu but at most %llu are supported",
                   job->gpus_per_node, TY_SCHED_MAX_GPUS);
   if (n_nodes == 0) return 0;
   ty__need n = ty__need_of(job);
@@ -189,17 +196,21 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
     if (nd->cpus_total >= n.cpus && g >= n.gpus && nd->mem_total >= n.mem) can_host++;
   }
   if (n.gpus > max_gpus)
-    return refuse(reason, reason_len, "resources.gpus_per_node is %llu but the largest node has %llu GPUs",
-                  n.gpus, max_gpus);
-  if (n.cpus > max_cpus)
     return refuse(reason, reason_len,
-                  "resources: tasks_per_node * cpus_per_task is %llu CPUs but the largest node has %llu",
-                  n.cpus, max_cpus);
+                  "resources.gpus_per_node is %llu but the largest node has %llu GPUs", n.gpus,
+                  max_gpus);
+  if (n.cpus > max_cpus)
+    return refuse(
+        reason, reason_len,
+        "resources: tasks_per_node * cpus_per_task is %llu CPUs but the largest node has %llu",
+        n.cpus, max_cpus);
   if (n.mem > max_mem)
-    return refuse(reason, reason_len, "resources.mem_per_node is %llu bytes but the largest node has %llu",
-                  n.mem, max_mem);
+    return refuse(reason, reason_len,
+                  "resources.mem_per_node is %llu bytes but the largest node has %llu", n.mem,
+                  max_mem);
   if (can_host < job->nodes)
-    return refuse(reason, reason_len, "resources.nodes is %llu but only %llu nodes can hold one slot each",
-                  job->nodes, can_host);
+    return refuse(reason, reason_len,
+                  "resources.nodes is %llu but only %llu nodes can hold one slot each", job->nodes,
+                  can_host);
   return 0;
 }

@@ -38,14 +38,15 @@ ty__need ty__need_of(const ty_sched_job *j) {
 }
 
 bool ty__res_fits(const ty__res *r, const ty__need *n) {
-  return r->cpus >= n->cpus && ty__popcount(r->gpus) >= n->gpus &&
-         r->mem >= n->mem;
+  return r->cpus >= n->cpus && ty__popcount(r->gpus) >= n->gpus && r->mem >= n->mem;
 }
 
 static void unlink_node(ty__idx *x, uint32_t i) {
   size_t b = (size_t)x->sw[i] * x->nb + x->bucket[i];
-  if (x->prev[i] >= 0) x->next[x->prev[i]] = x->next[i];
-  else x->head[b] = x->next[i];
+  if (x->prev[i] >= 0)
+    x->next[x->prev[i]] = x->next[i];
+  else
+    x->head[b] = x->next[i];
   if (x->next[i] >= 0) x->prev[x->next[i]] = x->prev[i];
   x->cnt[b]--;
   x->gcnt[x->bucket[i]]--;
@@ -88,17 +89,18 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   x->head = malloc(hb * sizeof(*x->head));
   x->cnt = calloc(hb, sizeof(*x->cnt));
   x->gcnt = calloc(x->nb, sizeof(*x->gcnt));
-  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->head ||
-      !x->cnt || !x->gcnt) {
+  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->head || !x->cnt ||
+      !x->gcnt) {
     ty__idx_close(x);
     return TY_ENOMEM;
   }
-  for (size_t b = 0; b < hb; b++) x->head[b] = -1;
+  for (size_t b = 0; b < hb; b++)
+    x->head[b] = -1;
   /* Link in reverse so each list starts in input order. */
   for (size_t k = n; k-- > 0;) {
     const ty_sched_node *nd = &nodes[k];
-    x->free[k] = (ty__res){nd->cpus_free, nd->gpus_free & ty__gpu_mask(nd->gpus_total),
-                           nd->mem_free};
+    x->free[k] =
+        (ty__res){nd->cpus_free, nd->gpus_free & ty__gpu_mask(nd->gpus_total), nd->mem_free};
     x->sw[k] = nd->switch_id == TY_SCHED_NO_SWITCH ? x->n_sw - 1 : nd->switch_id;
     x->ok[k] = nd->schedulable;
     if (x->ok[k]) link_node(x, (uint32_t)k);
@@ -128,13 +130,15 @@ void ty__idx_set(ty__idx *x, uint32_t i, const ty__res *r) {
 
 uint32_t ty__idx_count_ge(const ty__idx *x, uint32_t g) {
   uint32_t c = 0;
-  for (uint32_t b = g; b < x->nb; b++) c += x->gcnt[b];
+  for (uint32_t b = g; b < x->nb; b++)
+    c += x->gcnt[b];
   return c;
 }
 
 static uint32_t sw_count_ge(const ty__idx *x, uint32_t s, uint32_t g) {
   uint32_t c = 0;
-  for (uint32_t b = g; b < x->nb; b++) c += x->cnt[(size_t)s * x->nb + b];
+  for (uint32_t b = g; b < x->nb; b++)
+    c += x->cnt[(size_t)s * x->nb + b];
   return c;
 }
 
@@ -168,9 +172,12 @@ uint64_t ty__pick_gpus(const ty_sched_node *node, uint64_t free, uint32_t g) {
     for (int s = 0; s < TY_SCHED_MAX_GPUS; s++) {
       if (count[s] == 0) continue;
       bool holds = count[s] >= g - got;
-      if (best < 0) best = s;
-      else if (holds && (count[best] < g - got || count[s] < count[best])) best = s;
-      else if (!holds && count[best] < g - got && count[s] > count[best]) best = s;
+      if (best < 0)
+        best = s;
+      else if (holds && (count[best] < g - got || count[s] < count[best]))
+        best = s;
+      else if (!holds && count[best] < g - got && count[s] > count[best])
+        best = s;
     }
     if (best < 0) break;
     for (uint32_t i = 0; i < TY_SCHED_MAX_GPUS && got < g; i++) {
@@ -253,7 +260,8 @@ bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_c
     ok = take_from_switch(x, best, n, want, use_caps, picked, &got);
   }
   if (!ok && x->n_sw > 1) {
-    for (uint32_t s = 0; s < x->n_sw; s++) pairs[2 * s + 1] = s;
+    for (uint32_t s = 0; s < x->n_sw; s++)
+      pairs[2 * s + 1] = s;
     ok = spread(x, n, want, use_caps, pairs, picked);
   }
   free(pairs);

@@ -23,30 +23,38 @@ typedef struct acct {
   const char *user; /* borrowed; "" for a job without a user */
   int qi;
   double usage;
-  uint64_t gpus;    /* GPUs its running jobs and this pass's placements hold */
+  uint64_t gpus; /* GPUs its running jobs and this pass's placements hold */
 } acct;
 
 struct ty__fs {
-  acct *accts;            /* dense, in first-seen order */
+  acct *accts; /* dense, in first-seen order */
   size_t n_acct, cap_acct;
-  uint32_t *slots;        /* open addressing: account index + 1, 0 = empty */
-  size_t cap;             /* power of two, at least twice n_acct */
-  uint32_t *job_acct;     /* per pending job of the input */
-  uint32_t *run_acct;     /* per running job */
+  uint32_t *slots;    /* open addressing: account index + 1, 0 = empty */
+  size_t cap;         /* power of two, at least twice n_acct */
+  uint32_t *job_acct; /* per pending job of the input */
+  uint32_t *run_acct; /* per running job */
   double total_usage;
-  double *qshare;         /* normalised share per queue; [n_queues] is "no queue" */
-  uint32_t *qusers;       /* accounts per queue */
+  double *qshare;   /* normalised share per queue; [n_queues] is "no queue" */
+  uint32_t *qusers; /* accounts per queue */
   size_t nq;
   int32_t max_tier;
   uint64_t cl_gpus, cl_cpus; /* the cluster's totals, for the size factor */
 };
 
 void ty_sched_config_default(ty_sched_config *c) {
-  *c = (ty_sched_config){.w_tier = 100000, .w_age = 1000, .w_fairshare = 10000,
-                         .w_size = 1000, .w_priority = 10000, .age_max_s = 7 * 86400,
-                         .halflife_s = 7 * 86400, .cpu_usage_weight = 0.0625,
-                         .preemption = true, .backfill = true, .min_run_s = 600,
-                         .preempt_grace_s = 60, .unknown_runtime_s = 86400,
+  *c = (ty_sched_config){.w_tier = 100000,
+                         .w_age = 1000,
+                         .w_fairshare = 10000,
+                         .w_size = 1000,
+                         .w_priority = 10000,
+                         .age_max_s = 7 * 86400,
+                         .halflife_s = 7 * 86400,
+                         .cpu_usage_weight = 0.0625,
+                         .preemption = true,
+                         .backfill = true,
+                         .min_run_s = 600,
+                         .preempt_grace_s = 60,
+                         .unknown_runtime_s = 86400,
                          .backfill_depth = 0};
 }
 
@@ -64,7 +72,8 @@ int ty__queue_index(const ty_sched_input *in, const char *name) {
 
 static uint64_t hash_acct(const char *user, int qi) {
   uint64_t h = 1469598103934665603ull ^ (uint64_t)(qi + 2);
-  for (const unsigned char *p = (const unsigned char *)user; *p; p++) h = (h ^ *p) * 1099511628211ull;
+  for (const unsigned char *p = (const unsigned char *)user; *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
   return h;
 }
 
@@ -93,7 +102,8 @@ static int grow(ty__fs *fs) {
   }
   free(fs->slots);
   fs->slots = slots, fs->cap = cap, fs->accts = accts, fs->cap_acct = cap / 2;
-  for (size_t i = 0; i < fs->n_acct; i++) *lookup(fs, fs->accts[i].user, fs->accts[i].qi) = (uint32_t)i + 1;
+  for (size_t i = 0; i < fs->n_acct; i++)
+    *lookup(fs, fs->accts[i].user, fs->accts[i].qi) = (uint32_t)i + 1;
   return 0;
 }
 
@@ -135,7 +145,8 @@ static void set_shares(ty__fs *fs, const ty_sched_input *in) {
     fs->cl_gpus += in->nodes[i].gpus_total;
     fs->cl_cpus += in->nodes[i].cpus_total;
   }
-  for (size_t q = 0; q < fs->nq; q++) fs->qshare[q] /= sum;
+  for (size_t q = 0; q < fs->nq; q++)
+    fs->qshare[q] /= sum;
 }
 
 /* Every usage row, pending job and running job gets its account; the jobs'
@@ -210,12 +221,18 @@ static void account(const ty__fs *fs, const acct *a, int qi, double *share, doub
   *factor = *share > 0 ? exp2(-*usage_norm / *share) : 0;
 }
 
-uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji) { return fs->job_acct[ji]; }
-uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t a) { return fs->accts[a].gpus; }
-void ty__fs_charge_gpus(ty__fs *fs, uint32_t a, uint64_t gpus) { fs->accts[a].gpus += gpus; }
+uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji) {
+  return fs->job_acct[ji];
+}
+uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t a) {
+  return fs->accts[a].gpus;
+}
+void ty__fs_charge_gpus(ty__fs *fs, uint32_t a, uint64_t gpus) {
+  fs->accts[a].gpus += gpus;
+}
 
-void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs,
-                  size_t ji, int qi, int64_t now, ty__prio *out) {
+void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs, size_t ji,
+                  int qi, int64_t now, ty__prio *out) {
   const ty_sched_job *j = &in->jobs[ji];
   memset(out, 0, sizeof(*out));
   int32_t max_tier = fs->max_tier;
@@ -253,8 +270,10 @@ int ty_sched_shares(const ty_sched_input *in, ty_sched_share **out, size_t *out_
     for (size_t k = 0; k < fs->n_acct; k++)
       if (fs->accts[k].qi == (int)q) usage += fs->accts[k].usage;
     double norm = fs->total_usage > 0 ? usage / fs->total_usage : 0;
-    rows[n++] = (ty_sched_share){.queue = in->queues[q].name, .share = fs->qshare[q],
-                                 .usage = usage, .usage_norm = norm,
+    rows[n++] = (ty_sched_share){.queue = in->queues[q].name,
+                                 .share = fs->qshare[q],
+                                 .usage = usage,
+                                 .usage_norm = norm,
                                  .factor = exp2(-norm / fs->qshare[q])};
   }
   for (size_t q = 0; q < in->n_queues; q++)

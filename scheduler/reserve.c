@@ -5,8 +5,8 @@
  *
  * Reservation: release running jobs (and this pass's placements) in the
  * order their time limits end (a heap, popped only as far as needed) until
- * enough nodes would hold the job; that end is the reservation's start. The reserved nodes are capped: a job that
- * would still run then may use only what the reserved job leaves over there.
+ * enough nodes would hold the job; that end is the reservation's start. The reserved nodes are
+ * capped: a job that would still run then may use only what the reserved job leaves over there.
  *
  * Preemption: victims are running jobs of preemptible queues with a lower
  * tier that have run at least min_run_s and are not already ending. Jobs
@@ -104,15 +104,18 @@ static end_ev *ends_heap(const ty__pass *p, size_t *out_n) {
   end_ev *ev = malloc((cap ? cap : 1) * sizeof(*ev));
   if (!ev) return NULL;
   *out_n = collect_ends(p, ev);
-  for (size_t i = *out_n / 2; i-- > 0;) sift_down(ev, *out_n, i);
+  for (size_t i = *out_n / 2; i-- > 0;)
+    sift_down(ev, *out_n, i);
   return ev;
 }
 
-static bool usable(const ty__pass *p, uint32_t i) { return p->idx.ok[i] && !p->claimed[i]; }
+static bool usable(const ty__pass *p, uint32_t i) {
+  return p->idx.ok[i] && !p->claimed[i];
+}
 
 /* Caps the first `want` nodes that fit in p->work. */
-static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need *n,
-                              uint32_t want, int64_t t) {
+static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
+                              int64_t t) {
   size_t nn = p->in->n_nodes;
   if (!p->idx.cap) {
     p->idx.cap = calloc(nn ? nn : 1, sizeof(*p->idx.cap));
@@ -123,8 +126,8 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
     if (!usable(p, i) || !ty__res_fits(&p->work[i], n)) continue;
     uint64_t g = ty__pick_gpus(&p->in->nodes[i], p->work[i].gpus, n->gpus);
     p->idx.cap[i].on = true;
-    p->idx.cap[i].spare = (ty__res){p->work[i].cpus - n->cpus, p->work[i].gpus & ~g,
-                                    p->work[i].mem - n->mem};
+    p->idx.cap[i].spare =
+        (ty__res){p->work[i].cpus - n->cpus, p->work[i].gpus & ~g, p->work[i].mem - n->mem};
     p->idx.cap[i].held = (ty__res){n->cpus, g, n->mem};
     got++;
   }
@@ -139,8 +142,8 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
   return 0;
 }
 
-bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
-                 bool commit, int64_t *out_t) {
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want, bool commit,
+                 int64_t *out_t) {
   size_t nn = p->in->n_nodes, ne = 0;
   if (ensure_work(p) != 0) return false;
   end_ev *ev = ends_heap(p, &ne);
@@ -210,7 +213,8 @@ bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimite
   if (ensure_work(p) != 0) return false;
   end_ev *ev = ends_heap(p, &ne);
   if (!ev) return false;
-  for (size_t i = 0; i < p->in->n_nodes; i++) p->work[i] = p->idx.free[i];
+  for (size_t i = 0; i < p->in->n_nodes; i++)
+    p->work[i] = p->idx.free[i];
   /* The reserved job's end is one more event: after it, its nodes are free
    * again (offer() stops subtracting its slot). */
   bool resv_open = p->resv && !holder;
@@ -259,7 +263,9 @@ static int cand_cmp(const void *a, const void *b) {
   return x->r < y->r ? -1 : x->r > y->r;
 }
 
-static int32_t tier_of(const ty__pass *p, int q) { return q >= 0 ? p->in->queues[q].tier : 0; }
+static int32_t tier_of(const ty__pass *p, int q) {
+  return q >= 0 ? p->in->queues[q].tier : 0;
+}
 
 /* Adds (sign > 0) or removes a running job's resources in p->work and
  * keeps *fit, the number of usable nodes that hold n, current. */
@@ -269,8 +275,10 @@ static void apply(ty__pass *p, size_t r, int sign, const ty__need *n, uint32_t *
     uint32_t i = rj->slots[s].node;
     if (i >= p->in->n_nodes || !usable(p, i)) continue;
     bool before = ty__res_fits(&p->work[i], n);
-    if (sign > 0) res_add(&p->work[i], &rj->slots[s]);
-    else res_sub(&p->work[i], &rj->slots[s]);
+    if (sign > 0)
+      res_add(&p->work[i], &rj->slots[s]);
+    else
+      res_sub(&p->work[i], &rj->slots[s]);
     bool after = ty__res_fits(&p->work[i], n);
     *fit += after && !before;
     *fit -= before && !after;
@@ -286,8 +294,8 @@ static size_t candidates(ty__pass *p, size_t job, cand *c) {
     if (rj->ending || p->victim[r] || q < 0 || !p->in->queues[q].preemptible) continue;
     if (tier_of(p, q) >= tier) continue;
     if (p->now - rj->start_time_ms < (int64_t)p->cfg.min_run_s * 1000) continue;
-    int64_t since = rj->last_checkpoint_ms > rj->start_time_ms ? rj->last_checkpoint_ms
-                                                                : rj->start_time_ms;
+    int64_t since =
+        rj->last_checkpoint_ms > rj->start_time_ms ? rj->last_checkpoint_ms : rj->start_time_ms;
     c[k++] = (cand){r, p->now - since, rj->priority, rj->start_time_ms};
   }
   qsort(c, k, sizeof(*c), cand_cmp);
@@ -328,7 +336,8 @@ bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want) {
   for (size_t r = 0; r < p->in->n_running; r++)
     if (p->in->running[r].ending) apply(p, r, +1, n, &fit);
   size_t nc = fit >= want ? 0 : candidates(p, job, c), used = 0;
-  for (; used < nc && fit < want; used++) apply(p, c[used].r, +1, n, &fit);
+  for (; used < nc && fit < want; used++)
+    apply(p, c[used].r, +1, n, &fit);
   if (fit < want) {
     free(c);
     return false;
@@ -336,8 +345,10 @@ bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want) {
   /* Drop victims that turned out not to be needed, latest first. */
   for (size_t k = used; k-- > 0;) {
     apply(p, c[k].r, -1, n, &fit);
-    if (fit >= want) c[k].r = SIZE_MAX;
-    else apply(p, c[k].r, +1, n, &fit);
+    if (fit >= want)
+      c[k].r = SIZE_MAX;
+    else
+      apply(p, c[k].r, +1, n, &fit);
   }
   for (size_t k = 0; k < used; k++) {
     if (c[k].r == SIZE_MAX) continue;

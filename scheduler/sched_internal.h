@@ -43,16 +43,16 @@ typedef struct ty__cap {
 typedef struct ty__idx {
   const ty_sched_node *nodes; /* borrowed input */
   size_t n;
-  uint32_t n_sw, nb;          /* switch groups, buckets (max GPUs + 1) */
-  ty__res *free;              /* current free resources per node */
-  bool *ok;                   /* schedulable */
-  uint32_t *sw;               /* switch group per node, 0..n_sw-1 */
-  int32_t *next, *prev;       /* bucket list links, -1 = none */
-  uint8_t *bucket;            /* free GPU count the node is filed under */
-  int32_t *head;              /* [n_sw * nb] */
-  uint32_t *cnt;              /* [n_sw * nb] */
-  uint32_t *gcnt;             /* [nb], all switches */
-  ty__cap *cap;               /* per node; NULL until a reservation exists */
+  uint32_t n_sw, nb;    /* switch groups, buckets (max GPUs + 1) */
+  ty__res *free;        /* current free resources per node */
+  bool *ok;             /* schedulable */
+  uint32_t *sw;         /* switch group per node, 0..n_sw-1 */
+  int32_t *next, *prev; /* bucket list links, -1 = none */
+  uint8_t *bucket;      /* free GPU count the node is filed under */
+  int32_t *head;        /* [n_sw * nb] */
+  uint32_t *cnt;        /* [n_sw * nb] */
+  uint32_t *gcnt;       /* [nb], all switches */
+  ty__cap *cap;         /* per node; NULL until a reservation exists */
 } ty__idx;
 
 /* Bits set in x. Inline SWAR rather than __builtin_popcountll, which
@@ -107,8 +107,8 @@ void ty__fs_destroy(ty__fs *fs);
 uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji);
 uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t acct);
 void ty__fs_charge_gpus(ty__fs *fs, uint32_t acct, uint64_t gpus);
-void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs,
-                  size_t ji, int qi, int64_t now, ty__prio *out);
+void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs, size_t ji,
+                  int qi, int64_t now, ty__prio *out);
 
 /* ---- the pass (scheduler.c) and reservations/preemption (reserve.c) ---- */
 
@@ -132,24 +132,24 @@ typedef struct ty__pass {
   int64_t now;
   ty__idx idx;
   ty__fs *fs;
-  int *qi;               /* per job: queue index or -1 */
-  int *rqi;              /* per running job */
-  ty__prio *prio;        /* per job */
-  uint32_t *order;       /* job indices, highest priority first */
-  uint32_t *placed_ji;   /* job index of each placement in out */
-  ty__qstat *qs;         /* per queue */
-  uint32_t *picked;      /* scratch: nodes of one gang */
+  int *qi;             /* per job: queue index or -1 */
+  int *rqi;            /* per running job */
+  ty__prio *prio;      /* per job */
+  uint32_t *order;     /* job indices, highest priority first */
+  uint32_t *placed_ji; /* job index of each placement in out */
+  ty__qstat *qs;       /* per queue */
+  uint32_t *picked;    /* scratch: nodes of one gang */
   uint32_t max_nodes;
-  bool *victim;          /* per running job: chosen this pass */
-  bool *claimed;         /* per node: promised to a preemptor */
-  ty__res *work;         /* scratch: hypothetical free resources per node */
+  bool *victim;  /* per running job: chosen this pass */
+  bool *claimed; /* per node: promised to a preemptor */
+  ty__res *work; /* scratch: hypothetical free resources per node */
   uint32_t preempt_tries;
-  bool resv;             /* a reservation exists */
+  bool resv; /* a reservation exists */
   uint64_t resv_job;
   int64_t resv_t;
-  int64_t resv_end;      /* the reserved job's start + its time limit */
-  bool resv_unlimited;   /* the reserved job has no time limit */
-  char resv_text[160];   /* the reservation's reason, once formatted */
+  int64_t resv_end;    /* the reserved job's start + its time limit */
+  bool resv_unlimited; /* the reserved job has no time limit */
+  char resv_text[160]; /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;
   /* Arrays with a cap on running elements (%N) among the pending jobs,
@@ -170,8 +170,8 @@ int64_t ty__running_end(const ty__pass *p, size_t r);
 /* Finds when job j (need n, want nodes) could start as running jobs and this
  * pass's placements end. Returns true with *out_t; with `commit`, also makes
  * it the pass's reservation (caps on the reserved nodes). */
-bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
-                 bool commit, int64_t *out_t);
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want, bool commit,
+                 int64_t *out_t);
 /* When pending job ji could start: the reservation's timeline (running jobs
  * and this pass's placements end at their limits) with the pass's
  * reservation honoured, i.e. while the reserved job would run, ji may use

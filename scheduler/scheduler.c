@@ -49,7 +49,9 @@ static inline int key_cmp(const sort_key *x, const sort_key *y) {
   return 0;
 }
 
-static bool key_before(const sort_key *x, const sort_key *y) { return key_cmp(x, y) < 0; }
+static bool key_before(const sort_key *x, const sort_key *y) {
+  return key_cmp(x, y) < 0;
+}
 
 /* Merge sort of n keys through tmp, with the comparator inlined: qsort's
  * indirect calls were a sixth of a pass with 100,000 pending jobs. The
@@ -59,7 +61,8 @@ static void sort_keys(sort_key *a, sort_key *tmp, size_t n) {
     for (size_t i = 1; i < n; i++) {
       sort_key k = a[i];
       size_t j = i;
-      for (; j > 0 && key_before(&k, &a[j - 1]); j--) a[j] = a[j - 1];
+      for (; j > 0 && key_before(&k, &a[j - 1]); j--)
+        a[j] = a[j - 1];
       a[j] = k;
     }
     return;
@@ -70,8 +73,10 @@ static void sort_keys(sort_key *a, sort_key *tmp, size_t n) {
   if (!key_before(&a[h], &a[h - 1])) return; /* already in order */
   memcpy(tmp, a, h * sizeof(*a));
   size_t i = 0, j = h, k = 0;
-  while (i < h && j < n) a[k++] = key_before(&a[j], &tmp[i]) ? a[j++] : tmp[i++];
-  while (i < h) a[k++] = tmp[i++];
+  while (i < h && j < n)
+    a[k++] = key_before(&a[j], &tmp[i]) ? a[j++] : tmp[i++];
+  while (i < h)
+    a[k++] = tmp[i++];
 }
 
 /* Highest priority first, then job priority, then FIFO, then id. FIFO mode
@@ -83,10 +88,13 @@ static int sort_jobs(ty__pass *p, size_t n) {
     const ty_sched_job *j = &p->in->jobs[i];
     keys[i] = (sort_key){.total = p->cfg.fifo ? 0 : p->prio[i].total,
                          .priority = p->cfg.fifo ? 0 : j->priority,
-                         .submit = j->submit_time_ms, .id = j->id, .ji = (uint32_t)i};
+                         .submit = j->submit_time_ms,
+                         .id = j->id,
+                         .ji = (uint32_t)i};
   }
   sort_keys(keys, keys + n, n);
-  for (size_t i = 0; i < n; i++) p->order[i] = keys[i].ji;
+  for (size_t i = 0; i < n; i++)
+    p->order[i] = keys[i].ji;
   free(keys);
   return 0;
 }
@@ -124,8 +132,10 @@ static ptrdiff_t arr_find(const ty__pass *p, uint64_t id) {
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (p->arr_ids[mid] == id) return (ptrdiff_t)mid;
-    if (p->arr_ids[mid] < id) lo = mid + 1;
-    else hi = mid;
+    if (p->arr_ids[mid] < id)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return -1;
 }
@@ -135,7 +145,8 @@ static ptrdiff_t arr_find(const ty__pass *p, uint64_t id) {
  * job. Nothing at all when no job has a cap. */
 static int arrays_init(ty__pass *p) {
   size_t n = 0;
-  for (size_t i = 0; i < p->in->n_jobs; i++) n += p->in->jobs[i].array_max_running > 0;
+  for (size_t i = 0; i < p->in->n_jobs; i++)
+    n += p->in->jobs[i].array_max_running > 0;
   if (n == 0) return 0;
   p->arr_ids = malloc(n * sizeof(*p->arr_ids));
   p->arr_run = calloc(n, sizeof(*p->arr_run));
@@ -160,8 +171,10 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   memset(out, 0, sizeof(*out));
   p->in = in;
   p->out = out;
-  if (in->config) p->cfg = *in->config;
-  else ty_sched_config_default(&p->cfg);
+  if (in->config)
+    p->cfg = *in->config;
+  else
+    ty_sched_config_default(&p->cfg);
   p->now = in->now_ms ? in->now_ms : latest_submit(in);
   size_t nj = in->n_jobs ? in->n_jobs : 1, nr = in->n_running ? in->n_running : 1;
   size_t nn = in->n_nodes ? in->n_nodes : 1;
@@ -184,8 +197,8 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   out->placements = malloc(nj * sizeof(*out->placements));
   out->pending = malloc(nj * sizeof(*out->pending));
   out->preemptions = malloc(nr * sizeof(*out->preemptions));
-  if (!p->qi || !p->rqi || !p->prio || !p->order || !p->placed_ji || !p->qs || !p->picked || !p->victim ||
-      !p->claimed || !out->placements || !out->pending || !out->preemptions)
+  if (!p->qi || !p->rqi || !p->prio || !p->order || !p->placed_ji || !p->qs || !p->picked ||
+      !p->victim || !p->claimed || !out->placements || !out->pending || !out->preemptions)
     return TY_ENOMEM;
   int rc = ty__idx_init(&p->idx, in->nodes, in->n_nodes);
   if (rc == 0) rc = ty__fs_create(in, p->qi, p->rqi, &p->fs);
@@ -239,17 +252,20 @@ typedef struct appender {
 } appender;
 
 static void put_str(appender *a, const char *s) {
-  while (*s && a->at + 1 < a->len) a->buf[a->at++] = *s++;
+  while (*s && a->at + 1 < a->len)
+    a->buf[a->at++] = *s++;
   a->buf[a->at] = '\0';
 }
 
 static void put_u64(appender *a, uint64_t v) {
   char tmp[24];
   int n = 0;
-  do tmp[n++] = (char)('0' + v % 10);
+  do
+    tmp[n++] = (char)('0' + v % 10);
   while ((v /= 10) != 0);
   char out[24];
-  for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  for (int i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
   out[n] = '\0';
   put_str(a, out);
 }
@@ -283,11 +299,14 @@ static void format_need(char *out, size_t len, const ty_sched_job *j, const ty__
   put_str(&a, have == 1 ? " has" : " have");
 }
 
-static uint32_t job_gpus(const ty_sched_job *j) { return (j->nodes ? j->nodes : 1) * j->gpus_per_node; }
+static uint32_t job_gpus(const ty_sched_job *j) {
+  return (j->nodes ? j->nodes : 1) * j->gpus_per_node;
+}
 
 /* A reason (and its code in *out_wait) when the job's queue or an operator
  * holds it back, else NULL. */
-static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len, ty_sched_wait *out_wait) {
+static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
+                             ty_sched_wait *out_wait) {
   const ty_sched_job *j = &p->in->jobs[ji];
   *out_wait = TY_SCHED_WAIT_HELD;
   if (j->held) return "Held: by an operator (trainctl job release)";
@@ -324,9 +343,10 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len, ty_s
      * pass placed: O(1) per job instead of a walk over every running job. */
     uint64_t mine = j->user ? ty__fs_acct_gpus(p->fs, ty__fs_job_acct(p->fs, ji)) : 0;
     if (mine + job_gpus(j) > qu->max_gpus_per_user) {
-      snprintf(buf, len, "QueueLimit: user %s uses %llu GPUs in queue %s, +%u exceeds "
-               "max_gpus_per_user %u", j->user, (unsigned long long)mine, qu->name,
-               job_gpus(j), qu->max_gpus_per_user);
+      snprintf(buf, len,
+               "QueueLimit: user %s uses %llu GPUs in queue %s, +%u exceeds "
+               "max_gpus_per_user %u",
+               j->user, (unsigned long long)mine, qu->name, job_gpus(j), qu->max_gpus_per_user);
       return buf;
     }
   }
@@ -349,7 +369,9 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
     uint32_t i = p->picked[s];
     ty__res avail = ty__idx_avail(&p->idx, i, backfilled);
     ty__res f = p->idx.free[i];
-    slots[s] = (ty_sched_slot){.node = i, .cpus = n->cpus, .mem = n->mem,
+    slots[s] = (ty_sched_slot){.node = i,
+                               .cpus = n->cpus,
+                               .mem = n->mem,
                                .gpus = ty__pick_gpus(&p->in->nodes[i], avail.gpus, n->gpus)};
     f.cpus -= n->cpus;
     f.gpus &= ~slots[s].gpus;
@@ -364,8 +386,11 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
   }
   p->placed_ji[p->out->n_placements] = (uint32_t)ji;
   ty_sched_placement *pl = &p->out->placements[p->out->n_placements++];
-  *pl = (ty_sched_placement){.job_id = p->in->jobs[ji].id, .n_slots = want, .slots = slots,
-                             .time_limit_s = limit_of(p, ji), .backfilled = p->resv};
+  *pl = (ty_sched_placement){.job_id = p->in->jobs[ji].id,
+                             .n_slots = want,
+                             .slots = slots,
+                             .time_limit_s = limit_of(p, ji),
+                             .backfilled = p->resv};
   int q = p->qi[ji];
   if (q >= 0) {
     p->qs[q].running++;
@@ -373,7 +398,8 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
   }
   ptrdiff_t a = p->in->jobs[ji].array_max_running ? arr_find(p, p->in->jobs[ji].array_id) : -1;
   if (a >= 0) p->arr_run[a]++;
-  if (p->in->jobs[ji].user) ty__fs_charge_gpus(p->fs, ty__fs_job_acct(p->fs, ji), job_gpus(&p->in->jobs[ji]));
+  if (p->in->jobs[ji].user)
+    ty__fs_charge_gpus(p->fs, ty__fs_job_acct(p->fs, ji), job_gpus(&p->in->jobs[ji]));
   return 0;
 }
 
@@ -397,7 +423,8 @@ static void copy_reason(char *buf, size_t len, const char *text) {
  * pass, since the reservation never changes once made. */
 static void resv_reason(ty__pass *p, char *buf, size_t len) {
   if (!p->resv_text[0])
-    snprintf(p->resv_text, sizeof(p->resv_text), "Priority: would delay job %llu, reserved to start in %lld s",
+    snprintf(p->resv_text, sizeof(p->resv_text),
+             "Priority: would delay job %llu, reserved to start in %lld s",
              (unsigned long long)p->resv_job, (long long)((p->resv_t - p->now + 999) / 1000));
   copy_reason(buf, len, p->resv_text);
 }
@@ -446,7 +473,8 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
     pd->est_kind = TY_SCHED_EST_PREEMPTION;
     return 0;
   }
-  ty_sched_pending *pd = add_pending(p, ji, fits_uncapped ? TY_SCHED_WAIT_PRIORITY : TY_SCHED_WAIT_RESOURCES);
+  ty_sched_pending *pd =
+      add_pending(p, ji, fits_uncapped ? TY_SCHED_WAIT_PRIORITY : TY_SCHED_WAIT_RESOURCES);
   if (fits_uncapped) {
     resv_reason(p, pd->reason, sizeof(pd->reason));
     return 0;
@@ -467,7 +495,8 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
 static int run_pass(ty__pass *p) {
   const ty_sched_input *in = p->in;
   size_t up = 0, tried_after_resv = 0;
-  for (size_t i = 0; i < in->n_nodes; i++) up += in->nodes[i].schedulable;
+  for (size_t i = 0; i < in->n_nodes; i++)
+    up += in->nodes[i].schedulable;
   uint64_t fifo_block = 0;
   char fifo_why[160] = ""; /* formatted once: every later job waits behind one */
   for (size_t k = 0; k < in->n_jobs; k++) {
@@ -509,7 +538,8 @@ static int run_pass(ty__pass *p) {
  * ty_sched_fragmentation, without copying the nodes). */
 static double index_fragmentation(const ty__pass *p) {
   bool gpus = false;
-  for (size_t i = 0; i < p->in->n_nodes && !gpus; i++) gpus = p->in->nodes[i].gpus_total > 0;
+  for (size_t i = 0; i < p->in->n_nodes && !gpus; i++)
+    gpus = p->in->nodes[i].gpus_total > 0;
   double free_all = 0, free_idle = 0;
   for (size_t i = 0; i < p->in->n_nodes; i++) {
     if (!p->idx.ok[i] || p->claimed[i]) continue;
@@ -529,7 +559,9 @@ int ty__pass_run(ty__pass *p, const ty_sched_input *in, ty_sched_output *out) {
   return rc;
 }
 
-void ty__pass_close(ty__pass *p) { pass_close(p); }
+void ty__pass_close(ty__pass *p) {
+  pass_close(p);
+}
 
 int ty_sched_pass(const ty_sched_input *in, ty_sched_output *out) {
   ty__pass p;
@@ -550,7 +582,8 @@ const char *ty_sched_wait_name(ty_sched_wait w) {
 
 void ty_sched_output_close(ty_sched_output *out) {
   if (!out) return;
-  for (size_t i = 0; i < out->n_placements; i++) free(out->placements[i].slots);
+  for (size_t i = 0; i < out->n_placements; i++)
+    free(out->placements[i].slots);
   free(out->placements);
   free(out->pending);
   free(out->preemptions);
@@ -559,7 +592,8 @@ void ty_sched_output_close(ty_sched_output *out) {
 
 double ty_sched_fragmentation(const ty_sched_node *nodes, size_t n) {
   uint64_t gpus = 0;
-  for (size_t i = 0; i < n; i++) gpus += nodes[i].gpus_total;
+  for (size_t i = 0; i < n; i++)
+    gpus += nodes[i].gpus_total;
   double free_all = 0, free_idle = 0;
   for (size_t i = 0; i < n; i++) {
     const ty_sched_node *nd = &nodes[i];

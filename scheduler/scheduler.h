@@ -47,16 +47,16 @@
  *          + w_priority * (clamp(priority, -1000, 1000) + 1000) / 2000. */
 typedef struct ty_sched_config {
   double w_tier, w_age, w_fairshare, w_size, w_priority;
-  uint32_t age_max_s;          /* age at which the age factor reaches 1 */
-  double halflife_s;           /* fair-share usage half-life */
-  double cpu_usage_weight;     /* usage = gpu_s + cpu_weight * cpu_s */
+  uint32_t age_max_s;      /* age at which the age factor reaches 1 */
+  double halflife_s;       /* fair-share usage half-life */
+  double cpu_usage_weight; /* usage = gpu_s + cpu_weight * cpu_s */
   bool preemption, backfill;
-  uint32_t min_run_s;          /* no preemption before a job ran this long */
-  uint32_t preempt_grace_s;    /* SIGTERM -> SIGKILL for victims (controller) */
-  uint32_t unknown_runtime_s;  /* assumed run time of a job without limit */
-  uint32_t backfill_depth;     /* jobs tried after the reservation; 0 = all */
-  bool fifo;                   /* baseline: submit order, stop at the first
-                                  job that does not fit (no backfill) */
+  uint32_t min_run_s;         /* no preemption before a job ran this long */
+  uint32_t preempt_grace_s;   /* SIGTERM -> SIGKILL for victims (controller) */
+  uint32_t unknown_runtime_s; /* assumed run time of a job without limit */
+  uint32_t backfill_depth;    /* jobs tried after the reservation; 0 = all */
+  bool fifo;                  /* baseline: submit order, stop at the first
+                                 job that does not fit (no backfill) */
 } ty_sched_config;
 
 void ty_sched_config_default(ty_sched_config *out);
@@ -65,11 +65,13 @@ void ty_sched_config_default(ty_sched_config *out);
  * each node name, which switch it hangs off. Owned; ty_sched_topology_close(). */
 typedef struct ty_sched_switch {
   char *name;
-  char **nodes; size_t n_nodes;
+  char **nodes;
+  size_t n_nodes;
 } ty_sched_switch;
 
 typedef struct ty_sched_topology {
-  ty_sched_switch *switches; size_t n_switches;
+  ty_sched_switch *switches;
+  size_t n_switches;
 } ty_sched_topology;
 
 void ty_sched_topology_close(ty_sched_topology *t); /* accepts a zeroed struct */
@@ -96,28 +98,28 @@ typedef enum ty_sched_queue_state {
 } ty_sched_queue_state;
 
 typedef struct ty_sched_queue {
-  const char *name;          /* borrowed */
-  int32_t tier;              /* higher first; preempts preemptible lower tiers */
-  double share;              /* fair-share weight; <= 0 counts as 1 */
-  uint32_t max_running;      /* 0 = no limit */
-  uint32_t max_gpus;         /* GPUs of its running jobs; 0 = no limit */
+  const char *name;     /* borrowed */
+  int32_t tier;         /* higher first; preempts preemptible lower tiers */
+  double share;         /* fair-share weight; <= 0 counts as 1 */
+  uint32_t max_running; /* 0 = no limit */
+  uint32_t max_gpus;    /* GPUs of its running jobs; 0 = no limit */
   uint32_t max_gpus_per_user;
   bool preemptible;
   ty_sched_queue_state state;
-  uint32_t default_time_s;   /* time limit of jobs asking none; 0 = none */
-  uint32_t max_time_s;       /* 0 = none */
+  uint32_t default_time_s; /* time limit of jobs asking none; 0 = none */
+  uint32_t max_time_s;     /* 0 = none */
 } ty_sched_queue;
 
 typedef struct ty_sched_node {
-  const char *name;      /* borrowed */
-  bool schedulable;      /* UP and not draining */
+  const char *name; /* borrowed */
+  bool schedulable; /* UP and not draining */
   uint32_t cpus_total;
   uint32_t cpus_free;
   uint32_t gpus_total;
-  uint64_t gpus_free;    /* bit i set = GPU index i is free */
-  uint64_t mem_total;    /* bytes */
+  uint64_t gpus_free; /* bit i set = GPU index i is free */
+  uint64_t mem_total; /* bytes */
   uint64_t mem_free;
-  uint32_t switch_id;    /* index of its switch group; 0 for all = one switch */
+  uint32_t switch_id; /* index of its switch group; 0 for all = one switch */
   /* NVLink island of each GPU (GPUs with equal ids share NVLink); all 0 =
    * one island, what a worker reports when it cannot tell. */
   uint8_t gpu_island[TY_SCHED_MAX_GPUS];
@@ -125,17 +127,17 @@ typedef struct ty_sched_node {
 
 typedef struct ty_sched_job {
   uint64_t id;
-  const char *queue;     /* borrowed; NULL or unknown = no queue limits */
-  const char *user;      /* borrowed */
+  const char *queue; /* borrowed; NULL or unknown = no queue limits */
+  const char *user;  /* borrowed */
   int32_t priority;
   int64_t submit_time_ms;
   uint32_t nodes;          /* >= 1 */
   uint32_t tasks_per_node; /* >= 1 */
   uint32_t cpus_per_task;  /* >= 1 */
   uint32_t gpus_per_node;
-  uint64_t mem_per_node;   /* bytes, 0 = no limit */
-  uint32_t time_limit_s;   /* 0 = the queue's default */
-  bool held;               /* an operator holds it */
+  uint64_t mem_per_node; /* bytes, 0 = no limit */
+  uint32_t time_limit_s; /* 0 = the queue's default */
+  bool held;             /* an operator holds it */
   /* Arrays and dependencies (issue 15); zero for a plain job. */
   uint64_t array_id;          /* the array it is an element of, 0 = none */
   uint32_t array_max_running; /* that array's %N: its running elements' cap, 0 = none */
@@ -145,8 +147,8 @@ typedef struct ty_sched_job {
 
 /* One node of a placement: which node and which of its GPUs. */
 typedef struct ty_sched_slot {
-  uint32_t node;      /* index into input.nodes */
-  uint64_t gpus;      /* GPU indices given to the job on that node */
+  uint32_t node; /* index into input.nodes */
+  uint64_t gpus; /* GPU indices given to the job on that node */
   uint32_t cpus;
   uint64_t mem;
 } ty_sched_slot;
@@ -156,11 +158,12 @@ typedef struct ty_sched_running {
   const char *queue, *user; /* borrowed */
   int32_t priority;
   int64_t start_time_ms;
-  uint32_t time_limit_s;    /* 0 = unknown: assumed unknown_runtime_s */
+  uint32_t time_limit_s;      /* 0 = unknown: assumed unknown_runtime_s */
   int64_t last_checkpoint_ms; /* 0 = never: all work since start is at stake */
-  bool ending;              /* already being killed or preempted */
-  const ty_sched_slot *slots; uint32_t n_slots; /* borrowed */
-  uint64_t array_id;        /* the array it is an element of, 0 = none */
+  bool ending;                /* already being killed or preempted */
+  const ty_sched_slot *slots;
+  uint32_t n_slots;  /* borrowed */
+  uint64_t array_id; /* the array it is an element of, 0 = none */
 } ty_sched_running;
 
 /* Decayed usage of one user in one queue (ty_sched_decay keeps it). */
@@ -176,9 +179,12 @@ typedef struct ty_sched_input {
   size_t n_nodes;
   /* Optional below: all NULL/0 gives the plain behaviour (no limits, no
    * preemption candidates, fair share neutral, default config). */
-  const ty_sched_queue *queues; size_t n_queues;
-  const ty_sched_running *running; size_t n_running;
-  const ty_sched_usage *usage; size_t n_usage;
+  const ty_sched_queue *queues;
+  size_t n_queues;
+  const ty_sched_running *running;
+  size_t n_running;
+  const ty_sched_usage *usage;
+  size_t n_usage;
   const ty_sched_config *config; /* NULL = defaults */
   int64_t now_ms;                /* 0 = the latest submit time */
 } ty_sched_input;
@@ -187,10 +193,10 @@ typedef struct ty_sched_input {
 
 typedef struct ty_sched_placement {
   uint64_t job_id;
-  uint32_t n_slots;   /* == job.nodes */
-  ty_sched_slot *slots; /* owned by the output */
+  uint32_t n_slots;      /* == job.nodes */
+  ty_sched_slot *slots;  /* owned by the output */
   uint32_t time_limit_s; /* the effective limit (job's, else queue default) */
-  bool backfilled;    /* started ahead of the reserved job */
+  bool backfilled;       /* started ahead of the reserved job */
 } ty_sched_placement;
 
 typedef struct ty_sched_preemption {
@@ -200,22 +206,22 @@ typedef struct ty_sched_preemption {
 
 /* Why a job waits, as a code (the reason text says it in words and starts
  * with the code's name). X(enum suffix, name). */
-#define TY_SCHED_WAIT_LIST(X)                                                     \
-  X(RESOURCES, "Resources")     /* not enough free nodes now */                  \
-  X(PRIORITY, "Priority")       /* would delay the reserved job; FIFO's block */ \
-  X(HELD, "Held")               /* an operator's hold */                         \
-  X(QUEUE_PAUSED, "QueuePaused")                                                 \
-  X(QUEUE_LIMIT, "QueueLimit")  /* max_running, max_gpus, max_gpus_per_user */   \
-  X(PREEMPTING, "Preempting")   /* jobs are being preempted to make room */      \
-  X(NO_NODES, "NoNodes")        /* no schedulable node, or a request too large */ \
-  X(DEPENDENCY, "Dependency")   /* its dependency is not met (or never will be) */ \
+#define TY_SCHED_WAIT_LIST(X)                                                                      \
+  X(RESOURCES, "Resources") /* not enough free nodes now */                                        \
+  X(PRIORITY, "Priority")   /* would delay the reserved job; FIFO's block */                       \
+  X(HELD, "Held")           /* an operator's hold */                                               \
+  X(QUEUE_PAUSED, "QueuePaused")                                                                   \
+  X(QUEUE_LIMIT, "QueueLimit")     /* max_running, max_gpus, max_gpus_per_user */                  \
+  X(PREEMPTING, "Preempting")      /* jobs are being preempted to make room */                     \
+  X(NO_NODES, "NoNodes")           /* no schedulable node, or a request too large */               \
+  X(DEPENDENCY, "Dependency")      /* its dependency is not met (or never will be) */              \
   X(ARRAY_LIMIT, "ArrayTaskLimit") /* its array runs its %N elements already */
 
 typedef enum ty_sched_wait {
 #define TY_SCHED_WAIT_ENUM_(e, s) TY_SCHED_WAIT_##e,
   TY_SCHED_WAIT_LIST(TY_SCHED_WAIT_ENUM_)
 #undef TY_SCHED_WAIT_ENUM_
-  TY_SCHED_WAIT_COUNT_
+      TY_SCHED_WAIT_COUNT_
 } ty_sched_wait;
 
 /* "Resources", "Held", ...; "?" out of range. Never NULL. */
@@ -233,7 +239,7 @@ typedef enum ty_sched_est_kind {
 
 typedef struct ty_sched_pending {
   uint64_t job_id;
-  uint32_t position;  /* 1-based rank among jobs still pending after the pass */
+  uint32_t position; /* 1-based rank among jobs still pending after the pass */
   double priority;
   ty_sched_wait wait;
   /* Start estimate: the reserved job's reservation start, or the end of a
@@ -241,14 +247,17 @@ typedef struct ty_sched_pending {
    * computes one for any job). */
   int64_t est_start_ms;
   ty_sched_est_kind est_kind;
-  bool reserved;      /* holds the pass's reservation */
-  char reason[160];   /* e.g. "Resources: needs 2 nodes with 4 free GPUs, 1 has" */
+  bool reserved;    /* holds the pass's reservation */
+  char reason[160]; /* e.g. "Resources: needs 2 nodes with 4 free GPUs, 1 has" */
 } ty_sched_pending;
 
 typedef struct ty_sched_output {
-  ty_sched_placement *placements; size_t n_placements;
-  ty_sched_pending *pending; size_t n_pending;
-  ty_sched_preemption *preemptions; size_t n_preemptions;
+  ty_sched_placement *placements;
+  size_t n_placements;
+  ty_sched_pending *pending;
+  size_t n_pending;
+  ty_sched_preemption *preemptions;
+  size_t n_preemptions;
   double fragmentation; /* after the pass: see ty_sched_fragmentation() */
 } ty_sched_output;
 
@@ -293,29 +302,29 @@ int ty_sched_shares(const ty_sched_input *in, ty_sched_share **out, size_t *out_
 
 typedef struct ty_sched_explain {
   uint64_t job_id;
-  bool pending;         /* false: the pass would start it now */
+  bool pending; /* false: the pass would start it now */
   uint32_t position, n_pending;
   double priority;
   /* Weighted contributions; they sum to priority. */
   double f_tier, f_age, f_fairshare, f_size, f_priority;
-  double fairshare;     /* the owner's factor, 0..1 */
+  double fairshare; /* the owner's factor, 0..1 */
   double user_usage, user_share, usage_norm;
   uint32_t nodes_needed, nodes_fit; /* gang members, and nodes that hold one now */
-  size_t n_nodes;       /* entries of nodes[] */
+  size_t n_nodes;                   /* entries of nodes[] */
   struct {
-    uint32_t node;      /* index into input.nodes */
-    char why[96];       /* "2 of 4 GPUs free" */
+    uint32_t node; /* index into input.nodes */
+    char why[96];  /* "2 of 4 GPUs free" */
   } nodes[TY_SCHED_EXPLAIN_NODES];
   /* Estimated start, from the same timeline the reservation uses: running
    * jobs and this pass's placements end at their time limits, and the
    * reserved job keeps its nodes from its start for its own limit. */
-  int64_t est_start_ms;      /* 0 when est_kind is UNKNOWN */
+  int64_t est_start_ms; /* 0 when est_kind is UNKNOWN */
   ty_sched_est_kind est_kind;
   /* Jobs ahead of it that the estimate does not model (blocked jobs other
    * than the reservation's) may start first: then the estimate is a lower
    * bound, "not before". */
   bool est_lower_bound;
-  char est_note[160];        /* what the estimate assumes, or why there is none */
+  char est_note[160];    /* what the estimate assumes, or why there is none */
   uint64_t reserved_job; /* the job holding the reservation, 0 = none */
   ty_sched_wait wait;
   char reason[160];

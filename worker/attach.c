@@ -96,10 +96,10 @@ struct ty__iotask {
   bool has_key, pty, detach;
   bool master_owned; /* master_fd belongs to out[0].pipe */
   int slave_fd, master_fd, log_fd;
-  out_chan out[2];      /* stdout, stderr; with a pty only out[0] (the master) */
-  uv_pipe_t in;         /* stdin, without a pty */
+  out_chan out[2]; /* stdout, stderr; with a pty only out[0] (the master) */
+  uv_pipe_t in;    /* stdin, without a pty */
   uv_shutdown_t in_shutdown;
-  bool in_active;       /* stdin can take bytes */
+  bool in_active; /* stdin can take bytes */
   in_write *writes;
   uv_timer_t life_timer;  /* waiting for the first attach, or an owner's return */
   uv_timer_t drain_timer; /* after the exit: gives up on an EOF that never comes */
@@ -119,7 +119,7 @@ struct ty__iotask {
 struct ty__ioreg {
   uv_loop_t *loop;
   char *node;
-  const ty_tasks *tasks;    /* the task records, to tell an ended task from one to come */
+  const ty_tasks *tasks;   /* the task records, to tell an ended task from one to come */
   ty__attach_waits *waits; /* attaches that came before their task (attach_wait.c) */
   ty__iotask *head;
   bool destroying;
@@ -216,8 +216,8 @@ static void on_owner_grace(uv_timer_t *h) {
 /* The last owner left before the task's output ended. */
 static void owner_gone(ty__iotask *io) {
   if (io->detach) {
-    ty_info("job %" PRIu64 " rank %" PRIu32 ": client detached; the task keeps running",
-            io->job_id, io->rank);
+    ty_info("job %" PRIu64 " rank %" PRIu32 ": client detached; the task keeps running", io->job_id,
+            io->rank);
     io->free_running = true;
     return;
   }
@@ -261,11 +261,15 @@ static uint64_t since_spawn_us(const ty__iotask *io, uint64_t t_ns) {
 
 /* The end of a client's stream: the exit (with the worker's timing), then END 0. */
 static void finish_client(ty__iotask *io, client *cl) {
-  ty_attach_output o = {.rank = io->rank, .exited = true, .exit_code = io->exit_code,
-                         .term_signal = io->term_signal, .timed_out = io->timed_out};
+  ty_attach_output o = {.rank = io->rank,
+                        .exited = true,
+                        .exit_code = io->exit_code,
+                        .term_signal = io->term_signal,
+                        .timed_out = io->timed_out};
   o.timing = (ty_task_timing){
       .spawn_us = io->spawned_ns > io->create_ns ? (io->spawned_ns - io->create_ns) / 1000u : 0,
-      .attach_us = cl->attach_us, .first_output_us = since_spawn_us(io, io->first_output_ns),
+      .attach_us = cl->attach_us,
+      .first_output_us = since_spawn_us(io, io->first_output_ns),
       .exit_us = since_spawn_us(io, io->exit_ns)};
   ty_buf b;
   ty_buf_init(&b);
@@ -288,12 +292,13 @@ static void on_client_cancel(ty_rpc_conn *c, uint64_t request_id, void *ud) {
 
 static void replay(ty__iotask *io, client *cl) {
   for (ring_chunk *c = io->ring_head; c; c = c->next) {
-    ty_attach_output o = {.rank = io->rank, .stream = c->stream, .data = c->data,
-                           .len = c->len, .replayed = true};
+    ty_attach_output o = {
+        .rank = io->rank, .stream = c->stream, .data = c->data, .len = c->len, .replayed = true};
     ty_rpc_conn *conn = cl->conn;
     send_to(io, cl, &o);
     bool still = false;
-    for (client *k = io->clients; k; k = k->next) still |= k == cl && k->conn == conn;
+    for (client *k = io->clients; k; k = k->next)
+      still |= k == cl && k->conn == conn;
     if (!still) return;
   }
 }
@@ -302,7 +307,10 @@ static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty_attach_reques
                           uint64_t request_id, int64_t waited_us) {
   client *cl = ty_xcalloc(1, sizeof *cl);
   int64_t since = (int64_t)((uv_hrtime() - io->spawned_ns) / 1000u);
-  *cl = (client){.next = io->clients, .conn = c, .request_id = request_id, .owner = req->owner,
+  *cl = (client){.next = io->clients,
+                 .conn = c,
+                 .request_id = request_id,
+                 .owner = req->owner,
                  .attach_us = since - waited_us};
   io->clients = cl;
   io->had_client = true;
@@ -319,10 +327,12 @@ static void attach_client(ty__iotask *io, ty_rpc_conn *c, const ty_attach_reques
   ty_attach_output hello = {.rank = io->rank}; /* attached: input is accepted now */
   send_to(io, cl, &hello);
   bool present = false;
-  for (client *k = io->clients; k; k = k->next) present |= k == cl;
+  for (client *k = io->clients; k; k = k->next)
+    present |= k == cl;
   if (present && req->replay) replay(io, cl);
   present = false;
-  for (client *k = io->clients; k; k = k->next) present |= k == cl;
+  for (client *k = io->clients; k; k = k->next)
+    present |= k == cl;
   if (present && io->done) finish_client(io, cl);
   update_reading(io);
   if (io->done && !io->clients) close_io(io);
@@ -334,8 +344,10 @@ static void ring_add(ty__iotask *io, uint32_t stream, const uint8_t *p, size_t n
   ring_chunk *c = ty_xmalloc(sizeof *c + n);
   *c = (ring_chunk){.stream = stream, .len = n};
   memcpy(c->data, p, n);
-  if (io->ring_tail) io->ring_tail->next = c;
-  else io->ring_head = c;
+  if (io->ring_tail)
+    io->ring_tail->next = c;
+  else
+    io->ring_head = c;
   io->ring_tail = c;
   io->ring_bytes += n;
   while (io->ring_bytes > RING_CAP && io->ring_head != io->ring_tail) {
@@ -392,8 +404,8 @@ static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     io->bytes_read += (uint64_t)n;
     ring_add(io, ch->stream, (const uint8_t *)b->base, (size_t)n);
     log_append(io, (const uint8_t *)b->base, (size_t)n);
-    ty_attach_output o = {.rank = io->rank, .stream = ch->stream,
-                           .data = (const uint8_t *)b->base, .len = (size_t)n};
+    ty_attach_output o = {
+        .rank = io->rank, .stream = ch->stream, .data = (const uint8_t *)b->base, .len = (size_t)n};
     send_all(io, &o);
     update_reading(io);
     return;
@@ -426,7 +438,8 @@ static void maybe_done(ty__iotask *io) {
   io->done = true;
   uv_timer_stop(&io->drain_timer);
   uv_timer_stop(&io->life_timer);
-  while (io->clients) finish_client(io, io->clients);
+  while (io->clients)
+    finish_client(io, io->clients);
   if (io->had_client || io->free_running) close_io(io);
 }
 
@@ -447,8 +460,10 @@ static void on_drain_check(uv_timer_t *h) {
 static void on_attach_wait(uv_timer_t *h) {
   ty__iotask *io = h->data;
   if (io->had_client || io->done) return;
-  if (io->detach) io->free_running = true;
-  else if (!io->exited) kill_task(io, "no client attached in time; killing the task");
+  if (io->detach)
+    io->free_running = true;
+  else if (!io->exited)
+    kill_task(io, "no client attached in time; killing the task");
   io->free_running = true;
   update_reading(io);
 }
@@ -471,8 +486,8 @@ static void on_in_written(uv_write_t *req, int status) {
   char msg[TY_ERR_LEN] = "";
   if (status < 0) { /* uv_strerror allocates, and leaks, for a code it does not know, such as 0 */
     char why[128];
-    snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s",
-             io->job_id, io->rank, uv_strerror_r(status, why, sizeof why));
+    snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s", io->job_id,
+             io->rank, uv_strerror_r(status, why, sizeof why));
   }
   reply(w->conn, w->request_id, status < 0 ? TY_ECLOSED : 0, msg);
   free(w);
@@ -531,18 +546,21 @@ static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_a
   }
   if (in->signal && io->hooks.signal) io->hooks.signal(io->hooks.ud, in->signal);
   if (in->kill) kill_task(io, "killed at the client's request");
-  if (in->len || in->eof) write_input(io, c, rid, in);
-  else reply(c, rid, 0, NULL);
+  if (in->len || in->eof)
+    write_input(io, c, rid, in);
+  else
+    reply(c, rid, 0, NULL);
 }
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
 static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t err_len) {
-  struct winsize ws = {.ws_row = (unsigned short)(spec->interactive.rows ? spec->interactive.rows : 24),
-                       .ws_col = (unsigned short)(spec->interactive.cols ? spec->interactive.cols : 80)};
+  struct winsize ws = {
+      .ws_row = (unsigned short)(spec->interactive.rows ? spec->interactive.rows : 24),
+      .ws_col = (unsigned short)(spec->interactive.cols ? spec->interactive.cols : 80)};
   if (openpty(&io->master_fd, &io->slave_fd, NULL, NULL, &ws) != 0)
-    return ty_errf(err, err_len, TY_EIO, "cannot open a pseudo-terminal on node %s: %s", io->reg->node,
-             strerror(errno));
+    return ty_errf(err, err_len, TY_EIO, "cannot open a pseudo-terminal on node %s: %s",
+                   io->reg->node, strerror(errno));
   /* Other tasks spawned meanwhile must not inherit this terminal. */
   fcntl(io->master_fd, F_SETFD, FD_CLOEXEC);
   fcntl(io->slave_fd, F_SETFD, FD_CLOEXEC);
@@ -550,8 +568,8 @@ static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t 
   init_handle(io, (uv_handle_t *)&io->out[0].pipe);
   int rc = uv_pipe_open(&io->out[0].pipe, io->master_fd);
   if (rc != 0)
-    return ty_errf(err, err_len, TY_EIO, "cannot watch the pseudo-terminal on node %s: %s", io->reg->node,
-             uv_strerror(rc));
+    return ty_errf(err, err_len, TY_EIO, "cannot watch the pseudo-terminal on node %s: %s",
+                   io->reg->node, uv_strerror(rc));
   io->master_owned = true;
   return 0;
 }
@@ -651,7 +669,8 @@ void ty__ioreg_destroy(ty__ioreg *reg) {
   reg->waits = NULL;
   for (ty__iotask *io = reg->head, *next; io; io = next) {
     next = io->next;
-    while (io->clients) remove_client(io, io->clients, true);
+    while (io->clients)
+      remove_client(io, io->clients, true);
     close_io(io);
   }
   maybe_free_reg(reg);
@@ -666,13 +685,13 @@ static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
 }
 
 /* Answers an attach whose task is running here: token check, then the stream. */
-static void admit(ty__iotask *io, ty_rpc_conn *c, const ty_rpc_msg *m,
-                  const ty_attach_request *req, int64_t waited_us) {
+static void admit(ty__iotask *io, ty_rpc_conn *c, const ty_rpc_msg *m, const ty_attach_request *req,
+                  int64_t waited_us) {
   char msg[TY_ERR_LEN], why[TY_ERR_LEN] = "no attach key";
   if (!io->has_key || ty_token_verify(io->key, m->credential, m->credential_len, req->job_id,
                                       req->rank, ty_now_ms(), why, sizeof why) != 0) {
-    snprintf(msg, sizeof msg, "attach to job %" PRIu64 " rank %" PRIu32 " refused: %s",
-             req->job_id, req->rank, why);
+    snprintf(msg, sizeof msg, "attach to job %" PRIu64 " rank %" PRIu32 " refused: %s", req->job_id,
+             req->rank, why);
     ty_warn("%s (from %s)", msg, ty_rpc_peer(c));
     ty_rpc_stream_end(c, m->request_id, TY_EPERM, msg);
     return;
@@ -722,8 +741,10 @@ static void attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m, bool may
     return;
   }
   ty__iotask *io = find_io(reg, req.job_id, req.rank);
-  if (io) admit(io, c, m, &req, waited_us);
-  else no_task(reg, c, m, &req, may_wait);
+  if (io)
+    admit(io, c, m, &req, waited_us);
+  else
+    no_task(reg, c, m, &req, may_wait);
 }
 
 void ty__io_attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
@@ -755,7 +776,8 @@ void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
   }
   ty__iotask *io = reg ? find_io(reg, in.job_id, in.rank) : NULL;
   bool attached = false;
-  for (client *cl = io ? io->clients : NULL; cl; cl = cl->next) attached |= cl->conn == c;
+  for (client *cl = io ? io->clients : NULL; cl; cl = cl->next)
+    attached |= cl->conn == c;
   if (attached) {
     apply_input(io, c, m->request_id, &in);
   } else {

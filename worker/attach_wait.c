@@ -128,19 +128,25 @@ int ty__attach_waits_failed(const ty__attach_waits *w, uint64_t job_id, uint32_t
   return 0;
 }
 
-int ty__attach_waits_add(ty__attach_waits *w, ty_rpc_conn *c, const ty_rpc_msg *m,
-                         uint64_t job_id, uint32_t rank, uint32_t wait_ms, char *err,
-                         size_t err_len) {
+int ty__attach_waits_add(ty__attach_waits *w, ty_rpc_conn *c, const ty_rpc_msg *m, uint64_t job_id,
+                         uint32_t rank, uint32_t wait_ms, char *err, size_t err_len) {
   if (w->n >= MAX_WAITS)
     return ty_errf(err, err_len, TY_ESTATE,
                    "node %s already holds %u attaches waiting for their tasks; retry later",
                    w->node, MAX_WAITS);
   waiter *x = calloc(1, sizeof *x);
   if (x) {
-    *x = (waiter){.w = w, .conn = c, .request_id = m->request_id, .job_id = job_id,
-                  .rank = rank, .wait_ms = wait_ms, .arrived_ns = uv_hrtime(),
-                  .payload = copy(m->payload, m->payload_len), .payload_len = m->payload_len,
-                  .cred = copy(m->credential, m->credential_len), .cred_len = m->credential_len};
+    *x = (waiter){.w = w,
+                  .conn = c,
+                  .request_id = m->request_id,
+                  .job_id = job_id,
+                  .rank = rank,
+                  .wait_ms = wait_ms,
+                  .arrived_ns = uv_hrtime(),
+                  .payload = copy(m->payload, m->payload_len),
+                  .payload_len = m->payload_len,
+                  .cred = copy(m->credential, m->credential_len),
+                  .cred_len = m->credential_len};
   }
   if (!x || !x->payload || !x->cred) {
     if (x) free(x->payload), free(x->cred);
@@ -166,8 +172,8 @@ static void forget_failure(ty__attach_waits *w, uint64_t job_id, uint32_t rank) 
     if (w->failed[i].job_id == job_id && w->failed[i].rank == rank) w->failed[i].rc = 0;
 }
 
-static const failure *remember_failure(ty__attach_waits *w, uint64_t job_id, uint32_t rank,
-                                       int rc, const char *err) {
+static const failure *remember_failure(ty__attach_waits *w, uint64_t job_id, uint32_t rank, int rc,
+                                       const char *err) {
   failure *f = &w->failed[w->next_failure++ % FAILURES];
   *f = (failure){.job_id = job_id, .rank = rank, .rc = rc};
   snprintf(f->msg, sizeof f->msg, "launch failed on %s: %s", w->node,
@@ -179,14 +185,21 @@ void ty__attach_waits_wake(ty__attach_waits *w, uint64_t job_id, uint32_t rank, 
                            const char *launch_err) {
   if (!w) return;
   const failure *f = NULL;
-  if (launch_rc != 0) f = remember_failure(w, job_id, rank, launch_rc, launch_err);
-  else forget_failure(w, job_id, rank); /* launched again: the old failure is over */
+  if (launch_rc != 0)
+    f = remember_failure(w, job_id, rank, launch_rc, launch_err);
+  else
+    forget_failure(w, job_id, rank); /* launched again: the old failure is over */
   for (waiter *x = w->head, *next; x; x = next) {
     next = x->next;
     if (x->job_id != job_id || x->rank != rank) continue;
-    ty_rpc_msg m = {.request_id = x->request_id, .kind = TY_RPC_REQUEST, .method = "",
-                    .message = "", .credential = x->cred, .credential_len = x->cred_len,
-                    .payload = x->payload, .payload_len = x->payload_len};
+    ty_rpc_msg m = {.request_id = x->request_id,
+                    .kind = TY_RPC_REQUEST,
+                    .method = "",
+                    .message = "",
+                    .credential = x->cred,
+                    .credential_len = x->cred_len,
+                    .payload = x->payload,
+                    .payload_len = x->payload_len};
     uv_timer_stop(&x->timer);
     int64_t waited_us = (int64_t)((uv_hrtime() - x->arrived_ns) / 1000u);
     /* Off the list first: the resume may hold the same request again. */

@@ -83,7 +83,8 @@ static int read_file(const char *dir, const char *file, char *buf, size_t cap) {
   if (fd < 0) return -errno;
   size_t len = 0;
   ssize_t n;
-  while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
+  while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+    len += (size_t)n;
   close(fd);
   buf[len] = '\0';
   return 0;
@@ -115,9 +116,9 @@ static const hier *find(const ty_cgroups *cg, const char *controller) {
 
 /* base/job<J> (rank UINT32_MAX) or base/job<J>/rank<R>; "" when too long. */
 static void task_dir(const hier *h, uint64_t job, uint32_t rank, char *out, size_t cap) {
-  int n = rank == UINT32_MAX ? snprintf(out, cap, "%s/job%" PRIu64, h->base, job)
-                             : snprintf(out, cap, "%s/job%" PRIu64 "/rank%" PRIu32, h->base, job,
-                                        rank);
+  int n = rank == UINT32_MAX
+              ? snprintf(out, cap, "%s/job%" PRIu64, h->base, job)
+              : snprintf(out, cap, "%s/job%" PRIu64 "/rank%" PRIu32, h->base, job, rank);
   if (n < 0 || (size_t)n >= cap) out[0] = '\0';
 }
 
@@ -181,8 +182,8 @@ static int make_base(const hier *h, size_t mount_len) {
   return make_dir(h, path, false);
 }
 
-static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers,
-                     const char *parent, const char *name, char *why, size_t len) {
+static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers, const char *parent,
+                     const char *name, char *why, size_t len) {
   if (cg->n == MAX_HIER) return;
   hier *h = &cg->h[cg->n];
   h->v1 = cg->version == 1;
@@ -201,7 +202,7 @@ static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers,
 static void open_v1(ty_cgroups *cg, const char *root, const char *name, char *why, size_t len) {
   FILE *f = fopen("/proc/self/mountinfo", "r");
   if (!f) return;
-  static const char *const wanted[] = {"memory", "cpu",     "cpuacct", "cpuset",
+  static const char *const wanted[] = {"memory",  "cpu",     "cpuacct", "cpuset",
                                        "devices", "freezer", "pids",    "blkio"};
   char line[4096];
   while (fgets(line, sizeof line, f)) {
@@ -274,8 +275,8 @@ ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t
     cg->version = 1;
     open_v1(cg, root, name, why, len);
   }
-  if (cg->n == 0 && !strcmp(why, "no cgroup hierarchy is mounted") && access("/sys/fs/cgroup",
-                                                                            F_OK) == 0)
+  if (cg->n == 0 && !strcmp(why, "no cgroup hierarchy is mounted") &&
+      access("/sys/fs/cgroup", F_OK) == 0)
     snprintf(why, len, "no usable cgroup controller under /sys/fs/cgroup");
   if (cg->n == 0) {
     free(cg);
@@ -296,11 +297,14 @@ ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t
 
 void ty_cgroup_close(ty_cgroups *cg) {
   if (!cg) return;
-  for (size_t i = 0; i < cg->n; i++) (void)rmdir(cg->h[i].base); /* only when empty */
+  for (size_t i = 0; i < cg->n; i++)
+    (void)rmdir(cg->h[i].base); /* only when empty */
   free(cg);
 }
 
-const char *ty_cgroup_describe(const ty_cgroups *cg) { return cg->describe; }
+const char *ty_cgroup_describe(const ty_cgroups *cg) {
+  return cg->describe;
+}
 
 /* ---- tasks ----------------------------------------------------------------------------------- */
 
@@ -309,7 +313,8 @@ const char *ty_cgroup_describe(const ty_cgroups *cg) { return cg->describe; }
 static void deny_gpus(const char *dir, const ty_cgroup_limits *lim) {
   for (uint32_t g = 0; g < lim->node_gpus && g < 64; g++) {
     bool mine = false;
-    for (size_t i = 0; i < lim->n_gpus; i++) mine |= lim->gpus[i] == g;
+    for (size_t i = 0; i < lim->n_gpus; i++)
+      mine |= lim->gpus[i] == g;
     char dev[64], rule[64];
     struct stat st;
     snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
@@ -346,7 +351,7 @@ static int limit_rank(const ty_cgroups *cg, const hier *h, const char *dir,
 }
 
 int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_cgroup_limits *lim,
-                       char ***out_procs, char *err, size_t len) {
+                          char ***out_procs, char *err, size_t len) {
   char **procs = ty_xcalloc(cg->n + 1, sizeof *procs);
   int rc = 0;
   for (size_t i = 0; i < cg->n && rc == 0; i++) {
@@ -376,7 +381,8 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
 }
 
 void ty_cgroup_procs_free(char **procs) {
-  for (size_t i = 0; procs && procs[i]; i++) free(procs[i]);
+  for (size_t i = 0; procs && procs[i]; i++)
+    free(procs[i]);
   free(procs);
 }
 
@@ -398,7 +404,9 @@ static size_t each_pid(const ty_cgroups *cg, uint64_t job, uint32_t rank,
   return n;
 }
 
-static void send_sig(pid_t pid, int sig) { (void)kill(pid, sig); }
+static void send_sig(pid_t pid, int sig) {
+  (void)kill(pid, sig);
+}
 
 int ty_cgroup_task_signal(ty_cgroups *cg, uint64_t job, uint32_t rank, int sig) {
   return each_pid(cg, job, rank, send_sig, sig) ? 0 : TY_ENOTFOUND;
@@ -437,7 +445,8 @@ int ty_cgroup_task_kill(ty_cgroups *cg, uint64_t job, uint32_t rank) {
     return 0;
   }
   /* No freezer: kill until nothing is left (a forking task may need rounds). */
-  for (int round = 0; round < 50 && each_pid(cg, job, rank, send_sig, SIGKILL); round++) nap_ms(2);
+  for (int round = 0; round < 50 && each_pid(cg, job, rank, send_sig, SIGKILL); round++)
+    nap_ms(2);
   return 0;
 }
 

@@ -40,7 +40,8 @@ static void decode_graph(const Trainyard__GraphLaunch *g, ty_task_spec *s) {
 
 int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   memset(out, 0, sizeof *out);
-  Trainyard__LaunchTaskRequest *m = ty_wire_unpack(&trainyard__launch_task_request__descriptor, p, n);
+  Trainyard__LaunchTaskRequest *m =
+      ty_wire_unpack(&trainyard__launch_task_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   ty_task_spec *s = &out->spec;
   s->job_id = m->job_id;
@@ -226,8 +227,8 @@ int ty__encode_progress(uint64_t job_id, uint32_t rank, const ty_train_progress 
 int ty__decode_read_log(const uint8_t *p, size_t n, ty_read_log *out) {
   Trainyard__ReadLogRequest *m = ty_wire_unpack(&trainyard__read_log_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  *out = (ty_read_log){.job_id = m->job_id, .rank = m->rank, .offset = m->offset,
-                       .follow = m->follow};
+  *out =
+      (ty_read_log){.job_id = m->job_id, .rank = m->rank, .offset = m->offset, .follow = m->follow};
   ty_wire_free(m);
   return 0;
 }
@@ -246,8 +247,11 @@ int ty__encode_log_chunk(uint32_t rank, uint64_t offset, const uint8_t *data, si
 int ty__decode_attach(const uint8_t *p, size_t n, ty_attach_request *out) {
   Trainyard__AttachRequest *m = ty_wire_unpack(&trainyard__attach_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  *out = (ty_attach_request){.job_id = m->job_id, .rank = m->rank, .owner = m->owner,
-                             .replay = m->replay, .wait_ms = m->wait_ms};
+  *out = (ty_attach_request){.job_id = m->job_id,
+                             .rank = m->rank,
+                             .owner = m->owner,
+                             .replay = m->replay,
+                             .wait_ms = m->wait_ms};
   ty_wire_free(m);
   return 0;
 }
@@ -256,9 +260,15 @@ int ty__decode_attach_input(const uint8_t *p, size_t n, ty_attach_input *out, vo
   Trainyard__AttachInputRequest *m =
       ty_wire_unpack(&trainyard__attach_input_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
-  *out = (ty_attach_input){.job_id = m->job_id, .rank = m->rank, .data = m->data.data,
-                           .len = m->data.len, .eof = m->eof, .signal = m->signal,
-                           .kill = m->kill, .rows = m->rows, .cols = m->cols};
+  *out = (ty_attach_input){.job_id = m->job_id,
+                           .rank = m->rank,
+                           .data = m->data.data,
+                           .len = m->data.len,
+                           .eof = m->eof,
+                           .signal = m->signal,
+                           .kill = m->kill,
+                           .rows = m->rows,
+                           .cols = m->cols};
   *out_owner = m;
   return 0;
 }

@@ -130,10 +130,13 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   for (size_t i = 0; i < spec->n_env; i++) {
     const char *e = spec->env[i];
     if (!e || !strchr(e, '=') || e[0] == '=')
-      return ty_errf(err, err_len, TY_EINVAL, "command.env[%zu]: \"%s\" is not NAME=value", i, e ? e : "");
+      return ty_errf(err, err_len, TY_EINVAL, "command.env[%zu]: \"%s\" is not NAME=value", i,
+                     e ? e : "");
   }
-  for (size_t i = 0; site && site[i]; i++) env_put(&l, ty_wire_strdup(site[i]));
-  for (size_t i = 0; i < spec->n_env; i++) env_put(&l, ty_wire_strdup(spec->env[i]));
+  for (size_t i = 0; site && site[i]; i++)
+    env_put(&l, ty_wire_strdup(site[i]));
+  for (size_t i = 0; i < spec->n_env; i++)
+    env_put(&l, ty_wire_strdup(spec->env[i]));
   if (!has_name(&l, "PATH")) env_putf(&l, "PATH", "%s", TY_TASK_DEFAULT_PATH);
   put_user(&l, pw);
   env_putf(&l, "RANK", "%" PRIu32, spec->rank);
@@ -156,6 +159,7 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
 
 void ty_task_env_free(char **env) {
   if (!env) return;
-  for (size_t i = 0; env[i]; i++) free(env[i]);
+  for (size_t i = 0; env[i]; i++)
+    free(env[i]);
   free(env);
 }

@@ -91,13 +91,20 @@ static void parse(plan *p, int argc, char **argv) {
     }
     if (!v) fail("usage", EINVAL, "%s needs a value (%s)", opt);
     i++;
-    if (!strcmp(opt, "--status-fd")) status_fd = p->status_fd = (int)number(v, opt);
-    else if (!strcmp(opt, "--cgroup") && p->n_cgroups < MAX_CGROUPS) p->cgroups[p->n_cgroups++] = v;
-    else if (!strcmp(opt, "--uid")) p->uid = (uid_t)number(v, opt), p->set_user = true;
-    else if (!strcmp(opt, "--gid")) p->gid = (gid_t)number(v, opt);
-    else if (!strcmp(opt, "--groups")) parse_groups(p, argv[i]);
-    else if (!strcmp(opt, "--cwd")) p->cwd = v;
-    else fail("usage", EINVAL, "unknown option %s (%s)", opt);
+    if (!strcmp(opt, "--status-fd"))
+      status_fd = p->status_fd = (int)number(v, opt);
+    else if (!strcmp(opt, "--cgroup") && p->n_cgroups < MAX_CGROUPS)
+      p->cgroups[p->n_cgroups++] = v;
+    else if (!strcmp(opt, "--uid"))
+      p->uid = (uid_t)number(v, opt), p->set_user = true;
+    else if (!strcmp(opt, "--gid"))
+      p->gid = (gid_t)number(v, opt);
+    else if (!strcmp(opt, "--groups"))
+      parse_groups(p, argv[i]);
+    else if (!strcmp(opt, "--cwd"))
+      p->cwd = v;
+    else
+      fail("usage", EINVAL, "unknown option %s (%s)", opt);
   }
   if (i + 1 >= argc) fail("usage", EINVAL, "%s: no command after -- (%s)", "trainyard-exec");
   p->argv = argv + i + 1;
@@ -108,8 +115,8 @@ static void join_cgroups(const plan *p) {
   int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
   for (int i = 0; i < p->n_cgroups; i++) {
     int fd = open(p->cgroups[i], O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, pid, (size_t)n) != n) fail("cgroup", errno, "cannot join %s: %s",
-                                                       p->cgroups[i]);
+    if (fd < 0 || write(fd, pid, (size_t)n) != n)
+      fail("cgroup", errno, "cannot join %s: %s", p->cgroups[i]);
     close(fd);
   }
 }

@@ -20,7 +20,8 @@
 #include "lib/token/token.h"
 #include "worker/worker_internal.h"
 
-ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun, const char *controller) {
+ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun,
+                                          const char *controller) {
   ty__graph_worker *gw = ty_xcalloc(1, sizeof *gw);
   gw->tasks = tasks;
   gw->trainrun = ty_strdup(trainrun && trainrun[0] ? trainrun : "trainrun");
@@ -30,7 +31,8 @@ ty__graph_worker *ty__graph_worker_create(ty_tasks *tasks, const char *trainrun,
 
 void ty__graph_worker_destroy(ty__graph_worker *gw) {
   if (!gw) return;
-  for (size_t i = 0; i < gw->n; i++) ty__watch_close(&gw->watches[i]);
+  for (size_t i = 0; i < gw->n; i++)
+    ty__watch_close(&gw->watches[i]);
   free(gw->watches);
   free(gw->trainrun);
   free(gw->controller);
@@ -96,7 +98,8 @@ static char *rdv_token_env(const ty_task_spec *spec) {
   static const char prefix[] = "TRAINYARD_RENDEZVOUS_TOKEN=";
   char *s = ty_xmalloc(sizeof prefix + 2 * TY_TOKEN_LEN);
   memcpy(s, prefix, sizeof prefix - 1);
-  for (size_t i = 0; i < TY_TOKEN_LEN; i++) snprintf(s + sizeof prefix - 1 + 2 * i, 3, "%02x", tok[i]);
+  for (size_t i = 0; i < TY_TOKEN_LEN; i++)
+    snprintf(s + sizeof prefix - 1 + 2 * i, 3, "%02x", tok[i]);
   return s;
 }
 
@@ -125,9 +128,11 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
                  size_t err_len) {
   char dir[PATH_MAX], rank[16], num[32];
   if (job_dir(gw, spec, dir, sizeof dir) != 0)
-    return ty_errf(err, err_len, TY_EIO, "cannot create the job directory of job %" PRIu64, spec->job_id);
+    return ty_errf(err, err_len, TY_EIO, "cannot create the job directory of job %" PRIu64,
+                   spec->job_id);
   snprintf(rank, sizeof rank, "%" PRIu32, spec->rank);
-  char *model = spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
+  char *model =
+      spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
   char *config = dupf("%s/config.rank%s.pb", dir, rank);
   char *plan = spec->plan_len ? dupf("%s/plan.rank%s.typl", dir, rank) : NULL;
   int rc = make_ckpt_dir(spec, err, err_len);
@@ -183,8 +188,10 @@ int ty__graph_prepare(ty__graph_worker *gw, ty_task_spec *spec, ty__graph_cmd *c
 }
 
 void ty__graph_cmd_close(ty__graph_cmd *cmd) {
-  for (size_t i = 0; i < cmd->argc; i++) free(cmd->argv[i]);
-  for (size_t i = 0; i < cmd->n_env; i++) free(cmd->env[i]);
+  for (size_t i = 0; i < cmd->argc; i++)
+    free(cmd->argv[i]);
+  for (size_t i = 0; i < cmd->n_env; i++)
+    free(cmd->env[i]);
   free(cmd->cwd);
   memset(cmd, 0, sizeof *cmd);
 }

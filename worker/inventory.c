@@ -138,10 +138,9 @@ static void detect_islands(ty_worker_inventory *inv) {
 }
 
 static void format_uuid(const unsigned char b[16], char *out, size_t n) {
-  snprintf(out, n,
-           "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-           b[13], b[14], b[15]);
+  snprintf(out, n, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+           b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+           b[15]);
 }
 
 static void detect_gpus(hwloc_topology_t topo, ty_worker_inventory *inv) {
@@ -163,7 +162,8 @@ static void detect_gpus(hwloc_topology_t topo, ty_worker_inventory *inv) {
     format_uuid((const unsigned char *)prop.uuid.bytes, g->uuid, sizeof g->uuid);
     if (cudaDeviceGetPCIBusId(g->pci_bus_id, (int)sizeof g->pci_bus_id, i) != cudaSuccess)
       g->pci_bus_id[0] = '\0';
-    for (char *p = g->pci_bus_id; *p; p++) *p = (char)((*p >= 'A' && *p <= 'F') ? *p + 32 : *p);
+    for (char *p = g->pci_bus_id; *p; p++)
+      *p = (char)((*p >= 'A' && *p <= 'F') ? *p + 32 : *p);
     g->numa_node = gpu_numa_node(topo, g->pci_bus_id);
     g->nvlink_island = -1;
     inv->n_gpus++;

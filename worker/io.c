@@ -43,18 +43,18 @@ typedef struct io_conn io_conn;
 typedef struct log_stream {
   struct log_stream *next;
   ty_worker_io *io;
-  io_conn *ic;               /* NULL once the connection closed */
+  io_conn *ic; /* NULL once the connection closed */
   uint64_t request_id;
   ty_read_log req;
   uint64_t offset;
-  uint32_t gen;              /* the log's cut generation `offset` refers to (logs.c) */
+  uint32_t gen; /* the log's cut generation `offset` refers to (logs.c) */
   int fd;
   uv_fs_t fs;
   uv_timer_t poll;
-  bool reading;              /* fs request in flight */
+  bool reading; /* fs request in flight */
   bool done;
   bool timer_closed;
-  bool was_running;          /* the task ran when the current read began */
+  bool was_running; /* the task ran when the current read began */
   uint8_t buf[CHUNK];
 } log_stream;
 
@@ -120,7 +120,9 @@ static void finish(log_stream *st, int status, const char *message) {
 
 /* ---- reading ----------------------------------------------------------------- */
 
-static void on_poll(uv_timer_t *h) { pump(h->data); }
+static void on_poll(uv_timer_t *h) {
+  pump(h->data);
+}
 
 static void send_chunk(log_stream *st, size_t n) {
   ty_buf frame;
@@ -159,8 +161,8 @@ static void on_read(uv_fs_t *req) {
   }
   if (n < 0) {
     char msg[TY_ERR_LEN];
-    snprintf(msg, sizeof msg, "reading log of job %" PRIu64 " rank %" PRIu32 ": %s",
-             st->req.job_id, st->req.rank, uv_strerror((int)n));
+    snprintf(msg, sizeof msg, "reading log of job %" PRIu64 " rank %" PRIu32 ": %s", st->req.job_id,
+             st->req.rank, uv_strerror((int)n));
     finish(st, TY_EIO, msg);
   } else if (n > 0 && cut_meanwhile(st)) {
     pump(st); /* the bytes read may straddle the cut: read again where they are now */
@@ -216,16 +218,18 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   uint8_t key[TY_TOKEN_KEY_LEN];
   char why[256];
   if (ty_tasks_job_key(io->tasks, req.job_id, key, sizeof key) != 0) {
-    snprintf(why, sizeof why, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s",
-             req.job_id, req.rank, ty_tasks_node(io->tasks));
+    snprintf(why, sizeof why, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s", req.job_id,
+             req.rank, ty_tasks_node(io->tasks));
     ty_rpc_stream_end(ic->c, m->request_id, TY_ENOTFOUND, why);
     return;
   }
-  if (ty_token_verify(key, m->credential, m->credential_len, req.job_id, req.rank, ty_now_ms(),
-                      why, sizeof why) != 0) {
+  if (ty_token_verify(key, m->credential, m->credential_len, req.job_id, req.rank, ty_now_ms(), why,
+                      sizeof why) != 0) {
     char msg[TY_ERR_LEN];
-    snprintf(msg, sizeof msg, "ReadLog of job %" PRIu64 " rank %" PRIu32 " on node %s: permission "
-             "denied: %s", req.job_id, req.rank, ty_tasks_node(io->tasks), why);
+    snprintf(msg, sizeof msg,
+             "ReadLog of job %" PRIu64 " rank %" PRIu32 " on node %s: permission "
+             "denied: %s",
+             req.job_id, req.rank, ty_tasks_node(io->tasks), why);
     ty_warn("refused %s from %s", msg, ty_rpc_peer(ic->c));
     ty_rpc_stream_end(ic->c, m->request_id, TY_EPERM, msg);
     return;
@@ -236,8 +240,8 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
     fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     char msg[TY_ERR_LEN];
-    snprintf(msg, sizeof msg, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s",
-             req.job_id, req.rank, ty_tasks_node(io->tasks));
+    snprintf(msg, sizeof msg, "no log for job %" PRIu64 " rank %" PRIu32 " on node %s", req.job_id,
+             req.rank, ty_tasks_node(io->tasks));
     ty_rpc_stream_end(ic->c, m->request_id, TY_ENOTFOUND, msg);
     return;
   }
@@ -288,7 +292,8 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
 
 static void on_drain(ty_rpc_conn *c, void *ud) {
   io_conn *ic = ud;
-  for (log_stream *st = ic->streams; st; st = st->next) pump(st);
+  for (log_stream *st = ic->streams; st; st = st->next)
+    pump(st);
   ty__io_conn_drained(ty__tasks_ioreg(ic->io->tasks), c);
 }
 
@@ -297,7 +302,8 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
   (void)ud;
   io_conn *ic = ty_rpc_get_ud(c);
   ty_worker_io *io = ic->io;
-  while (ic->streams) finish(ic->streams, 0, NULL);
+  while (ic->streams)
+    finish(ic->streams, 0, NULL);
   /* Once destroying, the task registry may be gone: destroy told attach.c. */
   if (!io->destroying) ty__io_conn_closed(ty__tasks_ioreg(io->tasks), c);
   for (io_conn **p = &io->conns; *p; p = &(*p)->next) {
@@ -328,8 +334,8 @@ int ty_worker_io_create(uv_loop_t *loop, const char *host, int port, ty_tasks *t
   ty_worker_io *io = ty_xcalloc(1, sizeof *io);
   io->loop = loop;
   io->tasks = tasks;
-  ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = io,
-                           .write_high_water = HIGH_WATER};
+  ty_rpc_conn_opts opts = {
+      .on_request = on_request, .on_close = on_close, .ud = io, .write_high_water = HIGH_WATER};
   if (limits) opts.limits = *limits;
   int rc = ty_rpc_server_create(loop, host, port, &opts, on_accept, io, &io->server);
   if (rc != 0) {
@@ -340,7 +346,9 @@ int ty_worker_io_create(uv_loop_t *loop, const char *host, int port, ty_tasks *t
   return 0;
 }
 
-int ty_worker_io_port(const ty_worker_io *io) { return ty_rpc_server_port(io->server); }
+int ty_worker_io_port(const ty_worker_io *io) {
+  return ty_rpc_server_port(io->server);
+}
 
 void ty_worker_io_destroy(ty_worker_io *io) {
   if (!io || io->destroying) return;

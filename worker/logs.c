@@ -48,14 +48,14 @@
 #include "worker/worker_internal.h"
 
 #define COPY_CHUNK (1u << 20)
-#define ALIGN_SCAN 4096u   /* how far to look for a line end at a cut's edges */
-#define APPEND_ROUNDS 16   /* rounds of copying bytes appended during a cut */
+#define ALIGN_SCAN 4096u /* how far to look for a line end at a cut's edges */
+#define APPEND_ROUNDS 16 /* rounds of copying bytes appended during a cut */
 
 struct ty__logs {
-  char *jobs_dir;          /* STATE_DIR/jobs */
-  uint64_t max_bytes;      /* 0 = no cap */
-  uint32_t retention_s;    /* 0 = keep */
-  ty__logcut *cuts;        /* logs cut at least once, until their job's directory goes */
+  char *jobs_dir;       /* STATE_DIR/jobs */
+  uint64_t max_bytes;   /* 0 = no cap */
+  uint32_t retention_s; /* 0 = keep */
+  ty__logcut *cuts;     /* logs cut at least once, until their job's directory goes */
   size_t n_cuts;
   uint64_t bytes_cut, dirs_removed;
 };
@@ -82,7 +82,9 @@ void ty__logs_set_limits(ty__logs *lg, uint64_t max_bytes, uint32_t retention_s)
   lg->retention_s = retention_s;
 }
 
-uint32_t ty__logs_retention(const ty__logs *lg) { return lg->retention_s; }
+uint32_t ty__logs_retention(const ty__logs *lg) {
+  return lg->retention_s;
+}
 
 static ty__logcut *cut_of(const ty__logs *lg, uint64_t job, uint32_t rank) {
   for (size_t i = 0; i < lg->n_cuts; i++)
@@ -123,8 +125,9 @@ static uint64_t line_edge(int fd, uint64_t at, bool fwd, uint8_t *buf) {
 
 static int marker(const ty__logs *lg, uint64_t cut_total, uint64_t head, char *out, size_t n) {
   return snprintf(out, n,
-                  "\n[trainworkerd: %" PRIu64 " bytes of output cut here; this log keeps its first %"
-                  PRIu64 " bytes and its latest output (--log-max-size %" PRIu64 ")]\n",
+                  "\n[trainworkerd: %" PRIu64
+                  " bytes of output cut here; this log keeps its first %" PRIu64
+                  " bytes and its latest output (--log-max-size %" PRIu64 ")]\n",
                   cut_total, head, lg->max_bytes);
 }
 
@@ -186,8 +189,10 @@ void ty__logs_follow(const ty__logs *lg, uint64_t job, uint32_t rank, uint32_t *
   const ty__logcut *c = cut_of(lg, job, rank);
   if (!c || c->gen == *gen) return;
   uint64_t x = *offset;
-  if (c->gen != *gen + 1 || (x > c->head && x < c->old_tail)) x = c->head; /* from the marker on */
-  else if (x >= c->old_tail) x = x - c->old_tail + c->new_tail;
+  if (c->gen != *gen + 1 || (x > c->head && x < c->old_tail))
+    x = c->head; /* from the marker on */
+  else if (x >= c->old_tail)
+    x = x - c->old_tail + c->new_tail;
   *offset = x;
   *gen = c->gen;
 }
@@ -206,7 +211,8 @@ static void dir_stats(const char *dir, int64_t *newest, uint64_t *bytes) {
   DIR *d = opendir(dir);
   if (!d) return;
   for (struct dirent *e; (e = readdir(d));) {
-    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
     if ((int64_t)st.st_mtime > *newest) *newest = (int64_t)st.st_mtime;
     *bytes += (uint64_t)st.st_blocks * 512u;
   }
@@ -227,12 +233,14 @@ static int remove_dir(const char *dir) {
 
 static void forget_cuts(ty__logs *lg, uint64_t job) {
   for (size_t i = 0; i < lg->n_cuts;)
-    if (lg->cuts[i].job_id == job) lg->cuts[i] = lg->cuts[--lg->n_cuts];
-    else i++;
+    if (lg->cuts[i].job_id == job)
+      lg->cuts[i] = lg->cuts[--lg->n_cuts];
+    else
+      i++;
 }
 
-uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, void *ud),
-                        void *ud, bool remove) {
+uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, void *ud), void *ud,
+                        bool remove) {
   DIR *d = opendir(lg->jobs_dir);
   if (!d) return 0;
   uint64_t total = 0;

@@ -42,8 +42,8 @@ typedef struct worker_opts {
   int metrics_port;
   const char *advertise;
   char trainrun[1024]; /* graph jobs; "" = next to this binary */
-  long cpus, gpus; /* -1 = detected */
-  uint64_t memory; /* 0 = detected */
+  long cpus, gpus;     /* -1 = detected */
+  uint64_t memory;     /* 0 = detected */
   const char *port_file;
   ty_rpc_limits limits; /* of the task I/O port */
   ty_log_level log_level;
@@ -55,7 +55,7 @@ typedef struct worker_opts {
   bool no_cgroups;
   char **task_env; /* --task-env, resolved to NAME=value (owned) */
   size_t n_task_env;
-  uint64_t log_max;      /* --log-max-size, 0 = no cap */
+  uint64_t log_max;         /* --log-max-size, 0 = no cap */
   uint32_t log_retention_s; /* --log-retention, 0 = keep */
 } worker_opts;
 
@@ -148,21 +148,32 @@ static void default_opts(worker_opts *o) {
   o->log_retention_s = TY_LOG_RETENTION_DEFAULT;
 }
 
-static const struct option longopts[] = {
-    {"controller", required_argument, NULL, 'c'},  {"io-listen", required_argument, NULL, 'i'},
-    {"metrics-listen", required_argument, NULL, 'm'}, {"name", required_argument, NULL, 'n'},
-    {"state-dir", required_argument, NULL, 's'},   {"trainrun", required_argument, NULL, 't'},
-    {"advertise", required_argument, NULL, 'a'},   {"cpus", required_argument, NULL, 'C'},
-    {"gpus", required_argument, NULL, 'G'},        {"memory", required_argument, NULL, 'M'},
-    {"port-file", required_argument, NULL, 'p'},   {"log-level", required_argument, NULL, 'l'},
-    {"task-env", required_argument, NULL, 'e'},    {"log-max-size", required_argument, NULL, 'L'},
-    {"log-retention", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
-    {"auth", required_argument, NULL, 'A'},        {"cluster-key", required_argument, NULL, 'K'},
-    {"munge-socket", required_argument, NULL, 'S'}, {"service-user", required_argument, NULL, 'U'},
-    {"exec-helper", required_argument, NULL, 'E'}, {"cgroup-root", required_argument, NULL, 'O'},
-    {"cgroup-name", required_argument, NULL, 'N'}, {"no-cgroups", no_argument, NULL, 'X'},
-    TY_RPC_LIMIT_OPTIONS,
-    {NULL, 0, NULL, 0}};
+static const struct option longopts[] = {{"controller", required_argument, NULL, 'c'},
+                                         {"io-listen", required_argument, NULL, 'i'},
+                                         {"metrics-listen", required_argument, NULL, 'm'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"state-dir", required_argument, NULL, 's'},
+                                         {"trainrun", required_argument, NULL, 't'},
+                                         {"advertise", required_argument, NULL, 'a'},
+                                         {"cpus", required_argument, NULL, 'C'},
+                                         {"gpus", required_argument, NULL, 'G'},
+                                         {"memory", required_argument, NULL, 'M'},
+                                         {"port-file", required_argument, NULL, 'p'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"task-env", required_argument, NULL, 'e'},
+                                         {"log-max-size", required_argument, NULL, 'L'},
+                                         {"log-retention", required_argument, NULL, 'R'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"auth", required_argument, NULL, 'A'},
+                                         {"cluster-key", required_argument, NULL, 'K'},
+                                         {"munge-socket", required_argument, NULL, 'S'},
+                                         {"service-user", required_argument, NULL, 'U'},
+                                         {"exec-helper", required_argument, NULL, 'E'},
+                                         {"cgroup-root", required_argument, NULL, 'O'},
+                                         {"cgroup-name", required_argument, NULL, 'N'},
+                                         {"no-cgroups", no_argument, NULL, 'X'},
+                                         TY_RPC_LIMIT_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
 
 /* Copies v into a fixed buffer; false when it is empty or too long. */
 static bool set_path(char *dst, size_t cap, const char *v) {
@@ -173,7 +184,8 @@ static bool set_path(char *dst, size_t cap, const char *v) {
 
 static int parse_listener(int c, worker_opts *o, const char *v) {
   if (c == 'c')
-    return ty_parse_hostport(v, o->controller_host, sizeof o->controller_host, &o->controller_port) ||
+    return ty_parse_hostport(v, o->controller_host, sizeof o->controller_host,
+                             &o->controller_port) ||
                    o->controller_port == 0
                ? usage_error("--controller", v, "is not HOST:PORT")
                : 0;
@@ -192,14 +204,19 @@ static int parse_isolation(worker_opts *o, int c, const char *v) {
   case 'A':
     return ty_auth_mode_parse(v, &o->auth) ? usage_error("--auth", v, "is not munge, key or none")
                                            : 0;
-  case 'K': o->cluster_key = v; return 0;
-  case 'S': o->munge_socket = v; return 0;
+  case 'K':
+    o->cluster_key = v;
+    return 0;
+  case 'S':
+    o->munge_socket = v;
+    return 0;
   case 'U':
     o->service_user = v;
     return v[0] ? 0 : usage_error("--service-user", v, "is not a user");
   case 'E':
     return set_path(o->exec_helper, sizeof o->exec_helper, v)
-               ? 0 : usage_error("--exec-helper", v, "is not a path");
+               ? 0
+               : usage_error("--exec-helper", v, "is not a path");
   case 'O':
     o->cgroup_root = v;
     return v[0] == '/' ? 0 : usage_error("--cgroup-root", v, "is not an absolute path");
@@ -207,8 +224,11 @@ static int parse_isolation(worker_opts *o, int c, const char *v) {
     o->cgroup_name = v;
     if (v[0] && !strpbrk(v, "/ \t\n")) return 0;
     return usage_error("--cgroup-name", v, "is not a directory name");
-  case 'X': o->no_cgroups = true; return 0;
-  default: return usage_error("option", NULL, "is not handled");
+  case 'X':
+    o->no_cgroups = true;
+    return 0;
+  default:
+    return usage_error("option", NULL, "is not handled");
   }
 }
 
@@ -217,7 +237,8 @@ static int parse_isolation(worker_opts *o, int c, const char *v) {
 static int add_task_env(worker_opts *o, const char *v) {
   size_t name = strcspn(v, "=");
   bool ok = name > 0 && !isdigit((unsigned char)v[0]);
-  for (size_t i = 0; ok && i < name; i++) ok = isalnum((unsigned char)v[i]) || v[i] == '_';
+  for (size_t i = 0; ok && i < name; i++)
+    ok = isalnum((unsigned char)v[i]) || v[i] == '_';
   if (!ok) return usage_error("--task-env", v, "is not NAME or NAME=VALUE");
   const char *own = v[name] ? NULL : getenv(v);
   if (!v[name] && !own) return 0;
@@ -249,31 +270,58 @@ static int parse_log_flag(worker_opts *o, int c, const char *v) {
 /* One option with its value; returns 0, or the exit code for a usage error. */
 static int parse_flag(worker_opts *o, int c, const char *v) {
   switch (c) {
-  case 'c': case 'i': case 'm': return parse_listener(c, o, v);
+  case 'c':
+  case 'i':
+  case 'm':
+    return parse_listener(c, o, v);
   case 'n':
     return strpbrk(v, " \t\n/:") || !set_path(o->name, sizeof o->name, v)
                ? usage_error("--name", v, "is not a valid node name")
                : 0;
-  case 's': return set_path(o->state_dir, sizeof o->state_dir, v) ? 0 : usage_error("--state-dir", v, "is not a path");
-  case 't': return set_path(o->trainrun, sizeof o->trainrun, v) ? 0 : usage_error("--trainrun", v, "is not a path");
+  case 's':
+    return set_path(o->state_dir, sizeof o->state_dir, v)
+               ? 0
+               : usage_error("--state-dir", v, "is not a path");
+  case 't':
+    return set_path(o->trainrun, sizeof o->trainrun, v)
+               ? 0
+               : usage_error("--trainrun", v, "is not a path");
   case 'a':
     if (!v[0]) return usage_error("--advertise", v, "is not a host");
     o->advertise = v;
     return 0;
   case 'C':
-    return parse_count(v, &o->cpus) || o->cpus == 0 ? usage_error("--cpus", v, "is not a count > 0") : 0;
-  case 'G': return parse_count(v, &o->gpus) ? usage_error("--gpus", v, "is not a count") : 0;
+    return parse_count(v, &o->cpus) || o->cpus == 0 ? usage_error("--cpus", v, "is not a count > 0")
+                                                    : 0;
+  case 'G':
+    return parse_count(v, &o->gpus) ? usage_error("--gpus", v, "is not a count") : 0;
   case 'M':
     return ty_parse_size(v, &o->memory) || o->memory == 0
                ? usage_error("--memory", v, "is not a size like 64G")
                : 0;
-  case 'p': o->port_file = v; return 0;
-  case 'e': return add_task_env(o, v);
-  case 'L': case 'R': return parse_log_flag(o, c, v);
-  case 'l': return ty_log_parse_level(v, &o->log_level) ? usage_error("--log-level", v, "is not a log level") : 0;
-  case 'A': case 'K': case 'S': case 'U': case 'E': case 'O': case 'N': case 'X':
+  case 'p':
+    o->port_file = v;
+    return 0;
+  case 'e':
+    return add_task_env(o, v);
+  case 'L':
+  case 'R':
+    return parse_log_flag(o, c, v);
+  case 'l':
+    return ty_log_parse_level(v, &o->log_level)
+               ? usage_error("--log-level", v, "is not a log level")
+               : 0;
+  case 'A':
+  case 'K':
+  case 'S':
+  case 'U':
+  case 'E':
+  case 'O':
+  case 'N':
+  case 'X':
     return parse_isolation(o, c, v);
-  default: break;
+  default:
+    break;
   }
   char err[TY_ERR_LEN];
   int rc = ty_rpc_limits_parse_flag(&o->limits, c, v, err, sizeof err);
@@ -368,17 +416,19 @@ static void find_helper(worker_opts *o) {
  * worker that could never register says so at start. */
 static int start_auth(ty_worker *w) {
   char err[TY_ERR_LEN] = "";
-  ty_auth_config cfg = {.mode = w->o.auth, .munge_socket = w->o.munge_socket,
-                        .key_file = w->o.cluster_key};
+  ty_auth_config cfg = {
+      .mode = w->o.auth, .munge_socket = w->o.munge_socket, .key_file = w->o.cluster_key};
   int rc = ty_auth_create(&cfg, &w->auth, err, sizeof err);
   if (rc == 0) rc = ty_auth_probe(w->auth, err, sizeof err);
   if (rc == 0) rc = ty_auth_queue_create(&w->loop, &w->authq);
   struct passwd *pw = rc == 0 ? getpwnam(w->o.service_user) : NULL;
-  if (rc == 0 && !pw) rc = ty_errf(err, sizeof err, TY_EINVAL, "--service-user: no user \"%s\"",
-                                   w->o.service_user);
+  if (rc == 0 && !pw)
+    rc = ty_errf(err, sizeof err, TY_EINVAL, "--service-user: no user \"%s\"", w->o.service_user);
   if (rc != 0) {
-    ty_error("cannot start: %s%s", err, w->o.auth == TY_AUTH_MUNGE ? " (start munged, or run "
-             "--auth none against a traind started with --auth none)" : "");
+    ty_error("cannot start: %s%s", err,
+             w->o.auth == TY_AUTH_MUNGE ? " (start munged, or run "
+                                          "--auth none against a traind started with --auth none)"
+                                        : "");
     return rc;
   }
   w->service_uid = (uint32_t)pw->pw_uid;
@@ -393,7 +443,8 @@ static int start_isolation(ty_worker *w) {
   find_helper(&w->o);
   if (geteuid() != 0)
     ty_warn("trainworkerd runs as uid %u, not root: every task runs as uid %u, whoever submitted "
-            "it (a development setup)", (unsigned)geteuid(), (unsigned)geteuid());
+            "it (a development setup)",
+            (unsigned)geteuid(), (unsigned)geteuid());
   ty_cgroups *cg = NULL;
   char why[TY_ERR_LEN] = "--no-cgroups", name[300];
   snprintf(name, sizeof name, "%s", w->o.cgroup_name ? w->o.cgroup_name : "");
@@ -422,8 +473,8 @@ static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
 static int start_listeners(ty_worker *w) {
   w->metrics = ty_metrics_create();
   w->o.limits.stats = ty_metrics_conn_stats(w->metrics, "io");
-  int rc = ty_worker_io_create(&w->loop, w->o.io_host, w->o.io_port, w->tasks, &w->o.limits,
-                               &w->io);
+  int rc =
+      ty_worker_io_create(&w->loop, w->o.io_host, w->o.io_port, w->tasks, &w->o.limits, &w->io);
   if (rc != 0) {
     ty_error("cannot listen for task I/O on %s:%d: %s", w->o.io_host, w->o.io_port,
              ty_strerror(rc));
@@ -532,16 +583,22 @@ static int run(ty_worker *w) {
     uv_timer_start(&w->logs_timer, on_logs_timer, 0, LOGS_CHECK_MS);
   }
   if (rc == 0) rc = start_listeners(w);
-  ty_worker_session_opts so = {.host = w->o.controller_host, .port = w->o.controller_port,
-                               .name = w->o.name, .io_addr = w->io_addr, .inv = &w->inv,
-                               .tasks = w->tasks, .trainrun = w->o.trainrun, .auth = w->auth,
-                               .queue = w->authq, .service_uid = w->service_uid};
+  ty_worker_session_opts so = {.host = w->o.controller_host,
+                               .port = w->o.controller_port,
+                               .name = w->o.name,
+                               .io_addr = w->io_addr,
+                               .inv = &w->inv,
+                               .tasks = w->tasks,
+                               .trainrun = w->o.trainrun,
+                               .auth = w->auth,
+                               .queue = w->authq,
+                               .service_uid = w->service_uid};
   if (rc == 0) rc = ty_worker_session_create(&w->loop, &so, &w->session);
   if (rc == 0) {
     ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "
             "controller %s:%d, state in %s",
-            w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology,
-            w->io_addr, w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
+            w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology, w->io_addr,
+            w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
             w->o.controller_port, w->o.state_dir);
     uv_run(&w->loop, UV_RUN_DEFAULT);
   }
@@ -558,7 +615,8 @@ int main(int argc, char **argv) {
     ty_raise_fd_limit(); /* tasks, their logs and I/O clients all take descriptors */
     rc = run(w);
   }
-  for (size_t i = 0; i < w->o.n_task_env; i++) free(w->o.task_env[i]);
+  for (size_t i = 0; i < w->o.n_task_env; i++)
+    free(w->o.task_env[i]);
   free(w->o.task_env);
   free(w);
   return rc;

@@ -84,7 +84,8 @@ static void read_tail(const char *path, ty_train_progress *p) {
     if (n > 0) {
       size_t skip = 0; /* a partial first line */
       if (from > 0)
-        while (skip < (size_t)n && buf[skip++] != '\n') {}
+        while (skip < (size_t)n && buf[skip++] != '\n') {
+        }
       ty__progress_parse(buf + skip, (size_t)n - skip, p);
     }
   }
@@ -103,7 +104,8 @@ static void read_ckpt(ty__watch *w, ty_train_progress *p) {
   uint8_t h[16];
   if (pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h, "TYTS", 4) == 0) {
     uint64_t step = 0;
-    for (int i = 7; i >= 0; i--) step = step << 8 | h[8 + i];
+    for (int i = 7; i >= 0; i--)
+      step = step << 8 | h[8 + i];
     p->checkpoint_step = step;
     p->checkpoint_path = w->ckpt_path;
     if (ty_ckpt_step_path(w->ckpt_path, step, w->ckpt_file, sizeof w->ckpt_file) == 0 &&
@@ -132,9 +134,10 @@ static void add_existing(ty_checkpoint_list *l, const char *dir, const char *nam
   char *path = v ? strdup(model) : NULL;
   if (v) l->v = v;
   if (!path) return;
-  l->v[l->n++] = (ty_checkpoint_info){
-      .step = step, .time_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
-      .path = path};
+  l->v[l->n++] = (ty_checkpoint_info){.step = step,
+                                      .time_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+                                                 st.st_mtim.tv_nsec / 1000000,
+                                      .path = path};
 }
 
 /* The step checkpoints that exist in the checkpoint's directory, oldest
@@ -151,27 +154,30 @@ static void list_existing(const ty__watch *w, ty_checkpoint_list *l) {
   l->listed = true;
   uint64_t step;
   for (struct dirent *e; (e = readdir(d));)
-    if (ty_ckpt_step_of(w->ckpt_path, e->d_name, &step)) add_existing(l, slash ? dir : ".", e->d_name, step);
+    if (ty_ckpt_step_of(w->ckpt_path, e->d_name, &step))
+      add_existing(l, slash ? dir : ".", e->d_name, step);
   closedir(d);
   if (l->n) qsort(l->v, l->n, sizeof *l->v, by_step);
 }
 
 static uint64_t list_sig(const ty_checkpoint_list *l) {
   uint64_t h = l->listed ? l->n + 1 : 0;
-  for (size_t i = 0; i < l->n; i++) h = ty_mix2(h, l->v[i].step);
+  for (size_t i = 0; i < l->n; i++)
+    h = ty_mix2(h, l->v[i].step);
   return h;
 }
 
 static bool changed(const ty_train_progress *a, const ty_train_progress *b) {
-  return a->step != b->step || a->checkpoint_step != b->checkpoint_step || a->test_accuracy != b->test_accuracy ||
-         a->epoch != b->epoch || a->total_steps != b->total_steps;
+  return a->step != b->step || a->checkpoint_step != b->checkpoint_step ||
+         a->test_accuracy != b->test_accuracy || a->epoch != b->epoch ||
+         a->total_steps != b->total_steps;
 }
 
 static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final, void *ud) {
-  (void)c, (void)final, (void)ud;
+  (void)c, (void) final, (void)ud;
   if (status != 0 && status != TY_ECLOSED && status != TY_ENOTFOUND)
-    ty_debug("ReportProgress answered %s%s%s", ty_strerror(status), msg && msg->message[0] ? ": " : "",
-             msg ? msg->message : "");
+    ty_debug("ReportProgress answered %s%s%s", ty_strerror(status),
+             msg && msg->message[0] ? ": " : "", msg ? msg->message : "");
 }
 
 static void send_one(ty__watch *w, ty_worker_session *s) {

@@ -54,9 +54,9 @@ struct ty_worker_session {
   uv_timer_t heartbeat_timer;
   uv_timer_t retry_timer; /* resends TaskUpdates the controller refused */
   int open_handles;
-  ty__graph_worker *graph; /* graph jobs: trainrun launches, progress (graph_task.c) */
-  uint64_t conn_gen;       /* +1 per connection */
-  size_t auth_pending;     /* credential operations not yet called back */
+  ty__graph_worker *graph;  /* graph jobs: trainrun launches, progress (graph_task.c) */
+  uint64_t conn_gen;        /* +1 per connection */
+  size_t auth_pending;      /* credential operations not yet called back */
   ty_auth_queue *own_queue; /* when the opts gave none */
 };
 
@@ -67,14 +67,18 @@ typedef struct carried {
   struct {
     uint64_t job_id;
     uint32_t rank;
-  } *items;
+  } * items;
 } carried;
 
 static void connect_now(ty_worker_session *s);
 static void send_pending_updates(ty_worker_session *s);
 
-static void on_reconnect_timer(uv_timer_t *h) { connect_now(h->data); }
-static void on_retry_timer(uv_timer_t *h) { send_pending_updates(h->data); }
+static void on_reconnect_timer(uv_timer_t *h) {
+  connect_now(h->data);
+}
+static void on_retry_timer(uv_timer_t *h) {
+  send_pending_updates(h->data);
+}
 
 /* ---- lifetime --------------------------------------------------------------- */
 
@@ -144,8 +148,11 @@ void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *pa
   signed_call *k = ty_xcalloc(1, sizeof *k);
   *k = (signed_call){s, s->conn_gen, timeout_ms, cb, ud};
   s->auth_pending++;
-  ty_auth_op op = {.kind = TY_AUTH_OP_SIGN, .auth = s->o.auth, .method = method,
-                   .payload = payload->data, .len = payload->len};
+  ty_auth_op op = {.kind = TY_AUTH_OP_SIGN,
+                   .auth = s->o.auth,
+                   .method = method,
+                   .payload = payload->data,
+                   .len = payload->len};
   ty_auth_queue_submit(s->o.queue, &op, on_signed, k);
 }
 
@@ -154,7 +161,7 @@ void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *pa
 static void on_heartbeat_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
                                 void *ud) {
   (void)msg;
-  (void)final;
+  (void) final;
   (void)ud;
   if (status == TY_ETIMEDOUT) {
     /* A controller that stops answering is as good as gone: start over. */
@@ -179,8 +186,10 @@ static void send_heartbeat(uv_timer_t *h) {
   ty_buf_init(&b);
   uint32_t timeout = s->heartbeat_ms * 3 > CALL_TIMEOUT_MS ? s->heartbeat_ms * 3 : CALL_TIMEOUT_MS;
   int rc = ty__encode_heartbeat(s->name, ty_tasks_running(s->o.tasks), &b);
-  if (rc == 0) ty__session_call(s, TY_M_HEARTBEAT, &b, timeout, on_heartbeat_answer, s);
-  else ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
+  if (rc == 0)
+    ty__session_call(s, TY_M_HEARTBEAT, &b, timeout, on_heartbeat_answer, s);
+  else
+    ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
   ty_buf_close(&b);
   ty__graph_tick(s->graph, s);
 }
@@ -197,7 +206,7 @@ typedef struct update_call {
 static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
                              void *ud) {
   (void)c;
-  (void)final;
+  (void) final;
   update_call *u = ud;
   ty_worker_session *s = u->s;
   if (status == 0) {
@@ -205,8 +214,8 @@ static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
      * after the task ended, before the end itself was stored. */
     if (u->end) ty_tasks_ack(s->o.tasks, u->job_id, u->rank);
   } else if (status != TY_ECLOSED && u->end) {
-    ty_warn("session: TaskUpdate for job %" PRIu64 " rank %" PRIu32 " refused: %s%s%s",
-            u->job_id, u->rank, ty_strerror(status), msg ? ": " : "", msg ? msg->message : "");
+    ty_warn("session: TaskUpdate for job %" PRIu64 " rank %" PRIu32 " refused: %s%s%s", u->job_id,
+            u->rank, ty_strerror(status), msg ? ": " : "", msg ? msg->message : "");
     if (!s->destroying && s->registered && !uv_is_active((uv_handle_t *)&s->retry_timer))
       uv_timer_start(&s->retry_timer, on_retry_timer, RETRY_UPDATES_MS, 0);
   }
@@ -251,7 +260,9 @@ uint32_t ty_worker_session_unacked(const ty_worker_session *s) {
   return n;
 }
 
-bool ty_worker_session_registered(const ty_worker_session *s) { return s->registered; }
+bool ty_worker_session_registered(const ty_worker_session *s) {
+  return s->registered;
+}
 
 /* ---- registration ------------------------------------------------------------ */
 
@@ -275,7 +286,8 @@ static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) 
   s->registered = true;
   s->warned_unreachable = false;
   s->backoff_ms = BACKOFF_MIN_MS;
-  for (size_t i = 0; i < c->n; i++) ty_tasks_ack(s->o.tasks, c->items[i].job_id, c->items[i].rank);
+  for (size_t i = 0; i < c->n; i++)
+    ty_tasks_ack(s->o.tasks, c->items[i].job_id, c->items[i].rank);
   ty_info("session: registered with controller %s as %s (heartbeat %u ms, %u running tasks)",
           ty_rpc_peer(s->conn), s->name, hb, ty_tasks_running(s->o.tasks));
   uv_timer_start(&s->heartbeat_timer, send_heartbeat, hb, hb);
@@ -285,7 +297,7 @@ static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) 
 
 static void on_register_answer(ty_rpc_conn *conn, int status, const ty_rpc_msg *msg, bool final,
                                void *ud) {
-  (void)final;
+  (void) final;
   carried *c = ud;
   ty_worker_session *s = c->s;
   if (s->destroying || s->conn != conn) {
@@ -411,15 +423,21 @@ static void on_verified(const ty_auth_done *d, void *ud) {
     ty_warn("session: refused %s from the controller: %s", d->method, d->err);
     ty_rpc_reply(c, in->request_id, d->status, d->err, NULL, 0);
   } else if (d->id.authenticated && !ty_auth_id_is_service(&d->id, s->o.service_uid)) {
-    snprintf(msg, sizeof msg, "%s: permission denied: %s (uid %u) is neither root nor the "
-             "service user this worker accepts (--service-user)", d->method, d->id.user, d->id.uid);
+    snprintf(msg, sizeof msg,
+             "%s: permission denied: %s (uid %u) is neither root nor the "
+             "service user this worker accepts (--service-user)",
+             d->method, d->id.user, d->id.uid);
     ty_warn("session: refused %s", msg);
     ty_rpc_reply(c, in->request_id, TY_EPERM, msg, NULL, 0);
   } else {
-    ty_rpc_msg req = {.request_id = in->request_id, .kind = TY_RPC_REQUEST, .method = d->method,
-                      .payload = d->payload, .payload_len = d->len};
+    ty_rpc_msg req = {.request_id = in->request_id,
+                      .kind = TY_RPC_REQUEST,
+                      .method = d->method,
+                      .payload = d->payload,
+                      .payload_len = d->len};
     size_t i = 0;
-    while (i < TY_ARRAY_LEN(handlers) && strcmp(handlers[i].method, d->method) != 0) i++;
+    while (i < TY_ARRAY_LEN(handlers) && strcmp(handlers[i].method, d->method) != 0)
+      i++;
     handlers[i].fn(s, c, &req);
   }
   free(in);
@@ -436,7 +454,8 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
     return;
   }
   size_t i = 0;
-  while (i < TY_ARRAY_LEN(handlers) && strcmp(handlers[i].method, req->method) != 0) i++;
+  while (i < TY_ARRAY_LEN(handlers) && strcmp(handlers[i].method, req->method) != 0)
+    i++;
   if (i == TY_ARRAY_LEN(handlers)) {
     char msg[TY_ERR_LEN];
     snprintf(msg, sizeof msg, "unknown method \"%.100s\" on worker %s", req->method, s->name);
@@ -454,8 +473,12 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
   inbound *in = ty_xcalloc(1, sizeof *in);
   *in = (inbound){s, s->conn_gen, req->request_id};
   s->auth_pending++;
-  ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY, .auth = s->o.auth, .method = req->method,
-                   .payload = req->payload, .len = req->payload_len, .cred = req->auth,
+  ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY,
+                   .auth = s->o.auth,
+                   .method = req->method,
+                   .payload = req->payload,
+                   .len = req->payload_len,
+                   .cred = req->auth,
                    .cred_len = req->auth_len};
   ty_auth_queue_submit(s->o.queue, &op, on_verified, in);
 }

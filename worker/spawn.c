@@ -43,8 +43,8 @@
 static void fill_from(const struct passwd *pw, ty__runas *out) {
   snprintf(out->user, sizeof out->user, "%s", pw->pw_name);
   snprintf(out->home, sizeof out->home, "%s", pw->pw_dir);
-  snprintf(out->shell, sizeof out->shell, "%s", pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell
-                                                                                 : "/bin/sh");
+  snprintf(out->shell, sizeof out->shell, "%s",
+           pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
 }
 
 static void runs_as_self(ty__runas *out) {
@@ -52,8 +52,10 @@ static void runs_as_self(ty__runas *out) {
   struct passwd pw, *res = NULL;
   out->uid = (uint32_t)geteuid();
   out->gid = (uint32_t)getegid();
-  if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) == 0 && res) fill_from(res, out);
-  else snprintf(out->user, sizeof out->user, "uid %u", out->uid);
+  if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) == 0 && res)
+    fill_from(res, out);
+  else
+    snprintf(out->user, sizeof out->user, "uid %u", out->uid);
 }
 
 int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out, char *err,
@@ -64,15 +66,18 @@ int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out
     return 0;
   }
   if (!spec->has_uid)
-    return ty_errf(err, len, TY_EPERM, "job %" PRIu64 " carries no submitter uid (it was stored "
-                   "before authentication); resubmit it", spec->job_id);
+    return ty_errf(err, len, TY_EPERM,
+                   "job %" PRIu64 " carries no submitter uid (it was stored "
+                   "before authentication); resubmit it",
+                   spec->job_id);
   char buf[16384];
   struct passwd pw, *res = NULL;
   int e = getpwuid_r((uid_t)spec->uid, &pw, buf, sizeof buf, &res);
   if (e != 0 || !res)
-    return ty_errf(err, len, TY_ENOTFOUND, "uid %u (%s) is unknown on node %s: no passwd entry, "
-                   "so the job cannot run as its submitter here", spec->uid,
-                   spec->user && spec->user[0] ? spec->user : "?", node);
+    return ty_errf(err, len, TY_ENOTFOUND,
+                   "uid %u (%s) is unknown on node %s: no passwd entry, "
+                   "so the job cannot run as its submitter here",
+                   spec->uid, spec->user && spec->user[0] ? spec->user : "?", node);
   fill_from(res, out);
   out->switch_user = true;
   out->uid = spec->uid;
@@ -82,7 +87,8 @@ int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out
   if (getgrouplist(res->pw_name, (gid_t)spec->gid, groups, &n) < 0) n = MAX_GROUPS;
   out->n_groups = (size_t)(n < 0 ? 0 : n);
   out->groups = ty_xcalloc(out->n_groups ? out->n_groups : 1, sizeof *out->groups);
-  for (size_t i = 0; i < out->n_groups; i++) out->groups[i] = (uint32_t)groups[i];
+  for (size_t i = 0; i < out->n_groups; i++)
+    out->groups[i] = (uint32_t)groups[i];
   return 0;
 }
 
@@ -104,8 +110,8 @@ int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, c
   if (who->switch_user && fchown(fd, (uid_t)who->uid, (gid_t)who->gid) != 0) {
     int e = errno;
     close(fd);
-    return ty_errf(err, len, TY_EIO, "cannot give log %s to uid %u on node %s: %s", path,
-                   who->uid, node, strerror(e));
+    return ty_errf(err, len, TY_EIO, "cannot give log %s to uid %u on node %s: %s", path, who->uid,
+                   node, strerror(e));
   }
   fchmod(fd, 0600); /* an older worker's log may be 0644 */
   return fd;
@@ -134,14 +140,16 @@ static void push_num(argv_b *a, uint64_t v) {
 }
 
 static void free_argv(argv_b *a) {
-  for (size_t i = 0; i < a->n; i++) free(a->v[i]);
+  for (size_t i = 0; i < a->n; i++)
+    free(a->v[i]);
   free(a->v);
 }
 
 static void helper_argv(const ty__spawn *s, argv_b *a) {
   push(a, s->helper);
   push(a, "--status-fd"), push(a, "3");
-  for (size_t i = 0; s->procs && s->procs[i]; i++) push(a, "--cgroup"), push(a, s->procs[i]);
+  for (size_t i = 0; s->procs && s->procs[i]; i++)
+    push(a, "--cgroup"), push(a, s->procs[i]);
   if (s->who->switch_user) {
     push(a, "--uid"), push_num(a, s->who->uid);
     push(a, "--gid"), push_num(a, s->who->gid);
@@ -156,7 +164,8 @@ static void helper_argv(const ty__spawn *s, argv_b *a) {
   if (s->ctty) push(a, "--ctty");
   if (s->cwd && s->cwd[0]) push(a, "--cwd"), push(a, s->cwd);
   push(a, "--");
-  for (size_t i = 0; i < s->argc; i++) push(a, s->argv[i]);
+  for (size_t i = 0; i < s->argc; i++)
+    push(a, s->argv[i]);
 }
 
 /* ---- the helper's verdict -------------------------------------------------------------------- */
@@ -196,18 +205,21 @@ static int verdict(const ty__spawn *s, char *line, char *err, size_t len) {
   return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: %s", s->node, msg);
 }
 
-int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err,
-                   size_t len) {
+int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err, size_t len) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0)
     return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: pipe: %s", s->node,
                    strerror(errno));
   argv_b a = {0};
   helper_argv(s, &a);
-  uv_stdio_container_t stdio[4] = {s->stdio[0], s->stdio[1], s->stdio[2],
-                                   {.flags = UV_INHERIT_FD, .data.fd = fds[1]}};
-  uv_process_options_t opts = {.exit_cb = s->exit_cb, .file = a.v[0], .args = a.v,
-                               .env = s->env, .stdio_count = 4, .stdio = stdio};
+  uv_stdio_container_t stdio[4] = {
+      s->stdio[0], s->stdio[1], s->stdio[2], {.flags = UV_INHERIT_FD, .data.fd = fds[1]}};
+  uv_process_options_t opts = {.exit_cb = s->exit_cb,
+                               .file = a.v[0],
+                               .args = a.v,
+                               .env = s->env,
+                               .stdio_count = 4,
+                               .stdio = stdio};
   int rc = uv_spawn(loop, proc, &opts);
   close(fds[1]);
   free_argv(&a);
@@ -224,7 +236,9 @@ int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char
   if (n < 0) kill(proc->pid, SIGKILL);
   waitpid(proc->pid, NULL, 0);
   if (n < 0)
-    return ty_errf(err, len, TY_ETIMEDOUT, "cannot start the task on node %s: the exec helper did "
-                   "not finish within %d s", s->node, HELPER_WAIT_MS / 1000);
+    return ty_errf(err, len, TY_ETIMEDOUT,
+                   "cannot start the task on node %s: the exec helper did "
+                   "not finish within %d s",
+                   s->node, HELPER_WAIT_MS / 1000);
   return verdict(s, line, err, len);
 }

@@ -60,8 +60,8 @@ static void add_running(uint64_t job_id, uint32_t rank, int pid, uint64_t gpus, 
     l->cap = l->cap ? l->cap * 2 : 8;
     l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
   }
-  l->v[l->n++] = (ty__task_usage){.job_id = job_id, .rank = rank, .pid = pid, .gpus = gpus,
-                                  .in_cgroup = in_cgroup};
+  l->v[l->n++] = (ty__task_usage){
+      .job_id = job_id, .rank = rank, .pid = pid, .gpus = gpus, .in_cgroup = in_cgroup};
 }
 
 /* The job id on each GPU index, or "" for a free one. */
@@ -152,24 +152,24 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                  "GPU utilisation (NVML), with the job using the GPU", "gpu,job");
   s->gpu_mem = ty_metrics_gauge(m, "trainyard_worker_gpu_memory_used_bytes",
                                 "GPU memory used (NVML), with the job using the GPU", "gpu,job");
-  s->memory = ty_metrics_gauge(m, "trainyard_worker_memory_bytes",
-                               "Memory of this node in bytes", NULL);
-  s->running = ty_metrics_gauge(m, "trainyard_worker_tasks_running",
-                                "Tasks running on this node", NULL);
-  s->started = ty_metrics_counter(m, "trainyard_worker_tasks_started_total",
-                                  "Task processes spawned", NULL);
-  s->launch_failures = ty_metrics_counter(m, "trainyard_worker_launch_failures_total",
-                                          "LaunchTask requests refused (bad cwd, argv[0], ...)",
-                                          NULL);
-  s->exits = ty_metrics_counter(m, "trainyard_worker_task_exits_total",
-                                "Tasks ended, by result", "result");
+  s->memory =
+      ty_metrics_gauge(m, "trainyard_worker_memory_bytes", "Memory of this node in bytes", NULL);
+  s->running =
+      ty_metrics_gauge(m, "trainyard_worker_tasks_running", "Tasks running on this node", NULL);
+  s->started =
+      ty_metrics_counter(m, "trainyard_worker_tasks_started_total", "Task processes spawned", NULL);
+  s->launch_failures =
+      ty_metrics_counter(m, "trainyard_worker_launch_failures_total",
+                         "LaunchTask requests refused (bad cwd, argv[0], ...)", NULL);
+  s->exits = ty_metrics_counter(m, "trainyard_worker_task_exits_total", "Tasks ended, by result",
+                                "result");
   s->log_bytes = ty_metrics_gauge(m, "trainyard_worker_log_bytes",
                                   "Disk bytes used by task logs and job files on this node", NULL);
   s->log_cut = ty_metrics_counter(m, "trainyard_worker_log_cut_bytes_total",
                                   "Output bytes cut from task logs over --log-max-size", NULL);
-  s->log_removed = ty_metrics_counter(m, "trainyard_worker_log_dirs_removed_total",
-                                      "Job directories removed --log-retention after the job ended",
-                                      NULL);
+  s->log_removed =
+      ty_metrics_counter(m, "trainyard_worker_log_dirs_removed_total",
+                         "Job directories removed --log-retention after the job ended", NULL);
   ty_metrics_add_process(m);
   ty_metrics_on_collect(m, collect, s);
   /* Series exist from the first scrape on, even before any task ran. */

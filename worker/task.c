@@ -41,8 +41,8 @@
 #define REAP_POLL_MS 10
 #define REAP_MAX_POLLS 500
 #define SWEEP_MS 60000 /* how often expired job directories are looked for, at most */
-#define ENDED_LOGS 64   /* logs of ended tasks still checked against the cap */
-#define ENDED_CHECKS 3  /* ... at this many more checks */
+#define ENDED_LOGS 64  /* logs of ended tasks still checked against the cap */
+#define ENDED_CHECKS 3 /* ... at this many more checks */
 
 typedef struct task {
   struct task *next;
@@ -55,8 +55,8 @@ typedef struct task {
   int open_handles;
   bool running;
   bool acked;
-  bool in_cgroup;    /* its processes live in job<J>/rank<R> */
-  int reap_polls;    /* after exit: waits for the cgroup to empty */
+  bool in_cgroup; /* its processes live in job<J>/rank<R> */
+  int reap_polls; /* after exit: waits for the cgroup to empty */
   ty_task_usage usage;
   uint64_t job_id;
   uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
@@ -97,7 +97,8 @@ struct ty_tasks {
 /* ---- records ---------------------------------------------------------------- */
 
 static void free_site_env(ty_tasks *t) {
-  for (size_t i = 0; t->site_env && t->site_env[i]; i++) free(t->site_env[i]);
+  for (size_t i = 0; t->site_env && t->site_env[i]; i++)
+    free(t->site_env[i]);
   free(t->site_env);
   t->site_env = NULL;
 }
@@ -105,7 +106,8 @@ static void free_site_env(ty_tasks *t) {
 void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n) {
   free_site_env(t);
   t->site_env = ty_xcalloc(n + 1, sizeof *t->site_env);
-  for (size_t i = 0; i < n; i++) t->site_env[i] = ty_strdup(entries[i]);
+  for (size_t i = 0; i < n; i++)
+    t->site_env[i] = ty_strdup(entries[i]);
 }
 
 static void maybe_free_registry(ty_tasks *t) {
@@ -236,8 +238,8 @@ static void signal_group(task *k, int sig) {
 static void on_grace_expired(uv_timer_t *h) {
   task *k = h->data;
   if (!k->running) return;
-  ty_info("job %" PRIu64 " rank %" PRIu32 ": still running after grace, sending SIGKILL",
-          k->job_id, k->rank);
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": still running after grace, sending SIGKILL", k->job_id,
+          k->rank);
   signal_group(k, SIGKILL);
 }
 
@@ -272,7 +274,8 @@ int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
 
 void ty_tasks_kill_all(ty_tasks *t) {
   t->stopping = true;
-  for (task *k = t->head; k; k = k->next) terminate(k, k->kill_grace_s);
+  for (task *k = t->head; k; k = k->next)
+    terminate(k, k->kill_grace_s);
 }
 
 void ty_tasks_kill_all_now(ty_tasks *t) {
@@ -308,7 +311,8 @@ static void on_reap_poll(uv_timer_t *h) {
   }
   if (!empty)
     ty_warn("job %" PRIu64 " rank %" PRIu32 ": processes remain in its cgroup after SIGKILL "
-            "(uninterruptible?); reporting its end anyway", k->job_id, k->rank);
+            "(uninterruptible?); reporting its end anyway",
+            k->job_id, k->rank);
   uv_timer_stop(h);
   finish(k);
 }
@@ -335,7 +339,8 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
     t->ended_logs[t->n_ended_logs++] = (struct ended_log){k->job_id, k->rank, ENDED_CHECKS};
   /* Whatever the task left behind goes with it, so no stray process keeps
    * writing to the log, holding a GPU or using CPUs the next job gets. */
-  if (!k->in_cgroup) (void)uv_kill(-k->pid, SIGKILL);
+  if (!k->in_cgroup)
+    (void)uv_kill(-k->pid, SIGKILL);
   else if (!ty_cgroup_task_empty(t->cg, k->job_id, k->rank))
     ty_cgroup_task_kill(t->cg, k->job_id, k->rank);
   ty_info("job %" PRIu64 " rank %" PRIu32 " (pid %d) %s %d%s", k->job_id, k->rank, k->pid,
@@ -381,15 +386,14 @@ static int check_spec(const ty_tasks *t, const ty_task_spec *spec, char *err, si
   if (spec->argc == 0 || !spec->argv || !spec->argv[0] || !spec->argv[0][0])
     return ty_errf(err, err_len, TY_EINVAL, "command.argv: must not be empty");
   for (size_t i = 0; i < spec->argc; i++) {
-    if (!spec->argv[i])
-      return ty_errf(err, err_len, TY_EINVAL, "command.argv[%zu]: missing", i);
+    if (!spec->argv[i]) return ty_errf(err, err_len, TY_EINVAL, "command.argv[%zu]: missing", i);
   }
-  if (t->stopping)
-    return ty_errf(err, err_len, TY_ESTATE, "node %s is shutting down", t->node);
+  if (t->stopping) return ty_errf(err, err_len, TY_ESTATE, "node %s is shutting down", t->node);
   task *old = find(t, spec->job_id, spec->rank);
   if (old && old->running)
-    return ty_errf(err, err_len, TY_EEXIST, "job %" PRIu64 " rank %" PRIu32 " already runs on node %s (pid %d)",
-             spec->job_id, spec->rank, t->node, old->pid);
+    return ty_errf(err, err_len, TY_EEXIST,
+                   "job %" PRIu64 " rank %" PRIu32 " already runs on node %s (pid %d)",
+                   spec->job_id, spec->rank, t->node, old->pid);
   return check_cwd(t, spec->cwd, err, err_len);
 }
 
@@ -444,7 +448,9 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   return k;
 }
 
-static void hook_signal(void *ud, int sig) { signal_group(ud, sig); }
+static void hook_signal(void *ud, int sig) {
+  signal_group(ud, sig);
+}
 
 static void hook_kill(void *ud) {
   task *k = ud;
@@ -456,8 +462,10 @@ static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
   uint32_t node_gpus = 0;
   for (size_t i = 0; i < spec->n_gpus; i++)
     if (spec->gpu_indices[i] + 1 > node_gpus) node_gpus = spec->gpu_indices[i] + 1;
-  return (ty_cgroup_limits){.mem_bytes = spec->mem_per_node, .cpus = spec->cpus,
-                            .gpus = spec->gpu_indices, .n_gpus = spec->n_gpus,
+  return (ty_cgroup_limits){.mem_bytes = spec->mem_per_node,
+                            .cpus = spec->cpus,
+                            .gpus = spec->gpu_indices,
+                            .n_gpus = spec->n_gpus,
                             .node_gpus = node_gpus > 64 ? node_gpus : 64};
 }
 
@@ -466,8 +474,14 @@ static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
  * says why. */
 static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const ty__runas *who,
                          char **env, int null_fd, int log_fd, char *err, size_t err_len) {
-  ty__spawn sp = {.helper = t->helper, .node = t->node, .who = who, .ctty = spec->interactive.pty,
-                  .cwd = spec->cwd, .argv = spec->argv, .argc = spec->argc, .env = env,
+  ty__spawn sp = {.helper = t->helper,
+                  .node = t->node,
+                  .who = who,
+                  .ctty = spec->interactive.pty,
+                  .cwd = spec->cwd,
+                  .argv = spec->argv,
+                  .argc = spec->argc,
+                  .env = env,
                   .exit_cb = on_process_exit,
                   .stdio = {{.flags = UV_INHERIT_FD, .data.fd = null_fd},
                             {.flags = UV_INHERIT_FD, .data.fd = log_fd},
@@ -479,9 +493,9 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
     if (rc != 0) return rc;
   }
   ty_cgroup_limits lim = limits_of(spec);
-  int rc = t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err,
-                                        err_len)
-                 : 0;
+  int rc =
+      t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err, err_len)
+            : 0;
   k->in_cgroup = t->cg && rc == 0;
   if (rc == 0) rc = ty__spawn_task(t->loop, &k->proc, &sp, err, err_len);
   ty_cgroup_procs_free(sp.procs);
@@ -569,8 +583,10 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
   ty__runas who;
   int rc = check_spec(t, spec, err, err_len);
-  if (rc == 0) rc = ty__runas_resolve(spec, t->node, &who, err, err_len);
-  else memset(&who, 0, sizeof who);
+  if (rc == 0)
+    rc = ty__runas_resolve(spec, t->node, &who, err, err_len);
+  else
+    memset(&who, 0, sizeof who);
   struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
   if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
   if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
@@ -590,7 +606,8 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   start_timers(t, k, spec->time_limit_s, spec->warn_before_s);
   /* Append at the tail so reports come out in launch order. */
   task **tail = &t->head;
-  while (*tail) tail = &(*tail)->next;
+  while (*tail)
+    tail = &(*tail)->next;
   *tail = k;
   ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d as %s%s: %s", k->job_id, k->rank,
           k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
@@ -626,8 +643,9 @@ static void reap_one(uint64_t job, uint32_t rank, void *ud) {
   }
   bool gone = ty_cgroup_task_empty(cg, job, rank) && ty_cgroup_task_remove(cg, job, rank) == 0;
   ty_warn("job %" PRIu64 " rank %" PRIu32 " was still in its cgroup from a previous run of this "
-          "worker: %s", job, rank, gone ? "killed it before registering"
-                                       : "killed it, but its cgroup could not be removed");
+          "worker: %s",
+          job, rank,
+          gone ? "killed it before registering" : "killed it, but its cgroup could not be removed");
 }
 
 size_t ty_tasks_reap_previous(ty_tasks *t) {
@@ -652,7 +670,9 @@ void ty_tasks_foreach_running(const ty_tasks *t, ty_tasks_running_cb cb, void *u
     if (k->running && k->pid > 0) cb(k->job_id, k->rank, k->pid, k->gpu_mask, k->in_cgroup, ud);
 }
 
-ty_cgroups *ty_tasks_cgroups(const ty_tasks *t) { return t->cg; }
+ty_cgroups *ty_tasks_cgroups(const ty_tasks *t) {
+  return t->cg;
+}
 
 void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank) {
   for (task *k = t->head; k; k = k->next) {
@@ -673,7 +693,8 @@ int ty_tasks_get(const ty_tasks *t, uint64_t job_id, uint32_t rank, ty_task_repo
 
 uint32_t ty_tasks_running(const ty_tasks *t) {
   uint32_t n = 0;
-  for (const task *k = t->head; k; k = k->next) n += k->running;
+  for (const task *k = t->head; k; k = k->next)
+    n += k->running;
   return n;
 }
 
@@ -696,7 +717,9 @@ bool ty_tasks_is_running(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
   return k && k->running;
 }
 
-const char *ty_tasks_node(const ty_tasks *t) { return t->node; }
+const char *ty_tasks_node(const ty_tasks *t) {
+  return t->node;
+}
 
 void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out) {
   *out = t->stats;
@@ -727,8 +750,10 @@ void ty_tasks_check_logs(ty_tasks *t) {
     struct ended_log *e = &t->ended_logs[i];
     if (ty_tasks_log_path(t, e->job_id, e->rank, path, sizeof path) == 0)
       ty__logs_check(t->logs, e->job_id, e->rank, path);
-    if (--e->checks_left == 0) *e = t->ended_logs[--t->n_ended_logs];
-    else i++;
+    if (--e->checks_left == 0)
+      *e = t->ended_logs[--t->n_ended_logs];
+    else
+      i++;
   }
   /* Often enough that a directory outlives its retention by a quarter of
    * it at most, and at most once a minute. */
@@ -753,4 +778,6 @@ void ty_tasks_log_follow(const ty_tasks *t, uint64_t job_id, uint32_t rank, uint
   ty__logs_follow(t->logs, job_id, rank, gen, offset);
 }
 
-ty__ioreg *ty__tasks_ioreg(ty_tasks *t) { return t->ioreg; }
+ty__ioreg *ty__tasks_ioreg(ty_tasks *t) {
+  return t->ioreg;
+}

@@ -32,24 +32,24 @@
 /* ---- inventory ------------------------------------------------------------ */
 
 typedef struct ty_worker_gpu {
-  uint32_t index;       /* CUDA device ordinal, as in CUDA_VISIBLE_DEVICES */
+  uint32_t index; /* CUDA device ordinal, as in CUDA_VISIBLE_DEVICES */
   char name[256];
-  uint64_t memory;      /* bytes */
-  char uuid[48];        /* "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
-  char pci_bus_id[32];  /* "0000:3b:00.0" */
-  int numa_node;        /* -1 when unknown */
-  int nvlink_island;    /* 1.. : GPUs with equal ids share NVLink; -1 unknown */
+  uint64_t memory;     /* bytes */
+  char uuid[48];       /* "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+  char pci_bus_id[32]; /* "0000:3b:00.0" */
+  int numa_node;       /* -1 when unknown */
+  int nvlink_island;   /* 1.. : GPUs with equal ids share NVLink; -1 unknown */
 } ty_worker_gpu;
 
 /* Caller-owned; ty_worker_inventory_close() frees `gpus`. */
 typedef struct ty_worker_inventory {
   char hostname[256];
-  uint32_t cpus;        /* logical CPUs (hwloc PUs) */
+  uint32_t cpus; /* logical CPUs (hwloc PUs) */
   uint32_t cores;
-  uint64_t memory;      /* bytes */
+  uint64_t memory; /* bytes */
   uint32_t n_gpus;
-  ty_worker_gpu *gpus;  /* n_gpus entries, owned */
-  char topology[256];   /* "1 package, 1 NUMA node, 2 cores, 2 PUs" */
+  ty_worker_gpu *gpus; /* n_gpus entries, owned */
+  char topology[256];  /* "1 package, 1 NUMA node, 2 cores, 2 PUs" */
 } ty_worker_inventory;
 
 /* Detects the node. A build without CUDA, or a machine without a CUDA device
@@ -204,13 +204,13 @@ const char *ty_tasks_node(const ty_tasks *t);
 
 /* Lifetime counts, for /metrics. */
 typedef struct ty_tasks_stats {
-  uint64_t started;         /* processes spawned */
-  uint64_t launch_failures; /* LaunchTask refused (cwd, argv[0], ...) */
-  uint64_t exit_success;    /* exited with code 0 */
-  uint64_t exit_failure;    /* exited with another code */
-  uint64_t exit_signaled;   /* killed by a signal, time limit excluded */
-  uint64_t exit_timed_out;  /* killed by the time limit */
-  uint64_t log_bytes_cut;   /* output bytes cut from logs over the cap */
+  uint64_t started;          /* processes spawned */
+  uint64_t launch_failures;  /* LaunchTask refused (cwd, argv[0], ...) */
+  uint64_t exit_success;     /* exited with code 0 */
+  uint64_t exit_failure;     /* exited with another code */
+  uint64_t exit_signaled;    /* killed by a signal, time limit excluded */
+  uint64_t exit_timed_out;   /* killed by the time limit */
+  uint64_t log_bytes_cut;    /* output bytes cut from logs over the cap */
   uint64_t log_dirs_removed; /* job directories removed after the retention */
 } ty_tasks_stats;
 void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out);
@@ -244,7 +244,7 @@ const char *ty_cgroup_describe(const ty_cgroups *cg);
  * a process joins by writing its pid (NULL-terminated; ty_cgroup_procs_free).
  * TY_EIO with the path in err. */
 int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_cgroup_limits *lim,
-                       char ***out_procs, char *err, size_t len);
+                          char ***out_procs, char *err, size_t len);
 void ty_cgroup_procs_free(char **procs);
 /* Sends sig to every process of the task; TY_ENOTFOUND when none is left. */
 int ty_cgroup_task_signal(ty_cgroups *cg, uint64_t job, uint32_t rank, int sig);
@@ -272,13 +272,13 @@ typedef struct ty_worker_session ty_worker_session;
 
 /* Borrowed: every pointer must outlive the session. */
 typedef struct ty_worker_session_opts {
-  const char *host;                 /* controller */
+  const char *host; /* controller */
   int port;
-  const char *name;                 /* node name */
-  const char *io_addr;              /* "host:port" of the task I/O listener */
+  const char *name;    /* node name */
+  const char *io_addr; /* "host:port" of the task I/O listener */
   const ty_worker_inventory *inv;
   ty_tasks *tasks;
-  const char *trainrun;             /* graph jobs: the trainrun binary (NULL = from PATH) */
+  const char *trainrun; /* graph jobs: the trainrun binary (NULL = from PATH) */
   /* Authentication (docs/security.md): every call to the controller is
    * signed with `auth` (NULL = none), and LaunchTask and KillTask are
    * accepted only with a credential of root or service_uid (or the cluster

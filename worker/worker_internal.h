@@ -119,9 +119,8 @@ ty__attach_waits *ty__attach_waits_create(uv_loop_t *loop, const char *node,
 void ty__attach_waits_destroy(ty__attach_waits *w);
 /* Holds m's attach for (job_id, rank) up to wait_ms. TY_ESTATE when the
  * node holds too many, TY_ENOMEM; err says which. */
-int ty__attach_waits_add(ty__attach_waits *w, ty_rpc_conn *c, const ty_rpc_msg *m,
-                         uint64_t job_id, uint32_t rank, uint32_t wait_ms, char *err,
-                         size_t err_len);
+int ty__attach_waits_add(ty__attach_waits *w, ty_rpc_conn *c, const ty_rpc_msg *m, uint64_t job_id,
+                         uint32_t rank, uint32_t wait_ms, char *err, size_t err_len);
 /* The remembered failure of (job_id, rank)'s launch: its code, with
  * "launch failed on NODE: why" in err; 0 when none. */
 int ty__attach_waits_failed(const ty__attach_waits *w, uint64_t job_id, uint32_t rank, char *err,
@@ -136,9 +135,9 @@ void ty__attach_waits_conn_closed(ty__attach_waits *w, ty_rpc_conn *c);
  * trainyard-exec helper (cgroup join, setgroups/setgid/setuid, session,
  * cwd, exec), whose status pipe says whether the command started. */
 typedef struct ty__runas {
-  bool switch_user;   /* a root worker runs the task as uid/gid/groups */
+  bool switch_user; /* a root worker runs the task as uid/gid/groups */
   uint32_t uid, gid;
-  uint32_t *groups;   /* supplementary groups (getgrouplist), owned */
+  uint32_t *groups; /* supplementary groups (getgrouplist), owned */
   size_t n_groups;
   char user[64], home[1024], shell[256]; /* for HOME, USER, LOGNAME, SHELL */
 } ty__runas;
@@ -154,12 +153,12 @@ int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, c
                       char *err, size_t len);
 
 typedef struct ty__spawn {
-  const char *helper;     /* trainyard-exec */
-  const char *node;       /* for messages */
-  char **procs;           /* cgroup.procs files to join (NULL-terminated), or NULL */
+  const char *helper; /* trainyard-exec */
+  const char *node;   /* for messages */
+  char **procs;       /* cgroup.procs files to join (NULL-terminated), or NULL */
   const ty__runas *who;
-  bool ctty;              /* pty: stdin becomes the controlling terminal */
-  const char *cwd;        /* NULL/"" = the worker's */
+  bool ctty;       /* pty: stdin becomes the controlling terminal */
+  const char *cwd; /* NULL/"" = the worker's */
   const char *const *argv;
   size_t argc;
   char **env;
@@ -171,8 +170,7 @@ typedef struct ty__spawn {
  * argv[0], TY_ENOTFOUND / TY_EPERM for the cwd, else TY_EIO, each with a
  * message. On error the helper has been reaped and *proc must be closed if
  * uv_spawn initialised it (proc->type == UV_PROCESS). */
-int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err,
-                   size_t len);
+int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err, size_t len);
 
 /* Worker metrics: registers the families on `m` and refreshes the gauges from
  * `tasks` and `inv` before each scrape. Owned by the caller (destroy). */
@@ -211,10 +209,10 @@ typedef struct ty__logs ty__logs;
 typedef struct ty__logcut {
   uint64_t job_id;
   uint32_t rank;
-  uint64_t head;       /* bytes kept from the start, fixed by the first cut */
-  uint64_t marker_len; /* the marker line now at `head` */
-  uint64_t cut_total;  /* output bytes removed so far */
-  uint32_t gen;        /* cuts so far */
+  uint64_t head;               /* bytes kept from the start, fixed by the first cut */
+  uint64_t marker_len;         /* the marker line now at `head` */
+  uint64_t cut_total;          /* output bytes removed so far */
+  uint32_t gen;                /* cuts so far */
   uint64_t old_tail, new_tail; /* the last cut moved [old_tail, end) to new_tail */
 } ty__logcut;
 
@@ -233,8 +231,8 @@ void ty__logs_follow(const ty__logs *lg, uint64_t job, uint32_t rank, uint32_t *
 uint32_t ty__logs_gen(const ty__logs *lg, uint64_t job, uint32_t rank);
 /* Walks the job directories: with `remove`, removes those past retention
  * whose job is not `busy` here. Returns the disk bytes of what stays. */
-uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, void *ud),
-                        void *ud, bool remove);
+uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, void *ud), void *ud,
+                        bool remove);
 /* Lifetime counts for /metrics. */
 void ty__logs_counts(const ty__logs *lg, uint64_t *out_bytes_cut, uint64_t *out_dirs_removed);
 
@@ -312,7 +310,7 @@ typedef struct ty__watch {
   ty_train_progress last; /* as last sent; checkpoint_path not kept */
   uint64_t listed_sig;    /* of the checkpoint list last sent */
   bool sent, ended;
-  char ckpt_file[4096];   /* the newest step checkpoint's model, for `last` */
+  char ckpt_file[4096]; /* the newest step checkpoint's model, for `last` */
 } ty__watch;
 void ty__watch_close(ty__watch *w);
 

@@ -16,7 +16,9 @@
 
 #include "lib/auth/auth.h"
 
-static double now_s(void) { return (double)uv_hrtime() / 1e9; }
+static double now_s(void) {
+  return (double)uv_hrtime() / 1e9;
+}
 
 typedef struct cred {
   uint8_t *c;
@@ -38,11 +40,17 @@ static double queued(ty_auth *a, const cred *cs, int n, const uint8_t *payload) 
   int left = n;
   double t0 = now_s();
   for (int i = 0; i < n; i++) {
-    ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY, .auth = a, .method = "Bench", .payload = payload,
-                     .len = 1024, .cred = cs[i].c, .cred_len = cs[i].n};
+    ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY,
+                     .auth = a,
+                     .method = "Bench",
+                     .payload = payload,
+                     .len = 1024,
+                     .cred = cs[i].c,
+                     .cred_len = cs[i].n};
     ty_auth_queue_submit(q, &op, on_done, &left);
   }
-  while (left > 0) uv_run(&loop, UV_RUN_ONCE);
+  while (left > 0)
+    uv_run(&loop, UV_RUN_ONCE);
   double t = now_s() - t0;
   ty_auth_queue_destroy(q);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -80,7 +88,8 @@ static int run(const char *label, ty_auth *a, int n) {
   }
   double rate = queued(a, cs, n, payload);
   printf("| %s | %.1f | %.1f | %.0f |\n", label, sign / n * 1e6, verify / n * 1e6, rate);
-  for (int i = 0; i < n; i++) free(cs[i].c);
+  for (int i = 0; i < n; i++)
+    free(cs[i].c);
   free(cs);
   return 0;
 }
@@ -90,7 +99,8 @@ int main(int argc, char **argv) {
   char err[TY_ERR_LEN], keyfile[] = "/tmp/ty-bench-key-XXXXXX";
   int fd = mkstemp(keyfile);
   uint8_t key[64];
-  for (size_t i = 0; i < sizeof key; i++) key[i] = (uint8_t)(i * 31 + 7);
+  for (size_t i = 0; i < sizeof key; i++)
+    key[i] = (uint8_t)(i * 31 + 7);
   if (fd < 0 || write(fd, key, sizeof key) != (ssize_t)sizeof key) return 1;
   close(fd);
   ty_auth *m = NULL, *k = NULL;

@@ -26,7 +26,8 @@ int main(void) {
   for (size_t k = 0; k < sizeof mib / sizeof *mib; k++) {
     size_t n = mib[k] << 18; /* floats */
     float *buf = malloc(n * sizeof *buf);
-    for (size_t i = 0; i < n; i++) buf[i] = 1.0f;
+    for (size_t i = 0; i < n; i++)
+      buf[i] = 1.0f;
     double t[2] = {0, 0};
     uint64_t seq = 0;
     for (int mode = 0; mode < 2; mode++) {
@@ -38,7 +39,8 @@ int main(void) {
           return 1;
         }
         if (it >= 0) t[mode] += bench_now_s() - t0;
-        for (size_t i = 0; i < n; i += 4096) buf[i] = 1.0f; /* keep values finite */
+        for (size_t i = 0; i < n; i += 4096)
+          buf[i] = 1.0f; /* keep values finite */
       }
     }
     double bytes = (double)(n * sizeof(float)), f = 2 * (w - 1) / w;

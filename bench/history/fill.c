@@ -16,8 +16,13 @@
 
 static int spec_bytes(ty_buf *out) {
   char *argv[] = {"sleep", "1000"};
-  ty_job_spec s = {.kind = TY_JOB_KIND_COMMAND, .name = "bench", .user = "u0",
-                   .queue = "default", .argv = argv, .argc = 2, .cwd = "/tmp",
+  ty_job_spec s = {.kind = TY_JOB_KIND_COMMAND,
+                   .name = "bench",
+                   .user = "u0",
+                   .queue = "default",
+                   .argv = argv,
+                   .argc = 2,
+                   .cwd = "/tmp",
                    .cpus_per_task = 64};
   ty_proto_job pj;
   ty_proto_encode_job(&s, &pj);
@@ -30,16 +35,35 @@ static int put(ty_store *s, uint64_t id, bool pending, const ty_buf *spec) {
   char user[16];
   snprintf(user, sizeof user, "u%llu", (unsigned long long)(id % 100));
   int64_t t = 1700000000000 + (int64_t)id * 1000;
-  ty_job_row r = {.id = id, .name = "bench", .user = pending ? "u0" : user, .queue = "default",
-                  .state = pending ? TY_JOB_PENDING : TY_JOB_COMPLETED, .reason = "",
-                  .submit_ms = t, .start_ms = pending ? 0 : t + 100, .end_ms = pending ? 0 : t + 900,
-                  .nodes = pending ? "" : "n1", .alloc = "", .spec = spec->data,
-                  .spec_len = spec->len, .request_id = "", .model_file = "",
-                  .alloc_cpus = 1, .cpu_usec = 800000, .uid = pending ? 1000 : 1000 + (int64_t)(id % 100)};
+  ty_job_row r = {.id = id,
+                  .name = "bench",
+                  .user = pending ? "u0" : user,
+                  .queue = "default",
+                  .state = pending ? TY_JOB_PENDING : TY_JOB_COMPLETED,
+                  .reason = "",
+                  .submit_ms = t,
+                  .start_ms = pending ? 0 : t + 100,
+                  .end_ms = pending ? 0 : t + 900,
+                  .nodes = pending ? "" : "n1",
+                  .alloc = "",
+                  .spec = spec->data,
+                  .spec_len = spec->len,
+                  .request_id = "",
+                  .model_file = "",
+                  .alloc_cpus = 1,
+                  .cpu_usec = 800000,
+                  .uid = pending ? 1000 : 1000 + (int64_t)(id % 100)};
   int rc = ty_store_insert_job(s, &r);
   if (rc != 0 || pending) return rc;
-  ty_rank_row k = {.job_id = id, .run = 1, .rank = 0, .node = "n1", .start_ms = t + 100,
-                   .end_ms = t + 900, .state = 3, .cpus = 1, .cpu_ms = 800};
+  ty_rank_row k = {.job_id = id,
+                   .run = 1,
+                   .rank = 0,
+                   .node = "n1",
+                   .start_ms = t + 100,
+                   .end_ms = t + 900,
+                   .state = 3,
+                   .cpus = 1,
+                   .cpu_ms = 800};
   return ty_store_add_rank(s, &k);
 }
 

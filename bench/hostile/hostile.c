@@ -39,8 +39,8 @@ static const char *const kind_names[N_KINDS] = {"slowloris", "oversize", "pipeli
 typedef struct hconn {
   int fd;
   int kind;
-  size_t sent;      /* bytes of this connection's script sent */
-  int64_t next_ms;  /* when to send more (slowloris) */
+  size_t sent;     /* bytes of this connection's script sent */
+  int64_t next_ms; /* when to send more (slowloris) */
 } hconn;
 
 typedef struct opts {
@@ -50,7 +50,10 @@ typedef struct opts {
 } opts;
 
 static volatile sig_atomic_t stop;
-static void on_signal(int s) { (void)s; stop = 1; }
+static void on_signal(int s) {
+  (void)s;
+  stop = 1;
+}
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -60,8 +63,8 @@ static int64_t now_ms(void) {
 
 /* A ListNodes request frame: 4-byte length, then the envelope (version 1,
  * request id 1, REQUEST, method ListNodes), hand-encoded. */
-static const uint8_t list_nodes[] = {0, 0, 0, 17, 0x08, 0x01, 0x10, 0x01, 0x18, 0x01, 0x22, 0x09,
-                                     'L', 'i', 's', 't', 'N', 'o', 'd', 'e', 's'};
+static const uint8_t list_nodes[] = {0,    0,   0,   17,  0x08, 0x01, 0x10, 0x01, 0x18, 0x01, 0x22,
+                                     0x09, 'L', 'i', 's', 't',  'N',  'o',  'd',  'e',  's'};
 static const uint8_t slow_header[] = {0, 0, 4, 0}; /* 1 KiB, never sent */
 static const uint32_t oversize_len = 60u << 20;
 static uint8_t filler[64 * 1024];
@@ -118,18 +121,28 @@ static int misbehave(hconn *c) {
 }
 
 static int parse(int argc, char **argv, opts *o) {
-  *o = (opts){.host = "127.0.0.1", .conns = 1000, .seconds = 60, .per_source = 100,
+  *o = (opts){.host = "127.0.0.1",
+              .conns = 1000,
+              .seconds = 60,
+              .per_source = 100,
               .kinds = {true, true, true}};
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
-    if (!strcmp(k, "--port")) o->port = atoi(v);
-    else if (!strcmp(k, "--host")) o->host = v;
-    else if (!strcmp(k, "--conns")) o->conns = atoi(v);
-    else if (!strcmp(k, "--seconds")) o->seconds = atoi(v);
-    else if (!strcmp(k, "--per-source")) o->per_source = atoi(v);
+    if (!strcmp(k, "--port"))
+      o->port = atoi(v);
+    else if (!strcmp(k, "--host"))
+      o->host = v;
+    else if (!strcmp(k, "--conns"))
+      o->conns = atoi(v);
+    else if (!strcmp(k, "--seconds"))
+      o->seconds = atoi(v);
+    else if (!strcmp(k, "--per-source"))
+      o->per_source = atoi(v);
     else if (!strcmp(k, "--kinds"))
-      for (int n = 0; n < N_KINDS; n++) o->kinds[n] = strstr(v, kind_names[n]) != NULL;
-    else return -1;
+      for (int n = 0; n < N_KINDS; n++)
+        o->kinds[n] = strstr(v, kind_names[n]) != NULL;
+    else
+      return -1;
   }
   return o->port > 0 && o->conns > 0 && o->per_source > 0 ? 0 : -1;
 }
@@ -176,7 +189,8 @@ int main(int argc, char **argv) {
     if (now_ms() >= next_tick) {
       next_tick = now_ms() + 50;
       for (int i = 0; i < o.conns; i++) {
-        if (cs[i].fd < 0) open_one(&o, i, &cs[i], ep);
+        if (cs[i].fd < 0)
+          open_one(&o, i, &cs[i], ep);
         else if (misbehave(&cs[i]) != 0) {
           epoll_ctl(ep, EPOLL_CTL_DEL, cs[i].fd, NULL);
           close(cs[i].fd);
@@ -187,7 +201,8 @@ int main(int argc, char **argv) {
     }
     if (now_ms() >= report) {
       int open = 0;
-      for (int i = 0; i < o.conns; i++) open += cs[i].fd >= 0;
+      for (int i = 0; i < o.conns; i++)
+        open += cs[i].fd >= 0;
       printf("hostile: %d open, %llu opened, %llu closed by the server, %llu connects failed\n",
              open, (unsigned long long)opened, (unsigned long long)closed_by_server,
              (unsigned long long)refused_connect);

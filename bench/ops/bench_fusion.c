@@ -19,7 +19,8 @@
 static int add_value(ty_graph *g, const char *name, int rank, const int64_t *dims) {
   ty_shape s = ty_shape_make(rank, dims);
   int id = -1;
-  if (ty_graph_add_value(g, name, rank < 0 ? TY_DTYPE_INVALID : TY_DTYPE_F32, rank < 0 ? NULL : &s, &id) != 0)
+  if (ty_graph_add_value(g, name, rank < 0 ? TY_DTYPE_INVALID : TY_DTYPE_F32, rank < 0 ? NULL : &s,
+                         &id) != 0)
     exit(1);
   return id;
 }
@@ -29,7 +30,8 @@ static int add_init(ty_graph *g, const char *name, int rank, const int64_t *dims
   ty_shape s = ty_shape_make(rank, dims);
   ty_tensor *t;
   if (ty_tensor_create(TY_DTYPE_F32, &s, &t) != 0) exit(1);
-  for (int64_t i = 0; i < ty_tensor_numel(t); i++) ty_tensor_f32(t)[i] = base + 0.001f * (float)(i % 97);
+  for (int64_t i = 0; i < ty_tensor_numel(t); i++)
+    ty_tensor_f32(t)[i] = base + 0.001f * (float)(i % 97);
   ty_graph_set_initializer(g, id, t);
   return id;
 }
@@ -47,7 +49,8 @@ static ty_graph *build(void) {
   if (ty_graph_create(&g) != 0) exit(1);
   int x = add_value(g, "x", 2, xd);
   ty_graph_mark_input(g, x);
-  int w = add_init(g, "w", 1, wd, 0.5f), b = add_init(g, "b", 1, wd, -0.1f), h = add_init(g, "half", 0, NULL, 0.5f);
+  int w = add_init(g, "w", 1, wd, 0.5f), b = add_init(g, "b", 1, wd, -0.1f),
+      h = add_init(g, "half", 0, NULL, 0.5f);
   int y = op(g, TY_OP_MUL, op(g, TY_OP_RELU, op(g, TY_OP_ADD, op(g, TY_OP_MUL, x, w), b), -1), h);
   ty_graph_mark_output(g, y);
   if (ty_graph_infer_shapes(g, err, sizeof err) != 0) {
@@ -95,7 +98,8 @@ int main(int argc, char **argv) {
   ty_shape s = ty_shape_make(2, dims);
   ty_tensor *x;
   if (ty_tensor_create(TY_DTYPE_F32, &s, &x) != 0) return 1;
-  for (int64_t i = 0; i < rows * COLS; i++) ty_tensor_f32(x)[i] = (float)(i % 1013) * 0.002f - 1.0f;
+  for (int64_t i = 0; i < rows * COLS; i++)
+    ty_tensor_f32(x)[i] = (float)(i % 1013) * 0.002f - 1.0f;
   ty_exec_opts unfused = {.no_fusion = true}, fused = {0}, interp = {.no_jit = true};
   double tu = time_runs(g, &unfused, x, reps), tf = time_runs(g, &fused, x, reps);
   double ti = time_runs(g, &interp, x, reps);

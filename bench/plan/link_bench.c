@@ -59,8 +59,7 @@ int main(void) {
   float *buf = malloc(big * sizeof *buf);
   for (size_t i = 0; i < big; i++)
     buf[i] = 1.0f;
-  double n = world, small = time_allreduce(c, buf, 1, 200),
-         large = time_allreduce(c, buf, big, 20);
+  double n = world, small = time_allreduce(c, buf, 1, 200), large = time_allreduce(c, buf, big, 20);
   double lat = small / (2 * (n - 1)),
          bw = 2 * (n - 1) / n * (double)(big * sizeof *buf) / (large - small);
   if (rank == 0)

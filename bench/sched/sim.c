@@ -39,10 +39,10 @@
 #define SWITCH_SIZE 32
 
 typedef struct trace_job {
-  ty_sched_job j;       /* what the scheduler sees */
-  int64_t runtime_ms;   /* actual run time (<= time limit) */
-  uint32_t gpus;        /* total */
-  uint32_t user;        /* index into user_names */
+  ty_sched_job j;     /* what the scheduler sees */
+  int64_t runtime_ms; /* actual run time (<= time limit) */
+  uint32_t gpus;      /* total */
+  uint32_t user;      /* index into user_names */
 } trace_job;
 
 typedef struct opts {
@@ -62,16 +62,22 @@ static uint64_t rnd(uint64_t *s) {
   return *s;
 }
 
-static double unif(uint64_t *s) { return (double)(rnd(s) >> 11) / 9007199254740992.0; }
+static double unif(uint64_t *s) {
+  return (double)(rnd(s) >> 11) / 9007199254740992.0;
+}
 
 /* GPUs per job: mostly single-node jobs, a tail of gangs. */
 static void job_shape(uint64_t *s, uint32_t gpn, uint32_t *nodes, uint32_t *gpus_per_node) {
   double u = unif(s);
   *nodes = 1;
-  if (u < 0.35) *gpus_per_node = 1;
-  else if (u < 0.50) *gpus_per_node = 2 <= gpn ? 2 : gpn;
-  else if (u < 0.65) *gpus_per_node = 4 <= gpn ? 4 : gpn;
-  else if (u < 0.82) *gpus_per_node = gpn;
+  if (u < 0.35)
+    *gpus_per_node = 1;
+  else if (u < 0.50)
+    *gpus_per_node = 2 <= gpn ? 2 : gpn;
+  else if (u < 0.65)
+    *gpus_per_node = 4 <= gpn ? 4 : gpn;
+  else if (u < 0.82)
+    *gpus_per_node = gpn;
   else {
     *gpus_per_node = gpn;
     *nodes = u < 0.92 ? 2 : u < 0.97 ? 4 : u < 0.99 ? 8 : 32;
@@ -92,11 +98,15 @@ static trace_job *make_trace(const opts *o, int64_t *out_span_ms) {
     uint32_t user = (uint32_t)(rnd(&s) % N_USERS);
     tj->gpus = nodes * gpn;
     tj->user = user;
-    tj->j = (ty_sched_job){.id = i + 1, .queue = queue_names[user % N_QUEUES],
+    tj->j = (ty_sched_job){.id = i + 1,
+                           .queue = queue_names[user % N_QUEUES],
                            .user = user_names[user],
-                           .priority = (int32_t)(rnd(&s) % 201) - 100, .nodes = nodes,
-                           .tasks_per_node = gpn, .cpus_per_task = 8,
-                           .gpus_per_node = gpn, .time_limit_s = (uint32_t)limit_s};
+                           .priority = (int32_t)(rnd(&s) % 201) - 100,
+                           .nodes = nodes,
+                           .tasks_per_node = gpn,
+                           .cpus_per_task = 8,
+                           .gpus_per_node = gpn,
+                           .time_limit_s = (uint32_t)limit_s};
     gpu_ms += (double)tj->gpus * (double)tj->runtime_ms;
   }
   /* Poisson arrivals over the window that offers `load` x capacity. */
@@ -113,7 +123,7 @@ static trace_job *make_trace(const opts *o, int64_t *out_span_ms) {
 /* ---- cluster and run state ---------------------------------------------------------- */
 
 typedef struct run_job {
-  uint32_t ti;          /* trace index */
+  uint32_t ti; /* trace index */
   int64_t end_ms;
   ty_sched_slot *slots;
 } run_job;
@@ -122,19 +132,23 @@ typedef struct sim {
   const opts *o;
   trace_job *trace;
   ty_sched_node *nodes;
-  ty_sched_job *pending; size_t n_pending;
-  ty_sched_running *running; run_job *rjobs; size_t n_running;
+  ty_sched_job *pending;
+  size_t n_pending;
+  ty_sched_running *running;
+  run_job *rjobs;
+  size_t n_running;
   double usage[N_USERS];
   ty_sched_usage usage_in[N_USERS];
   ty_sched_queue queues[N_QUEUES];
   ty_sched_config cfg;
-  double *pass_ms; size_t n_pass, cap_pass;
+  double *pass_ms;
+  size_t n_pass, cap_pass;
   uint64_t placements;
-  uint64_t digest;       /* FNV-1a over every placement, in pass order */
+  uint64_t digest; /* FNV-1a over every placement, in pass order */
   double wait_ms_sum;
-  double busy_gpu_ms;    /* of every job, run to its end */
-  double window_busy;    /* GPU-ms in use while jobs still arrive */
-  uint64_t busy_gpus;    /* GPUs in use now */
+  double busy_gpu_ms; /* of every job, run to its end */
+  double window_busy; /* GPU-ms in use while jobs still arrive */
+  uint64_t busy_gpus; /* GPUs in use now */
   int64_t first_ms, last_end_ms, last_submit_ms;
   double frag_sum;
 } sim;
@@ -153,7 +167,8 @@ static void sim_init(sim *m, const opts *o, trace_job *trace, bool fifo) {
     n->gpus_free = o->gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << o->gpus) - 1;
     n->mem_total = n->mem_free = 1ull << 40;
     n->switch_id = i / SWITCH_SIZE;
-    for (uint32_t g = 0; g < o->gpus; g++) n->gpu_island[g] = (uint8_t)(g * 2 / o->gpus);
+    for (uint32_t g = 0; g < o->gpus; g++)
+      n->gpu_island[g] = (uint8_t)(g * 2 / o->gpus);
   }
   m->pending = calloc(o->jobs, sizeof(*m->pending));
   m->running = calloc(o->jobs, sizeof(*m->running));
@@ -163,7 +178,8 @@ static void sim_init(sim *m, const opts *o, trace_job *trace, bool fifo) {
   m->queues[0] = (ty_sched_queue){.name = "prod", .tier = 1, .share = 3};
   m->queues[1] = (ty_sched_queue){.name = "research", .tier = 0, .share = 2};
   m->queues[2] = (ty_sched_queue){.name = "batch", .tier = 0, .share = 1};
-  for (int q = 0; q < N_QUEUES; q++) m->queues[q].max_gpus_per_user = o->user_gpus;
+  for (int q = 0; q < N_QUEUES; q++)
+    m->queues[q].max_gpus_per_user = o->user_gpus;
   m->digest = 0xcbf29ce484222325ull;
   ty_sched_config_default(&m->cfg);
   m->cfg.halflife_s = 86400;
@@ -174,7 +190,8 @@ static void sim_init(sim *m, const opts *o, trace_job *trace, bool fifo) {
 }
 
 static void sim_close(sim *m) {
-  for (size_t r = 0; r < m->n_running; r++) free(m->rjobs[r].slots);
+  for (size_t r = 0; r < m->n_running; r++)
+    free(m->rjobs[r].slots);
   free(m->nodes);
   free(m->pending);
   free(m->running);
@@ -212,7 +229,8 @@ static void charge_usage(sim *m, double dt_s) {
     const trace_job *tj = &m->trace[m->rjobs[r].ti];
     m->usage[tj->user] += tj->gpus * dt_s;
   }
-  for (uint32_t u = 0; u < N_USERS; u++) m->usage_in[u].usage = m->usage[u];
+  for (uint32_t u = 0; u < N_USERS; u++)
+    m->usage_in[u].usage = m->usage[u];
 }
 
 /* Folds one placement (time, job, each slot's node and GPUs) into the
@@ -221,9 +239,11 @@ static void charge_usage(sim *m, double dt_s) {
 static void digest_placement(sim *m, const ty_sched_placement *p, int64_t now) {
   uint64_t words[3] = {(uint64_t)now, p->job_id, p->backfilled};
   for (int w = 0; w < 3 + 2 * (int)p->n_slots; w++) {
-    uint64_t v = w < 3 ? words[w] : (w - 3) % 2 ? p->slots[(w - 3) / 2].gpus
-                                                : p->slots[(w - 3) / 2].node;
-    for (int b = 0; b < 8; b++) m->digest = (m->digest ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3ull;
+    uint64_t v = w < 3         ? words[w]
+                 : (w - 3) % 2 ? p->slots[(w - 3) / 2].gpus
+                               : p->slots[(w - 3) / 2].node;
+    for (int b = 0; b < 8; b++)
+      m->digest = (m->digest ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3ull;
   }
 }
 
@@ -241,9 +261,13 @@ static void start_job(sim *m, const ty_sched_placement *p, int64_t now) {
   }
   size_t r = m->n_running++;
   m->rjobs[r] = (run_job){ti, now + tj->runtime_ms, slots};
-  m->running[r] = (ty_sched_running){.id = tj->j.id, .queue = tj->j.queue, .user = tj->j.user,
-                                     .priority = tj->j.priority, .start_time_ms = now,
-                                     .time_limit_s = tj->j.time_limit_s, .slots = slots,
+  m->running[r] = (ty_sched_running){.id = tj->j.id,
+                                     .queue = tj->j.queue,
+                                     .user = tj->j.user,
+                                     .priority = tj->j.priority,
+                                     .start_time_ms = now,
+                                     .time_limit_s = tj->j.time_limit_s,
+                                     .slots = slots,
                                      .n_slots = p->n_slots};
   m->placements++;
   m->wait_ms_sum += (double)(now - tj->j.submit_time_ms);
@@ -254,7 +278,8 @@ static void start_job(sim *m, const ty_sched_placement *p, int64_t now) {
 /* Removes started jobs from the pending array (order does not matter). */
 static void drop_started(sim *m, const ty_sched_output *out) {
   uint8_t *gone = calloc(m->o->jobs + 1, 1);
-  for (size_t k = 0; k < out->n_placements; k++) gone[out->placements[k].job_id] = 1;
+  for (size_t k = 0; k < out->n_placements; k++)
+    gone[out->placements[k].job_id] = 1;
   size_t w = 0;
   for (size_t i = 0; i < m->n_pending; i++)
     if (!gone[m->pending[i].id]) m->pending[w++] = m->pending[i];
@@ -276,10 +301,17 @@ static double cpu_ms(void) {
 }
 
 static int one_pass(sim *m, int64_t now) {
-  ty_sched_input in = {.jobs = m->pending, .n_jobs = m->n_pending, .nodes = m->nodes,
-                       .n_nodes = m->o->nodes, .queues = m->queues, .n_queues = N_QUEUES,
-                       .running = m->running, .n_running = m->n_running,
-                       .usage = m->usage_in, .n_usage = N_USERS, .config = &m->cfg,
+  ty_sched_input in = {.jobs = m->pending,
+                       .n_jobs = m->n_pending,
+                       .nodes = m->nodes,
+                       .n_nodes = m->o->nodes,
+                       .queues = m->queues,
+                       .n_queues = N_QUEUES,
+                       .running = m->running,
+                       .n_running = m->n_running,
+                       .usage = m->usage_in,
+                       .n_usage = N_USERS,
+                       .config = &m->cfg,
                        .now_ms = now};
   ty_sched_output out;
   double t0 = cpu_ms();
@@ -292,7 +324,8 @@ static int one_pass(sim *m, int64_t now) {
   }
   m->pass_ms[m->n_pass++] = dt;
   if (rc != 0) return rc;
-  for (size_t k = 0; k < out.n_placements; k++) start_job(m, &out.placements[k], now);
+  for (size_t k = 0; k < out.n_placements; k++)
+    start_job(m, &out.placements[k], now);
   m->frag_sum += out.fragmentation;
   drop_started(m, &out);
   ty_sched_output_close(&out);
@@ -311,7 +344,8 @@ static int run(sim *m) {
       m->pending[m->n_pending++] = m->trace[next++].j;
     charge_usage(m, (double)o->tick_s);
     if (m->n_pending && one_pass(m, now) != 0) return TY_ENOMEM;
-    if (now >= m->first_ms && now < m->last_submit_ms) m->window_busy += (double)m->busy_gpus * tick;
+    if (now >= m->first_ms && now < m->last_submit_ms)
+      m->window_busy += (double)m->busy_gpus * tick;
     now += tick;
   }
   return 0;
@@ -327,7 +361,8 @@ static int cmp_double(const void *a, const void *b) {
 static void report(const char *name, sim *m, double wall_s) {
   qsort(m->pass_ms, m->n_pass, sizeof(double), cmp_double);
   double total = 0;
-  for (size_t i = 0; i < m->n_pass; i++) total += m->pass_ms[i];
+  for (size_t i = 0; i < m->n_pass; i++)
+    total += m->pass_ms[i];
   double p50 = m->n_pass ? m->pass_ms[m->n_pass / 2] : 0;
   double p99 = m->n_pass ? m->pass_ms[(size_t)((double)(m->n_pass - 1) * 0.99)] : 0;
   double span_ms = (double)(m->last_end_ms - m->first_ms);
@@ -342,36 +377,57 @@ static void report(const char *name, sim *m, double wall_s) {
 
 static int parse(int argc, char **argv, opts *o) {
   *o = (opts){.jobs = 100000, .nodes = 10000, .gpus = 8, .tick_s = 30, .load = 1.0, .seed = 1};
-  static const struct option lo[] = {{"jobs", 1, NULL, 'j'}, {"nodes", 1, NULL, 'n'},
-                                     {"gpus", 1, NULL, 'g'}, {"tick", 1, NULL, 't'},
-                                     {"load", 1, NULL, 'l'}, {"seed", 1, NULL, 's'},
-                                     {"user-gpus", 1, NULL, 'u'}, {"help", 0, NULL, 'h'},
-                                     {NULL, 0, NULL, 0}};
+  static const struct option lo[] = {
+      {"jobs", 1, NULL, 'j'},      {"nodes", 1, NULL, 'n'}, {"gpus", 1, NULL, 'g'},
+      {"tick", 1, NULL, 't'},      {"load", 1, NULL, 'l'},  {"seed", 1, NULL, 's'},
+      {"user-gpus", 1, NULL, 'u'}, {"help", 0, NULL, 'h'},  {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     char *end = NULL;
     double v = optarg ? strtod(optarg, &end) : 0;
     if (c != 'h' && (!end || *end || v <= 0)) {
       fprintf(stderr, "sched_sim: --%s: \"%s\" is not a positive number\n",
-              lo[c == 'j' ? 0 : c == 'n' ? 1 : c == 'g' ? 2 : c == 't' ? 3 : c == 'l' ? 4 : c == 's' ? 5 : 6].name,
+              lo[c == 'j'   ? 0
+                 : c == 'n' ? 1
+                 : c == 'g' ? 2
+                 : c == 't' ? 3
+                 : c == 'l' ? 4
+                 : c == 's' ? 5
+                            : 6]
+                  .name,
               optarg ? optarg : "");
       return 2;
     }
     switch (c) {
-    case 'j': o->jobs = (uint32_t)v; break;
-    case 'n': o->nodes = (uint32_t)v; break;
-    case 'g': o->gpus = v > 64 ? 64 : (uint32_t)v; break;
-    case 't': o->tick_s = (uint32_t)v; break;
-    case 'l': o->load = v; break;
-    case 's': o->seed = (uint64_t)v; break;
-    case 'u': o->user_gpus = (uint32_t)v; break;
+    case 'j':
+      o->jobs = (uint32_t)v;
+      break;
+    case 'n':
+      o->nodes = (uint32_t)v;
+      break;
+    case 'g':
+      o->gpus = v > 64 ? 64 : (uint32_t)v;
+      break;
+    case 't':
+      o->tick_s = (uint32_t)v;
+      break;
+    case 'l':
+      o->load = v;
+      break;
+    case 's':
+      o->seed = (uint64_t)v;
+      break;
+    case 'u':
+      o->user_gpus = (uint32_t)v;
+      break;
     case 'h':
       printf("usage: sched_sim [--jobs N] [--nodes N] [--gpus N] [--tick S] [--load X] [--seed N]\n"
              "                 [--user-gpus N]   (max_gpus_per_user of every queue)\n"
              "Prints one row per policy; `digest` hashes every placement (time, job,\n"
              "nodes, GPUs), so equal digests mean identical schedules.\n");
       return 1;
-    default: return 2;
+    default:
+      return 2;
     }
   }
   return 0;
@@ -388,18 +444,21 @@ int main(int argc, char **argv) {
             32 * o.gpus);
     return 2;
   }
-  for (uint32_t u = 0; u < N_USERS; u++) snprintf(user_names[u], sizeof user_names[u], "u%u", u);
+  for (uint32_t u = 0; u < N_USERS; u++)
+    snprintf(user_names[u], sizeof user_names[u], "u%u", u);
   int64_t span;
   trace_job *trace = make_trace(&o, &span);
   printf("trace: %u jobs over %.1f h on %u nodes x %u GPUs (%u GPUs, %u switches), load %.2f, "
-         "tick %u s, seed %llu\n", o.jobs, (double)span / 3.6e6, o.nodes, o.gpus,
-         o.nodes * o.gpus, (o.nodes + SWITCH_SIZE - 1) / SWITCH_SIZE, o.load, o.tick_s,
-         (unsigned long long)o.seed);
+         "tick %u s, seed %llu\n",
+         o.jobs, (double)span / 3.6e6, o.nodes, o.gpus, o.nodes * o.gpus,
+         (o.nodes + SWITCH_SIZE - 1) / SWITCH_SIZE, o.load, o.tick_s, (unsigned long long)o.seed);
   printf("%-12s %7s %10s %13s %11s %11s %9s %13s %10s %7s %7s %16s\n", "policy", "passes",
          "placements", "placements/s", "pass_p50_ms", "pass_p99_ms", "gpu_util", "mean_wait_min",
          "makespan_h", "frag", "wall_s", "digest");
-  const struct { const char *name; bool fifo; } policies[] = {{"multifactor", false},
-                                                              {"fifo", true}};
+  const struct {
+    const char *name;
+    bool fifo;
+  } policies[] = {{"multifactor", false}, {"fifo", true}};
   for (size_t p = 0; p < 2; p++) {
     sim m;
     sim_init(&m, &o, trace, policies[p].fifo);

@@ -18,7 +18,9 @@
 
 #include "worker/worker.h"
 
-static double now_us(void) { return (double)uv_hrtime() / 1e3; }
+static double now_us(void) {
+  return (double)uv_hrtime() / 1e3;
+}
 
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -46,15 +48,22 @@ static double launches(const char *dir, ty_cgroups *cg, uint32_t uid, uint32_t g
   double *v = calloc((size_t)n, sizeof *v);
   static const char *const argv[] = {"true"};
   for (int i = 0; i < n; i++) {
-    ty_task_spec s = {.job_id = (uint64_t)i + 1, .argv = argv, .argc = 1, .cpus = 1,
-                      .has_uid = true, .uid = uid, .gid = gid, .cwd = "/"};
+    ty_task_spec s = {.job_id = (uint64_t)i + 1,
+                      .argv = argv,
+                      .argc = 1,
+                      .cpus = 1,
+                      .has_uid = true,
+                      .uid = uid,
+                      .gid = gid,
+                      .cwd = "/"};
     char err[TY_ERR_LEN];
     double t0 = now_us();
     if (ty_tasks_launch(t, &s, err, sizeof err) != 0) {
       fprintf(stderr, "bench_spawn: %s\n", err);
       exit(1);
     }
-    while (ended <= i) uv_run(&loop, UV_RUN_ONCE);
+    while (ended <= i)
+      uv_run(&loop, UV_RUN_ONCE);
     v[i] = now_us() - t0;
     ty_tasks_ack(t, s.job_id, 0);
   }

@@ -51,9 +51,12 @@ struct ty_auth {
 
 const char *ty_auth_mode_name(ty_auth_mode m) {
   switch (m) {
-  case TY_AUTH_MUNGE: return "munge";
-  case TY_AUTH_KEY: return "key";
-  default: return "none";
+  case TY_AUTH_MUNGE:
+    return "munge";
+  case TY_AUTH_KEY:
+    return "key";
+  default:
+    return "none";
   }
 }
 
@@ -73,15 +76,20 @@ static int check_key_file(const char *path, int fd, char *err, size_t len) {
   if (!S_ISREG(st.st_mode))
     return ty_errf(err, len, TY_EPERM, "cluster key %s: not a regular file", path);
   if (st.st_uid != geteuid() && st.st_uid != 0)
-    return ty_errf(err, len, TY_EPERM, "cluster key %s: owned by uid %u, not by this user (%u) "
-                   "or root", path, (unsigned)st.st_uid, (unsigned)geteuid());
+    return ty_errf(err, len, TY_EPERM,
+                   "cluster key %s: owned by uid %u, not by this user (%u) "
+                   "or root",
+                   path, (unsigned)st.st_uid, (unsigned)geteuid());
   if (st.st_mode & 077)
-    return ty_errf(err, len, TY_EPERM, "cluster key %s: mode %04o lets other users read it; "
-                   "chmod 0600 it", path, (unsigned)(st.st_mode & 07777));
+    return ty_errf(err, len, TY_EPERM,
+                   "cluster key %s: mode %04o lets other users read it; "
+                   "chmod 0600 it",
+                   path, (unsigned)(st.st_mode & 07777));
   if (st.st_size < TY_AUTH_KEY_MIN || st.st_size > TY_AUTH_KEY_MAX)
-    return ty_errf(err, len, TY_EINVAL, "cluster key %s: %lld bytes; it needs %u to %u (e.g. "
-                   "dd if=/dev/urandom bs=64 count=1)", path, (long long)st.st_size,
-                   TY_AUTH_KEY_MIN, TY_AUTH_KEY_MAX);
+    return ty_errf(err, len, TY_EINVAL,
+                   "cluster key %s: %lld bytes; it needs %u to %u (e.g. "
+                   "dd if=/dev/urandom bs=64 count=1)",
+                   path, (long long)st.st_size, TY_AUTH_KEY_MIN, TY_AUTH_KEY_MAX);
   return 0;
 }
 
@@ -136,7 +144,9 @@ void ty_auth_destroy(ty_auth *a) {
   free(a);
 }
 
-ty_auth_mode ty_auth_get_mode(const ty_auth *a) { return a ? a->mode : TY_AUTH_NONE; }
+ty_auth_mode ty_auth_get_mode(const ty_auth *a) {
+  return a ? a->mode : TY_AUTH_NONE;
+}
 
 const char *ty_auth_socket(const ty_auth *a) {
   return a && a->socket ? a->socket : TY__MUNGE_DEFAULT_SOCKET;
@@ -147,8 +157,7 @@ const char *ty_auth_socket(const ty_auth *a) {
 int ty__auth_digest(const char *method, const void *payload, size_t len, uint8_t out[32]) {
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   unsigned n = 0;
-  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-           EVP_DigestUpdate(ctx, "TYA1", 4) &&
+  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, "TYA1", 4) &&
            EVP_DigestUpdate(ctx, method ? method : "", strlen(method ? method : "") + 1) &&
            (!len || EVP_DigestUpdate(ctx, payload, len)) && EVP_DigestFinal_ex(ctx, out, &n);
   EVP_MD_CTX_free(ctx);
@@ -166,7 +175,8 @@ void ty_auth_id_local(uint32_t uid, uint32_t gid, ty_auth_id *out) {
   gid_t groups[TY_AUTH_MAX_GROUPS];
   int n = (int)TY_AUTH_MAX_GROUPS;
   if (getgrouplist(pw.pw_name, (gid_t)gid, groups, &n) < 0) n = (int)TY_AUTH_MAX_GROUPS;
-  for (int i = 0; i < n && i < (int)TY_AUTH_MAX_GROUPS; i++) out->groups[i] = (uint32_t)groups[i];
+  for (int i = 0; i < n && i < (int)TY_AUTH_MAX_GROUPS; i++)
+    out->groups[i] = (uint32_t)groups[i];
   out->n_groups = (size_t)(n < 0 ? 0 : n > (int)TY_AUTH_MAX_GROUPS ? (int)TY_AUTH_MAX_GROUPS : n);
 }
 
@@ -216,15 +226,18 @@ static bool nonce_room(ty_auth *a, int64_t now) {
   if (a->cap && (a->used + 1) * 2 <= a->cap) return true;
   size_t live = 0;
   int64_t horizon = now - 2 * (int64_t)TY_AUTH_KEY_TTL_S * 1000;
-  for (size_t i = 0; i < a->cap; i++) live += a->slots[i].seen_ms >= horizon;
+  for (size_t i = 0; i < a->cap; i++)
+    live += a->slots[i].seen_ms >= horizon;
   size_t cap = a->cap ? a->cap : 256;
-  while ((live + 1) * 2 > cap) cap *= 2;
+  while ((live + 1) * 2 > cap)
+    cap *= 2;
   nonce_slot *fresh = calloc(cap, sizeof *fresh);
   if (!fresh) return false;
   for (size_t i = 0; i < a->cap; i++) {
     if (a->slots[i].seen_ms < horizon || !a->slots[i].seen_ms) continue;
     size_t h = (size_t)ty_get_be(a->slots[i].nonce, 8) & (cap - 1);
-    while (fresh[h].seen_ms) h = (h + 1) & (cap - 1);
+    while (fresh[h].seen_ms)
+      h = (h + 1) & (cap - 1);
     fresh[h] = a->slots[i];
   }
   free(a->slots);
@@ -259,18 +272,20 @@ static int refuse(const char **label, const char *what, char *err, size_t len, c
 static int key_verify(ty_auth *a, const uint8_t digest[32], const uint8_t *c, size_t n,
                       ty_auth_id *out, const char **label, char *err, size_t len) {
   if (n != TY_AUTH_KEY_CRED_LEN || memcmp(c, KEY_MAGIC, 4) != 0)
-    return refuse(label, "malformed", err, len, "%s", "credential: not a cluster-key credential "
+    return refuse(label, "malformed", err, len, "%s",
+                  "credential: not a cluster-key credential "
                   "(does the sender use another scheme?)");
   uint8_t mac[32];
   if (key_mac(a, c, digest, mac) != 0) return TY_ENOMEM;
   if (CRYPTO_memcmp(mac, c + KEY_SIGNED_LEN, 32) != 0)
-    return refuse(label, "bad_credential", err, len, "%s", "credential: signature does not "
+    return refuse(label, "bad_credential", err, len, "%s",
+                  "credential: signature does not "
                   "verify under the cluster key (another key, or a forged or altered request)");
   int64_t at = (int64_t)ty_get_be(c + 12, 8), now = ty_now_ms();
   int64_t skew = at > now ? at - now : now - at;
   if (skew > (int64_t)TY_AUTH_KEY_TTL_S * 1000)
-    return refuse(label, "expired", err, len, "credential: %s", at > now
-                  ? "dated in the future (check the clocks)" : "expired");
+    return refuse(label, "expired", err, len, "credential: %s",
+                  at > now ? "dated in the future (check the clocks)" : "expired");
   int rc = nonce_record(a, c + 20, now);
   if (rc == TY_EEXIST)
     return refuse(label, "replayed", err, len, "%s", "credential: replayed (already used once)");
@@ -301,12 +316,14 @@ int ty_auth_verify(ty_auth *a, const char *method, const void *payload, size_t l
   *out_label = "";
   if (!a || a->mode == TY_AUTH_NONE) return 0;
   if (!cred || cred_len == 0)
-    return refuse(out_label, "no_credential", err, err_len, "%s", a->mode == TY_AUTH_MUNGE
-                  ? "no credential: the request carries no MUNGE credential (is munged running "
-                    "where it was sent from?)"
-                  : "no credential: the request carries no cluster-key credential");
+    return refuse(out_label, "no_credential", err, err_len, "%s",
+                  a->mode == TY_AUTH_MUNGE
+                      ? "no credential: the request carries no MUNGE credential (is munged running "
+                        "where it was sent from?)"
+                      : "no credential: the request carries no cluster-key credential");
   if (cred_len > TY_AUTH_MAX_CRED)
-    return refuse(out_label, "malformed", err, err_len, "%s", "credential: longer than any "
+    return refuse(out_label, "malformed", err, err_len, "%s",
+                  "credential: longer than any "
                   "valid one");
   uint8_t digest[32];
   if (ty__auth_digest(method, payload, len, digest) != 0) return TY_ENOMEM;

@@ -50,12 +50,12 @@
 
 typedef enum { TY_AUTH_NONE = 0, TY_AUTH_MUNGE = 1, TY_AUTH_KEY = 2 } ty_auth_mode;
 
-#define TY_AUTH_KEY_TTL_S 60u      /* validity of a KEY credential, either way of now */
-#define TY_AUTH_KEY_MIN 32u        /* bytes of a cluster key file */
+#define TY_AUTH_KEY_TTL_S 60u /* validity of a KEY credential, either way of now */
+#define TY_AUTH_KEY_MIN 32u   /* bytes of a cluster key file */
 #define TY_AUTH_KEY_MAX 4096u
 #define TY_AUTH_KEY_CRED_LEN 68u
 #define TY_AUTH_MAX_GROUPS 64u
-#define TY_AUTH_MAX_CRED 1024u     /* longer credentials are refused unread */
+#define TY_AUTH_MAX_CRED 1024u /* longer credentials are refused unread */
 
 /* "none", "munge", "key". */
 const char *ty_auth_mode_name(ty_auth_mode m);
@@ -70,12 +70,12 @@ typedef struct ty_auth_config {
 
 /* Who sent a request, as the receiver resolved it (NSS on its host). */
 typedef struct ty_auth_id {
-  bool authenticated;      /* false for NONE (the receiver decides who that is) */
-  bool via_key;            /* proven by the cluster key: the cluster's service */
+  bool authenticated; /* false for NONE (the receiver decides who that is) */
+  bool via_key;       /* proven by the cluster key: the cluster's service */
   uint32_t uid, gid;
-  bool known;              /* the uid has a passwd entry on this host */
-  char user[64];           /* its name, or "uid N" */
-  size_t n_groups;         /* supplementary groups (getgrouplist), capped */
+  bool known;      /* the uid has a passwd entry on this host */
+  char user[64];   /* its name, or "uid N" */
+  size_t n_groups; /* supplementary groups (getgrouplist), capped */
   uint32_t groups[TY_AUTH_MAX_GROUPS];
 } ty_auth_id;
 
@@ -138,11 +138,11 @@ typedef enum { TY_AUTH_OP_SIGN = 1, TY_AUTH_OP_VERIFY = 2 } ty_auth_op_kind;
  * submit call only: the queue copies what a deferred operation needs. */
 typedef struct ty_auth_op {
   ty_auth_op_kind kind;
-  ty_auth *auth;        /* NULL = NONE */
+  ty_auth *auth; /* NULL = NONE */
   const char *method;
   const void *payload;
   size_t len;
-  const uint8_t *cred;  /* VERIFY: the credential presented */
+  const uint8_t *cred; /* VERIFY: the credential presented */
   size_t cred_len;
 } ty_auth_op;
 
@@ -150,9 +150,9 @@ typedef struct ty_auth_op {
  * the new credential; for VERIFY the one presented and `id` the sender.
  * method and payload are the operation's (copies when it was deferred). */
 typedef struct ty_auth_done {
-  int status;           /* 0, TY_EPERM (refused), TY_ENOMEM */
-  const char *label;    /* a refusal's metric label, "" otherwise */
-  const char *err;      /* a refusal's sentence, "" otherwise */
+  int status;        /* 0, TY_EPERM (refused), TY_ENOMEM */
+  const char *label; /* a refusal's metric label, "" otherwise */
+  const char *err;   /* a refusal's sentence, "" otherwise */
   ty_auth_id id;
   const char *method;
   const uint8_t *payload;
@@ -179,7 +179,7 @@ void ty_auth_queue_destroy(ty_auth_queue *q);
  * meant for is gone), d's refusal with its sentence as the message (a
  * credential that could not be made, logged with `who`), or the send's
  * error. */
-void ty_auth_send(ty_rpc_conn *c, const ty_auth_done *d, uint32_t timeout_ms,
-                  ty_rpc_answer_cb cb, void *ud, const char *who);
+void ty_auth_send(ty_rpc_conn *c, const ty_auth_done *d, uint32_t timeout_ms, ty_rpc_answer_cb cb,
+                  void *ud, const char *who);
 
 #endif

@@ -103,7 +103,8 @@ int ty__munge_verify(const char *socket, const uint8_t digest[32], const uint8_t
     rc = refused(ctx, e, socket, out_label, err, err_len);
   } else if (len != 32 || CRYPTO_memcmp(payload, digest, 32) != 0) {
     *out_label = "wrong_request";
-    rc = ty_errf(err, err_len, TY_EPERM, "credential: made for another request (its digest "
+    rc = ty_errf(err, err_len, TY_EPERM,
+                 "credential: made for another request (its digest "
                  "does not match this method and payload)");
   }
   free(payload);

@@ -26,7 +26,7 @@ typedef struct item {
   uv_work_t work;
   struct item *next;
   struct ty_auth_queue *q;
-  ty_auth_op op;        /* its pointers point into `bytes` */
+  ty_auth_op op; /* its pointers point into `bytes` */
   ty_auth_done_cb cb;
   void *ud;
   bool done;
@@ -36,7 +36,7 @@ typedef struct item {
   ty_auth_id id;
   uint8_t *signed_cred; /* SIGN's result, malloc'ed by ty_auth_sign */
   size_t signed_len;
-  uint8_t bytes[];      /* method NUL, payload, credential */
+  uint8_t bytes[]; /* method NUL, payload, credential */
 } item;
 
 struct ty_auth_queue {
@@ -54,7 +54,9 @@ int ty_auth_queue_create(uv_loop_t *loop, ty_auth_queue **out) {
   return 0;
 }
 
-size_t ty_auth_queue_pending(const ty_auth_queue *q) { return q ? q->pending : 0; }
+size_t ty_auth_queue_pending(const ty_auth_queue *q) {
+  return q ? q->pending : 0;
+}
 
 void ty_auth_queue_destroy(ty_auth_queue *q) {
   if (!q) return;
@@ -63,9 +65,13 @@ void ty_auth_queue_destroy(ty_auth_queue *q) {
 }
 
 static void call_back(const item *it) {
-  ty_auth_done d = {.status = it->status, .label = it->label ? it->label : "",
-                    .err = it->status ? it->err : "", .id = it->id, .method = it->op.method,
-                    .payload = it->op.payload, .len = it->op.len};
+  ty_auth_done d = {.status = it->status,
+                    .label = it->label ? it->label : "",
+                    .err = it->status ? it->err : "",
+                    .id = it->id,
+                    .method = it->op.method,
+                    .payload = it->op.payload,
+                    .len = it->op.len};
   if (it->op.kind == TY_AUTH_OP_SIGN) {
     d.cred = it->signed_cred;
     d.cred_len = it->signed_len;
@@ -97,8 +103,8 @@ static void work(uv_work_t *w) {
     it->status = ty_auth_sign(op->auth, op->method, op->payload, op->len, &it->signed_cred,
                               &it->signed_len, it->err, sizeof it->err);
   else
-    it->status = ty_auth_verify(op->auth, op->method, op->payload, op->len, op->cred,
-                                op->cred_len, &it->id, &it->label, it->err, sizeof it->err);
+    it->status = ty_auth_verify(op->auth, op->method, op->payload, op->len, op->cred, op->cred_len,
+                                &it->id, &it->label, it->err, sizeof it->err);
   if (it->status == TY_ENOMEM && !it->err[0])
     ty_errf(it->err, sizeof it->err, TY_ENOMEM, "out of memory checking a credential");
 }
@@ -141,22 +147,28 @@ static bool scheme_none(const ty_auth_op *op) {
 
 void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud) {
   if (scheme_none(op) && !q->head) {
-    ty_auth_done d = {.label = "", .err = "", .method = op->method, .payload = op->payload,
-                      .len = op->len};
+    ty_auth_done d = {
+        .label = "", .err = "", .method = op->method, .payload = op->payload, .len = op->len};
     if (op->kind == TY_AUTH_OP_VERIFY) d.cred = op->cred, d.cred_len = op->cred_len;
     cb(&d, ud);
     return;
   }
   item *it = item_new(q, op, cb, ud);
   if (!it) {
-    ty_auth_done d = {.status = TY_ENOMEM, .label = "", .err = "out of memory queueing a "
-                      "credential check", .method = op->method, .payload = op->payload,
+    ty_auth_done d = {.status = TY_ENOMEM,
+                      .label = "",
+                      .err = "out of memory queueing a "
+                             "credential check",
+                      .method = op->method,
+                      .payload = op->payload,
                       .len = op->len};
     cb(&d, ud);
     return;
   }
-  if (q->tail) q->tail->next = it;
-  else q->head = it;
+  if (q->tail)
+    q->tail->next = it;
+  else
+    q->head = it;
   q->tail = it;
   q->pending++;
   if (scheme_none(op)) {
@@ -165,15 +177,17 @@ void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_c
   }
   int rc = uv_queue_work(q->loop, &it->work, work, after_work);
   if (rc != 0) {
-    it->status = ty_errf(it->err, sizeof it->err, TY_EINTERNAL, "cannot queue a credential "
-                         "check: %s", ty_strerror(rc));
+    it->status = ty_errf(it->err, sizeof it->err, TY_EINTERNAL,
+                         "cannot queue a credential "
+                         "check: %s",
+                         ty_strerror(rc));
     it->done = true;
     drain(q);
   }
 }
 
-void ty_auth_send(ty_rpc_conn *c, const ty_auth_done *d, uint32_t timeout_ms,
-                  ty_rpc_answer_cb cb, void *ud, const char *who) {
+void ty_auth_send(ty_rpc_conn *c, const ty_auth_done *d, uint32_t timeout_ms, ty_rpc_answer_cb cb,
+                  void *ud, const char *who) {
   if (!c) {
     cb(NULL, TY_ECLOSED, NULL, true, ud);
   } else if (d->status != 0) {

@@ -20,22 +20,22 @@
  * The enum, ty_strerror()'s words and ty_error_label()'s metric labels are
  * all generated from it, so they cannot drift apart. Append only: codes
  * travel in RPC replies and are compared by clients. */
-#define TY_ERROR_MAP(X)                                                         \
-  X(EINVAL, -10001, "invalid argument")            /* or spec field */         \
-  X(ENOMEM, -10002, "out of memory")                                           \
-  X(EPROTO, -10003, "malformed message")           /* frame or message */      \
-  X(ETOOBIG, -10004, "frame exceeds the maximum frame size")                   \
-  X(EVERSION, -10005, "protocol version mismatch")                             \
-  X(ENOTFOUND, -10006, "not found")                /* job, node, queue... */   \
-  X(ETIMEDOUT, -10007, "request timed out")                                    \
-  X(ECLOSED, -10008, "connection closed")          /* before the answer */     \
-  X(ESTATE, -10009, "not valid in the current state")                          \
-  X(ESTORE, -10010, "state database error")                                    \
-  X(EEXIST, -10011, "already exists")                                          \
-  X(EUNSUPPORTED, -10012, "unsupported")           /* op, attribute, dtype */  \
-  X(EIO, -10013, "I/O error")                      /* file or device */        \
-  X(EPERM, -10014, "permission denied")            /* credentials, token */    \
-  X(EINTERNAL, -10015, "internal error")           /* an invariant failed */
+#define TY_ERROR_MAP(X)                                                                            \
+  X(EINVAL, -10001, "invalid argument") /* or spec field */                                        \
+  X(ENOMEM, -10002, "out of memory")                                                               \
+  X(EPROTO, -10003, "malformed message") /* frame or message */                                    \
+  X(ETOOBIG, -10004, "frame exceeds the maximum frame size")                                       \
+  X(EVERSION, -10005, "protocol version mismatch")                                                 \
+  X(ENOTFOUND, -10006, "not found") /* job, node, queue... */                                      \
+  X(ETIMEDOUT, -10007, "request timed out")                                                        \
+  X(ECLOSED, -10008, "connection closed") /* before the answer */                                  \
+  X(ESTATE, -10009, "not valid in the current state")                                              \
+  X(ESTORE, -10010, "state database error")                                                        \
+  X(EEXIST, -10011, "already exists")                                                              \
+  X(EUNSUPPORTED, -10012, "unsupported") /* op, attribute, dtype */                                \
+  X(EIO, -10013, "I/O error")            /* file or device */                                      \
+  X(EPERM, -10014, "permission denied")  /* credentials, token */                                  \
+  X(EINTERNAL, -10015, "internal error") /* an invariant failed */
 
 enum {
   TY_OK = 0,
@@ -75,8 +75,7 @@ typedef enum { TY_LOG_DEBUG = 0, TY_LOG_INFO, TY_LOG_WARN, TY_LOG_ERROR } ty_log
 void ty_log_init(const char *process_name, ty_log_level min_level);
 /* Parses "debug", "info", "warn", "error"; returns TY_EINVAL otherwise. */
 int ty_log_parse_level(const char *s, ty_log_level *out_level);
-void ty_log(ty_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void ty_log(ty_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define ty_debug(...) ty_log(TY_LOG_DEBUG, __VA_ARGS__)
 #define ty_info(...) ty_log(TY_LOG_INFO, __VA_ARGS__)
 #define ty_warn(...) ty_log(TY_LOG_WARN, __VA_ARGS__)
@@ -164,7 +163,7 @@ typedef struct ty_idmap {
   size_t pop_from; /* buckets below this were empty at the last pop */
 } ty_idmap;
 
-void ty_idmap_close(ty_idmap *m);              /* frees the buckets, not the nodes */
+void ty_idmap_close(ty_idmap *m);             /* frees the buckets, not the nodes */
 int ty_idmap_put(ty_idmap *m, ty_id_node *n); /* TY_EEXIST, TY_ENOMEM */
 ty_id_node *ty_idmap_get(const ty_idmap *m, uint64_t id);
 ty_id_node *ty_idmap_del(ty_idmap *m, uint64_t id); /* NULL when absent */
@@ -192,11 +191,13 @@ static inline bool ty_mul_overflow(size_t a, size_t b, size_t *out) {
 /* Big-endian integers of n bytes (1..8), for wire formats built by hand
  * (task tokens, cluster-key credentials). */
 static inline void ty_put_be(uint8_t *p, uint64_t v, int n) {
-  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+  for (int i = n - 1; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
 }
 static inline uint64_t ty_get_be(const uint8_t *p, int n) {
   uint64_t v = 0;
-  for (int i = 0; i < n; i++) v = v << 8 | p[i];
+  for (int i = 0; i < n; i++)
+    v = v << 8 | p[i];
   return v;
 }
 /* strdup that returns NULL only for a NULL argument; aborts on OOM (daemon,
@@ -213,15 +214,15 @@ int ty_mkdir_p(const char *path);
  * by the daemon and updated by the server on the loop thread; lib/metrics
  * exports them (ty_metrics_add_conn_stats). */
 typedef struct ty_conn_stats {
-  uint64_t open;               /* connections open now */
-  uint64_t accepted;           /* admitted since start */
-  uint64_t refused_per_addr;   /* over the cap of one peer address */
-  uint64_t refused_total;      /* over the cap of the listener */
-  uint64_t refused_error;      /* accept failed (EMFILE: out of descriptors) */
-  uint64_t closed_handshake;   /* nothing whole arrived within the handshake deadline */
-  uint64_t closed_idle;        /* idle past the idle timeout */
-  uint64_t closed_stalled;     /* the peer stopped reading its answers */
-  uint64_t closed_protocol;    /* malformed, oversized or truncated input */
+  uint64_t open;             /* connections open now */
+  uint64_t accepted;         /* admitted since start */
+  uint64_t refused_per_addr; /* over the cap of one peer address */
+  uint64_t refused_total;    /* over the cap of the listener */
+  uint64_t refused_error;    /* accept failed (EMFILE: out of descriptors) */
+  uint64_t closed_handshake; /* nothing whole arrived within the handshake deadline */
+  uint64_t closed_idle;      /* idle past the idle timeout */
+  uint64_t closed_stalled;   /* the peer stopped reading its answers */
+  uint64_t closed_protocol;  /* malformed, oversized or truncated input */
 } ty_conn_stats;
 
 /* Raises the soft limit on open descriptors to the hard limit (a daemon
@@ -254,17 +255,25 @@ static inline uint64_t ty_mix64(uint64_t z) {
 }
 /* A key for stream b of seed a (e.g. seed and epoch): unrelated for each
  * (a, b) pair. */
-static inline uint64_t ty_mix2(uint64_t a, uint64_t b) { return ty_mix64(a ^ ty_mix64(b + TY_GOLDEN_GAMMA)); }
+static inline uint64_t ty_mix2(uint64_t a, uint64_t b) {
+  return ty_mix64(a ^ ty_mix64(b + TY_GOLDEN_GAMMA));
+}
 typedef struct ty_rng {
   uint64_t state;
 } ty_rng;
-static inline ty_rng ty_rng_make(uint64_t seed) { return (ty_rng){.state = seed}; }
-static inline uint64_t ty_rng_next(ty_rng *r) { return ty_mix64(r->state += TY_GOLDEN_GAMMA); }
+static inline ty_rng ty_rng_make(uint64_t seed) {
+  return (ty_rng){.state = seed};
+}
+static inline uint64_t ty_rng_next(ty_rng *r) {
+  return ty_mix64(r->state += TY_GOLDEN_GAMMA);
+}
 /* Uniform in [0, 1) with 24 random bits (float32's mantissa). */
-static inline float ty_rng_uniform(ty_rng *r) { return (float)(ty_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+static inline float ty_rng_uniform(ty_rng *r) {
+  return (float)(ty_rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 #define TY_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

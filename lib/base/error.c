@@ -8,12 +8,15 @@
 
 const char *ty_strerror(int code) {
   switch (code) {
-  case TY_OK: return "success";
-#define TY_ERROR_WORDS_(name, c, words) \
-  case TY_##name: return words;
+  case TY_OK:
+    return "success";
+#define TY_ERROR_WORDS_(name, c, words)                                                            \
+  case TY_##name:                                                                                  \
+    return words;
     TY_ERROR_MAP(TY_ERROR_WORDS_)
 #undef TY_ERROR_WORDS_
-  default: break;
+  default:
+    break;
   }
   if (code < 0 && code > -4096) return uv_strerror(code);
   return "unknown error";
@@ -21,12 +24,15 @@ const char *ty_strerror(int code) {
 
 const char *ty_error_label(int code) {
   switch (code) {
-  case TY_OK: return "OK";
-#define TY_ERROR_LABEL_(name, c, words) \
-  case TY_##name: return #name;
+  case TY_OK:
+    return "OK";
+#define TY_ERROR_LABEL_(name, c, words)                                                            \
+  case TY_##name:                                                                                  \
+    return #name;
     TY_ERROR_MAP(TY_ERROR_LABEL_)
 #undef TY_ERROR_LABEL_
-  default: break;
+  default:
+    break;
   }
   if (code < 0 && code > -4096) return uv_err_name(code);
   return "ERROR";

@@ -23,7 +23,8 @@ int ty_opts_init(ty_opts *o, int argc, char *const *args, const char *shortopts,
   o->argv = calloc((size_t)argc + 2, sizeof(*o->argv)); /* argv[argc] stays NULL */
   if (!o->argv) return TY_ENOMEM;
   o->argv[0] = "-"; /* getopt skips argv[0]: the program's name */
-  for (int i = 0; i < argc; i++) o->argv[i + 1] = args[i];
+  for (int i = 0; i < argc; i++)
+    o->argv[i + 1] = args[i];
   o->argc = argc + 1;
   o->longopts = longopts;
   o->next = 1;
@@ -42,7 +43,9 @@ void ty_opts_close(ty_opts *o) {
   memset(o, 0, sizeof(*o));
 }
 
-void ty_opts_stop(ty_opts *o) { o->only_positional = true; }
+void ty_opts_stop(ty_opts *o) {
+  o->only_positional = true;
+}
 
 static const struct option *find_long(const ty_opts *o, const char *name, size_t len) {
   for (const struct option *l = o->longopts; l && l->name; l++)
@@ -91,7 +94,8 @@ int ty_opts_next(ty_opts *o, const char **out_arg, char *err, size_t err_len) {
     if (c != -1) {
       const char *tok = o->argv[at];
       size_t n = strcspn(tok + 2, "=");
-      if (li >= 0 && (strlen(o->longopts[li].name) != n || strncmp(tok + 2, o->longopts[li].name, n)))
+      if (li >= 0 &&
+          (strlen(o->longopts[li].name) != n || strncmp(tok + 2, o->longopts[li].name, n)))
         return ty_errf(err, err_len, TY_EINVAL, "unknown option --%.*s", (int)n, tok + 2);
       *out_arg = optarg;
       return c;

@@ -47,9 +47,12 @@ static int parse_clock(const char *s, uint64_t *out) {
     if (*p == '\0') break;
     if (*p++ != ':') return TY_EINVAL;
   }
-  if (n == 2) *out = parts[0] * 60 + parts[1];
-  else if (n == 3) *out = parts[0] * 3600 + parts[1] * 60 + parts[2];
-  else return TY_EINVAL;
+  if (n == 2)
+    *out = parts[0] * 60 + parts[1];
+  else if (n == 3)
+    *out = parts[0] * 3600 + parts[1] * 60 + parts[2];
+  else
+    return TY_EINVAL;
   return 0;
 }
 
@@ -63,11 +66,20 @@ int ty_parse_duration(const char *s, uint32_t *out_seconds) {
     if (parse_u64(&p, &v) != 0) return TY_EINVAL;
     uint64_t mul = 1;
     switch (*p) {
-    case '\0': case 's': break;
-    case 'm': mul = 60; break;
-    case 'h': mul = 3600; break;
-    case 'd': mul = 86400; break;
-    default: return TY_EINVAL;
+    case '\0':
+    case 's':
+      break;
+    case 'm':
+      mul = 60;
+      break;
+    case 'h':
+      mul = 3600;
+      break;
+    case 'd':
+      mul = 86400;
+      break;
+    default:
+      return TY_EINVAL;
     }
     if (*p && p[1] != '\0') return TY_EINVAL;
     if (v > UINT32_MAX / mul) return TY_EINVAL;
@@ -85,12 +97,22 @@ int ty_parse_size(const char *s, uint64_t *out_bytes) {
   if (parse_u64(&p, &v) != 0) return TY_EINVAL;
   unsigned shift = 0;
   switch (toupper((unsigned char)*p)) {
-  case '\0': break;
-  case 'K': shift = 10; break;
-  case 'M': shift = 20; break;
-  case 'G': shift = 30; break;
-  case 'T': shift = 40; break;
-  default: return TY_EINVAL;
+  case '\0':
+    break;
+  case 'K':
+    shift = 10;
+    break;
+  case 'M':
+    shift = 20;
+    break;
+  case 'G':
+    shift = 30;
+    break;
+  case 'T':
+    shift = 40;
+    break;
+  default:
+    return TY_EINVAL;
   }
   if (*p) {
     p++;
@@ -116,7 +138,9 @@ int ty_parse_hostport(const char *s, char *host, size_t host_len, int *port) {
   return 0;
 }
 
-void ty_buf_init(ty_buf *b) { b->data = NULL, b->len = 0, b->cap = 0; }
+void ty_buf_init(ty_buf *b) {
+  b->data = NULL, b->len = 0, b->cap = 0;
+}
 
 void ty_buf_close(ty_buf *b) {
   if (!b) return;
@@ -129,7 +153,8 @@ int ty_buf_reserve(ty_buf *b, size_t extra) {
   size_t need = b->len + extra;
   if (need <= b->cap) return 0;
   size_t cap = b->cap ? b->cap : 256;
-  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  while (cap < need)
+    cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   uint8_t *d = realloc(b->data, cap);
   if (!d) return TY_ENOMEM;
   b->data = d;

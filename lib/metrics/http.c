@@ -112,9 +112,12 @@ static void conn_close(conn *c) {
 
 static void on_timer(uv_timer_t *t) {
   conn *c = t->data;
-  if (c->state == ST_READING && c->served && c->in_len == 0) c->server->stats->closed_idle++;
-  else if (c->state == ST_READING) c->server->stats->closed_handshake++;
-  else if (c->state == ST_WRITING) c->server->stats->closed_stalled++;
+  if (c->state == ST_READING && c->served && c->in_len == 0)
+    c->server->stats->closed_idle++;
+  else if (c->state == ST_READING)
+    c->server->stats->closed_handshake++;
+  else if (c->state == ST_WRITING)
+    c->server->stats->closed_stalled++;
   conn_close(c);
 }
 
@@ -255,8 +258,8 @@ static void handle_page(conn *c, const ty_http_request *r, int head_only) {
     respond_text(c, 405, 0, "method not allowed; this server is read-only (GET, HEAD)");
     return;
   }
-  ty_http_response resp = {.status = 500, .content_type = "text/plain; charset=utf-8",
-                           .body = &c->out_body};
+  ty_http_response resp = {
+      .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body};
   s->handler(s->handler_ud, r, is_loopback(&c->addr), &resp);
   if (resp.status != 200 && resp.status != 304) c->keep_alive = c->keep_alive && resp.status < 500;
   resp.headers[sizeof resp.headers - 1] = '\0';
@@ -296,7 +299,8 @@ static void conn_process(conn *c) {
   if (rc < 0) {
     c->keep_alive = 0;
     c->server->stats->closed_protocol++;
-    respond_text(c, 400, 0, rc == TY_ETOOBIG ? "request head larger than 8 KiB" : "malformed request");
+    respond_text(c, 400, 0,
+                 rc == TY_ETOOBIG ? "request head larger than 8 KiB" : "malformed request");
     return;
   }
   handle_request(c, &r);
@@ -309,7 +313,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     conn_close(c); /* EOF or error: nothing half-read is worth answering */
     return;
   }
-  if (c->state != ST_READING) return; /* LINGER discards */
+  if (c->state != ST_READING) return;                 /* LINGER discards */
   if (c->in_len == 0 && n > 0) arm_timer(c, HEAD_MS); /* a head began: it has HEAD_MS */
   c->in_len += (size_t)n;
   conn_process(c);

@@ -85,9 +85,11 @@ static void take_token(const char *v, size_t len, ty_http_request *r) {
 static void cookie_token(const char *v, size_t len, ty_http_request *r) {
   size_t name = strlen(TY_HTTP_COOKIE);
   for (size_t i = 0; i < len;) {
-    while (i < len && (v[i] == ' ' || v[i] == ';')) i++;
+    while (i < len && (v[i] == ' ' || v[i] == ';'))
+      i++;
     size_t end = i;
-    while (end < len && v[end] != ';') end++;
+    while (end < len && v[end] != ';')
+      end++;
     if (end - i > name && memcmp(v + i, TY_HTTP_COOKIE, name) == 0 && v[i + name] == '=' &&
         !r->token[0])
       take_token(v + i + name + 1, end - i - name - 1, r);

@@ -122,8 +122,8 @@ ty_conn_stats *ty_metrics_conn_stats(ty_metrics *m, const char *listener);
 #define TY_HTTP_MAX_CONNS 256
 #define TY_HTTP_MAX_CONNS_PER_ADDR 16
 
-#define TY_HTTP_TARGET_MAX 1024 /* a longer request target is malformed */
-#define TY_HTTP_TOKEN_MAX 128   /* a longer bearer token or cookie value is ignored */
+#define TY_HTTP_TARGET_MAX 1024          /* a longer request target is malformed */
+#define TY_HTTP_TOKEN_MAX 128            /* a longer bearer token or cookie value is ignored */
 #define TY_HTTP_COOKIE "trainyard_token" /* the cookie that carries the token */
 
 enum { TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_OTHER };
@@ -135,7 +135,7 @@ typedef struct ty_http_request {
   bool http10;
   bool conn_close, conn_keep_alive;
   bool has_host;
-  long long content_length; /* -1 when absent */
+  long long content_length;        /* -1 when absent */
   char target[TY_HTTP_TARGET_MAX]; /* "/path?query", as sent (NUL-terminated) */
   /* "Authorization: Bearer X", else the TY_HTTP_COOKIE cookie; "" = none. */
   char token[TY_HTTP_TOKEN_MAX];

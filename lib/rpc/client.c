@@ -19,7 +19,7 @@ struct ty_rpc_client {
   ty_rpc_conn *conn; /* NULL once the connection has ended */
   uint8_t *cred;
   size_t cred_len;
-  uint64_t requests; /* sent so far */
+  uint64_t requests;  /* sent so far */
   ty_rpc_signer sign; /* makes each request's auth credential, or NULL */
   void *sign_ud;
 };
@@ -168,8 +168,10 @@ static int send_call(ty_rpc_client *c, const char *method, const void *payload, 
   ty_buf auth;
   ty_buf_init(&auth);
   if (rc == 0 && c->sign) rc = c->sign(c->sign_ud, method, payload, len, &auth);
-  ty_rpc_creds creds = {.credential = c->cred, .credential_len = c->cred_len,
-                        .auth = auth.data, .auth_len = auth.len};
+  ty_rpc_creds creds = {.credential = c->cred,
+                        .credential_len = c->cred_len,
+                        .auth = auth.data,
+                        .auth_len = auth.len};
   if (rc == 0)
     rc = ty_rpc_call_ex(c->conn, method, payload, len, &creds, timeout_ms, cb, ud, out_id);
   ty_buf_close(&auth);
@@ -201,7 +203,9 @@ int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *paylo
   return run_call(c, method, payload, len, idle_timeout_ms, &w);
 }
 
-uv_loop_t *ty_rpc_client_loop(ty_rpc_client *c) { return c ? &c->loop : NULL; }
+uv_loop_t *ty_rpc_client_loop(ty_rpc_client *c) {
+  return c ? &c->loop : NULL;
+}
 
 int ty_rpc_client_start(ty_rpc_client *c, const char *method, const void *payload, size_t len,
                         uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud,
@@ -215,4 +219,6 @@ int ty_rpc_client_cancel(ty_rpc_client *c, uint64_t request_id) {
   return c->conn ? ty_rpc_cancel(c->conn, request_id) : TY_ECLOSED;
 }
 
-uint64_t ty_rpc_client_requests(const ty_rpc_client *c) { return c ? c->requests : 0; }
+uint64_t ty_rpc_client_requests(const ty_rpc_client *c) {
+  return c ? c->requests : 0;
+}

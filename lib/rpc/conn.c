@@ -57,7 +57,7 @@ enum {
 };
 
 typedef struct call {
-  ty_id_node node; /* id = request id */
+  ty_id_node node;  /* id = request id */
   uv_timer_t timer; /* only when timeout_ms > 0 */
   ty_rpc_conn *conn;
   ty_rpc_answer_cb cb;
@@ -245,8 +245,10 @@ static void start_reading(ty_rpc_conn *c) {
 static void yield(ty_rpc_conn *c) {
   if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
   c->reading = false;
-  if (c->server) ty__server_backlog(c->server, c);
-  else uv_timer_start(&c->kick, on_kick, 0, 0);
+  if (c->server)
+    ty__server_backlog(c->server, c);
+  else
+    uv_timer_start(&c->kick, on_kick, 0, 0);
 }
 
 void ty__conn_update_reading(ty_rpc_conn *c) {
@@ -706,7 +708,8 @@ bool ty__conn_same_addr(const ty_rpc_conn *a, const ty_rpc_conn *b) {
            ((const struct sockaddr_in *)&b->addr)->sin_addr.s_addr;
   if (a->addr.ss_family == AF_INET6)
     return memcmp(&((const struct sockaddr_in6 *)&a->addr)->sin6_addr,
-                  &((const struct sockaddr_in6 *)&b->addr)->sin6_addr, sizeof(struct in6_addr)) == 0;
+                  &((const struct sockaddr_in6 *)&b->addr)->sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
   return false;
 }
 

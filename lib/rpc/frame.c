@@ -140,7 +140,8 @@ bool ty_frame_reader_has_frame(const ty_frame_reader *r) {
 /* The smallest power-of-two capacity >= MIN_CAP holding n bytes twice. */
 static size_t fitted_cap(size_t n) {
   size_t cap = MIN_CAP;
-  while (cap < 2 * n) cap *= 2;
+  while (cap < 2 * n)
+    cap *= 2;
   return cap;
 }
 

@@ -87,7 +87,7 @@ typedef struct ty_rpc_msg {
   ty_rpc_kind kind;
   const char *method; /* "" when absent */
   int status;
-  const char *message; /* "" when absent */
+  const char *message;       /* "" when absent */
   const uint8_t *credential; /* a job-scoped token (task I/O, rendezvous) */
   size_t credential_len;
   const uint8_t *payload;
@@ -186,14 +186,15 @@ enum {
   {"max-conns", required_argument, NULL, TY_RPC_OPT_MAX_CONNS},                                    \
       {"max-conns-per-addr", required_argument, NULL, TY_RPC_OPT_MAX_CONNS_PER_ADDR},              \
       {"max-inflight", required_argument, NULL, TY_RPC_OPT_MAX_INFLIGHT},                          \
-      {"handshake-timeout-ms", required_argument, NULL, TY_RPC_OPT_HANDSHAKE_MS},                  \
-      {"idle-timeout-ms", required_argument, NULL, TY_RPC_OPT_IDLE_MS}
+      {"handshake-timeout-ms", required_argument, NULL, TY_RPC_OPT_HANDSHAKE_MS}, {                \
+    "idle-timeout-ms", required_argument, NULL, TY_RPC_OPT_IDLE_MS                                 \
+  }
 #define TY_RPC_LIMITS_USAGE                                                                        \
   "  --max-conns N               connections served at once (default 4096)\n"                      \
   "  --max-conns-per-addr N      connections from one peer address (default 512)\n"                \
   "  --max-inflight N            unanswered requests per connection before it is not read\n"       \
   "                              (default 128)\n"                                                  \
-  "  --handshake-timeout-ms N    a new connection's first request is due within N ms\n"           \
+  "  --handshake-timeout-ms N    a new connection's first request is due within N ms\n"            \
   "                              (default 10000)\n"                                                \
   "  --idle-timeout-ms N         connections idle for N ms are closed (default 300000)\n"
 /* 0 when `id` was one of the options above and `value` is valid (stored in

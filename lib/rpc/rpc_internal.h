@@ -37,13 +37,13 @@ struct ty_rpc_conn {
   ty_idmap calls;   /* our outstanding requests (struct call) */
   ty_idmap inbound; /* peer requests we have not finished answering */
   uint64_t next_id;
-  size_t queued;  /* bytes handed to uv_write, not yet completed */
-  size_t held;    /* the memory those writes hold (frames and requests) */
-  bool pressured; /* queued reached the high-water mark */
-  bool reading;   /* uv_read_start in force (flow control may stop it) */
-  bool got_frame; /* a whole frame arrived: the handshake deadline is met */
-  bool accepted;  /* by a server: the handshake and idle deadlines apply */
-  bool counted;   /* counted in opts.limits.stats->open */
+  size_t queued;          /* bytes handed to uv_write, not yet completed */
+  size_t held;            /* the memory those writes hold (frames and requests) */
+  bool pressured;         /* queued reached the high-water mark */
+  bool reading;           /* uv_read_start in force (flow control may stop it) */
+  bool got_frame;         /* a whole frame arrived: the handshake deadline is met */
+  bool accepted;          /* by a server: the handshake and idle deadlines apply */
+  bool counted;           /* counted in opts.limits.stats->open */
   uint64_t last_progress; /* uv_now of the last whole frame in or write done */
   void (*drain_cb)(ty_rpc_conn *c, void *ud);
   void *drain_ud;
@@ -57,7 +57,7 @@ struct ty_rpc_conn {
   void *connect_ud;
   struct ty_rpc_server *server; /* accepted by this server, or NULL */
   ty_rpc_conn *srv_prev, *srv_next;
-  bool backlogged;                /* in the server's backlog (frames wait) */
+  bool backlogged; /* in the server's backlog (frames wait) */
   ty_rpc_conn *bl_prev, *bl_next;
   struct sockaddr_storage addr; /* the peer's, for per-address caps */
   char peer[64];

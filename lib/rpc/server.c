@@ -39,9 +39,9 @@ struct ty_rpc_server {
   uv_idle_t serve; /* turns for the backlog while it is not empty */
   int open_handles;
   ty_rpc_conn *bl_head, *bl_tail; /* the backlog, oldest first */
-  size_t queued_total; /* answers queued on all conns */
-  bool over_budget;    /* above max_queued_total, until back under half */
-  uint64_t budget_logged_at; /* uv_now of the last warning about it */
+  size_t queued_total;            /* answers queued on all conns */
+  bool over_budget;               /* above max_queued_total, until back under half */
+  uint64_t budget_logged_at;      /* uv_now of the last warning about it */
   uv_loop_t *loop;
   ty_rpc_conn_opts opts;
   ty_rpc_accept_cb on_accept;
@@ -49,16 +49,20 @@ struct ty_rpc_server {
   ty_rpc_conn *conns; /* head of the srv_prev/srv_next list */
   size_t n_conns;
   int port;
-  uint64_t refused_unlogged; /* refusals since the last log line */
+  uint64_t refused_unlogged;  /* refusals since the last log line */
   uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
 };
 
 static void unlink_backlog(ty_rpc_server *s, ty_rpc_conn *c) {
   if (!c->backlogged) return;
-  if (c->bl_prev) c->bl_prev->bl_next = c->bl_next;
-  else s->bl_head = c->bl_next;
-  if (c->bl_next) c->bl_next->bl_prev = c->bl_prev;
-  else s->bl_tail = c->bl_prev;
+  if (c->bl_prev)
+    c->bl_prev->bl_next = c->bl_next;
+  else
+    s->bl_head = c->bl_next;
+  if (c->bl_next)
+    c->bl_next->bl_prev = c->bl_prev;
+  else
+    s->bl_tail = c->bl_prev;
   c->bl_prev = c->bl_next = NULL;
   c->backlogged = false;
 }
@@ -83,8 +87,10 @@ void ty__server_backlog(ty_rpc_server *s, ty_rpc_conn *c) {
   c->backlogged = true;
   c->bl_prev = s->bl_tail;
   c->bl_next = NULL;
-  if (s->bl_tail) s->bl_tail->bl_next = c;
-  else s->bl_head = c;
+  if (s->bl_tail)
+    s->bl_tail->bl_next = c;
+  else
+    s->bl_head = c;
   s->bl_tail = c;
   uv_idle_start(&s->serve, on_serve);
 }
@@ -103,7 +109,8 @@ void ty__server_queued(ty_rpc_server *s, size_t len, bool add) {
     }
   } else if (!add && s->over_budget && s->queued_total < cap / 2) {
     s->over_budget = false;
-    for (ty_rpc_conn *c = s->conns; c; c = c->srv_next) ty__conn_update_reading(c);
+    for (ty_rpc_conn *c = s->conns; c; c = c->srv_next)
+      ty__conn_update_reading(c);
   }
 }
 
@@ -144,7 +151,8 @@ static void log_refusal(ty_rpc_server *s, const char *peer, const char *why) {
 
 static size_t conns_from(const ty_rpc_server *s, const ty_rpc_conn *c) {
   size_t n = 0;
-  for (const ty_rpc_conn *o = s->conns; o; o = o->srv_next) n += ty__conn_same_addr(o, c);
+  for (const ty_rpc_conn *o = s->conns; o; o = o->srv_next)
+    n += ty__conn_same_addr(o, c);
   return n;
 }
 
@@ -160,8 +168,8 @@ static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why
   size_t same = conns_from(s, c);
   if (same >= l->max_conns_per_addr) {
     if (st) st->refused_per_addr++;
-    snprintf(why, len, "%zu connections from this address are open, the limit (--max-conns-per-addr)",
-             same);
+    snprintf(why, len,
+             "%zu connections from this address are open, the limit (--max-conns-per-addr)", same);
     return why;
   }
   return NULL;
@@ -319,7 +327,8 @@ int ty_rpc_limits_parse_flag(ty_rpc_limits *l, int id, const char *value, char *
       {TY_RPC_OPT_IDLE_MS, "--idle-timeout-ms", 1, 86400000},
   };
   size_t i = 0;
-  while (i < TY_ARRAY_LEN(flags) && flags[i].id != id) i++;
+  while (i < TY_ARRAY_LEN(flags) && flags[i].id != id)
+    i++;
   if (i == TY_ARRAY_LEN(flags)) return 1;
   char *end = NULL;
   errno = 0;
@@ -327,8 +336,8 @@ int ty_rpc_limits_parse_flag(ty_rpc_limits *l, int id, const char *value, char *
   if (errno || end == value || *end || value[0] == '-' || v < flags[i].min || v > flags[i].max)
     return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a number from %lu to %lu",
                    flags[i].flag, value, flags[i].min, flags[i].max);
-  uint32_t *fields[] = {&l->max_conns, &l->max_conns_per_addr, &l->max_inflight,
-                        &l->handshake_ms, &l->idle_ms};
+  uint32_t *fields[] = {&l->max_conns, &l->max_conns_per_addr, &l->max_inflight, &l->handshake_ms,
+                        &l->idle_ms};
   *fields[i] = (uint32_t)v;
   return 0;
 }

@@ -59,14 +59,16 @@ int ty_token_verify(const uint8_t key[TY_TOKEN_KEY_LEN], const uint8_t *token, s
   if (CRYPTO_memcmp(mac, token + SIGNED_LEN, sizeof mac) != 0)
     return ty_errf(why, why_len, TY_EPERM, "task token has a bad signature");
   if (tjob != job_id || trank != rank)
-    return ty_errf(why, why_len, TY_EPERM, "task token is for job %" PRIu64 " rank %" PRIu32, tjob, trank);
+    return ty_errf(why, why_len, TY_EPERM, "task token is for job %" PRIu64 " rank %" PRIu32, tjob,
+                   trank);
   if (expires <= now_ms) return ty_errf(why, why_len, TY_EPERM, "task token expired");
   return 0;
 }
 
 static int create_secret(const char *path, uint8_t *out, char *err, size_t err_len) {
   if (getrandom(out, TY_TOKEN_SECRET_LEN, 0) != (ssize_t)TY_TOKEN_SECRET_LEN)
-    return ty_errf(err, err_len, TY_EIO, "cannot draw random bytes for %s: %s", path, strerror(errno));
+    return ty_errf(err, err_len, TY_EIO, "cannot draw random bytes for %s: %s", path,
+                   strerror(errno));
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -86,13 +88,14 @@ int ty_token_secret_load(const char *path, uint8_t out_secret[TY_TOKEN_SECRET_LE
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) return create_secret(path, out_secret, err, err_len);
   if (fd < 0)
-    return ty_errf(err, err_len, TY_EIO, "cannot open the token secret %s: %s", path, strerror(errno));
+    return ty_errf(err, err_len, TY_EIO, "cannot open the token secret %s: %s", path,
+                   strerror(errno));
   uint8_t buf[TY_TOKEN_SECRET_LEN + 1];
   ssize_t n = read(fd, buf, sizeof buf);
   close(fd);
   if (n != (ssize_t)TY_TOKEN_SECRET_LEN)
     return ty_errf(err, err_len, TY_EIO, "token secret %s has %zd bytes, expected %u", path, n,
-             TY_TOKEN_SECRET_LEN);
+                   TY_TOKEN_SECRET_LEN);
   memcpy(out_secret, buf, TY_TOKEN_SECRET_LEN);
   return 0;
 }

@@ -55,7 +55,8 @@ static uint64_t packed_count(ProtobufCType type, const uint8_t *p, size_t len) {
     return len / 8;
   default: { /* varints: one element ends at each byte without the high bit */
     uint64_t n = 0;
-    for (size_t i = 0; i < len; i++) n += !(p[i] & 0x80);
+    for (size_t i = 0; i < len; i++)
+      n += !(p[i] & 0x80);
     return n;
   }
   }
@@ -83,16 +84,24 @@ static int skip_value(int wt, const uint8_t **p, const uint8_t *end, const uint8
   *out_body = NULL;
   *out_len = 0;
   switch (wt) {
-  case 0: return read_varint(p, end, &v);
-  case 1: if (end - *p < 8) return MALFORMED; *p += 8; return 0;
-  case 5: if (end - *p < 4) return MALFORMED; *p += 4; return 0;
+  case 0:
+    return read_varint(p, end, &v);
+  case 1:
+    if (end - *p < 8) return MALFORMED;
+    *p += 8;
+    return 0;
+  case 5:
+    if (end - *p < 4) return MALFORMED;
+    *p += 4;
+    return 0;
   case 2:
     if (read_varint(p, end, &v) || v > (uint64_t)(end - *p)) return MALFORMED;
     *out_body = *p;
     *out_len = (size_t)v;
     *p += v;
     return 0;
-  default: return MALFORMED; /* groups are not proto3 */
+  default:
+    return MALFORMED; /* groups are not proto3 */
   }
 }
 
@@ -100,17 +109,17 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
                 size_t path_len, int depth);
 
 /* A submessage: extends the path with the field's name and walks it. */
-static int walk_sub(walker *w, const ProtobufCFieldDescriptor *f, const uint8_t *body,
-                    size_t len, size_t path_len, int depth) {
+static int walk_sub(walker *w, const ProtobufCFieldDescriptor *f, const uint8_t *body, size_t len,
+                    size_t path_len, int depth) {
   int k = snprintf(w->path + path_len, sizeof w->path - path_len, "%s.", f->name);
   size_t sub = k > 0 && (size_t)k < sizeof w->path - path_len ? path_len + (size_t)k : path_len;
   return walk(w, f->descriptor, body, len, sub, depth + 1);
 }
 
-static int field_error(walker *w, size_t path_len, const char *name, uint64_t count,
-                       uint32_t max) {
-  return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: %llu entries or more; at most %u are allowed",
-                 (int)path_len, w->path, name, (unsigned long long)count, max);
+static int field_error(walker *w, size_t path_len, const char *name, uint64_t count, uint32_t max) {
+  return ty_errf(w->err, w->err_len, TY_EINVAL,
+                 "%.*s%s: %llu entries or more; at most %u are allowed", (int)path_len, w->path,
+                 name, (unsigned long long)count, max);
 }
 
 static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
@@ -131,11 +140,13 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
       rc = MALFORMED;
       break;
     }
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
     if (!f) {
       if (++counts[d->n_fields] > TY_WIRE_MAX_UNKNOWN)
-        rc = ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s(unknown fields): more than %d in one message",
-                     (int)path_len, w->path, TY_WIRE_MAX_UNKNOWN);
+        rc = ty_errf(w->err, w->err_len, TY_EINVAL,
+                     "%.*s(unknown fields): more than %d in one message", (int)path_len, w->path,
+                     TY_WIRE_MAX_UNKNOWN);
       continue;
     }
     size_t i = (size_t)(f - d->fields);
@@ -154,8 +165,8 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
 int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                   const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
                   size_t err_len) {
-  walker w = {.caps = caps, .n_caps = n_caps, .default_max = default_max, .err = err,
-              .err_len = err_len};
+  walker w = {
+      .caps = caps, .n_caps = n_caps, .default_max = default_max, .err = err, .err_len = err_len};
   int rc = walk(&w, d, p, n, 0, 0);
   return rc == MALFORMED ? 0 : rc;
 }

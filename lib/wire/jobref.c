@@ -169,7 +169,8 @@ int ty_array_format(const ty_array_spec *a, ty_buf *out) {
     const ty_array_range *r = &a->ranges[i];
     rc = ty_buf_printf(out, "%s%" PRIu32, i ? "," : "", r->first);
     if (rc == 0 && r->last != r->first) rc = ty_buf_printf(out, "-%" PRIu32, r->last);
-    if (rc == 0 && r->last != r->first && r->step > 1) rc = ty_buf_printf(out, ":%" PRIu32, r->step);
+    if (rc == 0 && r->last != r->first && r->step > 1)
+      rc = ty_buf_printf(out, ":%" PRIu32, r->step);
   }
   if (rc == 0 && a->max_running) rc = ty_buf_printf(out, "%%%" PRIu32, a->max_running);
   return rc;
@@ -179,7 +180,8 @@ int ty_array_fold(const uint32_t *t, size_t n, ty_buf *out) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < n;) {
     size_t j = i;
-    while (j + 1 < n && t[j + 1] == t[j] + 1) j++;
+    while (j + 1 < n && t[j + 1] == t[j] + 1)
+      j++;
     rc = ty_buf_printf(out, "%s%" PRIu32, i ? "," : "", t[i]);
     if (rc == 0 && j > i) rc = ty_buf_printf(out, "-%" PRIu32, t[j]);
     i = j + 1;
@@ -238,8 +240,10 @@ int ty_job_refs_parse(const char *what, const char *s, ty_job_ref **refs, size_t
 }
 
 void ty_job_ref_format(const ty_job_ref *r, char *out, size_t cap) {
-  if (r->has_task) snprintf(out, cap, "%" PRIu64 "_%" PRIu32, r->id, r->task);
-  else snprintf(out, cap, "%" PRIu64, r->id);
+  if (r->has_task)
+    snprintf(out, cap, "%" PRIu64 "_%" PRIu32, r->id, r->task);
+  else
+    snprintf(out, cap, "%" PRIu64, r->id);
 }
 
 /* ---- dependencies ---------------------------------------------------------------- */
@@ -298,8 +302,8 @@ int ty_dep_parse(const char *what, const char *s, ty_dep **deps, size_t *n, bool
                  char *err, size_t len) {
   bool comma = strchr(s, ',') != NULL, any = strchr(s, '?') != NULL;
   if (comma && any)
-    return ty_errf(err, len, TY_EINVAL,
-                   "%s: use ',' (all conditions) or '?' (any one), not both", what);
+    return ty_errf(err, len, TY_EINVAL, "%s: use ',' (all conditions) or '?' (any one), not both",
+                   what);
   if (!*s) return ty_errf(err, len, TY_EINVAL, "%s: must not be empty", what);
   char *copy = strdup(s);
   if (!copy) return TY_ENOMEM;
@@ -317,7 +321,8 @@ int ty_dep_format(const ty_dep *d, size_t n, bool any, ty_buf *out) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     bool same = i > 0 && d[i].kind == d[i - 1].kind && d[i].kind != TY_DEP_SINGLETON;
-    if (!same) rc = ty_buf_printf(out, "%s%s", i ? (any ? "?" : ",") : "", ty_dep_kind_name(d[i].kind));
+    if (!same)
+      rc = ty_buf_printf(out, "%s%s", i ? (any ? "?" : ",") : "", ty_dep_kind_name(d[i].kind));
     if (rc == 0 && d[i].kind != TY_DEP_SINGLETON) {
       char ref[48];
       ty_job_ref_format(&d[i].job, ref, sizeof(ref));

@@ -36,7 +36,8 @@ int ty_job_state_parse(const char *s, int *out_state) {
   char norm[32];
   size_t n = strlen(s);
   if (n == 0 || n >= sizeof norm) return TY_EINVAL;
-  for (size_t i = 0; i <= n; i++) norm[i] = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
+  for (size_t i = 0; i <= n; i++)
+    norm[i] = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
   for (int st = 1; st <= TY_JOB_STATE_MAX; st++) {
     if (strcmp(norm, job_states[st]) == 0 || strcmp(norm, job_short[st]) == 0) {
       *out_state = st;
@@ -72,7 +73,8 @@ bool ty_task_state_ended(int state) {
 /* ---- owned structs ------------------------------------------------------------ */
 
 void ty_wire_strv_free(char **v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) free(v[i]);
+  for (size_t i = 0; v && i < n; i++)
+    free(v[i]);
   free(v);
 }
 
@@ -192,9 +194,12 @@ static int parse_u32(const char *v, uint32_t *out) {
 }
 
 static int parse_bool(const char *v, bool *out) {
-  if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1")) *out = true;
-  else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0")) *out = false;
-  else return TY_EINVAL;
+  if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1"))
+    *out = true;
+  else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0"))
+    *out = false;
+  else
+    return TY_EINVAL;
   return 0;
 }
 
@@ -360,14 +365,16 @@ bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step) {
   if (strncmp(name, stem, len) != 0 || strncmp(name + len, ".step-", 6) != 0) return false;
   const char *d = name + len + 6, *e = d;
   uint64_t step = 0;
-  for (; *e >= '0' && *e <= '9' && e - d < 19; e++) step = step * 10 + (uint64_t)(*e - '0');
+  for (; *e >= '0' && *e <= '9' && e - d < 19; e++)
+    step = step * 10 + (uint64_t)(*e - '0');
   if (e - d < 6 || strcmp(e, ".onnx") != 0) return false;
   *out_step = step;
   return true;
 }
 
 void ty_checkpoint_list_close(ty_checkpoint_list *l) {
-  for (size_t i = 0; l->v && i < l->n; i++) free(l->v[i].path);
+  for (size_t i = 0; l->v && i < l->n; i++)
+    free(l->v[i].path);
   free(l->v);
   memset(l, 0, sizeof *l);
 }

@@ -43,7 +43,7 @@
   X(FAILED, 4, "F")                                                                                \
   X(CANCELLED, 5, "CA")                                                                            \
   X(TIMEOUT, 6, "TO")                                                                              \
-  X(PREEMPTED, 7, "PR") /* transient: recorded, then requeued PENDING */                          \
+  X(PREEMPTED, 7, "PR") /* transient: recorded, then requeued PENDING */                           \
   X(NODE_FAIL, 8, "NF") /* transient: recorded, then requeued PENDING */
 
 typedef enum ty_job_state {
@@ -67,7 +67,7 @@ bool ty_job_state_terminal(int state);
   X(DOWN, 2)     /* missed heartbeats or connection lost */                                        \
   X(DRAINING, 3) /* takes no new jobs; running jobs finish */                                      \
   X(DRAINED, 4)                                                                                    \
-  X(UNKNOWN, 5)  /* known from before a controller restart; not re-registered since */
+  X(UNKNOWN, 5) /* known from before a controller restart; not re-registered since */
 
 typedef enum ty_node_state {
 #define TY_NODE_STATE_ENUM_(name, num) TY_NODE_##name = num,
@@ -132,9 +132,9 @@ typedef struct ty_interactive {
  * a job of its own with its own id, numbered in task order from the array's
  * id: the element of the k-th task index gets id ARRAY + k. "123" names the
  * array (or a plain job), "123_7" its element of task index 7. */
-#define TY_ARRAY_MAX_TASKS 100000 /* elements of one array */
+#define TY_ARRAY_MAX_TASKS 100000  /* elements of one array */
 #define TY_ARRAY_MAX_INDEX 9999999 /* largest task index */
-#define TY_ARRAY_MAX_RANGES 1000 /* comma-separated parts of one spec */
+#define TY_ARRAY_MAX_RANGES 1000   /* comma-separated parts of one spec */
 
 typedef struct ty_array_range {
   uint32_t first, last, step; /* first <= last, step >= 1 */
@@ -181,10 +181,10 @@ void ty_job_ref_format(const ty_job_ref *r, char *out, size_t cap);
 
 /* Dependencies (like sbatch --dependency). X(NAME, number, word). */
 #define TY_DEP_KIND_MAP(X)                                                                         \
-  X(AFTER, 1, "after")           /* once it started (or ended without starting) */                \
-  X(AFTERANY, 2, "afterany")     /* once it ended, however */                                     \
-  X(AFTEROK, 3, "afterok")       /* once it COMPLETED; never if it ended otherwise */             \
-  X(AFTERNOTOK, 4, "afternotok") /* once it ended other than COMPLETED */                         \
+  X(AFTER, 1, "after")           /* once it started (or ended without starting) */                 \
+  X(AFTERANY, 2, "afterany")     /* once it ended, however */                                      \
+  X(AFTEROK, 3, "afterok")       /* once it COMPLETED; never if it ended otherwise */              \
+  X(AFTERNOTOK, 4, "afternotok") /* once it ended other than COMPLETED */                          \
   X(SINGLETON, 5, "singleton")   /* once no earlier job of this user and name is left */
 
 typedef enum ty_dep_kind {
@@ -228,7 +228,7 @@ typedef struct ty_job_spec {
    * credential; has_uid is false for a job stored before authentication. */
   bool has_uid;
   uint32_t uid, gid;
-  int32_t priority; /* TY_JOB_PRIORITY_MIN..MAX */
+  int32_t priority;      /* TY_JOB_PRIORITY_MIN..MAX */
   uint32_t time_limit_s; /* 0 = the queue's default */
   bool has_resources;    /* the Resources message was present */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
@@ -257,7 +257,7 @@ typedef struct ty_job_spec {
   ty_array_spec array;
   ty_dep *deps;
   size_t n_deps;
-  bool deps_any;                /* '?': any one condition suffices */
+  bool deps_any; /* '?': any one condition suffices */
   ty_dep_invalid on_invalid_dep;
 } ty_job_spec;
 void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
@@ -326,8 +326,8 @@ typedef struct ty_task_spec {
 /* What a task's cgroup used (accounting), read when it ended; zero without
  * cgroups. */
 typedef struct ty_task_usage {
-  uint64_t cpu_usec;       /* user + system CPU time */
-  uint64_t mem_peak_bytes; /* the peak of its memory use */
+  uint64_t cpu_usec;                      /* user + system CPU time */
+  uint64_t mem_peak_bytes;                /* the peak of its memory use */
   uint64_t io_read_bytes, io_write_bytes; /* on block devices */
 } ty_task_usage;
 /* Adds b into a: times and bytes summed, the peak the larger one. */
@@ -516,7 +516,7 @@ typedef struct ty_queue_info {
   double share; /* fair-share weight */
   uint32_t max_running, max_gpus, max_gpus_per_user; /* 0 = no limit */
   bool preemptible;
-  uint32_t default_time_s, max_time_s; /* 0 = none */
+  uint32_t default_time_s, max_time_s;  /* 0 = none */
   uint32_t pending, running, gpus_used; /* live counts (ListQueues) */
 } ty_queue_info;
 void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
@@ -611,7 +611,9 @@ int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t 
 
 /* protobuf-c wants `char *` and "" for absent strings; the message only
  * borrows them. */
-static inline char *ty_wire_str(const char *s) { return (char *)(s ? s : ""); }
+static inline char *ty_wire_str(const char *s) {
+  return (char *)(s ? s : "");
+}
 /* Copies for decoders. NULL becomes ""; returns NULL only when out of memory. */
 char *ty_wire_strdup(const char *s);
 /* n strings (NULL entries become ""): 0, or TY_ENOMEM with nothing to free. */

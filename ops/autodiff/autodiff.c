@@ -33,7 +33,8 @@ static int new_value(ad *a, ty_dtype dt, int like, int *out_id) {
 }
 
 /* Appends op(inputs) -> one new float value shaped like `like`. */
-static int add_simple(ad *a, ty_op op, const int *in, int n_in, int like, int *out_id, size_t *out_node) {
+static int add_simple(ad *a, ty_op op, const int *in, int n_in, int like, int *out_id,
+                      size_t *out_node) {
   int rc = new_value(a, TY_DTYPE_F32, like, out_id);
   int idx = 0;
   if (rc == 0) rc = ty_graph_add_node(a->g, op, NULL, in, n_in, out_id, 1, &idx);
@@ -65,15 +66,16 @@ static int gemm(ad *a, int x, int y, bool ta, bool tb, float alpha, int like, in
 /* Gemm's A and B through Gemm: Y = alpha op(A) op(B). */
 static int emit_gemm(ad *a, size_t k, int wrt, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
-  bool ta = ty_graph_node_attr_int(n, "transA", 0) != 0, tb = ty_graph_node_attr_int(n, "transB", 0) != 0;
+  bool ta = ty_graph_node_attr_int(n, "transA", 0) != 0,
+       tb = ty_graph_node_attr_int(n, "transB", 0) != 0;
   float alpha = ty_graph_node_attr_float(n, "alpha", 1.0f);
   int A = n->inputs[0], B = n->inputs[1], like = n->inputs[wrt];
   if (wrt == 0) {
-    if (!ta) return gemm(a, dy, B, false, !tb, alpha, like, out_id);    /* dY op(B)^T */
-    return gemm(a, B, dy, tb, true, alpha, like, out_id);               /* op(B) dY^T */
+    if (!ta) return gemm(a, dy, B, false, !tb, alpha, like, out_id); /* dY op(B)^T */
+    return gemm(a, B, dy, tb, true, alpha, like, out_id);            /* op(B) dY^T */
   }
-  if (!tb) return gemm(a, A, dy, !ta, false, alpha, like, out_id);      /* op(A)^T dY */
-  return gemm(a, dy, A, true, ta, alpha, like, out_id);                 /* dY^T op(A) */
+  if (!tb) return gemm(a, A, dy, !ta, false, alpha, like, out_id); /* op(A)^T dY */
+  return gemm(a, dy, A, true, ta, alpha, like, out_id);            /* dY^T op(A) */
 }
 
 static int emit_transpose(ad *a, size_t k, int dy, int *out_id) {
@@ -114,12 +116,23 @@ static int copy_attrs(ad *a, size_t from, size_t to) {
   for (int i = 0; rc == 0 && i < a->g->nodes[from].n_attrs; i++) {
     const ty_graph_attr *t = &a->g->nodes[from].attrs[i];
     switch (t->type) {
-    case TY_ATTR_INT: rc = ty_graph_node_set_int(a->g, to, t->name, t->i); break;
-    case TY_ATTR_FLOAT: rc = ty_graph_node_set_float(a->g, to, t->name, t->f); break;
-    case TY_ATTR_STRING: rc = ty_graph_node_set_string(a->g, to, t->name, t->s); break;
-    case TY_ATTR_INTS: rc = ty_graph_node_set_ints(a->g, to, t->name, t->ints, t->n); break;
-    case TY_ATTR_FLOATS: rc = ty_graph_node_set_floats(a->g, to, t->name, t->floats, t->n); break;
-    default: break; /* tensor attributes belong to Constant, which has no gradient */
+    case TY_ATTR_INT:
+      rc = ty_graph_node_set_int(a->g, to, t->name, t->i);
+      break;
+    case TY_ATTR_FLOAT:
+      rc = ty_graph_node_set_float(a->g, to, t->name, t->f);
+      break;
+    case TY_ATTR_STRING:
+      rc = ty_graph_node_set_string(a->g, to, t->name, t->s);
+      break;
+    case TY_ATTR_INTS:
+      rc = ty_graph_node_set_ints(a->g, to, t->name, t->ints, t->n);
+      break;
+    case TY_ATTR_FLOATS:
+      rc = ty_graph_node_set_floats(a->g, to, t->name, t->floats, t->n);
+      break;
+    default:
+      break; /* tensor attributes belong to Constant, which has no gradient */
     }
   }
   return rc;
@@ -176,7 +189,9 @@ static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const char *why = ty__grad_refusal(n, wrt, shapes);
   if (why) return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "input %d: %s", wrt, why);
   switch (n->op) {
-  case TY_OP_IDENTITY: *out_id = dy; return 0;
+  case TY_OP_IDENTITY:
+    *out_id = dy;
+    return 0;
   case TY_OP_ADD:
     if (ty_shape_equal(&x->shape, &y->shape)) {
       *out_id = dy;
@@ -186,19 +201,23 @@ static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   case TY_OP_GEMM:
     if (wrt < 2) return emit_gemm(a, k, wrt, dy, out_id);
     break;
-  case TY_OP_TRANSPOSE: return emit_transpose(a, k, dy, out_id);
+  case TY_OP_TRANSPOSE:
+    return emit_transpose(a, k, dy, out_id);
   case TY_OP_DROPOUT: {
     int rc = ensure_mask(a, k);
     if (rc != 0) return rc;
     break;
   }
-  case TY_OP_CONSTANT: return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "has no gradient");
+  case TY_OP_CONSTANT:
+    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "has no gradient");
   case TY_OP_EXTERN:
     return emit_extern(a, k, dy, out_id);
-  default: break;
+  default:
+    break;
   }
   if (n->op == TY_OP_GRAD)
-    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED, "cannot differentiate a gradient node");
+    return ty__node_err(a->err, a->err_len, n, TY_EUNSUPPORTED,
+                        "cannot differentiate a gradient node");
   return emit_tygrad(a, k, wrt, out, dy, out_id);
 }
 
@@ -242,7 +261,8 @@ static void mark_needs(ad *a, const size_t *order, size_t nn) {
     const ty_graph_node *n = &a->g->nodes[order[s]];
     bool any = false;
     for (int i = 0; i < n->n_inputs && !any; i++)
-      any = n->inputs[i] != TY_NO_VALUE && a->needs[n->inputs[i]] && ty__grad_differentiable(n->op, i);
+      any = n->inputs[i] != TY_NO_VALUE && a->needs[n->inputs[i]] &&
+            ty__grad_differentiable(n->op, i);
     for (int i = 0; any && i < n->n_outputs; i++)
       if (n->outputs[i] != TY_NO_VALUE) a->needs[n->outputs[i]] = true;
   }
@@ -277,13 +297,16 @@ static int run(ad *a, int loss, const int *params, size_t n_params, int *out_gra
   if (rc != 0)
     rc = ty_errf(a->err, a->err_len, rc, "graph: has a cycle or reads a value nobody produces");
   for (size_t i = 0; rc == 0 && i < n_params; i++) {
-    if (params[i] < 0 || (size_t)params[i] >= a->nv0 || a->g->values[params[i]].dtype != TY_DTYPE_F32)
+    if (params[i] < 0 || (size_t)params[i] >= a->nv0 ||
+        a->g->values[params[i]].dtype != TY_DTYPE_F32)
       rc = ty_errf(a->err, a->err_len, TY_EINVAL, "param %zu: not a float value of the graph", i);
-    else a->needs[params[i]] = true;
+    else
+      a->needs[params[i]] = true;
   }
   if (rc == 0) mark_needs(a, order, nn);
   if (rc == 0) rc = seed(a, loss);
-  for (size_t s = nn; rc == 0 && s-- > 0;) rc = backward_node(a, order[s]);
+  for (size_t s = nn; rc == 0 && s-- > 0;)
+    rc = backward_node(a, order[s]);
   for (size_t i = 0; rc == 0 && i < n_params; i++) {
     out_grads[i] = a->grad[params[i]];
     if (out_grads[i] != TY_NO_VALUE) rc = ty_graph_mark_output(a->g, out_grads[i]);
@@ -292,8 +315,8 @@ static int run(ad *a, int loss, const int *params, size_t n_params, int *out_gra
   return rc;
 }
 
-int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *out_grads, char *err,
-                size_t err_len) {
+int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *out_grads,
+                char *err, size_t err_len) {
   ad a = {.g = g, .nv0 = g->n_values, .err = err, .err_len = err_len};
   if (loss < 0 || (size_t)loss >= g->n_values)
     return ty_errf(err, err_len, TY_EINVAL, "loss: value %d does not exist", loss);
@@ -301,7 +324,8 @@ int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *
   a.needs = calloc(a.nv0 + 1, sizeof *a.needs);
   int rc = TY_ENOMEM;
   if (a.grad && a.needs) {
-    for (size_t i = 0; i < a.nv0; i++) a.grad[i] = TY_NO_VALUE;
+    for (size_t i = 0; i < a.nv0; i++)
+      a.grad[i] = TY_NO_VALUE;
     rc = run(&a, loss, params, n_params, out_grads);
   }
   if (rc == 0) rc = ty_graph_infer_shapes(g, err, err_len);

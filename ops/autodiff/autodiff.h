@@ -47,8 +47,8 @@
  * TY_EUNSUPPORTED (a node on the path has no gradient rule, e.g. 1-D MatMul
  * or a gradient flowing into an op's secondary output), naming the node.
  * On error g may hold some appended nodes; discard it. */
-int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *out_grads, char *err,
-                size_t err_len);
+int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *out_grads,
+                char *err, size_t err_len);
 
 /* True when a gradient flows into forward input `input` of op (false for
  * labels, shapes, axes, indices, running statistics). The one rule autodiff

@@ -28,16 +28,16 @@
 /* A decoded TyGrad node as the kernels see it. */
 typedef struct ty__gctx {
   const ty_graph_node *n;
-  ty_op op;                 /* forward op */
-  int wrt;                  /* forward input index */
+  ty_op op; /* forward op */
+  int wrt;  /* forward input index */
   const ty_tensor *dy;
   const ty_tensor *const *x; /* forward inputs (NULL when absent) */
   int nx;
   const ty_tensor *const *y; /* forward outputs (NULL when absent) */
   int ny;
-  ty_tensor *dx;            /* the output, zero-filled */
+  ty_tensor *dx; /* the output, zero-filled */
   bool training;
-  int out; /* the forward output dy belongs to */
+  int out;             /* the forward output dy belongs to */
   ty_workers *workers; /* the executor's threads (ops/workers.c); NULL: the caller only */
 } ty__gctx;
 

@@ -15,7 +15,9 @@
 
 #include <string.h>
 
-bool ty_autodiff_input_differentiable(ty_op op, int i) { return ty__grad_differentiable(op, i); }
+bool ty_autodiff_input_differentiable(ty_op op, int i) {
+  return ty__grad_differentiable(op, i);
+}
 
 bool ty__grad_differentiable(ty_op op, int i) {
   switch (op) {
@@ -37,7 +39,8 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_CUMSUM:
   case TY_OP_CLIP:
   case TY_OP_CAST:
-  case TY_OP_CAST_LIKE: return i == 0;
+  case TY_OP_CAST_LIKE:
+    return i == 0;
   case TY_OP_REDUCE_MEAN:
   case TY_OP_REDUCE_SUM:
   case TY_OP_REDUCE_MAX:
@@ -47,26 +50,38 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_REDUCE_L2:
   case TY_OP_REDUCE_SUM_SQUARE:
   case TY_OP_REDUCE_LOG_SUM:
-  case TY_OP_REDUCE_LOG_SUM_EXP: return i == 0;
-  case TY_OP_BATCH_NORM: return i <= 2;
+  case TY_OP_REDUCE_LOG_SUM_EXP:
+    return i == 0;
+  case TY_OP_BATCH_NORM:
+    return i <= 2;
   case TY_OP_GEMM:
   case TY_OP_CONV:
   case TY_OP_LAYER_NORM:
   case TY_OP_CONV_TRANSPOSE:
-  case TY_OP_INSTANCE_NORM: return i <= 2;
-  case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW: case TY_OP_MATMUL:
+  case TY_OP_INSTANCE_NORM:
+    return i <= 2;
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+  case TY_OP_MUL:
+  case TY_OP_DIV:
+  case TY_OP_POW:
+  case TY_OP_MATMUL:
   case TY_OP_PRELU:
-  case TY_OP_MOD: return i <= 1;
-  case TY_OP_WHERE: return i == 1 || i == 2;
+  case TY_OP_MOD:
+    return i <= 1;
+  case TY_OP_WHERE:
+    return i == 1 || i == 2;
   case TY_OP_SCATTER_ND:
   case TY_OP_SCATTER_ELEMENTS:
-  case TY_OP_SCATTER: return i == 0 || i == 2;
+  case TY_OP_SCATTER:
+    return i == 0 || i == 2;
   case TY_OP_CONCAT:
   case TY_OP_MAX:
   case TY_OP_MIN:
   case TY_OP_SUM:
   case TY_OP_MEAN:
-  case TY_OP_EINSUM: return true;
+  case TY_OP_EINSUM:
+    return true;
   /* Integer, boolean and index results carry no gradient. */
   case TY_OP_CONSTANT:
   case TY_OP_GRAD:
@@ -90,8 +105,10 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_ONE_HOT:
   case TY_OP_ARG_MAX:
   case TY_OP_ARG_MIN:
-  case TY_OP_HARDMAX: return false;
-  default: return i == 0 && (int)op >= 0 && op < TY_OP_COUNT_;
+  case TY_OP_HARDMAX:
+    return false;
+  default:
+    return i == 0 && (int)op >= 0 && op < TY_OP_COUNT_;
   }
 }
 
@@ -128,7 +145,8 @@ const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *co
           return "no gradient through a repeated label (a diagonal)";
     return NULL;
   }
-  default: return NULL;
+  default:
+    return NULL;
   }
 }
 
@@ -138,16 +156,20 @@ typedef struct decoded {
 } decoded;
 
 static int decode(const ty_graph_node *n, decoded *d, char *err, size_t err_len) {
-  int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
+  int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1),
+          wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
   int64_t nfi = ty_graph_node_attr_int(n, TY__GRAD_NFI, -1);
   if (op < 0 || op >= TY_OP_COUNT_ || op == TY_OP_GRAD)
-    return ty__node_err(err, err_len, n, TY_EINVAL, "attribute fwd_op=%lld is not a forward op", (long long)op);
+    return ty__node_err(err, err_len, n, TY_EINVAL, "attribute fwd_op=%lld is not a forward op",
+                        (long long)op);
   if (nfi < 1 || nfi > n->n_inputs - 1 || n->n_outputs != 1)
-    return ty__node_err(err, err_len, n, TY_EINVAL, "attribute n_fwd_in=%lld does not fit %d inputs", (long long)nfi,
+    return ty__node_err(err, err_len, n, TY_EINVAL,
+                        "attribute n_fwd_in=%lld does not fit %d inputs", (long long)nfi,
                         n->n_inputs);
   if (wrt < 0 || wrt >= nfi || !ty__grad_differentiable((ty_op)op, (int)wrt))
-    return ty__node_err(err, err_len, n, TY_EINVAL, "attribute wrt=%lld: %s has no gradient for that input",
-                        (long long)wrt, ty_op_name((ty_op)op));
+    return ty__node_err(err, err_len, n, TY_EINVAL,
+                        "attribute wrt=%lld: %s has no gradient for that input", (long long)wrt,
+                        ty_op_name((ty_op)op));
   int64_t out = ty_graph_node_attr_int(n, TY__GRAD_OUT, 0);
   if (out < 0 || out >= n->n_inputs - 1 - nfi || (out > 0 && !ty__grad_multi_output((ty_op)op)))
     return ty__node_err(err, err_len, n, TY_EINVAL,
@@ -181,7 +203,8 @@ int ty__infer_grad(ty__infer *ic) {
   fwd.outputs = n->inputs + 1 + d.nfi;
   ty_dtype odt[16];
   ty_shape osh[16];
-  if (nfo < 1 || nfo > 16) return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "bad forward output count");
+  if (nfo < 1 || nfo > 16)
+    return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "bad forward output count");
   ty__infer fic = {.node = &fwd,
                    .n_in = d.nfi,
                    .in_dt = ic->in_dt + 1,
@@ -201,7 +224,8 @@ int ty__infer_grad(ty__infer *ic) {
     int at = 1 + d.nfi + i;
     if (ic->in_dt[at] == TY_DTYPE_INVALID) continue;
     if (ic->in_dt[at] != odt[i] || !shape_same(&ic->in_shape[at], &osh[i]))
-      return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL, "forward output %d does not match its inference", i);
+      return ty__node_err(ic->err, ic->err_len, n, TY_EINVAL,
+                          "forward output %d does not match its inference", i);
   }
   if (ic->in_dt[1 + d.wrt] != TY_DTYPE_F32)
     return ty__node_err(ic->err, ic->err_len, n, TY_EUNSUPPORTED, "gradient of a non-float input");
@@ -256,7 +280,8 @@ bool ty__grad_overwrites(const ty_graph_node *n) {
   }
 }
 
-int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   decoded d;
   if (!out[0]) return 0;
   if (decode(n, &d, NULL, 0) != 0) return TY_EINTERNAL;
@@ -279,31 +304,56 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   case TY_OP_DIV:
   case TY_OP_POW:
   case TY_OP_PRELU:
-  case TY_OP_MOD: return ty__g_binary(&c);
-  case TY_OP_RELU: case TY_OP_LEAKY_RELU: case TY_OP_SIGMOID: case TY_OP_TANH: case TY_OP_ERF:
-  case TY_OP_SQRT: case TY_OP_EXP: case TY_OP_LOG: case TY_OP_NEG: case TY_OP_IDENTITY: return ty__g_unary(&c);
-  case TY_OP_CLIP: return ty__g_clip(&c);
+  case TY_OP_MOD:
+    return ty__g_binary(&c);
+  case TY_OP_RELU:
+  case TY_OP_LEAKY_RELU:
+  case TY_OP_SIGMOID:
+  case TY_OP_TANH:
+  case TY_OP_ERF:
+  case TY_OP_SQRT:
+  case TY_OP_EXP:
+  case TY_OP_LOG:
+  case TY_OP_NEG:
+  case TY_OP_IDENTITY:
+    return ty__g_unary(&c);
+  case TY_OP_CLIP:
+    return ty__g_clip(&c);
   case TY_OP_CAST:
-  case TY_OP_CAST_LIKE: return ty__g_reshape(&c); /* float to float: the identity */
-  case TY_OP_WHERE: return ty__g_where(&c);
+  case TY_OP_CAST_LIKE:
+    return ty__g_reshape(&c); /* float to float: the identity */
+  case TY_OP_WHERE:
+    return ty__g_where(&c);
   case TY_OP_MAX:
   case TY_OP_MIN:
   case TY_OP_SUM:
-  case TY_OP_MEAN: return ty__g_variadic(&c);
-  case TY_OP_SLICE: return ty__g_slice(&c);
-  case TY_OP_SPLIT: return ty__g_split(&c);
-  case TY_OP_EXPAND: return ty__g_expand(&c);
-  case TY_OP_TILE: return ty__g_tile(&c);
-  case TY_OP_PAD: return ty__g_pad(&c);
-  case TY_OP_TRILU: return ty__g_trilu(&c);
-  case TY_OP_GATHER_ELEMENTS: return ty__g_gather_elements(&c);
-  case TY_OP_GATHER_ND: return ty__g_gather_nd(&c);
+  case TY_OP_MEAN:
+    return ty__g_variadic(&c);
+  case TY_OP_SLICE:
+    return ty__g_slice(&c);
+  case TY_OP_SPLIT:
+    return ty__g_split(&c);
+  case TY_OP_EXPAND:
+    return ty__g_expand(&c);
+  case TY_OP_TILE:
+    return ty__g_tile(&c);
+  case TY_OP_PAD:
+    return ty__g_pad(&c);
+  case TY_OP_TRILU:
+    return ty__g_trilu(&c);
+  case TY_OP_GATHER_ELEMENTS:
+    return ty__g_gather_elements(&c);
+  case TY_OP_GATHER_ND:
+    return ty__g_gather_nd(&c);
   case TY_OP_SCATTER_ND:
   case TY_OP_SCATTER_ELEMENTS:
-  case TY_OP_SCATTER: return ty__g_scatter(&c);
+  case TY_OP_SCATTER:
+    return ty__g_scatter(&c);
   case TY_OP_DEPTH_TO_SPACE:
-  case TY_OP_SPACE_TO_DEPTH: return ty__g_depth_space(&c);
-  case TY_OP_CUMSUM: return ty__g_cumsum(&c);
+  case TY_OP_SPACE_TO_DEPTH:
+    return ty__g_depth_space(&c);
+  case TY_OP_CUMSUM:
+    return ty__g_cumsum(&c);
   case TY_OP_REDUCE_MAX:
   case TY_OP_REDUCE_MIN:
   case TY_OP_REDUCE_PROD:
@@ -311,26 +361,53 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   case TY_OP_REDUCE_L2:
   case TY_OP_REDUCE_SUM_SQUARE:
   case TY_OP_REDUCE_LOG_SUM:
-  case TY_OP_REDUCE_LOG_SUM_EXP: return ty__g_reduce_ext(&c);
-  case TY_OP_CONV_TRANSPOSE: return ty__g_conv_transpose(&c);
-  case TY_OP_EINSUM: return ty__g_einsum(&c);
-  case TY_OP_NLL_LOSS: return ty__g_nll(&c);
-  case TY_OP_GLOBAL_MAX_POOL: return ty__g_global_max_pool(&c);
-  case TY_OP_INSTANCE_NORM: return ty__g_instance_norm(&c);
-  case TY_OP_SOFTMAX: case TY_OP_LOG_SOFTMAX: return ty__g_softmax(&c);
-  case TY_OP_SOFTMAX_CE_LOSS: return ty__g_sce(&c);
-  case TY_OP_FLATTEN: case TY_OP_RESHAPE: case TY_OP_SQUEEZE: case TY_OP_UNSQUEEZE: return ty__g_reshape(&c);
-  case TY_OP_CONCAT: return ty__g_concat(&c);
-  case TY_OP_GATHER: return ty__g_gather(&c);
-  case TY_OP_REDUCE_MEAN: case TY_OP_REDUCE_SUM: return ty__g_reduce(&c);
-  case TY_OP_GEMM: return ty__g_gemm_bias(&c);
-  case TY_OP_MATMUL: return ty__g_matmul(&c);
-  case TY_OP_CONV: return ty__g_conv(&c);
-  case TY_OP_MAX_POOL: case TY_OP_AVERAGE_POOL: return ty__g_pool(&c);
-  case TY_OP_GLOBAL_AVERAGE_POOL: return ty__g_global_pool(&c);
-  case TY_OP_BATCH_NORM: return ty__g_batch_norm(&c);
-  case TY_OP_LAYER_NORM: return ty__g_layer_norm(&c);
-  case TY_OP_DROPOUT: return ty__g_dropout(&c);
-  default: return ty__g_unary_ext(&c); /* the other unary float ops */
+  case TY_OP_REDUCE_LOG_SUM_EXP:
+    return ty__g_reduce_ext(&c);
+  case TY_OP_CONV_TRANSPOSE:
+    return ty__g_conv_transpose(&c);
+  case TY_OP_EINSUM:
+    return ty__g_einsum(&c);
+  case TY_OP_NLL_LOSS:
+    return ty__g_nll(&c);
+  case TY_OP_GLOBAL_MAX_POOL:
+    return ty__g_global_max_pool(&c);
+  case TY_OP_INSTANCE_NORM:
+    return ty__g_instance_norm(&c);
+  case TY_OP_SOFTMAX:
+  case TY_OP_LOG_SOFTMAX:
+    return ty__g_softmax(&c);
+  case TY_OP_SOFTMAX_CE_LOSS:
+    return ty__g_sce(&c);
+  case TY_OP_FLATTEN:
+  case TY_OP_RESHAPE:
+  case TY_OP_SQUEEZE:
+  case TY_OP_UNSQUEEZE:
+    return ty__g_reshape(&c);
+  case TY_OP_CONCAT:
+    return ty__g_concat(&c);
+  case TY_OP_GATHER:
+    return ty__g_gather(&c);
+  case TY_OP_REDUCE_MEAN:
+  case TY_OP_REDUCE_SUM:
+    return ty__g_reduce(&c);
+  case TY_OP_GEMM:
+    return ty__g_gemm_bias(&c);
+  case TY_OP_MATMUL:
+    return ty__g_matmul(&c);
+  case TY_OP_CONV:
+    return ty__g_conv(&c);
+  case TY_OP_MAX_POOL:
+  case TY_OP_AVERAGE_POOL:
+    return ty__g_pool(&c);
+  case TY_OP_GLOBAL_AVERAGE_POOL:
+    return ty__g_global_pool(&c);
+  case TY_OP_BATCH_NORM:
+    return ty__g_batch_norm(&c);
+  case TY_OP_LAYER_NORM:
+    return ty__g_layer_norm(&c);
+  case TY_OP_DROPOUT:
+    return ty__g_dropout(&c);
+  default:
+    return ty__g_unary_ext(&c); /* the other unary float ops */
   }
 }

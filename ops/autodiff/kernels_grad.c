@@ -45,13 +45,19 @@ static void walk_next(walk *w) {
 
 static double binary_partial(ty_op op, int wrt, double a, double b, double dy) {
   switch (op) {
-  case TY_OP_ADD: return dy;
-  case TY_OP_SUB: return wrt == 0 ? dy : -dy;
-  case TY_OP_MUL: return wrt == 0 ? dy * b : dy * a;
-  case TY_OP_DIV: return wrt == 0 ? dy / b : -dy * a / (b * b);
-  case TY_OP_PRELU: return wrt == 0 ? (a < 0 ? dy * b : dy) : (a < 0 ? dy * a : 0);
-  case TY_OP_MOD: return wrt == 0 ? dy : -dy * trunc(a / b); /* fmod: a - trunc(a / b) * b */
-  default: /* Pow */
+  case TY_OP_ADD:
+    return dy;
+  case TY_OP_SUB:
+    return wrt == 0 ? dy : -dy;
+  case TY_OP_MUL:
+    return wrt == 0 ? dy * b : dy * a;
+  case TY_OP_DIV:
+    return wrt == 0 ? dy / b : -dy * a / (b * b);
+  case TY_OP_PRELU:
+    return wrt == 0 ? (a < 0 ? dy * b : dy) : (a < 0 ? dy * a : 0);
+  case TY_OP_MOD:
+    return wrt == 0 ? dy : -dy * trunc(a / b); /* fmod: a - trunc(a / b) * b */
+  default:                                     /* Pow */
     if (wrt == 0) return b == 0 ? 0 : dy * b * pow(a, b - 1);
     return a > 0 ? dy * log(a) * pow(a, b) : 0;
   }
@@ -163,7 +169,8 @@ int ty__g_binary(ty__gctx *c) {
   if (a->dtype != TY_DTYPE_F32) return TY_EUNSUPPORTED;
   if (b->dtype == TY_DTYPE_I64) {
     if (ty_tensor_create(TY_DTYPE_F32, &b->shape, &bf) != 0) return TY_ENOMEM;
-    for (int64_t i = 0; i < ty_tensor_numel(b); i++) ty_tensor_f32(bf)[i] = (float)ty_tensor_i64(b)[i];
+    for (int64_t i = 0; i < ty_tensor_numel(b); i++)
+      ty_tensor_f32(bf)[i] = (float)ty_tensor_i64(b)[i];
     b = bf;
   }
   int rc = binary_fast(c, a, b);
@@ -187,7 +194,8 @@ int ty__g_binary(ty__gctx *c) {
     acc[c->wrt == 0 ? w.oa : w.ob] += g;
   }
   float *dx = c->dx->data;
-  for (int64_t i = 0; i < nd; i++) dx[i] = (float)acc[i];
+  for (int64_t i = 0; i < nd; i++)
+    dx[i] = (float)acc[i];
   free(acc);
   ty_tensor_destroy(bf);
   return 0;
@@ -265,10 +273,12 @@ int ty__g_unary(ty__gctx *c) {
 }
 
 /* The [outer, dim, inner] view of Softmax's axis (see kernels/softmax.c). */
-static int softmax_view(const ty_graph_node *n, const ty_shape *s, int64_t *outer, int64_t *dim, int64_t *inner) {
+static int softmax_view(const ty_graph_node *n, const ty_shape *s, int64_t *outer, int64_t *dim,
+                        int64_t *inner) {
   bool legacy = n->opset < 13;
   int axis, rank = s->rank ? s->rank : 1;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0)
+    return TY_EINTERNAL;
   if (s->rank == 0) {
     *outer = *dim = *inner = 1;
     return 0;
@@ -391,9 +401,11 @@ int ty__g_reshape(ty__gctx *c) {
 int ty__g_concat(ty__gctx *c) {
   const ty_shape *ys = &c->dy->shape;
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), ys->rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), ys->rank, &axis) != 0)
+    return TY_EINTERNAL;
   int64_t off = 0;
-  for (int i = 0; i < c->wrt; i++) off += c->x[i]->shape.dims[axis];
+  for (int i = 0; i < c->wrt; i++)
+    off += c->x[i]->shape.dims[axis];
   int64_t outer = ty_shape_span(ys, 0, axis), inner = ty_shape_span(ys, axis + 1, ys->rank);
   int64_t yrow = ys->dims[axis] * inner, xrow = c->dx->shape.dims[axis] * inner;
   const float *dy = c->dy->data;
@@ -406,7 +418,8 @@ int ty__g_concat(ty__gctx *c) {
 int ty__g_gather(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *ind = c->x[1];
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", 0), x->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
   int64_t outer = ty_shape_span(&x->shape, 0, axis), dim = x->shape.dims[axis];
   int64_t inner = ty_shape_span(&x->shape, axis + 1, x->shape.rank), ni = ty_tensor_numel(ind);
   const float *dy = c->dy->data;
@@ -418,7 +431,8 @@ int ty__g_gather(ty__gctx *c) {
       if (k < 0 || k >= dim) return TY_EINVAL;
       const float *src = dy + (o * ni + j) * inner;
       float *dst = dx + (o * dim + k) * inner;
-      for (int64_t i = 0; i < inner; i++) dst[i] += src[i];
+      for (int64_t i = 0; i < inner; i++)
+        dst[i] += src[i];
     }
   return 0;
 }
@@ -442,7 +456,8 @@ int ty__g_reduce(ty__gctx *c) {
   ty__odo w;
   ty__odo_init_strided(&w, &x->shape, ys, 0);
   float scale = c->op == TY_OP_REDUCE_MEAN && ynum ? (float)((double)ynum / (double)xnum) : 1.0f;
-  for (int64_t i = 0; i < xnum; i++, ty__odo_next(&w)) dx[i] = dy[w.off[0]] * scale;
+  for (int64_t i = 0; i < xnum; i++, ty__odo_next(&w))
+    dx[i] = dy[w.off[0]] * scale;
   return 0;
 }
 
@@ -457,9 +472,11 @@ int ty__g_gemm_bias(ty__gctx *c) {
   walk w;
   walk_init(&w, &c->dy->shape, &c->dx->shape, &c->dx->shape);
   const float *dy = c->dy->data;
-  for (int64_t i = 0; i < n; i++, walk_next(&w)) acc[w.oa] += dy[i];
+  for (int64_t i = 0; i < n; i++, walk_next(&w))
+    acc[w.oa] += dy[i];
   float *dx = c->dx->data;
-  for (int64_t i = 0; i < nd; i++) dx[i] = (float)(beta * acc[i]);
+  for (int64_t i = 0; i < nd; i++)
+    dx[i] = (float)(beta * acc[i]);
   free(acc);
   return 0;
 }
@@ -479,6 +496,7 @@ int ty__g_dropout(ty__gctx *c) {
   if (!mask) return TY_EINVAL;
   const uint8_t *m = mask->data;
   float scale = 1.0f / (1.0f - ratio);
-  for (int64_t i = 0; i < n; i++) dx[i] = m[i] ? dy[i] * scale : 0.0f;
+  for (int64_t i = 0; i < n; i++)
+    dx[i] = m[i] ? dy[i] * scale : 0.0f;
   return 0;
 }

@@ -30,7 +30,8 @@ int ty__g_unbroadcast(const ty_tensor *g, const ty_shape *x_shape, ty_tensor *dx
   for (int64_t i = 0; i < n && len > 0; i += len, ty__odo_next(&w))
     for (int64_t k = 0; k < len; k++)
       acc[w.off[0] + k * st] += gd[i + k];
-  for (int64_t i = 0; i < nd; i++) ty_tensor_f32(dx)[i] = (float)acc[i];
+  for (int64_t i = 0; i < nd; i++)
+    ty_tensor_f32(dx)[i] = (float)acc[i];
   free(acc);
   return 0;
 }
@@ -49,37 +50,60 @@ static double gelu_df(const ty__uparams *p, double x) {
 /* d op(x) / dx of the unary ops without a float32 rule in kernels_grad.c. */
 static double unary_df(const ty__uparams *p, double x) {
   switch (p->op) {
-  case TY_OP_ABS: return (x > 0) - (x < 0);
-  case TY_OP_RECIPROCAL: return -1.0 / (x * x);
-  case TY_OP_ELU: return x < 0 ? p->alpha * exp(x) : 1.0;
-  case TY_OP_SELU: return p->gamma * (x <= 0 ? p->alpha * exp(x) : 1.0);
-  case TY_OP_CELU: return x > 0 ? 1.0 : exp(x / p->alpha);
+  case TY_OP_ABS:
+    return (x > 0) - (x < 0);
+  case TY_OP_RECIPROCAL:
+    return -1.0 / (x * x);
+  case TY_OP_ELU:
+    return x < 0 ? p->alpha * exp(x) : 1.0;
+  case TY_OP_SELU:
+    return p->gamma * (x <= 0 ? p->alpha * exp(x) : 1.0);
+  case TY_OP_CELU:
+    return x > 0 ? 1.0 : exp(x / p->alpha);
   case TY_OP_HARD_SIGMOID: {
     double v = p->alpha * x + p->beta;
     return v > 0 && v < 1 ? p->alpha : 0.0;
   }
-  case TY_OP_HARD_SWISH: return x < -3 ? 0.0 : x > 3 ? 1.0 : x / 3.0 + 0.5;
-  case TY_OP_GELU: return gelu_df(p, x);
-  case TY_OP_SOFTPLUS: return sigmoid(x);
-  case TY_OP_SOFTSIGN: return 1.0 / ((1.0 + fabs(x)) * (1.0 + fabs(x)));
-  case TY_OP_THRESHOLDED_RELU: return x > p->alpha ? 1.0 : 0.0;
-  case TY_OP_SHRINK: return x < -p->lambd || x > p->lambd ? 1.0 : 0.0;
+  case TY_OP_HARD_SWISH:
+    return x < -3 ? 0.0 : x > 3 ? 1.0 : x / 3.0 + 0.5;
+  case TY_OP_GELU:
+    return gelu_df(p, x);
+  case TY_OP_SOFTPLUS:
+    return sigmoid(x);
+  case TY_OP_SOFTSIGN:
+    return 1.0 / ((1.0 + fabs(x)) * (1.0 + fabs(x)));
+  case TY_OP_THRESHOLDED_RELU:
+    return x > p->alpha ? 1.0 : 0.0;
+  case TY_OP_SHRINK:
+    return x < -p->lambd || x > p->lambd ? 1.0 : 0.0;
   case TY_OP_MISH: {
     double sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)), t = tanh(sp);
     return t + x * (1.0 - t * t) * sigmoid(x);
   }
-  case TY_OP_SIN: return cos(x);
-  case TY_OP_COS: return -sin(x);
-  case TY_OP_TAN: return 1.0 + tan(x) * tan(x);
-  case TY_OP_ASIN: return 1.0 / sqrt(1.0 - x * x);
-  case TY_OP_ACOS: return -1.0 / sqrt(1.0 - x * x);
-  case TY_OP_ATAN: return 1.0 / (1.0 + x * x);
-  case TY_OP_SINH: return cosh(x);
-  case TY_OP_COSH: return sinh(x);
-  case TY_OP_ASINH: return 1.0 / sqrt(x * x + 1.0);
-  case TY_OP_ACOSH: return 1.0 / sqrt(x * x - 1.0);
-  case TY_OP_ATANH: return 1.0 / (1.0 - x * x);
-  default: return 0.0; /* Sign, Floor, Ceil, Round: piecewise constant */
+  case TY_OP_SIN:
+    return cos(x);
+  case TY_OP_COS:
+    return -sin(x);
+  case TY_OP_TAN:
+    return 1.0 + tan(x) * tan(x);
+  case TY_OP_ASIN:
+    return 1.0 / sqrt(1.0 - x * x);
+  case TY_OP_ACOS:
+    return -1.0 / sqrt(1.0 - x * x);
+  case TY_OP_ATAN:
+    return 1.0 / (1.0 + x * x);
+  case TY_OP_SINH:
+    return cosh(x);
+  case TY_OP_COSH:
+    return sinh(x);
+  case TY_OP_ASINH:
+    return 1.0 / sqrt(x * x + 1.0);
+  case TY_OP_ACOSH:
+    return 1.0 / sqrt(x * x - 1.0);
+  case TY_OP_ATANH:
+    return 1.0 / (1.0 - x * x);
+  default:
+    return 0.0; /* Sign, Floor, Ceil, Round: piecewise constant */
   }
 }
 
@@ -88,7 +112,8 @@ int ty__g_unary_ext(ty__gctx *c) {
   ty__uparams p = ty__uparams_of(c->n, c->op); /* the TyGrad node carries the forward attributes */
   const float *x = c->x[0]->data, *dy = c->dy->data;
   float *dx = c->dx->data;
-  for (int64_t i = 0; i < ty_tensor_numel(c->dx); i++) dx[i] = (float)(dy[i] * unary_df(&p, x[i]));
+  for (int64_t i = 0; i < ty_tensor_numel(c->dx); i++)
+    dx[i] = (float)(dy[i] * unary_df(&p, x[i]));
   return 0;
 }
 
@@ -143,14 +168,16 @@ int ty__g_variadic(ty__gctx *c) {
   }
   const ty_shape *shapes[TY__ODO_MAX];
   ty__odo w;
-  for (int i = 0; i < n && i < TY__ODO_MAX; i++) shapes[i] = &c->x[i]->shape;
+  for (int i = 0; i < n && i < TY__ODO_MAX; i++)
+    shapes[i] = &c->x[i]->shape;
   if (pick && n > TY__ODO_MAX) rc = TY_EUNSUPPORTED;
   ty__odo_init(&w, &c->dy->shape, pick ? n : 0, shapes);
   for (int64_t i = 0; rc == 0 && i < ty_tensor_numel(share); i++, ty__odo_next(&w)) {
     double g = c->op == TY_OP_MEAN ? dy[i] / n : dy[i];
     if (pick) {
       int ties = 0;
-      for (int k = 0; k < n; k++) ties += ty_tensor_f32(c->x[k])[w.off[k]] == y[i];
+      for (int k = 0; k < n; k++)
+        ties += ty_tensor_f32(c->x[k])[w.off[k]] == y[i];
       g = ty_tensor_f32(c->x[c->wrt])[w.off[c->wrt]] == y[i] ? g / (ties ? ties : 1) : 0.0;
     }
     ty_tensor_f32(share)[i] = (float)g;

@@ -79,8 +79,10 @@ int ty__g_split(ty__gctx *c) {
     return TY_EINTERNAL;
   if (ty__split_sizes(&f, c->nx > 1 ? c->x[1] : NULL, xs->dims[axis], c->ny, sizes) != 0)
     return TY_EINTERNAL;
-  for (int i = 0; i < c->out; i++) first[axis] += sizes[i];
-  for (int d = 0; d < xs->rank; d++) step[d] = 1;
+  for (int i = 0; i < c->out; i++)
+    first[axis] += sizes[i];
+  for (int d = 0; d < xs->rank; d++)
+    step[d] = 1;
   strided_add(c->dy, first, step, c->dx);
   return 0;
 }
@@ -96,9 +98,11 @@ int ty__g_tile(ty__gctx *c) {
   ty_shape_strides(xs, st);
   for (int64_t i = 0; i < n; i++) {
     int64_t off = 0;
-    for (int d = 0; d < r; d++) off += (idx[d] % xs->dims[d]) * st[d];
+    for (int d = 0; d < r; d++)
+      off += (idx[d] % xs->dims[d]) * st[d];
     ty_tensor_f32(c->dx)[off] += ty_tensor_f32(c->dy)[i];
-    for (int d = r - 1; d >= 0 && ++idx[d] == ys->dims[d]; d--) idx[d] = 0;
+    for (int d = r - 1; d >= 0 && ++idx[d] == ys->dims[d]; d--)
+      idx[d] = 0;
   }
   return 0;
 }
@@ -120,7 +124,8 @@ int ty__g_pad(ty__gctx *c) {
       off += s * st[d];
     }
     if (cell) ty_tensor_f32(c->dx)[off] += ty_tensor_f32(c->dy)[i];
-    for (int d = r - 1; d >= 0 && ++idx[d] == ys->dims[d]; d--) idx[d] = 0;
+    for (int d = r - 1; d >= 0 && ++idx[d] == ys->dims[d]; d--)
+      idx[d] = 0;
   }
   return 0;
 }

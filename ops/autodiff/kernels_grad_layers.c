@@ -27,7 +27,8 @@
 static void slot_stats(ty__gctx *c, const int64_t *ys, double *cnt, double *prod) {
   const ty_tensor *x = c->x[0];
   const float *y = c->y[0]->data;
-  for (int64_t i = 0; i < ty_tensor_numel(c->y[0]); i++) prod[i] = 1;
+  for (int64_t i = 0; i < ty_tensor_numel(c->y[0]); i++)
+    prod[i] = 1;
   ty__odo w;
   ty__odo_init_strided(&w, &x->shape, ys, 0);
   for (int64_t i = 0; i < ty_tensor_numel(x); i++, ty__odo_next(&w)) {
@@ -47,13 +48,20 @@ static void slot_stats(ty__gctx *c, const int64_t *ys, double *cnt, double *prod
 static double reduce_partial(ty_op op, double x, double y, double cnt, double prod) {
   switch (op) {
   case TY_OP_REDUCE_MAX:
-  case TY_OP_REDUCE_MIN: return x == y ? 1.0 / cnt : 0.0;
-  case TY_OP_REDUCE_PROD: return cnt == 0 ? prod / x : cnt == 1 && x == 0 ? prod : 0.0;
-  case TY_OP_REDUCE_L1: return (x > 0) - (x < 0);
-  case TY_OP_REDUCE_L2: return y > 0 ? x / y : 0.0;
-  case TY_OP_REDUCE_SUM_SQUARE: return 2.0 * x;
-  case TY_OP_REDUCE_LOG_SUM: return exp(-y);
-  default: return exp(x - y); /* LogSumExp */
+  case TY_OP_REDUCE_MIN:
+    return x == y ? 1.0 / cnt : 0.0;
+  case TY_OP_REDUCE_PROD:
+    return cnt == 0 ? prod / x : cnt == 1 && x == 0 ? prod : 0.0;
+  case TY_OP_REDUCE_L1:
+    return (x > 0) - (x < 0);
+  case TY_OP_REDUCE_L2:
+    return y > 0 ? x / y : 0.0;
+  case TY_OP_REDUCE_SUM_SQUARE:
+    return 2.0 * x;
+  case TY_OP_REDUCE_LOG_SUM:
+    return exp(-y);
+  default:
+    return exp(x - y); /* LogSumExp */
   }
 }
 
@@ -65,7 +73,8 @@ int ty__g_reduce_ext(ty__gctx *c) {
   bool red[TY_MAX_RANK], noop;
   if (ty__reduce_mask(&f, c->x, x->shape.rank, red, &noop) != 0) return TY_EINTERNAL;
   if (noop)
-    for (int d = 0; d < TY_MAX_RANK; d++) red[d] = false;
+    for (int d = 0; d < TY_MAX_RANK; d++)
+      red[d] = false;
   int64_t ys[TY_MAX_RANK], ny = ty_tensor_numel(yt);
   ty__reduce_slots(&x->shape, red, ys);
   double *cnt = calloc(2 * (size_t)(ny ? ny : 1), sizeof *cnt), *prod = cnt + (ny ? ny : 1);
@@ -98,7 +107,8 @@ int ty__g_conv_transpose(ty__gctx *c) {
     for (int64_t oc = 0; oc < m; oc++) {
       double s = 0;
       for (int64_t b = 0; b < batch; b++)
-        for (int64_t i = 0; i < lo; i++) s += dy[(b * m + oc) * lo + i];
+        for (int64_t i = 0; i < lo; i++)
+          s += dy[(b * m + oc) * lo + i];
       dx[oc] = (float)s;
     }
     return 0;
@@ -131,7 +141,8 @@ int ty__g_conv_transpose(ty__gctx *c) {
 /* ---- Einsum ---------------------------------------------------------------------- */
 int ty__g_einsum(ty__gctx *c) {
   ty_shape shapes[TY__EINSUM_MAX_IN];
-  for (int i = 0; i < c->nx; i++) shapes[i] = c->x[i]->shape;
+  for (int i = 0; i < c->nx; i++)
+    shapes[i] = c->x[i]->shape;
   ty__einsum es, ge;
   char why[160];
   if (ty__einsum_parse(ty_graph_node_attr_string(c->n, "equation", ""), shapes, c->nx, &es, why,
@@ -146,13 +157,15 @@ int ty__g_einsum(ty__gctx *c) {
   gin[ge.n_in] = c->dy;
   ge.in_rank[ge.n_in] = es.out_rank;
   memcpy(ge.in_lab[ge.n_in++], es.out_lab, sizeof es.out_lab);
-  for (int d = 0; d < es.out_rank; d++) have[es.out_lab[d]] = true;
+  for (int d = 0; d < es.out_rank; d++)
+    have[es.out_lab[d]] = true;
   for (int i = 0; i < c->nx; i++) {
     if (i == c->wrt) continue;
     gin[ge.n_in] = c->x[i];
     ge.in_rank[ge.n_in] = es.in_rank[i];
     memcpy(ge.in_lab[ge.n_in++], es.in_lab[i], sizeof es.in_lab[i]);
-    for (int d = 0; d < es.in_rank[i]; d++) have[es.in_lab[i][d]] = true;
+    for (int d = 0; d < es.in_rank[i]; d++)
+      have[es.in_lab[i][d]] = true;
   }
   ty_shape part = c->dx->shape;
   ge.out_rank = es.in_rank[c->wrt];

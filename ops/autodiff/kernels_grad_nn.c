@@ -248,7 +248,8 @@ static void pool_grad_planes(void *arg, int64_t begin, int64_t end, int slot) {
 int ty__g_pool(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
   ty__window w;
-  if (ty__window_read(c->n, x->shape.rank - 2, NULL, x->shape.dims + 2, &w, NULL, 0) != 0) return TY_EINTERNAL;
+  if (ty__window_read(c->n, x->shape.rank - 2, NULL, x->shape.dims + 2, &w, NULL, 0) != 0)
+    return TY_EINTERNAL;
   ty__pool3 p;
   ty__pool3_init(&w, &x->shape, &c->dy->shape, &p);
   ty__pool3_span *sp;
@@ -271,11 +272,13 @@ int ty__g_pool(ty__gctx *c) {
 
 int ty__g_global_pool(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
-  int64_t planes = x->shape.dims[0] * x->shape.dims[1], sz = ty_shape_span(&x->shape, 2, x->shape.rank);
+  int64_t planes = x->shape.dims[0] * x->shape.dims[1],
+          sz = ty_shape_span(&x->shape, 2, x->shape.rank);
   const float *dy = c->dy->data;
   float *dx = c->dx->data;
   for (int64_t pl = 0; pl < planes; pl++)
-    for (int64_t i = 0; i < sz; i++) dx[pl * sz + i] = dy[pl] / (float)sz;
+    for (int64_t i = 0; i < sz; i++)
+      dx[pl * sz + i] = dy[pl] / (float)sz;
   return 0;
 }
 

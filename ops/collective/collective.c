@@ -71,12 +71,16 @@ static void *watch(void *arg) {
   if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
   pthread_mutex_lock(&w->mu);
   int rc = 0;
-  while (!w->done && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+  while (!w->done && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
   bool done = w->done;
   pthread_mutex_unlock(&w->mu);
   if (!done) {
-    fprintf(stderr, "collective: rank %u: the MPI world did not form within %u ms (a peer rank did not start or "
-                    "died); giving up\n", w->rank, w->timeout_ms);
+    fprintf(stderr,
+            "collective: rank %u: the MPI world did not form within %u ms (a peer rank did not "
+            "start or "
+            "died); giving up\n",
+            w->rank, w->timeout_ms);
     fflush(stderr);
     _exit(1);
   }
@@ -98,7 +102,8 @@ static int read_uri(const char *path, char *out, size_t n) {
   size_t got = fread(out, 1, n - 1, f);
   fclose(f);
   out[got] = 0;
-  while (got && (out[got - 1] == '\n' || out[got - 1] == ' ')) out[--got] = 0;
+  while (got && (out[got - 1] == '\n' || out[got - 1] == ' '))
+    out[--got] = 0;
   return got && strchr(out, ';') ? 0 : TY_ENOTFOUND;
 }
 
@@ -162,7 +167,8 @@ static int init_mpi(ty_coll *c) {
   char uri[1024] = "";
   int rc = 0;
   if (c->o.rank == 0) {
-    if ((rc = start_server(c, uri, sizeof uri)) == 0) rc = ty_rdv_put(c->rdv, "mpi.server", uri, strlen(uri), c->err, sizeof c->err);
+    if ((rc = start_server(c, uri, sizeof uri)) == 0)
+      rc = ty_rdv_put(c->rdv, "mpi.server", uri, strlen(uri), c->err, sizeof c->err);
   } else {
     rc = rdv_get_str(c, "mpi.server", uri, sizeof uri);
   }
@@ -186,12 +192,14 @@ static int grow(ty_coll *c, MPI_Comm *world, uint32_t k) {
   bool joining = c->o.rank == k;
   if (joining) {
     char turn[16];
-    if ((rc = rdv_get_str(c, key, turn, sizeof turn)) != 0 || (rc = rdv_get_str(c, "mpi.port", c->port, sizeof c->port)) != 0)
+    if ((rc = rdv_get_str(c, key, turn, sizeof turn)) != 0 ||
+        (rc = rdv_get_str(c, "mpi.port", c->port, sizeof c->port)) != 0)
       return rc;
     if ((rc = MPI_Comm_connect(c->port, MPI_INFO_NULL, 0, MPI_COMM_SELF, &inter)) != MPI_SUCCESS)
       return ty__coll_mpi_err(c, rc, "MPI_Comm_connect");
   } else {
-    if (c->o.rank == 0 && (rc = ty_rdv_put(c->rdv, key, "1", 1, c->err, sizeof c->err)) != 0) return rc;
+    if (c->o.rank == 0 && (rc = ty_rdv_put(c->rdv, key, "1", 1, c->err, sizeof c->err)) != 0)
+      return rc;
     if ((rc = MPI_Comm_accept(c->port, MPI_INFO_NULL, 0, *world, &inter)) != MPI_SUCCESS)
       return ty__coll_mpi_err(c, rc, "MPI_Comm_accept");
   }
@@ -209,7 +217,8 @@ static int form_world(ty_coll *c) {
   if (c->o.rank == 0) {
     if ((rc = MPI_Open_port(MPI_INFO_NULL, c->port)) != MPI_SUCCESS)
       return ty__coll_mpi_err(c, rc, "MPI_Open_port");
-    if ((rc = ty_rdv_put(c->rdv, "mpi.port", c->port, strlen(c->port), c->err, sizeof c->err)) != 0) return rc;
+    if ((rc = ty_rdv_put(c->rdv, "mpi.port", c->port, strlen(c->port), c->err, sizeof c->err)) != 0)
+      return rc;
   }
   MPI_Comm world = MPI_COMM_SELF;
   for (uint32_t k = 1; k < c->o.world_size; k++) {
@@ -252,16 +261,20 @@ int ty_coll_create(const ty_coll_opts *opts, ty_coll **out_coll, char *err, size
                           c->o.world_size);
   else if (c->o.world_size > 1 && c->o.backend == TY_COLL_NCCL) {
 #ifdef TY_HAVE_NCCL
-    if ((rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err, sizeof c->err)) == 0)
+    if ((rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err,
+                            sizeof c->err)) == 0)
       rc = ty__nccl_create(c);
 #else
     rc = ty__coll_set_err(c, TY_EUNSUPPORTED,
                           "NCCL: this build has no NCCL (compiled without TY_HAVE_NCCL)");
 #endif
   } else if (c->o.world_size > 1) {
-    rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err, sizeof c->err);
+    rc = ty_rdv_create(opts->rendezvous, c->o.job_id, c->o.timeout_ms, &c->rdv, c->err,
+                       sizeof c->err);
     if (rc == 0) {
-      watchdog w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .timeout_ms = c->o.timeout_ms,
+      watchdog w = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                    .cv = PTHREAD_COND_INITIALIZER,
+                    .timeout_ms = c->o.timeout_ms,
                     .rank = c->o.rank};
       bool watching = pthread_create(&w.th, NULL, watch, &w) == 0;
       rc = form_world(c);
@@ -292,7 +305,8 @@ void ty_coll_destroy(ty_coll *c) {
   }
   stop_server(c);
   ty_rdv_destroy(c->rdv);
-  for (size_t i = 0; i < c->n_tensors; i++) free(c->tensors[i].name);
+  for (size_t i = 0; i < c->n_tensors; i++)
+    free(c->tensors[i].name);
   free(c->tensors);
   free(c->buckets);
   free(c->world.world_rank);
@@ -461,13 +475,18 @@ static int hook_result(ty_coll *c, int rc) {
 int ty_coll_start_hook(float *buf, size_t n, uint64_t seq, void *user) {
   return hook_result(user, ty_coll_start(user, buf, n, seq));
 }
-int ty_coll_wait_hook(void *user) { return hook_result(user, ty_coll_wait(user)); }
-int ty_coll_progress_hook(void *user) { return hook_result(user, ty_coll_progress(user)); }
+int ty_coll_wait_hook(void *user) {
+  return hook_result(user, ty_coll_wait(user));
+}
+int ty_coll_progress_hook(void *user) {
+  return hook_result(user, ty_coll_progress(user));
+}
 
 int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user) {
   ty_coll *c = user;
   int rc = ty_coll_start(c, buf, n, seq);
-  while (rc == 0 && c->count) rc = ty_coll_wait(c);
+  while (rc == 0 && c->count)
+    rc = ty_coll_wait(c);
   if (rc != 0) {
     fprintf(stderr, "collective: rank %u: %s\n", c->o.rank, c->err);
     fflush(stderr);
@@ -481,6 +500,12 @@ int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n) {
   return rc == MPI_SUCCESS ? 0 : ty__coll_mpi_err(c, rc, "MPI_Allreduce");
 }
 
-const char *ty_coll_error(const ty_coll *c) { return c->err; }
-void ty_coll_get_stats(const ty_coll *c, ty_coll_stats *out) { *out = c->stats; }
-uint32_t ty_coll_world_size(const ty_coll *c) { return c->o.world_size; }
+const char *ty_coll_error(const ty_coll *c) {
+  return c->err;
+}
+void ty_coll_get_stats(const ty_coll *c, ty_coll_stats *out) {
+  *out = c->stats;
+}
+uint32_t ty_coll_world_size(const ty_coll *c) {
+  return c->o.world_size;
+}

@@ -54,11 +54,12 @@ typedef struct ty_rdv ty_rdv;
 int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv **out_rdv,
                   char *err, size_t err_len);
 void ty_rdv_destroy(ty_rdv *r);
-int ty_rdv_put(ty_rdv *r, const char *key, const void *value, size_t len, char *err, size_t err_len);
+int ty_rdv_put(ty_rdv *r, const char *key, const void *value, size_t len, char *err,
+               size_t err_len);
 /* Waits until the key exists or timeout_ms passes (TY_ETIMEDOUT). *out_value
  * is NUL-terminated, owned by the caller (free). */
-int ty_rdv_get(ty_rdv *r, const char *key, uint32_t timeout_ms, uint8_t **out_value, size_t *out_len,
-               char *err, size_t err_len);
+int ty_rdv_get(ty_rdv *r, const char *key, uint32_t timeout_ms, uint8_t **out_value,
+               size_t *out_len, char *err, size_t err_len);
 
 /* ---- the collective ---------------------------------------------------------- */
 typedef struct ty_coll ty_coll;
@@ -68,11 +69,11 @@ typedef enum { TY_COLL_MPI = 0, TY_COLL_NCCL = 1 } ty_coll_backend;
 typedef struct ty_coll_opts {
   uint32_t rank, world_size;
   uint64_t job_id;
-  const char *rendezvous;        /* controller "host:port"; borrowed during create */
-  uint32_t timeout_ms;           /* rendezvous and per-operation deadline; 0 = 60 s */
-  ty_coll_backend backend;       /* NCCL: TY_EUNSUPPORTED unless built with it */
-  volatile sig_atomic_t *stop;   /* the rank's stop flag (may be NULL); see above */
-  const char *ompi_server;       /* path of ompi-server; NULL = "ompi-server" in PATH */
+  const char *rendezvous;      /* controller "host:port"; borrowed during create */
+  uint32_t timeout_ms;         /* rendezvous and per-operation deadline; 0 = 60 s */
+  ty_coll_backend backend;     /* NCCL: TY_EUNSUPPORTED unless built with it */
+  volatile sig_atomic_t *stop; /* the rank's stop flag (may be NULL); see above */
+  const char *ompi_server;     /* path of ompi-server; NULL = "ompi-server" in PATH */
 } ty_coll_opts;
 
 /* Forms the world (blocking, at most timeout_ms). A world of one needs no
@@ -153,14 +154,14 @@ int ty_coll_agree_stop(void *user);
 const char *ty_coll_error(const ty_coll *c);
 
 typedef struct ty_coll_stats {
-  uint64_t ops;           /* buckets reduced */
-  uint64_t bytes;         /* payload bytes reduced */
-  double check_s;         /* time in the (seq, hash) exchanges */
-  double reduce_s;        /* from start to completion of the reductions (sum) */
-  double wait_s;          /* time the caller spent blocked in ty_coll_wait */
-  uint64_t mesh_ops;      /* checked mesh collectives (forward, backward, buckets, gathers) */
-  uint64_t mesh_bytes;    /* payload of the blocking ones */
-  double mesh_s;          /* time in the blocking ones */
+  uint64_t ops;        /* buckets reduced */
+  uint64_t bytes;      /* payload bytes reduced */
+  double check_s;      /* time in the (seq, hash) exchanges */
+  double reduce_s;     /* from start to completion of the reductions (sum) */
+  double wait_s;       /* time the caller spent blocked in ty_coll_wait */
+  uint64_t mesh_ops;   /* checked mesh collectives (forward, backward, buckets, gathers) */
+  uint64_t mesh_bytes; /* payload of the blocking ones */
+  double mesh_s;       /* time in the blocking ones */
 } ty_coll_stats;
 void ty_coll_get_stats(const ty_coll *c, ty_coll_stats *out);
 uint32_t ty_coll_world_size(const ty_coll *c);

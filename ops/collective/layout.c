@@ -24,7 +24,8 @@ int64_t ty__coll_now_us(void) {
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   const unsigned char *b = p;
-  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001b3ull;
   return h;
 }
 
@@ -40,7 +41,8 @@ int ty_coll_add_tensor(ty_coll *c, const char *name, const int64_t *dims, size_t
   for (size_t i = 0; i < rank; i++) {
     t->numel *= (size_t)(dims[i] > 0 ? dims[i] : 1);
     if (off < sizeof t->shape)
-      off += (size_t)snprintf(t->shape + off, sizeof t->shape - off, "%s%lld", i ? "," : "", (long long)dims[i]);
+      off += (size_t)snprintf(t->shape + off, sizeof t->shape - off, "%s%lld", i ? "," : "",
+                              (long long)dims[i]);
   }
   if (off < sizeof t->shape) snprintf(t->shape + off, sizeof t->shape - off, "]");
   c->n_tensors++;
@@ -65,8 +67,8 @@ static void describe(ty_coll *c, ty__bucket_desc *b) {
     h = fnv(h, t->name, strlen(t->name) + 1);
     h = fnv(h, t->shape, strlen(t->shape) + 1);
     if (off < sizeof b->desc)
-      off += (size_t)snprintf(b->desc + off, sizeof b->desc - off, "%s%s %s", p == b->first ? "" : ", ", t->name,
-                              t->shape);
+      off += (size_t)snprintf(b->desc + off, sizeof b->desc - off, "%s%s %s",
+                              p == b->first ? "" : ", ", t->name, t->shape);
   }
   b->hash = fnv(h, &b->floats, sizeof b->floats);
 }
@@ -87,7 +89,8 @@ int ty__coll_layout(ty_coll *c) {
     b->last = p;
     b->floats += f;
   }
-  for (size_t k = 0; k < c->n_buckets; k++) describe(c, &c->buckets[k]);
+  for (size_t k = 0; k < c->n_buckets; k++)
+    describe(c, &c->buckets[k]);
   return 0;
 }
 

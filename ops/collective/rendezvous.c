@@ -53,12 +53,13 @@ static void set_token(ty_rdv *r) {
   ty_rpc_client_set_credential(r->cl, tok, n / 2);
 }
 
-int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv **out_rdv, char *err,
-                  size_t err_len) {
+int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv **out_rdv,
+                  char *err, size_t err_len) {
   const char *colon = addr ? strrchr(addr, ':') : NULL;
   char *end = NULL;
   long port = colon ? strtol(colon + 1, &end, 10) : 0;
-  if (!colon || colon == addr || !end || *end || port <= 0 || port > 65535 || (size_t)(colon - addr) >= 200)
+  if (!colon || colon == addr || !end || *end || port <= 0 || port > 65535 ||
+      (size_t)(colon - addr) >= 200)
     return ty_errf(err, err_len, TY_EINVAL, "rendezvous: \"%s\" is not HOST:PORT",
                    addr ? addr : "");
   ty_rdv *r = calloc(1, sizeof *r);
@@ -85,7 +86,8 @@ void ty_rdv_destroy(ty_rdv *r) {
   free(r);
 }
 
-int ty_rdv_put(ty_rdv *r, const char *key, const void *value, size_t len, char *err, size_t err_len) {
+int ty_rdv_put(ty_rdv *r, const char *key, const void *value, size_t len, char *err,
+               size_t err_len) {
   Trainyard__RendezvousPutRequest m = TRAINYARD__RENDEZVOUS_PUT_REQUEST__INIT;
   m.job_id = r->job_id;
   m.key = (char *)key;
@@ -107,7 +109,8 @@ int ty_rdv_put(ty_rdv *r, const char *key, const void *value, size_t len, char *
 }
 
 /* One get: 0 with the value, TY_ENOTFOUND while absent, or an error. */
-static int get_once(ty_rdv *r, const char *key, uint8_t **out_value, size_t *out_len, char *msg, size_t msg_len) {
+static int get_once(ty_rdv *r, const char *key, uint8_t **out_value, size_t *out_len, char *msg,
+                    size_t msg_len) {
   Trainyard__RendezvousGetRequest m = TRAINYARD__RENDEZVOUS_GET_REQUEST__INIT;
   m.job_id = r->job_id;
   m.key = (char *)key;
@@ -119,14 +122,17 @@ static int get_once(ty_rdv *r, const char *key, uint8_t **out_value, size_t *out
   if (rc == 0) rc = res.status;
   snprintf(msg, msg_len, "%s", res.message[0] ? res.message : ty_strerror(rc));
   if (rc == 0) {
-    Trainyard__RendezvousGetResponse *a = trainyard__rendezvous_get_response__unpack(NULL, res.payload_len, res.payload);
-    if (!a) rc = TY_EPROTO;
+    Trainyard__RendezvousGetResponse *a =
+        trainyard__rendezvous_get_response__unpack(NULL, res.payload_len, res.payload);
+    if (!a)
+      rc = TY_EPROTO;
     else if (!a->found) {
       rc = TY_ENOTFOUND;
       trainyard__rendezvous_get_response__free_unpacked(a, NULL);
     } else {
       *out_value = malloc(a->value.len + 1);
-      if (!*out_value) rc = TY_ENOMEM;
+      if (!*out_value)
+        rc = TY_ENOMEM;
       else {
         memcpy(*out_value, a->value.data, a->value.len);
         (*out_value)[a->value.len] = 0;
@@ -139,8 +145,8 @@ static int get_once(ty_rdv *r, const char *key, uint8_t **out_value, size_t *out
   return rc;
 }
 
-int ty_rdv_get(ty_rdv *r, const char *key, uint32_t timeout_ms, uint8_t **out_value, size_t *out_len, char *err,
-               size_t err_len) {
+int ty_rdv_get(ty_rdv *r, const char *key, uint32_t timeout_ms, uint8_t **out_value,
+               size_t *out_len, char *err, size_t err_len) {
   if (strlen(key) > 200) return ty_errf(err, err_len, TY_EINVAL, "rendezvous: key too long");
   int64_t deadline = ty_mono_ms() + (timeout_ms ? timeout_ms : r->timeout_ms);
   long sleep_ms = 10;

@@ -143,8 +143,8 @@ typedef struct ty_npy_info {
 /* Parses and checks a whole .npy file held in buf[0..len). name prefixes
  * every message. Pure: no I/O, no allocation (the libFuzzer target calls
  * it with arbitrary bytes). Errors as ty_data_array_open. */
-int ty_data_npy_parse(const uint8_t *buf, size_t len, const char *name, ty_npy_info *out_info, char *err,
-                      size_t err_len);
+int ty_data_npy_parse(const uint8_t *buf, size_t len, const char *name, ty_npy_info *out_info,
+                      char *err, size_t err_len);
 
 /* ---- IDX files ------------------------------------------------------------
  * Format (big-endian): 0x00 0x00 <type> <ndims>, then ndims uint32 sizes,
@@ -200,13 +200,13 @@ typedef struct ty_data_feed {
 
 /* One column as the dataset holds it (borrowed from the dataset). */
 typedef struct ty_data_column {
-  const char *name;   /* the feed's name */
-  const char *path;   /* the file it comes from */
-  ty_data_type from;  /* the file's element type */
-  ty_data_type to;    /* what ty_dataset_gather writes */
-  uint32_t ndims;     /* one sample's shape */
+  const char *name;  /* the feed's name */
+  const char *path;  /* the file it comes from */
+  ty_data_type from; /* the file's element type */
+  ty_data_type to;   /* what ty_dataset_gather writes */
+  uint32_t ndims;    /* one sample's shape */
   uint64_t dims[TY_DATA_MAX_DIMS];
-  size_t elems;       /* values per sample: prod(dims) */
+  size_t elems; /* values per sample: prod(dims) */
 } ty_data_column;
 
 typedef struct ty_data_opts {
@@ -224,27 +224,27 @@ typedef struct ty_dataset ty_dataset;
  * arrays always passes (the caller's structs are zeroed, also on failure).
  * TY_EINVAL names the array and the feed when a type cannot feed it
  * (ty_data_convertible) or the normalisation does not apply. */
-int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, size_t n, ty_dataset **out_ds,
-                           char *err, size_t err_len);
+int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, size_t n,
+                           ty_dataset **out_ds, char *err, size_t err_len);
 /* A language-model dataset over a 1-D token array (moved in, as above):
  * sample i is the window tokens[i*stride .. i*stride + context] (context + 1
  * ids); column 0 (inputs) holds its first context ids, column 1 (labels) its
  * last context ids. stride 0 means context; the count is
  * (len - context - 1) / stride + 1, and the stream must hold context + 1
  * tokens at least. */
-int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t stride, const ty_data_feed *inputs,
-                           const ty_data_feed *labels, ty_dataset **out_ds, char *err, size_t err_len);
+int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t stride,
+                           const ty_data_feed *inputs, const ty_data_feed *labels,
+                           ty_dataset **out_ds, char *err, size_t err_len);
 /* Loads one split of Fashion-MNIST from opts->dir (train-*.gz or t10k-*.gz):
  * column 0 "images" (float32 [rows, cols], normalised), column 1 "labels"
  * (int64). Checks that images are [N, rows, cols], labels are [N], the
  * counts agree and every label is below 10. opts may be NULL (defaults, no
  * normalisation beyond /255). */
-int ty_data_load_fashion_mnist(const ty_data_opts *opts, ty_data_split split,
-                               ty_dataset **out_ds, char *err, size_t err_len);
+int ty_data_load_fashion_mnist(const ty_data_opts *opts, ty_data_split split, ty_dataset **out_ds,
+                               char *err, size_t err_len);
 /* The same from two explicit IDX paths; num_classes is max(label) + 1. */
-int ty_data_load_idx(const char *images_path, const char *labels_path,
-                     const ty_data_opts *opts, ty_dataset **out_ds, char *err,
-                     size_t err_len);
+int ty_data_load_idx(const char *images_path, const char *labels_path, const ty_data_opts *opts,
+                     ty_dataset **out_ds, char *err, size_t err_len);
 void ty_dataset_destroy(ty_dataset *ds);
 
 size_t ty_dataset_count(const ty_dataset *ds);
@@ -257,7 +257,8 @@ void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out);
 /* Checks that every value of integer column k lies in [lo, hi); a token
  * column checks its whole stream. TY_EINVAL names the file, the sample and
  * the value; TY_EINVAL also for a float column. */
-int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi, char *err, size_t err_len);
+int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi, char *err,
+                           size_t err_len);
 
 /* The image-classification view of column 0 (images) and column 1
  * (labels), as the IDX pair loaders above build it: */
@@ -301,7 +302,7 @@ typedef struct ty_batch {
   const int64_t *y; /* column 1 when it is int64 (the labels), else NULL */
   uint32_t n;       /* samples, 1..batch_size */
   uint64_t epoch;
-  uint64_t index;   /* batch number within the epoch, from 0 */
+  uint64_t index;                        /* batch number within the epoch, from 0 */
   const void *cols[TY_DATA_MAX_COLUMNS]; /* column k: [n, elems] of its target type */
 } ty_batch;
 
@@ -311,8 +312,8 @@ typedef struct ty_batch {
  * a condition variable while the queue is full. */
 typedef struct ty_loader ty_loader;
 
-int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts,
-                     ty_loader **out_loader, char *err, size_t err_len);
+int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts, ty_loader **out_loader,
+                     char *err, size_t err_len);
 /* Stops any prefetching and frees everything; accepts NULL. */
 void ty_loader_destroy(ty_loader *l);
 /* Batches each epoch yields for this rank. */

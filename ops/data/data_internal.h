@@ -23,7 +23,7 @@ bool ty__data_is_gzip(const uint8_t *buf, size_t len);
 /* "(3, 4)" / "(5,)" / "()" as numpy prints shapes. */
 void ty__data_shape_str(const uint64_t *dims, uint32_t ndims, char *buf, size_t len);
 /* The .npy parser's core, also used by the token reader. */
-int ty__npy_to_array(const uint8_t *bytes, size_t len, const char *path, ty_data_array *a, char *err,
-                     size_t err_len);
+int ty__npy_to_array(const uint8_t *bytes, size_t len, const char *path, ty_data_array *a,
+                     char *err, size_t err_len);
 
 #endif

@@ -29,10 +29,10 @@ typedef struct column {
   size_t esize;        /* bytes per file value */
   const uint8_t *scan; /* the values ty_dataset_check_range reads */
   size_t scan_n;
-  size_t scan_per;     /* values per sample in scan (for messages) */
+  size_t scan_per; /* values per sample in scan (for messages) */
   float divisor, mean, std;
-  bool copy;           /* file type == target type, no normalisation */
-  float lut[256];      /* uint8 -> float32 */
+  bool copy;      /* file type == target type, no normalisation */
+  float lut[256]; /* uint8 -> float32 */
 } column;
 
 struct ty_dataset {
@@ -45,8 +45,7 @@ struct ty_dataset {
 
 /* ---- conversion ------------------------------------------------------------ */
 
-static float half_to_float(uint16_t h)
-{
+static float half_to_float(uint16_t h) {
   uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
   if (exp == 0x1f) {
     bits = sign | 0x7f800000u | man << 13; /* inf, nan */
@@ -67,56 +66,78 @@ static float half_to_float(uint16_t h)
   return f;
 }
 
-static float norm(const column *c, float v) { return (v / c->divisor - c->mean) / c->std; }
+static float norm(const column *c, float v) {
+  return (v / c->divisor - c->mean) / c->std;
+}
 
 /* One loop per file type; values are copied out with memcpy because mapped
  * files give no alignment guarantee. */
-#define EACH(T, EXPR)                                                                                             \
-  for (size_t j = 0; j < n; j++) {                                                                                \
-    T v;                                                                                                          \
-    memcpy(&v, src + j * sizeof v, sizeof v);                                                                     \
-    o[j] = (EXPR);                                                                                                \
-  }                                                                                                               \
+#define EACH(T, EXPR)                                                                              \
+  for (size_t j = 0; j < n; j++) {                                                                 \
+    T v;                                                                                           \
+    memcpy(&v, src + j * sizeof v, sizeof v);                                                      \
+    o[j] = (EXPR);                                                                                 \
+  }                                                                                                \
   break;
 
-static void to_f32(const column *c, const uint8_t *src, size_t n, float *o)
-{
+static void to_f32(const column *c, const uint8_t *src, size_t n, float *o) {
   switch (c->info.from) {
-  case TY_DATA_BOOL: EACH(uint8_t, norm(c, v != 0))
-  case TY_DATA_U8: EACH(uint8_t, c->lut[v])
-  case TY_DATA_I8: EACH(int8_t, norm(c, (float)v))
-  case TY_DATA_U16: EACH(uint16_t, norm(c, (float)v))
-  case TY_DATA_I16: EACH(int16_t, norm(c, (float)v))
-  case TY_DATA_U32: EACH(uint32_t, norm(c, (float)v))
-  case TY_DATA_I32: EACH(int32_t, norm(c, (float)v))
-  case TY_DATA_U64: EACH(uint64_t, norm(c, (float)v))
-  case TY_DATA_I64: EACH(int64_t, norm(c, (float)v))
-  case TY_DATA_F16: EACH(uint16_t, norm(c, half_to_float(v)))
-  case TY_DATA_F32: EACH(float, norm(c, v))
-  case TY_DATA_F64: EACH(double, norm(c, (float)v))
-  default: break;
+  case TY_DATA_BOOL:
+    EACH(uint8_t, norm(c, v != 0))
+  case TY_DATA_U8:
+    EACH(uint8_t, c->lut[v])
+  case TY_DATA_I8:
+    EACH(int8_t, norm(c, (float)v))
+  case TY_DATA_U16:
+    EACH(uint16_t, norm(c, (float)v))
+  case TY_DATA_I16:
+    EACH(int16_t, norm(c, (float)v))
+  case TY_DATA_U32:
+    EACH(uint32_t, norm(c, (float)v))
+  case TY_DATA_I32:
+    EACH(int32_t, norm(c, (float)v))
+  case TY_DATA_U64:
+    EACH(uint64_t, norm(c, (float)v))
+  case TY_DATA_I64:
+    EACH(int64_t, norm(c, (float)v))
+  case TY_DATA_F16:
+    EACH(uint16_t, norm(c, half_to_float(v)))
+  case TY_DATA_F32:
+    EACH(float, norm(c, v))
+  case TY_DATA_F64:
+    EACH(double, norm(c, (float)v))
+  default:
+    break;
   }
 }
 
-static void to_i64(ty_data_type from, const uint8_t *src, size_t n, int64_t *o)
-{
+static void to_i64(ty_data_type from, const uint8_t *src, size_t n, int64_t *o) {
   switch (from) {
-  case TY_DATA_BOOL: EACH(uint8_t, v != 0)
-  case TY_DATA_U8: EACH(uint8_t, v)
-  case TY_DATA_I8: EACH(int8_t, v)
-  case TY_DATA_U16: EACH(uint16_t, v)
-  case TY_DATA_I16: EACH(int16_t, v)
-  case TY_DATA_U32: EACH(uint32_t, v)
-  case TY_DATA_I32: EACH(int32_t, v)
-  case TY_DATA_U64: EACH(uint64_t, v > INT64_MAX ? INT64_MAX : (int64_t)v)
-  case TY_DATA_I64: EACH(int64_t, v)
-  default: break;
+  case TY_DATA_BOOL:
+    EACH(uint8_t, v != 0)
+  case TY_DATA_U8:
+    EACH(uint8_t, v)
+  case TY_DATA_I8:
+    EACH(int8_t, v)
+  case TY_DATA_U16:
+    EACH(uint16_t, v)
+  case TY_DATA_I16:
+    EACH(int16_t, v)
+  case TY_DATA_U32:
+    EACH(uint32_t, v)
+  case TY_DATA_I32:
+    EACH(int32_t, v)
+  case TY_DATA_U64:
+    EACH(uint64_t, v > INT64_MAX ? INT64_MAX : (int64_t)v)
+  case TY_DATA_I64:
+    EACH(int64_t, v)
+  default:
+    break;
   }
 }
 #undef EACH
 
-static void convert(const column *c, const uint8_t *src, size_t n, void *out)
-{
+static void convert(const column *c, const uint8_t *src, size_t n, void *out) {
   if (c->copy)
     memcpy(out, src, n * c->esize);
   else if (c->info.to == TY_DATA_F32)
@@ -125,8 +146,7 @@ static void convert(const column *c, const uint8_t *src, size_t n, void *out)
     to_i64(c->info.from, src, n, out);
 }
 
-void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out)
-{
+void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out) {
   const column *c = &ds->cols[k];
   convert(c, c->base + i * c->step, c->info.elems, out);
 }
@@ -134,11 +154,9 @@ void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out)
 /* ---- construction ------------------------------------------------------------ */
 
 /* Fills a column's conversion from its feed; checks that it applies. */
-static int set_feed(column *c, const ty_data_feed *f, char *err, size_t err_len)
-{
+static int set_feed(column *c, const ty_data_feed *f, char *err, size_t err_len) {
   c->info.to = f->to != TY_DATA_INVALID ? f->to : c->info.from;
-  if ((c->info.name = strdup(f->name ? f->name : "")) == NULL)
-    return TY_ENOMEM;
+  if ((c->info.name = strdup(f->name ? f->name : "")) == NULL) return TY_ENOMEM;
   const char *p = c->info.path, *nm = c->info.name;
   if (!ty_data_convertible(c->info.from, c->info.to))
     return ty_errf(err, err_len, TY_EINVAL, "%s: %s values cannot feed %s input \"%s\"%s", p,
@@ -146,27 +164,31 @@ static int set_feed(column *c, const ty_data_feed *f, char *err, size_t err_len)
                    c->info.to == TY_DATA_I64 ? " (labels and ids must be integers)" : "");
   bool normalises = f->divisor != 0 || f->mean != 0 || f->std != 0;
   if (normalises && c->info.to != TY_DATA_F32)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: divisor, mean and std apply to float32 inputs; \"%s\" takes %s", p,
-                   nm, ty_data_type_name(c->info.to));
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: divisor, mean and std apply to float32 inputs; \"%s\" takes %s", p, nm,
+                   ty_data_type_name(c->info.to));
   if (f->divisor < 0 || f->std < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: divisor and std must be >= 0 (0 is the default)", p);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: divisor and std must be >= 0 (0 is the default)",
+                   p);
   c->divisor = f->divisor != 0 ? f->divisor : c->info.from == TY_DATA_U8 ? 255.0f : 1.0f;
   c->mean = f->mean;
   c->std = f->std != 0 ? f->std : 1.0f;
-  c->copy = c->info.from == c->info.to && (c->info.to != TY_DATA_F32 || (c->divisor == 1 && c->mean == 0 && c->std == 1));
+  c->copy = c->info.from == c->info.to &&
+            (c->info.to != TY_DATA_F32 || (c->divisor == 1 && c->mean == 0 && c->std == 1));
   for (int v = 0; v < 256; v++)
     c->lut[v] = ((float)v / c->divisor - c->mean) / c->std;
   return 0;
 }
 
-static int check_arrays(const ty_data_array *a, size_t n, char *err, size_t err_len)
-{
+static int check_arrays(const ty_data_array *a, size_t n, char *err, size_t err_len) {
   if (n == 0 || n > TY_DATA_MAX_COLUMNS)
-    return ty_errf(err, err_len, TY_EINVAL, "a dataset takes 1 to %d arrays, not %zu", TY_DATA_MAX_COLUMNS, n);
+    return ty_errf(err, err_len, TY_EINVAL, "a dataset takes 1 to %d arrays, not %zu",
+                   TY_DATA_MAX_COLUMNS, n);
   for (size_t k = 0; k < n; k++) {
     const char *p = a[k].path ? a[k].path : "array";
     if (a[k].ndims == 0)
-      return ty_errf(err, err_len, TY_EINVAL, "%s: a 0-d array has no samples (dim 0 counts them)", p);
+      return ty_errf(err, err_len, TY_EINVAL, "%s: a 0-d array has no samples (dim 0 counts them)",
+                     p);
     if (a[k].dims[0] == 0)
       return ty_errf(err, err_len, TY_EINVAL, "%s: holds no samples (dim 0 is 0)", p);
     if (a[k].dims[0] != a[0].dims[0])
@@ -174,8 +196,8 @@ static int check_arrays(const ty_data_array *a, size_t n, char *err, size_t err_
                      (unsigned long long)a[k].dims[0], a[0].path ? a[0].path : "array 0",
                      (unsigned long long)a[0].dims[0]);
     if (a[k].dims[0] > UINT32_MAX)
-      return ty_errf(err, err_len, TY_ETOOBIG, "%s: %llu samples; at most %u", p, (unsigned long long)a[k].dims[0],
-                     UINT32_MAX);
+      return ty_errf(err, err_len, TY_ETOOBIG, "%s: %llu samples; at most %u", p,
+                     (unsigned long long)a[k].dims[0], UINT32_MAX);
     if (a[k].nbytes == 0)
       return ty_errf(err, err_len, TY_EINVAL, "%s: samples hold no values (a dim is 0)", p);
   }
@@ -183,8 +205,7 @@ static int check_arrays(const ty_data_array *a, size_t n, char *err, size_t err_
 }
 
 /* A column over array a: sample i is a's slice i along dim 0. */
-static void array_column(column *c, const ty_data_array *a)
-{
+static void array_column(column *c, const ty_data_array *a) {
   c->info.path = a->path ? a->path : "";
   c->info.from = a->type;
   c->info.ndims = a->ndims - 1;
@@ -198,8 +219,7 @@ static void array_column(column *c, const ty_data_array *a)
   c->scan_per = c->info.elems;
 }
 
-static ty_dataset *move_in(ty_data_array *arrays, size_t n)
-{
+static ty_dataset *move_in(ty_data_array *arrays, size_t n) {
   ty_dataset *ds = calloc(1, sizeof *ds);
   for (size_t k = 0; k < n && k < TY_DATA_MAX_COLUMNS; k++) {
     if (ds != NULL)
@@ -213,24 +233,19 @@ static ty_dataset *move_in(ty_data_array *arrays, size_t n)
   return ds;
 }
 
-int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, size_t n, ty_dataset **out_ds,
-                           char *err, size_t err_len)
-{
-  if (arrays == NULL || feeds == NULL || out_ds == NULL)
-    return TY_EINVAL;
+int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, size_t n,
+                           ty_dataset **out_ds, char *err, size_t err_len) {
+  if (arrays == NULL || feeds == NULL || out_ds == NULL) return TY_EINVAL;
   *out_ds = NULL;
   int rc = check_arrays(arrays, n, err, err_len);
   ty_dataset *ds = move_in(arrays, n);
-  if (ds == NULL)
-    return TY_ENOMEM;
-  if (rc != 0)
-    goto fail;
+  if (ds == NULL) return TY_ENOMEM;
+  if (rc != 0) goto fail;
   ds->n = (uint32_t)ds->arrays[0].dims[0];
   for (size_t k = 0; k < n; k++) {
     array_column(&ds->cols[k], &ds->arrays[k]);
     ds->n_cols++;
-    if ((rc = set_feed(&ds->cols[k], &feeds[k], err, err_len)) != 0)
-      goto fail;
+    if ((rc = set_feed(&ds->cols[k], &feeds[k], err, err_len)) != 0) goto fail;
   }
   *out_ds = ds;
   return 0;
@@ -239,17 +254,19 @@ fail:
   return rc;
 }
 
-static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stride, uint32_t *out_n, char *err,
-                         size_t err_len)
-{
+static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stride, uint32_t *out_n,
+                         char *err, size_t err_len) {
   const char *p = t->path ? t->path : "tokens";
-  if (t->ndims != 1 || t->type == TY_DATA_BOOL || t->type == TY_DATA_INVALID || t->type >= TY_DATA_F16)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: a token stream is a 1-D array of integer ids, not %u-D %s", p,
-                   t->ndims, ty_data_type_name(t->type));
+  if (t->ndims != 1 || t->type == TY_DATA_BOOL || t->type == TY_DATA_INVALID ||
+      t->type >= TY_DATA_F16)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: a token stream is a 1-D array of integer ids, not %u-D %s", p, t->ndims,
+                   ty_data_type_name(t->type));
   if (context == 0)
     return ty_errf(err, err_len, TY_EINVAL, "%s: the window's context length must be > 0", p);
   if (t->dims[0] < (uint64_t)context + 1)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: %llu tokens, fewer than one window of context + 1 = %llu", p,
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: %llu tokens, fewer than one window of context + 1 = %llu", p,
                    (unsigned long long)t->dims[0], (unsigned long long)context + 1);
   uint64_t n = (t->dims[0] - context - 1) / stride + 1;
   if (n > UINT32_MAX)
@@ -259,15 +276,13 @@ static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stri
   return 0;
 }
 
-int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t stride, const ty_data_feed *inputs,
-                           const ty_data_feed *labels, ty_dataset **out_ds, char *err, size_t err_len)
-{
-  if (tokens == NULL || inputs == NULL || labels == NULL || out_ds == NULL)
-    return TY_EINVAL;
+int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t stride,
+                           const ty_data_feed *inputs, const ty_data_feed *labels,
+                           ty_dataset **out_ds, char *err, size_t err_len) {
+  if (tokens == NULL || inputs == NULL || labels == NULL || out_ds == NULL) return TY_EINVAL;
   *out_ds = NULL;
   ty_dataset *ds = move_in(tokens, 1);
-  if (ds == NULL)
-    return TY_ENOMEM;
+  if (ds == NULL) return TY_ENOMEM;
   const ty_data_array *t = &ds->arrays[0];
   int rc = token_windows(t, context, stride ? stride : context, &ds->n, err, err_len);
   for (size_t k = 0; rc == 0 && k < 2; k++) {
@@ -293,10 +308,8 @@ int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t str
   return 0;
 }
 
-void ty_dataset_destroy(ty_dataset *ds)
-{
-  if (ds == NULL)
-    return;
+void ty_dataset_destroy(ty_dataset *ds) {
+  if (ds == NULL) return;
   for (size_t k = 0; k < ds->n_cols; k++)
     free((char *)ds->cols[k].info.name);
   for (size_t k = 0; k < ds->n_arrays; k++)
@@ -306,68 +319,83 @@ void ty_dataset_destroy(ty_dataset *ds)
 
 /* ---- queries -------------------------------------------------------------------- */
 
-size_t ty_dataset_count(const ty_dataset *ds) { return ds->n; }
-size_t ty_dataset_n_columns(const ty_dataset *ds) { return ds->n_cols; }
-const ty_data_column *ty_dataset_column(const ty_dataset *ds, size_t k) { return &ds->cols[k].info; }
+size_t ty_dataset_count(const ty_dataset *ds) {
+  return ds->n;
+}
+size_t ty_dataset_n_columns(const ty_dataset *ds) {
+  return ds->n_cols;
+}
+const ty_data_column *ty_dataset_column(const ty_dataset *ds, size_t k) {
+  return &ds->cols[k].info;
+}
 
-int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi, char *err, size_t err_len)
-{
+int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi, char *err,
+                           size_t err_len) {
   const column *c = &ds->cols[k];
   if (c->info.from == TY_DATA_BOOL || c->info.from >= TY_DATA_F16)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: %s values are not integer ids for \"%s\"", c->info.path,
-                   ty_data_type_name(c->info.from), c->info.name);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s values are not integer ids for \"%s\"",
+                   c->info.path, ty_data_type_name(c->info.from), c->info.name);
   int64_t chunk[1024];
   for (size_t at = 0; at < c->scan_n; at += TY_ARRAY_LEN(chunk)) {
     size_t m = c->scan_n - at < TY_ARRAY_LEN(chunk) ? c->scan_n - at : TY_ARRAY_LEN(chunk);
     to_i64(c->info.from, c->scan + at * c->esize, m, chunk);
     for (size_t j = 0; j < m; j++) {
-      if (chunk[j] >= lo && chunk[j] < hi)
-        continue;
+      if (chunk[j] >= lo && chunk[j] < hi) continue;
       size_t pos = at + j;
       if (c->scan_per)
-        return ty_errf(err, err_len, TY_EINVAL, "%s: value %lld of sample %zu is outside [%lld, %lld) for \"%s\"",
-                       c->info.path, (long long)chunk[j], pos / c->scan_per, (long long)lo, (long long)hi,
-                       c->info.name);
-      return ty_errf(err, err_len, TY_EINVAL, "%s: token %lld at position %zu is outside [%lld, %lld) for \"%s\"",
-                     c->info.path, (long long)chunk[j], pos, (long long)lo, (long long)hi, c->info.name);
+        return ty_errf(err, err_len, TY_EINVAL,
+                       "%s: value %lld of sample %zu is outside [%lld, %lld) for \"%s\"",
+                       c->info.path, (long long)chunk[j], pos / c->scan_per, (long long)lo,
+                       (long long)hi, c->info.name);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "%s: token %lld at position %zu is outside [%lld, %lld) for \"%s\"",
+                     c->info.path, (long long)chunk[j], pos, (long long)lo, (long long)hi,
+                     c->info.name);
     }
   }
   return 0;
 }
 
-size_t ty_dataset_sample_size(const ty_dataset *ds) { return ds->cols[0].info.elems; }
-uint32_t ty_dataset_num_classes(const ty_dataset *ds) { return ds->num_classes; }
+size_t ty_dataset_sample_size(const ty_dataset *ds) {
+  return ds->cols[0].info.elems;
+}
+uint32_t ty_dataset_num_classes(const ty_dataset *ds) {
+  return ds->num_classes;
+}
 
-void ty_dataset_shape(const ty_dataset *ds, uint32_t *out_rows, uint32_t *out_cols)
-{
+void ty_dataset_shape(const ty_dataset *ds, uint32_t *out_rows, uint32_t *out_cols) {
   const ty_data_column *c = &ds->cols[0].info;
   *out_rows = c->ndims == 2 ? (uint32_t)c->dims[0] : 1;
   *out_cols = c->ndims == 2 ? (uint32_t)c->dims[1] : (uint32_t)c->elems;
 }
 
-const uint8_t *ty_dataset_pixels(const ty_dataset *ds, size_t i) { return ds->cols[0].base + i * ds->cols[0].step; }
+const uint8_t *ty_dataset_pixels(const ty_dataset *ds, size_t i) {
+  return ds->cols[0].base + i * ds->cols[0].step;
+}
 
-uint8_t ty_dataset_label(const ty_dataset *ds, size_t i)
-{
+uint8_t ty_dataset_label(const ty_dataset *ds, size_t i) {
   const column *c = &ds->cols[ds->n_cols > 1 ? 1 : 0];
   int64_t v = 0;
   to_i64(c->info.from, c->base + i * c->step, 1, &v);
   return (uint8_t)v;
 }
 
-void ty_dataset_sample(const ty_dataset *ds, size_t i, float *out) { ty_dataset_gather(ds, 0, i, out); }
+void ty_dataset_sample(const ty_dataset *ds, size_t i, float *out) {
+  ty_dataset_gather(ds, 0, i, out);
+}
 
 /* ---- IDX pairs ------------------------------------------------------------------ */
 
 /* Checks shapes and labels of an image/label pair. */
 static int check_pair(const ty_data_array *img, const ty_data_array *lab, uint32_t max_classes,
-                      uint32_t *out_classes, char *err, size_t err_len)
-{
+                      uint32_t *out_classes, char *err, size_t err_len) {
   if (img->ndims != 3)
-    return ty_errf(err, err_len, TY_EPROTO, "%s: expected images [N, rows, cols], header has %u dims", img->path,
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "%s: expected images [N, rows, cols], header has %u dims", img->path,
                    img->ndims);
   if (lab->ndims != 1)
-    return ty_errf(err, err_len, TY_EPROTO, "%s: expected labels [N], header has %u dims", lab->path, lab->ndims);
+    return ty_errf(err, err_len, TY_EPROTO, "%s: expected labels [N], header has %u dims",
+                   lab->path, lab->ndims);
   if (img->dims[0] != lab->dims[0])
     return ty_errf(err, err_len, TY_EPROTO, "%s: %llu labels for %llu images in %s", lab->path,
                    (unsigned long long)lab->dims[0], (unsigned long long)img->dims[0], img->path);
@@ -375,36 +403,35 @@ static int check_pair(const ty_data_array *img, const ty_data_array *lab, uint32
   for (size_t i = 0; i < lab->nbytes; i++) {
     uint32_t y = lab->data[i];
     if (max_classes && y >= max_classes)
-      return ty_errf(err, err_len, TY_EPROTO, "%s: label %u of sample %zu is not below %u", lab->path, y, i,
-                     max_classes);
+      return ty_errf(err, err_len, TY_EPROTO, "%s: label %u of sample %zu is not below %u",
+                     lab->path, y, i, max_classes);
     top = y > top ? y : top;
   }
   *out_classes = max_classes ? max_classes : top + 1;
   return 0;
 }
 
-static int load_pair(const char *ipath, const char *lpath, const ty_data_opts *opts, uint32_t max_classes,
-                     ty_dataset **out_ds, char *err, size_t err_len)
-{
-  if (ipath == NULL || lpath == NULL || out_ds == NULL)
-    return TY_EINVAL;
+static int load_pair(const char *ipath, const char *lpath, const ty_data_opts *opts,
+                     uint32_t max_classes, ty_dataset **out_ds, char *err, size_t err_len) {
+  if (ipath == NULL || lpath == NULL || out_ds == NULL) return TY_EINVAL;
   *out_ds = NULL;
   ty_data_array a[2];
   memset(a, 0, sizeof a);
   uint32_t classes = 0;
   int rc = ty_data_array_open(ipath, &a[0], err, err_len);
-  if (rc == 0)
-    rc = ty_data_array_open(lpath, &a[1], err, err_len);
+  if (rc == 0) rc = ty_data_array_open(lpath, &a[1], err, err_len);
   if (rc == 0 && (a[0].type != TY_DATA_U8 || a[1].type != TY_DATA_U8))
-    rc = ty_errf(err, err_len, TY_EPROTO, "%s: an image/label pair must be uint8", a[0].type != TY_DATA_U8 ? ipath : lpath);
-  if (rc == 0)
-    rc = check_pair(&a[0], &a[1], max_classes, &classes, err, err_len);
+    rc = ty_errf(err, err_len, TY_EPROTO, "%s: an image/label pair must be uint8",
+                 a[0].type != TY_DATA_U8 ? ipath : lpath);
+  if (rc == 0) rc = check_pair(&a[0], &a[1], max_classes, &classes, err, err_len);
   if (rc != 0) {
     ty_data_array_close(&a[0]);
     ty_data_array_close(&a[1]);
     return rc;
   }
-  ty_data_feed f[2] = {{.name = "images", .to = TY_DATA_F32, .mean = opts ? opts->mean : 0,
+  ty_data_feed f[2] = {{.name = "images",
+                        .to = TY_DATA_F32,
+                        .mean = opts ? opts->mean : 0,
                         .std = opts ? opts->std : 0},
                        {.name = "labels", .to = TY_DATA_I64}};
   if ((rc = ty_dataset_from_arrays(a, f, 2, out_ds, err, err_len)) == 0)
@@ -413,18 +440,17 @@ static int load_pair(const char *ipath, const char *lpath, const ty_data_opts *o
 }
 
 int ty_data_load_idx(const char *images_path, const char *labels_path, const ty_data_opts *opts,
-                     ty_dataset **out_ds, char *err, size_t err_len)
-{
+                     ty_dataset **out_ds, char *err, size_t err_len) {
   return load_pair(images_path, labels_path, opts, 0, out_ds, err, err_len);
 }
 
-int ty_data_load_fashion_mnist(const ty_data_opts *opts, ty_data_split split, ty_dataset **out_ds, char *err,
-                               size_t err_len)
-{
+int ty_data_load_fashion_mnist(const ty_data_opts *opts, ty_data_split split, ty_dataset **out_ds,
+                               char *err, size_t err_len) {
   const char *dir = opts && opts->dir && opts->dir[0] ? opts->dir : TY_DATA_FASHION_MNIST_DIR;
   const char *prefix = split == TY_DATA_TEST ? "t10k" : "train";
   char ipath[4096], lpath[4096];
-  if (snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix) >= (int)sizeof ipath ||
+  if (snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix) >=
+          (int)sizeof ipath ||
       snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix) >= (int)sizeof lpath)
     return ty_errf(err, err_len, TY_EINVAL, "dataset.dir: path too long");
   int rc = load_pair(ipath, lpath, opts, 10, out_ds, err, err_len);
@@ -437,8 +463,7 @@ int ty_data_load_fashion_mnist(const ty_data_opts *opts, ty_data_split split, ty
 
 /* ---- order ------------------------------------------------------------------ */
 
-void ty_data_shuffle(uint64_t seed, uint64_t epoch, uint32_t n, uint32_t *out_order)
-{
+void ty_data_shuffle(uint64_t seed, uint64_t epoch, uint32_t n, uint32_t *out_order) {
   /* The key separates epochs: the streams for (seed, epoch) and
    * (seed, epoch + 1) are unrelated, and draw j depends on j only. */
   uint64_t key = ty_mix2(seed, epoch);
@@ -453,9 +478,7 @@ void ty_data_shuffle(uint64_t seed, uint64_t epoch, uint32_t n, uint32_t *out_or
   }
 }
 
-uint32_t ty_data_shard_len(uint32_t n, uint32_t rank, uint32_t world_size)
-{
-  if (world_size == 0)
-    world_size = 1;
+uint32_t ty_data_shard_len(uint32_t n, uint32_t rank, uint32_t world_size) {
+  if (world_size == 0) world_size = 1;
   return n / world_size + (rank < n % world_size ? 1 : 0);
 }

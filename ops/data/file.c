@@ -36,54 +36,55 @@ static const struct {
     [TY_DATA_F64] = {"float64", 8, 11},
 };
 
-static bool valid(ty_data_type t) { return t > TY_DATA_INVALID && t <= TY_DATA_F64; }
+static bool valid(ty_data_type t) {
+  return t > TY_DATA_INVALID && t <= TY_DATA_F64;
+}
 
-const char *ty_data_type_name(ty_data_type t) { return valid(t) ? types[t].name : "invalid"; }
-size_t ty_data_type_size(ty_data_type t) { return valid(t) ? types[t].size : 0; }
+const char *ty_data_type_name(ty_data_type t) {
+  return valid(t) ? types[t].name : "invalid";
+}
+size_t ty_data_type_size(ty_data_type t) {
+  return valid(t) ? types[t].size : 0;
+}
 
-ty_data_type ty_data_type_from_onnx(int onnx_dtype)
-{
+ty_data_type ty_data_type_from_onnx(int onnx_dtype) {
   for (int t = TY_DATA_BOOL; t <= TY_DATA_F64; t++)
-    if (types[t].onnx == onnx_dtype)
-      return (ty_data_type)t;
+    if (types[t].onnx == onnx_dtype) return (ty_data_type)t;
   return TY_DATA_INVALID;
 }
 
-static bool is_float(ty_data_type t) { return t == TY_DATA_F16 || t == TY_DATA_F32 || t == TY_DATA_F64; }
+static bool is_float(ty_data_type t) {
+  return t == TY_DATA_F16 || t == TY_DATA_F32 || t == TY_DATA_F64;
+}
 
-bool ty_data_convertible(ty_data_type from, ty_data_type to)
-{
-  if (!valid(from) || !valid(to))
-    return false;
-  if (from == to || to == TY_DATA_F32)
-    return true;
+bool ty_data_convertible(ty_data_type from, ty_data_type to) {
+  if (!valid(from) || !valid(to)) return false;
+  if (from == to || to == TY_DATA_F32) return true;
   return to == TY_DATA_I64 && !is_float(from);
 }
 
-void ty__data_shape_str(const uint64_t *dims, uint32_t ndims, char *buf, size_t len)
-{
+void ty__data_shape_str(const uint64_t *dims, uint32_t ndims, char *buf, size_t len) {
   size_t at = 0;
   at += (size_t)snprintf(buf, len, "(");
   for (uint32_t i = 0; i < ndims && at < len; i++)
-    at += (size_t)snprintf(buf + at, len - at, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
-  if (at < len)
-    snprintf(buf + at, len - at, ndims == 1 ? ",)" : ")");
+    at +=
+        (size_t)snprintf(buf + at, len - at, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+  if (at < len) snprintf(buf + at, len - at, ndims == 1 ? ",)" : ")");
 }
 
-bool ty__data_is_gzip(const uint8_t *buf, size_t len) { return len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b; }
+bool ty__data_is_gzip(const uint8_t *buf, size_t len) {
+  return len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+}
 
-void ty__data_storage_free(ty_data_storage *st)
-{
-  if (st == NULL)
-    return;
-  if (st->map != NULL)
-    munmap(st->map, st->map_len);
+void ty__data_storage_free(ty_data_storage *st) {
+  if (st == NULL) return;
+  if (st->map != NULL) munmap(st->map, st->map_len);
   free(st->heap);
   memset(st, 0, sizeof *st);
 }
 
-static int open_checked(const char *path, const char *what, struct stat *st, char *err, size_t err_len)
-{
+static int open_checked(const char *path, const char *what, struct stat *st, char *err,
+                        size_t err_len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -107,18 +108,17 @@ static int open_checked(const char *path, const char *what, struct stat *st, cha
 }
 
 int ty__data_map(const char *path, const char *what, const uint8_t **out_bytes, size_t *out_len,
-                 ty_data_storage *st, char *err, size_t err_len)
-{
+                 ty_data_storage *st, char *err, size_t err_len) {
   struct stat sb;
   memset(st, 0, sizeof *st);
   *out_bytes = (const uint8_t *)"";
   *out_len = 0;
   int fd = open_checked(path, what, &sb, err, err_len);
-  if (fd < 0)
-    return fd;
+  if (fd < 0) return fd;
   if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX / 2) {
     close(fd);
-    return ty_errf(err, err_len, TY_ETOOBIG, "%s: %lld bytes cannot be mapped", path, (long long)sb.st_size);
+    return ty_errf(err, err_len, TY_ETOOBIG, "%s: %lld bytes cannot be mapped", path,
+                   (long long)sb.st_size);
   }
   size_t len = (size_t)sb.st_size;
   if (len == 0) {
@@ -129,7 +129,8 @@ int ty__data_map(const char *path, const char *what, const uint8_t **out_bytes, 
   int e = errno;
   close(fd);
   if (m == MAP_FAILED)
-    return ty_errf(err, err_len, e == ENOMEM ? TY_ENOMEM : TY_EIO, "%s: cannot map (%s)", path, strerror(e));
+    return ty_errf(err, err_len, e == ENOMEM ? TY_ENOMEM : TY_EIO, "%s: cannot map (%s)", path,
+                   strerror(e));
   st->map = m;
   st->map_len = len;
   *out_bytes = m;
@@ -138,12 +139,10 @@ int ty__data_map(const char *path, const char *what, const uint8_t **out_bytes, 
 }
 
 /* An IDX file (read by idx.c, gzip'ed or plain) as an array. */
-static int idx_to_array(const char *path, ty_data_array *a, char *err, size_t err_len)
-{
+static int idx_to_array(const char *path, ty_data_array *a, char *err, size_t err_len) {
   ty_idx idx;
   int rc = ty_data_idx_read(path, &idx, err, err_len);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   a->type = TY_DATA_U8;
   a->ndims = idx.ndims;
   for (uint32_t i = 0; i < idx.ndims; i++)
@@ -154,19 +153,15 @@ static int idx_to_array(const char *path, ty_data_array *a, char *err, size_t er
   return 0;
 }
 
-int ty_data_array_open(const char *path, ty_data_array *out_array, char *err, size_t err_len)
-{
-  if (path == NULL || out_array == NULL)
-    return TY_EINVAL;
+int ty_data_array_open(const char *path, ty_data_array *out_array, char *err, size_t err_len) {
+  if (path == NULL || out_array == NULL) return TY_EINVAL;
   memset(out_array, 0, sizeof *out_array);
-  if ((out_array->path = strdup(path)) == NULL)
-    return TY_ENOMEM;
+  if ((out_array->path = strdup(path)) == NULL) return TY_ENOMEM;
   const uint8_t *b;
   size_t len;
   ty_data_storage st;
   int rc = ty__data_map(path, "a .npy or IDX file", &b, &len, &st, err, err_len);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   if (len >= 6 && memcmp(b, "\x93NUMPY", 6) == 0) {
     out_array->storage = st;
     return ty__npy_to_array(b, len, path, out_array, err, err_len);
@@ -175,18 +170,15 @@ int ty_data_array_open(const char *path, ty_data_array *out_array, char *err, si
   uint8_t head[4] = {0};
   memcpy(head, b, len < 4 ? len : 4);
   ty__data_storage_free(&st);
-  if (idx_like)
-    return idx_to_array(path, out_array, err, err_len);
+  if (idx_like) return idx_to_array(path, out_array, err, err_len);
   return ty_errf(err, err_len, TY_EPROTO,
                  "%s: neither a .npy file (magic \\x93NUMPY) nor an IDX file (00 00 type ndims), "
                  "plain or gzip'ed: starts with %02x %02x %02x %02x",
                  path, head[0], head[1], head[2], head[3]);
 }
 
-void ty_data_array_close(ty_data_array *a)
-{
-  if (a == NULL)
-    return;
+void ty_data_array_close(ty_data_array *a) {
+  if (a == NULL) return;
   ty__data_storage_free(&a->storage);
   free(a->path);
   memset(a, 0, sizeof *a);

@@ -40,7 +40,7 @@ struct ty_loader {
   uint32_t *order; /* the epoch's full order, all ranks */
   slot slots[SLOTS];
   uint64_t epoch;
-  uint64_t next_batch; /* consumer side, under mu when prefetching */
+  uint64_t next_batch;   /* consumer side, under mu when prefetching */
   uint64_t produce_from; /* producer's first batch; fixed while it runs */
   bool started;
   int held; /* slot index the consumer holds, or -1 */
@@ -52,12 +52,10 @@ struct ty_loader {
   bool stop;
 };
 
-static void fill(ty_loader *l, slot *s, uint64_t b)
-{
+static void fill(ty_loader *l, slot *s, uint64_t b) {
   uint64_t first = b * l->o.batch_size;
   uint64_t last = first + l->o.batch_size;
-  if (last > l->shard_len)
-    last = l->shard_len;
+  if (last > l->shard_len) last = l->shard_len;
   s->n = (uint32_t)(last - first);
   s->index = b;
   for (uint64_t p = first; p < last; p++) {
@@ -68,8 +66,7 @@ static void fill(ty_loader *l, slot *s, uint64_t b)
   }
 }
 
-static void *producer(void *arg)
-{
+static void *producer(void *arg) {
   ty_loader *l = arg;
   for (uint64_t b = l->produce_from; b < l->batches; b++) {
     slot *s = &l->slots[b % SLOTS];
@@ -78,8 +75,7 @@ static void *producer(void *arg)
       pthread_cond_wait(&l->cv, &l->mu);
     bool stop = l->stop;
     pthread_mutex_unlock(&l->mu);
-    if (stop)
-      break;
+    if (stop) break;
     fill(l, s, b);
     pthread_mutex_lock(&l->mu);
     s->state = SLOT_READY;
@@ -89,10 +85,8 @@ static void *producer(void *arg)
   return NULL;
 }
 
-static void stop_producer(ty_loader *l)
-{
-  if (!l->running)
-    return;
+static void stop_producer(ty_loader *l) {
+  if (!l->running) return;
   pthread_mutex_lock(&l->mu);
   l->stop = true;
   pthread_cond_broadcast(&l->cv);
@@ -102,47 +96,41 @@ static void stop_producer(ty_loader *l)
   l->stop = false;
 }
 
-static int check_opts(const ty_dataset *ds, const ty_loader_opts *o, char *err, size_t err_len)
-{
-  if (o->batch_size == 0)
-    return ty_errf(err, err_len, TY_EINVAL, "batch_size: must be > 0");
+static int check_opts(const ty_dataset *ds, const ty_loader_opts *o, char *err, size_t err_len) {
+  if (o->batch_size == 0) return ty_errf(err, err_len, TY_EINVAL, "batch_size: must be > 0");
   uint32_t world = o->world_size ? o->world_size : 1;
   if (o->rank >= world)
     return ty_errf(err, err_len, TY_EINVAL, "rank: %u is not below world_size %u", o->rank, world);
   if (ty_dataset_count(ds) < world)
-    return ty_errf(err, err_len, TY_EINVAL, "world_size: %u ranks for %zu samples", world, ty_dataset_count(ds));
+    return ty_errf(err, err_len, TY_EINVAL, "world_size: %u ranks for %zu samples", world,
+                   ty_dataset_count(ds));
   return 0;
 }
 
 /* Batch buffers of every column, sizes checked for overflow. */
-static int alloc_slots(ty_loader *l, char *err, size_t err_len)
-{
+static int alloc_slots(ty_loader *l, char *err, size_t err_len) {
   for (size_t k = 0; k < l->n_cols; k++) {
     const ty_data_column *c = ty_dataset_column(l->ds, k);
     size_t bytes;
     if (ty_mul_overflow(c->elems, ty_data_type_size(c->to), &l->col_bytes[k]) ||
         ty_mul_overflow(l->col_bytes[k], l->o.batch_size, &bytes))
-      return ty_errf(err, err_len, TY_ETOOBIG, "batch_size: %u samples of \"%s\" overflow the address space",
-                     l->o.batch_size, c->name);
+      return ty_errf(err, err_len, TY_ETOOBIG,
+                     "batch_size: %u samples of \"%s\" overflow the address space", l->o.batch_size,
+                     c->name);
     for (int i = 0; i < SLOTS; i++)
-      if ((l->slots[i].cols[k] = malloc(bytes ? bytes : 1)) == NULL)
-        return TY_ENOMEM;
+      if ((l->slots[i].cols[k] = malloc(bytes ? bytes : 1)) == NULL) return TY_ENOMEM;
   }
   return 0;
 }
 
-int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts,
-                     ty_loader **out_loader, char *err, size_t err_len)
-{
-  if (ds == NULL || opts == NULL || out_loader == NULL)
-    return TY_EINVAL;
+int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts, ty_loader **out_loader,
+                     char *err, size_t err_len) {
+  if (ds == NULL || opts == NULL || out_loader == NULL) return TY_EINVAL;
   *out_loader = NULL;
   int rc = check_opts(ds, opts, err, err_len);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   ty_loader *l = calloc(1, sizeof *l);
-  if (l == NULL)
-    return TY_ENOMEM;
+  if (l == NULL) return TY_ENOMEM;
   l->ds = ds;
   l->o = *opts;
   l->o.world_size = opts->world_size ? opts->world_size : 1;
@@ -159,10 +147,8 @@ int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts,
   pthread_cond_init(&l->cv, NULL);
   rc = TY_ENOMEM;
   l->order = malloc((size_t)n * sizeof *l->order);
-  if (l->order == NULL)
-    goto fail;
-  if ((rc = alloc_slots(l, err, err_len)) != 0)
-    goto fail;
+  if (l->order == NULL) goto fail;
+  if ((rc = alloc_slots(l, err, err_len)) != 0) goto fail;
   *out_loader = l;
   return 0;
 fail:
@@ -170,10 +156,8 @@ fail:
   return rc;
 }
 
-void ty_loader_destroy(ty_loader *l)
-{
-  if (l == NULL)
-    return;
+void ty_loader_destroy(ty_loader *l) {
+  if (l == NULL) return;
   stop_producer(l);
   for (int i = 0; i < SLOTS; i++)
     for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
@@ -184,12 +168,12 @@ void ty_loader_destroy(ty_loader *l)
   free(l);
 }
 
-uint64_t ty_loader_batches_per_epoch(const ty_loader *l) { return l->batches; }
+uint64_t ty_loader_batches_per_epoch(const ty_loader *l) {
+  return l->batches;
+}
 
-int ty_loader_start_epoch(ty_loader *l, uint64_t epoch, uint64_t first_batch)
-{
-  if (l == NULL || first_batch > l->batches)
-    return TY_EINVAL;
+int ty_loader_start_epoch(ty_loader *l, uint64_t epoch, uint64_t first_batch) {
+  if (l == NULL || first_batch > l->batches) return TY_EINVAL;
   stop_producer(l);
   uint32_t n = (uint32_t)ty_dataset_count(l->ds);
   if (l->o.shuffle) {
@@ -212,29 +196,22 @@ int ty_loader_start_epoch(ty_loader *l, uint64_t epoch, uint64_t first_batch)
   return 0;
 }
 
-static void hand_out(ty_loader *l, const slot *s, ty_batch *out)
-{
+static void hand_out(ty_loader *l, const slot *s, ty_batch *out) {
   memset(out, 0, sizeof *out);
   for (size_t k = 0; k < l->n_cols; k++)
     out->cols[k] = s->cols[k];
-  if (ty_dataset_column(l->ds, 0)->to == TY_DATA_F32)
-    out->x = s->cols[0];
-  if (l->n_cols > 1 && ty_dataset_column(l->ds, 1)->to == TY_DATA_I64)
-    out->y = s->cols[1];
+  if (ty_dataset_column(l->ds, 0)->to == TY_DATA_F32) out->x = s->cols[0];
+  if (l->n_cols > 1 && ty_dataset_column(l->ds, 1)->to == TY_DATA_I64) out->y = s->cols[1];
   out->n = s->n;
   out->epoch = l->epoch;
   out->index = s->index;
 }
 
-int ty_loader_next(ty_loader *l, ty_batch *out_batch)
-{
-  if (l == NULL || out_batch == NULL)
-    return TY_EINVAL;
-  if (!l->started)
-    return TY_ESTATE;
+int ty_loader_next(ty_loader *l, ty_batch *out_batch) {
+  if (l == NULL || out_batch == NULL) return TY_EINVAL;
+  if (!l->started) return TY_ESTATE;
   if (!l->running) {
-    if (l->next_batch >= l->batches)
-      return 0;
+    if (l->next_batch >= l->batches) return 0;
     fill(l, &l->slots[0], l->next_batch++);
     hand_out(l, &l->slots[0], out_batch);
     return 1;

@@ -55,11 +55,11 @@ typedef struct ty_jit_opts {
 } ty_jit_opts;
 
 typedef struct ty_jit_stats {
-  uint64_t compiles;     /* successful compiler invocations */
+  uint64_t compiles;         /* successful compiler invocations */
   uint64_t compile_failures; /* compiler missing or failing (then interpreted) */
-  uint64_t disk_loads;   /* kernels loaded from the disk cache without compiling */
-  uint64_t interp_runs;  /* region or update runs through the interpreter */
-  uint64_t rejected;     /* cached objects whose key did not match (recompiled) */
+  uint64_t disk_loads;       /* kernels loaded from the disk cache without compiling */
+  uint64_t interp_runs;      /* region or update runs through the interpreter */
+  uint64_t rejected;         /* cached objects whose key did not match (recompiled) */
 } ty_jit_stats;
 
 /* opts may be NULL. The caller owns *out_jit. */

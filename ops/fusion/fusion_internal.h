@@ -28,17 +28,33 @@
 #define TY__FBLOCK 256
 
 typedef enum {
-  TY__FOP_LOAD, /* r[dst] = in[a] (stride 0 or 1 along the row) */
+  TY__FOP_LOAD,  /* r[dst] = in[a] (stride 0 or 1 along the row) */
   TY__FOP_STORE, /* out[dst] = r[a] */
-  TY__FOP_ADD, TY__FOP_SUB, TY__FOP_MUL, TY__FOP_DIV, TY__FOP_POW,
-  TY__FOP_NEG, TY__FOP_RELU, TY__FOP_LEAKY_RELU, /* alpha = params[param] */
-  TY__FOP_SIGMOID, TY__FOP_TANH, TY__FOP_EXP, TY__FOP_LOG, TY__FOP_SQRT, TY__FOP_ERF,
+  TY__FOP_ADD,
+  TY__FOP_SUB,
+  TY__FOP_MUL,
+  TY__FOP_DIV,
+  TY__FOP_POW,
+  TY__FOP_NEG,
+  TY__FOP_RELU,
+  TY__FOP_LEAKY_RELU, /* alpha = params[param] */
+  TY__FOP_SIGMOID,
+  TY__FOP_TANH,
+  TY__FOP_EXP,
+  TY__FOP_LOG,
+  TY__FOP_SQRT,
+  TY__FOP_ERF,
   TY__FOP_COPY,
   /* Backward (TyGrad) formulas, exactly ops/autodiff/kernels_grad.c's; a is
    * dY. Unary ones in float, b the forward input x or output y: */
-  TY__FOP_G_RELU, TY__FOP_G_LEAKY_RELU, /* b = x */
-  TY__FOP_G_SIGMOID, TY__FOP_G_TANH, TY__FOP_G_SQRT, TY__FOP_G_EXP, /* b = y */
-  TY__FOP_G_ERF, TY__FOP_G_LOG, /* b = x */
+  TY__FOP_G_RELU,
+  TY__FOP_G_LEAKY_RELU, /* b = x */
+  TY__FOP_G_SIGMOID,
+  TY__FOP_G_TANH,
+  TY__FOP_G_SQRT,
+  TY__FOP_G_EXP, /* b = y */
+  TY__FOP_G_ERF,
+  TY__FOP_G_LOG, /* b = x */
   TY__FOP_G_NEG,
   /* Binary ones in double, stored as (float)(0.0 + partial) like the
    * kernel's accumulator: */
@@ -53,11 +69,11 @@ typedef enum {
 } ty__fopcode;
 
 typedef struct ty__finstr {
-  int op;        /* ty__fopcode */
-  int dst;       /* register (or output slot for STORE) */
-  int a, b;      /* operand registers (input slot for LOAD) */
-  int param;     /* index into the region's params, or -1 */
-  int c;         /* third operand register (backward formulas) */
+  int op;    /* ty__fopcode */
+  int dst;   /* register (or output slot for STORE) */
+  int a, b;  /* operand registers (input slot for LOAD) */
+  int param; /* index into the region's params, or -1 */
+  int c;     /* third operand register (backward formulas) */
 } ty__finstr;
 
 /* What a fusible node computes: its opcode, the value ids it reads in
@@ -87,7 +103,8 @@ typedef struct ty__fprog {
 
 /* One inner-row kernel: n elements; in[i] advances by 1 per element when
  * the pattern bit i is set, else it is read once (broadcast). */
-typedef void (*ty__frow_fn)(int64_t n, const float *const *in, float *const *out, const float *params);
+typedef void (*ty__frow_fn)(int64_t n, const float *const *in, float *const *out,
+                            const float *params);
 
 typedef struct ty__fvariant {
   uint32_t pattern;
@@ -95,7 +112,7 @@ typedef struct ty__fvariant {
 } ty__fvariant;
 
 typedef struct ty__fgroup {
-  size_t *nodes;  /* graph node indices in schedule order */
+  size_t *nodes; /* graph node indices in schedule order */
   size_t n_nodes;
   int in_ids[TY__FUSE_MAX_IO];  /* external input value ids */
   int out_ids[TY__FUSE_MAX_IO]; /* materialised output value ids */
@@ -167,8 +184,8 @@ void ty__jit_key_add(ty__jit_key *k, const void *data, size_t n);
 void ty__jit_key_str(ty__jit_key *k, const char *s);
 /* Adds what the object code depends on besides the source: the compiler's
  * argv, the flags, the compiler binary's identity and the CPU. */
-void ty__jit_key_target(ty__jit_key *k, char *const *cc_argv, int cc_argc,
-                        const char *const *flags, size_t n_flags);
+void ty__jit_key_target(ty__jit_key *k, char *const *cc_argv, int cc_argc, const char *const *flags,
+                        size_t n_flags);
 /* $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels or
  * ~/.cache/trainyard/kernels (home from $HOME or the password database);
  * TY_ENOTFOUND when there is no home. */

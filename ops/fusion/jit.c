@@ -43,13 +43,13 @@ typedef struct jit_entry {
 } jit_entry;
 
 struct ty_jit {
-  char *dir;    /* NULL without a usable cache directory */
-  int dirfd;    /* the verified directory, open for the jit's life; -1 = none */
-  char why[256]; /* why compiled kernels are off; "" while on */
+  char *dir;          /* NULL without a usable cache directory */
+  int dirfd;          /* the verified directory, open for the jit's life; -1 = none */
+  char why[256];      /* why compiled kernels are off; "" while on */
   ty__jit_key target; /* the key's part that is not the source */
-  bool off;     /* interpret only */
-  bool broken;  /* the compiler failed once */
-  char *cc;     /* $CC or "cc", split in place into cc_argv */
+  bool off;           /* interpret only */
+  bool broken;        /* the compiler failed once */
+  char *cc;           /* $CC or "cc", split in place into cc_argv */
   char *cc_argv[CC_MAX_ARGS + 1];
   int cc_argc;
   uint64_t seq; /* temp-file sequence */
@@ -60,12 +60,13 @@ struct ty_jit {
   size_t n_handles, cap_handles;
 };
 
-static const char *const cc_flags[] = {"-O3", "-march=native", "-fPIC", "-shared", "-std=c11",
-                                       "-ffp-contract=off", "-w"};
+static const char *const cc_flags[] = {"-O3",      "-march=native",     "-fPIC", "-shared",
+                                       "-std=c11", "-ffp-contract=off", "-w"};
 
 static void split_cc(ty_jit *j) {
   char *save = NULL;
-  for (char *t = strtok_r(j->cc, " \t", &save); t && j->cc_argc < CC_MAX_ARGS; t = strtok_r(NULL, " \t", &save))
+  for (char *t = strtok_r(j->cc, " \t", &save); t && j->cc_argc < CC_MAX_ARGS;
+       t = strtok_r(NULL, " \t", &save))
     j->cc_argv[j->cc_argc++] = t;
   if (j->cc_argc == 0) j->broken = true;
 }
@@ -76,12 +77,14 @@ static void open_cache(ty_jit *j, const char *given) {
   int rc = given ? (snprintf(path, sizeof path, "%s", given) < (int)sizeof path ? 0 : TY_EINVAL)
                  : ty__jit_default_dir(path, sizeof path);
   if (rc == TY_ENOTFOUND)
-    snprintf(j->why, sizeof j->why, "no kernel cache: no home directory (set TRAINYARD_KERNEL_CACHE)");
+    snprintf(j->why, sizeof j->why,
+             "no kernel cache: no home directory (set TRAINYARD_KERNEL_CACHE)");
   else if (rc == 0)
     rc = ty__jit_cache_open(path, &j->dirfd, j->why, sizeof j->why);
   if (rc == 0 && !(j->dir = strdup(path))) rc = TY_ENOMEM;
   if (rc != 0) {
-    if (!j->why[0]) snprintf(j->why, sizeof j->why, "kernel cache %.200s: %s", path, ty_strerror(rc));
+    if (!j->why[0])
+      snprintf(j->why, sizeof j->why, "kernel cache %.200s: %s", path, ty_strerror(rc));
     j->broken = true;
   }
 }
@@ -109,7 +112,8 @@ int ty_jit_create(const ty_jit_opts *opts, ty_jit **out_jit) {
 
 void ty_jit_destroy(ty_jit *j) {
   if (!j) return;
-  for (size_t i = 0; i < j->n_handles; i++) dlclose(j->handles[i]);
+  for (size_t i = 0; i < j->n_handles; i++)
+    dlclose(j->handles[i]);
   free(j->handles);
   free(j->map);
   if (j->dirfd >= 0) close(j->dirfd);
@@ -118,8 +122,12 @@ void ty_jit_destroy(ty_jit *j) {
   free(j);
 }
 
-void ty_jit_get_stats(const ty_jit *j, ty_jit_stats *out_stats) { *out_stats = j->st; }
-const char *ty_jit_cache_dir(const ty_jit *j) { return j->dir; }
+void ty_jit_get_stats(const ty_jit *j, ty_jit_stats *out_stats) {
+  *out_stats = j->st;
+}
+const char *ty_jit_cache_dir(const ty_jit *j) {
+  return j->dir;
+}
 const char *ty_jit_status(const ty_jit *j) {
   if (j->off) return "compiled kernels are off (no_jit or TRAINYARD_NO_JIT)";
   if (j->why[0]) return j->why;
@@ -138,20 +146,24 @@ static int write_source(int dirfd, const char *name, const char *src, const ty__
     close(fd);
     return TY_EIO;
   }
-  bool ok = fputs(src, f) >= 0 &&
-            fprintf(f, "\nconst unsigned long long ty_kernel_key[2] = {0x%016llxull, 0x%016llxull};\n",
-                    (unsigned long long)k->h[0], (unsigned long long)k->h[1]) > 0;
+  bool ok =
+      fputs(src, f) >= 0 &&
+      fprintf(f, "\nconst unsigned long long ty_kernel_key[2] = {0x%016llxull, 0x%016llxull};\n",
+              (unsigned long long)k->h[0], (unsigned long long)k->h[1]) > 0;
   ok = fclose(f) == 0 && ok;
   return ok ? 0 : TY_EIO;
 }
 
 /* Runs the compiler inside the cache directory on the names given (all
  * relative to it): src_name -> so_name, stderr to log_name. */
-static int run_compiler(ty_jit *j, const char *src_path, const char *so_path, const char *log_path) {
+static int run_compiler(ty_jit *j, const char *src_path, const char *so_path,
+                        const char *log_path) {
   char *argv[CC_MAX_ARGS + 16];
   int argc = 0;
-  for (int i = 0; i < j->cc_argc; i++) argv[argc++] = j->cc_argv[i];
-  for (size_t i = 0; i < sizeof cc_flags / sizeof *cc_flags; i++) argv[argc++] = (char *)cc_flags[i];
+  for (int i = 0; i < j->cc_argc; i++)
+    argv[argc++] = j->cc_argv[i];
+  for (size_t i = 0; i < sizeof cc_flags / sizeof *cc_flags; i++)
+    argv[argc++] = (char *)cc_flags[i];
   argv[argc++] = "-o";
   argv[argc++] = (char *)so_path;
   argv[argc++] = (char *)src_path;

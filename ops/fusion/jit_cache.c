@@ -68,7 +68,8 @@ static void add_cpu(ty__jit_key *k) {
   if (__get_cpuid(0, &r[0], &r[1], &r[2], &r[3])) {
     words[0] = r[1], words[1] = r[3], words[2] = r[2]; /* "GenuineIntel" */
     unsigned int max = r[0];
-    if (__get_cpuid(1, &r[0], &r[1], &r[2], &r[3])) words[3] = r[0], words[4] = r[2], words[5] = r[3];
+    if (__get_cpuid(1, &r[0], &r[1], &r[2], &r[3]))
+      words[3] = r[0], words[4] = r[2], words[5] = r[3];
     if (max >= 7) {
       __cpuid_count(7, 0, r[0], r[1], r[2], r[3]);
       words[6] = r[1], words[7] = r[2], words[8] = r[3];
@@ -105,10 +106,12 @@ static void add_compiler(ty__jit_key *k, const char *argv0) {
   }
 }
 
-void ty__jit_key_target(ty__jit_key *k, char *const *cc_argv, int cc_argc,
-                        const char *const *flags, size_t n_flags) {
-  for (int i = 0; i < cc_argc; i++) ty__jit_key_str(k, cc_argv[i]);
-  for (size_t i = 0; i < n_flags; i++) ty__jit_key_str(k, flags[i]);
+void ty__jit_key_target(ty__jit_key *k, char *const *cc_argv, int cc_argc, const char *const *flags,
+                        size_t n_flags) {
+  for (int i = 0; i < cc_argc; i++)
+    ty__jit_key_str(k, cc_argv[i]);
+  for (size_t i = 0; i < n_flags; i++)
+    ty__jit_key_str(k, flags[i]);
   if (cc_argc > 0) add_compiler(k, cc_argv[0]);
   add_cpu(k);
 }
@@ -123,10 +126,14 @@ int ty__jit_default_dir(char *out, size_t len) {
     home = pw && pw->pw_dir && pw->pw_dir[0] ? pw->pw_dir : NULL;
   }
   int n;
-  if (env && env[0]) n = snprintf(out, len, "%s", env);
-  else if (xdg && xdg[0] == '/') n = snprintf(out, len, "%s/trainyard/kernels", xdg);
-  else if (home) n = snprintf(out, len, "%s/.cache/trainyard/kernels", home);
-  else return TY_ENOTFOUND;
+  if (env && env[0])
+    n = snprintf(out, len, "%s", env);
+  else if (xdg && xdg[0] == '/')
+    n = snprintf(out, len, "%s/trainyard/kernels", xdg);
+  else if (home)
+    n = snprintf(out, len, "%s/.cache/trainyard/kernels", home);
+  else
+    return TY_ENOTFOUND;
   return n > 0 && (size_t)n < len ? 0 : TY_EINVAL;
 }
 
@@ -149,8 +156,7 @@ int ty__jit_cache_open(const char *path, int *out_fd, char *why, size_t why_len)
   int rc = make_dirs(path);
   if (rc != 0) return ty_errf(why, why_len, TY_EIO, "cannot create %s: %s", path, ty_strerror(rc));
   struct stat ls, fs;
-  if (lstat(path, &ls) != 0)
-    return ty_errf(why, why_len, TY_EIO, "%s: %s", path, strerror(errno));
+  if (lstat(path, &ls) != 0) return ty_errf(why, why_len, TY_EIO, "%s: %s", path, strerror(errno));
   if (!S_ISDIR(ls.st_mode))
     return ty_errf(why, why_len, TY_EPERM, "%s is not a directory (a symbolic link?)", path);
   int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -159,8 +165,9 @@ int ty__jit_cache_open(const char *path, int *out_fd, char *why, size_t why_len)
   if (fstat(fd, &fs) != 0 || fs.st_dev != ls.st_dev || fs.st_ino != ls.st_ino)
     rc = ty_errf(why, why_len, TY_EPERM, "%s changed while it was checked", path);
   else if (fs.st_uid != me)
-    rc = ty_errf(why, why_len, TY_EPERM, "%s is owned by uid %u, not %u: refusing to load code from it",
-                 path, (unsigned)fs.st_uid, (unsigned)me);
+    rc = ty_errf(why, why_len, TY_EPERM,
+                 "%s is owned by uid %u, not %u: refusing to load code from it", path,
+                 (unsigned)fs.st_uid, (unsigned)me);
   else if ((fs.st_mode & 077) && fchmod(fd, 0700) != 0)
     rc = ty_errf(why, why_len, TY_EPERM, "%s is open to other users and cannot be made private: %s",
                  path, strerror(errno));

@@ -47,7 +47,8 @@ static int sgd_src(unsigned fl, char *buf, size_t len) {
   return n > 0 && (size_t)n < len ? 0 : TY_EINTERNAL;
 }
 
-int ty_jit_sgd_step(ty_jit *j, const ty_fused_sgd *hp, size_t n, float *param, const float *grad, float *buf) {
+int ty_jit_sgd_step(ty_jit *j, const ty_fused_sgd *hp, size_t n, float *param, const float *grad,
+                    float *buf) {
   if (!hp || (n && (!param || !grad))) return TY_EINVAL;
   unsigned fl = (hp->weight_decay != 0.0f ? SGD_WD : 0u) | (hp->momentum != 0.0f ? SGD_MOM : 0u) |
                 (hp->nesterov ? SGD_NESTEROV : 0u) | (hp->first ? SGD_FIRST : 0u);
@@ -72,7 +73,8 @@ int ty_jit_sgd_step(ty_jit *j, const ty_fused_sgd *hp, size_t n, float *param, c
 TY_OPTIM_LERPF_DEF
 
 /* h: ty_optim_adam_scalars' order. */
-static void adam_ref(unsigned fl, int64_t n, float *p, const float *g, float *m, float *v, const float *h) {
+static void adam_ref(unsigned fl, int64_t n, float *p, const float *g, float *m, float *v,
+                     const float *h) {
   const float step_size = h[0], bc2_sqrt = h[1], decay = h[2], wd = h[3], b2 = h[4], w1 = h[5],
               w2 = h[6], eps = h[7];
   const bool adamw = fl & ADAM_W, has_wd = fl & ADAM_WD;
@@ -95,8 +97,8 @@ static int adam_src(unsigned fl, char *buf, size_t len) {
   return n > 0 && (size_t)n < len ? 0 : TY_EINTERNAL;
 }
 
-int ty_jit_adam_step(ty_jit *j, const ty_fused_adam *hp, size_t n, float *param, const float *grad, float *m,
-                     float *v) {
+int ty_jit_adam_step(ty_jit *j, const ty_fused_adam *hp, size_t n, float *param, const float *grad,
+                     float *m, float *v) {
   if (!hp || hp->step == 0 || (n && (!param || !grad || !m || !v))) return TY_EINVAL;
   float h[8];
   ty_optim_adam_scalars(hp->lr, hp->weight_decay, hp->beta1, hp->beta2, hp->eps, hp->step, h);

@@ -23,22 +23,38 @@
 
 static int fopcode_of(ty_op op) {
   switch (op) {
-  case TY_OP_ADD: return TY__FOP_ADD;
-  case TY_OP_SUB: return TY__FOP_SUB;
-  case TY_OP_MUL: return TY__FOP_MUL;
-  case TY_OP_DIV: return TY__FOP_DIV;
-  case TY_OP_POW: return TY__FOP_POW;
-  case TY_OP_NEG: return TY__FOP_NEG;
-  case TY_OP_RELU: return TY__FOP_RELU;
-  case TY_OP_LEAKY_RELU: return TY__FOP_LEAKY_RELU;
-  case TY_OP_SIGMOID: return TY__FOP_SIGMOID;
-  case TY_OP_TANH: return TY__FOP_TANH;
-  case TY_OP_EXP: return TY__FOP_EXP;
-  case TY_OP_LOG: return TY__FOP_LOG;
-  case TY_OP_SQRT: return TY__FOP_SQRT;
-  case TY_OP_ERF: return TY__FOP_ERF;
-  case TY_OP_IDENTITY: return TY__FOP_COPY;
-  default: return -1;
+  case TY_OP_ADD:
+    return TY__FOP_ADD;
+  case TY_OP_SUB:
+    return TY__FOP_SUB;
+  case TY_OP_MUL:
+    return TY__FOP_MUL;
+  case TY_OP_DIV:
+    return TY__FOP_DIV;
+  case TY_OP_POW:
+    return TY__FOP_POW;
+  case TY_OP_NEG:
+    return TY__FOP_NEG;
+  case TY_OP_RELU:
+    return TY__FOP_RELU;
+  case TY_OP_LEAKY_RELU:
+    return TY__FOP_LEAKY_RELU;
+  case TY_OP_SIGMOID:
+    return TY__FOP_SIGMOID;
+  case TY_OP_TANH:
+    return TY__FOP_TANH;
+  case TY_OP_EXP:
+    return TY__FOP_EXP;
+  case TY_OP_LOG:
+    return TY__FOP_LOG;
+  case TY_OP_SQRT:
+    return TY__FOP_SQRT;
+  case TY_OP_ERF:
+    return TY__FOP_ERF;
+  case TY_OP_IDENTITY:
+    return TY__FOP_COPY;
+  default:
+    return -1;
   }
 }
 
@@ -51,36 +67,65 @@ static void fnode_set(ty__fnode *f, int op, int a, int b, int c, int n_in) {
 /* A TyGrad node of a binary forward op: x0, x1 the forward inputs. */
 static bool decode_grad_binary(ty_op op, int wrt, int dy, int x0, int x1, ty__fnode *f) {
   switch (op) {
-  case TY_OP_ADD: fnode_set(f, TY__FOP_G_PASS, dy, 0, 0, 1); return true;
-  case TY_OP_SUB: fnode_set(f, wrt == 0 ? TY__FOP_G_PASS : TY__FOP_G_NPASS, dy, 0, 0, 1); return true;
-  case TY_OP_MUL: fnode_set(f, TY__FOP_G_MUL, dy, wrt == 0 ? x1 : x0, 0, 2); return true;
-  case TY_OP_DIV:
-    if (wrt == 0) fnode_set(f, TY__FOP_G_DIV0, dy, x1, 0, 2);
-    else fnode_set(f, TY__FOP_G_DIV1, dy, x0, x1, 3);
+  case TY_OP_ADD:
+    fnode_set(f, TY__FOP_G_PASS, dy, 0, 0, 1);
     return true;
-  case TY_OP_POW: fnode_set(f, wrt == 0 ? TY__FOP_G_POW0 : TY__FOP_G_POW1, dy, x0, x1, 3); return true;
-  default: return false;
+  case TY_OP_SUB:
+    fnode_set(f, wrt == 0 ? TY__FOP_G_PASS : TY__FOP_G_NPASS, dy, 0, 0, 1);
+    return true;
+  case TY_OP_MUL:
+    fnode_set(f, TY__FOP_G_MUL, dy, wrt == 0 ? x1 : x0, 0, 2);
+    return true;
+  case TY_OP_DIV:
+    if (wrt == 0)
+      fnode_set(f, TY__FOP_G_DIV0, dy, x1, 0, 2);
+    else
+      fnode_set(f, TY__FOP_G_DIV1, dy, x0, x1, 3);
+    return true;
+  case TY_OP_POW:
+    fnode_set(f, wrt == 0 ? TY__FOP_G_POW0 : TY__FOP_G_POW1, dy, x0, x1, 3);
+    return true;
+  default:
+    return false;
   }
 }
 
 /* A TyGrad node of a unary forward op: x its input, y its output (or
  * TY_NO_VALUE). */
-static bool decode_grad_unary(const ty_graph_node *n, ty_op op, int dy, int x, int y, ty__fnode *f) {
+static bool decode_grad_unary(const ty_graph_node *n, ty_op op, int dy, int x, int y,
+                              ty__fnode *f) {
   switch (op) {
-  case TY_OP_RELU: fnode_set(f, TY__FOP_G_RELU, dy, x, 0, 2); return true;
+  case TY_OP_RELU:
+    fnode_set(f, TY__FOP_G_RELU, dy, x, 0, 2);
+    return true;
   case TY_OP_LEAKY_RELU:
     fnode_set(f, TY__FOP_G_LEAKY_RELU, dy, x, 0, 2);
     f->has_param = true;
     f->param = ty_graph_node_attr_float(n, "alpha", 0.01f);
     return true;
-  case TY_OP_SIGMOID: fnode_set(f, TY__FOP_G_SIGMOID, dy, y, 0, 2); return y != TY_NO_VALUE;
-  case TY_OP_TANH: fnode_set(f, TY__FOP_G_TANH, dy, y, 0, 2); return y != TY_NO_VALUE;
-  case TY_OP_SQRT: fnode_set(f, TY__FOP_G_SQRT, dy, y, 0, 2); return y != TY_NO_VALUE;
-  case TY_OP_EXP: fnode_set(f, TY__FOP_G_EXP, dy, y, 0, 2); return y != TY_NO_VALUE;
-  case TY_OP_ERF: fnode_set(f, TY__FOP_G_ERF, dy, x, 0, 2); return true;
-  case TY_OP_LOG: fnode_set(f, TY__FOP_G_LOG, dy, x, 0, 2); return true;
-  case TY_OP_NEG: fnode_set(f, TY__FOP_G_NEG, dy, 0, 0, 1); return true;
-  default: return false;
+  case TY_OP_SIGMOID:
+    fnode_set(f, TY__FOP_G_SIGMOID, dy, y, 0, 2);
+    return y != TY_NO_VALUE;
+  case TY_OP_TANH:
+    fnode_set(f, TY__FOP_G_TANH, dy, y, 0, 2);
+    return y != TY_NO_VALUE;
+  case TY_OP_SQRT:
+    fnode_set(f, TY__FOP_G_SQRT, dy, y, 0, 2);
+    return y != TY_NO_VALUE;
+  case TY_OP_EXP:
+    fnode_set(f, TY__FOP_G_EXP, dy, y, 0, 2);
+    return y != TY_NO_VALUE;
+  case TY_OP_ERF:
+    fnode_set(f, TY__FOP_G_ERF, dy, x, 0, 2);
+    return true;
+  case TY_OP_LOG:
+    fnode_set(f, TY__FOP_G_LOG, dy, x, 0, 2);
+    return true;
+  case TY_OP_NEG:
+    fnode_set(f, TY__FOP_G_NEG, dy, 0, 0, 1);
+    return true;
+  default:
+    return false;
   }
 }
 
@@ -88,19 +133,25 @@ static bool decode_grad_unary(const ty_graph_node *n, ty_op op, int dy, int x, i
  * the forward outputs; attributes fwd_op, wrt, n_fwd_in. Only gradients
  * shaped like dY fuse: a broadcast input's gradient is a reduction. */
 static bool decode_grad(const ty_graph *g, const ty_graph_node *n, ty__fnode *f) {
-  int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1), wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
+  int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1),
+          wrt = ty_graph_node_attr_int(n, TY__GRAD_WRT, -1);
   int64_t nfi = ty_graph_node_attr_int(n, TY__GRAD_NFI, -1);
-  if (op < 0 || op > TY_OP_NEG || nfi < 1 || nfi > 2 || 1 + nfi > n->n_inputs || wrt < 0 || wrt >= nfi)
+  if (op < 0 || op > TY_OP_NEG || nfi < 1 || nfi > 2 || 1 + nfi > n->n_inputs || wrt < 0 ||
+      wrt >= nfi)
     return false;
-  if (n->n_outputs != 1 || n->outputs[0] == TY_NO_VALUE || n->inputs[0] == TY_NO_VALUE) return false;
-  const ty_graph_value *dv = ty_graph_value_at(g, n->inputs[0]), *ov = ty_graph_value_at(g, n->outputs[0]);
+  if (n->n_outputs != 1 || n->outputs[0] == TY_NO_VALUE || n->inputs[0] == TY_NO_VALUE)
+    return false;
+  const ty_graph_value *dv = ty_graph_value_at(g, n->inputs[0]),
+                       *ov = ty_graph_value_at(g, n->outputs[0]);
   if (!ty_shape_equal(&dv->shape, &ov->shape)) return false;
   bool binary = op <= TY_OP_POW, ok;
   if (nfi != (binary ? 2 : 1)) return false;
   int dy = n->inputs[0], x0 = n->inputs[1], x1 = binary ? n->inputs[2] : TY_NO_VALUE;
   int y = n->n_inputs > 1 + nfi ? n->inputs[1 + nfi] : TY_NO_VALUE;
-  ok = binary ? decode_grad_binary((ty_op)op, (int)wrt, dy, x0, x1, f) : decode_grad_unary(n, (ty_op)op, dy, x0, y, f);
-  for (int i = 0; ok && i < f->n_in; i++) ok = f->in[i] != TY_NO_VALUE;
+  ok = binary ? decode_grad_binary((ty_op)op, (int)wrt, dy, x0, x1, f)
+              : decode_grad_unary(n, (ty_op)op, dy, x0, y, f);
+  for (int i = 0; ok && i < f->n_in; i++)
+    ok = f->in[i] != TY_NO_VALUE;
   return ok;
 }
 
@@ -155,7 +206,8 @@ int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out) {
       return TY_EINTERNAL;
     }
     int r[3] = {0, 0, 0};
-    for (int i = 0; i < f.n_in; i++) r[i] = reg_of(reg_ids, p->n_regs, f.in[i]);
+    for (int i = 0; i < f.n_in; i++)
+      r[i] = reg_of(reg_ids, p->n_regs, f.in[i]);
     ty__finstr in = {f.op, p->n_regs, r[0], r[1], -1, r[2]};
     if (f.has_param) {
       in.param = p->n_params;
@@ -165,7 +217,8 @@ int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out) {
     reg_ids[p->n_regs++] = n->outputs[0];
   }
   for (int j = 0; j < n_out; j++)
-    p->code[p->n_code++] = (ty__finstr){TY__FOP_STORE, j, reg_of(reg_ids, p->n_regs, grp->out_ids[j]), 0, -1, 0};
+    p->code[p->n_code++] =
+        (ty__finstr){TY__FOP_STORE, j, reg_of(reg_ids, p->n_regs, grp->out_ids[j]), 0, -1, 0};
   free(reg_ids);
   return 0;
 }
@@ -213,31 +266,64 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 static void emit_grad_expr(sbuf *b, const ty__finstr *in) {
   int g = in->a, x = in->b, z = in->c;
   switch (in->op) {
-  case TY__FOP_G_RELU: sb_printf(b, "r%d > 0 ? r%d : 0.0f", x, g); break;
-  case TY__FOP_G_LEAKY_RELU: sb_printf(b, "r%d > 0 ? r%d : p%d * r%d", x, g, in->param, g); break;
-  case TY__FOP_G_SIGMOID: sb_printf(b, "r%d * r%d * (1.0f - r%d)", g, x, x); break;
-  case TY__FOP_G_TANH: sb_printf(b, "r%d * (1.0f - r%d * r%d)", g, x, x); break;
-  case TY__FOP_G_SQRT: sb_printf(b, "r%d * 0.5f / r%d", g, x); break;
-  case TY__FOP_G_EXP: sb_printf(b, "r%d * r%d", g, x); break;
-  case TY__FOP_G_ERF: sb_printf(b, "r%d * 1.1283791670955126f * expf(-r%d * r%d)", g, x, x); break;
-  case TY__FOP_G_LOG: sb_printf(b, "r%d / r%d", g, x); break;
-  case TY__FOP_G_NEG: sb_printf(b, "-r%d", g); break;
-  case TY__FOP_G_PASS: sb_printf(b, "(float)(0.0 + (double)r%d)", g); break;
-  case TY__FOP_G_NPASS: sb_printf(b, "(float)(0.0 + -(double)r%d)", g); break;
-  case TY__FOP_G_MUL: sb_printf(b, "(float)(0.0 + (double)r%d * (double)r%d)", g, x); break;
-  case TY__FOP_G_DIV0: sb_printf(b, "(float)(0.0 + (double)r%d / (double)r%d)", g, x); break;
+  case TY__FOP_G_RELU:
+    sb_printf(b, "r%d > 0 ? r%d : 0.0f", x, g);
+    break;
+  case TY__FOP_G_LEAKY_RELU:
+    sb_printf(b, "r%d > 0 ? r%d : p%d * r%d", x, g, in->param, g);
+    break;
+  case TY__FOP_G_SIGMOID:
+    sb_printf(b, "r%d * r%d * (1.0f - r%d)", g, x, x);
+    break;
+  case TY__FOP_G_TANH:
+    sb_printf(b, "r%d * (1.0f - r%d * r%d)", g, x, x);
+    break;
+  case TY__FOP_G_SQRT:
+    sb_printf(b, "r%d * 0.5f / r%d", g, x);
+    break;
+  case TY__FOP_G_EXP:
+    sb_printf(b, "r%d * r%d", g, x);
+    break;
+  case TY__FOP_G_ERF:
+    sb_printf(b, "r%d * 1.1283791670955126f * expf(-r%d * r%d)", g, x, x);
+    break;
+  case TY__FOP_G_LOG:
+    sb_printf(b, "r%d / r%d", g, x);
+    break;
+  case TY__FOP_G_NEG:
+    sb_printf(b, "-r%d", g);
+    break;
+  case TY__FOP_G_PASS:
+    sb_printf(b, "(float)(0.0 + (double)r%d)", g);
+    break;
+  case TY__FOP_G_NPASS:
+    sb_printf(b, "(float)(0.0 + -(double)r%d)", g);
+    break;
+  case TY__FOP_G_MUL:
+    sb_printf(b, "(float)(0.0 + (double)r%d * (double)r%d)", g, x);
+    break;
+  case TY__FOP_G_DIV0:
+    sb_printf(b, "(float)(0.0 + (double)r%d / (double)r%d)", g, x);
+    break;
   case TY__FOP_G_DIV1:
-    sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g, x, z, z);
+    sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g, x, z,
+              z);
     break;
   case TY__FOP_G_POW0:
-    sb_printf(b, "(float)(0.0 + ((double)r%d == 0 ? 0.0 : (double)r%d * (double)r%d * pow((double)r%d, (double)r%d - 1)))",
+    sb_printf(b,
+              "(float)(0.0 + ((double)r%d == 0 ? 0.0 : (double)r%d * (double)r%d * "
+              "pow((double)r%d, (double)r%d - 1)))",
               z, g, z, x, z);
     break;
   case TY__FOP_G_POW1:
-    sb_printf(b, "(float)(0.0 + ((double)r%d > 0 ? (double)r%d * log((double)r%d) * pow((double)r%d, (double)r%d) : 0.0))",
+    sb_printf(b,
+              "(float)(0.0 + ((double)r%d > 0 ? (double)r%d * log((double)r%d) * pow((double)r%d, "
+              "(double)r%d) : 0.0))",
               x, g, x, x, z);
     break;
-  default: sb_printf(b, "r%d", in->a); break; /* COPY */
+  default:
+    sb_printf(b, "r%d", in->a);
+    break; /* COPY */
   }
 }
 
@@ -245,46 +331,82 @@ static void emit_grad_expr(sbuf *b, const ty__finstr *in) {
 static void emit_expr(sbuf *b, const ty__finstr *in) {
   int a = in->a, c = in->b;
   switch (in->op) {
-  case TY__FOP_ADD: sb_printf(b, "r%d + r%d", a, c); break;
-  case TY__FOP_SUB: sb_printf(b, "r%d - r%d", a, c); break;
-  case TY__FOP_MUL: sb_printf(b, "r%d * r%d", a, c); break;
-  case TY__FOP_DIV: sb_printf(b, "r%d / r%d", a, c); break;
-  case TY__FOP_POW: sb_printf(b, "(float)pow((double)r%d, (double)r%d)", a, c); break;
-  case TY__FOP_NEG: sb_printf(b, "-r%d", a); break;
-  case TY__FOP_RELU: sb_printf(b, "r%d > 0 ? r%d : 0.0f", a, a); break;
-  case TY__FOP_LEAKY_RELU: sb_printf(b, "r%d >= 0 ? r%d : p%d * r%d", a, a, in->param, a); break;
-  case TY__FOP_SIGMOID: sb_printf(b, "ty_sigmoid(r%d)", a); break;
-  case TY__FOP_TANH: sb_printf(b, "tanhf(r%d)", a); break;
-  case TY__FOP_EXP: sb_printf(b, "expf(r%d)", a); break;
-  case TY__FOP_LOG: sb_printf(b, "logf(r%d)", a); break;
-  case TY__FOP_SQRT: sb_printf(b, "sqrtf(r%d)", a); break;
-  case TY__FOP_ERF: sb_printf(b, "erff(r%d)", a); break;
-  default: emit_grad_expr(b, in); break;
+  case TY__FOP_ADD:
+    sb_printf(b, "r%d + r%d", a, c);
+    break;
+  case TY__FOP_SUB:
+    sb_printf(b, "r%d - r%d", a, c);
+    break;
+  case TY__FOP_MUL:
+    sb_printf(b, "r%d * r%d", a, c);
+    break;
+  case TY__FOP_DIV:
+    sb_printf(b, "r%d / r%d", a, c);
+    break;
+  case TY__FOP_POW:
+    sb_printf(b, "(float)pow((double)r%d, (double)r%d)", a, c);
+    break;
+  case TY__FOP_NEG:
+    sb_printf(b, "-r%d", a);
+    break;
+  case TY__FOP_RELU:
+    sb_printf(b, "r%d > 0 ? r%d : 0.0f", a, a);
+    break;
+  case TY__FOP_LEAKY_RELU:
+    sb_printf(b, "r%d >= 0 ? r%d : p%d * r%d", a, a, in->param, a);
+    break;
+  case TY__FOP_SIGMOID:
+    sb_printf(b, "ty_sigmoid(r%d)", a);
+    break;
+  case TY__FOP_TANH:
+    sb_printf(b, "tanhf(r%d)", a);
+    break;
+  case TY__FOP_EXP:
+    sb_printf(b, "expf(r%d)", a);
+    break;
+  case TY__FOP_LOG:
+    sb_printf(b, "logf(r%d)", a);
+    break;
+  case TY__FOP_SQRT:
+    sb_printf(b, "sqrtf(r%d)", a);
+    break;
+  case TY__FOP_ERF:
+    sb_printf(b, "erff(r%d)", a);
+    break;
+  default:
+    emit_grad_expr(b, in);
+    break;
   }
 }
 
-static const char codegen_prelude[] =
-    "/* generated by trainyard ops/fusion */\n"
-    "#include <math.h>\n#include <stdint.h>\n"
-    "static inline float ty_sigmoid(float x) {\n"
-    "  if (x >= 0) return 1.0f / (1.0f + expf(-x));\n"
-    "  float e = expf(x);\n  return e / (1.0f + e);\n}\n";
+static const char codegen_prelude[] = "/* generated by trainyard ops/fusion */\n"
+                                      "#include <math.h>\n#include <stdint.h>\n"
+                                      "static inline float ty_sigmoid(float x) {\n"
+                                      "  if (x >= 0) return 1.0f / (1.0f + expf(-x));\n"
+                                      "  float e = expf(x);\n  return e / (1.0f + e);\n}\n";
 
 int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src) {
   sbuf b = {0};
   sb_printf(&b, "%s", codegen_prelude);
-  sb_printf(&b, "void ty_fk(int64_t n, const float *const *in, float *const *out, const float *prm) {\n");
+  sb_printf(
+      &b, "void ty_fk(int64_t n, const float *const *in, float *const *out, const float *prm) {\n");
   for (int i = 0; i < p->n_in; i++)
-    if (pattern >> i & 1u) sb_printf(&b, "  const float *i%d = in[%d];\n", i, i);
-    else sb_printf(&b, "  const float b%d = in[%d][0];\n", i, i);
-  for (int j = 0; j < p->n_out; j++) sb_printf(&b, "  float *o%d = out[%d];\n", j, j);
-  for (int q = 0; q < p->n_params; q++) sb_printf(&b, "  const float p%d = prm[%d];\n", q, q);
+    if (pattern >> i & 1u)
+      sb_printf(&b, "  const float *i%d = in[%d];\n", i, i);
+    else
+      sb_printf(&b, "  const float b%d = in[%d][0];\n", i, i);
+  for (int j = 0; j < p->n_out; j++)
+    sb_printf(&b, "  float *o%d = out[%d];\n", j, j);
+  for (int q = 0; q < p->n_params; q++)
+    sb_printf(&b, "  const float p%d = prm[%d];\n", q, q);
   if (p->n_params == 0) sb_printf(&b, "  (void)prm;\n");
   sb_printf(&b, "  for (int64_t k = 0; k < n; k++) {\n");
   for (int c = 0; c < p->n_code; c++) {
     const ty__finstr *in = &p->code[c];
     if (in->op == TY__FOP_LOAD)
-      sb_printf(&b, (pattern >> in->a & 1u) ? "    const float r%d = i%d[k];\n" : "    const float r%d = b%d;\n",
+      sb_printf(&b,
+                (pattern >> in->a & 1u) ? "    const float r%d = i%d[k];\n"
+                                        : "    const float r%d = b%d;\n",
                 in->dst, in->a);
     else if (in->op == TY__FOP_STORE)
       sb_printf(&b, "    o%d[k] = r%d;\n", in->dst, in->a);
@@ -320,81 +442,122 @@ static float sigmoidf_(float x) {
 /* Compute instructions always cover the whole block (a constant trip count
  * and restrict let gcc vectorise them at -O2); lanes past the row's end
  * hold stale but initialised values and are never stored. */
-#define UNARY(EXPR)                                   \
-  for (int k = 0; k < TY__FBLOCK; k++) {              \
-    float x = ra[k];                                  \
-    rd[k] = (EXPR);                                   \
-  }                                                   \
+#define UNARY(EXPR)                                                                                \
+  for (int k = 0; k < TY__FBLOCK; k++) {                                                           \
+    float x = ra[k];                                                                               \
+    rd[k] = (EXPR);                                                                                \
+  }                                                                                                \
   break
-#define BINARY(EXPR)                                  \
-  for (int k = 0; k < TY__FBLOCK; k++) {              \
-    float x = ra[k], y = rb[k];                       \
-    rd[k] = (EXPR);                                   \
-  }                                                   \
+#define BINARY(EXPR)                                                                               \
+  for (int k = 0; k < TY__FBLOCK; k++) {                                                           \
+    float x = ra[k], y = rb[k];                                                                    \
+    rd[k] = (EXPR);                                                                                \
+  }                                                                                                \
   break
-#define TERNARY(EXPR)                                 \
-  for (int k = 0; k < TY__FBLOCK; k++) {              \
-    float x = ra[k], y = rb[k], z = rc[k];            \
-    rd[k] = (EXPR);                                   \
-  }                                                   \
+#define TERNARY(EXPR)                                                                              \
+  for (int k = 0; k < TY__FBLOCK; k++) {                                                           \
+    float x = ra[k], y = rb[k], z = rc[k];                                                         \
+    rd[k] = (EXPR);                                                                                \
+  }                                                                                                \
   break
 
 /* Backward formulas (x = dY; see emit_grad_expr); false: not one. */
-static bool interp_grad(const ty__finstr *in, float alpha, float *restrict rd, const float *restrict ra,
-                        const float *restrict rb, const float *restrict rc) {
+static bool interp_grad(const ty__finstr *in, float alpha, float *restrict rd,
+                        const float *restrict ra, const float *restrict rb,
+                        const float *restrict rc) {
   switch (in->op) {
-  case TY__FOP_G_RELU: BINARY(y > 0 ? x : 0.0f);
-  case TY__FOP_G_LEAKY_RELU: BINARY(y > 0 ? x : alpha * x);
-  case TY__FOP_G_SIGMOID: BINARY(x * y * (1.0f - y));
-  case TY__FOP_G_TANH: BINARY(x * (1.0f - y * y));
-  case TY__FOP_G_SQRT: BINARY(x * 0.5f / y);
-  case TY__FOP_G_EXP: BINARY(x * y);
-  case TY__FOP_G_ERF: BINARY(x * 1.1283791670955126f * expf(-y * y));
-  case TY__FOP_G_LOG: BINARY(x / y);
-  case TY__FOP_G_NEG: UNARY(-x);
-  case TY__FOP_G_PASS: UNARY((float)(0.0 + (double)x));
-  case TY__FOP_G_NPASS: UNARY((float)(0.0 + -(double)x));
-  case TY__FOP_G_MUL: BINARY((float)(0.0 + (double)x * (double)y));
-  case TY__FOP_G_DIV0: BINARY((float)(0.0 + (double)x / (double)y));
-  case TY__FOP_G_DIV1: TERNARY((float)(0.0 + -(double)x * (double)y / ((double)z * (double)z)));
+  case TY__FOP_G_RELU:
+    BINARY(y > 0 ? x : 0.0f);
+  case TY__FOP_G_LEAKY_RELU:
+    BINARY(y > 0 ? x : alpha * x);
+  case TY__FOP_G_SIGMOID:
+    BINARY(x * y * (1.0f - y));
+  case TY__FOP_G_TANH:
+    BINARY(x * (1.0f - y * y));
+  case TY__FOP_G_SQRT:
+    BINARY(x * 0.5f / y);
+  case TY__FOP_G_EXP:
+    BINARY(x * y);
+  case TY__FOP_G_ERF:
+    BINARY(x * 1.1283791670955126f * expf(-y * y));
+  case TY__FOP_G_LOG:
+    BINARY(x / y);
+  case TY__FOP_G_NEG:
+    UNARY(-x);
+  case TY__FOP_G_PASS:
+    UNARY((float)(0.0 + (double)x));
+  case TY__FOP_G_NPASS:
+    UNARY((float)(0.0 + -(double)x));
+  case TY__FOP_G_MUL:
+    BINARY((float)(0.0 + (double)x * (double)y));
+  case TY__FOP_G_DIV0:
+    BINARY((float)(0.0 + (double)x / (double)y));
+  case TY__FOP_G_DIV1:
+    TERNARY((float)(0.0 + -(double)x * (double)y / ((double)z * (double)z)));
   case TY__FOP_G_POW0:
-    TERNARY((float)(0.0 + ((double)z == 0 ? 0.0 : (double)x * (double)z * pow((double)y, (double)z - 1))));
+    TERNARY(
+        (float)(0.0 +
+                ((double)z == 0 ? 0.0 : (double)x * (double)z * pow((double)y, (double)z - 1))));
   case TY__FOP_G_POW1:
-    TERNARY((float)(0.0 + ((double)y > 0 ? (double)x * log((double)y) * pow((double)y, (double)z) : 0.0)));
-  default: return false;
+    TERNARY((float)(0.0 + ((double)y > 0 ? (double)x * log((double)y) * pow((double)y, (double)z)
+                                         : 0.0)));
+  default:
+    return false;
   }
   return true;
 }
 
-static void interp_instr(const ty__fprog *p, const ty__finstr *in, uint32_t pattern, int64_t s, int64_t m,
-                         const float *const *inp, float *const *out, float *regs) {
+static void interp_instr(const ty__fprog *p, const ty__finstr *in, uint32_t pattern, int64_t s,
+                         int64_t m, const float *const *inp, float *const *out, float *regs) {
   /* Registers are SSA: the destination is never an operand. */
   float *restrict rd = regs + (size_t)in->dst * TY__FBLOCK;
   const float *restrict ra = regs + (size_t)in->a * TY__FBLOCK;
   const float *restrict rb = regs + (size_t)in->b * TY__FBLOCK;
   float alpha = in->param >= 0 ? p->params[in->param] : 0.0f;
-  if (in->op >= TY__FOP_G_RELU && interp_grad(in, alpha, rd, ra, rb, regs + (size_t)in->c * TY__FBLOCK)) return;
+  if (in->op >= TY__FOP_G_RELU &&
+      interp_grad(in, alpha, rd, ra, rb, regs + (size_t)in->c * TY__FBLOCK))
+    return;
   switch (in->op) {
   case TY__FOP_LOAD:
-    if (pattern >> in->a & 1u) memcpy(rd, inp[in->a] + s, (size_t)m * sizeof *rd);
-    else for (int64_t k = 0; k < m; k++) rd[k] = inp[in->a][0];
+    if (pattern >> in->a & 1u)
+      memcpy(rd, inp[in->a] + s, (size_t)m * sizeof *rd);
+    else
+      for (int64_t k = 0; k < m; k++)
+        rd[k] = inp[in->a][0];
     break;
-  case TY__FOP_STORE: memcpy(out[in->dst] + s, regs + (size_t)in->a * TY__FBLOCK, (size_t)m * sizeof *rd); break;
-  case TY__FOP_ADD: BINARY(x + y);
-  case TY__FOP_SUB: BINARY(x - y);
-  case TY__FOP_MUL: BINARY(x * y);
-  case TY__FOP_DIV: BINARY(x / y);
-  case TY__FOP_POW: BINARY((float)pow((double)x, (double)y));
-  case TY__FOP_NEG: UNARY(-x);
-  case TY__FOP_RELU: UNARY(x > 0 ? x : 0.0f);
-  case TY__FOP_LEAKY_RELU: UNARY(x >= 0 ? x : alpha * x);
-  case TY__FOP_SIGMOID: UNARY(sigmoidf_(x));
-  case TY__FOP_TANH: UNARY(tanhf(x));
-  case TY__FOP_EXP: UNARY(expf(x));
-  case TY__FOP_LOG: UNARY(logf(x));
-  case TY__FOP_SQRT: UNARY(sqrtf(x));
-  case TY__FOP_ERF: UNARY(erff(x));
-  default: UNARY(x); /* COPY */
+  case TY__FOP_STORE:
+    memcpy(out[in->dst] + s, regs + (size_t)in->a * TY__FBLOCK, (size_t)m * sizeof *rd);
+    break;
+  case TY__FOP_ADD:
+    BINARY(x + y);
+  case TY__FOP_SUB:
+    BINARY(x - y);
+  case TY__FOP_MUL:
+    BINARY(x * y);
+  case TY__FOP_DIV:
+    BINARY(x / y);
+  case TY__FOP_POW:
+    BINARY((float)pow((double)x, (double)y));
+  case TY__FOP_NEG:
+    UNARY(-x);
+  case TY__FOP_RELU:
+    UNARY(x > 0 ? x : 0.0f);
+  case TY__FOP_LEAKY_RELU:
+    UNARY(x >= 0 ? x : alpha * x);
+  case TY__FOP_SIGMOID:
+    UNARY(sigmoidf_(x));
+  case TY__FOP_TANH:
+    UNARY(tanhf(x));
+  case TY__FOP_EXP:
+    UNARY(expf(x));
+  case TY__FOP_LOG:
+    UNARY(logf(x));
+  case TY__FOP_SQRT:
+    UNARY(sqrtf(x));
+  case TY__FOP_ERF:
+    UNARY(erff(x));
+  default:
+    UNARY(x); /* COPY */
   }
 }
 
@@ -402,6 +565,7 @@ void ty__fprog_interp(const ty__fprog *p, uint32_t pattern, int64_t n, const flo
                       float *const *out, float *regs) {
   for (int64_t s = 0; s < n; s += TY__FBLOCK) {
     int64_t m = n - s < TY__FBLOCK ? n - s : TY__FBLOCK;
-    for (int c = 0; c < p->n_code; c++) interp_instr(p, &p->code[c], pattern, s, m, in, out, regs);
+    for (int c = 0; c < p->n_code; c++)
+      interp_instr(p, &p->code[c], pattern, s, m, in, out, regs);
   }
 }

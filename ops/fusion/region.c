@@ -21,9 +21,21 @@
 
 bool ty__fuse_op_ok(ty_op op) {
   switch (op) {
-  case TY_OP_ADD: case TY_OP_SUB: case TY_OP_MUL: case TY_OP_DIV: case TY_OP_POW:
-  case TY_OP_NEG: case TY_OP_RELU: case TY_OP_LEAKY_RELU: case TY_OP_SIGMOID: case TY_OP_TANH:
-  case TY_OP_EXP: case TY_OP_LOG: case TY_OP_SQRT: case TY_OP_ERF: case TY_OP_IDENTITY:
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+  case TY_OP_MUL:
+  case TY_OP_DIV:
+  case TY_OP_POW:
+  case TY_OP_NEG:
+  case TY_OP_RELU:
+  case TY_OP_LEAKY_RELU:
+  case TY_OP_SIGMOID:
+  case TY_OP_TANH:
+  case TY_OP_EXP:
+  case TY_OP_LOG:
+  case TY_OP_SQRT:
+  case TY_OP_ERF:
+  case TY_OP_IDENTITY:
     return true;
   default:
     return false;
@@ -32,7 +44,9 @@ bool ty__fuse_op_ok(ty_op op) {
 
 /* Ops whose library kernel may write its output over a same-sized input
  * (Identity is a memcpy, which must not overlap). */
-static bool inplace_op(ty_op op) { return ty__fuse_op_ok(op) && op != TY_OP_IDENTITY; }
+static bool inplace_op(ty_op op) {
+  return ty__fuse_op_ok(op) && op != TY_OP_IDENTITY;
+}
 
 static bool shape_static(const ty_shape *s) {
   if (s->rank < 0) return false;
@@ -60,19 +74,22 @@ typedef struct pass {
   const ty_graph *g;
   const size_t *order;
   size_t nn;
-  size_t *pos;  /* node -> schedule position */
-  int *gid;     /* node -> region, -1 */
-  int *root;    /* region -> representative region (union by relabel) */
+  size_t *pos; /* node -> schedule position */
+  int *gid;    /* node -> region, -1 */
+  int *root;   /* region -> representative region (union by relabel) */
   size_t n_regions;
   bool *keep;
 } pass;
 
 static int find(const pass *p, int r) {
-  while (p->root[r] != r) r = p->root[r];
+  while (p->root[r] != r)
+    r = p->root[r];
   return r;
 }
 
-static int region_of(const pass *p, size_t node) { return p->gid[node] < 0 ? -1 : find(p, p->gid[node]); }
+static int region_of(const pass *p, size_t node) {
+  return p->gid[node] < 0 ? -1 : find(p, p->gid[node]);
+}
 
 static bool in_set(const int *set, int n, int r) {
   for (int i = 0; i < n; i++)
@@ -92,7 +109,8 @@ static bool merge_legal(const pass *p, const int *cand, int nc, size_t node, siz
       if (c == node) continue;
       const ty_graph_node *cn = ty_graph_node_at(p->g, c);
       bool reads = false;
-      for (int i = 0; i < cn->n_inputs && !reads; i++) reads = cn->inputs[i] == out;
+      for (int i = 0; i < cn->n_inputs && !reads; i++)
+        reads = cn->inputs[i] == out;
       if (!reads) continue;
       int rc = region_of(p, c);
       if (rc >= 0 && in_set(cand, nc, rc)) continue;
@@ -121,7 +139,8 @@ static void place_node(pass *p, size_t k, const ty__fnode *f) {
     cand[nc++] = r;
   }
   if (nc >= 2 && merge_legal(p, cand, nc, node, k)) {
-    for (int c = 1; c < nc; c++) p->root[cand[c]] = cand[0];
+    for (int c = 1; c < nc; c++)
+      p->root[cand[c]] = cand[0];
     join(p, node, cand[0]);
     return;
   }
@@ -215,7 +234,8 @@ static int node_step(const pass *p, size_t node, ty__step *st) {
 
 static int region_size(const pass *p, int r) {
   int cnt = 0;
-  for (size_t i = 0; i < p->nn; i++) cnt += region_of(p, i) == r;
+  for (size_t i = 0; i < p->nn; i++)
+    cnt += region_of(p, i) == r;
   return cnt;
 }
 
@@ -256,8 +276,10 @@ static int emit_steps(pass *p, ty__sched *s) {
     int r = region_of(p, node);
     if (r >= 0 && region_size(p, r) < 2) r = -1;
     int rc = 0;
-    if (r < 0) rc = node_step(p, node, &s->steps[s->n_steps++]);
-    else if (last_member(p, k, r)) rc = emit_group(p, s, node, r);
+    if (r < 0)
+      rc = node_step(p, node, &s->steps[s->n_steps++]);
+    else if (last_member(p, k, r))
+      rc = emit_group(p, s, node, r);
     if (rc != 0) return rc;
   }
   return 0;

@@ -27,20 +27,24 @@ typedef struct loop {
 
 static void loop_init(loop *lp, int n_in, const ty_tensor *const *ins, const ty_shape *out) {
   int64_t st[TY__FUSE_MAX_IO][TY_MAX_RANK];
-  for (int i = 0; i < n_in; i++) ty_broadcast_strides(&ins[i]->shape, out, st[i]);
+  for (int i = 0; i < n_in; i++)
+    ty_broadcast_strides(&ins[i]->shape, out, st[i]);
   lp->rank = 0;
   for (int d = 0; d < out->rank; d++) {
     if (out->dims[d] == 1) continue;
     int r = lp->rank;
     bool merge = r > 0;
-    for (int i = 0; i < n_in && merge; i++) merge = st[i][d] * out->dims[d] == lp->st[i][r - 1];
+    for (int i = 0; i < n_in && merge; i++)
+      merge = st[i][d] * out->dims[d] == lp->st[i][r - 1];
     if (merge) {
       lp->dims[r - 1] *= out->dims[d];
-      for (int i = 0; i < n_in; i++) lp->st[i][r - 1] = st[i][d];
+      for (int i = 0; i < n_in; i++)
+        lp->st[i][r - 1] = st[i][d];
       continue;
     }
     lp->dims[r] = out->dims[d];
-    for (int i = 0; i < n_in; i++) lp->st[i][r] = st[i][d];
+    for (int i = 0; i < n_in; i++)
+      lp->st[i][r] = st[i][d];
     lp->rank++;
   }
 }

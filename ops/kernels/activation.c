@@ -53,53 +53,95 @@ static double gelu(const ty__uparams *p, double x) {
 
 static double act(const ty__uparams *p, double x) {
   switch (p->op) {
-  case TY_OP_ELU: return x < 0 ? p->alpha * expm1(x) : x;
-  case TY_OP_SELU: return p->gamma * (x <= 0 ? p->alpha * expm1(x) : x);
-  case TY_OP_CELU: return (x > 0 ? x : 0) + fmin(0.0, p->alpha * expm1(x / p->alpha));
-  case TY_OP_HARD_SIGMOID: return fmax(0.0, fmin(1.0, p->alpha * x + p->beta));
-  case TY_OP_HARD_SWISH: return x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5));
-  case TY_OP_GELU: return gelu(p, x);
-  case TY_OP_SOFTPLUS: return softplus(x);
-  case TY_OP_SOFTSIGN: return x / (1.0 + fabs(x));
-  case TY_OP_THRESHOLDED_RELU: return x > p->alpha ? x : 0.0;
-  case TY_OP_MISH: return x * tanh(softplus(x));
-  default: return NAN;
+  case TY_OP_ELU:
+    return x < 0 ? p->alpha * expm1(x) : x;
+  case TY_OP_SELU:
+    return p->gamma * (x <= 0 ? p->alpha * expm1(x) : x);
+  case TY_OP_CELU:
+    return (x > 0 ? x : 0) + fmin(0.0, p->alpha * expm1(x / p->alpha));
+  case TY_OP_HARD_SIGMOID:
+    return fmax(0.0, fmin(1.0, p->alpha * x + p->beta));
+  case TY_OP_HARD_SWISH:
+    return x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5));
+  case TY_OP_GELU:
+    return gelu(p, x);
+  case TY_OP_SOFTPLUS:
+    return softplus(x);
+  case TY_OP_SOFTSIGN:
+    return x / (1.0 + fabs(x));
+  case TY_OP_THRESHOLDED_RELU:
+    return x > p->alpha ? x : 0.0;
+  case TY_OP_MISH:
+    return x * tanh(softplus(x));
+  default:
+    return NAN;
   }
 }
 
 double ty__unary_f(const ty__uparams *p, double x) {
   switch (p->op) {
-  case TY_OP_RELU: return x > 0 ? x : 0.0;
-  case TY_OP_LEAKY_RELU: return x >= 0 ? x : p->alpha * x;
-  case TY_OP_SIGMOID: return 1.0 / (1.0 + exp(-x));
-  case TY_OP_TANH: return tanh(x);
-  case TY_OP_ERF: return erf(x);
-  case TY_OP_SQRT: return sqrt(x);
-  case TY_OP_EXP: return exp(x);
-  case TY_OP_LOG: return log(x);
-  case TY_OP_NEG: return -x;
-  case TY_OP_IDENTITY: return x;
-  case TY_OP_ABS: return fabs(x);
-  case TY_OP_SIGN: return isnan(x) ? x : (x > 0) - (x < 0);
-  case TY_OP_RECIPROCAL: return 1.0 / x;
-  case TY_OP_SHRINK: return x < -p->lambd ? x + p->bias : x > p->lambd ? x - p->bias : 0.0;
-  case TY_OP_FLOOR: return floor(x);
-  case TY_OP_CEIL: return ceil(x);
-  case TY_OP_ROUND: return nearbyint(x); /* half to even, the default rounding mode */
-  case TY_OP_SIN: return sin(x);
-  case TY_OP_COS: return cos(x);
-  case TY_OP_TAN: return tan(x);
-  case TY_OP_ASIN: return asin(x);
-  case TY_OP_ACOS: return acos(x);
-  case TY_OP_ATAN: return atan(x);
-  case TY_OP_SINH: return sinh(x);
-  case TY_OP_COSH: return cosh(x);
-  case TY_OP_ASINH: return asinh(x);
-  case TY_OP_ACOSH: return acosh(x);
-  case TY_OP_ATANH: return atanh(x);
-  case TY_OP_IS_NAN: return isnan(x);
-  case TY_OP_IS_INF: return isinf(x) && ((x > 0 && p->pos_inf) || (x < 0 && p->neg_inf));
-  default: return act(p, x);
+  case TY_OP_RELU:
+    return x > 0 ? x : 0.0;
+  case TY_OP_LEAKY_RELU:
+    return x >= 0 ? x : p->alpha * x;
+  case TY_OP_SIGMOID:
+    return 1.0 / (1.0 + exp(-x));
+  case TY_OP_TANH:
+    return tanh(x);
+  case TY_OP_ERF:
+    return erf(x);
+  case TY_OP_SQRT:
+    return sqrt(x);
+  case TY_OP_EXP:
+    return exp(x);
+  case TY_OP_LOG:
+    return log(x);
+  case TY_OP_NEG:
+    return -x;
+  case TY_OP_IDENTITY:
+    return x;
+  case TY_OP_ABS:
+    return fabs(x);
+  case TY_OP_SIGN:
+    return isnan(x) ? x : (x > 0) - (x < 0);
+  case TY_OP_RECIPROCAL:
+    return 1.0 / x;
+  case TY_OP_SHRINK:
+    return x < -p->lambd ? x + p->bias : x > p->lambd ? x - p->bias : 0.0;
+  case TY_OP_FLOOR:
+    return floor(x);
+  case TY_OP_CEIL:
+    return ceil(x);
+  case TY_OP_ROUND:
+    return nearbyint(x); /* half to even, the default rounding mode */
+  case TY_OP_SIN:
+    return sin(x);
+  case TY_OP_COS:
+    return cos(x);
+  case TY_OP_TAN:
+    return tan(x);
+  case TY_OP_ASIN:
+    return asin(x);
+  case TY_OP_ACOS:
+    return acos(x);
+  case TY_OP_ATAN:
+    return atan(x);
+  case TY_OP_SINH:
+    return sinh(x);
+  case TY_OP_COSH:
+    return cosh(x);
+  case TY_OP_ASINH:
+    return asinh(x);
+  case TY_OP_ACOSH:
+    return acosh(x);
+  case TY_OP_ATANH:
+    return atanh(x);
+  case TY_OP_IS_NAN:
+    return isnan(x);
+  case TY_OP_IS_INF:
+    return isinf(x) && ((x > 0 && p->pos_inf) || (x < 0 && p->neg_inf));
+  default:
+    return act(p, x);
   }
 }
 
@@ -109,8 +151,12 @@ static ty__num unary_int(const ty__uparams *p, ty__dkind k, ty__num v) {
   ty__num r = v;
   bool s = k == TY__DK_SINT;
   switch (p->op) {
-  case TY_OP_RELU: r.i = v.i > 0 ? v.i : 0; break;
-  case TY_OP_NEG: r.i = (int64_t)(0u - (uint64_t)v.i); break;
+  case TY_OP_RELU:
+    r.i = v.i > 0 ? v.i : 0;
+    break;
+  case TY_OP_NEG:
+    r.i = (int64_t)(0u - (uint64_t)v.i);
+    break;
   case TY_OP_ABS:
     if (s && v.i < 0) r.i = (int64_t)(0u - (uint64_t)v.i);
     break;
@@ -120,7 +166,9 @@ static ty__num unary_int(const ty__uparams *p, ty__dkind k, ty__num v) {
     else
       r.u = v.u > 0;
     break;
-  case TY_OP_NOT: r.u = !v.u; break;
+  case TY_OP_NOT:
+    r.u = !v.u;
+    break;
   case TY_OP_SHRINK: {
     double x = s ? (double)v.i : (double)v.u, y = ty__unary_f(p, x);
     if (s)
@@ -129,7 +177,8 @@ static ty__num unary_int(const ty__uparams *p, ty__dkind k, ty__num v) {
       r.u = ty__getu(TY_DTYPE_F64, &y, 0);
     break;
   }
-  default: break;
+  default:
+    break;
   }
   return r;
 }
@@ -157,33 +206,43 @@ static bool unary_f32(const ty__uparams *p, const float *a, float *b, int64_t cn
   float alpha = p->alpha;
   switch (p->op) {
   case TY_OP_RELU:
-    for (int64_t i = 0; i < cnt; i++) b[i] = a[i] > 0 ? a[i] : 0.0f;
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = a[i] > 0 ? a[i] : 0.0f;
     return true;
   case TY_OP_LEAKY_RELU:
-    for (int64_t i = 0; i < cnt; i++) b[i] = a[i] >= 0 ? a[i] : alpha * a[i];
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = a[i] >= 0 ? a[i] : alpha * a[i];
     return true;
   case TY_OP_SIGMOID:
-    for (int64_t i = 0; i < cnt; i++) b[i] = sigmoid(a[i]);
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = sigmoid(a[i]);
     return true;
   case TY_OP_TANH:
-    for (int64_t i = 0; i < cnt; i++) b[i] = tanhf(a[i]);
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = tanhf(a[i]);
     return true;
   case TY_OP_ERF:
-    for (int64_t i = 0; i < cnt; i++) b[i] = erff(a[i]);
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = erff(a[i]);
     return true;
   case TY_OP_SQRT:
-    for (int64_t i = 0; i < cnt; i++) b[i] = sqrtf(a[i]);
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = sqrtf(a[i]);
     return true;
   case TY_OP_EXP:
-    for (int64_t i = 0; i < cnt; i++) b[i] = expf(a[i]);
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = expf(a[i]);
     return true;
   case TY_OP_LOG:
-    for (int64_t i = 0; i < cnt; i++) b[i] = logf(a[i]);
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = logf(a[i]);
     return true;
   case TY_OP_NEG:
-    for (int64_t i = 0; i < cnt; i++) b[i] = -a[i];
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = -a[i];
     return true;
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -251,7 +310,8 @@ int ty__k_clip(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   if (x->dtype == TY_DTYPE_F32) {
     const float *a = x->data;
     float *b = y->data, l = (float)lo, h = (float)hi;
-    for (int64_t i = 0; i < cnt; i++) b[i] = a[i] < l ? l : a[i] > h ? h : a[i];
+    for (int64_t i = 0; i < cnt; i++)
+      b[i] = a[i] < l ? l : a[i] > h ? h : a[i];
     return 0;
   }
   if (ty__dkind_of(x->dtype) == TY__DK_FLOAT) {

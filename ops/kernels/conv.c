@@ -113,8 +113,8 @@ void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x) {
       }
 }
 
-int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w, const ty_shape *y,
-                       ty__conv_geom *g) {
+int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w,
+                       const ty_shape *y, ty__conv_geom *g) {
   ty__window win;
   int nsp = x->rank - 2;
   if (nsp < 1 || nsp > 2) return TY_EUNSUPPORTED;

@@ -23,12 +23,14 @@ static int attr3(const ty_graph_node *n, const char *name, int nsp, int64_t dflt
                  int want) {
   int64_t a[6];
   int cnt;
-  for (int d = 0; d < want; d++) v[d] = dflt;
+  for (int d = 0; d < want; d++)
+    v[d] = dflt;
   if (ty__attr_ints(n, name, a, 6, &cnt) != 0) return TY_EINVAL;
   if (cnt < 0) return 0;
   if (cnt != want && !(want == nsp && cnt == nsp + 2 && !strcmp(name, "output_shape")))
     return TY_EINVAL;
-  for (int d = 0; d < want; d++) v[d] = a[cnt - want + d];
+  for (int d = 0; d < want; d++)
+    v[d] = a[cnt - want + d];
   return 0;
 }
 
@@ -84,7 +86,8 @@ int ty__tconv_read(const ty_graph_node *n, const ty_shape *x, const ty_shape *w,
     if (t->out[d] < 0)
       return ty__node_err(err, err_len, n, TY_EINVAL, "pads remove more than the output holds");
   }
-  for (int d = nsp; d < 3; d++) t->in[d] = t->out[d] = t->k[d] = t->s[d] = t->d[d] = 1;
+  for (int d = nsp; d < 3; d++)
+    t->in[d] = t->out[d] = t->k[d] = t->s[d] = t->d[d] = 1;
   return 0;
 }
 
@@ -140,7 +143,8 @@ int ty__k_conv_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_
     }
   for (int64_t b = 0; bias && b < batch; b++)
     for (int64_t c = 0; c < m; c++)
-      for (int64_t i = 0; i < lo; i++) yd[(b * m + c) * lo + i] += ty_tensor_f32(bias)[c];
+      for (int64_t i = 0; i < lo; i++)
+        yd[(b * m + c) * lo + i] += ty_tensor_f32(bias)[c];
   free(col);
   return 0;
 }

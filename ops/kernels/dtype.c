@@ -24,12 +24,15 @@ ty__dkind ty__dkind_of(ty_dtype dt) {
   case TY_DTYPE_F32:
   case TY_DTYPE_F64:
   case TY_DTYPE_F16:
-  case TY_DTYPE_BF16: return TY__DK_FLOAT;
+  case TY_DTYPE_BF16:
+    return TY__DK_FLOAT;
   case TY_DTYPE_I8:
   case TY_DTYPE_I16:
   case TY_DTYPE_I32:
-  case TY_DTYPE_I64: return TY__DK_SINT;
-  default: return TY__DK_UINT;
+  case TY_DTYPE_I64:
+    return TY__DK_SINT;
+  default:
+    return TY__DK_UINT;
   }
 }
 
@@ -82,15 +85,21 @@ uint16_t ty__f32_to_bf16(float x) {
 /* ---- reading ------------------------------------------------------------ */
 double ty__getf(ty_dtype dt, const void *p, int64_t i) {
   switch (dt) {
-  case TY_DTYPE_F32: return ((const float *)p)[i];
-  case TY_DTYPE_F64: return ((const double *)p)[i];
-  case TY_DTYPE_F16: return ty__f16_to_f32(((const uint16_t *)p)[i]);
-  case TY_DTYPE_BF16: return ty__bf16_to_f32(((const uint16_t *)p)[i]);
+  case TY_DTYPE_F32:
+    return ((const float *)p)[i];
+  case TY_DTYPE_F64:
+    return ((const double *)p)[i];
+  case TY_DTYPE_F16:
+    return ty__f16_to_f32(((const uint16_t *)p)[i]);
+  case TY_DTYPE_BF16:
+    return ty__bf16_to_f32(((const uint16_t *)p)[i]);
   case TY_DTYPE_I8:
   case TY_DTYPE_I16:
   case TY_DTYPE_I32:
-  case TY_DTYPE_I64: return (double)ty__geti(dt, p, i);
-  default: return (double)ty__getu(dt, p, i);
+  case TY_DTYPE_I64:
+    return (double)ty__geti(dt, p, i);
+  default:
+    return (double)ty__getu(dt, p, i);
   }
 }
 
@@ -112,93 +121,158 @@ static uint64_t f_to_u64(double v) {
 
 int64_t ty__geti(ty_dtype dt, const void *p, int64_t i) {
   switch (dt) {
-  case TY_DTYPE_I8: return ((const int8_t *)p)[i];
-  case TY_DTYPE_I16: return ((const int16_t *)p)[i];
-  case TY_DTYPE_I32: return ((const int32_t *)p)[i];
-  case TY_DTYPE_I64: return ((const int64_t *)p)[i];
+  case TY_DTYPE_I8:
+    return ((const int8_t *)p)[i];
+  case TY_DTYPE_I16:
+    return ((const int16_t *)p)[i];
+  case TY_DTYPE_I32:
+    return ((const int32_t *)p)[i];
+  case TY_DTYPE_I64:
+    return ((const int64_t *)p)[i];
   case TY_DTYPE_F32:
   case TY_DTYPE_F64:
   case TY_DTYPE_F16:
-  case TY_DTYPE_BF16: return f_to_i64(ty__getf(dt, p, i));
-  default: return (int64_t)ty__getu(dt, p, i);
+  case TY_DTYPE_BF16:
+    return f_to_i64(ty__getf(dt, p, i));
+  default:
+    return (int64_t)ty__getu(dt, p, i);
   }
 }
 
 uint64_t ty__getu(ty_dtype dt, const void *p, int64_t i) {
   switch (dt) {
-  case TY_DTYPE_U8: return ((const uint8_t *)p)[i];
-  case TY_DTYPE_BOOL: return ((const uint8_t *)p)[i] != 0;
-  case TY_DTYPE_U16: return ((const uint16_t *)p)[i];
-  case TY_DTYPE_U32: return ((const uint32_t *)p)[i];
-  case TY_DTYPE_U64: return ((const uint64_t *)p)[i];
+  case TY_DTYPE_U8:
+    return ((const uint8_t *)p)[i];
+  case TY_DTYPE_BOOL:
+    return ((const uint8_t *)p)[i] != 0;
+  case TY_DTYPE_U16:
+    return ((const uint16_t *)p)[i];
+  case TY_DTYPE_U32:
+    return ((const uint32_t *)p)[i];
+  case TY_DTYPE_U64:
+    return ((const uint64_t *)p)[i];
   case TY_DTYPE_F32:
   case TY_DTYPE_F64:
   case TY_DTYPE_F16:
-  case TY_DTYPE_BF16: return f_to_u64(ty__getf(dt, p, i));
-  default: return (uint64_t)ty__geti(dt, p, i);
+  case TY_DTYPE_BF16:
+    return f_to_u64(ty__getf(dt, p, i));
+  default:
+    return (uint64_t)ty__geti(dt, p, i);
   }
 }
 
 /* ---- writing ------------------------------------------------------------ */
 void ty__putf(ty_dtype dt, void *p, int64_t i, double v) {
   switch (dt) {
-  case TY_DTYPE_F32: ((float *)p)[i] = (float)v; return;
-  case TY_DTYPE_F64: ((double *)p)[i] = v; return;
-  case TY_DTYPE_F16: ((uint16_t *)p)[i] = ty__f64_to_f16(v); return;
-  case TY_DTYPE_BF16: ((uint16_t *)p)[i] = ty__f32_to_bf16((float)v); return;
-  case TY_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; return;
+  case TY_DTYPE_F32:
+    ((float *)p)[i] = (float)v;
+    return;
+  case TY_DTYPE_F64:
+    ((double *)p)[i] = v;
+    return;
+  case TY_DTYPE_F16:
+    ((uint16_t *)p)[i] = ty__f64_to_f16(v);
+    return;
+  case TY_DTYPE_BF16:
+    ((uint16_t *)p)[i] = ty__f32_to_bf16((float)v);
+    return;
+  case TY_DTYPE_BOOL:
+    ((uint8_t *)p)[i] = v != 0;
+    return;
   case TY_DTYPE_I8:
   case TY_DTYPE_I16:
   case TY_DTYPE_I32:
-  case TY_DTYPE_I64: ty__puti(dt, p, i, f_to_i64(v)); return;
-  default: ty__putu(dt, p, i, f_to_u64(v)); return;
+  case TY_DTYPE_I64:
+    ty__puti(dt, p, i, f_to_i64(v));
+    return;
+  default:
+    ty__putu(dt, p, i, f_to_u64(v));
+    return;
   }
 }
 
 void ty__puti(ty_dtype dt, void *p, int64_t i, int64_t v) {
   switch (dt) {
-  case TY_DTYPE_I8: ((int8_t *)p)[i] = (int8_t)v; return; /* wraps, as numpy's astype */
-  case TY_DTYPE_I16: ((int16_t *)p)[i] = (int16_t)v; return;
-  case TY_DTYPE_I32: ((int32_t *)p)[i] = (int32_t)v; return;
-  case TY_DTYPE_I64: ((int64_t *)p)[i] = v; return;
+  case TY_DTYPE_I8:
+    ((int8_t *)p)[i] = (int8_t)v;
+    return; /* wraps, as numpy's astype */
+  case TY_DTYPE_I16:
+    ((int16_t *)p)[i] = (int16_t)v;
+    return;
+  case TY_DTYPE_I32:
+    ((int32_t *)p)[i] = (int32_t)v;
+    return;
+  case TY_DTYPE_I64:
+    ((int64_t *)p)[i] = v;
+    return;
   case TY_DTYPE_F32:
   case TY_DTYPE_F64:
   case TY_DTYPE_F16:
-  case TY_DTYPE_BF16: ty__putf(dt, p, i, (double)v); return;
-  default: ty__putu(dt, p, i, (uint64_t)v); return;
+  case TY_DTYPE_BF16:
+    ty__putf(dt, p, i, (double)v);
+    return;
+  default:
+    ty__putu(dt, p, i, (uint64_t)v);
+    return;
   }
 }
 
 void ty__putu(ty_dtype dt, void *p, int64_t i, uint64_t v) {
   switch (dt) {
-  case TY_DTYPE_U8: ((uint8_t *)p)[i] = (uint8_t)v; return;
-  case TY_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; return;
-  case TY_DTYPE_U16: ((uint16_t *)p)[i] = (uint16_t)v; return;
-  case TY_DTYPE_U32: ((uint32_t *)p)[i] = (uint32_t)v; return;
-  case TY_DTYPE_U64: ((uint64_t *)p)[i] = v; return;
+  case TY_DTYPE_U8:
+    ((uint8_t *)p)[i] = (uint8_t)v;
+    return;
+  case TY_DTYPE_BOOL:
+    ((uint8_t *)p)[i] = v != 0;
+    return;
+  case TY_DTYPE_U16:
+    ((uint16_t *)p)[i] = (uint16_t)v;
+    return;
+  case TY_DTYPE_U32:
+    ((uint32_t *)p)[i] = (uint32_t)v;
+    return;
+  case TY_DTYPE_U64:
+    ((uint64_t *)p)[i] = v;
+    return;
   case TY_DTYPE_F32:
   case TY_DTYPE_F64:
   case TY_DTYPE_F16:
-  case TY_DTYPE_BF16: ty__putf(dt, p, i, (double)v); return;
-  default: ty__puti(dt, p, i, (int64_t)v); return;
+  case TY_DTYPE_BF16:
+    ty__putf(dt, p, i, (double)v);
+    return;
+  default:
+    ty__puti(dt, p, i, (int64_t)v);
+    return;
   }
 }
 
 ty__num ty__get(ty_dtype dt, const void *p, int64_t i) {
   ty__num v;
   switch (ty__dkind_of(dt)) {
-  case TY__DK_FLOAT: v.f = ty__getf(dt, p, i); break;
-  case TY__DK_SINT: v.i = ty__geti(dt, p, i); break;
-  default: v.u = ty__getu(dt, p, i); break;
+  case TY__DK_FLOAT:
+    v.f = ty__getf(dt, p, i);
+    break;
+  case TY__DK_SINT:
+    v.i = ty__geti(dt, p, i);
+    break;
+  default:
+    v.u = ty__getu(dt, p, i);
+    break;
   }
   return v;
 }
 
 void ty__put(ty_dtype dt, void *p, int64_t i, ty__num v) {
   switch (ty__dkind_of(dt)) {
-  case TY__DK_FLOAT: ty__putf(dt, p, i, v.f); break;
-  case TY__DK_SINT: ty__puti(dt, p, i, v.i); break;
-  default: ty__putu(dt, p, i, v.u); break;
+  case TY__DK_FLOAT:
+    ty__putf(dt, p, i, v.f);
+    break;
+  case TY__DK_SINT:
+    ty__puti(dt, p, i, v.i);
+    break;
+  default:
+    ty__putu(dt, p, i, v.u);
+    break;
   }
 }
 

@@ -83,7 +83,8 @@ static void label_term(const term *t, int ne, int E, int8_t *lab) {
     char c = t->s[i];
     if (c == ' ') continue;
     if (c == '.') {
-      for (int e = 0; e < ne; e++) lab[k++] = (int8_t)(E - ne + e);
+      for (int e = 0; e < ne; e++)
+        lab[k++] = (int8_t)(E - ne + e);
       i += 2;
     } else {
       lab[k++] = (int8_t)(E + letter_id(c));
@@ -104,7 +105,8 @@ static int parse_output(ty__einsum *es, const term *t, bool has_out, int E, bool
                         const int *count, char *why, size_t why_len) {
   es->out_rank = 0;
   if (!has_out) { /* numpy's implicit output: the ellipsis, then letters seen once, sorted */
-    for (int e = 0; any_ell && e < E; e++) es->out_lab[es->out_rank++] = (int8_t)e;
+    for (int e = 0; any_ell && e < E; e++)
+      es->out_lab[es->out_rank++] = (int8_t)e;
     for (int c = 0; c < 52; c++)
       if (count[c] == 1) {
         if (es->out_rank == TY_MAX_RANK)
@@ -153,7 +155,8 @@ int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *
   }
   es->n_in = n;
   es->n_labels = E + 52;
-  for (int l = 0; l < es->n_labels; l++) es->dim[l] = NO_DIM;
+  for (int l = 0; l < es->n_labels; l++)
+    es->dim[l] = NO_DIM;
   for (int i = 0; i < n; i++) {
     int ne = shapes[i].rank - t[i].n_letters;
     es->in_rank[i] = shapes[i].rank;
@@ -169,7 +172,8 @@ int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *
   }
   if (parse_output(es, &out, has_out, E, any_ell, count, why, why_len) != 0) return -1;
   es->out_shape.rank = es->out_rank;
-  for (int i = 0; i < es->out_rank; i++) es->out_shape.dims[i] = es->dim[es->out_lab[i]];
+  for (int i = 0; i < es->out_rank; i++)
+    es->out_shape.dims[i] = es->dim[es->out_lab[i]];
   return 0;
 }
 
@@ -195,17 +199,21 @@ static void run_generic(const ty__einsum *es, const ty_tensor *const *in, ty_ten
   for (int l = 0; l < es->n_labels; l++)
     if (es->dim[l] != NO_DIM) used[nu++] = l;
   int64_t total = 1, off[TY__EINSUM_MAX_IN + 1] = {0};
-  for (int u = 0; u < nu; u++) total *= es->dim[used[u]];
+  for (int u = 0; u < nu; u++)
+    total *= es->dim[used[u]];
   for (int64_t it = 0; it < total; it++) {
     double p = 1;
-    for (int i = 0; i < n; i++) p *= ty__getf(in[i]->dtype, in[i]->data, off[i]);
+    for (int i = 0; i < n; i++)
+      p *= ty__getf(in[i]->dtype, in[i]->data, off[i]);
     acc[off[n]] += p;
     for (int u = nu - 1; u >= 0; u--) { /* odometer over the used labels */
       int l = used[u];
       idx[l]++;
-      for (int i = 0; i <= n; i++) off[i] += st[i][l];
+      for (int i = 0; i <= n; i++)
+        off[i] += st[i][l];
       if (idx[l] < es->dim[l]) break;
-      for (int i = 0; i <= n; i++) off[i] -= st[i][l] * idx[l];
+      for (int i = 0; i <= n; i++)
+        off[i] -= st[i][l] * idx[l];
       idx[l] = 0;
     }
   }
@@ -216,7 +224,8 @@ static void gather_labels(const ty__einsum *es, const ty_tensor *x, const int8_t
                           const int *order, int no, float *dst) {
   int64_t st[TY__EINSUM_MAX_LABELS], idx[TY_MAX_RANK] = {0}, off = 0, total = 1;
   label_strides(es, lab, rank, &x->shape, st);
-  for (int k = 0; k < no; k++) total *= es->dim[order[k]];
+  for (int k = 0; k < no; k++)
+    total *= es->dim[order[k]];
   for (int64_t i = 0; i < total; i++) {
     dst[i] = ty_tensor_f32(x)[off];
     for (int k = no - 1; k >= 0; k--) {
@@ -243,7 +252,8 @@ static bool classify(const ty__einsum *es, int *b, int *nb, int *m, int *nm, int
     if (inb[es->in_lab[1][d]]) return false;
     inb[es->in_lab[1][d]] = true;
   }
-  for (int d = 0; d < es->out_rank; d++) ino[es->out_lab[d]] = true;
+  for (int d = 0; d < es->out_rank; d++)
+    ino[es->out_lab[d]] = true;
   *nb = *nm = *nn = *nk = 0;
   for (int l = 0; l < es->n_labels; l++) {
     if (!ina[l] && !inb[l]) continue;
@@ -269,7 +279,8 @@ static void concat3(int *dst, const int *a, int na, const int *b, int nb, const 
 
 static int64_t span_of(const ty__einsum *es, const int *l, int n) {
   int64_t p = 1;
-  for (int i = 0; i < n; i++) p *= es->dim[l[i]];
+  for (int i = 0; i < n; i++)
+    p *= es->dim[l[i]];
   return p;
 }
 
@@ -306,12 +317,15 @@ static int run_gemm(const ty__einsum *es, const ty_tensor *const *in, ty_tensor 
   }
   back.n_in = 1;
   back.in_rank[0] = nb + nm + nn;
-  for (int d = 0; d < back.in_rank[0]; d++) back.in_lab[0][d] = (int8_t)oy[d];
+  for (int d = 0; d < back.in_rank[0]; d++)
+    back.in_lab[0][d] = (int8_t)oy[d];
   ty_shape ps = {.rank = back.in_rank[0]};
-  for (int d = 0; d < ps.rank; d++) ps.dims[d] = es->dim[oy[d]];
+  for (int d = 0; d < ps.rank; d++)
+    ps.dims[d] = es->dim[oy[d]];
   ty_tensor pt = {.dtype = TY_DTYPE_F32, .shape = ps, .data = py, .nbytes = ny * sizeof *py};
   int ord[TY_MAX_RANK];
-  for (int d = 0; d < es->out_rank; d++) ord[d] = es->out_lab[d];
+  for (int d = 0; d < es->out_rank; d++)
+    ord[d] = es->out_lab[d];
   gather_labels(&back, &pt, back.in_lab[0], ps.rank, ord, es->out_rank, y->data);
   free(buf);
   return 0;
@@ -324,7 +338,8 @@ int ty__einsum_run(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *
   double *acc = calloc((size_t)(ny ? ny : 1), sizeof *acc);
   if (!acc) return TY_ENOMEM;
   run_generic(es, in, y, acc);
-  for (int64_t i = 0; i < ny; i++) ty__putf(y->dtype, y->data, i, acc[i]);
+  for (int64_t i = 0; i < ny; i++)
+    ty__putf(y->dtype, y->data, i, acc[i]);
   free(acc);
   return 0;
 }
@@ -334,7 +349,8 @@ int ty__k_einsum(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   (void)ctx;
   if (!out[0]) return 0;
   ty_shape shapes[TY__EINSUM_MAX_IN];
-  for (int i = 0; i < n->n_inputs; i++) shapes[i] = in[i]->shape;
+  for (int i = 0; i < n->n_inputs; i++)
+    shapes[i] = in[i]->shape;
   ty__einsum es;
   char why[160];
   if (ty__einsum_parse(ty_graph_node_attr_string(n, "equation", ""), shapes, n->n_inputs, &es, why,

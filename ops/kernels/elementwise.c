@@ -29,49 +29,52 @@ typedef struct bcast {
 /* Runs the body once per run of the innermost dim, with oa_/ob_/oo_ the
  * offsets of the run in a, b and out, inner_ its length and as_/bs_ the
  * steps of a and b along it. */
-#define BCAST_WALK(bc, ...)                                                         \
-  do {                                                                               \
-    int64_t idx_[TY_MAX_RANK] = {0};                                                 \
-    int r_ = (bc)->rank;                                                             \
-    int64_t inner_ = r_ ? (bc)->dims[r_ - 1] : 1;                                    \
-    int64_t as_ = r_ ? (bc)->sa[r_ - 1] : 0, bs_ = r_ ? (bc)->sb[r_ - 1] : 0;        \
-    int64_t oa_ = 0, ob_ = 0, oo_ = 0, total_ = 1;                                   \
-    for (int d_ = 0; d_ < r_; d_++) total_ *= (bc)->dims[d_];                        \
-    while (oo_ < total_) {                                                           \
-      __VA_ARGS__;                                                                   \
-      oo_ += inner_;                                                                 \
-      for (int d_ = r_ - 2; d_ >= 0; d_--) {                                         \
-        idx_[d_]++;                                                                  \
-        oa_ += (bc)->sa[d_];                                                         \
-        ob_ += (bc)->sb[d_];                                                         \
-        if (idx_[d_] < (bc)->dims[d_]) break;                                        \
-        oa_ -= (bc)->sa[d_] * idx_[d_];                                              \
-        ob_ -= (bc)->sb[d_] * idx_[d_];                                              \
-        idx_[d_] = 0;                                                                \
-      }                                                                              \
-    }                                                                                \
+#define BCAST_WALK(bc, ...)                                                                        \
+  do {                                                                                             \
+    int64_t idx_[TY_MAX_RANK] = {0};                                                               \
+    int r_ = (bc)->rank;                                                                           \
+    int64_t inner_ = r_ ? (bc)->dims[r_ - 1] : 1;                                                  \
+    int64_t as_ = r_ ? (bc)->sa[r_ - 1] : 0, bs_ = r_ ? (bc)->sb[r_ - 1] : 0;                      \
+    int64_t oa_ = 0, ob_ = 0, oo_ = 0, total_ = 1;                                                 \
+    for (int d_ = 0; d_ < r_; d_++)                                                                \
+      total_ *= (bc)->dims[d_];                                                                    \
+    while (oo_ < total_) {                                                                         \
+      __VA_ARGS__;                                                                                 \
+      oo_ += inner_;                                                                               \
+      for (int d_ = r_ - 2; d_ >= 0; d_--) {                                                       \
+        idx_[d_]++;                                                                                \
+        oa_ += (bc)->sa[d_];                                                                       \
+        ob_ += (bc)->sb[d_];                                                                       \
+        if (idx_[d_] < (bc)->dims[d_]) break;                                                      \
+        oa_ -= (bc)->sa[d_] * idx_[d_];                                                            \
+        ob_ -= (bc)->sb[d_] * idx_[d_];                                                            \
+        idx_[d_] = 0;                                                                              \
+      }                                                                                            \
+    }                                                                                              \
   } while (0)
 
-static double ipow(double a, double b) { return pow(a, b); }
+static double ipow(double a, double b) {
+  return pow(a, b);
+}
 
-#define DEFINE_BINARY(NAME, T, EXPR)                                                   \
-  static void NAME(const bcast *bc, const T *a, const T *b, T *o) {                    \
-    BCAST_WALK(bc, {                                                                   \
-      for (int64_t i_ = 0; i_ < inner_; i_++) {                                        \
-        T x = a[oa_ + i_ * as_], y = b[ob_ + i_ * bs_];                                \
-        o[oo_ + i_] = (EXPR);                                                          \
-      }                                                                                \
-    });                                                                                \
+#define DEFINE_BINARY(NAME, T, EXPR)                                                               \
+  static void NAME(const bcast *bc, const T *a, const T *b, T *o) {                                \
+    BCAST_WALK(bc, {                                                                               \
+      for (int64_t i_ = 0; i_ < inner_; i_++) {                                                    \
+        T x = a[oa_ + i_ * as_], y = b[ob_ + i_ * bs_];                                            \
+        o[oo_ + i_] = (EXPR);                                                                      \
+      }                                                                                            \
+    });                                                                                            \
   }
 
 DEFINE_BINARY(add_f32, float, x + y)
 DEFINE_BINARY(sub_f32, float, x - y)
-DEFINE_BINARY(mul_f32, float, x * y)
+DEFINE_BINARY(mul_f32, float, x *y)
 DEFINE_BINARY(div_f32, float, x / y)
 DEFINE_BINARY(pow_f32, float, (float)ipow(x, y))
 DEFINE_BINARY(add_i64, int64_t, (int64_t)((uint64_t)x + (uint64_t)y))
 DEFINE_BINARY(sub_i64, int64_t, (int64_t)((uint64_t)x - (uint64_t)y))
-DEFINE_BINARY(mul_i64, int64_t, (int64_t)((uint64_t)x * (uint64_t)y))
+DEFINE_BINARY(mul_i64, int64_t, (int64_t)((uint64_t)x *(uint64_t)y))
 /* Integer division by zero yields 0 instead of trapping: bad data must not
  * take the worker down. */
 DEFINE_BINARY(div_i64, int64_t, y == 0 || (y == -1 && x == INT64_MIN) ? 0 : x / y)
@@ -80,13 +83,15 @@ DEFINE_BINARY(pow_i64, int64_t, (int64_t)ipow((double)x, (double)y))
 /* Pow with an exponent of the other dtype (allowed by ONNX). */
 static void pow_f32_i64(const bcast *bc, const float *a, const int64_t *b, float *o) {
   BCAST_WALK(bc, {
-    for (int64_t i_ = 0; i_ < inner_; i_++) o[oo_ + i_] = (float)pow(a[oa_ + i_ * as_], (double)b[ob_ + i_ * bs_]);
+    for (int64_t i_ = 0; i_ < inner_; i_++)
+      o[oo_ + i_] = (float)pow(a[oa_ + i_ * as_], (double)b[ob_ + i_ * bs_]);
   });
 }
 
 static void pow_i64_f32(const bcast *bc, const int64_t *a, const float *b, int64_t *o) {
   BCAST_WALK(bc, {
-    for (int64_t i_ = 0; i_ < inner_; i_++) o[oo_ + i_] = (int64_t)pow((double)a[oa_ + i_ * as_], b[ob_ + i_ * bs_]);
+    for (int64_t i_ = 0; i_ < inner_; i_++)
+      o[oo_ + i_] = (int64_t)pow((double)a[oa_ + i_ * as_], b[ob_ + i_ * bs_]);
   });
 }
 
@@ -133,16 +138,36 @@ static ty__num bin_float(const bparams *p, double x, double y) {
   switch (p->op) {
   case TY_OP_ADD:
   case TY_OP_SUM:
-  case TY_OP_MEAN: r.f = x + y; break;
-  case TY_OP_SUB: r.f = x - y; break;
-  case TY_OP_MUL: r.f = x * y; break;
-  case TY_OP_DIV: r.f = x / y; break;
-  case TY_OP_POW: r.f = pow(x, y); break;
-  case TY_OP_MOD: r.f = fmod(x, y); break;
-  case TY_OP_PRELU: r.f = x < 0 ? x * y : x; break;
-  case TY_OP_MAX: r.f = isnan(x) || isnan(y) ? NAN : x > y ? x : y; break;
-  case TY_OP_MIN: r.f = isnan(x) || isnan(y) ? NAN : x < y ? x : y; break;
-  default: r.u = COMPARE(p->op, x, y); break;
+  case TY_OP_MEAN:
+    r.f = x + y;
+    break;
+  case TY_OP_SUB:
+    r.f = x - y;
+    break;
+  case TY_OP_MUL:
+    r.f = x * y;
+    break;
+  case TY_OP_DIV:
+    r.f = x / y;
+    break;
+  case TY_OP_POW:
+    r.f = pow(x, y);
+    break;
+  case TY_OP_MOD:
+    r.f = fmod(x, y);
+    break;
+  case TY_OP_PRELU:
+    r.f = x < 0 ? x * y : x;
+    break;
+  case TY_OP_MAX:
+    r.f = isnan(x) || isnan(y) ? NAN : x > y ? x : y;
+    break;
+  case TY_OP_MIN:
+    r.f = isnan(x) || isnan(y) ? NAN : x < y ? x : y;
+    break;
+  default:
+    r.u = COMPARE(p->op, x, y);
+    break;
   }
   return r;
 }
@@ -160,16 +185,36 @@ static int64_t imod(int64_t x, int64_t y, bool cmod) {
 static ty__num bin_sint(const bparams *p, int64_t x, int64_t y) {
   ty__num r;
   switch (p->op) {
-  case TY_OP_ADD: r.i = (int64_t)((uint64_t)x + (uint64_t)y); break;
-  case TY_OP_SUB: r.i = (int64_t)((uint64_t)x - (uint64_t)y); break;
-  case TY_OP_MUL: r.i = (int64_t)((uint64_t)x * (uint64_t)y); break;
-  case TY_OP_DIV: r.i = y == 0 || (y == -1 && x == INT64_MIN) ? 0 : x / y; break;
-  case TY_OP_POW: r.i = (int64_t)pow((double)x, (double)y); break;
-  case TY_OP_MOD: r.i = imod(x, y, p->fmod); break;
-  case TY_OP_PRELU: r.i = x < 0 ? (int64_t)((uint64_t)x * (uint64_t)y) : x; break;
-  case TY_OP_MAX: r.i = x > y ? x : y; break;
-  case TY_OP_MIN: r.i = x < y ? x : y; break;
-  default: r.u = COMPARE(p->op, x, y); break;
+  case TY_OP_ADD:
+    r.i = (int64_t)((uint64_t)x + (uint64_t)y);
+    break;
+  case TY_OP_SUB:
+    r.i = (int64_t)((uint64_t)x - (uint64_t)y);
+    break;
+  case TY_OP_MUL:
+    r.i = (int64_t)((uint64_t)x * (uint64_t)y);
+    break;
+  case TY_OP_DIV:
+    r.i = y == 0 || (y == -1 && x == INT64_MIN) ? 0 : x / y;
+    break;
+  case TY_OP_POW:
+    r.i = (int64_t)pow((double)x, (double)y);
+    break;
+  case TY_OP_MOD:
+    r.i = imod(x, y, p->fmod);
+    break;
+  case TY_OP_PRELU:
+    r.i = x < 0 ? (int64_t)((uint64_t)x * (uint64_t)y) : x;
+    break;
+  case TY_OP_MAX:
+    r.i = x > y ? x : y;
+    break;
+  case TY_OP_MIN:
+    r.i = x < y ? x : y;
+    break;
+  default:
+    r.u = COMPARE(p->op, x, y);
+    break;
   }
   return r;
 }
@@ -177,19 +222,45 @@ static ty__num bin_sint(const bparams *p, int64_t x, int64_t y) {
 static ty__num bin_uint(const bparams *p, uint64_t x, uint64_t y) {
   ty__num r;
   switch (p->op) {
-  case TY_OP_ADD: r.u = x + y; break;
-  case TY_OP_SUB: r.u = x - y; break;
-  case TY_OP_MUL: r.u = x * y; break;
-  case TY_OP_DIV: r.u = y ? x / y : 0; break;
-  case TY_OP_POW: r.u = (uint64_t)pow((double)x, (double)y); break;
-  case TY_OP_MOD: r.u = y ? x % y : 0; break;
-  case TY_OP_BIT_SHIFT: r.u = y >= 64 ? 0 : p->left ? x << y : x >> y; break;
-  case TY_OP_AND: r.u = x && y; break;
-  case TY_OP_OR: r.u = x || y; break;
-  case TY_OP_XOR: r.u = !x != !y; break;
-  case TY_OP_MAX: r.u = x > y ? x : y; break;
-  case TY_OP_MIN: r.u = x < y ? x : y; break;
-  default: r.u = COMPARE(p->op, x, y); break;
+  case TY_OP_ADD:
+    r.u = x + y;
+    break;
+  case TY_OP_SUB:
+    r.u = x - y;
+    break;
+  case TY_OP_MUL:
+    r.u = x * y;
+    break;
+  case TY_OP_DIV:
+    r.u = y ? x / y : 0;
+    break;
+  case TY_OP_POW:
+    r.u = (uint64_t)pow((double)x, (double)y);
+    break;
+  case TY_OP_MOD:
+    r.u = y ? x % y : 0;
+    break;
+  case TY_OP_BIT_SHIFT:
+    r.u = y >= 64 ? 0 : p->left ? x << y : x >> y;
+    break;
+  case TY_OP_AND:
+    r.u = x && y;
+    break;
+  case TY_OP_OR:
+    r.u = x || y;
+    break;
+  case TY_OP_XOR:
+    r.u = !x != !y;
+    break;
+  case TY_OP_MAX:
+    r.u = x > y ? x : y;
+    break;
+  case TY_OP_MIN:
+    r.u = x < y ? x : y;
+    break;
+  default:
+    r.u = COMPARE(p->op, x, y);
+    break;
   }
   return r;
 }
@@ -262,7 +333,8 @@ static bool binary_fast(ty_op op, const bcast *bc, const ty_tensor *a, const ty_
     else
       pow_i64(bc, a->data, b->data, o->data);
     return true;
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -273,7 +345,8 @@ static bparams params_of(const ty_graph_node *n, ty_dtype dt) {
                    .left = strcmp(ty_graph_node_attr_string(n, "direction", ""), "LEFT") == 0};
 }
 
-int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *a = in[0], *b = in[1];
   ty_tensor *o = out[0];

@@ -79,8 +79,10 @@ int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   const ty_tensor *a = in[0], *b = in[1], *c = in[2];
   ty_tensor *y = out[0];
   if (!y) return 0;
-  bool ta = ty_graph_node_attr_int(n, "transA", 0) != 0, tb = ty_graph_node_attr_int(n, "transB", 0) != 0;
-  float alpha = ty_graph_node_attr_float(n, "alpha", 1.0f), beta = ty_graph_node_attr_float(n, "beta", 1.0f);
+  bool ta = ty_graph_node_attr_int(n, "transA", 0) != 0,
+       tb = ty_graph_node_attr_int(n, "transB", 0) != 0;
+  float alpha = ty_graph_node_attr_float(n, "alpha", 1.0f),
+        beta = ty_graph_node_attr_float(n, "beta", 1.0f);
   int64_t m = y->shape.dims[0], nn = y->shape.dims[1];
   int64_t k = a->shape.dims[ta ? 0 : 1];
   float *yd = y->data;
@@ -90,7 +92,8 @@ int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     ty_broadcast_strides(&c->shape, &y->shape, st);
     const float *cd = c->data;
     for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < nn; j++) yd[i * nn + j] = cd[i * st[0] + j * st[1]];
+      for (int64_t j = 0; j < nn; j++)
+        yd[i * nn + j] = cd[i * st[0] + j * st[1]];
   } else {
     beta = 0.0f;
   }
@@ -137,7 +140,8 @@ static void mm_entries(void *arg, int64_t begin, int64_t end, int slot) {
   }
 }
 
-int ty__k_matmul(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_matmul(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)n;
   ty_tensor *y = out[0];
   if (!y) return 0;

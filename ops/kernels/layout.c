@@ -55,7 +55,8 @@ int ty__k_pad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *con
     }
     memcpy((char *)y->data + (size_t)i * es, cell ? (const char *)x->data + (size_t)off * es : fill,
            es);
-    for (int d = r - 1; d >= 0 && ++idx[d] == y->shape.dims[d]; d--) idx[d] = 0;
+    for (int d = r - 1; d >= 0 && ++idx[d] == y->shape.dims[d]; d--)
+      idx[d] = 0;
   }
   return 0;
 }
@@ -93,7 +94,8 @@ int ty__k_range(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   int64_t cnt = ty_tensor_numel(y);
   if (ty__dkind_of(dt) == TY__DK_FLOAT) {
     double s = ty__getf(dt, in[0]->data, 0), d = ty__getf(dt, in[2]->data, 0);
-    for (int64_t i = 0; i < cnt; i++) ty__putf(dt, y->data, i, s + (double)i * d);
+    for (int64_t i = 0; i < cnt; i++)
+      ty__putf(dt, y->data, i, s + (double)i * d);
     return 0;
   }
   int64_t s = ty__geti(dt, in[0]->data, 0), d = ty__geti(dt, in[2]->data, 0);

@@ -83,7 +83,8 @@ static void bn_channels(void *arg, int64_t lo, int64_t hi, int slot) {
   }
 }
 
-int ty__k_batch_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_batch_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                     ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   const float *rmean = in[3]->data, *rvar = in[4]->data;
   int64_t c = x->shape.dims[1];
@@ -160,8 +161,10 @@ int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
                      ty__kctx *ctx) {
   const ty_tensor *x = in[0], *sc = in[1], *bi = in[2];
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
-  int64_t rows = ty_shape_span(&x->shape, 0, axis), cols = ty_shape_span(&x->shape, axis, x->shape.rank);
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", -1), x->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
+  int64_t rows = ty_shape_span(&x->shape, 0, axis),
+          cols = ty_shape_span(&x->shape, axis, x->shape.rank);
   ln_job j = {.x = x->data,
               .scale = sc->data,
               .bias = bi ? bi->data : NULL,
@@ -178,7 +181,8 @@ int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
   return 0;
 }
 
-int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                  ty__kctx *ctx) {
   const ty_tensor *x = in[0];
   const ty_tensor *rt = n->n_inputs > 1 ? in[1] : NULL, *tm = n->n_inputs > 2 ? in[2] : NULL;
   float ratio = rt ? ty_tensor_f32(rt)[0] : ty_graph_node_attr_float(n, "ratio", 0.5f);
@@ -221,7 +225,8 @@ int ty__k_instance_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_t
     double mean, inv;
     ty__moments(px, sp, eps, &mean, &inv);
     int64_t c = p % ch;
-    for (int64_t i = 0; i < sp; i++) yd[p * sp + i] = (float)((px[i] - mean) * inv * sc[c] + bd[c]);
+    for (int64_t i = 0; i < sp; i++)
+      yd[p * sp + i] = (float)((px[i] - mean) * inv * sc[c] + bd[c]);
   }
   return 0;
 }

@@ -260,7 +260,8 @@ int ty__k_global_pool(const ty_graph_node *n, const ty_tensor *const *in, ty_ten
   bool is_max = n->op == TY_OP_GLOBAL_MAX_POOL;
   for (int64_t pl = 0; pl < planes; pl++) {
     double s = is_max ? -INFINITY : 0;
-    for (int64_t i = 0; i < sz; i++) s = is_max ? fmax(s, xd[pl * sz + i]) : s + xd[pl * sz + i];
+    for (int64_t i = 0; i < sz; i++)
+      s = is_max ? fmax(s, xd[pl * sz + i]) : s + xd[pl * sz + i];
     yd[pl] = is_max ? (float)s : sz ? (float)(s / (double)sz) : 0.0f;
   }
   return 0;

@@ -24,7 +24,8 @@ int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank
   if (ax) {
     na = (int)ty_tensor_numel(ax);
     if (na > TY_MAX_RANK) return TY_EINTERNAL;
-    for (int i = 0; i < na; i++) axes[i] = ty__geti(ax->dtype, ax->data, i);
+    for (int i = 0; i < na; i++)
+      axes[i] = ty__geti(ax->dtype, ax->data, i);
   } else if (ty__attr_ints(n, "axes", axes, TY_MAX_RANK, &na) != 0) {
     return TY_EINTERNAL;
   }
@@ -35,7 +36,8 @@ int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank
     if (ty_axis_normalize(axes[i], rank, &a) != 0) return TY_EINTERNAL;
     red[a] = true;
   }
-  for (int d = 0; na <= 0 && d < rank; d++) red[d] = true;
+  for (int d = 0; na <= 0 && d < rank; d++)
+    red[d] = true;
   return 0;
 }
 
@@ -56,31 +58,45 @@ static void slots_init(ty__odo *w, const ty_shape *x, const bool *red) {
 
 static double init_f(ty_op op) {
   switch (op) {
-  case TY_OP_REDUCE_PROD: return 1.0;
-  case TY_OP_REDUCE_MAX: return -INFINITY;
-  case TY_OP_REDUCE_MIN: return INFINITY;
-  default: return 0.0;
+  case TY_OP_REDUCE_PROD:
+    return 1.0;
+  case TY_OP_REDUCE_MAX:
+    return -INFINITY;
+  case TY_OP_REDUCE_MIN:
+    return INFINITY;
+  default:
+    return 0.0;
   }
 }
 
 static double fold_f(ty_op op, double acc, double v) {
   switch (op) {
-  case TY_OP_REDUCE_PROD: return acc * v;
-  case TY_OP_REDUCE_MAX: return isnan(v) || v > acc ? v : acc;
-  case TY_OP_REDUCE_MIN: return isnan(v) || v < acc ? v : acc;
-  case TY_OP_REDUCE_L1: return acc + fabs(v);
+  case TY_OP_REDUCE_PROD:
+    return acc * v;
+  case TY_OP_REDUCE_MAX:
+    return isnan(v) || v > acc ? v : acc;
+  case TY_OP_REDUCE_MIN:
+    return isnan(v) || v < acc ? v : acc;
+  case TY_OP_REDUCE_L1:
+    return acc + fabs(v);
   case TY_OP_REDUCE_L2:
-  case TY_OP_REDUCE_SUM_SQUARE: return acc + v * v;
-  default: return acc + v;
+  case TY_OP_REDUCE_SUM_SQUARE:
+    return acc + v * v;
+  default:
+    return acc + v;
   }
 }
 
 static double final_f(ty_op op, double acc, double count) {
   switch (op) {
-  case TY_OP_REDUCE_MEAN: return acc / count;
-  case TY_OP_REDUCE_L2: return sqrt(acc);
-  case TY_OP_REDUCE_LOG_SUM: return log(acc);
-  default: return acc;
+  case TY_OP_REDUCE_MEAN:
+    return acc / count;
+  case TY_OP_REDUCE_L2:
+    return sqrt(acc);
+  case TY_OP_REDUCE_LOG_SUM:
+    return log(acc);
+  default:
+    return acc;
   }
 }
 
@@ -114,16 +130,24 @@ static void reduce_float(ty_op op, const ty_tensor *x, const bool *red, ty_tenso
 /* Integers in their own domain: sums and products wrap, as numpy's. */
 static ty__num fold_i(ty_op op, bool sgn, ty__num a, ty__num v) {
   switch (op) {
-  case TY_OP_REDUCE_PROD: a.u *= v.u; return a;
+  case TY_OP_REDUCE_PROD:
+    a.u *= v.u;
+    return a;
   case TY_OP_REDUCE_MAX:
     if (sgn ? v.i > a.i : v.u > a.u) a = v;
     return a;
   case TY_OP_REDUCE_MIN:
     if (sgn ? v.i < a.i : v.u < a.u) a = v;
     return a;
-  case TY_OP_REDUCE_L1: a.u += sgn && v.i < 0 ? 0u - v.u : v.u; return a;
-  case TY_OP_REDUCE_SUM_SQUARE: a.u += v.u * v.u; return a;
-  default: a.u += v.u; return a;
+  case TY_OP_REDUCE_L1:
+    a.u += sgn && v.i < 0 ? 0u - v.u : v.u;
+    return a;
+  case TY_OP_REDUCE_SUM_SQUARE:
+    a.u += v.u * v.u;
+    return a;
+  default:
+    a.u += v.u;
+    return a;
   }
 }
 
@@ -138,7 +162,8 @@ static int reduce_int(ty_op op, const ty_tensor *x, const bool *red, ty_tensor *
     return TY_ENOMEM;
   }
   if (op == TY_OP_REDUCE_PROD)
-    for (int64_t i = 0; i < yn; i++) acc[i].u = 1;
+    for (int64_t i = 0; i < yn; i++)
+      acc[i].u = 1;
   ty__odo w;
   slots_init(&w, &x->shape, red);
   bool minmax = op == TY_OP_REDUCE_MAX || op == TY_OP_REDUCE_MIN;

@@ -12,14 +12,16 @@
 
 #include <string.h>
 
-int ty__k_copy(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_copy(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+               ty__kctx *ctx) {
   (void)n;
   (void)ctx;
   if (out[0]) memcpy(out[0]->data, in[0]->data, in[0]->nbytes);
   return 0;
 }
 
-int ty__k_constant(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_constant(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                   ty__kctx *ctx) {
   (void)in;
   (void)ctx;
   const ty_graph_attr *a = ty_graph_node_attr(n, "value");
@@ -42,7 +44,8 @@ static void gather_row(char *dst, const char *src, int64_t len, int64_t st, size
   }
 }
 
-int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                    ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0];
   ty_tensor *y = out[0];
@@ -51,9 +54,11 @@ int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tenso
   int64_t perm[TY_MAX_RANK], xs[TY_MAX_RANK], ps[TY_MAX_RANK], idx[TY_MAX_RANK] = {0};
   if (ty__attr_ints(n, "perm", perm, TY_MAX_RANK, &cnt) != 0) return TY_EINTERNAL;
   if (cnt < 0)
-    for (int d = 0; d < r; d++) perm[d] = r - 1 - d;
+    for (int d = 0; d < r; d++)
+      perm[d] = r - 1 - d;
   ty_shape_strides(&x->shape, xs);
-  for (int d = 0; d < r; d++) ps[d] = xs[perm[d]];
+  for (int d = 0; d < r; d++)
+    ps[d] = xs[perm[d]];
   size_t es = ty_dtype_size(x->dtype);
   int64_t total = ty_tensor_numel(y), off = 0, len = r ? y->shape.dims[r - 1] : 1,
           st = r ? ps[r - 1] : 1;
@@ -72,12 +77,14 @@ int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tenso
   return 0;
 }
 
-int ty__k_concat(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_concat(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)ctx;
   ty_tensor *y = out[0];
   if (!y) return 0;
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), y->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), y->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
   size_t es = ty_dtype_size(y->dtype);
   int64_t outer = ty_shape_span(&y->shape, 0, axis);
   size_t yrow = (size_t)ty_shape_span(&y->shape, axis, y->shape.rank) * es, at = 0;
@@ -91,13 +98,15 @@ int ty__k_concat(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   return 0;
 }
 
-int ty__k_gather(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out, ty__kctx *ctx) {
+int ty__k_gather(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                 ty__kctx *ctx) {
   (void)ctx;
   const ty_tensor *x = in[0], *ind = in[1];
   ty_tensor *y = out[0];
   if (!y) return 0;
   int axis;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), x->shape.rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), x->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
   size_t es = ty_dtype_size(x->dtype);
   int64_t outer = ty_shape_span(&x->shape, 0, axis), dim = x->shape.dims[axis];
   size_t inner = (size_t)ty_shape_span(&x->shape, axis + 1, x->shape.rank) * es;
@@ -110,8 +119,8 @@ int ty__k_gather(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
     for (int64_t k = 0; k < ni; k++) {
       int64_t j = ty__geti(ind->dtype, ind->data, k);
       if (j < 0) j += dim;
-      memcpy((char *)y->data + ((size_t)(o * ni + k)) * inner, (const char *)x->data + (size_t)(o * dim + j) * inner,
-             inner);
+      memcpy((char *)y->data + ((size_t)(o * ni + k)) * inner,
+             (const char *)x->data + (size_t)(o * dim + j) * inner, inner);
     }
   }
   return 0;
@@ -128,7 +137,8 @@ int ty__k_shape(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   }
   int st, en;
   ty__shape_window(n, x->rank, &st, &en);
-  for (int d = st; d < en; d++) ty_tensor_i64(out[0])[d - st] = x->dims[d];
+  for (int d = st; d < en; d++)
+    ty_tensor_i64(out[0])[d - st] = x->dims[d];
   return 0;
 }
 
@@ -182,7 +192,8 @@ int ty__k_split(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *c
   int axis, r = x->shape.rank;
   if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), r, &axis) != 0) return TY_EINTERNAL;
   int64_t first[TY_MAX_RANK] = {0}, step[TY_MAX_RANK];
-  for (int d = 0; d < r; d++) step[d] = 1;
+  for (int d = 0; d < r; d++)
+    step[d] = 1;
   for (int i = 0; i < n->n_outputs; i++) {
     int64_t part = 0;
     if (out[i]) {

@@ -33,7 +33,8 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
       const float *px = j->x + o * dim * inner + i;
       float *py = j->y + o * dim * inner + i;
       float mx = -INFINITY;
-      for (int64_t d = 0; d < dim; d++) mx = px[d * inner] > mx ? px[d * inner] : mx;
+      for (int64_t d = 0; d < dim; d++)
+        mx = px[d * inner] > mx ? px[d * inner] : mx;
       double sum = 0;
       if (j->log_out) {
         for (int64_t d = 0; d < dim; d++)
@@ -75,7 +76,8 @@ int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
   const ty_shape *s = &x->shape;
   int rank = s->rank ? s->rank : 1, axis;
   bool legacy = n->opset < 13;
-  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0) return TY_EINTERNAL;
+  if (ty_axis_normalize(ty_graph_node_attr_int(n, "axis", legacy ? 1 : -1), rank, &axis) != 0)
+    return TY_EINTERNAL;
   int64_t outer = ty_shape_span(s, 0, axis), dim, inner;
   if (s->rank == 0) {
     outer = dim = inner = 1;
@@ -125,7 +127,9 @@ static int sce_elements(const sce *p, const float *logp, const ty_tensor *labels
  * mean over the weights), into y; shared by both losses. */
 static int nll(const ty_graph_node *n, const float *lp, const ty_shape *s, const ty_tensor *labels,
                const ty_tensor *weights, ty_tensor *y) {
-  sce p = {.n = s->dims[0], .c = s->dims[1], .inner = ty_shape_span(s, 2, s->rank),
+  sce p = {.n = s->dims[0],
+           .c = s->dims[1],
+           .inner = ty_shape_span(s, 2, s->rank),
            .w = weights ? weights->data : NULL};
   const ty_graph_attr *ig = ty_graph_node_attr(n, "ignore_index");
   p.has_ignore = ig != NULL;
@@ -138,7 +142,8 @@ static int nll(const ty_graph_node *n, const float *lp, const ty_shape *s, const
   double wsum, total = 0;
   if (rc == 0) rc = sce_elements(&p, lp, labels, none ? y->data : lossbuf->data, &wsum);
   if (rc == 0 && !none && y) {
-    for (int64_t i = 0; i < p.n * p.inner; i++) total += ty_tensor_f32(lossbuf)[i];
+    for (int64_t i = 0; i < p.n * p.inner; i++)
+      total += ty_tensor_f32(lossbuf)[i];
     ty_tensor_f32(y)[0] = (float)(strcmp(red, "sum") == 0 ? total : total / wsum);
   }
   ty_tensor_destroy(lossbuf);

@@ -48,8 +48,8 @@ typedef struct ty_memplan_report {
  * values nodes write; inputs and initializers are not counted. TY_EINVAL
  * when a shape is not known statically (err names the value). opts may be
  * NULL. */
-int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_opts *opts, char *err,
-                            size_t err_len, ty_memplan_report *out_report);
+int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_opts *opts,
+                            char *err, size_t err_len, ty_memplan_report *out_report);
 
 /* Liveness of one value over the step order. */
 typedef struct ty_memplan_live {

@@ -21,7 +21,8 @@ void ty__mpool_destroy(ty__mpool *p);
 void ty__mpool_begin(ty__mpool *p);
 /* The tensor for value id, written by step k (header owned by the pool,
  * valid until the next _begin). Zero-filled unless the step overwrites. */
-int ty__mpool_alloc(ty__mpool *p, size_t k, int id, ty_dtype dt, const ty_shape *shape, ty_tensor **out_t);
+int ty__mpool_alloc(ty__mpool *p, size_t k, int id, ty_dtype dt, const ty_shape *shape,
+                    ty_tensor **out_t);
 /* Returns the buffers of values whose last use is step k. */
 void ty__mpool_end_step(ty__mpool *p, size_t k);
 /* Liveness of value id (def/last_use in steps). */

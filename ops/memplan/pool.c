@@ -39,11 +39,14 @@ struct ty__mpool {
 
 static int liveness(ty__mpool *p) {
   const ty__sched *s = p->s;
-  for (size_t v = 0; v < p->nv; v++) p->def[v] = p->last_use[v] = -1;
+  for (size_t v = 0; v < p->nv; v++)
+    p->def[v] = p->last_use[v] = -1;
   for (size_t k = 0; k < s->n_steps; k++) {
     const ty__step *st = &s->steps[k];
-    for (int i = 0; i < st->n_reads; i++) p->last_use[st->reads[i]] = (int)k;
-    for (int i = 0; i < st->n_writes; i++) p->def[st->writes[i]] = (int)k;
+    for (int i = 0; i < st->n_reads; i++)
+      p->last_use[st->reads[i]] = (int)k;
+    for (int i = 0; i < st->n_writes; i++)
+      p->def[st->writes[i]] = (int)k;
   }
   return 0;
 }
@@ -70,7 +73,8 @@ int ty__mpool_create(const ty_graph *g, const ty__sched *s, bool simulate, ty__m
 
 void ty__mpool_destroy(ty__mpool *p) {
   if (!p) return;
-  for (size_t b = 0; b < p->n_bufs; b++) free(p->bufs[b].data);
+  for (size_t b = 0; b < p->n_bufs; b++)
+    free(p->bufs[b].data);
   free(p->bufs);
   free(p->def);
   free(p->last_use);
@@ -80,8 +84,10 @@ void ty__mpool_destroy(ty__mpool *p) {
 }
 
 void ty__mpool_begin(ty__mpool *p) {
-  for (size_t b = 0; b < p->n_bufs; b++) p->bufs[b].owner = -1;
-  for (size_t v = 0; v < p->nv; v++) p->vbuf[v] = -1;
+  for (size_t b = 0; b < p->n_bufs; b++)
+    p->bufs[b].owner = -1;
+  for (size_t v = 0; v < p->nv; v++)
+    p->vbuf[v] = -1;
   p->st.naive_bytes = 0;
   p->st.n_values = p->st.n_inplace = 0;
 }
@@ -143,7 +149,8 @@ static int pick_buffer(ty__mpool *p, size_t need) {
   return b;
 }
 
-int ty__mpool_alloc(ty__mpool *p, size_t k, int id, ty_dtype dt, const ty_shape *shape, ty_tensor **out_t) {
+int ty__mpool_alloc(ty__mpool *p, size_t k, int id, ty_dtype dt, const ty_shape *shape,
+                    ty_tensor **out_t) {
   size_t es = ty_dtype_size(dt);
   int64_t n = ty_shape_numel(shape);
   if (es == 0 || n < 0 || id < 0 || (size_t)id >= p->nv) return TY_EINVAL;

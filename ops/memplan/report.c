@@ -11,7 +11,8 @@
 
 #include <stdlib.h>
 
-static int plan_create(const ty_graph *g, const ty_memplan_opts *opts, ty__sched **out_s, ty__mpool **out_p) {
+static int plan_create(const ty_graph *g, const ty_memplan_opts *opts, ty__sched **out_s,
+                       ty__mpool **out_p) {
   size_t nn = ty_graph_n_nodes(g);
   size_t *order = calloc(nn + 1, sizeof *order);
   if (!order) return TY_ENOMEM;
@@ -25,8 +26,8 @@ static int plan_create(const ty_graph *g, const ty_memplan_opts *opts, ty__sched
   return rc;
 }
 
-static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, size_t k, int64_t batch, char *err,
-                         size_t err_len) {
+static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, size_t k,
+                         int64_t batch, char *err, size_t err_len) {
   for (int i = 0; i < st->n_writes; i++) {
     const ty_graph_value *v = ty_graph_value_at(g, st->writes[i]);
     ty_shape s = ty_shape_with_batch(&v->shape, batch);
@@ -41,21 +42,25 @@ static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, si
   return 0;
 }
 
-int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_opts *opts, char *err,
-                            size_t err_len, ty_memplan_report *out_report) {
+int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_opts *opts,
+                            char *err, size_t err_len, ty_memplan_report *out_report) {
   if (!g || !out_report || batch < 1)
     return ty_errf(err, err_len, TY_EINVAL, "batch: must be >= 1");
   ty__sched *s = NULL;
   ty__mpool *p = NULL;
   int rc = plan_create(g, opts, &s, &p);
   if (rc != 0) return ty_errf(err, err_len, rc, "cannot schedule the graph: %s", ty_strerror(rc));
-  for (size_t k = 0; k < s->n_steps && rc == 0; k++) rc = simulate_step(g, p, &s->steps[k], k, batch, err, err_len);
+  for (size_t k = 0; k < s->n_steps && rc == 0; k++)
+    rc = simulate_step(g, p, &s->steps[k], k, batch, err, err_len);
   if (rc == 0) {
     ty__mpool_stats st;
     ty__mpool_get_stats(p, &st);
-    *out_report = (ty_memplan_report){.unplanned_bytes = st.naive_bytes, .planned_bytes = st.bytes,
-                                      .n_activations = st.n_values, .n_buffers = st.n_buffers,
-                                      .n_inplace = st.n_inplace, .n_steps = s->n_steps};
+    *out_report = (ty_memplan_report){.unplanned_bytes = st.naive_bytes,
+                                      .planned_bytes = st.bytes,
+                                      .n_activations = st.n_values,
+                                      .n_buffers = st.n_buffers,
+                                      .n_inplace = st.n_inplace,
+                                      .n_steps = s->n_steps};
   }
   ty__mpool_destroy(p);
   ty__sched_destroy(s);
@@ -69,7 +74,8 @@ int ty_memplan_liveness(const ty_graph *g, const ty_memplan_opts *opts, ty_mempl
   ty__mpool *p = NULL;
   int rc = plan_create(g, opts, &s, &p);
   if (rc != 0) return rc;
-  for (size_t v = 0; v < ty_graph_n_values(g); v++) out_live[v] = ty__mpool_live(p, (int)v);
+  for (size_t v = 0; v < ty_graph_n_values(g); v++)
+    out_live[v] = ty__mpool_live(p, (int)v);
   *out_n_steps = s->n_steps;
   ty__mpool_destroy(p);
   ty__sched_destroy(s);

@@ -15,19 +15,16 @@
 #include "ops/optim/optim.h"
 #include "ops/optim/optim_internal.h"
 
-void ty_optim_opts_default(ty_optim_kind kind, ty_optim_opts *out_opts)
-{
+void ty_optim_opts_default(ty_optim_kind kind, ty_optim_opts *out_opts) {
   memset(out_opts, 0, sizeof *out_opts);
   out_opts->kind = kind;
   out_opts->beta1 = 0.9f;
   out_opts->beta2 = 0.999f;
   out_opts->eps = 1e-8f;
-  if (kind == TY_OPTIM_ADAMW)
-    out_opts->weight_decay = 0.01f;
+  if (kind == TY_OPTIM_ADAMW) out_opts->weight_decay = 0.01f;
 }
 
-static int check_opts(const ty_optim_opts *o, char *err, size_t err_len)
-{
+static int check_opts(const ty_optim_opts *o, char *err, size_t err_len) {
   if (o->kind != TY_OPTIM_SGD && o->kind != TY_OPTIM_ADAM && o->kind != TY_OPTIM_ADAMW)
     return ty_errf(err, err_len, TY_EINVAL, "optimizer: unknown kind %d", (int)o->kind);
   if (!(o->weight_decay >= 0.0f))
@@ -50,17 +47,13 @@ static int check_opts(const ty_optim_opts *o, char *err, size_t err_len)
 }
 
 int ty_optim_create(const ty_optim_opts *opts, size_t n_params, const size_t *numels,
-                    ty_optim **out_optim, char *err, size_t err_len)
-{
-  if (opts == NULL || out_optim == NULL || (n_params > 0 && numels == NULL))
-    return TY_EINVAL;
+                    ty_optim **out_optim, char *err, size_t err_len) {
+  if (opts == NULL || out_optim == NULL || (n_params > 0 && numels == NULL)) return TY_EINVAL;
   *out_optim = NULL;
   int rc = check_opts(opts, err, err_len);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   ty_optim *o = calloc(1, sizeof *o);
-  if (o == NULL)
-    return TY_ENOMEM;
+  if (o == NULL) return TY_ENOMEM;
   o->opts = *opts;
   o->n = n_params;
   o->params = calloc(n_params ? n_params : 1, sizeof *o->params);
@@ -74,8 +67,7 @@ int ty_optim_create(const ty_optim_opts *opts, size_t n_params, const size_t *nu
   return 0;
 }
 
-void ty__optim_param_clear(ty__optim_param *p)
-{
+void ty__optim_param_clear(ty__optim_param *p) {
   free(p->buf[0]);
   free(p->buf[1]);
   p->buf[0] = p->buf[1] = NULL;
@@ -83,33 +75,29 @@ void ty__optim_param_clear(ty__optim_param *p)
   p->steps = 0;
 }
 
-void ty_optim_destroy(ty_optim *o)
-{
-  if (o == NULL)
-    return;
+void ty_optim_destroy(ty_optim *o) {
+  if (o == NULL) return;
   for (size_t i = 0; i < o->n; i++)
     ty__optim_param_clear(&o->params[i]);
   free(o->params);
   free(o);
 }
 
-size_t ty_optim_num_params(const ty_optim *o) { return o->n; }
+size_t ty_optim_num_params(const ty_optim *o) {
+  return o->n;
+}
 
-uint64_t ty_optim_param_steps(const ty_optim *o, size_t i)
-{
+uint64_t ty_optim_param_steps(const ty_optim *o, size_t i) {
   return i < o->n ? o->params[i].steps : 0;
 }
 
-uint32_t ty__optim_nbuf(const ty_optim_opts *o)
-{
-  if (o->kind == TY_OPTIM_SGD)
-    return o->momentum != 0.0f ? 1 : 0;
+uint32_t ty__optim_nbuf(const ty_optim_opts *o) {
+  if (o->kind == TY_OPTIM_SGD) return o->momentum != 0.0f ? 1 : 0;
   return 2;
 }
 
 static void sgd_step(const ty_optim_opts *o, ty__optim_param *st, float lr, float *p,
-                     const float *g)
-{
+                     const float *g) {
   float h[4];
   ty_optim_sgd_scalars(lr, o->weight_decay, o->momentum, o->dampening, h);
   const float wd = h[1], mom = h[2], damp = h[3];
@@ -123,8 +111,7 @@ static void sgd_step(const ty_optim_opts *o, ty__optim_param *st, float lr, floa
 TY_OPTIM_LERPF_DEF
 
 static void adam_step(const ty_optim_opts *o, ty__optim_param *st, float lr, float *p,
-                      const float *g)
-{
+                      const float *g) {
   float h[8];
   ty_optim_adam_scalars(lr, o->weight_decay, o->beta1, o->beta2, o->eps, st->steps + 1, h);
   const float step_size = h[0], bc2_sqrt = h[1], decay = h[2], wd = h[3], b2 = h[4], w1 = h[5],
@@ -136,26 +123,21 @@ static void adam_step(const ty_optim_opts *o, ty__optim_param *st, float lr, flo
 }
 
 /* Allocates the buffers on a parameter's first step. */
-static int ensure_buffers(const ty_optim *o, ty__optim_param *st)
-{
+static int ensure_buffers(const ty_optim *o, ty__optim_param *st) {
   uint32_t want = ty__optim_nbuf(&o->opts);
   for (uint32_t b = st->nbuf; b < want; b++) {
     st->buf[b] = calloc(st->numel ? st->numel : 1, sizeof(float));
-    if (st->buf[b] == NULL)
-      return TY_ENOMEM;
+    if (st->buf[b] == NULL) return TY_ENOMEM;
     st->nbuf = b + 1;
   }
   return 0;
 }
 
-int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const float *grad)
-{
-  if (o == NULL || i >= o->n || param == NULL || grad == NULL)
-    return TY_EINVAL;
+int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const float *grad) {
+  if (o == NULL || i >= o->n || param == NULL || grad == NULL) return TY_EINVAL;
   ty__optim_param *st = &o->params[i];
   int rc = ensure_buffers(o, st);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   if (o->opts.kind == TY_OPTIM_SGD)
     sgd_step(&o->opts, st, lr, param, grad);
   else
@@ -164,24 +146,19 @@ int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const flo
   return 0;
 }
 
-int ty_optim_param_state(ty_optim *o, size_t i, float *out_bufs[2], uint64_t *out_steps)
-{
-  if (o == NULL || i >= o->n || out_bufs == NULL || out_steps == NULL)
-    return TY_EINVAL;
+int ty_optim_param_state(ty_optim *o, size_t i, float *out_bufs[2], uint64_t *out_steps) {
+  if (o == NULL || i >= o->n || out_bufs == NULL || out_steps == NULL) return TY_EINVAL;
   ty__optim_param *st = &o->params[i];
   int rc = ensure_buffers(o, st);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   out_bufs[0] = st->buf[0];
   out_bufs[1] = st->buf[1];
   *out_steps = st->steps;
   return 0;
 }
 
-int ty_optim_param_advance(ty_optim *o, size_t i)
-{
-  if (o == NULL || i >= o->n)
-    return TY_EINVAL;
+int ty_optim_param_advance(ty_optim *o, size_t i) {
+  if (o == NULL || i >= o->n) return TY_EINVAL;
   o->params[i].steps++;
   return 0;
 }
@@ -211,16 +188,15 @@ int ty_optim_param_restore(ty_optim *o, size_t i, uint64_t steps, const float *c
   return rc;
 }
 
-const ty_optim_opts *ty_optim_get_opts(const ty_optim *o) { return &o->opts; }
+const ty_optim_opts *ty_optim_get_opts(const ty_optim *o) {
+  return &o->opts;
+}
 
-int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads)
-{
-  if (o == NULL || (o->n > 0 && (params == NULL || grads == NULL)))
-    return TY_EINVAL;
+int ty_optim_step(ty_optim *o, float lr, float *const *params, const float *const *grads) {
+  if (o == NULL || (o->n > 0 && (params == NULL || grads == NULL))) return TY_EINVAL;
   for (size_t i = 0; i < o->n; i++) {
     int rc = ty_optim_step_param(o, i, lr, params[i], grads[i]);
-    if (rc != 0)
-      return rc;
+    if (rc != 0) return rc;
   }
   return 0;
 }

@@ -191,8 +191,7 @@ int ty_optim_state_save(const ty_optim *o, ty_buf *out);
  * unchanged. Errors: TY_EPROTO (bad magic, CRC, truncated, wrong buffer
  * count), TY_EVERSION, TY_EINVAL (kind or shapes differ from o), with a line
  * in err naming the field. */
-int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
-                        size_t err_len);
+int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err, size_t err_len);
 
 /* ---- learning-rate schedules ----------------------------------------------- */
 typedef enum {
@@ -204,8 +203,8 @@ typedef enum {
 typedef struct ty_lr_schedule {
   ty_lr_kind kind;
   double base_lr;
-  uint64_t step_size; /* STEP: > 0 */
-  double gamma;       /* STEP */
+  uint64_t step_size;   /* STEP: > 0 */
+  double gamma;         /* STEP */
   uint64_t total_steps; /* COSINE: > 0; past it the rate stays at min_lr */
   double min_lr;        /* COSINE */
   /* Linear warm-up: t < warmup_steps gives base * (t + 1) / warmup_steps,

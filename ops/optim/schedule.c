@@ -9,10 +9,8 @@
 #include "ops/optim/optim.h"
 #include "ops/optim/optim_internal.h"
 
-int ty_lr_check(const ty_lr_schedule *s, char *err, size_t err_len)
-{
-  if (s == NULL)
-    return TY_EINVAL;
+int ty_lr_check(const ty_lr_schedule *s, char *err, size_t err_len) {
+  if (s == NULL) return TY_EINVAL;
   if (!(s->base_lr > 0.0) || !isfinite(s->base_lr))
     return ty_errf(err, err_len, TY_EINVAL, "lr: %g must be a finite number > 0", s->base_lr);
   switch (s->kind) {
@@ -36,14 +34,12 @@ int ty_lr_check(const ty_lr_schedule *s, char *err, size_t err_len)
   return ty_errf(err, err_len, TY_EINVAL, "lr_schedule: unknown kind %d", (int)s->kind);
 }
 
-static double after_warmup(const ty_lr_schedule *s, uint64_t t)
-{
+static double after_warmup(const ty_lr_schedule *s, uint64_t t) {
   switch (s->kind) {
   case TY_LR_STEP:
     return s->base_lr * pow(s->gamma, (double)(t / s->step_size));
   case TY_LR_COSINE: {
-    if (t >= s->total_steps)
-      return s->min_lr;
+    if (t >= s->total_steps) return s->min_lr;
     double c = cos(M_PI * (double)t / (double)s->total_steps);
     return s->min_lr + (s->base_lr - s->min_lr) * (1.0 + c) / 2.0;
   }
@@ -53,8 +49,7 @@ static double after_warmup(const ty_lr_schedule *s, uint64_t t)
   }
 }
 
-double ty_lr_at(const ty_lr_schedule *s, uint64_t step)
-{
+double ty_lr_at(const ty_lr_schedule *s, uint64_t step) {
   if (step < s->warmup_steps)
     return after_warmup(s, 0) * (double)(step + 1) / (double)s->warmup_steps;
   return after_warmup(s, step - s->warmup_steps);

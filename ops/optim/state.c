@@ -15,28 +15,23 @@
 #define STATE_MAGIC "TYOS"
 #define STATE_VERSION 1u
 
-static int put_u32(ty_buf *b, uint32_t v)
-{
+static int put_u32(ty_buf *b, uint32_t v) {
   uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
   return ty_buf_append(b, le, 4);
 }
 
-static int put_u64(ty_buf *b, uint64_t v)
-{
+static int put_u64(ty_buf *b, uint64_t v) {
   int rc = put_u32(b, (uint32_t)v);
   return rc ? rc : put_u32(b, (uint32_t)(v >> 32));
 }
 
-static bool little_endian(void)
-{
+static bool little_endian(void) {
   const uint16_t probe = 1;
   return *(const uint8_t *)&probe == 1;
 }
 
-static int put_floats(ty_buf *b, const float *f, size_t n)
-{
-  if (little_endian())
-    return ty_buf_append(b, f, n * 4); /* the bit patterns, already LE */
+static int put_floats(ty_buf *b, const float *f, size_t n) {
+  if (little_endian()) return ty_buf_append(b, f, n * 4); /* the bit patterns, already LE */
   int rc = ty_buf_reserve(b, n * 4);
   for (size_t k = 0; rc == 0 && k < n; k++) {
     uint32_t bits;
@@ -46,10 +41,8 @@ static int put_floats(ty_buf *b, const float *f, size_t n)
   return rc;
 }
 
-int ty_optim_state_save(const ty_optim *o, ty_buf *out)
-{
-  if (o == NULL || out == NULL)
-    return TY_EINVAL;
+int ty_optim_state_save(const ty_optim *o, ty_buf *out) {
+  if (o == NULL || out == NULL) return TY_EINVAL;
   size_t start = out->len;
   int rc = ty_buf_append(out, STATE_MAGIC, 4);
   rc = rc ? rc : put_u32(out, STATE_VERSION);
@@ -71,8 +64,7 @@ int ty_optim_state_save(const ty_optim *o, ty_buf *out)
     }
     rc = put_u32(out, (uint32_t)crc);
   }
-  if (rc != 0)
-    out->len = start;
+  if (rc != 0) out->len = start;
   return rc;
 }
 
@@ -82,10 +74,8 @@ typedef struct reader {
   size_t left;
 } reader;
 
-static bool get_u32(reader *r, uint32_t *v)
-{
-  if (r->left < 4)
-    return false;
+static bool get_u32(reader *r, uint32_t *v) {
+  if (r->left < 4) return false;
   *v = (uint32_t)r->p[0] | ((uint32_t)r->p[1] << 8) | ((uint32_t)r->p[2] << 16) |
        ((uint32_t)r->p[3] << 24);
   r->p += 4;
@@ -93,17 +83,14 @@ static bool get_u32(reader *r, uint32_t *v)
   return true;
 }
 
-static bool get_u64(reader *r, uint64_t *v)
-{
+static bool get_u64(reader *r, uint64_t *v) {
   uint32_t lo, hi;
-  if (!get_u32(r, &lo) || !get_u32(r, &hi))
-    return false;
+  if (!get_u32(r, &lo) || !get_u32(r, &hi)) return false;
   *v = (uint64_t)lo | ((uint64_t)hi << 32);
   return true;
 }
 
-static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
-{
+static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len) {
   uint32_t version, kind, n;
   if (r->left < 4 || memcmp(r->p, STATE_MAGIC, 4) != 0)
     return ty_errf(err, err_len, TY_EPROTO,
@@ -125,8 +112,7 @@ static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
 }
 
 static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p, char *err,
-                      size_t err_len)
-{
+                      size_t err_len) {
   uint64_t numel;
   if (!get_u64(r, &numel) || !get_u64(r, &p->steps) || !get_u32(r, &p->nbuf))
     return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated at parameter %zu", i);
@@ -159,8 +145,7 @@ static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p
   return 0;
 }
 
-static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len)
-{
+static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len) {
   if (len < 4)
     return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated (%zu bytes)", len);
   reader r = {data + len - 4, 4};
@@ -176,22 +161,16 @@ static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len)
   return 0;
 }
 
-int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
-                        size_t err_len)
-{
+int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err, size_t err_len) {
   _Static_assert(sizeof(float) == 4, "float32");
-  if (o == NULL || (data == NULL && len > 0))
-    return TY_EINVAL;
-  if (!little_endian())
-    return TY_EUNSUPPORTED; /* the buffer memcpy above assumes little-endian */
+  if (o == NULL || (data == NULL && len > 0)) return TY_EINVAL;
+  if (!little_endian()) return TY_EUNSUPPORTED; /* the buffer memcpy above assumes little-endian */
   int rc = check_crc(data, len, err, err_len);
   reader r = {data, len - (rc == 0 ? 4 : 0)};
   rc = rc ? rc : check_header(o, &r, err, err_len);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   ty__optim_param *fresh = calloc(o->n ? o->n : 1, sizeof *fresh);
-  if (fresh == NULL)
-    return TY_ENOMEM;
+  if (fresh == NULL) return TY_ENOMEM;
   size_t done = 0;
   for (; rc == 0 && done < o->n; done++)
     rc = read_param(o, done, &r, &fresh[done], err, err_len);
@@ -199,8 +178,7 @@ int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
     rc = ty_errf(err, err_len, TY_EPROTO, "optimizer state: %zu trailing bytes", r.left);
   }
   ty__optim_param *drop = rc == 0 ? o->params : fresh;
-  if (rc == 0)
-    o->params = fresh;
+  if (rc == 0) o->params = fresh;
   for (size_t i = 0; i < o->n; i++)
     ty__optim_param_clear(&drop[i]);
   free(drop);

@@ -483,7 +483,8 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
 
 /* Inputs that carry no gradient even when float (autodiff's list). */
 bool ty__slot_differentiable(const ty_graph_node *n, int i, ty_dtype dt) {
-  return dt == TY_DTYPE_F32 && n->op != TY_OP_CONSTANT && ty_autodiff_input_differentiable(n->op, i);
+  return dt == TY_DTYPE_F32 && n->op != TY_OP_CONSTANT &&
+         ty_autodiff_input_differentiable(n->op, i);
 }
 
 static void model_fallback(ty__op *op, const ty__model *m, const ty_graph_node *n,

@@ -70,7 +70,8 @@ int ty__train_bn_setup(ty_train *t) {
   if (!t->bn) return TY_ENOMEM;
   for (size_t i = 0; i < nn; i++) {
     const ty_graph_node *n = ty_graph_node_at(t->g, i);
-    if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || !is_stat(t->g, n->inputs[3]) || !is_stat(t->g, n->inputs[4]))
+    if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || !is_stat(t->g, n->inputs[3]) ||
+        !is_stat(t->g, n->inputs[4]))
       continue;
     ty__bn *b;
     int rc = add_bn(t, n->inputs[0], n->inputs[3], n->inputs[4],
@@ -92,14 +93,16 @@ void ty__train_bn_destroy(ty_train *t) {
 static int bn_update(ty__bn *b, const ty_tensor *x) {
   float *rm = ty_tensor_f32(b->stat[0]), *rv = ty_tensor_f32(b->stat[1]), mom = b->momentum;
   int64_t c = ty_tensor_numel(b->stat[0]);
-  if (x->dtype != TY_DTYPE_F32 || x->shape.rank < 2 || x->shape.dims[1] != c || ty_tensor_numel(b->stat[1]) != c)
+  if (x->dtype != TY_DTYPE_F32 || x->shape.rank < 2 || x->shape.dims[1] != c ||
+      ty_tensor_numel(b->stat[1]) != c)
     return TY_EINVAL;
   int64_t nb = x->shape.dims[0], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
   const float *xd = x->data;
   for (int64_t ch = 0; ch < c; ch++) {
     double s = 0, s2 = 0, cnt = (double)(nb * sp);
     for (int64_t n = 0; n < nb; n++)
-      for (int64_t i = 0; i < sp; i++) s += xd[(n * c + ch) * sp + i];
+      for (int64_t i = 0; i < sp; i++)
+        s += xd[(n * c + ch) * sp + i];
     double m = cnt > 0 ? s / cnt : 0;
     for (int64_t n = 0; n < nb; n++)
       for (int64_t i = 0; i < sp; i++) {
@@ -165,8 +168,12 @@ int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n) {
   return 0;
 }
 
-size_t ty_train_n_stats(const ty_train *t) { return 2 * t->n_bn; }
+size_t ty_train_n_stats(const ty_train *t) {
+  return 2 * t->n_bn;
+}
 const char *ty_train_stat_name(const ty_train *t, size_t i) {
   return i < 2 * t->n_bn ? ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name : NULL;
 }
-const ty_tensor *ty_train_stat(const ty_train *t, size_t i) { return i < 2 * t->n_bn ? t->bn[i / 2].stat[i % 2] : NULL; }
+const ty_tensor *ty_train_stat(const ty_train *t, size_t i) {
+  return i < 2 * t->n_bn ? t->bn[i / 2].stat[i % 2] : NULL;
+}

@@ -46,7 +46,8 @@ static int write_atomic(const char *path, const void *data, size_t len, char *er
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0)
       rc = ty_errf(err, err_len, TY_EIO, "%s: write failed (%s)", tmp, strerror(errno));
-    else off += (size_t)w;
+    else
+      off += (size_t)w;
   }
   if (rc == 0 && fsync(fd) != 0)
     rc = ty_errf(err, err_len, TY_EIO, "%s: fsync failed (%s)", tmp, strerror(errno));
@@ -71,7 +72,8 @@ int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
   if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: is a directory (name a file in it)", path);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "checkpoint_path: %s: is a directory (name a file in it)", path);
   /* Create and remove the very temporary file a checkpoint is written
    * through: that needs exactly the rights the first save needs. */
   size_t pl = strlen(path) + 32;
@@ -99,7 +101,8 @@ static int read_file(const char *path, ty_buf *out, char *err, size_t err_len) {
   uint8_t chunk[65536];
   size_t n;
   int rc = 0;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = ty_buf_append(out, chunk, n);
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = ty_buf_append(out, chunk, n);
   if (rc == 0 && ferror(f)) rc = ty_errf(err, err_len, TY_EIO, "%s: read failed", path);
   fclose(f);
   return rc;
@@ -116,7 +119,9 @@ static void put64(ty_buf *b, uint64_t v) {
 static uint32_t get32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint64_t get64(const uint8_t *p) {
+  return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 /* path + suffix, malloc'd; NULL when out of memory. */
 static char *with_suffix(const char *path, const char *suffix) {
@@ -129,8 +134,8 @@ static char *with_suffix(const char *path, const char *suffix) {
 /* Points `name` at target's file: a new hard link renamed over it, so
  * readers see the old or the new file, never none. Where the filesystem
  * has no hard links, `name` gets its own copy of the bytes instead. */
-static int link_newest(const char *target, const char *name, const void *data, size_t len, char *err,
-                       size_t err_len) {
+static int link_newest(const char *target, const char *name, const void *data, size_t len,
+                       char *err, size_t err_len) {
   char *tmp = with_suffix(name, ".link");
   if (!tmp) return TY_ENOMEM;
   unlink(tmp);
@@ -165,8 +170,10 @@ static int list_steps(const char *path, uint64_t **out, size_t *out_n) {
     if (*out_n == cap) {
       cap = cap ? cap * 2 : 16;
       uint64_t *grown = realloc(*out, cap * sizeof **out);
-      if (!grown) rc = TY_ENOMEM;
-      else *out = grown;
+      if (!grown)
+        rc = TY_ENOMEM;
+      else
+        *out = grown;
     }
     if (rc == 0) (*out)[(*out_n)++] = step;
   }
@@ -220,8 +227,8 @@ static int encode_state(const ty_train *t, const uint8_t *onnx, size_t onnx_len,
 
 /* Writes step's pair (model, then state), links the configured path to
  * it and prunes old pairs. */
-static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const ty_buf *st, char *err,
-                      size_t err_len) {
+static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const ty_buf *st,
+                      char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   char model[4096];
   if (ty_ckpt_step_path(path, t->step, model, sizeof model) != 0)
@@ -232,7 +239,8 @@ static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const t
   if (rc == 0) rc = write_atomic(mstate, st->data, st->len, err, err_len);
   if (rc == 0) rc = link_newest(model, path, onnx, onnx_len, err, err_len);
   if (rc == 0) rc = link_newest(mstate, pstate, st->data, st->len, err, err_len);
-  if (rc == 0) prune(path, t->cfg->keep_checkpoints ? t->cfg->keep_checkpoints : TY_CKPT_KEEP_DEFAULT);
+  if (rc == 0)
+    prune(path, t->cfg->keep_checkpoints ? t->cfg->keep_checkpoints : TY_CKPT_KEEP_DEFAULT);
   free(mstate);
   free(pstate);
   return rc;
@@ -270,8 +278,8 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
 }
 
 /* Copies initializer name of checkpoint ck into dst. */
-static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const char *path, char *err,
-                     size_t err_len) {
+static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const char *path,
+                     char *err, size_t err_len) {
   int id = ty_graph_find_value(ck, name);
   const ty_tensor *src = id == TY_NO_VALUE ? NULL : ty_graph_value_at(ck, id)->init;
   if (!src || src->dtype != TY_DTYPE_F32 || !ty_shape_equal(&src->shape, &dst->shape))
@@ -297,7 +305,8 @@ static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_
 
 /* Copies the checkpoint's initializers into the trainer's parameters and
  * BatchNormalization running statistics. */
-static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char *err, size_t err_len) {
+static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char *err,
+                        size_t err_len) {
   ty_graph *ck = NULL;
   bool planned = ty__train_planned(t);
   int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
@@ -314,15 +323,16 @@ static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char 
   return rc;
 }
 
-static int check_field(uint64_t got, uint64_t want, const char *spath, const char *field, char *err, size_t err_len) {
+static int check_field(uint64_t got, uint64_t want, const char *spath, const char *field, char *err,
+                       size_t err_len) {
   if (got == want) return 0;
   return ty_errf(err, err_len, TY_EINVAL,
                  "%s: checkpoint has %s %llu, this run %llu (the data order would differ)", spath,
                  field, (unsigned long long)got, (unsigned long long)want);
 }
 
-static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const char *spath, char *err,
-                       size_t err_len) {
+static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const char *spath,
+                       char *err, size_t err_len) {
   const uint8_t *p = st->data;
   if (st->len < STATE_HEADER + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
     return ty_errf(err, err_len, TY_EPROTO, "%s: not a trainyard state file", spath);
@@ -340,7 +350,8 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
   if (rc == 0)
     rc = check_field(get32(p + 40), ty__train_data_world(t), spath, "data-parallel world size", err,
                      err_len);
-  if (rc == 0) rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
+  if (rc == 0)
+    rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
   bool planned = ty__train_planned(t);
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
   if (rc == 0)
@@ -376,7 +387,9 @@ static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) 
 }
 
 /* A pair a crash left half-written or damaged: the next older one serves. */
-static bool incomplete(int rc) { return rc == TY_ENOTFOUND || rc == TY_EPROTO || rc == TY_EIO; }
+static bool incomplete(int rc) {
+  return rc == TY_ENOTFOUND || rc == TY_EPROTO || rc == TY_EIO;
+}
 
 /* The newest step checkpoint that loads (incomplete ones skipped, with a
  * line on the log): 0 with t->resumed_from set, TY_ENOTFOUND when none

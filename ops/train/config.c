@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* Copies s into *out: NULL for a missing or empty string when optional,
  * "" kept otherwise. TY_ENOMEM instead of aborting (ops/ never aborts). */
 static int copy_str(const char *s, bool optional, char **out) {
@@ -32,11 +31,16 @@ static int copy_str(const char *s, bool optional, char **out) {
 #define MAX_KEEP 10000u
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
-  if (!(s->lr > 0)) return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be > 0 (got %g)", s->lr);
+  if (!(s->lr > 0))
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be > 0 (got %g)", s->lr);
   if (!(s->momentum >= 0 && s->momentum < 1))
-    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.momentum: must be in [0, 1) (got %g)", s->momentum);
-  if (!(s->weight_decay >= 0)) return ty_errf(err, err_len, TY_EINVAL, "config.sgd.weight_decay: must be >= 0 (got %g)", s->weight_decay);
-  if (s->nesterov && s->momentum == 0) return ty_errf(err, err_len, TY_EINVAL, "config.sgd.nesterov: needs momentum > 0");
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.momentum: must be in [0, 1) (got %g)",
+                   s->momentum);
+  if (!(s->weight_decay >= 0))
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.weight_decay: must be >= 0 (got %g)",
+                   s->weight_decay);
+  if (s->nesterov && s->momentum == 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.nesterov: needs momentum > 0");
   ty_optim_opts_default(TY_OPTIM_SGD, &c->optim);
   c->optim.momentum = s->momentum;
   c->optim.weight_decay = s->weight_decay;
@@ -47,11 +51,19 @@ static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, si
 
 static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, size_t err_len) {
   ty_optim_opts_default(a->decoupled_weight_decay ? TY_OPTIM_ADAMW : TY_OPTIM_ADAM, &c->optim);
-  if (a->lr < 0) return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be > 0 (got %g)", a->lr);
-  if (a->beta1 < 0 || a->beta1 >= 1) return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta1: must be in [0, 1) (got %g)", a->beta1);
-  if (a->beta2 < 0 || a->beta2 >= 1) return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta2: must be in [0, 1) (got %g)", a->beta2);
-  if (a->eps < 0) return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be > 0 (got %g)", a->eps);
-  if (a->weight_decay < 0) return ty_errf(err, err_len, TY_EINVAL, "config.adam.weight_decay: must be >= 0 (got %g)", a->weight_decay);
+  if (a->lr < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be > 0 (got %g)", a->lr);
+  if (a->beta1 < 0 || a->beta1 >= 1)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta1: must be in [0, 1) (got %g)",
+                   a->beta1);
+  if (a->beta2 < 0 || a->beta2 >= 1)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta2: must be in [0, 1) (got %g)",
+                   a->beta2);
+  if (a->eps < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be > 0 (got %g)", a->eps);
+  if (a->weight_decay < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.weight_decay: must be >= 0 (got %g)",
+                   a->weight_decay);
   if (a->beta1 > 0) c->optim.beta1 = a->beta1;
   if (a->beta2 > 0) c->optim.beta2 = a->beta2;
   if (a->eps > 0) c->optim.eps = a->eps;
@@ -60,20 +72,25 @@ static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, 
   return 0;
 }
 
-static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, char *err, size_t err_len) {
+static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, char *err,
+                           size_t err_len) {
   c->schedule.kind = TY_LR_CONSTANT;
   if (!s) return 0;
   c->schedule.warmup_steps = s->warmup_steps;
   if (s->kind_case == TRAINYARD__LR_SCHEDULE__KIND_STEP) {
-    if (s->step->step_size == 0) return ty_errf(err, err_len, TY_EINVAL, "config.lr_schedule.step.step_size: must be > 0 (got 0)");
+    if (s->step->step_size == 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.lr_schedule.step.step_size: must be > 0 (got 0)");
     if (s->step->gamma < 0 || s->step->gamma > 1)
-      return ty_errf(err, err_len, TY_EINVAL, "config.lr_schedule.step.gamma: must be in (0, 1] (got %g)", s->step->gamma);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.lr_schedule.step.gamma: must be in (0, 1] (got %g)", s->step->gamma);
     c->schedule.kind = TY_LR_STEP;
     c->schedule.step_size = s->step->step_size;
     c->schedule.gamma = s->step->gamma > 0 ? s->step->gamma : 0.1;
   } else if (s->kind_case == TRAINYARD__LR_SCHEDULE__KIND_COSINE) {
     if (s->cosine->min_lr < 0)
-      return ty_errf(err, err_len, TY_EINVAL, "config.lr_schedule.cosine.min_lr: must be >= 0 (got %g)", s->cosine->min_lr);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.lr_schedule.cosine.min_lr: must be >= 0 (got %g)", s->cosine->min_lr);
     c->schedule.kind = TY_LR_COSINE;
     c->schedule.total_steps = s->cosine->total_steps; /* 0: resolved to the run's length */
     c->schedule.min_lr = s->cosine->min_lr;
@@ -82,13 +99,18 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
 }
 
 /* One DataArray of config.dataset.<split>[i]. */
-static int decode_array(const Trainyard__DataArray *a, const char *split, size_t i, ty_train_array *out, char *err,
-                        size_t err_len) {
-  if (!a->path || !*a->path) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].path: empty", split, i);
+static int decode_array(const Trainyard__DataArray *a, const char *split, size_t i,
+                        ty_train_array *out, char *err, size_t err_len) {
+  if (!a->path || !*a->path)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].path: empty", split, i);
   if (!a->input || !*a->input)
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].input: empty (name the model input it feeds)", split, i);
-  if (!(a->divisor >= 0) || !(a->std >= 0) || !isfinite(a->mean) || !isfinite(a->divisor) || !isfinite(a->std))
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu]: divisor and std must be finite and >= 0, mean finite", split, i);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu].input: empty (name the model input it feeds)", split, i);
+  if (!(a->divisor >= 0) || !(a->std >= 0) || !isfinite(a->mean) || !isfinite(a->divisor) ||
+      !isfinite(a->std))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu]: divisor and std must be finite and >= 0, mean finite",
+                   split, i);
   int rc = copy_str(a->path, false, &out->path);
   if (rc == 0) rc = copy_str(a->input, false, &out->input);
   if (rc != 0) return rc;
@@ -98,7 +120,8 @@ static int decode_array(const Trainyard__DataArray *a, const char *split, size_t
   return 0;
 }
 
-static const ty_train_array *find_input(const ty_train_array *a, size_t n, const char *input, size_t *out_i) {
+static const ty_train_array *find_input(const ty_train_array *a, size_t n, const char *input,
+                                        size_t *out_i) {
   for (size_t i = 0; i < n; i++)
     if (strcmp(a[i].input, input) == 0) {
       if (out_i) *out_i = i;
@@ -107,10 +130,11 @@ static const ty_train_array *find_input(const ty_train_array *a, size_t n, const
   return NULL;
 }
 
-static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *split, ty_train_array **out,
-                         size_t *out_n, char *err, size_t err_len) {
+static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *split,
+                         ty_train_array **out, size_t *out_n, char *err, size_t err_len) {
   if (n > TY_DATA_MAX_COLUMNS)
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s: %zu arrays; at most %d", split, n, TY_DATA_MAX_COLUMNS);
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s: %zu arrays; at most %d", split, n,
+                   TY_DATA_MAX_COLUMNS);
   if (n == 0) return 0;
   *out = calloc(n, sizeof **out);
   if (!*out) return TY_ENOMEM;
@@ -120,8 +144,9 @@ static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *spli
     if (rc != 0) return rc;
     (*out_n)++;
     if (find_input(*out, i, (*out)[i].input, &j))
-      return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].input: \"%s\" is already fed by %s[%zu]", split, i,
-                 (*out)[i].input, split, j);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.dataset.%s[%zu].input: \"%s\" is already fed by %s[%zu]", split, i,
+                     (*out)[i].input, split, j);
   }
   return 0;
 }
@@ -133,31 +158,43 @@ static int match_test(ty_train_config *c, char *err, size_t err_len) {
   for (size_t i = 0; i < c->n_test_arrays; i++) {
     ty_train_array *t = &c->test_arrays[i];
     const ty_train_array *tr = find_input(c->train_arrays, c->n_train_arrays, t->input, NULL);
-    if (!tr) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.test[%zu].input: \"%s\" is fed by no train array", i, t->input);
+    if (!tr)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.dataset.test[%zu].input: \"%s\" is fed by no train array", i,
+                     t->input);
     if (t->divisor == 0) t->divisor = tr->divisor;
     if (t->mean == 0) t->mean = tr->mean;
     if (t->std == 0) t->std = tr->std;
   }
   for (size_t i = 0; i < c->n_train_arrays; i++)
     if (!find_input(c->test_arrays, c->n_test_arrays, c->train_arrays[i].input, NULL))
-      return ty_errf(err, err_len, TY_EINVAL, "config.dataset.test: no array feeds \"%s\" (train[%zu] does)", c->train_arrays[i].input, i);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.dataset.test: no array feeds \"%s\" (train[%zu] does)",
+                     c->train_arrays[i].input, i);
   return 0;
 }
 
-static int decode_tokens(const Trainyard__TokenStream *t, ty_train_config *c, char *err, size_t err_len) {
-  if (!t->train_path || !*t->train_path) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.train_path: empty");
-  if (t->context == 0) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.context: must be > 0");
-  if (t->context > (1u << 20)) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.context: %u is over 1048576", t->context);
-  if (t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__DTYPE_UNSPECIFIED && t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__UINT16 &&
+static int decode_tokens(const Trainyard__TokenStream *t, ty_train_config *c, char *err,
+                         size_t err_len) {
+  if (!t->train_path || !*t->train_path)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.train_path: empty");
+  if (t->context == 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.context: must be > 0");
+  if (t->context > (1u << 20))
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.context: %u is over 1048576",
+                   t->context);
+  if (t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__DTYPE_UNSPECIFIED &&
+      t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__UINT16 &&
       t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__INT32)
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.dtype: unknown value %d", (int)t->dtype);
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.dtype: unknown value %d",
+                   (int)t->dtype);
   c->data_kind = TY_TRAIN_DATA_TOKENS;
   int rc = copy_str(t->train_path, false, &c->tokens.train_path);
   if (rc == 0) rc = copy_str(t->test_path, true, &c->tokens.test_path);
   if (rc != 0) return rc;
   c->tokens.type = t->dtype == TRAINYARD__TOKEN_STREAM__DTYPE__UINT16  ? TY_DATA_U16
                    : t->dtype == TRAINYARD__TOKEN_STREAM__DTYPE__INT32 ? TY_DATA_I32
-                                                                      : TY_DATA_INVALID;
+                                                                       : TY_DATA_INVALID;
   c->tokens.context = t->context;
   c->tokens.stride = t->stride;
   c->tokens.vocab_size = t->vocab_size;
@@ -169,24 +206,31 @@ static int dataset_kind(const Trainyard__Dataset *d, char *err, size_t err_len) 
   bool named = d->name && *d->name, arrays = d->n_train > 0, tokens = d->tokens != NULL;
   if (named && strcmp(d->name, "fashion-mnist") != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-               "config.dataset.name: \"%s\" is not a builtin dataset (only \"fashion-mnist\"; name your own files "
-               "in config.dataset.train or config.dataset.tokens)", d->name);
+                   "config.dataset.name: \"%s\" is not a builtin dataset (only \"fashion-mnist\"; "
+                   "name your own files "
+                   "in config.dataset.train or config.dataset.tokens)",
+                   d->name);
   if (named + arrays + tokens > 1)
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset: %s and %s are both set (choose one source)",
-               named ? "name" : "train", tokens ? "tokens" : "train");
-  if (d->n_test > 0 && !arrays) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.test: needs config.dataset.train");
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset: %s and %s are both set (choose one source)",
+                   named ? "name" : "train", tokens ? "tokens" : "train");
+  if (d->n_test > 0 && !arrays)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.test: needs config.dataset.train");
   if ((arrays || tokens) && (d->mean != 0 || d->std != 0))
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s: applies to fashion-mnist only (set DataArray.mean and .std)",
-               d->mean != 0 ? "mean" : "std");
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s: applies to fashion-mnist only (set DataArray.mean and .std)",
+                   d->mean != 0 ? "mean" : "std");
   return 0;
 }
 
-static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char *err, size_t err_len) {
+static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char *err,
+                          size_t err_len) {
   c->shuffle = true;
   if (!d) return 0;
   int rc = dataset_kind(d, err, err_len);
   if (rc != 0) return rc;
-  if (d->std < 0) return ty_errf(err, err_len, TY_EINVAL, "config.dataset.std: must be >= 0 (got %g)", d->std);
+  if (d->std < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.std: must be >= 0 (got %g)", d->std);
   if ((rc = copy_str(d->dir, true, &c->data_dir)) != 0) return rc;
   c->mean = d->mean;
   c->std = d->std;
@@ -194,19 +238,23 @@ static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char 
   if (d->tokens) return decode_tokens(d->tokens, c, err, err_len);
   if (d->n_train == 0) return 0;
   c->data_kind = TY_TRAIN_DATA_ARRAYS;
-  rc = decode_arrays(d->train, d->n_train, "train", &c->train_arrays, &c->n_train_arrays, err, err_len);
-  if (rc == 0) rc = decode_arrays(d->test, d->n_test, "test", &c->test_arrays, &c->n_test_arrays, err, err_len);
+  rc = decode_arrays(d->train, d->n_train, "train", &c->train_arrays, &c->n_train_arrays, err,
+                     err_len);
+  if (rc == 0)
+    rc =
+        decode_arrays(d->test, d->n_test, "test", &c->test_arrays, &c->n_test_arrays, err, err_len);
   return rc == 0 ? match_test(c, err, err_len) : rc;
 }
 
 /* config.trainable / config.frozen: non-empty patterns, copied. */
-static int decode_patterns(char **in, size_t n, const char *field, char ***out, size_t *out_n, char *err,
-                           size_t err_len) {
+static int decode_patterns(char **in, size_t n, const char *field, char ***out, size_t *out_n,
+                           char *err, size_t err_len) {
   if (n == 0) return 0;
   *out = calloc(n, sizeof **out);
   if (!*out) return TY_ENOMEM;
   for (size_t i = 0; i < n; i++) {
-    if (!in[i] || !*in[i]) return ty_errf(err, err_len, TY_EINVAL, "config.%s[%zu]: empty pattern", field, i);
+    if (!in[i] || !*in[i])
+      return ty_errf(err, err_len, TY_EINVAL, "config.%s[%zu]: empty pattern", field, i);
     int rc = copy_str(in[i], false, &(*out)[*out_n]);
     if (rc != 0) return rc;
     (*out_n)++;
@@ -214,41 +262,55 @@ static int decode_patterns(char **in, size_t n, const char *field, char ***out, 
   return 0;
 }
 
-static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char *err, size_t err_len) {
+static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char *err,
+                      size_t err_len) {
   int rc = 0;
   if (m->loss_case == TRAINYARD__TRAIN_CONFIG__LOSS_LOSS_OUTPUT) {
-    if (!m->loss_output || !*m->loss_output) return ty_errf(err, err_len, TY_EINVAL, "config.loss_output: must name a graph output");
+    if (!m->loss_output || !*m->loss_output)
+      return ty_errf(err, err_len, TY_EINVAL, "config.loss_output: must name a graph output");
     rc = copy_str(m->loss_output, false, &c->loss_output);
   } else if (m->loss_case == TRAINYARD__TRAIN_CONFIG__LOSS_SOFTMAX_CROSS_ENTROPY) {
     const char *lo = m->softmax_cross_entropy->logits_output;
-    if (!lo || !*lo) return ty_errf(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: must name a graph output");
+    if (!lo || !*lo)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.softmax_cross_entropy.logits_output: must name a graph output");
     rc = copy_str(lo, false, &c->logits_output);
   } else {
-    return ty_errf(err, err_len, TY_EINVAL, "config.loss: not set (set loss_output or softmax_cross_entropy)");
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.loss: not set (set loss_output or softmax_cross_entropy)");
   }
   if (rc != 0) return rc;
-  if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_SGD) rc = decode_sgd(m->sgd, c, err, err_len);
-  else if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM) rc = decode_adam(m->adam, c, err, err_len);
-  else return ty_errf(err, err_len, TY_EINVAL, "config.optimizer: not set (set sgd or adam)");
+  if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_SGD)
+    rc = decode_sgd(m->sgd, c, err, err_len);
+  else if (m->optimizer_case == TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM)
+    rc = decode_adam(m->adam, c, err, err_len);
+  else
+    return ty_errf(err, err_len, TY_EINVAL, "config.optimizer: not set (set sgd or adam)");
   if (rc == 0) rc = decode_schedule(m->lr_schedule, c, err, err_len);
   if (rc == 0) rc = decode_dataset(m->dataset, c, err, err_len);
-  if (rc == 0) rc = decode_patterns(m->trainable, m->n_trainable, "trainable", &c->trainable, &c->n_trainable, err, err_len);
-  if (rc == 0) rc = decode_patterns(m->frozen, m->n_frozen, "frozen", &c->frozen, &c->n_frozen, err, err_len);
+  if (rc == 0)
+    rc = decode_patterns(m->trainable, m->n_trainable, "trainable", &c->trainable, &c->n_trainable,
+                         err, err_len);
+  if (rc == 0)
+    rc = decode_patterns(m->frozen, m->n_frozen, "frozen", &c->frozen, &c->n_frozen, err, err_len);
   if (rc != 0) return rc;
   if (m->epochs == 0 && m->max_steps == 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.epochs: 0 and config.max_steps: 0 (set at least one)");
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.epochs: 0 and config.max_steps: 0 (set at least one)");
   if (m->batch_size > MAX_BATCH)
-    return ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is above the maximum %u", m->batch_size,
-                   MAX_BATCH);
+    return ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is above the maximum %u",
+                   m->batch_size, MAX_BATCH);
   if (m->epochs > MAX_EPOCHS)
-    return ty_errf(err, err_len, TY_EINVAL, "config.epochs: %u is above the maximum %u", m->epochs, MAX_EPOCHS);
+    return ty_errf(err, err_len, TY_EINVAL, "config.epochs: %u is above the maximum %u", m->epochs,
+                   MAX_EPOCHS);
   if (m->max_steps > MAX_STEPS)
     return ty_errf(err, err_len, TY_EINVAL, "config.max_steps: %llu is above the maximum %llu",
                    (unsigned long long)m->max_steps, (unsigned long long)MAX_STEPS);
   if (m->keep_checkpoints > MAX_KEEP)
     return ty_errf(err, err_len, TY_EINVAL, "config.keep_checkpoints: %u is above the maximum %u",
                    m->keep_checkpoints, MAX_KEEP);
-  rc = copy_str(m->label_input && *m->label_input ? m->label_input : "labels", false, &c->label_input);
+  rc = copy_str(m->label_input && *m->label_input ? m->label_input : "labels", false,
+                &c->label_input);
   if (rc == 0) rc = copy_str(m->data_input, true, &c->data_input);
   if (rc == 0) rc = copy_str(m->checkpoint_path, true, &c->checkpoint_path);
   if (rc != 0) return rc;
@@ -269,7 +331,8 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
  * submitter. */
 #define MAX_REPEATED 256
 
-int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err, size_t err_len) {
+int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err,
+                           size_t err_len) {
   memset(out, 0, sizeof *out);
   char why[TY_ERR_LEN];
   int capped = ty_wire_check(&trainyard__train_config__descriptor, data, len, NULL, 0, MAX_REPEATED,
@@ -286,13 +349,16 @@ int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out
 int ty_train_config_load(const char *path, ty_train_config *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   FILE *f = fopen(path, "rb");
-  if (!f) return ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path, strerror(errno));
+  if (!f)
+    return ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path,
+                   strerror(errno));
   ty_buf b;
   ty_buf_init(&b);
   uint8_t chunk[65536];
   size_t n;
   int rc = 0;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = ty_buf_append(&b, chunk, n);
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = ty_buf_append(&b, chunk, n);
   if (rc == 0 && ferror(f)) rc = TY_EIO;
   fclose(f);
   if (rc == 0) {
@@ -318,7 +384,8 @@ static void free_arrays(ty_train_array *a, size_t n) {
 }
 
 static void free_strings(char **s, size_t n) {
-  for (size_t i = 0; i < n; i++) free(s[i]);
+  for (size_t i = 0; i < n; i++)
+    free(s[i]);
   free(s);
 }
 

@@ -60,7 +60,8 @@ typedef struct tally {
  * labels are [outer, inner]. Labels outside [0, classes) were refused when
  * the data was opened, so the check here only keeps a bad batch from
  * reading out of bounds. */
-static void batch_ce(const float *x, const int64_t *y, int64_t outer, int64_t classes, int64_t inner, tally *a) {
+static void batch_ce(const float *x, const int64_t *y, int64_t outer, int64_t classes,
+                     int64_t inner, tally *a) {
   double total = 0;
   for (int64_t b = 0; b < outer; b++)
     for (int64_t i = 0; i < inner; i++) {
@@ -70,7 +71,8 @@ static void batch_ce(const float *x, const int64_t *y, int64_t outer, int64_t cl
       for (int64_t k = 1; k < classes; k++)
         if (r[k * inner] > r[best * inner]) best = k;
       double mx = r[best * inner], s = 0;
-      for (int64_t k = 0; k < classes; k++) s += exp((double)r[k * inner] - mx);
+      for (int64_t k = 0; k < classes; k++)
+        s += exp((double)r[k * inner] - mx);
       total += log(s) + mx - r[label * inner];
       a->correct += best == label;
       a->count++;
@@ -83,7 +85,8 @@ static int tally_logits(const ty_train *t, const ty_tensor *o, const ty_batch *b
   const ty_shape *s = &o->shape;
   if (o->dtype != TY_DTYPE_F32 || s->rank < 2 || s->dims[0] != b->n) return TY_EINVAL;
   int64_t classes = t->class_last ? s->dims[s->rank - 1] : s->dims[1];
-  int64_t inner = t->class_last ? 1 : ty_shape_span(s, 2, s->rank), outer = ty_shape_numel(s) / classes / inner;
+  int64_t inner = t->class_last ? 1 : ty_shape_span(s, 2, s->rank),
+          outer = ty_shape_numel(s) / classes / inner;
   const ty_data_column *lc = ty_dataset_column(t->test_ds, (size_t)t->label_feed);
   if ((uint64_t)(outer * inner) != (uint64_t)lc->elems * b->n) return TY_EINVAL;
   batch_ce(o->data, b->cols[t->label_feed], outer, classes, inner, a);
@@ -106,14 +109,16 @@ static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err
       rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->bn[i].ids[k])->name,
                         full ? t->full_stats[2 * i + (size_t)k] : t->bn[i].stat[k], err, err_len);
   /* A model with a fixed batch dim takes only that batch: the last partial one is skipped. */
-  ty_loader_opts lo = {.batch_size = t->fixed_batch ? t->fixed_batch : EVAL_BATCH, .world_size = 1,
+  ty_loader_opts lo = {.batch_size = t->fixed_batch ? t->fixed_batch : EVAL_BATCH,
+                       .world_size = 1,
                        .drop_last = t->fixed_batch != 0};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, out_l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(*out_l, 0, 0);
   return rc;
 }
 
-static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char *err, size_t err_len) {
+static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char *err,
+                      size_t err_len) {
   ty_tensor *in[TY_DATA_MAX_COLUMNS] = {0};
   int rc = 0;
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++) {
@@ -128,20 +133,24 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char
   if (rc == 0) {
     const char *out = t->cfg->loss_output ? t->cfg->loss_output : t->cfg->logits_output;
     const ty_tensor *o = ty_exec_output(e, out);
-    if (!o || o->dtype != TY_DTYPE_F32) rc = TY_EINTERNAL;
+    if (!o || o->dtype != TY_DTYPE_F32)
+      rc = TY_EINTERNAL;
     else if (t->cfg->loss_output) {
       a->loss += ty_tensor_f32(o)[0] * (double)b->n;
       a->count += b->n;
-    } else rc = tally_logits(t, o, b, a);
+    } else
+      rc = tally_logits(t, o, b, a);
     if (rc != 0)
       ty_errf(err, err_len, rc, "evaluate: output \"%s\" is not %s", out,
               t->cfg->loss_output ? "a float loss" : "float logits matching the labels");
   }
-  for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++) ty_tensor_destroy(in[k]);
+  for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
+    ty_tensor_destroy(in[k]);
   return rc;
 }
 
-int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err, size_t err_len) {
+int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err,
+                      size_t err_len) {
   if (!t->test_ds || !t->eval_g)
     return ty_errf(err, err_len, TY_ESTATE, "evaluate: the config names no test data");
   ty_exec *e = NULL;
@@ -149,7 +158,8 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
   tally a = {0};
   int rc = eval_setup(t, &e, &l, err, err_len);
   ty_batch b;
-  while (rc == 0 && (rc = ty_loader_next(l, &b)) == 1) rc = eval_batch(t, e, &b, &a, err, err_len);
+  while (rc == 0 && (rc = ty_loader_next(l, &b)) == 1)
+    rc = eval_batch(t, e, &b, &a, err, err_len);
   ty_loader_destroy(l);
   ty_exec_destroy(e);
   if (rc != 0) return rc;

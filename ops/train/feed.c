@@ -24,10 +24,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool builtin(const ty_train *t) { return t->cfg->logits_output != NULL; }
+static bool builtin(const ty_train *t) {
+  return t->cfg->logits_output != NULL;
+}
 
 /* Prepends "PREFIX: " to the message already in err. */
-static int prefixed(int rc, char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int prefixed(int rc, char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int prefixed(int rc, char *err, size_t err_len, const char *fmt, ...) {
   if (!err || !err_len) return rc;
   char inner[TY_ERR_LEN], pre[TY_ERR_LEN];
@@ -50,19 +53,22 @@ static void input_list(const ty_graph *m, char *buf, size_t len) {
   size_t at = 0;
   buf[0] = 0;
   for (size_t i = 0; i < ty_graph_n_inputs(m) && at < len; i++)
-    at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "", ty_graph_value_at(m, ty_graph_input(m, i))->name);
+    at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "",
+                           ty_graph_value_at(m, ty_graph_input(m, i))->name);
 }
 
-static int not_an_input(const ty_train *t, const char *where, const char *name, char *err, size_t err_len) {
+static int not_an_input(const ty_train *t, const char *where, const char *name, char *err,
+                        size_t err_len) {
   char list[256];
   input_list(t->model, list, sizeof list);
-  return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not an input of the model (its inputs: %s)", where, name, list);
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: \"%s\" is not an input of the model (its inputs: %s)", where, name, list);
 }
 
 /* The type data must have to feed name: the model input's, or int64 for
  * the builtin loss's labels. */
-static int feed_type(const ty_train *t, const char *name, const char *where, ty_data_type *out, char *err,
-                     size_t err_len) {
+static int feed_type(const ty_train *t, const char *name, const char *where, ty_data_type *out,
+                     char *err, size_t err_len) {
   const ty_graph_value *v = model_input(t->model, name);
   if (!v && builtin(t) && strcmp(name, t->cfg->label_input) == 0) {
     *out = TY_DATA_I64;
@@ -71,21 +77,27 @@ static int feed_type(const ty_train *t, const char *name, const char *where, ty_
   if (!v) return not_an_input(t, where, name, err, err_len);
   *out = ty_data_type_from_onnx(v->dtype);
   if (*out == TY_DATA_INVALID)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: model input \"%s\" is %s, which no data file can feed", where, name,
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: model input \"%s\" is %s, which no data file can feed", where, name,
                    ty_dtype_name(v->dtype));
   return 0;
 }
 
 /* dir/path for a relative path when dir is set. */
-static int resolve(const char *dir, const char *path, char *out, size_t len, char *err, size_t err_len) {
-  int n = dir && *dir && path[0] != '/' ? snprintf(out, len, "%s/%s", dir, path) : snprintf(out, len, "%s", path);
-  return n < 0 || (size_t)n >= len ? ty_errf(err, err_len, TY_EINVAL, "%s: path too long", path) : 0;
+static int resolve(const char *dir, const char *path, char *out, size_t len, char *err,
+                   size_t err_len) {
+  int n = dir && *dir && path[0] != '/' ? snprintf(out, len, "%s/%s", dir, path)
+                                        : snprintf(out, len, "%s", path);
+  return n < 0 || (size_t)n >= len ? ty_errf(err, err_len, TY_EINVAL, "%s: path too long", path)
+                                   : 0;
 }
 
 /* data_input, or the model's first input. */
 static const char *data_input(const ty_train *t) {
   if (t->cfg->data_input) return t->cfg->data_input;
-  return ty_graph_n_inputs(t->model) ? ty_graph_value_at(t->model, ty_graph_input(t->model, 0))->name : "";
+  return ty_graph_n_inputs(t->model)
+             ? ty_graph_value_at(t->model, ty_graph_input(t->model, 0))->name
+             : "";
 }
 
 static int set_names(ty_train *t, const char *const *names, size_t n) {
@@ -115,7 +127,8 @@ static int feed_names(ty_train *t, char *err, size_t err_len) {
   if (!model_input(t->model, din)) {
     if (c->data_kind == TY_TRAIN_DATA_TOKENS)
       return not_an_input(t, "config.data_input", din, err, err_len);
-    return ty_errf(err, err_len, TY_EINVAL, "config.data_input: \"%s\" is not an input of the model", din);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.data_input: \"%s\" is not an input of the model", din);
   }
   t->n_feeds = 2;
   return set_names(t, (const char *[]){din, c->label_input}, 2);
@@ -130,8 +143,8 @@ static int open_fashion(ty_train *t, char *err, size_t err_len) {
 }
 
 /* One split's arrays, in the order of the train arrays' inputs. */
-static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const char *split, ty_dataset **out,
-                       char *err, size_t err_len) {
+static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const char *split,
+                       ty_dataset **out, char *err, size_t err_len) {
   ty_data_array a[TY_DATA_MAX_COLUMNS];
   ty_data_feed f[TY_DATA_MAX_COLUMNS];
   memset(a, 0, sizeof a);
@@ -139,18 +152,24 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
   int rc = 0;
   for (size_t k = 0; k < n && rc == 0; k++) {
     size_t i = 0;
-    while (i + 1 < n && strcmp(arrs[i].input, t->names[k]) != 0) i++;
+    while (i + 1 < n && strcmp(arrs[i].input, t->names[k]) != 0)
+      i++;
     char where[64], path[PATH_MAX];
     snprintf(where, sizeof where, "config.dataset.%s[%zu]", split, i);
-    f[k] = (ty_data_feed){.name = arrs[i].input, .divisor = arrs[i].divisor, .mean = arrs[i].mean, .std = arrs[i].std};
+    f[k] = (ty_data_feed){.name = arrs[i].input,
+                          .divisor = arrs[i].divisor,
+                          .mean = arrs[i].mean,
+                          .std = arrs[i].std};
     rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
-    if (rc == 0 && (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&
+    if (rc == 0 &&
+        (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&
         (rc = ty_data_array_open(path, &a[k], err, err_len)) != 0)
       prefixed(rc, err, err_len, "%s.path", where);
   }
   if (rc == 0 && (rc = ty_dataset_from_arrays(a, f, n, out, err, err_len)) != 0)
     return prefixed(rc, err, err_len, "config.dataset.%s", split);
-  for (size_t k = 0; k < n; k++) ty_data_array_close(&a[k]);
+  for (size_t k = 0; k < n; k++)
+    ty_data_array_close(&a[k]);
   return rc;
 }
 
@@ -168,7 +187,8 @@ static int open_tokens(ty_train *t, const char *file, ty_dataset **out, char *er
     return prefixed(rc, err, err_len, "config.dataset.tokens");
   }
   rc = ty_dataset_from_tokens(&a, tk->context, tk->stride, &in, &lab, out, err, err_len);
-  if (rc == 0 && tk->vocab_size) rc = ty_dataset_check_range(*out, 0, 0, tk->vocab_size, err, err_len);
+  if (rc == 0 && tk->vocab_size)
+    rc = ty_dataset_check_range(*out, 0, 0, tk->vocab_size, err, err_len);
   return rc ? prefixed(rc, err, err_len, "config.dataset.tokens") : 0;
 }
 
@@ -179,7 +199,8 @@ static int open_source(ty_train *t, char *err, size_t err_len) {
   if (c->data_kind == TY_TRAIN_DATA_FASHION_MNIST) return open_fashion(t, err, err_len);
   if (c->data_kind == TY_TRAIN_DATA_TOKENS) {
     rc = open_tokens(t, c->tokens.train_path, &t->train_ds, err, err_len);
-    if (rc == 0 && c->tokens.test_path) rc = open_tokens(t, c->tokens.test_path, &t->test_ds, err, err_len);
+    if (rc == 0 && c->tokens.test_path)
+      rc = open_tokens(t, c->tokens.test_path, &t->test_ds, err, err_len);
     return rc;
   }
   rc = open_arrays(t, c->train_arrays, c->n_train_arrays, "train", &t->train_ds, err, err_len);
@@ -197,14 +218,17 @@ static int check_coverage(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; i < ty_graph_n_inputs(t->model); i++) {
     const char *name = ty_graph_value_at(t->model, ty_graph_input(t->model, i))->name;
     size_t k = 0;
-    while (k < t->n_feeds && strcmp(t->names[k], name) != 0) k++;
+    while (k < t->n_feeds && strcmp(t->names[k], name) != 0)
+      k++;
     if (k == t->n_feeds)
       return ty_errf(err, err_len, TY_EINVAL, "model input \"%s\" is fed by no data (%s)", name,
-                     t->cfg->data_kind == TY_TRAIN_DATA_ARRAYS ? "add a config.dataset.train array for it"
-                                                               : "this dataset feeds data_input and label_input only");
+                     t->cfg->data_kind == TY_TRAIN_DATA_ARRAYS
+                         ? "add a config.dataset.train array for it"
+                         : "this dataset feeds data_input and label_input only");
   }
   if (builtin(t) && t->label_feed < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.train: no array feeds the labels \"%s\" (config.label_input)",
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.train: no array feeds the labels \"%s\" (config.label_input)",
                    t->cfg->label_input);
   return 0;
 }
@@ -222,15 +246,18 @@ int ty__train_feeds_check(ty_train *t, char *err, size_t err_len) {
 /* ---- binding ------------------------------------------------------------------ */
 
 /* "config.dataset.test[1] (y.npy)": the config entry of feed k in split s. */
-static void feed_where(const ty_train *t, size_t k, int s, const ty_data_column *col, char *buf, size_t len) {
+static void feed_where(const ty_train *t, size_t k, int s, const ty_data_column *col, char *buf,
+                       size_t len) {
   const ty_train_config *c = t->cfg;
   if (c->data_kind != TY_TRAIN_DATA_ARRAYS) {
-    snprintf(buf, len, "config.dataset%s (%s)", c->data_kind == TY_TRAIN_DATA_TOKENS ? ".tokens" : "", col->path);
+    snprintf(buf, len, "config.dataset%s (%s)",
+             c->data_kind == TY_TRAIN_DATA_TOKENS ? ".tokens" : "", col->path);
     return;
   }
   const ty_train_array *a = s ? c->test_arrays : c->train_arrays;
   size_t n = s ? c->n_test_arrays : c->n_train_arrays, i = 0;
-  while (i + 1 < n && strcmp(a[i].input, t->names[k]) != 0) i++;
+  while (i + 1 < n && strcmp(a[i].input, t->names[k]) != 0)
+    i++;
   snprintf(buf, len, "config.dataset.%s[%zu] (%s)", s ? "test" : "train", i, col->path);
 }
 
@@ -240,34 +267,39 @@ static const char *type_name(ty_dtype dt) {
   return t != TY_DATA_INVALID ? ty_data_type_name(t) : ty_dtype_name(dt);
 }
 
-static int mismatch(const ty__feed *f, const ty_data_column *col, const ty_graph_value *v, const char *why, char *err,
-                    size_t err_len) {
+static int mismatch(const ty__feed *f, const ty_data_column *col, const ty_graph_value *v,
+                    const char *why, char *err, size_t err_len) {
   char ds[160] = "(", ms[96];
   for (uint32_t i = 0; i < col->ndims; i++)
-    snprintf(ds + strlen(ds), sizeof ds - strlen(ds), "%s%llu", i ? ", " : "", (unsigned long long)col->dims[i]);
+    snprintf(ds + strlen(ds), sizeof ds - strlen(ds), "%s%llu", i ? ", " : "",
+             (unsigned long long)col->dims[i]);
   snprintf(ds + strlen(ds), sizeof ds - strlen(ds), col->ndims == 1 ? ",)" : ")");
   ty_shape_format(&v->shape, ms, sizeof ms);
-  return ty_errf(err, err_len, TY_EINVAL, "%s: samples are %s %s (%zu values) but %s \"%s\" takes %s %s%s", f->where,
-                 ty_data_type_name(col->to), ds, col->elems, f->model_input ? "model input" : "the labels", v->name,
-                 type_name(v->dtype), ms, why);
+  return ty_errf(
+      err, err_len, TY_EINVAL, "%s: samples are %s %s (%zu values) but %s \"%s\" takes %s %s%s",
+      f->where, ty_data_type_name(col->to), ds, col->elems,
+      f->model_input ? "model input" : "the labels", v->name, type_name(v->dtype), ms, why);
 }
 
 /* Fits one sample's shape to value v (dim 0 the batch); fills f->shape. */
-static int fit(ty_train *t, ty__feed *f, const ty_data_column *col, const ty_graph_value *v, uint32_t per, char *err,
-               size_t err_len) {
+static int fit(ty_train *t, ty__feed *f, const ty_data_column *col, const ty_graph_value *v,
+               uint32_t per, char *err, size_t err_len) {
   const ty_shape *m = &v->shape;
   if (ty_data_type_from_onnx(v->dtype) != col->to) return mismatch(f, col, v, "", err, err_len);
   if (m->rank == 0) return mismatch(f, col, v, " (a scalar has no batch dim)", err, err_len);
   if (m->rank > 0 && m->dims[0] >= 0 && m->dims[0] != per) {
     char why[160];
-    snprintf(why, sizeof why, " (a fixed batch dim; each rank's batch is %u: export with a dynamic batch dim)", per);
+    snprintf(why, sizeof why,
+             " (a fixed batch dim; each rank's batch is %u: export with a dynamic batch dim)", per);
     return mismatch(f, col, v, why, err, err_len);
   }
   if (m->rank > 0 && m->dims[0] >= 0) t->fixed_batch = per;
   bool fixed = m->rank > 0;
-  for (int d = 1; d < m->rank; d++) fixed = fixed && m->dims[d] >= 0;
+  for (int d = 1; d < m->rank; d++)
+    fixed = fixed && m->dims[d] >= 0;
   if (fixed) {
-    if (ty_shape_span(m, 1, m->rank) != (int64_t)col->elems) return mismatch(f, col, v, "", err, err_len);
+    if (ty_shape_span(m, 1, m->rank) != (int64_t)col->elems)
+      return mismatch(f, col, v, "", err, err_len);
     f->shape = *m;
   } else {
     if (col->ndims + 1 > TY_MAX_RANK || (m->rank >= 0 && m->rank != (int)col->ndims + 1))
@@ -289,7 +321,8 @@ static int bind_feed(ty_train *t, size_t k, uint32_t per, char *err, size_t err_
   ty__feed *f = &t->feeds[k];
   f->id = ty_graph_find_value(t->g, t->names[k]);
   if (f->id == TY_NO_VALUE)
-    return ty_errf(err, err_len, TY_EINTERNAL, "feed \"%s\" has no value in the training graph", t->names[k]);
+    return ty_errf(err, err_len, TY_EINTERNAL, "feed \"%s\" has no value in the training graph",
+                   t->names[k]);
   const ty_graph_value *v = ty_graph_value_at(t->g, f->id);
   f->model_input = model_input(t->model, t->names[k]) != NULL;
   const ty_dataset *sets[2] = {t->train_ds, t->test_ds};
@@ -303,8 +336,8 @@ static int bind_feed(ty_train *t, size_t k, uint32_t per, char *err, size_t err_
   feed_where(t, k, 0, ty_dataset_column(t->train_ds, k), f->where, sizeof f->where);
   ty_shape bs = ty_shape_with_batch(&f->shape, per);
   int rc = ty_tensor_create(f->dtype, &bs, &f->t);
-  return rc ? ty_errf(err, err_len, rc, "%s: cannot create a %s batch for \"%s\"", f->where, ty_dtype_name(f->dtype),
-                      t->names[k])
+  return rc ? ty_errf(err, err_len, rc, "%s: cannot create a %s batch for \"%s\"", f->where,
+                      ty_dtype_name(f->dtype), t->names[k])
             : 0;
 }
 
@@ -316,7 +349,9 @@ static int check_labels(ty_train *t, char *err, size_t err_len) {
   if (ls->rank < 2 || ls->dims[axis] < 0) return 0; /* unknown: the loss kernel checks each batch */
   const ty_dataset *sets[2] = {t->train_ds, t->test_ds};
   for (int s = 0; s < 2; s++) {
-    int rc = sets[s] ? ty_dataset_check_range(sets[s], (size_t)t->label_feed, 0, ls->dims[axis], err, err_len) : 0;
+    int rc = sets[s] ? ty_dataset_check_range(sets[s], (size_t)t->label_feed, 0, ls->dims[axis],
+                                              err, err_len)
+                     : 0;
     if (rc != 0)
       return prefixed(rc, err, err_len, "config.label_input (the logits \"%s\" have %lld classes)",
                       t->cfg->logits_output, (long long)ls->dims[axis]);
@@ -329,11 +364,13 @@ int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
   uint32_t world =
       t->opts.parallel ? 1 : t->opts.world_size; /* a plan's ranks read global batches */
   if (c->batch_size % world != 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is not divisible by the world size %u",
-                   c->batch_size, world);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.batch_size: %u is not divisible by the world size %u", c->batch_size,
+                   world);
   uint32_t per = c->batch_size / world;
   int rc = 0;
-  for (size_t k = 0; k < t->n_feeds && rc == 0; k++) rc = bind_feed(t, k, per, err, err_len);
+  for (size_t k = 0; k < t->n_feeds && rc == 0; k++)
+    rc = bind_feed(t, k, per, err, err_len);
   if (rc == 0) rc = check_labels(t, err, err_len);
   ty_loader_opts lo = {.batch_size = per,
                        .seed = c->seed,
@@ -345,7 +382,8 @@ int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
   if (rc == 0) rc = ty_loader_create(t->train_ds, &lo, &t->loader, err, err_len);
   if (rc == 0) t->bpe = ty_loader_batches_per_epoch(t->loader);
   if (rc == 0 && t->bpe == 0)
-    rc = ty_errf(err, err_len, TY_EINVAL, "config.batch_size: %u is larger than the %zu training samples", c->batch_size,
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "config.batch_size: %u is larger than the %zu training samples", c->batch_size,
                  ty_dataset_count(t->train_ds));
   return rc;
 }

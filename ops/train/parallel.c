@@ -294,8 +294,10 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
 }
 
 void ty__train_plan_release(ty_train *t) {
-  for (size_t i = 0; t->full_params && i < t->np; i++) ty_tensor_destroy(t->full_params[i]);
-  for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++) ty_tensor_destroy(t->full_stats[i]);
+  for (size_t i = 0; t->full_params && i < t->np; i++)
+    ty_tensor_destroy(t->full_params[i]);
+  for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++)
+    ty_tensor_destroy(t->full_stats[i]);
   free(t->full_params);
   free(t->full_stats);
   ty_optim_destroy(t->full_optim);

@@ -39,7 +39,8 @@ static bool matches(char *const *pats, size_t n, const char *name) {
 static bool bn_stat(const ty_graph *g, int id) {
   for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
     const ty_graph_node *n = ty_graph_node_at(g, i);
-    if (n->op == TY_OP_BATCH_NORM && n->n_inputs >= 5 && (n->inputs[3] == id || n->inputs[4] == id)) return true;
+    if (n->op == TY_OP_BATCH_NORM && n->n_inputs >= 5 && (n->inputs[3] == id || n->inputs[4] == id))
+      return true;
   }
   return false;
 }
@@ -49,8 +50,8 @@ static bool is_float_init(const ty_graph *g, int id) {
   return v->init && v->dtype == TY_DTYPE_F32 && !bn_stat(g, id);
 }
 
-static int check_patterns(const ty_graph *g, char *const *pats, size_t n, const char *field, char *err,
-                          size_t err_len) {
+static int check_patterns(const ty_graph *g, char *const *pats, size_t n, const char *field,
+                          char *err, size_t err_len) {
   for (size_t p = 0; p < n; p++) {
     bool hit = false;
     for (size_t i = 0; !hit && i < ty_graph_n_initializers(g); i++) {
@@ -58,8 +59,9 @@ static int check_patterns(const ty_graph *g, char *const *pats, size_t n, const 
       hit = is_float_init(g, id) && matches(&pats[p], 1, ty_graph_value_at(g, id)->name);
     }
     if (!hit)
-      return ty_errf(err, err_len, TY_EINVAL, "config.%s[%zu]: \"%s\" matches no float initializer of the model", field,
-                     p, pats[p]);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.%s[%zu]: \"%s\" matches no float initializer of the model", field, p,
+                     pats[p]);
   }
   return 0;
 }
@@ -69,7 +71,9 @@ static const char *frozen_why(const ty_train *t, int id) {
   const ty_train_config *c = t->cfg;
   const ty_graph_value *v = ty_graph_value_at(t->g, id);
   if (matches(c->frozen, c->n_frozen, v->name)) return "config.frozen";
-  if (c->n_trainable) return matches(c->trainable, c->n_trainable, v->name) ? "no gradient" : "not in config.trainable";
+  if (c->n_trainable)
+    return matches(c->trainable, c->n_trainable, v->name) ? "no gradient"
+                                                          : "not in config.trainable";
   return v->init->shape.rank == 0 ? "scalar constant" : "no gradient";
 }
 
@@ -77,7 +81,8 @@ static bool candidate(const ty_train *t, int id) {
   const ty_train_config *c = t->cfg;
   const ty_graph_value *v = ty_graph_value_at(t->g, id);
   if (!is_float_init(t->g, id)) return false;
-  bool in = c->n_trainable ? matches(c->trainable, c->n_trainable, v->name) : v->init->shape.rank != 0;
+  bool in =
+      c->n_trainable ? matches(c->trainable, c->n_trainable, v->name) : v->init->shape.rank != 0;
   return in && !matches(c->frozen, c->n_frozen, v->name);
 }
 
@@ -114,7 +119,8 @@ static int collect(ty_train *t, const int *cand, const int *grads, size_t n, siz
   for (size_t i = 0; i < ni; i++) {
     int id = ty_graph_initializer(t->g, i);
     bool trained = false;
-    for (size_t p = 0; p < t->np && !trained; p++) trained = t->param_ids[p] == id;
+    for (size_t p = 0; p < t->np && !trained; p++)
+      trained = t->param_ids[p] == id;
     if (!trained && is_float_init(t->g, id)) t->frozen_ids[t->n_frozen++] = id;
   }
   return 0;
@@ -134,7 +140,8 @@ int ty__train_params(ty_train *t, char *err, size_t err_len) {
   if ((rc = ty_autodiff(t->g, t->loss_id, cand, n, grads, err, err_len)) != 0) goto done;
   if ((rc = collect(t, cand, grads, n, ni)) != 0) goto done;
   if (t->np == 0) {
-    rc = ty_errf(err, err_len, TY_EINVAL, "model: the loss depends on no trainable float initializer%s",
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "model: the loss depends on no trainable float initializer%s",
                  c->n_trainable || c->n_frozen ? " (see config.trainable and config.frozen)" : "");
     goto done;
   }
@@ -168,9 +175,12 @@ void ty__train_warn_softmax(const ty_train *t) {
     const ty_graph_node *s = source(m, ty_graph_find_value(m, t->cfg->logits_output));
     if (s && s->op == TY_OP_SOFTMAX)
       fprintf(f,
-              "warning: the loss is applied after a Softmax: config.softmax_cross_entropy.logits_output \"%s\" comes "
-              "from node \"%s\" (Softmax), and the builtin loss applies softmax itself, so training sees "
-              "softmax(softmax(x)) and learns slowly; export the model without its final Softmax, or name the "
+              "warning: the loss is applied after a Softmax: "
+              "config.softmax_cross_entropy.logits_output \"%s\" comes "
+              "from node \"%s\" (Softmax), and the builtin loss applies softmax itself, so "
+              "training sees "
+              "softmax(softmax(x)) and learns slowly; export the model without its final Softmax, "
+              "or name the "
               "Softmax's input \"%s\" as logits_output\n",
               t->cfg->logits_output, s->name, ty_graph_value_at(m, s->inputs[0])->name);
   }
@@ -179,15 +189,20 @@ void ty__train_warn_softmax(const ty_train *t) {
     const ty_graph_node *s = n->op == TY_OP_SOFTMAX_CE_LOSS ? source(m, n->inputs[0]) : NULL;
     if (s && s->op == TY_OP_SOFTMAX)
       fprintf(f,
-              "warning: the loss is applied after a Softmax: node \"%s\" (SoftmaxCrossEntropyLoss) reads the output "
+              "warning: the loss is applied after a Softmax: node \"%s\" (SoftmaxCrossEntropyLoss) "
+              "reads the output "
               "of node \"%s\" (Softmax) and applies softmax again; feed it the Softmax's input\n",
               n->name, s->name);
   }
   fflush(f);
 }
 
-uint64_t ty_train_n_param_values(const ty_train *t) { return t->n_param_values; }
-size_t ty_train_n_frozen(const ty_train *t) { return t->n_frozen; }
+uint64_t ty_train_n_param_values(const ty_train *t) {
+  return t->n_param_values;
+}
+size_t ty_train_n_frozen(const ty_train *t) {
+  return t->n_frozen;
+}
 const char *ty_train_frozen_name(const ty_train *t, size_t i) {
   return i < t->n_frozen ? ty_graph_value_at(t->g, t->frozen_ids[i])->name : NULL;
 }

@@ -23,9 +23,12 @@
 
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
-
-FILE *ty__train_log(const ty_train *t) { return t->opts.log ? t->opts.log : stdout; }
-static FILE *log_stream(const ty_train *t) { return ty__train_log(t); }
+FILE *ty__train_log(const ty_train *t) {
+  return t->opts.log ? t->opts.log : stdout;
+}
+static FILE *log_stream(const ty_train *t) {
+  return ty__train_log(t);
+}
 
 /* The loss on [N*T, V] for logits [N, T, V] (classes last, token streams):
  * Flatten the logits and Reshape the labels [N, T] to [N*T], as
@@ -34,8 +37,10 @@ static int flatten_tokens(ty_train *t, int *logits, int *labels) {
   int rank = ty_graph_value_at(t->g, *logits)->shape.rank, idx, rc = 0;
   if (rank > 2) {
     int flat;
-    if ((rc = ty_graph_add_value(t->g, "trainyard.logits_flat", TY_DTYPE_INVALID, NULL, &flat)) != 0 ||
-        (rc = ty_graph_add_node(t->g, TY_OP_FLATTEN, "trainyard.logits_flat", logits, 1, &flat, 1, &idx)) != 0 ||
+    if ((rc = ty_graph_add_value(t->g, "trainyard.logits_flat", TY_DTYPE_INVALID, NULL, &flat)) !=
+            0 ||
+        (rc = ty_graph_add_node(t->g, TY_OP_FLATTEN, "trainyard.logits_flat", logits, 1, &flat, 1,
+                                &idx)) != 0 ||
         (rc = ty_graph_node_set_int(t->g, (size_t)idx, "axis", rank - 1)) != 0)
       return rc;
     *logits = flat;
@@ -50,9 +55,10 @@ static int flatten_tokens(ty_train *t, int *logits, int *labels) {
     ty_tensor_destroy(minus1);
     return rc;
   }
-  if ((rc = ty_graph_add_value(t->g, "trainyard.labels_flat", TY_DTYPE_INVALID, NULL, &flat)) != 0 ||
-      (rc = ty_graph_add_node(t->g, TY_OP_RESHAPE, "trainyard.labels_flat", (int[]){*labels, shape}, 2, &flat, 1,
-                              &idx)) != 0)
+  if ((rc = ty_graph_add_value(t->g, "trainyard.labels_flat", TY_DTYPE_INVALID, NULL, &flat)) !=
+          0 ||
+      (rc = ty_graph_add_node(t->g, TY_OP_RESHAPE, "trainyard.labels_flat", (int[]){*labels, shape},
+                              2, &flat, 1, &idx)) != 0)
     return rc;
   *labels = flat;
   return 0;
@@ -99,8 +105,10 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   int logits = ty_graph_find_value(t->g, c->logits_output), idx, rc;
   if (logits == TY_NO_VALUE || !ty_graph_value_at(t->g, logits)->is_output)
-    return ty_errf(err, err_len, TY_EINVAL, "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
-                c->logits_output);
+    return ty_errf(
+        err, err_len, TY_EINVAL,
+        "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
+        c->logits_output);
   t->logits_id = logits;
   t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS;
   if (t->label_id == TY_NO_VALUE) {
@@ -114,9 +122,10 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   }
   int labels = t->label_id;
   if (t->class_last && (rc = flatten_tokens(t, &logits, &labels)) != 0) return rc;
-  if ((rc = ty_graph_add_value(t->g, "trainyard.loss", TY_DTYPE_F32, NULL, &t->loss_id)) != 0) return rc;
-  if ((rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, "trainyard.loss", (int[]){logits, labels}, 2,
-                              &t->loss_id, 1, &idx)) != 0)
+  if ((rc = ty_graph_add_value(t->g, "trainyard.loss", TY_DTYPE_F32, NULL, &t->loss_id)) != 0)
+    return rc;
+  if ((rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, "trainyard.loss",
+                              (int[]){logits, labels}, 2, &t->loss_id, 1, &idx)) != 0)
     return rc;
   if ((rc = ty_graph_mark_output(t->g, t->loss_id)) != 0) return rc;
   return ty_graph_infer_shapes(t->g, err, err_len);
@@ -136,10 +145,13 @@ static int build_loss(ty_train *t, char *err, size_t err_len) {
   if (!c->loss_output) return builtin_loss(t, err, err_len);
   t->loss_id = ty_graph_find_value(t->g, c->loss_output);
   if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
-    return ty_errf(err, err_len, TY_EINVAL, "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
   bool need_labels = c->data_kind != TY_TRAIN_DATA_ARRAYS || t->label_feed >= 0;
-  if (need_labels && (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input))
-    return ty_errf(err, err_len, TY_EINVAL, "config.label_input: \"%s\" is not an input of the model", c->label_input);
+  if (need_labels &&
+      (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.label_input: \"%s\" is not an input of the model", c->label_input);
   return 0;
 }
 
@@ -151,8 +163,10 @@ static int build_maps(ty_train *t, size_t total) {
   t->param_bucket = malloc((t->np + 1) * sizeof *t->param_bucket);
   t->packed = calloc(t->np + 1, sizeof *t->packed);
   t->param_of_grad = malloc((nv + 1) * sizeof *t->param_of_grad);
-  if (!t->bucket_buf || !t->param_off || !t->param_bucket || !t->packed || !t->param_of_grad) return TY_ENOMEM;
-  for (size_t i = 0; i < nv; i++) t->param_of_grad[i] = -1;
+  if (!t->bucket_buf || !t->param_off || !t->param_bucket || !t->packed || !t->param_of_grad)
+    return TY_ENOMEM;
+  for (size_t i = 0; i < nv; i++)
+    t->param_of_grad[i] = -1;
   for (size_t p = 0; p < t->np; p++)
     t->param_bucket[p] = SIZE_MAX; /* summed nowhere: applied as computed */
   for (size_t k = 0; k < t->n_buckets; k++) {
@@ -230,7 +244,8 @@ static int build_buckets(ty_train *t) {
 static int build_optim(ty_train *t, char *err, size_t err_len) {
   size_t *numels = calloc(t->np + 1, sizeof *numels);
   if (!numels) return TY_ENOMEM;
-  for (size_t i = 0; i < t->np; i++) numels[i] = (size_t)ty_tensor_numel(t->params[i]);
+  for (size_t i = 0; i < t->np; i++)
+    numels[i] = (size_t)ty_tensor_numel(t->params[i]);
   int rc = ty_optim_create(&t->cfg->optim, t->np, numels, &t->optim, err, err_len);
   free(numels);
   return rc;
@@ -260,8 +275,9 @@ static void resolve_steps(ty_train *t) {
  * and nothing trains before every check has passed. */
 static int build(ty_train *t, char *err, size_t err_len) {
   int rc;
-  if ((rc = ty__train_probe_checkpoint(t, err, err_len)) != 0 || (rc = ty__train_data_open(t, err, err_len)) != 0 ||
-      (rc = build_loss(t, err, err_len)) != 0 || (rc = ty__train_data_bind(t, err, err_len)) != 0)
+  if ((rc = ty__train_probe_checkpoint(t, err, err_len)) != 0 ||
+      (rc = ty__train_data_open(t, err, err_len)) != 0 || (rc = build_loss(t, err, err_len)) != 0 ||
+      (rc = ty__train_data_bind(t, err, err_len)) != 0)
     return rc;
   if (t->opts.parallel && (rc = ty__train_plan_setup(t, err, err_len)) != 0) return rc;
   ty__train_warn_softmax(t);
@@ -289,13 +305,15 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   if (t->opts.world_size == 0) t->opts.world_size = 1;
   int rc = TY_EINVAL;
   if (t->opts.rank >= t->opts.world_size) {
-    rc = ty_errf(err, err_len, TY_EINVAL, "rank %u: not below the world size %u", t->opts.rank, t->opts.world_size);
+    rc = ty_errf(err, err_len, TY_EINVAL, "rank %u: not below the world size %u", t->opts.rank,
+                 t->opts.world_size);
     goto fail;
   }
   if ((rc = build(t, err, err_len)) != 0) goto fail;
   resolve_steps(t);
   if (!t->opts.no_fusion && (rc = ty_jit_create(&(ty_jit_opts){0}, &t->jit)) != 0) {
-    rc = ty_errf(err, err_len, rc, "fusion: cannot create the kernel compiler: %s", ty_strerror(rc));
+    rc =
+        ty_errf(err, err_len, rc, "fusion: cannot create the kernel compiler: %s", ty_strerror(rc));
     goto fail;
   }
   if ((rc = ty_lr_check(&t->sched, err, err_len)) != 0) {
@@ -305,8 +323,10 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
-  if (rc == 1) fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n", t->resumed_from,
-                       (unsigned long long)t->step, (unsigned long long)t->epoch + 1, (unsigned long long)t->batch);
+  if (rc == 1)
+    fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n",
+            t->resumed_from, (unsigned long long)t->step, (unsigned long long)t->epoch + 1,
+            (unsigned long long)t->batch);
   t->log_t0 = ty_mono_ms();
   t->log_step0 = t->step;
   *out_train = t;
@@ -324,7 +344,8 @@ void ty_train_destroy(ty_train *t) {
   ty_graph_destroy(t->eval_g);
   ty_optim_destroy(t->optim);
   ty__train_bn_destroy(t);
-  for (size_t i = 0; t->params && i < t->np; i++) ty_tensor_destroy(t->params[i]);
+  for (size_t i = 0; t->params && i < t->np; i++)
+    ty_tensor_destroy(t->params[i]);
   free(t->params);
   free(t->param_ids);
   free(t->grad_ids);
@@ -358,7 +379,8 @@ static void pack(ty_train *t, size_t p, const float *g) {
 }
 
 static void begin_buckets(ty_train *t) {
-  for (size_t p = 0; t->bucket_buf && p < t->np; p++) t->packed[p] = false;
+  for (size_t p = 0; t->bucket_buf && p < t->np; p++)
+    t->packed[p] = false;
   for (size_t k = 0; k < t->n_buckets; k++)
     t->buckets[k].pending = t->buckets[k].n_params;
   t->n_started = t->n_waited = 0;
@@ -393,7 +415,8 @@ static int async_progress(ty_train *t) {
 static int grad_ready(int value_id, const ty_tensor *g, void *user) {
   ty_train *t = user;
   int p = t->param_of_grad[value_id];
-  if (p < 0 || t->packed[p] || g->dtype != TY_DTYPE_F32 || ty_tensor_numel(g) != ty_tensor_numel(t->params[p]))
+  if (p < 0 || t->packed[p] || g->dtype != TY_DTYPE_F32 ||
+      ty_tensor_numel(g) != ty_tensor_numel(t->params[p]))
     return 0; /* not ours or odd: apply_grads packs it from the executor's value */
   pack(t, (size_t)p, g->data);
   int rc = start_ready(t);
@@ -411,7 +434,9 @@ static void drain(ty_train *t) {
 static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_destroy(t->exec);
   t->exec = NULL;
-  ty_exec_opts o = {.training = true, .seed = ty_mix2(t->cfg->seed, t->step), .no_fusion = t->opts.no_fusion,
+  ty_exec_opts o = {.training = true,
+                    .seed = ty_mix2(t->cfg->seed, t->step),
+                    .no_fusion = t->opts.no_fusion,
                     .jit = t->jit};
   int *keep = NULL;
   size_t n_keep = 0;
@@ -431,9 +456,11 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   }
   rc = ty_exec_create(t->g, &o, &t->exec);
   free(keep);
-  for (size_t i = 0; rc == 0 && i < t->np; i++) rc = ty_exec_bind_id(t->exec, t->param_ids[i], t->params[i], err, err_len);
+  for (size_t i = 0; rc == 0 && i < t->np; i++)
+    rc = ty_exec_bind_id(t->exec, t->param_ids[i], t->params[i], err, err_len);
   for (size_t i = 0; rc == 0 && i < t->n_bn; i++)
-    for (int k = 0; rc == 0 && k < 2; k++) rc = ty_exec_bind_id(t->exec, t->bn[i].ids[k], t->bn[i].stat[k], err, err_len);
+    for (int k = 0; rc == 0 && k < 2; k++)
+      rc = ty_exec_bind_id(t->exec, t->bn[i].ids[k], t->bn[i].stat[k], err, err_len);
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++)
     rc = ty_exec_bind_id(t->exec, t->feeds[k].id, t->feeds[k].t, err, err_len);
   return rc;
@@ -450,12 +477,21 @@ static int update_param(ty_train *t, size_t p, float lr, const float *g) {
   uint64_t steps;
   int rc = ty_optim_param_state(t->optim, p, buf, &steps);
   if (rc == 0 && o->kind == TY_OPTIM_SGD) {
-    ty_fused_sgd h = {.lr = lr, .weight_decay = o->weight_decay, .momentum = o->momentum,
-                      .dampening = o->dampening, .nesterov = o->nesterov, .first = steps == 0};
+    ty_fused_sgd h = {.lr = lr,
+                      .weight_decay = o->weight_decay,
+                      .momentum = o->momentum,
+                      .dampening = o->dampening,
+                      .nesterov = o->nesterov,
+                      .first = steps == 0};
     rc = ty_jit_sgd_step(t->jit, &h, n, t->params[p]->data, g, buf[0]);
   } else if (rc == 0) {
-    ty_fused_adam h = {.lr = lr, .weight_decay = o->weight_decay, .beta1 = o->beta1, .beta2 = o->beta2,
-                       .eps = o->eps, .adamw = o->kind == TY_OPTIM_ADAMW, .step = steps + 1};
+    ty_fused_adam h = {.lr = lr,
+                       .weight_decay = o->weight_decay,
+                       .beta1 = o->beta1,
+                       .beta2 = o->beta2,
+                       .eps = o->eps,
+                       .adamw = o->kind == TY_OPTIM_ADAMW,
+                       .step = steps + 1};
     rc = ty_jit_adam_step(t->jit, &h, n, t->params[p]->data, g, buf[0], buf[1]);
   }
   return rc == 0 ? ty_optim_param_advance(t->optim, p) : rc;
@@ -466,12 +502,13 @@ static int pack_rest(ty_train *t, char *err, size_t err_len) {
   for (size_t p = t->np; t->bucket_buf && p-- > 0;) {
     if (t->packed[p] || t->param_bucket[p] == SIZE_MAX) continue;
     const float *g = grad_of(t, p);
-    if (!g) return ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+    if (!g)
+      return ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
     pack(t, p, g);
   }
   int rc = t->overlap ? start_ready(t) : 0;
-  return rc ? ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed to start: %s", t->n_started,
-                   ty_strerror(rc))
+  return rc ? ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed to start: %s",
+                      t->n_started, ty_strerror(rc))
             : 0;
 }
 
@@ -486,10 +523,13 @@ static int reduce_bucket(ty_train *t, size_t k, char *err, size_t err_len) {
   } else {
     rc = t->opts.allreduce(t->bucket_buf + b->offset, b->floats, t->seq++, t->opts.allreduce_user);
   }
-  if (rc != 0) return ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k, ty_strerror(rc));
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k,
+                   ty_strerror(rc));
   if (ty__train_planned(t)) return 0; /* sums: the loss is the global mean already */
   float scale = 1.0f / (float)t->opts.world_size, *buf = t->bucket_buf + b->offset;
-  for (size_t i = 0; i < b->floats; i++) buf[i] *= scale;
+  for (size_t i = 0; i < b->floats; i++)
+    buf[i] *= scale;
   return 0;
 }
 
@@ -585,8 +625,11 @@ static int end_epoch(ty_train *t, char *err, size_t err_len) {
   if (evaluating(t, t->cfg->eval_each_epoch, err, err_len, &rc)) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
-    if (acc >= 0) fprintf(log_stream(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n", (unsigned long long)t->epoch + 1, acc, loss);
-    else fprintf(log_stream(t), "epoch %llu test_loss %.4f\n", (unsigned long long)t->epoch + 1, loss);
+    if (acc >= 0)
+      fprintf(log_stream(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n",
+              (unsigned long long)t->epoch + 1, acc, loss);
+    else
+      fprintf(log_stream(t), "epoch %llu test_loss %.4f\n", (unsigned long long)t->epoch + 1, loss);
     fflush(log_stream(t));
   }
   if (rc != 0) return rc;
@@ -616,16 +659,19 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
     int rc;
     if (!t->epoch_open) {
       if ((rc = ty_loader_start_epoch(t->loader, t->epoch, t->batch)) != 0)
-        return ty_errf(err, err_len, rc, "data: cannot start epoch %llu at batch %llu", (unsigned long long)t->epoch,
-                    (unsigned long long)t->batch);
+        return ty_errf(err, err_len, rc, "data: cannot start epoch %llu at batch %llu",
+                       (unsigned long long)t->epoch, (unsigned long long)t->batch);
       t->epoch_open = true;
     }
     ty_batch b;
-    if ((rc = ty_loader_next(t->loader, &b)) < 0) return ty_errf(err, err_len, rc, "data: %s", ty_strerror(rc));
-    if (rc == 0 || (rc = train_step(t, &b, err, err_len)) != 0) return rc ? rc : ty_errf(err, err_len, TY_EINTERNAL, "data: epoch ended early");
+    if ((rc = ty_loader_next(t->loader, &b)) < 0)
+      return ty_errf(err, err_len, rc, "data: %s", ty_strerror(rc));
+    if (rc == 0 || (rc = train_step(t, &b, err, err_len)) != 0)
+      return rc ? rc : ty_errf(err, err_len, TY_EINTERNAL, "data: epoch ended early");
     if (t->batch == t->bpe && (rc = end_epoch(t, err, err_len)) != 0) return rc;
-    if (t->cfg->checkpoint_path && t->cfg->checkpoint_interval && t->step % t->cfg->checkpoint_interval == 0 &&
-        t->batch != 0 && (rc = ty__train_save(t, err, err_len)) != 0)
+    if (t->cfg->checkpoint_path && t->cfg->checkpoint_interval &&
+        t->step % t->cfg->checkpoint_interval == 0 && t->batch != 0 &&
+        (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
     if (t->shard && !stop_point(t)) continue; /* a plan's ranks stop together, at agreed steps */
@@ -644,18 +690,23 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   if (evaluating(t, !*out_stopped && t->batch != 0, err, err_len, &rc)) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
-    if (acc >= 0) fprintf(log_stream(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);
-    else fprintf(log_stream(t), "final test_loss %.4f\n", loss);
+    if (acc >= 0)
+      fprintf(log_stream(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);
+    else
+      fprintf(log_stream(t), "final test_loss %.4f\n", loss);
   }
   if (rc != 0) return rc;
   if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
-  if (*out_stopped) fprintf(log_stream(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
-                            t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "(none configured)");
+  if (*out_stopped)
+    fprintf(log_stream(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
+            t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "(none configured)");
   fflush(log_stream(t));
   return 0;
 }
 
-int ty_train_checkpoint(ty_train *t, char *err, size_t err_len) { return ty__train_save(t, err, err_len); }
+int ty_train_checkpoint(ty_train *t, char *err, size_t err_len) {
+  return ty__train_save(t, err, err_len);
+}
 
 int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
                         ty_graph **out, char *err, size_t err_len) {
@@ -675,11 +726,21 @@ int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bo
   return rc;
 }
 
-uint64_t ty_train_step(const ty_train *t) { return t->step; }
-uint64_t ty_train_total_steps(const ty_train *t) { return t->total_steps; }
-size_t ty_train_n_params(const ty_train *t) { return t->np; }
+uint64_t ty_train_step(const ty_train *t) {
+  return t->step;
+}
+uint64_t ty_train_total_steps(const ty_train *t) {
+  return t->total_steps;
+}
+size_t ty_train_n_params(const ty_train *t) {
+  return t->np;
+}
 const char *ty_train_param_name(const ty_train *t, size_t i) {
   return i < t->np ? ty_graph_value_at(t->g, t->param_ids[i])->name : NULL;
 }
-const ty_tensor *ty_train_param(const ty_train *t, size_t i) { return i < t->np ? t->params[i] : NULL; }
-const ty_graph *ty_train_graph(const ty_train *t) { return t->g; }
+const ty_tensor *ty_train_param(const ty_train *t, size_t i) {
+  return i < t->np ? t->params[i] : NULL;
+}
+const ty_graph *ty_train_graph(const ty_train *t) {
+  return t->g;
+}

@@ -80,7 +80,7 @@ typedef enum ty_train_data_kind {
 
 /* A DataArray: a file feeding one model input (or the labels). */
 typedef struct ty_train_array {
-  char *path;  /* as configured; relative paths are taken from data_dir */
+  char *path; /* as configured; relative paths are taken from data_dir */
   char *input;
   float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
 } ty_train_array;
@@ -102,7 +102,8 @@ typedef struct ty_train_config {
   uint32_t epochs;
   uint64_t max_steps;
   ty_train_data_kind data_kind;
-  char *data_dir; /* fashion-mnist: NULL is TY_DATA_FASHION_MNIST_DIR; else the base of relative paths */
+  char *data_dir;  /* fashion-mnist: NULL is TY_DATA_FASHION_MNIST_DIR; else the base of relative
+                      paths */
   float mean, std; /* fashion-mnist only */
   ty_train_array *train_arrays, *test_arrays;
   size_t n_train_arrays, n_test_arrays;
@@ -112,7 +113,7 @@ typedef struct ty_train_config {
   char *checkpoint_path; /* NULL: no checkpoints */
   uint64_t checkpoint_interval;
   uint32_t keep_checkpoints; /* newest checkpoints kept; default TY_CKPT_KEEP_DEFAULT */
-  uint64_t log_interval; /* default 100 */
+  uint64_t log_interval;     /* default 100 */
   bool fusion;
   bool eval_each_epoch;
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
@@ -122,7 +123,8 @@ typedef struct ty_train_config {
 /* Decodes a serialised TrainConfig and validates it. Errors are
  * TY_EPROTO (not a TrainConfig) or TY_EINVAL with the field in err, e.g.
  * "config.sgd.lr: must be > 0 (got 0)". *out is zeroed first; close it. */
-int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err, size_t err_len);
+int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err,
+                           size_t err_len);
 /* The same from a file; TY_ENOTFOUND / TY_EIO name the path. */
 int ty_train_config_load(const char *path, ty_train_config *out, char *err, size_t err_len);
 void ty_train_config_close(ty_train_config *c);
@@ -179,25 +181,25 @@ typedef struct ty_train_parallel {
 } ty_train_parallel;
 
 typedef struct ty_train_opts {
-  uint32_t rank, world_size; /* world_size 0 is read as 1 */
+  uint32_t rank, world_size;       /* world_size 0 is read as 1 */
   ty_train_allreduce_fn allreduce; /* NULL: single process (unless async is set) */
   ty_train_async_allreduce async;  /* start and wait set: used instead of allreduce */
   void *allreduce_user;
-  size_t bucket_bytes;       /* gradient bucket size; 0: 4 MiB */
-  bool resume;               /* require a checkpoint to resume from */
+  size_t bucket_bytes; /* gradient bucket size; 0: 4 MiB */
+  bool resume;         /* require a checkpoint to resume from */
   /* Stop after this many optimizer steps in total (trainrun --steps),
    * instead of the config's epochs / max_steps. The learning-rate schedule
    * keeps the config's length. 0: the config decides. */
   uint64_t max_steps;
-  bool no_fusion;            /* run one kernel per node (overrides config) */
-  ty_workers *workers;       /* threads for every executor (borrowed, ops/exec.h); NULL: one */
-  bool prefetch;             /* assemble batches on a background thread */
+  bool no_fusion;      /* run one kernel per node (overrides config) */
+  ty_workers *workers; /* threads for every executor (borrowed, ops/exec.h); NULL: one */
+  bool prefetch;       /* assemble batches on a background thread */
   const volatile sig_atomic_t *stop; /* nonzero: finish the step, checkpoint, return */
   /* Sleep this long after every step. Lets tests and demos act on a running
    * job (kill a rank after a checkpoint) however fast training is; the
    * arithmetic is unchanged. 0 (the default) never sleeps. */
   uint32_t step_delay_ms;
-  FILE *log;                 /* progress lines; NULL: stdout */
+  FILE *log; /* progress lines; NULL: stdout */
   /* Run a parallel plan over the world_size ranks instead of data
    * parallelism (copied; see above). */
   const ty_train_parallel *parallel;
@@ -231,7 +233,8 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len);
  * model in inference mode (Dropout off, BatchNormalization on its running
  * statistics, whatever mode the model was exported in). TY_ESTATE when
  * the config has no test split. */
-int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err, size_t err_len);
+int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err,
+                      size_t err_len);
 /* Writes the checkpoint now (TY_ESTATE without a checkpoint path). */
 int ty_train_checkpoint(ty_train *t, char *err, size_t err_len);
 

@@ -29,20 +29,20 @@ typedef struct ty__bn {
   int x_id; /* its data input in g; TY_NO_VALUE for one a plan computes from summed statistics */
   int mean_id, var_id; /* ... then its batch mean and population variance in g (ops/shard) */
   double count;        /* ... and how many values they average */
-  int ids[2];        /* running_mean, running_var initializers in g */
-  ty_tensor *stat[2]; /* owned current values */
-  float momentum;    /* ONNX meaning: running = momentum * running + (1 - momentum) * batch */
+  int ids[2];          /* running_mean, running_var initializers in g */
+  ty_tensor *stat[2];  /* owned current values */
+  float momentum;      /* ONNX meaning: running = momentum * running + (1 - momentum) * batch */
 } ty__bn;
 
 /* One dataset column bound to a value of g: feed k is column k of both
  * train_ds and test_ds (feed.c). */
 typedef struct ty__feed {
-  int id;            /* the value of g it feeds */
-  char where[160];   /* its config source for messages: "config.dataset.train[0] (x.npy)" */
+  int id;          /* the value of g it feeds */
+  char where[160]; /* its config source for messages: "config.dataset.train[0] (x.npy)" */
   ty_dtype dtype;
-  ty_shape shape;    /* dim 0 TY_DIM_BATCH, every other dim concrete */
-  bool model_input;  /* false for the builtin loss's labels */
-  ty_tensor *t;      /* the training batch, bound to the executor */
+  ty_shape shape;             /* dim 0 TY_DIM_BATCH, every other dim concrete */
+  bool model_input;           /* false for the builtin loss's labels */
+  ty_tensor *t;               /* the training batch, bound to the executor */
   int64_t start[TY_MAX_RANK]; /* a plan's rank: where its slice starts in the global batch */
 } ty__feed;
 
@@ -52,39 +52,39 @@ struct ty_train {
   ty_train_opts opts;
   ty_graph *g; /* owned: model + loss + backward */
   int label_id, loss_id;
-  int logits_id;             /* builtin loss: the model's logits in g, else TY_NO_VALUE */
-  bool class_last;           /* builtin loss: classes on the logits' last axis (token streams) */
+  int logits_id;   /* builtin loss: the model's logits in g, else TY_NO_VALUE */
+  bool class_last; /* builtin loss: classes on the logits' last axis (token streams) */
   size_t np;
   int *param_ids, *grad_ids; /* in g */
   ty_tensor **params;        /* owned current weights */
   uint64_t n_param_values;
-  int *frozen_ids;           /* float initializers not trained, BatchNormalization statistics aside */
+  int *frozen_ids; /* float initializers not trained, BatchNormalization statistics aside */
   size_t n_frozen;
   ty_optim *optim;
   ty__bn *bn; /* per BatchNormalization node with initializer stats */
   size_t n_bn;
   ty_lr_schedule sched;
-  ty_dataset *train_ds, *test_ds; /* test_ds NULL: no evaluation */
+  ty_dataset *train_ds, *test_ds;   /* test_ds NULL: no evaluation */
   char *names[TY_DATA_MAX_COLUMNS]; /* feed k's value name (owned) */
   ty__feed feeds[TY_DATA_MAX_COLUMNS];
   size_t n_feeds;
-  int label_feed;        /* the feed of label_input, or -1 */
-  uint32_t fixed_batch;  /* a model input's fixed dim 0 (evaluation uses it too), or 0 */
+  int label_feed;       /* the feed of label_input, or -1 */
+  uint32_t fixed_batch; /* a model input's fixed dim 0 (evaluation uses it too), or 0 */
   ty_loader *loader;
   ty_graph *eval_g; /* owned: the model in inference mode (eval.c) */
   ty_exec *exec;
-  ty_jit *jit; /* shared by every executor; NULL with no_fusion */
+  ty_jit *jit;        /* shared by every executor; NULL with no_fusion */
   bool exec_per_step; /* the graph draws random numbers: reseed per step */
   uint64_t step, epoch, batch, total_steps, bpe;
   bool epoch_open;
   ty__bucket *buckets;
   size_t n_buckets;
-  float *bucket_buf;     /* every bucket, back to back; NULL: single process */
-  size_t *param_off;     /* per parameter: its offset in bucket_buf */
-  size_t *param_bucket;  /* per parameter: its bucket */
-  bool *packed;          /* per parameter: copied into bucket_buf this step */
-  int *param_of_grad;    /* per value of g: the parameter it is the gradient of, or -1 */
-  bool overlap;          /* opts.async set: reduce during backward */
+  float *bucket_buf;          /* every bucket, back to back; NULL: single process */
+  size_t *param_off;          /* per parameter: its offset in bucket_buf */
+  size_t *param_bucket;       /* per parameter: its bucket */
+  bool *packed;               /* per parameter: copied into bucket_buf this step */
+  int *param_of_grad;         /* per value of g: the parameter it is the gradient of, or -1 */
+  bool overlap;               /* opts.async set: reduce during backward */
   size_t n_started, n_waited; /* buckets started / completed this step */
   uint64_t seq;
   /* a plan's rank (parallel.c); shard NULL otherwise */

@@ -178,21 +178,40 @@ static const struct option long_opts[] = {
 static int apply_opt(int c, const char *v, args *a) {
   uint64_t n = 0;
   switch (c) {
-  case 'h': a->help = true; return 0;
-  case OPT_MODEL: a->model = v; return 0;
-  case OPT_CONFIG: a->config = v; return 0;
-  case OPT_RESUME: a->resume = true; return 0;
-  case OPT_CHECKPOINT: a->checkpoint = v; return 0;
-  case OPT_NO_FUSION: a->no_fusion = true; return 0;
-  case OPT_REPORT: a->report = true; return 0;
-  case OPT_DATA_DIR: a->data_dir = v; return 0;
-  case OPT_STEPS: return parse_u64("--steps", v, &a->steps);
+  case 'h':
+    a->help = true;
+    return 0;
+  case OPT_MODEL:
+    a->model = v;
+    return 0;
+  case OPT_CONFIG:
+    a->config = v;
+    return 0;
+  case OPT_RESUME:
+    a->resume = true;
+    return 0;
+  case OPT_CHECKPOINT:
+    a->checkpoint = v;
+    return 0;
+  case OPT_NO_FUSION:
+    a->no_fusion = true;
+    return 0;
+  case OPT_REPORT:
+    a->report = true;
+    return 0;
+  case OPT_DATA_DIR:
+    a->data_dir = v;
+    return 0;
+  case OPT_STEPS:
+    return parse_u64("--steps", v, &a->steps);
   case OPT_THREADS:
     if (parse_range("--threads", v, 1, 1024, &n) != 0) return TY_EINVAL;
     a->threads = (int)n;
     return 0;
-  case OPT_BUCKET_MB: return parse_range("--bucket-mb", v, 1, 4096, &a->bucket_mb);
-  case OPT_BUCKET_KB: return parse_range("--bucket-kb", v, 1, (uint64_t)4096 << 10, &a->bucket_kb);
+  case OPT_BUCKET_MB:
+    return parse_range("--bucket-mb", v, 1, 4096, &a->bucket_mb);
+  case OPT_BUCKET_KB:
+    return parse_range("--bucket-kb", v, 1, (uint64_t)4096 << 10, &a->bucket_kb);
   case OPT_PLAN:
     a->plan.plan_file = v;
     return 0;
@@ -229,7 +248,8 @@ static int apply_opt(int c, const char *v, args *a) {
   case OPT_PRINT_PLAN:
     a->plan.print_plan = true;
     return 0;
-  default: return TY_EINVAL;
+  default:
+    return TY_EINVAL;
   }
 }
 /* clang-format on */
@@ -277,8 +297,10 @@ static int env_u32(const char *name, uint32_t dflt, uint32_t *out) {
 static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) {
   const ty_graph *g = ty_train_graph(t);
   uint64_t pbytes = 0;
-  for (size_t i = 0; i < ty_train_n_params(t); i++) pbytes += ty_train_param(t, i)->nbytes;
-  printf("report: %zu parameter tensors, %.2f MiB of weights; %zu nodes (forward + backward), batch %u\n",
+  for (size_t i = 0; i < ty_train_n_params(t); i++)
+    pbytes += ty_train_param(t, i)->nbytes;
+  printf("report: %zu parameter tensors, %.2f MiB of weights; %zu nodes (forward + backward), "
+         "batch %u\n",
          ty_train_n_params(t), (double)pbytes / 1048576.0, ty_graph_n_nodes(g), c->batch_size);
   ty_memplan_report r;
   char err[TY_ERR_LEN] = "";
@@ -289,8 +311,8 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
   }
   printf("report: peak activation memory without planning %.2f MiB, with planning %.2f MiB "
          "(%zu activations in %zu buffers, %zu in place, %zu steps%s)\n",
-         (double)r.unplanned_bytes / 1048576.0, (double)r.planned_bytes / 1048576.0, r.n_activations, r.n_buffers,
-         r.n_inplace, r.n_steps, no_fusion ? ", fusion off" : "");
+         (double)r.unplanned_bytes / 1048576.0, (double)r.planned_bytes / 1048576.0,
+         r.n_activations, r.n_buffers, r.n_inplace, r.n_steps, no_fusion ? ", fusion off" : "");
   fflush(stdout);
 }
 
@@ -303,20 +325,27 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
   uint32_t timeout_s = 60;
   const char *ctl = getenv("TRAINYARD_CONTROLLER"), *js = getenv("TRAINYARD_JOB_ID");
   if (o->world_size > 1 && (!ctl || !*ctl || !js || parse_u64("TRAINYARD_JOB_ID", js, &job) != 0)) {
-    fprintf(stderr, "trainrun: WORLD_SIZE=%u needs TRAINYARD_CONTROLLER and TRAINYARD_JOB_ID for the rendezvous\n",
+    fprintf(stderr,
+            "trainrun: WORLD_SIZE=%u needs TRAINYARD_CONTROLLER and TRAINYARD_JOB_ID for the "
+            "rendezvous\n",
             o->world_size);
     return TY_EINVAL;
   }
   if (env_u32("TRAINYARD_COLLECTIVE_TIMEOUT_S", 60, &timeout_s) != 0) return TY_EINVAL;
   char err[TY_ERR_LEN] = "";
-  ty_coll_opts co = {.rank = o->rank, .world_size = o->world_size, .job_id = job, .rendezvous = ctl,
-                     .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u, .stop = &stop_requested};
+  ty_coll_opts co = {.rank = o->rank,
+                     .world_size = o->world_size,
+                     .job_id = job,
+                     .rendezvous = ctl,
+                     .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u,
+                     .stop = &stop_requested};
   int rc = ty_coll_create(&co, out_coll, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     return rc;
   }
-  o->bucket_bytes = a->bucket_kb ? (size_t)a->bucket_kb << 10 : (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
+  o->bucket_bytes =
+      a->bucket_kb ? (size_t)a->bucket_kb << 10 : (size_t)(a->bucket_mb ? a->bucket_mb : 25) << 20;
   if (par) {
     par->comm = (ty_shard_comm){ty_coll_mesh_all_reduce, ty_coll_mesh_all_gather,
                                 ty_coll_mesh_reduce_scatter, ty_coll_mesh_all_to_all, *out_coll};
@@ -447,8 +476,11 @@ static int train(const args *a, ty_train_config *c) {
     return 2;
   }
   ty_workers *workers = NULL;
-  ty_train_opts o = {.resume = a->resume, .no_fusion = a->no_fusion || !c->fusion, .prefetch = true,
-                     .max_steps = a->steps, .stop = &stop_requested};
+  ty_train_opts o = {.resume = a->resume,
+                     .no_fusion = a->no_fusion || !c->fusion,
+                     .prefetch = true,
+                     .max_steps = a->steps,
+                     .stop = &stop_requested};
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
     goto done;

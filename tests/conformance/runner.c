@@ -41,9 +41,11 @@ typedef struct runner {
 } runner;
 
 static char *trim(char *s) {
-  while (*s == ' ' || *s == '\t') s++;
+  while (*s == ' ' || *s == '\t')
+    s++;
   size_t n = strlen(s);
-  while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+    s[--n] = '\0';
   return s;
 }
 
@@ -80,20 +82,24 @@ static int read_file(const char *path, ty_buf *b) {
   if (!f) return TY_EIO;
   char chunk[65536];
   size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) ty_buf_append(b, chunk, n);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    ty_buf_append(b, chunk, n);
   fclose(f);
   return 0;
 }
 
-static int load_pb(const char *dir, const char *kind, int i, ty_tensor **out, char *err, size_t err_len) {
+static int load_pb(const char *dir, const char *kind, int i, ty_tensor **out, char *err,
+                   size_t err_len) {
   char path[4096], what[64];
   snprintf(path, sizeof path, "%s/%s_%d.pb", dir, kind, i);
   snprintf(what, sizeof what, "%s_%d.pb", kind, i);
   ty_buf b;
   ty_buf_init(&b);
   int rc = read_file(path, &b);
-  if (rc != 0) rc = TY_ENOTFOUND;
-  else rc = ty_onnx_tensor_load(b.data ? b.data : (uint8_t *)"", b.len, what, err, err_len, out);
+  if (rc != 0)
+    rc = TY_ENOTFOUND;
+  else
+    rc = ty_onnx_tensor_load(b.data ? b.data : (uint8_t *)"", b.len, what, err, err_len, out);
   ty_buf_close(&b);
   return rc;
 }
@@ -114,7 +120,8 @@ static bool close_enough(const ty_tensor *got, const ty_tensor *want, char *err,
   for (int64_t i = 0; i < n; i++) {
     if (!is_float) {
       size_t es = ty_dtype_size(got->dtype);
-      if (memcmp((char *)got->data + i * (int64_t)es, (char *)want->data + i * (int64_t)es, es) != 0) {
+      if (memcmp((char *)got->data + i * (int64_t)es, (char *)want->data + i * (int64_t)es, es) !=
+          0) {
         snprintf(err, err_len, "element %lld differs", (long long)i);
         return false;
       }
@@ -166,11 +173,14 @@ static int run_set(const ty_graph *g, const char *set, char *err, size_t err_len
   rc = 0;
 done:
   ty_exec_destroy(e);
-  for (int i = 0; i < MAX_IO; i++) ty_tensor_destroy(ins[i]);
+  for (int i = 0; i < MAX_IO; i++)
+    ty_tensor_destroy(ins[i]);
   return rc;
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Sorted names of the entries of dir that start with prefix. */
 static size_t list_dir(const char *dir, const char *prefix, char ***out) {
@@ -190,7 +200,8 @@ static size_t list_dir(const char *dir, const char *prefix, char ***out) {
 }
 
 static void free_list(char **names, size_t n) {
-  for (size_t i = 0; i < n; i++) free(names[i]);
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
   free(names);
 }
 

@@ -19,11 +19,9 @@
 #include <unistd.h>
 
 /* Writes data to a memfd; *out_path names it. Returns the fd or -1. */
-static inline int fuzz_memfd(const uint8_t *data, size_t size, char *out_path, size_t len)
-{
+static inline int fuzz_memfd(const uint8_t *data, size_t size, char *out_path, size_t len) {
   int fd = memfd_create("fuzz", MFD_CLOEXEC);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   for (size_t off = 0; off < size;) {
     ssize_t w = write(fd, data + off, size - off);
     if (w <= 0) {
@@ -37,17 +35,14 @@ static inline int fuzz_memfd(const uint8_t *data, size_t size, char *out_path, s
 }
 
 /* Gathers the first and last sample of every column (small ones only). */
-static inline void fuzz_gather(const ty_dataset *ds)
-{
+static inline void fuzz_gather(const ty_dataset *ds) {
   size_t n = ty_dataset_count(ds);
   for (size_t k = 0; k < ty_dataset_n_columns(ds); k++) {
     const ty_data_column *c = ty_dataset_column(ds, k);
     size_t bytes = c->elems * ty_data_type_size(c->to);
-    if (c->elems > (1u << 20) || bytes == 0)
-      continue;
+    if (c->elems > (1u << 20) || bytes == 0) continue;
     void *buf = malloc(bytes);
-    if (buf == NULL)
-      continue;
+    if (buf == NULL) continue;
     ty_dataset_gather(ds, k, 0, buf);
     ty_dataset_gather(ds, k, n - 1, buf);
     char err[TY_ERR_LEN];
@@ -58,13 +53,12 @@ static inline void fuzz_gather(const ty_dataset *ds)
 }
 
 /* An opened array as a one-column dataset fed as float32 (or itself). */
-static inline void fuzz_dataset(ty_data_array *a)
-{
-  ty_data_feed f = {.name = "x", .to = ty_data_convertible(a->type, TY_DATA_F32) ? TY_DATA_F32 : TY_DATA_INVALID};
+static inline void fuzz_dataset(ty_data_array *a) {
+  ty_data_feed f = {
+      .name = "x", .to = ty_data_convertible(a->type, TY_DATA_F32) ? TY_DATA_F32 : TY_DATA_INVALID};
   ty_dataset *ds = NULL;
   char err[TY_ERR_LEN];
-  if (ty_dataset_from_arrays(a, &f, 1, &ds, err, sizeof err) == 0)
-    fuzz_gather(ds);
+  if (ty_dataset_from_arrays(a, &f, 1, &ds, err, sizeof err) == 0) fuzz_gather(ds);
   ty_dataset_destroy(ds);
 }
 

@@ -10,8 +10,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ty_idx idx;
   char err[TY_ERR_LEN];
   if (ty_data_idx_parse(data, size, "fuzz", &idx, err, sizeof err) == 0 &&
@@ -19,18 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     abort();
   char path[64];
   int fd = fuzz_memfd(data, size, path, sizeof path);
-  if (fd < 0)
-    return 0;
+  if (fd < 0) return 0;
   if (ty_data_idx_read(path, &idx, err, sizeof err) == 0 && idx.size > 0)
     (void)idx.data[idx.size - 1];
   ty_data_idx_close(&idx);
   ty_data_array a;
-  if (ty_data_array_open(path, &a, err, sizeof err) == 0)
-    fuzz_dataset(&a);
+  if (ty_data_array_open(path, &a, err, sizeof err) == 0) fuzz_dataset(&a);
   ty_data_array_close(&a);
   ty_dataset *ds = NULL;
-  if (ty_data_load_idx(path, path, NULL, &ds, err, sizeof err) == 0)
-    fuzz_gather(ds);
+  if (ty_data_load_idx(path, path, NULL, &ds, err, sizeof err) == 0) fuzz_gather(ds);
   ty_dataset_destroy(ds);
   close(fd);
   return 0;

@@ -9,8 +9,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ty_npy_info info;
   char err[TY_ERR_LEN];
   if (ty_data_npy_parse(data, size, "fuzz.npy", &info, err, sizeof err) == 0 &&
@@ -18,14 +17,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     abort();
   char path[64];
   int fd = fuzz_memfd(data, size, path, sizeof path);
-  if (fd < 0)
-    return 0;
+  if (fd < 0) return 0;
   ty_data_array a;
-  if (ty_data_array_open(path, &a, err, sizeof err) == 0)
-    fuzz_dataset(&a);
+  if (ty_data_array_open(path, &a, err, sizeof err) == 0) fuzz_dataset(&a);
   ty_data_array_close(&a);
   if (ty_data_tokens_open(path, TY_DATA_U16, &a, err, sizeof err) == 0) {
-    ty_data_feed in = {.name = "idx", .to = TY_DATA_I64}, lab = {.name = "labels", .to = TY_DATA_I64};
+    ty_data_feed in = {.name = "idx", .to = TY_DATA_I64},
+                 lab = {.name = "labels", .to = TY_DATA_I64};
     ty_dataset *ds = NULL;
     if (ty_dataset_from_tokens(&a, 3, (uint32_t)(size % 5), &in, &lab, &ds, err, sizeof err) == 0)
       fuzz_gather(ds);

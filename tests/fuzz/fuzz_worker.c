@@ -14,7 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static size_t n_methods;
-  while (ty_worker_method(n_methods)) n_methods++;
+  while (ty_worker_method(n_methods))
+    n_methods++;
   if (size < 1 || n_methods == 0) return 0;
   char err[TY_ERR_LEN];
   ty_worker_decode_request(ty_worker_method(data[0] % n_methods), data + 1, size - 1, err,

@@ -15,8 +15,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int run_file(const char *path)
-{
+static int run_file(const char *path) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     fprintf(stderr, "replay: %s: cannot open\n", path);
@@ -29,21 +28,18 @@ static int run_file(const char *path)
     len += n;
     if (len == cap) {
       uint8_t *nb = realloc(buf, cap *= 2);
-      if (nb == NULL)
-        free(buf);
+      if (nb == NULL) free(buf);
       buf = nb;
     }
   }
   fclose(f);
-  if (buf == NULL)
-    return 1;
+  if (buf == NULL) return 1;
   LLVMFuzzerTestOneInput(buf, len);
   free(buf);
   return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   int failed = 0, ran = 0;
   for (int i = 1; i < argc; i++) {
     struct stat st;
@@ -60,13 +56,13 @@ int main(int argc, char **argv)
     struct dirent *e;
     while (d != NULL && (e = readdir(d)) != NULL) {
       char p[4096];
-      if (e->d_name[0] == '.' || snprintf(p, sizeof p, "%s/%s", argv[i], e->d_name) >= (int)sizeof p)
+      if (e->d_name[0] == '.' ||
+          snprintf(p, sizeof p, "%s/%s", argv[i], e->d_name) >= (int)sizeof p)
         continue;
       failed |= run_file(p);
       ran++;
     }
-    if (d != NULL)
-      closedir(d);
+    if (d != NULL) closedir(d);
   }
   printf("replay: %d inputs\n", ran);
   return failed || ran == 0;

@@ -11,13 +11,13 @@
 
 #include "worker/worker.h"
 
-#define CHECK(cond, ...)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      fprintf(stderr, "FAIL: " __VA_ARGS__);                                                  \
-      fputc('\n', stderr);                                                                    \
-      return 1;                                                                               \
-    }                                                                                         \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "FAIL: " __VA_ARGS__);                                                       \
+      fputc('\n', stderr);                                                                         \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 int main(void) {

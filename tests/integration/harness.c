@@ -27,7 +27,8 @@
 
 void it_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
 }
 
 static const char *bin(const char *var) {
@@ -81,34 +82,54 @@ static int read_port(const char *path, const char *key, pid_t pid) {
 /* Appends --auth none at the first of the two spare NULLs of argv. */
 static void no_auth(char **argv) {
   size_t n = 0;
-  while (argv[n]) n++;
+  while (argv[n])
+    n++;
   argv[n] = "--auth", argv[n + 1] = "none";
 }
 
 /* Appends --auth key --cluster-key KEY at the first of four spare NULLs. */
 static void key_auth(char **argv, char *key) {
   size_t n = 0;
-  while (argv[n]) n++;
+  while (argv[n])
+    n++;
   argv[n] = "--auth", argv[n + 1] = "key", argv[n + 2] = "--cluster-key", argv[n + 3] = key;
 }
 
 void it_controller_start(it_cluster *c) {
   char state[300], pf[300], log[300], listen[64], timeout[32];
-  if (c->relative_state) snprintf(state, sizeof state, "traind");
-  else snprintf(state, sizeof state, "%s/traind", c->dir);
+  if (c->relative_state)
+    snprintf(state, sizeof state, "traind");
+  else
+    snprintf(state, sizeof state, "%s/traind", c->dir);
   snprintf(pf, sizeof pf, "%s/traind.ports", c->dir);
   snprintf(log, sizeof log, "%s/traind.stderr", c->dir);
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
   snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
   unlink(pf);
-  char *argv[48] = {(char *)bin("TY_TRAIND"), "--listen", listen, "--metrics-listen",
-                    "127.0.0.1:0", "--state-dir", state, "--port-file", pf,
-                    "--heartbeat-ms", "200", "--node-timeout-ms", timeout,
-                    "--kill-grace-s", "2", "--config", c->config, "--munge-socket",
-                    c->munged.socket, NULL};
+  char *argv[48] = {(char *)bin("TY_TRAIND"),
+                    "--listen",
+                    listen,
+                    "--metrics-listen",
+                    "127.0.0.1:0",
+                    "--state-dir",
+                    state,
+                    "--port-file",
+                    pf,
+                    "--heartbeat-ms",
+                    "200",
+                    "--node-timeout-ms",
+                    timeout,
+                    "--kill-grace-s",
+                    "2",
+                    "--config",
+                    c->config,
+                    "--munge-socket",
+                    c->munged.socket,
+                    NULL};
   if (c->opts.auth_none) no_auth(argv);
   size_t n = 0;
-  while (argv[n]) n++;
+  while (argv[n])
+    n++;
   for (size_t i = 0; c->traind_args && c->traind_args[i] && n + 1 < TY_ARRAY_LEN(argv); i++)
     argv[n++] = (char *)c->traind_args[i];
   argv[n] = NULL;
@@ -122,8 +143,10 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   snprintf(c->name[i], sizeof c->name[i], "w%zu", i + 1);
   /* A cgroup subtree per test cluster: tests on one host never share one. */
   snprintf(cgroup, sizeof cgroup, "tyit-%d-%s", (int)getpid(), c->name[i]);
-  if (c->relative_state) snprintf(state, sizeof state, "%s", c->name[i]);
-  else snprintf(state, sizeof state, "%s/%s", c->dir, c->name[i]);
+  if (c->relative_state)
+    snprintf(state, sizeof state, "%s", c->name[i]);
+  else
+    snprintf(state, sizeof state, "%s/%s", c->dir, c->name[i]);
   snprintf(pf, sizeof pf, "%s/%s.ports", c->dir, c->name[i]);
   snprintf(log, sizeof log, "%s/%s.stderr", c->dir, c->name[i]);
   snprintf(ctl, sizeof ctl, "127.0.0.1:%d", c->rpc_port);
@@ -133,21 +156,44 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
    * their ranks, and the sanitizers' options of a sanitized build (its
    * trainrun ranks must not report Open MPI's leaks), are handed on by
    * name; unset ones are skipped. */
-  char *argv[48] = {(char *)bin("TY_TRAINWORKERD"), "--controller", ctl, "--name", c->name[i],
-                    "--state-dir", state, "--io-listen", "127.0.0.1:0", "--metrics-listen",
-                    "127.0.0.1:0", "--port-file", pf, "--cpus", ncpu, "--gpus", "0",
-                    "--task-env", "TRAINYARD_STEP_DELAY_MS", "--task-env",
-                    "TRAINYARD_COLLECTIVE_TIMEOUT_S", "--task-env", "TRAINYARD_KERNEL_CACHE",
-                    "--task-env", "ASAN_OPTIONS", "--task-env", "UBSAN_OPTIONS"};
+  char *argv[48] = {(char *)bin("TY_TRAINWORKERD"),
+                    "--controller",
+                    ctl,
+                    "--name",
+                    c->name[i],
+                    "--state-dir",
+                    state,
+                    "--io-listen",
+                    "127.0.0.1:0",
+                    "--metrics-listen",
+                    "127.0.0.1:0",
+                    "--port-file",
+                    pf,
+                    "--cpus",
+                    ncpu,
+                    "--gpus",
+                    "0",
+                    "--task-env",
+                    "TRAINYARD_STEP_DELAY_MS",
+                    "--task-env",
+                    "TRAINYARD_COLLECTIVE_TIMEOUT_S",
+                    "--task-env",
+                    "TRAINYARD_KERNEL_CACHE",
+                    "--task-env",
+                    "ASAN_OPTIONS",
+                    "--task-env",
+                    "UBSAN_OPTIONS"};
   size_t n = 0;
-  while (argv[n]) n++;
+  while (argv[n])
+    n++;
   for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 47; k++)
     argv[n++] = (char *)c->worker_extra[k];
-  char *auth[] = {"--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL,
-                  NULL, NULL};
+  char *auth[] = {
+      "--munge-socket", c->munged.socket, "--cgroup-name", cgroup, NULL, NULL, NULL, NULL, NULL};
   if (c->opts.auth_none) no_auth(auth);
   if (c->opts.key_workers) key_auth(auth, c->cluster_key);
-  for (size_t k = 0; auth[k] && n < 47; k++) argv[n++] = auth[k];
+  for (size_t k = 0; auth[k] && n < 47; k++)
+    argv[n++] = auth[k];
   argv[n] = NULL;
   c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
@@ -169,8 +215,10 @@ static void write_config(it_cluster *c) {
   snprintf(c->config, sizeof c->config, "%s/traind.conf", c->dir);
   FILE *f = fopen(c->config, "w");
   cr_assert(f, "%s: %s", c->config, strerror(errno));
-  fprintf(f, "auth.nodes = w[1-%d]\n%s\n", IT_MAX_WORKERS, c->opts.config_extra ? c->opts.config_extra : "");
-  if (c->opts.key_workers) fprintf(f, "auth.workers = key\nauth.cluster_key = %s\n", c->cluster_key);
+  fprintf(f, "auth.nodes = w[1-%d]\n%s\n", IT_MAX_WORKERS,
+          c->opts.config_extra ? c->opts.config_extra : "");
+  if (c->opts.key_workers)
+    fprintf(f, "auth.workers = key\nauth.cluster_key = %s\n", c->cluster_key);
   fclose(f);
 }
 
@@ -182,12 +230,13 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
   c->node_timeout_ms = c->opts.node_timeout_ms;
   c->traind_args = c->opts.traind_args;
   c->worker_extra = c->opts.worker_args;
-  snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
   chmod(c->dir, 0755); /* test users run clients from here */
   if (!c->opts.auth_none) {
     cr_assert(ty_test_munged_start(&c->munged), "cannot start munged (is the munge package "
-              "installed?)");
+                                                "installed?)");
     setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
   } else {
     snprintf(c->munged.socket, sizeof c->munged.socket, "%s/no-munged", c->dir);
@@ -197,7 +246,8 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
   if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
   it_controller_start(c);
   c->n_workers = n_workers;
-  for (size_t i = 0; i < n_workers; i++) it_worker_start(c, i, cpus);
+  for (size_t i = 0; i < n_workers; i++)
+    it_worker_start(c, i, cpus);
   ty_rpc_client *cl = it_client(c);
   cr_assert(it_wait_nodes(cl, n_workers, TRAINYARD__NODE_STATE__NODE_UP, 10000),
             "workers did not register (logs in %s)", c->dir);
@@ -246,7 +296,8 @@ static void stop_gracefully(pid_t *pid, const char *name, const char *dir) {
 }
 
 void it_cluster_stop(it_cluster *c) {
-  for (size_t i = 0; i < c->n_workers; i++) stop_gracefully(&c->worker[i], c->name[i], c->dir);
+  for (size_t i = 0; i < c->n_workers; i++)
+    stop_gracefully(&c->worker[i], c->name[i], c->dir);
   stop_gracefully(&c->traind, "traind", c->dir);
   ty_test_munged_stop(&c->munged);
   it_users_remove();
@@ -319,7 +370,8 @@ int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, co
   char buf[TY_ERR_LEN + 32] = "";
   size_t n = 0;
   ssize_t r;
-  while (n + 1 < sizeof buf && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+  while (n + 1 < sizeof buf && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
+    n += (size_t)r;
   buf[n] = '\0';
   close(fds[0]);
   int st;
@@ -393,15 +445,21 @@ static void read_both(int out_fd, int err_fd, char **out, char **err) {
       if (p[i].fd < 0 || !p[i].revents) continue;
       char chunk[4096];
       ssize_t n = read(p[i].fd, chunk, sizeof chunk);
-      if (n > 0) ty_buf_append(&b[i], chunk, (size_t)n);
-      else p[i].fd = -1, open_fds--;
+      if (n > 0)
+        ty_buf_append(&b[i], chunk, (size_t)n);
+      else
+        p[i].fd = -1, open_fds--;
     }
   }
   ty_buf_append(&b[0], "", 1), ty_buf_append(&b[1], "", 1);
-  if (out) *out = (char *)b[0].data;
-  else ty_buf_close(&b[0]);
-  if (err) *err = (char *)b[1].data;
-  else ty_buf_close(&b[1]);
+  if (out)
+    *out = (char *)b[0].data;
+  else
+    ty_buf_close(&b[0]);
+  if (err)
+    *err = (char *)b[1].data;
+  else
+    ty_buf_close(&b[1]);
 }
 
 int it_run_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char **out, char **err,
@@ -504,7 +562,8 @@ Trainyard__ListJobsResponse *it_list_jobs(ty_rpc_client *cl) {
 }
 
 bool it_is_final(int state) {
-  return state == TRAINYARD__JOB_STATE__JOB_COMPLETED || state == TRAINYARD__JOB_STATE__JOB_FAILED ||
+  return state == TRAINYARD__JOB_STATE__JOB_COMPLETED ||
+         state == TRAINYARD__JOB_STATE__JOB_FAILED ||
          state == TRAINYARD__JOB_STATE__JOB_CANCELLED || state == TRAINYARD__JOB_STATE__JOB_TIMEOUT;
 }
 
@@ -567,7 +626,8 @@ int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char 
   snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
   const char *argv[32] = {bin("TY_TRAINCTL"), "--controller", addr};
   size_t n = 3;
-  for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
+  for (size_t i = 0; args[i] && n < 31; i++)
+    argv[n++] = args[i];
   argv[n] = NULL;
   int pfd[2], efd[2] = {-1, -1};
   /* Close-on-exec: a daemon another thread spawns meanwhile must not keep
@@ -594,8 +654,10 @@ int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char 
   }
   int st;
   waitpid(pid, &st, 0);
-  if (out) *out = s;
-  else free(s);
+  if (out)
+    *out = s;
+  else
+    free(s);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -603,7 +665,8 @@ int it_raw_connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s", strerror(errno));
+  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s",
+               strerror(errno));
   return fd;
 }
 
@@ -622,7 +685,8 @@ bool it_closed_by_peer(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   char b[256];
   ssize_t n;
-  while ((n = read(fd, b, sizeof b)) > 0) {}
+  while ((n = read(fd, b, sizeof b)) > 0) {
+  }
   return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
@@ -635,8 +699,8 @@ char *it_http_get(int port, const char *path, int *out_status) {
     return NULL;
   }
   char req[2048];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-                   path);
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path);
   cr_assert(n > 0 && (size_t)n < sizeof req, "path too long: %s", path);
   cr_assert(write(fd, req, (size_t)n) == (ssize_t)n);
   char *resp = read_all(fd);
@@ -665,7 +729,8 @@ pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]) {
 uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {
   const char *argv[32] = {"submit", "--quiet", "--command"};
   size_t n = 3;
-  for (; *args && n < 31; args++) argv[n++] = *args;
+  for (; *args && n < 31; args++)
+    argv[n++] = *args;
   argv[n] = NULL;
   char *out = NULL, *err = NULL;
   int rc = it_trainctl_err(c, &out, &err, argv);

@@ -43,7 +43,8 @@ static int ctl_as(const it_cluster *c, const user *u, char **out, char **err,
                   const char *const *args) {
   const char *argv[32] = {getenv("TY_TRAINCTL")};
   size_t n = 1;
-  for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
+  for (size_t i = 0; args[i] && n < 31; i++)
+    argv[n++] = args[i];
   argv[n] = NULL;
   return it_run_as(c, u->uid, u->gid, "/tmp", out, err, argv);
 }
@@ -51,8 +52,8 @@ static int ctl_as(const it_cluster *c, const user *u, char **out, char **err,
 /* Submits `sh -c script` as u with trainctl; returns the job id. */
 static uint64_t submit_as(const it_cluster *c, const user *u, const char *script) {
   char *out = NULL, *err = NULL;
-  int rc = ctl_as(c, u, &out, &err, (const char *[]){"submit", "--command", "-q", "--", "sh",
-                                                     "-c", script, NULL});
+  int rc = ctl_as(c, u, &out, &err,
+                  (const char *[]){"submit", "--command", "-q", "--", "sh", "-c", script, NULL});
   cr_assert_eq(rc, 0, "submit as %s: %s", u->name, err);
   uint64_t id = strtoull(out, NULL, 10);
   free(out), free(err);
@@ -131,8 +132,7 @@ Test(auth, other_users_are_refused_owners_and_operators_are_not, .timeout = 300)
     char *err = NULL;
     int rc = ctl_as(&c, &alice, &out, &err, (const char *[]){"logs", sid, NULL});
     /* Until the worker has started the rank, there is no log yet. */
-    cr_assert(rc == 0 || strstr(err, "no log for job"), "trainctl logs as %s: %s", alice.name,
-              err);
+    cr_assert(rc == 0 || strstr(err, "no log for job"), "trainctl logs as %s: %s", alice.name, err);
     free(err);
     if (strstr(out, "secret-42")) break;
     free(out), out = NULL;
@@ -289,9 +289,11 @@ Test(auth, accounting_comes_from_the_cgroup, .timeout = 120) {
   if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = 0;
-  cr_assert_eq(it_submit_sh(cl, "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; "
-                                "x=$(head -c 8000000 /dev/zero | tr '\\0' a); echo ${#x}",
-                            "burn", &id, NULL, 0), 0);
+  cr_assert_eq(it_submit_sh(cl,
+                            "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; "
+                            "x=$(head -c 8000000 /dev/zero | tr '\\0' a); echo ${#x}",
+                            "burn", &id, NULL, 0),
+               0);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(COMPLETED), 60000);
   cr_assert(r, "the job did not complete (logs in %s)", c.dir);
   cr_expect_gt(r->job->cpu_usec, 10000, "cpu %lu us", (unsigned long)r->job->cpu_usec);
@@ -310,7 +312,8 @@ static int count_lines(const char *path, const char *word) {
   FILE *f = fopen(path, "r");
   char line[64];
   int n = 0;
-  while (f && fgets(line, sizeof line, f)) n += strstr(line, word) != NULL;
+  while (f && fgets(line, sizeof line, f))
+    n += strstr(line, word) != NULL;
   if (f) fclose(f);
   return n;
 }
@@ -326,15 +329,19 @@ Test(auth, a_worker_killed_with_9_never_runs_a_job_twice, .timeout = 180) {
   /* The lock is held by every process of a run (the fd is inherited), the
    * double-forked sleeper included: a second run that finds it taken means
    * two runs at once. */
-  snprintf(script, sizeof script, "exec 9>>%s; flock -n 9 || echo TWICE >> %s; echo run >> %s; "
-           "setsid sleep 300 & sleep 300", lock, marks, marks);
+  snprintf(script, sizeof script,
+           "exec 9>>%s; flock -n 9 || echo TWICE >> %s; echo run >> %s; "
+           "setsid sleep 300 & sleep 300",
+           lock, marks, marks);
   uint64_t id = 0;
   cr_assert_eq(it_submit_sh(cl, script, "once", &id, NULL, 0), 0);
-  for (int i = 0; i < 500 && count_lines(marks, "run") < 1; i++) it_sleep_ms(20);
+  for (int i = 0; i < 500 && count_lines(marks, "run") < 1; i++)
+    it_sleep_ms(20);
   cr_assert_eq(count_lines(marks, "run"), 1);
   it_kill9(&c.worker[0]);
   it_worker_start(&c, 0, 4);
-  for (int i = 0; i < 1500 && count_lines(marks, "run") < 2; i++) it_sleep_ms(20);
+  for (int i = 0; i < 1500 && count_lines(marks, "run") < 2; i++)
+    it_sleep_ms(20);
   cr_expect_eq(count_lines(marks, "run"), 2, "the job did not run again (logs in %s)", c.dir);
   cr_expect_eq(count_lines(marks, "TWICE"), 0, "two runs of the job overlapped");
   Trainyard__GetJobResponse *r = it_get_job(cl, id);
@@ -357,8 +364,7 @@ Test(auth, a_uid_unknown_on_the_node_fails_the_job_clearly, .timeout = 120) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(FAILED), 30000);
   cr_assert(r, "the job did not fail (logs in %s)", c.dir);
   char want[128];
-  snprintf(want, sizeof want, "uid %u (%s) is unknown on node w1", (unsigned)carol.uid,
-           carol.name);
+  snprintf(want, sizeof want, "uid %u (%s) is unknown on node w1", (unsigned)carol.uid, carol.name);
   cr_expect(strstr(r->job->reason, want), "reason: %s", r->job->reason);
   trainyard__get_job_response__free_unpacked(r, NULL);
   ty_rpc_client_close(cl);
@@ -466,8 +472,8 @@ Test(auth, a_client_without_munged_is_told_why, .timeout = 60) {
 
 /* SubmitJob as u with request id `rid`, the Job naming `claimed` as its user
  * (the client's word, which traind ignores): the answer's status. */
-static int submit_rid_as(const it_cluster *c, const user *u, const char *name,
-                         const char *claimed, const char *rid, char *msg, size_t msg_len) {
+static int submit_rid_as(const it_cluster *c, const user *u, const char *name, const char *claimed,
+                         const char *rid, char *msg, size_t msg_len) {
   char *argv[] = {"true"};
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   cmd.argv = argv, cmd.n_argv = 1;
@@ -513,8 +519,8 @@ Test(auth, a_request_id_finds_only_its_submitters_job, .timeout = 120) {
   for (int round = 0; round < 2; round++) {
     cr_assert_eq(submit_rid_as(&c, &alice, "alices", alice.name, "shared-id", msg, sizeof msg), 0,
                  "%s", msg);
-    cr_assert_eq(submit_rid_as(&c, &bob, "bobs", alice.name, "shared-id", msg, sizeof msg), 0,
-                 "%s", msg);
+    cr_assert_eq(submit_rid_as(&c, &bob, "bobs", alice.name, "shared-id", msg, sizeof msg), 0, "%s",
+                 msg);
     cr_expect_eq(jobs_named(&c, "alices", alice.name), 1, "round %d", round);
     cr_expect_eq(jobs_named(&c, "bobs", bob.name), 1, "round %d", round);
     /* The ids come back from the store: the second round runs on them. */
@@ -548,8 +554,9 @@ Test(auth, arrays_requeue_time_and_history_follow_owner_and_operator_rules, .tim
   uint64_t done = submit_as(&c, &alice, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done");
   wait_state(cl, done, ST(COMPLETED));
   ok_as(&c, &root, (const char *[]){"node", "drain", "w1", NULL}); /* keep the array pending */
-  char *out = out_as(&c, &alice, (const char *[]){"submit", "--command", "-q", "--array", "0-3",
-                                                  "--time", "1h", "--", "sleep", "300", NULL});
+  char *out = out_as(&c, &alice,
+                     (const char *[]){"submit", "--command", "-q", "--array", "0-3", "--time", "1h",
+                                      "--", "sleep", "300", NULL});
   char arr[24], elem[32], sdone[24];
   snprintf(arr, sizeof arr, "%lu", strtoul(out, NULL, 10));
   snprintf(elem, sizeof elem, "%s_2", arr);
@@ -569,7 +576,8 @@ Test(auth, arrays_requeue_time_and_history_follow_owner_and_operator_rules, .tim
    * alice's command to her, never to bob, whoever asked first. */
   for (int round = 0; round < 2; round++) {
     out = out_as(&c, &bob, (const char *[]){"ls", "--json", NULL});
-    cr_expect(strstr(out, "\"redacted\":true") && !strstr(out, "\"argv\":[\"sleep\""), "bob: %s", out);
+    cr_expect(strstr(out, "\"redacted\":true") && !strstr(out, "\"argv\":[\"sleep\""), "bob: %s",
+              out);
     free(out);
     out = out_as(&c, &alice, (const char *[]){"ls", "--json", NULL});
     cr_expect(strstr(out, "\"argv\":[\"sleep\"") && !strstr(out, "\"redacted\":true"), "alice: %s",
@@ -589,13 +597,14 @@ Test(auth, arrays_requeue_time_and_history_follow_owner_and_operator_rules, .tim
   ok_as(&c, &root, (const char *[]){"job", "release", elem, NULL});
   /* History: hers to her, anyone's to an operator; measured by the task's
    * cgroup when the worker has them. */
-  const char *acct = it_worker_has_cgroups(&c) ? "\"accounting\":\"measured\""
-                                            : "\"accounting\":\"allocated\"";
+  const char *acct =
+      it_worker_has_cgroups(&c) ? "\"accounting\":\"measured\"" : "\"accounting\":\"allocated\"";
   out = out_as(&c, &alice, (const char *[]){"history", "--job", sdone, "--json", NULL});
   cr_expect(strstr(out, acct), "expected %s in: %s", acct, out);
   free(out);
-  out = out_as(&c, &root, (const char *[]){"history", "--user", alice.name, "--noheader",
-                                           "--format", "id", NULL});
+  out = out_as(
+      &c, &root,
+      (const char *[]){"history", "--user", alice.name, "--noheader", "--format", "id", NULL});
   cr_expect(strstr(out, sdone) && strstr(out, arr), "root's view of alice: %s", out);
   free(out);
   /* The owner requeues and cancels an element, then the array. */

@@ -58,15 +58,16 @@ Test(cluster, two_hundred_jobs_from_four_clients_complete, .timeout = 300) {
     args[i] = (burst_arg){.c = &c, .client = i};
     pthread_create(&th[i], NULL, burst_client, &args[i]);
   }
-  for (int i = 0; i < BURST_CLIENTS; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < BURST_CLIENTS; i++)
+    pthread_join(th[i], NULL);
 
   ty_rpc_client *cl = it_client(&c);
   for (int i = 0; i < BURST_CLIENTS; i++) {
     for (int j = 0; j < BURST_JOBS; j++) {
       int n = i * BURST_JOBS + j;
       Trainyard__GetJobResponse *r = it_wait_job(cl, args[i].ids[j], 0, 120000);
-      cr_assert(r, "job %d (id %lu) did not finish; logs in %s", n,
-                (unsigned long)args[i].ids[j], c.dir);
+      cr_assert(r, "job %d (id %lu) did not finish; logs in %s", n, (unsigned long)args[i].ids[j],
+                c.dir);
       int want = n % 4 == 0 ? ST(COMPLETED) : ST(FAILED);
       cr_assert_eq((int)r->job->state, want, "job %d state %d reason %s", n, r->job->state,
                    r->job->reason);
@@ -95,8 +96,9 @@ Test(cluster, cancel_running_job_kills_it_and_frees_its_slot, .timeout = 120) {
   ty_rpc_client *cl = it_client(&c);
   uint64_t id;
   char err[256], sid[32];
-  cr_assert_eq(it_submit_sh(cl, "trap 'exit 143' TERM; sleep 60 & wait", "sleeper", &id, err,
-                            sizeof err), 0, "%s", err);
+  cr_assert_eq(
+      it_submit_sh(cl, "trap 'exit 143' TERM; sleep 60 & wait", "sleeper", &id, err, sizeof err), 0,
+      "%s", err);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(RUNNING), 30000);
   cr_assert(r, "job never ran");
   trainyard__get_job_response__free_unpacked(r, NULL);
@@ -126,7 +128,8 @@ Test(cluster, cancel_running_job_kills_it_and_frees_its_slot, .timeout = 120) {
   free(out);
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"cancel", "99998", sid, "--json", NULL}), 4);
   cr_assert(strstr(out, "\"id\":99998,\"cancelled\":false,\"status\":-") &&
-            strstr(out, "is already CANCELLED"), "%s", out);
+                strstr(out, "is already CANCELLED"),
+            "%s", out);
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -142,8 +145,8 @@ Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
   char err[256];
   /* The marker file makes the second run finish at once. */
   char script[1024];
-  snprintf(script, sizeof script,
-           "if [ -e %s/ran ]; then exit 0; fi; touch %s/ran; sleep 30", c.dir, c.dir);
+  snprintf(script, sizeof script, "if [ -e %s/ran ]; then exit 0; fi; touch %s/ran; sleep 30",
+           c.dir, c.dir);
   cr_assert_eq(it_submit_sh(cl, script, "victim", &id, err, sizeof err), 0, "%s", err);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(RUNNING), 30000);
   cr_assert(r && r->job->n_nodes == 1, "job never ran");
@@ -192,7 +195,8 @@ Test(cluster, controller_kill9_mid_burst_loses_no_acknowledged_job, .timeout = 3
   crash_arg a = {.c = &c};
   pthread_t th;
   pthread_create(&th, NULL, crash_submitter, &a);
-  while (a.n_acked < 100) it_sleep_ms(5);
+  while (a.n_acked < 100)
+    it_sleep_ms(5);
   it_kill9(&c.traind);
   a.stop = 1;
   pthread_join(th, NULL);
@@ -222,12 +226,14 @@ Test(cluster, nodes_are_unknown_until_they_register_after_a_restart, .timeout = 
   char *out = NULL;
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "--json", NULL}), 0);
   cr_assert(strstr(out, "\"state\":\"UNKNOWN\"") &&
-            strstr(out, "not registered since the controller started"), "%s", out);
+                strstr(out, "not registered since the controller started"),
+            "%s", out);
   free(out);
   ty_rpc_client *cl = it_client(&c);
   cr_assert_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 0u);
   kill(c.worker[0], SIGCONT);
-  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000), "the worker did not return");
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000),
+            "the worker did not return");
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", NULL}), 0);
   cr_assert(strstr(out, "w1    UP"), "%s", out);
   free(out);
@@ -244,8 +250,10 @@ Test(cluster, malformed_frames_close_only_their_connection, .timeout = 60) {
   static const uint8_t garbage[] = {0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff};
   static const uint8_t oversize[] = {0x7f, 0xff, 0xff, 0xff};
   static const uint8_t zero[] = {0, 0, 0, 0};
-  const struct { const uint8_t *b; size_t n; } bad[] = {
-      {garbage, sizeof garbage}, {oversize, sizeof oversize}, {zero, sizeof zero}};
+  const struct {
+    const uint8_t *b;
+    size_t n;
+  } bad[] = {{garbage, sizeof garbage}, {oversize, sizeof oversize}, {zero, sizeof zero}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int fd = it_raw_connect(c.rpc_port);
     cr_assert_eq(write(fd, bad[i].b, bad[i].n), (ssize_t)bad[i].n);
@@ -329,13 +337,19 @@ Test(cluster, invalid_specs_are_refused_with_the_field_named, .timeout = 60) {
 
   /* The CLI maps refusals to documented exit codes. */
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"show", "987654", NULL}), 4);
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"submit", "--command", "--queue", "nope",
-                                                      "--", "true", NULL}), 5);
+  cr_assert_eq(
+      it_trainctl(&c, NULL,
+                  (const char *[]){"submit", "--command", "--queue", "nope", "--", "true", NULL}),
+      5);
   /* More CPUs than any node has: refused, as too many GPUs are. */
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"submit", "--command", "--cpus", "64", "--",
-                                                      "true", NULL}), 5);
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"submit", "--command", "--priority", "5000",
-                                                      "--", "true", NULL}), 2);
+  cr_assert_eq(
+      it_trainctl(&c, NULL,
+                  (const char *[]){"submit", "--command", "--cpus", "64", "--", "true", NULL}),
+      5);
+  cr_assert_eq(it_trainctl(&c, NULL,
+                           (const char *[]){"submit", "--command", "--priority", "5000", "--",
+                                            "true", NULL}),
+               2);
   /* Nothing was half-written: no job exists besides none submitted. */
   char *out = NULL;
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--all", "--json", NULL}), 0);

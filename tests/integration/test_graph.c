@@ -38,8 +38,8 @@
 #define STEPS 40
 
 /* Runs trainrun directly (no worker) and returns its pid. */
-static pid_t start_trainrun(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
-                            int ctl_port, const char *log) {
+static pid_t start_trainrun(const char *model, const char *cfg, uint32_t rank, uint32_t world,
+                            uint64_t job, int ctl_port, const char *log) {
   return rk_start(model, cfg, rank, world, job, ctl_port, log, NULL);
 }
 
@@ -50,13 +50,15 @@ static void reference(const char *dir, uint64_t steps, char *out_path, size_t n)
 
 static void onnx_check(const char *path) {
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]))' %s",
-           path);
+  snprintf(
+      cmd, sizeof cmd,
+      "/usr/bin/python3 -c 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]))' %s",
+      path);
   cr_assert_eq(system(cmd), 0, "onnx.checker rejected %s", path);
 }
 
-static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
-                                uint32_t requeues) {
+static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg,
+                                size_t cfg_len, uint32_t requeues) {
   rk_job j; /* data parallel: plans are test_graph_plan.c's */
   rk_graph_job(&j, nodes, tpn, cfg, cfg_len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
   j.job.name = "mlp-dp";
@@ -67,15 +69,18 @@ static uint64_t submit_graph_rq(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn,
   return id;
 }
 
-static uint64_t submit_graph(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len) {
+static uint64_t submit_graph(ty_rpc_client *cl, uint32_t nodes, uint32_t tpn, const uint8_t *cfg,
+                             size_t cfg_len) {
   return submit_graph_rq(cl, nodes, tpn, cfg, cfg_len, 0);
 }
 
 static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t tpn,
                               bool relative_state) {
   it_cluster c;
-  if (relative_state) it_cluster_start_relative(&c, workers, cpus);
-  else it_cluster_start(&c, workers, cpus);
+  if (relative_state)
+    it_cluster_start_relative(&c, workers, cpus);
+  else
+    it_cluster_start(&c, workers, cpus);
   char ref[400], out[400];
   reference(c.dir, STEPS, ref, sizeof ref);
   snprintf(out, sizeof out, "%s/dp.onnx", c.dir);
@@ -85,8 +90,8 @@ static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t
   uint64_t id = submit_graph(cl, nodes, tpn, cfg, len);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
   cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c.dir);
-  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)", r->job->state,
-               r->job->reason, c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)",
+               r->job->state, r->job->reason, c.dir);
   trainyard__get_job_response__free_unpacked(r, NULL);
   double d = rk_weight_diff(ref, out);
   cr_assert(d < 1e-4, "data-parallel weights differ from single-process ones by %g", d);
@@ -105,9 +110,13 @@ static void expect_dp_matches(size_t workers, int cpus, uint32_t nodes, uint32_t
   it_cluster_stop(&c);
 }
 
-Test(graph, two_workers_one_rank_each_match_single_process, .timeout = 300) { expect_dp_matches(2, 1, 2, 1, false); }
+Test(graph, two_workers_one_rank_each_match_single_process, .timeout = 300) {
+  expect_dp_matches(2, 1, 2, 1, false);
+}
 
-Test(graph, one_worker_two_ranks_match_single_process, .timeout = 300) { expect_dp_matches(1, 2, 1, 2, false); }
+Test(graph, one_worker_two_ranks_match_single_process, .timeout = 300) {
+  expect_dp_matches(1, 2, 1, 2, false);
+}
 
 /* Daemons started with relative --state-dir paths (the quick start's layout):
  * every path handed to a rank must still resolve from the rank's own cwd. */
@@ -135,7 +144,8 @@ Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 30
   free(text);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
-  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended badly (logs in %s)", c.dir);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED,
+            "job ended badly (logs in %s)", c.dir);
   trainyard__get_job_response__free_unpacked(r, NULL);
   /* Every 5 steps over 40: the newest 3 stay, the configured path links the newest. */
   char p[600];
@@ -154,7 +164,8 @@ Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 30
     if (!listed) it_sleep_ms(100);
   }
   cr_assert(listed, "checkpoint ls does not list exactly the 3 that exist");
-  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, "--json", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, "--json", NULL}),
+               0);
   snprintf(p, sizeof p, "\"step\":%d,", STEPS - 10);
   cr_assert(strstr(text, p) && strstr(text, "kept.step-000040.onnx"), "%s", text);
   cr_assert_null(strstr(text, "kept.step-000025.onnx"), "%s", text);
@@ -218,8 +229,10 @@ Test(graph, mismatched_collective_is_named, .timeout = 120) {
   cr_assert_neq(rk_wait_exit(p1), 0);
   size_t n;
   char *text = (char *)rk_read_all(log0, &n);
-  cr_assert(strstr(text, "collective mismatch: rank 1 reduces gradient bucket seq 0 holding "), "%s", text);
-  cr_assert(strstr(text, "fc1.weight") && strstr(text, "conv1.weight"), "tensors not named: %s", text);
+  cr_assert(strstr(text, "collective mismatch: rank 1 reduces gradient bucket seq 0 holding "),
+            "%s", text);
+  cr_assert(strstr(text, "fc1.weight") && strstr(text, "conv1.weight"), "tensors not named: %s",
+            text);
   free(text);
   it_cluster_stop(&c);
 }
@@ -255,7 +268,8 @@ static void wait_step(ty_rpc_client *cl, uint64_t id, uint64_t step, bool ckpt) 
     if (ok) return;
     it_sleep_ms(100);
   }
-  cr_assert_fail("job %llu never reached step %llu", (unsigned long long)id, (unsigned long long)step);
+  cr_assert_fail("job %llu never reached step %llu", (unsigned long long)id,
+                 (unsigned long long)step);
 }
 
 Test(graph, killed_rank_fails_the_job, .timeout = 180) {
@@ -276,7 +290,8 @@ Test(graph, killed_rank_fails_the_job, .timeout = 180) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
   cr_assert(r, "job did not end after its rank 1 was killed (logs in %s)", c.dir);
   cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
-  cr_assert(strstr(r->job->reason, "rank 1") && strstr(r->job->reason, "signal 9"), "reason: %s", r->job->reason);
+  cr_assert(strstr(r->job->reason, "rank 1") && strstr(r->job->reason, "signal 9"), "reason: %s",
+            r->job->reason);
   trainyard__get_job_response__free_unpacked(r, NULL);
   free(cfg);
   ty_rpc_client_close(cl);
@@ -313,14 +328,15 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   trainyard__get_job_response__free_unpacked(r, NULL);
   it_worker_start(&c, w, 1);
   r = it_wait_job(cl, id, 0, 180000);
-  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "job did not complete after the requeue (%s)",
-            r ? r->job->reason : "timeout");
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED,
+            "job did not complete after the requeue (%s)", r ? r->job->reason : "timeout");
   trainyard__get_job_response__free_unpacked(r, NULL);
   /* It resumed (rather than starting over) ... */
   bool resumed = false;
   for (size_t i = 0; i < 2 && !resumed; i++) {
     char log[400];
-    snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c.dir, c.name[i], (unsigned long long)id);
+    snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c.dir, c.name[i],
+             (unsigned long long)id);
     if (access(log, R_OK) != 0) continue;
     size_t n;
     char *text = (char *)rk_read_all(log, &n);
@@ -339,7 +355,8 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
 static bool rank0_resumed(const it_cluster *c, uint64_t id) {
   for (size_t i = 0; i < 2; i++) {
     char log[400];
-    snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c->dir, c->name[i], (unsigned long long)id);
+    snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c->dir, c->name[i],
+             (unsigned long long)id);
     if (access(log, R_OK) != 0) continue;
     size_t n;
     char *text = (char *)rk_read_all(log, &n);
@@ -413,10 +430,12 @@ Test(graph, rendezvous_without_valid_token_refused, .timeout = 120) {
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph(cl, 1, 1, cfg, len);
   char want[128], msg[512] = "";
-  snprintf(want, sizeof want, "rendezvous for job %llu: missing or invalid token", (unsigned long long)id);
+  snprintf(want, sizeof want, "rendezvous for job %llu: missing or invalid token",
+           (unsigned long long)id);
   cr_assert_eq(rdv_put(&c, id, NULL, msg, sizeof msg), TY_EPERM, "no credential: %s", msg);
   cr_assert(strstr(msg, want), "message: %s", msg);
-  cr_assert_eq(rdv_put(&c, id, "garbage-garbage-garbage", msg, sizeof msg), TY_EPERM, "garbage: %s", msg);
+  cr_assert_eq(rdv_put(&c, id, "garbage-garbage-garbage", msg, sizeof msg), TY_EPERM, "garbage: %s",
+               msg);
   cr_assert(strstr(msg, want), "message: %s", msg);
   free(cfg);
   ty_rpc_client_close(cl);

@@ -330,7 +330,8 @@ static void submit_twice_during_check(const it_cluster *c, const char *rid, retr
     cr_assert_eq(pthread_create(&t[i], NULL, submit_rid, &out[i]), 0);
     if (i == 0) usleep(300 * 1000);
   }
-  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
 }
 
 Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout = 300) {
@@ -341,7 +342,8 @@ Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout 
   snprintf(traind_dir, sizeof traind_dir, "%s", rk_env("TY_TRAIND"));
   *strrchr(traind_dir, '/') = 0;
   char body[1024];
-  snprintf(body, sizeof body, "sleep 2; exec %s/graphcheck/trainyard-graphcheck \"$@\"", traind_dir);
+  snprintf(body, sizeof body, "sleep 2; exec %s/graphcheck/trainyard-graphcheck \"$@\"",
+           traind_dir);
   write_script(slow, body);
   const char *const slow_args[] = {"--graphcheck", slow, NULL};
   restart_with(&c, slow_args);
@@ -349,8 +351,8 @@ Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout 
   submit_twice_during_check(&c, "r-1", r);
   cr_assert_eq(r[0].rc, 0, "%s", r[0].err);
   cr_assert_eq(r[1].rc, 0, "%s", r[1].err);
-  cr_expect_eq(r[1].id, r[0].id, "the retry made job %llu beside %llu",
-               (unsigned long long)r[1].id, (unsigned long long)r[0].id);
+  cr_expect_eq(r[1].id, r[0].id, "the retry made job %llu beside %llu", (unsigned long long)r[1].id,
+               (unsigned long long)r[0].id);
   char *scrape = it_http_get_metrics(c.metrics_port);
   cr_expect(strstr(scrape, "trainyard_model_checks_total{result=\"ok\"} 1\n"), "%s", scrape);
   free(scrape);
@@ -360,7 +362,8 @@ Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout 
   submit_twice_during_check(&c, "r-2", r);
   for (int i = 0; i < 2; i++) {
     cr_expect_eq(r[i].rc, TY_EINVAL);
-    cr_expect_str_eq(r[i].err, "job.graph: model check timed out after 1 s (traind --check-timeout-s)");
+    cr_expect_str_eq(r[i].err,
+                     "job.graph: model check timed out after 1 s (traind --check-timeout-s)");
   }
   it_cluster_stop(&c);
 }

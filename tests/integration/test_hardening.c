@@ -43,7 +43,7 @@
 typedef struct loop_arg {
   const it_cluster *c;
   int loop;
-  int done; /* submissions attempted; read by the main thread */
+  int done;                 /* submissions attempted; read by the main thread */
   uint64_t acked[PER_LOOP]; /* 0 = not acknowledged */
   char out_path[300];
 } loop_arg;
@@ -55,8 +55,8 @@ static void *submit_loop(void *p) {
     char name[32], script[400];
     snprintf(name, sizeof name, "L%d-%d", a->loop, i);
     snprintf(script, sizeof script, "echo %s >> %s", name, a->out_path);
-    const char *args[] = {"--timeout", "60", "submit", "--command", "--quiet", "--name", name,
-                          "--", "sh", "-c", script, NULL};
+    const char *args[] = {"--timeout", "60", "submit", "--command", "--quiet", "--name",
+                          name,        "--", "sh",     "-c",        script,    NULL};
     char *out = NULL;
     if (it_trainctl(a->c, &out, args) == 0) a->acked[i] = strtoull(out, NULL, 10);
     free(out);
@@ -67,7 +67,8 @@ static void *submit_loop(void *p) {
 
 static int total_done(loop_arg *a) {
   int n = 0;
-  for (int l = 0; l < LOOPS; l++) n += __atomic_load_n(&a[l].done, __ATOMIC_ACQUIRE);
+  for (int l = 0; l < LOOPS; l++)
+    n += __atomic_load_n(&a[l].done, __ATOMIC_ACQUIRE);
   return n;
 }
 
@@ -94,7 +95,8 @@ static void list_jobs(ty_rpc_client *cl, job_list *out) {
 }
 
 static void job_list_close(job_list *l) {
-  for (uint64_t i = 0; i <= l->max_id; i++) free(l->name[i]);
+  for (uint64_t i = 0; i <= l->max_id; i++)
+    free(l->name[i]);
   free(l->name);
   free(l->state);
 }
@@ -143,12 +145,14 @@ Test(hardening, submits_survive_five_sigkilled_controllers_exactly_once, .timeou
   for (int k = 0; k < RESTARTS; k++) {
     /* Kill in the middle of the stream: after the next 25 submissions. */
     int target = (k + 1) * LOOPS * PER_LOOP / (RESTARTS + 2);
-    while (total_done(a) < target) it_sleep_ms(5);
+    while (total_done(a) < target)
+      it_sleep_ms(5);
     it_kill9(&c.traind);
     it_sleep_ms(100 + 100 * k);
     it_controller_start(&c);
   }
-  for (int l = 0; l < LOOPS; l++) pthread_join(th[l], NULL);
+  for (int l = 0; l < LOOPS; l++)
+    pthread_join(th[l], NULL);
 
   job_list jobs;
   wait_all_final(&c, &jobs);
@@ -231,8 +235,8 @@ typedef struct ctl_run {
 
 static void *submit_once(void *p) {
   ctl_run *a = p;
-  const char *args[] = {"--timeout", "60", "submit", "--command", "--quiet", "--name", "once",
-                        "--", "true", NULL};
+  const char *args[] = {"--timeout", "60",   "submit", "--command", "--quiet",
+                        "--name",    "once", "--",     "true",      NULL};
   a->rc = it_trainctl_err(a->c, &a->out, &a->err, args);
   return NULL;
 }
@@ -260,7 +264,8 @@ Test(hardening, a_signed_submit_is_retried_across_a_restart_exactly_once, .timeo
   job_list jobs;
   wait_all_final(&c, &jobs);
   int copies = 0;
-  for (uint64_t i = 1; i <= jobs.max_id; i++) copies += jobs.name[i] && !strcmp(jobs.name[i], "once");
+  for (uint64_t i = 1; i <= jobs.max_id; i++)
+    copies += jobs.name[i] && !strcmp(jobs.name[i], "once");
   cr_expect_eq(copies, 1, "the submit created %d jobs (logs in %s)", copies, c.dir);
   cr_expect(id <= jobs.max_id && jobs.name[id] && !strcmp(jobs.name[id], "once"));
   cr_expect_eq(jobs.state[id], TRAINYARD__JOB_STATE__JOB_COMPLETED);
@@ -342,7 +347,8 @@ Test(hardening, idle_connections_are_capped_and_timed_out, .timeout = 120) {
   it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = limits});
   enum { N = 30 };
   int fds[N];
-  for (int i = 0; i < N; i++) fds[i] = it_raw_connect(c.rpc_port);
+  for (int i = 0; i < N; i++)
+    fds[i] = it_raw_connect(c.rpc_port);
   /* Every one ends: over the cap at once, the others at the deadline. */
   for (int i = 0; i < N; i++) {
     cr_expect(it_closed_by_peer(fds[i]), "connection %d was kept", i);
@@ -351,8 +357,12 @@ Test(hardening, idle_connections_are_capped_and_timed_out, .timeout = 120) {
   const char *nodes[] = {"nodes", NULL};
   cr_expect_eq(it_trainctl(&c, NULL, nodes), 0, "trainctl nodes failed");
   char *m = it_http_get_metrics(c.metrics_port);
-  cr_expect_gt(sample(m, "trainyard_connections_refused_total{listener=\"rpc\",reason=\"per_address\"} "), 0, "%s", m);
-  cr_expect_gt(sample(m, "trainyard_connections_closed_total{listener=\"rpc\",reason=\"handshake\"} "), 0, "%s", m);
+  cr_expect_gt(
+      sample(m, "trainyard_connections_refused_total{listener=\"rpc\",reason=\"per_address\"} "), 0,
+      "%s", m);
+  cr_expect_gt(
+      sample(m, "trainyard_connections_closed_total{listener=\"rpc\",reason=\"handshake\"} "), 0,
+      "%s", m);
   free(m);
   it_cluster_stop(&c);
 }
@@ -363,7 +373,8 @@ Test(hardening, cancel_with_too_many_ids_is_refused_naming_the_field, .timeout =
   ty_rpc_client *cl = it_client(&c);
   enum { IDS = 100000 };
   uint64_t *ids = malloc(IDS * sizeof *ids);
-  for (size_t i = 0; i < IDS; i++) ids[i] = i + 1;
+  for (size_t i = 0; i < IDS; i++)
+    ids[i] = i + 1;
   Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
   req.job_ids = ids;
   req.n_job_ids = IDS;

@@ -79,8 +79,9 @@ static void check_records(const it_cluster *c, uint64_t a, uint64_t b) {
   /* Chosen fields, no header, one state. */
   char expect[64];
   snprintf(expect, sizeof expect, "%llu  FAILED  3:0\n", (unsigned long long)b);
-  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"history", "--state", "failed", "--noheader",
-                                                     "--format", "id,state,exit", NULL}),
+  cr_assert_eq(it_trainctl(c, &out,
+                           (const char *[]){"history", "--state", "failed", "--noheader",
+                                            "--format", "id,state,exit", NULL}),
                0);
   cr_assert_str_eq(out, expect);
   free(out);
@@ -89,8 +90,8 @@ static void check_records(const it_cluster *c, uint64_t a, uint64_t b) {
    * measured ones are plain (GPU time, always allocated, is 0: none held). */
   cr_assert_eq(it_trainctl(c, &out, (const char *[]){"history", NULL}), 0);
   bool allocated = !measured || strstr(out, "RUNNING");
-  cr_assert(strstr(out, "CPUTIME") && !strstr(out, "allocated, not measured") == !allocated,
-            "%s", out);
+  cr_assert(strstr(out, "CPUTIME") && !strstr(out, "allocated, not measured") == !allocated, "%s",
+            out);
   const char *ok = strstr(out, "acct-ok"), *eol = ok ? strchr(ok, '\n') : NULL;
   const char *mark = ok ? strchr(ok, '~') : NULL;
   cr_assert(ok && eol);
@@ -102,43 +103,47 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   ty_rpc_client *cl = it_client(&c);
-  uint64_t a = it_submit_cli(&c, (const char *[]){"--name", "acct-ok", "--ntasks-per-node", "2", "--",
-                                               "true", NULL});
-  uint64_t b = it_submit_cli(&c, (const char *[]){"--name", "acct-bad", "--", "/bin/sh", "-c",
-                                               "exit 3", NULL});
+  uint64_t a = it_submit_cli(
+      &c, (const char *[]){"--name", "acct-ok", "--ntasks-per-node", "2", "--", "true", NULL});
+  uint64_t b = it_submit_cli(
+      &c, (const char *[]){"--name", "acct-bad", "--", "/bin/sh", "-c", "exit 3", NULL});
   cr_assert_eq(wait_state(cl, a, 0), ST(COMPLETED));
   cr_assert_eq(wait_state(cl, b, 0), ST(FAILED));
   check_records(&c, a, b);
   /* A live job shows too, with the running time so far. */
-  uint64_t live = it_submit_cli(&c, (const char *[]){"--name", "acct-live", "--", "sleep", "60", NULL});
+  uint64_t live =
+      it_submit_cli(&c, (const char *[]){"--name", "acct-live", "--", "sleep", "60", NULL});
   cr_assert_eq(wait_state(cl, live, ST(RUNNING)), ST(RUNNING));
   char *out = NULL;
-  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--state", "running", "--noheader",
-                                                      "--format", "name,state", NULL}),
+  cr_assert_eq(it_trainctl(&c, &out,
+                           (const char *[]){"history", "--state", "running", "--noheader",
+                                            "--format", "name,state", NULL}),
                0);
   cr_assert_str_eq(out, "acct-live  RUNNING\n");
   free(out);
   /* --limit counts live and ended jobs together, newest first, and says
    * when more matched. */
   char *err = NULL;
-  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"history", "--limit", "2", "--noheader",
-                                                        "--format", "name", "--state",
-                                                        "running,failed,completed", NULL}),
+  cr_assert_eq(ctl_err(&c, &out, &err,
+                       (const char *[]){"history", "--limit", "2", "--noheader", "--format", "name",
+                                        "--state", "running,failed,completed", NULL}),
                0);
   cr_assert(!strcmp(out, "acct-live\nacct-bad\n") || !strcmp(out, "acct-live\nacct-ok\n"), "%s",
             out);
   cr_assert(strstr(err, "more jobs matched; the newest 2 are shown"), "%s", err);
   free(out), free(err);
-  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"history", "--limit", "1", "--noheader",
-                                                        "--format", "name", NULL}),
-               0);
+  cr_assert_eq(
+      ctl_err(&c, &out, &err,
+              (const char *[]){"history", "--limit", "1", "--noheader", "--format", "name", NULL}),
+      0);
   cr_assert_str_eq(out, "acct-live\n");
   cr_assert(strstr(err, "more jobs matched"), "%s", err);
   free(out), free(err);
   /* Another user's history is empty; --user names whose. */
-  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--user", "nobody-else",
-                                                      "--noheader", NULL}),
-               0);
+  cr_assert_eq(
+      it_trainctl(&c, &out,
+                  (const char *[]){"history", "--user", "nobody-else", "--noheader", NULL}),
+      0);
   cr_assert_str_eq(out, "");
   free(out);
   ty_rpc_client_close(cl);
@@ -149,8 +154,9 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
   check_records(&c, a, b);
   char sa[24];
   id_str(a, sa);
-  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--job", sa, "--limit", "5",
-                                                      "--format", "id,user", "--noheader", NULL}),
+  cr_assert_eq(it_trainctl(&c, &out,
+                           (const char *[]){"history", "--job", sa, "--limit", "5", "--format",
+                                            "id,user", "--noheader", NULL}),
                0);
   char expect[96];
   snprintf(expect, sizeof expect, "%s  %s\n", sa, me());
@@ -233,23 +239,28 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
   char sfirst[24], sdep[24], dep[48], why[160];
   id_str(first, sfirst);
   snprintf(dep, sizeof dep, "afterany:%s", sfirst);
-  uint64_t waits = it_submit_cli(&c, (const char *[]){"--dependency", dep, "--time", "1h", "--",
-                                                   "true", NULL});
+  uint64_t waits =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep, "--time", "1h", "--", "true", NULL});
   id_str(waits, sdep);
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "30m", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "30m", NULL}), 0);
   snprintf(why, sizeof why, "time limit 3600 s -> 1800 s by %s", me());
   cr_assert(has_event(&c, sdep, why), "no event \"%s\"", why);
   /* Refusals: a running job keeps its limit; a queue's maximum holds. */
   char *out = NULL, *err = NULL;
   cr_assert_eq(wait_state(cl, first, ST(RUNNING)), ST(RUNNING));
-  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"job", "update", sfirst, "--time", "5m", NULL}), 1);
+  cr_assert_eq(
+      ctl_err(&c, &out, &err, (const char *[]){"job", "update", sfirst, "--time", "5m", NULL}), 1);
   cr_assert(strstr(err, "only pending jobs can be given another time limit"), "%s", err);
   free(out), free(err);
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "create", "short", "--max-time", "10m",
-                                                     NULL}), 0);
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "5m", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL,
+                           (const char *[]){"queue", "create", "short", "--max-time", "10m", NULL}),
+               0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "5m", NULL}),
+               0);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "move", sdep, "short", NULL}), 0);
-  cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"job", "update", sdep, "--time", "2h", NULL}), 1);
+  cr_assert_eq(
+      ctl_err(&c, &out, &err, (const char *[]){"job", "update", sdep, "--time", "2h", NULL}), 1);
   cr_assert(strstr(err, "time_limit_s: 7200 s exceeds queue short's max_time of 600 s"), "%s", err);
   free(out), free(err);
   /* Requeue: pending is refused; the ended job runs again as a new run. */
@@ -263,9 +274,10 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
   snprintf(why, sizeof why, "requeued after COMPLETED by %s", me());
   cr_assert(has_event(&c, sdep, why), "no event \"%s\"", why);
   /* Accounting sees both runs; the history of changes survives a restart. */
-  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--job", sdep, "--ranks",
-                                                     "--noheader", "--format", "id,requeues",
-                                                     NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out,
+                           (const char *[]){"history", "--job", sdep, "--ranks", "--noheader",
+                                            "--format", "id,requeues", NULL}),
+               0);
   char expect[128];
   /* The ID column is as wide as its widest cell, "ID.0#2". */
   snprintf(expect, sizeof expect, "%-*s  1\n%s.0\n%s.0#2\n", (int)strlen(sdep) + 4, sdep, sdep,
@@ -285,8 +297,9 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   const char *node = c.name[0];
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason",
-                                                     "bad fan", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason", "bad fan", NULL}),
+      0);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "resume", node, NULL}), 0);
   char *out = NULL;
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, "--json", NULL}), 0);
@@ -303,8 +316,9 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   cr_assert(strstr(out, "Events (oldest first):") && strstr(out, "bad fan"), "%s", out);
   free(out);
   /* --limit: the newest events only. */
-  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, "--json", "--limit",
-                                                     "1", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"node", "show", node, "--json", "--limit", "1", NULL}),
+      0);
   cr_assert(strstr(out, "\"action\":\"resume\"") && !strstr(out, "\"action\":\"drain\""), "%s",
             out);
   free(out);
@@ -319,22 +333,26 @@ Test(history, ls_formats_sorts_and_filters_by_time, .timeout = 120) {
   char srun[24], dep[48];
   id_str(run, srun);
   snprintf(dep, sizeof dep, "afterok:%s", srun);
-  uint64_t w1 = it_submit_cli(&c, (const char *[]){"--name", "w1", "--priority", "5", "--dependency",
-                                                dep, "--", "true", NULL});
-  uint64_t w2 = it_submit_cli(&c, (const char *[]){"--name", "w2", "--priority", "9", "--dependency",
-                                                dep, "--", "true", NULL});
+  uint64_t w1 = it_submit_cli(&c, (const char *[]){"--name", "w1", "--priority", "5",
+                                                   "--dependency", dep, "--", "true", NULL});
+  uint64_t w2 = it_submit_cli(&c, (const char *[]){"--name", "w2", "--priority", "9",
+                                                   "--dependency", dep, "--", "true", NULL});
   cr_assert_eq(wait_state(cl, run, ST(RUNNING)), ST(RUNNING));
   char *out = NULL, expect[256];
-  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--format", "id,name,state,pri",
-                                                      "--sort", "-pri", "--noheader", NULL}),
+  cr_assert_eq(it_trainctl(&c, &out,
+                           (const char *[]){"ls", "--format", "id,name,state,pri", "--sort", "-pri",
+                                            "--noheader", NULL}),
                0);
-  snprintf(expect, sizeof expect, "%llu  w2  PENDING  9\n%llu  w1  PENDING  5\n%llu  runner  RUNNING  0\n",
+  snprintf(expect, sizeof expect,
+           "%llu  w2  PENDING  9\n%llu  w1  PENDING  5\n%llu  runner  RUNNING  0\n",
            (unsigned long long)w2, (unsigned long long)w1, (unsigned long long)run);
   /* Columns line up: compare without the padding. */
   char *p = out, *q = expect;
   for (; *p && *q; p++, q++) {
-    while (*p == ' ' && p[1] == ' ') p++;
-    while (*q == ' ' && q[1] == ' ') q++;
+    while (*p == ' ' && p[1] == ' ')
+      p++;
+    while (*q == ' ' && q[1] == ' ')
+      q++;
     if (*p != *q) break;
   }
   cr_assert(!*p && !*q, "got:\n%s\nwanted (up to padding):\n%s", out, expect);
@@ -343,8 +361,9 @@ Test(history, ls_formats_sorts_and_filters_by_time, .timeout = 120) {
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "-o", "name,dependency", NULL}), 0);
   cr_assert(strncmp(out, "NAME    DEPENDENCY\n", 19) == 0 && strstr(out, "afterok:"), "%s", out);
   free(out);
-  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--since", "@4000000000",
-                                                      "--noheader", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"ls", "--since", "@4000000000", "--noheader", NULL}),
+      0);
   cr_assert_str_eq(out, "");
   free(out);
   char *err = NULL;

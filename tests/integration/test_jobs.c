@@ -67,7 +67,7 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
            "$d/out.$SLURM_ARRAY_TASK_ID",
            c.dir);
   uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-10:2%2", "--name", "arr", "--",
-                                                "/bin/sh", "-c", script, NULL});
+                                                   "/bin/sh", "-c", script, NULL});
   for (uint64_t k = 0; k < 6; k++)
     cr_assert_eq(final_state(cl, id + k, NULL, 0), ST(COMPLETED), "element %llu",
                  (unsigned long long)k);
@@ -85,8 +85,9 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
   snprintf(path, sizeof path, "%s/concurrent", c.dir);
   char *counts = read_text(path);
   cr_assert(counts);
-  for (char *p = counts; *p; p++) cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
-                                            "more than 2 elements ran at once: %s", counts);
+  for (char *p = counts; *p; p++)
+    cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
+              "more than 2 elements ran at once: %s", counts);
   free(counts);
   /* The element is addressable as ID_TASK. */
   char ref[48], *out = NULL;
@@ -145,8 +146,9 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", sid, NULL}), 1);
   free(err);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", "12_x", NULL}), 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"submit", "--command", "--array", "9-1", "--",
-                                              "true", NULL}), 2);
+  cr_assert_eq(
+      ctl(&c, NULL, (const char *[]){"submit", "--command", "--array", "9-1", "--", "true", NULL}),
+      2);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
@@ -200,11 +202,14 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   snprintf(dep_ok, sizeof dep_ok, "afterok:%s", sa);
   snprintf(dep_notok, sizeof dep_notok, "afternotok:%s", sa);
   snprintf(dep_any, sizeof dep_any, "afterany:%s", sa);
-  uint64_t kill = it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep",
-                                                  "yes", "--", "true", NULL});
-  uint64_t keep = it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep",
-                                                  "no", "--", "true", NULL});
-  uint64_t notok = it_submit_cli(&c, (const char *[]){"--dependency", dep_notok, "--", "true", NULL});
+  uint64_t kill =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep", "yes",
+                                         "--", "true", NULL});
+  uint64_t keep =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep", "no",
+                                         "--", "true", NULL});
+  uint64_t notok =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_notok, "--", "true", NULL});
   uint64_t any = it_submit_cli(&c, (const char *[]){"--dependency", dep_any, "--", "true", NULL});
   /* why names the unmet condition while A has not run. */
   char sk[24];
@@ -223,8 +228,8 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   Trainyard__GetJobResponse *r = it_get_job(cl, keep);
   cr_assert_eq((int)r->job->state, ST(PENDING));
   cr_assert(strstr(r->job->reason, "DependencyNeverSatisfied") ||
-                strstr(r->job->dependency, "afterok"), "%s / %s", r->job->reason,
-            r->job->dependency);
+                strstr(r->job->dependency, "afterok"),
+            "%s / %s", r->job->reason, r->job->dependency);
   trainyard__get_job_response__free_unpacked(r, NULL);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sk, NULL}), 0);
   cr_assert(strstr(out, "DependencyNeverSatisfied"), "%s", out);

@@ -38,7 +38,8 @@ static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path
   snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
   const char *argv[40] = {rlaunch_bin()};
   size_t n = 1;
-  for (size_t i = 0; args[i] && n < 39; i++) argv[n++] = args[i];
+  for (size_t i = 0; args[i] && n < 39; i++)
+    argv[n++] = args[i];
   argv[n] = NULL;
   pid_t pid = fork();
   cr_assert(pid >= 0);
@@ -46,7 +47,8 @@ static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path
     if (env && env[0] && strcmp(env[0], "-i") == 0) clearenv(), env++;
     setenv("TRAINYARD_CONTROLLER", addr, 1);
     if (!c->opts.auth_none) setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
-    for (size_t i = 0; env && env[i]; i++) putenv((char *)env[i]);
+    for (size_t i = 0; env && env[i]; i++)
+      putenv((char *)env[i]);
     int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
     int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -77,7 +79,8 @@ static char *slurp(const char *path) {
   ty_buf_init(&b);
   char chunk[65536];
   size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) ty_buf_append(&b, chunk, n);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    ty_buf_append(&b, chunk, n);
   fclose(f);
   ty_buf_append(&b, "", 1);
   return (char *)b.data;
@@ -181,8 +184,8 @@ Test(rlaunch, failures_have_their_own_exit_codes, .timeout = 120) {
   }
   cr_assert_eq(rl_wait(pid), 125);
   err = slurp(errpath);
-  cr_assert(strstr(err, "cannot tell the current directory (it was deleted): No such file"),
-            "[%s]", err);
+  cr_assert(strstr(err, "cannot tell the current directory (it was deleted): No such file"), "[%s]",
+            err);
   free(err);
   it_cluster_stop(&c);
 }
@@ -230,7 +233,9 @@ Test(rlaunch, ctrl_c_reaches_a_remote_trap, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-static bool alive(pid_t pid) { return kill(pid, 0) == 0; }
+static bool alive(pid_t pid) {
+  return kill(pid, 0) == 0;
+}
 
 Test(rlaunch, killing_the_client_kills_the_remote, .timeout = 120) {
   it_cluster c;
@@ -352,7 +357,8 @@ static void expect_env_names(const char *out, const char *const *want) {
     l = nl ? nl + 1 : l + strlen(l);
   }
   size_t n = 0;
-  while (want[n]) n++;
+  while (want[n])
+    n++;
   cr_assert_eq(lines, n, "[%s]", out);
 }
 
@@ -366,10 +372,22 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   char *out = output(&c, "env", "out");
   /* The caller's (rlaunch's own two variables included), the login
    * variables of the user the task runs as, the per-rank ones. */
-  const char *names[24] = {"PATH", "TRAINYARD_CONTROLLER", "TRAINYARD_MUNGE_SOCKET", "HOME",
-                           "USER", "LOGNAME", "SHELL", "RANK", "LOCAL_RANK", "WORLD_SIZE",
-                           "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TRAINYARD_JOB_ID",
-                           "TRAINYARD_NODE", "CUDA_VISIBLE_DEVICES"};
+  const char *names[24] = {"PATH",
+                           "TRAINYARD_CONTROLLER",
+                           "TRAINYARD_MUNGE_SOCKET",
+                           "HOME",
+                           "USER",
+                           "LOGNAME",
+                           "SHELL",
+                           "RANK",
+                           "LOCAL_RANK",
+                           "WORLD_SIZE",
+                           "LOCAL_WORLD_SIZE",
+                           "MASTER_ADDR",
+                           "MASTER_PORT",
+                           "TRAINYARD_JOB_ID",
+                           "TRAINYARD_NODE",
+                           "CUDA_VISIBLE_DEVICES"};
   /* Plus what the harness hands on with --task-env, the one documented way
    * (a sanitized build's options). */
   const char *handed[] = {"TRAINYARD_STEP_DELAY_MS", "TRAINYARD_COLLECTIVE_TIMEOUT_S",
@@ -380,8 +398,8 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   expect_env_names(out, names);
   cr_assert(strstr(out, "PATH=/usr/bin:/bin\n"), "[%s]", out);
   free(out);
-  cr_assert_eq(rl_wait(rl_start(&c, "envpty", NULL, (const char *[]){"--pty", "--", "env", NULL},
-                                env)), 0);
+  cr_assert_eq(
+      rl_wait(rl_start(&c, "envpty", NULL, (const char *[]){"--pty", "--", "env", NULL}, env)), 0);
   out = output(&c, "envpty", "out");
   cr_assert(strstr(out, "TERM=vt220\r\n"), "[%s]", out);
   cr_assert_null(strstr(out, "TY_WORKER_ONLY"), "[%s]", out);
@@ -400,7 +418,8 @@ static long file_size(const char *path) {
 static double metric(int port, const char *name) {
   char *m = it_http_get_metrics(port);
   char *at = m ? strstr(m, name) : NULL;
-  while (at && at > m && at[-1] != '\n') at = strstr(at + 1, name);
+  while (at && at > m && at[-1] != '\n')
+    at = strstr(at + 1, name);
   double v = at ? atof(at + strlen(name)) : -1;
   free(m);
   return v;
@@ -420,19 +439,22 @@ Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) 
   char log[400];
   snprintf(log, sizeof log, "%s/w1/jobs/1/rank0.log", c.dir);
   long size = file_size(log);
-  for (int i = 0; i < 500 && size > 64 * 1024; i++) it_sleep_ms(10), size = file_size(log);
+  for (int i = 0; i < 500 && size > 64 * 1024; i++)
+    it_sleep_ms(10), size = file_size(log);
   cr_assert(size > 0 && size <= 64 * 1024, "log of %ld bytes (cap 64K)", size);
   char *text = NULL;
   cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"logs", "1", NULL}), 0);
   cr_assert(strncmp(text, "line 0\n", 7) == 0 && strstr(text, " bytes of output cut here; ") &&
-            strstr(text, "\nline 19999\n"), "%.300s", text);
+                strstr(text, "\nline 19999\n"),
+            "%.300s", text);
   free(text);
   cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_cut_bytes_total "), 0);
   cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_bytes "), 0);
   /* Three seconds after the job ended, its directory goes. */
   char dir[400];
   snprintf(dir, sizeof dir, "%s/w1/jobs/1", c.dir);
-  for (int i = 0; i < 1500 && access(dir, F_OK) == 0; i++) it_sleep_ms(10);
+  for (int i = 0; i < 1500 && access(dir, F_OK) == 0; i++)
+    it_sleep_ms(10);
   cr_assert_neq(access(dir, F_OK), 0, "the job's logs were not removed");
   cr_assert_eq(metric(c.worker_metrics_port[0], "trainyard_worker_log_dirs_removed_total "), 1);
   it_cluster_stop(&c);
@@ -504,8 +526,8 @@ Test(rlaunch, attach_replays_history_then_follows, .timeout = 120) {
 }
 
 /* Attach with the given credential; returns the END status. */
-static int raw_attach(int io_port, uint64_t job, const void *cred, size_t cred_len,
-                      char *msg, size_t msg_len) {
+static int raw_attach(int io_port, uint64_t job, const void *cred, size_t cred_len, char *msg,
+                      size_t msg_len) {
   Trainyard__AttachRequest req = TRAINYARD__ATTACH_REQUEST__INIT;
   req.job_id = job;
   req.rank = 0;
@@ -528,10 +550,9 @@ static int raw_attach(int io_port, uint64_t job, const void *cred, size_t cred_l
 Test(rlaunch, attach_without_a_valid_token_is_refused, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
-  pid_t pid = rl_start(&c, "guarded", NULL,
-                       (const char *[]){"--", "sh", "-c",
-                                        "echo job=$TRAINYARD_JOB_ID; exec sleep 300", NULL},
-                       NULL);
+  pid_t pid = rl_start(
+      &c, "guarded", NULL,
+      (const char *[]){"--", "sh", "-c", "echo job=$TRAINYARD_JOB_ID; exec sleep 300", NULL}, NULL);
   cr_assert(wait_text(&c, "guarded", "job="));
   char *s = output(&c, "guarded", "out");
   unsigned long job = strtoul(s + 4, NULL, 10);
@@ -612,13 +633,12 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   cr_assert(!strchr(err, '\r') && !strchr(err, '\033'), "[%s]", err);
   /* The placement was pushed: nothing was asked while it waited (the
    * count is rlaunch's client's, of every request after the submit). */
-  cr_assert(strstr(err, "requests to the controller while waiting for the placement: 0\n"),
-            "[%s]", err);
+  cr_assert(strstr(err, "requests to the controller while waiting for the placement: 0\n"), "[%s]",
+            err);
   /* --timing: every side's stages, each measured (a number, not "-"). */
-  static const char *const stages[] = {"client     connect", "  traind   commit",
-                                       "  traind   pass", "  traind   LaunchTask",
-                                       "  worker   spawn", "  worker   exit",
-                                       "client     first byte", "  traind   end"};
+  static const char *const stages[] = {
+      "client     connect", "  traind   commit", "  traind   pass",       "  traind   LaunchTask",
+      "  worker   spawn",   "  worker   exit",   "client     first byte", "  traind   end"};
   for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
     const char *at = strstr(err, stages[i]);
     cr_assert(at, "no stage \"%s\" in [%s]", stages[i], err);
@@ -679,9 +699,11 @@ Test(rlaunch, watch_job_pushes_each_change_until_the_end, .timeout = 120) {
                0);
   cr_expect_eq(res.status, 0, "%s", res.message);
   cr_assert_geq(w.n, 2, "the job as it was, then its changes");
-  cr_expect_eq(w.states[w.n - 1], TRAINYARD__JOB_STATE__JOB_COMPLETED, "the stream ends at the end");
+  cr_expect_eq(w.states[w.n - 1], TRAINYARD__JOB_STATE__JOB_COMPLETED,
+               "the stream ends at the end");
   cr_expect(!w.placed, "no tokens unless asked for");
-  for (size_t i = 0; i + 1 < w.n; i++) cr_expect(!it_is_final(w.states[i]));
+  for (size_t i = 0; i + 1 < w.n; i++)
+    cr_expect(!it_is_final(w.states[i]));
   ty_rpc_result_close(&res);
   /* A job that has ended: one event, then the end. */
   watched again = {0};
@@ -757,9 +779,8 @@ Test(rlaunch, watch_job_refuses_what_it_cannot_watch, .timeout = 120) {
   cr_expect_eq(it_call_as(&c, uid, gid, TY_M_WATCH_JOB, &b, msg, sizeof msg), TY_EPERM, "%s", msg);
   ty_buf_close(&b);
   static const uint8_t garbage[] = {0xff, 0xff, 0xff};
-  cr_assert_eq(ty_rpc_client_stream(cl, TY_M_WATCH_JOB, garbage, sizeof garbage, 5000, NULL, NULL,
-                                    &res),
-               0);
+  cr_assert_eq(
+      ty_rpc_client_stream(cl, TY_M_WATCH_JOB, garbage, sizeof garbage, 5000, NULL, NULL, &res), 0);
   cr_expect_eq(res.status, TY_EPROTO);
   cr_expect_str_eq(res.message, "payload is not a WatchJobRequest");
   cr_expect_eq(w.n, 0, "no event for a refused watch");
@@ -782,7 +803,8 @@ Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
   it_kill9(&c.traind);
   it_controller_start(&c);
   ty_rpc_client *cl = it_client(&c);
-  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 20000), "the worker did not return");
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 20000),
+            "the worker did not return");
   close(open(go, O_WRONLY | O_CREAT, 0644));
   cr_assert_eq(rl_wait(waiter), 0);
   char *out = output(&c, "waiter", "out");

@@ -133,7 +133,8 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
   wait_state(cl, low, ST(RUNNING), 30000);
   char started[300];
   snprintf(started, sizeof started, "%s/started", c.dir);
-  for (int i = 0; i < 500 && access(started, F_OK) != 0; i++) it_sleep_ms(20);
+  for (int i = 0; i < 500 && access(started, F_OK) != 0; i++)
+    it_sleep_ms(20);
   cr_assert_eq(access(started, F_OK), 0, "the low job's task never started");
 
   uint64_t high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2});
@@ -171,7 +172,8 @@ Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .ti
   uint64_t running = submit(cl, script, &(job_opts){.cpus = 1});
   wait_state(cl, running, ST(RUNNING), 30000);
   char *out = NULL;
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"node", "drain", "w1", "--reason", "disk swap", NULL}), 0);
+  cr_assert_eq(
+      ctl(&c, &out, (const char *[]){"node", "drain", "w1", "--reason", "disk swap", NULL}), 0);
   cr_assert(strstr(out, "DRAINING"), "%s", out);
   free(out);
   uint64_t waiting = submit(cl, "echo after", &(job_opts){.cpus = 1});
@@ -196,7 +198,8 @@ Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .ti
   it_cluster_stop(&c);
 }
 
-/* ---- hold and release ------------------------------------------------------------------------- */
+/* ---- hold and release -------------------------------------------------------------------------
+ */
 
 Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   it_cluster c;
@@ -244,7 +247,8 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-/* ---- time limit with a warning signal ------------------------------------------------------------ */
+/* ---- time limit with a warning signal
+ * ------------------------------------------------------------ */
 
 Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 120) {
   it_cluster c;
@@ -254,13 +258,17 @@ Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 1
   snprintf(path, sizeof path, "%s/warned", c.dir);
   snprintf(script, sizeof script,
            "trap 'echo warned > %s' USR1; i=0; while [ $i -lt 600 ]; do sleep 0.1; "
-           "i=$((i+1)); done", path);
-  uint64_t id = submit(cl, script, &(job_opts){.cpus = 1, .time_limit_s = 3,
-                                               .warn_signal = SIGUSR1, .warn_before_s = 2});
+           "i=$((i+1)); done",
+           path);
+  uint64_t id =
+      submit(cl, script,
+             &(job_opts){.cpus = 1, .time_limit_s = 3, .warn_signal = SIGUSR1, .warn_before_s = 2});
   cr_assert_eq(wait_state(cl, id, 0, 60000), ST(TIMEOUT));
   cr_assert(file_has(path, "warned"), "the task never got the warning signal (logs in %s)", c.dir);
-  cr_assert(has_event(cl, id, ST(RUNNING), "warning: SIGUSR1 sent to the tasks 2 s before the "
-                                           "time limit of 3 s"), "the warning is not in the history");
+  cr_assert(has_event(cl, id, ST(RUNNING),
+                      "warning: SIGUSR1 sent to the tasks 2 s before the "
+                      "time limit of 3 s"),
+            "the warning is not in the history");
   /* A warning at or after the limit is refused, naming the field. */
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   char *argv[] = {"true"};
@@ -279,25 +287,31 @@ Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 1
   it_cluster_stop(&c);
 }
 
-/* ---- queue administration -------------------------------------------------------------------------- */
+/* ---- queue administration
+ * -------------------------------------------------------------------------- */
 
 Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   it_cluster c;
   start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
   char *out = NULL;
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "gpu", "--tier", "5", "--share",
-                                              "2", "--max-running", "1", "--max-time", "1h",
-                                              "--default-time", "10m", NULL}), 0);
+  cr_assert_eq(
+      ctl(&c, NULL,
+          (const char *[]){"queue", "create", "gpu", "--tier", "5", "--share", "2", "--max-running",
+                           "1", "--max-time", "1h", "--default-time", "10m", NULL}),
+      0);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "gpu", NULL}), 1, "created twice");
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--share", "-1", NULL}), 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}), 1);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}),
+               1);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "x", "--bogus", "1", NULL}), 2);
   /* Usage errors trainctl can tell without the controller exit 2 (issue 14). */
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", NULL}), 2, "no settings");
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "y", "--default-time", "2h",
-                                              "--max-time", "1h", NULL}), 2);
+  cr_assert_eq(ctl(&c, NULL,
+                   (const char *[]){"queue", "create", "y", "--default-time", "2h", "--max-time",
+                                    "1h", NULL}),
+               2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "frobnicate", "gpu", NULL}), 2);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "gpu", "--tier", "1", NULL}), 2);
   /* trainctl refuses those before sending; the controller still checks what
@@ -311,7 +325,8 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert(strstr(qerr, "bogus: unknown setting"), "%s", qerr);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"queue", "ls", "--json", NULL}), 0);
   cr_assert(strstr(out, "\"name\":\"gpu\"") && strstr(out, "\"max_running\":1") &&
-            strstr(out, "\"default_time_s\":600"), "%s", out);
+                strstr(out, "\"default_time_s\":600"),
+            "%s", out);
   free(out);
 
   /* max_running 1: the second job waits with the limit as its reason. */
@@ -327,7 +342,8 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert(strstr(r->job->reason, "max_running is 1"), "%s", r->job->reason);
   cr_assert_eq(r->job->spec->time_limit_s, 600u, "the queue's default time limit");
   trainyard__get_job_response__free_unpacked(r, NULL);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 1, "deleted with jobs");
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 1,
+               "deleted with jobs");
 
   /* A time limit above the queue's maximum is refused at submit. */
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
@@ -339,7 +355,8 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   uint64_t bad;
   char err[256] = "";
   cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "job.time_limit_s: 7200 s exceeds queue gpu's max_time of 3600 s"), "%s", err);
+  cr_assert(strstr(err, "job.time_limit_s: 7200 s exceeds queue gpu's max_time of 3600 s"), "%s",
+            err);
 
   FILE *f = fopen(flag, "w");
   cr_assert(f);
@@ -347,7 +364,8 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert_eq(wait_state(cl, a, 0, 30000), ST(COMPLETED));
   cr_assert_eq(wait_state(cl, b, 0, 30000), ST(COMPLETED));
   /* Closed: refuses new jobs. Deleted: gone from ls, unknown to submit. */
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--state", "closed", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--state", "closed", NULL}),
+               0);
   job.time_limit_s = 0;
   cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_ESTATE, "%s", err);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 0);
@@ -360,7 +378,8 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-/* ---- start estimates (trainctl why) ----------------------------------------------------------------- */
+/* ---- start estimates (trainctl why)
+ * ----------------------------------------------------------------- */
 
 /* Polls `trainctl why ID --json` until its output holds `text`; returns it. */
 static char *why_until(const it_cluster *c, uint64_t id, const char *text) {
@@ -415,7 +434,8 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   it_cluster_stop(&c);
 }
 
-/* ---- training commands on a command job; job checkpoint (issue 14) ---------------------------- */
+/* ---- training commands on a command job; job checkpoint (issue 14) ----------------------------
+ */
 
 Test(scheduler, command_jobs_have_no_training_and_checkpoints_are_confirmed, .timeout = 120) {
   it_cluster c;

@@ -24,20 +24,20 @@ static char *write_tmp(const void *data, size_t n) {
 Test(convert, command_job_encodes_a_submit_request) {
   char *argv[] = {"python", "train.py"}, *env[] = {"A=1"};
   ty_job_spec j = {.name = "n",
-                  .queue = "gpu",
-                  .user = "alice",
-                  .cwd = "/w",
-                  .priority = -2,
-                  .time_limit_s = 60,
-                  .nodes = 2,
-                  .tasks_per_node = 4,
-                  .gpus_per_node = 1,
-                  .cpus_per_task = 3,
-                  .mem_per_node = 1024,
-                  .argv = argv,
-                  .argc = 2,
-                  .env = env,
-                  .envc = 1};
+                   .queue = "gpu",
+                   .user = "alice",
+                   .cwd = "/w",
+                   .priority = -2,
+                   .time_limit_s = 60,
+                   .nodes = 2,
+                   .tasks_per_node = 4,
+                   .gpus_per_node = 1,
+                   .cpus_per_task = 3,
+                   .mem_per_node = 1024,
+                   .argv = argv,
+                   .argc = 2,
+                   .env = env,
+                   .envc = 1};
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_submit(&j, NULL, &b), 0);
@@ -82,8 +82,8 @@ static ty_buf encoded_job(const char *user) {
   return b;
 }
 
-static Trainyard__SubmitJobRequest *load(const char *path, const char *user, char *err, size_t err_len,
-                                         int *rc) {
+static Trainyard__SubmitJobRequest *load(const char *path, const char *user, char *err,
+                                         size_t err_len, int *rc) {
   ty_buf out;
   ty_buf_init(&out);
   *rc = ty_cli_load_job_file(path, user, NULL, &out, err, err_len);
@@ -138,8 +138,7 @@ Test(job_file, text_format_gets_a_hint) {
   int rc;
   cr_assert_null(load(path, "u", err, sizeof err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
-  cr_assert(strstr(err, "not a valid trainyard.Job message (protobuf decode failed)"), "%s",
-            err);
+  cr_assert(strstr(err, "not a valid trainyard.Job message (protobuf decode failed)"), "%s", err);
   cr_assert(strstr(err, "protoc --encode=trainyard.Job"), "%s", err);
   unlink(path);
 }
@@ -175,8 +174,9 @@ Test(convert, requests_decode_as_their_messages) {
   ty_buf_close(&b);
 
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_encode_cancel((ty_job_ref[]){{.id = 3}, {.id = 4, .has_task = true, .task = 7}},
-                                    2, &b), 0);
+  cr_assert_eq(ty_cli_encode_cancel(
+                   (ty_job_ref[]){{.id = 3}, {.id = 4, .has_task = true, .task = 7}}, 2, &b),
+               0);
   Trainyard__CancelJobRequest *c = trainyard__cancel_job_request__unpack(NULL, b.len, b.data);
   cr_assert(c && c->n_refs == 2 && c->refs[0]->job_id == 3 && !c->refs[0]->has_task);
   cr_assert(c->refs[1]->job_id == 4 && c->refs[1]->has_task && c->refs[1]->task == 7);

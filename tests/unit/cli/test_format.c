@@ -209,7 +209,9 @@ Test(format, nodes_table_and_json) {
 
 Test(format, cancel_results_and_submitted) {
   ty_cancel_result rs[] = {
-      {.job_id = 5, .status = 0, .message = ""}, {.job_id = 7, .status = TY_ESTATE, .message = "job 7 is already COMPLETED"}, {.job_id = 9, .status = TY_ENOTFOUND, .message = ""}};
+      {.job_id = 5, .status = 0, .message = ""},
+      {.job_id = 7, .status = TY_ESTATE, .message = "job 7 is already COMPLETED"},
+      {.job_id = 9, .status = TY_ENOTFOUND, .message = ""}};
   ty_buf out, errs;
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 3, false, &out, &errs), 0);
@@ -219,12 +221,13 @@ Test(format, cancel_results_and_submitted) {
   ty_buf_close(&out), ty_buf_close(&errs);
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs, 1, true, &out, &errs), 0);
-  cr_assert_str_eq(take(&out),
-                   "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\",\"jobs\":0}\n]\n");
+  cr_assert_str_eq(
+      take(&out), "[\n{\"id\":5,\"cancelled\":true,\"status\":0,\"message\":\"\",\"jobs\":0}\n]\n");
   ty_buf_close(&out), ty_buf_close(&errs);
 
   ty_buf_init(&out);
-  ty_cli_render_submitted(42, 0, false, false, &out), ty_cli_render_submitted(42, 0, true, false, &out);
+  ty_cli_render_submitted(42, 0, false, false, &out),
+      ty_cli_render_submitted(42, 0, true, false, &out);
   ty_cli_render_submitted(42, 0, true, true, &out);
   ty_cli_render_submitted(50, 1000, false, false, &out);
   ty_cli_render_submitted(50, 1000, false, true, &out);
@@ -247,7 +250,7 @@ Test(format, cancel_of_arrays_and_elements) {
   ty_buf_init(&out), ty_buf_init(&errs);
   cr_assert_eq(ty_cli_render_cancel(rs + 1, 1, true, &out, &errs), 0);
   cr_assert(strstr(take(&out), "{\"id\":50,\"task\":7,\"cancelled\":true,\"status\":0,"
-                                "\"message\":\"\",\"jobs\":1}"));
+                               "\"message\":\"\",\"jobs\":1}"));
   ty_buf_close(&out), ty_buf_close(&errs);
 }
 

@@ -16,10 +16,18 @@ static char *why(const ty_cli_explain *e, int64_t now_ms, bool json) {
 }
 
 static ty_cli_explain pending(int kind, int64_t est, bool lower, const char *note) {
-  return (ty_cli_explain){.job_id = 9, .state = TY_JOB_PENDING, .reason = "Resources: busy",
-                          .position = 2, .pending_total = 3, .nodes_needed = 1,
-                          .est_start_ms = est, .est_kind = kind, .est_lower_bound = lower,
-                          .est_note = (char *)note, .wait = "Resources", .reserved_job = 7};
+  return (ty_cli_explain){.job_id = 9,
+                          .state = TY_JOB_PENDING,
+                          .reason = "Resources: busy",
+                          .position = 2,
+                          .pending_total = 3,
+                          .nodes_needed = 1,
+                          .est_start_ms = est,
+                          .est_kind = kind,
+                          .est_lower_bound = lower,
+                          .est_note = (char *)note,
+                          .wait = "Resources",
+                          .reserved_job = 7};
 }
 
 Test(format_admin, why_estimate_by_kind) {
@@ -28,7 +36,8 @@ Test(format_admin, why_estimate_by_kind) {
                              "from running jobs' time limits and job 7's reservation");
   char *s = why(&e, now, false);
   cr_assert(strstr(s, "Est. start:  in 12:30 (from running jobs' time limits and job 7's "
-                      "reservation)\n"), "%s", s);
+                      "reservation)\n"),
+            "%s", s);
   cr_assert(strstr(s, "Reservation: held by job 7\n"), "%s", s);
   free(s);
   e = pending(TY_CLI_EST_LIMITS, now + 60000, true, "from running jobs' time limits");
@@ -39,7 +48,8 @@ Test(format_admin, why_estimate_by_kind) {
               "when the jobs preempted for it exit (grace period 60 s)");
   s = why(&e, now, false);
   cr_assert(strstr(s, "Est. start:  in 0:05 (when the jobs preempted for it exit (grace period "
-                      "60 s))\n"), "%s", s);
+                      "60 s))\n"),
+            "%s", s);
   free(s);
   e = pending(TY_CLI_EST_UNKNOWN, 0, false, "none: it depends on job 4, which has no time limit");
   s = why(&e, now, false);

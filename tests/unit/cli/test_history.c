@@ -48,10 +48,11 @@ Test(fields, times_are_relative_absolute_or_refused) {
   int64_t day = 0, minute = 0, second = 0;
   cr_assert_eq(ty_cli_parse_time("--since", "2026-12-01", now, &day, err, sizeof err), 0);
   cr_assert_eq(ty_cli_parse_time("--since", "2026-12-01T00:01", now, &minute, err, sizeof err), 0);
-  cr_assert_eq(ty_cli_parse_time("--since", "2026-12-01 00:01:30", now, &second, err, sizeof err), 0);
+  cr_assert_eq(ty_cli_parse_time("--since", "2026-12-01 00:01:30", now, &second, err, sizeof err),
+               0);
   cr_assert_eq(minute - day, 60000);
   cr_assert_eq(second - minute, 30000);
-  static const char *const bad[] = {"yesterday", "", "2026-13-01", "2026-12-01T25:00", "@x",
+  static const char *const bad[] = {"yesterday",     "",     "2026-13-01", "2026-12-01T25:00", "@x",
                                     "2026-12-01T10", "now-", "-5m"};
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(ty_cli_parse_time("--until", bad[i], now, &t, err, sizeof err), TY_EINVAL, "%s",
@@ -62,7 +63,8 @@ Test(fields, times_are_relative_absolute_or_refused) {
 
 static int parse(const char *const *args, ty_cli_history_args *a, char *err) {
   int argc = 0;
-  while (args[argc]) argc++;
+  while (args[argc])
+    argc++;
   return ty_cli_parse_history(argc, (char **)args, 1800000000000, a, err, TY_ERR_LEN);
 }
 
@@ -102,8 +104,14 @@ Test(history_args, defaults_options_and_refusals) {
 }
 
 static ty_cli_record record(uint64_t id, bool measured) {
-  ty_cli_record r = {.id = id, .state = TY_JOB_COMPLETED, .start_ms = 1000, .end_ms = 61000,
-                     .cpus = 2, .cpu_s = 120, .measured = measured, .mem_peak = measured ? 1 << 20 : 0};
+  ty_cli_record r = {.id = id,
+                     .state = TY_JOB_COMPLETED,
+                     .start_ms = 1000,
+                     .end_ms = 61000,
+                     .cpus = 2,
+                     .cpu_s = 120,
+                     .measured = measured,
+                     .mem_peak = measured ? 1 << 20 : 0};
   r.name = strdup("train"), r.user = strdup("alice"), r.queue = strdup(""), r.reason = strdup("");
   r.nodes = strdup("n1");
   return r;
@@ -113,8 +121,14 @@ Test(history_render, marks_allocated_times_and_lists_ranks) {
   ty_cli_record *rs = calloc(2, sizeof *rs);
   rs[0] = record(7, false), rs[1] = record(8, true);
   rs[0].ranks = calloc(1, sizeof *rs[0].ranks);
-  rs[0].ranks[0] = (ty_cli_rank_record){.run = 2, .rank = 0, .node = strdup("n1"), .state = 3,
-                                        .start_ms = 1000, .end_ms = 31000, .cpus = 2, .cpu_s = 60};
+  rs[0].ranks[0] = (ty_cli_rank_record){.run = 2,
+                                        .rank = 0,
+                                        .node = strdup("n1"),
+                                        .state = 3,
+                                        .start_ms = 1000,
+                                        .end_ms = 31000,
+                                        .cpus = 2,
+                                        .cpu_s = 60};
   rs[0].nranks = 1;
   ty_cli_history_args a;
   char err[TY_ERR_LEN] = "";
@@ -132,9 +146,12 @@ Test(history_render, marks_allocated_times_and_lists_ranks) {
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
   const char *js = take(&b);
-  cr_assert(strstr(js, "{\"id\":7,\"name\":\"train\",\"user\":\"alice\",\"queue\":\"default\""), "%s", js);
-  cr_assert(strstr(js, "\"elapsed_ms\":60000") && strstr(js, "\"accounting\":\"allocated\""), "%s", js);
-  cr_assert(strstr(js, "\"ranks\":[{\"run\":2,\"rank\":0,\"node\":\"n1\",\"state\":\"EXITED\""), "%s", js);
+  cr_assert(strstr(js, "{\"id\":7,\"name\":\"train\",\"user\":\"alice\",\"queue\":\"default\""),
+            "%s", js);
+  cr_assert(strstr(js, "\"elapsed_ms\":60000") && strstr(js, "\"accounting\":\"allocated\""), "%s",
+            js);
+  cr_assert(strstr(js, "\"ranks\":[{\"run\":2,\"rank\":0,\"node\":\"n1\",\"state\":\"EXITED\""),
+            "%s", js);
   ty_buf_close(&b);
   ty_cli_history_args_close(&a);
   ty_cli_records_free(rs, 2);
@@ -165,7 +182,8 @@ Test(table, clips_text_columns_to_the_width_and_drops_the_header) {
   const char *hdr[] = {"ID", "NAME", "REASON"};
   const bool right[] = {true, false, false};
   ty_cli_table *t = ty_cli_table_create(hdr, right, 3);
-  cr_assert_eq(ty_cli_table_add(t, (const char *[]){"12345", "a-rather-long-name", "Resources"}), 0);
+  cr_assert_eq(ty_cli_table_add(t, (const char *[]){"12345", "a-rather-long-name", "Resources"}),
+               0);
   ty_buf b;
   ty_buf_init(&b);
   /* 5 + 2 + 18 + 2 + 9 = 36 wide; 26 takes 10 from NAME, the widest. */
@@ -184,12 +202,22 @@ Test(table, clips_text_columns_to_the_width_and_drops_the_header) {
 }
 
 Test(node_show, text_and_json_with_events) {
-  ty_cli_node nd = {.name = "n1", .io_addr = "127.0.0.1:1", .reason = "", .topology = "",
-                    .state = 1, .cpus = 4, .memory = 1 << 30, .last_heartbeat_ms = 5000};
-  ty_cli_node_event ev[] = {{.time_ms = 0, .from = 0, .to = 1, .action = "register",
-                             .reason = "", .actor = "node:n1"},
-                            {.time_ms = 0, .from = 1, .to = 4, .action = "drain",
-                             .reason = "bad fan", .actor = "user:alice"}};
+  ty_cli_node nd = {.name = "n1",
+                    .io_addr = "127.0.0.1:1",
+                    .reason = "",
+                    .topology = "",
+                    .state = 1,
+                    .cpus = 4,
+                    .memory = 1 << 30,
+                    .last_heartbeat_ms = 5000};
+  ty_cli_node_event ev[] = {
+      {.time_ms = 0, .from = 0, .to = 1, .action = "register", .reason = "", .actor = "node:n1"},
+      {.time_ms = 0,
+       .from = 1,
+       .to = 4,
+       .action = "drain",
+       .reason = "bad fan",
+       .actor = "user:alice"}};
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_node_show(&nd, ev, 2, 6000, false, &b), 0);
@@ -201,7 +229,8 @@ Test(node_show, text_and_json_with_events) {
   cr_assert_eq(ty_cli_render_node_show(&nd, ev, 2, 6000, true, &b), 0);
   s = take(&b);
   cr_assert(strstr(s, "{\"time_ms\":0,\"from\":\"UP\",\"to\":\"DRAINED\",\"action\":\"drain\","
-                      "\"reason\":\"bad fan\",\"actor\":\"user:alice\"}"), "%s", s);
+                      "\"reason\":\"bad fan\",\"actor\":\"user:alice\"}"),
+            "%s", s);
   ty_buf_close(&b);
 }
 
@@ -217,7 +246,8 @@ static ty_cli_jobinfo ls_job(uint64_t id, const char *name, int32_t pri, double 
 
 static int parse_ls(const char *const *args, ty_cli_ls_args *a, char *err) {
   int argc = 0;
-  while (args[argc]) argc++;
+  while (args[argc])
+    argc++;
   return ty_cli_parse_ls(argc, (char **)args, a, err, TY_ERR_LEN);
 }
 

@@ -12,7 +12,8 @@
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
 #define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
 #define SUBMIT(...)                                                                                \
-  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err, sizeof err)
+  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err,          \
+                      sizeof err)
 
 Test(submit, command_options_fill_the_job) {
   ty_cli_submit_args a;
@@ -87,16 +88,17 @@ Test(submit, signal_forms) {
     const char *v;
     uint32_t sig, secs;
   } ok[] = {
-      {"120", SIGUSR1, 120},      {"USR1@300", SIGUSR1, 300}, {"SIGUSR2@10", SIGUSR2, 10},
-      {"term@5m", SIGTERM, 300},  {"sigint@1", SIGINT, 1},    {"10@60", 10, 60},
-      {"WINCH@2", SIGWINCH, 2},   {"64@1", 64, 1},
+      {"120", SIGUSR1, 120},       {"USR1@300", SIGUSR1, 300},
+      {"SIGUSR2@10", SIGUSR2, 10}, {"term@5m", SIGTERM, 300},
+      {"sigint@1", SIGINT, 1},     {"10@60", 10, 60},
+      {"WINCH@2", SIGWINCH, 2},    {"64@1", 64, 1},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
     const char *args[] = {"--command", "--time", "1h", "--signal", ok[i].v, "--", "true"};
     ty_cli_submit_args a;
     char err[TY_ERR_LEN] = "";
-    cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, err, sizeof err), 0, "%s: %s",
-                 ok[i].v, err);
+    cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, err, sizeof err), 0,
+                 "%s: %s", ok[i].v, err);
     cr_expect_eq(a.job.warn_signal, ok[i].sig, "%s", ok[i].v);
     cr_expect_eq(a.job.warn_before_s, ok[i].secs, "%s", ok[i].v);
     ty_cli_submit_args_close(&a);
@@ -104,10 +106,12 @@ Test(submit, signal_forms) {
 }
 
 Test(submit, signal_reaches_the_encoded_job) {
-  const char *args[] = {"--command", "--signal", "TERM@90", "--requeue-on-failure", "2", "--", "true"};
+  const char *args[] = {"--command", "--signal", "TERM@90", "--requeue-on-failure",
+                        "2",         "--",       "true"};
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_parse_submit(7, (char **)args, "/tmp", "u", &a, err, sizeof err), 0, "%s",
+               err);
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_submit(&a.job, NULL, &b), 0);
@@ -155,11 +159,13 @@ static const bad_case bad_submits[] = {
     {{"--command", "--signal", "65@60", "--", "true"}, "--signal: 65 is too large"},
     {{"--command", "--signal", "0@60", "--", "true"}, "--signal: 0 is not allowed"},
     {{"--command", "--signal", "-2@60", "--", "true"}, "--signal: \"-2\" is not a signal name"},
-    {{"--command", "--signal", "SIGVERYLONGNAME@60", "--", "true"}, "--signal: \"SIGVERYLONGNAME\""},
+    {{"--command", "--signal", "SIGVERYLONGNAME@60", "--", "true"},
+     "--signal: \"SIGVERYLONGNAME\""},
     {{"--command", "--time", "60", "--signal", "60", "--", "true"},
      "--signal: 60 s before the limit is not within --time (60 s)"},
     {{"--signal", "60", "job.pb"}, "--signal only applies with --command"},
-    {{"--command", "--requeue-on-failure", "101", "--", "true"}, "--requeue-on-failure: 101 is too large"},
+    {{"--command", "--requeue-on-failure", "101", "--", "true"},
+     "--requeue-on-failure: 101 is too large"},
     {{"--command", "--requeue-on-failure", "x", "--", "true"}, "--requeue-on-failure: \"x\""},
     {{"--command", "--export", "1A=b", "--", "true"}, "--export: \"1A=b\" is not NAME=VALUE"},
     {{"--command", "--export", "=b", "--", "true"}, "--export: \"=b\""},
@@ -194,13 +200,15 @@ Test(submit, every_bad_option_is_rejected_by_name) {
 Test(global, controller_env_flag_and_default) {
   ty_cli_global g;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, &g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, &g, err, sizeof err), 0, "%s",
+               err);
   cr_assert_str_eq(g.controller, "127.0.0.1:7810");
   cr_assert_eq(g.cmd_index, 1);
   cr_assert_eq(g.timeout_ms, 10000u);
   ty_cli_global_close(&g);
 
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl.example:9000", &g, err, sizeof err), 0);
+  cr_assert_eq(
+      ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl.example:9000", &g, err, sizeof err), 0);
   cr_assert_str_eq(g.host, "ctl.example");
   cr_assert_eq(g.port, 9000);
   ty_cli_global_close(&g);
@@ -218,7 +226,8 @@ Test(global, controller_env_flag_and_default) {
   cr_assert_eq(g.cmd_index, 6);
   ty_cli_global_close(&g);
 
-  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--controller", "h"), NULL, &g, err, sizeof err), 0);
+  cr_assert_eq(
+      ty_cli_parse_global(3, ARGS("trainctl", "--controller", "h"), NULL, &g, err, sizeof err), 0);
   cr_assert_eq(g.port, 7810);
   cr_assert_eq(g.cmd_index, 3); /* no subcommand */
   ty_cli_global_close(&g);
@@ -227,31 +236,35 @@ Test(global, controller_env_flag_and_default) {
 Test(global, bad_values_are_named) {
   ty_cli_global g;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, err, sizeof err),
-      TY_EINVAL);
-  cr_assert(strstr(err, "--controller: \"h:x\" is not HOST:PORT"), "%s", err);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, &g, err, sizeof err),
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, err,
+                                   sizeof err),
                TY_EINVAL);
-  cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g, err, sizeof err),
-      TY_EINVAL);
-  cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, err, sizeof err),
-      TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--controller: \"h:x\" is not HOST:PORT"), "%s", err);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, &g, err,
+                                   sizeof err),
+               TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g,
+                                   err, sizeof err),
+               TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, err,
+                                   sizeof err),
+               TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, err, sizeof err),
+               TY_EINVAL);
   cr_assert(strstr(err, "TRAINYARD_CONTROLLER"), "%s", err);
   /* --controller overrides a bad environment value. */
-  cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x", &g, err, sizeof err),
-      0, "%s", err);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x",
+                                   &g, err, sizeof err),
+               0, "%s", err);
   cr_assert_str_eq(g.controller, "h:1");
   ty_cli_global_close(&g);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, err, sizeof err),
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, err,
+                                   sizeof err),
                TY_EINVAL);
   cr_assert(strstr(err, "--timeout: \"soon\""), "%s", err);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, &g, err, sizeof err),
-               TY_EINVAL);
+  cr_assert_eq(
+      ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, &g, err, sizeof err),
+      TY_EINVAL);
   cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, &g, err, sizeof err),
                TY_EINVAL);
   cr_assert(strstr(err, "unknown option --bogus"), "%s", err);
@@ -286,10 +299,12 @@ Test(ls, defaults_to_pending_and_running) {
 Test(ls, bad_options) {
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", "running,sleeping"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", "running,sleeping"), &a, err, sizeof err),
+               TY_EINVAL);
   cr_assert(strstr(err, "--state: unknown state \"sleeping\""), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", ""), &a, err, sizeof err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_ls(3, ARGS("--state", "running", "--all"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_ls(3, ARGS("--state", "running", "--all"), &a, err, sizeof err),
+               TY_EINVAL);
   cr_assert(strstr(err, "--all and --state"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(1, ARGS("42"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "unexpected argument \"42\""), "%s", err);
@@ -306,7 +321,8 @@ Test(jobs, show_logs_cancel_nodes) {
   cr_assert_eq(s.id, 42u);
   cr_assert(s.json);
   ty_cli_logs_args l;
-  cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, err, sizeof err), 0, "%s",
+               err);
   cr_assert(l.follow);
   cr_assert_eq(l.id, 7u);
   cr_assert_eq(l.rank, 3);
@@ -317,7 +333,8 @@ Test(jobs, show_logs_cancel_nodes) {
   cr_assert_eq(c.nrefs, 3u);
   cr_assert_eq(c.refs[2].id, 3u);
   ty_cli_cancel_args_close(&c);
-  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("9", "12_4", "20_[1-3,7]"), &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("9", "12_4", "20_[1-3,7]"), &c, err, sizeof err), 0,
+               "%s", err);
   cr_assert_eq(c.nrefs, 6u);
   cr_assert(!c.refs[0].has_task && c.refs[1].has_task && c.refs[1].id == 12 && c.refs[1].task == 4);
   cr_assert(c.refs[5].id == 20 && c.refs[5].task == 7);
@@ -338,7 +355,8 @@ Test(jobs, bad_ids_and_arguments) {
   cr_assert(strstr(err, "\"abc\" is not a job id"), "%s", err);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("0"), &s, err, sizeof err), TY_EINVAL);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("-3"), &s, err, sizeof err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_show(1, ARGS("99999999999999999999999"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_show(1, ARGS("99999999999999999999999"), &s, err, sizeof err),
+               TY_EINVAL);
   cr_assert_eq(ty_cli_parse_show(2, ARGS("1", "2"), &s, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "show: unexpected argument \"2\""), "%s", err);
   ty_cli_logs_args l;
@@ -391,8 +409,11 @@ Test(exit_codes, map_as_documented) {
   cr_assert_eq(ty_cli_exit_for_transport(TY_ECLOSED), 3);
   cr_assert_eq(ty_cli_exit_for_transport(0), 0);
 
-  ty_cancel_result ok = {.job_id = 1, .status = 0, .message = ""}, done = {.job_id = 2, .status = TY_ESTATE, .message = "job 2 is already COMPLETED"},
-                       gone = {.job_id = 3, .status = TY_ENOTFOUND, .message = "job 3 not found"};
+  ty_cancel_result ok = {.job_id = 1, .status = 0, .message = ""},
+                   done = {.job_id = 2,
+                           .status = TY_ESTATE,
+                           .message = "job 2 is already COMPLETED"},
+                   gone = {.job_id = 3, .status = TY_ENOTFOUND, .message = "job 3 not found"};
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok}, 1), 0);
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){ok, done}, 2), 1);
   cr_assert_eq(ty_cli_cancel_exit((ty_cancel_result[]){gone, done}, 2), 4);
@@ -439,7 +460,8 @@ Test(submit, arrays_and_dependencies) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT("--command", "--array", "0-999:2%10", "--dependency", "afterok:5:6,singleton",
-                      "--kill-on-invalid-dep", "yes", "--", "true"), 0, "%s", err);
+                      "--kill-on-invalid-dep", "yes", "--", "true"),
+               0, "%s", err);
   cr_assert_eq(a.job.array.n, 1u);
   cr_assert(a.job.array.ranges[0].last == 999 && a.job.array.ranges[0].step == 2);
   cr_assert_eq(a.job.array.max_running, 10u);
@@ -449,11 +471,14 @@ Test(submit, arrays_and_dependencies) {
   cr_assert_eq(a.job.on_invalid_dep, TY_DEP_INVALID_KILL);
   ty_cli_submit_args_close(&a);
   /* Every bad value names its option. */
-  static char *const bad[][2] = {{"--array", "5-1"},        {"--array", "0-10%x"},
-                                       {"--array", "a"},          {"--dependency", "afterok"},
-                                       {"--dependency", "after:x"}, {"--dependency", "soon:4"},
-                                       {"--dependency", "afterok:1,afterany:2?afterok:3"},
-                                       {"--kill-on-invalid-dep", "maybe"}};
+  static char *const bad[][2] = {{"--array", "5-1"},
+                                 {"--array", "0-10%x"},
+                                 {"--array", "a"},
+                                 {"--dependency", "afterok"},
+                                 {"--dependency", "after:x"},
+                                 {"--dependency", "soon:4"},
+                                 {"--dependency", "afterok:1,afterany:2?afterok:3"},
+                                 {"--kill-on-invalid-dep", "maybe"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     err[0] = '\0';
     cr_assert_eq(SUBMIT("--command", bad[i][0], bad[i][1], "--", "true"), TY_EINVAL, "%s %s",

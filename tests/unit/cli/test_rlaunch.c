@@ -11,9 +11,10 @@
 static int parse(ty_rl_opts *o, char *err, size_t err_len, const char *const *args) {
   char *argv[32] = {"rlaunch"};
   int argc = 1;
-  for (size_t i = 0; args[i]; i++) argv[argc++] = (char *)args[i];
+  for (size_t i = 0; args[i]; i++)
+    argv[argc++] = (char *)args[i];
   char *env[] = {"FOO=bar", "DISPLAY=:0", "SSH_AUTH_SOCK=/x", "TERM=xterm", "PWD=/here",
-                 "RANK=9", NULL};
+                 "RANK=9",  NULL};
   return ty_rl_parse(argc, argv, "/work", "alice", env, o, err, err_len);
 }
 
@@ -21,10 +22,12 @@ Test(rlaunch_args, options_and_command) {
   ty_rl_opts o;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(parse(&o, err, sizeof err,
-                     (const char *[]){"--gpu", "2", "--cpu=3", "--mem", "16G", "--nodes", "2",
-                                      "--ntasks-per-node", "4", "--queue", "q", "--priority",
-                                      "-5", "--time", "1:30:00", "--name", "n", "--label",
-                                      "--stdin=all", "--detach", "--", "python", "-u", "x.py",
+                     (const char *[]){"--gpu", "2",       "--cpu=3",     "--mem",
+                                      "16G",   "--nodes", "2",           "--ntasks-per-node",
+                                      "4",     "--queue", "q",           "--priority",
+                                      "-5",    "--time",  "1:30:00",     "--name",
+                                      "n",     "--label", "--stdin=all", "--detach",
+                                      "--",    "python",  "-u",          "x.py",
                                       NULL}),
                0, "%s", err);
   cr_assert_eq(o.job.gpus_per_node, 2);
@@ -49,10 +52,12 @@ Test(rlaunch_args, options_and_command) {
 Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
   ty_rl_opts o;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){"--pty", "bash", "-l", NULL}), 0, "%s", err);
+  cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){"--pty", "bash", "-l", NULL}), 0, "%s",
+               err);
   cr_assert_eq(o.job.argc, 2);
   bool term = false;
-  for (size_t i = 0; i < o.job.envc; i++) term |= strcmp(o.job.env[i], "TERM=xterm") == 0;
+  for (size_t i = 0; i < o.job.envc; i++)
+    term |= strcmp(o.job.env[i], "TERM=xterm") == 0;
   cr_assert(term, "--pty keeps TERM");
   ty_rl_opts_close(&o);
 }
@@ -133,7 +138,8 @@ Test(rlaunch_args, codecs_round_trip_and_reject_garbage) {
 Test(rlaunch_args, timing_asks_the_controller_for_its_stage_times) {
   ty_rl_opts o;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){"--timing", "true", NULL}), 0, "%s", err);
+  cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){"--timing", "true", NULL}), 0, "%s",
+               err);
   cr_assert(o.timing);
   ty_buf b;
   ty_buf_init(&b);
@@ -178,8 +184,11 @@ Test(rlaunch_args, watch_events_decode_and_garbage_is_refused) {
 }
 
 Test(rlaunch_args, timing_report_marks_stages_not_reached) {
-  ty_rl_launch_times t = {.main_ns = 1000000, .connect_ns = 1500000, .connected_ns = 2000000,
-                          .controller = {.commit_us = 250}, .requests_waiting = 0};
+  ty_rl_launch_times t = {.main_ns = 1000000,
+                          .connect_ns = 1500000,
+                          .connected_ns = 2000000,
+                          .controller = {.commit_us = 250},
+                          .requests_waiting = 0};
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);

@@ -37,8 +37,10 @@ typedef struct counts {
 
 static void on_done(int status, void *ud) {
   counts *c = ud;
-  if (status == 0) c->ok++;
-  else c->failed++;
+  if (status == 0)
+    c->ok++;
+  else
+    c->failed++;
 }
 
 static void on_batch(size_t commits, size_t txns, void *ud) {
@@ -50,11 +52,20 @@ static void on_batch(size_t commits, size_t txns, void *ud) {
 static ty_txn *submit_txn(uint64_t id, const char *queue) {
   static const uint8_t spec[] = {0x0a, 0x01, 'x'};
   ty_txn *t = ty_txn_create();
-  ty_job_row r = {.id = id, .name = "j", .user = "u", .queue = queue, .state = TY_JOB_PENDING,
-                  .submit_ms = 1, .spec = spec, .spec_len = sizeof(spec)};
+  ty_job_row r = {.id = id,
+                  .name = "j",
+                  .user = "u",
+                  .queue = queue,
+                  .state = TY_JOB_PENDING,
+                  .submit_ms = 1,
+                  .spec = spec,
+                  .spec_len = sizeof(spec)};
   ty_txn_insert_job(t, &r);
-  ty_event_row ev = {.job_id = id, .time_ms = 1, .to_state = TY_JOB_PENDING,
-                     .reason = "submitted", .actor = "user:u"};
+  ty_event_row ev = {.job_id = id,
+                     .time_ms = 1,
+                     .to_state = TY_JOB_PENDING,
+                     .reason = "submitted",
+                     .actor = "user:u"};
   ty_txn_add_event(t, &ev);
   return t;
 }
@@ -82,11 +93,13 @@ Test(commit, concurrent_submissions_share_commits) {
   cr_assert_eq(ty_committer_create(&loop, s, &c), 0);
   counts n = {0};
   ty_committer_on_batch(c, on_batch, &n);
-  for (uint64_t id = 1; id <= 200; id++) ty_committer_submit(c, submit_txn(id, "default"), on_done, &n);
+  for (uint64_t id = 1; id <= 200; id++)
+    ty_committer_submit(c, submit_txn(id, "default"), on_done, &n);
   cr_assert_eq(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(other);
 
-  while (n.ok + n.failed < 200) uv_run(&loop, UV_RUN_ONCE);
+  while (n.ok + n.failed < 200)
+    uv_run(&loop, UV_RUN_ONCE);
   cr_assert_eq(n.ok, 200);
   cr_assert_eq(n.txns, 200u);
   cr_assert_lt(ty_store_commits(s), 200u);
@@ -115,7 +128,8 @@ Test(commit, a_failing_request_fails_alone) {
   ty_committer_submit(c, submit_txn(1, "default"), on_done, &n);
   ty_committer_submit(c, submit_txn(2, "no-such-queue"), on_done, &n);
   ty_committer_submit(c, submit_txn(3, "default"), on_done, &n);
-  while (n.ok + n.failed < 3) uv_run(&loop, UV_RUN_ONCE);
+  while (n.ok + n.failed < 3)
+    uv_run(&loop, UV_RUN_ONCE);
   cr_assert_eq(n.ok, 2);
   cr_assert_eq(n.failed, 1);
   ty_committer_destroy(c);
@@ -136,7 +150,8 @@ Test(commit, destroy_drains_the_queue) {
   ty_committer *c = NULL;
   cr_assert_eq(ty_committer_create(&loop, s, &c), 0);
   counts n = {0};
-  for (uint64_t id = 1; id <= 20; id++) ty_committer_submit(c, submit_txn(id, "default"), on_done, &n);
+  for (uint64_t id = 1; id <= 20; id++)
+    ty_committer_submit(c, submit_txn(id, "default"), on_done, &n);
   ty_committer_destroy(c); /* without running the loop first */
   cr_assert_eq(n.ok, 20);
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -30,8 +30,13 @@ static char dir[64];
 /* A command job's encoded spec, as a submit stores it. */
 static void spec_bytes(ty_buf *out) {
   char *argv[] = {"true"};
-  ty_job_spec s = {.kind = TY_JOB_KIND_COMMAND, .name = "t", .user = "alice", .queue = "default",
-                   .argv = argv, .argc = 1, .cwd = "/tmp"};
+  ty_job_spec s = {.kind = TY_JOB_KIND_COMMAND,
+                   .name = "t",
+                   .user = "alice",
+                   .queue = "default",
+                   .argv = argv,
+                   .argc = 1,
+                   .cwd = "/tmp"};
   ty_proto_job pj;
   ty_proto_encode_job(&s, &pj);
   cr_assert_eq(ty_wire_pack(&pj.job.base, out), 0);
@@ -49,11 +54,21 @@ static void fill_store(void) {
   cr_assert_eq(ty_store_begin(s), 0);
   for (uint64_t id = 1; id <= HISTORY + LIVE; id++) {
     bool live = id > HISTORY;
-    ty_job_row r = {.id = id, .name = "t", .user = "alice", .queue = "default",
-                    .state = live ? TY_JOB_PENDING : TY_JOB_COMPLETED, .reason = "",
-                    .submit_ms = 1000, .start_ms = live ? 0 : 2000, .end_ms = live ? 0 : 3000,
-                    .nodes = "", .alloc = "", .spec = spec.data, .spec_len = spec.len,
-                    .request_id = "", .model_file = ""};
+    ty_job_row r = {.id = id,
+                    .name = "t",
+                    .user = "alice",
+                    .queue = "default",
+                    .state = live ? TY_JOB_PENDING : TY_JOB_COMPLETED,
+                    .reason = "",
+                    .submit_ms = 1000,
+                    .start_ms = live ? 0 : 2000,
+                    .end_ms = live ? 0 : 3000,
+                    .nodes = "",
+                    .alloc = "",
+                    .spec = spec.data,
+                    .spec_len = spec.len,
+                    .request_id = "",
+                    .model_file = ""};
     cr_assert_eq(ty_store_insert_job(s, &r), 0);
   }
   cr_assert_eq(ty_store_commit(s), 0);
@@ -81,8 +96,11 @@ static void *loop_main(void *ud) {
 }
 
 static void start(running *r) {
-  ty_controller_config cfg = {.listen_host = "127.0.0.1", .metrics_host = "127.0.0.1",
-                              .state_dir = dir, .heartbeat_ms = 1000, .node_timeout_ms = 5000,
+  ty_controller_config cfg = {.listen_host = "127.0.0.1",
+                              .metrics_host = "127.0.0.1",
+                              .state_dir = dir,
+                              .heartbeat_ms = 1000,
+                              .node_timeout_ms = 5000,
                               .kill_grace_s = 1};
   char err[TY_ERR_LEN];
   cr_assert_eq(uv_loop_init(&r->loop), 0);

@@ -16,7 +16,8 @@ Test(decode, every_method_answers_empty_and_garbage_payloads) {
     char err[TY_ERR_LEN] = "";
     int rc = ty_controller_decode_request(m, NULL, 0, err, sizeof err);
     /* Only messages that must carry a part (a job, a node) refuse nothing. */
-    if (!strcmp(m, TY_M_SUBMIT_JOB) || !strcmp(m, TY_M_REGISTER_NODE) || !strcmp(m, TY_M_PLAN_JOB)) {
+    if (!strcmp(m, TY_M_SUBMIT_JOB) || !strcmp(m, TY_M_REGISTER_NODE) ||
+        !strcmp(m, TY_M_PLAN_JOB)) {
       cr_expect_eq(rc, TY_EPROTO, "%s", m);
       cr_expect(strstr(err, "payload is not a trainyard."), "%s: %s", m, err);
     } else {
@@ -32,7 +33,8 @@ Test(decode, every_method_answers_empty_and_garbage_payloads) {
 
 Test(decode, cancel_with_too_many_ids_is_refused_before_decoding) {
   uint64_t ids[5000];
-  for (size_t i = 0; i < 5000; i++) ids[i] = i + 1;
+  for (size_t i = 0; i < 5000; i++)
+    ids[i] = i + 1;
   Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
   req.job_ids = ids;
   req.n_job_ids = 5000;

@@ -9,11 +9,11 @@
 
 Test(job_state, valid_transitions) {
   const int ok[][2] = {
-      {TY_JOB_PENDING, TY_JOB_RUNNING},     {TY_JOB_PENDING, TY_JOB_CANCELLED},
-      {TY_JOB_RUNNING, TY_JOB_COMPLETED},   {TY_JOB_RUNNING, TY_JOB_FAILED},
-      {TY_JOB_RUNNING, TY_JOB_CANCELLED},   {TY_JOB_RUNNING, TY_JOB_TIMEOUT},
-      {TY_JOB_RUNNING, TY_JOB_NODE_FAIL},   {TY_JOB_RUNNING, TY_JOB_PREEMPTED},
-      {TY_JOB_NODE_FAIL, TY_JOB_PENDING},   {TY_JOB_PREEMPTED, TY_JOB_PENDING},
+      {TY_JOB_PENDING, TY_JOB_RUNNING},   {TY_JOB_PENDING, TY_JOB_CANCELLED},
+      {TY_JOB_RUNNING, TY_JOB_COMPLETED}, {TY_JOB_RUNNING, TY_JOB_FAILED},
+      {TY_JOB_RUNNING, TY_JOB_CANCELLED}, {TY_JOB_RUNNING, TY_JOB_TIMEOUT},
+      {TY_JOB_RUNNING, TY_JOB_NODE_FAIL}, {TY_JOB_RUNNING, TY_JOB_PREEMPTED},
+      {TY_JOB_NODE_FAIL, TY_JOB_PENDING}, {TY_JOB_PREEMPTED, TY_JOB_PENDING},
       {TY_JOB_RUNNING, TY_JOB_PENDING},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++)
@@ -23,15 +23,19 @@ Test(job_state, valid_transitions) {
 
 Test(job_state, invalid_transitions) {
   const int bad[][2] = {
-      {TY_JOB_PENDING, TY_JOB_COMPLETED},  {TY_JOB_PENDING, TY_JOB_NODE_FAIL},
-      {TY_JOB_COMPLETED, TY_JOB_RUNNING},  {TY_JOB_CANCELLED, TY_JOB_CANCELLED},
-      {TY_JOB_FAILED, TY_JOB_PENDING},     {TY_JOB_TIMEOUT, TY_JOB_RUNNING},
+      {TY_JOB_PENDING, TY_JOB_COMPLETED},
+      {TY_JOB_PENDING, TY_JOB_NODE_FAIL},
+      {TY_JOB_COMPLETED, TY_JOB_RUNNING},
+      {TY_JOB_CANCELLED, TY_JOB_CANCELLED},
+      {TY_JOB_FAILED, TY_JOB_PENDING},
+      {TY_JOB_TIMEOUT, TY_JOB_RUNNING},
       {TY_JOB_NODE_FAIL, TY_JOB_RUNNING},
-      {0, TY_JOB_PENDING},                 {TY_JOB_PENDING, 99},
+      {0, TY_JOB_PENDING},
+      {TY_JOB_PENDING, 99},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++)
-    cr_assert_eq(ty_job_check_transition(bad[i][0], bad[i][1]), TY_ESTATE, "%d -> %d",
-                 bad[i][0], bad[i][1]);
+    cr_assert_eq(ty_job_check_transition(bad[i][0], bad[i][1]), TY_ESTATE, "%d -> %d", bad[i][0],
+                 bad[i][1]);
 }
 
 Test(job_state, names_and_terminal) {
@@ -46,7 +50,8 @@ static char **strv(int n, ...) {
   char **v = calloc((size_t)n + 1, sizeof(*v));
   va_list ap;
   va_start(ap, n);
-  for (int i = 0; i < n; i++) v[i] = ty_strdup(va_arg(ap, const char *));
+  for (int i = 0; i < n; i++)
+    v[i] = ty_strdup(va_arg(ap, const char *));
   va_end(ap);
   return v;
 }
@@ -246,7 +251,8 @@ Test(job_spec, long_user_and_queue) {
 Test(job_spec, too_many_args) {
   ty_job_spec s = good_spec();
   s.argv = realloc(s.argv, (TY_JOB_MAX_ARGS + 1) * sizeof(char *));
-  for (size_t i = 2; i < TY_JOB_MAX_ARGS + 1; i++) s.argv[i] = ty_strdup("x");
+  for (size_t i = 2; i < TY_JOB_MAX_ARGS + 1; i++)
+    s.argv[i] = ty_strdup("x");
   s.argc = TY_JOB_MAX_ARGS + 1;
   expect_bad(&s, TY_EINVAL, "job.command.argv: 4097 arguments, at most 4096 are allowed");
 }
@@ -259,8 +265,10 @@ Test(job_spec, graph_names_default_from_the_model_or_graph) {
   for (int i = 0; i < 2; i++) {
     ty_job_spec s = {0};
     s.kind = TY_JOB_KIND_GRAPH;
-    if (paths[i]) s.model_path = ty_strdup(paths[i]);
-    else s.model_bytes = ty_xcalloc(1, 4), s.model_len = 4;
+    if (paths[i])
+      s.model_path = ty_strdup(paths[i]);
+    else
+      s.model_bytes = ty_xcalloc(1, 4), s.model_len = 4;
     s.train_config = ty_xcalloc(1, 1);
     s.train_config_len = 1;
     char err[256];

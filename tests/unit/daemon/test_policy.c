@@ -75,8 +75,8 @@ Test(policy, bad_lines_name_the_line_and_key) {
 Test(policy, node_patterns) {
   ty_auth_policy p = parse("auth.nodes = gpu[01-16,20], cpu*, n?, w[1-4]x, exact\n");
   const char *yes[] = {"gpu01", "gpu16", "gpu20", "cpu", "cpu-big-7", "n1", "nz", "w3x", "exact"};
-  const char *no[] = {"gpu1", "gpu00", "gpu17", "gpu020", "gpu", "xcpu", "n12", "w5x", "w03x",
-                      "w3", "exact2", ""};
+  const char *no[] = {"gpu1", "gpu00", "gpu17", "gpu020", "gpu",    "xcpu",
+                      "n12",  "w5x",   "w03x",  "w3",     "exact2", ""};
   for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
     cr_expect(ty_policy_node_allowed(&p, yes[i]), "%s should be allowed", yes[i]);
   for (size_t i = 0; i < sizeof no / sizeof *no; i++)

@@ -38,9 +38,18 @@ static ty_store *open_ok(void) {
 
 static ty_job_row row(uint64_t id, int state) {
   static const uint8_t spec[] = {1, 2, 0, 3};
-  ty_job_row r = {.id = id, .name = "train", .user = "alice", .queue = "default",
-                  .priority = 5, .state = state, .reason = "", .submit_ms = 1000,
-                  .nodes = "", .alloc = "", .spec = spec, .spec_len = sizeof(spec)};
+  ty_job_row r = {.id = id,
+                  .name = "train",
+                  .user = "alice",
+                  .queue = "default",
+                  .priority = 5,
+                  .state = state,
+                  .reason = "",
+                  .submit_ms = 1000,
+                  .nodes = "",
+                  .alloc = "",
+                  .spec = spec,
+                  .spec_len = sizeof(spec)};
   return r;
 }
 
@@ -82,8 +91,12 @@ static void submit(ty_store *s, uint64_t id) {
   ty_txn *t = ty_txn_create();
   ty_job_row r = row(id, TY_JOB_PENDING);
   ty_txn_insert_job(t, &r);
-  ty_event_row ev = {.job_id = id, .time_ms = 1000, .from_state = 0,
-                     .to_state = TY_JOB_PENDING, .reason = "submitted", .actor = "user:alice"};
+  ty_event_row ev = {.job_id = id,
+                     .time_ms = 1000,
+                     .from_state = 0,
+                     .to_state = TY_JOB_PENDING,
+                     .reason = "submitted",
+                     .actor = "user:alice"};
   ty_txn_add_event(t, &ev);
   cr_assert_eq(ty_store_begin(s), 0);
   cr_assert_eq(ty_txn_apply(t, s), 0);
@@ -97,8 +110,12 @@ static void transition(ty_store *s, uint64_t id, int from, int to, const char *r
   r.reason = reason;
   r.nodes = "n1,n2";
   ty_txn_update_job(t, &r, TY_JOB_ALL_COLS);
-  ty_event_row ev = {.job_id = id, .time_ms = 2000, .from_state = from, .to_state = to,
-                     .reason = reason, .actor = "controller"};
+  ty_event_row ev = {.job_id = id,
+                     .time_ms = 2000,
+                     .from_state = from,
+                     .to_state = to,
+                     .reason = reason,
+                     .actor = "controller"};
   ty_txn_add_event(t, &ev);
   cr_assert_eq(ty_store_begin(s), 0);
   cr_assert_eq(ty_txn_apply(t, s), 0);
@@ -188,7 +205,9 @@ Test(store, update_overwrites_the_row) {
   cr_assert_eq(got.state, TY_JOB_RUNNING);
   cr_assert_str_eq(got.nodes, "n1,n2");
   cr_assert_str_eq(got.reason, "started");
-  free((char *)got.name); free((char *)got.reason); free((char *)got.nodes);
+  free((char *)got.name);
+  free((char *)got.reason);
+  free((char *)got.nodes);
   ty_job_row missing = row(99, TY_JOB_RUNNING);
   cr_assert_eq(ty_store_begin(s), 0);
   cr_assert_eq(ty_store_update_job(s, &missing, TY_JOB_ALL_COLS), TY_ENOTFOUND);
@@ -221,8 +240,14 @@ static int copy_node(const ty_node_row *r, void *ud) {
 Test(store, nodes_upsert) {
   ty_store *s = open_ok();
   const uint8_t g[] = {9, 9};
-  ty_node_row n = {.name = "n1", .state = 1, .cpus = 8, .memory = 1 << 20, .gpus = g,
-                   .gpus_len = 2, .io_addr = "127.0.0.1:7820", .last_seen_ms = 5};
+  ty_node_row n = {.name = "n1",
+                   .state = 1,
+                   .cpus = 8,
+                   .memory = 1 << 20,
+                   .gpus = g,
+                   .gpus_len = 2,
+                   .io_addr = "127.0.0.1:7820",
+                   .last_seen_ms = 5};
   cr_assert_eq(ty_store_begin(s), 0);
   cr_assert_eq(ty_store_upsert_node(s, &n), 0);
   n.state = 2;
@@ -240,7 +265,8 @@ Test(store, nodes_upsert) {
 Test(store, corrupt_file_is_refused) {
   FILE *f = fopen(path, "wb");
   cr_assert_not_null(f);
-  for (int i = 0; i < 512; i++) fputs("this is not a database ", f);
+  for (int i = 0; i < 512; i++)
+    fputs("this is not a database ", f);
   fclose(f);
   ty_store *s = NULL;
   char err[512] = "";
@@ -306,8 +332,8 @@ static void fill(ty_store *s, uint64_t n, uint64_t live) {
     ty_job_row r = row(id, id <= n ? TY_JOB_COMPLETED : TY_JOB_PENDING);
     if (id <= n) r.end_ms = 10000 + (int64_t)id;
     cr_assert_eq(ty_txn_insert_job(t, &r), 0);
-    ty_event_row ev = {.job_id = id, .time_ms = 1000, .to_state = r.state, .reason = "",
-                       .actor = "controller"};
+    ty_event_row ev = {
+        .job_id = id, .time_ms = 1000, .to_state = r.state, .reason = "", .actor = "controller"};
     ty_txn_add_event(t, &ev);
     ty_rank_row rk = {.job_id = id, .run = 1, .rank = 0, .node = "n1", .end_ms = r.end_ms};
     if (id <= n) ty_txn_add_rank(t, &rk);
@@ -452,7 +478,10 @@ static void exec_ok(sqlite3 *db, const char *sql) {
  * what schema 4 (request ids), 5 (accounting, uids) and 6 (arrays,
  * per-rank accounting, node events, history indexes) added. */
 static void downgrade_to(int v) {
-  static const struct { int version; const char *name; } cols[] = {
+  static const struct {
+    int version;
+    const char *name;
+  } cols[] = {
 #define COL_(version, col, kind, sql) {version, #col},
       TY_JOB_COLUMNS(COL_)
 #undef COL_
@@ -497,8 +526,10 @@ static int insert_with(ty_store *s, uint64_t id, int64_t uid, const char *rid) {
   r.request_id = rid;
   cr_assert_eq(ty_store_begin(s), 0);
   int rc = ty_store_insert_job(s, &r);
-  if (rc == 0) cr_assert_eq(ty_store_commit(s), 0);
-  else ty_store_rollback(s);
+  if (rc == 0)
+    cr_assert_eq(ty_store_commit(s), 0);
+  else
+    ty_store_rollback(s);
   return rc;
 }
 
@@ -544,6 +575,10 @@ static void upgrade_from(int v) {
   ty_store_close(s);
 }
 
-Test(store, a_schema_3_file_is_upgraded_with_its_jobs) { upgrade_from(3); }
+Test(store, a_schema_3_file_is_upgraded_with_its_jobs) {
+  upgrade_from(3);
+}
 
-Test(store, a_schema_4_file_is_upgraded_with_its_jobs) { upgrade_from(4); }
+Test(store, a_schema_4_file_is_upgraded_with_its_jobs) {
+  upgrade_from(4);
+}

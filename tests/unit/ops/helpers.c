@@ -23,7 +23,8 @@ ty_tensor *tensor_i64(ty_shape s, const int64_t *v) {
   return t;
 }
 
-void one_node_build(one_node *b, ty_op op, int n_in, const ty_dtype *dts, const ty_shape *shapes, int n_out) {
+void one_node_build(one_node *b, ty_op op, int n_in, const ty_dtype *dts, const ty_shape *shapes,
+                    int n_out) {
   char name[16];
   cr_assert_eq(ty_graph_create(&b->g), 0);
   for (int i = 0; i < n_in; i++) {
@@ -39,7 +40,9 @@ void one_node_build(one_node *b, ty_op op, int n_in, const ty_dtype *dts, const 
   cr_assert_eq(ty_graph_add_node(b->g, op, "n", b->in, n_in, b->out, n_out, &b->node), 0);
 }
 
-int one_node_infer(one_node *b, char *err, size_t err_len) { return ty_graph_infer_shapes(b->g, err, err_len); }
+int one_node_infer(one_node *b, char *err, size_t err_len) {
+  return ty_graph_infer_shapes(b->g, err, err_len);
+}
 
 ty_exec *one_node_run(one_node *b, ty_tensor *const *inputs) {
   char err[256] = "";
@@ -47,14 +50,17 @@ ty_exec *one_node_run(one_node *b, ty_tensor *const *inputs) {
   ty_exec *e;
   cr_assert_eq(ty_exec_create(b->g, NULL, &e), 0);
   for (size_t i = 0; i < ty_graph_n_inputs(b->g); i++)
-    cr_assert_eq(ty_exec_bind_id(e, ty_graph_input(b->g, i), inputs[i], err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_exec_bind_id(e, ty_graph_input(b->g, i), inputs[i], err, sizeof err), 0, "%s",
+                 err);
   cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
   return e;
 }
 
 static Onnx__ValueInfoProto *vinfo(const char *name, int elem_type, int rank, const int64_t *dims,
-                                   Onnx__TypeProto *tp, Onnx__TypeProto__Tensor *tt, Onnx__TensorShapeProto *sp,
-                                   Onnx__TensorShapeProto__Dimension *dv, Onnx__TensorShapeProto__Dimension **dp,
+                                   Onnx__TypeProto *tp, Onnx__TypeProto__Tensor *tt,
+                                   Onnx__TensorShapeProto *sp,
+                                   Onnx__TensorShapeProto__Dimension *dv,
+                                   Onnx__TensorShapeProto__Dimension **dp,
                                    Onnx__ValueInfoProto *vi) {
   *vi = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
   *tp = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHAPE(...) ty_shape_make((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+#define SHAPE(...)                                                                                 \
+  ty_shape_make((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
 #define SCALAR_SHAPE ty_shape_make(0, NULL)
 
 ty_tensor *tensor_f32(ty_shape s, const float *v);
@@ -26,7 +27,8 @@ typedef struct one_node {
   int in[8];
   int out[8];
 } one_node;
-void one_node_build(one_node *b, ty_op op, int n_in, const ty_dtype *dts, const ty_shape *shapes, int n_out);
+void one_node_build(one_node *b, ty_op op, int n_in, const ty_dtype *dts, const ty_shape *shapes,
+                    int n_out);
 /* Runs shape inference; returns its code (err filled). */
 int one_node_infer(one_node *b, char *err, size_t err_len);
 /* Runs the graph on the given inputs; the returned executor owns the outputs. */
@@ -40,8 +42,8 @@ typedef struct raw_attr {
   const char *s; /* string attribute when non-NULL */
   int64_t i;     /* int attribute otherwise */
 } raw_attr;
-void raw_model(const char *op_type, const char *node_name, int elem_type, int rank, const int64_t *dims,
-               const raw_attr *attr, uint8_t **out, size_t *out_len);
+void raw_model(const char *op_type, const char *node_name, int elem_type, int rank,
+               const int64_t *dims, const raw_attr *attr, uint8_t **out, size_t *out_len);
 
 /* Raw ONNX model: y = Add(x, w) with x float [4] and the initializer w of
  * dtype elem_type and dims w_dims, holding raw_len bytes of raw_data (any

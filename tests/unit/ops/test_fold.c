@@ -64,7 +64,8 @@ static ty_graph *view_model(int64_t d0) {
 
 static size_t count_op(const ty_graph *g, ty_op op) {
   size_t c = 0;
-  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) c += ty_graph_node_at(g, i)->op == op;
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++)
+    c += ty_graph_node_at(g, i)->op == op;
   return c;
 }
 
@@ -75,7 +76,8 @@ Test(fold, view_on_the_batch_infers_statically_and_runs) {
   cr_assert(ty_shape_equal(&y->shape, &want), "y is not [N,16]");
   cr_assert_eq(count_op(g, TY_OP_SHAPE), 1, "the batch is only known at run time");
   float v[3 * 16];
-  for (int i = 0; i < 48; i++) v[i] = (float)i;
+  for (int i = 0; i < 48; i++)
+    v[i] = (float)i;
   ty_tensor *x = tensor_f32(SHAPE(3, 1, 4, 4), v);
   ty_exec *e;
   char err[TY_ERR_LEN] = "";

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int load(const char *op, const char *name, int elem, const raw_attr *a, char *err, size_t len) {
+static int load(const char *op, const char *name, int elem, const raw_attr *a, char *err,
+                size_t len) {
   uint8_t *buf;
   size_t n;
   int64_t dims[4] = {1, 1, 4, 4};
@@ -36,14 +37,16 @@ Test(import, rejects_unsupported_attribute_by_name) {
   char err[256];
   raw_attr a = {.name = "storage_order", .i = 1};
   cr_assert_eq(load("MaxPool", "pool1", 1, &a, err, sizeof err), TY_EUNSUPPORTED);
-  cr_assert(strstr(err, "node \"pool1\" (MaxPool): attribute storage_order=1 is not supported"), "%s", err);
+  cr_assert(strstr(err, "node \"pool1\" (MaxPool): attribute storage_order=1 is not supported"),
+            "%s", err);
 }
 
 Test(import, rejects_unknown_auto_pad_value) {
   char err[256];
   raw_attr a = {.name = "auto_pad", .s = "BOGUS"};
   cr_assert_eq(load("MaxPool", "p", 1, &a, err, sizeof err), TY_EUNSUPPORTED);
-  cr_assert(strstr(err, "node \"p\" (MaxPool): attribute auto_pad=BOGUS is not supported"), "%s", err);
+  cr_assert(strstr(err, "node \"p\" (MaxPool): attribute auto_pad=BOGUS is not supported"), "%s",
+            err);
 }
 
 Test(import, rejects_unsupported_input_dtype) {
@@ -142,7 +145,8 @@ Test(import, rejects_bad_tensor_proto) {
   char err[256];
   ty_tensor *t = NULL;
   const uint8_t junk[] = {0xff};
-  cr_assert_eq(ty_onnx_tensor_load(junk, sizeof junk, "input_0.pb", err, sizeof err, &t), TY_EPROTO);
+  cr_assert_eq(ty_onnx_tensor_load(junk, sizeof junk, "input_0.pb", err, sizeof err, &t),
+               TY_EPROTO);
   cr_assert(strstr(err, "input_0.pb"));
 }
 
@@ -155,7 +159,8 @@ Test(export, round_trip_with_overrides_and_symbolic_batch) {
   cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
   cr_assert_eq(ty_graph_mark_input(g, x), 0);
   cr_assert_eq(ty_graph_add_value(g, "W", TY_DTYPE_F32, NULL, &w), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, w, tensor_f32(SHAPE(2, 3), (float[]){1, 0, 0, 0, 1, 0})), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, w, tensor_f32(SHAPE(2, 3), (float[]){1, 0, 0, 0, 1, 0})),
+               0);
   cr_assert_eq(ty_graph_add_value(g, "b", TY_DTYPE_F32, NULL, &b), 0);
   cr_assert_eq(ty_graph_set_initializer(g, b, tensor_f32(SHAPE(2), (float[]){0, 0})), 0);
   cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);

@@ -17,7 +17,8 @@ static void expect(const ty_tensor *t, const float *want, int64_t n) {
 }
 
 /* Builds, runs and checks output 0 of a one-node graph; attrs may be NULL. */
-static void check(ty_op op, int n_in, ty_tensor **in, void (*attrs)(one_node *), const float *want, int64_t n) {
+static void check(ty_op op, int n_in, ty_tensor **in, void (*attrs)(one_node *), const float *want,
+                  int64_t n) {
   one_node b;
   ty_dtype dts[8];
   ty_shape shs[8];
@@ -31,15 +32,19 @@ static void check(ty_op op, int n_in, ty_tensor **in, void (*attrs)(one_node *),
   expect(ty_exec_value(e, b.out[0]), want, n);
   ty_exec_destroy(e);
   ty_graph_destroy(b.g);
-  for (int i = 0; i < n_in; i++) ty_tensor_destroy(in[i]);
+  for (int i = 0; i < n_in; i++)
+    ty_tensor_destroy(in[i]);
 }
 
 Test(kernels, binary_broadcasting) {
-  ty_tensor *in[2] = {tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6}), tensor_f32(SHAPE(3), (float[]){10, 20, 30})};
+  ty_tensor *in[2] = {tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6}),
+                      tensor_f32(SHAPE(3), (float[]){10, 20, 30})};
   check(TY_OP_ADD, 2, in, NULL, (float[]){11, 22, 33, 14, 25, 36}, 6);
-  ty_tensor *in2[2] = {tensor_f32(SHAPE(2, 1), (float[]){1, 2}), tensor_f32(SHAPE(1, 3), (float[]){1, 2, 4})};
+  ty_tensor *in2[2] = {tensor_f32(SHAPE(2, 1), (float[]){1, 2}),
+                       tensor_f32(SHAPE(1, 3), (float[]){1, 2, 4})};
   check(TY_OP_DIV, 2, in2, NULL, (float[]){1, 0.5f, 0.25f, 2, 1, 0.5f}, 6);
-  ty_tensor *in3[2] = {tensor_f32(SHAPE(3), (float[]){1, 2, 3}), tensor_f32(SCALAR_SHAPE, (float[]){2})};
+  ty_tensor *in3[2] = {tensor_f32(SHAPE(3), (float[]){1, 2, 3}),
+                       tensor_f32(SCALAR_SHAPE, (float[]){2})};
   check(TY_OP_POW, 2, in3, NULL, (float[]){1, 4, 9}, 3);
 }
 
@@ -54,18 +59,24 @@ Test(kernels, activations) {
   check(TY_OP_ERF, 1, d, NULL, (float[]){0, 0.8427008f}, 2);
 }
 
-static void trans_b(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "transB", 1); }
+static void trans_b(one_node *b) {
+  ty_graph_node_set_int(b->g, (size_t)b->node, "transB", 1);
+}
 
 Test(kernels, gemm_and_matmul) {
-  ty_tensor *in[3] = {tensor_f32(SHAPE(1, 2), (float[]){1, 2}), tensor_f32(SHAPE(2, 2), (float[]){1, 2, 3, 4}),
+  ty_tensor *in[3] = {tensor_f32(SHAPE(1, 2), (float[]){1, 2}),
+                      tensor_f32(SHAPE(2, 2), (float[]){1, 2, 3, 4}),
                       tensor_f32(SHAPE(2), (float[]){10, 20})};
   /* [1,2] x [[1,2],[3,4]]^T + [10,20] = [1+4, 3+8] + ... */
   check(TY_OP_GEMM, 3, in, trans_b, (float[]){15, 31}, 2);
-  ty_tensor *m[2] = {tensor_f32(SHAPE(2, 1, 2), (float[]){1, 2, 3, 4}), tensor_f32(SHAPE(2, 1), (float[]){1, 1})};
+  ty_tensor *m[2] = {tensor_f32(SHAPE(2, 1, 2), (float[]){1, 2, 3, 4}),
+                     tensor_f32(SHAPE(2, 1), (float[]){1, 1})};
   check(TY_OP_MATMUL, 2, m, NULL, (float[]){3, 7}, 2);
 }
 
-static void pad1(one_node *b) { ty_graph_node_set_ints(b->g, (size_t)b->node, "pads", (int64_t[]){1, 1, 1, 1}, 4); }
+static void pad1(one_node *b) {
+  ty_graph_node_set_ints(b->g, (size_t)b->node, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+}
 
 Test(kernels, conv_with_padding_and_bias) {
   float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -76,7 +87,9 @@ Test(kernels, conv_with_padding_and_bias) {
   check(TY_OP_CONV, 3, in, pad1, (float[]){13, 22, 17, 28, 46, 34, 25, 40, 29}, 9);
 }
 
-static void group2(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "group", 2); }
+static void group2(one_node *b) {
+  ty_graph_node_set_int(b->g, (size_t)b->node, "group", 2);
+}
 
 Test(kernels, conv_groups) {
   ty_tensor *in[2] = {tensor_f32(SHAPE(1, 2, 1, 2), (float[]){1, 2, 3, 4}),
@@ -108,15 +121,16 @@ Test(kernels, pools) {
 }
 
 Test(kernels, batch_norm_inference) {
-  ty_tensor *in[5] = {tensor_f32(SHAPE(1, 2, 1, 1), (float[]){1, 2}), tensor_f32(SHAPE(2), (float[]){2, 1}),
-                      tensor_f32(SHAPE(2), (float[]){0, 1}), tensor_f32(SHAPE(2), (float[]){1, 0}),
-                      tensor_f32(SHAPE(2), (float[]){4, 1})};
+  ty_tensor *in[5] = {tensor_f32(SHAPE(1, 2, 1, 1), (float[]){1, 2}),
+                      tensor_f32(SHAPE(2), (float[]){2, 1}), tensor_f32(SHAPE(2), (float[]){0, 1}),
+                      tensor_f32(SHAPE(2), (float[]){1, 0}), tensor_f32(SHAPE(2), (float[]){4, 1})};
   /* (x - mean) / sqrt(var + 1e-5) * scale + bias */
   check(TY_OP_BATCH_NORM, 5, in, NULL, (float[]){0, 2.0f / sqrtf(1 + 1e-5f) + 1}, 2);
 }
 
 Test(kernels, layer_norm_and_softmax) {
-  ty_tensor *in[2] = {tensor_f32(SHAPE(1, 2), (float[]){1, 3}), tensor_f32(SHAPE(2), (float[]){1, 1})};
+  ty_tensor *in[2] = {tensor_f32(SHAPE(1, 2), (float[]){1, 3}),
+                      tensor_f32(SHAPE(2), (float[]){1, 1})};
   float s = 1.0f / sqrtf(1 + 1e-5f);
   check(TY_OP_LAYER_NORM, 2, in, NULL, (float[]){-s, s}, 2);
   ty_tensor *sm[1] = {tensor_f32(SHAPE(1, 2), (float[]){0, logf(3)})};
@@ -125,31 +139,41 @@ Test(kernels, layer_norm_and_softmax) {
   check(TY_OP_LOG_SOFTMAX, 1, lsm, NULL, (float[]){logf(0.25f), logf(0.75f)}, 2);
 }
 
-static void ignore_neg1(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "ignore_index", -1); }
+static void ignore_neg1(one_node *b) {
+  ty_graph_node_set_int(b->g, (size_t)b->node, "ignore_index", -1);
+}
 
 Test(kernels, softmax_cross_entropy) {
   /* Row 0 is uniform over 2 classes: loss ln 2. Row 1 is ignored. */
-  ty_tensor *in[2] = {tensor_f32(SHAPE(2, 2), (float[]){0, 0, 5, 1}), tensor_i64(SHAPE(2), (int64_t[]){1, -1})};
+  ty_tensor *in[2] = {tensor_f32(SHAPE(2, 2), (float[]){0, 0, 5, 1}),
+                      tensor_i64(SHAPE(2), (int64_t[]){1, -1})};
   check(TY_OP_SOFTMAX_CE_LOSS, 2, in, ignore_neg1, (float[]){logf(2)}, 1);
 }
 
-static void axis1(one_node *b) { ty_graph_node_set_int(b->g, (size_t)b->node, "axis", 1); }
+static void axis1(one_node *b) {
+  ty_graph_node_set_int(b->g, (size_t)b->node, "axis", 1);
+}
 
-static void perm10(one_node *b) { ty_graph_node_set_ints(b->g, (size_t)b->node, "perm", (int64_t[]){1, 0}, 2); }
+static void perm10(one_node *b) {
+  ty_graph_node_set_ints(b->g, (size_t)b->node, "perm", (int64_t[]){1, 0}, 2);
+}
 
 Test(kernels, transpose_concat_gather) {
   ty_tensor *t[1] = {tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6})};
   check(TY_OP_TRANSPOSE, 1, t, perm10, (float[]){1, 4, 2, 5, 3, 6}, 6);
-  ty_tensor *c[2] = {tensor_f32(SHAPE(2, 1), (float[]){1, 2}), tensor_f32(SHAPE(2, 2), (float[]){3, 4, 5, 6})};
+  ty_tensor *c[2] = {tensor_f32(SHAPE(2, 1), (float[]){1, 2}),
+                     tensor_f32(SHAPE(2, 2), (float[]){3, 4, 5, 6})};
   check(TY_OP_CONCAT, 2, c, axis1, (float[]){1, 3, 4, 2, 5, 6}, 6);
-  ty_tensor *g[2] = {tensor_f32(SHAPE(3, 2), (float[]){1, 2, 3, 4, 5, 6}), tensor_i64(SHAPE(2), (int64_t[]){-1, 0})};
+  ty_tensor *g[2] = {tensor_f32(SHAPE(3, 2), (float[]){1, 2, 3, 4, 5, 6}),
+                     tensor_i64(SHAPE(2), (int64_t[]){-1, 0})};
   check(TY_OP_GATHER, 2, g, NULL, (float[]){5, 6, 1, 2}, 4);
 }
 
 Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
   one_node b;
   ty_tensor *in[2] = {tensor_f32(SHAPE(3), NULL), tensor_i64(SHAPE(1), (int64_t[]){7})};
-  one_node_build(&b, TY_OP_GATHER, 2, (ty_dtype[]){F, I}, (ty_shape[]){in[0]->shape, in[1]->shape}, 1);
+  one_node_build(&b, TY_OP_GATHER, 2, (ty_dtype[]){F, I}, (ty_shape[]){in[0]->shape, in[1]->shape},
+                 1);
   char err[256];
   cr_assert_eq(one_node_infer(&b, err, sizeof err), 0);
   ty_exec *e;
@@ -164,7 +188,9 @@ Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
   ty_tensor_destroy(in[1]);
 }
 
-static void axes1(one_node *b) { ty_graph_node_set_ints(b->g, (size_t)b->node, "axes", (int64_t[]){1}, 1); }
+static void axes1(one_node *b) {
+  ty_graph_node_set_ints(b->g, (size_t)b->node, "axes", (int64_t[]){1}, 1);
+}
 
 Test(kernels, reduce_mean_attribute_axes) {
   ty_tensor *in[1] = {tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6})};
@@ -174,7 +200,8 @@ Test(kernels, reduce_mean_attribute_axes) {
 Test(kernels, dropout_training_scales_kept_values) {
   one_node b;
   ty_tensor *x = tensor_f32(SHAPE(1000), NULL);
-  for (int i = 0; i < 1000; i++) ty_tensor_f32(x)[i] = 1.0f;
+  for (int i = 0; i < 1000; i++)
+    ty_tensor_f32(x)[i] = 1.0f;
   one_node_build(&b, TY_OP_DROPOUT, 1, (ty_dtype[]){F}, (ty_shape[]){x->shape}, 2);
   char err[256];
   cr_assert_eq(one_node_infer(&b, err, sizeof err), 0);
@@ -227,7 +254,8 @@ static void einsum_paths_agree(const char *eq, ty_shape sa, ty_shape sb) {
     cr_assert_float_eq(ty_tensor_get_f64(fast, i), ty_tensor_get_f64(slow, i), 1e-5,
                        "%s element %lld", eq, (long long)i);
   ty_tensor *all[] = {a, b, a64, b64, fast, slow};
-  for (int i = 0; i < 6; i++) ty_tensor_destroy(all[i]);
+  for (int i = 0; i < 6; i++)
+    ty_tensor_destroy(all[i]);
 }
 
 Test(kernels, einsum_sgemm_path_matches_the_loop) {

@@ -8,25 +8,24 @@
 #include "scheduler/scheduler.h"
 
 Test(config, parses_weights_durations_switches) {
-  const char *text =
-      "# scheduler\n"
-      "weight.tier = 5000\n"
-      "weight.age=10\n"
-      "\n"
-      "weight.fairshare = 2.5  # comment\n"
-      "weight.size = 0\n"
-      "weight.priority = 7\n"
-      "age_max = 2d\n"
-      "fairshare.halflife = 12h\n"
-      "fairshare.cpu_weight = 0.5\n"
-      "preemption = off\n"
-      "preempt.min_run = 15m\n"
-      "preempt.grace = 90s\n"
-      "backfill = on\n"
-      "backfill.depth = 100\n"
-      "unknown_runtime = 3600\n"
-      "switch.s1 = n1, n2,n3\n"
-      "switch.s2 = n4\n";
+  const char *text = "# scheduler\n"
+                     "weight.tier = 5000\n"
+                     "weight.age=10\n"
+                     "\n"
+                     "weight.fairshare = 2.5  # comment\n"
+                     "weight.size = 0\n"
+                     "weight.priority = 7\n"
+                     "age_max = 2d\n"
+                     "fairshare.halflife = 12h\n"
+                     "fairshare.cpu_weight = 0.5\n"
+                     "preemption = off\n"
+                     "preempt.min_run = 15m\n"
+                     "preempt.grace = 90s\n"
+                     "backfill = on\n"
+                     "backfill.depth = 100\n"
+                     "unknown_runtime = 3600\n"
+                     "switch.s1 = n1, n2,n3\n"
+                     "switch.s2 = n4\n";
   ty_sched_config c;
   ty_sched_config_default(&c);
   ty_sched_topology t;
@@ -60,7 +59,8 @@ static void rejects(const char *text, const char *want) {
   before = c;
   ty_sched_topology t;
   char err[200] = "";
-  cr_assert_eq(ty_sched_config_parse(text, &c, &t, err, sizeof(err)), TY_EINVAL, "accepted: %s", text);
+  cr_assert_eq(ty_sched_config_parse(text, &c, &t, err, sizeof(err)), TY_EINVAL, "accepted: %s",
+               text);
   cr_assert_str_eq(err, want);
   cr_assert_eq(t.n_switches, 0u);
   cr_assert(memcmp(&c, &before, sizeof(c)) == 0, "config changed on error");

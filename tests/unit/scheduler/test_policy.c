@@ -11,17 +11,28 @@
 #include "scheduler/scheduler.h"
 
 static ty_sched_node gnode(const char *name, uint32_t cpus, uint32_t gpus) {
-  ty_sched_node n = {.name = name, .schedulable = true, .cpus_total = cpus, .cpus_free = cpus,
-                     .gpus_total = gpus, .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
-                     .mem_total = 1ull << 40, .mem_free = 1ull << 40};
+  ty_sched_node n = {.name = name,
+                     .schedulable = true,
+                     .cpus_total = cpus,
+                     .cpus_free = cpus,
+                     .gpus_total = gpus,
+                     .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
+                     .mem_total = 1ull << 40,
+                     .mem_free = 1ull << 40};
   return n;
 }
 
 static ty_sched_job gjob(uint64_t id, const char *queue, const char *user, uint32_t nodes,
                          uint32_t gpus, uint32_t limit_s) {
-  ty_sched_job j = {.id = id, .queue = queue, .user = user, .submit_time_ms = 1000,
-                    .nodes = nodes, .tasks_per_node = 1, .cpus_per_task = 1,
-                    .gpus_per_node = gpus, .time_limit_s = limit_s};
+  ty_sched_job j = {.id = id,
+                    .queue = queue,
+                    .user = user,
+                    .submit_time_ms = 1000,
+                    .nodes = nodes,
+                    .tasks_per_node = 1,
+                    .cpus_per_task = 1,
+                    .gpus_per_node = gpus,
+                    .time_limit_s = limit_s};
   return j;
 }
 
@@ -46,18 +57,25 @@ static ty_sched_config config(void) {
 /* ---- priority order ---------------------------------------------------------- */
 
 Test(priority, tier_dominates_then_the_weighted_factors_decide) {
-  ty_sched_queue qs[] = {{.name = "low", .tier = 0, .share = 1}, {.name = "high", .tier = 5, .share = 1}};
+  ty_sched_queue qs[] = {{.name = "low", .tier = 0, .share = 1},
+                         {.name = "high", .tier = 5, .share = 1}};
   ty_sched_job jobs[] = {gjob(1, "low", "a", 1, 0, 0), gjob(2, "high", "a", 1, 0, 0),
                          gjob(3, "low", "b", 1, 0, 0), gjob(4, "low", "a", 1, 0, 0),
                          gjob(5, "low", "c", 1, 0, 0)};
-  jobs[3].priority = 500;            /* job 4: priority within its queue */
-  jobs[4].submit_time_ms = 1;        /* job 5: oldest, but age is worth little */
+  jobs[3].priority = 500;     /* job 4: priority within its queue */
+  jobs[4].submit_time_ms = 1; /* job 5: oldest, but age is worth little */
   ty_sched_usage usage[] = {{.user = "a", .queue = "low", .usage = 1000},
                             {.user = "c", .queue = "low", .usage = 1000}};
   ty_sched_config c = config();
   /* No nodes: every job stays pending, listed in priority order. */
-  ty_sched_input in = {.jobs = jobs, .n_jobs = 5, .queues = qs, .n_queues = 2, .usage = usage,
-                       .n_usage = 2, .config = &c, .now_ms = 3600 * 1000};
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 5,
+                       .queues = qs,
+                       .n_queues = 2,
+                       .usage = usage,
+                       .n_usage = 2,
+                       .config = &c,
+                       .now_ms = 3600 * 1000};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_pending, 5u);
@@ -67,7 +85,8 @@ Test(priority, tier_dominates_then_the_weighted_factors_decide) {
   for (size_t i = 0; i < 5; i++)
     cr_assert_eq(out.pending[i].job_id, want[i], "position %zu: job %llu, want %llu", i + 1,
                  (unsigned long long)out.pending[i].job_id, (unsigned long long)want[i]);
-  for (size_t i = 1; i < 5; i++) cr_assert_geq(out.pending[i - 1].priority, out.pending[i].priority);
+  for (size_t i = 1; i < 5; i++)
+    cr_assert_geq(out.pending[i - 1].priority, out.pending[i].priority);
   ty_sched_output_close(&out);
 }
 
@@ -104,7 +123,8 @@ Test(gang, all_or_nothing_with_gpus) {
   const ty_sched_placement *p = placed(&out, 2);
   cr_assert_not_null(p);
   cr_assert_eq(p->n_slots, 3u);
-  for (uint32_t s = 0; s < 3; s++) cr_assert_eq(__builtin_popcountll(p->slots[s].gpus), 4);
+  for (uint32_t s = 0; s < 3; s++)
+    cr_assert_eq(__builtin_popcountll(p->slots[s].gpus), 4);
   ty_sched_output_close(&out);
 }
 
@@ -135,20 +155,28 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
                          gjob(5, "c", "u", 1, 2, 0), gjob(6, "c", "u", 1, 1, 0),
                          gjob(7, "c", "v", 1, 1, 0), gjob(8, "p", "u", 1, 1, 0),
                          gjob(9, "d", "u", 1, 1, 0), gjob(10, "d", "u", 1, 1, 0)};
-  for (int i = 0; i < 10; i++) jobs[i].submit_time_ms = 1000 + i;
+  for (int i = 0; i < 10; i++)
+    jobs[i].submit_time_ms = 1000 + i;
   jobs[8].held = true;
   ty_sched_config c = config();
   c.w_fairshare = c.w_size = 0;
-  ty_sched_input in = {.jobs = jobs, .n_jobs = 10, .nodes = nodes, .n_nodes = 2, .queues = qs,
-                       .n_queues = 5, .config = &c};
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 10,
+                       .nodes = nodes,
+                       .n_nodes = 2,
+                       .queues = qs,
+                       .n_queues = 5,
+                       .config = &c};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   uint64_t run[] = {1, 3, 5, 7, 10}, wait[] = {2, 4, 6, 8, 9};
-  for (int i = 0; i < 5; i++) cr_assert_not_null(placed(&out, run[i]), "job %llu", (unsigned long long)run[i]);
+  for (int i = 0; i < 5; i++)
+    cr_assert_not_null(placed(&out, run[i]), "job %llu", (unsigned long long)run[i]);
   const char *why[] = {"QueueLimit: queue a runs 1 jobs, max_running is 1",
                        "QueueLimit: queue b uses 4 GPUs, +1 exceeds max_gpus 4",
                        "QueueLimit: user u uses 2 GPUs in queue c, +1 exceeds max_gpus_per_user 2",
-                       "QueuePaused: queue p is paused", "Held: by an operator (trainctl job release)"};
+                       "QueuePaused: queue p is paused",
+                       "Held: by an operator (trainctl job release)"};
   for (int i = 0; i < 5; i++) {
     const ty_sched_pending *pd = pending(&out, wait[i]);
     cr_assert_not_null(pd);
@@ -162,19 +190,35 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
 Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
   ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8), gnode("n3", 8, 8),
                            gnode("n4", 8, 8)};
-  ty_sched_slot r1s[] = {{.node = 0, .gpus = 0xFF, .cpus = 1}, {.node = 1, .gpus = 0xFF, .cpus = 1}};
+  ty_sched_slot r1s[] = {{.node = 0, .gpus = 0xFF, .cpus = 1},
+                         {.node = 1, .gpus = 0xFF, .cpus = 1}};
   ty_sched_slot r2s[] = {{.node = 2, .gpus = 0xFF, .cpus = 1}};
-  for (int i = 0; i < 3; i++) nodes[i].gpus_free = 0, nodes[i].cpus_free = 7;
+  for (int i = 0; i < 3; i++)
+    nodes[i].gpus_free = 0, nodes[i].cpus_free = 7;
   int64_t now = 100000;
-  ty_sched_running run[] = {
-      {.id = 10, .user = "x", .start_time_ms = now - 1000, .time_limit_s = 101, .slots = r1s, .n_slots = 2},
-      {.id = 11, .user = "x", .start_time_ms = now - 1000, .time_limit_s = 1001, .slots = r2s, .n_slots = 1}};
+  ty_sched_running run[] = {{.id = 10,
+                             .user = "x",
+                             .start_time_ms = now - 1000,
+                             .time_limit_s = 101,
+                             .slots = r1s,
+                             .n_slots = 2},
+                            {.id = 11,
+                             .user = "x",
+                             .start_time_ms = now - 1000,
+                             .time_limit_s = 1001,
+                             .slots = r2s,
+                             .n_slots = 1}};
   ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 3600), gjob(2, NULL, "b", 1, 8, 50),
                          gjob(3, NULL, "b", 1, 8, 500)};
   jobs[0].priority = 1000;
   jobs[2].priority = 500; /* tried before job 2: would take node 4 past the reservation */
-  ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 4, .running = run,
-                       .n_running = 2, .now_ms = now};
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 3,
+                       .nodes = nodes,
+                       .n_nodes = 4,
+                       .running = run,
+                       .n_running = 2,
+                       .now_ms = now};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   const ty_sched_pending *big = pending(&out, 1);
@@ -201,11 +245,13 @@ static bool reserved_fits_at(const ty_sched_node *nodes, size_t nn, const ty_sch
                              int64_t now, int64_t t) {
   uint32_t cpus[16];
   uint64_t gpus[16];
-  for (size_t i = 0; i < nn; i++) cpus[i] = nodes[i].cpus_free, gpus[i] = nodes[i].gpus_free;
+  for (size_t i = 0; i < nn; i++)
+    cpus[i] = nodes[i].cpus_free, gpus[i] = nodes[i].gpus_free;
   for (size_t r = 0; r < nr; r++)
     if (run[r].start_time_ms + (int64_t)run[r].time_limit_s * 1000 <= t)
       for (uint32_t s = 0; s < run[r].n_slots; s++)
-        cpus[run[r].slots[s].node] += run[r].slots[s].cpus, gpus[run[r].slots[s].node] |= run[r].slots[s].gpus;
+        cpus[run[r].slots[s].node] += run[r].slots[s].cpus,
+            gpus[run[r].slots[s].node] |= run[r].slots[s].gpus;
   for (size_t k = 0; k < out->n_placements; k++) {
     const ty_sched_placement *p = &out->placements[k];
     bool gone = now + (int64_t)p->time_limit_s * 1000 <= t;
@@ -217,7 +263,8 @@ static bool reserved_fits_at(const ty_sched_node *nodes, size_t nn, const ty_sch
   }
   uint32_t fit = 0;
   for (size_t i = 0; i < nn; i++)
-    fit += cpus[i] >= rj->cpus_per_task && (uint32_t)__builtin_popcountll(gpus[i]) >= rj->gpus_per_node;
+    fit += cpus[i] >= rj->cpus_per_task &&
+           (uint32_t)__builtin_popcountll(gpus[i]) >= rj->gpus_per_node;
   return fit >= rj->nodes;
 }
 
@@ -227,7 +274,8 @@ Test(backfill, never_delays_the_reserved_job_random_clusters) {
   for (int round = 0; round < 300; round++) {
     enum { NN = 8, NR = 12, NJ = 20 };
     ty_sched_node nodes[NN];
-    for (int i = 0; i < NN; i++) nodes[i] = gnode("n", 8, 8);
+    for (int i = 0; i < NN; i++)
+      nodes[i] = gnode("n", 8, 8);
     ty_sched_running run[NR];
     ty_sched_slot slots[NR];
     size_t nr = 0;
@@ -242,10 +290,12 @@ Test(backfill, never_delays_the_reserved_job_random_clusters) {
       nodes[i].gpus_free &= ~mask;
       nodes[i].cpus_free -= 1;
       slots[nr] = (ty_sched_slot){.node = i, .gpus = mask, .cpus = 1};
-      run[nr] = (ty_sched_running){.id = 100 + (uint64_t)r, .user = "x",
+      run[nr] = (ty_sched_running){.id = 100 + (uint64_t)r,
+                                   .user = "x",
                                    .start_time_ms = now - (int64_t)(rng(&seed) % 1000) * 1000,
                                    .time_limit_s = 1000 + (uint32_t)(rng(&seed) % 5000),
-                                   .slots = &slots[nr], .n_slots = 1};
+                                   .slots = &slots[nr],
+                                   .n_slots = 1};
       nr++;
     }
     ty_sched_job jobs[NJ];
@@ -254,8 +304,13 @@ Test(backfill, never_delays_the_reserved_job_random_clusters) {
                      1 + (uint32_t)(rng(&seed) % 8), 60 + (uint32_t)(rng(&seed) % 7000));
       jobs[k].priority = (int32_t)(rng(&seed) % 2000) - 1000;
     }
-    ty_sched_input in = {.jobs = jobs, .n_jobs = NJ, .nodes = nodes, .n_nodes = NN,
-                         .running = run, .n_running = nr, .now_ms = now};
+    ty_sched_input in = {.jobs = jobs,
+                         .n_jobs = NJ,
+                         .nodes = nodes,
+                         .n_nodes = NN,
+                         .running = run,
+                         .n_running = nr,
+                         .now_ms = now};
     ty_sched_output out;
     cr_assert_eq(ty_sched_pass(&in, &out), 0);
     for (size_t k = 0; k < out.n_pending; k++) {
@@ -293,25 +348,35 @@ static void preempt_setup(preempt_case *c) {
   c->qs[2] = (ty_sched_queue){.name = "mid", .tier = 5, .preemptible = false};
   for (int i = 0; i < 4; i++) {
     c->slots[i] = (ty_sched_slot){.node = 0, .cpus = 2};
-    c->run[i] = (ty_sched_running){.id = 20 + (uint64_t)i, .queue = "low", .user = "u",
-                                   .start_time_ms = c->now - 3600000, .slots = &c->slots[i],
+    c->run[i] = (ty_sched_running){.id = 20 + (uint64_t)i,
+                                   .queue = "low",
+                                   .user = "u",
+                                   .start_time_ms = c->now - 3600000,
+                                   .slots = &c->slots[i],
                                    .n_slots = 1};
   }
   c->run[0].last_checkpoint_ms = c->now - 300000; /* 300 s lost */
   c->run[1].last_checkpoint_ms = c->now - 10000;  /* 10 s lost: the victim */
   c->run[2].last_checkpoint_ms = c->now - 10000;
-  c->run[2].priority = 5;                         /* same loss, higher priority */
+  c->run[2].priority = 5; /* same loss, higher priority */
   c->run[3].last_checkpoint_ms = c->now - 1000;
-  c->run[3].start_time_ms = c->now - 60000;       /* ran 60 s < min_run */
+  c->run[3].start_time_ms = c->now - 60000; /* ran 60 s < min_run */
   c->job = gjob(1, "high", "v", 1, 0, 0);
   c->job.cpus_per_task = 2;
   ty_sched_config_default(&c->cfg);
 }
 
 static ty_sched_input preempt_input(preempt_case *c) {
-  ty_sched_input in = {.jobs = &c->job, .n_jobs = 1, .nodes = c->nodes, .n_nodes = 1,
-                       .queues = c->qs, .n_queues = 3, .running = c->run, .n_running = 4,
-                       .config = &c->cfg, .now_ms = c->now};
+  ty_sched_input in = {.jobs = &c->job,
+                       .n_jobs = 1,
+                       .nodes = c->nodes,
+                       .n_nodes = 1,
+                       .queues = c->qs,
+                       .n_queues = 3,
+                       .running = c->run,
+                       .n_running = 4,
+                       .config = &c->cfg,
+                       .now_ms = c->now};
   return in;
 }
 
@@ -349,8 +414,9 @@ Test(preempt, least_work_lost_then_lowest_priority) {
 Test(preempt, never_same_tier_unpreemptible_or_young_jobs) {
   preempt_case c;
   preempt_setup(&c);
-  for (int i = 0; i < 3; i++) c.run[i].queue = "mid"; /* not preemptible */
-  c.job.cpus_per_task = 4;                           /* only young job 23 has 2 */
+  for (int i = 0; i < 3; i++)
+    c.run[i].queue = "mid"; /* not preemptible */
+  c.job.cpus_per_task = 4;  /* only young job 23 has 2 */
   ty_sched_input in = preempt_input(&c);
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
@@ -358,7 +424,8 @@ Test(preempt, never_same_tier_unpreemptible_or_young_jobs) {
   cr_assert_not_null(pending(&out, 1));
   ty_sched_output_close(&out);
   c.job.queue = "low"; /* same tier as the victims */
-  for (int i = 0; i < 3; i++) c.run[i].queue = "low";
+  for (int i = 0; i < 3; i++)
+    c.run[i].queue = "low";
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_preemptions, 0u);
   ty_sched_output_close(&out);
@@ -398,7 +465,8 @@ Test(fairshare, converges_to_queue_weights_over_a_simulated_week, .timeout = 60)
   const char *names[2] = {"big", "small"};
   ty_sched_queue qs[2] = {{.name = "big", .share = 3}, {.name = "small", .share = 1}};
   ty_sched_node nodes[NN];
-  for (int i = 0; i < NN; i++) nodes[i] = gnode("n", 64, 8);
+  for (int i = 0; i < NN; i++)
+    nodes[i] = gnode("n", 64, 8);
   ty_sched_config cfg = config();
   cfg.halflife_s = DAY;
   cfg.backfill = false;
@@ -417,7 +485,8 @@ Test(fairshare, converges_to_queue_weights_over_a_simulated_week, .timeout = 60)
         r++;
       }
     }
-    for (int q = 0; q < 2; q++) usage[q] = ty_sched_decay(usage[q], STEP_S, cfg.halflife_s);
+    for (int q = 0; q < 2; q++)
+      usage[q] = ty_sched_decay(usage[q], STEP_S, cfg.halflife_s);
     ty_sched_job jobs[40];
     for (int k = 0; k < 40; k++) {
       jobs[k] = gjob(next_id + (uint64_t)k, names[k % 2], names[k % 2], 1,
@@ -426,8 +495,15 @@ Test(fairshare, converges_to_queue_weights_over_a_simulated_week, .timeout = 60)
     }
     ty_sched_usage us[2] = {{.user = "big", .queue = "big", .usage = usage[0]},
                             {.user = "small", .queue = "small", .usage = usage[1]}};
-    ty_sched_input in = {.jobs = jobs, .n_jobs = 40, .nodes = nodes, .n_nodes = NN, .queues = qs,
-                         .n_queues = 2, .usage = us, .n_usage = 2, .config = &cfg,
+    ty_sched_input in = {.jobs = jobs,
+                         .n_jobs = 40,
+                         .nodes = nodes,
+                         .n_nodes = NN,
+                         .queues = qs,
+                         .n_queues = 2,
+                         .usage = us,
+                         .n_usage = 2,
+                         .config = &cfg,
                          .now_ms = t * 1000};
     ty_sched_output out;
     cr_assert_eq(ty_sched_pass(&in, &out), 0);
@@ -435,8 +511,11 @@ Test(fairshare, converges_to_queue_weights_over_a_simulated_week, .timeout = 60)
       const ty_sched_placement *p = &out.placements[k];
       const ty_sched_job *j = &jobs[p->job_id - next_id];
       sim_job *s = &running[nrun++];
-      *s = (sim_job){.id = j->id, .queue = (p->job_id - next_id) % 2, .gpus = j->gpus_per_node,
-                     .end = t + 600 + (int64_t)(rng(&seed) % 7200), .slot = p->slots[0]};
+      *s = (sim_job){.id = j->id,
+                     .queue = (p->job_id - next_id) % 2,
+                     .gpus = j->gpus_per_node,
+                     .end = t + 600 + (int64_t)(rng(&seed) % 7200),
+                     .slot = p->slots[0]};
       nodes[s->slot.node].gpus_free &= ~s->slot.gpus;
       nodes[s->slot.node].cpus_free -= s->slot.cpus;
     }
@@ -485,7 +564,8 @@ Test(topology, packs_a_gang_into_one_switch_and_gpus_into_one_island) {
   for (int i = 0; i < 8; i++) {
     nodes[i] = gnode("n", 8, 8);
     nodes[i].switch_id = i < 4 ? 0 : 1;
-    for (int g = 0; g < 8; g++) nodes[i].gpu_island[g] = g < 4 ? 0 : 1;
+    for (int g = 0; g < 8; g++)
+      nodes[i].gpu_island[g] = g < 4 ? 0 : 1;
   }
   nodes[0].gpus_free = 0; /* switch 0 has 3 whole nodes, switch 1 has 4 */
   ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 0)};
@@ -494,14 +574,16 @@ Test(topology, packs_a_gang_into_one_switch_and_gpus_into_one_island) {
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   const ty_sched_placement *p = placed(&out, 1);
   cr_assert_not_null(p);
-  for (uint32_t s = 0; s < 3; s++) cr_assert_lt(p->slots[s].node, 4u, "tightest switch first");
+  for (uint32_t s = 0; s < 3; s++)
+    cr_assert_lt(p->slots[s].node, 4u, "tightest switch first");
   ty_sched_output_close(&out);
   jobs[0].nodes = 6; /* needs both switches: 4 from the fuller one, then 2 */
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   p = placed(&out, 1);
   cr_assert_not_null(p);
   int in_sw1 = 0;
-  for (uint32_t s = 0; s < 6; s++) in_sw1 += p->slots[s].node >= 4;
+  for (uint32_t s = 0; s < 6; s++)
+    in_sw1 += p->slots[s].node >= 4;
   cr_assert_eq(in_sw1, 4);
   ty_sched_output_close(&out);
   /* Islands: 0,1 free on island 0; 4..7 free on island 1. */
@@ -535,12 +617,17 @@ Test(explain, rank_factors_nodes_and_estimate) {
   ty_sched_node nodes[] = {gnode("n1", 8, 4), gnode("n2", 8, 4)};
   nodes[1].gpus_free = 0x1;
   ty_sched_slot rs = {.node = 1, .gpus = 0xE, .cpus = 1};
-  ty_sched_running run = {.id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600,
-                          .slots = &rs, .n_slots = 1};
+  ty_sched_running run = {
+      .id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600, .slots = &rs, .n_slots = 1};
   ty_sched_job jobs[] = {gjob(1, NULL, "a", 2, 4, 60), gjob(2, NULL, "b", 1, 1, 60)};
   jobs[0].priority = 100;
-  ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 2, .running = &run,
-                       .n_running = 1, .now_ms = 60000};
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 2,
+                       .nodes = nodes,
+                       .n_nodes = 2,
+                       .running = &run,
+                       .n_running = 1,
+                       .now_ms = 60000};
   ty_sched_explain ex;
   cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
   cr_assert(ex.pending);
@@ -551,7 +638,8 @@ Test(explain, rank_factors_nodes_and_estimate) {
   cr_assert_eq(ex.nodes[0].node, 1u);
   cr_assert_str_eq(ex.nodes[0].why, "0 of 4 GPUs free, 4 needed");
   cr_assert_eq(ex.est_start_ms, 600000);
-  cr_assert_float_eq(ex.priority, ex.f_tier + ex.f_age + ex.f_fairshare + ex.f_size + ex.f_priority, 1e-6);
+  cr_assert_float_eq(ex.priority, ex.f_tier + ex.f_age + ex.f_fairshare + ex.f_size + ex.f_priority,
+                     1e-6);
   cr_assert_eq(ex.reserved_job, 1u);
   cr_assert_eq(ty_sched_explain_job(&in, 2, &ex), 0); /* backfills onto n2's last GPU */
   cr_assert_not(ex.pending);
@@ -562,7 +650,8 @@ Test(fifo, baseline_stops_at_the_first_job_that_does_not_fit) {
   ty_sched_node nodes[] = {gnode("n1", 8, 8)};
   ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 4, 0), gjob(2, NULL, "a", 1, 8, 0),
                          gjob(3, NULL, "a", 1, 1, 0)};
-  for (int i = 0; i < 3; i++) jobs[i].submit_time_ms = i;
+  for (int i = 0; i < 3; i++)
+    jobs[i].submit_time_ms = i;
   ty_sched_config c = config();
   c.fifo = true;
   ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1, .config = &c};
@@ -588,24 +677,39 @@ typedef struct resv_case {
 
 static ty_sched_input resv_setup(resv_case *c) {
   memset(c, 0, sizeof(*c));
-  for (int i = 0; i < 4; i++) c->nodes[i] = gnode(i == 0 ? "n1" : i == 1 ? "n2" : i == 2 ? "n3" : "n4", 8, 8);
+  for (int i = 0; i < 4; i++)
+    c->nodes[i] = gnode(i == 0 ? "n1" : i == 1 ? "n2" : i == 2 ? "n3" : "n4", 8, 8);
   c->r1s[0] = (ty_sched_slot){.node = 0, .gpus = 0xFF, .cpus = 1};
   c->r1s[1] = (ty_sched_slot){.node = 1, .gpus = 0xFF, .cpus = 1};
   c->r2s[0] = (ty_sched_slot){.node = 2, .gpus = 0xFF, .cpus = 1};
-  for (int i = 0; i < 3; i++) c->nodes[i].gpus_free = 0, c->nodes[i].cpus_free = 7;
+  for (int i = 0; i < 3; i++)
+    c->nodes[i].gpus_free = 0, c->nodes[i].cpus_free = 7;
   c->now = 100000;
-  c->run[0] = (ty_sched_running){.id = 10, .user = "x", .start_time_ms = c->now - 1000,
-                                 .time_limit_s = 101, .slots = c->r1s, .n_slots = 2};
-  c->run[1] = (ty_sched_running){.id = 11, .user = "x", .start_time_ms = c->now - 1000,
-                                 .time_limit_s = 1001, .slots = c->r2s, .n_slots = 1};
+  c->run[0] = (ty_sched_running){.id = 10,
+                                 .user = "x",
+                                 .start_time_ms = c->now - 1000,
+                                 .time_limit_s = 101,
+                                 .slots = c->r1s,
+                                 .n_slots = 2};
+  c->run[1] = (ty_sched_running){.id = 11,
+                                 .user = "x",
+                                 .start_time_ms = c->now - 1000,
+                                 .time_limit_s = 1001,
+                                 .slots = c->r2s,
+                                 .n_slots = 1};
   c->jobs[0] = gjob(1, NULL, "a", 3, 8, 3600);
   c->jobs[1] = gjob(2, NULL, "b", 1, 8, 500);
   c->jobs[2] = gjob(3, NULL, "b", 1, 8, 500);
   c->jobs[0].priority = 1000;
   c->jobs[1].priority = 500;
   c->jobs[2].held = true;
-  ty_sched_input in = {.jobs = c->jobs, .n_jobs = 3, .nodes = c->nodes, .n_nodes = 4,
-                       .running = c->run, .n_running = 2, .now_ms = c->now};
+  ty_sched_input in = {.jobs = c->jobs,
+                       .n_jobs = 3,
+                       .nodes = c->nodes,
+                       .n_nodes = 4,
+                       .running = c->run,
+                       .n_running = 2,
+                       .now_ms = c->now};
   return in;
 }
 
@@ -673,13 +777,18 @@ Test(estimate, blocked_jobs_ahead_make_it_a_lower_bound) {
   ty_sched_node nodes[] = {gnode("n1", 8, 8)};
   nodes[0].gpus_free = 0;
   ty_sched_slot rs = {.node = 0, .gpus = 0xFF, .cpus = 1};
-  ty_sched_running run = {.id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600,
-                          .slots = &rs, .n_slots = 1};
+  ty_sched_running run = {
+      .id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600, .slots = &rs, .n_slots = 1};
   ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 8, 60), gjob(2, NULL, "b", 1, 4, 60),
                          gjob(3, NULL, "b", 1, 8, 60)};
   jobs[0].priority = 300, jobs[1].priority = 200, jobs[2].priority = 100;
-  ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1, .running = &run,
-                       .n_running = 1, .now_ms = 60000};
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 3,
+                       .nodes = nodes,
+                       .n_nodes = 1,
+                       .running = &run,
+                       .n_running = 1,
+                       .now_ms = 60000};
   ty_sched_explain ex;
   cr_assert_eq(ty_sched_explain_job(&in, 3, &ex), 0);
   cr_assert_eq(ex.position, 3u);

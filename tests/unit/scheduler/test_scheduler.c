@@ -9,16 +9,28 @@
 #include "scheduler/scheduler.h"
 
 static ty_sched_node node(const char *name, uint32_t cpus, uint32_t gpus, uint64_t mem) {
-  ty_sched_node n = {.name = name, .schedulable = true, .cpus_total = cpus, .cpus_free = cpus,
-                     .gpus_total = gpus, .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
-                     .mem_total = mem, .mem_free = mem};
+  ty_sched_node n = {.name = name,
+                     .schedulable = true,
+                     .cpus_total = cpus,
+                     .cpus_free = cpus,
+                     .gpus_total = gpus,
+                     .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
+                     .mem_total = mem,
+                     .mem_free = mem};
   return n;
 }
 
 static ty_sched_job job(uint64_t id, int32_t prio, int64_t submit, uint32_t nodes, uint32_t cpus) {
-  ty_sched_job j = {.id = id, .queue = "default", .user = "u", .priority = prio,
-                    .submit_time_ms = submit, .nodes = nodes, .tasks_per_node = 1,
-                    .cpus_per_task = cpus, .gpus_per_node = 0, .mem_per_node = 0};
+  ty_sched_job j = {.id = id,
+                    .queue = "default",
+                    .user = "u",
+                    .priority = prio,
+                    .submit_time_ms = submit,
+                    .nodes = nodes,
+                    .tasks_per_node = 1,
+                    .cpus_per_task = cpus,
+                    .gpus_per_node = 0,
+                    .mem_per_node = 0};
   return j;
 }
 
@@ -103,14 +115,17 @@ Test(sched, lowest_free_gpu_indices) {
 Test(sched, later_jobs_see_earlier_allocations) {
   ty_sched_node nodes[] = {node("n1", 8, 4, 1 << 30)};
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 1), job(2, 0, 2, 1, 1), job(3, 0, 3, 1, 1)};
-  for (int i = 0; i < 3; i++) jobs[i].gpus_per_node = 2;
+  for (int i = 0; i < 3; i++)
+    jobs[i].gpus_per_node = 2;
   ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 2u);
   cr_assert_eq(placed(&out, 1)->slots[0].gpus, (uint64_t)0x3);
   cr_assert_eq(placed(&out, 2)->slots[0].gpus, (uint64_t)0xC);
-  cr_assert_str_eq(pending(&out, 3)->reason, "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have; reserved to start in 86400 s");
+  cr_assert_str_eq(
+      pending(&out, 3)->reason,
+      "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have; reserved to start in 86400 s");
   ty_sched_output_close(&out);
 }
 
@@ -138,7 +153,8 @@ Test(sched, unschedulable_nodes_are_skipped_with_reason) {
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 0u);
-  cr_assert_str_eq(out.pending[0].reason, "Resources: no schedulable nodes (all are down or draining)");
+  cr_assert_str_eq(out.pending[0].reason,
+                   "Resources: no schedulable nodes (all are down or draining)");
   ty_sched_output_close(&out);
 }
 
@@ -160,13 +176,18 @@ Test(check_fits, refuses_what_can_never_run) {
   cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
   cr_assert_str_eq(why, "resources.gpus_per_node is 16 but the largest node has 8 GPUs");
   j.gpus_per_node = 0;
-  j.cpus_per_task = 3; j.tasks_per_node = 3;
+  j.cpus_per_task = 3;
+  j.tasks_per_node = 3;
   cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
   cr_assert(strstr(why, "9 CPUs but the largest node has 8"), "%s", why);
-  j.cpus_per_task = 1; j.tasks_per_node = 1; j.mem_per_node = 2ull << 30;
+  j.cpus_per_task = 1;
+  j.tasks_per_node = 1;
+  j.mem_per_node = 2ull << 30;
   cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
   cr_assert(strstr(why, "resources.mem_per_node"), "%s", why);
-  j.mem_per_node = 0; j.nodes = 2; j.gpus_per_node = 1;
+  j.mem_per_node = 0;
+  j.nodes = 2;
+  j.gpus_per_node = 1;
   cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
   cr_assert_str_eq(why, "resources.nodes is 2 but only 1 nodes can hold one slot each");
   j.nodes = 0;

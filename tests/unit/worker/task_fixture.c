@@ -40,7 +40,8 @@ void fx_teardown(fixture *f) {
 }
 
 void run_until_ended(fixture *f, int n) {
-  while (f->ended < n) uv_run(&f->loop, UV_RUN_ONCE);
+  while (f->ended < n)
+    uv_run(&f->loop, UV_RUN_ONCE);
 }
 
 ty_task_spec shell(uint64_t job, const char *script) {
@@ -48,9 +49,18 @@ ty_task_spec shell(uint64_t job, const char *script) {
   argv[0] = "sh";
   argv[1] = "-c";
   argv[2] = script;
-  ty_task_spec s = {.job_id = job, .rank = 0, .world_size = 1, .local_world_size = 1,
-                    .master_addr = "127.0.0.1", .master_port = 29501, .argv = argv,
-                    .argc = 3, .cpus = 1, .has_uid = true, .uid = getuid(), .gid = getgid()};
+  ty_task_spec s = {.job_id = job,
+                    .rank = 0,
+                    .world_size = 1,
+                    .local_world_size = 1,
+                    .master_addr = "127.0.0.1",
+                    .master_port = 29501,
+                    .argv = argv,
+                    .argc = 3,
+                    .cpus = 1,
+                    .has_uid = true,
+                    .uid = getuid(),
+                    .gid = getgid()};
   return s;
 }
 

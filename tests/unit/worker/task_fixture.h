@@ -12,7 +12,7 @@ typedef struct fixture {
   uv_loop_t loop;
   ty_tasks *tasks;
   char dir[64];
-  int ended, warned; /* tasks ended; the last --signal warning reported */
+  int ended, warned;   /* tasks ended; the last --signal warning reported */
   ty_task_report last; /* the last end (its reason is not kept) */
 } fixture;
 

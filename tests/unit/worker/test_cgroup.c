@@ -117,7 +117,8 @@ Test(cgroup, limits_membership_kill_accounting_and_removal, .init = open_cg, .fi
   cr_expect_eq(ty_cgroup_task_kill(cg, 7, 1), 0);
   cr_expect_eq(waitpid(child, NULL, 0), child);
   cr_expect(dead(grandchild), "the double-forked grandchild %d survived", grandchild);
-  for (int i = 0; i < 200 && !ty_cgroup_task_empty(cg, 7, 1); i++) nap(10);
+  for (int i = 0; i < 200 && !ty_cgroup_task_empty(cg, 7, 1); i++)
+    nap(10);
   cr_expect(ty_cgroup_task_empty(cg, 7, 1));
   cr_expect_eq(ty_cgroup_task_signal(cg, 7, 1, SIGTERM), TY_ENOTFOUND);
   ty_task_usage u;
@@ -152,8 +153,7 @@ Test(cgroup, a_previous_runs_tasks_are_found, .init = open_cg, .fini = close_cg)
   cr_expect_eq(n, 0);
 }
 
-Test(cgroup, a_task_cgroup_that_cannot_be_made_names_its_path, .init = open_cg,
-     .fini = close_cg) {
+Test(cgroup, a_task_cgroup_that_cannot_be_made_names_its_path, .init = open_cg, .fini = close_cg) {
   /* The subtree removed under the worker: creating a task's cgroup fails
    * with the path, and leaves nothing behind. */
   char dir[4096];

@@ -15,7 +15,8 @@ Test(worker_decode, every_method_answers_empty_and_garbage_payloads) {
   for (const char *m; (m = ty_worker_method(n)); n++) {
     char err[TY_ERR_LEN] = "";
     cr_expect_eq(ty_worker_decode_request(m, NULL, 0, err, sizeof err), 0, "%s: %s", m, err);
-    cr_expect_eq(ty_worker_decode_request(m, junk, sizeof junk, err, sizeof err), TY_EPROTO, "%s", m);
+    cr_expect_eq(ty_worker_decode_request(m, junk, sizeof junk, err, sizeof err), TY_EPROTO, "%s",
+                 m);
     cr_expect(strstr(err, "payload is not a trainyard."), "%s: %s", m, err);
   }
   cr_expect_eq(n, 5);

@@ -23,9 +23,15 @@ static const char *get(char **env, const char *name) {
 
 static ty_task_spec base_spec(void) {
   static const char *const argv[] = {"true"};
-  ty_task_spec s = {.job_id = 42, .rank = 3, .local_rank = 1, .world_size = 8,
-                    .local_world_size = 2, .master_addr = "10.0.0.1", .master_port = 29542,
-                    .argv = argv, .argc = 1};
+  ty_task_spec s = {.job_id = 42,
+                    .rank = 3,
+                    .local_rank = 1,
+                    .world_size = 8,
+                    .local_world_size = 2,
+                    .master_addr = "10.0.0.1",
+                    .master_port = 29542,
+                    .argv = argv,
+                    .argc = 1};
   return s;
 }
 
@@ -67,7 +73,8 @@ Test(env, nothing_of_the_workers_environment) {
   cr_expect_str_eq(get(env, "TERM"), "vt220");
   cr_expect_str_eq(get(env, "PATH"), "/opt/bin", "the job's PATH stands");
   size_t n = 0;
-  while (env[n]) n++;
+  while (env[n])
+    n++;
   cr_expect_eq(n, 3 + 9, "the job's 3 and the 9 per-rank variables");
   ty_task_env_free(env);
 }
@@ -143,4 +150,6 @@ Test(env, rejects_entry_with_empty_name) {
   cr_expect(strstr(err, "command.env[0]") != NULL, "message: %s", err);
 }
 
-Test(env, free_accepts_null) { ty_task_env_free(NULL); }
+Test(env, free_accepts_null) {
+  ty_task_env_free(NULL);
+}

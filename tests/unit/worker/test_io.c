@@ -21,7 +21,7 @@
 typedef struct server {
   uv_loop_t loop;
   uv_async_t stop;
-  uv_async_t launch;         /* launches `spec` on the loop's thread */
+  uv_async_t launch; /* launches `spec` on the loop's thread */
   const ty_task_spec *spec;
   ty_tasks *tasks;
   ty_worker_io *io;
@@ -67,7 +67,9 @@ static void server_init(server *s) {
   s->launch.data = s;
 }
 
-static void server_start(server *s) { pthread_create(&s->thread, NULL, loop_thread, s); }
+static void server_start(server *s) {
+  pthread_create(&s->thread, NULL, loop_thread, s);
+}
 
 static void server_fini(server *s) {
   uv_async_send(&s->stop);
@@ -84,8 +86,13 @@ static const uint8_t job_key[TY_TOKEN_KEY_LEN] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 
 
 /* A spec for `sh -c script` as job `job`, with the job's key. */
 static ty_task_spec shell_job(uint64_t job, const char *const *argv) {
-  return (ty_task_spec){.job_id = job, .argv = argv, .argc = 3, .has_uid = true,
-                        .uid = getuid(), .gid = getgid(), .attach_key = job_key,
+  return (ty_task_spec){.job_id = job,
+                        .argv = argv,
+                        .argc = 3,
+                        .has_uid = true,
+                        .uid = getuid(),
+                        .gid = getgid(),
+                        .attach_key = job_key,
                         .attach_key_len = sizeof job_key};
 }
 
@@ -146,8 +153,8 @@ static int read_log_as(int port, uint64_t token_job, uint64_t job, uint32_t rank
   return rc;
 }
 
-static int read_log(int port, uint64_t job, uint32_t rank, uint64_t offset, bool follow,
-                    sink *k, ty_rpc_result *out) {
+static int read_log(int port, uint64_t job, uint32_t rank, uint64_t offset, bool follow, sink *k,
+                    ty_rpc_result *out) {
   return read_log_as(port, job, job, rank, offset, follow, k, out);
 }
 
@@ -156,7 +163,8 @@ Test(io, reads_a_whole_log_in_bounded_chunks) {
   server_init(&s);
   size_t n = 200 * 1024 + 17;
   char *data = malloc(n);
-  for (size_t i = 0; i < n; i++) data[i] = (char)('a' + i % 26);
+  for (size_t i = 0; i < n; i++)
+    data[i] = (char)('a' + i % 26);
   write_log(&s, 5, 1, data, n);
   server_start(&s);
   sink k = {0};
@@ -212,7 +220,8 @@ Test(io, a_log_needs_its_ranks_token) {
   cr_assert_eq(read_log_as(s.port, 0, 6, 0, 0, false, &k, &r), 0);
   cr_expect_eq(r.status, TY_EPERM);
   cr_expect(strstr(r.message, "ReadLog of job 6 rank 0 on node w1: permission denied: no task "
-                   "token"), "%s", r.message);
+                              "token"),
+            "%s", r.message);
   ty_rpc_result_close(&r);
   cr_assert_eq(read_log_as(s.port, 5, 6, 0, 0, false, &k, &r), 0); /* another job's token */
   cr_expect_eq(r.status, TY_EPERM);
@@ -346,18 +355,28 @@ static void start_attach(ty_rpc_client *c, uint64_t job, uint32_t wait_ms, attac
   in.job_id = job;
   n = trainyard__attach_input_request__pack(&in, buf);
   cr_assert_eq(ty_rpc_client_start(c, TY_M_ATTACH_INPUT, buf, n, 0, on_probe, w, NULL), 0);
-  while (!w->held) uv_run(ty_rpc_client_loop(c), UV_RUN_ONCE);
+  while (!w->held)
+    uv_run(ty_rpc_client_loop(c), UV_RUN_ONCE);
 }
 
 static void run_until_done(ty_rpc_client *c, attach_watch *w) {
-  while (!w->done) uv_run(ty_rpc_client_loop(c), UV_RUN_ONCE);
+  while (!w->done)
+    uv_run(ty_rpc_client_loop(c), UV_RUN_ONCE);
 }
 
 static ty_task_spec interactive(uint64_t job, const char *const *argv, int argc) {
-  ty_task_spec spec = {.job_id = job, .argv = argv, .argc = argc, .world_size = 1,
-                       .local_world_size = 1, .master_addr = "127.0.0.1", .master_port = 29501,
-                       .has_uid = true, .uid = getuid(), .gid = getgid(),
-                       .attach_key = job_key, .attach_key_len = TY_TOKEN_KEY_LEN};
+  ty_task_spec spec = {.job_id = job,
+                       .argv = argv,
+                       .argc = argc,
+                       .world_size = 1,
+                       .local_world_size = 1,
+                       .master_addr = "127.0.0.1",
+                       .master_port = 29501,
+                       .has_uid = true,
+                       .uid = getuid(),
+                       .gid = getgid(),
+                       .attach_key = job_key,
+                       .attach_key_len = TY_TOKEN_KEY_LEN};
   spec.interactive.on = true;
   return spec;
 }

@@ -45,8 +45,9 @@ Test(logs, a_log_over_the_cap_keeps_head_marker_and_tail, .timeout = 60) {
   fixture f;
   fx_setup(&f);
   ty_tasks_set_log_limits(f.tasks, 16384, 0);
-  launch(&f, 1, "i=0; while [ $i -lt 3000 ]; do echo \"line $i\"; i=$((i+1)); done; "
-                "echo done-writing; sleep 30");
+  launch(&f, 1,
+         "i=0; while [ $i -lt 3000 ]; do echo \"line $i\"; i=$((i+1)); done; "
+         "echo done-writing; sleep 30");
   char path[512];
   size_t before_len, after_len;
   char *before = log_with(&f, 1, "done-writing", path, &before_len);
@@ -62,8 +63,11 @@ Test(logs, a_log_over_the_cap_keeps_head_marker_and_tail, .timeout = 60) {
   cr_assert(m, "no marker");
   cr_assert_null(strstr(m + 2, "[trainworkerd: "), "one marker only");
   unsigned long long cut = 0, head = 0;
-  cr_assert_eq(sscanf(m, "\n[trainworkerd: %llu bytes of output cut here; this log keeps its first "
-                         "%llu bytes", &cut, &head), 2, "%.200s", m);
+  cr_assert_eq(sscanf(m,
+                      "\n[trainworkerd: %llu bytes of output cut here; this log keeps its first "
+                      "%llu bytes",
+                      &cut, &head),
+               2, "%.200s", m);
   cr_assert_eq(head, (unsigned long long)(m - after));
   cr_assert(head <= 8192 && after[head - 1] == '\n', "the head ends at a line end");
   char *nl = strchr(m + 1, '\n');
@@ -91,7 +95,8 @@ Test(logs, a_log_over_the_cap_keeps_head_marker_and_tail, .timeout = 60) {
 static size_t lines_bytes(int from, int to) {
   size_t n = 0;
   char b[32];
-  for (int i = from; i < to; i++) n += (size_t)snprintf(b, sizeof b, "line %d\n", i);
+  for (int i = from; i < to; i++)
+    n += (size_t)snprintf(b, sizeof b, "line %d\n", i);
   return n;
 }
 

@@ -42,7 +42,7 @@ static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
 static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final,
                              void *ud) {
   (void)c;
-  (void)final;
+  (void) final;
   ctl *x = ud;
   if (status == 0) {
     x->launch_ok++;
@@ -52,11 +52,10 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bo
   }
 }
 
-static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final,
-                           void *ud) {
+static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
   (void)c;
   (void)m;
-  (void)final;
+  (void) final;
   ctl *x = ud;
   if (status == 0) x->kill_ok++;
   x->done = true;
@@ -81,8 +80,8 @@ static void send_launch(ctl *x, ty_rpc_conn *c, uint64_t job, const char *cwd) {
   req.run_as = &me;
   uint8_t buf[512];
   size_t len = trainyard__launch_task_request__pack(&req, buf);
-  cr_assert_eq(ty_rpc_call(c, TY_M_LAUNCH_TASK, buf, len, NULL, 0, 5000, on_launch_answer, x,
-                           NULL), 0);
+  cr_assert_eq(ty_rpc_call(c, TY_M_LAUNCH_TASK, buf, len, NULL, 0, 5000, on_launch_answer, x, NULL),
+               0);
 }
 
 static void send_kill(ctl *x, ty_rpc_conn *c) {
@@ -90,8 +89,7 @@ static void send_kill(ctl *x, ty_rpc_conn *c) {
   req.job_id = 12345;
   uint8_t buf[64];
   size_t len = trainyard__kill_task_request__pack(&req, buf);
-  cr_assert_eq(ty_rpc_call(c, TY_M_KILL_TASK, buf, len, NULL, 0, 5000, on_kill_answer, x, NULL),
-               0);
+  cr_assert_eq(ty_rpc_call(c, TY_M_KILL_TASK, buf, len, NULL, 0, 5000, on_kill_answer, x, NULL), 0);
 }
 
 static void handle_register(ctl *x, ty_rpc_conn *c, const ty_rpc_msg *m) {
@@ -159,11 +157,15 @@ Test(session, registers_launches_and_resends_reports_after_a_reconnect, .timeout
   ty_tasks_set_isolation(x.tasks, getenv("TY_EXEC_HELPER"), NULL);
   cr_assert_eq(ty_worker_inventory_detect(&x.inv), 0);
   x.inv.cpus = 4;
-  ty_worker_session_opts so = {.host = "127.0.0.1", .port = ty_rpc_server_port(x.server),
-                               .name = "w1", .io_addr = "127.0.0.1:7820", .inv = &x.inv,
+  ty_worker_session_opts so = {.host = "127.0.0.1",
+                               .port = ty_rpc_server_port(x.server),
+                               .name = "w1",
+                               .io_addr = "127.0.0.1:7820",
+                               .inv = &x.inv,
                                .tasks = x.tasks};
   cr_assert_eq(ty_worker_session_create(&x.loop, &so, &x.session), 0);
-  while (!x.done) uv_run(&x.loop, UV_RUN_ONCE);
+  while (!x.done)
+    uv_run(&x.loop, UV_RUN_ONCE);
 
   cr_expect_eq(x.launch_bad_cwd, 1);
   cr_expect_str_eq(x.bad_cwd_message, "cwd /no/such/dir does not exist on node w1");

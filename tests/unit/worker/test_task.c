@@ -196,8 +196,8 @@ Test(task, unknown_program_is_refused_and_noted_in_the_log) {
   fixture f;
   fx_setup(&f);
   static const char *const argv[] = {"no-such-program-trainyard"};
-  ty_task_spec s = {.job_id = 10, .argv = argv, .argc = 1, .has_uid = true, .uid = getuid(),
-                    .gid = getgid()};
+  ty_task_spec s = {
+      .job_id = 10, .argv = argv, .argc = 1, .has_uid = true, .uid = getuid(), .gid = getgid()};
   char err[256] = "";
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), UV_ENOENT);
   cr_expect_str_eq(err, "argv[0] \"no-such-program-trainyard\" not found on node w1");
@@ -271,7 +271,9 @@ Test(task, ended_reports_are_kept_until_acknowledged) {
   fx_teardown(&f);
 }
 
-Test(task, destroy_accepts_null) { ty_tasks_destroy(NULL); }
+Test(task, destroy_accepts_null) {
+  ty_tasks_destroy(NULL);
+}
 
 Test(task, launch_is_refused_once_stopping) {
   fixture f;

@@ -32,13 +32,16 @@ static void write_seeded(const char *path, size_t n, mode_t mode, unsigned seed)
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
   cr_assert(fd >= 0);
   uint8_t b[4096];
-  for (size_t i = 0; i < sizeof b; i++) b[i] = (uint8_t)(i * 7 + 1 + seed);
+  for (size_t i = 0; i < sizeof b; i++)
+    b[i] = (uint8_t)(i * 7 + 1 + seed);
   cr_assert_eq(write(fd, b, n), (ssize_t)n);
   close(fd);
   chmod(path, mode);
 }
 
-static void write_file(const char *path, size_t n, mode_t mode) { write_seeded(path, n, mode, 0); }
+static void write_file(const char *path, size_t n, mode_t mode) {
+  write_seeded(path, n, mode, 0);
+}
 
 static ty_auth *key_auth(const char *name) {
   char path[300], err[TY_ERR_LEN] = "";
@@ -67,10 +70,13 @@ static void forge(const char *keyname, uint32_t uid, int64_t time_ms, const char
   ssize_t kn = read(fd, key, sizeof key);
   close(fd);
   memcpy(out, "TYK1", 4);
-  for (int i = 0; i < 4; i++) out[4 + i] = (uint8_t)(uid >> (24 - 8 * i));
+  for (int i = 0; i < 4; i++)
+    out[4 + i] = (uint8_t)(uid >> (24 - 8 * i));
   memset(out + 8, 0, 4);
-  for (int i = 0; i < 8; i++) out[12 + i] = (uint8_t)((uint64_t)time_ms >> (56 - 8 * i));
-  for (int i = 0; i < 16; i++) out[20 + i] = (uint8_t)rand();
+  for (int i = 0; i < 8; i++)
+    out[12 + i] = (uint8_t)((uint64_t)time_ms >> (56 - 8 * i));
+  for (int i = 0; i < 16; i++)
+    out[20 + i] = (uint8_t)rand();
   uint8_t digest[32], msg[68];
   unsigned n;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -132,13 +138,12 @@ Test(auth, key_scheme_round_trip, .init = make_dir) {
   cr_assert_eq(memcmp(c, "TYK1", 4), 0);
   ty_auth_id id;
   const char *label;
-  cr_assert_eq(ty_auth_verify(a, "Ping", "abc", 3, c, n, &id, &label, err, sizeof err), 0,
-               "%s", err);
+  cr_assert_eq(ty_auth_verify(a, "Ping", "abc", 3, c, n, &id, &label, err, sizeof err), 0, "%s",
+               err);
   cr_assert(id.authenticated && id.via_key);
   cr_assert_eq(id.uid, geteuid());
   /* The second use of the same credential is a replay. */
-  cr_assert_eq(ty_auth_verify(a, "Ping", "abc", 3, c, n, &id, &label, err, sizeof err),
-               TY_EPERM);
+  cr_assert_eq(ty_auth_verify(a, "Ping", "abc", 3, c, n, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "replayed");
   free(c);
   ty_auth_destroy(a);
@@ -152,32 +157,29 @@ Test(auth, key_scheme_refusals, .init = make_dir) {
   uint8_t c[TY_AUTH_KEY_CRED_LEN];
   cr_assert_eq(ty_auth_verify(a, "M", "p", 1, NULL, 0, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "no_credential");
-  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, (const uint8_t *)"xyz", 3, &id, &label, err,
-                              sizeof err), TY_EPERM);
+  cr_assert_eq(
+      ty_auth_verify(a, "M", "p", 1, (const uint8_t *)"xyz", 3, &id, &label, err, sizeof err),
+      TY_EPERM);
   cr_assert_str_eq(label, "malformed");
   /* The documented format verifies; the same bytes for another request,
    * under another key, altered, too old or from the future do not. */
   forge("k", 0, ty_now_ms(), "M", "p", c);
-  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err), 0,
-               "%s", err);
+  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err), 0, "%s",
+               err);
   forge("k", 0, ty_now_ms(), "M", "p", c);
-  cr_assert_eq(ty_auth_verify(a, "M", "q", 1, c, sizeof c, &id, &label, err, sizeof err),
-               TY_EPERM);
+  cr_assert_eq(ty_auth_verify(a, "M", "q", 1, c, sizeof c, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "bad_credential");
   cr_assert_eq(ty_auth_verify(other, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err),
                TY_EPERM);
   cr_assert_str_eq(label, "bad_credential");
   c[5] ^= 1; /* claims another uid */
-  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err),
-               TY_EPERM);
+  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "bad_credential");
   forge("k", 0, ty_now_ms() - (TY_AUTH_KEY_TTL_S + 5) * 1000, "M", "p", c);
-  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err),
-               TY_EPERM);
+  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "expired");
   forge("k", 0, ty_now_ms() + (TY_AUTH_KEY_TTL_S + 5) * 1000, "M", "p", c);
-  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err),
-               TY_EPERM);
+  cr_assert_eq(ty_auth_verify(a, "M", "p", 1, c, sizeof c, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert(strstr(err, "future"), "%s", err);
   ty_auth_destroy(a);
   ty_auth_destroy(other);
@@ -246,7 +248,9 @@ static ty_test_munged md;
 static void start_munged(void) {
   if (!ty_test_munged_start(&md)) cr_skip_test("munged is not available");
 }
-static void stop_munged(void) { ty_test_munged_stop(&md); }
+static void stop_munged(void) {
+  ty_test_munged_stop(&md);
+}
 
 static ty_auth *munge_auth(const char *socket) {
   ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = socket};
@@ -265,21 +269,20 @@ Test(munge, round_trip_and_refusals, .init = start_munged, .fini = stop_munged) 
   cr_assert_eq(ty_auth_sign(a, "Make", "job", 3, &c, &n, err, sizeof err), 0, "%s", err);
   ty_auth_id id;
   const char *label;
-  cr_assert_eq(ty_auth_verify(a, "Make", "job", 3, c, n, &id, &label, err, sizeof err), 0,
-               "%s", err);
+  cr_assert_eq(ty_auth_verify(a, "Make", "job", 3, c, n, &id, &label, err, sizeof err), 0, "%s",
+               err);
   cr_assert(id.authenticated && !id.via_key);
   cr_assert_eq(id.uid, geteuid());
-  cr_assert_eq(ty_auth_verify(a, "Make", "job", 3, c, n, &id, &label, err, sizeof err),
-               TY_EPERM);
+  cr_assert_eq(ty_auth_verify(a, "Make", "job", 3, c, n, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "replayed");
   free(c);
   cr_assert_eq(ty_auth_sign(a, "Make", "job", 3, &c, &n, err, sizeof err), 0);
-  cr_assert_eq(ty_auth_verify(a, "Drop", "job", 3, c, n, &id, &label, err, sizeof err),
-               TY_EPERM);
+  cr_assert_eq(ty_auth_verify(a, "Drop", "job", 3, c, n, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "wrong_request");
   free(c);
   cr_assert_eq(ty_auth_verify(a, "M", "", 0, (const uint8_t *)"MUNGE:garbage:", 14, &id, &label,
-                              err, sizeof err), TY_EPERM);
+                              err, sizeof err),
+               TY_EPERM);
   cr_assert(!strcmp(label, "malformed") || !strcmp(label, "bad_credential"), "%s", label);
   cr_assert_eq(ty_auth_verify(a, "M", "", 0, NULL, 0, &id, &label, err, sizeof err), TY_EPERM);
   cr_assert_str_eq(label, "no_credential");
@@ -307,8 +310,9 @@ Test(munge, expired_credential, .init = start_munged, .fini = stop_munged) {
   ty_auth_id id;
   const char *label;
   char err[TY_ERR_LEN];
-  cr_assert_eq(ty_auth_verify(a, "M", "", 0, (uint8_t *)cred, strlen(cred), &id, &label, err,
-                              sizeof err), TY_EPERM);
+  cr_assert_eq(
+      ty_auth_verify(a, "M", "", 0, (uint8_t *)cred, strlen(cred), &id, &label, err, sizeof err),
+      TY_EPERM);
   cr_assert_str_eq(label, "expired", "%s", err);
   free(cred);
   ty_auth_destroy(a);
@@ -354,8 +358,9 @@ Test(munge, unreachable_munged_is_named) {
   cr_assert(strstr(err, "/nonexistent/munge.socket"), "%s", err);
   ty_auth_id id;
   const char *label;
-  cr_assert_eq(ty_auth_verify(a, "M", "", 0, (const uint8_t *)"MUNGE:x:", 8, &id, &label, err,
-                              sizeof err), TY_EPERM);
+  cr_assert_eq(
+      ty_auth_verify(a, "M", "", 0, (const uint8_t *)"MUNGE:x:", 8, &id, &label, err, sizeof err),
+      TY_EPERM);
   cr_assert_str_eq(label, "munge_unavailable", "%s", err);
   ty_auth_destroy(a);
 }
@@ -411,13 +416,17 @@ Test(queue, keeps_submission_order_and_copies, .init = queue_init, .fini = queue
   for (int i = 0; i < 8; i++) {
     tags[i] = (tag){&o, i};
     snprintf(buf, sizeof buf, "p%d", i);
-    ty_auth_op op = {.kind = TY_AUTH_OP_SIGN, .auth = i % 3 == 1 ? NULL : a, .method = "M",
-                     .payload = buf, .len = strlen(buf)};
+    ty_auth_op op = {.kind = TY_AUTH_OP_SIGN,
+                     .auth = i % 3 == 1 ? NULL : a,
+                     .method = "M",
+                     .payload = buf,
+                     .len = strlen(buf)};
     ty_auth_queue_submit(q, &op, record, &tags[i]);
     memset(buf, 'X', sizeof buf); /* the queue must have copied it */
   }
   cr_assert_eq(o.n, 0, "items behind a pending one wait their turn");
-  while (o.n < 8) uv_run(&loop, UV_RUN_ONCE);
+  while (o.n < 8)
+    uv_run(&loop, UV_RUN_ONCE);
   for (int i = 0; i < 8; i++) {
     char want[8];
     snprintf(want, sizeof want, "p%d", i);
@@ -438,6 +447,7 @@ Test(queue, verify_refusal_reaches_the_callback, .init = queue_init, .fini = que
   tag t = {&o, 0};
   ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY, .auth = a, .method = "M", .payload = "p", .len = 1};
   ty_auth_queue_submit(q, &op, record, &t);
-  while (o.n < 1) uv_run(&loop, UV_RUN_ONCE);
+  while (o.n < 1)
+    uv_run(&loop, UV_RUN_ONCE);
   cr_assert_eq(o.status[0], TY_EPERM);
 }

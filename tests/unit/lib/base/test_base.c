@@ -11,12 +11,18 @@
 
 Test(duration, accepts_units_and_clock_forms) {
   uint32_t s = 0;
-  cr_assert_eq(ty_parse_duration("90", &s), 0); cr_assert_eq(s, 90u);
-  cr_assert_eq(ty_parse_duration("15m", &s), 0); cr_assert_eq(s, 900u);
-  cr_assert_eq(ty_parse_duration("2h", &s), 0); cr_assert_eq(s, 7200u);
-  cr_assert_eq(ty_parse_duration("1d", &s), 0); cr_assert_eq(s, 86400u);
-  cr_assert_eq(ty_parse_duration("1:30:00", &s), 0); cr_assert_eq(s, 5400u);
-  cr_assert_eq(ty_parse_duration("30:05", &s), 0); cr_assert_eq(s, 1805u);
+  cr_assert_eq(ty_parse_duration("90", &s), 0);
+  cr_assert_eq(s, 90u);
+  cr_assert_eq(ty_parse_duration("15m", &s), 0);
+  cr_assert_eq(s, 900u);
+  cr_assert_eq(ty_parse_duration("2h", &s), 0);
+  cr_assert_eq(s, 7200u);
+  cr_assert_eq(ty_parse_duration("1d", &s), 0);
+  cr_assert_eq(s, 86400u);
+  cr_assert_eq(ty_parse_duration("1:30:00", &s), 0);
+  cr_assert_eq(s, 5400u);
+  cr_assert_eq(ty_parse_duration("30:05", &s), 0);
+  cr_assert_eq(s, 1805u);
 }
 
 Test(duration, rejects_garbage) {
@@ -28,9 +34,12 @@ Test(duration, rejects_garbage) {
 
 Test(size, parses_suffixes) {
   uint64_t b = 0;
-  cr_assert_eq(ty_parse_size("512", &b), 0); cr_assert_eq(b, 512u);
-  cr_assert_eq(ty_parse_size("16M", &b), 0); cr_assert_eq(b, 16u << 20);
-  cr_assert_eq(ty_parse_size("2GiB", &b), 0); cr_assert_eq(b, 2ull << 30);
+  cr_assert_eq(ty_parse_size("512", &b), 0);
+  cr_assert_eq(b, 512u);
+  cr_assert_eq(ty_parse_size("16M", &b), 0);
+  cr_assert_eq(b, 16u << 20);
+  cr_assert_eq(ty_parse_size("2GiB", &b), 0);
+  cr_assert_eq(b, 2ull << 30);
   cr_assert_eq(ty_parse_size("2Q", &b), TY_EINVAL);
   cr_assert_eq(ty_parse_size("G", &b), TY_EINVAL);
 }
@@ -114,10 +123,11 @@ static const struct option test_opts[] = {{"gpus", required_argument, NULL, 256}
 
 /* Parses args; writes "id[=value]" or "@positional" per item into out,
  * space-separated; returns the last result (0 at the end, or TY_EINVAL). */
-static int run_opts(const char *const *args, bool stop_at_first, char *out, size_t cap,
-                    char *err, size_t err_len) {
+static int run_opts(const char *const *args, bool stop_at_first, char *out, size_t cap, char *err,
+                    size_t err_len) {
   int argc = 0;
-  while (args[argc]) argc++;
+  while (args[argc])
+    argc++;
   ty_opts o;
   cr_assert_eq(ty_opts_init(&o, argc, (char *const *)args, "r:h", test_opts), 0);
   out[0] = '\0';
@@ -125,8 +135,10 @@ static int run_opts(const char *const *args, bool stop_at_first, char *out, size
   const char *v;
   while ((id = ty_opts_next(&o, &v, err, err_len)) != TY_OPT_END && id != TY_EINVAL) {
     size_t n = strlen(out);
-    if (id == TY_OPT_POSITIONAL) snprintf(out + n, cap - n, "@%s ", v);
-    else snprintf(out + n, cap - n, "%d%s%s ", id, v ? "=" : "", v ? v : "");
+    if (id == TY_OPT_POSITIONAL)
+      snprintf(out + n, cap - n, "@%s ", v);
+    else
+      snprintf(out + n, cap - n, "%d%s%s ", id, v ? "=" : "", v ? v : "");
     if (id == TY_OPT_POSITIONAL && stop_at_first) ty_opts_stop(&o);
   }
   ty_opts_close(&o);
@@ -141,9 +153,8 @@ Test(opts, long_short_values_and_positionals) {
                0, "%s", err);
   cr_assert_str_eq(out, "@a 256=2 256=3 114=1 114=2 @b 257 104 @--json @-5 ");
   /* A negative number is an argument, also before "--". */
-  cr_assert_eq(run_opts((const char *[]){"-5", "--json", NULL}, false, out, sizeof out, err,
-                        sizeof err),
-               0);
+  cr_assert_eq(
+      run_opts((const char *[]){"-5", "--json", NULL}, false, out, sizeof out, err, sizeof err), 0);
   cr_assert_str_eq(out, "@-5 257 ");
   /* A command to run: its own options stay its own. */
   cr_assert_eq(run_opts((const char *[]){"--json", "python", "--gpus", "-h", NULL}, true, out,

@@ -392,8 +392,10 @@ Test(metrics_http, connections_beyond_the_per_address_cap_are_closed) {
   client_sends(&cs[0], k_get); /* those within the cap still work */
   client_read(&cs[0], &r, 0);
   cr_expect_eq(r.status, 200);
-  cr_expect(strstr(r.body, "trainyard_connections_refused_total{listener=\"metrics\",reason=\"per_address\"} 1"),
-            "%s", r.body);
+  cr_expect(
+      strstr(r.body,
+             "trainyard_connections_refused_total{listener=\"metrics\",reason=\"per_address\"} 1"),
+      "%s", r.body);
   for (int i = 0; i < N; i++)
     close(cs[i].fd);
   free(cs);
@@ -511,7 +513,9 @@ static int parse_str(const char *head, ty_http_request *r) {
 Test(metrics_http_parse, keeps_the_target_and_a_bearer_token) {
   ty_http_request r;
   cr_assert_eq(parse_str("GET /api/jobs?state=RUNNING HTTP/1.1\r\nHost: x\r\n"
-                         "Authorization: Bearer abc123\r\n\r\n", &r), 1);
+                         "Authorization: Bearer abc123\r\n\r\n",
+                         &r),
+               1);
   cr_assert_str_eq(r.target, "/api/jobs?state=RUNNING");
   cr_assert_str_eq(r.token, "abc123");
   cr_assert(!r.is_metrics);
@@ -519,25 +523,32 @@ Test(metrics_http_parse, keeps_the_target_and_a_bearer_token) {
 
 Test(metrics_http_parse, token_from_the_cookie_unless_a_bearer_came) {
   ty_http_request r;
-  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; trainyard_token=c00k1e; b=2\r\n\r\n",
-                         &r), 1);
+  cr_assert_eq(
+      parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; trainyard_token=c00k1e; b=2\r\n\r\n",
+                &r),
+      1);
   cr_assert_str_eq(r.token, "c00k1e");
   cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: trainyard_token=c00k1e\r\n"
-                         "Authorization: Bearer b34r3r\r\n\r\n", &r), 1);
+                         "Authorization: Bearer b34r3r\r\n\r\n",
+                         &r),
+               1);
   cr_assert_str_eq(r.token, "b34r3r");
 }
 
 Test(metrics_http_parse, odd_tokens_are_left_out) {
   ty_http_request r;
-  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n", &r), 1);
+  cr_assert_eq(
+      parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n", &r), 1);
   cr_assert_str_eq(r.token, "");
-  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: trainyard_token=a\"b\r\n\r\n", &r), 1);
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: trainyard_token=a\"b\r\n\r\n", &r),
+               1);
   cr_assert_str_eq(r.token, "");
   char head[512];
   char big[TY_HTTP_TOKEN_MAX + 8];
   memset(big, 'a', sizeof(big) - 1);
   big[sizeof(big) - 1] = '\0';
-  snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", big);
+  snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+           big);
   cr_assert_eq(parse_str(head, &r), 1);
   cr_assert_str_eq(r.token, "");
 }

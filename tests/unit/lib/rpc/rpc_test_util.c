@@ -193,7 +193,8 @@ static void *server_main(void *arg) {
                            .on_request = on_request,
                            .on_close = on_close,
                            .ud = t,
-                           .write_high_water = t->write_high_water ? t->write_high_water : 64 * 1024,
+                           .write_high_water =
+                               t->write_high_water ? t->write_high_water : 64 * 1024,
                            .limits = t->limits};
   int rc = ty_rpc_server_create(&t->loop, t->host, 0, &opts, on_accept, t, &t->srv);
   if (rc < 0) {

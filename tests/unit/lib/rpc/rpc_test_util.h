@@ -25,10 +25,10 @@ typedef struct tserver_stats {
   int32_t etoobig;   /* connections closed with TY_ETOOBIG */
   int32_t double_rc; /* what the second reply of Double returned */
   int32_t accepted;
-  uint32_t max_queued; /* the largest write queue an Echo reply left */
-  uint32_t echoes;     /* Echo requests served */
+  uint32_t max_queued;          /* the largest write queue an Echo reply left */
+  uint32_t echoes;              /* Echo requests served */
   uint32_t echoes_before_probe; /* ... when the one with payload "probe" came */
-  ty_conn_stats conns; /* the server's connection counters */
+  ty_conn_stats conns;          /* the server's connection counters */
 } tserver_stats;
 
 typedef struct tserver {
@@ -43,10 +43,10 @@ typedef struct tserver {
   const char *host;
   size_t max_frame;
   ty_rpc_limits limits;
-  size_t write_high_water; /* 0 = 64 KiB */
+  size_t write_high_water;  /* 0 = 64 KiB */
   ty_conn_stats conn_stats; /* the server's, loop thread only */
-  tserver_stats stats; /* loop thread only; read through the Stats method */
-  struct held *held;   /* Hold requests waiting for Release */
+  tserver_stats stats;      /* loop thread only; read through the Stats method */
+  struct held *held;        /* Hold requests waiting for Release */
 } tserver;
 
 /* Starts a server on host (NULL = 127.0.0.1). Returns 0 or the error. */

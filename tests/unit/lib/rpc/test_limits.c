@@ -24,8 +24,12 @@
  * MSG_DONTWAIT: its buffers are full; a partial frame is never completed). */
 static int send_request(int fd, uint64_t id, const char *method, const void *payload, size_t n,
                         int flags) {
-  ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
-                  .method = method, .payload = payload, .payload_len = n};
+  ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                  .request_id = id,
+                  .kind = TY_RPC_REQUEST,
+                  .method = method,
+                  .payload = payload,
+                  .payload_len = n};
   uint8_t *frame;
   size_t len;
   cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0);
@@ -86,8 +90,8 @@ Test(limits, pipelining_without_reading_stops_reading_not_memory) {
   memset(payload, 'p', sizeof payload);
   /* Send until the kernel's buffers are full: the server stopped reading. */
   uint64_t sent = 0;
-  while (sent < 200000 && send_request(fd, sent + 1, "Echo", payload, sizeof payload,
-                                       MSG_DONTWAIT) == 0)
+  while (sent < 200000 &&
+         send_request(fd, sent + 1, "Echo", payload, sizeof payload, MSG_DONTWAIT) == 0)
     sent++;
   cr_assert_lt(sent, 200000, "the server read %llu requests without being read",
                (unsigned long long)sent);
@@ -104,7 +108,8 @@ Test(limits, requests_beyond_max_inflight_wait_until_answers_free_room) {
   ty_rpc_limits l = {.max_inflight = 4};
   cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int fd = raw_connect(t.port);
-  for (uint64_t id = 1; id <= 4; id++) cr_assert_eq(send_request(fd, id, "Hold", NULL, 0, 0), 0);
+  for (uint64_t id = 1; id <= 4; id++)
+    cr_assert_eq(send_request(fd, id, "Hold", NULL, 0, 0), 0);
   cr_assert_eq(send_request(fd, 5, "Echo", "x", 1, 0), 0);
   cr_assert_not(readable_within(fd, 300), "the fifth request was served past max_inflight");
   release_held(&t);
@@ -170,8 +175,11 @@ Test(limits, a_peer_that_stopped_reading_is_closed) {
   cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int fd = raw_connect(t.port);
   static uint8_t payload[8192];
-  ty_rpc_msg m = {.version = TY_RPC_VERSION, .kind = TY_RPC_REQUEST, .method = "Echo",
-                  .payload = payload, .payload_len = sizeof payload};
+  ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                  .kind = TY_RPC_REQUEST,
+                  .method = "Echo",
+                  .payload = payload,
+                  .payload_len = sizeof payload};
   uint8_t *frame;
   size_t len;
   cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0); /* one id for all: answered in turn */
@@ -181,9 +189,12 @@ Test(limits, a_peer_that_stopped_reading_is_closed) {
   int closed = 0;
   for (int i = 0; i < 2000 && !closed; i++) {
     ssize_t w = send(fd, frame + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w > 0) off = (off + (size_t)w) % len;
-    else if (errno == EAGAIN || errno == EWOULDBLOCK) usleep(5000);
-    else closed = 1;
+    if (w > 0)
+      off = (off + (size_t)w) % len;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+      usleep(5000);
+    else
+      closed = 1;
   }
   free(frame);
   cr_assert(closed, "a peer that never reads was kept");
@@ -208,7 +219,8 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   close(extra);
   /* Other addresses are still admitted, up to the total cap. */
   int other[3];
-  for (int i = 0; i < 3; i++) other[i] = raw_connect_from(i == 2 ? "127.0.0.3" : "127.0.0.2", t.port);
+  for (int i = 0; i < 3; i++)
+    other[i] = raw_connect_from(i == 2 ? "127.0.0.3" : "127.0.0.2", t.port);
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(send_request(other[i], 7, "Echo", "y", 1, 0), 0);
     expect_answers(other[i], 7, 1);
@@ -230,7 +242,8 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   cr_assert_eq(st.conns.refused_total, 1);
   cr_assert_eq(st.conns.accepted, 5);
   cr_assert_eq(st.conns.open, 5);
-  for (int i = 0; i < 3; i++) close(fds[i]), close(other[i]);
+  for (int i = 0; i < 3; i++)
+    close(fds[i]), close(other[i]);
   tserver_stop(&t);
 }
 
@@ -244,8 +257,12 @@ Test(limits, pipelining_peers_do_not_starve_a_new_request) {
   ty_buf burst;
   ty_buf_init(&burst);
   for (uint64_t id = 1; id <= EACH; id++) {
-    ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
-                    .method = "Echo", .payload = (const uint8_t *)"x", .payload_len = 1};
+    ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                    .request_id = id,
+                    .kind = TY_RPC_REQUEST,
+                    .method = "Echo",
+                    .payload = (const uint8_t *)"x",
+                    .payload_len = 1};
     uint8_t *frame;
     size_t len;
     cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0);
@@ -261,12 +278,14 @@ Test(limits, pipelining_peers_do_not_starve_a_new_request) {
   int probe = raw_connect(t.port);
   cr_assert_eq(send_request(probe, 1, "Echo", "probe", 5, 0), 0);
   expect_answers(probe, 1, 1);
-  for (int i = 0; i < PEERS; i++) expect_answers(fds[i], 1, EACH);
+  for (int i = 0; i < PEERS; i++)
+    expect_answers(fds[i], 1, EACH);
   tserver_stats s = stats_of(&t);
   cr_assert_eq(s.echoes, PEERS * EACH + 1);
   cr_assert_lt(s.echoes_before_probe, PEERS * EACH / 2, "the new request waited for %u others",
                s.echoes_before_probe);
-  for (int i = 0; i < PEERS; i++) close(fds[i]);
+  for (int i = 0; i < PEERS; i++)
+    close(fds[i]);
   close(probe);
   ty_buf_close(&burst);
   tserver_stop(&t);
@@ -287,8 +306,12 @@ Test(limits, queued_answers_of_all_conns_are_capped) {
   ty_buf_init(&script);
   size_t frame_len = 0;
   for (uint64_t id = 1; id <= FRAMES; id++) {
-    ty_rpc_msg m = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_REQUEST,
-                    .method = "Echo", .payload = payload, .payload_len = sizeof payload};
+    ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                    .request_id = id,
+                    .kind = TY_RPC_REQUEST,
+                    .method = "Echo",
+                    .payload = payload,
+                    .payload_len = sizeof payload};
     uint8_t *frame;
     cr_assert_eq(ty_rpc_encode(&m, &frame, &frame_len), 0);
     ty_buf_append(&script, frame, frame_len);
@@ -296,11 +319,13 @@ Test(limits, queued_answers_of_all_conns_are_capped) {
   }
   int fds[PEERS];
   size_t off[PEERS] = {0};
-  for (int i = 0; i < PEERS; i++) fds[i] = raw_connect(t.port);
+  for (int i = 0; i < PEERS; i++)
+    fds[i] = raw_connect(t.port);
   for (int idle = 0; idle < 50;) {
     bool any = false;
     for (int i = 0; i < PEERS; i++) {
-      ssize_t w = send(fds[i], script.data + off[i], script.len - off[i], MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t w =
+          send(fds[i], script.data + off[i], script.len - off[i], MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w > 0) off[i] += (size_t)w, any = true;
     }
     idle = any ? 0 : idle + 1;

@@ -53,8 +53,9 @@ Test(wire, parallelism_names) {
 
 Test(wire, queue_settings_apply_in_order) {
   ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1};
-  char *set[] = {"tier=5", "share=2.5", "max_running=3", "max_gpus=8", "max_gpus_per_user=2",
-                 "preemptible=yes", "state=paused", "default_time=15m", "max_time=2h"};
+  char *set[] = {"tier=5",       "share=2.5",           "max_running=3",
+                 "max_gpus=8",   "max_gpus_per_user=2", "preemptible=yes",
+                 "state=paused", "default_time=15m",    "max_time=2h"};
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_queue_apply(&q, set, TY_ARRAY_LEN(set), err, sizeof err), 0, "%s", err);
   cr_assert(q.tier == 5 && q.share == 2.5 && q.max_running == 3 && q.max_gpus == 8);
@@ -140,11 +141,25 @@ Test(wire, pack_unpack_and_garbage) {
 
 Test(proto_convert, job_round_trip) {
   char *argv[] = {"python", "-u", "train.py"}, *env[] = {"A=1"};
-  ty_job_spec in = {.name = "n", .queue = "q", .user = "u", .priority = -3, .time_limit_s = 60,
-                    .nodes = 2, .tasks_per_node = 4, .gpus_per_node = 1, .cpus_per_task = 2,
-                    .mem_per_node = 1 << 20, .argv = argv, .argc = 3, .env = env, .envc = 1,
-                    .cwd = "/w", .interactive = {.on = true, .pty = true, .rows = 40, .cols = 120},
-                    .warn_signal = 10, .warn_before_s = 30, .max_rank_failure_requeues = 2};
+  ty_job_spec in = {.name = "n",
+                    .queue = "q",
+                    .user = "u",
+                    .priority = -3,
+                    .time_limit_s = 60,
+                    .nodes = 2,
+                    .tasks_per_node = 4,
+                    .gpus_per_node = 1,
+                    .cpus_per_task = 2,
+                    .mem_per_node = 1 << 20,
+                    .argv = argv,
+                    .argc = 3,
+                    .env = env,
+                    .envc = 1,
+                    .cwd = "/w",
+                    .interactive = {.on = true, .pty = true, .rows = 40, .cols = 120},
+                    .warn_signal = 10,
+                    .warn_before_s = 30,
+                    .max_rank_failure_requeues = 2};
   ty_proto_job pj;
   ty_proto_encode_job(&in, &pj);
   ty_buf b;
@@ -168,9 +183,15 @@ Test(proto_convert, job_round_trip) {
 }
 
 Test(proto_convert, progress_round_trip) {
-  ty_train_progress in = {.step = 7, .total_steps = 100, .loss = 0.5, .samples_per_s = 900,
-                          .time_ms = 42, .checkpoint_step = 5, .checkpoint_path = "/c.onnx",
-                          .test_accuracy = -1, .epoch = 1};
+  ty_train_progress in = {.step = 7,
+                          .total_steps = 100,
+                          .loss = 0.5,
+                          .samples_per_s = 900,
+                          .time_ms = 42,
+                          .checkpoint_step = 5,
+                          .checkpoint_path = "/c.onnx",
+                          .test_accuracy = -1,
+                          .epoch = 1};
   Trainyard__TrainProgress m;
   ty_proto_encode_progress(&in, &m);
   ty_train_progress out;
@@ -195,7 +216,8 @@ static int check(const ProtobufCMessage *m, char *err) {
 
 Test(wire_check, packed_ids_are_counted_and_capped) {
   uint64_t ids[1025];
-  for (size_t i = 0; i < 1025; i++) ids[i] = i + 1;
+  for (size_t i = 0; i < 1025; i++)
+    ids[i] = i + 1;
   Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
   req.job_ids = ids;
   req.n_job_ids = 1024;
@@ -208,7 +230,8 @@ Test(wire_check, packed_ids_are_counted_and_capped) {
 
 Test(wire_check, nested_fields_are_named_by_their_path) {
   char *argv[4097];
-  for (size_t i = 0; i < 4097; i++) argv[i] = "x";
+  for (size_t i = 0; i < 4097; i++)
+    argv[i] = "x";
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   cmd.argv = argv;
   cmd.n_argv = 4097;
@@ -227,7 +250,8 @@ Test(wire_check, nested_fields_are_named_by_their_path) {
 Test(wire_check, fields_without_a_cap_get_the_default) {
   Trainyard__RunningTask t = TRAINYARD__RUNNING_TASK__INIT;
   Trainyard__RunningTask *ts[TY_PROTO_MAX_REPEATED + 1];
-  for (size_t i = 0; i <= TY_PROTO_MAX_REPEATED; i++) ts[i] = &t;
+  for (size_t i = 0; i <= TY_PROTO_MAX_REPEATED; i++)
+    ts[i] = &t;
   /* RegisterNodeRequest.tasks has its own, larger cap ... */
   Trainyard__NodeInfo node = TRAINYARD__NODE_INFO__INIT;
   Trainyard__RegisterNodeRequest reg = TRAINYARD__REGISTER_NODE_REQUEST__INIT;
@@ -239,7 +263,8 @@ Test(wire_check, fields_without_a_cap_get_the_default) {
   /* ... a response's repeated field checked as a request gets the default. */
   Trainyard__JobEvent ev = TRAINYARD__JOB_EVENT__INIT;
   Trainyard__JobEvent *evs[TY_PROTO_MAX_REPEATED + 1];
-  for (size_t i = 0; i <= TY_PROTO_MAX_REPEATED; i++) evs[i] = &ev;
+  for (size_t i = 0; i <= TY_PROTO_MAX_REPEATED; i++)
+    evs[i] = &ev;
   Trainyard__GetJobResponse resp = TRAINYARD__GET_JOB_RESPONSE__INIT;
   resp.events = evs;
   resp.n_events = TY_PROTO_MAX_REPEATED + 1;
@@ -251,21 +276,26 @@ Test(wire_check, unknown_fields_depth_and_garbage) {
   char err[TY_ERR_LEN];
   /* 65 unknown varint fields (field 99) in a HeartbeatRequest. */
   uint8_t unk[65 * 3];
-  for (size_t i = 0; i < 65; i++) unk[3 * i] = 0x98, unk[3 * i + 1] = 0x06, unk[3 * i + 2] = 1;
+  for (size_t i = 0; i < 65; i++)
+    unk[3 * i] = 0x98, unk[3 * i + 1] = 0x06, unk[3 * i + 2] = 1;
   cr_assert_eq(ty_proto_check_request(&trainyard__heartbeat_request__descriptor, unk, sizeof unk,
-                                      err, sizeof err), TY_EINVAL);
+                                      err, sizeof err),
+               TY_EINVAL);
   cr_assert_str_eq(err, "(unknown fields): more than 64 in one message");
   cr_assert_eq(ty_proto_check_request(&trainyard__heartbeat_request__descriptor, unk, 64 * 3, err,
-                                      sizeof err), 0);
+                                      sizeof err),
+               0);
   /* Garbage is protobuf-c's to refuse: the check passes it on. */
   static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   cr_assert_eq(ty_proto_check_request(&trainyard__cancel_job_request__descriptor, junk, sizeof junk,
-                                      err, sizeof err), 0);
+                                      err, sizeof err),
+               0);
   /* A packed run of 2000 one-byte varints in 2000 bytes. */
   uint8_t packed[2003] = {0x0a, 0xd0, 0x0f};
   memset(packed + 3, 1, 2000);
   cr_assert_eq(ty_proto_check_request(&trainyard__cancel_job_request__descriptor, packed,
-                                      sizeof packed, err, sizeof err), TY_EINVAL);
+                                      sizeof packed, err, sizeof err),
+               TY_EINVAL);
   cr_assert_str_eq(err, "job_ids: 2000 entries or more; at most 1024 are allowed");
 }
 

@@ -128,6 +128,7 @@ void check_outputs(gb *b, const int *ys, int n_ys, double eps, double tol) {
     }
   }
   ty_exec_destroy(e);
-  for (int p = 0; p < b->np; p++) ty_tensor_destroy(vals[p]);
+  for (int p = 0; p < b->np; p++)
+    ty_tensor_destroy(vals[p]);
   ty_graph_destroy(b->g);
 }

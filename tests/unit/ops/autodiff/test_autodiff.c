@@ -17,16 +17,27 @@
 static void binary_case(ty_op op, double lo_b, double hi_b) {
   gb b;
   gb_init(&b, 17);
-  int a = gb_float(&b, true, 2, D(3, 4), 0.5, 1.5, false), c = gb_float(&b, true, 1, D(4), lo_b, hi_b, false), y;
+  int a = gb_float(&b, true, 2, D(3, 4), 0.5, 1.5, false),
+      c = gb_float(&b, true, 1, D(4), lo_b, hi_b, false), y;
   gb_node(&b, op, (int[]){a, c}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, add) { binary_case(TY_OP_ADD, -1, 1); }
-Test(grad, sub) { binary_case(TY_OP_SUB, -1, 1); }
-Test(grad, mul) { binary_case(TY_OP_MUL, -1, 1); }
-Test(grad, div) { binary_case(TY_OP_DIV, 0.5, 1.5); }
-Test(grad, pow) { binary_case(TY_OP_POW, 0.5, 2.0); }
+Test(grad, add) {
+  binary_case(TY_OP_ADD, -1, 1);
+}
+Test(grad, sub) {
+  binary_case(TY_OP_SUB, -1, 1);
+}
+Test(grad, mul) {
+  binary_case(TY_OP_MUL, -1, 1);
+}
+Test(grad, div) {
+  binary_case(TY_OP_DIV, 0.5, 1.5);
+}
+Test(grad, pow) {
+  binary_case(TY_OP_POW, 0.5, 2.0);
+}
 
 Test(grad, pow_int_exponent) {
   gb b;
@@ -45,22 +56,44 @@ static void unary_case(ty_op op, double lo, double hi, bool away) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, relu) { unary_case(TY_OP_RELU, -1, 1, true); }
-Test(grad, leaky_relu) { unary_case(TY_OP_LEAKY_RELU, -1, 1, true); }
-Test(grad, sigmoid) { unary_case(TY_OP_SIGMOID, -2, 2, false); }
-Test(grad, tanh) { unary_case(TY_OP_TANH, -2, 2, false); }
-Test(grad, erf) { unary_case(TY_OP_ERF, -1.5, 1.5, false); }
-Test(grad, sqrt) { unary_case(TY_OP_SQRT, 0.5, 2, false); }
-Test(grad, exp) { unary_case(TY_OP_EXP, -1, 1, false); }
-Test(grad, log) { unary_case(TY_OP_LOG, 0.5, 2, false); }
-Test(grad, neg) { unary_case(TY_OP_NEG, -1, 1, false); }
-Test(grad, identity) { unary_case(TY_OP_IDENTITY, -1, 1, false); }
+Test(grad, relu) {
+  unary_case(TY_OP_RELU, -1, 1, true);
+}
+Test(grad, leaky_relu) {
+  unary_case(TY_OP_LEAKY_RELU, -1, 1, true);
+}
+Test(grad, sigmoid) {
+  unary_case(TY_OP_SIGMOID, -2, 2, false);
+}
+Test(grad, tanh) {
+  unary_case(TY_OP_TANH, -2, 2, false);
+}
+Test(grad, erf) {
+  unary_case(TY_OP_ERF, -1.5, 1.5, false);
+}
+Test(grad, sqrt) {
+  unary_case(TY_OP_SQRT, 0.5, 2, false);
+}
+Test(grad, exp) {
+  unary_case(TY_OP_EXP, -1, 1, false);
+}
+Test(grad, log) {
+  unary_case(TY_OP_LOG, 0.5, 2, false);
+}
+Test(grad, neg) {
+  unary_case(TY_OP_NEG, -1, 1, false);
+}
+Test(grad, identity) {
+  unary_case(TY_OP_IDENTITY, -1, 1, false);
+}
 
 static void gemm_case(bool ta, bool tb, float alpha, float beta) {
   gb b;
   gb_init(&b, 17);
-  int a = ta ? gb_float(&b, true, 2, D(4, 3), -1, 1, false) : gb_float(&b, true, 2, D(3, 4), -1, 1, false);
-  int w = tb ? gb_float(&b, true, 2, D(5, 4), -1, 1, false) : gb_float(&b, true, 2, D(4, 5), -1, 1, false);
+  int a = ta ? gb_float(&b, true, 2, D(4, 3), -1, 1, false)
+             : gb_float(&b, true, 2, D(3, 4), -1, 1, false);
+  int w = tb ? gb_float(&b, true, 2, D(5, 4), -1, 1, false)
+             : gb_float(&b, true, 2, D(4, 5), -1, 1, false);
   int c = gb_float(&b, true, 1, D(5), -1, 1, false), y;
   size_t nd = gb_node(&b, TY_OP_GEMM, (int[]){a, w, c}, 3, 1, &y);
   ty_graph_node_set_int(b.g, nd, "transA", ta);
@@ -70,15 +103,24 @@ static void gemm_case(bool ta, bool tb, float alpha, float beta) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, gemm) { gemm_case(false, false, 1, 1); }
-Test(grad, gemm_trans_b) { gemm_case(false, true, 0.5f, 2); }
-Test(grad, gemm_trans_a) { gemm_case(true, false, 1, 1); }
-Test(grad, gemm_trans_ab) { gemm_case(true, true, 1.5f, 0.5f); }
+Test(grad, gemm) {
+  gemm_case(false, false, 1, 1);
+}
+Test(grad, gemm_trans_b) {
+  gemm_case(false, true, 0.5f, 2);
+}
+Test(grad, gemm_trans_a) {
+  gemm_case(true, false, 1, 1);
+}
+Test(grad, gemm_trans_ab) {
+  gemm_case(true, true, 1.5f, 0.5f);
+}
 
 Test(grad, matmul_batched_broadcast) {
   gb b;
   gb_init(&b, 17);
-  int a = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), w = gb_float(&b, true, 2, D(4, 2), -1, 1, false), y;
+  int a = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false),
+      w = gb_float(&b, true, 2, D(4, 2), -1, 1, false), y;
   gb_node(&b, TY_OP_MATMUL, (int[]){a, w}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -92,15 +134,22 @@ static void softmax_case(ty_op op, int opset, int axis) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, softmax) { softmax_case(TY_OP_SOFTMAX, 17, 1); }
-Test(grad, softmax_legacy) { softmax_case(TY_OP_SOFTMAX, 11, 1); }
-Test(grad, log_softmax) { softmax_case(TY_OP_LOG_SOFTMAX, 17, -1); }
+Test(grad, softmax) {
+  softmax_case(TY_OP_SOFTMAX, 17, 1);
+}
+Test(grad, softmax_legacy) {
+  softmax_case(TY_OP_SOFTMAX, 11, 1);
+}
+Test(grad, log_softmax) {
+  softmax_case(TY_OP_LOG_SOFTMAX, 17, -1);
+}
 
 static void conv_case(int64_t group, int64_t stride, int64_t pad, int64_t dil) {
   gb b;
   gb_init(&b, 17);
   int x = gb_float(&b, true, 4, D(2, 4, 6, 5), -1, 1, false);
-  int w = gb_float(&b, true, 4, D(4, 4 / group, 3, 2), -1, 1, false), c = gb_float(&b, true, 1, D(4), -1, 1, false), y;
+  int w = gb_float(&b, true, 4, D(4, 4 / group, 3, 2), -1, 1, false),
+      c = gb_float(&b, true, 1, D(4), -1, 1, false), y;
   size_t nd = gb_node(&b, TY_OP_CONV, (int[]){x, w, c}, 3, 1, &y);
   ty_graph_node_set_int(b.g, nd, "group", group);
   ty_graph_node_set_ints(b.g, nd, "strides", D(stride, stride), 2);
@@ -109,13 +158,18 @@ static void conv_case(int64_t group, int64_t stride, int64_t pad, int64_t dil) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, conv) { conv_case(1, 1, 1, 1); }
-Test(grad, conv_strided_grouped_dilated) { conv_case(2, 2, 1, 2); }
+Test(grad, conv) {
+  conv_case(1, 1, 1, 1);
+}
+Test(grad, conv_strided_grouped_dilated) {
+  conv_case(2, 2, 1, 2);
+}
 
 Test(grad, conv_1d) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 3, D(2, 2, 7), -1, 1, false), w = gb_float(&b, true, 3, D(3, 2, 3), -1, 1, false), y;
+  int x = gb_float(&b, true, 3, D(2, 2, 7), -1, 1, false),
+      w = gb_float(&b, true, 3, D(3, 2, 3), -1, 1, false), y;
   gb_node(&b, TY_OP_CONV, (int[]){x, w}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -125,7 +179,8 @@ static int spaced(gb *b, int rank, const int64_t *dims) {
   int id = gb_float(b, true, rank, dims, 0, 1, false);
   ty_tensor *t = ty_graph_value_at(b->g, id)->init;
   int64_t n = ty_tensor_numel(t);
-  for (int64_t i = 0; i < n; i++) ty_tensor_f32(t)[i] = (float)(((i * 37) % n) * 0.05 - 1.0);
+  for (int64_t i = 0; i < n; i++)
+    ty_tensor_f32(t)[i] = (float)(((i * 37) % n) * 0.05 - 1.0);
   return id;
 }
 
@@ -141,9 +196,15 @@ static void pool_case(ty_op op, bool incl_pad) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, max_pool) { pool_case(TY_OP_MAX_POOL, false); }
-Test(grad, average_pool) { pool_case(TY_OP_AVERAGE_POOL, false); }
-Test(grad, average_pool_count_pad) { pool_case(TY_OP_AVERAGE_POOL, true); }
+Test(grad, max_pool) {
+  pool_case(TY_OP_MAX_POOL, false);
+}
+Test(grad, average_pool) {
+  pool_case(TY_OP_AVERAGE_POOL, false);
+}
+Test(grad, average_pool_count_pad) {
+  pool_case(TY_OP_AVERAGE_POOL, true);
+}
 
 Test(grad, global_average_pool) {
   gb b;
@@ -156,8 +217,10 @@ Test(grad, global_average_pool) {
 Test(grad, batch_norm_training) {
   gb b;
   gb_init(&b, 15);
-  int x = gb_float(&b, true, 4, D(3, 2, 2, 2), -1, 1, false), sc = gb_float(&b, true, 1, D(2), 0.5, 1.5, false);
-  int bi = gb_float(&b, true, 1, D(2), -1, 1, false), mn = gb_float(&b, false, 1, D(2), -0.1, 0.1, false);
+  int x = gb_float(&b, true, 4, D(3, 2, 2, 2), -1, 1, false),
+      sc = gb_float(&b, true, 1, D(2), 0.5, 1.5, false);
+  int bi = gb_float(&b, true, 1, D(2), -1, 1, false),
+      mn = gb_float(&b, false, 1, D(2), -0.1, 0.1, false);
   int vr = gb_float(&b, false, 1, D(2), 0.9, 1.1, false), y;
   gb_node(&b, TY_OP_BATCH_NORM, (int[]){x, sc, bi, mn, vr}, 5, 1, &y);
   check(&b, y, EPS, 2 * TOL);
@@ -166,7 +229,8 @@ Test(grad, batch_norm_training) {
 Test(grad, layer_norm) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), sc = gb_float(&b, true, 1, D(4), 0.5, 1.5, false);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false),
+      sc = gb_float(&b, true, 1, D(4), 0.5, 1.5, false);
   int bi = gb_float(&b, true, 1, D(4), -1, 1, false), y;
   gb_node(&b, TY_OP_LAYER_NORM, (int[]){x, sc, bi}, 3, 1, &y);
   check(&b, y, EPS, 2 * TOL);
@@ -175,7 +239,8 @@ Test(grad, layer_norm) {
 Test(grad, dropout_training) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 2, D(4, 5), -1, 1, false), ratio = gb_float(&b, false, 0, NULL, 0.3, 0.3, false), y;
+  int x = gb_float(&b, true, 2, D(4, 5), -1, 1, false),
+      ratio = gb_float(&b, false, 0, NULL, 0.3, 0.3, false), y;
   gb_node(&b, TY_OP_DROPOUT, (int[]){x, ratio}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -209,7 +274,8 @@ Test(grad, transpose) {
 Test(grad, concat) {
   gb b;
   gb_init(&b, 17);
-  int p = gb_float(&b, true, 2, D(2, 3), -1, 1, false), q = gb_float(&b, true, 2, D(2, 2), -1, 1, false), y;
+  int p = gb_float(&b, true, 2, D(2, 3), -1, 1, false),
+      q = gb_float(&b, true, 2, D(2, 2), -1, 1, false), y;
   size_t nd = gb_node(&b, TY_OP_CONCAT, (int[]){p, q, p}, 3, 1, &y);
   ty_graph_node_set_int(b.g, nd, "axis", -1);
   check(&b, y, EPS, TOL);
@@ -218,7 +284,8 @@ Test(grad, concat) {
 Test(grad, gather) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 2, D(4, 3), -1, 1, false), ind = gb_ints(&b, 2, D(2, 2), D(0, 3, -1, 1)), y;
+  int x = gb_float(&b, true, 2, D(4, 3), -1, 1, false),
+      ind = gb_ints(&b, 2, D(2, 2), D(0, 3, -1, 1)), y;
   gb_node(&b, TY_OP_GATHER, (int[]){x, ind}, 2, 1, &y);
   check(&b, y, EPS, TOL);
 }
@@ -254,7 +321,8 @@ Test(grad, reduce_sum_axes_input) {
 static void sce_case(const char *reduction, bool weights, bool ignore) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 3, D(4, 3, 2), -2, 2, false), lab = gb_ints(&b, 2, D(4, 2), D(0, 2, 1, 1, 2, 0, 1, 2));
+  int x = gb_float(&b, true, 3, D(4, 3, 2), -2, 2, false),
+      lab = gb_ints(&b, 2, D(4, 2), D(0, 2, 1, 1, 2, 0, 1, 2));
   int in[3] = {x, lab, weights ? gb_float(&b, false, 1, D(3), 0.5, 1.5, false) : TY_NO_VALUE}, y;
   size_t nd = gb_node(&b, TY_OP_SOFTMAX_CE_LOSS, in, weights ? 3 : 2, 1, &y);
   ty_graph_node_set_string(b.g, nd, "reduction", reduction);
@@ -262,9 +330,15 @@ static void sce_case(const char *reduction, bool weights, bool ignore) {
   check(&b, y, EPS, TOL);
 }
 
-Test(grad, sce_loss_mean) { sce_case("mean", false, false); }
-Test(grad, sce_loss_sum_weighted) { sce_case("sum", true, false); }
-Test(grad, sce_loss_none_ignore) { sce_case("none", true, true); }
+Test(grad, sce_loss_mean) {
+  sce_case("mean", false, false);
+}
+Test(grad, sce_loss_sum_weighted) {
+  sce_case("sum", true, false);
+}
+Test(grad, sce_loss_none_ignore) {
+  sce_case("none", true, true);
+}
 
 /* A value read twice accumulates both contributions. */
 Test(grad, shared_value_accumulates) {
@@ -332,7 +406,8 @@ Test(autodiff, rejects_gradient_through_secondary_output) {
   int outs[2], idx, loss, gr;
   ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[0]);
   ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[1]);
-  cr_assert_eq(ty_graph_add_node(b.g, TY_OP_SOFTMAX_CE_LOSS, NULL, (int[]){x, lab}, 2, outs, 2, &idx), 0);
+  cr_assert_eq(
+      ty_graph_add_node(b.g, TY_OP_SOFTMAX_CE_LOSS, NULL, (int[]){x, lab}, 2, outs, 2, &idx), 0);
   size_t rs = gb_node(&b, TY_OP_REDUCE_SUM, &outs[1], 1, 1, &loss);
   ty_graph_node_set_int(b.g, rs, "keepdims", 0);
   char err[256] = "";
@@ -345,7 +420,8 @@ Test(autodiff, rejects_gradient_through_secondary_output) {
 Test(autodiff, unreached_param_has_no_gradient) {
   gb b;
   gb_init(&b, 17);
-  int x = gb_float(&b, true, 1, D(1), -1, 1, false), z = gb_float(&b, true, 1, D(1), -1, 1, false), y, gr[2];
+  int x = gb_float(&b, true, 1, D(1), -1, 1, false), z = gb_float(&b, true, 1, D(1), -1, 1, false),
+      y, gr[2];
   gb_node(&b, TY_OP_EXP, &x, 1, 1, &y);
   (void)z;
   char err[256] = "";

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t npy_image(uint8_t *out, int major, const char *header, const void *data, size_t nbytes)
-{
+size_t npy_image(uint8_t *out, int major, const char *header, const void *data, size_t nbytes) {
   size_t lenlen = major == 1 ? 2 : 4, pre = 8 + lenlen, hl = strlen(header) + 1;
   while ((pre + hl) % 64)
     hl++;
@@ -19,13 +18,12 @@ size_t npy_image(uint8_t *out, int major, const char *header, const void *data, 
   memset(out + pre, ' ', hl);
   memcpy(out + pre, header, strlen(header));
   out[pre + hl - 1] = '\n';
-  if (nbytes)
-    memcpy(out + pre + hl, data, nbytes);
+  if (nbytes) memcpy(out + pre + hl, data, nbytes);
   return pre + hl + nbytes;
 }
 
-void npy_write(const char *path, const char *descr, const char *shape, const void *data, size_t nbytes)
-{
+void npy_write(const char *path, const char *descr, const char *shape, const void *data,
+               size_t nbytes) {
   char h[256];
   snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
   uint8_t *buf = malloc(128 + strlen(h) + nbytes);

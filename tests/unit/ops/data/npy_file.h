@@ -13,6 +13,7 @@
  * nbytes bytes. Returns the image's length. */
 size_t npy_image(uint8_t *out, int major, const char *header, const void *data, size_t nbytes);
 /* Writes a format 1.0 .npy of descr ("<f4") and shape ("(4, 3)") to path. */
-void npy_write(const char *path, const char *descr, const char *shape, const void *data, size_t nbytes);
+void npy_write(const char *path, const char *descr, const char *shape, const void *data,
+               size_t nbytes);
 
 #endif

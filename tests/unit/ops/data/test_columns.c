@@ -18,14 +18,12 @@
 
 static char dir[64];
 
-static void make_dir(void)
-{
+static void make_dir(void) {
   snprintf(dir, sizeof dir, "/tmp/ty_cols_test.XXXXXX");
   cr_assert_not_null(mkdtemp(dir));
 }
 
-static void remove_dir(void)
-{
+static void remove_dir(void) {
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   cr_assert_eq(system(cmd), 0);
@@ -34,8 +32,7 @@ static void remove_dir(void)
 TestSuite(columns, .init = make_dir, .fini = remove_dir);
 TestSuite(tokens, .init = make_dir, .fini = remove_dir);
 
-static const char *path_of(const char *name)
-{
+static const char *path_of(const char *name) {
   static char p[8][256];
   static unsigned next;
   char *s = p[next++ % 8];
@@ -44,40 +41,43 @@ static const char *path_of(const char *name)
 }
 
 /* Writes a v1 .npy of descr/shape with nbytes of data; returns its path. */
-static const char *save(const char *name, const char *descr, const char *shape, const void *data, size_t nbytes)
-{
+static const char *save(const char *name, const char *descr, const char *shape, const void *data,
+                        size_t nbytes) {
   const char *p = path_of(name);
   npy_write(p, descr, shape, data, nbytes);
   return p;
 }
 
-static void open_array(const char *path, ty_data_array *a)
-{
+static void open_array(const char *path, ty_data_array *a) {
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_data_array_open(path, a, err, sizeof err), 0, "%s", err);
 }
 
 /* A dataset over the given files and feeds; err receives the refusal. */
-static int build(const char *const *paths, const ty_data_feed *feeds, size_t n, ty_dataset **ds, char *err)
-{
+static int build(const char *const *paths, const ty_data_feed *feeds, size_t n, ty_dataset **ds,
+                 char *err) {
   ty_data_array a[TY_DATA_MAX_COLUMNS];
-  for (size_t k = 0; k < n; k++) open_array(paths[k], &a[k]);
+  for (size_t k = 0; k < n; k++)
+    open_array(paths[k], &a[k]);
   int rc = ty_dataset_from_arrays(a, feeds, n, ds, err, TY_ERR_LEN);
-  for (size_t k = 0; k < n; k++) cr_assert_null(a[k].data, "array %zu not moved into the dataset", k);
+  for (size_t k = 0; k < n; k++)
+    cr_assert_null(a[k].data, "array %zu not moved into the dataset", k);
   return rc;
 }
 
-Test(columns, converts_to_the_input_types)
-{
+Test(columns, converts_to_the_input_types) {
   double x[4][3];
   int32_t y[4];
   uint8_t img[4][2][2];
   for (int i = 0; i < 4; i++) {
-    for (int j = 0; j < 3; j++) x[i][j] = i + j / 4.0 + 1e-12;
+    for (int j = 0; j < 3; j++)
+      x[i][j] = i + j / 4.0 + 1e-12;
     y[i] = 7 - i;
-    for (int j = 0; j < 4; j++) img[i][j / 2][j % 2] = (uint8_t)(i * 60 + j);
+    for (int j = 0; j < 4; j++)
+      img[i][j / 2][j % 2] = (uint8_t)(i * 60 + j);
   }
-  const char *paths[] = {save("x.npy", "<f8", "(4, 3)", x, sizeof x), save("y.npy", "<i4", "(4,)", y, sizeof y),
+  const char *paths[] = {save("x.npy", "<f8", "(4, 3)", x, sizeof x),
+                         save("y.npy", "<i4", "(4,)", y, sizeof y),
                          save("img.npy", "|u1", "(4, 2, 2)", img, sizeof img)};
   ty_data_feed f[] = {{.name = "x", .to = TY_DATA_F32},
                       {.name = "labels", .to = TY_DATA_I64},
@@ -97,26 +97,30 @@ Test(columns, converts_to_the_input_types)
   ty_dataset_gather(ds, 0, 2, xs);
   ty_dataset_gather(ds, 1, 2, &lab);
   ty_dataset_gather(ds, 2, 3, px);
-  for (int j = 0; j < 3; j++) cr_assert_eq(xs[j], (float)x[2][j]);
+  for (int j = 0; j < 3; j++)
+    cr_assert_eq(xs[j], (float)x[2][j]);
   cr_assert_eq(lab, 5);
   for (int j = 0; j < 4; j++) /* torchvision's ToTensor + Normalize, in float32 */
     cr_assert_eq(px[j], ((float)(180 + j) / 255.0f - 0.5f) / 0.25f);
   ty_dataset_destroy(ds);
 }
 
-Test(columns, refuses_what_cannot_feed)
-{
+Test(columns, refuses_what_cannot_feed) {
   float fx[6] = {0};
   uint8_t u[3] = {0};
   int64_t l[2] = {0};
-  const char *x = save("x.npy", "<f4", "(3, 2)", fx, sizeof fx), *y = save("y.npy", "<f4", "(3,)", fx, 12);
-  const char *short_y = save("s.npy", "<i8", "(2,)", l, sizeof l), *scalar = save("c.npy", "<f4", "()", fx, 4);
-  const char *empty = save("e.npy", "<f4", "(0, 2)", fx, 0), *hollow = save("h.npy", "|u1", "(3, 0)", u, 0);
+  const char *x = save("x.npy", "<f4", "(3, 2)", fx, sizeof fx),
+             *y = save("y.npy", "<f4", "(3,)", fx, 12);
+  const char *short_y = save("s.npy", "<i8", "(2,)", l, sizeof l),
+             *scalar = save("c.npy", "<f4", "()", fx, 4);
+  const char *empty = save("e.npy", "<f4", "(0, 2)", fx, 0),
+             *hollow = save("h.npy", "|u1", "(3, 0)", u, 0);
   char err[TY_ERR_LEN] = "";
   ty_dataset *ds = NULL;
   ty_data_feed f[2] = {{.name = "x", .to = TY_DATA_F32}, {.name = "labels", .to = TY_DATA_I64}};
   cr_assert_eq(build((const char *[]){x, y}, f, 2, &ds, err), TY_EINVAL);
-  cr_assert(strstr(err, "y.npy: float32 values cannot feed int64 input \"labels\"") != NULL, "%s", err);
+  cr_assert(strstr(err, "y.npy: float32 values cannot feed int64 input \"labels\"") != NULL, "%s",
+            err);
   cr_assert_eq(build((const char *[]){x, short_y}, f, 2, &ds, err), TY_EINVAL);
   cr_assert(strstr(err, "s.npy: 2 samples, but") != NULL && strstr(err, "x.npy has 3"), "%s", err);
   cr_assert_eq(build((const char *[]){scalar}, f, 1, &ds, err), TY_EINVAL);
@@ -127,15 +131,16 @@ Test(columns, refuses_what_cannot_feed)
   cr_assert(strstr(err, "h.npy: samples hold no values") != NULL, "%s", err);
   ty_data_feed norm_int = {.name = "ids", .to = TY_DATA_I64, .mean = 1};
   cr_assert_eq(build((const char *[]){short_y}, &norm_int, 1, &ds, err), TY_EINVAL);
-  cr_assert(strstr(err, "divisor, mean and std apply to float32 inputs; \"ids\" takes int64") != NULL, "%s", err);
+  cr_assert(strstr(err, "divisor, mean and std apply to float32 inputs; \"ids\" takes int64") !=
+                NULL,
+            "%s", err);
   ty_data_feed neg = {.name = "x", .to = TY_DATA_F32, .std = -1};
   cr_assert_eq(build((const char *[]){x}, &neg, 1, &ds, err), TY_EINVAL);
   cr_assert(strstr(err, "must be >= 0") != NULL, "%s", err);
   cr_assert_null(ds);
 }
 
-Test(columns, range_checks_name_the_sample)
-{
+Test(columns, range_checks_name_the_sample) {
   int64_t y[5] = {0, 3, 9, 10, 2};
   const char *p = save("y.npy", "<i8", "(5,)", y, sizeof y);
   ty_data_feed f = {.name = "labels"};
@@ -144,7 +149,8 @@ Test(columns, range_checks_name_the_sample)
   cr_assert_eq(build(&p, &f, 1, &ds, err), 0, "%s", err);
   cr_assert_eq(ty_dataset_check_range(ds, 0, 0, 11, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_dataset_check_range(ds, 0, 0, 10, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "y.npy: value 10 of sample 3 is outside [0, 10) for \"labels\"") != NULL, "%s", err);
+  cr_assert(strstr(err, "y.npy: value 10 of sample 3 is outside [0, 10) for \"labels\"") != NULL,
+            "%s", err);
   ty_dataset_destroy(ds);
   float fx[2] = {0};
   p = save("f.npy", "<f4", "(2,)", fx, sizeof fx);
@@ -155,8 +161,7 @@ Test(columns, range_checks_name_the_sample)
 }
 
 /* Three columns whose values all encode the sample index. */
-Test(columns, loader_keeps_columns_together)
-{
+Test(columns, loader_keeps_columns_together) {
   enum { N = 203, WORLD = 3 };
   static float x[N][2];
   static int64_t y[N];
@@ -167,9 +172,11 @@ Test(columns, loader_keeps_columns_together)
     y[i] = i * 3;
     z[i] = (uint16_t)(i + 1000);
   }
-  const char *paths[] = {save("x.npy", "<f4", "(203, 2)", x, sizeof x), save("y.npy", "<i8", "(203,)", y, sizeof y),
+  const char *paths[] = {save("x.npy", "<f4", "(203, 2)", x, sizeof x),
+                         save("y.npy", "<i8", "(203,)", y, sizeof y),
                          save("z.npy", "<u2", "(203,)", z, sizeof z)};
-  ty_data_feed f[] = {{.name = "x", .to = TY_DATA_F32}, {.name = "y"}, {.name = "z", .to = TY_DATA_I64}};
+  ty_data_feed f[] = {
+      {.name = "x", .to = TY_DATA_F32}, {.name = "y"}, {.name = "z", .to = TY_DATA_I64}};
   ty_dataset *ds = NULL;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(build(paths, f, 3, &ds, err), 0, "%s", err);
@@ -177,7 +184,11 @@ Test(columns, loader_keeps_columns_together)
   for (int prefetch = 0; prefetch < 2; prefetch++) {
     memset(hits, 0, sizeof hits);
     for (uint32_t r = 0; r < WORLD; r++) {
-      ty_loader_opts o = {.batch_size = 8, .seed = 11, .shuffle = true, .rank = r, .world_size = WORLD,
+      ty_loader_opts o = {.batch_size = 8,
+                          .seed = 11,
+                          .shuffle = true,
+                          .rank = r,
+                          .world_size = WORLD,
                           .prefetch = prefetch};
       ty_loader *l = NULL;
       cr_assert_eq(ty_loader_create(ds, &o, &l, err, sizeof err), 0, "%s", err);
@@ -198,14 +209,14 @@ Test(columns, loader_keeps_columns_together)
       }
       ty_loader_destroy(l);
     }
-    for (int i = 0; i < N; i++) cr_assert_eq(hits[i], 1, "sample %d seen %d times", i, hits[i]);
+    for (int i = 0; i < N; i++)
+      cr_assert_eq(hits[i], 1, "sample %d seen %d times", i, hits[i]);
   }
   ty_dataset_destroy(ds);
 }
 
 /* ---- token streams ------------------------------------------------------------ */
-static const char *raw(const char *name, const void *b, size_t n)
-{
+static const char *raw(const char *name, const void *b, size_t n) {
   const char *p = path_of(name);
   FILE *f = fopen(p, "wb");
   cr_assert_not_null(f);
@@ -214,8 +225,8 @@ static const char *raw(const char *name, const void *b, size_t n)
   return p;
 }
 
-static ty_dataset *windows(const char *path, ty_data_type type, uint32_t context, uint32_t stride, char *err, int *rc)
-{
+static ty_dataset *windows(const char *path, ty_data_type type, uint32_t context, uint32_t stride,
+                           char *err, int *rc) {
   ty_data_array a;
   ty_dataset *ds = NULL;
   ty_data_feed in = {.name = "idx", .to = TY_DATA_I64}, lab = {.name = "labels", .to = TY_DATA_I64};
@@ -225,10 +236,10 @@ static ty_dataset *windows(const char *path, ty_data_type type, uint32_t context
   return ds;
 }
 
-Test(tokens, windows_shift_labels_by_one)
-{
+Test(tokens, windows_shift_labels_by_one) {
   uint16_t t[11];
-  for (int i = 0; i < 11; i++) t[i] = (uint16_t)(100 + i);
+  for (int i = 0; i < 11; i++)
+    t[i] = (uint16_t)(100 + i);
   const char *p = raw("t.bin", t, sizeof t);
   char err[TY_ERR_LEN] = "";
   int rc;
@@ -254,10 +265,10 @@ Test(tokens, windows_shift_labels_by_one)
   ty_dataset_destroy(ds);
 }
 
-Test(tokens, reads_int32_and_npy_streams)
-{
+Test(tokens, reads_int32_and_npy_streams) {
   int32_t t[9];
-  for (int i = 0; i < 9; i++) t[i] = 70000 + i;
+  for (int i = 0; i < 9; i++)
+    t[i] = 70000 + i;
   char err[TY_ERR_LEN] = "";
   int rc;
   ty_dataset *ds = windows(raw("t32.bin", t, sizeof t), TY_DATA_I32, 2, 0, err, &rc);
@@ -274,34 +285,37 @@ Test(tokens, reads_int32_and_npy_streams)
   ty_dataset_destroy(ds);
 }
 
-Test(tokens, rejects_bad_streams)
-{
+Test(tokens, rejects_bad_streams) {
   uint8_t b[7] = {0};
   char err[TY_ERR_LEN] = "";
   int rc;
   cr_assert_null(windows(raw("odd.bin", b, 7), TY_DATA_U16, 2, 0, err, &rc));
   cr_assert_eq(rc, TY_EPROTO);
-  cr_assert(strstr(err, "odd.bin: 7 bytes is not a whole number of uint16 token ids") != NULL, "%s", err);
+  cr_assert(strstr(err, "odd.bin: 7 bytes is not a whole number of uint16 token ids") != NULL, "%s",
+            err);
   cr_assert_null(windows(raw("t.bin", b, 6), TY_DATA_INVALID, 2, 0, err, &rc));
   cr_assert_eq(rc, TY_EINVAL);
   cr_assert(strstr(err, "raw token ids must be uint16 or int32") != NULL, "%s", err);
   cr_assert_null(windows(raw("short.bin", b, 6), TY_DATA_U16, 3, 0, err, &rc));
   cr_assert_eq(rc, TY_EINVAL);
-  cr_assert(strstr(err, "short.bin: 3 tokens, fewer than one window of context + 1 = 4") != NULL, "%s", err);
+  cr_assert(strstr(err, "short.bin: 3 tokens, fewer than one window of context + 1 = 4") != NULL,
+            "%s", err);
   cr_assert_null(windows(raw("zero.bin", b, 6), TY_DATA_U16, 0, 0, err, &rc));
   cr_assert(strstr(err, "context length must be > 0") != NULL, "%s", err);
   float f[4] = {0};
   cr_assert_null(windows(save("f.npy", "<f4", "(4,)", f, sizeof f), TY_DATA_U16, 2, 0, err, &rc));
-  cr_assert(strstr(err, "a token stream must be 1-D uint16, int32, uint32 or int64; this is float32 (4,)") != NULL,
-            "%s", err);
+  cr_assert(
+      strstr(err,
+             "a token stream must be 1-D uint16, int32, uint32 or int64; this is float32 (4,)") !=
+          NULL,
+      "%s", err);
   cr_assert_null(windows(save("m.npy", "<i4", "(2, 2)", f, sizeof f), TY_DATA_U16, 1, 0, err, &rc));
   cr_assert(strstr(err, "this is int32 (2, 2)") != NULL, "%s", err);
   cr_assert_null(windows(path_of("none.bin"), TY_DATA_U16, 2, 0, err, &rc));
   cr_assert_eq(rc, TY_ENOTFOUND);
 }
 
-Test(tokens, vocabulary_check_names_the_position)
-{
+Test(tokens, vocabulary_check_names_the_position) {
   uint16_t t[8] = {1, 2, 3, 4, 5, 50, 6, 7};
   char err[TY_ERR_LEN] = "";
   int rc;
@@ -309,6 +323,7 @@ Test(tokens, vocabulary_check_names_the_position)
   cr_assert_eq(rc, 0, "%s", err);
   cr_assert_eq(ty_dataset_check_range(ds, 0, 0, 51, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_dataset_check_range(ds, 1, 0, 50, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "v.bin: token 50 at position 5 is outside [0, 50) for \"labels\"") != NULL, "%s", err);
+  cr_assert(strstr(err, "v.bin: token 50 at position 5 is outside [0, 50) for \"labels\"") != NULL,
+            "%s", err);
   ty_dataset_destroy(ds);
 }

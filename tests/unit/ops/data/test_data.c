@@ -18,14 +18,12 @@
 
 static char tmpdir[256];
 
-static void make_tmpdir(void)
-{
+static void make_tmpdir(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/ty_data_test.XXXXXX");
   cr_assert_not_null(mkdtemp(tmpdir));
 }
 
-static void remove_tmpdir(void)
-{
+static void remove_tmpdir(void) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
   cr_assert_eq(system(cmd), 0);
@@ -36,8 +34,7 @@ TestSuite(dataset, .init = make_tmpdir, .fini = remove_tmpdir);
 TestSuite(loader, .init = make_tmpdir, .fini = remove_tmpdir);
 
 /* Rotates over four buffers so two paths can appear in one call. */
-static const char *tmp_path(const char *name)
-{
+static const char *tmp_path(const char *name) {
   static char paths[4][512];
   static unsigned next;
   char *p = paths[next++ % 4];
@@ -46,8 +43,7 @@ static const char *tmp_path(const char *name)
 }
 
 /* Builds an IDX blob: ubyte, dims as given, payload bytes f(i) = i * 7 + 1. */
-static size_t idx_blob(uint8_t *out, uint32_t ndims, const uint32_t *dims, size_t payload)
-{
+static size_t idx_blob(uint8_t *out, uint32_t ndims, const uint32_t *dims, size_t payload) {
   size_t n = 0;
   out[n++] = 0;
   out[n++] = 0;
@@ -64,8 +60,7 @@ static size_t idx_blob(uint8_t *out, uint32_t ndims, const uint32_t *dims, size_
   return n;
 }
 
-static void write_file(const char *path, const uint8_t *data, size_t len, bool gz)
-{
+static void write_file(const char *path, const uint8_t *data, size_t len, bool gz) {
   if (gz) {
     gzFile f = gzopen(path, "wb");
     cr_assert_not_null(f);
@@ -79,8 +74,7 @@ static void write_file(const char *path, const uint8_t *data, size_t len, bool g
   }
 }
 
-static void check_small_idx(const char *path)
-{
+static void check_small_idx(const char *path) {
   ty_idx idx;
   char err[512] = "";
   cr_assert_eq(ty_data_idx_read(path, &idx, err, sizeof err), 0, "%s", err);
@@ -95,8 +89,7 @@ static void check_small_idx(const char *path)
   ty_data_idx_close(&idx); /* closing twice is harmless */
 }
 
-Test(idx, reads_plain_file)
-{
+Test(idx, reads_plain_file) {
   uint8_t blob[64];
   uint32_t dims[] = {3, 2, 4};
   size_t n = idx_blob(blob, 3, dims, 24);
@@ -104,8 +97,7 @@ Test(idx, reads_plain_file)
   check_small_idx(tmp_path("plain-idx3-ubyte"));
 }
 
-Test(idx, reads_gzip_file)
-{
+Test(idx, reads_gzip_file) {
   uint8_t blob[64];
   uint32_t dims[] = {3, 2, 4};
   size_t n = idx_blob(blob, 3, dims, 24);
@@ -113,8 +105,7 @@ Test(idx, reads_gzip_file)
   check_small_idx(tmp_path("x-idx3-ubyte.gz"));
 }
 
-Test(idx, rejects_missing_file)
-{
+Test(idx, rejects_missing_file) {
   ty_idx idx;
   char err[512];
   cr_assert_eq(ty_data_idx_read(tmp_path("nope.gz"), &idx, err, sizeof err), TY_ENOTFOUND);
@@ -124,8 +115,7 @@ Test(idx, rejects_missing_file)
   cr_assert_null(idx.data);
 }
 
-Test(idx, rejects_bad_magic)
-{
+Test(idx, rejects_bad_magic) {
   const uint8_t junk[] = {0x12, 0x34, 0x56, 0x78, 1, 2, 3, 4};
   char err[512];
   ty_idx idx;
@@ -141,8 +131,7 @@ Test(idx, rejects_bad_magic)
   cr_assert(strstr(err, "not an IDX file") != NULL, "%s", err);
 }
 
-Test(idx, rejects_unsupported_type)
-{
+Test(idx, rejects_unsupported_type) {
   const uint8_t floats[] = {0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0};
   char err[512];
   ty_idx idx;
@@ -151,8 +140,7 @@ Test(idx, rejects_unsupported_type)
   cr_assert(strstr(err, "element type 0x0d") != NULL, "%s", err);
 }
 
-Test(idx, rejects_truncated_payload)
-{
+Test(idx, rejects_truncated_payload) {
   static uint8_t blob[16 + 5 * 784];
   uint32_t dims[] = {5, 28, 28};
   size_t n = idx_blob(blob, 3, dims, 2 * 784 + 100);
@@ -170,16 +158,14 @@ Test(idx, rejects_truncated_payload)
   n = idx_blob(blob, 1, ldims, 4);
   write_file(tmp_path("l"), blob, n, false);
   cr_assert_eq(ty_data_idx_read(tmp_path("l"), &idx, err, sizeof err), TY_EPROTO);
-  cr_assert(strstr(err, "header says 10 labels, file holds 4 complete labels") != NULL, "%s",
-            err);
+  cr_assert(strstr(err, "header says 10 labels, file holds 4 complete labels") != NULL, "%s", err);
   n = idx_blob(blob, 3, dims, 0);
   write_file(tmp_path("hdr"), blob, 8, false); /* cut inside the dims */
   cr_assert_eq(ty_data_idx_read(tmp_path("hdr"), &idx, err, sizeof err), TY_EPROTO);
   cr_assert(strstr(err, "truncated: header has 3 dims") != NULL, "%s", err);
 }
 
-Test(idx, rejects_cut_gzip_stream)
-{
+Test(idx, rejects_cut_gzip_stream) {
   static uint8_t blob[16 + 4 * 784];
   uint32_t dims[] = {4, 28, 28};
   size_t n = idx_blob(blob, 3, dims, 4 * 784);
@@ -199,8 +185,7 @@ Test(idx, rejects_cut_gzip_stream)
   cr_assert_null(idx.data);
 }
 
-Test(idx, rejects_trailing_bytes)
-{
+Test(idx, rejects_trailing_bytes) {
   uint8_t blob[64];
   uint32_t dims[] = {3, 2, 4};
   size_t n = idx_blob(blob, 3, dims, 25);
@@ -211,8 +196,7 @@ Test(idx, rejects_trailing_bytes)
   cr_assert(strstr(err, "trailing data after the 24 data bytes") != NULL, "%s", err);
 }
 
-Test(idx, rejects_absurd_header)
-{
+Test(idx, rejects_absurd_header) {
   const uint8_t huge[] = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2};
   char err[512];
   ty_idx idx;
@@ -225,8 +209,7 @@ Test(idx, rejects_absurd_header)
 
 /* A dataset of n 1x2 "images" whose pixels encode the sample index
  * (pixel 0 = i % 256, pixel 1 = i / 256) and whose label is i % 10. */
-static ty_dataset *index_dataset(uint32_t n, bool gz)
-{
+static ty_dataset *index_dataset(uint32_t n, bool gz) {
   size_t cap = 16 + 2 * (size_t)n;
   uint8_t *img = malloc(cap), *lab = malloc(16 + (size_t)n);
   uint32_t idims[] = {n, 1, 2}, ldims[] = {n};
@@ -243,19 +226,16 @@ static ty_dataset *index_dataset(uint32_t n, bool gz)
   ty_dataset *ds = NULL;
   char err[512] = "";
   cr_assert_eq(ty_data_load_idx(tmp_path("i-images-idx3-ubyte.gz"),
-                                (tmp_path("i-labels-idx1-ubyte.gz")), NULL, &ds, err,
-                                sizeof err),
+                                (tmp_path("i-labels-idx1-ubyte.gz")), NULL, &ds, err, sizeof err),
                0, "%s", err);
   return ds;
 }
 
-static uint32_t decode_index(const float *x)
-{
+static uint32_t decode_index(const float *x) {
   return (uint32_t)lrintf(x[0] * 255.0f) + 256u * (uint32_t)lrintf(x[1] * 255.0f);
 }
 
-Test(dataset, loads_pairs_and_normalises)
-{
+Test(dataset, loads_pairs_and_normalises) {
   ty_dataset *ds = index_dataset(300, true);
   cr_assert_eq(ty_dataset_count(ds), 300u);
   cr_assert_eq(ty_dataset_sample_size(ds), 2u);
@@ -268,7 +248,8 @@ Test(dataset, loads_pairs_and_normalises)
   ty_data_opts o = {.mean = 0.5f, .std = 0.25f};
   ds = NULL;
   cr_assert_eq(ty_data_load_idx(tmp_path("i-images-idx3-ubyte.gz"),
-                                tmp_path("i-labels-idx1-ubyte.gz"), &o, &ds, NULL, 0), 0);
+                                tmp_path("i-labels-idx1-ubyte.gz"), &o, &ds, NULL, 0),
+               0);
   ty_dataset_sample(ds, 255, x); /* pixels 255 and 0 */
   cr_assert_float_eq(x[0], 2.0f, 1e-6f);
   cr_assert_float_eq(x[1], -2.0f, 1e-6f);
@@ -276,27 +257,24 @@ Test(dataset, loads_pairs_and_normalises)
   ty_dataset_destroy(NULL);
 }
 
-Test(dataset, rejects_mismatched_pair)
-{
+Test(dataset, rejects_mismatched_pair) {
   uint8_t img[64], lab[64];
   uint32_t idims[] = {3, 2, 4}, ldims[] = {4}, flat[] = {24};
   write_file(tmp_path("img"), img, idx_blob(img, 3, idims, 24), false);
   write_file(tmp_path("lab"), lab, idx_blob(lab, 1, ldims, 4), false);
   ty_dataset *ds = NULL;
   char err[512];
-  cr_assert_eq(ty_data_load_idx(tmp_path("img"), (tmp_path("lab")), NULL, &ds, err,
-                                sizeof err), TY_EPROTO);
+  cr_assert_eq(ty_data_load_idx(tmp_path("img"), (tmp_path("lab")), NULL, &ds, err, sizeof err),
+               TY_EPROTO);
   cr_assert(strstr(err, "4 labels for 3 images") != NULL, "%s", err);
   cr_assert_null(ds);
   write_file(tmp_path("flat"), img, idx_blob(img, 1, flat, 24), false);
-  cr_assert_eq(ty_data_load_idx(tmp_path("flat"), (tmp_path("lab")), NULL, &ds, err,
-                                sizeof err), TY_EPROTO);
-  cr_assert(strstr(err, "expected images [N, rows, cols], header has 1 dims") != NULL, "%s",
-            err);
+  cr_assert_eq(ty_data_load_idx(tmp_path("flat"), (tmp_path("lab")), NULL, &ds, err, sizeof err),
+               TY_EPROTO);
+  cr_assert(strstr(err, "expected images [N, rows, cols], header has 1 dims") != NULL, "%s", err);
 }
 
-Test(dataset, fashion_mnist_rejects_labels_over_9)
-{
+Test(dataset, fashion_mnist_rejects_labels_over_9) {
   uint8_t img[64], lab[64];
   uint32_t idims[] = {3, 2, 4}, ldims[] = {3};
   write_file(tmp_path("train-images-idx3-ubyte.gz"), img, idx_blob(img, 3, idims, 24), true);
@@ -312,19 +290,16 @@ Test(dataset, fashion_mnist_rejects_labels_over_9)
   cr_assert(strstr(err, "label 12 of sample 1 is not below 10") != NULL, "%s", err);
 }
 
-Test(dataset, fashion_mnist_missing_names_the_package)
-{
+Test(dataset, fashion_mnist_missing_names_the_package) {
   ty_data_opts o = {.dir = "/nonexistent/fashion-mnist"};
   ty_dataset *ds = NULL;
   char err[512];
-  cr_assert_eq(ty_data_load_fashion_mnist(&o, TY_DATA_TEST, &ds, err, sizeof err),
-               TY_ENOTFOUND);
+  cr_assert_eq(ty_data_load_fashion_mnist(&o, TY_DATA_TEST, &ds, err, sizeof err), TY_ENOTFOUND);
   cr_assert_str_eq(err, "/nonexistent/fashion-mnist/t10k-images-idx3-ubyte.gz: missing "
                         "(install dataset-fashion-mnist)");
 }
 
-Test(dataset, real_fashion_mnist)
-{
+Test(dataset, real_fashion_mnist) {
   if (access(TY_DATA_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0)
     cr_skip("Fashion-MNIST not installed under " TY_DATA_FASHION_MNIST_DIR
             " (apt install dataset-fashion-mnist)");
@@ -358,8 +333,7 @@ Test(dataset, real_fashion_mnist)
 }
 
 /* ---- order and sharding --------------------------------------------------- */
-Test(order, shuffle_is_a_deterministic_permutation)
-{
+Test(order, shuffle_is_a_deterministic_permutation) {
   enum { N = 1000 };
   static uint32_t a[N], b[N], c[N];
   ty_data_shuffle(42, 3, N, a);
@@ -380,8 +354,7 @@ Test(order, shuffle_is_a_deterministic_permutation)
   cr_assert_lt(fixed, 10u); /* a shuffle, not the identity */
 }
 
-Test(order, shuffle_is_stable_across_builds)
-{
+Test(order, shuffle_is_stable_across_builds) {
   /* Pinned: changing the generator would silently change the data order of
    * every resumed run, so such a change must show up here. */
   const uint32_t want[8] = {7, 0, 5, 2, 6, 3, 4, 1};
@@ -390,8 +363,7 @@ Test(order, shuffle_is_stable_across_builds)
   cr_assert_eq(memcmp(o, want, sizeof o), 0);
 }
 
-Test(order, shard_lengths_sum_to_n)
-{
+Test(order, shard_lengths_sum_to_n) {
   cr_assert_eq(ty_data_shard_len(10, 0, 3), 4u);
   cr_assert_eq(ty_data_shard_len(10, 1, 3), 3u);
   cr_assert_eq(ty_data_shard_len(10, 2, 3), 3u);
@@ -403,8 +375,7 @@ Test(order, shard_lengths_sum_to_n)
 /* Collects the sample indices a loader yields for one epoch, from batch
  * first on; returns how many were written to out. */
 static size_t drain(ty_loader *l, uint64_t epoch, uint64_t first, uint32_t *out,
-                    uint64_t *out_batches)
-{
+                    uint64_t *out_batches) {
   cr_assert_eq(ty_loader_start_epoch(l, epoch, first), 0);
   size_t n = 0;
   uint64_t batches = 0;
@@ -422,13 +393,11 @@ static size_t drain(ty_loader *l, uint64_t epoch, uint64_t first, uint32_t *out,
   }
   cr_assert_eq(rc, 0);
   cr_assert_eq(ty_loader_next(l, &b), 0, "stays at the end");
-  if (out_batches)
-    *out_batches = batches;
+  if (out_batches) *out_batches = batches;
   return n;
 }
 
-Test(loader, shards_cover_every_sample_once)
-{
+Test(loader, shards_cover_every_sample_once) {
   enum { N = 1003, WORLD = 3 };
   ty_dataset *ds = index_dataset(N, false);
   static uint32_t got[N];
@@ -436,8 +405,12 @@ Test(loader, shards_cover_every_sample_once)
   for (int prefetch = 0; prefetch < 2; prefetch++) {
     memset(hits, 0, sizeof hits);
     for (uint32_t r = 0; r < WORLD; r++) {
-      ty_loader_opts o = {.batch_size = 16, .seed = 7, .shuffle = true, .rank = r,
-                          .world_size = WORLD, .prefetch = prefetch};
+      ty_loader_opts o = {.batch_size = 16,
+                          .seed = 7,
+                          .shuffle = true,
+                          .rank = r,
+                          .world_size = WORLD,
+                          .prefetch = prefetch};
       ty_loader *l = NULL;
       cr_assert_eq(ty_loader_create(ds, &o, &l, NULL, 0), 0);
       uint64_t batches;
@@ -454,8 +427,7 @@ Test(loader, shards_cover_every_sample_once)
   ty_dataset_destroy(ds);
 }
 
-Test(loader, rank_takes_every_nth_of_the_order)
-{
+Test(loader, rank_takes_every_nth_of_the_order) {
   enum { N = 50 };
   ty_dataset *ds = index_dataset(N, false);
   uint32_t order[N], got[N];
@@ -471,14 +443,13 @@ Test(loader, rank_takes_every_nth_of_the_order)
   ty_dataset_destroy(ds);
 }
 
-Test(loader, drop_last_gives_equal_full_batches)
-{
+Test(loader, drop_last_gives_equal_full_batches) {
   enum { N = 103, WORLD = 4 };
   ty_dataset *ds = index_dataset(N, false);
   uint32_t got[N];
   for (uint32_t r = 0; r < WORLD; r++) {
-    ty_loader_opts o = {.batch_size = 5, .shuffle = true, .rank = r, .world_size = WORLD,
-                        .drop_last = true};
+    ty_loader_opts o = {
+        .batch_size = 5, .shuffle = true, .rank = r, .world_size = WORLD, .drop_last = true};
     ty_loader *l = NULL;
     cr_assert_eq(ty_loader_create(ds, &o, &l, NULL, 0), 0);
     cr_assert_eq(ty_loader_batches_per_epoch(l), 5u); /* floor(103/4)=25 -> 5 batches */
@@ -490,8 +461,7 @@ Test(loader, drop_last_gives_equal_full_batches)
   ty_dataset_destroy(ds);
 }
 
-Test(loader, resumes_mid_epoch_identically)
-{
+Test(loader, resumes_mid_epoch_identically) {
   enum { N = 500 };
   ty_dataset *ds = index_dataset(N, true);
   static uint32_t full[N], tail[N];
@@ -511,8 +481,7 @@ Test(loader, resumes_mid_epoch_identically)
   ty_dataset_destroy(ds);
 }
 
-Test(loader, prefetch_matches_synchronous_and_can_stop_early)
-{
+Test(loader, prefetch_matches_synchronous_and_can_stop_early) {
   enum { N = 400 };
   ty_dataset *ds = index_dataset(N, false);
   static uint32_t s[N], p[N];
@@ -539,8 +508,7 @@ Test(loader, prefetch_matches_synchronous_and_can_stop_early)
   ty_dataset_destroy(ds);
 }
 
-Test(loader, unshuffled_order_is_identity)
-{
+Test(loader, unshuffled_order_is_identity) {
   enum { N = 30 };
   ty_dataset *ds = index_dataset(N, false);
   uint32_t got[N];
@@ -556,8 +524,7 @@ Test(loader, unshuffled_order_is_identity)
   ty_dataset_destroy(ds);
 }
 
-Test(loader, rejects_bad_options_and_states)
-{
+Test(loader, rejects_bad_options_and_states) {
   ty_dataset *ds = index_dataset(10, false);
   ty_loader *l = NULL;
   char err[256];

@@ -18,14 +18,12 @@
 
 static char dir[64];
 
-static void make_dir(void)
-{
+static void make_dir(void) {
   snprintf(dir, sizeof dir, "/tmp/ty_npy_test.XXXXXX");
   cr_assert_not_null(mkdtemp(dir));
 }
 
-static void remove_dir(void)
-{
+static void remove_dir(void) {
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   cr_assert_eq(system(cmd), 0);
@@ -33,8 +31,7 @@ static void remove_dir(void)
 
 TestSuite(npy, .init = make_dir, .fini = remove_dir);
 
-static const char *path_of(const char *name)
-{
+static const char *path_of(const char *name) {
   static char p[4][256];
   static unsigned next;
   char *s = p[next++ % 4];
@@ -42,14 +39,12 @@ static const char *path_of(const char *name)
   return s;
 }
 
-static int parse(const uint8_t *b, size_t n, ty_npy_info *info, char *err)
-{
+static int parse(const uint8_t *b, size_t n, ty_npy_info *info, char *err) {
   return ty_data_npy_parse(b, n, "t.npy", info, err, TY_ERR_LEN);
 }
 
 /* Expects header h with data to be refused with code and a message containing want. */
-static void refused(int major, const char *h, size_t nbytes, int code, const char *want)
-{
+static void refused(int major, const char *h, size_t nbytes, int code, const char *want) {
   static uint8_t buf[1 << 16], data[4096];
   size_t n = npy_image(buf, major, h, data, nbytes);
   ty_npy_info info;
@@ -59,10 +54,10 @@ static void refused(int major, const char *h, size_t nbytes, int code, const cha
   cr_assert(strncmp(err, "t.npy: ", 7) == 0, "message does not name the file: %s", err);
 }
 
-Test(npy, parses_versions_and_variants)
-{
+Test(npy, parses_versions_and_variants) {
   float v[12];
-  for (int i = 0; i < 12; i++) v[i] = (float)i * 0.5f;
+  for (int i = 0; i < 12; i++)
+    v[i] = (float)i * 0.5f;
   static uint8_t buf[4096];
   const struct {
     int major;
@@ -89,18 +84,19 @@ Test(npy, parses_versions_and_variants)
   }
 }
 
-Test(npy, types_scalars_and_fortran_vectors)
-{
+Test(npy, types_scalars_and_fortran_vectors) {
   static uint8_t buf[4096], zero[64];
   const struct {
     const char *descr;
     ty_data_type t;
-  } types[] = {{"|b1", TY_DATA_BOOL}, {"|u1", TY_DATA_U8}, {"|i1", TY_DATA_I8}, {"<u2", TY_DATA_U16},
-               {"<i2", TY_DATA_I16},  {"<u4", TY_DATA_U32}, {"<i4", TY_DATA_I32}, {"<u8", TY_DATA_U64},
-               {"<i8", TY_DATA_I64},  {"<f2", TY_DATA_F16}, {"<f8", TY_DATA_F64}, {">u1", TY_DATA_U8}};
+  } types[] = {{"|b1", TY_DATA_BOOL}, {"|u1", TY_DATA_U8},  {"|i1", TY_DATA_I8},
+               {"<u2", TY_DATA_U16},  {"<i2", TY_DATA_I16}, {"<u4", TY_DATA_U32},
+               {"<i4", TY_DATA_I32},  {"<u8", TY_DATA_U64}, {"<i8", TY_DATA_I64},
+               {"<f2", TY_DATA_F16},  {"<f8", TY_DATA_F64}, {">u1", TY_DATA_U8}};
   for (size_t i = 0; i < TY_ARRAY_LEN(types); i++) {
     char h[128];
-    snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }", types[i].descr);
+    snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }",
+             types[i].descr);
     size_t n = npy_image(buf, 1, h, zero, 2 * ty_data_type_size(types[i].t));
     ty_npy_info info;
     char err[TY_ERR_LEN] = "";
@@ -117,8 +113,7 @@ Test(npy, types_scalars_and_fortran_vectors)
   cr_assert_eq(parse(buf, n, &info, err), 0, "%s", err);
 }
 
-Test(npy, rejects_malformed_headers)
-{
+Test(npy, rejects_malformed_headers) {
   refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", 20, TY_EPROTO,
           "truncated: shape (3, 4) of float32 needs 48 data bytes, the file holds 20");
   refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 12, TY_EPROTO,
@@ -131,43 +126,46 @@ Test(npy, rejects_malformed_headers)
           "unknown key 'extra'");
   refused(1, "{'descr': '<f4', 'descr': '<f4'}", 0, TY_EPROTO, "key 'descr' appears twice");
   refused(1, "{'descr': '<f4', 'fortran_order': False}", 0, TY_EPROTO, "header lacks 'shape'");
-  refused(1, "{'descr': '<f4', 'fortran_order': maybe, 'shape': ()}", 0, TY_EPROTO, "expected True or False");
+  refused(1, "{'descr': '<f4', 'fortran_order': maybe, 'shape': ()}", 0, TY_EPROTO,
+          "expected True or False");
   refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}", 0, TY_EPROTO,
           "expected a non-negative integer");
-  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': [3]}", 0, TY_EPROTO, "expected a shape tuple");
-  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3 4)}", 0, TY_EPROTO, "',' or ')' in the shape");
+  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': [3]}", 0, TY_EPROTO,
+          "expected a shape tuple");
+  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3 4)}", 0, TY_EPROTO,
+          "',' or ')' in the shape");
   refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': ()} x", 0, TY_EPROTO,
           "only spaces after the header dict");
   refused(1, "{'descr': '<f4' 'shape': ()}", 0, TY_EPROTO, "',' or '}' in the header dict");
 }
 
-Test(npy, rejects_unsupported_arrays)
-{
+Test(npy, rejects_unsupported_arrays) {
   refused(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED,
           "big-endian dtype '>f4' is not supported");
-  refused(1, "{'descr': '|O', 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED, "object arrays");
-  refused(1, "{'descr': '<U3', 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED, "string arrays");
-  refused(1, "{'descr': '<c8', 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED, "complex");
+  refused(1, "{'descr': '|O', 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED,
+          "object arrays");
+  refused(1, "{'descr': '<U3', 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED,
+          "string arrays");
+  refused(1, "{'descr': '<c8', 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED,
+          "complex");
   refused(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", 0, TY_EUNSUPPORTED,
           "structured dtype");
   refused(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3)}", 24, TY_EUNSUPPORTED,
           "Fortran-order arrays are not supported");
-  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1)}", 4, TY_EUNSUPPORTED,
-          "more than 8 dims");
+  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1)}", 4,
+          TY_EUNSUPPORTED, "more than 8 dims");
 }
 
-Test(npy, rejects_overflowing_sizes)
-{
-  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", 0, TY_ETOOBIG,
-          "dimension at offset");
-  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296)}", 0, TY_ETOOBIG,
-          "shape (4294967296, 4294967296) of float32 overflows");
-  refused(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2305843009213693952,)}", 0, TY_ETOOBIG,
-          "overflows");
+Test(npy, rejects_overflowing_sizes) {
+  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", 0,
+          TY_ETOOBIG, "dimension at offset");
+  refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296)}", 0,
+          TY_ETOOBIG, "shape (4294967296, 4294967296) of float32 overflows");
+  refused(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2305843009213693952,)}", 0,
+          TY_ETOOBIG, "overflows");
 }
 
-Test(npy, rejects_truncated_preambles)
-{
+Test(npy, rejects_truncated_preambles) {
   static uint8_t buf[256];
   ty_npy_info info;
   char err[TY_ERR_LEN];
@@ -179,7 +177,8 @@ Test(npy, rejects_truncated_preambles)
   cr_assert_eq(parse(buf, 9, &info, err), TY_EPROTO);
   cr_assert(strstr(err, "ends inside the .npy header length") != NULL, "%s", err);
   char want[96];
-  snprintf(want, sizeof want, "truncated: the header announces %zu bytes, the file holds %zu", n - 10, n - 20);
+  snprintf(want, sizeof want, "truncated: the header announces %zu bytes, the file holds %zu",
+           n - 10, n - 20);
   cr_assert_eq(parse(buf, n - 10, &info, err), TY_EPROTO);
   cr_assert(strstr(err, want) != NULL, "%s", err);
   buf[6] = 4;
@@ -192,19 +191,18 @@ Test(npy, rejects_truncated_preambles)
 }
 
 /* ---- files ------------------------------------------------------------------ */
-static void put(const char *path, const void *b, size_t n)
-{
+static void put(const char *path, const void *b, size_t n) {
   FILE *f = fopen(path, "wb");
   cr_assert_not_null(f);
   cr_assert_eq(fwrite(b, 1, n, f), n);
   cr_assert_eq(fclose(f), 0);
 }
 
-Test(npy, opens_arrays_by_content)
-{
+Test(npy, opens_arrays_by_content) {
   static uint8_t buf[4096];
   int64_t v[6] = {1, -2, 3, -4, 5, -6};
-  put(path_of("a.bin"), buf, npy_image(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3)}", v, sizeof v));
+  put(path_of("a.bin"), buf,
+      npy_image(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3)}", v, sizeof v));
   ty_data_array a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_data_array_open(path_of("a.bin"), &a, err, sizeof err), 0, "%s", err);
@@ -224,7 +222,8 @@ Test(npy, opens_arrays_by_content)
   ty_data_array_close(&a);
   put(path_of("junk"), "PK\3\4zip", 7);
   cr_assert_eq(ty_data_array_open(path_of("junk"), &a, err, sizeof err), TY_EPROTO);
-  cr_assert(strstr(err, "neither a .npy file") != NULL && strstr(err, "starts with 50 4b 03 04"), "%s", err);
+  cr_assert(strstr(err, "neither a .npy file") != NULL && strstr(err, "starts with 50 4b 03 04"),
+            "%s", err);
   ty_data_array_close(&a);
   put(path_of("empty"), "", 0);
   cr_assert_eq(ty_data_array_open(path_of("empty"), &a, err, sizeof err), TY_EPROTO);
@@ -243,9 +242,9 @@ Test(npy, opens_arrays_by_content)
 }
 
 /* numpy's own files, in every format version it writes. */
-Test(npy, reads_what_numpy_writes)
-{
-  if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) cr_skip("python3-numpy not installed");
+Test(npy, reads_what_numpy_writes) {
+  if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0)
+    cr_skip("python3-numpy not installed");
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
            "/usr/bin/python3 -c \"\n"
@@ -258,7 +257,8 @@ Test(npy, reads_what_numpy_writes)
            "np.save(d+'/big.npy', np.arange(3, dtype='>i4'))\n"
            "np.save(d+'/fort.npy', np.asfortranarray(np.ones((2,3), np.float32)))\n"
            "for v in (2, 3):\n"
-           "    with open(d+'/v%%d.npy' %% v, 'wb') as f: F.write_array(f, np.arange(5, dtype=np.int64), version=(v, 0))\n"
+           "    with open(d+'/v%%d.npy' %% v, 'wb') as f: F.write_array(f, np.arange(5, "
+           "dtype=np.int64), version=(v, 0))\n"
            "\"",
            dir);
   cr_assert_eq(system(cmd), 0);

@@ -26,12 +26,14 @@ static inline int gt_input(ty_graph *g, const char *name, int rank, const int64_
 }
 
 /* An initializer filled with f(i). */
-static inline int gt_init(ty_graph *g, const char *name, int rank, const int64_t *dims, float (*f)(int64_t)) {
+static inline int gt_init(ty_graph *g, const char *name, int rank, const int64_t *dims,
+                          float (*f)(int64_t)) {
   int id = gt_value(g, name, rank, dims);
   ty_shape s = ty_shape_make(rank, dims);
   ty_tensor *t;
   cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &t), 0);
-  for (int64_t i = 0; i < ty_tensor_numel(t); i++) ty_tensor_f32(t)[i] = f(i);
+  for (int64_t i = 0; i < ty_tensor_numel(t); i++)
+    ty_tensor_f32(t)[i] = f(i);
   cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
   return id;
 }
@@ -48,7 +50,8 @@ static inline ty_tensor *gt_tensor(int rank, const int64_t *dims, float (*f)(int
   ty_shape s = ty_shape_make(rank, dims);
   ty_tensor *t;
   cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &t), 0);
-  for (int64_t i = 0; i < ty_tensor_numel(t); i++) ty_tensor_f32(t)[i] = f(i);
+  for (int64_t i = 0; i < ty_tensor_numel(t); i++)
+    ty_tensor_f32(t)[i] = f(i);
   return t;
 }
 
@@ -58,12 +61,13 @@ static inline void gt_infer(ty_graph *g) {
 }
 
 /* Creates an executor, binds (name, tensor) pairs, runs it. */
-static inline ty_exec *gt_run(const ty_graph *g, const ty_exec_opts *o, int n, const char *const *names,
-                              ty_tensor *const *ts) {
+static inline ty_exec *gt_run(const ty_graph *g, const ty_exec_opts *o, int n,
+                              const char *const *names, ty_tensor *const *ts) {
   ty_exec *e;
   char err[256] = "";
   cr_assert_eq(ty_exec_create(g, o, &e), 0);
-  for (int i = 0; i < n; i++) cr_assert_eq(ty_exec_bind(e, names[i], ts[i], err, sizeof err), 0, "%s", err);
+  for (int i = 0; i < n; i++)
+    cr_assert_eq(ty_exec_bind(e, names[i], ts[i], err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
   return e;
 }

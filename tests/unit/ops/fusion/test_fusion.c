@@ -17,11 +17,22 @@
 
 #define D 37 /* odd, so vector loops have tails */
 
-static float f_w(int64_t i) { return 0.5f + 0.03f * (float)(i % 11); }
-static float f_b(int64_t i) { return -0.2f + 0.01f * (float)i; }
-static float f_half(int64_t i) { (void)i; return 0.5f; }
-static float f_x(int64_t i) { return sinf((float)i * 0.37f) * 3.0f; }
-static float f_pos(int64_t i) { return 0.1f + (float)(i % 13) * 0.25f; }
+static float f_w(int64_t i) {
+  return 0.5f + 0.03f * (float)(i % 11);
+}
+static float f_b(int64_t i) {
+  return -0.2f + 0.01f * (float)i;
+}
+static float f_half(int64_t i) {
+  (void)i;
+  return 0.5f;
+}
+static float f_x(int64_t i) {
+  return sinf((float)i * 0.37f) * 3.0f;
+}
+static float f_pos(int64_t i) {
+  return 0.1f + (float)(i % 13) * 0.25f;
+}
 
 static char cache_dir[256];
 
@@ -37,8 +48,10 @@ static ty_graph *chain_graph(void) {
   cr_assert_eq(ty_graph_create(&g), 0);
   int64_t xd[2] = {TY_DIM_BATCH, D}, wd[1] = {D};
   int x = gt_input(g, "x", 2, xd), p = gt_input(g, "p", 2, xd);
-  int w = gt_init(g, "w", 1, wd, f_w), b = gt_init(g, "b", 1, wd, f_b), h = gt_init(g, "half", 0, NULL, f_half);
-  int y = gt_op(g, TY_OP_MUL, gt_op(g, TY_OP_RELU, gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_MUL, x, w), b), -1), h);
+  int w = gt_init(g, "w", 1, wd, f_w), b = gt_init(g, "b", 1, wd, f_b),
+      h = gt_init(g, "half", 0, NULL, f_half);
+  int y = gt_op(g, TY_OP_MUL,
+                gt_op(g, TY_OP_RELU, gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_MUL, x, w), b), -1), h);
   int lk = gt_op(g, TY_OP_LEAKY_RELU, x, -1);
   cr_assert_eq(ty_graph_node_set_float(g, ty_graph_n_nodes(g) - 1, "alpha", 0.2f), 0);
   int s = gt_op(g, TY_OP_SUB, gt_op(g, TY_OP_SIGMOID, y, -1), gt_op(g, TY_OP_TANH, x, -1));
@@ -66,7 +79,8 @@ static ty_exec *run_chain(const ty_graph *g, const ty_exec_opts *o, int64_t batc
 
 static void assert_outputs_equal(const ty_graph *g, const ty_exec *a, const ty_exec *b) {
   for (size_t i = 0; i < ty_graph_n_outputs(g); i++)
-    gt_assert_same(ty_exec_value(a, ty_graph_output(g, i)), ty_exec_value(b, ty_graph_output(g, i)));
+    gt_assert_same(ty_exec_value(a, ty_graph_output(g, i)),
+                   ty_exec_value(b, ty_graph_output(g, i)));
 }
 
 Test(fusion, fused_jit_equals_unfused_bitwise) {
@@ -92,8 +106,10 @@ Test(fusion, fused_jit_equals_unfused_bitwise) {
 Test(fusion, interpreter_equals_jit_bitwise) {
   fresh_cache();
   ty_graph *g = chain_graph();
-  ty_exec_opts jit = {.kernel_cache = cache_dir}, interp = {.kernel_cache = cache_dir, .no_jit = true};
-  ty_exec *a = run_chain(g, &jit, 300), *b = run_chain(g, &interp, 300); /* rows longer than a block */
+  ty_exec_opts jit = {.kernel_cache = cache_dir},
+               interp = {.kernel_cache = cache_dir, .no_jit = true};
+  ty_exec *a = run_chain(g, &jit, 300),
+          *b = run_chain(g, &interp, 300); /* rows longer than a block */
   assert_outputs_equal(g, a, b);
   ty_exec_stats st;
   ty_exec_get_stats(b, &st);
@@ -120,8 +136,8 @@ Test(fusion, batch_size_change_does_not_recompile) {
   cr_assert_eq(ty_exec_bind(e, "p", p, err, sizeof err), 0);
   cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
   ty_exec_get_stats(e, &st);
-  cr_assert_eq(st.jit_compiles, compiles, "batch 9 recompiled: %llu -> %llu", (unsigned long long)compiles,
-               (unsigned long long)st.jit_compiles);
+  cr_assert_eq(st.jit_compiles, compiles, "batch 9 recompiled: %llu -> %llu",
+               (unsigned long long)compiles, (unsigned long long)st.jit_compiles);
   cr_assert_eq(ty_exec_value(e, ty_graph_output(g, 0))->shape.dims[0], 9);
   ty_exec_destroy(e);
   ty_tensor_destroy(x);
@@ -190,7 +206,9 @@ Test(fusion, env_no_jit_interprets) {
   ty_graph_destroy(g);
 }
 
-static float f_c(int64_t i) { return 1.0f + 0.5f * (float)i; }
+static float f_c(int64_t i) {
+  return 1.0f + 0.5f * (float)i;
+}
 
 /* NCHW with per-channel scale and shift, a [N,1,1,1] per-sample factor and a
  * [1,1,H,W] map: four broadcast patterns in one region. */
@@ -198,7 +216,8 @@ Test(fusion, broadcast_patterns_match_unfused) {
   fresh_cache();
   ty_graph *g;
   cr_assert_eq(ty_graph_create(&g), 0);
-  int64_t xd[4] = {TY_DIM_BATCH, 3, 5, 7}, cd[4] = {1, 3, 1, 1}, sd[4] = {TY_DIM_BATCH, 1, 1, 1}, md[2] = {5, 7};
+  int64_t xd[4] = {TY_DIM_BATCH, 3, 5, 7}, cd[4] = {1, 3, 1, 1}, sd[4] = {TY_DIM_BATCH, 1, 1, 1},
+          md[2] = {5, 7};
   int x = gt_input(g, "x", 4, xd), s = gt_input(g, "s", 4, sd);
   int c = gt_init(g, "c", 4, cd, f_c), m = gt_init(g, "m", 2, md, f_w);
   int y = gt_op(g, TY_OP_SIGMOID, gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_MUL, x, c), m), -1);
@@ -209,7 +228,8 @@ Test(fusion, broadcast_patterns_match_unfused) {
     int64_t xdims[4] = {n, 3, 5, 7}, sdims[4] = {n, 1, 1, 1};
     ty_tensor *ts[2] = {gt_tensor(4, xdims, f_x), gt_tensor(4, sdims, f_c)};
     const char *names[2] = {"x", "s"};
-    ty_exec_opts plain = {.no_fusion = true}, jit = {.kernel_cache = cache_dir}, interp = {.no_jit = true};
+    ty_exec_opts plain = {.no_fusion = true}, jit = {.kernel_cache = cache_dir},
+                 interp = {.no_jit = true};
     ty_exec *a = gt_run(g, &plain, 2, names, ts), *b = gt_run(g, &jit, 2, names, ts),
             *i = gt_run(g, &interp, 2, names, ts);
     gt_assert_same(ty_exec_value(a, y), ty_exec_value(b, y));
@@ -294,14 +314,15 @@ static void optim_compare(const ty_optim_opts *oo, bool no_jit) {
   cr_assert_eq(ty_jit_create(&jo, &j), 0);
   for (int step = 0; step < 4; step++) {
     float lr = 0.1f / (float)(step + 1);
-    for (int i = 0; i < N; i++) g[i] = f_pos(i + step) - 1.0f;
+    for (int i = 0; i < N; i++)
+      g[i] = f_pos(i + step) - 1.0f;
     cr_assert_eq(ty_optim_step_param(o, 0, lr, p_ref, g), 0);
     if (oo->kind == TY_OPTIM_SGD) {
       ty_fused_sgd h = {lr, oo->weight_decay, oo->momentum, oo->dampening, oo->nesterov, step == 0};
       cr_assert_eq(ty_jit_sgd_step(j, &h, N, p_jit, g, buf), 0);
     } else {
-      ty_fused_adam h = {lr, oo->weight_decay, oo->beta1, oo->beta2, oo->eps, oo->kind == TY_OPTIM_ADAMW,
-                         (uint64_t)step + 1};
+      ty_fused_adam h = {lr,      oo->weight_decay,           oo->beta1,         oo->beta2,
+                         oo->eps, oo->kind == TY_OPTIM_ADAMW, (uint64_t)step + 1};
       cr_assert_eq(ty_jit_adam_step(j, &h, N, p_jit, g, m, v), 0);
     }
     cr_assert(memcmp(p_ref, p_jit, sizeof p_ref) == 0, "step %d differs from ops/optim", step);

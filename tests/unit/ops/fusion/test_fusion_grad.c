@@ -14,10 +14,18 @@
 
 #define GD 29 /* odd, so vector loops have tails */
 
-static float g_w(int64_t i) { return 0.4f + 0.05f * (float)(i % 7); }
-static float g_b(int64_t i) { return -0.3f + 0.02f * (float)i; }
-static float g_x(int64_t i) { return sinf((float)i * 0.41f) * 2.5f; }
-static float g_pos(int64_t i) { return 0.2f + (float)(i % 11) * 0.3f; }
+static float g_w(int64_t i) {
+  return 0.4f + 0.05f * (float)(i % 7);
+}
+static float g_b(int64_t i) {
+  return -0.3f + 0.02f * (float)i;
+}
+static float g_x(int64_t i) {
+  return sinf((float)i * 0.41f) * 2.5f;
+}
+static float g_pos(int64_t i) {
+  return 0.2f + (float)(i % 11) * 0.3f;
+}
 
 static char grad_cache[256];
 
@@ -30,7 +38,8 @@ static ty_graph *grad_graph(int *out_loss, int params[3]) {
   cr_assert_eq(ty_graph_create(&g), 0);
   int64_t xd[2] = {TY_DIM_BATCH, GD}, wd[1] = {GD};
   int x = gt_input(g, "x", 2, xd), p = gt_input(g, "p", 2, xd);
-  int w = gt_init(g, "w", 1, wd, g_w), b = gt_init(g, "b", 1, wd, g_b), w2 = gt_init(g, "w2", 1, wd, g_pos);
+  int w = gt_init(g, "w", 1, wd, g_w), b = gt_init(g, "b", 1, wd, g_b),
+      w2 = gt_init(g, "w2", 1, wd, g_pos);
   int h = gt_op(g, TY_OP_SIGMOID, gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_MUL, x, w), b), -1);
   int t = gt_op(g, TY_OP_MUL, gt_op(g, TY_OP_TANH, h, -1), h);
   int lk = gt_op(g, TY_OP_LEAKY_RELU, t, -1);
@@ -70,7 +79,8 @@ static size_t fused_nodes(const ty_graph *g) {
 
 static void assert_same_outputs(const ty_graph *g, const ty_exec *a, const ty_exec *b) {
   for (size_t i = 0; i < ty_graph_n_outputs(g); i++)
-    gt_assert_same(ty_exec_value(a, ty_graph_output(g, i)), ty_exec_value(b, ty_graph_output(g, i)));
+    gt_assert_same(ty_exec_value(a, ty_graph_output(g, i)),
+                   ty_exec_value(b, ty_graph_output(g, i)));
 }
 
 Test(fusion_grad, backward_fused_equals_unfused_bitwise) {
@@ -81,10 +91,11 @@ Test(fusion_grad, backward_fused_equals_unfused_bitwise) {
   size_t forward_fused = fused_nodes(g);
   char err[256] = "";
   cr_assert_eq(ty_autodiff(g, loss, params, 3, grads, err, sizeof err), 0, "%s", err);
-  for (int i = 0; i < 3; i++) cr_assert_neq(grads[i], TY_NO_VALUE);
+  for (int i = 0; i < 3; i++)
+    cr_assert_neq(grads[i], TY_NO_VALUE);
   size_t total_fused = fused_nodes(g);
-  cr_assert_geq(total_fused, forward_fused + 10, "backward nodes fused: %zu with, %zu forward only", total_fused,
-                forward_fused);
+  cr_assert_geq(total_fused, forward_fused + 10, "backward nodes fused: %zu with, %zu forward only",
+                total_fused, forward_fused);
 
   ty_exec_opts plain = {.no_fusion = true, .no_memplan = true, .training = true};
   ty_exec_opts jit = {.kernel_cache = grad_cache, .training = true};

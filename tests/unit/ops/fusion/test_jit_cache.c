@@ -28,7 +28,8 @@ static void make_root(void) {
 /* One fused SGD step through j; returns the jit's stats after it. */
 static ty_jit_stats step(ty_jit *j) {
   float p[33], g[33];
-  for (int i = 0; i < 33; i++) p[i] = 1.0f, g[i] = 0.5f;
+  for (int i = 0; i < 33; i++)
+    p[i] = 1.0f, g[i] = 0.5f;
   ty_fused_sgd h = {.lr = 0.1f};
   cr_assert_eq(ty_jit_sgd_step(j, &h, 33, p, g, NULL), 0);
   cr_assert_float_eq(p[0], 0.95f, 1e-6f);

@@ -15,8 +15,12 @@
 
 #define D 16
 
-static float f_x(int64_t i) { return sinf((float)i * 0.37f) * 3.0f; }
-static float f_w(int64_t i) { return cosf((float)i * 0.11f) * 0.2f; }
+static float f_x(int64_t i) {
+  return sinf((float)i * 0.37f) * 3.0f;
+}
+static float f_w(int64_t i) {
+  return cosf((float)i * 0.11f) * 0.2f;
+}
 
 /* a = relu(x); b = exp(a); c = neg(a); out = b + c. */
 static ty_graph *diamond(int *ids) {
@@ -24,7 +28,8 @@ static ty_graph *diamond(int *ids) {
   cr_assert_eq(ty_graph_create(&g), 0);
   int64_t xd[2] = {TY_DIM_BATCH, D};
   int x = gt_input(g, "x", 2, xd);
-  int a = gt_op(g, TY_OP_RELU, x, -1), b = gt_op(g, TY_OP_EXP, a, -1), c = gt_op(g, TY_OP_NEG, a, -1);
+  int a = gt_op(g, TY_OP_RELU, x, -1), b = gt_op(g, TY_OP_EXP, a, -1),
+      c = gt_op(g, TY_OP_NEG, a, -1);
   int o = gt_op(g, TY_OP_ADD, b, c);
   cr_assert_eq(ty_graph_mark_output(g, o), 0);
   gt_infer(g);
@@ -84,7 +89,8 @@ Test(memplan, keep_values_stay_readable) {
   int64_t dims[2] = {3, D};
   ty_tensor *x = gt_tensor(2, dims, f_x);
   const char *names[1] = {"x"};
-  ty_exec_opts planned = {.keep_values = &id[1], .n_keep_values = 1}, plain = {.no_memplan = true, .no_fusion = true};
+  ty_exec_opts planned = {.keep_values = &id[1], .n_keep_values = 1},
+               plain = {.no_memplan = true, .no_fusion = true};
   ty_exec *e = gt_run(g, &planned, 1, names, &x), *r = gt_run(g, &plain, 1, names, &x);
   gt_assert_same(ty_exec_value(e, id[1]), ty_exec_value(r, id[1]));
   gt_assert_same(ty_exec_value(e, id[4]), ty_exec_value(r, id[4]));
@@ -134,13 +140,16 @@ Test(memplan, training_graph_planned_equals_unplanned) {
     ty_tensor *x = gt_tensor(2, xd, f_x), *lab;
     ty_shape ls = ty_shape_make(1, ld);
     cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &ls, &lab), 0);
-    for (int64_t i = 0; i < n; i++) ty_tensor_i64(lab)[i] = i % D;
+    for (int64_t i = 0; i < n; i++)
+      ty_tensor_i64(lab)[i] = i % D;
     ty_tensor *ts[2] = {x, lab};
     const char *names[2] = {"x", "label"};
-    ty_exec_opts plain = {.no_memplan = true, .no_fusion = true, .training = true}, planned = {.training = true};
+    ty_exec_opts plain = {.no_memplan = true, .no_fusion = true, .training = true},
+                 planned = {.training = true};
     ty_exec *a = gt_run(g, &plain, 2, names, ts), *b = gt_run(g, &planned, 2, names, ts);
     gt_assert_same(ty_exec_value(a, loss), ty_exec_value(b, loss));
-    for (int i = 0; i < ng; i++) gt_assert_same(ty_exec_value(a, grads[i]), ty_exec_value(b, grads[i]));
+    for (int i = 0; i < ng; i++)
+      gt_assert_same(ty_exec_value(a, grads[i]), ty_exec_value(b, grads[i]));
     ty_exec_stats st;
     ty_exec_get_stats(b, &st);
     cr_assert_lt(st.pool_bytes, st.unplanned_bytes);
@@ -181,8 +190,12 @@ static void report_model(const char *file) {
   ty_graph_destroy(g);
 }
 
-Test(memplan, example_mlp_peak_lower) { report_model("mlp.onnx"); }
-Test(memplan, example_cnn_peak_lower) { report_model("cnn.onnx"); }
+Test(memplan, example_mlp_peak_lower) {
+  report_model("mlp.onnx");
+}
+Test(memplan, example_cnn_peak_lower) {
+  report_model("cnn.onnx");
+}
 
 Test(memplan, report_rejects_bad_batch_and_unknown_shapes) {
   int id[5];

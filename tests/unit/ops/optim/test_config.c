@@ -15,11 +15,9 @@
 #include "ops/optim/optim.h"
 #include "proto/train_config.pb-c.h"
 
-static Trainyard__TrainConfig *load(const char *name)
-{
+static Trainyard__TrainConfig *load(const char *name) {
   const char *dir = getenv("TY_EXAMPLE_CONFIG_DIR");
-  if (dir == NULL)
-    cr_skip("TY_EXAMPLE_CONFIG_DIR not set (run through meson test)");
+  if (dir == NULL) cr_skip("TY_EXAMPLE_CONFIG_DIR not set (run through meson test)");
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   FILE *f = fopen(path, "rb");
@@ -32,8 +30,7 @@ static Trainyard__TrainConfig *load(const char *name)
   return c;
 }
 
-static void check(const char *name)
-{
+static void check(const char *name) {
   Trainyard__TrainConfig *c = load(name);
   cr_assert_eq(c->loss_case, TRAINYARD__TRAIN_CONFIG__LOSS_SOFTMAX_CROSS_ENTROPY);
   cr_assert_str_eq(c->softmax_cross_entropy->logits_output, "logits");
@@ -61,9 +58,8 @@ static void check(const char *name)
   ty_lr_schedule s = {
       .kind = TY_LR_COSINE,
       .base_lr = c->sgd->lr,
-      .total_steps = c->lr_schedule->cosine->total_steps
-                         ? c->lr_schedule->cosine->total_steps
-                         : steps - c->lr_schedule->warmup_steps,
+      .total_steps = c->lr_schedule->cosine->total_steps ? c->lr_schedule->cosine->total_steps
+                                                         : steps - c->lr_schedule->warmup_steps,
       .min_lr = c->lr_schedule->cosine->min_lr,
       .warmup_steps = c->lr_schedule->warmup_steps,
   };
@@ -73,5 +69,9 @@ static void check(const char *name)
   trainyard__train_config__free_unpacked(c, NULL);
 }
 
-Test(example_config, mlp) { check("mlp.config.pb"); }
-Test(example_config, cnn) { check("cnn.config.pb"); }
+Test(example_config, mlp) {
+  check("mlp.config.pb");
+}
+Test(example_config, cnn) {
+  check("cnn.config.pb");
+}

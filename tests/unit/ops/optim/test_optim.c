@@ -16,8 +16,7 @@
 static const float P0[3] = {1.0f, -2.0f, 0.5f};
 static const float G[3][3] = {{0.1f, 0.2f, -0.3f}, {-0.05f, 0.4f, 0.1f}, {0.3f, -0.1f, 0.2f}};
 
-static void run3(const ty_optim_opts *opts, float lr, float out[3])
-{
+static void run3(const ty_optim_opts *opts, float lr, float out[3]) {
   size_t numel = 3;
   ty_optim *o = NULL;
   char err[256] = "";
@@ -32,16 +31,14 @@ static void run3(const ty_optim_opts *opts, float lr, float out[3])
   ty_optim_destroy(o);
 }
 
-static void expect3(const float got[3], double a, double b, double c)
-{
+static void expect3(const float got[3], double a, double b, double c) {
   const double want[3] = {a, b, c};
   for (int i = 0; i < 3; i++)
     cr_assert_float_eq(got[i], want[i], 2e-6, "p[%d] = %.9g, want %.9g", i, (double)got[i],
                        want[i]);
 }
 
-static ty_optim_opts sgd(float momentum, float wd, bool nesterov, float dampening)
-{
+static ty_optim_opts sgd(float momentum, float wd, bool nesterov, float dampening) {
   ty_optim_opts o;
   ty_optim_opts_default(TY_OPTIM_SGD, &o);
   o.momentum = momentum;
@@ -51,8 +48,7 @@ static ty_optim_opts sgd(float momentum, float wd, bool nesterov, float dampenin
   return o;
 }
 
-static ty_optim_opts adam(ty_optim_kind kind, float b1, float b2, float eps, float wd)
-{
+static ty_optim_opts adam(ty_optim_kind kind, float b1, float b2, float eps, float wd) {
   ty_optim_opts o;
   ty_optim_opts_default(kind, &o);
   o.beta1 = b1;
@@ -62,8 +58,7 @@ static ty_optim_opts adam(ty_optim_kind kind, float b1, float b2, float eps, flo
   return o;
 }
 
-Test(sgd, plain)
-{
+Test(sgd, plain) {
   /* By hand: p - lr * (g1 + g2 + g3) = 1 - 0.1 * 0.35 = 0.965, ... */
   float p[3];
   ty_optim_opts o = sgd(0, 0, false, 0);
@@ -71,32 +66,28 @@ Test(sgd, plain)
   expect3(p, 0.965, -2.05, 0.5);
 }
 
-Test(sgd, momentum)
-{
+Test(sgd, momentum) {
   float p[3];
   ty_optim_opts o = sgd(0.9f, 0, false, 0);
   run3(&o, 0.1f, p);
   expect3(p, 0.9524, -2.1202, 0.5423);
 }
 
-Test(sgd, momentum_weight_decay)
-{
+Test(sgd, momentum_weight_decay) {
   float p[3];
   ty_optim_opts o = sgd(0.9f, 0.01f, false, 0);
   run3(&o, 0.1f, p);
   expect3(p, 0.946827789, -2.108873618, 0.5393934295);
 }
 
-Test(sgd, nesterov_weight_decay)
-{
+Test(sgd, nesterov_weight_decay) {
   float p[3];
   ty_optim_opts o = sgd(0.9f, 0.01f, true, 0);
   run3(&o, 0.1f, p);
   expect3(p, 0.914209762551, -2.141759579462, 0.5337798163405);
 }
 
-Test(sgd, dampening_skips_the_first_step)
-{
+Test(sgd, dampening_skips_the_first_step) {
   /* torch copies the gradient into the buffer on step 1, undamped. */
   float p[3];
   ty_optim_opts o = sgd(0.9f, 0, false, 0.1f);
@@ -104,40 +95,35 @@ Test(sgd, dampening_skips_the_first_step)
   expect3(p, 0.95445, -2.1136, 0.5462);
 }
 
-Test(adam, defaults)
-{
+Test(adam, defaults) {
   float p[3];
   ty_optim_opts o = adam(TY_OPTIM_ADAM, 0.9f, 0.999f, 1e-8f, 0);
   run3(&o, 0.01f, p);
   expect3(p, 0.980631625651246, -2.025537886557849, 0.5131992088959904);
 }
 
-Test(adam, l2_weight_decay)
-{
+Test(adam, l2_weight_decay) {
   float p[3];
   ty_optim_opts o = adam(TY_OPTIM_ADAM, 0.9f, 0.999f, 1e-8f, 0.01f);
   run3(&o, 0.01f, p);
   expect3(p, 0.9792559047906712, -2.0249656878564317, 0.5127753263382662);
 }
 
-Test(adam, adamw_decoupled_decay)
-{
+Test(adam, adamw_decoupled_decay) {
   float p[3];
   ty_optim_opts o = adam(TY_OPTIM_ADAMW, 0.9f, 0.999f, 1e-8f, 0.1f);
   run3(&o, 0.01f, p);
   expect3(p, 0.9776572780193066, -2.0195142427388952, 0.5116767162111162);
 }
 
-Test(adam, other_betas_and_eps)
-{
+Test(adam, other_betas_and_eps) {
   float p[3];
   ty_optim_opts o = adam(TY_OPTIM_ADAM, 0.8f, 0.99f, 1e-3f, 0);
   run3(&o, 0.001f, p);
   expect3(p, 0.998089667834807, -2.00251169736608, 0.5011771784872441);
 }
 
-Test(adam, first_step_moves_by_lr)
-{
+Test(adam, first_step_moves_by_lr) {
   /* Bias correction makes step 1 exactly -lr * sign(g) (up to eps). */
   size_t numel = 3;
   ty_optim *o = NULL;
@@ -150,8 +136,7 @@ Test(adam, first_step_moves_by_lr)
   ty_optim_destroy(o);
 }
 
-Test(optim, rejects_bad_options)
-{
+Test(optim, rejects_bad_options) {
   struct {
     ty_optim_opts o;
     const char *msg;
@@ -187,8 +172,7 @@ Test(optim, rejects_bad_options)
 enum { NA = 5, NB = 3 };
 
 /* Two parameters, gradients derived from the step number. */
-static void step_model(ty_optim *o, float *a, float *b, int s)
-{
+static void step_model(ty_optim *o, float *a, float *b, int s) {
   float ga[NA], gb[NB];
   for (int i = 0; i < NA; i++)
     ga[i] = sinf((float)(s * 7 + i));
@@ -199,8 +183,7 @@ static void step_model(ty_optim *o, float *a, float *b, int s)
   cr_assert_eq(ty_optim_step(o, 0.05f, params, grads), 0);
 }
 
-static void round_trip(ty_optim_kind kind, float momentum)
-{
+static void round_trip(ty_optim_kind kind, float momentum) {
   const size_t numels[] = {NA, NB};
   ty_optim_opts opts;
   ty_optim_opts_default(kind, &opts);
@@ -239,13 +222,20 @@ static void round_trip(ty_optim_kind kind, float momentum)
   ty_optim_destroy(y);
 }
 
-Test(state, round_trip_sgd_momentum) { round_trip(TY_OPTIM_SGD, 0.9f); }
-Test(state, round_trip_sgd_plain) { round_trip(TY_OPTIM_SGD, 0); }
-Test(state, round_trip_adam) { round_trip(TY_OPTIM_ADAM, 0); }
-Test(state, round_trip_adamw) { round_trip(TY_OPTIM_ADAMW, 0); }
+Test(state, round_trip_sgd_momentum) {
+  round_trip(TY_OPTIM_SGD, 0.9f);
+}
+Test(state, round_trip_sgd_plain) {
+  round_trip(TY_OPTIM_SGD, 0);
+}
+Test(state, round_trip_adam) {
+  round_trip(TY_OPTIM_ADAM, 0);
+}
+Test(state, round_trip_adamw) {
+  round_trip(TY_OPTIM_ADAMW, 0);
+}
 
-Test(state, layout_is_the_documented_one)
-{
+Test(state, layout_is_the_documented_one) {
   const size_t numels[] = {2};
   ty_optim_opts opts;
   ty_optim_opts_default(TY_OPTIM_ADAM, &opts);
@@ -270,8 +260,7 @@ Test(state, layout_is_the_documented_one)
 }
 
 /* Saves a 2-step Adam state of shape {3, 2} into st. */
-static ty_optim *saved_adam(ty_buf *st)
-{
+static ty_optim *saved_adam(ty_buf *st) {
   const size_t numels[] = {3, 2};
   ty_optim_opts opts;
   ty_optim_opts_default(TY_OPTIM_ADAM, &opts);
@@ -287,14 +276,12 @@ static ty_optim *saved_adam(ty_buf *st)
   return o;
 }
 
-static void refix_crc(ty_buf *st)
-{
+static void refix_crc(ty_buf *st) {
   uint32_t crc = (uint32_t)crc32(0, st->data, (uInt)(st->len - 4));
   memcpy(st->data + st->len - 4, &crc, 4);
 }
 
-Test(state, rejects_corrupt_or_foreign_state)
-{
+Test(state, rejects_corrupt_or_foreign_state) {
   ty_buf st;
   ty_optim *o = saved_adam(&st);
   char err[256];
@@ -320,8 +307,7 @@ Test(state, rejects_corrupt_or_foreign_state)
   ty_optim_destroy(o);
 }
 
-Test(state, rejects_mismatched_optimizer)
-{
+Test(state, rejects_mismatched_optimizer) {
   ty_buf st;
   ty_optim *src = saved_adam(&st);
   char err[256];
@@ -354,8 +340,7 @@ Test(state, rejects_mismatched_optimizer)
 }
 
 /* ---- schedules -------------------------------------------------------------- */
-Test(schedule, constant_and_step)
-{
+Test(schedule, constant_and_step) {
   ty_lr_schedule c = {.kind = TY_LR_CONSTANT, .base_lr = 0.1};
   cr_assert_float_eq(ty_lr_at(&c, 0), 0.1, 1e-12);
   cr_assert_float_eq(ty_lr_at(&c, 100000), 0.1, 1e-12);
@@ -366,8 +351,7 @@ Test(schedule, constant_and_step)
     cr_assert_float_eq(ty_lr_at(&s, t[i]), want[i], 1e-12, "step %llu", (unsigned long long)t[i]);
 }
 
-Test(schedule, cosine_matches_torch_closed_form)
-{
+Test(schedule, cosine_matches_torch_closed_form) {
   ty_lr_schedule s = {.kind = TY_LR_COSINE, .base_lr = 0.1, .total_steps = 10, .min_lr = 0.001};
   const uint64_t t[] = {0, 1, 5, 9, 10, 11};
   /* torch would climb again after T_max (0.0034227 at 11); we hold min_lr. */
@@ -376,25 +360,24 @@ Test(schedule, cosine_matches_torch_closed_form)
     cr_assert_float_eq(ty_lr_at(&s, t[i]), want[i], 1e-12, "step %llu", (unsigned long long)t[i]);
 }
 
-Test(schedule, warmup_then_cosine)
-{
-  ty_lr_schedule s = {.kind = TY_LR_COSINE, .base_lr = 0.1, .total_steps = 10, .min_lr = 0.001,
-                      .warmup_steps = 4};
+Test(schedule, warmup_then_cosine) {
+  ty_lr_schedule s = {
+      .kind = TY_LR_COSINE, .base_lr = 0.1, .total_steps = 10, .min_lr = 0.001, .warmup_steps = 4};
   const uint64_t t[] = {0, 1, 2, 3, 4, 9, 14, 20};
   const double want[] = {0.025, 0.05, 0.075, 0.1, 0.1, 0.0505, 0.001, 0.001};
   for (size_t i = 0; i < TY_ARRAY_LEN(t); i++)
     cr_assert_float_eq(ty_lr_at(&s, t[i]), want[i], 1e-12, "step %llu", (unsigned long long)t[i]);
 }
 
-Test(schedule, rejects_bad_fields)
-{
+Test(schedule, rejects_bad_fields) {
   struct {
     ty_lr_schedule s;
     const char *msg;
   } bad[] = {
       {{.kind = TY_LR_CONSTANT, .base_lr = 0}, "lr: 0 must be a finite number > 0"},
       {{.kind = TY_LR_CONSTANT, .base_lr = INFINITY}, "lr: inf must be a finite number > 0"},
-      {{.kind = TY_LR_STEP, .base_lr = 0.1, .gamma = 0.5}, "lr_schedule.step.step_size: must be > 0"},
+      {{.kind = TY_LR_STEP, .base_lr = 0.1, .gamma = 0.5},
+       "lr_schedule.step.step_size: must be > 0"},
       {{.kind = TY_LR_STEP, .base_lr = 0.1, .step_size = 2, .gamma = 1.5},
        "lr_schedule.step.gamma: 1.5 must be in (0, 1]"},
       {{.kind = TY_LR_COSINE, .base_lr = 0.1}, "lr_schedule.cosine.total_steps: must be > 0"},

@@ -9,9 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-bool have_fashion_mnist(void) { return access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) == 0; }
+bool have_fashion_mnist(void) {
+  return access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) == 0;
+}
 
-static int param(ty_graph *g, const char *name, int rank, const int64_t *dims, int fan_in, uint64_t *rng) {
+static int param(ty_graph *g, const char *name, int rank, const int64_t *dims, int fan_in,
+                 uint64_t *rng) {
   ty_shape s = ty_shape_make(rank, dims);
   ty_tensor *t;
   int id;
@@ -26,11 +29,13 @@ static int param(ty_graph *g, const char *name, int rank, const int64_t *dims, i
   return id;
 }
 
-static int linear(ty_graph *g, const char *name, int x, int in, int out, const char *out_name, uint64_t *rng) {
+static int linear(ty_graph *g, const char *name, int x, int in, int out, const char *out_name,
+                  uint64_t *rng) {
   char wn[64], bn[64];
   snprintf(wn, sizeof wn, "%s.weight", name);
   snprintf(bn, sizeof bn, "%s.bias", name);
-  int w = param(g, wn, 2, (int64_t[]){out, in}, in, rng), b = param(g, bn, 1, (int64_t[]){out}, in, rng), y, idx;
+  int w = param(g, wn, 2, (int64_t[]){out, in}, in, rng),
+      b = param(g, bn, 1, (int64_t[]){out}, in, rng), y, idx;
   ty_graph_add_value(g, out_name, TY_DTYPE_INVALID, NULL, &y);
   ty_graph_add_node(g, TY_OP_GEMM, name, (int[]){x, w, b}, 3, &y, 1, &idx);
   ty_graph_node_set_int(g, (size_t)idx, "transB", 1);

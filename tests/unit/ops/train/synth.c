@@ -32,7 +32,8 @@ void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, in
   for (uint32_t i = 0; i < n; i++) {
     uint32_t c = (uint32_t)(uniform(&s) * k) % k;
     y[i] = c;
-    for (uint32_t j = 0; j < d; j++) x[i * d + j] = (float)((j % k == c ? 2.0 : 0.0) + (uniform(&s) - 0.5));
+    for (uint32_t j = 0; j < d; j++)
+      x[i * d + j] = (float)((j % k == c ? 2.0 : 0.0) + (uniform(&s) - 0.5));
   }
 }
 
@@ -52,8 +53,8 @@ void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed) {
 }
 
 /* ---- models ------------------------------------------------------------------ */
-static int init(ty_graph *g, const char *name, ty_dtype dt, int rank, const int64_t *dims, double bound,
-                uint64_t *rng) {
+static int init(ty_graph *g, const char *name, ty_dtype dt, int rank, const int64_t *dims,
+                double bound, uint64_t *rng) {
   ty_shape s = ty_shape_make(rank, dims);
   ty_tensor *t;
   int id;
@@ -74,7 +75,8 @@ static int node(ty_graph *g, ty_op op, const char *name, const int *in, int n, c
   return y;
 }
 
-static int linear(ty_graph *g, const char *name, int x, int in, int out, const char *out_name, uint64_t *rng) {
+static int linear(ty_graph *g, const char *name, int x, int in, int out, const char *out_name,
+                  uint64_t *rng) {
   char wn[64], bn[64];
   snprintf(wn, sizeof wn, "%s.weight", name);
   snprintf(bn, sizeof bn, "%s.bias", name);
@@ -140,8 +142,10 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
 ty_graph *synth_with_weights(const ty_graph *g, const ty_train *t) {
   size_t np = ty_train_n_params(t), n = np + ty_train_n_stats(t);
   ty_init_override *ov = calloc(n + 1, sizeof *ov);
-  for (size_t i = 0; i < np; i++) ov[i] = (ty_init_override){ty_train_param_name(t, i), ty_train_param(t, i)};
-  for (size_t i = np; i < n; i++) ov[i] = (ty_init_override){ty_train_stat_name(t, i - np), ty_train_stat(t, i - np)};
+  for (size_t i = 0; i < np; i++)
+    ov[i] = (ty_init_override){ty_train_param_name(t, i), ty_train_param(t, i)};
+  for (size_t i = np; i < n; i++)
+    ov[i] = (ty_init_override){ty_train_stat_name(t, i - np), ty_train_stat(t, i - np)};
   uint8_t *bytes;
   size_t len;
   char err[256];

@@ -17,20 +17,21 @@
 const char *synth_path(const char *name);
 /* n samples of d floats around one of k well separated centres; labels in [0, k). */
 void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, int64_t *y);
-/* Writes blobs as DIR/<prefix>x.npy (float32 [n, 8]) and DIR/<prefix>y.npy (int64 [n]), 4 classes. */
+/* Writes blobs as DIR/<prefix>x.npy (float32 [n, 8]) and DIR/<prefix>y.npy (int64 [n]), 4 classes.
+ */
 void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed);
 
 typedef struct synth_mlp {
-  int in, hidden, out;   /* x [N, in] -> Gemm(hidden) -> Relu -> ... -> Gemm(out) -> "logits" */
+  int in, hidden, out; /* x [N, in] -> Gemm(hidden) -> Relu -> ... -> Gemm(out) -> "logits" */
   uint64_t seed;
-  bool dropout;          /* Dropout(0.5) after the Relu, its training_mode input an initializer True */
-  bool bn;               /* BatchNormalization after the first Gemm */
-  bool bn_train_mode;    /* ... exported in training mode (attribute training_mode=1) */
-  bool softmax;          /* "logits" is the output of a Softmax node named "softmax" */
-  bool scale;            /* logits multiplied by a rank-0 initializer "scale" = 1 */
-  bool unused;           /* a float initializer "unused" [hidden] feeding a second output only */
-  bool own_loss;         /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
-  int64_t batch;         /* x's dim 0; 0: the symbolic batch */
+  bool dropout;       /* Dropout(0.5) after the Relu, its training_mode input an initializer True */
+  bool bn;            /* BatchNormalization after the first Gemm */
+  bool bn_train_mode; /* ... exported in training mode (attribute training_mode=1) */
+  bool softmax;       /* "logits" is the output of a Softmax node named "softmax" */
+  bool scale;         /* logits multiplied by a rank-0 initializer "scale" = 1 */
+  bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
+  bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
+  int64_t batch;      /* x's dim 0; 0: the symbolic batch */
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 

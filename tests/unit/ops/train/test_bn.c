@@ -22,14 +22,16 @@
 #define HID 16
 #define BATCH 64
 
-static int init(ty_graph *g, const char *name, int n, const int64_t *dims, float fill, uint64_t *rng) {
+static int init(ty_graph *g, const char *name, int n, const int64_t *dims, float fill,
+                uint64_t *rng) {
   ty_shape s = ty_shape_make(n, dims);
   ty_tensor *t;
   int id;
   cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &t), 0);
   for (int64_t i = 0; i < ty_tensor_numel(t); i++) {
     *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-    ty_tensor_f32(t)[i] = isnan(fill) ? (float)((double)(*rng >> 11) / 9007199254740992.0 - 0.5) * 0.07f : fill;
+    ty_tensor_f32(t)[i] =
+        isnan(fill) ? (float)((double)(*rng >> 11) / 9007199254740992.0 - 0.5) * 0.07f : fill;
   }
   cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_F32, &s, &id), 0);
   cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
@@ -56,7 +58,8 @@ static ty_graph *make_bn_model(void) {
   int w1 = init(g, "fc1.weight", 2, (int64_t[]){HID, 784}, NAN, &rng);
   int b1 = init(g, "fc1.bias", 1, (int64_t[]){HID}, NAN, &rng);
   int h = node(g, TY_OP_GEMM, "fc1", (int[]){x, w1, b1}, 3, "fc1.out");
-  int sc = init(g, "bn.weight", 1, (int64_t[]){HID}, 1.0f, &rng), bb = init(g, "bn.bias", 1, (int64_t[]){HID}, 0.0f, &rng);
+  int sc = init(g, "bn.weight", 1, (int64_t[]){HID}, 1.0f, &rng),
+      bb = init(g, "bn.bias", 1, (int64_t[]){HID}, 0.0f, &rng);
   int rm = init(g, "bn.running_mean", 1, (int64_t[]){HID}, 0.0f, &rng);
   int rv = init(g, "bn.running_var", 1, (int64_t[]){HID}, 1.0f, &rng);
   int n = node(g, TY_OP_BATCH_NORM, "bn", (int[]){h, sc, bb, rm, rv}, 5, "bn.out");
@@ -103,14 +106,17 @@ static void reference(const ty_graph *g, const ty_train_config *c, double *mean,
     ty_dataset_sample(ds, (size_t)n, x);
     for (int j = 0; j < HID; j++) {
       double s = b[j];
-      for (int k = 0; k < 784; k++) s += (double)x[k] * w[j * 784 + k];
+      for (int k = 0; k < 784; k++)
+        s += (double)x[k] * w[j * 784 + k];
       h[n][j] = s;
     }
   }
   for (int j = 0; j < HID; j++) {
     double m = 0, s2 = 0;
-    for (int n = 0; n < BATCH; n++) m += h[n][j] / BATCH;
-    for (int n = 0; n < BATCH; n++) s2 += (h[n][j] - m) * (h[n][j] - m);
+    for (int n = 0; n < BATCH; n++)
+      m += h[n][j] / BATCH;
+    for (int n = 0; n < BATCH; n++)
+      s2 += (h[n][j] - m) * (h[n][j] - m);
     mean[j] = 0.9 * 0.0 + 0.1 * m;
     var[j] = 0.9 * 1.0 + 0.1 * s2 / (BATCH - 1); /* unbiased, as PyTorch */
   }
@@ -130,15 +136,18 @@ Test(train_bn, running_stats_follow_pytorch, .timeout = 120) {
   cr_assert_str_eq(ty_train_stat_name(t, 1), "bn.running_var");
   cr_assert_null(ty_train_stat(t, 2));
   for (size_t i = 0; i < ty_train_n_params(t); i++) /* not trainable */
-    cr_assert(strstr(ty_train_param_name(t, i), "running") == NULL, "%s", ty_train_param_name(t, i));
+    cr_assert(strstr(ty_train_param_name(t, i), "running") == NULL, "%s",
+              ty_train_param_name(t, i));
   char err[512] = "";
   cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
   double mean[HID], var[HID];
   reference(g, &c, mean, var);
   const float *rm = ty_train_stat(t, 0)->data, *rv = ty_train_stat(t, 1)->data;
   for (int j = 0; j < HID; j++) {
-    cr_assert(fabs(rm[j] - mean[j]) <= 1e-5 + 1e-4 * fabs(mean[j]), "mean[%d] %g, want %g", j, rm[j], mean[j]);
-    cr_assert(fabs(rv[j] - var[j]) <= 1e-5 + 1e-4 * fabs(var[j]), "var[%d] %g, want %g", j, rv[j], var[j]);
+    cr_assert(fabs(rm[j] - mean[j]) <= 1e-5 + 1e-4 * fabs(mean[j]), "mean[%d] %g, want %g", j,
+              rm[j], mean[j]);
+    cr_assert(fabs(rv[j] - var[j]) <= 1e-5 + 1e-4 * fabs(var[j]), "var[%d] %g, want %g", j, rv[j],
+              var[j]);
     cr_assert(rv[j] != 1.0f, "running_var[%d] did not change", j);
   }
   float after1 = rm[0];
@@ -172,8 +181,10 @@ static void remove_ckpt(const char *p) {
 static uint8_t *snapshot(const ty_train *t, size_t *out_len) {
   ty_buf b;
   ty_buf_init(&b);
-  for (size_t i = 0; i < ty_train_n_params(t); i++) ty_buf_append(&b, ty_train_param(t, i)->data, ty_train_param(t, i)->nbytes);
-  for (size_t i = 0; i < ty_train_n_stats(t); i++) ty_buf_append(&b, ty_train_stat(t, i)->data, ty_train_stat(t, i)->nbytes);
+  for (size_t i = 0; i < ty_train_n_params(t); i++)
+    ty_buf_append(&b, ty_train_param(t, i)->data, ty_train_param(t, i)->nbytes);
+  for (size_t i = 0; i < ty_train_n_stats(t); i++)
+    ty_buf_append(&b, ty_train_stat(t, i)->data, ty_train_stat(t, i)->nbytes);
   *out_len = b.len;
   return b.data;
 }
@@ -201,8 +212,8 @@ Test(train_bn, checkpoint_and_resume, .timeout = 120) {
   cr_assert_eq(ty_graph_load_file(ck, err, sizeof err, &saved), 0, "%s", err);
   for (size_t i = 0; i < ty_train_n_stats(t); i++) {
     const ty_tensor *s = ty_train_stat(t, i);
-    cr_assert(memcmp(init_of(saved, ty_train_stat_name(t, i)), s->data, s->nbytes) == 0, "%s not in the checkpoint",
-              ty_train_stat_name(t, i));
+    cr_assert(memcmp(init_of(saved, ty_train_stat_name(t, i)), s->data, s->nbytes) == 0,
+              "%s not in the checkpoint", ty_train_stat_name(t, i));
   }
   ty_graph_destroy(saved);
   ty_train_destroy(t);
@@ -212,7 +223,8 @@ Test(train_bn, checkpoint_and_resume, .timeout = 120) {
   cr_assert_eq(ty_train_steps(t, 3, err, sizeof err), 0, "%s", err);
   uint8_t *got = snapshot(t, &got_len);
   cr_assert_eq(got_len, want_len);
-  cr_assert(memcmp(got, want, want_len) == 0, "resumed weights or running stats differ from the uninterrupted run");
+  cr_assert(memcmp(got, want, want_len) == 0,
+            "resumed weights or running stats differ from the uninterrupted run");
   ty_train_destroy(t);
   remove_ckpt(ck);
   free(want);

@@ -112,7 +112,8 @@ Test(feed, config_decodes_arrays_and_tokens) {
   cr_assert_str_eq(c.data_dir, "/data");
   cr_assert_eq(c.n_test_arrays, 2);
   cr_assert_str_eq(c.test_arrays[1].input, "x");
-  cr_assert_float_eq(c.test_arrays[1].mean, 0.5f, 0, "test arrays inherit the train array's normalisation");
+  cr_assert_float_eq(c.test_arrays[1].mean, 0.5f, 0,
+                     "test arrays inherit the train array's normalisation");
   cr_assert_float_eq(c.test_arrays[1].std, 0.25f, 0);
   cr_assert_eq(c.n_trainable, 2);
   cr_assert_str_eq(c.trainable[1], "head.?");
@@ -176,7 +177,8 @@ Test(feed, config_refuses_bad_dataset_fields) {
   rejects(&s, "config.dataset.test: no array feeds \"labels\" (train[1] does)");
   msg_init(&s);
   Trainyard__DataArray *many[9];
-  for (int i = 0; i < 9; i++) many[i] = &s.a[0];
+  for (int i = 0; i < 9; i++)
+    many[i] = &s.a[0];
   s.ds.train = many;
   s.ds.n_train = 9;
   rejects(&s, "config.dataset.train: 9 arrays; at most 8");
@@ -199,7 +201,9 @@ Test(feed, config_refuses_bad_dataset_fields) {
 }
 
 /* ---- arrays ------------------------------------------------------------------ */
-static synth_mlp blob_mlp(void) { return (synth_mlp){.in = 8, .hidden = 16, .out = 4, .seed = 3}; }
+static synth_mlp blob_mlp(void) {
+  return (synth_mlp){.in = 8, .hidden = 16, .out = 4, .seed = 3};
+}
 
 Test(feed, trains_and_evaluates_npy_arrays, .timeout = 60) {
   synth_blob_files("", 512, 1);
@@ -219,7 +223,9 @@ Test(feed, trains_and_evaluates_npy_arrays, .timeout = 60) {
   cr_assert_geq(acc, 0.95, "test accuracy %.4f", acc);
   cr_assert_lt(loss, 0.3);
   for (size_t i = 0; i < ty_train_n_params(a); i++) /* the order is the seed's, prefetched or not */
-    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data, ty_train_param(a, i)->nbytes), 0);
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
+                        ty_train_param(a, i)->nbytes),
+                 0);
   ty_train_destroy(a);
   ty_train_destroy(b);
   fclose(log);
@@ -288,7 +294,8 @@ static void refused(const ty_graph *g, const ty_train_config *c, const ty_train_
   fclose(log);
   cr_assert_eq(rc, code, "got %d: %s", rc, err);
   cr_assert_null(t);
-  for (int i = 0; want[i]; i++) cr_assert(strstr(err, want[i]), "error \"%s\" lacks \"%s\"", err, want[i]);
+  for (int i = 0; want[i]; i++)
+    cr_assert(strstr(err, want[i]), "error \"%s\" lacks \"%s\"", err, want[i]);
 }
 
 Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
@@ -308,10 +315,24 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
     int code;
     const char *want[4];
   } cases[] = {
-      {0, "x3.npy", TY_EINVAL, {"config.dataset.train[0] (", "x3.npy): samples are float32 (3, 4) (12 values) but model input \"x\" takes float32 [N,8]"}},
-      {1, "yf.npy", TY_EINVAL, {"config.dataset.train: ", "yf.npy: float32 values cannot feed int64 input \"labels\""}},
-      {1, "y7.npy", TY_EINVAL, {"config.label_input (the logits \"logits\" have 4 classes): ", "y7.npy: value 7 of sample 10 is outside [0, 4)"}},
-      {1, "y63.npy", TY_EINVAL, {"config.dataset.train: ", "y63.npy: 63 samples, but", "x.npy has 64"}},
+      {0,
+       "x3.npy",
+       TY_EINVAL,
+       {"config.dataset.train[0] (", "x3.npy): samples are float32 (3, 4) (12 values) but model "
+                                     "input \"x\" takes float32 [N,8]"}},
+      {1,
+       "yf.npy",
+       TY_EINVAL,
+       {"config.dataset.train: ", "yf.npy: float32 values cannot feed int64 input \"labels\""}},
+      {1,
+       "y7.npy",
+       TY_EINVAL,
+       {"config.label_input (the logits \"logits\" have 4 classes): ",
+        "y7.npy: value 7 of sample 10 is outside [0, 4)"}},
+      {1,
+       "y63.npy",
+       TY_EINVAL,
+       {"config.dataset.train: ", "y63.npy: 63 samples, but", "x.npy has 64"}},
       {1, "none.npy", TY_ENOTFOUND, {"config.dataset.train[1].path: ", "none.npy: missing"}},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
@@ -327,7 +348,9 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
   synth_config(&c, 4, false);
   synth_add_array(&c, true, synth_path("x3.npy"), "x");
   synth_add_array(&c, true, synth_path("y.npy"), "labels");
-  refused(g, &c, NULL, TY_EINVAL, (const char *[]){"config.dataset.test[0] (", "x3.npy): samples are float32 (3, 4)", NULL});
+  refused(
+      g, &c, NULL, TY_EINVAL,
+      (const char *[]){"config.dataset.test[0] (", "x3.npy): samples are float32 (3, 4)", NULL});
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
@@ -341,14 +364,18 @@ Test(feed, refuses_unfed_and_unknown_inputs, .timeout = 60) {
   free(c.train_arrays[0].input);
   c.train_arrays[0].input = ty_strdup("pixels");
   refused(g, &c, NULL, TY_EINVAL,
-          (const char *[]){"config.dataset.train[0]: \"pixels\" is not an input of the model (its inputs: x)", NULL});
+          (const char *[]){
+              "config.dataset.train[0]: \"pixels\" is not an input of the model (its inputs: x)",
+              NULL});
   ty_train_config_close(&c);
   synth_config(&c, 4, false);
   c.n_train_arrays = 1; /* x only: no labels */
   free(c.train_arrays[1].path);
   free(c.train_arrays[1].input);
-  refused(g, &c, NULL, TY_EINVAL,
-          (const char *[]){"config.dataset.train: no array feeds the labels \"labels\" (config.label_input)", NULL});
+  refused(
+      g, &c, NULL, TY_EINVAL,
+      (const char *[]){
+          "config.dataset.train: no array feeds the labels \"labels\" (config.label_input)", NULL});
   ty_train_config_close(&c);
   synth_config(&c, 4, false);
   free(c.train_arrays[0].path);
@@ -362,7 +389,9 @@ Test(feed, refuses_unfed_and_unknown_inputs, .timeout = 60) {
   g = synth_mlp_build(&o);
   synth_config(&c, 4, false);
   refused(g, &c, NULL, TY_EINVAL,
-          (const char *[]){"model input \"x\" takes float32 [16,8] (a fixed batch dim; each rank's batch is 32", NULL});
+          (const char *[]){
+              "model input \"x\" takes float32 [16,8] (a fixed batch dim; each rank's batch is 32",
+              NULL});
   c.batch_size = 16; /* a matching batch trains, and evaluation follows it */
   synth_add_array(&c, true, synth_path("x.npy"), "x");
   synth_add_array(&c, true, synth_path("y.npy"), "labels");
@@ -446,7 +475,8 @@ static ty_graph *bigram_lm(int64_t t_dim) {
 static void write_streams(size_t n) {
   uint16_t *u = malloc(n * 2);
   int32_t *s = malloc(n * 4);
-  for (size_t i = 0; i < n; i++) u[i] = (uint16_t)(s[i] = (int32_t)((i * 5) % V));
+  for (size_t i = 0; i < n; i++)
+    u[i] = (uint16_t)(s[i] = (int32_t)((i * 5) % V));
   FILE *f = fopen(synth_path("train.bin"), "wb");
   fwrite(u, 2, n, f);
   fclose(f);
@@ -469,7 +499,9 @@ static void lm_config(ty_train_config *c) {
   c->data_kind = TY_TRAIN_DATA_TOKENS;
   c->data_input = ty_strdup("ids");
   c->tokens = (ty_train_tokens){.train_path = ty_strdup(synth_path("train.bin")),
-                                .test_path = ty_strdup(synth_path("test.npy")), .type = TY_DATA_U16, .context = T};
+                                .test_path = ty_strdup(synth_path("test.npy")),
+                                .type = TY_DATA_U16,
+                                .context = T};
   c->batch_size = 16;
   c->schedule.base_lr = 0.5;
 }
@@ -500,12 +532,18 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   ty_train_config c;
   lm_config(&c);
   c.tokens.context = 4;
-  refused(g, &c, NULL, TY_EINVAL,
-          (const char *[]){"config.dataset.tokens (", "train.bin): samples are int64 (4,) (4 values) but model input \"ids\" takes int64 [N,8]", NULL});
+  refused(
+      g, &c, NULL, TY_EINVAL,
+      (const char *[]){
+          "config.dataset.tokens (",
+          "train.bin): samples are int64 (4,) (4 values) but model input \"ids\" takes int64 [N,8]",
+          NULL});
   c.tokens.context = T;
   c.tokens.vocab_size = 10;
   refused(g, &c, NULL, TY_EINVAL,
-          (const char *[]){"config.dataset.tokens: ", "train.bin: token 10 at position 2 is outside [0, 10) for \"ids\"", NULL});
+          (const char *[]){"config.dataset.tokens: ",
+                           "train.bin: token 10 at position 2 is outside [0, 10) for \"ids\"",
+                           NULL});
   ty_train_config_close(&c);
   ty_graph_destroy(g);
   /* Ids the logits cannot score: the class count comes from the model. */
@@ -519,7 +557,8 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   c.tokens.test_path = NULL;
   c.batch_size = 2;
   refused(g, &c, NULL, TY_EINVAL,
-          (const char *[]){"config.label_input (the logits \"logits\" have 16 classes): ", "token 40 at position 3", NULL});
+          (const char *[]){"config.label_input (the logits \"logits\" have 16 classes): ",
+                           "token 40 at position 3", NULL});
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
@@ -529,8 +568,10 @@ static void idx_to_npy(const char *idx_path, const char *npy_path) {
   ty_idx idx;
   char err[TY_ERR_LEN] = "", shape[64];
   cr_assert_eq(ty_data_idx_read(idx_path, &idx, err, sizeof err), 0, "%s", err);
-  if (idx.ndims == 3) snprintf(shape, sizeof shape, "(%u, %u, %u)", idx.dims[0], idx.dims[1], idx.dims[2]);
-  else snprintf(shape, sizeof shape, "(%u,)", idx.dims[0]);
+  if (idx.ndims == 3)
+    snprintf(shape, sizeof shape, "(%u, %u, %u)", idx.dims[0], idx.dims[1], idx.dims[2]);
+  else
+    snprintf(shape, sizeof shape, "(%u,)", idx.dims[0]);
   npy_write(npy_path, "|u1", shape, idx.data, idx.size);
   ty_data_idx_close(&idx);
 }
@@ -539,8 +580,8 @@ static void idx_to_npy(const char *idx_path, const char *npy_path) {
  * same order, same normalisation, same weights bit for bit. */
 Test(feed, npy_fashion_mnist_trains_like_the_builtin_one, .timeout = 120) {
   if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
-  const char *parts[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                         "t10k-labels-idx1-ubyte"};
+  const char *parts[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
   for (int i = 0; i < 4; i++) {
     char src[256], dst[64];
     snprintf(src, sizeof src, "%s/%s.gz", FMNIST_DIR, parts[i]);
@@ -569,8 +610,9 @@ Test(feed, npy_fashion_mnist_trains_like_the_builtin_one, .timeout = 120) {
   cr_assert_eq(ty_train_steps(a, 30, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_steps(b, 30, err, sizeof err), 0, "%s", err);
   for (size_t i = 0; i < ty_train_n_params(a); i++)
-    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data, ty_train_param(a, i)->nbytes), 0,
-                 "parameter %s differs", ty_train_param_name(a, i));
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
+                        ty_train_param(a, i)->nbytes),
+                 0, "parameter %s differs", ty_train_param_name(a, i));
   double acc_a, loss_a, acc_b, loss_b;
   cr_assert_eq(ty_train_evaluate(a, &acc_a, &loss_a, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_evaluate(b, &acc_b, &loss_b, err, sizeof err), 0, "%s", err);

@@ -101,12 +101,14 @@ Test(semantics, config_patterns_choose_the_parameters, .timeout = 60) {
     if (k == 2) c.trainable = patterns("fc[12].weight", "scale"), c.n_trainable = 2;
     FILE *log = tmpfile();
     ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
-    cr_assert_eq(ty_train_n_params(t), k == 2 ? 3 : 2, "case %d: %zu parameters", k, ty_train_n_params(t));
+    cr_assert_eq(ty_train_n_params(t), k == 2 ? 3 : 2, "case %d: %zu parameters", k,
+                 ty_train_n_params(t));
     cr_assert_eq(ty_train_steps(t, 5, err, sizeof err), 0, "%s", err);
     cr_assert_eq(unchanged(t, g, "fc1.weight"), k != 2, "case %d", k);
     cr_assert(!unchanged(t, g, "fc2.weight"), "case %d", k);
     cr_assert_eq(unchanged(t, g, "fc2.bias"), k == 2, "case %d", k);
-    cr_assert_eq(unchanged(t, g, "scale"), k != 2, "case %d: an explicit pattern trains a scalar", k);
+    cr_assert_eq(unchanged(t, g, "scale"), k != 2, "case %d: an explicit pattern trains a scalar",
+                 k);
     if (k == 0) {
       char *text = synth_log_text(log);
       cr_assert(strstr(text, "fc1.weight (not in config.trainable)"), "%s", text);
@@ -119,7 +121,8 @@ Test(semantics, config_patterns_choose_the_parameters, .timeout = 60) {
      * the links to the newest. */
     glob_t gl;
     if (glob(synth_path("ck.*"), 0, NULL, &gl) == 0)
-      for (size_t i = 0; i < gl.gl_pathc; i++) remove(gl.gl_pathv[i]);
+      for (size_t i = 0; i < gl.gl_pathc; i++)
+        remove(gl.gl_pathv[i]);
     globfree(&gl);
   }
   ty_graph_destroy(g);
@@ -134,17 +137,22 @@ Test(semantics, patterns_that_match_nothing_are_refused, .timeout = 60) {
   } cases[] = {
       {0, "fc3.*", "config.trainable[0]: \"fc3.*\" matches no float initializer of the model"},
       {1, "emb*", "config.frozen[0]: \"emb*\" matches no float initializer of the model"},
-      {1, "*", "model: the loss depends on no trainable float initializer (see config.trainable and config.frozen)"},
+      {1, "*",
+       "model: the loss depends on no trainable float initializer (see config.trainable and "
+       "config.frozen)"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
     ty_train_config c;
     synth_config(&c, 5, false);
-    if (cases[i].which == 0) c.trainable = patterns(cases[i].pat, NULL), c.n_trainable = 1;
-    else c.frozen = patterns(cases[i].pat, NULL), c.n_frozen = 1;
+    if (cases[i].which == 0)
+      c.trainable = patterns(cases[i].pat, NULL), c.n_trainable = 1;
+    else
+      c.frozen = patterns(cases[i].pat, NULL), c.n_frozen = 1;
     ty_train *t = NULL;
     char err[TY_ERR_LEN] = "";
     FILE *log = tmpfile();
-    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EINVAL);
+    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+                 TY_EINVAL);
     cr_assert(strstr(err, cases[i].want), "\"%s\" lacks \"%s\"", err, cases[i].want);
     fclose(log);
     ty_train_config_close(&c);
@@ -170,7 +178,8 @@ static void check_inference(synth_mlp with, synth_mlp without) {
   double acc1, loss1, acc2, loss2;
   evaluate(a, &acc1, &loss1);
   evaluate(b, &acc2, &loss2);
-  cr_assert(acc1 == acc2 && loss1 == loss2, "untrained: %.6f/%.6f vs inference %.6f/%.6f", acc1, loss1, acc2, loss2);
+  cr_assert(acc1 == acc2 && loss1 == loss2, "untrained: %.6f/%.6f vs inference %.6f/%.6f", acc1,
+            loss1, acc2, loss2);
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_train_steps(a, 6, err, sizeof err), 0, "%s", err);
   evaluate(a, &acc1, &loss1);
@@ -179,7 +188,8 @@ static void check_inference(synth_mlp with, synth_mlp without) {
   ty_graph *trained = synth_with_weights(plain, a);
   ty_train *ref = synth_trainer(trained, &c, &(ty_train_opts){.log = log});
   evaluate(ref, &acc2, &loss2);
-  cr_assert(acc1 == acc2 && loss1 == loss2, "trained: %.6f/%.6f vs inference %.6f/%.6f", acc1, loss1, acc2, loss2);
+  cr_assert(acc1 == acc2 && loss1 == loss2, "trained: %.6f/%.6f vs inference %.6f/%.6f", acc1,
+            loss1, acc2, loss2);
   ty_train_destroy(ref);
   ty_train_destroy(a);
   ty_train_destroy(b);
@@ -197,7 +207,8 @@ Test(semantics, eval_turns_dropout_off_even_in_training_mode_exports, .timeout =
 }
 
 Test(semantics, eval_uses_running_statistics_of_training_mode_batchnorm, .timeout = 60) {
-  synth_mlp with = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .bn = true, .bn_train_mode = true}, without = with;
+  synth_mlp with = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .bn = true, .bn_train_mode = true},
+            without = with;
   without.bn_train_mode = false;
   check_inference(with, without);
 }
@@ -205,7 +216,8 @@ Test(semantics, eval_uses_running_statistics_of_training_mode_batchnorm, .timeou
 /* ---- the Softmax warning ------------------------------------------------------- */
 static int count(const char *text, const char *what) {
   int n = 0;
-  for (const char *p = text; (p = strstr(p, what)) != NULL; p++) n++;
+  for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
+    n++;
   return n;
 }
 
@@ -223,7 +235,8 @@ Test(semantics, loss_after_softmax_is_warned_once, .timeout = 60) {
   cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
   char *text = synth_log_text(log);
   cr_assert_eq(count(text, "warning:"), 1, "%s", text);
-  cr_assert(strstr(text, "warning: the loss is applied after a Softmax: config.softmax_cross_entropy.logits_output "
+  cr_assert(strstr(text, "warning: the loss is applied after a Softmax: "
+                         "config.softmax_cross_entropy.logits_output "
                          "\"logits\" comes from node \"softmax\" (Softmax)"),
             "%s", text);
   cr_assert(strstr(text, "name the Softmax's input \"fc2.out\" as logits_output"), "%s", text);
@@ -262,9 +275,12 @@ Test(semantics, model_loss_after_softmax_is_warned, .timeout = 60) {
   cr_assert_eq(acc, -1);
   cr_assert(loss > 0 && isfinite(loss));
   char *text = synth_log_text(log);
-  cr_assert(strstr(text, "warning: the loss is applied after a Softmax: node \"loss\" (SoftmaxCrossEntropyLoss) "
-                         "reads the output of node \"softmax\" (Softmax)"),
-            "%s", text);
+  cr_assert(
+      strstr(
+          text,
+          "warning: the loss is applied after a Softmax: node \"loss\" (SoftmaxCrossEntropyLoss) "
+          "reads the output of node \"softmax\" (Softmax)"),
+      "%s", text);
   free(text);
   ty_train_destroy(t);
   fclose(log);
@@ -277,7 +293,8 @@ Test(semantics, model_loss_after_softmax_is_warned, .timeout = 60) {
 static int lrs(FILE *log, double *out, int max) {
   char *text = synth_log_text(log);
   int n = 0;
-  for (const char *p = text; n < max && (p = strstr(p, " lr ")) != NULL; p += 4) out[n++] = strtod(p + 4, NULL);
+  for (const char *p = text; n < max && (p = strstr(p, " lr ")) != NULL; p += 4)
+    out[n++] = strtod(p + 4, NULL);
   free(text);
   return n;
 }
@@ -298,8 +315,10 @@ Test(semantics, cosine_length_ignores_a_step_limit, .timeout = 60) {
     ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .max_steps = k ? 6 : 3});
     cr_assert_eq(ty_train_total_steps(t), k ? 6 : 3);
     cr_assert_eq(ty_train_steps(t, 100, err, sizeof err), 0, "%s", err);
-    if (k) nb = lrs(log, b, 16);
-    else na = lrs(log, a, 16);
+    if (k)
+      nb = lrs(log, b, 16);
+    else
+      na = lrs(log, a, 16);
     ty_train_destroy(t);
     fclose(log);
   }
@@ -330,9 +349,12 @@ Test(semantics, unwritable_checkpoint_path_is_refused_before_training, .timeout 
     ty_train *t = NULL;
     char err[TY_ERR_LEN] = "";
     FILE *log = tmpfile();
-    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EINVAL, "%s", paths[i]);
+    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+                 TY_EINVAL, "%s", paths[i]);
     cr_assert(strstr(err, paths[i]) && strstr(err, want[i]), "%s", err);
-    if (i == 0) cr_assert(strstr(err, "cannot be written (cannot create") && strstr(err, "No such file"), "%s", err);
+    if (i == 0)
+      cr_assert(strstr(err, "cannot be written (cannot create") && strstr(err, "No such file"),
+                "%s", err);
     /* Only rank 0 writes checkpoints; the others do not check. */
     ty_train_opts r1 = {.log = log, .rank = 1, .world_size = 2, .allreduce = NULL};
     c.batch_size = 32;
@@ -347,7 +369,9 @@ Test(semantics, unwritable_checkpoint_path_is_refused_before_training, .timeout 
 }
 
 /* ---- checkpoint retention (issue 14) ----------------------------------------------- */
-static bool exists(const char *name) { return access(synth_path(name), F_OK) == 0; }
+static bool exists(const char *name) {
+  return access(synth_path(name), F_OK) == 0;
+}
 
 Test(semantics, checkpoints_by_step_keep_the_newest_and_resume_skips_a_broken_one, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
@@ -387,7 +411,8 @@ Test(semantics, checkpoints_by_step_keep_the_newest_and_resume_skips_a_broken_on
   cr_assert_eq(ty_train_step(t), 3);
   char *text = synth_log_text(log);
   cr_assert(strstr(text, "ck.step-000004.onnx skipped: ") && strstr(text, "resumed from ") &&
-            strstr(text, "ck.step-000003.onnx at step 3"), "%s", text);
+                strstr(text, "ck.step-000003.onnx at step 3"),
+            "%s", text);
   free(text);
   ty_train_destroy(t);
   fclose(log);

@@ -52,7 +52,8 @@ static void msg_init(msg *a) {
 static void expect_reject(msg *a, const char *field) {
   ty_train_config c;
   char err[256] = "";
-  cr_assert_eq(decode_msg(&a->m, &c, err, sizeof err), TY_EINVAL, "accepted; wanted an error about %s", field);
+  cr_assert_eq(decode_msg(&a->m, &c, err, sizeof err), TY_EINVAL,
+               "accepted; wanted an error about %s", field);
   cr_assert(strstr(err, field), "error \"%s\" does not name %s", err, field);
 }
 
@@ -212,7 +213,8 @@ Test(train, exported_mlp_with_shape_arithmetic_learns, .timeout = 120) {
 
 static void snapshot(const ty_train *t, uint8_t **out, size_t *out_len) {
   size_t n = 0;
-  for (size_t i = 0; i < ty_train_n_params(t); i++) n += ty_train_param(t, i)->nbytes;
+  for (size_t i = 0; i < ty_train_n_params(t); i++)
+    n += ty_train_param(t, i)->nbytes;
   uint8_t *b = malloc(n), *p = b;
   for (size_t i = 0; i < ty_train_n_params(t); i++) {
     memcpy(p, ty_train_param(t, i)->data, ty_train_param(t, i)->nbytes);
@@ -275,13 +277,17 @@ Test(train, checkpoint_is_valid_onnx, .timeout = 120) {
   int id = ty_graph_find_value(back, "fc1.weight");
   cr_assert_neq(id, TY_NO_VALUE);
   const ty_tensor *w = ty_graph_value_at(back, id)->init;
-  cr_assert(memcmp(w->data, ty_train_param(t, 0)->data, w->nbytes) == 0, "checkpoint holds other weights");
-  cr_assert_eq(ty_graph_find_value(back, "trainyard.loss"), TY_NO_VALUE, "the loss leaked into the checkpoint");
+  cr_assert(memcmp(w->data, ty_train_param(t, 0)->data, w->nbytes) == 0,
+            "checkpoint holds other weights");
+  cr_assert_eq(ty_graph_find_value(back, "trainyard.loss"), TY_NO_VALUE,
+               "the loss leaked into the checkpoint");
   ty_graph_destroy(back);
   if (system("/usr/bin/python3 -c 'import onnx' 2>/dev/null") == 0) {
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \"import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]))\" %s", ck);
+             "/usr/bin/python3 -c \"import onnx,sys; "
+             "onnx.checker.check_model(onnx.load(sys.argv[1]))\" %s",
+             ck);
     cr_assert_eq(system(cmd), 0, "onnx.checker rejected %s", ck);
   }
   ty_train_destroy(t);
@@ -299,7 +305,9 @@ Test(train, resume_rejections, .timeout = 120) {
   ty_train_config c;
   ty_train *t = NULL;
   make_config(&c, 4, missing);
-  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.resume = true, .log = log}, &t, err, sizeof err), TY_ENOTFOUND);
+  cr_assert_eq(
+      ty_train_create(g, &c, &(ty_train_opts){.resume = true, .log = log}, &t, err, sizeof err),
+      TY_ENOTFOUND);
   cr_assert(strstr(err, "missing.onnx.state"), "%s", err);
   ty_train_config_close(&c);
 
@@ -309,7 +317,8 @@ Test(train, resume_rejections, .timeout = 120) {
   cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
   ty_train_destroy(t);
   c.seed = 99; /* another seed: another data order */
-  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EINVAL);
   cr_assert(strstr(err, "seed"), "%s", err);
   c.seed = 3;
   char spath[160];
@@ -318,7 +327,8 @@ Test(train, resume_rejections, .timeout = 120) {
   fseek(f, 9, SEEK_SET);
   fputc(0x7f, f);
   fclose(f);
-  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), TY_EPROTO);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EPROTO);
   cr_assert(strstr(err, "CRC"), "%s", err);
   ty_train_config_close(&c);
   fclose(log);
@@ -347,7 +357,8 @@ Test(train, rejects_bad_model_fields, .timeout = 60) {
   ty_train_config_close(&c);
   make_config(&c, 4, NULL);
   c.batch_size = 63;
-  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.world_size = 2}, &t, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.world_size = 2}, &t, err, sizeof err),
+               TY_EINVAL);
   cr_assert(strstr(err, "config.batch_size"), "%s", err);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
@@ -365,7 +376,8 @@ static int sum_hook(float *buf, size_t n, uint64_t seq, void *user) {
   h->next_seq = seq + 1;
   h->calls++;
   h->floats += n;
-  for (size_t i = 0; i < n; i++) buf[i] *= 2; /* two ranks with equal gradients */
+  for (size_t i = 0; i < n; i++)
+    buf[i] *= 2; /* two ranks with equal gradients */
   return 0;
 }
 
@@ -377,11 +389,16 @@ Test(train, allreduce_hook_sees_every_bucket, .timeout = 60) {
   make_config(&c, 3, NULL);
   hook_log h = {.in_order = true};
   FILE *log = tmpfile();
-  ty_train_opts o = {.rank = 1, .world_size = 2, .allreduce = sum_hook, .allreduce_user = &h,
-                     .bucket_bytes = 4096, .log = log};
+  ty_train_opts o = {.rank = 1,
+                     .world_size = 2,
+                     .allreduce = sum_hook,
+                     .allreduce_user = &h,
+                     .bucket_bytes = 4096,
+                     .log = log};
   ty_train *t = make_trainer(g, &c, &o);
   size_t per_step = 0;
-  for (size_t i = 0; i < ty_train_n_params(t); i++) per_step += (size_t)ty_tensor_numel(ty_train_param(t, i));
+  for (size_t i = 0; i < ty_train_n_params(t); i++)
+    per_step += (size_t)ty_tensor_numel(ty_train_param(t, i));
   cr_assert_eq(ty_train_steps(t, 3, err, sizeof err), 0, "%s", err);
   cr_assert(h.in_order);
   cr_assert_eq(h.floats, 3 * per_step);
@@ -417,7 +434,8 @@ static int async_start(float *buf, size_t n, uint64_t seq, void *user) {
 static int async_wait(void *user) {
   async_log *a = user;
   if (a->count == 0) return TY_ESTATE;
-  for (size_t i = 0; i < a->ns[a->head]; i++) a->bufs[a->head][i] *= 2;
+  for (size_t i = 0; i < a->ns[a->head]; i++)
+    a->bufs[a->head][i] *= 2;
   a->head = (a->head + 1) % 16;
   a->count--;
   a->waits++;
@@ -437,8 +455,12 @@ Test(train, async_allreduce_matches_sync, .timeout = 60) {
   make_config(&c, 3, NULL);
   FILE *log = tmpfile();
   hook_log h = {.in_order = true};
-  ty_train_opts so = {.rank = 1, .world_size = 2, .allreduce = sum_hook, .allreduce_user = &h,
-                      .bucket_bytes = 4096, .log = log};
+  ty_train_opts so = {.rank = 1,
+                      .world_size = 2,
+                      .allreduce = sum_hook,
+                      .allreduce_user = &h,
+                      .bucket_bytes = 4096,
+                      .log = log};
   ty_train *ts = make_trainer(g, &c, &so);
   cr_assert_eq(ty_train_steps(ts, 3, err, sizeof err), 0, "%s", err);
   async_log a = {.in_order = true};
@@ -455,7 +477,8 @@ Test(train, async_allreduce_matches_sync, .timeout = 60) {
   cr_assert_geq(a.progress, 3, "progress is called while backward runs");
   for (size_t i = 0; i < ty_train_n_params(ts); i++) {
     const ty_tensor *x = ty_train_param(ts, i), *y = ty_train_param(ta, i);
-    cr_assert_eq(memcmp(x->data, y->data, (size_t)ty_tensor_numel(x) * sizeof(float)), 0, "parameter %zu differs", i);
+    cr_assert_eq(memcmp(x->data, y->data, (size_t)ty_tensor_numel(x) * sizeof(float)), 0,
+                 "parameter %zu differs", i);
   }
   ty_train_destroy(ts);
   ty_train_destroy(ta);
@@ -477,8 +500,12 @@ Test(train, async_allreduce_start_failure_fails_the_step, .timeout = 60) {
   make_config(&c, 3, NULL);
   FILE *log = tmpfile();
   async_log a = {.in_order = true};
-  ty_train_opts o = {.rank = 0, .world_size = 2, .async = {failing_start, async_wait, NULL}, .allreduce_user = &a,
-                     .bucket_bytes = 4096, .log = log};
+  ty_train_opts o = {.rank = 0,
+                     .world_size = 2,
+                     .async = {failing_start, async_wait, NULL},
+                     .allreduce_user = &a,
+                     .bucket_bytes = 4096,
+                     .log = log};
   ty_train *t = make_trainer(g, &c, &o);
   cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), TY_EIO);
   cr_assert(strstr(err, "ready hook failed"), "%s", err);

@@ -41,7 +41,8 @@ static pid_t spawn(const char *const *argv, int *out_fd) {
     dup2(p[1], 2);
     close(p[0]);
     const char *av[16] = {bin};
-    for (int i = 0; argv[i] && i < 14; i++) av[i + 1] = argv[i];
+    for (int i = 0; argv[i] && i < 14; i++)
+      av[i + 1] = argv[i];
     execv(bin, (char *const *)av);
     _exit(127);
   }
@@ -56,7 +57,8 @@ static int run(const char *const *argv, char *out, size_t len) {
   pid_t pid = spawn(argv, &fd);
   size_t at = 0;
   ssize_t n;
-  while (at + 1 < len && (n = read(fd, out + at, len - at - 1)) > 0) at += (size_t)n;
+  while (at + 1 < len && (n = read(fd, out + at, len - at - 1)) > 0)
+    at += (size_t)n;
   out[at] = 0;
   close(fd);
   int st;
@@ -86,13 +88,21 @@ Test(trainrun, help_and_usage_errors) {
   cr_assert(strstr(out, "--bogus"), "%s", out);
   cr_assert_eq(run((const char *[]){"--model", "m.onnx", NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "--config"), "%s", out);
-  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--steps", "-3", NULL}, out, sizeof out), 2);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--steps", "-3", NULL}, out,
+                   sizeof out),
+               2);
   cr_assert(strstr(out, "--steps"), "%s", out);
-  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--threads", "0", NULL}, out, sizeof out), 2);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--threads", "0", NULL}, out,
+                   sizeof out),
+               2);
   cr_assert(strstr(out, "--threads"), "%s", out);
-  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--bucket-kb", "0", NULL}, out, sizeof out), 2);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--bucket-kb", "0", NULL}, out,
+                   sizeof out),
+               2);
   cr_assert(strstr(out, "--bucket-kb: must be"), "%s", out);
-  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--bucket-mb", "5000", NULL}, out, sizeof out), 2);
+  cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--bucket-mb", "5000", NULL},
+                   out, sizeof out),
+               2);
   cr_assert(strstr(out, "--bucket-mb: must be"), "%s", out);
 }
 
@@ -104,7 +114,9 @@ Test(trainrun, missing_files_are_named) {
   uint8_t *c = pack_config(5, 0, NULL, &len);
   write_file(cfg, c, len);
   free(c);
-  cr_assert_eq(run((const char *[]){"--model", model, "--config", "/nonexistent/c.pb", NULL}, out, sizeof out), 2);
+  cr_assert_eq(run((const char *[]){"--model", model, "--config", "/nonexistent/c.pb", NULL}, out,
+                   sizeof out),
+               2);
   cr_assert(strstr(out, "/nonexistent/c.pb"), "%s", out);
   cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "absent.onnx"), "%s", out);
@@ -138,7 +150,8 @@ Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
   /* Slow steps so SIGTERM lands within a step or two of step 5. */
   setenv("TRAINYARD_STEP_DELAY_MS", "20", 1);
   int fd;
-  pid_t pid = spawn((const char *[]){"--model", model, "--config", cfg, "--threads", "1", NULL}, &fd);
+  pid_t pid =
+      spawn((const char *[]){"--model", model, "--config", cfg, "--threads", "1", NULL}, &fd);
   char out[1 << 16];
   size_t at = 0;
   ssize_t n;
@@ -170,8 +183,10 @@ Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
   snprintf(total, sizeof total, "%lu", stopped + 7);
   snprintf(want, sizeof want, "step %lu/%lu", stopped + 7, stopped + 7);
   char out2[1 << 16];
-  cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, "--resume", "--steps", total, NULL}, out2,
-                   sizeof out2), 0, "%s", out2);
+  cr_assert_eq(
+      run((const char *[]){"--model", model, "--config", cfg, "--resume", "--steps", total, NULL},
+          out2, sizeof out2),
+      0, "%s", out2);
   cr_assert(strstr(out2, "resumed from"), "%s", out2);
   cr_assert(strstr(out2, want), "no \"%s\" in: %s", want, out2);
 }

@@ -45,7 +45,8 @@ static void write_job(const char *ckpt) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
   ty_graph *g = synth_mlp_build(&o);
   char err[256];
-  cr_assert_eq(ty_graph_save_onnx(g, NULL, 0, synth_path("model.onnx"), err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_graph_save_onnx(g, NULL, 0, synth_path("model.onnx"), err, sizeof err), 0, "%s",
+               err);
   ty_graph_destroy(g);
   Trainyard__TrainConfig m = TRAINYARD__TRAIN_CONFIG__INIT;
   Trainyard__SoftmaxCrossEntropy sce = TRAINYARD__SOFTMAX_CROSS_ENTROPY__INIT;
@@ -101,17 +102,19 @@ static double lr_at(const char *out, int step) {
 Test(trainrun_data, steps_limit_keeps_the_schedule, .timeout = 60) {
   write_job("");
   char args[512], out2[8192], out8[8192];
-  snprintf(args, sizeof args, "--model %s --config %s --steps 2 --threads 1", synth_path("model.onnx"),
-           synth_path("config.pb"));
+  snprintf(args, sizeof args, "--model %s --config %s --steps 2 --threads 1",
+           synth_path("model.onnx"), synth_path("config.pb"));
   cr_assert_eq(trainrun(args, out2, sizeof out2), 0, "%s", out2);
-  cr_assert(strstr(out2, "parameters: 4 tensors, 212 values trained; 0 float initializers frozen"), "%s", out2);
+  cr_assert(strstr(out2, "parameters: 4 tensors, 212 values trained; 0 float initializers frozen"),
+            "%s", out2);
   cr_assert(strstr(out2, "step 2/2 "), "%s", out2);
-  snprintf(args, sizeof args, "--model %s --config %s --threads 1", synth_path("model.onnx"), synth_path("config.pb"));
+  snprintf(args, sizeof args, "--model %s --config %s --threads 1", synth_path("model.onnx"),
+           synth_path("config.pb"));
   cr_assert_eq(trainrun(args, out8, sizeof out8), 0, "%s", out8);
   cr_assert(strstr(out8, "step 8/8 "), "%s", out8);
   for (int s = 1; s <= 2; s++)
-    cr_assert_eq(lr_at(out2, s), lr_at(out8, s), "step %d: lr %g with --steps 2, %g without", s, lr_at(out2, s),
-                 lr_at(out8, s));
+    cr_assert_eq(lr_at(out2, s), lr_at(out8, s), "step %d: lr %g with --steps 2, %g without", s,
+                 lr_at(out2, s), lr_at(out8, s));
   cr_assert_neq(lr_at(out8, 2), lr_at(out8, 1), "the schedule decays");
 }
 
@@ -120,14 +123,16 @@ Test(trainrun_data, unwritable_checkpoint_is_refused_before_training, .timeout =
   snprintf(ck, sizeof ck, "%s/missing-dir/ck.onnx", synth_path(""));
   write_job(ck);
   char args[512], out[8192];
-  snprintf(args, sizeof args, "--model %s --config %s", synth_path("model.onnx"), synth_path("config.pb"));
+  snprintf(args, sizeof args, "--model %s --config %s", synth_path("model.onnx"),
+           synth_path("config.pb"));
   cr_assert_eq(trainrun(args, out, sizeof out), 2, "%s", out);
-  cr_assert(strstr(out, "trainrun: checkpoint_path: ") && strstr(out, "missing-dir/ck.onnx: cannot be written"), "%s",
-            out);
+  cr_assert(strstr(out, "trainrun: checkpoint_path: ") &&
+                strstr(out, "missing-dir/ck.onnx: cannot be written"),
+            "%s", out);
   cr_assert_null(strstr(out, "step "), "trained before refusing: %s", out);
   /* --checkpoint overrides it and is checked the same way. */
-  snprintf(args, sizeof args, "--model %s --config %s --checkpoint /proc/ck.onnx", synth_path("model.onnx"),
-           synth_path("config.pb"));
+  snprintf(args, sizeof args, "--model %s --config %s --checkpoint /proc/ck.onnx",
+           synth_path("model.onnx"), synth_path("config.pb"));
   cr_assert_eq(trainrun(args, out, sizeof out), 2, "%s", out);
   cr_assert(strstr(out, "/proc/ck.onnx: cannot be written"), "%s", out);
 }
