@@ -24,17 +24,8 @@ export TRAINYARD_CONTROLLER=127.0.0.1:$port
 
 now() { date +%s.%N; }
 log() { echo "bench: $*" >&2; }
-# Waits until `$1` (a command printing the number of unfinished jobs) prints 0
-# or the cap runs out; prints how many were left (0 = all done).
-drain_wait() {
-  local cap=${TY_BENCH_DRAIN_CAP_S:-1800} start left
-  start=$(date +%s)
-  while left=$($1); [ "$left" -gt 0 ]; do
-    [ $(( $(date +%s) - start )) -ge "$cap" ] && break
-    sleep 0.05
-  done
-  echo "$left"
-}
+# drain_wait (its elapsed is redefined below, with two arguments)
+. "$root/bench/timing.sh"
 sl_active() { squeue -h | wc -l; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -24,3 +24,16 @@ seq_runs() {
     elapsed "$t0" >>"$out"
   done
 }
+
+# drain_wait CMD -> waits until CMD (printing the number of unfinished jobs)
+# prints 0 or TY_BENCH_DRAIN_CAP_S (default 1800) runs out; prints how many
+# were left (0 = all done).
+drain_wait() {
+  local cap=${TY_BENCH_DRAIN_CAP_S:-1800} start left
+  start=$(date +%s)
+  while left=$($1); [ "$left" -gt 0 ]; do
+    [ $(( $(date +%s) - start )) -ge "$cap" ] && break
+    sleep 0.05
+  done
+  echo "$left"
+}
