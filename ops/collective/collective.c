@@ -34,6 +34,13 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) {
   return "leak:libmpi.so\nleak:libopen-rte.so\nleak:libopen-pal.so\nleak:libevent\n";
 }
+/* The suppressions match a library anywhere in the allocation's stack, but
+ * the fast unwinder stops at the first frame of a plugin built without frame
+ * pointers; the slow one reaches libmpi. ASAN_OPTIONS still overrides it. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+  return "fast_unwind_on_malloc=0";
+}
 #endif
 
 int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...) {
