@@ -55,7 +55,10 @@ if [ ! -f "$tsandir/build.ninja" ]; then
   meson setup "$tsandir" -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dfuzz=disabled \
     -Dcuda=disabled -Dtests=disabled
 fi
-ninja -C "$tsandir" daemon/traind worker/trainworkerd cli/trainctl ops/trainrun/trainrun
+# The helpers the daemons start (tasks through trainyard-exec, models checked
+# in trainyard-graphcheck) are found beside them, so they are built too.
+ninja -C "$tsandir" daemon/traind daemon/graphcheck/trainyard-graphcheck worker/trainworkerd \
+  worker/trainyard-exec cli/trainctl ops/trainrun/trainrun
 tsan_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ty-tsan.XXXXXX")
 tsan_run() { # tsan_run TEST_BINARY [ARGS...]
   echo "test.sh: ThreadSanitizer: $*"
