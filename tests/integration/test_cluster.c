@@ -220,6 +220,17 @@ Test(cluster, nodes_are_unknown_until_they_register_after_a_restart, .timeout = 
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   c.node_timeout_ms = 60000; /* the restarted controller waits long for the node */
+  /* A job acknowledged and finished after the registration means the
+   * registration's commit, queued before it, is durable: the restarted
+   * controller must know the node (under TSan the kill came first). */
+  ty_rpc_client *first = it_client(&c);
+  uint64_t id = 0;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(it_submit_sh(first, "true", "durable", &id, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *done = it_wait_job(first, id, ST(COMPLETED), 60000);
+  cr_assert(done, "job %lu did not complete", (unsigned long)id);
+  trainyard__get_job_response__free_unpacked(done, NULL);
+  ty_rpc_client_close(first);
   it_kill9(&c.traind);
   kill(c.worker[0], SIGSTOP); /* keeps it from registering again for now */
   it_controller_start(&c);
