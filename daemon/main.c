@@ -18,6 +18,7 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "lib/notify/notify.h"
 #include "lib/rpc/rpc.h"
 #include "ops/plan/plan.h"
 #include "proto/methods.h"
@@ -53,6 +54,7 @@ static const char *const plan_keys[] = {
 
 typedef struct daemon_state {
   uv_signal_t sigterm, sigint;
+  ty_notify_watchdog watchdog; /* WatchdogSec= of traind.service */
   ty_controller *ctl;
 } daemon_state;
 
@@ -307,8 +309,9 @@ static int parse_args(int argc, char **argv, opts *o) {
   return rc;
 }
 
-/* trainyard-graphcheck next to traind (installed) or in the build tree's
- * daemon/graphcheck; else the bare name (a failed spawn says so). */
+/* trainyard-graphcheck next to traind, in the build tree's
+ * daemon/graphcheck, or installed in LIBEXECDIR/trainyard; else the bare
+ * name (a failed spawn says so). */
 static void find_graphcheck(opts *o) {
   if (o->graphcheck[0]) return;
   snprintf(o->graphcheck, sizeof o->graphcheck, "trainyard-graphcheck");
@@ -324,6 +327,8 @@ static void find_graphcheck(opts *o) {
     snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
     if (access(cand, X_OK) == 0 && realpath(cand, o->graphcheck)) return;
   }
+  const char *installed = TY_LIBEXECDIR "/trainyard-graphcheck";
+  if (access(installed, X_OK) == 0) snprintf(o->graphcheck, sizeof o->graphcheck, "%s", installed);
 }
 
 /* The cost model as the controller passes it to each check. */
@@ -416,7 +421,9 @@ static void on_signal(uv_signal_t *s, int signum) {
   daemon_state *d = s->data;
   ty_info("received %s: shutting down (tasks keep running on the workers)",
           signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  ty_notify_stopping("stopping: committing and answering what is queued");
   ty_controller_stop(d->ctl);
+  ty_notify_watchdog_close(&d->watchdog);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -517,6 +524,12 @@ int main(int argc, char **argv) {
   d.sigterm.data = d.sigint.data = &d;
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
   uv_signal_start(&d.sigint, on_signal, SIGINT);
+  if ((rc = ty_notify_watchdog_init(loop, &d.watchdog)) != 0)
+    ty_warn("cannot start the watchdog keep-alive: %s", ty_strerror(rc));
+  /* Listening, the store open and the port file written: ready. */
+  char status[128];
+  snprintf(status, sizeof status, "rpc on port %d, metrics on port %d", rpc_port, metrics_port);
+  ty_notify_ready(status);
   uv_run(loop, UV_RUN_DEFAULT);
   ty_controller_destroy(d.ctl);
   uv_loop_close(loop);
