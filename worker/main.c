@@ -76,7 +76,7 @@ typedef struct ty_worker {
   uint32_t service_uid;
   uv_signal_t sigterm, sigint;
   uv_timer_t stop_timer;
-  uv_timer_t logs_timer; /* once a second: ty_tasks_check_logs */
+  uv_timer_t logs_timer;       /* once a second: ty_tasks_check_logs */
   ty_notify_watchdog watchdog; /* WatchdogSec= of trainworkerd.service */
   int stop_signals;
   int64_t all_ended_ms; /* when the last task ended during a stop; 0 = not yet */

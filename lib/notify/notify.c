@@ -23,7 +23,9 @@ static void send_state(const char *state, const char *status) {
   if (rc < 0) ty_warn("sd_notify %s: %s (is NOTIFY_SOCKET reachable?)", state, ty_strerror(rc));
 }
 
-bool ty_notify_supported(void) { return true; }
+bool ty_notify_supported(void) {
+  return true;
+}
 
 static void on_watchdog(uv_timer_t *t) {
   (void)t;
@@ -49,7 +51,9 @@ static void send_state(const char *state, const char *status) {
   (void)status;
 }
 
-bool ty_notify_supported(void) { return false; }
+bool ty_notify_supported(void) {
+  return false;
+}
 
 int ty_notify_watchdog_init(uv_loop_t *loop, ty_notify_watchdog *wd) {
   (void)loop;
@@ -58,9 +62,13 @@ int ty_notify_watchdog_init(uv_loop_t *loop, ty_notify_watchdog *wd) {
 }
 #endif
 
-void ty_notify_ready(const char *status) { send_state("READY=1", status); }
+void ty_notify_ready(const char *status) {
+  send_state("READY=1", status);
+}
 
-void ty_notify_stopping(const char *status) { send_state("STOPPING=1", status); }
+void ty_notify_stopping(const char *status) {
+  send_state("STOPPING=1", status);
+}
 
 void ty_notify_watchdog_close(ty_notify_watchdog *wd) {
   if (!wd->started) return;
