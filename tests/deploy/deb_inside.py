@@ -15,7 +15,10 @@ installed trainctl; it must run as that user (trainyard-exec from
 /usr/libexec) and its output must come back. traind --backup copies the
 live store; SIGTERM must bring STOPPING=1 and a clean exit.
 
-Usage: deb_inside.py PACKAGE.deb
+With a GRAPH_DIR (deb_install.sh's copy of the example MLP), a graph job
+runs too: the model check, trainrun and a checkpoint, all as installed.
+
+Usage: deb_inside.py PACKAGE.deb [GRAPH_DIR]
 """
 import os
 import pwd
@@ -147,6 +150,49 @@ def exec_argv(line, env):
     return argv
 
 
+def sandbox(k, user):
+    """The part of the unit's hardening that can be had without systemd,
+    as a command prefix that keeps the pid (each step execs the next):
+    ProtectSystem=strict and ProtectHome=read-only as a read-only mount of
+    everything but the state directory and ReadWritePaths= (in a mount
+    namespace of the daemon's own), NoNewPrivileges=, the capability
+    bounding set (CapabilityBoundingSet=, and the capabilities that
+    ProtectKernelModules=, ProtectKernelLogs= and ProtectClock= take away),
+    then User=. Whatever breaks the daemon or its tasks under these breaks
+    this test."""
+    one = lambda key: k.get(key, [""])[-1]
+    mounts = []
+    if one("ProtectSystem") == "strict":
+        writable = ["/var/lib/" + d for d in one("StateDirectory").split()]
+        for p in " ".join(k.get("ReadWritePaths", [])).split():
+            p = p.lstrip("-")
+            if os.path.exists(p):
+                writable.append(p)
+        mounts = ["mount --bind %s %s" % (w, w) for w in writable]
+        mounts += ["mount -o remount,bind,ro %s" % m for m in ["/", "/run", "/tmp"]]
+        mounts += ["mount -o remount,bind,rw %s" % w for w in writable]
+    drop = []
+    if "CapabilityBoundingSet" in k and not one("CapabilityBoundingSet"):
+        drop = ["-all"]
+    else:
+        for key, caps in [("ProtectKernelModules", "-sys_module"), ("ProtectKernelLogs", "-syslog"),
+                          ("ProtectClock", "-sys_time,-wake_alarm")]:
+            if one(key) == "yes":
+                drop.append(caps)
+    setpriv = ["setpriv"]
+    if one("NoNewPrivileges") == "yes":
+        setpriv.append("--no-new-privs")
+    if drop:
+        setpriv.append("--bounding-set=" + ",".join(drop))
+    if user != "root":
+        setpriv += ["--reuid", user, "--regid", user, "--init-groups"]
+    prefix = setpriv + ["--"]
+    if mounts:
+        script = " && ".join(mounts) + ' && exec "$@"'
+        prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"] + prefix
+    return prefix
+
+
 class Unit:
     """One unit's main process, started as systemd would start it."""
 
@@ -172,16 +218,12 @@ class Unit:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         os.chmod(self.sock_path, 0o777)  # the daemon may not be root
         env["NOTIFY_SOCKET"] = self.sock_path
-        argv = exec_argv(k["ExecStart"][0], env)
+        argv = sandbox(k, user) + exec_argv(k["ExecStart"][0], env)
         umask = int(k.get("UMask", ["0022"])[0], 8)
 
         def become():
             os.setsid()
             os.umask(umask)
-            if pw.pw_uid != 0:
-                os.initgroups(user, pw.pw_gid)
-                os.setgid(pw.pw_gid)
-                os.setuid(pw.pw_uid)
 
         self.log = open("/run/%s.log" % name, "w")
         print("%s: %s (as %s)" % (name, " ".join(argv), user), flush=True)
@@ -242,26 +284,48 @@ def as_user(argv):
                env={"PATH": "/usr/bin:/bin", "HOME": pw.pw_dir, "USER": USER})
 
 
+def wait_job(jid, timeout_s):
+    """Polls `trainctl show` until the job completed; fails on another end."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        show = as_user(["trainctl", "show", jid]).stdout
+        if "COMPLETED" in show:
+            return show
+        if "FAILED" in show or "CANCELLED" in show:
+            logs = as_user(["trainctl", "logs", jid]).stdout
+            fail("job %s ended badly:\n%s\n%s" % (jid, show, logs[-3000:]))
+        time.sleep(0.3)
+    fail("job %s did not complete:\n%s" % (jid, show))
+
+
 def run_job():
     run(["useradd", "--create-home", USER])
     job = as_user(["trainctl", "submit", "--quiet", "--command", "--name", "from-deb", "--",
                    "/bin/sh", "-c", "echo hello from $(id -un) on $TRAINYARD_NODE"])
     jid = job.stdout.strip()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        show = as_user(["trainctl", "show", jid]).stdout
-        if "COMPLETED" in show:
-            break
-        if "FAILED" in show or "CANCELLED" in show:
-            fail("job %s ended badly:\n%s" % (jid, show))
-        time.sleep(0.3)
-    else:
-        fail("job %s did not complete:\n%s" % (jid, show))
+    wait_job(jid, 60)
     logs = as_user(["trainctl", "logs", jid]).stdout
     want = "hello from %s on %s" % (USER, NODE)
     if want not in logs:
         fail("job %s's output is %r, not %r" % (jid, logs, want))
     print("job %s: %s" % (jid, logs.strip()), flush=True)
+
+
+def graph_job(graph):
+    """The example MLP for a few steps: traind's check runs
+    /usr/libexec/trainyard/trainyard-graphcheck inside traind's sandbox,
+    the worker starts /usr/bin/trainrun as the user, and the rank writes
+    its checkpoint under /var/lib/trainyard/checkpoints."""
+    home = pwd.getpwnam(USER).pw_dir
+    as_user(["cp", graph + "/mlp.onnx", graph + "/mlp.config.pb", home])
+    as_user(["sh", "-c", "%s/deploy/graph-job.sh mlp.onnx mlp.config.pb 1 1 deb-mlp data > job.pb"
+             % graph])
+    jid = as_user(["trainctl", "submit", "--quiet", "job.pb"]).stdout.strip()
+    show = wait_job(jid, 180)
+    ckpt = "/var/lib/trainyard/checkpoints/" + jid
+    if not os.path.isdir(ckpt) or os.stat(ckpt).st_uid != pwd.getpwnam(USER).pw_uid:
+        fail("graph job %s has no checkpoint directory %s of its user:\n%s" % (jid, ckpt, show))
+    print("graph job %s: COMPLETED, checkpoints %s" % (jid, sorted(os.listdir(ckpt))), flush=True)
 
 
 def backup():
@@ -282,6 +346,8 @@ def main():
     worker.expect("READY")
     try:
         run_job()
+        if len(sys.argv) > 2:
+            graph_job(sys.argv[2])
         backup()
     except SystemExit:
         traind.dump()

@@ -49,13 +49,31 @@ fi
 [ -f "$deb" ] || { echo "FAIL: no package at $deb"; exit 1; }
 echo "deb_install: $deb"
 
+# A graph job too, when meson passes the example MLP (TY_MLP_ONNX,
+# TY_MLP_CONFIG) and protoc is here: its config cut to a few steps.
+graph=
+if [ -f "${TY_MLP_ONNX:-}" ] && [ -f "${TY_MLP_CONFIG:-}" ] && command -v protoc > /dev/null; then
+  graph=$(mktemp -d)
+  mkdir "$graph/deploy" "$graph/proto"
+  cp "$src/deploy/graph-job.sh" "$graph/deploy/"
+  cp "$src"/proto/*.proto "$graph/proto/"
+  cp "$TY_MLP_ONNX" "$graph/mlp.onnx"
+  { protoc --decode=trainyard.TrainConfig --proto_path="$src/proto" "$src/proto/train_config.proto" \
+      < "$TY_MLP_CONFIG"; echo "max_steps: 30"; } |
+    protoc --encode=trainyard.TrainConfig --proto_path="$src/proto" "$src/proto/train_config.proto" \
+      > "$graph/mlp.config.pb"
+  chmod -R a+rX "$graph" # the job's user copies them
+else
+  echo "deb_install: no graph job (the example MLP or protoc is missing)"
+fi
+
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+trap 'rm -rf "$scratch" ${graph:+"$graph"}' EXIT
 # PID 1 of the new PID namespace is this inner shell: when it exits, the
 # kernel kills everything started inside, and the mounts go with the
 # mount namespace.
 unshare -m -n -p -f --propagation private bash -euo pipefail -c '
-  s=$1 deb=$2 inside=$3
+  s=$1 deb=$2 inside=$3 graph=$4
   mount -t tmpfs -o size=2g tmpfs "$s"
   mkdir "$s/upper" "$s/work" "$s/root"
   mount -t overlay overlay -o "lowerdir=/,upperdir=$s/upper,workdir=$s/work" "$s/root"
@@ -67,6 +85,7 @@ unshare -m -n -p -f --propagation private bash -euo pipefail -c '
   mount -t tmpfs tmpfs "$r/run"
   cp "$deb" "$r/tmp/trainyard.deb"
   cp "$inside" "$r/tmp/deb_inside.py"
+  [ -z "$graph" ] || cp -r "$graph" "$r/tmp/graph"
   chroot "$r" ip link set lo up
-  chroot "$r" timeout 300 python3 /tmp/deb_inside.py /tmp/trainyard.deb
-' deb_install "$scratch" "$deb" "$src/tests/deploy/deb_inside.py"
+  chroot "$r" timeout 300 python3 /tmp/deb_inside.py /tmp/trainyard.deb ${graph:+/tmp/graph}
+' deb_install "$scratch" "$deb" "$src/tests/deploy/deb_inside.py" "$graph"
