@@ -21,14 +21,6 @@
 
 #define ST(x) TRAINYARD__JOB_STATE__JOB_##x
 
-static int wait_state(ty_rpc_client *cl, uint64_t id, int state) {
-  Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, 60000);
-  cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
-  int s = (int)r->job->state;
-  trainyard__get_job_response__free_unpacked(r, NULL);
-  return s;
-}
-
 /* traind ARGS (NULL-terminated, at most 8): its exit status, stdout and
  * stderr as heap strings. */
 static int traind(const it_cluster *c, char **out, char **err, const char *const *args) {
@@ -61,10 +53,10 @@ Test(backup, taken_while_jobs_run_restores_into_a_working_controller, .timeout =
   it_cluster_start(&c, 1, 4);
   ty_rpc_client *cl = it_client(&c);
   uint64_t done = it_submit_cli(&c, (const char *[]){"--name", "bk-done", "--", "true", NULL});
-  cr_assert_eq(wait_state(cl, done, 0), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, done, 0, 60000), ST(COMPLETED));
   uint64_t live =
       it_submit_cli(&c, (const char *[]){"--name", "bk-live", "--", "sleep", "120", NULL});
-  cr_assert_eq(wait_state(cl, live, ST(RUNNING)), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, live, ST(RUNNING), 60000), ST(RUNNING));
   /* Submits acknowledged just before the backup: their commits race its
    * read transaction, and an acknowledged job must be in the copy. */
   uint64_t queued[6];
@@ -89,20 +81,20 @@ Test(backup, taken_while_jobs_run_restores_into_a_working_controller, .timeout =
   cl = it_client(&c);
   cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000),
             "the worker did not re-register");
-  cr_assert_eq(wait_state(cl, done, 0), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, done, 0, 60000), ST(COMPLETED));
   for (size_t i = 0; i < TY_ARRAY_LEN(queued); i++)
-    cr_assert_eq(wait_state(cl, queued[i], 0), ST(COMPLETED), "job %llu",
+    cr_assert_eq(it_wait_state(cl, queued[i], 0, 60000), ST(COMPLETED), "job %llu",
                  (unsigned long long)queued[i]);
   /* The job that ran through the backup and the restore is still the
    * controller's: running, then cancelled on request. */
-  cr_assert_eq(wait_state(cl, live, ST(RUNNING)), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, live, ST(RUNNING), 60000), ST(RUNNING));
   char sid[24];
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)live);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
-  cr_assert_eq(wait_state(cl, live, 0), ST(CANCELLED));
+  cr_assert_eq(it_wait_state(cl, live, 0, 60000), ST(CANCELLED));
   uint64_t after = it_submit_cli(&c, (const char *[]){"--name", "bk-after", "--", "true", NULL});
   cr_assert_gt(after, queued[TY_ARRAY_LEN(queued) - 1], "job ids were reused after the restore");
-  cr_assert_eq(wait_state(cl, after, 0), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, after, 0, 60000), ST(COMPLETED));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
