@@ -214,6 +214,8 @@ class Unit:
             os.chown(path, pw.pw_uid, pw.pw_gid)
         self.sock_path = "/run/notify-%s" % name
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if os.path.exists(self.sock_path):  # a unit started again
+            os.unlink(self.sock_path)
         self.sock.bind(self.sock_path)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         os.chmod(self.sock_path, 0o777)  # the daemon may not be root
@@ -337,6 +339,25 @@ def backup():
         fail("the backup is not 0600")
 
 
+def upgrade(deb):
+    """The package installed again over itself (what an upgrade runs: prerm
+    upgrade, unpack, postinst configure) keeps the operator's edits to the
+    conffiles and the controller's state: a restarted traind still knows
+    the jobs (docs/deploy.md, "Upgrade")."""
+    run(["dpkg", "-i", deb], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    with open("/etc/trainyard/traind.conf") as f:
+        if "auth.nodes = %s" % NODE not in f.read():
+            fail("the upgrade lost the operator's line in /etc/trainyard/traind.conf")
+    traind = Unit("traind.service")
+    traind.expect("READY")
+    show = as_user(["trainctl", "show", "1"]).stdout
+    if "COMPLETED" not in show:
+        traind.dump()
+        fail("after the upgrade traind does not know job 1 as COMPLETED:\n" + show)
+    traind.stop()
+    print("upgrade: conffiles and state kept", flush=True)
+
+
 def main():
     install(sys.argv[1])
     configure()
@@ -355,7 +376,9 @@ def main():
         raise
     worker.stop()
     traind.stop()
-    print("ok: installed, started as the units say, ran a job, stopped", flush=True)
+    upgrade(sys.argv[1])
+    print("ok: installed, started as the units say, ran jobs, stopped, upgraded in place",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # The Debian package, installed and run (issue 19): deb_inside.py installs
 # the .deb with dpkg into a throwaway root, starts the units' ExecStart
-# commands as systemd would and runs a job. The root is an overlay of this
+# commands as systemd would (inside the part of their sandboxing that works
+# without systemd), runs a command job and a graph job, takes a backup,
+# stops them, and installs the package again over itself as an upgrade
+# would, keeping conffile edits and state. The root is an overlay of this
 # machine's / (writes go to a tmpfs) in private mount, network and PID
 # namespaces: dpkg's maintainer scripts run for real, the daemons listen on
 # their default ports on a loopback of their own, and everything started
