@@ -26,6 +26,11 @@ for tool in unshare chroot dpkg python3 mungekey /usr/sbin/munged; do
   command -v "$tool" > /dev/null || skip "$tool is not installed"
 done
 unshare -m -n -p -f true 2> /dev/null || skip "cannot create mount, network and PID namespaces here"
+# The overlay covers / alone: a system whose /usr, /etc or /var is another
+# mount would show dpkg an empty one.
+for d in /usr /etc /var /var/lib; do
+  ! mountpoint -q "$d" || skip "$d is a mount of its own; the overlay of / would not hold it"
+done
 
 # The newest mtime of the checkout's files (tracked and new), 0 without git.
 newest_source() {
@@ -36,7 +41,8 @@ newest_source() {
 deb=${TY_DEB:-}
 if [ -z "$deb" ]; then
   deb=$(ls -t "$build"/deb/trainyard_*.deb 2> /dev/null | head -1 || true)
-  if [ -n "$deb" ] && [ "$(stat -c %Y "$deb")" -lt "$(newest_source)" ]; then
+  newest=$(newest_source)
+  if [ -n "$deb" ] && [ "$(stat -c %Y "$deb")" -lt "${newest:-0}" ]; then
     echo "deb_install: $deb is older than the checkout; rebuilding"
     deb=
   fi
