@@ -59,4 +59,17 @@ for u in "${units[@]}"; do
 done
 grep -q '^User=trainyard$' "$root/etc/systemd/system/traind.service" ||
   { echo "FAIL: traind.service does not run as the trainyard user"; exit 1; }
+# traind's sandbox stays tight: systemd's own exposure score (0 = fully
+# locked down, 10 = nothing) must not creep up when the unit changes.
+# trainworkerd has no such bound: its tasks need what it keeps.
+score=$(systemd-analyze security --offline=true --root="$root" traind.service 2>&1 |
+  sed -n 's/.*Overall exposure level for traind.service: \([0-9.]*\).*/\1/p')
+if [ -z "$score" ]; then
+  echo "note: systemd-analyze security --offline gave no score here; not checked"
+elif ! awk -v s="$score" 'BEGIN { exit !(s <= 4.0) }'; then
+  echo "FAIL: traind.service's exposure score is $score, above 4.0"
+  exit 1
+else
+  echo "traind.service: exposure $score (at most 4.0)"
+fi
 echo "ok: ${units[*]} verified"
