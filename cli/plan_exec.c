@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `trainctl plan --mesh` in trainctl: runs trainyard-plan (plan_local.c),
- * found beside trainctl's own executable, in this process's place with
+ * found beside trainctl's own executable (a build tree) or in
+ * LIBEXECDIR/trainyard (installed), in this process's place with
  * the same arguments, so the planner's libraries load only for it.
  */
 #include <errno.h>
@@ -24,6 +25,9 @@ int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv) {
   char *slash = strrchr(self, '/');
   if (slash) *slash = '\0';
   snprintf(helper, sizeof helper, "%s/trainyard-plan", slash ? self : ".");
+  /* Beside trainctl in a build tree; installed, in LIBEXECDIR/trainyard. */
+  if (access(helper, X_OK) != 0)
+    snprintf(helper, sizeof helper, "%s", TY_LIBEXECDIR "/trainyard-plan");
   char *args[argc + 2];
   args[0] = helper;
   for (int i = 0; i < argc; i++)
@@ -31,7 +35,8 @@ int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv) {
   args[argc + 1] = NULL;
   fflush(NULL);
   execv(helper, args);
-  ty__ctl_err("plan --mesh: cannot run %s (it plans here and is installed beside trainctl): %s",
-              helper, strerror(errno));
+  ty__ctl_err("plan --mesh: cannot run %s (it plans here; trainctl looks beside itself, then in "
+              "%s): %s",
+              helper, TY_LIBEXECDIR, strerror(errno));
   return TY_CLI_EXIT_ERROR;
 }

@@ -415,6 +415,21 @@ void ty_store_close(ty_store *s); /* accepts NULL */
 int ty_store_schema_version(void);
 int ty_store_user_version(ty_store *s);
 
+/* backup.c: copies the store at db_path, which a running traind may be
+ * writing, into dest_path with SQLite's online backup API: one read
+ * transaction, so the copy is the consistent state of one commit and the
+ * controller's writers never wait for it (WAL). The copy is written to
+ * DEST.tmp, checked (quick_check), fsynced and renamed, mode 0600; an
+ * existing dest_path is replaced only by a complete copy. Fills *out (may be
+ * NULL) with the copy's size and schema version. TY_ESTORE or TY_EIO with a
+ * sentence naming the file in err. */
+typedef struct ty_store_backup_info {
+  uint64_t bytes;
+  int user_version;
+} ty_store_backup_info;
+int ty_store_backup(const char *db_path, const char *dest_path, ty_store_backup_info *out,
+                    char *err, size_t err_len);
+
 /* ---- loop thread: loading and reading ------------------------------------- */
 /* Each calls cb once per row; a non-zero return from cb stops and is returned. */
 int ty_store_load_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud), void *ud);

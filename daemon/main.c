@@ -18,6 +18,7 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "lib/notify/notify.h"
 #include "lib/rpc/rpc.h"
 #include "ops/plan/plan.h"
 #include "proto/methods.h"
@@ -28,6 +29,7 @@ typedef struct opts {
   int listen_port, metrics_port, web_port;
   bool web_token_required;
   const char *state_dir, *port_file, *config_file, *munge_socket, *checkpoint_dir;
+  const char *backup; /* --backup FILE: copy the store there and exit */
   ty_auth_mode auth;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
@@ -53,6 +55,7 @@ static const char *const plan_keys[] = {
 
 typedef struct daemon_state {
   uv_signal_t sigterm, sigint;
+  ty_notify_watchdog watchdog; /* WatchdogSec= of traind.service */
   ty_controller *ctl;
 } daemon_state;
 
@@ -67,6 +70,8 @@ static void usage(FILE *f) {
       "  --web-token-required        with --auth none, loopback clients need the console's token "
       "too\n"
       "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
+      "  --backup FILE               copy DIR/traind.db to FILE and exit; safe while traind\n"
+      "                              runs (SQLite's online backup; docs/deploy.md)\n"
       "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
       "                              the workers; default: checkpoints next to the state dir)\n"
       "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
@@ -212,6 +217,9 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'K':
     o->kill_on_invalid_dep = true;
     return 0;
+  case 'B':
+    o->backup = arg;
+    return 0;
   case 'h':
     usage(stdout);
     return -1;
@@ -261,6 +269,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"min-job-age", required_argument, NULL, 'A'},
                                          {"purge-after", required_argument, NULL, 'P'},
                                          {"kill-on-invalid-dep", no_argument, NULL, 'K'},
+                                         {"backup", required_argument, NULL, 'B'},
 #define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
                                          TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
 #undef PLAN_OPT_
@@ -307,8 +316,9 @@ static int parse_args(int argc, char **argv, opts *o) {
   return rc;
 }
 
-/* trainyard-graphcheck next to traind (installed) or in the build tree's
- * daemon/graphcheck; else the bare name (a failed spawn says so). */
+/* trainyard-graphcheck next to traind, in the build tree's
+ * daemon/graphcheck, or installed in LIBEXECDIR/trainyard; else the bare
+ * name (a failed spawn says so). */
 static void find_graphcheck(opts *o) {
   if (o->graphcheck[0]) return;
   snprintf(o->graphcheck, sizeof o->graphcheck, "trainyard-graphcheck");
@@ -324,6 +334,8 @@ static void find_graphcheck(opts *o) {
     snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
     if (access(cand, X_OK) == 0 && realpath(cand, o->graphcheck)) return;
   }
+  const char *installed = TY_LIBEXECDIR "/trainyard-graphcheck";
+  if (access(installed, X_OK) == 0) snprintf(o->graphcheck, sizeof o->graphcheck, "%s", installed);
 }
 
 /* The cost model as the controller passes it to each check. */
@@ -416,15 +428,35 @@ static void on_signal(uv_signal_t *s, int signum) {
   daemon_state *d = s->data;
   ty_info("received %s: shutting down (tasks keep running on the workers)",
           signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  ty_notify_stopping("stopping: committing and answering what is queued");
   ty_controller_stop(d->ctl);
+  ty_notify_watchdog_close(&d->watchdog);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+/* traind --backup FILE: the store of --state-dir, copied while it may be in
+ * use; a line on stdout says what was written. */
+static int backup(const opts *o) {
+  char db[PATH_MAX], err[TY_ERR_LEN];
+  if (snprintf(db, sizeof db, "%s/traind.db", o->state_dir) >= (int)sizeof db)
+    return usage_error("--state-dir: path too long");
+  ty_store_backup_info info;
+  int rc = ty_store_backup(db, o->backup, &info, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "traind: --backup %s: %s\n", o->backup, err);
+    return 1;
+  }
+  printf("traind: backed up %s to %s (%llu bytes, schema version %d)\n", db, o->backup,
+         (unsigned long long)info.bytes, info.user_version);
+  return 0;
 }
 
 int main(int argc, char **argv) {
   opts o;
   int rc = parse_args(argc, argv, &o);
   if (rc != 0) return rc < 0 ? 0 : rc;
+  if (o.backup) return backup(&o);
   ty_sched_config sched;
   ty_sched_topology topo;
   ty_auth_policy policy;
@@ -517,6 +549,12 @@ int main(int argc, char **argv) {
   d.sigterm.data = d.sigint.data = &d;
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
   uv_signal_start(&d.sigint, on_signal, SIGINT);
+  if ((rc = ty_notify_watchdog_init(loop, &d.watchdog)) != 0)
+    ty_warn("cannot start the watchdog keep-alive: %s", ty_strerror(rc));
+  /* Listening, the store open and the port file written: ready. */
+  char status[128];
+  snprintf(status, sizeof status, "rpc on port %d, metrics on port %d", rpc_port, metrics_port);
+  ty_notify_ready(status);
   uv_run(loop, UV_RUN_DEFAULT);
   ty_controller_destroy(d.ctl);
   uv_loop_close(loop);

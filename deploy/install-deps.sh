@@ -27,6 +27,12 @@ packages=(
   clang libclang-rt-14-dev
   # tests/lint/format.sh: the tree as clang-format 14 writes it (.clang-format)
   clang-format
+  # systemd units (deploy/systemd): sd_notify readiness and watchdog
+  # (lib/notify); systemd-analyze verifies the units in the unit suite
+  libsystemd-dev systemd
+  # the Debian package (debian/, deploy/build-deb.sh): debhelper builds it,
+  # help2man writes the man pages from --help, lintian checks it
+  debhelper help2man lintian dpkg-dev fakeroot
 )
 if [ "${TY_BENCH_DEPS:-0}" = 1 ]; then
   packages+=(slurm-wlm munge hyperfine python3-websockets bc curl)

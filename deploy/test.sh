@@ -6,7 +6,8 @@
 #      each libFuzzer target for a bounded time, about 100 s in all, or says
 #      why it is skipped).
 #   2. build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer with leak
-#      detection: the unit, conformance and integration suites again. Only
+#      detection: the unit, conformance and integration suites again (not
+#      `package`: the .deb's programs are built without sanitizers). Only
 #      the third-party leaks named in deploy/lsan.supp are suppressed.
 #   3. build-tsan/, ThreadSanitizer: the programs whose code runs threads
 #      (traind's group-commit thread, trainworkerd's libuv thread pool,
@@ -45,7 +46,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asandir" --print-errorlogs --num-processes "$jobs" \
-    --suite unit --suite conformance --suite integration "$@"
+    --suite unit --suite conformance --suite integration --no-suite package "$@"
 
 # Only the programs are built: a whole TSan tree would double the CI's
 # time. OpenBLAS's own threads are not instrumented, so they stay off

@@ -222,6 +222,29 @@ static void open_v1(ty_cgroups *cg, const char *root, const char *name, char *wh
   fclose(f);
 }
 
+/* A systemd service with Delegate=yes (trainworkerd.service) owns its unit's
+ * cgroup, but the kernel lets a cgroup hand controllers to its children
+ * only while it holds no process, and systemd starts the worker in it. So
+ * a worker started by systemd (INVOCATION_ID set) and not told where to
+ * put tasks (--cgroup-root) moves itself into a leaf, DIR/supervisor, as
+ * systemd's own DelegateSubgroup= does in later versions; then DIR can
+ * delegate memory and cpu to the tasks' subtree. True when it moved. */
+static bool leave_delegated_root(const char *dir) {
+  if (!getenv("INVOCATION_ID")) return false;
+  char leaf[PATH_MAX], pid[32];
+  if (snprintf(leaf, sizeof leaf, "%s/supervisor", dir) >= (int)sizeof leaf) return false;
+  if (mkdir(leaf, 0755) != 0 && errno != EEXIST) return false;
+  snprintf(pid, sizeof pid, "%d", (int)getpid());
+  int rc = write_file(leaf, "cgroup.procs", pid);
+  if (rc != 0) {
+    ty_warn("cgroup %s: cannot move the worker into it (%s): tasks get no limits", leaf,
+            ty_strerror(rc));
+    return false;
+  }
+  ty_info("moved into %s so that the unit's cgroup can delegate controllers to tasks", leaf);
+  return true;
+}
+
 /* v2: the unified mount, used only when it carries the memory controller
  * (on hybrid machines it often carries none). Controllers are delegated to
  * the subtree when the parent allows it; without them tasks are still
@@ -247,8 +270,11 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
   /* Fails (EBUSY) while the parent holds processes, the worker itself
    * included: then tasks are tracked and killed by cgroup, without limits,
    * and the description says "no controllers" (run the worker in a
-   * delegated cgroup of its own, or point --cgroup-root at one). */
-  (void)write_file(dir, "cgroup.subtree_control", V2_DELEGATE);
+   * delegated cgroup of its own, or point --cgroup-root at one), unless
+   * systemd delegated the cgroup and the worker can step out of it. */
+  if (write_file(dir, "cgroup.subtree_control", V2_DELEGATE) == -EBUSY && !root &&
+      leave_delegated_root(dir))
+    (void)write_file(dir, "cgroup.subtree_control", V2_DELEGATE);
   cg->version = 2;
   add_hier(cg, mount, "", parent, name, why, len);
   if (cg->n == 0) return;

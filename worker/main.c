@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lib/metrics/metrics.h"
+#include "lib/notify/notify.h"
 #include "proto/methods.h"
 #include "worker/worker_internal.h"
 
@@ -75,7 +76,8 @@ typedef struct ty_worker {
   uint32_t service_uid;
   uv_signal_t sigterm, sigint;
   uv_timer_t stop_timer;
-  uv_timer_t logs_timer; /* once a second: ty_tasks_check_logs */
+  uv_timer_t logs_timer;       /* once a second: ty_tasks_check_logs */
+  ty_notify_watchdog watchdog; /* WatchdogSec= of trainworkerd.service */
   int stop_signals;
   int64_t all_ended_ms; /* when the last task ended during a stop; 0 = not yet */
   int exit_code;
@@ -399,12 +401,15 @@ static void find_trainrun(worker_opts *o) {
   }
 }
 
-/* The exec helper next to this binary (installed), or PATH's. */
+/* The exec helper next to this binary (the build tree), installed in
+ * LIBEXECDIR/trainyard, or PATH's. */
 static void find_helper(worker_opts *o) {
   if (o->exec_helper[0]) return;
   char exe[900];
   size_t n = sizeof exe;
-  snprintf(o->exec_helper, sizeof o->exec_helper, "trainyard-exec");
+  const char *installed = TY_LIBEXECDIR "/trainyard-exec";
+  snprintf(o->exec_helper, sizeof o->exec_helper, "%s",
+           access(installed, X_OK) == 0 ? installed : "trainyard-exec");
   if (uv_exepath(exe, &n) != 0 || !strrchr(exe, '/')) return;
   *strrchr(exe, '/') = 0;
   char cand[1024];
@@ -519,6 +524,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     return;
   }
   ty_info("signal %d: stopping %u tasks, then exiting", signum, ty_tasks_running(w->tasks));
+  ty_notify_stopping("stopping: ending tasks and reporting them");
   ty_tasks_kill_all(w->tasks);
   uv_timer_start(&w->stop_timer, on_stop_check, 0, STOP_CHECK_MS);
 }
@@ -548,6 +554,7 @@ static void teardown(ty_worker *w) {
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->stop_timer, NULL);
   uv_close((uv_handle_t *)&w->logs_timer, NULL);
+  ty_notify_watchdog_close(&w->watchdog);
   ty_auth_queue_destroy(w->authq); /* frees itself once its callbacks ran */
   uv_run(&w->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&w->loop) != 0) ty_warn("event loop closed with handles still open");
@@ -600,6 +607,12 @@ static int run(ty_worker *w) {
             w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology, w->io_addr,
             w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
             w->o.controller_port, w->o.state_dir);
+    if (ty_notify_watchdog_init(&w->loop, &w->watchdog) != 0)
+      ty_warn("cannot start the watchdog keep-alive");
+    /* Listening, with the controller session started (it registers and
+     * reconnects on its own): ready, as a worker that waits for a
+     * controller must not hold up its host's boot. */
+    ty_notify_ready(w->io_addr);
     uv_run(&w->loop, UV_RUN_DEFAULT);
   }
   teardown(w);

@@ -580,6 +580,14 @@ Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state
   return NULL;
 }
 
+int it_wait_state(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms) {
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, timeout_ms);
+  cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
+  int s = (int)r->job->state;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  return s;
+}
+
 size_t it_count_nodes_in_state(ty_rpc_client *cl, int state) {
   Trainyard__ListNodesRequest req = TRAINYARD__LIST_NODES_REQUEST__INIT;
   uint8_t buf[8];

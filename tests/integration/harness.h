@@ -116,6 +116,9 @@ Trainyard__ListJobsResponse *it_list_jobs(ty_rpc_client *cl);
 /* Polls until the job is in `state` (or any final state when state is 0);
  * returns the final JobInfo response or NULL on timeout. */
 Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms);
+/* The same, failing the test on timeout: the state reached (`state`, or
+ * the final one when state is 0). */
+int it_wait_state(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms);
 size_t it_count_nodes_in_state(ty_rpc_client *cl, int state);
 bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 

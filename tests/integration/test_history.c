@@ -29,14 +29,6 @@ static const char *me(void) {
   return pw->pw_name;
 }
 
-static int wait_state(ty_rpc_client *cl, uint64_t id, int state) {
-  Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, 60000);
-  cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
-  int s = (int)r->job->state;
-  trainyard__get_job_response__free_unpacked(r, NULL);
-  return s;
-}
-
 /* trainctl ARGS: exit status; stdout in *out (may be NULL), stderr kept. */
 static int ctl_err(const it_cluster *c, char **out, char **err, const char *const *args) {
   return it_trainctl_err(c, out, err, args);
@@ -107,13 +99,13 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
       &c, (const char *[]){"--name", "acct-ok", "--ntasks-per-node", "2", "--", "true", NULL});
   uint64_t b = it_submit_cli(
       &c, (const char *[]){"--name", "acct-bad", "--", "/bin/sh", "-c", "exit 3", NULL});
-  cr_assert_eq(wait_state(cl, a, 0), ST(COMPLETED));
-  cr_assert_eq(wait_state(cl, b, 0), ST(FAILED));
+  cr_assert_eq(it_wait_state(cl, a, 0, 60000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, b, 0, 60000), ST(FAILED));
   check_records(&c, a, b);
   /* A live job shows too, with the running time so far. */
   uint64_t live =
       it_submit_cli(&c, (const char *[]){"--name", "acct-live", "--", "sleep", "60", NULL});
-  cr_assert_eq(wait_state(cl, live, ST(RUNNING)), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, live, ST(RUNNING), 60000), ST(RUNNING));
   char *out = NULL;
   cr_assert_eq(it_trainctl(&c, &out,
                            (const char *[]){"history", "--state", "running", "--noheader",
@@ -248,7 +240,7 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
   cr_assert(has_event(&c, sdep, why), "no event \"%s\"", why);
   /* Refusals: a running job keeps its limit; a queue's maximum holds. */
   char *out = NULL, *err = NULL;
-  cr_assert_eq(wait_state(cl, first, ST(RUNNING)), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, first, ST(RUNNING), 60000), ST(RUNNING));
   cr_assert_eq(
       ctl_err(&c, &out, &err, (const char *[]){"job", "update", sfirst, "--time", "5m", NULL}), 1);
   cr_assert(strstr(err, "only pending jobs can be given another time limit"), "%s", err);
@@ -268,9 +260,9 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
   cr_assert(strstr(err, "is PENDING already"), "%s", err);
   free(out), free(err);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sfirst, NULL}), 0);
-  cr_assert_eq(wait_state(cl, waits, 0), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, waits, 0, 60000), ST(COMPLETED));
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sdep, NULL}), 0);
-  cr_assert_eq(wait_state(cl, waits, 0), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, waits, 0, 60000), ST(COMPLETED));
   snprintf(why, sizeof why, "requeued after COMPLETED by %s", me());
   cr_assert(has_event(&c, sdep, why), "no event \"%s\"", why);
   /* Accounting sees both runs; the history of changes survives a restart. */
@@ -337,7 +329,7 @@ Test(history, ls_formats_sorts_and_filters_by_time, .timeout = 120) {
                                                    "--dependency", dep, "--", "true", NULL});
   uint64_t w2 = it_submit_cli(&c, (const char *[]){"--name", "w2", "--priority", "9",
                                                    "--dependency", dep, "--", "true", NULL});
-  cr_assert_eq(wait_state(cl, run, ST(RUNNING)), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, run, ST(RUNNING), 60000), ST(RUNNING));
   char *out = NULL, expect[256];
   cr_assert_eq(it_trainctl(&c, &out,
                            (const char *[]){"ls", "--format", "id,name,state,pri", "--sort", "-pri",

@@ -61,14 +61,6 @@ static uint64_t submit(ty_rpc_client *cl, const char *script, const job_opts *o)
   return id;
 }
 
-static int wait_state(ty_rpc_client *cl, uint64_t id, int state, int ms) {
-  Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, ms);
-  cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
-  int s = (int)r->job->state;
-  trainyard__get_job_response__free_unpacked(r, NULL);
-  return s;
-}
-
 static bool has_event(ty_rpc_client *cl, uint64_t id, int to, const char *reason_part) {
   Trainyard__GetJobResponse *r = it_get_job(cl, id);
   bool found = false;
@@ -130,7 +122,7 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
            "touch %s/started; sleep 60 & wait",
            c.dir, c.dir, c.dir, c.dir, c.dir);
   uint64_t low = submit(cl, script, &(job_opts){.queue = "low", .cpus = 2});
-  wait_state(cl, low, ST(RUNNING), 30000);
+  it_wait_state(cl, low, ST(RUNNING), 30000);
   char started[300];
   snprintf(started, sizeof started, "%s/started", c.dir);
   for (int i = 0; i < 500 && access(started, F_OK) != 0; i++)
@@ -138,7 +130,7 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
   cr_assert_eq(access(started, F_OK), 0, "the low job's task never started");
 
   uint64_t high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2});
-  cr_assert_eq(wait_state(cl, high, 0, 60000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED));
   char path[300];
   snprintf(path, sizeof path, "%s/term", c.dir);
   cr_assert(file_has(path, "term"), "the preempted task did not see SIGTERM (logs in %s)", c.dir);
@@ -147,7 +139,7 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
             "the notice is not in the history");
   cr_assert(has_event(cl, low, ST(PENDING), "requeued after PREEMPTED"), "not requeued");
 
-  cr_assert_eq(wait_state(cl, low, 0, 60000), ST(COMPLETED), "the requeued job did not finish");
+  cr_assert_eq(it_wait_state(cl, low, 0, 60000), ST(COMPLETED), "the requeued job did not finish");
   snprintf(path, sizeof path, "%s/second", c.dir);
   cr_assert(file_has(path, "second"), "the requeued job did not run again");
   Trainyard__GetJobResponse *r = it_get_job(cl, low);
@@ -170,7 +162,7 @@ Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .ti
   snprintf(flag, sizeof flag, "%s/finish", c.dir);
   snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.05; done; echo done", flag);
   uint64_t running = submit(cl, script, &(job_opts){.cpus = 1});
-  wait_state(cl, running, ST(RUNNING), 30000);
+  it_wait_state(cl, running, ST(RUNNING), 30000);
   char *out = NULL;
   cr_assert_eq(
       ctl(&c, &out, (const char *[]){"node", "drain", "w1", "--reason", "disk swap", NULL}), 0);
@@ -186,10 +178,10 @@ Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .ti
   FILE *f = fopen(flag, "w");
   cr_assert(f);
   fclose(f);
-  cr_assert_eq(wait_state(cl, running, 0, 30000), ST(COMPLETED), "drain killed a running job");
+  cr_assert_eq(it_wait_state(cl, running, 0, 30000), ST(COMPLETED), "drain killed a running job");
   cr_assert(it_wait_nodes(cl, 1, NODE(DRAINED), 10000), "node never DRAINED");
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 0);
-  cr_assert_eq(wait_state(cl, waiting, 0, 30000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, waiting, 0, 30000), ST(COMPLETED));
   /* Errors name what is wrong. */
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 1);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "drain", "nosuch", NULL}), 1);
@@ -234,7 +226,7 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   cr_assert(strstr(res.message, "priority: 5000 is outside -1000..1000"), "%s", res.message);
   ty_rpc_result_close(&res);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
-  cr_assert_eq(wait_state(cl, id, 0, 30000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, id, 0, 30000), ST(COMPLETED));
   cr_assert(has_event(cl, id, ST(PENDING), "held by"), "no hold event");
   cr_assert(has_event(cl, id, ST(PENDING), "priority 0 -> 77 by"), "no priority event");
   cr_assert(has_event(cl, id, ST(PENDING), "released by"), "no release event");
@@ -263,7 +255,7 @@ Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 1
   uint64_t id =
       submit(cl, script,
              &(job_opts){.cpus = 1, .time_limit_s = 3, .warn_signal = SIGUSR1, .warn_before_s = 2});
-  cr_assert_eq(wait_state(cl, id, 0, 60000), ST(TIMEOUT));
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), ST(TIMEOUT));
   cr_assert(file_has(path, "warned"), "the task never got the warning signal (logs in %s)", c.dir);
   cr_assert(has_event(cl, id, ST(RUNNING),
                       "warning: SIGUSR1 sent to the tasks 2 s before the "
@@ -335,7 +327,7 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.05; done", flag);
   uint64_t a = submit(cl, script, &(job_opts){.queue = "gpu", .cpus = 1});
   uint64_t b = submit(cl, "true", &(job_opts){.queue = "gpu", .cpus = 1});
-  wait_state(cl, a, ST(RUNNING), 30000);
+  it_wait_state(cl, a, ST(RUNNING), 30000);
   it_sleep_ms(1200);
   Trainyard__GetJobResponse *r = it_get_job(cl, b);
   cr_assert_eq((int)r->job->state, ST(PENDING));
@@ -361,8 +353,8 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   FILE *f = fopen(flag, "w");
   cr_assert(f);
   fclose(f);
-  cr_assert_eq(wait_state(cl, a, 0, 30000), ST(COMPLETED));
-  cr_assert_eq(wait_state(cl, b, 0, 30000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, a, 0, 30000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, b, 0, 30000), ST(COMPLETED));
   /* Closed: refuses new jobs. Deleted: gone from ls, unknown to submit. */
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--state", "closed", NULL}),
                0);
@@ -406,7 +398,7 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
    * preemption takes the whole grace period. */
   const char *stubborn = "trap '' TERM; while true; do sleep 0.1; done";
   uint64_t run = submit(cl, stubborn, &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 600});
-  wait_state(cl, run, ST(RUNNING), 30000);
+  it_wait_state(cl, run, ST(RUNNING), 30000);
   uint64_t first = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 300});
   uint64_t second = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 60});
   /* The second waits behind the first's reservation: its start is the
@@ -428,7 +420,7 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   out = why_until(&c, high, "\"est_kind\":\"preemption\"");
   cr_assert(strstr(out, "grace period 5 s"), "%s", out);
   free(out);
-  cr_assert_eq(wait_state(cl, high, 0, 60000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED));
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -442,7 +434,7 @@ Test(scheduler, command_jobs_have_no_training_and_checkpoints_are_confirmed, .ti
   start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit(cl, "sleep 60", &(job_opts){.cpus = 1});
-  wait_state(cl, id, ST(RUNNING), 30000);
+  it_wait_state(cl, id, ST(RUNNING), 30000);
   char sid[24], *out = NULL;
   id_str(id, sid);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"watch", sid, NULL}), 2);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -581,4 +582,56 @@ Test(store, a_schema_3_file_is_upgraded_with_its_jobs) {
 
 Test(store, a_schema_4_file_is_upgraded_with_its_jobs) {
   upgrade_from(4);
+}
+
+/* ---- backup.c ------------------------------------------------------------------------------ */
+
+/* The copy is the state after the last commit: a write transaction open on
+ * the store while the backup runs is not in it, and the copy opens as a
+ * store of the same schema. */
+Test(store, backup_holds_the_last_commit_not_a_transaction_in_flight) {
+  ty_store *s = open_ok();
+  submit(s, 1);
+  submit(s, 2);
+  cr_assert_eq(ty_store_begin(s), 0);
+  ty_job_row r = row(3, TY_JOB_PENDING);
+  cr_assert_eq(ty_store_insert_job(s, &r), 0);
+  char dest[160], err[512] = "";
+  snprintf(dest, sizeof dest, "%s/backup.db", dir);
+  ty_store_backup_info info = {0};
+  cr_assert_eq(ty_store_backup(path, dest, &info, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_store_close(s);
+  cr_assert_eq(info.user_version, ty_store_schema_version());
+  cr_assert_gt(info.bytes, 0u);
+  struct stat st;
+  cr_assert_eq(stat(dest, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600);
+  cr_assert_eq((uint64_t)st.st_size, info.bytes);
+  ty_store *b = NULL;
+  cr_assert_eq(ty_store_open(dest, &b, err, sizeof err), 0, "%s", err);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(b, count_jobs, &n), 0);
+  cr_assert_eq(n, 2, "the backup holds %d jobs", n);
+  ty_store_close(b);
+}
+
+Test(store, backup_refusals_name_the_file_and_leave_nothing) {
+  char dest[160], tmp[170], err[512] = "";
+  snprintf(dest, sizeof dest, "%s/backup.db", dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", dest);
+  cr_assert_eq(ty_store_backup(path, dest, NULL, err, sizeof err), TY_EIO);
+  cr_assert(strstr(err, "no store at") && strstr(err, path), "%s", err);
+  ty_store_close(open_ok());
+  cr_assert_eq(ty_store_backup(path, "/nonexistent-dir/b.db", NULL, err, sizeof err), TY_ESTORE);
+  cr_assert(strstr(err, "cannot create /nonexistent-dir/b.db.tmp"), "%s", err);
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  for (int i = 0; i < 512; i++)
+    fputs("this is not a database ", f);
+  fclose(f);
+  cr_assert_eq(ty_store_backup(path, dest, NULL, err, sizeof err), TY_ESTORE);
+  cr_assert(strstr(err, path), "%s", err);
+  cr_assert_neq(access(dest, F_OK), 0);
+  cr_assert_neq(access(tmp, F_OK), 0);
 }
