@@ -573,9 +573,10 @@ int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_le
   return rc;
 }
 
-int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out) {
+int ty__conv_register_resp(uint32_t heartbeat_ms, uint32_t node_timeout_ms, ty_buf *out) {
   Trainyard__RegisterNodeResponse r = TRAINYARD__REGISTER_NODE_RESPONSE__INIT;
   r.heartbeat_interval_ms = heartbeat_ms;
+  r.node_timeout_ms = node_timeout_ms;
   return ty_wire_pack(&r.base, out);
 }
 

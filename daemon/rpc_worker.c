@@ -137,7 +137,7 @@ static void on_register_committed(int status, void *ud) {
   if (status != 0) {
     ty__reply_finish(rc->r, TY_ESTORE, "the node's state was not stored; register again");
   } else {
-    ty__conv_register_resp(ctl->cfg.heartbeat_ms, &rc->r->out);
+    ty__conv_register_resp(ctl->cfg.heartbeat_ms, ctl->cfg.node_timeout_ms, &rc->r->out);
     ty__reply_finish(rc->r, 0, NULL);
   }
   if (n && n->conn) {

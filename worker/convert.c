@@ -169,11 +169,13 @@ int ty__encode_register(const ty__node_status *st, ty_buf *out) {
   return rc;
 }
 
-int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms) {
+int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms,
+                                 uint32_t *out_node_timeout_ms) {
   Trainyard__RegisterNodeResponse *m =
       ty_wire_unpack(&trainyard__register_node_response__descriptor, p, n);
   if (!m) return TY_EPROTO;
   *out_heartbeat_ms = m->heartbeat_interval_ms;
+  *out_node_timeout_ms = m->node_timeout_ms;
   ty_wire_free(m);
   return 0;
 }

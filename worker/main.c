@@ -57,6 +57,7 @@ typedef struct worker_opts {
   size_t n_task_env;
   uint64_t log_max;         /* --log-max-size, 0 = no cap */
   uint32_t log_retention_s; /* --log-retention, 0 = keep */
+  uint32_t lease_ms;        /* --lease-ms: TY_LEASE_AUTO, or 0 = no fencing */
 } worker_opts;
 
 typedef struct ty_worker {
@@ -101,6 +102,9 @@ static const char usage[] =
     "  --task-env NAME[=VALUE] give every task this variable: VALUE, or this daemon's own\n"
     "                          value of NAME (none when unset); repeatable. Tasks get\n"
     "                          nothing else of this daemon's environment\n"
+    "  --lease-ms N            kill this node's tasks after N ms without an answer from the\n"
+    "                          controller (fencing; default two thirds of the controller's\n"
+    "                          --node-timeout-ms; 0 = never)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --auth munge|key|none   how the worker and the controller prove they are the cluster's\n"
     "                          service (default munge; as traind's auth.workers)\n"
@@ -146,6 +150,7 @@ static void default_opts(worker_opts *o) {
   o->service_user = "root";
   o->log_max = TY_LOG_MAX_DEFAULT;
   o->log_retention_s = TY_LOG_RETENTION_DEFAULT;
+  o->lease_ms = TY_LEASE_AUTO;
 }
 
 static const struct option longopts[] = {{"controller", required_argument, NULL, 'c'},
@@ -172,6 +177,7 @@ static const struct option longopts[] = {{"controller", required_argument, NULL,
                                          {"cgroup-root", required_argument, NULL, 'O'},
                                          {"cgroup-name", required_argument, NULL, 'N'},
                                          {"no-cgroups", no_argument, NULL, 'X'},
+                                         {"lease-ms", required_argument, NULL, 'W'},
                                          TY_RPC_LIMIT_OPTIONS,
                                          {NULL, 0, NULL, 0}};
 
@@ -304,6 +310,13 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
     return 0;
   case 'e':
     return add_task_env(o, v);
+  case 'W': {
+    long ms = 0;
+    if (parse_count(v, &ms) != 0 || (ms > 0 && ms < 100))
+      return usage_error("--lease-ms", v, "is not 0 or a count of milliseconds from 100 on");
+    o->lease_ms = (uint32_t)ms;
+    return 0;
+  }
   case 'L':
   case 'R':
     return parse_log_flag(o, c, v);
@@ -592,7 +605,8 @@ static int run(ty_worker *w) {
                                .trainrun = w->o.trainrun,
                                .auth = w->auth,
                                .queue = w->authq,
-                               .service_uid = w->service_uid};
+                               .service_uid = w->service_uid,
+                               .lease_ms = w->o.lease_ms};
   if (rc == 0) rc = ty_worker_session_create(&w->loop, &so, &w->session);
   if (rc == 0) {
     ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "

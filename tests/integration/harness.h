@@ -26,6 +26,7 @@
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
 #include "proto/trainyard.pb-c.h"
+#include "tests/integration/netns.h"
 #include "tests/support/munged.h"
 
 #define IT_MAX_WORKERS 4
@@ -54,6 +55,10 @@ typedef struct it_cluster {
     int node_timeout_ms;            /* traind --node-timeout-ms (0 = 1500) */
     const char *const *traind_args; /* more traind arguments (NULL-terminated, borrowed) */
     const char *const *worker_args; /* more trainworkerd flags (the same) */
+    /* Hosts to run on (netns.h; borrowed, outlives the cluster): traind
+     * in host 0, worker i in host i + 1, each listening on and advertising
+     * its host's address; NULL = everything on 127.0.0.1. */
+    const it_net *net;
   } opts;
   /* Extra traind arguments (from opts.traind_args, replaceable before a
    * restart; NULL-terminated, borrowed; at most 24). */
@@ -62,6 +67,11 @@ typedef struct it_cluster {
   const char *const *worker_extra;
 } it_cluster;
 typedef struct it_options it_options;
+
+/* The address clients use for the controller ("127.0.0.1", or host 0's),
+ * and the one worker i listens on. */
+const char *it_controller_host(const it_cluster *c);
+const char *it_worker_host(const it_cluster *c, size_t i);
 
 /* Creates the directory and starts the controller and n workers (cpus each),
  * then waits until every node is UP. Aborts the test on failure. */
@@ -137,10 +147,14 @@ bool it_closed_by_peer(int fd);
 uint64_t it_submit_cli(const it_cluster *c, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
+/* The same from HOST:port. */
+char *it_http_get_metrics_at(const char *host, int port);
 /* GET http://127.0.0.1:port PATH (already URL-encoded): the body as a heap
  * string and the status in *out_status (may be NULL); NULL when nothing
  * listens or no answer came. */
 char *it_http_get(int port, const char *path, int *out_status);
+/* The same from HOST (a numeric IPv4 address). */
+char *it_http_get_at(const char *host, int port, const char *path, int *out_status);
 /* Starts argv[0] (an absolute path) in its own process group, in cwd (NULL:
  * here), stdout and stderr appended to logpath. */
 pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);
