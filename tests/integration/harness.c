@@ -288,6 +288,17 @@ void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_o
   cluster_start(c, n_workers, cpus, false, o);
 }
 
+void it_cluster_start_hosts(it_cluster *c, it_net *net, size_t n_workers, int cpus,
+                            const it_options *o) {
+  it_net_require();
+  cr_assert(n_workers < IT_NET_MAX_HOSTS);
+  const char *names[] = {"ctl", "w1", "w2", "w3", "w4", "w5"};
+  it_net_create(net, n_workers + 1, names);
+  it_options with = o ? *o : (it_options){0};
+  with.net = net;
+  cluster_start(c, n_workers, cpus, false, &with);
+}
+
 void it_kill9(pid_t *pid) {
   if (*pid <= 0) return;
   kill(*pid, SIGKILL);

@@ -80,6 +80,12 @@ void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* The same with options (auth, traind and worker flags, kept for restarts). */
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o);
+/* The same on virtual hosts (netns.h): skips the test unless it can make
+ * them, then creates `net` with hosts "ctl" (traind) and "w1".."wN" (the
+ * workers, named as their hosts). The caller destroys net after
+ * it_cluster_stop (an atexit handler does when a test fails). */
+void it_cluster_start_hosts(it_cluster *c, it_net *net, size_t n_workers, int cpus,
+                            const it_options *o);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);

@@ -120,14 +120,14 @@ void it_net_sweep(void) {
 
 static it_net *live[8]; /* nets of this process not yet destroyed, for the atexit handler */
 
-static void destroy_live(void) {
+void it_net_destroy_all(void) {
   for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
     if (live[i]) it_net_destroy(live[i]);
 }
 
 static void track(it_net *n, bool on) {
   static bool registered;
-  if (!registered) atexit(destroy_live);
+  if (!registered) atexit(it_net_destroy_all);
   registered = true;
   for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
     if (on && !live[i]) {

@@ -16,8 +16,9 @@
  * distinct hosts.
  *
  * Teardown: it_net_destroy() deletes the namespaces (their veths go with
- * them) and the bridge; an atexit handler does the same for nets a failed
- * test left, and the next run's sweep for a harness that was killed. The
+ * them) and the bridge; it_net_destroy_all() (a suite's .fini, and an
+ * atexit handler) does the same for nets a failed test left, and the next
+ * run's sweep for a harness that was killed. The
  * daemons themselves die with the test process (PR_SET_PDEATHSIG).
  *
  * Needs root and iproute2's `ip netns`; it_net_require() skips the test
@@ -51,6 +52,9 @@ void it_net_sweep(void);
 void it_net_create(it_net *n, size_t n_hosts, const char *const *names);
 /* Deletes everything it_net_create made; safe to call twice. */
 void it_net_destroy(it_net *n);
+/* Destroys every net of this process (the atexit handler, and the test
+ * suites' .fini: Criterion ends a failed test's process without atexit). */
+void it_net_destroy_all(void);
 /* For a child between fork and exec: joins host i's namespace, a fresh UTS
  * namespace named after the host. Returns 0, or -1 (errno set). */
 int it_net_enter(const it_net *n, size_t i);
