@@ -89,7 +89,9 @@ static const char usage[] =
     "  --state-dir DIR         task logs in DIR/jobs/JOB/rank<R>.log (default ./var/worker-NAME)\n"
     "  --io-listen HOST:PORT   task I/O (ReadLog) listener (default 127.0.0.1:7820; port 0 = any)\n"
     "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:7821)\n"
-    "  --advertise HOST        host in io_addr and MASTER_ADDR (default 127.0.0.1)\n"
+    "  --advertise HOST        host in io_addr and MASTER_ADDR (default: the --io-listen host,\n"
+    "                          or, when that is 0.0.0.0 or ::, this host's address on the\n"
+    "                          connection to the controller)\n"
     "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
     "Limits of the task I/O port:\n" TY_RPC_LIMITS_USAGE
@@ -143,7 +145,6 @@ static void default_opts(worker_opts *o) {
   o->io_port = TY_WORKER_IO_PORT;
   snprintf(o->metrics_host, sizeof o->metrics_host, "127.0.0.1");
   o->metrics_port = TY_WORKER_METRICS_PORT;
-  o->advertise = "127.0.0.1";
   o->cpus = o->gpus = -1;
   o->log_level = TY_LOG_INFO;
   o->auth = TY_AUTH_MUNGE;
@@ -500,7 +501,12 @@ static int start_listeners(ty_worker *w) {
              ty_strerror(rc));
     return rc;
   }
-  snprintf(w->io_addr, sizeof w->io_addr, "%s:%d", w->o.advertise, ty_worker_io_port(w->io));
+  /* Without --advertise a specific listener is its own address; a wildcard
+   * one is advertised by the session, at the address facing the controller. */
+  const char *host = w->o.advertise ? w->o.advertise : w->o.io_host;
+  bool wildcard = !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !host[0];
+  if (!wildcard)
+    snprintf(w->io_addr, sizeof w->io_addr, "%s:%d", host, ty_worker_io_port(w->io));
   if (w->o.port_file && write_port_file(w) != 0) {
     ty_error("cannot write the port file %s", w->o.port_file);
     return TY_EIO;
@@ -599,7 +605,8 @@ static int run(ty_worker *w) {
   ty_worker_session_opts so = {.host = w->o.controller_host,
                                .port = w->o.controller_port,
                                .name = w->o.name,
-                               .io_addr = w->io_addr,
+                               .io_addr = w->io_addr[0] ? w->io_addr : NULL,
+                               .io_port = w->io ? ty_worker_io_port(w->io) : 0,
                                .inv = &w->inv,
                                .tasks = w->tasks,
                                .trainrun = w->o.trainrun,
@@ -611,7 +618,8 @@ static int run(ty_worker *w) {
   if (rc == 0) {
     ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "
             "controller %s:%d, state in %s",
-            w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology, w->io_addr,
+            w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology,
+            w->io_addr[0] ? w->io_addr : "every address (advertised: the one facing the controller)",
             w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
             w->o.controller_port, w->o.state_dir);
     uv_run(&w->loop, UV_RUN_DEFAULT);

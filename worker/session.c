@@ -397,12 +397,31 @@ static void add_report(const ty_task_report *r, void *ud) {
   l->v[l->n++] = *r;
 }
 
+/* The task I/O address to register: --advertise's, or (a wildcard
+ * listener without it) this end of the controller connection, the
+ * interface the controller's network reaches. */
+static const char *io_addr(ty_worker_session *s, char *buf, size_t n) {
+  if (s->io_addr[0] || !s->conn) return s->io_addr;
+  char host[64] = "";
+  int rc = ty_rpc_local_host(s->conn, host, sizeof host);
+  if (rc != 0) {
+    ty_warn("session: cannot tell the local address facing the controller: %s", ty_strerror(rc));
+    snprintf(host, sizeof host, "127.0.0.1");
+  }
+  if (strchr(host, ':'))
+    snprintf(buf, n, "[%s]:%d", host, s->o.io_port);
+  else
+    snprintf(buf, n, "%s:%d", host, s->o.io_port);
+  return buf;
+}
+
 static int encode_register(ty_worker_session *s, ty_buf *out) {
   reports l = {0};
   ty_tasks_foreach(s->o.tasks, add_report, &l);
+  char buf[96];
   ty__node_status st = {.inv = s->o.inv,
                         .name = s->name,
-                        .io_addr = s->io_addr,
+                        .io_addr = io_addr(s, buf, sizeof buf),
                         .cpus_used = ty_tasks_cpus_used(s->o.tasks),
                         .gpus_used = ty_tasks_gpus_used(s->o.tasks),
                         .running = ty_tasks_running(s->o.tasks),

@@ -280,7 +280,9 @@ typedef struct ty_worker_session_opts {
   const char *host; /* controller */
   int port;
   const char *name;    /* node name */
-  const char *io_addr; /* "host:port" of the task I/O listener */
+  const char *io_addr; /* "host:port" of the task I/O listener; NULL: below */
+  int io_port;         /* with io_addr NULL: advertise this port at the local
+                        * address of the connection to the controller */
   const ty_worker_inventory *inv;
   ty_tasks *tasks;
   const char *trainrun; /* graph jobs: the trainrun binary (NULL = from PATH) */

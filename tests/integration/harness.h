@@ -59,6 +59,9 @@ typedef struct it_cluster {
      * in host 0, worker i in host i + 1, each listening on and advertising
      * its host's address; NULL = everything on 127.0.0.1. */
     const it_net *net;
+    /* Workers listen for task I/O on 0.0.0.0 and advertise the address
+     * facing the controller (no --advertise); else on their host's address. */
+    bool wildcard_io;
   } opts;
   /* Extra traind arguments (from opts.traind_args, replaceable before a
    * restart; NULL-terminated, borrowed; at most 24). */

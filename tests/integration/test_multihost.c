@@ -77,10 +77,12 @@ static void read_rank(const it_cluster *c, int rank, char *host, char *master) {
   fclose(f);
 }
 
+/* The workers listen on every address and advertise, without --advertise,
+ * the one facing the controller: MASTER_ADDR and trainctl logs use it. */
 Test(multihost, command_gang_spans_three_hosts_with_master_addr, .timeout = 120) {
   it_cluster c;
   it_net net;
-  it_cluster_start_hosts(&c, &net, 3, 1, NULL);
+  it_cluster_start_hosts(&c, &net, 3, 1, &(it_options){.wildcard_io = true});
   ty_rpc_client *cl = it_client(&c);
   char script[600];
   snprintf(script, sizeof script,
