@@ -505,8 +505,7 @@ static int start_listeners(ty_worker *w) {
    * one is advertised by the session, at the address facing the controller. */
   const char *host = w->o.advertise ? w->o.advertise : w->o.io_host;
   bool wildcard = !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !host[0];
-  if (!wildcard)
-    snprintf(w->io_addr, sizeof w->io_addr, "%s:%d", host, ty_worker_io_port(w->io));
+  if (!wildcard) snprintf(w->io_addr, sizeof w->io_addr, "%s:%d", host, ty_worker_io_port(w->io));
   if (w->o.port_file && write_port_file(w) != 0) {
     ty_error("cannot write the port file %s", w->o.port_file);
     return TY_EIO;
@@ -619,7 +618,8 @@ static int run(ty_worker *w) {
     ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "
             "controller %s:%d, state in %s",
             w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology,
-            w->io_addr[0] ? w->io_addr : "every address (advertised: the one facing the controller)",
+            w->io_addr[0] ? w->io_addr
+                          : "every address (advertised: the one facing the controller)",
             w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
             w->o.controller_port, w->o.state_dir);
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -114,8 +114,9 @@ static void on_lease_timer(uv_timer_t *h) {
   int64_t silent = ty_mono_ms() - s->last_contact;
   if (silent <= (int64_t)s->lease_ms) return;
   char why[200];
-  snprintf(why, sizeof why, "fenced: node %s had no answer from the controller for %lld ms (lease %u ms)",
-           s->name, (long long)silent, s->lease_ms);
+  snprintf(why, sizeof why,
+           "fenced: node %s had no answer from the controller for %lld ms (lease %u ms)", s->name,
+           (long long)silent, s->lease_ms);
   uint32_t n = ty_tasks_fence(s->o.tasks, why);
   s->fenced = true;
   ty_warn("session: %s; killed its %u running tasks (the controller requeues their jobs after its "

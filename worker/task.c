@@ -66,7 +66,7 @@ typedef struct task {
   int exit_code, term_signal;
   bool timed_out;
   char *reason;
-  bool fenced; /* SIGKILLed by ty_tasks_fence: once is enough */
+  bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
   ty__iotask *io; /* interactive stdio, until the task ends */
 } task;
 

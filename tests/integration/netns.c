@@ -184,8 +184,8 @@ static void add_host(it_net *n, size_t i, const char *name) {
 }
 
 void it_net_create(it_net *n, size_t n_hosts, const char *const *names) {
-  cr_assert(n_hosts > 0 && n_hosts <= IT_NET_MAX_HOSTS, "%zu hosts: 1 to %d are supported",
-            n_hosts, IT_NET_MAX_HOSTS);
+  cr_assert(n_hosts > 0 && n_hosts <= IT_NET_MAX_HOSTS, "%zu hosts: 1 to %d are supported", n_hosts,
+            IT_NET_MAX_HOSTS);
   it_net_sweep();
   memset(n, 0, sizeof *n);
   n->subnet = pick_subnet();

@@ -190,8 +190,8 @@ static void reference_48(const it_cluster *c, char *out, size_t n) {
 /* Trains the MLP on nodes x 1 ranks, one per host, and compares the
  * weights with one process's. */
 static void expect_world_across_hosts(uint32_t nodes, int parallelism, const char *tag) {
-  static const char *const rates[] = {"--plan-device-flops", "1e11", "--plan-intra-gbps", "10",
-                                      "--plan-inter-gbps",   "1.25", NULL};
+  static const char *const rates[] = {
+      "--plan-device-flops", "1e11", "--plan-intra-gbps", "10", "--plan-inter-gbps", "1.25", NULL};
   it_cluster c;
   it_net net;
   it_cluster_start_hosts(&c, &net, nodes, 1, &(it_options){.traind_args = rates});

@@ -107,10 +107,11 @@ static void expect_fenced_then_rerun(const it_cluster *c, ty_rpc_client *cl, uin
             c->dir);
   cr_assert_geq(r->job->requeue_count, 1u);
   long long ran = event_time(r, ST(RUNNING), 0), failed = event_time(r, ST(NODE_FAIL), ran);
-  long long pending = event_time(r, ST(PENDING), failed), rerun = event_time(r, ST(RUNNING), failed);
+  long long pending = event_time(r, ST(PENDING), failed),
+            rerun = event_time(r, ST(RUNNING), failed);
   cr_assert(ran > 0 && failed >= ran && pending >= failed && rerun >= pending,
-            "history is not RUNNING, NODE_FAIL, PENDING, RUNNING: %lld %lld %lld %lld", ran,
-            failed, pending, rerun);
+            "history is not RUNNING, NODE_FAIL, PENDING, RUNNING: %lld %lld %lld %lld", ran, failed,
+            pending, rerun);
   trainyard__get_job_response__free_unpacked(r, NULL);
   static trace_line t[4096];
   size_t n = read_trace(c, id, t, 4096);
@@ -120,9 +121,10 @@ static void expect_fenced_then_rerun(const it_cluster *c, ty_rpc_client *cl, uin
   long rerun_pid = 0;
   for (size_t i = 0; i < n; i++) {
     if (t[i].pid == first_pid && !strcmp(t[i].host, first_host)) {
-      cr_assert_lt(t[i].ms, failed, "the first run (%s pid %ld) still wrote at %lld, after the "
-                   "NODE_FAIL at %lld: it was not fenced in time", first_host, first_pid,
-                   t[i].ms, failed);
+      cr_assert_lt(t[i].ms, failed,
+                   "the first run (%s pid %ld) still wrote at %lld, after the "
+                   "NODE_FAIL at %lld: it was not fenced in time",
+                   first_host, first_pid, t[i].ms, failed);
       continue;
     }
     cr_assert_geq(t[i].ms, rerun, "%s pid %ld wrote at %lld, before the rerun started at %lld",
@@ -173,8 +175,7 @@ Test(partition, cut_worker_fences_its_task_before_the_requeue, .timeout = 180) {
   it_net_link(&net, victim + 1, true);
   cr_assert(it_wait_nodes(cl, 2, TRAINYARD__NODE_STATE__NODE_UP, 30000),
             "the healed node did not come back (logs in %s)", c.dir);
-  cr_assert(log_says(&c, c.name[victim], "fenced: node"), "no fencing in %s's log",
-            c.name[victim]);
+  cr_assert(log_says(&c, c.name[victim], "fenced: node"), "no fencing in %s's log", c.name[victim]);
   cr_assert_eq(fenced(&c, victim), 1);
   cr_assert_eq(fenced(&c, 1 - victim), 0);
   r = it_wait_job(cl, id, ST(COMPLETED), 1000);
