@@ -552,6 +552,13 @@ int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request
 
 int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64_t *out_id,
                  char *err, size_t err_len) {
+  return it_submit_sh_nodes(cl, script, name, 1, out_id, err, err_len);
+}
+
+int it_submit_sh_nodes(ty_rpc_client *cl, const char *script, const char *name, uint32_t nodes,
+                       uint64_t *out_id, char *err, size_t err_len) {
+  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
+  res.nodes = nodes;
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   char *argv[] = {"/bin/sh", "-c", (char *)script};
   cmd.n_argv = 3;
@@ -559,6 +566,7 @@ int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64
   cmd.cwd = "/tmp";
   Trainyard__Job job = TRAINYARD__JOB__INIT;
   job.name = (char *)name;
+  job.resources = nodes > 1 ? &res : NULL;
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;
   return it_submit_job(cl, &job, out_id, err, err_len);

@@ -122,6 +122,9 @@ int it_run_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char *
  * error status of the answer (message copied to err when not NULL). */
 int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64_t *out_id,
                  char *err, size_t err_len);
+/* The same as a gang of one rank on each of `nodes` nodes. */
+int it_submit_sh_nodes(ty_rpc_client *cl, const char *script, const char *name, uint32_t nodes,
+                       uint64_t *out_id, char *err, size_t err_len);
 int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
                   size_t err_len);
 /* The same with a SubmitJob request id (NULL = none). */

@@ -40,22 +40,10 @@ static int host_named(const it_net *net, const char *name) {
 }
 
 static uint64_t submit_gang(ty_rpc_client *cl, const char *script, uint32_t nodes) {
-  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
-  char *argv[] = {"/bin/sh", "-c", (char *)script};
-  cmd.n_argv = 3;
-  cmd.argv = argv;
-  cmd.cwd = "/tmp";
-  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
-  res.nodes = nodes;
-  res.tasks_per_node = 1;
-  Trainyard__Job job = TRAINYARD__JOB__INIT;
-  job.name = "gang";
-  job.resources = &res;
-  job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
-  job.command = &cmd;
   uint64_t id = 0;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "submit: %s", err);
+  cr_assert_eq(it_submit_sh_nodes(cl, script, "gang", nodes, &id, err, sizeof err), 0, "submit: %s",
+               err);
   return id;
 }
 

@@ -135,6 +135,24 @@ static void expect_fenced_then_rerun(const it_cluster *c, ty_rpc_client *cl, uin
   cr_assert(rerun_pid, "the rerun wrote no trace");
 }
 
+/* A cluster on hosts "ctl", "w1" and "w2" and a traced job running on
+ * *out_victim (its first line written); the client is *out_cl. */
+static uint64_t start_traced(it_cluster *c, it_net *net, ty_rpc_client **out_cl, int first,
+                             int again, size_t *out_victim) {
+  it_cluster_start_hosts(c, net, 2, 1, &partition_opts);
+  *out_cl = it_client(c);
+  uint64_t id = submit_traced(c, *out_cl, first, again);
+  *out_victim = running_on(c, *out_cl, id);
+  wait_traced(c, id);
+  return id;
+}
+
+static void stop(it_cluster *c, it_net *net, ty_rpc_client *cl) {
+  ty_rpc_client_close(cl);
+  it_cluster_stop(c);
+  it_net_destroy(net);
+}
+
 /* trainyard_worker_fenced_tasks_total of worker w. */
 static long fenced(const it_cluster *c, size_t w) {
   char *body = it_http_get_metrics_at(it_worker_host(c, w), c->worker_metrics_port[w]);
@@ -158,12 +176,10 @@ static bool log_says(const it_cluster *c, const char *name, const char *text) {
 Test(partition, cut_worker_fences_its_task_before_the_requeue, .timeout = 180) {
   it_cluster c;
   it_net net;
-  it_cluster_start_hosts(&c, &net, 2, 1, &partition_opts);
+  ty_rpc_client *cl;
+  size_t victim;
+  uint64_t id = start_traced(&c, &net, &cl, 200, 10, &victim);
   cr_assert(log_says(&c, "w1", "lease 3000 ms"), "w1 did not take 2/3 of the node timeout");
-  ty_rpc_client *cl = it_client(&c);
-  uint64_t id = submit_traced(&c, cl, 200, 10);
-  size_t victim = running_on(&c, cl, id);
-  wait_traced(&c, id);
   it_net_link(&net, victim + 1, false);
   char first[32];
   expect_fenced_then_rerun(&c, cl, id, first);
@@ -176,24 +192,29 @@ Test(partition, cut_worker_fences_its_task_before_the_requeue, .timeout = 180) {
   cr_assert(it_wait_nodes(cl, 2, TRAINYARD__NODE_STATE__NODE_UP, 30000),
             "the healed node did not come back (logs in %s)", c.dir);
   cr_assert(log_says(&c, c.name[victim], "fenced: node"), "no fencing in %s's log", c.name[victim]);
+  /* The node's own history: registered, DOWN for silence, registered again. */
+  char *out = NULL;
+  const char *show[] = {"node", "show", c.name[victim], "--json", NULL};
+  cr_assert_eq(it_trainctl(&c, &out, show), 0);
+  const char *reg = strstr(out, "\"action\":\"register\"");
+  const char *down = reg ? strstr(reg, "\"action\":\"down\"") : NULL;
+  cr_assert(down && strstr(down, "\"action\":\"register\""),
+            "node events are not register, down, register: %s", out);
+  free(out);
   cr_assert_eq(fenced(&c, victim), 1);
   cr_assert_eq(fenced(&c, 1 - victim), 0);
   r = it_wait_job(cl, id, ST(COMPLETED), 1000);
   cr_assert(r, "job %llu is no longer COMPLETED after the heal", (unsigned long long)id);
   trainyard__get_job_response__free_unpacked(r, NULL);
-  ty_rpc_client_close(cl);
-  it_cluster_stop(&c);
-  it_net_destroy(&net);
+  stop(&c, &net, cl);
 }
 
 Test(partition, heal_before_the_lease_loses_nothing, .timeout = 120) {
   it_cluster c;
   it_net net;
-  it_cluster_start_hosts(&c, &net, 2, 1, &partition_opts);
-  ty_rpc_client *cl = it_client(&c);
-  uint64_t id = submit_traced(&c, cl, 30, 30);
-  size_t victim = running_on(&c, cl, id);
-  wait_traced(&c, id);
+  ty_rpc_client *cl;
+  size_t victim;
+  uint64_t id = start_traced(&c, &net, &cl, 30, 30, &victim);
   it_net_link(&net, victim + 1, false);
   it_sleep_ms(500); /* a sixth of the lease */
   it_net_link(&net, victim + 1, true);
@@ -210,9 +231,7 @@ Test(partition, heal_before_the_lease_loses_nothing, .timeout = 120) {
     cr_assert(t[i].pid == t[0].pid && !strcmp(t[i].host, t[0].host), "a second run wrote");
   cr_assert_eq(fenced(&c, victim), 0);
   cr_assert_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 2u);
-  ty_rpc_client_close(cl);
-  it_cluster_stop(&c);
-  it_net_destroy(&net);
+  stop(&c, &net, cl);
 }
 
 Test(partition, controller_cut_from_all_workers_keeps_its_state, .timeout = 240) {
@@ -251,9 +270,7 @@ Test(partition, controller_cut_from_all_workers_keeps_its_state, .timeout = 240)
   trainyard__get_job_response__free_unpacked(before, NULL);
   char first[32];
   expect_fenced_then_rerun(&c, cl, id, first);
-  ty_rpc_client_close(cl);
-  it_cluster_stop(&c);
-  it_net_destroy(&net);
+  stop(&c, &net, cl);
 }
 
 Test(partition, netem_delay_and_loss_slow_but_do_not_fail_jobs, .timeout = 180) {
@@ -275,9 +292,7 @@ Test(partition, netem_delay_and_loss_slow_but_do_not_fail_jobs, .timeout = 180) 
     trainyard__get_job_response__free_unpacked(r, NULL);
   }
   cr_assert_eq(fenced(&c, 0) + fenced(&c, 1), 0);
-  ty_rpc_client_close(cl);
-  it_cluster_stop(&c);
-  it_net_destroy(&net);
+  stop(&c, &net, cl);
 }
 
 /* --lease-ms is checked where it is parsed (no root needed). */
