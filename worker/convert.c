@@ -105,6 +105,7 @@ static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
   t->exit_code = r->exit_code;
   t->term_signal = r->term_signal;
   t->timed_out = r->timed_out;
+  t->fenced = r->fenced;
   t->reason = ty_wire_str(r->reason);
   t->master_port = r->master_port;
   t->cpu_usec = r->usage.cpu_usec;
@@ -196,6 +197,7 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.term_signal = r->term_signal;
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
+  m.fenced = r->fenced;
   m.warned_signal = r->warned_signal;
   m.cpu_usec = r->usage.cpu_usec;
   m.mem_peak_bytes = r->usage.mem_peak_bytes;

@@ -171,6 +171,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->exit_code = k->exit_code;
   r->term_signal = k->term_signal;
   r->timed_out = k->timed_out;
+  r->fenced = k->fenced;
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
   r->usage = k->usage;

@@ -10,6 +10,9 @@
  *     again and the job's record stays as it ended.
  *   - A cut shorter than the lease loses nothing: the job runs on, never
  *     requeued, nothing fenced.
+ *   - A heal after the lease but before the node timeout: the node stays
+ *     UP, its task was fenced, and the fenced report requeues the job
+ *     instead of failing it.
  *   - A controller cut off from every worker keeps its state: ended jobs
  *     stay as they were, running ones are fenced by their workers, then
  *     requeued and run again once the workers are back.
@@ -231,6 +234,43 @@ Test(partition, heal_before_the_lease_loses_nothing, .timeout = 120) {
     cr_assert(t[i].pid == t[0].pid && !strcmp(t[i].host, t[0].host), "a second run wrote");
   cr_assert_eq(fenced(&c, victim), 0);
   cr_assert_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 2u);
+  stop(&c, &net, cl);
+}
+
+/* A heal after the lease but before the node timeout: the worker killed the
+ * task, the controller never lost the node. The fenced report requeues the
+ * job (the node failed it), where the SIGKILL alone would have failed it. */
+Test(partition, heal_after_the_lease_requeues_the_fenced_job, .timeout = 120) {
+  static const char *const short_lease[] = {"--lease-ms", "1000", NULL};
+  it_cluster c;
+  it_net net;
+  it_cluster_start_hosts(&c, &net, 2, 1,
+                         &(it_options){.node_timeout_ms = 8000, .worker_args = short_lease});
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_traced(&c, cl, 200, 10);
+  size_t victim = running_on(&c, cl, id);
+  wait_traced(&c, id);
+  it_net_link(&net, victim + 1, false);
+  for (int i = 0; i < 200 && !log_says(&c, c.name[victim], "fenced: node"); i++)
+    it_sleep_ms(20); /* its metrics are behind the cut */
+  cr_assert(log_says(&c, c.name[victim], "fenced: node"), "%s did not fence (logs in %s)",
+            c.name[victim], c.dir);
+  it_net_link(&net, victim + 1, true);
+  char first[32];
+  expect_fenced_then_rerun(&c, cl, id, first);
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  bool said = false;
+  for (size_t i = 0; i < r->n_events; i++)
+    if ((int)r->events[i]->to_state == ST(NODE_FAIL) &&
+        strstr(r->events[i]->reason, "fenced its tasks"))
+      said = true;
+  cr_assert(said, "no NODE_FAIL event for the fenced task");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  char *out = NULL;
+  const char *show[] = {"node", "show", c.name[victim], "--json", NULL};
+  cr_assert_eq(it_trainctl(&c, &out, show), 0);
+  cr_assert(!strstr(out, "\"action\":\"down\""), "the node went DOWN: %s", out);
+  free(out);
   stop(&c, &net, cl);
 }
 
