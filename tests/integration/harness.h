@@ -2,7 +2,9 @@
 /*
  * Integration-test harness: starts a real traind and real trainworkerd
  * processes on loopback with ephemeral ports (found through --port-file),
- * in a private temporary directory, and tears them down by PID. Tests talk
+ * in a private temporary directory, and tears them down by PID. With
+ * it_cluster_start_hosts each daemon runs on a virtual host of its own
+ * instead (netns.h: a network namespace, its own address on a bridge). Tests talk
  * to the controller through lib/rpc's blocking client and to the CLI by
  * running the real trainctl binary.
  *
