@@ -284,9 +284,12 @@ Test(partition, controller_cut_from_all_workers_keeps_its_state, .timeout = 240)
   cr_assert_eq(it_submit_sh(cl, "true", "before", &done, err, sizeof err), 0, "%s", err);
   Trainyard__GetJobResponse *before = it_wait_job(cl, done, ST(COMPLETED), 30000);
   cr_assert(before, "the first job did not complete");
+  trainyard__get_job_response__free_unpacked(before, NULL);
   uint64_t id = submit_traced(&c, cl, 200, 10);
   size_t w = running_on(&c, cl, id);
   wait_traced(&c, id);
+  before = it_get_job(cl, done); /* its history as it stands when the cut comes */
+  cr_assert(before);
   ty_rpc_client_close(cl);
   it_net_link(&net, 0, false);
   /* The task's worker fences it after its lease; the controller, alone,
@@ -305,7 +308,13 @@ Test(partition, controller_cut_from_all_workers_keeps_its_state, .timeout = 240)
             "the workers did not come back (logs in %s)", c.dir);
   Trainyard__GetJobResponse *after = it_get_job(cl, done);
   cr_assert(after && (int)after->job->state == ST(COMPLETED));
-  cr_assert_eq(after->n_events, before->n_events, "the ended job's history changed");
+  cr_assert_eq(after->n_events, before->n_events,
+               "the ended job's history changed: %zu events, then %zu", before->n_events,
+               after->n_events);
+  for (size_t i = 0; i < after->n_events; i++)
+    cr_assert(after->events[i]->to_state == before->events[i]->to_state &&
+                  after->events[i]->time_ms == before->events[i]->time_ms,
+              "the ended job's event %zu changed", i);
   trainyard__get_job_response__free_unpacked(after, NULL);
   trainyard__get_job_response__free_unpacked(before, NULL);
   char first[32];
