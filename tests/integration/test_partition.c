@@ -241,11 +241,13 @@ Test(partition, heal_before_the_lease_loses_nothing, .timeout = 120) {
  * task, the controller never lost the node. The fenced report requeues the
  * job (the node failed it), where the SIGKILL alone would have failed it. */
 Test(partition, heal_after_the_lease_requeues_the_fenced_job, .timeout = 120) {
+  /* A long node timeout: after the heal, TCP retransmits what the cut held
+   * back on its backoff (0.2 s doubling), up to ~6 s after the cut. */
   static const char *const short_lease[] = {"--lease-ms", "1000", NULL};
   it_cluster c;
   it_net net;
   it_cluster_start_hosts(&c, &net, 2, 1,
-                         &(it_options){.node_timeout_ms = 8000, .worker_args = short_lease});
+                         &(it_options){.node_timeout_ms = 12000, .worker_args = short_lease});
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_traced(&c, cl, 200, 10);
   size_t victim = running_on(&c, cl, id);
