@@ -4,7 +4,8 @@
 # its own network and UTS namespace with a veth on a bridge (the test
 # harness's layout, tests/integration/netns.h), measured with tc netem
 # delays of 0, 1 and 10 ms on every host's link (one way, so a round trip
-# between two hosts pays twice the delay):
+# between two hosts pays twice the delay), side by side with the same
+# cluster on loopback (one host; the ratios are against it):
 #   - launch latency: `rlaunch -- true` from the bridge's side, submit to
 #     exit, on 1 node and on 3 (median and p90 of RUNS);
 #   - scheduling latency: submit to start of `trainctl submit --command
@@ -54,28 +55,43 @@ for i in "${!hosts[@]}"; do
   ip link set "tyv${tag}h$i" master "tyb$tag"
   ip link set "tyv${tag}h$i" up
 done
-# on_host HOST CMD...: CMD in host HOST's namespaces, named after it.
+# on_host HOST CMD...: CMD in host HOST's namespaces, named after it (with
+# loopback=1: here, as the single-host baseline).
+loopback=0
 on_host() {
   local i=$1; shift
+  if [ "$loopback" = 1 ]; then "$@"; return; fi
   ip netns exec "tyns${tag}h$i" unshare --uts sh -c 'hostname "$0"; exec "$@"' "${hosts[$i]}" "$@"
 }
+host_addr() { if [ "$loopback" = 1 ]; then echo 127.0.0.1; else addr "$1"; fi; }
 
 # ---- the daemons ----------------------------------------------------------------------
-on_host 0 "$b/daemon/traind" --auth none --listen "$(addr 0):0" --metrics-listen "$(addr 0):0" \
-  --state-dir "$tmp/traind" --port-file "$tmp/traind.ports" >"$tmp/traind.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 200); do [ -s "$tmp/traind.ports" ] && break; sleep 0.05; done
-ctl=$(addr 0):$(sed -n 's/^rpc=//p' "$tmp/traind.ports")
-export TRAINYARD_CONTROLLER=$ctl
-for i in 1 2 3; do
-  on_host "$i" "$b/worker/trainworkerd" --auth none --no-cgroups --controller "$ctl" \
-    --name "${hosts[$i]}" --state-dir "$tmp/${hosts[$i]}" --io-listen 0.0.0.0:0 \
-    --metrics-listen "$(addr "$i"):0" --cpus 1 --gpus 0 >"$tmp/${hosts[$i]}.log" 2>&1 &
+start_cluster() { # state in $tmp/$1
+  local d=$tmp/$1
+  mkdir -p "$d"
+  on_host 0 "$b/daemon/traind" --auth none --listen "$(host_addr 0):0" \
+    --metrics-listen "$(host_addr 0):0" --state-dir "$d/traind" --port-file "$d/traind.ports" \
+    >"$d/traind.log" 2>&1 &
   pids+=($!)
-done
+  for _ in $(seq 200); do [ -s "$d/traind.ports" ] && break; sleep 0.05; done
+  ctl=$(host_addr 0):$(sed -n 's/^rpc=//p' "$d/traind.ports")
+  export TRAINYARD_CONTROLLER=$ctl
+  for i in 1 2 3; do
+    on_host "$i" "$b/worker/trainworkerd" --auth none --no-cgroups --controller "$ctl" \
+      --name "${hosts[$i]}" --state-dir "$d/${hosts[$i]}" \
+      --io-listen "$([ "$loopback" = 1 ] && echo 127.0.0.1 || echo 0.0.0.0):0" \
+      --metrics-listen "$(host_addr "$i"):0" --cpus 1 --gpus 0 >"$d/${hosts[$i]}.log" 2>&1 &
+    pids+=($!)
+  done
+  for _ in $(seq 200); do [ "$(up)" -ge 3 ] && break; sleep 0.05; done
+  [ "$(up)" -ge 3 ] || { log "workers did not register: $d"; exit 1; }
+}
+stop_cluster() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
 up() { "$b/cli/trainctl" nodes 2>/dev/null | grep -c ' UP' || true; }
-for _ in $(seq 200); do [ "$(up)" -ge 3 ] && break; sleep 0.05; done
-[ "$(up)" -ge 3 ] || { log "workers did not register: $tmp"; exit 1; }
 
 # ---- measures ---------------------------------------------------------------------------
 job_json() { "$b/cli/trainctl" show "$1" --json; }
@@ -108,7 +124,7 @@ dp_step_ms() { # mean ms per step over rank 0's progress lines after the first
   local id log
   id=$("$b/cli/trainctl" submit --quiet "$tmp/dp.pb")
   [ "$(wait_end "$id")" = COMPLETED ] || { log "DP job $id failed: $tmp"; exit 1; }
-  log=$(ls "$tmp"/w*/jobs/"$id"/rank0.log)
+  log=$(ls "$cur"/w*/jobs/"$id"/rank0.log)
   awk -v b=48 '/^step /{ n++; if (n > 1) { s += $8; k++ } } END { printf "%.2f", k ? 1000 * b / (s / k) : 0 }' "$log"
 }
 netem() { # DELAY_MS on every host's link (0: none)
@@ -118,23 +134,39 @@ netem() { # DELAY_MS on every host's link (0: none)
   done
 }
 
-echo "Cluster across 4 network namespaces (traind + 3 workers, 1 CPU each), $(nproc) cores,"
-echo "$runs runs per latency, DP MLP 3 ranks x 1 thread, batch 48, $steps steps"
-printf '| netem delay per link | rlaunch 1 node, median / p90 (s) | rlaunch 3 nodes, median / p90 (s) | submit to start, median (s) | DP step (ms) |\n'
+row() { # LABEL: one table row, ratios against the loopback row
+  seq_runs "$tmp/rl1" "$b/cli/rlaunch" -- true
+  seq_runs "$tmp/rl3" "$b/cli/rlaunch" --nodes 3 -- true
+  local s step m1 m3
+  s=$(sched_latency) step=$(dp_step_ms)
+  m1=$(stats "$tmp/rl1" | cut -d' ' -f1) m3=$(stats "$tmp/rl3" | cut -d' ' -f1)
+  [ -n "$base" ] || base="$m1 $m3 $step"
+  set -- $base
+  printf '| %s | %s (%.2fx) | %s (%.2fx) | %s | %s (%.2fx) |\n' "$label" \
+    "$(stats "$tmp/rl1" | cut -d' ' -f1,2 | tr ' ' /)" "$(awk -v a="$m1" -v b="$1" 'BEGIN { print a / b }')" \
+    "$(stats "$tmp/rl3" | cut -d' ' -f1,2 | tr ' ' /)" "$(awk -v a="$m3" -v b="$2" 'BEGIN { print a / b }')" \
+    "$s" "$step" "$(awk -v a="$step" -v b="$3" 'BEGIN { print a / b }')"
+}
+
+echo "traind + 3 workers (1 CPU each), on loopback, then each in its own network namespace;"
+echo "$(nproc) cores, $runs runs per latency, DP MLP 3 ranks x 1 thread, batch 48, $steps steps;"
+echo "ratios against the loopback row"
+printf '| hosts, netem delay per link | rlaunch 1 node, median / p90 (s) | rlaunch 3 nodes, median / p90 (s) | submit to start, median (s) | DP step (ms) |\n'
 printf '| --- | --- | --- | --- | --- |\n'
-base_step=
+base=
+loopback=1 cur=$tmp/loopback label="one host, loopback"
+start_cluster loopback
+row
+stop_cluster
+loopback=0 cur=$tmp/netns
+start_cluster netns
 for d in 0 1 10; do
+  label="4 namespaces, $d ms"
   if ! netem "$d" 2>"$tmp/netem.err"; then
-    printf '| %s ms | not measured: %s | | | |\n' "$d" "$(head -1 "$tmp/netem.err")"
+    printf '| %s | not measured: %s | | | |\n' "$label" "$(head -1 "$tmp/netem.err")"
     continue
   fi
-  runs=$runs seq_runs "$tmp/rl1" "$b/cli/rlaunch" -- true
-  seq_runs "$tmp/rl3" "$b/cli/rlaunch" --nodes 3 -- true
-  s=$(sched_latency) step=$(dp_step_ms)
-  [ -n "$base_step" ] || base_step=$step
-  printf '| %s ms | %s | %s | %s | %s (%.2fx) |\n' "$d" "$(stats "$tmp/rl1" | cut -d' ' -f1,2 | tr ' ' /)" \
-    "$(stats "$tmp/rl3" | cut -d' ' -f1,2 | tr ' ' /)" "$s" "$step" \
-    "$(awk -v a="$step" -v b="$base_step" 'BEGIN { print a / b }')"
+  row
 done
 netem 0
 
@@ -147,7 +179,7 @@ t_cut=$(date +%s%3N)
 ip link set "tyv${tag}h$i" down
 while ! job_json "$id" | field '[e for e in j["events"] if e["to_state"] == "NODE_FAIL"][0]["time_ms"]' \
     >"$tmp/fail" 2>/dev/null; do sleep 0.1; done
-fence=$(grep -m1 'fenced: node' "$tmp/$node.log" | cut -d' ' -f1)
+fence=$(grep -m1 'fenced: node' "$cur/$node.log" | cut -d' ' -f1)
 t_fence=$(date -d "$fence" +%s%3N)
 echo
 echo "Link of $node cut at delay 0 (heartbeat 2 s, node timeout 15 s, lease 10 s):"
