@@ -176,6 +176,24 @@ static bool log_says(const it_cluster *c, const char *name, const char *text) {
   return strstr(buf, text) != NULL;
 }
 
+/* The node's own history: registered, DOWN for silence, registered again
+ * (the last event is durable a moment after the node is UP). */
+static void expect_down_and_back(const it_cluster *c, const char *node) {
+  char *out = NULL;
+  const char *show[] = {"node", "show", node, "--json", NULL};
+  bool seen = false;
+  for (int i = 0; i < 250 && !seen; i++) {
+    free(out);
+    if (i) it_sleep_ms(20);
+    cr_assert_eq(it_trainctl(c, &out, show), 0);
+    const char *reg = strstr(out, "\"action\":\"register\"");
+    const char *down = reg ? strstr(reg, "\"action\":\"down\"") : NULL;
+    seen = down && strstr(down, "\"action\":\"register\"");
+  }
+  cr_assert(seen, "node events are not register, down, register: %s", out);
+  free(out);
+}
+
 Test(partition, cut_worker_fences_its_task_before_the_requeue, .timeout = 180) {
   it_cluster c;
   it_net net;
@@ -195,15 +213,7 @@ Test(partition, cut_worker_fences_its_task_before_the_requeue, .timeout = 180) {
   cr_assert(it_wait_nodes(cl, 2, TRAINYARD__NODE_STATE__NODE_UP, 30000),
             "the healed node did not come back (logs in %s)", c.dir);
   cr_assert(log_says(&c, c.name[victim], "fenced: node"), "no fencing in %s's log", c.name[victim]);
-  /* The node's own history: registered, DOWN for silence, registered again. */
-  char *out = NULL;
-  const char *show[] = {"node", "show", c.name[victim], "--json", NULL};
-  cr_assert_eq(it_trainctl(&c, &out, show), 0);
-  const char *reg = strstr(out, "\"action\":\"register\"");
-  const char *down = reg ? strstr(reg, "\"action\":\"down\"") : NULL;
-  cr_assert(down && strstr(down, "\"action\":\"register\""),
-            "node events are not register, down, register: %s", out);
-  free(out);
+  expect_down_and_back(&c, c.name[victim]);
   cr_assert_eq(fenced(&c, victim), 1);
   cr_assert_eq(fenced(&c, 1 - victim), 0);
   r = it_wait_job(cl, id, ST(COMPLETED), 1000);
