@@ -149,18 +149,20 @@ int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_
 /* RunningTask and TaskUpdateRequest carry the same fields. */
 #define TASK_FROM(t, m)                                                                            \
   task_from(t, (m)->job_id, (m)->rank, (int)(m)->state, (m)->exit_code, (m)->term_signal,          \
-            (m)->timed_out, (m)->reason,                                                           \
+            (m)->timed_out, (m)->fenced, (m)->reason,                                              \
             &(ty_task_usage){(m)->cpu_usec, (m)->mem_peak_bytes, (m)->io_read_bytes,               \
                              (m)->io_write_bytes})
 
 static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int state, int32_t code,
-                     int32_t sig, bool timed_out, const char *reason, const ty_task_usage *use) {
+                     int32_t sig, bool timed_out, bool fenced, const char *reason,
+                     const ty_task_usage *use) {
   *t = (ty_task_report){.job_id = job_id,
                         .rank = rank,
                         .state = (ty_task_state)state,
                         .exit_code = code,
                         .term_signal = sig,
                         .timed_out = timed_out,
+                        .fenced = fenced,
                         .reason = ty_wire_strdup(reason),
                         .usage = *use};
   return t->reason ? 0 : TY_ENOMEM;
@@ -573,9 +575,10 @@ int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_le
   return rc;
 }
 
-int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out) {
+int ty__conv_register_resp(uint32_t heartbeat_ms, uint32_t node_timeout_ms, ty_buf *out) {
   Trainyard__RegisterNodeResponse r = TRAINYARD__REGISTER_NODE_RESPONSE__INIT;
   r.heartbeat_interval_ms = heartbeat_ms;
+  r.node_timeout_ms = node_timeout_ms;
   return ty_wire_pack(&r.base, out);
 }
 

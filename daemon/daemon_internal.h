@@ -723,7 +723,7 @@ int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
 /* `tokens` (NULL = none) holds n_ranks tokens of `token_len` bytes each. */
 int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
                                  ty_buf *out);
-int ty__conv_register_resp(uint32_t heartbeat_ms, ty_buf *out);
+int ty__conv_register_resp(uint32_t heartbeat_ms, uint32_t node_timeout_ms, ty_buf *out);
 /* WatchJobRequest, and SubmitJobRequest's watch fields. */
 struct ty__watch_req {
   uint64_t job_id;

@@ -27,6 +27,27 @@ static bool job_has_live_on(const ty_job *j, const ty_cluster_node *n) {
   return false;
 }
 
+/* A rank ended. A rank its worker fenced (the lease ran out while this
+ * controller still counted the node alive: the link healed between the two
+ * timeouts) lost its node: the job is requeued as after a node failure,
+ * not failed by the SIGKILL. */
+static void rank_ended(ty_controller *ctl, ty_job *j, const ty_task_report *tr,
+                       const ty_cluster_node *n, ty_txn *t) {
+  if (!tr->fenced) {
+    ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
+                   tr->reason, &tr->usage, t);
+    return;
+  }
+  char why[TY_ERR_LEN];
+  snprintf(why, sizeof(why), "node %.64s fenced its tasks (%.300s)", n->name, tr->reason);
+  ty_warn("job %llu rank %u: %s", (unsigned long long)j->id, tr->rank, why);
+  ty__rank_lost(j, tr->rank, why, t);
+  if (j->state == TY_JOB_RUNNING)
+    ty__job_requeue(ctl, j, why, t);
+  else
+    ty__job_save(ctl, j, t);
+}
+
 /* ---- RegisterNode ---------------------------------------------------------------------- */
 
 typedef struct reg_ctx {
@@ -85,8 +106,7 @@ static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_
     ty_job *j = ty__job_find(ctl, tr->job_id);
     ty_rank *rk = our_rank(j, tr->rank, n);
     if (rk && ty_task_state_ended(tr->state)) {
-      ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
-                     tr->reason, &tr->usage, t);
+      rank_ended(ctl, j, tr, n, t);
     } else if (rk) {
       rk->state = RANK_RUNNING;
       rk->seen_gen = ctl->reg_gen;
@@ -137,7 +157,7 @@ static void on_register_committed(int status, void *ud) {
   if (status != 0) {
     ty__reply_finish(rc->r, TY_ESTORE, "the node's state was not stored; register again");
   } else {
-    ty__conv_register_resp(ctl->cfg.heartbeat_ms, &rc->r->out);
+    ty__conv_register_resp(ctl->cfg.heartbeat_ms, ctl->cfg.node_timeout_ms, &rc->r->out);
     ty__reply_finish(rc->r, 0, NULL);
   }
   if (n && n->conn) {
@@ -320,8 +340,7 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_txn *t = ty_txn_create();
-  ty__rank_ended(ctl, j, tr.rank, tr.state, tr.exit_code, tr.term_signal, tr.timed_out, tr.reason,
-                 &tr.usage, t);
+  rank_ended(ctl, j, &tr, n, t);
   ty__task_report_close(&tr);
   ty__commit(ctl, t, on_update_committed, r);
 }

@@ -105,6 +105,7 @@ static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
   t->exit_code = r->exit_code;
   t->term_signal = r->term_signal;
   t->timed_out = r->timed_out;
+  t->fenced = r->fenced;
   t->reason = ty_wire_str(r->reason);
   t->master_port = r->master_port;
   t->cpu_usec = r->usage.cpu_usec;
@@ -169,11 +170,13 @@ int ty__encode_register(const ty__node_status *st, ty_buf *out) {
   return rc;
 }
 
-int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms) {
+int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms,
+                                 uint32_t *out_node_timeout_ms) {
   Trainyard__RegisterNodeResponse *m =
       ty_wire_unpack(&trainyard__register_node_response__descriptor, p, n);
   if (!m) return TY_EPROTO;
   *out_heartbeat_ms = m->heartbeat_interval_ms;
+  *out_node_timeout_ms = m->node_timeout_ms;
   ty_wire_free(m);
   return 0;
 }
@@ -194,6 +197,7 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.term_signal = r->term_signal;
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
+  m.fenced = r->fenced;
   m.warned_signal = r->warned_signal;
   m.cpu_usec = r->usage.cpu_usec;
   m.mem_peak_bytes = r->usage.mem_peak_bytes;

@@ -58,6 +58,7 @@ typedef struct worker_opts {
   size_t n_task_env;
   uint64_t log_max;         /* --log-max-size, 0 = no cap */
   uint32_t log_retention_s; /* --log-retention, 0 = keep */
+  uint32_t lease_ms;        /* --lease-ms: TY_LEASE_AUTO, or 0 = no fencing */
 } worker_opts;
 
 typedef struct ty_worker {
@@ -90,7 +91,9 @@ static const char usage[] =
     "  --state-dir DIR         task logs in DIR/jobs/JOB/rank<R>.log (default ./var/worker-NAME)\n"
     "  --io-listen HOST:PORT   task I/O (ReadLog) listener (default 127.0.0.1:7820; port 0 = any)\n"
     "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:7821)\n"
-    "  --advertise HOST        host in io_addr and MASTER_ADDR (default 127.0.0.1)\n"
+    "  --advertise HOST        host in io_addr and MASTER_ADDR (default: the --io-listen host,\n"
+    "                          or, when that is 0.0.0.0 or ::, this host's address on the\n"
+    "                          connection to the controller)\n"
     "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
     "Limits of the task I/O port:\n" TY_RPC_LIMITS_USAGE
@@ -103,6 +106,9 @@ static const char usage[] =
     "  --task-env NAME[=VALUE] give every task this variable: VALUE, or this daemon's own\n"
     "                          value of NAME (none when unset); repeatable. Tasks get\n"
     "                          nothing else of this daemon's environment\n"
+    "  --lease-ms N            kill this node's tasks after N ms without an answer from the\n"
+    "                          controller (fencing; default two thirds of the controller's\n"
+    "                          --node-timeout-ms; 0 = never)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --auth munge|key|none   how the worker and the controller prove they are the cluster's\n"
     "                          service (default munge; as traind's auth.workers)\n"
@@ -141,13 +147,13 @@ static void default_opts(worker_opts *o) {
   o->io_port = TY_WORKER_IO_PORT;
   snprintf(o->metrics_host, sizeof o->metrics_host, "127.0.0.1");
   o->metrics_port = TY_WORKER_METRICS_PORT;
-  o->advertise = "127.0.0.1";
   o->cpus = o->gpus = -1;
   o->log_level = TY_LOG_INFO;
   o->auth = TY_AUTH_MUNGE;
   o->service_user = "root";
   o->log_max = TY_LOG_MAX_DEFAULT;
   o->log_retention_s = TY_LOG_RETENTION_DEFAULT;
+  o->lease_ms = TY_LEASE_AUTO;
 }
 
 static const struct option longopts[] = {{"controller", required_argument, NULL, 'c'},
@@ -174,6 +180,7 @@ static const struct option longopts[] = {{"controller", required_argument, NULL,
                                          {"cgroup-root", required_argument, NULL, 'O'},
                                          {"cgroup-name", required_argument, NULL, 'N'},
                                          {"no-cgroups", no_argument, NULL, 'X'},
+                                         {"lease-ms", required_argument, NULL, 'W'},
                                          TY_RPC_LIMIT_OPTIONS,
                                          {NULL, 0, NULL, 0}};
 
@@ -306,6 +313,13 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
     return 0;
   case 'e':
     return add_task_env(o, v);
+  case 'W': {
+    long ms = 0;
+    if (parse_count(v, &ms) != 0 || (ms > 0 && ms < 100))
+      return usage_error("--lease-ms", v, "is not 0 or a count of milliseconds from 100 on");
+    o->lease_ms = (uint32_t)ms;
+    return 0;
+  }
   case 'L':
   case 'R':
     return parse_log_flag(o, c, v);
@@ -492,7 +506,11 @@ static int start_listeners(ty_worker *w) {
              ty_strerror(rc));
     return rc;
   }
-  snprintf(w->io_addr, sizeof w->io_addr, "%s:%d", w->o.advertise, ty_worker_io_port(w->io));
+  /* Without --advertise a specific listener is its own address; a wildcard
+   * one is advertised by the session, at the address facing the controller. */
+  const char *host = w->o.advertise ? w->o.advertise : w->o.io_host;
+  bool wildcard = !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !host[0];
+  if (!wildcard) snprintf(w->io_addr, sizeof w->io_addr, "%s:%d", host, ty_worker_io_port(w->io));
   if (w->o.port_file && write_port_file(w) != 0) {
     ty_error("cannot write the port file %s", w->o.port_file);
     return TY_EIO;
@@ -593,18 +611,22 @@ static int run(ty_worker *w) {
   ty_worker_session_opts so = {.host = w->o.controller_host,
                                .port = w->o.controller_port,
                                .name = w->o.name,
-                               .io_addr = w->io_addr,
+                               .io_addr = w->io_addr[0] ? w->io_addr : NULL,
+                               .io_port = w->io ? ty_worker_io_port(w->io) : 0,
                                .inv = &w->inv,
                                .tasks = w->tasks,
                                .trainrun = w->o.trainrun,
                                .auth = w->auth,
                                .queue = w->authq,
-                               .service_uid = w->service_uid};
+                               .service_uid = w->service_uid,
+                               .lease_ms = w->o.lease_ms};
   if (rc == 0) rc = ty_worker_session_create(&w->loop, &so, &w->session);
   if (rc == 0) {
     ty_info("node %s: %u CPUs, %u GPUs, %" PRIu64 " MiB, %s; task I/O on %s, metrics on %s:%d, "
             "controller %s:%d, state in %s",
-            w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology, w->io_addr,
+            w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology,
+            w->io_addr[0] ? w->io_addr
+                          : "every address (advertised: the one facing the controller)",
             w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
             w->o.controller_port, w->o.state_dir);
     if (ty_notify_watchdog_init(&w->loop, &w->watchdog) != 0)

@@ -22,6 +22,15 @@
  *     (root, the service user, or the cluster key), in arrival order. A
  *     credential made or checked for a connection that has since closed is
  *     dropped (conn_gen tells).
+ *   - Fencing (docs/cluster-protocol.md, "Partitions and fencing"): the
+ *     worker holds a lease on its tasks, renewed by every answer from the
+ *     controller. When no answer came for the lease (shorter than the
+ *     controller's node timeout, after which the controller requeues the
+ *     node's jobs elsewhere), the worker SIGKILLs its running tasks, so a
+ *     cut-off node never runs a job that also runs elsewhere. A connection
+ *     *refused* by the controller's host holds the lease: the host answers
+ *     and no controller runs there, and a restarted one grants every node
+ *     its node timeout from its start, so tasks survive controller restarts.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,6 +47,9 @@
 #define CALL_TIMEOUT_MS 10000u
 #define RETRY_UPDATES_MS 1000u
 #define DEFAULT_HEARTBEAT_MS 2000u
+/* A controller that tells no node timeout (older than the field): two
+ * thirds of traind's default 15 s. */
+#define DEFAULT_LEASE_MS 10000u
 
 struct ty_worker_session {
   uv_loop_t *loop;
@@ -53,6 +65,11 @@ struct ty_worker_session {
   uv_timer_t reconnect_timer;
   uv_timer_t heartbeat_timer;
   uv_timer_t retry_timer; /* resends TaskUpdates the controller refused */
+  uv_timer_t lease_timer; /* checks the lease (fencing) */
+  uint32_t lease_ms;      /* in force; 0 = no fencing */
+  int64_t last_contact;   /* ty_mono_ms() of the controller's last answer */
+  bool refused;           /* the last connect was refused: no controller runs */
+  bool fenced;            /* this outage's tasks are killed */
   int open_handles;
   ty__graph_worker *graph;  /* graph jobs: trainrun launches, progress (graph_task.c) */
   uint64_t conn_gen;        /* +1 per connection */
@@ -78,6 +95,55 @@ static void on_reconnect_timer(uv_timer_t *h) {
 }
 static void on_retry_timer(uv_timer_t *h) {
   send_pending_updates(h->data);
+}
+
+/* ---- the lease ---------------------------------------------------------------- */
+
+static void contact(ty_worker_session *s) {
+  s->last_contact = ty_mono_ms();
+  s->fenced = false;
+}
+
+static void on_lease_timer(uv_timer_t *h) {
+  ty_worker_session *s = h->data;
+  if (!s->lease_ms || s->fenced || ty_tasks_running(s->o.tasks) == 0) return;
+  if (s->refused) {
+    contact(s);
+    return;
+  }
+  int64_t silent = ty_mono_ms() - s->last_contact;
+  if (silent <= (int64_t)s->lease_ms) return;
+  char why[200];
+  snprintf(why, sizeof why,
+           "fenced: node %s had no answer from the controller for %lld ms (lease %u ms)", s->name,
+           (long long)silent, s->lease_ms);
+  uint32_t n = ty_tasks_fence(s->o.tasks, why);
+  s->fenced = true;
+  ty_warn("session: %s; killed its %u running tasks (the controller requeues their jobs after its "
+          "node timeout)",
+          why, n);
+}
+
+/* At registration: the lease in force, from --lease-ms or the controller's
+ * node timeout, checked 8 times per lease. */
+static void set_lease(ty_worker_session *s, uint32_t node_timeout_ms) {
+  uint32_t lease = s->o.lease_ms;
+  if (lease == TY_LEASE_AUTO)
+    lease = node_timeout_ms ? (uint32_t)((uint64_t)node_timeout_ms * 2 / 3) : DEFAULT_LEASE_MS;
+  if (lease && node_timeout_ms && lease >= node_timeout_ms)
+    ty_warn("session: --lease-ms %u is not shorter than the controller's node timeout (%u ms): "
+            "a cut-off node's tasks may still run when their jobs start elsewhere",
+            lease, node_timeout_ms);
+  if (lease != s->lease_ms || !uv_is_active((uv_handle_t *)&s->lease_timer)) {
+    uint32_t every = lease / 8 < 20 ? 20 : lease / 8 > 1000 ? 1000 : lease / 8;
+    if (lease)
+      uv_timer_start(&s->lease_timer, on_lease_timer, every, every);
+    else
+      uv_timer_stop(&s->lease_timer);
+    if (lease != s->lease_ms)
+      ty_info("session: lease %u ms%s", lease, lease ? "" : " (no fencing: --lease-ms 0)");
+  }
+  s->lease_ms = lease;
 }
 
 /* ---- lifetime --------------------------------------------------------------- */
@@ -162,7 +228,7 @@ static void on_heartbeat_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *ms
                                 void *ud) {
   (void)msg;
   (void) final;
-  (void)ud;
+  if (status == 0) contact(ud);
   if (status == TY_ETIMEDOUT) {
     /* A controller that stops answering is as good as gone: start over. */
     ty_warn("session: heartbeat timed out; reconnecting");
@@ -279,10 +345,14 @@ static void remember_ended(const ty_task_report *r, void *ud) {
 }
 
 static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) {
-  uint32_t hb = 0;
-  if (ty__decode_register_response(msg->payload, msg->payload_len, &hb) != 0 || hb == 0)
+  uint32_t hb = 0, node_timeout = 0;
+  if (ty__decode_register_response(msg->payload, msg->payload_len, &hb, &node_timeout) != 0 ||
+      hb == 0)
     hb = DEFAULT_HEARTBEAT_MS;
   s->heartbeat_ms = hb;
+  contact(s);
+  s->refused = false;
+  set_lease(s, node_timeout);
   s->registered = true;
   s->warned_unreachable = false;
   s->backoff_ms = BACKOFF_MIN_MS;
@@ -328,12 +398,31 @@ static void add_report(const ty_task_report *r, void *ud) {
   l->v[l->n++] = *r;
 }
 
+/* The task I/O address to register: --advertise's, or (a wildcard
+ * listener without it) this end of the controller connection, the
+ * interface the controller's network reaches. */
+static const char *io_addr(ty_worker_session *s, char *buf, size_t n) {
+  if (s->io_addr[0] || !s->conn) return s->io_addr;
+  char host[64] = "";
+  int rc = ty_rpc_local_host(s->conn, host, sizeof host);
+  if (rc != 0) {
+    ty_warn("session: cannot tell the local address facing the controller: %s", ty_strerror(rc));
+    snprintf(host, sizeof host, "127.0.0.1");
+  }
+  if (strchr(host, ':'))
+    snprintf(buf, n, "[%s]:%d", host, s->o.io_port);
+  else
+    snprintf(buf, n, "%s:%d", host, s->o.io_port);
+  return buf;
+}
+
 static int encode_register(ty_worker_session *s, ty_buf *out) {
   reports l = {0};
   ty_tasks_foreach(s->o.tasks, add_report, &l);
+  char buf[96];
   ty__node_status st = {.inv = s->o.inv,
                         .name = s->name,
-                        .io_addr = s->io_addr,
+                        .io_addr = io_addr(s, buf, sizeof buf),
                         .cpus_used = ty_tasks_cpus_used(s->o.tasks),
                         .gpus_used = ty_tasks_gpus_used(s->o.tasks),
                         .running = ty_tasks_running(s->o.tasks),
@@ -488,6 +577,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
 static void on_connected(ty_rpc_conn *c, int status, void *ud) {
   ty_worker_session *s = ud;
   s->connecting = false;
+  s->refused = status == UV_ECONNREFUSED;
   if (status != 0) {
     ty_log(s->warned_unreachable ? TY_LOG_DEBUG : TY_LOG_WARN,
            "session: cannot reach controller %s:%d: %s; retrying", s->host, s->o.port,
@@ -542,7 +632,10 @@ int ty_worker_session_create(uv_loop_t *loop, const ty_worker_session_opts *opts
   char ctl[300];
   snprintf(ctl, sizeof ctl, "%s:%d", opts->host, opts->port);
   s->graph = ty__graph_worker_create(opts->tasks, opts->trainrun, ctl);
-  uv_timer_t *timers[] = {&s->reconnect_timer, &s->heartbeat_timer, &s->retry_timer};
+  s->lease_ms = opts->lease_ms == TY_LEASE_AUTO ? DEFAULT_LEASE_MS : opts->lease_ms;
+  contact(s);
+  uv_timer_t *timers[] = {&s->reconnect_timer, &s->heartbeat_timer, &s->retry_timer,
+                          &s->lease_timer};
   for (size_t i = 0; i < TY_ARRAY_LEN(timers); i++) {
     uv_timer_init(loop, timers[i]);
     timers[i]->data = s;
@@ -559,5 +652,6 @@ void ty_worker_session_destroy(ty_worker_session *s) {
   uv_close((uv_handle_t *)&s->reconnect_timer, on_timer_closed);
   uv_close((uv_handle_t *)&s->heartbeat_timer, on_timer_closed);
   uv_close((uv_handle_t *)&s->retry_timer, on_timer_closed);
+  uv_close((uv_handle_t *)&s->lease_timer, on_timer_closed);
   if (s->conn) ty_rpc_close(s->conn);
 }

@@ -22,6 +22,8 @@
  *                                                             over --log-max-size
  *   trainyard_worker_log_dirs_removed_total                   counter: job directories removed
  *                                                             after --log-retention
+ *   trainyard_worker_fenced_tasks_total                       counter: tasks killed because
+ *                                                             the controller's lease expired
  *   process_*                                                 (lib/metrics)
  *
  * Per-task series are cleared and refilled on every scrape from the running
@@ -38,7 +40,7 @@ struct ty__worker_stats {
   ty__nvml *nvml;
   bool nvml_tried;
   ty_metric *memory, *running, *started, *launch_failures, *exits;
-  ty_metric *log_bytes, *log_cut, *log_removed;
+  ty_metric *log_bytes, *log_cut, *log_removed, *fenced;
   ty_tasks_stats last; /* counts already added to the counters */
 };
 
@@ -132,6 +134,7 @@ static void collect(ty_metrics *m, void *ud) {
   advance(s->exits, timed_out, now.exit_timed_out, &s->last.exit_timed_out);
   advance(s->log_cut, NULL, now.log_bytes_cut, &s->last.log_bytes_cut);
   advance(s->log_removed, NULL, now.log_dirs_removed, &s->last.log_dirs_removed);
+  advance(s->fenced, NULL, now.fenced, &s->last.fenced);
   ty_metric_set(s->log_bytes, NULL, (double)ty_tasks_log_disk_bytes(s->tasks));
 }
 
@@ -170,6 +173,10 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
   s->log_removed =
       ty_metrics_counter(m, "trainyard_worker_log_dirs_removed_total",
                          "Job directories removed --log-retention after the job ended", NULL);
+  s->fenced = ty_metrics_counter(m, "trainyard_worker_fenced_tasks_total",
+                                 "Tasks killed because the controller was unreachable for the "
+                                 "lease (--lease-ms)",
+                                 NULL);
   ty_metrics_add_process(m);
   ty_metrics_on_collect(m, collect, s);
   /* Series exist from the first scrape on, even before any task ran. */

@@ -66,6 +66,7 @@ typedef struct task {
   int exit_code, term_signal;
   bool timed_out;
   char *reason;
+  bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
   ty__iotask *io; /* interactive stdio, until the task ends */
 } task;
 
@@ -170,6 +171,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->exit_code = k->exit_code;
   r->term_signal = k->term_signal;
   r->timed_out = k->timed_out;
+  r->fenced = k->fenced;
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
   r->usage = k->usage;
@@ -281,6 +283,20 @@ void ty_tasks_kill_all(ty_tasks *t) {
 void ty_tasks_kill_all_now(ty_tasks *t) {
   for (task *k = t->head; k; k = k->next)
     if (k->running) signal_group(k, SIGKILL);
+}
+
+uint32_t ty_tasks_fence(ty_tasks *t, const char *reason) {
+  uint32_t n = 0;
+  for (task *k = t->head; k; k = k->next) {
+    if (!k->running || k->fenced) continue;
+    free(k->reason);
+    k->reason = ty_strdup(reason);
+    k->fenced = true;
+    signal_group(k, SIGKILL);
+    n++;
+  }
+  t->stats.fenced += n;
+  return n;
 }
 
 /* ---- exit ------------------------------------------------------------------- */

@@ -174,6 +174,10 @@ int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s);
 void ty_tasks_kill_all(ty_tasks *t);
 /* SIGKILL to every running task now. */
 void ty_tasks_kill_all_now(ty_tasks *t);
+/* Fencing (the controller's lease expired): SIGKILL, without grace, to
+ * every running task not fenced yet, each one's report carrying `reason`
+ * (copied). Returns how many were killed; counted in stats.fenced. */
+uint32_t ty_tasks_fence(ty_tasks *t, const char *reason);
 
 /* Calls `cb` for every running task and every ended task whose report was
  * not yet acknowledged, in launch order. */
@@ -212,6 +216,7 @@ typedef struct ty_tasks_stats {
   uint64_t exit_timed_out;   /* killed by the time limit */
   uint64_t log_bytes_cut;    /* output bytes cut from logs over the cap */
   uint64_t log_dirs_removed; /* job directories removed after the retention */
+  uint64_t fenced;           /* killed by ty_tasks_fence (lease expired) */
 } ty_tasks_stats;
 void ty_tasks_get_stats(const ty_tasks *t, ty_tasks_stats *out);
 
@@ -275,7 +280,9 @@ typedef struct ty_worker_session_opts {
   const char *host; /* controller */
   int port;
   const char *name;    /* node name */
-  const char *io_addr; /* "host:port" of the task I/O listener */
+  const char *io_addr; /* "host:port" of the task I/O listener; NULL: below */
+  int io_port;         /* with io_addr NULL: advertise this port at the local
+                        * address of the connection to the controller */
   const ty_worker_inventory *inv;
   ty_tasks *tasks;
   const char *trainrun; /* graph jobs: the trainrun binary (NULL = from PATH) */
@@ -286,7 +293,12 @@ typedef struct ty_worker_session_opts {
   ty_auth *auth;
   ty_auth_queue *queue;
   uint32_t service_uid;
+  /* Fencing: SIGKILL every task after this long without an answer from
+   * the controller (0 = never; TY_LEASE_AUTO = two thirds of the node
+   * timeout the controller tells at registration). */
+  uint32_t lease_ms;
 } ty_worker_session_opts;
+#define TY_LEASE_AUTO UINT32_MAX
 
 /* Starts connecting at once and keeps reconnecting (250 ms doubling to 5 s)
  * for as long as the session lives. */

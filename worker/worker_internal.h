@@ -41,7 +41,8 @@ typedef struct ty__node_status {
 } ty__node_status;
 /* Encoders append the message to `out`: 0 or TY_ENOMEM. */
 int ty__encode_register(const ty__node_status *st, ty_buf *out);
-int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms);
+int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms,
+                                 uint32_t *out_node_timeout_ms);
 int ty__encode_heartbeat(const char *node, uint32_t running, ty_buf *out);
 int ty__encode_task_update(const ty_task_report *r, ty_buf *out);
 

@@ -731,6 +731,15 @@ void ty_rpc_set_drain_cb(ty_rpc_conn *c, void (*cb)(ty_rpc_conn *c, void *ud), v
 const char *ty_rpc_peer(const ty_rpc_conn *c) {
   return c ? c->peer : "(none)";
 }
+
+int ty_rpc_local_host(const ty_rpc_conn *c, char *out, size_t n) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  int rc = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
+  if (rc != 0) return rc;
+  if (ss.ss_family == AF_INET6) return uv_ip6_name((const struct sockaddr_in6 *)&ss, out, n);
+  return uv_ip4_name((const struct sockaddr_in *)&ss, out, n);
+}
 void ty_rpc_set_ud(ty_rpc_conn *c, void *ud) {
   c->opts.ud = ud;
 }

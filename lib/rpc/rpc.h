@@ -272,6 +272,9 @@ void ty_rpc_set_drain_cb(ty_rpc_conn *c, void (*cb)(ty_rpc_conn *c, void *ud), v
 void ty_rpc_close(ty_rpc_conn *c);
 /* "ip:port" of the peer, for log lines. */
 const char *ty_rpc_peer(const ty_rpc_conn *c);
+/* This end's IP address (the local interface facing the peer) into out;
+ * 0, or a negative libuv error. */
+int ty_rpc_local_host(const ty_rpc_conn *c, char *out, size_t n);
 void ty_rpc_set_ud(ty_rpc_conn *c, void *ud);
 void *ty_rpc_get_ud(const ty_rpc_conn *c);
 uv_loop_t *ty_rpc_loop(const ty_rpc_conn *c);

@@ -341,6 +341,7 @@ typedef struct ty_task_report {
   ty_task_state state;
   int32_t exit_code, term_signal;
   bool timed_out;
+  bool fenced;  /* killed by the worker's lease (fencing), not by its job */
   char *reason; /* "" when none */
   uint32_t master_port;
   /* A RUNNING report sent when the worker delivered the job's --signal

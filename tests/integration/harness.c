@@ -37,7 +37,17 @@ static const char *bin(const char *var) {
   return p;
 }
 
-static pid_t spawn(const char *cwd, const char *logpath, char *const argv[]) {
+const char *it_controller_host(const it_cluster *c) {
+  return c->opts.net ? c->opts.net->addr[0] : "127.0.0.1";
+}
+
+const char *it_worker_host(const it_cluster *c, size_t i) {
+  return c->opts.net ? c->opts.net->addr[i + 1] : "127.0.0.1";
+}
+
+/* Starts argv in host `host` of `net` (none when net is NULL). */
+static pid_t spawn_in(const char *cwd, const char *logpath, char *const argv[], const it_net *net,
+                      size_t host) {
   pid_t pid = fork();
   cr_assert(pid >= 0, "fork: %s", strerror(errno));
   if (pid == 0) {
@@ -49,11 +59,19 @@ static pid_t spawn(const char *cwd, const char *logpath, char *const argv[]) {
     }
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
+    if (net && it_net_enter(net, host) != 0) {
+      fprintf(stderr, "cannot enter host %s: %s\n", net->host[host], strerror(errno));
+      _exit(125);
+    }
     if (cwd && chdir(cwd) != 0) _exit(126);
     execv(argv[0], argv);
     _exit(127);
   }
   return pid;
+}
+
+static pid_t spawn(const char *cwd, const char *logpath, char *const argv[]) {
+  return spawn_in(cwd, logpath, argv, NULL, 0);
 }
 
 /* Reads "key=PORT" from a port file written by a daemon; waits for it. */
@@ -96,21 +114,22 @@ static void key_auth(char **argv, char *key) {
 }
 
 void it_controller_start(it_cluster *c) {
-  char state[300], pf[300], log[300], listen[64], timeout[32];
+  char state[300], pf[300], log[300], listen[64], metrics[64], timeout[32];
   if (c->relative_state)
     snprintf(state, sizeof state, "traind");
   else
     snprintf(state, sizeof state, "%s/traind", c->dir);
   snprintf(pf, sizeof pf, "%s/traind.ports", c->dir);
   snprintf(log, sizeof log, "%s/traind.stderr", c->dir);
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", c->rpc_port);
+  snprintf(listen, sizeof listen, "%s:%d", it_controller_host(c), c->rpc_port);
+  snprintf(metrics, sizeof metrics, "%s:0", it_controller_host(c));
   snprintf(timeout, sizeof timeout, "%d", c->node_timeout_ms);
   unlink(pf);
   char *argv[48] = {(char *)bin("TY_TRAIND"),
                     "--listen",
                     listen,
                     "--metrics-listen",
-                    "127.0.0.1:0",
+                    metrics,
                     "--state-dir",
                     state,
                     "--port-file",
@@ -133,13 +152,13 @@ void it_controller_start(it_cluster *c) {
   for (size_t i = 0; c->traind_args && c->traind_args[i] && n + 1 < TY_ARRAY_LEN(argv); i++)
     argv[n++] = (char *)c->traind_args[i];
   argv[n] = NULL;
-  c->traind = spawn(c->relative_state ? c->dir : NULL, log, argv);
+  c->traind = spawn_in(c->relative_state ? c->dir : NULL, log, argv, c->opts.net, 0);
   c->rpc_port = read_port(pf, "rpc", c->traind);
   c->metrics_port = read_port(pf, "metrics", c->traind);
 }
 
 void it_worker_start(it_cluster *c, size_t i, int cpus) {
-  char state[300], pf[300], log[300], ctl[64], ncpu[16], cgroup[64];
+  char state[300], pf[300], log[300], ctl[64], ncpu[16], cgroup[64], any[64];
   snprintf(c->name[i], sizeof c->name[i], "w%zu", i + 1);
   /* A cgroup subtree per test cluster: tests on one host never share one. */
   snprintf(cgroup, sizeof cgroup, "tyit-%d-%s", (int)getpid(), c->name[i]);
@@ -149,7 +168,8 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
     snprintf(state, sizeof state, "%s/%s", c->dir, c->name[i]);
   snprintf(pf, sizeof pf, "%s/%s.ports", c->dir, c->name[i]);
   snprintf(log, sizeof log, "%s/%s.stderr", c->dir, c->name[i]);
-  snprintf(ctl, sizeof ctl, "127.0.0.1:%d", c->rpc_port);
+  snprintf(ctl, sizeof ctl, "%s:%d", it_controller_host(c), c->rpc_port);
+  snprintf(any, sizeof any, "%s:0", it_worker_host(c, i));
   snprintf(ncpu, sizeof ncpu, "%d", cpus);
   unlink(pf);
   /* Tasks get none of the worker's environment: the knobs tests turn for
@@ -164,9 +184,9 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
                     "--state-dir",
                     state,
                     "--io-listen",
-                    "127.0.0.1:0",
+                    c->opts.wildcard_io ? "0.0.0.0:0" : any,
                     "--metrics-listen",
-                    "127.0.0.1:0",
+                    any,
                     "--port-file",
                     pf,
                     "--cpus",
@@ -195,7 +215,7 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   for (size_t k = 0; auth[k] && n < 47; k++)
     argv[n++] = auth[k];
   argv[n] = NULL;
-  c->worker[i] = spawn(c->relative_state ? c->dir : NULL, log, argv);
+  c->worker[i] = spawn_in(c->relative_state ? c->dir : NULL, log, argv, c->opts.net, i + 1);
   c->io_port[i] = read_port(pf, "io", c->worker[i]);
   c->worker_metrics_port[i] = read_port(pf, "metrics", c->worker[i]);
 }
@@ -264,6 +284,17 @@ void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus) {
 
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o) {
   cluster_start(c, n_workers, cpus, false, o);
+}
+
+void it_cluster_start_hosts(it_cluster *c, it_net *net, size_t n_workers, int cpus,
+                            const it_options *o) {
+  it_net_require();
+  cr_assert(n_workers < IT_NET_MAX_HOSTS);
+  const char *names[] = {"ctl", "w1", "w2", "w3", "w4", "w5"};
+  it_net_create(net, n_workers + 1, names);
+  it_options with = o ? *o : (it_options){0};
+  with.net = net;
+  cluster_start(c, n_workers, cpus, false, &with);
 }
 
 void it_kill9(pid_t *pid) {
@@ -335,7 +366,7 @@ static ty_auth *signer(void) {
 
 ty_rpc_client *it_client(const it_cluster *c) {
   ty_rpc_client *cl = NULL;
-  int rc = ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl);
+  int rc = ty_rpc_client_open(it_controller_host(c), c->rpc_port, 5000, &cl);
   cr_assert_eq(rc, 0, "connect to traind on port %d: %s", c->rpc_port, ty_strerror(rc));
   if (!c->opts.auth_none) ty_rpc_client_set_signer(cl, sign, signer());
   return cl;
@@ -359,7 +390,7 @@ int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, co
     ty_rpc_result res = {0};
     char err[TY_ERR_LEN];
     if (ty_auth_create(&cfg, &a, err, sizeof err) != 0 ||
-        ty_rpc_client_open("127.0.0.1", c->rpc_port, 5000, &cl) != 0)
+        ty_rpc_client_open(it_controller_host(c), c->rpc_port, 5000, &cl) != 0)
       _exit(121);
     ty_rpc_client_set_signer(cl, sign, a);
     int rc = ty_rpc_client_call(cl, method, req->data, req->len, 10000, &res);
@@ -472,7 +503,7 @@ int it_run_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char *
     close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
     become(uid, gid);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
+    snprintf(addr, sizeof addr, "%s:%d", it_controller_host(c), c->rpc_port);
     setenv("TRAINYARD_CONTROLLER", addr, 1);
     if (cwd && chdir(cwd) != 0) _exit(126);
     execv(argv[0], (char *const *)argv);
@@ -521,6 +552,13 @@ int it_submit_job_id(ty_rpc_client *cl, Trainyard__Job *job, const char *request
 
 int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64_t *out_id,
                  char *err, size_t err_len) {
+  return it_submit_sh_nodes(cl, script, name, 1, out_id, err, err_len);
+}
+
+int it_submit_sh_nodes(ty_rpc_client *cl, const char *script, const char *name, uint32_t nodes,
+                       uint64_t *out_id, char *err, size_t err_len) {
+  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
+  res.nodes = nodes;
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   char *argv[] = {"/bin/sh", "-c", (char *)script};
   cmd.n_argv = 3;
@@ -528,6 +566,7 @@ int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64
   cmd.cwd = "/tmp";
   Trainyard__Job job = TRAINYARD__JOB__INIT;
   job.name = (char *)name;
+  job.resources = nodes > 1 ? &res : NULL;
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;
   return it_submit_job(cl, &job, out_id, err, err_len);
@@ -631,7 +670,7 @@ int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
 
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args) {
   char addr[64];
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
+  snprintf(addr, sizeof addr, "%s:%d", it_controller_host(c), c->rpc_port);
   const char *argv[32] = {bin("TY_TRAINCTL"), "--controller", addr};
   size_t n = 3;
   for (size_t i = 0; args[i] && n < 31; i++)
@@ -699,9 +738,13 @@ bool it_closed_by_peer(int fd) {
 }
 
 char *it_http_get(int port, const char *path, int *out_status) {
+  return it_http_get_at("127.0.0.1", port, path, out_status);
+}
+
+char *it_http_get_at(const char *host, int port, const char *path, int *out_status) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(inet_pton(AF_INET, host, &a.sin_addr), 1, "%s is not an IPv4 address", host);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     close(fd);
     return NULL;
@@ -725,8 +768,12 @@ char *it_http_get(int port, const char *path, int *out_status) {
 }
 
 char *it_http_get_metrics(int port) {
-  char *body = it_http_get(port, "/metrics", NULL);
-  cr_assert(body, "no /metrics from port %d", port);
+  return it_http_get_metrics_at("127.0.0.1", port);
+}
+
+char *it_http_get_metrics_at(const char *host, int port) {
+  char *body = it_http_get_at(host, port, "/metrics", NULL);
+  cr_assert(body, "no /metrics from %s:%d", host, port);
   return body;
 }
 

@@ -2,7 +2,9 @@
 /*
  * Integration-test harness: starts a real traind and real trainworkerd
  * processes on loopback with ephemeral ports (found through --port-file),
- * in a private temporary directory, and tears them down by PID. Tests talk
+ * in a private temporary directory, and tears them down by PID. With
+ * it_cluster_start_hosts each daemon runs on a virtual host of its own
+ * instead (netns.h: a network namespace, its own address on a bridge). Tests talk
  * to the controller through lib/rpc's blocking client and to the CLI by
  * running the real trainctl binary.
  *
@@ -26,6 +28,7 @@
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
 #include "proto/trainyard.pb-c.h"
+#include "tests/integration/netns.h"
 #include "tests/support/munged.h"
 
 #define IT_MAX_WORKERS 4
@@ -54,6 +57,13 @@ typedef struct it_cluster {
     int node_timeout_ms;            /* traind --node-timeout-ms (0 = 1500) */
     const char *const *traind_args; /* more traind arguments (NULL-terminated, borrowed) */
     const char *const *worker_args; /* more trainworkerd flags (the same) */
+    /* Hosts to run on (netns.h; borrowed, outlives the cluster): traind
+     * in host 0, worker i in host i + 1, each listening on and advertising
+     * its host's address; NULL = everything on 127.0.0.1. */
+    const it_net *net;
+    /* Workers listen for task I/O on 0.0.0.0 and advertise the address
+     * facing the controller (no --advertise); else on their host's address. */
+    bool wildcard_io;
   } opts;
   /* Extra traind arguments (from opts.traind_args, replaceable before a
    * restart; NULL-terminated, borrowed; at most 24). */
@@ -63,6 +73,11 @@ typedef struct it_cluster {
 } it_cluster;
 typedef struct it_options it_options;
 
+/* The address clients use for the controller ("127.0.0.1", or host 0's),
+ * and the one worker i listens on. */
+const char *it_controller_host(const it_cluster *c);
+const char *it_worker_host(const it_cluster *c, size_t i);
+
 /* Creates the directory and starts the controller and n workers (cpus each),
  * then waits until every node is UP. Aborts the test on failure. */
 void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
@@ -70,6 +85,12 @@ void it_cluster_start(it_cluster *c, size_t n_workers, int cpus);
 void it_cluster_start_relative(it_cluster *c, size_t n_workers, int cpus);
 /* The same with options (auth, traind and worker flags, kept for restarts). */
 void it_cluster_start_with(it_cluster *c, size_t n_workers, int cpus, const it_options *o);
+/* The same on virtual hosts (netns.h): skips the test unless it can make
+ * them, then creates `net` with hosts "ctl" (traind) and "w1".."wN" (the
+ * workers, named as their hosts). The caller destroys net after
+ * it_cluster_stop (an atexit handler does when a test fails). */
+void it_cluster_start_hosts(it_cluster *c, it_net *net, size_t n_workers, int cpus,
+                            const it_options *o);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);
@@ -103,6 +124,9 @@ int it_run_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char *
  * error status of the answer (message copied to err when not NULL). */
 int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64_t *out_id,
                  char *err, size_t err_len);
+/* The same as a gang of one rank on each of `nodes` nodes. */
+int it_submit_sh_nodes(ty_rpc_client *cl, const char *script, const char *name, uint32_t nodes,
+                       uint64_t *out_id, char *err, size_t err_len);
 int it_submit_job(ty_rpc_client *cl, Trainyard__Job *job, uint64_t *out_id, char *err,
                   size_t err_len);
 /* The same with a SubmitJob request id (NULL = none). */
@@ -140,10 +164,14 @@ bool it_closed_by_peer(int fd);
 uint64_t it_submit_cli(const it_cluster *c, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);
+/* The same from HOST:port. */
+char *it_http_get_metrics_at(const char *host, int port);
 /* GET http://127.0.0.1:port PATH (already URL-encoded): the body as a heap
  * string and the status in *out_status (may be NULL); NULL when nothing
  * listens or no answer came. */
 char *it_http_get(int port, const char *path, int *out_status);
+/* The same from HOST (a numeric IPv4 address). */
+char *it_http_get_at(const char *host, int port, const char *path, int *out_status);
 /* Starts argv[0] (an absolute path) in its own process group, in cwd (NULL:
  * here), stdout and stderr appended to logpath. */
 pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);

@@ -103,6 +103,30 @@ Test(task, kill_escalates_to_sigkill_after_grace) {
   fx_teardown(&f);
 }
 
+/* Fencing: SIGKILL at once (a TERM trap does not delay it), the report
+ * marked fenced, counted, and a second fence finds nothing left to kill. */
+Test(task, fence_kills_at_once_and_marks_the_report) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(7, "trap '' TERM; echo ready; sleep 60");
+  char err[256] = "";
+  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  wait_for_output(&f, 7, "ready");
+  cr_expect_eq(ty_tasks_fence(f.tasks, "fenced: test"), 1);
+  cr_expect_eq(ty_tasks_fence(f.tasks, "fenced: again"), 0, "already fenced");
+  run_until_ended(&f, 1);
+  cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
+  cr_expect_eq(f.last.term_signal, SIGKILL);
+  cr_expect(f.last.fenced);
+  ty_task_report r;
+  cr_assert_eq(ty_tasks_get(f.tasks, 7, 0, &r), 0);
+  cr_expect_str_eq(r.reason, "fenced: test");
+  ty_tasks_stats st;
+  ty_tasks_get_stats(f.tasks, &st);
+  cr_expect_eq(st.fenced, 1);
+  fx_teardown(&f);
+}
+
 Test(task, kill_with_explicit_signal_and_unknown_job) {
   fixture f;
   fx_setup(&f);
