@@ -412,6 +412,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   if (!ctl) return;
   for (ty_reply *r = ctl->replies, *next; r; r = next) {
     next = r->next;
+    if (r->sink) r->sink(r, TY_ECLOSED, "the controller stopped");
     ty_buf_close(&r->out);
     free(r);
   }

@@ -49,7 +49,8 @@ typedef struct ty__submit_wait ty__submit_wait; /* daemon/rpc_client.c */
 
 /* ---- store.c's internals that store_query.c shares ---- */
 struct sqlite3;
-struct sqlite3 *ty__store_loop_db(ty_store *s); /* the loop thread's reader */
+struct sqlite3 *ty__store_loop_db(ty_store *s);   /* the loop thread's reader */
+struct sqlite3 *ty__store_writer_db(ty_store *s); /* the committer thread's */
 const char *ty__store_path(const ty_store *s);
 void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 
@@ -229,6 +230,10 @@ typedef struct ty_reply {
   bool refusal_counted;                   /* counted where it happened (one id of a cancel) */
   ty_buf out;                             /* encoded answer payload */
   bool watch, watch_tokens, watch_timing; /* SubmitJob: answer with a watch stream */
+  /* A request made inside traind (the web console's actions): the answer
+   * goes to sink instead of a connection (reply.c). */
+  void (*sink)(struct ty_reply *r, int status, const char *message);
+  void *sink_ud;
   struct ty_reply *prev, *next;
 } ty_reply;
 
@@ -374,6 +379,11 @@ void ty__sched_request(ty_controller *ctl);
 /* ---- reply.c: answering requests ---- */
 ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *req,
                         const char *method);
+/* A request from inside traind on behalf of `who` (the web console's
+ * actions): run a method's handler on it like an RPC's, and its answer
+ * (status, message, r->out) goes to sink, which must not free r. */
+ty_reply *ty__reply_local(ty_controller *ctl, const char *method, const ty_auth_id *who,
+                          void (*sink)(ty_reply *r, int status, const char *message), void *ud);
 /* Answers r (status 0 sends r->out as payload) and frees it. */
 void ty__reply_finish(ty_reply *r, int status, const char *message);
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
@@ -535,8 +545,18 @@ typedef struct ty_list_filter ty_list_filter; /* below, with the converters */
 /* Starts the console when cfg.web_host is set (its token from
  * STATE_DIR/web.key); 0 or the error, in err. */
 int ty__web_start(ty_controller *ctl, char *err, size_t len);
+/* WebToken (web_token.c): a console token for the caller, or revokes its tokens. */
+void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* Who a console token acts for: 0 with *who filled, or TY_EPERM with the
+ * reason in err (malformed, unknown, expired, revoked). */
+int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *who, char *err,
+                           size_t len);
 /* JSON documents (web_json.c), appended to out: 0, TY_ENOTFOUND or TY_ENOMEM. */
-int ty__web_cluster_json(ty_controller *ctl, ty_buf *out);
+int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf *out);
+/* POST /api/jobs/ID/ACTION as who (web_action.c): answers through
+ * ty_http_defer; TY_ENOTFOUND for an unknown action, TY_ENOMEM. */
+int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const char *action,
+                   ty_http_response *resp);
 int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out);
 int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out);
 int ty__web_plan_json(const ty_job *j, ty_buf *out);
@@ -779,6 +799,9 @@ typedef struct ty__acct_job {
 void ty__acct_job_close(ty__acct_job *a);
 int ty__conv_history_resp(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);
 int ty__conv_get_node_req(const uint8_t *p, size_t n, char **out_name, uint32_t *out_limit);
+int ty__conv_web_token_req(const uint8_t *p, size_t n, uint32_t *out_ttl_s, bool *out_revoke);
+int ty__conv_web_token_resp(const char *token, int64_t expires_ms, uint32_t revoked,
+                            const char *url, ty_buf *out);
 int ty__conv_get_node_resp(const ty_cluster_node *nd, const ty_node_event_row *ev, size_t n,
                            ty_buf *out);
 

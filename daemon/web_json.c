@@ -109,11 +109,18 @@ static void queues_json(ty_controller *ctl, ty_json *w) {
   free(pending);
 }
 
-int ty__web_cluster_json(ty_controller *ctl, ty_buf *out) {
+int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf *out) {
   ty_json w;
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   key_int(&w, "time_ms", ty_now_ms());
+  ty_json_key(&w, "you"); /* whom the console acts as: the pages offer what they may do */
+  ty_json_begin_object(&w);
+  key_str(&w, "user", who->user);
+  key_uint(&w, "uid", who->uid);
+  ty_json_key(&w, "operator");
+  ty_json_bool(&w, operator);
+  ty_json_end_object(&w);
   int64_t now_mono = ty_mono_ms();
   ty_json_key(&w, "nodes");
   ty_json_begin_array(&w);

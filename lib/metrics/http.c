@@ -25,7 +25,9 @@
  * and is never the oldest waiter. Refusals and evictions are counted in the
  * registry's "metrics" listener and logged at most once per 10 s.
  *
- * Connection life: READING -> WRITING -> READING (keep-alive) ... and, when
+ * Connection life: READING -> WRITING -> READING (keep-alive) ... (a
+ * handler that answers later puts DEFERRED before WRITING, for at most
+ * WRITE_MS, reading paused as while writing) and, when
  * the connection must end after a response, WRITING -> LINGER: the write
  * side is shut down and input is discarded until the peer closes or
  * LINGER_MS passes, so the peer reads the response instead of a reset.
@@ -44,7 +46,7 @@
 #define LINGER_MS 2000
 #define REFUSAL_LOG_MS 10000
 
-enum { ST_READING, ST_WRITING, ST_LINGER, ST_CLOSING };
+enum { ST_READING, ST_DEFERRED, ST_WRITING, ST_LINGER, ST_CLOSING };
 
 typedef struct conn {
   uv_tcp_t tcp; /* first: handle->data is not needed to find the conn */
@@ -61,6 +63,7 @@ typedef struct conn {
   size_t in_len;
   uint64_t waiting_since; /* uv_now when it began waiting for a request */
   struct sockaddr_storage addr;
+  struct ty_http_later *later; /* ST_DEFERRED: the handler's handle */
   ty_buf out_head, out_body;
   char in[TY_HTTP_HEAD_MAX];
 } conn;
@@ -103,8 +106,15 @@ static void on_conn_closed(uv_handle_t *h) {
   maybe_free_server(s);
 }
 
+struct ty_http_later {
+  conn *c; /* NULL once the connection closed */
+  int head_only;
+};
+
 static void conn_close(conn *c) {
   if (c->state == ST_CLOSING) return;
+  if (c->later) c->later->c = NULL; /* its answer will be dropped */
+  c->later = NULL;
   c->state = ST_CLOSING;
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
@@ -116,7 +126,7 @@ static void on_timer(uv_timer_t *t) {
     c->server->stats->closed_idle++;
   else if (c->state == ST_READING)
     c->server->stats->closed_handshake++;
-  else if (c->state == ST_WRITING)
+  else if (c->state == ST_WRITING || c->state == ST_DEFERRED)
     c->server->stats->closed_stalled++;
   conn_close(c);
 }
@@ -194,6 +204,8 @@ static const char *reason(int code) {
     return "Not Found";
   case 405:
     return "Method Not Allowed";
+  case 409:
+    return "Conflict";
   case 503:
     return "Service Unavailable";
   default:
@@ -214,7 +226,10 @@ static void conn_respond_with(conn *c, int code, int head_only, const char *cont
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                          "Content-Length: %zu\r\n%s%sConnection: %s\r\n\r\n",
                          code, reason(code), date, content_type, c->out_body.len,
-                         code == 405 ? "Allow: GET, HEAD\r\n" : "", extra,
+                         code != 405                ? ""
+                         : c->server->handler ? "Allow: GET, HEAD, POST\r\n"
+                                              : "Allow: GET, HEAD\r\n",
+                         extra,
                          c->keep_alive ? "keep-alive" : "close");
   if (rc != 0) {
     conn_close(c);
@@ -251,20 +266,54 @@ static bool is_loopback(const struct sockaddr_storage *a) {
   return IN6_IS_ADDR_LOOPBACK(v6);
 }
 
-/* A handler's page: its status, type, headers and body. */
+/* A handler's page: its status, type, headers and body, now or (deferred)
+ * when the handler calls ty_http_later_answer. */
 static void handle_page(conn *c, const ty_http_request *r, int head_only) {
   ty_metrics_http *s = c->server;
   if (r->method == TY_HTTP_OTHER) {
-    respond_text(c, 405, 0, "method not allowed; this server is read-only (GET, HEAD)");
+    respond_text(c, 405, 0, "method not allowed here (GET, HEAD, POST)");
     return;
   }
-  ty_http_response resp = {
-      .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body};
+  ty_http_response resp = {.status = 500,
+                           .content_type = "text/plain; charset=utf-8",
+                           .body = &c->out_body,
+                           .conn_ = c};
   s->handler(s->handler_ud, r, is_loopback(&c->addr), &resp);
+  if (resp.later_) {
+    resp.later_->head_only = head_only;
+    c->later = resp.later_;
+    c->state = ST_DEFERRED;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    arm_timer(c, WRITE_MS);
+    return;
+  }
   if (resp.status != 200 && resp.status != 304) c->keep_alive = c->keep_alive && resp.status < 500;
   resp.headers[sizeof resp.headers - 1] = '\0';
   conn_respond_with(c, resp.status, head_only, resp.content_type ? resp.content_type : "text/plain",
                     resp.headers);
+}
+
+ty_http_later *ty_http_defer(ty_http_response *resp) {
+  ty_http_later *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->c = resp->conn_;
+  resp->later_ = l;
+  return l;
+}
+
+void ty_http_later_answer(ty_http_later *l, int status, const char *content_type,
+                          const char *body, size_t len) {
+  conn *c = l->c;
+  int head_only = l->head_only;
+  free(l);
+  if (!c || c->state != ST_DEFERRED) return;
+  c->later = NULL;
+  if (len && ty_buf_append(&c->out_body, body, len) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (status != 200) c->keep_alive = c->keep_alive && status < 500;
+  conn_respond_with(c, status, head_only, content_type, "Cache-Control: no-store\r\n");
 }
 
 static void handle_request(conn *c, const ty_http_request *r) {
