@@ -552,7 +552,7 @@ void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
 int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *who, char *err,
                            size_t len);
 /* JSON documents (web_json.c), appended to out: 0, TY_ENOTFOUND or TY_ENOMEM. */
-int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf *out);
+int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf * out);
 /* POST /api/jobs/ID/ACTION as who (web_action.c): answers through
  * ty_http_defer; TY_ENOTFOUND for an unknown action, TY_ENOMEM. */
 int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const char *action,

@@ -25,9 +25,11 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
   ty_controller *ctl = r->ctl;
   if (status != 0)
     ty_warn("refused %s from %s%s%s%s: %s (%s)", r->method,
-            r->sink ? "the web console" : r->conn ? ty_rpc_peer(r->conn) : "(gone)", r->who.user[0] ? " (" : "", r->who.user,
-            r->who.user[0] ? ")" : "", message && message[0] ? message : ty_strerror(status),
-            ty_error_label(status));
+            r->sink   ? "the web console"
+            : r->conn ? ty_rpc_peer(r->conn)
+                      : "(gone)",
+            r->who.user[0] ? " (" : "", r->who.user, r->who.user[0] ? ")" : "",
+            message && message[0] ? message : ty_strerror(status), ty_error_label(status));
   if (status == TY_EPERM && !r->refusal_counted)
     ty__auth_count(ctl, r->method, r->refusal ? r->refusal : "denied");
   if (r->sink) {

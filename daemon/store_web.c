@@ -58,8 +58,9 @@ int ty_store_find_web_token(ty_store *s, const char *hash, ty_web_token_row *out
                          -1, &st, NULL) != SQLITE_OK)
     return TY_ESTORE;
   sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-  int step = sqlite3_step(st), rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? TY_ENOTFOUND
-                                                                                : TY_ESTORE;
+  int step = sqlite3_step(st), rc = step == SQLITE_ROW    ? 0
+                                    : step == SQLITE_DONE ? TY_ENOTFOUND
+                                                          : TY_ESTORE;
   if (rc == 0) {
     memset(out, 0, sizeof(*out));
     snprintf(out->hash, sizeof(out->hash), "%s", hash);

@@ -109,7 +109,7 @@ static void queues_json(ty_controller *ctl, ty_json *w) {
   free(pending);
 }
 
-int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf *out) {
+int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf * out) {
   ty_json w;
   ty_json_init(&w, out);
   ty_json_begin_object(&w);

@@ -75,8 +75,9 @@ void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     return;
   }
   if (ttl_s > TTL_MAX_S) {
-    ty__reply_finishf(r, TY_EINVAL, "ttl_s: %u s is longer than the most a token may live (%u s, 90 days)",
-                      ttl_s, TTL_MAX_S);
+    ty__reply_finishf(r, TY_EINVAL,
+                      "ttl_s: %u s is longer than the most a token may live (%u s, 90 days)", ttl_s,
+                      TTL_MAX_S);
     return;
   }
   issue_ctx *ic = ty_xcalloc(1, sizeof(*ic));
@@ -117,14 +118,15 @@ int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *wh
   if (rc == TY_ENOTFOUND)
     return ty_errf(err, len, TY_EPERM,
                    "token: unknown to this controller; run `trainctl web-token` for one");
-  if (rc != 0) return ty_errf(err, len, TY_ESTORE, "token: cannot be looked up: %s", ty_store_errmsg(ctl->store));
+  if (rc != 0)
+    return ty_errf(err, len, TY_ESTORE, "token: cannot be looked up: %s",
+                   ty_store_errmsg(ctl->store));
   if (row.revoked_ms)
     return ty_errf(err, len, TY_EPERM,
                    "token: revoked (trainctl web-token --revoke); run `trainctl web-token` for a "
                    "new one");
   if (row.expires_ms <= ty_now_ms())
-    return ty_errf(err, len, TY_EPERM,
-                   "token: expired; run `trainctl web-token` for a new one");
+    return ty_errf(err, len, TY_EPERM, "token: expired; run `trainctl web-token` for a new one");
   ty_auth_id_local(row.uid, row.gid, who);
   who->authenticated = true;
   if (!who->known) snprintf(who->user, sizeof(who->user), "%s", row.user);

@@ -226,11 +226,10 @@ static void conn_respond_with(conn *c, int code, int head_only, const char *cont
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                          "Content-Length: %zu\r\n%s%sConnection: %s\r\n\r\n",
                          code, reason(code), date, content_type, c->out_body.len,
-                         code != 405                ? ""
+                         code != 405          ? ""
                          : c->server->handler ? "Allow: GET, HEAD, POST\r\n"
                                               : "Allow: GET, HEAD\r\n",
-                         extra,
-                         c->keep_alive ? "keep-alive" : "close");
+                         extra, c->keep_alive ? "keep-alive" : "close");
   if (rc != 0) {
     conn_close(c);
     return;
@@ -274,10 +273,8 @@ static void handle_page(conn *c, const ty_http_request *r, int head_only) {
     respond_text(c, 405, 0, "method not allowed here (GET, HEAD, POST)");
     return;
   }
-  ty_http_response resp = {.status = 500,
-                           .content_type = "text/plain; charset=utf-8",
-                           .body = &c->out_body,
-                           .conn_ = c};
+  ty_http_response resp = {
+      .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body, .conn_ = c};
   s->handler(s->handler_ud, r, is_loopback(&c->addr), &resp);
   if (resp.later_) {
     resp.later_->head_only = head_only;
@@ -301,8 +298,8 @@ ty_http_later *ty_http_defer(ty_http_response *resp) {
   return l;
 }
 
-void ty_http_later_answer(ty_http_later *l, int status, const char *content_type,
-                          const char *body, size_t len) {
+void ty_http_later_answer(ty_http_later *l, int status, const char *content_type, const char *body,
+                          size_t len) {
   conn *c = l->c;
   int head_only = l->head_only;
   free(l);
@@ -325,7 +322,7 @@ static void handle_request(conn *c, const ty_http_request *r) {
     handle_page(c, r, head_only);
   } else if (!r->is_metrics) {
     respond_text(c, 404, head_only, "not found; metrics are at /metrics");
-  } else if (r->method == TY_HTTP_OTHER) {
+  } else if (r->method != TY_HTTP_GET && r->method != TY_HTTP_HEAD) {
     respond_text(c, 405, 0, "method not allowed; use GET");
   } else if (ty_metrics_render(c->server->metrics, &c->out_body) != 0) {
     ty_buf_close(&c->out_body);

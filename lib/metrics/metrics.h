@@ -187,8 +187,8 @@ ty_http_later *ty_http_defer(ty_http_response *resp);
 /* Sends the deferred answer (body: len bytes, copied; may be NULL with 0)
  * and frees the handle; the answer is dropped when the connection closed
  * meanwhile. Call it exactly once per handle, on the loop thread. */
-void ty_http_later_answer(ty_http_later *l, int status, const char *content_type,
-                          const char *body, size_t len);
+void ty_http_later_answer(ty_http_later *l, int status, const char *content_type, const char *body,
+                          size_t len);
 int ty_metrics_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
                           const char *listener, ty_http_handler handler, void *ud,
                           ty_metrics_http **out_server);

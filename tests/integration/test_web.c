@@ -6,6 +6,9 @@
  *     and curve, and a clear 4xx naming the bad part of each bad request;
  *   - who may look: with --web-token-required, nothing without the token,
  *     the token as a bearer or as the cookie that /?token= sets;
+ *   - per-user tokens from `trainctl web-token` under MUNGE: a user's
+ *     console may cancel and hold only that user's jobs, as trainctl; an
+ *     expired, revoked or malformed token is refused, naming why;
  *   - headless Chromium (Debian's) loading each page: the node table, the
  *     job list and the loss chart's points read back from the DOM, and a
  *     screenshot of each page saved in the build directory.
@@ -40,16 +43,16 @@ static int web_port(const it_cluster *c) {
   return port;
 }
 
-/* GET with extra header lines; the whole response (head and body). */
-static char *http_raw(int port, const char *path, const char *headers) {
+/* METHOD path with extra header lines; the whole response (head and body). */
+static char *http_req(int port, const char *method, const char *path, const char *headers) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "web port %d: %s", port,
             strerror(errno));
   char req[2048];
-  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
-                   path, headers ? headers : "");
+  int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+                   method, path, headers ? headers : "");
   cr_assert_eq(write(fd, req, (size_t)n), n);
   ty_buf b;
   ty_buf_init(&b);
@@ -60,6 +63,10 @@ static char *http_raw(int port, const char *path, const char *headers) {
   close(fd);
   ty_buf_append(&b, "", 1);
   return (char *)b.data;
+}
+
+static char *http_raw(int port, const char *path, const char *headers) {
+  return http_req(port, "GET", path, headers);
 }
 
 static int status_of(const char *resp) {
@@ -354,5 +361,132 @@ Test(web, token_required_when_asked, .timeout = 60) {
   expect_only(port, "/api/cluster", NULL, 401);
   snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
   expect_only(port, "/api/cluster", hdr, 200);
+  it_cluster_stop(&c);
+}
+
+/* ---- per-user tokens ----------------------------------------------------------------------- */
+
+typedef struct user {
+  char name[32];
+  uid_t uid;
+  gid_t gid;
+} user;
+
+/* trainctl ARGS... as u: its exit status; stdout in *out (heap). */
+static int trainctl_as(const it_cluster *c, const user *u, char **out, const char *const *args) {
+  const char *argv[16] = {getenv("TY_TRAINCTL")};
+  size_t n = 1;
+  for (size_t i = 0; args[i] && n < 15; i++)
+    argv[n++] = args[i];
+  char *err = NULL;
+  int rc = it_run_as(c, u->uid, u->gid, "/tmp", out, &err, argv);
+  if (rc != 0) fprintf(stderr, "trainctl as %s: %s", u->name, err);
+  free(err);
+  return rc;
+}
+
+static uint64_t sleep_as(const it_cluster *c, const user *u) {
+  char *out = NULL;
+  cr_assert_eq(
+      trainctl_as(c, u, &out,
+                  (const char *[]){"submit", "--command", "-q", "--", "sleep", "300", NULL}),
+      0);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out);
+  cr_assert_gt(id, 0);
+  return id;
+}
+
+/* `trainctl web-token [ttl]` as u: the token from the address it prints. */
+static void token_as(const it_cluster *c, const user *u, const char *ttl, char *tok, size_t cap) {
+  char *out = NULL;
+  const char *args[] = {"web-token", ttl ? "--ttl" : NULL, ttl, NULL};
+  cr_assert_eq(trainctl_as(c, u, &out, args), 0);
+  const char *t = strstr(out, "/?token=");
+  cr_assert(t && strstr(out, "http://127.0.0.1:"), "web-token printed no console address: %s", out);
+  snprintf(tok, cap, "%.*s", (int)strcspn(t + 8, "\n"), t + 8);
+  cr_assert_eq(strlen(tok), 37, "token \"%s\"", tok);
+  free(out);
+}
+
+/* METHOD path as the token's user; the answer must be `status` and say `says`. */
+static void as_token(int port, const char *method, const char *path, const char *tok, int status,
+                     const char *says) {
+  char hdr[256];
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\nX-Requested-With: test\r\n", tok);
+  char *r = http_req(port, method, path, hdr);
+  cr_assert_eq(status_of(r), status, "%s %s: %s", method, path, r);
+  cr_assert(strstr(r, says), "%s %s should say \"%s\": %s", method, path, says, r);
+  free(r);
+}
+
+static void job_path(char *buf, size_t cap, uint64_t id, const char *tail) {
+  snprintf(buf, cap, "/api/jobs/%llu%s", (unsigned long long)id, tail);
+}
+
+/* Alice's console acts as alice: her jobs, not bob's, as `trainctl cancel`
+ * and `trainctl job hold` would; what it may not do is a 403 naming why. */
+static void check_user_actions(int port, const char *tok, uint64_t mine, uint64_t bobs,
+                               const char *bob) {
+  char path[128], want[128];
+  as_token(port, "GET", "/api/cluster", tok, 200, "\"operator\":false");
+  job_path(path, sizeof(path), bobs, "/cancel");
+  snprintf(want, sizeof(want), "permission denied: it belongs to %s", bob);
+  as_token(port, "POST", path, tok, 403, want);
+  job_path(path, sizeof(path), bobs, "/hold");
+  as_token(port, "POST", path, tok, 403, want);
+  /* Without X-Requested-With (a form, another site): refused before anything. */
+  char hdr[128];
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", tok);
+  job_path(path, sizeof(path), mine, "/cancel");
+  char *r = http_req(port, "POST", path, hdr);
+  cr_assert(status_of(r) == 403 && strstr(r, "X-Requested-With"), "%s", r);
+  free(r);
+  job_path(path, sizeof(path), mine, "/explode");
+  as_token(port, "POST", path, tok, 404, "is not one of cancel, hold, release");
+  as_token(port, "POST", "/api/jobs/99999/cancel", tok, 404, "job 99999 not found");
+  as_token(port, "POST", "/api/cluster", tok, 405, "does not take POST");
+  job_path(path, sizeof(path), mine, "/cancel");
+  as_token(port, "POST", path, tok, 200, "\"ok\":true");
+  as_token(port, "POST", path, tok, 409, "is already CANCELLED");
+  job_path(path, sizeof(path), mine, "");
+  as_token(port, "GET", path, tok, 200, "\"to\":\"CANCELLED\"");
+}
+
+Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
+  it_cluster c;
+  it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 1, 2, &o);
+  int port = web_port(&c);
+  user alice, bob;
+  it_user_add(alice.name, sizeof(alice.name), &alice.uid, &alice.gid);
+  it_user_add(bob.name, sizeof(bob.name), &bob.uid, &bob.gid);
+  uint64_t mine = sleep_as(&c, &alice), bobs = sleep_as(&c, &bob);
+  char tok[64], short_tok[64], admin[64], hdr[128], path[128];
+  token_as(&c, &alice, NULL, tok, sizeof(tok));
+  check_user_actions(port, tok, mine, bobs, bob.name);
+  /* The shared token (web.token, traind's user) is an operator's. */
+  read_token(&c, admin, sizeof(admin));
+  job_path(path, sizeof(path), bobs, "/hold");
+  as_token(port, "POST", path, admin, 200, "\"action\":\"hold\"");
+  /* Expired, revoked, malformed and unknown tokens: 401 naming which. */
+  token_as(&c, &alice, "1s", short_tok, sizeof(short_tok));
+  it_sleep_ms(1500);
+  as_token(port, "GET", "/api/cluster", short_tok, 401, "token: expired");
+  char *out = NULL;
+  cr_assert_eq(trainctl_as(&c, &alice, &out, (const char *[]){"web-token", "--revoke", NULL}), 0);
+  cr_assert(strstr(out, "revoked 1 token"), "%s", out);
+  free(out);
+  as_token(port, "GET", "/api/cluster", tok, 401, "token: revoked");
+  as_token(port, "GET", "/api/cluster", "tyw1.zz", 401, "token: not a console token");
+  as_token(port, "GET", "/api/cluster", "tyw1.0123456789abcdef0123456789abcdef", 401,
+           "token: unknown to this controller");
+  snprintf(hdr, sizeof(hdr), "Cookie: trainyard_token=%s", tok);
+  expect_only(port, "/api/jobs", hdr, 401);
+  /* trainctl's own rejections. */
+  cr_assert_neq(trainctl_as(&c, &alice, NULL, (const char *[]){"web-token", "--ttl", "100d", NULL}),
+                0);
+  cr_assert_neq(trainctl_as(&c, &alice, NULL, (const char *[]){"web-token", "--ttl", "soon", NULL}),
+                0);
   it_cluster_stop(&c);
 }
