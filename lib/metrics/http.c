@@ -64,6 +64,7 @@ typedef struct conn {
   uint64_t waiting_since; /* uv_now when it began waiting for a request */
   struct sockaddr_storage addr;
   struct ty_http_later *later; /* ST_DEFERRED: the handler's handle */
+  int head_only;               /* the request being answered is a HEAD */
   ty_buf out_head, out_body;
   char in[TY_HTTP_HEAD_MAX];
 } conn;
@@ -275,26 +276,28 @@ static void handle_page(conn *c, const ty_http_request *r, int head_only) {
   }
   ty_http_response resp = {
       .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body, .conn_ = c};
+  c->head_only = head_only;
   s->handler(s->handler_ud, r, is_loopback(&c->addr), &resp);
-  if (resp.later_) {
-    resp.later_->head_only = head_only;
-    c->later = resp.later_;
-    c->state = ST_DEFERRED;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    arm_timer(c, WRITE_MS);
-    return;
-  }
+  if (resp.later_) return; /* deferred; the answer may even have been sent already */
   if (resp.status != 200 && resp.status != 304) c->keep_alive = c->keep_alive && resp.status < 500;
   resp.headers[sizeof resp.headers - 1] = '\0';
   conn_respond_with(c, resp.status, head_only, resp.content_type ? resp.content_type : "text/plain",
                     resp.headers);
 }
 
+/* The connection waits (reading paused, for at most WRITE_MS) from now:
+ * the handler's own call may answer before it returns. */
 ty_http_later *ty_http_defer(ty_http_response *resp) {
   ty_http_later *l = calloc(1, sizeof *l);
   if (!l) return NULL;
-  l->c = resp->conn_;
+  conn *c = resp->conn_;
+  l->c = c;
+  l->head_only = c->head_only;
   resp->later_ = l;
+  c->later = l;
+  c->state = ST_DEFERRED;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  arm_timer(c, WRITE_MS);
   return l;
 }
 
