@@ -561,7 +561,8 @@ int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out);
 int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out);
 int ty__web_plan_json(const ty_job *j, ty_buf *out);
 /* The curve's points with a step above `after` (UINT64_MAX: all of them). */
-int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_buf *out);
+int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint32_t after_attempt, uint64_t after,
+                       ty_buf *out);
 /* The console's files, generated from web/ at build time (web/embed.py). */
 typedef struct ty__web_asset {
   const char *name; /* "index.html", "app.js", ... */
@@ -906,6 +907,7 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
 
 /* One progress report, a point of the web console's charts. */
 typedef struct ty__progress_point {
+  uint32_t attempt; /* the job's requeue count when reported: a restart starts a new one */
   uint64_t step;
   int64_t time_ms;
   double loss, samples_per_s;
@@ -935,7 +937,8 @@ void ty__graph_destroy(ty_controller *ctl);
 /* Rank 0's last progress report of job id (borrowed, valid until the next
  * report), or NULL when none came. */
 const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id);
-/* The progress reports of job id in step order (at most TY_GRAPH_MAX_POINTS,
+/* The progress reports of job id in (attempt, step) order: a requeued job
+ * restarts from its checkpoint in a new attempt (at most TY_GRAPH_MAX_POINTS,
  * thinned evenly beyond that; borrowed until the next report). */
 const ty__progress_point *ty__graph_history(ty_controller *ctl, uint64_t id, size_t *out_n);
 

@@ -12,7 +12,8 @@
  *   /api/cluster               nodes, queues with counts and fair share, jobs by state, you
  *   /api/jobs?state=S,S&queue=Q&user=U&limit=N   newest first (limit 1..10000, 500)
  *   /api/jobs/ID               one job: ranks, events, progress, has_plan
- *   /api/jobs/ID/progress?after=STEP   its curve after STEP (all without)
+ *   /api/jobs/ID/progress?after=STEP&attempt=A   its curve after that point (all
+ *                              without; attempt 0 unless given)
  *   /api/jobs/ID/plan          its plan, as `trainctl plan --json` prints it
  *   POST /api/jobs/ID/cancel|hold|release   as trainctl cancel / job hold|release
  *                              (web_action.c; needs X-Requested-With)
@@ -102,7 +103,8 @@ static int url_decode(const char *s, size_t len, char *out, size_t cap) {
 }
 
 typedef struct query {
-  char state[256], queue[128], user[128], limit[16], after[24], token[TY_HTTP_TOKEN_MAX];
+  char state[256], queue[128], user[128], limit[16], after[24], attempt[16],
+      token[TY_HTTP_TOKEN_MAX];
 } query;
 
 /* Splits "a=1&b=2" into the known keys; an unknown key or a bad value is a
@@ -113,9 +115,11 @@ static int parse_query(const char *q, query *out, char *err, size_t len) {
     const char *name;
     char *dst;
     size_t cap;
-  } keys[] = {{"state", out->state, sizeof(out->state)}, {"queue", out->queue, sizeof(out->queue)},
-              {"user", out->user, sizeof(out->user)},    {"limit", out->limit, sizeof(out->limit)},
-              {"after", out->after, sizeof(out->after)}, {"token", out->token, sizeof(out->token)}};
+  } keys[] = {
+      {"state", out->state, sizeof(out->state)}, {"queue", out->queue, sizeof(out->queue)},
+      {"user", out->user, sizeof(out->user)},    {"limit", out->limit, sizeof(out->limit)},
+      {"after", out->after, sizeof(out->after)}, {"attempt", out->attempt, sizeof(out->attempt)},
+      {"token", out->token, sizeof(out->token)}};
   while (q && *q) {
     const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
     const char *eq = memchr(q, '=', (size_t)(end - q));
@@ -197,13 +201,15 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
   }
   if (strcmp(end, "/progress") != 0)
     return fail(resp, 404, "no such page: /api/jobs/%llu%.64s", id, end);
-  uint64_t after = UINT64_MAX;
-  if (q->after[0]) {
-    char *e;
-    after = strtoull(q->after, &e, 10);
-    if (*e || q->after[0] == '-') return fail(resp, 400, "after: \"%s\" is not a step", q->after);
-  }
-  return json_done(resp, ty__web_curve_json(ctl, j, after, resp->body));
+  uint64_t after = UINT64_MAX, attempt = 0;
+  char *e;
+  if (q->after[0] && ((after = strtoull(q->after, &e, 10)), *e || q->after[0] == '-'))
+    return fail(resp, 400, "after: \"%s\" is not a step", q->after);
+  if (q->attempt[0] && ((attempt = strtoull(q->attempt, &e, 10)),
+                        *e || q->attempt[0] == '-' || attempt > UINT32_MAX || !q->after[0]))
+    return fail(resp, 400, "attempt: \"%s\" is not an attempt number (with after=STEP)",
+                q->attempt);
+  return json_done(resp, ty__web_curve_json(ctl, j, (uint32_t)attempt, after, resp->body));
 }
 
 static int route_api(ty_controller *ctl, const caller *who, const char *path, const query *q,

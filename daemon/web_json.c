@@ -162,6 +162,11 @@ static void job_summary(ty_json *w, const ty_job *j) {
   key_uint(w, "id", j->id);
   key_str(w, "name", j->spec.name ? j->spec.name : "");
   key_str(w, "user", j->spec.user);
+  ty_json_key(w, "uid"); /* the owner the console's actions check against; null when unknown */
+  if (j->spec.has_uid)
+    ty_json_uint(w, j->spec.uid);
+  else
+    ty_json_null(w);
   key_str(w, "queue", j->spec.queue);
   key_str(w, "state", ty_job_state_name(j->state));
   key_str(w, "reason", j->reason ? j->reason : "");
@@ -317,17 +322,24 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
   return ty_json_finish(&w);
 }
 
-int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_buf *out) {
+/* The curve after (after_attempt, after) in (attempt, step) order; all of
+ * it when after is UINT64_MAX. */
+int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint32_t after_attempt, uint64_t after,
+                       ty_buf *out) {
   size_t n = 0;
   const ty__progress_point *pts = ty__graph_history(ctl, j->id, &n);
   ty_json w;
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   key_str(&w, "state", ty_job_state_name(j->state));
-  ty_json_key(&w, "points"); /* [step, loss, samples/s, test accuracy or null, time_ms] */
+  key_uint(&w, "attempt", j->requeue_count);
+  /* [step, loss, samples/s, test accuracy or null, time_ms, attempt] */
+  ty_json_key(&w, "points");
   ty_json_begin_array(&w);
   for (size_t i = 0; i < n; i++) {
-    if (pts[i].step <= after && after != UINT64_MAX) continue;
+    bool later =
+        pts[i].attempt > after_attempt || (pts[i].attempt == after_attempt && pts[i].step > after);
+    if (after != UINT64_MAX && !later) continue;
     ty_json_begin_array(&w);
     ty_json_uint(&w, pts[i].step);
     ty_json_double(&w, pts[i].loss);
@@ -337,6 +349,7 @@ int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_b
     else
       ty_json_null(&w);
     ty_json_int(&w, pts[i].time_ms);
+    ty_json_uint(&w, pts[i].attempt);
     ty_json_end_array(&w);
   }
   ty_json_end_array(&w);
