@@ -492,3 +492,167 @@ Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
                 0);
   it_cluster_stop(&c);
 }
+
+/* ---- a requeued job, and a plan -----------------------------------------------------------------
+ */
+
+/* The points of a curve document: their steps and attempts (at most cap). */
+static size_t parse_points(const char *json, uint64_t *steps, uint32_t *attempts, size_t cap) {
+  const char *p = strstr(json, "\"points\":[");
+  cr_assert(p, "%s", json);
+  size_t n = 0;
+  for (p += 10; *p == '[' && n < cap; n++) {
+    const char *end = strchr(p, ']'), *last = end;
+    cr_assert(end, "%s", json);
+    while (last > p && *last != ',')
+      last--;
+    steps[n] = strtoull(p + 1, NULL, 10);
+    attempts[n] = (uint32_t)strtoul(last + 1, NULL, 10);
+    p = end + 1 + (end[1] == ',');
+  }
+  return n;
+}
+
+/* The job's progress field `key` ("step", "checkpoint_step"), or 0. */
+static uint64_t progress_field(int port, uint64_t id, const char *key) {
+  char path[64], want[40];
+  snprintf(path, sizeof(path), "/api/jobs/%llu", (unsigned long long)id);
+  snprintf(want, sizeof(want), "\"%s\":", key);
+  char *job = get_ok(port, path);
+  const char *prog = strstr(job, "\"progress\":{"), *v = prog ? strstr(prog, want) : NULL;
+  uint64_t n = v ? strtoull(v + strlen(want), NULL, 10) : 0;
+  free(job);
+  return n;
+}
+
+/* Its curve holds two attempts, in order, each going up; the second starts
+ * at or before where the first stopped (from its checkpoint). */
+static void check_attempts(int port, uint64_t id, uint64_t steps) {
+  char path[96];
+  snprintf(path, sizeof(path), "/api/jobs/%llu/progress", (unsigned long long)id);
+  char *curve = get_ok(port, path);
+  static uint64_t st[4096];
+  static uint32_t at[4096];
+  size_t n = parse_points(curve, st, at, 4096);
+  cr_assert_gt(n, 2, "%s", curve);
+  size_t first_of_1 = 0;
+  for (size_t i = 1; i < n; i++) {
+    cr_assert(at[i] >= at[i - 1], "attempts out of order at point %zu: %s", i, curve);
+    if (at[i] == at[i - 1])
+      cr_assert_gt(st[i], st[i - 1], "steps go back within attempt %u: %s", at[i], curve);
+    else if (!first_of_1)
+      first_of_1 = i;
+  }
+  cr_assert(at[0] == 0 && at[n - 1] == 1 && first_of_1, "not two attempts: %s", curve);
+  cr_assert_leq(st[first_of_1], st[first_of_1 - 1], "the second attempt did not restart: %s",
+                curve);
+  cr_assert_eq(st[n - 1], steps, "%s", curve);
+  free(curve);
+  /* The cursor of the second attempt leaves the first out. */
+  snprintf(path, sizeof(path), "/api/jobs/%llu/progress?after=%llu&attempt=1",
+           (unsigned long long)id, (unsigned long long)st[first_of_1]);
+  curve = get_ok(port, path);
+  size_t m = parse_points(curve, st, at, 4096);
+  cr_assert(m > 0 && m < n && at[0] == 1, "%s", curve);
+  free(curve);
+  snprintf(path, sizeof(path), "/api/jobs/%llu/progress?attempt=1", (unsigned long long)id);
+  expect_status(port, path, 400, "attempt");
+}
+
+/* Job pages in Chromium: the requeued job's loss chart has one series per
+ * attempt, none running back; the planned job's plan is tables. */
+static void check_job_pages(const it_cluster *c, int port, uint64_t requeued, uint64_t planned,
+                            uint64_t steps) {
+  const char *bin = getenv("TY_CHROMIUM"), *art = getenv("TY_ARTIFACTS");
+  if (!bin || !*bin) cr_skip_test("chromium not found");
+  char profile[400], url[256], shot[600];
+  snprintf(profile, sizeof(profile), "%s/chromium", c->dir);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/job/%llu", port, (unsigned long long)requeued);
+  char *dom = chromium(url, profile, NULL, 4000);
+  cr_assert_eq(dom_attr(dom, "chart-loss", "data-series"), 2, "not one series per attempt:\n%s",
+               dom);
+  cr_assert(strstr(dom, "data-monotonic=\"true\"") && !strstr(dom, "data-monotonic=\"false\""),
+            "a series runs backwards:\n%s", dom);
+  cr_assert_eq(dom_attr(dom, "chart-loss", "data-last-step"), (long)steps, "%s", dom);
+  free(dom);
+  if (art && *art) {
+    snprintf(shot, sizeof(shot), "%s/web-job-requeued.png", art);
+    free(chromium(url, profile, shot, 4000));
+  }
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/job/%llu", port, (unsigned long long)planned);
+  dom = chromium(url, profile, NULL, 4000);
+  cr_assert(strstr(dom, "id=\"plan-summary\"") && strstr(dom, "id=\"plan-ops\"") &&
+                strstr(dom, "id=\"plan-alternatives\"") && strstr(dom, "Predicted step"),
+            "the plan is not shown as tables:\n%s", dom);
+  free(dom);
+  if (art && *art) {
+    snprintf(shot, sizeof(shot), "%s/web-job-plan.png", art);
+    free(chromium(url, profile, shot, 4000));
+  }
+}
+
+static uint64_t submit_mlp(ty_rpc_client *cl, const it_cluster *c, uint32_t tpn, int mode,
+                           uint64_t steps, uint64_t ckpt_every, const char *name) {
+  char ckpt[400];
+  snprintf(ckpt, sizeof(ckpt), "%s/%s.onnx", c->dir, name);
+  size_t len;
+  uint8_t *cfg = rk_make_config(steps, ckpt_every, ckpt, &len);
+  rk_job j;
+  rk_graph_job(&j, 1, tpn, cfg, len, mode);
+  j.job.name = (char *)name;
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof(err)), 0, "submit: %s", err);
+  free(cfg);
+  return id;
+}
+
+static void expect_completed(const it_cluster *c, ty_rpc_client *cl, uint64_t id,
+                             uint32_t requeues) {
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 180000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED &&
+                r->job->requeue_count == requeues,
+            "job %llu did not complete after %u requeue(s) (logs in %s)", (unsigned long long)id,
+            requeues, c->dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+}
+
+/* A data-parallel job that an operator requeues after its first checkpoint
+ * resumes from it: its curve is two attempts, each going up, and its page
+ * draws one series per attempt. A tensor-parallel job's page shows its
+ * plan as tables. */
+Test(web, requeued_job_plots_by_attempt_and_plans_are_tables, .timeout = 400) {
+  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1); /* the requeue lands mid-run */
+  const uint64_t steps = 200;
+  it_cluster c;
+  it_options o = {.auth_none = true,
+                  .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 1, 2, &o);
+  int port = web_port(&c);
+  ty_rpc_client *cl = it_client(&c);
+  char sid[24], path[96];
+  uint64_t tp = submit_mlp(cl, &c, 2, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR, 20, 0, "mlp-tp");
+  expect_completed(&c, cl, tp, 0);
+  snprintf(path, sizeof(path), "/api/jobs/%llu/plan", (unsigned long long)tp);
+  char *plan = get_ok(port, path);
+  cr_assert(strstr(plan, "\"strategy\":") && strstr(plan, "\"alternatives\":"), "%s", plan);
+  free(plan);
+  uint64_t id =
+      submit_mlp(cl, &c, 1, TRAINYARD__PARALLELISM__PARALLELISM_DATA, steps, 20, "mlp-rq");
+  for (int i = 0; progress_field(port, id, "checkpoint_step") < 20; i++) {
+    cr_assert_lt(i, 1200, "no checkpoint (logs in %s)", c.dir);
+    it_sleep_ms(50);
+  }
+  cr_assert_lt(progress_field(port, id, "step"), steps, "the job ended before the requeue");
+  snprintf(sid, sizeof(sid), "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sid, NULL}), 0);
+  expect_completed(&c, cl, id, 1);
+  for (int i = 0; progress_field(port, id, "step") != steps; i++) {
+    cr_assert_lt(i, 100, "no final progress report");
+    it_sleep_ms(100);
+  }
+  check_attempts(port, id, steps);
+  check_job_pages(&c, port, id, tp, steps);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
