@@ -347,6 +347,10 @@ typedef struct ty_job_query {
   uint32_t limit;              /* the newest (by end, then id) `limit`; 0 = all */
   const uint64_t *ids;         /* n_ids of them: only these jobs, or arrays' elements */
   size_t n_ids;
+  /* With finished_only: a page's cursor, the rows after (older than) the
+   * job that ended at before_end_ms with id before_id; 0 = from the newest. */
+  int64_t before_end_ms;
+  uint64_t before_id;
 } ty_job_query;
 
 /* An array's elements in the store, by what became of them. */

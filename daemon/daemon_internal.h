@@ -563,6 +563,14 @@ int ty__web_plan_json(const ty_job *j, ty_buf *out);
 /* The curve's points with a step above `after` (UINT64_MAX: all of them). */
 int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint32_t after_attempt, uint64_t after,
                        ty_buf *out);
+/* GET /api/history as who (web_action.c): GetHistory's query of q (taken
+ * over) answered through ty_http_defer; TY_ENOMEM. */
+struct ty__history_req;
+struct ty__acct_job;
+int ty__web_history(ty_controller *ctl, const ty_auth_id *who, struct ty__history_req *q,
+                    ty_http_response *resp);
+/* The history document (web_json.c): a ty__history_encode. */
+int ty__web_history_json(const struct ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);
 /* The console's files, generated from web/ at build time (web/embed.py). */
 typedef struct ty__web_asset {
   const char *name; /* "index.html", "app.js", ... */
@@ -614,6 +622,16 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 /* ---- history.c: ListJobs, GetHistory, GetNode (accounting) ---- */
 void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+struct ty__history_req;
+struct ty__acct_job;
+/* GetHistory's query for the decoded request q (taken over), answered
+ * through r with encode's rendering of the jobs (ty__conv_history_resp for
+ * the RPC, ty__web_history_json for the web console): the same scope
+ * (operators everyone's, users their own), caps and store query. */
+typedef int (*ty__history_encode)(const struct ty__acct_job *jobs, size_t n, bool truncated,
+                                  ty_buf *out);
+void ty__history_run(ty_controller *ctl, ty_reply *r, struct ty__history_req *q,
+                     ty__history_encode encode);
 
 /* ---- rpc.c: the dispatch ---- */
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
@@ -773,6 +791,11 @@ typedef struct ty__history_req {
   uint64_t *ids;
   size_t n_ids;
   bool ranks;
+  /* The web console's history pages: only ended jobs (the store's), after
+   * the cursor (before_end_ms, before_id; 0 = from the newest). */
+  bool ended_only;
+  int64_t before_end_ms;
+  uint64_t before_id;
 } ty__history_req;
 int ty__conv_history_req(const uint8_t *p, size_t n, ty__history_req *out);
 void ty__history_req_close(ty__history_req *r);

@@ -15,6 +15,8 @@
  *   /api/jobs/ID/progress?after=STEP&attempt=A   its curve after that point (all
  *                              without; attempt 0 unless given)
  *   /api/jobs/ID/plan          its plan, as `trainctl plan --json` prints it
+ *   /api/history?state=S&queue=Q&user=U&limit=N&before=END_MS:ID   ended jobs
+ *                              from the store, a page at a time (GetHistory's query)
  *   POST /api/jobs/ID/cancel|hold|release   as trainctl cancel / job hold|release
  *                              (web_action.c; needs X-Requested-With)
  * Errors are JSON {"error": "..."} naming the bad part of the request.
@@ -103,7 +105,7 @@ static int url_decode(const char *s, size_t len, char *out, size_t cap) {
 }
 
 typedef struct query {
-  char state[256], queue[128], user[128], limit[16], after[24], attempt[16],
+  char state[256], queue[128], user[128], limit[16], after[24], attempt[16], before[48],
       token[TY_HTTP_TOKEN_MAX];
 } query;
 
@@ -116,10 +118,10 @@ static int parse_query(const char *q, query *out, char *err, size_t len) {
     char *dst;
     size_t cap;
   } keys[] = {
-      {"state", out->state, sizeof(out->state)}, {"queue", out->queue, sizeof(out->queue)},
-      {"user", out->user, sizeof(out->user)},    {"limit", out->limit, sizeof(out->limit)},
-      {"after", out->after, sizeof(out->after)}, {"attempt", out->attempt, sizeof(out->attempt)},
-      {"token", out->token, sizeof(out->token)}};
+      {"state", out->state, sizeof(out->state)},    {"queue", out->queue, sizeof(out->queue)},
+      {"user", out->user, sizeof(out->user)},       {"limit", out->limit, sizeof(out->limit)},
+      {"after", out->after, sizeof(out->after)},    {"attempt", out->attempt, sizeof(out->attempt)},
+      {"before", out->before, sizeof(out->before)}, {"token", out->token, sizeof(out->token)}};
   while (q && *q) {
     const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
     const char *eq = memchr(q, '=', (size_t)(end - q));
@@ -212,6 +214,51 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
   return json_done(resp, ty__web_curve_json(ctl, j, (uint32_t)attempt, after, resp->body));
 }
 
+/* state, queue, user, limit (1..the controller's --history-cap) and the
+ * cursor before=END_MS:ID -> GetHistory's request for ended jobs. */
+static int history_query(const query *q, ty__history_req *h, char *err, size_t len) {
+  ty_list_filter f;
+  int states[TY_JOB_STATE_MAX];
+  int rc = jobs_filter(q, &f, states, err, len);
+  for (size_t i = 0; rc == 0 && i < f.n_states; i++)
+    if (!ty_job_state_terminal(states[i]))
+      rc = ty_errf(err, len, TY_EINVAL,
+                   "state: %s is not in the history (COMPLETED, FAILED, CANCELLED, TIMEOUT)",
+                   ty_job_state_name(states[i]));
+  char *e = NULL;
+  long long end = 0;
+  unsigned long long id = 0;
+  if (rc == 0 && q->before[0] &&
+      ((end = strtoll(q->before, &e, 10)),
+       *e != ':' || end <= 0 || ((id = strtoull(e + 1, &e, 10)), *e || id == 0)))
+    rc = ty_errf(err, len, TY_EINVAL, "before: \"%s\" is not a cursor (END_MS:ID, from \"next\")",
+                 q->before);
+  if (rc != 0) return rc;
+  *h = (ty__history_req){.limit = q->limit[0] ? f.limit : 50,
+                         .n_states = f.n_states,
+                         .ended_only = true,
+                         .before_end_ms = end,
+                         .before_id = id};
+  h->user = strdup(q->user), h->queue = strdup(q->queue);
+  h->states = calloc(f.n_states + 1, sizeof(int));
+  if (h->states) memcpy(h->states, states, f.n_states * sizeof(int));
+  if (h->user && h->queue && h->states) return 0;
+  ty__history_req_close(h);
+  return ty_errf(err, len, TY_ENOMEM, "no memory for the query");
+}
+
+static int route_history(ty_controller *ctl, const caller *who, const query *q,
+                         ty_http_response *resp) {
+  char err[TY_ERR_LEN];
+  ty__history_req h;
+  int rc = history_query(q, &h, err, sizeof(err));
+  if (rc == TY_ENOMEM) return fail(resp, 500, "%s", err);
+  if (rc != 0) return fail(resp, 400, "%s", err);
+  if (ty__web_history(ctl, &who->who, &h, resp) != 0)
+    return fail(resp, 500, "no memory for the query");
+  return 0;
+}
+
 static int route_api(ty_controller *ctl, const caller *who, const char *path, const query *q,
                      ty_http_response *resp) {
   char err[TY_ERR_LEN];
@@ -224,6 +271,7 @@ static int route_api(ty_controller *ctl, const caller *who, const char *path, co
     return json_done(resp, ty__web_jobs_json(ctl, &f, resp->body));
   }
   if (strncmp(path, "/api/jobs/", 10) == 0) return route_job(ctl, who, path + 10, q, resp);
+  if (strcmp(path, "/api/history") == 0) return route_history(ctl, who, q, resp);
   return fail(resp, 404, "no such page: %.128s", path);
 }
 

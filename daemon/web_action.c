@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The web console's actions (POST /api/jobs/ID/cancel, /hold, /release):
- * each is the RPC a trainctl command would send (CancelJob, UpdateJob),
- * run by the same handler on a reply made inside traind for the console's
- * user (ty__reply_local), so the console allows exactly what trainctl
- * allows that user and refuses with the same words. The HTTP answer waits
- * for the handler's, which comes once the change is durable.
+ * The web console's requests that are trainctl's: the actions (POST
+ * /api/jobs/ID/cancel, /hold, /release) are the RPCs a trainctl command
+ * sends (CancelJob, UpdateJob), and the history pages (GET /api/history)
+ * GetHistory's query; each runs the same handler on a reply made inside
+ * traind for the console's user (ty__reply_local), so the console allows
+ * and shows exactly what trainctl does for that user and refuses with the
+ * same words. The HTTP answer waits for the handler's, which comes once a
+ * change is durable or the store answered.
  *
- * Answers: 200 {"ok":true,"job":ID,"action":"cancel"}, or {"error": the
- * handler's message} with 403 (not the user's job), 404 (no such job), 409
- * (not in a state the action applies to), 400 or 500.
+ * Answers: 200 {"ok":true,"job":ID,"action":"cancel"} or the history
+ * document, or {"error": the handler's message} with 403 (not the user's
+ * job, another user's history), 404 (no such job), 409 (not in a state the
+ * action applies to), 400 or 500.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +28,7 @@
 typedef struct action_ctx {
   ty_http_later *later;
   uint64_t job_id;
-  char action[16];
+  char action[16]; /* "" = the answer's payload is the document (history) */
 } action_ctx;
 
 static int http_status(int status) {
@@ -47,6 +50,11 @@ static int http_status(int status) {
 
 static void on_answer(ty_reply *r, int status, const char *message) {
   action_ctx *a = r->sink_ud;
+  if (status == 0 && !a->action[0]) {
+    ty_http_later_answer(a->later, 200, JSON_TYPE, (const char *)r->out.data, r->out.len);
+    free(a);
+    return;
+  }
   ty_buf b;
   ty_buf_init(&b);
   ty_json w;
@@ -113,5 +121,18 @@ int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const
   else
     ty__h_update_job(ctl, r, req.data, req.len);
   ty_buf_close(&req);
+  return 0;
+}
+
+int ty__web_history(ty_controller *ctl, const ty_auth_id *who, ty__history_req *q,
+                    ty_http_response *resp) {
+  action_ctx *a = calloc(1, sizeof(*a));
+  if (!a || !(a->later = ty_http_defer(resp))) {
+    free(a);
+    ty__history_req_close(q);
+    return TY_ENOMEM;
+  }
+  ty_reply *r = ty__reply_local(ctl, TY_M_GET_HISTORY, who, on_answer, a);
+  ty__history_run(ctl, r, q, ty__web_history_json);
   return 0;
 }

@@ -356,3 +356,55 @@ int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint32_t after_attem
   ty_json_end_object(&w);
   return ty_json_finish(&w);
 }
+
+/* ---- /api/history -----------------------------------------------------------------------------
+ */
+
+static void history_job(ty_json *w, const ty__acct_job *a) {
+  ty_json_begin_object(w);
+  key_uint(w, "id", a->id);
+  key_str(w, "name", a->name ? a->name : "");
+  key_str(w, "user", a->user ? a->user : "");
+  key_str(w, "queue", a->queue ? a->queue : "");
+  key_str(w, "state", ty_job_state_name(a->state));
+  key_str(w, "reason", a->reason ? a->reason : "");
+  key_int(w, "exit_code", a->exit_code);
+  key_int(w, "signal", a->term_signal);
+  key_time(w, "submit_ms", a->submit_ms);
+  key_time(w, "start_ms", a->start_ms);
+  key_time(w, "end_ms", a->end_ms);
+  key_str(w, "nodes", a->nodes ? a->nodes : "");
+  key_uint(w, "requeue_count", a->requeue_count);
+  key_uint(w, "cpus", a->cpus);
+  key_uint(w, "gpus", a->gpus);
+  key_double(w, "cpu_s", (double)a->cpu_ms / 1000.0);
+  key_double(w, "gpu_s", (double)a->gpu_ms / 1000.0);
+  key_int(w, "mem_peak", a->mem_peak);
+  ty_json_key(w, "measured");
+  ty_json_bool(w, a->measured);
+  ty_json_end_object(w);
+}
+
+/* GetHistory's jobs, newest end first, and the cursor of the next page
+ * ("END_MS:ID" of the last one) when there is more. */
+int ty__web_history_json(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out) {
+  ty_json w;
+  ty_json_init(&w, out);
+  ty_json_begin_object(&w);
+  ty_json_key(&w, "jobs");
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < n; i++)
+    history_job(&w, &jobs[i]);
+  ty_json_end_array(&w);
+  ty_json_key(&w, "next");
+  if (truncated && n) {
+    char cur[48];
+    snprintf(cur, sizeof(cur), "%lld:%llu", (long long)jobs[n - 1].end_ms,
+             (unsigned long long)jobs[n - 1].id);
+    ty_json_string(&w, cur);
+  } else {
+    ty_json_null(&w);
+  }
+  ty_json_end_object(&w);
+  return ty_json_finish(&w);
+}

@@ -44,16 +44,18 @@ function fmtBytes(b) {
   return (i ? b.toFixed(1) : b) + " " + u[i];
 }
 
-function table(id, heads, rows) {
-  const t = el("table", { id });
-  t.append(el("thead", {}, el("tr", {}, ...heads.map(h => el("th", { class: h.num ? "num" : "", text: h.label || h })))));
-  const body = el("tbody");
-  for (const r of rows) body.append(el("tr", {}, ...r.map((c, i) => {
+function tableRow(heads, r) {
+  return el("tr", {}, ...r.map((c, i) => {
     const td = el("td", { class: heads[i].num ? "num" : heads[i].cls || "" });
     if (c instanceof Node) td.append(c); else td.textContent = c === null || c === undefined ? "-" : String(c);
     return td;
-  })));
-  t.append(body);
+  }));
+}
+
+function table(id, heads, rows) {
+  const t = el("table", { id });
+  t.append(el("thead", {}, el("tr", {}, ...heads.map(h => el("th", { class: h.num ? "num" : "", text: h.label || h })))));
+  t.append(el("tbody", {}, ...rows.map(r => tableRow(heads, r))));
   return t;
 }
 
@@ -149,6 +151,58 @@ function renderJobs(holder, data, now) {
         fmtDur(((j.end_ms || now) - (j.start_ms || j.submit_ms)) / 1000), j.reason])),
     el("p", { class: "muted", id: "jobs-count",
       text: data.truncated ? `${data.jobs.length} newest of ${data.matched} jobs` : `${data.matched} jobs` }));
+}
+
+// ---- history ------------------------------------------------------------------------------------
+
+const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"];
+
+// Finished jobs from the controller's store (GetHistory's query, as
+// `trainctl history`): newest end first, a page at a time; "Older" follows
+// the answer's cursor. A user sees their own jobs, an operator everyone's.
+function showHistory(view, params) {
+  const state = el("select", { name: "state", id: "history-state" }, el("option", { value: "", text: "any" }),
+    ...ENDED.map(s => el("option", { value: s, text: s })));
+  state.value = params.get("state") || "";
+  const queue = el("input", { name: "queue", placeholder: "any", value: params.get("queue") || "" });
+  const user = el("input", { name: "user", placeholder: me && !me.operator ? me.user : "any", value: params.get("user") || "" });
+  const form = el("form", { class: "filters" }, el("label", {}, "State", state), el("label", {}, "Queue", queue),
+    el("label", {}, "User", user), el("button", { type: "submit", text: "Filter" }));
+  form.addEventListener("submit", ev => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) p.set(k, v);
+    location.hash = "#/history" + (p.toString() ? "?" + p : "");
+  });
+  const more = el("button", { type: "button", id: "history-older", text: "Older" });
+  const heads = [{ label: "ID", num: true }, "Name", "User", "Queue", "State", { label: "Exit", num: true }, "Nodes",
+    "Ended", { label: "Run time", num: true }, { label: "CPU time", num: true }, { label: "Reason", cls: "reason" }];
+  const tbl = table("history-table", heads, []), body = tbl.querySelector("tbody");
+  const count = el("p", { class: "muted", id: "history-count" });
+  view.replaceChildren(el("h1", { text: "History" }), form, el("section", {}, tbl, count, more));
+  const q = new URLSearchParams({ limit: "50" });
+  for (const k of ["state", "queue", "user"]) if (params.get(k)) q.set(k, params.get(k));
+  let next = null, shown = 0;
+  const page = async () => {
+    more.disabled = true;
+    if (next) q.set("before", next);
+    try {
+      const d = await api("/api/history?" + q);
+      for (const j of d.jobs)
+        body.append(tableRow(heads, [el("a", { href: `#/job/${j.id}`, text: String(j.id) }), j.name, j.user, j.queue,
+          stateTag(j.state), j.signal ? `signal ${j.signal}` : j.exit_code, j.nodes || "-", fmtTime(j.end_ms),
+          fmtDur(((j.end_ms || 0) - (j.start_ms || j.end_ms || 0)) / 1000), fmtDur(j.cpu_s), j.reason]));
+      shown += d.jobs.length;
+      next = d.next;
+      count.textContent = `${shown} job(s)` + (next ? ", older ones on the next page" : ", the oldest shown");
+      setStatus("updated " + new Date().toLocaleTimeString(), false);
+    } catch (e) { setStatus(e.message, true); }
+    more.disabled = !next;
+    more.hidden = !next;
+    view.dataset.historyRows = String(shown);
+  };
+  more.addEventListener("click", page);
+  return page;
 }
 
 // ---- one job ----------------------------------------------------------------------------------
@@ -346,6 +400,7 @@ async function route() {
   const params = new URLSearchParams(qs || "");
   document.getElementById("nav-overview").className = path === "/" ? "active" : "";
   document.getElementById("nav-jobs").className = path.startsWith("/job") ? "active" : "";
+  document.getElementById("nav-history").className = path === "/history" ? "active" : "";
   let poll;
   if (path === "/") {
     poll = async () => renderOverview(view, await api("/api/cluster"));
@@ -355,6 +410,11 @@ async function route() {
     const q = new URLSearchParams();
     for (const k of ["state", "queue", "user"]) if (params.get(k)) q.set(k, params.get(k));
     poll = async () => renderJobs(holder, await api("/api/jobs?" + q), Date.now());
+  } else if (path === "/history") {
+    // Loaded once (history does not change under the reader), paged on demand.
+    if (!me) try { noteYou((await api("/api/cluster")).you); } catch (e) { /* the page says why */ }
+    await showHistory(view, params)();
+    return;
   } else if (/^\/job\/\d+$/.test(path)) {
     try { poll = await showJob(view, path.slice(5)); } catch (e) { view.replaceChildren(el("p", { class: "error", text: e.message })); return; }
   } else {

@@ -194,6 +194,40 @@ static void check_refusals(int port, uint64_t id) {
   expect_status(port, path, 404, "not found"); /* data parallel: no plan */
 }
 
+/* Older history from the store, a page at a time: two short jobs after the
+ * training one; pages of 2 are the two, then the training job, the cursor
+ * of each page leading to the next. Bad filters are named. */
+static void check_history(ty_rpc_client *cl, int port, uint64_t trained) {
+  uint64_t ids[2];
+  char err[256] = "", path[160];
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(it_submit_sh(cl, "true", "short", &ids[i], err, sizeof(err)), 0, "%s", err);
+    Trainyard__GetJobResponse *r = it_wait_job(cl, ids[i], 0, 60000);
+    cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED);
+    trainyard__get_job_response__free_unpacked(r, NULL);
+  }
+  char *page = get_ok(port, "/api/history?limit=2&state=COMPLETED");
+  char first[48], second[48];
+  snprintf(first, sizeof(first), "{\"id\":%llu,", (unsigned long long)ids[1]);
+  snprintf(second, sizeof(second), "{\"id\":%llu,", (unsigned long long)ids[0]);
+  cr_assert(strstr(page, first) && strstr(page, second) &&
+                strstr(page, first) < strstr(page, second),
+            "not the two newest, newest first: %s", page);
+  const char *next = strstr(page, "\"next\":\"");
+  cr_assert(next, "no cursor to the older page: %s", page);
+  snprintf(path, sizeof(path), "/api/history?limit=2&state=COMPLETED&before=%.*s",
+           (int)strcspn(next + 8, "\""), next + 8);
+  free(page);
+  page = get_ok(port, path);
+  snprintf(first, sizeof(first), "{\"id\":%llu,", (unsigned long long)trained);
+  cr_assert(strstr(page, first) && strstr(page, "\"next\":null") && count(page, "{\"id\":") == 1,
+            "the older page is not the training job alone: %s", page);
+  free(page);
+  expect_status(port, "/api/history?state=RUNNING", 400, "RUNNING is not in the history");
+  expect_status(port, "/api/history?before=12", 400, "before: \\\"12\\\" is not a cursor");
+  expect_status(port, "/api/history?limit=0", 400, "limit");
+}
+
 /* ---- the browser --------------------------------------------------------------------------- */
 
 /* Runs headless Chromium on url: the DOM after `budget_ms` of virtual time
@@ -263,8 +297,15 @@ static void check_browser(const it_cluster *c, int port, uint64_t id, const char
   cr_assert_eq(dom_attr(dom, "chart-loss", "data-last-step"), STEPS, "%s", dom);
   cr_assert(strstr(dom, "id=\"ranks-table\"") && strstr(dom, "id=\"events-table\""), "%s", dom);
   free(dom);
+  /* History: the store's finished jobs, newest first. */
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/history", port);
+  dom = chromium(url, profile, NULL, 4000);
+  cr_assert(strstr(dom, "id=\"history-table\"") && strstr(dom, "mlp-web"), "%s", dom);
+  cr_assert_eq(dom_attr(dom, "view", "data-history-rows"), 3, "%s", dom);
+  free(dom);
   /* Screenshots of each page, kept with the build for people to look at. */
-  const char *pages[][2] = {{"overview", "/#/"}, {"jobs", "/#/jobs"}, {"job", NULL}};
+  const char *pages[][2] = {
+      {"overview", "/#/"}, {"jobs", "/#/jobs"}, {"history", "/#/history"}, {"job", NULL}};
   for (size_t i = 0; art && *art && i < TY_ARRAY_LEN(pages); i++) {
     if (pages[i][1])
       snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, pages[i][1]);
@@ -289,6 +330,7 @@ Test(web, console_serves_a_training_cluster, .timeout = 400) {
   uint64_t id = train(&c, cl);
   check_api(port, id, c.name[0]);
   check_refusals(port, id);
+  check_history(cl, port, id);
   check_browser(&c, port, id, c.name[0]);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -451,6 +493,11 @@ static void check_user_actions(int port, const char *tok, uint64_t mine, uint64_
   as_token(port, "POST", path, tok, 409, "is already CANCELLED");
   job_path(path, sizeof(path), mine, "");
   as_token(port, "GET", path, tok, 200, "\"to\":\"CANCELLED\"");
+  /* History is hers alone, as `trainctl history`'s. */
+  snprintf(want, sizeof(want), "{\"id\":%llu,", (unsigned long long)mine);
+  as_token(port, "GET", "/api/history", tok, 200, want);
+  snprintf(path, sizeof(path), "/api/history?user=%s", bob);
+  as_token(port, "GET", path, tok, 403, "only operators see other users' jobs");
 }
 
 Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
