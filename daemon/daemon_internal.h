@@ -196,6 +196,7 @@ typedef struct ty_job {
    * its owner and operators, and redacted for everyone else. */
   ty_buf info, info_redacted;
   bool info_ok, info_redacted_ok;
+  uint64_t changed_gen; /* ctl->ls_gen of its last change (the console's events) */
   /* The finished-job cache (state.c). */
   ty_id_node done_node; /* in ctl->done while cached */
   bool cached;
@@ -247,8 +248,9 @@ struct ty_controller {
   ty_rpc_server *server;
   ty_metrics *metrics;
   ty_metrics_http *http;
-  ty_metrics_http *web; /* the web console's server, or NULL (web.c) */
-  char web_token[33];   /* its token: hex of the first 16 bytes of web.key */
+  ty_metrics_http *web;              /* the web console's server, or NULL (web.c) */
+  struct ty__web_events *web_events; /* its event streams (web_events.c), or NULL */
+  char web_token[33];                /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
@@ -571,6 +573,18 @@ int ty__web_history(ty_controller *ctl, const ty_auth_id *who, struct ty__histor
                     ty_http_response *resp);
 /* The history document (web_json.c): a ty__history_encode. */
 int ty__web_history_json(const struct ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);
+/* The console's event streams (web_events.c): GET /api/events opens one
+ * (the job's events too when job_id, its curve after (attempt, step) when
+ * has_cursor) through ty_http_stream_start; flush sends what changed
+ * (after each group commit and on the tick); free forgets any left. */
+typedef struct ty__web_events {
+  struct web_sub *subs;
+  size_t n;
+} ty__web_events;
+int ty__web_events_open(ty_controller *ctl, uint64_t job_id, bool has_cursor, uint32_t attempt,
+                        uint64_t step, ty_http_response *resp);
+void ty__web_events_flush(ty_controller *ctl);
+void ty__web_events_free(ty_controller *ctl);
 /* The console's files, generated from web/ at build time (web/embed.py). */
 typedef struct ty__web_asset {
   const char *name; /* "index.html", "app.js", ... */

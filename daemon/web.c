@@ -17,6 +17,8 @@
  *   /api/jobs/ID/plan          its plan, as `trainctl plan --json` prints it
  *   /api/history?state=S&queue=Q&user=U&limit=N&before=END_MS:ID   ended jobs
  *                              from the store, a page at a time (GetHistory's query)
+ *   /api/events?job=ID&after=STEP&attempt=A   live updates, text/event-stream
+ *                              (web_events.c)
  *   POST /api/jobs/ID/cancel|hold|release   as trainctl cancel / job hold|release
  *                              (web_action.c; needs X-Requested-With)
  * Errors are JSON {"error": "..."} naming the bad part of the request.
@@ -105,7 +107,7 @@ static int url_decode(const char *s, size_t len, char *out, size_t cap) {
 }
 
 typedef struct query {
-  char state[256], queue[128], user[128], limit[16], after[24], attempt[16], before[48],
+  char state[256], queue[128], user[128], limit[16], after[24], attempt[16], before[48], job[24],
       token[TY_HTTP_TOKEN_MAX];
 } query;
 
@@ -121,7 +123,8 @@ static int parse_query(const char *q, query *out, char *err, size_t len) {
       {"state", out->state, sizeof(out->state)},    {"queue", out->queue, sizeof(out->queue)},
       {"user", out->user, sizeof(out->user)},       {"limit", out->limit, sizeof(out->limit)},
       {"after", out->after, sizeof(out->after)},    {"attempt", out->attempt, sizeof(out->attempt)},
-      {"before", out->before, sizeof(out->before)}, {"token", out->token, sizeof(out->token)}};
+      {"before", out->before, sizeof(out->before)}, {"job", out->job, sizeof(out->job)},
+      {"token", out->token, sizeof(out->token)}};
   while (q && *q) {
     const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
     const char *eq = memchr(q, '=', (size_t)(end - q));
@@ -259,8 +262,42 @@ static int route_history(ty_controller *ctl, const caller *who, const query *q,
   return 0;
 }
 
-static int route_api(ty_controller *ctl, const caller *who, const char *path, const query *q,
-                     ty_http_response *resp) {
+/* Parses a decimal field of the query: 0, or 400 answered naming it. */
+static int number(const char *name, const char *v, uint64_t max, uint64_t *out,
+                  ty_http_response *resp) {
+  char *e;
+  *out = strtoull(v, &e, 10);
+  if (*e || v[0] == '-' || v[0] == '+' || !v[0] || *out > max)
+    return fail(resp, 400, "%s: \"%.32s\" is not a number up to %llu", name, v,
+                (unsigned long long)max),
+           -1;
+  return 0;
+}
+
+/* GET /api/events?job=ID&after=STEP&attempt=A: the live updates
+ * (web_events.c); HEAD gets the headers only. */
+static int route_events(ty_controller *ctl, const ty_http_request *req, const query *q,
+                        ty_http_response *resp) {
+  uint64_t job = 0, step = 0, attempt = 0;
+  if (q->job[0] && number("job", q->job, UINT64_MAX, &job, resp) != 0) return 0;
+  if (q->after[0] && number("after", q->after, UINT64_MAX, &step, resp) != 0) return 0;
+  if (q->attempt[0] && number("attempt", q->attempt, UINT32_MAX, &attempt, resp) != 0) return 0;
+  if (q->job[0]) {
+    ty_job *j = ty__job_get(ctl, job);
+    if (!j || !j->committed) return fail(resp, 404, "job %llu not found", (unsigned long long)job);
+  }
+  if (req->method == TY_HTTP_HEAD) {
+    resp->status = 200;
+    resp->content_type = "text/event-stream; charset=utf-8";
+    return 0;
+  }
+  if (ty__web_events_open(ctl, job, q->after[0] != 0, (uint32_t)attempt, step, resp) != 0)
+    return fail(resp, 503, "no memory for another event stream; the page polls instead");
+  return 0;
+}
+
+static int route_api(ty_controller *ctl, const ty_http_request *req, const caller *who,
+                     const char *path, const query *q, ty_http_response *resp) {
   char err[TY_ERR_LEN];
   if (strcmp(path, "/api/cluster") == 0)
     return json_done(resp, ty__web_cluster_json(ctl, &who->who, who->operator, resp->body));
@@ -272,6 +309,7 @@ static int route_api(ty_controller *ctl, const caller *who, const char *path, co
   }
   if (strncmp(path, "/api/jobs/", 10) == 0) return route_job(ctl, who, path + 10, q, resp);
   if (strcmp(path, "/api/history") == 0) return route_history(ctl, who, q, resp);
+  if (strcmp(path, "/api/events") == 0) return route_events(ctl, req, q, resp);
   return fail(resp, 404, "no such page: %.128s", path);
 }
 
@@ -380,7 +418,7 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
   if (req->method == TY_HTTP_POST)
     route_post(ctl, &who, req, path, resp);
   else if (strncmp(path, "/api/", 5) == 0)
-    route_api(ctl, &who, path, &q, resp);
+    route_api(ctl, req, &who, path, &q, resp);
   else if (!static_page(path, &index, resp))
     fail(resp, 404, "no such page: %.128s", path);
   if (index && q.token[0])

@@ -2,10 +2,11 @@
 // The Trainyard web console. Three views chosen by the URL's fragment: #/
 // (cluster overview), #/jobs?state=&queue=&user= (job list with filters),
 // #/job/ID (one job: summary, actions, live charts, ranks, events, plan).
-// Each view polls its JSON document (/api/...) every 2 s and redraws
-// without reloading; a job's charts fetch only the points after the last
-// one they hold, one series per attempt (a requeued job restarts from its
-// checkpoint). The console acts as the user its token names (`you` in
+// Each view fetches its JSON document (/api/...) when the server's event
+// stream (/api/events) says it changed, or every 2 s where there is no
+// stream, and redraws without reloading; a job's charts get only the points
+// after the last one they hold, one series per attempt (a requeued job
+// restarts from its checkpoint). The console acts as the user its token names (`you` in
 // /api/cluster): it offers cancel, hold and release where trainctl would
 // allow them, and the server checks again. Every value from the server
 // goes into the page as text (textContent), never as markup.
@@ -249,7 +250,9 @@ function addPoints(canvases, points) {
     for (const p of points) {
       if (p[col] === null) continue;
       const held = series(cv, i, labels[i], p[5] || 0), pt = { x: p[0], y: p[col] };
-      if (held.length && held[held.length - 1].x === pt.x) held[held.length - 1] = pt;
+      const last = held.length ? held[held.length - 1].x : -1;
+      if (pt.x < last) continue; // already shown (a stream resent it after reconnecting)
+      if (pt.x === last) held[held.length - 1] = pt;
       else held.push(pt);
       cv._last = { step: pt.x, y: pt.y, attempt: p[5] || 0 };
     }
@@ -374,20 +377,29 @@ async function showJob(view, id) {
   if (d0.has_plan) api(`/api/jobs/${id}/plan`).then(p => plan.replaceChildren(el("h2", { text: "Plan" }), ...planTables(p)))
     .catch(e => plan.append(el("p", { class: "error", text: e.message })));
   let after = null; // the last point held: [attempt, step]
+  const progress = points => {
+    if (!points.length) return;
+    addPoints(canvases, points);
+    const l = points[points.length - 1];
+    after = [l[5] || 0, l[0]];
+  };
+  let curveLoaded = false;
   const poll = async () => {
     const d = await api(`/api/jobs/${id}`);
     summary.replaceChildren(jobSummary(d));
     tables.replaceChildren(...jobTables(d));
     actions.replaceChildren(jobActions(d.job, () => route()));
-    if (d.job.kind === "graph") {
-      // From the last point shown on: it may have been completed since.
+    // The curve by polling, or once before the event stream carries it on:
+    // from the last point shown (it may have been completed since).
+    if (d.job.kind === "graph" && (!live || !curveLoaded)) {
       const q = after === null ? "" : `?after=${Math.max(0, after[1] - 1)}&attempt=${after[0]}`;
-      const c = await api(`/api/jobs/${id}/progress` + q);
-      if (c.points.length) { addPoints(canvases, c.points); const l = c.points[c.points.length - 1]; after = [l[5] || 0, l[0]]; }
+      progress((await api(`/api/jobs/${id}/progress` + q)).points);
+      curveLoaded = true;
     }
     return d.job.state !== "RUNNING" && d.job.state !== "PENDING";
   };
-  return poll;
+  const events = () => `/api/events?job=${id}` + (after ? `&after=${after[1]}&attempt=${after[0]}` : "");
+  return { poll, progress, events };
 }
 
 // ---- routing -----------------------------------------------------------------------------
@@ -401,38 +413,78 @@ async function route() {
   document.getElementById("nav-overview").className = path === "/" ? "active" : "";
   document.getElementById("nav-jobs").className = path.startsWith("/job") ? "active" : "";
   document.getElementById("nav-history").className = path === "/history" ? "active" : "";
-  let poll;
+  let view_ = null; // {poll, events (the stream's address), progress (its points)}
   if (path === "/") {
-    poll = async () => renderOverview(view, await api("/api/cluster"));
+    view_ = { poll: async () => renderOverview(view, await api("/api/cluster")) };
   } else if (path === "/jobs") {
     const holder = el("div", { id: "jobs" }, el("p", { class: "muted", text: "Loading…" }));
     view.replaceChildren(el("h1", { text: "Jobs" }), jobsForm(params), holder);
     const q = new URLSearchParams();
     for (const k of ["state", "queue", "user"]) if (params.get(k)) q.set(k, params.get(k));
-    poll = async () => renderJobs(holder, await api("/api/jobs?" + q), Date.now());
+    view_ = { poll: async () => renderJobs(holder, await api("/api/jobs?" + q), Date.now()) };
   } else if (path === "/history") {
     // Loaded once (history does not change under the reader), paged on demand.
     if (!me) try { noteYou((await api("/api/cluster")).you); } catch (e) { /* the page says why */ }
     await showHistory(view, params)();
     return;
   } else if (/^\/job\/\d+$/.test(path)) {
-    try { poll = await showJob(view, path.slice(5)); } catch (e) { view.replaceChildren(el("p", { class: "error", text: e.message })); return; }
+    try { view_ = await showJob(view, path.slice(5)); } catch (e) { view.replaceChildren(el("p", { class: "error", text: e.message })); return; }
   } else {
     view.replaceChildren(el("p", { class: "error", text: `No such page: ${path}` }));
     return;
   }
+  const gen = ++routeGen;
+  let done = false;
   const tick = async () => {
-    let done = false;
+    if (gen !== routeGen) return;
     try {
-      done = await poll();
-      setStatus("updated " + new Date().toLocaleTimeString(), false);
+      done = await view_.poll();
+      setStatus("updated " + new Date().toLocaleTimeString() + (live ? " (live)" : ""), false);
       // When the first view had its data on screen (bench/observe reads it).
       if (!document.body.dataset.firstRenderMs) document.body.dataset.firstRenderMs = String(Math.round(performance.now()));
     }
     catch (e) { setStatus(e.message, true); }
-    if (!done) timer = setTimeout(tick, POLL_MS);
+    // Polling: every POLL_MS until the job ended. Live: a slow refresh for
+    // what no event announces (heartbeat ages).
+    clearTimeout(timer);
+    if (!done || live) timer = setTimeout(tick, live ? SLOW_POLL_MS : POLL_MS);
   };
-  tick();
+  await tick();
+  listen(view_, tick, gen);
+}
+
+// ---- live updates ------------------------------------------------------------------------------
+
+// Server-sent events (/api/events) tell the page when to fetch again and
+// bring a job's new points; where EventSource is missing, or the stream
+// fails STREAM_TRIES times without an event between, the page polls.
+const SLOW_POLL_MS = 30000, STREAM_TRIES = 3;
+let stream = null, live = false, failures = 0, routeGen = 0;
+
+function listen(v, tick, gen) {
+  if (stream) stream.close();
+  stream = null;
+  live = false;
+  if (typeof EventSource === "undefined" || failures >= STREAM_TRIES) return;
+  const es = new EventSource(v.events ? v.events() : "/api/events");
+  stream = es;
+  const heard = () => { failures = 0; if (!live) { live = true; clearTimeout(timer); timer = setTimeout(tick, SLOW_POLL_MS); } };
+  es.addEventListener("open", heard);
+  for (const name of ["cluster", "job"]) es.addEventListener(name, () => { heard(); if (gen === routeGen) tick(); });
+  es.addEventListener("progress", ev => { heard(); if (v.progress && gen === routeGen) v.progress(JSON.parse(ev.data).points); });
+  es.addEventListener("error", () => {
+    // Reopened from here (the browser's own retry would resend the curve
+    // from the old cursor), polling meanwhile; for good after STREAM_TRIES.
+    if (es !== stream) return;
+    es.close();
+    stream = null;
+    live = false;
+    clearTimeout(timer);
+    timer = setTimeout(tick, POLL_MS);
+    if (++failures < STREAM_TRIES) setTimeout(() => { if (gen === routeGen && !stream) listen(v, tick, gen); }, 3000);
+    else document.body.dataset.live = "polling";
+  });
+  document.body.dataset.live = "events";
 }
 
 // A token in the address (?token=...) has set the cookie: take it out of

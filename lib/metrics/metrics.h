@@ -189,6 +189,24 @@ ty_http_later *ty_http_defer(ty_http_response *resp);
  * meanwhile. Call it exactly once per handle, on the loop thread. */
 void ty_http_later_answer(ty_http_later *l, int status, const char *content_type, const char *body,
                           size_t len);
+/* Inside a handler (GET): answer 200 text/event-stream and keep the
+ * connection to send server-sent events on. The connection then counts
+ * against the same caps as any other, and at the total cap the longest
+ * open stream may be closed like an idle connection (a browser's
+ * EventSource reconnects). NULL without memory (then answer now). The
+ * handle is valid until on_closed(ud) runs (the peer went, the server
+ * stopped) or its owner ends it; on_closed runs on the loop thread. */
+#define TY_HTTP_STREAM_BUF_MAX 65536 /* bytes queued per stream; more closes it */
+typedef struct ty_http_stream ty_http_stream;
+typedef void (*ty_http_stream_closed)(void *ud);
+ty_http_stream *ty_http_stream_start(ty_http_response *resp, ty_http_stream_closed on_closed,
+                                     void *ud);
+/* Queues len bytes (whole events). TY_ETOOBIG when the client is
+ * TY_HTTP_STREAM_BUF_MAX behind, TY_ENOMEM: the stream is then closed and
+ * the handle gone (on_closed does not run). */
+int ty_http_stream_send(ty_http_stream *st, const void *data, size_t len);
+/* Ends the stream (on_closed does not run); the handle is gone. */
+void ty_http_stream_end(ty_http_stream *st);
 int ty_metrics_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
                           const char *listener, ty_http_handler handler, void *ud,
                           ty_metrics_http **out_server);
