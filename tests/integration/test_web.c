@@ -484,6 +484,91 @@ static void job_path(char *buf, size_t cap, uint64_t id, const char *tail) {
   snprintf(buf, cap, "/api/jobs/%llu%s", (unsigned long long)id, tail);
 }
 
+/* ---- event streams ----------------------------------------------------------------------------
+ */
+
+/* Opens GET path (with header lines hdr) and leaves the stream open. */
+static int sse_open(int port, const char *path, const char *hdr) {
+  int fd = it_raw_connect(port);
+  cr_assert_geq(fd, 0);
+  char req[1024];
+  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n", path, hdr);
+  cr_assert_eq(write(fd, req, (size_t)n), n);
+  struct timeval tv = {.tv_sec = 30};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+/* Reads the stream into seen (NUL-terminated) until it holds `needle`. */
+static void sse_until(int fd, ty_buf *seen, const char *needle) {
+  while (!seen->data || !strstr((char *)seen->data, needle)) {
+    char chunk[4096];
+    ssize_t got = read(fd, chunk, sizeof(chunk));
+    cr_assert_gt(got, 0, "the stream ended or went quiet before \"%s\":\n%s", needle,
+                 seen->data ? (char *)seen->data : "");
+    ty_buf_append(seen, chunk, (size_t)got);
+    ty_buf_append(seen, "", 1);
+    seen->len--;
+  }
+}
+
+/* Streams as alice: the head, then a job event when an operator holds
+ * bob's job that she watches, and a cluster event when she cancels hers;
+ * bad parameters named. */
+static void check_streams(int port, const char *tok, const char *admin, uint64_t mine,
+                          uint64_t bobs) {
+  char hdr[160], path[96], want[96];
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", tok);
+  snprintf(path, sizeof(path), "/api/events?job=%llu", (unsigned long long)bobs);
+  int job_fd = sse_open(port, path, hdr), all_fd = sse_open(port, "/api/events", hdr);
+  ty_buf job_seen = {0}, all_seen = {0};
+  sse_until(job_fd, &job_seen, "retry: 3000\n\n");
+  sse_until(all_fd, &all_seen, "retry: 3000\n\n");
+  cr_assert(strstr((char *)job_seen.data, "HTTP/1.1 200") &&
+                strstr((char *)job_seen.data, "Content-Type: text/event-stream"),
+            "%s", (char *)job_seen.data);
+  job_path(path, sizeof(path), bobs, "/hold");
+  as_token(port, "POST", path, admin, 200, "\"action\":\"hold\"");
+  snprintf(want, sizeof(want), "event: job\ndata: {\"id\":%llu,\"state\":\"PENDING\"}\n\n",
+           (unsigned long long)bobs);
+  sse_until(job_fd, &job_seen, want);
+  job_path(path, sizeof(path), mine, "/cancel");
+  as_token(port, "POST", path, tok, 200, "\"ok\":true");
+  sse_until(all_fd, &all_seen, "event: cluster\ndata: {\"gen\":");
+  close(job_fd), close(all_fd);
+  ty_buf_close(&job_seen), ty_buf_close(&all_seen);
+  as_token(port, "GET", "/api/events?job=abc", tok, 400, "job: \\\"abc\\\" is not a number");
+  as_token(port, "GET", "/api/events?job=99999", tok, 404, "job 99999 not found");
+  as_token(port, "GET", "/api/events?job=1&after=-1", tok, 400, "after");
+}
+
+/* The job page follows the job through the event stream, not by polling:
+ * opened on alice's job, it shows the cancel made elsewhere while its
+ * stream is live (the page would poll only every 30 s then). */
+static void check_live_page(const it_cluster *c, int port, const char *tok, uint64_t id) {
+  const char *bin = getenv("TY_CHROMIUM");
+  if (!bin || !*bin) return; /* the API half ran; no browser here */
+  char profile[400], url[256], ready[400], path[96];
+  snprintf(profile, sizeof(profile), "%s/chromium-live", c->dir);
+  snprintf(ready, sizeof(ready), "%s/live.ready", c->dir);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/?token=%s#/job/%llu", port, tok,
+           (unsigned long long)id);
+  const char *wait = "document.body.dataset.live === 'events' && "
+                     "document.querySelector('#job-summary .state-CANCELLED')";
+  pid_t pid = browser_start(url, profile, "job-live", wait, ready,
+                            "document.body.dataset.live === 'events' && "
+                            "document.querySelector('#job-summary .state-PENDING')");
+  for (int i = 0; access(ready, F_OK) != 0; i++) {
+    cr_assert_lt(i, 600, "the page never went live");
+    it_sleep_ms(50);
+  }
+  job_path(path, sizeof(path), id, "/cancel");
+  as_token(port, "POST", path, tok, 200, "\"ok\":true");
+  char *dom = browser_finish(pid, profile, wait);
+  cr_assert(strstr(dom, "(live)"), "%s", dom);
+  free(dom);
+}
+
 /* Alice's console acts as alice: her jobs, not bob's, as `trainctl cancel`
  * and `trainctl job hold` would; what it may not do is a 403 naming why. */
 static void check_user_actions(int port, const char *tok, uint64_t mine, uint64_t bobs,
@@ -528,14 +613,15 @@ Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
   it_user_add(bob.name, sizeof(bob.name), &bob.uid, &bob.gid);
   user root = {"root", 0, 0}; /* a drained node keeps the jobs pending: holdable */
   cr_assert_eq(trainctl_as(&c, &root, NULL, (const char *[]){"node", "drain", c.name[0], NULL}), 0);
-  uint64_t mine = sleep_as(&c, &alice), bobs = sleep_as(&c, &bob);
-  char tok[64], short_tok[64], admin[64], hdr[128], path[128];
+  uint64_t mine = sleep_as(&c, &alice), bobs = sleep_as(&c, &bob), watched = sleep_as(&c, &alice),
+           streamed = sleep_as(&c, &alice);
+  char tok[64], short_tok[64], admin[64], hdr[128];
   token_as(&c, &alice, NULL, tok, sizeof(tok));
   check_user_actions(port, tok, mine, bobs, bob.name);
   /* The shared token (web.token, traind's user) is an operator's. */
   read_token(&c, admin, sizeof(admin));
-  job_path(path, sizeof(path), bobs, "/hold");
-  as_token(port, "POST", path, admin, 200, "\"action\":\"hold\"");
+  check_streams(port, tok, admin, streamed, bobs);
+  check_live_page(&c, port, tok, watched);
   /* Expired, revoked, malformed and unknown tokens: 401 naming which. */
   token_as(&c, &alice, "1s", short_tok, sizeof(short_tok));
   it_sleep_ms(1500);
