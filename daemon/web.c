@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The read-only web console (`traind --web-listen HOST:PORT`, off by
+ * The web console (`traind --web-listen HOST:PORT`, off by
  * default): static pages built into the binary (web/, embedded at build
  * time by web/embed.py, Chart.js from Debian's libjs-chart.js among them)
  * and JSON documents (web_json.c), served by lib/metrics' HTTP server with
