@@ -8,7 +8,8 @@
  *
  * Events (each "event: NAME\ndata: JSON\n\n"):
  *   cluster   {"gen": N}  the live jobs or the nodes changed: fetch the
- *                         overview or the job list again
+ *                         overview or the job list again (streams without
+ *                         ?job=ID)
  *   job       {"id", "state"}  the watched job changed: fetch it again
  *   progress  the curve document of /api/jobs/ID/progress after the
  *             stream's cursor (?after=STEP&attempt=A, as that route), the
@@ -144,9 +145,12 @@ void ty__web_events_flush(ty_controller *ctl) {
   uint64_t sig = cluster_sig(ctl);
   for (web_sub *s = e->subs, *next; s; s = next) {
     next = s->next;
-    if (s->cluster_sig != sig && !send_cluster(s, sig)) continue;
-    ty_job *j = s->job_id ? ty__job_find(ctl, s->job_id) : NULL;
-    if (!j) continue;
+    if (!s->job_id) { /* the overview and the job list */
+      if (s->cluster_sig != sig) send_cluster(s, sig);
+      continue;
+    }
+    ty_job *j = ty__job_find(ctl, s->job_id);
+    if (!j) continue; /* ended and out of memory: its last change went out */
     if (j->changed_gen != s->job_gen && !send_job(s, j)) continue;
     uint64_t ps = j->spec.kind == TY_JOB_KIND_GRAPH ? progress_sig(ctl, j->id) : 0;
     if (ps != s->progress_sig) send_progress(s, j, ps);

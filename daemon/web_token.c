@@ -9,7 +9,8 @@
  * what trainctl allows the user. `trainctl web-token --revoke` revokes
  * every live token of the caller.
  *
- * Expiry: 7 days unless asked (ttl_s), at most 90 days. The answer comes
+ * Expiry: 7 days unless asked (ttl_s), at most 90 days; at most LIVE_MAX
+ * live tokens per user. The answer comes
  * once the row is durable, so a token printed is a token that works after
  * a restart.
  */
@@ -23,6 +24,7 @@
 
 #define TTL_DEFAULT_S (7u * 24 * 3600)
 #define TTL_MAX_S (90u * 24 * 3600)
+#define LIVE_MAX 64u /* live tokens per user: a browser each, not an unbounded table */
 
 typedef struct issue_ctx {
   ty_reply *r;
@@ -66,9 +68,30 @@ static void on_committed(int status, void *ud) {
   free(ic);
 }
 
+/* A new token for r's caller into t: 0, or the refusal in err (too many
+ * live tokens, no randomness). */
+static int issue(ty_controller *ctl, const ty_reply *r, issue_ctx *ic, uint32_t ttl_s, int64_t now,
+                 ty_txn *t, char *err, size_t len) {
+  uint32_t live = 0;
+  if (ty_store_count_web_tokens(ctl->store, r->who.uid, now, &live) == 0 && live >= LIVE_MAX)
+    return ty_errf(err, len, TY_ESTATE,
+                   "%s has %u console tokens that still work, the most one user may; revoke "
+                   "them (trainctl web-token --revoke)",
+                   r->who.user, live);
+  if (ty_token_web_new(ic->token) != 0)
+    return ty_errf(err, len, TY_EIO, "no randomness for a token (getrandom failed)");
+  ty_web_token_row row = {.uid = r->who.uid, .gid = r->who.gid, .created_ms = now};
+  ty_token_web_hash(ic->token, row.hash);
+  snprintf(row.user, sizeof(row.user), "%s", r->who.user);
+  row.expires_ms = ic->expires_ms = now + (int64_t)(ttl_s ? ttl_s : TTL_DEFAULT_S) * 1000;
+  ty_txn_put_web_token(t, &row);
+  return 0;
+}
+
 void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint32_t ttl_s = 0;
   bool revoke = false;
+  char err[TY_ERR_LEN];
   int rc = ty__conv_web_token_req(p, n, &ttl_s, &revoke);
   if (rc != 0) {
     ty__reply_bad_payload(r, rc, "a WebTokenRequest");
@@ -88,18 +111,11 @@ void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     if (ty_store_count_web_tokens(ctl->store, r->who.uid, now, &ic->revoked) != 0)
       ic->revoked = 0; /* the answer's count only; the revocation itself is the txn's */
     ty_txn_revoke_web_tokens(t, r->who.uid, now);
-  } else {
-    if (ty_token_web_new(ic->token) != 0) {
-      ty_txn_destroy(t);
-      free(ic);
-      ty__reply_finish(r, TY_EIO, "no randomness for a token (getrandom failed)");
-      return;
-    }
-    ty_web_token_row row = {.uid = r->who.uid, .gid = r->who.gid, .created_ms = now};
-    ty_token_web_hash(ic->token, row.hash);
-    snprintf(row.user, sizeof(row.user), "%s", r->who.user);
-    row.expires_ms = ic->expires_ms = now + (int64_t)(ttl_s ? ttl_s : TTL_DEFAULT_S) * 1000;
-    ty_txn_put_web_token(t, &row);
+  } else if ((rc = issue(ctl, r, ic, ttl_s, now, t, err, sizeof(err))) != 0) {
+    ty_txn_destroy(t);
+    free(ic);
+    ty__reply_finish(r, rc, err);
+    return;
   }
   ty__commit(ctl, t, on_committed, ic);
 }

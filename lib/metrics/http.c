@@ -305,7 +305,8 @@ static void handle_page(conn *c, const ty_http_request *r, int head_only) {
       .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body, .conn_ = c};
   c->head_only = head_only;
   s->handler(s->handler_ud, r, is_loopback(&c->addr), &resp);
-  if (resp.later_ || c->state == ST_STREAM) return; /* answered later, or streaming */
+  /* Answered later, streaming, or closed (a stream that could not start). */
+  if (resp.later_ || c->state == ST_STREAM || c->state == ST_CLOSING) return;
   if (resp.status != 200 && resp.status != 304) c->keep_alive = c->keep_alive && resp.status < 500;
   resp.headers[sizeof resp.headers - 1] = '\0';
   conn_respond_with(c, resp.status, head_only, resp.content_type ? resp.content_type : "text/plain",

@@ -337,13 +337,18 @@ static void check_browser(const it_cluster *c, int port, uint64_t id, const char
   free(dom);
 }
 
-Test(web, console_serves_a_training_cluster, .timeout = 400) {
-  it_cluster c;
-  /* --auth none: loopback is the operator, as for trainctl. */
+/* One worker with 2 CPUs and the console under --auth none: loopback is
+ * the operator, as for trainctl. The console's port. */
+static int start_local(it_cluster *c) {
   it_options o = {.auth_none = true,
                   .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
-  it_cluster_start_with(&c, 1, 2, &o);
-  int port = web_port(&c);
+  it_cluster_start_with(c, 1, 2, &o);
+  return web_port(c);
+}
+
+Test(web, console_serves_a_training_cluster, .timeout = 400) {
+  it_cluster c;
+  int port = start_local(&c);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = train(&c, cl);
   check_api(port, id, c.name[0]);
@@ -769,10 +774,7 @@ Test(web, requeued_job_plots_by_attempt_and_plans_are_tables, .timeout = 400) {
   setenv("TRAINYARD_STEP_DELAY_MS", "25", 1); /* the requeue lands mid-run */
   const uint64_t steps = 200;
   it_cluster c;
-  it_options o = {.auth_none = true,
-                  .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
-  it_cluster_start_with(&c, 1, 2, &o);
-  int port = web_port(&c);
+  int port = start_local(&c);
   ty_rpc_client *cl = it_client(&c);
   char sid[24], path[96];
   uint64_t tp = submit_mlp(cl, &c, 2, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR, 20, 0, "mlp-tp");

@@ -36,6 +36,14 @@ static ty_store *open_ok(void) {
   return s;
 }
 
+/* Applies t in a transaction of its own and destroys it. */
+static void commit_txn(ty_store *s, ty_txn *t) {
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+}
+
 static ty_job_row row(uint64_t id, int state) {
   static const uint8_t spec[] = {1, 2, 0, 3};
   ty_job_row r = {.id = id,
@@ -98,10 +106,7 @@ static void submit(ty_store *s, uint64_t id) {
                      .reason = "submitted",
                      .actor = "user:alice"};
   ty_txn_add_event(t, &ev);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
 }
 
 static void transition(ty_store *s, uint64_t id, int from, int to, const char *reason) {
@@ -117,10 +122,7 @@ static void transition(ty_store *s, uint64_t id, int from, int to, const char *r
                      .reason = reason,
                      .actor = "controller"};
   ty_txn_add_event(t, &ev);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
 }
 
 typedef struct evs {
@@ -184,10 +186,7 @@ Test(store, plans_are_kept_with_their_jobs) {
   a.plan_len = 5;
   cr_assert_eq(ty_txn_insert_job(t, &a), 0);
   cr_assert_eq(ty_txn_insert_job(t, &b), 0);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
   transition(s, 2, TY_JOB_PENDING, TY_JOB_RUNNING, "placed");
   ty_store_close(s);
   s = open_ok();
@@ -338,10 +337,7 @@ static void fill(ty_store *s, uint64_t n, uint64_t live) {
     ty_rank_row rk = {.job_id = id, .run = 1, .rank = 0, .node = "n1", .end_ms = r.end_ms};
     if (id <= n) ty_txn_add_rank(t, &rk);
   }
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
 }
 
 Test(store, a_starting_controller_reads_only_live_jobs) {
@@ -476,10 +472,7 @@ static void apply_web(ty_store *s, const ty_web_token_row *w, bool revoke) {
     ty_txn_revoke_web_tokens(t, w->uid, w->revoked_ms);
   else
     ty_txn_put_web_token(t, w);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
 }
 
 /* A token's row is found by its hash with its user and times; revoking
@@ -611,10 +604,7 @@ static void upgrade_from(int v) {
   ty_txn *t = ty_txn_create();
   ty_rank_row rk = {.job_id = 7, .run = 1, .rank = 0, .node = "n1", .cpu_ms = 5, .measured = true};
   ty_txn_add_rank(t, &rk);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
   ty_store_reader *rd = NULL;
   cr_assert_eq(ty_store_reader_open(s, &rd), 0);
   int ranks = 0;
