@@ -468,8 +468,13 @@ function listen(v, tick, gen) {
   if (typeof EventSource === "undefined" || failures >= STREAM_TRIES) return;
   const es = new EventSource(v.events ? v.events() : "/api/events");
   stream = es;
-  const heard = () => { failures = 0; if (!live) { live = true; clearTimeout(timer); timer = setTimeout(tick, SLOW_POLL_MS); } };
-  es.addEventListener("open", heard);
+  const heard = () => {
+    failures = 0;
+    document.body.dataset.live = "events";
+    if (!live) { live = true; clearTimeout(timer); timer = setTimeout(tick, SLOW_POLL_MS); }
+  };
+  // Open: fetch once more, for what changed between the page's fetch and now.
+  es.addEventListener("open", () => { heard(); if (gen === routeGen) tick(); });
   for (const name of ["cluster", "job"]) es.addEventListener(name, () => { heard(); if (gen === routeGen) tick(); });
   es.addEventListener("progress", ev => { heard(); if (v.progress && gen === routeGen) v.progress(JSON.parse(ev.data).points); });
   es.addEventListener("error", () => {
@@ -484,7 +489,7 @@ function listen(v, tick, gen) {
     if (++failures < STREAM_TRIES) setTimeout(() => { if (gen === routeGen && !stream) listen(v, tick, gen); }, 3000);
     else document.body.dataset.live = "polling";
   });
-  document.body.dataset.live = "events";
+  document.body.dataset.live = "connecting";
 }
 
 // A token in the address (?token=...) has set the cookie: take it out of
