@@ -206,10 +206,16 @@ static void check_history(ty_rpc_client *cl, int port, uint64_t trained) {
     cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED);
     trainyard__get_job_response__free_unpacked(r, NULL);
   }
-  char *page = get_ok(port, "/api/history?limit=2&state=COMPLETED");
   char first[48], second[48];
   snprintf(first, sizeof(first), "{\"id\":%llu,", (unsigned long long)ids[1]);
   snprintf(second, sizeof(second), "{\"id\":%llu,", (unsigned long long)ids[0]);
+  /* History is the store's: the last end is there once its commit is. */
+  char *page = NULL;
+  for (int i = 0; i < 100 && (!page || !strstr(page, first)); i++) {
+    if (page) it_sleep_ms(50);
+    free(page);
+    page = get_ok(port, "/api/history?limit=2&state=COMPLETED");
+  }
   cr_assert(strstr(page, first) && strstr(page, second) &&
                 strstr(page, first) < strstr(page, second),
             "not the two newest, newest first: %s", page);
