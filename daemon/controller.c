@@ -427,6 +427,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   }
   ty_idmap_close(&ctl->done);
   ty__web_events_free(ctl);
+  free(ctl->web_ids);
   ty__deps_destroy(ctl);
   ty_buf_close(&ctl->ls_req);
   ty_buf_close(&ctl->ls_reply);

@@ -250,6 +250,7 @@ struct ty_controller {
   ty_metrics_http *http;
   ty_metrics_http *web;              /* the web console's server, or NULL (web.c) */
   struct ty__web_events *web_events; /* its event streams (web_events.c), or NULL */
+  struct ty__web_id *web_ids;        /* identities of recent console tokens (web_token.c) */
   char web_token[33];                /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
@@ -550,7 +551,17 @@ int ty__web_start(ty_controller *ctl, char *err, size_t len);
 /* WebToken (web_token.c): a console token for the caller, or revokes its tokens. */
 void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 /* Who a console token acts for: 0 with *who filled, or TY_EPERM with the
- * reason in err (malformed, unknown, expired, revoked). */
+ * reason in err (malformed, unknown, expired, revoked). Recent answers are
+ * kept (TY__WEB_IDS of them, for up to a minute; a revocation drops its
+ * user's at once), so a page's requests cost neither a store read nor the
+ * NSS lookups of the user's groups each. */
+#define TY__WEB_IDS 32
+typedef struct ty__web_id {
+  char hash[65];
+  ty_auth_id id;
+  int64_t expires_ms;  /* the token's (Unix ms) */
+  int64_t cached_mono; /* when looked up; 0 = an empty slot */
+} ty__web_id;
 int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *who, char *err,
                            size_t len);
 /* JSON documents (web_json.c), appended to out: 0, TY_ENOTFOUND or TY_ENOMEM. */

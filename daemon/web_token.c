@@ -24,10 +24,12 @@
 
 #define TTL_DEFAULT_S (7u * 24 * 3600)
 #define TTL_MAX_S (90u * 24 * 3600)
-#define LIVE_MAX 64u /* live tokens per user: a browser each, not an unbounded table */
+#define LIVE_MAX 64u      /* live tokens per user: a browser each, not an unbounded table */
+#define ID_CACHE_MS 60000 /* how long a looked-up identity is trusted (group changes) */
 
 typedef struct issue_ctx {
   ty_reply *r;
+  uint32_t uid;
   char token[TY_TOKEN_WEB_LEN + 1];
   int64_t expires_ms;
   uint32_t revoked;
@@ -52,9 +54,17 @@ static void console_url(const ty_controller *ctl, const char *token, char *out, 
   snprintf(out, cap, "http://%s%s%s:%d/?token=%s", v6 ? "[" : "", h, v6 ? "]" : "", port, token);
 }
 
+/* Forgets the cached identities of uid's tokens (after a revocation). */
+static void forget_uid(ty_controller *ctl, uint32_t uid) {
+  for (size_t i = 0; ctl->web_ids && i < TY__WEB_IDS; i++)
+    if (ctl->web_ids[i].cached_mono && ctl->web_ids[i].id.uid == uid)
+      ctl->web_ids[i].cached_mono = 0;
+}
+
 static void on_committed(int status, void *ud) {
   issue_ctx *ic = ud;
   ty_reply *r = ic->r;
+  if (!ic->token[0]) forget_uid(r->ctl, ic->uid); /* a lookup may have cached one meanwhile */
   if (status != 0) {
     ty__reply_finish(r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
                      "the token was not stored; check the controller's log and retry");
@@ -105,12 +115,14 @@ void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
   }
   issue_ctx *ic = ty_xcalloc(1, sizeof(*ic));
   ic->r = r;
+  ic->uid = r->who.uid;
   int64_t now = ty_now_ms();
   ty_txn *t = ty_txn_create();
   if (revoke) {
     if (ty_store_count_web_tokens(ctl->store, r->who.uid, now, &ic->revoked) != 0)
       ic->revoked = 0; /* the answer's count only; the revocation itself is the txn's */
     ty_txn_revoke_web_tokens(t, r->who.uid, now);
+    forget_uid(ctl, r->who.uid);
   } else if ((rc = issue(ctl, r, ic, ttl_s, now, t, err, sizeof(err))) != 0) {
     ty_txn_destroy(t);
     free(ic);
@@ -118,6 +130,30 @@ void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     return;
   }
   ty__commit(ctl, t, on_committed, ic);
+}
+
+/* The cached identity of the token with this hash, or NULL. */
+static const ty__web_id *cached(const ty_controller *ctl, const char *hash) {
+  int64_t mono = ty_mono_ms(), now = ty_now_ms();
+  for (size_t i = 0; ctl->web_ids && i < TY__WEB_IDS; i++) {
+    const ty__web_id *e = &ctl->web_ids[i];
+    if (e->cached_mono && mono - e->cached_mono < ID_CACHE_MS && e->expires_ms > now &&
+        !strcmp(e->hash, hash))
+      return e;
+  }
+  return NULL;
+}
+
+/* Keeps an identity in the slot looked up longest ago. */
+static void cache(ty_controller *ctl, const char *hash, const ty_auth_id *id, int64_t expires_ms) {
+  if (!ctl->web_ids && !(ctl->web_ids = calloc(TY__WEB_IDS, sizeof(*ctl->web_ids)))) return;
+  ty__web_id *slot = &ctl->web_ids[0];
+  for (size_t i = 1; i < TY__WEB_IDS; i++)
+    if (ctl->web_ids[i].cached_mono < slot->cached_mono) slot = &ctl->web_ids[i];
+  snprintf(slot->hash, sizeof(slot->hash), "%s", hash);
+  slot->id = *id;
+  slot->expires_ms = expires_ms;
+  slot->cached_mono = ty_mono_ms();
 }
 
 int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *who, char *err,
@@ -130,6 +166,11 @@ int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *wh
   ty_web_token_row row;
   char hash[TY_TOKEN_WEB_HASH_LEN + 1];
   ty_token_web_hash(token, hash);
+  const ty__web_id *hit = cached(ctl, hash);
+  if (hit) {
+    *who = hit->id;
+    return 0;
+  }
   int rc = ty_store_find_web_token(ctl->store, hash, &row);
   if (rc == TY_ENOTFOUND)
     return ty_errf(err, len, TY_EPERM,
@@ -146,5 +187,6 @@ int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *wh
   ty_auth_id_local(row.uid, row.gid, who);
   who->authenticated = true;
   if (!who->known) snprintf(who->user, sizeof(who->user), "%s", row.user);
+  cache(ctl, hash, who, row.expires_ms);
   return 0;
 }
