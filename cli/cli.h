@@ -464,6 +464,15 @@ typedef struct ty_cli_node_event {
   char *action, *reason, *actor;
 } ty_cli_node_event;
 void ty_cli_node_events_free(ty_cli_node_event *ev, size_t n);
+/* `trainctl web-token` (WebToken): a console token for the caller, or
+ * revoking the caller's tokens. The decoded strings are the caller's to free. */
+typedef struct ty_cli_web_token {
+  char *token, *url;
+  int64_t expires_ms;
+  uint32_t revoked;
+} ty_cli_web_token;
+int ty_cli_encode_web_token(uint32_t ttl_s, bool revoke, ty_buf *out);
+int ty_cli_decode_web_token(const uint8_t *p, size_t n, ty_cli_web_token *out);
 int ty_cli_encode_get_node(const char *name, uint32_t limit, ty_buf *out);
 int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
                            ty_cli_node_event **out_ev, size_t *out_nev);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * protobuf-c <-> cli structs for `trainctl history`: GetHistoryRequest
- * out, GetHistoryResponse in (JobRecords with their RankRecords). Like
+ * out, GetHistoryResponse in (JobRecords with their RankRecords); and
+ * `trainctl web-token`'s WebToken. Like
  * convert.c, the decoder copies what it keeps.
  */
 #include "cli/cli.h"
@@ -102,4 +103,26 @@ int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_
   }
   *out = rs, *out_n = k;
   return 0;
+}
+
+/* ---- trainctl web-token ------------------------------------------------------------------- */
+
+int ty_cli_encode_web_token(uint32_t ttl_s, bool revoke, ty_buf *out) {
+  Trainyard__WebTokenRequest req = TRAINYARD__WEB_TOKEN_REQUEST__INIT;
+  req.ttl_s = ttl_s;
+  req.revoke = revoke;
+  return ty_wire_pack(&req.base, out);
+}
+
+int ty_cli_decode_web_token(const uint8_t *p, size_t n, ty_cli_web_token *out) {
+  Trainyard__WebTokenResponse *m = ty_wire_unpack(&trainyard__web_token_response__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  *out = (ty_cli_web_token){.token = strdup(m->token ? m->token : ""),
+                            .url = strdup(m->url ? m->url : ""),
+                            .expires_ms = m->expires_ms,
+                            .revoked = m->revoked};
+  ty_wire_free(m);
+  if (out->token && out->url) return 0;
+  free(out->token), free(out->url);
+  return TY_ENOMEM;
 }

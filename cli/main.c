@@ -66,6 +66,10 @@ static const ty__ctl_cmd commands[] = {
      .run = ty__cmd_top,
      .usage = ty__usage_top,
      .summary = "the cluster like top: nodes, running jobs, why jobs wait"},
+    {.name = "web-token",
+     .run = ty__cmd_web_token,
+     .usage = ty__usage_web_token,
+     .summary = "a token for the web console that acts as you"},
     /* Graph jobs (cmd_watch.c). */
     {.name = "watch",
      .run = ty__cmd_watch,

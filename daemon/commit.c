@@ -37,7 +37,9 @@ typedef enum {
   OP_ADMIN,
   OP_RANK,
   OP_NODE_EVENT,
-  OP_PRUNE
+  OP_PRUNE,
+  OP_WEB_TOKEN,
+  OP_WEB_REVOKE
 } op_kind;
 
 typedef struct prune_op {
@@ -62,6 +64,7 @@ typedef struct op {
     ty_rank_row rank;
     ty_node_event_row nev;
     prune_op prune;
+    ty_web_token_row web; /* OP_WEB_REVOKE: uid and revoked_ms */
   } u;
 } op;
 
@@ -157,6 +160,9 @@ static void op_free(op *o) {
       free(o->u.prune.unlink[i]);
     free(o->u.prune.unlink);
     break;
+  case OP_WEB_TOKEN:
+  case OP_WEB_REVOKE:
+    break; /* no pointers */
   }
 }
 
@@ -291,6 +297,16 @@ void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r) {
   o->u.admin.detail = dup_or(r->detail, "");
 }
 
+void ty_txn_put_web_token(ty_txn *t, const ty_web_token_row *r) {
+  push(t, OP_WEB_TOKEN)->u.web = *r; /* no pointers: a plain copy */
+}
+
+void ty_txn_revoke_web_tokens(ty_txn *t, uint32_t uid, int64_t now_ms) {
+  op *o = push(t, OP_WEB_REVOKE);
+  o->u.web.uid = uid;
+  o->u.web.revoked_ms = now_ms;
+}
+
 size_t ty_txn_len(const ty_txn *t) {
   return t->n;
 }
@@ -343,6 +359,12 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
       break;
     case OP_ADMIN:
       rc = ty_store_add_admin_event(s, &o->u.admin);
+      break;
+    case OP_WEB_TOKEN:
+      rc = ty_store_put_web_token(s, &o->u.web);
+      break;
+    case OP_WEB_REVOKE:
+      rc = ty_store_revoke_web_tokens(s, o->u.web.uid, o->u.web.revoked_ms);
       break;
     }
   }

@@ -77,6 +77,7 @@ static void on_batch(size_t commits, size_t txns, void *ud) {
   ty__metrics_on_batch(commits, txns, ud);
   ctl->txn_done += txns;
   ty__watch_flush(ctl);
+  ty__web_events_flush(ctl);
 }
 
 static void on_sched_async(uv_async_t *h) {
@@ -148,6 +149,7 @@ static void on_tick(uv_timer_t *t) {
   ty__metrics_refresh(ctl);
   ty__jobs_sweep(ctl);
   prune(ctl);
+  ty__web_events_flush(ctl); /* progress reports and node changes are not committed */
 }
 
 /* ---- loading ------------------------------------------------------------------------- */
@@ -412,6 +414,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   if (!ctl) return;
   for (ty_reply *r = ctl->replies, *next; r; r = next) {
     next = r->next;
+    if (r->sink) r->sink(r, TY_ECLOSED, "the controller stopped");
     ty_buf_close(&r->out);
     free(r);
   }
@@ -423,6 +426,8 @@ void ty_controller_destroy(ty_controller *ctl) {
     ty__job_free(j);
   }
   ty_idmap_close(&ctl->done);
+  ty__web_events_free(ctl);
+  free(ctl->web_ids);
   ty__deps_destroy(ctl);
   ty_buf_close(&ctl->ls_req);
   ty_buf_close(&ctl->ls_reply);

@@ -72,6 +72,12 @@ static int dec_get_node(const uint8_t *p, size_t n) {
   return rc;
 }
 
+static int dec_web_token(const uint8_t *p, size_t n) {
+  uint32_t ttl;
+  bool revoke;
+  return ty__conv_web_token_req(p, n, &ttl, &revoke);
+}
+
 static int dec_locations(const uint8_t *p, size_t n) {
   uint64_t id;
   bool want = false;
@@ -188,6 +194,7 @@ static const ty_proto_method requests[] = {
     {TY_M_GET_HISTORY, &trainyard__get_history_request__descriptor, dec_history},
     {TY_M_GET_NODE, &trainyard__get_node_request__descriptor, dec_get_node},
     {TY_M_WATCH_JOB, &trainyard__watch_job_request__descriptor, dec_watch},
+    {TY_M_WEB_TOKEN, &trainyard__web_token_request__descriptor, dec_web_token},
 };
 
 int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,

@@ -147,3 +147,24 @@ int ty__conv_get_node_resp(const ty_cluster_node *nd, const ty_node_event_row *e
   free(ptrs);
   return rc;
 }
+
+/* ---- WebToken ------------------------------------------------------------------------------ */
+
+int ty__conv_web_token_req(const uint8_t *p, size_t n, uint32_t *out_ttl_s, bool *out_revoke) {
+  Trainyard__WebTokenRequest *m = ty_wire_unpack(&trainyard__web_token_request__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  *out_ttl_s = m->ttl_s;
+  *out_revoke = m->revoke;
+  ty_wire_free(m);
+  return 0;
+}
+
+int ty__conv_web_token_resp(const char *token, int64_t expires_ms, uint32_t revoked,
+                            const char *url, ty_buf *out) {
+  Trainyard__WebTokenResponse r = TRAINYARD__WEB_TOKEN_RESPONSE__INIT;
+  r.token = ty_wire_str(token);
+  r.expires_ms = expires_ms;
+  r.revoked = revoked;
+  r.url = ty_wire_str(url);
+  return ty_wire_pack(&r.base, out);
+}

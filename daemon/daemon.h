@@ -347,6 +347,10 @@ typedef struct ty_job_query {
   uint32_t limit;              /* the newest (by end, then id) `limit`; 0 = all */
   const uint64_t *ids;         /* n_ids of them: only these jobs, or arrays' elements */
   size_t n_ids;
+  /* With finished_only: a page's cursor, the rows after (older than) the
+   * job that ended at before_end_ms with id before_id; 0 = from the newest. */
+  int64_t before_end_ms;
+  uint64_t before_id;
 } ty_job_query;
 
 /* An array's elements in the store, by what became of them. */
@@ -404,6 +408,15 @@ typedef struct ty_admin_event_row {
   const char *action; /* "create", "update", "delete", "drain", "resume", ... */
   const char *detail;
 } ty_admin_event_row;
+
+/* A web console token (schema 7): the SHA-256 hex of the token, whom it
+ * acts for, and its times (Unix ms; revoked_ms 0 = live). */
+typedef struct ty_web_token_row {
+  char hash[65];
+  uint32_t uid, gid;
+  char user[64];
+  int64_t created_ms, expires_ms, revoked_ms;
+} ty_web_token_row;
 
 /* Opens (creating when absent) the database at `path`, applies pending
  * migrations and checks integrity. On failure returns TY_ESTORE and writes a
@@ -475,6 +488,10 @@ int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), 
 int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud);
 int ty_store_load_usage(ty_store *s, int (*cb)(const ty_usage_row *r, void *ud), void *ud);
 int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud), void *ud);
+/* The web token with this hash: 0 with *out filled, or TY_ENOTFOUND. */
+int ty_store_find_web_token(ty_store *s, const char *hash, ty_web_token_row *out);
+/* How many of uid's tokens are live (not revoked, not expired) at now_ms. */
+int ty_store_count_web_tokens(ty_store *s, uint32_t uid, int64_t now_ms, uint32_t *out_n);
 /* Events of one job in the order they were written. */
 int ty_store_job_events(ty_store *s, uint64_t job_id, int (*cb)(const ty_event_row *r, void *ud),
                         void *ud);
@@ -506,6 +523,10 @@ int ty_store_upsert_node(ty_store *s, const ty_node_row *r);
 int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r);
 int ty_store_upsert_usage(ty_store *s, const ty_usage_row *r);
 int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r);
+/* Stores a new web token (and forgets those expired a day before it). */
+int ty_store_put_web_token(ty_store *s, const ty_web_token_row *r);
+/* Revokes every live token of uid at now_ms. */
+int ty_store_revoke_web_tokens(ty_store *s, uint32_t uid, int64_t now_ms);
 
 /* Successful commits since open (any thread may read it). */
 uint64_t ty_store_commits(const ty_store *s);
@@ -547,6 +568,8 @@ void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r);
 void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r);
 void ty_txn_upsert_usage(ty_txn *t, const ty_usage_row *r);
 void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r);
+void ty_txn_put_web_token(ty_txn *t, const ty_web_token_row *r);
+void ty_txn_revoke_web_tokens(ty_txn *t, uint32_t uid, int64_t now_ms);
 size_t ty_txn_len(const ty_txn *t);
 /* Applies the txn's mutations in order on the writer connection (for tests
  * and for start-up writes before the writer thread runs). */

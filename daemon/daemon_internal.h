@@ -49,7 +49,8 @@ typedef struct ty__submit_wait ty__submit_wait; /* daemon/rpc_client.c */
 
 /* ---- store.c's internals that store_query.c shares ---- */
 struct sqlite3;
-struct sqlite3 *ty__store_loop_db(ty_store *s); /* the loop thread's reader */
+struct sqlite3 *ty__store_loop_db(ty_store *s);   /* the loop thread's reader */
+struct sqlite3 *ty__store_writer_db(ty_store *s); /* the committer thread's */
 const char *ty__store_path(const ty_store *s);
 void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 
@@ -195,6 +196,7 @@ typedef struct ty_job {
    * its owner and operators, and redacted for everyone else. */
   ty_buf info, info_redacted;
   bool info_ok, info_redacted_ok;
+  uint64_t changed_gen; /* ctl->ls_gen of its last change (the console's events) */
   /* The finished-job cache (state.c). */
   ty_id_node done_node; /* in ctl->done while cached */
   bool cached;
@@ -229,6 +231,10 @@ typedef struct ty_reply {
   bool refusal_counted;                   /* counted where it happened (one id of a cancel) */
   ty_buf out;                             /* encoded answer payload */
   bool watch, watch_tokens, watch_timing; /* SubmitJob: answer with a watch stream */
+  /* A request made inside traind (the web console's actions): the answer
+   * goes to sink instead of a connection (reply.c). */
+  void (*sink)(struct ty_reply *r, int status, const char *message);
+  void *sink_ud;
   struct ty_reply *prev, *next;
 } ty_reply;
 
@@ -242,8 +248,10 @@ struct ty_controller {
   ty_rpc_server *server;
   ty_metrics *metrics;
   ty_metrics_http *http;
-  ty_metrics_http *web; /* the web console's server, or NULL (web.c) */
-  char web_token[33];   /* its token: hex of the first 16 bytes of web.key */
+  ty_metrics_http *web;              /* the web console's server, or NULL (web.c) */
+  struct ty__web_events *web_events; /* its event streams (web_events.c), or NULL */
+  struct ty__web_id *web_ids;        /* identities of recent console tokens (web_token.c) */
+  char web_token[33];                /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   bool sched_wanted;
@@ -374,6 +382,11 @@ void ty__sched_request(ty_controller *ctl);
 /* ---- reply.c: answering requests ---- */
 ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *req,
                         const char *method);
+/* A request from inside traind on behalf of `who` (the web console's
+ * actions): run a method's handler on it like an RPC's, and its answer
+ * (status, message, r->out) goes to sink, which must not free r. */
+ty_reply *ty__reply_local(ty_controller *ctl, const char *method, const ty_auth_id *who,
+                          void (*sink)(ty_reply *r, int status, const char *message), void *ud);
 /* Answers r (status 0 sends r->out as payload) and frees it. */
 void ty__reply_finish(ty_reply *r, int status, const char *message);
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
@@ -535,13 +548,54 @@ typedef struct ty_list_filter ty_list_filter; /* below, with the converters */
 /* Starts the console when cfg.web_host is set (its token from
  * STATE_DIR/web.key); 0 or the error, in err. */
 int ty__web_start(ty_controller *ctl, char *err, size_t len);
+/* WebToken (web_token.c): a console token for the caller, or revokes its tokens. */
+void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* Who a console token acts for: 0 with *who filled, or TY_EPERM with the
+ * reason in err (malformed, unknown, expired, revoked). Recent answers are
+ * kept (TY__WEB_IDS of them, for up to a minute; a revocation drops its
+ * user's at once), so a page's requests cost neither a store read nor the
+ * NSS lookups of the user's groups each. */
+#define TY__WEB_IDS 32
+typedef struct ty__web_id {
+  char hash[65];
+  ty_auth_id id;
+  int64_t expires_ms;  /* the token's (Unix ms) */
+  int64_t cached_mono; /* when looked up; 0 = an empty slot */
+} ty__web_id;
+int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *who, char *err,
+                           size_t len);
 /* JSON documents (web_json.c), appended to out: 0, TY_ENOTFOUND or TY_ENOMEM. */
-int ty__web_cluster_json(ty_controller *ctl, ty_buf *out);
+int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf * out);
+/* POST /api/jobs/ID/ACTION as who (web_action.c): answers through
+ * ty_http_defer; TY_ENOTFOUND for an unknown action, TY_ENOMEM. */
+int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const char *action,
+                   ty_http_response *resp);
 int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out);
 int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out);
 int ty__web_plan_json(const ty_job *j, ty_buf *out);
 /* The curve's points with a step above `after` (UINT64_MAX: all of them). */
-int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_buf *out);
+int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint32_t after_attempt, uint64_t after,
+                       ty_buf *out);
+/* GET /api/history as who (web_action.c): GetHistory's query of q (taken
+ * over) answered through ty_http_defer; TY_ENOMEM. */
+struct ty__history_req;
+struct ty__acct_job;
+int ty__web_history(ty_controller *ctl, const ty_auth_id *who, struct ty__history_req *q,
+                    ty_http_response *resp);
+/* The history document (web_json.c): a ty__history_encode. */
+int ty__web_history_json(const struct ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);
+/* The console's event streams (web_events.c): GET /api/events opens one
+ * (the job's events too when job_id, its curve after (attempt, step) when
+ * has_cursor) through ty_http_stream_start; flush sends what changed
+ * (after each group commit and on the tick); free forgets any left. */
+typedef struct ty__web_events {
+  struct web_sub *subs;
+  size_t n;
+} ty__web_events;
+int ty__web_events_open(ty_controller *ctl, uint64_t job_id, bool has_cursor, uint32_t attempt,
+                        uint64_t step, ty_http_response *resp);
+void ty__web_events_flush(ty_controller *ctl);
+void ty__web_events_free(ty_controller *ctl);
 /* The console's files, generated from web/ at build time (web/embed.py). */
 typedef struct ty__web_asset {
   const char *name; /* "index.html", "app.js", ... */
@@ -593,6 +647,16 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 /* ---- history.c: ListJobs, GetHistory, GetNode (accounting) ---- */
 void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+struct ty__history_req;
+struct ty__acct_job;
+/* GetHistory's query for the decoded request q (taken over), answered
+ * through r with encode's rendering of the jobs (ty__conv_history_resp for
+ * the RPC, ty__web_history_json for the web console): the same scope
+ * (operators everyone's, users their own), caps and store query. */
+typedef int (*ty__history_encode)(const struct ty__acct_job *jobs, size_t n, bool truncated,
+                                  ty_buf *out);
+void ty__history_run(ty_controller *ctl, ty_reply *r, struct ty__history_req *q,
+                     ty__history_encode encode);
 
 /* ---- rpc.c: the dispatch ---- */
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
@@ -752,6 +816,11 @@ typedef struct ty__history_req {
   uint64_t *ids;
   size_t n_ids;
   bool ranks;
+  /* The web console's history pages: only ended jobs (the store's), after
+   * the cursor (before_end_ms, before_id; 0 = from the newest). */
+  bool ended_only;
+  int64_t before_end_ms;
+  uint64_t before_id;
 } ty__history_req;
 int ty__conv_history_req(const uint8_t *p, size_t n, ty__history_req *out);
 void ty__history_req_close(ty__history_req *r);
@@ -779,6 +848,9 @@ typedef struct ty__acct_job {
 void ty__acct_job_close(ty__acct_job *a);
 int ty__conv_history_resp(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);
 int ty__conv_get_node_req(const uint8_t *p, size_t n, char **out_name, uint32_t *out_limit);
+int ty__conv_web_token_req(const uint8_t *p, size_t n, uint32_t *out_ttl_s, bool *out_revoke);
+int ty__conv_web_token_resp(const char *token, int64_t expires_ms, uint32_t revoked,
+                            const char *url, ty_buf *out);
 int ty__conv_get_node_resp(const ty_cluster_node *nd, const ty_node_event_row *ev, size_t n,
                            ty_buf *out);
 
@@ -883,6 +955,7 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
 
 /* One progress report, a point of the web console's charts. */
 typedef struct ty__progress_point {
+  uint32_t attempt; /* the job's requeue count when reported: a restart starts a new one */
   uint64_t step;
   int64_t time_ms;
   double loss, samples_per_s;
@@ -912,7 +985,8 @@ void ty__graph_destroy(ty_controller *ctl);
 /* Rank 0's last progress report of job id (borrowed, valid until the next
  * report), or NULL when none came. */
 const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id);
-/* The progress reports of job id in step order (at most TY_GRAPH_MAX_POINTS,
+/* The progress reports of job id in (attempt, step) order: a requeued job
+ * restarts from its checkpoint in a new attempt (at most TY_GRAPH_MAX_POINTS,
  * thinned evenly beyond that; borrowed until the next report). */
 const ty__progress_point *ty__graph_history(ty_controller *ctl, uint64_t id, size_t *out_n);
 

@@ -338,21 +338,26 @@ static void replace_ckpts(graph_job *g, ty_checkpoint_list *l) {
   memset(l, 0, sizeof *l);
 }
 
-/* Appends a report to the curve when its step moved (replaces the last
- * point when it did not). At TY_GRAPH_MAX_POINTS every other point goes, so
- * the curve keeps its whole length at half the resolution and memory stays
- * bounded (80 KiB) however long the job trains; a short job holds little. */
-static void record_point(graph_job *g, const ty_train_progress *pr) {
-  ty__progress_point pt = {.step = pr->step,
+/* Appends a report to the curve (replacing the points of its attempt at or
+ * after its step). A requeued job reports from its checkpoint's step
+ * again: its points are a new attempt (the job's requeue count), after the
+ * old attempt's, so the curve stays in (attempt, step) order. At TY_GRAPH_MAX_POINTS every other
+ * point goes, so the curve keeps its whole length at half the resolution and memory stays bounded
+ * (80 KiB) however long the job trains; a short job holds little. */
+static void record_point(graph_job *g, const ty_train_progress *pr, uint32_t attempt) {
+  ty__progress_point pt = {.attempt = attempt,
+                           .step = pr->step,
                            .time_ms = pr->time_ms,
                            .loss = pr->loss,
                            .samples_per_s = pr->samples_per_s,
                            .test_accuracy = pr->test_accuracy};
   if (pr->step == 0) return; /* the report before the first step has no loss yet */
-  if (g->n_hist && g->hist[g->n_hist - 1].step == pr->step) {
-    g->hist[g->n_hist - 1] = pt; /* the same step again: a test accuracy may come later */
-    return;
-  }
+  /* The same step again: a test accuracy may come later. An earlier step:
+   * the points after it were a killed run's late reports, counted in the
+   * new attempt; the run that reports now is the one that counts. */
+  while (g->n_hist && g->hist[g->n_hist - 1].attempt == attempt &&
+         g->hist[g->n_hist - 1].step >= pr->step)
+    g->n_hist--;
   if (g->n_hist == g->cap_hist && g->cap_hist < TY_GRAPH_MAX_POINTS) {
     size_t cap = g->cap_hist ? g->cap_hist * 2 : 64;
     ty__progress_point *grown = realloc(g->hist, cap * sizeof(*grown));
@@ -403,7 +408,7 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
   free(g->progress.checkpoint_path);
   g->progress = pr;
   g->has_progress = true;
-  record_point(g, &pr);
+  record_point(g, &pr, j->requeue_count);
   ty__reply_finish(r, 0, NULL);
 }
 

@@ -330,6 +330,7 @@ typedef struct hist_work {
   uint32_t uid;
   bool truncated;
   int rc;
+  ty__history_encode encode;
 } hist_work;
 
 static ty__acct_job *add_job(hist_work *w) {
@@ -398,7 +399,9 @@ static void hist_run(uv_work_t *req) {
                     .submitted_before_ms = w->q.until_ms,
                     .limit = w->limit + 1,
                     .ids = w->q.ids,
-                    .n_ids = w->q.n_ids};
+                    .n_ids = w->q.n_ids,
+                    .before_end_ms = w->q.before_end_ms,
+                    .before_id = w->q.before_id};
   w->rc = ty_store_reader_open(w->store, &rd);
   size_t before = w->n;
   if (w->rc == 0 && w->n_ended) w->rc = ty_store_query_jobs(rd, &q, hist_row, w);
@@ -422,7 +425,7 @@ static void hist_work_free(hist_work *w) {
 static void hist_done(uv_work_t *req, int status) {
   hist_work *w = container_of(req, hist_work, req);
   int rc = status != 0 ? TY_ECLOSED : w->rc;
-  if (rc == 0) rc = ty__conv_history_resp(w->jobs, w->n, w->truncated, &w->r->out);
+  if (rc == 0) rc = w->encode(w->jobs, w->n, w->truncated, &w->r->out);
   if (rc == TY_ESTORE)
     ty__reply_finish(w->r, rc, "cannot read the history from the store");
   else
@@ -453,32 +456,12 @@ static int history_scope(ty_reply *r, hist_work *w, char *err, size_t len) {
   return 0;
 }
 
-void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  hist_work *w = ty_xcalloc(1, sizeof(*w));
-  char err[TY_ERR_LEN];
-  int rc = ty__conv_history_req(p, n, &w->q);
-  if (rc != 0) {
-    free(w);
-    ty__reply_bad_payload(r, rc, "a GetHistoryRequest");
-    return;
-  }
-  w->store = ctl->store, w->r = r;
-  w->limit = w->q.limit && w->q.limit < ctl->cfg.history_cap ? w->q.limit : ctl->cfg.history_cap;
-  rc = history_scope(r, w, err, sizeof(err));
-  if (rc != 0) {
-    ty__reply_finish(r, rc, err);
-    hist_work_free(w);
-    return;
-  }
-  w->n_ended = ended_states(w->q.states, w->q.n_states, w->ended);
-  rc = check_states(w->q.states, w->q.n_states, err, sizeof(err));
-  if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
-    rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is not after since_ms %lld",
-                 (long long)w->q.until_ms, (long long)w->q.since_ms);
-  /* The live jobs first, newest (highest id) first, then the store's for
-   * what the limit leaves: the answer holds `limit` jobs at most. */
+/* The live jobs the request wants, newest (highest id) first: the answer
+ * holds `limit` jobs at most, the store's fill what the live ones leave. */
+static int add_live(ty_controller *ctl, hist_work *w) {
+  int rc = 0;
   ctl->stats.list_jobs += ctl->n_jobs;
-  for (size_t i = ctl->n_jobs; rc == 0 && i-- > 0;) {
+  for (size_t i = ctl->n_jobs; rc == 0 && !w->q.ended_only && i-- > 0;) {
     ty_job *j = ctl->jobs[i];
     if (!hist_matches(w, j) || ty_job_state_terminal(j->state)) continue;
     if (w->n == w->limit) {
@@ -491,10 +474,43 @@ void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   w->n_live = w->n;
   w->limit -= (uint32_t)w->n;
   if (w->truncated) w->n_ended = 0; /* full already: the store is not asked */
+  return rc;
+}
+
+void ty__history_run(ty_controller *ctl, ty_reply *r, ty__history_req *q,
+                     ty__history_encode encode) {
+  hist_work *w = ty_xcalloc(1, sizeof(*w));
+  char err[TY_ERR_LEN];
+  w->q = *q;
+  memset(q, 0, sizeof(*q));
+  w->store = ctl->store, w->r = r, w->encode = encode;
+  w->limit = w->q.limit && w->q.limit < ctl->cfg.history_cap ? w->q.limit : ctl->cfg.history_cap;
+  int rc = history_scope(r, w, err, sizeof(err));
+  if (rc != 0) {
+    ty__reply_finish(r, rc, err);
+    hist_work_free(w);
+    return;
+  }
+  w->n_ended = ended_states(w->q.states, w->q.n_states, w->ended);
+  rc = check_states(w->q.states, w->q.n_states, err, sizeof(err));
+  if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is not after since_ms %lld",
+                 (long long)w->q.until_ms, (long long)w->q.since_ms);
+  if (rc == 0) rc = add_live(ctl, w);
   if (rc == 0) rc = uv_queue_work(ctl->loop, &w->req, hist_run, hist_done);
   if (rc == 0) return;
   ty__reply_finish(r, rc, rc == TY_EINVAL ? err : ty_strerror(rc));
   hist_work_free(w);
+}
+
+void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty__history_req q;
+  int rc = ty__conv_history_req(p, n, &q);
+  if (rc != 0) {
+    ty__reply_bad_payload(r, rc, "a GetHistoryRequest");
+    return;
+  }
+  ty__history_run(ctl, r, &q, ty__conv_history_resp);
 }
 
 /* ---- GetNode --------------------------------------------------------------------------- */

@@ -532,8 +532,8 @@ int main(int argc, char **argv) {
           TY_VERSION, o.listen_host, rpc_port, o.metrics_host, metrics_port, o.state_dir);
   int web_port = ty_controller_web_port(d.ctl);
   if (web_port >= 0)
-    ty_info("web console on http://%s:%d/ (read-only; %s need the token in %s/web.token, see "
-            "docs/web-console.md)",
+    ty_info("web console on http://%s:%d/ (%s need a token: `trainctl web-token` prints one "
+            "for its user; operators' is in %s/web.token; see docs/web-console.md)",
             o.web_host, web_port,
             o.auth == TY_AUTH_NONE && !o.web_token_required ? "clients not on loopback" : "clients",
             o.state_dir);

@@ -25,12 +25,16 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
   ty_controller *ctl = r->ctl;
   if (status != 0)
     ty_warn("refused %s from %s%s%s%s: %s (%s)", r->method,
-            r->conn ? ty_rpc_peer(r->conn) : "(gone)", r->who.user[0] ? " (" : "", r->who.user,
-            r->who.user[0] ? ")" : "", message && message[0] ? message : ty_strerror(status),
-            ty_error_label(status));
+            r->sink   ? "the web console"
+            : r->conn ? ty_rpc_peer(r->conn)
+                      : "(gone)",
+            r->who.user[0] ? " (" : "", r->who.user, r->who.user[0] ? ")" : "",
+            message && message[0] ? message : ty_strerror(status), ty_error_label(status));
   if (status == TY_EPERM && !r->refusal_counted)
     ty__auth_count(ctl, r->method, r->refusal ? r->refusal : "denied");
-  if (r->conn) {
+  if (r->sink) {
+    r->sink(r, status, message);
+  } else if (r->conn) {
     int rc = ty_rpc_reply(r->conn, r->request_id, status, message, status == 0 ? r->out.data : NULL,
                           status == 0 ? r->out.len : 0);
     if (rc != 0) ty_debug("reply to %s failed: %s", r->method, ty_strerror(rc));
@@ -81,5 +85,16 @@ ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *re
   r->next = ctl->replies;
   if (r->next) r->next->prev = r;
   ctl->replies = r;
+  return r;
+}
+
+ty_reply *ty__reply_local(ty_controller *ctl, const char *method, const ty_auth_id *who,
+                          void (*sink)(ty_reply *r, int status, const char *message), void *ud) {
+  ty_rpc_msg req = {0};
+  ty_reply *r = ty__reply_new(ctl, NULL, &req, method);
+  r->who = *who;
+  r->operator= ty_policy_is_operator(&ctl->policy, who, ctl->self.uid);
+  r->sink = sink;
+  r->sink_ud = ud;
   return r;
 }

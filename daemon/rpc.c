@@ -48,6 +48,7 @@ typedef enum {
   M_GET_NODE,
   M_PLAN_JOB,
   M_WATCH_JOB,
+  M_WEB_TOKEN,
   M_COUNT
 } method_id;
 
@@ -89,6 +90,8 @@ static const struct {
     [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, CLIENT, false},
     /* The job pushed as it changes (watch.c). */
     [M_WATCH_JOB] = {TY_M_WATCH_JOB, ty__h_watch_job, CLIENT, false},
+    /* The web console's per-user tokens (web_token.c). */
+    [M_WEB_TOKEN] = {TY_M_WEB_TOKEN, ty__h_web_token, CLIENT, false},
 };
 
 static int method_of(const char *name) {

@@ -154,7 +154,7 @@ void ty__job_free(ty_job *j) {
 
 void ty__job_dirty(ty_controller *ctl, ty_job *j) {
   j->info_ok = j->info_redacted_ok = false;
-  ctl->ls_gen++;
+  j->changed_gen = ++ctl->ls_gen;
 }
 
 /* ---- jobs: the finished cache -------------------------------------------------------- */

@@ -135,6 +135,17 @@ static const char *const migrations[] = {
     "  actor TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX node_events_by_node ON node_events(node, id);"
     "CREATE INDEX node_events_by_time ON node_events(time_ms);",
+    /* 7: the web console's per-user tokens (issue 16): only their SHA-256,
+     * the user they act for, and when they expire or were revoked. */
+    "CREATE TABLE web_tokens("
+    "  hash TEXT PRIMARY KEY,"
+    "  uid INTEGER NOT NULL,"
+    "  gid INTEGER NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX web_tokens_by_uid ON web_tokens(uid, revoked_ms);",
 };
 
 /* The jobs table's columns, from TY_JOB_COLUMNS. */
@@ -446,6 +457,9 @@ uint64_t ty_store_scans(const ty_store *s) {
 
 sqlite3 *ty__store_loop_db(ty_store *s) {
   return s->rdb;
+}
+sqlite3 *ty__store_writer_db(ty_store *s) {
+  return s->db;
 }
 const char *ty__store_path(const ty_store *s) {
   return s->path;

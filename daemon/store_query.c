@@ -268,6 +268,9 @@ static int query_where(const ty_job_query *q, ty_buf *sql) {
   if (rc == 0 && q->user && q->user[0]) rc = ty_buf_printf(sql, " AND user = ?2");
   if (rc == 0 && q->queue && q->queue[0]) rc = ty_buf_printf(sql, " AND queue = ?3");
   if (rc == 0 && q->submitted_before_ms) rc = ty_buf_printf(sql, " AND submit_ms < ?4");
+  /* A page after the cursor: a range of the end-time index, then the id. */
+  if (rc == 0 && q->finished_only && q->before_end_ms)
+    rc = ty_buf_printf(sql, " AND (end_ms < ?5 OR (end_ms = ?5 AND id < ?6))");
   for (size_t i = 0; rc == 0 && i < q->n_states; i++)
     rc = ty_buf_printf(sql, "%s%d", i ? "," : " AND +state IN (", q->states[i]);
   if (rc == 0 && q->n_states) rc = ty_buf_printf(sql, ")");
@@ -290,6 +293,10 @@ static int bind_query(sqlite3_stmt *st, const void *ud) {
   if (q->user && q->user[0]) sqlite3_bind_text(st, 2, q->user, -1, SQLITE_STATIC);
   if (q->queue && q->queue[0]) sqlite3_bind_text(st, 3, q->queue, -1, SQLITE_STATIC);
   if (q->submitted_before_ms) sqlite3_bind_int64(st, 4, q->submitted_before_ms);
+  if (q->finished_only && q->before_end_ms) {
+    sqlite3_bind_int64(st, 5, q->before_end_ms);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)q->before_id);
+  }
   return 0;
 }
 

@@ -1,30 +1,39 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The read-only web console (`traind --web-listen HOST:PORT`, off by
+ * The web console (`traind --web-listen HOST:PORT`, off by
  * default): static pages built into the binary (web/, embedded at build
  * time by web/embed.py, Chart.js from Debian's libjs-chart.js among them)
  * and JSON documents (web_json.c), served by lib/metrics' HTTP server with
  * its limits and deadlines (listener "web" in the connection metrics).
  *
- * Routes (GET and HEAD only):
+ * Routes (GET and HEAD; POST for actions):
  *   /                          the console (index.html; pages by #fragment)
  *   /static/NAME               its scripts, styles and Chart.js
- *   /api/cluster               nodes, queues with counts and fair share, jobs by state
+ *   /api/cluster               nodes, queues with counts and fair share, jobs by state, you
  *   /api/jobs?state=S,S&queue=Q&user=U&limit=N   newest first (limit 1..10000, 500)
  *   /api/jobs/ID               one job: ranks, events, progress, has_plan
- *   /api/jobs/ID/progress?after=STEP   its curve after STEP (all without)
+ *   /api/jobs/ID/progress?after=STEP&attempt=A   its curve after that point (all
+ *                              without; attempt 0 unless given)
  *   /api/jobs/ID/plan          its plan, as `trainctl plan --json` prints it
+ *   /api/history?state=S&queue=Q&user=U&limit=N&before=END_MS:ID   ended jobs
+ *                              from the store, a page at a time (GetHistory's query)
+ *   /api/events?job=ID&after=STEP&attempt=A   live updates, text/event-stream
+ *                              (web_events.c)
+ *   POST /api/jobs/ID/cancel|hold|release   as trainctl cancel / job hold|release
+ *                              (web_action.c; needs X-Requested-With)
  * Errors are JSON {"error": "..."} naming the bad part of the request.
  *
- * Who may look: under --auth none a loopback client is the local operator,
- * as trainctl is; any other client, and every client under --auth munge,
- * needs the console token: hex of the
- * first 16 bytes of STATE_DIR/web.key (created on first start, mode 0600, readable only by
- * whoever runs traind; STATE_DIR/web.token holds the token as text, also
- * 0600), sent as "Authorization: Bearer TOKEN" or as the
+ * Who is asking: a per-user token from `trainctl web-token` (web_token.c)
+ * acts as its user, with that user's rights; the console's shared token
+ * (hex of the first 16 bytes of STATE_DIR/web.key, also in
+ * STATE_DIR/web.token, both 0600: only whoever runs traind reads them) acts
+ * as traind's own user, an operator; under --auth none a loopback client
+ * without a token is traind's user too, as trainctl there is.
+ * --web-token-required asks loopback clients for a token under --auth none
+ * too. A token comes as "Authorization: Bearer TOKEN" or as the
  * trainyard_token cookie, which opening /?token=TOKEN sets (HttpOnly,
- * SameSite=Strict). --web-token-required asks loopback clients for it under
- * --auth none too. Nothing here changes state.
+ * SameSite=Strict); a token that is presented must be good (401 naming
+ * what is wrong with it), even where none is needed.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -98,7 +107,8 @@ static int url_decode(const char *s, size_t len, char *out, size_t cap) {
 }
 
 typedef struct query {
-  char state[256], queue[128], user[128], limit[16], after[24], token[TY_HTTP_TOKEN_MAX];
+  char state[256], queue[128], user[128], limit[16], after[24], attempt[16], before[48], job[24],
+      token[TY_HTTP_TOKEN_MAX];
 } query;
 
 /* Splits "a=1&b=2" into the known keys; an unknown key or a bad value is a
@@ -109,9 +119,12 @@ static int parse_query(const char *q, query *out, char *err, size_t len) {
     const char *name;
     char *dst;
     size_t cap;
-  } keys[] = {{"state", out->state, sizeof(out->state)}, {"queue", out->queue, sizeof(out->queue)},
-              {"user", out->user, sizeof(out->user)},    {"limit", out->limit, sizeof(out->limit)},
-              {"after", out->after, sizeof(out->after)}, {"token", out->token, sizeof(out->token)}};
+  } keys[] = {
+      {"state", out->state, sizeof(out->state)},    {"queue", out->queue, sizeof(out->queue)},
+      {"user", out->user, sizeof(out->user)},       {"limit", out->limit, sizeof(out->limit)},
+      {"after", out->after, sizeof(out->after)},    {"attempt", out->attempt, sizeof(out->attempt)},
+      {"before", out->before, sizeof(out->before)}, {"job", out->job, sizeof(out->job)},
+      {"token", out->token, sizeof(out->token)}};
   while (q && *q) {
     const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
     const char *eq = memchr(q, '=', (size_t)(end - q));
@@ -163,7 +176,21 @@ static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err
 
 /* ---- routes -------------------------------------------------------------------------------- */
 
-static int route_job(ty_controller *ctl, const char *rest, const query *q, ty_http_response *resp) {
+/* Who a request acts as: its identity and whether it is an operator. */
+typedef struct caller {
+  ty_auth_id who;
+  bool operator;
+} caller;
+
+/* The job's private parts (its plan) go to its owner and operators, as
+ * GetJob's do: the same check on a reply-shaped view of the caller. */
+static bool sees_job(const caller *c, const ty_job *j) {
+  ty_reply view = {.who = c->who, .operator= c->operator};
+  return ty__auth_sees_job(&view, j);
+}
+
+static int route_job(ty_controller *ctl, const caller *who, const char *rest, const query *q,
+                     ty_http_response *resp) {
   char *end;
   unsigned long long id = strtoull(rest, &end, 10);
   if (end == rest || rest[0] == '-' || rest[0] == '+')
@@ -171,30 +198,146 @@ static int route_job(ty_controller *ctl, const char *rest, const query *q, ty_ht
   ty_job *j = ty__job_get(ctl, id); /* a finished job is read back from the store */
   if (!j || !j->committed) return fail(resp, 404, "job %llu not found", id);
   if (*end == '\0') return json_done(resp, ty__web_job_json(ctl, j, resp->body));
-  if (strcmp(end, "/plan") == 0) return json_done(resp, ty__web_plan_json(j, resp->body));
+  if (strcmp(end, "/plan") == 0) {
+    if (!sees_job(who, j))
+      return fail(resp, 403, "job %llu's plan: permission denied: it belongs to %s", id,
+                  j->spec.user);
+    return json_done(resp, ty__web_plan_json(j, resp->body));
+  }
   if (strcmp(end, "/progress") != 0)
     return fail(resp, 404, "no such page: /api/jobs/%llu%.64s", id, end);
-  uint64_t after = UINT64_MAX;
-  if (q->after[0]) {
-    char *e;
-    after = strtoull(q->after, &e, 10);
-    if (*e || q->after[0] == '-') return fail(resp, 400, "after: \"%s\" is not a step", q->after);
-  }
-  return json_done(resp, ty__web_curve_json(ctl, j, after, resp->body));
+  uint64_t after = UINT64_MAX, attempt = 0;
+  char *e;
+  if (q->after[0] && ((after = strtoull(q->after, &e, 10)), *e || q->after[0] == '-'))
+    return fail(resp, 400, "after: \"%s\" is not a step", q->after);
+  if (q->attempt[0] && ((attempt = strtoull(q->attempt, &e, 10)),
+                        *e || q->attempt[0] == '-' || attempt > UINT32_MAX || !q->after[0]))
+    return fail(resp, 400, "attempt: \"%s\" is not an attempt number (with after=STEP)",
+                q->attempt);
+  return json_done(resp, ty__web_curve_json(ctl, j, (uint32_t)attempt, after, resp->body));
 }
 
-static int route_api(ty_controller *ctl, const char *path, const query *q, ty_http_response *resp) {
+/* state, queue, user, limit (1..the controller's --history-cap) and the
+ * cursor before=END_MS:ID -> GetHistory's request for ended jobs. */
+static int history_query(const query *q, ty__history_req *h, char *err, size_t len) {
+  ty_list_filter f;
+  int states[TY_JOB_STATE_MAX];
+  int rc = jobs_filter(q, &f, states, err, len);
+  for (size_t i = 0; rc == 0 && i < f.n_states; i++)
+    if (!ty_job_state_terminal(states[i]))
+      rc = ty_errf(err, len, TY_EINVAL,
+                   "state: %s is not in the history (COMPLETED, FAILED, CANCELLED, TIMEOUT)",
+                   ty_job_state_name(states[i]));
+  char *e = NULL;
+  long long end = 0;
+  unsigned long long id = 0;
+  if (rc == 0 && q->before[0] &&
+      ((end = strtoll(q->before, &e, 10)),
+       *e != ':' || end <= 0 || ((id = strtoull(e + 1, &e, 10)), *e || id == 0)))
+    rc = ty_errf(err, len, TY_EINVAL, "before: \"%s\" is not a cursor (END_MS:ID, from \"next\")",
+                 q->before);
+  if (rc != 0) return rc;
+  *h = (ty__history_req){.limit = q->limit[0] ? f.limit : 50,
+                         .n_states = f.n_states,
+                         .ended_only = true,
+                         .before_end_ms = end,
+                         .before_id = id};
+  h->user = strdup(q->user), h->queue = strdup(q->queue);
+  h->states = calloc(f.n_states + 1, sizeof(int));
+  if (h->states) memcpy(h->states, states, f.n_states * sizeof(int));
+  if (h->user && h->queue && h->states) return 0;
+  ty__history_req_close(h);
+  return ty_errf(err, len, TY_ENOMEM, "no memory for the query");
+}
+
+static int route_history(ty_controller *ctl, const caller *who, const query *q,
+                         ty_http_response *resp) {
+  char err[TY_ERR_LEN];
+  ty__history_req h;
+  int rc = history_query(q, &h, err, sizeof(err));
+  if (rc == TY_ENOMEM) return fail(resp, 500, "%s", err);
+  if (rc != 0) return fail(resp, 400, "%s", err);
+  if (ty__web_history(ctl, &who->who, &h, resp) != 0)
+    return fail(resp, 500, "no memory for the query");
+  return 0;
+}
+
+/* Parses a decimal field of the query: 0, or 400 answered naming it. */
+static int number(const char *name, const char *v, uint64_t max, uint64_t *out,
+                  ty_http_response *resp) {
+  char *e;
+  *out = strtoull(v, &e, 10);
+  if (*e || v[0] == '-' || v[0] == '+' || !v[0] || *out > max)
+    return fail(resp, 400, "%s: \"%.32s\" is not a number up to %llu", name, v,
+                (unsigned long long)max),
+           -1;
+  return 0;
+}
+
+/* GET /api/events?job=ID&after=STEP&attempt=A: the live updates
+ * (web_events.c); HEAD gets the headers only. */
+static int route_events(ty_controller *ctl, const ty_http_request *req, const query *q,
+                        ty_http_response *resp) {
+  uint64_t job = 0, step = 0, attempt = 0;
+  if (q->job[0] && number("job", q->job, UINT64_MAX, &job, resp) != 0) return 0;
+  if (q->after[0] && number("after", q->after, UINT64_MAX, &step, resp) != 0) return 0;
+  if (q->attempt[0] && number("attempt", q->attempt, UINT32_MAX, &attempt, resp) != 0) return 0;
+  if (q->job[0]) {
+    ty_job *j = ty__job_get(ctl, job);
+    if (!j || !j->committed) return fail(resp, 404, "job %llu not found", (unsigned long long)job);
+  }
+  if (req->method == TY_HTTP_HEAD) {
+    resp->status = 200;
+    resp->content_type = "text/event-stream; charset=utf-8";
+    return 0;
+  }
+  if (ty__web_events_open(ctl, job, q->after[0] != 0, (uint32_t)attempt, step, resp) != 0)
+    return fail(resp, 503, "no memory for another event stream; the page polls instead");
+  return 0;
+}
+
+static int route_api(ty_controller *ctl, const ty_http_request *req, const caller *who,
+                     const char *path, const query *q, ty_http_response *resp) {
   char err[TY_ERR_LEN];
   if (strcmp(path, "/api/cluster") == 0)
-    return json_done(resp, ty__web_cluster_json(ctl, resp->body));
+    return json_done(resp, ty__web_cluster_json(ctl, &who->who, who->operator, resp->body));
   if (strcmp(path, "/api/jobs") == 0) {
     ty_list_filter f;
     int states[TY_JOB_STATE_MAX];
     if (jobs_filter(q, &f, states, err, sizeof(err)) != 0) return fail(resp, 400, "%s", err);
     return json_done(resp, ty__web_jobs_json(ctl, &f, resp->body));
   }
-  if (strncmp(path, "/api/jobs/", 10) == 0) return route_job(ctl, path + 10, q, resp);
+  if (strncmp(path, "/api/jobs/", 10) == 0) return route_job(ctl, who, path + 10, q, resp);
+  if (strcmp(path, "/api/history") == 0) return route_history(ctl, who, q, resp);
+  if (strcmp(path, "/api/events") == 0) return route_events(ctl, req, q, resp);
   return fail(resp, 404, "no such page: %.128s", path);
+}
+
+/* POST /api/jobs/ID/ACTION. Only the console's own script may: it sends
+ * X-Requested-With, which a form or another site's page cannot without a
+ * CORS preflight (an OPTIONS request, refused here). */
+static int route_post(ty_controller *ctl, const caller *who, const ty_http_request *req,
+                      const char *path, ty_http_response *resp) {
+  if (!req->requested_with)
+    return fail(resp, 403,
+                "POST needs the X-Requested-With header (the console's pages send it; a "
+                "script may send any value)");
+  if (strncmp(path, "/api/jobs/", 10) != 0)
+    return fail(resp, 405, "%.128s does not take POST (only /api/jobs/ID/cancel, hold, release)",
+                path);
+  const char *rest = path + 10;
+  char *end;
+  unsigned long long id = strtoull(rest, &end, 10);
+  if (end == rest || rest[0] == '-' || rest[0] == '+')
+    return fail(resp, 400, "job id: \"%.32s\" is not a number", rest);
+  if (*end != '/')
+    return fail(resp, 405, "%.128s does not take POST (only /api/jobs/ID/cancel, hold, release)",
+                path);
+  int rc = ty__web_action(ctl, &who->who, id, end + 1, resp);
+  if (rc == TY_ENOTFOUND)
+    return fail(resp, 404, "action: \"%.32s\" is not one of cancel, hold, release", end + 1);
+  if (rc != 0) return fail(resp, 500, "cannot run the action: %s", ty_strerror(rc));
+  return 0;
 }
 
 static bool static_page(const char *path, bool *index, ty_http_response *resp) {
@@ -231,6 +374,29 @@ static bool token_ok(const ty_controller *ctl, const char *token) {
   return diff == 0;
 }
 
+/* Who the request acts as (see the top of the file): 0, or 401 answered. */
+static int identify(ty_controller *ctl, const char *token, bool loopback, caller *out,
+                    ty_http_response *resp) {
+  char err[TY_ERR_LEN];
+  /* Loopback is traind's user only where trainctl needs no credential either. */
+  if (ctl->cfg.client_auth != TY_AUTH_NONE || ctl->cfg.web_token_required) loopback = false;
+  if (token[0] && !token_ok(ctl, token)) {
+    if (ty__web_token_identify(ctl, token, &out->who, err, sizeof(err)) != 0)
+      return fail(resp, 401, "%s", err), -1;
+    out->operator= ty_policy_is_operator(&ctl->policy, &out->who, ctl->self.uid);
+    return 0;
+  }
+  if (!token[0] && !loopback)
+    return fail(resp, 401,
+                "the console needs a token: run `trainctl web-token` and open the address "
+                "it prints (operators: /?token= with web.token from traind's state "
+                "directory)"),
+           -1;
+  out->who = ctl->self;
+  out->operator= true;
+  return 0;
+}
+
 static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_response *resp) {
   ty_controller *ctl = ud;
   char path[TY_HTTP_TARGET_MAX], err[TY_ERR_LEN];
@@ -242,21 +408,20 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
     fail(resp, 400, "%s", err);
     return;
   }
-  bool by_query = q.token[0] && token_ok(ctl, q.token) && strcmp(path, "/") == 0;
-  /* Loopback is the operator only where trainctl needs no credential either. */
-  if (ctl->cfg.client_auth != TY_AUTH_NONE || ctl->cfg.web_token_required) loopback = false;
-  if (!loopback && !by_query && !token_ok(ctl, req->token)) {
-    fail(resp, 401,
-         "the console needs its token: open /?token=TOKEN once (TOKEN is in "
-         "web.token in traind's state directory)");
+  if (q.token[0] && strcmp(path, "/") != 0) {
+    fail(resp, 400, "token: only / takes it in the address (send \"Authorization: Bearer\")");
     return;
   }
+  caller who;
+  if (identify(ctl, q.token[0] ? q.token : req->token, loopback, &who, resp) != 0) return;
   bool index = false;
-  if (strncmp(path, "/api/", 5) == 0)
-    route_api(ctl, path, &q, resp);
+  if (req->method == TY_HTTP_POST)
+    route_post(ctl, &who, req, path, resp);
+  else if (strncmp(path, "/api/", 5) == 0)
+    route_api(ctl, req, &who, path, &q, resp);
   else if (!static_page(path, &index, resp))
     fail(resp, 404, "no such page: %.128s", path);
-  if (index && by_query)
+  if (index && q.token[0])
     snprintf(resp->headers + strlen(resp->headers), sizeof(resp->headers) - strlen(resp->headers),
              "Set-Cookie: " TY_HTTP_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict\r\n", q.token);
 }

@@ -109,11 +109,18 @@ static void queues_json(ty_controller *ctl, ty_json *w) {
   free(pending);
 }
 
-int ty__web_cluster_json(ty_controller *ctl, ty_buf *out) {
+int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf * out) {
   ty_json w;
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   key_int(&w, "time_ms", ty_now_ms());
+  ty_json_key(&w, "you"); /* whom the console acts as: the pages offer what they may do */
+  ty_json_begin_object(&w);
+  key_str(&w, "user", who->user);
+  key_uint(&w, "uid", who->uid);
+  ty_json_key(&w, "operator");
+  ty_json_bool(&w, operator);
+  ty_json_end_object(&w);
   int64_t now_mono = ty_mono_ms();
   ty_json_key(&w, "nodes");
   ty_json_begin_array(&w);
@@ -155,6 +162,11 @@ static void job_summary(ty_json *w, const ty_job *j) {
   key_uint(w, "id", j->id);
   key_str(w, "name", j->spec.name ? j->spec.name : "");
   key_str(w, "user", j->spec.user);
+  ty_json_key(w, "uid"); /* the owner the console's actions check against; null when unknown */
+  if (j->spec.has_uid)
+    ty_json_uint(w, j->spec.uid);
+  else
+    ty_json_null(w);
   key_str(w, "queue", j->spec.queue);
   key_str(w, "state", ty_job_state_name(j->state));
   key_str(w, "reason", j->reason ? j->reason : "");
@@ -310,17 +322,24 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
   return ty_json_finish(&w);
 }
 
-int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_buf *out) {
+/* The curve after (after_attempt, after) in (attempt, step) order; all of
+ * it when after is UINT64_MAX. */
+int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint32_t after_attempt, uint64_t after,
+                       ty_buf *out) {
   size_t n = 0;
   const ty__progress_point *pts = ty__graph_history(ctl, j->id, &n);
   ty_json w;
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   key_str(&w, "state", ty_job_state_name(j->state));
-  ty_json_key(&w, "points"); /* [step, loss, samples/s, test accuracy or null, time_ms] */
+  key_uint(&w, "attempt", j->requeue_count);
+  /* [step, loss, samples/s, test accuracy or null, time_ms, attempt] */
+  ty_json_key(&w, "points");
   ty_json_begin_array(&w);
   for (size_t i = 0; i < n; i++) {
-    if (pts[i].step <= after && after != UINT64_MAX) continue;
+    bool later =
+        pts[i].attempt > after_attempt || (pts[i].attempt == after_attempt && pts[i].step > after);
+    if (after != UINT64_MAX && !later) continue;
     ty_json_begin_array(&w);
     ty_json_uint(&w, pts[i].step);
     ty_json_double(&w, pts[i].loss);
@@ -330,9 +349,62 @@ int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint64_t after, ty_b
     else
       ty_json_null(&w);
     ty_json_int(&w, pts[i].time_ms);
+    ty_json_uint(&w, pts[i].attempt);
     ty_json_end_array(&w);
   }
   ty_json_end_array(&w);
+  ty_json_end_object(&w);
+  return ty_json_finish(&w);
+}
+
+/* ---- /api/history -----------------------------------------------------------------------------
+ */
+
+static void history_job(ty_json *w, const ty__acct_job *a) {
+  ty_json_begin_object(w);
+  key_uint(w, "id", a->id);
+  key_str(w, "name", a->name ? a->name : "");
+  key_str(w, "user", a->user ? a->user : "");
+  key_str(w, "queue", a->queue ? a->queue : "");
+  key_str(w, "state", ty_job_state_name(a->state));
+  key_str(w, "reason", a->reason ? a->reason : "");
+  key_int(w, "exit_code", a->exit_code);
+  key_int(w, "signal", a->term_signal);
+  key_time(w, "submit_ms", a->submit_ms);
+  key_time(w, "start_ms", a->start_ms);
+  key_time(w, "end_ms", a->end_ms);
+  key_str(w, "nodes", a->nodes ? a->nodes : "");
+  key_uint(w, "requeue_count", a->requeue_count);
+  key_uint(w, "cpus", a->cpus);
+  key_uint(w, "gpus", a->gpus);
+  key_double(w, "cpu_s", (double)a->cpu_ms / 1000.0);
+  key_double(w, "gpu_s", (double)a->gpu_ms / 1000.0);
+  key_int(w, "mem_peak", a->mem_peak);
+  ty_json_key(w, "measured");
+  ty_json_bool(w, a->measured);
+  ty_json_end_object(w);
+}
+
+/* GetHistory's jobs, newest end first, and the cursor of the next page
+ * ("END_MS:ID" of the last one) when there is more. */
+int ty__web_history_json(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out) {
+  ty_json w;
+  ty_json_init(&w, out);
+  ty_json_begin_object(&w);
+  ty_json_key(&w, "jobs");
+  ty_json_begin_array(&w);
+  for (size_t i = 0; i < n; i++)
+    history_job(&w, &jobs[i]);
+  ty_json_end_array(&w);
+  ty_json_key(&w, "next");
+  if (truncated && n) {
+    char cur[48];
+    snprintf(cur, sizeof(cur), "%lld:%llu", (long long)jobs[n - 1].end_ms,
+             (unsigned long long)jobs[n - 1].id);
+    ty_json_string(&w, cur);
+  } else {
+    ty_json_null(&w);
+  }
   ty_json_end_object(&w);
   return ty_json_finish(&w);
 }

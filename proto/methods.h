@@ -29,6 +29,8 @@
 /* Accounting (client -> traind): trainctl history, trainctl node show. */
 #define TY_M_GET_HISTORY "GetHistory"
 #define TY_M_GET_NODE "GetNode"
+/* The web console's per-user tokens (client -> traind; trainctl web-token). */
+#define TY_M_WEB_TOKEN "WebToken"
 /* Graph jobs: rendezvous of a job's ranks (trainrun -> traind) and training
  * progress (trainworkerd -> traind). */
 #define TY_M_RENDEZVOUS_PUT "RendezvousPut"

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// The Trainyard web console (read-only). Three views chosen by the URL's
-// fragment: #/ (cluster overview), #/jobs?state=&queue=&user= (job list with
-// filters), #/job/ID (one job: summary, live charts, ranks, events, plan).
-// Each view polls its JSON document (/api/...) every 2 s and redraws
-// without reloading; a job's charts fetch only the points after the last
-// step they hold. Every value from the server goes into the page as text
-// (textContent), never as markup.
+// The Trainyard web console. Three views chosen by the URL's fragment: #/
+// (cluster overview), #/jobs?state=&queue=&user= (job list with filters),
+// #/job/ID (one job: summary, actions, live charts, ranks, events, plan).
+// Each view fetches its JSON document (/api/...) when the server's event
+// stream (/api/events) says it changed, or every 2 s where there is no
+// stream, and redraws without reloading; a job's charts get only the points
+// after the last one they hold, one series per attempt (a requeued job
+// restarts from its checkpoint). The console acts as the user its token names (`you` in
+// /api/cluster): it offers cancel, hold and release where trainctl would
+// allow them, and the server checks again. Every value from the server
+// goes into the page as text (textContent), never as markup.
 "use strict";
 
 const POLL_MS = 2000;
@@ -41,16 +45,18 @@ function fmtBytes(b) {
   return (i ? b.toFixed(1) : b) + " " + u[i];
 }
 
-function table(id, heads, rows) {
-  const t = el("table", { id });
-  t.append(el("thead", {}, el("tr", {}, ...heads.map(h => el("th", { class: h.num ? "num" : "", text: h.label || h })))));
-  const body = el("tbody");
-  for (const r of rows) body.append(el("tr", {}, ...r.map((c, i) => {
+function tableRow(heads, r) {
+  return el("tr", {}, ...r.map((c, i) => {
     const td = el("td", { class: heads[i].num ? "num" : heads[i].cls || "" });
     if (c instanceof Node) td.append(c); else td.textContent = c === null || c === undefined ? "-" : String(c);
     return td;
-  })));
-  t.append(body);
+  }));
+}
+
+function table(id, heads, rows) {
+  const t = el("table", { id });
+  t.append(el("thead", {}, el("tr", {}, ...heads.map(h => el("th", { class: h.num ? "num" : "", text: h.label || h })))));
+  t.append(el("tbody", {}, ...rows.map(r => tableRow(heads, r))));
   return t;
 }
 
@@ -60,8 +66,13 @@ function bar(used, total) {
   return el("span", {}, b, `${used}/${total}`);
 }
 
-async function api(path) {
-  const r = await fetch(path, { credentials: "same-origin", cache: "no-store" });
+let me = null; // whom the console acts as: {user, uid, operator} (/api/cluster's `you`)
+
+async function api(path, method) {
+  const opts = { credentials: "same-origin", cache: "no-store" };
+  // X-Requested-With: the server takes a POST only from a page's own script.
+  if (method) Object.assign(opts, { method, headers: { "X-Requested-With": "trainyard-console" } });
+  const r = await fetch(path, opts);
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
   return body;
@@ -75,7 +86,13 @@ function setStatus(text, bad) {
 
 // ---- overview ----------------------------------------------------------------------------
 
+function noteYou(you) {
+  me = you;
+  document.getElementById("you").textContent = you ? `${you.user}${you.operator ? " (operator)" : ""}` : "";
+}
+
 function renderOverview(view, c) {
+  noteYou(c.you);
   const j = c.jobs;
   const cpus = c.nodes.reduce((a, n) => [a[0] + n.cpus_used, a[1] + n.cpus], [0, 0]);
   const gpus = c.nodes.reduce((a, n) => [a[0] + n.gpus_used, a[1] + n.gpus], [0, 0]);
@@ -137,38 +154,115 @@ function renderJobs(holder, data, now) {
       text: data.truncated ? `${data.jobs.length} newest of ${data.matched} jobs` : `${data.matched} jobs` }));
 }
 
+// ---- history ------------------------------------------------------------------------------------
+
+const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"];
+
+// Finished jobs from the controller's store (GetHistory's query, as
+// `trainctl history`): newest end first, a page at a time; "Older" follows
+// the answer's cursor. A user sees their own jobs, an operator everyone's.
+function showHistory(view, params) {
+  const state = el("select", { name: "state", id: "history-state" }, el("option", { value: "", text: "any" }),
+    ...ENDED.map(s => el("option", { value: s, text: s })));
+  state.value = params.get("state") || "";
+  const queue = el("input", { name: "queue", placeholder: "any", value: params.get("queue") || "" });
+  const user = el("input", { name: "user", placeholder: me && !me.operator ? me.user : "any", value: params.get("user") || "" });
+  const form = el("form", { class: "filters" }, el("label", {}, "State", state), el("label", {}, "Queue", queue),
+    el("label", {}, "User", user), el("button", { type: "submit", text: "Filter" }));
+  form.addEventListener("submit", ev => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) p.set(k, v);
+    location.hash = "#/history" + (p.toString() ? "?" + p : "");
+  });
+  const more = el("button", { type: "button", id: "history-older", text: "Older" });
+  const heads = [{ label: "ID", num: true }, "Name", "User", "Queue", "State", { label: "Exit", num: true }, "Nodes",
+    "Ended", { label: "Run time", num: true }, { label: "CPU time", num: true }, { label: "Reason", cls: "reason" }];
+  const tbl = table("history-table", heads, []), body = tbl.querySelector("tbody");
+  const count = el("p", { class: "muted", id: "history-count" });
+  view.replaceChildren(el("h1", { text: "History" }), form, el("section", {}, tbl, count, more));
+  const q = new URLSearchParams({ limit: "50" });
+  for (const k of ["state", "queue", "user"]) if (params.get(k)) q.set(k, params.get(k));
+  let next = null, shown = 0;
+  const page = async () => {
+    more.disabled = true;
+    if (next) q.set("before", next);
+    try {
+      const d = await api("/api/history?" + q);
+      for (const j of d.jobs)
+        body.append(tableRow(heads, [el("a", { href: `#/job/${j.id}`, text: String(j.id) }), j.name, j.user, j.queue,
+          stateTag(j.state), j.signal ? `signal ${j.signal}` : j.exit_code, j.nodes || "-", fmtTime(j.end_ms),
+          fmtDur(((j.end_ms || 0) - (j.start_ms || j.end_ms || 0)) / 1000), fmtDur(j.cpu_s), j.reason]));
+      shown += d.jobs.length;
+      next = d.next;
+      count.textContent = `${shown} job(s)` + (next ? ", older ones on the next page" : ", the oldest shown");
+      setStatus("updated " + new Date().toLocaleTimeString(), false);
+    } catch (e) { setStatus(e.message, true); }
+    more.disabled = !next;
+    more.hidden = !next;
+    view.dataset.historyRows = String(shown);
+  };
+  more.addEventListener("click", page);
+  return page;
+}
+
 // ---- one job ----------------------------------------------------------------------------------
 
-function newChart(canvas, label, color) {
+const PALETTE = ["#c0392b", "#2458c6", "#17692f", "#8e44ad", "#d68910", "#117a8b"];
+
+function newChart(canvas, label) {
   if (typeof Chart === "undefined") return null; // Chart.js missing: the tables still work
   return new Chart(canvas, {
     type: "line",
-    data: { datasets: [{ label, data: [], borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 1.5 }] },
+    data: { datasets: [] },
     options: {
       animation: false, responsive: true, maintainAspectRatio: false, parsing: false, normalized: true,
-      scales: { x: { type: "linear", title: { display: true, text: "step" } } },
+      scales: { x: { type: "linear", title: { display: true, text: "step" } }, y: { title: { display: true, text: label } } },
       plugins: { legend: { display: true } },
     },
   });
 }
 
-// Adds [step, loss, samples/s, accuracy, time] points to the three charts
-// (a point of a step already shown replaces it: a test accuracy may arrive
-// with a later report of the same step). The canvases carry the count and
-// the last point for tests and for anyone reading the DOM.
+// The series of one attempt on chart i (made on first use): a requeued job
+// restarts from its checkpoint's step, so each attempt is a line of its own
+// instead of one line running back.
+function series(cv, i, label, attempt) {
+  cv._series = cv._series || [];
+  if (!cv._series[attempt]) {
+    const color = PALETTE[(i + attempt) % PALETTE.length];
+    const ds = { label: attempt ? `${label} (attempt ${attempt + 1})` : label, data: [],
+      borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 1.5 };
+    cv._series[attempt] = ds;
+    if (charts[i]) charts[i].data.datasets.push(ds);
+  }
+  return cv._series[attempt].data;
+}
+
+// Adds [step, loss, samples/s, accuracy, time, attempt] points to the three
+// charts (a point of a step already shown replaces it: a test accuracy may
+// arrive with a later report of the same step). The canvases carry the
+// count, the series and the last point for tests and for anyone reading
+// the DOM.
 function addPoints(canvases, points) {
+  const labels = ["loss", "samples/s", "test accuracy"];
   for (const [i, cv] of canvases.entries()) {
     const col = i + 1;
-    const held = charts[i] ? charts[i].data.datasets[0].data : (cv._points = cv._points || []);
     for (const p of points) {
       if (p[col] === null) continue;
-      const pt = { x: p[0], y: p[col] };
-      if (held.length && held[held.length - 1].x === pt.x) held[held.length - 1] = pt;
+      const held = series(cv, i, labels[i], p[5] || 0), pt = { x: p[0], y: p[col] };
+      const last = held.length ? held[held.length - 1].x : -1;
+      if (pt.x < last) continue; // already shown (a stream resent it after reconnecting)
+      if (pt.x === last) held[held.length - 1] = pt;
       else held.push(pt);
+      cv._last = { step: pt.x, y: pt.y, attempt: p[5] || 0 };
     }
     if (charts[i]) charts[i].update("none");
-    cv.dataset.points = String(held.length);
-    if (held.length) { cv.dataset.lastStep = String(held[held.length - 1].x); cv.dataset.last = String(held[held.length - 1].y); }
+    const all = (cv._series || []).filter(Boolean);
+    cv.dataset.points = String(all.reduce((n, d) => n + d.data.length, 0));
+    cv.dataset.series = String(all.length);
+    // Within each series the steps only go up (the DOM says so for tests).
+    cv.dataset.monotonic = String(all.every(d => d.data.every((q, k) => !k || q.x > d.data[k - 1].x)));
+    if (cv._last) { cv.dataset.lastStep = String(cv._last.step); cv.dataset.last = String(cv._last.y); cv.dataset.lastAttempt = String(cv._last.attempt); }
   }
 }
 
@@ -197,37 +291,115 @@ function jobTables(d) {
   ];
 }
 
+// ---- the plan as tables ---------------------------------------------------------------------
+
+const fmtMs = s => s === null || s === undefined ? "-" : (1e3 * s).toFixed(3) + " ms";
+
+// What the planner chose (`trainctl plan`'s tables): the prediction, each
+// op with its strategy, sharding and the communication it costs, the
+// collectives, and the alternatives it weighed.
+function planTables(d) {
+  const p = d.plan, comm = new Map();
+  for (const c of p.collectives) {
+    const k = c.at || "";
+    const v = comm.get(k) || { s: 0, bytes: 0 };
+    comm.set(k, { s: v.s + c.predicted_s, bytes: v.bytes + c.bytes });
+  }
+  const lay = l => l.map(x => x === null ? "-" : x).join(" ");
+  const kv = [["Mesh", `${p.mesh[0]} x ${p.mesh[1]} (data x tensor)`], ["Batch", String(p.batch)],
+    ["Predicted step", `${fmtMs(p.predicted_step_s)} (compute ${fmtMs(p.compute_s)}, communication ${fmtMs(p.communication_s)})`],
+    ["Memory per device", `${fmtBytes(p.memory_per_device_bytes)} of ${fmtBytes(p.device_memory_bytes)}`],
+    ["Search", `${d.search_ms.toFixed(1)} ms, ${p.exact ? "exact" : "heuristic"}`]];
+  return [
+    el("dl", { class: "kv", id: "plan-summary" }, ...kv.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
+    el("h3", { text: "Ops" }),
+    table("plan-ops", ["Op", "Type", "Strategy", "Inputs", "Outputs", { label: "Comm. time", num: true },
+      { label: "Comm. bytes", num: true }, { label: "Note", cls: "reason" }],
+      p.ops.map(o => {
+        const c = comm.get(o.name);
+        return [o.name, o.op, o.strategy, lay(o.sharding.inputs), lay(o.sharding.outputs),
+          c ? fmtMs(c.s) : "-", c ? fmtBytes(c.bytes) : "-", o.fallback || ""];
+      })),
+    el("h3", { text: "Collectives" }),
+    p.collectives.length ? table("plan-collectives", ["Phase", "Collective", { label: "Axis", num: true },
+      { label: "Bytes", num: true }, { label: "Time", num: true }, "Tensor", "At op"],
+      p.collectives.map(c => [c.phase, c.kind, c.mesh_axis, fmtBytes(c.bytes), fmtMs(c.predicted_s), c.tensor, c.at]))
+      : el("p", { class: "muted", text: "None: the ranks never talk." }),
+    el("h3", { text: "Alternatives" }),
+    table("plan-alternatives", ["Plan", "Mesh", { label: "Predicted step", num: true }, { label: "Memory/device", num: true },
+      "Fits", { label: "Note", cls: "reason" }],
+      d.alternatives.map(a => [a.name, a.mesh ? `${a.mesh[0]}x${a.mesh[1]}` : "-", fmtMs(a.predicted_step_s),
+        a.memory_per_device_bytes === null ? "-" : fmtBytes(a.memory_per_device_bytes), a.mesh ? (a.fits ? "yes" : "no") : "n/a", a.note || ""])),
+  ];
+}
+
+// ---- actions ------------------------------------------------------------------------------------
+
+// Cancel, hold and release as trainctl offers them to this user: on their
+// own jobs, or any job for an operator; the server decides and says why not.
+function jobActions(j, after) {
+  const mine = me && (me.operator || me.uid === j.uid);
+  const box = el("div", { class: "actions", id: "job-actions" });
+  if (!mine) return box;
+  const act = (name, label) => {
+    const b = el("button", { type: "button", id: `action-${name}`, text: label });
+    b.addEventListener("click", async () => {
+      if (name === "cancel" && !confirm(`Cancel job ${j.id}?`)) return;
+      b.disabled = true;
+      try { await api(`/api/jobs/${j.id}/${name}`, "POST"); setStatus(`${label}: done`, false); after(); }
+      catch (e) { setStatus(e.message, true); }
+      b.disabled = false;
+    });
+    return b;
+  };
+  if (j.state === "PENDING" || j.state === "RUNNING") box.append(act("cancel", "Cancel"));
+  if (j.state === "PENDING") box.append(act("hold", "Hold"), act("release", "Release"));
+  return box;
+}
+
 async function showJob(view, id) {
+  if (!me) noteYou((await api("/api/cluster")).you);
   const d0 = await api(`/api/jobs/${id}`);
   const head = el("h1", { text: `Job ${id}: ${d0.job.name || "(no name)"}` });
   const summary = el("section", {}, jobSummary(d0));
-  const canvases = [["chart-loss", "loss", "#c0392b"], ["chart-rate", "samples/s", "#2458c6"], ["chart-acc", "test accuracy", "#17692f"]]
-    .map(([cid]) => el("canvas", { id: cid, "data-points": "0" }));
+  const canvases = ["chart-loss", "chart-rate", "chart-acc"].map(cid => el("canvas", { id: cid, "data-points": "0" }));
   const chartBox = el("section", { id: "charts" }, el("h2", { text: "Training" }),
     d0.job.kind === "graph" ? el("div", { class: "charts" }, ...canvases.map(c => el("div", { class: "chart" }, c)))
                             : el("p", { class: "muted", text: "A command job: it reports no training steps." }));
   const tables = el("div", {}, ...jobTables(d0));
   const plan = el("section", { id: "plan" }, el("h2", { text: "Plan" }),
     el("p", { class: "muted", text: d0.has_plan ? "Loading…" : "None: data parallel, or not a graph job." }));
-  view.replaceChildren(head, summary, chartBox, tables, plan);
-  charts.forEach(c => c.destroy());
-  charts = d0.job.kind === "graph" ? [newChart(canvases[0], "loss", "#c0392b"), newChart(canvases[1], "samples/s", "#2458c6"),
-    newChart(canvases[2], "test accuracy", "#17692f")] : [];
-  if (d0.has_plan) api(`/api/jobs/${id}/plan`).then(p => plan.replaceChildren(el("h2", { text: "Plan" }),
-    el("pre", { id: "plan-json", text: JSON.stringify(p, null, 2) }))).catch(e => plan.append(el("p", { class: "error", text: e.message })));
-  let after = null;
+  const actions = el("div");
+  view.replaceChildren(head, actions, summary, chartBox, tables, plan);
+  charts.forEach(c => c && c.destroy());
+  charts = d0.job.kind === "graph" ? [newChart(canvases[0], "loss"), newChart(canvases[1], "samples/s"),
+    newChart(canvases[2], "test accuracy")] : [];
+  if (d0.has_plan) api(`/api/jobs/${id}/plan`).then(p => plan.replaceChildren(el("h2", { text: "Plan" }), ...planTables(p)))
+    .catch(e => plan.append(el("p", { class: "error", text: e.message })));
+  let after = null; // the last point held: [attempt, step]
+  const progress = points => {
+    if (!points.length) return;
+    addPoints(canvases, points);
+    const l = points[points.length - 1];
+    after = [l[5] || 0, l[0]];
+  };
+  let curveLoaded = false;
   const poll = async () => {
     const d = await api(`/api/jobs/${id}`);
     summary.replaceChildren(jobSummary(d));
     tables.replaceChildren(...jobTables(d));
-    if (d.job.kind === "graph") {
-      // From the last step shown on: its point may have been completed since.
-      const c = await api(`/api/jobs/${id}/progress` + (after === null ? "" : `?after=${Math.max(0, after - 1)}`));
-      if (c.points.length) { addPoints(canvases, c.points); after = c.points[c.points.length - 1][0]; }
+    actions.replaceChildren(jobActions(d.job, () => route()));
+    // The curve by polling, or once before the event stream carries it on:
+    // from the last point shown (it may have been completed since).
+    if (d.job.kind === "graph" && (!live || !curveLoaded)) {
+      const q = after === null ? "" : `?after=${Math.max(0, after[1] - 1)}&attempt=${after[0]}`;
+      progress((await api(`/api/jobs/${id}/progress` + q)).points);
+      curveLoaded = true;
     }
     return d.job.state !== "RUNNING" && d.job.state !== "PENDING";
   };
-  return poll;
+  const events = () => `/api/events?job=${id}` + (after ? `&after=${after[1]}&attempt=${after[0]}` : "");
+  return { poll, progress, events };
 }
 
 // ---- routing -----------------------------------------------------------------------------
@@ -240,33 +412,84 @@ async function route() {
   const params = new URLSearchParams(qs || "");
   document.getElementById("nav-overview").className = path === "/" ? "active" : "";
   document.getElementById("nav-jobs").className = path.startsWith("/job") ? "active" : "";
-  let poll;
+  document.getElementById("nav-history").className = path === "/history" ? "active" : "";
+  let view_ = null; // {poll, events (the stream's address), progress (its points)}
   if (path === "/") {
-    poll = async () => renderOverview(view, await api("/api/cluster"));
+    view_ = { poll: async () => renderOverview(view, await api("/api/cluster")) };
   } else if (path === "/jobs") {
     const holder = el("div", { id: "jobs" }, el("p", { class: "muted", text: "Loading…" }));
     view.replaceChildren(el("h1", { text: "Jobs" }), jobsForm(params), holder);
     const q = new URLSearchParams();
     for (const k of ["state", "queue", "user"]) if (params.get(k)) q.set(k, params.get(k));
-    poll = async () => renderJobs(holder, await api("/api/jobs?" + q), Date.now());
+    view_ = { poll: async () => renderJobs(holder, await api("/api/jobs?" + q), Date.now()) };
+  } else if (path === "/history") {
+    // Loaded once (history does not change under the reader), paged on demand.
+    if (!me) try { noteYou((await api("/api/cluster")).you); } catch (e) { /* the page says why */ }
+    await showHistory(view, params)();
+    return;
   } else if (/^\/job\/\d+$/.test(path)) {
-    try { poll = await showJob(view, path.slice(5)); } catch (e) { view.replaceChildren(el("p", { class: "error", text: e.message })); return; }
+    try { view_ = await showJob(view, path.slice(5)); } catch (e) { view.replaceChildren(el("p", { class: "error", text: e.message })); return; }
   } else {
     view.replaceChildren(el("p", { class: "error", text: `No such page: ${path}` }));
     return;
   }
+  const gen = ++routeGen;
+  let done = false;
   const tick = async () => {
-    let done = false;
+    if (gen !== routeGen) return;
     try {
-      done = await poll();
-      setStatus("updated " + new Date().toLocaleTimeString(), false);
+      done = await view_.poll();
+      setStatus("updated " + new Date().toLocaleTimeString() + (live ? " (live)" : ""), false);
       // When the first view had its data on screen (bench/observe reads it).
       if (!document.body.dataset.firstRenderMs) document.body.dataset.firstRenderMs = String(Math.round(performance.now()));
     }
     catch (e) { setStatus(e.message, true); }
-    if (!done) timer = setTimeout(tick, POLL_MS);
+    // Polling: every POLL_MS until the job ended. Live: a slow refresh for
+    // what no event announces (heartbeat ages).
+    clearTimeout(timer);
+    if (!done || live) timer = setTimeout(tick, live ? SLOW_POLL_MS : POLL_MS);
   };
-  tick();
+  await tick();
+  listen(view_, tick, gen);
+}
+
+// ---- live updates ------------------------------------------------------------------------------
+
+// Server-sent events (/api/events) tell the page when to fetch again and
+// bring a job's new points; where EventSource is missing, or the stream
+// fails STREAM_TRIES times without an event between, the page polls.
+const SLOW_POLL_MS = 30000, STREAM_TRIES = 3;
+let stream = null, live = false, failures = 0, routeGen = 0;
+
+function listen(v, tick, gen) {
+  if (stream) stream.close();
+  stream = null;
+  live = false;
+  if (typeof EventSource === "undefined" || failures >= STREAM_TRIES) return;
+  const es = new EventSource(v.events ? v.events() : "/api/events");
+  stream = es;
+  const heard = () => {
+    failures = 0;
+    document.body.dataset.live = "events";
+    if (!live) { live = true; clearTimeout(timer); timer = setTimeout(tick, SLOW_POLL_MS); }
+  };
+  // Open: fetch once more, for what changed between the page's fetch and now.
+  es.addEventListener("open", () => { heard(); if (gen === routeGen) tick(); });
+  for (const name of ["cluster", "job"]) es.addEventListener(name, () => { heard(); if (gen === routeGen) tick(); });
+  es.addEventListener("progress", ev => { heard(); if (v.progress && gen === routeGen) v.progress(JSON.parse(ev.data).points); });
+  es.addEventListener("error", () => {
+    // Reopened from here (the browser's own retry would resend the curve
+    // from the old cursor), polling meanwhile; for good after STREAM_TRIES.
+    if (es !== stream) return;
+    es.close();
+    stream = null;
+    live = false;
+    clearTimeout(timer);
+    timer = setTimeout(tick, POLL_MS);
+    if (++failures < STREAM_TRIES) setTimeout(() => { if (gen === routeGen && !stream) listen(v, tick, gen); }, 3000);
+    else document.body.dataset.live = "polling";
+  });
+  document.body.dataset.live = "connecting";
 }
 
 // A token in the address (?token=...) has set the cookie: take it out of

@@ -25,7 +25,10 @@
  * and is never the oldest waiter. Refusals and evictions are counted in the
  * registry's "metrics" listener and logged at most once per 10 s.
  *
- * Connection life: READING -> WRITING -> READING (keep-alive) ... and, when
+ * Connection life: READING -> WRITING -> READING (keep-alive) ... (a
+ * handler that answers later puts DEFERRED before WRITING, for at most
+ * WRITE_MS, reading paused as while writing; one that streams events puts
+ * the connection in STREAM until either side ends it) and, when
  * the connection must end after a response, WRITING -> LINGER: the write
  * side is shut down and input is discarded until the peer closes or
  * LINGER_MS passes, so the peer reads the response instead of a reset.
@@ -44,7 +47,9 @@
 #define LINGER_MS 2000
 #define REFUSAL_LOG_MS 10000
 
-enum { ST_READING, ST_WRITING, ST_LINGER, ST_CLOSING };
+#define STREAM_PING_MS 15000
+
+enum { ST_READING, ST_DEFERRED, ST_WRITING, ST_STREAM, ST_LINGER, ST_CLOSING };
 
 typedef struct conn {
   uv_tcp_t tcp; /* first: handle->data is not needed to find the conn */
@@ -61,6 +66,14 @@ typedef struct conn {
   size_t in_len;
   uint64_t waiting_since; /* uv_now when it began waiting for a request */
   struct sockaddr_storage addr;
+  struct ty_http_later *later; /* ST_DEFERRED: the handler's handle */
+  int head_only;               /* the request being answered is a HEAD */
+  /* ST_STREAM: the handler's handle, the bytes queued and those being
+   * written (at most TY_HTTP_STREAM_BUF_MAX together), since when. */
+  struct ty_http_stream *stream;
+  ty_buf queued, sending;
+  int writing;
+  uint64_t write_started;
   ty_buf out_head, out_body;
   char in[TY_HTTP_HEAD_MAX];
 } conn;
@@ -99,24 +112,49 @@ static void on_conn_closed(uv_handle_t *h) {
   if (c->counted) s->stats->open--;
   ty_buf_close(&c->out_head);
   ty_buf_close(&c->out_body);
+  ty_buf_close(&c->queued);
+  ty_buf_close(&c->sending);
   free(c);
   maybe_free_server(s);
 }
 
+struct ty_http_later {
+  conn *c; /* NULL once the connection closed */
+  int head_only;
+};
+
+struct ty_http_stream {
+  conn *c;
+  ty_http_stream_closed on_closed; /* NULL once its owner ended it */
+  void *ud;
+};
+
 static void conn_close(conn *c) {
   if (c->state == ST_CLOSING) return;
+  if (c->later) c->later->c = NULL; /* its answer will be dropped */
+  c->later = NULL;
+  ty_http_stream *st = c->stream;
+  c->stream = NULL;
   c->state = ST_CLOSING;
+  if (st && st->on_closed) st->on_closed(st->ud); /* the owner forgets st */
+  free(st);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
+static void stream_ping(conn *c);
+
 static void on_timer(uv_timer_t *t) {
   conn *c = t->data;
+  if (c->state == ST_STREAM && !(c->writing && uv_now(c->tcp.loop) - c->write_started > WRITE_MS)) {
+    stream_ping(c);
+    return;
+  }
   if (c->state == ST_READING && c->served && c->in_len == 0)
     c->server->stats->closed_idle++;
   else if (c->state == ST_READING)
     c->server->stats->closed_handshake++;
-  else if (c->state == ST_WRITING)
+  else if (c->state == ST_WRITING || c->state == ST_DEFERRED || c->state == ST_STREAM)
     c->server->stats->closed_stalled++;
   conn_close(c);
 }
@@ -135,7 +173,7 @@ static void wait_for_request(conn *c, uint64_t ms) {
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   conn *c = h->data;
-  if (c->state == ST_LINGER) { /* input is discarded: reuse the whole buffer */
+  if (c->state == ST_LINGER || c->state == ST_STREAM) { /* input is discarded: the whole buffer */
     *buf = uv_buf_init(c->in, sizeof c->in);
     return;
   }
@@ -194,6 +232,8 @@ static const char *reason(int code) {
     return "Not Found";
   case 405:
     return "Method Not Allowed";
+  case 409:
+    return "Conflict";
   case 503:
     return "Service Unavailable";
   default:
@@ -214,8 +254,10 @@ static void conn_respond_with(conn *c, int code, int head_only, const char *cont
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                          "Content-Length: %zu\r\n%s%sConnection: %s\r\n\r\n",
                          code, reason(code), date, content_type, c->out_body.len,
-                         code == 405 ? "Allow: GET, HEAD\r\n" : "", extra,
-                         c->keep_alive ? "keep-alive" : "close");
+                         code != 405          ? ""
+                         : c->server->handler ? "Allow: GET, HEAD, POST\r\n"
+                                              : "Allow: GET, HEAD\r\n",
+                         extra, c->keep_alive ? "keep-alive" : "close");
   if (rc != 0) {
     conn_close(c);
     return;
@@ -251,20 +293,55 @@ static bool is_loopback(const struct sockaddr_storage *a) {
   return IN6_IS_ADDR_LOOPBACK(v6);
 }
 
-/* A handler's page: its status, type, headers and body. */
+/* A handler's page: its status, type, headers and body, now or (deferred)
+ * when the handler calls ty_http_later_answer. */
 static void handle_page(conn *c, const ty_http_request *r, int head_only) {
   ty_metrics_http *s = c->server;
   if (r->method == TY_HTTP_OTHER) {
-    respond_text(c, 405, 0, "method not allowed; this server is read-only (GET, HEAD)");
+    respond_text(c, 405, 0, "method not allowed here (GET, HEAD, POST)");
     return;
   }
   ty_http_response resp = {
-      .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body};
+      .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body, .conn_ = c};
+  c->head_only = head_only;
   s->handler(s->handler_ud, r, is_loopback(&c->addr), &resp);
+  /* Answered later, streaming, or closed (a stream that could not start). */
+  if (resp.later_ || c->state == ST_STREAM || c->state == ST_CLOSING) return;
   if (resp.status != 200 && resp.status != 304) c->keep_alive = c->keep_alive && resp.status < 500;
   resp.headers[sizeof resp.headers - 1] = '\0';
   conn_respond_with(c, resp.status, head_only, resp.content_type ? resp.content_type : "text/plain",
                     resp.headers);
+}
+
+/* The connection waits (reading paused, for at most WRITE_MS) from now:
+ * the handler's own call may answer before it returns. */
+ty_http_later *ty_http_defer(ty_http_response *resp) {
+  ty_http_later *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  conn *c = resp->conn_;
+  l->c = c;
+  l->head_only = c->head_only;
+  resp->later_ = l;
+  c->later = l;
+  c->state = ST_DEFERRED;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  arm_timer(c, WRITE_MS);
+  return l;
+}
+
+void ty_http_later_answer(ty_http_later *l, int status, const char *content_type, const char *body,
+                          size_t len) {
+  conn *c = l->c;
+  int head_only = l->head_only;
+  free(l);
+  if (!c || c->state != ST_DEFERRED) return;
+  c->later = NULL;
+  if (len && ty_buf_append(&c->out_body, body, len) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (status != 200) c->keep_alive = c->keep_alive && status < 500;
+  conn_respond_with(c, status, head_only, content_type, "Cache-Control: no-store\r\n");
 }
 
 static void handle_request(conn *c, const ty_http_request *r) {
@@ -276,7 +353,7 @@ static void handle_request(conn *c, const ty_http_request *r) {
     handle_page(c, r, head_only);
   } else if (!r->is_metrics) {
     respond_text(c, 404, head_only, "not found; metrics are at /metrics");
-  } else if (r->method == TY_HTTP_OTHER) {
+  } else if (r->method != TY_HTTP_GET && r->method != TY_HTTP_HEAD) {
     respond_text(c, 405, 0, "method not allowed; use GET");
   } else if (ty_metrics_render(c->server->metrics, &c->out_body) != 0) {
     ty_buf_close(&c->out_body);
@@ -285,6 +362,95 @@ static void handle_request(conn *c, const ty_http_request *r) {
   } else {
     conn_respond(c, 200, head_only, "text/plain; version=0.0.4; charset=utf-8");
   }
+}
+
+/* ---- event streams ------------------------------------------------------ */
+
+static void stream_flush(conn *c);
+
+static void on_stream_write(uv_write_t *req, int status) {
+  conn *c = req->data;
+  c->sending.len = 0;
+  c->writing = 0;
+  if (c->state != ST_STREAM) return;
+  if (status < 0)
+    conn_close(c);
+  else
+    stream_flush(c);
+}
+
+/* Hands what is queued to the kernel, one write at a time. */
+static void stream_flush(conn *c) {
+  if (c->writing || c->queued.len == 0) return;
+  ty_buf t = c->sending;
+  c->sending = c->queued;
+  c->queued = t;
+  c->queued.len = 0;
+  uv_buf_t b = uv_buf_init((char *)c->sending.data, (unsigned)c->sending.len);
+  c->write_req.data = c;
+  c->writing = 1;
+  c->write_started = uv_now(c->tcp.loop);
+  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_stream_write) != 0) conn_close(c);
+}
+
+/* Queues bytes within the bound; a client that far behind is closed. */
+static int stream_queue(conn *c, const void *data, size_t len) {
+  if (c->queued.len + c->sending.len + len > TY_HTTP_STREAM_BUF_MAX) {
+    c->server->stats->closed_stalled++;
+    return TY_ETOOBIG;
+  }
+  if (ty_buf_append(&c->queued, data, len) != 0) return TY_ENOMEM;
+  stream_flush(c);
+  return 0;
+}
+
+/* Every STREAM_PING_MS a comment line: proxies keep the connection, and a
+ * peer that went away is found by the write's error. */
+static void stream_ping(conn *c) {
+  static const char ping[] = ": ping\n\n";
+  if (stream_queue(c, ping, sizeof ping - 1) != 0) {
+    conn_close(c);
+    return;
+  }
+  arm_timer(c, STREAM_PING_MS);
+}
+
+ty_http_stream *ty_http_stream_start(ty_http_response *resp, ty_http_stream_closed on_closed,
+                                     void *ud) {
+  conn *c = resp->conn_;
+  ty_http_stream *st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  *st = (ty_http_stream){c, on_closed, ud};
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                   "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
+                   "Connection: close\r\n\r\n");
+  c->stream = st;
+  c->state = ST_STREAM;
+  c->keep_alive = 0;
+  c->waiting_since = uv_now(c->tcp.loop); /* an evictable waiter, oldest first */
+  if (stream_queue(c, head, (size_t)n) != 0) {
+    st->on_closed = NULL; /* the caller learns it from NULL */
+    conn_close(c);
+    return NULL;
+  }
+  arm_timer(c, STREAM_PING_MS);
+  return st;
+}
+
+int ty_http_stream_send(ty_http_stream *st, const void *data, size_t len) {
+  int rc = stream_queue(st->c, data, len);
+  if (rc != 0) {
+    st->on_closed = NULL; /* the caller forgets st on the error */
+    conn_close(st->c);
+  }
+  return rc;
+}
+
+void ty_http_stream_end(ty_http_stream *st) {
+  st->on_closed = NULL;
+  conn_close(st->c);
 }
 
 /* Answers the next complete request head in c->in, if there is one. */
@@ -351,7 +517,8 @@ static bool admit(ty_metrics_http *s, conn *c) {
     if (o->state == ST_CLOSING) continue;
     live++;
     same += same_addr(&o->addr, &c->addr);
-    if (o->state == ST_READING && (!oldest || o->waiting_since < oldest->waiting_since)) oldest = o;
+    bool idle = o->state == ST_READING || o->state == ST_STREAM; /* an event stream reconnects */
+    if (idle && (!oldest || o->waiting_since < oldest->waiting_since)) oldest = o;
   }
   if (same >= TY_HTTP_MAX_CONNS_PER_ADDR) {
     s->stats->refused_per_addr++;

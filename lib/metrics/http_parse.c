@@ -28,6 +28,7 @@ static int parse_request_line(const char *p, size_t len, ty_http_request *r) {
   if (i == 0 || i > 16 || i >= len || p[i] != ' ') return -1;
   r->method = (i == 3 && memcmp(p, "GET", 3) == 0)    ? TY_HTTP_GET
               : (i == 4 && memcmp(p, "HEAD", 4) == 0) ? TY_HTTP_HEAD
+              : (i == 4 && memcmp(p, "POST", 4) == 0) ? TY_HTTP_POST
                                                       : TY_HTTP_OTHER;
   size_t t0 = ++i;
   while (i < len && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7F)
@@ -127,6 +128,8 @@ static int parse_header(const char *p, size_t len, ty_http_request *r) {
     if (vlen > 7 && strncasecmp(v, "Bearer ", 7) == 0) take_token(v + 7, vlen - 7, r);
   } else if (nlen == 6 && strncasecmp(p, "cookie", 6) == 0) {
     cookie_token(v, vlen, r);
+  } else if (nlen == 16 && strncasecmp(p, "x-requested-with", 16) == 0) {
+    r->requested_with = vlen > 0;
   } else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
     return -1; /* a body we would have to decode; no request here has one */
   }

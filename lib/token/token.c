@@ -99,3 +99,33 @@ int ty_token_secret_load(const char *path, uint8_t out_secret[TY_TOKEN_SECRET_LE
   memcpy(out_secret, buf, TY_TOKEN_SECRET_LEN);
   return 0;
 }
+
+/* ---- web console tokens ----------------------------------------------------------------- */
+
+static void hex(const uint8_t *p, size_t n, char *out) {
+  for (size_t i = 0; i < n; i++)
+    snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+int ty_token_web_new(char out[TY_TOKEN_WEB_LEN + 1]) {
+  uint8_t r[16];
+  if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) return TY_EIO;
+  memcpy(out, TY_TOKEN_WEB_PREFIX, sizeof TY_TOKEN_WEB_PREFIX - 1);
+  hex(r, sizeof r, out + sizeof TY_TOKEN_WEB_PREFIX - 1);
+  return 0;
+}
+
+int ty_token_web_check(const char *s) {
+  size_t p = sizeof TY_TOKEN_WEB_PREFIX - 1;
+  if (strlen(s) != TY_TOKEN_WEB_LEN || strncmp(s, TY_TOKEN_WEB_PREFIX, p) != 0) return TY_EINVAL;
+  for (const char *c = s + p; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return TY_EINVAL;
+  return 0;
+}
+
+void ty_token_web_hash(const char *token, char out[TY_TOKEN_WEB_HASH_LEN + 1]) {
+  uint8_t md[32];
+  unsigned int n = sizeof md;
+  EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
+  hex(md, sizeof md, out);
+}

@@ -48,4 +48,19 @@ void ty_token_sign(const uint8_t key[TY_TOKEN_KEY_LEN], uint64_t job_id, uint32_
 int ty_token_verify(const uint8_t key[TY_TOKEN_KEY_LEN], const uint8_t *token, size_t len,
                     uint64_t job_id, uint32_t rank, int64_t now_ms, char *why, size_t why_len);
 
+/* ---- web console tokens ----------------------------------------------------
+ * A bearer token for one user of the web console: "tyw1." and 32 hex digits
+ * (128 random bits). The controller keeps only its SHA-256 (hex) with the
+ * uid it acts for, so a copy of the database admits nobody. */
+#define TY_TOKEN_WEB_PREFIX "tyw1."
+#define TY_TOKEN_WEB_LEN 37u /* prefix + 32 hex digits */
+#define TY_TOKEN_WEB_HASH_LEN 64u
+
+/* A fresh token (NUL-terminated); TY_EIO when the kernel gives no randomness. */
+int ty_token_web_new(char out[TY_TOKEN_WEB_LEN + 1]);
+/* Whether s has the token's shape (prefix, then lowercase hex digits). */
+int ty_token_web_check(const char *s);
+/* SHA-256 of the token as 64 lowercase hex digits (NUL-terminated). */
+void ty_token_web_hash(const char *token, char out[TY_TOKEN_WEB_HASH_LEN + 1]);
+
 #endif

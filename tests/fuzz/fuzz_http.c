@@ -4,7 +4,7 @@
  * (lib/metrics/http_parse.c), consuming the input the way http.c does:
  * parse, drop what was used, again, until it needs more bytes or refuses.
  * Invariants: `used` never exceeds the input, a head is at least 4 bytes
- * and its method is one of the three the server knows.
+ * and its method is one of the four the server knows.
  */
 #include "lib/metrics/metrics.h"
 
@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check(used <= n, "used more than the input");
     if (rc == 1) {
       check(used >= 4, "a head shorter than its blank line");
-      check(r.method == TY_HTTP_GET || r.method == TY_HTTP_HEAD || r.method == TY_HTTP_OTHER,
+      check(r.method == TY_HTTP_GET || r.method == TY_HTTP_HEAD || r.method == TY_HTTP_POST ||
+                r.method == TY_HTTP_OTHER,
             "unknown method value");
       check(r.content_length >= -1, "negative Content-Length");
     }

@@ -37,6 +37,14 @@ static ty_store *open_ok(void) {
   return s;
 }
 
+/* Applies t in a transaction of its own and destroys it. */
+static void commit_txn(ty_store *s, ty_txn *t) {
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_txn_apply(t, s), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_txn_destroy(t);
+}
+
 static ty_job_row row(uint64_t id, int state) {
   static const uint8_t spec[] = {1, 2, 0, 3};
   ty_job_row r = {.id = id,
@@ -99,10 +107,7 @@ static void submit(ty_store *s, uint64_t id) {
                      .reason = "submitted",
                      .actor = "user:alice"};
   ty_txn_add_event(t, &ev);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
 }
 
 static void transition(ty_store *s, uint64_t id, int from, int to, const char *reason) {
@@ -118,10 +123,7 @@ static void transition(ty_store *s, uint64_t id, int from, int to, const char *r
                      .reason = reason,
                      .actor = "controller"};
   ty_txn_add_event(t, &ev);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
 }
 
 typedef struct evs {
@@ -185,10 +187,7 @@ Test(store, plans_are_kept_with_their_jobs) {
   a.plan_len = 5;
   cr_assert_eq(ty_txn_insert_job(t, &a), 0);
   cr_assert_eq(ty_txn_insert_job(t, &b), 0);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
   transition(s, 2, TY_JOB_PENDING, TY_JOB_RUNNING, "placed");
   ty_store_close(s);
   s = open_ok();
@@ -339,10 +338,7 @@ static void fill(ty_store *s, uint64_t n, uint64_t live) {
     ty_rank_row rk = {.job_id = id, .run = 1, .rank = 0, .node = "n1", .end_ms = r.end_ms};
     if (id <= n) ty_txn_add_rank(t, &rk);
   }
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
 }
 
 Test(store, a_starting_controller_reads_only_live_jobs) {
@@ -468,6 +464,56 @@ Test(store, pruning_deletes_old_jobs_with_their_records) {
   ty_store_close(s);
 }
 
+/* ---- web console tokens ------------------------------------------------------------------- */
+
+/* Stores w (or, with revoke, revokes w.uid's tokens at w.revoked_ms) in a txn. */
+static void apply_web(ty_store *s, const ty_web_token_row *w, bool revoke) {
+  ty_txn *t = ty_txn_create();
+  if (revoke)
+    ty_txn_revoke_web_tokens(t, w->uid, w->revoked_ms);
+  else
+    ty_txn_put_web_token(t, w);
+  commit_txn(s, t);
+}
+
+/* A token's row is found by its hash with its user and times; revoking
+ * marks every live one of that uid and no other's; a token expired a day
+ * before a new one is stored is forgotten. */
+Test(store, web_tokens_are_found_revoked_and_forgotten) {
+  ty_store *s = open_ok();
+  int64_t day = 24LL * 3600 * 1000;
+  ty_web_token_row a1 = {.hash = "a1",
+                         .uid = 1000,
+                         .gid = 100,
+                         .user = "alice",
+                         .created_ms = 5 * day,
+                         .expires_ms = 9 * day},
+                   a2 = {.hash = "a2", .uid = 1000, .user = "alice", .expires_ms = 9 * day},
+                   b1 = {.hash = "b1", .uid = 1001, .user = "bob", .expires_ms = 9 * day}, got;
+  apply_web(s, &a1, false), apply_web(s, &a2, false), apply_web(s, &b1, false);
+  cr_assert_eq(ty_store_find_web_token(s, "a1", &got), 0);
+  cr_expect(got.uid == 1000 && got.gid == 100 && !strcmp(got.user, "alice") &&
+            got.expires_ms == 9 * day && got.revoked_ms == 0);
+  cr_expect_eq(ty_store_find_web_token(s, "zz", &got), TY_ENOTFOUND);
+  uint32_t n = 0;
+  cr_assert_eq(ty_store_count_web_tokens(s, 1000, 6 * day, &n), 0);
+  cr_expect_eq(n, 2);
+  cr_assert_eq(ty_store_count_web_tokens(s, 1000, 10 * day, &n), 0);
+  cr_expect_eq(n, 0, "expired tokens are not live");
+  ty_web_token_row rv = {.uid = 1000, .revoked_ms = 7 * day};
+  apply_web(s, &rv, true);
+  cr_assert_eq(ty_store_find_web_token(s, "a2", &got), 0);
+  cr_expect_eq(got.revoked_ms, 7 * day);
+  cr_assert_eq(ty_store_find_web_token(s, "b1", &got), 0);
+  cr_expect_eq(got.revoked_ms, 0, "bob's token was revoked with alice's");
+  ty_web_token_row late = {
+      .hash = "c1", .uid = 1002, .created_ms = 11 * day, .expires_ms = 12 * day};
+  apply_web(s, &late, false);
+  cr_expect_eq(ty_store_find_web_token(s, "a1", &got), TY_ENOTFOUND, "an old token was kept");
+  cr_expect_eq(ty_store_find_web_token(s, "c1", &got), 0);
+  ty_store_close(s);
+}
+
 /* ---- upgrades ----------------------------------------------------------------------------- */
 
 static void exec_ok(sqlite3 *db, const char *sql) {
@@ -476,8 +522,8 @@ static void exec_ok(sqlite3 *db, const char *sql) {
 }
 
 /* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
- * what schema 4 (request ids), 5 (accounting, uids) and 6 (arrays,
- * per-rank accounting, node events, history indexes) added. */
+ * what schema 4 (request ids), 5 (accounting, uids), 6 (arrays, per-rank
+ * accounting, node events, history indexes) and 7 (web tokens) added. */
 static void downgrade_to(int v) {
   static const struct {
     int version;
@@ -490,7 +536,8 @@ static void downgrade_to(int v) {
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
   exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
-              "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request");
+              "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
+              "DROP TABLE web_tokens");
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
     if (cols[i].version <= v) continue;
     char sql[128];
@@ -542,7 +589,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 6);
+  cr_assert_eq(ty_store_schema_version(), 7);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -558,10 +605,7 @@ static void upgrade_from(int v) {
   ty_txn *t = ty_txn_create();
   ty_rank_row rk = {.job_id = 7, .run = 1, .rank = 0, .node = "n1", .cpu_ms = 5, .measured = true};
   ty_txn_add_rank(t, &rk);
-  cr_assert_eq(ty_store_begin(s), 0);
-  cr_assert_eq(ty_txn_apply(t, s), 0);
-  cr_assert_eq(ty_store_commit(s), 0);
-  ty_txn_destroy(t);
+  commit_txn(s, t);
   ty_store_reader *rd = NULL;
   cr_assert_eq(ty_store_reader_open(s, &rd), 0);
   int ranks = 0;
@@ -573,6 +617,9 @@ static void upgrade_from(int v) {
   cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
   cr_expect_eq(ty_store_scans(s), scans, "history of an upgraded file scanned the jobs table");
   ty_store_reader_close(rd);
+  ty_web_token_row w = {.hash = "ab", .uid = 1000, .expires_ms = 10}, got_w;
+  apply_web(s, &w, false);
+  cr_expect_eq(ty_store_find_web_token(s, "ab", &got_w), 0, "schema 7's web_tokens is missing");
   ty_store_close(s);
 }
 

@@ -567,3 +567,19 @@ Test(metrics_http_parse, a_target_over_1k_is_malformed) {
   cr_assert_eq(parse_str(head, &r), 1);
   cr_assert_eq(strlen(r.target), TY_HTTP_TARGET_MAX - 1);
 }
+
+/* The console's actions: POST is a method of its own, and whether the
+ * page's script sent X-Requested-With is kept. */
+Test(metrics_http_parse, post_and_requested_with) {
+  ty_http_request r;
+  cr_assert_eq(parse_str("POST /api/jobs/7/cancel HTTP/1.1\r\nHost: x\r\n"
+                         "X-Requested-With: trainyard\r\nContent-Length: 0\r\n\r\n",
+                         &r),
+               1);
+  cr_assert_eq(r.method, TY_HTTP_POST);
+  cr_assert(r.requested_with);
+  cr_assert_eq(parse_str("POST / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 1);
+  cr_assert(!r.requested_with);
+  cr_assert_eq(parse_str("PUT / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 1);
+  cr_assert_eq(r.method, TY_HTTP_OTHER);
+}

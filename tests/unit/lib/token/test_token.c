@@ -72,3 +72,22 @@ Test(token, secret_is_created_once_and_private) {
   unlink(path);
   rmdir(dir);
 }
+
+/* Web console tokens: fresh ones differ and have the checked shape; the
+ * hash is SHA-256 (a known vector) in lowercase hex; anything else is
+ * not a token. */
+Test(token, web_tokens) {
+  char a[TY_TOKEN_WEB_LEN + 1], b[TY_TOKEN_WEB_LEN + 1], h[TY_TOKEN_WEB_HASH_LEN + 1];
+  cr_assert_eq(ty_token_web_new(a), 0);
+  cr_assert_eq(ty_token_web_new(b), 0);
+  cr_assert_str_neq(a, b);
+  cr_assert_eq(strlen(a), TY_TOKEN_WEB_LEN);
+  cr_assert_eq(ty_token_web_check(a), 0);
+  ty_token_web_hash("abc", h);
+  cr_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const char *bad[] = {"", "tyw1.", "tyw2.0123456789abcdef0123456789abcdef",
+                       "tyw1.0123456789ABCDEF0123456789abcdef",
+                       "tyw1.0123456789abcdef0123456789abcdef0"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    cr_expect_neq(ty_token_web_check(bad[i]), 0, "\"%s\" passed", bad[i]);
+}

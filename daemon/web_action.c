@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The web console's requests that are trainctl's: the actions (POST
+ * /api/jobs/ID/cancel, /hold, /release) are the RPCs a trainctl command
+ * sends (CancelJob, UpdateJob), and the history pages (GET /api/history)
+ * GetHistory's query; each runs the same handler on a reply made inside
+ * traind for the console's user (ty__reply_local), so the console allows
+ * and shows exactly what trainctl does for that user and refuses with the
+ * same words. The HTTP answer waits for the handler's, which comes once a
+ * change is durable or the store answered.
+ *
+ * Answers: 200 {"ok":true,"job":ID,"action":"cancel"} or the history
+ * document, or {"error": the handler's message} with 403 (not the user's
+ * job, another user's history), 404 (no such job), 409 (not in a state the
+ * action applies to), 400 or 500.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon_internal.h"
+#include "lib/json/json.h"
+#include "proto/convert.h"
+#include "proto/methods.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+typedef struct action_ctx {
+  ty_http_later *later;
+  uint64_t job_id;
+  char action[16]; /* "" = the answer's payload is the document (history) */
+} action_ctx;
+
+static int http_status(int status) {
+  switch (status) {
+  case 0:
+    return 200;
+  case TY_EPERM:
+    return 403;
+  case TY_ENOTFOUND:
+    return 404;
+  case TY_ESTATE:
+    return 409;
+  case TY_EINVAL:
+    return 400;
+  default:
+    return 500;
+  }
+}
+
+static void on_answer(ty_reply *r, int status, const char *message) {
+  action_ctx *a = r->sink_ud;
+  if (status == 0 && !a->action[0]) {
+    ty_http_later_answer(a->later, 200, JSON_TYPE, (const char *)r->out.data, r->out.len);
+    free(a);
+    return;
+  }
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_json w;
+  ty_json_init(&w, &b);
+  ty_json_begin_object(&w);
+  if (status == 0) {
+    ty_json_key(&w, "ok");
+    ty_json_bool(&w, true);
+    ty_json_key(&w, "job");
+    ty_json_uint(&w, a->job_id);
+    ty_json_key(&w, "action");
+    ty_json_string(&w, a->action);
+  } else {
+    const char *msg = message && message[0] ? message : ty_strerror(status);
+    ty_json_key(&w, "error");
+    ty_json_string(&w, msg);
+  }
+  ty_json_end_object(&w);
+  int rc = ty_json_finish(&w);
+  if (rc == 0) ty_buf_append(&b, "\n", 1);
+  ty_http_later_answer(a->later, rc ? 500 : http_status(status), JSON_TYPE,
+                       rc ? NULL : (const char *)b.data, rc ? 0 : b.len);
+  ty_buf_close(&b);
+  free(a);
+}
+
+/* The request trainctl would send for the action: CancelJob for "cancel",
+ * UpdateJob for "hold" and "release". */
+static int encode(const char *action, uint64_t id, const char **method, ty_buf *out) {
+  if (!strcmp(action, "cancel")) {
+    Trainyard__CancelJobRequest m = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
+    m.n_job_ids = 1;
+    m.job_ids = &id;
+    *method = TY_M_CANCEL_JOB;
+    return ty_wire_pack(&m.base, out);
+  }
+  if (strcmp(action, "hold") != 0 && strcmp(action, "release") != 0) return TY_ENOTFOUND;
+  Trainyard__UpdateJobRequest m = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
+  m.job_id = id;
+  m.action = (char *)action;
+  *method = TY_M_UPDATE_JOB;
+  return ty_wire_pack(&m.base, out);
+}
+
+int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const char *action,
+                   ty_http_response *resp) {
+  const char *method = NULL;
+  ty_buf req;
+  ty_buf_init(&req);
+  int rc = encode(action, id, &method, &req);
+  action_ctx *a = rc == 0 ? calloc(1, sizeof(*a)) : NULL;
+  if (rc == 0 && !a) rc = TY_ENOMEM;
+  if (rc == 0 && !(a->later = ty_http_defer(resp))) rc = TY_ENOMEM;
+  if (rc != 0) {
+    free(a);
+    ty_buf_close(&req);
+    return rc;
+  }
+  a->job_id = id;
+  snprintf(a->action, sizeof(a->action), "%s", action);
+  ty_reply *r = ty__reply_local(ctl, method, who, on_answer, a);
+  if (!strcmp(method, TY_M_CANCEL_JOB))
+    ty__h_cancel(ctl, r, req.data, req.len);
+  else
+    ty__h_update_job(ctl, r, req.data, req.len);
+  ty_buf_close(&req);
+  return 0;
+}
+
+int ty__web_history(ty_controller *ctl, const ty_auth_id *who, ty__history_req *q,
+                    ty_http_response *resp) {
+  action_ctx *a = calloc(1, sizeof(*a));
+  if (!a || !(a->later = ty_http_defer(resp))) {
+    free(a);
+    ty__history_req_close(q);
+    return TY_ENOMEM;
+  }
+  ty_reply *r = ty__reply_local(ctl, TY_M_GET_HISTORY, who, on_answer, a);
+  ty__history_run(ctl, r, q, ty__web_history_json);
+  return 0;
+}

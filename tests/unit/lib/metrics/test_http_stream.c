@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The handler side of lib/metrics/http.c over real sockets: answers a
+ * handler gives later (ty_http_defer), and event streams
+ * (ty_http_stream_*): the head and the events reach the client, a client
+ * that stops reading is closed once TY_HTTP_STREAM_BUF_MAX bytes wait for
+ * it, and the owner hears when the client goes. The server runs on a
+ * libuv loop in a second thread; what its callbacks learn is read through
+ * atomics.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/metrics/metrics.h"
+
+typedef struct fixture {
+  uv_loop_t loop;
+  uv_async_t stop;
+  uv_timer_t tick; /* pushes events, answers deferred requests */
+  ty_metrics *m;
+  ty_metrics_http *http;
+  pthread_t thread;
+  int port;
+  ty_http_stream *stream; /* loop thread only */
+  ty_http_later *later;   /* loop thread only */
+  atomic_int closed;      /* on_closed ran */
+  atomic_int overflowed;  /* a send said the client is too far behind */
+  atomic_long sent;       /* bytes queued on the stream */
+} fixture;
+
+static fixture fx;
+
+static void on_closed(void *ud) {
+  (void)ud;
+  fx.stream = NULL;
+  atomic_store(&fx.closed, 1);
+}
+
+/* Every ms: the deferred answer, then 8 KiB events while a stream is open. */
+static void on_tick(uv_timer_t *t) {
+  (void)t;
+  if (fx.later) ty_http_later_answer(fx.later, 200, "text/plain", "later\n", 6);
+  fx.later = NULL;
+  static char event[8192];
+  if (!event[0]) {
+    memset(event, 'x', sizeof event);
+    memcpy(event, "data: ", 6);
+    memcpy(event + sizeof event - 2, "\n\n", 2);
+  }
+  if (!fx.stream) return;
+  if (ty_http_stream_send(fx.stream, event, sizeof event) != 0) {
+    fx.stream = NULL; /* closed by the server: on_closed does not run */
+    atomic_store(&fx.overflowed, 1);
+    return;
+  }
+  atomic_fetch_add(&fx.sent, (long)sizeof event);
+}
+
+static void handler(void *ud, const ty_http_request *req, bool loopback, ty_http_response *resp) {
+  (void)ud, (void)loopback;
+  if (!strcmp(req->target, "/later")) {
+    fx.later = ty_http_defer(resp);
+    cr_assert(fx.later);
+  } else if (!strcmp(req->target, "/stream")) {
+    fx.stream = ty_http_stream_start(resp, on_closed, NULL);
+    cr_assert(fx.stream);
+  } else {
+    resp->status = 404;
+  }
+}
+
+static void on_stop(uv_async_t *a) {
+  ty_metrics_http_stop(fx.http);
+  uv_close((uv_handle_t *)&fx.tick, NULL);
+  uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *loop_thread(void *arg) {
+  (void)arg;
+  uv_run(&fx.loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+static void setup(void) {
+  memset(&fx, 0, sizeof fx);
+  cr_assert_eq(uv_loop_init(&fx.loop), 0);
+  fx.m = ty_metrics_create();
+  cr_assert_eq(
+      ty_metrics_http_serve(&fx.loop, "127.0.0.1", 0, fx.m, "web", handler, NULL, &fx.http), 0);
+  fx.port = ty_metrics_http_port(fx.http);
+  cr_assert_eq(uv_async_init(&fx.loop, &fx.stop, on_stop), 0);
+  cr_assert_eq(uv_timer_init(&fx.loop, &fx.tick), 0);
+  cr_assert_eq(uv_timer_start(&fx.tick, on_tick, 1, 1), 0);
+  cr_assert_eq(pthread_create(&fx.thread, NULL, loop_thread, NULL), 0);
+}
+
+static void teardown(void) {
+  uv_async_send(&fx.stop);
+  pthread_join(fx.thread, NULL);
+  cr_expect_eq(uv_loop_close(&fx.loop), 0, "every handle closed");
+  ty_metrics_destroy(fx.m);
+}
+
+TestSuite(http_stream, .init = setup, .fini = teardown, .timeout = 60);
+
+static int open_client(const char *path, int rcvbuf) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(fd, 0);
+  if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct timeval tv = {.tv_sec = 20};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  char req[128];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+  cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+  return fd;
+}
+
+/* Reads until `needle` shows up among the first 64 KiB; what was read. */
+static const char *read_until(int fd, const char *needle) {
+  static char buf[65536];
+  size_t len = 0;
+  while (len < sizeof buf - 1) {
+    ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    cr_assert_gt(n, 0, "no \"%s\" before the end", needle);
+    len += (size_t)n;
+    buf[len] = '\0';
+    if (strstr(buf, needle)) return buf;
+  }
+  cr_assert_fail("no \"%s\" in the first 64 KiB", needle);
+  return NULL;
+}
+
+static void wait_flag(atomic_int *f, const char *what) {
+  for (int i = 0; !atomic_load(f); i++) {
+    cr_assert_lt(i, 2000, "%s never happened", what);
+    usleep(10000);
+  }
+}
+
+Test(http_stream, a_deferred_answer_arrives) {
+  int fd = open_client("/later", 0);
+  cr_expect(strstr(read_until(fd, "later\n"), "HTTP/1.1 200 OK\r\n"));
+  close(fd);
+}
+
+Test(http_stream, events_reach_the_client_and_its_leaving_is_heard) {
+  int fd = open_client("/stream", 0);
+  cr_expect(strstr(read_until(fd, "data: xxxx"), "Content-Type: text/event-stream"));
+  close(fd);
+  wait_flag(&fx.closed, "on_closed after the client left");
+  cr_expect(!atomic_load(&fx.overflowed));
+}
+
+/* A client that reads nothing: once the kernel's buffers are full, the
+ * queue grows to TY_HTTP_STREAM_BUF_MAX and the server closes the stream
+ * instead of holding more. */
+Test(http_stream, a_client_that_stops_reading_is_closed_at_the_bound) {
+  int fd = open_client("/stream", 4096);
+  wait_flag(&fx.overflowed, "the close of a stalled stream");
+  cr_expect(!atomic_load(&fx.closed), "on_closed ran for a close its owner caused");
+  /* What was queued when it closed is bounded: kernel buffers plus the bound. */
+  cr_expect_lt(atomic_load(&fx.sent), 64L << 20);
+  char buf[65536];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+  }
+  cr_expect_eq(n, 0, "the server ended the stream");
+  close(fd);
+}
