@@ -43,6 +43,8 @@
 #ifndef TY_OPS_FUSION_FUSION_H
 #define TY_OPS_FUSION_FUSION_H
 
+#include "ops/graph.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,5 +96,36 @@ typedef struct ty_fused_adam {
 } ty_fused_adam;
 int ty_jit_adam_step(ty_jit *j, const ty_fused_adam *h, size_t n, float *param, const float *grad,
                      float *m, float *v);
+
+/* ---- the same kernels as CUDA C (ops/fusion/cuda_gen.c) ------------------
+ * Text only: ops/cuda compiles it with NVRTC for the device's architecture
+ * and caches it. How a region input broadcasts to the loop shape: */
+enum { TY_FUSE_CUDA_FULL = 0, TY_FUSE_CUDA_SCALAR = 1, TY_FUSE_CUDA_STRIDED = 2 };
+
+/* The kernel's entry name for n_in inputs of classes cls ("ty_fk_" and one
+ * letter per input: f full, s scalar, b strided). TY_EINVAL when len is
+ * too small. */
+int ty_fusion_cuda_name(const int *cls, int n_in, char *out, size_t len);
+
+/* One generated kernel: its entry point and CUDA C source, both malloc'd. */
+typedef struct ty_fused_src {
+  char *name;
+  char *src;
+} ty_fused_src;
+void ty_fused_srcs_free(ty_fused_src *s, size_t n);
+
+/* The CUDA C of every fused region that ty_exec would build for g (keep as
+ * ty_exec_opts.keep_values), classes from the static shapes (an input
+ * whose shape is not known to be the loop shape or one element counts as
+ * strided, which is correct for any broadcast). *out_srcs (owned by the
+ * caller, ty_fused_srcs_free) may be NULL when g has no region. */
+int ty_fusion_cuda_sources(const ty_graph *g, const int *keep, size_t n_keep,
+                           ty_fused_src **out_srcs, size_t *out_n);
+
+/* The optimizer updates' kernels (entry ty_sgd, ty_adam), specialised like
+ * the CPU ones; the argument order is ops/optim's scalars' order after
+ * (n, p, g, buf) or (n, p, g, m, v). *out_src is malloc'd. */
+int ty_fusion_cuda_sgd_src(bool has_wd, bool has_mom, bool first, bool nesterov, char **out_src);
+int ty_fusion_cuda_adam_src(bool adamw, bool has_wd, char **out_src);
 
 #endif

@@ -159,9 +159,25 @@ bool ty__fuse_op_ok(ty_op op);
 /* Builds the region's program from its members (region.c calls it). */
 int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out);
 void ty__fprog_free(ty__fprog *p);
+/* A growing string for generated source; oom latches the first failure
+ * (the caller checks it once at the end and frees s). */
+typedef struct ty__sbuf {
+  char *s;
+  size_t len, cap;
+  bool oom;
+} ty__sbuf;
+void ty__sb_printf(ty__sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The expression of one compute instruction over registers r<a>, r<b>,
+ * r<c> and parameters p<i>: C that is also CUDA C (libm names, which
+ * CUDA's device math library provides), so the CPU and GPU kernels share
+ * every formula. */
+void ty__fprog_emit_expr(ty__sbuf *b, const ty__finstr *in);
 /* Writes the C source of the row kernel for a broadcast pattern into a
  * malloc'd string. The source is the cache key's main part. */
 int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src);
+/* The CUDA C kernel of the program for input classes cls (n_in of
+ * TY_FUSE_CUDA_*), entry ty_fusion_cuda_name's; see cuda_gen.c. */
+int ty__fprog_codegen_cuda(const ty__fprog *p, const int *cls, char **out_src);
 /* Runs the program over one row with the interpreter; regs holds
  * n_regs * TY__FBLOCK floats of scratch. */
 void ty__fprog_interp(const ty__fprog *p, uint32_t pattern, int64_t n, const float *const *in,

@@ -32,6 +32,9 @@
 #ifdef TY_HAVE_COLLECTIVE
 #include "ops/collective/collective.h"
 #endif
+#ifdef TY_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +49,7 @@ typedef struct args {
   uint64_t steps, bucket_mb, bucket_kb;
   int threads;
   bool resume, no_fusion, report, help;
+  bool gpu; /* config.device: NCCL collectives */
   tr_plan_args plan;
 } args;
 
@@ -338,6 +342,7 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
                      .job_id = job,
                      .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u,
+                     .backend = a->gpu ? TY_COLL_NCCL : TY_COLL_MPI,
                      .stop = &stop_requested};
   int rc = ty_coll_create(&co, out_coll, err, sizeof err);
   if (rc != 0) {
@@ -438,6 +443,29 @@ static int cpus_allowed(void) {
   return n > 0 ? (n < 1024 ? n : 1024) : 1;
 }
 
+/* config.device DEVICE_GPU needs a build with CUDA and a visible GPU; 0,
+ * or the exit code (2: the job asks for what this host cannot give). */
+static int check_gpu(uint32_t rank) {
+#ifdef TY_HAVE_CUDA
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    fprintf(stderr, "trainrun: config.device is DEVICE_GPU but no CUDA device is visible (%s)\n",
+            e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    return 2;
+  }
+  if (rank == 0)
+    printf("device: %d CUDA device(s); collectives through NCCL; the graph runs on the CPU "
+           "executor (the GPU executor is not wired into trainrun yet)\n",
+           n);
+  return 0;
+#else
+  (void)rank;
+  fprintf(stderr, "trainrun: config.device is DEVICE_GPU but this build has no CUDA\n");
+  return 2;
+#endif
+}
+
 /* Joins the world and resolves the plan; 0, or the exit code. */
 static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan,
                    ty_plan_request *req, void **coll) {
@@ -488,6 +516,7 @@ static int train(const args *a, ty_train_config *c) {
     code = tr_plan_write(&a->plan, model, c);
     goto done;
   }
+  if (c->gpu && (code = check_gpu(o.rank)) != 0) goto done;
   if ((code = prepare(a, &o, &par, &plan, &req, &coll)) != 0) goto done;
   /* After prepare: its CPU benchmark sets OpenBLAS' threads, the pool resets them to one. */
   if ((rc = ty_workers_create(a->threads > 0 ? a->threads : cpus_allowed(), &workers)) != 0) {
@@ -561,6 +590,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  a.gpu = c.gpu;
   int code = train(&a, &c);
   ty_train_config_close(&c);
   return code;
