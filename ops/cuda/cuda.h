@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/cuda: the CUDA backend's compiler side. Built only when meson finds
+ * cudart, NVRTC and the driver header (TY_HAVE_CUDA_OPS); nothing here
+ * needs a GPU to run except ty_cuda_device_*.
+ *
+ * ty_cuda_rtc turns CUDA C (ops/fusion's generated regions and optimizer
+ * updates, and the hand-written kernels below) into PTX for compute_<arch>
+ * or a cubin for sm_<arch> with NVRTC, and caches the result on disk. The
+ * cache key is the source, the entry's architecture, the output kind, the
+ * NVRTC version and the options: sizes are never part of a kernel's source
+ * (they are arguments), so a new batch size never compiles. The directory
+ * follows ops/fusion's CPU kernel cache rules (private 0700 directory of
+ * the effective user, files written to a unique name and renamed, every
+ * file carrying its key, checked before use, so a stale, foreign or
+ * truncated file is compiled again, never used); GPU images live in its
+ * "cuda" subdirectory.
+ *
+ * A ty_cuda_rtc is not thread-safe; use one per thread.
+ */
+#ifndef TY_OPS_CUDA_CUDA_H
+#define TY_OPS_CUDA_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ty_cuda_rtc ty_cuda_rtc;
+
+typedef struct ty_cuda_rtc_opts {
+  int arch;              /* SM version, e.g. 90 for H100/H200; 0: 90 */
+  bool ptx;              /* PTX for compute_<arch> instead of a cubin for sm_<arch> */
+  bool no_cache;         /* compile every time (benchmarks of the compiler) */
+  const char *cache_dir; /* NULL: ops/fusion's default directory + "/cuda"; copied */
+} ty_cuda_rtc_opts;
+
+typedef struct ty_cuda_rtc_stats {
+  uint64_t compiles;   /* NVRTC runs that succeeded */
+  uint64_t failures;   /* NVRTC runs that failed (the log is in the error) */
+  uint64_t disk_hits;  /* images read from the cache without compiling */
+  uint64_t rejected;   /* cache files whose key did not match (compiled again) */
+  double compile_s;    /* seconds spent in NVRTC */
+} ty_cuda_rtc_stats;
+
+/* opts may be NULL. TY_EINVAL for an arch outside [50, 200). Without a
+ * usable cache directory the compiler still works, uncached, and
+ * ty_cuda_rtc_cache_dir says NULL. The caller owns *out_rtc. */
+int ty_cuda_rtc_create(const ty_cuda_rtc_opts *opts, ty_cuda_rtc **out_rtc, char *err,
+                       size_t err_len);
+void ty_cuda_rtc_destroy(ty_cuda_rtc *r); /* NULL is fine */
+const char *ty_cuda_rtc_cache_dir(const ty_cuda_rtc *r);
+void ty_cuda_rtc_get_stats(const ty_cuda_rtc *r, ty_cuda_rtc_stats *out_stats);
+
+/* Compiles src (what names it in errors, e.g. the kernel's entry) into
+ * *out_image (malloc'd, owned by the caller; PTX is NUL-terminated and
+ * *out_len counts the NUL). A compile error is TY_EINVAL with the start
+ * of NVRTC's log in err. */
+int ty_cuda_rtc_compile(ty_cuda_rtc *r, const char *src, const char *what, void **out_image,
+                        size_t *out_len, char *err, size_t err_len);
+
+/* ---- hand-written kernels (ops/cuda/kernels/ *.cu, embedded at build) ----
+ * softmax, log-softmax, layer normalisation (forward, backward), softmax
+ * cross-entropy (forward, backward) and embedding gather / scatter-add,
+ * each a file of extern "C" kernels compiled by NVRTC like the generated
+ * ones, so the build needs no nvcc. */
+typedef struct ty_cuda_source {
+  const char *name; /* the file's name without .cu */
+  const char *src;
+} ty_cuda_source;
+/* The table of them (static storage). */
+const ty_cuda_source *ty_cuda_kernel_sources(size_t *out_n);
+
+/* ---- the device ------------------------------------------------------------ */
+/* CUDA devices visible to this process: 0 (not an error) without a driver
+ * or a GPU. */
+int ty_cuda_device_count(void);
+/* The SM version of device dev (e.g. 90); TY_ENOTFOUND without it. */
+int ty_cuda_device_arch(int dev, int *out_arch);
+
+#endif

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/cuda without a GPU: every CUDA kernel the backend would run compiles
+ * with NVRTC to PTX for compute_90 and that PTX assembles for sm_90 with
+ * ptxas, so a kernel that does not build fails here, not on the first
+ * machine with a GPU. Covered: the fused regions ops/fusion builds for the
+ * example models' training graphs (forward, loss and backward) and for the
+ * ONNX node tests, every optimizer update variant and the hand-written
+ * kernels. The NVRTC cache is checked too: a second compile of a source is
+ * a disk hit, in this process and a new one, and a corrupt file is
+ * recompiled, never used.
+ *
+ * Paths come from the environment meson sets: TY_PTXAS, TY_MODELS_DIR
+ * (the generated example models and configs), TY_ONNX_NODE_DIR.
+ */
+#include "lib/base/base.h"
+#include "ops/autodiff/autodiff.h"
+#include "ops/cuda/cuda.h"
+#include "ops/fusion/fusion.h"
+#include "ops/graph.h"
+#include "ops/train/train.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static char root[256];
+
+static void make_root(void) {
+  snprintf(root, sizeof root, "/tmp/ty_cuda_rtc_test.XXXXXX");
+  cr_assert_not_null(mkdtemp(root));
+}
+
+static ty_cuda_rtc *rtc_in(const char *dir) {
+  ty_cuda_rtc *r = NULL;
+  char err[512] = "";
+  ty_cuda_rtc_opts o = {.arch = 90, .ptx = true, .cache_dir = dir};
+  cr_assert_eq(ty_cuda_rtc_create(&o, &r, err, sizeof err), 0, "%s", err);
+  return r;
+}
+
+/* Assembles ptx for sm_90; the exit status of ptxas. */
+static int ptxas(const char *ptx, size_t len) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/k.ptx", root);
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  cr_assert_eq(fwrite(ptx, 1, len, f), len);
+  fclose(f);
+  const char *bin = getenv("TY_PTXAS");
+  char *argv[] = {(char *)(bin ? bin : "ptxas"), "-arch=sm_90", path, "-o", "/dev/null", NULL};
+  pid_t pid;
+  cr_assert_eq(posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), 0, "cannot run %s",
+               argv[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Compiles src to PTX and assembles it; fails naming what. */
+static void build(ty_cuda_rtc *r, const char *src, const char *what) {
+  void *img = NULL;
+  size_t len = 0;
+  char err[512] = "";
+  cr_assert_eq(ty_cuda_rtc_compile(r, src, what, &img, &len, err, sizeof err), 0, "%s\n%s", err,
+               src);
+  cr_assert_eq(ptxas(img, len - 1), 0, "ptxas -arch=sm_90 rejected %s:\n%s", what, src);
+  free(img);
+}
+
+static void build_all(ty_cuda_rtc *r, ty_fused_src *s, size_t n, const char *model) {
+  char what[512];
+  for (size_t i = 0; i < n; i++) {
+    snprintf(what, sizeof what, "%s region %zu (%s)", model, i, s[i].name);
+    cr_assert(strstr(s[i].src, s[i].name), "%s: entry not in the source", what);
+    build(r, s[i].src, what);
+  }
+}
+
+Test(cuda_rtc, hand_written_kernels_assemble_for_sm90) {
+  make_root();
+  ty_cuda_rtc *r = rtc_in(root);
+  size_t n = 0;
+  const ty_cuda_source *k = ty_cuda_kernel_sources(&n);
+  cr_assert_geq(n, 4);
+  const char *want[] = {"ty_softmax", "ty_softmax_bwd", "ty_layer_norm", "ty_layer_norm_bwd",
+                        "ty_xent", "ty_xent_bwd", "ty_embedding_gather",
+                        "ty_embedding_scatter_add"};
+  for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+    bool found = false;
+    char entry[64];
+    snprintf(entry, sizeof entry, "void %s(", want[w]);
+    for (size_t i = 0; i < n; i++)
+      found |= strstr(k[i].src, entry) != NULL;
+    cr_assert(found, "no kernel %s", want[w]);
+  }
+  for (size_t i = 0; i < n; i++)
+    build(r, k[i].src, k[i].name);
+  ty_cuda_rtc_destroy(r);
+}
+
+Test(cuda_rtc, optimizer_updates_assemble_for_sm90) {
+  make_root();
+  ty_cuda_rtc *r = rtc_in(root);
+  char *src = NULL, what[64];
+  for (unsigned fl = 0; fl < 16; fl++) {
+    cr_assert_eq(ty_fusion_cuda_sgd_src(fl & 1, fl & 2, fl & 4, fl & 8, &src), 0);
+    snprintf(what, sizeof what, "sgd variant %u", fl);
+    build(r, src, what);
+    free(src);
+  }
+  for (unsigned fl = 0; fl < 3; fl++) {
+    cr_assert_eq(ty_fusion_cuda_adam_src(fl == 2, fl == 1, &src), 0);
+    snprintf(what, sizeof what, "adam variant %u", fl);
+    build(r, src, what);
+    free(src);
+  }
+  ty_cuda_rtc_destroy(r);
+}
+
+/* The training graph of an example: model + builtin loss + backward of
+ * every float initializer that is not a rank-0 constant. */
+static ty_graph *training_graph(const char *dir, const char *name) {
+  char path[512], err[512] = "";
+  ty_graph *model = NULL, *g = NULL;
+  snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &model), 0, "%s: %s", path, err);
+  ty_train_config c;
+  snprintf(path, sizeof path, "%s/%s.config.pb", dir, name);
+  cr_assert_eq(ty_train_config_load(path, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_plan_graph(model, &c, false, &g, err, sizeof err), 0, "%s: %s", name, err);
+  ty_train_config_close(&c);
+  ty_graph_destroy(model);
+  int loss = TY_NO_VALUE;
+  for (size_t i = 0; i < ty_graph_n_outputs(g); i++) {
+    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_output(g, i));
+    if (v->dtype == TY_DTYPE_F32 && ty_shape_numel(&v->shape) == 1) loss = ty_graph_output(g, i);
+  }
+  cr_assert_neq(loss, TY_NO_VALUE, "%s: no scalar loss output", name);
+  size_t n_init = ty_graph_n_initializers(g), np = 0;
+  int *params = calloc(n_init + 1, sizeof *params), *grads = calloc(n_init + 1, sizeof *grads);
+  for (size_t i = 0; i < n_init; i++) {
+    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_initializer(g, i));
+    if (v->dtype == TY_DTYPE_F32 && v->shape.rank > 0) params[np++] = ty_graph_initializer(g, i);
+  }
+  cr_assert_eq(ty_autodiff(g, loss, params, np, grads, err, sizeof err), 0, "%s: %s", name, err);
+  free(params);
+  free(grads);
+  return g;
+}
+
+Test(cuda_rtc, example_models_fused_regions_assemble_for_sm90, .timeout = 600) {
+  const char *dir = getenv("TY_MODELS_DIR");
+  if (!dir) cr_skip_test("TY_MODELS_DIR not set");
+  make_root();
+  ty_cuda_rtc *r = rtc_in(root);
+  const char *names[] = {"mlp", "cnn", "resnet", "gpt"};
+  size_t total = 0;
+  for (size_t m = 0; m < sizeof names / sizeof *names; m++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, names[m]);
+    if (access(path, R_OK) != 0) continue; /* gpt.onnx needs python3-torch at build time */
+    ty_graph *g = training_graph(dir, names[m]);
+    ty_fused_src *s = NULL;
+    size_t n = 0;
+    cr_assert_eq(ty_fusion_cuda_sources(g, NULL, 0, &s, &n), 0);
+    build_all(r, s, n, names[m]);
+    total += n;
+    ty_fused_srcs_free(s, n);
+    ty_graph_destroy(g);
+  }
+  cr_assert_gt(total, 0, "no fused region in the example models");
+  ty_cuda_rtc_destroy(r);
+}
+
+Test(cuda_rtc, onnx_node_tests_fused_regions_assemble_for_sm90, .timeout = 600) {
+  const char *dir = getenv("TY_ONNX_NODE_DIR");
+  DIR *d = dir ? opendir(dir) : NULL;
+  if (!d) cr_skip_test("no ONNX node tests (TY_ONNX_NODE_DIR)");
+  make_root();
+  ty_cuda_rtc *r = rtc_in(root);
+  size_t total = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s/%s/model.onnx", dir, e->d_name);
+    ty_graph *g = NULL;
+    if (e->d_name[0] == '.' || ty_graph_load_file(path, err, sizeof err, &g) != 0)
+      continue; /* ops the CPU runtime lacks: the conformance runner lists them */
+    ty_fused_src *s = NULL;
+    size_t n = 0;
+    cr_assert_eq(ty_fusion_cuda_sources(g, NULL, 0, &s, &n), 0, "%s", e->d_name);
+    build_all(r, s, n, e->d_name);
+    total += n;
+    ty_fused_srcs_free(s, n);
+    ty_graph_destroy(g);
+  }
+  closedir(d);
+  cr_assert_gt(total, 0, "no node test fuses");
+  ty_cuda_rtc_destroy(r);
+}
+
+/* Sizes are not in the source: one compile serves every batch size, and
+ * the disk cache serves later processes; a corrupt file is recompiled. */
+Test(cuda_rtc, disk_cache_hits_and_rejects_corrupt_files) {
+  make_root();
+  char *src = NULL;
+  cr_assert_eq(ty_fusion_cuda_sgd_src(true, true, false, false, &src), 0);
+  ty_cuda_rtc *r = rtc_in(root);
+  void *img = NULL;
+  size_t len = 0;
+  char err[512];
+  ty_cuda_rtc_stats st;
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(ty_cuda_rtc_compile(r, src, "sgd", &img, &len, err, sizeof err), 0, "%s", err);
+    free(img);
+  }
+  ty_cuda_rtc_get_stats(r, &st);
+  cr_assert_eq(st.compiles, 1);
+  cr_assert_eq(st.disk_hits, 1);
+  ty_cuda_rtc_destroy(r);
+  /* Corrupt the one cache file: flip a byte of the image. */
+  DIR *d = opendir(root);
+  char path[600] = "";
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (strstr(e->d_name, ".ptx") && strlen(e->d_name) < 100)
+      snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+  closedir(d);
+  cr_assert(path[0], "no cache file written");
+  int fd = open(path, O_WRONLY);
+  cr_assert_eq(pwrite(fd, "X", 1, 40), 1);
+  cr_assert_eq(ftruncate(fd, 100), 0);
+  close(fd);
+  r = rtc_in(root);
+  cr_assert_eq(ty_cuda_rtc_compile(r, src, "sgd", &img, &len, err, sizeof err), 0, "%s", err);
+  ty_cuda_rtc_get_stats(r, &st);
+  cr_assert_eq(st.rejected, 1, "the truncated file was used");
+  cr_assert_eq(st.compiles, 1);
+  cr_assert(strstr(img, ".entry ty_sgd"), "not the kernel's PTX");
+  free(img);
+  ty_cuda_rtc_destroy(r);
+  r = rtc_in(root);
+  cr_assert_eq(ty_cuda_rtc_compile(r, src, "sgd", &img, &len, err, sizeof err), 0, "%s", err);
+  ty_cuda_rtc_get_stats(r, &st);
+  cr_assert_eq(st.disk_hits, 1, "the rewritten file is served from disk");
+  free(img);
+  ty_cuda_rtc_destroy(r);
+  free(src);
+}
+
+Test(cuda_rtc, rejects_bad_arch_and_reports_compile_errors) {
+  ty_cuda_rtc *r = NULL;
+  char err[512] = "";
+  ty_cuda_rtc_opts o = {.arch = 7};
+  cr_assert_eq(ty_cuda_rtc_create(&o, &r, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "cuda arch: 7"), "%s", err);
+  o = (ty_cuda_rtc_opts){.arch = 90, .ptx = true, .no_cache = true};
+  cr_assert_eq(ty_cuda_rtc_create(&o, &r, err, sizeof err), 0, "%s", err);
+  cr_assert_null(ty_cuda_rtc_cache_dir(r));
+  void *img = NULL;
+  size_t len = 0;
+  int rc = ty_cuda_rtc_compile(r, "extern \"C\" __global__ void k() { undefined_thing(); }",
+                               "broken", &img, &len, err, sizeof err);
+  cr_assert_neq(rc, 0);
+  cr_assert(strstr(err, "NVRTC: broken") && strstr(err, "undefined_thing"), "%s", err);
+  ty_cuda_rtc_destroy(r);
+}
