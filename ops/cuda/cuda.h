@@ -21,6 +21,8 @@
 #ifndef TY_OPS_CUDA_CUDA_H
 #define TY_OPS_CUDA_CUDA_H
 
+#include "ops/tensor.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +71,37 @@ typedef struct ty_cuda_source {
 } ty_cuda_source;
 /* The table of them (static storage). */
 const ty_cuda_source *ty_cuda_kernel_sources(size_t *out_n);
+
+/* ---- modules: images loaded with the driver API (module.c) ---------------- */
+typedef struct ty_cuda_module ty_cuda_module;
+/* Loads a PTX or cubin image into the current device's primary context.
+ * TY_EUNSUPPORTED without a device; the driver's error otherwise. */
+int ty_cuda_module_load(const void *image, ty_cuda_module **out_module, char *err,
+                        size_t err_len);
+void ty_cuda_module_unload(ty_cuda_module *m); /* NULL is fine */
+/* Launches entry on stream (a cudaStream_t; NULL: the legacy default)
+ * with a 1-D grid; args as cuLaunchKernel's kernelParams. Asynchronous. */
+int ty_cuda_module_launch(ty_cuda_module *m, const char *entry, unsigned grid, unsigned block,
+                          unsigned shmem, void *stream, void **args, char *err, size_t err_len);
+
+/* One fused region launch (a kernel of ty_fusion_cuda_sources): device
+ * pointers, the classes the kernel was generated for, the concrete loop
+ * shape and each input's shape (used for strided inputs). */
+typedef struct ty_cuda_fused_call {
+  const char *entry;
+  int n_in, n_out, n_params;
+  const int *cls;            /* n_in TY_FUSE_CUDA_* */
+  const ty_shape *in_shapes; /* n_in */
+  const ty_shape *loop;
+  const float *const *in; /* device */
+  float *const *out;      /* device, loop-shaped */
+  const float *params;    /* host, n_params */
+  void *stream;
+} ty_cuda_fused_call;
+/* TY_EINVAL names what does not fit (arity, a symbolic loop, an input that
+ * does not broadcast). Asynchronous on c->stream. */
+int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *err,
+                         size_t err_len);
 
 /* ---- the device ------------------------------------------------------------ */
 /* CUDA devices visible to this process: 0 (not an error) without a driver

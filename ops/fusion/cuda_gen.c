@@ -16,9 +16,12 @@
  *   full     the loop shape itself: element k;
  *   scalar   one element, read once per thread;
  *   strided  any other broadcast: its offset is computed from the loop
- *            shape's dims and the input's strides (0 on broadcast dims),
- *            which the host passes in `bc` as [rank, dims.., strides..]
- *            (one stride row per strided input, in input order).
+ *            shape's dims and the input's strides (0 on broadcast dims).
+ * Shapes and parameters travel by value in the kernel's arguments, so a
+ * launch needs no device allocation: `bc` (ty_bc, TY_FUSE_CUDA_BC_LEN
+ * 64-bit words) is [rank, dims[TY_MAX_RANK], then one row of TY_MAX_RANK
+ * strides per strided input in input order], `prm` (ty_prm) the region's
+ * attribute scalars (one unused float when it has none).
  * When no input is strided the kernel also has a float4 path (the host
  * sets `vec` when every pointer is 16-byte aligned): four elements per
  * load and store, which is what reaches the copy bandwidth on Hopper.
@@ -80,10 +83,10 @@ static void emit_offsets(ty__sbuf *b, const ty__fprog *p, const int *cls) {
   for (int i = 0; i < p->n_in; i++)
     if (cls[i] == TY_FUSE_CUDA_STRIDED) ty__sb_printf(b, "    ty_i64 q%d = 0;\n", i);
   ty__sb_printf(b, "    for (int d = rank - 1; d >= 0; d--) {\n"
-                   "      const ty_i64 c = rem %% bc[1 + d];\n      rem /= bc[1 + d];\n");
+                   "      const ty_i64 c = rem %% bc.v[1 + d];\n      rem /= bc.v[1 + d];\n");
   for (int i = 0; i < p->n_in; i++)
     if (cls[i] == TY_FUSE_CUDA_STRIDED)
-      ty__sb_printf(b, "      q%d += c * bc[1 + rank * %d + d];\n", i, 1 + s++);
+      ty__sb_printf(b, "      q%d += c * bc.v[%d + d];\n", i, 1 + TY_MAX_RANK * (1 + s++));
   ty__sb_printf(b, "    }\n");
 }
 
@@ -102,7 +105,7 @@ static void emit_call(ty__sbuf *b, const ty__fprog *p, const int *cls, const cha
   }
   for (int j = 0; j < p->n_out; j++)
     ty__sb_printf(b, *lane ? "&w%d%s, " : "&o%d[k], ", j, lane);
-  ty__sb_printf(b, "prm);\n");
+  ty__sb_printf(b, "prm.v);\n");
 }
 
 static void emit_vector_loop(ty__sbuf *b, const ty__fprog *p, const int *cls) {
@@ -137,20 +140,25 @@ int ty__fprog_codegen_cuda(const ty__fprog *p, const int *cls, char **out_src) {
     strided |= cls[i] == TY_FUSE_CUDA_STRIDED;
   if (ty_fusion_cuda_name(cls, p->n_in, name, sizeof name) != 0) return TY_EINVAL;
   ty__sbuf b = {0};
+  int n_strided = 0;
+  for (int i = 0; i < p->n_in; i++)
+    n_strided += cls[i] == TY_FUSE_CUDA_STRIDED;
   ty__sb_printf(&b, "%s", cuda_prelude);
+  ty__sb_printf(&b, "typedef struct { ty_i64 v[%d]; } ty_bc;\ntypedef struct { float v[%d]; } ty_prm;\n",
+                TY_FUSE_CUDA_BC_LEN(n_strided), p->n_params > 0 ? p->n_params : 1);
   emit_body(&b, p);
   ty__sb_printf(&b, "extern \"C\" __global__ void %s(ty_i64 n, ", name);
   for (int i = 0; i < p->n_in; i++)
     ty__sb_printf(&b, "const float *i%d, ", i);
   for (int j = 0; j < p->n_out; j++)
     ty__sb_printf(&b, "float *o%d, ", j);
-  ty__sb_printf(&b, "const float *prm, const ty_i64 *bc, int vec) {\n"
+  ty__sb_printf(&b, "ty_prm prm, ty_bc bc, int vec) {\n"
                     "  const ty_i64 tid = (ty_i64)blockIdx.x * blockDim.x + threadIdx.x;\n"
                     "  const ty_i64 step = (ty_i64)gridDim.x * blockDim.x;\n");
   for (int i = 0; i < p->n_in; i++)
     if (cls[i] == TY_FUSE_CUDA_SCALAR) ty__sb_printf(&b, "  const float s%d = i%d[0];\n", i, i);
   if (strided)
-    ty__sb_printf(&b, "  const int rank = (int)bc[0];\n  (void)vec;\n");
+    ty__sb_printf(&b, "  const int rank = (int)bc.v[0];\n  (void)vec;\n");
   else
     emit_vector_loop(&b, p, cls);
   ty__sb_printf(&b, "  for (ty_i64 k = %s + tid; k < n; k += step) {\n", strided ? "0" : "n4 * 4");
@@ -218,6 +226,7 @@ void ty_fused_srcs_free(ty_fused_src *s, size_t n) {
   for (size_t i = 0; s && i < n; i++) {
     free(s[i].name);
     free(s[i].src);
+    free(s[i].params);
   }
   free(s);
 }
@@ -238,12 +247,20 @@ static void classify(const ty_graph *g, const ty__fgroup *grp, int *cls) {
 }
 
 static int add_region(const ty_graph *g, const ty__fgroup *grp, ty_fused_src *dst) {
-  int cls[TY__FUSE_MAX_IO];
+  const ty__fprog *p = &grp->prog;
   char name[TY__FUSE_MAX_IO + 8];
-  classify(g, grp, cls);
-  int rc = ty_fusion_cuda_name(cls, grp->prog.n_in, name, sizeof name);
-  if (rc == 0) rc = ty__fprog_codegen_cuda(&grp->prog, cls, &dst->src);
+  classify(g, grp, dst->cls);
+  dst->n_in = p->n_in;
+  dst->n_out = p->n_out;
+  dst->n_params = p->n_params;
+  memcpy(dst->in_ids, grp->in_ids, sizeof dst->in_ids);
+  memcpy(dst->out_ids, grp->out_ids, sizeof dst->out_ids);
+  int rc = ty_fusion_cuda_name(dst->cls, p->n_in, name, sizeof name);
+  if (rc == 0) rc = ty__fprog_codegen_cuda(p, dst->cls, &dst->src);
   if (rc == 0 && !(dst->name = strdup(name))) rc = TY_ENOMEM;
+  if (rc == 0 && !(dst->params = malloc(((size_t)p->n_params + 1) * sizeof *dst->params)))
+    rc = TY_ENOMEM;
+  if (rc == 0 && p->n_params) memcpy(dst->params, p->params, (size_t)p->n_params * sizeof *p->params);
   return rc;
 }
 

@@ -101,16 +101,26 @@ int ty_jit_adam_step(ty_jit *j, const ty_fused_adam *h, size_t n, float *param, 
  * Text only: ops/cuda compiles it with NVRTC for the device's architecture
  * and caches it. How a region input broadcasts to the loop shape: */
 enum { TY_FUSE_CUDA_FULL = 0, TY_FUSE_CUDA_SCALAR = 1, TY_FUSE_CUDA_STRIDED = 2 };
+/* 64-bit words of a region kernel's shape argument with n strided inputs
+ * (see cuda_gen.c): rank, the loop dims, one stride row per strided input. */
+#define TY_FUSE_CUDA_BC_LEN(n) (1 + TY_MAX_RANK * (1 + (n)))
 
 /* The kernel's entry name for n_in inputs of classes cls ("ty_fk_" and one
  * letter per input: f full, s scalar, b strided). TY_EINVAL when len is
  * too small. */
 int ty_fusion_cuda_name(const int *cls, int n_in, char *out, size_t len);
 
-/* One generated kernel: its entry point and CUDA C source, both malloc'd. */
+/* One generated kernel: its entry point and CUDA C source (both malloc'd)
+ * and what a launch binds: the region's external inputs and materialised
+ * outputs (graph value ids, in argument order), the input classes the
+ * kernel was generated for and the attribute scalars (malloc'd). */
+#define TY_FUSE_MAX_IO 32
 typedef struct ty_fused_src {
   char *name;
   char *src;
+  int n_in, n_out, n_params;
+  int in_ids[TY_FUSE_MAX_IO], out_ids[TY_FUSE_MAX_IO], cls[TY_FUSE_MAX_IO];
+  float *params;
 } ty_fused_src;
 void ty_fused_srcs_free(ty_fused_src *s, size_t n);
 

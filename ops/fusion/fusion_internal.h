@@ -23,7 +23,7 @@
 
 /* At most this many external inputs/outputs per region (the broadcast
  * pattern is a bit mask). */
-#define TY__FUSE_MAX_IO 32
+#define TY__FUSE_MAX_IO TY_FUSE_MAX_IO
 /* Elements per interpreter register. */
 #define TY__FBLOCK 256
 
