@@ -103,6 +103,31 @@ typedef struct ty_cuda_fused_call {
 int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *err,
                          size_t err_len);
 
+/* ---- GEMM through cuBLAS (blas.c; built when meson finds cuBLAS, which
+ * cuda_dep then announces with TY_HAVE_CUBLAS) ---------------------------- */
+typedef struct ty_cuda_blas ty_cuda_blas;
+/* Row-major C = alpha * op(A) op(B) + beta * C for batch matrices at the
+ * given element strides; op(A) is m x k, op(B) k x n; ld* are row lengths
+ * of the stored matrices. Pointers are device memory. */
+typedef struct ty_cuda_gemm_args {
+  bool trans_a, trans_b;
+  int64_t m, n, k, batch;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+  int64_t lda, ldb, ldc;
+  int64_t stride_a, stride_b, stride_c;
+} ty_cuda_gemm_args;
+/* TY_EINVAL naming the field that is wrong; needs no device. */
+int ty_cuda_gemm_check(const ty_cuda_gemm_args *g, char *err, size_t err_len);
+/* A cuBLAS handle on stream (cudaStream_t; NULL: the default); tf32 lets
+ * it use TF32 tensor cores (results change at the 1e-3 level). */
+int ty_cuda_blas_create(void *stream, bool tf32, ty_cuda_blas **out_blas, char *err,
+                        size_t err_len);
+void ty_cuda_blas_destroy(ty_cuda_blas *b); /* NULL is fine */
+/* Asynchronous on the handle's stream. */
+int ty_cuda_gemm(ty_cuda_blas *b, const ty_cuda_gemm_args *g, char *err, size_t err_len);
+
 /* ---- the device ------------------------------------------------------------ */
 /* CUDA devices visible to this process: 0 (not an error) without a driver
  * or a GPU. */

@@ -273,3 +273,37 @@ Test(cuda_rtc, rejects_bad_arch_and_reports_compile_errors) {
   cr_assert(strstr(err, "NVRTC: broken") && strstr(err, "undefined_thing"), "%s", err);
   ty_cuda_rtc_destroy(r);
 }
+
+#ifdef TY_HAVE_CUBLAS
+/* GEMM arguments are checked before cuBLAS sees them, naming the field. */
+Test(cuda_blas, gemm_arguments_are_checked) {
+  char err[512] = "";
+  ty_cuda_gemm_args g = {.m = 4, .n = 3, .k = 5, .batch = 1, .lda = 5, .ldb = 3, .ldc = 3};
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), 0, "%s", err);
+  g.trans_a = true; /* A stored k x m: rows of m = 4 */
+  g.lda = 3;
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "lda 3 is below the row length 4"), "%s", err);
+  g.lda = 4;
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), 0, "%s", err);
+  g.ldb = 2;
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "ldb 2 is below the row length 3"), "%s", err);
+  g.ldb = 3;
+  g.ldc = 1;
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "ldc 1 is below n 3"), "%s", err);
+  g.ldc = 3;
+  g.k = -1;
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "negative"), "%s", err);
+  g.k = 5;
+  g.batch = 2;
+  g.stride_c = 6;
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "stride_c 6 would overlap"), "%s", err);
+  g.m = (int64_t)1 << 32;
+  cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "2^31-1"), "%s", err);
+}
+#endif
