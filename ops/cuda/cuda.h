@@ -103,6 +103,39 @@ typedef struct ty_cuda_fused_call {
 int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *err,
                          size_t err_len);
 
+/* ---- the caching device allocator (alloc.c: its rules) ------------------- */
+typedef struct ty_cuda_alloc ty_cuda_alloc;
+/* Where blocks come from: cudaMalloc/cudaFree unless given (tests use the
+ * host heap). raw_alloc returns 0 or TY_ENOMEM. */
+typedef struct ty_cuda_alloc_backend {
+  int (*raw_alloc)(size_t bytes, void **out_ptr, void *user);
+  void (*raw_free)(void *ptr, void *user);
+  void *user;
+} ty_cuda_alloc_backend;
+typedef struct ty_cuda_alloc_stats {
+  size_t in_use, peak_in_use;     /* bytes of blocks handed out (rounded) */
+  size_t reserved, peak_reserved; /* bytes held from the backend */
+  size_t requested;               /* bytes asked for by live blocks */
+  double fragmentation;           /* 1 - requested / reserved (0 when empty) */
+  uint64_t allocs, cache_hits, raw_allocs, raw_frees, oom_flushes;
+} ty_cuda_alloc_stats;
+/* be may be NULL (the device). The caller owns *out_alloc. */
+int ty_cuda_alloc_create(const ty_cuda_alloc_backend *be, ty_cuda_alloc **out_alloc);
+/* Returns every block to the backend, live or cached. NULL is fine. */
+void ty_cuda_alloc_destroy(ty_cuda_alloc *a);
+/* The size class of a request (see alloc.c). */
+size_t ty_cuda_alloc_round(size_t bytes);
+/* A block of at least bytes for use on stream (a cudaStream_t, NULL the
+ * default stream); TY_ENOMEM when the backend has none even after
+ * releasing the cache. */
+int ty_cuda_alloc_get(ty_cuda_alloc *a, size_t bytes, void *stream, void **out_ptr);
+/* Caches ptr for its stream. TY_EINVAL: not from a; TY_ESTATE: already
+ * free. NULL is fine. */
+int ty_cuda_alloc_put(ty_cuda_alloc *a, void *ptr);
+/* Returns the cached free blocks to the backend. */
+void ty_cuda_alloc_trim(ty_cuda_alloc *a);
+void ty_cuda_alloc_get_stats(const ty_cuda_alloc *a, ty_cuda_alloc_stats *out_stats);
+
 /* ---- GEMM through cuBLAS (blas.c; built when meson finds cuBLAS, which
  * cuda_dep then announces with TY_HAVE_CUBLAS) ---------------------------- */
 typedef struct ty_cuda_blas ty_cuda_blas;
