@@ -109,7 +109,8 @@ static void nvrtc_model(const char *dir, const char *name, const char *cache) {
          "sm_90 cubin ms mean / max | %.1f / %.1f | - | - |\n",
          name, nk, (unsigned long long)st.compiles,
          st.compiles ? st.compile_s * 1e3 / (double)st.compiles : 0.0, worst * 1e3);
-  printf("| NVRTC %s: compiles after step 1 over %d steps; cache hit rate after step 1 | %llu; %.1f%% | goal 0 "
+  printf("| NVRTC %s: compiles after step 1 over %d steps; cache hit rate after step 1 | %llu; "
+         "%.1f%% | goal 0 "
          "| - |\n",
          name, steps, (unsigned long long)(st.compiles - after_first),
          lookups > 0 ? 100.0 * (double)(st.disk_hits - hits_first) / lookups : 0.0);
@@ -189,8 +190,8 @@ static int cmd_fused(int arch) {
   }
   float *dout[1] = {d[3]};
   const ty_shape *loop = &ty_graph_value_at(g, k->out_ids[0])->shape;
-  ty_cuda_fused_call c = {k->name, k->n_in, k->n_out, k->n_params, k->cls, shapes, loop,
-                          din,     dout,    k->params, NULL};
+  ty_cuda_fused_call c = {k->name, k->n_in, k->n_out, k->n_params, k->cls, shapes,
+                          loop,    din,     dout,     k->params,   NULL};
   cudaEvent_t a, b;
   cudaEventCreate(&a);
   cudaEventCreate(&b);
@@ -232,8 +233,17 @@ static double gemm_tflops(bool tf32, int64_t s, float *x, float *y, float *z, bo
   } else if (ty_cuda_blas_create(NULL, tf32, &bl, err, sizeof err) != 0) {
     die("blas", err);
   }
-  ty_cuda_gemm_args g = {.m = s, .n = s, .k = s, .batch = 1, .alpha = 1, .a = x, .b = y, .c = z,
-                         .lda = s, .ldb = s, .ldc = s};
+  ty_cuda_gemm_args g = {.m = s,
+                         .n = s,
+                         .k = s,
+                         .batch = 1,
+                         .alpha = 1,
+                         .a = x,
+                         .b = y,
+                         .c = z,
+                         .lda = s,
+                         .ldb = s,
+                         .ldc = s};
   const float one = 1, zero = 0;
   cudaEvent_t a, b;
   cudaEventCreate(&a);

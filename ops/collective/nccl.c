@@ -107,7 +107,6 @@ static int wait_stream(ty_coll *c, const char *what) {
   return q == cudaSuccess ? 0 : ty__coll_set_err(c, TY_EIO, "%s: %s", what, cudaGetErrorString(q));
 }
 
-
 /* ---- a plan's mesh ------------------------------------------------------------------ */
 
 int ty__nccl_set_mesh(ty_coll *c) {

@@ -37,11 +37,11 @@ typedef struct ty_cuda_rtc_opts {
 } ty_cuda_rtc_opts;
 
 typedef struct ty_cuda_rtc_stats {
-  uint64_t compiles;   /* NVRTC runs that succeeded */
-  uint64_t failures;   /* NVRTC runs that failed (the log is in the error) */
-  uint64_t disk_hits;  /* images read from the cache without compiling */
-  uint64_t rejected;   /* cache files whose key did not match (compiled again) */
-  double compile_s;    /* seconds spent in NVRTC */
+  uint64_t compiles;  /* NVRTC runs that succeeded */
+  uint64_t failures;  /* NVRTC runs that failed (the log is in the error) */
+  uint64_t disk_hits; /* images read from the cache without compiling */
+  uint64_t rejected;  /* cache files whose key did not match (compiled again) */
+  double compile_s;   /* seconds spent in NVRTC */
 } ty_cuda_rtc_stats;
 
 /* opts may be NULL. TY_EINVAL for an arch outside [50, 200). Without a
@@ -76,8 +76,7 @@ const ty_cuda_source *ty_cuda_kernel_sources(size_t *out_n);
 typedef struct ty_cuda_module ty_cuda_module;
 /* Loads a PTX or cubin image into the current device's primary context.
  * TY_EUNSUPPORTED without a device; the driver's error otherwise. */
-int ty_cuda_module_load(const void *image, ty_cuda_module **out_module, char *err,
-                        size_t err_len);
+int ty_cuda_module_load(const void *image, ty_cuda_module **out_module, char *err, size_t err_len);
 void ty_cuda_module_unload(ty_cuda_module *m); /* NULL is fine */
 /* Launches entry on stream (a cudaStream_t; NULL: the legacy default)
  * with a 1-D grid; args as cuLaunchKernel's kernelParams. Asynchronous. */
@@ -100,8 +99,7 @@ typedef struct ty_cuda_fused_call {
 } ty_cuda_fused_call;
 /* TY_EINVAL names what does not fit (arity, a symbolic loop, an input that
  * does not broadcast). Asynchronous on c->stream. */
-int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *err,
-                         size_t err_len);
+int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *err, size_t err_len);
 
 /* ---- the caching device allocator (alloc.c: its rules) ------------------- */
 typedef struct ty_cuda_alloc ty_cuda_alloc;

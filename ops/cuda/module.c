@@ -58,8 +58,7 @@ static int drv_err(const ty_cuda_module *m, CUresult r, const char *what, char *
   return ty_errf(err, err_len, TY_EIO, "%s: %s (CUresult %d)", what, s ? s : "?", (int)r);
 }
 
-int ty_cuda_module_load(const void *image, ty_cuda_module **out_module, char *err,
-                        size_t err_len) {
+int ty_cuda_module_load(const void *image, ty_cuda_module **out_module, char *err, size_t err_len) {
   if (ty_cuda_device_count() == 0)
     return ty_errf(err, err_len, TY_EUNSUPPORTED, "cuda: no device visible");
   ty_cuda_module *m = calloc(1, sizeof *m);
@@ -92,9 +91,8 @@ void ty_cuda_module_unload(ty_cuda_module *m) {
   free(m);
 }
 
-int ty_cuda_module_launch(ty_cuda_module *m, const char *entry_name, unsigned grid,
-                          unsigned block, unsigned shmem, void *stream, void **args, char *err,
-                          size_t err_len) {
+int ty_cuda_module_launch(ty_cuda_module *m, const char *entry_name, unsigned grid, unsigned block,
+                          unsigned shmem, void *stream, void **args, char *err, size_t err_len) {
   CUfunction f;
   CUresult r = m->get_function(&f, m->mod, entry_name);
   if (r != CUDA_SUCCESS) return drv_err(m, r, entry_name, err, err_len);

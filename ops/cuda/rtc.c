@@ -6,7 +6,7 @@
  * file is a 32-byte header (magic "TYCUDA1\0", the 16-byte key, the image
  * length as 8 little-endian bytes) and the image; it is used only when it
  * is a regular file of ours that nobody else can write (ops/fusion's
- * ty__jit_cache_trusts) and its header repeats the key and the length, so
+ * ty_kernel_cache_trusts) and its header repeats the key and the length, so
  * a truncated, renamed or foreign file is compiled again and replaced.
  * New files are written under a name unique to this process and call and
  * renamed over the final one, so concurrent ranks sharing a cache see a
@@ -16,7 +16,7 @@
 #include "ops/cuda/cuda.h"
 
 #include "lib/base/base.h"
-#include "ops/fusion/fusion_internal.h"
+#include "ops/fusion/fusion.h"
 
 #include <cuda_runtime_api.h>
 #include <fcntl.h>
@@ -35,7 +35,7 @@ struct ty_cuda_rtc {
   char *dir; /* NULL: uncached */
   int dirfd;
   char arch_opt[32];
-  ty__jit_key target; /* what the image depends on besides the source */
+  ty_kernel_key target; /* what the image depends on besides the source */
   uint64_t seq;
   ty_cuda_rtc_stats st;
 };
@@ -47,13 +47,13 @@ static void open_cache(ty_cuda_rtc *r, const char *given) {
   size_t n = 0;
   if (given) {
     n = (size_t)snprintf(path, sizeof path, "%s", given);
-  } else if (ty__jit_default_dir(path, sizeof path) == 0) {
+  } else if (ty_kernel_cache_default_dir(path, sizeof path) == 0) {
     n = strlen(path);
     n += (size_t)snprintf(path + n, sizeof path - n, "/cuda");
   } else {
     return;
   }
-  if (n >= sizeof path || ty__jit_cache_open(path, &r->dirfd, why, sizeof why) != 0) return;
+  if (n >= sizeof path || ty_kernel_cache_open(path, &r->dirfd, why, sizeof why) != 0) return;
   r->dir = strdup(path);
   if (!r->dir) {
     close(r->dirfd);
@@ -66,8 +66,7 @@ int ty_cuda_rtc_create(const ty_cuda_rtc_opts *opts, ty_cuda_rtc **out_rtc, char
   ty_cuda_rtc_opts o = opts ? *opts : (ty_cuda_rtc_opts){0};
   if (o.arch == 0) o.arch = 90;
   if (o.arch < 50 || o.arch >= 200)
-    return ty_errf(err, err_len, TY_EINVAL, "cuda arch: %d is not an SM version (e.g. 90)",
-                   o.arch);
+    return ty_errf(err, err_len, TY_EINVAL, "cuda arch: %d is not an SM version (e.g. 90)", o.arch);
   ty_cuda_rtc *r = calloc(1, sizeof *r);
   if (!r) return TY_ENOMEM;
   r->o = o;
@@ -77,12 +76,12 @@ int ty_cuda_rtc_create(const ty_cuda_rtc_opts *opts, ty_cuda_rtc **out_rtc, char
            o.arch);
   int major = 0, minor = 0;
   nvrtcVersion(&major, &minor);
-  ty__jit_key_init(&r->target);
-  ty__jit_key_str(&r->target, r->arch_opt);
-  ty__jit_key_add(&r->target, &major, sizeof major);
-  ty__jit_key_add(&r->target, &minor, sizeof minor);
+  ty_kernel_key_init(&r->target);
+  ty_kernel_key_str(&r->target, r->arch_opt);
+  ty_kernel_key_add(&r->target, &major, sizeof major);
+  ty_kernel_key_add(&r->target, &minor, sizeof minor);
   for (size_t i = 0; i < sizeof nvrtc_flags / sizeof *nvrtc_flags; i++)
-    ty__jit_key_str(&r->target, nvrtc_flags[i]);
+    ty_kernel_key_str(&r->target, nvrtc_flags[i]);
   if (!o.no_cache) open_cache(r, opts ? opts->cache_dir : NULL);
   *out_rtc = r;
   return 0;
@@ -115,7 +114,7 @@ static uint64_t get_u64(const uint8_t *p) {
   return v;
 }
 
-static void make_header(uint8_t *h, const ty__jit_key *k, size_t len) {
+static void make_header(uint8_t *h, const ty_kernel_key *k, size_t len) {
   memcpy(h, "TYCUDA1", 8);
   put_u64(h + 8, k->h[0]);
   put_u64(h + 16, k->h[1]);
@@ -124,9 +123,9 @@ static void make_header(uint8_t *h, const ty__jit_key *k, size_t len) {
 
 /* The cached image of key k, or TY_ENOTFOUND (missing or not trusted; a
  * file with the wrong header counts as rejected). */
-static int cache_read(ty_cuda_rtc *r, const char *name, const ty__jit_key *k, void **out_image,
+static int cache_read(ty_cuda_rtc *r, const char *name, const ty_kernel_key *k, void **out_image,
                       size_t *out_len) {
-  if (!ty__jit_cache_trusts(r->dirfd, name)) return TY_ENOTFOUND;
+  if (!ty_kernel_cache_trusts(r->dirfd, name)) return TY_ENOTFOUND;
   int fd = openat(r->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return TY_ENOTFOUND;
   uint8_t h[HDR_LEN], want[HDR_LEN];
@@ -154,11 +153,10 @@ static int cache_read(ty_cuda_rtc *r, const char *name, const ty__jit_key *k, vo
 }
 
 /* Best effort: a failed write only costs a compile next time. */
-static void cache_write(ty_cuda_rtc *r, const char *name, const ty__jit_key *k, const void *img,
+static void cache_write(ty_cuda_rtc *r, const char *name, const ty_kernel_key *k, const void *img,
                         size_t len) {
   char tmp[128];
-  snprintf(tmp, sizeof tmp, "%s.%ld.%llu.tmp", name, (long)getpid(),
-           (unsigned long long)r->seq++);
+  snprintf(tmp, sizeof tmp, "%s.%ld.%llu.tmp", name, (long)getpid(), (unsigned long long)r->seq++);
   int fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return;
   uint8_t h[HDR_LEN];
@@ -179,8 +177,7 @@ static int compile_error(nvrtcProgram prog, nvrtcResult res, const char *what, c
       snprintf(log, sizeof log, "%s", full);
     free(full);
   }
-  return ty_errf(err, err_len, TY_EINVAL, "NVRTC: %s: %s: %s", what, nvrtcGetErrorString(res),
-                 log);
+  return ty_errf(err, err_len, TY_EINVAL, "NVRTC: %s: %s: %s", what, nvrtcGetErrorString(res), log);
 }
 
 static double now_s(void) {
@@ -225,8 +222,8 @@ static int run_nvrtc(ty_cuda_rtc *r, const char *src, const char *what, void **o
 
 int ty_cuda_rtc_compile(ty_cuda_rtc *r, const char *src, const char *what, void **out_image,
                         size_t *out_len, char *err, size_t err_len) {
-  ty__jit_key k = r->target;
-  ty__jit_key_str(&k, src);
+  ty_kernel_key k = r->target;
+  ty_kernel_key_str(&k, src);
   char name[64];
   snprintf(name, sizeof name, "ty_%016llx%016llx.%s", (unsigned long long)k.h[0],
            (unsigned long long)k.h[1], r->o.ptx ? "ptx" : "cubin");

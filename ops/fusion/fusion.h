@@ -97,6 +97,25 @@ typedef struct ty_fused_adam {
 int ty_jit_adam_step(ty_jit *j, const ty_fused_adam *h, size_t n, float *param, const float *grad,
                      float *m, float *v);
 
+/* ---- the kernel cache's rules (jit_cache.c), shared with ops/cuda's NVRTC
+ * cache so GPU images are trusted exactly like CPU objects ---------------- */
+/* A 128-bit cache key in two independent 64-bit lanes. */
+typedef struct ty_kernel_key {
+  uint64_t h[2];
+} ty_kernel_key;
+void ty_kernel_key_init(ty_kernel_key *k);
+void ty_kernel_key_add(ty_kernel_key *k, const void *data, size_t n);
+void ty_kernel_key_str(ty_kernel_key *k, const char *s);
+/* $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels or
+ * ~/.cache/trainyard/kernels (home from $HOME or the password database);
+ * TY_ENOTFOUND when there is no home. */
+int ty_kernel_cache_default_dir(char *out, size_t len);
+/* Creates (0700) and opens the cache directory, verified private to the
+ * effective uid: 0 and *out_fd, or an error with the reason in why. */
+int ty_kernel_cache_open(const char *path, int *out_fd, char *why, size_t why_len);
+/* True when dirfd/name is a regular file of ours that nobody else can write. */
+bool ty_kernel_cache_trusts(int dirfd, const char *name);
+
 /* ---- the same kernels as CUDA C (ops/fusion/cuda_gen.c) ------------------
  * Text only: ops/cuda compiles it with NVRTC for the device's architecture
  * and caches it. How a region input broadcasts to the loop shape: */

@@ -190,27 +190,11 @@ void *ty__jit_lookup(ty_jit *j, const char *src, const char *sym);
 /* Counts one region run through the interpreter. */
 void ty__jit_count_interp(ty_jit *j);
 
-/* ---- the disk cache (jit_cache.c) ---- */
-/* A 128-bit cache key in two independent 64-bit lanes. */
-typedef struct ty__jit_key {
-  uint64_t h[2];
-} ty__jit_key;
-void ty__jit_key_init(ty__jit_key *k);
-void ty__jit_key_add(ty__jit_key *k, const void *data, size_t n);
-void ty__jit_key_str(ty__jit_key *k, const char *s);
+/* ---- the disk cache (jit_cache.c; the public part is in fusion.h) ---- */
 /* Adds what the object code depends on besides the source: the compiler's
  * argv, the flags, the compiler binary's identity and the CPU. */
-void ty__jit_key_target(ty__jit_key *k, char *const *cc_argv, int cc_argc, const char *const *flags,
-                        size_t n_flags);
-/* $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels or
- * ~/.cache/trainyard/kernels (home from $HOME or the password database);
- * TY_ENOTFOUND when there is no home. */
-int ty__jit_default_dir(char *out, size_t len);
-/* Creates (0700) and opens the cache directory, verified private to the
- * effective uid: 0 and *out_fd, or an error with the reason in why. */
-int ty__jit_cache_open(const char *path, int *out_fd, char *why, size_t why_len);
-/* True when dirfd/name is a regular file of ours that nobody else can write. */
-bool ty__jit_cache_trusts(int dirfd, const char *name);
+void ty__jit_key_target(ty_kernel_key *k, char *const *cc_argv, int cc_argc,
+                        const char *const *flags, size_t n_flags);
 
 typedef struct ty_workers ty_workers; /* ops/exec.h */
 

@@ -299,20 +299,21 @@ static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
     ty__sb_printf(b, "(float)(0.0 + (double)r%d / (double)r%d)", g, x);
     break;
   case TY__FOP_G_DIV1:
-    ty__sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g, x, z,
-              z);
+    ty__sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g,
+                  x, z, z);
     break;
   case TY__FOP_G_POW0:
     ty__sb_printf(b,
-              "(float)(0.0 + ((double)r%d == 0 ? 0.0 : (double)r%d * (double)r%d * "
-              "pow((double)r%d, (double)r%d - 1)))",
-              z, g, z, x, z);
+                  "(float)(0.0 + ((double)r%d == 0 ? 0.0 : (double)r%d * (double)r%d * "
+                  "pow((double)r%d, (double)r%d - 1)))",
+                  z, g, z, x, z);
     break;
   case TY__FOP_G_POW1:
-    ty__sb_printf(b,
-              "(float)(0.0 + ((double)r%d > 0 ? (double)r%d * log((double)r%d) * pow((double)r%d, "
-              "(double)r%d) : 0.0))",
-              x, g, x, x, z);
+    ty__sb_printf(
+        b,
+        "(float)(0.0 + ((double)r%d > 0 ? (double)r%d * log((double)r%d) * pow((double)r%d, "
+        "(double)r%d) : 0.0))",
+        x, g, x, x, z);
     break;
   default:
     ty__sb_printf(b, "r%d", in->a);
@@ -397,9 +398,9 @@ int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src) {
     const ty__finstr *in = &p->code[c];
     if (in->op == TY__FOP_LOAD)
       ty__sb_printf(&b,
-                (pattern >> in->a & 1u) ? "    const float r%d = i%d[k];\n"
-                                        : "    const float r%d = b%d;\n",
-                in->dst, in->a);
+                    (pattern >> in->a & 1u) ? "    const float r%d = i%d[k];\n"
+                                            : "    const float r%d = b%d;\n",
+                    in->dst, in->a);
     else if (in->op == TY__FOP_STORE)
       ty__sb_printf(&b, "    o%d[k] = r%d;\n", in->dst, in->a);
     else {

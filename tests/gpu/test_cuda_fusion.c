@@ -103,8 +103,8 @@ static void check_region(const ty_graph *g, const ty_fused_src *k, ty_tensor **h
   }
   for (int j = 0; j < k->n_out; j++)
     dout[j] = to_device(NULL, n * 4);
-  ty_cuda_fused_call c = {k->name, k->n_in, k->n_out, k->n_params, k->cls, shapes, loop,
-                          din,     dout,    k->params, NULL};
+  ty_cuda_fused_call c = {k->name, k->n_in, k->n_out, k->n_params, k->cls, shapes,
+                          loop,    din,     dout,     k->params,   NULL};
   CHECK(ty_cuda_fused_launch(m, &c, err, sizeof err) == 0, "%s", err);
   CHECK(cudaDeviceSynchronize() == cudaSuccess, "%s", cudaGetErrorString(cudaGetLastError()));
   float *got = malloc(n * 4);
@@ -144,8 +144,7 @@ int main(void) {
   CHECK(ty_exec_run(cpu, err, sizeof err) == 0, "%s", err);
   ty_fused_src *k = NULL;
   size_t nk = 0;
-  CHECK(ty_fusion_cuda_sources(g, NULL, 0, &k, &nk) == 0 && nk == 2, "want 2 regions, got %zu",
-        nk);
+  CHECK(ty_fusion_cuda_sources(g, NULL, 0, &k, &nk) == 0 && nk == 2, "want 2 regions, got %zu", nk);
   for (size_t i = 0; i < nk; i++)
     check_region(g, &k[i], host, cpu, arch);
   ty_fused_srcs_free(k, nk);

@@ -29,9 +29,20 @@ static double at(const float *x, bool t, int64_t ld, int64_t i, int64_t j) {
 
 static int run(ty_cuda_blas *bl, bool ta, bool tb, const float *ha, const float *hb) {
   char err[TY_ERR_LEN];
-  ty_cuda_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = M, .n = N, .k = K, .batch = B,
-                         .alpha = 1.0f, .beta = 0.0f, .lda = ta ? M : K, .ldb = tb ? K : N,
-                         .ldc = N, .stride_a = M * K, .stride_b = K * N, .stride_c = M * N};
+  ty_cuda_gemm_args g = {.trans_a = ta,
+                         .trans_b = tb,
+                         .m = M,
+                         .n = N,
+                         .k = K,
+                         .batch = B,
+                         .alpha = 1.0f,
+                         .beta = 0.0f,
+                         .lda = ta ? M : K,
+                         .ldb = tb ? K : N,
+                         .ldc = N,
+                         .stride_a = M * K,
+                         .stride_b = K * N,
+                         .stride_c = M * N};
   float *da = upload(ha, B * M * K), *db = upload(hb, B * K * N), *dc = upload(NULL, B * M * N);
   float *hc = malloc(sizeof(float) * B * M * N);
   g.a = da, g.b = db, g.c = dc;

@@ -59,8 +59,7 @@ static int ptxas(const char *ptx, size_t len) {
   const char *bin = getenv("TY_PTXAS");
   char *argv[] = {(char *)(bin ? bin : "ptxas"), "-arch=sm_90", path, "-o", "/dev/null", NULL};
   pid_t pid;
-  cr_assert_eq(posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), 0, "cannot run %s",
-               argv[0]);
+  cr_assert_eq(posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), 0, "cannot run %s", argv[0]);
   int st = 0;
   waitpid(pid, &st, 0);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
@@ -92,9 +91,9 @@ Test(cuda_rtc, hand_written_kernels_assemble_for_sm90) {
   size_t n = 0;
   const ty_cuda_source *k = ty_cuda_kernel_sources(&n);
   cr_assert_geq(n, 4);
-  const char *want[] = {"ty_softmax", "ty_softmax_bwd", "ty_layer_norm", "ty_layer_norm_bwd",
-                        "ty_xent", "ty_xent_bwd", "ty_embedding_gather",
-                        "ty_embedding_scatter_add"};
+  const char *want[] = {
+      "ty_softmax", "ty_softmax_bwd", "ty_layer_norm",       "ty_layer_norm_bwd",
+      "ty_xent",    "ty_xent_bwd",    "ty_embedding_gather", "ty_embedding_scatter_add"};
   for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
     bool found = false;
     char entry[64];
