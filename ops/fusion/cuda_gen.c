@@ -227,6 +227,7 @@ void ty_fused_srcs_free(ty_fused_src *s, size_t n) {
     free(s[i].name);
     free(s[i].src);
     free(s[i].params);
+    free(s[i].nodes);
   }
   free(s);
 }
@@ -260,6 +261,11 @@ static int add_region(const ty_graph *g, const ty__fgroup *grp, ty_fused_src *ds
   if (rc == 0 && !(dst->name = strdup(name))) rc = TY_ENOMEM;
   if (rc == 0 && !(dst->params = malloc(((size_t)p->n_params + 1) * sizeof *dst->params)))
     rc = TY_ENOMEM;
+  if (rc == 0 && !(dst->nodes = malloc(grp->n_nodes * sizeof *dst->nodes))) rc = TY_ENOMEM;
+  if (rc == 0) {
+    memcpy(dst->nodes, grp->nodes, grp->n_nodes * sizeof *dst->nodes);
+    dst->n_nodes = grp->n_nodes;
+  }
   if (rc == 0 && p->n_params)
     memcpy(dst->params, p->params, (size_t)p->n_params * sizeof *p->params);
   return rc;
@@ -274,7 +280,7 @@ int ty_fusion_cuda_sources(const ty_graph *g, const int *keep, size_t n_keep,
   ty__sched *s = NULL;
   if (!order) return TY_ENOMEM;
   int rc = ty_graph_topo_order(g, order);
-  if (rc == 0) rc = ty__sched_create(g, order, true, keep, n_keep, &s);
+  if (rc == 0) rc = ty__sched_create_gpu(g, order, keep, n_keep, &s);
   ty_fused_src *out = NULL;
   size_t n = 0;
   if (rc == 0 && s->n_groups && !(out = calloc(s->n_groups, sizeof *out))) rc = TY_ENOMEM;

@@ -140,11 +140,14 @@ typedef struct ty_fused_src {
   int n_in, n_out, n_params;
   int in_ids[TY_FUSE_MAX_IO], out_ids[TY_FUSE_MAX_IO], cls[TY_FUSE_MAX_IO];
   float *params;
+  size_t *nodes; /* the graph nodes it computes (malloc'd) */
+  size_t n_nodes;
 } ty_fused_src;
 void ty_fused_srcs_free(ty_fused_src *s, size_t n);
 
-/* The CUDA C of every fused region that ty_exec would build for g (keep as
- * ty_exec_opts.keep_values), classes from the static shapes (an input
+/* The CUDA C of every fused region of g as the GPU path builds them (the
+ * CPU's regions, and each fusible node outside them as a region of one;
+ * keep as ty_exec_opts.keep_values), classes from the static shapes (an input
  * whose shape is not known to be the loop shape or one element counts as
  * strided, which is correct for any broadcast). *out_srcs (owned by the
  * caller, ty_fused_srcs_free) may be NULL when g has no region. */

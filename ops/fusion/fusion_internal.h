@@ -152,6 +152,10 @@ typedef struct ty__sched {
  * after a run; graph outputs and values nobody reads are kept as well. */
 int ty__sched_create(const ty_graph *g, const size_t *order, bool fuse, const int *keep,
                      size_t n_keep, ty__sched **out_sched);
+/* The same with every fusible node in a region, alone or not: on the GPU
+ * each elementwise op runs as a generated kernel (ops/fusion/cuda_gen.c). */
+int ty__sched_create_gpu(const ty_graph *g, const size_t *order, const int *keep, size_t n_keep,
+                         ty__sched **out_sched);
 void ty__sched_destroy(ty__sched *s);
 /* True for ops a region may contain (float32 checked separately). */
 bool ty__fuse_op_ok(ty_op op);

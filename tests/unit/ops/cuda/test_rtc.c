@@ -178,6 +178,7 @@ Test(cuda_rtc, example_models_fused_regions_assemble_for_sm90, .timeout = 600) {
     ty_graph_destroy(g);
   }
   cr_assert_gt(total, 0, "no fused region in the example models");
+  cr_log_info("example models: %zu fused kernels assembled for sm_90", total);
   ty_cuda_rtc_destroy(r);
 }
 
@@ -204,6 +205,7 @@ Test(cuda_rtc, onnx_node_tests_fused_regions_assemble_for_sm90, .timeout = 600) 
   }
   closedir(d);
   cr_assert_gt(total, 0, "no node test fuses");
+  cr_log_info("ONNX node tests: %zu fused kernels assembled for sm_90", total);
   ty_cuda_rtc_destroy(r);
 }
 
