@@ -21,6 +21,7 @@
 #ifndef TY_OPS_CUDA_CUDA_H
 #define TY_OPS_CUDA_CUDA_H
 
+#include "ops/graph.h"
 #include "ops/tensor.h"
 
 #include <stdbool.h>
@@ -158,6 +159,19 @@ int ty_cuda_blas_create(void *stream, bool tf32, ty_cuda_blas **out_blas, char *
 void ty_cuda_blas_destroy(ty_cuda_blas *b); /* NULL is fine */
 /* Asynchronous on the handle's stream. */
 int ty_cuda_gemm(ty_cuda_blas *b, const ty_cuda_gemm_args *g, char *err, size_t err_len);
+
+/* ---- placement (place.c): which nodes have CUDA kernels ------------------- */
+typedef struct ty_cuda_place {
+  bool gpu;
+  const char *how; /* on the GPU: the kernel family ("cuBLAS", "softmax.cu", ...) */
+  char why[160];   /* on the CPU: why, naming the op and what is missing */
+} ty_cuda_place;
+/* One entry per node of g (node order) in *out_places (malloc'd, the
+ * caller frees). Pure: needs no device. */
+int ty_cuda_placement(const ty_graph *g, ty_cuda_place **out_places, size_t *out_n);
+/* "N of M nodes have CUDA kernels; CPU: 3 x <why>; ..." (most frequent
+ * reason first), truncated with "..." to len. */
+int ty_cuda_placement_summary(const ty_cuda_place *p, size_t n, char *out, size_t len);
 
 /* ---- the device ------------------------------------------------------------ */
 /* CUDA devices visible to this process: 0 (not an error) without a driver

@@ -35,6 +35,9 @@
 #ifdef TY_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
+#ifdef TY_HAVE_CUDA_OPS
+#include "ops/cuda/cuda.h"
+#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -466,6 +469,23 @@ static int check_gpu(uint32_t rank) {
 #endif
 }
 
+/* DEVICE_GPU: which nodes of the training graph ops/cuda has kernels for
+ * and why the others would fall back, so a user sees what a GPU executor
+ * would run before it exists. */
+static void print_placement(const ty_train *t) {
+#ifdef TY_HAVE_CUDA_OPS
+  ty_cuda_place *p = NULL;
+  size_t n = 0;
+  char sum[2048];
+  if (ty_cuda_placement(ty_train_graph(t), &p, &n) == 0 &&
+      ty_cuda_placement_summary(p, n, sum, sizeof sum) == 0)
+    printf("placement: %s\n", sum);
+  free(p);
+#else
+  (void)t;
+#endif
+}
+
 /* Joins the world and resolves the plan; 0, or the exit code. */
 static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan,
                    ty_plan_request *req, void **coll) {
@@ -538,6 +558,7 @@ static int train(const args *a, ty_train_config *c) {
   if (!ty_train_plan(t)) describe_params(t, coll);
 #endif
   tr_plan_print(&a->plan, t, o.rank);
+  if (c->gpu && o.rank == 0) print_placement(t);
   if (a->report) report(t, c, o.no_fusion);
   bool stopped = false;
   code = 1;

@@ -308,3 +308,99 @@ Test(cuda_blas, gemm_arguments_are_checked) {
   cr_assert(strstr(err, "2^31-1"), "%s", err);
 }
 #endif
+
+/* ---- placement ----------------------------------------------------------------- */
+
+static int add_value(ty_graph *g, const char *name, ty_dtype dt, int rank, const int64_t *dims) {
+  int id;
+  ty_shape s = ty_shape_make(rank, dims);
+  cr_assert_eq(ty_graph_add_value(g, name, dt, rank < 0 ? NULL : &s, &id), 0);
+  return id;
+}
+
+static size_t add_node(ty_graph *g, ty_op op, const int *in, int n_in, int out) {
+  int idx;
+  cr_assert_eq(ty_graph_add_node(g, op, NULL, in, n_in, &out, 1, &idx), 0);
+  return (size_t)idx;
+}
+
+/* Each rule once: kernels where ops/cuda has one, a reason otherwise. */
+Test(cuda_place, kernels_or_a_reason_per_node) {
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t xd[2] = {4, 8}, wd[2] = {8, 16}, id4[4] = {1, 1, 6, 6}, kd4[4] = {1, 1, 3, 3};
+  int x = add_value(g, "x", TY_DTYPE_F32, 2, xd), w = add_value(g, "w", TY_DTYPE_F32, 2, wd);
+  int im = add_value(g, "im", TY_DTYPE_F32, 4, id4), k = add_value(g, "k", TY_DTYPE_F32, 4, kd4);
+  int d = add_value(g, "d", TY_DTYPE_F64, 2, xd);
+  int ids[] = {x, w, im, k, d};
+  for (size_t i = 0; i < 5; i++)
+    ty_graph_mark_input(g, ids[i]);
+  int m = add_value(g, "m", TY_DTYPE_F32, -1, NULL), r = add_value(g, "r", TY_DTYPE_F32, -1, NULL);
+  int s = add_value(g, "s", TY_DTYPE_F32, -1, NULL),
+      s0 = add_value(g, "s0", TY_DTYPE_F32, -1, NULL);
+  int c = add_value(g, "c", TY_DTYPE_F32, -1, NULL),
+      dd = add_value(g, "dd", TY_DTYPE_F64, -1, NULL);
+  size_t n_mm = add_node(g, TY_OP_MATMUL, (int[]){x, w}, 2, m);
+  size_t n_relu = add_node(g, TY_OP_RELU, &m, 1, r);
+  size_t n_sm = add_node(g, TY_OP_SOFTMAX, &r, 1, s);
+  size_t n_sm0 = add_node(g, TY_OP_SOFTMAX, &r, 1, s0);
+  cr_assert_eq(ty_graph_node_set_int(g, n_sm0, "axis", 0), 0);
+  size_t n_conv = add_node(g, TY_OP_CONV, (int[]){im, k}, 2, c);
+  size_t n_f64 = add_node(g, TY_OP_ADD, (int[]){d, d}, 2, dd);
+  int outs[] = {s, s0, c, dd};
+  for (size_t i = 0; i < 4; i++)
+    ty_graph_mark_output(g, outs[i]);
+  char err[512];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_cuda_place *p = NULL;
+  size_t n = 0;
+  cr_assert_eq(ty_cuda_placement(g, &p, &n), 0);
+  cr_assert_eq(n, 6);
+  cr_assert(p[n_mm].gpu && !strcmp(p[n_mm].how, "cuBLAS"));
+  cr_assert(p[n_relu].gpu && strstr(p[n_relu].how, "region"), "a lone Relu is a region of one");
+  cr_assert(p[n_sm].gpu && !strcmp(p[n_sm].how, "softmax.cu"));
+  cr_assert(!p[n_sm0].gpu);
+  cr_assert(strstr(p[n_sm0].why, "Softmax over axis 0, not the last"), "%s", p[n_sm0].why);
+  cr_assert(!p[n_conv].gpu);
+  cr_assert(strstr(p[n_conv].why, "Conv: the cuDNN path"), "%s", p[n_conv].why);
+  cr_assert(!p[n_f64].gpu);
+  cr_assert(strstr(p[n_f64].why, "Add on DOUBLE: only float32 has CUDA kernels"), "%s",
+            p[n_f64].why);
+  char sum[512];
+  cr_assert_eq(ty_cuda_placement_summary(p, n, sum, sizeof sum), 0);
+  cr_assert(strstr(sum, "3 of 6 nodes have CUDA kernels; CPU: 1 x "), "%s", sum);
+  char tiny[40];
+  cr_assert_eq(ty_cuda_placement_summary(p, n, tiny, sizeof tiny), 0);
+  cr_assert(strlen(tiny) == sizeof tiny - 1 && strstr(tiny, "..."), "%s", tiny);
+  free(p);
+  ty_graph_destroy(g);
+}
+
+/* The GPT example's training graph: its MatMuls, softmaxes, layer norms,
+ * embedding and loss (forward and backward) all have kernels. */
+Test(cuda_place, gpt_training_graph) {
+  const char *dir = getenv("TY_MODELS_DIR");
+  char path[512];
+  snprintf(path, sizeof path, "%s/gpt.onnx", dir ? dir : ".");
+  if (!dir || access(path, R_OK) != 0) cr_skip_test("no gpt.onnx (python3-torch at build time)");
+  ty_graph *g = training_graph(dir, "gpt");
+  ty_cuda_place *p = NULL;
+  size_t n = 0, on = 0;
+  cr_assert_eq(ty_cuda_placement(g, &p, &n), 0);
+  bool seen[TY_OP_COUNT_] = {0};
+  for (size_t i = 0; i < n; i++) {
+    const ty_graph_node *nd = ty_graph_node_at(g, i);
+    on += p[i].gpu;
+    int op = nd->op == TY_OP_GRAD ? ty_autodiff_grad_forward_op(nd) : (int)nd->op;
+    if (p[i].gpu && op >= 0) seen[op] = true;
+    cr_assert(p[i].gpu || p[i].why[0], "node %zu on the CPU without a reason", i);
+  }
+  cr_assert(seen[TY_OP_MATMUL] && seen[TY_OP_LAYER_NORM] && seen[TY_OP_SOFTMAX_CE_LOSS] &&
+            seen[TY_OP_GATHER]);
+  char sum[1024];
+  cr_assert_eq(ty_cuda_placement_summary(p, n, sum, sizeof sum), 0);
+  cr_log_info("gpt training graph: %s", sum);
+  cr_assert_gt(on, n / 2, "%s", sum);
+  free(p);
+  ty_graph_destroy(g);
+}
