@@ -63,9 +63,10 @@ int ty_cuda_rtc_compile(ty_cuda_rtc *r, const char *src, const char *what, void 
 
 /* ---- hand-written kernels (ops/cuda/kernels/ *.cu, embedded at build) ----
  * softmax, log-softmax, layer normalisation (forward, backward), softmax
- * cross-entropy (forward, backward) and embedding gather / scatter-add,
- * each a file of extern "C" kernels compiled by NVRTC like the generated
- * ones, so the build needs no nvcc. */
+ * cross-entropy (forward, backward), embedding gather / scatter-add, an
+ * N-D strided copy (Transpose, Slice, Concat, Split, broadcasts) and sums
+ * over dims (reductions, broadcast gradients), each a file of extern "C" kernels compiled by NVRTC
+ * like the generated ones, so the build needs no nvcc. */
 typedef struct ty_cuda_source {
   const char *name; /* the file's name without .cu */
   const char *src;

@@ -115,6 +115,16 @@ static void place_forward(const ty_graph *g, const ty_graph_node *n, ty_cuda_pla
   case TY_OP_IDENTITY:
     gpu(p, "view");
     return;
+  case TY_OP_TRANSPOSE:
+  case TY_OP_SLICE:
+  case TY_OP_CONCAT:
+  case TY_OP_SPLIT:
+    gpu(p, "copy.cu");
+    return;
+  case TY_OP_REDUCE_SUM:
+  case TY_OP_REDUCE_MEAN:
+    gpu(p, "reduce.cu");
+    return;
   case TY_OP_CONV:
   case TY_OP_MAX_POOL:
   case TY_OP_AVERAGE_POOL:
@@ -155,15 +165,30 @@ static void place_grad(const ty_graph_node *n, ty_cuda_place *p) {
   case TY_OP_UNSQUEEZE:
     gpu(p, "view");
     return;
+  case TY_OP_TRANSPOSE:
+  case TY_OP_SLICE:
+  case TY_OP_CONCAT:
+  case TY_OP_SPLIT:
+  case TY_OP_REDUCE_SUM: /* a broadcast of dY: a copy with stride 0 */
+  case TY_OP_REDUCE_MEAN:
+    gpu(p, "copy.cu");
+    return;
+  /* A broadcast input's gradient (same-shaped ones are regions): dY, or
+   * a region's dY * other, summed over the broadcast dims. */
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+    gpu(p, "reduce.cu");
+    return;
+  case TY_OP_MUL:
+  case TY_OP_DIV:
+  case TY_OP_POW:
+    gpu(p, "generated region + reduce.cu");
+    return;
   case -1:
     cpu(p, "TyGrad without a forward op");
     return;
   default:
-    /* Elementwise gradients shaped like dY are regions; the others sum a
-     * broadcast back, which is a reduction. */
-    cpu(p, "gradient of %s: %s", ty_op_name((ty_op)fwd),
-        fwd <= TY_OP_NEG ? "a broadcast input's gradient needs a reduction kernel"
-                         : "no CUDA kernel");
+    cpu(p, "gradient of %s: no CUDA kernel", ty_op_name((ty_op)fwd));
     return;
   }
 }

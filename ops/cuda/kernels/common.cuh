@@ -37,3 +37,16 @@ __device__ float ty_block_max(float v, float *sh) {
   v = threadIdx.x < (blockDim.x + 31) / 32 ? sh[lane] : -TY_INF;
   return ty_warp_max(v);
 }
+
+// The same in double, for sums that must match the CPU's double
+// accumulators (gradients of broadcast inputs, reductions).
+__device__ double ty_block_sum_d(double v, double *sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < (blockDim.x + 31) / 32 ? sh[lane] : 0.0;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
