@@ -92,8 +92,9 @@ Test(cuda_rtc, hand_written_kernels_assemble_for_sm90) {
   const ty_cuda_source *k = ty_cuda_kernel_sources(&n);
   cr_assert_geq(n, 4);
   const char *want[] = {
-      "ty_softmax", "ty_softmax_bwd", "ty_layer_norm",       "ty_layer_norm_bwd",
-      "ty_xent",    "ty_xent_bwd",    "ty_embedding_gather", "ty_embedding_scatter_add"};
+      "ty_softmax",      "ty_softmax_bwd", "ty_layer_norm",       "ty_layer_norm_bwd",
+      "ty_xent",         "ty_xent_bwd",    "ty_embedding_gather", "ty_embedding_scatter_add",
+      "ty_strided_copy", "ty_fill_zero",   "ty_reduce_sum"};
   for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
     bool found = false;
     char entry[64];
