@@ -138,59 +138,44 @@ static void place_forward(const ty_graph *g, const ty_graph_node *n, ty_cuda_pla
   }
 }
 
-/* A TyGrad node: the backward kernel of its forward op. */
+/* The backward kernel of each forward op whose TyGrad nodes have one.
+ * Elementwise gradients shaped like dY are regions; Add/Sub/Mul/Div/Pow
+ * nodes left here are a broadcast input's, which sum dY (or a region's
+ * dY * other) over the broadcast dims. A reduction's gradient broadcasts
+ * dY: a copy with stride 0. */
+static const char *const grad_kernel[TY_OP_COUNT_] = {
+    [TY_OP_MATMUL] = "cuBLAS",
+    [TY_OP_GEMM] = "cuBLAS",
+    [TY_OP_SOFTMAX] = "softmax.cu",
+    [TY_OP_LOG_SOFTMAX] = "softmax.cu",
+    [TY_OP_LAYER_NORM] = "layer_norm.cu",
+    [TY_OP_SOFTMAX_CE_LOSS] = "cross_entropy.cu",
+    [TY_OP_GATHER] = "embedding.cu",
+    [TY_OP_RESHAPE] = "view",
+    [TY_OP_FLATTEN] = "view",
+    [TY_OP_SQUEEZE] = "view",
+    [TY_OP_UNSQUEEZE] = "view",
+    [TY_OP_TRANSPOSE] = "copy.cu",
+    [TY_OP_SLICE] = "copy.cu",
+    [TY_OP_CONCAT] = "copy.cu",
+    [TY_OP_SPLIT] = "copy.cu",
+    [TY_OP_REDUCE_SUM] = "copy.cu",
+    [TY_OP_REDUCE_MEAN] = "copy.cu",
+    [TY_OP_ADD] = "reduce.cu",
+    [TY_OP_SUB] = "reduce.cu",
+    [TY_OP_MUL] = "generated region + reduce.cu",
+    [TY_OP_DIV] = "generated region + reduce.cu",
+    [TY_OP_POW] = "generated region + reduce.cu",
+};
+
 static void place_grad(const ty_graph_node *n, ty_cuda_place *p) {
   int fwd = ty_autodiff_grad_forward_op(n);
-  switch (fwd) {
-  case TY_OP_MATMUL:
-  case TY_OP_GEMM:
-    gpu(p, "cuBLAS");
-    return;
-  case TY_OP_SOFTMAX:
-  case TY_OP_LOG_SOFTMAX:
-    gpu(p, "softmax.cu");
-    return;
-  case TY_OP_LAYER_NORM:
-    gpu(p, "layer_norm.cu");
-    return;
-  case TY_OP_SOFTMAX_CE_LOSS:
-    gpu(p, "cross_entropy.cu");
-    return;
-  case TY_OP_GATHER:
-    gpu(p, "embedding.cu");
-    return;
-  case TY_OP_RESHAPE:
-  case TY_OP_FLATTEN:
-  case TY_OP_SQUEEZE:
-  case TY_OP_UNSQUEEZE:
-    gpu(p, "view");
-    return;
-  case TY_OP_TRANSPOSE:
-  case TY_OP_SLICE:
-  case TY_OP_CONCAT:
-  case TY_OP_SPLIT:
-  case TY_OP_REDUCE_SUM: /* a broadcast of dY: a copy with stride 0 */
-  case TY_OP_REDUCE_MEAN:
-    gpu(p, "copy.cu");
-    return;
-  /* A broadcast input's gradient (same-shaped ones are regions): dY, or
-   * a region's dY * other, summed over the broadcast dims. */
-  case TY_OP_ADD:
-  case TY_OP_SUB:
-    gpu(p, "reduce.cu");
-    return;
-  case TY_OP_MUL:
-  case TY_OP_DIV:
-  case TY_OP_POW:
-    gpu(p, "generated region + reduce.cu");
-    return;
-  case -1:
+  if (fwd < 0)
     cpu(p, "TyGrad without a forward op");
-    return;
-  default:
+  else if (grad_kernel[fwd])
+    gpu(p, grad_kernel[fwd]);
+  else
     cpu(p, "gradient of %s: no CUDA kernel", ty_op_name((ty_op)fwd));
-    return;
-  }
 }
 
 static void place_node(const ty_graph *g, const ty_graph_node *n, ty_cuda_place *p) {

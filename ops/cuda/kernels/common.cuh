@@ -50,3 +50,16 @@ __device__ double ty_block_sum_d(double v, double *sh) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+
+// A row's max and sum of exp(x - max), the shared first half of softmax
+// and cross-entropy (max-subtracted like ops/kernels/softmax.c).
+__device__ void ty_row_softmax_stats(const float *xr, ty_i64 cols, float *sh, float *out_max,
+                                     float *out_sum) {
+  float m = -TY_INF;
+  for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, xr[c]);
+  m = ty_block_max(m, sh);
+  float s = 0.0f;
+  for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x) s += expf(xr[c] - m);
+  *out_max = m;
+  *out_sum = ty_block_sum(s, sh);
+}

@@ -13,12 +13,8 @@ extern "C" __global__ void ty_xent(ty_i64 rows, ty_i64 cols, const float *logits
     const float *xr = logits + r * cols;
     float *pr = prob + r * cols;
     const ty_i64 lab = labels[r];
-    float m = -TY_INF;
-    for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, xr[c]);
-    m = ty_block_max(m, sh);
-    float s = 0.0f;
-    for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x) s += expf(xr[c] - m);
-    s = ty_block_sum(s, sh);
+    float m, s;
+    ty_row_softmax_stats(xr, cols, sh, &m, &s);
     for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x) pr[c] = expf(xr[c] - m) / s;
     if (threadIdx.x == 0) {
       if (lab < 0 || lab >= cols) {

@@ -9,12 +9,8 @@ extern "C" __global__ void ty_softmax(ty_i64 rows, ty_i64 cols, const float *x, 
   for (ty_i64 r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
-    float m = -TY_INF;
-    for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, xr[c]);
-    m = ty_block_max(m, sh);
-    float s = 0.0f;
-    for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x) s += expf(xr[c] - m);
-    s = ty_block_sum(s, sh);
+    float m, s;
+    ty_row_softmax_stats(xr, cols, sh, &m, &s);
     const float ls = logf(s);
     for (ty_i64 c = threadIdx.x; c < cols; c += blockDim.x)
       yr[c] = log_out ? xr[c] - m - ls : expf(xr[c] - m) / s;
