@@ -161,6 +161,56 @@ void ty_cuda_blas_destroy(ty_cuda_blas *b); /* NULL is fine */
 /* Asynchronous on the handle's stream. */
 int ty_cuda_gemm(ty_cuda_blas *b, const ty_cuda_gemm_args *g, char *err, size_t err_len);
 
+/* ---- launching the hand-written kernels (launch.c) ------------------------
+ * Device pointers; asynchronous on the given stream; sizes checked first
+ * (TY_EINVAL naming the kernel and the size). */
+typedef struct ty_cuda_kernels ty_cuda_kernels;
+/* Compiles (through rtc's cache, for rtc's arch) and loads every source. */
+int ty_cuda_kernels_create(ty_cuda_rtc *rtc, ty_cuda_kernels **out_kernels, char *err,
+                           size_t err_len);
+void ty_cuda_kernels_destroy(ty_cuda_kernels *k); /* NULL is fine */
+/* A [rows, cols] row-major view and the stream to run on. */
+typedef struct ty_cuda_rows {
+  int64_t rows, cols;
+  void *stream;
+} ty_cuda_rows;
+int ty_cuda_softmax(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x, float *y, bool log,
+                    char *err, size_t err_len);
+int ty_cuda_softmax_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *y, const float *dy,
+                        float *dx, bool log, char *err, size_t err_len);
+/* gamma, beta, mean, rstd may be NULL. */
+int ty_cuda_layer_norm(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x,
+                       const float *gamma, const float *beta, float eps, float *y, float *mean,
+                       float *rstd, char *err, size_t err_len);
+/* Per-row loss and softmax; *bad (zeroed by the caller) gets the first
+ * row + 1 whose label is outside [0, cols). */
+int ty_cuda_xent(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *logits,
+                 const int64_t *labels, float *loss, float *prob, int64_t *bad, char *err,
+                 size_t err_len);
+int ty_cuda_xent_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *prob,
+                     const int64_t *labels, float scale, float *dlogits, char *err, size_t err_len);
+/* rows indices into a [vocab, cols] table; *bad as for ty_cuda_xent. The
+ * backward adds into dtable (zeroed by the caller). */
+int ty_cuda_embedding(ty_cuda_kernels *k, const ty_cuda_rows *r, int64_t vocab, const float *table,
+                      const int64_t *idx, float *out, int64_t *bad, char *err, size_t err_len);
+int ty_cuda_embedding_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, int64_t vocab,
+                          const float *dout, const int64_t *idx, float *dtable, char *err,
+                          size_t err_len);
+/* out[sum(i_d * out_strides[d])] = in[sum(i_d * in_strides[d])] over dims. */
+typedef struct ty_cuda_copy {
+  int rank;
+  int64_t dims[8], in_strides[8], out_strides[8];
+} ty_cuda_copy;
+int ty_cuda_strided_copy(ty_cuda_kernels *k, const ty_cuda_copy *c, const float *in, float *out,
+                         void *stream, char *err, size_t err_len);
+/* out (the kept dims, row-major) = scale * the sum over the reduced dims. */
+typedef struct ty_cuda_reduce {
+  int n_keep, n_red;
+  int64_t keep_dims[8], keep_strides[8], red_dims[8], red_strides[8];
+} ty_cuda_reduce;
+int ty_cuda_reduce_sum(ty_cuda_kernels *k, const ty_cuda_reduce *r, float scale, const float *in,
+                       float *out, void *stream, char *err, size_t err_len);
+
 /* ---- placement (place.c): which nodes have CUDA kernels ------------------- */
 typedef struct ty_cuda_place {
   bool gpu;
