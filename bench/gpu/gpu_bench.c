@@ -77,7 +77,7 @@ static void nvrtc_model(const char *dir, const char *name, const char *cache) {
   if (!g) return;
   ty_fused_src *k = NULL;
   size_t nk = 0;
-  if (ty_fusion_cuda_sources(g, NULL, 0, &k, &nk) != 0) die(name, "codegen");
+  if (ty_fusion_cuda_sources(g, NULL, 0, TY_DTYPE_F32, &k, &nk) != 0) die(name, "codegen");
   if (nk == 0) {
     printf("| NVRTC %s: fused regions in its training graph | 0 | - | - |\n", name);
     ty_graph_destroy(g);
@@ -167,7 +167,8 @@ static int cmd_fused(int arch) {
   ty_fused_src *k = NULL;
   size_t nk = 0;
   char err[TY_ERR_LEN];
-  if (ty_fusion_cuda_sources(g, NULL, 0, &k, &nk) != 0 || nk != 1) die("fused", "not one region");
+  if (ty_fusion_cuda_sources(g, NULL, 0, TY_DTYPE_F32, &k, &nk) != 0 || nk != 1)
+    die("fused", "not one region");
   ty_cuda_rtc *r = NULL;
   ty_cuda_rtc_opts o = {.arch = arch};
   void *img = NULL;

@@ -203,7 +203,7 @@ int ty_cuda_placement(const ty_graph *g, ty_cuda_place **out_places, size_t *out
   ty_cuda_place *pl = calloc(nn ? nn : 1, sizeof *pl);
   ty_fused_src *k = NULL;
   if (!pl) return TY_ENOMEM;
-  int rc = ty_fusion_cuda_sources(g, NULL, 0, &k, &nk);
+  int rc = ty_fusion_cuda_sources(g, NULL, 0, TY_DTYPE_F32, &k, &nk);
   if (rc != 0) {
     free(pl);
     return rc;

@@ -124,10 +124,11 @@ enum { TY_FUSE_CUDA_FULL = 0, TY_FUSE_CUDA_SCALAR = 1, TY_FUSE_CUDA_STRIDED = 2 
  * (see cuda_gen.c): rank, the loop dims, one stride row per strided input. */
 #define TY_FUSE_CUDA_BC_LEN(n) (1 + TY_MAX_RANK * (1 + (n)))
 
-/* The kernel's entry name for n_in inputs of classes cls ("ty_fk_" and one
- * letter per input: f full, s scalar, b strided). TY_EINVAL when len is
- * too small. */
-int ty_fusion_cuda_name(const int *cls, int n_in, char *out, size_t len);
+/* The kernel's entry name for n_in inputs of classes cls ("ty_fk_", one
+ * letter per input: f full, s scalar, b strided, then "_bf16" or "_f16"
+ * for those storage types). TY_EINVAL for another storage type or when
+ * len is too small. */
+int ty_fusion_cuda_name(const int *cls, int n_in, ty_dtype storage, char *out, size_t len);
 
 /* One generated kernel: its entry point and CUDA C source (both malloc'd)
  * and what a launch binds: the region's external inputs and materialised
@@ -149,9 +150,11 @@ void ty_fused_srcs_free(ty_fused_src *s, size_t n);
  * CPU's regions, and each fusible node outside them as a region of one;
  * keep as ty_exec_opts.keep_values), classes from the static shapes (an input
  * whose shape is not known to be the loop shape or one element counts as
- * strided, which is correct for any broadcast). *out_srcs (owned by the
+ * strided, which is correct for any broadcast). storage is how tensors are
+ * held: TY_DTYPE_F32, or TY_DTYPE_BF16 / TY_DTYPE_F16 for mixed precision
+ * (arithmetic stays float32). *out_srcs (owned by the
  * caller, ty_fused_srcs_free) may be NULL when g has no region. */
-int ty_fusion_cuda_sources(const ty_graph *g, const int *keep, size_t n_keep,
+int ty_fusion_cuda_sources(const ty_graph *g, const int *keep, size_t n_keep, ty_dtype storage,
                            ty_fused_src **out_srcs, size_t *out_n);
 
 /* The optimizer updates' kernels (entry ty_sgd, ty_adam), specialised like

@@ -181,7 +181,7 @@ void ty__fprog_emit_expr(ty__sbuf *b, const ty__finstr *in);
 int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src);
 /* The CUDA C kernel of the program for input classes cls (n_in of
  * TY_FUSE_CUDA_*), entry ty_fusion_cuda_name's; see cuda_gen.c. */
-int ty__fprog_codegen_cuda(const ty__fprog *p, const int *cls, char **out_src);
+int ty__fprog_codegen_cuda(const ty__fprog *p, const int *cls, ty_dtype storage, char **out_src);
 /* Runs the program over one row with the interpreter; regs holds
  * n_regs * TY__FBLOCK floats of scratch. */
 void ty__fprog_interp(const ty__fprog *p, uint32_t pattern, int64_t n, const float *const *in,

@@ -144,7 +144,8 @@ int main(void) {
   CHECK(ty_exec_run(cpu, err, sizeof err) == 0, "%s", err);
   ty_fused_src *k = NULL;
   size_t nk = 0;
-  CHECK(ty_fusion_cuda_sources(g, NULL, 0, &k, &nk) == 0 && nk == 2, "want 2 regions, got %zu", nk);
+  CHECK(ty_fusion_cuda_sources(g, NULL, 0, TY_DTYPE_F32, &k, &nk) == 0 && nk == 2,
+        "want 2 regions, got %zu", nk);
   for (size_t i = 0; i < nk; i++)
     check_region(g, &k[i], host, cpu, arch);
   ty_fused_srcs_free(k, nk);

@@ -170,12 +170,16 @@ Test(cuda_rtc, example_models_fused_regions_assemble_for_sm90, .timeout = 600) {
     snprintf(path, sizeof path, "%s/%s.onnx", dir, names[m]);
     if (access(path, R_OK) != 0) continue; /* gpt.onnx needs python3-torch at build time */
     ty_graph *g = training_graph(dir, names[m]);
-    ty_fused_src *s = NULL;
-    size_t n = 0;
-    cr_assert_eq(ty_fusion_cuda_sources(g, NULL, 0, &s, &n), 0);
-    build_all(r, s, n, names[m]);
-    total += n;
-    ty_fused_srcs_free(s, n);
+    /* float32, and bf16 / f16 storage for mixed precision */
+    const ty_dtype st[3] = {TY_DTYPE_F32, TY_DTYPE_BF16, TY_DTYPE_F16};
+    for (int d = 0; d < 3; d++) {
+      ty_fused_src *s = NULL;
+      size_t n = 0;
+      cr_assert_eq(ty_fusion_cuda_sources(g, NULL, 0, st[d], &s, &n), 0);
+      build_all(r, s, n, names[m]);
+      total += n;
+      ty_fused_srcs_free(s, n);
+    }
     ty_graph_destroy(g);
   }
   cr_assert_gt(total, 0, "no fused region in the example models");
@@ -198,7 +202,7 @@ Test(cuda_rtc, onnx_node_tests_fused_regions_assemble_for_sm90, .timeout = 600) 
       continue; /* ops the CPU runtime lacks: the conformance runner lists them */
     ty_fused_src *s = NULL;
     size_t n = 0;
-    cr_assert_eq(ty_fusion_cuda_sources(g, NULL, 0, &s, &n), 0, "%s", e->d_name);
+    cr_assert_eq(ty_fusion_cuda_sources(g, NULL, 0, TY_DTYPE_F32, &s, &n), 0, "%s", e->d_name);
     build_all(r, s, n, e->d_name);
     total += n;
     ty_fused_srcs_free(s, n);
