@@ -99,8 +99,11 @@ typedef struct ty_cuda_fused_call {
   const float *params;    /* host, n_params */
   void *stream;
 } ty_cuda_fused_call;
-/* TY_EINVAL names what does not fit (arity, a symbolic loop, an input that
- * does not broadcast). Asynchronous on c->stream. */
+/* TY_EINVAL names what does not fit (arity, a symbolic loop, an input whose
+ * shape does not match the class its kernel was generated for); needs no
+ * device. ty_cuda_fused_launch checks first, then launches asynchronously
+ * on c->stream. */
+int ty_cuda_fused_check(const ty_cuda_fused_call *c, char *err, size_t err_len);
 int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *err, size_t err_len);
 
 /* ---- the caching device allocator (alloc.c: its rules) ------------------- */

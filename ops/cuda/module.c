@@ -115,11 +115,40 @@ static bool bcast_strides(const ty_shape *in, const ty_shape *loop, int64_t *st)
   return in->rank <= loop->rank;
 }
 
+/* A kernel reads its inputs as the classes it was generated for: a full
+ * input must be the loop shape and a scalar one element, or the kernel
+ * would read past the buffer. */
+int ty_cuda_fused_check(const ty_cuda_fused_call *c, char *err, size_t err_len) {
+  if (c->n_in < 1 || c->n_in > TY_FUSE_MAX_IO || c->n_out < 1 || c->n_out > TY_FUSE_MAX_IO ||
+      c->n_params < 0 || c->n_params > 64)
+    return ty_errf(err, err_len, TY_EINVAL, "fused launch %s: %d inputs, %d outputs, %d params",
+                   c->entry, c->n_in, c->n_out, c->n_params);
+  if (!ty_shape_is_concrete(c->loop))
+    return ty_errf(err, err_len, TY_EINVAL, "fused launch %s: the loop shape is not concrete",
+                   c->entry);
+  int64_t n = ty_shape_numel(c->loop), st[TY_MAX_RANK];
+  for (int i = 0; i < c->n_in; i++) {
+    const ty_shape *s = &c->in_shapes[i];
+    bool ok = c->cls[i] == TY_FUSE_CUDA_SCALAR ? ty_shape_numel(s) == 1
+              : c->cls[i] == TY_FUSE_CUDA_FULL ? ty_shape_equal(s, c->loop)
+                                               : bcast_strides(s, c->loop, st);
+    if (!ok)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "fused launch %s: input %d (%lld elements) does not fit its class %s for "
+                     "a loop of %lld",
+                     c->entry, i, (long long)ty_shape_numel(s),
+                     c->cls[i] == TY_FUSE_CUDA_SCALAR ? "scalar"
+                     : c->cls[i] == TY_FUSE_CUDA_FULL ? "full"
+                                                      : "broadcast",
+                     (long long)n);
+  }
+  return 0;
+}
+
 int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *err,
                          size_t err_len) {
-  if (c->n_in < 1 || c->n_in > 32 || c->n_out < 1 || c->n_out > 32 || c->n_params > 64 ||
-      !ty_shape_is_concrete(c->loop))
-    return ty_errf(err, err_len, TY_EINVAL, "fused launch: bad arity or a symbolic loop shape");
+  int rc = ty_cuda_fused_check(c, err, err_len);
+  if (rc != 0) return rc;
   int64_t bc[TY_FUSE_CUDA_BC_LEN(32)] = {c->loop->rank};
   float prm[64] = {0};
   void *args[1 + 32 + 32 + 3];
@@ -129,9 +158,8 @@ int ty_cuda_fused_launch(ty_cuda_module *m, const ty_cuda_fused_call *c, char *e
     bc[1 + d] = c->loop->dims[d];
   args[na++] = &n;
   for (int i = 0; i < c->n_in; i++) {
-    if (c->cls[i] == TY_FUSE_CUDA_STRIDED &&
-        !bcast_strides(&c->in_shapes[i], c->loop, &bc[1 + TY_MAX_RANK * (1 + ns++)]))
-      return ty_errf(err, err_len, TY_EINVAL, "fused launch: input %d does not broadcast", i);
+    if (c->cls[i] == TY_FUSE_CUDA_STRIDED)
+      bcast_strides(&c->in_shapes[i], c->loop, &bc[1 + TY_MAX_RANK * (1 + ns++)]);
     vec &= c->cls[i] != TY_FUSE_CUDA_STRIDED && ((uintptr_t)c->in[i] & 15u) == 0;
     args[na++] = (void *)&c->in[i];
   }

@@ -411,3 +411,30 @@ Test(cuda_place, gpt_training_graph) {
   free(p);
   ty_graph_destroy(g);
 }
+
+/* A launch is refused before the device sees it when an input's shape
+ * does not fit the class its kernel was generated for. */
+Test(cuda_launch, fused_call_checks_classes) {
+  char err[512] = "";
+  int64_t ld[2] = {4, 6}, rd[1] = {6}, bad[1] = {5};
+  ty_shape loop = ty_shape_make(2, ld), row = ty_shape_make(1, rd), one = ty_shape_make(0, NULL);
+  ty_shape shapes[3] = {loop, row, one};
+  int cls[3] = {TY_FUSE_CUDA_FULL, TY_FUSE_CUDA_STRIDED, TY_FUSE_CUDA_SCALAR};
+  ty_cuda_fused_call c = {
+      .entry = "ty_fk_fbs", .n_in = 3, .n_out = 1, .cls = cls, .in_shapes = shapes, .loop = &loop};
+  cr_assert_eq(ty_cuda_fused_check(&c, err, sizeof err), 0, "%s", err);
+  shapes[0] = row; /* full, but not the loop shape */
+  cr_assert_eq(ty_cuda_fused_check(&c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "ty_fk_fbs: input 0 (6 elements) does not fit its class full"), "%s", err);
+  shapes[0] = loop;
+  shapes[1] = ty_shape_make(1, bad); /* 5 does not broadcast to 6 */
+  cr_assert_eq(ty_cuda_fused_check(&c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "input 1 (5 elements) does not fit its class broadcast"), "%s", err);
+  shapes[1] = row;
+  shapes[2] = row; /* scalar with 6 elements */
+  cr_assert_eq(ty_cuda_fused_check(&c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "input 2 (6 elements) does not fit its class scalar"), "%s", err);
+  c.n_out = 0;
+  cr_assert_eq(ty_cuda_fused_check(&c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "0 outputs"), "%s", err);
+}
