@@ -214,6 +214,19 @@ typedef struct ty_cuda_reduce {
 int ty_cuda_reduce_sum(ty_cuda_kernels *k, const ty_cuda_reduce *r, float scale, const float *in,
                        float *out, void *stream, char *err, size_t err_len);
 
+/* ---- input staging (stage.c): pinned buffers, a copy stream ------------- */
+typedef struct ty_cuda_stage ty_cuda_stage;
+/* Two pinned slots of max_bytes and a copy stream; compute_stream (a
+ * cudaStream_t, NULL the default) is the one that will read the batches. */
+int ty_cuda_stage_create(size_t max_bytes, void *compute_stream, ty_cuda_stage **out_stage,
+                         char *err, size_t err_len);
+void ty_cuda_stage_destroy(ty_cuda_stage *s); /* NULL is fine; waits for its copies */
+/* Copies bytes of host src (the loader's buffer, reusable on return) to
+ * device dst asynchronously; work queued on the compute stream afterwards
+ * sees it. Blocks only while the slot's copy of two uploads ago runs. */
+int ty_cuda_stage_upload(ty_cuda_stage *s, const void *src, size_t bytes, void *dst, char *err,
+                         size_t err_len);
+
 /* ---- placement (place.c): which nodes have CUDA kernels ------------------- */
 typedef struct ty_cuda_place {
   bool gpu;
