@@ -13,21 +13,13 @@
 #include "ops/exec.h"
 #include "ops/fusion/fusion.h"
 #include "ops/graph.h"
+#include "tests/gpu/check.h"
 
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "FAIL: " __VA_ARGS__);                                                       \
-      fputc('\n', stderr);                                                                         \
-      exit(1);                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 static int value(ty_graph *g, const char *name, int rank, const int64_t *dims, bool input) {
   int id;

@@ -8,20 +8,12 @@
  */
 #include "lib/base/base.h"
 #include "ops/cuda/cuda.h"
+#include "tests/gpu/check.h"
 
 #include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "FAIL: " __VA_ARGS__);                                                       \
-      fputc('\n', stderr);                                                                         \
-      return 1;                                                                                    \
-    }                                                                                              \
-  } while (0)
 
 enum { N = 1 << 20, BATCHES = 5 };
 
