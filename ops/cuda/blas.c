@@ -6,6 +6,11 @@
  * m and n instead of transposing anything. One strided-batched call serves
  * both a single GEMM (batch 1) and ONNX MatMul's batch dims.
  *
+ * Gemm with a bias vector (ONNX Gemm's C of shape [N], the common case in
+ * MLPs) is one cuBLASLt call with the bias epilogue instead of a GEMM and
+ * a broadcast add: column-major D^T's rows are the output features, which
+ * is the bias the epilogue adds per row.
+ *
  * Arithmetic: exact float32 by default (what the CPU path computes); tf32
  * is opt-in per handle, because it changes results at the 1e-3 level.
  */
@@ -13,11 +18,14 @@
 
 #include "lib/base/base.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <stdlib.h>
 
 struct ty_cuda_blas {
   cublasHandle_t h;
+  cublasLtHandle_t lt;
+  cudaStream_t stream;
   bool tf32;
 };
 
@@ -50,20 +58,24 @@ int ty_cuda_blas_create(void *stream, bool tf32, ty_cuda_blas **out_blas, char *
   ty_cuda_blas *b = calloc(1, sizeof *b);
   if (!b) return TY_ENOMEM;
   cublasStatus_t s = cublasCreate(&b->h);
+  if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtCreate(&b->lt);
   if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(b->h, (cudaStream_t)stream);
   if (s == CUBLAS_STATUS_SUCCESS && tf32) s = cublasSetMathMode(b->h, CUBLAS_TF32_TENSOR_OP_MATH);
   if (s != CUBLAS_STATUS_SUCCESS) {
+    if (b->lt) cublasLtDestroy(b->lt);
     if (b->h) cublasDestroy(b->h);
     free(b);
     return ty_errf(err, err_len, TY_EIO, "cuBLAS: %s", cublasGetStatusString(s));
   }
   b->tf32 = tf32;
+  b->stream = (cudaStream_t)stream;
   *out_blas = b;
   return 0;
 }
 
 void ty_cuda_blas_destroy(ty_cuda_blas *b) {
   if (!b) return;
+  cublasLtDestroy(b->lt);
   cublasDestroy(b->h);
   free(b);
 }
@@ -83,4 +95,56 @@ int ty_cuda_gemm(ty_cuda_blas *b, const ty_cuda_gemm_args *g, char *err, size_t 
              : ty_errf(err, err_len, TY_EIO, "cuBLAS gemm %lldx%lldx%lld (batch %lld): %s",
                        (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch,
                        cublasGetStatusString(s));
+}
+
+/* A column-major layout of rows x cols with leading dim ld. */
+static cublasStatus_t layout(cublasLtMatrixLayout_t *l, int64_t rows, int64_t cols, int64_t ld) {
+  return cublasLtMatrixLayoutCreate(l, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld);
+}
+
+static cublasStatus_t bias_desc(const ty_cuda_blas *b, const ty_cuda_gemm_args *g,
+                                const float *bias, cublasLtMatmulDesc_t *d) {
+  cublasOperation_t ta = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N; /* swapped, as above */
+  cublasOperation_t tb = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+  cublasStatus_t s = cublasLtMatmulDescCreate(
+      d, b->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulDescSetAttribute(*d, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulDescSetAttribute(*d, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulDescSetAttribute(*d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulDescSetAttribute(*d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+  return s;
+}
+
+int ty_cuda_gemm_bias(ty_cuda_blas *b, const ty_cuda_gemm_args *g, const float *bias, char *err,
+                      size_t err_len) {
+  int rc = ty_cuda_gemm_check(g, err, err_len);
+  if (rc == 0 && (g->batch != 1 || !bias))
+    rc = ty_errf(err, err_len, TY_EINVAL, "gemm with bias: batch %lld (must be 1), bias %s",
+                 (long long)g->batch, bias ? "set" : "missing");
+  if (rc != 0 || g->m == 0 || g->n == 0) return rc;
+  cublasLtMatmulDesc_t d = NULL;
+  cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+  cublasStatus_t s = bias_desc(b, g, bias, &d);
+  /* Column-major views: op(B)^T is n x k, op(A)^T is k x m, D^T is n x m. */
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = layout(&la, g->trans_b ? g->k : g->n, g->trans_b ? g->n : g->k, g->ldb);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = layout(&lb, g->trans_a ? g->m : g->k, g->trans_a ? g->k : g->m, g->lda);
+  if (s == CUBLAS_STATUS_SUCCESS) s = layout(&lc, g->n, g->m, g->ldc);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmul(b->lt, d, &g->alpha, g->b, la, g->a, lb, &g->beta, g->c, lc, g->c, lc, NULL,
+                       NULL, 0, b->stream);
+  if (lc) cublasLtMatrixLayoutDestroy(lc);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (d) cublasLtMatmulDescDestroy(d);
+  return s == CUBLAS_STATUS_SUCCESS
+             ? 0
+             : ty_errf(err, err_len, TY_EIO, "cuBLASLt gemm+bias %lldx%lldx%lld: %s",
+                       (long long)g->m, (long long)g->n, (long long)g->k, cublasGetStatusString(s));
 }

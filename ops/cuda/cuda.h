@@ -163,6 +163,10 @@ int ty_cuda_blas_create(void *stream, bool tf32, ty_cuda_blas **out_blas, char *
 void ty_cuda_blas_destroy(ty_cuda_blas *b); /* NULL is fine */
 /* Asynchronous on the handle's stream. */
 int ty_cuda_gemm(ty_cuda_blas *b, const ty_cuda_gemm_args *g, char *err, size_t err_len);
+/* The same plus bias[j] added to every row's column j (ONNX Gemm with a
+ * [N] bias), one cuBLASLt call with the bias epilogue; batch must be 1. */
+int ty_cuda_gemm_bias(ty_cuda_blas *b, const ty_cuda_gemm_args *g, const float *bias, char *err,
+                      size_t err_len);
 
 /* ---- launching the hand-written kernels (launch.c) ------------------------
  * Device pointers; asynchronous on the given stream; sizes checked first

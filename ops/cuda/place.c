@@ -72,8 +72,11 @@ static void place_forward(const ty_graph *g, const ty_graph_node *n, ty_cuda_pla
     const ty_graph_value *c = in_value(g, n, 2), *y = ty_graph_value_at(g, n->outputs[0]);
     if (!c || ty_shape_equal(&c->shape, &y->shape))
       gpu(p, "cuBLAS");
+    else if (c->shape.rank == 1 && y->shape.rank == 2 && c->shape.dims[0] == y->shape.dims[1] &&
+             ty_graph_node_attr_float(n, "beta", 1.0f) == 1.0f)
+      gpu(p, "cuBLASLt (bias epilogue)");
     else
-      cpu(p, "Gemm with a broadcast bias: no bias kernel after cuBLAS yet");
+      cpu(p, "Gemm with a bias broadcast other than per column: no kernel for it yet");
     return;
   }
   case TY_OP_SOFTMAX:

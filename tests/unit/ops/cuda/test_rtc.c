@@ -313,6 +313,12 @@ Test(cuda_blas, gemm_arguments_are_checked) {
   g.m = (int64_t)1 << 32;
   cr_assert_eq(ty_cuda_gemm_check(&g, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "2^31-1"), "%s", err);
+  /* The bias epilogue takes one matrix; checked before any handle is used. */
+  g.m = 4;
+  g.stride_c = 12;
+  float bias;
+  cr_assert_eq(ty_cuda_gemm_bias(NULL, &g, &bias, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "batch 2 (must be 1)"), "%s", err);
 }
 #endif
 
@@ -437,4 +443,33 @@ Test(cuda_launch, fused_call_checks_classes) {
   c.n_out = 0;
   cr_assert_eq(ty_cuda_fused_check(&c, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "0 outputs"), "%s", err);
+}
+
+/* Gemm with a [N] bias and beta 1 runs as cuBLASLt's bias epilogue; any
+ * other bias falls back, saying why. */
+Test(cuda_place, gemm_bias) {
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t ad[2] = {4, 8}, bd[2] = {8, 16}, cd[1] = {16};
+  int a = add_value(g, "a", TY_DTYPE_F32, 2, ad), b = add_value(g, "b", TY_DTYPE_F32, 2, bd);
+  int c = add_value(g, "c", TY_DTYPE_F32, 1, cd);
+  int y1 = add_value(g, "y1", TY_DTYPE_F32, -1, NULL),
+      y2 = add_value(g, "y2", TY_DTYPE_F32, -1, NULL);
+  ty_graph_mark_input(g, a);
+  ty_graph_mark_input(g, b);
+  ty_graph_mark_input(g, c);
+  size_t n1 = add_node(g, TY_OP_GEMM, (int[]){a, b, c}, 3, y1);
+  size_t n2 = add_node(g, TY_OP_GEMM, (int[]){a, b, c}, 3, y2);
+  cr_assert_eq(ty_graph_node_set_float(g, n2, "beta", 0.5f), 0);
+  ty_graph_mark_output(g, y1);
+  ty_graph_mark_output(g, y2);
+  char err[512];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_cuda_place *p = NULL;
+  size_t n = 0;
+  cr_assert_eq(ty_cuda_placement(g, &p, &n), 0);
+  cr_assert(p[n1].gpu && strstr(p[n1].how, "cuBLASLt"), "%s", p[n1].why);
+  cr_assert(!p[n2].gpu && strstr(p[n2].why, "Gemm with a bias"), "%s", p[n2].how);
+  free(p);
+  ty_graph_destroy(g);
 }
