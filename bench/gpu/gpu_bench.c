@@ -23,6 +23,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,13 +120,19 @@ static void nvrtc_model(const char *dir, const char *name, const char *cache) {
   ty_graph_destroy(g);
 }
 
+static int drop_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+/* The cache starts empty and is removed at the end. */
 static int cmd_nvrtc(const char *dir) {
   char cache[] = "/tmp/ty_gpu_bench_cache.XXXXXX";
   if (!mkdtemp(cache)) die("mkdtemp", "failed");
   const char *names[] = {"mlp", "cnn", "resnet", "gpt"};
   for (size_t m = 0; m < sizeof names / sizeof *names; m++)
     nvrtc_model(dir, names[m], cache);
-  return 0;
+  return nftw(cache, drop_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : 1;
 }
 
 /* ---- fused bandwidth ---------------------------------------------------------- */

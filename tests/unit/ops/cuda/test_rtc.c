@@ -23,6 +23,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,17 @@ static char root[256];
 static void make_root(void) {
   snprintf(root, sizeof root, "/tmp/ty_cuda_rtc_test.XXXXXX");
   cr_assert_not_null(mkdtemp(root));
+}
+
+static int drop_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+/* Each test's cache directory goes when the test ends (Criterion's fini). */
+static void drop_root(void) {
+  if (root[0]) nftw(root, drop_entry, 16, FTW_DEPTH | FTW_PHYS);
+  root[0] = '\0';
 }
 
 static ty_cuda_rtc *rtc_in(const char *dir) {
@@ -85,7 +97,7 @@ static void build_all(ty_cuda_rtc *r, ty_fused_src *s, size_t n, const char *mod
   }
 }
 
-Test(cuda_rtc, hand_written_kernels_assemble_for_sm90) {
+Test(cuda_rtc, hand_written_kernels_assemble_for_sm90, .fini = drop_root) {
   make_root();
   ty_cuda_rtc *r = rtc_in(root);
   size_t n = 0;
@@ -108,7 +120,7 @@ Test(cuda_rtc, hand_written_kernels_assemble_for_sm90) {
   ty_cuda_rtc_destroy(r);
 }
 
-Test(cuda_rtc, optimizer_updates_assemble_for_sm90) {
+Test(cuda_rtc, optimizer_updates_assemble_for_sm90, .fini = drop_root) {
   make_root();
   ty_cuda_rtc *r = rtc_in(root);
   char *src = NULL, what[64];
@@ -158,7 +170,7 @@ static ty_graph *training_graph(const char *dir, const char *name) {
   return g;
 }
 
-Test(cuda_rtc, example_models_fused_regions_assemble_for_sm90, .timeout = 600) {
+Test(cuda_rtc, example_models_fused_regions_assemble_for_sm90, .timeout = 600, .fini = drop_root) {
   const char *dir = getenv("TY_MODELS_DIR");
   if (!dir) cr_skip_test("TY_MODELS_DIR not set");
   make_root();
@@ -189,7 +201,7 @@ Test(cuda_rtc, example_models_fused_regions_assemble_for_sm90, .timeout = 600) {
   ty_cuda_rtc_destroy(r);
 }
 
-Test(cuda_rtc, onnx_node_tests_fused_regions_assemble_for_sm90, .timeout = 600) {
+Test(cuda_rtc, onnx_node_tests_fused_regions_assemble_for_sm90, .timeout = 600, .fini = drop_root) {
   const char *dir = getenv("TY_ONNX_NODE_DIR");
   DIR *d = dir ? opendir(dir) : NULL;
   if (!d) cr_skip_test("no ONNX node tests (TY_ONNX_NODE_DIR)");
@@ -218,7 +230,7 @@ Test(cuda_rtc, onnx_node_tests_fused_regions_assemble_for_sm90, .timeout = 600) 
 
 /* Sizes are not in the source: one compile serves every batch size, and
  * the disk cache serves later processes; a corrupt file is recompiled. */
-Test(cuda_rtc, disk_cache_hits_and_rejects_corrupt_files) {
+Test(cuda_rtc, disk_cache_hits_and_rejects_corrupt_files, .fini = drop_root) {
   make_root();
   char *src = NULL;
   cr_assert_eq(ty_fusion_cuda_sgd_src(true, true, false, false, &src), 0);
