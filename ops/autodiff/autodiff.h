@@ -56,4 +56,8 @@ int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *
  * tensors have gradients. */
 bool ty_autodiff_input_differentiable(ty_op op, int input);
 
+/* The forward op a TyGrad node differentiates, or -1 when n is not one (or
+ * carries no valid op). Backends pick the backward kernel by it. */
+int ty_autodiff_grad_forward_op(const ty_graph_node *n);
+
 #endif

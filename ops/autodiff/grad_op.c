@@ -15,6 +15,12 @@
 
 #include <string.h>
 
+int ty_autodiff_grad_forward_op(const ty_graph_node *n) {
+  if (n->op != TY_OP_GRAD) return -1;
+  int64_t op = ty_graph_node_attr_int(n, TY__GRAD_FWD_OP, -1);
+  return op >= 0 && op < TY_OP_COUNT_ && op != TY_OP_GRAD ? (int)op : -1;
+}
+
 bool ty_autodiff_input_differentiable(ty_op op, int i) {
   return ty__grad_differentiable(op, i);
 }

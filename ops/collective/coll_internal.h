@@ -97,7 +97,10 @@ void ty__coll_group_close(ty__group *g);
 #ifdef TY_HAVE_NCCL
 int ty__nccl_create(ty_coll *c);
 void ty__nccl_destroy(ty_coll *c);
-int ty__nccl_allreduce(ty_coll *c, float *buf, size_t n);
+/* Checks (seq, hash, n) across the world, then sums buf (host or device
+ * memory; host buffers are staged through the comm stream) in place. */
+int ty__nccl_allreduce(ty_coll *c, float *buf, size_t n, uint64_t seq, uint64_t hash,
+                       const char *desc);
 /* A plan's mesh on NCCL (host buffers, staged): the communicators, one
  * checked collective of kind ("all-reduce", "all-gather",
  * "reduce-scatter", "all-to-all") over the group of an axis set, and a

@@ -429,13 +429,21 @@ int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq) {
                             TY__COLL_MAX_INFLIGHT);
   if (n > (size_t)INT32_MAX)
     return ty__coll_set_err(c, TY_EINVAL, "bucket of %zu floats is too large", n);
+#ifdef TY_HAVE_NCCL
+  /* NCCL ranks have no MPI world: the check runs on the communicator too. */
+  if (c->nccl) {
+    char desc[TY__COLL_DESC];
+    uint64_t hash;
+    ty__coll_bucket_for(c, seq, n, &hash, desc);
+    c->stats.ops++;
+    c->stats.bytes += n * sizeof(float);
+    return ty__nccl_allreduce(c, buf, n, seq, hash, desc);
+  }
+#endif
   int rc = check(c, seq, n);
   if (rc != 0) return rc;
   c->stats.ops++;
   c->stats.bytes += n * sizeof(float);
-#ifdef TY_HAVE_NCCL
-  if (c->nccl) return ty__nccl_allreduce(c, buf, n);
-#endif
   ty__inflight *f = &c->inflight[(c->head + c->count) % TY__COLL_MAX_INFLIGHT];
   f->seq = seq;
   f->n = n;

@@ -6,7 +6,8 @@
  * store ("nccl.id"); the other ranks fetch it. Compiled only when meson
  * finds NCCL and CUDA (TY_HAVE_NCCL); the CPU build never sees it.
  *
- * The gradient all-reduce takes device pointers. A plan's mesh (mesh.c's
+ * The gradient all-reduce takes device pointers (the GPU executor's
+ * gradients) or host ones (the CPU executor's, staged). A plan's mesh (mesh.c's
  * ty_coll_mesh_*) splits the world with ncclCommSplit, one communicator
  * per axis of more than one device (colour: the other coordinate, key:
  * this one, so ranks are in coordinate order), the world itself for both
@@ -25,6 +26,7 @@
 
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,12 +107,6 @@ static int wait_stream(ty_coll *c, const char *what) {
   return q == cudaSuccess ? 0 : ty__coll_set_err(c, TY_EIO, "%s: %s", what, cudaGetErrorString(q));
 }
 
-int ty__nccl_allreduce(ty_coll *c, float *buf, size_t n) {
-  nccl_state *s = c->nccl;
-  ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, s->comm, s->stream);
-  return r == ncclSuccess ? wait_stream(c, "ncclAllReduce") : nccl_fail(c, r, "ncclAllReduce");
-}
-
 /* ---- a plan's mesh ------------------------------------------------------------------ */
 
 int ty__nccl_set_mesh(ty_coll *c) {
@@ -180,10 +176,10 @@ static int run(ty_coll *c, ncclComm_t comm, int g, const char *kind, const float
 }
 
 /* The (seq, hash, length, stop) agreement of the group, as the MPI path. */
-static int check(ty_coll *c, ncclComm_t comm, int g, int set, uint64_t hash, size_t n,
+static int check(ty_coll *c, ncclComm_t comm, int g, uint64_t seq, uint64_t hash, size_t n,
                  const char *desc) {
   nccl_state *s = c->nccl;
-  uint64_t hdr[4] = {s->seq[set - 1]++, hash, n, c->o.stop && *c->o.stop ? 1 : 0};
+  uint64_t hdr[4] = {seq, hash, n, c->o.stop && *c->o.stop ? 1 : 0};
   uint64_t *all = calloc((size_t)g, sizeof hdr);
   int rc = all ? staging(c, (size_t)g * sizeof hdr) : TY_ENOMEM;
   if (rc == 0) {
@@ -218,8 +214,28 @@ int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, 
     memcpy(out, in, n_out * sizeof *out);
     return 0;
   }
-  int rc = check(c, comm, g, set, hash, n_in, desc);
+  nccl_state *s = c->nccl;
+  int rc = check(c, comm, g, s->seq[set - 1]++, hash, n_in, desc);
   return rc ? rc : run(c, comm, g, kind, in, n_in, out, n_out);
+}
+
+/* The data-parallel gradient all-reduce. A device buffer (the GPU
+ * executor's gradients) is reduced in place on the comm stream; a host
+ * buffer (gradients of the CPU executor) is staged through the device,
+ * since NCCL reads and writes device memory only. */
+int ty__nccl_allreduce(ty_coll *c, float *buf, size_t n, uint64_t seq, uint64_t hash,
+                       const char *desc) {
+  nccl_state *s = c->nccl;
+  int g = (int)c->o.world_size;
+  int rc = check(c, s->comm, g, seq, hash, n, desc);
+  if (rc != 0) return rc;
+  struct cudaPointerAttributes at;
+  bool on_device = cudaPointerGetAttributes(&at, buf) == cudaSuccess &&
+                   (at.type == cudaMemoryTypeDevice || at.type == cudaMemoryTypeManaged);
+  (void)cudaGetLastError(); /* a host pointer may leave an error behind on old drivers */
+  if (!on_device) return run(c, s->comm, g, "all-reduce", buf, n, buf, n);
+  ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, s->comm, s->stream);
+  return r == ncclSuccess ? wait_stream(c, "ncclAllReduce") : nccl_fail(c, r, "ncclAllReduce");
 }
 
 int ty__nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out) {

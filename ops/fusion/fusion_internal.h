@@ -23,7 +23,7 @@
 
 /* At most this many external inputs/outputs per region (the broadcast
  * pattern is a bit mask). */
-#define TY__FUSE_MAX_IO 32
+#define TY__FUSE_MAX_IO TY_FUSE_MAX_IO
 /* Elements per interpreter register. */
 #define TY__FBLOCK 256
 
@@ -152,6 +152,10 @@ typedef struct ty__sched {
  * after a run; graph outputs and values nobody reads are kept as well. */
 int ty__sched_create(const ty_graph *g, const size_t *order, bool fuse, const int *keep,
                      size_t n_keep, ty__sched **out_sched);
+/* The same with every fusible node in a region, alone or not: on the GPU
+ * each elementwise op runs as a generated kernel (ops/fusion/cuda_gen.c). */
+int ty__sched_create_gpu(const ty_graph *g, const size_t *order, const int *keep, size_t n_keep,
+                         ty__sched **out_sched);
 void ty__sched_destroy(ty__sched *s);
 /* True for ops a region may contain (float32 checked separately). */
 bool ty__fuse_op_ok(ty_op op);
@@ -159,9 +163,25 @@ bool ty__fuse_op_ok(ty_op op);
 /* Builds the region's program from its members (region.c calls it). */
 int ty__fprog_build(const ty_graph *g, ty__fgroup *grp, int n_in, int n_out);
 void ty__fprog_free(ty__fprog *p);
+/* A growing string for generated source; oom latches the first failure
+ * (the caller checks it once at the end and frees s). */
+typedef struct ty__sbuf {
+  char *s;
+  size_t len, cap;
+  bool oom;
+} ty__sbuf;
+void ty__sb_printf(ty__sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The expression of one compute instruction over registers r<a>, r<b>,
+ * r<c> and parameters p<i>: C that is also CUDA C (libm names, which
+ * CUDA's device math library provides), so the CPU and GPU kernels share
+ * every formula. */
+void ty__fprog_emit_expr(ty__sbuf *b, const ty__finstr *in);
 /* Writes the C source of the row kernel for a broadcast pattern into a
  * malloc'd string. The source is the cache key's main part. */
 int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src);
+/* The CUDA C kernel of the program for input classes cls (n_in of
+ * TY_FUSE_CUDA_*), entry ty_fusion_cuda_name's; see cuda_gen.c. */
+int ty__fprog_codegen_cuda(const ty__fprog *p, const int *cls, ty_dtype storage, char **out_src);
 /* Runs the program over one row with the interpreter; regs holds
  * n_regs * TY__FBLOCK floats of scratch. */
 void ty__fprog_interp(const ty__fprog *p, uint32_t pattern, int64_t n, const float *const *in,
@@ -174,27 +194,11 @@ void *ty__jit_lookup(ty_jit *j, const char *src, const char *sym);
 /* Counts one region run through the interpreter. */
 void ty__jit_count_interp(ty_jit *j);
 
-/* ---- the disk cache (jit_cache.c) ---- */
-/* A 128-bit cache key in two independent 64-bit lanes. */
-typedef struct ty__jit_key {
-  uint64_t h[2];
-} ty__jit_key;
-void ty__jit_key_init(ty__jit_key *k);
-void ty__jit_key_add(ty__jit_key *k, const void *data, size_t n);
-void ty__jit_key_str(ty__jit_key *k, const char *s);
+/* ---- the disk cache (jit_cache.c; the public part is in fusion.h) ---- */
 /* Adds what the object code depends on besides the source: the compiler's
  * argv, the flags, the compiler binary's identity and the CPU. */
-void ty__jit_key_target(ty__jit_key *k, char *const *cc_argv, int cc_argc, const char *const *flags,
-                        size_t n_flags);
-/* $TRAINYARD_KERNEL_CACHE, $XDG_CACHE_HOME/trainyard/kernels or
- * ~/.cache/trainyard/kernels (home from $HOME or the password database);
- * TY_ENOTFOUND when there is no home. */
-int ty__jit_default_dir(char *out, size_t len);
-/* Creates (0700) and opens the cache directory, verified private to the
- * effective uid: 0 and *out_fd, or an error with the reason in why. */
-int ty__jit_cache_open(const char *path, int *out_fd, char *why, size_t why_len);
-/* True when dirfd/name is a regular file of ours that nobody else can write. */
-bool ty__jit_cache_trusts(int dirfd, const char *name);
+void ty__jit_key_target(ty_kernel_key *k, char *const *cc_argv, int cc_argc,
+                        const char *const *flags, size_t n_flags);
 
 typedef struct ty_workers ty_workers; /* ops/exec.h */
 

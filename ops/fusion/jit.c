@@ -38,18 +38,18 @@ extern char **environ;
 #define CC_MAX_ARGS 8
 
 typedef struct jit_entry {
-  ty__jit_key key;
+  ty_kernel_key key;
   void *fn;
 } jit_entry;
 
 struct ty_jit {
-  char *dir;          /* NULL without a usable cache directory */
-  int dirfd;          /* the verified directory, open for the jit's life; -1 = none */
-  char why[256];      /* why compiled kernels are off; "" while on */
-  ty__jit_key target; /* the key's part that is not the source */
-  bool off;           /* interpret only */
-  bool broken;        /* the compiler failed once */
-  char *cc;           /* $CC or "cc", split in place into cc_argv */
+  char *dir;            /* NULL without a usable cache directory */
+  int dirfd;            /* the verified directory, open for the jit's life; -1 = none */
+  char why[256];        /* why compiled kernels are off; "" while on */
+  ty_kernel_key target; /* the key's part that is not the source */
+  bool off;             /* interpret only */
+  bool broken;          /* the compiler failed once */
+  char *cc;             /* $CC or "cc", split in place into cc_argv */
   char *cc_argv[CC_MAX_ARGS + 1];
   int cc_argc;
   uint64_t seq; /* temp-file sequence */
@@ -75,12 +75,12 @@ static void split_cc(ty_jit *j) {
 static void open_cache(ty_jit *j, const char *given) {
   char path[4096];
   int rc = given ? (snprintf(path, sizeof path, "%s", given) < (int)sizeof path ? 0 : TY_EINVAL)
-                 : ty__jit_default_dir(path, sizeof path);
+                 : ty_kernel_cache_default_dir(path, sizeof path);
   if (rc == TY_ENOTFOUND)
     snprintf(j->why, sizeof j->why,
              "no kernel cache: no home directory (set TRAINYARD_KERNEL_CACHE)");
   else if (rc == 0)
-    rc = ty__jit_cache_open(path, &j->dirfd, j->why, sizeof j->why);
+    rc = ty_kernel_cache_open(path, &j->dirfd, j->why, sizeof j->why);
   if (rc == 0 && !(j->dir = strdup(path))) rc = TY_ENOMEM;
   if (rc != 0) {
     if (!j->why[0])
@@ -103,7 +103,7 @@ int ty_jit_create(const ty_jit_opts *opts, ty_jit **out_jit) {
   split_cc(j);
   if (!j->off && !j->broken) {
     open_cache(j, opts ? opts->cache_dir : NULL);
-    ty__jit_key_init(&j->target);
+    ty_kernel_key_init(&j->target);
     ty__jit_key_target(&j->target, j->cc_argv, j->cc_argc, cc_flags, TY_ARRAY_LEN(cc_flags));
   }
   *out_jit = j;
@@ -138,7 +138,7 @@ void ty__jit_count_interp(ty_jit *j) {
 }
 
 /* Writes the source and its key symbol to dirfd/name, a new private file. */
-static int write_source(int dirfd, const char *name, const char *src, const ty__jit_key *k) {
+static int write_source(int dirfd, const char *name, const char *src, const ty_kernel_key *k) {
   int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return TY_EIO;
   FILE *f = fdopen(fd, "w");
@@ -186,7 +186,7 @@ static int run_compiler(ty_jit *j, const char *src_path, const char *so_path,
 }
 
 /* Compiles src into dirfd/final through a private temporary name. */
-static int compile_to(ty_jit *j, const char *src, const ty__jit_key *k, const char *base,
+static int compile_to(ty_jit *j, const char *src, const ty_kernel_key *k, const char *base,
                       const char *final) {
   char src_name[200], tmp_name[200], log_name[200];
   unsigned long long seq = (unsigned long long)j->seq++;
@@ -204,7 +204,7 @@ static int compile_to(ty_jit *j, const char *src, const ty__jit_key *k, const ch
   return rc;
 }
 
-static int remember(ty_jit *j, const ty__jit_key *key, void *fn, void *handle) {
+static int remember(ty_jit *j, const ty_kernel_key *key, void *fn, void *handle) {
   if (j->n_map == j->cap_map) {
     size_t cap = j->cap_map ? j->cap_map * 2 : 16;
     jit_entry *m = realloc(j->map, cap * sizeof *m);
@@ -221,9 +221,9 @@ static int remember(ty_jit *j, const ty__jit_key *key, void *fn, void *handle) {
 
 /* Loads dirfd/name and returns sym, but only from a file of ours whose
  * ty_kernel_key is `key`; a mismatch is counted, unloaded and removed. */
-static void *load(ty_jit *j, const char *name, const ty__jit_key *key, const char *sym,
+static void *load(ty_jit *j, const char *name, const ty_kernel_key *key, const char *sym,
                   void **out_handle) {
-  if (!ty__jit_cache_trusts(j->dirfd, name)) return NULL;
+  if (!ty_kernel_cache_trusts(j->dirfd, name)) return NULL;
   char path[300];
   snprintf(path, sizeof path, "/proc/self/fd/%d/%s", j->dirfd, name);
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -242,8 +242,8 @@ static void *load(ty_jit *j, const char *name, const ty__jit_key *key, const cha
 
 void *ty__jit_lookup(ty_jit *j, const char *src, const char *sym) {
   if (!j || j->off || j->broken) return NULL;
-  ty__jit_key key = j->target;
-  ty__jit_key_str(&key, src);
+  ty_kernel_key key = j->target;
+  ty_kernel_key_str(&key, src);
   for (size_t i = 0; i < j->n_map; i++)
     if (j->map[i].key.h[0] == key.h[0] && j->map[i].key.h[1] == key.h[1]) return j->map[i].fn;
   char base[64], name[80];

@@ -41,12 +41,12 @@
 
 /* ---- the key ------------------------------------------------------------- */
 
-void ty__jit_key_init(ty__jit_key *k) {
+void ty_kernel_key_init(ty_kernel_key *k) {
   k->h[0] = 0xcbf29ce484222325ull; /* FNV-1a offset basis */
   k->h[1] = 0x84222325cbf29ce4ull; /* a second, independent lane */
 }
 
-void ty__jit_key_add(ty__jit_key *k, const void *data, size_t n) {
+void ty_kernel_key_add(ty_kernel_key *k, const void *data, size_t n) {
   const uint8_t *p = data;
   for (size_t i = 0; i < n; i++) {
     k->h[0] = (k->h[0] ^ p[i]) * 0x100000001b3ull;
@@ -57,11 +57,11 @@ void ty__jit_key_add(ty__jit_key *k, const void *data, size_t n) {
   k->h[1] = ty_mix2(k->h[1], (uint64_t)n);
 }
 
-void ty__jit_key_str(ty__jit_key *k, const char *s) {
-  ty__jit_key_add(k, s, strlen(s));
+void ty_kernel_key_str(ty_kernel_key *k, const char *s) {
+  ty_kernel_key_add(k, s, strlen(s));
 }
 
-static void add_cpu(ty__jit_key *k) {
+static void add_cpu(ty_kernel_key *k) {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned int r[4] = {0};
   unsigned int words[10] = {0};
@@ -75,16 +75,16 @@ static void add_cpu(ty__jit_key *k) {
       words[6] = r[1], words[7] = r[2], words[8] = r[3];
     }
   }
-  ty__jit_key_add(k, words, sizeof words);
+  ty_kernel_key_add(k, words, sizeof words);
 #endif
   unsigned long caps[2] = {getauxval(AT_HWCAP), getauxval(AT_HWCAP2)};
-  ty__jit_key_add(k, caps, sizeof caps);
+  ty_kernel_key_add(k, caps, sizeof caps);
   const char *platform = (const char *)getauxval(AT_PLATFORM);
-  ty__jit_key_str(k, platform ? platform : "");
+  ty_kernel_key_str(k, platform ? platform : "");
 }
 
 /* The compiler binary argv0 names, as PATH resolves it. */
-static void add_compiler(ty__jit_key *k, const char *argv0) {
+static void add_compiler(ty_kernel_key *k, const char *argv0) {
   char found[PATH_MAX] = "", real[PATH_MAX];
   if (strchr(argv0, '/')) {
     snprintf(found, sizeof found, "%s", argv0);
@@ -100,25 +100,25 @@ static void add_compiler(ty__jit_key *k, const char *argv0) {
   }
   struct stat st;
   if (found[0] && realpath(found, real) && stat(real, &st) == 0) {
-    ty__jit_key_str(k, real);
+    ty_kernel_key_str(k, real);
     int64_t id[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
-    ty__jit_key_add(k, id, sizeof id);
+    ty_kernel_key_add(k, id, sizeof id);
   }
 }
 
-void ty__jit_key_target(ty__jit_key *k, char *const *cc_argv, int cc_argc, const char *const *flags,
-                        size_t n_flags) {
+void ty__jit_key_target(ty_kernel_key *k, char *const *cc_argv, int cc_argc,
+                        const char *const *flags, size_t n_flags) {
   for (int i = 0; i < cc_argc; i++)
-    ty__jit_key_str(k, cc_argv[i]);
+    ty_kernel_key_str(k, cc_argv[i]);
   for (size_t i = 0; i < n_flags; i++)
-    ty__jit_key_str(k, flags[i]);
+    ty_kernel_key_str(k, flags[i]);
   if (cc_argc > 0) add_compiler(k, cc_argv[0]);
   add_cpu(k);
 }
 
 /* ---- the directory --------------------------------------------------------- */
 
-int ty__jit_default_dir(char *out, size_t len) {
+int ty_kernel_cache_default_dir(char *out, size_t len) {
   const char *env = getenv("TRAINYARD_KERNEL_CACHE"), *xdg = getenv("XDG_CACHE_HOME");
   const char *home = getenv("HOME");
   if (!home || !home[0]) {
@@ -151,7 +151,7 @@ static int make_dirs(const char *path) {
   }
 }
 
-int ty__jit_cache_open(const char *path, int *out_fd, char *why, size_t why_len) {
+int ty_kernel_cache_open(const char *path, int *out_fd, char *why, size_t why_len) {
   *out_fd = -1;
   int rc = make_dirs(path);
   if (rc != 0) return ty_errf(why, why_len, TY_EIO, "cannot create %s: %s", path, ty_strerror(rc));
@@ -179,7 +179,7 @@ int ty__jit_cache_open(const char *path, int *out_fd, char *why, size_t why_len)
   return 0;
 }
 
-bool ty__jit_cache_trusts(int dirfd, const char *name) {
+bool ty_kernel_cache_trusts(int dirfd, const char *name) {
   struct stat st;
   return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
          st.st_uid == geteuid() && !(st.st_mode & 022);

@@ -232,14 +232,7 @@ void ty__fprog_free(ty__fprog *p) {
 
 /* ---- code generation --------------------------------------------------- */
 
-typedef struct sbuf {
-  char *s;
-  size_t len, cap;
-  bool oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
+void ty__sb_printf(ty__sbuf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
@@ -263,115 +256,115 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 
 /* Backward formulas, operation for operation as ops/autodiff's kernels
  * write them (see fusion_internal.h); COPY otherwise. */
-static void emit_grad_expr(sbuf *b, const ty__finstr *in) {
+static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
   int g = in->a, x = in->b, z = in->c;
   switch (in->op) {
   case TY__FOP_G_RELU:
-    sb_printf(b, "r%d > 0 ? r%d : 0.0f", x, g);
+    ty__sb_printf(b, "r%d > 0 ? r%d : 0.0f", x, g);
     break;
   case TY__FOP_G_LEAKY_RELU:
-    sb_printf(b, "r%d > 0 ? r%d : p%d * r%d", x, g, in->param, g);
+    ty__sb_printf(b, "r%d > 0 ? r%d : p%d * r%d", x, g, in->param, g);
     break;
   case TY__FOP_G_SIGMOID:
-    sb_printf(b, "r%d * r%d * (1.0f - r%d)", g, x, x);
+    ty__sb_printf(b, "r%d * r%d * (1.0f - r%d)", g, x, x);
     break;
   case TY__FOP_G_TANH:
-    sb_printf(b, "r%d * (1.0f - r%d * r%d)", g, x, x);
+    ty__sb_printf(b, "r%d * (1.0f - r%d * r%d)", g, x, x);
     break;
   case TY__FOP_G_SQRT:
-    sb_printf(b, "r%d * 0.5f / r%d", g, x);
+    ty__sb_printf(b, "r%d * 0.5f / r%d", g, x);
     break;
   case TY__FOP_G_EXP:
-    sb_printf(b, "r%d * r%d", g, x);
+    ty__sb_printf(b, "r%d * r%d", g, x);
     break;
   case TY__FOP_G_ERF:
-    sb_printf(b, "r%d * 1.1283791670955126f * expf(-r%d * r%d)", g, x, x);
+    ty__sb_printf(b, "r%d * 1.1283791670955126f * expf(-r%d * r%d)", g, x, x);
     break;
   case TY__FOP_G_LOG:
-    sb_printf(b, "r%d / r%d", g, x);
+    ty__sb_printf(b, "r%d / r%d", g, x);
     break;
   case TY__FOP_G_NEG:
-    sb_printf(b, "-r%d", g);
+    ty__sb_printf(b, "-r%d", g);
     break;
   case TY__FOP_G_PASS:
-    sb_printf(b, "(float)(0.0 + (double)r%d)", g);
+    ty__sb_printf(b, "(float)(0.0 + (double)r%d)", g);
     break;
   case TY__FOP_G_NPASS:
-    sb_printf(b, "(float)(0.0 + -(double)r%d)", g);
+    ty__sb_printf(b, "(float)(0.0 + -(double)r%d)", g);
     break;
   case TY__FOP_G_MUL:
-    sb_printf(b, "(float)(0.0 + (double)r%d * (double)r%d)", g, x);
+    ty__sb_printf(b, "(float)(0.0 + (double)r%d * (double)r%d)", g, x);
     break;
   case TY__FOP_G_DIV0:
-    sb_printf(b, "(float)(0.0 + (double)r%d / (double)r%d)", g, x);
+    ty__sb_printf(b, "(float)(0.0 + (double)r%d / (double)r%d)", g, x);
     break;
   case TY__FOP_G_DIV1:
-    sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g, x, z,
-              z);
+    ty__sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g,
+                  x, z, z);
     break;
   case TY__FOP_G_POW0:
-    sb_printf(b,
-              "(float)(0.0 + ((double)r%d == 0 ? 0.0 : (double)r%d * (double)r%d * "
-              "pow((double)r%d, (double)r%d - 1)))",
-              z, g, z, x, z);
+    ty__sb_printf(b,
+                  "(float)(0.0 + ((double)r%d == 0 ? 0.0 : (double)r%d * (double)r%d * "
+                  "pow((double)r%d, (double)r%d - 1)))",
+                  z, g, z, x, z);
     break;
   case TY__FOP_G_POW1:
-    sb_printf(b,
-              "(float)(0.0 + ((double)r%d > 0 ? (double)r%d * log((double)r%d) * pow((double)r%d, "
-              "(double)r%d) : 0.0))",
-              x, g, x, x, z);
+    ty__sb_printf(
+        b,
+        "(float)(0.0 + ((double)r%d > 0 ? (double)r%d * log((double)r%d) * pow((double)r%d, "
+        "(double)r%d) : 0.0))",
+        x, g, x, x, z);
     break;
   default:
-    sb_printf(b, "r%d", in->a);
+    ty__sb_printf(b, "r%d", in->a);
     break; /* COPY */
   }
 }
 
-/* The C expression of one instruction over registers r<a>, r<b>. */
-static void emit_expr(sbuf *b, const ty__finstr *in) {
+void ty__fprog_emit_expr(ty__sbuf *b, const ty__finstr *in) {
   int a = in->a, c = in->b;
   switch (in->op) {
   case TY__FOP_ADD:
-    sb_printf(b, "r%d + r%d", a, c);
+    ty__sb_printf(b, "r%d + r%d", a, c);
     break;
   case TY__FOP_SUB:
-    sb_printf(b, "r%d - r%d", a, c);
+    ty__sb_printf(b, "r%d - r%d", a, c);
     break;
   case TY__FOP_MUL:
-    sb_printf(b, "r%d * r%d", a, c);
+    ty__sb_printf(b, "r%d * r%d", a, c);
     break;
   case TY__FOP_DIV:
-    sb_printf(b, "r%d / r%d", a, c);
+    ty__sb_printf(b, "r%d / r%d", a, c);
     break;
   case TY__FOP_POW:
-    sb_printf(b, "(float)pow((double)r%d, (double)r%d)", a, c);
+    ty__sb_printf(b, "(float)pow((double)r%d, (double)r%d)", a, c);
     break;
   case TY__FOP_NEG:
-    sb_printf(b, "-r%d", a);
+    ty__sb_printf(b, "-r%d", a);
     break;
   case TY__FOP_RELU:
-    sb_printf(b, "r%d > 0 ? r%d : 0.0f", a, a);
+    ty__sb_printf(b, "r%d > 0 ? r%d : 0.0f", a, a);
     break;
   case TY__FOP_LEAKY_RELU:
-    sb_printf(b, "r%d >= 0 ? r%d : p%d * r%d", a, a, in->param, a);
+    ty__sb_printf(b, "r%d >= 0 ? r%d : p%d * r%d", a, a, in->param, a);
     break;
   case TY__FOP_SIGMOID:
-    sb_printf(b, "ty_sigmoid(r%d)", a);
+    ty__sb_printf(b, "ty_sigmoid(r%d)", a);
     break;
   case TY__FOP_TANH:
-    sb_printf(b, "tanhf(r%d)", a);
+    ty__sb_printf(b, "tanhf(r%d)", a);
     break;
   case TY__FOP_EXP:
-    sb_printf(b, "expf(r%d)", a);
+    ty__sb_printf(b, "expf(r%d)", a);
     break;
   case TY__FOP_LOG:
-    sb_printf(b, "logf(r%d)", a);
+    ty__sb_printf(b, "logf(r%d)", a);
     break;
   case TY__FOP_SQRT:
-    sb_printf(b, "sqrtf(r%d)", a);
+    ty__sb_printf(b, "sqrtf(r%d)", a);
     break;
   case TY__FOP_ERF:
-    sb_printf(b, "erff(r%d)", a);
+    ty__sb_printf(b, "erff(r%d)", a);
     break;
   default:
     emit_grad_expr(b, in);
@@ -386,37 +379,37 @@ static const char codegen_prelude[] = "/* generated by trainyard ops/fusion */\n
                                       "  float e = expf(x);\n  return e / (1.0f + e);\n}\n";
 
 int ty__fprog_codegen(const ty__fprog *p, uint32_t pattern, char **out_src) {
-  sbuf b = {0};
-  sb_printf(&b, "%s", codegen_prelude);
-  sb_printf(
+  ty__sbuf b = {0};
+  ty__sb_printf(&b, "%s", codegen_prelude);
+  ty__sb_printf(
       &b, "void ty_fk(int64_t n, const float *const *in, float *const *out, const float *prm) {\n");
   for (int i = 0; i < p->n_in; i++)
     if (pattern >> i & 1u)
-      sb_printf(&b, "  const float *i%d = in[%d];\n", i, i);
+      ty__sb_printf(&b, "  const float *i%d = in[%d];\n", i, i);
     else
-      sb_printf(&b, "  const float b%d = in[%d][0];\n", i, i);
+      ty__sb_printf(&b, "  const float b%d = in[%d][0];\n", i, i);
   for (int j = 0; j < p->n_out; j++)
-    sb_printf(&b, "  float *o%d = out[%d];\n", j, j);
+    ty__sb_printf(&b, "  float *o%d = out[%d];\n", j, j);
   for (int q = 0; q < p->n_params; q++)
-    sb_printf(&b, "  const float p%d = prm[%d];\n", q, q);
-  if (p->n_params == 0) sb_printf(&b, "  (void)prm;\n");
-  sb_printf(&b, "  for (int64_t k = 0; k < n; k++) {\n");
+    ty__sb_printf(&b, "  const float p%d = prm[%d];\n", q, q);
+  if (p->n_params == 0) ty__sb_printf(&b, "  (void)prm;\n");
+  ty__sb_printf(&b, "  for (int64_t k = 0; k < n; k++) {\n");
   for (int c = 0; c < p->n_code; c++) {
     const ty__finstr *in = &p->code[c];
     if (in->op == TY__FOP_LOAD)
-      sb_printf(&b,
-                (pattern >> in->a & 1u) ? "    const float r%d = i%d[k];\n"
-                                        : "    const float r%d = b%d;\n",
-                in->dst, in->a);
+      ty__sb_printf(&b,
+                    (pattern >> in->a & 1u) ? "    const float r%d = i%d[k];\n"
+                                            : "    const float r%d = b%d;\n",
+                    in->dst, in->a);
     else if (in->op == TY__FOP_STORE)
-      sb_printf(&b, "    o%d[k] = r%d;\n", in->dst, in->a);
+      ty__sb_printf(&b, "    o%d[k] = r%d;\n", in->dst, in->a);
     else {
-      sb_printf(&b, "    const float r%d = ", in->dst);
-      emit_expr(&b, in);
-      sb_printf(&b, ";\n");
+      ty__sb_printf(&b, "    const float r%d = ", in->dst);
+      ty__fprog_emit_expr(&b, in);
+      ty__sb_printf(&b, ";\n");
     }
   }
-  sb_printf(&b, "  }\n}\n");
+  ty__sb_printf(&b, "  }\n}\n");
   if (b.oom) {
     free(b.s);
     return TY_ENOMEM;

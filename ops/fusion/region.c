@@ -79,6 +79,7 @@ typedef struct pass {
   int *root;   /* region -> representative region (union by relabel) */
   size_t n_regions;
   bool *keep;
+  int min_region; /* members a region needs to become a kernel */
 } pass;
 
 static int find(const pass *p, int r) {
@@ -274,7 +275,7 @@ static int emit_steps(pass *p, ty__sched *s) {
   for (size_t k = 0; k < p->nn; k++) {
     size_t node = p->order[k];
     int r = region_of(p, node);
-    if (r >= 0 && region_size(p, r) < 2) r = -1;
+    if (r >= 0 && region_size(p, r) < p->min_region) r = -1;
     int rc = 0;
     if (r < 0)
       rc = node_step(p, node, &s->steps[s->n_steps++]);
@@ -340,11 +341,11 @@ static int pass_run(pass *p, bool fuse) {
   return 0;
 }
 
-int ty__sched_create(const ty_graph *g, const size_t *order, bool fuse, const int *keep,
-                     size_t n_keep, ty__sched **out_sched) {
+static int sched_build(const ty_graph *g, const size_t *order, bool fuse, int min_region,
+                       const int *keep, size_t n_keep, ty__sched **out_sched) {
   ty__sched *s = calloc(1, sizeof *s);
   if (!s) return TY_ENOMEM;
-  pass p = {.g = g, .order = order, .nn = ty_graph_n_nodes(g)};
+  pass p = {.g = g, .order = order, .nn = ty_graph_n_nodes(g), .min_region = min_region};
   int rc = TY_ENOMEM;
   s->n_values = ty_graph_n_values(g);
   s->keep = calloc(s->n_values + 1, sizeof *s->keep);
@@ -361,6 +362,18 @@ fail:
   pass_free(&p);
   ty__sched_destroy(s);
   return rc;
+}
+
+/* On the CPU a lone elementwise node gains nothing from a generated loop
+ * (the library kernel is as fast), so regions start at two members. */
+int ty__sched_create(const ty_graph *g, const size_t *order, bool fuse, const int *keep,
+                     size_t n_keep, ty__sched **out_sched) {
+  return sched_build(g, order, fuse, 2, keep, n_keep, out_sched);
+}
+
+int ty__sched_create_gpu(const ty_graph *g, const size_t *order, const int *keep, size_t n_keep,
+                         ty__sched **out_sched) {
+  return sched_build(g, order, true, 1, keep, n_keep, out_sched);
 }
 
 void ty__sched_destroy(ty__sched *s) {

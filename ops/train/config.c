@@ -306,6 +306,9 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   if (m->max_steps > MAX_STEPS)
     return ty_errf(err, err_len, TY_EINVAL, "config.max_steps: %llu is above the maximum %llu",
                    (unsigned long long)m->max_steps, (unsigned long long)MAX_STEPS);
+  if (m->device < TRAINYARD__DEVICE__DEVICE_DEFAULT || m->device > TRAINYARD__DEVICE__DEVICE_GPU)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.device: unknown value %d (DEVICE_CPU or DEVICE_GPU)", (int)m->device);
   if (m->keep_checkpoints > MAX_KEEP)
     return ty_errf(err, err_len, TY_EINVAL, "config.keep_checkpoints: %u is above the maximum %u",
                    m->keep_checkpoints, MAX_KEEP);
@@ -323,6 +326,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->log_interval = m->log_interval ? m->log_interval : 100;
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->eval_each_epoch = m->eval_each_epoch != TRAINYARD__TOGGLE__TOGGLE_OFF;
+  c->gpu = m->device == TRAINYARD__DEVICE__DEVICE_GPU;
   return 0;
 }
 

@@ -116,6 +116,7 @@ typedef struct ty_train_config {
   uint64_t log_interval;     /* default 100 */
   bool fusion;
   bool eval_each_epoch;
+  bool gpu; /* config.device == DEVICE_GPU: NCCL collectives (see train_config.proto) */
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
   size_t n_trainable, n_frozen;
 } ty_train_config;

@@ -32,6 +32,12 @@
 #ifdef TY_HAVE_COLLECTIVE
 #include "ops/collective/collective.h"
 #endif
+#ifdef TY_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+#ifdef TY_HAVE_CUDA_OPS
+#include "ops/cuda/cuda.h"
+#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +52,7 @@ typedef struct args {
   uint64_t steps, bucket_mb, bucket_kb;
   int threads;
   bool resume, no_fusion, report, help;
+  bool gpu; /* config.device: NCCL collectives */
   tr_plan_args plan;
 } args;
 
@@ -338,6 +345,7 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
                      .job_id = job,
                      .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u,
+                     .backend = a->gpu ? TY_COLL_NCCL : TY_COLL_MPI,
                      .stop = &stop_requested};
   int rc = ty_coll_create(&co, out_coll, err, sizeof err);
   if (rc != 0) {
@@ -438,6 +446,46 @@ static int cpus_allowed(void) {
   return n > 0 ? (n < 1024 ? n : 1024) : 1;
 }
 
+/* config.device DEVICE_GPU needs a build with CUDA and a visible GPU; 0,
+ * or the exit code (2: the job asks for what this host cannot give). */
+static int check_gpu(uint32_t rank) {
+#ifdef TY_HAVE_CUDA
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    fprintf(stderr, "trainrun: config.device is DEVICE_GPU but no CUDA device is visible (%s)\n",
+            e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    return 2;
+  }
+  if (rank == 0)
+    printf("device: %d CUDA device(s); collectives through NCCL; the graph runs on the CPU "
+           "executor (the GPU executor is not wired into trainrun yet)\n",
+           n);
+  return 0;
+#else
+  (void)rank;
+  fprintf(stderr, "trainrun: config.device is DEVICE_GPU but this build has no CUDA\n");
+  return 2;
+#endif
+}
+
+/* DEVICE_GPU: which nodes of the training graph ops/cuda has kernels for
+ * and why the others would fall back, so a user sees what a GPU executor
+ * would run before it exists. */
+static void print_placement(const ty_train *t) {
+#ifdef TY_HAVE_CUDA_OPS
+  ty_cuda_place *p = NULL;
+  size_t n = 0;
+  char sum[2048];
+  if (ty_cuda_placement(ty_train_graph(t), &p, &n) == 0 &&
+      ty_cuda_placement_summary(p, n, sum, sizeof sum) == 0)
+    printf("placement: %s\n", sum);
+  free(p);
+#else
+  (void)t;
+#endif
+}
+
 /* Joins the world and resolves the plan; 0, or the exit code. */
 static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan,
                    ty_plan_request *req, void **coll) {
@@ -488,6 +536,7 @@ static int train(const args *a, ty_train_config *c) {
     code = tr_plan_write(&a->plan, model, c);
     goto done;
   }
+  if (c->gpu && (code = check_gpu(o.rank)) != 0) goto done;
   if ((code = prepare(a, &o, &par, &plan, &req, &coll)) != 0) goto done;
   /* After prepare: its CPU benchmark sets OpenBLAS' threads, the pool resets them to one. */
   if ((rc = ty_workers_create(a->threads > 0 ? a->threads : cpus_allowed(), &workers)) != 0) {
@@ -509,6 +558,7 @@ static int train(const args *a, ty_train_config *c) {
   if (!ty_train_plan(t)) describe_params(t, coll);
 #endif
   tr_plan_print(&a->plan, t, o.rank);
+  if (c->gpu && o.rank == 0) print_placement(t);
   if (a->report) report(t, c, o.no_fusion);
   bool stopped = false;
   code = 1;
@@ -561,6 +611,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  a.gpu = c.gpu;
   int code = train(&a, &c);
   ty_train_config_close(&c);
   return code;

@@ -10,15 +10,7 @@
 #include <string.h>
 
 #include "worker/worker.h"
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "FAIL: " __VA_ARGS__);                                                       \
-      fputc('\n', stderr);                                                                         \
-      return 1;                                                                                    \
-    }                                                                                              \
-  } while (0)
+#include "tests/gpu/check.h"
 
 int main(void) {
   ty_worker_inventory inv;

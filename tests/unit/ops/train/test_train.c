@@ -135,6 +135,25 @@ Test(config, rejects_out_of_range_batch_and_lengths) {
   expect_reject(&a, "config.keep_checkpoints: 20000 is above the maximum 10000");
 }
 
+/* device selects the collective backend; a value from a newer schema is
+ * refused rather than read as the CPU. */
+Test(config, device) {
+  msg a;
+  msg_init(&a);
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert(!c.gpu, "the default is the CPU");
+  ty_train_config_close(&c);
+  a.m.device = TRAINYARD__DEVICE__DEVICE_GPU;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert(c.gpu);
+  ty_train_config_close(&c);
+  msg_init(&a);
+  a.m.device = (Trainyard__Device)7;
+  expect_reject(&a, "config.device: unknown value 7");
+}
+
 Test(config, rejects_bad_schedule_and_dataset) {
   msg a;
   msg_init(&a);

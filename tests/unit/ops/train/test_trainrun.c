@@ -135,6 +135,28 @@ Test(trainrun, bad_config_field_is_named) {
   cr_assert(strstr(out, "config.epochs"), "%s", out);
 }
 
+/* config.device DEVICE_GPU on a host without a GPU (or a build without
+ * CUDA) is refused before any work, saying why; on a GPU host trainrun says
+ * which parts use it. Field 21 is appended to the encoded config as a
+ * varint (tag 0xa8 0x01, value 2): protobuf merges concatenated fields. */
+Test(trainrun, device_gpu_needs_a_gpu, .timeout = 60) {
+  char out[4096], cfg[128], model[128];
+  snprintf(cfg, sizeof cfg, "%s/gpu.pb", tmpdir());
+  snprintf(model, sizeof model, "%s/m.onnx", tmpdir());
+  write_model(model);
+  size_t len;
+  uint8_t *c = pack_config(1, 0, NULL, &len);
+  uint8_t *c2 = realloc(c, len + 3);
+  cr_assert_not_null(c2);
+  memcpy(c2 + len, "\xa8\x01\x02", 3);
+  write_file(cfg, c2, len + 3);
+  free(c2);
+  int rc = run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out);
+  if (strstr(out, "CUDA device(s); collectives through NCCL")) return; /* a GPU host */
+  cr_assert_eq(rc, 2, "%s", out);
+  cr_assert(strstr(out, "config.device is DEVICE_GPU but"), "%s", out);
+}
+
 Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
   if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
   char cfg[128], model[128], ck[128], state[160];
