@@ -117,8 +117,13 @@ void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, 
                : "");
 }
 
-/* The plan fits this job: its world and its global batch. */
+/* The plan fits this job: no pipeline stages, its world and its global batch. */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
+  if (p->n_stages > 0) /* the planner cuts stages; running them (1F1B) is issue 18's next part */
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "plan: %d pipeline stages x %d micro-batches: this trainrun does not run "
+                   "pipelined plans yet; plan with pipeline_stages 1",
+                   p->n_stages, p->micro_batches);
   if ((uint32_t)p->devices != t->opts.world_size)
     return ty_errf(
         err, err_len, TY_EINVAL,
