@@ -40,6 +40,8 @@ void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
   req->batch = c->batch_size;
   req->loss = c->loss_output ? c->loss_output : "trainyard.loss";
   req->optimizer = plan_optimizer(&c->optim);
+  req->pipeline_stages = c->pipeline_stages;
+  req->micro_batches = c->micro_batches;
 }
 
 /* Plans g (the forward + loss graph of config) with req, the config giving

@@ -118,6 +118,8 @@ typedef struct ty_train_config {
   bool eval_each_epoch;
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
   size_t n_trainable, n_frozen;
+  int pipeline_stages; /* the planner's request: 0 auto, default 1 (none) */
+  int micro_batches;   /* 0 auto (the default) */
 } ty_train_config;
 
 /* Decodes a serialised TrainConfig and validates it. Errors are

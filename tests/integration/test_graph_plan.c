@@ -35,6 +35,7 @@
 #include "ops/plan/plan.h"
 #include "proto/methods.h"
 #include "proto/onnx.pb-c.h"
+#include "proto/train_config.pb-c.h"
 #include "tests/integration/ranks.h"
 
 #define STEPS 24
@@ -467,6 +468,55 @@ static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *m
   return rc;
 }
 
+/* The MLP job on 1 x 2 devices with the config's pipeline knobs set. */
+static void write_pipeline_job(const char *path, const char *stages, const char *micro) {
+  size_t n;
+  uint8_t *raw = rk_make_config(10, 0, NULL, &n);
+  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(m);
+  char *old_stages = m->pipeline_stages, *old_micro = m->micro_batches;
+  m->pipeline_stages = (char *)stages;
+  m->micro_batches = (char *)micro;
+  size_t len = trainyard__train_config__get_packed_size(m);
+  uint8_t *cfg = malloc(len + 1);
+  trainyard__train_config__pack(m, cfg);
+  m->pipeline_stages = old_stages, m->micro_batches = old_micro;
+  trainyard__train_config__free_unpacked(m, NULL);
+  rk_write_job(path, "mlp-pp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
+  free(cfg);
+  free(raw);
+}
+
+/* `trainctl plan` shows the stages a config asks for, here and from the
+ * controller, and names bad pipeline knobs. */
+static void expect_pipeline_plans(const it_cluster *c) {
+  char job[400], *out = NULL, *err = NULL;
+  snprintf(job, sizeof job, "%s/pp.job.pb", c->dir);
+  write_pipeline_job(job, "2", "4");
+  cr_assert_eq(plan_cmd(c, &out, &err, (const char *const[]){"--mesh", "1x2", job, NULL}), 0, "%s",
+               err);
+  cr_assert(
+      strstr(out, "pipeline: 2 stages of mesh 1x1, 4 micro-batches of 16 (global batch 64)") &&
+          strstr(out, "no pipeline") && strstr(out, "IN FLIGHT"),
+      "%s", out);
+  free(out), free(err);
+  cr_assert_eq(plan_cmd(c, &out, &err, (const char *const[]){job, NULL}), 0, "%s", err);
+  cr_assert(strstr(out, "planned by the controller") && strstr(out, "pipeline: 2 stages"), "%s",
+            out);
+  free(out), free(err);
+  write_pipeline_job(job, "40", "");
+  expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
+                    (const char *const[]){"--mesh", "1x2", job, NULL});
+  expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
+                    (const char *const[]){job, NULL});
+  write_pipeline_job(job, "2", "3");
+  expect_plan_error(c, 5, "config.micro_batches: 3 does not divide config.batch_size 64",
+                    (const char *const[]){"--mesh", "1x2", job, NULL});
+  write_pipeline_job(job, "some", "");
+  expect_plan_error(c, 5, "config.pipeline_stages: expected \"auto\" or a count",
+                    (const char *const[]){job, NULL});
+}
+
 Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) {
   it_cluster c;
   it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
@@ -483,7 +533,7 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   cr_assert(strstr(out, "job mlp: parallelism tensor, 1 node x 2 devices, planned here"), "%s",
             out);
   cr_assert(strstr(out, "ALTERNATIVE") && strstr(out, "data parallel ") &&
-                strstr(out, "chosen                 1x2"),
+                strstr(out, "chosen                     1x2"),
             "%s", out);
   cr_assert(strstr(out, "column split (axis 1)") && strstr(out, "row split (axis 1)"), "%s", out);
   free(out), free(err);
@@ -540,5 +590,6 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   cr_assert_eq(plan_job_rpc(&c, (const uint8_t *)"\x0a\x06\x32\x04\x0a\x02ls", 8, msg, sizeof msg),
                TY_EINVAL);
   cr_assert_str_eq(msg, "job.graph: only graph jobs have plans; this one runs a command");
+  expect_pipeline_plans(&c);
   it_cluster_stop(&c);
 }

@@ -135,6 +135,46 @@ Test(config, rejects_out_of_range_batch_and_lengths) {
   expect_reject(&a, "config.keep_checkpoints: 20000 is above the maximum 10000");
 }
 
+/* Pipeline knobs: "" is no pipeline and auto micro-batches, "auto" and
+ * counts parse, anything else names the field and the value. */
+Test(config, pipeline_knobs) {
+  msg a;
+  msg_init(&a);
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.pipeline_stages, 1);
+  cr_assert_eq(c.micro_batches, 0);
+  ty_train_config_close(&c);
+  a.m.pipeline_stages = "auto";
+  a.m.micro_batches = "8";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.pipeline_stages, 0);
+  cr_assert_eq(c.micro_batches, 8);
+  ty_train_config_close(&c);
+  a.m.pipeline_stages = "4";
+  a.m.micro_batches = "auto";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.pipeline_stages, 4);
+  cr_assert_eq(c.micro_batches, 0);
+  ty_train_config_close(&c);
+  a.m.pipeline_stages = "four";
+  expect_reject(&a, "config.pipeline_stages: expected \"auto\" or a count from 1 to 4096, got "
+                    "\"four\"");
+  a.m.pipeline_stages = "0";
+  expect_reject(&a, "config.pipeline_stages: expected");
+  a.m.pipeline_stages = "-2";
+  expect_reject(&a, "config.pipeline_stages: expected");
+  a.m.pipeline_stages = "2";
+  a.m.micro_batches = "3";
+  expect_reject(&a, "config.micro_batches: 3 does not divide config.batch_size 64");
+  a.m.micro_batches = "9999";
+  expect_reject(&a, "config.micro_batches: expected");
+  a.m.pipeline_stages = "";
+  a.m.micro_batches = "4";
+  expect_reject(&a, "config.micro_batches: 4 micro-batches need pipeline stages");
+}
+
 Test(config, rejects_bad_schedule_and_dataset) {
   msg a;
   msg_init(&a);
