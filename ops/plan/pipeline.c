@@ -3,10 +3,12 @@
  * The pipeline search: S stages of equal sub-meshes, M micro-batches, and
  * which layers each stage runs (stages.c has the layers and the DP).
  *
- * For every micro-batch count M (a divisor of the batch, at most
- * MAX_MICRO), every stage count S (dividing the devices into sub-meshes
- * whose links are known: inside a node, or whole nodes) and every mesh
- * shape of one stage's devices, the graph is modelled at the micro-batch
+ * For every micro-batch count M (the request's, or a power of two dividing
+ * the batch, at most MAX_MICRO, from S / 2 to 4 S), every stage count S
+ * (dividing the devices into sub-meshes whose links are known: inside a
+ * node, or whole nodes) and the first MAX_STAGE_MESHES mesh shapes of one
+ * stage's devices (its physical shape first), the graph is modelled at the
+ * micro-batch
  * B / M and its cost graph built once on that mesh. A stage's cost is the
  * intra-operator search (elimination) on the cost graph cut down to its
  * layers' vertices, plus the point-to-point sends of the activations that
@@ -34,7 +36,7 @@
 #include <string.h>
 
 #define MAX_MICRO 64
-#define MAX_STAGE_MESHES 16
+#define MAX_STAGE_MESHES 2
 
 typedef struct pctx {
   const ty_plan_request *req;
@@ -204,6 +206,8 @@ typedef struct psearch {
   const ty_graph *g;
   const ty_plan_request *req;
   double budget;
+  double bound; /* a step to beat (the flat plan's, or INFINITY) */
+  bool pruned;  /* some (M, S) was skipped by its compute bound */
   int *start, L;
   char *err;
   size_t err_len;
@@ -291,6 +295,18 @@ static bool stage_cluster(const ty_plan_cluster *c, int S, ty_plan_cluster *out)
   return d % c->devices_per_node == 0;
 }
 
+/* Forward + backward seconds of the whole graph on one device (m is one
+ * micro-batch's): sum(t_k) >= this x S / D and max(t_k) >= sum / S, so a
+ * pipeline's step is at least this x (S + M - 1) / D. */
+static double compute_seconds(const ty__model *m, double flops) {
+  double t = 0;
+  for (size_t i = 0; i < m->n_nodes; i++) {
+    const ty__op *op = &m->ops[i];
+    t += op->flops * (1.0 + (op->grad_inputs < 2 ? op->grad_inputs : 2)) / flops;
+  }
+  return t;
+}
+
 static int try_micro(psearch *ps, int M) {
   ty_plan_request r = *ps->req;
   r.batch = ps->req->batch / M;
@@ -298,12 +314,19 @@ static int try_micro(psearch *ps, int M) {
   int rc = ty__model_build(ps->g, &r, ps->err, ps->err_len, &m);
   if (rc != 0) return ps->req->micro_batches ? rc : 0; /* this micro-batch has no concrete plan */
   int D = r.cluster.nodes * r.cluster.devices_per_node;
+  double work = compute_seconds(&m, r.cluster.device_flops);
   for (int S = 2; rc == 0 && S <= ps->L && S <= D; S++) {
     ty_plan_cluster sc;
     ty__mesh meshes[MAX_STAGE_MESHES];
-    if (D % S != 0 || (ps->req->pipeline_stages > 1 && S != ps->req->pipeline_stages) ||
+    bool window = ps->req->micro_batches || (2 * M >= S && M <= 4 * S);
+    if (D % S != 0 || (ps->req->pipeline_stages > 1 && S != ps->req->pipeline_stages) || !window ||
         !stage_cluster(&r.cluster, S, &sc))
       continue;
+    double beat = ps->b.have && ps->b.step < ps->bound ? ps->b.step : ps->bound;
+    if (work * (S + M - 1) / D >= beat) {
+      ps->pruned = true;
+      continue;
+    }
     int nm = ty__list_meshes(&sc, r.fixed_mesh, meshes, MAX_STAGE_MESHES);
     for (int i = 0; rc == 0 && i < nm; i++)
       rc = try_mesh(ps, &m, &meshes[i], S, M);
@@ -391,17 +414,22 @@ static int layers_of(psearch *ps) {
   return rc;
 }
 
-int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, char *err,
-                        size_t err_len, ty_plan **out_plan) {
-  psearch ps = {.g = g, .req = req, .budget = budget, .err = err, .err_len = err_len};
+int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, double bound,
+                        char *err, size_t err_len, ty_plan **out_plan) {
+  psearch ps = {
+      .g = g, .req = req, .budget = budget, .bound = bound, .err = err, .err_len = err_len};
   *out_plan = NULL;
   int rc = layers_of(&ps);
   int64_t B = req->batch;
-  for (int64_t M = 1; rc == 0 && M <= B && M <= MAX_MICRO; M++)
-    if (B % M == 0 && (req->micro_batches == 0 || M == req->micro_batches))
-      rc = try_micro(&ps, (int)M);
-  if (rc == 0 && req->micro_batches > MAX_MICRO) rc = try_micro(&ps, req->micro_batches);
-  if (rc == 0 && !ps.b.have) {
+  if (req->micro_batches > 0) rc = rc ? rc : try_micro(&ps, req->micro_batches);
+  for (int64_t M = 1; rc == 0 && !req->micro_batches && M <= B && M <= MAX_MICRO; M *= 2)
+    if (B % M == 0) rc = try_micro(&ps, (int)M);
+  if (rc == 0 && !ps.b.have && ps.pruned) {
+    rc = ty_errf(err, err_len, TY_ENOTFOUND,
+                 "no pipeline of the graph's %d layers can be faster than %.3f ms: one "
+                 "micro-batch's compute alone, with the schedule's bubble, takes longer",
+                 ps.L, bound * 1e3);
+  } else if (rc == 0 && !ps.b.have) {
     char have[32];
     ty__fmt_bytes(budget, have, sizeof have);
     rc = ty_errf(err, err_len, TY_ENOTFOUND,

@@ -284,16 +284,18 @@ int ty__space_allowed(const ty__space *s, const ty__role roles[TY_PLAN_AXES],
  * then its factorisations; only it when fixed); returns how many, at most max. */
 int ty__list_meshes(const ty_plan_cluster *c, bool fixed, ty__mesh *out, int max);
 
-#define TY__MAX_LAYERS 32
+#define TY__MAX_LAYERS 16
 /* stages.c: the graph's layers as positions in m->order: (*out_start)[l]
  * is layer l's first, (*out_start)[*out_n] = n_nodes; the caller frees it. */
 int ty__layers_find(const ty__model *m, int **out_start, int *out_n);
 /* pipeline.c: the fastest pipelined plan (n_stages >= 2) for req within
  * budget bytes per device, without alternatives or identity (the caller
- * adds them). TY_ENOTFOUND when none fits; TY_EINVAL for more stages than
+ * adds them). Stage and micro-batch counts whose compute alone cannot beat
+ * `bound` seconds (the flat plan's step; INFINITY: none) are skipped.
+ * TY_ENOTFOUND when none fits or beats it; TY_EINVAL for more stages than
  * layers; err says why. */
-int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, char *err,
-                        size_t err_len, ty_plan **out_plan);
+int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, double bound,
+                        char *err, size_t err_len, ty_plan **out_plan);
 
 /* ---- emit.c --------------------------------------------------------------------- */
 

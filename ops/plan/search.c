@@ -561,8 +561,9 @@ static int with_pipeline(const search *s, const results *res, int win, int rc_fl
   const ty_plan_request *req = s->req;
   char perr[TY_ERR_LEN] = "";
   ty_plan *pp = NULL;
-  int rc = ty__pipeline_search(s->model->g, req, s->budget, perr, sizeof perr, &pp);
   bool forced = req->pipeline_stages > 1;
+  double bound = forced || rc_flat != 0 ? INFINITY : res->best[win].r.time;
+  int rc = ty__pipeline_search(s->model->g, req, s->budget, bound, perr, sizeof perr, &pp);
   if (rc != 0 && rc != TY_ENOTFOUND && (forced || rc == TY_ENOMEM))
     return ty_errf(s->err, s->err_len, rc, "%s", perr);
   if (rc != 0 && (forced || rc_flat != 0)) {

@@ -385,8 +385,8 @@ int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
     pf(out, &rc, "plan: %d stages of mesh %dx%d (%d devices), micro-batch %lld\n", p->n_stages,
        p->mesh[0], p->mesh[1], p->devices, (long long)p->batch);
   else
-    pf(out, &rc, "plan: mesh %dx%d (%d devices), batch %lld\n", p->mesh[0], p->mesh[1],
-       p->devices, (long long)p->batch);
+    pf(out, &rc, "plan: mesh %dx%d (%d devices), batch %lld\n", p->mesh[0], p->mesh[1], p->devices,
+       (long long)p->batch);
   if (p->n_stages)
     pf(out, &rc,
        "predicted step: %.3f ms (1F1B over %d micro-batches; one micro-batch through every "
