@@ -130,6 +130,8 @@ static void put_pipeline(wr *w, const ty_plan *p) {
     put_f64(w, st->step_s);
     put_f64(w, st->send_s);
     put_u64(w, st->memory_bytes);
+    put_u8(w, st->recompute);
+    put_u64(w, st->memory_no_recompute_bytes);
   }
   for (size_t i = 0; p->n_stages > 0 && i < p->n_ops; i++)
     put_u32(w, (uint32_t)p->ops[i].stage);
@@ -493,6 +495,8 @@ static void get_stage(rd *r, const ty_plan *p, int k, ty_plan_stage *st) {
   st->step_s = get_f64(r, "step_s");
   st->send_s = get_f64(r, "send_s");
   st->memory_bytes = get_u64(r);
+  st->recompute = get_u8(r) != 0;
+  st->memory_no_recompute_bytes = get_u64(r);
   int prev_end = k == 0 ? 0 : p->stages[k - 1].first_layer + p->stages[k - 1].n_layers;
   if (r->rc) return;
   if (st->first_rank != k * size)
@@ -516,7 +520,7 @@ static void get_pipeline(rd *r, uint32_t version, ty_plan *p) {
     at(r, "%s", "pipeline");
     uint32_t mb = get_u32(r), nl = get_u32(r);
     p->bubble = get_f64(r, "bubble");
-    p->n_stages = (int)get_count(r, "stages", 40, (size_t)p->devices);
+    p->n_stages = (int)get_count(r, "stages", 49, (size_t)p->devices);
     if (!r->rc && (mb < 1 || mb > 1u << 20))
       bad(r, TY_EINVAL, "micro_batches: %u (1 .. %u)", mb, 1u << 20);
     if (!r->rc && nl > 1u << 24) bad(r, TY_EINVAL, "n_layers: %u (at most %u)", nl, 1u << 24);

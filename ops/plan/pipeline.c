@@ -44,7 +44,7 @@ typedef struct pctx {
   const int *start; /* layer starts: positions in the model's order */
   int L, S, M, devices;
   int *vlayer; /* layer of each vertex */
-  int *seen;   /* per value: the last send_time call that counted it */
+  int *seen;   /* per value: the last boundary() call that counted it */
   int *pos;    /* per node: its position in the model's order */
   int stamp;
   double budget, bw, lat;
@@ -53,6 +53,7 @@ typedef struct pctx {
 /* One stage's assignment: time without sends, parameter and activation bytes. */
 typedef struct part {
   double time, pmem, amem;
+  double fwd; /* forward compute alone: what recomputing the stage's activations costs */
 } part;
 
 /* ---- one stage ------------------------------------------------------------------ */
@@ -112,9 +113,15 @@ static int solve_part(const pctx *c, int i, int j, double f, bool least_mem, int
   if (rc == 0) {
     double mem;
     ty__cg_eval(&sub, a, &out->time, &mem);
-    out->pmem = 0;
-    for (int k = 0; k < sub.n_v; k++)
-      out->pmem += c->sp->choice[map[k]].pmem[a[k]];
+    out->pmem = out->fwd = 0;
+    for (int k = 0; k < sub.n_v; k++) {
+      const ty__vchoice *ch = &c->sp->choice[map[k]];
+      out->pmem += ch->pmem[a[k]];
+      if (ch->node < 0) continue;
+      const ty__op *op = &c->sp->model->ops[ch->node];
+      out->fwd += ty__op_compute(c->sp, op, &ch->strat[a[k]]) /
+                  (1.0 + (op->grad_inputs < 2 ? op->grad_inputs : 2));
+    }
     out->amem = (mem - out->pmem) / f;
     for (int k = 0; assign && k < sub.n_v; k++)
       assign[map[k]] = a[k];
@@ -127,22 +134,29 @@ static int solve_part(const pctx *c, int i, int j, double f, bool least_mem, int
 }
 
 /* Point-to-point seconds of the activations entering layers [i, j) and of
- * their gradients going back: each device sends its 1/devices share. */
-static double send_time(pctx *c, int i, int j) {
+ * their gradients going back: each device sends its 1/devices share.
+ * out_in_bytes: what one micro-batch brings in per device (those
+ * activations and the data the layers read), all a recomputing stage keeps
+ * of it between its forward and its backward. */
+static double boundary(pctx *c, int i, int j, double *out_in_bytes) {
   const ty__model *m = c->sp->model;
-  double t = 0;
+  double t = 0, in = 0;
   c->stamp++;
   for (int p = c->start[i]; p < c->start[j]; p++) {
     const ty_graph_node *n = ty_graph_node_at(m->g, m->order[p]);
     for (int k = 0; k < n->n_inputs; k++) {
       int v = n->inputs[k];
-      if (v == TY_NO_VALUE || m->values[v].kind != TY__V_ACT || c->seen[v] == c->stamp) continue;
-      if (c->pos[m->values[v].producer] >= c->start[i]) continue;
+      if (v == TY_NO_VALUE || c->seen[v] == c->stamp) continue;
+      const ty__value *val = &m->values[v];
+      bool act = val->kind == TY__V_ACT && c->pos[val->producer] < c->start[i];
+      if (!act && val->kind != TY__V_DATA) continue;
       c->seen[v] = c->stamp;
-      double one = ty__value_bytes(&m->values[v]) / c->devices / c->bw + c->lat;
-      t += m->values[v].grad ? 2 * one : one;
+      double bytes = ty__value_bytes(val) / c->devices, one = bytes / c->bw + c->lat;
+      in += bytes;
+      if (act) t += val->grad ? 2 * one : one;
     }
   }
+  *out_in_bytes = in;
   return t;
 }
 
@@ -150,20 +164,57 @@ static int in_flight(const pctx *c, int k) {
   return c->S - k < c->M ? c->S - k : c->M;
 }
 
-/* Layers [i, j) as stage k: its time with sends and its memory, fitting
- * when it can (ok), with the assignment when assign is non-NULL. */
+/* One way to run a stage: an assignment (least memory or fastest), with
+ * or without recomputation. */
+typedef struct way {
+  bool least_mem, recompute;
+  double time, mem, mem_plain;
+} way;
+
+static way way_of(const part *pt, bool least_mem, bool recompute, double f, double in,
+                  double fixed) {
+  way w = {.least_mem = least_mem, .recompute = recompute};
+  w.mem_plain = pt->pmem + f * pt->amem + fixed;
+  w.time = pt->time + (recompute ? pt->fwd : 0);
+  /* Recomputing keeps only each micro-batch's inputs, and one micro-batch's
+   * activations while its backward runs. */
+  w.mem = recompute ? pt->pmem + f * in + pt->amem + fixed : w.mem_plain;
+  return w;
+}
+
+/* Layers [i, j) as stage k: the fastest way that fits (the fastest
+ * assignment, recomputing it, the least-memory one, recomputing that), or
+ * the smallest when none does (ok false); its assignment into assign when
+ * non-NULL. */
 static int eval_stage(pctx *c, int i, int j, int k, int *assign, ty_plan_stage *out, bool *ok) {
-  double f = in_flight(c, k), fixed = c->sp->fixed_mem;
-  part pt;
-  int rc = solve_part(c, i, j, 1, false, assign, &pt);
-  if (rc == 0 && pt.pmem + f * pt.amem + fixed > c->budget)
-    rc = solve_part(c, i, j, f, true, assign, &pt);
+  double f = in_flight(c, k), fixed = c->sp->fixed_mem, in;
+  double send = boundary(c, i, j, &in);
+  part fast, small;
+  way ways[4], *pick = NULL;
+  int n = 0, rc = solve_part(c, i, j, 1, false, NULL, &fast);
+  if (rc == 0) {
+    ways[n++] = way_of(&fast, false, false, f, in, fixed);
+    ways[n++] = way_of(&fast, false, true, f, in, fixed);
+    if (ways[0].mem > c->budget && (rc = solve_part(c, i, j, f, true, NULL, &small)) == 0) {
+      ways[n++] = way_of(&small, true, false, f, in, fixed);
+      ways[n++] = way_of(&small, true, true, f, in, fixed);
+    }
+  }
+  for (int q = 0; rc == 0 && q < n; q++)
+    if (ways[q].mem <= c->budget ? !pick || pick->mem > c->budget || ways[q].time < pick->time
+                                 : !pick || (pick->mem > c->budget && ways[q].mem < pick->mem))
+      pick = &ways[q];
+  if (rc == 0 && assign)
+    rc = solve_part(c, i, j, pick->least_mem ? f : 1, pick->least_mem, assign,
+                    pick->least_mem ? &small : &fast);
   if (rc != 0) return rc;
-  out->send_s = send_time(c, i, j);
-  out->step_s = pt.time + out->send_s;
-  out->memory_bytes = (uint64_t)(pt.pmem + f * pt.amem + fixed);
+  out->send_s = send;
+  out->step_s = pick->time + send;
+  out->memory_bytes = (uint64_t)pick->mem;
+  out->memory_no_recompute_bytes = (uint64_t)pick->mem_plain;
+  out->recompute = pick->recompute;
   out->in_flight = (int)f;
-  *ok = pt.pmem + f * pt.amem + fixed <= c->budget;
+  *ok = pick->mem <= c->budget;
   return 0;
 }
 
@@ -175,8 +226,9 @@ static int fill_costs(pctx *c, double *cost) {
   for (int i = 0; rc == 0 && i < c->L; i++)
     for (int j = i + 1; rc == 0 && j <= c->L; j++) {
       part fast;
+      double in;
       if ((rc = solve_part(c, i, j, 1, false, NULL, &fast)) != 0) break;
-      double send = send_time(c, i, j);
+      double send = boundary(c, i, j, &in);
       for (int k = 0; rc == 0 && k < c->S; k++) {
         double *at = &cost[((size_t)k * W + (size_t)i) * W + (size_t)j];
         double f = in_flight(c, k);

@@ -225,6 +225,12 @@ typedef struct ty_plan_stage {
   double step_s;         /* forward + backward of one micro-batch, with its sends */
   double send_s;         /* of which point-to-point: activations in, their gradients out */
   uint64_t memory_bytes; /* per device: parameters with state, in_flight activations */
+  /* Activation recomputation: the stage keeps only each in-flight
+   * micro-batch's inputs and recomputes its activations in backward (one
+   * more forward in step_s); chosen only when it would not fit otherwise.
+   * memory_no_recompute_bytes: the same assignment without it. */
+  bool recompute;
+  uint64_t memory_no_recompute_bytes;
 } ty_plan_stage;
 
 typedef struct ty_plan {
@@ -331,7 +337,8 @@ void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *fu
  *       str why
  *   (version 2) the pipeline: u32 micro_batches, u32 n_layers, f64 bubble,
  *       u32 n_stages, then per stage: u32 first_rank, u32 first_layer, u32
- *       n_layers, u32 in_flight, f64 step_s, f64 send_s, u64 memory_bytes;
+ *       n_layers, u32 in_flight, f64 step_s, f64 send_s, u64 memory_bytes,
+ *       u8 recompute, u64 memory_no_recompute_bytes;
  *       then, when n_stages > 0, one u32 stage per op
  *   4   u32 CRC-32 (zlib's) of every byte before it
  *

@@ -256,6 +256,10 @@ static void json_pipeline(ty_json *j, const ty_plan *p) {
     ty_json_uint(j, st->memory_bytes);
     ty_json_key(j, "in_flight");
     ty_json_int(j, st->in_flight);
+    ty_json_key(j, "recompute");
+    ty_json_bool(j, st->recompute);
+    ty_json_key(j, "memory_without_recompute_bytes");
+    ty_json_uint(j, st->memory_no_recompute_bytes);
     ty_json_end_object(j);
   }
   ty_json_end_array(j);
@@ -356,11 +360,11 @@ static void text_stages(ty_buf *b, int *rc, const ty_plan *p) {
      "%d layers, bubble %.1f%%\n",
      p->n_stages, p->mesh[0], p->mesh[1], p->micro_batches, (long long)p->batch,
      (long long)p->batch * p->micro_batches, p->n_layers, 100 * p->bubble);
-  pf(b, rc, "\n%-6s %-9s %-7s %12s %10s %14s %9s  %s\n", "STAGE", "RANKS", "LAYERS", "STEP (ms)",
-     "SEND (ms)", "MEMORY/DEVICE", "IN FLIGHT", "OPS");
+  pf(b, rc, "\n%-6s %-9s %-7s %12s %10s %14s %9s %-20s %s\n", "STAGE", "RANKS", "LAYERS",
+     "STEP (ms)", "SEND (ms)", "MEMORY/DEVICE", "IN FLIGHT", "RECOMPUTE", "OPS");
   for (int k = 0; k < p->n_stages; k++) {
     const ty_plan_stage *st = &p->stages[k];
-    char ranks[24], layers[24], mem[32];
+    char ranks[24], layers[24], mem[32], plain[32], rec[48] = "no";
     const char *first = "-", *last = "-";
     for (size_t i = 0; i < p->n_ops; i++)
       if (p->ops[i].stage == k) {
@@ -371,8 +375,10 @@ static void text_stages(ty_buf *b, int *rc, const ty_plan *p) {
              st->first_rank + p->mesh[0] * p->mesh[1] - 1);
     snprintf(layers, sizeof layers, "%d-%d", st->first_layer, st->first_layer + st->n_layers - 1);
     ty__fmt_bytes((double)st->memory_bytes, mem, sizeof mem);
-    pf(b, rc, "%-6d %-9s %-7s %12.3f %10.3f %14s %9d  %s .. %s\n", k, ranks, layers,
-       st->step_s * 1e3, st->send_s * 1e3, mem, st->in_flight, first, last);
+    ty__fmt_bytes((double)st->memory_no_recompute_bytes, plain, sizeof plain);
+    if (st->recompute) snprintf(rec, sizeof rec, "yes (else %s)", plain);
+    pf(b, rc, "%-6d %-9s %-7s %12.3f %10.3f %14s %9d %-20s %s .. %s\n", k, ranks, layers,
+       st->step_s * 1e3, st->send_s * 1e3, mem, st->in_flight, rec, first, last);
   }
 }
 

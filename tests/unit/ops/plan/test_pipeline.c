@@ -241,6 +241,44 @@ Test(plan_pipeline, auto_pipelines_when_weights_do_not_fit_and_links_are_slow) {
   ty_graph_destroy(g);
 }
 
+Test(plan_pipeline, a_budget_that_does_not_hold_the_activations_recomputes_them) {
+  /* Four stages of one device, 8 micro-batches: stage 0 keeps 4 of them
+   * in flight. One byte less than it needs without recomputation makes it
+   * keep only their inputs and recompute; the other stages still fit. */
+  ty_graph *g = model_mlp(4, 512);
+  ty_plan_request r = request(4, 1, 512);
+  r.pipeline_stages = 4;
+  r.micro_batches = 8;
+  ty_plan *roomy = plan_ok(g, &r);
+  for (int k = 0; k < 4; k++)
+    cr_assert(!roomy->stages[k].recompute, "stage %d recomputes with 16 GiB", k);
+  uint64_t need = roomy->stages[0].memory_bytes;
+  cr_assert_eq(roomy->stages[0].memory_no_recompute_bytes, need);
+  r.cluster.device_mem_bytes = need - 1;
+  ty_plan *tight = plan_ok(g, &r);
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_plan_to_text(tight, &b);
+  const ty_plan_stage *s0 = &tight->stages[0];
+  cr_assert(s0->recompute, "%.*s", (int)b.len, b.data);
+  cr_assert(s0->memory_bytes < need && s0->memory_no_recompute_bytes == need, "%.*s", (int)b.len,
+            b.data);
+  cr_assert(s0->step_s > roomy->stages[0].step_s, "recomputing costs a forward");
+  cr_assert(!tight->stages[3].recompute, "the last stage holds one micro-batch: it fits");
+  cr_assert(tight->memory_bytes <= r.cluster.device_mem_bytes);
+  cr_assert_not_null(strstr((char *)b.data, "yes (else "), "%.*s", (int)b.len, b.data);
+  ty_buf_close(&b);
+  /* A budget that even recomputation misses is refused. */
+  r.cluster.device_mem_bytes = roomy->stages[3].memory_bytes / 4;
+  char err[TY_ERR_LEN] = "";
+  ty_plan *none = NULL;
+  cr_assert_neq(ty_plan_search(g, &r, err, sizeof err, &none), 0);
+  cr_assert_not_null(strstr(err, "no pipeline of the graph's 4 layers fits"), "%s", err);
+  ty_plan_destroy(roomy);
+  ty_plan_destroy(tight);
+  ty_graph_destroy(g);
+}
+
 /* ---- rejections ---------------------------------------------------------------------- */
 
 static void reject(const ty_graph *g, const ty_plan_request *r, const char *want) {
@@ -298,6 +336,10 @@ Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
   cr_assert_eq(ty_plan_decode(b.data, b.len, &q, err, sizeof err), 0, "%s", err);
   cr_assert_eq(q->n_stages, 4);
   cr_assert_eq(q->micro_batches, p->micro_batches);
+  for (int k = 0; k < 4; k++) {
+    cr_assert_eq(q->stages[k].recompute, p->stages[k].recompute);
+    cr_assert_eq(q->stages[k].memory_no_recompute_bytes, p->stages[k].memory_no_recompute_bytes);
+  }
   cr_assert_eq(ty_plan_hash(q), ty_plan_hash(p));
   for (size_t i = 0; i < p->n_ops; i++)
     cr_assert_eq(q->ops[i].stage, p->ops[i].stage);
