@@ -7,7 +7,9 @@
  *      the predicted step, throughput and bubble beside the ideal 1F1B
  *      bubble (S - 1) / (M + S - 1) of equal stages;
  *   2. the search time of pipeline_stages auto against no pipeline on the
- *      GPT-like decoder bench_plan uses (1,000+ ops), and what it chose.
+ *      GPT-like decoder bench_plan uses (1,000+ ops), and what it chose;
+ *   3. (printed before 2) stage 0's peak memory with and without activation
+ *      recomputation, and its step-time cost, under a budget that forces it.
  *
  * Results and the command are in bench/RESULTS.md.
  *
@@ -94,6 +96,39 @@ static int micro_batches(const opts *o) {
   return 0;
 }
 
+/* 3. Peak memory with and without recomputation: the 4-stage MLP at 8
+ * micro-batches with room, then with one byte less than stage 0 needs. */
+static int recompute(const opts *o) {
+  ty_graph *g = model_mlp(o->layers, o->hidden);
+  if (!g) return 1;
+  ty_plan_request r;
+  ty_plan_request_init(&r);
+  r.batch = o->batch * 8;
+  r.cluster.nodes = 2;
+  r.cluster.devices_per_node = 2;
+  r.pipeline_stages = 4;
+  r.micro_batches = 8;
+  printf("\nMLP as above, batch %lld, 8 micro-batches: stage 0 with and without room\n",
+         (long long)r.batch);
+  printf("%-12s %10s %12s %16s %10s\n", "budget", "step_ms", "stage0_peak", "without_recompute",
+         "recompute");
+  ty_plan *p = search(g, &r, NULL);
+  for (int pass = 0; p && pass < 2; pass++) {
+    char budget[32];
+    snprintf(budget, sizeof budget, "%.2f MiB", (double)r.cluster.device_mem_bytes / 1048576);
+    const ty_plan_stage *s0 = &p->stages[0];
+    printf("%-12s %10.3f %9.2f MiB %13.2f MiB %10s\n", pass ? budget : "16 GiB", p->step_s * 1e3,
+           (double)s0->memory_bytes / 1048576, (double)s0->memory_no_recompute_bytes / 1048576,
+           s0->recompute ? "yes" : "no");
+    r.cluster.device_mem_bytes = s0->memory_bytes - 1;
+    ty_plan_destroy(p);
+    p = pass ? NULL : search(g, &r, NULL);
+  }
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+  return 0;
+}
+
 /* 2. The search with pipelines against without, on the GPT-like decoder. */
 static int gpt(const opts *o) {
   ty_graph *g = model_transformer(o->gpt_layers, 1024, 1024, 16, 4096, 1);
@@ -131,5 +166,6 @@ int main(int argc, char **argv) {
     return 2;
   }
   int rc = micro_batches(&o);
+  if (rc == 0) rc = recompute(&o);
   return rc ? rc : gpt(&o);
 }
