@@ -17,6 +17,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,7 +437,8 @@ static void get_header(rd *r, ty_plan *p) {
       (int64_t)p->nodes * p->devices_per_node != p->devices)
     bad(r, TY_EINVAL, "cluster: %d nodes x %d devices per node is not %d devices", p->nodes,
         p->devices_per_node, p->devices);
-  else if (p->mesh[0] < 1 || p->mesh[1] < 1 || p->devices % (p->mesh[0] * p->mesh[1]) != 0)
+  else if (p->mesh[0] < 1 || p->mesh[1] < 1 ||
+           (int64_t)p->devices % ((int64_t)p->mesh[0] * p->mesh[1]) != 0)
     bad(r, TY_EINVAL, "mesh: %dx%d does not hold the plan's %d devices", p->mesh[0], p->mesh[1],
         p->devices);
   else if (p->batch < 1)
@@ -515,8 +517,9 @@ static void get_stage(rd *r, const ty_plan *p, int k, ty_plan_stage *st) {
  * stages must cover the devices with the plan's mesh and every layer. */
 static void get_pipeline(rd *r, uint32_t version, ty_plan *p) {
   p->micro_batches = 1;
-  int size = p->mesh[0] * p->mesh[1];
-  if (version >= 2 && !r->rc) {
+  if (r->rc) return;
+  int size = p->mesh[0] * p->mesh[1]; /* the header holds it to at most devices */
+  if (version >= 2) {
     at(r, "%s", "pipeline");
     uint32_t mb = get_u32(r), nl = get_u32(r);
     p->bubble = get_f64(r, "bubble");
@@ -524,6 +527,9 @@ static void get_pipeline(rd *r, uint32_t version, ty_plan *p) {
     if (!r->rc && (mb < 1 || mb > 1u << 20))
       bad(r, TY_EINVAL, "micro_batches: %u (1 .. %u)", mb, 1u << 20);
     if (!r->rc && nl > 1u << 24) bad(r, TY_EINVAL, "n_layers: %u (at most %u)", nl, 1u << 24);
+    if (!r->rc && p->batch > INT64_MAX / (int64_t)mb)
+      bad(r, TY_EINVAL, "micro_batches: %u micro-batches of %lld overflow the global batch", mb,
+          (long long)p->batch);
     p->micro_batches = (int)mb;
     p->n_layers = (int)nl;
     if (!r->rc && !(p->stages = calloc((size_t)p->n_stages + 1, sizeof *p->stages)))
@@ -538,10 +544,10 @@ static void get_pipeline(rd *r, uint32_t version, ty_plan *p) {
     }
   }
   at(r, "%s", "");
+  if (r->rc) return;
   int last = p->n_stages
                  ? p->stages[p->n_stages - 1].first_layer + p->stages[p->n_stages - 1].n_layers
                  : 0;
-  if (r->rc) return;
   if ((int64_t)size * (p->n_stages ? p->n_stages : 1) != p->devices)
     bad(r, TY_EINVAL, "mesh: %dx%d x %d stages does not hold the plan's %d devices", p->mesh[0],
         p->mesh[1], p->n_stages ? p->n_stages : 1, p->devices);
