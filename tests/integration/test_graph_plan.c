@@ -35,7 +35,6 @@
 #include "ops/plan/plan.h"
 #include "proto/methods.h"
 #include "proto/onnx.pb-c.h"
-#include "proto/train_config.pb-c.h"
 #include "tests/integration/ranks.h"
 
 #define STEPS 24
@@ -470,21 +469,10 @@ static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *m
 
 /* The MLP job on 1 x 2 devices with the config's pipeline knobs set. */
 static void write_pipeline_job(const char *path, const char *stages, const char *micro) {
-  size_t n;
-  uint8_t *raw = rk_make_config(10, 0, NULL, &n);
-  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
-  cr_assert(m);
-  char *old_stages = m->pipeline_stages, *old_micro = m->micro_batches;
-  m->pipeline_stages = (char *)stages;
-  m->micro_batches = (char *)micro;
-  size_t len = trainyard__train_config__get_packed_size(m);
-  uint8_t *cfg = malloc(len + 1);
-  trainyard__train_config__pack(m, cfg);
-  m->pipeline_stages = old_stages, m->micro_batches = old_micro;
-  trainyard__train_config__free_unpacked(m, NULL);
+  size_t len;
+  uint8_t *cfg = rk_make_pipeline_config(10, stages, micro, &len);
   rk_write_job(path, "mlp-pp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
   free(cfg);
-  free(raw);
 }
 
 /* `trainctl plan` shows the stages a config asks for, here and from the
