@@ -219,6 +219,15 @@ static void json_plan_body(ty_json *j, const ty_plan *p) {
   ty_json_end_array(j);
 }
 
+/* "key": [first, last]. */
+static void json_range(ty_json *j, const char *key, int first, int last) {
+  ty_json_key(j, key);
+  ty_json_begin_array(j);
+  ty_json_int(j, first);
+  ty_json_int(j, last);
+  ty_json_end_array(j);
+}
+
 /* "pipeline": null without stages. */
 static void json_pipeline(ty_json *j, const ty_plan *p) {
   ty_json_key(j, "pipeline");
@@ -238,16 +247,8 @@ static void json_pipeline(ty_json *j, const ty_plan *p) {
   for (int k = 0; k < p->n_stages; k++) {
     const ty_plan_stage *st = &p->stages[k];
     ty_json_begin_object(j);
-    ty_json_key(j, "ranks");
-    ty_json_begin_array(j);
-    ty_json_int(j, st->first_rank);
-    ty_json_int(j, st->first_rank + p->mesh[0] * p->mesh[1] - 1);
-    ty_json_end_array(j);
-    ty_json_key(j, "layers");
-    ty_json_begin_array(j);
-    ty_json_int(j, st->first_layer);
-    ty_json_int(j, st->first_layer + st->n_layers - 1);
-    ty_json_end_array(j);
+    json_range(j, "ranks", st->first_rank, st->first_rank + p->mesh[0] * p->mesh[1] - 1);
+    json_range(j, "layers", st->first_layer, st->first_layer + st->n_layers - 1);
     ty_json_key(j, "predicted_s");
     ty_json_double(j, st->step_s);
     ty_json_key(j, "send_s");

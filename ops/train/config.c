@@ -248,11 +248,11 @@ static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char 
   return rc == 0 ? match_test(c, err, err_len) : rc;
 }
 
-/* "auto" (0), "" (dflt) or a count 1 .. MAX_PIPELINE. */
-static int pipeline_count(const char *v, const char *field, int dflt, char *err, size_t err_len,
-                          int *out) {
+/* "auto" (as_auto), "" (dflt) or a count 1 .. MAX_PIPELINE. */
+static int pipeline_count(const char *v, const char *field, int dflt, int as_auto, char *err,
+                          size_t err_len, int *out) {
   if (!v || !*v) return *out = dflt, 0;
-  if (strcmp(v, "auto") == 0) return *out = 0, 0;
+  if (strcmp(v, "auto") == 0) return *out = as_auto, 0;
   char *end;
   errno = 0;
   long n = strtol(v, &end, 10);
@@ -267,10 +267,10 @@ static int pipeline_count(const char *v, const char *field, int dflt, char *err,
  * planner's to check (it knows both). */
 static int decode_pipeline(const Trainyard__TrainConfig *m, ty_train_config *c, char *err,
                            size_t err_len) {
-  int rc =
-      pipeline_count(m->pipeline_stages, "pipeline_stages", 1, err, err_len, &c->pipeline_stages);
+  int rc = pipeline_count(m->pipeline_stages, "pipeline_stages", 1, TY_TRAIN_AUTO, err, err_len,
+                          &c->pipeline_stages);
   if (rc == 0)
-    rc = pipeline_count(m->micro_batches, "micro_batches", 0, err, err_len, &c->micro_batches);
+    rc = pipeline_count(m->micro_batches, "micro_batches", 0, 0, err, err_len, &c->micro_batches);
   if (rc != 0) return rc;
   if (c->micro_batches > 0 && c->batch_size % (uint32_t)c->micro_batches != 0)
     return ty_errf(err, err_len, TY_EINVAL,

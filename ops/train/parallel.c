@@ -40,7 +40,9 @@ void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
   req->batch = c->batch_size;
   req->loss = c->loss_output ? c->loss_output : "trainyard.loss";
   req->optimizer = plan_optimizer(&c->optim);
-  req->pipeline_stages = c->pipeline_stages;
+  req->pipeline_stages = c->pipeline_stages == TY_TRAIN_AUTO ? 0
+                         : c->pipeline_stages > 0            ? c->pipeline_stages
+                                                             : 1;
   req->micro_batches = c->micro_batches;
 }
 

@@ -16,6 +16,7 @@
 
 #include "ops/plan/plan.h"
 #include "tests/unit/ops/plan/models.h"
+#include "tests/unit/ops/plan/plan_helpers.h"
 
 /* ---- the DP ------------------------------------------------------------------------ */
 
@@ -127,20 +128,7 @@ Test(plan_pipeline_dp, matches_exhaustive_search_on_random_costs) {
 /* ---- stages of a graph -------------------------------------------------------------- */
 
 static ty_plan_request request(int nodes, int per_node, int64_t batch) {
-  ty_plan_request r;
-  ty_plan_request_init(&r);
-  r.batch = batch;
-  r.cluster.nodes = nodes;
-  r.cluster.devices_per_node = per_node;
-  return r;
-}
-
-static ty_plan *plan_ok(const ty_graph *g, const ty_plan_request *r) {
-  char err[TY_ERR_LEN] = "";
-  ty_plan *p = NULL;
-  int rc = ty_plan_search(g, r, err, sizeof err, &p);
-  cr_assert_eq(rc, 0, "ty_plan_search: %s: %s", ty_strerror(rc), err);
-  return p;
+  return plan_test_request(nodes, per_node, batch, false);
 }
 
 Test(plan_pipeline, four_stages_of_a_four_layer_mlp) {
@@ -148,7 +136,7 @@ Test(plan_pipeline, four_stages_of_a_four_layer_mlp) {
   ty_plan_request r = request(2, 2, 32);
   r.pipeline_stages = 4;
   r.micro_batches = 8;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(p->n_stages, 4);
   cr_assert_eq(p->n_layers, 4);
   cr_assert_eq(p->micro_batches, 8);
@@ -197,7 +185,7 @@ Test(plan_pipeline, data_x_pipeline_2x2) {
   ty_graph *g = model_mlp(4, 64);
   ty_plan_request r = request(2, 2, 32);
   r.pipeline_stages = 2;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(p->n_stages, 2);
   cr_assert_eq(p->mesh[0] * p->mesh[1], 2);
   cr_assert_eq(p->stages[1].first_rank, 2);
@@ -221,7 +209,7 @@ Test(plan_pipeline, auto_pipelines_when_weights_do_not_fit_and_links_are_slow) {
   r.cluster.inter_bw = 1e6;
   r.cluster.device_mem_bytes = 13ull << 20;
   r.pipeline_stages = 0;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   ty_buf b;
   ty_buf_init(&b);
   ty_plan_to_text(p, &b);
@@ -234,7 +222,7 @@ Test(plan_pipeline, auto_pipelines_when_weights_do_not_fit_and_links_are_slow) {
   ty_plan_destroy(p);
   /* Memory enough to replicate: the flat plan stays, the pipeline is listed. */
   r.cluster.device_mem_bytes = 1ull << 30;
-  p = plan_ok(g, &r);
+  p = plan_test_ok(g, &r);
   cr_assert_eq(p->n_stages, 0);
   cr_assert_not_null(strstr(p->alternatives[p->n_alternatives - 2].name, "pipeline ("));
   ty_plan_destroy(p);
@@ -249,13 +237,13 @@ Test(plan_pipeline, a_budget_that_does_not_hold_the_activations_recomputes_them)
   ty_plan_request r = request(4, 1, 512);
   r.pipeline_stages = 4;
   r.micro_batches = 8;
-  ty_plan *roomy = plan_ok(g, &r);
+  ty_plan *roomy = plan_test_ok(g, &r);
   for (int k = 0; k < 4; k++)
     cr_assert(!roomy->stages[k].recompute, "stage %d recomputes with 16 GiB", k);
   uint64_t need = roomy->stages[0].memory_bytes;
   cr_assert_eq(roomy->stages[0].memory_no_recompute_bytes, need);
   r.cluster.device_mem_bytes = need - 1;
-  ty_plan *tight = plan_ok(g, &r);
+  ty_plan *tight = plan_test_ok(g, &r);
   ty_buf b;
   ty_buf_init(&b);
   ty_plan_to_text(tight, &b);
@@ -328,7 +316,7 @@ Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
   ty_graph *g = model_mlp(4, 64);
   ty_plan_request r = request(2, 2, 32);
   r.pipeline_stages = 4;
-  ty_plan *p = plan_ok(g, &r), *q = NULL;
+  ty_plan *p = plan_test_ok(g, &r), *q = NULL;
   ty_buf b;
   ty_buf_init(&b);
   char err[TY_ERR_LEN] = "";
@@ -363,7 +351,7 @@ Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
 Test(plan_pipeline_codec, version_1_plans_still_decode) {
   ty_graph *g = model_mlp(2, 16);
   ty_plan_request r = request(1, 2, 8);
-  ty_plan *p = plan_ok(g, &r), *q = NULL;
+  ty_plan *p = plan_test_ok(g, &r), *q = NULL;
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_plan_encode(p, &b), 0);

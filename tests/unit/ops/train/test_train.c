@@ -138,26 +138,22 @@ Test(config, rejects_out_of_range_batch_and_lengths) {
 /* Pipeline knobs: "" is no pipeline and auto micro-batches, "auto" and
  * counts parse, anything else names the field and the value. */
 Test(config, pipeline_knobs) {
+  static const struct {
+    const char *stages, *micro;
+    int want_stages, want_micro;
+  } ok[] = {{"", "", 1, 0}, {"auto", "8", TY_TRAIN_AUTO, 8}, {"4", "auto", 4, 0}};
   msg a;
   msg_init(&a);
-  ty_train_config c;
-  char err[256] = "";
-  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(c.pipeline_stages, 1);
-  cr_assert_eq(c.micro_batches, 0);
-  ty_train_config_close(&c);
-  a.m.pipeline_stages = "auto";
-  a.m.micro_batches = "8";
-  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(c.pipeline_stages, 0);
-  cr_assert_eq(c.micro_batches, 8);
-  ty_train_config_close(&c);
-  a.m.pipeline_stages = "4";
-  a.m.micro_batches = "auto";
-  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(c.pipeline_stages, 4);
-  cr_assert_eq(c.micro_batches, 0);
-  ty_train_config_close(&c);
+  for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
+    ty_train_config c;
+    char err[256] = "";
+    a.m.pipeline_stages = (char *)ok[i].stages;
+    a.m.micro_batches = (char *)ok[i].micro;
+    cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.pipeline_stages, ok[i].want_stages, "\"%s\"", ok[i].stages);
+    cr_assert_eq(c.micro_batches, ok[i].want_micro, "\"%s\"", ok[i].micro);
+    ty_train_config_close(&c);
+  }
   a.m.pipeline_stages = "four";
   expect_reject(&a, "config.pipeline_stages: expected \"auto\" or a count from 1 to 4096, got "
                     "\"four\"");
