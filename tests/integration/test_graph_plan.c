@@ -492,6 +492,13 @@ static void expect_pipeline_plans(const it_cluster *c) {
   cr_assert(strstr(out, "planned by the controller") && strstr(out, "pipeline: 2 stages"), "%s",
             out);
   free(out), free(err);
+  /* Shown, but not run yet: a submit is refused, not failed at launch. */
+  int code = it_trainctl_err(c, &out, &err, (const char *const[]){"submit", job, NULL});
+  cr_assert_neq(code, 0, "a pipelined job was accepted: %s", out);
+  cr_assert(strstr(err, "job.graph: the plan has 2 pipeline stages x 4 micro-batches, which "
+                        "trainrun does not run yet"),
+            "exit %d: %s", code, err);
+  free(out), free(err);
   write_pipeline_job(job, "40", "");
   expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
                     (const char *const[]){"--mesh", "1x2", job, NULL});
