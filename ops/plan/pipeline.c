@@ -8,15 +8,17 @@
  * (dividing the devices into sub-meshes whose links are known: inside a
  * node, or whole nodes) and the first MAX_STAGE_MESHES mesh shapes of one
  * stage's devices (its physical shape first), the graph is modelled at the
- * micro-batch
- * B / M and its cost graph built once on that mesh. A stage's cost is the
- * intra-operator search (elimination) on the cost graph cut down to its
- * layers' vertices, plus the point-to-point sends of the activations that
- * enter it and of their gradients that leave it. Stage k of S holds the
- * activations of min(S - k, M) micro-batches at once (1F1B), so its memory
- * is parameters with state + that many micro-batches' activations; when
- * the fastest assignment does not fit, the one least in memory is taken,
- * and a stage that does not fit even so costs INFINITY (the DP avoids it).
+ * micro-batch B / M and its cost graph built once on that mesh. A stage's
+ * cost is the intra-operator search (elimination) on the cost graph cut
+ * down to its layers' vertices, plus the point-to-point sends of the
+ * activations that enter it and of their gradients that leave it. Stage k
+ * of S holds the activations of min(S - k, M) micro-batches at once
+ * (1F1B), so its memory is parameters with state + that many
+ * micro-batches' activations. When the fastest assignment does not fit,
+ * the fastest that does among recomputing it, the least-memory assignment
+ * and recomputing that is taken (recomputing keeps only each micro-batch's
+ * inputs and pays one more forward); a stage that fits in none costs
+ * INFINITY (the DP avoids it).
  *
  * Every stage uses the same mesh shape, so one assignment over the whole
  * cost graph describes the pipelined plan and ty__emit writes it: a value
@@ -83,13 +85,13 @@ static int sub_cg(const pctx *c, int i, int j, double f, ty__cg *out, int *map, 
     nv->n = cg->v[v].n;
     nv->time = malloc((size_t)nv->n * sizeof *nv->time);
     nv->mem = malloc((size_t)nv->n * sizeof *nv->mem);
+    map[out->n_v] = v;
+    inv[v] = out->n_v++; /* counted before the check: sub_close frees it either way */
     if (!nv->time || !nv->mem) return TY_ENOMEM;
     for (int k = 0; k < nv->n; k++) {
       nv->time[k] = cg->v[v].time[k];
       nv->mem[k] = ch->pmem[k] + f * (cg->v[v].mem[k] - ch->pmem[k]);
     }
-    map[out->n_v] = v;
-    inv[v] = out->n_v++;
   }
   for (int e = 0; e < cg->n_e; e++)
     if (inv[cg->e[e].u] >= 0 && inv[cg->e[e].v] >= 0)
