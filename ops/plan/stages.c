@@ -12,9 +12,10 @@
  * allowed, and holds everything up to the next one: a bias, a ReLU, a
  * LayerNormalization or the loss joins the layer of the weight before it.
  * An MLP of four MatMul + Add + Relu has four layers, a transformer one per
- * projection (Q, K, V, out, FFN in, FFN out). Past TY__MAX_LAYERS, neighbouring layers merge evenly
- * so the DP stays small (Alpa clusters ops into layers for the same reason): every range of
- * layers is one intra-operator search per stage mesh and micro-batch count.
+ * projection (Q, K, V, out, FFN in, FFN out). Past TY__MAX_LAYERS,
+ * neighbouring layers merge evenly so the pass stays small (Alpa clusters
+ * ops into layers for the same reason): every range of layers is one
+ * intra-operator search per stage mesh and micro-batch count.
  *
  * The DP (Alpa, "inter-operator pass"). With M micro-batches a 1F1B step
  * takes about sum(t_k) + (M - 1) max(t_k). For every candidate t_max (each
