@@ -17,6 +17,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,28 @@ static void put_alt(wr *w, const ty_plan_alternative *a) {
   put_str(w, a->why);
 }
 
+/* Version 2's pipeline section (plan.h). */
+static void put_pipeline(wr *w, const ty_plan *p) {
+  put_u32(w, (uint32_t)(p->micro_batches > 0 ? p->micro_batches : 1));
+  put_u32(w, (uint32_t)p->n_layers);
+  put_f64(w, p->bubble);
+  put_u32(w, (uint32_t)p->n_stages);
+  for (int k = 0; k < p->n_stages; k++) {
+    const ty_plan_stage *st = &p->stages[k];
+    put_u32(w, (uint32_t)st->first_rank);
+    put_u32(w, (uint32_t)st->first_layer);
+    put_u32(w, (uint32_t)st->n_layers);
+    put_u32(w, (uint32_t)st->in_flight);
+    put_f64(w, st->step_s);
+    put_f64(w, st->send_s);
+    put_u64(w, st->memory_bytes);
+    put_u8(w, st->recompute);
+    put_u64(w, st->memory_no_recompute_bytes);
+  }
+  for (size_t i = 0; p->n_stages > 0 && i < p->n_ops; i++)
+    put_u32(w, (uint32_t)p->ops[i].stage);
+}
+
 /* The whole encoding; search_ms written as 0 when `stable` (the plan hash). */
 static int encode(const ty_plan *p, bool stable, ty_buf *out) {
   size_t start = out->len;
@@ -154,6 +177,7 @@ static int encode(const ty_plan *p, bool stable, ty_buf *out) {
   put_u32(&w, (uint32_t)p->n_alternatives);
   for (size_t i = 0; i < p->n_alternatives; i++)
     put_alt(&w, &p->alternatives[i]);
+  put_pipeline(&w, p);
   if (w.rc == 0) put_u32(&w, (uint32_t)crc32(0L, out->data + start, (uInt)(out->len - start)));
   return w.rc;
 }
@@ -413,7 +437,8 @@ static void get_header(rd *r, ty_plan *p) {
       (int64_t)p->nodes * p->devices_per_node != p->devices)
     bad(r, TY_EINVAL, "cluster: %d nodes x %d devices per node is not %d devices", p->nodes,
         p->devices_per_node, p->devices);
-  else if (p->mesh[0] < 1 || p->mesh[1] < 1 || (int64_t)p->mesh[0] * p->mesh[1] != p->devices)
+  else if (p->mesh[0] < 1 || p->mesh[1] < 1 ||
+           (int64_t)p->devices % ((int64_t)p->mesh[0] * p->mesh[1]) != 0)
     bad(r, TY_EINVAL, "mesh: %dx%d does not hold the plan's %d devices", p->mesh[0], p->mesh[1],
         p->devices);
   else if (p->batch < 1)
@@ -462,6 +487,76 @@ static void get_lists(rd *r, ty_plan *p) {
     get_alt(r, i, &p->alternatives[i]);
 }
 
+static void get_stage(rd *r, const ty_plan *p, int k, ty_plan_stage *st) {
+  at(r, "stages[%d]", k);
+  int size = p->mesh[0] * p->mesh[1];
+  st->first_rank = (int)get_u32(r);
+  st->first_layer = (int)get_u32(r);
+  st->n_layers = (int)get_u32(r);
+  st->in_flight = (int)get_u32(r);
+  st->step_s = get_f64(r, "step_s");
+  st->send_s = get_f64(r, "send_s");
+  st->memory_bytes = get_u64(r);
+  st->recompute = get_u8(r) != 0;
+  st->memory_no_recompute_bytes = get_u64(r);
+  int prev_end = k == 0 ? 0 : p->stages[k - 1].first_layer + p->stages[k - 1].n_layers;
+  if (r->rc) return;
+  if (st->first_rank != k * size)
+    bad(r, TY_EINVAL, "first_rank: %d, expected %d (stages are rank-major)", st->first_rank,
+        k * size);
+  else if (st->first_layer != prev_end || st->n_layers < 1 ||
+           (int64_t)st->first_layer + st->n_layers > p->n_layers)
+    bad(r, TY_EINVAL, "layers %d+%d do not follow the previous stage within %d layers",
+        st->first_layer, st->n_layers, p->n_layers);
+  else if (st->in_flight < 1 || st->in_flight > p->micro_batches)
+    bad(r, TY_EINVAL, "in_flight: %d is not 1 .. %d micro-batches", st->in_flight,
+        p->micro_batches);
+}
+
+/* Version 2's pipeline section; a version 1 plan has no stages. The
+ * stages must cover the devices with the plan's mesh and every layer. */
+static void get_pipeline(rd *r, uint32_t version, ty_plan *p) {
+  p->micro_batches = 1;
+  if (r->rc) return;
+  int size = p->mesh[0] * p->mesh[1]; /* the header holds it to at most devices */
+  if (version >= 2) {
+    at(r, "%s", "pipeline");
+    uint32_t mb = get_u32(r), nl = get_u32(r);
+    p->bubble = get_f64(r, "bubble");
+    p->n_stages = (int)get_count(r, "stages", 49, (size_t)p->devices);
+    if (!r->rc && (mb < 1 || mb > 1u << 20))
+      bad(r, TY_EINVAL, "micro_batches: %u (1 .. %u)", mb, 1u << 20);
+    if (!r->rc && nl > 1u << 24) bad(r, TY_EINVAL, "n_layers: %u (at most %u)", nl, 1u << 24);
+    if (!r->rc && p->batch > INT64_MAX / (int64_t)mb)
+      bad(r, TY_EINVAL, "micro_batches: %u micro-batches of %lld overflow the global batch", mb,
+          (long long)p->batch);
+    p->micro_batches = (int)mb;
+    p->n_layers = (int)nl;
+    if (!r->rc && !(p->stages = calloc((size_t)p->n_stages + 1, sizeof *p->stages)))
+      r->rc = TY_ENOMEM;
+    for (int k = 0; k < p->n_stages && !r->rc; k++)
+      get_stage(r, p, k, &p->stages[k]);
+    for (size_t i = 0; p->n_stages > 0 && i < p->n_ops && !r->rc; i++) {
+      at(r, "ops[%zu].stage", i);
+      p->ops[i].stage = (int)get_u32(r);
+      if (!r->rc && p->ops[i].stage >= p->n_stages)
+        bad(r, TY_EINVAL, "%d is not one of the %d stages", p->ops[i].stage, p->n_stages);
+    }
+  }
+  at(r, "%s", "");
+  if (r->rc) return;
+  int last = p->n_stages
+                 ? p->stages[p->n_stages - 1].first_layer + p->stages[p->n_stages - 1].n_layers
+                 : 0;
+  if ((int64_t)size * (p->n_stages ? p->n_stages : 1) != p->devices)
+    bad(r, TY_EINVAL, "mesh: %dx%d x %d stages does not hold the plan's %d devices", p->mesh[0],
+        p->mesh[1], p->n_stages ? p->n_stages : 1, p->devices);
+  else if (p->n_stages && last != p->n_layers)
+    bad(r, TY_EINVAL, "stages: they cover %d of the %d layers", last, p->n_layers);
+  else if (!p->n_stages && p->micro_batches != 1)
+    bad(r, TY_EINVAL, "micro_batches: %d without pipeline stages", p->micro_batches);
+}
+
 int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *err, size_t err_len) {
   *out_plan = NULL;
   rd r = {.p = data, .n = len, .err = err, .err_len = err_len};
@@ -469,8 +564,8 @@ int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *er
     return bad(&r, TY_EPROTO, "not a trainyard plan (it does not start with \"%s\")", MAGIC);
   uint32_t version = (uint32_t)data[4] | (uint32_t)data[5] << 8 | (uint32_t)data[6] << 16 |
                      (uint32_t)data[7] << 24;
-  if (version != TY_PLAN_FORMAT_VERSION)
-    return bad(&r, TY_EVERSION, "format version %u; this build reads version %u", version,
+  if (version < 1 || version > TY_PLAN_FORMAT_VERSION)
+    return bad(&r, TY_EVERSION, "format version %u; this build reads versions 1 to %u", version,
                TY_PLAN_FORMAT_VERSION);
   if (len < MIN_BYTES)
     return bad(&r, TY_EPROTO, "truncated (%zu bytes; a plan holds at least %d)", len, MIN_BYTES);
@@ -484,6 +579,7 @@ int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *er
   r.off = 8;
   get_header(&r, p);
   get_lists(&r, p);
+  get_pipeline(&r, version, p);
   at(&r, "%s", "");
   if (!r.rc && r.off != r.n) bad(&r, TY_EPROTO, "%zu bytes after the last field", r.n - r.off);
   if (r.rc) {
@@ -555,9 +651,10 @@ uint64_t ty_plan_request_key(const ty_plan_request *req, uint64_t fingerprint) {
   const ty_plan_cluster *c = &req->cluster;
   const double rates[] = {c->device_flops,    c->intra_bw,        c->inter_bw,
                           c->intra_latency_s, c->inter_latency_s, c->launch_s};
-  const int64_t ints[] = {req->batch,         c->nodes,        c->devices_per_node,
-                          req->optimizer,     req->mode,       req->solver,
-                          req->time_limit_ms, req->fixed_mesh, (int64_t)c->device_mem_bytes};
+  const int64_t ints[] = {req->batch,           c->nodes,          c->devices_per_node,
+                          req->optimizer,       req->mode,         req->solver,
+                          req->time_limit_ms,   req->fixed_mesh,   (int64_t)c->device_mem_bytes,
+                          req->pipeline_stages, req->micro_batches};
   uint64_t h = fnv_i64(0xcbf29ce484222325ull, (int64_t)fingerprint);
   h = fnv(h, rates, sizeof rates);
   h = fnv(h, ints, sizeof ints);
@@ -616,5 +713,6 @@ void ty_plan_destroy(ty_plan *p) {
   free(p->collectives);
   free(p->params);
   free(p->alternatives);
+  free(p->stages);
   free(p);
 }

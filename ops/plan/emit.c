@@ -282,17 +282,18 @@ int ty__emit(const ty__space *s, const int *assign, ty_plan *p) {
 /* ---- lifecycle and executor helpers ------------------------------------------------------ */
 
 void ty_plan_coords(const ty_plan *p, int rank, int out_coords[TY_PLAN_AXES]) {
-  out_coords[0] = rank / p->mesh[1];
-  out_coords[1] = rank % p->mesh[1];
+  int local = rank % (p->mesh[0] * p->mesh[1]); /* the rank within its pipeline stage */
+  out_coords[0] = local / p->mesh[1];
+  out_coords[1] = local % p->mesh[1];
 }
 
 void ty_plan_axis_group(const ty_plan *p, int rank, int axis, int *out_ranks) {
-  int c[TY_PLAN_AXES];
+  int c[TY_PLAN_AXES], size = p->mesh[0] * p->mesh[1], base = rank - rank % size;
   ty_plan_coords(p, rank, c);
   for (int i = 0; i < p->mesh[axis]; i++) {
     int cc[TY_PLAN_AXES] = {c[0], c[1]};
     cc[axis] = i;
-    out_ranks[i] = cc[0] * p->mesh[1] + cc[1];
+    out_ranks[i] = base + cc[0] * p->mesh[1] + cc[1];
   }
 }
 

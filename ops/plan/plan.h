@@ -91,6 +91,14 @@ typedef struct ty_plan_request {
    * only one-element float output. Decides which values carry gradients.
    * Borrowed during the call. */
   const char *loss;
+  /* Pipeline stages (docs/planner.md, "Pipeline stages"): 1 (the default)
+   * plans no pipeline; 0 lets the planner choose (1 included); n > 1 asks
+   * for exactly n stages, which must divide the devices and be at most the
+   * graph's layers. Searched in TY_PLAN_MODE_AUTO only. */
+  int pipeline_stages;
+  /* Micro-batches per global batch of a pipelined plan: 0 chooses among the
+   * divisors of batch; n must divide batch. */
+  int micro_batches;
 } ty_plan_request;
 
 /* X(key, index): the cost model's command-line options, in one order for
@@ -184,6 +192,7 @@ typedef struct ty_plan_op {
   double compute_s;        /* forward + backward, on one device */
   double comm_s;           /* collectives charged to this op (its inputs and parameters) */
   uint64_t memory_bytes;   /* outputs kept for backward, inputs fed, parameters with state */
+  int stage;               /* the pipeline stage that runs it; 0 without stages */
 } ty_plan_op;
 
 /* How a trainable parameter (a float initializer with a gradient) is stored:
@@ -204,6 +213,25 @@ typedef struct ty_plan_alternative {
   bool fits;
   char why[160];
 } ty_plan_alternative;
+
+/* One pipeline stage: a contiguous run of the graph's layers (topological
+ * order) on its own ranks, first_rank .. first_rank + mesh[0] * mesh[1] - 1,
+ * with the plan's mesh shape. Stage k of S runs 1F1B: it keeps the
+ * activations of in_flight = min(S - k, M) micro-batches at once. */
+typedef struct ty_plan_stage {
+  int first_rank;
+  int first_layer, n_layers; /* layers: see ty_plan.n_layers */
+  int in_flight;
+  double step_s;         /* forward + backward of one micro-batch, with its sends */
+  double send_s;         /* of which point-to-point: activations in, their gradients out */
+  uint64_t memory_bytes; /* per device: parameters with state, in_flight activations */
+  /* Activation recomputation: the stage keeps only each in-flight
+   * micro-batch's inputs and recomputes its activations in backward (one
+   * more forward in step_s); chosen only when it would not fit otherwise.
+   * memory_no_recompute_bytes: the same assignment without it. */
+  bool recompute;
+  uint64_t memory_no_recompute_bytes;
+} ty_plan_stage;
 
 typedef struct ty_plan {
   uint64_t graph_fingerprint;  /* ty_plan_fingerprint of the graph planned */
@@ -230,6 +258,18 @@ typedef struct ty_plan {
   double search_ms;
   bool exact;        /* the search proved this plan optimal for the cost model */
   size_t n_fallback; /* ops without a sharding rule (replicated) */
+  /* Pipelining. n_stages = 0: none (mesh holds every device, batch is the
+   * global batch, micro_batches 1). Otherwise devices = n_stages x mesh, the
+   * ops' layouts are for one stage's mesh and one micro-batch (batch is the
+   * micro-batch: the global batch is batch x micro_batches), op.stage says
+   * where each op runs, step_s is the 1F1B schedule's sum of the stages +
+   * (micro_batches - 1) x the slowest, compute_s and comm_s add one
+   * micro-batch over every stage, and memory_bytes is the largest stage's. */
+  int n_stages;
+  ty_plan_stage *stages;
+  int micro_batches;
+  int n_layers;  /* the layers the stages were cut from */
+  double bubble; /* idle share of the devices' time in a step: 1 - M sum(stage) / (S step) */
 } ty_plan;
 
 /* Plans g for req. Errors (TY_EINVAL unless said otherwise), each naming the
@@ -241,12 +281,24 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
                    ty_plan **out_plan);
 void ty_plan_destroy(ty_plan *p);
 
+/* The stage DP (Alpa's inter-operator pass): cuts n_layers layers into
+ * `stages` contiguous non-empty stages minimising sum(stage) +
+ * (micro_batches - 1) x max(stage). cost[(k * (n_layers + 1) + i) *
+ * (n_layers + 1) + j] is the time of layers i .. j-1 as stage k (INFINITY
+ * where they do not fit there). out_bounds gets stages + 1 layer indices
+ * (0 first, n_layers last). TY_ENOTFOUND when no cut fits, TY_EINVAL for
+ * stages outside 1 .. n_layers, TY_ENOMEM. */
+int ty_plan_pipeline_dp(const double *cost, int n_layers, int stages, int micro_batches,
+                        int *out_bounds, double *out_step_s);
+
 /* ---- executing a plan ----------------------------------------------------- */
 
-/* Mesh coordinates of a rank (0 <= rank < p->devices). */
+/* Mesh coordinates of a rank (0 <= rank < p->devices) within its stage's
+ * mesh (a pipelined plan's ranks are stage-major: stage = rank / mesh size). */
 void ty_plan_coords(const ty_plan *p, int rank, int out_coords[TY_PLAN_AXES]);
 /* The ranks of rank's group along axis, in coordinate order (p->mesh[axis]
- * entries): the communicator of a collective on that axis. */
+ * entries), all in rank's stage: the communicator of a collective on that
+ * axis. */
 void ty_plan_axis_group(const ty_plan *p, int rank, int axis, int *out_ranks);
 /* The part of a tensor of full shape `full` that rank holds under l:
  * out_start[d], out_len[d] for every dim. Partial sums do not change it. */
@@ -283,11 +335,17 @@ void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *fu
  *   4   u32 n_alternatives, then per alternative: str name, u32 mesh[0],
  *       u32 mesh[1], u8 applicable, f64 step_s, u64 memory_bytes, u8 fits,
  *       str why
+ *   (version 2) the pipeline: u32 micro_batches, u32 n_layers, f64 bubble,
+ *       u32 n_stages, then per stage: u32 first_rank, u32 first_layer, u32
+ *       n_layers, u32 in_flight, f64 step_s, f64 send_s, u64 memory_bytes,
+ *       u8 recompute, u64 memory_no_recompute_bytes;
+ *       then, when n_stages > 0, one u32 stage per op
  *   4   u32 CRC-32 (zlib's) of every byte before it
  *
- * n_fallback is recounted from the ops. Version 1 readers refuse any other
- * version. */
-#define TY_PLAN_FORMAT_VERSION 1u
+ * n_fallback is recounted from the ops. Writers write version 2; readers
+ * read versions 1 (no pipeline section: no stages, one micro-batch) and 2
+ * and refuse any other, so plans stored before stages existed still run. */
+#define TY_PLAN_FORMAT_VERSION 2u
 
 /* Appends p's encoding to out (owned by the caller). */
 int ty_plan_encode(const ty_plan *p, ty_buf *out);

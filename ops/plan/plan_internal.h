@@ -233,6 +233,10 @@ typedef struct ty__vchoice {
   ty__strat *strat; /* op: n entries */
   ty__lay *lay;     /* op: n x (n_in + n_out) layouts (inputs first); param: n */
   uint8_t *gpart;   /* op: n x n_in axes over which an input's gradient is partial */
+  /* n: the part of the vertex's memory that is parameters with gradient and
+   * optimizer state; the rest (activations kept, data fed) grows with the
+   * micro-batches a pipeline stage holds at once. */
+  double *pmem;
 } ty__vchoice;
 
 typedef struct ty__space {
@@ -273,6 +277,25 @@ typedef enum {
 /* allowed[v][i] for the roles; the caller frees each row and the array. */
 int ty__space_allowed(const ty__space *s, const ty__role roles[TY_PLAN_AXES],
                       uint8_t ***out_allowed);
+
+/* ---- pipelines (search.c, stages.c, pipeline.c) ------------------------------------- */
+
+/* search.c: the meshes a cluster's devices form (the physical one first,
+ * then its factorisations; only it when fixed); returns how many, at most max. */
+int ty__list_meshes(const ty_plan_cluster *c, bool fixed, ty__mesh *out, int max);
+
+#define TY__MAX_LAYERS 16
+/* stages.c: the graph's layers as positions in m->order: (*out_start)[l]
+ * is layer l's first, (*out_start)[*out_n] = n_nodes; the caller frees it. */
+int ty__layers_find(const ty__model *m, int **out_start, int *out_n);
+/* pipeline.c: the fastest pipelined plan (n_stages >= 2) for req within
+ * budget bytes per device, without alternatives or identity (the caller
+ * adds them). Stage and micro-batch counts whose compute alone cannot beat
+ * `bound` seconds (the flat plan's step; INFINITY: none) are skipped.
+ * TY_ENOTFOUND when none fits or beats it; TY_EINVAL for more stages than
+ * layers; err says why. */
+int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, double bound,
+                        char *err, size_t err_len, ty_plan **out_plan);
 
 /* ---- emit.c --------------------------------------------------------------------- */
 

@@ -67,6 +67,38 @@ static double now_ms(void) {
 
 /* ---- validation ---------------------------------------------------------------- */
 
+static const char *mode_name(ty_plan_mode m) {
+  return m == TY_PLAN_MODE_DATA ? "data" : m == TY_PLAN_MODE_TENSOR ? "tensor" : "grid";
+}
+
+/* Stage and micro-batch counts; more stages than layers is refused by the
+ * pipeline search, which finds the layers. */
+static int validate_pipeline(const ty_plan_request *r, char *err, size_t err_len) {
+  int S = r->pipeline_stages, M = r->micro_batches;
+  int devices = r->cluster.nodes * r->cluster.devices_per_node;
+  if (S < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "pipeline_stages: %d (expected auto or a count >= 1)",
+                   S);
+  if (S > 1 && devices % S != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "pipeline_stages: %d stages do not divide the %d devices (%d x %d)", S, devices,
+                   r->cluster.nodes, r->cluster.devices_per_node);
+  if (S != 1 && r->mode != TY_PLAN_MODE_AUTO)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "pipeline_stages: pipelines are searched in auto mode only (mode is %s)",
+                   mode_name(r->mode));
+  if (M < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "micro_batches: %d (expected auto or a count >= 1)", M);
+  if (M > 0 && r->batch % M != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "micro_batches: %d does not divide the batch %lld", M,
+                   (long long)r->batch);
+  if (M > 1 && S == 1)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "micro_batches: %d micro-batches need pipeline stages (pipeline_stages is 1)",
+                   M);
+  return 0;
+}
+
 static int validate(const ty_plan_request *r, char *err, size_t err_len) {
   const ty_plan_cluster *c = &r->cluster;
   if (c->nodes < 1 || c->devices_per_node < 1)
@@ -101,7 +133,7 @@ static int validate(const ty_plan_request *r, char *err, size_t err_len) {
     return ty_errf(err, err_len, TY_EINVAL, "solver: unknown solver %d", (int)r->solver);
   if (r->time_limit_ms < 0)
     return ty_errf(err, err_len, TY_EINVAL, "time_limit_ms: must not be negative");
-  return 0;
+  return validate_pipeline(r, err, err_len);
 }
 
 void ty_plan_request_init(ty_plan_request *req) {
@@ -119,6 +151,7 @@ void ty_plan_request_init(ty_plan_request *req) {
       .launch_s = 5e-6,
   };
   req->optimizer = TY_PLAN_OPT_ADAM;
+  req->pipeline_stages = 1;
 }
 
 /* ---- meshes --------------------------------------------------------------------- */
@@ -133,18 +166,20 @@ static ty__mesh make_mesh(const ty_plan_cluster *c, int a0, int a1) {
   return m;
 }
 
-static void list_meshes(search *s) {
-  const ty_plan_cluster *c = &s->req->cluster;
-  int N = c->nodes, D = c->devices_per_node, n = N * D;
-  s->n_meshes = 0;
-  s->meshes[s->n_meshes++] = make_mesh(c, N, D);
-  s->physical = 0;
-  if (s->req->fixed_mesh) return;
-  for (int a1 = 2; a1 <= n && s->n_meshes < MAX_MESHES; a1++) {
+int ty__list_meshes(const ty_plan_cluster *c, bool fixed, ty__mesh *out, int max) {
+  int N = c->nodes, D = c->devices_per_node, n = N * D, k = 0;
+  out[k++] = make_mesh(c, N, D);
+  for (int a1 = 2; !fixed && a1 <= n && k < max; a1++) {
     bool fits = a1 <= D ? D % a1 == 0 : a1 % D == 0 && N % (a1 / D) == 0;
     if (!fits || a1 == D || (D == 1 && a1 == n)) continue; /* the physical mesh is listed already */
-    s->meshes[s->n_meshes++] = make_mesh(c, n / a1, a1);
+    out[k++] = make_mesh(c, n / a1, a1);
   }
+  return k;
+}
+
+static void list_meshes(search *s) {
+  s->physical = 0;
+  s->n_meshes = ty__list_meshes(&s->req->cluster, s->req->fixed_mesh, s->meshes, MAX_MESHES);
 }
 
 /* ---- one restricted search ---------------------------------------------------------- */
@@ -423,7 +458,52 @@ static int pick(const search *s, const results *res, int *out_win) {
   return 0;
 }
 
-static int assemble(const search *s, const results *res, int win, double t0, ty_plan **out_plan) {
+/* The alternatives, "chosen" last: win's (an alternative of res), or, when
+ * win < 0, the pipelined plan p. extra (a pipeline that lost, or the best
+ * plan without one) goes before "chosen". */
+static int set_alternatives(const search *s, const results *res, int win,
+                            const ty_plan_alternative *extra, ty_plan *p) {
+  size_t n = N_ALT + (extra != NULL);
+  if (!(p->alternatives = calloc(n, sizeof *p->alternatives))) return TY_ENOMEM;
+  p->n_alternatives = n;
+  for (int a = 0; a < ALT_ANY; a++)
+    describe_alt(s, res, a, &p->alternatives[a]);
+  if (extra) p->alternatives[ALT_ANY] = *extra;
+  ty_plan_alternative *chosen = &p->alternatives[n - 1];
+  if (win >= 0) {
+    describe_alt(s, res, win, chosen);
+    if (win == ALT_ANY)
+      snprintf(chosen->why, sizeof chosen->why, "every strategy searched on mesh %dx%d", p->mesh[0],
+               p->mesh[1]);
+    else
+      snprintf(chosen->why, sizeof chosen->why, "the %s plan", p->alternatives[win].name);
+  } else {
+    *chosen = (ty_plan_alternative){.mesh = {p->mesh[0], p->mesh[1]},
+                                    .applicable = true,
+                                    .step_s = p->step_s,
+                                    .memory_bytes = p->memory_bytes,
+                                    .fits = true};
+    snprintf(chosen->why, sizeof chosen->why,
+             "%d pipeline stages of mesh %dx%d, %d micro-batches, bubble %.0f%%", p->n_stages,
+             p->mesh[0], p->mesh[1], p->micro_batches, 100 * p->bubble);
+  }
+  snprintf(chosen->name, sizeof chosen->name, "chosen");
+  return 0;
+}
+
+/* The plan's identity and search facts. */
+static void finish(const search *s, double t0, bool exact, ty_plan *p) {
+  p->graph_fingerprint = ty_plan_fingerprint(s->model->g);
+  p->nodes = s->req->cluster.nodes;
+  p->devices_per_node = s->req->cluster.devices_per_node;
+  p->budget_bytes = (uint64_t)s->budget;
+  p->exact = exact;
+  if (p->micro_batches < 1) p->micro_batches = 1;
+  p->search_ms = now_ms() - t0;
+}
+
+static int assemble(const search *s, const results *res, int win, const ty_plan_alternative *extra,
+                    double t0, ty_plan **out_plan) {
   ty_plan *p = calloc(1, sizeof *p);
   if (!p) return TY_ENOMEM;
   const candidate *w = &res->best[win];
@@ -431,31 +511,79 @@ static int assemble(const search *s, const results *res, int win, double t0, ty_
   int rc = ty__space_build(s->model, &s->meshes[w->mesh], &sp);
   if (rc == 0) rc = ty__emit(&sp, w->r.assign, p);
   ty__space_close(&sp);
-  p->alternatives = calloc(N_ALT, sizeof *p->alternatives);
-  if (rc == 0 && !p->alternatives) rc = TY_ENOMEM;
+  if (rc == 0) rc = set_alternatives(s, res, win, extra, p);
   if (rc != 0) {
     ty_plan_destroy(p);
     return rc;
   }
-  p->n_alternatives = N_ALT;
-  for (int a = 0; a < N_ALT; a++)
-    describe_alt(s, res, a, &p->alternatives[a]);
-  ty_plan_alternative *chosen = &p->alternatives[ALT_ANY];
-  *chosen = p->alternatives[win];
-  snprintf(chosen->name, sizeof chosen->name, "chosen");
-  if (win == ALT_ANY)
-    snprintf(chosen->why, sizeof chosen->why, "every strategy searched on mesh %dx%d", p->mesh[0],
-             p->mesh[1]);
-  else
-    snprintf(chosen->why, sizeof chosen->why, "the %s plan", p->alternatives[win].name);
-  p->graph_fingerprint = ty_plan_fingerprint(s->model->g);
-  p->nodes = s->req->cluster.nodes;
-  p->devices_per_node = s->req->cluster.devices_per_node;
-  p->budget_bytes = (uint64_t)s->budget;
-  p->exact = w->r.exact;
-  p->search_ms = now_ms() - t0;
+  finish(s, t0, w->r.exact, p);
   *out_plan = p;
   return 0;
+}
+
+/* The pipelined plan pp as an alternative beside the plan chosen. */
+static void pipeline_alt(const ty_plan *pp, int rc, const char *why, ty_plan_alternative *out) {
+  memset(out, 0, sizeof *out);
+  if (rc != 0) {
+    snprintf(out->name, sizeof out->name, "pipeline");
+    snprintf(out->why, sizeof out->why, "%s", why);
+    return;
+  }
+  *out = (ty_plan_alternative){.mesh = {pp->mesh[0], pp->mesh[1]},
+                               .applicable = true,
+                               .step_s = pp->step_s,
+                               .memory_bytes = pp->memory_bytes,
+                               .fits = true};
+  snprintf(out->name, sizeof out->name, "pipeline (%d stages x %d)", pp->n_stages,
+           pp->micro_batches);
+  snprintf(out->why, sizeof out->why, "stage mesh %dx%d, %d micro-batches, bubble %.0f%%",
+           pp->mesh[0], pp->mesh[1], pp->micro_batches, 100 * pp->bubble);
+}
+
+/* The best plan without a pipeline, beside a pipelined plan chosen. */
+static void flat_alt(const search *s, const results *res, int win, const char *why,
+                     ty_plan_alternative *out) {
+  memset(out, 0, sizeof *out);
+  if (win >= 0) {
+    describe_alt(s, res, win, out);
+    snprintf(out->why, sizeof out->why, "the %s plan", out->name);
+  } else {
+    snprintf(out->why, sizeof out->why, "%s", why);
+  }
+  snprintf(out->name, sizeof out->name, "no pipeline");
+}
+
+/* Pipelining beside the flat search (win, rc_flat, its error in err):
+ * the pipeline wins when forced, when nothing flat fits, or when it is
+ * predicted strictly faster. */
+static int with_pipeline(const search *s, const results *res, int win, int rc_flat, double t0,
+                         ty_plan **out_plan) {
+  const ty_plan_request *req = s->req;
+  char perr[TY_ERR_LEN] = "";
+  ty_plan *pp = NULL;
+  bool forced = req->pipeline_stages > 1;
+  double bound = forced || rc_flat != 0 ? INFINITY : res->best[win].r.time;
+  int rc = ty__pipeline_search(s->model->g, req, s->budget, bound, perr, sizeof perr, &pp);
+  if (rc != 0 && rc != TY_ENOTFOUND && (forced || rc == TY_ENOMEM))
+    return ty_errf(s->err, s->err_len, rc, "%s", perr);
+  if (rc != 0 && (forced || rc_flat != 0)) {
+    if (forced) ty_errf(s->err, s->err_len, rc, "%s", perr);
+    return forced ? rc : rc_flat; /* the flat search's refusal is in err */
+  }
+  ty_plan_alternative alt;
+  if (rc == 0 && (forced || rc_flat != 0 || pp->step_s < res->best[win].r.time * (1 - 1e-12))) {
+    flat_alt(s, res, rc_flat == 0 ? win : -1, s->err, &alt);
+    rc = set_alternatives(s, res, -1, &alt, pp);
+    if (rc == 0) finish(s, t0, false, pp);
+    if (rc == 0)
+      *out_plan = pp;
+    else
+      ty_plan_destroy(pp);
+    return rc;
+  }
+  pipeline_alt(pp, rc, perr, &alt);
+  ty_plan_destroy(pp);
+  return assemble(s, res, win, &alt, t0, out_plan);
 }
 
 int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,
@@ -486,8 +614,13 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   for (int i = 0; rc == 0 && i < s.n_meshes; i++)
     if (req->mode != TY_PLAN_MODE_DATA || i == s.physical) rc = search_mesh(&s, i, &res);
   int win = -1;
-  if (rc == 0) rc = pick(&s, &res, &win);
-  if (rc == 0) rc = assemble(&s, &res, win, t0, out_plan);
+  if (rc == 0) {
+    rc = pick(&s, &res, &win);
+    if (req->pipeline_stages != 1 && (rc == 0 || rc == TY_EINVAL))
+      rc = with_pipeline(&s, &res, win, rc, t0, out_plan);
+    else if (rc == 0)
+      rc = assemble(&s, &res, win, NULL, t0, out_plan);
+  }
   for (int a = 0; a < N_ALT; a++)
     if (res.have[a]) free(res.best[a].r.assign);
   ty__model_close(&model);

@@ -103,14 +103,14 @@ uint8_t ty__choice_gpart(const ty__space *s, int vertex, int k, int input) {
 
 /* The op's own time and memory for one strategy. */
 static void strategy_cost(const ty__space *s, const ty__op *op, int k, double *out_time,
-                          double *out_mem) {
+                          double *out_mem, double *out_pmem) {
   const ty__model *m = s->model;
   const ty__vchoice *c = &s->choice[s->vertex_of_node[op->node]];
   const ty__strat *st = &c->strat[k];
   const ty__lay *lay = &c->lay[(size_t)k * (size_t)(op->n_in + op->n_out)];
   const uint8_t *gpart = &c->gpart[(size_t)k * (size_t)op->n_in];
   const ty_graph_node *n = ty_graph_node_at(m->g, (size_t)op->node);
-  double t = ty__op_compute(s, op, st), mem = 0;
+  double t = ty__op_compute(s, op, st), mem = 0, pmem = 0;
   for (int i = 0; i < op->n_in; i++) {
     int v = n->inputs[i];
     if (v == TY_NO_VALUE) continue;
@@ -118,7 +118,7 @@ static void strategy_cost(const ty__space *s, const ty__op *op, int k, double *o
     double local = ty__local_bytes(&s->mesh, &val->shape, val->elem, lay[i]);
     if (val->kind == TY__V_DATA) mem += local;
     if (val->kind != TY__V_PARAM || s->vertex_of_value[v] >= 0) continue;
-    mem += local * (1.0 + m->state_copies);
+    pmem += local * (1.0 + m->state_copies);
     if (gpart[i])
       t += ty__reshard(&s->sync, &val->shape, val->elem,
                        lay[i] | (ty__lay)gpart[i] << TY__LAY_PARTIAL_SHIFT, lay[i], NULL, NULL);
@@ -133,7 +133,8 @@ static void strategy_cost(const ty__space *s, const ty__op *op, int k, double *o
     if (bn >> a & 1u)
       t += 2 * ty__coll_seconds(&s->mesh, a, TY_PLAN_ALL_REDUCE, 8.0 * (double)op->bn_channels);
   *out_time = t;
-  *out_mem = mem;
+  *out_mem = mem + pmem;
+  *out_pmem = pmem;
 }
 
 /* ---- enumeration ------------------------------------------------------------------ */
@@ -203,13 +204,15 @@ static int build_op_vertex(ty__space *s, const ty__op *op, int vx) {
   c->strat = malloc((size_t)n * sizeof *c->strat);
   c->lay = malloc((size_t)n * (nt + 1) * sizeof *c->lay);
   c->gpart = malloc((size_t)n * ((size_t)op->n_in + 1));
-  if (!c->strat || !c->lay || !c->gpart || vertex_alloc(&s->cg.v[vx], n) != 0) return TY_ENOMEM;
+  c->pmem = malloc((size_t)n * sizeof *c->pmem);
+  if (!c->strat || !c->lay || !c->gpart || !c->pmem || vertex_alloc(&s->cg.v[vx], n) != 0)
+    return TY_ENOMEM;
   memcpy(c->strat, tmp, (size_t)n * sizeof *tmp);
   for (int k = 0; k < n; k++)
     derive_layouts(s->model, op, &c->strat[k], &c->lay[(size_t)k * nt],
                    &c->gpart[(size_t)k * (size_t)op->n_in]);
   for (int k = 0; k < n; k++)
-    strategy_cost(s, op, k, &s->cg.v[vx].time[k], &s->cg.v[vx].mem[k]);
+    strategy_cost(s, op, k, &s->cg.v[vx].time[k], &s->cg.v[vx].mem[k], &c->pmem[k]);
   return 0;
 }
 
@@ -222,10 +225,11 @@ static int build_param_vertex(ty__space *s, int v, int vx) {
   c->value = v;
   c->n = n;
   c->lay = malloc((size_t)n * sizeof *c->lay);
-  if (!c->lay || vertex_alloc(&s->cg.v[vx], n) != 0) return TY_ENOMEM;
+  c->pmem = malloc((size_t)n * sizeof *c->pmem);
+  if (!c->lay || !c->pmem || vertex_alloc(&s->cg.v[vx], n) != 0) return TY_ENOMEM;
   memcpy(c->lay, tmp, (size_t)n * sizeof *tmp);
   for (int k = 0; k < n; k++)
-    s->cg.v[vx].mem[k] =
+    s->cg.v[vx].mem[k] = c->pmem[k] =
         ty__local_bytes(&s->mesh, &val->shape, val->elem, tmp[k]) * (1.0 + s->model->state_copies);
   return 0;
 }
@@ -457,6 +461,7 @@ void ty__space_close(ty__space *s) {
     free(s->choice[v].strat);
     free(s->choice[v].lay);
     free(s->choice[v].gpart);
+    free(s->choice[v].pmem);
   }
   free(s->choice);
   ty__cg_close(&s->cg);

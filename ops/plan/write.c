@@ -98,8 +98,12 @@ static void json_layouts(ty_json *j, const char *key, const ty_plan_layout *l, i
   ty_json_end_array(j);
 }
 
-static void json_op(ty_json *j, const ty_plan_op *o) {
+static void json_op(ty_json *j, const ty_plan *p, const ty_plan_op *o) {
   ty_json_begin_object(j);
+  if (p->n_stages > 0) {
+    ty_json_key(j, "stage");
+    ty_json_int(j, o->stage);
+  }
   ty_json_key(j, "name");
   ty_json_string(j, o->name);
   ty_json_key(j, "op");
@@ -193,7 +197,7 @@ static void json_plan_body(ty_json *j, const ty_plan *p) {
   ty_json_key(j, "ops");
   ty_json_begin_array(j);
   for (size_t i = 0; i < p->n_ops; i++)
-    json_op(j, &p->ops[i]);
+    json_op(j, p, &p->ops[i]);
   ty_json_end_array(j);
   ty_json_key(j, "params");
   ty_json_begin_array(j);
@@ -215,6 +219,54 @@ static void json_plan_body(ty_json *j, const ty_plan *p) {
   ty_json_end_array(j);
 }
 
+/* "key": [first, last]. */
+static void json_range(ty_json *j, const char *key, int first, int last) {
+  ty_json_key(j, key);
+  ty_json_begin_array(j);
+  ty_json_int(j, first);
+  ty_json_int(j, last);
+  ty_json_end_array(j);
+}
+
+/* "pipeline": null without stages. */
+static void json_pipeline(ty_json *j, const ty_plan *p) {
+  ty_json_key(j, "pipeline");
+  if (p->n_stages == 0) {
+    ty_json_null(j);
+    return;
+  }
+  ty_json_begin_object(j);
+  ty_json_key(j, "micro_batches");
+  ty_json_int(j, p->micro_batches);
+  ty_json_key(j, "layers");
+  ty_json_int(j, p->n_layers);
+  ty_json_key(j, "bubble");
+  ty_json_double(j, p->bubble);
+  ty_json_key(j, "stages");
+  ty_json_begin_array(j);
+  for (int k = 0; k < p->n_stages; k++) {
+    const ty_plan_stage *st = &p->stages[k];
+    ty_json_begin_object(j);
+    json_range(j, "ranks", st->first_rank, st->first_rank + p->mesh[0] * p->mesh[1] - 1);
+    json_range(j, "layers", st->first_layer, st->first_layer + st->n_layers - 1);
+    ty_json_key(j, "predicted_s");
+    ty_json_double(j, st->step_s);
+    ty_json_key(j, "send_s");
+    ty_json_double(j, st->send_s);
+    ty_json_key(j, "memory_per_device_bytes");
+    ty_json_uint(j, st->memory_bytes);
+    ty_json_key(j, "in_flight");
+    ty_json_int(j, st->in_flight);
+    ty_json_key(j, "recompute");
+    ty_json_bool(j, st->recompute);
+    ty_json_key(j, "memory_without_recompute_bytes");
+    ty_json_uint(j, st->memory_no_recompute_bytes);
+    ty_json_end_object(j);
+  }
+  ty_json_end_array(j);
+  ty_json_end_object(j);
+}
+
 int ty_plan_to_json(const ty_plan *p, ty_buf *out) {
   ty_json j;
   ty_json_init(&j, out);
@@ -234,6 +286,7 @@ int ty_plan_to_json(const ty_plan *p, ty_buf *out) {
   ty_json_uint(&j, p->budget_bytes);
   ty_json_key(&j, "exact");
   ty_json_bool(&j, p->exact);
+  json_pipeline(&j, p);
   ty_json_end_object(&j);
   ty_json_key(&j, "alternatives");
   ty_json_begin_array(&j);
@@ -259,7 +312,7 @@ static void pf(ty_buf *b, int *rc, const char *fmt, ...) {
 }
 
 static void text_alternatives(ty_buf *b, int *rc, const ty_plan *p) {
-  pf(b, rc, "\n%-22s %-7s %12s %14s  %s\n", "ALTERNATIVE", "MESH", "STEP (ms)", "MEMORY/DEVICE",
+  pf(b, rc, "\n%-26s %-7s %12s %14s  %s\n", "ALTERNATIVE", "MESH", "STEP (ms)", "MEMORY/DEVICE",
      "FITS");
   for (size_t i = 0; i < p->n_alternatives; i++) {
     const ty_plan_alternative *a = &p->alternatives[i];
@@ -269,7 +322,7 @@ static void text_alternatives(ty_buf *b, int *rc, const ty_plan *p) {
       ty__fmt_bytes((double)a->memory_bytes, mem, sizeof mem);
       snprintf(step, sizeof step, "%.3f", a->step_s * 1e3);
     }
-    pf(b, rc, "%-22s %-7s %12s %14s  %s%s%s\n", a->name, mesh, step, mem,
+    pf(b, rc, "%-26s %-7s %12s %14s  %s%s%s\n", a->name, mesh, step, mem,
        a->applicable ? (a->fits ? "yes" : "no") : "n/a", a->why[0] ? "  " : "", a->why);
   }
 }
@@ -301,16 +354,57 @@ static void text_collectives(ty_buf *b, int *rc, const ty_plan *p) {
   if (p->n_collectives == 0) pf(b, rc, "(none: every rank runs independently)\n");
 }
 
+/* The stages: ranks, layers, first and last op, time, sends, memory. */
+static void text_stages(ty_buf *b, int *rc, const ty_plan *p) {
+  pf(b, rc,
+     "pipeline: %d stages of mesh %dx%d, %d micro-batches of %lld (global batch %lld), "
+     "%d layers, bubble %.1f%%\n",
+     p->n_stages, p->mesh[0], p->mesh[1], p->micro_batches, (long long)p->batch,
+     (long long)p->batch * p->micro_batches, p->n_layers, 100 * p->bubble);
+  pf(b, rc, "\n%-6s %-9s %-7s %12s %10s %14s %9s %-20s %s\n", "STAGE", "RANKS", "LAYERS",
+     "STEP (ms)", "SEND (ms)", "MEMORY/DEVICE", "IN FLIGHT", "RECOMPUTE", "OPS");
+  for (int k = 0; k < p->n_stages; k++) {
+    const ty_plan_stage *st = &p->stages[k];
+    char ranks[24], layers[24], mem[32], plain[32], rec[48] = "no";
+    const char *first = "-", *last = "-";
+    for (size_t i = 0; i < p->n_ops; i++)
+      if (p->ops[i].stage == k) {
+        if (first[0] == '-') first = p->ops[i].name;
+        last = p->ops[i].name;
+      }
+    snprintf(ranks, sizeof ranks, "%d-%d", st->first_rank,
+             st->first_rank + p->mesh[0] * p->mesh[1] - 1);
+    snprintf(layers, sizeof layers, "%d-%d", st->first_layer, st->first_layer + st->n_layers - 1);
+    ty__fmt_bytes((double)st->memory_bytes, mem, sizeof mem);
+    ty__fmt_bytes((double)st->memory_no_recompute_bytes, plain, sizeof plain);
+    if (st->recompute) snprintf(rec, sizeof rec, "yes (else %s)", plain);
+    pf(b, rc, "%-6d %-9s %-7s %12.3f %10.3f %14s %9d %-20s %s .. %s\n", k, ranks, layers,
+       st->step_s * 1e3, st->send_s * 1e3, mem, st->in_flight, rec, first, last);
+  }
+}
+
 int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
   char mem[32], dev[32];
   ty__fmt_bytes((double)p->memory_bytes, mem, sizeof mem);
   ty__fmt_bytes((double)p->budget_bytes, dev, sizeof dev);
   int rc = 0;
-  pf(out, &rc, "plan: mesh %dx%d (%d devices), batch %lld\n", p->mesh[0], p->mesh[1], p->devices,
-     (long long)p->batch);
-  pf(out, &rc, "predicted step: %.3f ms (compute %.3f ms, communication %.3f ms)\n",
-     p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3);
-  pf(out, &rc, "memory per device: %s of %s\n", mem, dev);
+  if (p->n_stages)
+    pf(out, &rc, "plan: %d stages of mesh %dx%d (%d devices), micro-batch %lld\n", p->n_stages,
+       p->mesh[0], p->mesh[1], p->devices, (long long)p->batch);
+  else
+    pf(out, &rc, "plan: mesh %dx%d (%d devices), batch %lld\n", p->mesh[0], p->mesh[1], p->devices,
+       (long long)p->batch);
+  if (p->n_stages)
+    pf(out, &rc,
+       "predicted step: %.3f ms (1F1B over %d micro-batches; one micro-batch through every "
+       "stage: compute %.3f ms, communication %.3f ms)\n",
+       p->step_s * 1e3, p->micro_batches, p->compute_s * 1e3, p->comm_s * 1e3);
+  else
+    pf(out, &rc, "predicted step: %.3f ms (compute %.3f ms, communication %.3f ms)\n",
+       p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3);
+  pf(out, &rc, "memory per device: %s of %s%s\n", mem, dev,
+     p->n_stages ? " (the largest stage's)" : "");
+  if (p->n_stages) text_stages(out, &rc, p);
   pf(out, &rc, "search: %.1f ms, %s%s\n", p->search_ms,
      p->exact ? "optimal for the cost model" : "best found",
      p->n_fallback ? "; some ops have no sharding rule and run replicated (#)" : "");

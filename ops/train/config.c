@@ -10,6 +10,7 @@
 #include "lib/wire/wire.h"
 #include "proto/train_config.pb-c.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@ static int copy_str(const char *s, bool optional, char **out) {
 #define MAX_EPOCHS 1000000u
 #define MAX_STEPS ((uint64_t)1 << 40)
 #define MAX_KEEP 10000u
+#define MAX_PIPELINE 4096
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
   if (!(s->lr > 0))
@@ -246,6 +248,42 @@ static int decode_dataset(const Trainyard__Dataset *d, ty_train_config *c, char 
   return rc == 0 ? match_test(c, err, err_len) : rc;
 }
 
+/* "auto" (as_auto), "" (dflt) or a count 1 .. MAX_PIPELINE. */
+static int pipeline_count(const char *v, const char *field, int dflt, int as_auto, char *err,
+                          size_t err_len, int *out) {
+  if (!v || !*v) return *out = dflt, 0;
+  if (strcmp(v, "auto") == 0) return *out = as_auto, 0;
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (*end || errno || n < 1 || n > MAX_PIPELINE || !isdigit((unsigned char)v[0]))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.%s: expected \"auto\" or a count from 1 to %d, got \"%.64s\"", field,
+                   MAX_PIPELINE, v);
+  return *out = (int)n, 0;
+}
+
+/* The planner's pipeline knobs; stages against layers and ranks are the
+ * planner's to check (it knows both). */
+static int decode_pipeline(const Trainyard__TrainConfig *m, ty_train_config *c, char *err,
+                           size_t err_len) {
+  int rc = pipeline_count(m->pipeline_stages, "pipeline_stages", 1, TY_TRAIN_AUTO, err, err_len,
+                          &c->pipeline_stages);
+  if (rc == 0)
+    rc = pipeline_count(m->micro_batches, "micro_batches", 0, 0, err, err_len, &c->micro_batches);
+  if (rc != 0) return rc;
+  if (c->micro_batches > 0 && c->batch_size % (uint32_t)c->micro_batches != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.micro_batches: %d does not divide config.batch_size %u",
+                   c->micro_batches, c->batch_size);
+  if (c->micro_batches > 1 && c->pipeline_stages == 1)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.micro_batches: %d micro-batches need pipeline stages "
+                   "(config.pipeline_stages is 1)",
+                   c->micro_batches);
+  return 0;
+}
+
 /* config.trainable / config.frozen: non-empty patterns, copied. */
 static int decode_patterns(char **in, size_t n, const char *field, char ***out, size_t *out_n,
                            char *err, size_t err_len) {
@@ -327,7 +365,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->eval_each_epoch = m->eval_each_epoch != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->gpu = m->device == TRAINYARD__DEVICE__DEVICE_GPU;
-  return 0;
+  return decode_pipeline(m, c, err, err_len);
 }
 
 /* Repeated fields (data arrays, trainable/frozen patterns) counted on the

@@ -40,6 +40,10 @@ void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
   req->batch = c->batch_size;
   req->loss = c->loss_output ? c->loss_output : "trainyard.loss";
   req->optimizer = plan_optimizer(&c->optim);
+  req->pipeline_stages = c->pipeline_stages == TY_TRAIN_AUTO ? 0
+                         : c->pipeline_stages > 0            ? c->pipeline_stages
+                                                             : 1;
+  req->micro_batches = c->micro_batches;
 }
 
 /* Plans g (the forward + loss graph of config) with req, the config giving
@@ -117,8 +121,13 @@ void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, 
                : "");
 }
 
-/* The plan fits this job: its world and its global batch. */
+/* The plan fits this job: no pipeline stages, its world and its global batch. */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
+  if (p->n_stages > 0) /* the planner cuts stages; running them (1F1B) is issue 18's next part */
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "plan: %d pipeline stages x %d micro-batches: this trainrun does not run "
+                   "pipelined plans yet; plan with pipeline_stages 1",
+                   p->n_stages, p->micro_batches);
   if ((uint32_t)p->devices != t->opts.world_size)
     return ty_errf(
         err, err_len, TY_EINVAL,

@@ -119,7 +119,14 @@ typedef struct ty_train_config {
   bool gpu; /* config.device == DEVICE_GPU: NCCL collectives (see train_config.proto) */
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
   size_t n_trainable, n_frozen;
+  /* The planner's pipeline knobs: stages 0 (the default, so a zeroed
+   * config plans no pipeline) or 1: none, TY_TRAIN_AUTO: the planner's
+   * choice, n: n stages; micro-batches 0: the planner's choice, n: n. */
+  int pipeline_stages;
+  int micro_batches;
 } ty_train_config;
+
+#define TY_TRAIN_AUTO (-1) /* pipeline_stages "auto" */
 
 /* Decodes a serialised TrainConfig and validates it. Errors are
  * TY_EPROTO (not a TrainConfig) or TY_EINVAL with the field in err, e.g.

@@ -64,6 +64,24 @@ uint8_t *rk_make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, s
   return out;
 }
 
+uint8_t *rk_make_pipeline_config(uint64_t steps, const char *stages, const char *micro,
+                                 size_t *out_len) {
+  size_t n;
+  uint8_t *raw = rk_make_config(steps, 0, NULL, &n);
+  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(m);
+  char *old_stages = m->pipeline_stages, *old_micro = m->micro_batches;
+  m->pipeline_stages = (char *)stages;
+  m->micro_batches = (char *)micro;
+  *out_len = trainyard__train_config__get_packed_size(m);
+  uint8_t *out = malloc(*out_len + 1);
+  trainyard__train_config__pack(m, out);
+  m->pipeline_stages = old_stages, m->micro_batches = old_micro;
+  trainyard__train_config__free_unpacked(m, NULL);
+  free(raw);
+  return out;
+}
+
 void rk_write_config(const char *path, uint64_t steps, uint64_t ckpt_every, const char *ckpt) {
   size_t len;
   uint8_t *c = rk_make_config(steps, ckpt_every, ckpt, &len);

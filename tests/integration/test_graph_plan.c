@@ -467,6 +467,51 @@ static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *m
   return rc;
 }
 
+/* The MLP job on 1 x 2 devices with the config's pipeline knobs set. */
+static void write_pipeline_job(const char *path, const char *stages, const char *micro) {
+  size_t len;
+  uint8_t *cfg = rk_make_pipeline_config(10, stages, micro, &len);
+  rk_write_job(path, "mlp-pp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
+  free(cfg);
+}
+
+/* `trainctl plan` shows the stages a config asks for, here and from the
+ * controller, and names bad pipeline knobs. */
+static void expect_pipeline_plans(const it_cluster *c) {
+  char job[400], *out = NULL, *err = NULL;
+  snprintf(job, sizeof job, "%s/pp.job.pb", c->dir);
+  write_pipeline_job(job, "2", "4");
+  cr_assert_eq(plan_cmd(c, &out, &err, (const char *const[]){"--mesh", "1x2", job, NULL}), 0, "%s",
+               err);
+  cr_assert(
+      strstr(out, "pipeline: 2 stages of mesh 1x1, 4 micro-batches of 16 (global batch 64)") &&
+          strstr(out, "no pipeline") && strstr(out, "IN FLIGHT"),
+      "%s", out);
+  free(out), free(err);
+  cr_assert_eq(plan_cmd(c, &out, &err, (const char *const[]){job, NULL}), 0, "%s", err);
+  cr_assert(strstr(out, "planned by the controller") && strstr(out, "pipeline: 2 stages"), "%s",
+            out);
+  free(out), free(err);
+  /* Shown, but not run yet: a submit is refused, not failed at launch. */
+  int code = it_trainctl_err(c, &out, &err, (const char *const[]){"submit", job, NULL});
+  cr_assert_neq(code, 0, "a pipelined job was accepted: %s", out);
+  cr_assert(strstr(err, "job.graph: the plan has 2 pipeline stages x 4 micro-batches, which "
+                        "trainrun does not run yet"),
+            "exit %d: %s", code, err);
+  free(out), free(err);
+  write_pipeline_job(job, "40", "");
+  expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
+                    (const char *const[]){"--mesh", "1x2", job, NULL});
+  expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
+                    (const char *const[]){job, NULL});
+  write_pipeline_job(job, "2", "3");
+  expect_plan_error(c, 5, "config.micro_batches: 3 does not divide config.batch_size 64",
+                    (const char *const[]){"--mesh", "1x2", job, NULL});
+  write_pipeline_job(job, "some", "");
+  expect_plan_error(c, 5, "config.pipeline_stages: expected \"auto\" or a count",
+                    (const char *const[]){job, NULL});
+}
+
 Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) {
   it_cluster c;
   it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
@@ -483,7 +528,7 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   cr_assert(strstr(out, "job mlp: parallelism tensor, 1 node x 2 devices, planned here"), "%s",
             out);
   cr_assert(strstr(out, "ALTERNATIVE") && strstr(out, "data parallel ") &&
-                strstr(out, "chosen                 1x2"),
+                strstr(out, "chosen                     1x2"),
             "%s", out);
   cr_assert(strstr(out, "column split (axis 1)") && strstr(out, "row split (axis 1)"), "%s", out);
   free(out), free(err);
@@ -540,5 +585,6 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   cr_assert_eq(plan_job_rpc(&c, (const uint8_t *)"\x0a\x06\x32\x04\x0a\x02ls", 8, msg, sizeof msg),
                TY_EINVAL);
   cr_assert_str_eq(msg, "job.graph: only graph jobs have plans; this one runs a command");
+  expect_pipeline_plans(&c);
   it_cluster_stop(&c);
 }

@@ -233,5 +233,18 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   codes[0] = rk_wait_exit(p0);
   codes[1] = rk_wait_exit(p1);
   expect_refused(&c, "mixed", codes, 2, "plan mismatch: rank 1 runs plan ");
+
+  /* A pipelined plan (the planner cuts stages; trainrun does not run them yet). */
+  char ppcfg[400], pp[400];
+  snprintf(ppcfg, sizeof ppcfg, "%s/pp.pb", c.dir);
+  snprintf(pp, sizeof pp, "%s/pp.plan", c.dir);
+  uint8_t *raw = rk_make_pipeline_config(STEPS, "2", "4", &n);
+  rk_write_file(ppcfg, raw, n);
+  free(raw);
+  write_plan(&c, ppcfg, pp, "auto", "1x2");
+  run_ranks(&c, model, ppcfg, 2, (const char *const[]){"--plan", pp, NULL}, "pipeline", codes);
+  expect_refused(&c, "pipeline", codes, 2,
+                 "plan: 2 pipeline stages x 4 micro-batches: this trainrun does not run pipelined "
+                 "plans yet");
   it_cluster_stop(&c);
 }

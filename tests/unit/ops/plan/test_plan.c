@@ -16,24 +16,10 @@
 #include "ops/autodiff/autodiff.h"
 #include "ops/plan/plan.h"
 #include "tests/unit/ops/plan/models.h"
+#include "tests/unit/ops/plan/plan_helpers.h"
 
 static ty_plan_request request(int nodes, int per_node, int64_t batch) {
-  ty_plan_request r;
-  ty_plan_request_init(&r);
-  r.batch = batch;
-  r.cluster.nodes = nodes;
-  r.cluster.devices_per_node = per_node;
-  r.fixed_mesh = true;
-  return r;
-}
-
-static ty_plan *plan_ok(const ty_graph *g, const ty_plan_request *r) {
-  char err[TY_ERR_LEN] = "";
-  ty_plan *p = NULL;
-  int rc = ty_plan_search(g, r, err, sizeof err, &p);
-  cr_assert_eq(rc, 0, "ty_plan_search: %s: %s", ty_strerror(rc), err);
-  cr_assert_not_null(p);
-  return p;
+  return plan_test_request(nodes, per_node, batch, true);
 }
 
 static int plan_fail(const ty_graph *g, const ty_plan_request *r, char *err) {
@@ -83,7 +69,7 @@ static void check_data_parallel_mlp(int nodes, int per_node) {
   ty_graph *g = model_mlp(6, 32);
   cr_assert_not_null(g);
   ty_plan_request r = request(nodes, per_node, 256);
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(count(p, -1, -1), count(p, TY_PLAN_ALL_REDUCE, -1), "only all-reduces");
   for (size_t i = 0; i < p->n_collectives; i++) /* gradients, and the loss summed for reporting */
     cr_assert(p->collectives[i].phase == TY_PLAN_GRAD_SYNC || p->collectives[i].node == -1);
@@ -118,7 +104,7 @@ static void check_megatron_mlp(int nodes, int per_node) {
    * the choice along whichever axis has the devices. */
   r.cluster.inter_bw = r.cluster.intra_bw;
   r.cluster.inter_latency_s = r.cluster.intra_latency_s;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   int axis = p->mesh[0] > 1 ? 0 : 1;
   uint8_t bit = (uint8_t)(1u << axis);
   for (int l = 0; l < 6; l++) {
@@ -161,7 +147,7 @@ Test(plan_alpa, bert_splits_qkv_and_ffn_in_by_column_and_outputs_by_row) {
   ty_graph *g = model_transformer(2, 32, 512, 8, 2048, 0);
   cr_assert_not_null(g);
   ty_plan_request r = request(1, 4, 8);
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   static const char *const column[] = {"q", "k", "v", "ffn_in"}, *const row[] = {"o", "ffn_out"};
   for (int l = 0; l < 2; l++) {
     char n[32];
@@ -195,7 +181,7 @@ Test(plan, never_slower_than_data_parallel) {
     ty_graph *g = model_mlp(4, cases[i].hidden);
     ty_plan_request r = request(cases[i].nodes, cases[i].per_node, cases[i].batch);
     r.fixed_mesh = false;
-    ty_plan *p = plan_ok(g, &r);
+    ty_plan *p = plan_test_ok(g, &r);
     const ty_plan_alternative *dp = alt(p, "data parallel");
     cr_assert(dp->applicable && dp->fits);
     cr_assert_leq(p->step_s, dp->step_s * (1 + 1e-12), "case %zu: %g > %g", i, p->step_s,
@@ -211,7 +197,7 @@ Test(plan, gpt_like_graph_plans_on_a_2d_mesh) {
   ty_graph *g = model_transformer(4, 64, 256, 8, 1024, 1);
   ty_plan_request r = request(2, 4, 16);
   r.fixed_mesh = false;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(p->devices, 8);
   cr_assert_eq(p->n_fallback, 0, "every op has a sharding rule");
   cr_assert_leq(p->step_s, alt(p, "data parallel")->step_s * (1 + 1e-12));
@@ -230,7 +216,7 @@ Test(plan_memory, a_budget_data_parallel_misses_is_met_by_splitting_weights) {
   ty_graph *g = model_mlp(6, 2048); /* 25M parameters: 400 MB with Adam's state */
   ty_plan_request r = request(1, 4, 64);
   r.cluster.device_mem_bytes = 250ull << 20;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   const ty_plan_alternative *dp = alt(p, "data parallel");
   cr_assert(dp->applicable && !dp->fits, "data parallel needs %llu bytes",
             (unsigned long long)dp->memory_bytes);
@@ -245,7 +231,7 @@ Test(plan_memory, budget_binds_inside_the_search) {
   /* Between the smallest plan and the fastest: the search trades time for memory. */
   ty_graph *g = model_mlp(4, 1024);
   ty_plan_request r = request(1, 4, 512);
-  ty_plan *fast = plan_ok(g, &r);
+  ty_plan *fast = plan_test_ok(g, &r);
   r.cluster.device_mem_bytes = fast->memory_bytes * 6 / 10;
   char err[TY_ERR_LEN];
   ty_plan *p = NULL;
@@ -275,7 +261,7 @@ Test(plan_memory, unsatisfiable_budget_names_the_minimum) {
   double mib = atof(need + strlen("the smallest plan needs "));
   cr_assert(strstr(need, "MiB") && mib >= 1.5 && mib < 16, "%s", err);
   r.cluster.device_mem_bytes = (uint64_t)(mib * 1.1 * (1 << 20));
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
@@ -306,7 +292,7 @@ Test(plan_reject, batch_not_divisible_by_the_data_parallel_degree) {
             "%s", err);
   /* Auto mode plans without data parallelism and says why it is missing. */
   r.mode = TY_PLAN_MODE_AUTO;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   const ty_plan_alternative *dp = alt(p, "data parallel");
   cr_assert(!dp->applicable);
   cr_assert(strstr(dp->why, "batch 30 is not divisible by the data-parallel degree 4"), "%s",
@@ -381,7 +367,7 @@ Test(plan, ops_without_a_rule_fall_back_to_replicated) {
   cr_assert_eq(ty_autodiff(g, loss, &w, 1, &grad, err, sizeof err), 0, "%s", err);
   ty_plan_request r = request(1, 2, 8);
   r.loss = "loss";
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   cr_assert_gt(p->n_fallback, 0);
   size_t seen = 0;
   for (size_t i = 0; i < p->n_ops; i++) {
@@ -414,7 +400,7 @@ static bool has(const ty_buf *b, const char *s) {
 Test(plan_write, json_has_the_documented_fields) {
   ty_graph *g = model_mlp(6, 256);
   ty_plan_request r = request(1, 4, 32);
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_plan_to_json(p, &b), 0);
@@ -443,7 +429,7 @@ Test(plan_write, json_has_the_documented_fields) {
 Test(plan_write, text_shows_alternatives_ops_and_collectives) {
   ty_graph *g = model_mlp(2, 32);
   ty_plan_request r = request(2, 2, 64);
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_plan_to_text(p, &b), 0);
@@ -649,7 +635,7 @@ Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
   for (int wide = 0; wide < 2; wide++) {
     ty_graph *g = cnn(wide ? 1024 : 16);
     ty_plan_request r = request(1, 4, wide ? 4 : 256);
-    ty_plan *p = plan_ok(g, &r);
+    ty_plan *p = plan_test_ok(g, &r);
     cr_assert_eq(p->n_fallback, 0);
     const ty_plan_op *conv = op_named(p, "conv");
     bool by_batch = strstr(conv->strategy, "batch split"),
@@ -673,7 +659,7 @@ Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
   ty_graph *g = cnn(16);
   ty_plan_request r = request(1, 4, 64);
   r.mode = TY_PLAN_MODE_DATA;
-  ty_plan *p = plan_ok(g, &r);
+  ty_plan *p = plan_test_ok(g, &r);
   int dirs = 0;
   for (size_t i = 0; i < p->n_collectives; i++)
     if (strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0) {

@@ -154,6 +154,42 @@ Test(config, device) {
   expect_reject(&a, "config.device: unknown value 7");
 }
 
+/* Pipeline knobs: "" is no pipeline and auto micro-batches, "auto" and
+ * counts parse, anything else names the field and the value. */
+Test(config, pipeline_knobs) {
+  static const struct {
+    const char *stages, *micro;
+    int want_stages, want_micro;
+  } ok[] = {{"", "", 1, 0}, {"auto", "8", TY_TRAIN_AUTO, 8}, {"4", "auto", 4, 0}};
+  msg a;
+  msg_init(&a);
+  for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
+    ty_train_config c;
+    char err[256] = "";
+    a.m.pipeline_stages = (char *)ok[i].stages;
+    a.m.micro_batches = (char *)ok[i].micro;
+    cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.pipeline_stages, ok[i].want_stages, "\"%s\"", ok[i].stages);
+    cr_assert_eq(c.micro_batches, ok[i].want_micro, "\"%s\"", ok[i].micro);
+    ty_train_config_close(&c);
+  }
+  a.m.pipeline_stages = "four";
+  expect_reject(&a, "config.pipeline_stages: expected \"auto\" or a count from 1 to 4096, got "
+                    "\"four\"");
+  a.m.pipeline_stages = "0";
+  expect_reject(&a, "config.pipeline_stages: expected");
+  a.m.pipeline_stages = "-2";
+  expect_reject(&a, "config.pipeline_stages: expected");
+  a.m.pipeline_stages = "2";
+  a.m.micro_batches = "3";
+  expect_reject(&a, "config.micro_batches: 3 does not divide config.batch_size 64");
+  a.m.micro_batches = "9999";
+  expect_reject(&a, "config.micro_batches: expected");
+  a.m.pipeline_stages = "";
+  a.m.micro_batches = "4";
+  expect_reject(&a, "config.micro_batches: 4 micro-batches need pipeline stages");
+}
+
 Test(config, rejects_bad_schedule_and_dataset) {
   msg a;
   msg_init(&a);

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for the planner's pipeline stages: the stage DP against known
+ * optima and against exhaustive search on random costs, the layers and
+ * stages of an MLP, a pipeline chosen where slow links make the flat plans
+ * pay for their weight synchronisation, every rejection of a bad stage or
+ * micro-batch count, and the plan file's pipeline section (round trip,
+ * rejection, version 1 plans still read).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "ops/plan/plan.h"
+#include "tests/unit/ops/plan/models.h"
+#include "tests/unit/ops/plan/plan_helpers.h"
+
+/* ---- the DP ------------------------------------------------------------------------ */
+
+/* cost of layers i..j-1 on stage k = the sum of per-layer costs (any k). */
+static double *additive(const double *layer, int L, int S) {
+  size_t W = (size_t)L + 1;
+  double *c = malloc((size_t)S * W * W * sizeof *c);
+  cr_assert_not_null(c);
+  for (int k = 0; k < S; k++)
+    for (int i = 0; i <= L; i++)
+      for (int j = 0; j <= L; j++) {
+        double t = INFINITY;
+        if (j > i) {
+          t = 0;
+          for (int l = i; l < j; l++)
+            t += layer[l];
+        }
+        c[((size_t)k * W + (size_t)i) * W + (size_t)j] = t;
+      }
+  return c;
+}
+
+Test(plan_pipeline_dp, balanced_layers_cut_evenly) {
+  double layer[4] = {1, 1, 1, 1};
+  double *c = additive(layer, 4, 2), step;
+  int b[3];
+  cr_assert_eq(ty_plan_pipeline_dp(c, 4, 2, 8, b, &step), 0);
+  cr_assert_eq(b[0], 0);
+  cr_assert_eq(b[1], 2);
+  cr_assert_eq(b[2], 4);
+  cr_assert_float_eq(step, 2 + 2 + 7 * 2.0, 1e-12); /* sum + (M - 1) max */
+  free(c);
+}
+
+Test(plan_pipeline_dp, many_micro_batches_balance_the_slowest_stage) {
+  /* With one micro-batch only the sum counts (any cut); with many the
+   * slowest stage dominates: {5}, {1,1,1,1,1} (max 5) beats anything else. */
+  double layer[6] = {5, 1, 1, 1, 1, 1};
+  double *c = additive(layer, 6, 2), step;
+  int b[3];
+  cr_assert_eq(ty_plan_pipeline_dp(c, 6, 2, 100, b, &step), 0);
+  cr_assert_eq(b[1], 1);
+  cr_assert_float_eq(step, 10 + 99 * 5.0, 1e-9);
+  cr_assert_eq(ty_plan_pipeline_dp(c, 6, 2, 1, b, &step), 0);
+  cr_assert_float_eq(step, 10.0, 1e-9);
+  free(c);
+}
+
+Test(plan_pipeline_dp, a_stage_that_does_not_fit_is_avoided) {
+  double layer[4] = {1, 1, 1, 1};
+  double *c = additive(layer, 4, 2), step;
+  size_t W = 5;
+  c[(0 * W + 0) * W + 2] = INFINITY; /* stage 0 cannot hold layers 0..1 */
+  int b[3];
+  cr_assert_eq(ty_plan_pipeline_dp(c, 4, 2, 4, b, &step), 0);
+  cr_assert_neq(b[1], 2);
+  cr_assert_float_eq(step, 4 + 3 * 3.0, 1e-9); /* {1},{3} or {3},{1} */
+  for (size_t q = 0; q < 2 * W * W; q++)
+    c[q] = INFINITY;
+  cr_assert_eq(ty_plan_pipeline_dp(c, 4, 2, 4, b, &step), TY_ENOTFOUND);
+  cr_assert_eq(ty_plan_pipeline_dp(c, 4, 5, 4, b, &step), TY_EINVAL, "more stages than layers");
+  cr_assert_eq(ty_plan_pipeline_dp(c, 4, 0, 4, b, &step), TY_EINVAL);
+  free(c);
+}
+
+/* Every cut of L layers into S stages, by recursion. */
+static double brute(const double *c, int L, int S, int M, int k, int i, double sum, double max) {
+  size_t W = (size_t)L + 1;
+  if (k == S) return i == L ? sum + (M - 1) * max : INFINITY;
+  double best = INFINITY;
+  for (int j = i + 1; j <= L - (S - 1 - k); j++) {
+    double t = c[((size_t)k * W + (size_t)i) * W + (size_t)j];
+    if (!isfinite(t)) continue;
+    best = fmin(best, brute(c, L, S, M, k + 1, j, sum + t, fmax(max, t)));
+  }
+  return best;
+}
+
+Test(plan_pipeline_dp, matches_exhaustive_search_on_random_costs) {
+  ty_rng rng = ty_rng_make(42);
+  for (int trial = 0; trial < 300; trial++) {
+    int L = 1 + (int)(ty_rng_next(&rng) % 8), S = 1 + (int)(ty_rng_next(&rng) % (uint64_t)L);
+    int M = 1 + (int)(ty_rng_next(&rng) % 9);
+    size_t W = (size_t)L + 1, n = (size_t)S * W * W;
+    double *c = malloc(n * sizeof *c), step;
+    for (size_t q = 0; q < n; q++) /* not additive, some ranges do not fit */
+      c[q] = ty_rng_next(&rng) % 7 == 0 ? INFINITY : (double)(ty_rng_next(&rng) % 1000) / 10;
+    int b[10];
+    double want = brute(c, L, S, M, 0, 0, 0, 0);
+    int rc = ty_plan_pipeline_dp(c, L, S, M, b, &step);
+    if (!isfinite(want)) {
+      cr_assert_eq(rc, TY_ENOTFOUND, "trial %d", trial);
+    } else {
+      cr_assert_eq(rc, 0, "trial %d", trial);
+      cr_assert_float_eq(step, want, 1e-9, "trial %d: L %d S %d M %d", trial, L, S, M);
+      double sum = 0, max = 0; /* the bounds give the step they claim */
+      cr_assert_eq(b[0], 0);
+      cr_assert_eq(b[S], L);
+      for (int k = 0; k < S; k++) {
+        double t = c[((size_t)k * W + (size_t)b[k]) * W + (size_t)b[k + 1]];
+        sum += t, max = fmax(max, t);
+      }
+      cr_assert_float_eq(sum + (M - 1) * max, step, 1e-9, "trial %d", trial);
+    }
+    free(c);
+  }
+}
+
+/* ---- stages of a graph -------------------------------------------------------------- */
+
+static ty_plan_request request(int nodes, int per_node, int64_t batch) {
+  return plan_test_request(nodes, per_node, batch, false);
+}
+
+Test(plan_pipeline, four_stages_of_a_four_layer_mlp) {
+  ty_graph *g = model_mlp(4, 64);
+  ty_plan_request r = request(2, 2, 32);
+  r.pipeline_stages = 4;
+  r.micro_batches = 8;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 4);
+  cr_assert_eq(p->n_layers, 4);
+  cr_assert_eq(p->micro_batches, 8);
+  cr_assert_eq(p->batch, 4, "layouts are for one micro-batch");
+  cr_assert_eq(p->devices, 4);
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 1);
+  double sum = 0, max = 0;
+  for (int k = 0; k < 4; k++) {
+    cr_assert_eq(p->stages[k].first_layer, k);
+    cr_assert_eq(p->stages[k].n_layers, 1);
+    cr_assert_eq(p->stages[k].first_rank, k);
+    cr_assert_eq(p->stages[k].in_flight, 4 - k, "1F1B keeps S - k micro-batches on stage k");
+    sum += p->stages[k].step_s;
+    max = fmax(max, p->stages[k].step_s);
+    cr_assert(p->stages[k].memory_bytes <= p->memory_bytes);
+  }
+  cr_assert_float_eq(p->step_s, sum + 7 * max, 1e-12);
+  cr_assert(p->bubble > 0 && p->bubble < 1);
+  for (size_t i = 0; i < p->n_ops; i++) { /* layer l's nodes run on stage l */
+    int l = -1;
+    sscanf(p->ops[i].name, "l%d", &l);
+    if (l >= 0) cr_assert_eq(p->ops[i].stage, l, "%s", p->ops[i].name);
+  }
+  int ranks[1];
+  ty_plan_axis_group(p, 3, 1, ranks);
+  cr_assert_eq(ranks[0], 3, "a stage's groups stay in the stage");
+  const ty_plan_alternative *last = &p->alternatives[p->n_alternatives - 1];
+  cr_assert_str_eq(last->name, "chosen");
+  cr_assert_str_eq(p->alternatives[p->n_alternatives - 2].name, "no pipeline");
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_to_text(p, &b), 0);
+  cr_assert_not_null(strstr((char *)b.data, "pipeline: 4 stages of mesh 1x1, 8 micro-batches"),
+                     "%.*s", (int)b.len, b.data);
+  cr_assert_not_null(strstr((char *)b.data, "IN FLIGHT"));
+  b.len = 0;
+  cr_assert_eq(ty_plan_to_json(p, &b), 0);
+  cr_assert_not_null(strstr((char *)b.data, "\"pipeline\":{\"micro_batches\":8"), "%.*s",
+                     (int)b.len, b.data);
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_pipeline, data_x_pipeline_2x2) {
+  ty_graph *g = model_mlp(4, 64);
+  ty_plan_request r = request(2, 2, 32);
+  r.pipeline_stages = 2;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 2);
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 2);
+  cr_assert_eq(p->stages[1].first_rank, 2);
+  cr_assert_eq(p->stages[0].n_layers + p->stages[1].n_layers, 4);
+  cr_assert_eq(32 % p->micro_batches, 0);
+  int ranks[2];
+  ty_plan_axis_group(p, 3, p->mesh[1] == 2 ? 1 : 0, ranks);
+  cr_assert_eq(ranks[0], 2);
+  cr_assert_eq(ranks[1], 3);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_pipeline, auto_pipelines_when_weights_do_not_fit_and_links_are_slow) {
+  /* Four 512 x 512 layers with Adam need 16 MiB replicated; with 13 MiB
+   * per device and links of 1 MB/s every flat plan that splits weights
+   * moves megabytes per step, while stages of whole layers send only
+   * [batch, 512] activations. */
+  ty_graph *g = model_mlp(4, 512);
+  ty_plan_request r = request(4, 1, 4);
+  r.cluster.inter_bw = 1e6;
+  r.cluster.device_mem_bytes = 13ull << 20;
+  r.pipeline_stages = 0;
+  ty_plan *p = plan_test_ok(g, &r);
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_plan_to_text(p, &b);
+  cr_assert_gt(p->n_stages, 1, "%.*s", (int)b.len, b.data);
+  ty_buf_close(&b);
+  const ty_plan_alternative *flat = &p->alternatives[p->n_alternatives - 2];
+  cr_assert_str_eq(flat->name, "no pipeline");
+  cr_assert(p->step_s < flat->step_s, "%g vs %g", p->step_s, flat->step_s);
+  cr_assert(p->memory_bytes <= r.cluster.device_mem_bytes);
+  ty_plan_destroy(p);
+  /* Memory enough to replicate: the flat plan stays, the pipeline is listed. */
+  r.cluster.device_mem_bytes = 1ull << 30;
+  p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 0);
+  cr_assert_not_null(strstr(p->alternatives[p->n_alternatives - 2].name, "pipeline ("));
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_pipeline, a_budget_that_does_not_hold_the_activations_recomputes_them) {
+  /* Four stages of one device, 8 micro-batches: stage 0 keeps 4 of them
+   * in flight. One byte less than it needs without recomputation makes it
+   * keep only their inputs and recompute; the other stages still fit. */
+  ty_graph *g = model_mlp(4, 512);
+  ty_plan_request r = request(4, 1, 512);
+  r.pipeline_stages = 4;
+  r.micro_batches = 8;
+  ty_plan *roomy = plan_test_ok(g, &r);
+  for (int k = 0; k < 4; k++)
+    cr_assert(!roomy->stages[k].recompute, "stage %d recomputes with 16 GiB", k);
+  uint64_t need = roomy->stages[0].memory_bytes;
+  cr_assert_eq(roomy->stages[0].memory_no_recompute_bytes, need);
+  r.cluster.device_mem_bytes = need - 1;
+  ty_plan *tight = plan_test_ok(g, &r);
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_plan_to_text(tight, &b);
+  const ty_plan_stage *s0 = &tight->stages[0];
+  cr_assert(s0->recompute, "%.*s", (int)b.len, b.data);
+  cr_assert(s0->memory_bytes < need && s0->memory_no_recompute_bytes == need, "%.*s", (int)b.len,
+            b.data);
+  cr_assert(s0->step_s > roomy->stages[0].step_s, "recomputing costs a forward");
+  cr_assert(!tight->stages[3].recompute, "the last stage holds one micro-batch: it fits");
+  cr_assert(tight->memory_bytes <= r.cluster.device_mem_bytes);
+  cr_assert_not_null(strstr((char *)b.data, "yes (else "), "%.*s", (int)b.len, b.data);
+  ty_buf_close(&b);
+  /* A budget that even recomputation misses is refused. */
+  r.cluster.device_mem_bytes = roomy->stages[3].memory_bytes / 4;
+  char err[TY_ERR_LEN] = "";
+  ty_plan *none = NULL;
+  cr_assert_neq(ty_plan_search(g, &r, err, sizeof err, &none), 0);
+  cr_assert_not_null(strstr(err, "no pipeline of the graph's 4 layers fits"), "%s", err);
+  ty_plan_destroy(roomy);
+  ty_plan_destroy(tight);
+  ty_graph_destroy(g);
+}
+
+/* ---- rejections ---------------------------------------------------------------------- */
+
+static void reject(const ty_graph *g, const ty_plan_request *r, const char *want) {
+  char err[TY_ERR_LEN] = "";
+  ty_plan *p = NULL;
+  int rc = ty_plan_search(g, r, err, sizeof err, &p);
+  cr_assert_neq(rc, 0, "expected \"%s\"", want);
+  cr_assert_null(p);
+  cr_assert_not_null(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
+}
+
+Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
+  ty_graph *g = model_mlp(2, 16);
+  ty_plan_request r = request(1, 4, 32);
+  r.pipeline_stages = 4;
+  reject(g, &r, "pipeline_stages: 4 stages but the graph has 2 layers");
+  r.pipeline_stages = 3;
+  reject(g, &r, "pipeline_stages: 3 stages do not divide the 4 devices");
+  r.pipeline_stages = -1;
+  reject(g, &r, "pipeline_stages: -1");
+  r.pipeline_stages = 2;
+  r.micro_batches = 3;
+  reject(g, &r, "micro_batches: 3 does not divide the batch 32");
+  r.micro_batches = -2;
+  reject(g, &r, "micro_batches: -2");
+  r.pipeline_stages = 1;
+  r.micro_batches = 4;
+  reject(g, &r, "micro_batches: 4 micro-batches need pipeline stages");
+  r.micro_batches = 0;
+  r.pipeline_stages = 2;
+  r.mode = TY_PLAN_MODE_DATA;
+  reject(g, &r, "pipeline_stages: pipelines are searched in auto mode only (mode is data)");
+  r.mode = TY_PLAN_MODE_AUTO;
+  r.cluster.device_mem_bytes = 1024;
+  reject(g, &r, "pipeline_stages: no pipeline of the graph's 2 layers fits in 1.0 KiB");
+  ty_graph_destroy(g);
+}
+
+/* ---- the plan file ---------------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
+  ty_graph *g = model_mlp(4, 64);
+  ty_plan_request r = request(2, 2, 32);
+  r.pipeline_stages = 4;
+  ty_plan *p = plan_test_ok(g, &r), *q = NULL;
+  ty_buf b;
+  ty_buf_init(&b);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_plan_encode(p, &b), 0);
+  cr_assert_eq(ty_plan_decode(b.data, b.len, &q, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(q->n_stages, 4);
+  cr_assert_eq(q->micro_batches, p->micro_batches);
+  for (int k = 0; k < 4; k++) {
+    cr_assert_eq(q->stages[k].recompute, p->stages[k].recompute);
+    cr_assert_eq(q->stages[k].memory_no_recompute_bytes, p->stages[k].memory_no_recompute_bytes);
+  }
+  cr_assert_eq(ty_plan_hash(q), ty_plan_hash(p));
+  for (size_t i = 0; i < p->n_ops; i++)
+    cr_assert_eq(q->ops[i].stage, p->ops[i].stage);
+  ty_plan_destroy(q);
+  p->stages[2].first_rank = 7;
+  b.len = 0;
+  cr_assert_eq(ty_plan_encode(p, &b), 0);
+  cr_assert_eq(ty_plan_decode(b.data, b.len, &q, err, sizeof err), TY_EINVAL);
+  cr_assert_not_null(strstr(err, "stages[2]: first_rank: 7, expected 2"), "%s", err);
+  p->stages[2].first_rank = 2;
+  p->ops[0].stage = 9;
+  b.len = 0;
+  cr_assert_eq(ty_plan_encode(p, &b), 0);
+  cr_assert_eq(ty_plan_decode(b.data, b.len, &q, err, sizeof err), TY_EINVAL);
+  cr_assert_not_null(strstr(err, "ops[0].stage: 9 is not one of the 4 stages"), "%s", err);
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+Test(plan_pipeline_codec, version_1_plans_still_decode) {
+  ty_graph *g = model_mlp(2, 16);
+  ty_plan_request r = request(1, 2, 8);
+  ty_plan *p = plan_test_ok(g, &r), *q = NULL;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_encode(p, &b), 0);
+  /* Version 1: no pipeline section (u32, u32, f64, u32 before the CRC). */
+  size_t len = b.len - 4 - 20;
+  put32(b.data + 4, 1);
+  put32(b.data + len, (uint32_t)crc32(0L, b.data, (uInt)len));
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_plan_decode(b.data, len + 4, &q, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(q->n_stages, 0);
+  cr_assert_eq(q->micro_batches, 1);
+  cr_assert_eq(q->n_ops, p->n_ops);
+  ty_plan_destroy(q);
+  put32(b.data + 4, 3);
+  put32(b.data + len, (uint32_t)crc32(0L, b.data, (uInt)len));
+  cr_assert_eq(ty_plan_decode(b.data, len + 4, &q, err, sizeof err), TY_EVERSION);
+  cr_assert_not_null(strstr(err, "format version 3; this build reads versions 1 to 2"), "%s", err);
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
