@@ -266,6 +266,10 @@ int ty_cuda_exec_bind_id(ty_cuda_exec *e, int id, const ty_tensor *t, char *err,
   return 0;
 }
 
+void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed) {
+  e->rng = ty_rng_make(seed);
+}
+
 /* ---- running ------------------------------------------------------------------ */
 /* Every value back to its bound tensor or initializer on the host. */
 static int begin_run(ty_cuda_exec *e, char *err, size_t err_len) {

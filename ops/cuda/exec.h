@@ -104,6 +104,9 @@ void ty_cuda_exec_destroy(ty_cuda_exec *e); /* NULL is fine */
  * between runs, as a trainer does with its weights). */
 int ty_cuda_exec_bind_id(ty_cuda_exec *e, int value_id, const ty_tensor *t, char *err,
                          size_t err_len);
+/* Restarts the CPU steps' random stream (Dropout) from seed, as a new
+ * ty_exec with that seed would (a trainer reseeds per step). */
+void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed);
 /* Runs every step; returns when the device is done. Errors name the node. */
 int ty_cuda_exec_run(ty_cuda_exec *e, char *err, size_t err_len);
 /* A kept value (or graph output) of the last run, copied to the host on

@@ -339,6 +339,7 @@ fail:
 void ty_train_destroy(ty_train *t) {
   if (!t) return;
   ty_exec_destroy(t->exec);
+  ty__train_gpu_destroy(t);
   ty_jit_destroy(t->jit);
   ty__train_data_close(t);
   ty_graph_destroy(t->eval_g);
@@ -367,7 +368,7 @@ void ty_train_destroy(ty_train *t) {
 
 /* ---- one step ------------------------------------------------------------- */
 static const float *grad_of(ty_train *t, size_t p) {
-  const ty_tensor *g = ty_exec_value(t->exec, t->grad_ids[p]);
+  const ty_tensor *g = ty__train_value(t, t->grad_ids[p]);
   return g ? g->data : NULL;
 }
 
@@ -578,14 +579,18 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
                                 : ty__train_data_load(t, b, err, err_len);
   if (rc != 0) return rc;
   begin_buckets(t);
-  if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
-  if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
+  if (ty__train_on_gpu(t)) {
+    rc = ty__train_gpu_run(t, err, err_len);
+  } else {
+    if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
+    if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
+  }
   if (rc == 0) rc = ty__train_bn_update(t, err, err_len);
   if (rc != 0) {
     drain(t);
     return rc;
   }
-  const ty_tensor *loss = ty_exec_value(t->exec, t->loss_id);
+  const ty_tensor *loss = ty__train_value(t, t->loss_id);
   double lv = loss ? ty_tensor_f32(loss)[0] : NAN;
   float lr = (float)ty_lr_at(&t->sched, t->step);
   if ((rc = apply_grads(t, lr, err, err_len)) != 0) return rc;

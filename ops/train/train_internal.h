@@ -14,6 +14,8 @@
 
 #include <stdio.h>
 
+typedef struct ty_cuda_exec ty_cuda_exec; /* ops/cuda/exec.h (device.c) */
+
 typedef struct ty__bucket {
   size_t *params; /* parameter indices in packing order (backward order); owned */
   size_t n_params;
@@ -73,6 +75,8 @@ struct ty_train {
   ty_loader *loader;
   ty_graph *eval_g; /* owned: the model in inference mode (eval.c) */
   ty_exec *exec;
+  ty_cuda_exec *gpu;  /* device.c: the GPU executor of a DEVICE_GPU job, or NULL */
+  int gpu_state;      /* device.c: 0 not decided, 1 the GPU executor, -1 the CPU's */
   ty_jit *jit;        /* shared by every executor; NULL with no_fusion */
   bool exec_per_step; /* the graph draws random numbers: reseed per step */
   uint64_t step, epoch, batch, total_steps, bpe;
@@ -161,6 +165,17 @@ int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, siz
 void ty__train_plan_destroy(ty_train *t);
 /* The world the data is sharded over: world_size, or 1 for a plan. */
 uint32_t ty__train_data_world(const ty_train *t);
+
+/* device.c: the executor a training step runs on. DEVICE_GPU jobs use
+ * ops/cuda's GPU executor where this build has it and a GPU is visible,
+ * and say on the log (once) when they do not and why. */
+bool ty__train_on_gpu(ty_train *t);
+/* Runs the training graph on the GPU executor (created at the first step;
+ * Dropout reseeded per step as a new CPU executor would be). */
+int ty__train_gpu_run(ty_train *t, char *err, size_t err_len);
+void ty__train_gpu_destroy(ty_train *t);
+/* A value of the last step's run, from whichever executor ran it. */
+const ty_tensor *ty__train_value(ty_train *t, int value_id);
 
 /* The trainer's log stream. */
 FILE *ty__train_log(const ty_train *t);

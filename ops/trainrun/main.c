@@ -458,8 +458,8 @@ static int check_gpu(uint32_t rank) {
     return 2;
   }
   if (rank == 0)
-    printf("device: %d CUDA device(s); collectives through NCCL; the graph runs on the CPU "
-           "executor (the GPU executor is not wired into trainrun yet)\n",
+    printf("device: %d CUDA device(s); collectives through NCCL; the training graph runs on "
+           "the GPU executor (its plan is logged at the first step)\n",
            n);
   return 0;
 #else
