@@ -8,8 +8,9 @@
 #      the GPU inventory),
 #   4. fused elementwise bandwidth vs cudaMemcpy D2D, GEMM vs cuBLAS alone,
 #   5. the MLP / CNN / GPT training step on the GPU executor vs the CPU
-#      executor (bench/gpu/step.c), and vs PyTorch CUDA when the python
-#      ($PYTHON, default python3) imports torch (bench/gpu/torch_step.py),
+#      executor (bench/gpu/step.c), and vs PyTorch CUDA when $PYTHON
+#      (default /usr/bin/python3, which sees Debian's torch) imports torch
+#      (bench/gpu/torch_step.py),
 # and prints one markdown table (paste it into bench/RESULTS.md with the
 # date). Without a GPU it prints what it could measure, says "no GPU" and
 # exits 77.
@@ -49,7 +50,9 @@ if [ -n "$gpu" ]; then
   add < <("$b/bench/gpu/gpu_step" "$b/examples/models" 20 2>> "$log" ||
           echo "| training steps | FAILED | - | see $log |")
   step "training steps: PyTorch CUDA"
-  add < <("${PYTHON:-python3}" "$root/bench/gpu/torch_step.py" "$b/examples/models" 20 2>> "$log" ||
+  py=${PYTHON:-/usr/bin/python3}
+  [ -x "$py" ] || py=python3
+  add < <("$py" "$root/bench/gpu/torch_step.py" "$b/examples/models" 20 2>> "$log" ||
           echo "| PyTorch CUDA training steps | FAILED | - | see $log |")
   device=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 else
