@@ -168,6 +168,55 @@ int ty_cuda_gemm(ty_cuda_blas *b, const ty_cuda_gemm_args *g, char *err, size_t 
 int ty_cuda_gemm_bias(ty_cuda_blas *b, const ty_cuda_gemm_args *g, const float *bias, char *err,
                       size_t err_len);
 
+/* ---- cuDNN 9 (dnn.c; built when meson finds cuDNN, which cuda_dep then
+ * announces with TY_HAVE_CUDNN) --------------------------------------------
+ * 2-D convolution, pooling and training-mode batch normalisation, NCHW
+ * float32, device pointers, asynchronous on the handle's stream. */
+typedef struct ty_cuda_dnn ty_cuda_dnn;
+/* A handle on stream; workspaces come from alloc (borrowed). */
+int ty_cuda_dnn_create(void *stream, ty_cuda_alloc *alloc, ty_cuda_dnn **out_dnn, char *err,
+                       size_t err_len);
+void ty_cuda_dnn_destroy(ty_cuda_dnn *d); /* NULL is fine */
+/* x [n, c, h, w], w [k, c / groups, r, s], y [n, k, p, q]; symmetric pads. */
+typedef struct ty_cuda_conv {
+  int64_t n, c, h, w, k, r, s, p, q;
+  int64_t groups, pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+} ty_cuda_conv;
+/* TY_EINVAL naming what does not fit (p, q against the window, groups,
+ * a size beyond cuDNN's int); needs no device. */
+int ty_cuda_conv_check(const ty_cuda_conv *c, char *err, size_t err_len);
+/* bias ([k]) may be NULL. */
+int ty_cuda_conv_fwd(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x, const float *w,
+                     const float *bias, float *y, char *err, size_t err_len);
+int ty_cuda_conv_bwd_data(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *w, const float *dy,
+                          float *dx, char *err, size_t err_len);
+int ty_cuda_conv_bwd_filter(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x,
+                            const float *dy, float *dw, char *err, size_t err_len);
+int ty_cuda_conv_bwd_bias(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *dy, float *db,
+                          char *err, size_t err_len);
+/* x [n, c, h, w] -> y [n, c, p, q]; max or average (count_pad: padding
+ * counts in the divisor, ONNX count_include_pad). */
+typedef struct ty_cuda_pool {
+  int64_t n, c, h, w, p, q, kh, kw, pad_h, pad_w, stride_h, stride_w;
+  bool max, count_pad;
+} ty_cuda_pool;
+int ty_cuda_pool_check(const ty_cuda_pool *p, char *err, size_t err_len); /* needs no device */
+int ty_cuda_pool_fwd(ty_cuda_dnn *d, const ty_cuda_pool *p, const float *x, float *y, char *err,
+                     size_t err_len);
+int ty_cuda_pool_bwd(ty_cuda_dnn *d, const ty_cuda_pool *p, const float *x, const float *y,
+                     const float *dy, float *dx, char *err, size_t err_len);
+/* Per-channel batch statistics over n, h, w (a 2-D input is h = w = 1). */
+typedef struct ty_cuda_bn {
+  int64_t n, c, h, w;
+  double eps;
+} ty_cuda_bn;
+int ty_cuda_bn_fwd_train(ty_cuda_dnn *d, const ty_cuda_bn *b, const float *x, const float *scale,
+                         const float *bias, float *y, char *err, size_t err_len);
+/* dx, dscale, dbias all written (each [n, c, h, w] / [c] / [c]). */
+int ty_cuda_bn_bwd(ty_cuda_dnn *d, const ty_cuda_bn *b, const float *x, const float *dy,
+                   const float *scale, float *dx, float *dscale, float *dbias, char *err,
+                   size_t err_len);
+
 /* ---- launching the hand-written kernels (launch.c) ------------------------
  * Device pointers; asynchronous on the given stream; sizes checked first
  * (TY_EINVAL naming the kernel and the size). */
