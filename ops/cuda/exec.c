@@ -193,6 +193,9 @@ static int open_device(ty_cuda_exec *e, char *err, size_t err_len) {
   if (rc == 0) rc = ty_cuda_alloc_create(NULL, &e->alloc);
   if (rc == 0) rc = ty_cuda_kernels_create(e->rtc, &e->kern, err, err_len);
   if (rc == 0) rc = ty_cuda_blas_create(e->stream, e->o.tf32, &e->blas, err, err_len);
+#ifdef TY_HAVE_CUDNN
+  if (rc == 0) rc = ty_cuda_dnn_create(e->stream, e->alloc, &e->dnn, err, err_len);
+#endif
   if (rc == 0 && (rc = ty_cuda_alloc_get(e->alloc, sizeof(int64_t), e->stream, &e->bad)) != 0)
     rc = ty_errf(err, err_len, rc, "no device memory");
   return rc;
@@ -235,6 +238,9 @@ void ty_cuda_exec_destroy(ty_cuda_exec *e) {
     ty_cuda_module_unload(e->mods[r]);
   free(e->mods);
   ty_cuda_blas_destroy(e->blas);
+#ifdef TY_HAVE_CUDNN
+  ty_cuda_dnn_destroy(e->dnn);
+#endif
   ty_cuda_kernels_destroy(e->kern);
   ty_cuda_alloc_destroy(e->alloc); /* after every put: it frees live blocks too */
   ty_cuda_rtc_destroy(e->rtc);

@@ -39,6 +39,14 @@ static const char *launcher_of_op(int op, bool grad) {
     return "cross_entropy.cu";
   case TY_OP_TRANSPOSE:
     return "copy.cu";
+#ifdef TY_HAVE_CUDNN
+  case TY_OP_CONV:
+  case TY_OP_MAX_POOL:
+  case TY_OP_AVERAGE_POOL:
+  case TY_OP_GLOBAL_AVERAGE_POOL:
+  case TY_OP_BATCH_NORM:
+    return "cuDNN";
+#endif
   default:
     (void)grad;
     return NULL;
