@@ -71,7 +71,8 @@ static bool load(const char *dir, const char *name, bench_model *m) {
       loss = ty_graph_output(m->g, i);
   for (size_t i = 0; i < ty_graph_n_initializers(m->g) && m->np < 256; i++) {
     const ty_graph_value *v = ty_graph_value_at(m->g, ty_graph_initializer(m->g, i));
-    if (v->dtype == TY_DTYPE_F32 && v->shape.rank > 0) params[m->np++] = ty_graph_initializer(m->g, i);
+    if (v->dtype == TY_DTYPE_F32 && v->shape.rank > 0)
+      params[m->np++] = ty_graph_initializer(m->g, i);
   }
   if (ty_autodiff(m->g, loss, params, m->np, m->grads, err, sizeof err) != 0) die(name, err);
   return true;
@@ -101,7 +102,8 @@ static void make_inputs(bench_model *m) {
 static double time_cpu(bench_model *m, int steps, ty_workers *w) {
   char err[TY_ERR_LEN];
   ty_exec *e = NULL;
-  ty_exec_opts o = {.training = true, .keep_values = m->grads, .n_keep_values = m->np, .workers = w};
+  ty_exec_opts o = {
+      .training = true, .keep_values = m->grads, .n_keep_values = m->np, .workers = w};
   if (ty_exec_create(m->g, &o, &e) != 0) die("cpu executor", "create");
   for (size_t i = 0; i < m->n_inputs; i++)
     if (ty_exec_bind_id(e, m->input_ids[i], m->inputs[i], err, sizeof err) != 0) die("bind", err);

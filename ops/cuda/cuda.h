@@ -190,8 +190,8 @@ int ty_cuda_conv_fwd(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x, cons
                      const float *bias, float *y, char *err, size_t err_len);
 int ty_cuda_conv_bwd_data(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *w, const float *dy,
                           float *dx, char *err, size_t err_len);
-int ty_cuda_conv_bwd_filter(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x,
-                            const float *dy, float *dw, char *err, size_t err_len);
+int ty_cuda_conv_bwd_filter(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x, const float *dy,
+                            float *dw, char *err, size_t err_len);
 int ty_cuda_conv_bwd_bias(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *dy, float *db,
                           char *err, size_t err_len);
 /* x [n, c, h, w] -> y [n, c, p, q]; max or average (count_pad: padding

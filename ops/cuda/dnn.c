@@ -59,8 +59,8 @@ static bool fits_int(int64_t v) {
 }
 
 int ty_cuda_conv_check(const ty_cuda_conv *c, char *err, size_t err_len) {
-  const int64_t all[] = {c->n,      c->c,     c->h,     c->w,        c->k,        c->r,
-                         c->s,      c->p,     c->q,     c->groups,   c->pad_h,    c->pad_w,
+  const int64_t all[] = {c->n,        c->c,        c->h,     c->w,      c->k,     c->r,
+                         c->s,        c->p,        c->q,     c->groups, c->pad_h, c->pad_w,
                          c->stride_h, c->stride_w, c->dil_h, c->dil_w};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     if (!fits_int(all[i]))
@@ -73,14 +73,15 @@ int ty_cuda_conv_check(const ty_cuda_conv *c, char *err, size_t err_len) {
   int64_t p = (c->h + 2 * c->pad_h - c->dil_h * (c->r - 1) - 1) / c->stride_h + 1;
   int64_t q = (c->w + 2 * c->pad_w - c->dil_w * (c->s - 1) - 1) / c->stride_w + 1;
   if (p != c->p || q != c->q)
-    return ty_errf(err, err_len, TY_EINVAL, "conv: output %lld x %lld, the window gives %lld x %lld",
-                   (long long)c->p, (long long)c->q, (long long)p, (long long)q);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "conv: output %lld x %lld, the window gives %lld x %lld", (long long)c->p,
+                   (long long)c->q, (long long)p, (long long)q);
   return 0;
 }
 
 int ty_cuda_pool_check(const ty_cuda_pool *p, char *err, size_t err_len) {
-  const int64_t all[] = {p->n, p->c, p->h, p->w, p->p, p->q, p->kh, p->kw,
-                         p->pad_h, p->pad_w, p->stride_h, p->stride_w};
+  const int64_t all[] = {p->n,  p->c,  p->h,     p->w,     p->p,        p->q,
+                         p->kh, p->kw, p->pad_h, p->pad_w, p->stride_h, p->stride_w};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     if (!fits_int(all[i]))
       return ty_errf(err, err_len, TY_EINVAL, "pool: a size or attribute outside [0, 2^31)");
@@ -92,8 +93,9 @@ int ty_cuda_pool_check(const ty_cuda_pool *p, char *err, size_t err_len) {
   int64_t oh = (p->h + 2 * p->pad_h - p->kh) / p->stride_h + 1;
   int64_t ow = (p->w + 2 * p->pad_w - p->kw) / p->stride_w + 1;
   if (oh != p->p || ow != p->q)
-    return ty_errf(err, err_len, TY_EINVAL, "pool: output %lld x %lld, the window gives %lld x %lld",
-                   (long long)p->p, (long long)p->q, (long long)oh, (long long)ow);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "pool: output %lld x %lld, the window gives %lld x %lld", (long long)p->p,
+                   (long long)p->q, (long long)oh, (long long)ow);
   return 0;
 }
 
@@ -161,8 +163,8 @@ static int conv_fwd_run(ty_cuda_dnn *d, conv_desc *cd, const float *x, const flo
   int got = 0;
   size_t bytes = 0;
   void *ws = NULL;
-  cudnnStatus_t s = cudnnGetConvolutionForwardAlgorithm_v7(d->h, cd->x, cd->w, cd->conv, cd->y, 8,
-                                                           &got, perf);
+  cudnnStatus_t s =
+      cudnnGetConvolutionForwardAlgorithm_v7(d->h, cd->x, cd->w, cd->conv, cd->y, 8, &got, perf);
   if (s == CUDNN_STATUS_SUCCESS && (got < 1 || perf[0].status != CUDNN_STATUS_SUCCESS))
     s = CUDNN_STATUS_NOT_SUPPORTED;
   if (s == CUDNN_STATUS_SUCCESS)
@@ -218,8 +220,8 @@ int ty_cuda_conv_bwd_data(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *w,
   return rc;
 }
 
-int ty_cuda_conv_bwd_filter(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x,
-                            const float *dy, float *dw, char *err, size_t err_len) {
+int ty_cuda_conv_bwd_filter(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x, const float *dy,
+                            float *dw, char *err, size_t err_len) {
   conv_desc cd = {0};
   cudnnConvolutionBwdFilterAlgoPerf_t perf[8];
   int got = 0, rc = conv_desc_make(c, &cd, err, err_len);
@@ -329,9 +331,9 @@ int ty_cuda_bn_fwd_train(ty_cuda_dnn *d, const ty_cuda_bn *b, const float *x, co
   cudnnTensorDescriptor_t xd = NULL, cd = NULL;
   int rc = bn_descs(b, &xd, &cd, err, err_len);
   if (rc == 0) {
-    cudnnStatus_t s = cudnnBatchNormalizationForwardTraining(
-        d->h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd, x, xd, y, cd, scale, bias, 0.0, NULL, NULL,
-        b->eps, NULL, NULL);
+    cudnnStatus_t s = cudnnBatchNormalizationForwardTraining(d->h, CUDNN_BATCHNORM_SPATIAL, &one,
+                                                             &zero, xd, x, xd, y, cd, scale, bias,
+                                                             0.0, NULL, NULL, b->eps, NULL, NULL);
     if (s != CUDNN_STATUS_SUCCESS) rc = dnn_err(err, err_len, s, "batch norm forward");
   }
   if (xd) cudnnDestroyTensorDescriptor(xd);
@@ -346,8 +348,8 @@ int ty_cuda_bn_bwd(ty_cuda_dnn *d, const ty_cuda_bn *b, const float *x, const fl
   int rc = bn_descs(b, &xd, &cd, err, err_len);
   if (rc == 0) {
     cudnnStatus_t s = cudnnBatchNormalizationBackward(d->h, CUDNN_BATCHNORM_SPATIAL, &one, &zero,
-                                                      &one, &zero, xd, x, xd, dy, xd, dx, cd,
-                                                      scale, dscale, dbias, b->eps, NULL, NULL);
+                                                      &one, &zero, xd, x, xd, dy, xd, dx, cd, scale,
+                                                      dscale, dbias, b->eps, NULL, NULL);
     if (s != CUDNN_STATUS_SUCCESS) rc = dnn_err(err, err_len, s, "batch norm backward");
   }
   if (xd) cudnnDestroyTensorDescriptor(xd);

@@ -180,8 +180,7 @@ static int load_regions(ty_cuda_exec *e, char *err, size_t err_len) {
 static int open_device(ty_cuda_exec *e, char *err, size_t err_len) {
   int arch = 0, ce;
   if (ty_cuda_device_count() <= e->o.device || ty_cuda_device_arch(e->o.device, &arch) != 0)
-    return ty_errf(err, err_len, TY_EUNSUPPORTED, "no CUDA device %d on this machine",
-                   e->o.device);
+    return ty_errf(err, err_len, TY_EUNSUPPORTED, "no CUDA device %d on this machine", e->o.device);
   if ((ce = (int)cudaSetDevice(e->o.device)) != 0)
     return ty__cx_cuda_err(err, err_len, ce, "cudaSetDevice");
   cudaStream_t s = NULL;

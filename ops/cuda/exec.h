@@ -57,9 +57,9 @@ typedef struct ty_cuda_plan {
   size_t n_steps;
   ty_fused_src *regions; /* ty_fusion_cuda_sources' (float32) */
   size_t n_regions;
-  size_t n_nodes;                   /* graph nodes */
-  size_t gpu_nodes, host_nodes;     /* nodes in regions or GPU steps; Constant/Shape */
-  size_t cpu_nodes;                 /* nodes on the CPU */
+  size_t n_nodes;               /* graph nodes */
+  size_t gpu_nodes, host_nodes; /* nodes in regions or GPU steps; Constant/Shape */
+  size_t cpu_nodes;             /* nodes on the CPU */
 } ty_cuda_plan;
 
 /* keep: values the caller reads after a run (as ty_exec_opts.keep_values;
@@ -87,7 +87,7 @@ typedef struct ty_cuda_exec_opts {
 
 typedef struct ty_cuda_exec_stats {
   size_t steps, gpu_steps, cpu_steps, host_steps; /* of the plan */
-  uint64_t declined;          /* GPU steps run on the CPU because a shape did not fit */
+  uint64_t declined;             /* GPU steps run on the CPU because a shape did not fit */
   uint64_t h2d_bytes, d2h_bytes; /* copies, all runs */
   size_t dev_peak_bytes;         /* the allocator's peak in use */
   char last_declined[160];       /* why the last declined step declined */

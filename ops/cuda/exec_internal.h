@@ -31,7 +31,7 @@ struct ty_cuda_exec {
   ty_cuda_rtc *rtc;
   ty_cuda_kernels *kern;
   ty_cuda_blas *blas;
-  ty_cuda_dnn *dnn; /* NULL in a build without cuDNN */
+  ty_cuda_dnn *dnn;      /* NULL in a build without cuDNN */
   ty_cuda_module **mods; /* per region */
   void *bad;             /* one int64 on the device: the kernels' bad-index flag */
   const ty_tensor **bound;

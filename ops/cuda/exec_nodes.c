@@ -60,8 +60,8 @@ static const void *din(gnode *c, int i) {
 static void *dout(gnode *c, int i) {
   void *p = NULL;
   if (c->rc == 0)
-    c->rc = ty__cx_out_dev(c->e, c->n->outputs[i], c->out_dt[i], &c->out_sh[i], &p, c->err,
-                           c->err_len);
+    c->rc =
+        ty__cx_out_dev(c->e, c->n->outputs[i], c->out_dt[i], &c->out_sh[i], &p, c->err, c->err_len);
   return p;
 }
 
@@ -83,8 +83,9 @@ static int run_copy(gnode *c) {
   const void *x = din(c, 0);
   void *y = dout(c, 0);
   if (c->rc) return c->rc;
-  return bytes ? cuda_rc(c, (int)cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice,
-                                                 (cudaStream_t)c->e->stream),
+  return bytes ? cuda_rc(c,
+                         (int)cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice,
+                                              (cudaStream_t)c->e->stream),
                          "a view's copy")
                : 0;
 }
@@ -122,10 +123,18 @@ static int run_matmul(gnode *c) {
   mm_dims d;
   int rc = mm_dims_of(c, &c->in_sh[0], &c->in_sh[1], &c->out_sh[0], &d);
   if (rc) return rc;
-  ty_cuda_gemm_args g = {.m = d.m, .n = d.n, .k = d.k, .batch = d.by, .alpha = 1, .beta = 0,
-                         .lda = d.k, .ldb = d.n, .ldc = d.n,
+  ty_cuda_gemm_args g = {.m = d.m,
+                         .n = d.n,
+                         .k = d.k,
+                         .batch = d.by,
+                         .alpha = 1,
+                         .beta = 0,
+                         .lda = d.k,
+                         .ldb = d.n,
+                         .ldc = d.n,
                          .stride_a = d.ba == 1 ? 0 : d.m * d.k,
-                         .stride_b = d.bb == 1 ? 0 : d.k * d.n, .stride_c = d.m * d.n};
+                         .stride_b = d.bb == 1 ? 0 : d.k * d.n,
+                         .stride_c = d.m * d.n};
   if (d.bb == 1) { /* one B: A's entries are the rows of one matrix */
     g.m = d.m * d.ba;
     g.batch = 1;
@@ -150,13 +159,35 @@ static int run_matmul_grad(gnode *c, int wrt) {
   ty_cuda_gemm_args g = {.batch = batch, .alpha = 1, .beta = 0};
   const float *dy = din(c, 0), *a = din(c, 1), *b = din(c, 2);
   if (wrt == 0) { /* dA [rows, k] = dY [rows, n] B^T */
-    g = (ty_cuda_gemm_args){.trans_b = true, .m = rows, .n = d.k, .k = d.n, .batch = batch,
-                            .alpha = 1, .a = dy, .b = b, .lda = d.n, .ldb = d.n, .ldc = d.k,
-                            .stride_a = d.m * d.n, .stride_b = d.k * d.n, .stride_c = d.m * d.k};
+    g = (ty_cuda_gemm_args){.trans_b = true,
+                            .m = rows,
+                            .n = d.k,
+                            .k = d.n,
+                            .batch = batch,
+                            .alpha = 1,
+                            .a = dy,
+                            .b = b,
+                            .lda = d.n,
+                            .ldb = d.n,
+                            .ldc = d.k,
+                            .stride_a = d.m * d.n,
+                            .stride_b = d.k * d.n,
+                            .stride_c = d.m * d.k};
   } else { /* dB [k, n] = A^T [k, rows] dY [rows, n] */
-    g = (ty_cuda_gemm_args){.trans_a = true, .m = d.k, .n = d.n, .k = rows, .batch = batch,
-                            .alpha = 1, .a = a, .b = dy, .lda = d.k, .ldb = d.n, .ldc = d.n,
-                            .stride_a = d.m * d.k, .stride_b = d.m * d.n, .stride_c = d.k * d.n};
+    g = (ty_cuda_gemm_args){.trans_a = true,
+                            .m = d.k,
+                            .n = d.n,
+                            .k = rows,
+                            .batch = batch,
+                            .alpha = 1,
+                            .a = a,
+                            .b = dy,
+                            .lda = d.k,
+                            .ldb = d.n,
+                            .ldc = d.n,
+                            .stride_a = d.m * d.k,
+                            .stride_b = d.m * d.n,
+                            .stride_c = d.k * d.n};
   }
   if (batch == 1) g.stride_a = g.stride_b = g.stride_c = 0;
   g.c = dout(c, 0);
@@ -191,19 +222,28 @@ static int run_gemm(gnode *c) {
   bool bias = cs && cs->rank == 1 && cs->dims[0] == at.n && at.beta == 1.0f;
   bool full = cs && ty_shape_equal(cs, &c->out_sh[0]);
   if (cs && !bias && !full) return decline(c, "Gemm with a C broadcast other than per column");
-  ty_cuda_gemm_args g = {.trans_a = at.ta, .trans_b = at.tb, .m = at.m, .n = at.n, .k = at.k,
-                         .batch = 1, .alpha = at.alpha, .beta = full ? at.beta : 0.0f,
-                         .lda = c->in_sh[0].dims[1], .ldb = c->in_sh[1].dims[1], .ldc = at.n};
+  ty_cuda_gemm_args g = {.trans_a = at.ta,
+                         .trans_b = at.tb,
+                         .m = at.m,
+                         .n = at.n,
+                         .k = at.k,
+                         .batch = 1,
+                         .alpha = at.alpha,
+                         .beta = full ? at.beta : 0.0f,
+                         .lda = c->in_sh[0].dims[1],
+                         .ldb = c->in_sh[1].dims[1],
+                         .ldc = at.n};
   g.a = din(c, 0);
   g.b = din(c, 1);
   const float *cv = cs ? din(c, 2) : NULL;
   g.c = dout(c, 0);
   if (c->rc) return c->rc;
   if (bias) return ty_cuda_gemm_bias(c->e->blas, &g, cv, c->err, c->err_len);
-  if (full && (rc = cuda_rc(c, (int)cudaMemcpyAsync(g.c, cv, (size_t)(at.m * at.n) * 4,
-                                                     cudaMemcpyDeviceToDevice,
-                                                     (cudaStream_t)c->e->stream),
-                            "Gemm's C")) != 0)
+  if (full &&
+      (rc = cuda_rc(c,
+                    (int)cudaMemcpyAsync(g.c, cv, (size_t)(at.m * at.n) * 4,
+                                         cudaMemcpyDeviceToDevice, (cudaStream_t)c->e->stream),
+                    "Gemm's C")) != 0)
     return rc;
   return gemm(c, &g);
 }
@@ -275,14 +315,15 @@ static int run_softmax_grad(gnode *c, bool log) {
 static int xent_rows(gnode *c, int li, float **loss, float **prob, ty_cuda_rows *r) {
   const ty_shape *x = &c->in_sh[li];
   if (x->rank != 2) return decline(c, "the loss over logits that are not [N, C]");
-  if (c->in_dt[li + 1] != TY_DTYPE_I64) return decline(c, "the loss with labels that are not int64");
+  if (c->in_dt[li + 1] != TY_DTYPE_I64)
+    return decline(c, "the loss with labels that are not int64");
   ty_cuda_exec *e = c->e;
   *r = rows_of(c, x);
   const float *logits = din(c, li);
   const int64_t *labels = din(c, li + 1);
   if (c->rc) return c->rc;
-  int rc = ty_cuda_alloc_get(e->alloc, (size_t)(r->rows ? r->rows : 1) * 4, e->stream,
-                             (void **)loss);
+  int rc =
+      ty_cuda_alloc_get(e->alloc, (size_t)(r->rows ? r->rows : 1) * 4, e->stream, (void **)loss);
   if (rc == 0)
     rc = ty_cuda_alloc_get(e->alloc, (size_t)(ty_shape_numel(x) ? ty_shape_numel(x) : 1) * 4,
                            e->stream, (void **)prob);
@@ -293,8 +334,9 @@ static int xent_rows(gnode *c, int li, float **loss, float **prob, ty_cuda_rows 
     return rc;
   rc = ty_cuda_xent(e->kern, r, logits, labels, *loss, *prob, e->bad, c->err, c->err_len);
   if (rc == 0)
-    rc = cuda_rc(c, (int)cudaMemcpyAsync(&bad, e->bad, sizeof bad, cudaMemcpyDeviceToHost,
-                                         (cudaStream_t)e->stream),
+    rc = cuda_rc(c,
+                 (int)cudaMemcpyAsync(&bad, e->bad, sizeof bad, cudaMemcpyDeviceToHost,
+                                      (cudaStream_t)e->stream),
                  "the label check");
   if (rc == 0)
     rc = cuda_rc(c, (int)cudaStreamSynchronize((cudaStream_t)e->stream), "the loss kernel");
@@ -399,12 +441,22 @@ static int conv_of(gnode *c, const ty_shape *x, const ty_shape *w, const ty_shap
   if (w->rank != 4 || y->rank != 4) return decline(c, "Conv that is not 2-D");
   int rc = window_2d(c, x, w->dims + 2, &win);
   if (rc) return rc;
-  *cv = (ty_cuda_conv){.n = x->dims[0], .c = x->dims[1], .h = x->dims[2], .w = x->dims[3],
-                       .k = w->dims[0], .r = w->dims[2], .s = w->dims[3], .p = y->dims[2],
-                       .q = y->dims[3], .groups = ty_graph_node_attr_int(c->n, "group", 1),
-                       .pad_h = win.pad_begin[0], .pad_w = win.pad_begin[1],
-                       .stride_h = win.stride[0], .stride_w = win.stride[1],
-                       .dil_h = win.dilation[0], .dil_w = win.dilation[1]};
+  *cv = (ty_cuda_conv){.n = x->dims[0],
+                       .c = x->dims[1],
+                       .h = x->dims[2],
+                       .w = x->dims[3],
+                       .k = w->dims[0],
+                       .r = w->dims[2],
+                       .s = w->dims[3],
+                       .p = y->dims[2],
+                       .q = y->dims[3],
+                       .groups = ty_graph_node_attr_int(c->n, "group", 1),
+                       .pad_h = win.pad_begin[0],
+                       .pad_w = win.pad_begin[1],
+                       .stride_h = win.stride[0],
+                       .stride_w = win.stride[1],
+                       .dil_h = win.dilation[0],
+                       .dil_w = win.dilation[1]};
   char why[160];
   return ty_cuda_conv_check(cv, why, sizeof why) ? decline(c, "%s", why) : 0;
 }
@@ -437,8 +489,13 @@ static int run_conv_grad(gnode *c, int wrt) {
 
 static int pool_of(gnode *c, int op, const ty_shape *x, const ty_shape *y, ty_cuda_pool *p) {
   if (x->rank != 4 || y->rank != 4) return decline(c, "pooling that is not 2-D");
-  *p = (ty_cuda_pool){.n = x->dims[0], .c = x->dims[1], .h = x->dims[2], .w = x->dims[3],
-                      .p = y->dims[2], .q = y->dims[3], .max = op == TY_OP_MAX_POOL};
+  *p = (ty_cuda_pool){.n = x->dims[0],
+                      .c = x->dims[1],
+                      .h = x->dims[2],
+                      .w = x->dims[3],
+                      .p = y->dims[2],
+                      .q = y->dims[3],
+                      .max = op == TY_OP_MAX_POOL};
   if (op == TY_OP_GLOBAL_AVERAGE_POOL) {
     p->kh = p->h, p->kw = p->w, p->stride_h = p->stride_w = 1;
   } else {
@@ -482,7 +539,9 @@ static int run_pool_grad(gnode *c, int op) {
 static int bn_of(gnode *c, const ty_shape *x, ty_cuda_bn *b) {
   if (!c->e->o.training) return decline(c, "BatchNormalization with running statistics");
   if (x->rank != 4 && x->rank != 2) return decline(c, "BatchNormalization on rank %d", x->rank);
-  *b = (ty_cuda_bn){.n = x->dims[0], .c = x->dims[1], .h = x->rank == 4 ? x->dims[2] : 1,
+  *b = (ty_cuda_bn){.n = x->dims[0],
+                    .c = x->dims[1],
+                    .h = x->rank == 4 ? x->dims[2] : 1,
                     .w = x->rank == 4 ? x->dims[3] : 1,
                     .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f)};
   return 0;
@@ -492,7 +551,8 @@ static int bn_of(gnode *c, const ty_shape *x, ty_cuda_bn *b) {
 static int run_bn(gnode *c) {
   ty_cuda_bn b;
   for (int i = 1; i < c->n->n_outputs; i++)
-    if (c->n->outputs[i] != TY_NO_VALUE) return decline(c, "BatchNormalization's statistics outputs");
+    if (c->n->outputs[i] != TY_NO_VALUE)
+      return decline(c, "BatchNormalization's statistics outputs");
   int rc = bn_of(c, &c->in_sh[0], &b);
   if (rc) return rc;
   const float *x = din(c, 0), *scale = din(c, 1), *bias = din(c, 2);
@@ -600,8 +660,7 @@ static int infer(ty_cuda_exec *e, const ty_graph_node *n, const ty_tensor **vals
   return ty__infer_node(&ic);
 }
 
-int ty__cx_cpu_node(ty_cuda_exec *e, const ty_cuda_step *s, bool host, char *err,
-                    size_t err_len) {
+int ty__cx_cpu_node(ty_cuda_exec *e, const ty_cuda_step *s, bool host, char *err, size_t err_len) {
   const ty_graph_node *n = ty_graph_node_at(e->g, s->node);
   int ni = n->n_inputs, no = n->n_outputs, rc = 0;
   const ty_tensor *in[64] = {NULL};
@@ -683,7 +742,7 @@ int ty__cx_region(ty_cuda_exec *e, const ty_cuda_step *s, char *err, size_t err_
     if ((rc = ty__cx_out_dev(e, r->out_ids[j], TY_DTYPE_F32, &loop, (void **)&out[j], err,
                              err_len)) != 0)
       return rc;
-  ty_cuda_fused_call call = {r->name, r->n_in, r->n_out, r->n_params, r->cls,  shapes,
+  ty_cuda_fused_call call = {r->name, r->n_in, r->n_out, r->n_params, r->cls,   shapes,
                              &loop,   in,      out,      r->params,   e->stream};
   rc = ty_cuda_fused_launch(e->mods[s->region], &call, err, err_len);
   if (rc != 0) {

@@ -185,7 +185,8 @@ int ty_cuda_plan_create(const ty_graph *g, const int *keep, size_t n_keep, ty_cu
   int *node_step = calloc(nn + 1, sizeof *node_step);
   int rc = p && node_step ? 0 : TY_ENOMEM;
   if (rc == 0) rc = ty_cuda_placement(g, &pl, &np);
-  if (rc == 0) rc = ty_fusion_cuda_sources(g, keep, n_keep, TY_DTYPE_F32, &p->regions, &p->n_regions);
+  if (rc == 0)
+    rc = ty_fusion_cuda_sources(g, keep, n_keep, TY_DTYPE_F32, &p->regions, &p->n_regions);
   if (rc == 0 && !(p->steps = calloc(p->n_regions + nn + 1, sizeof *p->steps))) rc = TY_ENOMEM;
   if (rc == 0) {
     p->n_nodes = nn;
@@ -228,8 +229,8 @@ static size_t append_reasons(const ty_cuda_plan *p, char *out, size_t at, size_t
       if (count[i] && (best == p->n_steps || count[i] > count[best])) best = i;
     any = best < p->n_steps;
     if (any) {
-      at += (size_t)snprintf(out + at, len - at, "%s%zu x %s", sep, count[best],
-                             p->steps[best].why);
+      at +=
+          (size_t)snprintf(out + at, len - at, "%s%zu x %s", sep, count[best], p->steps[best].why);
       count[best] = 0;
       sep = "; ";
     }
@@ -242,10 +243,9 @@ static size_t append_reasons(const ty_cuda_plan *p, char *out, size_t at, size_t
 int ty_cuda_plan_summary(const ty_cuda_plan *p, const ty_graph *g, char *out, size_t len) {
   (void)g;
   if (len == 0) return TY_EINVAL;
-  size_t at = (size_t)snprintf(out, len,
-                               "GPU: %zu of %zu nodes (%zu regions, %zu steps); host: %zu; CPU: %zu",
-                               p->gpu_nodes, p->n_nodes, p->n_regions, p->n_steps, p->host_nodes,
-                               p->cpu_nodes);
+  size_t at = (size_t)snprintf(
+      out, len, "GPU: %zu of %zu nodes (%zu regions, %zu steps); host: %zu; CPU: %zu", p->gpu_nodes,
+      p->n_nodes, p->n_regions, p->n_steps, p->host_nodes, p->cpu_nodes);
   if (at < len) at = append_reasons(p, out, at, len);
   if (at >= len && len > 4) memcpy(out + len - 4, "...", 4);
   return 0;

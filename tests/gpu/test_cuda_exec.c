@@ -57,7 +57,8 @@ static void load(const char *dir, const char *name, model *m) {
   m->loss = TY_NO_VALUE;
   for (size_t i = 0; i < ty_graph_n_outputs(m->g); i++) {
     const ty_graph_value *v = ty_graph_value_at(m->g, ty_graph_output(m->g, i));
-    if (v->dtype == TY_DTYPE_F32 && ty_shape_numel(&v->shape) == 1) m->loss = ty_graph_output(m->g, i);
+    if (v->dtype == TY_DTYPE_F32 && ty_shape_numel(&v->shape) == 1)
+      m->loss = ty_graph_output(m->g, i);
   }
   CHECK(m->loss != TY_NO_VALUE, "%s: no scalar loss", name);
   for (size_t i = 0; i < ty_graph_n_initializers(m->g) && m->np < 64; i++) {
@@ -166,9 +167,9 @@ static void check_model(const char *dir, const char *name, float tol) {
   ty_cuda_exec_get_stats(gpu, &st);
   printf("%s: %zu steps (%zu gpu, %zu cpu, %zu host), %llu declined%s%s, %llu B up, %llu B down, "
          "peak %zu B on the device\n",
-         name, st.steps, st.gpu_steps, st.cpu_steps, st.host_steps,
-         (unsigned long long)st.declined, st.declined ? ": " : "", st.last_declined,
-         (unsigned long long)st.h2d_bytes, (unsigned long long)st.d2h_bytes, st.dev_peak_bytes);
+         name, st.steps, st.gpu_steps, st.cpu_steps, st.host_steps, (unsigned long long)st.declined,
+         st.declined ? ": " : "", st.last_declined, (unsigned long long)st.h2d_bytes,
+         (unsigned long long)st.d2h_bytes, st.dev_peak_bytes);
   /* A bad label fails the GPU step, naming the row. */
   for (size_t i = 0; i < m.n_inputs; i++)
     if (m.inputs[i]->dtype == TY_DTYPE_I64) ((int64_t *)m.inputs[i]->data)[3] = CLASSES + 2;

@@ -69,8 +69,8 @@ static void check_plan(const ty_graph *g, const ty_cuda_plan *p, const char *nam
     if (s->kind == TY_CUDA_STEP_REGION) {
       const ty_fused_src *r = &p->regions[s->region];
       for (int i = 0; i < r->n_in; i++)
-        cr_assert(ready[r->in_ids[i]], "%s: step %zu (%s) reads \"%s\" before it is computed",
-                  name, k, r->name, ty_graph_value_at(g, r->in_ids[i])->name);
+        cr_assert(ready[r->in_ids[i]], "%s: step %zu (%s) reads \"%s\" before it is computed", name,
+                  k, r->name, ty_graph_value_at(g, r->in_ids[i])->name);
       for (size_t m = 0; m < r->n_nodes; m++)
         covered[r->nodes[m]]++;
       for (int j = 0; j < r->n_out; j++)
@@ -80,13 +80,15 @@ static void check_plan(const ty_graph *g, const ty_cuda_plan *p, const char *nam
     const ty_graph_node *n = ty_graph_node_at(g, s->node);
     for (int i = 0; i < n->n_inputs; i++)
       cr_assert(n->inputs[i] == TY_NO_VALUE || ready[n->inputs[i]],
-                "%s: step %zu (%s) reads \"%s\" before it is computed", name, k,
-                ty_op_name(n->op), ty_graph_value_at(g, n->inputs[i])->name);
+                "%s: step %zu (%s) reads \"%s\" before it is computed", name, k, ty_op_name(n->op),
+                ty_graph_value_at(g, n->inputs[i])->name);
     for (int j = 0; j < n->n_outputs; j++)
       if (n->outputs[j] != TY_NO_VALUE) ready[n->outputs[j]] = true;
     covered[s->node]++;
-    if (s->kind == TY_CUDA_STEP_CPU) cr_assert(s->why[0], "%s: CPU step %zu without a reason", name, k);
-    if (s->kind == TY_CUDA_STEP_GPU) cr_assert(s->how && s->how[0], "%s: GPU step without a launcher", name);
+    if (s->kind == TY_CUDA_STEP_CPU)
+      cr_assert(s->why[0], "%s: CPU step %zu without a reason", name, k);
+    if (s->kind == TY_CUDA_STEP_GPU)
+      cr_assert(s->how && s->how[0], "%s: GPU step without a launcher", name);
   }
   for (size_t i = 0; i < nn; i++)
     cr_assert_eq(covered[i], 1, "%s: node %zu (%s) is in %d steps", name, i,
@@ -108,8 +110,7 @@ Test(cuda_plan, example_models_training_graphs) {
     found++;
     ty_graph *g = training_graph(dir, names[m]);
     ty_cuda_plan *p = NULL;
-    cr_assert_eq(ty_cuda_plan_create(g, NULL, 0, &p, err, sizeof err), 0, "%s: %s", names[m],
-                 err);
+    cr_assert_eq(ty_cuda_plan_create(g, NULL, 0, &p, err, sizeof err), 0, "%s: %s", names[m], err);
     check_plan(g, p, names[m]);
     cr_assert_eq(ty_cuda_plan_summary(p, g, sum, sizeof sum), 0);
     cr_log_info("%s: %s", names[m], sum);
@@ -154,8 +155,10 @@ Test(cuda_plan, where_each_node_runs_and_why) {
   ty_graph_mark_input(g, x);
   ty_graph_mark_input(g, w);
   ty_graph_mark_input(g, lab);
-  int m = add_value(g, "m", TY_DTYPE_F32, -1, NULL), sh = add_value(g, "sh", TY_DTYPE_I64, -1, NULL);
-  int sh2 = add_value(g, "sh2", TY_DTYPE_I64, -1, NULL), ln = add_value(g, "ln", TY_DTYPE_F32, -1, NULL);
+  int m = add_value(g, "m", TY_DTYPE_F32, -1, NULL),
+      sh = add_value(g, "sh", TY_DTYPE_I64, -1, NULL);
+  int sh2 = add_value(g, "sh2", TY_DTYPE_I64, -1, NULL),
+      ln = add_value(g, "ln", TY_DTYPE_F32, -1, NULL);
   int loss = add_value(g, "loss", TY_DTYPE_F32, -1, NULL),
       lp = add_value(g, "lp", TY_DTYPE_F32, -1, NULL);
   int loss2 = add_value(g, "loss2", TY_DTYPE_F32, -1, NULL),
@@ -225,7 +228,8 @@ Test(cuda_plan, cudnn_takes_2d_images) {
   int ins[] = {a, wa, b, wb, v, bn_in[1], bn_in[2], bn_in[3], bn_in[4]};
   for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
     ty_graph_mark_input(g, ins[i]);
-  int ya = add_value(g, "ya", TY_DTYPE_F32, -1, NULL), yb = add_value(g, "yb", TY_DTYPE_F32, -1, NULL);
+  int ya = add_value(g, "ya", TY_DTYPE_F32, -1, NULL),
+      yb = add_value(g, "yb", TY_DTYPE_F32, -1, NULL);
   int yv = add_value(g, "yv", TY_DTYPE_F32, -1, NULL);
   size_t n1 = add_node(g, TY_OP_CONV, (int[]){a, wa}, 2, &ya, 1);
   size_t n2 = add_node(g, TY_OP_CONV, (int[]){b, wb}, 2, &yb, 1);
