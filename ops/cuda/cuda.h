@@ -21,6 +21,7 @@
 #ifndef TY_OPS_CUDA_CUDA_H
 #define TY_OPS_CUDA_CUDA_H
 
+#include "ops/fusion/fusion.h"
 #include "ops/graph.h"
 #include "ops/tensor.h"
 
@@ -279,6 +280,29 @@ void ty_cuda_stage_destroy(ty_cuda_stage *s); /* NULL is fine; waits for its cop
  * sees it. Blocks only while the slot's copy of two uploads ago runs. */
 int ty_cuda_stage_upload(ty_cuda_stage *s, const void *src, size_t bytes, void *dst, char *err,
                          size_t err_len);
+
+/* ---- the optimizer on the device (optim.c) -------------------------------
+ * ops/fusion's SGD / Adam / AdamW kernels over device parameters, with each
+ * parameter's state in device buffers owned here, loaded from and stored
+ * back to ops/optim's host state. Asynchronous on stream. */
+typedef struct ty_cuda_optim ty_cuda_optim;
+/* rtc (borrowed) compiles the variants on first use. */
+int ty_cuda_optim_create(ty_cuda_rtc *rtc, void *stream, size_t n_params,
+                         ty_cuda_optim **out_optim);
+void ty_cuda_optim_destroy(ty_cuda_optim *o); /* NULL is fine */
+/* Parameter p: n elements, n_bufs (0: SGD without momentum, 1: SGD with,
+ * 2: Adam) state buffers copied from host[0 .. n_bufs). */
+int ty_cuda_optim_load(ty_cuda_optim *o, size_t p, size_t n, int n_bufs, float *const *host,
+                       char *err, size_t err_len);
+bool ty_cuda_optim_loaded(const ty_cuda_optim *o, size_t p);
+/* Copies parameter p's state back into host[] (returns when done). */
+int ty_cuda_optim_store(ty_cuda_optim *o, size_t p, float *const *host, char *err, size_t err_len);
+/* One update of parameter p in place from grad (device pointers); the
+ * scalars as ty_jit_sgd_step / ty_jit_adam_step compute them. */
+int ty_cuda_optim_sgd(ty_cuda_optim *o, size_t p, const ty_fused_sgd *h, float *param,
+                      const float *grad, char *err, size_t err_len);
+int ty_cuda_optim_adam(ty_cuda_optim *o, size_t p, const ty_fused_adam *h, float *param,
+                       const float *grad, char *err, size_t err_len);
 
 /* ---- placement (place.c): which nodes have CUDA kernels ------------------- */
 typedef struct ty_cuda_place {

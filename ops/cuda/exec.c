@@ -281,6 +281,7 @@ static int begin_run(ty_cuda_exec *e, char *err, size_t err_len) {
   for (size_t i = 0; i < e->nv; i++) {
     const ty_graph_value *gv = ty_graph_value_at(e->g, (int)i);
     ty__cx_val *v = &e->v[i];
+    if (v->resident && v->known) continue; /* its sides stay as they are */
     drop_value(e, v);
     const ty_tensor *t = e->bound[i] ? e->bound[i] : gv->init;
     if (gv->is_input && !e->bound[i])
@@ -327,6 +328,42 @@ int ty_cuda_exec_run(ty_cuda_exec *e, char *err, size_t err_len) {
   ty_cuda_alloc_get_stats(e->alloc, &as);
   e->st.dev_peak_bytes = as.peak_in_use;
   return rc;
+}
+
+int ty_cuda_exec_bind_resident(ty_cuda_exec *e, int id, ty_tensor *t, char *err, size_t err_len) {
+  int rc = ty_cuda_exec_bind_id(e, id, t, err, err_len);
+  if (rc != 0) return rc;
+  const ty_graph_value *gv = ty_graph_value_at(e->g, id);
+  if (gv->is_input)
+    return ty_errf(err, err_len, TY_EINVAL, "\"%s\": a graph input cannot be resident", gv->name);
+  drop_value(e, &e->v[id]);
+  e->v[id].resident = true;
+  return 0;
+}
+
+void *ty_cuda_exec_device_ptr(ty_cuda_exec *e, int id, bool write, char *err, size_t err_len) {
+  int rc = 0;
+  if (id < 0 || (size_t)id >= e->nv || !e->v[id].known) {
+    ty_errf(err, err_len, TY_ENOTFOUND, "value %d: not computed or bound in the last run", id);
+    return NULL;
+  }
+  void *p = ty__cx_dev(e, id, err, err_len, &rc);
+  if (p && write) e->v[id].host_ok = false;
+  return p;
+}
+
+int ty_cuda_exec_sync_host(ty_cuda_exec *e, int id, char *err, size_t err_len) {
+  if (id < 0 || (size_t)id >= e->nv || !e->v[id].known)
+    return ty_errf(err, err_len, TY_ENOTFOUND, "value %d: not computed or bound", id);
+  return ty__cx_host(e, id, err, err_len);
+}
+
+void *ty_cuda_exec_stream(const ty_cuda_exec *e) {
+  return e->stream;
+}
+
+ty_cuda_rtc *ty_cuda_exec_rtc(const ty_cuda_exec *e) {
+  return e->rtc;
 }
 
 const ty_tensor *ty_cuda_exec_value(ty_cuda_exec *e, int id) {

@@ -28,6 +28,7 @@
 #ifndef TY_OPS_CUDA_EXEC_H
 #define TY_OPS_CUDA_EXEC_H
 
+#include "ops/cuda/cuda.h"
 #include "ops/exec.h"
 #include "ops/fusion/fusion.h"
 #include "ops/graph.h"
@@ -104,6 +105,26 @@ void ty_cuda_exec_destroy(ty_cuda_exec *e); /* NULL is fine */
  * between runs, as a trainer does with its weights). */
 int ty_cuda_exec_bind_id(ty_cuda_exec *e, int value_id, const ty_tensor *t, char *err,
                          size_t err_len);
+/* A weight the device keeps across runs (a trainer's parameter): uploaded
+ * at the first run, then kept on the device and updated there by the
+ * caller (ty_cuda_exec_device_ptr with write); ty_cuda_exec_sync_host
+ * copies it back into t, which the executor then writes: t stays the
+ * caller's tensor and must outlive the executor. */
+int ty_cuda_exec_bind_resident(ty_cuda_exec *e, int value_id, ty_tensor *t, char *err,
+                               size_t err_len);
+/* The device side of a kept, bound or resident value after a run (uploaded
+ * when only the host has it); write: the caller is about to change it on
+ * the device, so the host copy is stale until ty_cuda_exec_sync_host.
+ * NULL with err set when the value has no side. */
+void *ty_cuda_exec_device_ptr(ty_cuda_exec *e, int value_id, bool write, char *err, size_t err_len);
+/* Brings value id's host side up to date (for a resident value: into the
+ * caller's tensor). Returns when the copy is done. */
+int ty_cuda_exec_sync_host(ty_cuda_exec *e, int value_id, char *err, size_t err_len);
+/* The compute stream (a cudaStream_t), for work the caller queues after a
+ * run (the optimizer on the device). */
+void *ty_cuda_exec_stream(const ty_cuda_exec *e);
+/* The NVRTC compiler of the executor (borrowed by ops/cuda's optimizer). */
+ty_cuda_rtc *ty_cuda_exec_rtc(const ty_cuda_exec *e);
 /* Restarts the CPU steps' random stream (Dropout) from seed, as a new
  * ty_exec with that seed would (a trainer reseeds per step). */
 void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed);

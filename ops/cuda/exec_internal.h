@@ -19,6 +19,7 @@ typedef struct ty__cx_val {
   bool host_own, host_ok;
   void *dev; /* a block of alloc */
   bool dev_ok;
+  bool resident; /* kept across runs (ty_cuda_exec_bind_resident) */
 } ty__cx_val;
 
 struct ty_cuda_exec {

@@ -6,11 +6,15 @@
  * executor, and the log says which and why, once. A parallel plan's rank
  * stays on the CPU executor: its TyExtern collectives have no GPU path.
  *
- * The GPU executor keeps activations and gradients on the device for the
- * step; the weights are uploaded from the trainer's host tensors at the
- * start of each step and the gradients the optimizer reads come back to
- * the host (ty__train_value), so checkpoints, evaluation and the
- * all-reduce hooks see the same host tensors as on the CPU.
+ * A single process (no all-reduce) keeps everything on the device across
+ * steps: the weights are resident in the executor, the optimizer runs
+ * there (ops/cuda's ty_cuda_optim, the CPU JIT's formulas) with its state
+ * loaded from ops/optim at the first update, and both come back to the
+ * trainer's host tensors only when the host needs them (ty__train_gpu_sync:
+ * checkpoints, evaluation, the end of ty_train_steps). With ranks to
+ * reduce over, the weights are uploaded each step and the gradients come
+ * back for the host all-reduce and optimizer (ty__train_value), as on the
+ * CPU.
  */
 #include "ops/train/train_internal.h"
 
@@ -19,9 +23,11 @@
 #ifdef TY_HAVE_CUDA_EXEC
 #include "ops/cuda/cuda.h"
 #include "ops/cuda/exec.h"
+#include "ops/optim/optim.h"
 #endif
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Why this job does not run on the GPU, or NULL when it does. */
 static const char *cpu_reason(const ty_train *t) {
@@ -69,7 +75,9 @@ static int keep_list(const ty_train *t, int **out, size_t *out_n) {
 static int bind_all(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = ty_cuda_exec_bind_id(t->gpu, t->param_ids[i], t->params[i], err, err_len);
+    rc = ty__train_gpu_updates(t)
+             ? ty_cuda_exec_bind_resident(t->gpu, t->param_ids[i], t->params[i], err, err_len)
+             : ty_cuda_exec_bind_id(t->gpu, t->param_ids[i], t->params[i], err, err_len);
   for (size_t i = 0; rc == 0 && i < t->n_bn; i++)
     for (int k = 0; rc == 0 && k < 2; k++)
       rc = ty_cuda_exec_bind_id(t->gpu, t->bn[i].ids[k], t->bn[i].stat[k], err, err_len);
@@ -91,6 +99,10 @@ static int make_gpu(ty_train *t, char *err, size_t err_len) {
   rc = ty_cuda_exec_create(t->g, &o, &t->gpu, err, err_len);
   free(keep);
   if (rc == 0) rc = bind_all(t, err, err_len);
+  if (rc == 0 && ty__train_gpu_updates(t) &&
+      (rc = ty_cuda_optim_create(ty_cuda_exec_rtc(t->gpu), ty_cuda_exec_stream(t->gpu), t->np,
+                                 &t->gpu_optim)) != 0)
+    ty_errf(err, err_len, rc, "the optimizer on the device: %s", ty_strerror(rc));
   if (rc != 0) return rc;
   char sum[1024];
   if (ty_cuda_plan_summary(ty_cuda_exec_get_plan(t->gpu), t->g, sum, sizeof sum) == 0)
@@ -106,14 +118,110 @@ int ty__train_gpu_run(ty_train *t, char *err, size_t err_len) {
 }
 
 void ty__train_gpu_destroy(ty_train *t) {
+  ty_cuda_optim_destroy(t->gpu_optim);
   ty_cuda_exec_destroy(t->gpu);
+  t->gpu_optim = NULL;
   t->gpu = NULL;
+}
+
+bool ty__train_gpu_updates(const ty_train *t) {
+  return t->gpu_state > 0 && !t->bucket_buf;
+}
+
+/* Parameter p's state on the device, from ops/optim's at its first update. */
+static int load_state(ty_train *t, size_t p, char *err, size_t err_len) {
+  if (ty_cuda_optim_loaded(t->gpu_optim, p)) return 0;
+  const ty_optim_opts *o = ty_optim_get_opts(t->optim);
+  float *buf[2] = {NULL, NULL};
+  uint64_t steps;
+  int rc = ty_optim_param_state(t->optim, p, buf, &steps);
+  int n_bufs = o->kind == TY_OPTIM_SGD ? (o->momentum != 0.0f ? 1 : 0) : 2;
+  if (rc != 0) return ty_errf(err, err_len, rc, "optimizer state of parameter %zu", p);
+  return ty_cuda_optim_load(t->gpu_optim, p, (size_t)ty_tensor_numel(t->params[p]), n_bufs, buf,
+                            err, err_len);
+}
+
+/* One parameter's update on the device: update_param's rule, same scalars. */
+static int update_one(ty_train *t, size_t p, float lr, char *err, size_t err_len) {
+  const ty_optim_opts *o = ty_optim_get_opts(t->optim);
+  float *buf[2];
+  uint64_t steps;
+  int rc = load_state(t, p, err, err_len);
+  if (rc == 0 && (rc = ty_optim_param_state(t->optim, p, buf, &steps)) != 0)
+    return ty_errf(err, err_len, rc, "optimizer state of parameter %zu", p);
+  const float *g = rc ? NULL : ty_cuda_exec_device_ptr(t->gpu, t->grad_ids[p], false, err, err_len);
+  float *w = g ? ty_cuda_exec_device_ptr(t->gpu, t->param_ids[p], true, err, err_len) : NULL;
+  if (rc == 0 && (!g || !w)) rc = TY_EINTERNAL;
+  if (rc == 0 && o->kind == TY_OPTIM_SGD) {
+    ty_fused_sgd h = {.lr = lr,
+                      .weight_decay = o->weight_decay,
+                      .momentum = o->momentum,
+                      .dampening = o->dampening,
+                      .nesterov = o->nesterov,
+                      .first = steps == 0};
+    rc = ty_cuda_optim_sgd(t->gpu_optim, p, &h, w, g, err, err_len);
+  } else if (rc == 0) {
+    ty_fused_adam h = {.lr = lr,
+                       .weight_decay = o->weight_decay,
+                       .beta1 = o->beta1,
+                       .beta2 = o->beta2,
+                       .eps = o->eps,
+                       .adamw = o->kind == TY_OPTIM_ADAMW,
+                       .step = steps + 1};
+    rc = ty_cuda_optim_adam(t->gpu_optim, p, &h, w, g, err, err_len);
+  }
+  return rc == 0 ? ty_optim_param_advance(t->optim, p) : rc;
+}
+
+int ty__train_gpu_update(ty_train *t, float lr, char *err, size_t err_len) {
+  for (size_t p = 0; p < t->np; p++) {
+    int rc = update_one(t, p, lr, err, err_len);
+    if (rc != 0) {
+      char inner[TY_ERR_LEN];
+      snprintf(inner, sizeof inner, "%s", err);
+      return ty_errf(err, err_len, rc, "optimizer step on the device, parameter \"%s\": %s",
+                     ty_graph_value_at(t->g, t->param_ids[p])->name, inner);
+    }
+  }
+  return 0;
+}
+
+int ty__train_gpu_sync(ty_train *t, char *err, size_t err_len) {
+  if (!t->gpu || !ty__train_gpu_updates(t)) return 0;
+  for (size_t p = 0; p < t->np; p++) {
+    int rc = ty_cuda_exec_sync_host(t->gpu, t->param_ids[p], err, err_len);
+    float *buf[2] = {NULL, NULL};
+    uint64_t steps;
+    if (rc == 0 && ty_cuda_optim_loaded(t->gpu_optim, p) &&
+        (rc = ty_optim_param_state(t->optim, p, buf, &steps)) == 0)
+      rc = ty_cuda_optim_store(t->gpu_optim, p, buf, err, err_len);
+    if (rc != 0) return rc;
+  }
+  return 0;
 }
 
 const ty_tensor *ty__train_value(ty_train *t, int id) {
   return t->gpu ? ty_cuda_exec_value(t->gpu, id) : ty_exec_value(t->exec, id);
 }
 #else
+bool ty__train_gpu_updates(const ty_train *t) {
+  (void)t;
+  return false;
+}
+
+int ty__train_gpu_update(ty_train *t, float lr, char *err, size_t err_len) {
+  (void)t;
+  (void)lr;
+  return ty_errf(err, err_len, TY_EUNSUPPORTED, "this build has no GPU executor");
+}
+
+int ty__train_gpu_sync(ty_train *t, char *err, size_t err_len) {
+  (void)t;
+  (void)err;
+  (void)err_len;
+  return 0;
+}
+
 int ty__train_gpu_run(ty_train *t, char *err, size_t err_len) {
   (void)t;
   return ty_errf(err, err_len, TY_EUNSUPPORTED, "this build has no GPU executor");

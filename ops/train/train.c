@@ -593,7 +593,9 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   const ty_tensor *loss = ty__train_value(t, t->loss_id);
   double lv = loss ? ty_tensor_f32(loss)[0] : NAN;
   float lr = (float)ty_lr_at(&t->sched, t->step);
-  if ((rc = apply_grads(t, lr, err, err_len)) != 0) return rc;
+  rc = ty__train_gpu_updates(t) ? ty__train_gpu_update(t, lr, err, err_len)
+                                : apply_grads(t, lr, err, err_len);
+  if (rc != 0) return rc;
   t->loss_sum += lv;
   t->loss_n++;
   t->step++;
@@ -684,7 +686,7 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
       return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed");
     if (t->opts.stop && *t->opts.stop) break;
   }
-  return 0;
+  return ty__train_gpu_sync(t, err, err_len); /* callers read the weights next */
 }
 
 int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
