@@ -145,6 +145,11 @@ static void check_model(const char *dir, const char *name, float tol) {
   printf("%s: %s\n", name, sum);
   bind_cpu(&m, cpu);
   bind_gpu(&m, gpu);
+  /* Only weights can stay on the device across runs. */
+  CHECK(ty_cuda_exec_bind_resident(gpu, m.input_ids[0], m.inputs[0], err, sizeof err) ==
+                TY_EINVAL &&
+            strstr(err, "a graph input cannot be resident"),
+        "%s: resident input: %s", name, err);
   for (int step = 0; step < 2; step++) {
     CHECK(ty_exec_run(cpu, err, sizeof err) == 0, "%s cpu: %s", name, err);
     CHECK(ty_cuda_exec_run(gpu, err, sizeof err) == 0, "%s gpu: %s", name, err);
