@@ -239,6 +239,12 @@ int ty_cuda_softmax_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *
 int ty_cuda_layer_norm(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x,
                        const float *gamma, const float *beta, float eps, float *y, float *mean,
                        float *rstd, char *err, size_t err_len);
+/* dx per row (always written); dgamma and dbeta (may be NULL) are added
+ * into with atomics, zeroed by the caller. mean and rstd as the forward's. */
+int ty_cuda_layer_norm_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x,
+                           const float *gamma, const float *mean, const float *rstd,
+                           const float *dy, float *dx, float *dgamma, float *dbeta, char *err,
+                           size_t err_len);
 /* Per-row loss and softmax; *bad (zeroed by the caller) gets the first
  * row + 1 whose label is outside [0, cols). */
 int ty_cuda_xent(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *logits,

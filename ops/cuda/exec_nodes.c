@@ -381,6 +381,137 @@ static int run_xent_grad(gnode *c) {
   return rc;
 }
 
+/* ---- LayerNormalization over the last axis ----------------------------------- */
+/* x's rows and a scale of one value per column. */
+static int ln_rows(gnode *c, const ty_shape *x, const ty_shape *gamma, ty_cuda_rows *r) {
+  *r = rows_of(c, x);
+  if (ty_shape_numel(gamma) != r->cols)
+    return decline(c, "LayerNormalization with a scale broadcast over more than the last axis");
+  return 0;
+}
+
+/* Inputs X, Scale, B; outputs Y, Mean and InvStdDev (one per row, optional). */
+static int run_layer_norm(gnode *c) {
+  ty_cuda_rows r;
+  int rc = ln_rows(c, &c->in_sh[0], &c->in_sh[1], &r);
+  if (rc) return rc;
+  if (has_in(c, 2) && ty_shape_numel(&c->in_sh[2]) != r.cols)
+    return decline(c, "LayerNormalization with a bias broadcast over more than the last axis");
+  const float *x = din(c, 0), *gamma = din(c, 1), *beta = has_in(c, 2) ? din(c, 2) : NULL;
+  float *y = dout(c, 0), *mean = NULL, *rstd = NULL;
+  if (c->n->n_outputs > 1 && c->n->outputs[1] != TY_NO_VALUE) mean = dout(c, 1);
+  if (c->n->n_outputs > 2 && c->n->outputs[2] != TY_NO_VALUE) rstd = dout(c, 2);
+  if (c->rc) return c->rc;
+  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
+  return ty_cuda_layer_norm(c->e->kern, &r, x, gamma, beta, eps, y, mean, rstd, c->err, c->err_len);
+}
+
+/* TyGrad of LayerNormalization: inputs dY, X, Scale, B. The row
+ * statistics are recomputed (a forward pass into scratch), then the
+ * backward kernel writes dX and adds into dScale or dB. */
+static int run_layer_norm_grad(gnode *c, int wrt) {
+  ty_cuda_rows r;
+  if (wrt > 2 || !has_in(c, 1) || !has_in(c, 2)) return decline(c, "LayerNormalization gradient");
+  int rc = ln_rows(c, &c->in_sh[1], &c->in_sh[2], &r);
+  if (rc) return rc;
+  const float *dy = din(c, 0), *x = din(c, 1), *gamma = din(c, 2);
+  float *out = dout(c, 0), *scratch = NULL;
+  if (c->rc) return c->rc;
+  ty_cuda_exec *e = c->e;
+  size_t n = (size_t)(r.rows * r.cols), bytes = (2 * n + 2 * (size_t)r.rows) * sizeof(float);
+  if ((rc = ty_cuda_alloc_get(e->alloc, bytes ? bytes : 4, e->stream, (void **)&scratch)) != 0)
+    return ty_errf(c->err, c->err_len, rc, "no device memory for the layer norm gradient");
+  float *y = scratch, *dx = wrt == 0 ? out : scratch + n, *mean = scratch + 2 * n,
+        *rstd = mean + r.rows;
+  float eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f);
+  rc = ty_cuda_layer_norm(e->kern, &r, x, gamma, NULL, eps, y, mean, rstd, c->err, c->err_len);
+  if (rc == 0 && wrt > 0)
+    rc = cuda_rc(c, (int)cudaMemsetAsync(out, 0, (size_t)r.cols * 4, (cudaStream_t)e->stream),
+                 "the layer norm gradient");
+  if (rc == 0)
+    rc = ty_cuda_layer_norm_bwd(e->kern, &r, x, gamma, mean, rstd, dy, dx, wrt == 1 ? out : NULL,
+                                wrt == 2 ? out : NULL, c->err, c->err_len);
+  ty_cuda_alloc_put(e->alloc, scratch);
+  return rc;
+}
+
+/* ---- Gather of table rows (embeddings) ------------------------------------------ */
+/* The indices (on the host: integers are computed there) within [0, vocab);
+ * a negative one, which ONNX wraps, declines to the CPU kernel. */
+static int check_indices(gnode *c, int in, int64_t vocab) {
+  const ty__cx_val *v = &c->e->v[c->n->inputs[in]];
+  if (v->dt != TY_DTYPE_I64) return decline(c, "Gather with indices that are not int64");
+  if (!v->host_ok) return decline(c, "Gather with indices on the device only");
+  const int64_t *idx = v->host->data;
+  for (int64_t i = 0; i < ty_shape_numel(&v->shape); i++)
+    if (idx[i] < 0 || idx[i] >= vocab)
+      return decline(c, "Gather index %lld outside [0, %lld)", (long long)idx[i], (long long)vocab);
+  return 0;
+}
+
+/* Inputs table [V, D], indices; output [indices..., D]. */
+static int run_gather(gnode *c) {
+  const ty_shape *t = &c->in_sh[0];
+  if (t->rank != 2 || ty_graph_node_attr_int(c->n, "axis", 0) != 0)
+    return decline(c, "Gather other than rows of a 2-D table");
+  int rc = check_indices(c, 1, t->dims[0]);
+  if (rc) return rc;
+  ty_cuda_rows r = {ty_shape_numel(&c->in_sh[1]), t->dims[1], c->e->stream};
+  const float *table = din(c, 0);
+  const int64_t *idx = din(c, 1);
+  float *y = dout(c, 0);
+  if (c->rc) return c->rc;
+  return ty_cuda_embedding(c->e->kern, &r, t->dims[0], table, idx, y, c->e->bad, c->err,
+                           c->err_len);
+}
+
+/* TyGrad of Gather w.r.t. the table: inputs dY, table, indices. */
+static int run_gather_grad(gnode *c, int wrt) {
+  const ty_shape *t = &c->out_sh[0];
+  if (wrt != 0 || t->rank != 2 || !has_in(c, 2) || ty_graph_node_attr_int(c->n, "axis", 0) != 0)
+    return decline(c, "Gather gradient other than into rows of a 2-D table");
+  int rc = check_indices(c, 2, t->dims[0]);
+  if (rc) return rc;
+  ty_cuda_rows r = {ty_shape_numel(&c->in_sh[2]), t->dims[1], c->e->stream};
+  const float *dy = din(c, 0);
+  const int64_t *idx = din(c, 2);
+  float *dt = dout(c, 0);
+  if (c->rc) return c->rc;
+  rc = cuda_rc(
+      c, (int)cudaMemsetAsync(dt, 0, (size_t)ty_shape_numel(t) * 4, (cudaStream_t)c->e->stream),
+      "the embedding gradient");
+  return rc ? rc
+            : ty_cuda_embedding_bwd(c->e->kern, &r, t->dims[0], dy, idx, dt, c->err, c->err_len);
+}
+
+/* ---- Add / Sub gradients of a broadcast input: dY summed to its shape ---------- */
+static int run_sum_to(gnode *c, float scale) {
+  const ty_shape *dy = &c->in_sh[0], *x = &c->out_sh[0];
+  if (c->n->opset < 7) return decline(c, "legacy broadcast attributes");
+  if (dy->rank > 8 || x->rank > dy->rank) return decline(c, "a broadcast of rank above 8");
+  int64_t st[TY_MAX_RANK];
+  ty_shape_strides(dy, st);
+  ty_cuda_reduce r = {0};
+  for (int d = 0; d < dy->rank; d++) {
+    int xd = d - (dy->rank - x->rank);
+    int64_t xs = xd >= 0 ? x->dims[xd] : 1;
+    if (xs == dy->dims[d]) {
+      r.keep_dims[r.n_keep] = dy->dims[d];
+      r.keep_strides[r.n_keep++] = st[d];
+    } else if (xs == 1) {
+      r.red_dims[r.n_red] = dy->dims[d];
+      r.red_strides[r.n_red++] = st[d];
+    } else {
+      return decline(c, "a gradient shape that does not broadcast to dY");
+    }
+  }
+  if (ty_shape_numel(dy) == 0) return decline(c, "an empty gradient");
+  const float *g = din(c, 0);
+  float *out = dout(c, 0);
+  if (c->rc) return c->rc;
+  return ty_cuda_reduce_sum(c->e->kern, &r, scale, g, out, c->e->stream, c->err, c->err_len);
+}
+
 /* ---- Transpose -------------------------------------------------------------- */
 static int perm_of(gnode *c, int rank, int64_t *perm) {
   int cnt = 0;
@@ -621,6 +752,14 @@ static int launch_node(gnode *c) {
     return grad ? run_xent_grad(c) : run_xent(c);
   case TY_OP_TRANSPOSE:
     return run_transpose(c, grad);
+  case TY_OP_LAYER_NORM:
+    return grad ? run_layer_norm_grad(c, wrt) : run_layer_norm(c);
+  case TY_OP_GATHER:
+    return grad ? run_gather_grad(c, wrt) : run_gather(c);
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+    if (!grad) return decline(c, "%s outside a region", ty_op_name((ty_op)op));
+    return run_sum_to(c, op == TY_OP_SUB && wrt == 1 ? -1.0f : 1.0f);
 #ifdef TY_HAVE_CUDNN
   case TY_OP_CONV:
   case TY_OP_MAX_POOL:

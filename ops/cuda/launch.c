@@ -100,6 +100,18 @@ int ty_cuda_layer_norm(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x
                      err_len);
 }
 
+int ty_cuda_layer_norm_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x,
+                           const float *gamma, const float *mean, const float *rstd,
+                           const float *dy, float *dx, float *dgamma, float *dbeta, char *err,
+                           size_t err_len) {
+  int rc = check_rows("layer norm backward", r->rows, r->cols, err, err_len);
+  void *args[] = {
+      (void *)&r->rows, (void *)&r->cols, &x, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta};
+  return rc ? rc
+            : launch(k, "layer_norm", "ty_layer_norm_bwd", r->rows, true, r->stream, args, err,
+                     err_len);
+}
+
 int ty_cuda_xent(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *logits,
                  const int64_t *labels, float *loss, float *prob, int64_t *bad, char *err,
                  size_t err_len) {

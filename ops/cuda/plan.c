@@ -39,6 +39,13 @@ static const char *launcher_of_op(int op, bool grad) {
     return "cross_entropy.cu";
   case TY_OP_TRANSPOSE:
     return "copy.cu";
+  case TY_OP_LAYER_NORM:
+    return "layer_norm.cu";
+  case TY_OP_GATHER:
+    return "embedding.cu";
+  case TY_OP_ADD:
+  case TY_OP_SUB: /* a broadcast input's gradient: dY summed */
+    return grad ? "reduce.cu" : NULL;
 #ifdef TY_HAVE_CUDNN
   case TY_OP_CONV:
   case TY_OP_MAX_POOL:

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * GPU suite: a training step of the example MLP, CNN and ResNet (forward,
+ * GPU suite: a training step of the example MLP, CNN, ResNet and GPT (forward,
  * the builtin loss, backward) on the GPU executor matches the CPU executor:
  * the loss and every parameter's gradient, to 1e-4 of the gradient's
- * largest element (1e-3 for the ResNet's batch normalisation). Two steps,
+ * largest element (1e-3 for the ResNet's and the GPT's normalisations). Two steps,
  * with an SGD update of the weights on the host between them, so the second
  * step runs on re-uploaded weights as a trainer's does. cuBLAS, cuDNN
  * (convolution, pooling, batch normalisation), the generated regions and
@@ -131,6 +131,12 @@ static void compare(const char *what, const ty_tensor *want, const ty_tensor *go
 /* Two steps on both executors with an SGD update in between; gradients
  * to tol of each one's largest element. */
 static void check_model(const char *dir, const char *name, float tol) {
+  char probe[512];
+  snprintf(probe, sizeof probe, "%s/%s.onnx", dir, name);
+  if (access(probe, R_OK) != 0) { /* gpt.onnx needs python3-torch at build time */
+    printf("%s: not generated, not checked\n", name);
+    return;
+  }
   model m = {0};
   char err[512] = "", sum[2048];
   load(dir, name, &m);
@@ -175,11 +181,14 @@ static void check_model(const char *dir, const char *name, float tol) {
          name, st.steps, st.gpu_steps, st.cpu_steps, st.host_steps, (unsigned long long)st.declined,
          st.declined ? ": " : "", st.last_declined, (unsigned long long)st.h2d_bytes,
          (unsigned long long)st.d2h_bytes, st.dev_peak_bytes);
-  /* A bad label fails the GPU step, naming the row. */
+  /* A bad label fails the GPU step, naming the row (the classifiers: the
+   * GPT's token ids share the value range). */
+  if (!strcmp(name, "gpt")) goto done;
   for (size_t i = 0; i < m.n_inputs; i++)
     if (m.inputs[i]->dtype == TY_DTYPE_I64) ((int64_t *)m.inputs[i]->data)[3] = CLASSES + 2;
   CHECK(ty_cuda_exec_run(gpu, err, sizeof err) != 0, "%s: a label of %d ran", name, CLASSES + 2);
   CHECK(strstr(err, "label of row 3 is outside [0, 10)"), "%s: %s", name, err);
+done:
   ty_cuda_exec_destroy(gpu);
   ty_exec_destroy(cpu);
   for (size_t i = 0; i < m.np; i++)
@@ -203,7 +212,9 @@ int main(void) {
   }
   check_model(dir, "mlp", 1e-4f);
   check_model(dir, "cnn", 1e-4f);
-  /* BatchNormalization's gradients subtract means: cancellation, 1e-3. */
+  /* BatchNormalization's and LayerNormalization's gradients subtract
+   * means (cancellation), the GPT's embedding sums with atomics: 1e-3. */
   check_model(dir, "resnet", 1e-3f);
+  check_model(dir, "gpt", 1e-3f);
   return 0;
 }

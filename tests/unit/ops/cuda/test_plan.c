@@ -4,10 +4,10 @@
  * graph (forward, loss, backward) every node is in exactly one step, every
  * step comes after the steps producing what it reads, every CPU step says
  * why, and the MLP, CNN and ResNet run wholly on the device (cuDNN's
- * convolution, pooling and batch normalisation included); for small graphs, the node
- * the executor cannot launch yet (LayerNorm, the loss with log_prob) runs
- * on the CPU naming what is missing, Shape is host metadata and integer
- * arithmetic stays on the host.
+ * convolution, pooling and batch normalisation included); for small
+ * graphs, a node the executor cannot launch yet (Concat, the loss with
+ * log_prob) runs on the CPU naming what is missing, Shape is host metadata
+ * and integer arithmetic stays on the host.
  *
  * Paths come from the environment meson sets: TY_MODELS_DIR (the generated
  * example models and configs).
@@ -163,6 +163,7 @@ Test(cuda_plan, where_each_node_runs_and_why) {
       lp = add_value(g, "lp", TY_DTYPE_F32, -1, NULL);
   int loss2 = add_value(g, "loss2", TY_DTYPE_F32, -1, NULL),
       st = add_value(g, "st", TY_DTYPE_F32, -1, NULL);
+  int cat = add_value(g, "cat", TY_DTYPE_F32, -1, NULL);
   size_t n_mm = add_node(g, TY_OP_MATMUL, (int[]){x, w}, 2, &m, 1);
   size_t n_shape = add_node(g, TY_OP_SHAPE, &m, 1, &sh, 1);
   size_t n_add = add_node(g, TY_OP_ADD, (int[]){sh, sh}, 2, &sh2, 1);
@@ -170,7 +171,9 @@ Test(cuda_plan, where_each_node_runs_and_why) {
   size_t n_ce = add_node(g, TY_OP_SOFTMAX_CE_LOSS, (int[]){m, lab}, 2, &loss, 1);
   size_t n_ce2 = add_node(g, TY_OP_SOFTMAX_CE_LOSS, (int[]){ln, lab}, 2, (int[]){loss2, lp}, 2);
   size_t n_std = add_node(g, TY_OP_ATAN, &ln, 1, &st, 1);
-  int outs[] = {sh2, loss, loss2, lp, st};
+  size_t n_cat = add_node(g, TY_OP_CONCAT, (int[]){m, m}, 2, &cat, 1);
+  cr_assert_eq(ty_graph_node_set_int(g, n_cat, "axis", 1), 0);
+  int outs[] = {sh2, loss, loss2, lp, st, cat};
   for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
     ty_graph_mark_output(g, outs[i]);
   char err[512] = "", sum[1024];
@@ -188,9 +191,10 @@ Test(cuda_plan, where_each_node_runs_and_why) {
   cr_assert(s && s->kind == TY_CUDA_STEP_CPU && strstr(s->why, "Add on INT64"), "%s",
             s ? s->why : "no step");
   s = step_of(p, n_ln);
-  cr_assert(s && s->kind == TY_CUDA_STEP_CPU, "LayerNorm has no launcher yet");
-  cr_assert(strstr(s->why, "LayerNormalization: the executor has no launcher for layer_norm.cu"),
-            "%s", s->why);
+  cr_assert(s && s->kind == TY_CUDA_STEP_GPU && !strcmp(s->how, "layer_norm.cu"));
+  s = step_of(p, n_cat);
+  cr_assert(s && s->kind == TY_CUDA_STEP_CPU, "Concat has no launcher yet");
+  cr_assert(strstr(s->why, "Concat: the executor has no launcher for copy.cu yet"), "%s", s->why);
   s = step_of(p, n_ce2);
   cr_assert(s && s->kind == TY_CUDA_STEP_CPU && strstr(s->why, "no launcher for cross_entropy.cu"),
             "the loss with log_prob: %s", s ? s->why : "no step");
