@@ -64,4 +64,39 @@ int ty__cx_region(ty_cuda_exec *e, const ty_cuda_step *s, char *err, size_t err_
 int ty__cx_gpu_node(ty_cuda_exec *e, const ty_cuda_step *s, char *err, size_t err_len);
 int ty__cx_cpu_node(ty_cuda_exec *e, const ty_cuda_step *s, bool host, char *err, size_t err_len);
 
+/* ---- the node launchers (exec_nodes.c dispatches to the families) ------- */
+/* A launcher's answer when a concrete shape or attribute is outside what it
+ * handles; nothing was queued, the step runs on the CPU. */
+#define TY__CX_DECLINED 1
+
+/* One node being launched: its shapes and where a decline says why. */
+typedef struct ty__cx_node {
+  ty_cuda_exec *e;
+  const ty_graph_node *n;
+  const ty_shape *in_sh; /* n_inputs */
+  const ty_dtype *in_dt;
+  const ty_shape *out_sh; /* n_outputs */
+  const ty_dtype *out_dt;
+  char *err;
+  size_t err_len;
+  int rc; /* the first device error */
+} ty__cx_node;
+
+/* Records why (ty_cuda_exec_stats.last_declined); returns TY__CX_DECLINED. */
+int ty__cx_decline(ty__cx_node *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool ty__cx_has_in(const ty__cx_node *c, int i);
+/* Input i's / output i's device block (the output allocated with its
+ * inferred shape); NULL after the first failure, which c->rc keeps. */
+const void *ty__cx_din(ty__cx_node *c, int i);
+void *ty__cx_dout(ty__cx_node *c, int i);
+/* 0, or TY_EIO naming what and the cudaError_t ce. */
+int ty__cx_cuda_rc(ty__cx_node *c, int ce, const char *what);
+/* A [rows, last dim] view of s on the compute stream. */
+ty_cuda_rows ty__cx_rows_of(const ty__cx_node *c, const ty_shape *s);
+
+/* The families: forward op (or, grad, its TyGrad w.r.t. input wrt). */
+int ty__cx_launch_math(ty__cx_node *c, int op, bool grad, int wrt);   /* exec_math.c */
+int ty__cx_launch_layout(ty__cx_node *c, int op, bool grad, int wrt); /* exec_layout.c */
+int ty__cx_launch_dnn(ty__cx_node *c, int op, bool grad, int wrt);    /* exec_dnn.c (cuDNN) */
+
 #endif

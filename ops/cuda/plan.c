@@ -38,6 +38,9 @@ static const char *launcher_of_op(int op, bool grad) {
   case TY_OP_SOFTMAX_CE_LOSS:
     return "cross_entropy.cu";
   case TY_OP_TRANSPOSE:
+  case TY_OP_SLICE:
+  case TY_OP_SPLIT:
+  case TY_OP_CONCAT:
     return "copy.cu";
   case TY_OP_LAYER_NORM:
     return "layer_norm.cu";

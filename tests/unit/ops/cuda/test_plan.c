@@ -5,7 +5,7 @@
  * step comes after the steps producing what it reads, every CPU step says
  * why, and the MLP, CNN and ResNet run wholly on the device (cuDNN's
  * convolution, pooling and batch normalisation included); for small
- * graphs, a node the executor cannot launch yet (Concat, the loss with
+ * graphs, a node the executor cannot launch yet (ReduceSum, the loss with
  * log_prob) runs on the CPU naming what is missing, Shape is host metadata
  * and integer arithmetic stays on the host.
  *
@@ -171,8 +171,7 @@ Test(cuda_plan, where_each_node_runs_and_why) {
   size_t n_ce = add_node(g, TY_OP_SOFTMAX_CE_LOSS, (int[]){m, lab}, 2, &loss, 1);
   size_t n_ce2 = add_node(g, TY_OP_SOFTMAX_CE_LOSS, (int[]){ln, lab}, 2, (int[]){loss2, lp}, 2);
   size_t n_std = add_node(g, TY_OP_ATAN, &ln, 1, &st, 1);
-  size_t n_cat = add_node(g, TY_OP_CONCAT, (int[]){m, m}, 2, &cat, 1);
-  cr_assert_eq(ty_graph_node_set_int(g, n_cat, "axis", 1), 0);
+  size_t n_cat = add_node(g, TY_OP_REDUCE_SUM, &m, 1, &cat, 1);
   int outs[] = {sh2, loss, loss2, lp, st, cat};
   for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
     ty_graph_mark_output(g, outs[i]);
@@ -193,8 +192,9 @@ Test(cuda_plan, where_each_node_runs_and_why) {
   s = step_of(p, n_ln);
   cr_assert(s && s->kind == TY_CUDA_STEP_GPU && !strcmp(s->how, "layer_norm.cu"));
   s = step_of(p, n_cat);
-  cr_assert(s && s->kind == TY_CUDA_STEP_CPU, "Concat has no launcher yet");
-  cr_assert(strstr(s->why, "Concat: the executor has no launcher for copy.cu yet"), "%s", s->why);
+  cr_assert(s && s->kind == TY_CUDA_STEP_CPU, "ReduceSum has no launcher yet");
+  cr_assert(strstr(s->why, "ReduceSum: the executor has no launcher for reduce.cu yet"), "%s",
+            s->why);
   s = step_of(p, n_ce2);
   cr_assert(s && s->kind == TY_CUDA_STEP_CPU && strstr(s->why, "no launcher for cross_entropy.cu"),
             "the loss with log_prob: %s", s ? s->why : "no step");
