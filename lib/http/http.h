@@ -123,9 +123,8 @@ ty_http_stream *ty_http_stream_start(ty_http_response *resp, ty_http_stream_clos
 int ty_http_stream_send(ty_http_stream *st, const void *data, size_t len);
 /* Ends the stream (on_closed does not run); the handle is gone. */
 void ty_http_stream_end(ty_http_stream *st);
-int ty_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
-                          const char *listener, ty_http_handler handler, void *ud,
-                          ty_http_server **out_server);
+int ty_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m, const char *listener,
+                  ty_http_handler handler, void *ud, ty_http_server **out_server);
 void ty_http_server_stop(ty_http_server *s); /* accepts NULL; frees after close */
 
 #endif

@@ -228,8 +228,8 @@ typedef struct readers {
   long node[2];
   int slot[2];
   int n;
-  bool same_use;      /* two readers share their op and input slot */
-  bool via_identity;  /* one reads it through an Identity node */
+  bool same_use;     /* two readers share their op and input slot */
+  bool via_identity; /* one reads it through an Identity node */
 } readers;
 
 static readers find_readers(const ty_graph *g, int id) {
