@@ -310,6 +310,21 @@ int ty_cuda_optim_sgd(ty_cuda_optim *o, size_t p, const ty_fused_sgd *h, float *
 int ty_cuda_optim_adam(ty_cuda_optim *o, size_t p, const ty_fused_adam *h, float *param,
                        const float *grad, char *err, size_t err_len);
 
+/* ---- gradient buckets on the device (buckets.c) ---------------------------
+ * One device buffer of floats for n_buckets buckets; packing and the
+ * per-bucket ready events are on stream (the compute stream). */
+typedef struct ty_cuda_buckets ty_cuda_buckets;
+int ty_cuda_buckets_create(size_t floats, size_t n_buckets, void *stream,
+                           ty_cuda_buckets **out_buckets, char *err, size_t err_len);
+void ty_cuda_buckets_destroy(ty_cuda_buckets *b); /* NULL is fine */
+float *ty_cuda_buckets_data(const ty_cuda_buckets *b);
+/* Copies n floats of device src to the buffer at float offset off. */
+int ty_cuda_buckets_pack(ty_cuda_buckets *b, size_t off, const float *src, size_t n, char *err,
+                         size_t err_len);
+/* Records bucket k's event on the stream after what is queued there and
+ * returns it (a cudaEvent_t owned by b); NULL with err on failure. */
+void *ty_cuda_buckets_ready(ty_cuda_buckets *b, size_t k, char *err, size_t err_len);
+
 /* ---- placement (place.c): which nodes have CUDA kernels ------------------- */
 typedef struct ty_cuda_place {
   bool gpu;

@@ -158,6 +158,12 @@ static int plan_lifetimes(ty_cuda_exec *e, const int *keep, size_t n_keep) {
     if (keep[i] < 0 || (size_t)keep[i] >= e->nv) return TY_EINVAL;
     e->keep[keep[i]] = true;
   }
+  for (size_t i = 0; i < e->o.n_watch_values; i++) {
+    int id = e->o.watch_values[i];
+    if (id < 0 || (size_t)id >= e->nv) return TY_EINVAL;
+    e->keep[id] = true;
+    e->watched[id] = e->o.on_device_ready != NULL;
+  }
   return 0;
 }
 
@@ -212,12 +218,14 @@ int ty_cuda_exec_create(const ty_graph *g, const ty_cuda_exec_opts *opts, ty_cud
   e->bound = calloc(e->nv + 1, sizeof *e->bound);
   e->keep = calloc(e->nv + 1, sizeof *e->keep);
   e->last_use = calloc(e->nv + 1, sizeof *e->last_use);
-  int rc = e->v && e->bound && e->keep && e->last_use ? 0 : TY_ENOMEM;
+  e->watched = calloc(e->nv + 1, sizeof *e->watched);
+  int rc = e->v && e->bound && e->keep && e->last_use && e->watched ? 0 : TY_ENOMEM;
   if (rc == 0)
     rc = ty_cuda_plan_create(g, e->o.keep_values, e->o.n_keep_values, &e->plan, err, err_len);
   if (rc == 0 && (rc = plan_lifetimes(e, e->o.keep_values, e->o.n_keep_values)) != 0)
-    ty_errf(err, err_len, rc, "keep_values: a value id out of range");
+    ty_errf(err, err_len, rc, "keep_values or watch_values: a value id out of range");
   e->o.keep_values = NULL; /* borrowed during create only */
+  e->o.watch_values = NULL;
   if (rc == 0) rc = open_device(e, err, err_len);
   if (rc == 0) rc = load_regions(e, err, err_len);
   if (rc != 0) {
@@ -249,6 +257,7 @@ void ty_cuda_exec_destroy(ty_cuda_exec *e) {
   free(e->bound);
   free(e->keep);
   free(e->last_use);
+  free(e->watched);
   free(e);
 }
 
@@ -316,10 +325,37 @@ static int run_step(ty_cuda_exec *e, const ty_cuda_step *s, char *err, size_t er
   }
 }
 
+/* Reports value id, if watched, with its device block. */
+static int report_one(ty_cuda_exec *e, int id, char *err, size_t err_len) {
+  if (id == TY_NO_VALUE || !e->watched[id] || !e->v[id].known) return 0;
+  int rc = 0;
+  void *dev = ty__cx_dev(e, id, err, err_len, &rc);
+  if (rc == 0 && (rc = e->o.on_device_ready(id, dev, e->o.on_device_ready_user)) != 0)
+    ty_errf(err, err_len, rc, "value \"%s\": the ready hook failed: %s",
+            ty_graph_value_at(e->g, id)->name, ty_strerror(rc));
+  return rc;
+}
+
+/* The watched values step s wrote (o.on_device_ready). */
+static int report_ready(ty_cuda_exec *e, const ty_cuda_step *s, char *err, size_t err_len) {
+  int rc = 0;
+  if (s->kind == TY_CUDA_STEP_REGION) {
+    const ty_fused_src *r = &e->plan->regions[s->region];
+    for (int j = 0; rc == 0 && j < r->n_out; j++)
+      rc = report_one(e, r->out_ids[j], err, err_len);
+    return rc;
+  }
+  const ty_graph_node *n = ty_graph_node_at(e->g, s->node);
+  for (int j = 0; rc == 0 && j < n->n_outputs; j++)
+    rc = report_one(e, n->outputs[j], err, err_len);
+  return rc;
+}
+
 int ty_cuda_exec_run(ty_cuda_exec *e, char *err, size_t err_len) {
   int rc = begin_run(e, err, err_len);
   for (size_t k = 0; rc == 0 && k < e->plan->n_steps; k++) {
     rc = run_step(e, &e->plan->steps[k], err, err_len);
+    if (rc == 0 && e->o.on_device_ready) rc = report_ready(e, &e->plan->steps[k], err, err_len);
     if (rc == 0) end_step(e, k);
   }
   int ce = (int)cudaStreamSynchronize((cudaStream_t)e->stream);
@@ -364,6 +400,16 @@ void *ty_cuda_exec_stream(const ty_cuda_exec *e) {
 
 ty_cuda_rtc *ty_cuda_exec_rtc(const ty_cuda_exec *e) {
   return e->rtc;
+}
+
+int ty_cuda_exec_scale(ty_cuda_exec *e, float *p, size_t n, float factor, char *err,
+                       size_t err_len) {
+  if (n == 0) return 0;
+  /* reduce.cu with nothing reduced: out[i] = factor * in[i], in place. */
+  ty_cuda_reduce r = {.n_keep = 1, .n_red = 0};
+  r.keep_dims[0] = (int64_t)n;
+  r.keep_strides[0] = 1;
+  return ty_cuda_reduce_sum(e->kern, &r, factor, p, p, e->stream, err, err_len);
 }
 
 const ty_tensor *ty_cuda_exec_value(ty_cuda_exec *e, int id) {

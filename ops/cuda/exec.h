@@ -84,6 +84,16 @@ typedef struct ty_cuda_exec_opts {
   size_t n_keep_values;
   ty_workers *workers; /* threads of the CPU steps (borrowed); NULL: the caller's */
   int device;          /* the CUDA device (cudaSetDevice) */
+  /* Called during ty_cuda_exec_run right after the step computing one of
+   * watch_values (value ids, borrowed during _create only; kept like
+   * keep_values) is queued, with its device block: work the hook queues
+   * on the compute stream (ty_cuda_exec_stream) runs after it, so a
+   * gradient bucket can be packed and its reduction started while the
+   * backward pass goes on. A nonzero return aborts the run. */
+  int (*on_device_ready)(int value_id, void *dev, void *user);
+  void *on_device_ready_user;
+  const int *watch_values;
+  size_t n_watch_values;
 } ty_cuda_exec_opts;
 
 typedef struct ty_cuda_exec_stats {
@@ -125,6 +135,9 @@ int ty_cuda_exec_sync_host(ty_cuda_exec *e, int value_id, char *err, size_t err_
 void *ty_cuda_exec_stream(const ty_cuda_exec *e);
 /* The NVRTC compiler of the executor (borrowed by ops/cuda's optimizer). */
 ty_cuda_rtc *ty_cuda_exec_rtc(const ty_cuda_exec *e);
+/* p[0 .. n) *= factor on the compute stream (device memory). */
+int ty_cuda_exec_scale(ty_cuda_exec *e, float *p, size_t n, float factor, char *err,
+                       size_t err_len);
 /* Restarts the CPU steps' random stream (Dropout) from seed, as a new
  * ty_exec with that seed would (a trainer reseeds per step). */
 void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed);

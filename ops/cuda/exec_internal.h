@@ -39,6 +39,7 @@ struct ty_cuda_exec {
   ty__cx_val *v;
   size_t nv;
   bool *keep;     /* per value: readable after a run */
+  bool *watched;  /* per value: reported through o.on_device_ready */
   long *last_use; /* per value: the last step reading it, -1: none */
   ty_cuda_exec_stats st;
 };
