@@ -524,6 +524,12 @@ int ty_coll_wait_hook(void *user) {
 int ty_coll_progress_hook(void *user) {
   return hook_result(user, ty_coll_progress(user));
 }
+int ty_coll_start_device_hook(float *buf, size_t n, uint64_t seq, void *ready, void *user) {
+  return hook_result(user, ty_coll_start_device(user, buf, n, seq, ready));
+}
+int ty_coll_wait_device_hook(void *user) {
+  return hook_result(user, ty_coll_wait_device(user));
+}
 
 int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user) {
   ty_coll *c = user;

@@ -120,6 +120,9 @@ int ty_coll_progress(ty_coll *c);
 int ty_coll_start_hook(float *buf, size_t n, uint64_t seq, void *user);
 int ty_coll_wait_hook(void *user);
 int ty_coll_progress_hook(void *user);
+/* ... and its device buckets' (the GPU executor's; NCCL backend only). */
+int ty_coll_start_device_hook(float *buf, size_t n, uint64_t seq, void *ready, void *user);
+int ty_coll_wait_device_hook(void *user);
 
 /* A plain blocking MPI_Allreduce (SUM) of buf on the same communicator,
  * without checks or deadline: the baseline bench/dp compares against. */

@@ -428,6 +428,10 @@ static int grad_ready(int value_id, const ty_tensor *g, void *user) {
 /* After a failed step: completes what was started so no transfer still
  * writes bucket_buf (errors ignored; the step already failed). */
 static void drain(ty_train *t) {
+  if (ty__train_gpu_updates(t)) { /* its buckets are the device's */
+    ty__train_gpu_drain(t);
+    return;
+  }
   for (; t->overlap && t->n_waited < t->n_started; t->n_waited++)
     async_wait(t);
 }

@@ -14,8 +14,9 @@
 
 #include <stdio.h>
 
-typedef struct ty_cuda_exec ty_cuda_exec;   /* ops/cuda/exec.h (device.c) */
-typedef struct ty_cuda_optim ty_cuda_optim; /* ops/cuda/cuda.h (device.c) */
+typedef struct ty_cuda_exec ty_cuda_exec;       /* ops/cuda/exec.h (device.c) */
+typedef struct ty_cuda_optim ty_cuda_optim;     /* ops/cuda/cuda.h (device.c) */
+typedef struct ty_cuda_buckets ty_cuda_buckets; /* ops/cuda/cuda.h (device.c) */
 
 typedef struct ty__bucket {
   size_t *params; /* parameter indices in packing order (backward order); owned */
@@ -76,11 +77,12 @@ struct ty_train {
   ty_loader *loader;
   ty_graph *eval_g; /* owned: the model in inference mode (eval.c) */
   ty_exec *exec;
-  ty_cuda_exec *gpu;        /* device.c: the GPU executor of a DEVICE_GPU job, or NULL */
-  ty_cuda_optim *gpu_optim; /* device.c: the optimizer on the device (one process), or NULL */
-  int gpu_state;            /* device.c: 0 not decided, 1 the GPU executor, -1 the CPU's */
-  ty_jit *jit;              /* shared by every executor; NULL with no_fusion */
-  bool exec_per_step;       /* the graph draws random numbers: reseed per step */
+  ty_cuda_exec *gpu;            /* device.c: the GPU executor of a DEVICE_GPU job, or NULL */
+  ty_cuda_optim *gpu_optim;     /* device.c: the optimizer on the device, or NULL */
+  ty_cuda_buckets *gpu_buckets; /* device.c: gradient buckets on the device (NCCL), or NULL */
+  int gpu_state;                /* device.c: 0 not decided, 1 the GPU executor, -1 the CPU's */
+  ty_jit *jit;                  /* shared by every executor; NULL with no_fusion */
+  bool exec_per_step;           /* the graph draws random numbers: reseed per step */
   uint64_t step, epoch, batch, total_steps, bpe;
   bool epoch_open;
   ty__bucket *buckets;
@@ -177,8 +179,11 @@ bool ty__train_on_gpu(ty_train *t);
 int ty__train_gpu_run(ty_train *t, char *err, size_t err_len);
 void ty__train_gpu_destroy(ty_train *t);
 /* True when the device also runs the optimizer (the GPU executor in a
- * single process: no all-reduce); the weights then live on the device. */
+ * single process, or with a collective that reduces device buckets); the
+ * weights then live on the device. */
 bool ty__train_gpu_updates(const ty_train *t);
+/* Completes the device buckets' reductions in flight (after a failure). */
+void ty__train_gpu_drain(ty_train *t);
 /* The optimizer step of every parameter on the device at rate lr. */
 int ty__train_gpu_update(ty_train *t, float lr, char *err, size_t err_len);
 /* Copies the device's weights and optimizer state back to the trainer's
