@@ -65,9 +65,9 @@ int ty_cuda_rtc_compile(ty_cuda_rtc *r, const char *src, const char *what, void 
 /* ---- hand-written kernels (ops/cuda/kernels/ *.cu, embedded at build) ----
  * softmax, log-softmax, layer normalisation (forward, backward), softmax
  * cross-entropy (forward, backward), embedding gather / scatter-add, an
- * N-D strided copy (Transpose, Slice, Concat, Split, broadcasts) and sums
- * over dims (reductions, broadcast gradients), each a file of extern "C" kernels compiled by NVRTC
- * like the generated ones, so the build needs no nvcc. */
+ * N-D strided copy (Transpose, Slice, Concat, Split, broadcasts), sums
+ * over dims (reductions, broadcast gradients) and Where, each a file of extern "C" kernels compiled
+ * by NVRTC like the generated ones, so the build needs no nvcc. */
 typedef struct ty_cuda_source {
   const char *name; /* the file's name without .cu */
   const char *src;
@@ -273,6 +273,20 @@ typedef struct ty_cuda_reduce {
 } ty_cuda_reduce;
 int ty_cuda_reduce_sum(ty_cuda_kernels *k, const ty_cuda_reduce *r, float scale, const float *in,
                        float *out, void *stream, char *err, size_t err_len);
+
+/* out = cond ? x : y over the dims (the output's), each operand at its
+ * strides (0 where broadcast); cond holds bytes (ONNX bool). The backward
+ * writes dx (shaped like dy): dy where cond == take_true, else 0. */
+typedef struct ty_cuda_where_shape {
+  int rank;
+  int64_t dims[8], cond_strides[8], x_strides[8], y_strides[8];
+} ty_cuda_where_shape;
+int ty_cuda_where(ty_cuda_kernels *k, const ty_cuda_where_shape *w, const uint8_t *cond,
+                  const float *x, const float *y, float *out, void *stream, char *err,
+                  size_t err_len);
+int ty_cuda_where_bwd(ty_cuda_kernels *k, const ty_cuda_where_shape *w, const uint8_t *cond,
+                      const float *dy, bool take_true, float *dx, void *stream, char *err,
+                      size_t err_len);
 
 /* ---- input staging (stage.c): pinned buffers, a copy stream ------------- */
 typedef struct ty_cuda_stage ty_cuda_stage;

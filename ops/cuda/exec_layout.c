@@ -2,8 +2,8 @@
 /*
  * The GPU executor's data-movement launchers, forward and backward:
  * views (a device copy), Transpose, Slice, Split and Concat (blocks moved
- * by copy.cu's strided copy), and the Add/Sub gradients of a broadcast
- * input (dY summed to its shape by reduce.cu). Each declines
+ * by copy.cu's strided copy), Where (where.cu) and the Add/Sub gradients
+ * of a broadcast input (dY summed to its shape by reduce.cu). Each declines
  * (TY__CX_DECLINED, nothing queued) what it does not handle.
  */
 #include "ops/cuda/exec_internal.h"
@@ -253,6 +253,57 @@ static int run_transpose(ty__cx_node *c, bool grad) {
   return ty_cuda_strided_copy(c->e->kern, &cp, in, out, c->e->stream, c->err, c->err_len);
 }
 
+/* ---- Where --------------------------------------------------------------------- */
+/* The output's index space with each operand's broadcast strides. */
+static int where_of(ty__cx_node *c, const ty_shape *out, const ty_shape *cond, const ty_shape *x,
+                    const ty_shape *y, ty_cuda_where_shape *w) {
+  if (out->rank > 8) return ty__cx_decline(c, "Where of rank %d (where.cu takes 8)", out->rank);
+  if (ty_shape_numel(out) == 0) return ty__cx_decline(c, "an empty Where");
+  *w = (ty_cuda_where_shape){.rank = out->rank};
+  int64_t cs[TY_MAX_RANK], xs[TY_MAX_RANK], ys[TY_MAX_RANK];
+  ty_broadcast_strides(cond, out, cs);
+  ty_broadcast_strides(x, out, xs);
+  ty_broadcast_strides(y, out, ys);
+  for (int d = 0; d < out->rank; d++) {
+    w->dims[d] = out->dims[d];
+    w->cond_strides[d] = cs[d];
+    w->x_strides[d] = xs[d];
+    w->y_strides[d] = ys[d];
+  }
+  return 0;
+}
+
+/* Inputs cond (bool), X, Y. */
+static int run_where(ty__cx_node *c) {
+  ty_cuda_where_shape w;
+  if (c->in_dt[0] != TY_DTYPE_BOOL) return ty__cx_decline(c, "Where on a condition not bool");
+  int rc = where_of(c, &c->out_sh[0], &c->in_sh[0], &c->in_sh[1], &c->in_sh[2], &w);
+  if (rc) return rc;
+  const uint8_t *cond = ty__cx_din(c, 0);
+  const float *x = ty__cx_din(c, 1), *y = ty__cx_din(c, 2);
+  float *out = ty__cx_dout(c, 0);
+  if (c->rc) return c->rc;
+  return ty_cuda_where(c->e->kern, &w, cond, x, y, out, c->e->stream, c->err, c->err_len);
+}
+
+/* TyGrad of Where w.r.t. X (wrt 1) or Y (wrt 2): inputs dY, cond, X, Y; the
+ * operand must have dY's shape (a broadcast one would need a sum). */
+static int run_where_grad(ty__cx_node *c, int wrt) {
+  ty_cuda_where_shape w;
+  const ty_shape *dy = &c->in_sh[0];
+  if (wrt < 1 || wrt > 2 || !ty__cx_has_in(c, 1) || c->in_dt[1] != TY_DTYPE_BOOL)
+    return ty__cx_decline(c, "Where gradient other than of X or Y");
+  if (!ty_shape_equal(&c->out_sh[0], dy))
+    return ty__cx_decline(c, "Where gradient of a broadcast operand");
+  int rc = where_of(c, dy, &c->in_sh[1], dy, dy, &w);
+  if (rc) return rc;
+  const float *g = ty__cx_din(c, 0);
+  const uint8_t *cond = ty__cx_din(c, 1);
+  float *dx = ty__cx_dout(c, 0);
+  if (c->rc) return c->rc;
+  return ty_cuda_where_bwd(c->e->kern, &w, cond, g, wrt == 1, dx, c->e->stream, c->err, c->err_len);
+}
+
 static bool view_op(int op) {
   return op == TY_OP_RESHAPE || op == TY_OP_FLATTEN || op == TY_OP_SQUEEZE ||
          op == TY_OP_UNSQUEEZE || op == TY_OP_IDENTITY;
@@ -269,6 +320,8 @@ int ty__cx_launch_layout(ty__cx_node *c, int op, bool grad, int wrt) {
     return grad ? run_split_grad(c) : run_split(c);
   case TY_OP_CONCAT:
     return grad ? run_concat_grad(c, wrt) : run_concat(c);
+  case TY_OP_WHERE:
+    return grad ? run_where_grad(c, wrt) : run_where(c);
   case TY_OP_ADD:
   case TY_OP_SUB:
     if (!grad) return ty__cx_decline(c, "%s outside a region", ty_op_name((ty_op)op));

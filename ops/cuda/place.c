@@ -144,6 +144,12 @@ static void place_forward(const ty_graph *g, const ty_graph_node *n, ty_cuda_pla
   case TY_OP_REDUCE_MEAN:
     gpu(p, "reduce.cu");
     return;
+  case TY_OP_WHERE:
+    if (a && a->dtype == TY_DTYPE_BOOL)
+      gpu(p, "where.cu");
+    else
+      cpu(p, "Where with a condition that is not bool: where.cu reads bytes");
+    return;
   case TY_OP_CONV:
   case TY_OP_MAX_POOL:
   case TY_OP_AVERAGE_POOL:
@@ -185,6 +191,7 @@ static const char *const grad_kernel[TY_OP_COUNT_] = {
     [TY_OP_MUL] = "generated region + reduce.cu",
     [TY_OP_DIV] = "generated region + reduce.cu",
     [TY_OP_POW] = "generated region + reduce.cu",
+    [TY_OP_WHERE] = "where.cu",
 };
 
 static bool dnn_op(int op) {

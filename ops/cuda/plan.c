@@ -46,6 +46,8 @@ static const char *launcher_of_op(int op, bool grad) {
     return "layer_norm.cu";
   case TY_OP_GATHER:
     return "embedding.cu";
+  case TY_OP_WHERE:
+    return "where.cu";
   case TY_OP_ADD:
   case TY_OP_SUB: /* a broadcast input's gradient: dY summed */
     return grad ? "reduce.cu" : NULL;

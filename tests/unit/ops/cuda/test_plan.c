@@ -4,7 +4,8 @@
  * graph (forward, loss, backward) every node is in exactly one step, every
  * step comes after the steps producing what it reads, every CPU step says
  * why, and the MLP, CNN and ResNet run wholly on the device (cuDNN's
- * convolution, pooling and batch normalisation included); for small
+ * convolution, pooling and batch normalisation included), the GPT all
+ * but its integer shape arithmetic; for small
  * graphs, a node the executor cannot launch yet (ReduceSum, the loss with
  * log_prob) runs on the CPU naming what is missing, Shape is host metadata
  * and integer arithmetic stays on the host.
@@ -117,6 +118,16 @@ Test(cuda_plan, example_models_training_graphs) {
     /* MLP: cuBLAS, regions, the loss; CNN and ResNet: cuDNN too. */
     if (strcmp(names[m], "gpt") != 0)
       cr_assert_eq(p->cpu_nodes, 0, "%s runs wholly on the GPU: %s", names[m], sum);
+    /* The GPT: every float node too; only integer shape arithmetic stays. */
+    for (size_t k = 0; k < p->n_steps; k++) {
+      const ty_cuda_step *s = &p->steps[k];
+      if (s->kind != TY_CUDA_STEP_CPU) continue;
+      const ty_graph_node *n = ty_graph_node_at(g, s->node);
+      for (int j = 0; j < n->n_outputs; j++)
+        cr_assert(n->outputs[j] == TY_NO_VALUE ||
+                      ty_graph_value_at(g, n->outputs[j])->dtype != TY_DTYPE_F32,
+                  "%s: a float node on the CPU: %s", names[m], s->why);
+    }
     ty_cuda_plan_destroy(p);
     ty_graph_destroy(g);
   }
