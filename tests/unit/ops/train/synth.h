@@ -36,6 +36,11 @@ typedef struct synth_mlp {
    * initializer "gain": 1 read directly by both, 2 the second through an
    * Identity (how PyTorch's eval export shares a deduplicated one). */
   int merged;
+  /* After fc1, PyTorch's head-split idiom: h reshaped to [N * 2, hidden / 2]
+   * by a shape computed from Shape(h) at run time (import leaves it
+   * [?, hidden / 2]), Relu, back to [N, hidden], then a Slice whose end is
+   * Shape(h)[1]: every dim is known only once the batch is. */
+  bool shape_arith;
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 
