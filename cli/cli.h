@@ -95,17 +95,26 @@ int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint
 /* Parses "42" into a job id (> 0). */
 int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len);
 
-/* `submit FILE` or `submit --command [options] -- CMD ARGS...`. Arguments
- * start after the subcommand name. For a command, job.cwd defaults to `cwd`
- * and job.user to `user` (both may be NULL). */
+/* `submit FILE`, `submit --command [options] -- CMD ARGS...` or `submit
+ * --model M.onnx --config C.pb [options]` (a graph job). Arguments start
+ * after the subcommand name. For a command or a graph job, job.cwd defaults
+ * to `cwd` and job.user to `user` (both may be NULL); a graph job's model
+ * path is made absolute against `cwd` (the workers open it by that path)
+ * and its name defaults to the model file's, less ".onnx". */
 typedef struct ty_cli_submit_args {
-  bool command_mode, quiet, json, help;
-  char *file;      /* owned; job file path (file mode) */
-  ty_job_spec job; /* command mode */
+  bool command_mode, graph_mode, quiet, json, help;
+  char *file;        /* owned; job file path (file mode) */
+  char *config_file; /* owned; graph mode: the encoded TrainConfig's path */
+  ty_job_spec job;   /* command and graph mode */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
+/* Reads a binary trainyard.TrainConfig (graph mode's --config) into
+ * job->train_config after checking that it decodes: TY_EIO (unreadable),
+ * TY_ETOOBIG, or TY_EPROTO (empty, not a TrainConfig; text format gets the
+ * protoc command that encodes it), with the path in err. */
+int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size_t err_len);
 
 /* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
  * Values are borrowed from argv and checked by their users (ops/plan's

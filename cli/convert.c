@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "proto/convert.h"
+#include "proto/train_config.pb-c.h"
 
 /* Job files are small; this bounds what a mistaken path (a model, a disk
  * image) can make us read. */
@@ -89,6 +90,36 @@ int ty_cli_load_job_file(const char *path, const char *user, const char *request
     else if (rc == TY_EPROTO)
       ty_errf(err, err_len, rc, "%s: not a valid trainyard.Job message (protobuf decode failed)",
               path);
+  }
+  ty_buf_close(&raw);
+  return rc;
+}
+
+int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size_t err_len) {
+  ty_buf raw;
+  ty_buf_init(&raw);
+  char why[TY_ERR_LEN] = "";
+  int rc = read_file(path, &raw, why, sizeof why);
+  if (rc != 0) ty_errf(err, err_len, rc, "--config: %s", why);
+  Trainyard__TrainConfig *cfg = NULL;
+  if (rc == 0 && (raw.len == 0 || !(cfg = ty_wire_unpack(&trainyard__train_config__descriptor,
+                                                         raw.data, raw.len)))) {
+    rc = TY_EPROTO;
+    if (raw.len && looks_like_text(&raw))
+      ty_errf(err, err_len, rc,
+              "--config: %s is not a binary trainyard.TrainConfig; if it is text format, "
+              "encode it first: protoc --encode=trainyard.TrainConfig --proto_path=proto "
+              "proto/train_config.proto < %s > config.pb",
+              path, path);
+    else
+      ty_errf(err, err_len, rc, "--config: %s %s a trainyard.TrainConfig message", path,
+              raw.len ? "does not decode as" : "is empty, not");
+  }
+  ty_wire_free(cfg);
+  if (rc == 0) {
+    free(job->train_config);
+    job->train_config = raw.data, job->train_config_len = raw.len; /* moved */
+    ty_buf_init(&raw);
   }
   ty_buf_close(&raw);
   return rc;
