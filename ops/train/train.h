@@ -186,6 +186,21 @@ typedef struct ty_train_parallel {
   /* After every step: sets every rank's stop flag when one rank's is set
    * (may be NULL for a world of one). */
   int (*agree_stop)(void *user);
+  /* A pipelined plan's stage messages, point to point (activations
+   * forward, their gradients back). hdr is (sequence: the step, the
+   * sender's stage, the micro-batch, a hash of the tensor's name, kind and
+   * shape). send queues buf[0..n) to rank peer and returns (the transport
+   * copies it); recv waits, within the transport's deadline, for the next
+   * message from peer and fills out_hdr, *out_n (the floats sent) and, when
+   * *out_n == n, buf: the trainer checks the header and names the rank,
+   * stage and micro-batch of a mismatch; flush completes every queued
+   * send (end of step). The comm's all_reduce over axis 1 (axes 2) sums
+   * over a stage's replicas, over both (3) the world: the mesh of a
+   * pipelined plan is stages x replicas. */
+  int (*send)(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
+  int (*recv)(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n,
+              void *user);
+  int (*flush)(void *user);
 } ty_train_parallel;
 
 typedef struct ty_train_opts {

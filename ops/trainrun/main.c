@@ -362,6 +362,9 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
     par->progress = ty_coll_progress_hook;
     par->gather = ty_coll_gather;
     par->agree_stop = ty_coll_agree_stop;
+    par->send = ty_coll_send;
+    par->recv = ty_coll_recv;
+    par->flush = ty_coll_flush;
     o->parallel = par;
   } else {
     o->allreduce = ty_coll_allreduce;
@@ -417,8 +420,11 @@ static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll 
       rc = TY_EINVAL;
     }
   free(all);
-  if (rc == 0 && (rc = ty_coll_set_mesh(coll, p->mesh[0], p->mesh[1])) != 0)
-    fprintf(stderr, "trainrun: mesh %dx%d: %s\n", p->mesh[0], p->mesh[1], ty_coll_error(coll));
+  /* a pipelined plan's collectives: over a stage's replicas (axis 1) and the world */
+  int m0 = p->n_stages > 0 ? p->n_stages : p->mesh[0];
+  int m1 = p->n_stages > 0 ? p->devices / p->n_stages : p->mesh[1];
+  if (rc == 0 && (rc = ty_coll_set_mesh(coll, m0, m1)) != 0)
+    fprintf(stderr, "trainrun: mesh %dx%d: %s\n", m0, m1, ty_coll_error(coll));
   return rc;
 }
 
@@ -432,6 +438,9 @@ static void print_stats(ty_coll *coll) {
   if (cs.mesh_ops)
     printf("; %llu plan collectives, %.1f MiB, %.3f s", (unsigned long long)cs.mesh_ops,
            (double)cs.mesh_bytes / 1048576.0, cs.mesh_s);
+  if (cs.p2p_msgs)
+    printf("; %llu pipeline messages, %.1f MiB", (unsigned long long)cs.p2p_msgs,
+           (double)cs.p2p_bytes / 1048576.0);
   printf("\n");
   fflush(stdout);
 }
