@@ -607,19 +607,27 @@ static int gather_from(ty_train *t, int owner, float *mine, size_t n, float *scr
   return rc;
 }
 
-/* Parameter p's optimizer buffers and step count from its owner. */
+/* Parameter p's optimizer buffers and step count from its owner. Every
+ * rank gathers the same buffers (ty_optim_param_state allocates them as a
+ * step would); rank 0 restores from copies, since restoring may replace
+ * the buffers it read. */
 static int gather_optim(ty_train *t, size_t p, int owner, float *scratch) {
-  float *bufs[2];
+  float *bufs[2], *copy[2] = {NULL, NULL};
   uint64_t steps;
   int rc = ty_optim_param_state(t->optim, p, bufs, &steps);
   size_t n = (size_t)ty_tensor_numel(t->params[p]);
-  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++)
-    rc = gather_from(t, owner, bufs[b], n, scratch);
+  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++) {
+    if (!(copy[b] = malloc(n * sizeof *copy[b] + 1))) rc = TY_ENOMEM;
+    if (rc == 0) memcpy(copy[b], bufs[b], n * sizeof *copy[b]);
+    if (rc == 0) rc = gather_from(t, owner, copy[b], n, scratch);
+  }
   float s[2] = {(float)(steps & 0xffffffu), (float)(steps >> 24)}; /* exact in floats */
   if (rc == 0) rc = gather_from(t, owner, s, 2, scratch);
   if (rc == 0 && t->opts.rank == 0 && owner != 0)
     rc = ty_optim_param_restore(t->optim, p, (uint64_t)s[0] | (uint64_t)s[1] << 24,
-                                (const float *const[2]){bufs[0], bufs[1]});
+                                (const float *const[2]){copy[0], copy[1]});
+  free(copy[0]);
+  free(copy[1]);
   return rc;
 }
 
