@@ -470,7 +470,7 @@ static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *m
 /* The MLP job on 1 x 2 devices with the config's pipeline knobs set. */
 static void write_pipeline_job(const char *path, const char *stages, const char *micro) {
   size_t len;
-  uint8_t *cfg = rk_make_pipeline_config(10, stages, micro, &len);
+  uint8_t *cfg = rk_make_pipeline_config(10, stages, micro, NULL, &len);
   rk_write_job(path, "mlp-pp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
   free(cfg);
 }
@@ -514,7 +514,7 @@ Test(graph_plan, four_pipeline_stages_on_two_workers_run_to_completion, .timeout
   char path[400];
   snprintf(path, sizeof path, "%s/pp4.job.pb", c.dir);
   size_t len;
-  uint8_t *cfg = rk_make_pipeline_config(6, "4", "4", &len);
+  uint8_t *cfg = rk_make_pipeline_config(6, "4", "4", NULL, &len);
   rk_job j;
   rk_graph_job(&j, 2, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
   j.graph.model_path = (char *)rk_env("TY_WIDE_ONNX");

@@ -234,17 +234,23 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   codes[1] = rk_wait_exit(p1);
   expect_refused(&c, "mixed", codes, 2, "plan mismatch: rank 1 runs plan ");
 
-  /* A pipelined plan (the planner cuts stages; trainrun does not run them yet). */
-  char ppcfg[400], pp[400];
+  /* A pipelined plan file: 2 stages, activations over Open MPI point to
+   * point, the weights of one process. */
+  char ppcfg[400], pp[400], ppout[400];
   snprintf(ppcfg, sizeof ppcfg, "%s/pp.pb", c.dir);
   snprintf(pp, sizeof pp, "%s/pp.plan", c.dir);
-  uint8_t *raw = rk_make_pipeline_config(STEPS, "2", "4", &n);
+  snprintf(ppout, sizeof ppout, "%s/pp.onnx", c.dir);
+  uint8_t *raw = rk_make_pipeline_config(STEPS, "2", "4", ppout, &n);
   rk_write_file(ppcfg, raw, n);
   free(raw);
   write_plan(&c, ppcfg, pp, "auto", "1x2");
   run_ranks(&c, model, ppcfg, 2, (const char *const[]){"--plan", pp, NULL}, "pipeline", codes);
-  expect_refused(&c, "pipeline", codes, 2,
-                 "plan: 2 pipeline stages x 4 micro-batches: this trainrun does not run pipelined "
-                 "plans yet");
+  expect_ok(&c, "pipeline", codes, 2);
+  char *pl = rank_log(&c, "pipeline", 1);
+  cr_assert(strstr(pl, "pipeline: rank 1 runs stage 1 of 2 (replica 0 of 1), 4 micro-batches"),
+            "%s", pl);
+  free(pl);
+  double dp_diff = rk_weight_diff(ref, ppout);
+  cr_assert(dp_diff < 1e-4, "the pipelined run differs from a single process by %g", dp_diff);
   it_cluster_stop(&c);
 }
