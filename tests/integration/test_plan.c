@@ -254,3 +254,48 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   cr_assert(dp_diff < 1e-4, "the pipelined run differs from a single process by %g", dp_diff);
   it_cluster_stop(&c);
 }
+
+/* A stage that dies: its neighbour's wait for the next stage message ends
+ * at the collective deadline with the peer named, instead of hanging. */
+Test(plan, a_dead_pipeline_stage_fails_its_neighbour, .timeout = 300) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "5", 1);
+  setenv("TRAINYARD_STEP_DELAY_MS", "20", 1); /* a long run the kill lands in */
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  const char *model = rk_env("TY_MLP_ONNX");
+  char cfg[400], pp[400], log0[400], log1[400];
+  snprintf(cfg, sizeof cfg, "%s/dead.pb", c.dir);
+  snprintf(pp, sizeof pp, "%s/dead.plan", c.dir);
+  snprintf(log0, sizeof log0, "%s/dead.rank0.log", c.dir);
+  snprintf(log1, sizeof log1, "%s/dead.rank1.log", c.dir);
+  size_t n;
+  uint8_t *raw = rk_make_pipeline_config(100000, "2", "4", NULL, &n);
+  rk_write_file(cfg, raw, n);
+  free(raw);
+  write_plan(&c, cfg, pp, "auto", "1x2");
+  uint64_t job = next_job();
+  const char *const extra[] = {"--plan", pp, NULL};
+  rk_set_token(&c, job, 0);
+  pid_t p0 = rk_start(model, cfg, 0, 2, job, c.rpc_port, log0, extra);
+  rk_set_token(&c, job, 1);
+  pid_t p1 = rk_start(model, cfg, 1, 2, job, c.rpc_port, log1, extra);
+  bool running = false; /* both stages have logged a step */
+  for (int i = 0; i < 600 && !running; i++) {
+    it_sleep_ms(100);
+    size_t l0 = 0;
+    char *t0 = (char *)rk_read_all(log0, &l0);
+    running = t0 && strstr(t0, "step 5/");
+    free(t0);
+  }
+  cr_assert(running, "the pipeline never reached step 5 (logs in %s)", c.dir);
+  kill(p1, SIGKILL);
+  cr_assert_eq(rk_wait_exit(p1), 128 + SIGKILL);
+  int code = rk_wait_exit(p0);
+  char *text = rank_log(&c, "dead", 0);
+  cr_assert_neq(code, 0, "rank 0 outlived its dead neighbour:\n%s", text);
+  cr_assert(strstr(text, "pipeline: rank 0 (stage 0)") && strstr(text, "from rank 1 (stage 1)"),
+            "%s", text);
+  free(text);
+  unsetenv("TRAINYARD_STEP_DELAY_MS");
+  it_cluster_stop(&c);
+}
