@@ -83,7 +83,7 @@ bool ty__train_piped(const ty_train *t) {
   return t->pipe != NULL;
 }
 
-uint64_t ty__train_pipe_peak(const ty_train *t) {
+uint64_t ty_train_pipeline_peak_bytes(const ty_train *t) {
   return t->pipe ? t->pipe->peak : 0;
 }
 

@@ -285,6 +285,11 @@ const ty_tensor *ty_train_param(const ty_train *t, size_t i);
 size_t ty_train_n_stats(const ty_train *t);
 const char *ty_train_stat_name(const ty_train *t, size_t i);
 const ty_tensor *ty_train_stat(const ty_train *t, size_t i);
+/* A pipelined plan's rank: the bytes of micro-batch tensors it held at
+ * once (feeds, received activations and gradients, activations kept for
+ * backward), peak over the run so far; 0 without stages. What activation
+ * recomputation saves shows here. */
+uint64_t ty_train_pipeline_peak_bytes(const ty_train *t);
 /* The differentiated training graph (borrowed), e.g. for memory reports;
  * a plan's rank's local graph. */
 const ty_graph *ty_train_graph(const ty_train *t);

@@ -184,8 +184,6 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
 /* Rank 0's parameters and optimizer state become every stage's current
  * ones (every rank calls it: checkpoints, evaluation). */
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len);
-/* Bytes of activations the stage kept at once (peak over the run so far). */
-uint64_t ty__train_pipe_peak(const ty_train *t);
 const ty_plan *ty__train_pipe_plan(const ty_train *t);
 void ty__train_pipe_destroy(ty_train *t);
 
