@@ -489,8 +489,10 @@ static int recv_seeds(ty_train *t, int i, char *err, size_t err_len) {
       if ((rc = mb_put(pp, m, name, g)) != 0) return rc;
       continue;
     }
-    for (int64_t e = 0; e < ty_tensor_numel(g); e++)
-      ty_tensor_f32(sum)[e] += ty_tensor_f32(g)[e];
+    float *dst = ty_tensor_f32(sum);
+    const float *src = ty_tensor_f32(g);
+    for (int64_t e = 0, n = ty_tensor_numel(g); e < n; e++)
+      dst[e] += src[e];
     ty_tensor_destroy(g);
   }
   return 0;
@@ -516,8 +518,11 @@ static int collect(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
   for (size_t k = 0; k < pp->n_mine; k++) {
     const char *name = ty_graph_value_at(t->g, t->param_ids[pp->mine[k]])->name;
     const ty_tensor *gr = grad_of(pp, g, ex, name);
-    for (int64_t e = 0; gr && e < ty_tensor_numel(gr); e++)
-      pp->acc[pp->acc_off[k] + (size_t)e] += ty_tensor_f32(gr)[e];
+    if (!gr) continue;
+    float *acc = pp->acc + pp->acc_off[k];
+    const float *src = ty_tensor_f32(gr);
+    for (int64_t e = 0, n = ty_tensor_numel(gr); e < n; e++)
+      acc[e] += src[e];
   }
   for (size_t k = 0; k < pp->n_links; k++) {
     const crossing *l = &pp->links[k];
