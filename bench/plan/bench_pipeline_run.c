@@ -63,9 +63,9 @@ static int parse(int argc, char **argv, opts *o) {
 /* A float32 [n, d] .npy of values in [-1, 1). */
 static int write_npy(const char *path, int64_t n, int64_t d, uint64_t seed) {
   char hdr[128];
-  int len = snprintf(hdr, sizeof hdr,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
-                     (long long)n, (long long)d);
+  int len =
+      snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+               (long long)n, (long long)d);
   int pad = 64 - (10 + len + 1) % 64;
   FILE *f = fopen(path, "wb");
   if (!f) return TY_EIO;
@@ -208,8 +208,8 @@ static int recompute_rows(const ty_graph *g, const opts *o, const char *x, const
          "measured), slowest rank's step; the planner's stage 0 memory without recomputation "
          "(weights, optimizer state and activations)\n",
          m);
-  printf("%-10s %10s %10s %10s %10s %10s | %12s\n", "", "stage 0", "stage 1", "stage 2",
-         "stage 3", "step ms", "pred. MiB");
+  printf("%-10s %10s %10s %10s %10s %10s | %12s\n", "", "stage 0", "stage 1", "stage 2", "stage 3",
+         "step ms", "pred. MiB");
   for (int on = 0; rc == 0 && on < 2; on++) {
     for (int s = 0; s < p->n_stages; s++)
       p->stages[s].recompute = on;
@@ -245,8 +245,8 @@ int main(int argc, char **argv) {
   printf("MLP of %d layers x %lld wide, global batch %lld, %d steps (the first not timed), "
          "4 stages on 4 ranks (threads), %ld CPUs online\n",
          o.layers, (long long)o.hidden, (long long)o.batch, o.steps, sysconf(_SC_NPROCESSORS_ONLN));
-  printf("%-14s %10s %12s %12s %12s %12s\n", "micro-batches", "step ms", "samples/s",
-         "pred. ms", "pred. bubble", "ideal bubble");
+  printf("%-14s %10s %12s %12s %12s %12s\n", "micro-batches", "step ms", "samples/s", "pred. ms",
+         "pred. bubble", "ideal bubble");
   rank_run rr[MT_MAX_RANKS];
   ty_train_config c;
   config(&c, &o, x, y, 0);

@@ -74,7 +74,7 @@ struct ty_coll {
   ty__inflight inflight[TY__COLL_MAX_INFLIGHT];
   size_t head, count;
   ty_coll_stats stats;
-  void *nccl; /* nccl.c's state when backend is NCCL */
+  void *nccl;          /* nccl.c's state when backend is NCCL */
   ty__p2p_send *sends; /* p2p.c: sends not known complete */
   size_t n_sends;
   char err[TY_ERR_LEN];

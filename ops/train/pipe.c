@@ -361,8 +361,8 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
   int rc = ty_tensor_create(TY_DTYPE_F32, &s, out);
   if (rc != 0) return rc;
   size_t n = (size_t)ty_tensor_numel(*out), got = 0;
-  uint64_t hdr[4] = {0}, want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i,
-                                      msg_hash(l, grad, pp->rows)};
+  uint64_t hdr[4] = {0},
+           want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad, pp->rows)};
   uint32_t peer = rank_of(pp, peer_stage);
   rc = par->recv(peer, hdr, (*out)->data, n, &got, par->comm.user);
   const char *what = grad ? "gradient" : "activation";
@@ -586,11 +586,10 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
                    t->opts.rank, pp->stage, ty_strerror(rc));
   if (rc != 0) return rc;
   /* one all-reduce per rank and step, even of nothing: every rank issues the same */
-  if (pp->R > 1 &&
-      (rc = par->comm.all_reduce(2u, pp->acc, pp->acc_n, "the stage's gradients",
-                                 par->comm.user)) != 0)
-    return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradients failed: %s",
-                   pp->stage, ty_strerror(rc));
+  if (pp->R > 1 && (rc = par->comm.all_reduce(2u, pp->acc, pp->acc_n, "the stage's gradients",
+                                              par->comm.user)) != 0)
+    return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradients failed: %s", pp->stage,
+                   ty_strerror(rc));
   float scale = 1.0f / (float)(pp->M * pp->R);
   for (size_t e = 0; e < pp->acc_n; e++)
     pp->acc[e] *= scale;

@@ -60,11 +60,21 @@ static int copy_attrs(ty_graph *g, size_t idx, const ty_graph_node *n) {
     const ty_graph_attr *at = &n->attrs[a];
     ty_tensor *t = NULL;
     switch (at->type) {
-    case TY_ATTR_FLOAT: rc = ty_graph_node_set_float(g, idx, at->name, at->f); break;
-    case TY_ATTR_INT: rc = ty_graph_node_set_int(g, idx, at->name, at->i); break;
-    case TY_ATTR_STRING: rc = ty_graph_node_set_string(g, idx, at->name, at->s); break;
-    case TY_ATTR_INTS: rc = ty_graph_node_set_ints(g, idx, at->name, at->ints, at->n); break;
-    case TY_ATTR_FLOATS: rc = ty_graph_node_set_floats(g, idx, at->name, at->floats, at->n); break;
+    case TY_ATTR_FLOAT:
+      rc = ty_graph_node_set_float(g, idx, at->name, at->f);
+      break;
+    case TY_ATTR_INT:
+      rc = ty_graph_node_set_int(g, idx, at->name, at->i);
+      break;
+    case TY_ATTR_STRING:
+      rc = ty_graph_node_set_string(g, idx, at->name, at->s);
+      break;
+    case TY_ATTR_INTS:
+      rc = ty_graph_node_set_ints(g, idx, at->name, at->ints, at->n);
+      break;
+    case TY_ATTR_FLOATS:
+      rc = ty_graph_node_set_floats(g, idx, at->name, at->floats, at->n);
+      break;
     case TY_ATTR_TENSOR:
       if ((rc = ty_tensor_clone(at->t, &t)) == 0)
         rc = ty_graph_node_set_tensor(g, idx, at->name, t);
@@ -157,7 +167,8 @@ static int reduce_all(ty_graph *g, int x, int rank, int out) {
     }
     if ((rc = ty_graph_set_initializer(g, in[1], t)) != 0) return rc;
   }
-  if ((rc = ty_graph_add_node(g, TY_OP_REDUCE_SUM, NULL, in, as_input ? 2 : 1, &out, 1, &idx)) != 0 ||
+  if ((rc = ty_graph_add_node(g, TY_OP_REDUCE_SUM, NULL, in, as_input ? 2 : 1, &out, 1, &idx)) !=
+          0 ||
       (rc = ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0)) != 0)
     return rc;
   return as_input ? 0 : ty_graph_node_set_ints(g, (size_t)idx, "axes", axes, (size_t)rank);
@@ -178,8 +189,7 @@ static int seed_loss(ty_graph *g, const char *const *sent, size_t n, int *out_lo
     if ((rc = ty_graph_add_value(g, name, TY_DTYPE_F32, &shape, &seed)) != 0 ||
         (rc = ty_graph_mark_input(g, seed)) != 0 ||
         (rc = ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, &prod)) != 0 ||
-        (rc = ty_graph_add_node(g, TY_OP_MUL, NULL, (int[]){out, seed}, 2, &prod, 1, &idx)) !=
-            0 ||
+        (rc = ty_graph_add_node(g, TY_OP_MUL, NULL, (int[]){out, seed}, 2, &prod, 1, &idx)) != 0 ||
         (rc = ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, &sum)) != 0 ||
         (rc = reduce_all(g, prod, shape.rank, sum)) != 0)
       return rc;

@@ -198,8 +198,7 @@ typedef struct ty_train_parallel {
    * over a stage's replicas, over both (3) the world: the mesh of a
    * pipelined plan is stages x replicas. */
   int (*send)(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
-  int (*recv)(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n,
-              void *user);
+  int (*recv)(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user);
   int (*flush)(void *user);
 } ty_train_parallel;
 

@@ -92,7 +92,7 @@ struct ty_train {
   /* a plan's rank (parallel.c); shard NULL otherwise */
   ty_train_parallel par;
   ty_shard *shard;
-  ty__pipe *pipe; /* a pipelined plan's rank (pipe.c); NULL otherwise */
+  ty__pipe *pipe;                        /* a pipelined plan's rank (pipe.c); NULL otherwise */
   unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
   ty_tensor **full_params, **full_stats; /* rank 0 (any rank while resuming): full tensors */
   ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
@@ -189,9 +189,9 @@ void ty__train_pipe_destroy(ty_train *t);
 
 /* pipe_graph.c: the graphs a stage runs (see there). */
 typedef struct ty__pipe_grads {
-  ty_graph *g;       /* the differentiated stage graph (owned) */
-  int *wrt, *grads;  /* n value ids in g: what was differentiated, its gradient (or
-                      * TY_NO_VALUE); owned */
+  ty_graph *g;      /* the differentiated stage graph (owned) */
+  int *wrt, *grads; /* n value ids in g: what was differentiated, its gradient (or
+                     * TY_NO_VALUE); owned */
   size_t n;
 } ty__pipe_grads;
 /* The nodes of src with in_set[node] as a graph of their own (value names

@@ -244,8 +244,8 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   rk_write_file(ppcfg, raw, n);
   free(raw);
   write_plan(&c, ppcfg, pp, "auto", "1x2");
-  run_ranks(&c, model, ppcfg, 2, (const char *const[]){"--plan", pp, "--report", NULL},
-            "pipeline", codes);
+  run_ranks(&c, model, ppcfg, 2, (const char *const[]){"--plan", pp, "--report", NULL}, "pipeline",
+            codes);
   expect_ok(&c, "pipeline", codes, 2);
   char *pl = rank_log(&c, "pipeline", 1);
   cr_assert(strstr(pl, "pipeline: rank 1 runs stage 1 of 2 (replica 0 of 1), 4 micro-batches"),

@@ -32,7 +32,7 @@ typedef struct synth_mlp {
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
   int64_t batch;      /* x's dim 0; 0: the symbolic batch */
-  int deep;           /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
+  int deep; /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 

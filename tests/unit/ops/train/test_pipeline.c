@@ -204,8 +204,9 @@ Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_pipeline(g, &jobs[i], NULL);
     double d = diff(ref, out);
-    cr_assert(d < 1e-5, "job %zu (%d stages x %d micro-batches on %dx%d): weights differ from one "
-                        "process by %g",
+    cr_assert(d < 1e-5,
+              "job %zu (%d stages x %d micro-batches on %dx%d): weights differ from one "
+              "process by %g",
               i, jobs[i].stages, jobs[i].micro, jobs[i].nodes, jobs[i].per_node, d);
   }
   ty_graph_destroy(g);
@@ -222,7 +223,8 @@ static uint64_t plain_memory(const ty_graph *g, const job *j) {
   uint64_t most = 0;
   for (int s = 0; s < p->n_stages; s++) {
     cr_assert(!p->stages[s].recompute, "stage %d recomputes with plenty of memory", s);
-    if (p->stages[s].memory_no_recompute_bytes > most) most = p->stages[s].memory_no_recompute_bytes;
+    if (p->stages[s].memory_no_recompute_bytes > most)
+      most = p->stages[s].memory_no_recompute_bytes;
   }
   ty_plan_destroy(p);
   ty_train_config_close(&c);
