@@ -63,6 +63,7 @@ struct ty__pipe {
   int S, M, R, stage, replica;
   int64_t rows; /* per micro-batch and replica */
   bool recompute, last;
+  bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
   const char *loss_name; /* the last stage's */
   ty_graph *fwd, *f, *b;
   ty__pipe_grads train;
@@ -215,6 +216,15 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   pp->recompute = p->stages[pp->stage].recompute;
   if ((rc = find_links(t, pp, err, err_len)) != 0 || (rc = cut_stage(t, pp, err, err_len)) != 0)
     return rc;
+  for (size_t i = 0; i < ty_graph_n_nodes(pp->fwd); i++)
+    pp->random = pp->random || ty_graph_node_at(pp->fwd, i)->op == TY_OP_DROPOUT;
+  if (pp->random && pp->recompute) {
+    pp->recompute = false; /* a second forward would draw other masks than the first */
+    fprintf(ty__train_log(t),
+            "pipeline: stage %d draws Dropout masks, so it keeps its activations instead of "
+            "recomputing them as the plan says\n",
+            pp->stage);
+  }
   fprintf(ty__train_log(t),
           "pipeline: rank %u runs stage %d of %d (replica %d of %d), %d micro-batches of %lld "
           "rows%s\n",
@@ -390,10 +400,15 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
 
 /* ---- running the graphs ----------------------------------------------------------- */
 
-static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, char *err, size_t err_len) {
-  if (*out) return 0;
+/* The executor of g, created on first use; a stage that draws Dropout
+ * masks gets a new one per micro-batch i and step, seeded by both. */
+static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char *err,
+                     size_t err_len) {
+  if (*out && !t->pipe->random) return 0;
+  ty_exec_destroy(*out);
+  *out = NULL;
   ty_exec_opts o = {.training = true,
-                    .seed = ty_mix2(t->cfg->seed, t->step),
+                    .seed = ty_mix2(ty_mix2(t->cfg->seed, t->step), (uint64_t)i + 1),
                     .no_fusion = t->opts.no_fusion,
                     .jit = t->jit,
                     .workers = t->opts.workers};
@@ -406,14 +421,14 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, char *err, s
   return rc;
 }
 
-/* Binds g's inputs from micro-batch m's tensors and runs it. */
-static int run(ty_train *t, const ty_graph *g, ty_exec **ex, mb_state *m, char *err,
-               size_t err_len) {
-  int rc = make_exec(t, g, ex, err, err_len);
-  for (size_t i = 0; rc == 0 && i < ty_graph_n_inputs(g); i++) {
-    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_input(g, i));
+/* Binds g's inputs from micro-batch i's tensors and runs it. */
+static int run(ty_train *t, const ty_graph *g, ty_exec **ex, int i, char *err, size_t err_len) {
+  mb_state *m = &t->pipe->mbs[i];
+  int rc = make_exec(t, g, ex, i, err, err_len);
+  for (size_t k = 0; rc == 0 && k < ty_graph_n_inputs(g); k++) {
+    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_input(g, k));
     const ty_tensor *x = mb_get(m, v->name);
-    rc = x ? ty_exec_bind_id(*ex, ty_graph_input(g, i), x, err, err_len)
+    rc = x ? ty_exec_bind_id(*ex, ty_graph_input(g, k), x, err, err_len)
            : ty_errf(err, err_len, TY_EINTERNAL, "pipeline: stage %d: no value for input \"%s\"",
                      t->pipe->stage, v->name);
   }
@@ -458,10 +473,10 @@ static int forward(ty_train *t, int i, char *err, size_t err_len) {
   }
   if (rc != 0 || pp->last) return rc;
   if (pp->recompute) {
-    rc = run(t, pp->fwd, &pp->ex_fwd, m, err, err_len);
+    rc = run(t, pp->fwd, &pp->ex_fwd, i, err, err_len);
     return rc ? rc : send_acts(t, pp->fwd, pp->ex_fwd, i, err, err_len);
   }
-  if ((rc = run(t, pp->f, &pp->ex_f, m, err, err_len)) != 0) return rc;
+  if ((rc = run(t, pp->f, &pp->ex_f, i, err, err_len)) != 0) return rc;
   for (size_t k = 0; rc == 0 && k < ty_graph_n_outputs(pp->f); k++) {
     const ty_graph_value *v = ty_graph_value_at(pp->f, ty_graph_output(pp->f, k));
     const ty_tensor *x = ty_exec_value(pp->ex_f, ty_graph_output(pp->f, k));
@@ -546,7 +561,7 @@ static int backward(ty_train *t, int i, char *err, size_t err_len) {
   bool split = !pp->last && !pp->recompute;
   const ty_graph *g = split ? pp->b : pp->train.g;
   ty_exec **ex = split ? &pp->ex_b : &pp->ex_train;
-  if (rc == 0) rc = run(t, g, ex, m, err, err_len);
+  if (rc == 0) rc = run(t, g, ex, i, err, err_len);
   if (rc == 0) rc = collect(t, g, *ex, i, err, err_len);
   if (rc == 0 && pp->last) {
     const ty_tensor *l = value(g, *ex, pp->loss_name);

@@ -51,8 +51,9 @@ typedef struct job {
   uint64_t steps; /* total steps to reach */
   const char *ckpt;
   bool resume;
-  uint64_t mem; /* device memory budget; 0: plenty */
-  int bad_rank; /* this rank sends one wrong message (-1: none) */
+  uint64_t mem;       /* device memory budget; 0: plenty */
+  int bad_rank;       /* this rank sends one wrong message (-1: none) */
+  bool all_recompute; /* run the plan with every stage's recompute set */
 } job;
 
 typedef struct rank_run {
@@ -61,6 +62,7 @@ typedef struct rank_run {
   const ty_graph *g;
   volatile sig_atomic_t stop;
   bool recompute; /* the plan recomputes some stage */
+  char *log;      /* the trainer's log (owned) */
   int rc;
   char err[TY_ERR_LEN];
 } rank_run;
@@ -105,6 +107,13 @@ static void *rank_main(void *arg) {
                            .send = bad ? bad_send : mt_send,
                            .recv = mt_recv,
                            .flush = mt_flush};
+  ty_plan *given = NULL;
+  if (rr->j->all_recompute) {
+    cr_assert_eq(ty_train_make_plan(rr->g, &c, true, &req, &given, rr->err, sizeof rr->err), 0);
+    for (int s = 0; s < given->n_stages; s++)
+      given->stages[s].recompute = true;
+    par.plan = given;
+  }
   rr->r.stop = &rr->stop;
   FILE *log = tmpfile();
   ty_train_opts o = {.rank = (uint32_t)rr->r.rank,
@@ -120,6 +129,8 @@ static void *rank_main(void *arg) {
   if (rr->rc == 0) rr->rc = ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
   if (rr->rc == 0 && rr->j->ckpt) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
   ty_train_destroy(t);
+  ty_plan_destroy(given);
+  rr->log = synth_log_text(log);
   fclose(log);
   ty_train_config_close(&c);
   return NULL;
@@ -141,12 +152,31 @@ static void run_ranks(const ty_graph *g, const job *j, rank_run *rr) {
   mt_mesh_close(&m);
 }
 
-static void run_pipeline(const ty_graph *g, const job *j, bool *out_recompute) {
+/* Runs j, which must succeed; *out_logs (may be NULL) gets every rank's
+ * log, concatenated (owned). */
+static void run_pipeline_logged(const ty_graph *g, const job *j, bool *out_recompute,
+                                char **out_logs) {
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, j, rr);
-  for (int r = 0; r < j->nodes * j->per_node; r++)
+  size_t len = 1;
+  for (int r = 0; r < j->nodes * j->per_node; r++) {
     cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
+    len += strlen(rr[r].log);
+  }
   if (out_recompute) *out_recompute = rr[0].recompute;
+  char *all = calloc(len, 1);
+  for (int r = 0; r < j->nodes * j->per_node; r++) {
+    strcat(all, rr[r].log);
+    free(rr[r].log);
+  }
+  if (out_logs)
+    *out_logs = all;
+  else
+    free(all);
+}
+
+static void run_pipeline(const ty_graph *g, const job *j, bool *out_recompute) {
+  run_pipeline_logged(g, j, out_recompute, NULL);
 }
 
 /* One process, no plan: the reference. */
@@ -196,10 +226,10 @@ Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   snprintf(out, sizeof out, "%s", synth_path("pipe.onnx"));
   run_single(g, 5, ref, false);
   const job jobs[] = {
-      {2, 2, 4, 4, 5, out, false, 0, -1}, /* 4 stages on 4 ranks (2 nodes x 2) */
-      {2, 2, 2, 4, 5, out, false, 0, -1}, /* data x pipeline, 2 x 2 */
-      {1, 2, 2, 2, 5, out, false, 0, -1}, /* 2 stages, 2 micro-batches */
-      {1, 4, 4, 8, 5, out, false, 0, -1}, /* more micro-batches than stages */
+      {2, 2, 4, 4, 5, out, false, 0, -1, false}, /* 4 stages on 4 ranks (2 nodes x 2) */
+      {2, 2, 2, 4, 5, out, false, 0, -1, false}, /* data x pipeline, 2 x 2 */
+      {1, 2, 2, 2, 5, out, false, 0, -1, false}, /* 2 stages, 2 micro-batches */
+      {1, 4, 4, 8, 5, out, false, 0, -1, false}, /* more micro-batches than stages */
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_pipeline(g, &jobs[i], NULL);
@@ -236,7 +266,7 @@ Test(pipeline, recomputation_forced_by_memory_gives_the_same_weights, .timeout =
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref_rc.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("pipe_rc.onnx"));
-  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1};
+  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false};
   bool rc_plain = true, rc_forced = false;
   run_pipeline(g, &plain, &rc_plain);
   cr_assert(!rc_plain, "recomputation without a memory limit");
@@ -259,11 +289,11 @@ Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
   snprintf(two, sizeof two, "%s", synth_path("two.onnx"));
   snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
   run_single(g, 8, ref, false);
-  job first = {1, 4, 4, 4, 4, four, false, 0, -1};
+  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false};
   run_pipeline(g, &first, NULL); /* 4 steps on 4 stages */
   copy_checkpoint(four, two);
   copy_checkpoint(four, one);
-  job second = {1, 2, 2, 2, 8, two, true, 0, -1};
+  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false};
   run_pipeline(g, &second, NULL); /* 4 more on 2 stages */
   run_single(g, 8, one, true);    /* 4 more on one process */
   double d2 = diff(ref, two), d1 = diff(ref, one);
@@ -272,9 +302,32 @@ Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* Dropout: each stage draws its masks per step and micro-batch from the
+ * run's seed (so a run repeats exactly), and a stage the plan would
+ * recompute keeps its activations instead (a second forward would draw
+ * other masks than the one whose activations were sent). */
+Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .dropout = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char a[300], b[300];
+  snprintf(a, sizeof a, "%s", synth_path("drop_a.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("drop_b.onnx"));
+  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true}; /* the plan recomputes every stage */
+  char *logs = NULL;
+  run_pipeline_logged(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "draws Dropout masks, so it keeps its activations instead of "
+                         "recomputing them"),
+            "%s", logs);
+  free(logs);
+  j.ckpt = b;
+  run_pipeline(g, &j, NULL);
+  cr_assert_eq(diff(a, b), 0.0, "two runs with one seed differ");
+  ty_graph_destroy(g);
+}
+
 Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   ty_graph *g = model();
-  job j = {1, 4, 4, 4, 1, NULL, false, 0, 1}; /* rank 1 (stage 1) mislabels micro-batch 1 */
+  job j = {1, 4, 4, 4, 1, NULL, false, 0, 1, false}; /* rank 1 (stage 1) mislabels micro-batch 1 */
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
   cr_assert_eq(rr[2].rc, TY_EINVAL, "rank 2: %s", rr[2].err);
@@ -290,7 +343,7 @@ Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
 }
 
 static void refused(const ty_graph *g, int stages, int micro, const char *want) {
-  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1};
+  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false};
   ty_train_config c;
   config(&c, &j);
   ty_plan_request req = request(&j);
