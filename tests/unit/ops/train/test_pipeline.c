@@ -362,6 +362,33 @@ Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
   refused(shallow, 4, 4, "pipeline_stages: 4 stages but the graph has 2 layers");
   refused(g, 4, 3, "micro_batches: 3 does not divide the batch 32");
   refused(g, 3, 4, "pipeline_stages: 3 stages do not divide the 4 devices");
+  /* A plan file for another batch or world stops a rank before any step. */
+  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  c.batch_size = 64;
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "plan: 4 micro-batches of 8 do not make config.batch_size 64"), "%s", err);
+  c.batch_size = 32;
+  to.world_size = 8;
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "plan: made for 4 devices (4 stages x 1), but this job has WORLD_SIZE=8"),
+            "%s", err);
+  par.send = NULL; /* a transport without messages */
+  to.world_size = 4;
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "4 pipeline stages need point-to-point messages"), "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
   ty_graph_destroy(shallow);
   ty_graph_destroy(g);
 }
