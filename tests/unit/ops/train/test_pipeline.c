@@ -54,6 +54,7 @@ typedef struct job {
   uint64_t mem;       /* device memory budget; 0: plenty */
   int bad_rank;       /* this rank sends one wrong message (-1: none) */
   bool all_recompute; /* run the plan with every stage's recompute set */
+  int stop_rank;      /* this rank's stop flag is set before the first step (-1: none) */
 } job;
 
 typedef struct rank_run {
@@ -63,6 +64,7 @@ typedef struct rank_run {
   volatile sig_atomic_t stop;
   bool recompute; /* the plan recomputes some stage */
   char *log;      /* the trainer's log (owned) */
+  uint64_t step;  /* where it stopped */
   int rc;
   char err[TY_ERR_LEN];
 } rank_run;
@@ -126,7 +128,9 @@ static void *rank_main(void *arg) {
   rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
   for (int s = 0; rr->rc == 0 && s < ty_train_plan(t)->n_stages; s++)
     rr->recompute = rr->recompute || ty_train_plan(t)->stages[s].recompute;
+  if (rr->j->stop_rank == rr->r.rank) rr->stop = 1; /* as SIGTERM would */
   if (rr->rc == 0) rr->rc = ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
+  if (rr->rc == 0) rr->step = ty_train_step(t);
   if (rr->rc == 0 && rr->j->ckpt) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
   ty_train_destroy(t);
   ty_plan_destroy(given);
@@ -226,10 +230,10 @@ Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   snprintf(out, sizeof out, "%s", synth_path("pipe.onnx"));
   run_single(g, 5, ref, false);
   const job jobs[] = {
-      {2, 2, 4, 4, 5, out, false, 0, -1, false}, /* 4 stages on 4 ranks (2 nodes x 2) */
-      {2, 2, 2, 4, 5, out, false, 0, -1, false}, /* data x pipeline, 2 x 2 */
-      {1, 2, 2, 2, 5, out, false, 0, -1, false}, /* 2 stages, 2 micro-batches */
-      {1, 4, 4, 8, 5, out, false, 0, -1, false}, /* more micro-batches than stages */
+      {2, 2, 4, 4, 5, out, false, 0, -1, false, -1}, /* 4 stages on 4 ranks (2 nodes x 2) */
+      {2, 2, 2, 4, 5, out, false, 0, -1, false, -1}, /* data x pipeline, 2 x 2 */
+      {1, 2, 2, 2, 5, out, false, 0, -1, false, -1}, /* 2 stages, 2 micro-batches */
+      {1, 4, 4, 8, 5, out, false, 0, -1, false, -1}, /* more micro-batches than stages */
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_pipeline(g, &jobs[i], NULL);
@@ -266,7 +270,7 @@ Test(pipeline, recomputation_forced_by_memory_gives_the_same_weights, .timeout =
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref_rc.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("pipe_rc.onnx"));
-  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false};
+  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false, -1};
   bool rc_plain = true, rc_forced = false;
   run_pipeline(g, &plain, &rc_plain);
   cr_assert(!rc_plain, "recomputation without a memory limit");
@@ -289,11 +293,11 @@ Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
   snprintf(two, sizeof two, "%s", synth_path("two.onnx"));
   snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
   run_single(g, 8, ref, false);
-  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false};
+  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false, -1};
   run_pipeline(g, &first, NULL); /* 4 steps on 4 stages */
   copy_checkpoint(four, two);
   copy_checkpoint(four, one);
-  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false};
+  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1};
   run_pipeline(g, &second, NULL); /* 4 more on 2 stages */
   run_single(g, 8, one, true);    /* 4 more on one process */
   double d2 = diff(ref, two), d1 = diff(ref, one);
@@ -312,7 +316,7 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
   char a[300], b[300];
   snprintf(a, sizeof a, "%s", synth_path("drop_a.onnx"));
   snprintf(b, sizeof b, "%s", synth_path("drop_b.onnx"));
-  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true}; /* the plan recomputes every stage */
+  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true, -1}; /* the plan recomputes every stage */
   char *logs = NULL;
   run_pipeline_logged(g, &j, NULL, &logs);
   cr_assert(strstr(logs, "draws Dropout masks, so it keeps its activations instead of "
@@ -325,9 +329,25 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* A stop request on one stage (SIGTERM) stops every stage at the same
+ * agreed step, so none waits for messages of a step the others skip. */
+Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
+  ty_graph *g = model();
+  job j = {1, 4, 4, 4, 20, NULL, false, 0, -1, false, 2};
+  rank_run rr[MT_MAX_RANKS];
+  run_ranks(g, &j, rr);
+  for (int r = 0; r < 4; r++) {
+    cr_assert_eq(rr[r].rc, 0, "rank %d: %s", r, rr[r].err);
+    cr_assert_eq(rr[r].step, 8u, "rank %d stopped at step %llu", r, (unsigned long long)rr[r].step);
+    free(rr[r].log);
+  }
+  ty_graph_destroy(g);
+}
+
 Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   ty_graph *g = model();
-  job j = {1, 4, 4, 4, 1, NULL, false, 0, 1, false}; /* rank 1 (stage 1) mislabels micro-batch 1 */
+  job j = {1,     4, 4, 4,     1, NULL,
+           false, 0, 1, false, -1}; /* rank 1 (stage 1) mislabels micro-batch 1 */
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
   cr_assert_eq(rr[2].rc, TY_EINVAL, "rank 2: %s", rr[2].err);
@@ -339,11 +359,13 @@ Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
             "%s", rr[2].err);
   cr_assert_eq(rr[1].rc, TY_ETIMEDOUT, "rank 1 waits for a gradient that never comes: %s",
                rr[1].err);
+  for (int r = 0; r < 4; r++)
+    free(rr[r].log);
   ty_graph_destroy(g);
 }
 
 static void refused(const ty_graph *g, int stages, int micro, const char *want) {
-  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false};
+  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false, -1};
   ty_train_config c;
   config(&c, &j);
   ty_plan_request req = request(&j);
@@ -363,7 +385,7 @@ Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
   refused(g, 4, 3, "micro_batches: 3 does not divide the batch 32");
   refused(g, 3, 4, "pipeline_stages: 3 stages do not divide the 4 devices");
   /* A plan file for another batch or world stops a rank before any step. */
-  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false};
+  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false, -1};
   ty_train_config c;
   config(&c, &j);
   ty_plan_request req = request(&j);
