@@ -155,6 +155,14 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   if (o->bn_train_mode) ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "training_mode", 1);
   if (o->shape_arith) h = shape_arith(g, h);
   h = node(g, TY_OP_RELU, "relu", &h, 1, "relu.out");
+  for (int k = 0; k < o->deep; k++) {
+    char name[32], out[40], relu[40];
+    snprintf(name, sizeof name, "fc%d", k + 3);
+    snprintf(out, sizeof out, "fc%d.out", k + 3);
+    snprintf(relu, sizeof relu, "relu%d.out", k + 3);
+    h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
+    h = node(g, TY_OP_RELU, NULL, &h, 1, relu);
+  }
   if (o->dropout) {
     int ratio = init(g, "drop.ratio", TY_DTYPE_F32, 0, NULL, 0, &rng);
     ty_tensor_f32(ty_graph_value_at(g, ratio)->init)[0] = 0.5f;

@@ -32,6 +32,7 @@ typedef struct synth_mlp {
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
   int64_t batch;      /* x's dim 0; 0: the symbolic batch */
+  int deep; /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
   /* After the Relu, two Mul nodes "gain1", "gain2" by one all-ones [hidden]
    * initializer "gain": 1 read directly by both, 2 the second through an
    * Identity (how PyTorch's eval export shares a deduplicated one). */
