@@ -18,6 +18,9 @@
  * one per launch, answered from files or nscd/sssd caches on a node; the
  * helper itself makes system calls only. Waiting for the helper's status
  * is bounded (HELPER_WAIT_MS), as uv_spawn itself waits for its exec.
+ * The status is waited for (ty__spawn_task) or read by the loop as it
+ * comes (ty__verdict_watch: LaunchTask's path, so that one slow exec does
+ * not hold up the next launches).
  */
 #include <errno.h>
 #include <fcntl.h>
