@@ -151,8 +151,8 @@ typedef struct ty_cli_ls_args {
   int64_t since_ms;     /* --since: jobs submitted, started or ended since; 0 = any */
   ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
   ty_cli_sort sort;     /* --sort; no keys = by id */
-  bool fold; /* asks the controller to fold pending array elements (fold_arrays):
-              * ls sets it for a table in id order, where it would fold them itself */
+  bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
+                         * ls sets it for a table in id order, where it would fold them itself */
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);

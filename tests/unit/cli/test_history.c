@@ -305,7 +305,8 @@ Test(ls_format, folded_arrays_label) {
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(parse_ls((const char *[]){"-o", "id,state", "-n", NULL}, &a, err), 0, "%s", err);
-  ty_cli_jobinfo js[3] = {ls_job(7, "x", 0, 0, TY_JOB_PENDING), ls_job(20, "y", 0, 0, TY_JOB_PENDING),
+  ty_cli_jobinfo js[3] = {ls_job(7, "x", 0, 0, TY_JOB_PENDING),
+                          ls_job(20, "y", 0, 0, TY_JOB_PENDING),
                           ls_job(21, "y", 0, 0, TY_JOB_PENDING)};
   js[0].array_job_id = 7, js[0].array_folded = "0-2,5";
   js[1].array_job_id = js[2].array_job_id = 19;
