@@ -216,8 +216,7 @@ static int verdict(const verdict_names *s, char *line, char *err, size_t len) {
   }
   if (!strcmp(line, "cwd"))
     return ty_errf(err, len, e == ENOENT ? TY_ENOTFOUND : TY_EPERM, "cwd %s %s for %s on node %s",
-                   s->cwd, e == ENOENT ? "does not exist" : "is not accessible", s->user,
-                   s->node);
+                   s->cwd, e == ENOENT ? "does not exist" : "is not accessible", s->user, s->node);
   return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: %s", s->node, msg);
 }
 
@@ -275,7 +274,8 @@ int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char
   return verdict(&names, line, err, len);
 }
 
-/* ---- the verdict, read by the loop ------------------------------------------------------------ */
+/* ---- the verdict, read by the loop ------------------------------------------------------------
+ */
 
 struct ty__verdict {
   uv_poll_t poll;

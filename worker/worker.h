@@ -175,8 +175,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
  * as running; a failed start is never reported. A registry destroyed
  * meanwhile answers TY_ESTATE. */
 typedef void (*ty_tasks_started_cb)(void *ud, int rc, const char *err);
-void ty_tasks_launch_async(ty_tasks *t, const ty_task_spec *spec, ty_tasks_started_cb cb,
-                           void *ud);
+void ty_tasks_launch_async(ty_tasks *t, const ty_task_spec *spec, ty_tasks_started_cb cb, void *ud);
 /* Kills every rank of `job_id` on this node. signal 0 = SIGTERM, then SIGKILL
  * after grace_s (0 = the grace given at launch); another signal is delivered
  * as is, once. An unknown job is fine (returns 0). */
