@@ -160,6 +160,8 @@ typedef struct ty_cli_ls_args {
   int64_t since_ms;     /* --since: jobs submitted, started or ended since; 0 = any */
   ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
   ty_cli_sort sort;     /* --sort; no keys = by id */
+  bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
+                         * ls sets it for a table in id order, where it would fold them itself */
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -209,6 +211,8 @@ typedef struct ty_cli_jobinfo {
   double priority;       /* the scheduler's multifactor priority while pending */
   uint64_t array_job_id; /* the array it is an element of, 0 = none */
   uint32_t array_task_id;
+  char *array_folded;  /* owned: with ls's fold, the pending elements' tasks this one
+                        * stands for ("5-999"); "" = itself only */
   char *dependency;    /* owned: the conditions not yet met, "" = none */
   ty_task_usage usage; /* accounting: the ranks' cgroups (see usage_measured) */
   bool usage_measured; /* false: some rank's CPU time is its CPUs held x wall clock */

@@ -134,6 +134,7 @@ int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   req.states = states;
   req.user = ty_wire_str(a->user), req.queue = ty_wire_str(a->queue);
   req.since_ms = a->since_ms;
+  req.fold_arrays = a->fold;
   return ty_wire_pack(&req.base, out);
 }
 
@@ -200,6 +201,7 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->redacted = pb->redacted;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0 && !(j->dependency = ty_wire_strdup(pb->dependency))) rc = TY_ENOMEM;
+  if (rc == 0 && !(j->array_folded = ty_wire_strdup(pb->array_tasks_folded))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);
   if (rc == 0) j->nnodes = pb->n_nodes;
   return rc;
@@ -210,6 +212,7 @@ void ty_cli_jobinfo_close(ty_cli_jobinfo *j) {
   ty_job_spec_close(&j->spec);
   free(j->reason);
   free(j->dependency);
+  free(j->array_folded);
   ty_wire_strv_free(j->nodes, j->nnodes);
   memset(j, 0, sizeof *j);
 }
