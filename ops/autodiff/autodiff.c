@@ -131,6 +131,9 @@ static int copy_attrs(ad *a, size_t from, size_t to) {
     case TY_ATTR_FLOATS:
       rc = ty_graph_node_set_floats(a->g, to, t->name, t->floats, t->n);
       break;
+    case TY_ATTR_STRINGS:
+      rc = ty_graph_node_copy_strings(a->g, to, t);
+      break;
     default:
       break; /* tensor attributes belong to Constant, which has no gradient */
     }

@@ -11,7 +11,7 @@
  * and its attributes are the forward node's (so window and axis helpers
  * read them unchanged) plus fwd_op (the forward ty_op), wrt (which forward
  * input), n_fwd_in and, for ops whose every output carries a gradient
- * (Split), out: which forward output dY belongs to (default 0). Its opset
+ * (Split and the recurrent ops), out: which forward output dY belongs to (default 0). Its opset
  * is the forward node's. The single output has the dtype and shape of
  * forward input wrt.
  */
@@ -91,6 +91,8 @@ int ty__g_einsum(ty__gctx *c);
 int ty__g_nll(ty__gctx *c);
 int ty__g_global_max_pool(ty__gctx *c);
 int ty__g_instance_norm(ty__gctx *c);
+/* kernels_grad_rnn.c: LSTM, GRU and RNN (backpropagation through time) */
+int ty__g_rnn(ty__gctx *c);
 /* Sums g (shaped like the broadcast out) into dx of shape x, accumulating
  * in double (undoing broadcasting). w, when not NULL, scales element i. */
 int ty__g_unbroadcast(const ty_tensor *g, const ty_shape *x_shape, ty_tensor *dx);

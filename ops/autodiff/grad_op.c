@@ -77,6 +77,10 @@ bool ty__grad_differentiable(ty_op op, int i) {
     return i <= 1;
   case TY_OP_WHERE:
     return i == 1 || i == 2;
+  case TY_OP_LSTM:
+  case TY_OP_GRU:
+  case TY_OP_RNN:
+    return i != 4; /* sequence_lens */
   case TY_OP_SCATTER_ND:
   case TY_OP_SCATTER_ELEMENTS:
   case TY_OP_SCATTER:
@@ -119,7 +123,7 @@ bool ty__grad_differentiable(ty_op op, int i) {
 }
 
 bool ty__grad_multi_output(ty_op op) {
-  return op == TY_OP_SPLIT;
+  return op == TY_OP_SPLIT || op == TY_OP_LSTM || op == TY_OP_GRU || op == TY_OP_RNN;
 }
 
 const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *const *in_shapes) {
@@ -373,6 +377,10 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     return ty__g_conv_transpose(&c);
   case TY_OP_EINSUM:
     return ty__g_einsum(&c);
+  case TY_OP_LSTM:
+  case TY_OP_GRU:
+  case TY_OP_RNN:
+    return ty__g_rnn(&c);
   case TY_OP_NLL_LOSS:
     return ty__g_nll(&c);
   case TY_OP_GLOBAL_MAX_POOL:
