@@ -111,7 +111,7 @@
   X(SCATTER, "Scatter", scatter_elements, scatter_elements) /* ScatterElements before opset 11 */ \
   /* computed by the executor's caller (ops/exec.h); not an ONNX op */                              \
   X(EXTERN, "TyExtern", extern, extern)                                                            \
-  /* recurrent layers (ops/rnn_internal.h) */                                                      \
+  /* recurrent layers (ops/kernels/rnn.c) */                                                       \
   X(LSTM, "LSTM", rnn, rnn) X(GRU, "GRU", rnn, rnn) X(RNN, "RNN", rnn, rnn)
 /* clang-format on */
 
@@ -142,7 +142,7 @@ typedef struct ty_graph_attr {
   ty_attr_type type;
   int64_t i;
   float f;
-  char *s;       /* NUL-terminated (TY_ATTR_STRING); n strings one after another (TY_ATTR_STRINGS) */
+  char *s;       /* NUL-terminated (TY_ATTR_STRING); n of them in a row (TY_ATTR_STRINGS) */
   int64_t *ints; /* n entries (TY_ATTR_INTS) */
   float *floats; /* n entries (TY_ATTR_FLOATS) */
   size_t n;

@@ -6,7 +6,7 @@
  * ([seq, dirs, batch, hidden], or [batch, seq, dirs, hidden] with layout 1)
  * and Y_h / Y_c ([dirs, batch, hidden], or [batch, dirs, hidden]).
  */
-#include "ops/rnn_internal.h"
+#include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
 

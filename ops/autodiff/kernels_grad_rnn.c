@@ -16,7 +16,6 @@
  * at the price of repeating the pass per differentiated input.
  */
 #include "ops/autodiff/grad_internal.h"
-#include "ops/rnn_internal.h"
 
 #include "lib/base/base.h"
 
@@ -25,13 +24,13 @@
 
 /* Gradients of everything, all directions. */
 typedef struct grads {
-  float *da;     /* [rows of X, ndir * gates * hid]: input-side gate gradients */
-  float *dr;     /* [ndir, gates * hid, hid] */
-  float *dwb;    /* [ndir, gates * hid] */
-  float *drb;    /* [ndir, gates * hid] */
-  float *dp;     /* [ndir, 3 * hid] */
-  float *dh0;    /* initial_h-shaped */
-  float *dc0;    /* initial_c-shaped */
+  float *da;  /* [rows of X, ndir * gates * hid]: input-side gate gradients */
+  float *dr;  /* [ndir, gates * hid, hid] */
+  float *dwb; /* [ndir, gates * hid] */
+  float *drb; /* [ndir, gates * hid] */
+  float *dp;  /* [ndir, 3 * hid] */
+  float *dh0; /* initial_h-shaped */
+  float *dc0; /* initial_c-shaped */
 } grads;
 
 /* Per-direction scratch of the backward walk. */

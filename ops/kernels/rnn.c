@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The recurrent ops LSTM, GRU and RNN on the CPU (see ops/rnn_internal.h):
+ * The recurrent ops LSTM, GRU and RNN on the CPU (see ops/ops_internal.h):
  * reading a node's configuration, the activations of the activations
  * attribute, and the forward pass. The input projection X W^T of every step
  * and both directions is one GEMM; each step then adds H_prev R^T (one
@@ -10,7 +10,7 @@
  * reverse direction starts at the row's last step. The forward pass can
  * keep a tape of every step, which ops/autodiff's backward replays.
  */
-#include "ops/rnn_internal.h"
+#include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
 
@@ -87,8 +87,7 @@ static int read_attrs(const ty_graph_node *n, ty__rnn *r, char *err, size_t err_
   else if (strcmp(dir, "bidirectional") == 0)
     r->ndir = 2;
   else
-    return ty__node_err(err, err_len, n, TY_EINVAL, "attribute direction=\"%s\" is not valid",
-                        dir);
+    return ty__node_err(err, err_len, n, TY_EINVAL, "attribute direction=\"%s\" is not valid", dir);
   r->rev0 = strcmp(dir, "reverse") == 0;
   int64_t layout = ty_graph_node_attr_int(n, "layout", 0);
   if (layout != 0 && layout != 1)
@@ -166,11 +165,11 @@ int ty__rnn_read(const ty_graph_node *n, const ty_shape *const *shapes, int n_sh
   if ((rc = check_shape(n, "W", w, nd, gh, r->in, 3, err, err_len)) != 0) return rc;
   if (!w && !rr) return 0;
   if ((rc = check_shape(n, "R", rr, nd, gh, h, 3, err, err_len)) != 0) return rc;
-  if ((rc = check_shape(n, "B", shape_at(shapes, n_shapes, TY__RNN_B), nd, gh >= 0 ? 2 * gh : -1,
-                        0, 2, err, err_len)) != 0)
+  if ((rc = check_shape(n, "B", shape_at(shapes, n_shapes, TY__RNN_B), nd, gh >= 0 ? 2 * gh : -1, 0,
+                        2, err, err_len)) != 0)
     return rc;
-  if ((rc = check_shape(n, "sequence_lens", shape_at(shapes, n_shapes, TY__RNN_SEQ), r->batch, 0,
-                        0, 1, err, err_len)) != 0)
+  if ((rc = check_shape(n, "sequence_lens", shape_at(shapes, n_shapes, TY__RNN_SEQ), r->batch, 0, 0,
+                        1, err, err_len)) != 0)
     return rc;
   int64_t a0 = r->layout == 0 ? nd : r->batch, a1 = r->layout == 0 ? r->batch : nd;
   const char *hn[2] = {"initial_h", "initial_c"};
@@ -178,9 +177,8 @@ int ty__rnn_read(const ty_graph_node *n, const ty_shape *const *shapes, int n_sh
     if ((rc = check_shape(n, hn[i], shape_at(shapes, n_shapes, TY__RNN_H0 + i), a0, a1, h, 3, err,
                           err_len)) != 0)
       return rc;
-  if (n->op == TY_OP_LSTM &&
-      (rc = check_shape(n, "P", shape_at(shapes, n_shapes, TY__RNN_P), nd, h >= 0 ? 3 * h : -1, 0,
-                        2, err, err_len)) != 0)
+  if (n->op == TY_OP_LSTM && (rc = check_shape(n, "P", shape_at(shapes, n_shapes, TY__RNN_P), nd,
+                                               h >= 0 ? 3 * h : -1, 0, 2, err, err_len)) != 0)
     return rc;
   return 0;
 }
@@ -292,7 +290,8 @@ int ty__rnn_project(const ty__rnn *r, const ty__rnn_io *io, ty_workers *w, float
   if (ty_mul_overflow((size_t)rows, (size_t)cols, &n) || n > ((size_t)1 << 34)) return TY_ETOOBIG;
   float *xw = malloc((n ? n : 1) * sizeof *xw);
   if (!xw) return TY_ENOMEM;
-  if (n) ty__sgemm(w, false, true, rows, cols, r->in, 1.0f, io->x, r->in, io->w, r->in, 0.0f, xw, cols);
+  if (n)
+    ty__sgemm(w, false, true, rows, cols, r->in, 1.0f, io->x, r->in, io->w, r->in, 0.0f, xw, cols);
   *out_xw = xw;
   return 0;
 }
@@ -333,7 +332,7 @@ static void lstm_row(dir_run *s, const float *xw, const float *hr, float *pre, f
   for (int64_t k = 0; k < H; k++) {
     float cp = c[k];
     if (s->p) {
-      pre[k] += s->p[k] * cp;         /* i */
+      pre[k] += s->p[k] * cp;                 /* i */
       pre[2 * H + k] += s->p[2 * H + k] * cp; /* f */
     }
     float i = ty__act_f(&a[0], clipv(r, pre[k])), f = ty__act_f(&a[0], clipv(r, pre[2 * H + k])),
@@ -412,14 +411,16 @@ static void run_step(dir_run *s, const float *xw, int64_t step, ty_workers *w) {
     /* q = r * H_prev (zero on inactive rows), then q R_h^T into hr. */
     for (int64_t b = 0; b < B; b++)
       for (int64_t k = 0; k < H; k++)
-        s->q[b * H + k] = row_active(s, step, b) ? ty__act_f(&r->act[s->d][0],
-                                                             clipv(r, s->pre[b * s->pre_w + H + k])) *
-                                                       s->h[b * H + k]
-                                                 : 0.0f;
+        s->q[b * H + k] =
+            row_active(s, step, b)
+                ? ty__act_f(&r->act[s->d][0], clipv(r, s->pre[b * s->pre_w + H + k])) *
+                      s->h[b * H + k]
+                : 0.0f;
     ty__sgemm(w, false, true, B, H, H, 1.0f, s->q, H, s->wr + 2 * H * H, H, 0.0f, s->hr, s->gh);
   }
   for (int64_t b = 0; b < B; b++)
-    if (row_active(s, step, b)) gru_finish(s, s->hr + b * s->gh, s->pre + b * s->pre_w, s->h + b * H);
+    if (row_active(s, step, b))
+      gru_finish(s, s->hr + b * s->gh, s->pre + b * s->pre_w, s->h + b * H);
 }
 
 static int dir_init(dir_run *s, const ty__rnn *r, const ty__rnn_io *io, int d) {
@@ -479,8 +480,8 @@ static void tape_keep(const ty__rnn *r, const dir_run *s, int64_t step, ty__rnn_
   if (t->c) memcpy(t->c + step * B * H, s->c, (size_t)(B * H) * sizeof(float));
 }
 
-int ty__rnn_direction(const ty__rnn *r, const ty__rnn_io *io, const float *xw, int d,
-                      ty_workers *w, float *y, float *yh, float *yc, ty__rnn_tape *tape) {
+int ty__rnn_direction(const ty__rnn *r, const ty__rnn_io *io, const float *xw, int d, ty_workers *w,
+                      float *y, float *yh, float *yc, ty__rnn_tape *tape) {
   dir_run s;
   int64_t B = r->batch, H = r->hid, steps = 0;
   for (int64_t b = 0; b < B; b++)
@@ -526,8 +527,8 @@ int ty__k_rnn(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *con
             *yc = n->n_outputs > 2 ? out[2] : NULL;
   if (rc == 0 && y) memset(y->data, 0, (size_t)ty_tensor_numel(y) * sizeof(float));
   for (int d = 0; rc == 0 && d < r.ndir; d++)
-    rc = ty__rnn_direction(&r, &io, xw, d, ctx->workers, y ? y->data : NULL,
-                           yh ? yh->data : NULL, yc ? yc->data : NULL, NULL);
+    rc = ty__rnn_direction(&r, &io, xw, d, ctx->workers, y ? y->data : NULL, yh ? yh->data : NULL,
+                           yc ? yc->data : NULL, NULL);
   free(xw);
   ty__rnn_io_free(&io);
   return rc;

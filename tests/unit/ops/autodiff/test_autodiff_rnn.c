@@ -116,8 +116,8 @@ Test(grad_rnn, rnn_reverse_seq_lens) {
   rnn_check(&(rnn_case){TY_OP_RNN, "reverse", 0, true, true, true, false, 0, false, {0}, 0});
 }
 Test(grad_rnn, rnn_bidirectional_layout1_activations) {
-  rnn_check(&(rnn_case){TY_OP_RNN, "bidirectional", 1, true, true, true, false, 0, false,
-                        {"Sigmoid", "elu"}, 2});
+  rnn_check(&(rnn_case){
+      TY_OP_RNN, "bidirectional", 1, true, true, true, false, 0, false, {"Sigmoid", "elu"}, 2});
 }
 
 /* ---- refusals ------------------------------------------------------------------------ */
@@ -136,7 +136,9 @@ static void refused(ty_op op, const int64_t *wdims, int64_t hidden, const char *
     size_t len = strlen(act);
     const char *v[3] = {act, act, act};
     cr_assert_eq(ty_graph_node_set_strings(b.g, k, "activations", v, (size_t[]){len, len, len},
-                                           (size_t)(op == TY_OP_LSTM ? 3 : op == TY_OP_GRU ? 2 : 1)),
+                                           (size_t)(op == TY_OP_LSTM  ? 3
+                                                    : op == TY_OP_GRU ? 2
+                                                                      : 1)),
                  0);
   }
   char err[256] = "";
