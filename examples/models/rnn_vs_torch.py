@@ -14,6 +14,7 @@ dynamic batch) the way a user would:
   lstm_bi   bidirectional, the classifier reads out.mean(1)     (both directions)
   gru       1 layer, out[:, -1]                                 (linear_before_reset=1)
   gru2_bi   2 layers, bidirectional, h_n of the last layer      (Y_h, both directions)
+  rnn_relu  nn.RNN(nonlinearity="relu"), out[:, -1]            (activations ["relu"])
 Both sides then train N steps of plain SGD (lr 1, no momentum) on the
 same random token batches (NumPy arrays fed in file order, shuffle off) with
 the mean cross-entropy; trainrun prints each loss with four decimals and
@@ -61,6 +62,7 @@ MODELS = {
     "lstm_bi": ("LSTM", 1, True, "mean"),
     "gru": ("GRU", 1, False, "last"),
     "gru2_bi": ("GRU", 2, True, "h_n"),
+    "rnn_relu": ("RNN", 1, False, "last"),
 }
 
 
@@ -80,8 +82,9 @@ def make_model(torch, cell, layers, bidir, read):
         def __init__(self):
             super().__init__()
             self.emb = torch.nn.Embedding(VOCAB, EMBED)
+            extra = {"nonlinearity": "relu"} if cell == "RNN" else {}
             self.rnn = getattr(torch.nn, cell)(EMBED, HIDDEN, num_layers=layers, batch_first=True,
-                                               bidirectional=bidir)
+                                               bidirectional=bidir, **extra)
             self.fc = torch.nn.Linear(HIDDEN * nd, CLASSES)
 
         def forward(self, x):

@@ -9,11 +9,11 @@
  * the input projection, so dX and dW are one GEMM each, as the forward's
  * projection is.
  *
- * A TyGrad node carries dY of one output (Y, Y_h or Y_c) and wants one
- * input's gradient; the pass is linear in the output gradients, so the
- * gradients from several outputs are summed by autodiff's accumulation.
- * Every node recomputes the whole pass and keeps its one gradient: simple,
- * at the price of repeating the pass per differentiated input.
+ * A TyGrad node carries dY of one output (Y, Y_h or Y_c); the pass is
+ * linear in the output gradients, so the gradients from several outputs are
+ * summed by autodiff's accumulation. autodiff gives the node an output per
+ * input (ty__grad_all_inputs), so one pass yields every gradient; a node
+ * with one output (wrt) runs the same pass and keeps its one gradient.
  */
 #include "ops/autodiff/grad_internal.h"
 
@@ -361,7 +361,9 @@ int ty__g_rnn(ty__gctx *c) {
     rc = direction_back(&r, &io, &tape, d, c->out, c->dy->data, &g, c->workers);
     ty__rnn_tape_free(&tape);
   }
-  if (rc == 0) emit(&r, &io, &g, c->wrt, c->dx->data, c->workers);
+  for (int i = 0; rc == 0 && c->ndx > 1 && i < c->ndx && i < c->nx; i++)
+    if (c->dxs[i] && c->x[i]) emit(&r, &io, &g, i, c->dxs[i]->data, c->workers);
+  if (rc == 0 && c->ndx == 1) emit(&r, &io, &g, c->wrt, c->dx->data, c->workers);
   grads_free(&g);
   free(xw);
   ty__rnn_io_free(&io);
