@@ -234,7 +234,8 @@ static bool wants_grad(ad *a, size_t k, int i) {
  * recurrent ops' backward pass yields every gradient at once. */
 static int backward_all_inputs(ad *a, size_t k, int out, int dy) {
   int nfi = a->g->nodes[k].n_inputs, nfo = a->g->nodes[k].n_outputs, first = -1, rc = 0, idx;
-  int *outs = malloc((size_t)nfi * sizeof *outs), *in = malloc((size_t)(1 + nfi + nfo) * sizeof *in);
+  int *outs = malloc((size_t)nfi * sizeof *outs),
+      *in = malloc((size_t)(1 + nfi + nfo) * sizeof *in);
   if (!outs || !in) rc = TY_ENOMEM;
   for (int i = 0; rc == 0 && i < nfi; i++) {
     outs[i] = TY_NO_VALUE;

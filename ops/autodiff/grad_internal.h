@@ -38,7 +38,7 @@ typedef struct ty__gctx {
   int nx;
   const ty_tensor *const *y; /* forward outputs (NULL when absent) */
   int ny;
-  ty_tensor *dx; /* the output, zero-filled */
+  ty_tensor *dx;         /* the output, zero-filled */
   ty_tensor *const *dxs; /* with ty__grad_all_inputs: ndx outputs, dxs[i] for input i or NULL */
   int ndx;
   bool training;
