@@ -27,6 +27,13 @@ int ty__infer_rnn(ty__infer *ic) {
     shp[i] = ty__infer_has(ic, i) ? &ic->in_shape[i] : NULL;
   ty__rnn r;
   if ((rc = ty__rnn_read(n, shp, ic->n_in, &r, ic->err, ic->err_len)) != 0) return rc;
+  const ty_tensor *lens = TY__RNN_SEQ < ic->n_in ? ic->in_val[TY__RNN_SEQ] : NULL;
+  for (int64_t b = 0; lens && r.seq >= 0 && b < ty_tensor_numel(lens); b++) {
+    int64_t v = ty__geti(lens->dtype, lens->data, b);
+    if (v < 0 || v > r.seq)
+      return ty__infer_fail(ic, TY_EINVAL, "sequence_lens[%lld]=%lld is outside 0..%lld",
+                            (long long)b, (long long)v, (long long)r.seq);
+  }
   int64_t nd = r.ndir, h = r.hid >= 0 ? r.hid : TY_DIM_UNKNOWN;
   ty_shape y = ty_shape_unknown(), yh = ty_shape_unknown();
   if (ic->in_shape[0].rank == 3) {

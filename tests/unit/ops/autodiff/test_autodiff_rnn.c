@@ -173,3 +173,33 @@ Test(grad_rnn, refuses_r_of_the_wrong_shape) {
   cr_assert(strstr(err, "input R must have shape [1,2,2]"), "%s", err);
   ty_graph_destroy(b.g);
 }
+
+Test(grad_rnn, refuses_sequence_lens_beyond_the_sequence) {
+  gb b;
+  gb_init(&b, 14);
+  int in[5] = {gb_float(&b, false, 3, D(SEQ, BATCH, IN), -1, 1, false),
+               gb_float(&b, false, 3, D(1, 3 * HID, IN), -1, 1, false),
+               gb_float(&b, false, 3, D(1, 3 * HID, HID), -1, 1, false), TY_NO_VALUE,
+               gb_ints(&b, 1, D(BATCH), D(SEQ, SEQ + 2))},
+      y;
+  gb_node(&b, TY_OP_GRU, in, 5, 1, &y);
+  char err[256] = "";
+  cr_assert_neq(ty_graph_infer_shapes(b.g, err, sizeof err), 0);
+  cr_assert(strstr(err, "sequence_lens[1]=5 is outside 0..3"), "%s", err);
+  ty_graph_destroy(b.g);
+}
+
+Test(grad_rnn, refuses_input_forget) {
+  gb b;
+  gb_init(&b, 14);
+  int in[3] = {gb_float(&b, false, 3, D(SEQ, BATCH, IN), -1, 1, false),
+               gb_float(&b, false, 3, D(1, 4 * HID, IN), -1, 1, false),
+               gb_float(&b, false, 3, D(1, 4 * HID, HID), -1, 1, false)},
+      y;
+  size_t k = gb_node(&b, TY_OP_LSTM, in, 3, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, k, "input_forget", 1), 0);
+  char err[256] = "";
+  cr_assert_neq(ty_graph_infer_shapes(b.g, err, sizeof err), 0);
+  cr_assert(strstr(err, "input_forget=1 (coupled gates) is not supported"), "%s", err);
+  ty_graph_destroy(b.g);
+}
