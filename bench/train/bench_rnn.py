@@ -35,6 +35,9 @@ def pinned(threads, cmd):
 
 
 def ours_ms(a, model, work):
+    for f in os.listdir(work):  # a checkpoint left by the previous run would be resumed
+        if f.startswith("ckpt."):
+            os.unlink(os.path.join(work, f))
     out = subprocess.run(pinned(a.threads, [a.trainrun, "--model", model, "--config",
                                             os.path.join(work, "config.pb"), "--threads", str(a.threads)]),
                          capture_output=True, text=True)
