@@ -11,6 +11,7 @@
 #include "lib/base/base.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { SEQ = 3, BATCH = 2, IN = 3, HID = 2 };
@@ -201,5 +202,40 @@ Test(grad_rnn, refuses_input_forget) {
   char err[256] = "";
   cr_assert_neq(ty_graph_infer_shapes(b.g, err, sizeof err), 0);
   cr_assert(strstr(err, "input_forget=1 (coupled gates) is not supported"), "%s", err);
+  ty_graph_destroy(b.g);
+}
+
+/* The activations (a list of strings) survive export and import, as in a
+ * checkpoint of a trained nn.RNN(nonlinearity="relu"). */
+Test(grad_rnn, activations_survive_export) {
+  gb b;
+  gb_init(&b, 14);
+  int in[3] = {gb_float(&b, false, 3, D(SEQ, BATCH, IN), -1, 1, false),
+               gb_float(&b, false, 3, D(2, HID, IN), -1, 1, false),
+               gb_float(&b, false, 3, D(2, HID, HID), -1, 1, false)},
+      y;
+  size_t k = gb_node(&b, TY_OP_RNN, in, 3, 1, &y);
+  cr_assert_eq(ty_graph_mark_output(b.g, y), 0);
+  cr_assert_eq(ty_graph_node_set_string(b.g, k, "direction", "bidirectional"), 0);
+  const char *acts[2] = {"Relu", "Tanh"};
+  cr_assert_eq(ty_graph_node_set_strings(b.g, k, "activations", acts, (size_t[]){4, 4}, 2), 0);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
+  uint8_t *data;
+  size_t len;
+  cr_assert_eq(ty_graph_to_onnx(b.g, NULL, 0, err, sizeof err, &data, &len), 0, "%s", err);
+  ty_graph *g2;
+  cr_assert_eq(ty_graph_load_bytes(data, len, err, sizeof err, &g2), 0, "%s", err);
+  free(data);
+  const ty_graph_node *n = NULL;
+  for (size_t i = 0; i < ty_graph_n_nodes(g2); i++)
+    if (ty_graph_node_at(g2, i)->op == TY_OP_RNN) n = ty_graph_node_at(g2, i);
+  cr_assert(n);
+  const ty_graph_attr *a = ty_graph_node_attr(n, "activations");
+  cr_assert(a && a->type == TY_ATTR_STRINGS && a->n == 2);
+  cr_assert_str_eq(ty_graph_attr_string_at(a, 0), "Relu");
+  cr_assert_str_eq(ty_graph_attr_string_at(a, 1), "Tanh");
+  cr_assert_null(ty_graph_attr_string_at(a, 2));
+  ty_graph_destroy(g2);
   ty_graph_destroy(b.g);
 }
