@@ -193,7 +193,6 @@ int ty__shard_add_point(builder *b, ty__point **out) {
   return 0;
 }
 
-/* Copies one attribute onto node idx of g (tensors are cloned). */
 int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id,
                          int *out) {
   int idx, rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, ls, out);
