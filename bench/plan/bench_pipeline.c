@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The planner's pipeline stages, predicted (issue 18; trainrun does not run
- * pipelined plans yet, so nothing here is measured on ranks):
+ * The planner's pipeline stages, predicted (issue 18; what ranks measure
+ * running them is bench_pipeline_run.c's):
  *
  *   1. a 4-stage MLP on 4 devices (2 nodes x 2) for each micro-batch count:
  *      the predicted step, throughput and bubble beside the ideal 1F1B
