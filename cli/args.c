@@ -157,6 +157,7 @@ static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, s
                      "30s, 2m)",
                      v);
     g->timeout_ms = s * 1000u;
+    g->timeout_given = true;
     return 0;
   case G_JSON:
     g->json = true;

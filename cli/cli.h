@@ -69,6 +69,7 @@ typedef struct ty_cli_global {
   int port;
   char *controller;    /* owned, "HOST:PORT" as given, for messages */
   uint32_t timeout_ms; /* per connect and per call; default 10 s */
+  bool timeout_given;  /* --timeout was on the command line */
   bool json;
   bool help, version;
   int cmd_index; /* argv index of the subcommand; argc when absent */
@@ -116,12 +117,17 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a);
  * protoc command that encodes it), with the path in err. */
 int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size_t err_len);
 
-/* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
- * Values are borrowed from argv and checked by their users (ops/plan's
- * parser), except --parallelism. Rates need --mesh; rates[i] is the value
+/* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`, or
+ * `plan --model M.onnx --config C.pb [--nodes N] [--ntasks-per-node T]
+ * [--gpus G] ...` for the job `submit --model` would send (the resource
+ * options only with --model). Values are borrowed from argv and checked by
+ * their users (ops/plan's parser, submit's for the --model job), except
+ * --parallelism. Rates need --mesh; rates[i] is the value
  * of ops/plan's option i (TY_PLAN_CLUSTER_OPTIONS: --device-flops, ...). */
 typedef struct ty_cli_plan_args {
   const char *file;
+  const char *model, *config;        /* the job as submit --model builds it */
+  const char *nodes, *ntasks, *gpus; /* its resources (submit's options) */
   bool json, help;
   const char *mesh;                             /* NULL: ask the controller */
   int parallelism;                              /* ty_parallelism, -1: the job's */
@@ -303,6 +309,9 @@ int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user,
  * `FILE: not a valid trainyard.Job message (protobuf decode failed)`. */
 int ty_cli_load_job_file(const char *path, const char *user, const char *request_id, ty_buf *out,
                          char *err, size_t err_len);
+/* Whether an encoded SubmitJobRequest holds a graph job (its answer waits
+ * for the controller's model check and plan). */
+bool ty_cli_submit_is_graph(const uint8_t *req, size_t len);
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out);
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out); /* GetJob, ExplainJob */
 /* ExplainJob (and GetJob) of a job or an array element ("123_7"). */

@@ -29,6 +29,8 @@
 const char ty__usage_plan[] =
     "Usage: trainctl plan [--json] [--parallelism MODE] JOB.pb\n"
     "       trainctl plan [--json] [--parallelism MODE] --mesh NODESxDEVICES [COST MODEL] JOB.pb\n"
+    "       trainctl plan [...] --model M.onnx --config C.pb [--nodes N] [--ntasks-per-node T]\n"
+    "                     [--gpus G]   (the job `submit --model` would send; in place of JOB.pb)\n"
     "\n"
     "How the graph job in JOB.pb (a binary trainyard.Job, as for submit) would be split\n"
     "over its devices: the chosen plan (per-op sharding, the collectives of a step,\n"
@@ -137,7 +139,9 @@ int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty
     if (rc == 0) rc = ty_buf_printf(&out, "\n");
   } else {
     rc = ty_buf_printf(&out, "job %s: parallelism %s, %d node%s x %d devices, planned %s\n",
-                       s->name && s->name[0] ? s->name : a->file,
+                       s->name && s->name[0] ? s->name
+                       : a->file             ? a->file
+                                             : a->model,
                        ty_parallelism_name(s->parallelism), p->nodes, p->nodes == 1 ? "" : "s",
                        p->devices_per_node,
                        a->mesh  ? "here"
@@ -150,8 +154,34 @@ int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty
   return code;
 }
 
-/* The job file as a graph job spec: 0, or the exit code after saying why. */
+/* --model's job, as submit --model builds it (same parser, same checks). */
+static int job_from_model(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out) {
+  const char *argv[12] = {"--model", a->model, "--config", a->config};
+  int n = 4;
+  if (a->nodes) argv[n++] = "--nodes", argv[n++] = a->nodes;
+  if (a->ntasks) argv[n++] = "--ntasks-per-node", argv[n++] = a->ntasks;
+  if (a->gpus) argv[n++] = "--gpus", argv[n++] = a->gpus;
+  ty_cli_submit_args s;
+  char err[TY_ERR_LEN] = "";
+  int rc = ty_cli_parse_submit(n, (char **)argv, c->cwd, c->user, &s, err, sizeof err);
+  if (rc != 0) return ty__ctl_usage("plan", err);
+  rc = ty_cli_load_train_config(s.config_file, &s.job, err, sizeof err);
+  if (rc != 0) {
+    ty__ctl_err("%s", err);
+    ty_cli_submit_args_close(&s);
+    return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
+  }
+  *out = s.job; /* moved */
+  memset(&s.job, 0, sizeof s.job);
+  ty_cli_submit_args_close(&s);
+  if (a->parallelism >= 0) out->parallelism = a->parallelism;
+  return 0;
+}
+
+/* The job (file or --model) as a graph job spec: 0, or the exit code after
+ * saying why. */
 int ty__cli_plan_load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out) {
+  if (a->model) return job_from_model(c, a, out);
   ty_buf raw;
   ty_buf_init(&raw);
   char err[TY_ERR_LEN] = "";

@@ -57,9 +57,16 @@ const char ty__usage_submit[] =
     "                        elements) or one element (123_7)\n"
     "  --kill-on-invalid-dep yes|no  cancel the job if its dependency can never be met\n"
     "                        (default: the controller's setting)\n"
+    "A graph job's answer waits for the controller's model check and plan (traind\n"
+    "--check-timeout-s, 120 s by default), so its submit waits up to 150 s unless\n"
+    "--timeout says otherwise.\n"
     "Output:\n"
     "  -q, --quiet           print only the job id\n"
     "  --json                print {\"id\": N} ({\"id\": N, \"array_tasks\": T} for an array)\n";
+
+/* A graph submit's default wait: traind's model check limit (120 s by
+ * default) and some. */
+#define GRAPH_SUBMIT_TIMEOUT_MS 150000u
 
 static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
   char err[TY_ERR_LEN] = "", rid[TY_CLI_REQUEST_ID_LEN + 1];
@@ -101,6 +108,9 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   uint64_t id = 0;
   uint32_t tasks = 0;
   int code = build_request(c, &a, &req);
+  if (code == 0 && !c->g.timeout_given && c->g.timeout_ms < GRAPH_SUBMIT_TIMEOUT_MS &&
+      ty_cli_submit_is_graph(req.data, req.len))
+    c->g.timeout_ms = GRAPH_SUBMIT_TIMEOUT_MS;
   if (code == 0) code = ty__ctl_call_retrying(c, TY_CLI_OP_SUBMIT, TY_M_SUBMIT_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_submit(res.payload, res.payload_len, &id, &tasks) != 0)
     code = ty__ctl_bad_answer(TY_M_SUBMIT_JOB);

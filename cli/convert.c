@@ -95,6 +95,14 @@ int ty_cli_load_job_file(const char *path, const char *user, const char *request
   return rc;
 }
 
+bool ty_cli_submit_is_graph(const uint8_t *req, size_t len) {
+  Trainyard__SubmitJobRequest *m =
+      ty_wire_unpack(&trainyard__submit_job_request__descriptor, req, len);
+  bool graph = m && m->job && m->job->kind_case == TRAINYARD__JOB__KIND_GRAPH;
+  ty_wire_free(m);
+  return graph;
+}
+
 int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size_t err_len) {
   ty_buf raw;
   ty_buf_init(&raw);

@@ -642,9 +642,25 @@ const char *ty_cli_plan_rate_key(int i) {
   return i >= 0 && i < TY_PLAN_N_CLUSTER_OPTIONS ? plan_rate_keys[i] : NULL;
 }
 
-enum { P_JSON = TY__CLI_OPT_FIRST, P_MESH, P_PARALLELISM, P_RATE0, P_HELP = 'h' };
+enum {
+  P_JSON = TY__CLI_OPT_FIRST,
+  P_MESH,
+  P_PARALLELISM,
+  P_MODEL,
+  P_CONFIG,
+  P_NODES,
+  P_NTASKS,
+  P_GPUS,
+  P_RATE0,
+  P_HELP = 'h'
+};
 static const struct option plan_opts[] = {
     {"json", no_argument, NULL, P_JSON},
+    {"model", required_argument, NULL, P_MODEL},
+    {"config", required_argument, NULL, P_CONFIG},
+    {"nodes", required_argument, NULL, P_NODES},
+    {"ntasks-per-node", required_argument, NULL, P_NTASKS},
+    {"gpus", required_argument, NULL, P_GPUS},
     {"mesh", required_argument, NULL, P_MESH},
     {"parallelism", required_argument, NULL, P_PARALLELISM},
 #define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
@@ -672,6 +688,21 @@ static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
   case P_MESH:
     a->mesh = v;
     return 0;
+  case P_MODEL:
+    a->model = v;
+    return 0;
+  case P_CONFIG:
+    a->config = v;
+    return 0;
+  case P_NODES:
+    a->nodes = v;
+    return 0;
+  case P_NTASKS:
+    a->ntasks = v;
+    return 0;
+  case P_GPUS:
+    a->gpus = v;
+    return 0;
   case P_PARALLELISM:
     if (ty_parallelism_parse(v, &mode) != 0)
       return ty_errf(err, err_len, TY_EINVAL,
@@ -689,7 +720,18 @@ int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, s
   out->parallelism = -1;
   int rc = ty__cli_parse(argc, argv, "h", plan_opts, plan_arg, out, err, err_len);
   if (rc != 0 || out->help) return rc;
-  if (!out->file) return ty_errf(err, err_len, TY_EINVAL, "plan: missing the job file (JOB.pb)");
+  bool model = out->model || out->config;
+  if (model && out->file)
+    return ty_errf(err, err_len, TY_EINVAL, "plan: give a job file or --model, not both");
+  if (model && (!out->model || !out->config))
+    return ty_errf(err, err_len, TY_EINVAL, "plan: --model and --config go together");
+  if (!model && (out->nodes || out->ntasks || out->gpus))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: --nodes, --ntasks-per-node and --gpus only apply with --model (a job "
+                   "file carries its own resources)");
+  if (!model && !out->file)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: missing the job file (JOB.pb) or --model M.onnx --config C.pb");
   for (int i = 0; i < TY_PLAN_N_CLUSTER_OPTIONS && !out->mesh; i++)
     if (out->rates[i])
       return ty_errf(err, err_len, TY_EINVAL,

@@ -50,13 +50,14 @@ static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **
   int rc = ty_train_job_load(s->model_path, s->model_bytes, s->model_len, s->train_config,
                              s->train_config_len, &job, &what, err, sizeof err);
   if (rc != 0) {
-    ty__ctl_err("%s: job.graph.%s: %s", a->file, what, err[0] ? err : ty_strerror(rc));
+    ty__ctl_err("%s: job.graph.%s: %s", a->file ? a->file : a->model, what,
+                err[0] ? err : ty_strerror(rc));
     return rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
   }
   ty_train_plan_request(&job.config, &req);
   if ((rc = ty_plan_search(job.graph, &req, err, sizeof err, out)) != 0) {
     ty_train_plan_refusal(&req, rc, err, why, sizeof why);
-    ty__ctl_err("%s: job.graph: %s", a->file, why);
+    ty__ctl_err("%s: job.graph: %s", a->file ? a->file : a->model, why);
   }
   ty_train_job_close(&job);
   return rc == 0 ? 0 : rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;

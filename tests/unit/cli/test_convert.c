@@ -93,6 +93,25 @@ static Trainyard__SubmitJobRequest *load(const char *path, const char *user, cha
   return r;
 }
 
+Test(convert, a_submit_is_a_graph_job_when_it_names_a_model) {
+  char *argv[] = {"true"};
+  ty_job_spec cmd = {.name = "c", .argv = argv, .argc = 1, .nodes = 1, .tasks_per_node = 1},
+              graph = {.name = "g",
+                       .kind = TY_JOB_KIND_GRAPH,
+                       .model_path = "/m.onnx",
+                       .nodes = 1,
+                       .tasks_per_node = 1};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_submit(&cmd, "r1", &b), 0);
+  cr_expect(!ty_cli_submit_is_graph(b.data, b.len));
+  b.len = 0;
+  cr_assert_eq(ty_cli_encode_submit(&graph, "r2", &b), 0);
+  cr_expect(ty_cli_submit_is_graph(b.data, b.len));
+  cr_expect(!ty_cli_submit_is_graph((const uint8_t *)"\xff\xff", 2), "garbage is no graph job");
+  ty_buf_close(&b);
+}
+
 Test(job_file, fills_user_only_when_empty) {
   ty_buf raw = encoded_job(NULL);
   char *path = write_tmp(raw.data, raw.len);

@@ -513,13 +513,25 @@ Test(plan, options_and_the_job_file) {
   cr_assert_str_eq(p.rates[6], "3");
   cr_assert_eq(PLAN("-h"), 0);
   cr_assert(p.help);
+  cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "--nodes", "2", "--ntasks-per-node",
+                    "4", "--gpus", "4", "--mesh", "2x4"),
+               0, "%s", err);
+  cr_assert(!p.file && !strcmp(p.model, "m.onnx") && !strcmp(p.config, "c.pb"));
+  cr_assert(!strcmp(p.nodes, "2") && !strcmp(p.ntasks, "4") && !strcmp(p.gpus, "4"));
 }
 
 Test(plan, bad_command_lines_are_named) {
   char err[TY_ERR_LEN] = "";
   ty_cli_plan_args p;
   cr_assert_eq(PLAN("--json"), TY_EINVAL);
-  cr_assert_str_eq(err, "plan: missing the job file (JOB.pb)");
+  cr_assert_str_eq(err, "plan: missing the job file (JOB.pb) or --model M.onnx --config C.pb");
+  cr_assert_eq(PLAN("--model", "m.onnx", "a.pb"), TY_EINVAL);
+  cr_assert_str_eq(err, "plan: give a job file or --model, not both");
+  cr_assert_eq(PLAN("--config", "c.pb"), TY_EINVAL);
+  cr_assert_str_eq(err, "plan: --model and --config go together");
+  cr_assert_eq(PLAN("--nodes", "2", "a.pb"), TY_EINVAL);
+  cr_assert(strstr(err, "only apply with --model (a job file carries its own resources)"), "%s",
+            err);
   cr_assert_eq(PLAN("a.pb", "b.pb"), TY_EINVAL);
   cr_assert_str_eq(err, "plan: one job file, not \"b.pb\" too");
   cr_assert_eq(PLAN("--inter-gbps", "5", "a.pb"), TY_EINVAL);
