@@ -356,10 +356,18 @@ static void sce_grad_items(void *arg, int64_t lo, int64_t hi, int slot) {
     float mx = -INFINITY;
     for (int64_t k = 0; k < cl; k++)
       mx = px[k * inner] > mx ? px[k * inner] : mx;
-    for (int64_t k = 0; k < cl; k++) {
-      float e = expf(px[k * inner] - mx);
-      pdx[k * inner] = e;
-      sum += e;
+    if (inner == 1) { /* the usual [N, C] logits: a contiguous row, vectorised */
+      for (int64_t k = 0; k < cl; k++)
+        pdx[k] = px[k] - mx;
+      ty_vmath_exp(pdx, pdx, cl);
+      for (int64_t k = 0; k < cl; k++)
+        sum += pdx[k];
+    } else {
+      for (int64_t k = 0; k < cl; k++) {
+        float e = ty_vexpf(px[k * inner] - mx);
+        pdx[k * inner] = e;
+        sum += e;
+      }
     }
     double gs = g / sum;
     for (int64_t k = 0; k < cl; k++)
