@@ -333,7 +333,7 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot listen on %s:%d: %s", ctl->cfg.listen_host,
                    ctl->cfg.listen_port, ty_strerror(rc));
-  rc = ty_metrics_http_start(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port, ctl->metrics,
+  rc = ty_http_serve_metrics(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port, ctl->metrics,
                              &ctl->http);
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
@@ -378,10 +378,10 @@ int ty_controller_rpc_port(const ty_controller *ctl) {
   return ty_rpc_server_port(ctl->server);
 }
 int ty_controller_metrics_port(const ty_controller *ctl) {
-  return ty_metrics_http_port(ctl->http);
+  return ty_http_server_port(ctl->http);
 }
 int ty_controller_web_port(const ty_controller *ctl) {
-  return ty_metrics_http_port(ctl->web);
+  return ty_http_server_port(ctl->web);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -403,9 +403,9 @@ void ty_controller_stop(ty_controller *ctl) {
   ty_rpc_server_destroy(ctl->server);
   ctl->server = NULL;
   ty__check_stop(ctl);
-  ty_metrics_http_stop(ctl->http);
+  ty_http_server_stop(ctl->http);
   ctl->http = NULL;
-  ty_metrics_http_stop(ctl->web);
+  ty_http_server_stop(ctl->web);
   ctl->web = NULL;
   ty__auth_close(ctl);
 }

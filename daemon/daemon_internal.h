@@ -39,7 +39,7 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
-#include "lib/metrics/metrics.h"
+#include "lib/http/http.h"
 #include "lib/rpc/rpc.h"
 #include "scheduler/scheduler.h"
 
@@ -247,8 +247,8 @@ struct ty_controller {
   ty_committer *commit;
   ty_rpc_server *server;
   ty_metrics *metrics;
-  ty_metrics_http *http;
-  ty_metrics_http *web;              /* the web console's server, or NULL (web.c) */
+  ty_http_server *http;
+  ty_http_server *web;               /* the web console's server, or NULL (web.c) */
   struct ty__web_events *web_events; /* its event streams (web_events.c), or NULL */
   struct ty__web_id *web_ids;        /* identities of recent console tokens (web_token.c) */
   char web_token[33];                /* its token: hex of the first 16 bytes of web.key */

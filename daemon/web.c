@@ -454,8 +454,8 @@ int ty__web_start(ty_controller *ctl, char *err, size_t len) {
     snprintf(ctl->web_token + 2 * i, 3, "%02x", key[i]);
   memset(key, 0, sizeof(key));
   if ((rc = write_token_file(ctl, err, len)) != 0) return rc;
-  rc = ty_metrics_http_serve(ctl->loop, ctl->cfg.web_host, ctl->cfg.web_port, ctl->metrics, "web",
-                             handle, ctl, &ctl->web);
+  rc = ty_http_serve(ctl->loop, ctl->cfg.web_host, ctl->cfg.web_port, ctl->metrics, "web", handle,
+                     ctl, &ctl->web);
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve the web console on %s:%d: %s", ctl->cfg.web_host,
                    ctl->cfg.web_port, ty_strerror(rc));

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/metrics/metrics.h"
+#include "lib/http/http.h"
 #include "lib/notify/notify.h"
 #include "proto/methods.h"
 #include "worker/worker_internal.h"
@@ -70,7 +70,7 @@ typedef struct ty_worker {
   ty_worker_io *io;
   ty_worker_session *session;
   ty_metrics *metrics;
-  ty_metrics_http *http;
+  ty_http_server *http;
   ty__worker_stats *stats;
   ty_auth *auth;
   ty_auth_queue *authq;
@@ -380,7 +380,7 @@ static int write_port_file(const ty_worker *w) {
   snprintf(tmp, sizeof tmp, "%s.tmp", w->o.port_file);
   FILE *f = fopen(tmp, "w");
   if (!f) return TY_EIO;
-  fprintf(f, "io=%d\nmetrics=%d\n", ty_worker_io_port(w->io), ty_metrics_http_port(w->http));
+  fprintf(f, "io=%d\nmetrics=%d\n", ty_worker_io_port(w->io), ty_http_server_port(w->http));
   if (fclose(f) != 0 || rename(tmp, w->o.port_file) != 0) return TY_EIO;
   return 0;
 }
@@ -500,7 +500,7 @@ static int start_listeners(ty_worker *w) {
     return rc;
   }
   w->stats = ty__worker_stats_create(w->metrics, w->tasks, &w->inv);
-  rc = ty_metrics_http_start(&w->loop, w->o.metrics_host, w->o.metrics_port, w->metrics, &w->http);
+  rc = ty_http_serve_metrics(&w->loop, w->o.metrics_host, w->o.metrics_port, w->metrics, &w->http);
   if (rc != 0) {
     ty_error("cannot serve /metrics on %s:%d: %s", w->o.metrics_host, w->o.metrics_port,
              ty_strerror(rc));
@@ -566,7 +566,7 @@ static void start_signals(ty_worker *w) {
 static void teardown(ty_worker *w) {
   ty_worker_session_destroy(w->session);
   ty_worker_io_destroy(w->io);
-  ty_metrics_http_stop(w->http);
+  ty_http_server_stop(w->http);
   ty_tasks_destroy(w->tasks);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
@@ -627,7 +627,7 @@ static int run(ty_worker *w) {
             w->o.name, w->inv.cpus, w->inv.n_gpus, w->inv.memory >> 20, w->inv.topology,
             w->io_addr[0] ? w->io_addr
                           : "every address (advertised: the one facing the controller)",
-            w->o.metrics_host, ty_metrics_http_port(w->http), w->o.controller_host,
+            w->o.metrics_host, ty_http_server_port(w->http), w->o.controller_host,
             w->o.controller_port, w->o.state_dir);
     if (ty_notify_watchdog_init(&w->loop, &w->watchdog) != 0)
       ty_warn("cannot start the watchdog keep-alive");

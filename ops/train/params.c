@@ -126,6 +126,8 @@ static int collect(ty_train *t, const int *cand, const int *grads, size_t n, siz
   return 0;
 }
 
+static void warn_merged(const ty_train *t);
+
 int ty__train_params(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   int rc = check_patterns(t->g, c->trainable, c->n_trainable, "trainable", err, err_len);
@@ -146,13 +148,14 @@ int ty__train_params(ty_train *t, char *err, size_t err_len) {
     goto done;
   }
   log_params(t);
+  warn_merged(t);
 done:
   free(cand);
   free(grads);
   return rc;
 }
 
-/* ---- the Softmax warning ----------------------------------------------------- */
+/* ---- warnings about the exported model -------------------------------------- */
 
 /* The node computing value id, looking through ops that only move values. */
 static const ty_graph_node *source(const ty_graph *g, int id) {
@@ -193,6 +196,82 @@ void ty__train_warn_softmax(const ty_train *t) {
               "reads the output "
               "of node \"%s\" (Softmax) and applies softmax again; feed it the Softmax's input\n",
               n->name, s->name);
+  }
+  fflush(f);
+}
+
+/* Whether every element of float tensor x has the same value. */
+static bool constant_filled(const ty_tensor *x) {
+  if (!x || x->dtype != TY_DTYPE_F32) return false;
+  const float *d = x->data;
+  int64_t n = ty_tensor_numel(x);
+  for (int64_t i = 1; i < n; i++)
+    if (d[i] != d[0]) return false;
+  return n > 1;
+}
+
+/* Value id, looking back through Identity nodes (how PyTorch's exporter
+ * hands one deduplicated initializer to each of its users). */
+static int through_identity(const ty_graph *g, int id) {
+  for (int hops = 0; hops < 16 && id != TY_NO_VALUE; hops++) {
+    int p = ty_graph_value_at(g, id)->producer;
+    const ty_graph_node *n = p >= 0 ? ty_graph_node_at(g, (size_t)p) : NULL;
+    if (!n || n->op != TY_OP_IDENTITY || n->n_inputs < 1) break;
+    id = n->inputs[0];
+  }
+  return id;
+}
+
+/* Who reads a parameter: the first two readers (Identity nodes aside),
+ * how many there are, and whether any reads it through an Identity. */
+typedef struct readers {
+  long node[2];
+  int slot[2];
+  int n;
+  bool same_use;     /* two readers share their op and input slot */
+  bool via_identity; /* one reads it through an Identity node */
+} readers;
+
+static readers find_readers(const ty_graph *g, int id) {
+  readers r = {.node = {-1, -1}};
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    for (int k = 0; n->op != TY_OP_IDENTITY && k < n->n_inputs; k++) {
+      if (n->inputs[k] == TY_NO_VALUE || through_identity(g, n->inputs[k]) != id) continue;
+      r.via_identity |= n->inputs[k] != id;
+      if (r.n == 1 && ty_graph_node_at(g, (size_t)r.node[0])->op == n->op && r.slot[0] == k)
+        r.same_use = true;
+      if (r.n < 2) r.node[r.n] = (long)i, r.slot[r.n] = k;
+      r.n++;
+    }
+  }
+  return r;
+}
+
+/* Warns of a trained, constant-filled parameter that several nodes read
+ * where PyTorch's eval-mode export merged equal initial values into one
+ * initializer: through Identity nodes (the exporter's way of sharing it),
+ * or at the same input of the same op. Intentionally shared weights are
+ * rarely all one value, so the warning names what to do. */
+static void warn_merged(const ty_train *t) {
+  const ty_graph *m = t->model;
+  FILE *f = ty__train_log(t);
+  for (size_t p = 0; p < t->np; p++) {
+    const char *name = ty_graph_value_at(t->g, t->param_ids[p])->name;
+    int id = ty_graph_find_value(m, name);
+    if (id == TY_NO_VALUE || !constant_filled(ty_graph_value_at(m, id)->init)) continue;
+    readers r = find_readers(m, id);
+    if (r.n < 2 || !(r.same_use || r.via_identity)) continue;
+    const ty_graph_node *a = ty_graph_node_at(m, (size_t)r.node[0]);
+    const ty_graph_node *b = ty_graph_node_at(m, (size_t)r.node[1]);
+    fprintf(f,
+            "warning: parameter \"%s\" (every value %g) is read by %d nodes, among them \"%s\" "
+            "(%s) and \"%s\" (%s), so they train as one tensor; if these are separate layers, "
+            "PyTorch's eval-mode export merged their equal initial values (it deduplicates "
+            "initializers): export with training=torch.onnx.TrainingMode.TRAINING to keep them "
+            "apart\n",
+            name, (double)((const float *)ty_graph_value_at(m, id)->init->data)[0], r.n, a->name,
+            ty_op_name(a->op), b->name, ty_op_name(b->op));
   }
   fflush(f);
 }

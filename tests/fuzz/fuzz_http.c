@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target for the /metrics server's request parser
- * (lib/metrics/http_parse.c), consuming the input the way http.c does:
+ * (lib/http/parse.c), consuming the input the way server.c does:
  * parse, drop what was used, again, until it needs more bytes or refuses.
  * Invariants: `used` never exceeds the input, a head is at least 4 bytes
  * and its method is one of the four the server knows.
  */
-#include "lib/metrics/metrics.h"
+#include "lib/http/http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (;;) {
     ty_http_request r;
     size_t used = 0;
-    int rc = ty_metrics_http_parse(p, n, &r, &used);
+    int rc = ty_http_parse(p, n, &r, &used);
     check(used <= n, "used more than the input");
     if (rc == 1) {
       check(used >= 4, "a head shorter than its blank line");

@@ -114,6 +114,12 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     int mode = init(g, "drop.training_mode", TY_DTYPE_BOOL, 0, NULL, 0, &rng);
     h = node(g, TY_OP_DROPOUT, "drop", (int[]){h, ratio, mode}, 3, "drop.out");
   }
+  if (o->merged) {
+    int gain = init(g, "gain", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0, &rng);
+    h = node(g, TY_OP_MUL, "gain1", (int[]){h, gain}, 2, "gain1.out");
+    if (o->merged == 2) gain = node(g, TY_OP_IDENTITY, "gain.copy", &gain, 1, "gain.copy.out");
+    h = node(g, TY_OP_MUL, "gain2", (int[]){h, gain}, 2, "gain2.out");
+  }
   bool post = o->softmax || o->scale;
   int y = linear(g, "fc2", h, o->hidden, o->out, post ? "fc2.out" : "logits", &rng);
   if (o->scale) {

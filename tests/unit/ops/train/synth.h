@@ -32,6 +32,10 @@ typedef struct synth_mlp {
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
   int64_t batch;      /* x's dim 0; 0: the symbolic batch */
+  /* After the Relu, two Mul nodes "gain1", "gain2" by one all-ones [hidden]
+   * initializer "gain": 1 read directly by both, 2 the second through an
+   * Identity (how PyTorch's eval export shares a deduplicated one). */
+  int merged;
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 

@@ -288,6 +288,40 @@ Test(semantics, model_loss_after_softmax_is_warned, .timeout = 60) {
   ty_graph_destroy(g);
 }
 
+/* ---- initializers an eval-mode export merged ------------------------------------ */
+static char *trainer_log(const synth_mlp *o) {
+  ty_graph *g = synth_mlp_build(o);
+  ty_train_config c;
+  synth_config(&c, 1, false);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char *text = synth_log_text(log);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  return text;
+}
+
+Test(semantics, a_constant_parameter_two_layers_share_is_warned, .timeout = 60) {
+  for (int merged = 1; merged <= 2; merged++) {
+    synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .merged = merged};
+    char *text = trainer_log(&o);
+    cr_assert_eq(count(text, "warning:"), 1, "%s", text);
+    cr_assert(strstr(text, "warning: parameter \"gain\" (every value 1) is read by 2 nodes, "
+                           "among them \"gain1\" (Mul) and \"gain2\" (Mul), so they train as one "
+                           "tensor; if these are separate layers, PyTorch's eval-mode export"),
+              "%s", text);
+    cr_assert(strstr(text, "export with training=torch.onnx.TrainingMode.TRAINING"), "%s", text);
+    free(text);
+  }
+  /* Random weights read once each (and a BatchNorm's all-ones scale) are not. */
+  synth_mlp plain = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .bn = true};
+  char *text = trainer_log(&plain);
+  cr_assert_eq(count(text, "warning:"), 0, "%s", text);
+  free(text);
+}
+
 /* ---- the schedule's length ----------------------------------------------------- */
 /* The lr of each logged step. */
 static int lrs(FILE *log, double *out, int max) {

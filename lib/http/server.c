@@ -9,7 +9,7 @@
  * Why no HTTP library: Debian 12 has no llhttp package, and http-parser is
  * unmaintained upstream; the only request we serve has no body, so parsing
  * a request head (request line + header lines) is ~150 lines
- * (http_parse.c) and can reject everything unusual outright.
+ * (parse.c) and can reject everything unusual outright.
  *
  * Bounds: a connection holds at most one request head (TY_HTTP_HEAD_MAX
  * bytes) and one response. Reading stops while a response is written, so a
@@ -39,7 +39,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "lib/metrics/metrics_internal.h"
+#include "lib/http/http.h"
 
 #define HEAD_MS 10000
 #define KEEPALIVE_MS 30000
@@ -56,7 +56,7 @@ typedef struct conn {
   uv_timer_t timer;
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
-  struct ty_metrics_http *server;
+  struct ty_http_server *server;
   struct conn *prev, *next;
   int state;
   int keep_alive; /* after the response in flight */
@@ -78,7 +78,7 @@ typedef struct conn {
   char in[TY_HTTP_HEAD_MAX];
 } conn;
 
-struct ty_metrics_http {
+struct ty_http_server {
   uv_tcp_t listener; /* first */
   ty_metrics *metrics;
   ty_http_handler handler; /* NULL: this is the /metrics server */
@@ -95,14 +95,14 @@ struct ty_metrics_http {
 
 /* ---- connections --------------------------------------------------------- */
 
-static void maybe_free_server(ty_metrics_http *s) {
+static void maybe_free_server(ty_http_server *s) {
   if (s->listener_closed && s->n_conns == 0) free(s);
 }
 
 static void on_conn_closed(uv_handle_t *h) {
   conn *c = h->data;
   if (--c->pending_closes > 0) return;
-  ty_metrics_http *s = c->server;
+  ty_http_server *s = c->server;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -296,7 +296,7 @@ static bool is_loopback(const struct sockaddr_storage *a) {
 /* A handler's page: its status, type, headers and body, now or (deferred)
  * when the handler calls ty_http_later_answer. */
 static void handle_page(conn *c, const ty_http_request *r, int head_only) {
-  ty_metrics_http *s = c->server;
+  ty_http_server *s = c->server;
   if (r->method == TY_HTTP_OTHER) {
     respond_text(c, 405, 0, "method not allowed here (GET, HEAD, POST)");
     return;
@@ -458,7 +458,7 @@ static void conn_process(conn *c) {
   if (c->state != ST_READING) return;
   ty_http_request r;
   size_t used = 0;
-  int rc = ty_metrics_http_parse(c->in, c->in_len, &r, &used);
+  int rc = ty_http_parse(c->in, c->in_len, &r, &used);
   memmove(c->in, c->in + used, c->in_len - used);
   c->in_len -= used;
   if (rc == 0) return;
@@ -487,7 +487,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
 
 /* One line per REFUSAL_LOG_MS at most: the first refusal at once, later
  * ones summed into the next line. */
-static void log_refusal(ty_metrics_http *s, const char *why) {
+static void log_refusal(ty_http_server *s, const char *why) {
   s->refused_unlogged++;
   uint64_t now = uv_now(s->listener.loop);
   if (s->refusal_logged_at && now - s->refusal_logged_at < REFUSAL_LOG_MS) return;
@@ -510,7 +510,7 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 
 /* Applies the caps to the newly accepted c (not yet on the list): false
  * when c must be closed; at the total cap the longest waiter makes room. */
-static bool admit(ty_metrics_http *s, conn *c) {
+static bool admit(ty_http_server *s, conn *c) {
   size_t live = 0, same = 0;
   conn *oldest = NULL;
   for (conn *o = s->conns; o; o = o->next) {
@@ -538,7 +538,7 @@ static bool admit(ty_metrics_http *s, conn *c) {
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
-  ty_metrics_http *s = (ty_metrics_http *)listener;
+  ty_http_server *s = (ty_http_server *)listener;
   if (status < 0) {
     s->stats->refused_error++;
     log_refusal(s, ty_strerror(status));
@@ -578,12 +578,12 @@ static void on_connection(uv_stream_t *listener, int status) {
 /* ---- server -------------------------------------------------------------- */
 
 static void on_listener_closed(uv_handle_t *h) {
-  ty_metrics_http *s = (ty_metrics_http *)h;
+  ty_http_server *s = (ty_http_server *)h;
   s->listener_closed = 1;
   maybe_free_server(s);
 }
 
-static int bind_listen(ty_metrics_http *s, const char *host, int port) {
+static int bind_listen(ty_http_server *s, const char *host, int port) {
   struct sockaddr_storage ss;
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
@@ -604,14 +604,13 @@ static int bind_listen(ty_metrics_http *s, const char *host, int port) {
   return 0;
 }
 
-int ty_metrics_http_start(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
-                          ty_metrics_http **out_server) {
-  return ty_metrics_http_serve(loop, host, port, m, "metrics", NULL, NULL, out_server);
+int ty_http_serve_metrics(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
+                          ty_http_server **out_server) {
+  return ty_http_serve(loop, host, port, m, "metrics", NULL, NULL, out_server);
 }
 
-int ty_metrics_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m,
-                          const char *listener, ty_http_handler handler, void *ud,
-                          ty_metrics_http **out_server) {
+int ty_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m, const char *listener,
+                  ty_http_handler handler, void *ud, ty_http_server **out_server) {
   if (out_server) *out_server = NULL;
   if (!loop || !host || !m || !out_server || port < 0 || port > 65535) {
     ty_error("metrics http: %s is missing or out of range", !loop         ? "loop"
@@ -621,7 +620,7 @@ int ty_metrics_http_serve(uv_loop_t *loop, const char *host, int port, ty_metric
                                                                           : "port");
     return TY_EINVAL;
   }
-  ty_metrics_http *s = calloc(1, sizeof *s);
+  ty_http_server *s = calloc(1, sizeof *s);
   if (!s) return TY_ENOMEM;
   s->metrics = m;
   s->handler = handler;
@@ -642,11 +641,11 @@ int ty_metrics_http_serve(uv_loop_t *loop, const char *host, int port, ty_metric
   return 0;
 }
 
-int ty_metrics_http_port(const ty_metrics_http *s) {
+int ty_http_server_port(const ty_http_server *s) {
   return s ? s->port : -1;
 }
 
-void ty_metrics_http_stop(ty_metrics_http *s) {
+void ty_http_server_stop(ty_http_server *s) {
   if (!s || uv_is_closing((uv_handle_t *)&s->listener)) return;
   for (conn *c = s->conns; c; c = c->next)
     conn_close(c);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests for lib/metrics/http.c over real sockets on 127.0.0.1: the server
+ * Tests for lib/http/server.c over real sockets on 127.0.0.1: the server
  * runs on a libuv loop in a second thread (the registry is filled before the
  * thread starts and never touched again), and the test talks to it with a
  * blocking socket client. Stopping goes through uv_async_send, the only
@@ -17,51 +17,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lib/metrics/metrics.h"
+#include "lib/http/http.h"
+#include "loop.h"
 
-typedef struct server_fixture {
-  uv_loop_t loop;
-  uv_async_t stop;
-  ty_metrics *m;
-  ty_metrics_http *http;
-  pthread_t thread;
-  int port;
-} server_fixture;
-
-static server_fixture fx;
+static http_loop fx;
 
 static const char *const k_body = "# HELP trainyard_up_total Ups.\n"
                                   "# TYPE trainyard_up_total counter\n"
                                   "trainyard_up_total 7\n";
 
-static void on_stop(uv_async_t *a) {
-  ty_metrics_http_stop(fx.http);
-  uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *loop_thread(void *arg) {
-  (void)arg;
-  uv_run(&fx.loop, UV_RUN_DEFAULT);
-  return NULL;
-}
-
 static void setup(void) {
-  cr_assert_eq(uv_loop_init(&fx.loop), 0);
-  fx.m = ty_metrics_create();
+  http_loop_init(&fx);
   ty_metric *c = ty_metrics_counter(fx.m, "trainyard_up_total", "Ups.", NULL);
   ty_metric_inc(c, NULL, 7);
-  cr_assert_eq(ty_metrics_http_start(&fx.loop, "127.0.0.1", 0, fx.m, &fx.http), 0);
-  fx.port = ty_metrics_http_port(fx.http);
-  cr_assert_gt(fx.port, 0);
-  cr_assert_eq(uv_async_init(&fx.loop, &fx.stop, on_stop), 0);
-  cr_assert_eq(pthread_create(&fx.thread, NULL, loop_thread, NULL), 0);
+  cr_assert_eq(ty_http_serve_metrics(&fx.loop, "127.0.0.1", 0, fx.m, &fx.http), 0);
+  http_loop_run(&fx);
 }
 
 static void teardown(void) {
-  uv_async_send(&fx.stop);
-  pthread_join(fx.thread, NULL);
-  cr_expect_eq(uv_loop_close(&fx.loop), 0, "every handle closed");
-  ty_metrics_destroy(fx.m);
+  http_loop_stop(&fx);
 }
 
 /* ---- a blocking client --------------------------------------------------- */
@@ -82,18 +56,7 @@ typedef struct response {
 /* Connects from a loopback source address (NULL: the default one). */
 static void client_open_from(client *c, const char *source) {
   c->len = 0;
-  c->fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(c->fd, 0);
-  struct timeval tv = {.tv_sec = 20}; /* a safety net against hangs, not an assertion */
-  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (source) {
-    struct sockaddr_in from = {.sin_family = AF_INET};
-    cr_assert_eq(inet_pton(AF_INET, source, &from.sin_addr), 1);
-    cr_assert_eq(bind(c->fd, (struct sockaddr *)&from, sizeof from), 0);
-  }
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  c->fd = http_loop_connect(&fx, source, 0);
 }
 
 static void client_open(client *c) {
@@ -173,9 +136,9 @@ static void expect_body(const response *r) {
 
 /* ---- tests --------------------------------------------------------------- */
 
-TestSuite(metrics_http, .init = setup, .fini = teardown);
+TestSuite(http_server, .init = setup, .fini = teardown);
 
-Test(metrics_http, get_metrics_then_keep_alive_then_close) {
+Test(http_server, get_metrics_then_keep_alive_then_close) {
   client c;
   response r;
   client_open(&c);
@@ -196,7 +159,7 @@ Test(metrics_http, get_metrics_then_keep_alive_then_close) {
   close(c.fd);
 }
 
-Test(metrics_http, pipelined_requests_answered_in_order) {
+Test(http_server, pipelined_requests_answered_in_order) {
   client c;
   response r;
   client_open(&c);
@@ -215,7 +178,7 @@ Test(metrics_http, pipelined_requests_answered_in_order) {
   close(c.fd);
 }
 
-Test(metrics_http, request_split_across_writes) {
+Test(http_server, request_split_across_writes) {
   client c;
   response r;
   client_open(&c);
@@ -226,7 +189,7 @@ Test(metrics_http, request_split_across_writes) {
   close(c.fd);
 }
 
-Test(metrics_http, head_has_length_but_no_body) {
+Test(http_server, head_has_length_but_no_body) {
   client c;
   response r;
   client_open(&c);
@@ -241,7 +204,7 @@ Test(metrics_http, head_has_length_but_no_body) {
   close(c.fd);
 }
 
-Test(metrics_http, other_paths_are_404_and_keep_the_connection) {
+Test(http_server, other_paths_are_404_and_keep_the_connection) {
   static const char *paths[] = {
       "/", "/metricsx", "/metrics/", "/favicon.ico", "*", "http://127.0.0.1/metrics"};
   client c;
@@ -260,7 +223,7 @@ Test(metrics_http, other_paths_are_404_and_keep_the_connection) {
   close(c.fd);
 }
 
-Test(metrics_http, other_methods_are_405) {
+Test(http_server, other_methods_are_405) {
   client c;
   response r;
   client_open(&c);
@@ -277,7 +240,7 @@ Test(metrics_http, other_methods_are_405) {
   close(c.fd);
 }
 
-Test(metrics_http, http10_closes_unless_keep_alive) {
+Test(http_server, http10_closes_unless_keep_alive) {
   client c;
   response r;
   client_open(&c);
@@ -308,7 +271,7 @@ static void expect_400(const char *req, size_t len) {
 
 #define EXPECT_400(lit) expect_400(lit, sizeof(lit) - 1)
 
-Test(metrics_http, malformed_request_line_is_400) {
+Test(http_server, malformed_request_line_is_400) {
   EXPECT_400("hello\r\n\r\n");
   EXPECT_400("GET\r\nHost: x\r\n\r\n");
   EXPECT_400("GET /metrics\r\nHost: x\r\n\r\n");
@@ -323,7 +286,7 @@ Test(metrics_http, malformed_request_line_is_400) {
   EXPECT_400("GET /me\0trics HTTP/1.1\r\nHost: x\r\n\r\n");
 }
 
-Test(metrics_http, malformed_headers_are_400) {
+Test(http_server, malformed_headers_are_400) {
   EXPECT_400("GET /metrics HTTP/1.1\r\n\r\n"); /* HTTP/1.1 needs Host */
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n");
@@ -338,7 +301,7 @@ Test(metrics_http, malformed_headers_are_400) {
   EXPECT_400("GET /metrics HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n");
 }
 
-Test(metrics_http, head_over_8k_is_400) {
+Test(http_server, head_over_8k_is_400) {
   size_t len = 9000;
   char *req = malloc(len);
   const char *start = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
@@ -350,7 +313,7 @@ Test(metrics_http, head_over_8k_is_400) {
   free(req);
 }
 
-Test(metrics_http, head_just_under_8k_is_fine) {
+Test(http_server, head_just_under_8k_is_fine) {
   char req[8192];
   const char *start = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
   size_t s = strlen(start);
@@ -366,7 +329,7 @@ Test(metrics_http, head_just_under_8k_is_fine) {
   close(c.fd);
 }
 
-Test(metrics_http, client_closing_mid_request_is_harmless) {
+Test(http_server, client_closing_mid_request_is_harmless) {
   client c;
   response r;
   client_open(&c);
@@ -379,7 +342,7 @@ Test(metrics_http, client_closing_mid_request_is_harmless) {
   close(c.fd);
 }
 
-Test(metrics_http, connections_beyond_the_per_address_cap_are_closed) {
+Test(http_server, connections_beyond_the_per_address_cap_are_closed) {
   enum { N = TY_HTTP_MAX_CONNS_PER_ADDR };
   client *cs = calloc(N + 1, sizeof(client));
   response r;
@@ -403,7 +366,7 @@ Test(metrics_http, connections_beyond_the_per_address_cap_are_closed) {
 
 /* Idle connections from many addresses fill every slot; a scrape still gets
  * its answer, because the connection that waited longest makes room. */
-Test(metrics_http, idle_connections_cannot_lock_a_scraper_out) {
+Test(http_server, idle_connections_cannot_lock_a_scraper_out) {
   enum { N = TY_HTTP_MAX_CONNS + 20 };
   client *cs = calloc(N, sizeof(client));
   for (int i = 0; i < N; i++) {
@@ -430,7 +393,7 @@ Test(metrics_http, idle_connections_cannot_lock_a_scraper_out) {
  * must stop reading (TCP backpressure) instead of buffering responses. If it
  * buffered without bound, every send below would go through; with the
  * server's reading paused, the kernel buffers fill and a send times out. */
-Test(metrics_http, client_that_never_reads_is_throttled) {
+Test(http_server, client_that_never_reads_is_throttled) {
   client c;
   client_open(&c);
   struct timeval tv = {.tv_sec = 1};
@@ -449,7 +412,7 @@ Test(metrics_http, client_that_never_reads_is_throttled) {
   close(c.fd);
 }
 
-Test(metrics_http, stop_with_open_connections) {
+Test(http_server, stop_with_open_connections) {
   client c;
   response r;
   client_open(&c);
@@ -462,42 +425,42 @@ Test(metrics_http, stop_with_open_connections) {
 
 /* ---- start errors, without the thread ------------------------------------ */
 
-Test(metrics_http_start, rejects_bad_arguments) {
+Test(http_server_start, rejects_bad_arguments) {
   uv_loop_t loop;
   cr_assert_eq(uv_loop_init(&loop), 0);
   ty_metrics *m = ty_metrics_create();
-  ty_metrics_http *s = (ty_metrics_http *)&loop; /* must be reset to NULL */
-  cr_expect_eq(ty_metrics_http_start(&loop, "not-an-ip", 0, m, &s), TY_EINVAL);
+  ty_http_server *s = (ty_http_server *)&loop; /* must be reset to NULL */
+  cr_expect_eq(ty_http_serve_metrics(&loop, "not-an-ip", 0, m, &s), TY_EINVAL);
   cr_expect_null(s);
-  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", 70000, m, &s), TY_EINVAL);
-  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", -1, m, &s), TY_EINVAL);
-  cr_expect_eq(ty_metrics_http_start(&loop, NULL, 0, m, &s), TY_EINVAL);
-  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", 0, NULL, &s), TY_EINVAL);
-  cr_expect_eq(ty_metrics_http_start(NULL, "127.0.0.1", 0, m, &s), TY_EINVAL);
-  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", 0, m, NULL), TY_EINVAL);
-  cr_expect_eq(ty_metrics_http_port(NULL), -1);
-  ty_metrics_http_stop(NULL);
+  cr_expect_eq(ty_http_serve_metrics(&loop, "127.0.0.1", 70000, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_http_serve_metrics(&loop, "127.0.0.1", -1, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_http_serve_metrics(&loop, NULL, 0, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_http_serve_metrics(&loop, "127.0.0.1", 0, NULL, &s), TY_EINVAL);
+  cr_expect_eq(ty_http_serve_metrics(NULL, "127.0.0.1", 0, m, &s), TY_EINVAL);
+  cr_expect_eq(ty_http_serve_metrics(&loop, "127.0.0.1", 0, m, NULL), TY_EINVAL);
+  cr_expect_eq(ty_http_server_port(NULL), -1);
+  ty_http_server_stop(NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_expect_eq(uv_loop_close(&loop), 0);
   ty_metrics_destroy(m);
 }
 
-Test(metrics_http_start, port_in_use_and_ipv6) {
+Test(http_server_start, port_in_use_and_ipv6) {
   uv_loop_t loop;
   cr_assert_eq(uv_loop_init(&loop), 0);
   ty_metrics *m = ty_metrics_create();
-  ty_metrics_http *a = NULL, *b = NULL;
-  cr_assert_eq(ty_metrics_http_start(&loop, "127.0.0.1", 0, m, &a), 0);
-  cr_expect_eq(ty_metrics_http_start(&loop, "127.0.0.1", ty_metrics_http_port(a), m, &b),
+  ty_http_server *a = NULL, *b = NULL;
+  cr_assert_eq(ty_http_serve_metrics(&loop, "127.0.0.1", 0, m, &a), 0);
+  cr_expect_eq(ty_http_serve_metrics(&loop, "127.0.0.1", ty_http_server_port(a), m, &b),
                UV_EADDRINUSE);
   cr_expect_null(b);
-  int rc = ty_metrics_http_start(&loop, "::1", 0, m, &b);
+  int rc = ty_http_serve_metrics(&loop, "::1", 0, m, &b);
   if (rc == 0)
-    cr_expect_gt(ty_metrics_http_port(b), 0);
+    cr_expect_gt(ty_http_server_port(b), 0);
   else
     cr_expect_eq(rc, UV_EADDRNOTAVAIL, "IPv6 loopback missing is the only excuse");
-  ty_metrics_http_stop(a);
-  ty_metrics_http_stop(b);
+  ty_http_server_stop(a);
+  ty_http_server_stop(b);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_expect_eq(uv_loop_close(&loop), 0);
   ty_metrics_destroy(m);
@@ -507,10 +470,10 @@ Test(metrics_http_start, port_in_use_and_ipv6) {
 
 static int parse_str(const char *head, ty_http_request *r) {
   size_t used = 0;
-  return ty_metrics_http_parse(head, strlen(head), r, &used);
+  return ty_http_parse(head, strlen(head), r, &used);
 }
 
-Test(metrics_http_parse, keeps_the_target_and_a_bearer_token) {
+Test(http_parse, keeps_the_target_and_a_bearer_token) {
   ty_http_request r;
   cr_assert_eq(parse_str("GET /api/jobs?state=RUNNING HTTP/1.1\r\nHost: x\r\n"
                          "Authorization: Bearer abc123\r\n\r\n",
@@ -521,7 +484,7 @@ Test(metrics_http_parse, keeps_the_target_and_a_bearer_token) {
   cr_assert(!r.is_metrics);
 }
 
-Test(metrics_http_parse, token_from_the_cookie_unless_a_bearer_came) {
+Test(http_parse, token_from_the_cookie_unless_a_bearer_came) {
   ty_http_request r;
   cr_assert_eq(
       parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; trainyard_token=c00k1e; b=2\r\n\r\n",
@@ -535,7 +498,7 @@ Test(metrics_http_parse, token_from_the_cookie_unless_a_bearer_came) {
   cr_assert_str_eq(r.token, "b34r3r");
 }
 
-Test(metrics_http_parse, odd_tokens_are_left_out) {
+Test(http_parse, odd_tokens_are_left_out) {
   ty_http_request r;
   cr_assert_eq(
       parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n", &r), 1);
@@ -553,7 +516,7 @@ Test(metrics_http_parse, odd_tokens_are_left_out) {
   cr_assert_str_eq(r.token, "");
 }
 
-Test(metrics_http_parse, a_target_over_1k_is_malformed) {
+Test(http_parse, a_target_over_1k_is_malformed) {
   char head[2048];
   char path[TY_HTTP_TARGET_MAX + 1];
   memset(path, 'a', sizeof(path) - 1);
@@ -570,7 +533,7 @@ Test(metrics_http_parse, a_target_over_1k_is_malformed) {
 
 /* The console's actions: POST is a method of its own, and whether the
  * page's script sent X-Requested-With is kept. */
-Test(metrics_http_parse, post_and_requested_with) {
+Test(http_parse, post_and_requested_with) {
   ty_http_request r;
   cr_assert_eq(parse_str("POST /api/jobs/7/cancel HTTP/1.1\r\nHost: x\r\n"
                          "X-Requested-With: trainyard\r\nContent-Length: 0\r\n\r\n",

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The handler side of lib/metrics/http.c over real sockets: answers a
+ * The handler side of lib/http/server.c over real sockets: answers a
  * handler gives later (ty_http_defer), and event streams
  * (ty_http_stream_*): the head and the events reach the client, a client
  * that stops reading is closed once TY_HTTP_STREAM_BUF_MAX bytes wait for
@@ -19,16 +19,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lib/metrics/metrics.h"
+#include "lib/http/http.h"
+#include "loop.h"
 
 typedef struct fixture {
-  uv_loop_t loop;
-  uv_async_t stop;
-  uv_timer_t tick; /* pushes events, answers deferred requests */
-  ty_metrics *m;
-  ty_metrics_http *http;
-  pthread_t thread;
-  int port;
+  http_loop l;
+  uv_timer_t tick;        /* pushes events, answers deferred requests */
   ty_http_stream *stream; /* loop thread only */
   ty_http_later *later;   /* loop thread only */
   atomic_int closed;      /* on_closed ran */
@@ -77,49 +73,29 @@ static void handler(void *ud, const ty_http_request *req, bool loopback, ty_http
   }
 }
 
-static void on_stop(uv_async_t *a) {
-  ty_metrics_http_stop(fx.http);
+static void close_tick(void) {
   uv_close((uv_handle_t *)&fx.tick, NULL);
-  uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *loop_thread(void *arg) {
-  (void)arg;
-  uv_run(&fx.loop, UV_RUN_DEFAULT);
-  return NULL;
 }
 
 static void setup(void) {
   memset(&fx, 0, sizeof fx);
-  cr_assert_eq(uv_loop_init(&fx.loop), 0);
-  fx.m = ty_metrics_create();
-  cr_assert_eq(
-      ty_metrics_http_serve(&fx.loop, "127.0.0.1", 0, fx.m, "web", handler, NULL, &fx.http), 0);
-  fx.port = ty_metrics_http_port(fx.http);
-  cr_assert_eq(uv_async_init(&fx.loop, &fx.stop, on_stop), 0);
-  cr_assert_eq(uv_timer_init(&fx.loop, &fx.tick), 0);
+  http_loop_init(&fx.l);
+  cr_assert_eq(ty_http_serve(&fx.l.loop, "127.0.0.1", 0, fx.l.m, "web", handler, NULL, &fx.l.http),
+               0);
+  cr_assert_eq(uv_timer_init(&fx.l.loop, &fx.tick), 0);
   cr_assert_eq(uv_timer_start(&fx.tick, on_tick, 1, 1), 0);
-  cr_assert_eq(pthread_create(&fx.thread, NULL, loop_thread, NULL), 0);
+  fx.l.on_stop = close_tick;
+  http_loop_run(&fx.l);
 }
 
 static void teardown(void) {
-  uv_async_send(&fx.stop);
-  pthread_join(fx.thread, NULL);
-  cr_expect_eq(uv_loop_close(&fx.loop), 0, "every handle closed");
-  ty_metrics_destroy(fx.m);
+  http_loop_stop(&fx.l);
 }
 
 TestSuite(http_stream, .init = setup, .fini = teardown, .timeout = 60);
 
 static int open_client(const char *path, int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  struct timeval tv = {.tv_sec = 20};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  int fd = http_loop_connect(&fx.l, NULL, rcvbuf);
   char req[128];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
   cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);

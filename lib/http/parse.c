@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The request head parser of the /metrics server (http.c): pure, bytes in,
+ * The request-head parser of lib/http's server (server.c): pure, bytes in,
  * a verdict out, so it is unit-tested and fuzzed on its own
  * (tests/fuzz/fuzz_http.c). It accepts only what a scraper sends: a request
  * line, header lines, the blank line; everything unusual (bare LF, obs-fold,
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lib/metrics/metrics.h"
+#include "lib/http/http.h"
 
 /* ---- request head parsing (pure) ---------------------------------------- */
 
@@ -155,7 +155,7 @@ static int parse_head(const char *head, size_t len, ty_http_request *r) {
   return 0;
 }
 
-int ty_metrics_http_parse(const char *buf, size_t len, ty_http_request *out, size_t *out_used) {
+int ty_http_parse(const char *buf, size_t len, ty_http_request *out, size_t *out_used) {
   size_t skip = 0; /* RFC 9112 2.2: ignore empty lines before a request */
   while (len - skip >= 2 && buf[skip] == '\r' && buf[skip + 1] == '\n')
     skip += 2;
