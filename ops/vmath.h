@@ -13,11 +13,13 @@
  * compile with -ffp-contract=off: no fused multiply-adds).
  *
  * Accuracy (tests/unit/ops/test_vmath.c sweeps them against libm): exp
- * within 2 ulp for normal results (Cody-Waite reduction by ln 2, a
+ * within 1 ulp for normal results (Cody-Waite reduction by ln 2, a
  * degree-7 polynomial, the scale 2^n applied in two halves so subnormal
- * results and overflow to +inf round as a multiply does); erf within 3
- * ulp: x * P(x^2) for |x| < 1, 1 - exp(Q(|x| - 2.5)) with Q fitted to
- * log(erfc) on [1, 4], and +-1 beyond 4 (erf(4) rounds to 1 in float).
+ * results and overflow to +inf round as a multiply does); erf within 2
+ * ulp: x * P(x^2) for |x| < 0.875, 1 - exp(R(|x|) - x^2) up to 4 with R
+ * fitted to log(erfc(t)) + t^2 on [0.875, 4] (a slowly varying function:
+ * fitting log(erfc) itself left terms that cancel), and +-1 beyond 4
+ * (erf(4) rounds to 1 in float).
  * NaN propagates; +-inf give +inf/0 (exp) and +-1 (erf).
  *
  * TY_VMATH_DEFS is the C text of the two static inline functions; this
@@ -56,28 +58,28 @@
   }                                                                           \
   static inline float ty_verff(float x) {                                     \
     float t = x < 0 ? -x : x, s = x * x;                                      \
-    float p = -0x1.4383e6p-17f;                                               \
-    p = p * s + 0x1.d82684p-14f;                                              \
-    p = p * s + -0x1.bcbe98p-11f;                                             \
-    p = p * s + 0x1.5628eep-8f;                                               \
-    p = p * s + -0x1.b829a8p-6f;                                              \
-    p = p * s + 0x1.ce2f08p-4f;                                               \
+    float p = -0x1.661d06p-17f;                                               \
+    p = p * s + 0x1.e4a22ap-14f;                                              \
+    p = p * s + -0x1.be843ap-11f;                                             \
+    p = p * s + 0x1.5648e2p-8f;                                               \
+    p = p * s + -0x1.b82bf8p-6f;                                              \
+    p = p * s + 0x1.ce2f1cp-4f;                                               \
     p = p * s + -0x1.812746p-2f;                                              \
     p = p * s + 0x1.20dd76p+0f;                                               \
     float lo = x * p;                                                         \
-    float u = (t < 1.0f ? 1.0f : t > 4.0f ? 4.0f : t) - 2.5f;                 \
-    float q = 0x1.ad7376p-20f;                                                \
-    q = q * u + -0x1.be54e0p-17f;                                             \
-    q = q * u + 0x1.44de8ap-14f;                                              \
-    q = q * u + -0x1.b8955cp-12f;                                             \
-    q = q * u + 0x1.1bc816p-9f;                                               \
-    q = q * u + -0x1.63cf98p-7f;                                              \
-    q = q * u + -0x1.e34606p-1f;                                              \
-    q = q * u + -0x1.569252p+2f;                                              \
-    q = q * u + -0x1.f3a2dcp+2f;                                              \
-    float hi = 1.0f - ty_vexpf(q);                                            \
+    float u = (t < 0.875f ? 0.875f : t > 4.0f ? 4.0f : t) - 2.4375f;          \
+    float q = 0x1.ae2afep-20f;                                                \
+    q = q * u + -0x1.d951e8p-17f;                                             \
+    q = q * u + 0x1.5dfb08p-14f;                                              \
+    q = q * u + -0x1.d83194p-12f;                                             \
+    q = q * u + 0x1.2d9a42p-9f;                                               \
+    q = q * u + -0x1.76191ap-7f;                                              \
+    q = q * u + 0x1.dcb9f8p-5f;                                               \
+    q = q * u + -0x1.70758ap-2f;                                              \
+    q = q * u + -0x1.88d854p+0f;                                              \
+    float hi = 1.0f - ty_vexpf(q - s);                                        \
     hi = x < 0 ? -hi : hi;                                                    \
-    float y = t < 1.0f ? lo : hi;                                             \
+    float y = t < 0.875f ? lo : hi;                                           \
     return x == x ? y : x;                                                    \
   }
 /* clang-format on */
