@@ -95,17 +95,26 @@ int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint
 /* Parses "42" into a job id (> 0). */
 int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len);
 
-/* `submit FILE` or `submit --command [options] -- CMD ARGS...`. Arguments
- * start after the subcommand name. For a command, job.cwd defaults to `cwd`
- * and job.user to `user` (both may be NULL). */
+/* `submit FILE`, `submit --command [options] -- CMD ARGS...` or `submit
+ * --model M.onnx --config C.pb [options]` (a graph job). Arguments start
+ * after the subcommand name. For a command or a graph job, job.cwd defaults
+ * to `cwd` and job.user to `user` (both may be NULL); a graph job's model
+ * path is made absolute against `cwd` (the workers open it by that path)
+ * and its name defaults to the model file's, less ".onnx". */
 typedef struct ty_cli_submit_args {
-  bool command_mode, quiet, json, help;
-  char *file;      /* owned; job file path (file mode) */
-  ty_job_spec job; /* command mode */
+  bool command_mode, graph_mode, quiet, json, help;
+  char *file;        /* owned; job file path (file mode) */
+  char *config_file; /* owned; graph mode: the encoded TrainConfig's path */
+  ty_job_spec job;   /* command and graph mode */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
+/* Reads a binary trainyard.TrainConfig (graph mode's --config) into
+ * job->train_config after checking that it decodes: TY_EIO (unreadable),
+ * TY_ETOOBIG, or TY_EPROTO (empty, not a TrainConfig; text format gets the
+ * protoc command that encodes it), with the path in err. */
+int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size_t err_len);
 
 /* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`.
  * Values are borrowed from argv and checked by their users (ops/plan's
@@ -151,6 +160,8 @@ typedef struct ty_cli_ls_args {
   int64_t since_ms;     /* --since: jobs submitted, started or ended since; 0 = any */
   ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
   ty_cli_sort sort;     /* --sort; no keys = by id */
+  bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
+                         * ls sets it for a table in id order, where it would fold them itself */
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -200,6 +211,8 @@ typedef struct ty_cli_jobinfo {
   double priority;       /* the scheduler's multifactor priority while pending */
   uint64_t array_job_id; /* the array it is an element of, 0 = none */
   uint32_t array_task_id;
+  char *array_folded;  /* owned: with ls's fold, the pending elements' tasks this one
+                        * stands for ("5-999"); "" = itself only */
   char *dependency;    /* owned: the conditions not yet met, "" = none */
   ty_task_usage usage; /* accounting: the ranks' cgroups (see usage_measured) */
   bool usage_measured; /* false: some rank's CPU time is its CPUs held x wall clock */

@@ -74,6 +74,9 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_rpc_result res = {0};
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
+  /* A table in id order folds pending array elements: the controller does,
+   * so the answer holds one entry per array instead of one per element. */
+  a.fold = !a.array && !a.json && !c->g.json && a.sort.keys.n == 0;
   int code = ty_cli_encode_list_jobs(&a, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
   if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)

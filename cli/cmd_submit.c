@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainctl submit: a binary trainyard.Job file, or a batch command built from
- * options (like sbatch --wrap / srun). The job is acknowledged only once the
+ * trainctl submit: a binary trainyard.Job file, a batch command built from
+ * options (like sbatch --wrap / srun), or a graph job from a model and its
+ * encoded training config. The job is acknowledged only once the
  * controller has committed it, so a printed id is a job that exists. The
  * request carries a fresh request id and is retried when the connection is
  * lost before the answer (cli/retry.c), so the job exists exactly once.
@@ -14,12 +15,19 @@
 const char ty__usage_submit[] =
     "Usage: trainctl submit [--quiet] [--json] FILE\n"
     "       trainctl submit --command [OPTIONS] [--] CMD [ARGS...]\n"
+    "       trainctl submit --model M.onnx --config C.pb [--parallelism MODE] [OPTIONS]\n"
     "\n"
     "FILE is a binary trainyard.Job message (proto/trainyard.proto); encode a text\n"
     "one with: protoc --encode=trainyard.Job --proto_path=proto proto/trainyard.proto\n"
     "An empty `user` is filled in with yours.\n"
     "\n"
-    "Options for --command (resources are per node unless said otherwise):\n"
+    "A graph job trains the ONNX model M.onnx (a path every node can read: it is made\n"
+    "absolute) with C.pb, a binary trainyard.TrainConfig (proto/train_config.proto;\n"
+    "encode a text one with protoc --encode=trainyard.TrainConfig ...), one rank per\n"
+    "task; the controller checks both before it answers:\n"
+    "  --parallelism MODE    auto (the planner chooses, the default), data, tensor or grid\n"
+    "\n"
+    "Options for --command and --model (resources are per node unless said otherwise):\n"
     "  --nodes N             nodes (default 1)\n"
     "  --ntasks-per-node N   tasks (ranks) on each node (default 1)\n"
     "  --gpus N              GPUs per node (default 0)\n"
@@ -35,7 +43,7 @@ const char ty__usage_submit[] =
     "  --queue Q             queue (default \"default\")\n"
     "  --priority P          priority within the queue, -1000..1000, higher first\n"
     "                        (default 0)\n"
-    "  --name NAME           job name (default the command's name)\n"
+    "  --name NAME           job name (default the command's or the model's name)\n"
     "  --cwd DIR             working directory on the nodes (default your current one)\n"
     "  --export NAME=VALUE   add to the tasks' environment; NAME alone copies yours\n"
     "                        (repeatable)\n"
@@ -59,7 +67,14 @@ static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
     ty__ctl_err("cannot draw a random request id (getrandom failed)");
     return TY_CLI_EXIT_ERROR;
   }
-  if (a->command_mode) {
+  if (a->graph_mode) {
+    int rc = ty_cli_load_train_config(a->config_file, &a->job, err, sizeof err);
+    if (rc != 0) {
+      ty__ctl_err("%s", err);
+      return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
+    }
+  }
+  if (a->command_mode || a->graph_mode) {
     if (ty_cli_encode_submit(&a->job, rid, req) == 0) return 0;
     ty__ctl_err("out of memory");
     return TY_CLI_EXIT_ERROR;

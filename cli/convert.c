@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "proto/convert.h"
+#include "proto/train_config.pb-c.h"
 
 /* Job files are small; this bounds what a mistaken path (a model, a disk
  * image) can make us read. */
@@ -94,6 +95,36 @@ int ty_cli_load_job_file(const char *path, const char *user, const char *request
   return rc;
 }
 
+int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size_t err_len) {
+  ty_buf raw;
+  ty_buf_init(&raw);
+  char why[TY_ERR_LEN] = "";
+  int rc = read_file(path, &raw, why, sizeof why);
+  if (rc != 0) ty_errf(err, err_len, rc, "--config: %s", why);
+  Trainyard__TrainConfig *cfg = NULL;
+  if (rc == 0 && (raw.len == 0 || !(cfg = ty_wire_unpack(&trainyard__train_config__descriptor,
+                                                         raw.data, raw.len)))) {
+    rc = TY_EPROTO;
+    if (raw.len && looks_like_text(&raw))
+      ty_errf(err, err_len, rc,
+              "--config: %s is not a binary trainyard.TrainConfig; if it is text format, "
+              "encode it first: protoc --encode=trainyard.TrainConfig --proto_path=proto "
+              "proto/train_config.proto < %s > config.pb",
+              path, path);
+    else
+      ty_errf(err, err_len, rc, "--config: %s %s a trainyard.TrainConfig message", path,
+              raw.len ? "does not decode as" : "is empty, not");
+  }
+  ty_wire_free(cfg);
+  if (rc == 0) {
+    free(job->train_config);
+    job->train_config = raw.data, job->train_config_len = raw.len; /* moved */
+    ty_buf_init(&raw);
+  }
+  ty_buf_close(&raw);
+  return rc;
+}
+
 int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
   Trainyard__JobState states[TY_JOB_STATE_MAX];
@@ -103,6 +134,7 @@ int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   req.states = states;
   req.user = ty_wire_str(a->user), req.queue = ty_wire_str(a->queue);
   req.since_ms = a->since_ms;
+  req.fold_arrays = a->fold;
   return ty_wire_pack(&req.base, out);
 }
 
@@ -169,6 +201,7 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->redacted = pb->redacted;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0 && !(j->dependency = ty_wire_strdup(pb->dependency))) rc = TY_ENOMEM;
+  if (rc == 0 && !(j->array_folded = ty_wire_strdup(pb->array_tasks_folded))) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_wire_strv(pb->nodes, pb->n_nodes, &j->nodes);
   if (rc == 0) j->nnodes = pb->n_nodes;
   return rc;
@@ -179,6 +212,7 @@ void ty_cli_jobinfo_close(ty_cli_jobinfo *j) {
   ty_job_spec_close(&j->spec);
   free(j->reason);
   free(j->dependency);
+  free(j->array_folded);
   ty_wire_strv_free(j->nodes, j->nnodes);
   memset(j, 0, sizeof *j);
 }

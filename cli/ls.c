@@ -275,6 +275,8 @@ static int row_label(const ty_cli_jobinfo *js, size_t n, size_t i, bool fold, ty
   while (fold && foldable(j) && k < n && foldable(&js[k]) && js[k].array_job_id == j->array_job_id)
     k++;
   *used = k - i;
+  if (k == i + 1 && j->array_folded && j->array_folded[0]) /* folded by the controller */
+    return ty_buf_printf(label, "%" PRIu64 "_[%s]", j->array_job_id, j->array_folded);
   if (k == i + 1) {
     if (j->array_job_id)
       return ty_buf_printf(label, "%" PRIu64 "_%" PRIu32, j->array_job_id, j->array_task_id);

@@ -47,12 +47,18 @@ enum {
   S_ARRAY,
   S_DEPENDENCY,
   S_KILL_INVALID,
+  S_MODEL,
+  S_CONFIG,
+  S_PARALLELISM,
   S_JSON,
   S_QUIET = 'q',
   S_HELP = 'h',
 };
 static const struct option submit_opts[] = {
     {"command", no_argument, NULL, S_COMMAND},
+    {"model", required_argument, NULL, S_MODEL},
+    {"config", required_argument, NULL, S_CONFIG},
+    {"parallelism", required_argument, NULL, S_PARALLELISM},
     {"gpus", required_argument, NULL, S_GPUS},
     {"cpus", required_argument, NULL, S_CPUS},
     {"nodes", required_argument, NULL, S_NODES},
@@ -110,12 +116,17 @@ static int set_text(const char *what, char **field, const char *v, char *err, si
   return 0;
 }
 
-static int set_cwd(ty_job_spec *j, const char *v, const char *cwd, char *err, size_t err_len) {
-  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--cwd: must not be empty");
-  if (v[0] == '/' || !cwd) return set_text("--cwd", &j->cwd, v, err, err_len);
-  free(j->cwd);
-  j->cwd = ty_xmalloc(strlen(cwd) + strlen(v) + 2);
-  sprintf(j->cwd, "%s/%s", cwd, v);
+/* A path made absolute against cwd (the daemons do not share the caller's). */
+static int set_path(const char *what, char **field, const char *v, const char *cwd, char *err,
+                    size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
+  free(*field);
+  if (v[0] == '/' || !cwd) {
+    *field = ty_strdup(v);
+    return 0;
+  }
+  *field = ty_xmalloc(strlen(cwd) + strlen(v) + 2);
+  sprintf(*field, "%s/%s", cwd, v);
   return 0;
 }
 
@@ -168,7 +179,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err,
                              err_len);
   case S_CWD:
-    return set_cwd(j, v, cwd, err, err_len);
+    return set_path("--cwd", &j->cwd, v, cwd, err, err_len);
   case S_EXPORT:
     return add_export(j, v, err, err_len);
   case S_ARRAY:
@@ -240,6 +251,18 @@ static void command_defaults(ty_job_spec *j, const char *cwd, const char *user) 
   }
 }
 
+/* A graph job's name: its model file's, less ".onnx". */
+static void graph_defaults(ty_job_spec *j) {
+  j->kind = TY_JOB_KIND_GRAPH;
+  if (j->name || !j->model_path) return;
+  const char *base = strrchr(j->model_path, '/');
+  base = base ? base + 1 : j->model_path;
+  size_t n = strlen(base);
+  if (n > 5 && strcmp(base + n - 5, ".onnx") == 0) n -= 5;
+  j->name = ty_xmalloc(n + 1);
+  memcpy(j->name, base, n), j->name[n] = '\0';
+}
+
 static int submit_positional(ty_cli_submit_args *a, ty_opts *it, const char *v, char *err,
                              size_t err_len) {
   if (a->command_mode) {
@@ -247,14 +270,31 @@ static int submit_positional(ty_cli_submit_args *a, ty_opts *it, const char *v, 
     push_str(&a->job.argv, &a->job.argc, v);
     return 0;
   }
-  if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: unexpected argument \"%s\"", v);
+  if (a->file || a->graph_mode)
+    return ty_errf(err, err_len, TY_EINVAL, "submit: unexpected argument \"%s\"%s", v,
+                   a->graph_mode ? " (a graph job is --model and --config)" : "");
   a->file = ty_strdup(v);
+  return 0;
+}
+
+static int graph_check(const ty_cli_submit_args *a, char *err, size_t err_len) {
+  if (a->command_mode)
+    return ty_errf(err, err_len, TY_EINVAL, "submit: give --model or --command, not both");
+  if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --model, not both");
+  if (!a->job.model_path)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "submit --config: a graph job also needs --model M.onnx");
+  if (!a->config_file)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "submit --model: a graph job also needs --config C.pb (an encoded "
+                   "trainyard.TrainConfig)");
   return 0;
 }
 
 static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err,
                         size_t err_len) {
   if (a->help) return 0;
+  if (a->graph_mode) return graph_check(a, err, err_len);
   if (a->command_mode) {
     if (a->file)
       return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
@@ -304,6 +344,18 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   case S_HELP:
     a->help = true;
     return 0;
+  case S_MODEL:
+    a->graph_mode = true;
+    return set_path("--model", &a->job.model_path, v, c->cwd, err, err_len);
+  case S_CONFIG:
+    a->graph_mode = true;
+    return set_text("--config", &a->config_file, v, err, err_len);
+  case S_PARALLELISM:
+    a->graph_mode = true;
+    if (ty_parallelism_parse(v, &a->job.parallelism) != 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--parallelism: \"%s\" is not auto, data, tensor or grid", v);
+    return 0;
   default:
     if (!c->first_job_opt) c->first_job_opt = opt_name(submit_opts, id);
     return job_option(&a->job, id, v, c->cwd, err, err_len);
@@ -316,7 +368,8 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
   submit_ctx c = {.out = out, .cwd = cwd};
   int rc = ty__cli_parse(argc, argv, "qh", submit_opts, submit_arg, &c, err, err_len);
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
-  if (rc == 0 && out->command_mode) command_defaults(&out->job, cwd, user);
+  if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
+  if (rc == 0 && (out->command_mode || out->graph_mode)) command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
   return rc;
 }
@@ -324,6 +377,7 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
 void ty_cli_submit_args_close(ty_cli_submit_args *a) {
   if (!a) return;
   free(a->file);
+  free(a->config_file);
   ty_job_spec_close(&a->job);
   memset(a, 0, sizeof *a);
 }

@@ -101,6 +101,7 @@ int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out) {
   out->queue = ty_wire_strdup(req->queue);
   out->limit = req->limit;
   out->since_ms = req->since_ms;
+  out->fold_arrays = req->fold_arrays;
   ty_wire_free(req);
   if (out->states && out->user && out->queue) return 0;
   ty__list_filter_close(out);

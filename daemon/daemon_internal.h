@@ -702,6 +702,7 @@ typedef struct ty_list_filter {
   char *user, *queue;
   uint32_t limit;
   int64_t since_ms;
+  bool fold_arrays; /* pending elements of an array in a row: one JobInfo (history.c) */
 } ty_list_filter;
 int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
 /* ListJobs' rule for a job in memory (history.c): committed, one of the

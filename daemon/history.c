@@ -7,7 +7,11 @@
  * from memory: each job's JobInfo is encoded once per change (ty__job_info)
  * and the answer is their concatenation; the whole answer to the last such
  * request is kept and sent again while no live job changed, so a client
- * polling `ls` costs a memcpy, not an encoding of every job.
+ * polling `ls` costs a memcpy, not an encoding of every job. With
+ * fold_arrays (trainctl ls without --array), the pending elements of an
+ * array that follow each other in the answer are one JobInfo, the first
+ * element's with the folded task list appended (array_tasks_folded), so a
+ * pending array of 1,000 elements is one entry to send and to decode.
  *
  * Whatever reaches into history (ListJobs of ended states, GetHistory) is
  * answered in two halves: the live jobs from memory on the loop, the ended
@@ -63,6 +67,8 @@ typedef struct item {
   uint64_t id;
   uint8_t *bytes; /* owned */
   size_t len;
+  uint64_t array_id; /* set for a PENDING array element only: what folds */
+  uint32_t task;
 } item;
 
 typedef struct list_work {
@@ -83,7 +89,8 @@ typedef struct list_work {
   int rc;
 } list_work;
 
-static int add_item(list_work *w, uint64_t id, const uint8_t *p, size_t n) {
+static int add_item(list_work *w, uint64_t id, const uint8_t *p, size_t n, uint64_t fold_id,
+                    uint32_t task) {
   if (w->n == w->cap) {
     size_t cap = w->cap ? w->cap * 2 : 64;
     item *v = realloc(w->items, cap * sizeof(*v));
@@ -92,7 +99,7 @@ static int add_item(list_work *w, uint64_t id, const uint8_t *p, size_t n) {
   }
   uint8_t *copy = NULL;
   if (ty_wire_bytes(p, n, &copy) != 0) return TY_ENOMEM;
-  w->items[w->n++] = (item){id, copy, n};
+  w->items[w->n++] = (item){id, copy, n, fold_id, task};
   return 0;
 }
 
@@ -118,7 +125,7 @@ static int store_item(const ty_job_row *row, void *ud) {
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty__conv_job_info(&v, &b);
-  if (rc == 0) rc = add_item(w, row->id, b.data, b.len);
+  if (rc == 0) rc = add_item(w, row->id, b.data, b.len, 0, 0);
   ty_buf_close(&b);
   return rc;
 }
@@ -144,13 +151,49 @@ static int by_id_desc(const void *a, const void *b) {
   return x > y ? -1 : x < y;
 }
 
-/* The newest `limit` items (all when 0), in id order, as a ListJobsResponse. */
-static int list_answer(item *items, size_t n, uint32_t limit, ty_buf *out) {
+/* items[i] (the array's first pending element of a run, in answer order:
+ * ids descending from i) and the `run` pending elements of its array that
+ * follow it, as one JobInfo: the first's with its folded task list. */
+static int put_folded(const item *items, size_t i, size_t run, ty_buf *out) {
+  uint32_t *tasks = ty_wire_calloc(run, sizeof(*tasks));
+  if (!tasks) return TY_ENOMEM;
+  for (size_t k = 0; k < run; k++)
+    tasks[k] = items[i - k].task;
+  ty_buf text, info;
+  ty_buf_init(&text), ty_buf_init(&info);
+  int rc = ty_array_fold(tasks, run, &text);
+  free(tasks);
+  if (rc == 0) rc = ty_buf_append(&info, items[i].bytes, items[i].len);
+  if (rc == 0) rc = ty__conv_field(53, text.data, text.len, &info); /* array_tasks_folded */
+  if (rc == 0) rc = ty__conv_field(1, info.data, info.len, out);
+  ty_buf_close(&text), ty_buf_close(&info);
+  return rc;
+}
+
+/* How many items from i down (answer order) are pending elements of
+ * items[i]'s array: 1 when it does not fold. */
+static size_t fold_run(const item *items, size_t i) {
+  size_t run = 1;
+  while (items[i].array_id && run <= i && items[i - run].array_id == items[i].array_id)
+    run++;
+  return run;
+}
+
+/* The newest `limit` items (all when 0), in id order, as a ListJobsResponse;
+ * with fold, runs of pending elements of one array as one JobInfo each. */
+static int list_answer(item *items, size_t n, uint32_t limit, bool fold, ty_buf *out) {
   if (n > 1) qsort(items, n, sizeof(*items), by_id_desc); /* items is NULL when n is 0 */
   size_t keep = limit && limit < n ? limit : n;
   int rc = 0;
-  for (size_t i = keep; rc == 0 && i-- > 0;)
-    rc = ty__conv_field(1, items[i].bytes, items[i].len, out);
+  for (size_t i = keep; rc == 0 && i-- > 0;) {
+    size_t run = fold ? fold_run(items, i) : 1;
+    if (run == 1) {
+      rc = ty__conv_field(1, items[i].bytes, items[i].len, out);
+      continue;
+    }
+    rc = put_folded(items, i, run, out);
+    i -= run - 1;
+  }
   return rc;
 }
 
@@ -166,7 +209,7 @@ static void list_work_free(list_work *w) {
 static void list_done(uv_work_t *req, int status) {
   list_work *w = container_of(req, list_work, req);
   int rc = status != 0 ? TY_ECLOSED : w->rc;
-  if (rc == 0) rc = list_answer(w->items, w->n, w->f.limit, &w->r->out);
+  if (rc == 0) rc = list_answer(w->items, w->n, w->f.limit, w->f.fold_arrays, &w->r->out);
   if (rc == TY_ESTORE)
     ty__reply_finish(w->r, rc, "cannot read finished jobs from the store");
   else
@@ -185,7 +228,9 @@ static int list_live(ty_controller *ctl, list_work *w) {
     w->live_ids[w->n_live++] = j->id;
     if (!ty__job_matches(j, &w->f)) continue;
     const ty_buf *info = ty__job_info(ctl, j, ty__auth_sees_job(w->r, j));
-    rc = info ? add_item(w, j->id, info->data, info->len) : TY_ENOMEM;
+    bool folds = j->array_id && j->state == TY_JOB_PENDING;
+    rc = info ? add_item(w, j->id, info->data, info->len, folds ? j->array_id : 0, j->array_task)
+              : TY_ENOMEM;
   }
   return rc;
 }
@@ -232,7 +277,7 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     rc = uv_queue_work(ctl->loop, &w->req, list_run, list_done);
     if (rc == 0) return;
   } else if (rc == 0) {
-    rc = list_answer(w->items, w->n, w->f.limit, &r->out);
+    rc = list_answer(w->items, w->n, w->f.limit, w->f.fold_arrays, &r->out);
     if (rc == 0) remember(ctl, r, p, n, &r->out);
   }
   if (rc == TY_EINVAL)

@@ -335,32 +335,12 @@ static void unlink_wait(ty_controller *ctl, ty__submit_wait *sw) {
   if (*p) *p = sw->next;
 }
 
-/* A plan with pipeline stages: planned (trainctl plan shows it) but not
- * run by trainrun yet, so a submit is refused rather than failing at launch. */
-static int runnable_plan(const ty__check_result *res, char *why, size_t len) {
-  ty_plan *p = NULL;
-  if (!res->plan || ty_plan_decode(res->plan, res->plan_len, &p, why, len) != 0) return 0;
-  int rc = p->n_stages > 0
-               ? ty_errf(why, len, TY_EUNSUPPORTED,
-                         "job.graph: the plan has %d pipeline stages x %d micro-batches, which "
-                         "trainrun does not run yet; submit it with train_config.pipeline_stages "
-                         "1 (trainctl plan shows the stages)",
-                         p->n_stages, p->micro_batches)
-               : 0;
-  ty_plan_destroy(p);
-  return rc;
-}
-
 static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   ty__submit_wait *sw = ud;
   unlink_wait(ctl, sw);
-  char staged[TY_ERR_LEN] = "";
-  int rc = res->status     ? res->status
-           : ctl->stopping ? TY_ECLOSED
-                           : runnable_plan(res, staged, sizeof staged);
-  const char *why = res->status       ? res->message
-                    : staged[0] && rc ? staged
-                                      : "the controller is shutting down; the job was not accepted";
+  int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  const char *why =
+      res->status ? res->message : "the controller is shutting down; the job was not accepted";
   ty_job *j = NULL;
   if (rc == 0) {
     j = accept_jobs(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->n,

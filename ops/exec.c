@@ -111,6 +111,7 @@ static int plan_create(ty_exec *e) {
 int ty_exec_create(const ty_graph *g, const ty_exec_opts *opts, ty_exec **out_exec) {
   ty_exec *e = calloc(1, sizeof *e);
   if (!e) return TY_ENOMEM;
+  ty__blas_on_caller();
   size_t nv = ty_graph_n_values(g) + 1, nn = ty_graph_n_nodes(g) + 1;
   e->g = g;
   if (opts) e->opts = *opts;

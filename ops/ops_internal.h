@@ -288,6 +288,18 @@ int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t);
 /* Removes the nodes with drop[k] set; their outputs lose their producer. */
 int ty__graph_drop_nodes(ty_graph *g, const bool *drop);
 
+/* infer_batch.c: every value's shape (out: one per value id) with the batch
+ * at `batch`, shape arithmetic run where it is constant there; a dim that
+ * stays unknown stays negative. Errors are shape inference's. */
+int ty__graph_shapes_at(const ty_graph *g, int64_t batch, ty_shape *out, char *err, size_t err_len);
+/* Infers g's shapes, then folds its shape arithmetic and infers again
+ * while that makes unknown dims known (a graph whose inputs are all
+ * concrete ends fully concrete). Nodes are replaced and dropped as by
+ * ty__graph_fold; value ids stay. */
+int ty__graph_fold_shapes(ty_graph *g, char *err, size_t err_len);
+/* Sets a copy of attribute a on node idx of g. */
+int ty__graph_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a);
+
 /* Helpers for "attribute ints or default" lookups. */
 int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int max, int *out_n);
 
@@ -319,6 +331,11 @@ typedef void (*ty__par_fn)(void *arg, int64_t begin, int64_t end, int slot);
  * more than it saves. */
 #define TY__PAR_GRAIN 16384
 void ty__parallel_for(ty_workers *w, int64_t n, int64_t grain, ty__par_fn fn, void *arg);
+/* OpenBLAS runs each call on its caller: kernels split their GEMMs over
+ * the executor's pool themselves (or run on the caller without one), so
+ * results never depend on OpenBLAS' own threads. Set by every pool and
+ * every executor. */
+void ty__blas_on_caller(void);
 
 /* kernels/gemm.c: row-major C = alpha op(A) op(B) + beta C (cblas_sgemm's
  * arguments), split over w's threads by blocks of C's rows or columns when

@@ -105,10 +105,13 @@ int ty_workers_create(int n_threads, ty_workers **out) {
     }
     w->n_started++;
   }
-  /* The pool splits GEMMs itself; OpenBLAS runs each call on its caller. */
-  openblas_set_num_threads(1);
+  ty__blas_on_caller();
   *out = w;
   return 0;
+}
+
+void ty__blas_on_caller(void) {
+  openblas_set_num_threads(1);
 }
 
 void ty_workers_destroy(ty_workers *w) {

@@ -50,6 +50,7 @@
 /* One hierarchy: its controllers and the worker's subtree in it. */
 typedef struct hier {
   bool v1;
+  size_t mount_len;      /* base's first mount_len bytes are the mount point */
   char controllers[128]; /* "memory", "cpu,cpuacct", ...; v2: what it delegates */
   char base[PATH_MAX];   /* <mount>/<parent>/<name> */
 } hier;
@@ -190,7 +191,8 @@ static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers,
   snprintf(h->controllers, sizeof h->controllers, "%s", controllers);
   if (snprintf(h->base, sizeof h->base, "%s%s/%s", mount, parent, name) >= (int)sizeof h->base)
     return;
-  int rc = make_base(h, strlen(mount));
+  h->mount_len = strlen(mount);
+  int rc = make_base(h, h->mount_len);
   if (rc != 0) {
     ty_errf(why, len, rc, "cannot create %s: %s", h->base, strerror(-rc));
     return;
@@ -386,6 +388,10 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
     task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
     task_dir(h, job, rank, rdir, sizeof rdir);
     rc = make_dir(h, jdir, true);
+    if (rc == -ENOENT && (rc = make_base(h, h->mount_len)) == 0) {
+      ty_log(TY_LOG_WARN, "cgroup %s was removed under this worker; made it again", h->base);
+      rc = make_dir(h, jdir, true);
+    }
     if (rc == 0) rc = limit_job(cg, h, jdir, lim);
     if (rc == 0) rc = make_dir(h, rdir, false);
     if (rc == 0) rc = limit_rank(cg, h, rdir, lim);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/token/token.h"
@@ -68,6 +69,17 @@ typedef struct task {
   char *reason;
   bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
   ty__iotask *io; /* interactive stdio, until the task ends */
+  /* Started by ty_tasks_launch_async, until the helper's verdict: its
+   * watch, who gets the launch's outcome, the log (for a failed start's
+   * note), and an exit that came first (handled after the verdict, so the
+   * launch is answered before the end is reported). */
+  ty__verdict *verdict;
+  ty_tasks_started_cb started_cb;
+  void *started_ud;
+  int log_fd;
+  bool exit_seen, start_failed;
+  int64_t exit_status;
+  int exit_term;
 } task;
 
 struct ty_tasks {
@@ -180,6 +192,8 @@ static void fill_report(const task *k, ty_task_report *r) {
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+static void abandon_start(task *k); /* launch, below */
+
 int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
                     ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks) {
   if (!loop || !state_dir || !node) return TY_EINVAL;
@@ -204,6 +218,8 @@ void ty_tasks_destroy(ty_tasks *t) {
     maybe_free_registry(t);
     return;
   }
+  for (task *k = t->head; k; k = k->next)
+    if (k->verdict) abandon_start(k);
   /* The last task to go frees the registry (maybe_free_task). */
   task *k = t->head;
   while (k) {
@@ -333,8 +349,7 @@ static void on_reap_poll(uv_timer_t *h) {
   finish(k);
 }
 
-static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
-  task *k = p->data;
+static void process_exited(task *k, int64_t exit_status, int term_signal) {
   ty_tasks *t = k->owner;
   k->running = false;
   if (term_signal != 0) {
@@ -379,6 +394,27 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
     return;
   }
   finish(k);
+}
+
+/* A task whose command never ran (its helper failed): no report; its
+ * record and cgroup go once the helper has exited. */
+static void drop_failed_start(task *k) {
+  ty_tasks *t = k->owner;
+  if (k->in_cgroup) ty_cgroup_task_remove(t->cg, k->job_id, k->rank);
+  k->in_cgroup = false;
+  close_handles(k);
+}
+
+static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
+  task *k = p->data;
+  if (k->verdict) { /* the helper's verdict is not in yet: after it */
+    k->exit_seen = true;
+    k->exit_status = exit_status, k->exit_term = term_signal;
+  } else if (k->start_failed) {
+    drop_failed_start(k);
+  } else {
+    process_exited(k, exit_status, term_signal);
+  }
 }
 
 /* ---- launch ----------------------------------------------------------------- */
@@ -488,8 +524,28 @@ static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
 /* Spawns k through the exec helper: plain tasks write straight into the
  * log; interactive ones get pipes or a pty from an iotask. On error `err`
  * says why. */
+static void on_verdict(void *ud, int rc, const char *err);
+
+/* The helper's verdict: waited for, or (async) watched by the loop, which
+ * calls on_verdict. A watch that cannot start fails the launch. */
+static int spawn_helper(ty_tasks *t, task *k, const ty__spawn *sp, bool async, char *err,
+                        size_t err_len) {
+  if (!async) return ty__spawn_task(t->loop, &k->proc, sp, err, err_len);
+  int fd;
+  int rc = ty__spawn_start(t->loop, &k->proc, sp, &fd, err, err_len);
+  if (rc != 0) return rc;
+  rc = ty__verdict_watch(t->loop, fd, k->proc.pid, sp, on_verdict, k, &k->verdict);
+  if (rc == 0) return 0;
+  close(fd);
+  kill(k->proc.pid, SIGKILL);
+  waitpid(k->proc.pid, NULL, 0);
+  return ty_errf(err, err_len, TY_EIO, "cannot start the task on node %s: %s", t->node,
+                 ty_strerror(rc));
+}
+
 static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const ty__runas *who,
-                         char **env, int null_fd, int log_fd, char *err, size_t err_len) {
+                         char **env, int null_fd, int log_fd, bool async, char *err,
+                         size_t err_len) {
   ty__spawn sp = {.helper = t->helper,
                   .node = t->node,
                   .who = who,
@@ -513,7 +569,7 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
       t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err, err_len)
             : 0;
   k->in_cgroup = t->cg && rc == 0;
-  if (rc == 0) rc = ty__spawn_task(t->loop, &k->proc, &sp, err, err_len);
+  if (rc == 0) rc = spawn_helper(t, k, &sp, async && !io, err, err_len);
   ty_cgroup_procs_free(sp.procs);
   if (rc != 0 && k->in_cgroup) {
     ty_cgroup_task_remove(t->cg, spec->job_id, spec->rank);
@@ -594,7 +650,11 @@ static void drop_unstarted(ty_tasks *t, task *k) {
   uv_close((uv_handle_t *)&k->proc, on_handle_closed);
 }
 
-int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+/* The launch's common part. Started asynchronously (k->verdict set), the
+ * task is listed at once and on_verdict finishes the launch; otherwise it
+ * is finished here. */
+static int launch(ty_tasks *t, const ty_task_spec *spec, bool async, ty_tasks_started_cb cb,
+                  void *ud, char *err, size_t err_len) {
   char **env = NULL;
   int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
   ty__runas who;
@@ -609,13 +669,13 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   if (rc != 0) goto fail;
   forget_old(t, spec->job_id, spec->rank);
   task *k = new_task(t, spec);
-  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], err, err_len);
+  k->log_fd = -1;
+  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], async, err, err_len);
   if (rc != 0) {
     log_failure(fds[1], err);
     drop_unstarted(t, k);
     goto fail;
   }
-  t->stats.started++;
   k->pid = k->proc.pid;
   k->running = true;
   k->state = TY_TASK_RUNNING;
@@ -625,17 +685,80 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   while (*tail)
     tail = &(*tail)->next;
   *tail = k;
+  if (k->verdict) {
+    k->started_cb = cb, k->started_ud = ud;
+    k->log_fd = fds[1], fds[1] = -1;
+    goto out;
+  }
+  t->stats.started++;
   ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d as %s%s: %s", k->job_id, k->rank,
           k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
 fail:
   if (rc != 0) t->stats.launch_failures++;
   /* After the task is listed: a woken attach looks it up. */
   ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
+  if (cb) cb(ud, rc, rc ? err : NULL);
+out:
   for (int i = 0; i < 2; i++)
     if (fds[i] >= 0) close(fds[i]);
   ty_task_env_free(env);
   ty__runas_close(&who);
   return rc;
+}
+
+int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  return launch(t, spec, false, NULL, NULL, err, err_len);
+}
+
+void ty_tasks_launch_async(ty_tasks *t, const ty_task_spec *spec, ty_tasks_started_cb cb,
+                           void *ud) {
+  char err[TY_ERR_LEN] = "";
+  launch(t, spec, true, cb, ud, err, sizeof err);
+}
+
+/* The helper of an asynchronous start said whether the command runs: the
+ * launch is answered, then an exit that came meanwhile is handled. */
+static void on_verdict(void *ud, int rc, const char *err) {
+  task *k = ud;
+  ty_tasks *t = k->owner;
+  k->verdict = NULL;
+  if (rc == 0) {
+    t->stats.started++;
+    ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d%s", k->job_id, k->rank, k->pid,
+            k->in_cgroup ? " in its cgroup" : "");
+  } else {
+    log_failure(k->log_fd, err);
+    t->stats.launch_failures++;
+    /* Never reported, never found: only its exit is still awaited. */
+    k->start_failed = true;
+    k->running = false;
+    k->acked = true;
+  }
+  close(k->log_fd);
+  k->log_fd = -1;
+  ty__io_launched(t->ioreg, k->job_id, k->rank, rc, err);
+  ty_tasks_started_cb cb = k->started_cb;
+  k->started_cb = NULL;
+  if (cb) cb(k->started_ud, rc, err);
+  if (!k->exit_seen) return;
+  if (rc != 0)
+    drop_failed_start(k);
+  else
+    process_exited(k, k->exit_status, k->exit_term);
+}
+
+/* Destroying the registry: a start still waiting for its verdict is
+ * answered TY_ESTATE, and its task goes with the others. */
+static void abandon_start(task *k) {
+  ty__verdict_cancel(k->verdict);
+  k->verdict = NULL;
+  if (k->log_fd >= 0) close(k->log_fd);
+  k->log_fd = -1;
+  ty_tasks_started_cb cb = k->started_cb;
+  k->started_cb = NULL;
+  char err[TY_ERR_LEN];
+  ty_errf(err, sizeof err, TY_ESTATE, "node %s is shutting down", k->owner->node);
+  if (cb) cb(k->started_ud, TY_ESTATE, err);
 }
 
 /* ---- a previous run's tasks ---------------------------------------------------- */

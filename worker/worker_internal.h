@@ -172,6 +172,21 @@ typedef struct ty__spawn {
  * message. On error the helper has been reaped and *proc must be closed if
  * uv_spawn initialised it (proc->type == UV_PROCESS). */
 int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err, size_t len);
+/* The spawn alone: the helper runs in *proc and *status_fd is the read end of
+ * its status pipe (close-on-exec), for ty__verdict_watch. Errors as above. */
+int ty__spawn_start(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, int *status_fd,
+                    char *err, size_t len);
+/* The helper's verdict read by the loop instead of waited for: cb(ud, rc,
+ * err) once, with ty__spawn_task's codes and messages (what they name is
+ * copied from s); after HELPER_WAIT_MS the helper is SIGKILLed and rc is
+ * TY_ETIMEDOUT. The helper is never reaped here: its exit comes to the
+ * process's exit_cb as any task's. Takes status_fd (closed with the watch).
+ * ty__verdict_cancel drops a watch whose cb has not run (cb is not called). */
+typedef struct ty__verdict ty__verdict;
+typedef void (*ty__verdict_cb)(void *ud, int rc, const char *err);
+int ty__verdict_watch(uv_loop_t *loop, int status_fd, int pid, const ty__spawn *s,
+                      ty__verdict_cb cb, void *ud, ty__verdict **out);
+void ty__verdict_cancel(ty__verdict *v);
 
 /* Worker metrics: registers the families on `m` and refreshes the gauges from
  * `tasks` and `inv` before each scrape. Owned by the caller (destroy). */

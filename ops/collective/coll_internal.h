@@ -48,6 +48,12 @@ typedef struct ty__inflight {
   int64_t t1_us; /* completion seen by ty_coll_progress; 0 before */
 } ty__inflight;
 
+/* A pipeline message on its way (p2p.c): the request and its own copy. */
+typedef struct ty__p2p_send {
+  MPI_Request req;
+  uint8_t *buf;
+} ty__p2p_send;
+
 struct ty_coll {
   ty_coll_opts o;
   ty_rdv *rdv;
@@ -68,7 +74,9 @@ struct ty_coll {
   ty__inflight inflight[TY__COLL_MAX_INFLIGHT];
   size_t head, count;
   ty_coll_stats stats;
-  void *nccl; /* nccl.c's state when backend is NCCL */
+  void *nccl;          /* nccl.c's state when backend is NCCL */
+  ty__p2p_send *sends; /* p2p.c: sends not known complete */
+  size_t n_sends;
   char err[TY_ERR_LEN];
 };
 
@@ -91,6 +99,8 @@ int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* TY_ESTATE "an earlier collective failed: <cause>" (c already failed). */
 int ty__coll_failed_before(ty_coll *c);
+/* p2p.c: frees the send buffers (at destroy). */
+void ty__coll_p2p_close(ty_coll *c);
 /* Frees a group's communicator and table. */
 void ty__coll_group_close(ty__group *g);
 

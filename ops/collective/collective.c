@@ -305,6 +305,8 @@ void ty_coll_destroy(ty_coll *c) {
 #endif
   for (int m = 0; m < 3; m++)
     ty__coll_group_close(&c->mesh[m]);
+  if (c->mpi_inited && !c->failed) ty_coll_flush(c);
+  ty__coll_p2p_close(c);
   if (c->mpi_inited && !c->failed) {
     if (c->world.comm != MPI_COMM_NULL) MPI_Comm_free(&c->world.comm);
     if (c->o.rank == 0 && c->port[0]) MPI_Close_port(c->port);

@@ -150,6 +150,21 @@ int ty_coll_bcast_f64(ty_coll *c, double *v);
  * still finish the same step. */
 int ty_coll_agree_stop(void *user);
 
+/* ---- pipeline messages (p2p.c) ------------------------------------------------
+ * A pipelined plan's activations and their gradients, point to point
+ * between the same replica of two stages: ops/train's send, recv and
+ * flush hooks (user = the ty_coll; see ty_train_parallel). A message is
+ * the header (step, sender's stage, micro-batch, shape hash), which the
+ * trainer checks, and the floats. send copies and returns; recv waits at
+ * most timeout_ms for the next message from peer (TY_ETIMEDOUT names the
+ * peer: a dead stage fails its neighbours instead of hanging them) and
+ * reports its length in *out_n, filling buf only when it is n; flush
+ * completes every send. Open MPI worlds only (TY_EUNSUPPORTED on NCCL). */
+int ty_coll_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
+int ty_coll_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n,
+                 void *user);
+int ty_coll_flush(void *user);
+
 /* The last error in words ("" when none); valid until the next call. */
 const char *ty_coll_error(const ty_coll *c);
 
@@ -162,6 +177,8 @@ typedef struct ty_coll_stats {
   uint64_t mesh_ops;   /* checked mesh collectives (forward, backward, buckets, gathers) */
   uint64_t mesh_bytes; /* payload of the blocking ones */
   double mesh_s;       /* time in the blocking ones */
+  uint64_t p2p_msgs;   /* pipeline messages sent */
+  uint64_t p2p_bytes;  /* ... and their bytes, headers included */
 } ty_coll_stats;
 void ty_coll_get_stats(const ty_coll *c, ty_coll_stats *out);
 uint32_t ty_coll_world_size(const ty_coll *c);

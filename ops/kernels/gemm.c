@@ -17,6 +17,8 @@
 
 /* Multiply-adds below which one call on the caller beats waking a thread. */
 #define PAR_MIN_MACS (1 << 18)
+#define GEMM_BLOCK_MIN 128 /* rows or columns of C per block, a multiple of 16 */
+#define GEMM_BLOCKS_MAX 64
 
 typedef struct sgemm_job {
   bool ta, tb, by_cols;
@@ -26,26 +28,30 @@ typedef struct sgemm_job {
   float *c;
 } sgemm_job;
 
+/* One cblas call per block, also where a chunk holds several: the calls,
+ * and so the sums, are the same however the blocks are shared out. */
 static void sgemm_blocks(void *arg, int64_t begin, int64_t end, int slot) {
   (void)slot;
   const sgemm_job *j = arg;
-  int64_t lo = begin * j->block, hi = end * j->block, lim = j->by_cols ? j->n : j->m;
-  if (hi > lim) hi = lim;
-  const float *a = j->a, *b = j->b;
-  float *c = j->c;
-  int64_t m = j->m, n = j->n;
-  if (j->by_cols) {
-    b += j->tb ? lo * j->ldb : lo;
-    c += lo;
-    n = hi - lo;
-  } else {
-    a += j->ta ? lo : lo * j->lda;
-    c += lo * j->ldc;
-    m = hi - lo;
+  int64_t lim = j->by_cols ? j->n : j->m;
+  for (int64_t blk = begin; blk < end; blk++) {
+    int64_t lo = blk * j->block, hi = lo + j->block > lim ? lim : lo + j->block;
+    const float *a = j->a, *b = j->b;
+    float *c = j->c;
+    int64_t m = j->m, n = j->n;
+    if (j->by_cols) {
+      b += j->tb ? lo * j->ldb : lo;
+      c += lo;
+      n = hi - lo;
+    } else {
+      a += j->ta ? lo : lo * j->lda;
+      c += lo * j->ldc;
+      m = hi - lo;
+    }
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b,
+                (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
   }
-  cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
-              (blasint)m, (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b,
-              (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
 }
 
 void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -66,12 +72,13 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                  .a = a,
                  .b = b,
                  .c = c};
-  int threads = ty_workers_count(w);
-  int64_t len = j.by_cols ? n : m, blocks = 2 * (int64_t)threads;
-  if (threads == 1 || (double)m * (double)n * (double)k < PAR_MIN_MACS || len < 32) blocks = 1;
+  int64_t len = j.by_cols ? n : m, blocks = (len + GEMM_BLOCK_MIN - 1) / GEMM_BLOCK_MIN;
+  if ((double)m * (double)n * (double)k < PAR_MIN_MACS) blocks = 1;
+  if (blocks > GEMM_BLOCKS_MAX) blocks = GEMM_BLOCKS_MAX;
   /* Blocks of a multiple of 16 (the width of OpenBLAS' AVX-512 micro-kernel). */
   j.block = ((len + blocks - 1) / blocks + 15) / 16 * 16;
-  ty__parallel_for(blocks > 1 ? w : NULL, (len + j.block - 1) / j.block, 1, sgemm_blocks, &j);
+  blocks = (len + j.block - 1) / j.block;
+  ty__parallel_for(blocks > 1 && ty_workers_count(w) > 1 ? w : NULL, blocks, 1, sgemm_blocks, &j);
 }
 
 int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,

@@ -13,11 +13,14 @@
  * one run replicated ("fallback").
  *
  * This file makes every shape concrete (TY_DIM_BATCH becomes the
- * global batch; dims a Reshape left unknown are recomputed), marks the dims
+ * global batch; dims import left unknown come from running the graph's
+ * shape arithmetic at that batch, else from derive_shape's rules), marks the dims
  * derived from the batch (what data parallelism splits) and the values that
  * carry gradients. Tuned for graphs of a few thousand nodes: one pass each.
  */
 #include "ops/plan/plan_internal.h"
+
+#include "ops/ops_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -129,6 +132,20 @@ static bool derive_shape(const ty__model *m, const ty_graph_node *n, int o, ty_s
   return true;
 }
 
+/* Value v's shape at the batch with the graph's shape arithmetic run
+ * (ops' ty__graph_shapes_at, as ops/shard computes it), or NULL. */
+static const ty_shape *run_shape(ty__model *m, int v) {
+  if (!m->at_batch) {
+    char err[TY_ERR_LEN];
+    m->at_batch = calloc(m->n_values + 1, sizeof *m->at_batch);
+    if (!m->at_batch) return NULL;
+    for (size_t i = 0; i < m->n_values; i++)
+      m->at_batch[i].rank = TY_RANK_UNKNOWN;
+    ty__graph_shapes_at(m->g, m->batch, m->at_batch, err, sizeof err);
+  }
+  return ty_shape_is_concrete(&m->at_batch[v]) ? &m->at_batch[v] : NULL;
+}
+
 static int resolve_outputs(ty__model *m, const ty_graph_node *n, char *err, size_t err_len) {
   for (int o = 0; o < n->n_outputs; o++) {
     int v = n->outputs[o];
@@ -136,6 +153,13 @@ static int resolve_outputs(ty__model *m, const ty_graph_node *n, char *err, size
     ty__value *val = &m->values[v];
     const ty_graph_value *gv = ty_graph_value_at(m->g, v);
     if (substitute(&gv->shape, m->batch, &val->shape, &val->batch_dims) == 0) continue;
+    /* Running the shape arithmetic is exact; derive_shape's rules are the
+     * fallback where it cannot run. */
+    const ty_shape *run = run_shape(m, v);
+    if (run) {
+      val->shape = *run;
+      continue;
+    }
     if (gv->shape.rank >= 0 && derive_shape(m, n, o, &val->shape) &&
         substitute(&val->shape, m->batch, &val->shape, NULL) == 0)
       continue;
@@ -345,5 +369,6 @@ void ty__model_close(ty__model *m) {
   free(m->ops);
   free(m->order);
   free(m->values);
+  free(m->at_batch);
   memset(m, 0, sizeof *m);
 }

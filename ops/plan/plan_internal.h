@@ -101,6 +101,8 @@ typedef struct ty__model {
   uint64_t const_bytes; /* non-trainable initializers, replicated */
   int loss;
   size_t n_fallback;
+  ty_shape *at_batch; /* every value's shape at the batch, shape arithmetic run
+                         (ty__graph_shapes_at); made when first needed */
 } ty__model;
 
 /* rules.c: the per-op sharding rules. */

@@ -2,8 +2,9 @@
 /*
  * The local graph of one rank (see shard.h). Built in three passes:
  *
- *   1. global shapes: a copy of the graph with the plan's batch in every
- *      batch dim, shapes inferred, gives each value's global shape;
+ *   1. global shapes: each value's shape at the plan's batch
+ *      (ty__graph_shapes_at, which also runs shape arithmetic that is
+ *      constant at that batch);
  *   2. layouts: each value is held in its writer's output layout, a
  *      parameter in its stored one, a data input or a constant in the one
  *      its readers agree on (replicated when they do not: then a float
@@ -19,74 +20,30 @@
  */
 #include "ops/shard/shard_internal.h"
 
+#include "ops/ops_internal.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- pass 1: global shapes --------------------------------------------------------- */
 
-static ty_shape with_batch(const ty_shape *sh, int64_t batch) {
-  ty_shape s = *sh;
-  for (int d = 0; d < s.rank; d++)
-    if (s.dims[d] == TY_DIM_BATCH) s.dims[d] = batch;
-  return s;
-}
-
-/* A copy of src for inference only: batch substituted in the inputs,
- * float initializers as inputs of their shape (their data is not needed),
- * the others cloned (shapes and axes are read from them). */
-static int concrete_copy(const ty_graph *src, int64_t batch, ty_graph **out) {
-  ty_graph *g = NULL;
-  int rc = ty_graph_create(&g);
-  for (size_t i = 0; rc == 0 && i < ty_graph_n_values(src); i++) {
-    const ty_graph_value *v = ty_graph_value_at(src, (int)i);
-    ty_shape sh = v->init ? v->init->shape : with_batch(&v->shape, batch);
-    bool known = v->init || v->is_input;
-    int id;
-    ty_tensor *t = NULL;
-    rc = ty_graph_add_value(g, v->name, v->dtype, known ? &sh : NULL, &id);
-    if (rc == 0 && v->init && v->dtype != TY_DTYPE_F32 && (rc = ty_tensor_clone(v->init, &t)) == 0)
-      rc = ty_graph_set_initializer(g, id, t);
-    else if (rc == 0 && (v->is_input || v->init))
-      rc = ty_graph_mark_input(g, id);
-  }
-  for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(src); i++) {
-    const ty_graph_node *n = ty_graph_node_at(src, i);
-    int idx;
-    ty_graph_set_opset(g, n->opset);
-    rc = ty_graph_add_node(g, n->op, n->name, n->inputs, n->n_inputs, n->outputs, n->n_outputs,
-                           &idx);
-    for (int k = 0; rc == 0 && k < n->n_attrs; k++)
-      rc = ty__shard_copy_attr(g, (size_t)idx, &n->attrs[k]);
-  }
-  if (rc != 0) {
-    ty_graph_destroy(g);
-    return rc;
-  }
-  *out = g;
-  return 0;
-}
-
 static int global_shapes(builder *b) {
   ty_shard *s = b->s;
-  ty_graph *g = NULL;
-  int rc = concrete_copy(b->src, s->plan->batch, &g);
-  if (rc == 0 && (rc = ty_graph_infer_shapes(g, b->err, b->err_len)) != 0) {
+  int rc = ty__graph_shapes_at(b->src, s->plan->batch, s->full, b->err, b->err_len);
+  if (rc != 0) {
     char inner[TY_ERR_LEN];
     snprintf(inner, sizeof inner, "%s", b->err ? b->err : "");
-    rc = ty_errf(b->err, b->err_len, rc, "shard: the graph at batch %lld: %s",
-                 (long long)s->plan->batch, inner);
+    return ty_errf(b->err, b->err_len, rc, "shard: the graph at batch %lld: %s",
+                   (long long)s->plan->batch, inner);
   }
-  for (size_t i = 0; rc == 0 && i < s->n_values; i++) {
-    s->full[i] = ty_graph_value_at(g, (int)i)->shape;
-    for (int d = 0; rc == 0 && d < s->full[i].rank; d++)
+  for (size_t i = 0; i < s->n_values; i++)
+    for (int d = 0; d < s->full[i].rank; d++)
       if (s->full[i].dims[d] < 0)
-        rc = ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
-                     "shard: value \"%s\": dim %d stays unknown",
-                     ty_graph_value_at(b->src, (int)i)->name, d);
-  }
-  ty_graph_destroy(g);
-  return rc;
+        return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                       "shard: value \"%s\": dim %d stays unknown",
+                       ty_graph_value_at(b->src, (int)i)->name, d);
+  return 0;
 }
 
 /* ---- pass 2: layouts ------------------------------------------------------------------ */
@@ -237,28 +194,6 @@ int ty__shard_add_point(builder *b, ty__point **out) {
 }
 
 /* Copies one attribute onto node idx of g (tensors are cloned). */
-int ty__shard_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a) {
-  ty_tensor *t;
-  int rc;
-  switch (a->type) {
-  case TY_ATTR_INT:
-    return ty_graph_node_set_int(g, idx, a->name, a->i);
-  case TY_ATTR_FLOAT:
-    return ty_graph_node_set_float(g, idx, a->name, a->f);
-  case TY_ATTR_STRING:
-    return ty_graph_node_set_string(g, idx, a->name, a->s);
-  case TY_ATTR_INTS:
-    return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n);
-  case TY_ATTR_FLOATS:
-    return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n);
-  case TY_ATTR_TENSOR:
-    if (!a->t) return 0;
-    if ((rc = ty_tensor_clone(a->t, &t)) != 0) return rc;
-    return ty_graph_node_set_tensor(g, idx, a->name, t);
-  }
-  return 0;
-}
-
 int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id,
                          int *out) {
   int idx, rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, ls, out);
@@ -494,7 +429,7 @@ static int add_node(builder *b, size_t n) {
   if (rc == 0)
     rc = ty_graph_add_node(b->g, gn->op, gn->name, in, gn->n_inputs, out, gn->n_outputs, &idx);
   for (int k = 0; rc == 0 && k < gn->n_attrs; k++)
-    rc = ty__shard_copy_attr(b->g, (size_t)idx, &gn->attrs[k]);
+    rc = ty__graph_copy_attr(b->g, (size_t)idx, &gn->attrs[k]);
   if (rc == 0 && gn->op == TY_OP_GEMM && gn->n_inputs > 2 && in[2] != TY_NO_VALUE) {
     uint8_t partial = s->lay[gn->outputs[0]].partial;
     bool bias_here = true;
@@ -509,7 +444,8 @@ static int add_node(builder *b, size_t n) {
 /* Every value of the source graph has the local shape its layout says. */
 static int check_shapes(const builder *b) {
   const ty_shard *s = b->s;
-  for (size_t v = 0; v < s->n_values; v++) {
+  int rc = 0;
+  for (size_t v = 0; rc == 0 && v < s->n_values; v++) {
     const ty_graph_value *lv = ty_graph_value_at(b->g, (int)v);
     ty_shape want = ty__shard_local_of(s, (int)v, &s->lay[v]);
     if (lv->shape.rank < 0 && ty_graph_value_at(b->src, (int)v)->producer < 0)
@@ -518,14 +454,13 @@ static int check_shapes(const builder *b) {
       char got[96], exp[96];
       ty_shape_format(&lv->shape, got, sizeof got);
       ty_shape_format(&want, exp, sizeof exp);
-      return ty_errf(
-          b->err, b->err_len, TY_EINVAL,
-          "shard: value \"%s\" comes out %s on rank %d, its layout says %s (the plan does not fit "
-          "this graph)",
-          lv->name, got, s->rank, exp);
+      rc = ty_errf(b->err, b->err_len, TY_EINVAL,
+                   "shard: value \"%s\" comes out %s on rank %d, its layout says %s (the plan "
+                   "does not fit this graph)",
+                   lv->name, got, s->rank, exp);
     }
   }
-  return 0;
+  return rc;
 }
 
 int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len) {
@@ -540,7 +475,10 @@ int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len)
   for (size_t n = 0; rc == 0 && n < ty_graph_n_nodes(src); n++)
     rc = add_node(&b, n);
   if (rc == 0) rc = mark_outputs(&b);
-  if (rc == 0 && (rc = ty_graph_infer_shapes(b.g, err, err_len)) != 0) {
+  /* The local graph is for one batch, so its shape arithmetic is constant:
+   * folded, every shape is concrete (as autodiff and the memory planner
+   * want them). */
+  if (rc == 0 && (rc = ty__graph_fold_shapes(b.g, err, err_len)) != 0) {
     char inner[TY_ERR_LEN];
     snprintf(inner, sizeof inner, "%s", err ? err : "");
     rc = ty_errf(err, err_len, rc, "shard: the local graph of rank %d: %s", s->rank, inner);

@@ -75,7 +75,6 @@ typedef struct builder {
 } builder;
 
 /* local.c */
-int ty__shard_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a);
 /* The local shape of value v held in layout l. */
 ty_shape ty__shard_local_of(const ty_shard *s, int v, const ty_plan_layout *l);
 /* A new point (its routes zeroed) at s->points[s->n_points - 1]. */

@@ -253,7 +253,9 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
    * shared checkpoint (every rank still reads it on resume). The ranks of
    * a plan first gather the full tensors on rank 0. */
   bool planned = ty__train_planned(t);
-  int rc0 = planned ? ty__train_plan_gather(t, err, err_len) : 0;
+  int rc0 = planned   ? ty__train_plan_gather(t, err, err_len)
+            : t->pipe ? ty__train_pipe_gather(t, err, err_len)
+                      : 0;
   if (rc0 != 0 || t->opts.rank != 0) return rc0;
   size_t nov = t->np + 2 * t->n_bn;
   ty_init_override *ov = calloc(nov + 1, sizeof *ov);

@@ -121,13 +121,9 @@ void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, 
                : "");
 }
 
-/* The plan fits this job: no pipeline stages, its world and its global batch. */
+/* The plan fits this job: its world and its global batch (a pipelined
+ * plan's checks are pipe.c's). */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
-  if (p->n_stages > 0) /* the planner cuts stages; running them (1F1B) is issue 18's next part */
-    return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                   "plan: %d pipeline stages x %d micro-batches: this trainrun does not run "
-                   "pipelined plans yet; plan with pipeline_stages 1",
-                   p->n_stages, p->micro_batches);
   if ((uint32_t)p->devices != t->opts.world_size)
     return ty_errf(
         err, err_len, TY_EINVAL,
@@ -163,6 +159,7 @@ static int local_feed(ty_train *t, size_t k, char *err, size_t err_len) {
 int ty__train_plan_setup(ty_train *t, char *err, size_t err_len) {
   ty_plan *p = NULL;
   int rc = get_plan(t, &p, err, err_len);
+  if (rc == 0 && p->n_stages > 0) return ty__train_pipe_setup(t, p, err, err_len);
   if (rc == 0) rc = check_fit(t, p, err, err_len);
   if (rc == 0) rc = ty_shard_create(t->g, p, (int)t->opts.rank, err, err_len, &t->shard);
   ty_plan_destroy(p);
@@ -266,7 +263,7 @@ int ty__train_plan_full(ty_train *t) {
 }
 
 uint32_t ty__train_data_world(const ty_train *t) {
-  return t->shard ? 1 : t->opts.world_size;
+  return t->shard || t->pipe ? 1 : t->opts.world_size;
 }
 
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
@@ -358,6 +355,7 @@ void ty__train_plan_destroy(ty_train *t) {
 }
 
 const ty_plan *ty_train_plan(const ty_train *t) {
+  if (t->pipe) return ty__train_pipe_plan(t);
   return t->shard ? ty_shard_plan(t->shard) : NULL;
 }
 const ty_shard *ty_train_shard(const ty_train *t) {

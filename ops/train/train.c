@@ -282,6 +282,7 @@ static int build(ty_train *t, char *err, size_t err_len) {
   if (t->opts.parallel && (rc = ty__train_plan_setup(t, err, err_len)) != 0) return rc;
   ty__train_warn_softmax(t);
   if ((rc = ty__train_params(t, err, err_len)) != 0 ||
+      (rc = ty__train_pipe_build(t, err, err_len)) != 0 ||
       (rc = ty__train_plan_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
       (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
       (rc = ty__train_eval_setup(t, err, err_len)) != 0)
@@ -357,6 +358,7 @@ void ty_train_destroy(ty_train *t) {
   free(t->buckets);
   free(t->bucket_buf);
   ty__train_plan_destroy(t);
+  ty__train_pipe_destroy(t);
   free(t->param_off);
   free(t->param_bucket);
   free(t->packed);
@@ -469,7 +471,7 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
 /* One parameter's update: ops/fusion's fused kernel with fusion on,
  * ops/optim's loop with it off. Both compute the same bits and keep the
  * state in t->optim, so checkpoints and resume do not depend on the choice. */
-static int update_param(ty_train *t, size_t p, float lr, const float *g) {
+int ty__train_update_param(ty_train *t, size_t p, float lr, const float *g) {
   if (!t->jit) return ty_optim_step_param(t->optim, p, lr, t->params[p]->data, g);
   const ty_optim_opts *o = ty_optim_get_opts(t->optim);
   size_t n = (size_t)ty_tensor_numel(t->params[p]);
@@ -540,7 +542,7 @@ static int apply_one(ty_train *t, size_t p, float lr, char *err, size_t err_len)
   int rc = 0;
   if (!g)
     rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-  else if ((rc = update_param(t, p, lr, g)) != 0)
+  else if ((rc = ty__train_update_param(t, p, lr, g)) != 0)
     rc = ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", p);
   return rc;
 }
@@ -565,7 +567,7 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
 /* The mean loss since the last log line; a plan's ranks sum their partial
  * losses first (every rank logs at the same steps). */
 static int logged_loss(ty_train *t, double *out) {
-  unsigned axes = t->shard ? ty_shard_partial_axes(t->shard, t->loss_id) : 0;
+  unsigned axes = t->shard ? ty_shard_partial_axes(t->shard, t->loss_id) : t->pipe ? 3u : 0;
   float sum = (float)t->loss_sum;
   int rc =
       axes ? t->par.comm.all_reduce(axes, &sum, 1, "the loss (for the log)", t->par.comm.user) : 0;
@@ -573,11 +575,10 @@ static int logged_loss(ty_train *t, double *out) {
   return rc;
 }
 
-static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
-  int rc = ty__train_planned(t) ? ty__train_plan_load_batch(t, b, err, err_len)
-                                : ty__train_data_load(t, b, err, err_len);
-  if (rc != 0) return rc;
+/* One run of the training graph and the update (not a pipeline's). */
+static int plain_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len) {
   begin_buckets(t);
+  int rc = 0;
   if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
   if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
   if (rc == 0) rc = ty__train_bn_update(t, err, err_len);
@@ -586,9 +587,19 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
     return rc;
   }
   const ty_tensor *loss = ty_exec_value(t->exec, t->loss_id);
-  double lv = loss ? ty_tensor_f32(loss)[0] : NAN;
+  *out_loss = loss ? ty_tensor_f32(loss)[0] : NAN;
+  return apply_grads(t, lr, err, err_len);
+}
+
+static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
+  int rc = ty__train_planned(t) ? ty__train_plan_load_batch(t, b, err, err_len)
+                                : ty__train_data_load(t, b, err, err_len);
+  if (rc != 0) return rc;
+  double lv;
   float lr = (float)ty_lr_at(&t->sched, t->step);
-  if ((rc = apply_grads(t, lr, err, err_len)) != 0) return rc;
+  rc = t->pipe ? ty__train_pipe_step(t, lr, &lv, err, err_len)
+               : plain_step(t, lr, &lv, err, err_len);
+  if (rc != 0) return rc;
   t->loss_sum += lv;
   t->loss_n++;
   t->step++;
@@ -616,6 +627,7 @@ static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *r
   *rc = 0;
   if (!want || !t->test_ds) return false;
   if (ty__train_planned(t)) *rc = ty__train_plan_gather(t, err, err_len);
+  if (t->pipe) *rc = ty__train_pipe_gather(t, err, err_len);
   return *rc == 0 && t->opts.rank == 0;
 }
 
@@ -674,8 +686,9 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
         (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
-    if (t->shard && !stop_point(t)) continue; /* a plan's ranks stop together, at agreed steps */
-    if (t->shard && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
+    bool together = t->shard || t->pipe; /* a plan's ranks stop together, at agreed steps */
+    if (together && !stop_point(t)) continue;
+    if (together && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
       return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed");
     if (t->opts.stop && *t->opts.stop) break;
   }

@@ -186,6 +186,20 @@ typedef struct ty_train_parallel {
   /* After every step: sets every rank's stop flag when one rank's is set
    * (may be NULL for a world of one). */
   int (*agree_stop)(void *user);
+  /* A pipelined plan's stage messages, point to point (activations
+   * forward, their gradients back). hdr is (sequence: the step, the
+   * sender's stage, the micro-batch, a hash of the tensor's name, kind and
+   * shape). send queues buf[0..n) to rank peer and returns (the transport
+   * copies it); recv waits, within the transport's deadline, for the next
+   * message from peer and fills out_hdr, *out_n (the floats sent) and, when
+   * *out_n == n, buf: the trainer checks the header and names the rank,
+   * stage and micro-batch of a mismatch; flush completes every queued
+   * send (end of step). The comm's all_reduce over axis 1 (axes 2) sums
+   * over a stage's replicas, over both (3) the world: the mesh of a
+   * pipelined plan is stages x replicas. */
+  int (*send)(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
+  int (*recv)(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user);
+  int (*flush)(void *user);
 } ty_train_parallel;
 
 typedef struct ty_train_opts {
@@ -270,6 +284,11 @@ const ty_tensor *ty_train_param(const ty_train *t, size_t i);
 size_t ty_train_n_stats(const ty_train *t);
 const char *ty_train_stat_name(const ty_train *t, size_t i);
 const ty_tensor *ty_train_stat(const ty_train *t, size_t i);
+/* A pipelined plan's rank: the bytes of micro-batch tensors it held at
+ * once (feeds, received activations and gradients, activations kept for
+ * backward), peak over the run so far; 0 without stages. What activation
+ * recomputation saves shows here. */
+uint64_t ty_train_pipeline_peak_bytes(const ty_train *t);
 /* The differentiated training graph (borrowed), e.g. for memory reports;
  * a plan's rank's local graph. */
 const ty_graph *ty_train_graph(const ty_train *t);

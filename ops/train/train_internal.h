@@ -46,6 +46,8 @@ typedef struct ty__feed {
   int64_t start[TY_MAX_RANK]; /* a plan's rank: where its slice starts in the global batch */
 } ty__feed;
 
+typedef struct ty__pipe ty__pipe; /* pipe.c: a pipeline stage's rank */
+
 struct ty_train {
   const ty_graph *model; /* borrowed: eval and export */
   const ty_train_config *cfg;
@@ -90,6 +92,7 @@ struct ty_train {
   /* a plan's rank (parallel.c); shard NULL otherwise */
   ty_train_parallel par;
   ty_shard *shard;
+  ty__pipe *pipe;                        /* a pipelined plan's rank (pipe.c); NULL otherwise */
   unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
   ty_tensor **full_params, **full_stats; /* rank 0 (any rank while resuming): full tensors */
   ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
@@ -161,6 +164,54 @@ int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, siz
 void ty__train_plan_destroy(ty_train *t);
 /* The world the data is sharded over: world_size, or 1 for a plan. */
 uint32_t ty__train_data_world(const ty_train *t);
+
+/* pipe.c: a rank of a pipelined plan (docs/training.md, "Pipeline
+ * stages"). Every rank holds every parameter and the whole optimizer (so
+ * checkpoints and resume are the single-process ones); it trains only its
+ * stage's. */
+bool ty__train_piped(const ty_train *t);
+/* From plan_setup, before the parameters are chosen: takes p (freed on
+ * error too), checks it fits the job and cuts this rank's stage graph. */
+int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);
+/* After the parameters: the stage's parameters, its differentiated graphs. */
+int ty__train_pipe_build(ty_train *t, char *err, size_t err_len);
+/* One global batch (already in the feeds): the 1F1B schedule over the
+ * micro-batches, the stage replicas' gradient sum, the update of this
+ * stage's parameters. *out_loss: this rank's share of the step's mean
+ * loss (the last stage's replicas; 0 elsewhere), summed over the world
+ * for the log. */
+int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len);
+/* Rank 0's parameters and optimizer state become every stage's current
+ * ones (every rank calls it: checkpoints, evaluation). */
+int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len);
+const ty_plan *ty__train_pipe_plan(const ty_train *t);
+void ty__train_pipe_destroy(ty_train *t);
+
+/* pipe_graph.c: the graphs a stage runs (see there). */
+typedef struct ty__pipe_grads {
+  ty_graph *g;      /* the differentiated stage graph (owned) */
+  int *wrt, *grads; /* n value ids in g: what was differentiated, its gradient (or
+                     * TY_NO_VALUE); owned */
+  size_t n;
+} ty__pipe_grads;
+/* The nodes of src with in_set[node] as a graph of their own (value names
+ * kept): what they read and none computes is an input (initializers keep
+ * their data), what they compute and another node reads (or src outputs)
+ * an output. */
+int ty__pipe_extract(const ty_graph *src, const bool *in_set, ty_graph **out, char *err,
+                     size_t err_len);
+/* fwd differentiated with respect to its float inputs and the named
+ * parameters: of loss_name, or (NULL) of sum_k ReduceSum(sent_k * "<sent_k>.seed"). */
+int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const char *const *sent,
+                           size_t n_sent, const char *const *params, size_t n_params,
+                           ty__pipe_grads *out, char *err, size_t err_len);
+/* The differentiated graph cut where the seeds enter: *out_f (no seed
+ * read) and *out_b (the rest), both owned by the caller. */
+int ty__pipe_split(const ty_graph *train, ty_graph **out_f, ty_graph **out_b, char *err,
+                   size_t err_len);
+
+/* train.c: parameter p's optimizer update from gradient g. */
+int ty__train_update_param(ty_train *t, size_t p, float lr, const float *g);
 
 /* The trainer's log stream. */
 FILE *ty__train_log(const ty_train *t);

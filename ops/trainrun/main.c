@@ -323,6 +323,31 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
   fflush(stdout);
 }
 
+/* A pipelined plan's rank: its stage's predicted memory per device with
+ * and without activation recomputation (the plan's choice marked). */
+static void report_stage(const ty_train *t, uint32_t rank) {
+  const ty_plan *p = ty_train_plan(t);
+  if (!p || p->n_stages <= 0) return;
+  int s = (int)rank / (p->devices / p->n_stages);
+  const ty_plan_stage *st = &p->stages[s];
+  printf("report: pipeline stage %d (rank %u), %d micro-batches in flight: predicted peak memory "
+         "per device %.2f MiB without recomputation%s, %.2f MiB as planned (%s)\n",
+         s, rank, st->in_flight, (double)st->memory_no_recompute_bytes / 1048576.0,
+         st->recompute ? "" : " (the plan's choice)", (double)st->memory_bytes / 1048576.0,
+         st->recompute ? "recomputing activations in backward" : "keeping activations");
+  fflush(stdout);
+}
+
+/* ... and after training, what it held. */
+static void report_stage_held(const ty_train *t, uint32_t rank) {
+  const ty_plan *p = ty_train_plan(t);
+  if (!p || p->n_stages <= 0) return;
+  printf("report: rank %u held at most %.2f MiB of micro-batch tensors (inputs, activations "
+         "received and kept, gradients)\n",
+         rank, (double)ty_train_pipeline_peak_bytes(t) / 1048576.0);
+  fflush(stdout);
+}
+
 #ifdef TY_HAVE_COLLECTIVE
 /* Joins the job's world (ops/collective; a world of one needs no
  * rendezvous) and wires it into the trainer's options: the gradient
@@ -362,6 +387,9 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
     par->progress = ty_coll_progress_hook;
     par->gather = ty_coll_gather;
     par->agree_stop = ty_coll_agree_stop;
+    par->send = ty_coll_send;
+    par->recv = ty_coll_recv;
+    par->flush = ty_coll_flush;
     o->parallel = par;
   } else {
     o->allreduce = ty_coll_allreduce;
@@ -417,8 +445,11 @@ static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll 
       rc = TY_EINVAL;
     }
   free(all);
-  if (rc == 0 && (rc = ty_coll_set_mesh(coll, p->mesh[0], p->mesh[1])) != 0)
-    fprintf(stderr, "trainrun: mesh %dx%d: %s\n", p->mesh[0], p->mesh[1], ty_coll_error(coll));
+  /* a pipelined plan's collectives: over a stage's replicas (axis 1) and the world */
+  int m0 = p->n_stages > 0 ? p->n_stages : p->mesh[0];
+  int m1 = p->n_stages > 0 ? p->devices / p->n_stages : p->mesh[1];
+  if (rc == 0 && (rc = ty_coll_set_mesh(coll, m0, m1)) != 0)
+    fprintf(stderr, "trainrun: mesh %dx%d: %s\n", m0, m1, ty_coll_error(coll));
   return rc;
 }
 
@@ -432,6 +463,9 @@ static void print_stats(ty_coll *coll) {
   if (cs.mesh_ops)
     printf("; %llu plan collectives, %.1f MiB, %.3f s", (unsigned long long)cs.mesh_ops,
            (double)cs.mesh_bytes / 1048576.0, cs.mesh_s);
+  if (cs.p2p_msgs)
+    printf("; %llu pipeline messages, %.1f MiB", (unsigned long long)cs.p2p_msgs,
+           (double)cs.p2p_bytes / 1048576.0);
   printf("\n");
   fflush(stdout);
 }
@@ -560,12 +594,14 @@ static int train(const args *a, ty_train_config *c) {
   tr_plan_print(&a->plan, t, o.rank);
   if (c->gpu && o.rank == 0) print_placement(t);
   if (a->report) report(t, c, o.no_fusion);
+  if (a->report) report_stage(t, o.rank);
   bool stopped = false;
   code = 1;
   if ((rc = ty_train_run(t, &stopped, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
     goto done;
   }
+  if (a->report) report_stage_held(t, o.rank);
   code = 0;
 done:
   ty_train_destroy(t);

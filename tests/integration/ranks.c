@@ -65,9 +65,9 @@ uint8_t *rk_make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, s
 }
 
 uint8_t *rk_make_pipeline_config(uint64_t steps, const char *stages, const char *micro,
-                                 size_t *out_len) {
+                                 const char *ckpt, size_t *out_len) {
   size_t n;
-  uint8_t *raw = rk_make_config(steps, 0, NULL, &n);
+  uint8_t *raw = rk_make_config(steps, 0, ckpt, &n);
   Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
   cr_assert(m);
   char *old_stages = m->pipeline_stages, *old_micro = m->micro_batches;

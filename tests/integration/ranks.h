@@ -23,10 +23,11 @@ void rk_write_file(const char *path, const uint8_t *b, size_t n);
  * per-epoch eval, a log line every 5 steps, checkpoints every ckpt_every steps to ckpt (NULL:
  * the controller's). */
 uint8_t *rk_make_config(uint64_t steps, uint64_t ckpt_every, const char *ckpt, size_t *out_len);
-/* rk_make_config's, without checkpoints, asking the planner for pipeline
- * stages: the config's pipeline_stages and micro_batches strings. */
+/* rk_make_config's (checkpointing to ckpt at the end when not NULL),
+ * asking the planner for pipeline stages: the config's pipeline_stages and
+ * micro_batches strings. */
 uint8_t *rk_make_pipeline_config(uint64_t steps, const char *stages, const char *micro,
-                                 size_t *out_len);
+                                 const char *ckpt, size_t *out_len);
 /* The config written to path. */
 void rk_write_config(const char *path, uint64_t steps, uint64_t ckpt_every, const char *ckpt);
 /* Ranks started by hand need what a worker gives them: a rendezvous token

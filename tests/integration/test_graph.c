@@ -298,6 +298,37 @@ Test(graph, killed_rank_fails_the_job, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* A pipeline stage killed mid-run: the job fails naming that rank, and
+ * the other stage, waiting for its messages, does not keep it running. */
+Test(graph, killed_pipeline_stage_fails_the_job, .timeout = 180) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
+  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  size_t len;
+  uint8_t *cfg = rk_make_pipeline_config(100000, "2", "4", NULL, &len);
+  ty_rpc_client *cl = it_client(&c);
+  rk_job j;
+  rk_graph_job(&j, 2, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
+  j.job.name = "mlp-pp";
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
+  wait_step(cl, id, 10, false);
+  pid_t victim = find_rank(id, 1);
+  cr_assert(victim > 0, "rank 1 of job %llu not found", (unsigned long long)id);
+  kill(victim, SIGKILL);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
+  cr_assert(r, "job did not end after its stage 1 was killed (logs in %s)", c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
+  cr_assert(strstr(r->job->reason, "rank 1") && strstr(r->job->reason, "signal 9"), "reason: %s",
+            r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
   /* Slow steps (inherited by workers and their ranks) so the kill below lands

@@ -153,6 +153,75 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* ListJobs with fold_arrays (what trainctl ls asks for by default): pending
+ * elements of one array in a row are ONE JobInfo carrying their folded
+ * tasks; the cached answer follows every change of the live set. */
+static Trainyard__ListJobsResponse *list_folded(ty_rpc_client *cl, bool with_cancelled) {
+  Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
+  Trainyard__JobState states[] = {ST(PENDING), ST(RUNNING), ST(CANCELLED)};
+  req.states = states, req.n_states = with_cancelled ? 3 : 2;
+  req.fold_arrays = true;
+  uint8_t buf[64];
+  size_t n = trainyard__list_jobs_request__pack(&req, buf);
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_LIST_JOBS, buf, n, 10000, &r), 0);
+  cr_assert_eq(r.status, 0, "ListJobs: %s", r.message);
+  Trainyard__ListJobsResponse *resp =
+      trainyard__list_jobs_response__unpack(NULL, r.payload_len, r.payload);
+  ty_rpc_result_close(&r);
+  cr_assert(resp);
+  return resp;
+}
+
+Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-999", "--", "true", NULL});
+  uint64_t single = it_submit_cli(&c, (const char *[]){"--", "true", NULL});
+  Trainyard__ListJobsResponse *r = list_folded(cl, false);
+  cr_assert_eq(r->n_jobs, 2, "1,000 pending elements and a job: %zu entries", r->n_jobs);
+  cr_assert_eq(r->jobs[0]->id, id);
+  cr_assert_str_eq(r->jobs[0]->array_tasks_folded, "0-999");
+  cr_assert_eq(r->jobs[1]->id, single);
+  cr_assert_str_eq(r->jobs[1]->array_tasks_folded, "");
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* The same request again after a change: not the cached answer. */
+  char e3[48];
+  snprintf(e3, sizeof e3, "%llu_3", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", e3, NULL}), 0);
+  r = list_folded(cl, false);
+  cr_assert_eq(r->n_jobs, 2);
+  cr_assert_str_eq(r->jobs[0]->array_tasks_folded, "0-2,4-999");
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* A cancelled element between them breaks the run; it never folds. */
+  r = list_folded(cl, true);
+  cr_assert_eq(r->n_jobs, 4, "%zu entries", r->n_jobs);
+  cr_assert_str_eq(r->jobs[0]->array_tasks_folded, "0-2");
+  cr_assert_eq(r->jobs[1]->id, id + 3);
+  cr_assert_str_eq(r->jobs[1]->array_tasks_folded, "");
+  cr_assert_eq(r->jobs[2]->id, id + 4);
+  cr_assert_str_eq(r->jobs[2]->array_tasks_folded, "4-999");
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* Without fold_arrays every element is its own entry. */
+  r = it_list_jobs(cl);
+  cr_assert_eq(r->n_jobs, 1001, "%zu entries", r->n_jobs);
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* trainctl ls prints the controller's fold; with --sort it folds the
+   * elements itself, to the same line. */
+  char *out = NULL, want[64];
+  snprintf(want, sizeof want, "%llu_[0-2,4-999]", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert(strstr(out, want), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--sort", "id", NULL}), 0);
+  cr_assert(strstr(out, want), "%s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* The controller checks the array of any client's Job. */
 Test(jobs, controller_refuses_bad_arrays_and_dependencies, .timeout = 60) {
   it_cluster c;

@@ -234,17 +234,73 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   codes[1] = rk_wait_exit(p1);
   expect_refused(&c, "mixed", codes, 2, "plan mismatch: rank 1 runs plan ");
 
-  /* A pipelined plan (the planner cuts stages; trainrun does not run them yet). */
-  char ppcfg[400], pp[400];
+  /* A pipelined plan file: 2 stages, activations over Open MPI point to
+   * point, the weights of one process. */
+  char ppcfg[400], pp[400], ppout[400];
   snprintf(ppcfg, sizeof ppcfg, "%s/pp.pb", c.dir);
   snprintf(pp, sizeof pp, "%s/pp.plan", c.dir);
-  uint8_t *raw = rk_make_pipeline_config(STEPS, "2", "4", &n);
+  snprintf(ppout, sizeof ppout, "%s/pp.onnx", c.dir);
+  uint8_t *raw = rk_make_pipeline_config(STEPS, "2", "4", ppout, &n);
   rk_write_file(ppcfg, raw, n);
   free(raw);
   write_plan(&c, ppcfg, pp, "auto", "1x2");
-  run_ranks(&c, model, ppcfg, 2, (const char *const[]){"--plan", pp, NULL}, "pipeline", codes);
-  expect_refused(&c, "pipeline", codes, 2,
-                 "plan: 2 pipeline stages x 4 micro-batches: this trainrun does not run pipelined "
-                 "plans yet");
+  run_ranks(&c, model, ppcfg, 2, (const char *const[]){"--plan", pp, "--report", NULL}, "pipeline",
+            codes);
+  expect_ok(&c, "pipeline", codes, 2);
+  char *pl = rank_log(&c, "pipeline", 1);
+  cr_assert(strstr(pl, "pipeline: rank 1 runs stage 1 of 2 (replica 0 of 1), 4 micro-batches"),
+            "%s", pl);
+  cr_assert(strstr(pl, "report: pipeline stage 1 (rank 1), 1 micro-batches in flight: predicted "
+                       "peak memory per device ") &&
+                strstr(pl, "report: rank 1 held at most "),
+            "%s", pl);
+  free(pl);
+  double dp_diff = rk_weight_diff(ref, ppout);
+  cr_assert(dp_diff < 1e-4, "the pipelined run differs from a single process by %g", dp_diff);
+  it_cluster_stop(&c);
+}
+
+/* A stage that dies: its neighbour's wait for the next stage message ends
+ * at the collective deadline with the peer named, instead of hanging. */
+Test(plan, a_dead_pipeline_stage_fails_its_neighbour, .timeout = 300) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "5", 1);
+  setenv("TRAINYARD_STEP_DELAY_MS", "20", 1); /* a long run the kill lands in */
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  const char *model = rk_env("TY_MLP_ONNX");
+  char cfg[400], pp[400], log0[400], log1[400];
+  snprintf(cfg, sizeof cfg, "%s/dead.pb", c.dir);
+  snprintf(pp, sizeof pp, "%s/dead.plan", c.dir);
+  snprintf(log0, sizeof log0, "%s/dead.rank0.log", c.dir);
+  snprintf(log1, sizeof log1, "%s/dead.rank1.log", c.dir);
+  size_t n;
+  uint8_t *raw = rk_make_pipeline_config(100000, "2", "4", NULL, &n);
+  rk_write_file(cfg, raw, n);
+  free(raw);
+  write_plan(&c, cfg, pp, "auto", "1x2");
+  uint64_t job = next_job();
+  const char *const extra[] = {"--plan", pp, NULL};
+  rk_set_token(&c, job, 0);
+  pid_t p0 = rk_start(model, cfg, 0, 2, job, c.rpc_port, log0, extra);
+  rk_set_token(&c, job, 1);
+  pid_t p1 = rk_start(model, cfg, 1, 2, job, c.rpc_port, log1, extra);
+  bool running = false; /* both stages have logged a step */
+  for (int i = 0; i < 600 && !running; i++) {
+    it_sleep_ms(100);
+    size_t l0 = 0;
+    char *t0 = (char *)rk_read_all(log0, &l0);
+    running = t0 && strstr(t0, "step 5/");
+    free(t0);
+  }
+  cr_assert(running, "the pipeline never reached step 5 (logs in %s)", c.dir);
+  kill(p1, SIGKILL);
+  cr_assert_eq(rk_wait_exit(p1), 128 + SIGKILL);
+  int code = rk_wait_exit(p0);
+  char *text = rank_log(&c, "dead", 0);
+  cr_assert_neq(code, 0, "rank 0 outlived its dead neighbour:\n%s", text);
+  cr_assert(strstr(text, "pipeline: rank 0 (stage 0)") && strstr(text, "from rank 1 (stage 1)"),
+            "%s", text);
+  free(text);
+  unsetenv("TRAINYARD_STEP_DELAY_MS");
   it_cluster_stop(&c);
 }

@@ -298,3 +298,25 @@ Test(ls_format, fields_sort_and_noheader) {
     cr_assert(strstr(err, bad[i].says), "expected \"%s\" in: %s", bad[i].says, err);
   }
 }
+
+/* An entry the controller folded (ListJobs' fold_arrays) prints its task
+ * list; the client folds elements that come one by one to the same label. */
+Test(ls_format, folded_arrays_label) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "id,state", "-n", NULL}, &a, err), 0, "%s", err);
+  ty_cli_jobinfo js[3] = {ls_job(7, "x", 0, 0, TY_JOB_PENDING),
+                          ls_job(20, "y", 0, 0, TY_JOB_PENDING),
+                          ls_job(21, "y", 0, 0, TY_JOB_PENDING)};
+  js[0].array_job_id = 7, js[0].array_folded = "0-2,5";
+  js[1].array_job_id = js[2].array_job_id = 19;
+  js[1].array_task_id = 1, js[2].array_task_id = 2;
+  ty_cli_table_opts o = {.noheader = true};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(js, 3, 0, true, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "7_[0-2,5]  PENDING\n"
+                             " 19_[1-2]  PENDING\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+}

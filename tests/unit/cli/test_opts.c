@@ -3,8 +3,10 @@
  * plain structs, and every bad value rejected with a message naming it. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "proto/trainyard.pb-c.h"
@@ -81,6 +83,67 @@ Test(submit, file_mode) {
   cr_assert(a.json);
   cr_assert_str_eq(a.file, "job.pb");
   ty_cli_submit_args_close(&a);
+}
+
+Test(submit, graph_mode_builds_a_graph_job) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--model", "models/enc.onnx", "--config", "enc.pb", "--nodes", "2",
+                      "--ntasks-per-node", "4", "--parallelism", "tensor", "--time", "1h"),
+               0, "%s", err);
+  cr_assert(a.graph_mode && !a.command_mode);
+  cr_assert_eq(a.job.kind, TY_JOB_KIND_GRAPH);
+  cr_assert_str_eq(a.job.model_path, "/home/a/models/enc.onnx"); /* the nodes open it by path */
+  cr_assert_str_eq(a.config_file, "enc.pb");
+  cr_assert_str_eq(a.job.name, "enc");
+  cr_assert_str_eq(a.job.user, "alice");
+  cr_assert_eq(a.job.parallelism, TY_PARALLELISM_TENSOR);
+  cr_assert_eq(a.job.nodes, 2u);
+  cr_assert_eq(a.job.tasks_per_node, 4u);
+  cr_assert_eq(a.job.time_limit_s, 3600u);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--config", "c.pb", "--model", "/abs/gpt", "--name", "mine"), 0, "%s", err);
+  cr_assert_str_eq(a.job.model_path, "/abs/gpt");
+  cr_assert_str_eq(a.job.name, "mine");
+  cr_assert_eq(a.job.parallelism, TY_PARALLELISM_AUTO);
+  ty_cli_submit_args_close(&a);
+}
+
+Test(submit, graph_mode_reads_and_checks_the_config) {
+  char dir[] = "/tmp/ty-cli-cfg-XXXXXX", path[64];
+  cr_assert_not_null(mkdtemp(dir));
+  ty_job_spec j;
+  memset(&j, 0, sizeof j);
+  char err[TY_ERR_LEN] = "";
+  static const struct {
+    const char *bytes;
+    size_t len;
+    int rc;
+    const char *want;
+  } cases[] = {
+      {"\x40\x20", 2, 0, ""}, /* batch_size (field 8): 32 */
+      {"", 0, TY_EPROTO, "is empty, not a trainyard.TrainConfig"},
+      {"batch_size: 32\n", 15, TY_EPROTO, "if it is text format, encode it first: protoc"},
+      {"\x01\x02\x03", 3, TY_EPROTO, "does not decode as a trainyard.TrainConfig"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
+    snprintf(path, sizeof path, "%s/c%zu.pb", dir, i);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(cases[i].bytes, 1, cases[i].len, f);
+    fclose(f);
+    err[0] = '\0';
+    cr_expect_eq(ty_cli_load_train_config(path, &j, err, sizeof err), cases[i].rc, "case %zu: %s",
+                 i, err);
+    cr_expect(strstr(err, cases[i].want), "case %zu: want \"%s\", got \"%s\"", i, cases[i].want,
+              err);
+    if (cases[i].rc == 0) cr_expect_eq(j.train_config_len, cases[i].len);
+    remove(path);
+  }
+  cr_expect_eq(ty_cli_load_train_config("/nonexistent/c.pb", &j, err, sizeof err), TY_EIO);
+  cr_expect(strstr(err, "--config: /nonexistent/c.pb"), "%s", err);
+  ty_job_spec_close(&j);
+  rmdir(dir);
 }
 
 Test(submit, signal_forms) {
@@ -181,6 +244,17 @@ static const bad_case bad_submits[] = {
     {{"--quiet"}, "submit: missing FILE"},
     {{"a.pb", "b.pb"}, "submit: unexpected argument \"b.pb\""},
     {{"a.pb", "--command", "--", "true"}, "not both"},
+    {{"--model", "m.onnx"}, "submit --model: a graph job also needs --config C.pb"},
+    {{"--config", "c.pb"}, "submit --config: a graph job also needs --model M.onnx"},
+    {{"--model", "m.onnx", "--config", "c.pb", "--command", "--", "true"},
+     "give --model or --command, not both"},
+    {{"job.pb", "--model", "m.onnx", "--config", "c.pb"}, "give a FILE or --model, not both"},
+    {{"--model", "m.onnx", "--config", "c.pb", "extra"},
+     "unexpected argument \"extra\" (a graph job is --model and --config)"},
+    {{"--model", "", "--config", "c.pb"}, "--model: must not be empty"},
+    {{"--model", "m.onnx", "--config", "c.pb", "--parallelism", "sideways"},
+     "--parallelism: \"sideways\" is not auto, data, tensor or grid"},
+    {{"--model", "m.onnx", "--config", "c.pb", "--nodes", "0"}, "--nodes: 0 is not allowed"},
 };
 
 Test(submit, every_bad_option_is_rejected_by_name) {

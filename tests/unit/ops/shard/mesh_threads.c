@@ -2,8 +2,11 @@
 /* The in-process mesh transport (see mesh_threads.h). */
 #include "tests/unit/ops/shard/mesh_threads.h"
 
+#include "lib/base/base.h"
+
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void mt_mesh_init(mt_mesh *m, int m0, int m1) {
   memset(m, 0, sizeof *m);
@@ -11,10 +14,88 @@ void mt_mesh_init(mt_mesh *m, int m0, int m1) {
   m->mesh[1] = m1;
   m->world = m0 * m1;
   pthread_barrier_init(&m->bar, NULL, (unsigned)m->world);
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_cond_init(&m->cv, NULL);
 }
 
+struct mt_msg {
+  int from;
+  uint64_t hdr[4];
+  float *buf;
+  size_t n;
+  mt_msg *next;
+};
+
 void mt_mesh_close(mt_mesh *m) {
+  for (int r = 0; r < MT_MAX_RANKS; r++)
+    while (m->box[r]) {
+      mt_msg *x = m->box[r];
+      m->box[r] = x->next;
+      free(x->buf);
+      free(x);
+    }
+  pthread_cond_destroy(&m->cv);
+  pthread_mutex_destroy(&m->mu);
   pthread_barrier_destroy(&m->bar);
+}
+
+int mt_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user) {
+  mt_rank *r = user;
+  mt_msg *x = calloc(1, sizeof *x);
+  if (!x || (int)peer >= r->m->world || !(x->buf = malloc(n * sizeof *buf + 1))) {
+    free(x);
+    return TY_EINVAL;
+  }
+  x->from = r->rank;
+  memcpy(x->hdr, hdr, sizeof x->hdr);
+  memcpy(x->buf, buf, n * sizeof *buf);
+  x->n = n;
+  pthread_mutex_lock(&r->m->mu);
+  mt_msg **tail = &r->m->box[peer];
+  while (*tail)
+    tail = &(*tail)->next;
+  *tail = x;
+  pthread_cond_broadcast(&r->m->cv);
+  pthread_mutex_unlock(&r->m->mu);
+  return 0;
+}
+
+/* The oldest message from `from` in box, unlinked; NULL when none. */
+static mt_msg *take(mt_msg **box, int from) {
+  for (mt_msg **p = box; *p; p = &(*p)->next)
+    if ((*p)->from == from) {
+      mt_msg *x = *p;
+      *p = x->next;
+      return x;
+    }
+  return NULL;
+}
+
+int mt_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user) {
+  mt_rank *r = user;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  int ms = r->m->timeout_ms ? r->m->timeout_ms : 30000;
+  until.tv_sec += ms / 1000 + (until.tv_nsec + (long)(ms % 1000) * 1000000L) / 1000000000L;
+  until.tv_nsec = (until.tv_nsec + (long)(ms % 1000) * 1000000L) % 1000000000L;
+  pthread_mutex_lock(&r->m->mu);
+  mt_msg *x;
+  int w = 0;
+  while (!(x = take(&r->m->box[r->rank], (int)peer)) && w == 0)
+    w = pthread_cond_timedwait(&r->m->cv, &r->m->mu, &until);
+  pthread_mutex_unlock(&r->m->mu);
+  if (!x) return TY_ETIMEDOUT;
+  memcpy(out_hdr, x->hdr, sizeof x->hdr);
+  *out_n = x->n;
+  if (x->n == n) memcpy(buf, x->buf, n * sizeof *buf);
+  free(x->buf);
+  free(x);
+  return 0;
+}
+
+int mt_flush(void *user) {
+  (void)user;
+  return 0;
 }
 
 /* The ranks of r's group over `axes`, in coordinate order. */

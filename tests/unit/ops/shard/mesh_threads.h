@@ -17,10 +17,17 @@
 
 #define MT_MAX_RANKS 16
 
+typedef struct mt_msg mt_msg;
+
 typedef struct mt_mesh {
   int mesh[2], world;
   pthread_barrier_t bar;
   const float *slot[MT_MAX_RANKS];
+  /* point-to-point messages (mt_send, mt_recv): a queue per receiver */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  mt_msg *box[MT_MAX_RANKS];
+  int timeout_ms; /* mt_recv's deadline; 0: 30 s */
 } mt_mesh;
 
 /* The per-rank handle given as ty_shard_comm.user. */
@@ -41,5 +48,11 @@ int mt_start(unsigned axes, float *buf, size_t n, const char *what, void *user);
 int mt_wait(void *user);
 int mt_gather(const float *in, size_t n, float *out, void *user);
 int mt_agree_stop(void *user);
+/* A pipelined plan's messages (ty_train_parallel's send, recv, flush),
+ * user = the mt_rank: send queues a copy for peer; recv takes the oldest
+ * message from peer, waiting at most timeout_ms (TY_ETIMEDOUT). */
+int mt_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
+int mt_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user);
+int mt_flush(void *user);
 
 #endif

@@ -95,6 +95,52 @@ static int batch_norm(ty_graph *g, int h, int c, uint64_t *rng) {
   return y;
 }
 
+static int const_i64(ty_graph *g, const char *name, int rank, int64_t n, const int64_t *v) {
+  ty_shape s = ty_shape_make(rank, (int64_t[]){n});
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &s, &t), 0);
+  memcpy(ty_tensor_i64(t), v, (size_t)n * sizeof *v);
+  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_I64, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
+  return id;
+}
+
+/* A node with one int attribute. */
+static int node_attr(ty_graph *g, ty_op op, const char *name, const int *in, int n, const char *out,
+                     const char *attr, int64_t v) {
+  int y = node(g, op, name, in, n, out);
+  ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, attr, v);
+  return y;
+}
+
+/* synth_mlp.shape_arith: h [N, C] -> the same values, through shapes only
+ * known at run time. */
+static int shape_arith(ty_graph *g, int h) {
+  int s = node(g, TY_OP_SHAPE, "sa.shape", &h, 1, "sa.shape.out");
+  int i0 = const_i64(g, "sa.i0", 0, 1, (int64_t[]){0}),
+      i1 = const_i64(g, "sa.i1", 0, 1, (int64_t[]){1});
+  int two = const_i64(g, "sa.two", 0, 1, (int64_t[]){2}),
+      axes = const_i64(g, "sa.axes", 1, 1, (int64_t[]){0});
+  int n = node_attr(g, TY_OP_GATHER, "sa.n", (int[]){s, i0}, 2, "sa.n.out", "axis", 0);
+  int c = node_attr(g, TY_OP_GATHER, "sa.c", (int[]){s, i1}, 2, "sa.c.out", "axis", 0);
+  int n2 = node(g, TY_OP_MUL, "sa.n2", (int[]){n, two}, 2, "sa.n2.out");
+  int c2 = node(g, TY_OP_DIV, "sa.c2", (int[]){c, two}, 2, "sa.c2.out");
+  int a = node(g, TY_OP_UNSQUEEZE, "sa.a", (int[]){n2, axes}, 2, "sa.a.out");
+  int b = node(g, TY_OP_UNSQUEEZE, "sa.b", (int[]){c2, axes}, 2, "sa.b.out");
+  int to = node_attr(g, TY_OP_CONCAT, "sa.to", (int[]){a, b}, 2, "sa.to.out", "axis", 0);
+  int r = node(g, TY_OP_RESHAPE, "sa.split", (int[]){h, to}, 2, "sa.split.out");
+  r = node(g, TY_OP_RELU, "sa.relu", &r, 1, "sa.relu.out");
+  int nn = node(g, TY_OP_UNSQUEEZE, "sa.nn", (int[]){n, axes}, 2, "sa.nn.out");
+  int rest = const_i64(g, "sa.rest", 1, 1, (int64_t[]){-1});
+  int back = node_attr(g, TY_OP_CONCAT, "sa.back", (int[]){nn, rest}, 2, "sa.back.out", "axis", 0);
+  r = node(g, TY_OP_RESHAPE, "sa.merge", (int[]){r, back}, 2, "sa.merge.out");
+  int end = node(g, TY_OP_UNSQUEEZE, "sa.end", (int[]){c, axes}, 2, "sa.end.out");
+  int start = const_i64(g, "sa.start", 1, 1, (int64_t[]){0}),
+      axis1 = const_i64(g, "sa.axis1", 1, 1, (int64_t[]){1});
+  return node(g, TY_OP_SLICE, "sa.slice", (int[]){r, start, end, axis1}, 4, "sa.slice.out");
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -107,7 +153,16 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   int h = linear(g, "fc1", x, o->in, o->hidden, "fc1.out", &rng);
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, &rng);
   if (o->bn_train_mode) ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "training_mode", 1);
+  if (o->shape_arith) h = shape_arith(g, h);
   h = node(g, TY_OP_RELU, "relu", &h, 1, "relu.out");
+  for (int k = 0; k < o->deep; k++) {
+    char name[32], out[40], relu[40];
+    snprintf(name, sizeof name, "fc%d", k + 3);
+    snprintf(out, sizeof out, "fc%d.out", k + 3);
+    snprintf(relu, sizeof relu, "relu%d.out", k + 3);
+    h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
+    h = node(g, TY_OP_RELU, NULL, &h, 1, relu);
+  }
   if (o->dropout) {
     int ratio = init(g, "drop.ratio", TY_DTYPE_F32, 0, NULL, 0, &rng);
     ty_tensor_f32(ty_graph_value_at(g, ratio)->init)[0] = 0.5f;

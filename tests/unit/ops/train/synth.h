@@ -32,10 +32,16 @@ typedef struct synth_mlp {
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
   int64_t batch;      /* x's dim 0; 0: the symbolic batch */
+  int deep; /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
   /* After the Relu, two Mul nodes "gain1", "gain2" by one all-ones [hidden]
    * initializer "gain": 1 read directly by both, 2 the second through an
    * Identity (how PyTorch's eval export shares a deduplicated one). */
   int merged;
+  /* After fc1, PyTorch's head-split idiom: h reshaped to [N * 2, hidden / 2]
+   * by a shape computed from Shape(h) at run time (import leaves it
+   * [?, hidden / 2]), Relu, back to [N, hidden], then a Slice whose end is
+   * Shape(h)[1]: every dim is known only once the batch is. */
+  bool shape_arith;
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 

@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A rank of a pipelined plan (train_internal.h; docs/training.md,
+ * "Pipeline stages"). The plan's ranks are stage-major: rank = stage x R +
+ * replica, R = the stage's mesh size. Each rank runs its stage's graphs
+ * (pipe_graph.c) over the M micro-batches of every global batch in the
+ * 1F1B order: min(S - 1 - stage, M) forwards first, then one forward and
+ * one backward in turn, then the remaining backwards. A replica takes rows
+ * replica x B/(M R) .. of each micro-batch and exchanges messages only with
+ * the same replica of the other stages.
+ *
+ * Messages: an activation a later stage reads goes to it at the forward
+ * slot; its gradient comes back at the backward slot (summed over the
+ * stages that read it). Each carries (step, sender's stage, micro-batch,
+ * hash of name, kind and shape) and is checked on receipt: a mismatch
+ * fails the step naming this rank, its stage and the micro-batch. A dead
+ * peer ends the wait at the transport's deadline (ops/collective), so no
+ * rank hangs.
+ *
+ * Gradients of the stage's parameters accumulate over the micro-batches,
+ * are summed over the stage's replicas (one all-reduce per step, so every
+ * rank issues the same collectives) and scaled by 1 / (M R): the
+ * single-process gradient of the global batch's mean loss. The optimizer
+ * then steps the stage's parameters once. Every rank holds every
+ * parameter and the whole optimizer state (the others' stay at their last
+ * gather), so a checkpoint is rank 0's after a gather, in the
+ * single-process format, and resumes under any stage count.
+ *
+ * Recomputation (the plan's stage.recompute): the forward slot runs the
+ * forward graph and keeps only the micro-batch's inputs; the backward slot
+ * runs forward and backward again. Without it, the forward slot keeps what
+ * backward reads.
+ */
+#include "ops/train/train_internal.h"
+
+#include "lib/base/base.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A tensor a micro-batch keeps between its slots, by value name. */
+typedef struct named {
+  char *name;
+  ty_tensor *t;
+} named;
+
+typedef struct mb_state {
+  named *v;
+  size_t n;
+} mb_state;
+
+/* An activation crossing stages. */
+typedef struct crossing {
+  char *name;
+  int from, to;
+  ty_shape shape; /* dim 0 the batch */
+} crossing;
+
+struct ty__pipe {
+  ty_plan *plan;
+  int S, M, R, stage, replica;
+  int64_t rows; /* per micro-batch and replica */
+  bool recompute, last;
+  bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
+  const char *loss_name; /* the last stage's */
+  ty_graph *fwd, *f, *b;
+  ty__pipe_grads train;
+  ty_exec *ex_fwd, *ex_train, *ex_f, *ex_b;
+  crossing *links; /* every crossing of the plan */
+  size_t n_links;
+  int *param_stage; /* per parameter of t */
+  size_t *mine;     /* t's parameters this stage trains */
+  size_t n_mine;
+  float *acc;
+  size_t *acc_off, acc_n;
+  mb_state *mbs;
+  uint64_t kept, peak;
+  double loss;
+};
+
+bool ty__train_piped(const ty_train *t) {
+  return t->pipe != NULL;
+}
+
+uint64_t ty_train_pipeline_peak_bytes(const ty_train *t) {
+  return t->pipe ? t->pipe->peak : 0;
+}
+
+const ty_plan *ty__train_pipe_plan(const ty_train *t) {
+  return t->pipe ? t->pipe->plan : NULL;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const uint8_t *b = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* ---- setup -------------------------------------------------------------------- */
+
+static int stage_of_node(const ty__pipe *pp, int node) {
+  return node >= 0 && (size_t)node < pp->plan->n_ops ? pp->plan->ops[node].stage : -1;
+}
+
+static int add_link(ty__pipe *pp, const ty_graph_value *v, int from, int to) {
+  for (size_t i = 0; i < pp->n_links; i++)
+    if (pp->links[i].to == to && strcmp(pp->links[i].name, v->name) == 0) return 0;
+  crossing *l = realloc(pp->links, (pp->n_links + 1) * sizeof *l);
+  if (!l) return TY_ENOMEM;
+  pp->links = l;
+  l[pp->n_links] = (crossing){ty_strdup(v->name), from, to, v->shape};
+  return l[pp->n_links++].name ? 0 : TY_ENOMEM;
+}
+
+/* Every value one stage computes and another reads. */
+static int find_links(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
+  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(t->g, i);
+    int to = stage_of_node(pp, (int)i);
+    for (int k = 0; k < n->n_inputs; k++) {
+      if (n->inputs[k] == TY_NO_VALUE) continue;
+      const ty_graph_value *v = ty_graph_value_at(t->g, n->inputs[k]);
+      int from = stage_of_node(pp, v->producer);
+      if (v->producer < 0 || from == to) continue;
+      if (from > to)
+        return ty_errf(err, err_len, TY_EINVAL,
+                       "plan: stage %d reads \"%s\" from the later stage %d", to, v->name, from);
+      bool known = v->shape.rank >= 1;
+      for (int d = 1; d < v->shape.rank; d++)
+        known = known && v->shape.dims[d] >= 0;
+      if (!known || v->dtype != TY_DTYPE_F32)
+        return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                       "plan: \"%s\" crosses from stage %d to %d but is not a float tensor "
+                       "[batch, known dims...]",
+                       v->name, from, to);
+      int rc = add_link(pp, v, from, to);
+      if (rc != 0) return rc;
+    }
+  }
+  return 0;
+}
+
+/* The plan fits this job: its world, its global batch, stages that split
+ * the rows evenly, no BatchNormalization (its statistics would need the
+ * global batch across micro-batches). */
+static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
+  int64_t global = (int64_t)t->cfg->batch_size, R = p->devices / p->n_stages;
+  if ((uint32_t)p->devices != t->opts.world_size)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: made for %d devices (%d stages x %d), but this job has WORLD_SIZE=%u "
+                   "ranks",
+                   p->devices, p->n_stages, (int)R, t->opts.world_size);
+  if (p->micro_batches < 1 || p->batch * p->micro_batches != global)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: %d micro-batches of %lld do not make config.batch_size %lld",
+                   p->micro_batches, (long long)p->batch, (long long)global);
+  if (p->batch % R != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: a micro-batch of %lld rows does not split over a stage's %lld replicas",
+                   (long long)p->batch, (long long)R);
+  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
+    if (ty_graph_node_at(t->g, i)->op == TY_OP_BATCH_NORM)
+      return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                     "plan: pipeline stages with BatchNormalization (\"%s\") are not supported: "
+                     "its statistics span micro-batches",
+                     ty_graph_node_at(t->g, i)->name);
+  const ty_train_parallel *par = t->opts.parallel;
+  if (p->n_stages > 1 && (!par->send || !par->recv || !par->flush))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: %d pipeline stages need point-to-point messages, which this "
+                   "transport does not offer",
+                   p->n_stages);
+  return 0;
+}
+
+/* This rank's stage forward graph, cut from the forward + loss graph. */
+static int cut_stage(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
+  size_t nn = ty_graph_n_nodes(t->g);
+  bool *in = calloc(nn + 1, sizeof *in);
+  if (!in) return TY_ENOMEM;
+  for (size_t i = 0; i < nn; i++)
+    in[i] = stage_of_node(pp, (int)i) == pp->stage;
+  int rc = ty__pipe_extract(t->g, in, &pp->fwd, err, err_len);
+  free(in);
+  if (rc != 0) return rc;
+  const ty_graph_value *loss = ty_graph_value_at(t->g, t->loss_id);
+  int ls = stage_of_node(pp, loss->producer);
+  if (ls != pp->S - 1)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: the loss \"%s\" is computed by stage %d, not the last (%d)", loss->name,
+                   ls, pp->S - 1);
+  pp->last = pp->stage == pp->S - 1;
+  pp->loss_name = loss->name;
+  return 0;
+}
+
+int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
+  int rc = check_fit(t, p, err, err_len);
+  ty__pipe *pp = rc == 0 ? calloc(1, sizeof *pp) : NULL;
+  if (rc == 0 && !pp) rc = TY_ENOMEM;
+  if (rc != 0) {
+    ty_plan_destroy(p);
+    return rc;
+  }
+  t->pipe = pp;
+  pp->plan = p;
+  pp->S = p->n_stages;
+  pp->M = p->micro_batches;
+  pp->R = p->devices / p->n_stages;
+  pp->stage = (int)t->opts.rank / pp->R;
+  pp->replica = (int)t->opts.rank % pp->R;
+  pp->rows = p->batch / pp->R;
+  pp->recompute = p->stages[pp->stage].recompute;
+  if ((rc = find_links(t, pp, err, err_len)) != 0 || (rc = cut_stage(t, pp, err, err_len)) != 0)
+    return rc;
+  for (size_t i = 0; i < ty_graph_n_nodes(pp->fwd); i++)
+    pp->random = pp->random || ty_graph_node_at(pp->fwd, i)->op == TY_OP_DROPOUT;
+  if (pp->random && pp->recompute) {
+    pp->recompute = false; /* a second forward would draw other masks than the first */
+    fprintf(ty__train_log(t),
+            "pipeline: stage %d draws Dropout masks, so it keeps its activations instead of "
+            "recomputing them as the plan says\n",
+            pp->stage);
+  }
+  fprintf(ty__train_log(t),
+          "pipeline: rank %u runs stage %d of %d (replica %d of %d), %d micro-batches of %lld "
+          "rows%s\n",
+          t->opts.rank, pp->stage, pp->S, pp->replica, pp->R, pp->M, (long long)pp->rows,
+          pp->recompute ? ", activations recomputed in backward" : "");
+  return 0;
+}
+
+/* Per parameter of t: the stage whose nodes read it. */
+static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
+  pp->param_stage = malloc((t->np + 1) * sizeof *pp->param_stage);
+  pp->mine = calloc(t->np + 1, sizeof *pp->mine);
+  pp->acc_off = calloc(t->np + 1, sizeof *pp->acc_off);
+  if (!pp->param_stage || !pp->mine || !pp->acc_off) return TY_ENOMEM;
+  for (size_t p = 0; p < t->np; p++) {
+    pp->param_stage[p] = -1;
+    for (size_t i = 0; i < pp->plan->n_ops && i < ty_graph_n_nodes(t->g); i++) {
+      const ty_graph_node *n = ty_graph_node_at(t->g, i);
+      for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] == t->param_ids[p]) pp->param_stage[p] = pp->plan->ops[i].stage;
+    }
+    if (pp->param_stage[p] < 0)
+      return ty_errf(err, err_len, TY_EINVAL, "plan: no stage reads parameter \"%s\"",
+                     ty_graph_value_at(t->g, t->param_ids[p])->name);
+    if (pp->param_stage[p] != pp->stage) continue;
+    pp->acc_off[pp->n_mine] = pp->acc_n;
+    pp->acc_n += (size_t)ty_tensor_numel(t->params[p]);
+    pp->mine[pp->n_mine++] = p;
+  }
+  pp->acc = calloc(pp->acc_n + 1, sizeof *pp->acc);
+  return pp->acc ? 0 : TY_ENOMEM;
+}
+
+int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  if (!pp) return 0;
+  int rc = param_stages(t, pp, err, err_len);
+  const char **names = calloc(t->np + pp->n_links + 1, sizeof *names), **sent = names + t->np;
+  size_t n_sent = 0;
+  if (rc == 0 && !names) rc = TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < pp->n_mine; i++)
+    names[i] = ty_graph_value_at(t->g, t->param_ids[pp->mine[i]])->name;
+  for (size_t i = 0; rc == 0 && i < pp->n_links; i++)
+    if (pp->links[i].from == pp->stage) sent[n_sent++] = pp->links[i].name;
+  if (rc == 0)
+    rc = ty__pipe_differentiate(pp->fwd, pp->last ? pp->loss_name : NULL, sent, n_sent, names,
+                                pp->n_mine, &pp->train, err, err_len);
+  free(names);
+  if (rc == 0 && !pp->last && !pp->recompute)
+    rc = ty__pipe_split(pp->train.g, &pp->f, &pp->b, err, err_len);
+  if (rc == 0 && pp->mbs == NULL && !(pp->mbs = calloc((size_t)pp->M, sizeof *pp->mbs)))
+    rc = TY_ENOMEM;
+  return rc;
+}
+
+/* ---- micro-batch state ---------------------------------------------------------- */
+
+static ty_tensor *mb_get(const mb_state *m, const char *name) {
+  for (size_t i = 0; i < m->n; i++)
+    if (strcmp(m->v[i].name, name) == 0) return m->v[i].t;
+  return NULL;
+}
+
+/* Keeps t (owned from now on) under name. */
+static int mb_put(ty__pipe *pp, mb_state *m, const char *name, ty_tensor *t) {
+  named *v = realloc(m->v, (m->n + 1) * sizeof *v);
+  char *copy = ty_strdup(name);
+  if (!v || !copy) {
+    if (v) m->v = v;
+    free(copy);
+    ty_tensor_destroy(t);
+    return TY_ENOMEM;
+  }
+  m->v = v;
+  m->v[m->n++] = (named){copy, t};
+  pp->kept += t->nbytes;
+  if (pp->kept > pp->peak) pp->peak = pp->kept;
+  return 0;
+}
+
+static void mb_clear(ty__pipe *pp, mb_state *m) {
+  for (size_t i = 0; i < m->n; i++) {
+    pp->kept -= m->v[i].t->nbytes;
+    free(m->v[i].name);
+    ty_tensor_destroy(m->v[i].t);
+  }
+  free(m->v);
+  *m = (mb_state){0};
+}
+
+/* This replica's rows of micro-batch i of every feed. */
+static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
+  int64_t first = ((int64_t)i * pp->R + pp->replica) * pp->rows;
+  for (size_t k = 0; k < t->n_feeds; k++) {
+    const ty_tensor *full = t->feeds[k].t;
+    size_t row = full->nbytes / (size_t)full->shape.dims[0];
+    ty_shape s = full->shape;
+    s.dims[0] = pp->rows;
+    ty_tensor *part;
+    int rc = ty_tensor_create_from(full->dtype, &s, (const uint8_t *)full->data + first * row,
+                                   row * (size_t)pp->rows, &part);
+    if (rc == 0) rc = mb_put(pp, m, ty_graph_value_at(t->g, t->feeds[k].id)->name, part);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* ---- messages ------------------------------------------------------------------- */
+
+static uint64_t msg_hash(const crossing *l, bool grad, int64_t rows) {
+  uint64_t h = fnv(0xcbf29ce484222325ull, l->name, strlen(l->name));
+  h = fnv(h, grad ? "grad" : "act", grad ? 4 : 3);
+  ty_shape s = l->shape;
+  s.dims[0] = rows;
+  return fnv(h, s.dims, (size_t)s.rank * sizeof s.dims[0]);
+}
+
+static uint32_t rank_of(const ty__pipe *pp, int stage) {
+  return (uint32_t)(stage * pp->R + pp->replica);
+}
+
+static int send_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, int i,
+                    const float *buf, size_t n, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  const ty_train_parallel *par = t->opts.parallel;
+  uint64_t hdr[4] = {t->step, (uint64_t)pp->stage, (uint64_t)i, msg_hash(l, grad, pp->rows)};
+  int rc = par->send(rank_of(pp, peer_stage), hdr, buf, n, par->comm.user);
+  return rc ? ty_errf(err, err_len, rc,
+                      "pipeline: rank %u (stage %d) could not send the %s of \"%s\" for "
+                      "micro-batch %d to rank %u: %s",
+                      t->opts.rank, pp->stage, grad ? "gradient" : "activation", l->name, i,
+                      rank_of(pp, peer_stage), ty_strerror(rc))
+            : 0;
+}
+
+/* Receives l's activation (or gradient) of micro-batch i from peer_stage
+ * into a new tensor, checking the header. */
+static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, int i,
+                    ty_tensor **out, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  const ty_train_parallel *par = t->opts.parallel;
+  ty_shape s = l->shape;
+  s.dims[0] = pp->rows;
+  int rc = ty_tensor_create(TY_DTYPE_F32, &s, out);
+  if (rc != 0) return rc;
+  size_t n = (size_t)ty_tensor_numel(*out), got = 0;
+  uint64_t hdr[4] = {0},
+           want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad, pp->rows)};
+  uint32_t peer = rank_of(pp, peer_stage);
+  rc = par->recv(peer, hdr, (*out)->data, n, &got, par->comm.user);
+  const char *what = grad ? "gradient" : "activation";
+  if (rc != 0)
+    rc = ty_errf(err, err_len, rc,
+                 "pipeline: rank %u (stage %d), micro-batch %d of step %llu: waiting for the %s "
+                 "of \"%s\" from rank %u (stage %d) failed: %s",
+                 t->opts.rank, pp->stage, i, (unsigned long long)t->step, what, l->name, peer,
+                 peer_stage, ty_strerror(rc));
+  else if (memcmp(hdr, want, sizeof hdr) != 0 || got != n)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "pipeline: rank %u (stage %d), micro-batch %d of step %llu: expected the %s of "
+                 "\"%s\" (%zu floats, hash %016llx) from rank %u (stage %d), but received a "
+                 "message of stage %llu, micro-batch %llu, step %llu (%zu floats, hash %016llx)",
+                 t->opts.rank, pp->stage, i, (unsigned long long)t->step, what, l->name, n,
+                 (unsigned long long)want[3], peer, peer_stage, (unsigned long long)hdr[1],
+                 (unsigned long long)hdr[2], (unsigned long long)hdr[0], got,
+                 (unsigned long long)hdr[3]);
+  if (rc != 0) {
+    ty_tensor_destroy(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+/* ---- running the graphs ----------------------------------------------------------- */
+
+/* The executor of g, created on first use; a stage that draws Dropout
+ * masks gets a new one per micro-batch i and step, seeded by both. */
+static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char *err,
+                     size_t err_len) {
+  if (*out && !t->pipe->random) return 0;
+  ty_exec_destroy(*out);
+  *out = NULL;
+  ty_exec_opts o = {.training = true,
+                    .seed = ty_mix2(ty_mix2(t->cfg->seed, t->step), (uint64_t)i + 1),
+                    .no_fusion = t->opts.no_fusion,
+                    .jit = t->jit,
+                    .workers = t->opts.workers};
+  int rc = ty_exec_create(g, &o, out);
+  for (size_t p = 0; rc == 0 && p < t->np; p++) {
+    int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
+    if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->init)
+      rc = ty_exec_bind_id(*out, v, t->params[p], err, err_len);
+  }
+  return rc;
+}
+
+/* Binds g's inputs from micro-batch i's tensors and runs it. */
+static int run(ty_train *t, const ty_graph *g, ty_exec **ex, int i, char *err, size_t err_len) {
+  mb_state *m = &t->pipe->mbs[i];
+  int rc = make_exec(t, g, ex, i, err, err_len);
+  for (size_t k = 0; rc == 0 && k < ty_graph_n_inputs(g); k++) {
+    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_input(g, k));
+    const ty_tensor *x = mb_get(m, v->name);
+    rc = x ? ty_exec_bind_id(*ex, ty_graph_input(g, k), x, err, err_len)
+           : ty_errf(err, err_len, TY_EINTERNAL, "pipeline: stage %d: no value for input \"%s\"",
+                     t->pipe->stage, v->name);
+  }
+  return rc == 0 ? ty_exec_run(*ex, err, err_len) : rc;
+}
+
+/* A value computed by the last run of ex over g, by name. */
+static const ty_tensor *value(const ty_graph *g, const ty_exec *ex, const char *name) {
+  int v = ty_graph_find_value(g, name);
+  return v == TY_NO_VALUE ? NULL : ty_exec_value(ex, v);
+}
+
+/* Sends every activation this stage computes for micro-batch i. */
+static int send_acts(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, char *err,
+                     size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  for (size_t k = 0; k < pp->n_links; k++) {
+    const crossing *l = &pp->links[k];
+    if (l->from != pp->stage) continue;
+    const ty_tensor *x = value(g, ex, l->name);
+    if (!x)
+      return ty_errf(err, err_len, TY_EINTERNAL, "pipeline: stage %d did not compute \"%s\"",
+                     pp->stage, l->name);
+    int rc = send_msg(t, l, false, l->to, i, x->data, (size_t)ty_tensor_numel(x), err, err_len);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* Forward slot of micro-batch i: its feeds and received activations, then
+ * (not on the last stage) the forward run and the sends. */
+static int forward(ty_train *t, int i, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  mb_state *m = &pp->mbs[i];
+  int rc = load_feeds(t, pp, i, m);
+  for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
+    const crossing *l = &pp->links[k];
+    ty_tensor *x = NULL;
+    if (l->to != pp->stage || mb_get(m, l->name)) continue;
+    rc = recv_msg(t, l, false, l->from, i, &x, err, err_len);
+    if (rc == 0) rc = mb_put(pp, m, l->name, x);
+  }
+  if (rc != 0 || pp->last) return rc;
+  if (pp->recompute) {
+    rc = run(t, pp->fwd, &pp->ex_fwd, i, err, err_len);
+    return rc ? rc : send_acts(t, pp->fwd, pp->ex_fwd, i, err, err_len);
+  }
+  if ((rc = run(t, pp->f, &pp->ex_f, i, err, err_len)) != 0) return rc;
+  for (size_t k = 0; rc == 0 && k < ty_graph_n_outputs(pp->f); k++) {
+    const ty_graph_value *v = ty_graph_value_at(pp->f, ty_graph_output(pp->f, k));
+    const ty_tensor *x = ty_exec_value(pp->ex_f, ty_graph_output(pp->f, k));
+    ty_tensor *copy;
+    if (!x || mb_get(m, v->name)) continue;
+    if ((rc = ty_tensor_clone(x, &copy)) == 0) rc = mb_put(pp, m, v->name, copy);
+  }
+  return rc ? rc : send_acts(t, pp->f, pp->ex_f, i, err, err_len);
+}
+
+/* The seeds of micro-batch i: each sent activation's gradient, summed over
+ * the stages that read it. */
+static int recv_seeds(ty_train *t, int i, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  mb_state *m = &pp->mbs[i];
+  for (size_t k = 0; k < pp->n_links; k++) {
+    const crossing *l = &pp->links[k];
+    if (l->from != pp->stage) continue;
+    char name[300];
+    snprintf(name, sizeof name, "%s.seed", l->name);
+    ty_tensor *g = NULL, *sum = mb_get(m, name);
+    int rc = recv_msg(t, l, true, l->to, i, &g, err, err_len);
+    if (rc != 0) return rc;
+    if (!sum) {
+      if ((rc = mb_put(pp, m, name, g)) != 0) return rc;
+      continue;
+    }
+    float *dst = ty_tensor_f32(sum);
+    const float *src = ty_tensor_f32(g);
+    for (int64_t e = 0, n = ty_tensor_numel(g); e < n; e++)
+      dst[e] += src[e];
+    ty_tensor_destroy(g);
+  }
+  return 0;
+}
+
+/* The gradient autodiff gave value `name` (by name in g), or NULL. */
+static const ty_tensor *grad_of(const ty__pipe *pp, const ty_graph *g, const ty_exec *ex,
+                                const char *name) {
+  for (size_t k = 0; k < pp->train.n; k++) {
+    const ty_graph_value *w = ty_graph_value_at(pp->train.g, pp->train.wrt[k]);
+    if (strcmp(w->name, name) != 0) continue;
+    if (pp->train.grads[k] == TY_NO_VALUE) return NULL;
+    return value(g, ex, ty_graph_value_at(pp->train.g, pp->train.grads[k])->name);
+  }
+  return NULL;
+}
+
+/* After a backward run: the parameters' gradients into the sums, the
+ * received activations' gradients back to their stages. */
+static int collect(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, char *err,
+                   size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  for (size_t k = 0; k < pp->n_mine; k++) {
+    const char *name = ty_graph_value_at(t->g, t->param_ids[pp->mine[k]])->name;
+    const ty_tensor *gr = grad_of(pp, g, ex, name);
+    if (!gr) continue;
+    float *acc = pp->acc + pp->acc_off[k];
+    const float *src = ty_tensor_f32(gr);
+    for (int64_t e = 0, n = ty_tensor_numel(gr); e < n; e++)
+      acc[e] += src[e];
+  }
+  for (size_t k = 0; k < pp->n_links; k++) {
+    const crossing *l = &pp->links[k];
+    if (l->to != pp->stage) continue;
+    const ty_tensor *gr = grad_of(pp, g, ex, l->name), *x = mb_get(&pp->mbs[i], l->name);
+    size_t n = (size_t)ty_tensor_numel(x);
+    float *zeros = gr ? NULL : calloc(n + 1, sizeof *zeros);
+    if (!gr && !zeros) return TY_ENOMEM;
+    int rc = send_msg(t, l, true, l->from, i, gr ? ty_tensor_f32(gr) : zeros, n, err, err_len);
+    free(zeros);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* Backward slot of micro-batch i. */
+static int backward(ty_train *t, int i, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  mb_state *m = &pp->mbs[i];
+  int rc = pp->last ? 0 : recv_seeds(t, i, err, err_len);
+  bool split = !pp->last && !pp->recompute;
+  const ty_graph *g = split ? pp->b : pp->train.g;
+  ty_exec **ex = split ? &pp->ex_b : &pp->ex_train;
+  if (rc == 0) rc = run(t, g, ex, i, err, err_len);
+  if (rc == 0) rc = collect(t, g, *ex, i, err, err_len);
+  if (rc == 0 && pp->last) {
+    const ty_tensor *l = value(g, *ex, pp->loss_name);
+    pp->loss += l ? (double)ty_tensor_f32(l)[0] : NAN;
+  }
+  mb_clear(pp, m);
+  return rc;
+}
+
+/* ---- the step ----------------------------------------------------------------------- */
+
+/* The 1F1B order of this stage. */
+static int schedule(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  int warm = pp->S - 1 - pp->stage < pp->M ? pp->S - 1 - pp->stage : pp->M, rc = 0;
+  for (int i = 0; rc == 0 && i < warm; i++)
+    rc = forward(t, i, err, err_len);
+  for (int i = warm; rc == 0 && i < pp->M; i++) {
+    rc = forward(t, i, err, err_len);
+    if (rc == 0) rc = backward(t, i - warm, err, err_len);
+  }
+  for (int i = pp->M - warm; rc == 0 && i < pp->M; i++)
+    rc = backward(t, i, err, err_len);
+  return rc;
+}
+
+int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  const ty_train_parallel *par = t->opts.parallel;
+  memset(pp->acc, 0, pp->acc_n * sizeof *pp->acc);
+  pp->loss = 0;
+  int rc = schedule(t, err, err_len);
+  for (int i = 0; i < pp->M; i++)
+    mb_clear(pp, &pp->mbs[i]);
+  if (rc == 0 && pp->S > 1 && (rc = par->flush(par->comm.user)) != 0)
+    return ty_errf(err, err_len, rc, "pipeline: rank %u (stage %d): completing the sends: %s",
+                   t->opts.rank, pp->stage, ty_strerror(rc));
+  if (rc != 0) return rc;
+  /* one all-reduce per rank and step, even of nothing: every rank issues the same */
+  if (pp->R > 1 && (rc = par->comm.all_reduce(2u, pp->acc, pp->acc_n, "the stage's gradients",
+                                              par->comm.user)) != 0)
+    return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradients failed: %s", pp->stage,
+                   ty_strerror(rc));
+  float scale = 1.0f / (float)(pp->M * pp->R);
+  for (size_t e = 0; e < pp->acc_n; e++)
+    pp->acc[e] *= scale;
+  for (size_t k = 0; rc == 0 && k < pp->n_mine; k++)
+    if ((rc = ty__train_update_param(t, pp->mine[k], lr, pp->acc + pp->acc_off[k])) != 0)
+      return ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", pp->mine[k]);
+  *out_loss = pp->last ? pp->loss / (double)(pp->M * pp->R) : 0;
+  return 0;
+}
+
+/* ---- gathering for checkpoints ---------------------------------------------------- */
+
+/* Rank 0's copy of n floats from the rank that trains them (owner). */
+static int gather_from(ty_train *t, int owner, float *mine, size_t n, float *scratch) {
+  const ty_train_parallel *par = t->opts.parallel;
+  int rc = par->gather(mine, n, t->opts.rank == 0 ? scratch : NULL, par->comm.user);
+  if (rc == 0 && t->opts.rank == 0 && owner != 0)
+    memcpy(mine, scratch + (size_t)owner * n, n * sizeof *mine);
+  return rc;
+}
+
+/* Parameter p's optimizer buffers and step count from its owner. Every
+ * rank gathers the same buffers (ty_optim_param_state allocates them as a
+ * step would); rank 0 restores from copies, since restoring may replace
+ * the buffers it read. */
+static int gather_optim(ty_train *t, size_t p, int owner, float *scratch) {
+  float *bufs[2], *copy[2] = {NULL, NULL};
+  uint64_t steps;
+  int rc = ty_optim_param_state(t->optim, p, bufs, &steps);
+  size_t n = (size_t)ty_tensor_numel(t->params[p]);
+  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++) {
+    if (!(copy[b] = malloc(n * sizeof *copy[b] + 1))) rc = TY_ENOMEM;
+    if (rc == 0) memcpy(copy[b], bufs[b], n * sizeof *copy[b]);
+    if (rc == 0) rc = gather_from(t, owner, copy[b], n, scratch);
+  }
+  float s[2] = {(float)(steps & 0xffffffu), (float)(steps >> 24)}; /* exact in floats */
+  if (rc == 0) rc = gather_from(t, owner, s, 2, scratch);
+  if (rc == 0 && t->opts.rank == 0 && owner != 0)
+    rc = ty_optim_param_restore(t->optim, p, (uint64_t)s[0] | (uint64_t)s[1] << 24,
+                                (const float *const[2]){copy[0], copy[1]});
+  free(copy[0]);
+  free(copy[1]);
+  return rc;
+}
+
+int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  size_t most = 2;
+  for (size_t p = 0; p < t->np; p++)
+    if ((size_t)ty_tensor_numel(t->params[p]) > most) most = (size_t)ty_tensor_numel(t->params[p]);
+  float *scratch = t->opts.rank == 0 ? malloc(most * t->opts.world_size * sizeof *scratch) : NULL;
+  int rc = t->opts.rank == 0 && !scratch ? TY_ENOMEM : 0;
+  for (size_t p = 0; rc == 0 && p < t->np; p++) {
+    int owner = pp->param_stage[p] * pp->R;
+    rc = gather_from(t, owner, t->params[p]->data, (size_t)ty_tensor_numel(t->params[p]), scratch);
+    if (rc == 0) rc = gather_optim(t, p, owner, scratch);
+  }
+  free(scratch);
+  return rc ? ty_errf(err, err_len, rc,
+                      "checkpoint: gathering the stages' parameters on rank 0 failed: %s",
+                      ty_strerror(rc))
+            : 0;
+}
+
+void ty__train_pipe_destroy(ty_train *t) {
+  ty__pipe *pp = t->pipe;
+  if (!pp) return;
+  for (int i = 0; pp->mbs && i < pp->M; i++)
+    mb_clear(pp, &pp->mbs[i]);
+  free(pp->mbs);
+  ty_exec_destroy(pp->ex_fwd);
+  ty_exec_destroy(pp->ex_train);
+  ty_exec_destroy(pp->ex_f);
+  ty_exec_destroy(pp->ex_b);
+  ty_graph_destroy(pp->fwd);
+  ty_graph_destroy(pp->f);
+  ty_graph_destroy(pp->b);
+  ty_graph_destroy(pp->train.g);
+  free(pp->train.wrt);
+  free(pp->train.grads);
+  for (size_t i = 0; i < pp->n_links; i++)
+    free(pp->links[i].name);
+  free(pp->links);
+  free(pp->param_stage);
+  free(pp->mine);
+  free(pp->acc);
+  free(pp->acc_off);
+  ty_plan_destroy(pp->plan);
+  free(pp);
+  t->pipe = NULL;
+}

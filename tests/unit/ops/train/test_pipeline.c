@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train running a pipelined plan (pipe.c): every rank a trainer in a
+ * thread of this process, stage messages and collectives through tests'
+ * in-process mesh (tests/unit/ops/shard/mesh_threads.c; the Open MPI
+ * transport is covered by tests/integration/test_plan.c). Four stages on
+ * four ranks and two stages x two replicas train to the weights of one
+ * process on the same global batch, with and without recomputation; the
+ * checkpoint is the single-process one and resumes under another stage
+ * count; a wrong stage message is named by rank, stage and micro-batch;
+ * bad pipeline requests are refused with the reason.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/shard/mesh_threads.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int num_threads);
+
+static void setup(void) {
+  openblas_set_num_threads(1);
+  synth_blob_files("", 256, 1);
+}
+
+static void cleanup(void) {
+  char cmd[320];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(pipeline, .init = setup, .fini = cleanup);
+
+/* x -> fc1 -> fc3 .. fc5 -> fc2: five weight layers. */
+static ty_graph *model(void) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  return g;
+}
+
+typedef struct job {
+  int nodes, per_node, stages, micro;
+  uint64_t steps; /* total steps to reach */
+  const char *ckpt;
+  bool resume;
+  uint64_t mem;       /* device memory budget; 0: plenty */
+  int bad_rank;       /* this rank sends one wrong message (-1: none) */
+  bool all_recompute; /* run the plan with every stage's recompute set */
+  int stop_rank;      /* this rank's stop flag is set before the first step (-1: none) */
+} job;
+
+typedef struct rank_run {
+  mt_rank r;
+  const job *j;
+  const ty_graph *g;
+  volatile sig_atomic_t stop;
+  bool recompute; /* the plan recomputes some stage */
+  char *log;      /* the trainer's log (owned) */
+  uint64_t step;  /* where it stopped */
+  int rc;
+  char err[TY_ERR_LEN];
+} rank_run;
+
+static void config(ty_train_config *c, const job *j) {
+  synth_config(c, j->steps, false);
+  c->pipeline_stages = j->stages;
+  c->micro_batches = j->micro;
+  if (j->ckpt) c->checkpoint_path = ty_strdup(j->ckpt);
+}
+
+static ty_plan_request request(const job *j) {
+  ty_plan_request req;
+  ty_plan_request_init(&req);
+  req.cluster.nodes = j->nodes;
+  req.cluster.devices_per_node = j->per_node;
+  req.cluster.device_flops = 1e9;
+  if (j->mem) req.cluster.device_mem_bytes = j->mem;
+  req.mode = TY_PLAN_MODE_AUTO;
+  return req;
+}
+
+/* The wrong message: rank bad_rank's activation of micro-batch 1 claims
+ * to be micro-batch 7. */
+static int bad_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user) {
+  uint64_t h[4] = {hdr[0], hdr[1], hdr[2] == 1 ? 7 : hdr[2], hdr[3]};
+  return mt_send(peer, h, buf, n, user);
+}
+
+static void *rank_main(void *arg) {
+  rank_run *rr = arg;
+  ty_train_config c;
+  config(&c, rr->j);
+  ty_plan_request req = request(rr->j);
+  bool bad = rr->r.rank == rr->j->bad_rank;
+  ty_train_parallel par = {.request = &req,
+                           .comm = mt_comm(&rr->r),
+                           .start = mt_start,
+                           .wait = mt_wait,
+                           .gather = mt_gather,
+                           .agree_stop = rr->j->bad_rank >= 0 ? NULL : mt_agree_stop,
+                           .send = bad ? bad_send : mt_send,
+                           .recv = mt_recv,
+                           .flush = mt_flush};
+  ty_plan *given = NULL;
+  if (rr->j->all_recompute) {
+    cr_assert_eq(ty_train_make_plan(rr->g, &c, true, &req, &given, rr->err, sizeof rr->err), 0);
+    for (int s = 0; s < given->n_stages; s++)
+      given->stages[s].recompute = true;
+    par.plan = given;
+  }
+  rr->r.stop = &rr->stop;
+  FILE *log = tmpfile();
+  ty_train_opts o = {.rank = (uint32_t)rr->r.rank,
+                     .world_size = (uint32_t)rr->r.m->world,
+                     .resume = rr->j->resume,
+                     .parallel = &par,
+                     .log = log,
+                     .stop = &rr->stop};
+  ty_train *t = NULL;
+  rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
+  for (int s = 0; rr->rc == 0 && s < ty_train_plan(t)->n_stages; s++)
+    rr->recompute = rr->recompute || ty_train_plan(t)->stages[s].recompute;
+  if (rr->j->stop_rank == rr->r.rank) rr->stop = 1; /* as SIGTERM would */
+  if (rr->rc == 0) rr->rc = ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
+  if (rr->rc == 0) rr->step = ty_train_step(t);
+  if (rr->rc == 0 && rr->j->ckpt) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
+  ty_train_destroy(t);
+  ty_plan_destroy(given);
+  rr->log = synth_log_text(log);
+  fclose(log);
+  ty_train_config_close(&c);
+  return NULL;
+}
+
+/* Runs job j on nodes x per_node threads (mesh: stages x replicas). */
+static void run_ranks(const ty_graph *g, const job *j, rank_run *rr) {
+  int world = j->nodes * j->per_node;
+  mt_mesh m;
+  mt_mesh_init(&m, j->stages, world / j->stages);
+  if (j->bad_rank >= 0) m.timeout_ms = 3000;
+  pthread_t th[MT_MAX_RANKS];
+  for (int r = 0; r < world; r++) {
+    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
+    pthread_create(&th[r], NULL, rank_main, &rr[r]);
+  }
+  for (int r = 0; r < world; r++)
+    pthread_join(th[r], NULL);
+  mt_mesh_close(&m);
+}
+
+/* Runs j, which must succeed; *out_logs (may be NULL) gets every rank's
+ * log, concatenated (owned). */
+static void run_pipeline_logged(const ty_graph *g, const job *j, bool *out_recompute,
+                                char **out_logs) {
+  rank_run rr[MT_MAX_RANKS];
+  run_ranks(g, j, rr);
+  size_t len = 1;
+  for (int r = 0; r < j->nodes * j->per_node; r++) {
+    cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
+    len += strlen(rr[r].log);
+  }
+  if (out_recompute) *out_recompute = rr[0].recompute;
+  char *all = calloc(len, 1);
+  for (int r = 0; r < j->nodes * j->per_node; r++) {
+    strcat(all, rr[r].log);
+    free(rr[r].log);
+  }
+  if (out_logs)
+    *out_logs = all;
+  else
+    free(all);
+}
+
+static void run_pipeline(const ty_graph *g, const job *j, bool *out_recompute) {
+  run_pipeline_logged(g, j, out_recompute, NULL);
+}
+
+/* One process, no plan: the reference. */
+static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
+  ty_train_config c;
+  synth_config(&c, steps, false);
+  c.checkpoint_path = ty_strdup(ckpt);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+/* Largest difference between the float initializers of two checkpoints. */
+static double diff(const char *a, const char *b) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *ga, *gb;
+  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s", err);
+  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s", err);
+  double worst = 0;
+  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
+    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
+    const ty_tensor *tb = ty_graph_value_at(gb, ty_graph_find_value(gb, va->name))->init;
+    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
+    for (int64_t k = 0; va->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(va->init); k++)
+      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
+  }
+  ty_graph_destroy(ga);
+  ty_graph_destroy(gb);
+  return worst;
+}
+
+static void copy_checkpoint(const char *from, const char *to) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s.state' '%s.state'", from, to, from, to);
+  cr_assert_eq(system(cmd), 0);
+}
+
+Test(pipeline, stages_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe.onnx"));
+  run_single(g, 5, ref, false);
+  const job jobs[] = {
+      {2, 2, 4, 4, 5, out, false, 0, -1, false, -1}, /* 4 stages on 4 ranks (2 nodes x 2) */
+      {2, 2, 2, 4, 5, out, false, 0, -1, false, -1}, /* data x pipeline, 2 x 2 */
+      {1, 2, 2, 2, 5, out, false, 0, -1, false, -1}, /* 2 stages, 2 micro-batches */
+      {1, 4, 4, 8, 5, out, false, 0, -1, false, -1}, /* more micro-batches than stages */
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    run_pipeline(g, &jobs[i], NULL);
+    double d = diff(ref, out);
+    cr_assert(d < 1e-5,
+              "job %zu (%d stages x %d micro-batches on %dx%d): weights differ from one "
+              "process by %g",
+              i, jobs[i].stages, jobs[i].micro, jobs[i].nodes, jobs[i].per_node, d);
+  }
+  ty_graph_destroy(g);
+}
+
+/* The least memory a plan of j's stages may have without recomputing. */
+static uint64_t plain_memory(const ty_graph *g, const job *j) {
+  ty_train_config c;
+  config(&c, j);
+  ty_plan_request req = request(j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  uint64_t most = 0;
+  for (int s = 0; s < p->n_stages; s++) {
+    cr_assert(!p->stages[s].recompute, "stage %d recomputes with plenty of memory", s);
+    if (p->stages[s].memory_no_recompute_bytes > most)
+      most = p->stages[s].memory_no_recompute_bytes;
+  }
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  return most;
+}
+
+Test(pipeline, recomputation_forced_by_memory_gives_the_same_weights, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_rc.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe_rc.onnx"));
+  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false, -1};
+  bool rc_plain = true, rc_forced = false;
+  run_pipeline(g, &plain, &rc_plain);
+  cr_assert(!rc_plain, "recomputation without a memory limit");
+  job tight = plain;
+  tight.ckpt = out;
+  tight.mem = plain_memory(g, &plain) - 1; /* the largest stage no longer fits as it is */
+  run_pipeline(g, &tight, &rc_forced);
+  cr_assert(rc_forced, "a budget of %llu bytes did not make the planner recompute",
+            (unsigned long long)tight.mem);
+  double d = diff(ref, out);
+  cr_assert(d < 1e-6, "recomputation changed the weights by %g", d);
+  ty_graph_destroy(g);
+}
+
+Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], four[300], two[300], one[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref8.onnx"));
+  snprintf(four, sizeof four, "%s", synth_path("four.onnx"));
+  snprintf(two, sizeof two, "%s", synth_path("two.onnx"));
+  snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
+  run_single(g, 8, ref, false);
+  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false, -1};
+  run_pipeline(g, &first, NULL); /* 4 steps on 4 stages */
+  copy_checkpoint(four, two);
+  copy_checkpoint(four, one);
+  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1};
+  run_pipeline(g, &second, NULL); /* 4 more on 2 stages */
+  run_single(g, 8, one, true);    /* 4 more on one process */
+  double d2 = diff(ref, two), d1 = diff(ref, one);
+  cr_assert(d2 < 1e-5, "resumed on 2 stages: %g from an uninterrupted run", d2);
+  cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
+  ty_graph_destroy(g);
+}
+
+/* Dropout: each stage draws its masks per step and micro-batch from the
+ * run's seed (so a run repeats exactly), and a stage the plan would
+ * recompute keeps its activations instead (a second forward would draw
+ * other masks than the one whose activations were sent). */
+Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .dropout = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char a[300], b[300];
+  snprintf(a, sizeof a, "%s", synth_path("drop_a.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("drop_b.onnx"));
+  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true, -1}; /* the plan recomputes every stage */
+  char *logs = NULL;
+  run_pipeline_logged(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "draws Dropout masks, so it keeps its activations instead of "
+                         "recomputing them"),
+            "%s", logs);
+  free(logs);
+  j.ckpt = b;
+  run_pipeline(g, &j, NULL);
+  cr_assert_eq(diff(a, b), 0.0, "two runs with one seed differ");
+  ty_graph_destroy(g);
+}
+
+/* A stop request on one stage (SIGTERM) stops every stage at the same
+ * agreed step, so none waits for messages of a step the others skip. */
+Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
+  ty_graph *g = model();
+  job j = {1, 4, 4, 4, 20, NULL, false, 0, -1, false, 2};
+  rank_run rr[MT_MAX_RANKS];
+  run_ranks(g, &j, rr);
+  for (int r = 0; r < 4; r++) {
+    cr_assert_eq(rr[r].rc, 0, "rank %d: %s", r, rr[r].err);
+    cr_assert_eq(rr[r].step, 8u, "rank %d stopped at step %llu", r, (unsigned long long)rr[r].step);
+    free(rr[r].log);
+  }
+  ty_graph_destroy(g);
+}
+
+Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
+  ty_graph *g = model();
+  job j = {1,     4, 4, 4,     1, NULL,
+           false, 0, 1, false, -1}; /* rank 1 (stage 1) mislabels micro-batch 1 */
+  rank_run rr[MT_MAX_RANKS];
+  run_ranks(g, &j, rr);
+  cr_assert_eq(rr[2].rc, TY_EINVAL, "rank 2: %s", rr[2].err);
+  cr_assert(strstr(rr[2].err, "rank 2 (stage 2), micro-batch 1 of step 0: expected the "
+                              "activation of"),
+            "%s", rr[2].err);
+  cr_assert(strstr(rr[2].err, "from rank 1 (stage 1), but received a message of stage 1, "
+                              "micro-batch 7, step 0"),
+            "%s", rr[2].err);
+  cr_assert_eq(rr[1].rc, TY_ETIMEDOUT, "rank 1 waits for a gradient that never comes: %s",
+               rr[1].err);
+  for (int r = 0; r < 4; r++)
+    free(rr[r].log);
+  ty_graph_destroy(g);
+}
+
+static void refused(const ty_graph *g, int stages, int micro, const char *want) {
+  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false, -1};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), TY_EINVAL,
+               "%d stages x %d micro-batches: %s", stages, micro, err);
+  cr_assert(strstr(err, want), "%d stages x %d micro-batches: %s", stages, micro, err);
+  ty_train_config_close(&c);
+}
+
+Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5};
+  ty_graph *shallow = synth_mlp_build(&o); /* two layers */
+  ty_graph *g = model();
+  refused(shallow, 4, 4, "pipeline_stages: 4 stages but the graph has 2 layers");
+  refused(g, 4, 3, "micro_batches: 3 does not divide the batch 32");
+  refused(g, 3, 4, "pipeline_stages: 3 stages do not divide the 4 devices");
+  /* A plan file for another batch or world stops a rank before any step. */
+  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false, -1};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  c.batch_size = 64;
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "plan: 4 micro-batches of 8 do not make config.batch_size 64"), "%s", err);
+  c.batch_size = 32;
+  to.world_size = 8;
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "plan: made for 4 devices (4 stages x 1), but this job has WORLD_SIZE=8"),
+            "%s", err);
+  par.send = NULL; /* a transport without messages */
+  to.world_size = 4;
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "4 pipeline stages need point-to-point messages"), "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  ty_graph_destroy(shallow);
+  ty_graph_destroy(g);
+}
