@@ -129,6 +129,16 @@ static Onnx__AttributeProto *attr_proto(arena *a, const ty_graph_attr *at) {
   case TY_ATTR_TENSOR:
     ap->t = tensor_proto(a, NULL, at->t);
     break;
+  case TY_ATTR_STRINGS:
+    ap->n_strings = at->n;
+    ap->strings = arena_alloc(a, (at->n + 1) * sizeof *ap->strings);
+    if (!ap->strings) return NULL;
+    for (size_t i = 0; i < at->n; i++) {
+      const char *s = ty_graph_attr_string_at(at, i);
+      ap->strings[i].data = (uint8_t *)s;
+      ap->strings[i].len = strlen(s);
+    }
+    break;
   case TY_ATTR_FLOATS:
     ap->n_floats = at->n;
     ap->floats = at->floats;

@@ -362,6 +362,50 @@ int ty_graph_node_set_string(ty_graph *g, size_t node, const char *name, const c
   return a->s ? 0 : TY_ENOMEM;
 }
 
+int ty_graph_node_set_strings(ty_graph *g, size_t node, const char *name, const char *const *v,
+                              const size_t *lens, size_t n) {
+  size_t total = 1;
+  for (size_t i = 0; i < n; i++) {
+    if (memchr(v[i], 0, lens[i]) || __builtin_add_overflow(total, lens[i] + 1, &total))
+      return TY_EINVAL;
+  }
+  ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_STRINGS);
+  if (!a) return TY_EINVAL;
+  a->s = malloc(total);
+  if (!a->s) return TY_ENOMEM;
+  char *p = a->s;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(p, v[i], lens[i]);
+    p += lens[i];
+    *p++ = 0;
+  }
+  *p = 0;
+  a->n = n;
+  return 0;
+}
+
+int ty_graph_node_copy_strings(ty_graph *g, size_t node, const ty_graph_attr *a) {
+  const char **v = calloc(a->n + 1, sizeof *v);
+  size_t *lens = calloc(a->n + 1, sizeof *lens);
+  int rc = v && lens ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < a->n; i++) {
+    v[i] = ty_graph_attr_string_at(a, i);
+    lens[i] = strlen(v[i]);
+  }
+  if (rc == 0) rc = ty_graph_node_set_strings(g, node, a->name, v, lens, a->n);
+  free(v);
+  free(lens);
+  return rc;
+}
+
+const char *ty_graph_attr_string_at(const ty_graph_attr *a, size_t i) {
+  if (!a || a->type != TY_ATTR_STRINGS || i >= a->n) return NULL;
+  const char *s = a->s;
+  for (size_t k = 0; k < i; k++)
+    s += strlen(s) + 1;
+  return s;
+}
+
 int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tensor *t) {
   ty_graph_attr *a = attr_slot(g, node, name, TY_ATTR_TENSOR);
   if (!a) {

@@ -110,7 +110,9 @@
   X(INSTANCE_NORM, "InstanceNormalization", instance_norm, instance_norm)                         \
   X(SCATTER, "Scatter", scatter_elements, scatter_elements) /* ScatterElements before opset 11 */ \
   /* computed by the executor's caller (ops/exec.h); not an ONNX op */                              \
-  X(EXTERN, "TyExtern", extern, extern)
+  X(EXTERN, "TyExtern", extern, extern)                                                            \
+  /* recurrent layers (ops/kernels/rnn.c) */                                                       \
+  X(LSTM, "LSTM", rnn, rnn) X(GRU, "GRU", rnn, rnn) X(RNN, "RNN", rnn, rnn)
 /* clang-format on */
 
 typedef enum {
@@ -132,6 +134,7 @@ typedef enum {
   TY_ATTR_TENSOR = 4,
   TY_ATTR_FLOATS = 6,
   TY_ATTR_INTS = 7,
+  TY_ATTR_STRINGS = 8,
 } ty_attr_type; /* numbered as ONNX AttributeProto.AttributeType */
 
 typedef struct ty_graph_attr {
@@ -139,7 +142,7 @@ typedef struct ty_graph_attr {
   ty_attr_type type;
   int64_t i;
   float f;
-  char *s;       /* NUL-terminated (TY_ATTR_STRING) */
+  char *s;       /* NUL-terminated (TY_ATTR_STRING); n of them in a row (TY_ATTR_STRINGS) */
   int64_t *ints; /* n entries (TY_ATTR_INTS) */
   float *floats; /* n entries (TY_ATTR_FLOATS) */
   size_t n;
@@ -252,6 +255,13 @@ int ty_graph_node_set_float(ty_graph *g, size_t node, const char *name, float v)
 int ty_graph_node_set_ints(ty_graph *g, size_t node, const char *name, const int64_t *v, size_t n);
 int ty_graph_node_set_floats(ty_graph *g, size_t node, const char *name, const float *v, size_t n);
 int ty_graph_node_set_string(ty_graph *g, size_t node, const char *name, const char *v);
+/* n strings of lens[i] bytes (NUL bytes inside a string are refused). */
+int ty_graph_node_set_strings(ty_graph *g, size_t node, const char *name, const char *const *v,
+                              const size_t *lens, size_t n);
+/* Copies the TY_ATTR_STRINGS attribute a (of any node) onto node. */
+int ty_graph_node_copy_strings(ty_graph *g, size_t node, const ty_graph_attr *a);
+/* String i of a TY_ATTR_STRINGS attribute, or NULL. */
+const char *ty_graph_attr_string_at(const ty_graph_attr *a, size_t i);
 /* Takes ownership of t (also on failure). */
 int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tensor *t);
 

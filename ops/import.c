@@ -256,6 +256,24 @@ static int constant_to_value(importer *im, ty_graph_node *n, const Onnx__Attribu
                       a->name);
 }
 
+/* A list of strings (the recurrent ops' activations). */
+static int import_strings(importer *im, size_t idx, const Onnx__AttributeProto *a) {
+  const char **v = calloc(a->n_strings + 1, sizeof *v);
+  size_t *lens = calloc(a->n_strings + 1, sizeof *lens);
+  int rc = v && lens ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < a->n_strings; i++) {
+    v[i] = a->strings[i].data ? (const char *)a->strings[i].data : "";
+    lens[i] = a->strings[i].data ? a->strings[i].len : 0;
+  }
+  if (rc == 0) rc = ty_graph_node_set_strings(im->g, idx, a->name, v, lens, a->n_strings);
+  if (rc == TY_EINVAL)
+    rc = ty__node_err(im->err, im->err_len, &im->g->nodes[idx], TY_EINVAL,
+                      "attribute %s: a string holds a NUL byte", a->name);
+  free(v);
+  free(lens);
+  return rc;
+}
+
 static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) {
   ty_graph *g = im->g;
   ty_graph_node *n = &g->nodes[idx];
@@ -287,6 +305,8 @@ static int import_attr(importer *im, size_t idx, const Onnx__AttributeProto *a) 
     free(s);
     return rc;
   }
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
+    return import_strings(im, idx, a);
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
     snprintf(what, sizeof what, "node \"%s\" (%s): attribute %s", n->name, ty_op_name(n->op),
              a->name);

@@ -36,6 +36,8 @@ int ty__graph_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a) {
     return ty_graph_node_set_ints(g, idx, a->name, a->ints, a->n);
   case TY_ATTR_FLOATS:
     return ty_graph_node_set_floats(g, idx, a->name, a->floats, a->n);
+  case TY_ATTR_STRINGS:
+    return ty_graph_node_copy_strings(g, idx, a);
   case TY_ATTR_TENSOR:
     if (!a->t) return 0;
     if ((rc = ty_tensor_clone(a->t, &t)) != 0) return rc;

@@ -7,10 +7,13 @@
 #   3. the gpu test suite (fused regions vs the CPU executor, cuBLAS GEMM,
 #      the GPU inventory),
 #   4. fused elementwise bandwidth vs cudaMemcpy D2D, GEMM vs cuBLAS alone,
+#   5. the MLP / CNN / GPT training step on the GPU executor vs the CPU
+#      executor (bench/gpu/step.c), and vs PyTorch CUDA when $PYTHON
+#      (default /usr/bin/python3, which sees Debian's torch) imports torch
+#      (bench/gpu/torch_step.py),
 # and prints one markdown table (paste it into bench/RESULTS.md with the
 # date). Without a GPU it prints what it could measure, says "no GPU" and
-# exits 77. Model step times against PyTorch are not measured: trainrun has
-# no GPU executor yet (the table says so).
+# exits 77.
 #   bench/gpu/run.sh [BUILDDIR]     (default: build-gpu in the repository)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,7 +46,14 @@ if [ -n "$gpu" ]; then
   add < <("$b/bench/gpu/gpu_bench" fused)
   step "GEMM"
   add < <("$b/bench/gpu/gpu_bench" gemm)
-  rows+=("| MLP / CNN / GPT step time vs PyTorch | not measured | - | trainrun has no GPU executor yet |")
+  step "training steps: GPU executor vs CPU executor"
+  add < <("$b/bench/gpu/gpu_step" "$b/examples/models" 20 2>> "$log" ||
+          echo "| training steps | FAILED | - | see $log |")
+  step "training steps: PyTorch CUDA"
+  py=${PYTHON:-/usr/bin/python3}
+  [ -x "$py" ] || py=python3
+  add < <("$py" "$root/bench/gpu/torch_step.py" "$b/examples/models" 20 2>> "$log" ||
+          echo "| PyTorch CUDA training steps | FAILED | - | see $log |")
   device=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 else
   device="no GPU"

@@ -131,6 +131,9 @@ static int copy_attrs(ad *a, size_t from, size_t to) {
     case TY_ATTR_FLOATS:
       rc = ty_graph_node_set_floats(a->g, to, t->name, t->floats, t->n);
       break;
+    case TY_ATTR_STRINGS:
+      rc = ty_graph_node_copy_strings(a->g, to, t);
+      break;
     default:
       break; /* tensor attributes belong to Constant, which has no gradient */
     }
@@ -221,11 +224,52 @@ static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   return emit_tygrad(a, k, wrt, out, dy, out_id);
 }
 
+static bool wants_grad(ad *a, size_t k, int i) {
+  int x = a->g->nodes[k].inputs[i];
+  return x != TY_NO_VALUE && a->needs[x] && ty__grad_differentiable(a->g->nodes[k].op, i) &&
+         a->g->values[x].dtype == TY_DTYPE_F32;
+}
+
+/* One TyGrad node with an output per input (ty__grad_all_inputs): the
+ * recurrent ops' backward pass yields every gradient at once. */
+static int backward_all_inputs(ad *a, size_t k, int out, int dy) {
+  int nfi = a->g->nodes[k].n_inputs, nfo = a->g->nodes[k].n_outputs, first = -1, rc = 0, idx;
+  int *outs = malloc((size_t)nfi * sizeof *outs),
+      *in = malloc((size_t)(1 + nfi + nfo) * sizeof *in);
+  if (!outs || !in) rc = TY_ENOMEM;
+  for (int i = 0; rc == 0 && i < nfi; i++) {
+    outs[i] = TY_NO_VALUE;
+    if (!wants_grad(a, k, i)) continue;
+    rc = new_value(a, TY_DTYPE_F32, a->g->nodes[k].inputs[i], &outs[i]);
+    if (first < 0) first = i;
+  }
+  if (rc == 0 && first >= 0) {
+    const ty_graph_node *n = &a->g->nodes[k];
+    in[0] = dy;
+    memcpy(in + 1, n->inputs, (size_t)nfi * sizeof *in);
+    memcpy(in + 1 + nfi, n->outputs, (size_t)nfo * sizeof *in);
+    int fwd_op = (int)n->op, opset = n->opset;
+    rc = ty_graph_add_node(a->g, TY_OP_GRAD, NULL, in, 1 + nfi + nfo, outs, nfi, &idx);
+    if (rc == 0) rc = copy_attrs(a, k, (size_t)idx);
+    if (rc == 0) rc = ty_graph_node_set_int(a->g, (size_t)idx, TY__GRAD_FWD_OP, fwd_op);
+    if (rc == 0) rc = ty_graph_node_set_int(a->g, (size_t)idx, TY__GRAD_WRT, first);
+    if (rc == 0) rc = ty_graph_node_set_int(a->g, (size_t)idx, TY__GRAD_NFI, nfi);
+    if (rc == 0 && out > 0) rc = ty_graph_node_set_int(a->g, (size_t)idx, TY__GRAD_OUT, out);
+    if (rc == 0) a->g->nodes[idx].opset = opset;
+    for (int i = 0; rc == 0 && i < nfi; i++)
+      if (outs[i] != TY_NO_VALUE) rc = accumulate(a, a->g->nodes[k].inputs[i], outs[i]);
+  }
+  free(outs);
+  free(in);
+  return rc;
+}
+
 /* The gradients node k passes to its inputs from the gradient of output
  * out (dy). */
 static int backward_output(ad *a, size_t k, int out, int dy) {
   int nin = a->g->nodes[k].n_inputs;
   ty_op op = a->g->nodes[k].op;
+  if (ty__grad_all_inputs(op)) return backward_all_inputs(a, k, out, dy);
   for (int i = 0; i < nin; i++) {
     int x = a->g->nodes[k].inputs[i], gid;
     if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;

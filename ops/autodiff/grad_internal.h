@@ -11,9 +11,12 @@
  * and its attributes are the forward node's (so window and axis helpers
  * read them unchanged) plus fwd_op (the forward ty_op), wrt (which forward
  * input), n_fwd_in and, for ops whose every output carries a gradient
- * (Split), out: which forward output dY belongs to (default 0). Its opset
+ * (Split and the recurrent ops), out: which forward output dY belongs to (default 0). Its opset
  * is the forward node's. The single output has the dtype and shape of
- * forward input wrt.
+ * forward input wrt. For the ops whose backward computes every input's
+ * gradient in one pass (the recurrent ops, ty__grad_all_inputs), the node
+ * may instead have n_fwd_in outputs: output i is the gradient of forward
+ * input i (TY_NO_VALUE where none is wanted), and wrt names one of them.
  */
 #ifndef TY_OPS_AUTODIFF_GRAD_INTERNAL_H
 #define TY_OPS_AUTODIFF_GRAD_INTERNAL_H
@@ -35,7 +38,9 @@ typedef struct ty__gctx {
   int nx;
   const ty_tensor *const *y; /* forward outputs (NULL when absent) */
   int ny;
-  ty_tensor *dx; /* the output, zero-filled */
+  ty_tensor *dx;         /* the output, zero-filled */
+  ty_tensor *const *dxs; /* with ty__grad_all_inputs: ndx outputs, dxs[i] for input i or NULL */
+  int ndx;
   bool training;
   int out;             /* the forward output dy belongs to */
   ty_workers *workers; /* the executor's threads (ops/workers.c); NULL: the caller only */
@@ -46,6 +51,8 @@ typedef struct ty__gctx {
 bool ty__grad_differentiable(ty_op op, int i);
 /* True for ops whose every output, not only output 0, carries a gradient. */
 bool ty__grad_multi_output(ty_op op);
+/* True for ops whose TyGrad node gives every input's gradient at once. */
+bool ty__grad_all_inputs(ty_op op);
 /* Why op cannot be differentiated with respect to input wrt with these
  * attributes (a message), or NULL when it can. */
 const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *const *in_shapes);
@@ -91,6 +98,8 @@ int ty__g_einsum(ty__gctx *c);
 int ty__g_nll(ty__gctx *c);
 int ty__g_global_max_pool(ty__gctx *c);
 int ty__g_instance_norm(ty__gctx *c);
+/* kernels_grad_rnn.c: LSTM, GRU and RNN (backpropagation through time) */
+int ty__g_rnn(ty__gctx *c);
 /* Sums g (shaped like the broadcast out) into dx of shape x, accumulating
  * in double (undoing broadcasting). w, when not NULL, scales element i. */
 int ty__g_unbroadcast(const ty_tensor *g, const ty_shape *x_shape, ty_tensor *dx);

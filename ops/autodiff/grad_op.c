@@ -77,6 +77,10 @@ bool ty__grad_differentiable(ty_op op, int i) {
     return i <= 1;
   case TY_OP_WHERE:
     return i == 1 || i == 2;
+  case TY_OP_LSTM:
+  case TY_OP_GRU:
+  case TY_OP_RNN:
+    return i != 4; /* sequence_lens */
   case TY_OP_SCATTER_ND:
   case TY_OP_SCATTER_ELEMENTS:
   case TY_OP_SCATTER:
@@ -118,8 +122,12 @@ bool ty__grad_differentiable(ty_op op, int i) {
   }
 }
 
+bool ty__grad_all_inputs(ty_op op) {
+  return op == TY_OP_LSTM || op == TY_OP_GRU || op == TY_OP_RNN;
+}
+
 bool ty__grad_multi_output(ty_op op) {
-  return op == TY_OP_SPLIT;
+  return op == TY_OP_SPLIT || op == TY_OP_LSTM || op == TY_OP_GRU || op == TY_OP_RNN;
 }
 
 const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *const *in_shapes) {
@@ -168,7 +176,8 @@ static int decode(const ty_graph_node *n, decoded *d, char *err, size_t err_len)
   if (op < 0 || op >= TY_OP_COUNT_ || op == TY_OP_GRAD)
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute fwd_op=%lld is not a forward op",
                         (long long)op);
-  if (nfi < 1 || nfi > n->n_inputs - 1 || n->n_outputs != 1)
+  bool all = ty__grad_all_inputs((ty_op)op) && n->n_outputs == nfi;
+  if (nfi < 1 || nfi > n->n_inputs - 1 || (n->n_outputs != 1 && !all))
     return ty__node_err(err, err_len, n, TY_EINVAL,
                         "attribute n_fwd_in=%lld does not fit %d inputs", (long long)nfi,
                         n->n_inputs);
@@ -235,9 +244,13 @@ int ty__infer_grad(ty__infer *ic) {
   }
   if (ic->in_dt[1 + d.wrt] != TY_DTYPE_F32)
     return ty__node_err(ic->err, ic->err_len, n, TY_EUNSUPPORTED, "gradient of a non-float input");
-  if (ic->n_out >= 1) {
+  if (ic->n_out == 1) {
     ic->out_dt[0] = TY_DTYPE_F32;
     ic->out_shape[0] = ic->in_shape[1 + d.wrt];
+  }
+  for (int i = 0; ic->n_out > 1 && i < ic->n_out; i++) { /* every input's (ty__grad_all_inputs) */
+    ic->out_dt[i] = TY_DTYPE_F32;
+    ic->out_shape[i] = ic->in_shape[1 + i];
   }
   return 0;
 }
@@ -289,7 +302,10 @@ bool ty__grad_overwrites(const ty_graph_node *n) {
 int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                ty__kctx *ctx) {
   decoded d;
-  if (!out[0]) return 0;
+  bool any = false;
+  for (int i = 0; i < n->n_outputs; i++)
+    any |= out[i] != NULL;
+  if (!any) return 0;
   if (decode(n, &d, NULL, 0) != 0) return TY_EINTERNAL;
   ty__gctx c = {.n = n,
                 .op = d.op,
@@ -300,6 +316,8 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
                 .y = in + 1 + d.nfi,
                 .ny = n->n_inputs - 1 - d.nfi,
                 .dx = out[0],
+                .dxs = out,
+                .ndx = n->n_outputs,
                 .training = ctx->training,
                 .out = d.out,
                 .workers = ctx->workers};
@@ -373,6 +391,10 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     return ty__g_conv_transpose(&c);
   case TY_OP_EINSUM:
     return ty__g_einsum(&c);
+  case TY_OP_LSTM:
+  case TY_OP_GRU:
+  case TY_OP_RNN:
+    return ty__g_rnn(&c);
   case TY_OP_NLL_LOSS:
     return ty__g_nll(&c);
   case TY_OP_GLOBAL_MAX_POOL:

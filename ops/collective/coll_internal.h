@@ -119,6 +119,12 @@ int ty__nccl_set_mesh(ty_coll *c);
 int ty__nccl_mesh(ty_coll *c, const char *kind, unsigned axes, const float *in, size_t n_in,
                   float *out, size_t n_out, uint64_t hash, const char *desc);
 int ty__nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out);
+/* A device bucket reduced on NCCL's stream after event ready (a
+ * cudaEvent_t, NULL: at once); completed in start order by
+ * ty__nccl_wait_device. */
+int ty__nccl_start_device(ty_coll *c, float *buf, size_t n, uint64_t seq, uint64_t hash,
+                          const char *desc, void *ready);
+int ty__nccl_wait_device(ty_coll *c);
 #endif
 
 #endif

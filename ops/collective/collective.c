@@ -423,6 +423,34 @@ static int check(ty_coll *c, uint64_t seq, size_t n) {
   return ty__coll_check(c, &c->world, seq, hash, n, desc);
 }
 
+int ty_coll_start_device(ty_coll *c, float *buf, size_t n, uint64_t seq, void *ready) {
+  if (c->failed) return ty__coll_failed_before(c);
+  if (n > (size_t)INT32_MAX)
+    return ty__coll_set_err(c, TY_EINVAL, "bucket of %zu floats is too large", n);
+#ifdef TY_HAVE_NCCL
+  if (c->nccl) {
+    char desc[TY__COLL_DESC];
+    uint64_t hash;
+    ty__coll_bucket_for(c, seq, n, &hash, desc);
+    c->stats.ops++;
+    c->stats.bytes += n * sizeof(float);
+    return ty__nccl_start_device(c, buf, n, seq, hash, desc, ready);
+  }
+#endif
+  (void)buf;
+  (void)seq;
+  (void)ready;
+  return ty__coll_set_err(c, TY_EUNSUPPORTED, "device buckets need the NCCL backend");
+}
+
+int ty_coll_wait_device(ty_coll *c) {
+  if (c->failed) return ty__coll_failed_before(c);
+#ifdef TY_HAVE_NCCL
+  if (c->nccl) return ty__nccl_wait_device(c);
+#endif
+  return ty__coll_set_err(c, TY_EUNSUPPORTED, "device buckets need the NCCL backend");
+}
+
 int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq) {
   if (c->failed) return ty__coll_failed_before(c);
   if (c->o.world_size <= 1) return 0;
@@ -497,6 +525,12 @@ int ty_coll_wait_hook(void *user) {
 }
 int ty_coll_progress_hook(void *user) {
   return hook_result(user, ty_coll_progress(user));
+}
+int ty_coll_start_device_hook(float *buf, size_t n, uint64_t seq, void *ready, void *user) {
+  return hook_result(user, ty_coll_start_device(user, buf, n, seq, ready));
+}
+int ty_coll_wait_device_hook(void *user) {
+  return hook_result(user, ty_coll_wait_device(user));
 }
 
 int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user) {

@@ -99,6 +99,16 @@ int ty_coll_allreduce(float *buf, size_t n, uint64_t seq, void *user);
  * At most 64 in flight. ty_coll_allreduce = start + wait. */
 int ty_coll_start(ty_coll *c, float *buf, size_t n, uint64_t seq);
 int ty_coll_wait(ty_coll *c);
+/* The GPU path's buckets (NCCL backend): sums the DEVICE buffer
+ * buf[0..n) across ranks in place on NCCL's stream once ready (a
+ * cudaEvent_t the caller recorded on its compute stream after writing the
+ * bucket; NULL: at once) has completed, after the same (seq, shape) check,
+ * and returns without waiting for the compute stream; so a bucket's
+ * reduction starts on the device as soon as its gradients are written.
+ * ty_coll_wait_device completes the oldest one in start order, within the
+ * deadline. At most 64 in flight. TY_EUNSUPPORTED on the MPI backend. */
+int ty_coll_start_device(ty_coll *c, float *buf, size_t n, uint64_t seq, void *ready);
+int ty_coll_wait_device(ty_coll *c);
 /* Advances the reductions in flight without blocking (MPI_Test on each):
  * Open MPI moves a nonblocking collective on only inside MPI calls, so a
  * caller overlapping them with computation calls this between its steps. */
@@ -110,6 +120,9 @@ int ty_coll_progress(ty_coll *c);
 int ty_coll_start_hook(float *buf, size_t n, uint64_t seq, void *user);
 int ty_coll_wait_hook(void *user);
 int ty_coll_progress_hook(void *user);
+/* ... and its device buckets' (the GPU executor's; NCCL backend only). */
+int ty_coll_start_device_hook(float *buf, size_t n, uint64_t seq, void *ready, void *user);
+int ty_coll_wait_device_hook(void *user);
 
 /* A plain blocking MPI_Allreduce (SUM) of buf on the same communicator,
  * without checks or deadline: the baseline bench/dp compares against. */

@@ -39,6 +39,10 @@ typedef struct nccl_state {
   cudaStream_t stream;
   void *dev[2]; /* staging buffers of host tensors */
   size_t dev_cap;
+  /* Device buckets started after the caller's event (ty__nccl_start_device):
+   * a ring of "reduced" events, completed in start order. */
+  cudaEvent_t done[TY__COLL_MAX_INFLIGHT];
+  size_t done_head, done_count;
 } nccl_state;
 
 static int nccl_fail(ty_coll *c, ncclResult_t r, const char *what) {
@@ -85,6 +89,8 @@ void ty__nccl_destroy(ty_coll *c) {
     ncclCommDestroy(s->comm);
   cudaFree(s->dev[0]);
   cudaFree(s->dev[1]);
+  for (size_t i = 0; i < TY__COLL_MAX_INFLIGHT; i++)
+    if (s->done[i]) cudaEventDestroy(s->done[i]);
   cudaStreamDestroy(s->stream);
   free(s);
   c->nccl = NULL;
@@ -248,4 +254,58 @@ int ty__nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out) {
   if (r != ncclSuccess) return nccl_fail(c, r, "ncclAllGather");
   cudaMemcpyAsync(out, s->dev[1], n * w, cudaMemcpyDeviceToHost, s->stream);
   return wait_stream(c, "ncclAllGather");
+}
+
+/* ---- device buckets ordered after the compute stream ------------------------------- */
+/* The all-reduce of device bucket buf on the comm stream once the caller's
+ * event ready (a cudaEvent_t recorded on its compute stream after the
+ * bucket's gradients) has completed: the host does not wait for the
+ * compute stream, NCCL's stream does. The (seq, hash) check comes first on
+ * the same stream (a communicator's operations must be issued in one
+ * order on every rank), so it waits for the reductions queued before. */
+int ty__nccl_start_device(ty_coll *c, float *buf, size_t n, uint64_t seq, uint64_t hash,
+                          const char *desc, void *ready) {
+  nccl_state *s = c->nccl;
+  if (s->done_count == TY__COLL_MAX_INFLIGHT)
+    return ty__coll_set_err(c, TY_ESTATE, "more than %d device all-reduces in flight",
+                            TY__COLL_MAX_INFLIGHT);
+  int rc = check(c, s->comm, (int)c->o.world_size, seq, hash, n, desc);
+  if (rc != 0) return rc;
+  size_t slot = (s->done_head + s->done_count) % TY__COLL_MAX_INFLIGHT;
+  cudaError_t e = cudaSuccess;
+  if (!s->done[slot]) e = cudaEventCreateWithFlags(&s->done[slot], cudaEventDisableTiming);
+  if (e == cudaSuccess && ready) e = cudaStreamWaitEvent(s->stream, (cudaEvent_t)ready, 0);
+  if (e != cudaSuccess)
+    return ty__coll_set_err(c, TY_EIO, "%s: ordering after the compute stream: %s", desc,
+                            cudaGetErrorString(e));
+  ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, s->comm, s->stream);
+  if (r != ncclSuccess) return nccl_fail(c, r, "ncclAllReduce (device bucket)");
+  if ((e = cudaEventRecord(s->done[slot], s->stream)) != cudaSuccess)
+    return ty__coll_set_err(c, TY_EIO, "%s: %s", desc, cudaGetErrorString(e));
+  s->done_count++;
+  return 0;
+}
+
+/* Completes the oldest device bucket within the deadline. */
+int ty__nccl_wait_device(ty_coll *c) {
+  nccl_state *s = c->nccl;
+  if (s->done_count == 0) return ty__coll_set_err(c, TY_ESTATE, "no device all-reduce in flight");
+  cudaEvent_t ev = s->done[s->done_head];
+  int64_t deadline = ty_mono_ms() + c->o.timeout_ms;
+  cudaError_t q;
+  while ((q = cudaEventQuery(ev)) == cudaErrorNotReady) {
+    if (ty_mono_ms() > deadline) {
+      c->failed = true;
+      return ty__coll_set_err(c, TY_ETIMEDOUT,
+                              "device all-reduce: no answer within %u ms (a rank died or hangs)",
+                              c->o.timeout_ms);
+    }
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+  }
+  s->done_head = (s->done_head + 1) % TY__COLL_MAX_INFLIGHT;
+  s->done_count--;
+  return q == cudaSuccess
+             ? 0
+             : ty__coll_set_err(c, TY_EIO, "device all-reduce: %s", cudaGetErrorString(q));
 }

@@ -21,6 +21,7 @@
 #ifndef TY_OPS_CUDA_CUDA_H
 #define TY_OPS_CUDA_CUDA_H
 
+#include "ops/fusion/fusion.h"
 #include "ops/graph.h"
 #include "ops/tensor.h"
 
@@ -64,9 +65,9 @@ int ty_cuda_rtc_compile(ty_cuda_rtc *r, const char *src, const char *what, void 
 /* ---- hand-written kernels (ops/cuda/kernels/ *.cu, embedded at build) ----
  * softmax, log-softmax, layer normalisation (forward, backward), softmax
  * cross-entropy (forward, backward), embedding gather / scatter-add, an
- * N-D strided copy (Transpose, Slice, Concat, Split, broadcasts) and sums
- * over dims (reductions, broadcast gradients), each a file of extern "C" kernels compiled by NVRTC
- * like the generated ones, so the build needs no nvcc. */
+ * N-D strided copy (Transpose, Slice, Concat, Split, broadcasts), sums
+ * over dims (reductions, broadcast gradients) and Where, each a file of extern "C" kernels compiled
+ * by NVRTC like the generated ones, so the build needs no nvcc. */
 typedef struct ty_cuda_source {
   const char *name; /* the file's name without .cu */
   const char *src;
@@ -168,6 +169,55 @@ int ty_cuda_gemm(ty_cuda_blas *b, const ty_cuda_gemm_args *g, char *err, size_t 
 int ty_cuda_gemm_bias(ty_cuda_blas *b, const ty_cuda_gemm_args *g, const float *bias, char *err,
                       size_t err_len);
 
+/* ---- cuDNN 9 (dnn.c; built when meson finds cuDNN, which cuda_dep then
+ * announces with TY_HAVE_CUDNN) --------------------------------------------
+ * 2-D convolution, pooling and training-mode batch normalisation, NCHW
+ * float32, device pointers, asynchronous on the handle's stream. */
+typedef struct ty_cuda_dnn ty_cuda_dnn;
+/* A handle on stream; workspaces come from alloc (borrowed). */
+int ty_cuda_dnn_create(void *stream, ty_cuda_alloc *alloc, ty_cuda_dnn **out_dnn, char *err,
+                       size_t err_len);
+void ty_cuda_dnn_destroy(ty_cuda_dnn *d); /* NULL is fine */
+/* x [n, c, h, w], w [k, c / groups, r, s], y [n, k, p, q]; symmetric pads. */
+typedef struct ty_cuda_conv {
+  int64_t n, c, h, w, k, r, s, p, q;
+  int64_t groups, pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+} ty_cuda_conv;
+/* TY_EINVAL naming what does not fit (p, q against the window, groups,
+ * a size beyond cuDNN's int); needs no device. */
+int ty_cuda_conv_check(const ty_cuda_conv *c, char *err, size_t err_len);
+/* bias ([k]) may be NULL. */
+int ty_cuda_conv_fwd(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x, const float *w,
+                     const float *bias, float *y, char *err, size_t err_len);
+int ty_cuda_conv_bwd_data(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *w, const float *dy,
+                          float *dx, char *err, size_t err_len);
+int ty_cuda_conv_bwd_filter(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *x, const float *dy,
+                            float *dw, char *err, size_t err_len);
+int ty_cuda_conv_bwd_bias(ty_cuda_dnn *d, const ty_cuda_conv *c, const float *dy, float *db,
+                          char *err, size_t err_len);
+/* x [n, c, h, w] -> y [n, c, p, q]; max or average (count_pad: padding
+ * counts in the divisor, ONNX count_include_pad). */
+typedef struct ty_cuda_pool {
+  int64_t n, c, h, w, p, q, kh, kw, pad_h, pad_w, stride_h, stride_w;
+  bool max, count_pad;
+} ty_cuda_pool;
+int ty_cuda_pool_check(const ty_cuda_pool *p, char *err, size_t err_len); /* needs no device */
+int ty_cuda_pool_fwd(ty_cuda_dnn *d, const ty_cuda_pool *p, const float *x, float *y, char *err,
+                     size_t err_len);
+int ty_cuda_pool_bwd(ty_cuda_dnn *d, const ty_cuda_pool *p, const float *x, const float *y,
+                     const float *dy, float *dx, char *err, size_t err_len);
+/* Per-channel batch statistics over n, h, w (a 2-D input is h = w = 1). */
+typedef struct ty_cuda_bn {
+  int64_t n, c, h, w;
+  double eps;
+} ty_cuda_bn;
+int ty_cuda_bn_fwd_train(ty_cuda_dnn *d, const ty_cuda_bn *b, const float *x, const float *scale,
+                         const float *bias, float *y, char *err, size_t err_len);
+/* dx, dscale, dbias all written (each [n, c, h, w] / [c] / [c]). */
+int ty_cuda_bn_bwd(ty_cuda_dnn *d, const ty_cuda_bn *b, const float *x, const float *dy,
+                   const float *scale, float *dx, float *dscale, float *dbias, char *err,
+                   size_t err_len);
+
 /* ---- launching the hand-written kernels (launch.c) ------------------------
  * Device pointers; asynchronous on the given stream; sizes checked first
  * (TY_EINVAL naming the kernel and the size). */
@@ -189,6 +239,12 @@ int ty_cuda_softmax_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *
 int ty_cuda_layer_norm(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x,
                        const float *gamma, const float *beta, float eps, float *y, float *mean,
                        float *rstd, char *err, size_t err_len);
+/* dx per row (always written); dgamma and dbeta (may be NULL) are added
+ * into with atomics, zeroed by the caller. mean and rstd as the forward's. */
+int ty_cuda_layer_norm_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x,
+                           const float *gamma, const float *mean, const float *rstd,
+                           const float *dy, float *dx, float *dgamma, float *dbeta, char *err,
+                           size_t err_len);
 /* Per-row loss and softmax; *bad (zeroed by the caller) gets the first
  * row + 1 whose label is outside [0, cols). */
 int ty_cuda_xent(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *logits,
@@ -218,6 +274,20 @@ typedef struct ty_cuda_reduce {
 int ty_cuda_reduce_sum(ty_cuda_kernels *k, const ty_cuda_reduce *r, float scale, const float *in,
                        float *out, void *stream, char *err, size_t err_len);
 
+/* out = cond ? x : y over the dims (the output's), each operand at its
+ * strides (0 where broadcast); cond holds bytes (ONNX bool). The backward
+ * writes dx (shaped like dy): dy where cond == take_true, else 0. */
+typedef struct ty_cuda_where_shape {
+  int rank;
+  int64_t dims[8], cond_strides[8], x_strides[8], y_strides[8];
+} ty_cuda_where_shape;
+int ty_cuda_where(ty_cuda_kernels *k, const ty_cuda_where_shape *w, const uint8_t *cond,
+                  const float *x, const float *y, float *out, void *stream, char *err,
+                  size_t err_len);
+int ty_cuda_where_bwd(ty_cuda_kernels *k, const ty_cuda_where_shape *w, const uint8_t *cond,
+                      const float *dy, bool take_true, float *dx, void *stream, char *err,
+                      size_t err_len);
+
 /* ---- input staging (stage.c): pinned buffers, a copy stream ------------- */
 typedef struct ty_cuda_stage ty_cuda_stage;
 /* Two pinned slots of max_bytes and a copy stream; compute_stream (a
@@ -230,6 +300,44 @@ void ty_cuda_stage_destroy(ty_cuda_stage *s); /* NULL is fine; waits for its cop
  * sees it. Blocks only while the slot's copy of two uploads ago runs. */
 int ty_cuda_stage_upload(ty_cuda_stage *s, const void *src, size_t bytes, void *dst, char *err,
                          size_t err_len);
+
+/* ---- the optimizer on the device (optim.c) -------------------------------
+ * ops/fusion's SGD / Adam / AdamW kernels over device parameters, with each
+ * parameter's state in device buffers owned here, loaded from and stored
+ * back to ops/optim's host state. Asynchronous on stream. */
+typedef struct ty_cuda_optim ty_cuda_optim;
+/* rtc (borrowed) compiles the variants on first use. */
+int ty_cuda_optim_create(ty_cuda_rtc *rtc, void *stream, size_t n_params,
+                         ty_cuda_optim **out_optim);
+void ty_cuda_optim_destroy(ty_cuda_optim *o); /* NULL is fine */
+/* Parameter p: n elements, n_bufs (0: SGD without momentum, 1: SGD with,
+ * 2: Adam) state buffers copied from host[0 .. n_bufs). */
+int ty_cuda_optim_load(ty_cuda_optim *o, size_t p, size_t n, int n_bufs, float *const *host,
+                       char *err, size_t err_len);
+bool ty_cuda_optim_loaded(const ty_cuda_optim *o, size_t p);
+/* Copies parameter p's state back into host[] (returns when done). */
+int ty_cuda_optim_store(ty_cuda_optim *o, size_t p, float *const *host, char *err, size_t err_len);
+/* One update of parameter p in place from grad (device pointers); the
+ * scalars as ty_jit_sgd_step / ty_jit_adam_step compute them. */
+int ty_cuda_optim_sgd(ty_cuda_optim *o, size_t p, const ty_fused_sgd *h, float *param,
+                      const float *grad, char *err, size_t err_len);
+int ty_cuda_optim_adam(ty_cuda_optim *o, size_t p, const ty_fused_adam *h, float *param,
+                       const float *grad, char *err, size_t err_len);
+
+/* ---- gradient buckets on the device (buckets.c) ---------------------------
+ * One device buffer of floats for n_buckets buckets; packing and the
+ * per-bucket ready events are on stream (the compute stream). */
+typedef struct ty_cuda_buckets ty_cuda_buckets;
+int ty_cuda_buckets_create(size_t floats, size_t n_buckets, void *stream,
+                           ty_cuda_buckets **out_buckets, char *err, size_t err_len);
+void ty_cuda_buckets_destroy(ty_cuda_buckets *b); /* NULL is fine */
+float *ty_cuda_buckets_data(const ty_cuda_buckets *b);
+/* Copies n floats of device src to the buffer at float offset off. */
+int ty_cuda_buckets_pack(ty_cuda_buckets *b, size_t off, const float *src, size_t n, char *err,
+                         size_t err_len);
+/* Records bucket k's event on the stream after what is queued there and
+ * returns it (a cudaEvent_t owned by b); NULL with err on failure. */
+void *ty_cuda_buckets_ready(ty_cuda_buckets *b, size_t k, char *err, size_t err_len);
 
 /* ---- placement (place.c): which nodes have CUDA kernels ------------------- */
 typedef struct ty_cuda_place {

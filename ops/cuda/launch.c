@@ -100,6 +100,18 @@ int ty_cuda_layer_norm(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x
                      err_len);
 }
 
+int ty_cuda_layer_norm_bwd(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *x,
+                           const float *gamma, const float *mean, const float *rstd,
+                           const float *dy, float *dx, float *dgamma, float *dbeta, char *err,
+                           size_t err_len) {
+  int rc = check_rows("layer norm backward", r->rows, r->cols, err, err_len);
+  void *args[] = {
+      (void *)&r->rows, (void *)&r->cols, &x, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta};
+  return rc ? rc
+            : launch(k, "layer_norm", "ty_layer_norm_bwd", r->rows, true, r->stream, args, err,
+                     err_len);
+}
+
 int ty_cuda_xent(ty_cuda_kernels *k, const ty_cuda_rows *r, const float *logits,
                  const int64_t *labels, float *loss, float *prob, int64_t *bad, char *err,
                  size_t err_len) {
@@ -182,4 +194,37 @@ int ty_cuda_reduce_sum(ty_cuda_kernels *k, const ty_cuda_reduce *r, float scale,
   }
   void *args[] = {&n_out, &n_red, s, &scale, &in, &out};
   return rc ? rc : launch(k, "reduce", "ty_reduce_sum", n_out, true, stream, args, err, err_len);
+}
+
+/* The Where shape argument: rank, dims, then the three operands' strides. */
+static int where_shape(const ty_cuda_where_shape *w, int64_t *s, int64_t *out_n, char *err,
+                       size_t err_len) {
+  int rc = check_dims("where", w->rank, w->dims, out_n, err, err_len);
+  s[0] = w->rank;
+  for (int d = 0; rc == 0 && d < w->rank; d++) {
+    s[1 + d] = w->dims[d];
+    s[9 + d] = w->cond_strides[d];
+    s[17 + d] = w->x_strides[d];
+    s[25 + d] = w->y_strides[d];
+  }
+  return rc;
+}
+
+int ty_cuda_where(ty_cuda_kernels *k, const ty_cuda_where_shape *w, const uint8_t *cond,
+                  const float *x, const float *y, float *out, void *stream, char *err,
+                  size_t err_len) {
+  int64_t n = 0, s[1 + 4 * 8] = {0};
+  int rc = where_shape(w, s, &n, err, err_len);
+  void *args[] = {&n, s, &cond, &x, &y, &out};
+  return rc ? rc : launch(k, "where", "ty_where", n, false, stream, args, err, err_len);
+}
+
+int ty_cuda_where_bwd(ty_cuda_kernels *k, const ty_cuda_where_shape *w, const uint8_t *cond,
+                      const float *dy, bool take_true, float *dx, void *stream, char *err,
+                      size_t err_len) {
+  int64_t n = 0, s[1 + 4 * 8] = {0};
+  int rc = where_shape(w, s, &n, err, err_len);
+  int take = take_true ? 1 : 0;
+  void *args[] = {&n, s, &cond, &dy, &take, &dx};
+  return rc ? rc : launch(k, "where", "ty_where_bwd", n, false, stream, args, err, err_len);
 }

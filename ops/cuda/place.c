@@ -7,8 +7,9 @@
  *
  * A node is placed on the GPU only when ops/cuda has the kernel that would
  * run it, with the node's attributes in the range that kernel handles:
- * generated regions (ops/fusion's GPU schedule), cuBLAS GEMM, the
- * hand-written row kernels (kernels/NAME.cu) and views. Everything else is
+ * generated regions (ops/fusion's GPU schedule), cuBLAS GEMM, cuDNN's 2-D
+ * convolution, pooling and batch normalisation (where the build has cuDNN),
+ * the hand-written row kernels (kernels/NAME.cu) and views. Everything else is
  * a CPU fallback with a reason naming the op and what is missing, never a
  * silent one.
  */
@@ -56,6 +57,21 @@ static int axis_of(const ty_graph *g, const ty_graph_node *n, int64_t dflt) {
 static bool last_axis(const ty_graph *g, const ty_graph_node *n, int64_t dflt) {
   const ty_graph_value *x = in_value(g, n, 0);
   return x && x->shape.rank > 0 && axis_of(g, n, dflt) == x->shape.rank - 1;
+}
+
+/* cuDNN's ops: 2-D NCHW (BatchNormalization also [N, C]); x is input 0 of
+ * the forward node. */
+static void place_dnn(ty_op op, const ty_graph_value *x, ty_cuda_place *p) {
+#ifdef TY_HAVE_CUDNN
+  int rank = x ? x->shape.rank : -1;
+  if (rank == 4 || (op == TY_OP_BATCH_NORM && rank == 2))
+    gpu(p, "cuDNN");
+  else
+    cpu(p, "%s on a rank-%d input: the cuDNN path takes 2-D images (NCHW)", ty_op_name(op), rank);
+#else
+  (void)x;
+  cpu(p, "%s: this build has no cuDNN", ty_op_name(op));
+#endif
 }
 
 static void place_forward(const ty_graph *g, const ty_graph_node *n, ty_cuda_place *p) {
@@ -128,12 +144,18 @@ static void place_forward(const ty_graph *g, const ty_graph_node *n, ty_cuda_pla
   case TY_OP_REDUCE_MEAN:
     gpu(p, "reduce.cu");
     return;
+  case TY_OP_WHERE:
+    if (a && a->dtype == TY_DTYPE_BOOL)
+      gpu(p, "where.cu");
+    else
+      cpu(p, "Where with a condition that is not bool: where.cu reads bytes");
+    return;
   case TY_OP_CONV:
   case TY_OP_MAX_POOL:
   case TY_OP_AVERAGE_POOL:
   case TY_OP_GLOBAL_AVERAGE_POOL:
   case TY_OP_BATCH_NORM:
-    cpu(p, "%s: the cuDNN path is not implemented yet", name);
+    place_dnn(n->op, a, p);
     return;
   default:
     cpu(p, "%s: no CUDA kernel", name);
@@ -169,12 +191,20 @@ static const char *const grad_kernel[TY_OP_COUNT_] = {
     [TY_OP_MUL] = "generated region + reduce.cu",
     [TY_OP_DIV] = "generated region + reduce.cu",
     [TY_OP_POW] = "generated region + reduce.cu",
+    [TY_OP_WHERE] = "where.cu",
 };
 
-static void place_grad(const ty_graph_node *n, ty_cuda_place *p) {
+static bool dnn_op(int op) {
+  return op == TY_OP_CONV || op == TY_OP_MAX_POOL || op == TY_OP_AVERAGE_POOL ||
+         op == TY_OP_GLOBAL_AVERAGE_POOL || op == TY_OP_BATCH_NORM;
+}
+
+static void place_grad(const ty_graph *g, const ty_graph_node *n, ty_cuda_place *p) {
   int fwd = ty_autodiff_grad_forward_op(n);
   if (fwd < 0)
     cpu(p, "TyGrad without a forward op");
+  else if (dnn_op(fwd)) /* input 1 is the forward node's input 0 */
+    place_dnn((ty_op)fwd, in_value(g, n, 1), p);
   else if (grad_kernel[fwd])
     gpu(p, grad_kernel[fwd]);
   else
@@ -196,7 +226,7 @@ static void place_node(const ty_graph *g, const ty_graph_node *n, ty_cuda_place 
     }
   }
   if (n->op == TY_OP_GRAD)
-    place_grad(n, p);
+    place_grad(g, n, p);
   else
     place_forward(g, n, p);
 }

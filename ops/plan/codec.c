@@ -615,6 +615,10 @@ static uint64_t hash_attr(uint64_t h, const ty_graph_attr *a) {
     return fnv(h, &a->f, sizeof a->f);
   case TY_ATTR_STRING:
     return fnv_str(h, a->s);
+  case TY_ATTR_STRINGS:
+    for (size_t i = 0; i < a->n; i++)
+      h = fnv_str(h, ty_graph_attr_string_at(a, i));
+    return h;
   case TY_ATTR_INTS:
     return fnv(h, a->ints, a->n * sizeof *a->ints);
   case TY_ATTR_FLOATS:

@@ -133,14 +133,14 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; i < t->n_bn; i++) {
     const ty__bn *b = &t->bn[i];
     if (b->x_id == TY_NO_VALUE) {
-      if (bn_update_synced(&t->bn[i], ty_exec_value(t->exec, b->mean_id),
-                           ty_exec_value(t->exec, b->var_id)) != 0)
+      if (bn_update_synced(&t->bn[i], ty__train_value(t, b->mean_id),
+                           ty__train_value(t, b->var_id)) != 0)
         return ty_errf(err, err_len, TY_EINTERNAL,
                        "BatchNormalization running stats \"%s\": no batch statistics",
                        ty_graph_value_at(t->g, b->ids[0])->name);
       continue;
     }
-    const ty_tensor *x = ty_exec_value(t->exec, t->bn[i].x_id);
+    const ty_tensor *x = ty__train_value(t, t->bn[i].x_id);
     int rc = x ? bn_update(&t->bn[i], x) : TY_EINTERNAL;
     if (rc != 0)
       return ty_errf(

@@ -249,6 +249,8 @@ static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const t
 int ty__train_save(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
+  int sync_rc = ty__train_gpu_sync(t, err, err_len); /* weights on the device come home first */
+  if (sync_rc != 0) return sync_rc;
   /* Data-parallel ranks hold identical weights: rank 0 alone writes the
    * shared checkpoint (every rank still reads it on resume). The ranks of
    * a plan first gather the full tensors on rank 0. */

@@ -156,7 +156,8 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
   ty_exec *e = NULL;
   ty_loader *l = NULL;
   tally a = {0};
-  int rc = eval_setup(t, &e, &l, err, err_len);
+  int rc = ty__train_gpu_sync(t, err, err_len); /* the weights, from the device */
+  if (rc == 0) rc = eval_setup(t, &e, &l, err, err_len);
   ty_batch b;
   while (rc == 0 && (rc = ty_loader_next(l, &b)) == 1)
     rc = eval_batch(t, e, &b, &a, err, err_len);

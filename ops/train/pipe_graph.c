@@ -75,6 +75,9 @@ static int copy_attrs(ty_graph *g, size_t idx, const ty_graph_node *n) {
     case TY_ATTR_FLOATS:
       rc = ty_graph_node_set_floats(g, idx, at->name, at->floats, at->n);
       break;
+    case TY_ATTR_STRINGS:
+      rc = ty_graph_node_copy_strings(g, idx, at);
+      break;
     case TY_ATTR_TENSOR:
       if ((rc = ty_tensor_clone(at->t, &t)) == 0)
         rc = ty_graph_node_set_tensor(g, idx, at->name, t);

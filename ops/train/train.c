@@ -340,6 +340,7 @@ fail:
 void ty_train_destroy(ty_train *t) {
   if (!t) return;
   ty_exec_destroy(t->exec);
+  ty__train_gpu_destroy(t);
   ty_jit_destroy(t->jit);
   ty__train_data_close(t);
   ty_graph_destroy(t->eval_g);
@@ -369,7 +370,7 @@ void ty_train_destroy(ty_train *t) {
 
 /* ---- one step ------------------------------------------------------------- */
 static const float *grad_of(ty_train *t, size_t p) {
-  const ty_tensor *g = ty_exec_value(t->exec, t->grad_ids[p]);
+  const ty_tensor *g = ty__train_value(t, t->grad_ids[p]);
   return g ? g->data : NULL;
 }
 
@@ -429,6 +430,10 @@ static int grad_ready(int value_id, const ty_tensor *g, void *user) {
 /* After a failed step: completes what was started so no transfer still
  * writes bucket_buf (errors ignored; the step already failed). */
 static void drain(ty_train *t) {
+  if (ty__train_gpu_updates(t)) { /* its buckets are the device's */
+    ty__train_gpu_drain(t);
+    return;
+  }
   for (; t->overlap && t->n_waited < t->n_started; t->n_waited++)
     async_wait(t);
 }
@@ -579,16 +584,21 @@ static int logged_loss(ty_train *t, double *out) {
 static int plain_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len) {
   begin_buckets(t);
   int rc = 0;
-  if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
-  if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
+  if (ty__train_on_gpu(t)) {
+    rc = ty__train_gpu_run(t, err, err_len);
+  } else {
+    if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
+    if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
+  }
   if (rc == 0) rc = ty__train_bn_update(t, err, err_len);
   if (rc != 0) {
     drain(t);
     return rc;
   }
-  const ty_tensor *loss = ty_exec_value(t->exec, t->loss_id);
+  const ty_tensor *loss = ty__train_value(t, t->loss_id);
   *out_loss = loss ? ty_tensor_f32(loss)[0] : NAN;
-  return apply_grads(t, lr, err, err_len);
+  return ty__train_gpu_updates(t) ? ty__train_gpu_update(t, lr, err, err_len)
+                                  : apply_grads(t, lr, err, err_len);
 }
 
 static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {
@@ -597,6 +607,7 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   if (rc != 0) return rc;
   double lv;
   float lr = (float)ty_lr_at(&t->sched, t->step);
+  if (t->pipe) (void)ty__train_on_gpu(t); /* a DEVICE_GPU job's log says why not */
   rc = t->pipe ? ty__train_pipe_step(t, lr, &lv, err, err_len)
                : plain_step(t, lr, &lv, err, err_len);
   if (rc != 0) return rc;
@@ -692,7 +703,7 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
       return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed");
     if (t->opts.stop && *t->opts.stop) break;
   }
-  return 0;
+  return ty__train_gpu_sync(t, err, err_len); /* callers read the weights next */
 }
 
 int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {

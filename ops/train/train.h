@@ -159,6 +159,11 @@ typedef struct ty_train_async_allreduce {
   int (*start)(float *buf, size_t n, uint64_t seq, void *user);
   int (*wait)(void *user);
   int (*progress)(void *user);
+  /* The GPU executor's buckets (optional, both or neither): buf is device
+   * memory, ready an event (cudaEvent_t) on the compute stream the
+   * reduction must wait for; completed in start order by wait_device. */
+  int (*start_device)(float *buf, size_t n, uint64_t seq, void *ready, void *user);
+  int (*wait_device)(void *user);
 } ty_train_async_allreduce;
 
 /* A rank of a parallel plan (ops/plan; docs/planner.md, "Executing a

@@ -14,6 +14,10 @@
 
 #include <stdio.h>
 
+typedef struct ty_cuda_exec ty_cuda_exec;       /* ops/cuda/exec.h (device.c) */
+typedef struct ty_cuda_optim ty_cuda_optim;     /* ops/cuda/cuda.h (device.c) */
+typedef struct ty_cuda_buckets ty_cuda_buckets; /* ops/cuda/cuda.h (device.c) */
+
 typedef struct ty__bucket {
   size_t *params; /* parameter indices in packing order (backward order); owned */
   size_t n_params;
@@ -75,8 +79,12 @@ struct ty_train {
   ty_loader *loader;
   ty_graph *eval_g; /* owned: the model in inference mode (eval.c) */
   ty_exec *exec;
-  ty_jit *jit;        /* shared by every executor; NULL with no_fusion */
-  bool exec_per_step; /* the graph draws random numbers: reseed per step */
+  ty_cuda_exec *gpu;            /* device.c: the GPU executor of a DEVICE_GPU job, or NULL */
+  ty_cuda_optim *gpu_optim;     /* device.c: the optimizer on the device, or NULL */
+  ty_cuda_buckets *gpu_buckets; /* device.c: gradient buckets on the device (NCCL), or NULL */
+  int gpu_state;                /* device.c: 0 not decided, 1 the GPU executor, -1 the CPU's */
+  ty_jit *jit;                  /* shared by every executor; NULL with no_fusion */
+  bool exec_per_step;           /* the graph draws random numbers: reseed per step */
   uint64_t step, epoch, batch, total_steps, bpe;
   bool epoch_open;
   ty__bucket *buckets;
@@ -164,6 +172,28 @@ int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, siz
 void ty__train_plan_destroy(ty_train *t);
 /* The world the data is sharded over: world_size, or 1 for a plan. */
 uint32_t ty__train_data_world(const ty_train *t);
+
+/* device.c: the executor a training step runs on. DEVICE_GPU jobs use
+ * ops/cuda's GPU executor where this build has it and a GPU is visible,
+ * and say on the log (once) when they do not and why. */
+bool ty__train_on_gpu(ty_train *t);
+/* Runs the training graph on the GPU executor (created at the first step;
+ * Dropout reseeded per step as a new CPU executor would be). */
+int ty__train_gpu_run(ty_train *t, char *err, size_t err_len);
+void ty__train_gpu_destroy(ty_train *t);
+/* True when the device also runs the optimizer (the GPU executor in a
+ * single process, or with a collective that reduces device buckets); the
+ * weights then live on the device. */
+bool ty__train_gpu_updates(const ty_train *t);
+/* Completes the device buckets' reductions in flight (after a failure). */
+void ty__train_gpu_drain(ty_train *t);
+/* The optimizer step of every parameter on the device at rate lr. */
+int ty__train_gpu_update(ty_train *t, float lr, char *err, size_t err_len);
+/* Copies the device's weights and optimizer state back to the trainer's
+ * host tensors and ops/optim (a no-op unless ty__train_gpu_updates). */
+int ty__train_gpu_sync(ty_train *t, char *err, size_t err_len);
+/* A value of the last step's run, from whichever executor ran it. */
+const ty_tensor *ty__train_value(ty_train *t, int value_id);
 
 /* pipe.c: a rank of a pipelined plan (docs/training.md, "Pipeline
  * stages"). Every rank holds every parameter and the whole optimizer (so

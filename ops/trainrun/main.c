@@ -393,8 +393,12 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
     o->parallel = par;
   } else {
     o->allreduce = ty_coll_allreduce;
-    o->async =
-        (ty_train_async_allreduce){ty_coll_start_hook, ty_coll_wait_hook, ty_coll_progress_hook};
+    o->async = (ty_train_async_allreduce){
+        .start = ty_coll_start_hook, .wait = ty_coll_wait_hook, .progress = ty_coll_progress_hook};
+    if (a->gpu) { /* NCCL: the GPU executor's gradient buckets stay on the device */
+      o->async.start_device = ty_coll_start_device_hook;
+      o->async.wait_device = ty_coll_wait_device_hook;
+    }
     o->allreduce_user = *out_coll;
     ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
   }
@@ -492,8 +496,8 @@ static int check_gpu(uint32_t rank) {
     return 2;
   }
   if (rank == 0)
-    printf("device: %d CUDA device(s); collectives through NCCL; the graph runs on the CPU "
-           "executor (the GPU executor is not wired into trainrun yet)\n",
+    printf("device: %d CUDA device(s); collectives through NCCL; the training graph runs on "
+           "the GPU executor (its plan is logged at the first step)\n",
            n);
   return 0;
 #else

@@ -521,7 +521,8 @@ Test(train, async_allreduce_matches_sync, .timeout = 60) {
   async_log a = {.in_order = true};
   ty_train_opts ao = so;
   ao.allreduce = NULL;
-  ao.async = (ty_train_async_allreduce){async_start, async_wait, async_progress};
+  ao.async = (ty_train_async_allreduce){
+      .start = async_start, .wait = async_wait, .progress = async_progress};
   ao.allreduce_user = &a;
   ty_train *ta = make_trainer(g, &c, &ao);
   cr_assert_eq(ty_train_steps(ta, 3, err, sizeof err), 0, "%s", err);
