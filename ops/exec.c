@@ -370,6 +370,7 @@ void ty_exec_get_stats(const ty_exec *e, ty_exec_stats *out) {
     out->pool_bytes = ps.bytes;
     out->unplanned_bytes = ps.naive_bytes;
     out->inplace = ps.n_inplace;
+    out->views = ps.n_views;
   }
 }
 

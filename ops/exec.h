@@ -117,6 +117,7 @@ typedef struct ty_exec_stats {
   uint64_t pool_bytes;      /* bytes of planned buffers (0 without planning) */
   uint64_t unplanned_bytes; /* what the last run would hold without planning */
   size_t inplace;           /* outputs written in place in the last run */
+  size_t views;             /* Reshape-like outputs sharing their input's buffer (no copy) */
 } ty_exec_stats;
 void ty_exec_get_stats(const ty_exec *e, ty_exec_stats *out_stats);
 

@@ -28,10 +28,12 @@ momentum 0.9 (lr 0.05) for the image models, AdamW for the GPT.
 Needs Debian's python3-torch, python3-onnx and protoc.
 """
 import argparse
+import glob
 import gzip
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -179,15 +181,17 @@ def torch_worker(a):
 
         def loss_of(xb, yb):
             return F.cross_entropy(m(xb), yb)
-    t0 = None
+    t0 = c0 = None
     for k in range(a.steps):
         if k == a.warmup:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         xb, yb = batch(k)
         opt.zero_grad()
         loss_of(xb, yb).backward()
         opt.step()
-    print(json.dumps({"ms_per_step": (time.perf_counter() - t0) / (a.steps - a.warmup) * 1000}))
+    n = a.steps - a.warmup
+    print(json.dumps({"ms_per_step": (time.perf_counter() - t0) / n * 1000,
+                      "cpu_ms_per_step": (time.process_time() - c0) / n * 1000}))
 
 
 # ---- the driver --------------------------------------------------------------
@@ -222,12 +226,16 @@ def pinned(cores, cmd):
     return ["taskset", "-c", ",".join(str(c) for c in cores)] + cmd
 
 
+def remove_checkpoints(ckpt):
+    """trainrun resumes from the checkpoint or any step checkpoint (NAME.step-N.onnx) left behind."""
+    for f in glob.glob(ckpt[:-len(".onnx")] + "*"):
+        os.unlink(f)
+
+
 def ours_ms(a, w, cores):
     """trainrun's time per step: the steps after the first logged interval."""
     ckpt = os.path.join(a.work, w["kind"] + ".ckpt.onnx")
-    for suffix in ("", ".state"):
-        if os.path.exists(ckpt + suffix):
-            os.unlink(ckpt + suffix)
+    remove_checkpoints(ckpt)
     cmd = pinned(cores, [a.trainrun, "--model", w["model"], "--config", w["config"], "--steps", str(w["steps"]),
                          "--threads", str(len(cores)), "--checkpoint", ckpt])
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -239,7 +247,52 @@ def ours_ms(a, w, cores):
     return w["batch"] / statistics.median(sps) * 1000
 
 
-def torch_ms(a, w, cores, threads, blas):
+def child_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def ours_cpu_ms(a, trainrun, w, cores):
+    """trainrun's CPU time per step: a run of --steps minus a run of the warm-up steps, so
+    start-up (model load, JIT, data mapping) cancels out."""
+    ckpt = os.path.join(a.work, w["kind"] + ".ckpt.onnx")
+    cpu = []
+    for steps in (w["warmup"], w["steps"]):
+        remove_checkpoints(ckpt)
+        cmd = pinned(cores, [trainrun, "--model", w["model"], "--config", w["config"], "--steps", str(steps),
+                             "--threads", str(len(cores)), "--checkpoint", ckpt])
+        c0 = child_cpu_s()
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+        cpu.append(child_cpu_s() - c0)
+    return (cpu[1] - cpu[0]) / (w["steps"] - w["warmup"]) * 1000
+
+
+def measure_cpu(a):
+    """--cpu-time: CPU ms per step on the first core of the affinity mask, one thread each;
+    trainrun (and --baseline, another trainrun binary) against PyTorch t1/blas1, interleaved."""
+    cores = sorted(os.sched_getaffinity(0))[:1]
+    bins = [("ours", a.trainrun)] + ([("baseline", a.baseline)] if a.baseline else [])
+    print("\nCPU ms per step, one core, medians of interleaved runs; ratio = ours / PyTorch")
+    print(f"{'model':7} " + " ".join(f"{n:>9}" for n, _ in bins) + f" {'pytorch':>9} {'ratio':>6} {'load':>5}")
+    for w in workloads(a):
+        res, loads = {n: [] for n, _ in bins + [("pytorch", None)]}, []
+        for _, path in bins:  # fills the JIT's kernel cache: compiling is not a step's cost
+            ours_cpu_ms(a, path, dict(w, steps=w["warmup"] + 1), cores)
+        for _ in range(a.reps):
+            for n, path in bins:
+                loads.append(loadavg())
+                res[n].append(ours_cpu_ms(a, path, w, cores))
+            loads.append(loadavg())
+            res["pytorch"].append(torch_ms(a, w, cores, 1, 1, key="cpu_ms_per_step"))
+        med = {n: statistics.median(v) for n, v in res.items()}
+        print(f"{w['kind']:7} " + " ".join(f"{med[n]:9.1f}" for n, _ in bins)
+              + f" {med['pytorch']:9.1f} {med['ours'] / med['pytorch']:6.2f} {statistics.median(loads):5.1f}",
+              flush=True)
+
+
+def torch_ms(a, w, cores, threads, blas, key="ms_per_step"):
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas), OMP_NUM_THREADS=str(threads))
     cmd = pinned(cores, [sys.executable, os.path.abspath(__file__), "--torch-worker", "--kind", w["kind"],
                          "--model", w["model"], "--batch", str(w["batch"]), "--steps", str(w["steps"]),
@@ -248,7 +301,7 @@ def torch_ms(a, w, cores, threads, blas):
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["ms_per_step"]
+    return json.loads(out.stdout.strip().splitlines()[-1])[key]
 
 
 def workloads(a):
@@ -334,6 +387,9 @@ def main():
     p.add_argument("--resnet-steps", type=int, default=60)
     p.add_argument("--gpt-steps", type=int, default=60)
     p.add_argument("--gpt-batch", type=int, default=32)
+    p.add_argument("--cpu-time", action="store_true",
+                   help="CPU time per step on one core instead of wall time (run under taskset -c CORE)")
+    p.add_argument("--baseline", help="with --cpu-time: another trainrun binary measured in the same runs")
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--tokens", help="uint16 token stream for the GPT (default: the build's fortunes-train.bin)")
     # --torch-worker: one PyTorch measurement (used by the driver)
@@ -355,6 +411,9 @@ def main():
         a.tokens = os.path.join(a.build, "examples", "models", "fortunes-train.bin")
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, cores {a.cores}, {a.reps} interleaved repetitions, "
           f"load average now {loadavg():.2f}", flush=True)
+    if a.cpu_time:
+        measure_cpu(a)
+        return
     report(measure(a))
 
 

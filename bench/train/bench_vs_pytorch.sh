@@ -7,6 +7,8 @@
 #
 #   bench/train/bench_vs_pytorch.sh [BUILD_DIR] [-- options of the .py]
 #   e.g. bench/train/bench_vs_pytorch.sh build -- --reps 5 --models cnn gpt
+#   CPU time per step on one core, a second trainrun binary side by side:
+#   taskset -c 1 bench/train/bench_vs_pytorch.sh build -- --cpu-time --baseline OLD/trainrun
 #
 # Needs python3-torch, python3-onnx, protoc, dataset-fashion-mnist and, for
 # the GPT, the fortunes package (deploy/install-deps.sh installs them). The

@@ -11,6 +11,7 @@
 #include "ops/autodiff/grad_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -232,8 +233,7 @@ static void unary_grad_range(void *arg, int64_t lo, int64_t hi, int slot) {
       dx[i] = dy[i] * (1.0f - y[i] * y[i]);
     break;
   case TY_OP_ERF:
-    for (int64_t i = lo; i < hi; i++)
-      dx[i] = dy[i] * 1.1283791670955126f * expf(-x[i] * x[i]);
+    ty_vmath_erf_grad(dy + lo, x + lo, dx + lo, hi - lo);
     break;
   case TY_OP_SQRT:
     for (int64_t i = lo; i < hi; i++)
@@ -356,10 +356,18 @@ static void sce_grad_items(void *arg, int64_t lo, int64_t hi, int slot) {
     float mx = -INFINITY;
     for (int64_t k = 0; k < cl; k++)
       mx = px[k * inner] > mx ? px[k * inner] : mx;
-    for (int64_t k = 0; k < cl; k++) {
-      float e = expf(px[k * inner] - mx);
-      pdx[k * inner] = e;
-      sum += e;
+    if (inner == 1) { /* the usual [N, C] logits: a contiguous row, vectorised */
+      for (int64_t k = 0; k < cl; k++)
+        pdx[k] = px[k] - mx;
+      ty_vmath_exp(pdx, pdx, cl);
+      for (int64_t k = 0; k < cl; k++)
+        sum += pdx[k];
+    } else {
+      for (int64_t k = 0; k < cl; k++) {
+        float e = ty_vexpf(px[k * inner] - mx);
+        pdx[k * inner] = e;
+        sum += e;
+      }
     }
     double gs = g / sum;
     for (int64_t k = 0; k < cl; k++)

@@ -137,6 +137,9 @@ typedef struct ty__step {
   int n_writes;
   bool elementwise;
   bool overwrites;
+  int view_of; /* Reshape, Flatten, Squeeze, Unsqueeze: the data input, whose
+                * bytes the output repeats (memory planning may share its
+                * buffer instead of copying); TY_NO_VALUE otherwise */
 } ty__step;
 
 typedef struct ty__sched {

@@ -225,11 +225,16 @@ static int step_io(ty__step *st, const int *reads, int nr, const int *writes, in
   return 0;
 }
 
+static bool view_op(ty_op op) {
+  return op == TY_OP_RESHAPE || op == TY_OP_FLATTEN || op == TY_OP_SQUEEZE || op == TY_OP_UNSQUEEZE;
+}
+
 static int node_step(const pass *p, size_t node, ty__step *st) {
   const ty_graph_node *n = ty_graph_node_at(p->g, node);
   st->node = node;
   st->elementwise = inplace_op(n->op);
   st->overwrites = ty__fuse_op_ok(n->op) || ty__kernel_overwrites(n);
+  st->view_of = view_op(n->op) && n->n_inputs > 0 ? n->inputs[0] : TY_NO_VALUE;
   return step_io(st, n->inputs, n->n_inputs, n->outputs, n->n_outputs);
 }
 
@@ -266,6 +271,7 @@ static int emit_group(pass *p, ty__sched *s, size_t node, int r) {
   st->node = node;
   st->group = grp;
   st->elementwise = st->overwrites = true;
+  st->view_of = TY_NO_VALUE;
   s->n_groups++;
   s->n_fused_nodes += grp->n_nodes;
   return step_io(st, grp->in_ids, grp->prog.n_in, grp->out_ids, grp->prog.n_out);

@@ -4,14 +4,16 @@
  * Not, IsNaN/IsInf and Identity, plus Clip and Cast.
  *
  * Relu, LeakyRelu, Sigmoid, Tanh, Erf, Sqrt, Exp, Log and Neg on float32
- * keep one flat loop each over libm's float functions (the ops the fusion
- * JIT also compiles; its results must match these). Every other op, and
+ * keep one flat loop each over libm's float functions, Exp and Erf over
+ * ops/vmath.h's vectorised ones (the ops the fusion JIT also compiles; its
+ * results must match these). Every other op, and
  * every other dtype, computes one element at a time in double (ty__unary_f,
  * also used by the backward kernels' checks) or in its integer domain.
  */
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -222,16 +224,14 @@ static bool unary_f32(const ty__uparams *p, const float *a, float *b, int64_t cn
       b[i] = tanhf(a[i]);
     return true;
   case TY_OP_ERF:
-    for (int64_t i = 0; i < cnt; i++)
-      b[i] = erff(a[i]);
+    ty_vmath_erf(a, b, cnt);
     return true;
   case TY_OP_SQRT:
     for (int64_t i = 0; i < cnt; i++)
       b[i] = sqrtf(a[i]);
     return true;
   case TY_OP_EXP:
-    for (int64_t i = 0; i < cnt; i++)
-      b[i] = expf(a[i]);
+    ty_vmath_exp(a, b, cnt);
     return true;
   case TY_OP_LOG:
     for (int64_t i = 0; i < cnt; i++)

@@ -16,7 +16,8 @@ int ty__k_copy(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
                ty__kctx *ctx) {
   (void)n;
   (void)ctx;
-  if (out[0]) memcpy(out[0]->data, in[0]->data, in[0]->nbytes);
+  /* Memory planning may hand a Reshape the buffer of its input (a view). */
+  if (out[0] && out[0]->data != in[0]->data) memcpy(out[0]->data, in[0]->data, in[0]->nbytes);
   return 0;
 }
 

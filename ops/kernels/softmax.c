@@ -6,11 +6,13 @@
  * Before opset 13 Softmax flattened the input to 2-D at `axis`, which is the
  * same view with dim = product of the trailing dims.
  * Values are shifted by the row maximum so exp never overflows. Softmax
- * splits its rows over the executor's threads.
+ * splits its rows over the executor's threads; its exp is ops/vmath.h's
+ * (and so is the one SoftmaxCrossEntropyLoss's gradient recomputes).
  */
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -22,7 +24,29 @@ typedef struct sm_job {
   bool log_out;
 } sm_job;
 
-/* Rows [lo, hi) of the outer dim: one expf per element, the sum in double
+/* py[d * inner] = exp(px[d * inner] - mx) for d < dim, and their sum in
+ * double. A contiguous row (inner 1, the usual last axis) goes through
+ * ops/vmath.h's vectorised exp, the same function as the Exp kernel. */
+static void softmax_exp(const float *px, float *py, int64_t dim, int64_t inner, float mx,
+                        double *out_sum) {
+  double sum = 0;
+  if (inner == 1) {
+    for (int64_t d = 0; d < dim; d++)
+      py[d] = px[d] - mx;
+    ty_vmath_exp(py, py, dim);
+    for (int64_t d = 0; d < dim; d++)
+      sum += py[d];
+  } else {
+    for (int64_t d = 0; d < dim; d++) {
+      float e = ty_vexpf(px[d * inner] - mx);
+      py[d * inner] = e;
+      sum += e;
+    }
+  }
+  *out_sum = sum;
+}
+
+/* Rows [lo, hi) of the outer dim: one exp per element, the sum in double
  * (what PyTorch computes in float, to a rounding). */
 static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
@@ -44,11 +68,7 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
           py[d * inner] = (float)((double)(px[d * inner] - mx) - lse);
         continue;
       }
-      for (int64_t d = 0; d < dim; d++) {
-        float e = expf(px[d * inner] - mx);
-        py[d * inner] = e;
-        sum += e;
-      }
+      softmax_exp(px, py, dim, inner, mx, &sum);
       double inv = 1.0 / sum;
       for (int64_t d = 0; d < dim; d++)
         py[d * inner] = (float)(py[d * inner] * inv);

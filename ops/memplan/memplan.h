@@ -40,6 +40,7 @@ typedef struct ty_memplan_report {
   size_t n_activations;     /* values written by steps */
   size_t n_buffers;         /* buffers they share with planning */
   size_t n_inplace;         /* outputs written over a dying input */
+  size_t n_views;           /* Reshape-like outputs sharing their input's buffer */
   size_t n_steps;           /* executor steps (fused regions count once) */
 } ty_memplan_report;
 

@@ -32,6 +32,7 @@ typedef struct ty__mpool_stats {
   uint64_t bytes;       /* capacity of all buffers */
   uint64_t naive_bytes; /* sizes of all values allocated in the last run */
   size_t n_buffers, n_values, n_inplace;
+  size_t n_views; /* Reshape-like outputs that share their input's buffer */
 } ty__mpool_stats;
 void ty__mpool_get_stats(const ty__mpool *p, ty__mpool_stats *out);
 

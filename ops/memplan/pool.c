@@ -9,6 +9,15 @@
  *
  * Each value has one header (ty_tensor) owned by the pool whose data
  * points into its buffer; the executor never frees those.
+ *
+ * Views: the output of a Reshape, Flatten, Squeeze or Unsqueeze repeats
+ * its data input's bytes, so it shares the input's buffer (the kernel's
+ * copy then sees the same address and does nothing). A buffer therefore
+ * counts the live values that refer to it and is free when none is left;
+ * an elementwise step may write in place over a dying input only while
+ * that input is the buffer's one user, so a view never sees its data
+ * change. Kept values (graph outputs, watched values) are neither views
+ * nor viewed: the caller may modify them after a run.
  */
 #include "ops/memplan/memplan_internal.h"
 
@@ -22,7 +31,7 @@
 typedef struct buf {
   void *data;
   size_t cap;
-  int owner; /* value id, or -1 when free */
+  int users; /* live values whose data is this buffer; 0 when free */
 } buf;
 
 struct ty__mpool {
@@ -30,7 +39,7 @@ struct ty__mpool {
   bool simulate;
   size_t nv;
   int *def, *last_use; /* per value, in steps */
-  int *vbuf;           /* per value: buffer index, -1 */
+  int *vbuf;           /* per value: the buffer it holds a reference to, -1 */
   ty_tensor *hdr;      /* per value */
   buf *bufs;
   size_t n_bufs, cap_bufs;
@@ -85,11 +94,11 @@ void ty__mpool_destroy(ty__mpool *p) {
 
 void ty__mpool_begin(ty__mpool *p) {
   for (size_t b = 0; b < p->n_bufs; b++)
-    p->bufs[b].owner = -1;
+    p->bufs[b].users = 0;
   for (size_t v = 0; v < p->nv; v++)
     p->vbuf[v] = -1;
   p->st.naive_bytes = 0;
-  p->st.n_values = p->st.n_inplace = 0;
+  p->st.n_values = p->st.n_inplace = p->st.n_views = 0;
 }
 
 ty_memplan_live ty__mpool_live(const ty__mpool *p, int id) {
@@ -101,17 +110,33 @@ ty_memplan_live ty__mpool_live(const ty__mpool *p, int id) {
   return l;
 }
 
-/* A read of step k that dies there and may donate its buffer. */
+/* Drops value v's reference to its buffer. */
+static void release(ty__mpool *p, int v) {
+  if (p->vbuf[v] < 0) return;
+  p->bufs[p->vbuf[v]].users--;
+  p->vbuf[v] = -1;
+}
+
+/* A read of step k that dies there and may donate its buffer: the
+ * buffer's only user (no view of it is live), not yet donated. */
 static int inplace_donor(const ty__mpool *p, size_t k, ty_dtype dt, size_t nbytes) {
   const ty__step *st = &p->s->steps[k];
   if (!st->elementwise) return -1;
   for (int i = 0; i < st->n_reads; i++) {
     int r = st->reads[i];
     if (p->vbuf[r] < 0 || p->last_use[r] != (int)k || p->s->keep[r]) continue;
-    if (p->bufs[p->vbuf[r]].owner != r) continue; /* already donated in this step */
+    if (p->bufs[p->vbuf[r]].users != 1) continue;
     if (p->hdr[r].dtype == dt && p->hdr[r].nbytes == nbytes) return r;
   }
   return -1;
+}
+
+/* The value whose buffer step k's output id may share (see Views), else -1. */
+static int view_source(const ty__mpool *p, size_t k, int id, ty_dtype dt, size_t nbytes) {
+  int src = p->s->steps[k].view_of;
+  if (src < 0 || (size_t)src >= p->nv || p->vbuf[src] < 0) return -1;
+  if (p->s->keep[src] || p->s->keep[id]) return -1;
+  return p->hdr[src].dtype == dt && p->hdr[src].nbytes == nbytes ? src : -1;
 }
 
 /* Best fit among free buffers; else the largest free one (grown); else a
@@ -120,7 +145,7 @@ static int pick_buffer(ty__mpool *p, size_t need) {
   int best = -1, largest = -1;
   for (size_t b = 0; b < p->n_bufs; b++) {
     const buf *x = &p->bufs[b];
-    if (x->owner >= 0) continue;
+    if (x->users > 0) continue;
     if (x->cap >= need && (best < 0 || x->cap < p->bufs[best].cap)) best = (int)b;
     if (largest < 0 || x->cap > p->bufs[largest].cap) largest = (int)b;
   }
@@ -135,7 +160,7 @@ static int pick_buffer(ty__mpool *p, size_t need) {
       p->cap_bufs = cap;
     }
     b = (int)p->n_bufs++;
-    p->bufs[b] = (buf){NULL, 0, -1};
+    p->bufs[b] = (buf){NULL, 0, 0};
   }
   buf *x = &p->bufs[b];
   if (!p->simulate) {
@@ -156,17 +181,21 @@ int ty__mpool_alloc(ty__mpool *p, size_t k, int id, ty_dtype dt, const ty_shape 
   if (es == 0 || n < 0 || id < 0 || (size_t)id >= p->nv) return TY_EINVAL;
   size_t nbytes = (size_t)n * es, need = (nbytes + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
   if (need == 0) need = POOL_ALIGN;
-  if (p->vbuf[id] >= 0) p->bufs[p->vbuf[id]].owner = -1; /* written twice: release the old one */
-  int donor = inplace_donor(p, k, dt, nbytes), b;
+  release(p, id); /* written twice: the old buffer goes */
+  int donor = inplace_donor(p, k, dt, nbytes), src = view_source(p, k, id, dt, nbytes), b;
   if (donor >= 0) {
     b = p->vbuf[donor];
+    release(p, donor); /* its one reference passes to id */
     p->st.n_inplace++;
+  } else if (src >= 0) {
+    b = p->vbuf[src];
+    p->st.n_views++;
   } else if ((b = pick_buffer(p, need)) < 0) {
     return b;
   } else if (!p->simulate && !p->s->steps[k].overwrites) {
     memset(p->bufs[b].data, 0, nbytes);
   }
-  p->bufs[b].owner = id;
+  p->bufs[b].users++;
   p->vbuf[id] = b;
   p->hdr[id] = (ty_tensor){.dtype = dt, .shape = *shape, .data = p->bufs[b].data, .nbytes = nbytes};
   p->st.naive_bytes += need;
@@ -179,13 +208,12 @@ void ty__mpool_end_step(ty__mpool *p, size_t k) {
   const ty__step *st = &p->s->steps[k];
   for (int i = 0; i < st->n_reads; i++) {
     int r = st->reads[i];
-    if (p->vbuf[r] < 0 || p->last_use[r] != (int)k || p->s->keep[r]) continue;
-    if (p->bufs[p->vbuf[r]].owner == r) p->bufs[p->vbuf[r]].owner = -1;
+    if (p->last_use[r] == (int)k && !p->s->keep[r]) release(p, r);
   }
   /* A value written here that nobody reads and nobody keeps is dead now. */
   for (int i = 0; i < st->n_writes; i++) {
     int w = st->writes[i];
-    if (p->vbuf[w] >= 0 && p->last_use[w] < 0 && !p->s->keep[w]) p->bufs[p->vbuf[w]].owner = -1;
+    if (p->last_use[w] < 0 && !p->s->keep[w]) release(p, w);
   }
 }
 

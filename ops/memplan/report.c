@@ -60,6 +60,7 @@ int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_o
                                       .n_activations = st.n_values,
                                       .n_buffers = st.n_buffers,
                                       .n_inplace = st.n_inplace,
+                                      .n_views = st.n_views,
                                       .n_steps = s->n_steps};
   }
   ty__mpool_destroy(p);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ops/memplan: liveness over the step order, planned runs equal unplanned
- * ones (also across batch sizes), in-place writes only where legal, and the
+ * ones (also across batch sizes), in-place writes only where legal,
+ * Reshape-like outputs sharing their input's buffer only where safe, and the
  * report's peak is lower with planning, on small graphs, on an MLP with its
  * backward pass (ops/autodiff), and on the example MLP and CNN when the
  * build generated them (TY_EXAMPLE_MODEL_DIR).
@@ -94,6 +95,67 @@ Test(memplan, keep_values_stay_readable) {
   ty_exec *e = gt_run(g, &planned, 1, names, &x), *r = gt_run(g, &plain, 1, names, &x);
   gt_assert_same(ty_exec_value(e, id[1]), ty_exec_value(r, id[1]));
   gt_assert_same(ty_exec_value(e, id[4]), ty_exec_value(r, id[4]));
+  ty_exec_destroy(e);
+  ty_exec_destroy(r);
+  ty_tensor_destroy(x);
+  ty_graph_destroy(g);
+}
+
+/* a = relu(x); v = flatten(a); c = neg(a); w = exp(v); outputs c and w.
+ * v shares a's buffer; a dies at neg, which would write c over it in place
+ * if nothing else used the buffer, and exp reads v after that. */
+static ty_graph *view_then_inplace(int *ids) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t xd[3] = {TY_DIM_BATCH, 2, D / 2};
+  int x = gt_input(g, "x", 3, xd);
+  int a = gt_op(g, TY_OP_RELU, x, -1), v = gt_op(g, TY_OP_FLATTEN, a, -1);
+  int c = gt_op(g, TY_OP_NEG, a, -1), w = gt_op(g, TY_OP_EXP, v, -1);
+  cr_assert_eq(ty_graph_mark_output(g, c), 0);
+  cr_assert_eq(ty_graph_mark_output(g, w), 0);
+  gt_infer(g);
+  int ids_[5] = {x, a, v, c, w};
+  memcpy(ids, ids_, sizeof ids_);
+  return g;
+}
+
+Test(memplan, reshape_output_shares_its_input_buffer) {
+  int id[5];
+  ty_graph *g = view_then_inplace(id);
+  int64_t dims[3] = {5, 2, D / 2};
+  ty_tensor *x = gt_tensor(3, dims, f_x);
+  const char *names[1] = {"x"};
+  ty_exec_opts planned = {.no_fusion = true}, plain = {.no_fusion = true, .no_memplan = true};
+  ty_exec *e = gt_run(g, &planned, 1, names, &x), *r = gt_run(g, &plain, 1, names, &x);
+  gt_assert_same(ty_exec_value(e, id[3]), ty_exec_value(r, id[3]));
+  gt_assert_same(ty_exec_value(e, id[4]), ty_exec_value(r, id[4]));
+  ty_exec_stats st;
+  ty_exec_get_stats(e, &st);
+  cr_assert_eq(st.views, 1, "flatten copies nothing");
+  /* neg may not write over a (v still reads its buffer); exp may over v. */
+  cr_assert_eq(st.inplace, 1);
+  ty_exec_destroy(e);
+  ty_exec_destroy(r);
+  ty_tensor_destroy(x);
+  ty_graph_destroy(g);
+}
+
+/* A kept value is never a view or viewed: the caller may write to it. */
+Test(memplan, kept_values_are_not_shared) {
+  int id[5];
+  ty_graph *g = view_then_inplace(id);
+  int64_t dims[3] = {3, 2, D / 2};
+  ty_tensor *x = gt_tensor(3, dims, f_x);
+  const char *names[1] = {"x"};
+  ty_exec_opts planned = {.no_fusion = true, .keep_values = &id[2], .n_keep_values = 1},
+               plain = {.no_fusion = true, .no_memplan = true};
+  ty_exec *e = gt_run(g, &planned, 1, names, &x), *r = gt_run(g, &plain, 1, names, &x);
+  ty_exec_stats st;
+  ty_exec_get_stats(e, &st);
+  cr_assert_eq(st.views, 0);
+  gt_assert_same(ty_exec_value(e, id[2]), ty_exec_value(r, id[2]));
+  gt_assert_same(ty_exec_value(e, id[4]), ty_exec_value(r, id[4]));
+  cr_assert_neq(ty_exec_value(e, id[2])->data, ty_exec_value(e, id[4])->data);
   ty_exec_destroy(e);
   ty_exec_destroy(r);
   ty_tensor_destroy(x);
