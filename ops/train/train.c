@@ -700,7 +700,8 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
     bool together = t->shard || t->pipe; /* a plan's ranks stop together, at agreed steps */
     if (together && !stop_point(t)) continue;
     if (together && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
-      return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed");
+      return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed: %s",
+                     ty_strerror(rc));
     if (t->opts.stop && *t->opts.stop) break;
   }
   return ty__train_gpu_sync(t, err, err_len); /* callers read the weights next */

@@ -603,6 +603,10 @@ static int train(const args *a, ty_train_config *c) {
   code = 1;
   if ((rc = ty_train_run(t, &stopped, err, sizeof err)) != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
+#ifdef TY_HAVE_COLLECTIVE
+    const char *why = coll ? ty_coll_error(coll) : NULL;
+    if (why && why[0] && !strstr(err, why)) fprintf(stderr, "trainrun: collective: %s\n", why);
+#endif
     goto done;
   }
   if (a->report) report_stage_held(t, o.rank);
