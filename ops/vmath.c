@@ -8,7 +8,10 @@
  */
 #include "ops/vmath.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* Not under ThreadSanitizer: the clones' resolver runs while the loader
+ * relocates, before TSan's runtime exists, and TSan instruments it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
+    !defined(__SANITIZE_THREAD__)
 #define TY_VMATH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define TY_VMATH_CLONES
