@@ -23,16 +23,14 @@
 #endif
 
 static const uint32_t K[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 static inline uint32_t ror(uint32_t x, int n) {
   return (x >> n) | (x << (32 - n));
@@ -66,16 +64,16 @@ static void blocks_c(uint32_t h[8], const uint8_t *p, size_t n) {
 
 #ifdef TY_SHA_NI
 /* Four rounds over the message words m, with the round constants from K[k]. */
-#define NI_ROUNDS(m, k)                                                                           \
-  do {                                                                                           \
-    __m128i wk = _mm_add_epi32((m), _mm_loadu_si128((const __m128i *)(K + (k))));                \
-    cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);                                                \
-    abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e));                       \
+#define NI_ROUNDS(m, k)                                                                            \
+  do {                                                                                             \
+    __m128i wk = _mm_add_epi32((m), _mm_loadu_si128((const __m128i *)(K + (k))));                  \
+    cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);                                                  \
+    abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e));                         \
   } while (0)
 
 /* The next four message words from the previous sixteen (m0 oldest). */
 static inline __attribute__((target("sha,sse4.1"))) __m128i ni_next(__m128i m0, __m128i m1,
-                                                                     __m128i m2, __m128i m3) {
+                                                                    __m128i m2, __m128i m3) {
   __m128i t = _mm_sha256msg1_epu32(m0, m1);
   t = _mm_add_epi32(t, _mm_alignr_epi8(m3, m2, 4));
   return _mm_sha256msg2_epu32(t, m3);
@@ -85,7 +83,7 @@ static inline __attribute__((target("sha,sse4.1"))) __m128i ni_next(__m128i m0, 
 static __attribute__((target("sha,sse4.1"))) void blocks_ni(uint32_t h[8], const uint8_t *p,
                                                             size_t n) {
   const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-  __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0xb1);      /* CDAB */
+  __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0xb1);          /* CDAB */
   __m128i cdgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(h + 4)), 0x1b); /* EFGH */
   __m128i abef = _mm_alignr_epi8(t, cdgh, 8);
   cdgh = _mm_blend_epi16(cdgh, t, 0xf0);
@@ -103,9 +101,9 @@ static __attribute__((target("sha,sse4.1"))) void blocks_ni(uint32_t h[8], const
     abef = _mm_add_epi32(abef, abef0);
     cdgh = _mm_add_epi32(cdgh, cdgh0);
   }
-  t = _mm_shuffle_epi32(abef, 0x1b);    /* FEBA */
-  cdgh = _mm_shuffle_epi32(cdgh, 0xb1); /* DCHG */
-  _mm_storeu_si128((__m128i *)h, _mm_blend_epi16(t, cdgh, 0xf0));       /* DCBA */
+  t = _mm_shuffle_epi32(abef, 0x1b);                                 /* FEBA */
+  cdgh = _mm_shuffle_epi32(cdgh, 0xb1);                              /* DCHG */
+  _mm_storeu_si128((__m128i *)h, _mm_blend_epi16(t, cdgh, 0xf0));    /* DCBA */
   _mm_storeu_si128((__m128i *)(h + 4), _mm_alignr_epi8(cdgh, t, 8)); /* HGFE */
 }
 

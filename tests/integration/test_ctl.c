@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/methods.h"
 #include "tests/integration/harness.h"
 
 /* The sum of trainyard_rpc_requests_total over every status of `method`,
@@ -53,19 +54,19 @@ static void one_request(const it_cluster *c, const char *method, const char *con
 Test(ctl, every_command_sends_one_request, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 0, 1); /* no workers: only trainctl talks to traind */
-  one_request(&c, "SubmitJob", (const char *const[]){"submit", "--quiet", "--command", "--",
-                                                     "true", NULL});
-  one_request(&c, "SubmitJob",
+  one_request(&c, TY_M_SUBMIT_JOB,
+              (const char *const[]){"submit", "--quiet", "--command", "--", "true", NULL});
+  one_request(&c, TY_M_SUBMIT_JOB,
               (const char *const[]){"submit", "--quiet", "--array", "0-99", "--command", "--",
                                     "true", NULL});
-  one_request(&c, "ListJobs", (const char *const[]){"ls", NULL});
-  one_request(&c, "ListJobs", (const char *const[]){"ls", "--array", NULL});
-  one_request(&c, "ListJobs", (const char *const[]){"ls", "--all", "--json", NULL});
-  one_request(&c, "GetJob", (const char *const[]){"show", "1", NULL});
-  one_request(&c, "ListNodes", (const char *const[]){"nodes", NULL});
-  one_request(&c, "GetHistory", (const char *const[]){"history", "--limit", "5", NULL});
-  one_request(&c, "ExplainJob", (const char *const[]){"why", "2", NULL});
-  one_request(&c, "CancelJob", (const char *const[]){"cancel", "1", NULL});
+  one_request(&c, TY_M_LIST_JOBS, (const char *const[]){"ls", NULL});
+  one_request(&c, TY_M_LIST_JOBS, (const char *const[]){"ls", "--array", NULL});
+  one_request(&c, TY_M_LIST_JOBS, (const char *const[]){"ls", "--all", "--json", NULL});
+  one_request(&c, TY_M_GET_JOB, (const char *const[]){"show", "1", NULL});
+  one_request(&c, TY_M_LIST_NODES, (const char *const[]){"nodes", NULL});
+  one_request(&c, TY_M_GET_HISTORY, (const char *const[]){"history", "--limit", "5", NULL});
+  one_request(&c, TY_M_EXPLAIN_JOB, (const char *const[]){"why", "2", NULL});
+  one_request(&c, TY_M_CANCEL_JOB, (const char *const[]){"cancel", "1", NULL});
   it_cluster_stop(&c);
 }
 
@@ -86,8 +87,8 @@ static void lean(const it_cluster *c, const char *const *args) {
   char *libs = loaded(c, args);
   static const char *const never[] = {"libcrypto", "libz.so", "openblas", "libglpk"};
   for (size_t i = 0; i < TY_ARRAY_LEN(never); i++)
-    cr_assert(!strstr(libs, never[i]), "trainctl %s loads or searches %s:\n%s", args[0],
-              never[i], libs);
+    cr_assert(!strstr(libs, never[i]), "trainctl %s loads or searches %s:\n%s", args[0], never[i],
+              libs);
   cr_assert(strstr(libs, "libmunge"), "%s", libs); /* signed with MUNGE, as in production */
   free(libs);
 }

@@ -63,8 +63,8 @@ Test(sha256, matches_libcrypto_at_every_length_and_split) {
       for (int portable = 0; portable < 2; portable++) {
         uint8_t got[32];
         digest(data, len, steps[s], portable, got);
-        cr_assert(!memcmp(got, want, 32), "length %zu, pieces of %zu, portable %d", len,
-                  steps[s], portable);
+        cr_assert(!memcmp(got, want, 32), "length %zu, pieces of %zu, portable %d", len, steps[s],
+                  portable);
       }
   }
 }
