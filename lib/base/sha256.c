@@ -18,6 +18,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define TY_SHA_NI 1
 #endif
@@ -36,10 +37,20 @@ static inline uint32_t ror(uint32_t x, int n) {
   return (x >> n) | (x << (32 - n));
 }
 
+/* One round of the portable block function: the eight working variables
+ * rotate through the macro's arguments instead of being moved. */
+#define ROUND(a, b, c, d, e, f, g, h, i)                                                           \
+  do {                                                                                             \
+    uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];  \
+    uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));           \
+    d += t1;                                                                                       \
+    h = t1 + t2;                                                                                   \
+  } while (0)
+
 /* The portable block function: n blocks of 64 bytes into the state. */
 static void blocks_c(uint32_t h[8], const uint8_t *p, size_t n) {
   for (; n; n--, p += 64) {
-    uint32_t w[64], s[8];
+    uint32_t w[64];
     for (int i = 0; i < 16; i++)
       w[i] = (uint32_t)ty_get_be(p + 4 * i, 4);
     for (int i = 16; i < 64; i++) {
@@ -47,18 +58,18 @@ static void blocks_c(uint32_t h[8], const uint8_t *p, size_t n) {
       uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
       w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    memcpy(s, h, sizeof s);
-    for (int i = 0; i < 64; i++) {
-      uint32_t t1 = s[7] + (ror(s[4], 6) ^ ror(s[4], 11) ^ ror(s[4], 25)) +
-                    ((s[4] & s[5]) ^ (~s[4] & s[6])) + K[i] + w[i];
-      uint32_t t2 = (ror(s[0], 2) ^ ror(s[0], 13) ^ ror(s[0], 22)) +
-                    ((s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]));
-      memmove(s + 1, s, 7 * sizeof *s);
-      s[4] += t1;
-      s[0] = t1 + t2;
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; i += 8) {
+      ROUND(a, b, c, d, e, f, g, hh, i);
+      ROUND(hh, a, b, c, d, e, f, g, i + 1);
+      ROUND(g, hh, a, b, c, d, e, f, i + 2);
+      ROUND(f, g, hh, a, b, c, d, e, i + 3);
+      ROUND(e, f, g, hh, a, b, c, d, i + 4);
+      ROUND(d, e, f, g, hh, a, b, c, i + 5);
+      ROUND(c, d, e, f, g, hh, a, b, i + 6);
+      ROUND(b, c, d, e, f, g, hh, a, i + 7);
     }
-    for (int i = 0; i < 8; i++)
-      h[i] += s[i];
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
   }
 }
 
@@ -107,9 +118,12 @@ static __attribute__((target("sha,sse4.1"))) void blocks_ni(uint32_t h[8], const
   _mm_storeu_si128((__m128i *)(h + 4), _mm_alignr_epi8(cdgh, t, 8)); /* HGFE */
 }
 
+/* CPUID: SHA is leaf 7's EBX bit 29, SSE4.1 leaf 1's ECX bit 19 (asked
+ * directly: clang's __builtin_cpu_supports knows no "sha"). */
 static bool have_sha_ni(void) {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19))) return false;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
 }
 #endif
 
