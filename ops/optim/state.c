@@ -92,10 +92,14 @@ static bool get_u64(reader *r, uint64_t *v) {
 
 static const char *kind_name(uint32_t kind) {
   switch (kind) {
-  case TY_OPTIM_SGD: return "SGD";
-  case TY_OPTIM_ADAM: return "Adam";
-  case TY_OPTIM_ADAMW: return "AdamW";
-  default: return "an unknown optimizer";
+  case TY_OPTIM_SGD:
+    return "SGD";
+  case TY_OPTIM_ADAM:
+    return "Adam";
+  case TY_OPTIM_ADAMW:
+    return "AdamW";
+  default:
+    return "an unknown optimizer";
   }
 }
 

@@ -362,8 +362,9 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
                                            olen, err, err_len)) != 0) {
     char why[256];
     snprintf(why, sizeof why, "%s", err);
-    ty_errf(err, err_len, rc, "%s: %s; this run cannot resume from it (a new checkpoint_path starts afresh)",
-            spath, why);
+    ty_errf(err, err_len, rc,
+            "%s: %s; this run cannot resume from it (a new checkpoint_path starts afresh)", spath,
+            why);
   }
   if (rc == 0 && planned) rc = ty__train_plan_slice_optim(t, t->full_optim, err, err_len);
   if (rc != 0) return rc;
