@@ -14,6 +14,7 @@
 
 #include "lib/base/base.h"
 #include "ops/autodiff/autodiff.h"
+#include "ops/ops_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -80,21 +81,43 @@ static int labels_of_data(const ty_train *t, ty_shape *out, char *err, size_t er
  * logits, which the data must have anyway: the logits' dims without the
  * class axis (axis 1, or the last for a token stream: [N, C] -> [N],
  * [N, T, V] -> [N, T]). */
+static bool dims_known_after_batch(const ty_shape *s) {
+  bool known = s->rank >= 2;
+  for (int d = 1; known && d < s->rank; d++)
+    known = s->dims[d] >= 0;
+  return known;
+}
+
+/* The logits' shape; where import left a dim unknown because it comes
+ * from shape arithmetic (a ViT's Expand of a class token to Shape(x)[0]),
+ * the shape at the config's batch, where that arithmetic is constant. */
+static int logits_shape(const ty_train *t, int logits, ty_shape *out, char *err, size_t err_len) {
+  *out = ty_graph_value_at(t->g, logits)->shape;
+  if (dims_known_after_batch(out)) return 0;
+  size_t nv = ty_graph_n_values(t->g);
+  ty_shape *at = malloc(nv * sizeof *at);
+  if (!at) return TY_ENOMEM;
+  int64_t batch = t->cfg->batch_size > 0 ? (int64_t)t->cfg->batch_size : 1;
+  int rc = ty__graph_shapes_at(t->g, batch, at, err, err_len);
+  if (rc == 0) *out = at[logits];
+  free(at);
+  return rc;
+}
+
 static int labels_of_logits(const ty_train *t, int logits, ty_shape *out, char *err,
                             size_t err_len) {
-  const ty_graph_value *v = ty_graph_value_at(t->g, logits);
-  int classes = t->class_last ? v->shape.rank - 1 : 1;
-  bool known = v->shape.rank >= 2;
-  for (int d = 1; known && d < v->shape.rank; d++)
-    known = v->shape.dims[d] >= 0;
-  if (!known)
+  ty_shape ls;
+  int rc = logits_shape(t, logits, &ls, err, err_len);
+  if (rc != 0) return rc;
+  int classes = t->class_last ? ls.rank - 1 : 1;
+  if (!dims_known_after_batch(&ls))
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.softmax_cross_entropy.logits_output: \"%s\" needs a known shape "
                    "[batch, classes, ...] to derive the labels' shape without the data",
-                   v->name);
-  *out = (ty_shape){.rank = v->shape.rank - 1};
-  for (int d = 0, k = 0; d < v->shape.rank; d++)
-    if (d != classes) out->dims[k++] = v->shape.dims[d];
+                   ty_graph_value_at(t->g, logits)->name);
+  *out = (ty_shape){.rank = ls.rank - 1};
+  for (int d = 0, k = 0; d < ls.rank; d++)
+    if (d != classes) out->dims[k++] = ls.dims[d];
   out->dims[0] = TY_DIM_BATCH; /* as the data's, whatever the model fixed */
   return 0;
 }
