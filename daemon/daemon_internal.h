@@ -124,6 +124,7 @@ typedef struct ty__array {
   uint64_t id;
   ty_array_counts n;
   uint32_t min, max, step; /* its task indices' span (TRAINYARD_ARRAY_*) */
+  uint32_t unsplit;        /* elements still in its stored record (jobs.c) */
 } ty__array;
 
 /* The jobs whose conditions name one target. */
@@ -152,6 +153,7 @@ typedef struct ty_job {
   size_t plan_len;        /* 0 bytes: data parallel */
   uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
+  bool unsplit; /* an element still in its array's stored record: no jobs row yet (jobs.c) */
   bool kill_sent;
   ty_slot *slots;
   uint32_t n_slots;

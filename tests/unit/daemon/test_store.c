@@ -537,7 +537,7 @@ static void downgrade_to(int v) {
   cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
   exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
               "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
-              "DROP TABLE web_tokens");
+              "DROP TABLE web_tokens; DROP TABLE arrays");
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
     if (cols[i].version <= v) continue;
     char sql[128];
@@ -589,7 +589,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 7);
+  cr_assert_eq(ty_store_schema_version(), 8);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
