@@ -468,8 +468,7 @@ int ty_store_load_arrays(ty_store *s,
                          int (*cb)(const ty_job_row *first, uint32_t elements, void *ud), void *ud);
 /* The ids of array_id's elements that have a jobs row (split off its
  * record), in id order. */
-int ty_store_array_rows(ty_store *s, uint64_t array_id, int (*cb)(uint64_t id, void *ud),
-                        void *ud);
+int ty_store_array_rows(ty_store *s, uint64_t array_id, int (*cb)(uint64_t id, void *ud), void *ud);
 /* Events of one node, the newest `limit` (0 = all), oldest first. */
 int ty_store_node_events(ty_store *s, const char *node, uint32_t limit,
                          int (*cb)(const ty_node_event_row *r, void *ud), void *ud);

@@ -11,9 +11,9 @@
  * A submit with an array creates every element in the one request and the
  * one transaction: ids in task order from the array's id (the first
  * element's). In memory each element is a job; in the store the array is
- * one record until its elements leave it one by one (store.c, jobs.c). A graph job's model_bytes are written to a file in the state
- * directory before the commit and the job keeps only its path, so neither
- * memory nor the stored spec holds them.
+ * one record until its elements leave it one by one (store.c, jobs.c). A graph job's model_bytes
+ * are written to a file in the state directory before the commit and the job keeps only its path,
+ * so neither memory nor the stored spec holds them.
  *
  * A submit with `watch` (rlaunch) is answered, once durable, by the job's
  * watch stream (watch.c) instead of a SubmitJobResponse. An array cannot

@@ -289,8 +289,8 @@ int ty_store_max_job_id(ty_store *s, uint64_t *out_id) {
   int rc = each_row(s, "SELECT IFNULL(MAX(id), 0) FROM jobs", 0, false, first_i64, &id);
   /* A pending array's record holds its elements' ids. */
   if (rc == 0)
-    rc = each_row(s, "SELECT IFNULL(MAX(id + elements - 1), 0) FROM arrays", 0, false,
-                  first_i64, &reserved);
+    rc = each_row(s, "SELECT IFNULL(MAX(id + elements - 1), 0) FROM arrays", 0, false, first_i64,
+                  &reserved);
   *out_id = (uint64_t)(reserved > id ? reserved : id);
   return rc;
 }

@@ -335,8 +335,8 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
            "d=%s; echo $SLURM_ARRAY_TASK_ID >> $d/ran; [ $SLURM_ARRAY_TASK_ID -lt 2 ] && exit 0; "
            "while [ ! -e $d/go ]; do sleep 0.1; done",
            c.dir);
-  uint64_t id = it_submit_cli(
-      &c, (const char *[]){"--array", "0-9%2", "--", "/bin/sh", "-c", script, NULL});
+  uint64_t id =
+      it_submit_cli(&c, (const char *[]){"--array", "0-9%2", "--", "/bin/sh", "-c", script, NULL});
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
   cr_assert_eq(final_state(cl, id + 1, NULL, 0), ST(COMPLETED));
   cr_assert_eq(it_wait_state(cl, id + 2, ST(RUNNING), 30000), ST(RUNNING));

@@ -275,7 +275,8 @@ static uint64_t submit(ty_rpc_client *cl, uint32_t n) {
   size_t len = trainyard__submit_job_request__pack(&req, buf);
   ty_buf out;
   cr_assert_eq(call(cl, TY_M_SUBMIT_JOB, buf, len, &out), 0);
-  Trainyard__SubmitJobResponse *sr = trainyard__submit_job_response__unpack(NULL, out.len, out.data);
+  Trainyard__SubmitJobResponse *sr =
+      trainyard__submit_job_response__unpack(NULL, out.len, out.data);
   cr_assert(sr);
   uint64_t id = sr->job_id;
   cr_assert_eq(sr->array_tasks, n);
@@ -394,8 +395,9 @@ Test(controller, a_pending_array_is_one_record_across_restarts) {
   cancel(cl, id, -1);
   cr_assert_eq(element_rows(id), 1000);
   cr_assert_eq(array_records(), 0);
-  cr_assert_eq(store_count("SELECT COUNT(*) FROM jobs WHERE array_id = ?1 AND state = 5", (int64_t)id),
-               1000);
+  cr_assert_eq(
+      store_count("SELECT COUNT(*) FROM jobs WHERE array_id = ?1 AND state = 5", (int64_t)id),
+      1000);
   finish(&r, cl);
 
   start(&r);
