@@ -484,6 +484,10 @@ const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full);
 /* Adds an event that changes no state (a warning signal, a preemption
  * notice) to txn: the job's history records it with its actor. */
 void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn);
+/* j's events, oldest first: the store's, or for an element still in its
+ * array's record the submit event that record stands for. */
+int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event_row *r, void *ud),
+                   void *ud);
 /* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
 void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
 /* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */

@@ -166,6 +166,19 @@ static void split_off(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   if (a && a->unsplit) a->unsplit--;
 }
 
+int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event_row *r, void *ud),
+                   void *ud) {
+  if (!j->unsplit) return ty_store_job_events(ctl->store, j->id, cb, ud);
+  char actor[300];
+  snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
+  ty_event_row ev = {.job_id = j->id,
+                     .time_ms = j->submit_ms,
+                     .to_state = TY_JOB_PENDING,
+                     .reason = "submitted",
+                     .actor = actor};
+  return cb(&ev, ud); /* what split_off will store */
+}
+
 void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   if (j->unsplit) {
     split_off(ctl, j, txn);

@@ -509,13 +509,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   ty_job *j = job_or_answer(ctl, r, &ref);
   if (!j) return;
   ev_list evs = {0};
-  if (j->unsplit) /* its submit event is its array's record's */
-    collect_event(&(ty_event_row){.job_id = j->id,
-                                  .time_ms = j->submit_ms,
-                                  .to_state = TY_JOB_PENDING,
-                                  .reason = "submitted"},
-                  &evs);
-  if (ty_store_job_events(ctl->store, j->id, collect_event, &evs) != 0)
+  if (ty__job_events(ctl, j, collect_event, &evs) != 0)
     ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));
   bool full = ty__auth_sees_job(r, j);
