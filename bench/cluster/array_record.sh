@@ -56,7 +56,8 @@ submit() {
 
 # one BUILD LABEL: one round on a fresh traind of BUILD.
 one() {
-  local build=$1 label=$2 state="$work/$label.$RANDOM" small large load
+  local build=$1 label=$2 state small large load
+  state="$work/$label.$RANDOM"
   mkdir -p "$state"
   load=$(cut -d' ' -f1 /proc/loadavg)
   "$build/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
