@@ -271,6 +271,10 @@ struct ty_controller {
   ty_idmap arrays;  /* ty__array by array id */
   uint64_t *dep_changed;
   size_t n_dep_changed, cap_dep_changed;
+  /* Arrays whose last element just ended: kept until the next recheck of
+   * their waiters, which must not read counts the store may not have yet. */
+  uint64_t *spent_arrays;
+  size_t n_spent_arrays, cap_spent_arrays;
   /* ListJobs of the live set: the last request and its answer, valid while
    * no live job changed (ls_gen counts changes), for the same caller (an
    * answer shows commands only to their owners and operators): any

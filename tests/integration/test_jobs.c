@@ -330,10 +330,12 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   it_cluster_start(&c, 1, 4);
   ty_rpc_client *cl = it_client(&c);
   char script[1024];
-  /* Tasks 0 and 1 end at once; the others wait for the file `go`. */
+  /* Tasks 0 and 1 end at once; the others wait for the file `go`, noting
+   * how many elements run beside them (a directory per running element). */
   snprintf(script, sizeof script,
            "d=%s; echo $SLURM_ARRAY_TASK_ID >> $d/ran; [ $SLURM_ARRAY_TASK_ID -lt 2 ] && exit 0; "
-           "while [ ! -e $d/go ]; do sleep 0.1; done",
+           "mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d $d/run.* | wc -l >> $d/concurrent; "
+           "while [ ! -e $d/go ]; do sleep 0.1; done; rmdir $d/run.$SLURM_ARRAY_TASK_ID",
            c.dir);
   uint64_t id =
       it_submit_cli(&c, (const char *[]){"--array", "0-9%2", "--", "/bin/sh", "-c", script, NULL});
@@ -344,6 +346,9 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   char e9[48];
   snprintf(e9, sizeof e9, "%llu_9", (unsigned long long)id);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", e9, NULL}), 0);
+  char after[48];
+  snprintf(after, sizeof after, "afterany:%llu", (unsigned long long)id);
+  uint64_t waiter = it_submit_cli(&c, (const char *[]){"--dependency", after, "--", "true", NULL});
   it_kill9(&c.traind);
   it_controller_start(&c);
   ty_rpc_client_close(cl);
@@ -356,6 +361,7 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   for (uint64_t k = 4; k < 9; k++)
     cr_assert_eq(state_of(cl, id + k), ST(PENDING), "element %llu", (unsigned long long)k);
   cr_assert_eq(state_of(cl, id + 9), ST(CANCELLED));
+  cr_assert_eq(state_of(cl, waiter), ST(PENDING), "afterany on the array ran before its end");
   char *out = NULL, folded[64];
   snprintf(folded, sizeof folded, "%llu_[4-8]", (unsigned long long)id);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
@@ -386,6 +392,24 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
     cr_assert_eq(seen[t], 1, "task %d ran %d times: %s", t, seen[t], ran);
   cr_assert_eq(seen[9], 0, "the cancelled task ran");
   free(ran);
+  snprintf(ran_path, sizeof ran_path, "%s/concurrent", c.dir);
+  char *counts = read_text(ran_path);
+  cr_assert(counts);
+  for (char *p = counts; *p; p++)
+    cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
+              "more than 2 elements ran at once across the restart: %s", counts);
+  free(counts);
+  /* The array's last end releases its waiter (which once rechecked the
+   * store's counts before that end was committed there, and waited on). */
+  Trainyard__GetJobResponse *w = it_wait_job(cl, waiter, 0, 30000);
+  if (!w) {
+    w = it_get_job(cl, waiter);
+    cr_assert(w);
+    cr_assert_fail("afterany:%llu never released job %llu: %s", (unsigned long long)id,
+                   (unsigned long long)waiter, w->job->reason);
+  }
+  cr_assert_eq(w->job->state, ST(COMPLETED), "%s", w->job->reason);
+  trainyard__get_job_response__free_unpacked(w, NULL);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
