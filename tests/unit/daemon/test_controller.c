@@ -255,8 +255,9 @@ static ty_rpc_client *client_of(running *r) {
   return cl;
 }
 
-/* Submits `true` as an array of tasks 0..n-1 (n = 0: one job); its id. */
-static uint64_t submit(ty_rpc_client *cl, uint32_t n) {
+/* Submits `true` as an array of tasks 0..n-1 (n = 0: one job) with
+ * request id `rid` (NULL: none); its id. */
+static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
   char *argv[] = {"true"};
   cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
@@ -270,6 +271,7 @@ static uint64_t submit(ty_rpc_client *cl, uint32_t n) {
   if (n) job.array = &a;
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = &job;
+  if (rid) req.request_id = (char *)rid;
   uint8_t buf[512];
   cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
   size_t len = trainyard__submit_job_request__pack(&req, buf);
@@ -283,6 +285,10 @@ static uint64_t submit(ty_rpc_client *cl, uint32_t n) {
   trainyard__submit_job_response__free_unpacked(sr, NULL);
   ty_buf_close(&out);
   return id;
+}
+
+static uint64_t submit(ty_rpc_client *cl, uint32_t n) {
+  return submit_rid(cl, n, NULL);
 }
 
 /* GetJob of element `task` of array id (or job id when task < 0). */
@@ -352,7 +358,7 @@ Test(controller, a_pending_array_is_one_record_across_restarts) {
   running r;
   start(&r);
   ty_rpc_client *cl = client_of(&r);
-  uint64_t id = submit(cl, 1000);
+  uint64_t id = submit_rid(cl, 1000, "r-1");
   /* One record, no element row, no event row. */
   cr_assert_eq(array_records(), 1);
   cr_assert_eq(element_rows(id), 0);
@@ -389,6 +395,10 @@ Test(controller, a_pending_array_is_one_record_across_restarts) {
   cr_assert_eq(g->job->array_task_id, 999u);
   cr_assert_eq(g->n_events, 1u);
   trainyard__get_job_response__free_unpacked(g, NULL);
+  /* A retry of the submit (its request id is in the record) is answered
+   * with the array, creating nothing. */
+  cr_assert_eq(submit_rid(cl, 1000, "r-1"), id);
+  cr_assert_eq(live_jobs(cl), 999u);
   uint64_t single = submit(cl, 0);
   cr_assert_eq(single, id + 1000, "an id of the array's record was handed out again");
   /* The whole array cancelled: every element has its row, the record goes. */
