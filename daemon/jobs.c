@@ -140,6 +140,18 @@ int ty__job_insert(ty_job *j, ty_txn *txn) {
   return rc;
 }
 
+/* The submit event an element still in its array's record stands for, as
+ * the submit of a single job stores it (rpc_client.c); actor is its buffer. */
+static ty_event_row submit_event(const ty_job *j, char *actor, size_t len) {
+  snprintf(actor, len, "user:%s", j->spec.user);
+  return (ty_event_row){.job_id = j->id,
+                        .time_ms = j->submit_ms,
+                        .from_state = 0,
+                        .to_state = TY_JOB_PENDING,
+                        .reason = "submitted",
+                        .actor = actor};
+}
+
 /* j leaves its array's stored record: its row and its submit event into
  * txn, and the record's removal with the last element to leave it. */
 static void split_off(ty_controller *ctl, ty_job *j, ty_txn *txn) {
@@ -150,13 +162,7 @@ static void split_off(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     return;
   }
   char actor[300];
-  snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
-  ty_event_row ev = {.job_id = j->id,
-                     .time_ms = j->submit_ms,
-                     .from_state = 0,
-                     .to_state = TY_JOB_PENDING,
-                     .reason = "submitted",
-                     .actor = actor};
+  ty_event_row ev = submit_event(j, actor, sizeof(actor));
   ty_txn_add_event(txn, &ev);
   j->unsplit = false;
   /* The store checks that every element has its row before it drops the
@@ -170,12 +176,7 @@ int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event
                    void *ud) {
   if (!j->unsplit) return ty_store_job_events(ctl->store, j->id, cb, ud);
   char actor[300];
-  snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
-  ty_event_row ev = {.job_id = j->id,
-                     .time_ms = j->submit_ms,
-                     .to_state = TY_JOB_PENDING,
-                     .reason = "submitted",
-                     .actor = actor};
+  ty_event_row ev = submit_event(j, actor, sizeof(actor));
   return cb(&ev, ud); /* what split_off will store */
 }
 
