@@ -11,9 +11,10 @@
  * A submit with an array creates every element in the one request and the
  * one transaction: ids in task order from the array's id (the first
  * element's). In memory each element is a job; in the store the array is
- * one record until its elements leave it one by one (store.c, jobs.c). A graph job's model_bytes
- * are written to a file in the state directory before the commit and the job keeps only its path,
- * so neither memory nor the stored spec holds them.
+ * one record until its elements leave it one by one (store.c, jobs.c).
+ * A graph job's model_bytes are written to a file in the state directory
+ * before the commit and the job keeps only its path, so neither memory nor
+ * the stored spec holds them.
  *
  * A submit with `watch` (rlaunch) is answered, once durable, by the job's
  * watch stream (watch.c) instead of a SubmitJobResponse. An array cannot
@@ -189,6 +190,13 @@ static int array_txn(ty_job *first, uint32_t n, ty_txn *t) {
   return rc;
 }
 
+/* Job k of a submit of n into txn: a single job's row and submit event, an
+ * array's one record with its first element, nothing for the others. */
+static int store_job(ty_job *j, uint32_t k, uint32_t n, bool array, ty_txn *t) {
+  if (!array) return submit_txn(j, t);
+  return k == 0 ? array_txn(j, n, t) : 0;
+}
+
 /* The jobs of a submit (n of them from `first`): each resolves its
  * dependencies and goes into txn (one job's row, or the array's record)
  * and the live set. On error nothing is left in the live set and err says
@@ -205,7 +213,7 @@ static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks,
     }
     if (tasks) j->array_id = first->id, j->array_task = tasks[k], j->unsplit = true;
     rc = ty__deps_resolve(ctl, j, false, err, len);
-    if (rc == 0 && (rc = tasks ? (k == 0 ? array_txn(j, n, t) : 0) : submit_txn(j, t)) != 0)
+    if (rc == 0 && (rc = store_job(j, k, n, tasks != NULL, t)) != 0)
       ty_errf(err, len, rc, "job: no memory to store a job this large; it was not accepted");
     if (rc == 0 || k == 0)
       ty__job_add(ctl, j), added++;
