@@ -18,10 +18,13 @@
  * cgroup v2 is used when the unified hierarchy carries the memory
  * controller: memory.max, cpu.max, pids, io accounting, cgroup.kill (device
  * rules would need an eBPF program and are not applied). Otherwise cgroup v1,
- * each controller in its own hierarchy or combined: memory
- * (memory.limit_in_bytes), cpu (cpu.cfs_quota_us), cpuacct, cpuset (copied
- * from the parent, as v1 requires), devices (the node's GPUs a task was not
- * given are denied), freezer (race-free kill), pids and blkio (I/O bytes).
+ * each controller in its own hierarchy or combined, only those a task
+ * needs (v1_needed: every hierarchy costs two mkdir and two rmdir per
+ * task): memory (memory.limit_in_bytes), cpu (cpu.cfs_quota_us), cpuacct,
+ * blkio (I/O bytes), freezer (race-free kill), devices where the node has
+ * GPU device files (the GPUs a task was not given are denied), pids where
+ * there is no freezer. A cpuset shared with one of these is copied from its
+ * parent, as v1 requires.
  *
  * Killing a task kills its cgroup: v2 writes cgroup.kill; v1 freezes the
  * cgroup, SIGKILLs every member and thaws it, so nothing forks in between.
@@ -60,6 +63,7 @@ struct ty_cgroups {
   hier h[MAX_HIER];
   size_t n;
   int primary; /* the hierarchy whose cgroup.procs lists a task's processes */
+  uint64_t gpu_devs; /* v1: /dev/nvidiaN present at open (bit N), for the devices rules */
   char describe[1024];
 };
 
@@ -200,25 +204,68 @@ static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers,
   cg->n++;
 }
 
-/* v1: one hierarchy per mount of type cgroup, named ones (systemd) left out. */
+/* The controllers a v1 cgroup mount carries of those the worker knows
+ * ("memory", "cpu,cpuacct", ...; "" for named ones such as systemd's), and
+ * its mount point; false for a line that is no v1 cgroup mount. */
+static bool v1_mount(const char *line, char *mount, size_t mount_cap, char *ctl, size_t ctl_cap) {
+  static const char *const known[] = {"memory",  "cpu",     "cpuacct", "cpuset",
+                                      "devices", "freezer", "pids",    "blkio"};
+  char m[PATH_MAX], fstype[32], opts[512];
+  const char *dash = strstr(line, " - ");
+  if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", m) != 1 ||
+      sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2 || strcmp(fstype, "cgroup") != 0)
+    return false;
+  snprintf(mount, mount_cap, "%s", m);
+  ctl[0] = '\0';
+  for (size_t i = 0; i < TY_ARRAY_LEN(known); i++)
+    if (listed(opts, known[i]))
+      snprintf(ctl + strlen(ctl), ctl_cap - strlen(ctl), "%s%s", ctl[0] ? "," : "", known[i]);
+  return true;
+}
+
+/* Whether a task needs a cgroup in the v1 hierarchy carrying ctl. Each one
+ * costs two directories made and removed per task, so only those that
+ * limit, account or kill: memory, cpu, cpuacct, blkio (I/O bytes), freezer
+ * (the race-free kill); devices only on a node with GPU device files (it
+ * denies the GPUs a task was not given); pids only without a freezer (it
+ * then lists the members to kill). cpuset alone is left out: a task's
+ * cpuset would only copy its parent's CPUs and memory nodes. */
+static bool v1_needed(const char *ctl, bool have_freezer, uint64_t gpu_devs) {
+  static const char *const always[] = {"memory", "cpu", "cpuacct", "blkio", "freezer"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(always); i++)
+    if (listed(ctl, always[i])) return true;
+  return (gpu_devs && listed(ctl, "devices")) || (!have_freezer && listed(ctl, "pids"));
+}
+
+/* The node's GPU device files, /dev/nvidia0 to /dev/nvidia63, as a mask. */
+static uint64_t gpu_devices(void) {
+  uint64_t mask = 0;
+  for (uint32_t g = 0; g < 64; g++) {
+    char dev[32];
+    struct stat st;
+    snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
+    if (stat(dev, &st) == 0 && S_ISCHR(st.st_mode)) mask |= UINT64_C(1) << g;
+  }
+  return mask;
+}
+
+/* v1: one hierarchy per mount of type cgroup that tasks need (v1_needed),
+ * named ones (systemd) left out. */
 static void open_v1(ty_cgroups *cg, const char *root, const char *name, char *why, size_t len) {
   FILE *f = fopen("/proc/self/mountinfo", "r");
   if (!f) return;
-  static const char *const wanted[] = {"memory",  "cpu",     "cpuacct", "cpuset",
-                                       "devices", "freezer", "pids",    "blkio"};
-  char line[4096];
+  char line[4096], mount[PATH_MAX], ctl[128];
+  bool have_freezer = false;
+  while (fgets(line, sizeof line, f))
+    have_freezer |= v1_mount(line, mount, sizeof mount, ctl, sizeof ctl) && listed(ctl, "freezer");
+  cg->gpu_devs = gpu_devices();
+  rewind(f);
   while (fgets(line, sizeof line, f)) {
-    char mount[PATH_MAX], fstype[32], opts[512];
-    char *dash = strstr(line, " - ");
-    if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mount) != 1 ||
-        sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2 || strcmp(fstype, "cgroup") != 0)
+    if (!v1_mount(line, mount, sizeof mount, ctl, sizeof ctl) ||
+        !v1_needed(ctl, have_freezer, cg->gpu_devs))
       continue;
-    char ctl[128] = "";
-    for (size_t i = 0; i < TY_ARRAY_LEN(wanted); i++)
-      if (listed(opts, wanted[i]))
-        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "%s%s", ctl[0] ? "," : "", wanted[i]);
     char parent[PATH_MAX] = "";
-    if (!ctl[0] || (!root && !own_path(ctl, parent, sizeof parent))) continue;
+    if (!root && !own_path(ctl, parent, sizeof parent)) continue;
     add_hier(cg, mount, ctl, root ? root : parent, name, why, len);
   }
   fclose(f);
@@ -336,9 +383,9 @@ const char *ty_cgroup_describe(const ty_cgroups *cg) {
 
 /* ---- tasks ----------------------------------------------------------------------------------- */
 
-/* v1 devices: deny the node's GPUs the task was not given (/dev/nvidiaN,
- * when the device file exists). */
-static void deny_gpus(const char *dir, const ty_cgroup_limits *lim) {
+/* v1 devices: deny the node's GPUs (the /dev/nvidiaN found at open) that
+ * the task was not given. */
+static void deny_gpus(const ty_cgroups *cg, const char *dir, const ty_cgroup_limits *lim) {
   for (uint32_t g = 0; g < lim->node_gpus && g < 64; g++) {
     bool mine = false;
     for (size_t i = 0; i < lim->n_gpus; i++)
@@ -346,7 +393,7 @@ static void deny_gpus(const char *dir, const ty_cgroup_limits *lim) {
     char dev[64], rule[64];
     struct stat st;
     snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
-    if (mine || stat(dev, &st) != 0 || !S_ISCHR(st.st_mode)) continue;
+    if (mine || !(cg->gpu_devs >> g & 1) || stat(dev, &st) != 0 || !S_ISCHR(st.st_mode)) continue;
     snprintf(rule, sizeof rule, "c %u:%u rwm", major(st.st_rdev), minor(st.st_rdev));
     if (write_file(dir, "devices.deny", rule) != 0) ty_warn("cgroup %s: cannot deny %s", dir, dev);
   }
@@ -374,7 +421,7 @@ static int limit_rank(const ty_cgroups *cg, const hier *h, const char *dir,
     rc = write_file(dir, "cpu.cfs_period_us", "100000");
     if (rc == 0) rc = write_file(dir, "cpu.cfs_quota_us", v);
   }
-  if (cg->version == 1 && has(h, "devices")) deny_gpus(dir, lim);
+  if (cg->version == 1 && has(h, "devices")) deny_gpus(cg, dir, lim);
   return rc;
 }
 
