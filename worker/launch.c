@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "lib/token/token.h"
@@ -62,14 +63,28 @@ static void job_dir(const ty_tasks *t, uint64_t job_id, char *out, size_t n) {
   snprintf(out, n, "%s/jobs/%" PRIu64, t->state_dir, job_id);
 }
 
-/* Keeps the job's task-token key next to its logs (0600, the worker's), so
- * ReadLog tokens verify after the task is gone and across restarts. */
+/* The job's task-token key is kept with its logs, so ReadLog tokens verify
+ * after the task is gone and across restarts: as an extended attribute of
+ * the job directory in the trusted namespace, which only a process with
+ * CAP_SYS_ADMIN (a root worker) can read or write, so a task's user cannot,
+ * and no inode is allocated for it (a file is most of the cost of a short
+ * task's start on ext4); else, on a worker that is not root or a file
+ * system without trusted attributes, as DIR/jobs/JOB/token.key (0600, the
+ * worker's). */
+#define KEY_XATTR "trusted.trainyard.token_key"
+
+static void key_file(const ty_tasks *t, uint64_t job_id, char *out, size_t n) {
+  job_dir(t, job_id, out, n);
+  size_t len = strlen(out);
+  snprintf(out + len, n - len, "/token.key");
+}
+
 static void keep_job_key(const ty_tasks *t, const ty_task_spec *spec) {
   if (!spec->attach_key || spec->attach_key_len != TY_TOKEN_KEY_LEN) return;
   char path[4096];
   job_dir(t, spec->job_id, path, sizeof path);
-  size_t n = strlen(path);
-  snprintf(path + n, sizeof path - n, "/token.key");
+  if (setxattr(path, KEY_XATTR, spec->attach_key, TY_TOKEN_KEY_LEN, 0) == 0) return;
+  key_file(t, spec->job_id, path, sizeof path);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0 || write(fd, spec->attach_key, TY_TOKEN_KEY_LEN) != (ssize_t)TY_TOKEN_KEY_LEN)
     ty_warn("job %" PRIu64 ": cannot keep its token key in %s: %s", spec->job_id, path,
@@ -80,8 +95,8 @@ static void keep_job_key(const ty_tasks *t, const ty_task_spec *spec) {
 int ty_tasks_job_key(const ty_tasks *t, uint64_t job_id, uint8_t *out_key, size_t key_len) {
   char path[4096];
   job_dir(t, job_id, path, sizeof path);
-  size_t n = strlen(path);
-  snprintf(path + n, sizeof path - n, "/token.key");
+  if (getxattr(path, KEY_XATTR, out_key, key_len) == (ssize_t)key_len) return 0;
+  key_file(t, job_id, path, sizeof path);
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   ssize_t got = fd >= 0 ? read(fd, out_key, key_len) : -1;
   if (fd >= 0) close(fd);

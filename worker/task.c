@@ -306,9 +306,10 @@ void ty__task_exited(task *k, int64_t exit_status, int term_signal) {
     t->ended_logs[t->n_ended_logs++] = (struct ended_log){k->job_id, k->rank, ENDED_CHECKS};
   /* Whatever the task left behind goes with it, so no stray process keeps
    * writing to the log, holding a GPU or using CPUs the next job gets. */
+  bool empty = k->in_cgroup && ty_cgroup_task_empty(t->cg, k->job_id, k->rank);
   if (!k->in_cgroup)
     (void)uv_kill(-k->pid, SIGKILL);
-  else if (!ty_cgroup_task_empty(t->cg, k->job_id, k->rank))
+  else if (!empty)
     ty_cgroup_task_kill(t->cg, k->job_id, k->rank);
   ty_info("job %" PRIu64 " rank %" PRIu32 " (pid %d) %s %d%s", k->job_id, k->rank, k->pid,
           term_signal ? "killed by signal" : "exited with code",
@@ -325,7 +326,7 @@ void ty__task_exited(task *k, int64_t exit_status, int term_signal) {
   uv_timer_stop(&k->grace_timer);
   uv_timer_stop(&k->limit_timer);
   uv_timer_stop(&k->warn_timer);
-  if (k->in_cgroup && !ty_cgroup_task_empty(t->cg, k->job_id, k->rank)) {
+  if (k->in_cgroup && !empty && !ty_cgroup_task_empty(t->cg, k->job_id, k->rank)) {
     uv_timer_start(&k->grace_timer, on_reap_poll, REAP_POLL_MS, REAP_POLL_MS);
     return;
   }
