@@ -49,6 +49,7 @@
 #include "worker/worker_internal.h"
 
 #define MAX_HIER 12
+#define MAX_SPARES 64 /* spare task cgroups kept per pooled hierarchy */
 
 /* One hierarchy: its controllers and the worker's subtree in it. */
 typedef struct hier {
@@ -64,6 +65,7 @@ struct ty_cgroups {
   size_t n;
   int primary; /* the hierarchy whose cgroup.procs lists a task's processes */
   uint64_t gpu_devs; /* v1: /dev/nvidiaN present at open (bit N), for the devices rules */
+  uint32_t spares;   /* v1 spare cgroups spare0..spares-1 ready in the pooled hierarchies */
   char describe[1024];
 };
 
@@ -333,6 +335,82 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
     h->controllers[strcspn(h->controllers, "\n")] = '\0';
 }
 
+/* ---- the pool of spare cgroups (v1) ------------------------------------------------------- */
+
+/* Making and removing a cgroup costs tens of microseconds of kernel work
+ * in each hierarchy (its control files, its per-CPU state); renaming one
+ * costs a few. So an ended task's job<J> (with its only rank, rank0) in a
+ * v1 hierarchy that holds no per-task state beyond counters the worker can
+ * reset is renamed spare<N>, and the next job's rank 0 takes it back by
+ * renaming. The memory hierarchy is never pooled: pages a task left in the
+ * page cache stay charged to its memory cgroup, and the next task's peak
+ * would count them; nor is devices (its rules). A spare missing in one
+ * hierarchy (its rename failed) is made fresh there; spares are empty, and
+ * are removed at close and at open (a previous run's). */
+
+static bool pooled(const ty_cgroups *cg, const hier *h) {
+  return cg->version == 1 && !has(h, "memory") && !has(h, "devices");
+}
+
+static void spare_dir(const hier *h, uint32_t n, char *out, size_t cap) {
+  if (snprintf(out, cap, "%s/spare%" PRIu32, h->base, n) >= (int)cap) out[0] = '\0';
+}
+
+/* Takes spare<n> as job<J> (its rank0 comes with it): 0, or -errno. */
+static int take_spare(const hier *h, uint32_t n, const char *jdir) {
+  char sdir[PATH_MAX];
+  spare_dir(h, n, sdir, sizeof sdir);
+  return rename(sdir, jdir) == 0 ? 0 : -errno;
+}
+
+/* Resets what the next task would otherwise inherit: its CPU time and I/O
+ * counters (the quota is written at every start, a freezer is thawed
+ * after a kill). */
+static void reset_counters(const hier *h, const char *rdir) {
+  if (has(h, "cpuacct")) (void)write_file(rdir, "cpuacct.usage", "0");
+  if (has(h, "blkio")) (void)write_file(rdir, "blkio.reset_stats", "1");
+}
+
+/* Whether job<J> in h holds rank0 and nothing else (a kernfs directory's
+ * link count is 2 plus its subdirectories). */
+static bool only_rank0(const char *jdir, const char *rdir) {
+  struct stat js, rs;
+  return stat(jdir, &js) == 0 && js.st_nlink == 3 && stat(rdir, &rs) == 0 && rs.st_nlink == 2;
+}
+
+/* Gives an ended rank 0's job<J> back as spare<n>: 0, or -errno (then the
+ * caller removes it). */
+static int give_spare(const hier *h, uint32_t n, const char *jdir, const char *rdir) {
+  if (!only_rank0(jdir, rdir)) return -ENOTEMPTY;
+  char sdir[PATH_MAX];
+  spare_dir(h, n, sdir, sizeof sdir);
+  reset_counters(h, rdir);
+  return rename(jdir, sdir) == 0 ? 0 : -errno;
+}
+
+/* Removes every spare<N> (with its rank0) under the subtree. */
+static void drop_spares(ty_cgroups *cg) {
+  for (size_t i = 0; i < cg->n; i++) {
+    DIR *d = opendir(cg->h[i].base);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      uint32_t n;
+      char tail, dir[PATH_MAX];
+      if (sscanf(e->d_name, "spare%" SCNu32 "%c", &n, &tail) != 1) continue;
+      spare_dir(&cg->h[i], n, dir, sizeof dir);
+      size_t len = strlen(dir);
+      snprintf(dir + len, sizeof dir - len, "/rank0");
+      (void)rmdir(dir);
+      dir[len] = '\0';
+      (void)rmdir(dir);
+    }
+    if (d) closedir(d);
+  }
+  cg->spares = 0;
+}
+
+/* ---- opening ---------------------------------------------------------------------------- */
+
 static void describe(ty_cgroups *cg) {
   size_t w = (size_t)snprintf(cg->describe, sizeof cg->describe, "cgroup v%d (", cg->version);
   for (size_t i = 0; i < cg->n && w < sizeof cg->describe; i++)
@@ -366,12 +444,14 @@ ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t
       break;
     }
   }
+  drop_spares(cg); /* a previous run's */
   describe(cg);
   return cg;
 }
 
 void ty_cgroup_close(ty_cgroups *cg) {
   if (!cg) return;
+  drop_spares(cg);
   for (size_t i = 0; i < cg->n; i++)
     (void)rmdir(cg->h[i].base); /* only when empty */
   free(cg);
@@ -425,22 +505,35 @@ static int limit_rank(const ty_cgroups *cg, const hier *h, const char *dir,
   return rc;
 }
 
+/* job<J> in h: a spare taken (rank 0 when the pool has one), else made. */
+static int job_level(const ty_cgroups *cg, const hier *h, uint32_t rank, uint32_t spare,
+                     const char *jdir, bool *took) {
+  *took = rank == 0 && spare != UINT32_MAX && pooled(cg, h) && take_spare(h, spare, jdir) == 0;
+  if (*took) return 0;
+  int rc = make_dir(h, jdir, true);
+  if (rc == -ENOENT && (rc = make_base(h, h->mount_len)) == 0) {
+    ty_log(TY_LOG_WARN, "cgroup %s was removed under this worker; made it again", h->base);
+    rc = make_dir(h, jdir, true);
+  }
+  return rc;
+}
+
 int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_cgroup_limits *lim,
                           char ***out_procs, char *err, size_t len) {
   char **procs = ty_xcalloc(cg->n + 1, sizeof *procs);
+  uint32_t spare = rank == 0 && cg->spares ? cg->spares - 1 : UINT32_MAX;
+  bool any_taken = false;
   int rc = 0;
   for (size_t i = 0; i < cg->n && rc == 0; i++) {
     const hier *h = &cg->h[i];
     char jdir[PATH_MAX], rdir[PATH_MAX];
+    bool took = false;
     task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
     task_dir(h, job, rank, rdir, sizeof rdir);
-    rc = make_dir(h, jdir, true);
-    if (rc == -ENOENT && (rc = make_base(h, h->mount_len)) == 0) {
-      ty_log(TY_LOG_WARN, "cgroup %s was removed under this worker; made it again", h->base);
-      rc = make_dir(h, jdir, true);
-    }
+    rc = job_level(cg, h, rank, spare, jdir, &took);
+    any_taken |= took;
     if (rc == 0) rc = limit_job(cg, h, jdir, lim);
-    if (rc == 0) rc = make_dir(h, rdir, false);
+    if (rc == 0 && !took) rc = make_dir(h, rdir, false);
     if (rc == 0) rc = limit_rank(cg, h, rdir, lim);
     if (rc != 0) {
       rc = ty_errf(err, len, TY_EIO, "cgroup %s: %s", rdir, strerror(-rc));
@@ -450,6 +543,7 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
     procs[i] = ty_xmalloc(n);
     snprintf(procs[i], n, "%s/cgroup.procs", rdir);
   }
+  if (any_taken) cg->spares--;
   if (rc != 0) {
     ty_cgroup_procs_free(procs);
     (void)ty_cgroup_task_remove(cg, job, rank);
@@ -585,13 +679,21 @@ uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank) {
 
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
   int rc = 0;
+  bool any_given = false;
   for (size_t i = 0; i < cg->n; i++) {
-    char dir[PATH_MAX];
-    task_dir(&cg->h[i], job, rank, dir, sizeof dir);
-    if (rmdir(dir) != 0 && errno != ENOENT) rc = -errno;
-    task_dir(&cg->h[i], job, UINT32_MAX, dir, sizeof dir);
-    (void)rmdir(dir); /* fails while other ranks of the job remain: fine */
+    const hier *h = &cg->h[i];
+    char jdir[PATH_MAX], rdir[PATH_MAX];
+    task_dir(h, job, rank, rdir, sizeof rdir);
+    task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
+    if (rank == 0 && cg->spares < MAX_SPARES && pooled(cg, h) &&
+        give_spare(h, cg->spares, jdir, rdir) == 0) {
+      any_given = true;
+      continue;
+    }
+    if (rmdir(rdir) != 0 && errno != ENOENT) rc = -errno;
+    (void)rmdir(jdir); /* fails while other ranks of the job remain: fine */
   }
+  if (any_given) cg->spares++;
   return rc;
 }
 
