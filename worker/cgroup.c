@@ -63,7 +63,7 @@ struct ty_cgroups {
   int version; /* 1 or 2 */
   hier h[MAX_HIER];
   size_t n;
-  int primary; /* the hierarchy whose cgroup.procs lists a task's processes */
+  int primary;       /* the hierarchy whose cgroup.procs lists a task's processes */
   uint64_t gpu_devs; /* v1: /dev/nvidiaN present at open (bit N), for the devices rules */
   uint32_t spares;   /* v1 spare cgroups spare0..spares-1 ready in the pooled hierarchies */
   char describe[1024];

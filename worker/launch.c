@@ -211,7 +211,6 @@ static void log_failure(int log_fd, const char *err) {
   if (n > 0 && write(log_fd, line, (size_t)n) < 0) ty_debug("cannot note the failure in the log");
 }
 
-
 /* Drops an ended, unacknowledged record of the same job and rank: the
  * controller launched the rank again, so it no longer waits for the old one. */
 static void forget_old(ty_tasks *t, uint64_t job_id, uint32_t rank) {

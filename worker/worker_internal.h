@@ -418,8 +418,7 @@ void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal);
 void ty__task_exited(ty__task *k, int64_t exit_status, int term_signal);
 void ty__task_drop_failed_start(ty__task *k);
 void ty__task_on_handle_closed(uv_handle_t *h);
-void ty__task_start_timers(ty_tasks *t, ty__task *k, uint32_t time_limit_s,
-                           uint32_t warn_before_s);
+void ty__task_start_timers(ty_tasks *t, ty__task *k, uint32_t time_limit_s, uint32_t warn_before_s);
 
 /* launch.c: a start still waiting for its helper's verdict, answered
  * TY_ESTATE because the registry is going away. */

@@ -342,7 +342,7 @@ Test(task, runs_as_its_submitter_with_a_private_log) {
  * root worker keeps it as a trusted attribute of the job directory, which
  * no task user can read, instead of a file. */
 Test(task, the_job_key_is_kept_for_reads_after_the_task) {
-  static const uint8_t key[TY_TOKEN_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+  static const uint8_t key[TY_TOKEN_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                                 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
                                                 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
   fixture f;
@@ -362,7 +362,8 @@ Test(task, the_job_key_is_kept_for_reads_after_the_task) {
   bool in_file = stat(path, &st) == 0;
   if (geteuid() == 0 && !in_file) {
     snprintf(path, sizeof path, "%s/jobs/21", f.dir);
-    cr_expect_eq(getxattr(path, "trusted.trainyard.token_key", got, sizeof got), (ssize_t)sizeof got);
+    cr_expect_eq(getxattr(path, "trusted.trainyard.token_key", got, sizeof got),
+                 (ssize_t)sizeof got);
   } else {
     cr_expect(in_file, "the key is neither an attribute nor a file");
     cr_expect_eq(st.st_mode & 0777, 0600);
