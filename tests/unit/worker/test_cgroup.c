@@ -264,3 +264,26 @@ Test(cgroup, a_rank0_with_other_ranks_left_keeps_their_job, .init = open_cg, .fi
   ty_cgroup_scan(cg, count, &n);
   cr_expect_eq(n, 0);
 }
+
+Test(cgroup, a_rank0_with_a_process_left_is_not_reused, .init = open_cg, .fini = close_cg) {
+  ty_cgroup_limits lim = {.cpus = 1};
+  char **procs = NULL, err[TY_ERR_LEN];
+  cr_assert_eq(ty_cgroup_task_create(cg, 40, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  int grandchild = 0;
+  pid_t child = start_member(procs, &grandchild);
+  ty_cgroup_procs_free(procs);
+  /* Its end reported with a process still inside (as after a kill that
+   * did not take): the cgroup stays where it is. */
+  cr_expect_neq(ty_cgroup_task_remove(cg, 40, 0), 0);
+  char dir[4096];
+  struct stat st;
+  if (ty_cgroup_task_path(cg, "cpuacct", 40, 0, dir, sizeof dir) == 0)
+    cr_expect_eq(stat(dir, &st), 0, "%s was given away with a process in it", dir);
+  cr_expect_not(ty_cgroup_task_empty(cg, 40, 0));
+  cr_expect_eq(ty_cgroup_task_kill(cg, 40, 0), 0);
+  cr_expect_eq(waitpid(child, NULL, 0), child);
+  cr_expect(dead(grandchild));
+  for (int i = 0; i < 200 && !ty_cgroup_task_empty(cg, 40, 0); i++)
+    nap(10);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 40, 0), 0);
+}
