@@ -217,6 +217,32 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len);
 const ty_plan *ty__train_pipe_plan(const ty_train *t);
 void ty__train_pipe_destroy(ty_train *t);
 
+/* pipe_shard.c: a stage's intra-stage plan run through ops/shard (see
+ * there). Open makes rank's shard of g (the forward + loss graph p was made
+ * for) on a communicator over the stage's mesh, built on world (the job's:
+ * stages x a stage's ranks); TY_EUNSUPPORTED for a stage mesh with both
+ * axes split. */
+typedef struct ty__pipe_tp ty__pipe_tp;
+int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
+                     ty__pipe_tp **out, char *err, size_t err_len);
+void ty__pipe_tp_close(ty__pipe_tp *tp);
+ty_shard *ty__pipe_tp_shard(ty__pipe_tp *tp);
+/* Per node of local (src itself, or a shard's local graph of src): the
+ * stage that runs it; *out (malloc'd) has one entry per node. */
+int ty__pipe_node_stages(const ty_graph *src, const ty_plan *p, const ty_graph *local, int **out);
+/* Whether this rank's block of value v counts once in a sum over the stage
+ * (its copy is partial over `partial` axes, or the first of its duplicates). */
+bool ty__pipe_tp_counts(const ty__pipe_tp *tp, int v, unsigned partial);
+/* *io (created on first use) = this rank's block of parameter v's full tensor. */
+int ty__pipe_tp_slice(const ty__pipe_tp *tp, int v, const ty_tensor *full, ty_tensor **io);
+/* *out (new) = this rank's block of data input v for the micro-batch whose
+ * rows start at first_row of all (the global batch). */
+int ty__pipe_tp_feed(const ty__pipe_tp *tp, int v, const ty_tensor *all, int64_t first_row,
+                     ty_tensor **out);
+/* full (v's full size) = zeros and, where this rank's block counts, the
+ * local gradient: summed over the stage it is v's gradient. */
+int ty__pipe_tp_place(const ty__pipe_tp *tp, int v, const float *local, float *full);
+
 /* pipe_graph.c: the graphs a stage runs (see there). */
 typedef struct ty__pipe_grads {
   ty_graph *g;      /* the differentiated stage graph (owned) */
