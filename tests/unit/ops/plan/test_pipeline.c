@@ -298,7 +298,7 @@ Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
   r.micro_batches = 0;
   r.pipeline_stages = 2;
   r.mode = TY_PLAN_MODE_DATA;
-  reject(g, &r, "pipeline_stages: pipelines are searched in auto mode only (mode is data)");
+  reject(g, &r, "pipeline_stages: pipelines are searched in auto and tensor modes only (mode is data)");
   r.mode = TY_PLAN_MODE_AUTO;
   r.cluster.device_mem_bytes = 1024;
   reject(g, &r, "pipeline_stages: no pipeline of the graph's 2 layers fits in 1.0 KiB");

@@ -55,6 +55,7 @@ typedef struct job {
   int bad_rank;       /* this rank sends one wrong message (-1: none) */
   bool all_recompute; /* run the plan with every stage's recompute set */
   int stop_rank;      /* this rank's stop flag is set before the first step (-1: none) */
+  ty_plan_mode mode;  /* the planner's mode (AUTO: 0) */
 } job;
 
 typedef struct rank_run {
@@ -83,7 +84,7 @@ static ty_plan_request request(const job *j) {
   req.cluster.devices_per_node = j->per_node;
   req.cluster.device_flops = 1e9;
   if (j->mem) req.cluster.device_mem_bytes = j->mem;
-  req.mode = TY_PLAN_MODE_AUTO;
+  req.mode = j->mode;
   return req;
 }
 
@@ -230,10 +231,10 @@ Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   snprintf(out, sizeof out, "%s", synth_path("pipe.onnx"));
   run_single(g, 5, ref, false);
   const job jobs[] = {
-      {2, 2, 4, 4, 5, out, false, 0, -1, false, -1}, /* 4 stages on 4 ranks (2 nodes x 2) */
-      {2, 2, 2, 4, 5, out, false, 0, -1, false, -1}, /* data x pipeline, 2 x 2 */
-      {1, 2, 2, 2, 5, out, false, 0, -1, false, -1}, /* 2 stages, 2 micro-batches */
-      {1, 4, 4, 8, 5, out, false, 0, -1, false, -1}, /* more micro-batches than stages */
+      {2, 2, 4, 4, 5, out, false, 0, -1, false, -1, 0}, /* 4 stages on 4 ranks (2 nodes x 2) */
+      {2, 2, 2, 4, 5, out, false, 0, -1, false, -1, 0}, /* data x pipeline, 2 x 2 */
+      {1, 2, 2, 2, 5, out, false, 0, -1, false, -1, 0}, /* 2 stages, 2 micro-batches */
+      {1, 4, 4, 8, 5, out, false, 0, -1, false, -1, 0}, /* more micro-batches than stages */
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_pipeline(g, &jobs[i], NULL);
@@ -243,6 +244,49 @@ Test(pipeline, stages_train_like_one_process, .timeout = 240) {
               "process by %g",
               i, jobs[i].stages, jobs[i].micro, jobs[i].nodes, jobs[i].per_node, d);
   }
+  ty_graph_destroy(g);
+}
+
+/* The ops of stage mesh's plan that split a weight's output features (a
+ * column or row-block split: tensor parallelism), and none that splits a
+ * batch. */
+static int tensor_split_ops(const ty_plan *p) {
+  int n = 0;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    cr_assert(!strstr(p->ops[i].strategy, "batch split"), "op %s: %s", p->ops[i].name,
+              p->ops[i].strategy);
+    n += strstr(p->ops[i].strategy, "column split") || strstr(p->ops[i].strategy, "row-block");
+  }
+  return n;
+}
+
+/* Issue 18: each stage runs its own intra-stage plan. Tensor mode makes the
+ * planner split the stages' weights over each stage's two devices; the
+ * ranks run their shards and train to the single-process weights. */
+Test(pipeline, tensor_parallel_stages_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_tp.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe_tp.onnx"));
+  run_single(g, 5, ref, false);
+  job j = {1, 4, 2, 4, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(p->n_stages, 2);
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
+  cr_assert_gt(tensor_split_ops(p), 0, "no op of the stages is split tensor parallel");
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  char *logs = NULL;
+  run_pipeline_logged(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "its intra-stage plan through ops/shard"), "%s", logs);
+  free(logs);
+  double d = diff(ref, out);
+  cr_assert(d < 1e-5, "2 tensor-parallel stages x 2 devices: weights differ by %g", d);
   ty_graph_destroy(g);
 }
 
@@ -270,7 +314,7 @@ Test(pipeline, recomputation_forced_by_memory_gives_the_same_weights, .timeout =
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref_rc.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("pipe_rc.onnx"));
-  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false, -1};
+  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false, -1, 0};
   bool rc_plain = true, rc_forced = false;
   run_pipeline(g, &plain, &rc_plain);
   cr_assert(!rc_plain, "recomputation without a memory limit");
@@ -293,11 +337,11 @@ Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
   snprintf(two, sizeof two, "%s", synth_path("two.onnx"));
   snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
   run_single(g, 8, ref, false);
-  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false, -1};
+  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false, -1, 0};
   run_pipeline(g, &first, NULL); /* 4 steps on 4 stages */
   copy_checkpoint(four, two);
   copy_checkpoint(four, one);
-  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1};
+  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1, 0};
   run_pipeline(g, &second, NULL); /* 4 more on 2 stages */
   run_single(g, 8, one, true);    /* 4 more on one process */
   double d2 = diff(ref, two), d1 = diff(ref, one);
@@ -316,7 +360,7 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
   char a[300], b[300];
   snprintf(a, sizeof a, "%s", synth_path("drop_a.onnx"));
   snprintf(b, sizeof b, "%s", synth_path("drop_b.onnx"));
-  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true, -1}; /* the plan recomputes every stage */
+  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true, -1, 0}; /* the plan recomputes every stage */
   char *logs = NULL;
   run_pipeline_logged(g, &j, NULL, &logs);
   cr_assert(strstr(logs, "draws Dropout masks, so it keeps its activations instead of "
@@ -333,7 +377,7 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
  * agreed step, so none waits for messages of a step the others skip. */
 Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
   ty_graph *g = model();
-  job j = {1, 4, 4, 4, 20, NULL, false, 0, -1, false, 2};
+  job j = {1, 4, 4, 4, 20, NULL, false, 0, -1, false, 2, 0};
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
   for (int r = 0; r < 4; r++) {
@@ -347,7 +391,7 @@ Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
 Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   ty_graph *g = model();
   job j = {1,     4, 4, 4,     1, NULL,
-           false, 0, 1, false, -1}; /* rank 1 (stage 1) mislabels micro-batch 1 */
+           false, 0, 1, false, -1, 0}; /* rank 1 (stage 1) mislabels micro-batch 1 */
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
   cr_assert_eq(rr[2].rc, TY_EINVAL, "rank 2: %s", rr[2].err);
@@ -365,7 +409,7 @@ Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
 }
 
 static void refused(const ty_graph *g, int stages, int micro, const char *want) {
-  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false, -1};
+  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false, -1, 0};
   ty_train_config c;
   config(&c, &j);
   ty_plan_request req = request(&j);
@@ -385,7 +429,7 @@ Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
   refused(g, 4, 3, "micro_batches: 3 does not divide the batch 32");
   refused(g, 3, 4, "pipeline_stages: 3 stages do not divide the 4 devices");
   /* A plan file for another batch or world stops a rank before any step. */
-  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false, -1};
+  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false, -1, 0};
   ty_train_config c;
   config(&c, &j);
   ty_plan_request req = request(&j);
