@@ -241,11 +241,15 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
             "recomputing them as the plan says\n",
             pp->stage);
   }
+  char where[96];
+  if (pp->tp)
+    snprintf(where, sizeof where, "rank %d of its %dx%d mesh, its intra-stage plan through ops/shard",
+             pp->replica, p->mesh[0], p->mesh[1]);
+  else
+    snprintf(where, sizeof where, "replica 0 of 1");
   fprintf(ty__train_log(t),
-          "pipeline: rank %u runs stage %d of %d (rank %d of its %dx%d mesh%s), %d micro-batches "
-          "of %lld rows%s\n",
-          t->opts.rank, pp->stage, pp->S, pp->replica, p->mesh[0], p->mesh[1],
-          pp->tp ? ", its intra-stage plan through ops/shard" : "", pp->M, (long long)p->batch,
+          "pipeline: rank %u runs stage %d of %d (%s), %d micro-batches of %lld rows%s\n",
+          t->opts.rank, pp->stage, pp->S, where, pp->M, (long long)p->batch,
           pp->recompute ? ", activations recomputed in backward" : "");
   return 0;
 }
