@@ -73,6 +73,7 @@ struct ty__pipe {
   ty_tensor **slices;  /* tp: per parameter of t this stage trains, its block */
   float *lacc;         /* tp: the blocks' gradient sums */
   size_t *lacc_off, lacc_n;
+  int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
   bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
   const char *loss_name; /* the last stage's */
@@ -155,10 +156,9 @@ static int find_links(ty__pipe *pp, char *err, size_t err_len) {
   return 0;
 }
 
-/* The plan fits this job: its world, its global batch, no
- * BatchNormalization (its statistics would need the global batch across
- * micro-batches). A stage's mesh splits what its layouts say (ops/shard
- * checks they divide). */
+/* The plan fits this job: its world, its global batch, BatchNormalization
+ * only in stages of one device. A stage's mesh splits what its layouts say
+ * (ops/shard checks they divide). */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
   int64_t global = (int64_t)t->cfg->batch_size, R = p->devices / p->n_stages;
   if ((uint32_t)p->devices != t->opts.world_size)
@@ -170,12 +170,13 @@ static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: %d micro-batches of %lld do not make config.batch_size %lld",
                    p->micro_batches, (long long)p->batch, (long long)global);
-  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
+  for (size_t i = 0; R > 1 && i < ty_graph_n_nodes(t->g); i++)
     if (ty_graph_node_at(t->g, i)->op == TY_OP_BATCH_NORM)
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "plan: pipeline stages with BatchNormalization (\"%s\") are not supported: "
-                     "its statistics span micro-batches",
-                     ty_graph_node_at(t->g, i)->name);
+                     "plan: BatchNormalization (\"%s\") in pipeline stages of %lld devices each "
+                     "is not supported (stages of one device run it, with statistics per "
+                     "micro-batch)",
+                     ty_graph_node_at(t->g, i)->name, (long long)R);
   const ty_train_parallel *par = t->opts.parallel;
   if (p->n_stages > 1 && (!par->send || !par->recv || !par->flush))
     return ty_errf(err, err_len, TY_EINVAL,
@@ -279,6 +280,20 @@ static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   return pp->acc ? 0 : TY_ENOMEM;
 }
 
+/* Per BatchNormalization of t: the stage of the node reading its running
+ * mean. */
+static int bn_stages(ty_train *t, ty__pipe *pp) {
+  pp->bn_stage = calloc(t->n_bn + 1, sizeof *pp->bn_stage);
+  if (!pp->bn_stage) return TY_ENOMEM;
+  for (size_t b = 0; b < t->n_bn; b++)
+    for (size_t i = 0; i < pp->plan->n_ops && i < ty_graph_n_nodes(t->g); i++) {
+      const ty_graph_node *n = ty_graph_node_at(t->g, i);
+      if (n->op == TY_OP_BATCH_NORM && n->n_inputs > 3 && n->inputs[3] == t->bn[b].ids[0])
+        pp->bn_stage[b] = pp->plan->ops[i].stage;
+    }
+  return 0;
+}
+
 /* On a stage mesh: the blocks of the stage's parameters and their sums. */
 static int param_blocks(ty_train *t, ty__pipe *pp) {
   if (!pp->tp) return 0;
@@ -301,6 +316,7 @@ int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   if (!pp) return 0;
   int rc = param_stages(t, pp, err, err_len);
   if (rc == 0) rc = param_blocks(t, pp);
+  if (rc == 0) rc = bn_stages(t, pp);
   const char **names = calloc(t->np + pp->n_links + 1, sizeof *names), **sent = names + t->np;
   size_t n_sent = 0;
   if (rc == 0 && !names) rc = TY_ENOMEM;
@@ -442,6 +458,34 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
 
 /* ---- running the graphs ----------------------------------------------------------- */
 
+/* The data input of BatchNormalization b of t in g, when g runs it. */
+static int bn_input(const ty_train *t, const ty_graph *g, size_t b) {
+  if (t->bn[b].x_id == TY_NO_VALUE ||
+      ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].ids[0])->name) == TY_NO_VALUE)
+    return TY_NO_VALUE;
+  return ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+}
+
+/* Micro-batch i's first forward through g has run: the statistics of its
+ * BatchNormalizations fold into the running ones, micro-batch by
+ * micro-batch in order (GPipe's statistics per micro-batch). */
+static int fold_bn(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, char *err,
+                   size_t err_len) {
+  for (size_t b = 0; b < t->n_bn; b++) {
+    int v = bn_input(t, g, b);
+    const ty_tensor *x = v == TY_NO_VALUE ? NULL : ty_exec_value(ex, v);
+    if (v == TY_NO_VALUE) continue;
+    int rc = x ? ty__train_bn_fold(&t->bn[b], x) : TY_EINTERNAL;
+    if (rc != 0)
+      return ty_errf(err, err_len, rc,
+                     "pipeline: stage %d, micro-batch %d: BatchNormalization running stats "
+                     "\"%s\": input \"%s\" missing or not [N, C, ...]",
+                     t->pipe->stage, i, ty_graph_value_at(t->g, t->bn[b].ids[0])->name,
+                     ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+  }
+  return 0;
+}
+
 /* The executor of g, created on first use; a stage that draws Dropout
  * masks gets a new one per micro-batch i and step, seeded by both. */
 static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char *err,
@@ -458,6 +502,12 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
     o.extern_op = ty_shard_extern;
     o.extern_user = ty__pipe_tp_shard(t->pipe->tp);
   }
+  int keep[t->n_bn + 1];
+  for (size_t b = 0; b < t->n_bn; b++) {
+    int v = bn_input(t, g, b);
+    if (v != TY_NO_VALUE) keep[o.n_keep_values++] = v;
+  }
+  o.keep_values = keep;
   int rc = ty_exec_create(g, &o, out);
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
     int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
@@ -524,9 +574,12 @@ static int forward(ty_train *t, int i, char *err, size_t err_len) {
   if (rc != 0 || pp->last) return rc;
   if (pp->recompute) {
     rc = run(t, pp->fwd, &pp->ex_fwd, i, err, err_len);
+    if (rc == 0) rc = fold_bn(t, pp->fwd, pp->ex_fwd, i, err, err_len);
     return rc ? rc : send_acts(t, pp->fwd, pp->ex_fwd, i, err, err_len);
   }
-  if ((rc = run(t, pp->f, &pp->ex_f, i, err, err_len)) != 0) return rc;
+  if ((rc = run(t, pp->f, &pp->ex_f, i, err, err_len)) != 0 ||
+      (rc = fold_bn(t, pp->f, pp->ex_f, i, err, err_len)) != 0)
+    return rc;
   for (size_t k = 0; rc == 0 && k < ty_graph_n_outputs(pp->f); k++) {
     const ty_graph_value *v = ty_graph_value_at(pp->f, ty_graph_output(pp->f, k));
     const ty_tensor *x = ty_exec_value(pp->ex_f, ty_graph_output(pp->f, k));
@@ -621,6 +674,7 @@ static int backward(ty_train *t, int i, char *err, size_t err_len) {
   const ty_graph *g = split ? pp->b : pp->train.g;
   ty_exec **ex = split ? &pp->ex_b : &pp->ex_train;
   if (rc == 0) rc = run(t, g, ex, i, err, err_len);
+  if (rc == 0 && pp->last) rc = fold_bn(t, g, *ex, i, err, err_len); /* its only forward */
   if (rc == 0) rc = collect(t, g, *ex, i, err, err_len);
   if (rc == 0 && pp->last && loss_counts(t)) {
     const ty_tensor *l = value(g, *ex, pp->loss_name);
@@ -723,6 +777,9 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
   size_t most = 2;
   for (size_t p = 0; p < t->np; p++)
     if ((size_t)ty_tensor_numel(t->params[p]) > most) most = (size_t)ty_tensor_numel(t->params[p]);
+  for (size_t b = 0; b < t->n_bn; b++)
+    if ((size_t)ty_tensor_numel(t->bn[b].stat[0]) > most)
+      most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
   float *scratch = t->opts.rank == 0 ? malloc(most * t->opts.world_size * sizeof *scratch) : NULL;
   int rc = t->opts.rank == 0 && !scratch ? TY_ENOMEM : 0;
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
@@ -730,6 +787,10 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
     rc = gather_from(t, owner, t->params[p]->data, (size_t)ty_tensor_numel(t->params[p]), scratch);
     if (rc == 0) rc = gather_optim(t, p, owner, scratch);
   }
+  for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
+    for (int k = 0; rc == 0 && k < 2; k++)
+      rc = gather_from(t, pp->bn_stage[b] * pp->R, t->bn[b].stat[k]->data,
+                       (size_t)ty_tensor_numel(t->bn[b].stat[k]), scratch);
   free(scratch);
   return rc ? ty_errf(err, err_len, rc,
                       "checkpoint: gathering the stages' parameters on rank 0 failed: %s",
@@ -766,6 +827,7 @@ void ty__train_pipe_destroy(ty_train *t) {
   free(pp->lacc);
   free(pp->lacc_off);
   free(pp->node_stage);
+  free(pp->bn_stage);
   ty__pipe_tp_close(pp->tp);
   ty_plan_destroy(pp->plan);
   free(pp);

@@ -145,6 +145,9 @@ int ty__train_bn_setup(ty_train *t);
 void ty__train_bn_destroy(ty_train *t);
 /* After a training run: folds the batch statistics into the running ones. */
 int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
+/* Folds one node's batch statistics (x, its data input, [N, C, ...]) into
+ * b's running ones; TY_EINVAL for an x of another shape. */
+int ty__train_bn_fold(ty__bn *b, const ty_tensor *x);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
 int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n);
 

@@ -13,6 +13,8 @@
 #include "ops/train/train.h"
 
 #include "lib/base/base.h"
+#include "ops/autodiff/autodiff.h"
+#include "ops/exec.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
 #include "tests/unit/ops/train/synth.h"
 
@@ -70,8 +72,16 @@ typedef struct rank_run {
   char err[TY_ERR_LEN];
 } rank_run;
 
+/* Set by the BatchNormalization test: the data in file order and plain SGD,
+ * which its hand-written reference reproduces. */
+static bool plain_sgd;
+
 static void config(ty_train_config *c, const job *j) {
   synth_config(c, j->steps, false);
+  if (plain_sgd) {
+    c->shuffle = false;
+    c->optim.momentum = 0;
+  }
   c->pipeline_stages = j->stages;
   c->micro_batches = j->micro;
   if (j->ckpt) c->checkpoint_path = ty_strdup(j->ckpt);
@@ -405,6 +415,171 @@ Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
                rr[1].err);
   for (int r = 0; r < 4; r++)
     free(rr[r].log);
+  ty_graph_destroy(g);
+}
+
+/* ---- BatchNormalization ---------------------------------------------------------- */
+
+/* The reference of a pipeline with BatchNormalization: one process
+ * accumulating gradients over the same M micro-batches of each global
+ * batch (each normalised with its own statistics, the running statistics
+ * folded in micro-batch order), then one SGD step on their mean. Returns
+ * the forward + loss graph with the trained weights and statistics. */
+typedef struct ref_bn {
+  int x, stat[2];
+  float momentum;
+} ref_bn;
+
+static void fold(const ref_bn *b, const ty_tensor *x, float *rm, float *rv) {
+  int64_t n = x->shape.dims[0], c = x->shape.dims[1];
+  for (int64_t ch = 0; ch < c; ch++) {
+    double s = 0, s2 = 0;
+    for (int64_t r = 0; r < n; r++)
+      s += ty_tensor_f32(x)[r * c + ch];
+    double m = s / (double)n;
+    for (int64_t r = 0; r < n; r++)
+      s2 += (ty_tensor_f32(x)[r * c + ch] - m) * (ty_tensor_f32(x)[r * c + ch] - m);
+    rm[ch] = rm[ch] * b->momentum + (float)m * (1 - b->momentum);
+    rv[ch] = rv[ch] * b->momentum + (float)(s2 / (double)(n - 1)) * (1 - b->momentum);
+  }
+}
+
+static ty_graph *accumulated(const ty_graph *model, const ty_train_config *c, int M, int steps) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_train_plan_graph(model, c, true, &g, err, sizeof err), 0, "%s", err);
+  ref_bn bns[4];
+  int nb = 0, wrt[64], grads[64], keep[4];
+  size_t np = 0;
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    if (n->op != TY_OP_BATCH_NORM) continue;
+    bns[nb] = (ref_bn){n->inputs[0], {n->inputs[3], n->inputs[4]},
+                       ty_graph_node_attr_float(n, "momentum", 0.9f)};
+    keep[nb] = n->inputs[0];
+    nb++;
+  }
+  for (size_t i = 0; i < ty_graph_n_initializers(g); i++) {
+    int v = ty_graph_initializer(g, i);
+    bool stat = false;
+    for (int b = 0; b < nb; b++)
+      stat = stat || v == bns[b].stat[0] || v == bns[b].stat[1];
+    if (ty_graph_value_at(g, v)->dtype == TY_DTYPE_F32 && !stat) wrt[np++] = v;
+  }
+  int loss = ty_graph_find_value(g, "trainyard.loss");
+  cr_assert_eq(ty_autodiff(g, loss, wrt, np, grads, err, sizeof err), 0, "%s", err);
+  ty_exec *ex = NULL;
+  ty_exec_opts o = {.training = true, .keep_values = keep, .n_keep_values = (size_t)nb};
+  cr_assert_eq(ty_exec_create(g, &o, &ex), 0);
+  float *x = malloc(sizeof(float) * 8 * 256), *acc[64];
+  int64_t *y = malloc(sizeof(int64_t) * 256), B = c->batch_size / M;
+  synth_blobs(256, 8, 4, 1, x, y); /* the suite's x.npy and y.npy */
+  for (size_t k = 0; k < np; k++)
+    acc[k] = malloc(ty_graph_value_at(g, wrt[k])->init->nbytes);
+  for (int s = 0; s < steps; s++) {
+    for (size_t k = 0; k < np; k++)
+      memset(acc[k], 0, ty_graph_value_at(g, wrt[k])->init->nbytes);
+    for (int i = 0; i < M; i++) {
+      int64_t first = (int64_t)s * c->batch_size + i * B;
+      ty_shape xs = ty_shape_make(2, (int64_t[]){B, 8}), ys = ty_shape_make(1, (int64_t[]){B});
+      ty_tensor *xt, *yt;
+      cr_assert_eq(ty_tensor_create_from(TY_DTYPE_F32, &xs, x + first * 8,
+                                         sizeof(float) * 8 * (size_t)B, &xt),
+                   0);
+      cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ys, y + first, sizeof(int64_t) * (size_t)B,
+                                         &yt),
+                   0);
+      cr_assert_eq(ty_exec_bind(ex, "x", xt, err, sizeof err), 0, "%s", err);
+      cr_assert_eq(ty_exec_bind(ex, "labels", yt, err, sizeof err), 0, "%s", err);
+      cr_assert_eq(ty_exec_run(ex, err, sizeof err), 0, "%s", err);
+      for (int b = 0; b < nb; b++)
+        fold(&bns[b], ty_exec_value(ex, bns[b].x),
+             ty_tensor_f32(ty_graph_value_at(g, bns[b].stat[0])->init),
+             ty_tensor_f32(ty_graph_value_at(g, bns[b].stat[1])->init));
+      for (size_t k = 0; k < np; k++) {
+        const ty_tensor *gr = ty_exec_value(ex, grads[k]);
+        for (int64_t e = 0; e < ty_tensor_numel(gr); e++)
+          acc[k][e] += ty_tensor_f32(gr)[e];
+      }
+      ty_tensor_destroy(xt);
+      ty_tensor_destroy(yt);
+    }
+    for (size_t k = 0; k < np; k++) { /* SGD on the mean gradient; the executor reads in place */
+      ty_tensor *w = ty_graph_value_at(g, wrt[k])->init;
+      for (int64_t e = 0; e < ty_tensor_numel(w); e++)
+        ty_tensor_f32(w)[e] -= (float)(c->schedule.base_lr * acc[k][e] / M);
+    }
+  }
+  for (size_t k = 0; k < np; k++)
+    free(acc[k]);
+  free(x);
+  free(y);
+  ty_exec_destroy(ex);
+  return g;
+}
+
+/* Largest difference between a checkpoint's float initializers and ref's. */
+static double diff_graph(const char *path, const ty_graph *ref) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *ga;
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &ga), 0, "%s", err);
+  double worst = 0;
+  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
+    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
+    int r = ty_graph_find_value(ref, va->name);
+    if (va->dtype != TY_DTYPE_F32 || r == TY_NO_VALUE) continue;
+    const ty_tensor *tb = ty_graph_value_at(ref, r)->init;
+    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
+    for (int64_t k = 0; k < ty_tensor_numel(va->init); k++)
+      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
+  }
+  ty_graph_destroy(ga);
+  return worst;
+}
+
+/* GPipe's BatchNormalization: statistics per micro-batch, running
+ * statistics folded micro-batch by micro-batch in order; the weights and
+ * the statistics match one process accumulating gradients over the same
+ * micro-batches (and differ from one that normalises the whole batch). */
+Test(pipeline, batch_norm_uses_micro_batch_statistics, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .bn = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char out[300], whole[300];
+  snprintf(out, sizeof out, "%s", synth_path("pipe_bn.onnx"));
+  snprintf(whole, sizeof whole, "%s", synth_path("whole_bn.onnx"));
+  plain_sgd = true;
+  job j = {1, 2, 2, 4, 3, out, false, 0, -1, false, -1, 0};
+  run_pipeline(g, &j, NULL);
+  ty_train_config c;
+  config(&c, &j);
+  ty_graph *ref = accumulated(g, &c, 4, 3);
+  double d = diff_graph(out, ref);
+  cr_assert(d < 1e-5, "2 stages x 4 micro-batches with BatchNormalization: %g from the "
+            "accumulating process", d);
+  ty_graph_destroy(ref);
+  ref = accumulated(g, &c, 1, 3); /* whole-batch statistics: another model */
+  cr_assert(diff_graph(out, ref) > 1e-4, "micro-batch statistics do not show in the weights");
+  ty_graph_destroy(ref);
+  ty_train_config_close(&c);
+  /* Stages of two devices each are refused (ops/shard's statistics are not
+   * per micro-batch), naming the node. */
+  job two = {1, 4, 2, 4, 1, NULL, false, 0, -1, false, -1, 0};
+  config(&c, &two);
+  ty_plan_request req = request(&two);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
+  cr_assert(strstr(err, "plan: BatchNormalization (\"bn\") in pipeline stages of 2 devices each "
+                        "is not supported"),
+            "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
 
