@@ -16,29 +16,16 @@
 #include "ops/autodiff/autodiff.h"
 #include "ops/exec.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
+#include "tests/unit/ops/train/plan_ranks.h"
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void openblas_set_num_threads(int num_threads);
-
-static void setup(void) {
-  openblas_set_num_threads(1);
-  synth_blob_files("", 256, 1);
-}
-
-static void cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(pipeline, .init = setup, .fini = cleanup);
+TestSuite(pipeline, .init = pr_setup, .fini = pr_cleanup);
 
 /* x -> fc1 -> fc3 .. fc5 -> fc2: five weight layers. */
 static ty_graph *model(void) {
@@ -111,15 +98,10 @@ static void *rank_main(void *arg) {
   config(&c, rr->j);
   ty_plan_request req = request(rr->j);
   bool bad = rr->r.rank == rr->j->bad_rank;
-  ty_train_parallel par = {.request = &req,
-                           .comm = mt_comm(&rr->r),
-                           .start = mt_start,
-                           .wait = mt_wait,
-                           .gather = mt_gather,
-                           .agree_stop = rr->j->bad_rank >= 0 ? NULL : mt_agree_stop,
-                           .send = bad ? bad_send : mt_send,
-                           .recv = mt_recv,
-                           .flush = mt_flush};
+  ty_train_parallel par = pr_parallel(&rr->r);
+  par.request = &req;
+  if (rr->j->bad_rank >= 0) par.agree_stop = NULL;
+  if (bad) par.send = bad_send;
   ty_plan *given = NULL;
   if (rr->j->all_recompute) {
     cr_assert_eq(ty_train_make_plan(rr->g, &c, true, &req, &given, rr->err, sizeof rr->err), 0);
@@ -157,13 +139,9 @@ static void run_ranks(const ty_graph *g, const job *j, rank_run *rr) {
   mt_mesh m;
   mt_mesh_init(&m, j->stages, world / j->stages);
   if (j->bad_rank >= 0) m.timeout_ms = 3000;
-  pthread_t th[MT_MAX_RANKS];
-  for (int r = 0; r < world; r++) {
-    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
-    pthread_create(&th[r], NULL, rank_main, &rr[r]);
-  }
   for (int r = 0; r < world; r++)
-    pthread_join(th[r], NULL);
+    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
+  pr_threads(world, rank_main, rr, sizeof *rr);
   mt_mesh_close(&m);
 }
 
@@ -194,52 +172,12 @@ static void run_pipeline(const ty_graph *g, const job *j, bool *out_recompute) {
   run_pipeline_logged(g, j, out_recompute, NULL);
 }
 
-/* One process, no plan: the reference. */
-static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
-  ty_train_config c;
-  synth_config(&c, steps, false);
-  c.checkpoint_path = ty_strdup(ckpt);
-  FILE *log = tmpfile();
-  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
-  ty_train_destroy(t);
-  fclose(log);
-  ty_train_config_close(&c);
-}
-
-/* Largest difference between the float initializers of two checkpoints. */
-static double diff(const char *a, const char *b) {
-  char err[TY_ERR_LEN] = "";
-  ty_graph *ga, *gb;
-  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s", err);
-  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s", err);
-  double worst = 0;
-  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
-    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
-    const ty_tensor *tb = ty_graph_value_at(gb, ty_graph_find_value(gb, va->name))->init;
-    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
-    for (int64_t k = 0; va->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(va->init); k++)
-      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
-  }
-  ty_graph_destroy(ga);
-  ty_graph_destroy(gb);
-  return worst;
-}
-
-static void copy_checkpoint(const char *from, const char *to) {
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s.state' '%s.state'", from, to, from, to);
-  cr_assert_eq(system(cmd), 0);
-}
-
 Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   ty_graph *g = model();
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("pipe.onnx"));
-  run_single(g, 5, ref, false);
+  pr_run_single(g, 5, ref, false);
   const job jobs[] = {
       {2, 2, 4, 4, 5, out, false, 0, -1, false, -1, 0}, /* 4 stages on 4 ranks (2 nodes x 2) */
       {2, 2, 2, 4, 5, out, false, 0, -1, false, -1, 0}, /* data x pipeline, 2 x 2 */
@@ -248,7 +186,7 @@ Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_pipeline(g, &jobs[i], NULL);
-    double d = diff(ref, out);
+    double d = pr_diff(ref, out);
     cr_assert(d < 1e-5,
               "job %zu (%d stages x %d micro-batches on %dx%d): weights differ from one "
               "process by %g",
@@ -278,7 +216,7 @@ Test(pipeline, tensor_parallel_stages_train_like_one_process, .timeout = 240) {
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref_tp.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("pipe_tp.onnx"));
-  run_single(g, 5, ref, false);
+  pr_run_single(g, 5, ref, false);
   job j = {1, 4, 2, 4, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
   ty_train_config c;
   config(&c, &j);
@@ -295,7 +233,7 @@ Test(pipeline, tensor_parallel_stages_train_like_one_process, .timeout = 240) {
   run_pipeline_logged(g, &j, NULL, &logs);
   cr_assert(strstr(logs, "its intra-stage plan through ops/shard"), "%s", logs);
   free(logs);
-  double d = diff(ref, out);
+  double d = pr_diff(ref, out);
   cr_assert(d < 1e-5, "2 tensor-parallel stages x 2 devices: weights differ by %g", d);
   ty_graph_destroy(g);
 }
@@ -334,7 +272,7 @@ Test(pipeline, recomputation_forced_by_memory_gives_the_same_weights, .timeout =
   run_pipeline(g, &tight, &rc_forced);
   cr_assert(rc_forced, "a budget of %llu bytes did not make the planner recompute",
             (unsigned long long)tight.mem);
-  double d = diff(ref, out);
+  double d = pr_diff(ref, out);
   cr_assert(d < 1e-6, "recomputation changed the weights by %g", d);
   ty_graph_destroy(g);
 }
@@ -346,15 +284,15 @@ Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
   snprintf(four, sizeof four, "%s", synth_path("four.onnx"));
   snprintf(two, sizeof two, "%s", synth_path("two.onnx"));
   snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
-  run_single(g, 8, ref, false);
+  pr_run_single(g, 8, ref, false);
   job first = {1, 4, 4, 4, 4, four, false, 0, -1, false, -1, 0};
   run_pipeline(g, &first, NULL); /* 4 steps on 4 stages */
-  copy_checkpoint(four, two);
-  copy_checkpoint(four, one);
+  pr_copy_checkpoint(four, two);
+  pr_copy_checkpoint(four, one);
   job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1, 0};
   run_pipeline(g, &second, NULL); /* 4 more on 2 stages */
-  run_single(g, 8, one, true);    /* 4 more on one process */
-  double d2 = diff(ref, two), d1 = diff(ref, one);
+  pr_run_single(g, 8, one, true);    /* 4 more on one process */
+  double d2 = pr_diff(ref, two), d1 = pr_diff(ref, one);
   cr_assert(d2 < 1e-5, "resumed on 2 stages: %g from an uninterrupted run", d2);
   cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
   ty_graph_destroy(g);
@@ -379,7 +317,7 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
   free(logs);
   j.ckpt = b;
   run_pipeline(g, &j, NULL);
-  cr_assert_eq(diff(a, b), 0.0, "two runs with one seed differ");
+  cr_assert_eq(pr_diff(a, b), 0.0, "two runs with one seed differ");
   ty_graph_destroy(g);
 }
 
