@@ -75,9 +75,9 @@ static int phase(ty_coll *c, bool headers, uint32_t peer, void *recv_dev, size_t
   ncclResult_t r = ncclGroupStart();
   for (size_t i = 0; r == ncclSuccess && i < c->n_sends; i++) {
     const ty__p2p_send *s = &c->sends[i];
-    r = headers ? ncclSend(s->dev, HDR_WORDS, ncclUint64, (int)s->peer, comm, stream)
-                : ncclSend((uint8_t *)s->dev + HDR_BYTES, s->n, ncclFloat, (int)s->peer, comm,
-                           stream);
+    r = headers
+            ? ncclSend(s->dev, HDR_WORDS, ncclUint64, (int)s->peer, comm, stream)
+            : ncclSend((uint8_t *)s->dev + HDR_BYTES, s->n, ncclFloat, (int)s->peer, comm, stream);
   }
   if (r == ncclSuccess && recv_dev) r = ncclRecv(recv_dev, count, type, (int)peer, comm, stream);
   ncclResult_t e = ncclGroupEnd();
@@ -113,14 +113,13 @@ int ty__nccl_recv(ty_coll *c, uint32_t peer, uint64_t out_hdr[4], float *buf, si
     rc = ty__coll_set_err(c, TY_EIO, "pipeline message from rank %u: reading its header", peer);
   size_t got = (size_t)words[4];
   if (rc == 0 && got > (size_t)INT32_MAX)
-    rc = ty__coll_set_err(c, TY_EPROTO, "pipeline message from rank %u announces %zu floats",
-                          peer, got);
+    rc = ty__coll_set_err(c, TY_EPROTO, "pipeline message from rank %u announces %zu floats", peer,
+                          got);
   if (rc == 0 && (cudaMalloc(&dbuf, got * sizeof *buf + 1) != cudaSuccess ||
                   !(host = malloc(got * sizeof *buf + 1))))
     rc = TY_ENOMEM;
   if (rc == 0) rc = phase(c, false, peer, dbuf, got, ncclFloat);
-  if (rc == 0 &&
-      cudaMemcpy(host, dbuf, got * sizeof *buf, cudaMemcpyDeviceToHost) != cudaSuccess)
+  if (rc == 0 && cudaMemcpy(host, dbuf, got * sizeof *buf, cudaMemcpyDeviceToHost) != cudaSuccess)
     rc = ty__coll_set_err(c, TY_EIO, "pipeline message from rank %u: reading its floats", peer);
   if (rc == 0) {
     memcpy(out_hdr, words, 4 * sizeof *words);

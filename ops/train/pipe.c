@@ -73,7 +73,7 @@ struct ty__pipe {
   ty_tensor **slices;  /* tp: per parameter of t this stage trains, its block */
   float *lacc;         /* tp: the blocks' gradient sums */
   size_t *lacc_off, lacc_n;
-  int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
+  int *bn_stage; /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
   bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
   const char *loss_name; /* the last stage's */
@@ -244,8 +244,9 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   }
   char where[96];
   if (pp->tp)
-    snprintf(where, sizeof where, "rank %d of its %dx%d mesh, its intra-stage plan through ops/shard",
-             pp->replica, p->mesh[0], p->mesh[1]);
+    snprintf(where, sizeof where,
+             "rank %d of its %dx%d mesh, its intra-stage plan through ops/shard", pp->replica,
+             p->mesh[0], p->mesh[1]);
   else
     snprintf(where, sizeof where, "replica 0 of 1");
   fprintf(ty__train_log(t),
@@ -429,8 +430,7 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
   int rc = ty_tensor_create(TY_DTYPE_F32, &l->shape, out);
   if (rc != 0) return rc;
   size_t n = (size_t)ty_tensor_numel(*out), got = 0;
-  uint64_t hdr[4] = {0},
-           want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad)};
+  uint64_t hdr[4] = {0}, want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad)};
   uint32_t peer = rank_of(pp, peer_stage);
   rc = par->recv(peer, hdr, (*out)->data, n, &got, par->comm.user);
   const char *what = grad ? "gradient" : "activation";
@@ -515,8 +515,8 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
     if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->init)
       rc = x ? ty_exec_bind_id(*out, v, x, err, err_len)
              : ty_errf(err, err_len, TY_EINTERNAL,
-                       "pipeline: stage %d reads parameter \"%s\" of another stage",
-                       t->pipe->stage, ty_graph_value_at(g, v)->name);
+                       "pipeline: stage %d reads parameter \"%s\" of another stage", t->pipe->stage,
+                       ty_graph_value_at(g, v)->name);
   }
   return rc;
 }

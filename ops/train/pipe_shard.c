@@ -139,10 +139,8 @@ ty_shard *ty__pipe_tp_shard(ty__pipe_tp *tp) {
  * added (a TyExtern, a scale, a BatchNormalization's parts) takes the stage
  * of its first reader, so a reshard runs on the stage that reads it and
  * only producer-layout blocks cross stages. */
-int ty__pipe_node_stages(const ty_graph *src, const ty_plan *p, const ty_graph *local,
-                         int **out) {
-  size_t nn = ty_graph_n_nodes(local), nv = ty_graph_n_values(local),
-         ns = ty_graph_n_values(src);
+int ty__pipe_node_stages(const ty_graph *src, const ty_plan *p, const ty_graph *local, int **out) {
+  size_t nn = ty_graph_n_nodes(local), nv = ty_graph_n_values(local), ns = ty_graph_n_values(src);
   int *stage = malloc((nn + 1) * sizeof *stage), *reader = malloc((nv + 1) * sizeof *reader);
   if (!stage || !reader) {
     free(stage);
@@ -217,8 +215,8 @@ int ty__pipe_tp_feed(const ty__pipe_tp *tp, int v, const ty_tensor *all, int64_t
     return TY_EINVAL;
   ty_shape ls = ty_shape_make(fs.rank, len);
   if ((rc = ty_tensor_create(all->dtype, &ls, out)) != 0) return rc;
-  ty_shard_copy_block((uint8_t *)all->data + (size_t)first_row * row, &fs, (*out)->data, start,
-                      len, ty_dtype_size(all->dtype), true);
+  ty_shard_copy_block((uint8_t *)all->data + (size_t)first_row * row, &fs, (*out)->data, start, len,
+                      ty_dtype_size(all->dtype), true);
   return 0;
 }
 

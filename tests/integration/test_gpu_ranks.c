@@ -104,8 +104,8 @@ Test(gpu_ranks, pipeline_stages_over_nccl_match_one_cpu_process, .timeout = 600)
   write_device_config(gpu_cfg, TRAINYARD__DEVICE__DEVICE_GPU, raw, len);
   uint64_t job = 910000 + (uint64_t)getpid() * 4;
   cr_assert_eq(run(&c, cpu_cfg, 1, job, "ref"), 0, "the CPU reference failed (logs in %s)", c.dir);
-  cr_assert_eq(run(&c, gpu_cfg, 2, job + 1, "pipe"), 0, "the pipelined GPU ranks failed (logs in %s)",
-               c.dir);
+  cr_assert_eq(run(&c, gpu_cfg, 2, job + 1, "pipe"), 0,
+               "the pipelined GPU ranks failed (logs in %s)", c.dir);
   snprintf(log, sizeof log, "%s/pipe.rank1.log", c.dir);
   char *text = (char *)rk_read_all(log, &len);
   cr_assert(strstr(text, "collectives through NCCL") &&
@@ -113,7 +113,8 @@ Test(gpu_ranks, pipeline_stages_over_nccl_match_one_cpu_process, .timeout = 600)
             "rank 1 did not run stage 1 over NCCL:\n%s", text);
   free(text);
   double d = rk_weight_diff(ref, out);
-  cr_assert(d < 1e-4, "the pipelined GPU ranks' weights differ from one CPU process by %g (logs in %s)",
-            d, c.dir);
+  cr_assert(d < 1e-4,
+            "the pipelined GPU ranks' weights differ from one CPU process by %g (logs in %s)", d,
+            c.dir);
   it_cluster_stop(&c);
 }

@@ -196,7 +196,8 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
                       {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_plan(g, &jobs[i]);
-    double d = pr_diff(ref, out); /* the running statistics are initializers of the checkpoint too */
+    double d =
+        pr_diff(ref, out); /* the running statistics are initializers of the checkpoint too */
     cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i,
               d);
   }

@@ -291,7 +291,7 @@ Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
   pr_copy_checkpoint(four, one);
   job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1, 0};
   run_pipeline(g, &second, NULL); /* 4 more on 2 stages */
-  pr_run_single(g, 8, one, true);    /* 4 more on one process */
+  pr_run_single(g, 8, one, true); /* 4 more on one process */
   double d2 = pr_diff(ref, two), d1 = pr_diff(ref, one);
   cr_assert(d2 < 1e-5, "resumed on 2 stages: %g from an uninterrupted run", d2);
   cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
@@ -338,7 +338,7 @@ Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
 
 Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   ty_graph *g = model();
-  job j = {1,     4, 4, 4,     1, NULL,
+  job j = {1,     4, 4, 4,     1,  NULL,
            false, 0, 1, false, -1, 0}; /* rank 1 (stage 1) mislabels micro-batch 1 */
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
@@ -392,8 +392,8 @@ static ty_graph *accumulated(const ty_graph *model, const ty_train_config *c, in
   for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
     const ty_graph_node *n = ty_graph_node_at(g, i);
     if (n->op != TY_OP_BATCH_NORM) continue;
-    bns[nb] = (ref_bn){n->inputs[0], {n->inputs[3], n->inputs[4]},
-                       ty_graph_node_attr_float(n, "momentum", 0.9f)};
+    bns[nb] = (ref_bn){
+        n->inputs[0], {n->inputs[3], n->inputs[4]}, ty_graph_node_attr_float(n, "momentum", 0.9f)};
     keep[nb] = n->inputs[0];
     nb++;
   }
@@ -424,9 +424,8 @@ static ty_graph *accumulated(const ty_graph *model, const ty_train_config *c, in
       cr_assert_eq(ty_tensor_create_from(TY_DTYPE_F32, &xs, x + first * 8,
                                          sizeof(float) * 8 * (size_t)B, &xt),
                    0);
-      cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ys, y + first, sizeof(int64_t) * (size_t)B,
-                                         &yt),
-                   0);
+      cr_assert_eq(
+          ty_tensor_create_from(TY_DTYPE_I64, &ys, y + first, sizeof(int64_t) * (size_t)B, &yt), 0);
       cr_assert_eq(ty_exec_bind(ex, "x", xt, err, sizeof err), 0, "%s", err);
       cr_assert_eq(ty_exec_bind(ex, "labels", yt, err, sizeof err), 0, "%s", err);
       cr_assert_eq(ty_exec_run(ex, err, sizeof err), 0, "%s", err);
@@ -492,8 +491,10 @@ Test(pipeline, batch_norm_uses_micro_batch_statistics, .timeout = 240) {
   config(&c, &j);
   ty_graph *ref = accumulated(g, &c, 4, 3);
   double d = diff_graph(out, ref);
-  cr_assert(d < 1e-5, "2 stages x 4 micro-batches with BatchNormalization: %g from the "
-            "accumulating process", d);
+  cr_assert(d < 1e-5,
+            "2 stages x 4 micro-batches with BatchNormalization: %g from the "
+            "accumulating process",
+            d);
   ty_graph_destroy(ref);
   ref = accumulated(g, &c, 1, 3); /* whole-batch statistics: another model */
   cr_assert(diff_graph(out, ref) > 1e-4, "micro-batch statistics do not show in the weights");
