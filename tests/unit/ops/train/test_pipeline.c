@@ -238,6 +238,23 @@ Test(pipeline, tensor_parallel_stages_train_like_one_process, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* The same with PyTorch's attention head-split idiom in the first stage
+ * (a Reshape to [N * 2, hidden / 2] by a shape computed at run time, and
+ * back): the shard's local shapes cross stages as its layouts say. */
+Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .shape_arith = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_heads.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe_heads.onnx"));
+  pr_run_single(g, 4, ref, false);
+  job j = {1, 4, 2, 4, 4, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  run_pipeline(g, &j, NULL);
+  double d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "head-split MLP on 2 tensor-parallel stages: weights differ by %g", d);
+  ty_graph_destroy(g);
+}
+
 /* The least memory a plan of j's stages may have without recomputing. */
 static uint64_t plain_memory(const ty_graph *g, const job *j) {
   ty_train_config c;
