@@ -5,7 +5,9 @@
  * in-process mesh (tests/unit/ops/shard/mesh_threads.c; the Open MPI
  * transport is covered by tests/integration/test_plan.c). Four stages on
  * four ranks and two stages x two replicas train to the weights of one
- * process on the same global batch, with and without recomputation; the
+ * process on the same global batch, with and without recomputation, and so
+ * do two stages x 2-way tensor parallel (tensor mode) and a BatchNormalization
+ * model against one process accumulating over the same micro-batches; the
  * checkpoint is the single-process one and resumes under another stage
  * count; a wrong stage message is named by rank, stage and micro-batch;
  * bad pipeline requests are refused with the reason.
