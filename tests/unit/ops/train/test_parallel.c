@@ -201,9 +201,9 @@ Test(parallel, logits_shaped_at_run_time_plan_without_data, .timeout = 240) {
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("eb_ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("eb_plan.onnx"));
-  run_single(g, 4, ref, false);
+  pr_run_single(g, 4, ref, false);
   run_plan(g, &(job){1, 2, TY_PLAN_MODE_AUTO, 4, out, false});
-  double d = diff(ref, out);
+  double d = pr_diff(ref, out);
   cr_assert(d < 1e-5, "weights differ from one process by %g", d);
   ty_graph_destroy(g);
 }
@@ -248,9 +248,9 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
   }
   ty_graph_destroy(g);
   g = model_bn_train_mode(); /* the same with PyTorch's unread outputs 1 and 2 */
-  run_single(g, 6, ref, false);
+  pr_run_single(g, 6, ref, false);
   run_plan(g, &jobs[1]);
-  double d = diff(ref, out);
+  double d = pr_diff(ref, out);
   cr_assert(d < 1e-4, "training-mode export: differs from one process by %g", d);
   ty_graph_destroy(g);
 }
