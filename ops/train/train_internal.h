@@ -209,10 +209,10 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);
 /* After the parameters: the stage's parameters, its differentiated graphs. */
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len);
 /* One global batch (already in the feeds): the 1F1B schedule over the
- * micro-batches, the stage replicas' gradient sum, the update of this
- * stage's parameters. *out_loss: this rank's share of the step's mean
- * loss (the last stage's replicas; 0 elsewhere), summed over the world
- * for the log. */
+ * micro-batches, the sum of the stage's gradients over its ranks, the
+ * update of this stage's parameters. *out_loss: this rank's share of the
+ * step's mean loss (the last stage's ranks; 0 elsewhere), summed over the
+ * world for the log. */
 int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len);
 /* Rank 0's parameters and optimizer state become every stage's current
  * ones (every rank calls it: checkpoints, evaluation). */
