@@ -379,7 +379,8 @@ typedef struct ln_grad_job {
   int wrt;
 } ln_grad_job;
 
-/* Rows [lo, hi): their moments, and dX when wrt is 0. */
+/* Rows [lo, hi): their moments (which dB does not need), and dX when wrt
+ * is 0. */
 static void ln_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const ln_grad_job *j = arg;
@@ -437,7 +438,8 @@ int ty__g_layer_norm(ty__gctx *c) {
   j.mean = buf;
   j.inv = buf + nr;
   j.acc = c->wrt != 0 ? buf + 2 * nr : NULL;
-  ty__parallel_for(c->workers, j.rows, TY__PAR_GRAIN / (4 * j.cols + 1) + 1, ln_grad_rows, &j);
+  if (c->wrt != 2)
+    ty__parallel_for(c->workers, j.rows, TY__PAR_GRAIN / (4 * j.cols + 1) + 1, ln_grad_rows, &j);
   if (c->wrt != 0 && j.nd == 1) { /* a scalar scale or bias: one sum, rows then columns in order */
     for (int64_t r = 0; r < j.rows; r++)
       for (int64_t i = 0; i < j.cols; i++)
