@@ -6,6 +6,8 @@
  * over the nodes in reverse topological order then emits, for every node
  * whose output 0 has a gradient, the gradient of each marked differentiable
  * input, and accumulates gradients of values read more than once with Add.
+ * A Split whose every output has a gradient passes its input one Concat of
+ * them (backward_split) rather than a gradient per output summed by Adds.
  * Only gradients of values that existed before the pass are tracked, so the
  * nodes appended on the way are never differentiated themselves.
  */
