@@ -401,6 +401,10 @@ void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x);
 /* kernels/norm.c: the sum of x[i] - shift in double, in four interleaved
  * partial sums (a fixed order that pipelines, unlike one running sum). */
 double ty__sum4(const float *x, int64_t n, double shift);
+/* The maximum of x[0..n) (-inf when n is 0), in 8 lanes the compiler
+ * vectorises: a maximum is exact in any order, and NaNs are skipped as by
+ * one running `x > m ? x : m` (ops/kernels/softmax.c). */
+float ty__row_max(const float *x, int64_t n);
 /* The sum of (x[i] - m)^2 in the same way. */
 double ty__sqdev4(const float *x, int64_t n, double m);
 /* One column buffer per thread of w, ncol floats each (*out NULL, owned by

@@ -15,6 +15,7 @@
  *
  * Usage: bench_pipeline [--layers N] [--hidden H] [--batch B] [--gpt-layers N] [--devices D]
  */
+#include "bench/plan/pipeline_mlp.h"
 #include "ops/plan/plan.h"
 #include "tests/unit/ops/plan/models.h"
 
@@ -30,21 +31,17 @@ static double cpu_ms(void) {
 }
 
 typedef struct opts {
-  int layers, gpt_layers, devices;
-  int64_t hidden, batch;
+  bench_mlp mlp;
+  int gpt_layers, devices;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
-  *o = (opts){.layers = 8, .gpt_layers = 32, .devices = 64, .hidden = 1024, .batch = 64};
+  *o = (opts){.mlp = {.layers = 8, .hidden = 1024, .batch = 64}, .gpt_layers = 32, .devices = 64};
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return fprintf(stderr, "bench_pipeline: %s needs a value\n", a), 2;
-    if (strcmp(a, "--layers") == 0)
-      o->layers = atoi(v);
-    else if (strcmp(a, "--hidden") == 0)
-      o->hidden = atoll(v);
-    else if (strcmp(a, "--batch") == 0)
-      o->batch = atoll(v);
+    if (bench_mlp_option(&o->mlp, a, v))
+      continue;
     else if (strcmp(a, "--gpt-layers") == 0)
       o->gpt_layers = atoi(v);
     else if (strcmp(a, "--devices") == 0)
@@ -52,7 +49,7 @@ static int parse(int argc, char **argv, opts *o) {
     else
       return fprintf(stderr, "bench_pipeline: unknown option %s\n", a), 2;
   }
-  return o->layers > 0 && o->hidden > 0 && o->batch > 0 && o->devices > 0 ? 0 : 2;
+  return o->mlp.layers > 0 && o->mlp.hidden > 0 && o->mlp.batch > 0 && o->devices > 0 ? 0 : 2;
 }
 
 static ty_plan *search(const ty_graph *g, const ty_plan_request *r, double *out_cpu_ms) {
@@ -67,25 +64,24 @@ static ty_plan *search(const ty_graph *g, const ty_plan_request *r, double *out_
 
 /* 1. Step, throughput and bubble against the micro-batch count. */
 static int micro_batches(const opts *o) {
-  ty_graph *g = model_mlp(o->layers, o->hidden);
+  ty_graph *g = bench_mlp_build(&o->mlp, false);
   if (!g) return 1;
   ty_plan_request r;
   ty_plan_request_init(&r);
-  r.batch = o->batch;
-  r.cluster.nodes = 2;
-  r.cluster.devices_per_node = 2;
+  r.batch = o->mlp.batch;
+  bench_mlp_cluster(&r);
   r.pipeline_stages = 4;
-  printf("MLP: %d layers, hidden %lld, batch %lld, 4 stages on 2 x 2 devices\n", o->layers,
-         (long long)o->hidden, (long long)o->batch);
+  printf("MLP: %d layers, hidden %lld, batch %lld, 4 stages on 2 x 2 devices\n", o->mlp.layers,
+         (long long)o->mlp.hidden, (long long)o->mlp.batch);
   printf("%6s %10s %14s %9s %13s %9s %s\n", "micro", "step_ms", "samples_per_s", "bubble",
          "ideal_bubble", "ratio", "stages (layers)");
-  for (int m = 1; m <= o->batch && m <= 64; m *= 2) {
+  for (int m = 1; m <= o->mlp.batch && m <= 64; m *= 2) {
     r.micro_batches = m;
     ty_plan *p = search(g, &r, NULL);
     if (!p) continue;
     double ideal = 3.0 / (m + 3.0);
     printf("%6d %10.3f %14.0f %8.1f%% %12.1f%% %9.2f", m, p->step_s * 1e3,
-           (double)o->batch / p->step_s, 100 * p->bubble, 100 * ideal,
+           (double)o->mlp.batch / p->step_s, 100 * p->bubble, 100 * ideal,
            ideal > 0 ? p->bubble / ideal : 0);
     for (int k = 0; k < p->n_stages; k++)
       printf(" %d", p->stages[k].n_layers);
@@ -99,13 +95,12 @@ static int micro_batches(const opts *o) {
 /* 3. Peak memory with and without recomputation: the 4-stage MLP at 8
  * micro-batches with room, then with one byte less than stage 0 needs. */
 static int recompute(const opts *o) {
-  ty_graph *g = model_mlp(o->layers, o->hidden);
+  ty_graph *g = bench_mlp_build(&o->mlp, false);
   if (!g) return 1;
   ty_plan_request r;
   ty_plan_request_init(&r);
-  r.batch = o->batch * 8;
-  r.cluster.nodes = 2;
-  r.cluster.devices_per_node = 2;
+  r.batch = o->mlp.batch * 8;
+  bench_mlp_cluster(&r);
   r.pipeline_stages = 4;
   r.micro_batches = 8;
   printf("\nMLP as above, batch %lld, 8 micro-batches: stage 0 with and without room\n",

@@ -19,9 +19,9 @@
  *
  * Usage: bench_pipeline_run [--layers N] [--hidden H] [--batch B] [--steps N] [--dir DIR]
  */
+#include "bench/plan/pipeline_mlp.h"
 #include "lib/base/base.h"
 #include "ops/train/train.h"
-#include "tests/unit/ops/plan/models.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
 
 #include <math.h>
@@ -34,22 +34,18 @@
 void openblas_set_num_threads(int num_threads);
 
 typedef struct opts {
-  int layers, steps;
-  int64_t hidden, batch;
+  bench_mlp mlp;
+  int steps;
   const char *dir;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
-  *o = (opts){.layers = 8, .hidden = 512, .batch = 64, .steps = 6, .dir = "/tmp"};
+  *o = (opts){.mlp = {.layers = 8, .hidden = 512, .batch = 64}, .steps = 6, .dir = "/tmp"};
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return fprintf(stderr, "bench_pipeline_run: %s needs a value\n", a), 2;
-    if (strcmp(a, "--layers") == 0)
-      o->layers = atoi(v);
-    else if (strcmp(a, "--hidden") == 0)
-      o->hidden = atoll(v);
-    else if (strcmp(a, "--batch") == 0)
-      o->batch = atoll(v);
+    if (bench_mlp_option(&o->mlp, a, v))
+      continue;
     else if (strcmp(a, "--steps") == 0)
       o->steps = atoi(v);
     else if (strcmp(a, "--dir") == 0)
@@ -57,7 +53,7 @@ static int parse(int argc, char **argv, opts *o) {
     else
       return fprintf(stderr, "bench_pipeline_run: unknown option %s\n", a), 2;
   }
-  return o->layers >= 4 && o->hidden > 0 && o->batch >= 16 && o->steps >= 2 ? 0 : 2;
+  return o->mlp.layers >= 4 && o->mlp.hidden > 0 && o->mlp.batch >= 16 && o->steps >= 2 ? 0 : 2;
 }
 
 /* A float32 [n, d] .npy of values in [-1, 1). */
@@ -82,20 +78,6 @@ static int write_npy(const char *path, int64_t n, int64_t d, uint64_t seed) {
   return fclose(f) == 0 ? 0 : TY_EIO;
 }
 
-/* Weights of +-1/sqrt(hidden) (the builder leaves them zero). */
-static void init_weights(ty_graph *g, int64_t hidden) {
-  uint64_t s = 7;
-  for (size_t i = 0; i < ty_graph_n_initializers(g); i++) {
-    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_initializer(g, i));
-    if (v->dtype != TY_DTYPE_F32) continue;
-    float *w = v->init->data;
-    for (int64_t k = 0; k < ty_tensor_numel(v->init); k++) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      w[k] = (float)(((double)(s >> 11) / 9007199254740992.0 * 2 - 1) / sqrt((double)hidden));
-    }
-  }
-}
-
 static void config(ty_train_config *c, const opts *o, const char *x, const char *y, int micro) {
   memset(c, 0, sizeof *c);
   c->loss_output = ty_strdup("loss");
@@ -103,7 +85,7 @@ static void config(ty_train_config *c, const opts *o, const char *x, const char 
   ty_optim_opts_default(TY_OPTIM_SGD, &c->optim);
   c->optim.momentum = 0.9f;
   c->schedule = (ty_lr_schedule){.kind = TY_LR_CONSTANT, .base_lr = 0.01};
-  c->batch_size = (uint32_t)o->batch;
+  c->batch_size = (uint32_t)o->mlp.batch;
   c->max_steps = (uint64_t)o->steps;
   c->seed = 5;
   c->log_interval = 1000000;
@@ -179,8 +161,7 @@ static int run(const ty_graph *g, const ty_train_config *c, const ty_plan *p, in
 static ty_plan *plan_for(const ty_graph *g, const ty_train_config *c) {
   ty_plan_request req;
   ty_plan_request_init(&req);
-  req.cluster.nodes = 2;
-  req.cluster.devices_per_node = 2;
+  bench_mlp_cluster(&req);
   req.cluster.device_flops = 2e10; /* about one core of this host */
   req.mode = TY_PLAN_MODE_AUTO;
   ty_plan *p = NULL;
@@ -236,15 +217,15 @@ int main(int argc, char **argv) {
   char x[512], y[512];
   snprintf(x, sizeof x, "%s/bench_pipe_x.%d.npy", o.dir, (int)getpid());
   snprintf(y, sizeof y, "%s/bench_pipe_y.%d.npy", o.dir, (int)getpid());
-  int64_t rows = o.batch * o.steps;
-  if (write_npy(x, rows, o.hidden, 1) != 0 || write_npy(y, rows, o.hidden, 2) != 0)
+  int64_t rows = o.mlp.batch * o.steps;
+  if (write_npy(x, rows, o.mlp.hidden, 1) != 0 || write_npy(y, rows, o.mlp.hidden, 2) != 0)
     return fprintf(stderr, "bench_pipeline_run: cannot write %s\n", x), 1;
-  ty_graph *g = model_mlp(o.layers, o.hidden);
+  ty_graph *g = bench_mlp_build(&o.mlp, true);
   if (!g) return 1;
-  init_weights(g, o.hidden);
   printf("MLP of %d layers x %lld wide, global batch %lld, %d steps (the first not timed), "
          "4 stages on 4 ranks (threads), %ld CPUs online\n",
-         o.layers, (long long)o.hidden, (long long)o.batch, o.steps, sysconf(_SC_NPROCESSORS_ONLN));
+         o.mlp.layers, (long long)o.mlp.hidden, (long long)o.mlp.batch, o.steps,
+         sysconf(_SC_NPROCESSORS_ONLN));
   printf("%-14s %10s %12s %12s %12s %12s\n", "micro-batches", "step ms", "samples/s", "pred. ms",
          "pred. bubble", "ideal bubble");
   rank_run rr[MT_MAX_RANKS];
@@ -254,14 +235,14 @@ int main(int argc, char **argv) {
   ty_train_config_close(&c);
   if (rc == 0)
     printf("%-14s %10.1f %12.0f %12s %12s %12s\n", "one process", rr[0].step_s * 1e3,
-           (double)o.batch / rr[0].step_s, "-", "-", "-");
-  for (int m = 1; rc == 0 && m <= 16 && o.batch % m == 0; m *= 2) {
+           (double)o.mlp.batch / rr[0].step_s, "-", "-", "-");
+  for (int m = 1; rc == 0 && m <= 16 && o.mlp.batch % m == 0; m *= 2) {
     config(&c, &o, x, y, m);
     ty_plan *p = plan_for(g, &c);
     rc = p ? run(g, &c, p, o.steps, rr) : 1;
     double s = rc == 0 ? slowest(rr, 4) : 0;
     if (rc == 0)
-      printf("%-14d %10.1f %12.0f %12.2f %11.1f%% %11.1f%%\n", m, s * 1e3, (double)o.batch / s,
+      printf("%-14d %10.1f %12.0f %12.2f %11.1f%% %11.1f%%\n", m, s * 1e3, (double)o.mlp.batch / s,
              p->step_s * 1e3, p->bubble * 100, 300.0 / (m + 3));
     ty_plan_destroy(p);
     ty_train_config_close(&c);

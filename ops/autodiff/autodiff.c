@@ -6,6 +6,8 @@
  * over the nodes in reverse topological order then emits, for every node
  * whose output 0 has a gradient, the gradient of each marked differentiable
  * input, and accumulates gradients of values read more than once with Add.
+ * A Split whose every output has a gradient passes its input one Concat of
+ * them (backward_split) rather than a gradient per output summed by Adds.
  * Only gradients of values that existed before the pass are tracked, so the
  * nodes appended on the way are never differentiated themselves.
  */
@@ -281,8 +283,41 @@ static int backward_output(ad *a, size_t k, int out, int dy) {
   return 0;
 }
 
+/* Split whose every output has a gradient: the input's gradient is those
+ * gradients concatenated along the split axis, one Concat (one copy of
+ * each) instead of a zero-filled input-sized TyGrad per output and the
+ * Adds that would sum them. *out_done is false when the Split does not
+ * qualify (an output without a gradient), and the caller goes on. */
+static int backward_split(ad *a, size_t k, bool *out_done) {
+  const ty_graph_node *n = &a->g->nodes[k];
+  int x = n->inputs[0], nout = n->n_outputs, gid;
+  *out_done = false;
+  if (x == TY_NO_VALUE || !a->needs[x] || a->g->values[x].dtype != TY_DTYPE_F32 || nout < 1 ||
+      nout > 64)
+    return 0;
+  int dys[64];
+  for (int o = 0; o < nout; o++) {
+    int id = n->outputs[o];
+    if (id == TY_NO_VALUE || a->grad[id] == TY_NO_VALUE) return 0;
+    dys[o] = a->grad[id];
+  }
+  int64_t axis = ty_graph_node_attr_int(n, "axis", 0);
+  size_t nd;
+  int rc = add_simple(a, TY_OP_CONCAT, dys, nout, x, &gid, &nd);
+  if (rc == 0) rc = ty_graph_node_set_int(a->g, nd, "axis", axis);
+  if (rc == 0) rc = accumulate(a, x, gid);
+  *out_done = rc == 0;
+  return rc;
+}
+
 static int backward_node(ad *a, size_t k) {
   const ty_graph_node *n = &a->g->nodes[k];
+  if (n->op == TY_OP_SPLIT) {
+    bool done;
+    int rc = backward_split(a, k, &done);
+    if (rc != 0 || done) return rc;
+    n = &a->g->nodes[k];
+  }
   bool multi = ty__grad_multi_output(n->op);
   for (int i = 1; i < n->n_outputs && !multi; i++) {
     int o = n->outputs[i];

@@ -296,6 +296,19 @@ typedef struct sm_grad_job {
   bool log_sm;
 } sm_grad_job;
 
+/* sum a[i] b[i] in double, four lanes (the order moves the sum by far less
+ * than a float's rounding). */
+static double dot4(const float *a, const float *b, int64_t n) {
+  double s[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; k++)
+      s[k] += (double)a[i + k] * b[i + k];
+  for (; i < n; i++)
+    s[0] += (double)a[i] * b[i];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const sm_grad_job *j = arg;
@@ -304,10 +317,13 @@ static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
     for (int64_t i = 0; i < inner; i++) {
       int64_t base = o * dim * inner + i;
       double s = 0;
-      for (int64_t d = 0; d < dim; d++) {
-        int64_t at = base + d * inner;
-        s += j->log_sm ? j->dy[at] : (double)j->dy[at] * j->y[at];
-      }
+      if (inner == 1 && !j->log_sm)
+        s = dot4(j->dy + base, j->y + base, dim);
+      else
+        for (int64_t d = 0; d < dim; d++) {
+          int64_t at = base + d * inner;
+          s += j->log_sm ? j->dy[at] : (double)j->dy[at] * j->y[at];
+        }
       for (int64_t d = 0; d < dim; d++) {
         int64_t at = base + d * inner;
         j->dx[at] = j->log_sm ? (float)(j->dy[at] - exp((double)j->y[at]) * s)
@@ -354,15 +370,15 @@ static void sce_grad_items(void *arg, int64_t lo, int64_t hi, int slot) {
     }
     double g = (j->none ? j->dy[at] : j->dy[0]) * (j->w ? j->w[lbl] : 1.0) * j->scale, sum = 0;
     float mx = -INFINITY;
-    for (int64_t k = 0; k < cl; k++)
-      mx = px[k * inner] > mx ? px[k * inner] : mx;
     if (inner == 1) { /* the usual [N, C] logits: a contiguous row, vectorised */
+      mx = ty__row_max(px, cl);
       for (int64_t k = 0; k < cl; k++)
         pdx[k] = px[k] - mx;
       ty_vmath_exp(pdx, pdx, cl);
-      for (int64_t k = 0; k < cl; k++)
-        sum += pdx[k];
+      sum = ty__sum4(pdx, cl, 0.0);
     } else {
+      for (int64_t k = 0; k < cl; k++)
+        mx = px[k * inner] > mx ? px[k * inner] : mx;
       for (int64_t k = 0; k < cl; k++) {
         float e = ty_vexpf(px[k * inner] - mx);
         pdx[k * inner] = e;

@@ -132,8 +132,11 @@ int ty__g_clip(ty__gctx *c) {
 /* dY where the condition picks this input, 0 elsewhere, summed back to the
  * input's shape. */
 int ty__g_where(ty__gctx *c) {
-  ty_tensor *masked;
-  int rc = ty_tensor_create(TY_DTYPE_F32, &c->dy->shape, &masked);
+  /* dX shaped like dY (nothing to sum): the masked dY is written straight
+   * into it; else into a temporary that is then summed down to dX. */
+  bool direct = ty_shape_equal(&c->dx->shape, &c->dy->shape);
+  ty_tensor *masked = c->dx;
+  int rc = direct ? 0 : ty_tensor_create(TY_DTYPE_F32, &c->dy->shape, &masked);
   if (rc != 0) return rc;
   ty__odo w;
   ty__odo_init(&w, &c->dy->shape, 1, (const ty_shape *[]){&c->x[0]->shape});
@@ -145,10 +148,8 @@ int ty__g_where(ty__gctx *c) {
   for (int64_t i = 0; i < n && len > 0; i += len, ty__odo_next(&w))
     for (int64_t k = 0; k < len; k++)
       md[i + k] = (cond[w.off[0] + k * sc] != 0) == want ? dy[i + k] : 0.0f;
-  if (ty_shape_equal(&c->dx->shape, &c->dy->shape)) /* nothing to sum: the masked dY is dX */
-    memcpy(c->dx->data, md, c->dx->nbytes);
-  else
-    rc = ty__g_unbroadcast(masked, &c->dx->shape, c->dx);
+  if (direct) return 0;
+  rc = ty__g_unbroadcast(masked, &c->dx->shape, c->dx);
   ty_tensor_destroy(masked);
   return rc;
 }

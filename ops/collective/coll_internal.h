@@ -48,10 +48,14 @@ typedef struct ty__inflight {
   int64_t t1_us; /* completion seen by ty_coll_progress; 0 before */
 } ty__inflight;
 
-/* A pipeline message on its way (p2p.c): the request and its own copy. */
+/* A pipeline message on its way (p2p.c): the request and its own copy;
+ * on NCCL (nccl_p2p.c) a queued one: its peer, floats and device copy. */
 typedef struct ty__p2p_send {
   MPI_Request req;
   uint8_t *buf;
+  uint32_t peer;
+  size_t n;
+  void *dev;
 } ty__p2p_send;
 
 struct ty_coll {
@@ -125,6 +129,18 @@ int ty__nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out);
 int ty__nccl_start_device(ty_coll *c, float *buf, size_t n, uint64_t seq, uint64_t hash,
                           const char *desc, void *ready);
 int ty__nccl_wait_device(ty_coll *c);
+/* nccl.c, for nccl_p2p.c: the world's ncclComm_t and the comm stream's
+ * cudaStream_t; waiting for that stream within the deadline. */
+void ty__nccl_world(ty_coll *c, void **out_comm, void **out_stream);
+int ty__nccl_wait(ty_coll *c, const char *what);
+/* nccl_p2p.c: pipeline messages over NCCL (ty_coll_send / recv / flush's
+ * contract; sends queued until the next recv or flush); close frees the
+ * device copies of sends never posted. */
+int ty__nccl_send(ty_coll *c, uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n);
+int ty__nccl_recv(ty_coll *c, uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n,
+                  size_t *out_n);
+int ty__nccl_flush(ty_coll *c);
+void ty__nccl_p2p_close(ty_coll *c);
 #endif
 
 #endif

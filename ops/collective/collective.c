@@ -301,7 +301,10 @@ int ty_coll_create(const ty_coll_opts *opts, ty_coll **out_coll, char *err, size
 void ty_coll_destroy(ty_coll *c) {
   if (!c) return;
 #ifdef TY_HAVE_NCCL
-  if (c->nccl) ty__nccl_destroy(c);
+  if (c->nccl) {
+    ty__coll_p2p_close(c); /* the device copies of queued messages, while CUDA is up */
+    ty__nccl_destroy(c);
+  }
 #endif
   for (int m = 0; m < 3; m++)
     ty__coll_group_close(&c->mesh[m]);

@@ -172,7 +172,9 @@ int ty_coll_agree_stop(void *user);
  * most timeout_ms for the next message from peer (TY_ETIMEDOUT names the
  * peer: a dead stage fails its neighbours instead of hanging them) and
  * reports its length in *out_n, filling buf only when it is n; flush
- * completes every send. Open MPI worlds only (TY_EUNSUPPORTED on NCCL). */
+ * completes every send. On Open MPI each send is an MPI_Isend; on NCCL
+ * (GPU ranks) sends are queued and posted, grouped, with the next recv or
+ * flush (ncclSend / ncclRecv need both sides at once). */
 int ty_coll_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
 int ty_coll_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n,
                  void *user);

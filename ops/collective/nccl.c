@@ -113,6 +113,16 @@ static int wait_stream(ty_coll *c, const char *what) {
   return q == cudaSuccess ? 0 : ty__coll_set_err(c, TY_EIO, "%s: %s", what, cudaGetErrorString(q));
 }
 
+void ty__nccl_world(ty_coll *c, void **out_comm, void **out_stream) {
+  nccl_state *s = c->nccl;
+  *out_comm = s->comm;
+  *out_stream = s->stream;
+}
+
+int ty__nccl_wait(ty_coll *c, const char *what) {
+  return wait_stream(c, what);
+}
+
 /* ---- a plan's mesh ------------------------------------------------------------------ */
 
 int ty__nccl_set_mesh(ty_coll *c) {

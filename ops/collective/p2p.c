@@ -11,8 +11,8 @@
  * silent peer fails the wait instead of hanging it, then take the whole
  * message whatever its length (the trainer names a wrong one).
  *
- * Open MPI only: NCCL send/recv for GPU stages is not built (a world
- * formed over NCCL answers TY_EUNSUPPORTED).
+ * A world formed over NCCL sends them with ncclSend / ncclRecv instead
+ * (nccl_p2p.c), with the same header.
  */
 #include "ops/collective/coll_internal.h"
 
@@ -25,12 +25,21 @@
 #define P2P_TAG 0x7118
 #define HDR_BYTES (4 * sizeof(uint64_t))
 
+static bool on_nccl(const ty_coll *c) {
+#ifdef TY_HAVE_NCCL
+  return c->nccl != NULL;
+#else
+  (void)c;
+  return false;
+#endif
+}
+
 static int usable(ty_coll *c, uint32_t peer) {
   if (c->failed) return ty__coll_failed_before(c);
-  if (!c->mpi_inited || c->world.comm == MPI_COMM_NULL)
+  if (!on_nccl(c) && (!c->mpi_inited || c->world.comm == MPI_COMM_NULL))
     return ty__coll_set_err(c, TY_EUNSUPPORTED,
-                            "pipeline messages need the Open MPI world (NCCL send/recv is not "
-                            "built)");
+                            "pipeline messages need a world of several ranks (Open MPI or "
+                            "NCCL)");
   if (peer >= c->o.world_size || peer == c->o.rank)
     return ty__coll_set_err(c, TY_EINVAL, "pipeline message to rank %u: not a peer of rank %u",
                             peer, c->o.rank);
@@ -64,6 +73,9 @@ static int reap(ty_coll *c, bool wait) {
 int ty_coll_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user) {
   ty_coll *c = user;
   int rc = usable(c, peer);
+#ifdef TY_HAVE_NCCL
+  if (rc == 0 && on_nccl(c)) return ty__nccl_send(c, peer, hdr, buf, n);
+#endif
   if (rc == 0) rc = reap(c, false);
   if (rc != 0) return rc;
   size_t bytes = HDR_BYTES + n * sizeof *buf;
@@ -117,6 +129,9 @@ int ty_coll_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_
   ty_coll *c = user;
   MPI_Status st;
   int rc = usable(c, peer), count = 0;
+#ifdef TY_HAVE_NCCL
+  if (rc == 0 && on_nccl(c)) return ty__nccl_recv(c, peer, out_hdr, buf, n, out_n);
+#endif
   if (rc == 0) rc = probe(c, peer, &st);
   if (rc != 0) return rc;
   MPI_Get_count(&st, MPI_BYTE, &count);
@@ -138,10 +153,16 @@ int ty_coll_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_
 
 int ty_coll_flush(void *user) {
   ty_coll *c = user;
+#ifdef TY_HAVE_NCCL
+  if (on_nccl(c)) return c->failed ? ty__coll_failed_before(c) : ty__nccl_flush(c);
+#endif
   return c->n_sends ? reap(c, true) : 0;
 }
 
 void ty__coll_p2p_close(ty_coll *c) {
+#ifdef TY_HAVE_NCCL
+  if (on_nccl(c)) ty__nccl_p2p_close(c);
+#endif
   for (size_t i = 0; i < c->n_sends; i++)
     free(c->sends[i].buf); /* the process is ending or the sends completed */
   free(c->sends);

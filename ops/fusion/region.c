@@ -80,6 +80,7 @@ typedef struct pass {
   size_t n_regions;
   bool *keep;
   int min_region; /* members a region needs to become a kernel */
+  bool *grouped;  /* region -> becomes one kernel even with every raw read counted */
 } pass;
 
 static int find(const pass *p, int r) {
@@ -164,12 +165,28 @@ static int add_unique(int *arr, int *n, int max, int id) {
   return 0;
 }
 
-static bool read_outside(const pass *p, int id, int r) {
-  for (size_t c = 0; c < p->nn; c++) {
-    const ty_graph_node *cn = ty_graph_node_at(p->g, c);
-    for (int i = 0; i < cn->n_inputs; i++)
-      if (cn->inputs[i] == id && region_of(p, c) != r) return true;
+/* Whether node c reads value id. A member of a region that becomes one
+ * kernel (p->grouped) reads only the operands its formula does: a TyGrad
+ * node lists every forward input and output, but the gradient of x * 0.5
+ * reads neither x nor the product, and a region that wrote every such
+ * intermediate (GELU's six) would spend its time on stores nobody loads. */
+static bool node_reads(const pass *p, size_t c, int id) {
+  const ty_graph_node *cn = ty_graph_node_at(p->g, c);
+  int rc = region_of(p, c);
+  ty__fnode f;
+  if (p->grouped && rc >= 0 && p->grouped[rc] && ty__fnode_decode(p->g, cn, &f)) {
+    for (int i = 0; i < f.n_in; i++)
+      if (f.in[i] == id) return true;
+    return false;
   }
+  for (int i = 0; i < cn->n_inputs; i++)
+    if (cn->inputs[i] == id) return true;
+  return false;
+}
+
+static bool read_outside(const pass *p, int id, int r) {
+  for (size_t c = 0; c < p->nn; c++)
+    if (region_of(p, c) != r && node_reads(p, c, id)) return true;
   return false;
 }
 
@@ -277,6 +294,34 @@ static int emit_group(pass *p, ty__sched *s, size_t node, int r) {
   return step_io(st, grp->in_ids, grp->prog.n_in, grp->out_ids, grp->prog.n_out);
 }
 
+/* p->grouped: the regions that become one kernel with every raw read of
+ * their outputs counted (group_build within the I/O limits). Counting only
+ * the formulas' reads afterwards removes outputs and adds none, so these
+ * stay kernels; a region that is not one runs its members' library kernels,
+ * which read every input they list, and its readers are counted raw. */
+static int mark_grouped(pass *p) {
+  p->grouped = calloc(p->n_regions + 1, sizeof *p->grouped);
+  if (!p->grouped) return TY_ENOMEM;
+  bool *found = calloc(p->n_regions + 1, sizeof *found);
+  if (!found) return TY_ENOMEM;
+  bool *counted = p->grouped;
+  p->grouped = NULL; /* read_outside counts raw reads while deciding */
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < p->nn; k++) {
+    int r = region_of(p, p->order[k]);
+    if (r < 0 || found[r] || region_size(p, r) < p->min_region) continue;
+    found[r] = true;
+    ty__fgroup *grp = NULL;
+    rc = group_build(p, r, &grp);
+    counted[r] = rc == 0;
+    if (rc == TY_EUNSUPPORTED) rc = 0;
+    group_free(grp);
+  }
+  free(found);
+  p->grouped = counted;
+  return rc;
+}
+
 static int emit_steps(pass *p, ty__sched *s) {
   for (size_t k = 0; k < p->nn; k++) {
     size_t node = p->order[k];
@@ -324,6 +369,7 @@ static int mark_keep(const ty_graph *g, const int *keep, size_t n_keep, bool *ou
 }
 
 static void pass_free(pass *p) {
+  free(p->grouped);
   free(p->pos);
   free(p->gid);
   free(p->root);
@@ -360,6 +406,7 @@ static int sched_build(const ty_graph *g, const size_t *order, bool fuse, int mi
   p.keep = s->keep;
   if ((rc = mark_keep(g, keep, n_keep, s->keep)) != 0) goto fail;
   if ((rc = pass_run(&p, fuse)) != 0) goto fail;
+  if ((rc = mark_grouped(&p)) != 0) goto fail;
   if ((rc = emit_steps(&p, s)) != 0) goto fail;
   pass_free(&p);
   *out_sched = s;

@@ -7,7 +7,8 @@
  * same view with dim = product of the trailing dims.
  * Values are shifted by the row maximum so exp never overflows. Softmax
  * splits its rows over the executor's threads; its exp is ops/vmath.h's
- * (and so is the one SoftmaxCrossEntropyLoss's gradient recomputes).
+ * for Softmax, LogSoftmax and SoftmaxCrossEntropyLoss alike (and so is the
+ * one SoftmaxCrossEntropyLoss's gradient recomputes).
  */
 #include "ops/ops_internal.h"
 
@@ -24,9 +25,26 @@ typedef struct sm_job {
   bool log_out;
 } sm_job;
 
+float ty__row_max(const float *px, int64_t dim) {
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t d = 0;
+  for (; d + 8 <= dim; d += 8)
+    for (int k = 0; k < 8; k++)
+      m[k] = px[d + k] > m[k] ? px[d + k] : m[k];
+  for (; d < dim; d++)
+    m[0] = px[d] > m[0] ? px[d] : m[0];
+  float mx = m[0];
+  for (int k = 1; k < 8; k++)
+    mx = m[k] > mx ? m[k] : mx;
+  return mx;
+}
+
 /* py[d * inner] = exp(px[d * inner] - mx) for d < dim, and their sum in
  * double. A contiguous row (inner 1, the usual last axis) goes through
- * ops/vmath.h's vectorised exp, the same function as the Exp kernel. */
+ * ops/vmath.h's vectorised exp, the same function as the Exp kernel, and
+ * sums in four lanes (ty__sum4: in double, the order moves the sum by
+ * far less than a float's rounding). */
 static void softmax_exp(const float *px, float *py, int64_t dim, int64_t inner, float mx,
                         double *out_sum) {
   double sum = 0;
@@ -34,8 +52,7 @@ static void softmax_exp(const float *px, float *py, int64_t dim, int64_t inner, 
     for (int64_t d = 0; d < dim; d++)
       py[d] = px[d] - mx;
     ty_vmath_exp(py, py, dim);
-    for (int64_t d = 0; d < dim; d++)
-      sum += py[d];
+    sum = ty__sum4(py, dim, 0.0);
   } else {
     for (int64_t d = 0; d < dim; d++) {
       float e = ty_vexpf(px[d * inner] - mx);
@@ -57,12 +74,15 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
       const float *px = j->x + o * dim * inner + i;
       float *py = j->y + o * dim * inner + i;
       float mx = -INFINITY;
-      for (int64_t d = 0; d < dim; d++)
-        mx = px[d * inner] > mx ? px[d * inner] : mx;
+      if (inner == 1)
+        mx = ty__row_max(px, dim);
+      else
+        for (int64_t d = 0; d < dim; d++)
+          mx = px[d * inner] > mx ? px[d * inner] : mx;
       double sum = 0;
       if (j->log_out) {
-        for (int64_t d = 0; d < dim; d++)
-          sum += expf(px[d * inner] - mx);
+        /* py holds the exps until the log-probabilities overwrite them. */
+        softmax_exp(px, py, dim, inner, mx, &sum);
         double lse = log(sum);
         for (int64_t d = 0; d < dim; d++)
           py[d * inner] = (float)((double)(px[d * inner] - mx) - lse);

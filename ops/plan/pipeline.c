@@ -20,6 +20,10 @@
  * inputs and pays one more forward); a stage that fits in none costs
  * INFINITY (the DP avoids it).
  *
+ * In tensor mode (TY_PLAN_MODE_TENSOR) a stage's ops may not split a batch
+ * loop: its mesh runs it tensor parallel (a choice that would costs more
+ * than any plan).
+ *
  * Every stage uses the same mesh shape, so one assignment over the whole
  * cost graph describes the pipelined plan and ty__emit writes it: a value
  * crossing stages arrives in its producer's layout on the same mesh
@@ -50,6 +54,7 @@ typedef struct pctx {
   int *pos;    /* per node: its position in the model's order */
   int stamp;
   double budget, bw, lat;
+  uint8_t **allowed; /* tensor mode: per vertex, the choices that split no batch loop */
 } pctx;
 
 /* One stage's assignment: time without sends, parameter and activation bytes. */
@@ -68,6 +73,10 @@ static void sub_close(ty__cg *cg) {
   free(cg->v);
   free(cg->e); /* the edges' matrices stay the space's */
 }
+
+/* The cost of a choice the request's mode bars: finite, so the solvers'
+ * sums stay numbers, and larger than any plan. */
+#define BARRED 1e30
 
 /* Layers [i, j) as their own cost graph, a vertex's memory its parameters
  * plus f micro-batches of activations. map[k]: the original vertex. */
@@ -89,8 +98,9 @@ static int sub_cg(const pctx *c, int i, int j, double f, ty__cg *out, int *map, 
     inv[v] = out->n_v++; /* counted before the check: sub_close frees it either way */
     if (!nv->time || !nv->mem) return TY_ENOMEM;
     for (int k = 0; k < nv->n; k++) {
-      nv->time[k] = cg->v[v].time[k];
-      nv->mem[k] = ch->pmem[k] + f * (cg->v[v].mem[k] - ch->pmem[k]);
+      bool barred = c->allowed && !c->allowed[v][k];
+      nv->time[k] = barred ? BARRED : cg->v[v].time[k];
+      nv->mem[k] = barred ? BARRED : ch->pmem[k] + f * (cg->v[v].mem[k] - ch->pmem[k]);
     }
   }
   for (int e = 0; e < cg->n_e; e++)
@@ -289,6 +299,11 @@ static int ctx_open(psearch *ps, const ty__space *sp, int S, int M, pctx *c) {
     c->pos[m->order[p]] = (int)p;
   for (int v = 0; v < sp->n_vertices; v++)
     c->vlayer[v] = -1;
+  if (ps->req->mode == TY_PLAN_MODE_TENSOR) {
+    int rc = ty__space_allowed(sp, (ty__role[TY_PLAN_AXES]){TY__ROLE_TENSOR, TY__ROLE_TENSOR},
+                               &c->allowed);
+    if (rc != 0) return rc;
+  }
   for (int l = 0; l < ps->L; l++)
     for (int p = ps->start[l]; p < ps->start[l + 1]; p++) {
       const ty_graph_node *n = ty_graph_node_at(m->g, m->order[p]);
@@ -303,6 +318,9 @@ static int ctx_open(psearch *ps, const ty__space *sp, int S, int M, pctx *c) {
 }
 
 static void ctx_close(pctx *c) {
+  for (int v = 0; c->allowed && c->sp && v < c->sp->n_vertices; v++)
+    free(c->allowed[v]);
+  free(c->allowed);
   free(c->vlayer);
   free(c->seen);
   free(c->pos);

@@ -89,8 +89,7 @@ void ty__train_bn_destroy(ty_train *t) {
   free(t->bn);
 }
 
-/* Folds one node's batch statistics (x is [N, C, ...]) into its stats. */
-static int bn_update(ty__bn *b, const ty_tensor *x) {
+int ty__train_bn_fold(ty__bn *b, const ty_tensor *x) {
   float *rm = ty_tensor_f32(b->stat[0]), *rv = ty_tensor_f32(b->stat[1]), mom = b->momentum;
   int64_t c = ty_tensor_numel(b->stat[0]);
   if (x->dtype != TY_DTYPE_F32 || x->shape.rank < 2 || x->shape.dims[1] != c ||
@@ -141,7 +140,7 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
       continue;
     }
     const ty_tensor *x = ty__train_value(t, t->bn[i].x_id);
-    int rc = x ? bn_update(&t->bn[i], x) : TY_EINTERNAL;
+    int rc = x ? ty__train_bn_fold(&t->bn[i], x) : TY_EINTERNAL;
     if (rc != 0)
       return ty_errf(
           err, err_len, rc,

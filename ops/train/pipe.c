@@ -5,9 +5,12 @@
  * replica, R = the stage's mesh size. Each rank runs its stage's graphs
  * (pipe_graph.c) over the M micro-batches of every global batch in the
  * 1F1B order: min(S - 1 - stage, M) forwards first, then one forward and
- * one backward in turn, then the remaining backwards. A replica takes rows
- * replica x B/(M R) .. of each micro-batch and exchanges messages only with
- * the same replica of the other stages.
+ * one backward in turn, then the remaining backwards. On a stage mesh of
+ * more than one device the stage runs its intra-stage plan (pipe_shard.c):
+ * the graphs are cut from this rank's ops/shard local graph, each rank
+ * holds the blocks of each micro-batch its layouts say (data, tensor or
+ * both), and exchanges messages only with the rank at the same mesh
+ * coordinates of the other stages (replica = the index in the stage).
  *
  * Messages: an activation a later stage reads goes to it at the forward
  * slot; its gradient comes back at the backward slot (summed over the
@@ -18,9 +21,11 @@
  * rank hangs.
  *
  * Gradients of the stage's parameters accumulate over the micro-batches,
- * are summed over the stage's replicas (one all-reduce per step, so every
- * rank issues the same collectives) and scaled by 1 / (M R): the
- * single-process gradient of the global batch's mean loss. The optimizer
+ * are placed as blocks in full buffers on a stage mesh, summed over the
+ * stage's ranks (one all-reduce per step, so every rank issues the same
+ * collectives) and scaled by 1 / M (a shard's loss is the micro-batch's
+ * mean already; a single rank's stage too): the single-process gradient
+ * of the global batch's mean loss. The optimizer
  * then steps the stage's parameters once. Every rank holds every
  * parameter and the whole optimizer state (the others' stay at their last
  * gather), so a checkpoint is rank 0's after a gather, in the
@@ -55,13 +60,20 @@ typedef struct mb_state {
 typedef struct crossing {
   char *name;
   int from, to;
-  ty_shape shape; /* dim 0 the batch */
+  ty_shape shape; /* as sent: one micro-batch's block on this rank */
 } crossing;
 
 struct ty__pipe {
   ty_plan *plan;
   int S, M, R, stage, replica;
-  int64_t rows; /* per micro-batch and replica */
+  int64_t rows;    /* per micro-batch */
+  ty__pipe_tp *tp; /* a stage mesh of more than one device: its intra-stage plan (pipe_shard.c) */
+  const ty_graph *src; /* the graph stages are cut from: t->g, or tp's local graph */
+  int *node_stage;     /* per node of src */
+  ty_tensor **slices;  /* tp: per parameter of t this stage trains, its block */
+  float *lacc;         /* tp: the blocks' gradient sums */
+  size_t *lacc_off, lacc_n;
+  int *bn_stage; /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
   bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
   const char *loss_name; /* the last stage's */
@@ -102,7 +114,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 /* ---- setup -------------------------------------------------------------------- */
 
 static int stage_of_node(const ty__pipe *pp, int node) {
-  return node >= 0 && (size_t)node < pp->plan->n_ops ? pp->plan->ops[node].stage : -1;
+  return node >= 0 && (size_t)node < ty_graph_n_nodes(pp->src) ? pp->node_stage[node] : -1;
 }
 
 static int add_link(ty__pipe *pp, const ty_graph_value *v, int from, int to) {
@@ -112,17 +124,18 @@ static int add_link(ty__pipe *pp, const ty_graph_value *v, int from, int to) {
   if (!l) return TY_ENOMEM;
   pp->links = l;
   l[pp->n_links] = (crossing){ty_strdup(v->name), from, to, v->shape};
+  if (l[pp->n_links].shape.dims[0] < 0) l[pp->n_links].shape.dims[0] = pp->rows;
   return l[pp->n_links++].name ? 0 : TY_ENOMEM;
 }
 
 /* Every value one stage computes and another reads. */
-static int find_links(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
-  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++) {
-    const ty_graph_node *n = ty_graph_node_at(t->g, i);
+static int find_links(ty__pipe *pp, char *err, size_t err_len) {
+  for (size_t i = 0; i < ty_graph_n_nodes(pp->src); i++) {
+    const ty_graph_node *n = ty_graph_node_at(pp->src, i);
     int to = stage_of_node(pp, (int)i);
     for (int k = 0; k < n->n_inputs; k++) {
       if (n->inputs[k] == TY_NO_VALUE) continue;
-      const ty_graph_value *v = ty_graph_value_at(t->g, n->inputs[k]);
+      const ty_graph_value *v = ty_graph_value_at(pp->src, n->inputs[k]);
       int from = stage_of_node(pp, v->producer);
       if (v->producer < 0 || from == to) continue;
       if (from > to)
@@ -143,9 +156,9 @@ static int find_links(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   return 0;
 }
 
-/* The plan fits this job: its world, its global batch, stages that split
- * the rows evenly, no BatchNormalization (its statistics would need the
- * global batch across micro-batches). */
+/* The plan fits this job: its world, its global batch, BatchNormalization
+ * only in stages of one device. A stage's mesh splits what its layouts say
+ * (ops/shard checks they divide). */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
   int64_t global = (int64_t)t->cfg->batch_size, R = p->devices / p->n_stages;
   if ((uint32_t)p->devices != t->opts.world_size)
@@ -157,16 +170,13 @@ static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: %d micro-batches of %lld do not make config.batch_size %lld",
                    p->micro_batches, (long long)p->batch, (long long)global);
-  if (p->batch % R != 0)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "plan: a micro-batch of %lld rows does not split over a stage's %lld replicas",
-                   (long long)p->batch, (long long)R);
-  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
+  for (size_t i = 0; R > 1 && i < ty_graph_n_nodes(t->g); i++)
     if (ty_graph_node_at(t->g, i)->op == TY_OP_BATCH_NORM)
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "plan: pipeline stages with BatchNormalization (\"%s\") are not supported: "
-                     "its statistics span micro-batches",
-                     ty_graph_node_at(t->g, i)->name);
+                     "plan: BatchNormalization (\"%s\") in pipeline stages of %lld devices each "
+                     "is not supported (stages of one device run it, with statistics per "
+                     "micro-batch)",
+                     ty_graph_node_at(t->g, i)->name, (long long)R);
   const ty_train_parallel *par = t->opts.parallel;
   if (p->n_stages > 1 && (!par->send || !par->recv || !par->flush))
     return ty_errf(err, err_len, TY_EINVAL,
@@ -178,15 +188,15 @@ static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_
 
 /* This rank's stage forward graph, cut from the forward + loss graph. */
 static int cut_stage(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
-  size_t nn = ty_graph_n_nodes(t->g);
+  size_t nn = ty_graph_n_nodes(pp->src);
   bool *in = calloc(nn + 1, sizeof *in);
   if (!in) return TY_ENOMEM;
   for (size_t i = 0; i < nn; i++)
     in[i] = stage_of_node(pp, (int)i) == pp->stage;
-  int rc = ty__pipe_extract(t->g, in, &pp->fwd, err, err_len);
+  int rc = ty__pipe_extract(pp->src, in, &pp->fwd, err, err_len);
   free(in);
   if (rc != 0) return rc;
-  const ty_graph_value *loss = ty_graph_value_at(t->g, t->loss_id);
+  const ty_graph_value *loss = ty_graph_value_at(pp->src, t->loss_id);
   int ls = stage_of_node(pp, loss->producer);
   if (ls != pp->S - 1)
     return ty_errf(err, err_len, TY_EINVAL,
@@ -212,9 +222,16 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   pp->R = p->devices / p->n_stages;
   pp->stage = (int)t->opts.rank / pp->R;
   pp->replica = (int)t->opts.rank % pp->R;
-  pp->rows = p->batch / pp->R;
+  pp->rows = p->batch; /* on a stage mesh of more than one device, its layouts' blocks */
   pp->recompute = p->stages[pp->stage].recompute;
-  if ((rc = find_links(t, pp, err, err_len)) != 0 || (rc = cut_stage(t, pp, err, err_len)) != 0)
+  pp->src = t->g;
+  if (pp->R > 1)
+    rc = ty__pipe_tp_open(t->g, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp, err,
+                          err_len);
+  if (rc == 0 && pp->tp) pp->src = ty_shard_graph(ty__pipe_tp_shard(pp->tp));
+  if (rc == 0) rc = ty__pipe_node_stages(t->g, p, pp->src, &pp->node_stage);
+  if (rc != 0 || (rc = find_links(pp, err, err_len)) != 0 ||
+      (rc = cut_stage(t, pp, err, err_len)) != 0)
     return rc;
   for (size_t i = 0; i < ty_graph_n_nodes(pp->fwd); i++)
     pp->random = pp->random || ty_graph_node_at(pp->fwd, i)->op == TY_OP_DROPOUT;
@@ -225,10 +242,16 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
             "recomputing them as the plan says\n",
             pp->stage);
   }
+  char where[96];
+  if (pp->tp)
+    snprintf(where, sizeof where,
+             "rank %d of its %dx%d mesh, its intra-stage plan through ops/shard", pp->replica,
+             p->mesh[0], p->mesh[1]);
+  else
+    snprintf(where, sizeof where, "replica 0 of 1");
   fprintf(ty__train_log(t),
-          "pipeline: rank %u runs stage %d of %d (replica %d of %d), %d micro-batches of %lld "
-          "rows%s\n",
-          t->opts.rank, pp->stage, pp->S, pp->replica, pp->R, pp->M, (long long)pp->rows,
+          "pipeline: rank %u runs stage %d of %d (%s), %d micro-batches of %lld rows%s\n",
+          t->opts.rank, pp->stage, pp->S, where, pp->M, (long long)p->batch,
           pp->recompute ? ", activations recomputed in backward" : "");
   return 0;
 }
@@ -258,10 +281,43 @@ static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   return pp->acc ? 0 : TY_ENOMEM;
 }
 
+/* Per BatchNormalization of t: the stage of the node reading its running
+ * mean. */
+static int bn_stages(ty_train *t, ty__pipe *pp) {
+  pp->bn_stage = calloc(t->n_bn + 1, sizeof *pp->bn_stage);
+  if (!pp->bn_stage) return TY_ENOMEM;
+  for (size_t b = 0; b < t->n_bn; b++)
+    for (size_t i = 0; i < pp->plan->n_ops && i < ty_graph_n_nodes(t->g); i++) {
+      const ty_graph_node *n = ty_graph_node_at(t->g, i);
+      if (n->op == TY_OP_BATCH_NORM && n->n_inputs > 3 && n->inputs[3] == t->bn[b].ids[0])
+        pp->bn_stage[b] = pp->plan->ops[i].stage;
+    }
+  return 0;
+}
+
+/* On a stage mesh: the blocks of the stage's parameters and their sums. */
+static int param_blocks(ty_train *t, ty__pipe *pp) {
+  if (!pp->tp) return 0;
+  pp->slices = calloc(t->np + 1, sizeof *pp->slices);
+  pp->lacc_off = calloc(pp->n_mine + 1, sizeof *pp->lacc_off);
+  if (!pp->slices || !pp->lacc_off) return TY_ENOMEM;
+  for (size_t k = 0; k < pp->n_mine; k++) {
+    size_t p = pp->mine[k];
+    int rc = ty__pipe_tp_slice(pp->tp, t->param_ids[p], t->params[p], &pp->slices[p]);
+    if (rc != 0) return rc;
+    pp->lacc_off[k] = pp->lacc_n;
+    pp->lacc_n += (size_t)ty_tensor_numel(pp->slices[p]);
+  }
+  pp->lacc = calloc(pp->lacc_n + 1, sizeof *pp->lacc);
+  return pp->lacc ? 0 : TY_ENOMEM;
+}
+
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   if (!pp) return 0;
   int rc = param_stages(t, pp, err, err_len);
+  if (rc == 0) rc = param_blocks(t, pp);
+  if (rc == 0) rc = bn_stages(t, pp);
   const char **names = calloc(t->np + pp->n_links + 1, sizeof *names), **sent = names + t->np;
   size_t n_sent = 0;
   if (rc == 0 && !names) rc = TY_ENOMEM;
@@ -317,9 +373,16 @@ static void mb_clear(ty__pipe *pp, mb_state *m) {
 
 /* This replica's rows of micro-batch i of every feed. */
 static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
-  int64_t first = ((int64_t)i * pp->R + pp->replica) * pp->rows;
+  int64_t first = (int64_t)i * pp->rows;
   for (size_t k = 0; k < t->n_feeds; k++) {
     const ty_tensor *full = t->feeds[k].t;
+    if (pp->tp) {
+      ty_tensor *part;
+      int rc = ty__pipe_tp_feed(pp->tp, t->feeds[k].id, full, first, &part);
+      if (rc == 0) rc = mb_put(pp, m, ty_graph_value_at(t->g, t->feeds[k].id)->name, part);
+      if (rc != 0) return rc;
+      continue;
+    }
     size_t row = full->nbytes / (size_t)full->shape.dims[0];
     ty_shape s = full->shape;
     s.dims[0] = pp->rows;
@@ -334,12 +397,10 @@ static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
 
 /* ---- messages ------------------------------------------------------------------- */
 
-static uint64_t msg_hash(const crossing *l, bool grad, int64_t rows) {
+static uint64_t msg_hash(const crossing *l, bool grad) {
   uint64_t h = fnv(0xcbf29ce484222325ull, l->name, strlen(l->name));
   h = fnv(h, grad ? "grad" : "act", grad ? 4 : 3);
-  ty_shape s = l->shape;
-  s.dims[0] = rows;
-  return fnv(h, s.dims, (size_t)s.rank * sizeof s.dims[0]);
+  return fnv(h, l->shape.dims, (size_t)l->shape.rank * sizeof l->shape.dims[0]);
 }
 
 static uint32_t rank_of(const ty__pipe *pp, int stage) {
@@ -350,7 +411,7 @@ static int send_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
                     const float *buf, size_t n, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
-  uint64_t hdr[4] = {t->step, (uint64_t)pp->stage, (uint64_t)i, msg_hash(l, grad, pp->rows)};
+  uint64_t hdr[4] = {t->step, (uint64_t)pp->stage, (uint64_t)i, msg_hash(l, grad)};
   int rc = par->send(rank_of(pp, peer_stage), hdr, buf, n, par->comm.user);
   return rc ? ty_errf(err, err_len, rc,
                       "pipeline: rank %u (stage %d) could not send the %s of \"%s\" for "
@@ -366,13 +427,10 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
                     ty_tensor **out, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
-  ty_shape s = l->shape;
-  s.dims[0] = pp->rows;
-  int rc = ty_tensor_create(TY_DTYPE_F32, &s, out);
+  int rc = ty_tensor_create(TY_DTYPE_F32, &l->shape, out);
   if (rc != 0) return rc;
   size_t n = (size_t)ty_tensor_numel(*out), got = 0;
-  uint64_t hdr[4] = {0},
-           want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad, pp->rows)};
+  uint64_t hdr[4] = {0}, want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad)};
   uint32_t peer = rank_of(pp, peer_stage);
   rc = par->recv(peer, hdr, (*out)->data, n, &got, par->comm.user);
   const char *what = grad ? "gradient" : "activation";
@@ -400,6 +458,34 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
 
 /* ---- running the graphs ----------------------------------------------------------- */
 
+/* The data input of BatchNormalization b of t in g, when g runs it. */
+static int bn_input(const ty_train *t, const ty_graph *g, size_t b) {
+  if (t->bn[b].x_id == TY_NO_VALUE ||
+      ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].ids[0])->name) == TY_NO_VALUE)
+    return TY_NO_VALUE;
+  return ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+}
+
+/* Micro-batch i's first forward through g has run: the statistics of its
+ * BatchNormalizations fold into the running ones, micro-batch by
+ * micro-batch in order (GPipe's statistics per micro-batch). */
+static int fold_bn(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, char *err,
+                   size_t err_len) {
+  for (size_t b = 0; b < t->n_bn; b++) {
+    int v = bn_input(t, g, b);
+    const ty_tensor *x = v == TY_NO_VALUE ? NULL : ty_exec_value(ex, v);
+    if (v == TY_NO_VALUE) continue;
+    int rc = x ? ty__train_bn_fold(&t->bn[b], x) : TY_EINTERNAL;
+    if (rc != 0)
+      return ty_errf(err, err_len, rc,
+                     "pipeline: stage %d, micro-batch %d: BatchNormalization running stats "
+                     "\"%s\": input \"%s\" missing or not [N, C, ...]",
+                     t->pipe->stage, i, ty_graph_value_at(t->g, t->bn[b].ids[0])->name,
+                     ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+  }
+  return 0;
+}
+
 /* The executor of g, created on first use; a stage that draws Dropout
  * masks gets a new one per micro-batch i and step, seeded by both. */
 static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char *err,
@@ -412,11 +498,25 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
                     .no_fusion = t->opts.no_fusion,
                     .jit = t->jit,
                     .workers = t->opts.workers};
+  if (t->pipe->tp) {
+    o.extern_op = ty_shard_extern;
+    o.extern_user = ty__pipe_tp_shard(t->pipe->tp);
+  }
+  int keep[t->n_bn + 1];
+  for (size_t b = 0; b < t->n_bn; b++) {
+    int v = bn_input(t, g, b);
+    if (v != TY_NO_VALUE) keep[o.n_keep_values++] = v;
+  }
+  o.keep_values = keep;
   int rc = ty_exec_create(g, &o, out);
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
     int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
+    const ty_tensor *x = t->pipe->slices ? t->pipe->slices[p] : t->params[p];
     if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->init)
-      rc = ty_exec_bind_id(*out, v, t->params[p], err, err_len);
+      rc = x ? ty_exec_bind_id(*out, v, x, err, err_len)
+             : ty_errf(err, err_len, TY_EINTERNAL,
+                       "pipeline: stage %d reads parameter \"%s\" of another stage", t->pipe->stage,
+                       ty_graph_value_at(g, v)->name);
   }
   return rc;
 }
@@ -474,9 +574,12 @@ static int forward(ty_train *t, int i, char *err, size_t err_len) {
   if (rc != 0 || pp->last) return rc;
   if (pp->recompute) {
     rc = run(t, pp->fwd, &pp->ex_fwd, i, err, err_len);
+    if (rc == 0) rc = fold_bn(t, pp->fwd, pp->ex_fwd, i, err, err_len);
     return rc ? rc : send_acts(t, pp->fwd, pp->ex_fwd, i, err, err_len);
   }
-  if ((rc = run(t, pp->f, &pp->ex_f, i, err, err_len)) != 0) return rc;
+  if ((rc = run(t, pp->f, &pp->ex_f, i, err, err_len)) != 0 ||
+      (rc = fold_bn(t, pp->f, pp->ex_f, i, err, err_len)) != 0)
+    return rc;
   for (size_t k = 0; rc == 0 && k < ty_graph_n_outputs(pp->f); k++) {
     const ty_graph_value *v = ty_graph_value_at(pp->f, ty_graph_output(pp->f, k));
     const ty_tensor *x = ty_exec_value(pp->ex_f, ty_graph_output(pp->f, k));
@@ -534,7 +637,7 @@ static int collect(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
     const char *name = ty_graph_value_at(t->g, t->param_ids[pp->mine[k]])->name;
     const ty_tensor *gr = grad_of(pp, g, ex, name);
     if (!gr) continue;
-    float *acc = pp->acc + pp->acc_off[k];
+    float *acc = pp->tp ? pp->lacc + pp->lacc_off[k] : pp->acc + pp->acc_off[k];
     const float *src = ty_tensor_f32(gr);
     for (int64_t e = 0, n = ty_tensor_numel(gr); e < n; e++)
       acc[e] += src[e];
@@ -553,6 +656,15 @@ static int collect(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
   return 0;
 }
 
+/* Whether this rank's loss counts in the sum over ranks: every replica's
+ * mean does; on a stage mesh, one copy of each partial sum. */
+static bool loss_counts(ty_train *t) {
+  ty__pipe *pp = t->pipe;
+  if (!pp->tp) return true;
+  ty_shard *s = ty__pipe_tp_shard(pp->tp);
+  return ty__pipe_tp_counts(pp->tp, t->loss_id, ty_shard_partial_axes(s, t->loss_id));
+}
+
 /* Backward slot of micro-batch i. */
 static int backward(ty_train *t, int i, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
@@ -562,8 +674,9 @@ static int backward(ty_train *t, int i, char *err, size_t err_len) {
   const ty_graph *g = split ? pp->b : pp->train.g;
   ty_exec **ex = split ? &pp->ex_b : &pp->ex_train;
   if (rc == 0) rc = run(t, g, ex, i, err, err_len);
+  if (rc == 0 && pp->last) rc = fold_bn(t, g, *ex, i, err, err_len); /* its only forward */
   if (rc == 0) rc = collect(t, g, *ex, i, err, err_len);
-  if (rc == 0 && pp->last) {
+  if (rc == 0 && pp->last && loss_counts(t)) {
     const ty_tensor *l = value(g, *ex, pp->loss_name);
     pp->loss += l ? (double)ty_tensor_f32(l)[0] : NAN;
   }
@@ -592,26 +705,35 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
   memset(pp->acc, 0, pp->acc_n * sizeof *pp->acc);
+  if (pp->lacc) memset(pp->lacc, 0, pp->lacc_n * sizeof *pp->lacc);
   pp->loss = 0;
-  int rc = schedule(t, err, err_len);
+  int rc = 0;
+  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++) /* the last update's blocks */
+    rc = ty__pipe_tp_slice(pp->tp, t->param_ids[pp->mine[k]], t->params[pp->mine[k]],
+                           &pp->slices[pp->mine[k]]);
+  if (rc == 0) rc = schedule(t, err, err_len);
   for (int i = 0; i < pp->M; i++)
     mb_clear(pp, &pp->mbs[i]);
   if (rc == 0 && pp->S > 1 && (rc = par->flush(par->comm.user)) != 0)
     return ty_errf(err, err_len, rc, "pipeline: rank %u (stage %d): completing the sends: %s",
                    t->opts.rank, pp->stage, ty_strerror(rc));
+  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++)
+    rc = ty__pipe_tp_place(pp->tp, t->param_ids[pp->mine[k]], pp->lacc + pp->lacc_off[k],
+                           pp->acc + pp->acc_off[k]);
   if (rc != 0) return rc;
   /* one all-reduce per rank and step, even of nothing: every rank issues the same */
   if (pp->R > 1 && (rc = par->comm.all_reduce(2u, pp->acc, pp->acc_n, "the stage's gradients",
                                               par->comm.user)) != 0)
     return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradients failed: %s", pp->stage,
                    ty_strerror(rc));
-  float scale = 1.0f / (float)(pp->M * pp->R);
+  int ways = pp->tp ? pp->M : pp->M * pp->R; /* a shard's loss is the micro-batch's mean */
+  float scale = 1.0f / (float)ways;
   for (size_t e = 0; e < pp->acc_n; e++)
     pp->acc[e] *= scale;
   for (size_t k = 0; rc == 0 && k < pp->n_mine; k++)
     if ((rc = ty__train_update_param(t, pp->mine[k], lr, pp->acc + pp->acc_off[k])) != 0)
       return ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", pp->mine[k]);
-  *out_loss = pp->last ? pp->loss / (double)(pp->M * pp->R) : 0;
+  *out_loss = pp->last ? pp->loss / (double)ways : 0;
   return 0;
 }
 
@@ -655,6 +777,9 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
   size_t most = 2;
   for (size_t p = 0; p < t->np; p++)
     if ((size_t)ty_tensor_numel(t->params[p]) > most) most = (size_t)ty_tensor_numel(t->params[p]);
+  for (size_t b = 0; b < t->n_bn; b++)
+    if ((size_t)ty_tensor_numel(t->bn[b].stat[0]) > most)
+      most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
   float *scratch = t->opts.rank == 0 ? malloc(most * t->opts.world_size * sizeof *scratch) : NULL;
   int rc = t->opts.rank == 0 && !scratch ? TY_ENOMEM : 0;
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
@@ -662,6 +787,10 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
     rc = gather_from(t, owner, t->params[p]->data, (size_t)ty_tensor_numel(t->params[p]), scratch);
     if (rc == 0) rc = gather_optim(t, p, owner, scratch);
   }
+  for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
+    for (int k = 0; rc == 0 && k < 2; k++)
+      rc = gather_from(t, pp->bn_stage[b] * pp->R, t->bn[b].stat[k]->data,
+                       (size_t)ty_tensor_numel(t->bn[b].stat[k]), scratch);
   free(scratch);
   return rc ? ty_errf(err, err_len, rc,
                       "checkpoint: gathering the stages' parameters on rank 0 failed: %s",
@@ -692,6 +821,14 @@ void ty__train_pipe_destroy(ty_train *t) {
   free(pp->mine);
   free(pp->acc);
   free(pp->acc_off);
+  for (size_t p = 0; pp->slices && p < t->np; p++)
+    ty_tensor_destroy(pp->slices[p]);
+  free(pp->slices);
+  free(pp->lacc);
+  free(pp->lacc_off);
+  free(pp->node_stage);
+  free(pp->bn_stage);
+  ty__pipe_tp_close(pp->tp);
   ty_plan_destroy(pp->plan);
   free(pp);
   t->pipe = NULL;

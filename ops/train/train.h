@@ -201,8 +201,9 @@ typedef struct ty_train_parallel {
    * *out_n == n, buf: the trainer checks the header and names the rank,
    * stage and micro-batch of a mismatch; flush completes every queued
    * send (end of step). The comm's all_reduce over axis 1 (axes 2) sums
-   * over a stage's replicas, over both (3) the world: the mesh of a
-   * pipelined plan is stages x replicas. */
+   * over a stage's ranks, over both (3) the world: the mesh of a
+   * pipelined plan is stages x a stage's ranks; a stage's intra-stage
+   * plan runs its collectives on axis 1 too (all four of comm's). */
   int (*send)(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
   int (*recv)(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user);
   int (*flush)(void *user);

@@ -145,6 +145,9 @@ int ty__train_bn_setup(ty_train *t);
 void ty__train_bn_destroy(ty_train *t);
 /* After a training run: folds the batch statistics into the running ones. */
 int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
+/* Folds one node's batch statistics (x, its data input, [N, C, ...]) into
+ * b's running ones; TY_EINVAL for an x of another shape. */
+int ty__train_bn_fold(ty__bn *b, const ty_tensor *x);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
 int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n);
 
@@ -206,16 +209,42 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);
 /* After the parameters: the stage's parameters, its differentiated graphs. */
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len);
 /* One global batch (already in the feeds): the 1F1B schedule over the
- * micro-batches, the stage replicas' gradient sum, the update of this
- * stage's parameters. *out_loss: this rank's share of the step's mean
- * loss (the last stage's replicas; 0 elsewhere), summed over the world
- * for the log. */
+ * micro-batches, the sum of the stage's gradients over its ranks, the
+ * update of this stage's parameters. *out_loss: this rank's share of the
+ * step's mean loss (the last stage's ranks; 0 elsewhere), summed over the
+ * world for the log. */
 int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len);
 /* Rank 0's parameters and optimizer state become every stage's current
  * ones (every rank calls it: checkpoints, evaluation). */
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len);
 const ty_plan *ty__train_pipe_plan(const ty_train *t);
 void ty__train_pipe_destroy(ty_train *t);
+
+/* pipe_shard.c: a stage's intra-stage plan run through ops/shard (see
+ * there). Open makes rank's shard of g (the forward + loss graph p was made
+ * for) on a communicator over the stage's mesh, built on world (the job's:
+ * stages x a stage's ranks); TY_EUNSUPPORTED for a stage mesh with both
+ * axes split. */
+typedef struct ty__pipe_tp ty__pipe_tp;
+int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
+                     ty__pipe_tp **out, char *err, size_t err_len);
+void ty__pipe_tp_close(ty__pipe_tp *tp);
+ty_shard *ty__pipe_tp_shard(ty__pipe_tp *tp);
+/* Per node of local (src itself, or a shard's local graph of src): the
+ * stage that runs it; *out (malloc'd) has one entry per node. */
+int ty__pipe_node_stages(const ty_graph *src, const ty_plan *p, const ty_graph *local, int **out);
+/* Whether this rank's block of value v counts once in a sum over the stage
+ * (its copy is partial over `partial` axes, or the first of its duplicates). */
+bool ty__pipe_tp_counts(const ty__pipe_tp *tp, int v, unsigned partial);
+/* *io (created on first use) = this rank's block of parameter v's full tensor. */
+int ty__pipe_tp_slice(const ty__pipe_tp *tp, int v, const ty_tensor *full, ty_tensor **io);
+/* *out (new) = this rank's block of data input v for the micro-batch whose
+ * rows start at first_row of all (the global batch). */
+int ty__pipe_tp_feed(const ty__pipe_tp *tp, int v, const ty_tensor *all, int64_t first_row,
+                     ty_tensor **out);
+/* full (v's full size) = zeros and, where this rank's block counts, the
+ * local gradient: summed over the stage it is v's gradient. */
+int ty__pipe_tp_place(const ty__pipe_tp *tp, int v, const float *local, float *full);
 
 /* pipe_graph.c: the graphs a stage runs (see there). */
 typedef struct ty__pipe_grads {

@@ -492,6 +492,16 @@ static void expect_pipeline_plans(const it_cluster *c) {
   cr_assert(strstr(out, "planned by the controller") && strstr(out, "pipeline: 2 stages"), "%s",
             out);
   free(out), free(err);
+  /* Issue 18: tensor mode with stages: each stage's own intra-operator
+   * plan, its weights split over the stage's two devices. */
+  cr_assert_eq(
+      plan_cmd(c, &out, &err,
+               (const char *const[]){"--mesh", "1x4", "--parallelism", "tensor", job, NULL}),
+      0, "%s", err);
+  cr_assert(strstr(out, "pipeline: 2 stages of mesh 1x2") && strstr(out, "column split") &&
+                !strstr(out, "batch split"),
+            "%s", out);
+  free(out), free(err);
   write_pipeline_job(job, "40", "");
   expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
                     (const char *const[]){"--mesh", "1x2", job, NULL});

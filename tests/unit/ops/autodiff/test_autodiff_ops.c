@@ -248,6 +248,72 @@ Test(grad_ops, split_every_output) {
                 TOL); /* output 1 unused: no gradient flows from it */
 }
 
+/* Every output used: the gradient is one Concat of the outputs' gradients
+ * (autodiff's Split path), checked against finite differences. */
+Test(grad_ops, split_all_outputs_negative_axis) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 2, D(3, 6), -1, 1, false), sz = gb_ints(&b, 1, D(3), D(1, 2, 3)),
+      outs[3], idx;
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[i]), 0);
+  cr_assert_eq(ty_graph_add_node(b.g, TY_OP_SPLIT, NULL, (int[]){x, sz}, 2, outs, 3, &idx), 0);
+  cr_assert_eq(ty_graph_node_set_int(b.g, (size_t)idx, "axis", -1), 0);
+  check_outputs(&b, outs, 3, EPS, TOL);
+}
+
+/* The Concat path against the per-output TyGrad path it replaces: dX of
+ * loss = sum_k ReduceSum(y_k * R_k) is R_k laid back where y_k came from,
+ * exactly, and the graph holds one Concat and no Split TyGrad. */
+Test(grad_ops, split_all_outputs_is_one_concat) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 3, D(2, 3, 4), -1, 1, false), outs[2], idx, loss = TY_NO_VALUE;
+  int r[2] = {gb_float(&b, false, 3, D(2, 1, 4), -1, 1, false),
+              gb_float(&b, false, 3, D(2, 2, 4), -1, 1, false)};
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(ty_graph_add_value(b.g, NULL, TY_DTYPE_INVALID, NULL, &outs[i]), 0);
+  cr_assert_eq(ty_graph_add_node(b.g, TY_OP_SPLIT, NULL, (int[]){x, gb_ints(&b, 1, D(2), D(1, 2))},
+                                 2, outs, 2, &idx),
+               0);
+  cr_assert_eq(ty_graph_node_set_int(b.g, (size_t)idx, "axis", 1), 0);
+  for (int k = 0; k < 2; k++) {
+    int m, part;
+    gb_node(&b, TY_OP_MUL, (int[]){outs[k], r[k]}, 2, 1, &m);
+    size_t rs = gb_node(&b, TY_OP_REDUCE_SUM, &m, 1, 1, &part);
+    cr_assert_eq(ty_graph_node_set_int(b.g, rs, "keepdims", 0), 0);
+    if (loss != TY_NO_VALUE) gb_node(&b, TY_OP_ADD, (int[]){loss, part}, 2, 1, &part);
+    loss = part;
+  }
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_graph_mark_output(b.g, loss), 0);
+  int grad;
+  cr_assert_eq(ty_autodiff(b.g, loss, &x, 1, &grad, err, sizeof err), 0, "%s", err);
+  int concats = 0;
+  for (size_t i = 0; i < ty_graph_n_nodes(b.g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(b.g, i);
+    concats += n->op == TY_OP_CONCAT;
+    cr_assert(n->op != TY_OP_GRAD || ty_autodiff_grad_forward_op(n) != TY_OP_SPLIT,
+              "a Split TyGrad is left");
+  }
+  cr_assert_eq(concats, 1);
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(b.g, &(ty_exec_opts){.training = true}, &e), 0);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  const float *dx = ty_tensor_f32(ty_exec_value(e, grad));
+  const float *r0 = ty_graph_value_at(b.g, r[0])->init->data,
+              *r1 = ty_graph_value_at(b.g, r[1])->init->data;
+  for (int n = 0; n < 2; n++)
+    for (int c = 0; c < 3; c++)
+      for (int w = 0; w < 4; w++) {
+        float want = c == 0 ? r0[n * 4 + w] : r1[(n * 2 + c - 1) * 4 + w];
+        cr_assert_eq(dx[(n * 3 + c) * 4 + w], want, "dX[%d,%d,%d]", n, c, w);
+      }
+  ty_exec_destroy(e);
+  ty_graph_destroy(b.g);
+}
+
 Test(grad_ops, expand) {
   gb b;
   gb_init(&b, 13);

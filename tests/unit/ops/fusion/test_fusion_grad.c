@@ -145,3 +145,57 @@ Test(fusion_grad, broadcast_gradients_stay_unfused) {
   ty_tensor_destroy(xt);
   ty_graph_destroy(g);
 }
+
+static float g_half(int64_t i) {
+  (void)i;
+  return 0.5f;
+}
+static float g_one(int64_t i) {
+  (void)i;
+  return 1.0f;
+}
+static float g_sqrt2(int64_t i) {
+  (void)i;
+  return 1.4142135f;
+}
+
+/* GELU as PyTorch exports it, y = (h * (erf(h / sqrt 2) + 1)) * 0.5 with
+ * h = x * w + b, under loss = mean(y): the backward region reads h, h /
+ * sqrt 2 and erf + 1, not erf's output nor the product before * 0.5 (their
+ * TyGrad nodes list them, their formulas do not), so the forward region
+ * does not write those two; and the gradients still equal the unfused
+ * kernels' bit for bit. */
+Test(fusion_grad, forward_region_writes_only_what_a_formula_reads) {
+  snprintf(grad_cache, sizeof grad_cache, "/tmp/ty_fusion_grad.XXXXXX");
+  cr_assert_not_null(mkdtemp(grad_cache));
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t xd[2] = {TY_DIM_BATCH, GD}, wd[1] = {GD}, sd[1] = {1};
+  int x = gt_input(g, "x", 2, xd),
+      params[2] = {gt_init(g, "w", 1, wd, g_w), gt_init(g, "b", 1, wd, g_b)};
+  int h = gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_MUL, x, params[0]), params[1]);
+  int e = gt_op(g, TY_OP_ERF, gt_op(g, TY_OP_DIV, h, gt_init(g, "c", 1, sd, g_sqrt2)), -1);
+  int m = gt_op(g, TY_OP_MUL, h, gt_op(g, TY_OP_ADD, e, gt_init(g, "one", 1, sd, g_one)));
+  int y = gt_op(g, TY_OP_MUL, m, gt_init(g, "half", 1, sd, g_half));
+  int loss = gt_op(g, TY_OP_REDUCE_MEAN, y, -1), grads[2];
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  gt_infer(g);
+  char err[256] = "";
+  cr_assert_eq(ty_autodiff(g, loss, params, 2, grads, err, sizeof err), 0, "%s", err);
+  ty_exec_opts plain = {.no_fusion = true, .no_memplan = true, .training = true};
+  ty_exec_opts fused = {.kernel_cache = grad_cache, .no_memplan = true, .training = true};
+  int64_t dims[2] = {5, GD};
+  ty_tensor *xt = gt_tensor(2, dims, g_x);
+  const char *name = "x";
+  ty_exec *a = gt_run(g, &plain, 1, &name, &xt), *b = gt_run(g, &fused, 1, &name, &xt);
+  assert_same_outputs(g, a, b);
+  cr_assert_not_null(ty_exec_value(a, e));
+  cr_assert_not_null(ty_exec_value(a, m));
+  cr_assert_null(ty_exec_value(b, e), "erf's output was written, and nothing reads it");
+  cr_assert_null(ty_exec_value(b, m), "the product before * 0.5 was written, and nothing reads it");
+  cr_assert_not_null(ty_exec_value(b, h));
+  ty_exec_destroy(a);
+  ty_exec_destroy(b);
+  ty_tensor_destroy(xt);
+  ty_graph_destroy(g);
+}

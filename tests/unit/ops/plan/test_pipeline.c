@@ -4,7 +4,8 @@
  * optima and against exhaustive search on random costs, the layers and
  * stages of an MLP, a pipeline chosen where slow links make the flat plans
  * pay for their weight synchronisation, every rejection of a bad stage or
- * micro-batch count, and the plan file's pipeline section (round trip,
+ * micro-batch count, tensor mode's stages that split weights, not the
+ * batch, and the plan file's pipeline section (round trip,
  * rejection, version 1 plans still read).
  */
 #include <criterion/criterion.h>
@@ -199,6 +200,38 @@ Test(plan_pipeline, data_x_pipeline_2x2) {
   ty_graph_destroy(g);
 }
 
+/* Issue 18: a stage's own intra-operator plan. Tensor mode keeps every
+ * stage's batch whole and splits its weights over the stage's devices;
+ * the text shows each op's split beside its stage. */
+Test(plan_pipeline, tensor_mode_splits_each_stage_s_weights) {
+  ty_graph *g = model_mlp(4, 1024);
+  ty_plan_request r = request(1, 4, 32);
+  r.pipeline_stages = 2;
+  r.micro_batches = 4;
+  r.mode = TY_PLAN_MODE_TENSOR;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 2);
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 2);
+  int split[2] = {0, 0};
+  for (size_t i = 0; i < p->n_ops; i++) {
+    cr_assert_null(strstr(p->ops[i].strategy, "batch split"), "%s: %s", p->ops[i].name,
+                   p->ops[i].strategy);
+    if (strstr(p->ops[i].strategy, "column split") || strstr(p->ops[i].strategy, "row-block"))
+      split[p->ops[i].stage]++;
+  }
+  cr_assert(split[0] > 0 && split[1] > 0, "tensor-parallel ops per stage: %d, %d", split[0],
+            split[1]);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_to_text(p, &b), 0);
+  cr_assert_not_null(strstr((char *)b.data, "pipeline: 2 stages of mesh"), "%.*s", (int)b.len,
+                     b.data);
+  cr_assert_not_null(strstr((char *)b.data, "column split"), "%.*s", (int)b.len, b.data);
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
 Test(plan_pipeline, auto_pipelines_when_weights_do_not_fit_and_links_are_slow) {
   /* Four 512 x 512 layers with Adam need 16 MiB replicated; with 13 MiB
    * per device and links of 1 MB/s every flat plan that splits weights
@@ -298,7 +331,8 @@ Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
   r.micro_batches = 0;
   r.pipeline_stages = 2;
   r.mode = TY_PLAN_MODE_DATA;
-  reject(g, &r, "pipeline_stages: pipelines are searched in auto mode only (mode is data)");
+  reject(g, &r,
+         "pipeline_stages: pipelines are searched in auto and tensor modes only (mode is data)");
   r.mode = TY_PLAN_MODE_AUTO;
   r.cluster.device_mem_bytes = 1024;
   reject(g, &r, "pipeline_stages: no pipeline of the graph's 2 layers fits in 1.0 KiB");

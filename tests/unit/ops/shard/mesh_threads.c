@@ -13,7 +13,11 @@ void mt_mesh_init(mt_mesh *m, int m0, int m1) {
   m->mesh[0] = m0;
   m->mesh[1] = m1;
   m->world = m0 * m1;
-  pthread_barrier_init(&m->bar, NULL, (unsigned)m->world);
+  for (int a = 0; a < 4; a++)
+    for (int r = 0; r < MT_MAX_RANKS; r++) {
+      pthread_mutex_init(&m->bar[a][r].mu, NULL);
+      pthread_cond_init(&m->bar[a][r].cv, NULL);
+    }
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->cv, NULL);
 }
@@ -36,7 +40,11 @@ void mt_mesh_close(mt_mesh *m) {
     }
   pthread_cond_destroy(&m->cv);
   pthread_mutex_destroy(&m->mu);
-  pthread_barrier_destroy(&m->bar);
+  for (int a = 0; a < 4; a++)
+    for (int r = 0; r < MT_MAX_RANKS; r++) {
+      pthread_mutex_destroy(&m->bar[a][r].mu);
+      pthread_cond_destroy(&m->bar[a][r].cv);
+    }
 }
 
 int mt_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user) {
@@ -112,13 +120,28 @@ static int coord(const mt_rank *r, int axis) {
   return axis == 0 ? r->rank / r->m->mesh[1] : r->rank % r->m->mesh[1];
 }
 
-/* Publishes in, lets f read the group, then waits until all have read. */
-static void exchange(mt_rank *r, const float *in) {
-  r->m->slot[r->rank] = in;
-  pthread_barrier_wait(&r->m->bar);
+/* Waits until the k ranks of group g (over axes) have all arrived. */
+static void group_wait(mt_rank *r, unsigned axes, const int *g, int k) {
+  mt_gbar *b = &r->m->bar[axes & 3u][g[0]];
+  pthread_mutex_lock(&b->mu);
+  unsigned gen = b->gen;
+  if (++b->count == k) {
+    b->count = 0;
+    b->gen++;
+    pthread_cond_broadcast(&b->cv);
+  }
+  while (gen == b->gen)
+    pthread_cond_wait(&b->cv, &b->mu);
+  pthread_mutex_unlock(&b->mu);
 }
-static void done(mt_rank *r) {
-  pthread_barrier_wait(&r->m->bar);
+
+/* Publishes in and waits for the group; done() waits until all have read. */
+static void exchange(mt_rank *r, unsigned axes, const int *g, int k, const float *in) {
+  r->m->slot[r->rank] = in;
+  group_wait(r, axes, g, k);
+}
+static void done(mt_rank *r, unsigned axes, const int *g, int k) {
+  group_wait(r, axes, g, k);
 }
 
 static int all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {
@@ -126,11 +149,11 @@ static int all_reduce(unsigned axes, float *buf, size_t n, const char *what, voi
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, axes, g);
   float *sum = calloc(n + 1, sizeof *sum);
-  exchange(r, buf);
+  exchange(r, axes, g, k, buf);
   for (int j = 0; j < k; j++)
     for (size_t i = 0; i < n; i++)
       sum[i] += r->m->slot[g[j]][i];
-  done(r);
+  done(r, axes, g, k);
   memcpy(buf, sum, n * sizeof *sum);
   free(sum);
   return 0;
@@ -141,10 +164,10 @@ static int all_gather(int axis, const float *in, size_t n, float *out, const cha
   (void)what;
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, 1u << axis, g);
-  exchange(r, in);
+  exchange(r, 1u << axis, g, k, in);
   for (int j = 0; j < k; j++)
     memcpy(out + (size_t)j * n, r->m->slot[g[j]], n * sizeof *out);
-  done(r);
+  done(r, 1u << axis, g, k);
   return 0;
 }
 
@@ -153,12 +176,12 @@ static int reduce_scatter(int axis, const float *in, size_t n_out, float *out, c
   (void)what;
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, 1u << axis, g), c = coord(r, axis);
-  exchange(r, in);
+  exchange(r, 1u << axis, g, k, in);
   memset(out, 0, n_out * sizeof *out);
   for (int j = 0; j < k; j++)
     for (size_t i = 0; i < n_out; i++)
       out[i] += r->m->slot[g[j]][(size_t)c * n_out + i];
-  done(r);
+  done(r, 1u << axis, g, k);
   return 0;
 }
 
@@ -167,10 +190,10 @@ static int all_to_all(int axis, const float *in, size_t chunk, float *out, const
   (void)what;
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, 1u << axis, g), c = coord(r, axis);
-  exchange(r, in);
+  exchange(r, 1u << axis, g, k, in);
   for (int j = 0; j < k; j++)
     memcpy(out + (size_t)j * chunk, r->m->slot[g[j]] + (size_t)c * chunk, chunk * sizeof *out);
-  done(r);
+  done(r, 1u << axis, g, k);
   return 0;
 }
 
@@ -193,10 +216,11 @@ int mt_wait(void *user) {
 
 int mt_gather(const float *in, size_t n, float *out, void *user) {
   mt_rank *r = user;
-  exchange(r, in);
+  int g[MT_MAX_RANKS], k = group(r, 3u, g);
+  exchange(r, 3u, g, k, in);
   for (int j = 0; r->rank == 0 && j < r->m->world; j++)
     memcpy(out + (size_t)j * n, r->m->slot[j], n * sizeof *out);
-  done(r);
+  done(r, 3u, g, k);
   return 0;
 }
 

@@ -2,9 +2,9 @@
 /*
  * An in-process transport for ops/shard's tests: the ranks of a mesh are
  * threads of one process and each collective is a rendezvous at a barrier
- * of all of them, reading the peers' buffers in place. SPMD ranks issue the
- * same collectives in the same order, so one barrier over every rank is
- * enough even when the groups are smaller. Not for production: no
+ * of its group, reading the peers' buffers in place. The ranks of a group
+ * issue its collectives in the same order; other groups may be elsewhere
+ * (a pipeline's stages run their own collectives). Not for production: no
  * deadlines, no checks; ops/collective is the real transport.
  */
 #ifndef TY_TESTS_UNIT_OPS_SHARD_MESH_THREADS_H
@@ -19,9 +19,17 @@
 
 typedef struct mt_msg mt_msg;
 
+/* A barrier of one group (a generation counter). */
+typedef struct mt_gbar {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int count;
+  unsigned gen;
+} mt_gbar;
+
 typedef struct mt_mesh {
   int mesh[2], world;
-  pthread_barrier_t bar;
+  mt_gbar bar[4][MT_MAX_RANKS]; /* by the group's axes and its first rank */
   const float *slot[MT_MAX_RANKS];
   /* point-to-point messages (mt_send, mt_recv): a queue per receiver */
   pthread_mutex_t mu;

@@ -13,29 +13,16 @@
 
 #include "lib/base/base.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
+#include "tests/unit/ops/train/plan_ranks.h"
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void openblas_set_num_threads(int num_threads);
-
-static void setup(void) {
-  openblas_set_num_threads(1);
-  synth_blob_files("", 256, 1);
-}
-
-static void cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(parallel, .init = setup, .fini = cleanup);
+TestSuite(parallel, .init = pr_setup, .fini = pr_cleanup);
 
 static ty_graph *model_with(bool bn) {
   synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .bn = bn};
@@ -92,12 +79,8 @@ static void *rank_main(void *arg) {
   synth_config(&c, rr->j->steps, false);
   c.checkpoint_path = ty_strdup(rr->j->ckpt);
   ty_plan_request req = request(rr->j);
-  ty_train_parallel par = {.request = &req,
-                           .comm = mt_comm(&rr->r),
-                           .start = mt_start,
-                           .wait = mt_wait,
-                           .gather = mt_gather,
-                           .agree_stop = mt_agree_stop};
+  ty_train_parallel par = pr_parallel(&rr->r);
+  par.request = &req;
   rr->r.stop = &rr->stop;
   FILE *log = tmpfile();
   ty_train_opts o = {.rank = (uint32_t)rr->r.rank,
@@ -131,14 +114,10 @@ static void run_plan(const ty_graph *g, const job *j) {
   int world = j->nodes * j->per_node;
   mt_mesh_init(&m, p->mesh[0], p->mesh[1]);
   rank_run rr[MT_MAX_RANKS];
-  pthread_t th[MT_MAX_RANKS];
   memset(rr, 0, sizeof rr);
-  for (int r = 0; r < world; r++) {
-    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
-    pthread_create(&th[r], NULL, rank_main, &rr[r]);
-  }
   for (int r = 0; r < world; r++)
-    pthread_join(th[r], NULL);
+    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
+  pr_threads(world, rank_main, rr, sizeof *rr);
   for (int r = 0; r < world; r++) {
     cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
     cr_assert_eq(rr[r].hash, ty_plan_hash(p), "rank %d planned something else", r);
@@ -147,52 +126,12 @@ static void run_plan(const ty_graph *g, const job *j) {
   ty_plan_destroy(p);
 }
 
-/* One process, no plan: the reference. */
-static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
-  ty_train_config c;
-  synth_config(&c, steps, false);
-  c.checkpoint_path = ty_strdup(ckpt);
-  FILE *log = tmpfile();
-  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
-  ty_train_destroy(t);
-  fclose(log);
-  ty_train_config_close(&c);
-}
-
-/* Largest difference between the float initializers of two checkpoints. */
-static double diff(const char *a, const char *b) {
-  char err[TY_ERR_LEN] = "";
-  ty_graph *ga, *gb;
-  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s", err);
-  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s", err);
-  double worst = 0;
-  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
-    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
-    const ty_tensor *tb = ty_graph_value_at(gb, ty_graph_find_value(gb, va->name))->init;
-    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
-    for (int64_t k = 0; va->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(va->init); k++)
-      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
-  }
-  ty_graph_destroy(ga);
-  ty_graph_destroy(gb);
-  return worst;
-}
-
-static void copy_checkpoint(const char *from, const char *to) {
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s.state' '%s.state'", from, to, from, to);
-  cr_assert_eq(system(cmd), 0);
-}
-
 Test(parallel, plans_train_like_one_process, .timeout = 240) {
   ty_graph *g = model();
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("plan.onnx"));
-  run_single(g, 6, ref, false);
+  pr_run_single(g, 6, ref, false);
   const job jobs[] = {
       {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false}, {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
       {1, 4, TY_PLAN_MODE_TENSOR, 6, out, false}, {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
@@ -200,7 +139,7 @@ Test(parallel, plans_train_like_one_process, .timeout = 240) {
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_plan(g, &jobs[i]);
-    double d = diff(ref, out);
+    double d = pr_diff(ref, out);
     cr_assert(d < 1e-5, "job %zu (%dx%d, mode %d): weights differ from one process by %g", i,
               jobs[i].nodes, jobs[i].per_node, jobs[i].mode, d);
   }
@@ -220,13 +159,13 @@ Test(parallel, shapes_from_run_time_shape_arithmetic_plan_and_train, .timeout = 
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("sa_ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("sa_plan.onnx"));
-  run_single(g, 6, ref, false);
+  pr_run_single(g, 6, ref, false);
   const job jobs[] = {{1, 2, TY_PLAN_MODE_TENSOR, 6, out, false},
                       {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
                       {1, 2, TY_PLAN_MODE_AUTO, 6, out, false}};
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_plan(g, &jobs[i]);
-    double d = diff(ref, out);
+    double d = pr_diff(ref, out);
     cr_assert(d < 1e-5, "job %zu (%dx%d, mode %d): weights differ from one process by %g", i,
               jobs[i].nodes, jobs[i].per_node, jobs[i].mode, d);
   }
@@ -262,9 +201,9 @@ Test(parallel, logits_shaped_at_run_time_plan_without_data, .timeout = 240) {
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("eb_ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("eb_plan.onnx"));
-  run_single(g, 4, ref, false);
+  pr_run_single(g, 4, ref, false);
   run_plan(g, &(job){1, 2, TY_PLAN_MODE_AUTO, 4, out, false});
-  double d = diff(ref, out);
+  double d = pr_diff(ref, out);
   cr_assert(d < 1e-5, "weights differ from one process by %g", d);
   ty_graph_destroy(g);
 }
@@ -276,15 +215,15 @@ Test(parallel, checkpoint_resumes_on_other_device_counts, .timeout = 240) {
   snprintf(tp, sizeof tp, "%s", synth_path("tp.onnx"));
   snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
   snprintf(four, sizeof four, "%s", synth_path("four.onnx"));
-  run_single(g, 8, ref, false);
+  pr_run_single(g, 8, ref, false);
   job first = {1, 2, TY_PLAN_MODE_TENSOR, 4, tp, false};
   run_plan(g, &first); /* 4 steps on 2 ranks, tensor parallel */
-  copy_checkpoint(tp, one);
-  copy_checkpoint(tp, four);
-  run_single(g, 8, one, true); /* 4 more on one process */
+  pr_copy_checkpoint(tp, one);
+  pr_copy_checkpoint(tp, four);
+  pr_run_single(g, 8, one, true); /* 4 more on one process */
   job grid = {2, 2, TY_PLAN_MODE_GRID, 8, four, true};
   run_plan(g, &grid); /* 4 more on 4 ranks, data x tensor */
-  double d1 = diff(ref, one), d4 = diff(ref, four);
+  double d1 = pr_diff(ref, one), d4 = pr_diff(ref, four);
   cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
   cr_assert(d4 < 1e-5, "resumed on 2x2: %g from an uninterrupted run", d4);
   ty_graph_destroy(g);
@@ -297,20 +236,21 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("bn_ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("bn_plan.onnx"));
-  run_single(g, 6, ref, false);
+  pr_run_single(g, 6, ref, false);
   const job jobs[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false},
                       {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_plan(g, &jobs[i]);
-    double d = diff(ref, out); /* the running statistics are initializers of the checkpoint too */
+    double d =
+        pr_diff(ref, out); /* the running statistics are initializers of the checkpoint too */
     cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i,
               d);
   }
   ty_graph_destroy(g);
   g = model_bn_train_mode(); /* the same with PyTorch's unread outputs 1 and 2 */
-  run_single(g, 6, ref, false);
+  pr_run_single(g, 6, ref, false);
   run_plan(g, &jobs[1]);
-  double d = diff(ref, out);
+  double d = pr_diff(ref, out);
   cr_assert(d < 1e-4, "training-mode export: differs from one process by %g", d);
   ty_graph_destroy(g);
 }

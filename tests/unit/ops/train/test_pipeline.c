@@ -5,7 +5,9 @@
  * in-process mesh (tests/unit/ops/shard/mesh_threads.c; the Open MPI
  * transport is covered by tests/integration/test_plan.c). Four stages on
  * four ranks and two stages x two replicas train to the weights of one
- * process on the same global batch, with and without recomputation; the
+ * process on the same global batch, with and without recomputation, and so
+ * do two stages x 2-way tensor parallel (tensor mode) and a BatchNormalization
+ * model against one process accumulating over the same micro-batches; the
  * checkpoint is the single-process one and resumes under another stage
  * count; a wrong stage message is named by rank, stage and micro-batch;
  * bad pipeline requests are refused with the reason.
@@ -13,30 +15,19 @@
 #include "ops/train/train.h"
 
 #include "lib/base/base.h"
+#include "ops/autodiff/autodiff.h"
+#include "ops/exec.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
+#include "tests/unit/ops/train/plan_ranks.h"
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void openblas_set_num_threads(int num_threads);
-
-static void setup(void) {
-  openblas_set_num_threads(1);
-  synth_blob_files("", 256, 1);
-}
-
-static void cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(pipeline, .init = setup, .fini = cleanup);
+TestSuite(pipeline, .init = pr_setup, .fini = pr_cleanup);
 
 /* x -> fc1 -> fc3 .. fc5 -> fc2: five weight layers. */
 static ty_graph *model(void) {
@@ -55,6 +46,7 @@ typedef struct job {
   int bad_rank;       /* this rank sends one wrong message (-1: none) */
   bool all_recompute; /* run the plan with every stage's recompute set */
   int stop_rank;      /* this rank's stop flag is set before the first step (-1: none) */
+  ty_plan_mode mode;  /* the planner's mode (AUTO: 0) */
 } job;
 
 typedef struct rank_run {
@@ -69,8 +61,16 @@ typedef struct rank_run {
   char err[TY_ERR_LEN];
 } rank_run;
 
+/* Set by the BatchNormalization test: the data in file order and plain SGD,
+ * which its hand-written reference reproduces. */
+static bool plain_sgd;
+
 static void config(ty_train_config *c, const job *j) {
   synth_config(c, j->steps, false);
+  if (plain_sgd) {
+    c->shuffle = false;
+    c->optim.momentum = 0;
+  }
   c->pipeline_stages = j->stages;
   c->micro_batches = j->micro;
   if (j->ckpt) c->checkpoint_path = ty_strdup(j->ckpt);
@@ -83,7 +83,7 @@ static ty_plan_request request(const job *j) {
   req.cluster.devices_per_node = j->per_node;
   req.cluster.device_flops = 1e9;
   if (j->mem) req.cluster.device_mem_bytes = j->mem;
-  req.mode = TY_PLAN_MODE_AUTO;
+  req.mode = j->mode;
   return req;
 }
 
@@ -100,15 +100,10 @@ static void *rank_main(void *arg) {
   config(&c, rr->j);
   ty_plan_request req = request(rr->j);
   bool bad = rr->r.rank == rr->j->bad_rank;
-  ty_train_parallel par = {.request = &req,
-                           .comm = mt_comm(&rr->r),
-                           .start = mt_start,
-                           .wait = mt_wait,
-                           .gather = mt_gather,
-                           .agree_stop = rr->j->bad_rank >= 0 ? NULL : mt_agree_stop,
-                           .send = bad ? bad_send : mt_send,
-                           .recv = mt_recv,
-                           .flush = mt_flush};
+  ty_train_parallel par = pr_parallel(&rr->r);
+  par.request = &req;
+  if (rr->j->bad_rank >= 0) par.agree_stop = NULL;
+  if (bad) par.send = bad_send;
   ty_plan *given = NULL;
   if (rr->j->all_recompute) {
     cr_assert_eq(ty_train_make_plan(rr->g, &c, true, &req, &given, rr->err, sizeof rr->err), 0);
@@ -146,13 +141,9 @@ static void run_ranks(const ty_graph *g, const job *j, rank_run *rr) {
   mt_mesh m;
   mt_mesh_init(&m, j->stages, world / j->stages);
   if (j->bad_rank >= 0) m.timeout_ms = 3000;
-  pthread_t th[MT_MAX_RANKS];
-  for (int r = 0; r < world; r++) {
-    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
-    pthread_create(&th[r], NULL, rank_main, &rr[r]);
-  }
   for (int r = 0; r < world; r++)
-    pthread_join(th[r], NULL);
+    rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
+  pr_threads(world, rank_main, rr, sizeof *rr);
   mt_mesh_close(&m);
 }
 
@@ -183,66 +174,86 @@ static void run_pipeline(const ty_graph *g, const job *j, bool *out_recompute) {
   run_pipeline_logged(g, j, out_recompute, NULL);
 }
 
-/* One process, no plan: the reference. */
-static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
-  ty_train_config c;
-  synth_config(&c, steps, false);
-  c.checkpoint_path = ty_strdup(ckpt);
-  FILE *log = tmpfile();
-  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
-  ty_train_destroy(t);
-  fclose(log);
-  ty_train_config_close(&c);
-}
-
-/* Largest difference between the float initializers of two checkpoints. */
-static double diff(const char *a, const char *b) {
-  char err[TY_ERR_LEN] = "";
-  ty_graph *ga, *gb;
-  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s", err);
-  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s", err);
-  double worst = 0;
-  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
-    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
-    const ty_tensor *tb = ty_graph_value_at(gb, ty_graph_find_value(gb, va->name))->init;
-    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
-    for (int64_t k = 0; va->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(va->init); k++)
-      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
-  }
-  ty_graph_destroy(ga);
-  ty_graph_destroy(gb);
-  return worst;
-}
-
-static void copy_checkpoint(const char *from, const char *to) {
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s.state' '%s.state'", from, to, from, to);
-  cr_assert_eq(system(cmd), 0);
-}
-
 Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   ty_graph *g = model();
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("pipe.onnx"));
-  run_single(g, 5, ref, false);
+  pr_run_single(g, 5, ref, false);
   const job jobs[] = {
-      {2, 2, 4, 4, 5, out, false, 0, -1, false, -1}, /* 4 stages on 4 ranks (2 nodes x 2) */
-      {2, 2, 2, 4, 5, out, false, 0, -1, false, -1}, /* data x pipeline, 2 x 2 */
-      {1, 2, 2, 2, 5, out, false, 0, -1, false, -1}, /* 2 stages, 2 micro-batches */
-      {1, 4, 4, 8, 5, out, false, 0, -1, false, -1}, /* more micro-batches than stages */
+      {2, 2, 4, 4, 5, out, false, 0, -1, false, -1, 0}, /* 4 stages on 4 ranks (2 nodes x 2) */
+      {2, 2, 2, 4, 5, out, false, 0, -1, false, -1, 0}, /* data x pipeline, 2 x 2 */
+      {1, 2, 2, 2, 5, out, false, 0, -1, false, -1, 0}, /* 2 stages, 2 micro-batches */
+      {1, 4, 4, 8, 5, out, false, 0, -1, false, -1, 0}, /* more micro-batches than stages */
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     run_pipeline(g, &jobs[i], NULL);
-    double d = diff(ref, out);
+    double d = pr_diff(ref, out);
     cr_assert(d < 1e-5,
               "job %zu (%d stages x %d micro-batches on %dx%d): weights differ from one "
               "process by %g",
               i, jobs[i].stages, jobs[i].micro, jobs[i].nodes, jobs[i].per_node, d);
   }
+  ty_graph_destroy(g);
+}
+
+/* The ops of stage mesh's plan that split a weight's output features (a
+ * column or row-block split: tensor parallelism), and none that splits a
+ * batch. */
+static int tensor_split_ops(const ty_plan *p) {
+  int n = 0;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    cr_assert(!strstr(p->ops[i].strategy, "batch split"), "op %s: %s", p->ops[i].name,
+              p->ops[i].strategy);
+    n += strstr(p->ops[i].strategy, "column split") || strstr(p->ops[i].strategy, "row-block");
+  }
+  return n;
+}
+
+/* Issue 18: each stage runs its own intra-stage plan. Tensor mode makes the
+ * planner split the stages' weights over each stage's two devices; the
+ * ranks run their shards and train to the single-process weights. */
+Test(pipeline, tensor_parallel_stages_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_tp.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe_tp.onnx"));
+  pr_run_single(g, 5, ref, false);
+  job j = {1, 4, 2, 4, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(p->n_stages, 2);
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
+  cr_assert_gt(tensor_split_ops(p), 0, "no op of the stages is split tensor parallel");
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  char *logs = NULL;
+  run_pipeline_logged(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "its intra-stage plan through ops/shard"), "%s", logs);
+  free(logs);
+  double d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "2 tensor-parallel stages x 2 devices: weights differ by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* The same with PyTorch's attention head-split idiom in the first stage
+ * (a Reshape to [N * 2, hidden / 2] by a shape computed at run time, and
+ * back): the shard's local shapes cross stages as its layouts say. */
+Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .shape_arith = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_heads.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe_heads.onnx"));
+  pr_run_single(g, 4, ref, false);
+  job j = {1, 4, 2, 4, 4, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  run_pipeline(g, &j, NULL);
+  double d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "head-split MLP on 2 tensor-parallel stages: weights differ by %g", d);
   ty_graph_destroy(g);
 }
 
@@ -270,7 +281,7 @@ Test(pipeline, recomputation_forced_by_memory_gives_the_same_weights, .timeout =
   char ref[300], out[300];
   snprintf(ref, sizeof ref, "%s", synth_path("ref_rc.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("pipe_rc.onnx"));
-  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false, -1};
+  job plain = {1, 4, 4, 4, 4, ref, false, 0, -1, false, -1, 0};
   bool rc_plain = true, rc_forced = false;
   run_pipeline(g, &plain, &rc_plain);
   cr_assert(!rc_plain, "recomputation without a memory limit");
@@ -280,7 +291,7 @@ Test(pipeline, recomputation_forced_by_memory_gives_the_same_weights, .timeout =
   run_pipeline(g, &tight, &rc_forced);
   cr_assert(rc_forced, "a budget of %llu bytes did not make the planner recompute",
             (unsigned long long)tight.mem);
-  double d = diff(ref, out);
+  double d = pr_diff(ref, out);
   cr_assert(d < 1e-6, "recomputation changed the weights by %g", d);
   ty_graph_destroy(g);
 }
@@ -292,15 +303,15 @@ Test(pipeline, checkpoint_resumes_under_another_stage_count, .timeout = 240) {
   snprintf(four, sizeof four, "%s", synth_path("four.onnx"));
   snprintf(two, sizeof two, "%s", synth_path("two.onnx"));
   snprintf(one, sizeof one, "%s", synth_path("one.onnx"));
-  run_single(g, 8, ref, false);
-  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false, -1};
+  pr_run_single(g, 8, ref, false);
+  job first = {1, 4, 4, 4, 4, four, false, 0, -1, false, -1, 0};
   run_pipeline(g, &first, NULL); /* 4 steps on 4 stages */
-  copy_checkpoint(four, two);
-  copy_checkpoint(four, one);
-  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1};
+  pr_copy_checkpoint(four, two);
+  pr_copy_checkpoint(four, one);
+  job second = {1, 2, 2, 2, 8, two, true, 0, -1, false, -1, 0};
   run_pipeline(g, &second, NULL); /* 4 more on 2 stages */
-  run_single(g, 8, one, true);    /* 4 more on one process */
-  double d2 = diff(ref, two), d1 = diff(ref, one);
+  pr_run_single(g, 8, one, true); /* 4 more on one process */
+  double d2 = pr_diff(ref, two), d1 = pr_diff(ref, one);
   cr_assert(d2 < 1e-5, "resumed on 2 stages: %g from an uninterrupted run", d2);
   cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
   ty_graph_destroy(g);
@@ -316,7 +327,7 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
   char a[300], b[300];
   snprintf(a, sizeof a, "%s", synth_path("drop_a.onnx"));
   snprintf(b, sizeof b, "%s", synth_path("drop_b.onnx"));
-  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true, -1}; /* the plan recomputes every stage */
+  job j = {1, 4, 4, 4, 3, a, false, 0, -1, true, -1, 0}; /* the plan recomputes every stage */
   char *logs = NULL;
   run_pipeline_logged(g, &j, NULL, &logs);
   cr_assert(strstr(logs, "draws Dropout masks, so it keeps its activations instead of "
@@ -325,7 +336,7 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
   free(logs);
   j.ckpt = b;
   run_pipeline(g, &j, NULL);
-  cr_assert_eq(diff(a, b), 0.0, "two runs with one seed differ");
+  cr_assert_eq(pr_diff(a, b), 0.0, "two runs with one seed differ");
   ty_graph_destroy(g);
 }
 
@@ -333,7 +344,7 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
  * agreed step, so none waits for messages of a step the others skip. */
 Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
   ty_graph *g = model();
-  job j = {1, 4, 4, 4, 20, NULL, false, 0, -1, false, 2};
+  job j = {1, 4, 4, 4, 20, NULL, false, 0, -1, false, 2, 0};
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
   for (int r = 0; r < 4; r++) {
@@ -346,8 +357,8 @@ Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
 
 Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   ty_graph *g = model();
-  job j = {1,     4, 4, 4,     1, NULL,
-           false, 0, 1, false, -1}; /* rank 1 (stage 1) mislabels micro-batch 1 */
+  job j = {1,     4, 4, 4,     1,  NULL,
+           false, 0, 1, false, -1, 0}; /* rank 1 (stage 1) mislabels micro-batch 1 */
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
   cr_assert_eq(rr[2].rc, TY_EINVAL, "rank 2: %s", rr[2].err);
@@ -364,8 +375,174 @@ Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
+/* ---- BatchNormalization ---------------------------------------------------------- */
+
+/* The reference of a pipeline with BatchNormalization: one process
+ * accumulating gradients over the same M micro-batches of each global
+ * batch (each normalised with its own statistics, the running statistics
+ * folded in micro-batch order), then one SGD step on their mean. Returns
+ * the forward + loss graph with the trained weights and statistics. */
+typedef struct ref_bn {
+  int x, stat[2];
+  float momentum;
+} ref_bn;
+
+static void fold(const ref_bn *b, const ty_tensor *x, float *rm, float *rv) {
+  int64_t n = x->shape.dims[0], c = x->shape.dims[1];
+  for (int64_t ch = 0; ch < c; ch++) {
+    double s = 0, s2 = 0;
+    for (int64_t r = 0; r < n; r++)
+      s += ty_tensor_f32(x)[r * c + ch];
+    double m = s / (double)n;
+    for (int64_t r = 0; r < n; r++)
+      s2 += (ty_tensor_f32(x)[r * c + ch] - m) * (ty_tensor_f32(x)[r * c + ch] - m);
+    rm[ch] = rm[ch] * b->momentum + (float)m * (1 - b->momentum);
+    rv[ch] = rv[ch] * b->momentum + (float)(s2 / (double)(n - 1)) * (1 - b->momentum);
+  }
+}
+
+static ty_graph *accumulated(const ty_graph *model, const ty_train_config *c, int M, int steps) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_train_plan_graph(model, c, true, &g, err, sizeof err), 0, "%s", err);
+  ref_bn bns[4];
+  int nb = 0, wrt[64], grads[64], keep[4];
+  size_t np = 0;
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    if (n->op != TY_OP_BATCH_NORM) continue;
+    bns[nb] = (ref_bn){
+        n->inputs[0], {n->inputs[3], n->inputs[4]}, ty_graph_node_attr_float(n, "momentum", 0.9f)};
+    keep[nb] = n->inputs[0];
+    nb++;
+  }
+  for (size_t i = 0; i < ty_graph_n_initializers(g); i++) {
+    int v = ty_graph_initializer(g, i);
+    bool stat = false;
+    for (int b = 0; b < nb; b++)
+      stat = stat || v == bns[b].stat[0] || v == bns[b].stat[1];
+    if (ty_graph_value_at(g, v)->dtype == TY_DTYPE_F32 && !stat) wrt[np++] = v;
+  }
+  int loss = ty_graph_find_value(g, "trainyard.loss");
+  cr_assert_eq(ty_autodiff(g, loss, wrt, np, grads, err, sizeof err), 0, "%s", err);
+  ty_exec *ex = NULL;
+  ty_exec_opts o = {.training = true, .keep_values = keep, .n_keep_values = (size_t)nb};
+  cr_assert_eq(ty_exec_create(g, &o, &ex), 0);
+  float *x = malloc(sizeof(float) * 8 * 256), *acc[64];
+  int64_t *y = malloc(sizeof(int64_t) * 256), B = c->batch_size / M;
+  synth_blobs(256, 8, 4, 1, x, y); /* the suite's x.npy and y.npy */
+  for (size_t k = 0; k < np; k++)
+    acc[k] = malloc(ty_graph_value_at(g, wrt[k])->init->nbytes);
+  for (int s = 0; s < steps; s++) {
+    for (size_t k = 0; k < np; k++)
+      memset(acc[k], 0, ty_graph_value_at(g, wrt[k])->init->nbytes);
+    for (int i = 0; i < M; i++) {
+      int64_t first = (int64_t)s * c->batch_size + i * B;
+      ty_shape xs = ty_shape_make(2, (int64_t[]){B, 8}), ys = ty_shape_make(1, (int64_t[]){B});
+      ty_tensor *xt, *yt;
+      cr_assert_eq(ty_tensor_create_from(TY_DTYPE_F32, &xs, x + first * 8,
+                                         sizeof(float) * 8 * (size_t)B, &xt),
+                   0);
+      cr_assert_eq(
+          ty_tensor_create_from(TY_DTYPE_I64, &ys, y + first, sizeof(int64_t) * (size_t)B, &yt), 0);
+      cr_assert_eq(ty_exec_bind(ex, "x", xt, err, sizeof err), 0, "%s", err);
+      cr_assert_eq(ty_exec_bind(ex, "labels", yt, err, sizeof err), 0, "%s", err);
+      cr_assert_eq(ty_exec_run(ex, err, sizeof err), 0, "%s", err);
+      for (int b = 0; b < nb; b++)
+        fold(&bns[b], ty_exec_value(ex, bns[b].x),
+             ty_tensor_f32(ty_graph_value_at(g, bns[b].stat[0])->init),
+             ty_tensor_f32(ty_graph_value_at(g, bns[b].stat[1])->init));
+      for (size_t k = 0; k < np; k++) {
+        const ty_tensor *gr = ty_exec_value(ex, grads[k]);
+        for (int64_t e = 0; e < ty_tensor_numel(gr); e++)
+          acc[k][e] += ty_tensor_f32(gr)[e];
+      }
+      ty_tensor_destroy(xt);
+      ty_tensor_destroy(yt);
+    }
+    for (size_t k = 0; k < np; k++) { /* SGD on the mean gradient; the executor reads in place */
+      ty_tensor *w = ty_graph_value_at(g, wrt[k])->init;
+      for (int64_t e = 0; e < ty_tensor_numel(w); e++)
+        ty_tensor_f32(w)[e] -= (float)(c->schedule.base_lr * acc[k][e] / M);
+    }
+  }
+  for (size_t k = 0; k < np; k++)
+    free(acc[k]);
+  free(x);
+  free(y);
+  ty_exec_destroy(ex);
+  return g;
+}
+
+/* Largest difference between a checkpoint's float initializers and ref's. */
+static double diff_graph(const char *path, const ty_graph *ref) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *ga;
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &ga), 0, "%s", err);
+  double worst = 0;
+  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
+    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
+    int r = ty_graph_find_value(ref, va->name);
+    if (va->dtype != TY_DTYPE_F32 || r == TY_NO_VALUE) continue;
+    const ty_tensor *tb = ty_graph_value_at(ref, r)->init;
+    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
+    for (int64_t k = 0; k < ty_tensor_numel(va->init); k++)
+      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
+  }
+  ty_graph_destroy(ga);
+  return worst;
+}
+
+/* GPipe's BatchNormalization: statistics per micro-batch, running
+ * statistics folded micro-batch by micro-batch in order; the weights and
+ * the statistics match one process accumulating gradients over the same
+ * micro-batches (and differ from one that normalises the whole batch). */
+Test(pipeline, batch_norm_uses_micro_batch_statistics, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .bn = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char out[300], whole[300];
+  snprintf(out, sizeof out, "%s", synth_path("pipe_bn.onnx"));
+  snprintf(whole, sizeof whole, "%s", synth_path("whole_bn.onnx"));
+  plain_sgd = true;
+  job j = {1, 2, 2, 4, 3, out, false, 0, -1, false, -1, 0};
+  run_pipeline(g, &j, NULL);
+  ty_train_config c;
+  config(&c, &j);
+  ty_graph *ref = accumulated(g, &c, 4, 3);
+  double d = diff_graph(out, ref);
+  cr_assert(d < 1e-5,
+            "2 stages x 4 micro-batches with BatchNormalization: %g from the "
+            "accumulating process",
+            d);
+  ty_graph_destroy(ref);
+  ref = accumulated(g, &c, 1, 3); /* whole-batch statistics: another model */
+  cr_assert(diff_graph(out, ref) > 1e-4, "micro-batch statistics do not show in the weights");
+  ty_graph_destroy(ref);
+  ty_train_config_close(&c);
+  /* Stages of two devices each are refused (ops/shard's statistics are not
+   * per micro-batch), naming the node. */
+  job two = {1, 4, 2, 4, 1, NULL, false, 0, -1, false, -1, 0};
+  config(&c, &two);
+  ty_plan_request req = request(&two);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
+  cr_assert(strstr(err, "plan: BatchNormalization (\"bn\") in pipeline stages of 2 devices each "
+                        "is not supported"),
+            "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 static void refused(const ty_graph *g, int stages, int micro, const char *want) {
-  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false, -1};
+  job j = {1, 4, stages, micro, 1, NULL, false, 0, -1, false, -1, 0};
   ty_train_config c;
   config(&c, &j);
   ty_plan_request req = request(&j);
@@ -385,7 +562,7 @@ Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
   refused(g, 4, 3, "micro_batches: 3 does not divide the batch 32");
   refused(g, 3, 4, "pipeline_stages: 3 stages do not divide the 4 devices");
   /* A plan file for another batch or world stops a rank before any step. */
-  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false, -1};
+  job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false, -1, 0};
   ty_train_config c;
   config(&c, &j);
   ty_plan_request req = request(&j);

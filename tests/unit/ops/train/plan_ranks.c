@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The plan tests' shared ranks and references (see plan_ranks.h). */
+#include "tests/unit/ops/train/plan_ranks.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void openblas_set_num_threads(int num_threads);
+
+void pr_setup(void) {
+  openblas_set_num_threads(1);
+  synth_blob_files("", 256, 1);
+}
+
+void pr_cleanup(void) {
+  char cmd[320];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
+  cr_assert_eq(system(cmd), 0);
+}
+
+void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
+  ty_train_config c;
+  synth_config(&c, steps, false);
+  c.checkpoint_path = ty_strdup(ckpt);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+double pr_diff(const char *a, const char *b) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *ga, *gb;
+  cr_assert_eq(ty_graph_load_file(a, err, sizeof err, &ga), 0, "%s", err);
+  cr_assert_eq(ty_graph_load_file(b, err, sizeof err, &gb), 0, "%s", err);
+  double worst = 0;
+  for (size_t i = 0; i < ty_graph_n_initializers(ga); i++) {
+    const ty_graph_value *va = ty_graph_value_at(ga, ty_graph_initializer(ga, i));
+    const ty_tensor *tb = ty_graph_value_at(gb, ty_graph_find_value(gb, va->name))->init;
+    cr_assert_eq(va->init->nbytes, tb->nbytes, "%s", va->name);
+    for (int64_t k = 0; va->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(va->init); k++)
+      worst = fmax(worst, fabs((double)ty_tensor_f32(va->init)[k] - ty_tensor_f32(tb)[k]));
+  }
+  ty_graph_destroy(ga);
+  ty_graph_destroy(gb);
+  return worst;
+}
+
+void pr_copy_checkpoint(const char *from, const char *to) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s.state' '%s.state'", from, to, from, to);
+  cr_assert_eq(system(cmd), 0);
+}
+
+ty_train_parallel pr_parallel(mt_rank *r) {
+  return (ty_train_parallel){.comm = mt_comm(r),
+                             .start = mt_start,
+                             .wait = mt_wait,
+                             .gather = mt_gather,
+                             .agree_stop = mt_agree_stop,
+                             .send = mt_send,
+                             .recv = mt_recv,
+                             .flush = mt_flush};
+}
+
+void pr_threads(int world, void *(*fn)(void *), void *args, size_t size) {
+  pthread_t th[MT_MAX_RANKS];
+  cr_assert(world >= 1 && world <= MT_MAX_RANKS, "%d ranks", world);
+  for (int r = 0; r < world; r++)
+    cr_assert_eq(pthread_create(&th[r], NULL, fn, (char *)args + (size_t)r * size), 0);
+  for (int r = 0; r < world; r++)
+    pthread_join(th[r], NULL);
+}

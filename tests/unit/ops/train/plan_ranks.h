@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared by the ops/train tests of plans whose ranks are threads of one
+ * process (test_parallel.c, test_pipeline.c; tests/unit/ops/shard's
+ * in-process mesh): the suites' setup, the single-process reference, the
+ * comparison of two checkpoints, the trainer's hooks on the mesh and the
+ * rank threads. Linked with synth.c and mesh_threads.c.
+ */
+#ifndef TY_TESTS_OPS_TRAIN_PLAN_RANKS_H
+#define TY_TESTS_OPS_TRAIN_PLAN_RANKS_H
+
+#include "ops/graph.h"
+#include "ops/train/train.h"
+#include "tests/unit/ops/shard/mesh_threads.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Suite init: OpenBLAS on one thread, the blob arrays in synth_path("");
+ * fini removes that directory. */
+void pr_setup(void);
+void pr_cleanup(void);
+/* One process, no plan: trains g `steps` steps on synth_config (resuming
+ * from ckpt when asked) and checkpoints to ckpt. */
+void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume);
+/* Largest difference between the float initializers of two checkpoints. */
+double pr_diff(const char *a, const char *b);
+/* Copies a checkpoint and its state file. */
+void pr_copy_checkpoint(const char *from, const char *to);
+/* Every hook of ty_train_parallel through rank r's mesh (collectives,
+ * gather, stop agreement, pipeline messages); the caller sets request or
+ * plan. */
+ty_train_parallel pr_parallel(mt_rank *r);
+/* Runs fn on world threads, thread k given (char *)args + k * size, and
+ * joins them all. */
+void pr_threads(int world, void *(*fn)(void *), void *args, size_t size);
+
+#endif
