@@ -107,8 +107,12 @@ void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x) {
           if (iy < 0 || iy >= g->h) continue;
           const float *src = row + oy * g->ow;
           float *dst = x + (c * g->h + iy) * g->w;
-          for (int64_t ox = lo; ox < hi; ox++)
-            dst[ox * g->sw + shift] += src[ox];
+          if (g->sw == 1) /* contiguous: vectorises */
+            for (int64_t ox = lo; ox < hi; ox++)
+              dst[ox + shift] += src[ox];
+          else
+            for (int64_t ox = lo; ox < hi; ox++)
+              dst[ox * g->sw + shift] += src[ox];
         }
       }
 }
@@ -161,16 +165,17 @@ static void conv_items(void *arg, int64_t begin, int64_t end, int slot) {
     int64_t b = it / j->group, gi = it % j->group;
     const float *xg = j->x + (b * j->group + gi) * g->c * g->h * g->w;
     float *yg = j->y + (b * j->m + gi * j->mg) * j->osz;
-    for (int64_t oc = 0; oc < j->mg; oc++) {
+    for (int64_t oc = 0; (j->bias || j->kdim == 0) && oc < j->mg; oc++) {
       float v = j->bias ? j->bias[gi * j->mg + oc] : 0.0f;
       for (int64_t i = 0; i < j->osz; i++)
         yg[oc * j->osz + i] = v;
     }
     if (j->kdim == 0) continue;
     if (!direct) ty__im2col(xg, g, col);
+    /* Without a bias (convs before a BatchNorm) the GEMM writes y itself. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->mg, (blasint)j->osz,
                 (blasint)j->kdim, 1.0f, j->w + gi * j->mg * j->kdim, (blasint)j->kdim,
-                direct ? xg : col, (blasint)j->osz, 1.0f, yg, (blasint)j->osz);
+                direct ? xg : col, (blasint)j->osz, j->bias ? 1.0f : 0.0f, yg, (blasint)j->osz);
   }
 }
 

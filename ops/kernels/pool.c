@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 void ty__pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y, ty__pool3 *p) {
   int off = 3 - w->nsp;
@@ -153,22 +154,39 @@ void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *
       }
 }
 
+bool ty__pool3_back_overwrites(const ty__pool3 *p, bool is_max) {
+  return is_max && max22_ok(p);
+}
+
+/* 2x2 windows with stride 2 tile the plane (but for an odd last row or
+ * column, which no window reads): each window's four cells are written,
+ * dy to the first maximum and zeros elsewhere, and the leftovers zeroed,
+ * so the plane needs no zero-fill pass before. */
+static void max22_back(const ty__pool3 *p, const float *x, const float *dy, float *dx) {
+  int64_t w = p->in[2], h = p->in[1], ow = p->out[2];
+  for (int64_t j = 0, o = 0; j < p->out[1]; j++) {
+    for (int64_t k = 0; k < ow; k++, o++) {
+      const float *r0 = x + 2 * j * w + 2 * k;
+      float v, g = dy[o];
+      int i = max4(r0, r0 + w, &v);
+      float *d0 = dx + 2 * j * w + 2 * k, *d1 = d0 + w;
+      d0[0] = i == 0 ? g : 0.0f;
+      d0[1] = i == 1 ? g : 0.0f;
+      d1[0] = i == 2 ? g : 0.0f;
+      d1[1] = i == 3 ? g : 0.0f;
+    }
+    for (int64_t c = 2 * ow; c < w; c++) /* an odd last column */
+      dx[2 * j * w + c] = dx[(2 * j + 1) * w + c] = 0.0f;
+  }
+  for (int64_t r = 2 * p->out[1]; r < h; r++) /* an odd last row */
+    memset(dx + r * w, 0, (size_t)w * sizeof *dx);
+}
+
 void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x,
                           const float *dy, bool is_max, bool incl_pad, float *dx) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
-  if (is_max && max22_ok(p)) { /* adds into the four cells of each window */
-    int64_t w = p->in[2];
-    for (int64_t j = 0, o = 0; j < p->out[1]; j++)
-      for (int64_t k = 0; k < p->out[2]; k++, o++) {
-        const float *r0 = x + 2 * j * w + 2 * k;
-        float v, g = dy[o];
-        int i = max4(r0, r0 + w, &v);
-        float *d0 = dx + 2 * j * w + 2 * k, *d1 = d0 + w;
-        d0[0] += i == 0 ? g : 0.0f;
-        d0[1] += i == 1 ? g : 0.0f;
-        d1[0] += i == 2 ? g : 0.0f;
-        d1[1] += i == 3 ? g : 0.0f;
-      }
+  if (is_max && max22_ok(p)) {
+    max22_back(p, x, dy, dx);
     return;
   }
   if (max2d_ok(p, is_max) && s0->n == 1) {
