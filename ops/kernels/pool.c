@@ -11,6 +11,7 @@
  * planes (image x channel) are split over the executor's threads.
  */
 #include "ops/ops_internal.h"
+#include "ops/vmath.h"
 
 #include "lib/base/base.h"
 
@@ -98,6 +99,35 @@ static inline int max4(const float *r0, const float *r1, float *out_v) {
   return i;
 }
 
+/* One output row of 2x2 max pooling, y[k] = max4 of the window at
+ * column 2k of rows r0 and r1, without the index: the same comparisons
+ * in the same order as max4, written so they vectorise (cloned like
+ * ops/vmath.c's loops; a select gives the same bits at every width). */
+TY_VMATH_CLONES static void max22_row(const float *r0, const float *r1, int64_t ow, float *y) {
+  for (int64_t k = 0; k < ow; k++) {
+    float a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], d = r1[2 * k + 1];
+    float m = b > a ? b : a;
+    m = c > m ? c : m;
+    y[k] = d > m ? d : m;
+  }
+}
+
+/* The backward of one row: dy[k] to the first maximum of window k (max4's
+ * choice), zeros to the other three cells. */
+TY_VMATH_CLONES static void max22_row_back(const float *r0, const float *r1, const float *dy,
+                                           int64_t ow, float *d0, float *d1) {
+  for (int64_t k = 0; k < ow; k++) {
+    float a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], d = r1[2 * k + 1], g = dy[k];
+    float m1 = b > a ? b : a, m2 = c > m1 ? c : m1; /* selects only: they vectorise */
+    d1[2 * k + 1] = d > m2 ? g : 0.0f;
+    float rest = d > m2 ? 0.0f : g;
+    d1[2 * k] = c > m1 ? rest : 0.0f;
+    rest = c > m1 ? 0.0f : rest;
+    d0[2 * k + 1] = b > a ? rest : 0.0f;
+    d0[2 * k] = b > a ? 0.0f : rest;
+  }
+}
+
 /* Max pooling of a plane with one window along axis 0 and no dilation
  * (every 1-D and 2-D MaxPool without dilations). */
 static bool max2d_ok(const ty__pool3 *p, bool is_max) {
@@ -107,6 +137,11 @@ static bool max2d_ok(const ty__pool3 *p, bool is_max) {
 void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max,
                      bool incl_pad, float *y, int64_t *idx, int64_t idx_base) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
+  if (is_max && max22_ok(p) && !idx && y) {
+    for (int64_t j = 0; j < p->out[1]; j++)
+      max22_row(x + 2 * j * p->in[2], x + (2 * j + 1) * p->in[2], p->out[2], y + j * p->out[2]);
+    return;
+  }
   if (is_max && max22_ok(p)) {
     int64_t w = p->in[2];
     for (int64_t j = 0, o = 0; j < p->out[1]; j++)
@@ -164,17 +199,9 @@ bool ty__pool3_back_overwrites(const ty__pool3 *p, bool is_max) {
  * so the plane needs no zero-fill pass before. */
 static void max22_back(const ty__pool3 *p, const float *x, const float *dy, float *dx) {
   int64_t w = p->in[2], h = p->in[1], ow = p->out[2];
-  for (int64_t j = 0, o = 0; j < p->out[1]; j++) {
-    for (int64_t k = 0; k < ow; k++, o++) {
-      const float *r0 = x + 2 * j * w + 2 * k;
-      float v, g = dy[o];
-      int i = max4(r0, r0 + w, &v);
-      float *d0 = dx + 2 * j * w + 2 * k, *d1 = d0 + w;
-      d0[0] = i == 0 ? g : 0.0f;
-      d0[1] = i == 1 ? g : 0.0f;
-      d1[0] = i == 2 ? g : 0.0f;
-      d1[1] = i == 3 ? g : 0.0f;
-    }
+  for (int64_t j = 0; j < p->out[1]; j++) {
+    max22_row_back(x + 2 * j * w, x + (2 * j + 1) * w, dy + j * ow, ow, dx + 2 * j * w,
+                   dx + (2 * j + 1) * w);
     for (int64_t c = 2 * ow; c < w; c++) /* an odd last column */
       dx[2 * j * w + c] = dx[(2 * j + 1) * w + c] = 0.0f;
   }
