@@ -99,12 +99,15 @@ static inline int max4(const float *r0, const float *r1, float *out_v) {
   return i;
 }
 
-/* One output row of 2x2 max pooling, y[k] = max4 of the window at
- * column 2k of rows r0 and r1, without the index: the same comparisons
- * in the same order as max4, written so they vectorise (cloned like
- * ops/vmath.c's loops; a select gives the same bits at every width). */
-TY_VMATH_CLONES static void max22_row(const float *r0, const float *r1, int64_t ow, float *y) {
-  for (int64_t k = 0; k < ow; k++) {
+/* 2x2 max pooling by eight windows at a time: the same comparisons in
+ * the same order as max4, as selects, over a fixed count of eight so gcc
+ * turns the eight into vector code even where a row has only 7 or 14
+ * windows (a loop over the row vectorised 16 at a time and left such
+ * rows to branchy scalar code). A row's last partial eight runs through
+ * zero-padded copies. Cloned like ops/vmath.c's loops; selects give the
+ * same bits at every width. */
+static inline void max22_fwd8(const float *r0, const float *r1, float *y) {
+  for (int k = 0; k < 8; k++) {
     float a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], d = r1[2 * k + 1];
     float m = b > a ? b : a;
     m = c > m ? c : m;
@@ -112,13 +115,13 @@ TY_VMATH_CLONES static void max22_row(const float *r0, const float *r1, int64_t 
   }
 }
 
-/* The backward of one row: dy[k] to the first maximum of window k (max4's
- * choice), zeros to the other three cells. */
-TY_VMATH_CLONES static void max22_row_back(const float *r0, const float *r1, const float *dy,
-                                           int64_t ow, float *d0, float *d1) {
-  for (int64_t k = 0; k < ow; k++) {
+/* dy[k] to the first maximum of window k (max4's choice), zeros to the
+ * other three cells. */
+static inline void max22_back8(const float *r0, const float *r1, const float *dy, float *d0,
+                               float *d1) {
+  for (int k = 0; k < 8; k++) {
     float a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], d = r1[2 * k + 1], g = dy[k];
-    float m1 = b > a ? b : a, m2 = c > m1 ? c : m1; /* selects only: they vectorise */
+    float m1 = b > a ? b : a, m2 = c > m1 ? c : m1;
     d1[2 * k + 1] = d > m2 ? g : 0.0f;
     float rest = d > m2 ? 0.0f : g;
     d1[2 * k] = c > m1 ? rest : 0.0f;
@@ -126,6 +129,37 @@ TY_VMATH_CLONES static void max22_row_back(const float *r0, const float *r1, con
     d0[2 * k + 1] = b > a ? rest : 0.0f;
     d0[2 * k] = b > a ? 0.0f : rest;
   }
+}
+
+/* One output row: y[k] for the ow windows of rows r0 and r1. */
+TY_VMATH_CLONES static void max22_row(const float *r0, const float *r1, int64_t ow, float *y) {
+  int64_t k = 0;
+  for (; k + 8 <= ow; k += 8)
+    max22_fwd8(r0 + 2 * k, r1 + 2 * k, y + k);
+  if (k == ow) return;
+  float t0[16] = {0}, t1[16] = {0}, ty[8];
+  size_t n = (size_t)(ow - k);
+  memcpy(t0, r0 + 2 * k, 2 * n * sizeof *t0);
+  memcpy(t1, r1 + 2 * k, 2 * n * sizeof *t1);
+  max22_fwd8(t0, t1, ty);
+  memcpy(y + k, ty, n * sizeof *ty);
+}
+
+/* The backward of one row: writes rows d0 and d1 of dx whole. */
+TY_VMATH_CLONES static void max22_row_back(const float *r0, const float *r1, const float *dy,
+                                           int64_t ow, float *d0, float *d1) {
+  int64_t k = 0;
+  for (; k + 8 <= ow; k += 8)
+    max22_back8(r0 + 2 * k, r1 + 2 * k, dy + k, d0 + 2 * k, d1 + 2 * k);
+  if (k == ow) return;
+  float t0[16] = {0}, t1[16] = {0}, tg[8] = {0}, o0[16], o1[16];
+  size_t n = (size_t)(ow - k);
+  memcpy(t0, r0 + 2 * k, 2 * n * sizeof *t0);
+  memcpy(t1, r1 + 2 * k, 2 * n * sizeof *t1);
+  memcpy(tg, dy + k, n * sizeof *tg);
+  max22_back8(t0, t1, tg, o0, o1);
+  memcpy(d0 + 2 * k, o0, 2 * n * sizeof *o0);
+  memcpy(d1 + 2 * k, o1, 2 * n * sizeof *o1);
 }
 
 /* Max pooling of a plane with one window along axis 0 and no dilation
