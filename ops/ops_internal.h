@@ -396,8 +396,11 @@ int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape
 /* kernels/conv.c: im2col of one image and group (col is (c*kh*kw) x
  * (oh*ow), padding read as zeros) and its adjoint, which adds col back
  * into x and may overwrite col's entries that no input element owns
- * (col is the caller's scratch). Shared by Conv's forward and backward. */
-void ty__im2col(const float *x, const ty__conv_geom *g, float *col);
+ * (col is the caller's scratch). Shared by Conv's forward and backward.
+ * With again, col already holds im2col of another image of the same
+ * geometry (the padding's zeros sit where this image's would): only the
+ * data entries are written. */
+void ty__im2col(const float *x, const ty__conv_geom *g, bool again, float *col);
 void ty__col2im_add(float *col, const ty__conv_geom *g, float *x);
 /* kernels/norm.c: the sum of x[i] - shift in double, in four interleaved
  * partial sums (a fixed order that pipelines, unlike one running sum). */

@@ -134,11 +134,12 @@ typedef struct conv_grad_job {
 static void conv_dw_items(void *arg, int64_t begin, int64_t end, int slot) {
   const conv_grad_job *j = arg;
   float *col = j->cols + (size_t)slot * j->ncol;
+  bool again = false; /* col holds an earlier image's columns (and their zeros) */
   for (int64_t it = begin; it < end; it++) {
     int64_t blk = it / j->group, gi = it % j->group, b0 = blk * CONV_DW_BLOCK;
     float *part = j->dx + (blk * j->m + gi * j->mg) * j->kdim;
-    for (int64_t b = b0; b < b0 + CONV_DW_BLOCK && b < j->batch; b++) {
-      ty__im2col(j->x + (b * j->group + gi) * j->isz, &j->g, col);
+    for (int64_t b = b0; b < b0 + CONV_DW_BLOCK && b < j->batch; b++, again = true) {
+      ty__im2col(j->x + (b * j->group + gi) * j->isz, &j->g, again, col);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->mg, (blasint)j->kdim,
                   (blasint)j->osz, 1.0f, j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz,
                   col, (blasint)j->osz, b == b0 ? 0.0f : 1.0f, part, (blasint)j->kdim);

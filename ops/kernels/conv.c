@@ -36,7 +36,7 @@ static void valid_cols(const ty__conv_geom *g, int64_t kj, int64_t *lo, int64_t 
  * input width): tap (ki, kj)'s row of col is the plane shifted by
  * (ki - ph) rows and kj - pw columns, so it is one copy of the rows that
  * stay inside, with the columns that wrapped around a row's end zeroed. */
-static void im2col_same(const float *x, const ty__conv_geom *g, float *col) {
+static void im2col_same(const float *x, const ty__conv_geom *g, bool again, float *col) {
   int64_t w = g->w, osz = g->oh * w;
   for (int64_t c = 0; c < g->c; c++)
     for (int64_t ki = 0; ki < g->kh; ki++)
@@ -45,8 +45,10 @@ static void im2col_same(const float *x, const ty__conv_geom *g, float *col) {
         int64_t s = kj - g->pw, dy = ki - g->ph;
         int64_t y0 = dy < 0 ? -dy : 0, y1 = g->h - dy < g->oh ? g->h - dy : g->oh;
         if (y1 < y0) y1 = y0;
-        memset(row, 0, (size_t)(y0 * w) * sizeof *row);
-        memset(row + y1 * w, 0, (size_t)((g->oh - y1) * w) * sizeof *row);
+        if (!again) {
+          memset(row, 0, (size_t)(y0 * w) * sizeof *row);
+          memset(row + y1 * w, 0, (size_t)((g->oh - y1) * w) * sizeof *row);
+        }
         if (y1 == y0) continue;
         const float *src = x + (c * g->h + y0 + dy) * w; /* input row of output row y0 */
         float *dst = row + y0 * w;
@@ -65,10 +67,10 @@ static bool same_conv(const ty__conv_geom *g) {
          g->kw - 1 - g->pw < g->w;
 }
 
-void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
+void ty__im2col(const float *x, const ty__conv_geom *g, bool again, float *col) {
   int64_t osz = g->oh * g->ow;
   if (same_conv(g)) {
-    im2col_same(x, g, col);
+    im2col_same(x, g, again, col);
     return;
   }
   for (int64_t c = 0; c < g->c; c++)
@@ -81,12 +83,12 @@ void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
           int64_t iy = oy * g->sh - g->ph + ki * g->dh;
           float *dst = row + oy * g->ow;
           if (iy < 0 || iy >= g->h || lo == hi) {
-            memset(dst, 0, (size_t)g->ow * sizeof *dst);
+            if (!again) memset(dst, 0, (size_t)g->ow * sizeof *dst);
             continue;
           }
           const float *src = x + (c * g->h + iy) * g->w; /* input column ox * sw + shift */
           /* Loops, not memcpy: rows are short (7 to 28 floats) in small CNNs. */
-          for (int64_t ox = 0; ox < lo; ox++)
+          for (int64_t ox = 0; !again && ox < lo; ox++)
             dst[ox] = 0.0f;
           if (g->sw == 1)
             for (int64_t ox = lo; ox < hi; ox++)
@@ -94,7 +96,7 @@ void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
           else
             for (int64_t ox = lo; ox < hi; ox++)
               dst[ox] = src[ox * g->sw + shift];
-          for (int64_t ox = hi; ox < g->ow; ox++)
+          for (int64_t ox = hi; !again && ox < g->ow; ox++)
             dst[ox] = 0.0f;
         }
       }
@@ -190,6 +192,7 @@ static void conv_items(void *arg, int64_t begin, int64_t end, int slot) {
   const ty__conv_geom *g = &j->g;
   bool direct = conv_direct(g);
   float *col = j->cols ? j->cols + (size_t)slot * j->ncol : NULL;
+  bool again = false; /* col holds an earlier image's columns (and their zeros) */
   for (int64_t it = begin; it < end; it++) {
     int64_t b = it / j->group, gi = it % j->group;
     const float *xg = j->x + (b * j->group + gi) * g->c * g->h * g->w;
@@ -200,7 +203,8 @@ static void conv_items(void *arg, int64_t begin, int64_t end, int slot) {
         yg[oc * j->osz + i] = v;
     }
     if (j->kdim == 0) continue;
-    if (!direct) ty__im2col(xg, g, col);
+    if (!direct) ty__im2col(xg, g, again, col);
+    again = true;
     /* Without a bias (convs before a BatchNorm) the GEMM writes y itself. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->mg, (blasint)j->osz,
                 (blasint)j->kdim, 1.0f, j->w + gi * j->mg * j->kdim, (blasint)j->kdim,
