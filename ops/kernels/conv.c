@@ -32,6 +32,16 @@ static void valid_cols(const ty__conv_geom *g, int64_t kj, int64_t *lo, int64_t 
   if (*hi < *lo) *hi = *lo;
 }
 
+/* Zeroes the columns of rows rows x w that a copy shifted by s
+ * columns wrapped around a row's end: the first -s columns of each row
+ * (s < 0) or the last s (s > 0). Column by column down the rows: a loop
+ * along a row of one or two floats becomes a memset call per row. */
+static void zero_wrapped(float *p, int64_t w, int64_t rows, int64_t s) {
+  for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++)
+    for (int64_t r = 0; r < rows; r++)
+      p[r * w + ox] = 0.0f;
+}
+
 /* im2col of a "same" convolution (strides and dilations 1, output width =
  * input width): tap (ki, kj)'s row of col is the plane shifted by
  * (ki - ph) rows and kj - pw columns, so it is one copy of the rows that
@@ -54,9 +64,7 @@ static void im2col_same(const float *x, const ty__conv_geom *g, bool again, floa
         float *dst = row + y0 * w;
         int64_t n = (y1 - y0) * w, t0 = s < 0 ? -s : 0, t1 = s > 0 ? n - s : n;
         if (t1 > t0) memcpy(dst + t0, src + t0 + s, (size_t)(t1 - t0) * sizeof *dst);
-        for (int64_t r = 0; r < y1 - y0; r++) /* the wrapped columns */
-          for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++)
-            dst[r * w + ox] = 0.0f;
+        zero_wrapped(dst, w, y1 - y0, s);
       }
 }
 
@@ -116,9 +124,7 @@ static void col2im_same(float *col, const ty__conv_geom *g, float *x) {
         int64_t y0 = dy < 0 ? -dy : 0, y1 = g->h - dy < g->oh ? g->h - dy : g->oh;
         if (y1 <= y0) continue;
         float *src = row + y0 * w, *dst = x + (c * g->h + y0 + dy) * w;
-        for (int64_t r = 0; r < y1 - y0; r++) /* the wrapped columns */
-          for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++)
-            src[r * w + ox] = 0.0f;
+        zero_wrapped(src, w, y1 - y0, s);
         int64_t n = (y1 - y0) * w, t0 = s < 0 ? -s : 0, t1 = s > 0 ? n - s : n;
         for (int64_t t = t0; t < t1; t++)
           dst[t + s] += src[t];
