@@ -30,6 +30,8 @@
 typedef enum {
   OP_INSERT_JOB,
   OP_UPDATE_JOB,
+  OP_INSERT_ARRAY, /* u.job: the first element's row; `elements` */
+  OP_ARRAY_DONE,   /* u.job.id: the array's id */
   OP_EVENT,
   OP_NODE,
   OP_QUEUE,
@@ -53,7 +55,8 @@ typedef struct prune_op {
 
 typedef struct op {
   op_kind kind;
-  ty_job_cols cols; /* OP_UPDATE_JOB: the columns written */
+  ty_job_cols cols;  /* OP_UPDATE_JOB: the columns written */
+  uint32_t elements; /* OP_INSERT_ARRAY: the array's element count */
   union {
     ty_job_row job;
     ty_event_row ev;
@@ -119,8 +122,11 @@ static void op_free(op *o) {
   switch (o->kind) {
   case OP_INSERT_JOB:
   case OP_UPDATE_JOB:
+  case OP_INSERT_ARRAY:
     job_row_free(&o->u.job);
     break;
+  case OP_ARRAY_DONE:
+    break; /* no pointers */
   case OP_EVENT:
     free((char *)o->u.ev.reason);
     free((char *)o->u.ev.actor);
@@ -237,6 +243,16 @@ int ty_txn_update_job(ty_txn *t, const ty_job_row *r, ty_job_cols cols) {
   return add_job(t, OP_UPDATE_JOB, r, cols);
 }
 
+int ty_txn_insert_array(ty_txn *t, const ty_job_row *first, uint32_t elements) {
+  int rc = add_job(t, OP_INSERT_ARRAY, first, TY_JOB_ALL_COLS);
+  if (rc == 0) t->ops[t->n - 1].elements = elements;
+  return rc;
+}
+
+void ty_txn_array_done(ty_txn *t, uint64_t array_id) {
+  push(t, OP_ARRAY_DONE)->u.job.id = array_id;
+}
+
 void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r) {
   op *o = push(t, OP_RANK);
   o->u.rank = *r;
@@ -334,6 +350,12 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
       break;
     case OP_UPDATE_JOB:
       rc = ty_store_update_job(s, &o->u.job, o->cols);
+      break;
+    case OP_INSERT_ARRAY:
+      rc = ty_store_insert_array(s, &o->u.job, o->elements);
+      break;
+    case OP_ARRAY_DONE:
+      rc = ty_store_array_done(s, o->u.job.id);
       break;
     case OP_RANK:
       rc = ty_store_add_rank(s, &o->u.rank);

@@ -5,7 +5,8 @@
  *
  * Start-up: open the store (creating STATE_DIR), load queues, nodes and the
  * live jobs -- never a finished one (RUNNING jobs get their slots and rank
- * results back from the `alloc` column and charge their nodes again) --
+ * results back from the `alloc` column and charge their nodes again), and
+ * the elements still in pending arrays' records (store.c) --
  * then listen. Every node loaded from
  * the store starts without a connection and with its heartbeat clock set to
  * now: a worker that re-registers within --node-timeout-ms keeps its jobs
@@ -225,6 +226,69 @@ static int load_job(const ty_job_row *r, void *ud) {
   return 0;
 }
 
+/* A pending array's record (store.c): the ids of its elements that have
+ * their own row, sorted. */
+typedef struct split_ids {
+  uint64_t *v;
+  size_t n, cap;
+} split_ids;
+
+static int note_split(uint64_t id, void *ud) {
+  split_ids *s = ud;
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 64;
+    s->v = ty_xrealloc(s->v, s->cap * sizeof(*s->v));
+  }
+  s->v[s->n++] = id;
+  return 0;
+}
+
+/* Element k of the array whose first element's row is `first`, into memory
+ * as one still in the record. */
+static void load_unsplit(ty_controller *ctl, const ty_job_row *first, uint32_t k, uint32_t task) {
+  ty_job_row r = *first;
+  r.id = first->id + k;
+  r.array_task = task;
+  if (k) r.request_id = "";
+  load_job(&r, ctl);
+  ty_job *j = ty__job_find(ctl, r.id);
+  if (j) j->unsplit = true;
+}
+
+/* The elements still in a pending array's record: those of its ids with
+ * no row of their own. */
+static int load_array(const ty_job_row *first, uint32_t elements, void *ud) {
+  ty_controller *ctl = ud;
+  split_ids split = {0};
+  ty_job_spec spec;
+  uint32_t *tasks = NULL;
+  size_t nt = 0;
+  if (ty__conv_spec(first->spec, first->spec_len, &spec) != 0) {
+    ty_error("store: array %llu has an undecodable spec", (unsigned long long)first->id);
+    return 0;
+  }
+  int rc = ty_array_tasks(&spec.array, &tasks, &nt) != 0 ? TY_ENOMEM : 0;
+  ty_job_spec_close(&spec);
+  if (rc == 0 && nt != elements)
+    ty_error("store: array %llu: its record says %u elements, its spec %zu; using the fewer",
+             (unsigned long long)first->id, elements, nt);
+  if (rc == 0) rc = ty_store_array_rows(ctl->store, first->id, note_split, &split);
+  uint32_t left = 0;
+  size_t s = 0;
+  for (uint32_t k = 0; rc == 0 && k < elements && k < nt; k++) {
+    while (s < split.n && split.v[s] < first->id + k)
+      s++;
+    if (s < split.n && split.v[s] == first->id + k) continue;
+    load_unsplit(ctl, first, k, tasks[k]);
+    left++;
+  }
+  ty__array *a = rc == 0 && left ? ty__array_get(ctl, first->id) : NULL;
+  if (a) a->unsplit = left; /* load_job noted the array */
+  free(tasks);
+  free(split.v);
+  return rc;
+}
+
 /* Dependencies once every live job is in memory (targets may be any of them). */
 static void load_deps(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
@@ -275,6 +339,7 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
   if (rc == 0) rc = ty_store_max_job_id(ctl->store, &max_id);
   ctl->next_id = max_id + 1;
   if (rc == 0) rc = ty_store_load_live_jobs(ctl->store, load_job, ctl);
+  if (rc == 0) rc = ty_store_load_arrays(ctl->store, load_array, ctl);
   if (rc == 0) rc = ty_store_load_usage(ctl->store, load_usage, ctl);
   if (rc != 0) return ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
   load_deps(ctl);

@@ -458,9 +458,17 @@ int ty_store_find_element(ty_store *s, uint64_t array_id, uint32_t task, uint64_
 int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *out_id);
 /* What became of an array's elements (all zero when there is no such array). */
 int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out);
-/* The largest job id ever stored (0 when none): ids are never reused, even
- * once the jobs that had them left memory. */
+/* The largest job id ever stored or reserved by a pending array's record
+ * (0 when none): ids are never reused, even once the jobs that had them
+ * left memory. */
 int ty_store_max_job_id(ty_store *s, uint64_t *out_id);
+/* The pending arrays' records (store.c: schema 8): cb once per array with
+ * its first element's row as submitted and its element count. */
+int ty_store_load_arrays(ty_store *s,
+                         int (*cb)(const ty_job_row *first, uint32_t elements, void *ud), void *ud);
+/* The ids of array_id's elements that have a jobs row (split off its
+ * record), in id order. */
+int ty_store_array_rows(ty_store *s, uint64_t array_id, int (*cb)(uint64_t id, void *ud), void *ud);
 /* Events of one node, the newest `limit` (0 = all), oldest first. */
 int ty_store_node_events(ty_store *s, const char *node, uint32_t limit,
                          int (*cb)(const ty_node_event_row *r, void *ud), void *ud);
@@ -506,6 +514,11 @@ int ty_store_release(ty_store *s);
 void ty_store_rollback_to(ty_store *s);
 
 int ty_store_insert_job(ty_store *s, const ty_job_row *r);
+/* A pending array's record: its first element's row and its element count
+ * (ids first->id .. first->id + elements - 1). */
+int ty_store_insert_array(ty_store *s, const ty_job_row *first, uint32_t elements);
+/* Drops array_id's record if every element has its own row by now. */
+int ty_store_array_done(ty_store *s, uint64_t array_id);
 /* Writes the columns in `cols` (the id is the key; TY_JOB_ALL_COLS writes
  * every one). TY_ENOTFOUND if absent. */
 int ty_store_update_job(ty_store *s, const ty_job_row *r, ty_job_cols cols);
@@ -557,6 +570,9 @@ void ty_txn_destroy(ty_txn *t); /* accepts NULL */
 int ty_txn_insert_job(ty_txn *t, const ty_job_row *r);
 /* Only the columns in `cols` are copied and written. */
 int ty_txn_update_job(ty_txn *t, const ty_job_row *r, ty_job_cols cols);
+/* As ty_store_insert_array / ty_store_array_done. */
+int ty_txn_insert_array(ty_txn *t, const ty_job_row *first, uint32_t elements);
+void ty_txn_array_done(ty_txn *t, uint64_t array_id);
 void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r);
 void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r);
 /* Prunes as ty_store_prune does (at most max_jobs); once committed, removes

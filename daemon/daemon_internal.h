@@ -124,6 +124,7 @@ typedef struct ty__array {
   uint64_t id;
   ty_array_counts n;
   uint32_t min, max, step; /* its task indices' span (TRAINYARD_ARRAY_*) */
+  uint32_t unsplit;        /* elements still in its stored record (jobs.c) */
 } ty__array;
 
 /* The jobs whose conditions name one target. */
@@ -152,6 +153,7 @@ typedef struct ty_job {
   size_t plan_len;        /* 0 bytes: data parallel */
   uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
+  bool unsplit; /* an element still in its array's stored record: no jobs row yet (jobs.c) */
   bool kill_sent;
   ty_slot *slots;
   uint32_t n_slots;
@@ -269,6 +271,10 @@ struct ty_controller {
   ty_idmap arrays;  /* ty__array by array id */
   uint64_t *dep_changed;
   size_t n_dep_changed, cap_dep_changed;
+  /* Arrays whose last element just ended: kept until the next recheck of
+   * their waiters, which must not read counts the store may not have yet. */
+  uint64_t *spent_arrays;
+  size_t n_spent_arrays, cap_spent_arrays;
   /* ListJobs of the live set: the last request and its answer, valid while
    * no live job changed (ls_gen counts changes), for the same caller (an
    * answer shows commands only to their owners and operators): any
@@ -482,6 +488,10 @@ const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full);
 /* Adds an event that changes no state (a warning signal, a preemption
  * notice) to txn: the job's history records it with its actor. */
 void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn);
+/* j's events, oldest first: the store's, or for an element still in its
+ * array's record the submit event that record stands for. */
+int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event_row *r, void *ud),
+                   void *ud);
 /* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
 void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
 /* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */

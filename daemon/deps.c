@@ -19,7 +19,8 @@
  * transition. A target no longer in memory is read back from the store by
  * id. Arrays with elements left keep their counts in ctl->arrays, updated
  * by their elements' transitions; an array whose elements all ended is
- * counted in the store. Singleton, the one condition about other jobs by
+ * counted in the store once its waiters were rechecked (the store may not
+ * hold the last end yet when they are). Singleton, the one condition about other jobs by
  * name, is rechecked on each pass for the (few) jobs that carry it,
  * against the live set.
  */
@@ -305,8 +306,26 @@ void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   bool all_ended = a->n.ended >= a->n.total;
   wake(ctl, a->id, all_ended);
   if (!all_ended) return;
-  ty_idmap_del(&ctl->arrays, a->id);
-  free(a);
+  /* Its waiters are rechecked before the next pass, perhaps before this
+   * end is committed: from these counts, not the store's (forget_spent). */
+  if (ctl->n_spent_arrays == ctl->cap_spent_arrays) {
+    ctl->cap_spent_arrays = ctl->cap_spent_arrays ? ctl->cap_spent_arrays * 2 : 8;
+    ctl->spent_arrays =
+        ty_xrealloc(ctl->spent_arrays, ctl->cap_spent_arrays * sizeof(*ctl->spent_arrays));
+  }
+  ctl->spent_arrays[ctl->n_spent_arrays++] = a->id;
+}
+
+/* The arrays whose elements all ended, once their waiters were rechecked:
+ * out of memory (an element requeued later counts them from the store). */
+static void forget_spent(ty_controller *ctl) {
+  for (size_t i = 0; i < ctl->n_spent_arrays; i++) {
+    ty__array *a = ty__array_get(ctl, ctl->spent_arrays[i]);
+    if (!a || a->n.ended < a->n.total) continue; /* requeued meanwhile */
+    ty_idmap_del(&ctl->arrays, a->id);
+    free(a);
+  }
+  ctl->n_spent_arrays = 0;
 }
 
 void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
@@ -351,6 +370,7 @@ void ty__deps_update(ty_controller *ctl) {
       eval_dep(ctl, j, d);
     combine(ctl, j);
   }
+  forget_spent(ctl);
   if (t && ty_txn_len(t))
     ty__commit(ctl, t, NULL, NULL);
   else
@@ -368,4 +388,5 @@ void ty__deps_destroy(ty_controller *ctl) {
     free(container_of(n, ty__array, node));
   ty_idmap_close(&ctl->arrays);
   free(ctl->dep_changed);
+  free(ctl->spent_arrays);
 }

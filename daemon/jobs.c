@@ -11,6 +11,12 @@
  * then "E<rank>,<task-state>,<exit>,<signal>,<timed-out>" per ended rank in
  * end order, ';'-separated), so a restarted controller knows which ranks it
  * still waits for and why the job will end.
+ *
+ * A pending array is stored as one record (store.c, schema 8) and its
+ * elements in memory are `unsplit`: the first write of such an element
+ * (ty__job_save: it starts, or is cancelled, held or changed alone) splits
+ * it off -- its jobs row as it is now and the submit event the record
+ * stood for go into the txn of that change, before the change's own event.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -134,7 +140,52 @@ int ty__job_insert(ty_job *j, ty_txn *txn) {
   return rc;
 }
 
+/* The submit event an element still in its array's record stands for, as
+ * the submit of a single job stores it (rpc_client.c); actor is its buffer. */
+static ty_event_row submit_event(const ty_job *j, char *actor, size_t len) {
+  snprintf(actor, len, "user:%s", j->spec.user);
+  return (ty_event_row){.job_id = j->id,
+                        .time_ms = j->submit_ms,
+                        .from_state = 0,
+                        .to_state = TY_JOB_PENDING,
+                        .reason = "submitted",
+                        .actor = actor};
+}
+
+/* j leaves its array's stored record: its row and its submit event into
+ * txn, and the record's removal with the last element to leave it. */
+static void split_off(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  if (ty__job_insert(j, txn) != 0) {
+    ty_error("job %llu: no memory to copy its row; it stays in its array's record until it "
+             "changes again",
+             (unsigned long long)j->id);
+    return;
+  }
+  char actor[300];
+  ty_event_row ev = submit_event(j, actor, sizeof(actor));
+  ty_txn_add_event(txn, &ev);
+  j->unsplit = false;
+  /* The store checks that every element has its row before it drops the
+   * record; the count only says when to ask. */
+  ty__array *a = ty__array_get(ctl, j->array_id);
+  if (!a || a->unsplit <= 1) ty_txn_array_done(txn, j->array_id);
+  if (a && a->unsplit) a->unsplit--;
+}
+
+int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event_row *r, void *ud),
+                   void *ud) {
+  if (!j->unsplit) return ty_store_job_events(ctl->store, j->id, cb, ud);
+  char actor[300];
+  ty_event_row ev = submit_event(j, actor, sizeof(actor));
+  return cb(&ev, ud); /* what split_off will store */
+}
+
 void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn) {
+  if (j->unsplit) {
+    split_off(ctl, j, txn);
+    ty__job_dirty(ctl, j);
+    return;
+  }
   ty_job_row row;
   char *nodes, *alloc;
   uint64_t fp[TY_JOB_NCOLS];

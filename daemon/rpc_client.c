@@ -10,9 +10,11 @@
  *
  * A submit with an array creates every element in the one request and the
  * one transaction: ids in task order from the array's id (the first
- * element's). A graph job's model_bytes are written to a file in the state
- * directory before the commit and the job keeps only its path, so neither
- * memory nor the stored spec holds them.
+ * element's). In memory each element is a job; in the store the array is
+ * one record until its elements leave it one by one (store.c, jobs.c).
+ * A graph job's model_bytes are written to a file in the state directory
+ * before the commit and the job keeps only its path, so neither memory nor
+ * the stored spec holds them.
  *
  * A submit with `watch` (rlaunch) is answered, once durable, by the job's
  * watch stream (watch.c) instead of a SubmitJobResponse. An array cannot
@@ -176,9 +178,29 @@ static int element_new(const ty_job *first, uint32_t task, uint32_t k, ty_job **
   return 0;
 }
 
+/* An array's one stored record: its first element's row and the count
+ * (store.c); its elements stay `unsplit` until each is written (jobs.c). */
+static int array_txn(ty_job *first, uint32_t n, ty_txn *t) {
+  ty_job_row row;
+  char *nodes, *alloc;
+  ty__job_row(first, &row, &nodes, &alloc);
+  int rc = ty_txn_insert_array(t, &row, n);
+  free(nodes);
+  free(alloc);
+  return rc;
+}
+
+/* Job k of a submit of n into txn: a single job's row and submit event, an
+ * array's one record with its first element, nothing for the others. */
+static int store_job(ty_job *j, uint32_t k, uint32_t n, bool array, ty_txn *t) {
+  if (!array) return submit_txn(j, t);
+  return k == 0 ? array_txn(j, n, t) : 0;
+}
+
 /* The jobs of a submit (n of them from `first`): each resolves its
- * dependencies and goes into txn and the live set. On error nothing is
- * left in the live set and err says why. */
+ * dependencies and goes into txn (one job's row, or the array's record)
+ * and the live set. On error nothing is left in the live set and err says
+ * why. */
 static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks, uint32_t n,
                        ty_txn *t, char *err, size_t len) {
   int rc = 0;
@@ -189,9 +211,9 @@ static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks,
       ty_errf(err, len, rc, "job.array: no memory for %u elements; it was not accepted", n);
       break;
     }
-    if (tasks) j->array_id = first->id, j->array_task = tasks[k];
+    if (tasks) j->array_id = first->id, j->array_task = tasks[k], j->unsplit = true;
     rc = ty__deps_resolve(ctl, j, false, err, len);
-    if (rc == 0 && (rc = submit_txn(j, t)) != 0)
+    if (rc == 0 && (rc = store_job(j, k, n, tasks != NULL, t)) != 0)
       ty_errf(err, len, rc, "job: no memory to store a job this large; it was not accepted");
     if (rc == 0 || k == 0)
       ty__job_add(ctl, j), added++;
@@ -274,7 +296,7 @@ static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, u
     ty__reply_finish(r, rc, err);
     return NULL;
   }
-  if (first->spec.array.n) ty__array_note(ctl, first->id, &first->spec.array, n);
+  if (first->spec.array.n) ty__array_note(ctl, first->id, &first->spec.array, n)->unsplit = n;
   submit_ctx *sc = ty_xcalloc(1, sizeof(*sc));
   *sc = (submit_ctx){r, first->id, n, first->spec.array.n > 0};
   r->job_id = first->id;
@@ -495,7 +517,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   ty_job *j = job_or_answer(ctl, r, &ref);
   if (!j) return;
   ev_list evs = {0};
-  if (ty_store_job_events(ctl->store, j->id, collect_event, &evs) != 0)
+  if (ty__job_events(ctl, j, collect_event, &evs) != 0)
     ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));
   bool full = ty__auth_sees_job(r, j);

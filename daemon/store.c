@@ -18,6 +18,18 @@
  * Migrations: migrations[i] takes the schema from version i to i+1, applied
  * in one transaction that also sets PRAGMA user_version. A file whose version
  * is newer than this build is refused rather than guessed at.
+ *
+ * Pending arrays (schema 8): an array is stored at submit as ONE row of
+ * `arrays` -- its first element's job row (the spec once) and its element
+ * count -- instead of a jobs row per element. An element gets its own jobs
+ * row when it leaves that record (jobs.c: it starts, or is cancelled, held
+ * or changed alone), in the transaction of that change; so the elements
+ * still in the record are exactly those of the array's ids without a jobs
+ * row, and a split can never be stored twice (the row's id is its key).
+ * The record goes once every element has a row; until then pruning leaves
+ * the array's rows alone, since a pruned row would bring its element back.
+ * Files from before keep their per-element rows, which are simply elements
+ * already split off.
  */
 #include "daemon/daemon.h"
 
@@ -146,7 +158,17 @@ static const char *const migrations[] = {
     "  expires_ms INTEGER NOT NULL,"
     "  revoked_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX web_tokens_by_uid ON web_tokens(uid, revoked_ms);",
+    /* 8: a pending array is one record (issue 15): the jobs columns (its
+     * first element's row, from which every element still there is made)
+     * and how many elements the array has; later jobs columns are added to
+     * both tables (job_ddl). */
+    "CREATE TABLE arrays AS SELECT * FROM jobs WHERE 0;"
+    "ALTER TABLE arrays ADD COLUMN elements INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX arrays_by_id ON arrays(id);",
 };
+
+/* The schema version that made `arrays`, a copy of the jobs columns. */
+#define ARRAYS_VERSION 8
 
 /* The jobs table's columns, from TY_JOB_COLUMNS. */
 static const struct job_col {
@@ -173,6 +195,8 @@ enum {
   ST_PRUNE_JOB,
   ST_PRUNE_NODE_EVENTS,
   ST_ARRAY_LEFT,
+  ST_INSERT_ARRAY,
+  ST_ARRAY_DONE,
   ST_N
 };
 
@@ -209,12 +233,18 @@ static const char *const stmt_sql[ST_N] = {
         " VALUES(?1,?2,?3,?4,?5,?6,?7)",
     /* Pruning walks jobs_by_end from the oldest end, never the whole table. */
     [ST_PRUNE_PICK] = "SELECT id, array_id, model_file FROM jobs WHERE end_ms > 0 AND end_ms < ?1"
-                      " AND state IN (3,4,5,6) ORDER BY end_ms LIMIT ?2",
+                      " AND state IN (3,4,5,6) AND array_id NOT IN (SELECT id FROM arrays)"
+                      " ORDER BY end_ms LIMIT ?2",
     [ST_PRUNE_EVENTS] = "DELETE FROM events WHERE job_id = ?1",
     [ST_PRUNE_RANKS] = "DELETE FROM ranks WHERE job_id = ?1",
     [ST_PRUNE_JOB] = "DELETE FROM jobs WHERE id = ?1",
     [ST_PRUNE_NODE_EVENTS] = "DELETE FROM node_events WHERE time_ms < ?1",
     [ST_ARRAY_LEFT] = "SELECT 1 FROM jobs WHERE array_id = ?1 LIMIT 1",
+    /* ST_INSERT_ARRAY: job_sql into `arrays`, with the element count. The
+     * record goes only when every element has its row (the count says so,
+     * not the caller's bookkeeping). */
+    [ST_ARRAY_DONE] = "DELETE FROM arrays WHERE id = ?1 AND elements <= "
+                      "(SELECT COUNT(*) FROM jobs WHERE array_id = ?1)",
 };
 
 /* Prepared UPDATEs, one per set of columns written: a transition writes
@@ -254,20 +284,26 @@ static int job_ddl(int v, ty_buf *b) {
     else
       rc =
           ty_buf_printf(b, "ALTER TABLE jobs ADD COLUMN %s %s;", job_cols[i].name, job_cols[i].sql);
+    if (rc == 0 && v > ARRAYS_VERSION)
+      rc = ty_buf_printf(b, "ALTER TABLE arrays ADD COLUMN %s %s;", job_cols[i].name,
+                         job_cols[i].sql);
     sep = ", ";
   }
   if (rc == 0 && v == 1) rc = ty_buf_printf(b, ");");
   return rc;
 }
 
-/* INSERT of every column. */
-static int job_sql(ty_buf *b) {
+/* INSERT of every column into `table` (jobs, or arrays with its element
+ * count as the last parameter). */
+static int job_sql(ty_buf *b, const char *table) {
   size_t n = TY_ARRAY_LEN(job_cols);
-  int rc = ty_buf_printf(b, "INSERT INTO jobs(");
+  bool array = strcmp(table, "arrays") == 0;
+  int rc = ty_buf_printf(b, "INSERT INTO %s(", table);
   for (size_t i = 0; rc == 0 && i < n; i++)
     rc = ty_buf_printf(b, "%s%s", i ? ", " : "", job_cols[i].name);
+  if (rc == 0 && array) rc = ty_buf_printf(b, ", elements");
   if (rc == 0) rc = ty_buf_printf(b, ") VALUES(");
-  for (size_t i = 0; rc == 0 && i < n; i++)
+  for (size_t i = 0; rc == 0 && i < n + array; i++)
     rc = ty_buf_printf(b, "%s?%zu", i ? "," : "", i + 1);
   if (rc == 0) rc = ty_buf_printf(b, ")");
   return rc;
@@ -393,7 +429,9 @@ static int migrate(ty_store *s, char *err, size_t len) {
 static int prepare(ty_store *s, int which, char *err, size_t len) {
   ty_buf sql;
   ty_buf_init(&sql);
-  int rc = which == ST_INSERT_JOB ? job_sql(&sql) : ty_buf_printf(&sql, "%s", stmt_sql[which]);
+  int rc = which == ST_INSERT_JOB     ? job_sql(&sql, "jobs")
+           : which == ST_INSERT_ARRAY ? job_sql(&sql, "arrays")
+                                      : ty_buf_printf(&sql, "%s", stmt_sql[which]);
   if (rc == 0 && sqlite3_prepare_v3(s->db, (char *)sql.data, -1, SQLITE_PREPARE_PERSISTENT,
                                     &s->stmt[which], NULL) != SQLITE_OK)
     rc = set_err(err, len, s->path, "cannot prepare statements (schema mismatch?)", s->db);
@@ -521,7 +559,7 @@ static int step_done(sqlite3_stmt *st) {
                     SQLITE_TRANSIENT)
 
 /* Binds the columns of r in `cols` (the key always) as ?N = column + 1. */
-static int put_job(sqlite3_stmt *st, const ty_job_row *r, ty_job_cols cols) {
+static void bind_job(sqlite3_stmt *st, const ty_job_row *r, ty_job_cols cols) {
   int i = 1;
   cols |= TY_JOB_BIT(id);
 #define BIND_(version, col, kind, sql)                                                             \
@@ -529,11 +567,28 @@ static int put_job(sqlite3_stmt *st, const ty_job_row *r, ty_job_cols cols) {
   i++;
   TY_JOB_COLUMNS(BIND_)
 #undef BIND_
+}
+
+static int put_job(sqlite3_stmt *st, const ty_job_row *r, ty_job_cols cols) {
+  bind_job(st, r, cols);
   return step_done(st);
 }
 
 int ty_store_insert_job(ty_store *s, const ty_job_row *r) {
   return put_job(s->stmt[ST_INSERT_JOB], r, TY_JOB_ALL_COLS);
+}
+
+int ty_store_insert_array(ty_store *s, const ty_job_row *first, uint32_t elements) {
+  sqlite3_stmt *st = s->stmt[ST_INSERT_ARRAY];
+  bind_job(st, first, TY_JOB_ALL_COLS);
+  sqlite3_bind_int64(st, TY_JOB_NCOLS + 1, elements);
+  return step_done(st);
+}
+
+int ty_store_array_done(ty_store *s, uint64_t array_id) {
+  sqlite3_stmt *st = s->stmt[ST_ARRAY_DONE];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)array_id);
+  return step_done(st);
 }
 
 /* The prepared UPDATE of `cols`, from the cache or made now (the oldest

@@ -118,6 +118,56 @@ static int job_select(ty_buf *sql, const char *tail) {
   return rc;
 }
 
+/* ---- pending arrays' records (store.c: schema 8) ------------------------------------ */
+
+typedef struct array_cb {
+  int (*cb)(const ty_job_row *first, uint32_t elements, void *ud);
+  void *ud;
+} array_cb;
+
+static int array_row(sqlite3_stmt *st, void *ud) {
+  array_cb *p = ud;
+  ty_job_row r;
+  int i = 0;
+#define READ_(version, col, kind, sql) READ_##kind(st, i, r, col), i++;
+  TY_JOB_COLUMNS(READ_)
+#undef READ_
+  return p->cb(&r, (uint32_t)sqlite3_column_int64(st, i), p->ud);
+}
+
+int ty_store_load_arrays(ty_store *s,
+                         int (*cb)(const ty_job_row *first, uint32_t elements, void *ud),
+                         void *ud) {
+  array_cb p = {cb, ud};
+  ty_buf sql;
+  ty_buf_init(&sql);
+  int rc = ty_buf_printf(&sql, "SELECT ");
+  for (size_t i = 0; rc == 0 && i < TY_ARRAY_LEN(job_col_names); i++)
+    rc = ty_buf_printf(&sql, "%s%s", i ? ", " : "", job_col_names[i]);
+  if (rc == 0) rc = ty_buf_printf(&sql, ", elements FROM arrays ORDER BY id");
+  if (rc == 0) rc = each_row(s, (char *)sql.data, 0, false, array_row, &p);
+  ty_buf_close(&sql);
+  return rc;
+}
+
+typedef struct id_cb {
+  int (*cb)(uint64_t id, void *ud);
+  void *ud;
+} id_cb;
+
+static int id_row(sqlite3_stmt *st, void *ud) {
+  id_cb *p = ud;
+  return p->cb((uint64_t)sqlite3_column_int64(st, 0), p->ud);
+}
+
+int ty_store_array_rows(ty_store *s, uint64_t array_id, int (*cb)(uint64_t id, void *ud),
+                        void *ud) {
+  id_cb p = {cb, ud};
+  /* jobs_by_array: the array's rows only. */
+  return each_row(s, "SELECT id FROM jobs WHERE array_id = ?1 AND array_id != 0 ORDER BY id",
+                  (int64_t)array_id, true, id_row, &p);
+}
+
 static int load_where(ty_store *s, const char *tail, int64_t arg, bool has_arg,
                       int (*cb)(const ty_job_row *r, void *ud), void *ud) {
   job_cb p = {cb, ud};
@@ -219,17 +269,29 @@ static int counts_row(sqlite3_stmt *st, void *ud) {
 int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out) {
   *out = (ty_array_counts){0};
   /* jobs_by_array: the array's rows only. */
-  return each_row(s,
-                  "SELECT COUNT(*), TOTAL(start_ms > 0 OR state IN (3,4,5,6)),"
-                  " TOTAL(state IN (3,4,5,6)), TOTAL(state = 3)"
-                  " FROM jobs WHERE array_id = ?1",
-                  (int64_t)array_id, true, counts_row, out);
+  int rc = each_row(s,
+                    "SELECT COUNT(*), TOTAL(start_ms > 0 OR state IN (3,4,5,6)),"
+                    " TOTAL(state IN (3,4,5,6)), TOTAL(state = 3)"
+                    " FROM jobs WHERE array_id = ?1",
+                    (int64_t)array_id, true, counts_row, out);
+  /* Elements still in the array's record are pending: they count in the
+   * total only. */
+  int64_t elements = 0;
+  if (rc == 0)
+    rc = each_row(s, "SELECT elements FROM arrays WHERE id = ?1", (int64_t)array_id, true,
+                  first_i64, &elements);
+  if (rc == 0 && elements > (int64_t)out->total) out->total = (uint32_t)elements;
+  return rc;
 }
 
 int ty_store_max_job_id(ty_store *s, uint64_t *out_id) {
-  int64_t id = 0;
+  int64_t id = 0, reserved = 0;
   int rc = each_row(s, "SELECT IFNULL(MAX(id), 0) FROM jobs", 0, false, first_i64, &id);
-  *out_id = (uint64_t)id;
+  /* A pending array's record holds its elements' ids. */
+  if (rc == 0)
+    rc = each_row(s, "SELECT IFNULL(MAX(id + elements - 1), 0) FROM arrays", 0, false, first_i64,
+                  &reserved);
+  *out_id = (uint64_t)(reserved > id ? reserved : id);
   return rc;
 }
 

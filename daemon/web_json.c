@@ -310,7 +310,7 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
   ty_json_key(&w, "events");
   ty_json_begin_array(&w);
   ev_ctx ev = {&w};
-  if (ty_store_job_events(ctl->store, j->id, event_json, &ev) != 0)
+  if (ty__job_events(ctl, j, event_json, &ev) != 0)
     ty_warn("web: job %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));
   ty_json_end_array(&w);

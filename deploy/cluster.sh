@@ -59,7 +59,10 @@ start() {
   for i in $(seq 1 "$workers"); do
     extra=()
     [ -n "$cpus" ] && extra=(--cpus "$cpus")
+    # The cgroup subtree carries the port: two clusters on one machine (a
+    # bench beside a user's) must not share, and remove, each other's.
     "$builddir/worker/trainworkerd" --controller "127.0.0.1:$port" --name "worker$i" \
+      --cgroup-name "trainyard-$port-worker$i" \
       --state-dir "$state/worker$i" --io-listen 127.0.0.1:0 \
       --metrics-listen "127.0.0.1:$((port + 20 + i))" \
       --port-file "$state/worker$i.ports" "${auth_flags[@]}" "${extra[@]}" \

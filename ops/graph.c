@@ -124,6 +124,24 @@ const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id) {
   return &g->values[id];
 }
 
+int ty_graph_check_bind(const ty_graph *g, int id, const ty_tensor *t, char *err, size_t err_len) {
+  const ty_graph_value *v = ty_graph_value_at(g, id);
+  if (!v) return ty_errf(err, err_len, TY_ENOTFOUND, "value %d: no such value", id);
+  if (!v->is_input && !v->init)
+    return ty_errf(err, err_len, TY_EINVAL, "\"%s\": not a graph input or initializer", v->name);
+  bool ok = t->dtype == v->dtype && (v->shape.rank < 0 || v->shape.rank == t->shape.rank);
+  for (int d = 0; ok && v->shape.rank >= 0 && d < v->shape.rank; d++)
+    ok = v->shape.dims[d] < 0 || v->shape.dims[d] == t->shape.dims[d];
+  if (!ok) {
+    char want[128], got[128];
+    ty_shape_format(&v->shape, want, sizeof want);
+    ty_shape_format(&t->shape, got, sizeof got);
+    return ty_errf(err, err_len, TY_EINVAL, "input \"%s\": got %s %s, expected %s %s", v->name,
+                   ty_dtype_name(t->dtype), got, ty_dtype_name(v->dtype), want);
+  }
+  return 0;
+}
+
 int ty_graph_find_value(const ty_graph *g, const char *name) {
   /* Linear: graphs have at most a few thousand values and import calls this
    * once per node input; a hash would be the next step for huge graphs. */

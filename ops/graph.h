@@ -217,6 +217,11 @@ size_t ty_graph_n_values(const ty_graph *g);
 const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id);
 /* Value id for a name, or TY_NO_VALUE. */
 int ty_graph_find_value(const ty_graph *g, const char *name);
+/* 0 when t may be bound to value id before a run: id names a graph input
+ * or initializer and t has its dtype and every known dim of its shape;
+ * else an error naming the value and what differs. Both executors use it
+ * so that their refusals read the same. */
+int ty_graph_check_bind(const ty_graph *g, int id, const ty_tensor *t, char *err, size_t err_len);
 /* Graph inputs fed at run time (initializers excluded), in ONNX order. */
 size_t ty_graph_n_inputs(const ty_graph *g);
 int ty_graph_input(const ty_graph *g, size_t i);

@@ -18,10 +18,17 @@
  * cgroup v2 is used when the unified hierarchy carries the memory
  * controller: memory.max, cpu.max, pids, io accounting, cgroup.kill (device
  * rules would need an eBPF program and are not applied). Otherwise cgroup v1,
- * each controller in its own hierarchy or combined: memory
- * (memory.limit_in_bytes), cpu (cpu.cfs_quota_us), cpuacct, cpuset (copied
- * from the parent, as v1 requires), devices (the node's GPUs a task was not
- * given are denied), freezer (race-free kill), pids and blkio (I/O bytes).
+ * each controller in its own hierarchy or combined, only those a task
+ * needs (v1_needed: every hierarchy costs two mkdir and two rmdir per
+ * task): memory (memory.limit_in_bytes), cpu (cpu.cfs_quota_us), cpuacct,
+ * blkio (I/O bytes), freezer (race-free kill), devices where the node has
+ * GPU device files (the GPUs a task was not given are denied), pids where
+ * there is no freezer. A cpuset shared with one of these is copied from its
+ * parent, as v1 requires.
+ *
+ * On v1 an ended rank 0's job level is kept as spare<N> in the hierarchies
+ * without per-task state and renamed for the next job's rank 0 (the pool,
+ * below): a rename costs a few microseconds, a mkdir and rmdir tens.
  *
  * Killing a task kills its cgroup: v2 writes cgroup.kill; v1 freezes the
  * cgroup, SIGKILLs every member and thaws it, so nothing forks in between.
@@ -46,6 +53,7 @@
 #include "worker/worker_internal.h"
 
 #define MAX_HIER 12
+#define MAX_SPARES 64 /* spare task cgroups kept per pooled hierarchy */
 
 /* One hierarchy: its controllers and the worker's subtree in it. */
 typedef struct hier {
@@ -59,7 +67,9 @@ struct ty_cgroups {
   int version; /* 1 or 2 */
   hier h[MAX_HIER];
   size_t n;
-  int primary; /* the hierarchy whose cgroup.procs lists a task's processes */
+  int primary;       /* the hierarchy whose cgroup.procs lists a task's processes */
+  uint64_t gpu_devs; /* v1: /dev/nvidiaN present at open (bit N), for the devices rules */
+  uint32_t spares;   /* v1 spare cgroups spare0..spares-1 ready in the pooled hierarchies */
   char describe[1024];
 };
 
@@ -200,25 +210,68 @@ static void add_hier(ty_cgroups *cg, const char *mount, const char *controllers,
   cg->n++;
 }
 
-/* v1: one hierarchy per mount of type cgroup, named ones (systemd) left out. */
+/* The controllers a v1 cgroup mount carries of those the worker knows
+ * ("memory", "cpu,cpuacct", ...; "" for named ones such as systemd's), and
+ * its mount point; false for a line that is no v1 cgroup mount. */
+static bool v1_mount(const char *line, char *mount, size_t mount_cap, char *ctl, size_t ctl_cap) {
+  static const char *const known[] = {"memory",  "cpu",     "cpuacct", "cpuset",
+                                      "devices", "freezer", "pids",    "blkio"};
+  char m[PATH_MAX], fstype[32], opts[512];
+  const char *dash = strstr(line, " - ");
+  if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", m) != 1 ||
+      sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2 || strcmp(fstype, "cgroup") != 0)
+    return false;
+  snprintf(mount, mount_cap, "%s", m);
+  ctl[0] = '\0';
+  for (size_t i = 0; i < TY_ARRAY_LEN(known); i++)
+    if (listed(opts, known[i]))
+      snprintf(ctl + strlen(ctl), ctl_cap - strlen(ctl), "%s%s", ctl[0] ? "," : "", known[i]);
+  return true;
+}
+
+/* Whether a task needs a cgroup in the v1 hierarchy carrying ctl. Each one
+ * costs two directories made and removed per task, so only those that
+ * limit, account or kill: memory, cpu, cpuacct, blkio (I/O bytes), freezer
+ * (the race-free kill); devices only on a node with GPU device files (it
+ * denies the GPUs a task was not given); pids only without a freezer (it
+ * then lists the members to kill). cpuset alone is left out: a task's
+ * cpuset would only copy its parent's CPUs and memory nodes. */
+static bool v1_needed(const char *ctl, bool have_freezer, uint64_t gpu_devs) {
+  static const char *const always[] = {"memory", "cpu", "cpuacct", "blkio", "freezer"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(always); i++)
+    if (listed(ctl, always[i])) return true;
+  return (gpu_devs && listed(ctl, "devices")) || (!have_freezer && listed(ctl, "pids"));
+}
+
+/* The node's GPU device files, /dev/nvidia0 to /dev/nvidia63, as a mask. */
+static uint64_t gpu_devices(void) {
+  uint64_t mask = 0;
+  for (uint32_t g = 0; g < 64; g++) {
+    char dev[32];
+    struct stat st;
+    snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
+    if (stat(dev, &st) == 0 && S_ISCHR(st.st_mode)) mask |= UINT64_C(1) << g;
+  }
+  return mask;
+}
+
+/* v1: one hierarchy per mount of type cgroup that tasks need (v1_needed),
+ * named ones (systemd) left out. */
 static void open_v1(ty_cgroups *cg, const char *root, const char *name, char *why, size_t len) {
   FILE *f = fopen("/proc/self/mountinfo", "r");
   if (!f) return;
-  static const char *const wanted[] = {"memory",  "cpu",     "cpuacct", "cpuset",
-                                       "devices", "freezer", "pids",    "blkio"};
-  char line[4096];
+  char line[4096], mount[PATH_MAX], ctl[128];
+  bool have_freezer = false;
+  while (fgets(line, sizeof line, f))
+    have_freezer |= v1_mount(line, mount, sizeof mount, ctl, sizeof ctl) && listed(ctl, "freezer");
+  cg->gpu_devs = gpu_devices();
+  rewind(f);
   while (fgets(line, sizeof line, f)) {
-    char mount[PATH_MAX], fstype[32], opts[512];
-    char *dash = strstr(line, " - ");
-    if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mount) != 1 ||
-        sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2 || strcmp(fstype, "cgroup") != 0)
+    if (!v1_mount(line, mount, sizeof mount, ctl, sizeof ctl) ||
+        !v1_needed(ctl, have_freezer, cg->gpu_devs))
       continue;
-    char ctl[128] = "";
-    for (size_t i = 0; i < TY_ARRAY_LEN(wanted); i++)
-      if (listed(opts, wanted[i]))
-        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "%s%s", ctl[0] ? "," : "", wanted[i]);
     char parent[PATH_MAX] = "";
-    if (!ctl[0] || (!root && !own_path(ctl, parent, sizeof parent))) continue;
+    if (!root && !own_path(ctl, parent, sizeof parent)) continue;
     add_hier(cg, mount, ctl, root ? root : parent, name, why, len);
   }
   fclose(f);
@@ -286,6 +339,82 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
     h->controllers[strcspn(h->controllers, "\n")] = '\0';
 }
 
+/* ---- the pool of spare cgroups (v1) ------------------------------------------------------- */
+
+/* Making and removing a cgroup costs tens of microseconds of kernel work
+ * in each hierarchy (its control files, its per-CPU state); renaming one
+ * costs a few. So an ended task's job<J> (with its only rank, rank0) in a
+ * v1 hierarchy that holds no per-task state beyond counters the worker can
+ * reset is renamed spare<N>, and the next job's rank 0 takes it back by
+ * renaming. The memory hierarchy is never pooled: pages a task left in the
+ * page cache stay charged to its memory cgroup, and the next task's peak
+ * would count them; nor is devices (its rules). A spare missing in one
+ * hierarchy (its rename failed) is made fresh there; spares are empty, and
+ * are removed at close and at open (a previous run's). */
+
+static bool pooled(const ty_cgroups *cg, const hier *h) {
+  return cg->version == 1 && !has(h, "memory") && !has(h, "devices");
+}
+
+static void spare_dir(const hier *h, uint32_t n, char *out, size_t cap) {
+  if (snprintf(out, cap, "%s/spare%" PRIu32, h->base, n) >= (int)cap) out[0] = '\0';
+}
+
+/* Takes spare<n> as job<J> (its rank0 comes with it): 0, or -errno. */
+static int take_spare(const hier *h, uint32_t n, const char *jdir) {
+  char sdir[PATH_MAX];
+  spare_dir(h, n, sdir, sizeof sdir);
+  return rename(sdir, jdir) == 0 ? 0 : -errno;
+}
+
+/* Resets what the next task would otherwise inherit: its CPU time and I/O
+ * counters (the quota is written at every start, a freezer is thawed
+ * after a kill). */
+static void reset_counters(const hier *h, const char *rdir) {
+  if (has(h, "cpuacct")) (void)write_file(rdir, "cpuacct.usage", "0");
+  if (has(h, "blkio")) (void)write_file(rdir, "blkio.reset_stats", "1");
+}
+
+/* Whether job<J> in h holds rank0 and nothing else (a kernfs directory's
+ * link count is 2 plus its subdirectories). */
+static bool only_rank0(const char *jdir, const char *rdir) {
+  struct stat js, rs;
+  return stat(jdir, &js) == 0 && js.st_nlink == 3 && stat(rdir, &rs) == 0 && rs.st_nlink == 2;
+}
+
+/* Gives an ended rank 0's job<J> back as spare<n>: 0, or -errno (then the
+ * caller removes it). */
+static int give_spare(const hier *h, uint32_t n, const char *jdir, const char *rdir) {
+  if (!only_rank0(jdir, rdir)) return -ENOTEMPTY;
+  char sdir[PATH_MAX];
+  spare_dir(h, n, sdir, sizeof sdir);
+  reset_counters(h, rdir);
+  return rename(jdir, sdir) == 0 ? 0 : -errno;
+}
+
+/* Removes every spare<N> (with its rank0) under the subtree. */
+static void drop_spares(ty_cgroups *cg) {
+  for (size_t i = 0; i < cg->n; i++) {
+    DIR *d = opendir(cg->h[i].base);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      uint32_t n;
+      char tail, dir[PATH_MAX];
+      if (sscanf(e->d_name, "spare%" SCNu32 "%c", &n, &tail) != 1) continue;
+      spare_dir(&cg->h[i], n, dir, sizeof dir);
+      size_t len = strlen(dir);
+      snprintf(dir + len, sizeof dir - len, "/rank0");
+      (void)rmdir(dir);
+      dir[len] = '\0';
+      (void)rmdir(dir);
+    }
+    if (d) closedir(d);
+  }
+  cg->spares = 0;
+}
+
+/* ---- opening ---------------------------------------------------------------------------- */
+
 static void describe(ty_cgroups *cg) {
   size_t w = (size_t)snprintf(cg->describe, sizeof cg->describe, "cgroup v%d (", cg->version);
   for (size_t i = 0; i < cg->n && w < sizeof cg->describe; i++)
@@ -319,12 +448,14 @@ ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t
       break;
     }
   }
+  drop_spares(cg); /* a previous run's */
   describe(cg);
   return cg;
 }
 
 void ty_cgroup_close(ty_cgroups *cg) {
   if (!cg) return;
+  drop_spares(cg);
   for (size_t i = 0; i < cg->n; i++)
     (void)rmdir(cg->h[i].base); /* only when empty */
   free(cg);
@@ -336,9 +467,9 @@ const char *ty_cgroup_describe(const ty_cgroups *cg) {
 
 /* ---- tasks ----------------------------------------------------------------------------------- */
 
-/* v1 devices: deny the node's GPUs the task was not given (/dev/nvidiaN,
- * when the device file exists). */
-static void deny_gpus(const char *dir, const ty_cgroup_limits *lim) {
+/* v1 devices: deny the node's GPUs (the /dev/nvidiaN found at open) that
+ * the task was not given. */
+static void deny_gpus(const ty_cgroups *cg, const char *dir, const ty_cgroup_limits *lim) {
   for (uint32_t g = 0; g < lim->node_gpus && g < 64; g++) {
     bool mine = false;
     for (size_t i = 0; i < lim->n_gpus; i++)
@@ -346,7 +477,7 @@ static void deny_gpus(const char *dir, const ty_cgroup_limits *lim) {
     char dev[64], rule[64];
     struct stat st;
     snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
-    if (mine || stat(dev, &st) != 0 || !S_ISCHR(st.st_mode)) continue;
+    if (mine || !(cg->gpu_devs >> g & 1) || stat(dev, &st) != 0 || !S_ISCHR(st.st_mode)) continue;
     snprintf(rule, sizeof rule, "c %u:%u rwm", major(st.st_rdev), minor(st.st_rdev));
     if (write_file(dir, "devices.deny", rule) != 0) ty_warn("cgroup %s: cannot deny %s", dir, dev);
   }
@@ -374,26 +505,39 @@ static int limit_rank(const ty_cgroups *cg, const hier *h, const char *dir,
     rc = write_file(dir, "cpu.cfs_period_us", "100000");
     if (rc == 0) rc = write_file(dir, "cpu.cfs_quota_us", v);
   }
-  if (cg->version == 1 && has(h, "devices")) deny_gpus(dir, lim);
+  if (cg->version == 1 && has(h, "devices")) deny_gpus(cg, dir, lim);
+  return rc;
+}
+
+/* job<J> in h: a spare taken (rank 0 when the pool has one), else made. */
+static int job_level(const ty_cgroups *cg, const hier *h, uint32_t rank, uint32_t spare,
+                     const char *jdir, bool *took) {
+  *took = rank == 0 && spare != UINT32_MAX && pooled(cg, h) && take_spare(h, spare, jdir) == 0;
+  if (*took) return 0;
+  int rc = make_dir(h, jdir, true);
+  if (rc == -ENOENT && (rc = make_base(h, h->mount_len)) == 0) {
+    ty_log(TY_LOG_WARN, "cgroup %s was removed under this worker; made it again", h->base);
+    rc = make_dir(h, jdir, true);
+  }
   return rc;
 }
 
 int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_cgroup_limits *lim,
                           char ***out_procs, char *err, size_t len) {
   char **procs = ty_xcalloc(cg->n + 1, sizeof *procs);
+  uint32_t spare = rank == 0 && cg->spares ? cg->spares - 1 : UINT32_MAX;
+  bool any_taken = false;
   int rc = 0;
   for (size_t i = 0; i < cg->n && rc == 0; i++) {
     const hier *h = &cg->h[i];
     char jdir[PATH_MAX], rdir[PATH_MAX];
+    bool took = false;
     task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
     task_dir(h, job, rank, rdir, sizeof rdir);
-    rc = make_dir(h, jdir, true);
-    if (rc == -ENOENT && (rc = make_base(h, h->mount_len)) == 0) {
-      ty_log(TY_LOG_WARN, "cgroup %s was removed under this worker; made it again", h->base);
-      rc = make_dir(h, jdir, true);
-    }
+    rc = job_level(cg, h, rank, spare, jdir, &took);
+    any_taken |= took;
     if (rc == 0) rc = limit_job(cg, h, jdir, lim);
-    if (rc == 0) rc = make_dir(h, rdir, false);
+    if (rc == 0 && !took) rc = make_dir(h, rdir, false);
     if (rc == 0) rc = limit_rank(cg, h, rdir, lim);
     if (rc != 0) {
       rc = ty_errf(err, len, TY_EIO, "cgroup %s: %s", rdir, strerror(-rc));
@@ -403,6 +547,7 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
     procs[i] = ty_xmalloc(n);
     snprintf(procs[i], n, "%s/cgroup.procs", rdir);
   }
+  if (any_taken) cg->spares--;
   if (rc != 0) {
     ty_cgroup_procs_free(procs);
     (void)ty_cgroup_task_remove(cg, job, rank);
@@ -538,13 +683,24 @@ uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank) {
 
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
   int rc = 0;
+  /* A rank left with a process (stuck in the kernel after SIGKILL) is
+   * never given to another job: its rmdir fails, as before the pool. */
+  bool poolable = rank == 0 && cg->spares < MAX_SPARES && cg->version == 1 &&
+                  ty_cgroup_task_empty(cg, job, rank);
+  bool any_given = false;
   for (size_t i = 0; i < cg->n; i++) {
-    char dir[PATH_MAX];
-    task_dir(&cg->h[i], job, rank, dir, sizeof dir);
-    if (rmdir(dir) != 0 && errno != ENOENT) rc = -errno;
-    task_dir(&cg->h[i], job, UINT32_MAX, dir, sizeof dir);
-    (void)rmdir(dir); /* fails while other ranks of the job remain: fine */
+    const hier *h = &cg->h[i];
+    char jdir[PATH_MAX], rdir[PATH_MAX];
+    task_dir(h, job, rank, rdir, sizeof rdir);
+    task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
+    if (poolable && pooled(cg, h) && give_spare(h, cg->spares, jdir, rdir) == 0) {
+      any_given = true;
+      continue;
+    }
+    if (rmdir(rdir) != 0 && errno != ENOENT) rc = -errno;
+    (void)rmdir(jdir); /* fails while other ranks of the job remain: fine */
   }
+  if (any_given) cg->spares++;
   return rc;
 }
 

@@ -104,7 +104,9 @@ void ty__runas_close(ty__runas *r) {
 
 int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,
                       char *err, size_t len) {
-  if (ty_mkdir_p(dir) != 0 || chmod(dir, 0755) != 0)
+  /* One mkdir where the jobs folder exists (every task but the first). */
+  int made = mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : ty_mkdir_p(dir);
+  if (made != 0 || chmod(dir, 0755) != 0)
     return ty_errf(err, len, TY_EIO, "cannot create log directory %s on node %s", dir, node);
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)

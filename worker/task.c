@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Task supervision: spawning ranks as their users in their own cgroups,
- * killing them, time limits, and keeping each ended task's result until the
- * controller has acknowledged it.
+ * Task supervision: the registry of a node's tasks, signalling and killing
+ * them, time limits, their exits, and keeping each ended task's result until
+ * the controller has acknowledged it. Starting a task is launch.c's.
  *
  * Invariants:
  *   - A task starts through trainyard-exec (spawn.c, exec.c): its own session
@@ -34,7 +34,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lib/token/token.h"
 #include "worker/worker_internal.h"
 
 /* After a task's main process exits: how often and how long to wait for the
@@ -42,70 +41,9 @@
 #define REAP_POLL_MS 10
 #define REAP_MAX_POLLS 500
 #define SWEEP_MS 60000 /* how often expired job directories are looked for, at most */
-#define ENDED_LOGS 64  /* logs of ended tasks still checked against the cap */
-#define ENDED_CHECKS 3 /* ... at this many more checks */
+#define ENDED_CHECKS 3 /* logs of ended tasks are checked against the cap this many more times */
 
-typedef struct task {
-  struct task *next;
-  ty_tasks *owner;
-  uv_process_t proc;
-  uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
-  uv_timer_t limit_timer; /* time limit */
-  uv_timer_t warn_timer;  /* warning signal before the time limit */
-  int warn_signal;
-  int open_handles;
-  bool running;
-  bool acked;
-  bool in_cgroup; /* its processes live in job<J>/rank<R> */
-  int reap_polls; /* after exit: waits for the cgroup to empty */
-  ty_task_usage usage;
-  uint64_t job_id;
-  uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
-  uint64_t gpu_mask; /* its GPU indices (below 64), for per-task metrics */
-  int pid;
-  ty_task_state state;
-  int exit_code, term_signal;
-  bool timed_out;
-  char *reason;
-  bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
-  ty__iotask *io; /* interactive stdio, until the task ends */
-  /* Started by ty_tasks_launch_async, until the helper's verdict: its
-   * watch, who gets the launch's outcome, the log (for a failed start's
-   * note), and an exit that came first (handled after the verdict, so the
-   * launch is answered before the end is reported). */
-  ty__verdict *verdict;
-  ty_tasks_started_cb started_cb;
-  void *started_ud;
-  int log_fd;
-  bool exit_seen, start_failed;
-  int64_t exit_status;
-  int exit_term;
-} task;
-
-struct ty_tasks {
-  uv_loop_t *loop;
-  char *state_dir;
-  char *node;
-  ty_tasks_end_cb on_end;
-  void *ud;
-  task *head;
-  bool destroying;
-  bool stopping; /* the worker is shutting down: no new tasks */
-  ty_tasks_stats stats;
-  ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
-  char *helper;     /* trainyard-exec */
-  ty_cgroups *cg;   /* NULL: process groups only */
-  char **site_env;  /* --task-env, NULL-terminated (or NULL) */
-  ty__logs *logs;   /* caps and retention (logs.c) */
-  int64_t last_sweep_ms;
-  /* Logs of tasks that just ended, looked at a few more times: an
-   * interactive task's last output reaches its log after the exit. */
-  struct ended_log {
-    uint64_t job_id;
-    uint32_t rank, checks_left;
-  } ended_logs[ENDED_LOGS];
-  size_t n_ended_logs;
-};
+typedef ty__task task;
 
 /* ---- records ---------------------------------------------------------------- */
 
@@ -154,7 +92,7 @@ static void maybe_free_task(task *k) {
   maybe_free_registry(t);
 }
 
-static void on_handle_closed(uv_handle_t *h) {
+void ty__task_on_handle_closed(uv_handle_t *h) {
   task *k = h->data;
   k->open_handles--;
   maybe_free_task(k);
@@ -166,11 +104,11 @@ static void close_handles(task *k) {
   for (size_t i = 0; i < TY_ARRAY_LEN(hs); i++) {
     /* Records are calloc'ed: a handle never initialised is UV_UNKNOWN_HANDLE. */
     if (hs[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(hs[i]))
-      uv_close(hs[i], on_handle_closed);
+      uv_close(hs[i], ty__task_on_handle_closed);
   }
 }
 
-static task *find(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
+task *ty__task_find(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
   for (task *k = t->head; k; k = k->next)
     if (k->job_id == job_id && k->rank == rank && !(k->acked && !k->running)) return k;
   return NULL;
@@ -191,8 +129,6 @@ static void fill_report(const task *k, ty_task_report *r) {
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
-
-static void abandon_start(task *k); /* launch, below */
 
 int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
                     ty_tasks_end_cb on_end, void *ud, ty_tasks **out_tasks) {
@@ -219,7 +155,7 @@ void ty_tasks_destroy(ty_tasks *t) {
     return;
   }
   for (task *k = t->head; k; k = k->next)
-    if (k->verdict) abandon_start(k);
+    if (k->verdict) ty__task_abandon_start(k);
   /* The last task to go frees the registry (maybe_free_task). */
   task *k = t->head;
   while (k) {
@@ -244,7 +180,7 @@ void ty_tasks_set_isolation(ty_tasks *t, const char *helper, ty_cgroups *cgroups
 
 /* To every process of the task: its cgroup, else its process group. A
  * SIGKILL of a cgroup leaves no window for a fork to escape. */
-static void signal_group(task *k, int sig) {
+void ty__task_signal(task *k, int sig) {
   if (k->pid <= 0) return;
   ty_tasks *t = k->owner;
   if (k->in_cgroup && sig == SIGKILL && ty_cgroup_task_kill(t->cg, k->job_id, k->rank) == 0) return;
@@ -258,13 +194,13 @@ static void on_grace_expired(uv_timer_t *h) {
   if (!k->running) return;
   ty_info("job %" PRIu64 " rank %" PRIu32 ": still running after grace, sending SIGKILL", k->job_id,
           k->rank);
-  signal_group(k, SIGKILL);
+  ty__task_signal(k, SIGKILL);
 }
 
 /* SIGTERM now, SIGKILL after grace_s; an earlier escalation deadline stands. */
-static void terminate(task *k, uint32_t grace_s) {
+void ty__task_terminate(task *k, uint32_t grace_s) {
   if (!k->running) return;
-  signal_group(k, SIGTERM);
+  ty__task_signal(k, SIGTERM);
   if (uv_is_active((uv_handle_t *)&k->grace_timer)) return;
   uv_timer_start(&k->grace_timer, on_grace_expired, (uint64_t)grace_s * 1000u, 0);
 }
@@ -274,7 +210,7 @@ static void on_time_limit(uv_timer_t *h) {
   if (!k->running) return;
   ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit reached, killing it", k->job_id, k->rank);
   k->timed_out = true;
-  terminate(k, k->kill_grace_s);
+  ty__task_terminate(k, k->kill_grace_s);
 }
 
 int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
@@ -282,9 +218,9 @@ int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
   for (task *k = t->head; k; k = k->next) {
     if (k->job_id != job_id || !k->running) continue;
     if (signal == 0) {
-      terminate(k, grace_s ? grace_s : k->kill_grace_s);
+      ty__task_terminate(k, grace_s ? grace_s : k->kill_grace_s);
     } else {
-      signal_group(k, signal);
+      ty__task_signal(k, signal);
     }
   }
   return 0;
@@ -293,12 +229,12 @@ int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
 void ty_tasks_kill_all(ty_tasks *t) {
   t->stopping = true;
   for (task *k = t->head; k; k = k->next)
-    terminate(k, k->kill_grace_s);
+    ty__task_terminate(k, k->kill_grace_s);
 }
 
 void ty_tasks_kill_all_now(ty_tasks *t) {
   for (task *k = t->head; k; k = k->next)
-    if (k->running) signal_group(k, SIGKILL);
+    if (k->running) ty__task_signal(k, SIGKILL);
 }
 
 uint32_t ty_tasks_fence(ty_tasks *t, const char *reason) {
@@ -308,7 +244,7 @@ uint32_t ty_tasks_fence(ty_tasks *t, const char *reason) {
     free(k->reason);
     k->reason = ty_strdup(reason);
     k->fenced = true;
-    signal_group(k, SIGKILL);
+    ty__task_signal(k, SIGKILL);
     n++;
   }
   t->stats.fenced += n;
@@ -349,7 +285,7 @@ static void on_reap_poll(uv_timer_t *h) {
   finish(k);
 }
 
-static void process_exited(task *k, int64_t exit_status, int term_signal) {
+void ty__task_exited(task *k, int64_t exit_status, int term_signal) {
   ty_tasks *t = k->owner;
   k->running = false;
   if (term_signal != 0) {
@@ -366,13 +302,14 @@ static void process_exited(task *k, int64_t exit_status, int term_signal) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/jobs/%" PRIu64, t->state_dir, k->job_id);
   (void)utimensat(AT_FDCWD, dir, NULL, 0);
-  if (t->n_ended_logs < ENDED_LOGS)
+  if (t->n_ended_logs < TY__ENDED_LOGS)
     t->ended_logs[t->n_ended_logs++] = (struct ended_log){k->job_id, k->rank, ENDED_CHECKS};
   /* Whatever the task left behind goes with it, so no stray process keeps
    * writing to the log, holding a GPU or using CPUs the next job gets. */
+  bool empty = k->in_cgroup && ty_cgroup_task_empty(t->cg, k->job_id, k->rank);
   if (!k->in_cgroup)
     (void)uv_kill(-k->pid, SIGKILL);
-  else if (!ty_cgroup_task_empty(t->cg, k->job_id, k->rank))
+  else if (!empty)
     ty_cgroup_task_kill(t->cg, k->job_id, k->rank);
   ty_info("job %" PRIu64 " rank %" PRIu32 " (pid %d) %s %d%s", k->job_id, k->rank, k->pid,
           term_signal ? "killed by signal" : "exited with code",
@@ -389,7 +326,7 @@ static void process_exited(task *k, int64_t exit_status, int term_signal) {
   uv_timer_stop(&k->grace_timer);
   uv_timer_stop(&k->limit_timer);
   uv_timer_stop(&k->warn_timer);
-  if (k->in_cgroup && !ty_cgroup_task_empty(t->cg, k->job_id, k->rank)) {
+  if (k->in_cgroup && !empty && !ty_cgroup_task_empty(t->cg, k->job_id, k->rank)) {
     uv_timer_start(&k->grace_timer, on_reap_poll, REAP_POLL_MS, REAP_POLL_MS);
     return;
   }
@@ -398,202 +335,33 @@ static void process_exited(task *k, int64_t exit_status, int term_signal) {
 
 /* A task whose command never ran (its helper failed): no report; its
  * record and cgroup go once the helper has exited. */
-static void drop_failed_start(task *k) {
+void ty__task_drop_failed_start(task *k) {
   ty_tasks *t = k->owner;
   if (k->in_cgroup) ty_cgroup_task_remove(t->cg, k->job_id, k->rank);
   k->in_cgroup = false;
   close_handles(k);
 }
 
-static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
+void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
   task *k = p->data;
   if (k->verdict) { /* the helper's verdict is not in yet: after it */
     k->exit_seen = true;
     k->exit_status = exit_status, k->exit_term = term_signal;
   } else if (k->start_failed) {
-    drop_failed_start(k);
+    ty__task_drop_failed_start(k);
   } else {
-    process_exited(k, exit_status, term_signal);
+    ty__task_exited(k, exit_status, term_signal);
   }
 }
 
-/* ---- launch ----------------------------------------------------------------- */
-
-int ty_tasks_log_path(const ty_tasks *t, uint64_t job_id, uint32_t rank, char *out, size_t n) {
-  int len = snprintf(out, n, "%s/jobs/%" PRIu64 "/rank%" PRIu32 ".log", t->state_dir, job_id, rank);
-  return (len < 0 || (size_t)len >= n) ? TY_EINVAL : 0;
-}
-
-static int check_cwd(const ty_tasks *t, const char *cwd, char *err, size_t err_len) {
-  struct stat st;
-  if (!cwd || !cwd[0]) return 0;
-  if (stat(cwd, &st) != 0)
-    return ty_errf(err, err_len, TY_ENOTFOUND, "cwd %s does not exist on node %s", cwd, t->node);
-  if (!S_ISDIR(st.st_mode))
-    return ty_errf(err, err_len, TY_EINVAL, "cwd %s is not a directory on node %s", cwd, t->node);
-  return 0;
-}
-
-static int check_spec(const ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
-  if (spec->argc == 0 || !spec->argv || !spec->argv[0] || !spec->argv[0][0])
-    return ty_errf(err, err_len, TY_EINVAL, "command.argv: must not be empty");
-  for (size_t i = 0; i < spec->argc; i++) {
-    if (!spec->argv[i]) return ty_errf(err, err_len, TY_EINVAL, "command.argv[%zu]: missing", i);
-  }
-  if (t->stopping) return ty_errf(err, err_len, TY_ESTATE, "node %s is shutting down", t->node);
-  task *old = find(t, spec->job_id, spec->rank);
-  if (old && old->running)
-    return ty_errf(err, err_len, TY_EEXIST,
-                   "job %" PRIu64 " rank %" PRIu32 " already runs on node %s (pid %d)",
-                   spec->job_id, spec->rank, t->node, old->pid);
-  return check_cwd(t, spec->cwd, err, err_len);
-}
-
-/* DIR/jobs/JOB: the worker's (0755), so a task's user cannot swap its files. */
-static void job_dir(const ty_tasks *t, uint64_t job_id, char *out, size_t n) {
-  snprintf(out, n, "%s/jobs/%" PRIu64, t->state_dir, job_id);
-}
-
-/* Keeps the job's task-token key next to its logs (0600, the worker's), so
- * ReadLog tokens verify after the task is gone and across restarts. */
-static void keep_job_key(const ty_tasks *t, const ty_task_spec *spec) {
-  if (!spec->attach_key || spec->attach_key_len != TY_TOKEN_KEY_LEN) return;
-  char path[4096];
-  job_dir(t, spec->job_id, path, sizeof path);
-  size_t n = strlen(path);
-  snprintf(path + n, sizeof path - n, "/token.key");
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0 || write(fd, spec->attach_key, TY_TOKEN_KEY_LEN) != (ssize_t)TY_TOKEN_KEY_LEN)
-    ty_warn("job %" PRIu64 ": cannot keep its token key in %s: %s", spec->job_id, path,
-            strerror(errno));
-  if (fd >= 0) close(fd);
-}
-
-int ty_tasks_job_key(const ty_tasks *t, uint64_t job_id, uint8_t *out_key, size_t key_len) {
-  char path[4096];
-  job_dir(t, job_id, path, sizeof path);
-  size_t n = strlen(path);
-  snprintf(path + n, sizeof path - n, "/token.key");
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  ssize_t got = fd >= 0 ? read(fd, out_key, key_len) : -1;
-  if (fd >= 0) close(fd);
-  return got == (ssize_t)key_len ? 0 : TY_ENOTFOUND;
-}
-
-static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
-  task *k = ty_xcalloc(1, sizeof *k);
-  k->owner = t;
-  k->job_id = spec->job_id;
-  k->rank = spec->rank;
-  k->master_port = spec->master_port;
-  k->cpus = spec->cpus;
-  k->n_gpus = (uint32_t)spec->n_gpus;
-  for (size_t g = 0; g < spec->n_gpus; g++)
-    if (spec->gpu_indices && spec->gpu_indices[g] < 64)
-      k->gpu_mask |= UINT64_C(1) << spec->gpu_indices[g];
-  k->kill_grace_s = spec->kill_grace_s ? spec->kill_grace_s : TY_TASK_DEFAULT_GRACE_S;
-  k->proc.data = k;
-  k->grace_timer.data = k;
-  k->limit_timer.data = k;
-  k->warn_timer.data = k;
-  k->warn_signal = (int)spec->warn_signal;
-  return k;
-}
-
-static void hook_signal(void *ud, int sig) {
-  signal_group(ud, sig);
-}
-
-static void hook_kill(void *ud) {
-  task *k = ud;
-  terminate(k, k->kill_grace_s);
-}
-
-/* What the task may use: its job's memory here, its CPUs, its GPUs. */
-static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
-  uint32_t node_gpus = 0;
-  for (size_t i = 0; i < spec->n_gpus; i++)
-    if (spec->gpu_indices[i] + 1 > node_gpus) node_gpus = spec->gpu_indices[i] + 1;
-  return (ty_cgroup_limits){.mem_bytes = spec->mem_per_node,
-                            .cpus = spec->cpus,
-                            .gpus = spec->gpu_indices,
-                            .n_gpus = spec->n_gpus,
-                            .node_gpus = node_gpus > 64 ? node_gpus : 64};
-}
-
-/* Spawns k through the exec helper: plain tasks write straight into the
- * log; interactive ones get pipes or a pty from an iotask. On error `err`
- * says why. */
-static void on_verdict(void *ud, int rc, const char *err);
-
-/* The helper's verdict: waited for, or (async) watched by the loop, which
- * calls on_verdict. A watch that cannot start fails the launch. */
-static int spawn_helper(ty_tasks *t, task *k, const ty__spawn *sp, bool async, char *err,
-                        size_t err_len) {
-  if (!async) return ty__spawn_task(t->loop, &k->proc, sp, err, err_len);
-  int fd;
-  int rc = ty__spawn_start(t->loop, &k->proc, sp, &fd, err, err_len);
-  if (rc != 0) return rc;
-  rc = ty__verdict_watch(t->loop, fd, k->proc.pid, sp, on_verdict, k, &k->verdict);
-  if (rc == 0) return 0;
-  close(fd);
-  kill(k->proc.pid, SIGKILL);
-  waitpid(k->proc.pid, NULL, 0);
-  return ty_errf(err, err_len, TY_EIO, "cannot start the task on node %s: %s", t->node,
-                 ty_strerror(rc));
-}
-
-static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const ty__runas *who,
-                         char **env, int null_fd, int log_fd, bool async, char *err,
-                         size_t err_len) {
-  ty__spawn sp = {.helper = t->helper,
-                  .node = t->node,
-                  .who = who,
-                  .ctty = spec->interactive.pty,
-                  .cwd = spec->cwd,
-                  .argv = spec->argv,
-                  .argc = spec->argc,
-                  .env = env,
-                  .exit_cb = on_process_exit,
-                  .stdio = {{.flags = UV_INHERIT_FD, .data.fd = null_fd},
-                            {.flags = UV_INHERIT_FD, .data.fd = log_fd},
-                            {.flags = UV_INHERIT_FD, .data.fd = log_fd}}};
-  if (!t->helper) return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
-  ty__iotask *io = NULL;
-  if (spec->interactive.on) {
-    int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, sp.stdio, err, err_len, &io);
-    if (rc != 0) return rc;
-  }
-  ty_cgroup_limits lim = limits_of(spec);
-  int rc =
-      t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err, err_len)
-            : 0;
-  k->in_cgroup = t->cg && rc == 0;
-  if (rc == 0) rc = spawn_helper(t, k, &sp, async && !io, err, err_len);
-  ty_cgroup_procs_free(sp.procs);
-  if (rc != 0 && k->in_cgroup) {
-    ty_cgroup_task_remove(t->cg, spec->job_id, spec->rank);
-    k->in_cgroup = false;
-  }
-  ty__iotask_hooks hooks = {.signal = hook_signal, .kill = hook_kill, .ud = k};
-  if (io) ty__iotask_spawned(io, rc, &hooks);
-  k->io = rc == 0 ? io : NULL;
-  return rc;
-}
-
-/* Leaves the reason of a failed start in the log, where users look first. */
-static void log_failure(int log_fd, const char *err) {
-  char line[1200];
-  int n = snprintf(line, sizeof line, "trainworkerd: launch failed: %s\n", err);
-  if (n > 0 && write(log_fd, line, (size_t)n) < 0) ty_debug("cannot note the failure in the log");
-}
+/* ---- timers ----------------------------------------------------------------- */
 
 static void on_warn(uv_timer_t *h) {
   task *k = h->data;
   if (!k->running) return;
   ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit near, sending signal %d", k->job_id,
           k->rank, k->warn_signal);
-  signal_group(k, k->warn_signal);
+  ty__task_signal(k, k->warn_signal);
   /* The controller records it in the job's history. */
   ty_task_report r;
   fill_report(k, &r);
@@ -601,7 +369,7 @@ static void on_warn(uv_timer_t *h) {
   if (k->owner->on_end) k->owner->on_end(k->owner, &r, k->owner->ud);
 }
 
-static void start_timers(ty_tasks *t, task *k, uint32_t time_limit_s, uint32_t warn_before_s) {
+void ty__task_start_timers(ty_tasks *t, task *k, uint32_t time_limit_s, uint32_t warn_before_s) {
   uv_timer_init(t->loop, &k->grace_timer);
   uv_timer_init(t->loop, &k->limit_timer);
   uv_timer_init(t->loop, &k->warn_timer);
@@ -612,153 +380,6 @@ static void start_timers(ty_tasks *t, task *k, uint32_t time_limit_s, uint32_t w
     uint64_t at = warn_before_s < time_limit_s ? (uint64_t)(time_limit_s - warn_before_s) : 0;
     uv_timer_start(&k->warn_timer, on_warn, at * 1000u, 0);
   }
-}
-
-/* Drops an ended, unacknowledged record of the same job and rank: the
- * controller launched the rank again, so it no longer waits for the old one. */
-static void forget_old(ty_tasks *t, uint64_t job_id, uint32_t rank) {
-  task *old = find(t, job_id, rank);
-  if (old && !old->running) ty_tasks_ack(t, job_id, rank);
-}
-
-/* Opens the task's log and /dev/null (its stdin) into fds[0..1]. */
-static int open_stdio(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who, int *fds,
-                      char *err, size_t err_len) {
-  char dir[4096], path[4096];
-  job_dir(t, spec->job_id, dir, sizeof dir);
-  if (ty_tasks_log_path(t, spec->job_id, spec->rank, path, sizeof path) != 0)
-    return ty_errf(err, err_len, TY_EIO, "log path of job %" PRIu64 " too long", spec->job_id);
-  fds[1] = ty__open_task_log(dir, path, who, t->node, err, err_len);
-  if (fds[1] < 0) return fds[1];
-  keep_job_key(t, spec);
-  fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (fds[0] < 0) return ty_errf(err, err_len, TY_EIO, "cannot open /dev/null on node %s", t->node);
-  return 0;
-}
-
-/* A task that could not start: recorded only long enough to close its
- * handle (libuv initialises it only once the child is forked). */
-static void drop_unstarted(ty_tasks *t, task *k) {
-  if (k->proc.type != UV_PROCESS) {
-    free(k);
-    return;
-  }
-  k->acked = true; /* nobody waits for a report of a task that never ran */
-  k->open_handles = 1;
-  k->next = t->head;
-  t->head = k;
-  uv_close((uv_handle_t *)&k->proc, on_handle_closed);
-}
-
-/* The launch's common part. Started asynchronously (k->verdict set), the
- * task is listed at once and on_verdict finishes the launch; otherwise it
- * is finished here. */
-static int launch(ty_tasks *t, const ty_task_spec *spec, bool async, ty_tasks_started_cb cb,
-                  void *ud, char *err, size_t err_len) {
-  char **env = NULL;
-  int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
-  ty__runas who;
-  int rc = check_spec(t, spec, err, err_len);
-  if (rc == 0)
-    rc = ty__runas_resolve(spec, t->node, &who, err, err_len);
-  else
-    memset(&who, 0, sizeof who);
-  struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
-  if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
-  if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
-  if (rc != 0) goto fail;
-  forget_old(t, spec->job_id, spec->rank);
-  task *k = new_task(t, spec);
-  k->log_fd = -1;
-  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], async, err, err_len);
-  if (rc != 0) {
-    log_failure(fds[1], err);
-    drop_unstarted(t, k);
-    goto fail;
-  }
-  k->pid = k->proc.pid;
-  k->running = true;
-  k->state = TY_TASK_RUNNING;
-  start_timers(t, k, spec->time_limit_s, spec->warn_before_s);
-  /* Append at the tail so reports come out in launch order. */
-  task **tail = &t->head;
-  while (*tail)
-    tail = &(*tail)->next;
-  *tail = k;
-  if (k->verdict) {
-    k->started_cb = cb, k->started_ud = ud;
-    k->log_fd = fds[1], fds[1] = -1;
-    goto out;
-  }
-  t->stats.started++;
-  ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d as %s%s: %s", k->job_id, k->rank,
-          k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
-fail:
-  if (rc != 0) t->stats.launch_failures++;
-  /* After the task is listed: a woken attach looks it up. */
-  ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
-  if (cb) cb(ud, rc, rc ? err : NULL);
-out:
-  for (int i = 0; i < 2; i++)
-    if (fds[i] >= 0) close(fds[i]);
-  ty_task_env_free(env);
-  ty__runas_close(&who);
-  return rc;
-}
-
-int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
-  return launch(t, spec, false, NULL, NULL, err, err_len);
-}
-
-void ty_tasks_launch_async(ty_tasks *t, const ty_task_spec *spec, ty_tasks_started_cb cb,
-                           void *ud) {
-  char err[TY_ERR_LEN] = "";
-  launch(t, spec, true, cb, ud, err, sizeof err);
-}
-
-/* The helper of an asynchronous start said whether the command runs: the
- * launch is answered, then an exit that came meanwhile is handled. */
-static void on_verdict(void *ud, int rc, const char *err) {
-  task *k = ud;
-  ty_tasks *t = k->owner;
-  k->verdict = NULL;
-  if (rc == 0) {
-    t->stats.started++;
-    ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d%s", k->job_id, k->rank, k->pid,
-            k->in_cgroup ? " in its cgroup" : "");
-  } else {
-    log_failure(k->log_fd, err);
-    t->stats.launch_failures++;
-    /* Never reported, never found: only its exit is still awaited. */
-    k->start_failed = true;
-    k->running = false;
-    k->acked = true;
-  }
-  close(k->log_fd);
-  k->log_fd = -1;
-  ty__io_launched(t->ioreg, k->job_id, k->rank, rc, err);
-  ty_tasks_started_cb cb = k->started_cb;
-  k->started_cb = NULL;
-  if (cb) cb(k->started_ud, rc, err);
-  if (!k->exit_seen) return;
-  if (rc != 0)
-    drop_failed_start(k);
-  else
-    process_exited(k, k->exit_status, k->exit_term);
-}
-
-/* Destroying the registry: a start still waiting for its verdict is
- * answered TY_ESTATE, and its task goes with the others. */
-static void abandon_start(task *k) {
-  ty__verdict_cancel(k->verdict);
-  k->verdict = NULL;
-  if (k->log_fd >= 0) close(k->log_fd);
-  k->log_fd = -1;
-  ty_tasks_started_cb cb = k->started_cb;
-  k->started_cb = NULL;
-  char err[TY_ERR_LEN];
-  ty_errf(err, sizeof err, TY_ESTATE, "node %s is shutting down", k->owner->node);
-  if (cb) cb(k->started_ud, TY_ESTATE, err);
 }
 
 /* ---- a previous run's tasks ---------------------------------------------------- */
@@ -824,7 +445,7 @@ void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank) {
 }
 
 int ty_tasks_get(const ty_tasks *t, uint64_t job_id, uint32_t rank, ty_task_report *out) {
-  const task *k = find(t, job_id, rank);
+  const task *k = ty__task_find(t, job_id, rank);
   if (!k) return TY_ENOTFOUND;
   fill_report(k, out);
   return 0;
@@ -852,7 +473,7 @@ uint32_t ty_tasks_gpus_used(const ty_tasks *t) {
 }
 
 bool ty_tasks_is_running(const ty_tasks *t, uint64_t job_id, uint32_t rank) {
-  const task *k = find(t, job_id, rank);
+  const task *k = ty__task_find(t, job_id, rank);
   return k && k->running;
 }
 

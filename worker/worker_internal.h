@@ -337,4 +337,91 @@ struct ty__graph_worker {
   size_t n;
 };
 
+/* ---- task records (task.c supervises, launch.c starts) ---- */
+
+#define TY__ENDED_LOGS 64 /* logs of ended tasks still checked against the cap */
+
+/* One rank on this node, from its launch until its end is acknowledged
+ * and its handles have closed. Owned by its registry's list. */
+typedef struct ty__task {
+  struct ty__task *next;
+  ty_tasks *owner;
+  uv_process_t proc;
+  uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
+  uv_timer_t limit_timer; /* time limit */
+  uv_timer_t warn_timer;  /* warning signal before the time limit */
+  int warn_signal;
+  int open_handles;
+  bool running;
+  bool acked;
+  bool in_cgroup; /* its processes live in job<J>/rank<R> */
+  int reap_polls; /* after exit: waits for the cgroup to empty */
+  ty_task_usage usage;
+  uint64_t job_id;
+  uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
+  uint64_t gpu_mask; /* its GPU indices (below 64), for per-task metrics */
+  int pid;
+  ty_task_state state;
+  int exit_code, term_signal;
+  bool timed_out;
+  char *reason;
+  bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
+  ty__iotask *io; /* interactive stdio, until the task ends */
+  /* Started by ty_tasks_launch_async, until the helper's verdict: its
+   * watch, who gets the launch's outcome, the log (for a failed start's
+   * note), and an exit that came first (handled after the verdict, so the
+   * launch is answered before the end is reported). */
+  ty__verdict *verdict;
+  ty_tasks_started_cb started_cb;
+  void *started_ud;
+  int log_fd;
+  bool exit_seen, start_failed;
+  int64_t exit_status;
+  int exit_term;
+} ty__task;
+
+/* The registry of a node's tasks (worker.h's ty_tasks). */
+struct ty_tasks {
+  uv_loop_t *loop;
+  char *state_dir;
+  char *node;
+  ty_tasks_end_cb on_end;
+  void *ud;
+  ty__task *head;
+  bool destroying;
+  bool stopping; /* the worker is shutting down: no new tasks */
+  ty_tasks_stats stats;
+  ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
+  char *helper;     /* trainyard-exec */
+  ty_cgroups *cg;   /* NULL: process groups only */
+  char **site_env;  /* --task-env, NULL-terminated (or NULL) */
+  ty__logs *logs;   /* caps and retention (logs.c) */
+  int64_t last_sweep_ms;
+  /* Logs of tasks that just ended, looked at a few more times: an
+   * interactive task's last output reaches its log after the exit. */
+  struct ended_log {
+    uint64_t job_id;
+    uint32_t rank, checks_left;
+  } ended_logs[TY__ENDED_LOGS];
+  size_t n_ended_logs;
+};
+
+/* task.c: the record of job/rank not yet acknowledged (NULL if none);
+ * signals to the task's cgroup or process group; SIGTERM then SIGKILL
+ * after grace_s; the exit callback of a task's process and what follows
+ * its exit; a record whose command never ran dropped; a closed handle
+ * counted (the record goes with its last); a new task's timers started. */
+ty__task *ty__task_find(const ty_tasks *t, uint64_t job_id, uint32_t rank);
+void ty__task_signal(ty__task *k, int sig);
+void ty__task_terminate(ty__task *k, uint32_t grace_s);
+void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal);
+void ty__task_exited(ty__task *k, int64_t exit_status, int term_signal);
+void ty__task_drop_failed_start(ty__task *k);
+void ty__task_on_handle_closed(uv_handle_t *h);
+void ty__task_start_timers(ty_tasks *t, ty__task *k, uint32_t time_limit_s, uint32_t warn_before_s);
+
+/* launch.c: a start still waiting for its helper's verdict, answered
+ * TY_ESTATE because the registry is going away. */
+void ty__task_abandon_start(ty__task *k);
+
 #endif

@@ -27,22 +27,13 @@ the token file is missing.
 """
 import argparse
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vs_torch  # noqa: E402
 
-
-def need(module):
-    try:
-        return __import__(module)
-    except ImportError:
-        print("gpt_vs_torch.py: skipped: python3 module %s is missing (python3-torch, python3-onnx)"
-              % module, file=sys.stderr)
-        sys.exit(SKIP)
+PROG = "gpt_vs_torch.py"
 
 
 CONFIG = """softmax_cross_entropy {{ logits_output: "logits" }}
@@ -67,18 +58,7 @@ def run_trainrun(a, model, context, vocab, work):
     ckpt = os.path.join(work, "gpt.ckpt.onnx")
     txt = CONFIG.format(batch=a.batch, steps=a.steps, train=os.path.abspath(a.train_bin), context=context,
                         vocab=vocab, ckpt=ckpt, log=1)
-    cfg = os.path.join(work, "gpt.config.pb")
-    with open(cfg, "wb") as f:
-        f.write(subprocess.run([a.protoc, "--encode=trainyard.TrainConfig", "--proto_path=" + a.proto,
-                                "train_config.proto"], input=txt.encode(), capture_output=True,
-                               check=True).stdout)
-    cmd = [a.trainrun, "--model", model, "--config", cfg, "--threads", str(a.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit("gpt_vs_torch.py: %s failed (%d):\n%s\n%s" % (" ".join(cmd), out.returncode, out.stdout,
-                                                              out.stderr))
-    losses = [float(v) for v in re.findall(r"^step \d+/\d+ loss (\S+)", out.stdout, re.M)]
-    return losses, ckpt
+    return vs_torch.run_trainrun(PROG, a, model, txt, work, "gpt"), ckpt
 
 
 def run_torch(torch, gpt, a, model_path, ids):
@@ -113,20 +93,14 @@ def main():
     ap.add_argument("--weight-tol", type=float, default=1e-4, help="max |weight diff| after the last step")
     ap.add_argument("--verbose", action="store_true", help="print every tensor's weight difference")
     a = ap.parse_args()
-    torch = need("torch")
-    np = need("numpy")
-    onnx = need("onnx")
+    torch, np, onnx = (vs_torch.need(PROG, m) for m in ("torch", "numpy", "onnx"))
     from onnx import numpy_helper
-    a.protoc = shutil.which("protoc")
-    if not a.protoc:
-        print("gpt_vs_torch.py: skipped: protoc is missing", file=sys.stderr)
-        sys.exit(SKIP)
+    a.protoc = vs_torch.need_protoc(PROG)
     for path, what in ((a.model, "the model (python3-torch at build time)"),
                        (a.train_bin, "the token file (the fortunes package at build time)")):
         if not os.path.isfile(path):
             print("gpt_vs_torch.py: skipped: %s: missing, %s" % (path, what), file=sys.stderr)
-            sys.exit(SKIP)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            sys.exit(vs_torch.SKIP)
     import gen_gpt
     ids = np.fromfile(a.train_bin, dtype="<u2")
     ref = gen_gpt.from_onnx(a.model)

@@ -27,13 +27,13 @@ protoc is missing.
 """
 import argparse
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vs_torch  # noqa: E402
+
+PROG = "rnn_vs_torch.py"
 VOCAB, EMBED, HIDDEN, CLASSES, SEQ = 40, 8, 12, 5, 7
 
 CONFIG = """softmax_cross_entropy {{ logits_output: "logits" }}
@@ -66,15 +66,6 @@ MODELS = {
 }
 
 
-def need(module):
-    try:
-        return __import__(module)
-    except ImportError:
-        print("rnn_vs_torch.py: skipped: python3 module %s is missing (python3-torch, python3-onnx)"
-              % module, file=sys.stderr)
-        sys.exit(SKIP)
-
-
 def make_model(torch, cell, layers, bidir, read):
     nd = 2 if bidir else 1
 
@@ -104,17 +95,7 @@ def make_model(torch, cell, layers, bidir, read):
 def run_trainrun(a, model, work):
     ckpt = os.path.join(work, "model.ckpt.onnx")
     txt = CONFIG.format(lr=a.lr, batch=a.batch, steps=a.steps, dir=work, ckpt=ckpt)
-    cfg = os.path.join(work, "config.pb")
-    with open(cfg, "wb") as f:
-        f.write(subprocess.run([a.protoc, "--encode=trainyard.TrainConfig", "--proto_path=" + a.proto,
-                                "train_config.proto"], input=txt.encode(), capture_output=True,
-                               check=True).stdout)
-    cmd = [a.trainrun, "--model", model, "--config", cfg, "--threads", str(a.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit("rnn_vs_torch.py: %s failed (%d):\n%s\n%s" % (" ".join(cmd), out.returncode, out.stdout,
-                                                              out.stderr))
-    return [float(v) for v in re.findall(r"^step \d+/\d+ loss (\S+)", out.stdout, re.M)], ckpt
+    return vs_torch.run_trainrun(PROG, a, model, txt, work, "model"), ckpt
 
 
 def run_torch(torch, a, m, xs, ys):
@@ -185,13 +166,8 @@ def main():
     ap.add_argument("--loss-tol", type=float, default=2e-4, help="max |loss diff| (trainrun prints 4 decimals)")
     ap.add_argument("--weight-tol", type=float, default=1e-4, help="max |weight diff| after the last step")
     a = ap.parse_args()
-    torch = need("torch")
-    np = need("numpy")
-    onnx = need("onnx")
-    a.protoc = shutil.which("protoc")
-    if not a.protoc:
-        print("rnn_vs_torch.py: skipped: protoc is missing", file=sys.stderr)
-        sys.exit(SKIP)
+    torch, np, onnx = (vs_torch.need(PROG, m) for m in ("torch", "numpy", "onnx"))
+    a.protoc = vs_torch.need_protoc(PROG)
     torch.set_num_threads(a.threads)
     ok = True
     for name in [a.only] if a.only else MODELS:

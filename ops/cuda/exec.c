@@ -262,20 +262,8 @@ void ty_cuda_exec_destroy(ty_cuda_exec *e) {
 }
 
 int ty_cuda_exec_bind_id(ty_cuda_exec *e, int id, const ty_tensor *t, char *err, size_t err_len) {
-  const ty_graph_value *v = ty_graph_value_at(e->g, id);
-  if (!v) return ty_errf(err, err_len, TY_ENOTFOUND, "value %d: no such value", id);
-  if (!v->is_input && !v->init)
-    return ty_errf(err, err_len, TY_EINVAL, "\"%s\": not a graph input or initializer", v->name);
-  bool ok = t->dtype == v->dtype && (v->shape.rank < 0 || v->shape.rank == t->shape.rank);
-  for (int d = 0; ok && v->shape.rank >= 0 && d < v->shape.rank; d++)
-    ok = v->shape.dims[d] < 0 || v->shape.dims[d] == t->shape.dims[d];
-  if (!ok) {
-    char want[128], got[128];
-    ty_shape_format(&v->shape, want, sizeof want);
-    ty_shape_format(&t->shape, got, sizeof got);
-    return ty_errf(err, err_len, TY_EINVAL, "input \"%s\": got %s %s, expected %s %s", v->name,
-                   ty_dtype_name(t->dtype), got, ty_dtype_name(v->dtype), want);
-  }
+  int rc = ty_graph_check_bind(e->g, id, t, err, err_len);
+  if (rc != 0) return rc;
   e->bound[id] = t;
   return 0;
 }

@@ -90,6 +90,19 @@ static bool get_u64(reader *r, uint64_t *v) {
   return true;
 }
 
+static const char *kind_name(uint32_t kind) {
+  switch (kind) {
+  case TY_OPTIM_SGD:
+    return "SGD";
+  case TY_OPTIM_ADAM:
+    return "Adam";
+  case TY_OPTIM_ADAMW:
+    return "AdamW";
+  default:
+    return "an unknown optimizer";
+  }
+}
+
 static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len) {
   uint32_t version, kind, n;
   if (r->left < 4 || memcmp(r->p, STATE_MAGIC, 4) != 0)
@@ -103,8 +116,8 @@ static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
     return ty_errf(err, err_len, TY_EVERSION, "optimizer state: version %u, this build reads %u",
                    version, STATE_VERSION);
   if (kind != (uint32_t)o->opts.kind)
-    return ty_errf(err, err_len, TY_EINVAL, "optimizer state: kind %u, the optimizer is kind %u",
-                   kind, (unsigned)o->opts.kind);
+    return ty_errf(err, err_len, TY_EINVAL, "optimizer state: of %s, the optimizer is %s",
+                   kind_name(kind), kind_name((uint32_t)o->opts.kind));
   if (n != o->n)
     return ty_errf(err, err_len, TY_EINVAL, "optimizer state: %u parameters, the model has %zu", n,
                    o->n);

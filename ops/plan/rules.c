@@ -499,6 +499,18 @@ static void model_fallback(ty__op *op, const ty__model *m, const ty_graph_node *
   snprintf(op->note, sizeof op->note, "%s; runs replicated", why);
 }
 
+/* Whether n computes a shape: a vector of at most TY_MAX_RANK integers
+ * (or booleans, Where's masks of them) that every rank needs whole; a
+ * split of it is never worth its gather, and readers of shape vectors take
+ * them replicated. Larger integer tensors (a mask over tokens) split as
+ * usual. */
+static bool shape_vector_out(const ty__model *m, const ty_graph_node *n) {
+  if (n->n_outputs < 1 || n->outputs[0] == TY_NO_VALUE) return false;
+  ty_dtype dt = ty_graph_value_at(m->g, n->outputs[0])->dtype;
+  const ty_shape *s = ty__out_shape(m, n, 0);
+  return dt != TY_DTYPE_F32 && s && s->rank <= 1 && ty__numel(s) <= TY_MAX_RANK;
+}
+
 static bool op_has_rule(ty_op op) {
   switch (op) {
   case TY_OP_CONSTANT:
@@ -517,5 +529,8 @@ void ty__op_rule(const ty__model *m, ty__op *op, const ty_graph_node *n) {
     model_fallback(op, m, n, why);
   } else if (!model_dispatch(m, op, n)) {
     model_fallback(op, m, n, "its shapes fit no sharding rule");
+  } else if (shape_vector_out(m, n)) {
+    for (int l = 0; l < op->n_loops; l++) /* shape arithmetic and indices stay whole */
+      op->loops[l].split = false;
   }
 }

@@ -126,16 +126,30 @@ static int moments(builder *b, size_t n, int x, unsigned axes, int *out_mean, in
   return 0;
 }
 
+/* Whether value id is a graph output or an input of some node of g. */
+static bool is_read(const ty_graph *g, int id) {
+  if (ty_graph_value_at(g, id)->is_output) return true;
+  for (size_t k = 0; k < ty_graph_n_nodes(g); k++) {
+    const ty_graph_node *n = ty_graph_node_at(g, k);
+    for (int i = 0; i < n->n_inputs; i++)
+      if (n->inputs[i] == id) return true;
+  }
+  return false;
+}
+
 int ty__shard_bn(builder *b, size_t n, const int *in, unsigned axes) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   const char *bn = gn->name;
+  /* PyTorch's training-mode export names the updated running statistics
+   * as outputs 1 and 2 and reads them nowhere; the trainer updates them
+   * from mean and var (ty_shard_bn_info), so only a reader is refused. */
   for (int o = 1; o < gn->n_outputs; o++)
-    if (gn->outputs[o] != TY_NO_VALUE)
+    if (gn->outputs[o] != TY_NO_VALUE && is_read(b->src, gn->outputs[o]))
       return ty_errf(
           b->err, b->err_len, TY_EUNSUPPORTED,
-          "shard: node \"%s\" (BatchNormalization): its output %d over a split batch is not "
-          "computed; export the model without it",
-          bn, o);
+          "shard: node \"%s\" (BatchNormalization): its output %d (\"%s\") is read, and over a "
+          "split batch it is not computed; export the model without reading it",
+          bn, o, ty_graph_value_at(b->src, gn->outputs[o])->name);
   ty_graph_set_opset(b->g, 13); /* ReduceSum with its axes as an input */
   ty_shape lx = ty__shard_local_of(b->s, gn->inputs[0], &b->s->plan->ops[n].inputs[0]);
   int64_t cshape[TY_MAX_RANK];

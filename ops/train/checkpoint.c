@@ -358,9 +358,14 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
     rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
   bool planned = ty__train_planned(t);
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
-  if (rc == 0)
-    rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER, olen, err,
-                             err_len);
+  if (rc == 0 && (rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER,
+                                           olen, err, err_len)) != 0) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", err);
+    ty_errf(err, err_len, rc,
+            "%s: %s; this run cannot resume from it (a new checkpoint_path starts afresh)", spath,
+            why);
+  }
   if (rc == 0 && planned) rc = ty__train_plan_slice_optim(t, t->full_optim, err, err_len);
   if (rc != 0) return rc;
   t->step = get64(p + 8);

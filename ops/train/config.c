@@ -313,6 +313,13 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
       return ty_errf(err, err_len, TY_EINVAL,
                      "config.softmax_cross_entropy.logits_output: must name a graph output");
     rc = copy_str(lo, false, &c->logits_output);
+    Trainyard__ClassAxis ax = m->softmax_cross_entropy->class_axis;
+    if (rc == 0 && ax != TRAINYARD__CLASS_AXIS__CLASS_AXIS_SECOND &&
+        ax != TRAINYARD__CLASS_AXIS__CLASS_AXIS_LAST)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.softmax_cross_entropy.class_axis: %d is not SECOND (0) or LAST (1)",
+                     (int)ax);
+    c->class_last = ax == TRAINYARD__CLASS_AXIS__CLASS_AXIS_LAST;
   } else {
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.loss: not set (set loss_output or softmax_cross_entropy)");

@@ -14,6 +14,7 @@
 
 #include "lib/base/base.h"
 #include "ops/autodiff/autodiff.h"
+#include "ops/ops_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -80,23 +81,83 @@ static int labels_of_data(const ty_train *t, ty_shape *out, char *err, size_t er
  * logits, which the data must have anyway: the logits' dims without the
  * class axis (axis 1, or the last for a token stream: [N, C] -> [N],
  * [N, T, V] -> [N, T]). */
+static bool dims_known_after_batch(const ty_shape *s) {
+  bool known = s->rank >= 2;
+  for (int d = 1; known && d < s->rank; d++)
+    known = s->dims[d] >= 0;
+  return known;
+}
+
+/* The logits' shape; where import left a dim unknown because it comes
+ * from shape arithmetic (a ViT's Expand of a class token to Shape(x)[0]),
+ * the shape at the config's batch, where that arithmetic is constant. */
+static int logits_shape(const ty_train *t, int logits, ty_shape *out, char *err, size_t err_len) {
+  *out = ty_graph_value_at(t->g, logits)->shape;
+  if (dims_known_after_batch(out)) return 0;
+  size_t nv = ty_graph_n_values(t->g);
+  ty_shape *at = malloc(nv * sizeof *at);
+  if (!at) return TY_ENOMEM;
+  int64_t batch = t->cfg->batch_size > 0 ? (int64_t)t->cfg->batch_size : 1;
+  int rc = ty__graph_shapes_at(t->g, batch, at, err, err_len);
+  if (rc == 0) *out = at[logits];
+  free(at);
+  return rc;
+}
+
 static int labels_of_logits(const ty_train *t, int logits, ty_shape *out, char *err,
                             size_t err_len) {
-  const ty_graph_value *v = ty_graph_value_at(t->g, logits);
-  int classes = t->class_last ? v->shape.rank - 1 : 1;
-  bool known = v->shape.rank >= 2;
-  for (int d = 1; known && d < v->shape.rank; d++)
-    known = v->shape.dims[d] >= 0;
-  if (!known)
+  ty_shape ls;
+  int rc = logits_shape(t, logits, &ls, err, err_len);
+  if (rc != 0) return rc;
+  int classes = t->class_last ? ls.rank - 1 : 1;
+  if (!dims_known_after_batch(&ls))
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.softmax_cross_entropy.logits_output: \"%s\" needs a known shape "
                    "[batch, classes, ...] to derive the labels' shape without the data",
-                   v->name);
-  *out = (ty_shape){.rank = v->shape.rank - 1};
-  for (int d = 0, k = 0; d < v->shape.rank; d++)
-    if (d != classes) out->dims[k++] = v->shape.dims[d];
+                   ty_graph_value_at(t->g, logits)->name);
+  *out = (ty_shape){.rank = ls.rank - 1};
+  for (int d = 0, k = 0; d < ls.rank; d++)
+    if (d != classes) out->dims[k++] = ls.dims[d];
   out->dims[0] = TY_DIM_BATCH; /* as the data's, whatever the model fixed */
   return 0;
+}
+
+/* The labels fit the logits with the classes on axis cls: one dim fewer,
+ * the others equal (the batch and unknown dims match anything). */
+static bool labels_fit(const ty_shape *lg, const ty_shape *lb, int cls) {
+  if (lg->rank < 2 || lb->rank != lg->rank - 1) return false;
+  for (int d = 1, k = 1; d < lg->rank; d++) {
+    if (d == cls) continue;
+    int64_t a = lg->dims[d], b = lb->dims[k++];
+    if (a >= 0 && b >= 0 && a != b) return false;
+  }
+  return true;
+}
+
+/* Labels [N, T] beside logits [N, T, V] are a language model's with the
+ * default class axis: say which setting fits, before the loss node fails
+ * on the first batch with ONNX's words. (A token stream's windows are
+ * checked against the model's input, which names the context.) */
+static int check_label_shape(const ty_train *t, int logits, char *err, size_t err_len) {
+  if (t->cfg->data_kind == TY_TRAIN_DATA_TOKENS) return 0;
+  ty_shape lg, lb = ty_graph_value_at(t->g, t->label_id)->shape;
+  int rc = logits_shape(t, logits, &lg, err, err_len);
+  if (rc != 0 || lg.rank < 2 || lb.rank < 0) return rc; /* unknown: the loss checks each batch */
+  if (labels_fit(&lg, &lb, t->class_last ? lg.rank - 1 : 1)) return 0;
+  bool other = labels_fit(&lg, &lb, t->class_last ? 1 : lg.rank - 1);
+  char a[96], b[96];
+  ty_shape_format(&lg, a, sizeof a);
+  ty_shape_format(&lb, b, sizeof b);
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "config.label_input: labels \"%s\" %s do not fit the logits \"%s\" %s with the "
+                 "classes on their %s axis%s",
+                 t->cfg->label_input, b, ty_graph_value_at(t->g, logits)->name, a,
+                 t->class_last ? "last" : "second",
+                 !other          ? ""
+                 : t->class_last ? "; they fit with the classes second: set "
+                                   "softmax_cross_entropy.class_axis: CLASS_AXIS_SECOND"
+                                 : "; they fit with the classes last: set "
+                                   "softmax_cross_entropy.class_axis: CLASS_AXIS_LAST");
 }
 
 /* The builtin loss: a labels input shaped like the label data (unless
@@ -110,7 +171,7 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
         "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
         c->logits_output);
   t->logits_id = logits;
-  t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS;
+  t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS || c->class_last;
   if (t->label_id == TY_NO_VALUE) {
     ty_shape ls;
     rc = t->train_ds ? labels_of_data(t, &ls, err, err_len)
@@ -120,6 +181,7 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
         (rc = ty_graph_mark_input(t->g, t->label_id)) != 0)
       return rc;
   }
+  if ((rc = check_label_shape(t, logits, err, err_len)) != 0) return rc;
   int labels = t->label_id;
   if (t->class_last && (rc = flatten_tokens(t, &logits, &labels)) != 0) return rc;
   if ((rc = ty_graph_add_value(t->g, "trainyard.loss", TY_DTYPE_F32, NULL, &t->loss_id)) != 0)

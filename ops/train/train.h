@@ -94,6 +94,7 @@ typedef struct ty_train_tokens {
 typedef struct ty_train_config {
   char *loss_output;   /* a graph output holding the loss, or NULL */
   char *logits_output; /* builtin softmax cross-entropy over it, or NULL */
+  bool class_last;     /* its classes on the last axis (else axis 1) */
   char *label_input;   /* default "labels" */
   char *data_input;    /* NULL: the graph's only input */
   ty_optim_opts optim;

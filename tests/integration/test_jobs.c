@@ -7,7 +7,10 @@
  * and release take an array or one element; afterok/afternotok/afterany on
  * a failed job; a dependency that can never be met cancels the job when
  * asked; why shows what a job waits for; finished jobs answer from the
- * store after a controller restart. Every refusal is checked too. States
+ * store after a controller restart; a controller killed mid-array (some
+ * elements done, some running, some still in the array's stored record,
+ * one cancelled) resumes with no element lost or run twice. Every refusal
+ * is checked too. States
  * and files the tasks write are asserted, never wall-clock time.
  */
 #include <criterion/criterion.h>
@@ -314,6 +317,99 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sa, NULL}), 0);
   cr_assert(strstr(out, "FAILED") && strstr(out, "exit code:"), "%s", out);
   free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* The array is stored as one record that elements leave as they start or
+ * are cancelled (daemon/store.c): a controller killed with elements done,
+ * running, pending and cancelled comes back with each exactly once, and
+ * every element but the cancelled one runs exactly once in all. */
+Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char script[1024];
+  /* Tasks 0 and 1 end at once; the others wait for the file `go`, noting
+   * how many elements run beside them (a directory per running element). */
+  snprintf(script, sizeof script,
+           "d=%s; echo $SLURM_ARRAY_TASK_ID >> $d/ran; [ $SLURM_ARRAY_TASK_ID -lt 2 ] && exit 0; "
+           "mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d $d/run.* | wc -l >> $d/concurrent; "
+           "while [ ! -e $d/go ]; do sleep 0.1; done; rmdir $d/run.$SLURM_ARRAY_TASK_ID",
+           c.dir);
+  uint64_t id =
+      it_submit_cli(&c, (const char *[]){"--array", "0-9%2", "--", "/bin/sh", "-c", script, NULL});
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, id + 1, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, id + 2, ST(RUNNING), 30000), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, id + 3, ST(RUNNING), 30000), ST(RUNNING));
+  char e9[48];
+  snprintf(e9, sizeof e9, "%llu_9", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", e9, NULL}), 0);
+  char after[48];
+  snprintf(after, sizeof after, "afterany:%llu", (unsigned long long)id);
+  uint64_t waiter = it_submit_cli(&c, (const char *[]){"--dependency", after, "--", "true", NULL});
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  ty_rpc_client_close(cl);
+  cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000));
+  cr_assert_eq(state_of(cl, id), ST(COMPLETED));
+  cr_assert_eq(state_of(cl, id + 1), ST(COMPLETED));
+  cr_assert_eq(state_of(cl, id + 2), ST(RUNNING));
+  cr_assert_eq(state_of(cl, id + 3), ST(RUNNING));
+  for (uint64_t k = 4; k < 9; k++)
+    cr_assert_eq(state_of(cl, id + k), ST(PENDING), "element %llu", (unsigned long long)k);
+  cr_assert_eq(state_of(cl, id + 9), ST(CANCELLED));
+  cr_assert_eq(state_of(cl, waiter), ST(PENDING), "afterany on the array ran before its end");
+  char *out = NULL, folded[64];
+  snprintf(folded, sizeof folded, "%llu_[4-8]", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert(strstr(out, folded), "%s", out);
+  free(out);
+  /* Let them all run; each of 0-8 ran once, 9 never. */
+  char go[400];
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  FILE *f = fopen(go, "w");
+  cr_assert(f);
+  fclose(f);
+  for (uint64_t k = 2; k < 9; k++)
+    cr_assert_eq(final_state(cl, id + k, NULL, 0), ST(COMPLETED), "element %llu",
+                 (unsigned long long)k);
+  char ran_path[400];
+  snprintf(ran_path, sizeof ran_path, "%s/ran", c.dir);
+  char *ran = read_text(ran_path);
+  cr_assert(ran);
+  int seen[10] = {0};
+  for (char *p = ran; *p;) {
+    long t = strtol(p, &p, 10);
+    cr_assert(t >= 0 && t < 10, "%s", ran);
+    seen[t]++;
+    while (*p == '\n')
+      p++;
+  }
+  for (int t = 0; t < 9; t++)
+    cr_assert_eq(seen[t], 1, "task %d ran %d times: %s", t, seen[t], ran);
+  cr_assert_eq(seen[9], 0, "the cancelled task ran");
+  free(ran);
+  snprintf(ran_path, sizeof ran_path, "%s/concurrent", c.dir);
+  char *counts = read_text(ran_path);
+  cr_assert(counts);
+  for (char *p = counts; *p; p++)
+    cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
+              "more than 2 elements ran at once across the restart: %s", counts);
+  free(counts);
+  /* The array's last end releases its waiter (which once rechecked the
+   * store's counts before that end was committed there, and waited on). */
+  Trainyard__GetJobResponse *w = it_wait_job(cl, waiter, 0, 30000);
+  if (!w) {
+    w = it_get_job(cl, waiter);
+    cr_assert(w);
+    cr_assert_fail("afterany:%llu never released job %llu: %s", (unsigned long long)id,
+                   (unsigned long long)waiter, w->job->reason);
+  }
+  cr_assert_eq(w->job->state, ST(COMPLETED), "%s", w->job->reason);
+  trainyard__get_job_response__free_unpacked(w, NULL);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

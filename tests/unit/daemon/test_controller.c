@@ -8,9 +8,17 @@
  * the start reads only live rows; a repeated `ls` is the cached encoded
  * reply (the same bytes, nothing walked or encoded), and a change to one
  * job re-encodes that job only.
+ *
+ * A pending array is one stored record (store.c, schema 8): its submit
+ * writes no element row, an element gets its row when it leaves the record
+ * (cancelled, held), restarts bring back exactly the elements still in it
+ * (none lost, none twice: not an element split off before a crash, not an
+ * id reused), and a store from before (a row per pending element) keeps
+ * working. The store is looked at through its own SQLite file.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,20 +35,28 @@
 
 static char dir[64];
 
-/* A command job's encoded spec, as a submit stores it. */
-static void spec_bytes(ty_buf *out) {
+/* A command job's encoded spec, as a submit stores it; an array of
+ * `elements` tasks 0.. when not 0. */
+static void array_spec_bytes(ty_buf *out, uint32_t elements) {
   char *argv[] = {"true"};
+  ty_array_range range = {0, elements ? elements - 1 : 0, 1};
   ty_job_spec s = {.kind = TY_JOB_KIND_COMMAND,
                    .name = "t",
                    .user = "alice",
                    .queue = "default",
                    .argv = argv,
                    .argc = 1,
-                   .cwd = "/tmp"};
+                   .cwd = "/tmp",
+                   .array = {.ranges = &range, .n = elements ? 1 : 0}};
   ty_proto_job pj;
   ty_proto_encode_job(&s, &pj);
+  cr_assert_eq(ty_proto_encode_job_extra(&s, &pj), 0); /* the array */
   cr_assert_eq(ty_wire_pack(&pj.job.base, out), 0);
   ty_proto_job_close(&pj);
+}
+
+static void spec_bytes(ty_buf *out) {
+  array_spec_bytes(out, 0);
 }
 
 static void fill_store(void) {
@@ -204,4 +220,286 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   cr_assert_lt(ty_store_rows_read(ty_controller_store(r.ctl)), 100u);
   ty_controller_destroy(r.ctl);
   uv_loop_close(&r.loop);
+}
+
+/* ---- pending arrays as one record --------------------------------------------------- */
+
+/* One number from the store file (its own connection, as an operator's). */
+static int64_t store_count(const char *sql, int64_t arg) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/traind.db", dir);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+               sqlite3_errmsg(db));
+  sqlite3_bind_int64(st, 1, arg);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+static int64_t element_rows(uint64_t array_id) {
+  return store_count("SELECT COUNT(*) FROM jobs WHERE array_id = ?1", (int64_t)array_id);
+}
+
+static int64_t array_records(void) {
+  return store_count("SELECT COUNT(*) + 0 * ?1 FROM arrays", 0);
+}
+
+static ty_rpc_client *client_of(running *r) {
+  ty_rpc_client *cl = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r->ctl), 10000, &cl), 0);
+  return cl;
+}
+
+/* Submits `true` as an array of tasks 0..n-1 (n = 0: one job) with
+ * request id `rid` (NULL: none); its id. */
+static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"true"};
+  cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "arr", job.user = "alice";
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__ArrayRange range = TRAINYARD__ARRAY_RANGE__INIT, *rp = &range;
+  Trainyard__ArraySpec a = TRAINYARD__ARRAY_SPEC__INIT;
+  range.first = 0, range.last = n ? n - 1 : 0, range.step = 1;
+  a.n_ranges = 1, a.ranges = &rp;
+  if (n) job.array = &a;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job;
+  if (rid) req.request_id = (char *)rid;
+  uint8_t buf[512];
+  cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
+  size_t len = trainyard__submit_job_request__pack(&req, buf);
+  ty_buf out;
+  cr_assert_eq(call(cl, TY_M_SUBMIT_JOB, buf, len, &out), 0);
+  Trainyard__SubmitJobResponse *sr =
+      trainyard__submit_job_response__unpack(NULL, out.len, out.data);
+  cr_assert(sr);
+  uint64_t id = sr->job_id;
+  cr_assert_eq(sr->array_tasks, n);
+  trainyard__submit_job_response__free_unpacked(sr, NULL);
+  ty_buf_close(&out);
+  return id;
+}
+
+static uint64_t submit(ty_rpc_client *cl, uint32_t n) {
+  return submit_rid(cl, n, NULL);
+}
+
+/* GetJob of element `task` of array id (or job id when task < 0). */
+static Trainyard__GetJobResponse *get_job(ty_rpc_client *cl, uint64_t id, int task) {
+  Trainyard__GetJobRequest req = TRAINYARD__GET_JOB_REQUEST__INIT;
+  req.job_id = id;
+  if (task >= 0) req.has_task = true, req.task = (uint32_t)task;
+  uint8_t buf[64];
+  ty_buf out;
+  cr_assert_eq(call(cl, TY_M_GET_JOB, buf, trainyard__get_job_request__pack(&req, buf), &out), 0,
+               "job %llu_%d not found", (unsigned long long)id, task);
+  Trainyard__GetJobResponse *r = trainyard__get_job_response__unpack(NULL, out.len, out.data);
+  ty_buf_close(&out);
+  cr_assert(r);
+  return r;
+}
+
+/* CancelJob of element `task` of array id, or of the whole array (task < 0). */
+static void cancel(ty_rpc_client *cl, uint64_t id, int task) {
+  Trainyard__CancelJobRequest req = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
+  Trainyard__JobRef ref = TRAINYARD__JOB_REF__INIT, *rp = &ref;
+  ref.job_id = id;
+  if (task >= 0) ref.has_task = true, ref.task = (uint32_t)task;
+  req.n_refs = 1, req.refs = &rp;
+  uint8_t buf[64];
+  cr_assert_eq(call(cl, TY_M_CANCEL_JOB, buf, trainyard__cancel_job_request__pack(&req, buf), NULL),
+               0);
+}
+
+static void hold(ty_rpc_client *cl, uint64_t id, uint32_t task) {
+  Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
+  uj.job_id = id, uj.action = "hold", uj.has_task = true, uj.task = task;
+  uint8_t ub[64];
+  cr_assert_eq(call(cl, TY_M_UPDATE_JOB, ub, trainyard__update_job_request__pack(&uj, ub), NULL),
+               0);
+}
+
+/* The live jobs (PENDING, RUNNING), unfolded. */
+static size_t live_jobs(ty_rpc_client *cl) {
+  Trainyard__ListJobsRequest lr = TRAINYARD__LIST_JOBS_REQUEST__INIT;
+  Trainyard__JobState states[] = {TRAINYARD__JOB_STATE__JOB_PENDING,
+                                  TRAINYARD__JOB_STATE__JOB_RUNNING};
+  lr.n_states = 2, lr.states = states;
+  uint8_t req[64];
+  ty_buf out;
+  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, trainyard__list_jobs_request__pack(&lr, req), &out),
+               0);
+  Trainyard__ListJobsResponse *lj = trainyard__list_jobs_response__unpack(NULL, out.len, out.data);
+  cr_assert(lj);
+  size_t n = lj->n_jobs;
+  for (size_t i = 1; i < lj->n_jobs; i++)
+    cr_assert_neq(lj->jobs[i]->id, lj->jobs[i - 1]->id, "job %llu listed twice",
+                  (unsigned long long)lj->jobs[i]->id);
+  trainyard__list_jobs_response__free_unpacked(lj, NULL);
+  ty_buf_close(&out);
+  return n;
+}
+
+static void finish(running *r, ty_rpc_client *cl) {
+  ty_rpc_client_close(cl);
+  stop(r);
+  ty_controller_destroy(r->ctl);
+  uv_loop_close(&r->loop);
+}
+
+Test(controller, a_pending_array_is_one_record_across_restarts) {
+  running r;
+  start(&r);
+  ty_rpc_client *cl = client_of(&r);
+  uint64_t id = submit_rid(cl, 1000, "r-1");
+  /* One record, no element row, no event row. */
+  cr_assert_eq(array_records(), 1);
+  cr_assert_eq(element_rows(id), 0);
+  cr_assert_eq(store_count("SELECT COUNT(*) FROM events WHERE job_id >= ?1", (int64_t)id), 0);
+  cr_assert_eq(live_jobs(cl), 1000u);
+  Trainyard__GetJobResponse *g = get_job(cl, id, 3);
+  cr_assert_eq(g->job->id, id + 3);
+  cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_PENDING);
+  cr_assert_eq(g->n_events, 1u, "a pending element shows its submit event");
+  cr_assert_str_eq(g->events[0]->reason, "submitted");
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  /* One element cancelled, one held: each gets its row and its events. */
+  cancel(cl, id, 5);
+  hold(cl, id, 7);
+  cr_assert_eq(element_rows(id), 2);
+  cr_assert_eq(store_count("SELECT COUNT(*) FROM events WHERE job_id = ?1", (int64_t)id + 5), 2);
+  cr_assert_eq(array_records(), 1);
+  finish(&r, cl);
+
+  /* Restarted: the 998 still in the record, the two with rows, nothing
+   * twice, and no id of the array handed out again. */
+  start(&r);
+  cl = client_of(&r);
+  cr_assert_eq(live_jobs(cl), 999u);
+  g = get_job(cl, id, 5);
+  cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  g = get_job(cl, id, 7);
+  cr_assert(g->job->held);
+  cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_PENDING);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  g = get_job(cl, id, 999);
+  cr_assert_eq(g->job->id, id + 999);
+  cr_assert_eq(g->job->array_task_id, 999u);
+  cr_assert_eq(g->n_events, 1u);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  /* A retry of the submit (its request id is in the record) is answered
+   * with the array, creating nothing. */
+  cr_assert_eq(submit_rid(cl, 1000, "r-1"), id);
+  cr_assert_eq(live_jobs(cl), 999u);
+  uint64_t single = submit(cl, 0);
+  cr_assert_eq(single, id + 1000, "an id of the array's record was handed out again");
+  /* The whole array cancelled: every element has its row, the record goes. */
+  cancel(cl, id, -1);
+  cr_assert_eq(element_rows(id), 1000);
+  cr_assert_eq(array_records(), 0);
+  cr_assert_eq(
+      store_count("SELECT COUNT(*) FROM jobs WHERE array_id = ?1 AND state = 5", (int64_t)id),
+      1000);
+  finish(&r, cl);
+
+  start(&r);
+  cl = client_of(&r);
+  cr_assert_eq(live_jobs(cl), 1u, "only the single job is left");
+  finish(&r, cl);
+}
+
+/* Writes, as a store would hold them, an array `id` of `n` elements: its
+ * record, and a row for each element in `rows` (state `state`); with
+ * record = false a row per element, as traind before schema 8 wrote them. */
+static void store_array(uint64_t id, uint32_t n, bool record, const uint32_t *rows, size_t n_rows,
+                        int state) {
+  char path[128], err[TY_ERR_LEN];
+  snprintf(path, sizeof path, "%s/traind.db", dir);
+  ty_store *s = NULL;
+  cr_assert_eq(ty_store_open(path, &s, err, sizeof err), 0, "%s", err);
+  ty_buf spec;
+  ty_buf_init(&spec);
+  array_spec_bytes(&spec, n);
+  ty_job_row r = {.id = id,
+                  .name = "t",
+                  .user = "alice",
+                  .queue = "default",
+                  .state = TY_JOB_PENDING,
+                  .reason = "submitted",
+                  .submit_ms = 1000,
+                  .nodes = "",
+                  .alloc = "",
+                  .spec = spec.data,
+                  .spec_len = spec.len,
+                  .request_id = "",
+                  .model_file = "",
+                  .array_id = (int64_t)id};
+  cr_assert_eq(ty_store_begin(s), 0);
+  if (record) cr_assert_eq(ty_store_insert_array(s, &r, n), 0);
+  for (size_t i = 0; i < (record ? n_rows : n); i++) {
+    ty_job_row e = r;
+    e.array_task = record ? rows[i] : (uint32_t)i;
+    e.id = id + e.array_task;
+    if (record) e.state = state, e.end_ms = state == TY_JOB_CANCELLED ? 2000 : 0;
+    cr_assert_eq(ty_store_insert_job(s, &e), 0);
+  }
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_buf_close(&spec);
+  ty_store_close(s);
+}
+
+/* A crash after an element's row was committed (its split and its change
+ * are one transaction) leaves the record naming it too: the start takes
+ * the row, never a second copy from the record. */
+Test(controller, an_element_split_before_a_crash_is_loaded_once) {
+  uint32_t split[] = {1, 3};
+  store_array(10, 4, true, split, 2, TY_JOB_CANCELLED);
+  running r;
+  start(&r);
+  ty_rpc_client *cl = client_of(&r);
+  cr_assert_eq(live_jobs(cl), 2u);
+  Trainyard__GetJobResponse *g = get_job(cl, 10, 1);
+  cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  g = get_job(cl, 10, 2);
+  cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_PENDING);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  cr_assert_eq(submit(cl, 0), 14u, "the next id follows the array's");
+  cancel(cl, 10, -1);
+  cr_assert_eq(element_rows(10), 4);
+  cr_assert_eq(array_records(), 0);
+  finish(&r, cl);
+}
+
+/* A store written before schema 8 (a row per pending element, no arrays
+ * table, user_version 7) upgrades; its elements are simply split already. */
+Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
+  store_array(20, 4, false, NULL, 0, 0);
+  char path[128];
+  snprintf(path, sizeof path, "%s/traind.db", dir);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(db, "DROP TABLE arrays; PRAGMA user_version=7", NULL, NULL, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(db));
+  sqlite3_close(db);
+  running r;
+  start(&r);
+  cr_assert_eq(ty_store_user_version(ty_controller_store(r.ctl)), ty_store_schema_version());
+  ty_rpc_client *cl = client_of(&r);
+  cr_assert_eq(array_records(), 0);
+  cr_assert_eq(live_jobs(cl), 4u);
+  hold(cl, 20, 2);
+  cancel(cl, 20, -1);
+  cr_assert_eq(element_rows(20), 4);
+  cr_assert_eq(store_count("SELECT COUNT(*) FROM jobs WHERE array_id = ?1 AND state = 5", 20), 4);
+  cr_assert_eq(submit(cl, 0), 24u);
+  finish(&r, cl);
 }

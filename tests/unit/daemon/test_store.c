@@ -464,6 +464,92 @@ Test(store, pruning_deletes_old_jobs_with_their_records) {
   ty_store_close(s);
 }
 
+/* ---- pending arrays' records (schema 8) --------------------------------------------------- */
+
+static int note_array(const ty_job_row *first, uint32_t elements, void *ud) {
+  uint64_t *out = ud;
+  out[0] = first->id, out[1] = elements, out[2]++;
+  return 0;
+}
+
+static int note_row_id(uint64_t id, void *ud) {
+  ids *v = ud;
+  v->v[v->n++] = id;
+  return 0;
+}
+
+/* Element `task` of array 10 as its own row. */
+static void split_row(ty_store *s, uint32_t task, int state) {
+  ty_job_row e = row(10 + task, state);
+  e.array_id = 10, e.array_task = task;
+  e.start_ms = 2000;
+  if (state == TY_JOB_COMPLETED) e.end_ms = 3000;
+  ty_txn *t = ty_txn_create();
+  cr_assert_eq(ty_txn_insert_job(t, &e), 0);
+  ty_txn_array_done(t, 10); /* asked at every split: it goes only with the last */
+  commit_txn(s, t);
+}
+
+/* An array of 5 is one record: its ids are reserved, its elements count as
+ * pending until each has a row, the record goes with the last, and pruning
+ * leaves the array's finished rows while the record is there (a pruned row
+ * would bring its element back at the next start). */
+Test(store, a_pending_array_is_one_record_until_every_element_has_a_row) {
+  ty_store *s = open_ok();
+  ty_job_row first = row(10, TY_JOB_PENDING);
+  first.array_id = 10;
+  ty_txn *t = ty_txn_create();
+  cr_assert_eq(ty_txn_insert_array(t, &first, 5), 0);
+  commit_txn(s, t);
+  uint64_t max = 0, rec[3] = {0};
+  cr_assert_eq(ty_store_max_job_id(s, &max), 0);
+  cr_assert_eq(max, 14u, "the record's ids are taken");
+  cr_assert_eq(ty_store_load_arrays(s, note_array, rec), 0);
+  cr_assert_eq(rec[0], 10u);
+  cr_assert_eq(rec[1], 5u);
+  cr_assert_eq(rec[2], 1u);
+  ty_array_counts c;
+  cr_assert_eq(ty_store_array_counts(s, 10, &c), 0);
+  cr_assert_eq(c.total, 5u);
+  cr_assert_eq(c.started + c.ended, 0u);
+  split_row(s, 2, TY_JOB_COMPLETED);
+  split_row(s, 0, TY_JOB_RUNNING);
+  ids split = {0};
+  cr_assert_eq(ty_store_array_rows(s, 10, note_row_id, &split), 0);
+  cr_assert_eq(split.n, 2u);
+  cr_assert_eq(split.v[0], 10u);
+  cr_assert_eq(split.v[1], 12u);
+  cr_assert_eq(ty_store_array_counts(s, 10, &c), 0);
+  cr_assert_eq(c.total, 5u);
+  cr_assert_eq(c.started, 2u);
+  cr_assert_eq(c.ended, 1u);
+  cr_assert_eq(c.completed, 1u);
+  uint32_t gone = 9;
+  char **unlink = NULL;
+  size_t n_unlink = 0;
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_prune(s, 1000000, 100, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 0u, "an array with a record lost a row to pruning");
+  rec[2] = 0;
+  cr_assert_eq(ty_store_load_arrays(s, note_array, rec), 0);
+  cr_assert_eq(rec[2], 1u, "the record went before every element had a row");
+  split_row(s, 1, TY_JOB_COMPLETED);
+  split_row(s, 3, TY_JOB_COMPLETED);
+  split_row(s, 4, TY_JOB_COMPLETED);
+  rec[2] = 0;
+  cr_assert_eq(ty_store_load_arrays(s, note_array, rec), 0);
+  cr_assert_eq(rec[2], 0u, "the last element's row took the record with it");
+  cr_assert_eq(ty_store_max_job_id(s, &max), 0);
+  cr_assert_eq(max, 14u);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_prune(s, 1000000, 100, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 4u, "the finished elements are pruned once the record is gone");
+  free(unlink);
+  ty_store_close(s);
+}
+
 /* ---- web console tokens ------------------------------------------------------------------- */
 
 /* Stores w (or, with revoke, revokes w.uid's tokens at w.revoked_ms) in a txn. */
@@ -537,7 +623,7 @@ static void downgrade_to(int v) {
   cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
   exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
               "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
-              "DROP TABLE web_tokens");
+              "DROP TABLE web_tokens; DROP TABLE arrays");
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
     if (cols[i].version <= v) continue;
     char sql[128];
@@ -589,7 +675,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 7);
+  cr_assert_eq(ty_store_schema_version(), 8);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);

@@ -3,8 +3,9 @@
  * worker/cgroup.c on this machine's real cgroup hierarchy (as root; skipped
  * where none is usable): a task's cgroup with its limits, joining it,
  * signalling and killing every member (a double-forked one included),
- * accounting, removal, finding a previous run's tasks, and a subtree
- * removed under the worker made again.
+ * accounting, removal, finding a previous run's tasks, a subtree
+ * removed under the worker made again, and an ended rank 0's cgroup reused
+ * for the next job with its counters reset.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -171,4 +172,118 @@ Test(cgroup, a_subtree_removed_under_the_worker_is_made_again, .init = open_cg, 
   ty_cgroup_procs_free(procs);
   cr_expect_eq(ty_cgroup_task_remove(cg, 11, 0), 0);
   cr_expect_eq(ty_cgroup_task_remove(cg, 12, 0), 0, "removing what does not exist is fine");
+}
+
+/* Burns CPU in the task's cgroup until it has used some, then exits. */
+static void burn_in(char **procs) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (size_t i = 0; procs[i]; i++) {
+      int fd = open(procs[i], O_WRONLY);
+      if (fd < 0 || dprintf(fd, "%d\n", (int)getpid()) < 0) _exit(10);
+      close(fd);
+    }
+    struct timespec t0, t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    do
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 20000000L);
+    _exit(0);
+  }
+  cr_assert_eq(waitpid(pid, NULL, 0), pid);
+}
+
+Test(cgroup, an_ended_rank0s_cgroup_is_reused_with_its_counters_reset, .init = open_cg,
+     .fini = close_cg) {
+  ty_cgroup_limits lim = {.cpus = 1};
+  char **procs = NULL, err[TY_ERR_LEN];
+  cr_assert_eq(ty_cgroup_task_create(cg, 20, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  burn_in(procs);
+  ty_cgroup_procs_free(procs);
+  ty_task_usage u;
+  ty_cgroup_task_usage(cg, 20, 0, &u);
+  cr_expect_geq(u.cpu_usec, 10000, "the first task's CPU time: %lu us", (unsigned long)u.cpu_usec);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 20, 0), 0);
+  char dir[4096];
+  struct stat st;
+  ty_cgroup_task_path(cg, "", 20, UINT32_MAX, dir, sizeof dir);
+  cr_expect_neq(stat(dir, &st), 0, "job 20's cgroup %s outlived its task", dir);
+  /* On v1 its CPU accounting cgroup waits as a spare (rank0 inside). */
+  char spare[4200] = "";
+  if (strstr(ty_cgroup_describe(cg), "cgroup v1") &&
+      ty_cgroup_task_path(cg, "cpuacct", 20, UINT32_MAX, dir, sizeof dir) == 0) {
+    *strrchr(dir, '/') = '\0';
+    snprintf(spare, sizeof spare, "%s/spare0/rank0", dir);
+    cr_expect_eq(stat(spare, &st), 0, "no spare %s", spare);
+  }
+  /* The next job starts from zero, with its own limits, wherever its cgroup
+   * came from. */
+  lim.cpus = 3;
+  cr_assert_eq(ty_cgroup_task_create(cg, 21, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  ty_cgroup_task_usage(cg, 21, 0, &u);
+  cr_expect_eq(u.cpu_usec, 0, "job 21 inherited %lu us of CPU", (unsigned long)u.cpu_usec);
+  cr_expect_eq(u.io_read_bytes + u.io_write_bytes, 0);
+  if (ty_cgroup_task_path(cg, "cpu", 21, 0, dir, sizeof dir) == 0) {
+    unsigned long long q = read_ull(dir, "cpu.cfs_quota_us");
+    if (q) cr_expect_eq(q, 300000);
+  }
+  ty_cgroup_task_path(cg, "", 21, 0, dir, sizeof dir);
+  cr_expect_eq(stat(dir, &st), 0, "%s", dir);
+  if (spare[0]) cr_expect_neq(stat(spare, &st), 0, "job 21 did not take the spare %s", spare);
+  for (size_t i = 0; procs[i]; i++)
+    cr_expect(strstr(procs[i], "/job21/rank0/cgroup.procs"), "%s", procs[i]);
+  burn_in(procs);
+  ty_cgroup_procs_free(procs);
+  ty_cgroup_task_usage(cg, 21, 0, &u);
+  cr_expect_geq(u.cpu_usec, 10000);
+  cr_expect_lt(u.cpu_usec, 5000000);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 21, 0), 0);
+}
+
+Test(cgroup, a_rank0_with_other_ranks_left_keeps_their_job, .init = open_cg, .fini = close_cg) {
+  ty_cgroup_limits lim = {.cpus = 1};
+  char **procs = NULL, err[TY_ERR_LEN];
+  cr_assert_eq(ty_cgroup_task_create(cg, 30, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  ty_cgroup_procs_free(procs);
+  cr_assert_eq(ty_cgroup_task_create(cg, 30, 1, &lim, &procs, err, sizeof err), 0, "%s", err);
+  ty_cgroup_procs_free(procs);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 30, 0), 0);
+  char dir[4096];
+  struct stat st;
+  ty_cgroup_task_path(cg, "", 30, 1, dir, sizeof dir);
+  cr_expect_eq(stat(dir, &st), 0, "rank 1 lost its cgroup %s", dir);
+  ty_cgroup_task_path(cg, "", 30, 0, dir, sizeof dir);
+  cr_expect_neq(stat(dir, &st), 0, "rank 0's cgroup %s remains", dir);
+  /* A new rank 0 of that job is made next to rank 1. */
+  cr_assert_eq(ty_cgroup_task_create(cg, 30, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  ty_cgroup_procs_free(procs);
+  cr_expect_eq(stat(dir, &st), 0, "%s", dir);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 30, 1), 0);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 30, 0), 0);
+  int n = 0;
+  ty_cgroup_scan(cg, count, &n);
+  cr_expect_eq(n, 0);
+}
+
+Test(cgroup, a_rank0_with_a_process_left_is_not_reused, .init = open_cg, .fini = close_cg) {
+  ty_cgroup_limits lim = {.cpus = 1};
+  char **procs = NULL, err[TY_ERR_LEN];
+  cr_assert_eq(ty_cgroup_task_create(cg, 40, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  int grandchild = 0;
+  pid_t child = start_member(procs, &grandchild);
+  ty_cgroup_procs_free(procs);
+  /* Its end reported with a process still inside (as after a kill that
+   * did not take): the cgroup stays where it is. */
+  cr_expect_neq(ty_cgroup_task_remove(cg, 40, 0), 0);
+  char dir[4096];
+  struct stat st;
+  if (ty_cgroup_task_path(cg, "cpuacct", 40, 0, dir, sizeof dir) == 0)
+    cr_expect_eq(stat(dir, &st), 0, "%s was given away with a process in it", dir);
+  cr_expect_not(ty_cgroup_task_empty(cg, 40, 0));
+  cr_expect_eq(ty_cgroup_task_kill(cg, 40, 0), 0);
+  cr_expect_eq(waitpid(child, NULL, 0), child);
+  cr_expect(dead(grandchild));
+  for (int i = 0; i < 200 && !ty_cgroup_task_empty(cg, 40, 0); i++)
+    nap(10);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 40, 0), 0);
 }

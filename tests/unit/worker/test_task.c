@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "tests/unit/worker/task_fixture.h"
+#include "lib/token/token.h"
 #include "worker/worker.h"
 
 Test(task, captures_stdout_stderr_and_exit_code) {
@@ -333,6 +335,39 @@ Test(task, runs_as_its_submitter_with_a_private_log) {
   cr_assert_eq(stat(path, &st), 0);
   cr_expect_eq(st.st_uid, pw->pw_uid);
   cr_expect_eq(st.st_mode & 0777, 0600);
+  fx_teardown(&f);
+}
+
+/* The job's token key outlives its task (ReadLog checks tokens with it); a
+ * root worker keeps it as a trusted attribute of the job directory, which
+ * no task user can read, instead of a file. */
+Test(task, the_job_key_is_kept_for_reads_after_the_task) {
+  static const uint8_t key[TY_TOKEN_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                                12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                                23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(21, "true");
+  s.attach_key = key, s.attach_key_len = sizeof key;
+  char err[256] = "";
+  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  run_until_ended(&f, 1);
+  uint8_t got[TY_TOKEN_KEY_LEN] = {0};
+  cr_assert_eq(ty_tasks_job_key(f.tasks, 21, got, sizeof got), 0);
+  cr_expect_eq(memcmp(got, key, sizeof key), 0);
+  cr_expect_eq(ty_tasks_job_key(f.tasks, 22, got, sizeof got), TY_ENOTFOUND);
+  char path[512];
+  snprintf(path, sizeof path, "%s/jobs/21/token.key", f.dir);
+  struct stat st;
+  bool in_file = stat(path, &st) == 0;
+  if (geteuid() == 0 && !in_file) {
+    snprintf(path, sizeof path, "%s/jobs/21", f.dir);
+    cr_expect_eq(getxattr(path, "trusted.trainyard.token_key", got, sizeof got),
+                 (ssize_t)sizeof got);
+  } else {
+    cr_expect(in_file, "the key is neither an attribute nor a file");
+    cr_expect_eq(st.st_mode & 0777, 0600);
+  }
   fx_teardown(&f);
 }
 

@@ -317,7 +317,7 @@ Test(state, rejects_mismatched_optimizer) {
   ty_optim *o = NULL;
   cr_assert_eq(ty_optim_create(&opts, 2, same, &o, NULL, 0), 0);
   cr_assert_eq(ty_optim_state_load(o, st.data, st.len, err, sizeof err), TY_EINVAL);
-  cr_assert_str_eq(err, "optimizer state: kind 2, the optimizer is kind 1");
+  cr_assert_str_eq(err, "optimizer state: of Adam, the optimizer is SGD");
   ty_optim_destroy(o);
   ty_optim_opts_default(TY_OPTIM_ADAM, &opts);
   cr_assert_eq(ty_optim_create(&opts, 2, other, &o, NULL, 0), 0);

@@ -86,13 +86,22 @@ static int linear(ty_graph *g, const char *name, int x, int in, int out, const c
   return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
 }
 
-static int batch_norm(ty_graph *g, int h, int c, uint64_t *rng) {
+/* train_mode: training_mode=1 and, as PyTorch exports it, the updated
+ * running statistics as outputs 1 and 2 that nothing reads. */
+static int batch_norm(ty_graph *g, int h, int c, bool train_mode, uint64_t *rng) {
   int sc = init(g, "bn.weight", TY_DTYPE_F32, 1, (int64_t[]){c}, 0, rng);
   int bb = init(g, "bn.bias", TY_DTYPE_F32, 1, (int64_t[]){c}, 0.1, rng);
   int rm = init(g, "bn.running_mean", TY_DTYPE_F32, 1, (int64_t[]){c}, 0.5, rng);
   int rv = init(g, "bn.running_var", TY_DTYPE_F32, 1, (int64_t[]){c}, 0, rng);
-  int y = node(g, TY_OP_BATCH_NORM, "bn", (int[]){h, sc, bb, rm, rv}, 5, "bn.out");
-  return y;
+  if (!train_mode) return node(g, TY_OP_BATCH_NORM, "bn", (int[]){h, sc, bb, rm, rv}, 5, "bn.out");
+  int out[3], idx;
+  const char *names[3] = {"bn.out", "bn.running_mean_out", "bn.running_var_out"};
+  for (int k = 0; k < 3; k++)
+    cr_assert_eq(ty_graph_add_value(g, names[k], TY_DTYPE_INVALID, NULL, &out[k]), 0);
+  cr_assert_eq(
+      ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){h, sc, bb, rm, rv}, 5, out, 3, &idx), 0);
+  ty_graph_node_set_int(g, (size_t)idx, "training_mode", 1);
+  return out[0];
 }
 
 static int const_i64(ty_graph *g, const char *name, int rank, int64_t n, const int64_t *v) {
@@ -141,6 +150,23 @@ static int shape_arith(ty_graph *g, int h) {
   return node(g, TY_OP_SLICE, "sa.slice", (int[]){r, start, end, axis1}, 4, "sa.slice.out");
 }
 
+/* synth_mlp.expand: h [N, C] expanded to [N, -1], the same values. */
+static int expand(ty_graph *g, int h) {
+  int s = node(g, TY_OP_SHAPE, "ex.shape", &h, 1, "ex.shape.out");
+  int i0 = const_i64(g, "ex.i0", 0, 1, (int64_t[]){0}),
+      axes = const_i64(g, "ex.axes", 1, 1, (int64_t[]){0});
+  int rest = const_i64(g, "ex.rest", 1, 1, (int64_t[]){-1}),
+      minus = const_i64(g, "ex.minus", 1, 2, (int64_t[]){-1, -1}),
+      ones = const_i64(g, "ex.ones", 1, 2, (int64_t[]){1, 1});
+  int n = node_attr(g, TY_OP_GATHER, "ex.n", (int[]){s, i0}, 2, "ex.n.out", "axis", 0);
+  n = node(g, TY_OP_UNSQUEEZE, "ex.n1", (int[]){n, axes}, 2, "ex.n1.out");
+  int to = node_attr(g, TY_OP_CONCAT, "ex.to", (int[]){n, rest}, 2, "ex.to.out", "axis", 0);
+  to = node(g, TY_OP_RESHAPE, "ex.flat", (int[]){to, rest}, 2, "ex.flat.out");
+  int eq = node(g, TY_OP_EQUAL, "ex.eq", (int[]){to, minus}, 2, "ex.eq.out");
+  to = node(g, TY_OP_WHERE, "ex.where", (int[]){eq, ones, to}, 3, "ex.where.out");
+  return node(g, TY_OP_EXPAND, "ex.expand", (int[]){h, to}, 2, "ex.expand.out");
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -151,8 +177,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
   ty_graph_mark_input(g, x);
   int h = linear(g, "fc1", x, o->in, o->hidden, "fc1.out", &rng);
-  if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, &rng);
-  if (o->bn_train_mode) ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "training_mode", 1);
+  if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
   if (o->shape_arith) h = shape_arith(g, h);
   h = node(g, TY_OP_RELU, "relu", &h, 1, "relu.out");
   for (int k = 0; k < o->deep; k++) {
@@ -176,6 +201,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     h = node(g, TY_OP_MUL, "gain2", (int[]){h, gain}, 2, "gain2.out");
   }
   bool post = o->softmax || o->scale;
+  if (o->expand) h = expand(g, h);
   int y = linear(g, "fc2", h, o->hidden, o->out, post ? "fc2.out" : "logits", &rng);
   if (o->scale) {
     int s = init(g, "scale", TY_DTYPE_F32, 0, NULL, 0, &rng);

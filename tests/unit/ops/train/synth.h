@@ -26,7 +26,7 @@ typedef struct synth_mlp {
   uint64_t seed;
   bool dropout;       /* Dropout(0.5) after the Relu, its training_mode input an initializer True */
   bool bn;            /* BatchNormalization after the first Gemm */
-  bool bn_train_mode; /* ... exported in training mode (attribute training_mode=1) */
+  bool bn_train_mode; /* ... exported in training mode (training_mode=1, outputs 1 and 2) */
   bool softmax;       /* "logits" is the output of a Softmax node named "softmax" */
   bool scale;         /* logits multiplied by a rank-0 initializer "scale" = 1 */
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
@@ -42,6 +42,11 @@ typedef struct synth_mlp {
    * [?, hidden / 2]), Relu, back to [N, hidden], then a Slice whose end is
    * Shape(h)[1]: every dim is known only once the batch is. */
   bool shape_arith;
+  /* fc2 reads the hidden activations h [N, hidden] through an Expand to a
+   * shape made as PyTorch exports h.expand(N, -1): Where(Equal(s, -1), 1,
+   * s) over s = Reshape([Shape(h)[0], -1], [-1]) (a ViT's class token). Import cannot see
+   * through the Where, so it leaves the logits' shape unknown. */
+  bool expand;
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 

@@ -139,6 +139,9 @@ Test(feed, config_decodes_arrays_and_tokens) {
 Test(feed, config_refuses_bad_dataset_fields) {
   msg s;
   msg_init(&s);
+  s.sce.class_axis = (Trainyard__ClassAxis)7;
+  rejects(&s, "config.softmax_cross_entropy.class_axis: 7 is not SECOND (0) or LAST (1)");
+  msg_init(&s);
   s.a[1].path = "";
   rejects(&s, "config.dataset.train[1].path: empty");
   msg_init(&s);
@@ -559,6 +562,56 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   refused(g, &c, NULL, TY_EINVAL,
           (const char *[]){"config.label_input (the logits \"logits\" have 16 classes): ",
                            "token 40 at position 3", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Windows of the stream as .npy arrays (ids [n, T], next tokens [n, T]):
+ * the logits [N, T, V] need the classes last, and the default (ONNX's
+ * second axis) is refused naming the setting that fits. */
+Test(tokens_lm, arrays_of_windows_take_the_classes_last, .timeout = 60) {
+  enum { NW = 256 };
+  int64_t *ids = malloc(NW * T * sizeof *ids), *next = malloc(NW * T * sizeof *next);
+  for (int i = 0; i < NW * T; i++) {
+    ids[i] = (i * 5) % V;
+    next[i] = (ids[i] * 5) % V;
+  }
+  char shape[32];
+  snprintf(shape, sizeof shape, "(%d, %d)", NW, T);
+  npy_write(synth_path("ids.npy"), "<i8", shape, ids, NW * T * sizeof *ids);
+  npy_write(synth_path("next.npy"), "<i8", shape, next, NW * T * sizeof *next);
+  free(ids);
+  free(next);
+  ty_graph *g = bigram_lm(T);
+  ty_train_config c;
+  synth_config(&c, 60, false);
+  for (size_t i = 0; i < c.n_train_arrays; i++) {
+    free(c.train_arrays[i].path);
+    c.train_arrays[i].path = ty_strdup(synth_path(i == 0 ? "ids.npy" : "next.npy"));
+    free(c.train_arrays[i].input);
+    c.train_arrays[i].input = ty_strdup(i == 0 ? "ids" : "labels");
+  }
+  free(c.data_input);
+  c.data_input = ty_strdup("ids");
+  c.schedule.base_lr = 0.5;
+  refused(g, &c, NULL, TY_EINVAL,
+          (const char *[]){"config.label_input: labels \"labels\" [N,8] do not fit the logits "
+                           "\"logits\" [N,8,16] with the classes on their second axis; they fit "
+                           "with the classes last: set softmax_cross_entropy.class_axis: "
+                           "CLASS_AXIS_LAST",
+                           NULL});
+  c.class_last = true;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 60, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  const char *last = strstr(text, "step 60/60 loss ");
+  cr_assert_not_null(last, "%s", text);
+  cr_assert_lt(strtod(last + strlen("step 60/60 loss "), NULL), 0.5, "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }

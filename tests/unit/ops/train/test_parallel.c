@@ -44,6 +44,15 @@ static ty_graph *model_with(bool bn) {
   return g;
 }
 
+/* The MLP with a BatchNormalization as PyTorch's training-mode export
+ * writes it: its updated running statistics as outputs nothing reads. */
+static ty_graph *model_bn_train_mode(void) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .bn_train_mode = true};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  return g;
+}
+
 static ty_graph *model(void) {
   return model_with(false);
 }
@@ -224,6 +233,42 @@ Test(parallel, shapes_from_run_time_shape_arithmetic_plan_and_train, .timeout = 
   ty_graph_destroy(g);
 }
 
+/* Logits whose class dim only the batch makes known (a ViT's class token
+ * expanded to the batch): the controller, which plans without the data,
+ * derives the labels from the logits at the config's batch. */
+Test(parallel, logits_shaped_at_run_time_plan_without_data, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .expand = true};
+  ty_graph *g = synth_mlp_build(&o);
+  const ty_graph_value *logits = ty_graph_value_at(g, ty_graph_find_value(g, "logits"));
+  const ty_graph_value *ex = ty_graph_value_at(g, ty_graph_find_value(g, "ex.expand.out"));
+  char ls[96], es[96];
+  ty_shape_format(&logits->shape, ls, sizeof ls);
+  ty_shape_format(&ex->shape, es, sizeof es);
+  cr_assert(logits->shape.rank != 2 || logits->shape.dims[1] < 0,
+            "import now knows the logits' class dim (%s; expand %s): the test tests nothing", ls,
+            es);
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  job j = {1, 2, TY_PLAN_MODE_AUTO, 4, NULL, false};
+  ty_plan_request req = request(&j);
+  ty_plan *with = NULL, *without = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &with, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_make_plan(g, &c, false, &req, &without, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_plan_hash(with), ty_plan_hash(without), "the plans differ");
+  ty_plan_destroy(with);
+  ty_plan_destroy(without);
+  ty_train_config_close(&c);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("eb_ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("eb_plan.onnx"));
+  run_single(g, 4, ref, false);
+  run_plan(g, &(job){1, 2, TY_PLAN_MODE_AUTO, 4, out, false});
+  double d = diff(ref, out);
+  cr_assert(d < 1e-5, "weights differ from one process by %g", d);
+  ty_graph_destroy(g);
+}
+
 Test(parallel, checkpoint_resumes_on_other_device_counts, .timeout = 240) {
   ty_graph *g = model();
   char ref[300], tp[300], one[300], four[300];
@@ -261,6 +306,12 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
     cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i,
               d);
   }
+  ty_graph_destroy(g);
+  g = model_bn_train_mode(); /* the same with PyTorch's unread outputs 1 and 2 */
+  run_single(g, 6, ref, false);
+  run_plan(g, &jobs[1]);
+  double d = diff(ref, out);
+  cr_assert(d < 1e-4, "training-mode export: differs from one process by %g", d);
   ty_graph_destroy(g);
 }
 

@@ -376,6 +376,14 @@ Test(train, resume_rejections, .timeout = 120) {
                TY_EINVAL);
   cr_assert(strstr(err, "seed"), "%s", err);
   c.seed = 3;
+  ty_optim_opts sgd = c.optim; /* another optimizer: its state does not fit */
+  ty_optim_opts_default(TY_OPTIM_ADAM, &c.optim);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "reject.onnx.state: optimizer state: of SGD, the optimizer is Adam"), "%s",
+            err);
+  cr_assert(strstr(err, "a new checkpoint_path starts afresh"), "%s", err);
+  c.optim = sgd;
   char spath[160];
   snprintf(spath, sizeof spath, "%s.state", ck);
   FILE *f = fopen(spath, "r+b");

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Starting a task: checking its spec, resolving its user, its environment,
+ * its job directory, log and token key, its cgroup, and spawning it through
+ * trainyard-exec (spawn.c, exec.c). ty_tasks_launch waits for the helper's
+ * verdict; ty_tasks_launch_async lists the task at once and lets the loop
+ * watch the verdict (on_verdict), so the launches of one scheduling pass
+ * overlap. task.c supervises the task from then on.
+ *
+ * Order kept for the controller: a task's launch is answered before its
+ * end is reported (an exit seen before the verdict waits for it), and a
+ * start that fails is never reported as a task.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "lib/token/token.h"
+#include "worker/worker_internal.h"
+
+typedef ty__task task;
+
+int ty_tasks_log_path(const ty_tasks *t, uint64_t job_id, uint32_t rank, char *out, size_t n) {
+  int len = snprintf(out, n, "%s/jobs/%" PRIu64 "/rank%" PRIu32 ".log", t->state_dir, job_id, rank);
+  return (len < 0 || (size_t)len >= n) ? TY_EINVAL : 0;
+}
+
+static int check_cwd(const ty_tasks *t, const char *cwd, char *err, size_t err_len) {
+  struct stat st;
+  if (!cwd || !cwd[0]) return 0;
+  if (stat(cwd, &st) != 0)
+    return ty_errf(err, err_len, TY_ENOTFOUND, "cwd %s does not exist on node %s", cwd, t->node);
+  if (!S_ISDIR(st.st_mode))
+    return ty_errf(err, err_len, TY_EINVAL, "cwd %s is not a directory on node %s", cwd, t->node);
+  return 0;
+}
+
+static int check_spec(const ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  if (spec->argc == 0 || !spec->argv || !spec->argv[0] || !spec->argv[0][0])
+    return ty_errf(err, err_len, TY_EINVAL, "command.argv: must not be empty");
+  for (size_t i = 0; i < spec->argc; i++) {
+    if (!spec->argv[i]) return ty_errf(err, err_len, TY_EINVAL, "command.argv[%zu]: missing", i);
+  }
+  if (t->stopping) return ty_errf(err, err_len, TY_ESTATE, "node %s is shutting down", t->node);
+  task *old = ty__task_find(t, spec->job_id, spec->rank);
+  if (old && old->running)
+    return ty_errf(err, err_len, TY_EEXIST,
+                   "job %" PRIu64 " rank %" PRIu32 " already runs on node %s (pid %d)",
+                   spec->job_id, spec->rank, t->node, old->pid);
+  return check_cwd(t, spec->cwd, err, err_len);
+}
+
+/* DIR/jobs/JOB: the worker's (0755), so a task's user cannot swap its files. */
+static void job_dir(const ty_tasks *t, uint64_t job_id, char *out, size_t n) {
+  snprintf(out, n, "%s/jobs/%" PRIu64, t->state_dir, job_id);
+}
+
+/* The job's task-token key is kept with its logs, so ReadLog tokens verify
+ * after the task is gone and across restarts: as an extended attribute of
+ * the job directory in the trusted namespace, which only a process with
+ * CAP_SYS_ADMIN (a root worker) can read or write, so a task's user cannot,
+ * and no inode is allocated for it (a file is most of the cost of a short
+ * task's start on ext4); else, on a worker that is not root or a file
+ * system without trusted attributes, as DIR/jobs/JOB/token.key (0600, the
+ * worker's). */
+#define KEY_XATTR "trusted.trainyard.token_key"
+
+static void key_file(const ty_tasks *t, uint64_t job_id, char *out, size_t n) {
+  job_dir(t, job_id, out, n);
+  size_t len = strlen(out);
+  snprintf(out + len, n - len, "/token.key");
+}
+
+static void keep_job_key(const ty_tasks *t, const ty_task_spec *spec) {
+  if (!spec->attach_key || spec->attach_key_len != TY_TOKEN_KEY_LEN) return;
+  char path[4096];
+  job_dir(t, spec->job_id, path, sizeof path);
+  if (setxattr(path, KEY_XATTR, spec->attach_key, TY_TOKEN_KEY_LEN, 0) == 0) return;
+  key_file(t, spec->job_id, path, sizeof path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 || write(fd, spec->attach_key, TY_TOKEN_KEY_LEN) != (ssize_t)TY_TOKEN_KEY_LEN)
+    ty_warn("job %" PRIu64 ": cannot keep its token key in %s: %s", spec->job_id, path,
+            strerror(errno));
+  if (fd >= 0) close(fd);
+}
+
+int ty_tasks_job_key(const ty_tasks *t, uint64_t job_id, uint8_t *out_key, size_t key_len) {
+  char path[4096];
+  job_dir(t, job_id, path, sizeof path);
+  if (getxattr(path, KEY_XATTR, out_key, key_len) == (ssize_t)key_len) return 0;
+  key_file(t, job_id, path, sizeof path);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  ssize_t got = fd >= 0 ? read(fd, out_key, key_len) : -1;
+  if (fd >= 0) close(fd);
+  return got == (ssize_t)key_len ? 0 : TY_ENOTFOUND;
+}
+
+static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
+  task *k = ty_xcalloc(1, sizeof *k);
+  k->owner = t;
+  k->job_id = spec->job_id;
+  k->rank = spec->rank;
+  k->master_port = spec->master_port;
+  k->cpus = spec->cpus;
+  k->n_gpus = (uint32_t)spec->n_gpus;
+  for (size_t g = 0; g < spec->n_gpus; g++)
+    if (spec->gpu_indices && spec->gpu_indices[g] < 64)
+      k->gpu_mask |= UINT64_C(1) << spec->gpu_indices[g];
+  k->kill_grace_s = spec->kill_grace_s ? spec->kill_grace_s : TY_TASK_DEFAULT_GRACE_S;
+  k->proc.data = k;
+  k->grace_timer.data = k;
+  k->limit_timer.data = k;
+  k->warn_timer.data = k;
+  k->warn_signal = (int)spec->warn_signal;
+  return k;
+}
+
+static void hook_signal(void *ud, int sig) {
+  ty__task_signal(ud, sig);
+}
+
+static void hook_kill(void *ud) {
+  task *k = ud;
+  ty__task_terminate(k, k->kill_grace_s);
+}
+
+/* What the task may use: its job's memory here, its CPUs, its GPUs. */
+static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
+  uint32_t node_gpus = 0;
+  for (size_t i = 0; i < spec->n_gpus; i++)
+    if (spec->gpu_indices[i] + 1 > node_gpus) node_gpus = spec->gpu_indices[i] + 1;
+  return (ty_cgroup_limits){.mem_bytes = spec->mem_per_node,
+                            .cpus = spec->cpus,
+                            .gpus = spec->gpu_indices,
+                            .n_gpus = spec->n_gpus,
+                            .node_gpus = node_gpus > 64 ? node_gpus : 64};
+}
+
+/* Spawns k through the exec helper: plain tasks write straight into the
+ * log; interactive ones get pipes or a pty from an iotask. On error `err`
+ * says why. */
+static void on_verdict(void *ud, int rc, const char *err);
+
+/* The helper's verdict: waited for, or (async) watched by the loop, which
+ * calls on_verdict. A watch that cannot start fails the launch. */
+static int spawn_helper(ty_tasks *t, task *k, const ty__spawn *sp, bool async, char *err,
+                        size_t err_len) {
+  if (!async) return ty__spawn_task(t->loop, &k->proc, sp, err, err_len);
+  int fd;
+  int rc = ty__spawn_start(t->loop, &k->proc, sp, &fd, err, err_len);
+  if (rc != 0) return rc;
+  rc = ty__verdict_watch(t->loop, fd, k->proc.pid, sp, on_verdict, k, &k->verdict);
+  if (rc == 0) return 0;
+  close(fd);
+  kill(k->proc.pid, SIGKILL);
+  waitpid(k->proc.pid, NULL, 0);
+  return ty_errf(err, err_len, TY_EIO, "cannot start the task on node %s: %s", t->node,
+                 ty_strerror(rc));
+}
+
+static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const ty__runas *who,
+                         char **env, int null_fd, int log_fd, bool async, char *err,
+                         size_t err_len) {
+  ty__spawn sp = {.helper = t->helper,
+                  .node = t->node,
+                  .who = who,
+                  .ctty = spec->interactive.pty,
+                  .cwd = spec->cwd,
+                  .argv = spec->argv,
+                  .argc = spec->argc,
+                  .env = env,
+                  .exit_cb = ty__task_on_exit,
+                  .stdio = {{.flags = UV_INHERIT_FD, .data.fd = null_fd},
+                            {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+                            {.flags = UV_INHERIT_FD, .data.fd = log_fd}}};
+  if (!t->helper) return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
+  ty__iotask *io = NULL;
+  if (spec->interactive.on) {
+    int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, sp.stdio, err, err_len, &io);
+    if (rc != 0) return rc;
+  }
+  ty_cgroup_limits lim = limits_of(spec);
+  int rc =
+      t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err, err_len)
+            : 0;
+  k->in_cgroup = t->cg && rc == 0;
+  if (rc == 0) rc = spawn_helper(t, k, &sp, async && !io, err, err_len);
+  ty_cgroup_procs_free(sp.procs);
+  if (rc != 0 && k->in_cgroup) {
+    ty_cgroup_task_remove(t->cg, spec->job_id, spec->rank);
+    k->in_cgroup = false;
+  }
+  ty__iotask_hooks hooks = {.signal = hook_signal, .kill = hook_kill, .ud = k};
+  if (io) ty__iotask_spawned(io, rc, &hooks);
+  k->io = rc == 0 ? io : NULL;
+  return rc;
+}
+
+/* Leaves the reason of a failed start in the log, where users look first. */
+static void log_failure(int log_fd, const char *err) {
+  char line[1200];
+  int n = snprintf(line, sizeof line, "trainworkerd: launch failed: %s\n", err);
+  if (n > 0 && write(log_fd, line, (size_t)n) < 0) ty_debug("cannot note the failure in the log");
+}
+
+/* Drops an ended, unacknowledged record of the same job and rank: the
+ * controller launched the rank again, so it no longer waits for the old one. */
+static void forget_old(ty_tasks *t, uint64_t job_id, uint32_t rank) {
+  task *old = ty__task_find(t, job_id, rank);
+  if (old && !old->running) ty_tasks_ack(t, job_id, rank);
+}
+
+/* Opens the task's log and /dev/null (its stdin) into fds[0..1]. */
+static int open_stdio(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who, int *fds,
+                      char *err, size_t err_len) {
+  char dir[4096], path[4096];
+  job_dir(t, spec->job_id, dir, sizeof dir);
+  if (ty_tasks_log_path(t, spec->job_id, spec->rank, path, sizeof path) != 0)
+    return ty_errf(err, err_len, TY_EIO, "log path of job %" PRIu64 " too long", spec->job_id);
+  fds[1] = ty__open_task_log(dir, path, who, t->node, err, err_len);
+  if (fds[1] < 0) return fds[1];
+  keep_job_key(t, spec);
+  fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fds[0] < 0) return ty_errf(err, err_len, TY_EIO, "cannot open /dev/null on node %s", t->node);
+  return 0;
+}
+
+/* A task that could not start: recorded only long enough to close its
+ * handle (libuv initialises it only once the child is forked). */
+static void drop_unstarted(ty_tasks *t, task *k) {
+  if (k->proc.type != UV_PROCESS) {
+    free(k);
+    return;
+  }
+  k->acked = true; /* nobody waits for a report of a task that never ran */
+  k->open_handles = 1;
+  k->next = t->head;
+  t->head = k;
+  uv_close((uv_handle_t *)&k->proc, ty__task_on_handle_closed);
+}
+
+/* The launch's common part. Started asynchronously (k->verdict set), the
+ * task is listed at once and on_verdict finishes the launch; otherwise it
+ * is finished here. */
+static int launch(ty_tasks *t, const ty_task_spec *spec, bool async, ty_tasks_started_cb cb,
+                  void *ud, char *err, size_t err_len) {
+  char **env = NULL;
+  int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
+  ty__runas who;
+  int rc = check_spec(t, spec, err, err_len);
+  if (rc == 0)
+    rc = ty__runas_resolve(spec, t->node, &who, err, err_len);
+  else
+    memset(&who, 0, sizeof who);
+  struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
+  if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
+  if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
+  if (rc != 0) goto fail;
+  forget_old(t, spec->job_id, spec->rank);
+  task *k = new_task(t, spec);
+  k->log_fd = -1;
+  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], async, err, err_len);
+  if (rc != 0) {
+    log_failure(fds[1], err);
+    drop_unstarted(t, k);
+    goto fail;
+  }
+  k->pid = k->proc.pid;
+  k->running = true;
+  k->state = TY_TASK_RUNNING;
+  ty__task_start_timers(t, k, spec->time_limit_s, spec->warn_before_s);
+  /* Append at the tail so reports come out in launch order. */
+  task **tail = &t->head;
+  while (*tail)
+    tail = &(*tail)->next;
+  *tail = k;
+  if (k->verdict) {
+    k->started_cb = cb, k->started_ud = ud;
+    k->log_fd = fds[1], fds[1] = -1;
+    goto out;
+  }
+  t->stats.started++;
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d as %s%s: %s", k->job_id, k->rank,
+          k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
+fail:
+  if (rc != 0) t->stats.launch_failures++;
+  /* After the task is listed: a woken attach looks it up. */
+  ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
+  if (cb) cb(ud, rc, rc ? err : NULL);
+out:
+  for (int i = 0; i < 2; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  ty_task_env_free(env);
+  ty__runas_close(&who);
+  return rc;
+}
+
+int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  return launch(t, spec, false, NULL, NULL, err, err_len);
+}
+
+void ty_tasks_launch_async(ty_tasks *t, const ty_task_spec *spec, ty_tasks_started_cb cb,
+                           void *ud) {
+  char err[TY_ERR_LEN] = "";
+  launch(t, spec, true, cb, ud, err, sizeof err);
+}
+
+/* The helper of an asynchronous start said whether the command runs: the
+ * launch is answered, then an exit that came meanwhile is handled. */
+static void on_verdict(void *ud, int rc, const char *err) {
+  task *k = ud;
+  ty_tasks *t = k->owner;
+  k->verdict = NULL;
+  if (rc == 0) {
+    t->stats.started++;
+    ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d%s", k->job_id, k->rank, k->pid,
+            k->in_cgroup ? " in its cgroup" : "");
+  } else {
+    log_failure(k->log_fd, err);
+    t->stats.launch_failures++;
+    /* Never reported, never found: only its exit is still awaited. */
+    k->start_failed = true;
+    k->running = false;
+    k->acked = true;
+  }
+  close(k->log_fd);
+  k->log_fd = -1;
+  ty__io_launched(t->ioreg, k->job_id, k->rank, rc, err);
+  ty_tasks_started_cb cb = k->started_cb;
+  k->started_cb = NULL;
+  if (cb) cb(k->started_ud, rc, err);
+  if (!k->exit_seen) return;
+  if (rc != 0)
+    ty__task_drop_failed_start(k);
+  else
+    ty__task_exited(k, k->exit_status, k->exit_term);
+}
+
+/* Destroying the registry: a start still waiting for its verdict is
+ * answered TY_ESTATE, and its task goes with the others. */
+void ty__task_abandon_start(task *k) {
+  ty__verdict_cancel(k->verdict);
+  k->verdict = NULL;
+  if (k->log_fd >= 0) close(k->log_fd);
+  k->log_fd = -1;
+  ty_tasks_started_cb cb = k->started_cb;
+  k->started_cb = NULL;
+  char err[TY_ERR_LEN];
+  ty_errf(err, sizeof err, TY_ESTATE, "node %s is shutting down", k->owner->node);
+  if (cb) cb(k->started_ud, TY_ESTATE, err);
+}
