@@ -395,9 +395,13 @@ int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape
 
 /* kernels/conv.c: im2col of one image and group (col is (c*kh*kw) x
  * (oh*ow), padding read as zeros) and its adjoint, which adds col back
- * into x. Shared by Conv's forward and backward. */
-void ty__im2col(const float *x, const ty__conv_geom *g, float *col);
-void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x);
+ * into x and may overwrite col's entries that no input element owns
+ * (col is the caller's scratch). Shared by Conv's forward and backward.
+ * With again, col already holds im2col of another image of the same
+ * geometry (the padding's zeros sit where this image's would): only the
+ * data entries are written. */
+void ty__im2col(const float *x, const ty__conv_geom *g, bool again, float *col);
+void ty__col2im_add(float *col, const ty__conv_geom *g, float *x);
 /* kernels/norm.c: the sum of x[i] - shift in double, in four interleaved
  * partial sums (a fixed order that pipelines, unlike one running sum). */
 double ty__sum4(const float *x, int64_t n, double shift);
@@ -447,6 +451,24 @@ int ty__einsum_parse(const char *eq, const ty_shape *shapes, int n, ty__einsum *
 /* Evaluates a parsed einsum on tensors of one float dtype into y. */
 int ty__einsum_run(const ty__einsum *es, const ty_tensor *const *in, ty_tensor *y);
 
+/* kernels/bn_sweep.c: BatchNormalization's per-channel sums in one sweep
+ * over channel k of x and dy ([nb, c, sp] each), in double over fixed
+ * lanes (the same bits at any SIMD width and thread count). what says
+ * which sums to take; x or dy may be NULL when none of them reads it. */
+#define TY__BN_STATS 1u /* count, mean, population variance (reads x) */
+#define TY__BN_DY 2u    /* sum(dy) (reads dy) */
+#define TY__BN_DYX 4u   /* sum(dy * (x - mean)) and the other two (reads both) */
+typedef struct ty__bn_sums {
+  double count, mean, var, sdy, sdyx;
+} ty__bn_sums;
+void ty__bn_sweep(const float *x, const float *dy, int64_t nb, int64_t c, int64_t sp, int64_t k,
+                  unsigned what, ty__bn_sums *out);
+/* y[i] = x[i] * k + b (y may be x): the normalise, scale and shift. */
+void ty__bn_affine(const float *x, float *y, int64_t n, float k, float b);
+/* dx[i] = (a * dy[i] + c) + bx * (x[i] - m): the data gradient. */
+void ty__bn_dx(const float *x, const float *dy, float *dx, int64_t n, float a, float c, float m,
+               float bx);
+
 /* Mean and 1 / sqrt(biased variance + eps) of n floats, in double: the
  * statistics of LayerNormalization and InstanceNormalization, forward and
  * backward (kernels/norm.c). */
@@ -474,7 +496,10 @@ int ty__pool3_spans(const ty__pool3 *p, ty__pool3_span **out);
 void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max,
                      bool incl_pad, float *y, int64_t *idx, int64_t idx_base);
 /* One plane backward: dx += dy routed to the first maximum (max) or spread
- * evenly with the forward divisor (average). */
+ * evenly with the forward divisor (average). Where
+ * ty__pool3_back_overwrites, it writes every element of dx instead (=),
+ * so dx needs no zero-fill first. */
+bool ty__pool3_back_overwrites(const ty__pool3 *p, bool is_max);
 void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x,
                           const float *dy, bool is_max, bool incl_pad, float *dx);
 

@@ -8,15 +8,6 @@
  */
 #include "ops/vmath.h"
 
-/* Not under ThreadSanitizer: the clones' resolver runs while the loader
- * relocates, before TSan's runtime exists, and TSan instruments it. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
-    !defined(__SANITIZE_THREAD__)
-#define TY_VMATH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define TY_VMATH_CLONES
-#endif
-
 TY_VMATH_CLONES void ty_vmath_exp(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++)
     y[i] = ty_vexpf(x[i]);

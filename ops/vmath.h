@@ -92,6 +92,18 @@ TY_VMATH_DEFS
 /* TY_VMATH_DEFS as a string literal, for generated C. */
 #define TY_VMATH_SOURCE TY_VMATH_STR(TY_VMATH_DEFS)
 
+/* Clones a loop for AVX-512, AVX2 and baseline x86-64; the loader picks
+ * the widest the CPU runs (an ifunc). Without -ffp-contract (ISO C here)
+ * every clone computes the same bits, so the choice changes speed only.
+ * Not under ThreadSanitizer: the clones' resolver runs while the loader
+ * relocates, before TSan's runtime exists, and TSan instruments it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
+    !defined(__SANITIZE_THREAD__)
+#define TY_VMATH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TY_VMATH_CLONES
+#endif
+
 /* y[i] = exp(x[i]) for i < n; y may be x. */
 void ty_vmath_exp(const float *x, float *y, int64_t n);
 /* y[i] = erf(x[i]) for i < n; y may be x. */

@@ -134,11 +134,12 @@ typedef struct conv_grad_job {
 static void conv_dw_items(void *arg, int64_t begin, int64_t end, int slot) {
   const conv_grad_job *j = arg;
   float *col = j->cols + (size_t)slot * j->ncol;
+  bool again = false; /* col holds an earlier image's columns (and their zeros) */
   for (int64_t it = begin; it < end; it++) {
     int64_t blk = it / j->group, gi = it % j->group, b0 = blk * CONV_DW_BLOCK;
     float *part = j->dx + (blk * j->m + gi * j->mg) * j->kdim;
-    for (int64_t b = b0; b < b0 + CONV_DW_BLOCK && b < j->batch; b++) {
-      ty__im2col(j->x + (b * j->group + gi) * j->isz, &j->g, col);
+    for (int64_t b = b0; b < b0 + CONV_DW_BLOCK && b < j->batch; b++, again = true) {
+      ty__im2col(j->x + (b * j->group + gi) * j->isz, &j->g, again, col);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->mg, (blasint)j->kdim,
                   (blasint)j->osz, 1.0f, j->dy + (b * j->m + gi * j->mg) * j->osz, (blasint)j->osz,
                   col, (blasint)j->osz, b == b0 ? 0.0f : 1.0f, part, (blasint)j->kdim);
@@ -162,15 +163,15 @@ static void conv_dx_items(void *arg, int64_t begin, int64_t end, int slot) {
   }
 }
 
-/* dB: item = output channel. */
+/* dB: item = output channel; the sum of its planes of dY, BatchNorm's
+ * vectorised sweep (kernels/bn_sweep.c). */
 static void conv_db_items(void *arg, int64_t begin, int64_t end, int slot) {
   (void)slot;
   const conv_grad_job *j = arg;
   for (int64_t oc = begin; oc < end; oc++) {
-    double s = 0;
-    for (int64_t b = 0; b < j->batch; b++)
-      s += ty__sum4(j->dy + (b * j->m + oc) * j->osz, j->osz, 0.0);
-    j->dx[oc] = (float)s;
+    ty__bn_sums s;
+    ty__bn_sweep(NULL, j->dy, j->batch, j->m, j->osz, oc, TY__BN_DY, &s);
+    j->dx[oc] = (float)s.sdy;
   }
 }
 
@@ -237,9 +238,10 @@ typedef struct pool_grad_job {
 static void pool_grad_planes(void *arg, int64_t begin, int64_t end, int slot) {
   (void)slot;
   const pool_grad_job *j = arg;
+  bool overwrites = ty__pool3_back_overwrites(j->p, j->is_max);
   for (int64_t pl = begin; pl < end; pl++) {
-    memset(j->dx + pl * j->isz, 0,
-           (size_t)j->isz * sizeof *j->dx); /* not zero-filled: ty__grad_overwrites */
+    if (!overwrites) /* dX is not zero-filled: ty__grad_overwrites */
+      memset(j->dx + pl * j->isz, 0, (size_t)j->isz * sizeof *j->dx);
     ty__pool3_plane_back(j->p, j->sp, j->x + pl * j->isz, j->dy + pl * j->osz, j->is_max,
                          j->incl_pad, j->dx + pl * j->isz);
   }
@@ -294,58 +296,41 @@ typedef struct bn_grad_job {
   bool training;
 } bn_grad_job;
 
-/* sum(dy) and sum(dy * (x - mean)) over the planes of channel k. */
-static void bn_grad_sums(const bn_grad_job *j, int64_t k, double mean, double *sdy, double *sdyx) {
-  double a = 0, b = 0;
-  for (int64_t n = 0; n < j->nb; n++) {
-    const float *px = j->x + (n * j->ch + k) * j->sp, *pd = j->dy + (n * j->ch + k) * j->sp;
-    double pa[4] = {0, 0, 0, 0}, pb[4] = {0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 4 <= j->sp; i += 4)
-      for (int q = 0; q < 4; q++) {
-        pa[q] += pd[i + q];
-        pb[q] += pd[i + q] * (px[i + q] - mean);
-      }
-    for (; i < j->sp; i++) {
-      pa[0] += pd[i];
-      pb[0] += pd[i] * (px[i] - mean);
-    }
-    a += (pa[0] + pa[1]) + (pa[2] + pa[3]);
-    b += (pb[0] + pb[1]) + (pb[2] + pb[3]);
-  }
-  *sdy = a;
-  *sdyx = b;
-}
-
+/* Each of the three TyGrad nodes (dX, dScale, dB) takes only the sums it
+ * needs from one sweep (kernels/bn_sweep.c): dB sum(dy) alone, dScale and
+ * dX the statistics and sum(dy * (x - mean)) together; the batch
+ * statistics are the forward's, bit for bit. dX is then one float pass:
+ * dX = (A dy + C) + Bx (x - mean). */
 static void bn_grad_channels(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const bn_grad_job *j = arg;
   int wrt = j->c->wrt;
-  double cnt = (double)(j->nb * j->sp);
+  int64_t nb = j->nb, ch = j->ch, sp = j->sp;
+  unsigned what = wrt == 2 ? TY__BN_DY : TY__BN_DYX;
   for (int64_t k = lo; k < hi; k++) {
-    double mean = j->rmean[k], var = j->rvar[k];
+    ty__bn_sums s;
+    ty__bn_sweep(j->x, j->dy, nb, ch, sp, k, what, &s);
+    double cnt = s.count, mean = j->rmean[k], var = j->rvar[k];
     if (j->training && cnt > 0) {
-      double s = 0, s2 = 0;
-      for (int64_t n = 0; n < j->nb; n++)
-        s += ty__sum4(j->x + (n * j->ch + k) * j->sp, j->sp, 0.0);
-      mean = s / cnt;
-      for (int64_t n = 0; n < j->nb; n++)
-        s2 += ty__sqdev4(j->x + (n * j->ch + k) * j->sp, j->sp, mean);
-      var = (float)(s2 / cnt);
+      mean = (float)s.mean; /* as the forward stored them */
+      var = (float)s.var;
     }
-    double inv = 1.0 / sqrt((double)(float)var + j->eps), sdy, sdyx;
-    bn_grad_sums(j, k, mean, &sdy, &sdyx);
-    sdyx *= inv;
+    double inv = 1.0 / sqrt(var + j->eps);
+    double sdyx = (s.sdyx - (mean - s.mean) * s.sdy) * inv; /* about the mean used */
     if (wrt == 1) j->dx[k] = (float)sdyx;
-    if (wrt == 2) j->dx[k] = (float)sdy;
+    if (wrt == 2) j->dx[k] = (float)s.sdy;
     if (wrt != 0) continue;
-    double a = j->training ? j->scale[k] * inv / cnt : j->scale[k] * inv;
-    for (int64_t n = 0; n < j->nb; n++) {
-      const float *px = j->x + (n * j->ch + k) * j->sp, *pd = j->dy + (n * j->ch + k) * j->sp;
-      float *pdx = j->dx + (n * j->ch + k) * j->sp;
-      for (int64_t i = 0; i < j->sp; i++)
-        pdx[i] = j->training ? (float)(a * (cnt * pd[i] - sdy - (px[i] - mean) * inv * sdyx))
-                             : (float)(a * pd[i]);
+    bool batch = j->training && cnt > 0;
+    double a = batch ? j->scale[k] * inv / cnt : j->scale[k] * inv;
+    float fa = (float)(batch ? a * cnt : a), fc = batch ? (float)(-a * s.sdy) : 0.0f,
+          fb = batch ? (float)(-a * inv * sdyx) : 0.0f;
+    for (int64_t n = 0; n < nb; n++) {
+      const float *px = j->x + (n * ch + k) * sp, *pd = j->dy + (n * ch + k) * sp;
+      float *pdx = j->dx + (n * ch + k) * sp;
+      if (batch)
+        ty__bn_dx(px, pd, pdx, sp, fa, fc, (float)mean, fb);
+      else
+        ty__bn_affine(pd, pdx, sp, fa, 0.0f);
     }
   }
 }

@@ -32,11 +32,21 @@ static void valid_cols(const ty__conv_geom *g, int64_t kj, int64_t *lo, int64_t 
   if (*hi < *lo) *hi = *lo;
 }
 
+/* Zeroes the columns of rows rows x w that a copy shifted by s
+ * columns wrapped around a row's end: the first -s columns of each row
+ * (s < 0) or the last s (s > 0). Column by column down the rows: a loop
+ * along a row of one or two floats becomes a memset call per row. */
+static void zero_wrapped(float *p, int64_t w, int64_t rows, int64_t s) {
+  for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++)
+    for (int64_t r = 0; r < rows; r++)
+      p[r * w + ox] = 0.0f;
+}
+
 /* im2col of a "same" convolution (strides and dilations 1, output width =
  * input width): tap (ki, kj)'s row of col is the plane shifted by
  * (ki - ph) rows and kj - pw columns, so it is one copy of the rows that
  * stay inside, with the columns that wrapped around a row's end zeroed. */
-static void im2col_same(const float *x, const ty__conv_geom *g, float *col) {
+static void im2col_same(const float *x, const ty__conv_geom *g, bool again, float *col) {
   int64_t w = g->w, osz = g->oh * w;
   for (int64_t c = 0; c < g->c; c++)
     for (int64_t ki = 0; ki < g->kh; ki++)
@@ -45,24 +55,30 @@ static void im2col_same(const float *x, const ty__conv_geom *g, float *col) {
         int64_t s = kj - g->pw, dy = ki - g->ph;
         int64_t y0 = dy < 0 ? -dy : 0, y1 = g->h - dy < g->oh ? g->h - dy : g->oh;
         if (y1 < y0) y1 = y0;
-        memset(row, 0, (size_t)(y0 * w) * sizeof *row);
-        memset(row + y1 * w, 0, (size_t)((g->oh - y1) * w) * sizeof *row);
+        if (!again) {
+          memset(row, 0, (size_t)(y0 * w) * sizeof *row);
+          memset(row + y1 * w, 0, (size_t)((g->oh - y1) * w) * sizeof *row);
+        }
         if (y1 == y0) continue;
         const float *src = x + (c * g->h + y0 + dy) * w; /* input row of output row y0 */
         float *dst = row + y0 * w;
         int64_t n = (y1 - y0) * w, t0 = s < 0 ? -s : 0, t1 = s > 0 ? n - s : n;
         if (t1 > t0) memcpy(dst + t0, src + t0 + s, (size_t)(t1 - t0) * sizeof *dst);
-        for (int64_t r = 0; r < y1 - y0; r++) /* the wrapped columns */
-          for (int64_t ox = s < 0 ? 0 : w - s; ox < (s < 0 ? -s : w); ox++)
-            dst[r * w + ox] = 0.0f;
+        zero_wrapped(dst, w, y1 - y0, s);
       }
 }
 
-void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
+/* A "same" convolution: strides and dilations 1, output width = input
+ * width, padding narrower than the plane. */
+static bool same_conv(const ty__conv_geom *g) {
+  return g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ow == g->w && g->pw < g->w &&
+         g->kw - 1 - g->pw < g->w;
+}
+
+void ty__im2col(const float *x, const ty__conv_geom *g, bool again, float *col) {
   int64_t osz = g->oh * g->ow;
-  if (g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ow == g->w && g->pw < g->w &&
-      g->kw - 1 - g->pw < g->w) {
-    im2col_same(x, g, col);
+  if (same_conv(g)) {
+    im2col_same(x, g, again, col);
     return;
   }
   for (int64_t c = 0; c < g->c; c++)
@@ -75,12 +91,12 @@ void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
           int64_t iy = oy * g->sh - g->ph + ki * g->dh;
           float *dst = row + oy * g->ow;
           if (iy < 0 || iy >= g->h || lo == hi) {
-            memset(dst, 0, (size_t)g->ow * sizeof *dst);
+            if (!again) memset(dst, 0, (size_t)g->ow * sizeof *dst);
             continue;
           }
           const float *src = x + (c * g->h + iy) * g->w; /* input column ox * sw + shift */
           /* Loops, not memcpy: rows are short (7 to 28 floats) in small CNNs. */
-          for (int64_t ox = 0; ox < lo; ox++)
+          for (int64_t ox = 0; !again && ox < lo; ox++)
             dst[ox] = 0.0f;
           if (g->sw == 1)
             for (int64_t ox = lo; ox < hi; ox++)
@@ -88,14 +104,39 @@ void ty__im2col(const float *x, const ty__conv_geom *g, float *col) {
           else
             for (int64_t ox = lo; ox < hi; ox++)
               dst[ox] = src[ox * g->sw + shift];
-          for (int64_t ox = hi; ox < g->ow; ox++)
+          for (int64_t ox = hi; !again && ox < g->ow; ox++)
             dst[ox] = 0.0f;
         }
       }
 }
 
-void ty__col2im_add(const float *col, const ty__conv_geom *g, float *x) {
+/* The adjoint of im2col_same: tap (ki, kj)'s row, its wrapped columns
+ * zeroed first (they are no input's; col is the caller's scratch), adds
+ * onto the plane shifted back as one contiguous run, which vectorises
+ * where the row-by-row adds of 7 or 14 floats did not. */
+static void col2im_same(float *col, const ty__conv_geom *g, float *x) {
+  int64_t w = g->w, osz = g->oh * w;
+  for (int64_t c = 0; c < g->c; c++)
+    for (int64_t ki = 0; ki < g->kh; ki++)
+      for (int64_t kj = 0; kj < g->kw; kj++) {
+        float *row = col + ((c * g->kh + ki) * g->kw + kj) * osz;
+        int64_t s = kj - g->pw, dy = ki - g->ph;
+        int64_t y0 = dy < 0 ? -dy : 0, y1 = g->h - dy < g->oh ? g->h - dy : g->oh;
+        if (y1 <= y0) continue;
+        float *src = row + y0 * w, *dst = x + (c * g->h + y0 + dy) * w;
+        zero_wrapped(src, w, y1 - y0, s);
+        int64_t n = (y1 - y0) * w, t0 = s < 0 ? -s : 0, t1 = s > 0 ? n - s : n;
+        for (int64_t t = t0; t < t1; t++)
+          dst[t + s] += src[t];
+      }
+}
+
+void ty__col2im_add(float *col, const ty__conv_geom *g, float *x) {
   int64_t osz = g->oh * g->ow;
+  if (same_conv(g)) {
+    col2im_same(col, g, x);
+    return;
+  }
   for (int64_t c = 0; c < g->c; c++)
     for (int64_t ki = 0; ki < g->kh; ki++)
       for (int64_t kj = 0; kj < g->kw; kj++) {
@@ -157,20 +198,23 @@ static void conv_items(void *arg, int64_t begin, int64_t end, int slot) {
   const ty__conv_geom *g = &j->g;
   bool direct = conv_direct(g);
   float *col = j->cols ? j->cols + (size_t)slot * j->ncol : NULL;
+  bool again = false; /* col holds an earlier image's columns (and their zeros) */
   for (int64_t it = begin; it < end; it++) {
     int64_t b = it / j->group, gi = it % j->group;
     const float *xg = j->x + (b * j->group + gi) * g->c * g->h * g->w;
     float *yg = j->y + (b * j->m + gi * j->mg) * j->osz;
-    for (int64_t oc = 0; oc < j->mg; oc++) {
+    for (int64_t oc = 0; (j->bias || j->kdim == 0) && oc < j->mg; oc++) {
       float v = j->bias ? j->bias[gi * j->mg + oc] : 0.0f;
       for (int64_t i = 0; i < j->osz; i++)
         yg[oc * j->osz + i] = v;
     }
     if (j->kdim == 0) continue;
-    if (!direct) ty__im2col(xg, g, col);
+    if (!direct) ty__im2col(xg, g, again, col);
+    again = true;
+    /* Without a bias (convs before a BatchNorm) the GEMM writes y itself. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->mg, (blasint)j->osz,
                 (blasint)j->kdim, 1.0f, j->w + gi * j->mg * j->kdim, (blasint)j->kdim,
-                direct ? xg : col, (blasint)j->osz, 1.0f, yg, (blasint)j->osz);
+                direct ? xg : col, (blasint)j->osz, j->bias ? 1.0f : 0.0f, yg, (blasint)j->osz);
   }
 }
 

@@ -7,8 +7,9 @@
  * flag) it normalises with the batch statistics (population variance) and
  * writes the updated running statistics, mean*momentum + batch*(1-momentum),
  * to its optional outputs, as ONNX opset 15 specifies. Channels are split
- * over the executor's threads; sums run in double with four accumulators
- * (ty__sum4), so they pipeline and do not depend on the split.
+ * over the executor's threads; the statistics come from one sweep in
+ * double over fixed lanes (kernels/bn_sweep.c, shared with the backward
+ * and the trainer), so they do not depend on the split.
  *
  * Dropout is the identity with an all-true mask unless training; then each
  * element is kept with probability 1-ratio and scaled by 1/(1-ratio). The
@@ -52,34 +53,26 @@ typedef struct bn_job {
   bool training;
 } bn_job;
 
-/* Channels [lo, hi): batch statistics (training), then y = x * k + b0. */
+/* Channels [lo, hi): batch statistics in one sweep (training), then
+ * y = x * k + b0 (kernels/bn_sweep.c). */
 static void bn_channels(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const bn_job *j = arg;
   int64_t nb = j->nb, c = j->c, sp = j->sp;
-  double cnt = (double)(nb * sp);
   for (int64_t ch = lo; ch < hi; ch++) {
     if (j->training) {
-      double s = 0, s2 = 0;
-      for (int64_t b = 0; b < nb; b++)
-        s += ty__sum4(j->x + (b * c + ch) * sp, sp, 0.0);
-      double m = cnt > 0 ? s / cnt : 0;
-      for (int64_t b = 0; b < nb; b++)
-        s2 += ty__sqdev4(j->x + (b * c + ch) * sp, sp, m);
-      j->mean[ch] = (float)m;
-      j->var[ch] = cnt > 0 ? (float)(s2 / cnt) : 0.0f;
+      ty__bn_sums s;
+      ty__bn_sweep(j->x, NULL, nb, c, sp, ch, TY__BN_STATS, &s);
+      j->mean[ch] = (float)s.mean;
+      j->var[ch] = (float)s.var;
     } else {
       j->mean[ch] = j->rmean[ch];
       j->var[ch] = j->rvar[ch];
     }
     if (!j->y) continue;
     float k = j->scale[ch] / sqrtf(j->var[ch] + j->eps), b0 = j->bias[ch] - j->mean[ch] * k;
-    for (int64_t b = 0; b < nb; b++) {
-      const float *px = j->x + (b * c + ch) * sp;
-      float *py = j->y + (b * c + ch) * sp;
-      for (int64_t i = 0; i < sp; i++)
-        py[i] = px[i] * k + b0;
-    }
+    for (int64_t b = 0; b < nb; b++)
+      ty__bn_affine(j->x + (b * c + ch) * sp, j->y + (b * c + ch) * sp, sp, k, b0);
   }
 }
 

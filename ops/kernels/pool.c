@@ -11,11 +11,13 @@
  * planes (image x channel) are split over the executor's threads.
  */
 #include "ops/ops_internal.h"
+#include "ops/vmath.h"
 
 #include "lib/base/base.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 void ty__pool3_init(const ty__window *w, const ty_shape *x, const ty_shape *y, ty__pool3 *p) {
   int off = 3 - w->nsp;
@@ -97,6 +99,69 @@ static inline int max4(const float *r0, const float *r1, float *out_v) {
   return i;
 }
 
+/* 2x2 max pooling by eight windows at a time: the same comparisons in
+ * the same order as max4, as selects, over a fixed count of eight so gcc
+ * turns the eight into vector code even where a row has only 7 or 14
+ * windows (a loop over the row vectorised 16 at a time and left such
+ * rows to branchy scalar code). A row's last partial eight runs through
+ * zero-padded copies. Cloned like ops/vmath.c's loops; selects give the
+ * same bits at every width. */
+static inline void max22_fwd8(const float *r0, const float *r1, float *y) {
+  for (int k = 0; k < 8; k++) {
+    float a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], d = r1[2 * k + 1];
+    float m = b > a ? b : a;
+    m = c > m ? c : m;
+    y[k] = d > m ? d : m;
+  }
+}
+
+/* dy[k] to the first maximum of window k (max4's choice), zeros to the
+ * other three cells. */
+static inline void max22_back8(const float *r0, const float *r1, const float *dy, float *d0,
+                               float *d1) {
+  for (int k = 0; k < 8; k++) {
+    float a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], d = r1[2 * k + 1], g = dy[k];
+    float m1 = b > a ? b : a, m2 = c > m1 ? c : m1;
+    d1[2 * k + 1] = d > m2 ? g : 0.0f;
+    float rest = d > m2 ? 0.0f : g;
+    d1[2 * k] = c > m1 ? rest : 0.0f;
+    rest = c > m1 ? 0.0f : rest;
+    d0[2 * k + 1] = b > a ? rest : 0.0f;
+    d0[2 * k] = b > a ? 0.0f : rest;
+  }
+}
+
+/* One output row: y[k] for the ow windows of rows r0 and r1. */
+TY_VMATH_CLONES static void max22_row(const float *r0, const float *r1, int64_t ow, float *y) {
+  int64_t k = 0;
+  for (; k + 8 <= ow; k += 8)
+    max22_fwd8(r0 + 2 * k, r1 + 2 * k, y + k);
+  if (k == ow) return;
+  float t0[16] = {0}, t1[16] = {0}, ty[8];
+  size_t n = (size_t)(ow - k);
+  memcpy(t0, r0 + 2 * k, 2 * n * sizeof *t0);
+  memcpy(t1, r1 + 2 * k, 2 * n * sizeof *t1);
+  max22_fwd8(t0, t1, ty);
+  memcpy(y + k, ty, n * sizeof *ty);
+}
+
+/* The backward of one row: writes rows d0 and d1 of dx whole. */
+TY_VMATH_CLONES static void max22_row_back(const float *r0, const float *r1, const float *dy,
+                                           int64_t ow, float *d0, float *d1) {
+  int64_t k = 0;
+  for (; k + 8 <= ow; k += 8)
+    max22_back8(r0 + 2 * k, r1 + 2 * k, dy + k, d0 + 2 * k, d1 + 2 * k);
+  if (k == ow) return;
+  float t0[16] = {0}, t1[16] = {0}, tg[8] = {0}, o0[16], o1[16];
+  size_t n = (size_t)(ow - k);
+  memcpy(t0, r0 + 2 * k, 2 * n * sizeof *t0);
+  memcpy(t1, r1 + 2 * k, 2 * n * sizeof *t1);
+  memcpy(tg, dy + k, n * sizeof *tg);
+  max22_back8(t0, t1, tg, o0, o1);
+  memcpy(d0 + 2 * k, o0, 2 * n * sizeof *o0);
+  memcpy(d1 + 2 * k, o1, 2 * n * sizeof *o1);
+}
+
 /* Max pooling of a plane with one window along axis 0 and no dilation
  * (every 1-D and 2-D MaxPool without dilations). */
 static bool max2d_ok(const ty__pool3 *p, bool is_max) {
@@ -106,6 +171,11 @@ static bool max2d_ok(const ty__pool3 *p, bool is_max) {
 void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *x, bool is_max,
                      bool incl_pad, float *y, int64_t *idx, int64_t idx_base) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
+  if (is_max && max22_ok(p) && !idx && y) {
+    for (int64_t j = 0; j < p->out[1]; j++)
+      max22_row(x + 2 * j * p->in[2], x + (2 * j + 1) * p->in[2], p->out[2], y + j * p->out[2]);
+    return;
+  }
   if (is_max && max22_ok(p)) {
     int64_t w = p->in[2];
     for (int64_t j = 0, o = 0; j < p->out[1]; j++)
@@ -153,22 +223,31 @@ void ty__pool3_plane(const ty__pool3 *p, const ty__pool3_span *sp, const float *
       }
 }
 
+bool ty__pool3_back_overwrites(const ty__pool3 *p, bool is_max) {
+  return is_max && max22_ok(p);
+}
+
+/* 2x2 windows with stride 2 tile the plane (but for an odd last row or
+ * column, which no window reads): each window's four cells are written,
+ * dy to the first maximum and zeros elsewhere, and the leftovers zeroed,
+ * so the plane needs no zero-fill pass before. */
+static void max22_back(const ty__pool3 *p, const float *x, const float *dy, float *dx) {
+  int64_t w = p->in[2], h = p->in[1], ow = p->out[2];
+  for (int64_t j = 0; j < p->out[1]; j++) {
+    max22_row_back(x + 2 * j * w, x + (2 * j + 1) * w, dy + j * ow, ow, dx + 2 * j * w,
+                   dx + (2 * j + 1) * w);
+    for (int64_t c = 2 * ow; c < w; c++) /* an odd last column */
+      dx[2 * j * w + c] = dx[(2 * j + 1) * w + c] = 0.0f;
+  }
+  for (int64_t r = 2 * p->out[1]; r < h; r++) /* an odd last row */
+    memset(dx + r * w, 0, (size_t)w * sizeof *dx);
+}
+
 void ty__pool3_plane_back(const ty__pool3 *p, const ty__pool3_span *sp, const float *x,
                           const float *dy, bool is_max, bool incl_pad, float *dx) {
   const ty__pool3_span *s0 = sp, *s1 = sp + p->out[0], *s2 = s1 + p->out[1];
-  if (is_max && max22_ok(p)) { /* adds into the four cells of each window */
-    int64_t w = p->in[2];
-    for (int64_t j = 0, o = 0; j < p->out[1]; j++)
-      for (int64_t k = 0; k < p->out[2]; k++, o++) {
-        const float *r0 = x + 2 * j * w + 2 * k;
-        float v, g = dy[o];
-        int i = max4(r0, r0 + w, &v);
-        float *d0 = dx + 2 * j * w + 2 * k, *d1 = d0 + w;
-        d0[0] += i == 0 ? g : 0.0f;
-        d0[1] += i == 1 ? g : 0.0f;
-        d1[0] += i == 2 ? g : 0.0f;
-        d1[1] += i == 3 ? g : 0.0f;
-      }
+  if (is_max && max22_ok(p)) {
+    max22_back(p, x, dy, dx);
     return;
   }
   if (max2d_ok(p, is_max) && s0->n == 1) {

@@ -22,6 +22,8 @@
  */
 #include "ops/train/train_internal.h"
 
+#include "ops/ops_internal.h"
+
 #include "lib/base/base.h"
 
 #include <stdlib.h>
@@ -98,18 +100,10 @@ int ty__train_bn_fold(ty__bn *b, const ty_tensor *x) {
   int64_t nb = x->shape.dims[0], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
   const float *xd = x->data;
   for (int64_t ch = 0; ch < c; ch++) {
-    double s = 0, s2 = 0, cnt = (double)(nb * sp);
-    for (int64_t n = 0; n < nb; n++)
-      for (int64_t i = 0; i < sp; i++)
-        s += xd[(n * c + ch) * sp + i];
-    double m = cnt > 0 ? s / cnt : 0;
-    for (int64_t n = 0; n < nb; n++)
-      for (int64_t i = 0; i < sp; i++) {
-        double d = xd[(n * c + ch) * sp + i] - m;
-        s2 += d * d;
-      }
-    double var = cnt > 1 ? s2 / (cnt - 1) : 0;
-    rm[ch] = rm[ch] * mom + (float)m * (1 - mom);
+    ty__bn_sums s; /* the forward's statistics (kernels/bn_sweep.c) */
+    ty__bn_sweep(xd, NULL, nb, c, sp, ch, TY__BN_STATS, &s);
+    double var = s.count > 1 ? s.var * s.count / (s.count - 1) : 0;
+    rm[ch] = rm[ch] * mom + (float)s.mean * (1 - mom);
     rv[ch] = rv[ch] * mom + (float)var * (1 - mom);
   }
   return 0;

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define F TY_DTYPE_F32
@@ -126,6 +127,71 @@ Test(kernels, batch_norm_inference) {
                       tensor_f32(SHAPE(2), (float[]){1, 0}), tensor_f32(SHAPE(2), (float[]){4, 1})};
   /* (x - mean) / sqrt(var + 1e-5) * scale + bias */
   check(TY_OP_BATCH_NORM, 5, in, NULL, (float[]){0, 2.0f / sqrtf(1 + 1e-5f) + 1}, 2);
+}
+
+/* Training-mode BatchNormalization (one sweep over fixed lanes,
+ * kernels/bn_sweep.c) against the two-pass statistics in double, on
+ * planes of 65 (eight full lanes and a tail) and values near 100 with a
+ * spread of 1: y within 1e-4 (its float x * k + b0 rounds at about
+ * 100 * 2^-24 * k), the running mean and variance outputs within 1e-6
+ * relative. */
+Test(kernels, batch_norm_training_matches_two_pass) {
+  enum { N = 3, C = 4, SP = 65 };
+  one_node b;
+  ty_tensor *in[5] = {tensor_f32(SHAPE(N, C, 5, 13), NULL), tensor_f32(SHAPE(C), NULL),
+                      tensor_f32(SHAPE(C), NULL), tensor_f32(SHAPE(C), NULL),
+                      tensor_f32(SHAPE(C), NULL)};
+  float *x = ty_tensor_f32(in[0]);
+  for (int i = 0; i < N * C * SP; i++)
+    x[i] = 100.0f + (float)sin(i * 0.7) * (1.0f + (float)(i % C));
+  for (int c = 0; c < C; c++) {
+    ty_tensor_f32(in[1])[c] = 0.5f + 0.25f * (float)c;
+    ty_tensor_f32(in[2])[c] = -1.0f + 0.5f * (float)c;
+    ty_tensor_f32(in[3])[c] = 0.0f;
+    ty_tensor_f32(in[4])[c] = 1.0f;
+  }
+  ty_dtype dts[5] = {F, F, F, F, F};
+  ty_shape shs[5];
+  for (int i = 0; i < 5; i++)
+    shs[i] = in[i]->shape;
+  one_node_build(&b, TY_OP_BATCH_NORM, 5, dts, shs, 3);
+  char err[256];
+  cr_assert_eq(one_node_infer(&b, err, sizeof err), 0, "%s", err);
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(b.g, &(ty_exec_opts){.training = true}, &e), 0);
+  for (int i = 0; i < 5; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "x%d", i);
+    cr_assert_eq(ty_exec_bind(e, name, in[i], err, sizeof err), 0, "%s", err);
+  }
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  const float *y = ty_tensor_f32(ty_exec_value(e, b.out[0]));
+  for (int c = 0; c < C; c++) {
+    double s = 0, s2 = 0, cnt = N * SP;
+    for (int n = 0; n < N; n++)
+      for (int i = 0; i < SP; i++)
+        s += x[(n * C + c) * SP + i];
+    double m = s / cnt;
+    for (int n = 0; n < N; n++)
+      for (int i = 0; i < SP; i++)
+        s2 += (x[(n * C + c) * SP + i] - m) * (x[(n * C + c) * SP + i] - m);
+    double var = s2 / cnt, k = ty_tensor_f32(in[1])[c] / sqrt(var + 1e-5);
+    for (int n = 0; n < N; n++)
+      for (int i = 0; i < SP; i++) {
+        int at = (n * C + c) * SP + i;
+        double want = (x[at] - m) * k + ty_tensor_f32(in[2])[c];
+        cr_assert(fabs(y[at] - want) <= 1e-4, "y[%d] %.7g vs %.7g", at, y[at], want);
+      }
+    double um = 0.1 * m, uv = 0.9 + 0.1 * var;
+    float got_m = ty_tensor_f32(ty_exec_value(e, b.out[1]))[c],
+          got_v = ty_tensor_f32(ty_exec_value(e, b.out[2]))[c];
+    cr_assert(fabs(got_m - um) <= 1e-6 * fabs(um), "channel %d mean %.9g vs %.9g", c, got_m, um);
+    cr_assert(fabs(got_v - uv) <= 1e-6 * fabs(uv), "channel %d var %.9g vs %.9g", c, got_v, uv);
+  }
+  ty_exec_destroy(e);
+  ty_graph_destroy(b.g);
+  for (int i = 0; i < 5; i++)
+    ty_tensor_destroy(in[i]);
 }
 
 Test(kernels, layer_norm_and_softmax) {

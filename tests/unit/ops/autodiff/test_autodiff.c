@@ -165,6 +165,27 @@ Test(grad, conv_strided_grouped_dilated) {
   conv_case(2, 2, 1, 2);
 }
 
+/* A "same" convolution (3x3, pad 1, stride 1) on planes wider than eight
+ * lanes: im2col's and col2im's one-run-per-tap paths (kernels/conv.c),
+ * with a bias and without one (the GEMM then writes y itself). */
+static void conv_same_case(bool bias) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 4, D(2, 3, 5, 11), -1, 1, false);
+  int w = gb_float(&b, true, 4, D(4, 3, 3, 3), -1, 1, false), y;
+  int c = bias ? gb_float(&b, true, 1, D(4), -1, 1, false) : TY_NO_VALUE;
+  size_t nd = gb_node(&b, TY_OP_CONV, (int[]){x, w, c}, bias ? 3 : 2, 1, &y);
+  ty_graph_node_set_ints(b.g, nd, "pads", D(1, 1, 1, 1), 4);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, conv_same) {
+  conv_same_case(true);
+}
+Test(grad, conv_same_no_bias) {
+  conv_same_case(false);
+}
+
 Test(grad, conv_1d) {
   gb b;
   gb_init(&b, 17);
@@ -199,6 +220,25 @@ static void pool_case(ty_op op, bool incl_pad) {
 Test(grad, max_pool) {
   pool_case(TY_OP_MAX_POOL, false);
 }
+/* 2x2 MaxPool with stride 2 (kernels/pool.c's vectorised rows; the
+ * gradient writes every cell, zeros in an odd last row and column). */
+static void max_pool_22_case(int64_t h, int64_t w) {
+  gb b;
+  gb_init(&b, 17);
+  int x = spaced(&b, 4, D(2, 2, h, w)), y;
+  size_t nd = gb_node(&b, TY_OP_MAX_POOL, &x, 1, 1, &y);
+  ty_graph_node_set_ints(b.g, nd, "kernel_shape", D(2, 2), 2);
+  ty_graph_node_set_ints(b.g, nd, "strides", D(2, 2), 2);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, max_pool_2x2) {
+  max_pool_22_case(6, 20);
+}
+Test(grad, max_pool_2x2_odd_plane) {
+  max_pool_22_case(5, 19);
+}
+
 Test(grad, average_pool) {
   pool_case(TY_OP_AVERAGE_POOL, false);
 }
@@ -218,6 +258,21 @@ Test(grad, batch_norm_training) {
   gb b;
   gb_init(&b, 15);
   int x = gb_float(&b, true, 4, D(3, 2, 2, 2), -1, 1, false),
+      sc = gb_float(&b, true, 1, D(2), 0.5, 1.5, false);
+  int bi = gb_float(&b, true, 1, D(2), -1, 1, false),
+      mn = gb_float(&b, false, 1, D(2), -0.1, 0.1, false);
+  int vr = gb_float(&b, false, 1, D(2), 0.9, 1.1, false), y;
+  gb_node(&b, TY_OP_BATCH_NORM, (int[]){x, sc, bi, mn, vr}, 5, 1, &y);
+  check(&b, y, EPS, 2 * TOL);
+}
+
+/* Planes of 65 (eight full lanes and a tail, kernels/bn_sweep.c) and
+ * values whose mean is large against their spread (the one-sweep
+ * variance is taken about a shift). */
+Test(grad, batch_norm_training_long_planes) {
+  gb b;
+  gb_init(&b, 15);
+  int x = gb_float(&b, true, 4, D(3, 2, 5, 13), 4, 6, false),
       sc = gb_float(&b, true, 1, D(2), 0.5, 1.5, false);
   int bi = gb_float(&b, true, 1, D(2), -1, 1, false),
       mn = gb_float(&b, false, 1, D(2), -0.1, 0.1, false);
