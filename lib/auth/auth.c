@@ -19,6 +19,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -108,7 +111,7 @@ static int load_key(ty_auth *a, const char *path, char *err, size_t len) {
   if (!a->key) return TY_ENOMEM;
   memcpy(a->key, buf, (size_t)n);
   a->key_len = (size_t)n;
-  ty_secure_zero(buf, sizeof buf);
+  explicit_bzero(buf, sizeof buf);
   return 0;
 }
 
@@ -133,7 +136,7 @@ int ty_auth_create(const ty_auth_config *cfg, ty_auth **out, char *err, size_t l
 
 void ty_auth_destroy(ty_auth *a) {
   if (!a) return;
-  if (a->key) ty_secure_zero(a->key, a->key_len);
+  if (a->key) explicit_bzero(a->key, a->key_len);
   free(a->key);
   free(a->socket);
   free(a->slots);
@@ -152,12 +155,12 @@ const char *ty_auth_socket(const ty_auth *a) {
 /* ---- digest and identities ------------------------------------------------------------- */
 
 int ty__auth_digest(const char *method, const void *payload, size_t len, uint8_t out[32]) {
-  ty_sha256 c;
-  ty_sha256_init(&c);
-  ty_sha256_update(&c, "TYA1", 4);
-  ty_sha256_update(&c, method ? method : "", strlen(method ? method : "") + 1);
-  ty_sha256_update(&c, payload, len);
-  ty_sha256_final(&c, out);
+  struct sha256_ctx c;
+  sha256_init(&c);
+  sha256_update(&c, 4, (const uint8_t *)"TYA1");
+  sha256_update(&c, strlen(method ? method : "") + 1, (const uint8_t *)(method ? method : ""));
+  if (len) sha256_update(&c, len, payload);
+  sha256_digest(&c, SHA256_DIGEST_SIZE, out);
   return 0;
 }
 
@@ -195,7 +198,11 @@ static void key_mac(const ty_auth *a, const uint8_t *signed_part, const uint8_t 
   uint8_t msg[KEY_SIGNED_LEN + 32];
   memcpy(msg, signed_part, KEY_SIGNED_LEN);
   memcpy(msg + KEY_SIGNED_LEN, digest, 32);
-  ty_hmac_sha256(a->key, a->key_len, msg, sizeof msg, out);
+  struct hmac_sha256_ctx h;
+  hmac_sha256_set_key(&h, a->key_len, a->key);
+  hmac_sha256_update(&h, sizeof msg, msg);
+  hmac_sha256_digest(&h, SHA256_DIGEST_SIZE, out);
+  explicit_bzero(&h, sizeof h); /* it holds the key's pads */
 }
 
 /* Fills p with n bytes from the kernel's generator; false when it fails. */
@@ -283,7 +290,7 @@ static int key_verify(ty_auth *a, const uint8_t digest[32], const uint8_t *c, si
                   "(does the sender use another scheme?)");
   uint8_t mac[32];
   key_mac(a, c, digest, mac);
-  if (!ty_equal_ct(mac, c + KEY_SIGNED_LEN, 32))
+  if (!memeql_sec(mac, c + KEY_SIGNED_LEN, 32))
     return refuse(label, "bad_credential", err, len, "%s",
                   "credential: signature does not "
                   "verify under the cluster key (another key, or a forged or altered request)");

@@ -239,33 +239,6 @@ size_t ty_utf8_decode(const unsigned char *s, size_t n, uint32_t *out_cp);
  * offset of the first bad byte. */
 bool ty_utf8_valid(const char *s, size_t *out_bad);
 
-/* ---- SHA-256 and CRC-32 ------------------------------------------------------
- * FIPS 180-4 SHA-256 and RFC 2104 HMAC-SHA256 (sha256.c), on the CPU's SHA
- * extensions where it has them: the request digest and the cluster-key MAC
- * of lib/auth, without loading libcrypto into every trainctl process. */
-#define TY_SHA256_LEN 32u
-typedef struct ty_sha256 {
-  uint32_t h[8];
-  uint64_t total; /* bytes hashed so far */
-  uint8_t buf[64];
-  size_t used;   /* bytes waiting in buf */
-  bool portable; /* no SHA extensions: the C block function */
-} ty_sha256;
-void ty_sha256_init(ty_sha256 *c);
-void ty_sha256_update(ty_sha256 *c, const void *data, size_t len);
-/* Writes the digest and wipes the context. */
-void ty_sha256_final(ty_sha256 *c, uint8_t out[TY_SHA256_LEN]);
-void ty_sha256_digest(const void *data, size_t len, uint8_t out[TY_SHA256_LEN]);
-void ty_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len,
-                    uint8_t out[TY_SHA256_LEN]);
-/* CRC-32 as zlib's crc32(crc, data, len) computes it (crc32.c): start
- * with 0, chain by passing the previous result. */
-uint32_t ty_crc32(uint32_t crc, const void *data, size_t len);
-/* Whether a and b are equal, in a time that depends only on len (MACs). */
-bool ty_equal_ct(const void *a, const void *b, size_t len);
-/* Zeroes secrets in a way the compiler may not drop. */
-void ty_secure_zero(void *p, size_t len);
-
 /* ---- random numbers -------------------------------------------------------
  * The project's one generator: SplitMix64 (Steele, Lea and Flood, 2014), a
  * Weyl counter (state += TY_GOLDEN_GAMMA) passed through a 64-bit finaliser.

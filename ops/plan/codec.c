@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define MAGIC "TYPL"
 #define MAX_STR 4096u
@@ -177,7 +178,7 @@ static int encode(const ty_plan *p, bool stable, ty_buf *out) {
   for (size_t i = 0; i < p->n_alternatives; i++)
     put_alt(&w, &p->alternatives[i]);
   put_pipeline(&w, p);
-  if (w.rc == 0) put_u32(&w, ty_crc32(0, out->data + start, out->len - start));
+  if (w.rc == 0) put_u32(&w, (uint32_t)crc32(0L, out->data + start, (uInt)(out->len - start)));
   return w.rc;
 }
 
@@ -570,7 +571,7 @@ int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *er
     return bad(&r, TY_EPROTO, "truncated (%zu bytes; a plan holds at least %d)", len, MIN_BYTES);
   uint32_t want = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
                   (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
-  if (want != ty_crc32(0, data, len - 4))
+  if (want != (uint32_t)crc32(0L, data, (uInt)(len - 4)))
     return bad(&r, TY_EPROTO, "corrupt: the CRC-32 of its %zu bytes does not match", len);
   ty_plan *p = calloc(1, sizeof *p);
   if (!p) return TY_ENOMEM;
