@@ -57,11 +57,16 @@ int ty__cli_parse_priority(const char *what, const char *s, int32_t *out, char *
 /* One invocation of trainctl. Owned by main(); no globals. */
 typedef struct ty__ctl {
   ty_cli_global g;
-  const char *user;      /* the caller's login name, or uid as text */
+  const char *user;      /* ty__ctl_user's answer once asked, else NULL */
+  char user_buf[256];    /* where ty__ctl_user keeps it (LOGIN_NAME_MAX) */
   const char *cwd;       /* the caller's working directory, or NULL */
   ty_rpc_client *client; /* opened on first use, closed by main */
   ty_cli_signer signer;  /* each request's MUNGE credential */
 } ty__ctl;
+
+/* The caller's login name, or the uid as text, looked up (NSS: nsswitch.conf,
+ * passwd) on first use, so that only the commands that send it pay for it. */
+const char *ty__ctl_user(ty__ctl *c);
 
 typedef struct ty__ctl_cmd {
   const char *name;

@@ -9,9 +9,11 @@
 #include "cli/cli_internal.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proto/methods.h"
 
@@ -40,6 +42,16 @@ int ty__ctl_write(const ty_buf *b) {
   }
   fflush(stdout);
   return TY_CLI_EXIT_OK;
+}
+
+const char *ty__ctl_user(ty__ctl *c) {
+  if (c->user) return c->user;
+  struct passwd *pw = getpwuid(getuid());
+  if (pw && pw->pw_name && *pw->pw_name)
+    snprintf(c->user_buf, sizeof c->user_buf, "%s", pw->pw_name);
+  else
+    snprintf(c->user_buf, sizeof c->user_buf, "%u", (unsigned)getuid());
+  return c->user = c->user_buf;
 }
 
 int ty__ctl_bad_answer(const char *method) {

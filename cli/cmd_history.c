@@ -68,7 +68,7 @@ int ty__cmd_history(ty__ctl *c, int argc, char **argv) {
     ty_cli_history_args_close(&a);
     return code;
   }
-  if (!a.user && !a.all_users) a.user = ty_strdup(c->user); /* sacct's default: yours */
+  if (!a.user && !a.all_users) a.user = ty_strdup(ty__ctl_user(c)); /* sacct's default: yours */
   a.json |= c->g.json;
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);

@@ -163,7 +163,7 @@ static int job_from_model(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *ou
   if (a->gpus) argv[n++] = "--gpus", argv[n++] = a->gpus;
   ty_cli_submit_args s;
   char err[TY_ERR_LEN] = "";
-  int rc = ty_cli_parse_submit(n, (char **)argv, c->cwd, c->user, &s, err, sizeof err);
+  int rc = ty_cli_parse_submit(n, (char **)argv, c->cwd, ty__ctl_user(c), &s, err, sizeof err);
   if (rc != 0) return ty__ctl_usage("plan", err);
   rc = ty_cli_load_train_config(s.config_file, &s.job, err, sizeof err);
   if (rc != 0) {
@@ -185,7 +185,7 @@ int ty__cli_plan_load_job(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *ou
   ty_buf raw;
   ty_buf_init(&raw);
   char err[TY_ERR_LEN] = "";
-  int rc = ty_cli_load_job_file(a->file, c->user, "", &raw, err, sizeof err);
+  int rc = ty_cli_load_job_file(a->file, ty__ctl_user(c), "", &raw, err, sizeof err);
   int code = rc == 0 ? 0 : rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
   if (rc == 0 && (rc = ty__cli_decode_submit(raw.data, raw.len, out)) != 0) {
     snprintf(err, sizeof err, "%s: not a valid trainyard.Job message", a->file);

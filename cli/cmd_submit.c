@@ -68,7 +68,7 @@ const char ty__usage_submit[] =
  * default) and some. */
 #define GRAPH_SUBMIT_TIMEOUT_MS 150000u
 
-static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
+static int build_request(ty_cli_submit_args *a, ty_buf *req) {
   char err[TY_ERR_LEN] = "", rid[TY_CLI_REQUEST_ID_LEN + 1];
   if (ty_cli_request_id(rid) != 0) {
     ty__ctl_err("cannot draw a random request id (getrandom failed)");
@@ -86,7 +86,7 @@ static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
     ty__ctl_err("out of memory");
     return TY_CLI_EXIT_ERROR;
   }
-  int rc = ty_cli_load_job_file(a->file, c->user, rid, req, err, sizeof err);
+  int rc = ty_cli_load_job_file(a->file, NULL, rid, req, err, sizeof err);
   if (rc == 0) return 0;
   ty__ctl_err("%s", err);
   return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
@@ -95,7 +95,10 @@ static int build_request(const ty__ctl *c, ty_cli_submit_args *a, ty_buf *req) {
 int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
-  if (ty_cli_parse_submit(argc, argv, c->cwd, c->user, &a, err, sizeof err) != 0)
+  /* No user name: the controller makes the job its caller's (the MUNGE
+   * credential's uid, or its own user under --auth none) whatever the
+   * request says, so looking it up (NSS) would be work for nothing. */
+  if (ty_cli_parse_submit(argc, argv, c->cwd, NULL, &a, err, sizeof err) != 0)
     return ty__ctl_usage("submit", err);
   if (a.help) {
     fputs(ty__usage_submit, stdout);
@@ -107,7 +110,7 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   ty_rpc_result res = {0};
   uint64_t id = 0;
   uint32_t tasks = 0;
-  int code = build_request(c, &a, &req);
+  int code = build_request(&a, &req);
   if (code == 0 && !c->g.timeout_given && c->g.timeout_ms < GRAPH_SUBMIT_TIMEOUT_MS &&
       ty_cli_submit_is_graph(req.data, req.len))
     c->g.timeout_ms = GRAPH_SUBMIT_TIMEOUT_MS;

@@ -7,7 +7,6 @@
  * listed in --help.
  */
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,13 +106,6 @@ static void usage(FILE *f) {
              "decode)\n");
 }
 
-static const char *caller_name(char *buf, size_t cap) {
-  struct passwd *pw = getpwuid(getuid());
-  if (pw && pw->pw_name && *pw->pw_name) return pw->pw_name;
-  snprintf(buf, cap, "%u", (unsigned)getuid());
-  return buf;
-}
-
 /* `trainctl help [COMMAND]`, for people who type it that way round. */
 static int help(const char *name) {
   if (!name) {
@@ -150,7 +142,7 @@ int main(int argc, char **argv) {
     return ty__ctl_usage(NULL, err);
   }
   int code = TY_CLI_EXIT_OK;
-  char uid[32], cwd[PATH_MAX];
+  char cwd[PATH_MAX];
   if (c.g.version) {
     printf("trainctl %s\n", TY_VERSION);
   } else if (c.g.help) {
@@ -159,7 +151,6 @@ int main(int argc, char **argv) {
     usage(stderr);
     code = TY_CLI_EXIT_USAGE;
   } else {
-    c.user = caller_name(uid, sizeof uid);
     c.cwd = getcwd(cwd, sizeof cwd);
     code = dispatch(&c, argc, argv);
   }

@@ -7,7 +7,6 @@
  * (plan_exec.c) with the same arguments and exit codes.
  */
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -85,14 +84,7 @@ int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv) {
 /* argv: the arguments of `trainctl plan` (trainctl execs this with them). */
 int main(int argc, char **argv) {
   ty__ctl c = {0};
-  char uid[32], cwd[PATH_MAX];
-  struct passwd *pw = getpwuid(getuid());
-  if (pw && pw->pw_name && *pw->pw_name) {
-    c.user = pw->pw_name;
-  } else {
-    snprintf(uid, sizeof uid, "%u", (unsigned)getuid());
-    c.user = uid;
-  }
+  char cwd[PATH_MAX];
   c.cwd = getcwd(cwd, sizeof cwd);
   return ty__cmd_plan_local(&c, argc - 1, argv + 1);
 }

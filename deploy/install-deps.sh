@@ -12,6 +12,7 @@ packages=(
   libuv1-dev libprotobuf-c-dev libsqlite3-dev libhwloc-dev libopenblas-dev
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
+  nettle-dev  # Nettle: the request digest and cluster-key MAC (lib/auth), no set-up at start
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)
   libjs-chart.js # the web console's charts (built into traind)
   munge libmunge-dev # MUNGE: every request's credential, as Slurm's (lib/auth)

@@ -19,15 +19,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,7 +111,7 @@ static int load_key(ty_auth *a, const char *path, char *err, size_t len) {
   if (!a->key) return TY_ENOMEM;
   memcpy(a->key, buf, (size_t)n);
   a->key_len = (size_t)n;
-  OPENSSL_cleanse(buf, sizeof buf);
+  explicit_bzero(buf, sizeof buf);
   return 0;
 }
 
@@ -136,7 +136,7 @@ int ty_auth_create(const ty_auth_config *cfg, ty_auth **out, char *err, size_t l
 
 void ty_auth_destroy(ty_auth *a) {
   if (!a) return;
-  if (a->key) OPENSSL_cleanse(a->key, a->key_len);
+  if (a->key) explicit_bzero(a->key, a->key_len);
   free(a->key);
   free(a->socket);
   free(a->slots);
@@ -155,13 +155,13 @@ const char *ty_auth_socket(const ty_auth *a) {
 /* ---- digest and identities ------------------------------------------------------------- */
 
 int ty__auth_digest(const char *method, const void *payload, size_t len, uint8_t out[32]) {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  unsigned n = 0;
-  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, "TYA1", 4) &&
-           EVP_DigestUpdate(ctx, method ? method : "", strlen(method ? method : "") + 1) &&
-           (!len || EVP_DigestUpdate(ctx, payload, len)) && EVP_DigestFinal_ex(ctx, out, &n);
-  EVP_MD_CTX_free(ctx);
-  return ok && n == 32 ? 0 : TY_ENOMEM;
+  struct sha256_ctx c;
+  sha256_init(&c);
+  sha256_update(&c, 4, (const uint8_t *)"TYA1");
+  sha256_update(&c, strlen(method ? method : "") + 1, (const uint8_t *)(method ? method : ""));
+  if (len) sha256_update(&c, len, payload);
+  sha256_digest(&c, SHA256_DIGEST_SIZE, out);
+  return 0;
 }
 
 void ty_auth_id_local(uint32_t uid, uint32_t gid, ty_auth_id *out) {
@@ -193,15 +193,27 @@ bool ty_auth_id_in_group(const ty_auth_id *id, uint32_t gid) {
 
 /* ---- the key scheme ----------------------------------------------------------------------- */
 
-static int key_mac(const ty_auth *a, const uint8_t *signed_part, const uint8_t digest[32],
-                   uint8_t out[32]) {
+static void key_mac(const ty_auth *a, const uint8_t *signed_part, const uint8_t digest[32],
+                    uint8_t out[32]) {
   uint8_t msg[KEY_SIGNED_LEN + 32];
   memcpy(msg, signed_part, KEY_SIGNED_LEN);
   memcpy(msg + KEY_SIGNED_LEN, digest, 32);
-  unsigned n = 0;
-  return HMAC(EVP_sha256(), a->key, (int)a->key_len, msg, sizeof msg, out, &n) && n == 32
-             ? 0
-             : TY_ENOMEM;
+  struct hmac_sha256_ctx h;
+  hmac_sha256_set_key(&h, a->key_len, a->key);
+  hmac_sha256_update(&h, sizeof msg, msg);
+  hmac_sha256_digest(&h, SHA256_DIGEST_SIZE, out);
+  explicit_bzero(&h, sizeof h); /* it holds the key's pads */
+}
+
+/* Fills p with n bytes from the kernel's generator; false when it fails. */
+static bool random_bytes(uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t got = getrandom(p, n, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    p += got, n -= (size_t)got;
+  }
+  return true;
 }
 
 static int key_sign(ty_auth *a, const uint8_t digest[32], uint8_t **out, size_t *out_len) {
@@ -211,10 +223,11 @@ static int key_sign(ty_auth *a, const uint8_t digest[32], uint8_t **out, size_t 
   ty_put_be(c + 4, geteuid(), 4);
   ty_put_be(c + 8, getegid(), 4);
   ty_put_be(c + 12, (uint64_t)ty_now_ms(), 8);
-  if (RAND_bytes(c + 20, 16) != 1 || key_mac(a, c, digest, c + KEY_SIGNED_LEN) != 0) {
+  if (!random_bytes(c + 20, 16)) {
     free(c);
-    return TY_ENOMEM;
+    return TY_EIO;
   }
+  key_mac(a, c, digest, c + KEY_SIGNED_LEN);
   *out = c;
   *out_len = TY_AUTH_KEY_CRED_LEN;
   return 0;
@@ -276,8 +289,8 @@ static int key_verify(ty_auth *a, const uint8_t digest[32], const uint8_t *c, si
                   "credential: not a cluster-key credential "
                   "(does the sender use another scheme?)");
   uint8_t mac[32];
-  if (key_mac(a, c, digest, mac) != 0) return TY_ENOMEM;
-  if (CRYPTO_memcmp(mac, c + KEY_SIGNED_LEN, 32) != 0)
+  key_mac(a, c, digest, mac);
+  if (!memeql_sec(mac, c + KEY_SIGNED_LEN, 32))
     return refuse(label, "bad_credential", err, len, "%s",
                   "credential: signature does not "
                   "verify under the cluster key (another key, or a forged or altered request)");

@@ -14,7 +14,7 @@
 #include "lib/auth/auth_internal.h"
 
 #include <munge.h>
-#include <openssl/crypto.h>
+#include <nettle/memops.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,7 +101,7 @@ int ty__munge_verify(const char *socket, const uint8_t digest[32], const uint8_t
   int rc = 0;
   if (e != EMUNGE_SUCCESS) {
     rc = refused(ctx, e, socket, out_label, err, err_len);
-  } else if (len != 32 || CRYPTO_memcmp(payload, digest, 32) != 0) {
+  } else if (len != 32 || !memeql_sec(payload, digest, 32)) {
     *out_label = "wrong_request";
     rc = ty_errf(err, err_len, TY_EPERM,
                  "credential: made for another request (its digest "

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# `trainctl ls` against `squeue` with 1,000 pending jobs, the samples
+# interleaved so that load from other work falls on every side alike
+# (issue 20 item 3: ls at <= 1/5 of squeue's time). Two trainctl binaries
+# (A and B, e.g. before and after a change) and squeue take turns, ROUNDS
+# samples each, every sample one process from start to exit ($EPOCHREALTIME).
+# Trainyard: one traind (--auth none, as slurm_scale.sh runs it) holding an
+# array of 1,000 pending (no worker: nothing starts). Slurm: bench/slurm-local.sh's
+# tuned profile (MUNGE), a job holding all 64 CPUs and an array of 1,000
+# behind it. Prints the medians and the ratios, with the load average.
+#   TY_BUILDDIR=build bench/cli/ls_vs_squeue.sh A_TRAINCTL B_TRAINCTL [ROUNDS]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${TY_BUILDDIR:-$root/build}" && pwd)
+a=$(realpath "$1") b=$(realpath "$2")
+rounds=${3:-50}
+work=$(mktemp -d /tmp/trainyard-lsq-XXXXXX)
+tpid=
+log() { echo "ls_vs_squeue: $*" >&2; }
+cleanup() {
+  [ -n "$tpid" ] && kill "$tpid" 2>/dev/null
+  "$root/bench/slurm-local.sh" stop "$work/slurm" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+. "$root/bench/timing.sh"
+
+"$build/daemon/traind" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir "$work/ty" \
+  --port-file "$work/ty.ports" --auth none --log-level warn 2>"$work/traind.log" &
+tpid=$!
+while [ ! -s "$work/ty.ports" ]; do
+  kill -0 "$tpid" 2>/dev/null || { log "traind did not start: $(tail -1 "$work/traind.log")"; exit 1; }
+  sleep 0.05
+done
+export TRAINYARD_CONTROLLER=127.0.0.1:$(sed -n 's/^rpc=//p' "$work/ty.ports")
+"$b" submit --quiet --array 0-999 --command -- true >/dev/null
+
+"$root/bench/slurm-local.sh" start "$work/slurm" 64
+export SLURM_CONF="$work/slurm/slurm.conf"
+sbatch -c 64 -o /dev/null --wrap="sleep 600" >/dev/null
+sbatch --array=0-999 -o /dev/null --wrap=true >/dev/null
+[ "$(squeue -h -r | wc -l)" -ge 1000 ] || { log "slurm: pending jobs missing"; exit 1; }
+
+sample() { # OUT CMD...
+  local out=$1 t0; shift
+  t0=$EPOCHREALTIME
+  "$@" >/dev/null || { log "failed: $*"; exit 1; }
+  elapsed "$t0" >>"$out"
+}
+: >a.t; : >b.t; : >s.t
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for i in $(seq 1 "$rounds"); do
+  case $((i % 3)) in # rotate the order, so no side always follows another
+  0) sample a.t "$a" ls; sample b.t "$b" ls; sample s.t squeue ;;
+  1) sample b.t "$b" ls; sample s.t squeue; sample a.t "$a" ls ;;
+  2) sample s.t squeue; sample a.t "$a" ls; sample b.t "$b" ls ;;
+  esac
+done
+ma=$(stats a.t | cut -d' ' -f1) mb=$(stats b.t | cut -d' ' -f1) ms=$(stats s.t | cut -d' ' -f1)
+ratio() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.2f", s / t }'; }
+echo "| 1,000 pending, $rounds interleaved samples each | median (s) | p90 (s) | squeue / this |"
+echo "| --- | --- | --- | --- |"
+echo "| trainctl ls, A | $ma | $(stats a.t | cut -d' ' -f2) | $(ratio "$ms" "$ma") |"
+echo "| trainctl ls, B | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
+echo "| squeue (Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null)) | $ms | $(stats s.t | cut -d' ' -f2) | 1.00 |"
+echo "load average: $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"

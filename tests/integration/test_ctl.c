@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What one trainctl process costs the cluster and itself (issue 20 item 3,
+ * the submit loop of issue 15): every command sends exactly one request to
+ * the controller (counted by the controller's own
+ * trainyard_rpc_requests_total), and trainctl loads only the libraries it
+ * needs (the dynamic loader's own report, LD_DEBUG=libs): no libcrypto
+ * (lib/auth hashes with Nettle's SHA-256) and no OpenBLAS or GLPK run path
+ * to search. The cluster authenticates with MUNGE, so every request is
+ * signed as in production.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/methods.h"
+#include "tests/integration/harness.h"
+
+/* The sum of trainyard_rpc_requests_total over every status of `method`,
+ * or over every method when method is NULL. */
+static long requests(const it_cluster *c, const char *method) {
+  char *m = it_http_get_metrics(c->metrics_port);
+  cr_assert(m, "no /metrics from traind");
+  char want[96];
+  snprintf(want, sizeof want, "{method=\"%s\",", method ? method : "");
+  long sum = 0;
+  static const char name[] = "trainyard_rpc_requests_total{";
+  for (const char *p = strstr(m, name); p; p = strstr(p + 1, name)) {
+    if (p != m && p[-1] != '\n') continue; /* a HELP or TYPE line */
+    if (method && strncmp(p + sizeof name - 2, want, strlen(want)) != 0) continue;
+    const char *v = strchr(p, '}');
+    cr_assert(v, "%s", p);
+    sum += strtol(v + 1, NULL, 10);
+  }
+  free(m);
+  return sum;
+}
+
+/* Runs trainctl ARGS and checks it sent one request, of `method`. */
+static void one_request(const it_cluster *c, const char *method, const char *const *args) {
+  long all = requests(c, NULL), mine = requests(c, method);
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, args);
+  cr_assert_eq(rc, 0, "trainctl %s: exit %d: %s", args[0], rc, err);
+  cr_assert_eq(requests(c, NULL) - all, 1, "trainctl %s %s: %ld requests, not one", args[0],
+               args[1] ? args[1] : "", requests(c, NULL) - all);
+  cr_assert_eq(requests(c, method) - mine, 1, "trainctl %s: the request was not %s", args[0],
+               method);
+  free(out);
+  free(err);
+}
+
+Test(ctl, every_command_sends_one_request, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* no workers: only trainctl talks to traind */
+  one_request(&c, TY_M_SUBMIT_JOB,
+              (const char *const[]){"submit", "--quiet", "--command", "--", "true", NULL});
+  one_request(&c, TY_M_SUBMIT_JOB,
+              (const char *const[]){"submit", "--quiet", "--array", "0-99", "--command", "--",
+                                    "true", NULL});
+  one_request(&c, TY_M_LIST_JOBS, (const char *const[]){"ls", NULL});
+  one_request(&c, TY_M_LIST_JOBS, (const char *const[]){"ls", "--array", NULL});
+  one_request(&c, TY_M_LIST_JOBS, (const char *const[]){"ls", "--all", "--json", NULL});
+  one_request(&c, TY_M_GET_JOB, (const char *const[]){"show", "1", NULL});
+  one_request(&c, TY_M_LIST_NODES, (const char *const[]){"nodes", NULL});
+  one_request(&c, TY_M_GET_HISTORY, (const char *const[]){"history", "--limit", "5", NULL});
+  one_request(&c, TY_M_EXPLAIN_JOB, (const char *const[]){"why", "2", NULL});
+  one_request(&c, TY_M_CANCEL_JOB, (const char *const[]){"cancel", "1", NULL});
+  it_cluster_stop(&c);
+}
+
+/* The libraries the dynamic loader loads for trainctl ARGS (its
+ * LD_DEBUG=libs report, on stderr). */
+static char *loaded(const it_cluster *c, const char *const *args) {
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(setenv("LD_DEBUG", "libs", 1), 0);
+  int rc = it_trainctl_err(c, &out, &err, args);
+  unsetenv("LD_DEBUG");
+  cr_assert_eq(rc, 0, "trainctl %s: exit %d: %s", args[0], rc, err);
+  free(out);
+  cr_assert(strstr(err, "libuv"), "LD_DEBUG=libs said nothing of libuv: %s", err);
+  return err;
+}
+
+static void lean(const it_cluster *c, const char *const *args) {
+  char *libs = loaded(c, args);
+  static const char *const never[] = {"libcrypto", "openblas", "libglpk"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(never); i++)
+    cr_assert(!strstr(libs, never[i]), "trainctl %s loads or searches %s:\n%s", args[0], never[i],
+              libs);
+  cr_assert(strstr(libs, "libmunge"), "%s", libs); /* signed with MUNGE, as in production */
+  free(libs);
+}
+
+Test(ctl, ls_and_submit_load_no_libcrypto_or_openblas, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  lean(&c, (const char *const[]){"submit", "--quiet", "--command", "--", "true", NULL});
+  lean(&c, (const char *const[]){"ls", NULL});
+  lean(&c, (const char *const[]){"show", "1", NULL});
+  it_cluster_stop(&c);
+}
