@@ -332,12 +332,18 @@ static bool model_gather(const ty__model *m, ty__op *op, const ty_graph_node *n)
 
 /* ReduceSum / ReduceMean: a split reduced dim leaves partial sums (a mean
  * divides by the full count on every rank). */
+/* Reductions whose partial results do not add up (a max, a norm, a log):
+ * their reduced dims stay whole on every rank. */
+static bool reduce_additive(ty_op op) {
+  return op == TY_OP_REDUCE_SUM || op == TY_OP_REDUCE_MEAN;
+}
+
 static bool model_reduce(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   const ty_shape *x = ty__in_shape(m, n, 0);
   if (!x) return false;
   int64_t axes[TY_MAX_RANK];
   int na;
-  int input_opset = n->op == TY_OP_REDUCE_SUM ? 13 : 18;
+  int input_opset = n->op == TY_OP_REDUCE_SUM ? 13 : 18; /* axes as an input from */
   if (n->opset >= input_opset) {
     na = ty_graph_node_input(n, 1) == TY_NO_VALUE
              ? 0
@@ -359,7 +365,8 @@ static bool model_reduce(const ty__model *m, ty__op *op, const ty_graph_node *n)
     red[a] = true;
   }
   for (int d = 0, o = 0; d < x->rank; d++) {
-    add_loop(op, x->dims[d], true, red[d] ? TY__LOOP_REDUCE : TY__LOOP_DIM);
+    add_loop(op, x->dims[d], !red[d] || reduce_additive(n->op),
+             red[d] ? TY__LOOP_REDUCE : TY__LOOP_DIM);
     op->in[0].loop[d] = (int8_t)d;
     if (!red[d])
       op->out[0].loop[o++] = (int8_t)d;
@@ -368,6 +375,31 @@ static bool model_reduce(const ty__model *m, ty__op *op, const ty_graph_node *n)
   }
   op->flops = ty__numel(x);
   return true;
+}
+
+/* Ops whose samples are independent but whose other dims this planner
+ * does not split (ConvTranspose, InstanceNormalization): the batch (dim 0
+ * of input 0 and output 0) may split, every other dim is needed whole, and
+ * the weights are replicated, their gradients partial over the batch's
+ * axes as in data parallelism. */
+static bool model_batch_only(const ty__model *m, ty__op *op, const ty_graph_node *n, double flops) {
+  const ty_shape *x = ty__in_shape(m, n, 0), *y = ty__out_shape(m, n, 0);
+  if (!x || !y || x->rank < 2 || y->rank < 2 || x->dims[0] != y->dims[0]) return false;
+  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  op->in[0].loop[0] = op->out[0].loop[0] = (int8_t)ln;
+  op->flops = flops;
+  return true;
+}
+
+/* ConvTranspose's FLOPs: every input element meets a filter of
+ * C_out / group x kernel taps (w is [C_in, C_out / group, k...]). */
+static double conv_transpose_flops(const ty__model *m, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0), *w = ty__in_shape(m, n, 1);
+  if (!x || !w || w->rank < 2) return 0;
+  double taps = 1;
+  for (int d = 1; d < w->rank; d++)
+    taps *= (double)w->dims[d];
+  return 2.0 * ty__numel(x) * taps;
 }
 
 /* SoftmaxCrossEntropyLoss: scores [N, C, d...], labels [N, d...]; classes
@@ -471,7 +503,19 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
     return model_gather(m, op, n);
   case TY_OP_REDUCE_MEAN:
   case TY_OP_REDUCE_SUM:
+  case TY_OP_REDUCE_MAX:
+  case TY_OP_REDUCE_MIN:
+  case TY_OP_REDUCE_PROD:
+  case TY_OP_REDUCE_L1:
+  case TY_OP_REDUCE_L2:
+  case TY_OP_REDUCE_SUM_SQUARE:
+  case TY_OP_REDUCE_LOG_SUM:
+  case TY_OP_REDUCE_LOG_SUM_EXP:
     return model_reduce(m, op, n);
+  case TY_OP_CONV_TRANSPOSE:
+    return model_batch_only(m, op, n, conv_transpose_flops(m, n));
+  case TY_OP_INSTANCE_NORM:
+    return model_batch_only(m, op, n, y ? 8 * ty__numel(y) : 0);
   case TY_OP_SOFTMAX_CE_LOSS:
     return model_sce(m, op, n);
   default:
@@ -516,6 +560,17 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_CONSTANT:
   case TY_OP_GRAD:
     return false;
+  case TY_OP_REDUCE_MAX:
+  case TY_OP_REDUCE_MIN:
+  case TY_OP_REDUCE_PROD:
+  case TY_OP_REDUCE_L1:
+  case TY_OP_REDUCE_L2:
+  case TY_OP_REDUCE_SUM_SQUARE:
+  case TY_OP_REDUCE_LOG_SUM:
+  case TY_OP_REDUCE_LOG_SUM_EXP:
+  case TY_OP_CONV_TRANSPOSE:
+  case TY_OP_INSTANCE_NORM:
+    return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || elementwise_by_name(ty_op_name(op))
                              : false;
