@@ -353,6 +353,9 @@ static int start_local(it_cluster *c) {
 }
 
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
+  /* 200 steps over at least 3 s, so the curve has several progress reports
+   * however fast the machine trains the MLP (a quiet one did it in one). */
+  setenv("TRAINYARD_STEP_DELAY_MS", "15", 1);
   it_cluster c;
   int port = start_local(&c);
   ty_rpc_client *cl = it_client(&c);
