@@ -124,6 +124,24 @@ const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id) {
   return &g->values[id];
 }
 
+bool ty_op_is_reduce(ty_op op) {
+  switch (op) {
+  case TY_OP_REDUCE_MEAN:
+  case TY_OP_REDUCE_SUM:
+  case TY_OP_REDUCE_MAX:
+  case TY_OP_REDUCE_MIN:
+  case TY_OP_REDUCE_PROD:
+  case TY_OP_REDUCE_L1:
+  case TY_OP_REDUCE_L2:
+  case TY_OP_REDUCE_SUM_SQUARE:
+  case TY_OP_REDUCE_LOG_SUM:
+  case TY_OP_REDUCE_LOG_SUM_EXP:
+    return true;
+  default:
+    return false;
+  }
+}
+
 int ty_graph_check_bind(const ty_graph *g, int id, const ty_tensor *t, char *err, size_t err_len) {
   const ty_graph_value *v = ty_graph_value_at(g, id);
   if (!v) return ty_errf(err, err_len, TY_ENOTFOUND, "value %d: no such value", id);

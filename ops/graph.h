@@ -217,6 +217,9 @@ size_t ty_graph_n_values(const ty_graph *g);
 const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id);
 /* Value id for a name, or TY_NO_VALUE. */
 int ty_graph_find_value(const ty_graph *g, const char *name);
+/* Whether op is one of ONNX's Reduce* family (the data in input 0, axes
+ * as input 1 or an attribute, keepdims). */
+bool ty_op_is_reduce(ty_op op);
 /* 0 when t may be bound to value id before a run: id names a graph input
  * or initializer and t has its dtype and every known dim of its shape;
  * else an error naming the value and what differs. Both executors use it

@@ -26,6 +26,7 @@ bool ty_autodiff_input_differentiable(ty_op op, int i) {
 }
 
 bool ty__grad_differentiable(ty_op op, int i) {
+  if (ty_op_is_reduce(op)) return i == 0; /* not their axes */
   switch (op) {
   case TY_OP_GATHER:
   case TY_OP_RESHAPE:
@@ -46,17 +47,6 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_CLIP:
   case TY_OP_CAST:
   case TY_OP_CAST_LIKE:
-    return i == 0;
-  case TY_OP_REDUCE_MEAN:
-  case TY_OP_REDUCE_SUM:
-  case TY_OP_REDUCE_MAX:
-  case TY_OP_REDUCE_MIN:
-  case TY_OP_REDUCE_PROD:
-  case TY_OP_REDUCE_L1:
-  case TY_OP_REDUCE_L2:
-  case TY_OP_REDUCE_SUM_SQUARE:
-  case TY_OP_REDUCE_LOG_SUM:
-  case TY_OP_REDUCE_LOG_SUM_EXP:
     return i == 0;
   case TY_OP_BATCH_NORM:
     return i <= 2;

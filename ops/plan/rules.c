@@ -449,6 +449,7 @@ static bool elementwise_by_name(const char *t) {
 
 static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   const ty_shape *y = ty__out_shape(m, n, 0);
+  if (ty_op_is_reduce(n->op)) return model_reduce(m, op, n);
   switch (n->op) {
   case TY_OP_ADD:
   case TY_OP_SUB:
@@ -501,17 +502,6 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
     return model_concat(m, op, n);
   case TY_OP_GATHER:
     return model_gather(m, op, n);
-  case TY_OP_REDUCE_MEAN:
-  case TY_OP_REDUCE_SUM:
-  case TY_OP_REDUCE_MAX:
-  case TY_OP_REDUCE_MIN:
-  case TY_OP_REDUCE_PROD:
-  case TY_OP_REDUCE_L1:
-  case TY_OP_REDUCE_L2:
-  case TY_OP_REDUCE_SUM_SQUARE:
-  case TY_OP_REDUCE_LOG_SUM:
-  case TY_OP_REDUCE_LOG_SUM_EXP:
-    return model_reduce(m, op, n);
   case TY_OP_CONV_TRANSPOSE:
     return model_batch_only(m, op, n, conv_transpose_flops(m, n));
   case TY_OP_INSTANCE_NORM:
@@ -560,19 +550,12 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_CONSTANT:
   case TY_OP_GRAD:
     return false;
-  case TY_OP_REDUCE_MAX:
-  case TY_OP_REDUCE_MIN:
-  case TY_OP_REDUCE_PROD:
-  case TY_OP_REDUCE_L1:
-  case TY_OP_REDUCE_L2:
-  case TY_OP_REDUCE_SUM_SQUARE:
-  case TY_OP_REDUCE_LOG_SUM:
-  case TY_OP_REDUCE_LOG_SUM_EXP:
   case TY_OP_CONV_TRANSPOSE:
   case TY_OP_INSTANCE_NORM:
     return true;
   default:
-    return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || elementwise_by_name(ty_op_name(op))
+    return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||
+                                   elementwise_by_name(ty_op_name(op))
                              : false;
   }
 }
