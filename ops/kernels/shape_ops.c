@@ -5,7 +5,7 @@
  * Shape and Size, Slice, Split, Expand and Tile. All are dtype-agnostic
  * and move whole elements with memcpy; Transpose, Slice and Tile walk the
  * output and gather through computed input strides (Transpose in tiles
- * where its last two output dims are a matrix transpose).
+ * where the input's innermost dim does not stay last).
  */
 #include "ops/ops_internal.h"
 
@@ -50,39 +50,47 @@ static void gather_row(char *dst, const char *src, int64_t len, int64_t st, size
  * of which the next TILE outputs reuse while it is still in L1. */
 #define TRANSPOSE_TILE 16
 
-/* dst[i * cols + j] = src[i + j * st] for i < rows, j < cols (4-byte
- * elements): the last two output dims of a transpose that swaps the
- * input's innermost dim into the output's second-to-last place. */
+/* dst[i * ld + j] = src[i + j * st] for i < rows, j < cols (4-byte
+ * elements): output dims q (rows, read with stride 1) and the last (cols,
+ * written with stride 1) of a transpose. */
 static void transpose_tiles(uint32_t *dst, const uint32_t *src, int64_t rows, int64_t cols,
-                            int64_t st) {
+                            int64_t ld, int64_t st) {
   for (int64_t i0 = 0; i0 < rows; i0 += TRANSPOSE_TILE) {
     int64_t i1 = i0 + TRANSPOSE_TILE < rows ? i0 + TRANSPOSE_TILE : rows;
     for (int64_t j0 = 0; j0 < cols; j0 += TRANSPOSE_TILE) {
       int64_t j1 = j0 + TRANSPOSE_TILE < cols ? j0 + TRANSPOSE_TILE : cols;
       for (int64_t i = i0; i < i1; i++)
         for (int64_t j = j0; j < j1; j++)
-          dst[i * cols + j] = src[i + j * st];
+          dst[i * ld + j] = src[i + j * st];
     }
   }
 }
 
-/* Transposes whose last two output dims are a matrix transpose of 4-byte
- * elements (a weight's [1, 0], attention's K^T [0, 2, 3, 1]): one tiled
- * 2-D transpose per index of the leading dims. False when the fast path
- * does not apply. */
+/* Transposes of 4-byte elements that move the input's innermost dim away
+ * from the output's last place (a weight's [1, 0], attention's K^T
+ * [0, 2, 3, 1] and its gradient [0, 3, 1, 2]): one tiled 2-D transpose of
+ * output dims q (the input's innermost) and last per index of the other
+ * dims. False when the fast path does not apply. */
 static bool transpose_2d(const ty_tensor *x, ty_tensor *y, const int64_t *ps) {
-  int r = y->shape.rank;
-  if (r < 2 || ty_dtype_size(x->dtype) != 4 || ps[r - 2] != 1 || ps[r - 1] == 1) return false;
-  int64_t rows = y->shape.dims[r - 2], cols = y->shape.dims[r - 1], idx[TY_MAX_RANK] = {0}, off = 0;
-  int64_t mats = ty_shape_span(&y->shape, 0, r - 2);
+  int r = y->shape.rank, q = -1;
+  if (r < 2 || ty_dtype_size(x->dtype) != 4 || ps[r - 1] == 1) return false;
+  for (int d = r - 2; d >= 0 && q < 0; d--)
+    if (ps[d] == 1 && y->shape.dims[d] > 1) q = d;
+  if (q < 0) return false;
+  int64_t ys[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, xoff = 0, yoff = 0;
+  ty_shape_strides(&y->shape, ys);
+  int64_t mats = ty_tensor_numel(y) / (y->shape.dims[q] * y->shape.dims[r - 1]);
   for (int64_t m = 0; m < mats; m++) {
-    transpose_tiles((uint32_t *)y->data + m * rows * cols, (const uint32_t *)x->data + off, rows,
-                    cols, ps[r - 1]);
-    for (int d = r - 3; d >= 0; d--) {
+    transpose_tiles((uint32_t *)y->data + yoff, (const uint32_t *)x->data + xoff, y->shape.dims[q],
+                    y->shape.dims[r - 1], ys[q], ps[r - 1]);
+    for (int d = r - 2; d >= 0; d--) { /* the next index of the dims other than q and last */
+      if (d == q) continue;
       idx[d]++;
-      off += ps[d];
+      xoff += ps[d];
+      yoff += ys[d];
       if (idx[d] < y->shape.dims[d]) break;
-      off -= ps[d] * idx[d];
+      xoff -= ps[d] * idx[d];
+      yoff -= ys[d] * idx[d];
       idx[d] = 0;
     }
   }

@@ -278,9 +278,12 @@ Test(kernels, transpose_tiled_matches_elementwise) {
   check_transpose4(dims, (int64_t[]){0, 2, 3, 1}); /* attention's K^T: tiled */
   check_transpose4(dims, (int64_t[]){0, 1, 3, 2}); /* tiled */
   check_transpose4(dims, (int64_t[]){3, 2, 0, 1}); /* tiled, leading dims permuted */
+  check_transpose4(dims, (int64_t[]){0, 3, 1, 2}); /* K^T's gradient: tiled, rows apart */
+  check_transpose4(dims, (int64_t[]){3, 0, 2, 1}); /* tiled, rows apart */
   check_transpose4(dims, (int64_t[]){0, 2, 1, 3}); /* the head split: row copies */
   check_transpose4(dims, (int64_t[]){1, 0, 2, 3}); /* row copies */
   check_transpose4((int64_t[]){1, 1, 33, 1}, (int64_t[]){0, 1, 3, 2}); /* unit dims */
+  check_transpose4((int64_t[]){3, 1, 5, 1}, (int64_t[]){3, 1, 2, 0});  /* unit dims */
 }
 
 Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
