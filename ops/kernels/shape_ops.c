@@ -4,8 +4,7 @@
  * shape was computed by inference), Constant, Transpose, Concat, Gather,
  * Shape and Size, Slice, Split, Expand and Tile. All are dtype-agnostic
  * and move whole elements with memcpy; Transpose, Slice and Tile walk the
- * output and gather through computed input strides (Transpose in tiles
- * where the input's innermost dim does not stay last).
+ * output and gather through computed input strides.
  */
 #include "ops/ops_internal.h"
 
@@ -46,57 +45,6 @@ static void gather_row(char *dst, const char *src, int64_t len, int64_t st, size
   }
 }
 
-/* Tiles of a 2-D transpose: a tile's reads touch TILE cache lines, each
- * of which the next TILE outputs reuse while it is still in L1. */
-#define TRANSPOSE_TILE 16
-
-/* dst[i * ld + j] = src[i + j * st] for i < rows, j < cols (4-byte
- * elements): output dims q (rows, read with stride 1) and the last (cols,
- * written with stride 1) of a transpose. */
-static void transpose_tiles(uint32_t *dst, const uint32_t *src, int64_t rows, int64_t cols,
-                            int64_t ld, int64_t st) {
-  for (int64_t i0 = 0; i0 < rows; i0 += TRANSPOSE_TILE) {
-    int64_t i1 = i0 + TRANSPOSE_TILE < rows ? i0 + TRANSPOSE_TILE : rows;
-    for (int64_t j0 = 0; j0 < cols; j0 += TRANSPOSE_TILE) {
-      int64_t j1 = j0 + TRANSPOSE_TILE < cols ? j0 + TRANSPOSE_TILE : cols;
-      for (int64_t i = i0; i < i1; i++)
-        for (int64_t j = j0; j < j1; j++)
-          dst[i * ld + j] = src[i + j * st];
-    }
-  }
-}
-
-/* Transposes of 4-byte elements that move the input's innermost dim away
- * from the output's last place (a weight's [1, 0], attention's K^T
- * [0, 2, 3, 1] and its gradient [0, 3, 1, 2]): one tiled 2-D transpose of
- * output dims q (the input's innermost) and last per index of the other
- * dims. False when the fast path does not apply. */
-static bool transpose_2d(const ty_tensor *x, ty_tensor *y, const int64_t *ps) {
-  int r = y->shape.rank, q = -1;
-  if (r < 2 || ty_dtype_size(x->dtype) != 4 || ps[r - 1] == 1) return false;
-  for (int d = r - 2; d >= 0 && q < 0; d--)
-    if (ps[d] == 1 && y->shape.dims[d] > 1) q = d;
-  if (q < 0) return false;
-  int64_t ys[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, xoff = 0, yoff = 0;
-  ty_shape_strides(&y->shape, ys);
-  int64_t mats = ty_tensor_numel(y) / (y->shape.dims[q] * y->shape.dims[r - 1]);
-  for (int64_t m = 0; m < mats; m++) {
-    transpose_tiles((uint32_t *)y->data + yoff, (const uint32_t *)x->data + xoff, y->shape.dims[q],
-                    y->shape.dims[r - 1], ys[q], ps[r - 1]);
-    for (int d = r - 2; d >= 0; d--) { /* the next index of the dims other than q and last */
-      if (d == q) continue;
-      idx[d]++;
-      xoff += ps[d];
-      yoff += ys[d];
-      if (idx[d] < y->shape.dims[d]) break;
-      xoff -= ps[d] * idx[d];
-      yoff -= ys[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
-  return true;
-}
-
 int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                     ty__kctx *ctx) {
   (void)ctx;
@@ -112,7 +60,6 @@ int ty__k_transpose(const ty_graph_node *n, const ty_tensor *const *in, ty_tenso
   ty_shape_strides(&x->shape, xs);
   for (int d = 0; d < r; d++)
     ps[d] = xs[perm[d]];
-  if (ty_tensor_numel(y) > 0 && transpose_2d(x, y, ps)) return 0;
   size_t es = ty_dtype_size(x->dtype);
   int64_t total = ty_tensor_numel(y), off = 0, len = r ? y->shape.dims[r - 1] : 1,
           st = r ? ps[r - 1] : 1;

@@ -5,7 +5,6 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define F TY_DTYPE_F32
@@ -234,56 +233,6 @@ Test(kernels, transpose_concat_gather) {
   ty_tensor *g[2] = {tensor_f32(SHAPE(3, 2), (float[]){1, 2, 3, 4, 5, 6}),
                      tensor_i64(SHAPE(2), (int64_t[]){-1, 0})};
   check(TY_OP_GATHER, 2, g, NULL, (float[]){5, 6, 1, 2}, 4);
-}
-
-/* Transpose of x [d0, d1, d2, d3] by perm against an element-by-element
- * reference: the tiled path (the last two output dims a matrix transpose)
- * and the row-copy path must both be exact, also with partial tiles. */
-static void check_transpose4(const int64_t *dims, const int64_t *perm) {
-  int64_t cnt = dims[0] * dims[1] * dims[2] * dims[3], xs[4], ys[4];
-  float *v = malloc((size_t)cnt * sizeof *v), *want = malloc((size_t)cnt * sizeof *want);
-  cr_assert(v && want);
-  for (int64_t i = 0; i < cnt; i++)
-    v[i] = (float)i;
-  ty_shape xshape = ty_shape_make(4, dims),
-           yshape = ty_shape_make(
-               4, (int64_t[]){dims[perm[0]], dims[perm[1]], dims[perm[2]], dims[perm[3]]});
-  ty_shape_strides(&xshape, xs);
-  ty_shape_strides(&yshape, ys);
-  for (int64_t i = 0; i < cnt; i++) { /* y[idx] = x[idx permuted back] */
-    int64_t off = 0;
-    for (int d = 0; d < 4; d++)
-      off += (i / ys[d] % yshape.dims[d]) * xs[perm[d]];
-    want[i] = v[off];
-  }
-  one_node b;
-  ty_tensor *in[1] = {tensor_f32(xshape, v)};
-  one_node_build(&b, TY_OP_TRANSPOSE, 1, (ty_dtype[]){F}, (ty_shape[]){xshape}, 1);
-  ty_graph_node_set_ints(b.g, (size_t)b.node, "perm", perm, 4);
-  ty_exec *e = one_node_run(&b, in);
-  const ty_tensor *y = ty_exec_value(e, b.out[0]);
-  cr_assert(ty_shape_equal(&y->shape, &yshape));
-  cr_assert_eq(memcmp(ty_tensor_f32(y), want, (size_t)cnt * sizeof *want), 0,
-               "perm %lld %lld %lld %lld", (long long)perm[0], (long long)perm[1],
-               (long long)perm[2], (long long)perm[3]);
-  ty_exec_destroy(e);
-  ty_graph_destroy(b.g);
-  ty_tensor_destroy(in[0]);
-  free(v);
-  free(want);
-}
-
-Test(kernels, transpose_tiled_matches_elementwise) {
-  int64_t dims[4] = {2, 19, 3, 37};                /* not multiples of the 16-element tile */
-  check_transpose4(dims, (int64_t[]){0, 2, 3, 1}); /* attention's K^T: tiled */
-  check_transpose4(dims, (int64_t[]){0, 1, 3, 2}); /* tiled */
-  check_transpose4(dims, (int64_t[]){3, 2, 0, 1}); /* tiled, leading dims permuted */
-  check_transpose4(dims, (int64_t[]){0, 3, 1, 2}); /* K^T's gradient: tiled, rows apart */
-  check_transpose4(dims, (int64_t[]){3, 0, 2, 1}); /* tiled, rows apart */
-  check_transpose4(dims, (int64_t[]){0, 2, 1, 3}); /* the head split: row copies */
-  check_transpose4(dims, (int64_t[]){1, 0, 2, 3}); /* row copies */
-  check_transpose4((int64_t[]){1, 1, 33, 1}, (int64_t[]){0, 1, 3, 2}); /* unit dims */
-  check_transpose4((int64_t[]){3, 1, 5, 1}, (int64_t[]){3, 1, 2, 0});  /* unit dims */
 }
 
 Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
