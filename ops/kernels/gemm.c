@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Gemm and MatMul on OpenBLAS's cblas_sgemm, split over the executor's
- * threads (ty__sgemm): a large product by blocks of C's rows or columns
- * of at least 512 and at least the other side of C (each block repacks the
- * other operand, so more blocks cost more: the GPT example's GEMMs as
- * blocks of 128 took about 7% longer on one core than as one call); the
- * blocks do not depend on the thread count, so neither do the sums. MatMul's
+ * threads (ty__sgemm): a large product by blocks of C's rows or columns,
+ * one contiguous block per thread and a spare per thread for balance (each
+ * block repacks the other operand, so more blocks cost more). MatMul's
  * batch dims broadcast (numpy rules); with many batch entries (attention's
  * batch x heads) the entries themselves are split over the threads.
  */
@@ -19,7 +17,7 @@
 
 /* Multiply-adds below which one call on the caller beats waking a thread. */
 #define PAR_MIN_MACS (1 << 18)
-#define GEMM_BLOCK_MIN 512 /* rows or columns of C per block, a multiple of 16 */
+#define GEMM_BLOCK_MIN 128 /* rows or columns of C per block, a multiple of 16 */
 #define GEMM_BLOCKS_MAX 64
 
 typedef struct sgemm_job {
@@ -74,13 +72,7 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                  .a = a,
                  .b = b,
                  .c = c};
-  /* Each block repacks the operand it does not split (k x the other side
-   * of C) and pays OpenBLAS' per-call set-up: blocks of at least
-   * GEMM_BLOCK_MIN and at least that other side keep both small against
-   * the block's own work. */
-  int64_t len = j.by_cols ? n : m, other = j.by_cols ? m : n;
-  int64_t min_block = other > GEMM_BLOCK_MIN ? other : GEMM_BLOCK_MIN;
-  int64_t blocks = (len + min_block - 1) / min_block;
+  int64_t len = j.by_cols ? n : m, blocks = (len + GEMM_BLOCK_MIN - 1) / GEMM_BLOCK_MIN;
   if ((double)m * (double)n * (double)k < PAR_MIN_MACS) blocks = 1;
   if (blocks > GEMM_BLOCKS_MAX) blocks = GEMM_BLOCKS_MAX;
   /* Blocks of a multiple of 16 (the width of OpenBLAS' AVX-512 micro-kernel). */
