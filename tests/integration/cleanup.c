@@ -184,7 +184,8 @@ static void at_exit(void) {
     if (dirs[i].path[0] && dirs[i].done && !keep_all)
       remove_tree(dirs[i].path);
     else if (dirs[i].path[0] && !keep_all)
-      fprintf(stderr, "cleanup: %s kept (its cluster was not stopped: a failed test?)\n",
+      fprintf(stderr,
+              "cleanup: %s kept (its cluster was not stopped: the test failed or was skipped)\n",
               dirs[i].path);
     dirs[i].path[0] = '\0';
   }
@@ -203,12 +204,18 @@ bool it_cleanup_mkdtemp(const char *tmpdir, char *out, size_t out_len) {
   int n = snprintf(out, out_len, "%s/" DIR_PREFIX "%d-XXXXXX", tmpdir, (int)getpid());
   if (n < 0 || (size_t)n >= out_len || !mkdtemp(out)) return false;
   register_at_exit();
-  for (size_t i = 0; i < MAX_DIRS; i++) {
-    if (!dirs[i].path[0]) {
-      snprintf(dirs[i].path, sizeof dirs[i].path, "%s", out);
-      dirs[i].done = false;
-      break;
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < MAX_DIRS; i++) {
+      if (!dirs[i].path[0]) {
+        snprintf(dirs[i].path, sizeof dirs[i].path, "%s", out);
+        dirs[i].done = false;
+        return true;
+      }
     }
+    /* Full (tests run in one process, criterion's --no-fork): the stopped
+     * clusters' directories go now, their tests are over. */
+    for (size_t i = 0; i < MAX_DIRS; i++)
+      if (dirs[i].done) remove_tree(dirs[i].path), dirs[i].path[0] = '\0';
   }
   return true;
 }
