@@ -17,8 +17,8 @@
  *     a failed test's directory only once it is IT_KEEP_FAILED_S old.
  *
  * Only names with a pid are touched, and only when that process is gone,
- * so tests running side by side (meson runs several at once, other
- * checkouts run theirs) never lose each other's state.
+ * so tests running side by side (meson runs several at once, and other
+ * builds on the host run theirs) never lose each other's state.
  */
 #ifndef TY_TESTS_INTEGRATION_CLEANUP_H
 #define TY_TESTS_INTEGRATION_CLEANUP_H
