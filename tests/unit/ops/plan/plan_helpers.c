@@ -46,7 +46,7 @@ void plan_test_add_inits(ty_graph *g, const plan_test_init *inits, size_t n) {
     ty_tensor *t = NULL;
     cr_assert_eq(ty_tensor_create(inits[i].dt, &sh, &t), 0);
     if (inits[i].values)
-      memcpy(t->data, inits[i].values, (size_t)ty_shape_numel(&sh) * sizeof(int64_t));
+      memcpy(t->data, inits[i].values, (size_t)ty_shape_numel(&sh) * ty_dtype_size(inits[i].dt));
     cr_assert_eq(ty_graph_add_value(g, inits[i].name, inits[i].dt, &sh, inits[i].id), 0);
     cr_assert_eq(ty_graph_set_initializer(g, *inits[i].id, t), 0);
   }

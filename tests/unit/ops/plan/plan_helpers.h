@@ -25,14 +25,14 @@ int plan_test_refused(const ty_graph *g, const ty_plan_request *r, char *err);
 
 /* Adds the inputs "x" (F32, shape xs) and "labels" (I64, [batch]). */
 void plan_test_add_inputs(ty_graph *g, const ty_shape *xs, int *x, int *labels);
-/* One initializer: zeros, or `values` (an I64 one's elements, in order). */
+/* One initializer: zeros, or `values` (its elements, of its dtype, in order). */
 typedef struct plan_test_init {
   const char *name;
   ty_dtype dt;
   int rank;
   int64_t dims[4];
   int *id; /* gets the value's id */
-  const int64_t *values;
+  const void *values;
 } plan_test_init;
 /* Adds each initializer as a value of the graph. */
 void plan_test_add_inits(ty_graph *g, const plan_test_init *inits, size_t n);
