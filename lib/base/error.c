@@ -1,10 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Error words, labels and the caller-buffer formatter, all from TY_ERROR_MAP
- * (base.h); libuv names every code outside Trainyard's range. */
+ * (base.h); libuv names every code outside Trainyard's range.
+ *
+ * libuv's two namers are weak references: a program that links libuv for
+ * anything else (every daemon, rlaunch, the tests) gets libuv's words, while
+ * one that does not (trainctl's one-shot commands, which use lib/rpc's
+ * ty_rpc_sync) is not made to load libuv for them (a weak reference does
+ * not make `-Wl,--as-needed` keep a library) and names the system's error
+ * numbers, libuv's codes on Linux, with the C library's words. */
 #include "lib/base/base.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <uv.h>
+
+#pragma weak uv_strerror
+#pragma weak uv_err_name
+
+/* A code libuv would name: -errno, or one of its own (UV_EOF, UV_EAI_*). */
+static bool uv_range(int code) {
+  return code < 0 && code > -4096;
+}
 
 const char *ty_strerror(int code) {
   switch (code) {
@@ -18,8 +35,9 @@ const char *ty_strerror(int code) {
   default:
     break;
   }
-  if (code < 0 && code > -4096) return uv_strerror(code);
-  return "unknown error";
+  if (!uv_range(code)) return "unknown error";
+  if (uv_strerror) return uv_strerror(code);
+  return -code < 3000 ? strerror(-code) : "unknown error";
 }
 
 const char *ty_error_label(int code) {
@@ -34,8 +52,10 @@ const char *ty_error_label(int code) {
   default:
     break;
   }
-  if (code < 0 && code > -4096) return uv_err_name(code);
-  return "ERROR";
+  if (!uv_range(code)) return "ERROR";
+  if (uv_err_name) return uv_err_name(code);
+  const char *name = -code < 3000 ? strerrorname_np(-code) : NULL;
+  return name ? name : "ERROR";
 }
 
 int ty_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap) {

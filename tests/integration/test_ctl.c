@@ -5,9 +5,10 @@
  * the controller (counted by the controller's own
  * trainyard_rpc_requests_total), and trainctl loads only the libraries it
  * needs (the dynamic loader's own report, LD_DEBUG=libs): no libcrypto
- * (lib/auth hashes with Nettle's SHA-256) and no OpenBLAS or GLPK run path
- * to search. The cluster authenticates with MUNGE, so every request is
- * signed as in production.
+ * (lib/auth hashes with Nettle's SHA-256), no OpenBLAS or GLPK run path
+ * to search, and no libuv (one request goes through lib/rpc's blocking
+ * ty_rpc_sync; logs and attach, which stream, run in trainyard-stream). The cluster authenticates
+ * with MUNGE, so every request is signed as in production.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -79,13 +80,13 @@ static char *loaded(const it_cluster *c, const char *const *args) {
   unsetenv("LD_DEBUG");
   cr_assert_eq(rc, 0, "trainctl %s: exit %d: %s", args[0], rc, err);
   free(out);
-  cr_assert(strstr(err, "libuv"), "LD_DEBUG=libs said nothing of libuv: %s", err);
+  cr_assert(strstr(err, "libprotobuf-c"), "LD_DEBUG=libs said nothing of libprotobuf-c: %s", err);
   return err;
 }
 
 static void lean(const it_cluster *c, const char *const *args) {
   char *libs = loaded(c, args);
-  static const char *const never[] = {"libcrypto", "openblas", "libglpk"};
+  static const char *const never[] = {"libcrypto", "openblas", "libglpk", "libuv"};
   for (size_t i = 0; i < TY_ARRAY_LEN(never); i++)
     cr_assert(!strstr(libs, never[i]), "trainctl %s loads or searches %s:\n%s", args[0], never[i],
               libs);
@@ -93,11 +94,39 @@ static void lean(const it_cluster *c, const char *const *args) {
   free(libs);
 }
 
-Test(ctl, ls_and_submit_load_no_libcrypto_or_openblas, .timeout = 60) {
+Test(ctl, ls_and_submit_load_no_libcrypto_openblas_or_libuv, .timeout = 60) {
   it_cluster c;
   it_cluster_start(&c, 0, 1);
   lean(&c, (const char *const[]){"submit", "--quiet", "--command", "--", "true", NULL});
   lean(&c, (const char *const[]){"ls", NULL});
   lean(&c, (const char *const[]){"show", "1", NULL});
+  lean(&c, (const char *const[]){"cancel", "1", NULL});
+  it_cluster_stop(&c);
+}
+
+/* logs and attach run in trainyard-stream with trainctl's command line:
+ * its global options (the harness's --controller) reach the controller,
+ * the exit codes are trainctl's, and their usage is trainctl's. */
+Test(ctl, logs_and_attach_run_in_the_stream_helper, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  static const char *const cmds[] = {"logs", "attach"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(cmds); i++) {
+    char *out = NULL, *err = NULL;
+    long before = requests(&c, TY_M_GET_TASK_LOCATIONS);
+    int rc = it_trainctl_err(&c, &out, &err, (const char *const[]){cmds[i], "999", NULL});
+    cr_assert_eq(rc, 4, "trainctl %s 999: exit %d, not 4 (unknown job): %s", cmds[i], rc, err);
+    cr_assert(strstr(err, "999"), "trainctl %s 999: %s", cmds[i], err);
+    cr_assert_eq(requests(&c, TY_M_GET_TASK_LOCATIONS) - before, 1, "trainctl %s", cmds[i]);
+    free(out), free(err);
+    rc = it_trainctl_err(&c, &out, &err, (const char *const[]){cmds[i], "--help", NULL});
+    cr_assert_eq(rc, 0, "trainctl %s --help: exit %d: %s", cmds[i], rc, err);
+    cr_assert(strstr(out, "Usage: trainctl"), "trainctl %s --help: %s", cmds[i], out);
+    free(out), free(err);
+    rc = it_trainctl_err(&c, &out, &err, (const char *const[]){"help", cmds[i], NULL});
+    cr_assert_eq(rc, 0, "trainctl help %s: exit %d: %s", cmds[i], rc, err);
+    cr_assert(strstr(out, "Usage: trainctl"), "trainctl help %s: %s", cmds[i], out);
+    free(out), free(err);
+  }
   it_cluster_stop(&c);
 }
