@@ -1,26 +1,39 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Error words, labels and the caller-buffer formatter, all from TY_ERROR_MAP
- * (base.h); libuv names every code outside Trainyard's range.
- *
- * libuv's two namers are weak references: a program that links libuv for
- * anything else (every daemon, rlaunch, the tests) gets libuv's words, while
- * one that does not (trainctl's one-shot commands, which use lib/rpc's
- * ty_rpc_sync) is not made to load libuv for them (a weak reference does
- * not make `-Wl,--as-needed` keep a library) and names the system's error
- * numbers, libuv's codes on Linux, with the C library's words. */
+ * (base.h); every code outside Trainyard's range is named from libuv's own
+ * table of its codes, UV_ERRNO_MAP in uv.h, the words and names that
+ * uv_strerror and uv_err_name return. A header's table, not a call: a
+ * program that uses nothing else of libuv (trainctl's one-shot commands,
+ * on lib/rpc's ty_rpc_sync) is not linked against it for its errors. */
 #include "lib/base/base.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <string.h>
 #include <uv.h>
 
-#pragma weak uv_strerror
-#pragma weak uv_err_name
+/* libuv's words for one of its codes, or NULL. */
+static const char *uv_words(int code) {
+  switch (code) {
+#define TY_UV_WORDS_(name, words)                                                                  \
+  case UV_##name:                                                                                  \
+    return words;
+    UV_ERRNO_MAP(TY_UV_WORDS_)
+#undef TY_UV_WORDS_
+  default:
+    return NULL;
+  }
+}
 
-/* A code libuv would name: -errno, or one of its own (UV_EOF, UV_EAI_*). */
-static bool uv_range(int code) {
-  return code < 0 && code > -4096;
+/* libuv's name ("ECONNREFUSED") for one of its codes, or NULL. */
+static const char *uv_label(int code) {
+  switch (code) {
+#define TY_UV_LABEL_(name, words)                                                                  \
+  case UV_##name:                                                                                  \
+    return #name;
+    UV_ERRNO_MAP(TY_UV_LABEL_)
+#undef TY_UV_LABEL_
+  default:
+    return NULL;
+  }
 }
 
 const char *ty_strerror(int code) {
@@ -35,9 +48,8 @@ const char *ty_strerror(int code) {
   default:
     break;
   }
-  if (!uv_range(code)) return "unknown error";
-  if (uv_strerror) return uv_strerror(code);
-  return -code < 3000 ? strerror(-code) : "unknown error";
+  const char *words = uv_words(code);
+  return words ? words : "unknown error";
 }
 
 const char *ty_error_label(int code) {
@@ -52,10 +64,8 @@ const char *ty_error_label(int code) {
   default:
     break;
   }
-  if (!uv_range(code)) return "ERROR";
-  if (uv_err_name) return uv_err_name(code);
-  const char *name = -code < 3000 ? strerrorname_np(-code) : NULL;
-  return name ? name : "ERROR";
+  const char *label = uv_label(code);
+  return label ? label : "ERROR";
 }
 
 int ty_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap) {
