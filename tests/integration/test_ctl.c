@@ -10,10 +10,15 @@
  * ty_rpc_sync; logs and attach, which stream, run in trainyard-stream). The cluster authenticates
  * with MUNGE, so every request is signed as in production.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
@@ -128,5 +133,77 @@ Test(ctl, logs_and_attach_run_in_the_stream_helper, .timeout = 60) {
     cr_assert(strstr(out, "Usage: trainctl"), "trainctl help %s: %s", cmds[i], out);
     free(out), free(err);
   }
+  it_cluster_stop(&c);
+}
+
+/* ---- what trainctl says when the controller is not one ----------------------------- */
+
+/* A listening socket on 127.0.0.1 (nothing accepts on it unless asked). */
+static int listener(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  cr_assert_eq(listen(fd, 8), 0);
+  socklen_t alen = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &alen);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* Answers the first connection as a web server would: not a frame. */
+static void *answer_http(void *arg) {
+  int fd = accept(*(int *)arg, NULL, NULL);
+  if (fd < 0) return NULL;
+  char buf[256];
+  (void)!read(fd, buf, sizeof buf);
+  static const char reply[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+  (void)!write(fd, reply, sizeof reply - 1);
+  (void)!read(fd, buf, sizeof buf); /* until trainctl closes */
+  close(fd);
+  return NULL;
+}
+
+/* trainctl ls against ADDR (the later --controller wins): exit code and
+ * stderr (heap). */
+static int ls_at(const it_cluster *c, const char *addr, char **err) {
+  char *out = NULL;
+  int rc = it_trainctl_err(
+      c, &out, err, (const char *const[]){"--controller", addr, "--timeout", "1", "ls", NULL});
+  free(out);
+  return rc;
+}
+
+Test(ctl, transport_errors_are_named, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  int port;
+  char addr[64], want[160], *err = NULL;
+  close(listener(&port)); /* nobody listens there now */
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  cr_assert_eq(ls_at(&c, addr, &err), 3, "%s", err);
+  snprintf(want, sizeof want, "cannot reach the controller at %s: connection refused", addr);
+  cr_assert(strstr(err, want), "expected \"%s\" in: %s", want, err);
+  free(err);
+
+  int lfd = listener(&port); /* accepted by the kernel, never answered */
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  cr_assert_eq(ls_at(&c, addr, &err), 3, "%s", err);
+  snprintf(want, sizeof want, "the controller at %s did not answer ListJobs within 1 s", addr);
+  cr_assert(strstr(err, want), "expected \"%s\" in: %s", want, err);
+  free(err);
+  close(lfd);
+
+  lfd = listener(&port);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, answer_http, &lfd), 0);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  int rc = ls_at(&c, addr, &err);
+  pthread_join(th, NULL);
+  close(lfd);
+  cr_assert_eq(rc, 3, "%s", err);
+  snprintf(want, sizeof want, "the answer from %s to ListJobs is not a Trainyard frame", addr);
+  cr_assert(strstr(err, want), "expected \"%s\" in: %s", want, err);
+  free(err);
   it_cluster_stop(&c);
 }
