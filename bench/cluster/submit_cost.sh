@@ -12,7 +12,6 @@
 #
 #   bench/cluster/submit_cost.sh BUILD_A BUILD_B [PENDING] [K]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -ge 2 ] || { echo "usage: $0 BUILD_A BUILD_B [PENDING] [K]" >&2; exit 2; }
 a=$(cd "$1" && pwd)
 b=$(cd "$2" && pwd)
@@ -36,9 +35,9 @@ wait_file() {
   echo "submit-cost: $1 did not appear" >&2; return 1
 }
 
-# one BUILD LABEL: prints "instructions ticks seconds".
+# one BUILD LABEL: prints "instructions seconds" (LABEL names its state dir).
 one() {
-  local build=$1 label=$2 ctl="$1/cli/trainctl" s="$work/$2" t0 secs
+  local build=$1 ctl="$1/cli/trainctl" s="$work/$2" t0 secs
   mkdir -p "$s"
   echo "auth.nodes = worker1" >"$s/traind.conf"
   valgrind --tool=callgrind --callgrind-out-file="$s/cg.%p" \
@@ -65,7 +64,7 @@ one() {
   secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
   callgrind_control -d "$tpid" >/dev/null 2>&1
   local dump
-  dump=$(ls -t "$s"/cg."$tpid"* | head -1)
+  dump=$(find "$s" -name "cg.$tpid*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
   local ir
   ir=$(awk '/^summary:|^totals:/ { print $2; exit }' "$dump")
   kill "$wpid" "$tpid" 2>/dev/null || true
@@ -75,8 +74,9 @@ one() {
 
 echo "| build | pending | submits | traind instructions | per submit | window (s, ~1 tick pass each) |"
 echo "| --- | --- | --- | --- | --- | --- |"
-for pair in "A $a" "B $b"; do
-  set -- $pair
-  read -r ir secs < <(one "$2" "$1")
-  echo "| $1 | $pending | $k | $ir | $((ir / k)) | $secs |"
+for label in A B; do
+  build=$a
+  [ "$label" = B ] && build=$b
+  read -r ir secs < <(one "$build" "$label")
+  echo "| $label | $pending | $k | $ir | $((ir / k)) | $secs |"
 done
