@@ -282,15 +282,19 @@ static int reorder(dnnl_primitive_t r, dnnl_stream_t st, dnnl_memory_t from, dnn
 }
 
 /* One call of p on the plain tensors data[] (the primitive's argument
- * order), scratch holding cd_scratch(p) bytes, on the calling thread's
- * stream st (a CPU stream runs each call to its end before returning). */
-static int cd_exec(const cd_prim *p, dnnl_stream_t st, void *const *data, char *scratch) {
+ * order; wpre, when not NULL, the weights already in p's layout), scratch holding cd_scratch(p)
+ * bytes, on the calling thread's stream st (a CPU stream runs each call to its end before
+ * returning). */
+static int cd_exec(const cd_prim *p, dnnl_stream_t st, void *const *data, void *wpre,
+                   char *scratch) {
   dnnl_memory_t user[CD_ARGS] = {0}, inner[CD_ARGS] = {0}, pad = NULL;
   dnnl_exec_arg_t a[CD_ARGS + 1];
   int rc = 0, n = p->n_args;
   for (int i = 0; rc == 0 && i < n; i++) {
     if ((rc = mem(&user[i], &p->user[i], data[i])) != 0) break;
-    if (p->reorder[i]) {
+    if (i == 1 && wpre) { /* the weights, reordered once for every block */
+      rc = mem(&inner[i], &p->inner[i], wpre);
+    } else if (p->reorder[i]) {
       rc = mem(&inner[i], &p->inner[i], scratch);
       scratch += p->inner_bytes[i];
       if (rc == 0 && !p->out[i]) rc = reorder(p->reorder[i], st, user[i], inner[i]);
@@ -317,7 +321,8 @@ static int cd_exec(const cd_prim *p, dnnl_stream_t st, void *const *data, char *
 typedef struct cd_job {
   ty__conv_dnnl_call c;
   cd_prim *full, *tail;
-  char *scratch; /* one slice per thread */
+  void *wpre_full, *wpre_tail; /* the weights in full's and tail's layouts, or NULL */
+  char *scratch;               /* one slice per thread */
   size_t slice;
   atomic_int rc;
 } cd_job;
@@ -345,7 +350,8 @@ static void cd_blocks(void *arg, int64_t begin, int64_t end, int slot) {
     } else {
       data[0] = y, data[1] = x, data[2] = c->out + blk * ws; /* this block's partial */
     }
-    int rc = cd_exec(p, st, data, j->scratch + (size_t)slot * j->slice);
+    void *wpre = p == j->full ? j->wpre_full : j->wpre_tail;
+    int rc = cd_exec(p, st, data, wpre, j->scratch + (size_t)slot * j->slice);
     if (rc != 0) atomic_store(&j->rc, rc);
   }
   cd_threads_restore(old);
@@ -368,22 +374,52 @@ static int cd_prims(const ty__conv_dnnl_call *c, cd_job *j) {
   return rc;
 }
 
+/* The weights reordered once into p's layout (*out NULL when p takes them
+ * as they are, or when they are an output), on the caller. */
+static int cd_pre_weights(const cd_prim *p, const float *w, void **out) {
+  *out = NULL;
+  if (p->kind == TY__DNNL_BWD_WEIGHTS || !p->reorder[1]) return 0;
+  if (!(*out = aligned_alloc(CD_ALIGN, p->inner_bytes[1]))) return TY_ENOMEM;
+  dnnl_stream_t st;
+  dnnl_memory_t user = NULL, inner = NULL;
+  if (dnnl_stream_create(&st, cd_engine, dnnl_stream_default_flags) != dnnl_success)
+    return TY_ENOMEM;
+  int rc = mem(&user, &p->user[1], (void *)w);
+  if (rc == 0) rc = mem(&inner, &p->inner[1], *out);
+  if (rc == 0) rc = reorder(p->reorder[1], st, user, inner);
+  if (user) dnnl_memory_destroy(user);
+  if (inner) dnnl_memory_destroy(inner);
+  dnnl_stream_destroy(st);
+  return rc;
+}
+
+/* The primitives, the pre-reordered weights and the scratch of j. */
+static int cd_prepare(cd_job *j, ty_workers *w) {
+  int rc = cd_prims(&j->c, j);
+  if (rc == 0) rc = cd_pre_weights(j->full, j->c.w, &j->wpre_full);
+  if (rc == 0 && j->tail != j->full) rc = cd_pre_weights(j->tail, j->c.w, &j->wpre_tail);
+  if (rc != 0) return rc;
+  size_t a = cd_scratch(j->full), b = cd_scratch(j->tail), total;
+  j->slice = a > b ? a : b;
+  if (ty_mul_overflow(j->slice, (size_t)ty_workers_count(w), &total)) return TY_ETOOBIG;
+  if (total && !(j->scratch = aligned_alloc(CD_ALIGN, total))) return TY_ENOMEM;
+  return 0;
+}
+
 int ty__conv_dnnl_run(const ty__conv_dnnl_call *c, ty_workers *w) {
   if (atomic_load(&cd_off) || c->batch <= 0) return TY_EUNSUPPORTED;
   pthread_once(&cd_once, cd_init);
   if (!cd_engine) return TY_EUNSUPPORTED;
   cd_job j = {.c = *c};
   int old = cd_threads_one();
-  int rc = cd_prims(c, &j);
+  int rc = cd_prepare(&j, w);
   cd_threads_restore(old);
-  if (rc != 0) return rc;
-  size_t a = cd_scratch(j.full), b = cd_scratch(j.tail), total;
-  j.slice = a > b ? a : b;
-  if (ty_mul_overflow(j.slice, (size_t)ty_workers_count(w), &total)) return TY_ETOOBIG;
-  if (total && !(j.scratch = aligned_alloc(CD_ALIGN, total))) return TY_ENOMEM;
-  atomic_init(&j.rc, 0);
-  ty__parallel_for(w, (c->batch + TY__DNNL_BLOCK - 1) / TY__DNNL_BLOCK, 1, cd_blocks, &j);
+  atomic_init(&j.rc, rc);
+  if (rc == 0)
+    ty__parallel_for(w, (c->batch + TY__DNNL_BLOCK - 1) / TY__DNNL_BLOCK, 1, cd_blocks, &j);
   free(j.scratch);
+  free(j.wpre_full);
+  free(j.wpre_tail);
   rc = atomic_load(&j.rc);
   if (rc == 0) atomic_fetch_add(&cd_calls, 1);
   return rc;
