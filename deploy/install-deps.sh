@@ -14,6 +14,7 @@ packages=(
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   nettle-dev  # Nettle: the request digest and cluster-key MAC (lib/auth), no set-up at start
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)
+  libdnnl-dev # oneDNN: Conv forward and backward (ops/kernels/conv_dnnl.c; optional)
   libjs-chart.js # the web console's charts (built into traind)
   munge libmunge-dev # MUNGE: every request's credential, as Slurm's (lib/auth)
   # tests: Criterion, promtool, the ONNX backend node tests, real data

@@ -486,6 +486,33 @@ double ty__sqdev4(const float *x, int64_t n, double m);
 int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **out,
                   size_t *out_ncol);
 
+/* kernels/conv_dnnl.c, built when meson finds oneDNN (TY_HAVE_DNNL): Conv
+ * of one group through oneDNN, the batch cut into blocks of
+ * TY__DNNL_BLOCK images, each block one single-threaded oneDNN call on one
+ * of w's threads (results independent of the thread count). The inputs
+ * and outputs are plain NCHW / OIHW floats:
+ *   TY__DNNL_FWD:          x, w, bias (or NULL) -> out = y;
+ *   TY__DNNL_BWD_DATA:     y = dY, w -> out = dX;
+ *   TY__DNNL_BWD_WEIGHTS:  x, y = dY -> out = the blocks' partial dW, one
+ *                          m x c x kh x kw filter per block, in block order
+ *                          (the caller adds them in that order).
+ * Returns TY_EUNSUPPORTED when oneDNN has no primitive for the shape (or
+ * is switched off): the caller falls back to im2col. */
+#define TY__DNNL_BLOCK 16
+typedef enum { TY__DNNL_FWD, TY__DNNL_BWD_DATA, TY__DNNL_BWD_WEIGHTS } ty__conv_dnnl_kind;
+typedef struct ty__conv_dnnl_call {
+  ty__conv_dnnl_kind kind;
+  ty__conv_geom g;
+  int64_t batch, m; /* images, output channels */
+  const float *x, *w, *y, *bias;
+  float *out;
+} ty__conv_dnnl_call;
+int ty__conv_dnnl_run(const ty__conv_dnnl_call *c, ty_workers *w);
+/* Tests: off routes every Conv through im2col, the reference; the count
+ * of convs (forward or backward) run through oneDNN so far. */
+void ty__conv_dnnl_enable(bool on);
+int64_t ty__conv_dnnl_calls(void);
+
 /* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
  * dilations, pads (begin/end, may be negative when output_shape asks for
  * more) and output_padding per spatial dim. Output dims of symbolic input

@@ -8,7 +8,10 @@
  * dY x col^T per image and group (one cblas_sgemm, accumulated over blocks
  * of images, the blocks summed in order), the data gradient is W^T x dY
  * scattered back with col2im; images and blocks are split over the
- * executor's threads.
+ * executor's threads. Where meson found oneDNN, one-group convs take its
+ * backward-data and backward-weights primitives instead
+ * (kernels/conv_dnnl.c), the filter gradient again as per-block partials
+ * added in block order.
  * MaxPool routes dY to the first maximum of each window, the element the
  * forward kernel picked.
  */
@@ -175,6 +178,17 @@ static void conv_db_items(void *arg, int64_t begin, int64_t end, int slot) {
   }
 }
 
+/* dW as the sum, in block order, of per-block partials (blocks of
+ * CONV_DW_BLOCK images in conv_dw, of TY__DNNL_BLOCK through oneDNN): the
+ * same sum whatever the thread count. */
+static void conv_dw_sum(const float *part, int64_t blocks, int64_t nw, float *dw) {
+  for (int64_t i = 0; i < nw; i++)
+    dw[i] = part[i]; /* dW is not zero-filled: ty__grad_overwrites */
+  for (int64_t blk = 1; blk < blocks; blk++)
+    for (int64_t i = 0; i < nw; i++)
+      dw[i] += part[blk * nw + i];
+}
+
 static int conv_dw(conv_grad_job *j, ty_workers *w, float *dw) {
   int64_t blocks = (j->batch + CONV_DW_BLOCK - 1) / CONV_DW_BLOCK;
   size_t n_part; /* blocks x the filter: no larger than the batch's column matrices */
@@ -183,15 +197,41 @@ static int conv_dw(conv_grad_job *j, ty_workers *w, float *dw) {
     return TY_ETOOBIG;
   if (!(j->dx = malloc(n_part))) return TY_ENOMEM;
   ty__parallel_for(w, blocks * j->group, 1, conv_dw_items, j);
-  int64_t nw = j->m * j->kdim;
-  for (int64_t i = 0; i < nw; i++)
-    dw[i] = j->dx[i]; /* dW is not zero-filled: ty__grad_overwrites */
-  for (int64_t blk = 1; blk < blocks; blk++)
-    for (int64_t i = 0; i < nw; i++)
-      dw[i] += j->dx[blk * nw + i];
+  conv_dw_sum(j->dx, blocks, j->m * j->kdim, dw);
   free(j->dx);
   return 0;
 }
+
+#if TY_HAVE_DNNL
+/* dX or dW through oneDNN (kernels/conv_dnnl.c); TY_EUNSUPPORTED: use im2col. */
+static int conv_dnnl(const conv_grad_job *j, ty__gctx *c) {
+  ty__conv_dnnl_call d = {.g = j->g,
+                          .batch = j->batch,
+                          .m = j->m,
+                          .x = j->x,
+                          .w = j->w,
+                          .y = j->dy,
+                          .out = c->dx->data};
+  if (c->wrt == 0) {
+    d.kind = TY__DNNL_BWD_DATA;
+    return ty__conv_dnnl_run(&d, c->workers);
+  }
+  int64_t blocks = (j->batch + TY__DNNL_BLOCK - 1) / TY__DNNL_BLOCK, nw = j->m * j->kdim;
+  size_t n_part;
+  if (ty_mul_overflow((size_t)blocks, (size_t)nw, &n_part) ||
+      ty_mul_overflow(n_part, sizeof(float), &n_part))
+    return TY_ETOOBIG;
+  float *part = malloc(n_part);
+  if (!part) return TY_ENOMEM;
+  d.kind = TY__DNNL_BWD_WEIGHTS;
+  d.w = NULL;
+  d.out = part;
+  int rc = ty__conv_dnnl_run(&d, c->workers);
+  if (rc == 0) conv_dw_sum(part, blocks, nw, c->dx->data);
+  free(part);
+  return rc;
+}
+#endif
 
 int ty__g_conv(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *wt = c->x[1];
@@ -216,6 +256,9 @@ int ty__g_conv(ty__gctx *c) {
     memset(c->dx->data, 0, c->dx->nbytes);
     return 0;
   }
+#if TY_HAVE_DNNL
+  if (j.group == 1 && (rc = conv_dnnl(&j, c)) != TY_EUNSUPPORTED) return rc;
+#endif
   if ((rc = ty__conv_cols(&j.g, c->workers, true, &j.cols, &j.ncol)) != 0) return rc;
   if (c->wrt == 1)
     rc = conv_dw(&j, c->workers, c->dx->data);

@@ -8,6 +8,9 @@
  * padding or stride skips im2col entirely. The bias is written into the
  * output first and the GEMM accumulates onto it.
  *
+ * Where meson found oneDNN, one-group convs run through it instead
+ * (kernels/conv_dnnl.c); this path stays the fallback and the reference.
+ *
  * im2col copies the in-bounds run of each row in one loop and fills only
  * the padded ends with zeros; its adjoint adds runs back. Both
  * serve the backward kernels (ops/autodiff).
@@ -249,6 +252,20 @@ int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   j.kdim = j.g.c * j.g.kh * j.g.kw;
   j.osz = j.g.oh * j.g.ow;
   if (j.osz == 0) return 0;
+#if TY_HAVE_DNNL
+  if (j.group == 1 && j.kdim > 0) {
+    ty__conv_dnnl_call c = {.kind = TY__DNNL_FWD,
+                            .g = j.g,
+                            .batch = x->shape.dims[0],
+                            .m = j.m,
+                            .x = j.x,
+                            .w = j.w,
+                            .bias = j.bias,
+                            .out = j.y};
+    int drc = ty__conv_dnnl_run(&c, ctx->workers);
+    if (drc != TY_EUNSUPPORTED) return drc;
+  }
+#endif
   int rc = ty__conv_cols(&j.g, ctx->workers, !conv_direct(&j.g), &j.cols, &j.ncol);
   if (rc != 0) return rc;
   ty__parallel_for(ctx->workers, x->shape.dims[0] * j.group, 1, conv_items, &j);

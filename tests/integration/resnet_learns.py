@@ -5,12 +5,14 @@ residual adds, global average pooling) learns Fashion-MNIST under trainrun.
 
     resnet_learns.py --trainrun PATH --model resnet.onnx --proto PROTO_DIR
 
-A short run, not the full accuracy (bench/RESULTS.md has that): 150 steps
+A short run, not the full accuracy (bench/RESULTS.md has that): 250 steps
 of batch 64, SGD with momentum, on two threads, then the evaluation on the
 10,000 test images in inference mode (BatchNorm on running statistics).
 Passes when the loss of the last 10 steps is below half that of the first
 10 and the test accuracy reaches 0.70 (a model that learns nothing scores
-0.10; the run reaches about 0.8). Exit 77 (skipped) without the dataset or
+0.10; the run reaches about 0.8; at 150 steps it was 0.70 to 0.73, and
+float rounding alone, oneDNN's convolutions against im2col's, moved it
+across the bar). Exit 77 (skipped) without the dataset or
 protoc.
 """
 import argparse
@@ -28,7 +30,7 @@ data_input: "x"
 sgd { lr: 0.05 momentum: 0.9 weight_decay: 0.0005 }
 lr_schedule { constant {} }
 batch_size: 64
-max_steps: 150
+max_steps: 250
 dataset { name: "fashion-mnist" dir: "%s" mean: 0.2860 std: 0.3530 shuffle: TOGGLE_ON }
 seed: 1
 checkpoint_path: "%s"
@@ -60,8 +62,8 @@ def main():
         sys.exit("resnet_learns.py: trainrun failed (%d):\n%s\n%s" % (out.returncode, out.stdout, out.stderr))
     losses = [float(v) for v in re.findall(r"^step \d+/\d+ loss (\S+)", out.stdout, re.M)]
     acc = re.search(r"^final test_accuracy (\S+)", out.stdout, re.M)
-    if len(losses) != 150 or not acc:
-        sys.exit("resnet_learns.py: expected 150 losses and a final accuracy:\n" + out.stdout)
+    if len(losses) != 250 or not acc:
+        sys.exit("resnet_learns.py: expected 250 losses and a final accuracy:\n" + out.stdout)
     first, last, accuracy = sum(losses[:10]) / 10, sum(losses[-10:]) / 10, float(acc.group(1))
     print("loss over the first 10 steps %.4f, over the last 10 %.4f; test accuracy %.4f"
           % (first, last, accuracy))
