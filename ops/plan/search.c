@@ -83,10 +83,10 @@ static int validate_pipeline(const ty_plan_request *r, char *err, size_t err_len
     return ty_errf(err, err_len, TY_EINVAL,
                    "pipeline_stages: %d stages do not divide the %d devices (%d x %d)", S, devices,
                    r->cluster.nodes, r->cluster.devices_per_node);
-  if (S != 1 && r->mode != TY_PLAN_MODE_AUTO && r->mode != TY_PLAN_MODE_TENSOR)
+  if (S != 1 && r->mode == TY_PLAN_MODE_DATA)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "pipeline_stages: pipelines are searched in auto and tensor modes only (mode "
-                   "is %s)",
+                   "pipeline_stages: pipelines are searched in auto, tensor and grid modes only "
+                   "(mode is %s)",
                    mode_name(r->mode));
   if (M < 0)
     return ty_errf(err, err_len, TY_EINVAL, "micro_batches: %d (expected auto or a count >= 1)", M);

@@ -156,9 +156,9 @@ static int find_links(ty__pipe *pp, char *err, size_t err_len) {
   return 0;
 }
 
-/* The plan fits this job: its world, its global batch, BatchNormalization
- * only in stages of one device. A stage's mesh splits what its layouts say
- * (ops/shard checks they divide). */
+/* The plan fits this job: its world, its global batch. A stage's mesh
+ * splits what its layouts say (ops/shard checks they divide;
+ * pipe_shard.c that no BatchNormalization's channels are split). */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
   int64_t global = (int64_t)t->cfg->batch_size, R = p->devices / p->n_stages;
   if ((uint32_t)p->devices != t->opts.world_size)
@@ -170,13 +170,6 @@ static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: %d micro-batches of %lld do not make config.batch_size %lld",
                    p->micro_batches, (long long)p->batch, (long long)global);
-  for (size_t i = 0; R > 1 && i < ty_graph_n_nodes(t->g); i++)
-    if (ty_graph_node_at(t->g, i)->op == TY_OP_BATCH_NORM)
-      return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "plan: BatchNormalization (\"%s\") in pipeline stages of %lld devices each "
-                     "is not supported (stages of one device run it, with statistics per "
-                     "micro-batch)",
-                     ty_graph_node_at(t->g, i)->name, (long long)R);
   const ty_train_parallel *par = t->opts.parallel;
   if (p->n_stages > 1 && (!par->send || !par->recv || !par->flush))
     return ty_errf(err, err_len, TY_EINVAL,
@@ -282,7 +275,8 @@ static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
 }
 
 /* Per BatchNormalization of t: the stage of the node reading its running
- * mean. */
+ * mean. Made at the first gather: t->bn is set up after the stages'
+ * graphs (train.c). */
 static int bn_stages(ty_train *t, ty__pipe *pp) {
   pp->bn_stage = calloc(t->n_bn + 1, sizeof *pp->bn_stage);
   if (!pp->bn_stage) return TY_ENOMEM;
@@ -317,7 +311,6 @@ int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   if (!pp) return 0;
   int rc = param_stages(t, pp, err, err_len);
   if (rc == 0) rc = param_blocks(t, pp);
-  if (rc == 0) rc = bn_stages(t, pp);
   const char **names = calloc(t->np + pp->n_links + 1, sizeof *names), **sent = names + t->np;
   size_t n_sent = 0;
   if (rc == 0 && !names) rc = TY_ENOMEM;
@@ -458,28 +451,53 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
 
 /* ---- running the graphs ----------------------------------------------------------- */
 
-/* The data input of BatchNormalization b of t in g, when g runs it. */
-static int bn_input(const ty_train *t, const ty_graph *g, size_t b) {
-  if (t->bn[b].x_id == TY_NO_VALUE ||
-      ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].ids[0])->name) == TY_NO_VALUE)
-    return TY_NO_VALUE;
-  return ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+/* Where g holds BatchNormalization b of t's batch statistics, when g runs
+ * it: its data input x, or, on a stage mesh whose shard computes it from
+ * statistics summed over the stage's batch axes, their mean and population
+ * variance over count elements (x TY_NO_VALUE). False when g does not run
+ * it. */
+typedef struct bn_vals {
+  int x, mean, var;
+  double count;
+} bn_vals;
+
+static bool bn_values(const ty_train *t, const ty_graph *g, size_t b, bn_vals *out) {
+  const char *rm = ty_graph_value_at(t->g, t->bn[b].ids[0])->name;
+  *out = (bn_vals){TY_NO_VALUE, TY_NO_VALUE, TY_NO_VALUE, 0};
+  if (t->bn[b].x_id == TY_NO_VALUE) return false;
+  const ty_shard_bn_info *s = t->pipe->tp ? ty__pipe_tp_bn(t->pipe->tp, rm) : NULL;
+  if (!s) { /* the node itself, which reads the running statistics */
+    if (ty_graph_find_value(g, rm) == TY_NO_VALUE) return false;
+    out->x = ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+    return true;
+  }
+  const ty_graph *local = t->pipe->src; /* the shard's parts: g computes the statistics */
+  out->mean = ty_graph_find_value(g, ty_graph_value_at(local, s->mean)->name);
+  out->var = ty_graph_find_value(g, ty_graph_value_at(local, s->var)->name);
+  out->count = s->count;
+  return out->mean != TY_NO_VALUE && out->var != TY_NO_VALUE &&
+         ty_graph_value_at(g, out->mean)->producer >= 0;
 }
 
 /* Micro-batch i's first forward through g has run: the statistics of its
  * BatchNormalizations fold into the running ones, micro-batch by
- * micro-batch in order (GPipe's statistics per micro-batch). */
+ * micro-batch in order (GPipe's statistics per micro-batch; on a stage
+ * mesh those of the whole micro-batch, summed over the stage's ranks). */
 static int fold_bn(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, char *err,
                    size_t err_len) {
   for (size_t b = 0; b < t->n_bn; b++) {
-    int v = bn_input(t, g, b);
-    const ty_tensor *x = v == TY_NO_VALUE ? NULL : ty_exec_value(ex, v);
-    if (v == TY_NO_VALUE) continue;
-    int rc = x ? ty__train_bn_fold(&t->bn[b], x) : TY_EINTERNAL;
+    bn_vals v;
+    if (!bn_values(t, g, b, &v)) continue;
+    int rc = TY_EINTERNAL;
+    if (v.x != TY_NO_VALUE && ty_exec_value(ex, v.x))
+      rc = ty__train_bn_fold(&t->bn[b], ty_exec_value(ex, v.x));
+    else if (v.mean != TY_NO_VALUE && v.var != TY_NO_VALUE)
+      rc = ty__train_bn_fold_stats(&t->bn[b], ty_exec_value(ex, v.mean), ty_exec_value(ex, v.var),
+                                   v.count);
     if (rc != 0)
       return ty_errf(err, err_len, rc,
                      "pipeline: stage %d, micro-batch %d: BatchNormalization running stats "
-                     "\"%s\": input \"%s\" missing or not [N, C, ...]",
+                     "\"%s\": input \"%s\" (or its batch statistics) missing or not [N, C, ...]",
                      t->pipe->stage, i, ty_graph_value_at(t->g, t->bn[b].ids[0])->name,
                      ty_graph_value_at(t->g, t->bn[b].x_id)->name);
   }
@@ -502,10 +520,13 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
     o.extern_op = ty_shard_extern;
     o.extern_user = ty__pipe_tp_shard(t->pipe->tp);
   }
-  int keep[t->n_bn + 1];
+  int keep[2 * t->n_bn + 1];
   for (size_t b = 0; b < t->n_bn; b++) {
-    int v = bn_input(t, g, b);
-    if (v != TY_NO_VALUE) keep[o.n_keep_values++] = v;
+    bn_vals v;
+    if (!bn_values(t, g, b, &v)) continue;
+    int ids[3] = {v.x, v.mean, v.var};
+    for (int k = 0; k < 3; k++)
+      if (ids[k] != TY_NO_VALUE) keep[o.n_keep_values++] = ids[k];
   }
   o.keep_values = keep;
   int rc = ty_exec_create(g, &o, out);
@@ -782,6 +803,7 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
       most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
   float *scratch = t->opts.rank == 0 ? malloc(most * t->opts.world_size * sizeof *scratch) : NULL;
   int rc = t->opts.rank == 0 && !scratch ? TY_ENOMEM : 0;
+  if (rc == 0 && !pp->bn_stage) rc = bn_stages(t, pp);
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
     int owner = pp->param_stage[p] * pp->R;
     rc = gather_from(t, owner, t->params[p]->data, (size_t)ty_tensor_numel(t->params[p]), scratch);

@@ -148,6 +148,9 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
 /* Folds one node's batch statistics (x, its data input, [N, C, ...]) into
  * b's running ones; TY_EINVAL for an x of another shape. */
 int ty__train_bn_fold(ty__bn *b, const ty_tensor *x);
+/* Folds a batch's statistics given as its mean and population variance
+ * (C each) over count elements per channel (a plan's summed statistics). */
+int ty__train_bn_fold_stats(ty__bn *b, const ty_tensor *mean, const ty_tensor *var, double count);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
 int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n);
 
@@ -223,8 +226,9 @@ void ty__train_pipe_destroy(ty_train *t);
 /* pipe_shard.c: a stage's intra-stage plan run through ops/shard (see
  * there). Open makes rank's shard of g (the forward + loss graph p was made
  * for) on a communicator over the stage's mesh, built on world (the job's:
- * stages x a stage's ranks); TY_EUNSUPPORTED for a stage mesh with both
- * axes split. */
+ * stages x a stage's ranks, a stage mesh with both axes split on its inner
+ * axes); TY_EUNSUPPORTED for a BatchNormalization whose channels the plan
+ * splits. */
 typedef struct ty__pipe_tp ty__pipe_tp;
 int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
                      ty__pipe_tp **out, char *err, size_t err_len);
@@ -245,6 +249,10 @@ int ty__pipe_tp_feed(const ty__pipe_tp *tp, int v, const ty_tensor *all, int64_t
 /* full (v's full size) = zeros and, where this rank's block counts, the
  * local gradient: summed over the stage it is v's gradient. */
 int ty__pipe_tp_place(const ty__pipe_tp *tp, int v, const float *local, float *full);
+/* The shard's BatchNormalization computed from summed statistics whose
+ * running mean is the value named running_mean; NULL when the shard left
+ * the node whole (its batch is not split). */
+const ty_shard_bn_info *ty__pipe_tp_bn(const ty__pipe_tp *tp, const char *running_mean);
 
 /* pipe_graph.c: the graphs a stage runs (see there). */
 typedef struct ty__pipe_grads {

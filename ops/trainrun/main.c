@@ -454,6 +454,11 @@ static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll 
   int m1 = p->n_stages > 0 ? p->devices / p->n_stages : p->mesh[1];
   if (rc == 0 && (rc = ty_coll_set_mesh(coll, m0, m1)) != 0)
     fprintf(stderr, "trainrun: mesh %dx%d: %s\n", m0, m1, ty_coll_error(coll));
+  /* a stage mesh with both axes split: its axes inside axis 1 (ops/train/pipe_shard.c) */
+  if (rc == 0 && p->n_stages > 0 && p->mesh[0] > 1 && p->mesh[1] > 1 &&
+      (rc = ty_coll_set_mesh_inner(coll, p->mesh[0], p->mesh[1])) != 0)
+    fprintf(stderr, "trainrun: stage mesh %dx%d: %s\n", p->mesh[0], p->mesh[1],
+            ty_coll_error(coll));
   return rc;
 }
 

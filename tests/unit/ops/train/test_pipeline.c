@@ -49,6 +49,10 @@ typedef struct job {
   ty_plan_mode mode;  /* the planner's mode (AUTO: 0) */
 } job;
 
+/* Set by the data x tensor test: the stage mesh with both axes split, as
+ * the transport's inner axes (0: none). */
+static int stage_grid[2];
+
 typedef struct rank_run {
   mt_rank r;
   const job *j;
@@ -140,6 +144,7 @@ static void run_ranks(const ty_graph *g, const job *j, rank_run *rr) {
   int world = j->nodes * j->per_node;
   mt_mesh m;
   mt_mesh_init(&m, j->stages, world / j->stages);
+  if (stage_grid[0] > 0) mt_mesh_set_inner(&m, stage_grid[0], stage_grid[1]);
   if (j->bad_rank >= 0) m.timeout_ms = 3000;
   for (int r = 0; r < world; r++)
     rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
@@ -254,6 +259,44 @@ Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) 
   run_pipeline(g, &j, NULL);
   double d = pr_diff(ref, out);
   cr_assert(d < 1e-5, "head-split MLP on 2 tensor-parallel stages: weights differ by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* Issue 18: a stage mesh with both axes split. Grid mode makes every
+ * stage's 2x2 mesh data parallel on axis 0 and tensor parallel on axis 1;
+ * the gradients are summed over the stage's data axis and the tensor
+ * collectives run over its tensor axis (the transport's inner axes), and
+ * two such stages on 8 ranks train to the single-process weights. */
+Test(pipeline, data_x_tensor_stages_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_grid.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe_grid.onnx"));
+  pr_run_single(g, 5, ref, false);
+  job j = {1, 8, 2, 2, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_GRID};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(p->n_stages, 2);
+  cr_assert(p->mesh[0] == 2 && p->mesh[1] == 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
+  int batch = 0, tensor = 0;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    batch += strstr(p->ops[i].strategy, "batch split") != NULL;
+    tensor += strstr(p->ops[i].strategy, "column split") || strstr(p->ops[i].strategy, "row-block");
+  }
+  cr_assert(batch > 0 && tensor > 0, "%d ops split the batch, %d a weight", batch, tensor);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  char *logs = NULL;
+  stage_grid[0] = stage_grid[1] = 2;
+  run_pipeline_logged(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "of its 2x2 mesh, its intra-stage plan through ops/shard"), "%s", logs);
+  free(logs);
+  double d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "2 stages of 2x2 (data x tensor): weights differ by %g", d);
   ty_graph_destroy(g);
 }
 
