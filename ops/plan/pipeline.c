@@ -26,7 +26,9 @@
  * both axes of more than one device are tried, axis 0 data parallel (it
  * splits batch loops or nothing) and axis 1 tensor parallel (it never
  * splits one): data x tensor inside every stage. Auto mode tries such
- * meshes too, with every op free.
+ * meshes too, with every op free. In data mode (TY_PLAN_MODE_DATA) every
+ * stage runs on its physical mesh, both axes data parallel: pipeline x
+ * data parallelism.
  *
  * Every stage uses the same mesh shape, so one assignment over the whole
  * cost graph describes the pipelined plan and ty__emit writes it: a value
@@ -304,9 +306,11 @@ static int ctx_open(psearch *ps, const ty__space *sp, int S, int M, pctx *c) {
     c->pos[m->order[p]] = (int)p;
   for (int v = 0; v < sp->n_vertices; v++)
     c->vlayer[v] = -1;
-  if (ps->req->mode == TY_PLAN_MODE_TENSOR || ps->req->mode == TY_PLAN_MODE_GRID) {
-    ty__role r0 = ps->req->mode == TY_PLAN_MODE_GRID ? TY__ROLE_DATA : TY__ROLE_TENSOR;
-    int rc = ty__space_allowed(sp, (ty__role[TY_PLAN_AXES]){r0, TY__ROLE_TENSOR}, &c->allowed);
+  ty_plan_mode mode = ps->req->mode;
+  if (mode != TY_PLAN_MODE_AUTO) {
+    ty__role r0 = mode == TY_PLAN_MODE_TENSOR ? TY__ROLE_TENSOR : TY__ROLE_DATA;
+    ty__role r1 = mode == TY_PLAN_MODE_DATA ? TY__ROLE_DATA : TY__ROLE_TENSOR;
+    int rc = ty__space_allowed(sp, (ty__role[TY_PLAN_AXES]){r0, r1}, &c->allowed);
     if (rc != 0) return rc;
   }
   for (int l = 0; l < ps->L; l++)
@@ -405,8 +409,8 @@ static int try_micro(psearch *ps, int M) {
       continue;
     }
     int nm = ty__list_meshes(&sc, r.fixed_mesh, meshes, MAX_STAGE_MESHES);
-    bool grid = ps->req->mode == TY_PLAN_MODE_GRID;
-    for (int i = 0; rc == 0 && i < nm; i++)
+    bool grid = ps->req->mode == TY_PLAN_MODE_GRID, data = ps->req->mode == TY_PLAN_MODE_DATA;
+    for (int i = 0; rc == 0 && i < nm && !(data && i > 0); i++) /* data: the physical mesh */
       if (!grid || (meshes[i].n[0] > 1 && meshes[i].n[1] > 1)) {
         ps->tried++;
         rc = try_mesh(ps, &m, &meshes[i], S, M);

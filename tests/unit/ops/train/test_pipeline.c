@@ -562,23 +562,67 @@ Test(pipeline, batch_norm_uses_micro_batch_statistics, .timeout = 240) {
   cr_assert(diff_graph(out, ref) > 1e-4, "micro-batch statistics do not show in the weights");
   ty_graph_destroy(ref);
   ty_train_config_close(&c);
-  /* Stages of two devices each are refused (ops/shard's statistics are not
-   * per micro-batch), naming the node. */
-  job two = {1, 4, 2, 4, 1, NULL, false, 0, -1, false, -1, 0};
-  config(&c, &two);
-  ty_plan_request req = request(&two);
+  ty_graph_destroy(g);
+}
+
+/* The plan's strategy for op `name`. */
+static const char *strategy_of(const ty_plan *p, const char *name) {
+  for (size_t i = 0; i < p->n_ops; i++)
+    if (strcmp(p->ops[i].name, name) == 0) return p->ops[i].strategy;
+  cr_assert_fail("the plan has no op %s", name);
+  return NULL;
+}
+
+/* BatchNormalization in stages of two devices: the stage's shard
+ * normalises each micro-batch with statistics summed over the ranks that
+ * split its rows, so the stage computes what one device would, and the
+ * running statistics fold from those sums: the same weights and
+ * statistics as the accumulating process. A plan that splits its channels
+ * is refused naming the node. */
+Test(pipeline, batch_norm_in_data_parallel_stages, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .bn = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char out[300];
+  snprintf(out, sizeof out, "%s", synth_path("pipe_bn_dp.onnx"));
+  plain_sgd = true;
+  job j = {1, 4, 2, 4, 3, out, false, 0, -1, false, -1, TY_PLAN_MODE_DATA};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
   ty_plan *p = NULL;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
-  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
+  cr_assert(strstr(strategy_of(p, "bn"), "batch split"), "bn: %s", strategy_of(p, "bn"));
+  ty_plan_destroy(p);
+  run_pipeline(g, &j, NULL);
+  ty_graph *ref = accumulated(g, &c, 4, 3);
+  double d = diff_graph(out, ref);
+  cr_assert(d < 1e-5,
+            "2 stages of 2 devices with BatchNormalization: %g from the accumulating process", d);
+  ty_graph_destroy(ref);
+  ty_train_config_close(&c);
+  /* Tensor mode splits the channels: refused before any step. */
+  j.mode = TY_PLAN_MODE_TENSOR;
+  j.ckpt = NULL;
+  config(&c, &j);
+  req = request(&j);
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  cr_assert(strstr(strategy_of(p, "bn"), "channel split"), "bn: %s", strategy_of(p, "bn"));
+  mt_mesh m;
+  mt_mesh_init(&m, 2, 2);
+  mt_rank r0 = {&m, 0, NULL};
+  ty_train_parallel par = pr_parallel(&r0);
+  par.plan = p;
   ty_train *t = NULL;
   FILE *log = tmpfile();
   ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
   cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
-  cr_assert(strstr(err, "plan: BatchNormalization (\"bn\") in pipeline stages of 2 devices each "
-                        "is not supported"),
+  cr_assert(strstr(err, "plan: BatchNormalization (\"bn\") has its 32 channels split over the "
+                        "stage's 1x2 mesh"),
             "%s", err);
   fclose(log);
+  mt_mesh_close(&m);
   ty_plan_destroy(p);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
