@@ -283,8 +283,7 @@ int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, con
 int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out,
                                 const char *what, void *user) {
   ty_coll *c = user;
-  return mesh_op(c, K_REDUCE_SCATTER, 1u << axis, in, n_out * axis_size(c, axis), out, n_out,
-                 what);
+  return mesh_op(c, K_REDUCE_SCATTER, 1u << axis, in, n_out * axis_size(c, axis), out, n_out, what);
 }
 
 int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
