@@ -70,10 +70,7 @@ struct ty__pipe {
   ty__pipe_tp *tp; /* a stage mesh of more than one device: its intra-stage plan (pipe_shard.c) */
   const ty_graph *src; /* the graph stages are cut from: t->g, or tp's local graph */
   int *node_stage;     /* per node of src */
-  ty_tensor **slices;  /* tp: per parameter of t this stage trains, its block */
-  float *lacc;         /* tp: the blocks' gradient sums */
-  size_t *lacc_off, lacc_n;
-  int *bn_stage; /* per BatchNormalization of t (t->bn): the stage that runs it */
+  int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
   bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
   const char *loss_name; /* the last stage's */
@@ -94,6 +91,10 @@ struct ty__pipe {
 
 bool ty__train_piped(const ty_train *t) {
   return t->pipe != NULL;
+}
+
+bool ty__train_pipe_sharded(const ty_train *t) {
+  return t->pipe && t->pipe->tp;
 }
 
 uint64_t ty_train_pipeline_peak_bytes(const ty_train *t) {
@@ -265,13 +266,9 @@ static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
     if (pp->param_stage[p] < 0)
       return ty_errf(err, err_len, TY_EINVAL, "plan: no stage reads parameter \"%s\"",
                      ty_graph_value_at(t->g, t->param_ids[p])->name);
-    if (pp->param_stage[p] != pp->stage) continue;
-    pp->acc_off[pp->n_mine] = pp->acc_n;
-    pp->acc_n += (size_t)ty_tensor_numel(t->params[p]);
-    pp->mine[pp->n_mine++] = p;
+    if (pp->param_stage[p] == pp->stage) pp->mine[pp->n_mine++] = p;
   }
-  pp->acc = calloc(pp->acc_n + 1, sizeof *pp->acc);
-  return pp->acc ? 0 : TY_ENOMEM;
+  return 0;
 }
 
 /* Per BatchNormalization of t: the stage of the node reading its running
@@ -289,28 +286,41 @@ static int bn_stages(ty_train *t, ty__pipe *pp) {
   return 0;
 }
 
-/* On a stage mesh: the blocks of the stage's parameters and their sums. */
-static int param_blocks(ty_train *t, ty__pipe *pp) {
-  if (!pp->tp) return 0;
-  pp->slices = calloc(t->np + 1, sizeof *pp->slices);
-  pp->lacc_off = calloc(pp->n_mine + 1, sizeof *pp->lacc_off);
-  if (!pp->slices || !pp->lacc_off) return TY_ENOMEM;
-  for (size_t k = 0; k < pp->n_mine; k++) {
-    size_t p = pp->mine[k];
-    int rc = ty__pipe_tp_slice(pp->tp, t->param_ids[p], t->params[p], &pp->slices[p]);
+/* On a stage mesh this rank keeps only its block of each parameter of its
+ * stage (the optimizer is then made over the blocks, train.c) and nothing
+ * of the other stages' (an empty tensor): what the planner counts per
+ * device. */
+static int shard_params(ty_train *t, ty__pipe *pp) {
+  for (size_t p = 0; pp->tp && p < t->np; p++) {
+    ty_tensor *part = NULL;
+    int rc = 0;
+    if (pp->param_stage[p] == pp->stage)
+      rc = ty__pipe_tp_slice(pp->tp, t->param_ids[p], t->params[p], &part);
+    else
+      rc = ty_tensor_create(TY_DTYPE_F32, &(ty_shape){.rank = 1, .dims = {0}}, &part);
     if (rc != 0) return rc;
-    pp->lacc_off[k] = pp->lacc_n;
-    pp->lacc_n += (size_t)ty_tensor_numel(pp->slices[p]);
+    ty_tensor_destroy(t->params[p]);
+    t->params[p] = part;
   }
-  pp->lacc = calloc(pp->lacc_n + 1, sizeof *pp->lacc);
-  return pp->lacc ? 0 : TY_ENOMEM;
+  return 0;
+}
+
+/* The gradient sums of the stage's parameters (or of this rank's blocks). */
+static int grad_sums(ty_train *t, ty__pipe *pp) {
+  for (size_t k = 0; k < pp->n_mine; k++) {
+    pp->acc_off[k] = pp->acc_n;
+    pp->acc_n += (size_t)ty_tensor_numel(t->params[pp->mine[k]]);
+  }
+  pp->acc = calloc(pp->acc_n + 1, sizeof *pp->acc);
+  return pp->acc ? 0 : TY_ENOMEM;
 }
 
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   if (!pp) return 0;
   int rc = param_stages(t, pp, err, err_len);
-  if (rc == 0) rc = param_blocks(t, pp);
+  if (rc == 0) rc = shard_params(t, pp);
+  if (rc == 0) rc = grad_sums(t, pp);
   const char **names = calloc(t->np + pp->n_links + 1, sizeof *names), **sent = names + t->np;
   size_t n_sent = 0;
   if (rc == 0 && !names) rc = TY_ENOMEM;
@@ -532,7 +542,7 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
   int rc = ty_exec_create(g, &o, out);
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
     int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
-    const ty_tensor *x = t->pipe->slices ? t->pipe->slices[p] : t->params[p];
+    const ty_tensor *x = t->params[p];
     if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->init)
       rc = x ? ty_exec_bind_id(*out, v, x, err, err_len)
              : ty_errf(err, err_len, TY_EINTERNAL,
@@ -658,7 +668,7 @@ static int collect(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
     const char *name = ty_graph_value_at(t->g, t->param_ids[pp->mine[k]])->name;
     const ty_tensor *gr = grad_of(pp, g, ex, name);
     if (!gr) continue;
-    float *acc = pp->tp ? pp->lacc + pp->lacc_off[k] : pp->acc + pp->acc_off[k];
+    float *acc = pp->acc + pp->acc_off[k];
     const float *src = ty_tensor_f32(gr);
     for (int64_t e = 0, n = ty_tensor_numel(gr); e < n; e++)
       acc[e] += src[e];
@@ -726,27 +736,25 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
   memset(pp->acc, 0, pp->acc_n * sizeof *pp->acc);
-  if (pp->lacc) memset(pp->lacc, 0, pp->lacc_n * sizeof *pp->lacc);
   pp->loss = 0;
-  int rc = 0;
-  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++) /* the last update's blocks */
-    rc = ty__pipe_tp_slice(pp->tp, t->param_ids[pp->mine[k]], t->params[pp->mine[k]],
-                           &pp->slices[pp->mine[k]]);
-  if (rc == 0) rc = schedule(t, err, err_len);
+  int rc = schedule(t, err, err_len);
   for (int i = 0; i < pp->M; i++)
     mb_clear(pp, &pp->mbs[i]);
   if (rc == 0 && pp->S > 1 && (rc = par->flush(par->comm.user)) != 0)
     return ty_errf(err, err_len, rc, "pipeline: rank %u (stage %d): completing the sends: %s",
                    t->opts.rank, pp->stage, ty_strerror(rc));
-  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++)
-    rc = ty__pipe_tp_place(pp->tp, t->param_ids[pp->mine[k]], pp->lacc + pp->lacc_off[k],
-                           pp->acc + pp->acc_off[k]);
+  /* On a stage mesh each block's gradient is summed over the stage axes it
+   * is partial on (the data axes, a split reduction): every rank of the
+   * stage issues the same all-reduces, parameter by parameter. */
+  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++) {
+    const ty_graph_value *v = ty_graph_value_at(t->g, t->param_ids[pp->mine[k]]);
+    size_t n = (size_t)ty_tensor_numel(t->params[pp->mine[k]]);
+    if ((rc = ty__pipe_tp_sum_grad(pp->tp, t->param_ids[pp->mine[k]], pp->acc + pp->acc_off[k], n,
+                                   v->name)) != 0)
+      return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradient of \"%s\" failed: %s",
+                     pp->stage, v->name, ty_strerror(rc));
+  }
   if (rc != 0) return rc;
-  /* one all-reduce per rank and step, even of nothing: every rank issues the same */
-  if (pp->R > 1 && (rc = par->comm.all_reduce(2u, pp->acc, pp->acc_n, "the stage's gradients",
-                                              par->comm.user)) != 0)
-    return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradients failed: %s", pp->stage,
-                   ty_strerror(rc));
   int ways = pp->tp ? pp->M : pp->M * pp->R; /* a shard's loss is the micro-batch's mean */
   float scale = 1.0f / (float)ways;
   for (size_t e = 0; e < pp->acc_n; e++)
@@ -793,6 +801,102 @@ static int gather_optim(ty_train *t, size_t p, int owner, float *scratch) {
   return rc;
 }
 
+/* ---- a sharded stage's gather and resume ----------------------------------------- */
+
+/* Rank 0's full (value v's whole tensor) from the blocks of stage s's
+ * ranks, n floats each (every other rank sends n zeros). */
+static int gather_blocks(ty_train *t, int v, int s, const float *mine, size_t n, float *full,
+                         float *scratch, const float *zeros) {
+  const ty_train_parallel *par = t->opts.parallel;
+  ty__pipe *pp = t->pipe;
+  ty_shard *sh = ty__pipe_tp_shard(pp->tp);
+  int rc = par->gather(pp->stage == s ? mine : zeros, n, t->opts.rank == 0 ? scratch : NULL,
+                       par->comm.user);
+  for (int j = 0; rc == 0 && t->opts.rank == 0 && j < pp->R; j++) {
+    int q = s * pp->R + j;
+    ty_shape fs;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+    rc = ty_shard_slice_of(sh, v, q, &fs, start, len);
+    if (rc == 0)
+      ty_shard_copy_block(full, &fs, (void *)(scratch + (size_t)q * n), start, len, sizeof(float),
+                          false);
+  }
+  return rc;
+}
+
+/* The floats of v's block on the ranks of its stage s. */
+static size_t block_numel(ty__pipe *pp, int v, int s) {
+  ty_shape fs;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK], n = 1;
+  if (ty_shard_slice_of(ty__pipe_tp_shard(pp->tp), v, s * pp->R, &fs, start, len) != 0) return 0;
+  for (int d = 0; d < fs.rank; d++)
+    n *= len[d];
+  return (size_t)n;
+}
+
+/* Parameter p and its optimizer buffers and step count into rank 0's full
+ * ones (full_params, full_optim). */
+static int gather_param(ty_train *t, size_t p, float *scratch, const float *zeros, float *full[2]) {
+  ty__pipe *pp = t->pipe;
+  int v = t->param_ids[p], s = pp->param_stage[p];
+  size_t n = block_numel(pp, v, s);
+  bool root = t->opts.rank == 0;
+  int rc = gather_blocks(t, v, s, t->params[p]->data, n, root ? t->full_params[p]->data : NULL,
+                         scratch, zeros);
+  float *bufs[2];
+  uint64_t steps;
+  if (rc == 0) rc = ty_optim_param_state(t->optim, p, bufs, &steps);
+  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++)
+    rc = gather_blocks(t, v, s, bufs[b], n, root ? full[b] : NULL, scratch, zeros);
+  float st[2] = {(float)(steps & 0xffffffu), (float)(steps >> 24)}; /* exact in floats */
+  if (rc == 0) rc = gather_from(t, s * pp->R, st, 2, scratch);
+  if (rc == 0 && root)
+    rc = ty_optim_param_restore(
+        t->full_optim, p, (uint64_t)st[0] | (uint64_t)st[1] << 24,
+        (const float *const[2]){bufs[0] ? full[0] : NULL, bufs[1] ? full[1] : NULL});
+  return rc;
+}
+
+/* Every rank: rank 0's full_params, full_optim and full_stats from the
+ * stages' blocks (BatchNormalization statistics are whole on every rank
+ * of their stage: from its first). */
+static int gather_sharded(ty_train *t, size_t most, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  bool root = t->opts.rank == 0;
+  float *scratch = root ? malloc(most * t->opts.world_size * sizeof *scratch + 1) : NULL;
+  float *zeros = calloc(most + 1, sizeof *zeros), *full[2] = {NULL, NULL};
+  int rc = (root && !scratch) || !zeros ? TY_ENOMEM : 0;
+  if (rc == 0 && root) rc = ty__train_plan_full(t);
+  for (int b = 0; rc == 0 && root && b < 2; b++)
+    if (!(full[b] = malloc(most * sizeof *full[b] + 1))) rc = TY_ENOMEM;
+  if (rc == 0 && !pp->bn_stage) rc = bn_stages(t, pp);
+  for (size_t p = 0; rc == 0 && p < t->np; p++)
+    rc = gather_param(t, p, scratch, zeros, full);
+  for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
+    for (int k = 0; rc == 0 && k < 2; k++) {
+      ty_tensor *st = t->bn[b].stat[k];
+      rc = gather_from(t, pp->bn_stage[b] * pp->R, st->data, (size_t)ty_tensor_numel(st), scratch);
+      if (rc == 0 && root) memcpy(t->full_stats[2 * b + (size_t)k]->data, st->data, st->nbytes);
+    }
+  free(scratch);
+  free(zeros);
+  free(full[0]);
+  free(full[1]);
+  return rc ? ty_errf(err, err_len, rc,
+                      "checkpoint: gathering the stages' blocks on rank 0 failed: %s",
+                      ty_strerror(rc))
+            : 0;
+}
+
+int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
+  if (ty_tensor_numel(dst) == 0) return 0; /* another stage's parameter */
+  if (ty_tensor_numel(dst) == ty_tensor_numel(src)) {
+    memcpy(dst->data, src->data, src->nbytes);
+    return 0;
+  }
+  return t->pipe->tp ? ty__pipe_tp_slice(t->pipe->tp, v, src, &dst) : TY_EINVAL;
+}
+
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   size_t most = 2;
@@ -801,6 +905,13 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
   for (size_t b = 0; b < t->n_bn; b++)
     if ((size_t)ty_tensor_numel(t->bn[b].stat[0]) > most)
       most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
+  if (pp->tp) {
+    for (size_t p = 0; p < t->np; p++) {
+      size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->param_ids[p])->init);
+      most = n > most ? n : most;
+    }
+    return gather_sharded(t, most, err, err_len);
+  }
   float *scratch = t->opts.rank == 0 ? malloc(most * t->opts.world_size * sizeof *scratch) : NULL;
   int rc = t->opts.rank == 0 && !scratch ? TY_ENOMEM : 0;
   if (rc == 0 && !pp->bn_stage) rc = bn_stages(t, pp);
@@ -843,11 +954,6 @@ void ty__train_pipe_destroy(ty_train *t) {
   free(pp->mine);
   free(pp->acc);
   free(pp->acc_off);
-  for (size_t p = 0; pp->slices && p < t->np; p++)
-    ty_tensor_destroy(pp->slices[p]);
-  free(pp->slices);
-  free(pp->lacc);
-  free(pp->lacc_off);
   free(pp->node_stage);
   free(pp->bn_stage);
   ty__pipe_tp_close(pp->tp);

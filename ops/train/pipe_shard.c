@@ -252,17 +252,10 @@ int ty__pipe_tp_feed(const ty__pipe_tp *tp, int v, const ty_tensor *all, int64_t
   return 0;
 }
 
-int ty__pipe_tp_place(const ty__pipe_tp *tp, int v, const float *local, float *full) {
-  ty_shape fs;
-  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+int ty__pipe_tp_sum_grad(ty__pipe_tp *tp, int v, float *buf, size_t n, const char *what) {
   unsigned axes = 0;
-  int rc = ty_shard_slice_of(tp->shard, v, tp->rank, &fs, start, len);
-  if (rc == 0) rc = ty_shard_grad_axes(tp->shard, v, &axes);
-  if (rc != 0) return rc;
-  memset(full, 0, (size_t)ty_shape_numel(&fs) * sizeof *full);
-  if (ty__pipe_tp_counts(tp, v, axes))
-    ty_shard_copy_block(full, &fs, (void *)local, start, len, sizeof *full, false);
-  return 0;
+  int rc = ty_shard_grad_axes(tp->shard, v, &axes);
+  return rc ? rc : tp_all_reduce(axes, buf, n, what, tp);
 }
 
 const ty_shard_bn_info *ty__pipe_tp_bn(const ty__pipe_tp *tp, const char *running_mean) {
