@@ -101,6 +101,15 @@ uint64_t ty_train_pipeline_peak_bytes(const ty_train *t) {
   return t->pipe ? t->pipe->peak : 0;
 }
 
+uint64_t ty_train_pipeline_state_bytes(const ty_train *t) {
+  if (!t->pipe) return 0;
+  const ty_optim_opts *o = ty_optim_get_opts(t->optim);
+  uint64_t copies = o->kind == TY_OPTIM_SGD ? (o->momentum > 0 ? 1 : 0) : 2, n = 0;
+  for (size_t p = 0; p < t->np; p++)
+    n += (uint64_t)ty_tensor_numel(t->params[p]) * (1 + copies);
+  return (n + t->pipe->acc_n) * sizeof(float);
+}
+
 const ty_plan *ty__train_pipe_plan(const ty_train *t) {
   return t->pipe ? t->pipe->plan : NULL;
 }

@@ -345,6 +345,11 @@ static void report_stage_held(const ty_train *t, uint32_t rank) {
   printf("report: rank %u held at most %.2f MiB of micro-batch tensors (inputs, activations "
          "received and kept, gradients)\n",
          rank, (double)ty_train_pipeline_peak_bytes(t) / 1048576.0);
+  printf("report: rank %u holds %.2f MiB of parameters, their gradient sums and optimizer state "
+         "(%s)\n",
+         rank, (double)ty_train_pipeline_state_bytes(t) / 1048576.0,
+         p->devices / p->n_stages > 1 ? "its blocks of its stage's parameters, as planned"
+                                      : "every parameter of the model; its stage trains its own");
   fflush(stdout);
 }
 
