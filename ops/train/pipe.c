@@ -20,16 +20,21 @@
  * peer ends the wait at the transport's deadline (ops/collective), so no
  * rank hangs.
  *
- * Gradients of the stage's parameters accumulate over the micro-batches,
- * are placed as blocks in full buffers on a stage mesh, summed over the
- * stage's ranks (one all-reduce per step, so every rank issues the same
- * collectives) and scaled by 1 / M (a shard's loss is the micro-batch's
- * mean already; a single rank's stage too): the single-process gradient
- * of the global batch's mean loss. The optimizer
- * then steps the stage's parameters once. Every rank holds every
- * parameter and the whole optimizer state (the others' stay at their last
- * gather), so a checkpoint is rank 0's after a gather, in the
- * single-process format, and resumes under any stage count.
+ * Gradients of the stage's parameters accumulate over the micro-batches;
+ * on a stage mesh each block's sum is all-reduced over the stage axes it
+ * is partial on (every rank of the stage issues the same collectives);
+ * all are scaled by 1 / M (a shard's loss is the micro-batch's mean
+ * already; a single rank's stage too): the single-process gradient of the
+ * global batch's mean loss. The optimizer then steps the stage's
+ * parameters once.
+ *
+ * Memory and checkpoints. A rank holds its stage's parameters and their
+ * optimizer state, on a stage mesh only its blocks of them, and an empty
+ * tensor for each other stage's: what the planner counts per device. A
+ * checkpoint gathers them into rank 0's full tensors and optimizer
+ * (train_internal.h: ty__train_sharded), and resuming slices them again,
+ * so the checkpoint is the single-process one and resumes under any
+ * stage count.
  *
  * Recomputation (the plan's stage.recompute): the forward slot runs the
  * forward graph and keeps only the micro-batch's inputs; the backward slot
@@ -94,7 +99,7 @@ bool ty__train_piped(const ty_train *t) {
 }
 
 bool ty__train_pipe_sharded(const ty_train *t) {
-  return t->pipe && t->pipe->tp;
+  return t->pipe != NULL;
 }
 
 uint64_t ty_train_pipeline_peak_bytes(const ty_train *t) {
@@ -295,14 +300,14 @@ static int bn_stages(ty_train *t, ty__pipe *pp) {
   return 0;
 }
 
-/* On a stage mesh this rank keeps only its block of each parameter of its
- * stage (the optimizer is then made over the blocks, train.c) and nothing
- * of the other stages' (an empty tensor): what the planner counts per
- * device. */
+/* A rank keeps its stage's parameters (on a stage mesh only its block of
+ * each; the optimizer is then made over them, train.c) and nothing of the
+ * other stages' (an empty tensor): what the planner counts per device. */
 static int shard_params(ty_train *t, ty__pipe *pp) {
-  for (size_t p = 0; pp->tp && p < t->np; p++) {
+  for (size_t p = 0; p < t->np; p++) {
     ty_tensor *part = NULL;
     int rc = 0;
+    if (pp->param_stage[p] == pp->stage && !pp->tp) continue; /* a stage of one device: whole */
     if (pp->param_stage[p] == pp->stage)
       rc = ty__pipe_tp_slice(pp->tp, t->param_ids[p], t->params[p], &part);
     else
@@ -786,30 +791,6 @@ static int gather_from(ty_train *t, int owner, float *mine, size_t n, float *scr
   return rc;
 }
 
-/* Parameter p's optimizer buffers and step count from its owner. Every
- * rank gathers the same buffers (ty_optim_param_state allocates them as a
- * step would); rank 0 restores from copies, since restoring may replace
- * the buffers it read. */
-static int gather_optim(ty_train *t, size_t p, int owner, float *scratch) {
-  float *bufs[2], *copy[2] = {NULL, NULL};
-  uint64_t steps;
-  int rc = ty_optim_param_state(t->optim, p, bufs, &steps);
-  size_t n = (size_t)ty_tensor_numel(t->params[p]);
-  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++) {
-    if (!(copy[b] = malloc(n * sizeof *copy[b] + 1))) rc = TY_ENOMEM;
-    if (rc == 0) memcpy(copy[b], bufs[b], n * sizeof *copy[b]);
-    if (rc == 0) rc = gather_from(t, owner, copy[b], n, scratch);
-  }
-  float s[2] = {(float)(steps & 0xffffffu), (float)(steps >> 24)}; /* exact in floats */
-  if (rc == 0) rc = gather_from(t, owner, s, 2, scratch);
-  if (rc == 0 && t->opts.rank == 0 && owner != 0)
-    rc = ty_optim_param_restore(t->optim, p, (uint64_t)s[0] | (uint64_t)s[1] << 24,
-                                (const float *const[2]){copy[0], copy[1]});
-  free(copy[0]);
-  free(copy[1]);
-  return rc;
-}
-
 /* ---- a sharded stage's gather and resume ----------------------------------------- */
 
 /* Rank 0's full (value v's whole tensor) from the blocks of stage s's
@@ -818,10 +799,12 @@ static int gather_blocks(ty_train *t, int v, int s, const float *mine, size_t n,
                          float *scratch, const float *zeros) {
   const ty_train_parallel *par = t->opts.parallel;
   ty__pipe *pp = t->pipe;
-  ty_shard *sh = ty__pipe_tp_shard(pp->tp);
+  ty_shard *sh = pp->tp ? ty__pipe_tp_shard(pp->tp) : NULL;
   int rc = par->gather(pp->stage == s ? mine : zeros, n, t->opts.rank == 0 ? scratch : NULL,
                        par->comm.user);
-  for (int j = 0; rc == 0 && t->opts.rank == 0 && j < pp->R; j++) {
+  if (rc == 0 && t->opts.rank == 0 && !sh) /* a stage of one device: rank s holds it whole */
+    memcpy(full, scratch + (size_t)s * n, n * sizeof *full);
+  for (int j = 0; rc == 0 && sh && t->opts.rank == 0 && j < pp->R; j++) {
     int q = s * pp->R + j;
     ty_shape fs;
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
@@ -834,9 +817,10 @@ static int gather_blocks(ty_train *t, int v, int s, const float *mine, size_t n,
 }
 
 /* The floats of v's block on the ranks of its stage s. */
-static size_t block_numel(ty__pipe *pp, int v, int s) {
+static size_t block_numel(const ty_train *t, ty__pipe *pp, int v, int s) {
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK], n = 1;
+  if (!pp->tp) return (size_t)ty_tensor_numel(ty_graph_value_at(t->g, v)->init);
   if (ty_shard_slice_of(ty__pipe_tp_shard(pp->tp), v, s * pp->R, &fs, start, len) != 0) return 0;
   for (int d = 0; d < fs.rank; d++)
     n *= len[d];
@@ -848,7 +832,7 @@ static size_t block_numel(ty__pipe *pp, int v, int s) {
 static int gather_param(ty_train *t, size_t p, float *scratch, const float *zeros, float *full[2]) {
   ty__pipe *pp = t->pipe;
   int v = t->param_ids[p], s = pp->param_stage[p];
-  size_t n = block_numel(pp, v, s);
+  size_t n = block_numel(t, pp, v, s);
   bool root = t->opts.rank == 0;
   int rc = gather_blocks(t, v, s, t->params[p]->data, n, root ? t->full_params[p]->data : NULL,
                          scratch, zeros);
@@ -907,37 +891,15 @@ int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tens
 }
 
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
-  ty__pipe *pp = t->pipe;
   size_t most = 2;
-  for (size_t p = 0; p < t->np; p++)
-    if ((size_t)ty_tensor_numel(t->params[p]) > most) most = (size_t)ty_tensor_numel(t->params[p]);
+  for (size_t p = 0; p < t->np; p++) {
+    size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->param_ids[p])->init);
+    most = n > most ? n : most;
+  }
   for (size_t b = 0; b < t->n_bn; b++)
     if ((size_t)ty_tensor_numel(t->bn[b].stat[0]) > most)
       most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
-  if (pp->tp) {
-    for (size_t p = 0; p < t->np; p++) {
-      size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->param_ids[p])->init);
-      most = n > most ? n : most;
-    }
-    return gather_sharded(t, most, err, err_len);
-  }
-  float *scratch = t->opts.rank == 0 ? malloc(most * t->opts.world_size * sizeof *scratch) : NULL;
-  int rc = t->opts.rank == 0 && !scratch ? TY_ENOMEM : 0;
-  if (rc == 0 && !pp->bn_stage) rc = bn_stages(t, pp);
-  for (size_t p = 0; rc == 0 && p < t->np; p++) {
-    int owner = pp->param_stage[p] * pp->R;
-    rc = gather_from(t, owner, t->params[p]->data, (size_t)ty_tensor_numel(t->params[p]), scratch);
-    if (rc == 0) rc = gather_optim(t, p, owner, scratch);
-  }
-  for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
-    for (int k = 0; rc == 0 && k < 2; k++)
-      rc = gather_from(t, pp->bn_stage[b] * pp->R, t->bn[b].stat[k]->data,
-                       (size_t)ty_tensor_numel(t->bn[b].stat[k]), scratch);
-  free(scratch);
-  return rc ? ty_errf(err, err_len, rc,
-                      "checkpoint: gathering the stages' parameters on rank 0 failed: %s",
-                      ty_strerror(rc))
-            : 0;
+  return gather_sharded(t, most, err, err_len);
 }
 
 void ty__train_pipe_destroy(ty_train *t) {

@@ -16,13 +16,15 @@
  *     tensor inside the stage) onto the transport's inner axes 2 and 3,
  *     axis 1 split as the stage mesh (ty_train_parallel: trainrun forms
  *     them with ty_coll_set_mesh_inner);
- *   - the blocks: every rank holds full parameters and optimizer state (so
- *     checkpoints stay the single-process ones); a step binds the slices its
- *     layouts say, and the stage's gradient of a parameter is assembled in a
- *     full buffer from the blocks, each written once (ranks whose copy
- *     duplicates another's along an axis that neither splits the parameter
- *     nor holds partial sums of its gradient write nothing), then summed
- *     over the stage with the replicas' all-reduce pipe.c already runs.
+ *   - the blocks: a rank holds its block of each parameter of its stage
+ *     (pipe.c makes them from the full tensors and gathers them back for
+ *     checkpoints); the gradient of a block is summed over the stage axes
+ *     it is partial on (ty_shard_grad_axes: the data axes, and the axes of
+ *     a split reduction), as a flat plan's rank sums it;
+ *   - BatchNormalization: the shard computes a node whose batch it splits
+ *     from statistics summed over the batch's axes; ty__pipe_tp_bn finds
+ *     them for pipe.c's running statistics, and open refuses a node whose
+ *     channels the plan splits.
  *
  * A value crossing stages travels shard to shard: the plan keeps every
  * stage on the same mesh shape, so the rank at the same coordinates of the

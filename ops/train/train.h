@@ -299,10 +299,10 @@ const ty_tensor *ty_train_stat(const ty_train *t, size_t i);
  * backward), peak over the run so far; 0 without stages. What activation
  * recomputation saves shows here. */
 uint64_t ty_train_pipeline_peak_bytes(const ty_train *t);
-/* A pipelined plan's rank: the bytes of the parameters it holds, their
- * gradient sums and optimizer state (on a stage of several devices its
- * blocks of its stage's parameters: what the planner counts per device,
- * a parameter's local bytes x (2 + the optimizer's copies)); 0 without
+/* A pipelined plan's rank: the bytes of the parameters it holds (its
+ * stage's; on a stage of several devices its blocks of them), their
+ * gradient sums and optimizer state: what the planner counts per device,
+ * a parameter's local bytes x (2 + the optimizer's copies); 0 without
  * stages. */
 uint64_t ty_train_pipeline_state_bytes(const ty_train *t);
 /* The differentiated training graph (borrowed), e.g. for memory reports;

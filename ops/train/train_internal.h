@@ -212,8 +212,9 @@ const ty_tensor *ty__train_value(ty_train *t, int value_id);
  * checkpoints and resume are the single-process ones); it trains only its
  * stage's. */
 bool ty__train_piped(const ty_train *t);
-/* A rank of a stage of several devices: it holds its blocks of its
- * stage's parameters and their optimizer state, nothing of the others'. */
+/* A pipeline's rank holds its stage's parameters and their optimizer
+ * state (on a stage of several devices its blocks), nothing of the
+ * others': always, with stages. */
 bool ty__train_pipe_sharded(const ty_train *t);
 /* From plan_setup, before the parameters are chosen: takes p (freed on
  * error too), checks it fits the job and cuts this rank's stage graph. */

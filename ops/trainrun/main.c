@@ -349,7 +349,7 @@ static void report_stage_held(const ty_train *t, uint32_t rank) {
          "(%s)\n",
          rank, (double)ty_train_pipeline_state_bytes(t) / 1048576.0,
          p->devices / p->n_stages > 1 ? "its blocks of its stage's parameters, as planned"
-                                      : "every parameter of the model; its stage trains its own");
+                                      : "its stage's parameters, as planned");
   fflush(stdout);
 }
 

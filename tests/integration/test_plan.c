@@ -265,8 +265,9 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
 /* Issue 18: a pipelined plan file whose 2 stages each run on a 2x2 mesh,
  * data parallel on axis 0 and tensor parallel on axis 1 (grid mode): the
  * stage's collectives go over ops/collective's inner axes (communicators
- * split inside each stage), the activations point to point; the weights
- * of one process. */
+ * split inside each stage), the activations point to point, each rank
+ * holds its blocks (--report says so), and the checkpoint gathered from
+ * them has the weights of one process. */
 Test(plan, data_x_tensor_pipeline_stages_over_open_mpi, .timeout = 300) {
   it_cluster c;
   it_cluster_start(&c, 0, 1);
@@ -283,11 +284,15 @@ Test(plan, data_x_tensor_pipeline_stages_over_open_mpi, .timeout = 300) {
   free(raw);
   write_plan(&c, cfg, pp, "grid", "1x8");
   int codes[MAX_RANKS];
-  run_ranks(&c, model, cfg, 8, (const char *const[]){"--plan", pp, NULL}, "grid", codes);
+  run_ranks(&c, model, cfg, 8, (const char *const[]){"--plan", pp, "--report", NULL}, "grid",
+            codes);
   expect_ok(&c, "grid", codes, 8);
   char *text = rank_log(&c, "grid", 7);
   cr_assert(strstr(text, "pipeline: rank 7 runs stage 1 of 2 (rank 3 of its 2x2 mesh, its "
                          "intra-stage plan through ops/shard)"),
+            "%s", text);
+  cr_assert(strstr(text, "of parameters, their gradient sums and optimizer state (its blocks of "
+                         "its stage's parameters, as planned)"),
             "%s", text);
   free(text);
   double d = rk_weight_diff(ref, out);
