@@ -112,7 +112,9 @@
   /* computed by the executor's caller (ops/exec.h); not an ONNX op */                              \
   X(EXTERN, "TyExtern", extern, extern)                                                            \
   /* recurrent layers (ops/kernels/rnn.c) */                                                       \
-  X(LSTM, "LSTM", rnn, rnn) X(GRU, "GRU", rnn, rnn) X(RNN, "RNN", rnn, rnn)
+  X(LSTM, "LSTM", rnn, rnn) X(GRU, "GRU", rnn, rnn) X(RNN, "RNN", rnn, rnn)                     \
+  /* interpolation (ops/kernels/resize.c) */                                                      \
+  X(RESIZE, "Resize", resize, resize) X(UPSAMPLE, "Upsample", resize, resize)
 /* clang-format on */
 
 typedef enum {

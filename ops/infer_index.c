@@ -2,7 +2,8 @@
 /*
  * Shape inference of the indexing and layout ops: Slice, Split, Expand,
  * Tile, Pad, Trilu, Range, ConstantOfShape, EyeLike, OneHot, the Gather and
- * Scatter families, DepthToSpace/SpaceToDepth and CumSum. Ops whose output
+ * Scatter families, DepthToSpace/SpaceToDepth, CumSum, and Resize/Upsample
+ * (whose geometry ops/kernels/resize.c shares). Ops whose output
  * shape depends on an input's value (Range, OneHot's depth, Slice's starts)
  * get a concrete shape when the value is known at import, an unknown dim
  * otherwise; in the executor every value is known.
@@ -549,5 +550,84 @@ int ty__infer_cumsum(ty__infer *ic) {
       ty_axis_normalize(ty__geti(a->dtype, a->data, 0), ic->in_shape[0].rank, &axis) != 0)
     return fail(ic, TY_EINVAL, "axis is out of range");
   ty__infer_set(ic, 0, ic->in_dt[0], &ic->in_shape[0]);
+  return 0;
+}
+
+/* A float list (Resize's roi and scales) from a known input: *n 0 when the
+ * input is absent or empty, -2 when its value is not known. */
+static int known_doubles(ty__infer *ic, int input, double *out, int max, int *n) {
+  *n = 0;
+  if (input < 0 || !ty__infer_has(ic, input)) return 0;
+  const ty_tensor *t = ic->in_val[input];
+  if (!t) {
+    *n = ty_shape_numel(&ic->in_shape[input]) == 0 ? 0 : -2;
+    return 0;
+  }
+  int64_t cnt = ty_tensor_numel(t);
+  if (cnt > max)
+    return ty__infer_fail(ic, TY_EINVAL, "input %d has more than %d values", input, max);
+  for (int64_t i = 0; i < cnt; i++)
+    out[i] = ty__getf(t->dtype, t->data, i);
+  *n = (int)cnt;
+  return 0;
+}
+
+/* Upsample-7's attribute scales, as known_doubles. */
+static int attr_doubles(ty__infer *ic, double *out, int *n) {
+  const ty_graph_attr *a = ty_graph_node_attr(ic->node, "scales");
+  *n = 0;
+  if (!a) return 0;
+  if (a->type != TY_ATTR_FLOATS || a->n > TY_MAX_RANK)
+    return fail(ic, TY_EINVAL, "attribute scales must be a list of one float per dim");
+  for (size_t i = 0; i < a->n; i++)
+    out[i] = a->floats[i];
+  *n = (int)a->n;
+  return 0;
+}
+
+static int resize_inputs(ty__infer *ic, const ty__resize_attrs *a) {
+  uint32_t xmask = a->mode == TY__RESIZE_NEAREST ? TY__DT_ALL : TY__DT(F32);
+  int rc = ty__infer_need(ic, 0, xmask, false);
+  if (rc == 0 && a->roi_in >= 0) rc = ty__infer_need(ic, a->roi_in, TY__DT_FLOATS, true);
+  if (rc == 0 && a->scales_in >= 0) rc = ty__infer_need(ic, a->scales_in, TY__DT(F32), true);
+  if (rc == 0 && a->sizes_in >= 0) rc = ty__infer_need(ic, a->sizes_in, TY__DT(I64), true);
+  return rc;
+}
+
+/* Resize-10..19 and Upsample-7/9: the output dims from scales (floor(dim *
+ * scale)) or sizes; a dim whose scale is 1 keeps its (possibly symbolic)
+ * length, a size that is the batch stays the batch. */
+int ty__infer_resize(ty__infer *ic) {
+  ty__resize_attrs a;
+  int rc = ty__resize_read_attrs(ic->node, &a, ic->err, ic->err_len);
+  if (rc == 0) rc = resize_inputs(ic, &a);
+  if (rc != 0) return rc;
+  const ty_shape *x = &ic->in_shape[0];
+  double roi[2 * TY_MAX_RANK], scales[TY_MAX_RANK];
+  int64_t sizes[TY_MAX_RANK];
+  int8_t kind[TY_MAX_RANK];
+  int nr, ns, nz = 0;
+  rc = known_doubles(ic, a.roi_in, roi, 2 * TY_MAX_RANK, &nr);
+  if (rc == 0)
+    rc = a.scales_in < 0 ? attr_doubles(ic, scales, &ns)
+                         : known_doubles(ic, a.scales_in, scales, TY_MAX_RANK, &ns);
+  if (rc == 0 && a.sizes_in >= 0 && ty__infer_has(ic, a.sizes_in))
+    rc = ty__infer_dims_list(ic, a.sizes_in, sizes, kind, TY_MAX_RANK, &nz);
+  if (rc != 0) return rc;
+  ty_shape out = *x;
+  if (x->rank >= 0 && (nr == -2 || ns == -2 || nz == -2)) {
+    for (int d = 0; d < x->rank; d++)
+      out.dims[d] = TY_DIM_UNKNOWN;
+  } else if (x->rank >= 0) {
+    for (int i = 0; i < nz; i++)
+      if (kind[i] != TY__SYM_KNOWN)
+        sizes[i] = kind[i] == TY__SYM_BATCH ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
+    ty__resize_geom g;
+    rc = ty__resize_geom_make(ic->node, &a, x->rank, x->dims, roi, nr, scales, ns, sizes,
+                              nz < 0 ? 0 : nz, &g, ic->err, ic->err_len);
+    if (rc != 0) return rc;
+    memcpy(out.dims, g.out, (size_t)x->rank * sizeof *out.dims);
+  }
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
   return 0;
 }

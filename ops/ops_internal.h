@@ -303,6 +303,72 @@ int ty__graph_copy_attr(ty_graph *g, size_t idx, const ty_graph_attr *a);
 /* Helpers for "attribute ints or default" lookups. */
 int ty__attr_ints(const ty_graph_node *n, const char *name, int64_t *out, int max, int *out_n);
 
+/* ---- Resize and Upsample (kernels/resize.c) ------------------------------ */
+enum { TY__RESIZE_NEAREST, TY__RESIZE_LINEAR, TY__RESIZE_CUBIC };
+enum {
+  TY__RESIZE_HALF_PIXEL,
+  TY__RESIZE_HALF_PIXEL_SYMMETRIC,
+  TY__RESIZE_PYTORCH_HALF_PIXEL,
+  TY__RESIZE_ALIGN_CORNERS,
+  TY__RESIZE_ASYMMETRIC,
+  TY__RESIZE_TF_HALF_PIXEL_FOR_NN,
+  TY__RESIZE_TF_CROP_AND_RESIZE,
+  TY__RESIZE_COORD_COUNT_
+};
+enum {
+  TY__RESIZE_ROUND_PREFER_FLOOR,
+  TY__RESIZE_ROUND_PREFER_CEIL,
+  TY__RESIZE_FLOOR,
+  TY__RESIZE_CEIL,
+  TY__RESIZE_NEAREST_COUNT_
+};
+/* A Resize/Upsample node's attributes, checked. */
+typedef struct ty__resize_attrs {
+  int mode, coord, nearest; /* the enums above */
+  int keep_aspect;          /* 0 stretch, 1 not_larger, 2 not_smaller */
+  float cubic_a, extrapolation;
+  bool exclude_outside;
+  int64_t axes[TY_MAX_RANK];
+  int n_axes;                      /* -1: every axis */
+  int roi_in, scales_in, sizes_in; /* input slots; -1 where the op has none */
+} ty__resize_attrs;
+/* Per axis: input and output length (negative: symbolic, as ty_shape),
+ * the scale the coordinate transform divides by, and the crop box. */
+typedef struct ty__resize_geom {
+  int rank;
+  int64_t in[TY_MAX_RANK], out[TY_MAX_RANK];
+  double scale[TY_MAX_RANK], roi_lo[TY_MAX_RANK], roi_hi[TY_MAX_RANK];
+} ty__resize_geom;
+/* One resized axis: output index j reads taps source indices idx[j*taps +
+ * t] (clamped to the axis) with weights w[j*taps + t]; outside[j] (crop
+ * only, else NULL) marks outputs that take the extrapolation value. */
+typedef struct ty__resize_axis {
+  int64_t in, out;
+  int taps;
+  int64_t *idx;
+  float *w;
+  uint8_t *outside;
+} ty__resize_axis;
+typedef struct ty__resize_plan {
+  ty__resize_attrs attrs;
+  ty__resize_geom geom;
+  bool active[TY_MAX_RANK]; /* axes that change; the others are copied */
+  ty__resize_axis ax[TY_MAX_RANK];
+} ty__resize_plan;
+int ty__resize_read_attrs(const ty_graph_node *n, ty__resize_attrs *a, char *err, size_t len);
+/* The output geometry from the input dims (negative: unknown or batch),
+ * roi, scales (n_* 0: absent) and sizes (negative entries: symbolic). */
+int ty__resize_geom_make(const ty_graph_node *n, const ty__resize_attrs *a, int rank,
+                         const int64_t *in, const double *roi, int n_roi, const double *scales,
+                         int n_scales, const int64_t *sizes, int n_sizes, ty__resize_geom *g,
+                         char *err, size_t len);
+/* The taps of every resized axis from the node's concrete inputs (in[0]
+ * the data); ty__resize_plan_free releases them. */
+int ty__resize_plan_make(const ty_graph_node *n, const ty_tensor *const *in, int n_in,
+                         ty__resize_plan *p, char *err, size_t len);
+void ty__resize_plan_free(ty__resize_plan *p);
+void ty__resize_forward(const ty__resize_plan *p, const ty_tensor *x, ty_tensor *y, ty_workers *w);
+
 /* ---- kernels ------------------------------------------------------------ */
 typedef struct ty_workers ty_workers; /* ops/exec.h */
 

@@ -90,6 +90,7 @@ int ty__g_gather_elements(ty__gctx *c);
 int ty__g_gather_nd(ty__gctx *c);
 int ty__g_scatter(ty__gctx *c);
 int ty__g_depth_space(ty__gctx *c);
+int ty__g_resize(ty__gctx *c);
 int ty__g_cumsum(ty__gctx *c);
 /* kernels_grad_layers.c */
 int ty__g_reduce_ext(ty__gctx *c);

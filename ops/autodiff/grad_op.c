@@ -368,6 +368,9 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     return ty__g_depth_space(&c);
   case TY_OP_CUMSUM:
     return ty__g_cumsum(&c);
+  case TY_OP_RESIZE:
+  case TY_OP_UPSAMPLE:
+    return ty__g_resize(&c);
   case TY_OP_REDUCE_MAX:
   case TY_OP_REDUCE_MIN:
   case TY_OP_REDUCE_PROD:

@@ -209,3 +209,69 @@ int ty__g_cumsum(ty__gctx *c) {
     }
   return 0;
 }
+
+/* ---- Resize / Upsample: the adjoint of each axis's taps ------------------ */
+
+typedef struct resize_back {
+  const ty__resize_axis *ax;
+  int64_t inner;
+  const float *dy; /* [outer, ax->out, inner] */
+  float *dx;       /* [outer, ax->in, inner], zeroed */
+} resize_back;
+
+static void resize_back_rows(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const resize_back *b = arg;
+  const ty__resize_axis *ax = b->ax;
+  int64_t inner = b->inner;
+  for (int64_t o = begin; o < end; o++)
+    for (int64_t j = 0; j < ax->out; j++) {
+      if (ax->outside && ax->outside[j]) continue; /* the extrapolation value is constant */
+      const float *g = b->dy + (o * ax->out + j) * inner;
+      for (int t = 0; t < ax->taps; t++) {
+        float w = ax->w[j * ax->taps + t],
+              *d = b->dx + (o * ax->in + ax->idx[j * ax->taps + t]) * inner;
+        for (int64_t i = 0; i < inner; i++)
+          d[i] += w * g[i];
+      }
+    }
+}
+
+/* The forward ran one pass per resized axis, innermost first; the
+ * gradient runs their adjoints outermost first, each scattering dY of its
+ * pass into a zeroed buffer shaped like the pass's input. */
+int ty__g_resize(ty__gctx *c) {
+  ty_graph_node f = fwd_node(c);
+  ty__resize_plan p;
+  char err[160];
+  int rc = ty__resize_plan_make(&f, c->x, c->nx, &p, err, sizeof err);
+  if (rc != 0) return rc;
+  int r = p.geom.rank, last = -1;
+  for (int d = 0; d < r; d++)
+    if (p.active[d]) last = d; /* the last adjoint is the innermost resized axis */
+  int64_t dims[TY_MAX_RANK];
+  memcpy(dims, p.geom.out, (size_t)r * sizeof *dims);
+  const float *src = ty_tensor_f32(c->dy);
+  float *tmp = NULL;
+  if (last < 0) memcpy(c->dx->data, src, (size_t)ty_tensor_numel(c->dx) * sizeof *src);
+  for (int d = 0; d < r; d++) {
+    if (!p.active[d]) continue;
+    int64_t outer = 1, inner = 1;
+    for (int e = 0; e < d; e++)
+      outer *= dims[e];
+    for (int e = d + 1; e < r; e++)
+      inner *= dims[e];
+    dims[d] = p.geom.in[d];
+    int64_t cnt = outer * dims[d] * inner;
+    float *dst = d == last ? ty_tensor_f32(c->dx) : ty_xcalloc((size_t)cnt, sizeof *dst);
+    resize_back b = {.ax = &p.ax[d], .inner = inner, .dy = src, .dx = dst};
+    int64_t row = p.ax[d].out * inner;
+    ty__parallel_for(c->workers, outer, row >= TY__PAR_GRAIN ? 1 : TY__PAR_GRAIN / (row ? row : 1),
+                     resize_back_rows, &b);
+    free(tmp);
+    tmp = d == last ? NULL : dst;
+    src = dst;
+  }
+  ty__resize_plan_free(&p);
+  return 0;
+}

@@ -391,6 +391,28 @@ static bool model_batch_only(const ty__model *m, ty__op *op, const ty_graph_node
   return true;
 }
 
+/* Resize/Upsample: each (n, c) plane resizes alone, so the batch and the
+ * channels split where neither is resized. Only with scales: sizes name
+ * whole dims, which a split would contradict, so a Resize given sizes
+ * runs replicated. */
+static bool model_resize(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0), *y = ty__out_shape(m, n, 0);
+  bool sizes = n->op == TY_OP_RESIZE && n->opset >= 11 && n->n_inputs > 3 &&
+               n->inputs[3] != TY_NO_VALUE && ty__numel(ty__in_shape(m, n, 3)) > 0;
+  if (sizes || !x || !y || x->rank < 3 || y->rank != x->rank || x->dims[0] != y->dims[0] ||
+      x->dims[1] != y->dims[1])
+    return false;
+  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  int lc = add_loop(op, x->dims[1], true, TY__LOOP_CHANNEL);
+  op->in[0].loop[0] = op->out[0].loop[0] = (int8_t)ln;
+  op->in[0].loop[1] = op->out[0].loop[1] = (int8_t)lc;
+  const char *mode = ty_graph_node_attr_string(n, "mode", "nearest");
+  op->flops = (double)ty__numel(y) * (!strcmp(mode, "cubic")    ? 16
+                                      : !strcmp(mode, "linear") ? 4
+                                                                : 1);
+  return true;
+}
+
 /* ConvTranspose's FLOPs: every input element meets a filter of
  * C_out / group x kernel taps (w is [C_in, C_out / group, k...]). */
 static double conv_transpose_flops(const ty__model *m, const ty_graph_node *n) {
@@ -506,6 +528,9 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
     return model_batch_only(m, op, n, conv_transpose_flops(m, n));
   case TY_OP_INSTANCE_NORM:
     return model_batch_only(m, op, n, y ? 8 * ty__numel(y) : 0);
+  case TY_OP_RESIZE:
+  case TY_OP_UPSAMPLE:
+    return model_resize(m, op, n);
   case TY_OP_SOFTMAX_CE_LOSS:
     return model_sce(m, op, n);
   default:
@@ -552,6 +577,8 @@ static bool op_has_rule(ty_op op) {
     return false;
   case TY_OP_CONV_TRANSPOSE:
   case TY_OP_INSTANCE_NORM:
+  case TY_OP_RESIZE:
+  case TY_OP_UPSAMPLE:
     return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||

@@ -216,6 +216,59 @@ Test(infer_ops, layout_ops) {
                TY_EINVAL, "(CumSum): axis must be a scalar");
 }
 
+/* Resize (X, roi, scales, sizes; empty roi and scales as exporters write
+ * them) and Upsample-7 (attribute scales). */
+static ty_graph *resize(int opset, spec x, const int64_t *sizes, int n_sizes, int *k) {
+  spec in[4] = {x, IN(F, 0), IN(F, 0), {I, ty_shape_make(1, (int64_t[]){n_sizes}), sizes}};
+  return build(TY_OP_RESIZE, opset, in, 4, 1, k);
+}
+
+Test(infer_ops, resize_geometry) {
+  int k;
+  expect_shape(resize(13, IN(F, 2, 3, 4, 4), (const int64_t[]){2, 3, 8, 6}, 4, &k), 0, F,
+               SHAPE(2, 3, 8, 6));
+  ty_graph *g = resize(18, IN(F, 2, 3, 4, 4), (const int64_t[]){8, 6}, 2, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "axes", (int64_t[]){-2, -1}, 2), 0);
+  expect_shape(g, 0, F, SHAPE(2, 3, 8, 6));
+  g = resize(18, IN(F, 2, 3, 4, 4), (const int64_t[]){8, 6}, 2, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "axes", (int64_t[]){2, 3}, 2), 0);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "keep_aspect_ratio_policy", "not_larger"), 0);
+  expect_shape(g, 0, F, SHAPE(2, 3, 6, 6));
+  /* Upsample-7: a scale of 1 keeps the batch symbolic; floor(4 * 2.5). */
+  g = build(TY_OP_UPSAMPLE, 7, (spec[]){IN(TY_DTYPE_U8, N, 3, 4, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_floats(g, (size_t)k, "scales", (float[]){1, 1, 2, 2.5f}, 4), 0);
+  expect_shape(g, 0, TY_DTYPE_U8, SHAPE(N, 3, 8, 10));
+}
+
+Test(infer_ops, resize_rejections) {
+  int k;
+  const int64_t up[] = {1, 1, 8, 8};
+  ty_graph *g = resize(13, IN(F, 1, 1, 4, 4), up, 4, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "bicubic"), 0);
+  expect_error(g, TY_EINVAL, "(Resize): attribute mode=bicubic: expected nearest, linear or cubic");
+  g = resize(13, IN(I, 1, 1, 4, 4), up, 4, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "linear"), 0);
+  expect_error(g, TY_EUNSUPPORTED, "(Resize): input 0: dtype INT64 is not supported");
+  g = resize(13, IN(F, 1, 1, 4, 4), up, 4, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "coordinate_transformation_mode", "edge"), 0);
+  expect_error(g, TY_EINVAL, "coordinate_transformation_mode=edge is not an ONNX mode");
+  g = resize(18, IN(F, 1, 1, 4, 4), up, 4, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "antialias", 1), 0);
+  expect_error(g, TY_EUNSUPPORTED, "(Resize): attribute antialias=1 is not supported");
+  expect_error(resize(13, IN(F, 1, 1, 4, 4), (const int64_t[]){8, 8}, 2, &k), TY_EINVAL,
+               "(Resize): sizes has 2 values; expected 4");
+  expect_error(resize(13, IN(F, 1, 1, 4, 4), (const int64_t[]){1, 1, 0, 8}, 4, &k), TY_EINVAL,
+               "sizes[2]=0: every size must be >= 1");
+  g = resize(18, IN(F, 1, 1, 4, 4), (const int64_t[]){8, 8}, 2, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "axes", (int64_t[]){2, 2}, 2), 0);
+  expect_error(g, TY_EINVAL, "attribute axes: 2 is out of range or repeated for rank 4");
+  expect_error(build(TY_OP_RESIZE, 13, (spec[]){IN(F, 1, 1, 4, 4), IN(F, 0), IN(F, 0)}, 3, 1, &k),
+               TY_EINVAL, "(Resize): one of scales and sizes must be given");
+  g = build(TY_OP_UPSAMPLE, 7, (spec[]){IN(F, 1, 1, 4, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_floats(g, (size_t)k, "scales", (float[]){1, 1, -2, 2}, 4), 0);
+  expect_error(g, TY_EINVAL, "(Upsample): scales[2]=-2: every scale must be > 0");
+}
+
 Test(infer_ops, reductions_and_argmax) {
   int k;
   expect_shape(build(TY_OP_REDUCE_MAX, 18, (spec[]){IN(TY_DTYPE_I32, N, 3, 4), VALS(SHAPE(1), -1)},

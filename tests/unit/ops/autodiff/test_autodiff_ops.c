@@ -4,7 +4,7 @@
  * differentiable op added for exported models — the activations and math
  * functions, Clip, Where, the variadic and legacy-broadcast ops, the
  * indexing and layout ops, the reductions, ConvTranspose, Einsum, the NLL
- * loss, GlobalMaxPool and InstanceNormalization — and the gradients
+ * loss, GlobalMaxPool, InstanceNormalization and Resize — and the gradients
  * autodiff refuses, each naming the node.
  */
 #include "tests/unit/ops/autodiff/gradcheck.h"
@@ -424,6 +424,52 @@ Test(grad_ops, depth_to_space_crd) {
 }
 Test(grad_ops, space_to_depth) {
   depth_space_case(TY_OP_SPACE_TO_DEPTH, NULL);
+}
+
+/* A float32 vector initializer with exact values (Resize's roi). */
+static int f32_vec(gb *b, int n, const float *v) {
+  ty_shape s = ty_shape_make(1, (int64_t[]){n});
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_F32, &s, v, (size_t)n * sizeof *v, &t), 0);
+  cr_assert_eq(ty_graph_add_value(b->g, NULL, TY_DTYPE_F32, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(b->g, id, t), 0);
+  return id;
+}
+
+/* Resize of x [1, 2, h, w] to sizes [1, 2, oh, ow] (opset 13), roi given
+ * for tf_crop_and_resize. */
+static void resize_case(int64_t h, int64_t w, int64_t oh, int64_t ow, const char *mode,
+                        const char *coord, const char *nearest, const float *roi) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 4, D(1, 2, h, w), -1, 1, false), y;
+  int r = roi ? f32_vec(&b, 8, roi) : TY_NO_VALUE, sz = gb_ints(&b, 1, D(4), D(1, 2, oh, ow));
+  size_t nd = gb_node(&b, TY_OP_RESIZE, (int[]){x, r, TY_NO_VALUE, sz}, 4, 1, &y);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "mode", mode), 0);
+  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "coordinate_transformation_mode", coord), 0);
+  if (nearest) cr_assert_eq(ty_graph_node_set_string(b.g, nd, "nearest_mode", nearest), 0);
+  if (roi) cr_assert_eq(ty_graph_node_set_float(b.g, nd, "extrapolation_value", 0.25f), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, resize_linear_up_half_pixel) {
+  resize_case(3, 4, 5, 7, "linear", "half_pixel", NULL, NULL);
+}
+Test(grad_ops, resize_linear_down_align_corners) {
+  resize_case(5, 6, 3, 4, "linear", "align_corners", NULL, NULL);
+}
+Test(grad_ops, resize_cubic_pytorch_half_pixel) {
+  resize_case(4, 5, 6, 3, "cubic", "pytorch_half_pixel", NULL, NULL);
+}
+Test(grad_ops, resize_nearest_round_prefer_ceil) {
+  resize_case(3, 3, 5, 4, "nearest", "asymmetric", "round_prefer_ceil", NULL);
+}
+/* Some outputs fall outside the crop box and take the extrapolation
+ * value: they pass no gradient. */
+Test(grad_ops, resize_crop_and_resize) {
+  resize_case(4, 4, 3, 5, "linear", "tf_crop_and_resize", NULL,
+              (const float[]){0, 0, 0.2f, -0.3f, 1, 1, 0.9f, 1.2f});
 }
 
 static void cumsum_case(int exclusive, int reverse) {

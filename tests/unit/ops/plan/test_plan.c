@@ -671,13 +671,14 @@ Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
   ty_graph_destroy(g);
 }
 
-/* x [N,4,8,8] -> ConvTranspose (stride 2) -> InstanceNormalization ->
- * ReduceMax over H, W -> Gemm -> loss: ops with a batch-only or a
- * non-additive reduction rule. */
+/* x [N,4,8,8] -> ConvTranspose (stride 2) -> Resize (scales 0.5, linear)
+ * -> InstanceNormalization -> ReduceMax over H, W -> Gemm -> loss: ops
+ * with a batch-only, a batch-and-channel or a non-additive reduction
+ * rule. */
 static ty_graph *decoder(void) {
   ty_graph *g = NULL;
   char err[TY_ERR_LEN];
-  int x, lab, w, sc, bi, fw, ax, idx, v[5];
+  int x, lab, w, sc, bi, fw, ax, rsc, idx, v[6];
   cr_assert_eq(ty_graph_create(&g), 0);
   ty_graph_set_opset(g, 18); /* ReduceMax's axes as an input */
   ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 4, 8, 8}),
@@ -692,50 +693,54 @@ static ty_graph *decoder(void) {
     int rank;
     int64_t dims[4];
     int *id;
-  } inits[] = {{"up.w", TY_DTYPE_F32, 4, {4, 2, 2, 2}, &w},
-               {"in.scale", TY_DTYPE_F32, 1, {2}, &sc},
-               {"in.bias", TY_DTYPE_F32, 1, {2}, &bi},
-               {"fc.w", TY_DTYPE_F32, 2, {10, 2}, &fw},
-               {"hw", TY_DTYPE_I64, 1, {2}, &ax}};
+  } inits[] = {{"up.w", TY_DTYPE_F32, 4, {4, 2, 2, 2}, &w}, {"in.scale", TY_DTYPE_F32, 1, {2}, &sc},
+               {"in.bias", TY_DTYPE_F32, 1, {2}, &bi},      {"fc.w", TY_DTYPE_F32, 2, {10, 2}, &fw},
+               {"hw", TY_DTYPE_I64, 1, {2}, &ax},           {"half", TY_DTYPE_F32, 1, {4}, &rsc}};
   for (size_t i = 0; i < TY_ARRAY_LEN(inits); i++) {
     ty_shape sh = ty_shape_make(inits[i].rank, inits[i].dims);
     ty_tensor *t = NULL;
     cr_assert_eq(ty_tensor_create(inits[i].dt, &sh, &t), 0);
     if (inits[i].dt == TY_DTYPE_I64) memcpy(t->data, (int64_t[]){2, 3}, 2 * sizeof(int64_t));
+    if (inits[i].id == &rsc) memcpy(t->data, (float[]){1, 1, 0.5f, 0.5f}, 4 * sizeof(float));
     cr_assert_eq(ty_graph_add_value(g, inits[i].name, inits[i].dt, &sh, inits[i].id), 0);
     cr_assert_eq(ty_graph_set_initializer(g, *inits[i].id, t), 0);
   }
-  const char *names[] = {"up", "in", "max", "fc", "loss"};
-  for (int i = 0; i < 5; i++)
+  const char *names[] = {"up", "rs", "in", "max", "fc", "loss"};
+  for (int i = 0; i < 6; i++)
     cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, NULL, &v[i]), 0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV_TRANSPOSE, "up", (int[]){x, w}, 2, &v[0], 1, &idx),
                0);
   ty_graph_node_set_ints(g, (size_t)idx, "strides", (int64_t[]){2, 2}, 2);
   cr_assert_eq(
-      ty_graph_add_node(g, TY_OP_INSTANCE_NORM, "in", (int[]){v[0], sc, bi}, 3, &v[1], 1, &idx), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_REDUCE_MAX, "max", (int[]){v[1], ax}, 2, &v[2], 1, &idx),
+      ty_graph_add_node(g, TY_OP_RESIZE, "rs", (int[]){v[0], TY_NO_VALUE, rsc}, 3, &v[1], 1, &idx),
+      0);
+  ty_graph_node_set_string(g, (size_t)idx, "mode", "linear");
+  cr_assert_eq(
+      ty_graph_add_node(g, TY_OP_INSTANCE_NORM, "in", (int[]){v[1], sc, bi}, 3, &v[2], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_REDUCE_MAX, "max", (int[]){v[2], ax}, 2, &v[3], 1, &idx),
                0);
   ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){v[2], fw}, 2, &v[3], 1, &idx), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){v[3], fw}, 2, &v[4], 1, &idx), 0);
   ty_graph_node_set_int(g, (size_t)idx, "transB", 1);
   cr_assert_eq(
-      ty_graph_add_node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){v[3], lab}, 2, &v[4], 1, &idx),
+      ty_graph_add_node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){v[4], lab}, 2, &v[5], 1, &idx),
       0);
-  ty_graph_mark_output(g, v[4]);
+  ty_graph_mark_output(g, v[5]);
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
   return g;
 }
 
-/* ConvTranspose and InstanceNormalization split the batch; a ReduceMax
- * may split what it keeps, never what it reduces (partial maxima do not
- * add up): data parallelism runs without a replicated fallback. */
+/* ConvTranspose and InstanceNormalization split the batch, Resize the
+ * batch or channels; a ReduceMax may split what it keeps, never what it
+ * reduces (partial maxima do not add up), nor Resize what it resizes:
+ * data parallelism runs without a replicated fallback. */
 Test(plan, batch_only_and_max_reductions_split_the_batch) {
   ty_graph *g = decoder();
   ty_plan_request r = request(1, 4, 64);
   r.mode = TY_PLAN_MODE_DATA;
   ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(p->n_fallback, 0);
-  const char *ops[] = {"up", "in", "max"};
+  const char *ops[] = {"up", "rs", "in", "max"};
   for (size_t i = 0; i < TY_ARRAY_LEN(ops); i++)
     cr_assert(strstr(op_named(p, ops[i])->strategy, "batch split"), "%s: %s", ops[i],
               op_named(p, ops[i])->strategy);
@@ -747,6 +752,9 @@ Test(plan, batch_only_and_max_reductions_split_the_batch) {
   const ty_plan_op *mx = op_named(p, "max");
   cr_assert(mx->inputs[0].dim_axes[2] == 0 && mx->inputs[0].dim_axes[3] == 0,
             "ReduceMax's reduced dims split: %s", mx->strategy);
+  const ty_plan_op *rs = op_named(p, "rs");
+  cr_assert(rs->inputs[0].dim_axes[2] == 0 && rs->inputs[0].dim_axes[3] == 0,
+            "Resize's resized dims split: %s", rs->strategy);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }

@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Trains a zoo of small models written the way PyTorch users write them
+with trainrun and with PyTorch from the same weights on the same batches,
+and compares losses and weights.
+
+    zoo_vs_torch.py --trainrun PATH --proto PROTO_DIR [--steps 8] [--batch 4]
+                    [--threads 1] [--only NAME]
+
+Each model is exported by torch.onnx.export (opset 17, training mode,
+dynamic batch), so the graphs are what the exporter writes, not what a
+test author would: nn.TransformerEncoderLayer, nn.MultiheadAttention,
+attention through torch.einsum, a text CNN (Conv1d, AdaptiveMaxPool1d),
+a depthwise-separable CNN (groups, BatchNorm, Hardswish, SiLU,
+adaptive_avg_pool2d), a dilated CNN (ceil_mode AvgPool, ReLU6, amax), an
+MLP of mixed activations after x.view(x.size(0), -1), and small U-Nets
+upsampling with F.interpolate in every mode (nearest; bilinear and
+bicubic, align_corners on and off; by scale_factor and by size) plus a
+bilinear downsampling. Both sides then train N steps of plain SGD on the
+same random batches (NumPy arrays in file order, shuffle off) with the
+mean cross-entropy (per pixel for the U-Nets: labels [N, H, W]).
+
+Exit status: 0 when every loss agrees within --loss-tol and every trained
+tensor within --weight-tol, most tensors having moved, 1 otherwise, 77 (skipped) when
+torch, onnx, numpy or protoc is missing.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vs_torch  # noqa: E402
+
+PROG = "zoo_vs_torch.py"
+VOCAB, SEQ, CLASSES = 30, 10, 5
+
+CONFIG = """softmax_cross_entropy {{ logits_output: "logits" }}
+data_input: "x"
+label_input: "labels"
+sgd {{ lr: {lr} }}
+lr_schedule {{ constant {{}} }}
+batch_size: {batch}
+max_steps: {steps}
+dataset {{
+  dir: "{dir}"
+  train {{ path: "x.npy" input: "x" }}
+  train {{ path: "y.npy" input: "labels" }}
+  shuffle: TOGGLE_OFF
+}}
+seed: 1
+checkpoint_path: "{ckpt}"
+checkpoint_interval: 0
+log_interval: 1
+"""
+
+
+def zoo(torch):
+    """name: (model class, data kind, learning rate)."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class Encoder(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 16)
+            s.enc = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            return s.fc(s.enc(s.emb(x)).mean(1))
+
+    class Attention(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 16)
+            s.att = nn.MultiheadAttention(16, 4, batch_first=True)
+            s.ln = nn.LayerNorm(16)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = s.emb(x)
+            a, _ = s.att(h, h, h, need_weights=False)
+            return s.fc(s.ln(h + a)[:, 0])
+
+    class EinsumAttention(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 16)
+            s.q, s.k, s.v = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = s.emb(x)
+            w = torch.einsum("bqd,bkd->bqk", s.q(h), s.k(h)) / 4.0
+            return s.fc(torch.einsum("bqk,bkd->bqd", w.softmax(-1), s.v(h)).sum(1))
+
+    class TextCNN(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 12)
+            s.conv = nn.Conv1d(12, 16, 3, padding=1)
+            s.pool = nn.AdaptiveMaxPool1d(1)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            return s.fc(s.pool(F.relu(s.conv(s.emb(x).transpose(1, 2)))).squeeze(-1))
+
+    class Separable(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.stem = nn.Conv2d(3, 8, 3, padding=1)
+            s.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            s.pw = nn.Conv2d(8, 16, 1)
+            s.bn = nn.BatchNorm2d(16)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = F.silu(s.bn(s.pw(s.dw(F.hardswish(s.stem(x))))))
+            return s.fc(F.adaptive_avg_pool2d(h, 1).flatten(1))
+
+    class Dilated(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.c1 = nn.Conv2d(3, 8, 3, padding=2, dilation=2)
+            s.c2 = nn.Conv2d(8, 8, 3, stride=2)
+            s.fc = nn.Linear(8, CLASSES)
+
+        def forward(s, x):
+            h = F.avg_pool2d(F.relu(s.c1(x)), 3, stride=2, ceil_mode=True, count_include_pad=False)
+            return s.fc(F.relu6(s.c2(h)).amax((2, 3)))
+
+    class Mixed(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.a, s.ln, s.b, s.c = nn.Linear(48, 32), nn.LayerNorm(32), nn.Linear(32, 32), nn.Linear(32, CLASSES)
+
+        def forward(s, x):
+            h = F.leaky_relu(s.ln(s.a(x.view(x.size(0), -1))), 0.1)
+            h = F.elu(s.b(h)) + torch.tanh(h)
+            return s.c(F.softplus(h) * torch.sigmoid(h))
+
+    def unet(**up):
+        class UNet(nn.Module):
+            def __init__(s):
+                super().__init__()
+                s.enc = nn.Conv2d(3, 8, 3, padding=1)
+                s.mid = nn.Conv2d(8, 8, 3, padding=1)
+                s.dec = nn.Conv2d(16, CLASSES, 3, padding=1)
+
+            def forward(s, x):
+                e = F.relu(s.enc(x))
+                m = F.relu(s.mid(F.max_pool2d(e, 2)))
+                return s.dec(torch.cat([e, F.interpolate(m, **up)], 1))
+        return UNet
+
+    class Downsample(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.conv = nn.Conv2d(3, 6, 3, padding=1)
+            s.fc = nn.Linear(6 * 4 * 4, CLASSES)
+
+        def forward(s, x):
+            h = F.interpolate(F.relu(s.conv(x)), scale_factor=0.5, mode="bilinear", align_corners=False)
+            return s.fc(h.flatten(1))
+
+    return {
+        "encoder": (Encoder, "tokens", 0.5),
+        "attention": (Attention, "tokens", 0.5),
+        "einsum": (EinsumAttention, "tokens", 0.05),
+        "textcnn": (TextCNN, "tokens", 0.5),
+        "separable": (Separable, "image", 0.5),
+        "dilated": (Dilated, "image", 0.5),
+        "mixed": (Mixed, "flat", 0.5),
+        "unet_nearest": (unet(scale_factor=2, mode="nearest"), "pixels", 0.5),
+        "unet_bilinear": (unet(scale_factor=2, mode="bilinear", align_corners=False), "pixels", 0.5),
+        "unet_bicubic": (unet(scale_factor=2, mode="bicubic", align_corners=True), "pixels", 0.5),
+        "unet_size": (unet(size=(8, 8), mode="bilinear", align_corners=True), "pixels", 0.5),
+        "downsample": (Downsample, "image", 0.5),
+    }
+
+
+def batches(np, kind, n, rng):
+    """Inputs and int64 labels of n samples."""
+    if kind == "tokens":
+        return rng.integers(0, VOCAB, size=(n, SEQ)), rng.integers(0, CLASSES, size=(n,))
+    shape = (n, 3, 4, 4) if kind == "flat" else (n, 3, 8, 8)
+    x = rng.standard_normal(shape).astype("float32")
+    labels = (n, 8, 8) if kind == "pixels" else (n,)
+    return x, rng.integers(0, CLASSES, size=labels)
+
+
+def run_torch(torch, a, m, lr, xs, ys):
+    opt = torch.optim.SGD(m.parameters(), lr=lr)
+    losses = []
+    for step in range(a.steps):
+        part = slice(step * a.batch, (step + 1) * a.batch)
+        loss = torch.nn.functional.cross_entropy(m(torch.from_numpy(xs[part])), torch.from_numpy(ys[part]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def compare(torch, np, onnx, a, name, spec, work):
+    from onnx import numpy_helper
+    cls, kind, lr = spec
+    torch.manual_seed(sum(map(ord, name)))
+    m = cls()
+    xs, ys = batches(np, kind, a.steps * a.batch, np.random.default_rng(len(name)))
+    np.save(os.path.join(work, "x.npy"), xs)
+    np.save(os.path.join(work, "y.npy"), ys.astype("int64"))
+    path = os.path.join(work, name + ".onnx")
+    m.train()
+    torch.onnx.export(m, (torch.from_numpy(xs[:a.batch]),), path, opset_version=17,
+                      training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
+                      input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+    before = {k: v.detach().clone().numpy() for k, v in m.named_parameters()}
+    ckpt = os.path.join(work, "model.ckpt.onnx")
+    txt = CONFIG.format(lr=lr, batch=a.batch, steps=a.steps, dir=work, ckpt=ckpt)
+    ours = vs_torch.run_trainrun(PROG, a, path, txt, work, "model")
+    theirs = run_torch(torch, a, m, lr, xs, ys.astype("int64"))
+    trained = {i.name: numpy_helper.to_array(i) for i in onnx.load(ckpt).graph.initializer}
+    if len(ours) != len(theirs):
+        sys.exit("%s: %s: trainrun logged %d losses, expected %d" % (PROG, name, len(ours), len(theirs)))
+    dloss = max(abs(o - t) for o, t in zip(ours, theirs))
+    worst, dw, still = "", 0.0, []
+    for k, v in m.named_parameters():
+        if k not in trained:
+            sys.exit("%s: %s: parameter %s is not in trainrun's checkpoint" % (PROG, name, k))
+        d = float(np.max(np.abs(trained[k] - v.detach().numpy())))
+        if d >= dw:
+            worst, dw = k, d
+        if float(np.max(np.abs(v.detach().numpy() - before[k]))) < 10 * a.weight_tol:
+            still.append(k)
+    print("%-13s losses %s (torch %s); max |loss diff| %.2e, max |weight diff| %.2e (%s)"
+          % (name, " ".join("%.4f" % v for v in ours[:3]), " ".join("%.4f" % v for v in theirs[:3]),
+             dloss, dw, worst))
+    # A bias before a BatchNorm or on attention's keys has a zero gradient
+    # in both; equal weights prove something only if most tensors moved.
+    if still:
+        print("%-13s did not move (in PyTorch either): %s" % (name, " ".join(still)))
+    return dloss <= a.loss_tol and dw <= a.weight_tol and len(still) * 2 < len(before)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trainrun", required=True)
+    ap.add_argument("--proto", required=True, help="the repository's proto/ dir")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", help="one model instead of all")
+    ap.add_argument("--loss-tol", type=float, default=2e-4, help="max |loss diff| (trainrun prints 4 decimals)")
+    ap.add_argument("--weight-tol", type=float, default=1e-4, help="max |weight diff| after the last step")
+    a = ap.parse_args()
+    torch, np, onnx = (vs_torch.need(PROG, m) for m in ("torch", "numpy", "onnx"))
+    a.protoc = vs_torch.need_protoc(PROG)
+    torch.set_num_threads(a.threads)
+    models = zoo(torch)
+    if a.only and a.only not in models:
+        sys.exit("%s: --only %s: no such model (%s)" % (PROG, a.only, ", ".join(sorted(models))))
+    ok = True
+    for name in [a.only] if a.only else models:
+        with tempfile.TemporaryDirectory(prefix="ty_zoo_vs_torch.") as work:
+            ok &= compare(torch, np, onnx, a, name, models[name], work)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
