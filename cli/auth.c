@@ -7,7 +7,9 @@
  * started with --auth none accepts; the reason is kept so that a refusal
  * from a controller that does authenticate can say what went wrong here.
  * Every connection trainctl and rlaunch open, retries' included, comes from
- * ty_cli_connect, so no request leaves unsigned by oversight.
+ * ty_cli_open (here) or ty_cli_connect (connect.c: libuv's, kept out of
+ * this file so that trainctl's one-shot commands do not link libuv), so no
+ * request leaves unsigned by oversight.
  */
 #include "cli/cli.h"
 
@@ -29,12 +31,12 @@ void ty_cli_signer_close(ty_cli_signer *s) {
   s->ready = false;
 }
 
-int ty_cli_connect(const char *host, int port, uint32_t timeout_ms, ty_cli_signer *signer,
-                   ty_rpc_client **out) {
-  int rc = ty_rpc_client_open(host, port, timeout_ms, out);
+int ty_cli_open(const char *host, int port, uint32_t timeout_ms, ty_cli_signer *signer,
+                ty_rpc_sync **out) {
+  int rc = ty_rpc_sync_open(host, port, timeout_ms, out);
   if (rc != 0 || !signer) return rc;
   ty_cli_signer_init(signer);
-  ty_rpc_client_set_signer(*out, ty_cli_sign, signer);
+  ty_rpc_sync_set_signer(*out, ty_cli_sign, signer);
   return 0;
 }
 

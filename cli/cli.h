@@ -283,13 +283,13 @@ struct ty_cli_signer;
  * until an answer arrives or `timeout_ms` in all has passed: when the
  * connection cannot be opened, breaks before the answer or the call times
  * out, or the answer is TY_ECLOSED (the controller is shutting down), it
- * reconnects *client (opened here when NULL, with ty_cli_connect and
+ * reconnects *client (opened here when NULL, with ty_cli_open and
  * `signer`; the caller closes it) after an exponential backoff and sends
  * again, each copy with a credential of its own (munged refuses one it has
  * seen). Returns 0 with the answer in *out (whose status may be an error),
  * or the last transport error (*out then holds it like
- * ty_rpc_client_call's). */
-int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port,
+ * ty_rpc_sync_call's). */
+int ty_cli_call_retrying(ty_rpc_sync **client, const char *host, int port,
                          struct ty_cli_signer *signer, const char *method, const ty_buf *req,
                          uint32_t timeout_ms, ty_rpc_result *out, ty_cli_retry_cb on_retry,
                          void *ud);
@@ -751,12 +751,18 @@ typedef struct ty_cli_signer {
 /* On a zeroed signer; again later, it does nothing. */
 void ty_cli_signer_init(ty_cli_signer *s);
 void ty_cli_signer_close(ty_cli_signer *s);
-/* Opens a connection to traind (ty_rpc_client_open) whose every request
- * carries a credential of its own from `signer` (initialised here when it
- * is not yet; NULL = requests go unsigned). */
+/* Opens a connection to traind whose every request carries a credential of
+ * its own from `signer` (initialised here when it is not yet; NULL =
+ * requests go unsigned). ty_cli_open's is the blocking client without
+ * libuv (ty_rpc_sync_open; trainctl's commands); ty_cli_connect's (in
+ * connect.c) the libuv one that rlaunch and the attach session drive
+ * (ty_rpc_client_open). */
+int ty_cli_open(const char *host, int port, uint32_t timeout_ms, ty_cli_signer *signer,
+                ty_rpc_sync **out);
 int ty_cli_connect(const char *host, int port, uint32_t timeout_ms, ty_cli_signer *signer,
                    ty_rpc_client **out);
-/* A ty_rpc_signer (ud: the ty_cli_signer) for ty_rpc_client_set_signer. */
+/* A ty_rpc_signer (ud: the ty_cli_signer) for ty_rpc_sync_set_signer and
+ * ty_rpc_client_set_signer. */
 int ty_cli_sign(void *ud, const char *method, const void *payload, size_t len, ty_buf *out);
 /* For a refused request (TY_EPERM) that went without a credential: why it
  * had none; NULL otherwise. */

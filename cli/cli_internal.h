@@ -57,11 +57,13 @@ int ty__cli_parse_priority(const char *what, const char *s, int32_t *out, char *
 /* One invocation of trainctl. Owned by main(); no globals. */
 typedef struct ty__ctl {
   ty_cli_global g;
-  const char *user;      /* ty__ctl_user's answer once asked, else NULL */
-  char user_buf[256];    /* where ty__ctl_user keeps it (LOGIN_NAME_MAX) */
-  const char *cwd;       /* the caller's working directory, or NULL */
-  ty_rpc_client *client; /* opened on first use, closed by main */
-  ty_cli_signer signer;  /* each request's MUNGE credential */
+  const char *user;    /* ty__ctl_user's answer once asked, else NULL */
+  char user_buf[256];  /* where ty__ctl_user keeps it (LOGIN_NAME_MAX) */
+  const char *cwd;     /* the caller's working directory, or NULL */
+  ty_rpc_sync *client; /* opened on first use, closed by main */
+  int argc;            /* main's command line, for a helper run in its place */
+  char **argv;
+  ty_cli_signer signer; /* each request's MUNGE credential */
 } ty__ctl;
 
 /* The caller's login name, or the uid as text, looked up (NSS: nsswitch.conf,
@@ -79,7 +81,11 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv);
 int ty__cmd_ls(ty__ctl *c, int argc, char **argv);
 int ty__cmd_show(ty__ctl *c, int argc, char **argv);
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv);
+/* cmd_logs.c and cmd_attach.c run in trainyard-stream (stream_main.c);
+ * trainctl's entry for both is ty__cmd_stream (helper_exec.c), which runs
+ * trainyard-stream in its place with main's command line. */
 int ty__cmd_logs(ty__ctl *c, int argc, char **argv);
+int ty__cmd_stream(ty__ctl *c, int argc, char **argv);
 int ty__cmd_nodes(ty__ctl *c, int argc, char **argv);
 /* cmd_attach.c: reattach to an interactive job (rlaunch) */
 int ty__cmd_attach(ty__ctl *c, int argc, char **argv);
@@ -185,7 +191,7 @@ int ty__cli_decode_plan_job(const uint8_t *p, size_t n, uint8_t **out_plan, size
 int ty__cmd_plan(ty__ctl *c, int argc, char **argv);
 extern const char ty__usage_plan[];
 /* plan --mesh: trainyard-plan's planning (plan_local.c); in trainctl, the
- * exec of trainyard-plan beside it (plan_exec.c). argv as for plan. */
+ * exec of trainyard-plan beside it (helper_exec.c). argv as for plan. */
 int ty__cmd_plan_local(ty__ctl *c, int argc, char **argv);
 /* The job file as a graph job spec (with --parallelism applied): 0, or the
  * exit code after saying why. */

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainctl's side of the controller connection: one blocking ty_rpc_client
- * per invocation, opened on first use. Everything that can go wrong between
- * "connect" and "decoded answer" is turned into one line naming the
- * controller's address, and into the documented exit code, here and nowhere
- * else.
+ * trainctl's side of the controller connection: one blocking ty_rpc_sync
+ * per invocation (no libuv: poll() with a deadline), opened on first use. Everything that can go
+ * wrong between "connect" and "decoded answer" is turned into one line naming the controller's
+ * address, and into the documented exit code, here and nowhere else.
  */
 #include "cli/cli_internal.h"
 
@@ -62,12 +61,15 @@ int ty__ctl_bad_answer(const char *method) {
 
 static int ensure_client(ty__ctl *c) {
   if (c->client) return 0;
-  int rc = ty_cli_connect(c->g.host, c->g.port, c->g.timeout_ms, &c->signer, &c->client);
+  int rc = ty_cli_open(c->g.host, c->g.port, c->g.timeout_ms, &c->signer, &c->client);
   if (rc == 0) return 0;
   c->client = NULL;
   if (rc == TY_ETIMEDOUT)
     ty__ctl_err("cannot reach the controller at %s: no connection within %u s", c->g.controller,
                 c->g.timeout_ms / 1000);
+  else if (rc == TY_ENOTFOUND)
+    ty__ctl_err("cannot reach the controller at %s: no address for host \"%s\"", c->g.controller,
+                c->g.host);
   else
     ty__ctl_err("cannot reach the controller at %s: %s", c->g.controller, ty_strerror(rc));
   return ty_cli_exit_for_transport(rc);
@@ -77,6 +79,10 @@ static void report_transport(const ty__ctl *c, const char *method, int rc) {
   if (rc == TY_ETIMEDOUT)
     ty__ctl_err("the controller at %s did not answer %s within %u s", c->g.controller, method,
                 c->g.timeout_ms / 1000);
+  else if (rc == TY_EPROTO || rc == TY_ETOOBIG)
+    ty__ctl_err("the answer from %s to %s is not a Trainyard frame (%s); is it a Trainyard "
+                "controller?",
+                c->g.controller, method, ty_strerror(rc));
   else
     ty__ctl_err("lost the connection to the controller at %s during %s: %s", c->g.controller,
                 method, ty_strerror(rc));
@@ -103,7 +109,7 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
   *out = (ty_rpc_result){0};
   int code = ensure_client(c);
   if (code) return code;
-  int rc = ty_rpc_client_call(c->client, method, req->data, req->len, c->g.timeout_ms, out);
+  int rc = ty_rpc_sync_call(c->client, method, req->data, req->len, c->g.timeout_ms, out);
   if (rc != 0) {
     report_transport(c, method, rc);
     ty_rpc_result_close(out);

@@ -12,14 +12,6 @@
 #include "cli/cli_internal.h"
 #include "proto/methods.h"
 
-const char ty__usage_attach[] =
-    "Usage: trainctl attach ID [--rank R]\n"
-    "\n"
-    "Shows a running interactive job's output (rlaunch): first its recent output,\n"
-    "kept by each worker (the last MiB per rank), then what follows until the job\n"
-    "ends. With several ranks each line starts with \"R: \". Older output: trainctl logs.\n"
-    "  -r, --rank R    only rank R, without prefixes\n";
-
 enum { A_RANK = 'r', A_HELP = 'h' };
 static const struct option attach_opts[] = {{"rank", required_argument, NULL, A_RANK},
                                             {"help", no_argument, NULL, A_HELP},

@@ -20,14 +20,6 @@
 #include "cli/cli_internal.h"
 #include "proto/methods.h"
 
-const char ty__usage_logs[] =
-    "Usage: trainctl logs ID [-f] [--rank R]\n"
-    "\n"
-    "Prints job ID's output (stdout and stderr of every rank), read from the\n"
-    "workers that ran it. With several ranks each line starts with \"R: \".\n"
-    "  -f, --follow    keep streaming until the job ends (waits while it is pending)\n"
-    "  -r, --rank R    only rank R, without prefixes\n";
-
 typedef struct logs_run logs_run;
 
 typedef struct log_stream {

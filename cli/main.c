@@ -3,6 +3,10 @@
  * trainctl: the command-line client of a Trainyard cluster. main() parses
  * the global options, finds the subcommand in a designated table and hands
  * it the rest of argv; the subcommands live one group per file (cmd_*.c).
+ * logs and attach, which read the workers' streams on libuv's event loop,
+ * run in trainyard-stream (stream_main.c) and plan --mesh in
+ * trainyard-plan (helper_exec.c), so the other commands, one request each
+ * on lib/rpc's blocking client, load neither libuv nor the planner.
  * Exit codes are a documented contract (docs/cluster-protocol.md) and are
  * listed in --help.
  */
@@ -28,13 +32,13 @@ static const ty__ctl_cmd commands[] = {
      .usage = ty__usage_show,
      .summary = "one job with its event history"},
     {.name = "logs",
-     .run = ty__cmd_logs,
+     .run = ty__cmd_stream,
      .usage = ty__usage_logs,
      .summary = "a job's output, read straight from the workers"},
     {.name = "cancel", .run = ty__cmd_cancel, .usage = ty__usage_cancel, .summary = "cancel jobs"},
     {.name = "nodes", .run = ty__cmd_nodes, .usage = ty__usage_nodes, .summary = "list nodes"},
     {.name = "attach",
-     .run = ty__cmd_attach,
+     .run = ty__cmd_stream,
      .usage = ty__usage_attach,
      .summary = "an interactive job's recent output, then what follows"},
     {.name = "queue",
@@ -135,7 +139,7 @@ static int dispatch(ty__ctl *c, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  ty__ctl c = {0};
+  ty__ctl c = {.argc = argc, .argv = argv};
   char err[TY_ERR_LEN] = "";
   if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), &c.g, err, sizeof err) != 0) {
     ty_cli_global_close(&c.g);
@@ -154,7 +158,7 @@ int main(int argc, char **argv) {
     c.cwd = getcwd(cwd, sizeof cwd);
     code = dispatch(&c, argc, argv);
   }
-  ty_rpc_client_close(c.client);
+  ty_rpc_sync_close(c.client);
   ty_cli_signer_close(&c.signer);
   ty_cli_global_close(&c.g);
   return code;

@@ -4,7 +4,7 @@
  * machine with ops/plan and the cost model's options (no controller). A
  * program of its own so that trainctl links none of the planner's search,
  * the model importer, OpenBLAS or GLPK: trainctl runs this in its place
- * (plan_exec.c) with the same arguments and exit codes.
+ * (helper_exec.c) with the same arguments and exit codes.
  */
 #include <limits.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * exponentially (100 ms doubling to 2 s, each with up to 50% jitter, so
  * clients that lost one controller together do not return together) until
  * the caller's overall time is spent. A reopened connection signs its
- * requests as the first did (ty_cli_connect), and every copy sent carries a
+ * requests as the first did (ty_cli_open), and every copy sent carries a
  * credential made for it: munged refuses a credential it has decoded once,
  * so resending the first copy's would be refused as a replay.
  */
@@ -50,7 +50,7 @@ static bool worth_retrying(int rc, const ty_rpc_result *res) {
   return rc != 0 || res->status == TY_ECLOSED;
 }
 
-int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port,
+int ty_cli_call_retrying(ty_rpc_sync **client, const char *host, int port,
                          struct ty_cli_signer *signer, const char *method, const ty_buf *req,
                          uint32_t timeout_ms, ty_rpc_result *out, ty_cli_retry_cb on_retry,
                          void *ud) {
@@ -61,11 +61,11 @@ int ty_cli_call_retrying(ty_rpc_client **client, const char *host, int port,
     int64_t left = deadline - ty_mono_ms();
     uint32_t budget = left > 0 ? (uint32_t)left : 1;
     /* Each call signs anew: a retry never resends a credential munged saw. */
-    int rc = *client ? 0 : ty_cli_connect(host, port, budget, signer, client);
-    if (rc == 0) rc = ty_rpc_client_call(*client, method, req->data, req->len, budget, out);
+    int rc = *client ? 0 : ty_cli_open(host, port, budget, signer, client);
+    if (rc == 0) rc = ty_rpc_sync_call(*client, method, req->data, req->len, budget, out);
     if (!worth_retrying(rc, out)) return 0;
     if (rc == 0) rc = out->status;
-    ty_rpc_client_close(*client); /* a broken connection is not reused */
+    ty_rpc_sync_close(*client); /* a broken connection is not reused */
     *client = NULL;
     uint32_t wait = delay / 2 + (uint32_t)(ty_rng_next(&rng) % (delay / 2 + 1));
     if (ty_mono_ms() + wait >= deadline) {

@@ -84,7 +84,7 @@ static void on_batch(size_t commits, size_t txns, void *ud) {
 static void on_sched_async(uv_async_t *h) {
   ty_controller *ctl = container_of(h, ty_controller, sched_async);
   ctl->sched_wanted = false;
-  if (!ctl->stopping) ty__sched_run(ctl);
+  if (!ctl->stopping) ty__sched_on_request(ctl);
 }
 
 /* ---- the tick ------------------------------------------------------------------------ */
@@ -386,6 +386,27 @@ static int open_store(ty_controller *ctl, char *err, size_t len) {
   return rc;
 }
 
+/* The whole store's quick_check, off the loop: at a million jobs it takes
+ * seconds, so a start does not wait for it (ty_store_open checked what the
+ * start reads). A damaged file stops the controller, saying why. */
+static void check_store(uv_work_t *w) {
+  ty_controller *ctl = w->data;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
+  ctl->check_rc = ty_store_check(path, ctl->check_err, sizeof(ctl->check_err));
+}
+
+static void on_store_checked(uv_work_t *w, int status) {
+  ty_controller *ctl = w->data;
+  if (status != 0 || ctl->check_rc == 0) return;
+  ty_error("%s; stopping", ctl->check_err);
+  ty_controller_stop(ctl);
+}
+
+const char *ty_controller_failure(const ty_controller *ctl) {
+  return ctl->check_rc ? ctl->check_err : NULL;
+}
+
 static int start_listening(ty_controller *ctl, char *err, size_t len) {
   ty_rpc_conn_opts opts = {.max_frame = ctl->cfg.max_frame,
                            .on_request = ty__rpc_on_request,
@@ -430,6 +451,8 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
   uv_timer_start(&ctl->tick, on_tick, TICK_MS, TICK_MS);
   ty__metrics_refresh(ctl);
   ty__sched_request(ctl);
+  ctl->check_work.data = ctl;
+  uv_queue_work(loop, &ctl->check_work, check_store, on_store_checked);
   *out_ctl = ctl;
   return 0;
 fail:
@@ -497,6 +520,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   ty_buf_close(&ctl->ls_req);
   ty_buf_close(&ctl->ls_reply);
   free(ctl->req_index);
+  free(ctl->sched_new);
   ty__graph_destroy(ctl);
   ty__check_destroy(ctl);
   for (size_t i = 0; i < ctl->n_nodes; i++)

@@ -137,10 +137,12 @@ typedef struct ty_controller_stats {
   uint64_t tick_jobs; /* by the 1 s tick (usage, drains, the sweep) */
   uint64_t pass_jobs; /* by scheduling passes */
   uint64_t pass_runs;
-  uint64_t list_jobs;    /* by ListJobs answers from memory */
-  uint64_t list_encoded; /* JobInfos encoded (each at most once per change) */
-  uint64_t list_cached;  /* ListJobs answered with the cached reply */
-  size_t live, cached;   /* jobs in the live set and the finished cache now */
+  uint64_t pass_requested; /* passes run on a request (not by the tick) */
+  uint64_t pass_skipped;   /* requests of submits only that needed no pass */
+  uint64_t list_jobs;      /* by ListJobs answers from memory */
+  uint64_t list_encoded;   /* JobInfos encoded (each at most once per change) */
+  uint64_t list_cached;    /* ListJobs answered with the cached reply */
+  size_t live, cached;     /* jobs in the live set and the finished cache now */
 } ty_controller_stats;
 /* Call on the loop thread, or after the loop stopped. Rows read from the
  * store are ty_store_rows_read(ty_controller_store(ctl)). */
@@ -158,6 +160,10 @@ int ty_controller_web_port(const ty_controller *ctl); /* -1 when the console is 
  * requests), closes every handle. Running tasks keep running on the workers.
  * The loop then runs to completion; call ty_controller_destroy after it. */
 void ty_controller_stop(ty_controller *ctl);
+/* Why the controller stopped on its own, or NULL: the whole-store
+ * integrity check that runs after the start found the file damaged (the
+ * sentence of ty_store_check). Call after the loop stopped. */
+const char *ty_controller_failure(const ty_controller *ctl);
 void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
 
 /* Request decoding (convert_check.c), pure: checks a payload against the
@@ -418,11 +424,17 @@ typedef struct ty_web_token_row {
   int64_t created_ms, expires_ms, revoked_ms;
 } ty_web_token_row;
 
-/* Opens (creating when absent) the database at `path`, applies pending
- * migrations and checks integrity. On failure returns TY_ESTORE and writes a
+/* Opens (creating when absent) the database at `path`, checks the tables a
+ * start reads whole (queues, nodes, usage, pending arrays, tokens) and
+ * applies pending migrations. On failure returns TY_ESTORE and writes a
  * sentence naming the file and the problem into err ("… is not a SQLite
- * database", "… has schema version 9, newer than this traind supports (1)"). */
+ * database", "… has schema version 9, newer than this traind supports (1)",
+ * "… integrity check failed (…); restore a backup"). */
 int ty_store_open(const char *path, ty_store **out_store, char *err, size_t err_len);
+/* PRAGMA quick_check of the whole file at `path` on a connection of its
+ * own (any thread; seconds on a store of a million jobs): 0, or TY_ESTORE
+ * and "PATH: integrity check failed (…); restore a backup" in err. */
+int ty_store_check(const char *path, char *err, size_t err_len);
 void ty_store_close(ty_store *s); /* accepts NULL */
 /* The schema version this build migrates to, and the file's version. */
 int ty_store_schema_version(void);
@@ -489,6 +501,10 @@ void ty_store_reader_close(ty_store_reader *r); /* accepts NULL */
 /* Jobs matching q, newest first (by end time, then id): cb once per row. */
 int ty_store_query_jobs(ty_store_reader *r, const ty_job_query *q,
                         int (*cb)(const ty_job_row *row, void *ud), void *ud);
+/* SQLite's plan for q as ty_store_query_jobs would run it (EXPLAIN QUERY
+ * PLAN's detail lines, one per line, into out): the test hook that shows
+ * which index each shape of a history query walks. */
+int ty_store_query_plan(ty_store_reader *r, const ty_job_query *q, ty_buf *out);
 /* The rank records of one job, by run then rank. */
 int ty_store_query_ranks(ty_store_reader *r, uint64_t job_id,
                          int (*cb)(const ty_rank_row *row, void *ud), void *ud);

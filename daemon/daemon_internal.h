@@ -256,7 +256,19 @@ struct ty_controller {
   char web_token[33];                /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
+  /* The whole-store integrity check, run on the thread pool after the
+   * start (controller.c); failure stops the controller. */
+  uv_work_t check_work;
+  int check_rc;
+  char check_err[TY_ERR_LEN];
   bool sched_wanted;
+  /* Since the last pass (sched_pass.c): whether anything but a submit asked
+   * for one, the jobs submitted (first id and count of each submit), and
+   * whether that pass left every pending job waiting for something a new
+   * job cannot change (none held back by a reservation or preempting). */
+  bool sched_other, sched_saturated;
+  uint64_t (*sched_new)[2];
+  size_t n_sched_new, cap_sched_new;
   ty_job **jobs;
   size_t n_jobs, cap_jobs; /* the live set, sorted by id */
   ty_job **req_index;
@@ -384,6 +396,9 @@ ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue)
 void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud);
 /* Asks for a scheduling pass soon (coalesced; controller.c runs it). */
 void ty__sched_request(ty_controller *ctl);
+/* The same for a stored submit of jobs first..first+n-1: the pass may be
+ * left to the tick when it could place nothing (sched_pass.c). */
+void ty__sched_request_submit(ty_controller *ctl, uint64_t first, uint32_t n);
 
 /* ---- reply.c: answering requests ---- */
 ty_reply *ty__reply_new(ty_controller *ctl, ty_rpc_conn *c, const ty_rpc_msg *req,
@@ -619,6 +634,9 @@ extern const size_t ty__web_n_assets;
 /* ---- sched_pass.c: the scheduler's side of the controller ---- */
 /* Runs one pass: placements, preemptions, reasons (also from the tick). */
 void ty__sched_run(ty_controller *ctl);
+/* On a coalesced request: a pass, unless only submits asked and the pass
+ * could place and preempt nothing (the tick then gives their reasons). */
+void ty__sched_on_request(ty_controller *ctl);
 /* Tick duties: charge running jobs' usage (decayed), move drained nodes to
  * DRAINED, store what changed. */
 void ty__sched_tick(ty_controller *ctl);

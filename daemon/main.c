@@ -556,8 +556,9 @@ int main(int argc, char **argv) {
   snprintf(status, sizeof status, "rpc on port %d, metrics on port %d", rpc_port, metrics_port);
   ty_notify_ready(status);
   uv_run(loop, UV_RUN_DEFAULT);
+  bool failed = ty_controller_failure(d.ctl) != NULL; /* logged when it stopped */
   ty_controller_destroy(d.ctl);
   uv_loop_close(loop);
   ty_info("stopped");
-  return 0;
+  return failed ? 1 : 0;
 }

@@ -97,7 +97,7 @@ static void on_submit_committed(int status, void *ud) {
     ty__deps_watch(ctl, j);
   }
   ty_metric_inc(ctl->m.submitted, NULL, sc->n);
-  ty__sched_request(ctl);
+  ty__sched_request_submit(ctl, sc->first, sc->n);
   answer_stored(ctl, sc->r, ty__job_find(ctl, sc->first), sc->array ? sc->n : 0);
   free(sc);
 }

@@ -14,7 +14,8 @@
  * accounts that changed, and move DRAINING nodes with nothing left running
  * to DRAINED.
  *
- * Workload: a pass per submit burst, task end and second over the live set
+ * Workload: a pass per task end, node change, second, and submit burst
+ * that could start or preempt something (ty__sched_on_request), over the live set
  * (thousands of jobs; history is not in memory). Every array built here is
  * freed before returning. Before each pass, the dependencies of the jobs
  * whose targets changed are rechecked (deps.c).
@@ -235,14 +236,34 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
   }
 }
 
+/* Whether a pass over these pending jobs can change nothing a new job does
+ * not fit: none was held back by the reservation, FIFO order or backfill
+ * depth (a new job ahead of it could move the reservation), none is
+ * waiting for victims of a preemption. */
+static bool saturated(const ty_sched_output *out) {
+  for (size_t i = 0; i < out->n_pending; i++)
+    if (out->pending[i].wait == TY_SCHED_WAIT_PRIORITY ||
+        out->pending[i].wait == TY_SCHED_WAIT_PREEMPTING)
+      return false;
+  return true;
+}
+
 void ty__sched_run(ty_controller *ctl) {
   if (ctl->stopping) return;
+  /* Requests made from here on (by the dependency update, by the starts
+   * below) ask for the next pass. */
+  ctl->sched_other = false;
+  ctl->n_sched_new = 0;
+  ctl->sched_saturated = false;
   ty__deps_update(ctl);
   size_t n_pending = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++)
     n_pending += schedulable_job(ctl->jobs[i]);
   ctl->stats.pass_jobs += ctl->n_jobs;
-  if (n_pending == 0) return;
+  if (n_pending == 0) {
+    ctl->sched_saturated = true;
+    return;
+  }
   ctl->stats.pass_runs++;
   uint64_t t0 = ctl->pass_t0_ns = uv_hrtime();
   input_buf b;
@@ -250,6 +271,7 @@ void ty__sched_run(ty_controller *ctl) {
   ty_sched_output out;
   if (ty_sched_pass(&b.in, &out) == 0) {
     apply(ctl, &out);
+    ctl->sched_saturated = out.n_preemptions == 0 && saturated(&out);
     ty_sched_output_close(&out);
   } else {
     ty_error("scheduler: pass failed: out of memory");
@@ -257,6 +279,89 @@ void ty__sched_run(ty_controller *ctl) {
   input_close(&b);
   ty_metric_observe(ctl->m.sched_seconds, NULL, (double)(uv_hrtime() - t0) / 1e9);
   ty__watch_flush(ctl); /* the pending jobs' new reasons */
+}
+
+/* ---- submits that need no pass ------------------------------------------------------ */
+
+/* Whether a job of queue `queue` could preempt: preemption is on and some
+ * queue of a lower tier is preemptible (as the scheduler's own test). */
+static bool may_preempt(ty_controller *ctl, const char *queue) {
+  if (!ctl->sched.preemption) return false;
+  int32_t tier = 0;
+  for (size_t q = 0; q < ctl->n_queues; q++)
+    if (strcmp(ctl->queues[q].name, queue) == 0) tier = ctl->queues[q].tier;
+  for (size_t q = 0; q < ctl->n_queues; q++)
+    if (ctl->queues[q].preemptible && ctl->queues[q].tier < tier) return true;
+  return false;
+}
+
+/* Whether the pending job j can be left waiting without a pass: it waits
+ * for no dependency check, cannot preempt, and does not fit what is free. */
+static bool stays_pending(ty_controller *ctl, const ty_job *j, const ty_sched_node *nodes) {
+  if (!schedulable_job(j) || j->dep != TY__DEP_MET || may_preempt(ctl, j->spec.queue)) return false;
+  ty_sched_job sj;
+  sched_job(j, &sj);
+  return !ty_sched_fits_free(&sj, nodes, ctl->n_nodes);
+}
+
+/* Whether every job submitted since the last pass stays pending (an
+ * array's elements share one request: its first element speaks for all;
+ * a job no longer pending was cancelled or ended and frees nothing). */
+static bool new_jobs_stay_pending(ty_controller *ctl) {
+  ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    sched_node(ctl->nodes[i], &nodes[i]);
+  bool stay = true;
+  for (size_t k = 0; k < ctl->n_sched_new && stay; k++) {
+    const ty_job *j = ty__job_find(ctl, ctl->sched_new[k][0]);
+    stay = !j || j->state != TY_JOB_PENDING || stays_pending(ctl, j, nodes);
+  }
+  free(nodes);
+  return stay;
+}
+
+/* The new jobs' wait until the tick's pass ranks them (and gives their
+ * position): the scheduler's own words for a job that does not fit. */
+static void mark_waiting(ty_controller *ctl) {
+  bool up = false;
+  for (size_t i = 0; i < ctl->n_nodes && !up; i++)
+    up = ctl->nodes[i]->state == TY_NODE_UP && ctl->nodes[i]->conn && !ctl->nodes[i]->drain;
+  const char *why = up ? "Resources: not enough free resources now"
+                       : "Resources: no schedulable nodes (all are down or draining)";
+  for (size_t k = 0; k < ctl->n_sched_new; k++)
+    for (uint64_t id = ctl->sched_new[k][0]; id < ctl->sched_new[k][0] + ctl->sched_new[k][1];
+         id++) {
+      ty_job *j = ty__job_find(ctl, id);
+      if (!j || j->state != TY_JOB_PENDING || j->has_wait) continue;
+      free(j->reason);
+      j->reason = ty_strdup(why);
+      j->wait = up ? TY_SCHED_WAIT_RESOURCES : TY_SCHED_WAIT_NO_NODES;
+      j->has_wait = true;
+      ty__watch_touch(ctl, j, false);
+      ty__job_dirty(ctl, j);
+    }
+  ctl->n_sched_new = 0;
+  ty__watch_flush(ctl);
+}
+
+/*
+ * A pass after a burst of submits only, when the last pass left every
+ * pending job waiting for resources (saturated) and no new job fits what
+ * is free now or may preempt, places nothing and preempts nothing: the
+ * jobs it considered still find the same free resources, and a job that
+ * does not fit them only adds a claim. Such a pass is left to the tick,
+ * which refreshes reasons and positions within a second; anything else
+ * that asked (a task end, a node, a cancel) runs it now.
+ */
+void ty__sched_on_request(ty_controller *ctl) {
+  if (!ctl->sched_other && ctl->sched_saturated && ctl->n_dep_changed == 0 &&
+      new_jobs_stay_pending(ctl)) {
+    ctl->stats.pass_skipped++;
+    mark_waiting(ctl);
+    return;
+  }
+  ctl->stats.pass_requested++;
+  ty__sched_run(ctl);
 }
 
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {

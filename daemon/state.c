@@ -430,6 +430,19 @@ void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud) {
 
 /* Coalesces requests: many submits in one loop iteration cost one pass. */
 void ty__sched_request(ty_controller *ctl) {
+  ctl->sched_other = true;
+  if (ctl->sched_wanted || ctl->stopping) return;
+  ctl->sched_wanted = true;
+  uv_async_send(&ctl->sched_async);
+}
+
+void ty__sched_request_submit(ty_controller *ctl, uint64_t first, uint32_t n) {
+  if (ctl->n_sched_new == ctl->cap_sched_new) {
+    ctl->cap_sched_new = ctl->cap_sched_new ? 2 * ctl->cap_sched_new : 16;
+    ctl->sched_new = ty_xrealloc(ctl->sched_new, ctl->cap_sched_new * sizeof(*ctl->sched_new));
+  }
+  ctl->sched_new[ctl->n_sched_new][0] = first;
+  ctl->sched_new[ctl->n_sched_new++][1] = n;
   if (ctl->sched_wanted || ctl->stopping) return;
   ctl->sched_wanted = true;
   uv_async_send(&ctl->sched_async);

@@ -165,6 +165,10 @@ static const char *const migrations[] = {
     "CREATE TABLE arrays AS SELECT * FROM jobs WHERE 0;"
     "ALTER TABLE arrays ADD COLUMN elements INTEGER NOT NULL DEFAULT 0;"
     "CREATE UNIQUE INDEX arrays_by_id ON arrays(id);",
+    /* 9: `history --queue` (issue 15): finished jobs of one queue, newest
+     * first, through an index as those of one user, not a walk of all
+     * history by end time filtering the queue. */
+    "CREATE INDEX jobs_by_queue ON jobs(queue, end_ms);",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */
@@ -376,21 +380,58 @@ static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
   return 0;
 }
 
-static int check_integrity(ty_store *s, char *err, size_t len) {
+/* PRAGMA quick_check on db, of one table and its indexes or (NULL) of the
+ * whole file: 0, or TY_ESTORE and a sentence naming path and the damage. */
+static int quick_check(sqlite3 *db, const char *path, const char *table, char *err, size_t len) {
+  char sql[96];
+  snprintf(sql, sizeof(sql), table ? "PRAGMA quick_check(%s)" : "PRAGMA quick_check", table);
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   const char *res = NULL;
   if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
     res = (const char *)sqlite3_column_text(st, 0);
   if (!res || strcmp(res, "ok") != 0) {
     char what[TY_ERR_LEN];
     snprintf(what, sizeof(what), "integrity check failed (%.160s); restore a backup",
-             res ? res : sqlite3_errmsg(s->db));
+             res ? res : sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    return set_err(err, len, s->path, what, NULL);
+    return set_err(err, len, path, what, NULL);
   }
   sqlite3_finalize(st);
   return 0;
+}
+
+/* The tables a start reads whole (the live jobs come from `jobs` through
+ * the state index): checked at open. The rest grows with history, so the
+ * whole file is checked by ty_store_check, off the loop, after the start. */
+static const char *const start_tables[] = {"queues", "nodes", "usage", "arrays", "web_tokens"};
+
+static int check_start_tables(ty_store *s, char *err, size_t len) {
+  for (size_t i = 0; i < TY_ARRAY_LEN(start_tables); i++) {
+    char sql[128];
+    int present = 0;
+    snprintf(sql, sizeof(sql),
+             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'",
+             start_tables[i]);
+    if (query_int(s->db, sql, &present) != 0)
+      return set_err(err, len, s->path, "integrity check failed: cannot read the schema", s->db);
+    int rc = present ? quick_check(s->db, s->path, start_tables[i], err, len) : 0;
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+int ty_store_check(const char *path, char *err, size_t len) {
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    set_err(err, len, path, "integrity check: cannot open", db);
+    sqlite3_close(db);
+    return TY_ESTORE;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  int rc = quick_check(db, path, NULL, err, len);
+  sqlite3_close(db);
+  return rc;
 }
 
 static int migrate(ty_store *s, char *err, size_t len) {
@@ -444,7 +485,7 @@ int ty_store_open(const char *path, ty_store **out, char *err, size_t len) {
   s->path = ty_strdup(path);
   atomic_init(&s->commits, 0);
   int rc = open_conn(path, &s->db, err, len);
-  if (rc == 0) rc = check_integrity(s, err, len);
+  if (rc == 0) rc = check_start_tables(s, err, len);
   if (rc == 0) rc = migrate(s, err, len);
   if (rc == 0) rc = open_conn(path, &s->rdb, err, len);
   for (int i = 0; rc == 0 && i < ST_N; i++)

@@ -9,8 +9,9 @@
  * through the primary key or an index. Listings of finished jobs and
  * accounting (ty_store_query_jobs, ty_store_query_ranks) may touch many
  * rows, so they run on a ty_store_reader of their own, off the loop; their
- * WHERE clauses are shaped for the indexes of schema 4 (jobs_by_end,
- * jobs_by_user) and always carry a LIMIT when one is asked for.
+ * WHERE clauses are shaped for the indexes (jobs_by_end, jobs_by_user,
+ * jobs_by_queue) and always carry a LIMIT when one is asked for;
+ * ty_store_query_plan shows which one a query walks.
  *
  * Every row handed to a callback is counted (ty_store_rows_read), the
  * hook that lets tests show which operations read history.
@@ -362,17 +363,38 @@ static int bind_query(sqlite3_stmt *st, const void *ud) {
   return 0;
 }
 
-int ty_store_query_jobs(ty_store_reader *r, const ty_job_query *q,
-                        int (*cb)(const ty_job_row *row, void *ud), void *ud) {
-  job_cb p = {cb, ud};
-  ty_buf sql, where;
-  ty_buf_init(&sql);
+/* The SELECT of q, NUL-terminated, into sql (initialised). */
+static int query_sql(const ty_job_query *q, ty_buf *sql) {
+  ty_buf where;
   ty_buf_init(&where);
   int rc = query_where(q, &where);
   if (rc == 0) rc = ty_buf_append(&where, "", 1);
-  if (rc == 0) rc = job_select(&sql, (char *)where.data);
-  if (rc == 0) rc = run(r->store, r->db, (char *)sql.data, bind_query, q, job_row, &p);
+  if (rc == 0) rc = job_select(sql, (char *)where.data);
   ty_buf_close(&where);
+  return rc;
+}
+
+int ty_store_query_jobs(ty_store_reader *r, const ty_job_query *q,
+                        int (*cb)(const ty_job_row *row, void *ud), void *ud) {
+  job_cb p = {cb, ud};
+  ty_buf sql;
+  ty_buf_init(&sql);
+  int rc = query_sql(q, &sql);
+  if (rc == 0) rc = run(r->store, r->db, (char *)sql.data, bind_query, q, job_row, &p);
+  ty_buf_close(&sql);
+  return rc;
+}
+
+static int plan_row(sqlite3_stmt *st, void *ud) {
+  return ty_buf_printf(ud, "%s\n", col_text(st, 3));
+}
+
+int ty_store_query_plan(ty_store_reader *r, const ty_job_query *q, ty_buf *out) {
+  ty_buf sql;
+  ty_buf_init(&sql);
+  int rc = ty_buf_printf(&sql, "EXPLAIN QUERY PLAN ");
+  if (rc == 0) rc = query_sql(q, &sql);
+  if (rc == 0) rc = run(r->store, r->db, (char *)sql.data, bind_query, q, plan_row, out);
   ty_buf_close(&sql);
   return rc;
 }

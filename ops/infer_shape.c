@@ -254,10 +254,6 @@ done:
 }
 
 /* The opset from which a reduction reads its axes from input 1. */
-static int axes_input_opset(ty_op op) {
-  return op == TY_OP_REDUCE_SUM ? 13 : 18;
-}
-
 int ty__infer_reduce(ty__infer *ic) {
   ty_op op = ic->node->op;
   uint32_t mask =
@@ -265,7 +261,13 @@ int ty__infer_reduce(ty__infer *ic) {
   int64_t axes[TY_MAX_RANK];
   bool mark[TY_MAX_RANK];
   int n, rc = ty__infer_need(ic, 0, mask, false);
-  if (rc == 0) rc = read_axes(ic, axes_input_opset(op), axes, &n);
+  if (rc != 0) return rc;
+  if (!ty__reduce_axes_is_input(ic->node) && ty__infer_has(ic, 1))
+    return ty__infer_fail(ic, TY_EINVAL,
+                          "input 1 (axes) is given, but at opset %d axes is an attribute (an "
+                          "input from opset %d)",
+                          ic->node->opset, op == TY_OP_REDUCE_SUM ? 13 : 18);
+  rc = read_axes(ic, ty__reduce_axes_is_input(ic->node) ? 0 : INT32_MAX, axes, &n);
   if (rc != 0) return rc;
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();

@@ -143,8 +143,12 @@ int64_t ty__pad_src(int64_t o, int64_t begin, int64_t dim, int mode);
 void ty__depth_space_move(const ty_graph_node *n, ty_op op, const ty_tensor *x, ty_tensor *y,
                           bool back);
 
-/* The reduced dims of a Reduce* node (axes input or attribute; all when
- * none) and whether it is a no-op (noop_with_empty_axes). */
+/* Whether a Reduce* node takes axes as input 1 (ReduceSum from opset 13,
+ * the others from 18) rather than as an attribute. */
+bool ty__reduce_axes_is_input(const ty_graph_node *n);
+/* The reduced dims of a Reduce* node (axes input or attribute, as its
+ * opset says; all when none) and whether it is a no-op
+ * (noop_with_empty_axes). */
 int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red,
                     bool *out_noop);
 /* The stride in the reduced output of each input dim (0 for reduced dims):

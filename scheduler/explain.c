@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Answers for people: why a job is pending (ty_sched_explain_job), and
- * whether a request can ever run on this cluster (ty_sched_check_fits).
+ * whether a request can ever run on this cluster (ty_sched_check_fits) or
+ * could start on what is free now (ty_sched_fits_free).
  *
  * Explaining runs a whole pass, so the answer is exactly what the scheduler
  * would decide now: the job's rank among pending jobs, its priority split
@@ -213,4 +214,15 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
                   "resources.nodes is %llu but only %llu nodes can hold one slot each", job->nodes,
                   can_host);
   return 0;
+}
+
+bool ty_sched_fits_free(const ty_sched_job *job, const ty_sched_node *nodes, size_t n_nodes) {
+  ty__need n = ty__need_of(job);
+  uint64_t want = job->nodes ? job->nodes : 1, have = 0;
+  for (size_t i = 0; i < n_nodes && have < want; i++) {
+    const ty_sched_node *nd = &nodes[i];
+    ty__res f = {.cpus = nd->cpus_free, .gpus = nd->gpus_free, .mem = nd->mem_free};
+    have += nd->schedulable && ty__res_fits(&f, &n);
+  }
+  return have >= want;
 }

@@ -273,6 +273,12 @@ void ty_sched_output_close(ty_sched_output *out);
 int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, size_t n_nodes,
                         char *reason, size_t reason_len);
 
+/* Whether the job's request fits the nodes' free resources now: at least
+ * job->nodes schedulable nodes (1 when 0) each with the CPUs, GPUs and
+ * memory of one slot free. Topology, queue limits and reservations are not
+ * looked at, so false means no pass could place it without preempting. */
+bool ty_sched_fits_free(const ty_sched_job *job, const ty_sched_node *nodes, size_t n_nodes);
+
 /* Share of free GPUs (CPUs on a cluster without GPUs) stranded on partly used
  * nodes: 0 when every free GPU sits on an idle node, 1 when none does.
  * Unschedulable nodes do not count. 0 when nothing is free. */

@@ -22,7 +22,9 @@
  *     attach`) never do. An owner that never attaches within ATTACH_WAIT_MS
  *     counts as gone.
  *   - A client's stream ends with an AttachOutput carrying `exited`, sent
- *     only after the task ended AND its output reached EOF, then END 0.
+ *     only after the task ended AND its output reached EOF, then END 0. A
+ *     pty's EOF is the kernel's (EIO once drained), not libuv's hang-up
+ *     shortcut (drain_pty), so no output comes after the exit status.
  *   - An attach that comes before its task (LaunchTask and the client's
  *     Attach travel on different connections) waits for the launch, with
  *     the client's deadline (attach_wait.c), instead of failing.
@@ -109,6 +111,7 @@ struct ty__iotask {
   bool had_client, free_running, spawned, exited, timed_out, done, closing;
   int exit_code, term_signal;
   uint64_t bytes_read, bytes_at_check;
+  bool read_restarted; /* reading (re)started since the last drain check */
   ring_chunk *ring_head, *ring_tail;
   size_t ring_bytes;
   int open_handles;
@@ -395,25 +398,47 @@ static void close_out(out_chan *ch) {
   if (ch->io->pty) ch->io->in_active = false; /* the master was also stdin */
 }
 
+/* Output bytes of ch: to the ring, the log and every client. */
+static void take_output(ty__iotask *io, out_chan *ch, const uint8_t *p, size_t n) {
+  if (!io->first_output_ns) io->first_output_ns = uv_hrtime();
+  io->bytes_read += (uint64_t)n;
+  ring_add(io, ch->stream, p, n);
+  log_append(io, p, n);
+  ty_attach_output o = {.rank = io->rank, .stream = ch->stream, .data = p, .len = n};
+  send_all(io, &o);
+}
+
+/* libuv calls a short read with POLLHUP the end of a stream. True of a
+ * pipe (the read emptied it and no writer is left), but a pty master's
+ * line discipline hands out only what it has taken in so far: what the
+ * task wrote last may still wait in the terminal's buffers (up to 64 KiB)
+ * when the hang-up comes. So the master is read to the kernel's own end,
+ * EIO (everything read), before the output counts as ended; this is the
+ * task's last output, bounded by those buffers, so it is read at once. */
+static void drain_pty(ty__iotask *io, out_chan *ch) {
+  for (;;) {
+    ssize_t r = read(io->master_fd, io->buf, sizeof io->buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return; /* EIO: all read; EAGAIN: someone opened the terminal again */
+    take_output(io, ch, (const uint8_t *)io->buf, (size_t)r);
+  }
+}
+
 static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   out_chan *ch = container_of((uv_pipe_t *)s, out_chan, pipe);
   ty__iotask *io = ch->io;
   if (n == 0 || !ch->active) return;
   if (n > 0) {
-    if (!io->first_output_ns) io->first_output_ns = uv_hrtime();
-    io->bytes_read += (uint64_t)n;
-    ring_add(io, ch->stream, (const uint8_t *)b->base, (size_t)n);
-    log_append(io, (const uint8_t *)b->base, (size_t)n);
-    ty_attach_output o = {
-        .rank = io->rank, .stream = ch->stream, .data = (const uint8_t *)b->base, .len = (size_t)n};
-    send_all(io, &o);
+    take_output(io, ch, (const uint8_t *)b->base, (size_t)n);
     update_reading(io);
     return;
   }
-  /* EOF, or EIO on a pty master once the terminal's last user is gone. */
+  /* EOF (a pty's only once drained), or EIO on a pty master once the
+   * terminal's last user is gone. */
   if (n != UV_EOF && n != UV_EIO)
     ty_warn("job %" PRIu64 " rank %" PRIu32 ": reading its output: %s", io->job_id, io->rank,
             uv_strerror((int)n));
+  if (n == UV_EOF && io->pty) drain_pty(io, ch);
   close_out(ch);
   maybe_done(io);
 }
@@ -425,6 +450,7 @@ static void update_reading(ty__iotask *io) {
     if (!ch->active) continue;
     if (want && !ch->reading) {
       ch->reading = uv_read_start((uv_stream_t *)&ch->pipe, on_alloc, on_out_read) == 0;
+      io->read_restarted = true; /* the drain check's interval starts again */
     } else if (!want && ch->reading) {
       uv_read_stop((uv_stream_t *)&ch->pipe);
       ch->reading = false;
@@ -443,18 +469,34 @@ static void maybe_done(ty__iotask *io) {
   if (io->had_client || io->free_running) close_io(io);
 }
 
+/* Whether bytes wait unread in an open output channel (FIONREAD: a pipe's
+ * bytes, a pty master's line discipline's). */
+static bool output_waiting(const ty__iotask *io) {
+  for (int i = 0; i < 2; i++) {
+    int fd = -1, n = 0;
+    const out_chan *ch = &io->out[i];
+    if (ch->active && uv_fileno((const uv_handle_t *)&ch->pipe, &fd) == 0 &&
+        ioctl(fd, FIONREAD, &n) == 0 && n > 0)
+      return true;
+  }
+  return false;
+}
+
 /* After the exit, output that stops without an EOF (a daemonised grandchild
- * still holds the pipe) ends the stream after one silent check. */
+ * still holds the pipe) ends the stream after one silent check: a whole
+ * interval read throughout (not paused for backpressure or begun by a late
+ * attach meanwhile), no byte read, and none waiting. */
 static void on_drain_check(uv_timer_t *h) {
   ty__iotask *io = h->data;
   bool reading = io->out[0].reading || io->out[1].reading;
-  if (reading && io->bytes_read == io->bytes_at_check) {
-    for (int i = 0; i < 2; i++)
-      if (io->out[i].active) close_out(&io->out[i]);
-    maybe_done(io);
-    return;
-  }
+  bool silent =
+      reading && !io->read_restarted && io->bytes_read == io->bytes_at_check && !output_waiting(io);
+  io->read_restarted = false;
   io->bytes_at_check = io->bytes_read;
+  if (!silent) return;
+  for (int i = 0; i < 2; i++)
+    if (io->out[i].active) close_out(&io->out[i]);
+  maybe_done(io);
 }
 
 static void on_attach_wait(uv_timer_t *h) {

@@ -15,43 +15,21 @@
 #
 #   bench/cluster/before_after.sh BUILD_A BUILD_B [N] [ROUNDS] [RUNS]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-[ $# -ge 2 ] || { echo "usage: $0 BUILD_A BUILD_B [N] [ROUNDS] [RUNS]" >&2; exit 2; }
-a=$(cd "$1" && pwd)
-b=$(cd "$2" && pwd)
+. "$(dirname "$0")/ab_cluster.sh"
+ab_setup before-after 17870 "$0 BUILD_A BUILD_B [N] [ROUNDS] [RUNS]" "$@"
 n=${3:-1000}
 rounds=${4:-2}
 runs=${5:-20}
-port=${TRAINYARD_PORT:-17870}
-work=$(mktemp -d /tmp/trainyard-ab-XXXXXX)
-export TRAINYARD_CONTROLLER=127.0.0.1:$port
-export TY_BENCH_DRAIN_CAP_S=${TY_BENCH_DRAIN_CAP_S:-600}
-state=
-
-log() { echo "before-after: $*" >&2; }
-stop() {
-  [ -n "$state" ] && TRAINYARD_PORT=$port "$root/deploy/cluster.sh" stop -s "$state" >/dev/null 2>&1
-  state=
-}
-cleanup() {
-  stop || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-. "$root/bench/timing.sh" # stats, elapsed, seq_runs, drain_wait
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)"; exit 77; }
 
 # one BUILD LABEL: one round of both measures on a fresh cluster of BUILD.
 one() {
-  local build=$1 label=$2 ctl="$1/cli/trainctl" t0 submit complete left
-  state="$work/$label.$RANDOM"
-  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$state" -c 64 >/dev/null
-  until "$ctl" nodes --json | grep -q '"UP"'; do sleep 0.1; done
-  active() { "$ctl" ls --array --state PENDING,RUNNING --json | grep -c '"id"' || true; }
+  local label=$2 ctl="$1/cli/trainctl" t0 submit complete left
+  ab_start "$1" "$label"
   t0=$EPOCHREALTIME
   "$ctl" submit --quiet --array "0-$((n - 1))" --command -- true >/dev/null
   submit=$(elapsed "$t0")
-  left=$(drain_wait active)
+  left=$(drain_wait ab_active)
   complete=$(elapsed "$t0")
   "$ctl" submit --quiet --command --cpus 64 -- sleep 600 >/dev/null
   "$ctl" submit --quiet --array "0-$((n - 1))" --command -- true >/dev/null
@@ -60,7 +38,7 @@ one() {
   ps=$(perf stat -r "$runs" "$ctl" ls 2>&1 >/dev/null)
   cpu=$(awk '/task-clock/ { print $1 }' <<<"$ps")
   faults=$(awk '/page-faults/ { print $1 }' <<<"$ps")
-  stop
+  ab_stop
   printf '| %s | %.3f | %.3f%s | %.2f | %s | %s |\n' "$label" "$submit" "$complete" \
     "$([ "$left" -gt 0 ] && echo " ($left unfinished at cap)")" \
     "$(awk '{ print $1 * 1000 }' <<<"$(stats "$work/ls" | cut -d' ' -f1)")" "$cpu" "$faults"
@@ -68,8 +46,4 @@ one() {
 
 echo "| build | array 0-$((n - 1)) submit (s) | all completed (s) | ls, $n pending: median ms of $runs | ls CPU ms (perf stat) | ls page faults |"
 echo "| --- | --- | --- | --- | --- | --- |"
-for r in $(seq 1 "$rounds"); do
-  log "round $r"
-  one "$a" A
-  one "$b" B
-done
+ab_rounds "$rounds"

@@ -15,30 +15,10 @@
 #
 #   bench/cluster/worker_cost.sh BUILD_A BUILD_B [N] [ROUNDS]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-[ $# -ge 2 ] || { echo "usage: $0 BUILD_A BUILD_B [N] [ROUNDS]" >&2; exit 2; }
-a=$(cd "$1" && pwd)
-b=$(cd "$2" && pwd)
+. "$(dirname "$0")/ab_cluster.sh"
+ab_setup worker-cost 17890 "$0 BUILD_A BUILD_B [N] [ROUNDS]" "$@"
 n=${3:-1000}
 rounds=${4:-2}
-runs=1
-port=${TRAINYARD_PORT:-17890}
-work=$(mktemp -d /tmp/trainyard-wcost-XXXXXX)
-export TRAINYARD_CONTROLLER=127.0.0.1:$port
-export TY_BENCH_DRAIN_CAP_S=${TY_BENCH_DRAIN_CAP_S:-600}
-state=
-
-log() { echo "worker-cost: $*" >&2; }
-stop() {
-  [ -n "$state" ] && TRAINYARD_PORT=$port "$root/deploy/cluster.sh" stop -s "$state" >/dev/null 2>&1
-  state=
-}
-cleanup() {
-  stop || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-. "$root/bench/timing.sh" # elapsed, drain_wait
 
 # cpu_s PID -> seconds of CPU of PID and its reaped children (utime, stime,
 # cutime, cstime: fields 14-17 of /proc/PID/stat; comm has no spaces here).
@@ -48,21 +28,18 @@ cpu_s() {
 
 # one BUILD LABEL: one round on a fresh cluster of BUILD.
 one() {
-  local build=$1 label=$2 ctl="$1/cli/trainctl" t0 complete left wpid dpid w0 d0 load
-  state="$work/$label.$RANDOM"
-  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$state" -c 64 >/dev/null
-  until "$ctl" nodes --json | grep -q '"UP"'; do sleep 0.1; done
+  local label=$2 ctl="$1/cli/trainctl" t0 complete left wpid dpid w0 d0 load
+  ab_start "$1" "$label"
   wpid=$(cat "$state/pids/worker1.pid") dpid=$(cat "$state/pids/traind.pid")
-  active() { "$ctl" ls --array --state PENDING,RUNNING --json | grep -c '"id"' || true; }
   load=$(cut -d' ' -f1 /proc/loadavg)
   w0=$(cpu_s "$wpid") d0=$(cpu_s "$dpid")
   t0=$EPOCHREALTIME
   "$ctl" submit --quiet --array "0-$((n - 1))" --command -- true >/dev/null
-  left=$(drain_wait active)
+  left=$(drain_wait ab_active)
   complete=$(elapsed "$t0")
   local w1 d1
   w1=$(cpu_s "$wpid") d1=$(cpu_s "$dpid")
-  stop
+  ab_stop
   printf '| %s | %s | %.3f%s | %.3f | %.3f |\n' "$label" "$load" "$complete" \
     "$([ "$left" -gt 0 ] && echo " ($left unfinished at cap)")" \
     "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" \
@@ -71,8 +48,4 @@ one() {
 
 echo "| build | load average (1 min) | array 0-$((n - 1)) all completed (s) | trainworkerd CPU s (with children) | traind CPU s |"
 echo "| --- | --- | --- | --- | --- |"
-for r in $(seq 1 "$rounds"); do
-  log "round $r"
-  one "$a" A
-  one "$b" B
-done
+ab_rounds "$rounds"

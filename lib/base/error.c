@@ -1,10 +1,40 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Error words, labels and the caller-buffer formatter, all from TY_ERROR_MAP
- * (base.h); libuv names every code outside Trainyard's range. */
+ * (base.h); every code outside Trainyard's range is named from libuv's own
+ * table of its codes, UV_ERRNO_MAP in uv.h, the words and names that
+ * uv_strerror and uv_err_name return. A header's table, not a call: a
+ * program that uses nothing else of libuv (trainctl's one-shot commands,
+ * on lib/rpc's ty_rpc_sync) is not linked against it for its errors. */
 #include "lib/base/base.h"
 
 #include <stdio.h>
 #include <uv.h>
+
+/* libuv's words for one of its codes, or NULL. */
+static const char *uv_words(int code) {
+  switch (code) {
+#define TY_UV_WORDS_(name, words)                                                                  \
+  case UV_##name:                                                                                  \
+    return words;
+    UV_ERRNO_MAP(TY_UV_WORDS_)
+#undef TY_UV_WORDS_
+  default:
+    return NULL;
+  }
+}
+
+/* libuv's name ("ECONNREFUSED") for one of its codes, or NULL. */
+static const char *uv_label(int code) {
+  switch (code) {
+#define TY_UV_LABEL_(name, words)                                                                  \
+  case UV_##name:                                                                                  \
+    return #name;
+    UV_ERRNO_MAP(TY_UV_LABEL_)
+#undef TY_UV_LABEL_
+  default:
+    return NULL;
+  }
+}
 
 const char *ty_strerror(int code) {
   switch (code) {
@@ -18,8 +48,8 @@ const char *ty_strerror(int code) {
   default:
     break;
   }
-  if (code < 0 && code > -4096) return uv_strerror(code);
-  return "unknown error";
+  const char *words = uv_words(code);
+  return words ? words : "unknown error";
 }
 
 const char *ty_error_label(int code) {
@@ -34,8 +64,8 @@ const char *ty_error_label(int code) {
   default:
     break;
   }
-  if (code < 0 && code > -4096) return uv_err_name(code);
-  return "ERROR";
+  const char *label = uv_label(code);
+  return label ? label : "ERROR";
 }
 
 int ty_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap) {

@@ -120,13 +120,6 @@ void ty_rpc_client_set_signer(ty_rpc_client *c, ty_rpc_signer sign, void *ud) {
   c->sign_ud = ud;
 }
 
-void ty_rpc_result_close(ty_rpc_result *r) {
-  if (!r) return;
-  free(r->message);
-  free(r->payload);
-  *r = (ty_rpc_result){0};
-}
-
 static void fill_result(ty_rpc_result *out, int status, const char *message, const uint8_t *payload,
                         size_t len) {
   out->status = status;

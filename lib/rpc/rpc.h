@@ -10,6 +10,8 @@
  *     answers with one response or a stream. Owned by the loop thread.
  *   - ty_rpc_server: accepts connections and hands each to a callback.
  *   - ty_rpc_client: a blocking client on a private loop, for CLIs and tests.
+ *   - ty_rpc_sync: a blocking client on poll(), without libuv, for commands
+ *     that make a request or two and exit (trainctl ls).
  *
  * A malformed, truncated or oversized frame closes only the connection it
  * arrived on, with a logged reason; the daemon keeps serving the others.
@@ -343,6 +345,36 @@ int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *paylo
                          uint32_t idle_timeout_ms,
                          int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
                          ty_rpc_result *out);
+
+/* ---- blocking client without libuv (one-shot commands) --------------------------
+ * The same framing, envelopes and signer as ty_rpc_client, on one socket
+ * with poll() and a deadline (sync.c): a process whose only traffic is a
+ * few requests neither loads nor initialises libuv. No streams. */
+
+typedef struct ty_rpc_sync ty_rpc_sync;
+
+/* Connects to host:port within timeout_ms (0 = none; a host name's lookup
+ * is not bounded by it). 0, TY_EINVAL (no host, port outside 1-65535),
+ * TY_ENOTFOUND (the name has no address), TY_ETIMEDOUT, TY_ENOMEM, or
+ * -errno (-ECONNREFUSED: UV_ECONNREFUSED's value). */
+int ty_rpc_sync_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_sync **out_client);
+/* Closes the connection; accepts NULL. */
+void ty_rpc_sync_close(ty_rpc_sync *c);
+/* As ty_rpc_client_set_signer: `sign` makes every request's auth credential. */
+void ty_rpc_sync_set_signer(ty_rpc_sync *c, ty_rpc_signer sign, void *ud);
+/* One request, one answer, as ty_rpc_client_call: 0 when an answer arrived
+ * (its status may be an error), else the transport error with `out`
+ * filled (status = the error, message = its name) either way. Errors:
+ * TY_ETIMEDOUT (a CANCEL is sent; the connection stays usable and the late
+ * answer is skipped), TY_ECLOSED (the peer closed, or a write failed),
+ * TY_EPROTO (a frame that does not decode), TY_ETOOBIG (a frame above
+ * TY_RPC_MAX_FRAME_DEFAULT, either way), TY_EINVAL (no method), or the
+ * signer's error (nothing sent). After TY_ECLOSED, TY_EPROTO or an
+ * incoming TY_ETOOBIG every call returns TY_ECLOSED. */
+int ty_rpc_sync_call(ty_rpc_sync *c, const char *method, const void *payload, size_t len,
+                     uint32_t timeout_ms, ty_rpc_result *out);
+/* How many requests the client has sent. */
+uint64_t ty_rpc_sync_requests(const ty_rpc_sync *c);
 
 /* ---- the same client, driven by its caller ------------------------------------
  * For a caller that waits on several things at once: it starts calls here

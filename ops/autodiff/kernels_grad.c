@@ -474,7 +474,8 @@ int ty__g_reduce(ty__gctx *c) {
   int64_t xnum = ty_tensor_numel(x), ynum = ty_tensor_numel(c->dy);
   const float *dy = c->dy->data;
   float *dx = c->dx->data;
-  ty_graph_node f = *c->n;
+  ty_graph_node f = *c->n; /* the forward node: its op and opset say where axes are */
+  f.op = c->op;
   f.n_inputs = c->nx;
   bool red[TY_MAX_RANK], noop;
   if (ty__reduce_mask(&f, c->x, x->shape.rank, red, &noop) != 0) return TY_EINTERNAL;

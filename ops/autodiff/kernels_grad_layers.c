@@ -68,7 +68,8 @@ static double reduce_partial(ty_op op, double x, double y, double cnt, double pr
 int ty__g_reduce_ext(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *yt = c->ny > 0 ? c->y[0] : NULL;
   if (!yt) return TY_EINVAL;
-  ty_graph_node f = *c->n;
+  ty_graph_node f = *c->n; /* the forward node: its op and opset say where axes are */
+  f.op = c->op;
   f.n_inputs = c->nx;
   bool red[TY_MAX_RANK], noop;
   if (ty__reduce_mask(&f, c->x, x->shape.rank, red, &noop) != 0) return TY_EINTERNAL;

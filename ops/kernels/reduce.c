@@ -16,11 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool ty__reduce_axes_is_input(const ty_graph_node *n) {
+  return n->opset >= (n->op == TY_OP_REDUCE_SUM ? 13 : 18);
+}
+
 int ty__reduce_mask(const ty_graph_node *n, const ty_tensor *const *in, int rank, bool *red,
                     bool *out_noop) {
   int64_t axes[TY_MAX_RANK];
   int na = -1;
-  const ty_tensor *ax = n->n_inputs > 1 ? in[1] : NULL;
+  const ty_tensor *ax = n->n_inputs > 1 && ty__reduce_axes_is_input(n) ? in[1] : NULL;
   if (ax) {
     na = (int)ty_tensor_numel(ax);
     if (na > TY_MAX_RANK) return TY_EINTERNAL;

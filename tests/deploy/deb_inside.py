@@ -64,6 +64,7 @@ def install(deb):
                  "/usr/libexec/trainyard/trainyard-exec",
                  "/usr/libexec/trainyard/trainyard-graphcheck",
                  "/usr/libexec/trainyard/trainyard-plan",
+                 "/usr/libexec/trainyard/trainyard-stream",
                  "/etc/trainyard/traind.conf", "/etc/trainyard/traind.env",
                  "/etc/trainyard/trainworkerd.env", "/usr/share/doc/trainyard/deploy.md"]:
         if not os.path.exists(path) and not os.path.exists(path + ".gz"):

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The integration-test harness: real daemons, loopback, ephemeral ports. */
 #include "tests/integration/harness.h"
+#include "tests/integration/cleanup.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -67,6 +68,7 @@ static pid_t spawn_in(const char *cwd, const char *logpath, char *const argv[], 
     execv(argv[0], argv);
     _exit(127);
   }
+  it_cleanup_track_pid(pid);
   return pid;
 }
 
@@ -250,9 +252,10 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
   c->node_timeout_ms = c->opts.node_timeout_ms;
   c->traind_args = c->opts.traind_args;
   c->worker_extra = c->opts.worker_args;
-  snprintf(c->dir, sizeof c->dir, "%s/trainyard-it-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  it_cleanup_sweep_stale(tmp);
+  cr_assert(it_cleanup_mkdtemp(tmp, c->dir, sizeof c->dir), "mkdtemp in %s: %s", tmp,
+            strerror(errno));
   chmod(c->dir, 0755); /* test users run clients from here */
   if (!c->opts.auth_none) {
     cr_assert(ty_test_munged_start(&c->munged), "cannot start munged (is the munge package "
@@ -332,6 +335,7 @@ void it_cluster_stop(it_cluster *c) {
   stop_gracefully(&c->traind, "traind", c->dir);
   ty_test_munged_stop(&c->munged);
   it_users_remove();
+  it_cleanup_dir_done(c->dir);
 }
 
 /* ---- credentials --------------------------------------------------------------------------- */

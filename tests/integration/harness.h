@@ -96,8 +96,8 @@ void it_controller_start(it_cluster *c);
 void it_worker_start(it_cluster *c, size_t i, int cpus);
 /* SIGKILL, then reap. */
 void it_kill9(pid_t *pid);
-/* Kills everything by PID and removes nothing (logs stay for post-mortems)
- * but the test users. */
+/* Stops the daemons and removes the test users; the cluster's directory
+ * goes when the test process exits (cleanup.h; TY_IT_KEEP=1 keeps it). */
 void it_cluster_stop(it_cluster *c);
 
 /* A client whose requests carry root's MUNGE credential (an operator). */

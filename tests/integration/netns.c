@@ -7,6 +7,7 @@
  * handler.
  */
 #include "tests/integration/netns.h"
+#include "tests/integration/cleanup.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -91,27 +92,14 @@ void it_net_require(void) {
 
 /* ---- sweep --------------------------------------------------------------------------------- */
 
-/* The pid in a name "PREFIX<pid>...", or 0 when it has another shape. */
-static int owner_pid(const char *name, const char *prefix) {
-  size_t k = strlen(prefix);
-  if (strncmp(name, prefix, k) != 0) return 0;
-  char *end;
-  long pid = strtol(name + k, &end, 10);
-  return end != name + k && pid > 0 ? (int)pid : 0;
-}
-
-static bool dead(int pid) {
-  return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
-}
-
 void it_net_sweep(void) {
   DIR *d = opendir("/run/netns");
   for (struct dirent *e; d && (e = readdir(d));)
-    if (dead(owner_pid(e->d_name, "tyns"))) runf(NULL, 0, "ip netns del %s", e->d_name);
+    if (it_pid_dead(it_owner_pid(e->d_name, "tyns"))) runf(NULL, 0, "ip netns del %s", e->d_name);
   if (d) closedir(d);
   d = opendir("/sys/class/net");
   for (struct dirent *e; d && (e = readdir(d));)
-    if (dead(owner_pid(e->d_name, "tyb")) || dead(owner_pid(e->d_name, "tyv")))
+    if (it_pid_dead(it_owner_pid(e->d_name, "tyb")) || it_pid_dead(it_owner_pid(e->d_name, "tyv")))
       runf(NULL, 0, "ip link del %s", e->d_name);
   if (d) closedir(d);
 }

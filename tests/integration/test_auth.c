@@ -22,6 +22,7 @@
 
 #include "lib/wire/wire.h"
 #include "proto/methods.h"
+#include "tests/integration/cleanup.h"
 #include "tests/integration/harness.h"
 
 #define ST(x) TRAINYARD__JOB_STATE__JOB_##x
@@ -400,8 +401,9 @@ Test(auth, auth_none_runs_a_single_user_cluster, .timeout = 60) {
 }
 
 Test(auth, traind_refuses_to_start_without_munged, .timeout = 60) {
-  char dir[] = "/tmp/ty-nomunge-XXXXXX", state[64], log[96];
-  cr_assert(mkdtemp(dir));
+  char dir[256], state[300], log[300];
+  /* Removed at exit like a cluster's directory, kept if the test fails. */
+  cr_assert(it_cleanup_mkdtemp(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", dir, sizeof dir));
   snprintf(state, sizeof state, "%s/state", dir);
   snprintf(log, sizeof log, "%s/traind.stderr", dir);
   pid_t pid = fork();
@@ -422,6 +424,7 @@ Test(auth, traind_refuses_to_start_without_munged, .timeout = 60) {
   if (f) fclose(f);
   buf[n] = '\0';
   cr_expect(strstr(buf, "/nonexistent/munge.socket") && strstr(buf, "--auth none"), "%s", buf);
+  it_cleanup_dir_done(dir);
 }
 
 /* auth.workers = key: the workers and traind prove themselves with the

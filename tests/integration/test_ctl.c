@@ -5,14 +5,20 @@
  * the controller (counted by the controller's own
  * trainyard_rpc_requests_total), and trainctl loads only the libraries it
  * needs (the dynamic loader's own report, LD_DEBUG=libs): no libcrypto
- * (lib/auth hashes with Nettle's SHA-256) and no OpenBLAS or GLPK run path
- * to search. The cluster authenticates with MUNGE, so every request is
- * signed as in production.
+ * (lib/auth hashes with Nettle's SHA-256), no OpenBLAS or GLPK run path
+ * to search, and no libuv (one request goes through lib/rpc's blocking
+ * ty_rpc_sync; logs and attach, which stream, run in trainyard-stream). The cluster authenticates
+ * with MUNGE, so every request is signed as in production.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
@@ -79,13 +85,13 @@ static char *loaded(const it_cluster *c, const char *const *args) {
   unsetenv("LD_DEBUG");
   cr_assert_eq(rc, 0, "trainctl %s: exit %d: %s", args[0], rc, err);
   free(out);
-  cr_assert(strstr(err, "libuv"), "LD_DEBUG=libs said nothing of libuv: %s", err);
+  cr_assert(strstr(err, "libc.so"), "LD_DEBUG=libs said nothing of libc: %s", err);
   return err;
 }
 
 static void lean(const it_cluster *c, const char *const *args) {
   char *libs = loaded(c, args);
-  static const char *const never[] = {"libcrypto", "openblas", "libglpk"};
+  static const char *const never[] = {"libcrypto", "openblas", "libglpk", "libuv"};
   for (size_t i = 0; i < TY_ARRAY_LEN(never); i++)
     cr_assert(!strstr(libs, never[i]), "trainctl %s loads or searches %s:\n%s", args[0], never[i],
               libs);
@@ -93,11 +99,111 @@ static void lean(const it_cluster *c, const char *const *args) {
   free(libs);
 }
 
-Test(ctl, ls_and_submit_load_no_libcrypto_or_openblas, .timeout = 60) {
+Test(ctl, ls_and_submit_load_no_libcrypto_openblas_or_libuv, .timeout = 60) {
   it_cluster c;
   it_cluster_start(&c, 0, 1);
   lean(&c, (const char *const[]){"submit", "--quiet", "--command", "--", "true", NULL});
   lean(&c, (const char *const[]){"ls", NULL});
   lean(&c, (const char *const[]){"show", "1", NULL});
+  lean(&c, (const char *const[]){"cancel", "1", NULL});
+  it_cluster_stop(&c);
+}
+
+/* logs and attach run in trainyard-stream with trainctl's command line:
+ * its global options (the harness's --controller) reach the controller,
+ * the exit codes are trainctl's, and their usage is trainctl's. */
+Test(ctl, logs_and_attach_run_in_the_stream_helper, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  static const char *const cmds[] = {"logs", "attach"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(cmds); i++) {
+    char *out = NULL, *err = NULL;
+    long before = requests(&c, TY_M_GET_TASK_LOCATIONS);
+    int rc = it_trainctl_err(&c, &out, &err, (const char *const[]){cmds[i], "999", NULL});
+    cr_assert_eq(rc, 4, "trainctl %s 999: exit %d, not 4 (unknown job): %s", cmds[i], rc, err);
+    cr_assert(strstr(err, "999"), "trainctl %s 999: %s", cmds[i], err);
+    cr_assert_eq(requests(&c, TY_M_GET_TASK_LOCATIONS) - before, 1, "trainctl %s", cmds[i]);
+    free(out), free(err);
+    rc = it_trainctl_err(&c, &out, &err, (const char *const[]){cmds[i], "--help", NULL});
+    cr_assert_eq(rc, 0, "trainctl %s --help: exit %d: %s", cmds[i], rc, err);
+    cr_assert(strstr(out, "Usage: trainctl"), "trainctl %s --help: %s", cmds[i], out);
+    free(out), free(err);
+    rc = it_trainctl_err(&c, &out, &err, (const char *const[]){"help", cmds[i], NULL});
+    cr_assert_eq(rc, 0, "trainctl help %s: exit %d: %s", cmds[i], rc, err);
+    cr_assert(strstr(out, "Usage: trainctl"), "trainctl help %s: %s", cmds[i], out);
+    free(out), free(err);
+  }
+  it_cluster_stop(&c);
+}
+
+/* ---- what trainctl says when the controller is not one ----------------------------- */
+
+/* A listening socket on 127.0.0.1 (nothing accepts on it unless asked). */
+static int listener(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  cr_assert_eq(listen(fd, 8), 0);
+  socklen_t alen = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &alen);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* Answers the first connection as a web server would: not a frame. */
+static void *answer_http(void *arg) {
+  int fd = accept(*(int *)arg, NULL, NULL);
+  if (fd < 0) return NULL;
+  char buf[256];
+  (void)!read(fd, buf, sizeof buf);
+  static const char reply[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+  (void)!write(fd, reply, sizeof reply - 1);
+  (void)!read(fd, buf, sizeof buf); /* until trainctl closes */
+  close(fd);
+  return NULL;
+}
+
+/* trainctl ls against ADDR (the later --controller wins): exit code and
+ * stderr (heap). */
+static int ls_at(const it_cluster *c, const char *addr, char **err) {
+  char *out = NULL;
+  int rc = it_trainctl_err(
+      c, &out, err, (const char *const[]){"--controller", addr, "--timeout", "1", "ls", NULL});
+  free(out);
+  return rc;
+}
+
+Test(ctl, transport_errors_are_named, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  int port;
+  char addr[64], want[160], *err = NULL;
+  close(listener(&port)); /* nobody listens there now */
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  cr_assert_eq(ls_at(&c, addr, &err), 3, "%s", err);
+  snprintf(want, sizeof want, "cannot reach the controller at %s: connection refused", addr);
+  cr_assert(strstr(err, want), "expected \"%s\" in: %s", want, err);
+  free(err);
+
+  int lfd = listener(&port); /* accepted by the kernel, never answered */
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  cr_assert_eq(ls_at(&c, addr, &err), 3, "%s", err);
+  snprintf(want, sizeof want, "the controller at %s did not answer ListJobs within 1 s", addr);
+  cr_assert(strstr(err, want), "expected \"%s\" in: %s", want, err);
+  free(err);
+  close(lfd);
+
+  lfd = listener(&port);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, answer_http, &lfd), 0);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  int rc = ls_at(&c, addr, &err);
+  pthread_join(th, NULL);
+  close(lfd);
+  cr_assert_eq(rc, 3, "%s", err);
+  snprintf(want, sizeof want, "the answer from %s to ListJobs is not a Trainyard frame", addr);
+  cr_assert(strstr(err, want), "expected \"%s\" in: %s", want, err);
+  free(err);
   it_cluster_stop(&c);
 }

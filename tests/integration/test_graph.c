@@ -272,27 +272,39 @@ static void wait_step(ty_rpc_client *cl, uint64_t id, uint64_t step, bool ckpt) 
                  (unsigned long long)step);
 }
 
-Test(graph, killed_rank_fails_the_job, .timeout = 180) {
+/* Slow steps (inherited by workers and their ranks) so a kill lands mid-run
+ * however fast training is; the weights are unaffected. A lost peer ends
+ * a collective after 20 s. */
+static void slow_steps(void) {
   setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
-  /* Slow steps (inherited by workers and their ranks) so the kill below lands
-   * mid-run however fast training is; the weights are unaffected. */
   setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
+}
+
+/* SIGKILLs rank 1 of job id once it trained 10 steps: the job fails,
+ * naming that rank and the signal (`what`: the rank in messages). */
+static void kill_rank1_fails_the_job(ty_rpc_client *cl, uint64_t id, const char *what,
+                                     const char *dir) {
+  wait_step(cl, id, 10, false);
+  pid_t victim = find_rank(id, 1);
+  cr_assert(victim > 0, "%s of job %llu not found", what, (unsigned long long)id);
+  kill(victim, SIGKILL);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
+  cr_assert(r, "job did not end after its %s was killed (logs in %s)", what, dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
+  cr_assert(strstr(r->job->reason, "rank 1") && strstr(r->job->reason, "signal 9"), "reason: %s",
+            r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+}
+
+Test(graph, killed_rank_fails_the_job, .timeout = 180) {
+  slow_steps();
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   size_t len;
   uint8_t *cfg = rk_make_config(100000, 0, NULL, &len);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph(cl, 2, 1, cfg, len);
-  wait_step(cl, id, 10, false);
-  pid_t victim = find_rank(id, 1);
-  cr_assert(victim > 0, "rank 1 of job %llu not found", (unsigned long long)id);
-  kill(victim, SIGKILL);
-  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
-  cr_assert(r, "job did not end after its rank 1 was killed (logs in %s)", c.dir);
-  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
-  cr_assert(strstr(r->job->reason, "rank 1") && strstr(r->job->reason, "signal 9"), "reason: %s",
-            r->job->reason);
-  trainyard__get_job_response__free_unpacked(r, NULL);
+  kill_rank1_fails_the_job(cl, id, "rank 1", c.dir);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -301,8 +313,7 @@ Test(graph, killed_rank_fails_the_job, .timeout = 180) {
 /* A pipeline stage killed mid-run: the job fails naming that rank, and
  * the other stage, waiting for its messages, does not keep it running. */
 Test(graph, killed_pipeline_stage_fails_the_job, .timeout = 180) {
-  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
-  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
+  slow_steps();
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   size_t len;
@@ -314,26 +325,14 @@ Test(graph, killed_pipeline_stage_fails_the_job, .timeout = 180) {
   uint64_t id = 0;
   char err[512] = "";
   cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
-  wait_step(cl, id, 10, false);
-  pid_t victim = find_rank(id, 1);
-  cr_assert(victim > 0, "rank 1 of job %llu not found", (unsigned long long)id);
-  kill(victim, SIGKILL);
-  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
-  cr_assert(r, "job did not end after its stage 1 was killed (logs in %s)", c.dir);
-  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
-  cr_assert(strstr(r->job->reason, "rank 1") && strstr(r->job->reason, "signal 9"), "reason: %s",
-            r->job->reason);
-  trainyard__get_job_response__free_unpacked(r, NULL);
+  kill_rank1_fails_the_job(cl, id, "stage 1", c.dir);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
 
 Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
-  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
-  /* Slow steps (inherited by workers and their ranks) so the kill below lands
-   * mid-run however fast training is; the weights are unaffected. */
-  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
+  slow_steps();
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   const uint64_t steps = 120;
@@ -399,10 +398,7 @@ static bool rank0_resumed(const it_cluster *c, uint64_t id) {
 }
 
 Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
-  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "20", 1);
-  /* Slow steps (inherited by workers and their ranks) so the kill below lands
-   * mid-run however fast training is; the weights are unaffected. */
-  setenv("TRAINYARD_STEP_DELAY_MS", "25", 1);
+  slow_steps();
   it_cluster c;
   it_cluster_start(&c, 2, 1);
   char out[400];

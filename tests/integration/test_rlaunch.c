@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rlaunch integration tests: a real traind, real trainworkerd processes and
- * the real rlaunch and trainctl binaries on loopback. They check behaviour
- * (bytes, exit codes, signals, tokens), never wall-clock time; the polling
- * bounds only turn a hang into a failure.
+ * rlaunch integration tests, launching: exit codes, several ranks, the
+ * tasks' environment, the worker's logs, waiting for a placement, WatchJob
+ * and a controller restart (test_rlaunch_io.c has the bytes, signals, the
+ * pty and attach). A real traind, real trainworkerd processes and the real
+ * rlaunch and trainctl binaries on loopback. They check behaviour (bytes,
+ * exit codes, signals, tokens), never wall-clock time; the polling bounds
+ * only turn a hang into a failure.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -19,106 +22,7 @@
 #include "lib/base/base.h"
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
-
-static const char *rlaunch_bin(void) {
-  const char *p = getenv("TY_RLAUNCH");
-  cr_assert(p && *p, "TY_RLAUNCH is not set (run through meson test)");
-  return p;
-}
-
-/* Starts rlaunch with args, stdin from in_path (NULL = /dev/null) and
- * stdout/stderr into DIR/NAME.out and DIR/NAME.err; `env` adds NAME=value
- * entries (NULL-terminated, may be NULL); a first entry "-i" starts from an
- * empty environment, as `env -i` does. */
-static pid_t rl_start(const it_cluster *c, const char *name, const char *in_path,
-                      const char *const *args, const char *const *env) {
-  char out[400], err[400], addr[64];
-  snprintf(out, sizeof out, "%s/%s.out", c->dir, name);
-  snprintf(err, sizeof err, "%s/%s.err", c->dir, name);
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
-  const char *argv[40] = {rlaunch_bin()};
-  size_t n = 1;
-  for (size_t i = 0; args[i] && n < 39; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    if (env && env[0] && strcmp(env[0], "-i") == 0) clearenv(), env++;
-    setenv("TRAINYARD_CONTROLLER", addr, 1);
-    if (!c->opts.auth_none) setenv("TRAINYARD_MUNGE_SOCKET", c->munged.socket, 1);
-    for (size_t i = 0; env && env[i]; i++)
-      putenv((char *)env[i]);
-    int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-    int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(in, 0), dup2(o, 1), dup2(e, 2);
-    close(in), close(o), close(e);
-    if (chdir(c->dir) != 0) _exit(99);
-    execv(argv[0], (char *const *)argv);
-    _exit(98);
-  }
-  return pid;
-}
-
-static int rl_wait(pid_t pid) {
-  int st;
-  cr_assert_eq(waitpid(pid, &st, 0), pid);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int rl_run(const it_cluster *c, const char *name, const char *in_path,
-                  const char *const *args) {
-  return rl_wait(rl_start(c, name, in_path, args, NULL));
-}
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return strdup("");
-  ty_buf b;
-  ty_buf_init(&b);
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    ty_buf_append(&b, chunk, n);
-  fclose(f);
-  ty_buf_append(&b, "", 1);
-  return (char *)b.data;
-}
-
-static char *output(const it_cluster *c, const char *name, const char *ext) {
-  char path[400];
-  snprintf(path, sizeof path, "%s/%s.%s", c->dir, name, ext);
-  return slurp(path);
-}
-
-/* Polls DIR/NAME.EXT until it contains text. */
-static bool wait_in(const it_cluster *c, const char *name, const char *ext, const char *text) {
-  for (int i = 0; i < 3000; i++) {
-    char *s = output(c, name, ext);
-    bool found = strstr(s, text) != NULL;
-    free(s);
-    if (found) return true;
-    it_sleep_ms(10);
-  }
-  return false;
-}
-
-static bool wait_text(const it_cluster *c, const char *name, const char *text) {
-  return wait_in(c, name, "out", text);
-}
-
-static void make_random_file(const char *path, size_t bytes) {
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "head -c %zu /dev/urandom > '%s'", bytes, path);
-  cr_assert_eq(system(cmd), 0);
-}
-
-static bool same_file(const char *a, const char *b) {
-  char cmd[900];
-  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-  return system(cmd) == 0;
-}
+#include "tests/integration/rlaunch_run.h"
 
 /* ---- exit codes and streams ------------------------------------------------ */
 
@@ -126,13 +30,13 @@ Test(rlaunch, echo_and_exit_codes, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   cr_assert_eq(rl_run(&c, "echo", NULL, (const char *[]){"--", "echo", "hello", NULL}), 0);
-  char *out = output(&c, "echo", "out");
+  char *out = rl_output(&c, "echo", "out");
   cr_assert_str_eq(out, "hello\n");
   free(out);
   cr_assert_eq(rl_run(&c, "three", NULL, (const char *[]){"--", "sh", "-c", "exit 3", NULL}), 3);
   cr_assert_eq(rl_run(&c, "sig", NULL, (const char *[]){"--", "sh", "-c", "kill -9 $$", NULL}),
                128 + 9);
-  char *err = output(&c, "sig", "err");
+  char *err = rl_output(&c, "sig", "err");
   cr_assert(strstr(err, "killed by signal 9"), "[%s]", err);
   free(err);
   it_cluster_stop(&c);
@@ -143,7 +47,7 @@ Test(rlaunch, stdout_and_stderr_stay_apart, .timeout = 120) {
   it_cluster_start(&c, 1, 4);
   const char *script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done";
   cr_assert_eq(rl_run(&c, "sep", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
-  char *out = output(&c, "sep", "out"), *err = output(&c, "sep", "err");
+  char *out = rl_output(&c, "sep", "out"), *err = rl_output(&c, "sep", "err");
   cr_assert_str_eq(out, "out1\nout2\nout3\n");
   cr_assert_str_eq(err, "err1\nerr2\nerr3\n");
   free(out), free(err);
@@ -154,20 +58,20 @@ Test(rlaunch, failures_have_their_own_exit_codes, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   cr_assert_eq(rl_run(&c, "nocmd", NULL, (const char *[]){"--", "/no/such/cmd", NULL}), 127);
-  char *err = output(&c, "nocmd", "err");
+  char *err = rl_output(&c, "nocmd", "err");
   cr_assert(strstr(err, "not found"), "[%s]", err);
   free(err);
   cr_assert_eq(rl_run(&c, "toobig", NULL, (const char *[]){"--cpu", "999", "--", "true", NULL}),
                121);
   cr_assert_eq(rl_run(&c, "usage1", NULL, (const char *[]){NULL}), 125);
   cr_assert_eq(rl_run(&c, "usage2", NULL, (const char *[]){"--stdin=2", "--", "true", NULL}), 125);
-  err = output(&c, "usage2", "err");
+  err = rl_output(&c, "usage2", "err");
   cr_assert(strstr(err, "--stdin"), "[%s]", err);
   free(err);
   cr_assert_eq(rl_run(&c, "usage3", NULL, (const char *[]){"--bogus", "--", "true", NULL}), 125);
   cr_assert_eq(rl_run(&c, "prio", NULL, (const char *[]){"--priority", "5000", "--", "true", NULL}),
                125);
-  err = output(&c, "prio", "err");
+  err = rl_output(&c, "prio", "err");
   cr_assert(strstr(err, "--priority: 5000 is outside -1000..1000"), "[%s]", err);
   free(err);
   /* Run from a directory that was deleted: the reason, not "Success". */
@@ -179,84 +83,14 @@ Test(rlaunch, failures_have_their_own_exit_codes, .timeout = 120) {
     int e = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(e, 2);
     if (mkdir(gone, 0755) != 0 || chdir(gone) != 0 || rmdir(gone) != 0) _exit(97);
-    execl(rlaunch_bin(), "rlaunch", "--", "true", (char *)NULL);
+    execl(rl_bin(), "rlaunch", "--", "true", (char *)NULL);
     _exit(98);
   }
   cr_assert_eq(rl_wait(pid), 125);
-  err = slurp(errpath);
+  err = rl_slurp(errpath);
   cr_assert(strstr(err, "cannot tell the current directory (it was deleted): No such file"), "[%s]",
             err);
   free(err);
-  it_cluster_stop(&c);
-}
-
-/* ---- bytes ------------------------------------------------------------------ */
-
-Test(rlaunch, hundred_megabytes_arrive_byte_exact, .timeout = 300) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  char big[400], out[400];
-  snprintf(big, sizeof big, "%s/big.bin", c.dir);
-  snprintf(out, sizeof out, "%s/big.out", c.dir);
-  make_random_file(big, 100000000);
-  cr_assert_eq(rl_run(&c, "big", NULL, (const char *[]){"--", "cat", big, NULL}), 0);
-  cr_assert(same_file(big, out), "100 MB output differs from %s", big);
-  unlink(big), unlink(out);
-  it_cluster_stop(&c);
-}
-
-Test(rlaunch, stdin_is_forwarded_byte_exact_with_eof, .timeout = 300) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  char in[400], out[400];
-  snprintf(in, sizeof in, "%s/in.bin", c.dir);
-  snprintf(out, sizeof out, "%s/cat.out", c.dir);
-  make_random_file(in, 20000000);
-  cr_assert_eq(rl_run(&c, "cat", in, (const char *[]){"--", "cat", NULL}), 0);
-  cr_assert(same_file(in, out), "cat's output differs from its input");
-  it_cluster_stop(&c);
-}
-
-/* ---- signals ------------------------------------------------------------------ */
-
-Test(rlaunch, ctrl_c_reaches_a_remote_trap, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  const char *script = "trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done";
-  pid_t pid = rl_start(&c, "int", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(wait_text(&c, "int", "ready"), "the remote never started");
-  kill(pid, SIGINT);
-  cr_assert_eq(rl_wait(pid), 7);
-  char *out = output(&c, "int", "out");
-  cr_assert(strstr(out, "got-INT"), "[%s]", out);
-  free(out);
-  it_cluster_stop(&c);
-}
-
-static bool alive(pid_t pid) {
-  return kill(pid, 0) == 0;
-}
-
-Test(rlaunch, killing_the_client_kills_the_remote, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  char script[600], pidfile[400];
-  snprintf(pidfile, sizeof pidfile, "%s/remote.pid", c.dir);
-  snprintf(script, sizeof script, "echo $$ > %s; echo ready; exec sleep 300", pidfile);
-  pid_t pid = rl_start(&c, "victim", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(wait_text(&c, "victim", "ready"));
-  char *s = slurp(pidfile);
-  pid_t remote = (pid_t)atoi(s);
-  free(s);
-  cr_assert(remote > 0 && alive(remote));
-  kill(pid, SIGKILL);
-  rl_wait(pid);
-  bool gone = false;
-  for (int i = 0; i < 3000 && !gone; i++) {
-    gone = !alive(remote);
-    if (!gone) it_sleep_ms(10);
-  }
-  cr_assert(gone, "remote pid %d survived its client", (int)remote);
   it_cluster_stop(&c);
 }
 
@@ -275,7 +109,7 @@ Test(rlaunch, two_nodes_two_tasks_labelled_with_rank_variables, .timeout = 120) 
                                         "sh", "-c", script, NULL},
                        env);
   cr_assert_eq(rl_wait(pid), 0);
-  char *out = output(&c, "ranks", "out");
+  char *out = rl_output(&c, "ranks", "out");
   for (int r = 0; r < 4; r++) {
     char want[128];
     snprintf(want, sizeof want, "%d: rank=%d local=%d world=4 lws=2 master=127.0.0.1:", r, r,
@@ -307,7 +141,7 @@ Test(rlaunch, first_failing_rank_gives_the_exit_code, .timeout = 120) {
   const char *script = "if [ \"$RANK\" = 1 ]; then exit 7; fi; sleep 60";
   int code = rl_run(&c, "firstfail", NULL,
                     (const char *[]){"--nodes", "2", "--", "sh", "-c", script, NULL});
-  char *err = output(&c, "firstfail", "err");
+  char *err = rl_output(&c, "firstfail", "err");
   cr_assert_eq(code, 7, "exit %d, stderr [%s]", code, err);
   cr_assert(strstr(err, "rank 1 on w"), "[%s]", err);
   cr_assert(strstr(err, ": exited with code 7"), "[%s]", err);
@@ -322,21 +156,6 @@ Test(rlaunch, first_failing_rank_gives_the_exit_code, .timeout = 120) {
   cr_assert(strstr(r->job->reason, "rank 1 exited with code 7"), "%s", r->job->reason);
   trainyard__get_job_response__free_unpacked(r, NULL);
   ty_rpc_client_close(cl);
-  it_cluster_stop(&c);
-}
-
-Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  cr_assert_eq(rl_run(&c, "pty", NULL, (const char *[]){"--pty", "--", "tty", NULL}), 0);
-  char *out = output(&c, "pty", "out");
-  cr_assert(strstr(out, "/dev/pts/"), "[%s]", out);
-  free(out);
-  /* Without --pty the remote has none. */
-  rl_run(&c, "nopty", NULL, (const char *[]){"--", "tty", NULL});
-  out = output(&c, "nopty", "out");
-  cr_assert(strstr(out, "not a tty"), "[%s]", out);
-  free(out);
   it_cluster_stop(&c);
 }
 
@@ -369,7 +188,7 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   it_cluster_start(&c, 1, 4);
   const char *env[] = {"-i", "PATH=/usr/bin:/bin", "TERM=vt220", "SHLVL=3", "OLDPWD=/x", NULL};
   cr_assert_eq(rl_wait(rl_start(&c, "env", NULL, (const char *[]){"--", "env", NULL}, env)), 0);
-  char *out = output(&c, "env", "out");
+  char *out = rl_output(&c, "env", "out");
   /* The caller's (rlaunch's own two variables included), the login
    * variables of the user the task runs as, the per-rank ones. */
   const char *names[24] = {"PATH",
@@ -400,7 +219,7 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   free(out);
   cr_assert_eq(
       rl_wait(rl_start(&c, "envpty", NULL, (const char *[]){"--pty", "--", "env", NULL}, env)), 0);
-  out = output(&c, "envpty", "out");
+  out = rl_output(&c, "envpty", "out");
   cr_assert(strstr(out, "TERM=vt220\r\n"), "[%s]", out);
   cr_assert_null(strstr(out, "TY_WORKER_ONLY"), "[%s]", out);
   free(out);
@@ -431,7 +250,7 @@ Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) 
   it_cluster_start_with(&c, 1, 4, &(it_options){.worker_args = extra});
   const char *script = "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done";
   cr_assert_eq(rl_run(&c, "big", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
-  char *out = output(&c, "big", "out");
+  char *out = rl_output(&c, "big", "out");
   cr_assert(strncmp(out, "line 0\n", 7) == 0 && strstr(out, "\nline 19999\n"),
             "rlaunch got all the output, whatever the log keeps");
   cr_assert_null(strstr(out, "trainworkerd"), "the cut marker is in the log only");
@@ -460,150 +279,13 @@ Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) 
   it_cluster_stop(&c);
 }
 
-/* ---- attach ------------------------------------------------------------------------ */
-
-/* Runs `trainctl attach ID`, reading its stdout through a pipe. */
-static pid_t trainctl_attach(const it_cluster *c, const char *id, int *out_fd) {
-  int p[2];
-  cr_assert_eq(pipe(p), 0);
-  char addr[64];
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", c->rpc_port);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(p[1], 1);
-    close(p[0]), close(p[1]);
-    execl(getenv("TY_TRAINCTL"), "trainctl", "--controller", addr, "attach", id, (char *)NULL);
-    _exit(98);
-  }
-  close(p[1]);
-  *out_fd = p[0];
-  return pid;
-}
-
-/* Reads fd into b until it contains text (or EOF). */
-static bool read_until(int fd, ty_buf *b, const char *text) {
-  char chunk[4096];
-  for (;;) {
-    ty_buf_append(b, "", 1);
-    b->len--;
-    if (strstr((char *)b->data, text)) return true;
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n <= 0) return false;
-    ty_buf_append(b, chunk, (size_t)n);
-  }
-}
-
-Test(rlaunch, attach_replays_history_then_follows, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  char script[700];
-  snprintf(script, sizeof script,
-           "echo job=$TRAINYARD_JOB_ID; echo history-line; echo ready;"
-           " while [ ! -e %s/go ]; do sleep 0.05; done; echo after-attach",
-           c.dir);
-  pid_t pid = rl_start(&c, "hist", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(wait_text(&c, "hist", "ready"));
-  char *s = output(&c, "hist", "out");
-  char id[32];
-  cr_assert_eq(sscanf(s, "job=%31s", id), 1, "[%s]", s);
-  free(s);
-  int fd;
-  pid_t tc = trainctl_attach(&c, id, &fd);
-  ty_buf b;
-  ty_buf_init(&b);
-  cr_assert(read_until(fd, &b, "ready\n"), "no replay: [%.*s]", (int)b.len, (char *)b.data);
-  cr_assert(strstr((char *)b.data, "history-line\n"));
-  char go[400];
-  snprintf(go, sizeof go, "%s/go", c.dir);
-  close(open(go, O_WRONLY | O_CREAT, 0644));
-  cr_assert(read_until(fd, &b, "after-attach\n"), "not followed: [%.*s]", (int)b.len,
-            (char *)b.data);
-  close(fd);
-  cr_assert_eq(rl_wait(tc), 0);
-  cr_assert_eq(rl_wait(pid), 0);
-  ty_buf_close(&b);
-  it_cluster_stop(&c);
-}
-
-/* Attach with the given credential; returns the END status. */
-static int raw_attach(int io_port, uint64_t job, const void *cred, size_t cred_len, char *msg,
-                      size_t msg_len) {
-  Trainyard__AttachRequest req = TRAINYARD__ATTACH_REQUEST__INIT;
-  req.job_id = job;
-  req.rank = 0;
-  req.owner = true;
-  uint8_t buf[64];
-  size_t n = trainyard__attach_request__pack(&req, buf);
-  ty_rpc_client *cl = NULL;
-  cr_assert_eq(ty_rpc_client_open("127.0.0.1", io_port, 5000, &cl), 0);
-  ty_rpc_client_set_credential(cl, cred, cred_len);
-  ty_rpc_result res;
-  int rc = ty_rpc_client_stream(cl, TY_M_ATTACH, buf, n, 5000, NULL, NULL, &res);
-  cr_assert_eq(rc, 0, "transport: %s", ty_strerror(rc));
-  snprintf(msg, msg_len, "%s", res.message);
-  int status = res.status;
-  ty_rpc_result_close(&res);
-  ty_rpc_client_close(cl);
-  return status;
-}
-
-Test(rlaunch, attach_without_a_valid_token_is_refused, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  pid_t pid = rl_start(
-      &c, "guarded", NULL,
-      (const char *[]){"--", "sh", "-c", "echo job=$TRAINYARD_JOB_ID; exec sleep 300", NULL}, NULL);
-  cr_assert(wait_text(&c, "guarded", "job="));
-  char *s = output(&c, "guarded", "out");
-  unsigned long job = strtoul(s + 4, NULL, 10);
-  free(s);
-  char msg[256];
-  cr_assert_eq(raw_attach(c.io_port[0], job, NULL, 0, msg, sizeof msg), TY_EPERM);
-  cr_assert(strstr(msg, "no task token"), "[%s]", msg);
-  uint8_t forged[56];
-  memset(forged, 0x41, sizeof forged);
-  memcpy(forged, "TYT1", 4);
-  cr_assert_eq(raw_attach(c.io_port[0], job, forged, sizeof forged, msg, sizeof msg), TY_EPERM);
-  cr_assert(strstr(msg, "signature"), "[%s]", msg);
-  kill(pid, SIGINT);
-  kill(pid, SIGINT); /* the second within a second kills the job */
-  rl_wait(pid);
-  it_cluster_stop(&c);
-}
-
-Test(rlaunch, second_ctrl_c_within_a_second_kills_the_job, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 4);
-  const char *script = "trap 'echo first-INT' INT; echo ready; while :; do sleep 0.1; done";
-  pid_t pid = rl_start(&c, "kill2", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(wait_text(&c, "kill2", "ready"));
-  kill(pid, SIGINT);
-  cr_assert(wait_text(&c, "kill2", "first-INT"), "the first Ctrl-C was not forwarded");
-  kill(pid, SIGINT);
-  cr_assert_eq(rl_wait(pid), 128 + SIGTERM);
-  char *err = output(&c, "kill2", "err");
-  cr_assert(strstr(err, "killing job"), "[%s]", err);
-  free(err);
-  /* The user cancelled it: CANCELLED in its history, not FAILED. */
-  ty_rpc_client *cl = it_client(&c);
-  Trainyard__GetJobResponse *r = it_wait_job(cl, 1, 0, 10000);
-  cr_assert(r);
-  cr_assert_eq((int)r->job->state, TRAINYARD__JOB_STATE__JOB_CANCELLED, "%s", r->job->reason);
-  cr_assert(strstr(r->job->reason, "cancelled by"), "%s", r->job->reason);
-  trainyard__get_job_response__free_unpacked(r, NULL);
-  ty_rpc_client_close(cl);
-  it_cluster_stop(&c);
-}
-
-/* An rlaunch holding both CPUs of a 2-CPU cluster until DIR/go exists (its
- * path in go); returns once it runs. */
 static pid_t start_hog(const it_cluster *c, char *go, size_t go_len) {
   char script[600];
   snprintf(go, go_len, "%s/go", c->dir);
   snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
   pid_t hog = rl_start(c, "hog", NULL,
                        (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(wait_text(c, "hog", "ready"));
+  cr_assert(rl_wait_text(c, "hog", "ready"));
   return hog;
 }
 
@@ -615,19 +297,19 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   pid_t hog = start_hog(&c, go, sizeof go);
   pid_t waiter = rl_start(&c, "waiter", NULL,
                           (const char *[]){"--timing", "--", "echo", "placed", NULL}, NULL);
-  cr_assert(wait_in(&c, "waiter", "err", "pending:"), "no status line while pending");
+  cr_assert(rl_wait_in(&c, "waiter", "err", "pending:"), "no status line while pending");
   /* Ctrl-C while pending cancels it: exit 122, "ended without running". */
   pid_t quitter = rl_start(&c, "quitter", NULL, (const char *[]){"--", "true", NULL}, NULL);
-  cr_assert(wait_in(&c, "quitter", "err", "pending:"), "no status line while pending");
+  cr_assert(rl_wait_in(&c, "quitter", "err", "pending:"), "no status line while pending");
   kill(quitter, SIGINT);
   cr_assert_eq(rl_wait(quitter), 122);
-  char *qerr = output(&c, "quitter", "err");
+  char *qerr = rl_output(&c, "quitter", "err");
   cr_assert(strstr(qerr, "cancelled while pending (SIGINT)"), "[%s]", qerr);
   free(qerr);
   close(open(go, O_WRONLY | O_CREAT, 0644));
   cr_assert_eq(rl_wait(hog), 0);
   cr_assert_eq(rl_wait(waiter), 0);
-  char *out = output(&c, "waiter", "out"), *err = output(&c, "waiter", "err");
+  char *out = rl_output(&c, "waiter", "out"), *err = rl_output(&c, "waiter", "err");
   cr_assert_str_eq(out, "placed\n");
   /* Not a terminal: plain lines, no carriage returns or escapes. */
   cr_assert(!strchr(err, '\r') && !strchr(err, '\033'), "[%s]", err);
@@ -799,7 +481,7 @@ Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
   char go[400];
   pid_t hog = start_hog(&c, go, sizeof go);
   pid_t waiter = rl_start(&c, "waiter", NULL, (const char *[]){"--", "echo", "placed", NULL}, NULL);
-  cr_assert(wait_in(&c, "waiter", "err", "pending:"), "the waiter never waited");
+  cr_assert(rl_wait_in(&c, "waiter", "err", "pending:"), "the waiter never waited");
   it_kill9(&c.traind);
   it_controller_start(&c);
   ty_rpc_client *cl = it_client(&c);
@@ -807,7 +489,7 @@ Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
             "the worker did not return");
   close(open(go, O_WRONLY | O_CREAT, 0644));
   cr_assert_eq(rl_wait(waiter), 0);
-  char *out = output(&c, "waiter", "out");
+  char *out = rl_output(&c, "waiter", "out");
   cr_assert_str_eq(out, "placed\n");
   free(out);
   /* One job per launch: the resent submit was not a second job. */

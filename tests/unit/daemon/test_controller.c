@@ -487,7 +487,9 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
   snprintf(path, sizeof path, "%s/traind.db", dir);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(db, "DROP TABLE arrays; PRAGMA user_version=7", NULL, NULL, NULL),
+  cr_assert_eq(sqlite3_exec(db,
+                            "DROP TABLE arrays; DROP INDEX jobs_by_queue; PRAGMA user_version=7",
+                            NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(db));
   sqlite3_close(db);
   running r;
@@ -502,4 +504,112 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
   cr_assert_eq(store_count("SELECT COUNT(*) FROM jobs WHERE array_id = ?1 AND state = 5", 20), 4);
   cr_assert_eq(submit(cl, 0), 24u);
   finish(&r, cl);
+}
+
+/* ---- submits that cannot start run no pass ------------------------------------------ */
+
+static void reason_is(ty_rpc_client *cl, uint64_t id, const char *prefix) {
+  Trainyard__GetJobResponse *g = get_job(cl, id, -1);
+  bool ok = strncmp(g->job->reason, prefix, strlen(prefix)) == 0;
+  cr_assert(ok, "job %llu: reason \"%s\", not \"%s...\"", (unsigned long long)id, g->job->reason,
+            prefix);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+}
+
+/* With no node, nothing submitted can start: N submits (single jobs and an
+ * array) cost no pass each, yet each job says why it waits without waiting
+ * for the tick; a cancel still runs a pass. Without the check every submit
+ * ran one. */
+Test(controller, submits_that_cannot_start_run_no_pass) {
+  running r;
+  start(&r);
+  ty_rpc_client *cl = client_of(&r);
+  enum { N = 40 };
+  uint64_t ids[N];
+  for (int i = 0; i < N; i++)
+    ids[i] = submit(cl, i == N / 2 ? 100 : 0);
+  /* Submit i's pass request was handled before submit i+1 was answered
+   * (the last one's may still be queued behind this request). */
+  for (int i = 0; i < N - 1; i++)
+    reason_is(cl, ids[i], "Resources");
+  cr_assert_eq(live_jobs(cl), N - 1 + 100u);
+  cancel(cl, ids[0], -1);
+  cr_assert_eq(live_jobs(cl), N - 2 + 100u); /* one more round trip: the pass ran */
+  ty_rpc_client_close(cl);
+  stop(&r);
+  ty_controller_stats st;
+  ty_controller_stats_get(r.ctl, &st);
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
+  /* The start's pass and the cancel's; the submits' were left to the tick. */
+  cr_assert(st.pass_requested >= 2 && st.pass_requested <= 3, "%llu passes on request",
+            (unsigned long long)st.pass_requested);
+  cr_assert_geq(st.pass_skipped, N / 2);
+}
+
+/* ---- a damaged store ---------------------------------------------------------------- */
+
+/* Overwrites the page of the jobs table that holds the oldest finished
+ * jobs (the leftmost leaf: never read by a start) with garbage. */
+static void damage_history(void) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/traind.db", dir);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(db,
+                                  "SELECT pageno, (SELECT page_size FROM pragma_page_size) FROM "
+                                  "dbstat WHERE name = 'jobs' AND pagetype = 'leaf' ORDER BY path",
+                                  -1, &st, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(db));
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  int64_t page = sqlite3_column_int64(st, 0), size = sqlite3_column_int64(st, 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  FILE *f = fopen(path, "r+b");
+  cr_assert_not_null(f);
+  cr_assert_eq(fseek(f, (long)((page - 1) * size), SEEK_SET), 0);
+  for (int64_t i = 0; i < size; i++)
+    fputc(0xA5, f);
+  cr_assert_eq(fclose(f), 0);
+}
+
+/* The whole-file check no longer delays the start (it runs after it, off
+ * the loop), but a damaged file is still refused: the controller stops on
+ * its own, naming the file and what the check found. */
+Test(controller, a_damaged_store_stops_the_controller_after_its_start) {
+  fill_store();
+  damage_history();
+  running r;
+  start(&r);
+  /* It started (the tables a start reads are sound), then stopped: its
+   * port closes. */
+  int port = ty_controller_rpc_port(r.ctl);
+  bool closed = false;
+  for (int i = 0; i < 600 && !closed; i++) {
+    ty_rpc_client *cl = NULL;
+    closed = ty_rpc_client_open("127.0.0.1", port, 1000, &cl) != 0;
+    ty_rpc_client_close(cl);
+    if (!closed) usleep(50000);
+  }
+  cr_assert(closed, "the controller kept serving a damaged store");
+  stop(&r);
+  const char *why = ty_controller_failure(r.ctl);
+  cr_assert_not_null(why);
+  cr_assert(strstr(why, dir) && strstr(why, "integrity check failed"), "%s", why);
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
+}
+
+Test(controller, a_sound_store_passes_the_check_after_its_start) {
+  fill_store();
+  running r;
+  start(&r);
+  ty_rpc_client *cl = client_of(&r);
+  cr_assert_eq(live_jobs(cl), LIVE);
+  ty_rpc_client_close(cl);
+  stop(&r);
+  cr_assert_null(ty_controller_failure(r.ctl));
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
 }

@@ -280,6 +280,14 @@ Test(infer_ops, reductions_and_argmax) {
   expect_shape(g, 0, I, SHAPE(N, 4));
   expect_error(build(TY_OP_REDUCE_MIN, 18, (spec[]){IN(F, 0, 3), VALS(SHAPE(1), 0)}, 2, 1, &k),
                TY_EINVAL, "(ReduceMin): cannot reduce an empty dim to a maximum or minimum");
+  /* Before opset 18 (13 for ReduceSum) axes is an attribute: an axes input
+   * there is refused, not read by the kernel against the inferred shape. */
+  expect_error(build(TY_OP_REDUCE_MEAN, 17, (spec[]){IN(F, 2, 3, 4), VALS(SHAPE(1), 1)}, 2, 1, &k),
+               TY_EINVAL,
+               "(ReduceMean): input 1 (axes) is given, but at opset 17 axes is an attribute (an "
+               "input from opset 18)");
+  expect_error(build(TY_OP_REDUCE_SUM, 11, (spec[]){IN(F, 2, 3), VALS(SHAPE(1), 1)}, 2, 1, &k),
+               TY_EINVAL, "at opset 11 axes is an attribute (an input from opset 13)");
 }
 
 Test(infer_ops, conv_transpose_geometry) {

@@ -85,3 +85,8 @@ void wait_for_output(fixture *f, uint64_t job, const char *word) {
     usleep(10000);
   }
 }
+
+void fx_launch(fixture *f, const ty_task_spec *s) {
+  char err[256] = "";
+  cr_assert_eq(ty_tasks_launch(f->tasks, s, err, sizeof err), 0, "%s", err);
+}

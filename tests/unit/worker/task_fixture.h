@@ -20,6 +20,8 @@ void fx_setup(fixture *f);
 /* Kills what still runs, frees the registry and removes the directory. */
 void fx_teardown(fixture *f);
 void run_until_ended(fixture *f, int n);
+/* ty_tasks_launch, asserting success (the worker's error in the failure). */
+void fx_launch(fixture *f, const ty_task_spec *s);
 /* `sh -c script` as rank 0 of job (argv is static: one spec at a time). */
 ty_task_spec shell(uint64_t job, const char *script);
 /* The first 64 KiB of a log (malloc'd, NUL-terminated). */

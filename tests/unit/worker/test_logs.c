@@ -26,8 +26,7 @@ static char *slurp(const char *path, size_t *out_len) {
 
 static void launch(fixture *f, uint64_t job, const char *script) {
   ty_task_spec s = shell(job, script);
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f->tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(f, &s);
 }
 
 /* The log of job once it holds `word` (the task is then idle). */

@@ -22,8 +22,7 @@ Test(task, captures_stdout_stderr_and_exit_code) {
   fixture f;
   fx_setup(&f);
   ty_task_spec s = shell(1, "echo out; echo err >&2; read x; echo \"stdin:$x\"; exit 3");
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   cr_expect_eq(ty_tasks_running(f.tasks), 1);
   cr_expect(ty_tasks_is_running(f.tasks, 1, 0));
   run_until_ended(&f, 1);
@@ -53,8 +52,7 @@ Test(task, environment_reaches_the_process) {
   s.n_env = 1;
   s.gpu_indices = gpus;
   s.n_gpus = 2;
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   cr_expect_eq(ty_tasks_gpus_used(f.tasks), 2);
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.exit_code, 0);
@@ -68,8 +66,7 @@ Test(task, reports_terminating_signal) {
   fixture f;
   fx_setup(&f);
   ty_task_spec s = shell(3, "kill -KILL $$");
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
   cr_expect_eq(f.last.term_signal, SIGKILL);
@@ -80,8 +77,7 @@ Test(task, kill_sends_sigterm_to_the_group) {
   fixture f;
   fx_setup(&f);
   ty_task_spec s = shell(4, "sleep 60");
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   cr_expect_eq(ty_tasks_kill(f.tasks, 4, 0, 30), 0);
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
@@ -95,8 +91,7 @@ Test(task, kill_escalates_to_sigkill_after_grace) {
   fx_setup(&f);
   /* The shell and its sleep ignore SIGTERM; only SIGKILL ends them. */
   ty_task_spec s = shell(5, "trap '' TERM; echo ready; sleep 60");
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   wait_for_output(&f, 5, "ready");
   cr_expect_eq(ty_tasks_kill(f.tasks, 5, 0, 1), 0);
   run_until_ended(&f, 1);
@@ -111,8 +106,7 @@ Test(task, fence_kills_at_once_and_marks_the_report) {
   fixture f;
   fx_setup(&f);
   ty_task_spec s = shell(7, "trap '' TERM; echo ready; sleep 60");
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   wait_for_output(&f, 7, "ready");
   cr_expect_eq(ty_tasks_fence(f.tasks, "fenced: test"), 1);
   cr_expect_eq(ty_tasks_fence(f.tasks, "fenced: again"), 0, "already fenced");
@@ -134,8 +128,7 @@ Test(task, kill_with_explicit_signal_and_unknown_job) {
   fx_setup(&f);
   /* exec: a dash waiting for a child defers SIGINT until the child ends. */
   ty_task_spec s = shell(6, "exec sleep 60");
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   cr_expect_eq(ty_tasks_kill(f.tasks, 999, 0, 0), 0, "unknown job is idempotent");
   cr_expect_eq(ty_tasks_kill(f.tasks, 6, -1, 0), TY_EINVAL);
   cr_expect_eq(ty_tasks_kill(f.tasks, 6, SIGINT, 0), 0);
@@ -150,8 +143,7 @@ Test(task, time_limit_kills_and_reports_timed_out) {
   ty_task_spec s = shell(7, "sleep 60");
   s.time_limit_s = 1;
   s.kill_grace_s = 1;
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
   cr_expect(f.last.timed_out);
@@ -170,8 +162,7 @@ Test(task, warning_signal_is_delivered_and_reported) {
   s.time_limit_s = 3;
   s.warn_signal = SIGUSR1;
   s.warn_before_s = 2;
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   run_until_ended(&f, 1);
   cr_expect_eq(f.warned, SIGUSR1);
   cr_expect_eq(f.last.exit_code, 0);
@@ -209,8 +200,7 @@ Test(task, cwd_is_used) {
   fx_setup(&f);
   ty_task_spec s = shell(9, "pwd");
   s.cwd = "/";
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   run_until_ended(&f, 1);
   char *log = read_log(&f, 9, 0);
   cr_expect_str_eq(log, "/\n");
@@ -265,7 +255,7 @@ Test(task, same_rank_twice_is_refused_while_running) {
   fx_setup(&f);
   ty_task_spec s = shell(13, "sleep 60");
   char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_EEXIST);
   cr_expect(strstr(err, "already runs") != NULL, "%s", err);
   fx_teardown(&f);
@@ -280,8 +270,7 @@ Test(task, ended_reports_are_kept_until_acknowledged) {
   fixture f;
   fx_setup(&f);
   ty_task_spec s = shell(14, "exit 0");
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   run_until_ended(&f, 1);
   int n = 0;
   ty_tasks_foreach(f.tasks, count_report, &n);
@@ -322,8 +311,7 @@ Test(task, runs_as_its_submitter_with_a_private_log) {
   fx_setup(&f);
   ty_task_spec s = shell(20, "echo $(id -u) $USER $HOME; id -G");
   s.uid = pw->pw_uid, s.gid = pw->pw_gid;
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   run_until_ended(&f, 1);
   char *log = read_log(&f, 20, 0), want[256];
   snprintf(want, sizeof want, "%u nobody %s\n", (unsigned)pw->pw_uid, pw->pw_dir);
@@ -349,8 +337,7 @@ Test(task, the_job_key_is_kept_for_reads_after_the_task) {
   fx_setup(&f);
   ty_task_spec s = shell(21, "true");
   s.attach_key = key, s.attach_key_len = sizeof key;
-  char err[256] = "";
-  cr_assert_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0, "%s", err);
+  fx_launch(&f, &s);
   run_until_ended(&f, 1);
   uint8_t got[TY_TOKEN_KEY_LEN] = {0};
   cr_assert_eq(ty_tasks_job_key(f.tasks, 21, got, sizeof got), 0);

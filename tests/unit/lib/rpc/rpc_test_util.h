@@ -4,7 +4,8 @@
  * 127.0.0.1, port 0, running its own loop in a thread, with a few methods,
  * and raw blocking sockets for peers that misbehave on purpose.
  *
- * Server methods: Echo (payload back), Fail (TY_ENOTFOUND), Never (no answer),
+ * Server methods: Echo (payload back), Auth (the request's auth credential
+ * back), Fail (TY_ENOTFOUND), Never (no answer),
  * Die (closes the connection), Count (streams N items, N = u32 payload),
  * Forever (streams every ms until cancelled), Flood (256 x 16 KiB obeying
  * backpressure), Double (replies twice), Stats (tserver_stats back),

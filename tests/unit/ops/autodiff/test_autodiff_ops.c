@@ -490,13 +490,28 @@ Test(grad_ops, cumsum_exclusive_reverse) {
 }
 
 /* ---- reductions --------------------------------------------------------------------- */
-static void reduce_case(ty_op op, double lo, double hi, bool away) {
+static void reduce_at(ty_op op, int opset, double lo, double hi, bool away) {
   gb b;
-  gb_init(&b, 18);
+  gb_init(&b, opset);
   int x = gb_float(&b, true, 3, D(2, 3, 4), lo, hi, away), ax = gb_ints(&b, 1, D(2), D(0, -1)), y;
-  size_t nd = gb_node(&b, op, (int[]){x, ax}, 2, 1, &y);
+  bool as_input = op == TY_OP_REDUCE_SUM ? opset >= 13 : opset >= 18;
+  size_t nd = gb_node(&b, op, (int[]){x, ax}, as_input ? 2 : 1, 1, &y);
   cr_assert_eq(ty_graph_node_set_int(b.g, nd, "keepdims", 0), 0);
+  if (!as_input) cr_assert_eq(ty_graph_node_set_ints(b.g, nd, "axes", (int64_t[]){0, -1}, 2), 0);
   check(&b, y, EPS, TOL);
+}
+
+static void reduce_case(ty_op op, double lo, double hi, bool away) {
+  reduce_at(op, 18, lo, hi, away);
+}
+
+/* Where axes live by opset: ReduceSum's an input from 13, the others' an
+ * attribute before 18 (what PyTorch's opset 17 exports). */
+Test(grad_ops, reduce_axes_by_opset) {
+  reduce_at(TY_OP_REDUCE_SUM, 13, -1, 1, false);
+  reduce_at(TY_OP_REDUCE_SUM, 11, -1, 1, false);
+  reduce_at(TY_OP_REDUCE_MEAN, 17, -1, 1, false);
+  reduce_at(TY_OP_REDUCE_MAX, 17, -1, 1, false);
 }
 
 Test(grad_ops, reduce_max) {

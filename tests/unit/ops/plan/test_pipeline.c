@@ -128,14 +128,19 @@ Test(plan_pipeline_dp, matches_exhaustive_search_on_random_costs) {
 
 /* ---- stages of a graph -------------------------------------------------------------- */
 
-static ty_plan_request request(int nodes, int per_node, int64_t batch) {
-  return plan_test_request(nodes, per_node, batch, false);
+/* An MLP of `layers` layers `hidden` wide, and in *r the request for it on
+ * nodes x per_node devices, global batch `batch`, in `stages` pipeline
+ * stages (0: the planner's choice; 1: none). */
+static ty_graph *mlp_in_stages(int layers, int64_t hidden, int nodes, int per_node, int64_t batch,
+                               int stages, ty_plan_request *r) {
+  *r = plan_test_request(nodes, per_node, batch, false);
+  r->pipeline_stages = stages;
+  return model_mlp(layers, hidden);
 }
 
 Test(plan_pipeline, four_stages_of_a_four_layer_mlp) {
-  ty_graph *g = model_mlp(4, 64);
-  ty_plan_request r = request(2, 2, 32);
-  r.pipeline_stages = 4;
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 64, 2, 2, 32, 4, &r);
   r.micro_batches = 8;
   ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(p->n_stages, 4);
@@ -183,9 +188,8 @@ Test(plan_pipeline, four_stages_of_a_four_layer_mlp) {
 }
 
 Test(plan_pipeline, data_x_pipeline_2x2) {
-  ty_graph *g = model_mlp(4, 64);
-  ty_plan_request r = request(2, 2, 32);
-  r.pipeline_stages = 2;
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 64, 2, 2, 32, 2, &r);
   ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(p->n_stages, 2);
   cr_assert_eq(p->mesh[0] * p->mesh[1], 2);
@@ -204,9 +208,8 @@ Test(plan_pipeline, data_x_pipeline_2x2) {
  * stage's batch whole and splits its weights over the stage's devices;
  * the text shows each op's split beside its stage. */
 Test(plan_pipeline, tensor_mode_splits_each_stage_s_weights) {
-  ty_graph *g = model_mlp(4, 1024);
-  ty_plan_request r = request(1, 4, 32);
-  r.pipeline_stages = 2;
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 1024, 1, 4, 32, 2, &r);
   r.micro_batches = 4;
   r.mode = TY_PLAN_MODE_TENSOR;
   ty_plan *p = plan_test_ok(g, &r);
@@ -237,11 +240,10 @@ Test(plan_pipeline, auto_pipelines_when_weights_do_not_fit_and_links_are_slow) {
    * per device and links of 1 MB/s every flat plan that splits weights
    * moves megabytes per step, while stages of whole layers send only
    * [batch, 512] activations. */
-  ty_graph *g = model_mlp(4, 512);
-  ty_plan_request r = request(4, 1, 4);
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 512, 4, 1, 4, 0, &r);
   r.cluster.inter_bw = 1e6;
   r.cluster.device_mem_bytes = 13ull << 20;
-  r.pipeline_stages = 0;
   ty_plan *p = plan_test_ok(g, &r);
   ty_buf b;
   ty_buf_init(&b);
@@ -266,9 +268,8 @@ Test(plan_pipeline, a_budget_that_does_not_hold_the_activations_recomputes_them)
   /* Four stages of one device, 8 micro-batches: stage 0 keeps 4 of them
    * in flight. One byte less than it needs without recomputation makes it
    * keep only their inputs and recompute; the other stages still fit. */
-  ty_graph *g = model_mlp(4, 512);
-  ty_plan_request r = request(4, 1, 512);
-  r.pipeline_stages = 4;
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 512, 4, 1, 512, 4, &r);
   r.micro_batches = 8;
   ty_plan *roomy = plan_test_ok(g, &r);
   for (int k = 0; k < 4; k++)
@@ -304,17 +305,13 @@ Test(plan_pipeline, a_budget_that_does_not_hold_the_activations_recomputes_them)
 
 static void reject(const ty_graph *g, const ty_plan_request *r, const char *want) {
   char err[TY_ERR_LEN] = "";
-  ty_plan *p = NULL;
-  int rc = ty_plan_search(g, r, err, sizeof err, &p);
-  cr_assert_neq(rc, 0, "expected \"%s\"", want);
-  cr_assert_null(p);
+  plan_test_refused(g, r, err);
   cr_assert_not_null(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
 }
 
 Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
-  ty_graph *g = model_mlp(2, 16);
-  ty_plan_request r = request(1, 4, 32);
-  r.pipeline_stages = 4;
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(2, 16, 1, 4, 32, 4, &r);
   reject(g, &r, "pipeline_stages: 4 stages but the graph has 2 layers");
   r.pipeline_stages = 3;
   reject(g, &r, "pipeline_stages: 3 stages do not divide the 4 devices");
@@ -346,9 +343,8 @@ static void put32(uint8_t *p, uint32_t v) {
 }
 
 Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
-  ty_graph *g = model_mlp(4, 64);
-  ty_plan_request r = request(2, 2, 32);
-  r.pipeline_stages = 4;
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 64, 2, 2, 32, 4, &r);
   ty_plan *p = plan_test_ok(g, &r), *q = NULL;
   ty_buf b;
   ty_buf_init(&b);
@@ -382,8 +378,8 @@ Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
 }
 
 Test(plan_pipeline_codec, version_1_plans_still_decode) {
-  ty_graph *g = model_mlp(2, 16);
-  ty_plan_request r = request(1, 2, 8);
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(2, 16, 1, 2, 8, 1, &r);
   ty_plan *p = plan_test_ok(g, &r), *q = NULL;
   ty_buf b;
   ty_buf_init(&b);

@@ -22,14 +22,6 @@ static ty_plan_request request(int nodes, int per_node, int64_t batch) {
   return plan_test_request(nodes, per_node, batch, true);
 }
 
-static int plan_fail(const ty_graph *g, const ty_plan_request *r, char *err) {
-  ty_plan *p = NULL;
-  int rc = ty_plan_search(g, r, err, TY_ERR_LEN, &p);
-  cr_assert_neq(rc, 0, "expected a refusal");
-  cr_assert_null(p);
-  return rc;
-}
-
 static const ty_plan_param *param_named(const ty_plan *p, const char *name) {
   for (size_t i = 0; i < p->n_params; i++)
     if (strcmp(p->params[i].name, name) == 0) return &p->params[i];
@@ -251,7 +243,7 @@ Test(plan_memory, unsatisfiable_budget_names_the_minimum) {
   ty_plan_request r = request(1, 4, 32);
   r.cluster.device_mem_bytes = 64 << 10;
   char err[TY_ERR_LEN];
-  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
   cr_assert(strstr(err, "cluster.device_mem_bytes: no plan fits in 64.0 KiB per device"), "%s",
             err);
   const char *need = strstr(err, "the smallest plan needs ");
@@ -273,11 +265,11 @@ Test(plan_reject, mesh_of_zero_devices) {
   ty_graph *g = model_mlp(2, 32);
   char err[TY_ERR_LEN];
   ty_plan_request r = request(0, 4, 32);
-  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
   cr_assert(strstr(err, "cluster: the mesh has no devices (0 nodes x 4 devices per node)"), "%s",
             err);
   r = request(2, 0, 32);
-  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
   cr_assert(strstr(err, "no devices (2 nodes x 0 devices per node)"), "%s", err);
   ty_graph_destroy(g);
 }
@@ -287,7 +279,7 @@ Test(plan_reject, batch_not_divisible_by_the_data_parallel_degree) {
   char err[TY_ERR_LEN];
   ty_plan_request r = request(1, 4, 30);
   r.mode = TY_PLAN_MODE_DATA;
-  cr_assert_eq(plan_fail(g, &r, err), TY_EINVAL);
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
   cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4)"),
             "%s", err);
   /* Auto mode plans without data parallelism and says why it is missing. */
@@ -305,34 +297,34 @@ Test(plan_reject, bad_request_fields) {
   ty_graph *g = model_mlp(2, 32);
   char err[TY_ERR_LEN];
   ty_plan_request r = request(1, 4, 0);
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "batch: must be positive (got 0)"), "%s", err);
   r = request(1, 4, 32);
   r.cluster.device_flops = 0;
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "cluster.device_flops"), "%s", err);
   r = request(1, 4, 32);
   r.cluster.device_mem_bytes = 0;
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "cluster.device_mem_bytes: must be positive"), "%s", err);
   r = request(1, 4, 32);
   r.cluster.intra_bw = -1;
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "cluster.intra_bw"), "%s", err);
   r = request(2, 1, 32);
   r.cluster.inter_bw = 0;
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "cluster.inter_bw"), "%s", err);
   r = request(1, 4, 32);
   r.cluster.inter_latency_s = -1e-6;
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "latencies"), "%s", err);
   r = request(1, 4, 32);
   r.loss = "nothing";
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "loss: the graph has no value \"nothing\""), "%s", err);
   r.loss = "loss.sq";
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "loss: \"loss.sq\" is not a one-element float value"), "%s", err);
   cr_assert_eq(ty_plan_search(NULL, &r, err, sizeof err, NULL), TY_EINVAL);
   ty_graph_destroy(g);
@@ -351,7 +343,7 @@ Test(plan_reject, graph_without_a_loss) {
   char err[TY_ERR_LEN];
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0);
   ty_plan_request r = request(1, 2, 8);
-  plan_fail(g, &r, err);
+  plan_test_refused(g, &r, err);
   cr_assert(strstr(err, "loss: the graph has no one-element float output"), "%s", err);
   ty_graph_destroy(g);
 }
@@ -587,31 +579,19 @@ static ty_graph *cnn(int64_t channels) {
   char err[TY_ERR_LEN];
   int x, lab, w, cb, s, bi, mu, var, fw, fb, idx, v[8];
   cr_assert_eq(ty_graph_create(&g), 0);
-  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16}),
-           ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
-  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
-  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &lab), 0);
-  ty_graph_mark_input(g, x);
-  ty_graph_mark_input(g, lab);
-  struct {
-    const char *name;
-    int rank;
-    int64_t dims[4];
-    int *id;
-  } inits[] = {{"conv.w", 4, {channels, 3, 3, 3}, &w}, {"conv.b", 1, {channels}, &cb},
-               {"bn.scale", 1, {channels}, &s},        {"bn.bias", 1, {channels}, &bi},
-               {"bn.mean", 1, {channels}, &mu},        {"bn.var", 1, {channels}, &var},
-               {"fc.w", 2, {10, channels}, &fw},       {"fc.b", 1, {10}, &fb}};
-  for (size_t i = 0; i < TY_ARRAY_LEN(inits); i++) {
-    ty_shape sh = ty_shape_make(inits[i].rank, inits[i].dims);
-    ty_tensor *t = NULL;
-    cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &sh, &t), 0);
-    cr_assert_eq(ty_graph_add_value(g, inits[i].name, TY_DTYPE_F32, &sh, inits[i].id), 0);
-    cr_assert_eq(ty_graph_set_initializer(g, *inits[i].id, t), 0);
-  }
+  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16});
+  plan_test_add_inputs(g, &xs, &x, &lab);
+  const plan_test_init inits[] = {{"conv.w", TY_DTYPE_F32, 4, {channels, 3, 3, 3}, &w, NULL},
+                                  {"conv.b", TY_DTYPE_F32, 1, {channels}, &cb, NULL},
+                                  {"bn.scale", TY_DTYPE_F32, 1, {channels}, &s, NULL},
+                                  {"bn.bias", TY_DTYPE_F32, 1, {channels}, &bi, NULL},
+                                  {"bn.mean", TY_DTYPE_F32, 1, {channels}, &mu, NULL},
+                                  {"bn.var", TY_DTYPE_F32, 1, {channels}, &var, NULL},
+                                  {"fc.w", TY_DTYPE_F32, 2, {10, channels}, &fw, NULL},
+                                  {"fc.b", TY_DTYPE_F32, 1, {10}, &fb, NULL}};
+  plan_test_add_inits(g, inits, TY_ARRAY_LEN(inits));
   const char *names[] = {"conv", "bn", "relu", "pool", "flat", "fc", "loss"};
-  for (int i = 0; i < 7; i++)
-    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, NULL, &v[i]), 0);
+  plan_test_add_values(g, names, TY_ARRAY_LEN(names), v);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV, "conv", (int[]){x, w, cb}, 3, &v[0], 1, &idx), 0);
   ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[0], s, bi, mu, var}, 5, &v[1],
@@ -681,33 +661,18 @@ static ty_graph *decoder(void) {
   int x, lab, w, sc, bi, fw, ax, rsc, idx, v[6];
   cr_assert_eq(ty_graph_create(&g), 0);
   ty_graph_set_opset(g, 18); /* ReduceMax's axes as an input */
-  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 4, 8, 8}),
-           ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
-  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
-  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &lab), 0);
-  ty_graph_mark_input(g, x);
-  ty_graph_mark_input(g, lab);
-  struct {
-    const char *name;
-    ty_dtype dt;
-    int rank;
-    int64_t dims[4];
-    int *id;
-  } inits[] = {{"up.w", TY_DTYPE_F32, 4, {4, 2, 2, 2}, &w}, {"in.scale", TY_DTYPE_F32, 1, {2}, &sc},
-               {"in.bias", TY_DTYPE_F32, 1, {2}, &bi},      {"fc.w", TY_DTYPE_F32, 2, {10, 2}, &fw},
-               {"hw", TY_DTYPE_I64, 1, {2}, &ax},           {"half", TY_DTYPE_F32, 1, {4}, &rsc}};
-  for (size_t i = 0; i < TY_ARRAY_LEN(inits); i++) {
-    ty_shape sh = ty_shape_make(inits[i].rank, inits[i].dims);
-    ty_tensor *t = NULL;
-    cr_assert_eq(ty_tensor_create(inits[i].dt, &sh, &t), 0);
-    if (inits[i].dt == TY_DTYPE_I64) memcpy(t->data, (int64_t[]){2, 3}, 2 * sizeof(int64_t));
-    if (inits[i].id == &rsc) memcpy(t->data, (float[]){1, 1, 0.5f, 0.5f}, 4 * sizeof(float));
-    cr_assert_eq(ty_graph_add_value(g, inits[i].name, inits[i].dt, &sh, inits[i].id), 0);
-    cr_assert_eq(ty_graph_set_initializer(g, *inits[i].id, t), 0);
-  }
+  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 4, 8, 8});
+  plan_test_add_inputs(g, &xs, &x, &lab);
+  const plan_test_init inits[] = {
+      {"up.w", TY_DTYPE_F32, 4, {4, 2, 2, 2}, &w, NULL},
+      {"in.scale", TY_DTYPE_F32, 1, {2}, &sc, NULL},
+      {"in.bias", TY_DTYPE_F32, 1, {2}, &bi, NULL},
+      {"fc.w", TY_DTYPE_F32, 2, {10, 2}, &fw, NULL},
+      {"hw", TY_DTYPE_I64, 1, {2}, &ax, (const int64_t[]){2, 3}},
+      {"half", TY_DTYPE_F32, 1, {4}, &rsc, (const float[]){1, 1, 0.5f, 0.5f}}};
+  plan_test_add_inits(g, inits, TY_ARRAY_LEN(inits));
   const char *names[] = {"up", "rs", "in", "max", "fc", "loss"};
-  for (int i = 0; i < 6; i++)
-    cr_assert_eq(ty_graph_add_value(g, names[i], TY_DTYPE_F32, NULL, &v[i]), 0);
+  plan_test_add_values(g, names, TY_ARRAY_LEN(names), v);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV_TRANSPOSE, "up", (int[]){x, w}, 2, &v[0], 1, &idx),
                0);
   ty_graph_node_set_ints(g, (size_t)idx, "strides", (int64_t[]){2, 2}, 2);

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The usage texts of `trainctl logs` and `trainctl attach`: trainctl prints
+ * them for `trainctl help logs`, trainyard-stream (stream_main.c), which
+ * runs the commands, for `trainctl logs --help`. Their own file, so that
+ * trainctl has them without the commands' code and its libuv.
+ */
+#include "cli/cli_internal.h"
+
+const char ty__usage_logs[] =
+    "Usage: trainctl logs ID [-f] [--rank R]\n"
+    "\n"
+    "Prints job ID's output (stdout and stderr of every rank), read from the\n"
+    "workers that ran it. With several ranks each line starts with \"R: \".\n"
+    "  -f, --follow    keep streaming until the job ends (waits while it is pending)\n"
+    "  -r, --rank R    only rank R, without prefixes\n";
+
+const char ty__usage_attach[] =
+    "Usage: trainctl attach ID [--rank R]\n"
+    "\n"
+    "Shows a running interactive job's output (rlaunch): first its recent output,\n"
+    "kept by each worker (the last MiB per rank), then what follows until the job\n"
+    "ends. With several ranks each line starts with \"R: \". Older output: trainctl logs.\n"
+    "  -r, --rank R    only rank R, without prefixes\n";
