@@ -8,7 +8,9 @@
  *   2. at one micro-batch count, every stage's peak of micro-batch tensors
  *      held (ty_train_pipeline_peak_bytes) and the step time, with and
  *      without activation recomputation (the plan's stage.recompute set on
- *      every stage), beside the planner's predicted stage memory.
+ *      every stage), beside the planner's predicted stage memory, and the
+ *      bytes of parameters, gradient sums and optimizer state each rank
+ *      holds (ty_train_pipeline_state_bytes: its stage's only).
  *
  * The ranks are threads of this process and their messages and
  * collectives go through the tests' in-process mesh
@@ -106,7 +108,7 @@ typedef struct rank_run {
   const ty_plan *plan;
   int steps;
   double step_s; /* mean over the steps after the first */
-  uint64_t peak;
+  uint64_t peak, state;
   int rc;
   char err[TY_ERR_LEN];
 } rank_run;
@@ -133,6 +135,7 @@ static void *rank_main(void *arg) {
   if (rr->rc == 0) rr->rc = ty_train_steps(t, (uint64_t)rr->steps - 1, rr->err, sizeof rr->err);
   rr->step_s = (double)(ty_mono_ms() - t0) / 1e3 / (rr->steps - 1);
   if (t) rr->peak = ty_train_pipeline_peak_bytes(t);
+  if (t) rr->state = ty_train_pipeline_state_bytes(t);
   ty_train_destroy(t);
   fclose(log);
   return NULL;
@@ -201,6 +204,11 @@ static int recompute_rows(const ty_graph *g, const opts *o, const char *x, const
     printf(" %10.1f | %12.2f\n", slowest(rr, 4) * 1e3,
            (double)p->stages[0].memory_no_recompute_bytes / 1048576.0);
   }
+  printf("%-10s", "params+st");
+  for (int s = 0; rc == 0 && s < 4; s++)
+    printf(" %10.2f", (double)rr[s].state / 1048576.0);
+  if (rc == 0)
+    printf("   (MiB of parameters, gradient sums and optimizer state each rank holds)\n");
   ty_plan_destroy(p);
   ty_train_config_close(&c);
   return rc;

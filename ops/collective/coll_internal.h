@@ -64,9 +64,12 @@ struct ty_coll {
   bool mpi_inited, failed;
   ty__group world; /* every rank, job-rank order */
   /* A plan's mesh (mesh.c): mesh[m - 1] for the axis set m (1: axis 0,
-   * 2: axis 1, 3: both, a duplicate of the world). */
-  int mesh_n[2];
-  ty__group mesh[3];
+   * 2: axis 1, 3: both, a duplicate of the world). inner: axis 1 split
+   * into an inner_n[0] x inner_n[1] mesh of its own (a pipelined plan's
+   * stage mesh with both axes split), one group per inner axis of more
+   * than one device: axis sets 4 and 8, axes 2 and 3. */
+  int mesh_n[2], inner_n[2];
+  ty__group mesh[3], inner[2];
   char port[MPI_MAX_PORT_NAME];
   pid_t server_pid;
   char server_dir[64];

@@ -262,6 +262,8 @@ int ty_coll_create(const ty_coll_opts *opts, ty_coll **out_coll, char *err, size
   c->world.noun = "gradient bucket";
   for (int m = 0; m < 3; m++)
     c->mesh[m].comm = MPI_COMM_NULL;
+  for (int a = 0; a < 2; a++)
+    c->inner[a].comm = MPI_COMM_NULL;
   int rc = 0;
   if (c->o.rank >= c->o.world_size)
     rc = ty__coll_set_err(c, TY_EINVAL, "rank %u is not below the world size %u", c->o.rank,
@@ -308,6 +310,8 @@ void ty_coll_destroy(ty_coll *c) {
 #endif
   for (int m = 0; m < 3; m++)
     ty__coll_group_close(&c->mesh[m]);
+  for (int a = 0; a < 2; a++)
+    ty__coll_group_close(&c->inner[a]);
   if (c->mpi_inited && !c->failed) ty_coll_flush(c);
   ty__coll_p2p_close(c);
   if (c->mpi_inited && !c->failed) {

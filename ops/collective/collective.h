@@ -140,6 +140,15 @@ int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n);
  * and its length, so ranks running different plans or models fail in
  * that call naming the rank and both tensors. Groups of one rank copy. */
 int ty_coll_set_mesh(ty_coll *c, int m0, int m1);
+/* After ty_coll_set_mesh (collective over the world, once): axis 1 split
+ * into an i0 x i1 mesh of its own, rank = c0 * m1 + j0 * i1 + j1 (a
+ * pipelined plan: axis 0 its stages, axis 1 a stage's ranks on the stage
+ * mesh i0 x i1). Axis sets 4 and 8, and axes 2 and 3 of the all-gather,
+ * reduce-scatter and all-to-all, then name the inner axes: the ranks of
+ * this rank's axis-1 group sharing its other inner coordinate. Both inner
+ * axes are axis 1; axis 0 with one inner axis is refused. Over NCCL an
+ * inner mesh with both axes of more than one rank is refused. */
+int ty_coll_set_mesh_inner(ty_coll *c, int i0, int i1);
 int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user);
 int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what,
                             void *user);

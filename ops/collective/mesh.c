@@ -67,6 +67,10 @@ int ty_coll_set_mesh(ty_coll *c, int m0, int m1) {
                             c->o.world_size);
   for (int m = 0; m < 3; m++)
     ty__coll_group_close(&c->mesh[m]);
+  for (int a = 0; a < 2; a++) {
+    ty__coll_group_close(&c->inner[a]);
+    c->inner_n[a] = 1;
+  }
   c->mesh_n[0] = m0;
   c->mesh_n[1] = m1;
   int rc = 0;
@@ -82,6 +86,56 @@ int ty_coll_set_mesh(ty_coll *c, int m0, int m1) {
   for (int a = 0; rc == 0 && a < 2; a++)
     if (c->mesh_n[a] > 1) rc = split_axis(c, a, &c->mesh[a]);
   if (rc == 0 && m0 > 1 && m1 > 1) rc = dup_world(c, &c->mesh[2]);
+  return rc;
+}
+
+/* One inner axis' group: the ranks of this rank's axis-1 group sharing
+ * its inner coordinate on the other inner axis. */
+static int split_inner(ty_coll *c, int axis, ty__group *g) {
+  int m1 = c->mesh_n[1], i1 = c->inner_n[1], me = (int)c->o.rank;
+  int c0 = me / m1, j0 = me % m1 / i1, j1 = me % m1 % i1, n = c->inner_n[axis];
+  int colour = axis == 0 ? c0 * i1 + j1 : c0 * c->inner_n[0] + j0, key = axis == 0 ? j0 : j1;
+  int rc = MPI_Comm_split(c->world.comm, colour, key, &g->comm);
+  if (rc != MPI_SUCCESS) return ty__coll_mpi_err(c, rc, "MPI_Comm_split (inner mesh axis)");
+  MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_size(g->comm, &g->size);
+  MPI_Comm_rank(g->comm, &g->me);
+  if (g->size != n || g->me != key)
+    return ty__coll_set_err(c, TY_EINTERNAL,
+                            "inner mesh axis %d: a group of %d with this rank at %d, expected %d "
+                            "and %d",
+                            axis, g->size, g->me, n, key);
+  if (!(g->world_rank = calloc((size_t)n + 1, sizeof *g->world_rank))) return TY_ENOMEM;
+  for (int j = 0; j < n; j++)
+    g->world_rank[j] = (uint32_t)(c0 * m1 + (axis == 0 ? j * i1 + j1 : j0 * i1 + j));
+  return 0;
+}
+
+int ty_coll_set_mesh_inner(ty_coll *c, int i0, int i1) {
+  if (i0 < 1 || i1 < 1 || (int64_t)i0 * i1 != (int64_t)c->mesh_n[1])
+    return ty__coll_set_err(c, TY_EINVAL,
+                            "inner mesh %dx%d does not hold mesh axis 1's %d ranks (mesh %dx%d)",
+                            i0, i1, c->mesh_n[1], c->mesh_n[0], c->mesh_n[1]);
+  for (int a = 0; a < 2; a++)
+    ty__coll_group_close(&c->inner[a]);
+  c->inner_n[0] = i0;
+  c->inner_n[1] = i1;
+  for (int a = 0; a < 2; a++) {
+    c->inner[a].noun = "collective";
+    c->inner[a].seq = 0;
+  }
+  if (c->o.world_size <= 1 || (i0 == 1 || i1 == 1)) return 0; /* axis 1's group serves */
+#ifdef TY_HAVE_NCCL
+  if (c->nccl)
+    return ty__coll_set_err(c, TY_EUNSUPPORTED,
+                            "inner mesh %dx%d: a world formed over NCCL has no communicators "
+                            "inside mesh axis 1 (a pipeline stage with both mesh axes split runs "
+                            "over MPI only)",
+                            i0, i1);
+#endif
+  int rc = 0; /* every rank runs both splits in the same order */
+  for (int a = 0; rc == 0 && a < 2; a++)
+    rc = split_inner(c, a, &c->inner[a]);
   return rc;
 }
 
@@ -122,8 +176,27 @@ static int nccl_allgather_bytes(ty_coll *c, const void *in, size_t n, void *out)
 #endif
 }
 
-/* The group of an axis set; NULL when it holds this rank alone. */
+/* An axis set with inner axes (4, 8) as the group it names: both inner
+ * axes, or one that holds all of axis 1, are axis 1 (2); one inner axis of
+ * an axis 1 it splits stays itself, and may not be combined with axis 0. */
+static int norm_axes(ty_coll *c, unsigned axes, unsigned *out) {
+  if ((axes & 12u) == 12u || (axes & 2u)) axes = (axes & 3u) | (axes & 12u ? 2u : 0);
+  for (int a = 0; a < 2; a++)
+    if ((axes >> (a + 2) & 1u) && c->inner_n[a] == c->mesh_n[1]) axes = (axes & 3u) | 2u;
+  if ((axes & 1u) && (axes & 12u))
+    return ty__coll_set_err(c, TY_EUNSUPPORTED,
+                            "axis set 0x%x: mesh axis 0 with one inner axis of axis 1 has no "
+                            "communicator",
+                            axes);
+  *out = axes;
+  return 0;
+}
+
+/* The group of a normalised axis set; NULL when it holds this rank alone. */
 static ty__group *group_of(ty_coll *c, unsigned axes) {
+  for (int a = 0; a < 2; a++)
+    if (axes >> (a + 2) & 1u)
+      return c->inner_n[a] > 1 && c->inner[a].comm != MPI_COMM_NULL ? &c->inner[a] : NULL;
   unsigned m = 0;
   for (int a = 0; a < 2; a++)
     if ((axes >> a & 1u) && c->mesh_n[a] > 1) m |= 1u << a;
@@ -161,6 +234,8 @@ static const char *const kind_names[] = {"all-reduce", "all-gather", "reduce-sca
  * copies. */
 static int mesh_op(ty_coll *c, kind k, unsigned axes, const float *in, size_t n_in, float *out,
                    size_t n_out, const char *what) {
+  int nrc = norm_axes(c, axes, &axes);
+  if (nrc != 0) return nrc;
   if (on_nccl(c)) return nccl_mesh(c, kind_names[k], axes, in, n_in, out, n_out, what);
   ty__group *g = group_of(c, axes);
   if (!g) {
@@ -194,28 +269,34 @@ int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *wha
   return mesh_op(user, K_ALL_REDUCE, axes, buf, n, buf, n, what);
 }
 
+/* The ranks along one axis: 0 and 1 the mesh's, 2 and 3 the inner ones. */
+static size_t axis_size(const ty_coll *c, int axis) {
+  return (size_t)(axis < 2 ? c->mesh_n[axis] : c->inner_n[axis - 2]);
+}
+
 int ty_coll_mesh_all_gather(int axis, const float *in, size_t n, float *out, const char *what,
                             void *user) {
   ty_coll *c = user;
-  return mesh_op(c, K_ALL_GATHER, 1u << axis, in, n, out, n * (size_t)c->mesh_n[axis], what);
+  return mesh_op(c, K_ALL_GATHER, 1u << axis, in, n, out, n * axis_size(c, axis), what);
 }
 
 int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *out,
                                 const char *what, void *user) {
   ty_coll *c = user;
-  return mesh_op(c, K_REDUCE_SCATTER, 1u << axis, in, n_out * (size_t)c->mesh_n[axis], out, n_out,
-                 what);
+  return mesh_op(c, K_REDUCE_SCATTER, 1u << axis, in, n_out * axis_size(c, axis), out, n_out, what);
 }
 
 int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
                             void *user) {
   ty_coll *c = user;
-  size_t n = chunk * (size_t)c->mesh_n[axis];
+  size_t n = chunk * axis_size(c, axis);
   return mesh_op(c, K_ALL_TO_ALL, 1u << axis, in, n, out, n, what);
 }
 
 int ty_coll_mesh_start(unsigned axes, float *buf, size_t n, const char *what, void *user) {
   ty_coll *c = user;
+  int nrc = norm_axes(c, axes, &axes);
+  if (nrc != 0) return nrc;
   if (on_nccl(c))
     return nccl_mesh(c, "all-reduce", axes, buf, n, buf, n, what); /* complete on return */
   ty__group *g = group_of(c, axes);

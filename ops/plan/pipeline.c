@@ -22,7 +22,13 @@
  *
  * In tensor mode (TY_PLAN_MODE_TENSOR) a stage's ops may not split a batch
  * loop: its mesh runs it tensor parallel (a choice that would costs more
- * than any plan).
+ * than any plan). In grid mode (TY_PLAN_MODE_GRID) only stage meshes with
+ * both axes of more than one device are tried, axis 0 data parallel (it
+ * splits batch loops or nothing) and axis 1 tensor parallel (it never
+ * splits one): data x tensor inside every stage. Auto mode tries such
+ * meshes too, with every op free. In data mode (TY_PLAN_MODE_DATA) every
+ * stage runs on its physical mesh, both axes data parallel: pipeline x
+ * data parallelism.
  *
  * Every stage uses the same mesh shape, so one assignment over the whole
  * cost graph describes the pipelined plan and ty__emit writes it: a value
@@ -272,6 +278,7 @@ typedef struct psearch {
   double budget;
   double bound; /* a step to beat (the flat plan's, or INFINITY) */
   bool pruned;  /* some (M, S) was skipped by its compute bound */
+  int tried;    /* stage meshes searched */
   int *start, L;
   char *err;
   size_t err_len;
@@ -299,9 +306,11 @@ static int ctx_open(psearch *ps, const ty__space *sp, int S, int M, pctx *c) {
     c->pos[m->order[p]] = (int)p;
   for (int v = 0; v < sp->n_vertices; v++)
     c->vlayer[v] = -1;
-  if (ps->req->mode == TY_PLAN_MODE_TENSOR) {
-    int rc = ty__space_allowed(sp, (ty__role[TY_PLAN_AXES]){TY__ROLE_TENSOR, TY__ROLE_TENSOR},
-                               &c->allowed);
+  ty_plan_mode mode = ps->req->mode;
+  if (mode != TY_PLAN_MODE_AUTO) {
+    ty__role r0 = mode == TY_PLAN_MODE_TENSOR ? TY__ROLE_TENSOR : TY__ROLE_DATA;
+    ty__role r1 = mode == TY_PLAN_MODE_DATA ? TY__ROLE_DATA : TY__ROLE_TENSOR;
+    int rc = ty__space_allowed(sp, (ty__role[TY_PLAN_AXES]){r0, r1}, &c->allowed);
     if (rc != 0) return rc;
   }
   for (int l = 0; l < ps->L; l++)
@@ -400,8 +409,12 @@ static int try_micro(psearch *ps, int M) {
       continue;
     }
     int nm = ty__list_meshes(&sc, r.fixed_mesh, meshes, MAX_STAGE_MESHES);
-    for (int i = 0; rc == 0 && i < nm; i++)
-      rc = try_mesh(ps, &m, &meshes[i], S, M);
+    bool grid = ps->req->mode == TY_PLAN_MODE_GRID, data = ps->req->mode == TY_PLAN_MODE_DATA;
+    for (int i = 0; rc == 0 && i < nm && !(data && i > 0); i++) /* data: the physical mesh */
+      if (!grid || (meshes[i].n[0] > 1 && meshes[i].n[1] > 1)) {
+        ps->tried++;
+        rc = try_mesh(ps, &m, &meshes[i], S, M);
+      }
   }
   ty__model_close(&m);
   return rc;
@@ -496,7 +509,13 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
   if (req->micro_batches > 0) rc = rc ? rc : try_micro(&ps, req->micro_batches);
   for (int64_t M = 1; rc == 0 && !req->micro_batches && M <= B && M <= MAX_MICRO; M *= 2)
     if (B % M == 0) rc = try_micro(&ps, (int)M);
-  if (rc == 0 && !ps.b.have && ps.pruned) {
+  if (rc == 0 && !ps.b.have && !ps.pruned && req->mode == TY_PLAN_MODE_GRID && ps.tried == 0) {
+    rc = ty_errf(err, err_len, TY_ENOTFOUND,
+                 "mode grid: no pipeline of %d x %d devices has stage meshes with both axes "
+                 "of more than one device (a stage needs 4 or more devices, dividing a node or "
+                 "whole nodes)",
+                 req->cluster.nodes, req->cluster.devices_per_node);
+  } else if (rc == 0 && !ps.b.have && ps.pruned) {
     rc = ty_errf(err, err_len, TY_ENOTFOUND,
                  "no pipeline of the graph's %d layers can be faster than %.3f ms: one "
                  "micro-batch's compute alone, with the schedule's bubble, takes longer",

@@ -94,9 +94,10 @@ typedef struct ty_plan_request {
   /* Pipeline stages (docs/planner.md, "Pipeline stages"): 1 (the default)
    * plans no pipeline; 0 lets the planner choose (1 included); n > 1 asks
    * for exactly n stages, which must divide the devices and be at most the
-   * graph's layers. Searched in TY_PLAN_MODE_AUTO, and in TY_PLAN_MODE_TENSOR
-   * with stages that split no batch loop (their meshes run them tensor
-   * parallel). */
+   * graph's layers. Searched in every mode: AUTO; TENSOR with stages that
+   * split no batch loop (their meshes run them tensor parallel); GRID on
+   * stage meshes with both axes split, axis 0 data and axis 1 tensor
+   * parallel; DATA on each stage's physical mesh, data parallel. */
   int pipeline_stages;
   /* Micro-batches per global batch of a pipelined plan: 0 chooses among the
    * divisors of batch; n must divide batch. */

@@ -67,10 +67,6 @@ static double now_ms(void) {
 
 /* ---- validation ---------------------------------------------------------------- */
 
-static const char *mode_name(ty_plan_mode m) {
-  return m == TY_PLAN_MODE_DATA ? "data" : m == TY_PLAN_MODE_TENSOR ? "tensor" : "grid";
-}
-
 /* Stage and micro-batch counts; more stages than layers is refused by the
  * pipeline search, which finds the layers. */
 static int validate_pipeline(const ty_plan_request *r, char *err, size_t err_len) {
@@ -83,11 +79,6 @@ static int validate_pipeline(const ty_plan_request *r, char *err, size_t err_len
     return ty_errf(err, err_len, TY_EINVAL,
                    "pipeline_stages: %d stages do not divide the %d devices (%d x %d)", S, devices,
                    r->cluster.nodes, r->cluster.devices_per_node);
-  if (S != 1 && r->mode != TY_PLAN_MODE_AUTO && r->mode != TY_PLAN_MODE_TENSOR)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "pipeline_stages: pipelines are searched in auto and tensor modes only (mode "
-                   "is %s)",
-                   mode_name(r->mode));
   if (M < 0)
     return ty_errf(err, err_len, TY_EINVAL, "micro_batches: %d (expected auto or a count >= 1)", M);
   if (M > 0 && r->batch % M != 0)
@@ -598,7 +589,7 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   if (rc != 0) return rc;
   const ty_plan_cluster *c = &req->cluster;
   int devices = c->nodes * c->devices_per_node;
-  if (req->mode == TY_PLAN_MODE_DATA && req->batch % devices != 0)
+  if (req->mode == TY_PLAN_MODE_DATA && req->pipeline_stages == 1 && req->batch % devices != 0)
     return ty_errf(err, err_len, TY_EINVAL,
                    "batch: %lld is not divisible by the data-parallel degree %d (mesh %dx%d)",
                    (long long)req->batch, devices, c->nodes, c->devices_per_node);

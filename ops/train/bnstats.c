@@ -109,12 +109,11 @@ int ty__train_bn_fold(ty__bn *b, const ty_tensor *x) {
   return 0;
 }
 
-/* From a plan's summed statistics: mean and population variance. */
-static int bn_update_synced(ty__bn *b, const ty_tensor *mean, const ty_tensor *var) {
+int ty__train_bn_fold_stats(ty__bn *b, const ty_tensor *mean, const ty_tensor *var, double count) {
   float *rm = ty_tensor_f32(b->stat[0]), *rv = ty_tensor_f32(b->stat[1]), mom = b->momentum;
   int64_t c = ty_tensor_numel(b->stat[0]);
   if (!mean || !var || ty_tensor_numel(mean) != c || ty_tensor_numel(var) != c) return TY_EINVAL;
-  double unbias = b->count > 1 ? b->count / (b->count - 1) : 0;
+  double unbias = count > 1 ? count / (count - 1) : 0;
   for (int64_t ch = 0; ch < c; ch++) {
     rm[ch] = rm[ch] * mom + ty_tensor_f32(mean)[ch] * (1 - mom);
     rv[ch] = rv[ch] * mom + (float)(ty_tensor_f32(var)[ch] * unbias) * (1 - mom);
@@ -126,8 +125,8 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; i < t->n_bn; i++) {
     const ty__bn *b = &t->bn[i];
     if (b->x_id == TY_NO_VALUE) {
-      if (bn_update_synced(&t->bn[i], ty__train_value(t, b->mean_id),
-                           ty__train_value(t, b->var_id)) != 0)
+      if (ty__train_bn_fold_stats(&t->bn[i], ty__train_value(t, b->mean_id),
+                                  ty__train_value(t, b->var_id), b->count) != 0)
         return ty_errf(err, err_len, TY_EINTERNAL,
                        "BatchNormalization running stats \"%s\": no batch statistics",
                        ty_graph_value_at(t->g, b->ids[0])->name);

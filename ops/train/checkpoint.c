@@ -216,7 +216,7 @@ static int encode_state(const ty_train *t, const uint8_t *onnx, size_t onnx_len,
   put32(st, (uint32_t)crc32(0L, onnx, (uInt)onnx_len));
   ty_buf opt;
   ty_buf_init(&opt);
-  rc = ty_optim_state_save(ty__train_planned(t) ? t->full_optim : t->optim, &opt);
+  rc = ty_optim_state_save(ty__train_sharded(t) ? t->full_optim : t->optim, &opt);
   put64(st, opt.len);
   if (rc == 0) rc = ty_buf_reserve(st, opt.len + 4); /* the state and the trailing CRC */
   if (rc == 0 && opt.len) rc = ty_buf_append(st, opt.data, opt.len);
@@ -254,8 +254,8 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   /* Data-parallel ranks hold identical weights: rank 0 alone writes the
    * shared checkpoint (every rank still reads it on resume). The ranks of
    * a plan first gather the full tensors on rank 0. */
-  bool planned = ty__train_planned(t);
-  int rc0 = planned   ? ty__train_plan_gather(t, err, err_len)
+  bool planned = ty__train_sharded(t);
+  int rc0 = t->shard  ? ty__train_plan_gather(t, err, err_len)
             : t->pipe ? ty__train_pipe_gather(t, err, err_len)
                       : 0;
   if (rc0 != 0 || t->opts.rank != 0) return rc0;
@@ -312,7 +312,7 @@ static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_
 static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char *err,
                         size_t err_len) {
   ty_graph *ck = NULL;
-  bool planned = ty__train_planned(t);
+  bool planned = ty__train_sharded(t);
   int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
@@ -356,7 +356,7 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
                      err_len);
   if (rc == 0)
     rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
-  bool planned = ty__train_planned(t);
+  bool planned = ty__train_sharded(t);
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
   if (rc == 0 && (rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER,
                                            olen, err, err_len)) != 0) {
@@ -435,7 +435,7 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
     rc = load_pair(t, path, err, err_len);
     if (rc == 0) snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
   }
-  if (ty__train_planned(t) && t->opts.rank != 0) ty__train_plan_release(t); /* rank 0 keeps them */
+  if (ty__train_sharded(t) && t->opts.rank != 0) ty__train_plan_release(t); /* rank 0 keeps them */
   if (rc == TY_ENOTFOUND && !t->opts.resume) return 0;
   return rc == 0 ? 1 : rc;
 }

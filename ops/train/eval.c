@@ -95,7 +95,7 @@ static int tally_logits(const ty_train *t, const ty_tensor *o, const ty_batch *b
 
 static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err, size_t err_len) {
   const ty_graph *g = t->eval_g;
-  bool full = ty__train_planned(t); /* a plan's rank 0 evaluates the gathered full weights */
+  bool full = ty__train_sharded(t); /* a plan's rank 0 evaluates the gathered full weights */
   if (full && (!t->full_params || !t->full_stats))
     return ty_errf(err, err_len, TY_ESTATE,
                    "evaluate: a plan's weights must be gathered on rank 0 first");

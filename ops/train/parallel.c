@@ -31,6 +31,10 @@ bool ty__train_planned(const ty_train *t) {
   return t->shard != NULL;
 }
 
+bool ty__train_sharded(const ty_train *t) {
+  return t->shard != NULL || (t->pipe && ty__train_pipe_sharded(t));
+}
+
 static ty_plan_optimizer plan_optimizer(const ty_optim_opts *o) {
   if (o->kind != TY_OPTIM_SGD) return TY_PLAN_OPT_ADAM;
   return o->momentum > 0 ? TY_PLAN_OPT_MOMENTUM : TY_PLAN_OPT_SGD;
@@ -216,12 +220,15 @@ static int gather_one(ty_train *t, int v, const float *local, size_t n, float *f
   return rc;
 }
 
-/* A full-size tensor of value v (rank 0's gathered copy). */
+/* A full-size tensor of value v (rank 0's gathered copy): a pipeline's
+ * graph is the full one. */
 static int full_tensor(const ty_train *t, int v, ty_tensor **out) {
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   if (*out) return 0;
-  int rc = ty_shard_slice_of(t->shard, v, 0, &fs, start, len);
+  const ty_graph_value *gv = ty_graph_value_at(t->g, v);
+  if (!t->shard && gv->init) return ty_tensor_create(TY_DTYPE_F32, &gv->init->shape, out);
+  int rc = t->shard ? ty_shard_slice_of(t->shard, v, 0, &fs, start, len) : TY_EINTERNAL;
   return rc ? rc : ty_tensor_create(TY_DTYPE_F32, &fs, out);
 }
 
@@ -313,6 +320,7 @@ void ty__train_plan_release(ty_train *t) {
 
 /* Copies this rank's slice of full tensor src (value v) into dst. */
 int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
+  if (!t->shard) return ty__train_pipe_slice(t, v, src, dst);
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   int rc = ty_shard_slice_of(t->shard, v, (int)t->opts.rank, &fs, start, len);

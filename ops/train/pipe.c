@@ -20,23 +20,28 @@
  * peer ends the wait at the transport's deadline (ops/collective), so no
  * rank hangs.
  *
- * Gradients of the stage's parameters accumulate over the micro-batches,
- * are placed as blocks in full buffers on a stage mesh, summed over the
- * stage's ranks (one all-reduce per step, so every rank issues the same
- * collectives) and scaled by 1 / M (a shard's loss is the micro-batch's
- * mean already; a single rank's stage too): the single-process gradient
- * of the global batch's mean loss. The optimizer
- * then steps the stage's parameters once. Every rank holds every
- * parameter and the whole optimizer state (the others' stay at their last
- * gather), so a checkpoint is rank 0's after a gather, in the
- * single-process format, and resumes under any stage count.
+ * Gradients of the stage's parameters accumulate over the micro-batches;
+ * on a stage mesh each block's sum is all-reduced over the stage axes it
+ * is partial on (every rank of the stage issues the same collectives);
+ * all are scaled by 1 / M (a shard's loss is the micro-batch's mean
+ * already; a single rank's stage too): the single-process gradient of the
+ * global batch's mean loss. The optimizer then steps the stage's
+ * parameters once.
+ *
+ * Memory and checkpoints. A rank holds its stage's parameters and their
+ * optimizer state, on a stage mesh only its blocks of them, and an empty
+ * tensor for each other stage's: what the planner counts per device. A
+ * checkpoint gathers them into rank 0's full tensors and optimizer
+ * (pipe_state.c; train_internal.h: ty__train_sharded), and resuming
+ * slices them again, so the checkpoint is the single-process one and
+ * resumes under any stage count.
  *
  * Recomputation (the plan's stage.recompute): the forward slot runs the
  * forward graph and keeps only the micro-batch's inputs; the backward slot
  * runs forward and backward again. Without it, the forward slot keeps what
  * backward reads.
  */
-#include "ops/train/train_internal.h"
+#include "ops/train/pipe_internal.h"
 
 #include "lib/base/base.h"
 
@@ -45,54 +50,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A tensor a micro-batch keeps between its slots, by value name. */
-typedef struct named {
-  char *name;
-  ty_tensor *t;
-} named;
-
-typedef struct mb_state {
-  named *v;
-  size_t n;
-} mb_state;
-
-/* An activation crossing stages. */
-typedef struct crossing {
-  char *name;
-  int from, to;
-  ty_shape shape; /* as sent: one micro-batch's block on this rank */
-} crossing;
-
-struct ty__pipe {
-  ty_plan *plan;
-  int S, M, R, stage, replica;
-  int64_t rows;    /* per micro-batch */
-  ty__pipe_tp *tp; /* a stage mesh of more than one device: its intra-stage plan (pipe_shard.c) */
-  const ty_graph *src; /* the graph stages are cut from: t->g, or tp's local graph */
-  int *node_stage;     /* per node of src */
-  ty_tensor **slices;  /* tp: per parameter of t this stage trains, its block */
-  float *lacc;         /* tp: the blocks' gradient sums */
-  size_t *lacc_off, lacc_n;
-  int *bn_stage; /* per BatchNormalization of t (t->bn): the stage that runs it */
-  bool recompute, last;
-  bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
-  const char *loss_name; /* the last stage's */
-  ty_graph *fwd, *f, *b;
-  ty__pipe_grads train;
-  ty_exec *ex_fwd, *ex_train, *ex_f, *ex_b;
-  crossing *links; /* every crossing of the plan */
-  size_t n_links;
-  int *param_stage; /* per parameter of t */
-  size_t *mine;     /* t's parameters this stage trains */
-  size_t n_mine;
-  float *acc;
-  size_t *acc_off, acc_n;
-  mb_state *mbs;
-  uint64_t kept, peak;
-  double loss;
-};
-
 bool ty__train_piped(const ty_train *t) {
+  return t->pipe != NULL;
+}
+
+bool ty__train_pipe_sharded(const ty_train *t) {
   return t->pipe != NULL;
 }
 
@@ -156,9 +118,9 @@ static int find_links(ty__pipe *pp, char *err, size_t err_len) {
   return 0;
 }
 
-/* The plan fits this job: its world, its global batch, BatchNormalization
- * only in stages of one device. A stage's mesh splits what its layouts say
- * (ops/shard checks they divide). */
+/* The plan fits this job: its world, its global batch. A stage's mesh
+ * splits what its layouts say (ops/shard checks they divide;
+ * pipe_shard.c that no BatchNormalization's channels are split). */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
   int64_t global = (int64_t)t->cfg->batch_size, R = p->devices / p->n_stages;
   if ((uint32_t)p->devices != t->opts.world_size)
@@ -170,13 +132,6 @@ static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: %d micro-batches of %lld do not make config.batch_size %lld",
                    p->micro_batches, (long long)p->batch, (long long)global);
-  for (size_t i = 0; R > 1 && i < ty_graph_n_nodes(t->g); i++)
-    if (ty_graph_node_at(t->g, i)->op == TY_OP_BATCH_NORM)
-      return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "plan: BatchNormalization (\"%s\") in pipeline stages of %lld devices each "
-                     "is not supported (stages of one device run it, with statistics per "
-                     "micro-batch)",
-                     ty_graph_node_at(t->g, i)->name, (long long)R);
   const ty_train_parallel *par = t->opts.parallel;
   if (p->n_stages > 1 && (!par->send || !par->recv || !par->flush))
     return ty_errf(err, err_len, TY_EINVAL,
@@ -272,52 +227,17 @@ static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
     if (pp->param_stage[p] < 0)
       return ty_errf(err, err_len, TY_EINVAL, "plan: no stage reads parameter \"%s\"",
                      ty_graph_value_at(t->g, t->param_ids[p])->name);
-    if (pp->param_stage[p] != pp->stage) continue;
-    pp->acc_off[pp->n_mine] = pp->acc_n;
-    pp->acc_n += (size_t)ty_tensor_numel(t->params[p]);
-    pp->mine[pp->n_mine++] = p;
+    if (pp->param_stage[p] == pp->stage) pp->mine[pp->n_mine++] = p;
   }
-  pp->acc = calloc(pp->acc_n + 1, sizeof *pp->acc);
-  return pp->acc ? 0 : TY_ENOMEM;
-}
-
-/* Per BatchNormalization of t: the stage of the node reading its running
- * mean. */
-static int bn_stages(ty_train *t, ty__pipe *pp) {
-  pp->bn_stage = calloc(t->n_bn + 1, sizeof *pp->bn_stage);
-  if (!pp->bn_stage) return TY_ENOMEM;
-  for (size_t b = 0; b < t->n_bn; b++)
-    for (size_t i = 0; i < pp->plan->n_ops && i < ty_graph_n_nodes(t->g); i++) {
-      const ty_graph_node *n = ty_graph_node_at(t->g, i);
-      if (n->op == TY_OP_BATCH_NORM && n->n_inputs > 3 && n->inputs[3] == t->bn[b].ids[0])
-        pp->bn_stage[b] = pp->plan->ops[i].stage;
-    }
   return 0;
-}
-
-/* On a stage mesh: the blocks of the stage's parameters and their sums. */
-static int param_blocks(ty_train *t, ty__pipe *pp) {
-  if (!pp->tp) return 0;
-  pp->slices = calloc(t->np + 1, sizeof *pp->slices);
-  pp->lacc_off = calloc(pp->n_mine + 1, sizeof *pp->lacc_off);
-  if (!pp->slices || !pp->lacc_off) return TY_ENOMEM;
-  for (size_t k = 0; k < pp->n_mine; k++) {
-    size_t p = pp->mine[k];
-    int rc = ty__pipe_tp_slice(pp->tp, t->param_ids[p], t->params[p], &pp->slices[p]);
-    if (rc != 0) return rc;
-    pp->lacc_off[k] = pp->lacc_n;
-    pp->lacc_n += (size_t)ty_tensor_numel(pp->slices[p]);
-  }
-  pp->lacc = calloc(pp->lacc_n + 1, sizeof *pp->lacc);
-  return pp->lacc ? 0 : TY_ENOMEM;
 }
 
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   if (!pp) return 0;
   int rc = param_stages(t, pp, err, err_len);
-  if (rc == 0) rc = param_blocks(t, pp);
-  if (rc == 0) rc = bn_stages(t, pp);
+  if (rc == 0) rc = ty__pipe_shard_params(t);
+  if (rc == 0) rc = ty__pipe_grad_sums(t);
   const char **names = calloc(t->np + pp->n_links + 1, sizeof *names), **sent = names + t->np;
   size_t n_sent = 0;
   if (rc == 0 && !names) rc = TY_ENOMEM;
@@ -458,28 +378,53 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
 
 /* ---- running the graphs ----------------------------------------------------------- */
 
-/* The data input of BatchNormalization b of t in g, when g runs it. */
-static int bn_input(const ty_train *t, const ty_graph *g, size_t b) {
-  if (t->bn[b].x_id == TY_NO_VALUE ||
-      ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].ids[0])->name) == TY_NO_VALUE)
-    return TY_NO_VALUE;
-  return ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+/* Where g holds BatchNormalization b of t's batch statistics, when g runs
+ * it: its data input x, or, on a stage mesh whose shard computes it from
+ * statistics summed over the stage's batch axes, their mean and population
+ * variance over count elements (x TY_NO_VALUE). False when g does not run
+ * it. */
+typedef struct bn_vals {
+  int x, mean, var;
+  double count;
+} bn_vals;
+
+static bool bn_values(const ty_train *t, const ty_graph *g, size_t b, bn_vals *out) {
+  const char *rm = ty_graph_value_at(t->g, t->bn[b].ids[0])->name;
+  *out = (bn_vals){TY_NO_VALUE, TY_NO_VALUE, TY_NO_VALUE, 0};
+  if (t->bn[b].x_id == TY_NO_VALUE) return false;
+  const ty_shard_bn_info *s = t->pipe->tp ? ty__pipe_tp_bn(t->pipe->tp, rm) : NULL;
+  if (!s) { /* the node itself, which reads the running statistics */
+    if (ty_graph_find_value(g, rm) == TY_NO_VALUE) return false;
+    out->x = ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+    return true;
+  }
+  const ty_graph *local = t->pipe->src; /* the shard's parts: g computes the statistics */
+  out->mean = ty_graph_find_value(g, ty_graph_value_at(local, s->mean)->name);
+  out->var = ty_graph_find_value(g, ty_graph_value_at(local, s->var)->name);
+  out->count = s->count;
+  return out->mean != TY_NO_VALUE && out->var != TY_NO_VALUE &&
+         ty_graph_value_at(g, out->mean)->producer >= 0;
 }
 
 /* Micro-batch i's first forward through g has run: the statistics of its
  * BatchNormalizations fold into the running ones, micro-batch by
- * micro-batch in order (GPipe's statistics per micro-batch). */
+ * micro-batch in order (GPipe's statistics per micro-batch; on a stage
+ * mesh those of the whole micro-batch, summed over the stage's ranks). */
 static int fold_bn(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, char *err,
                    size_t err_len) {
   for (size_t b = 0; b < t->n_bn; b++) {
-    int v = bn_input(t, g, b);
-    const ty_tensor *x = v == TY_NO_VALUE ? NULL : ty_exec_value(ex, v);
-    if (v == TY_NO_VALUE) continue;
-    int rc = x ? ty__train_bn_fold(&t->bn[b], x) : TY_EINTERNAL;
+    bn_vals v;
+    if (!bn_values(t, g, b, &v)) continue;
+    int rc = TY_EINTERNAL;
+    if (v.x != TY_NO_VALUE && ty_exec_value(ex, v.x))
+      rc = ty__train_bn_fold(&t->bn[b], ty_exec_value(ex, v.x));
+    else if (v.mean != TY_NO_VALUE && v.var != TY_NO_VALUE)
+      rc = ty__train_bn_fold_stats(&t->bn[b], ty_exec_value(ex, v.mean), ty_exec_value(ex, v.var),
+                                   v.count);
     if (rc != 0)
       return ty_errf(err, err_len, rc,
                      "pipeline: stage %d, micro-batch %d: BatchNormalization running stats "
-                     "\"%s\": input \"%s\" missing or not [N, C, ...]",
+                     "\"%s\": input \"%s\" (or its batch statistics) missing or not [N, C, ...]",
                      t->pipe->stage, i, ty_graph_value_at(t->g, t->bn[b].ids[0])->name,
                      ty_graph_value_at(t->g, t->bn[b].x_id)->name);
   }
@@ -502,16 +447,19 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
     o.extern_op = ty_shard_extern;
     o.extern_user = ty__pipe_tp_shard(t->pipe->tp);
   }
-  int keep[t->n_bn + 1];
+  int keep[2 * t->n_bn + 1];
   for (size_t b = 0; b < t->n_bn; b++) {
-    int v = bn_input(t, g, b);
-    if (v != TY_NO_VALUE) keep[o.n_keep_values++] = v;
+    bn_vals v;
+    if (!bn_values(t, g, b, &v)) continue;
+    int ids[3] = {v.x, v.mean, v.var};
+    for (int k = 0; k < 3; k++)
+      if (ids[k] != TY_NO_VALUE) keep[o.n_keep_values++] = ids[k];
   }
   o.keep_values = keep;
   int rc = ty_exec_create(g, &o, out);
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
     int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
-    const ty_tensor *x = t->pipe->slices ? t->pipe->slices[p] : t->params[p];
+    const ty_tensor *x = t->params[p];
     if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->init)
       rc = x ? ty_exec_bind_id(*out, v, x, err, err_len)
              : ty_errf(err, err_len, TY_EINTERNAL,
@@ -637,7 +585,7 @@ static int collect(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
     const char *name = ty_graph_value_at(t->g, t->param_ids[pp->mine[k]])->name;
     const ty_tensor *gr = grad_of(pp, g, ex, name);
     if (!gr) continue;
-    float *acc = pp->tp ? pp->lacc + pp->lacc_off[k] : pp->acc + pp->acc_off[k];
+    float *acc = pp->acc + pp->acc_off[k];
     const float *src = ty_tensor_f32(gr);
     for (int64_t e = 0, n = ty_tensor_numel(gr); e < n; e++)
       acc[e] += src[e];
@@ -705,27 +653,25 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
   memset(pp->acc, 0, pp->acc_n * sizeof *pp->acc);
-  if (pp->lacc) memset(pp->lacc, 0, pp->lacc_n * sizeof *pp->lacc);
   pp->loss = 0;
-  int rc = 0;
-  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++) /* the last update's blocks */
-    rc = ty__pipe_tp_slice(pp->tp, t->param_ids[pp->mine[k]], t->params[pp->mine[k]],
-                           &pp->slices[pp->mine[k]]);
-  if (rc == 0) rc = schedule(t, err, err_len);
+  int rc = schedule(t, err, err_len);
   for (int i = 0; i < pp->M; i++)
     mb_clear(pp, &pp->mbs[i]);
   if (rc == 0 && pp->S > 1 && (rc = par->flush(par->comm.user)) != 0)
     return ty_errf(err, err_len, rc, "pipeline: rank %u (stage %d): completing the sends: %s",
                    t->opts.rank, pp->stage, ty_strerror(rc));
-  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++)
-    rc = ty__pipe_tp_place(pp->tp, t->param_ids[pp->mine[k]], pp->lacc + pp->lacc_off[k],
-                           pp->acc + pp->acc_off[k]);
+  /* On a stage mesh each block's gradient is summed over the stage axes it
+   * is partial on (the data axes, a split reduction): every rank of the
+   * stage issues the same all-reduces, parameter by parameter. */
+  for (size_t k = 0; pp->tp && rc == 0 && k < pp->n_mine; k++) {
+    const ty_graph_value *v = ty_graph_value_at(t->g, t->param_ids[pp->mine[k]]);
+    size_t n = (size_t)ty_tensor_numel(t->params[pp->mine[k]]);
+    if ((rc = ty__pipe_tp_sum_grad(pp->tp, t->param_ids[pp->mine[k]], pp->acc + pp->acc_off[k], n,
+                                   v->name)) != 0)
+      return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradient of \"%s\" failed: %s",
+                     pp->stage, v->name, ty_strerror(rc));
+  }
   if (rc != 0) return rc;
-  /* one all-reduce per rank and step, even of nothing: every rank issues the same */
-  if (pp->R > 1 && (rc = par->comm.all_reduce(2u, pp->acc, pp->acc_n, "the stage's gradients",
-                                              par->comm.user)) != 0)
-    return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradients failed: %s", pp->stage,
-                   ty_strerror(rc));
   int ways = pp->tp ? pp->M : pp->M * pp->R; /* a shard's loss is the micro-batch's mean */
   float scale = 1.0f / (float)ways;
   for (size_t e = 0; e < pp->acc_n; e++)
@@ -735,67 +681,6 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
       return ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", pp->mine[k]);
   *out_loss = pp->last ? pp->loss / (double)ways : 0;
   return 0;
-}
-
-/* ---- gathering for checkpoints ---------------------------------------------------- */
-
-/* Rank 0's copy of n floats from the rank that trains them (owner). */
-static int gather_from(ty_train *t, int owner, float *mine, size_t n, float *scratch) {
-  const ty_train_parallel *par = t->opts.parallel;
-  int rc = par->gather(mine, n, t->opts.rank == 0 ? scratch : NULL, par->comm.user);
-  if (rc == 0 && t->opts.rank == 0 && owner != 0)
-    memcpy(mine, scratch + (size_t)owner * n, n * sizeof *mine);
-  return rc;
-}
-
-/* Parameter p's optimizer buffers and step count from its owner. Every
- * rank gathers the same buffers (ty_optim_param_state allocates them as a
- * step would); rank 0 restores from copies, since restoring may replace
- * the buffers it read. */
-static int gather_optim(ty_train *t, size_t p, int owner, float *scratch) {
-  float *bufs[2], *copy[2] = {NULL, NULL};
-  uint64_t steps;
-  int rc = ty_optim_param_state(t->optim, p, bufs, &steps);
-  size_t n = (size_t)ty_tensor_numel(t->params[p]);
-  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++) {
-    if (!(copy[b] = malloc(n * sizeof *copy[b] + 1))) rc = TY_ENOMEM;
-    if (rc == 0) memcpy(copy[b], bufs[b], n * sizeof *copy[b]);
-    if (rc == 0) rc = gather_from(t, owner, copy[b], n, scratch);
-  }
-  float s[2] = {(float)(steps & 0xffffffu), (float)(steps >> 24)}; /* exact in floats */
-  if (rc == 0) rc = gather_from(t, owner, s, 2, scratch);
-  if (rc == 0 && t->opts.rank == 0 && owner != 0)
-    rc = ty_optim_param_restore(t->optim, p, (uint64_t)s[0] | (uint64_t)s[1] << 24,
-                                (const float *const[2]){copy[0], copy[1]});
-  free(copy[0]);
-  free(copy[1]);
-  return rc;
-}
-
-int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
-  ty__pipe *pp = t->pipe;
-  size_t most = 2;
-  for (size_t p = 0; p < t->np; p++)
-    if ((size_t)ty_tensor_numel(t->params[p]) > most) most = (size_t)ty_tensor_numel(t->params[p]);
-  for (size_t b = 0; b < t->n_bn; b++)
-    if ((size_t)ty_tensor_numel(t->bn[b].stat[0]) > most)
-      most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
-  float *scratch = t->opts.rank == 0 ? malloc(most * t->opts.world_size * sizeof *scratch) : NULL;
-  int rc = t->opts.rank == 0 && !scratch ? TY_ENOMEM : 0;
-  for (size_t p = 0; rc == 0 && p < t->np; p++) {
-    int owner = pp->param_stage[p] * pp->R;
-    rc = gather_from(t, owner, t->params[p]->data, (size_t)ty_tensor_numel(t->params[p]), scratch);
-    if (rc == 0) rc = gather_optim(t, p, owner, scratch);
-  }
-  for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
-    for (int k = 0; rc == 0 && k < 2; k++)
-      rc = gather_from(t, pp->bn_stage[b] * pp->R, t->bn[b].stat[k]->data,
-                       (size_t)ty_tensor_numel(t->bn[b].stat[k]), scratch);
-  free(scratch);
-  return rc ? ty_errf(err, err_len, rc,
-                      "checkpoint: gathering the stages' parameters on rank 0 failed: %s",
-                      ty_strerror(rc))
-            : 0;
 }
 
 void ty__train_pipe_destroy(ty_train *t) {
@@ -821,11 +706,6 @@ void ty__train_pipe_destroy(ty_train *t) {
   free(pp->mine);
   free(pp->acc);
   free(pp->acc_off);
-  for (size_t p = 0; pp->slices && p < t->np; p++)
-    ty_tensor_destroy(pp->slices[p]);
-  free(pp->slices);
-  free(pp->lacc);
-  free(pp->lacc_off);
   free(pp->node_stage);
   free(pp->bn_stage);
   ty__pipe_tp_close(pp->tp);

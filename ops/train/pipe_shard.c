@@ -12,15 +12,19 @@
  *   - the stage's communicator: the shard's mesh axes are the stage's mesh;
  *     the job's transport has two axes, pipeline stages x a stage's ranks,
  *     so a stage mesh with one axis of more than one device maps onto the
- *     transport's axis 1 (a stage mesh with both axes split is refused: it
- *     would need a third axis);
- *   - the blocks: every rank holds full parameters and optimizer state (so
- *     checkpoints stay the single-process ones); a step binds the slices its
- *     layouts say, and the stage's gradient of a parameter is assembled in a
- *     full buffer from the blocks, each written once (ranks whose copy
- *     duplicates another's along an axis that neither splits the parameter
- *     nor holds partial sums of its gradient write nothing), then summed
- *     over the stage with the replicas' all-reduce pipe.c already runs.
+ *     transport's axis 1, and a stage mesh with both axes split (data x
+ *     tensor inside the stage) onto the transport's inner axes 2 and 3,
+ *     axis 1 split as the stage mesh (ty_train_parallel: trainrun forms
+ *     them with ty_coll_set_mesh_inner);
+ *   - the blocks: a rank holds its block of each parameter of its stage
+ *     (pipe.c makes them from the full tensors and gathers them back for
+ *     checkpoints); the gradient of a block is summed over the stage axes
+ *     it is partial on (ty_shard_grad_axes: the data axes, and the axes of
+ *     a split reduction), as a flat plan's rank sums it;
+ *   - BatchNormalization: the shard computes a node whose batch it splits
+ *     from statistics summed over the batch's axes; ty__pipe_tp_bn finds
+ *     them for pipe.c's running statistics, and open refuses a node whose
+ *     channels the plan splits.
  *
  * A value crossing stages travels shard to shard: the plan keeps every
  * stage on the same mesh shape, so the rank at the same coordinates of the
@@ -44,10 +48,21 @@ struct ty__pipe_tp {
 
 /* ---- the stage's communicator ------------------------------------------------------ */
 
+/* Whether the stage mesh splits both axes: its axes are the transport's
+ * inner axes 2 and 3, else its one split axis is the transport's axis 1. */
+static bool grid(const ty__pipe_tp *tp) {
+  return tp->mesh[0] > 1 && tp->mesh[1] > 1;
+}
+
 static unsigned stage_axes(const ty__pipe_tp *tp, unsigned axes) {
+  unsigned m = 0;
   for (int a = 0; a < TY_PLAN_AXES; a++)
-    if ((axes >> a & 1u) && tp->mesh[a] > 1) return 2u;
-  return 0;
+    if ((axes >> a & 1u) && tp->mesh[a] > 1) m |= grid(tp) ? 4u << a : 2u;
+  return m == 12u ? 2u : m;
+}
+
+static int world_axis(const ty__pipe_tp *tp, int axis) {
+  return grid(tp) ? 2 + axis : 1;
 }
 
 static int tp_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {
@@ -63,7 +78,7 @@ static int tp_all_gather(int axis, const float *in, size_t n, float *out, const 
     memmove(out, in, n * sizeof *out);
     return 0;
   }
-  return tp->world.all_gather(1, in, n, out, what, tp->world.user);
+  return tp->world.all_gather(world_axis(tp, axis), in, n, out, what, tp->world.user);
 }
 
 static int tp_reduce_scatter(int axis, const float *in, size_t n_out, float *out, const char *what,
@@ -73,7 +88,7 @@ static int tp_reduce_scatter(int axis, const float *in, size_t n_out, float *out
     memmove(out, in, n_out * sizeof *out);
     return 0;
   }
-  return tp->world.reduce_scatter(1, in, n_out, out, what, tp->world.user);
+  return tp->world.reduce_scatter(world_axis(tp, axis), in, n_out, out, what, tp->world.user);
 }
 
 static int tp_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
@@ -83,20 +98,35 @@ static int tp_all_to_all(int axis, const float *in, size_t chunk, float *out, co
     memmove(out, in, chunk * sizeof *out);
     return 0;
   }
-  return tp->world.all_to_all(1, in, chunk, out, what, tp->world.user);
+  return tp->world.all_to_all(world_axis(tp, axis), in, chunk, out, what, tp->world.user);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
+/* Every BatchNormalization of g keeps its channels whole on this rank: the
+ * running statistics are folded and gathered whole (pipe.c). */
+static int check_bn(const ty__pipe_tp *tp, const ty_graph *g, char *err, size_t err_len) {
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    ty_shape full;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+    if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || n->inputs[3] == TY_NO_VALUE ||
+        ty_shard_slice_of(tp->shard, n->inputs[3], tp->rank, &full, start, len) != 0 ||
+        full.rank < 1 || len[0] == full.dims[0])
+      continue;
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "plan: BatchNormalization (\"%s\") has its %lld channels split over the "
+                   "stage's %dx%d mesh; a pipeline stage keeps a BatchNormalization's running "
+                   "statistics whole on every rank (plan it with its channels replicated, e.g. "
+                   "in grid mode)",
+                   n->name, (long long)full.dims[0], tp->mesh[0], tp->mesh[1]);
+  }
+  return 0;
+}
+
 int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
                      ty__pipe_tp **out, char *err, size_t err_len) {
   *out = NULL;
-  if (p->mesh[0] > 1 && p->mesh[1] > 1)
-    return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                   "plan: a pipeline stage on a %dx%d mesh would need a three-axis communicator "
-                   "(stages x both stage axes); stages run on meshes with one axis of more than "
-                   "one device",
-                   p->mesh[0], p->mesh[1]);
   if (!world->all_reduce || !world->all_gather || !world->reduce_scatter || !world->all_to_all)
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: the stage's intra-stage plan needs all-reduce, all-gather, "
@@ -112,6 +142,10 @@ int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_sha
   tp->mesh[0] = p->mesh[0];
   tp->mesh[1] = p->mesh[1];
   ty_plan_coords(p, rank, tp->coords);
+  if ((rc = check_bn(tp, g, err, err_len)) != 0) {
+    ty__pipe_tp_close(tp);
+    return rc;
+  }
   tp->world = *world;
   tp->stage = (ty_shard_comm){.all_reduce = tp_all_reduce,
                               .all_gather = tp_all_gather,
@@ -220,15 +254,19 @@ int ty__pipe_tp_feed(const ty__pipe_tp *tp, int v, const ty_tensor *all, int64_t
   return 0;
 }
 
-int ty__pipe_tp_place(const ty__pipe_tp *tp, int v, const float *local, float *full) {
-  ty_shape fs;
-  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+int ty__pipe_tp_sum_grad(ty__pipe_tp *tp, int v, float *buf, size_t n, const char *what) {
   unsigned axes = 0;
-  int rc = ty_shard_slice_of(tp->shard, v, tp->rank, &fs, start, len);
-  if (rc == 0) rc = ty_shard_grad_axes(tp->shard, v, &axes);
-  if (rc != 0) return rc;
-  memset(full, 0, (size_t)ty_shape_numel(&fs) * sizeof *full);
-  if (ty__pipe_tp_counts(tp, v, axes))
-    ty_shard_copy_block(full, &fs, (void *)local, start, len, sizeof *full, false);
-  return 0;
+  int rc = ty_shard_grad_axes(tp->shard, v, &axes);
+  return rc ? rc : tp_all_reduce(axes, buf, n, what, tp);
+}
+
+const ty_shard_bn_info *ty__pipe_tp_bn(const ty__pipe_tp *tp, const char *running_mean) {
+  const ty_graph *local = ty_shard_graph(tp->shard);
+  for (size_t i = 0; i < ty_shard_n_bn(tp->shard); i++) {
+    const ty_shard_bn_info *b = ty_shard_bn_at(tp->shard, i);
+    if (b->running_mean != TY_NO_VALUE &&
+        strcmp(ty_graph_value_at(local, b->running_mean)->name, running_mean) == 0)
+      return b;
+  }
+  return NULL;
 }

@@ -203,7 +203,10 @@ typedef struct ty_train_parallel {
    * send (end of step). The comm's all_reduce over axis 1 (axes 2) sums
    * over a stage's ranks, over both (3) the world: the mesh of a
    * pipelined plan is stages x a stage's ranks; a stage's intra-stage
-   * plan runs its collectives on axis 1 too (all four of comm's). */
+   * plan runs its collectives on axis 1 too (all four of comm's), and, on
+   * a stage mesh m0 x m1 with both axes split, on the inner axes 2 and 3
+   * (axis sets 4 and 8): axis 1 split as the stage mesh, rank = stage x
+   * m0 m1 + c0 m1 + c1 (ops/collective's ty_coll_set_mesh_inner). */
   int (*send)(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
   int (*recv)(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user);
   int (*flush)(void *user);
@@ -296,6 +299,12 @@ const ty_tensor *ty_train_stat(const ty_train *t, size_t i);
  * backward), peak over the run so far; 0 without stages. What activation
  * recomputation saves shows here. */
 uint64_t ty_train_pipeline_peak_bytes(const ty_train *t);
+/* A pipelined plan's rank: the bytes of the parameters it holds (its
+ * stage's; on a stage of several devices its blocks of them), their
+ * gradient sums and optimizer state: what the planner counts per device,
+ * a parameter's local bytes x (2 + the optimizer's copies); 0 without
+ * stages. */
+uint64_t ty_train_pipeline_state_bytes(const ty_train *t);
 /* The differentiated training graph (borrowed), e.g. for memory reports;
  * a plan's rank's local graph. */
 const ty_graph *ty_train_graph(const ty_train *t);

@@ -148,6 +148,9 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
 /* Folds one node's batch statistics (x, its data input, [N, C, ...]) into
  * b's running ones; TY_EINVAL for an x of another shape. */
 int ty__train_bn_fold(ty__bn *b, const ty_tensor *x);
+/* Folds a batch's statistics given as its mean and population variance
+ * (C each) over count elements per channel (a plan's summed statistics). */
+int ty__train_bn_fold_stats(ty__bn *b, const ty_tensor *mean, const ty_tensor *var, double count);
 /* The BatchNormalization data inputs the executor must keep (*out owned). */
 int ty__train_bn_keep(const ty_train *t, int **out_ids, size_t *out_n);
 
@@ -160,6 +163,11 @@ int ty__train_plan_setup(ty_train *t, char *err, size_t err_len);
 int ty__train_plan_load_batch(ty_train *t, const ty_batch *b, char *err, size_t err_len);
 /* After the parameters are chosen: param_axes. */
 int ty__train_plan_params(ty_train *t, char *err, size_t err_len);
+/* Whether this rank holds parts of the parameters (a flat plan's rank, or
+ * a rank of a pipeline stage of several devices): checkpoints and
+ * evaluation then go through rank 0's full_params, full_stats and
+ * full_optim, and resuming slices them. */
+bool ty__train_sharded(const ty_train *t);
 /* Allocates full_params, full_stats and full_optim. */
 int ty__train_plan_full(ty_train *t);
 /* Every rank: rank 0's full tensors and optimizer from every slice (the
@@ -168,7 +176,8 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
 /* Frees the full tensors and optimizer (a rank other than 0 after resuming
  * from them). */
 void ty__train_plan_release(ty_train *t);
-/* This rank's slice of full tensor src (value v of g) into dst. */
+/* This rank's slice of full tensor src (value v of g) into dst (a
+ * pipeline's rank: pipe.c's). */
 int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
 /* The local optimizer state from a full optimizer's. */
 int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, size_t err_len);
@@ -203,6 +212,10 @@ const ty_tensor *ty__train_value(ty_train *t, int value_id);
  * checkpoints and resume are the single-process ones); it trains only its
  * stage's. */
 bool ty__train_piped(const ty_train *t);
+/* A pipeline's rank holds its stage's parameters and their optimizer
+ * state (on a stage of several devices its blocks), nothing of the
+ * others': always, with stages. */
+bool ty__train_pipe_sharded(const ty_train *t);
 /* From plan_setup, before the parameters are chosen: takes p (freed on
  * error too), checks it fits the job and cuts this rank's stage graph. */
 int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);
@@ -218,13 +231,18 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
  * ones (every rank calls it: checkpoints, evaluation). */
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len);
 const ty_plan *ty__train_pipe_plan(const ty_train *t);
+/* A sharded pipeline rank's part of full tensor src (value v of t->g)
+ * into dst: its block of a parameter its stage splits, nothing for another
+ * stage's parameter (dst holds no element), else all of it. */
+int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
 void ty__train_pipe_destroy(ty_train *t);
 
 /* pipe_shard.c: a stage's intra-stage plan run through ops/shard (see
  * there). Open makes rank's shard of g (the forward + loss graph p was made
  * for) on a communicator over the stage's mesh, built on world (the job's:
- * stages x a stage's ranks); TY_EUNSUPPORTED for a stage mesh with both
- * axes split. */
+ * stages x a stage's ranks, a stage mesh with both axes split on its inner
+ * axes); TY_EUNSUPPORTED for a BatchNormalization whose channels the plan
+ * splits. */
 typedef struct ty__pipe_tp ty__pipe_tp;
 int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
                      ty__pipe_tp **out, char *err, size_t err_len);
@@ -242,9 +260,13 @@ int ty__pipe_tp_slice(const ty__pipe_tp *tp, int v, const ty_tensor *full, ty_te
  * rows start at first_row of all (the global batch). */
 int ty__pipe_tp_feed(const ty__pipe_tp *tp, int v, const ty_tensor *all, int64_t first_row,
                      ty_tensor **out);
-/* full (v's full size) = zeros and, where this rank's block counts, the
- * local gradient: summed over the stage it is v's gradient. */
-int ty__pipe_tp_place(const ty__pipe_tp *tp, int v, const float *local, float *full);
+/* Sums this rank's block of parameter v's gradient (n floats) over the
+ * stage axes it is partial on (ops/shard's ty_shard_grad_axes). */
+int ty__pipe_tp_sum_grad(ty__pipe_tp *tp, int v, float *buf, size_t n, const char *what);
+/* The shard's BatchNormalization computed from summed statistics whose
+ * running mean is the value named running_mean; NULL when the shard left
+ * the node whole (its batch is not split). */
+const ty_shard_bn_info *ty__pipe_tp_bn(const ty__pipe_tp *tp, const char *running_mean);
 
 /* pipe_graph.c: the graphs a stage runs (see there). */
 typedef struct ty__pipe_grads {

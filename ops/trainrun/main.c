@@ -345,6 +345,11 @@ static void report_stage_held(const ty_train *t, uint32_t rank) {
   printf("report: rank %u held at most %.2f MiB of micro-batch tensors (inputs, activations "
          "received and kept, gradients)\n",
          rank, (double)ty_train_pipeline_peak_bytes(t) / 1048576.0);
+  printf("report: rank %u holds %.2f MiB of parameters, their gradient sums and optimizer state "
+         "(%s)\n",
+         rank, (double)ty_train_pipeline_state_bytes(t) / 1048576.0,
+         p->devices / p->n_stages > 1 ? "its blocks of its stage's parameters, as planned"
+                                      : "its stage's parameters, as planned");
   fflush(stdout);
 }
 
@@ -454,6 +459,11 @@ static int agree_plan(const ty_train *t, uint32_t rank, uint32_t world, ty_coll 
   int m1 = p->n_stages > 0 ? p->devices / p->n_stages : p->mesh[1];
   if (rc == 0 && (rc = ty_coll_set_mesh(coll, m0, m1)) != 0)
     fprintf(stderr, "trainrun: mesh %dx%d: %s\n", m0, m1, ty_coll_error(coll));
+  /* a stage mesh with both axes split: its axes inside axis 1 (ops/train/pipe_shard.c) */
+  if (rc == 0 && p->n_stages > 0 && p->mesh[0] > 1 && p->mesh[1] > 1 &&
+      (rc = ty_coll_set_mesh_inner(coll, p->mesh[0], p->mesh[1])) != 0)
+    fprintf(stderr, "trainrun: stage mesh %dx%d: %s\n", p->mesh[0], p->mesh[1],
+            ty_coll_error(coll));
   return rc;
 }
 

@@ -27,7 +27,7 @@
 #include "tests/integration/ranks.h"
 
 #define STEPS 8 /* --steps below repeats it */
-#define MAX_RANKS 4
+#define MAX_RANKS 8
 
 /* Fixed rates, and the plan asked for. */
 #define RATES "--device-flops", "1e11", "--intra-gbps", "10", "--inter-gbps", "1.25"
@@ -262,6 +262,45 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
 
 /* A stage that dies: its neighbour's wait for the next stage message ends
  * at the collective deadline with the peer named, instead of hanging. */
+/* Issue 18: a pipelined plan file whose 2 stages each run on a 2x2 mesh,
+ * data parallel on axis 0 and tensor parallel on axis 1 (grid mode): the
+ * stage's collectives go over ops/collective's inner axes (communicators
+ * split inside each stage), the activations point to point, each rank
+ * holds its blocks (--report says so), and the checkpoint gathered from
+ * them has the weights of one process. */
+Test(plan, data_x_tensor_pipeline_stages_over_open_mpi, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  const char *model = rk_env("TY_MLP_ONNX");
+  char ref[400], cfg[400], pp[400], out[400];
+  snprintf(ref, sizeof ref, "%s/ref.onnx", c.dir);
+  snprintf(cfg, sizeof cfg, "%s/grid.pb", c.dir);
+  snprintf(pp, sizeof pp, "%s/grid.plan", c.dir);
+  snprintf(out, sizeof out, "%s/grid.onnx", c.dir);
+  reference(&c, model, STEPS, ref);
+  size_t n;
+  uint8_t *raw = rk_make_pipeline_config(STEPS, "2", "2", out, &n);
+  rk_write_file(cfg, raw, n);
+  free(raw);
+  write_plan(&c, cfg, pp, "grid", "1x8");
+  int codes[MAX_RANKS];
+  run_ranks(&c, model, cfg, 8, (const char *const[]){"--plan", pp, "--report", NULL}, "grid",
+            codes);
+  expect_ok(&c, "grid", codes, 8);
+  char *text = rank_log(&c, "grid", 7);
+  cr_assert(strstr(text, "pipeline: rank 7 runs stage 1 of 2 (rank 3 of its 2x2 mesh, its "
+                         "intra-stage plan through ops/shard)"),
+            "%s", text);
+  cr_assert(strstr(text, "of parameters, their gradient sums and optimizer state (its blocks of "
+                         "its stage's parameters, as planned)"),
+            "%s", text);
+  free(text);
+  double d = rk_weight_diff(ref, out);
+  cr_assert(d < 1e-4, "2 stages of 2x2 over Open MPI: %g from a single process (logs in %s)", d,
+            c.dir);
+  it_cluster_stop(&c);
+}
+
 Test(plan, a_dead_pipeline_stage_fails_its_neighbour, .timeout = 300) {
   setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "5", 1);
   setenv("TRAINYARD_STEP_DELAY_MS", "20", 1); /* a long run the kill lands in */

@@ -327,9 +327,8 @@ Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
   reject(g, &r, "micro_batches: 4 micro-batches need pipeline stages");
   r.micro_batches = 0;
   r.pipeline_stages = 2;
-  r.mode = TY_PLAN_MODE_DATA;
-  reject(g, &r,
-         "pipeline_stages: pipelines are searched in auto and tensor modes only (mode is data)");
+  r.mode = TY_PLAN_MODE_GRID; /* 2 devices a stage: no mesh with both axes split */
+  reject(g, &r, "mode grid: no pipeline of 1 x 4 devices has stage meshes with both axes");
   r.mode = TY_PLAN_MODE_AUTO;
   r.cluster.device_mem_bytes = 1024;
   reject(g, &r, "pipeline_stages: no pipeline of the graph's 2 layers fits in 1.0 KiB");

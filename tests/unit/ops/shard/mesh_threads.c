@@ -13,13 +13,20 @@ void mt_mesh_init(mt_mesh *m, int m0, int m1) {
   m->mesh[0] = m0;
   m->mesh[1] = m1;
   m->world = m0 * m1;
-  for (int a = 0; a < 4; a++)
+  m->inner[0] = 1;
+  m->inner[1] = m1;
+  for (int a = 0; a < MT_AXIS_SETS; a++)
     for (int r = 0; r < MT_MAX_RANKS; r++) {
       pthread_mutex_init(&m->bar[a][r].mu, NULL);
       pthread_cond_init(&m->bar[a][r].cv, NULL);
     }
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->cv, NULL);
+}
+
+void mt_mesh_set_inner(mt_mesh *m, int i0, int i1) {
+  m->inner[0] = i0;
+  m->inner[1] = i1;
 }
 
 struct mt_msg {
@@ -40,7 +47,7 @@ void mt_mesh_close(mt_mesh *m) {
     }
   pthread_cond_destroy(&m->cv);
   pthread_mutex_destroy(&m->mu);
-  for (int a = 0; a < 4; a++)
+  for (int a = 0; a < MT_AXIS_SETS; a++)
     for (int r = 0; r < MT_MAX_RANKS; r++) {
       pthread_mutex_destroy(&m->bar[a][r].mu);
       pthread_cond_destroy(&m->bar[a][r].cv);
@@ -106,23 +113,39 @@ int mt_flush(void *user) {
   return 0;
 }
 
-/* The ranks of r's group over `axes`, in coordinate order. */
+/* r's coordinates: axis 0, then axis 1's inner ones. */
+static void coords(const mt_mesh *m, int rank, int out[3]) {
+  out[0] = rank / m->mesh[1];
+  out[1] = rank % m->mesh[1] / m->inner[1];
+  out[2] = rank % m->mesh[1] % m->inner[1];
+}
+
+/* The ranks of r's group over `axes`, in coordinate order (axis 1 is both
+ * inner axes). */
 static int group(const mt_rank *r, unsigned axes, int *out) {
   const mt_mesh *m = r->m;
-  int c0 = r->rank / m->mesh[1], c1 = r->rank % m->mesh[1], n = 0;
-  for (int a0 = 0; a0 < m->mesh[0]; a0++)
-    for (int a1 = 0; a1 < m->mesh[1]; a1++)
-      if (((axes & 1u) || a0 == c0) && ((axes & 2u) || a1 == c1)) out[n++] = a0 * m->mesh[1] + a1;
+  int me[3], n = 0;
+  coords(m, r->rank, me);
+  if (axes & 2u) axes |= 12u;
+  for (int q = 0; q < m->world; q++) {
+    int c[3];
+    coords(m, q, c);
+    if (((axes & 1u) || c[0] == me[0]) && ((axes & 4u) || c[1] == me[1]) &&
+        ((axes & 8u) || c[2] == me[2]))
+      out[n++] = q;
+  }
   return n;
 }
 
 static int coord(const mt_rank *r, int axis) {
-  return axis == 0 ? r->rank / r->m->mesh[1] : r->rank % r->m->mesh[1];
+  int c[3];
+  coords(r->m, r->rank, c);
+  return axis == 0 ? c[0] : axis == 1 ? r->rank % r->m->mesh[1] : c[axis - 1];
 }
 
 /* Waits until the k ranks of group g (over axes) have all arrived. */
 static void group_wait(mt_rank *r, unsigned axes, const int *g, int k) {
-  mt_gbar *b = &r->m->bar[axes & 3u][g[0]];
+  mt_gbar *b = &r->m->bar[axes % MT_AXIS_SETS][g[0]];
   pthread_mutex_lock(&b->mu);
   unsigned gen = b->gen;
   if (++b->count == k) {

@@ -27,9 +27,13 @@ typedef struct mt_gbar {
   unsigned gen;
 } mt_gbar;
 
+/* Axis sets: bits 0 and 1 the mesh's axes, 2 and 3 the inner ones. */
+#define MT_AXIS_SETS 16
+
 typedef struct mt_mesh {
   int mesh[2], world;
-  mt_gbar bar[4][MT_MAX_RANKS]; /* by the group's axes and its first rank */
+  int inner[2]; /* axis 1 as an inner[0] x inner[1] mesh (mt_mesh_set_inner); 1 x mesh[1] */
+  mt_gbar bar[MT_AXIS_SETS][MT_MAX_RANKS]; /* by the group's axes and its first rank */
   const float *slot[MT_MAX_RANKS];
   /* point-to-point messages (mt_send, mt_recv): a queue per receiver */
   pthread_mutex_t mu;
@@ -46,6 +50,9 @@ typedef struct mt_rank {
 } mt_rank;
 
 void mt_mesh_init(mt_mesh *m, int m0, int m1);
+/* Splits axis 1 into an i0 x i1 mesh (ops/collective's
+ * ty_coll_set_mesh_inner): axis sets 4 and 8, axes 2 and 3, are its axes. */
+void mt_mesh_set_inner(mt_mesh *m, int i0, int i1);
 void mt_mesh_close(mt_mesh *m);
 /* The transport of rank r (user points at r). */
 ty_shard_comm mt_comm(mt_rank *r);

@@ -49,6 +49,10 @@ typedef struct job {
   ty_plan_mode mode;  /* the planner's mode (AUTO: 0) */
 } job;
 
+/* Set by the data x tensor test: the stage mesh with both axes split, as
+ * the transport's inner axes (0: none). */
+static int stage_grid[2];
+
 typedef struct rank_run {
   mt_rank r;
   const job *j;
@@ -57,6 +61,7 @@ typedef struct rank_run {
   bool recompute; /* the plan recomputes some stage */
   char *log;      /* the trainer's log (owned) */
   uint64_t step;  /* where it stopped */
+  uint64_t state; /* ty_train_pipeline_state_bytes after training */
   int rc;
   char err[TY_ERR_LEN];
 } rank_run;
@@ -126,6 +131,7 @@ static void *rank_main(void *arg) {
   if (rr->j->stop_rank == rr->r.rank) rr->stop = 1; /* as SIGTERM would */
   if (rr->rc == 0) rr->rc = ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->step = ty_train_step(t);
+  if (rr->rc == 0) rr->state = ty_train_pipeline_state_bytes(t);
   if (rr->rc == 0 && rr->j->ckpt) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
   ty_train_destroy(t);
   ty_plan_destroy(given);
@@ -140,6 +146,7 @@ static void run_ranks(const ty_graph *g, const job *j, rank_run *rr) {
   int world = j->nodes * j->per_node;
   mt_mesh m;
   mt_mesh_init(&m, j->stages, world / j->stages);
+  if (stage_grid[0] > 0) mt_mesh_set_inner(&m, stage_grid[0], stage_grid[1]);
   if (j->bad_rank >= 0) m.timeout_ms = 3000;
   for (int r = 0; r < world; r++)
     rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
@@ -240,6 +247,93 @@ Test(pipeline, tensor_parallel_stages_train_like_one_process, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* What the planner counts on rank r of p for its stage's parameters: each
+ * block's bytes x (the parameter, its gradient, the optimizer's copies). */
+static uint64_t planned_state(const ty_graph *model, const ty_train_config *c, const ty_plan *p,
+                              int r) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_train_plan_graph(model, c, true, &g, err, sizeof err), 0, "%s", err);
+  int stage = r / (p->devices / p->n_stages);
+  uint64_t copies = c->optim.kind == TY_OPTIM_SGD ? (c->optim.momentum > 0) : 2, n = 0;
+  for (size_t k = 0; k < p->n_params; k++) {
+    const ty_plan_param *pa = &p->params[k];
+    int st = -1;
+    for (size_t i = 0; i < p->n_ops && i < ty_graph_n_nodes(g); i++)
+      for (int q = 0; q < ty_graph_node_at(g, i)->n_inputs; q++)
+        if (ty_graph_node_at(g, i)->inputs[q] == pa->value) st = p->ops[i].stage;
+    if (st != stage) continue;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK], numel = 1;
+    const ty_shape *full = &ty_graph_value_at(g, pa->value)->init->shape;
+    ty_plan_slice(p, &pa->layout, full, r, start, len);
+    for (int d = 0; d < full->rank; d++)
+      numel *= len[d];
+    n += (uint64_t)numel * (2 + copies) * sizeof(float);
+  }
+  ty_graph_destroy(g);
+  return n;
+}
+
+/* Issue 18: a rank of a tensor-parallel stage holds only its blocks of its
+ * stage's parameters and their optimizer state, as many bytes as the
+ * planner counts for it (less than the stage's whole parameters); the
+ * checkpoint gathered from the blocks resumes on the same sharded stages,
+ * on 4 stages of one device and on one process, each reaching the
+ * uninterrupted run's weights. */
+Test(pipeline, tensor_parallel_stages_hold_their_blocks_and_resume, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], tp[300], again[300], four[300], one[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_blocks.onnx"));
+  snprintf(tp, sizeof tp, "%s", synth_path("blocks.onnx"));
+  snprintf(again, sizeof again, "%s", synth_path("blocks_again.onnx"));
+  snprintf(four, sizeof four, "%s", synth_path("blocks_four.onnx"));
+  snprintf(one, sizeof one, "%s", synth_path("blocks_one.onnx"));
+  pr_run_single(g, 8, ref, false);
+  job j = {1, 4, 2, 4, 4, tp, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  rank_run rr[MT_MAX_RANKS];
+  run_ranks(g, &j, rr);
+  for (int r = 0; r < 4; r++) {
+    cr_assert_eq(rr[r].rc, 0, "rank %d: %s", r, rr[r].err);
+    uint64_t want = planned_state(g, &c, p, r), whole = 0;
+    ty_plan whole_plan = *p; /* the same stages with every layout replicated */
+    ty_plan_param params[64];
+    cr_assert(p->n_params <= 64);
+    for (size_t k = 0; k < p->n_params; k++) {
+      params[k] = p->params[k];
+      memset(params[k].layout.dim_axes, 0, sizeof params[k].layout.dim_axes);
+    }
+    whole_plan.params = params;
+    whole = planned_state(g, &c, &whole_plan, r);
+    cr_assert_eq(rr[r].state, want,
+                 "rank %d holds %llu bytes of parameters and state, the plan "
+                 "counts %llu",
+                 r, (unsigned long long)rr[r].state, (unsigned long long)want);
+    cr_assert_lt(want, whole, "rank %d: its blocks are no smaller than its stage's parameters", r);
+    free(rr[r].log);
+  }
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  pr_copy_checkpoint(tp, again);
+  pr_copy_checkpoint(tp, four);
+  pr_copy_checkpoint(tp, one);
+  job sharded = {1, 4, 2, 4, 8, again, true, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  run_pipeline(g, &sharded, NULL);
+  job stages = {1, 4, 4, 4, 8, four, true, 0, -1, false, -1, TY_PLAN_MODE_AUTO};
+  run_pipeline(g, &stages, NULL);
+  pr_run_single(g, 8, one, true);
+  double da = pr_diff(ref, again), d4 = pr_diff(ref, four), d1 = pr_diff(ref, one);
+  cr_assert(da < 1e-5, "resumed on the sharded stages: %g from an uninterrupted run", da);
+  cr_assert(d4 < 1e-5, "resumed on 4 stages: %g from an uninterrupted run", d4);
+  cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
+  ty_graph_destroy(g);
+}
+
 /* The same with PyTorch's attention head-split idiom in the first stage
  * (a Reshape to [N * 2, hidden / 2] by a shape computed at run time, and
  * back): the shard's local shapes cross stages as its layouts say. */
@@ -254,6 +348,44 @@ Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) 
   run_pipeline(g, &j, NULL);
   double d = pr_diff(ref, out);
   cr_assert(d < 1e-5, "head-split MLP on 2 tensor-parallel stages: weights differ by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* Issue 18: a stage mesh with both axes split. Grid mode makes every
+ * stage's 2x2 mesh data parallel on axis 0 and tensor parallel on axis 1;
+ * the gradients are summed over the stage's data axis and the tensor
+ * collectives run over its tensor axis (the transport's inner axes), and
+ * two such stages on 8 ranks train to the single-process weights. */
+Test(pipeline, data_x_tensor_stages_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_grid.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("pipe_grid.onnx"));
+  pr_run_single(g, 5, ref, false);
+  job j = {1, 8, 2, 2, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_GRID};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(p->n_stages, 2);
+  cr_assert(p->mesh[0] == 2 && p->mesh[1] == 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
+  int batch = 0, tensor = 0;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    batch += strstr(p->ops[i].strategy, "batch split") != NULL;
+    tensor += strstr(p->ops[i].strategy, "column split") || strstr(p->ops[i].strategy, "row-block");
+  }
+  cr_assert(batch > 0 && tensor > 0, "%d ops split the batch, %d a weight", batch, tensor);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  char *logs = NULL;
+  stage_grid[0] = stage_grid[1] = 2;
+  run_pipeline_logged(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "of its 2x2 mesh, its intra-stage plan through ops/shard"), "%s", logs);
+  free(logs);
+  double d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "2 stages of 2x2 (data x tensor): weights differ by %g", d);
   ty_graph_destroy(g);
 }
 
@@ -519,23 +651,67 @@ Test(pipeline, batch_norm_uses_micro_batch_statistics, .timeout = 240) {
   cr_assert(diff_graph(out, ref) > 1e-4, "micro-batch statistics do not show in the weights");
   ty_graph_destroy(ref);
   ty_train_config_close(&c);
-  /* Stages of two devices each are refused (ops/shard's statistics are not
-   * per micro-batch), naming the node. */
-  job two = {1, 4, 2, 4, 1, NULL, false, 0, -1, false, -1, 0};
-  config(&c, &two);
-  ty_plan_request req = request(&two);
+  ty_graph_destroy(g);
+}
+
+/* The plan's strategy for op `name`. */
+static const char *strategy_of(const ty_plan *p, const char *name) {
+  for (size_t i = 0; i < p->n_ops; i++)
+    if (strcmp(p->ops[i].name, name) == 0) return p->ops[i].strategy;
+  cr_assert_fail("the plan has no op %s", name);
+  return NULL;
+}
+
+/* BatchNormalization in stages of two devices: the stage's shard
+ * normalises each micro-batch with statistics summed over the ranks that
+ * split its rows, so the stage computes what one device would, and the
+ * running statistics fold from those sums: the same weights and
+ * statistics as the accumulating process. A plan that splits its channels
+ * is refused naming the node. */
+Test(pipeline, batch_norm_in_data_parallel_stages, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .bn = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char out[300];
+  snprintf(out, sizeof out, "%s", synth_path("pipe_bn_dp.onnx"));
+  plain_sgd = true;
+  job j = {1, 4, 2, 4, 3, out, false, 0, -1, false, -1, TY_PLAN_MODE_DATA};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan_request req = request(&j);
   ty_plan *p = NULL;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
-  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
+  cr_assert(strstr(strategy_of(p, "bn"), "batch split"), "bn: %s", strategy_of(p, "bn"));
+  ty_plan_destroy(p);
+  run_pipeline(g, &j, NULL);
+  ty_graph *ref = accumulated(g, &c, 4, 3);
+  double d = diff_graph(out, ref);
+  cr_assert(d < 1e-5,
+            "2 stages of 2 devices with BatchNormalization: %g from the accumulating process", d);
+  ty_graph_destroy(ref);
+  ty_train_config_close(&c);
+  /* Tensor mode splits the channels: refused before any step. */
+  j.mode = TY_PLAN_MODE_TENSOR;
+  j.ckpt = NULL;
+  config(&c, &j);
+  req = request(&j);
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  cr_assert(strstr(strategy_of(p, "bn"), "channel split"), "bn: %s", strategy_of(p, "bn"));
+  mt_mesh m;
+  mt_mesh_init(&m, 2, 2);
+  mt_rank r0 = {&m, 0, NULL};
+  ty_train_parallel par = pr_parallel(&r0);
+  par.plan = p;
   ty_train *t = NULL;
   FILE *log = tmpfile();
   ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
   cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
-  cr_assert(strstr(err, "plan: BatchNormalization (\"bn\") in pipeline stages of 2 devices each "
-                        "is not supported"),
+  cr_assert(strstr(err, "plan: BatchNormalization (\"bn\") has its 32 channels split over the "
+                        "stage's 1x2 mesh"),
             "%s", err);
   fclose(log);
+  mt_mesh_close(&m);
   ty_plan_destroy(p);
   ty_train_config_close(&c);
   ty_graph_destroy(g);

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A pipelined plan's rank, shared by pipe.c (setup, the 1F1B step, the
+ * messages) and pipe_state.c (the parameters it holds, their gathering
+ * for checkpoints and slicing on resume). Private to ops/train.
+ */
+#ifndef TY_OPS_TRAIN_PIPE_INTERNAL_H
+#define TY_OPS_TRAIN_PIPE_INTERNAL_H
+
+#include "ops/train/train_internal.h"
+
+/* A tensor a micro-batch keeps between its slots, by value name. */
+typedef struct named {
+  char *name;
+  ty_tensor *t;
+} named;
+
+typedef struct mb_state {
+  named *v;
+  size_t n;
+} mb_state;
+
+/* An activation crossing stages. */
+typedef struct crossing {
+  char *name;
+  int from, to;
+  ty_shape shape; /* as sent: one micro-batch's block on this rank */
+} crossing;
+
+struct ty__pipe {
+  ty_plan *plan;
+  int S, M, R, stage, replica;
+  int64_t rows;    /* per micro-batch */
+  ty__pipe_tp *tp; /* a stage mesh of more than one device: its intra-stage plan (pipe_shard.c) */
+  const ty_graph *src; /* the graph stages are cut from: t->g, or tp's local graph */
+  int *node_stage;     /* per node of src */
+  int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
+  bool recompute, last;
+  bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
+  const char *loss_name; /* the last stage's */
+  ty_graph *fwd, *f, *b;
+  ty__pipe_grads train;
+  ty_exec *ex_fwd, *ex_train, *ex_f, *ex_b;
+  crossing *links; /* every crossing of the plan */
+  size_t n_links;
+  int *param_stage; /* per parameter of t */
+  size_t *mine;     /* t's parameters this stage trains */
+  size_t n_mine;
+  float *acc;
+  size_t *acc_off, acc_n;
+  mb_state *mbs;
+  uint64_t kept, peak;
+  double loss;
+};
+
+/* pipe_state.c: after the stage's parameters are known (param_stage,
+ * mine), keeps only this rank's part of them in t->params; then the
+ * gradient sums of those parts (acc, acc_off, acc_n). */
+int ty__pipe_shard_params(ty_train *t);
+int ty__pipe_grad_sums(ty_train *t);
+
+#endif

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What a pipeline's rank holds of the model (pipe_internal.h; pipe.c's
+ * header comment, "Memory and checkpoints"): its stage's parameters (on a
+ * stage mesh its blocks of them) and their optimizer state, nothing of the
+ * other stages'; the bytes of that (ty_train_pipeline_state_bytes);
+ * gathering every stage's parts into rank 0's full tensors and optimizer
+ * for checkpoints and evaluation, and slicing a full checkpoint back into
+ * this rank's parts on resume.
+ */
+#include "ops/train/pipe_internal.h"
+
+#include "lib/base/base.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t ty_train_pipeline_state_bytes(const ty_train *t) {
+  if (!t->pipe) return 0;
+  const ty_optim_opts *o = ty_optim_get_opts(t->optim);
+  uint64_t copies = o->kind == TY_OPTIM_SGD ? (o->momentum > 0 ? 1 : 0) : 2, n = 0;
+  for (size_t p = 0; p < t->np; p++)
+    n += (uint64_t)ty_tensor_numel(t->params[p]) * (1 + copies);
+  return (n + t->pipe->acc_n) * sizeof(float);
+}
+
+/* ---- the rank's parts ------------------------------------------------------------ */
+
+/* A rank keeps its stage's parameters (on a stage mesh only its block of
+ * each; the optimizer is then made over them, train.c) and nothing of the
+ * other stages' (an empty tensor): what the planner counts per device. */
+int ty__pipe_shard_params(ty_train *t) {
+  ty__pipe *pp = t->pipe;
+  for (size_t p = 0; p < t->np; p++) {
+    ty_tensor *part = NULL;
+    int rc = 0;
+    if (pp->param_stage[p] == pp->stage && !pp->tp) continue; /* a stage of one device: whole */
+    if (pp->param_stage[p] == pp->stage)
+      rc = ty__pipe_tp_slice(pp->tp, t->param_ids[p], t->params[p], &part);
+    else
+      rc = ty_tensor_create(TY_DTYPE_F32, &(ty_shape){.rank = 1, .dims = {0}}, &part);
+    if (rc != 0) return rc;
+    ty_tensor_destroy(t->params[p]);
+    t->params[p] = part;
+  }
+  return 0;
+}
+
+/* The gradient sums of the stage's parameters (or of this rank's blocks). */
+int ty__pipe_grad_sums(ty_train *t) {
+  ty__pipe *pp = t->pipe;
+  for (size_t k = 0; k < pp->n_mine; k++) {
+    pp->acc_off[k] = pp->acc_n;
+    pp->acc_n += (size_t)ty_tensor_numel(t->params[pp->mine[k]]);
+  }
+  pp->acc = calloc(pp->acc_n + 1, sizeof *pp->acc);
+  return pp->acc ? 0 : TY_ENOMEM;
+}
+
+/* Per BatchNormalization of t: the stage of the node reading its running
+ * mean. Made at the first gather: t->bn is set up after the stages'
+ * graphs (train.c). */
+static int bn_stages(ty_train *t, ty__pipe *pp) {
+  pp->bn_stage = calloc(t->n_bn + 1, sizeof *pp->bn_stage);
+  if (!pp->bn_stage) return TY_ENOMEM;
+  for (size_t b = 0; b < t->n_bn; b++)
+    for (size_t i = 0; i < pp->plan->n_ops && i < ty_graph_n_nodes(t->g); i++) {
+      const ty_graph_node *n = ty_graph_node_at(t->g, i);
+      if (n->op == TY_OP_BATCH_NORM && n->n_inputs > 3 && n->inputs[3] == t->bn[b].ids[0])
+        pp->bn_stage[b] = pp->plan->ops[i].stage;
+    }
+  return 0;
+}
+
+/* ---- gathering for checkpoints ---------------------------------------------------- */
+
+/* Rank 0's copy of n floats from the rank that trains them (owner). */
+static int gather_from(ty_train *t, int owner, float *mine, size_t n, float *scratch) {
+  const ty_train_parallel *par = t->opts.parallel;
+  int rc = par->gather(mine, n, t->opts.rank == 0 ? scratch : NULL, par->comm.user);
+  if (rc == 0 && t->opts.rank == 0 && owner != 0)
+    memcpy(mine, scratch + (size_t)owner * n, n * sizeof *mine);
+  return rc;
+}
+
+/* ---- a sharded stage's gather and resume ----------------------------------------- */
+
+/* Rank 0's full (value v's whole tensor) from the blocks of stage s's
+ * ranks, n floats each (every other rank sends n zeros). */
+static int gather_blocks(ty_train *t, int v, int s, const float *mine, size_t n, float *full,
+                         float *scratch, const float *zeros) {
+  const ty_train_parallel *par = t->opts.parallel;
+  ty__pipe *pp = t->pipe;
+  ty_shard *sh = pp->tp ? ty__pipe_tp_shard(pp->tp) : NULL;
+  int rc = par->gather(pp->stage == s ? mine : zeros, n, t->opts.rank == 0 ? scratch : NULL,
+                       par->comm.user);
+  if (rc == 0 && t->opts.rank == 0 && !sh) /* a stage of one device: rank s holds it whole */
+    memcpy(full, scratch + (size_t)s * n, n * sizeof *full);
+  for (int j = 0; rc == 0 && sh && t->opts.rank == 0 && j < pp->R; j++) {
+    int q = s * pp->R + j;
+    ty_shape fs;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+    rc = ty_shard_slice_of(sh, v, q, &fs, start, len);
+    if (rc == 0)
+      ty_shard_copy_block(full, &fs, (void *)(scratch + (size_t)q * n), start, len, sizeof(float),
+                          false);
+  }
+  return rc;
+}
+
+/* The floats of v's block on the ranks of its stage s. */
+static size_t block_numel(const ty_train *t, ty__pipe *pp, int v, int s) {
+  ty_shape fs;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK], n = 1;
+  if (!pp->tp) return (size_t)ty_tensor_numel(ty_graph_value_at(t->g, v)->init);
+  if (ty_shard_slice_of(ty__pipe_tp_shard(pp->tp), v, s * pp->R, &fs, start, len) != 0) return 0;
+  for (int d = 0; d < fs.rank; d++)
+    n *= len[d];
+  return (size_t)n;
+}
+
+/* Parameter p and its optimizer buffers and step count into rank 0's full
+ * ones (full_params, full_optim). */
+static int gather_param(ty_train *t, size_t p, float *scratch, const float *zeros, float *full[2]) {
+  ty__pipe *pp = t->pipe;
+  int v = t->param_ids[p], s = pp->param_stage[p];
+  size_t n = block_numel(t, pp, v, s);
+  bool root = t->opts.rank == 0;
+  int rc = gather_blocks(t, v, s, t->params[p]->data, n, root ? t->full_params[p]->data : NULL,
+                         scratch, zeros);
+  float *bufs[2];
+  uint64_t steps;
+  if (rc == 0) rc = ty_optim_param_state(t->optim, p, bufs, &steps);
+  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++)
+    rc = gather_blocks(t, v, s, bufs[b], n, root ? full[b] : NULL, scratch, zeros);
+  float st[2] = {(float)(steps & 0xffffffu), (float)(steps >> 24)}; /* exact in floats */
+  if (rc == 0) rc = gather_from(t, s * pp->R, st, 2, scratch);
+  if (rc == 0 && root)
+    rc = ty_optim_param_restore(
+        t->full_optim, p, (uint64_t)st[0] | (uint64_t)st[1] << 24,
+        (const float *const[2]){bufs[0] ? full[0] : NULL, bufs[1] ? full[1] : NULL});
+  return rc;
+}
+
+/* Every rank: rank 0's full_params, full_optim and full_stats from the
+ * stages' blocks (BatchNormalization statistics are whole on every rank
+ * of their stage: from its first). */
+static int gather_sharded(ty_train *t, size_t most, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  bool root = t->opts.rank == 0;
+  float *scratch = root ? malloc(most * t->opts.world_size * sizeof *scratch + 1) : NULL;
+  float *zeros = calloc(most + 1, sizeof *zeros), *full[2] = {NULL, NULL};
+  int rc = (root && !scratch) || !zeros ? TY_ENOMEM : 0;
+  if (rc == 0 && root) rc = ty__train_plan_full(t);
+  for (int b = 0; rc == 0 && root && b < 2; b++)
+    if (!(full[b] = malloc(most * sizeof *full[b] + 1))) rc = TY_ENOMEM;
+  if (rc == 0 && !pp->bn_stage) rc = bn_stages(t, pp);
+  for (size_t p = 0; rc == 0 && p < t->np; p++)
+    rc = gather_param(t, p, scratch, zeros, full);
+  for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
+    for (int k = 0; rc == 0 && k < 2; k++) {
+      ty_tensor *st = t->bn[b].stat[k];
+      rc = gather_from(t, pp->bn_stage[b] * pp->R, st->data, (size_t)ty_tensor_numel(st), scratch);
+      if (rc == 0 && root) memcpy(t->full_stats[2 * b + (size_t)k]->data, st->data, st->nbytes);
+    }
+  free(scratch);
+  free(zeros);
+  free(full[0]);
+  free(full[1]);
+  return rc ? ty_errf(err, err_len, rc,
+                      "checkpoint: gathering the stages' blocks on rank 0 failed: %s",
+                      ty_strerror(rc))
+            : 0;
+}
+
+int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
+  if (ty_tensor_numel(dst) == 0) return 0; /* another stage's parameter */
+  if (ty_tensor_numel(dst) == ty_tensor_numel(src)) {
+    memcpy(dst->data, src->data, src->nbytes);
+    return 0;
+  }
+  return t->pipe->tp ? ty__pipe_tp_slice(t->pipe->tp, v, src, &dst) : TY_EINVAL;
+}
+
+int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
+  size_t most = 2;
+  for (size_t p = 0; p < t->np; p++) {
+    size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->param_ids[p])->init);
+    most = n > most ? n : most;
+  }
+  for (size_t b = 0; b < t->n_bn; b++)
+    if ((size_t)ty_tensor_numel(t->bn[b].stat[0]) > most)
+      most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
+  return gather_sharded(t, most, err, err_len);
+}
