@@ -337,15 +337,25 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   it_cluster_start(&c, 2, 1);
   const uint64_t steps = 120;
   char ref[400], out[400];
-  reference(c.dir, steps, ref, sizeof ref);
-  snprintf(out, sizeof out, "%s/resumed.onnx", c.dir);
   size_t len;
-  uint8_t *cfg = rk_make_config(steps, 20, out, &len);
   ty_rpc_client *cl = it_client(&c);
+  /* The reference is the same job uninterrupted: two ranks sum their
+   * gradients in another order than one process does, a drift that grows
+   * with the steps (1.9e-4 after 120 on AVX-512 OpenBLAS), and that is
+   * not what this test is about. */
+  snprintf(ref, sizeof ref, "%s/uninterrupted.onnx", c.dir);
+  uint8_t *cfg = rk_make_config(steps, 0, ref, &len);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, submit_graph(cl, 2, 1, cfg, len), 0, 180000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED,
+            "the uninterrupted job did not complete (logs in %s)", c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  free(cfg);
+  snprintf(out, sizeof out, "%s/resumed.onnx", c.dir);
+  cfg = rk_make_config(steps, 20, out, &len);
   uint64_t id = submit_graph(cl, 2, 1, cfg, len);
   wait_step(cl, id, 40, true);
   /* Lose the node of rank 1: its worker and the rank with it. */
-  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  r = it_get_job(cl, id);
   cr_assert(r && r->job->n_nodes == 2);
   size_t w = strcmp(r->job->nodes[1], c.name[0]) == 0 ? 0 : 1;
   trainyard__get_job_response__free_unpacked(r, NULL);
@@ -376,7 +386,8 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   cr_assert(resumed, "no rank 0 log says it resumed (logs in %s)", c.dir);
   /* ... and the loss curve continued: same end point as an uninterrupted run. */
   double d = rk_weight_diff(ref, out);
-  cr_assert(d < 1e-4, "resumed weights differ from an uninterrupted run by %g", d);
+  cr_log_info("resumed weights differ from the uninterrupted job's by %g", d);
+  cr_assert(d < 1e-5, "resumed weights differ from the uninterrupted job's by %g", d);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
