@@ -12,6 +12,7 @@
 #ifndef TY_OPS_OPS_INTERNAL_H
 #define TY_OPS_OPS_INTERNAL_H
 
+#include "ops/conv_dnnl.h"
 #include "ops/exec.h"
 #include "ops/graph.h"
 
@@ -508,10 +509,7 @@ typedef struct ty__conv_dnnl_call {
   float *out;
 } ty__conv_dnnl_call;
 int ty__conv_dnnl_run(const ty__conv_dnnl_call *c, ty_workers *w);
-/* Tests: off routes every Conv through im2col, the reference; the count
- * of convs (forward or backward) run through oneDNN so far. */
-void ty__conv_dnnl_enable(bool on);
-int64_t ty__conv_dnnl_calls(void);
+/* Its test hooks: ops/conv_dnnl.h. */
 
 /* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
  * dilations, pads (begin/end, may be negative when output_shape asks for

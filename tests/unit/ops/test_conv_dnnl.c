@@ -9,7 +9,7 @@
  */
 #include "ops/autodiff/autodiff.h"
 #include "ops/exec.h"
-#include "ops/ops_internal.h"
+#include "ops/conv_dnnl.h"
 #include "tests/unit/ops/fusion/gtest.h"
 
 #include <math.h>
