@@ -120,19 +120,6 @@ void ty_rpc_client_set_signer(ty_rpc_client *c, ty_rpc_signer sign, void *ud) {
   c->sign_ud = ud;
 }
 
-static void fill_result(ty_rpc_result *out, int status, const char *message, const uint8_t *payload,
-                        size_t len) {
-  out->status = status;
-  out->message = ty_strdup(message ? message : "");
-  out->payload = NULL;
-  out->payload_len = 0;
-  if (payload && len) {
-    out->payload = ty_xmalloc(len);
-    memcpy(out->payload, payload, len);
-    out->payload_len = len;
-  }
-}
-
 static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final, void *ud) {
   call_wait *w = ud;
   if (!final) {
@@ -143,12 +130,12 @@ static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool fi
   }
   w->done = true;
   if (w->item_rc) {
-    fill_result(w->out, TY_ECLOSED, "cancelled by the caller", NULL, 0);
+    ty__rpc_result_fill(w->out, TY_ECLOSED, "cancelled by the caller", NULL, 0);
     w->rc = w->item_rc;
   } else if (msg) {
-    fill_result(w->out, msg->status, msg->message, msg->payload, msg->payload_len);
+    ty__rpc_result_fill(w->out, msg->status, msg->message, msg->payload, msg->payload_len);
   } else {
-    fill_result(w->out, status, ty_strerror(status), NULL, 0);
+    ty__rpc_result_fill(w->out, status, ty_strerror(status), NULL, 0);
     w->rc = status;
   }
 }
@@ -178,7 +165,7 @@ static int run_call(ty_rpc_client *c, const char *method, const void *payload, s
   int rc = send_call(c, method, payload, len, timeout_ms, on_answer, w, &w->id);
   if (rc == 0) rc = run_until(&c->loop, &w->done);
   if (rc == 0) return w->rc;
-  fill_result(w->out, rc, ty_strerror(rc), NULL, 0);
+  ty__rpc_result_fill(w->out, rc, ty_strerror(rc), NULL, 0);
   return rc;
 }
 

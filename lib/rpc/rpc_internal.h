@@ -98,5 +98,9 @@ void ty__server_queued(struct ty_rpc_server *s, size_t len, bool add);
 size_t ty__server_share(const struct ty_rpc_server *s);
 /* Re-evaluates whether c may read (a limit was lifted). */
 void ty__conn_update_reading(ty_rpc_conn *c);
+/* Fills out with copies of message ("" for NULL) and payload (sync.c; both
+ * clients answer through it). */
+void ty__rpc_result_fill(ty_rpc_result *out, int status, const char *message,
+                         const uint8_t *payload, size_t len);
 
 #endif

@@ -51,6 +51,19 @@ void ty_rpc_result_close(ty_rpc_result *r) {
   *r = (ty_rpc_result){0};
 }
 
+void ty__rpc_result_fill(ty_rpc_result *out, int status, const char *message,
+                         const uint8_t *payload, size_t len) {
+  out->status = status;
+  out->message = ty_strdup(message ? message : "");
+  out->payload = NULL;
+  out->payload_len = 0;
+  if (payload && len) {
+    out->payload = ty_xmalloc(len);
+    memcpy(out->payload, payload, len);
+    out->payload_len = len;
+  }
+}
+
 /* ---- deadlines and waiting ---------------------------------------------------- */
 
 /* -1: none; else the ty_mono_ms() by which it must be done. */
@@ -244,19 +257,6 @@ static int refuse_request(ty_rpc_sync *c, const ty_rpc_msg *req, int64_t deadlin
 
 /* ---- frames in -------------------------------------------------------------------- */
 
-static void fill_result(ty_rpc_result *out, int status, const char *message, const uint8_t *payload,
-                        size_t len) {
-  out->status = status;
-  out->message = ty_strdup(message ? message : "");
-  out->payload = NULL;
-  out->payload_len = 0;
-  if (payload && len) {
-    out->payload = ty_xmalloc(len);
-    memcpy(out->payload, payload, len);
-    out->payload_len = len;
-  }
-}
-
 /* Reads what the socket has (waiting by the deadline) into the reader.
  * TY_ECLOSED at the end of the stream or on a read error. */
 static int read_some(ty_rpc_sync *c, int64_t deadline) {
@@ -289,7 +289,7 @@ static int take_frame(ty_rpc_sync *c, const uint8_t *body, size_t len, uint64_t 
   if (m.kind == TY_RPC_REQUEST) {
     rc = refuse_request(c, &m, deadline);
   } else if ((m.kind == TY_RPC_RESPONSE || m.kind == TY_RPC_END) && m.request_id == id) {
-    fill_result(out, m.status, m.message, m.payload, m.payload_len);
+    ty__rpc_result_fill(out, m.status, m.message, m.payload, m.payload_len);
     rc = 1;
   }
   ty_rpc_msg_free(owner);
@@ -319,7 +319,7 @@ int ty_rpc_sync_call(ty_rpc_sync *c, const char *method, const void *payload, si
                      uint32_t timeout_ms, ty_rpc_result *out) {
   *out = (ty_rpc_result){0};
   if (!c || !method || !method[0]) {
-    fill_result(out, TY_EINVAL, ty_strerror(TY_EINVAL), NULL, 0);
+    ty__rpc_result_fill(out, TY_EINVAL, ty_strerror(TY_EINVAL), NULL, 0);
     return TY_EINVAL;
   }
   int64_t deadline = deadline_in(timeout_ms);
@@ -334,6 +334,6 @@ int ty_rpc_sync_call(ty_rpc_sync *c, const char *method, const void *payload, si
   } else if (id || rc == TY_ETIMEDOUT || rc == TY_ECLOSED) {
     end_connection(c); /* a bad frame in, or a request written in part */
   }
-  fill_result(out, rc, ty_strerror(rc), NULL, 0);
+  ty__rpc_result_fill(out, rc, ty_strerror(rc), NULL, 0);
   return rc;
 }
