@@ -665,6 +665,10 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  /* A peer rank that dies leaves its sockets half-closed: a write to one
+   * must fail with EPIPE, which the collective names, not end this rank
+   * silently. */
+  signal(SIGPIPE, SIG_IGN);
   a.gpu = c.gpu;
   int code = train(&a, &c);
   ty_train_config_close(&c);

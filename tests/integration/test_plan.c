@@ -341,7 +341,7 @@ Test(plan, a_dead_pipeline_stage_fails_its_neighbour, .timeout = 300) {
    * (names the peer) or the stop agreement every 8 steps (a collective). */
   cr_assert((strstr(text, "pipeline: rank 0 (stage 0)") && strstr(text, "from rank 1 (stage 1)")) ||
                 strstr(text, "agreeing on a stop with the other ranks failed: "),
-            "%s", text);
+            "rank 0 exited %d:\n%s", code, text);
   free(text);
   unsetenv("TRAINYARD_STEP_DELAY_MS");
   it_cluster_stop(&c);
