@@ -182,7 +182,7 @@ typedef struct ty_cli_show_args {
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_logs_args {
-  uint64_t id;
+  ty_job_ref ref; /* a job, or an array element (42_7) */
   bool follow, help;
   int64_t rank; /* -1 = every rank */
 } ty_cli_logs_args;

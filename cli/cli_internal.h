@@ -134,6 +134,10 @@ int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty
 /* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
  * filled (the caller closes it), or the exit code after saying why. */
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);
+/* The job id a reference names: its own, or for an array element (42_7)
+ * the element's, asked of the controller (GetJob). 0 or an exit code after
+ * printing why (no such element). */
+int ty__ctl_job_id(ty__ctl *c, const ty_job_ref *ref, uint64_t *out);
 /* The first word of a command group (queue, node, job, checkpoint): -1 with
  * *out_sub set to go on, or the exit code after printing `usage` (on
  * stdout for -h/--help, exit 0; on stderr when the word is missing, exit

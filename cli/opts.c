@@ -594,10 +594,7 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
   size_t n = 0;
   int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1, logs_flag, out, err,
                           err_len);
-  if (rc == 0 && n && ids[0].has_task)
-    rc = ty_errf(err, err_len, TY_EINVAL,
-                 "logs: name an array element by its own job id (trainctl ls --array shows it)");
-  if (rc == 0 && n) out->id = ids[0].id;
+  if (rc == 0 && n) out->ref = ids[0];
   free(ids);
   return rc;
 }

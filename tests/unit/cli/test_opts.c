@@ -398,8 +398,10 @@ Test(jobs, show_logs_cancel_nodes) {
   cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, err, sizeof err), 0, "%s",
                err);
   cr_assert(l.follow);
-  cr_assert_eq(l.id, 7u);
+  cr_assert(l.ref.id == 7 && !l.ref.has_task);
   cr_assert_eq(l.rank, 3);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_12"), &l, err, sizeof err), 0, "%s", err);
+  cr_assert(l.ref.id == 7 && l.ref.has_task && l.ref.task == 12);
   cr_assert_eq(ty_cli_parse_logs(1, ARGS("7"), &l, err, sizeof err), 0);
   cr_assert_eq(l.rank, -1);
   ty_cli_cancel_args c;
@@ -437,8 +439,8 @@ Test(jobs, bad_ids_and_arguments) {
   cr_assert_eq(ty_cli_parse_logs(3, ARGS("1", "--rank", "x"), &l, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--rank: \"x\""), "%s", err);
   cr_assert_eq(ty_cli_parse_logs(0, ARGS("x"), &l, err, sizeof err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_1"), &l, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "logs: name an array element by its own job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_[1-2]"), &l, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "logs: \"7_[1-2]\" names several jobs; give one"), "%s", err);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("7_[1-3]"), &s, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "names several jobs"), "%s", err);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("7_x"), &s, err, sizeof err), TY_EINVAL);
