@@ -629,6 +629,7 @@ typedef struct ty_rl_opts {
   bool label, pty, detach, help;
   bool timing; /* --timing: where the launch's time went, on stderr at the end */
   ty_rl_stdin stdin_mode;
+  uint32_t ntasks; /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
 } ty_rl_opts;
 
 /* Parses argv[1..]: options, then the command (after "--", or from the
