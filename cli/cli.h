@@ -107,6 +107,7 @@ typedef struct ty_cli_submit_args {
   char *file;        /* owned; job file path (file mode) */
   char *config_file; /* owned; graph mode: the encoded TrainConfig's path */
   ty_job_spec job;   /* command and graph mode */
+  uint32_t ntasks;   /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);

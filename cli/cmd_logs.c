@@ -180,8 +180,7 @@ static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, uint64_t id,
     int state = l->state;
     ty_task_locations_close(l);
     if (state != TY_JOB_PENDING) {
-      ty__ctl_err("job %" PRIu64 " has no output: it never ran (%s)", id,
-                  ty_job_state_name(state));
+      ty__ctl_err("job %" PRIu64 " has no output: it never ran (%s)", id, ty_job_state_name(state));
       return TY_CLI_EXIT_ERROR;
     }
     if (!a->follow) {

@@ -262,34 +262,11 @@ void ty_rl_opts_close(ty_rl_opts *o) {
   memset(o, 0, sizeof *o);
 }
 
-/* -n N: N ranks in all, the same number on each of the job's nodes. */
-static int spread_ntasks(ty_rl_opts *o, char *err, size_t err_len) {
-  ty_job_spec *j = &o->job;
-  uint32_t nodes = j->nodes ? j->nodes : 1;
-  if (o->ntasks == 0) return 0;
-  if (j->tasks_per_node && (uint64_t)j->tasks_per_node * nodes != o->ntasks)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "--ntasks %u disagrees with --nodes %u x --ntasks-per-node %u; give one of "
-                   "--ntasks and --ntasks-per-node",
-                   o->ntasks, nodes, j->tasks_per_node);
-  if (o->ntasks % nodes != 0)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "--ntasks %u does not divide evenly over %u nodes (every node runs the same "
-                   "number of ranks)",
-                   o->ntasks, nodes);
-  if (o->ntasks / nodes > 1024)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "--ntasks %u is %u ranks per node (at most 1024; add --nodes)", o->ntasks,
-                   o->ntasks / nodes);
-  j->tasks_per_node = o->ntasks / nodes;
-  return 0;
-}
-
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
                 ty_rl_opts *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   int rc = ty__cli_parse(argc - 1, argv + 1, shortopts, opts, option, out, err, err_len);
-  if (rc == 0) rc = spread_ntasks(out, err, err_len);
+  if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 1024, err, err_len);
   if (rc == 0 && !out->help && out->job.argc == 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
   if (rc != 0) {
