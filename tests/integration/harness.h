@@ -178,5 +178,8 @@ pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);
 
 bool it_is_final(int state);
 void it_sleep_ms(int ms);
+/* The path of a binary under test from its environment variable
+ * (TY_TRAIND...); fails the test when meson test did not set it. */
+const char *it_bin(const char *var);
 
 #endif
