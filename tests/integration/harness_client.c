@@ -94,10 +94,19 @@ Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id) {
 
 Trainyard__ListJobsResponse *it_list_jobs(ty_rpc_client *cl) {
   Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
-  uint8_t buf[64];
-  size_t n = trainyard__list_jobs_request__pack(&req, buf);
+  return it_list_jobs_req(cl, &req);
+}
+
+Trainyard__ListJobsResponse *it_list_jobs_req(ty_rpc_client *cl,
+                                              const Trainyard__ListJobsRequest *req) {
+  size_t n = trainyard__list_jobs_request__get_packed_size(req);
+  uint8_t *buf = malloc(n ? n : 1);
+  cr_assert(buf);
+  trainyard__list_jobs_request__pack(req, buf);
   ty_rpc_result r;
-  cr_assert_eq(ty_rpc_client_call(cl, TY_M_LIST_JOBS, buf, n, 10000, &r), 0);
+  int rc = ty_rpc_client_call(cl, TY_M_LIST_JOBS, buf, n, 10000, &r);
+  free(buf);
+  cr_assert_eq(rc, 0, "ListJobs: %s", ty_strerror(rc));
   cr_assert_eq(r.status, 0, "ListJobs: %s", r.message);
   Trainyard__ListJobsResponse *resp =
       trainyard__list_jobs_response__unpack(NULL, r.payload_len, r.payload);
