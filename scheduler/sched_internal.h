@@ -162,8 +162,8 @@ typedef struct ty__pass {
   char resv_text[160]; /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;
-  /* +1 whenever this pass may have changed idx (a placement, a preemption
-   * tried, a reservation); the failed searches it remembers. */
+  /* +1 whenever this pass changed idx (a placement, a preemption's claim,
+   * the reservation's caps); the failed searches it remembers. */
   uint64_t idx_gen;
   ty__find_memo find_memo[2];
   uint64_t find_memo_hits; /* searches answered by find_memo (a test hook) */

@@ -483,9 +483,8 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   uint32_t have_free = have;
   bool fits_uncapped = caps && find_nodes(p, &n, want, false, &have_free);
   *out_blocked = true;
-  bool may_preempt = !fits_uncapped && !p->cfg.fifo && p->cfg.preemption;
-  if (may_preempt) p->idx_gen++; /* a preemption claims nodes */
-  if (may_preempt && ty__preempt(p, ji, &n, want)) {
+  if (!fits_uncapped && !p->cfg.fifo && p->cfg.preemption && ty__preempt(p, ji, &n, want)) {
+    p->idx_gen++; /* it claimed nodes (one that finds no victims changes nothing) */
     ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_PREEMPTING);
     snprintf(pd->reason, sizeof(pd->reason), "Preempting: waiting for preempted jobs to exit");
     /* Victims get SIGTERM now and SIGKILL after the grace period. */
@@ -501,9 +500,8 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   }
   need_reason(p, j, &n, have_free, pd->reason, sizeof(pd->reason));
   int64_t t;
-  bool may_reserve = !p->resv && !p->cfg.fifo && p->cfg.backfill;
-  if (may_reserve) p->idx_gen++; /* a reservation caps nodes */
-  if (may_reserve && ty__reserve(p, j, &n, want, true, &t)) {
+  if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
+    p->idx_gen++; /* it capped nodes (a failed one changes nothing) */
     pd->reserved = true;
     pd->est_start_ms = t;
     pd->est_kind = TY_SCHED_EST_LIMITS;
