@@ -52,6 +52,13 @@ struct sqlite3;
 struct sqlite3 *ty__store_loop_db(ty_store *s);   /* the loop thread's reader */
 struct sqlite3 *ty__store_writer_db(ty_store *s); /* the committer thread's */
 const char *ty__store_path(const ty_store *s);
+/* The loop reader's prepared statement for `sql`, kept for the store's life
+ * and found by its text; NULL when it is being stepped already or no room
+ * is left (then prepare one of your own). Hand it back with
+ * ty__store_loop_stmt_done, which resets it and clears its bindings. */
+struct sqlite3_stmt;
+struct sqlite3_stmt *ty__store_loop_stmt(ty_store *s, const char *sql);
+void ty__store_loop_stmt_done(ty_store *s, struct sqlite3_stmt *st);
 void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 
 typedef struct ty_cluster_node {

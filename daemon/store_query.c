@@ -42,11 +42,13 @@ static const char *col_text(sqlite3_stmt *st, int i) {
 /* Binds a statement's parameters (NULL: none). */
 typedef int (*bind_fn)(sqlite3_stmt *st, const void *ud);
 
-/* Runs `sql` on db and hands each row to `row_cb`; counts rows read. */
+/* Runs `sql` on db and hands each row to `row_cb`; counts rows read. The
+ * loop reader's statements stay prepared (ty__store_loop_stmt). */
 static int run(ty_store *s, sqlite3 *db, const char *sql, bind_fn bind, const void *bind_ud,
                int (*row_cb)(sqlite3_stmt *st, void *ud), void *ud) {
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return TY_ESTORE;
+  sqlite3_stmt *st = db == ty__store_loop_db(s) ? ty__store_loop_stmt(s, sql) : NULL;
+  bool kept = st != NULL;
+  if (!kept && sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return TY_ESTORE;
   int rc = bind ? bind(st, bind_ud) : 0, step = SQLITE_DONE;
   uint64_t rows = 0;
   while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -54,9 +56,13 @@ static int run(ty_store *s, sqlite3 *db, const char *sql, bind_fn bind, const vo
     rc = row_cb(st, ud);
   }
   if (rc == 0 && step != SQLITE_DONE) rc = TY_ESTORE;
-  bool scanned = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_SORT, 0) > 0 ||
-                 sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0) > 0;
-  sqlite3_finalize(st);
+  /* (the counters are read and reset: a kept statement's count this run) */
+  bool sorted = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_SORT, 1) > 0;
+  bool scanned = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1) > 0 || sorted;
+  if (kept)
+    ty__store_loop_stmt_done(s, st);
+  else
+    sqlite3_finalize(st);
   ty__store_count_rows(s, rows, scanned);
   return rc;
 }
