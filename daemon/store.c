@@ -254,10 +254,11 @@ static const char *const stmt_sql[ST_N] = {
 /* Prepared UPDATEs, one per set of columns written: a transition writes
  * the few columns it changed, and the sets that occur are few. */
 #define UPDATE_CACHE 32
-/* The loop reader's statements kept prepared (ty__store_loop_stmt): a
- * submit's look-up of its request id spent 70k instructions parsing its
- * SELECT anew, three quarters of the handler. */
-#define LOOP_STMTS 32
+
+/* The loop reader's kept statements: store_query.c owns them (declared in
+ * daemon_internal.h, which the store's core does not include). */
+typedef struct ty__stmt_cache ty__stmt_cache;
+void ty__stmt_cache_free(ty__stmt_cache *c);
 
 struct ty_store {
   sqlite3 *db;  /* writer connection */
@@ -272,11 +273,7 @@ struct ty_store {
   atomic_uint_fast64_t rows_read;
   atomic_uint_fast64_t scans; /* statements that sorted or walked a whole table */
   char *path;
-  struct {
-    char *sql;
-    sqlite3_stmt *st;
-    bool busy;
-  } loop_stmt[LOOP_STMTS]; /* loop thread: the reader's statements, by text */
+  ty__stmt_cache *loop_stmts; /* the loop reader's kept statements (store_query.c) */
 };
 
 int ty_store_schema_version(void) {
@@ -513,10 +510,7 @@ void ty_store_close(ty_store *s) {
     sqlite3_finalize(s->stmt[i]);
   for (int i = 0; i < UPDATE_CACHE; i++)
     sqlite3_finalize(s->update[i].st);
-  for (int i = 0; i < LOOP_STMTS; i++) {
-    sqlite3_finalize(s->loop_stmt[i].st);
-    free(s->loop_stmt[i].sql);
-  }
+  ty__stmt_cache_free(s->loop_stmts);
   sqlite3_close(s->rdb);
   sqlite3_close(s->db);
   free(s->path);
@@ -553,37 +547,9 @@ sqlite3 *ty__store_loop_db(ty_store *s) {
 sqlite3 *ty__store_writer_db(ty_store *s) {
   return s->db;
 }
-sqlite3_stmt *ty__store_loop_stmt(ty_store *s, const char *sql) {
-  int free_slot = -1;
-  for (int i = 0; i < LOOP_STMTS; i++) {
-    if (!s->loop_stmt[i].sql) {
-      if (free_slot < 0) free_slot = i;
-      continue;
-    }
-    if (strcmp(s->loop_stmt[i].sql, sql) != 0) continue;
-    if (s->loop_stmt[i].busy) return NULL; /* a caller steps it now */
-    s->loop_stmt[i].busy = true;
-    return s->loop_stmt[i].st;
-  }
-  sqlite3_stmt *st = NULL;
-  if (free_slot < 0 ||
-      sqlite3_prepare_v3(s->rdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-    sqlite3_finalize(st);
-    return NULL;
-  }
-  s->loop_stmt[free_slot].sql = ty_strdup(sql);
-  s->loop_stmt[free_slot].st = st;
-  s->loop_stmt[free_slot].busy = true;
-  return st;
+ty__stmt_cache **ty__store_loop_stmts(ty_store *s) {
+  return &s->loop_stmts;
 }
-
-void ty__store_loop_stmt_done(ty_store *s, sqlite3_stmt *st) {
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  for (int i = 0; i < LOOP_STMTS; i++)
-    if (s->loop_stmt[i].st == st) s->loop_stmt[i].busy = false;
-}
-
 const char *ty__store_path(const ty_store *s) {
   return s->path;
 }
