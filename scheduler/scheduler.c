@@ -19,7 +19,9 @@
  * a second with tens to thousands of pending jobs; the trace simulator runs
  * it with 100,000 jobs on 10,000 nodes. Cost: O(J log J) to order, then per
  * job O(GPU buckets x switches) when it cannot fit and about the nodes it
- * scans when it can; the reservation is O(R log R) once per pass.
+ * scans when it can; the reservation is O(R log R) once per pass. A job of
+ * the shape whose search last failed, on an index unchanged since (an
+ * array's blocked elements), costs O(1) instead (find_memo).
  */
 #include "scheduler/scheduler.h"
 
