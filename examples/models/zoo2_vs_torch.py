@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Trains a second zoo of models written the way PyTorch users write them
+with trainrun and with PyTorch from the same weights on the same batches,
+and compares losses and weights.
+
+    zoo2_vs_torch.py --trainrun PATH --proto PROTO_DIR [--steps 8] [--batch 4]
+                     [--threads 1] [--only NAME]
+
+The models cover what zoo_vs_torch.py does not: a MobileNetV2 inverted
+residual block (depthwise Conv, ReLU6, BatchNorm), squeeze-and-excitation
+(AdaptiveAvgPool2d(1), Sigmoid, broadcast Mul), a tiny ViT (patch Conv,
+class token by Expand and Concat, learned position embedding,
+nn.TransformerEncoder with norm_first=True, mean pooling), GroupNorm,
+InstanceNorm2d, PixelShuffle, a ConvTranspose2d decoder, cosine
+classifiers (F.normalize, F.cosine_similarity), masked_fill with a boolean
+mask, torch.cumsum, a Conv1d + MaxPool1d text classifier with Dropout, F.layer_norm
+without affine, LeakyReLU/SiLU/Mish/Hardtanh, nn.Bilinear, torch.where
+on a comparison, chunk and unbind, AdaptiveAvgPool2d to 2x2, and a batch
+of one. Export, training and comparison are vs_torch.py's zoo loop: opset
+17, training mode, dynamic batch, plain SGD on the same batches (NumPy
+arrays in file order) with the mean cross-entropy.
+
+Exit status: 0 when every loss agrees within --loss-tol and every trained
+tensor within --weight-tol, most tensors having moved, 1 otherwise, 77
+(skipped) when torch, onnx, numpy or protoc is missing.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vs_torch  # noqa: E402
+
+PROG = "zoo2_vs_torch.py"
+VOCAB, SEQ, CLASSES = 30, 10, 5
+
+
+def vision(torch):
+    """Convolutional models: name: (class, data kind, lr[, options])."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class InvertedResidual(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+            s.expand = nn.Sequential(nn.Conv2d(8, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6())
+            s.dw = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1, groups=24, bias=False), nn.BatchNorm2d(24),
+                                 nn.ReLU6())
+            s.project = nn.Sequential(nn.Conv2d(24, 8, 1, bias=False), nn.BatchNorm2d(8))
+            s.fc = nn.Linear(8 * 4, CLASSES)
+
+        def forward(s, x):
+            h = s.stem(x)
+            h = h + s.project(s.dw(s.expand(h)))
+            # Pooled to 2x2, not 1x1: with a batch of one, a BatchNorm's
+            # output averages to its bias over the whole image, and the
+            # layers before it would get no gradient.
+            return s.fc(nn.functional.adaptive_avg_pool2d(h, 2).flatten(1))
+
+    class SqueezeExcite(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.conv = nn.Conv2d(3, 16, 3, padding=1)
+            s.pool = nn.AdaptiveAvgPool2d(1)
+            s.fc1, s.fc2 = nn.Linear(16, 4), nn.Linear(4, 16)
+            s.head = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = F.relu(s.conv(x))
+            w = torch.sigmoid(s.fc2(F.silu(s.fc1(s.pool(h).flatten(1)))))
+            h = h * w.view(w.size(0), -1, 1, 1)
+            return s.head(h.mean((2, 3)))
+
+    class ViT(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.patch = nn.Conv2d(3, 16, 4, stride=4)
+            s.cls = nn.Parameter(torch.randn(1, 1, 16) * 0.1)
+            s.pos = nn.Parameter(torch.randn(1, 5, 16) * 0.1)
+            layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=True)
+            s.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            s.norm = nn.LayerNorm(16)
+            s.head = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            p = s.patch(x).flatten(2).transpose(1, 2)
+            h = torch.cat([s.cls.expand(x.shape[0], -1, -1), p], dim=1) + s.pos
+            return s.head(s.norm(s.enc(h)).mean(1))
+
+    class GroupNormNet(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.conv = nn.Conv2d(3, 8, 3, padding=1)
+            s.gn = nn.GroupNorm(2, 8)
+            s.fc = nn.Linear(8 * 4, CLASSES)
+
+        def forward(s, x):
+            h = F.silu(s.gn(s.conv(x)))
+            return s.fc(F.adaptive_avg_pool2d(h, 2).flatten(1))
+
+    class InstanceNormNet(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.conv = nn.Conv2d(3, 8, 3, padding=1)
+            s.inorm = nn.InstanceNorm2d(8, affine=True)
+            s.fc = nn.Linear(8, CLASSES)
+
+        def forward(s, x):
+            return s.fc(F.leaky_relu(s.inorm(s.conv(x)), 0.2).mean((2, 3)))
+
+    class PixelShuffleNet(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+            s.up = nn.Conv2d(8, 4 * CLASSES, 3, padding=1)
+            s.shuffle = nn.PixelShuffle(2)
+
+        def forward(s, x):
+            return s.shuffle(s.up(F.mish(s.down(x))))
+
+    class Decoder(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.enc = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+            s.dec = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1)
+            s.out = nn.Conv2d(8, CLASSES, 1)
+
+        def forward(s, x):
+            return s.out(F.hardtanh(s.dec(F.relu(s.enc(x))), -0.5, 0.5))
+
+    return {
+        "mbv2_block": (InvertedResidual, "image", 0.5),
+        "mbv2_batch1": (InvertedResidual, "image", 0.5, {"batch": 1}),
+        "squeeze_excite": (SqueezeExcite, "image", 0.5),
+        "vit_tiny": (ViT, "image", 0.5),
+        "groupnorm": (GroupNormNet, "image", 0.5),
+        "instancenorm": (InstanceNormNet, "image", 0.5),
+        "pixelshuffle": (PixelShuffleNet, "pixels", 0.5),
+        "convtranspose": (Decoder, "pixels", 0.5),
+    }
+
+
+def sequence(torch):
+    """Token and vector models: name: (class, data kind, lr[, options])."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class Cosine(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 16)
+            s.proto = nn.Parameter(torch.randn(CLASSES, 16))
+            s.key = nn.Linear(16, 16)
+
+        def forward(s, x):
+            h = s.emb(x).mean(1)
+            logits = F.normalize(h, dim=1) @ F.normalize(s.proto, dim=1).t()
+            sim = F.cosine_similarity(s.key(h).unsqueeze(1), s.proto.unsqueeze(0), dim=-1)
+            return 5.0 * logits + 2.0 * sim
+
+    class Masked(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 16)
+            s.score = nn.Linear(16, 1)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = s.emb(x)
+            w = s.score(h).squeeze(-1).masked_fill(x < 3, float("-inf"))
+            w = torch.where(x == 0, torch.zeros_like(w), w.softmax(-1))
+            return s.fc((h * w.unsqueeze(-1)).sum(1))
+
+    class CumSum(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 8)
+            s.fc = nn.Linear(8, CLASSES)
+
+        def forward(s, x):
+            h = torch.cumsum(s.emb(x), dim=1) / torch.arange(1, SEQ + 1, dtype=torch.float32).view(1, -1, 1)
+            return s.fc(F.layer_norm(h, (8,)).max(1).values)
+
+    class TextCNN(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 12)
+            s.conv = nn.Conv1d(12, 16, 3, padding=1)
+            s.pool = nn.MaxPool1d(2)
+            s.drop = nn.Dropout(0.0)
+            s.fc = nn.Linear(16 * (SEQ // 2), CLASSES)
+
+        def forward(s, x):
+            h = s.pool(F.relu(s.conv(s.emb(x).transpose(1, 2))))
+            return s.fc(s.drop(h.flatten(1)))
+
+    class Activations(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.a, s.b, s.c = nn.Linear(16, 32), nn.Linear(16, 16), nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            p, q = s.a(x).chunk(2, dim=1)
+            h = F.leaky_relu(p, 0.05) + F.silu(q)
+            h = F.mish(s.b(h)) + F.hardtanh(h, -1.0, 1.0)
+            return s.c(h)
+
+    class BilinearNet(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.a = nn.Linear(16, 8)
+            s.bil = nn.Bilinear(8, 16, CLASSES)
+
+        def forward(s, x):
+            # PyTorch 1.13 cannot export aten::bilinear; what nn.Bilinear
+            # computes, written as the einsum a user falls back to.
+            h = torch.tanh(s.a(x))
+            return torch.einsum("bi,oij,bj->bo", h, s.bil.weight, x) + s.bil.bias
+
+    class Unbind(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 8)
+            s.fc = nn.Linear(8, CLASSES)
+
+        def forward(s, x):
+            steps = s.emb(x).unbind(1)
+            h = steps[0]
+            for t in steps[1:]:
+                h = torch.where(t > h, t, 0.5 * h)
+            return s.fc(h)
+
+    return {
+        "cosine": (Cosine, "tokens", 0.5),
+        "masked_fill": (Masked, "tokens", 0.5),
+        # PyTorch 1.13 exports F.layer_norm without affine at opset 17 as a
+        # LayerNormalization with an empty scale, which ONNX's checker
+        # refuses: at opset 16 it is ReduceMean, Sub, Pow, Sqrt, Div.
+        "cumsum": (CumSum, "tokens", 0.5, {"opset": 16}),
+        "textcnn_pool": (TextCNN, "tokens", 0.5),
+        "activations": (Activations, "vec", 0.5),
+        "bilinear": (BilinearNet, "vec", 0.05),
+        "unbind_where": (Unbind, "tokens", 0.5),
+    }
+
+
+def zoo(torch):
+    """Every model of this comparison by name."""
+    return {**vision(torch), **sequence(torch)}
+
+
+def batches(np, kind, n, rng):
+    """Inputs and int64 labels of n samples."""
+    if kind == "tokens":
+        return rng.integers(0, VOCAB, size=(n, SEQ)), rng.integers(0, CLASSES, size=(n,))
+    shape = (n, 16) if kind == "vec" else (n, 3, 8, 8)
+    x = rng.standard_normal(shape).astype("float32")
+    labels = (n, 8, 8) if kind == "pixels" else (n,)
+    return x, rng.integers(0, CLASSES, size=labels)
+
+
+def main():
+    vs_torch.zoo_main(PROG, __doc__, zoo, batches)
+
+
+if __name__ == "__main__":
+    main()
