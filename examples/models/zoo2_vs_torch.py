@@ -16,8 +16,8 @@ InstanceNorm2d, PixelShuffle, a ConvTranspose2d decoder, cosine
 classifiers (F.normalize, F.cosine_similarity), masked_fill with a boolean
 mask, torch.cumsum, a Conv1d + MaxPool1d text classifier with Dropout, F.layer_norm
 without affine, LeakyReLU/SiLU/Mish/Hardtanh, nn.Bilinear, torch.where
-on a comparison, chunk and unbind, AdaptiveAvgPool2d to 2x2, and a batch
-of one. Export, training and comparison are vs_torch.py's zoo loop: opset
+on a comparison, chunk and unbind, torch.roll, flip and repeat_interleave,
+AdaptiveAvgPool2d to 2x2, and a batch of one. Export, training and comparison are vs_torch.py's zoo loop: opset
 17, training mode, dynamic batch, plain SGD on the same batches (NumPy
 arrays in file order) with the mean cross-entropy.
 
@@ -229,6 +229,19 @@ def sequence(torch):
                 h = torch.where(t > h, t, 0.5 * h)
             return s.fc(h)
 
+    class RollFlip(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 8)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = s.emb(x)
+            r = torch.roll(h, 1, 1) + h.flip(1)
+            # repeat_interleave exports as Split of an Expand whose rank
+            # is only known once it is folded.
+            return s.fc(torch.cat([r.mean(1), h.repeat_interleave(2, dim=2)[:, 0, :8]], 1))
+
     return {
         "cosine": (Cosine, "tokens", 0.5),
         "masked_fill": (Masked, "tokens", 0.5),
@@ -240,6 +253,7 @@ def sequence(torch):
         "activations": (Activations, "vec", 0.5),
         "bilinear": (BilinearNet, "vec", 0.05),
         "unbind_where": (Unbind, "tokens", 0.5),
+        "roll_flip": (RollFlip, "tokens", 0.5),
     }
 
 

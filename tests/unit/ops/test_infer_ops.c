@@ -144,6 +144,16 @@ Test(infer_ops, split_expand_tile) {
                SHAPE(N, 6));
 }
 
+/* PyTorch's repeat_interleave splits an Expand whose rank inference cannot
+ * tell: every output still has the input's dtype, or the Concat reading
+ * them is refused for "no known dtype". */
+Test(infer_ops, split_of_unknown_rank_keeps_the_dtype) {
+  int k;
+  spec x = {F, ty_shape_unknown(), NULL};
+  expect_shape(build(TY_OP_SPLIT, 13, (spec[]){x, VALS(SHAPE(2), 1, 1)}, 2, 2, &k), 1, F,
+               ty_shape_unknown());
+}
+
 /* An output whose element count overflows is refused, whatever op made it. */
 Test(infer_ops, outputs_too_large_are_refused) {
   int k;
