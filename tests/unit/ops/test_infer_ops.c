@@ -300,6 +300,14 @@ Test(infer_ops, reductions_and_argmax) {
                TY_EINVAL, "at opset 11 axes is an attribute (an input from opset 13)");
 }
 
+/* nn.Conv3d is refused at import, naming the node and what is missing. */
+Test(infer_ops, conv_3d_is_refused) {
+  int k;
+  expect_error(
+      build(TY_OP_CONV, 17, (spec[]){IN(F, N, 1, 4, 4, 4), IN(F, 2, 1, 3, 3, 3)}, 2, 1, &k),
+      TY_EUNSUPPORTED, "node \"n\" (Conv): 3-D convolution is not supported");
+}
+
 Test(infer_ops, conv_transpose_geometry) {
   int k;
   ty_graph *g =
