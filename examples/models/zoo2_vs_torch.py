@@ -8,18 +8,28 @@ and compares losses and weights.
                      [--threads 1] [--only NAME]
 
 The models cover what zoo_vs_torch.py does not: a MobileNetV2 inverted
-residual block (depthwise Conv, ReLU6, BatchNorm), squeeze-and-excitation
-(AdaptiveAvgPool2d(1), Sigmoid, broadcast Mul), a tiny ViT (patch Conv,
-class token by Expand and Concat, learned position embedding,
-nn.TransformerEncoder with norm_first=True, mean pooling), GroupNorm,
-InstanceNorm2d, PixelShuffle, a ConvTranspose2d decoder, cosine
-classifiers (F.normalize, F.cosine_similarity), masked_fill with a boolean
-mask, torch.cumsum, a Conv1d + MaxPool1d text classifier with Dropout, F.layer_norm
-without affine, LeakyReLU/SiLU/Mish/Hardtanh, nn.Bilinear, torch.where
-on a comparison, chunk and unbind, torch.roll, flip and repeat_interleave,
-AdaptiveAvgPool2d to 2x2, and a batch of one. Export, training and comparison are vs_torch.py's zoo loop: opset
-17, training mode, dynamic batch, plain SGD on the same batches (NumPy
-arrays in file order) with the mean cross-entropy.
+residual block (depthwise Conv, ReLU6, BatchNorm; also with a batch of
+one), squeeze-and-excitation (AdaptiveAvgPool2d(1), Sigmoid, broadcast
+Mul), a tiny ViT (patch Conv, class token by Expand and Concat, learned
+position embedding, nn.TransformerEncoder with norm_first=True, mean
+pooling), GroupNorm, InstanceNorm2d, PixelShuffle, a ConvTranspose2d
+decoder, cosine classifiers (F.normalize, F.cosine_similarity),
+masked_fill with a boolean mask, torch.cumsum with F.layer_norm without
+affine, a Conv1d + MaxPool1d text classifier with Dropout,
+LeakyReLU/SiLU/Mish/Hardtanh after chunk, nn.Bilinear's weights through a
+three-operand einsum, unbind with torch.where on a comparison, torch.roll,
+flip and repeat_interleave, and AdaptiveAvgPool2d to 2x2. The mixed
+models each combine several smaller constructs: PReLU and tanh GELU;
+argmax and torch.gather; nn.MultiheadAttention with a key padding mask
+and a causal mask; strided Conv1d, BatchNorm1d, ConvTranspose1d and 1-D
+pooling; nine more activations, GLU, torch.maximum, clamp and norm;
+one_hot, arange positions and integer % and floor division; per-head
+einsum attention and bmm; channels-last LayerNorm, F.pad, grouped dilated
+Conv2d and ConvTranspose2d, Softmax2d; LayerNorm over two dims, broadcast
+matmul, tril, split, repeat, std, var and logsumexp. Export, training and
+comparison are vs_torch.py's zoo loop: opset 17 (unless a model says
+otherwise), training mode, dynamic batch, plain SGD on the same batches
+(NumPy arrays in file order) with the mean cross-entropy.
 
 Exit status: 0 when every loss agrees within --loss-tol and every trained
 tensor within --weight-tol, most tensors having moved, 1 otherwise, 77
@@ -257,9 +267,145 @@ def sequence(torch):
     }
 
 
+def mixed(torch):
+    """Models that each combine several smaller constructs: name:
+    (class, data kind, lr[, options])."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class PreluGelu(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.conv, s.prelu = nn.Conv2d(3, 8, 3, padding=1), nn.PReLU(8)
+            s.fc, s.out = nn.Linear(8, 16), nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            return s.out(F.gelu(s.fc(s.prelu(s.conv(x)).mean((2, 3))), approximate="tanh"))
+
+    class GatherArgmax(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb, s.score, s.fc = nn.Embedding(VOCAB, 8), nn.Linear(8, 1), nn.Linear(8, CLASSES)
+
+        def forward(s, x):
+            h = s.emb(x)
+            i = s.score(h).squeeze(-1).argmax(1, keepdim=True)
+            return s.fc(torch.gather(h, 1, i.unsqueeze(-1).expand(-1, -1, 8)).squeeze(1) + h[:, -1])
+
+    class MaskedAttention(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 16)
+            s.att = nn.MultiheadAttention(16, 2, batch_first=True)
+            s.fc = nn.Linear(16, CLASSES)
+            s.register_buffer("causal", torch.triu(torch.ones(SEQ, SEQ, dtype=torch.bool), 1))
+
+        def forward(s, x):
+            h = s.emb(x)
+            # Token 0 pads, except in the first place (a query seeing no
+            # key at all is NaN in PyTorch too).
+            pad = (x == 0) & (torch.arange(SEQ) > 0)
+            a, _ = s.att(h, h, h, key_padding_mask=pad, attn_mask=s.causal, need_weights=False)
+            return s.fc(a[:, -1])
+
+    class Conv1dMix(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 8)
+            s.conv, s.bn = nn.Conv1d(8, 8, 4, stride=2, padding=1), nn.BatchNorm1d(8)
+            s.up = nn.ConvTranspose1d(8, 8, 4, stride=2, padding=1)
+            s.fc = nn.Linear(8 * 5 + 8, CLASSES)
+
+        def forward(s, x):
+            h = s.up(F.relu(s.bn(s.conv(s.emb(x).transpose(1, 2)))))
+            p = F.adaptive_avg_pool1d(F.avg_pool1d(h, 3, 1, 1), 5).flatten(1)
+            return s.fc(torch.cat([p, h.amax(2)], 1))
+
+    class MoreActivations(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.a, s.bn, s.b, s.c = nn.Linear(16, 16), nn.BatchNorm1d(16), nn.Linear(16, 32), nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = s.bn(s.a(x))
+            h = (F.hardsigmoid(h) + F.softsign(h) + F.celu(h) + F.selu(h) + F.logsigmoid(h) + F.tanhshrink(h)
+                 + F.softshrink(h))
+            h = F.glu(s.b(h), -1)
+            return s.c(torch.maximum(h, -h.abs()) + h.clamp(min=-0.3) + 0.1 * h.norm(dim=-1, keepdim=True))
+
+    class TokenArithmetic(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.pos, s.mod, s.halves = nn.Embedding(SEQ, VOCAB), nn.Embedding(7, 8), nn.Embedding(VOCAB // 2, 8)
+            s.fc = nn.Linear(VOCAB + 8, CLASSES)
+
+        def forward(s, x):
+            onehot = F.one_hot(x, VOCAB).float() + s.pos(torch.arange(x.size(1)))
+            ids = s.mod(x % 7) + s.halves(torch.div(x, 2, rounding_mode="floor"))
+            return s.fc(torch.cat([onehot, ids], 2).mean(1))
+
+    class EinsumHeads(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb, s.qkv = nn.Embedding(VOCAB, 16), nn.Linear(16, 48)
+            s.w = nn.Parameter(torch.randn(2, 16, 8) * 0.2)
+            s.fc = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            n = x.shape[0]
+            q, k, v = s.qkv(s.emb(x)).view(n, SEQ, 3, 2, 8).unbind(2)
+            w = torch.einsum("bqhd,bkhd->bhqk", q, k).softmax(-1)
+            o = torch.einsum("bhqk,bkhd->bqhd", w, v).reshape(n, SEQ, 16)
+            t = torch.bmm(torch.stack([o[:, 0], o[:, -1]], 0), s.w).sum(0)
+            return s.fc(torch.cat([t, t], 1))
+
+    class ChannelsLast(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.conv, s.ln, s.lin = nn.Conv2d(3, 8, 3, padding=1), nn.LayerNorm(8), nn.Linear(8, 8)
+            s.down = nn.Conv2d(8, 8, 3, stride=2, dilation=2, groups=2, padding=2)
+            s.up = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=2, dilation=2, groups=2, output_padding=1)
+            s.fc = nn.Linear(8 * 9 + 8, CLASSES)
+
+        def forward(s, x):
+            h = s.conv(x).permute(0, 2, 3, 1)
+            h = s.lin(F.gelu(s.ln(h))).permute(0, 3, 1, 2)
+            h = s.down(F.pad(h, (0, 1, 0, 1)))
+            u = s.up(nn.Softmax2d()(h))
+            pooled = F.max_pool2d(h, 2, ceil_mode=True).flatten(1)
+            return s.fc(torch.cat([pooled, u.amax((2, 3)) - u.amin((2, 3))], 1))
+
+    class NormSplit(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb, s.ln = nn.Embedding(VOCAB, 8), nn.LayerNorm((SEQ, 8))
+            s.w = nn.Parameter(torch.randn(8, 8) * 0.3)
+            s.fc = nn.Linear(40, CLASSES)
+
+        def forward(s, x):
+            h = s.ln(s.emb(x))
+            h = torch.matmul(h.unsqueeze(1).expand(-1, 2, -1, -1), s.w).sum(1)
+            causal = torch.tril(torch.ones(SEQ, SEQ)) / torch.arange(1, SEQ + 1).unsqueeze(1)
+            a, b = torch.split(causal @ h, [3, 7], dim=1)
+            c = a.repeat(1, 2, 1).mean(1) * b.max(1).values
+            stats = [b.std(1), b.var(1, unbiased=False), torch.logsumexp(b, 1), F.softmax(b, 1).sum(1)]
+            return s.fc(torch.cat([c] + stats, 1))
+
+    return {
+        "prelu_gelu": (PreluGelu, "image", 0.5),
+        "gather_argmax": (GatherArgmax, "tokens", 0.5),
+        "masked_mha": (MaskedAttention, "tokens", 0.5),
+        "conv1d_mix": (Conv1dMix, "tokens", 0.5),
+        "more_activations": (MoreActivations, "vec", 0.05),
+        "token_arith": (TokenArithmetic, "tokens", 0.5),
+        "einsum_heads": (EinsumHeads, "tokens", 0.5),
+        "channels_last": (ChannelsLast, "image", 0.5),
+        "norm_split": (NormSplit, "tokens", 0.1),
+    }
+
+
 def zoo(torch):
     """Every model of this comparison by name."""
-    return {**vision(torch), **sequence(torch)}
+    return {**vision(torch), **sequence(torch), **mixed(torch)}
 
 
 def batches(np, kind, n, rng):
