@@ -126,6 +126,7 @@ def zoo_compare(prog, torch, np, onnx, a, name, spec, ref, work):
     zoo_export(torch, m, xs[:a.batch], path, a.opset)
     ckpt = os.path.join(work, "model.ckpt.onnx")
     txt = ZOO_CONFIG.format(lr=lr, batch=a.batch, steps=a.steps, dir=work, ckpt=ckpt)
+    txt += "".join('frozen: "%s"\n' % f for f in a.frozen)
     ours, theirs = run_trainrun(prog, a, path, txt, work, "model"), ref["losses"]
     trained = {i.name: numpy_helper.to_array(i) for i in onnx.load(ckpt).graph.initializer}
     if len(ours) != len(theirs):
@@ -153,7 +154,9 @@ def zoo_compare(prog, torch, np, onnx, a, name, spec, ref, work):
 def zoo_main(prog, doc, models, batches):
     """Parses the zoo scripts' command line and compares every model of
     models (name: (class, data kind, lr[, options])) or --only one;
-    options may set "batch" (the batch size) and "opset" (the export's).
+    options may set "batch" (the batch size), "opset" (the export's) and
+    "frozen" (TrainConfig.frozen patterns: buffers and parameters PyTorch
+    does not train, which the exported graph holds as initializers).
     Exits 0 when all agree, 1 otherwise."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--trainrun", required=True)
@@ -179,7 +182,7 @@ def zoo_main(prog, doc, models, batches):
     ok = True
     for name in [a.only] if a.only else zoo:
         spec, b = zoo[name], copy.copy(a)
-        b.opset = 17
+        b.opset, b.frozen = 17, []
         b.__dict__.update(spec[3] if len(spec) > 3 else {})
         ref = zoo_train_torch(torch, np, b, name, spec, batches)
         with tempfile.TemporaryDirectory(prefix="ty_%s." % prog.replace(".py", "")) as work:

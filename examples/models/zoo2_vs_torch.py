@@ -18,7 +18,8 @@ masked_fill with a boolean mask, torch.cumsum with F.layer_norm without
 affine, a Conv1d + MaxPool1d text classifier with Dropout,
 LeakyReLU/SiLU/Mish/Hardtanh after chunk, nn.Bilinear's weights through a
 three-operand einsum, unbind with torch.where on a comparison, torch.roll,
-flip and repeat_interleave, and AdaptiveAvgPool2d to 2x2. The mixed
+flip and repeat_interleave, AdaptiveAvgPool2d to 2x2, and buffers and a
+requires_grad=False stem (listed in the config's frozen). The mixed
 models each combine several smaller constructs: PReLU and tanh GELU;
 argmax and torch.gather; nn.MultiheadAttention with a key padding mask
 and a causal mask; strided Conv1d, BatchNorm1d, ConvTranspose1d and 1-D
@@ -138,6 +139,20 @@ def vision(torch):
         def forward(s, x):
             return s.out(F.hardtanh(s.dec(F.relu(s.enc(x))), -0.5, 0.5))
 
+    class Frozen(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.register_buffer("mean", torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1))
+            s.register_buffer("std", torch.tensor([1.1, 0.9, 1.2]).view(1, 3, 1, 1))
+            s.stem = nn.Conv2d(3, 8, 3, padding=1)
+            s.stem.requires_grad_(False)
+            s.head = nn.Conv2d(8, 8, 3, padding=1)
+            s.fc = nn.Linear(8, CLASSES)
+
+        def forward(s, x):
+            h = F.relu(s.head(F.relu(s.stem((x - s.mean) / s.std))))
+            return s.fc(h.mean((2, 3)))
+
     return {
         "mbv2_block": (InvertedResidual, "image", 0.5),
         "mbv2_batch1": (InvertedResidual, "image", 0.5, {"batch": 1}),
@@ -147,6 +162,9 @@ def vision(torch):
         "instancenorm": (InstanceNormNet, "image", 0.5),
         "pixelshuffle": (PixelShuffleNet, "pixels", 0.5),
         "convtranspose": (Decoder, "pixels", 0.5),
+        # The exported graph holds buffers and frozen parameters as float
+        # initializers like any other: the config must say not to train them.
+        "frozen": (Frozen, "image", 0.5, {"frozen": ["mean", "std", "stem.*"]}),
     }
 
 
