@@ -173,7 +173,8 @@ static int child_main(void *arg) {
   return child_fail(p, "exec", errno);
 }
 
-/* ---- the worker's side ------------------------------------------------------------------------ */
+/* ---- the worker's side ------------------------------------------------------------------------
+ */
 
 static const char *env_path(char *const *env) {
   for (size_t i = 0; env && env[i]; i++)
@@ -223,17 +224,19 @@ int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err
             .n_groups = s->who->n_groups,
             .parent = getpid(),
             .cwd = s->cwd,
-            .argv = (char *const *)s->argv,
             .envp = s->env,
             .path = env_path(s->env)};
   int rc = open_cgroups(s, &p, err, len);
   p.groups = ty_xcalloc(p.n_groups ? p.n_groups : 1, sizeof *p.groups);
   for (size_t i = 0; i < p.n_groups; i++)
     p.groups[i] = (gid_t)s->who->groups[i];
+  /* argv NULL-terminated (a decoded spec's is not), and /bin/sh's. */
   p.sh_argv = ty_xcalloc(s->argc + 2, sizeof *p.sh_argv);
+  char **argv = ty_xcalloc(s->argc + 1, sizeof *argv);
   p.sh_argv[0] = "/bin/sh";
   for (size_t i = 0; i < s->argc; i++)
-    p.sh_argv[i + 1] = (char *)s->argv[i];
+    p.sh_argv[i + 1] = argv[i] = (char *)s->argv[i];
+  p.argv = argv;
   int pidfd = -1, pid = -1;
   if (rc == 0) {
     /* No handler of the worker may run in the child, which shares its memory. */
@@ -252,6 +255,7 @@ int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err
     close(p.cg_fds[i]);
   free(p.groups);
   free(p.sh_argv);
+  free(argv);
   if (rc != 0) return rc;
   if (p.step) { /* the child exited 127 without exec'ing */
     siginfo_t si;

@@ -114,7 +114,7 @@ static void close_handles(task *k) {
     /* Records are calloc'ed: a handle never initialised is UV_UNKNOWN_HANDLE. */
     if (hs[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(hs[i]))
       uv_close(hs[i], hs[i] == (uv_handle_t *)&k->exit_poll ? ty__task_on_poll_closed
-                                                             : ty__task_on_handle_closed);
+                                                            : ty__task_on_handle_closed);
   }
 }
 

@@ -346,9 +346,9 @@ struct ty__graph_worker {
 typedef struct ty__task {
   struct ty__task *next;
   ty_tasks *owner;
-  uv_process_t proc;    /* an interactive task (uv_spawn through the helper) */
-  uv_poll_t exit_poll;  /* a plain task (direct.c): its pidfd, readable at its exit */
-  int pidfd;            /* -1 when none */
+  uv_process_t proc;      /* an interactive task (uv_spawn through the helper) */
+  uv_poll_t exit_poll;    /* a plain task (direct.c): its pidfd, readable at its exit */
+  int pidfd;              /* -1 when none */
   uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
   uv_timer_t limit_timer; /* time limit */
   uv_timer_t warn_timer;  /* warning signal before the time limit */

@@ -484,7 +484,7 @@ Test(task, a_task_starts_in_its_own_session_with_default_signals) {
   pthread_sigmask(SIG_BLOCK, &block, &old);
   void (*was)(int) = signal(SIGINT, SIG_IGN);
   ty_task_spec s = shell(51, "set -- $(cat /proc/$$/stat); [ \"$6\" = $$ ] && echo own session; "
-                              "grep -E '^Sig(Blk|Ign)' /proc/$$/status");
+                             "grep -E '^Sig(Blk|Ign)' /proc/$$/status");
   fx_launch(&f, &s);
   signal(SIGINT, was);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
