@@ -48,7 +48,7 @@ start() {
     --auth none >"$s/traind.log" 2>&1 &
   tpid=$!
   pids+=("$tpid")
-  wait_file "$s/traind.ports"
+  wait_file "$s/traind.ports" || { cat "$s/traind.log" >&2; exit 1; }
   "$@" "$build/worker/trainworkerd" --controller "127.0.0.1:$port" --name worker1 \
     --cgroup-name "trainyard-$port-worker1" --state-dir "$s/worker1" --io-listen 127.0.0.1:0 \
     --metrics-listen "127.0.0.1:$((port + 21))" --port-file "$s/worker1.ports" --auth none \
@@ -74,7 +74,7 @@ run_array() {
   done
 }
 
-# instructions BUILD LABEL: the worker's instructions for the array.
+# instructions BUILD LABEL: the worker's instructions for the array, into $work/LABEL.ir.
 instructions() {
   local s="$work/$2-cg"
   start "$1" "$s" valgrind --tool=callgrind --trace-children=no --callgrind-out-file="$s/cg.%p"
@@ -85,11 +85,11 @@ instructions() {
   local dump
   dump=$(find "$s" -name "cg.$wpid*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
   stop
-  [ -n "${TY_BENCH_KEEP:-}" ] && cp "$dump" "$TY_BENCH_KEEP.$2.callgrind"
-  awk '/^summary:|^totals:/ { print $2; exit }' "$dump"
+  if [ -n "${TY_BENCH_KEEP:-}" ]; then cp "$dump" "$TY_BENCH_KEEP.$2.callgrind"; fi
+  awk '/^summary:|^totals:/ { print $2; exit }' "$dump" >"$work/$2.ir"
 }
 
-# syscalls BUILD LABEL: the system calls of the worker and its children.
+# syscalls BUILD LABEL: the system calls of the worker and its children, into $work/LABEL.sc.
 syscalls() {
   local s="$work/$2-st"
   start "$1" "$s"
@@ -101,7 +101,7 @@ syscalls() {
   kill -INT "$spid"
   wait "$spid" 2>/dev/null || true
   stop
-  awk '$NF == "total" { print $(NF - 2) }' "$s/strace.txt"
+  awk '$NF == "total" { print $(NF - 2) }' "$s/strace.txt" >"$work/$2.sc"
 }
 
 echo "| build | tasks | worker instructions (callgrind) | per task | system calls, children included (strace -c -f) | per task |"
@@ -109,7 +109,8 @@ echo "| --- | --- | --- | --- | --- | --- |"
 for label in A B; do
   build=$a
   [ "$label" = B ] && build=$b
-  ir=$(instructions "$build" "$label")
-  sc=$(syscalls "$build" "$label")
+  instructions "$build" "$label"
+  syscalls "$build" "$label"
+  ir=$(cat "$work/$label.ir") sc=$(cat "$work/$label.sc")
   echo "| $label | $n | $ir | $((ir / n)) | $sc | $((sc / n)) |"
 done
