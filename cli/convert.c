@@ -158,6 +158,13 @@ int ty_cli_encode_job_ref(const ty_job_ref *r, ty_buf *out) {
   return ty_wire_pack(&req.base, out);
 }
 
+int ty__cli_encode_get_job(const ty_job_ref *ref, bool with_plan, ty_buf *out) {
+  Trainyard__GetJobRequest req = TRAINYARD__GET_JOB_REQUEST__INIT;
+  req.job_id = ref->id, req.has_task = ref->has_task, req.task = ref->task;
+  req.with_plan = with_plan;
+  return ty_wire_pack(&req.base, out);
+}
+
 int ty_cli_encode_locations(uint64_t job_id, bool want_tokens, ty_buf *out) {
   Trainyard__GetTaskLocationsRequest r = TRAINYARD__GET_TASK_LOCATIONS_REQUEST__INIT;
   r.job_id = job_id;

@@ -45,6 +45,27 @@ Test(submit, command_options_fill_the_job) {
   ty_cli_submit_args_close(&a);
 }
 
+Test(submit, sbatch_spellings) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  int rc = SUBMIT("--command", "-N", "2", "-n", "8", "-c", "3", "-G", "1", "-p", "gpu", "-J", "x",
+                  "-t", "15m", "-a", "0-9%2", "-d", "afterok:4", "--", "true");
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert(a.job.nodes == 2 && a.job.tasks_per_node == 4 && a.job.cpus_per_task == 3);
+  cr_assert(a.job.gpus_per_node == 1 && a.job.time_limit_s == 900);
+  cr_assert_str_eq(a.job.queue, "gpu");
+  cr_assert_str_eq(a.job.name, "x");
+  cr_assert(a.job.array.n == 1 && a.job.array.ranges[0].last == 9 && a.job.array.max_running == 2);
+  cr_assert(a.job.n_deps == 1 && a.job.deps[0].kind == TY_DEP_AFTEROK && a.job.deps[0].job.id == 4);
+  ty_cli_submit_args_close(&a);
+  rc = SUBMIT("--command", "--ntasks=2", "--cpus-per-task=2", "--gpus-per-node=1", "--partition=q",
+              "--job-name=n", "--", "true");
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert(a.job.tasks_per_node == 2 && a.job.cpus_per_task == 2 && a.job.gpus_per_node == 1);
+  cr_assert_str_eq(a.job.queue, "q");
+  ty_cli_submit_args_close(&a);
+}
+
 Test(submit, command_defaults_cwd_user_and_name) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
@@ -194,6 +215,11 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_submits[] = {
+    {{"--command", "-N", "2", "-n", "3", "--", "true"}, "--ntasks 3 does not divide evenly"},
+    {{"--command", "-n", "4", "--ntasks-per-node", "2", "--", "true"}, "--ntasks 4 disagrees"},
+    {{"--command", "-n", "0", "--", "true"}, "--ntasks: 0 is not allowed"},
+    {{"-n", "2", "job.pb"}, "--ntasks only applies with --command"},
+    {{"-N", "2", "job.pb"}, "--nodes only applies with --command"},
     {{"--command", "--gpus", "x", "--", "true"}, "--gpus: \"x\" is not a non-negative integer"},
     {{"--command", "--gpus", "-1", "--", "true"}, "--gpus: \"-1\""},
     {{"--command", "--gpus", "99999", "--", "true"}, "--gpus: 99999 is too large"},
@@ -398,8 +424,10 @@ Test(jobs, show_logs_cancel_nodes) {
   cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, err, sizeof err), 0, "%s",
                err);
   cr_assert(l.follow);
-  cr_assert_eq(l.id, 7u);
+  cr_assert(l.ref.id == 7 && !l.ref.has_task);
   cr_assert_eq(l.rank, 3);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_12"), &l, err, sizeof err), 0, "%s", err);
+  cr_assert(l.ref.id == 7 && l.ref.has_task && l.ref.task == 12);
   cr_assert_eq(ty_cli_parse_logs(1, ARGS("7"), &l, err, sizeof err), 0);
   cr_assert_eq(l.rank, -1);
   ty_cli_cancel_args c;
@@ -437,8 +465,8 @@ Test(jobs, bad_ids_and_arguments) {
   cr_assert_eq(ty_cli_parse_logs(3, ARGS("1", "--rank", "x"), &l, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--rank: \"x\""), "%s", err);
   cr_assert_eq(ty_cli_parse_logs(0, ARGS("x"), &l, err, sizeof err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_1"), &l, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "logs: name an array element by its own job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_[1-2]"), &l, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "logs: \"7_[1-2]\" names several jobs; give one"), "%s", err);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("7_[1-3]"), &s, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "names several jobs"), "%s", err);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("7_x"), &s, err, sizeof err), TY_EINVAL);
