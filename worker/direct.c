@@ -146,6 +146,19 @@ static void child_user(plan *p) {
   if (p->uid != 0 && syscall(SYS_setuid, 0) == 0) child_fail(p, "root", EPERM);
 }
 
+/* "PID\n" into buf (no stdio in the child); its length. */
+static int pid_line(pid_t pid, char *buf) {
+  char rev[16];
+  int n = 0, len = 0;
+  do
+    rev[n++] = (char)('0' + pid % 10);
+  while ((pid /= 10) > 0);
+  while (n > 0)
+    buf[len++] = rev[--n];
+  buf[len++] = '\n';
+  return len;
+}
+
 static int child_main(void *arg) {
   plan *p = arg;
   struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -157,8 +170,8 @@ static int child_main(void *arg) {
   child_stdio(p);
   if (setsid() < 0) child_fail(p, "session", errno);
   if (p->ctty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0) child_fail(p, "ctty", errno);
-  char pid[32];
-  int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  char pid[24];
+  int n = pid_line(getpid(), pid);
   for (int i = 0; i < p->n_cg; i++) {
     if (write(p->cg_fds[i], pid, (size_t)n) != n) {
       p->cg_failed = i;
