@@ -291,3 +291,10 @@ int ty__reap_pidfd(int pidfd, int64_t *out_status, int *out_signal) {
   *out_signal = killed ? si.si_status : 0;
   return 0;
 }
+
+void ty__kill_pidfd(int pid, int pidfd) {
+  kill(pid, SIGKILL);
+  siginfo_t si;
+  (void)waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
+  close(pidfd);
+}

@@ -152,10 +152,7 @@ static int spawn_plain(ty_tasks *t, task *k, const ty__spawn *sp, char *err, siz
   rc = uv_poll_init(t->loop, &k->exit_poll, pidfd);
   if (rc == 0) rc = uv_poll_start(&k->exit_poll, UV_READABLE, ty__task_on_pidfd);
   if (rc != 0) {
-    kill(pid, SIGKILL);
-    siginfo_t si;
-    (void)waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &si, WEXITED);
-    close(pidfd); /* an initialised poll handle is closed by drop_unstarted */
+    ty__kill_pidfd(pid, pidfd); /* an initialised poll handle is closed by drop_unstarted */
     return ty_errf(err, err_len, TY_EIO, "cannot watch the task on node %s: %s", t->node,
                    ty_strerror(rc));
   }

@@ -187,6 +187,8 @@ int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err
 /* Reaps the process of pidfd if it has exited: 0 with its exit code or
  * terminating signal, 1 while it runs, TY_EIO when the pidfd is not one. */
 int ty__reap_pidfd(int pidfd, int64_t *out_status, int *out_signal);
+/* SIGKILLs a task started by ty__spawn_direct, reaps it, closes its pidfd. */
+void ty__kill_pidfd(int pid, int pidfd);
 
 /* Worker metrics: registers the families on `m` and refreshes the gauges from
  * `tasks` and `inv` before each scrape. Owned by the caller (destroy). */
