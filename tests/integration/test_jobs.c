@@ -170,16 +170,7 @@ static Trainyard__ListJobsResponse *list_folded(ty_rpc_client *cl, bool with_can
   Trainyard__JobState states[] = {ST(PENDING), ST(RUNNING), ST(CANCELLED)};
   req.states = states, req.n_states = with_cancelled ? 3 : 2;
   req.fold_arrays = true;
-  uint8_t buf[64];
-  size_t n = trainyard__list_jobs_request__pack(&req, buf);
-  ty_rpc_result r;
-  cr_assert_eq(ty_rpc_client_call(cl, TY_M_LIST_JOBS, buf, n, 10000, &r), 0);
-  cr_assert_eq(r.status, 0, "ListJobs: %s", r.message);
-  Trainyard__ListJobsResponse *resp =
-      trainyard__list_jobs_response__unpack(NULL, r.payload_len, r.payload);
-  ty_rpc_result_close(&r);
-  cr_assert(resp);
-  return resp;
+  return it_list_jobs_req(cl, &req);
 }
 
 Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "proto/train_config.pb-c.h"
 #include "proto/trainyard.pb-c.h"
 
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
@@ -165,6 +166,60 @@ Test(submit, graph_mode_reads_and_checks_the_config) {
   cr_expect(strstr(err, "--config: /nonexistent/c.pb"), "%s", err);
   ty_job_spec_close(&j);
   rmdir(dir);
+}
+
+/* The dataset.dir that ty_cli_load_train_config leaves in a config holding
+ * `ds` (NULL: none), loaded by a job submitted from cwd. */
+static char *dir_after_load(Trainyard__Dataset *ds, const char *cwd) {
+  Trainyard__TrainConfig c = TRAINYARD__TRAIN_CONFIG__INIT;
+  c.dataset = ds;
+  c.batch_size = 8;
+  uint8_t buf[512];
+  size_t n = trainyard__train_config__pack(&c, buf);
+  char path[] = "/tmp/ty-cli-cfg-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0 && write(fd, buf, n) == (ssize_t)n);
+  close(fd);
+  ty_job_spec j;
+  memset(&j, 0, sizeof j);
+  j.cwd = strdup(cwd);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_load_train_config(path, &j, err, sizeof err), 0, "%s", err);
+  remove(path);
+  Trainyard__TrainConfig *back =
+      trainyard__train_config__unpack(NULL, j.train_config_len, j.train_config);
+  cr_assert(back && back->batch_size == 8);
+  char *dir = strdup(back->dataset ? back->dataset->dir : "(none)");
+  trainyard__train_config__free_unpacked(back, NULL);
+  ty_job_spec_close(&j);
+  return dir;
+}
+
+/* A graph job's ranks run in their worker's job directory: relative data
+ * paths are taken from the submitter's directory, as the model path is. */
+Test(submit, graph_mode_anchors_relative_data_paths_at_the_submit_directory) {
+  Trainyard__TokenStream tok = TRAINYARD__TOKEN_STREAM__INIT;
+  tok.train_path = "train.bin";
+  Trainyard__Dataset ds = TRAINYARD__DATASET__INIT;
+  ds.tokens = &tok;
+  char *d = dir_after_load(&ds, "/home/a");
+  cr_assert_str_eq(d, "/home/a");
+  free(d);
+  ds.dir = "data";
+  d = dir_after_load(&ds, "/home/a");
+  cr_assert_str_eq(d, "/home/a/data");
+  free(d);
+  ds.dir = "/srv/data"; /* absolute: kept */
+  d = dir_after_load(&ds, "/home/a");
+  cr_assert_str_eq(d, "/srv/data");
+  free(d);
+  Trainyard__Dataset fmnist = TRAINYARD__DATASET__INIT; /* "" = Debian's directory */
+  d = dir_after_load(&fmnist, "/home/a");
+  cr_assert_str_eq(d, "");
+  free(d);
+  d = dir_after_load(NULL, "/home/a");
+  cr_assert_str_eq(d, "(none)");
+  free(d);
 }
 
 Test(submit, signal_forms) {
