@@ -457,12 +457,13 @@ void ty_store_cancel_destroy(ty_store_cancel *c) {
 }
 
 /* SQLite's progress handler during a cancellable ty_store_check, called
- * before every VDBE instruction: nonzero (interrupt) once fired. The
- * first call comes before the check reads a page, which closes the race
- * of a fire between setting db and the statement's start (sqlite3_interrupt
- * is a no-op on a connection with nothing running); within the check's
- * b-tree walk, one instruction, sqlite3_interrupt stops it. The first call
- * also holds for hold_ms (tests), in 10 ms naps that watch for a fire. */
+ * at every VDBE jump (period 1): nonzero (interrupt) once fired. The first
+ * call comes before the b-tree walk (the program's fourth instruction),
+ * which closes the race of a fire between setting db and the statement's
+ * start (where SQLite clears an earlier sqlite3_interrupt); within the
+ * walk, one instruction that calls no handler, sqlite3_interrupt stops
+ * it. The first call also holds for hold_ms (tests), in 10 ms naps that
+ * watch for a fire. */
 static int check_progress(void *ud) {
   ty_store_check_opts *o = ud; /* ty_store_check's copy */
   for (uint32_t held = 0; held < o->hold_ms && !atomic_load(&o->cancel->fired); held += 10)
