@@ -256,6 +256,11 @@ static const char *const stmt_sql[ST_N] = {
  * the few columns it changed, and the sets that occur are few. */
 #define UPDATE_CACHE 32
 
+/* The loop reader's kept statements: store_query.c owns them (declared in
+ * daemon_internal.h, which the store's core does not include). */
+typedef struct ty__stmt_cache ty__stmt_cache;
+void ty__stmt_cache_free(ty__stmt_cache *c);
+
 struct ty_store {
   sqlite3 *db;  /* writer connection */
   sqlite3 *rdb; /* reader connection (loop thread) */
@@ -269,6 +274,7 @@ struct ty_store {
   atomic_uint_fast64_t rows_read;
   atomic_uint_fast64_t scans; /* statements that sorted or walked a whole table */
   char *path;
+  ty__stmt_cache *loop_stmts; /* the loop reader's kept statements (store_query.c) */
 };
 
 int ty_store_schema_version(void) {
@@ -571,6 +577,7 @@ void ty_store_close(ty_store *s) {
     sqlite3_finalize(s->stmt[i]);
   for (int i = 0; i < UPDATE_CACHE; i++)
     sqlite3_finalize(s->update[i].st);
+  ty__stmt_cache_free(s->loop_stmts);
   sqlite3_close(s->rdb);
   sqlite3_close(s->db);
   free(s->path);
@@ -606,6 +613,9 @@ sqlite3 *ty__store_loop_db(ty_store *s) {
 }
 sqlite3 *ty__store_writer_db(ty_store *s) {
   return s->db;
+}
+ty__stmt_cache **ty__store_loop_stmts(ty_store *s) {
+  return &s->loop_stmts;
 }
 const char *ty__store_path(const ty_store *s) {
   return s->path;
