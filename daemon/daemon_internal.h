@@ -263,8 +263,10 @@ struct ty_controller {
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   /* The whole-store integrity check, run on the thread pool after the
-   * start (controller.c); failure stops the controller. */
+   * start (controller.c); failure stops the controller, and a stop fires
+   * check_opts.cancel, which interrupts it. */
   uv_work_t check_work;
+  ty_store_check_opts check_opts;
   int check_rc;
   char check_err[TY_ERR_LEN];
   bool sched_wanted;

@@ -688,3 +688,18 @@ Test(controller, a_sound_store_passes_the_check_after_its_start) {
   ty_controller_destroy(r.ctl);
   uv_loop_close(&r.loop);
 }
+
+/* A stop while the whole-file check runs interrupts it (the check would
+ * hold ten minutes here, past the suite's timeout): no verdict, so no
+ * failure either. */
+Test(controller, a_stop_interrupts_the_store_check) {
+  fill_store();
+  setenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS", "600000", 1);
+  running r;
+  start(&r);
+  unsetenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS");
+  stop(&r);
+  cr_assert_null(ty_controller_failure(r.ctl), "%s", ty_controller_failure(r.ctl));
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
+}
