@@ -144,6 +144,16 @@ static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
                             .node_gpus = node_gpus > 64 ? node_gpus : 64};
 }
 
+/* ThreadSanitizer keeps its own record of signal handlers and file
+ * descriptors in the process's memory, which direct.c's child, sharing
+ * that memory until it execs, would rewrite (false races, lost handlers):
+ * a ThreadSanitizer build starts plain tasks through the helper too. */
+#if defined(__SANITIZE_THREAD__)
+#define DIRECT_START false
+#else
+#define DIRECT_START true
+#endif
+
 /* A plain task through direct.c, its exit watched by polling its pidfd. */
 static int spawn_plain(ty_tasks *t, task *k, const ty__spawn *sp, char *err, size_t err_len) {
   int pid, pidfd;
@@ -178,7 +188,7 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
                   .stdio = {{.flags = UV_INHERIT_FD, .data.fd = null_fd},
                             {.flags = UV_INHERIT_FD, .data.fd = log_fd},
                             {.flags = UV_INHERIT_FD, .data.fd = log_fd}}};
-  if (spec->interactive.on && !t->helper)
+  if ((spec->interactive.on || !DIRECT_START) && !t->helper)
     return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
   ty__iotask *io = NULL;
   if (spec->interactive.on) {
@@ -190,7 +200,7 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
       t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err, err_len)
             : 0;
   k->in_cgroup = t->cg && rc == 0;
-  if (rc == 0 && io) {
+  if (rc == 0 && (io || !DIRECT_START)) {
     rc = ty__spawn_task(t->loop, &k->proc, &sp, err, err_len);
     if (rc == 0) k->pid = k->proc.pid;
   } else if (rc == 0) {
