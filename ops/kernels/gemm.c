@@ -13,6 +13,7 @@
  * stay the same whatever the thread count.
  */
 #include "ops/exec.h"
+#include "ops/gemm_dnnl.h"
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"

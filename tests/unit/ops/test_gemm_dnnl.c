@@ -9,7 +9,6 @@
  */
 #include "ops/exec.h"
 #include "ops/gemm_dnnl.h"
-#include "ops/ops_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
