@@ -5,7 +5,11 @@
 # Everything is stopped by PID; nothing outside DIR is touched.
 #
 #   bench/slurm-local.sh start DIR CPUS     # SLURM_BENCH_PROFILE=tuned (default) | stock
+#   bench/slurm-local.sh munged DIR         # munged alone, socket DIR/munge/munge.socket
 #   bench/slurm-local.sh stop DIR
+#
+# `munged` serves Trainyard's half of a comparison that runs before Slurm's:
+# both sides then authenticate every request with MUNGE, as deployed.
 #
 # Profiles. `tuned` is the baseline every comparison uses: Slurm as its
 # high-throughput guide configures it, so the comparison measures Slurm's
@@ -17,7 +21,18 @@
 # defaults with CPUS as given, kept as a second column.
 set -euo pipefail
 cmd=$1 dir=$2
+
+start_munged() {
+  mkdir -p "$dir/munge"
+  cp /etc/munge/munge.key "$dir/munge/munge.key"
+  chmod 0400 "$dir/munge/munge.key"
+  munged --key-file "$dir/munge/munge.key" --socket "$dir/munge/munge.socket" \
+    --pid-file "$dir/munge/munged.pid" --log-file "$dir/munge/munged.log" \
+    --seed-file "$dir/munge/seed" -f
+}
+
 case $cmd in
+munged) start_munged ;;
 start)
   cpus=$3
   profile=${SLURM_BENCH_PROFILE:-tuned}
@@ -32,14 +47,10 @@ start)
   stock) ;;
   *) echo "slurm-local: SLURM_BENCH_PROFILE must be tuned or stock, not $profile" >&2; exit 2 ;;
   esac
-  mkdir -p "$dir"/{ctld,d,munge}
+  mkdir -p "$dir"/{ctld,d}
   host=$(hostname -s)
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
-  cp /etc/munge/munge.key "$dir/munge/munge.key"
-  chmod 0400 "$dir/munge/munge.key"
-  munged --key-file "$dir/munge/munge.key" --socket "$dir/munge/munge.socket" \
-    --pid-file "$dir/munge/munged.pid" --log-file "$dir/munge/munged.log" \
-    --seed-file "$dir/munge/seed" -f
+  start_munged
   cat >"$dir/slurm.conf" <<CONF
 ClusterName=trainyardbench
 SlurmctldHost=$host

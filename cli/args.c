@@ -35,6 +35,28 @@ int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct opt
   return rc == TY__CLI_STOP ? 0 : rc;
 }
 
+int ty__cli_spread_ntasks(ty_job_spec *j, uint32_t ntasks, uint32_t max_per_node, char *err,
+                          size_t err_len) {
+  uint32_t nodes = j->nodes ? j->nodes : 1;
+  if (ntasks == 0) return 0;
+  if (j->tasks_per_node && (uint64_t)j->tasks_per_node * nodes != ntasks)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--ntasks %u disagrees with --nodes %u x --ntasks-per-node %u; give one of "
+                   "--ntasks and --ntasks-per-node",
+                   ntasks, nodes, j->tasks_per_node);
+  if (ntasks % nodes != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--ntasks %u does not divide evenly over %u nodes (every node runs the same "
+                   "number of ranks)",
+                   ntasks, nodes);
+  if (ntasks / nodes > max_per_node)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--ntasks %u is %u ranks per node (at most %u; add --nodes)", ntasks,
+                   ntasks / nodes, max_per_node);
+  j->tasks_per_node = ntasks / nodes;
+  return 0;
+}
+
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
                       char *err, size_t err_len) {
   if (!isdigit((unsigned char)s[0]))

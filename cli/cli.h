@@ -107,6 +107,7 @@ typedef struct ty_cli_submit_args {
   char *file;        /* owned; job file path (file mode) */
   char *config_file; /* owned; graph mode: the encoded TrainConfig's path */
   ty_job_spec job;   /* command and graph mode */
+  uint32_t ntasks;   /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
@@ -182,7 +183,7 @@ typedef struct ty_cli_show_args {
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
 
 typedef struct ty_cli_logs_args {
-  uint64_t id;
+  ty_job_ref ref; /* a job, or an array element (42_7) */
   bool follow, help;
   int64_t rank; /* -1 = every rank */
 } ty_cli_logs_args;
@@ -629,6 +630,7 @@ typedef struct ty_rl_opts {
   bool label, pty, detach, help;
   bool timing; /* --timing: where the launch's time went, on stderr at the end */
   ty_rl_stdin stdin_mode;
+  uint32_t ntasks; /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
 } ty_rl_opts;
 
 /* Parses argv[1..]: options, then the command (after "--", or from the

@@ -38,6 +38,12 @@ int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct opt
 int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len);
 
 /* Number parsing that names the option in its error messages. */
+/* -n N (srun's and sbatch's): N ranks in all, the same number on each of
+ * j's nodes (j->tasks_per_node), at most max_per_node; 0 leaves j alone. An
+ * error names both options when N does not divide or disagrees with an
+ * explicit --ntasks-per-node. */
+int ty__cli_spread_ntasks(ty_job_spec *j, uint32_t ntasks, uint32_t max_per_node, char *err,
+                          size_t err_len);
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
                       char *err, size_t err_len);
 int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len);
@@ -134,6 +140,10 @@ int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty
 /* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
  * filled (the caller closes it), or the exit code after saying why. */
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);
+/* The job id a reference names: its own, or for an array element (42_7)
+ * the element's, asked of the controller (GetJob). 0 or an exit code after
+ * printing why (no such element). */
+int ty__ctl_job_id(ty__ctl *c, const ty_job_ref *ref, uint64_t *out);
 /* The first word of a command group (queue, node, job, checkpoint): -1 with
  * *out_sub set to go on, or the exit code after printing `usage` (on
  * stdout for -h/--help, exit 0; on stderr when the word is missing, exit

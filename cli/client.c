@@ -157,6 +157,27 @@ int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locati
   return code;
 }
 
+int ty__ctl_job_id(ty__ctl *c, const ty_job_ref *ref, uint64_t *out) {
+  *out = ref->id;
+  if (!ref->has_task) return 0;
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  ty_cli_jobinfo job = {0};
+  ty_cli_event *ev = NULL;
+  size_t nev = 0;
+  int code = ty__cli_encode_get_job(ref, false, &req) ? TY_CLI_EXIT_ERROR : 0;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
+  if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_JOB);
+  if (code == 0) *out = job.id;
+  ty_cli_events_free(ev, nev);
+  ty_cli_jobinfo_close(&job);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
 typedef struct group_arg {
   const char *sub;
   bool help;

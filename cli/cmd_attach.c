@@ -6,6 +6,7 @@
  * no input and their going away never stops the job.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,8 +19,8 @@ static const struct option attach_opts[] = {{"rank", required_argument, NULL, A_
                                             {NULL, 0, NULL, 0}};
 
 typedef struct attach_args {
-  uint64_t id;
-  int64_t rank; /* -1 = all */
+  ty_job_ref ref; /* a job, or an array element (42_7) */
+  int64_t rank;   /* -1 = all */
   bool help, have_id;
 } attach_args;
 
@@ -39,7 +40,14 @@ static int attach_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   if (a->have_id)
     return ty_errf(err, err_len, TY_EINVAL, "attach: one job id, got \"%s\" as well", v);
   a->have_id = true;
-  return ty_cli_parse_job_id(v, &a->id, err, err_len);
+  ty_job_ref *refs = NULL;
+  size_t n = 0;
+  int rc = ty_job_refs_parse("attach", v, &refs, &n, err, err_len);
+  if (rc == 0 && n != 1)
+    rc = ty_errf(err, err_len, TY_EINVAL, "attach: \"%s\" names several jobs; give one", v);
+  if (rc == 0) a->ref = refs[0];
+  free(refs);
+  return rc;
 }
 
 static int parse(int argc, char **argv, attach_args *a, char *err, size_t err_len) {
@@ -59,10 +67,12 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
     return 0;
   }
   ty_task_locations l = {0};
-  int code = ty__ctl_locate(c, a.id, true, &l);
+  uint64_t id;
+  int code = ty__ctl_job_id(c, &a.ref, &id);
+  if (code == 0) code = ty__ctl_locate(c, id, true, &l);
   if (code) return code;
   if (l.n == 0) {
-    ty__ctl_err("job %" PRIu64 " is %s and has no running tasks%s%s", a.id,
+    ty__ctl_err("job %" PRIu64 " is %s and has no running tasks%s%s", id,
                 ty_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
     ty_task_locations_close(&l);
     return TY_CLI_EXIT_ERROR;
@@ -73,14 +83,14 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
     for (n = 0; n < l.n && (int64_t)l.tasks[n].rank != a.rank; n++) {
     }
     if (n == l.n) {
-      ty__ctl_err("job %" PRIu64 " has no rank %" PRId64, a.id, a.rank);
+      ty__ctl_err("job %" PRIu64 " has no rank %" PRId64, id, a.rank);
       ty_task_locations_close(&l);
       return TY_CLI_EXIT_ERROR;
     }
     tasks = &l.tasks[n];
     n = 1;
   }
-  ty_rl_session_opts so = {.job_id = a.id,
+  ty_rl_session_opts so = {.job_id = id,
                            .tasks = tasks,
                            .n = n,
                            .owner = false,

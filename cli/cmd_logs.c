@@ -171,31 +171,31 @@ static int stream_all(const ty__ctl *c, uint64_t id, bool follow, const ty_task_
 
 /* With -f a pending job is waited for (like `kubectl logs -f` on a starting
  * pod); without, there is nothing to show yet. */
-static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, ty_task_locations *l) {
+static int locate_or_wait(ty__ctl *c, const ty_cli_logs_args *a, uint64_t id,
+                          ty_task_locations *l) {
   bool told = false;
   for (;;) {
-    int code = ty__ctl_locate(c, a->id, true, l);
+    int code = ty__ctl_locate(c, id, true, l);
     if (code || l->n) return code;
     int state = l->state;
     ty_task_locations_close(l);
     if (state != TY_JOB_PENDING) {
-      ty__ctl_err("job %" PRIu64 " has no output: it never ran (%s)", a->id,
-                  ty_job_state_name(state));
+      ty__ctl_err("job %" PRIu64 " has no output: it never ran (%s)", id, ty_job_state_name(state));
       return TY_CLI_EXIT_ERROR;
     }
     if (!a->follow) {
-      ty__ctl_err("job %" PRIu64 " is PENDING and has no output yet (-f waits for it)", a->id);
+      ty__ctl_err("job %" PRIu64 " is PENDING and has no output yet (-f waits for it)", id);
       return TY_CLI_EXIT_ERROR;
     }
     if (!told)
-      fprintf(stderr, "trainctl: job %" PRIu64 " is PENDING; waiting for it to start\n", a->id);
+      fprintf(stderr, "trainctl: job %" PRIu64 " is PENDING; waiting for it to start\n", id);
     told = true;
     nanosleep(&(struct timespec){1, 0}, NULL);
   }
 }
 
 /* Keeps only --rank R; 0 or an exit code after saying which ranks exist. */
-static int select_rank(const ty_cli_logs_args *a, ty_task_locations *l) {
+static int select_rank(const ty_cli_logs_args *a, uint64_t id, ty_task_locations *l) {
   if (a->rank < 0) return 0;
   ty_task_location *ts = l->tasks;
   for (size_t i = 0; i < l->n; i++) {
@@ -204,7 +204,7 @@ static int select_rank(const ty_cli_logs_args *a, ty_task_locations *l) {
     ts[i] = ts[0], ts[0] = keep;
     return 0;
   }
-  ty__ctl_err("job %" PRIu64 " has no rank %" PRId64 " (its ranks: 0-%u)", a->id, a->rank,
+  ty__ctl_err("job %" PRIu64 " has no rank %" PRId64 " (its ranks: 0-%u)", id, a->rank,
               l->n ? ts[l->n - 1].rank : 0);
   return TY_CLI_EXIT_ERROR;
 }
@@ -218,9 +218,11 @@ int ty__cmd_logs(ty__ctl *c, int argc, char **argv) {
     return 0;
   }
   ty_task_locations l = {0};
-  int code = locate_or_wait(c, &a, &l);
-  if (code == 0) code = select_rank(&a, &l);
-  if (code == 0) code = stream_all(c, a.id, a.follow, l.tasks, a.rank >= 0 ? 1 : l.n);
+  uint64_t id;
+  int code = ty__ctl_job_id(c, &a.ref, &id);
+  if (code == 0) code = locate_or_wait(c, &a, id, &l);
+  if (code == 0) code = select_rank(&a, id, &l);
+  if (code == 0) code = stream_all(c, id, a.follow, l.tasks, a.rank >= 0 ? 1 : l.n);
   ty_task_locations_close(&l);
   return code;
 }

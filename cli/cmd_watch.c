@@ -209,18 +209,16 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a; /* the same shape: ID [--json] */
   if (ty_cli_parse_show(argc - 1, argv + 1, &a, err, sizeof err) != 0)
     return ty__ctl_usage("checkpoint", err);
-  if (a.has_task) {
-    ty_errf(err, sizeof err, TY_EINVAL, "checkpoint ls: name an array element by its own job id");
-    return ty__ctl_usage("checkpoint", err);
-  }
   if (a.help) return fputs(ty__usage_checkpoint, stdout), 0;
   ty__cli_graph g;
-  int code = fetch(c, a.id, &g);
+  uint64_t id;
+  int code = ty__ctl_job_id(c, &(ty_job_ref){a.id, a.has_task, a.task}, &id);
+  if (code == 0) code = fetch(c, id, &g);
   if (code != 0) return code;
-  if (!g.graph) return not_graph(a.id, "checkpoint ls", &g);
+  if (!g.graph) return not_graph(id, "checkpoint ls", &g);
   ty_buf out;
   ty_buf_init(&out);
-  render_checkpoints(&g, a.id, a.json || c->g.json, &out);
+  render_checkpoints(&g, id, a.json || c->g.json, &out);
   code = ty__ctl_write(&out);
   ty_buf_close(&out);
   ty__cli_graph_close(&g);

@@ -103,6 +103,27 @@ bool ty_cli_submit_is_graph(const uint8_t *req, size_t len) {
   return graph;
 }
 
+/* A graph job's ranks run in their worker's job directory, so the data
+ * files a config names by relative path are taken from the submitter's
+ * directory, as the model's path is: dataset.dir becomes cwd (when unset)
+ * or cwd/dir (when relative), for the files of `train`, `test` and
+ * `tokens`. Fashion-MNIST's default directory ("" = Debian's) stays. The
+ * config re-encoded into *raw; 0 also when nothing changed. */
+static int anchor_data_dir(Trainyard__TrainConfig *cfg, const char *cwd, ty_buf *raw) {
+  Trainyard__Dataset *d = cfg->dataset;
+  if (!d || !cwd || !cwd[0] || (!d->n_train && !d->n_test && !d->tokens) || d->dir[0] == '/')
+    return 0;
+  char *old = d->dir, *dir = NULL;
+  if (asprintf(&dir, d->dir[0] ? "%s/%s" : "%s", cwd, d->dir) < 0) return TY_ENOMEM;
+  d->dir = dir;
+  ty_buf_close(raw);
+  ty_buf_init(raw);
+  int rc = ty_wire_pack(&cfg->base, raw);
+  d->dir = old; /* the unpacked message frees its own */
+  free(dir);
+  return rc;
+}
+
 int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size_t err_len) {
   ty_buf raw;
   ty_buf_init(&raw);
@@ -123,6 +144,8 @@ int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size
       ty_errf(err, err_len, rc, "--config: %s %s a trainyard.TrainConfig message", path,
               raw.len ? "does not decode as" : "is empty, not");
   }
+  if (rc == 0 && anchor_data_dir(cfg, job->cwd, &raw) != 0)
+    rc = ty_errf(err, err_len, TY_ENOMEM, "--config: out of memory");
   ty_wire_free(cfg);
   if (rc == 0) {
     free(job->train_config);
@@ -155,6 +178,13 @@ int ty_cli_encode_job_ref(const ty_job_ref *r, ty_buf *out) {
    * has_task, task) and is packed through its own descriptor to stay honest. */
   Trainyard__ExplainJobRequest req = TRAINYARD__EXPLAIN_JOB_REQUEST__INIT;
   req.job_id = r->id, req.has_task = r->has_task, req.task = r->task;
+  return ty_wire_pack(&req.base, out);
+}
+
+int ty__cli_encode_get_job(const ty_job_ref *ref, bool with_plan, ty_buf *out) {
+  Trainyard__GetJobRequest req = TRAINYARD__GET_JOB_REQUEST__INIT;
+  req.job_id = ref->id, req.has_task = ref->has_task, req.task = ref->task;
+  req.with_plan = with_plan;
   return ty_wire_pack(&req.base, out);
 }
 

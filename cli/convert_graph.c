@@ -54,13 +54,6 @@ void ty__cli_graph_close(ty__cli_graph *g) {
   memset(g, 0, sizeof *g);
 }
 
-int ty__cli_encode_get_job(const ty_job_ref *ref, bool with_plan, ty_buf *out) {
-  Trainyard__GetJobRequest req = TRAINYARD__GET_JOB_REQUEST__INIT;
-  req.job_id = ref->id, req.has_task = ref->has_task, req.task = ref->task;
-  req.with_plan = with_plan;
-  return ty_wire_pack(&req.base, out);
-}
-
 int ty__cli_decode_submit(const uint8_t *p, size_t n, ty_job_spec *out) {
   Trainyard__SubmitJobRequest *m = ty_wire_unpack(&trainyard__submit_job_request__descriptor, p, n);
   int rc = m && m->job ? ty_proto_decode_job(m->job, out) : TY_EPROTO;

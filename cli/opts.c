@@ -31,21 +31,13 @@ static const char *opt_name(const struct option *opts, int id) {
  * TY__CLI_OPT_FIRST, past every letter. */
 enum {
   S_COMMAND = TY__CLI_OPT_FIRST,
-  S_GPUS,
-  S_CPUS,
-  S_NODES,
   S_NTASKS,
   S_MEM,
-  S_QUEUE,
   S_PRIORITY,
-  S_NAME,
-  S_TIME,
   S_SIGNAL,
   S_REQUEUE,
   S_CWD,
   S_EXPORT,
-  S_ARRAY,
-  S_DEPENDENCY,
   S_KILL_INVALID,
   S_MODEL,
   S_CONFIG,
@@ -53,7 +45,18 @@ enum {
   S_JSON,
   S_QUIET = 'q',
   S_HELP = 'h',
+  /* sbatch's short options */
+  S_GPUS = 'G',
+  S_CPUS = 'c',
+  S_NODES = 'N',
+  S_NTASKS_ALL = 'n',
+  S_QUEUE = 'p',
+  S_NAME = 'J',
+  S_TIME = 't',
+  S_ARRAY = 'a',
+  S_DEPENDENCY = 'd',
 };
+static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:";
 static const struct option submit_opts[] = {
     {"command", no_argument, NULL, S_COMMAND},
     {"model", required_argument, NULL, S_MODEL},
@@ -78,6 +81,12 @@ static const struct option submit_opts[] = {
     {"quiet", no_argument, NULL, S_QUIET},
     {"json", no_argument, NULL, S_JSON},
     {"help", no_argument, NULL, S_HELP},
+    /* sbatch's spellings */
+    {"ntasks", required_argument, NULL, S_NTASKS_ALL},
+    {"cpus-per-task", required_argument, NULL, S_CPUS},
+    {"gpus-per-node", required_argument, NULL, S_GPUS},
+    {"partition", required_argument, NULL, S_QUEUE},
+    {"job-name", required_argument, NULL, S_NAME},
     {NULL, 0, NULL, 0},
 };
 
@@ -350,6 +359,9 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   case S_CONFIG:
     a->graph_mode = true;
     return set_text("--config", &a->config_file, v, err, err_len);
+  case S_NTASKS_ALL:
+    if (!c->first_job_opt) c->first_job_opt = "ntasks";
+    return ty__cli_parse_u32("--ntasks", v, 1, UINT32_MAX, &a->ntasks, err, err_len);
   case S_PARALLELISM:
     a->graph_mode = true;
     if (ty_parallelism_parse(v, &a->job.parallelism) != 0)
@@ -366,8 +378,9 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   submit_ctx c = {.out = out, .cwd = cwd};
-  int rc = ty__cli_parse(argc, argv, "qh", submit_opts, submit_arg, &c, err, err_len);
+  int rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, &c, err, err_len);
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
+  if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);
   if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
   if (rc == 0 && (out->command_mode || out->graph_mode)) command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
@@ -594,10 +607,7 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
   size_t n = 0;
   int rc = parse_with_ids("logs", argc, argv, "fr:h", logs_opts, &ids, &n, 1, logs_flag, out, err,
                           err_len);
-  if (rc == 0 && n && ids[0].has_task)
-    rc = ty_errf(err, err_len, TY_EINVAL,
-                 "logs: name an array element by its own job id (trainctl ls --array shows it)");
-  if (rc == 0 && n) out->id = ids[0].id;
+  if (rc == 0 && n) out->ref = ids[0];
   free(ids);
   return rc;
 }

@@ -17,18 +17,19 @@ const char ty_rl_usage[] =
     "are yours. The job goes through the queue like any other (trainctl ls shows it).\n"
     "\n"
     "Options:\n"
-    "  --gpu N              GPUs per node (default 0)\n"
-    "  --cpu N              CPUs per task (default 1)\n"
+    "  -G, --gpu N          GPUs per node (default 0)\n"
+    "  -c, --cpu N          CPUs per task (default 1)\n"
     "  --mem SIZE           memory per node, e.g. 16G (default: no limit)\n"
-    "  --nodes N            nodes (default 1)\n"
+    "  -N, --nodes N        nodes (default 1)\n"
     "  --ntasks-per-node N  ranks per node (default 1)\n"
-    "  --queue Q            queue (default \"default\")\n"
+    "  -n, --ntasks N       ranks in all, the same number on every node\n"
+    "  -p, --queue Q        queue (default \"default\")\n"
     "  --priority P         priority within the queue, -1000..1000; higher runs first\n"
     "                       (default 0)\n"
-    "  --time LIMIT         time limit: 90 (s), 90s, 15m, 2h, 1d, 1:30:00 (default: the queue's)\n"
+    "  -t, --time LIMIT     time limit: 90 (s), 90s, 15m, 2h, 1d, 1:30:00 (default: the queue's)\n"
     "  --signal [SIG@]SECS  send SIG (default USR1) to the ranks SECS before the time limit\n"
-    "  --name NAME          job name (default: CMD)\n"
-    "  --label              prefix every output line with its rank, \"R: \"\n"
+    "  -J, --name NAME      job name (default: CMD)\n"
+    "  -l, --label          prefix every output line with its rank, \"R: \"\n"
     "  --stdin=0|all        stdin goes to rank 0 (default) or to every rank; EOF included\n"
     "  --pty                run CMD under a pseudo-terminal (shells, REPLs, top); the local\n"
     "                       terminal is put in raw mode and window-size changes follow\n"
@@ -38,6 +39,8 @@ const char ty_rl_usage[] =
     "                       client, controller (submit, commit, scheduling, LaunchTask)\n"
     "                       and worker (spawn, first byte, exit), each side's own clock\n"
     "  -h, --help           this text\n"
+    "srun's spellings work too: --cpus-per-task, --gpus-per-node, --partition,\n"
+    "--job-name.\n"
     "\n"
     "The controller is $TRAINYARD_CONTROLLER (HOST:PORT, default 127.0.0.1:7810).\n"
     "\n"
@@ -84,8 +87,18 @@ enum {
   O_DETACH,
   O_SIGNAL,
   O_TIMING,
-  O_HELP = 'h'
+  O_HELP = 'h',
+  /* srun's short options */
+  S_NODES = 'N',
+  S_NTASKS_ALL = 'n',
+  S_CPU = 'c',
+  S_GPU = 'G',
+  S_QUEUE = 'p',
+  S_TIME = 't',
+  S_NAME = 'J',
+  S_LABEL = 'l',
 };
+static const char shortopts[] = "hN:n:c:G:p:t:J:l";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -104,6 +117,12 @@ static const struct option opts[] = {
     {"timing", no_argument, NULL, O_TIMING},
     {"signal", required_argument, NULL, O_SIGNAL},
     {"help", no_argument, NULL, O_HELP},
+    /* srun's spellings */
+    {"ntasks", required_argument, NULL, S_NTASKS_ALL},
+    {"cpus-per-task", required_argument, NULL, O_CPU},
+    {"gpus-per-node", required_argument, NULL, O_GPU},
+    {"partition", required_argument, NULL, O_QUEUE},
+    {"job-name", required_argument, NULL, O_NAME},
     {NULL, 0, NULL, 0},
 };
 
@@ -128,18 +147,25 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     push(&j->argv, &j->argc, v);
     return 0;
   case O_GPU:
+  case S_GPU:
     return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err, err_len);
   case O_CPU:
+  case S_CPU:
     return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case O_NODES:
+  case S_NODES:
     return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err, err_len);
   case O_NTASKS:
     return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err, err_len);
+  case S_NTASKS_ALL:
+    return ty__cli_parse_u32("--ntasks", v, 1, 1024 * 10000, &o->ntasks, err, err_len);
   case O_PRIORITY:
     return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
   case O_QUEUE:
+  case S_QUEUE:
     return set_text("--queue", &j->queue, v, err, err_len);
   case O_NAME:
+  case S_NAME:
     return set_text("--name", &j->name, v, err, err_len);
   case O_MEM:
     if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
@@ -147,6 +173,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
                      v);
     return 0;
   case O_TIME:
+  case S_TIME:
     if (ty_parse_duration(v, &j->time_limit_s) != 0 || j->time_limit_s == 0)
       return ty_errf(err, err_len, TY_EINVAL,
                      "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
@@ -162,6 +189,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
       return ty_errf(err, err_len, TY_EINVAL, "--stdin: \"%s\" is not 0 or all", v);
     return 0;
   case O_LABEL:
+  case S_LABEL:
     o->label = true;
     return 0;
   case O_PTY:
@@ -237,7 +265,8 @@ void ty_rl_opts_close(ty_rl_opts *o) {
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
                 ty_rl_opts *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc - 1, argv + 1, "h", opts, option, out, err, err_len);
+  int rc = ty__cli_parse(argc - 1, argv + 1, shortopts, opts, option, out, err, err_len);
+  if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 1024, err, err_len);
   if (rc == 0 && !out->help && out->job.argc == 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
   if (rc != 0) {

@@ -12,6 +12,7 @@ const char ty__usage_logs[] =
     "\n"
     "Prints job ID's output (stdout and stderr of every rank), read from the\n"
     "workers that ran it. With several ranks each line starts with \"R: \".\n"
+    "ID is a job id or an array element (42_7).\n"
     "  -f, --follow    keep streaming until the job ends (waits while it is pending)\n"
     "  -r, --rank R    only rank R, without prefixes\n";
 
@@ -21,4 +22,5 @@ const char ty__usage_attach[] =
     "Shows a running interactive job's output (rlaunch): first its recent output,\n"
     "kept by each worker (the last MiB per rank), then what follows until the job\n"
     "ends. With several ranks each line starts with \"R: \". Older output: trainctl logs.\n"
+    "ID is a job id or an array element (42_7).\n"
     "  -r, --rank R    only rank R, without prefixes\n";

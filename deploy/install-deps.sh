@@ -19,7 +19,7 @@ packages=(
   munge libmunge-dev # MUNGE: every request's credential, as Slurm's (lib/auth)
   # tests: Criterion, promtool, the ONNX backend node tests, real data
   libcriterion-dev prometheus libonnx-testdata dataset-fashion-mnist
-  python3 python3-onnx python3-numpy sqlite3 procps
+  python3 python3-onnx python3-numpy python3-protobuf sqlite3 procps
   chromium    # the web console tested in a real (headless) browser
   # examples/models: the GPT example is exported from PyTorch and trained on
   # Debian's fortunes (tokenised at build time); the build skips both when

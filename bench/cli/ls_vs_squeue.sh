@@ -5,10 +5,10 @@
 # (issue 20 item 3: ls at <= 1/5 of squeue's time). Two trainctl binaries
 # (A and B, e.g. before and after a change) and squeue take turns, ROUNDS
 # samples each, every sample one process from start to exit ($EPOCHREALTIME).
-# Trainyard: one traind (--auth none, as slurm_scale.sh runs it) holding an
-# array of 1,000 pending (no worker: nothing starts). Slurm: bench/slurm-local.sh's
-# tuned profile (MUNGE), a job holding all 64 CPUs and an array of 1,000
-# behind it. Prints the medians and the ratios, with the load average.
+# Slurm: bench/slurm-local.sh's tuned profile, a job holding all 64 CPUs and
+# an array of 1,000 behind it. Trainyard: one traind holding an array of
+# 1,000 pending (no worker: nothing starts). Both authenticate every request
+# with MUNGE through the same munged (Slurm's). Prints the medians and the ratios, with the load average.
 #   TY_BUILDDIR=build bench/cli/ls_vs_squeue.sh A_TRAINCTL B_TRAINCTL [ROUNDS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,8 +27,11 @@ trap cleanup EXIT
 cd "$work"
 . "$root/bench/timing.sh"
 
+"$root/bench/slurm-local.sh" start "$work/slurm" 64
+export SLURM_CONF="$work/slurm/slurm.conf"
+export TRAINYARD_MUNGE_SOCKET=$work/slurm/munge/munge.socket
 "$build/daemon/traind" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir "$work/ty" \
-  --port-file "$work/ty.ports" --auth none --log-level warn 2>"$work/traind.log" &
+  --port-file "$work/ty.ports" --auth munge --munge-socket "$TRAINYARD_MUNGE_SOCKET" --log-level warn 2>"$work/traind.log" &
 tpid=$!
 while [ ! -s "$work/ty.ports" ]; do
   kill -0 "$tpid" 2>/dev/null || { log "traind did not start: $(tail -1 "$work/traind.log")"; exit 1; }
@@ -37,8 +40,6 @@ done
 export TRAINYARD_CONTROLLER=127.0.0.1:$(sed -n 's/^rpc=//p' "$work/ty.ports")
 "$b" submit --quiet --array 0-999 --command -- true >/dev/null
 
-"$root/bench/slurm-local.sh" start "$work/slurm" 64
-export SLURM_CONF="$work/slurm/slurm.conf"
 sbatch -c 64 -o /dev/null --wrap="sleep 600" >/dev/null
 sbatch --array=0-999 -o /dev/null --wrap=true >/dev/null
 [ "$(squeue -h -r | wc -l)" -ge 1000 ] || { log "slurm: pending jobs missing"; exit 1; }

@@ -13,8 +13,10 @@
 #   4. accounting over H finished jobs: `trainctl history --all-users --limit H`
 #      on a controller whose store history_fill wrote, vs `sacct` when this
 #      Slurm has accounting storage (slurmdbd); otherwise said so in the table
-# Both systems advertise the same CPUs (64: slurm-local.sh's tuned profile),
-# one node, fresh state, stopped by PID afterwards. Ratios are Slurm time /
+# Both systems advertise the same CPUs (64: slurm-local.sh's tuned profile)
+# and authenticate every request with MUNGE (Trainyard's half with a munged
+# of its own, started before Slurm's), one node, fresh state, stopped by PID
+# afterwards. Ratios are Slurm time /
 # Trainyard time (above 1: Trainyard is faster); the goal is >= 10 for the
 # submit and completion of cases 1 and 2.
 #
@@ -40,6 +42,7 @@ cleanup() {
   [ -n "$hpid" ] && kill "$hpid" 2>/dev/null
   TRAINYARD_PORT=$port "$root/deploy/cluster.sh" stop -s "$work/ty" >/dev/null 2>&1 || true
   "$root/bench/slurm-local.sh" stop "$work/slurm" >/dev/null 2>&1 || true
+  "$root/bench/slurm-local.sh" stop "$work/tymunge" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -79,7 +82,8 @@ ty_loops() { loops_submit "$ctl" submit --quiet --command -- true; }
 sl_loops() { loops_submit sbatch -o /dev/null --wrap=true; }
 
 bench_trainyard() {
-  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$work/ty" -c "$cpus" >/dev/null
+  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$work/ty" -c "$cpus" \
+    -a munge >/dev/null
   until "$ctl" nodes --json | grep -q '"UP"'; do sleep 0.1; done
   log "trainyard: array of $n"
   case_run ty_active ty_array
@@ -104,7 +108,7 @@ bench_trainyard_history() {
   log "trainyard: filling $hist finished jobs"
   nice "$build/bench/history/history_fill" "$work/hist" "$hist" 0
   "$build/daemon/traind" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir "$work/hist" \
-    --port-file "$work/hist.ports" --auth none --log-level warn 2>"$work/hist.log" &
+    --port-file "$work/hist.ports" --auth munge --munge-socket "$TRAINYARD_MUNGE_SOCKET" --log-level warn 2>"$work/hist.log" &
   hpid=$!
   while [ ! -s "$work/hist.ports" ]; do
     kill -0 "$hpid" 2>/dev/null || { log "traind did not start: $(tail -1 "$work/hist.log")"; exit 1; }
@@ -146,6 +150,8 @@ bench_slurm() {
   unset SLURM_CONF
 }
 
+"$root/bench/slurm-local.sh" munged "$work/tymunge"
+export TRAINYARD_MUNGE_SOCKET=$work/tymunge/munge/munge.socket
 bench_trainyard
 bench_trainyard_history
 bench_slurm

@@ -101,11 +101,14 @@ median_by_key() {
       printf "%s|%.3f\n", key, x[int((m + 1) / 2)] } }' "$1"
 }
 
+# Both authenticate every request with MUNGE through the same munged (Slurm's).
 start_clusters() {
-  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$work/ty" -c "$cpus" >/dev/null
-  until "$trainctl" nodes --json 2>/dev/null | grep -q '"UP"'; do sleep 0.1; done
   "$root/bench/slurm-local.sh" start "$work/slurm" "$cpus"
   export SLURM_CONF="$work/slurm/slurm.conf"
+  export TRAINYARD_MUNGE_SOCKET=$work/slurm/munge/munge.socket
+  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$work/ty" -c "$cpus" \
+    -a munge >/dev/null
+  until "$trainctl" nodes --json 2>/dev/null | grep -q '"UP"'; do sleep 0.1; done
   "$rlaunch" -- true # warm-ups: first connection, page cache
   srun -n1 true
 }

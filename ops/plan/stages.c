@@ -6,8 +6,11 @@
  * Layers. A cut between two positions of the topological order is allowed
  * when no trainable parameter is read on both sides of it (a stage owns its
  * parameters, their gradients and optimizer state; a tied embedding keeps
- * its readers in one stage). Activations may cross a cut any number of
- * times: they travel point to point. A layer starts at each op that reads
+ * its readers in one stage) and every value crossing it is a float tensor
+ * [batch, known dims...] (what a stage message carries: ops/train/pipe.c;
+ * shape arithmetic, masks and indices stay with their readers).
+ * Activations may cross a cut any number of times: they travel point to
+ * point. A layer starts at each op that reads
  * a weight (a parameter of rank 2 or more) where the cut before it is
  * allowed, and holds everything up to the next one: a bias, a ReLU, a
  * LayerNormalization or the loss joins the layer of the weight before it.
@@ -33,9 +36,20 @@
 
 /* ---- layers --------------------------------------------------------------------- */
 
+/* What a stage message can carry: a float tensor whose dims past the
+ * batch are known. */
+static bool crossable(const ty_graph_value *v) {
+  bool known = v->dtype == TY_DTYPE_F32 && v->shape.rank >= 1;
+  for (int d = 1; known && d < v->shape.rank; d++)
+    known = v->shape.dims[d] >= 0;
+  return known;
+}
+
 /* blocked[p] > 0: a parameter is read both before position p and at or
- * after it. reads_weight[p]: the op at p reads a weight (a parameter of rank
- * 2 or more: a matrix, a kernel, an embedding table), which starts a layer. */
+ * after it, or a value that cannot cross (crossable) is made before p and
+ * read at or after it. reads_weight[p]: the op at p reads a weight (a
+ * parameter of rank 2 or more: a matrix, a kernel, an embedding table),
+ * which starts a layer. */
 static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool *reads_weight) {
   size_t n = m->n_nodes;
   int *lo = malloc((m->n_values + 1) * sizeof *lo), *hi = malloc((m->n_values + 1) * sizeof *hi);
@@ -51,9 +65,16 @@ static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool 
     int p = (int)pos[node];
     for (int i = 0; i < g->n_inputs; i++) {
       int v = g->inputs[i];
-      if (v == TY_NO_VALUE || m->values[v].kind != TY__V_PARAM) continue;
-      if (m->values[v].shape.rank >= 2) reads_weight[p] = true; /* a weight, not a bias */
-      if (lo[v] < 0 || p < lo[v]) lo[v] = p;
+      if (v == TY_NO_VALUE) continue;
+      const ty__value *mv = &m->values[v];
+      if (mv->kind == TY__V_PARAM) {
+        if (mv->shape.rank >= 2) reads_weight[p] = true; /* a weight, not a bias */
+        if (lo[v] < 0 || p < lo[v]) lo[v] = p;
+      } else if (mv->producer >= 0 && !crossable(ty_graph_value_at(m->g, v))) {
+        lo[v] = (int)pos[mv->producer];
+      } else {
+        continue;
+      }
       if (p > hi[v]) hi[v] = p;
     }
   }

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The training loop (see train.h). Setup builds the training graph from a
- * copy of the model (export + re-import, so the caller's graph stays
- * exportable as a plain ONNX model), appends the loss and its backward
- * pass, and keeps the trainable weights as tensors bound to the executor;
+ * copy of the model with the loss appended (loss.c) and its backward pass
+ * (params.c), and keeps the trainable weights as tensors bound to the executor;
  * the optimizer updates them in place between runs.
  *
  * Workload: Fashion-MNIST MLPs and small CNNs at batch 32..256 on a few
@@ -14,7 +13,6 @@
 
 #include "lib/base/base.h"
 #include "ops/autodiff/autodiff.h"
-#include "ops/ops_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,192 +27,6 @@ FILE *ty__train_log(const ty_train *t) {
 }
 static FILE *log_stream(const ty_train *t) {
   return ty__train_log(t);
-}
-
-/* The loss on [N*T, V] for logits [N, T, V] (classes last, token streams):
- * Flatten the logits and Reshape the labels [N, T] to [N*T], as
- * F.cross_entropy(logits.view(-1, V), y.view(-1)) does. */
-static int flatten_tokens(ty_train *t, int *logits, int *labels) {
-  int rank = ty_graph_value_at(t->g, *logits)->shape.rank, idx, rc = 0;
-  if (rank > 2) {
-    int flat;
-    if ((rc = ty_graph_add_value(t->g, "trainyard.logits_flat", TY_DTYPE_INVALID, NULL, &flat)) !=
-            0 ||
-        (rc = ty_graph_add_node(t->g, TY_OP_FLATTEN, "trainyard.logits_flat", logits, 1, &flat, 1,
-                                &idx)) != 0 ||
-        (rc = ty_graph_node_set_int(t->g, (size_t)idx, "axis", rank - 1)) != 0)
-      return rc;
-    *logits = flat;
-  }
-  ty_shape vs = ty_shape_make(1, (int64_t[]){1});
-  ty_tensor *minus1;
-  int shape, flat;
-  if ((rc = ty_tensor_create(TY_DTYPE_I64, &vs, &minus1)) != 0) return rc;
-  ((int64_t *)minus1->data)[0] = -1;
-  if ((rc = ty_graph_add_value(t->g, "trainyard.labels_shape", TY_DTYPE_I64, &vs, &shape)) != 0 ||
-      (rc = ty_graph_set_initializer(t->g, shape, minus1)) != 0) {
-    ty_tensor_destroy(minus1);
-    return rc;
-  }
-  if ((rc = ty_graph_add_value(t->g, "trainyard.labels_flat", TY_DTYPE_INVALID, NULL, &flat)) !=
-          0 ||
-      (rc = ty_graph_add_node(t->g, TY_OP_RESHAPE, "trainyard.labels_flat", (int[]){*labels, shape},
-                              2, &flat, 1, &idx)) != 0)
-    return rc;
-  *labels = flat;
-  return 0;
-}
-
-/* The labels' shape: [batch, the label data's dims per sample]. */
-static int labels_of_data(const ty_train *t, ty_shape *out, char *err, size_t err_len) {
-  const ty_data_column *lc = ty_dataset_column(t->train_ds, (size_t)t->label_feed);
-  if (lc->ndims + 1 > TY_MAX_RANK)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: labels of %u dims", lc->path, lc->ndims);
-  *out = (ty_shape){.rank = (int)lc->ndims + 1};
-  out->dims[0] = TY_DIM_BATCH;
-  for (uint32_t d = 0; d < lc->ndims; d++)
-    out->dims[d + 1] = (int64_t)lc->dims[d];
-  return 0;
-}
-
-/* Without the data: the shape SoftmaxCrossEntropyLoss wants for the
- * logits, which the data must have anyway: the logits' dims without the
- * class axis (axis 1, or the last for a token stream: [N, C] -> [N],
- * [N, T, V] -> [N, T]). */
-static bool dims_known_after_batch(const ty_shape *s) {
-  bool known = s->rank >= 2;
-  for (int d = 1; known && d < s->rank; d++)
-    known = s->dims[d] >= 0;
-  return known;
-}
-
-/* The logits' shape; where import left a dim unknown because it comes
- * from shape arithmetic (a ViT's Expand of a class token to Shape(x)[0]),
- * the shape at the config's batch, where that arithmetic is constant. */
-static int logits_shape(const ty_train *t, int logits, ty_shape *out, char *err, size_t err_len) {
-  *out = ty_graph_value_at(t->g, logits)->shape;
-  if (dims_known_after_batch(out)) return 0;
-  size_t nv = ty_graph_n_values(t->g);
-  ty_shape *at = malloc(nv * sizeof *at);
-  if (!at) return TY_ENOMEM;
-  int64_t batch = t->cfg->batch_size > 0 ? (int64_t)t->cfg->batch_size : 1;
-  int rc = ty__graph_shapes_at(t->g, batch, at, err, err_len);
-  if (rc == 0) *out = at[logits];
-  free(at);
-  return rc;
-}
-
-static int labels_of_logits(const ty_train *t, int logits, ty_shape *out, char *err,
-                            size_t err_len) {
-  ty_shape ls;
-  int rc = logits_shape(t, logits, &ls, err, err_len);
-  if (rc != 0) return rc;
-  int classes = t->class_last ? ls.rank - 1 : 1;
-  if (!dims_known_after_batch(&ls))
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.softmax_cross_entropy.logits_output: \"%s\" needs a known shape "
-                   "[batch, classes, ...] to derive the labels' shape without the data",
-                   ty_graph_value_at(t->g, logits)->name);
-  *out = (ty_shape){.rank = ls.rank - 1};
-  for (int d = 0, k = 0; d < ls.rank; d++)
-    if (d != classes) out->dims[k++] = ls.dims[d];
-  out->dims[0] = TY_DIM_BATCH; /* as the data's, whatever the model fixed */
-  return 0;
-}
-
-/* The labels fit the logits with the classes on axis cls: one dim fewer,
- * the others equal (the batch and unknown dims match anything). */
-static bool labels_fit(const ty_shape *lg, const ty_shape *lb, int cls) {
-  if (lg->rank < 2 || lb->rank != lg->rank - 1) return false;
-  for (int d = 1, k = 1; d < lg->rank; d++) {
-    if (d == cls) continue;
-    int64_t a = lg->dims[d], b = lb->dims[k++];
-    if (a >= 0 && b >= 0 && a != b) return false;
-  }
-  return true;
-}
-
-/* Labels [N, T] beside logits [N, T, V] are a language model's with the
- * default class axis: say which setting fits, before the loss node fails
- * on the first batch with ONNX's words. (A token stream's windows are
- * checked against the model's input, which names the context.) */
-static int check_label_shape(const ty_train *t, int logits, char *err, size_t err_len) {
-  if (t->cfg->data_kind == TY_TRAIN_DATA_TOKENS) return 0;
-  ty_shape lg, lb = ty_graph_value_at(t->g, t->label_id)->shape;
-  int rc = logits_shape(t, logits, &lg, err, err_len);
-  if (rc != 0 || lg.rank < 2 || lb.rank < 0) return rc; /* unknown: the loss checks each batch */
-  if (labels_fit(&lg, &lb, t->class_last ? lg.rank - 1 : 1)) return 0;
-  bool other = labels_fit(&lg, &lb, t->class_last ? 1 : lg.rank - 1);
-  char a[96], b[96];
-  ty_shape_format(&lg, a, sizeof a);
-  ty_shape_format(&lb, b, sizeof b);
-  return ty_errf(err, err_len, TY_EINVAL,
-                 "config.label_input: labels \"%s\" %s do not fit the logits \"%s\" %s with the "
-                 "classes on their %s axis%s",
-                 t->cfg->label_input, b, ty_graph_value_at(t->g, logits)->name, a,
-                 t->class_last ? "last" : "second",
-                 !other          ? ""
-                 : t->class_last ? "; they fit with the classes second: set "
-                                   "softmax_cross_entropy.class_axis: CLASS_AXIS_SECOND"
-                                 : "; they fit with the classes last: set "
-                                   "softmax_cross_entropy.class_axis: CLASS_AXIS_LAST");
-}
-
-/* The builtin loss: a labels input shaped like the label data (unless
- * the model has one), then SoftmaxCrossEntropyLoss over the logits. */
-static int builtin_loss(ty_train *t, char *err, size_t err_len) {
-  const ty_train_config *c = t->cfg;
-  int logits = ty_graph_find_value(t->g, c->logits_output), idx, rc;
-  if (logits == TY_NO_VALUE || !ty_graph_value_at(t->g, logits)->is_output)
-    return ty_errf(
-        err, err_len, TY_EINVAL,
-        "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
-        c->logits_output);
-  t->logits_id = logits;
-  t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS || c->class_last;
-  if (t->label_id == TY_NO_VALUE) {
-    ty_shape ls;
-    rc = t->train_ds ? labels_of_data(t, &ls, err, err_len)
-                     : labels_of_logits(t, logits, &ls, err, err_len);
-    if (rc != 0 ||
-        (rc = ty_graph_add_value(t->g, c->label_input, TY_DTYPE_I64, &ls, &t->label_id)) != 0 ||
-        (rc = ty_graph_mark_input(t->g, t->label_id)) != 0)
-      return rc;
-  }
-  if ((rc = check_label_shape(t, logits, err, err_len)) != 0) return rc;
-  int labels = t->label_id;
-  if (t->class_last && (rc = flatten_tokens(t, &logits, &labels)) != 0) return rc;
-  if ((rc = ty_graph_add_value(t->g, "trainyard.loss", TY_DTYPE_F32, NULL, &t->loss_id)) != 0)
-    return rc;
-  if ((rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, "trainyard.loss",
-                              (int[]){logits, labels}, 2, &t->loss_id, 1, &idx)) != 0)
-    return rc;
-  if ((rc = ty_graph_mark_output(t->g, t->loss_id)) != 0) return rc;
-  return ty_graph_infer_shapes(t->g, err, err_len);
-}
-
-/* Copies the model and adds the builtin loss, or finds loss_output. */
-static int build_loss(ty_train *t, char *err, size_t err_len) {
-  const ty_train_config *c = t->cfg;
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  int rc = ty_graph_to_onnx(t->model, NULL, 0, err, err_len, &bytes, &len);
-  if (rc == 0) rc = ty_graph_load_bytes(bytes, len, err, err_len, &t->g);
-  free(bytes);
-  if (rc != 0) return rc;
-  t->logits_id = TY_NO_VALUE;
-  t->label_id = ty_graph_find_value(t->g, c->label_input);
-  if (!c->loss_output) return builtin_loss(t, err, err_len);
-  t->loss_id = ty_graph_find_value(t->g, c->loss_output);
-  if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
-  bool need_labels = c->data_kind != TY_TRAIN_DATA_ARRAYS || t->label_feed >= 0;
-  if (need_labels &&
-      (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input))
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.label_input: \"%s\" is not an input of the model", c->label_input);
-  return 0;
 }
 
 /* Per parameter: its bucket and offset; per gradient value: its parameter. */
@@ -338,7 +150,8 @@ static void resolve_steps(ty_train *t) {
 static int build(ty_train *t, char *err, size_t err_len) {
   int rc;
   if ((rc = ty__train_probe_checkpoint(t, err, err_len)) != 0 ||
-      (rc = ty__train_data_open(t, err, err_len)) != 0 || (rc = build_loss(t, err, err_len)) != 0 ||
+      (rc = ty__train_data_open(t, err, err_len)) != 0 ||
+      (rc = ty__train_build_loss(t, err, err_len)) != 0 ||
       (rc = ty__train_data_bind(t, err, err_len)) != 0)
     return rc;
   if (t->opts.parallel && (rc = ty__train_plan_setup(t, err, err_len)) != 0) return rc;
@@ -804,7 +617,7 @@ int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bo
   t->opts.world_size = 1;
   int rc =
       with_data ? ty__train_data_open(t, err, err_len) : ty__train_feeds_check(t, err, err_len);
-  if (rc == 0) rc = build_loss(t, err, err_len);
+  if (rc == 0) rc = ty__train_build_loss(t, err, err_len);
   if (rc == 0) {
     *out = t->g;
     t->g = NULL;

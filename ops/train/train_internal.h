@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internals of ops/train shared by train.c (the loop), feed.c (data to
- * model inputs), params.c (which initializers train), eval.c, bnstats.c and
- * checkpoint.c.
+ * Internals of ops/train shared by train.c (the loop), loss.c (the
+ * training graph's loss), feed.c (data to model inputs), params.c (which
+ * initializers train), eval.c, bnstats.c and checkpoint.c.
  */
 #ifndef TY_OPS_TRAIN_TRAIN_INTERNAL_H
 #define TY_OPS_TRAIN_TRAIN_INTERNAL_H
@@ -123,6 +123,10 @@ int ty__train_data_load(ty_train *t, const ty_batch *b, char *err, size_t err_le
 void ty__train_data_close(ty_train *t);
 /* The batch tensor shape of feed k for n samples. */
 ty_shape ty__train_feed_shape(const ty_train *t, size_t k, int64_t n);
+
+/* loss.c: copies the model into g and appends the builtin loss, or finds
+ * config.loss_output (sets logits_id, label_id, loss_id, class_last). */
+int ty__train_build_loss(ty_train *t, char *err, size_t err_len);
 
 /* params.c: chooses the trained parameters and differentiates the loss
  * with respect to them (fills np, param_ids, grad_ids, params, frozen). */

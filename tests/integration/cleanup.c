@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What the integration tests leave on the host, and its removal (see cleanup.h). */
 #include "tests/integration/cleanup.h"
+#include "tests/support/tree.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,16 +52,6 @@ static void nap_ms(long ms) {
 /* ---- directories ------------------------------------------------------------------------------
  */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  (void)remove(path); /* another sweeper may have been first */
-  return 0;
-}
-
-static void remove_tree(const char *path) {
-  (void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* A dead owner's directory, once it is old enough to be nobody's post-mortem. */
 static void sweep_dirs(const char *tmpdir) {
   DIR *d = opendir(tmpdir);
@@ -72,7 +62,7 @@ static void sweep_dirs(const char *tmpdir) {
     if (!it_pid_dead(it_owner_pid(e->d_name, DIR_PREFIX))) continue;
     snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
     if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && now - st.st_mtime >= IT_KEEP_FAILED_S)
-      remove_tree(path);
+      ty_test_remove_tree(path);
   }
   if (d) closedir(d);
 }
@@ -182,7 +172,7 @@ static void at_exit(void) {
   bool keep_all = keep && keep[0] && strcmp(keep, "0") != 0;
   for (size_t i = 0; i < MAX_DIRS; i++) {
     if (dirs[i].path[0] && dirs[i].done && !keep_all)
-      remove_tree(dirs[i].path);
+      ty_test_remove_tree(dirs[i].path);
     else if (dirs[i].path[0] && !keep_all)
       fprintf(stderr,
               "cleanup: %s kept (its cluster was not stopped: the test failed or was skipped)\n",
@@ -215,7 +205,7 @@ bool it_cleanup_mkdtemp(const char *tmpdir, char *out, size_t out_len) {
     /* Full (tests run in one process, criterion's --no-fork): the stopped
      * clusters' directories go now, their tests are over. */
     for (size_t i = 0; i < MAX_DIRS; i++)
-      if (dirs[i].done) remove_tree(dirs[i].path), dirs[i].path[0] = '\0';
+      if (dirs[i].done) ty_test_remove_tree(dirs[i].path), dirs[i].path[0] = '\0';
   }
   return true;
 }

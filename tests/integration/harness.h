@@ -137,6 +137,9 @@ Trainyard__GetJobResponse *it_get_job(ty_rpc_client *cl, uint64_t id);
 /* Every job (ListJobs without a filter); aborts the test when the call
  * fails. Caller frees with trainyard__list_jobs_response__free_unpacked. */
 Trainyard__ListJobsResponse *it_list_jobs(ty_rpc_client *cl);
+/* The same with a request's filters (states, fold_arrays...). */
+Trainyard__ListJobsResponse *it_list_jobs_req(ty_rpc_client *cl,
+                                              const Trainyard__ListJobsRequest *req);
 /* Polls until the job is in `state` (or any final state when state is 0);
  * returns the final JobInfo response or NULL on timeout. */
 Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms);
@@ -178,5 +181,8 @@ pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);
 
 bool it_is_final(int state);
 void it_sleep_ms(int ms);
+/* The path of a binary under test from its environment variable
+ * (TY_TRAIND...); fails the test when meson test did not set it. */
+const char *it_bin(const char *var);
 
 #endif

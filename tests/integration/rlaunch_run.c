@@ -59,6 +59,16 @@ int rl_run(const it_cluster *c, const char *name, const char *in_path, const cha
   return rl_wait(rl_start(c, name, in_path, args, NULL));
 }
 
+int rl_run_sh(const it_cluster *c, const char *name, const char *script) {
+  return rl_run(c, name, NULL, (const char *[]){"--", "sh", "-c", script, NULL});
+}
+
+pid_t rl_start_sh(const it_cluster *c, const char *name, const char *script, const char *ready) {
+  pid_t pid = rl_start(c, name, NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
+  cr_assert(rl_wait_text(c, name, ready), "%s never printed \"%s\"", name, ready);
+  return pid;
+}
+
 char *rl_slurp(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return strdup("");
@@ -88,6 +98,12 @@ bool rl_wait_in(const it_cluster *c, const char *name, const char *ext, const ch
     it_sleep_ms(10);
   }
   return false;
+}
+
+void rl_expect_in(const it_cluster *c, const char *name, const char *ext, const char *text) {
+  char *s = rl_output(c, name, ext);
+  cr_assert(strstr(s, text), "%s.%s does not say \"%s\": [%s]", name, ext, text, s);
+  free(s);
 }
 
 bool rl_wait_text(const it_cluster *c, const char *name, const char *text) {

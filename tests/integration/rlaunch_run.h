@@ -25,12 +25,19 @@ pid_t rl_start(const it_cluster *c, const char *name, const char *in_path, const
 int rl_wait(pid_t pid);
 /* rl_start without extra environment, then rl_wait. */
 int rl_run(const it_cluster *c, const char *name, const char *in_path, const char *const *args);
+/* rl_run of `rlaunch -- sh -c script`. */
+int rl_run_sh(const it_cluster *c, const char *name, const char *script);
+/* rl_start of `rlaunch -- sh -c script`, then waits until its stdout holds
+ * `ready` (the test fails if it never does). */
+pid_t rl_start_sh(const it_cluster *c, const char *name, const char *script, const char *ready);
 /* A file's bytes as a heap string ("" when it cannot be read). */
 char *rl_slurp(const char *path);
 /* DIR/NAME.EXT as a heap string. */
 char *rl_output(const it_cluster *c, const char *name, const char *ext);
 /* Polls DIR/NAME.EXT until it contains text (false after 30 s). */
 bool rl_wait_in(const it_cluster *c, const char *name, const char *ext, const char *text);
+/* Asserts that DIR/NAME.EXT contains text (showing the file if not). */
+void rl_expect_in(const it_cluster *c, const char *name, const char *ext, const char *text);
 /* The same for DIR/NAME.out. */
 bool rl_wait_text(const it_cluster *c, const char *name, const char *text);
 /* Writes `bytes` random bytes to path. */

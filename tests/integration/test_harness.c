@@ -2,10 +2,12 @@
 /*
  * The harness's own hygiene (cleanup.h): a cluster start removes what test
  * processes that are gone left behind (their old directories, their
- * workers' cgroups) and nothing of a test process that still runs.
+ * workers' cgroups) and nothing of a test process that still runs; the
+ * private munged's directory goes with its munged (munged.h).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 
 #include "tests/integration/cleanup.h"
 #include "tests/integration/harness.h"
+#include "tests/support/munged.h"
 
 /* A pid that names no process: a child's, once reaped. */
 static pid_t gone_pid(void) {
@@ -88,4 +91,99 @@ Test(harness, a_cluster_start_removes_only_what_gone_tests_left, .timeout = 120)
   cr_assert_eq(system(cmd), 0);
   it_cluster_stop(&c);
   if (!cgroups) cr_skip_test("no cgroup hierarchy to write here: the cgroup half was not checked");
+}
+
+/* ---- the private munged's directory (tests/support/munged.h) ------------------------------- */
+
+/* Runs in a child: starts a munged, sends its directory and pid up `fd`,
+ * then ends as `how` says: 'x' exit(1) (a failed assertion ends a test
+ * process so), 'k' SIGKILL (no exit handler runs). */
+static void munged_child(int fd, char how) {
+  ty_test_munged m;
+  if (!ty_test_munged_start(&m)) _exit(3);
+  dprintf(fd, "%d %s\n", (int)m.pid, m.dir);
+  close(fd);
+  if (how == 'k') raise(SIGKILL);
+  exit(1);
+}
+
+/* The directory and munged pid of a child that ended as `how` says. */
+static void munged_in_child(char how, char *dir, size_t len, pid_t *munged) {
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    munged_child(fds[1], how);
+  }
+  close(fds[1]);
+  FILE *f = fdopen(fds[0], "r");
+  char fmt[32];
+  snprintf(fmt, sizeof fmt, "%%d %%%zus", len - 1);
+  int mp = 0;
+  cr_assert_eq(fscanf(f, fmt, &mp, dir), 2, "the child started no munged");
+  fclose(f);
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  *munged = (pid_t)mp;
+}
+
+/* munged dies with its test process (PR_SET_PDEATHSIG); wait for that. */
+static bool gone_soon(pid_t pid) {
+  for (int i = 0; i < 500 && !it_pid_dead(pid); i++)
+    it_sleep_ms(10);
+  return it_pid_dead(pid);
+}
+
+/* $TMPDIR/NAME, made here with a pid file naming pid (none when 0); `old`
+ * dates it back past munged.c's STALE_S (600 s). */
+static void make_munged_dir(char *out, size_t len, const char *name, pid_t pid, bool old) {
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(out, len, "%s/%s", tmp, name);
+  cr_assert_eq(mkdir(out, 0755), 0, "%s: %s", out, strerror(errno));
+  char file[600], cmd[1300];
+  if (pid) {
+    snprintf(file, sizeof file, "%s/munged.pid", out);
+    FILE *f = fopen(file, "w");
+    cr_assert(f);
+    fprintf(f, "%d\n", (int)pid);
+    fclose(f);
+  }
+  if (!old) return;
+  snprintf(cmd, sizeof cmd, "touch -d '700 seconds ago' '%s'", out);
+  cr_assert_eq(system(cmd), 0);
+}
+
+/* A munged's directory goes at stop, at the exit of a test process that
+ * never stopped it, and, for a process killed outright, at the next
+ * start; a live test's directory, and an old one a live munged runs
+ * from, stay. */
+Test(harness, munged_directories_go_with_their_munged, .timeout = 120) {
+  if (access("/usr/sbin/munged", X_OK) != 0) cr_skip_test("munged is not installed");
+  char killed[256], exited[256], legacy[512], live_owner[512], live_pid[512], name[64];
+  pid_t mk, mx, live = getppid(); /* criterion's runner, alive meanwhile */
+  munged_in_child('k', killed, sizeof killed, &mk);
+  cr_assert(gone_soon(mk), "munged %d outlived its killed test process", (int)mk);
+  cr_assert(exists(killed), "%s: nothing could have removed it yet", killed);
+  make_munged_dir(legacy, sizeof legacy, "ty-munged-zzTest", 0, true);
+  snprintf(name, sizeof name, "ty-munged-%d-zzTest", (int)live);
+  make_munged_dir(live_owner, sizeof live_owner, name, 0, true);
+  make_munged_dir(live_pid, sizeof live_pid, "ty-munged-zzLive", live, true);
+  ty_test_munged m;
+  cr_assert(ty_test_munged_start(&m), "munged did not start");
+  char dir[256];
+  snprintf(dir, sizeof dir, "%s", m.dir);
+  cr_expect_not(exists(killed), "%s: its test process is gone", killed);
+  cr_expect_not(exists(legacy), "%s: old, and no munged runs from it", legacy);
+  cr_expect(exists(live_owner), "%s: its test process still runs", live_owner);
+  cr_expect(exists(live_pid), "%s: its munged still runs", live_pid);
+  ty_test_munged_stop(&m);
+  cr_expect_not(exists(dir), "%s: its munged was stopped", dir);
+  munged_in_child('x', exited, sizeof exited, &mx);
+  cr_expect_not(exists(exited), "%s: its test process exited", exited);
+  cr_expect(it_pid_dead(mx), "munged %d outlived its test process's exit", (int)mx);
+  char cmd[1700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", legacy, live_owner, live_pid);
+  cr_assert_eq(system(cmd), 0);
 }

@@ -63,7 +63,7 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
   /* Each element notes how many elements run beside it (a directory per
    * running element), then writes its variables. */
   snprintf(script, sizeof script,
-           "d=%s; mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d $d/run.* | wc -l >> $d/concurrent; "
+           "d=%s; echo element $SLURM_ARRAY_TASK_ID; mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d $d/run.* | wc -l >> $d/concurrent; "
            "sleep 0.3; rmdir $d/run.$SLURM_ARRAY_TASK_ID; "
            "echo $TRAINYARD_ARRAY_JOB_ID $TRAINYARD_ARRAY_TASK_ID $SLURM_ARRAY_JOB_ID "
            "$SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX > "
@@ -92,11 +92,17 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
     cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
               "more than 2 elements ran at once: %s", counts);
   free(counts);
-  /* The element is addressable as ID_TASK. */
+  /* The element is addressable as ID_TASK, by show and by logs. */
   char ref[48], *out = NULL;
   snprintf(ref, sizeof ref, "%llu_4", (unsigned long long)id);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", ref, NULL}), 0);
   cr_assert(strstr(out, "COMPLETED") && strstr(out, "array:"), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
+  cr_assert_str_eq(out, "element 4\n");
+  free(out);
+  snprintf(ref, sizeof ref, "%llu_5", (unsigned long long)id); /* 0-10:2 has no 5 */
+  cr_assert_neq(ctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -164,16 +170,7 @@ static Trainyard__ListJobsResponse *list_folded(ty_rpc_client *cl, bool with_can
   Trainyard__JobState states[] = {ST(PENDING), ST(RUNNING), ST(CANCELLED)};
   req.states = states, req.n_states = with_cancelled ? 3 : 2;
   req.fold_arrays = true;
-  uint8_t buf[64];
-  size_t n = trainyard__list_jobs_request__pack(&req, buf);
-  ty_rpc_result r;
-  cr_assert_eq(ty_rpc_client_call(cl, TY_M_LIST_JOBS, buf, n, 10000, &r), 0);
-  cr_assert_eq(r.status, 0, "ListJobs: %s", r.message);
-  Trainyard__ListJobsResponse *resp =
-      trainyard__list_jobs_response__unpack(NULL, r.payload_len, r.payload);
-  ty_rpc_result_close(&r);
-  cr_assert(resp);
-  return resp;
+  return it_list_jobs_req(cl, &req);
 }
 
 Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120) {

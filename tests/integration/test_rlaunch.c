@@ -33,12 +33,9 @@ Test(rlaunch, echo_and_exit_codes, .timeout = 120) {
   char *out = rl_output(&c, "echo", "out");
   cr_assert_str_eq(out, "hello\n");
   free(out);
-  cr_assert_eq(rl_run(&c, "three", NULL, (const char *[]){"--", "sh", "-c", "exit 3", NULL}), 3);
-  cr_assert_eq(rl_run(&c, "sig", NULL, (const char *[]){"--", "sh", "-c", "kill -9 $$", NULL}),
-               128 + 9);
-  char *err = rl_output(&c, "sig", "err");
-  cr_assert(strstr(err, "killed by signal 9"), "[%s]", err);
-  free(err);
+  cr_assert_eq(rl_run_sh(&c, "three", "exit 3"), 3);
+  cr_assert_eq(rl_run_sh(&c, "sig", "kill -9 $$"), 128 + 9);
+  rl_expect_in(&c, "sig", "err", "killed by signal 9");
   it_cluster_stop(&c);
 }
 
@@ -46,7 +43,7 @@ Test(rlaunch, stdout_and_stderr_stay_apart, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   const char *script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done";
-  cr_assert_eq(rl_run(&c, "sep", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
+  cr_assert_eq(rl_run_sh(&c, "sep", script), 0);
   char *out = rl_output(&c, "sep", "out"), *err = rl_output(&c, "sep", "err");
   cr_assert_str_eq(out, "out1\nout2\nout3\n");
   cr_assert_str_eq(err, "err1\nerr2\nerr3\n");
@@ -58,22 +55,16 @@ Test(rlaunch, failures_have_their_own_exit_codes, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   cr_assert_eq(rl_run(&c, "nocmd", NULL, (const char *[]){"--", "/no/such/cmd", NULL}), 127);
-  char *err = rl_output(&c, "nocmd", "err");
-  cr_assert(strstr(err, "not found"), "[%s]", err);
-  free(err);
+  rl_expect_in(&c, "nocmd", "err", "not found");
   cr_assert_eq(rl_run(&c, "toobig", NULL, (const char *[]){"--cpu", "999", "--", "true", NULL}),
                121);
   cr_assert_eq(rl_run(&c, "usage1", NULL, (const char *[]){NULL}), 125);
   cr_assert_eq(rl_run(&c, "usage2", NULL, (const char *[]){"--stdin=2", "--", "true", NULL}), 125);
-  err = rl_output(&c, "usage2", "err");
-  cr_assert(strstr(err, "--stdin"), "[%s]", err);
-  free(err);
+  rl_expect_in(&c, "usage2", "err", "--stdin");
   cr_assert_eq(rl_run(&c, "usage3", NULL, (const char *[]){"--bogus", "--", "true", NULL}), 125);
   cr_assert_eq(rl_run(&c, "prio", NULL, (const char *[]){"--priority", "5000", "--", "true", NULL}),
                125);
-  err = rl_output(&c, "prio", "err");
-  cr_assert(strstr(err, "--priority: 5000 is outside -1000..1000"), "[%s]", err);
-  free(err);
+  rl_expect_in(&c, "prio", "err", "--priority: 5000 is outside -1000..1000");
   /* Run from a directory that was deleted: the reason, not "Success". */
   char gone[400], errpath[400];
   snprintf(gone, sizeof gone, "%s/gone", c.dir);
@@ -87,7 +78,7 @@ Test(rlaunch, failures_have_their_own_exit_codes, .timeout = 120) {
     _exit(98);
   }
   cr_assert_eq(rl_wait(pid), 125);
-  err = rl_slurp(errpath);
+  char *err = rl_slurp(errpath);
   cr_assert(strstr(err, "cannot tell the current directory (it was deleted): No such file"), "[%s]",
             err);
   free(err);
@@ -249,7 +240,7 @@ Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) 
   it_cluster c;
   it_cluster_start_with(&c, 1, 4, &(it_options){.worker_args = extra});
   const char *script = "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done";
-  cr_assert_eq(rl_run(&c, "big", NULL, (const char *[]){"--", "sh", "-c", script, NULL}), 0);
+  cr_assert_eq(rl_run_sh(&c, "big", script), 0);
   char *out = rl_output(&c, "big", "out");
   cr_assert(strncmp(out, "line 0\n", 7) == 0 && strstr(out, "\nline 19999\n"),
             "rlaunch got all the output, whatever the log keeps");
@@ -303,9 +294,7 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   cr_assert(rl_wait_in(&c, "quitter", "err", "pending:"), "no status line while pending");
   kill(quitter, SIGINT);
   cr_assert_eq(rl_wait(quitter), 122);
-  char *qerr = rl_output(&c, "quitter", "err");
-  cr_assert(strstr(qerr, "cancelled while pending (SIGINT)"), "[%s]", qerr);
-  free(qerr);
+  rl_expect_in(&c, "quitter", "err", "cancelled while pending (SIGINT)");
   close(open(go, O_WRONLY | O_CREAT, 0644));
   cr_assert_eq(rl_wait(hog), 0);
   cr_assert_eq(rl_wait(waiter), 0);

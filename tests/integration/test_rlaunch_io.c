@@ -96,13 +96,10 @@ Test(rlaunch, ctrl_c_reaches_a_remote_trap, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   const char *script = "trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done";
-  pid_t pid = rl_start(&c, "int", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(rl_wait_text(&c, "int", "ready"), "the remote never started");
+  pid_t pid = rl_start_sh(&c, "int", script, "ready");
   kill(pid, SIGINT);
   cr_assert_eq(rl_wait(pid), 7);
-  char *out = rl_output(&c, "int", "out");
-  cr_assert(strstr(out, "got-INT"), "[%s]", out);
-  free(out);
+  rl_expect_in(&c, "int", "out", "got-INT");
   it_cluster_stop(&c);
 }
 
@@ -116,8 +113,7 @@ Test(rlaunch, killing_the_client_kills_the_remote, .timeout = 120) {
   char script[600], pidfile[400];
   snprintf(pidfile, sizeof pidfile, "%s/remote.pid", c.dir);
   snprintf(script, sizeof script, "echo $$ > %s; echo ready; exec sleep 300", pidfile);
-  pid_t pid = rl_start(&c, "victim", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(rl_wait_text(&c, "victim", "ready"));
+  pid_t pid = rl_start_sh(&c, "victim", script, "ready");
   char *s = rl_slurp(pidfile);
   pid_t remote = (pid_t)atoi(s);
   free(s);
@@ -137,14 +133,10 @@ Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   cr_assert_eq(rl_run(&c, "pty", NULL, (const char *[]){"--pty", "--", "tty", NULL}), 0);
-  char *out = rl_output(&c, "pty", "out");
-  cr_assert(strstr(out, "/dev/pts/"), "[%s]", out);
-  free(out);
+  rl_expect_in(&c, "pty", "out", "/dev/pts/");
   /* Without --pty the remote has none. */
   rl_run(&c, "nopty", NULL, (const char *[]){"--", "tty", NULL});
-  out = rl_output(&c, "nopty", "out");
-  cr_assert(strstr(out, "not a tty"), "[%s]", out);
-  free(out);
+  rl_expect_in(&c, "nopty", "out", "not a tty");
   it_cluster_stop(&c);
 }
 
@@ -189,8 +181,7 @@ Test(rlaunch, attach_replays_history_then_follows, .timeout = 120) {
            "echo job=$TRAINYARD_JOB_ID; echo history-line; echo ready;"
            " while [ ! -e %s/go ]; do sleep 0.05; done; echo after-attach",
            c.dir);
-  pid_t pid = rl_start(&c, "hist", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(rl_wait_text(&c, "hist", "ready"));
+  pid_t pid = rl_start_sh(&c, "hist", script, "ready");
   char *s = rl_output(&c, "hist", "out");
   char id[32];
   cr_assert_eq(sscanf(s, "job=%31s", id), 1, "[%s]", s);
@@ -238,10 +229,7 @@ static int raw_attach(int io_port, uint64_t job, const void *cred, size_t cred_l
 Test(rlaunch, attach_without_a_valid_token_is_refused, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
-  pid_t pid = rl_start(
-      &c, "guarded", NULL,
-      (const char *[]){"--", "sh", "-c", "echo job=$TRAINYARD_JOB_ID; exec sleep 300", NULL}, NULL);
-  cr_assert(rl_wait_text(&c, "guarded", "job="));
+  pid_t pid = rl_start_sh(&c, "guarded", "echo job=$TRAINYARD_JOB_ID; exec sleep 300", "job=");
   char *s = rl_output(&c, "guarded", "out");
   unsigned long job = strtoul(s + 4, NULL, 10);
   free(s);
@@ -263,15 +251,12 @@ Test(rlaunch, second_ctrl_c_within_a_second_kills_the_job, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   const char *script = "trap 'echo first-INT' INT; echo ready; while :; do sleep 0.1; done";
-  pid_t pid = rl_start(&c, "kill2", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
-  cr_assert(rl_wait_text(&c, "kill2", "ready"));
+  pid_t pid = rl_start_sh(&c, "kill2", script, "ready");
   kill(pid, SIGINT);
   cr_assert(rl_wait_text(&c, "kill2", "first-INT"), "the first Ctrl-C was not forwarded");
   kill(pid, SIGINT);
   cr_assert_eq(rl_wait(pid), 128 + SIGTERM);
-  char *err = rl_output(&c, "kill2", "err");
-  cr_assert(strstr(err, "killing job"), "[%s]", err);
-  free(err);
+  rl_expect_in(&c, "kill2", "err", "killing job");
   /* The user cancelled it: CANCELLED in its history, not FAILED. */
   ty_rpc_client *cl = it_client(&c);
   Trainyard__GetJobResponse *r = it_wait_job(cl, 1, 0, 10000);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "proto/train_config.pb-c.h"
 #include "proto/trainyard.pb-c.h"
 
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
@@ -42,6 +43,27 @@ Test(submit, command_options_fill_the_job) {
   cr_assert_str_eq(a.job.argv[0], "python");
   cr_assert_str_eq(a.job.argv[2], "--lr"); /* the command's options are its own */
   cr_assert_str_eq(a.job.user, "alice");
+  ty_cli_submit_args_close(&a);
+}
+
+Test(submit, sbatch_spellings) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  int rc = SUBMIT("--command", "-N", "2", "-n", "8", "-c", "3", "-G", "1", "-p", "gpu", "-J", "x",
+                  "-t", "15m", "-a", "0-9%2", "-d", "afterok:4", "--", "true");
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert(a.job.nodes == 2 && a.job.tasks_per_node == 4 && a.job.cpus_per_task == 3);
+  cr_assert(a.job.gpus_per_node == 1 && a.job.time_limit_s == 900);
+  cr_assert_str_eq(a.job.queue, "gpu");
+  cr_assert_str_eq(a.job.name, "x");
+  cr_assert(a.job.array.n == 1 && a.job.array.ranges[0].last == 9 && a.job.array.max_running == 2);
+  cr_assert(a.job.n_deps == 1 && a.job.deps[0].kind == TY_DEP_AFTEROK && a.job.deps[0].job.id == 4);
+  ty_cli_submit_args_close(&a);
+  rc = SUBMIT("--command", "--ntasks=2", "--cpus-per-task=2", "--gpus-per-node=1", "--partition=q",
+              "--job-name=n", "--", "true");
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert(a.job.tasks_per_node == 2 && a.job.cpus_per_task == 2 && a.job.gpus_per_node == 1);
+  cr_assert_str_eq(a.job.queue, "q");
   ty_cli_submit_args_close(&a);
 }
 
@@ -146,6 +168,60 @@ Test(submit, graph_mode_reads_and_checks_the_config) {
   rmdir(dir);
 }
 
+/* The dataset.dir that ty_cli_load_train_config leaves in a config holding
+ * `ds` (NULL: none), loaded by a job submitted from cwd. */
+static char *dir_after_load(Trainyard__Dataset *ds, const char *cwd) {
+  Trainyard__TrainConfig c = TRAINYARD__TRAIN_CONFIG__INIT;
+  c.dataset = ds;
+  c.batch_size = 8;
+  uint8_t buf[512];
+  size_t n = trainyard__train_config__pack(&c, buf);
+  char path[] = "/tmp/ty-cli-cfg-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0 && write(fd, buf, n) == (ssize_t)n);
+  close(fd);
+  ty_job_spec j;
+  memset(&j, 0, sizeof j);
+  j.cwd = strdup(cwd);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_load_train_config(path, &j, err, sizeof err), 0, "%s", err);
+  remove(path);
+  Trainyard__TrainConfig *back =
+      trainyard__train_config__unpack(NULL, j.train_config_len, j.train_config);
+  cr_assert(back && back->batch_size == 8);
+  char *dir = strdup(back->dataset ? back->dataset->dir : "(none)");
+  trainyard__train_config__free_unpacked(back, NULL);
+  ty_job_spec_close(&j);
+  return dir;
+}
+
+/* A graph job's ranks run in their worker's job directory: relative data
+ * paths are taken from the submitter's directory, as the model path is. */
+Test(submit, graph_mode_anchors_relative_data_paths_at_the_submit_directory) {
+  Trainyard__TokenStream tok = TRAINYARD__TOKEN_STREAM__INIT;
+  tok.train_path = "train.bin";
+  Trainyard__Dataset ds = TRAINYARD__DATASET__INIT;
+  ds.tokens = &tok;
+  char *d = dir_after_load(&ds, "/home/a");
+  cr_assert_str_eq(d, "/home/a");
+  free(d);
+  ds.dir = "data";
+  d = dir_after_load(&ds, "/home/a");
+  cr_assert_str_eq(d, "/home/a/data");
+  free(d);
+  ds.dir = "/srv/data"; /* absolute: kept */
+  d = dir_after_load(&ds, "/home/a");
+  cr_assert_str_eq(d, "/srv/data");
+  free(d);
+  Trainyard__Dataset fmnist = TRAINYARD__DATASET__INIT; /* "" = Debian's directory */
+  d = dir_after_load(&fmnist, "/home/a");
+  cr_assert_str_eq(d, "");
+  free(d);
+  d = dir_after_load(NULL, "/home/a");
+  cr_assert_str_eq(d, "(none)");
+  free(d);
+}
+
 Test(submit, signal_forms) {
   static const struct {
     const char *v;
@@ -194,6 +270,11 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_submits[] = {
+    {{"--command", "-N", "2", "-n", "3", "--", "true"}, "--ntasks 3 does not divide evenly"},
+    {{"--command", "-n", "4", "--ntasks-per-node", "2", "--", "true"}, "--ntasks 4 disagrees"},
+    {{"--command", "-n", "0", "--", "true"}, "--ntasks: 0 is not allowed"},
+    {{"-n", "2", "job.pb"}, "--ntasks only applies with --command"},
+    {{"-N", "2", "job.pb"}, "--nodes only applies with --command"},
     {{"--command", "--gpus", "x", "--", "true"}, "--gpus: \"x\" is not a non-negative integer"},
     {{"--command", "--gpus", "-1", "--", "true"}, "--gpus: \"-1\""},
     {{"--command", "--gpus", "99999", "--", "true"}, "--gpus: 99999 is too large"},
@@ -398,8 +479,10 @@ Test(jobs, show_logs_cancel_nodes) {
   cr_assert_eq(ty_cli_parse_logs(4, ARGS("-f", "7", "--rank", "3"), &l, err, sizeof err), 0, "%s",
                err);
   cr_assert(l.follow);
-  cr_assert_eq(l.id, 7u);
+  cr_assert(l.ref.id == 7 && !l.ref.has_task);
   cr_assert_eq(l.rank, 3);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_12"), &l, err, sizeof err), 0, "%s", err);
+  cr_assert(l.ref.id == 7 && l.ref.has_task && l.ref.task == 12);
   cr_assert_eq(ty_cli_parse_logs(1, ARGS("7"), &l, err, sizeof err), 0);
   cr_assert_eq(l.rank, -1);
   ty_cli_cancel_args c;
@@ -437,8 +520,8 @@ Test(jobs, bad_ids_and_arguments) {
   cr_assert_eq(ty_cli_parse_logs(3, ARGS("1", "--rank", "x"), &l, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--rank: \"x\""), "%s", err);
   cr_assert_eq(ty_cli_parse_logs(0, ARGS("x"), &l, err, sizeof err), TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_1"), &l, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "logs: name an array element by its own job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_logs(1, ARGS("7_[1-2]"), &l, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "logs: \"7_[1-2]\" names several jobs; give one"), "%s", err);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("7_[1-3]"), &s, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "names several jobs"), "%s", err);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("7_x"), &s, err, sizeof err), TY_EINVAL);

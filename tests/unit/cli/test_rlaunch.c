@@ -62,6 +62,35 @@ Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
   ty_rl_opts_close(&o);
 }
 
+Test(rlaunch_args, sruns_spellings) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse(&o, err, sizeof err,
+                     (const char *[]){"-N", "2", "-n", "8", "-c", "3", "-G", "1", "-p", "q", "-t",
+                                      "15m", "-J", "x", "-l", "hostname", "-n", NULL}),
+               0, "%s", err);
+  cr_assert(o.job.nodes == 2 && o.job.tasks_per_node == 4 && o.job.cpus_per_task == 3);
+  cr_assert(o.job.gpus_per_node == 1 && o.job.time_limit_s == 900 && o.label);
+  cr_assert_str_eq(o.job.queue, "q");
+  cr_assert_str_eq(o.job.name, "x");
+  cr_assert(o.job.argc == 2 && strcmp(o.job.argv[1], "-n") == 0); /* the command's own -n */
+  ty_rl_opts_close(&o);
+  cr_assert_eq(parse(&o, err, sizeof err,
+                     (const char *[]){"--ntasks=3", "--cpus-per-task=2", "--gpus-per-node=2",
+                                      "--partition=p", "--job-name=j", "true", NULL}),
+               0, "%s", err);
+  cr_assert(o.job.tasks_per_node == 3 && o.job.cpus_per_task == 2 && o.job.gpus_per_node == 2);
+  cr_assert_str_eq(o.job.queue, "p");
+  cr_assert_str_eq(o.job.name, "j");
+  ty_rl_opts_close(&o);
+  cr_assert_eq(parse(&o, err, sizeof err,
+                     (const char *[]){"-N", "2", "--ntasks-per-node", "3", "-n", "6", "true",
+                                      NULL}),
+               0, "%s", err); /* consistent: both may be given */
+  cr_assert_eq(o.job.tasks_per_node, 3);
+  ty_rl_opts_close(&o);
+}
+
 static void rejects(const char *const *args, const char *what) {
   ty_rl_opts o;
   char err[TY_ERR_LEN] = "";
@@ -77,6 +106,12 @@ Test(rlaunch_args, rejections_name_the_option) {
   rejects((const char *[]){"--nodes", "0", "--", "true", NULL}, "--nodes");
   rejects((const char *[]){"--ntasks-per-node", "-1", "--", "true", NULL}, "--ntasks-per-node");
   rejects((const char *[]){"--priority", "high", "--", "true", NULL}, "--priority");
+  rejects((const char *[]){"-n", "0", "true", NULL}, "--ntasks: 0 is not allowed");
+  rejects((const char *[]){"-N", "2", "-n", "3", "true", NULL},
+          "--ntasks 3 does not divide evenly over 2 nodes");
+  rejects((const char *[]){"-n", "4", "--ntasks-per-node", "2", "true", NULL},
+          "--ntasks 4 disagrees with --nodes 1 x --ntasks-per-node 2");
+  rejects((const char *[]){"-n", "2000", "true", NULL}, "2000 ranks per node (at most 1024");
   rejects((const char *[]){"--time", "soon", "--", "true", NULL}, "--time");
   rejects((const char *[]){"--stdin=1", "--", "true", NULL}, "--stdin");
   rejects((const char *[]){"--signal", "NOPE@5", "--", "true", NULL}, "--signal");

@@ -263,6 +263,37 @@ tserver_stats tserver_get_stats(int port) {
 
 /* ---- raw sockets ------------------------------------------------------------ */
 
+int raw_listen(int backlog, int *out_port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, backlog) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  *out_port = ntohs(a.sin_port);
+  return fd;
+}
+
+int raw_full_listener_open(raw_full_listener *l) {
+  if ((l->lfd = raw_listen(0, &l->port)) < 0) return -1;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)l->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 4; i++) { /* non-blocking: the ones not accepted must not hang here */
+    l->fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(l->fill[i], (struct sockaddr *)&a, sizeof a);
+  }
+  return 0;
+}
+
+void raw_full_listener_close(raw_full_listener *l) {
+  for (int i = 0; i < 4; i++)
+    close(l->fill[i]);
+  close(l->lfd);
+}
+
 int raw_connect(int port) {
   return raw_connect_from(NULL, port);
 }

@@ -59,6 +59,20 @@ void tserver_stop(tserver *t);
 /* Fetches the server's counters over a fresh connection. */
 tserver_stats tserver_get_stats(int port);
 
+/* A listening socket on 127.0.0.1 at an ephemeral port (*out_port), for a
+ * raw peer to accept on: the fd, or -1. */
+int raw_listen(int backlog, int *out_port);
+/* A listener whose accept queue is full (backlog 0, four connections
+ * queued), so the kernel drops a new SYN and a connect to `port` hangs
+ * until the client's timeout. */
+typedef struct raw_full_listener {
+  int lfd, port;
+  int fill[4];
+} raw_full_listener;
+/* 0, or -1 when no listener could be made. */
+int raw_full_listener_open(raw_full_listener *l);
+void raw_full_listener_close(raw_full_listener *l);
+
 /* A blocking socket to 127.0.0.1:port with a 10 s receive timeout. */
 int raw_connect(int port);
 /* The same from a chosen loopback source address ("127.0.0.2"). */

@@ -4,9 +4,7 @@
  * streams, cancel, backpressure, timeouts, closes, version mismatch, and
  * misbehaving raw peers that must lose only their own connection.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,17 +417,12 @@ out:
 }
 
 Test(conn, late_answers_after_a_timeout_are_ignored) {
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(listen(lfd, 1), 0);
-  socklen_t alen = sizeof a;
-  getsockname(lfd, (struct sockaddr *)&a, &alen);
+  int port, lfd = raw_listen(1, &port);
+  cr_assert_geq(lfd, 0);
   late_peer p = {.listen_fd = lfd};
   pthread_t th;
   pthread_create(&th, NULL, late_peer_main, &p);
-  ty_rpc_client *c = open_client(ntohs(a.sin_port));
+  ty_rpc_client *c = open_client(port);
   ty_rpc_result r;
   cr_assert_eq(ty_rpc_client_call(c, "First", NULL, 0, 50, &r), TY_ETIMEDOUT);
   ty_rpc_result_close(&r);
@@ -501,21 +494,10 @@ Test(conn, destroying_the_server_closes_its_connections) {
 /* A listener whose accept queue is full drops new SYNs, so the connect hangs
  * until our timeout; the conn must then be torn down cleanly. */
 Test(conn, connect_timeout) {
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(listen(lfd, 0), 0);
-  socklen_t alen = sizeof a;
-  getsockname(lfd, (struct sockaddr *)&a, &alen);
-  int port = ntohs(a.sin_port);
-  int fill[4];
-  for (int i = 0; i < 4; i++) {
-    fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    connect(fill[i], (struct sockaddr *)&a, sizeof a);
-  }
+  raw_full_listener l;
+  cr_assert_eq(raw_full_listener_open(&l), 0);
   ty_rpc_client *c = NULL;
-  int rc = ty_rpc_client_open("127.0.0.1", port, 200, &c);
+  int rc = ty_rpc_client_open("127.0.0.1", l.port, 200, &c);
   if (rc == 0) {
     /* The kernel accepted it after all (some configurations do): nothing to
      * time out against here. */
@@ -524,9 +506,7 @@ Test(conn, connect_timeout) {
   } else {
     cr_assert_eq(rc, TY_ETIMEDOUT, "%s", ty_strerror(rc));
   }
-  for (int i = 0; i < 4; i++)
-    close(fill[i]);
-  close(lfd);
+  raw_full_listener_close(&l);
 }
 
 Test(conn, connect_by_name_with_timeout) {

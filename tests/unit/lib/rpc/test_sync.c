@@ -4,9 +4,7 @@
  * of rpc_test_util (a ty_rpc_server on loopback) and against raw sockets
  * that answer with bad frames or call the client back.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,31 +141,19 @@ Test(sync, ipv6_and_names) {
   tserver_stop(&t);
 }
 
-/* The same accept-queue trick as test_conn's: the SYN is dropped. */
+/* A full accept queue drops the SYN: the connect times out (as test_conn's). */
 Test(sync, connect_timeout) {
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(listen(lfd, 0), 0);
-  socklen_t alen = sizeof a;
-  getsockname(lfd, (struct sockaddr *)&a, &alen);
-  int fill[4];
-  for (int i = 0; i < 4; i++) {
-    fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    connect(fill[i], (struct sockaddr *)&a, sizeof a);
-  }
+  raw_full_listener l;
+  cr_assert_eq(raw_full_listener_open(&l), 0);
   ty_rpc_sync *c = NULL;
-  int rc = ty_rpc_sync_open("127.0.0.1", ntohs(a.sin_port), 200, &c);
+  int rc = ty_rpc_sync_open("127.0.0.1", l.port, 200, &c);
   if (rc == 0) {
     cr_log_warn("accept queue did not fill; connect timeout not exercised");
     ty_rpc_sync_close(c);
   } else {
     cr_assert_eq(rc, TY_ETIMEDOUT, "%s", ty_strerror(rc));
   }
-  for (int i = 0; i < 4; i++)
-    close(fill[i]);
-  close(lfd);
+  raw_full_listener_close(&l);
 }
 
 /* ---- signing ---------------------------------------------------------------------- */
@@ -250,14 +236,8 @@ static void *raw_peer_main(void *arg) {
 
 static void raw_peer_start(raw_peer *p, misbehaviour what) {
   *p = (raw_peer){.what = what};
-  p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(p->lfd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(listen(p->lfd, 1), 0);
-  socklen_t alen = sizeof a;
-  getsockname(p->lfd, (struct sockaddr *)&a, &alen);
-  p->port = ntohs(a.sin_port);
+  p->lfd = raw_listen(1, &p->port);
+  cr_assert_geq(p->lfd, 0);
   cr_assert_eq(pthread_create(&p->thread, NULL, raw_peer_main, p), 0);
 }
 

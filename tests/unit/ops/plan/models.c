@@ -125,6 +125,22 @@ ty_graph *model_mlp(int n_layers, int64_t hidden) {
   return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", x, y));
 }
 
+ty_graph *model_mlp_shape_link(int n_layers, int64_t hidden) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden}), shape = -1;
+  char n[32];
+  for (int l = 0; l < n_layers; l++) {
+    snprintf(n, sizeof n, "l%d", l);
+    x = linear(&b, n, x, hidden, hidden);
+    snprintf(n, sizeof n, "l%d.relu", l);
+    x = NODE(&b, TY_OP_RELU, n, x);
+    if (l == 1) shape = NODE(&b, TY_OP_SHAPE, "l1.shape", x);
+    if (l == 2) x = NODE(&b, TY_OP_RESHAPE, "l2.reshape", x, shape);
+  }
+  return finish(&b, x);
+}
+
 /* Constants every block shares. */
 typedef struct tconst {
   int heads_shape, merge_shape, scale, sqrt2, one, half, mask;

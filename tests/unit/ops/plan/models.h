@@ -19,6 +19,10 @@
  * squared error against input "y". Layer i's weight is "l<i>.w", its bias
  * "l<i>.b", its nodes "l<i>.mm", "l<i>.add", "l<i>.relu". */
 ty_graph *model_mlp(int n_layers, int64_t hidden);
+/* The same (n_layers >= 3), with layer 1's output shape (Shape, an int64
+ * tensor) read by a Reshape of layer 2's output: no pipeline cut may fall
+ * in between. */
+ty_graph *model_mlp_shape_link(int n_layers, int64_t hidden);
 
 /* A BERT encoder of n_layers blocks on input "x" [batch, seq, hidden]:
  * Q, K, V (MatMul + Add), heads by Reshape/Transpose, scores by batched

@@ -309,6 +309,29 @@ static void reject(const ty_graph *g, const ty_plan_request *r, const char *want
   cr_assert_not_null(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
 }
 
+/* A stage message carries float tensors: a shape (int64) made in layer 1
+ * and read after layer 2 keeps those two layers in one stage. */
+Test(plan_pipeline, values_that_cannot_cross_keep_their_readers_in_one_stage) {
+  ty_plan_request r;
+  ty_graph *g = model_mlp_shape_link(4, 64);
+  cr_assert_not_null(g);
+  r = plan_test_request(3, 1, 32, false);
+  r.pipeline_stages = 3;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_layers, 3, "l0, l1 + l2 with the Reshape, l3: %d layers", p->n_layers);
+  int shape_stage = -1, reshape_stage = -1;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    if (!strcmp(p->ops[i].name, "l1.shape")) shape_stage = p->ops[i].stage;
+    if (!strcmp(p->ops[i].name, "l2.reshape")) reshape_stage = p->ops[i].stage;
+  }
+  cr_assert(shape_stage == 1 && reshape_stage == 1, "%d %d", shape_stage, reshape_stage);
+  ty_plan_destroy(p);
+  r = plan_test_request(4, 1, 32, false);
+  r.pipeline_stages = 4;
+  reject(g, &r, "pipeline_stages: 4 stages but the graph has 3 layers");
+  ty_graph_destroy(g);
+}
+
 Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
   ty_plan_request r;
   ty_graph *g = mlp_in_stages(2, 16, 1, 4, 32, 4, &r);

@@ -92,6 +92,27 @@ static ty_plan_request request(const job *j) {
   return req;
 }
 
+/* j's plan for g under config c, as the controller would make it (the
+ * test fails when there is none). The caller destroys it. */
+static ty_plan *plan_for(const ty_graph *g, const ty_train_config *c, const job *j) {
+  ty_plan_request req = request(j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  return p;
+}
+
+/* The one-process run of `steps` steps that a test compares with, saved
+ * in ref_NAME.onnx, and the path pipe_NAME.onnx for the run compared. */
+static void reference(ty_graph *g, const char *name, int steps, char ref[300], char out[300]) {
+  char file[64];
+  snprintf(file, sizeof file, "ref_%s.onnx", name);
+  snprintf(ref, 300, "%s", synth_path(file));
+  snprintf(file, sizeof file, "pipe_%s.onnx", name);
+  snprintf(out, 300, "%s", synth_path(file));
+  pr_run_single(g, steps, ref, false);
+}
+
 /* The wrong message: rank bad_rank's activation of micro-batch 1 claims
  * to be micro-batch 7. */
 static int bad_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user) {
@@ -223,16 +244,11 @@ static int tensor_split_ops(const ty_plan *p) {
 Test(pipeline, tensor_parallel_stages_train_like_one_process, .timeout = 240) {
   ty_graph *g = model();
   char ref[300], out[300];
-  snprintf(ref, sizeof ref, "%s", synth_path("ref_tp.onnx"));
-  snprintf(out, sizeof out, "%s", synth_path("pipe_tp.onnx"));
-  pr_run_single(g, 5, ref, false);
+  reference(g, "tp", 5, ref, out);
   job j = {1, 4, 2, 4, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
   ty_train_config c;
   config(&c, &j);
-  ty_plan_request req = request(&j);
-  ty_plan *p = NULL;
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_plan *p = plan_for(g, &c, &j);
   cr_assert_eq(p->n_stages, 2);
   cr_assert_eq(p->mesh[0] * p->mesh[1], 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
   cr_assert_gt(tensor_split_ops(p), 0, "no op of the stages is split tensor parallel");
@@ -292,10 +308,7 @@ Test(pipeline, tensor_parallel_stages_hold_their_blocks_and_resume, .timeout = 2
   job j = {1, 4, 2, 4, 4, tp, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
   ty_train_config c;
   config(&c, &j);
-  ty_plan_request req = request(&j);
-  ty_plan *p = NULL;
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_plan *p = plan_for(g, &c, &j);
   rank_run rr[MT_MAX_RANKS];
   run_ranks(g, &j, rr);
   for (int r = 0; r < 4; r++) {
@@ -341,9 +354,7 @@ Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) 
   synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .shape_arith = true};
   ty_graph *g = synth_mlp_build(&mo);
   char ref[300], out[300];
-  snprintf(ref, sizeof ref, "%s", synth_path("ref_heads.onnx"));
-  snprintf(out, sizeof out, "%s", synth_path("pipe_heads.onnx"));
-  pr_run_single(g, 4, ref, false);
+  reference(g, "heads", 4, ref, out);
   job j = {1, 4, 2, 4, 4, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
   run_pipeline(g, &j, NULL);
   double d = pr_diff(ref, out);
@@ -359,16 +370,11 @@ Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) 
 Test(pipeline, data_x_tensor_stages_train_like_one_process, .timeout = 240) {
   ty_graph *g = model();
   char ref[300], out[300];
-  snprintf(ref, sizeof ref, "%s", synth_path("ref_grid.onnx"));
-  snprintf(out, sizeof out, "%s", synth_path("pipe_grid.onnx"));
-  pr_run_single(g, 5, ref, false);
+  reference(g, "grid", 5, ref, out);
   job j = {1, 8, 2, 2, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_GRID};
   ty_train_config c;
   config(&c, &j);
-  ty_plan_request req = request(&j);
-  ty_plan *p = NULL;
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_plan *p = plan_for(g, &c, &j);
   cr_assert_eq(p->n_stages, 2);
   cr_assert(p->mesh[0] == 2 && p->mesh[1] == 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
   int batch = 0, tensor = 0;
@@ -393,10 +399,7 @@ Test(pipeline, data_x_tensor_stages_train_like_one_process, .timeout = 240) {
 static uint64_t plain_memory(const ty_graph *g, const job *j) {
   ty_train_config c;
   config(&c, j);
-  ty_plan_request req = request(j);
-  ty_plan *p = NULL;
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_plan *p = plan_for(g, &c, j);
   uint64_t most = 0;
   for (int s = 0; s < p->n_stages; s++) {
     cr_assert(!p->stages[s].recompute, "stage %d recomputes with plenty of memory", s);
@@ -677,10 +680,7 @@ Test(pipeline, batch_norm_in_data_parallel_stages, .timeout = 240) {
   job j = {1, 4, 2, 4, 3, out, false, 0, -1, false, -1, TY_PLAN_MODE_DATA};
   ty_train_config c;
   config(&c, &j);
-  ty_plan_request req = request(&j);
-  ty_plan *p = NULL;
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_plan *p = plan_for(g, &c, &j);
   cr_assert_eq(p->mesh[0] * p->mesh[1], 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
   cr_assert(strstr(strategy_of(p, "bn"), "batch split"), "bn: %s", strategy_of(p, "bn"));
   ty_plan_destroy(p);
@@ -695,8 +695,8 @@ Test(pipeline, batch_norm_in_data_parallel_stages, .timeout = 240) {
   j.mode = TY_PLAN_MODE_TENSOR;
   j.ckpt = NULL;
   config(&c, &j);
-  req = request(&j);
-  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  p = plan_for(g, &c, &j);
+  char err[TY_ERR_LEN] = "";
   cr_assert(strstr(strategy_of(p, "bn"), "channel split"), "bn: %s", strategy_of(p, "bn"));
   mt_mesh m;
   mt_mesh_init(&m, 2, 2);
@@ -741,10 +741,8 @@ Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
   job j = {1, 4, 4, 4, 1, NULL, false, 0, -1, false, -1, 0};
   ty_train_config c;
   config(&c, &j);
-  ty_plan_request req = request(&j);
-  ty_plan *p = NULL;
+  ty_plan *p = plan_for(g, &c, &j);
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
   c.batch_size = 64;
   ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
   ty_train *t = NULL;

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""A Trainyard client in plain Python: the wire protocol without trainctl.
+
+What a third-party client needs, and nothing else (docs/cluster-protocol.md
+has the rules): one TCP connection to traind; every frame is a 4-byte
+big-endian length and a protobuf `tyrpc.Envelope` (lib/rpc/envelope.proto)
+whose `payload` is the method's own message (proto/trainyard.proto); under
+MUNGE (traind's default) every request carries a credential whose payload is
+SHA-256("TYA1" || method || NUL || payload), made here by the `munge`
+command. Answers are one RESPONSE, or STREAM frames closed by END; a
+non-zero status comes with a message naming what is wrong.
+
+The Python modules for the two .proto files are generated with protoc into
+a temporary directory at start (Debian: protobuf-compiler, python3-protobuf).
+
+    trainyard_client.py [--controller HOST:PORT] [--auth munge|none]
+                        [--munge-socket PATH] COMMAND ...
+      submit [--name N] [--nodes N] [--ntasks-per-node N] [--wait] -- CMD ARGS...
+      wait ID          follow job ID (WatchJob) until it ends; exit with its code
+      ls               every job: id, state, name, reason
+
+Exit codes: the job's (submit --wait, wait), 1 when the controller refused
+a request (its message on stderr), 2 for a usage error.
+"""
+import argparse
+import hashlib
+import importlib
+import os
+import secrets
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FINAL = {"JOB_COMPLETED", "JOB_FAILED", "JOB_CANCELLED", "JOB_TIMEOUT"}
+
+
+def load_protos():
+    """(envelope_pb2, trainyard_pb2), generated from the checkout's .proto files."""
+    out = tempfile.mkdtemp(prefix="trainyard-pb-")
+    subprocess.run(["protoc", f"-I{ROOT}/proto", f"-I{ROOT}/lib/rpc", f"--python_out={out}",
+                    f"{ROOT}/proto/trainyard.proto", f"{ROOT}/lib/rpc/envelope.proto"], check=True)
+    sys.path.insert(0, out)
+    return importlib.import_module("envelope_pb2"), importlib.import_module("trainyard_pb2")
+
+
+env_pb, ty_pb = load_protos()
+
+
+class RequestError(Exception):
+    """The controller answered with a non-zero status."""
+
+    def __init__(self, method, status, message):
+        super().__init__(f"{method}: {message} (status {status})")
+        self.status = status
+
+
+class Client:
+    """One connection to traind; requests are sent one at a time."""
+
+    def __init__(self, controller, auth="munge", munge_socket=None):
+        host, _, port = controller.rpartition(":")
+        self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=60)
+        self.auth, self.munge_socket, self.next_id = auth, munge_socket, 1
+
+    def close(self):
+        self.sock.close()
+
+    def _credential(self, method, payload):
+        if self.auth == "none":
+            return b""
+        digest = hashlib.sha256(b"TYA1" + method.encode() + b"\0" + payload).digest()
+        cmd = ["munge"] + (["--socket", self.munge_socket] if self.munge_socket else [])
+        done = subprocess.run(cmd, input=digest, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"munge: {done.stderr.decode().strip()}")
+        return done.stdout.strip()
+
+    def _send(self, env):
+        body = env.SerializeToString()
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def _recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("the controller closed the connection")
+            buf += chunk
+        return buf
+
+    def _recv(self):
+        (n,) = struct.unpack(">I", self._recv_exact(4))
+        env = env_pb.Envelope()
+        env.ParseFromString(self._recv_exact(n))
+        return env
+
+    def _request(self, method, msg):
+        payload = msg.SerializeToString()
+        rid, self.next_id = self.next_id, self.next_id + 1
+        self._send(env_pb.Envelope(version=1, request_id=rid, kind=env_pb.REQUEST, method=method,
+                                   payload=payload, auth=self._credential(method, payload)))
+        return rid
+
+    def call(self, method, msg, answer_type):
+        """One request, one RESPONSE: the decoded answer, or RequestError."""
+        rid = self._request(method, msg)
+        env = self._recv()
+        if env.request_id != rid or env.kind != env_pb.RESPONSE:
+            raise ConnectionError(f"{method}: unexpected frame kind {env.kind}")
+        if env.status != 0:
+            raise RequestError(method, env.status, env.message)
+        answer = answer_type()
+        answer.ParseFromString(env.payload)
+        return answer
+
+    def stream(self, method, msg, item_type):
+        """One request, STREAM items until END: yields each decoded item."""
+        rid = self._request(method, msg)
+        while True:
+            env = self._recv()
+            if env.request_id != rid:
+                continue
+            if env.kind == env_pb.END or env.kind == env_pb.RESPONSE:
+                if env.status != 0:
+                    raise RequestError(method, env.status, env.message)
+                return
+            item = item_type()
+            item.ParseFromString(env.payload)
+            yield item
+
+
+def submit(client, args):
+    job = ty_pb.Job(name=args.name or os.path.basename(args.cmd[0]),
+                    resources=ty_pb.Resources(nodes=args.nodes,
+                                              tasks_per_node=args.ntasks_per_node),
+                    command=ty_pb.CommandSpec(argv=args.cmd, cwd=os.getcwd(),
+                                              env=[f"PATH={os.environ.get('PATH', '')}"]))
+    # The same request id on a retry would return this job instead of a second one.
+    answer = client.call("SubmitJob", ty_pb.SubmitJobRequest(job=job,
+                                                             request_id=secrets.token_hex(16)),
+                         ty_pb.SubmitJobResponse)
+    print(f"job {answer.job_id}", flush=True)
+    return wait(client, answer.job_id) if args.wait else 0
+
+
+def wait(client, job_id):
+    """Follows the job's state as the controller pushes it; its exit code."""
+    for event in client.stream("WatchJob", ty_pb.WatchJobRequest(job_id=job_id),
+                               ty_pb.JobWatchEvent):
+        state = ty_pb.JobState.Name(event.job.state)
+        if state in FINAL:
+            print(f"job {job_id} {state[4:]} exit {event.job.exit_code}"
+                  f" signal {event.job.term_signal}", flush=True)
+            if state == "JOB_COMPLETED":
+                return 0
+            return event.job.exit_code or (128 + event.job.term_signal if event.job.term_signal
+                                           else 1)
+    raise ConnectionError(f"WatchJob {job_id}: the stream ended before the job did")
+
+
+def ls(client):
+    answer = client.call("ListJobs", ty_pb.ListJobsRequest(), ty_pb.ListJobsResponse)
+    for j in answer.jobs:
+        print(f"{j.id}\t{ty_pb.JobState.Name(j.state)[4:]}\t{j.spec.name}\t{j.reason}")
+    return 0
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--controller", default=os.environ.get("TRAINYARD_CONTROLLER",
+                                                          "127.0.0.1:7810"))
+    p.add_argument("--auth", choices=["munge", "none"], default="munge")
+    p.add_argument("--munge-socket", default=os.environ.get("TRAINYARD_MUNGE_SOCKET"))
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("submit")
+    s.add_argument("--name")
+    s.add_argument("--nodes", type=int, default=1)
+    s.add_argument("--ntasks-per-node", type=int, default=1)
+    s.add_argument("--wait", action="store_true")
+    s.add_argument("cmd", nargs="+")
+    w = sub.add_parser("wait")
+    w.add_argument("id", type=int)
+    sub.add_parser("ls")
+    return p.parse_args(argv)
+
+
+def main(argv):
+    args = parse(argv)
+    client = Client(args.controller, args.auth, args.munge_socket)
+    try:
+        if args.command == "submit":
+            return submit(client, args)
+        if args.command == "wait":
+            return wait(client, args.id)
+        return ls(client)
+    except RequestError as e:
+        print(f"trainyard_client: {e}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A client that is not ours speaks the documented protocol: the Python
+ * client in examples/clients (its own framing, its own MUNGE credential
+ * through the `munge` command, protoc's Python classes from the checkout's
+ * .proto files) submits, follows a job through WatchJob's stream, lists,
+ * and gets the controller's refusals with their messages. The cluster
+ * authenticates with MUNGE, as in production.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "tests/integration/harness.h"
+
+/* Runs the client with ARGS (shell words) against c; its exit status, and
+ * its stdout and stderr together in *out (owned). */
+static int client(const it_cluster *c, char **out, const char *args) {
+  const char *script = getenv("TY_PY_CLIENT");
+  cr_assert(script && *script, "TY_PY_CLIENT is not set");
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "TRAINYARD_MUNGE_SOCKET='%s' /usr/bin/python3 '%s' --controller 127.0.0.1:%d %s 2>&1",
+           c->munged.socket, script, c->rpc_port, args);
+  FILE *p = popen(cmd, "r");
+  cr_assert(p, "popen %s", cmd);
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  cr_assert(buf);
+  for (size_t n; (n = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
+    len += n;
+    if (cap - len < 2) cr_assert((buf = realloc(buf, cap *= 2)));
+  }
+  buf[len] = '\0';
+  int st = pclose(p);
+  *out = buf;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void expect(const it_cluster *c, const char *args, int want_rc, const char *want_out) {
+  char *out = NULL;
+  int rc = client(c, &out, args);
+  cr_assert_eq(rc, want_rc, "client %s: exit %d, not %d:\n%s", args, rc, want_rc, out);
+  cr_assert(strstr(out, want_out), "client %s: no \"%s\" in:\n%s", args, want_out, out);
+  free(out);
+}
+
+Test(client_py, a_python_client_speaks_the_wire_protocol, .timeout = 120) {
+  if (system("/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null") != 0 ||
+      system("command -v protoc >/dev/null") != 0)
+    cr_skip_test("needs python3-protobuf and protoc (deploy/install-deps.sh installs both)");
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  expect(&c, "submit --wait -- sh -c 'echo hi; exit 3'", 3, "job 1 FAILED exit 3 signal 0");
+  expect(&c, "submit --wait --name ok -- true", 0, "job 2 COMPLETED exit 0");
+  expect(&c, "ls", 0, "1\tFAILED\tsh\trank 0 exited with code 3");
+  /* Refusals come back as the controller's own messages. */
+  expect(&c, "submit --nodes 5 -- true", 1, "SubmitJob: job.resources.nodes is 5");
+  expect(&c, "wait 99", 1, "WatchJob: job_id: job 99 not found");
+  expect(&c, "--auth none ls", 1, "ListJobs: no credential");
+  it_cluster_stop(&c);
+}

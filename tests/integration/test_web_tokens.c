@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Who may look at the web console and what they may do (issue 16):
+ *   - with --web-token-required, or under MUNGE, nothing without the token,
+ *     the token as a bearer or as the cookie that /?token= sets;
+ *   - per-user tokens from `trainctl web-token` under MUNGE: a user's
+ *     console may cancel and hold only that user's jobs, as trainctl; an
+ *     expired, revoked or malformed token is refused, naming why;
+ *   - the event streams a user's console follows, and a job page that
+ *     goes live on them.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/web_client.h"
+
+/* Under MUNGE (the harness' default) loopback is nobody in particular: the
+ * token is needed, as a bearer or as the cookie that /?token= sets. */
+Test(web, token_needed_under_munge, .timeout = 60) {
+  it_cluster c;
+  it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 0, 1, &o);
+  int port = web_port(&c);
+  char token[64] = "", path[200], hdr[200];
+  web_read_token(&c, token, sizeof(token));
+  char *r = web_expect_raw(port, "/api/cluster", NULL, 401);
+  cr_assert(strstr(r, "web.token"), "the refusal should say where the token is: %s", r);
+  free(r);
+  web_expect_only(port, "/", "Authorization: Bearer 0123456789abcdef0123456789abcdef", 401);
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+  web_expect_only(port, "/api/cluster", hdr, 200);
+  snprintf(path, sizeof(path), "/?token=%s", token);
+  r = web_expect_raw(port, path, NULL, 200);
+  cr_assert(strstr(r, "Set-Cookie: trainyard_token=") && strstr(r, "HttpOnly") &&
+                strstr(r, "SameSite=Strict"),
+            "%s", r);
+  free(r);
+  web_expect_only(port, "/?token=wrong", NULL, 401);
+  snprintf(hdr, sizeof(hdr), "Cookie: other=1; trainyard_token=%s", token);
+  web_expect_only(port, "/api/jobs", hdr, 200);
+  it_cluster_stop(&c);
+}
+
+/* --auth none with --web-token-required: loopback needs the token too. */
+Test(web, token_required_when_asked, .timeout = 60) {
+  it_cluster c;
+  it_options o = {
+      .auth_none = true,
+      .traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", "--web-token-required", NULL}};
+  it_cluster_start_with(&c, 0, 1, &o);
+  int port = web_port(&c);
+  char token[64] = "", hdr[200];
+  web_read_token(&c, token, sizeof(token));
+  web_expect_only(port, "/api/cluster", NULL, 401);
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+  web_expect_only(port, "/api/cluster", hdr, 200);
+  it_cluster_stop(&c);
+}
+
+/* ---- per-user tokens ----------------------------------------------------------------------- */
+
+typedef struct user {
+  char name[32];
+  uid_t uid;
+  gid_t gid;
+} user;
+
+/* trainctl ARGS... as u: its exit status; stdout in *out (heap). */
+static int trainctl_as(const it_cluster *c, const user *u, char **out, const char *const *args) {
+  const char *argv[16] = {getenv("TY_TRAINCTL")};
+  size_t n = 1;
+  for (size_t i = 0; args[i] && n < 15; i++)
+    argv[n++] = args[i];
+  char *err = NULL;
+  int rc = it_run_as(c, u->uid, u->gid, "/tmp", out, &err, argv);
+  if (rc != 0) fprintf(stderr, "trainctl as %s: %s", u->name, err);
+  free(err);
+  return rc;
+}
+
+static uint64_t sleep_as(const it_cluster *c, const user *u) {
+  char *out = NULL;
+  cr_assert_eq(
+      trainctl_as(c, u, &out,
+                  (const char *[]){"submit", "--command", "-q", "--", "sleep", "300", NULL}),
+      0);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out);
+  cr_assert_gt(id, 0);
+  return id;
+}
+
+/* `trainctl web-token [ttl]` as u: the token from the address it prints. */
+static void token_as(const it_cluster *c, const user *u, const char *ttl, char *tok, size_t cap) {
+  char *out = NULL;
+  const char *args[] = {"web-token", ttl ? "--ttl" : NULL, ttl, NULL};
+  cr_assert_eq(trainctl_as(c, u, &out, args), 0);
+  const char *t = strstr(out, "/?token=");
+  cr_assert(t && strstr(out, "http://127.0.0.1:"), "web-token printed no console address: %s", out);
+  snprintf(tok, cap, "%.*s", (int)strcspn(t + 8, "\n"), t + 8);
+  cr_assert_eq(strlen(tok), 37, "token \"%s\"", tok);
+  free(out);
+}
+
+/* METHOD path as the token's user; the answer must be `status` and say `says`. */
+static void as_token(int port, const char *method, const char *path, const char *tok, int status,
+                     const char *says) {
+  char hdr[256];
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\nX-Requested-With: test\r\n", tok);
+  char *r = web_http(port, method, path, hdr);
+  cr_assert_eq(web_status(r), status, "%s %s: %s", method, path, r);
+  cr_assert(strstr(r, says), "%s %s should say \"%s\": %s", method, path, says, r);
+  free(r);
+}
+
+static void job_path(char *buf, size_t cap, uint64_t id, const char *tail) {
+  snprintf(buf, cap, "/api/jobs/%llu%s", (unsigned long long)id, tail);
+}
+
+/* ---- event streams -------------------------------------------------------------------------- */
+
+/* Opens GET path (with header lines hdr) and leaves the stream open. */
+static int sse_open(int port, const char *path, const char *hdr) {
+  int fd = it_raw_connect(port);
+  cr_assert_geq(fd, 0);
+  char req[1024];
+  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n", path, hdr);
+  cr_assert_eq(write(fd, req, (size_t)n), n);
+  struct timeval tv = {.tv_sec = 30};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+/* Reads the stream into seen (NUL-terminated) until it holds `needle`. */
+static void sse_until(int fd, ty_buf *seen, const char *needle) {
+  while (!seen->data || !strstr((char *)seen->data, needle)) {
+    char chunk[4096];
+    ssize_t got = read(fd, chunk, sizeof(chunk));
+    cr_assert_gt(got, 0, "the stream ended or went quiet before \"%s\":\n%s", needle,
+                 seen->data ? (char *)seen->data : "");
+    ty_buf_append(seen, chunk, (size_t)got);
+    ty_buf_append(seen, "", 1);
+    seen->len--;
+  }
+}
+
+/* Streams as alice: the head, then a job event when an operator holds
+ * bob's job that she watches, and a cluster event when she cancels hers;
+ * bad parameters named. */
+static void check_streams(int port, const char *tok, const char *admin, uint64_t mine,
+                          uint64_t bobs) {
+  char hdr[160], path[96], want[96];
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", tok);
+  snprintf(path, sizeof(path), "/api/events?job=%llu", (unsigned long long)bobs);
+  int job_fd = sse_open(port, path, hdr), all_fd = sse_open(port, "/api/events", hdr);
+  ty_buf job_seen = {0}, all_seen = {0};
+  sse_until(job_fd, &job_seen, "retry: 3000\n\n");
+  sse_until(all_fd, &all_seen, "retry: 3000\n\n");
+  cr_assert(strstr((char *)job_seen.data, "HTTP/1.1 200") &&
+                strstr((char *)job_seen.data, "Content-Type: text/event-stream"),
+            "%s", (char *)job_seen.data);
+  job_path(path, sizeof(path), bobs, "/hold");
+  as_token(port, "POST", path, admin, 200, "\"action\":\"hold\"");
+  snprintf(want, sizeof(want), "event: job\ndata: {\"id\":%llu,\"state\":\"PENDING\"}\n\n",
+           (unsigned long long)bobs);
+  sse_until(job_fd, &job_seen, want);
+  job_path(path, sizeof(path), mine, "/cancel");
+  as_token(port, "POST", path, tok, 200, "\"ok\":true");
+  sse_until(all_fd, &all_seen, "event: cluster\ndata: {\"gen\":");
+  close(job_fd), close(all_fd);
+  ty_buf_close(&job_seen), ty_buf_close(&all_seen);
+  as_token(port, "GET", "/api/events?job=abc", tok, 400, "job: \\\"abc\\\" is not a number");
+  as_token(port, "GET", "/api/events?job=99999", tok, 404, "job 99999 not found");
+  as_token(port, "GET", "/api/events?job=1&after=-1", tok, 400, "after");
+}
+
+/* The job page follows the job through the event stream, not by polling:
+ * opened on alice's job, it shows the cancel made elsewhere while its
+ * stream is live (the page would poll only every 30 s then). */
+static void check_live_page(const it_cluster *c, int port, const char *tok, uint64_t id) {
+  if (!web_have_chromium()) return; /* the API half ran; no browser here */
+  char profile[400], url[256], ready[400], path[96];
+  snprintf(profile, sizeof(profile), "%s/chromium-live", c->dir);
+  snprintf(ready, sizeof(ready), "%s/live.ready", c->dir);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/?token=%s#/job/%llu", port, tok,
+           (unsigned long long)id);
+  const char *wait = "document.body.dataset.live === 'events' && "
+                     "document.querySelector('#job-summary .state-CANCELLED')";
+  pid_t pid = web_browser_start(url, profile, "job-live", wait, ready,
+                                "document.body.dataset.live === 'events' && "
+                                "document.querySelector('#job-summary .state-PENDING')");
+  for (int i = 0; access(ready, F_OK) != 0; i++) {
+    cr_assert_lt(i, 600, "the page never went live");
+    it_sleep_ms(50);
+  }
+  job_path(path, sizeof(path), id, "/cancel");
+  as_token(port, "POST", path, tok, 200, "\"ok\":true");
+  char *dom = web_browser_finish(pid, profile, wait);
+  cr_assert(strstr(dom, "(live)"), "%s", dom);
+  free(dom);
+}
+
+/* Alice's console acts as alice: her jobs, not bob's, as `trainctl cancel`
+ * and `trainctl job hold` would; what it may not do is a 403 naming why. */
+static void check_user_actions(int port, const char *tok, uint64_t mine, uint64_t bobs,
+                               const char *bob) {
+  char path[128], want[128];
+  as_token(port, "GET", "/api/cluster", tok, 200, "\"operator\":false");
+  job_path(path, sizeof(path), bobs, "/cancel");
+  snprintf(want, sizeof(want), "permission denied: it belongs to %s", bob);
+  as_token(port, "POST", path, tok, 403, want);
+  job_path(path, sizeof(path), bobs, "/hold");
+  as_token(port, "POST", path, tok, 403, want);
+  /* Without X-Requested-With (a form, another site): refused before anything. */
+  char hdr[128];
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", tok);
+  job_path(path, sizeof(path), mine, "/cancel");
+  char *r = web_http(port, "POST", path, hdr);
+  cr_assert(web_status(r) == 403 && strstr(r, "X-Requested-With"), "%s", r);
+  free(r);
+  job_path(path, sizeof(path), mine, "/explode");
+  as_token(port, "POST", path, tok, 404, "is not one of cancel, hold, release");
+  as_token(port, "POST", "/api/jobs/99999/cancel", tok, 404, "job 99999 not found");
+  as_token(port, "POST", "/api/cluster", tok, 405, "does not take POST");
+  job_path(path, sizeof(path), mine, "/cancel");
+  as_token(port, "POST", path, tok, 200, "\"ok\":true");
+  as_token(port, "POST", path, tok, 409, "is already CANCELLED");
+  job_path(path, sizeof(path), mine, "");
+  as_token(port, "GET", path, tok, 200, "\"to\":\"CANCELLED\"");
+  /* History is hers alone, as `trainctl history`'s. */
+  snprintf(want, sizeof(want), "{\"id\":%llu,", (unsigned long long)mine);
+  as_token(port, "GET", "/api/history", tok, 200, want);
+  snprintf(path, sizeof(path), "/api/history?user=%s", bob);
+  as_token(port, "GET", path, tok, 403, "only operators see other users' jobs");
+}
+
+Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
+  it_cluster c;
+  it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 1, 1, &o);
+  int port = web_port(&c);
+  user alice, bob;
+  it_user_add(alice.name, sizeof(alice.name), &alice.uid, &alice.gid);
+  it_user_add(bob.name, sizeof(bob.name), &bob.uid, &bob.gid);
+  user root = {"root", 0, 0}; /* a drained node keeps the jobs pending: holdable */
+  cr_assert_eq(trainctl_as(&c, &root, NULL, (const char *[]){"node", "drain", c.name[0], NULL}), 0);
+  uint64_t mine = sleep_as(&c, &alice), bobs = sleep_as(&c, &bob), watched = sleep_as(&c, &alice),
+           streamed = sleep_as(&c, &alice);
+  char tok[64], short_tok[64], admin[64], hdr[128];
+  token_as(&c, &alice, NULL, tok, sizeof(tok));
+  check_user_actions(port, tok, mine, bobs, bob.name);
+  /* The shared token (web.token, traind's user) is an operator's. */
+  web_read_token(&c, admin, sizeof(admin));
+  check_streams(port, tok, admin, streamed, bobs);
+  check_live_page(&c, port, tok, watched);
+  /* Expired, revoked, malformed and unknown tokens: 401 naming which. */
+  token_as(&c, &alice, "1s", short_tok, sizeof(short_tok));
+  it_sleep_ms(1500);
+  as_token(port, "GET", "/api/cluster", short_tok, 401, "token: expired");
+  char *out = NULL;
+  cr_assert_eq(trainctl_as(&c, &alice, &out, (const char *[]){"web-token", "--revoke", NULL}), 0);
+  cr_assert(strstr(out, "revoked 1 token"), "%s", out);
+  free(out);
+  as_token(port, "GET", "/api/cluster", tok, 401, "token: revoked");
+  as_token(port, "GET", "/api/cluster", "tyw1.zz", 401, "token: not a console token");
+  as_token(port, "GET", "/api/cluster", "tyw1.0123456789abcdef0123456789abcdef", 401,
+           "token: unknown to this controller");
+  snprintf(hdr, sizeof(hdr), "Cookie: trainyard_token=%s", tok);
+  web_expect_only(port, "/api/jobs", hdr, 401);
+  /* trainctl's own rejections. */
+  cr_assert_neq(trainctl_as(&c, &alice, NULL, (const char *[]){"web-token", "--ttl", "100d", NULL}),
+                0);
+  cr_assert_neq(trainctl_as(&c, &alice, NULL, (const char *[]){"web-token", "--ttl", "soon", NULL}),
+                0);
+  it_cluster_stop(&c);
+}
