@@ -388,19 +388,35 @@ static int open_store(ty_controller *ctl, char *err, size_t len) {
 
 /* The whole store's quick_check, off the loop: at a million jobs it takes
  * seconds, so a start does not wait for it (ty_store_open checked what the
- * start reads). A damaged file stops the controller, saying why. */
+ * start reads). A damaged file stops the controller, saying why; a stop
+ * meanwhile interrupts it (ty_controller_stop fires check_opts.cancel),
+ * since the loop, and so SIGTERM, would otherwise wait for the whole check.
+ * TRAINYARD_TEST_STORE_CHECK_HOLD_MS (tests only) makes the check hold
+ * that long inside SQLite, so that a test can stop traind during one. */
 static void check_store(uv_work_t *w) {
   ty_controller *ctl = w->data;
   char path[4096];
   snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
-  ctl->check_rc = ty_store_check(path, ctl->check_err, sizeof(ctl->check_err));
+  ctl->check_rc = ty_store_check(path, &ctl->check_opts, ctl->check_err, sizeof(ctl->check_err));
 }
 
 static void on_store_checked(uv_work_t *w, int status) {
   ty_controller *ctl = w->data;
+  if (ctl->check_rc == UV_ECANCELED) {
+    ty_info("store integrity check interrupted by the shutdown");
+    ctl->check_rc = 0; /* no verdict: not a failure */
+  }
   if (status != 0 || ctl->check_rc == 0) return;
   ty_error("%s; stopping", ctl->check_err);
   ty_controller_stop(ctl);
+}
+
+static void start_store_check(ty_controller *ctl) {
+  const char *hold = getenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS");
+  ctl->check_opts = (ty_store_check_opts){.cancel = ty_store_cancel_create(),
+                                          .hold_ms = hold ? (uint32_t)strtoul(hold, NULL, 10) : 0};
+  ctl->check_work.data = ctl;
+  uv_queue_work(ctl->loop, &ctl->check_work, check_store, on_store_checked);
 }
 
 const char *ty_controller_failure(const ty_controller *ctl) {
@@ -451,8 +467,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
   uv_timer_start(&ctl->tick, on_tick, TICK_MS, TICK_MS);
   ty__metrics_refresh(ctl);
   ty__sched_request(ctl);
-  ctl->check_work.data = ctl;
-  uv_queue_work(loop, &ctl->check_work, check_store, on_store_checked);
+  start_store_check(ctl);
   *out_ctl = ctl;
   return 0;
 fail:
@@ -480,6 +495,8 @@ static void on_handle_closed(uv_handle_t *h) {
 void ty_controller_stop(ty_controller *ctl) {
   if (!ctl || ctl->stopping) return;
   ctl->stopping = true;
+  if (ctl->check_opts.cancel) /* the loop would wait for the check */
+    ty_store_cancel_fire(ctl->check_opts.cancel);
   ctl->tick.data = ctl;
   ctl->sched_async.data = ctl;
   uv_close((uv_handle_t *)&ctl->tick, on_handle_closed);
@@ -500,6 +517,7 @@ void ty_controller_stop(ty_controller *ctl) {
 
 void ty_controller_destroy(ty_controller *ctl) {
   if (!ctl) return;
+  ty_store_cancel_destroy(ctl->check_opts.cancel); /* the loop ran the check's end */
   for (ty_reply *r = ctl->replies, *next; r; r = next) {
     next = r->next;
     if (r->sink) r->sink(r, TY_ECLOSED, "the controller stopped");

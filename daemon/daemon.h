@@ -431,10 +431,26 @@ typedef struct ty_web_token_row {
  * database", "… has schema version 9, newer than this traind supports (1)",
  * "… integrity check failed (…); restore a backup"). */
 int ty_store_open(const char *path, ty_store **out_store, char *err, size_t err_len);
+/* Stops a whole-file check (ty_store_check) from another thread. The
+ * caller owns it and destroys it once no check uses it. */
+typedef struct ty_store_cancel ty_store_cancel;
+ty_store_cancel *ty_store_cancel_create(void);
+/* Any thread: the check that uses c stops now (sqlite3_interrupt), or as
+ * it starts; later checks with c stop at once. */
+void ty_store_cancel_fire(ty_store_cancel *c);
+void ty_store_cancel_destroy(ty_store_cancel *c); /* accepts NULL */
+typedef struct ty_store_check_opts {
+  ty_store_cancel *cancel; /* borrowed; NULL: the check cannot be stopped */
+  /* Tests: with cancel, the check holds this long inside SQLite before it
+   * reads a page, still stopping at a fire (0 = not at all). */
+  uint32_t hold_ms;
+} ty_store_check_opts;
 /* PRAGMA quick_check of the whole file at `path` on a connection of its
  * own (any thread; seconds on a store of a million jobs): 0, or TY_ESTORE
- * and "PATH: integrity check failed (…); restore a backup" in err. */
-int ty_store_check(const char *path, char *err, size_t err_len);
+ * and "PATH: integrity check failed (…); restore a backup" in err, or
+ * UV_ECANCELED when opts->cancel fired before it finished (no verdict).
+ * opts may be NULL. */
+int ty_store_check(const char *path, const ty_store_check_opts *opts, char *err, size_t err_len);
 void ty_store_close(ty_store *s); /* accepts NULL */
 /* The schema version this build migrates to, and the file's version. */
 int ty_store_schema_version(void);

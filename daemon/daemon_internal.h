@@ -52,6 +52,12 @@ struct sqlite3;
 struct sqlite3 *ty__store_loop_db(ty_store *s);   /* the loop thread's reader */
 struct sqlite3 *ty__store_writer_db(ty_store *s); /* the committer thread's */
 const char *ty__store_path(const ty_store *s);
+/* The loop reader's statements kept prepared (store_query.c makes the
+ * cache on first use and frees it; store.c holds it and calls the free at
+ * close, before the reader connection is closed). */
+typedef struct ty__stmt_cache ty__stmt_cache;
+ty__stmt_cache **ty__store_loop_stmts(ty_store *s);
+void ty__stmt_cache_free(ty__stmt_cache *c); /* accepts NULL */
 void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 
 typedef struct ty_cluster_node {
@@ -257,8 +263,10 @@ struct ty_controller {
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   /* The whole-store integrity check, run on the thread pool after the
-   * start (controller.c); failure stops the controller. */
+   * start (controller.c); failure stops the controller, and a stop fires
+   * check_opts.cancel, which interrupts it. */
   uv_work_t check_work;
+  ty_store_check_opts check_opts;
   int check_rc;
   char check_err[TY_ERR_LEN];
   bool sched_wanted;

@@ -31,6 +31,32 @@
 
 /* ---- rows and the alloc column -------------------------------------------------- */
 
+/* Appenders for the row's text columns, kept NUL-terminated: a job's row
+ * is built on every change (five times in a short job's life), and
+ * ty_buf_printf's format parsing was most of that. */
+static void put_str(ty_buf *b, const char *s) {
+  size_t n = strlen(s);
+  if (ty_buf_append(b, s, n + 1) == 0) b->len--; /* else it stays as it was */
+}
+
+/* v in base 10 or 16 (lower case). */
+static void put_unum(ty_buf *b, uint64_t v, unsigned base) {
+  char d[24], out[24];
+  size_t n = 0;
+  do
+    d[n++] = "0123456789abcdef"[v % base];
+  while ((v /= base) != 0);
+  for (size_t i = 0; i < n; i++)
+    out[i] = d[n - 1 - i];
+  out[n] = '\0';
+  put_str(b, out);
+}
+
+static void put_inum(ty_buf *b, int64_t v) {
+  if (v < 0) put_str(b, "-");
+  put_unum(b, v < 0 ? -(uint64_t)v : (uint64_t)v, 10);
+}
+
 void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_alloc) {
   ty_buf nodes, alloc;
   ty_buf_init(&nodes);
@@ -39,16 +65,28 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
   ty_buf_append(&alloc, "", 1);
   nodes.len = alloc.len = 0;
   for (uint32_t s = 0; s < j->n_slots; s++) {
-    ty_buf_printf(&nodes, "%s%s", s ? "," : "", j->slots[s].node->name);
-    ty_buf_printf(&alloc, "%sS%llx,%u,%llu", s ? ";" : "", (unsigned long long)j->slots[s].gpus,
-                  j->slots[s].cpus, (unsigned long long)j->slots[s].mem);
+    if (s) put_str(&nodes, ",");
+    put_str(&nodes, j->slots[s].node->name);
+    put_str(&alloc, s ? ";S" : "S");
+    put_unum(&alloc, j->slots[s].gpus, 16);
+    put_str(&alloc, ",");
+    put_unum(&alloc, j->slots[s].cpus, 10);
+    put_str(&alloc, ",");
+    put_unum(&alloc, j->slots[s].mem, 10);
   }
   for (uint32_t seq = 1; seq <= j->ended; seq++)
     for (uint32_t r = 0; r < j->n_ranks; r++) {
       const ty_rank *rk = &j->ranks[r];
       if (rk->end_seq != seq) continue;
-      ty_buf_printf(&alloc, ";E%u,%d,%d,%d,%d", r, rk->task_state, rk->exit_code, rk->term_signal,
-                    rk->timed_out ? 1 : 0);
+      put_str(&alloc, ";E");
+      put_unum(&alloc, r, 10);
+      put_str(&alloc, ",");
+      put_inum(&alloc, rk->task_state);
+      put_str(&alloc, ",");
+      put_inum(&alloc, rk->exit_code);
+      put_str(&alloc, ",");
+      put_inum(&alloc, rk->term_signal);
+      put_str(&alloc, rk->timed_out ? ",1" : ",0");
     }
   *out = (ty_job_row){.id = j->id,
                       .name = j->spec.name,

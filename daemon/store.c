@@ -33,6 +33,7 @@
  */
 #include "daemon/daemon.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -255,6 +256,11 @@ static const char *const stmt_sql[ST_N] = {
  * the few columns it changed, and the sets that occur are few. */
 #define UPDATE_CACHE 32
 
+/* The loop reader's kept statements: store_query.c owns them (declared in
+ * daemon_internal.h, which the store's core does not include). */
+typedef struct ty__stmt_cache ty__stmt_cache;
+void ty__stmt_cache_free(ty__stmt_cache *c);
+
 struct ty_store {
   sqlite3 *db;  /* writer connection */
   sqlite3 *rdb; /* reader connection (loop thread) */
@@ -268,6 +274,7 @@ struct ty_store {
   atomic_uint_fast64_t rows_read;
   atomic_uint_fast64_t scans; /* statements that sorted or walked a whole table */
   char *path;
+  ty__stmt_cache *loop_stmts; /* the loop reader's kept statements (store_query.c) */
 };
 
 int ty_store_schema_version(void) {
@@ -381,15 +388,20 @@ static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
 }
 
 /* PRAGMA quick_check on db, of one table and its indexes or (NULL) of the
- * whole file: 0, or TY_ESTORE and a sentence naming path and the damage. */
+ * whole file: 0, or TY_ESTORE and a sentence naming path and the damage;
+ * UV_ECANCELED when db's progress handler interrupted it (no verdict). */
 static int quick_check(sqlite3 *db, const char *path, const char *table, char *err, size_t len) {
   char sql[96];
   snprintf(sql, sizeof(sql), table ? "PRAGMA quick_check(%s)" : "PRAGMA quick_check", table);
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   const char *res = NULL;
-  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-    res = (const char *)sqlite3_column_text(st, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) res = (const char *)sqlite3_column_text(st, 0);
+  if (rc == SQLITE_INTERRUPT) {
+    sqlite3_finalize(st);
+    return ty_errf(err, len, UV_ECANCELED, "%s: integrity check stopped before it finished", path);
+  }
   if (!res || strcmp(res, "ok") != 0) {
     char what[TY_ERR_LEN];
     snprintf(what, sizeof(what), "integrity check failed (%.160s); restore a backup",
@@ -421,7 +433,63 @@ static int check_start_tables(ty_store *s, char *err, size_t len) {
   return 0;
 }
 
-int ty_store_check(const char *path, char *err, size_t len) {
+/* What stops a whole-file check from another thread. The mutex keeps db
+ * open while ty_store_cancel_fire interrupts it (sqlite3_interrupt must
+ * not race the connection's close). */
+struct ty_store_cancel {
+  pthread_mutex_t mu;
+  sqlite3 *db; /* the running check's connection, or NULL */
+  atomic_bool fired;
+};
+
+ty_store_cancel *ty_store_cancel_create(void) {
+  ty_store_cancel *c = ty_xcalloc(1, sizeof(*c));
+  pthread_mutex_init(&c->mu, NULL);
+  atomic_init(&c->fired, false);
+  return c;
+}
+
+void ty_store_cancel_fire(ty_store_cancel *c) {
+  pthread_mutex_lock(&c->mu);
+  atomic_store(&c->fired, true);
+  if (c->db) sqlite3_interrupt(c->db);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void ty_store_cancel_destroy(ty_store_cancel *c) {
+  if (!c) return;
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+/* SQLite's progress handler during a cancellable ty_store_check, called
+ * at every VDBE jump (period 1): nonzero (interrupt) once fired. The first
+ * call comes before the b-tree walk (the program's fourth instruction),
+ * which closes the race of a fire between setting db and the statement's
+ * start (where SQLite clears an earlier sqlite3_interrupt); within the
+ * walk, one instruction that calls no handler, sqlite3_interrupt stops
+ * it. The first call also holds for hold_ms (tests), in 10 ms naps that
+ * watch for a fire. */
+static int check_progress(void *ud) {
+  ty_store_check_opts *o = ud; /* ty_store_check's copy */
+  for (uint32_t held = 0; held < o->hold_ms && !atomic_load(&o->cancel->fired); held += 10)
+    uv_sleep(10);
+  o->hold_ms = 0;
+  return atomic_load(&o->cancel->fired) ? 1 : 0;
+}
+
+/* Publishes db to o's canceller (NULL: withdraws it); false when it fired
+ * already. */
+static bool share_db(const ty_store_check_opts *o, sqlite3 *db) {
+  if (!o->cancel) return true;
+  pthread_mutex_lock(&o->cancel->mu);
+  o->cancel->db = db;
+  bool go = !atomic_load(&o->cancel->fired);
+  pthread_mutex_unlock(&o->cancel->mu);
+  return go;
+}
+
+int ty_store_check(const char *path, const ty_store_check_opts *opts, char *err, size_t len) {
   sqlite3 *db = NULL;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
     set_err(err, len, path, "integrity check: cannot open", db);
@@ -429,7 +497,12 @@ int ty_store_check(const char *path, char *err, size_t len) {
     return TY_ESTORE;
   }
   sqlite3_busy_timeout(db, 5000);
-  int rc = quick_check(db, path, NULL, err, len);
+  ty_store_check_opts o = opts ? *opts : (ty_store_check_opts){0};
+  if (o.cancel) sqlite3_progress_handler(db, 1, check_progress, &o);
+  int rc = share_db(&o, db) ? quick_check(db, path, NULL, err, len)
+                            : ty_errf(err, len, UV_ECANCELED,
+                                      "%s: integrity check stopped before it started", path);
+  share_db(&o, NULL);
   sqlite3_close(db);
   return rc;
 }
@@ -504,6 +577,7 @@ void ty_store_close(ty_store *s) {
     sqlite3_finalize(s->stmt[i]);
   for (int i = 0; i < UPDATE_CACHE; i++)
     sqlite3_finalize(s->update[i].st);
+  ty__stmt_cache_free(s->loop_stmts);
   sqlite3_close(s->rdb);
   sqlite3_close(s->db);
   free(s->path);
@@ -539,6 +613,9 @@ sqlite3 *ty__store_loop_db(ty_store *s) {
 }
 sqlite3 *ty__store_writer_db(ty_store *s) {
   return s->db;
+}
+ty__stmt_cache **ty__store_loop_stmts(ty_store *s) {
+  return &s->loop_stmts;
 }
 const char *ty__store_path(const ty_store *s) {
   return s->path;

@@ -171,7 +171,11 @@ int ty__infer_split(ty__infer *ic) {
   int64_t nout = ty_graph_node_attr_int(ic->node, "num_outputs", ic->n_out);
   if (nout != ic->n_out)
     return fail(ic, TY_EINVAL, "attribute num_outputs differs from the number of outputs");
-  if (x->rank < 0) return 0;
+  if (x->rank < 0) { /* the dtype is still known: later nodes need it */
+    for (int i = 0; i < ic->n_out; i++)
+      ty__infer_set(ic, i, ic->in_dt[0], x);
+    return 0;
+  }
   int axis;
   if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), x->rank, &axis) != 0)
     return fail(ic, TY_EINVAL, "axis is out of range");

@@ -126,6 +126,16 @@ typedef struct ty__reason_memo {
   char text[160];
 } ty__reason_memo;
 
+/* The last search for free nodes that failed, per use of the caps: a job
+ * of the same shape finds the same while the index is unchanged (gen), so
+ * an array's blocked elements search once per pass, not once each. */
+typedef struct ty__find_memo {
+  ty__need need;
+  uint32_t want, have;
+  uint64_t gen;
+  bool used;
+} ty__find_memo;
+
 typedef struct ty__pass {
   const ty_sched_input *in;
   ty_sched_config cfg;
@@ -152,6 +162,11 @@ typedef struct ty__pass {
   char resv_text[160]; /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;
+  /* +1 whenever this pass changed idx (a placement, a preemption's claim,
+   * the reservation's caps); the failed searches it remembers. */
+  uint64_t idx_gen;
+  ty__find_memo find_memo[2];
+  uint64_t find_memo_hits; /* searches answered by find_memo (a test hook) */
   /* Arrays with a cap on running elements (%N) among the pending jobs,
    * sorted, and their running elements (this pass's placements counted);
    * none allocated when no pending job has a cap. */

@@ -19,7 +19,9 @@
  * a second with tens to thousands of pending jobs; the trace simulator runs
  * it with 100,000 jobs on 10,000 nodes. Cost: O(J log J) to order, then per
  * job O(GPU buckets x switches) when it cannot fit and about the nodes it
- * scans when it can; the reservation is O(R log R) once per pass.
+ * scans when it can; the reservation is O(R log R) once per pass. A job of
+ * the shape whose search last failed, on an index unchanged since (an
+ * array's blocked elements), costs O(1) instead (find_memo).
  */
 #include "scheduler/scheduler.h"
 
@@ -448,6 +450,21 @@ static void need_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n, u
   copy_reason(buf, len, m->text);
 }
 
+/* ty__idx_find, answered from the memo when the same search failed on the
+ * unchanged index (so it would fail again with the same count): exact. */
+static bool find_nodes(ty__pass *p, const ty__need *n, uint32_t want, bool caps, uint32_t *have) {
+  ty__find_memo *m = &p->find_memo[caps];
+  if (m->used && m->gen == p->idx_gen && m->want == want && m->need.cpus == n->cpus &&
+      m->need.gpus == n->gpus && m->need.mem == n->mem) {
+    *have = m->have;
+    p->find_memo_hits++;
+    return false;
+  }
+  if (ty__idx_find(&p->idx, n, want, caps, p->picked, have)) return true;
+  *m = (ty__find_memo){.need = *n, .want = want, .have = *have, .gen = p->idx_gen, .used = true};
+  return false;
+}
+
 /* Handles one eligible job; returns 0 or TY_ENOMEM. */
 static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   const ty_sched_job *j = &p->in->jobs[ji];
@@ -461,11 +478,15 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
     return 0;
   }
   bool caps = outlasts_reservation(p, ji);
-  if (ty__idx_find(&p->idx, &n, want, caps, p->picked, &have)) return place(p, ji, &n, want, caps);
+  if (find_nodes(p, &n, want, caps, &have)) {
+    p->idx_gen++;
+    return place(p, ji, &n, want, caps);
+  }
   uint32_t have_free = have;
-  bool fits_uncapped = caps && ty__idx_find(&p->idx, &n, want, false, p->picked, &have_free);
+  bool fits_uncapped = caps && find_nodes(p, &n, want, false, &have_free);
   *out_blocked = true;
   if (!fits_uncapped && !p->cfg.fifo && p->cfg.preemption && ty__preempt(p, ji, &n, want)) {
+    p->idx_gen++; /* it claimed nodes (one that finds no victims changes nothing) */
     ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_PREEMPTING);
     snprintf(pd->reason, sizeof(pd->reason), "Preempting: waiting for preempted jobs to exit");
     /* Victims get SIGTERM now and SIGKILL after the grace period. */
@@ -482,6 +503,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   need_reason(p, j, &n, have_free, pd->reason, sizeof(pd->reason));
   int64_t t;
   if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
+    p->idx_gen++; /* it capped nodes (a failed one changes nothing) */
     pd->reserved = true;
     pd->est_start_ms = t;
     pd->est_kind = TY_SCHED_EST_LIMITS;

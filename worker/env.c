@@ -19,6 +19,7 @@
  */
 #include <inttypes.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,17 +70,29 @@ static void env_put(env_list *l, char *entry) {
 static void env_putf(env_list *l, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* One vsnprintf into a stack buffer (a task's values are short), one
+ * allocation for the entry: the environment is built for every task. */
 static void env_putf(env_list *l, const char *name, const char *fmt, ...) {
-  ty_buf b;
-  ty_buf_init(&b);
-  int rc = ty_buf_printf(&b, "%s=", name);
+  char val[256], *heap = NULL;
   va_list ap;
   va_start(ap, fmt);
-  if (rc == 0) rc = ty_buf_vprintf(&b, fmt, ap);
+  int n = vsnprintf(val, sizeof val, fmt, ap);
   va_end(ap);
-  if (rc == 0) rc = ty_buf_append(&b, "", 1);
-  if (rc != 0) ty_buf_close(&b);
-  env_put(l, rc == 0 ? (char *)b.data : NULL); /* the buffer's bytes become the entry */
+  if (n >= 0 && (size_t)n >= sizeof val && (heap = malloc((size_t)n + 1))) {
+    va_start(ap, fmt);
+    vsnprintf(heap, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  const char *v = heap ? heap : val;
+  size_t name_n = strlen(name);
+  char *entry = n < 0 || (!heap && (size_t)n >= sizeof val) ? NULL : malloc(name_n + (size_t)n + 2);
+  if (entry) {
+    memcpy(entry, name, name_n);
+    entry[name_n] = '=';
+    memcpy(entry + name_n + 1, v, (size_t)n + 1);
+  }
+  free(heap);
+  env_put(l, entry); /* NULL: out of memory, the launch fails */
 }
 
 static void put_gpus(env_list *l, const ty_task_spec *spec) {

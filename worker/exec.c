@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainyard-exec: the few steps between trainworkerd's fork and a task's
- * exec that libuv's uv_spawn cannot take (docs/security.md, "Tasks run as
- * their user"). trainworkerd spawns it with the task's environment and
- * stdio; it then, in this order:
+ * trainyard-exec: the few steps between trainworkerd's fork and an
+ * interactive task's exec that libuv's uv_spawn cannot take (docs/security.md,
+ * "Tasks run as their user"); plain tasks take the same steps in the
+ * worker's own child (worker/direct.c), kept in step with this file.
+ * trainworkerd spawns it with the task's environment and stdio; it then,
+ * in this order:
  *
  *   1. starts a new session (the task's pid is its process group's id) and,
  *      with --ctty, makes its stdin terminal the controlling one (^C and job

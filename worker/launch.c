@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Starting a task: checking its spec, resolving its user, its environment,
- * its job directory, log and token key, its cgroup, and spawning it through
- * trainyard-exec (spawn.c, exec.c). ty_tasks_launch waits for the helper's
- * verdict; ty_tasks_launch_async lists the task at once and lets the loop
- * watch the verdict (on_verdict), so the launches of one scheduling pass
- * overlap. task.c supervises the task from then on.
- *
- * Order kept for the controller: a task's launch is answered before its
- * end is reported (an exit seen before the verdict waits for it), and a
- * start that fails is never reported as a task.
+ * its job directory, log and token key, its cgroup, and spawning it: a
+ * plain task by the worker itself (direct.c: no helper, no fork of the
+ * worker's page tables), an interactive one through trainyard-exec
+ * (spawn.c, exec.c). Either way the outcome is known when the launch
+ * returns, before the loop can see the task's exit: a task's launch is
+ * answered before its end is reported, and a start that fails is never
+ * reported as a task. task.c supervises the task from then on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +114,8 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
       k->gpu_mask |= UINT64_C(1) << spec->gpu_indices[g];
   k->kill_grace_s = spec->kill_grace_s ? spec->kill_grace_s : TY_TASK_DEFAULT_GRACE_S;
   k->proc.data = k;
+  k->exit_poll.data = k;
+  k->pidfd = -1;
   k->grace_timer.data = k;
   k->limit_timer.data = k;
   k->warn_timer.data = k;
@@ -144,31 +144,28 @@ static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
                             .node_gpus = node_gpus > 64 ? node_gpus : 64};
 }
 
-/* Spawns k through the exec helper: plain tasks write straight into the
- * log; interactive ones get pipes or a pty from an iotask. On error `err`
- * says why. */
-static void on_verdict(void *ud, int rc, const char *err);
-
-/* The helper's verdict: waited for, or (async) watched by the loop, which
- * calls on_verdict. A watch that cannot start fails the launch. */
-static int spawn_helper(ty_tasks *t, task *k, const ty__spawn *sp, bool async, char *err,
-                        size_t err_len) {
-  if (!async) return ty__spawn_task(t->loop, &k->proc, sp, err, err_len);
-  int fd;
-  int rc = ty__spawn_start(t->loop, &k->proc, sp, &fd, err, err_len);
+/* A plain task through direct.c, its exit watched by polling its pidfd. */
+static int spawn_plain(ty_tasks *t, task *k, const ty__spawn *sp, char *err, size_t err_len) {
+  int pid, pidfd;
+  int rc = ty__spawn_direct(sp, &pid, &pidfd, err, err_len);
   if (rc != 0) return rc;
-  rc = ty__verdict_watch(t->loop, fd, k->proc.pid, sp, on_verdict, k, &k->verdict);
-  if (rc == 0) return 0;
-  close(fd);
-  kill(k->proc.pid, SIGKILL);
-  waitpid(k->proc.pid, NULL, 0);
-  return ty_errf(err, err_len, TY_EIO, "cannot start the task on node %s: %s", t->node,
-                 ty_strerror(rc));
+  rc = uv_poll_init(t->loop, &k->exit_poll, pidfd);
+  if (rc == 0) rc = uv_poll_start(&k->exit_poll, UV_READABLE, ty__task_on_pidfd);
+  if (rc != 0) {
+    ty__kill_pidfd(pid, pidfd); /* an initialised poll handle is closed by drop_unstarted */
+    return ty_errf(err, err_len, TY_EIO, "cannot watch the task on node %s: %s", t->node,
+                   ty_strerror(rc));
+  }
+  k->pidfd = pidfd;
+  k->pid = pid;
+  return 0;
 }
 
+/* Spawns k: plain tasks write straight into the log; interactive ones get
+ * pipes or a pty from an iotask and start through the helper. On error
+ * `err` says why. */
 static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const ty__runas *who,
-                         char **env, int null_fd, int log_fd, bool async, char *err,
-                         size_t err_len) {
+                         char **env, int null_fd, int log_fd, char *err, size_t err_len) {
   ty__spawn sp = {.helper = t->helper,
                   .node = t->node,
                   .who = who,
@@ -181,7 +178,8 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
                   .stdio = {{.flags = UV_INHERIT_FD, .data.fd = null_fd},
                             {.flags = UV_INHERIT_FD, .data.fd = log_fd},
                             {.flags = UV_INHERIT_FD, .data.fd = log_fd}}};
-  if (!t->helper) return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
+  if (spec->interactive.on && !t->helper)
+    return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
   ty__iotask *io = NULL;
   if (spec->interactive.on) {
     int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, sp.stdio, err, err_len, &io);
@@ -192,7 +190,12 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
       t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err, err_len)
             : 0;
   k->in_cgroup = t->cg && rc == 0;
-  if (rc == 0) rc = spawn_helper(t, k, &sp, async && !io, err, err_len);
+  if (rc == 0 && io) {
+    rc = ty__spawn_task(t->loop, &k->proc, &sp, err, err_len);
+    if (rc == 0) k->pid = k->proc.pid;
+  } else if (rc == 0) {
+    rc = spawn_plain(t, k, &sp, err, err_len);
+  }
   ty_cgroup_procs_free(sp.procs);
   if (rc != 0 && k->in_cgroup) {
     ty_cgroup_task_remove(t->cg, spec->job_id, spec->rank);
@@ -234,24 +237,26 @@ static int open_stdio(ty_tasks *t, const ty_task_spec *spec, const ty__runas *wh
 }
 
 /* A task that could not start: recorded only long enough to close its
- * handle (libuv initialises it only once the child is forked). */
+ * handles (libuv initialises the process one only once the child is
+ * forked). */
 static void drop_unstarted(ty_tasks *t, task *k) {
-  if (k->proc.type != UV_PROCESS) {
+  uv_handle_t *hs[] = {(uv_handle_t *)&k->proc, (uv_handle_t *)&k->exit_poll};
+  uv_close_cb cbs[] = {ty__task_on_handle_closed, ty__task_on_poll_closed};
+  for (size_t i = 0; i < TY_ARRAY_LEN(hs); i++)
+    k->open_handles += hs[i]->type != UV_UNKNOWN_HANDLE;
+  if (k->open_handles == 0) {
     free(k);
     return;
   }
   k->acked = true; /* nobody waits for a report of a task that never ran */
-  k->open_handles = 1;
   k->next = t->head;
   t->head = k;
-  uv_close((uv_handle_t *)&k->proc, ty__task_on_handle_closed);
+  for (size_t i = 0; i < TY_ARRAY_LEN(hs); i++)
+    if (hs[i]->type != UV_UNKNOWN_HANDLE) uv_close(hs[i], cbs[i]);
 }
 
-/* The launch's common part. Started asynchronously (k->verdict set), the
- * task is listed at once and on_verdict finishes the launch; otherwise it
- * is finished here. */
-static int launch(ty_tasks *t, const ty_task_spec *spec, bool async, ty_tasks_started_cb cb,
-                  void *ud, char *err, size_t err_len) {
+/* The launch: listed as running, or refused with err. */
+int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
   char **env = NULL;
   int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
   ty__runas who;
@@ -266,14 +271,12 @@ static int launch(ty_tasks *t, const ty_task_spec *spec, bool async, ty_tasks_st
   if (rc != 0) goto fail;
   forget_old(t, spec->job_id, spec->rank);
   task *k = new_task(t, spec);
-  k->log_fd = -1;
-  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], async, err, err_len);
+  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], err, err_len);
   if (rc != 0) {
     log_failure(fds[1], err);
     drop_unstarted(t, k);
     goto fail;
   }
-  k->pid = k->proc.pid;
   k->running = true;
   k->state = TY_TASK_RUNNING;
   ty__task_start_timers(t, k, spec->time_limit_s, spec->warn_before_s);
@@ -282,11 +285,6 @@ static int launch(ty_tasks *t, const ty_task_spec *spec, bool async, ty_tasks_st
   while (*tail)
     tail = &(*tail)->next;
   *tail = k;
-  if (k->verdict) {
-    k->started_cb = cb, k->started_ud = ud;
-    k->log_fd = fds[1], fds[1] = -1;
-    goto out;
-  }
   t->stats.started++;
   ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d as %s%s: %s", k->job_id, k->rank,
           k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
@@ -294,66 +292,9 @@ fail:
   if (rc != 0) t->stats.launch_failures++;
   /* After the task is listed: a woken attach looks it up. */
   ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
-  if (cb) cb(ud, rc, rc ? err : NULL);
-out:
   for (int i = 0; i < 2; i++)
     if (fds[i] >= 0) close(fds[i]);
   ty_task_env_free(env);
   ty__runas_close(&who);
   return rc;
-}
-
-int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
-  return launch(t, spec, false, NULL, NULL, err, err_len);
-}
-
-void ty_tasks_launch_async(ty_tasks *t, const ty_task_spec *spec, ty_tasks_started_cb cb,
-                           void *ud) {
-  char err[TY_ERR_LEN] = "";
-  launch(t, spec, true, cb, ud, err, sizeof err);
-}
-
-/* The helper of an asynchronous start said whether the command runs: the
- * launch is answered, then an exit that came meanwhile is handled. */
-static void on_verdict(void *ud, int rc, const char *err) {
-  task *k = ud;
-  ty_tasks *t = k->owner;
-  k->verdict = NULL;
-  if (rc == 0) {
-    t->stats.started++;
-    ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d%s", k->job_id, k->rank, k->pid,
-            k->in_cgroup ? " in its cgroup" : "");
-  } else {
-    log_failure(k->log_fd, err);
-    t->stats.launch_failures++;
-    /* Never reported, never found: only its exit is still awaited. */
-    k->start_failed = true;
-    k->running = false;
-    k->acked = true;
-  }
-  close(k->log_fd);
-  k->log_fd = -1;
-  ty__io_launched(t->ioreg, k->job_id, k->rank, rc, err);
-  ty_tasks_started_cb cb = k->started_cb;
-  k->started_cb = NULL;
-  if (cb) cb(k->started_ud, rc, err);
-  if (!k->exit_seen) return;
-  if (rc != 0)
-    ty__task_drop_failed_start(k);
-  else
-    ty__task_exited(k, k->exit_status, k->exit_term);
-}
-
-/* Destroying the registry: a start still waiting for its verdict is
- * answered TY_ESTATE, and its task goes with the others. */
-void ty__task_abandon_start(task *k) {
-  ty__verdict_cancel(k->verdict);
-  k->verdict = NULL;
-  if (k->log_fd >= 0) close(k->log_fd);
-  k->log_fd = -1;
-  ty_tasks_started_cb cb = k->started_cb;
-  k->started_cb = NULL;
-  char err[TY_ERR_LEN];
-  ty_errf(err, sizeof err, TY_ESTATE, "node %s is shutting down", k->owner->node);
-  if (cb) cb(k->started_ud, TY_ESTATE, err);
 }

@@ -74,7 +74,6 @@ struct ty_worker_session {
   ty__graph_worker *graph;  /* graph jobs: trainrun launches, progress (graph_task.c) */
   uint64_t conn_gen;        /* +1 per connection */
   size_t auth_pending;      /* credential operations not yet called back */
-  size_t launches_pending;  /* LaunchTasks whose task is starting (on_launched) */
   ty_auth_queue *own_queue; /* when the opts gave none */
 };
 
@@ -150,9 +149,7 @@ static void set_lease(ty_worker_session *s, uint32_t node_timeout_ms) {
 /* ---- lifetime --------------------------------------------------------------- */
 
 static void maybe_free(ty_worker_session *s) {
-  if (!s->destroying || s->open_handles > 0 || s->conn || s->connecting || s->auth_pending ||
-      s->launches_pending)
-    return;
+  if (!s->destroying || s->open_handles > 0 || s->conn || s->connecting || s->auth_pending) return;
   ty_auth_queue_destroy(s->own_queue);
   free(s->host);
   free(s->name);
@@ -455,26 +452,8 @@ static void send_register(ty_worker_session *s) {
 
 /* ---- requests from the controller -------------------------------------------- */
 
-/* A LaunchTask whose task is starting: answered on the connection it came
- * on, if that is still the one (conn_gen), once the helper has spoken. */
-typedef struct launching {
-  ty_worker_session *s;
-  uint64_t gen, request_id, job_id;
-  uint32_t rank;
-} launching;
-
-static void on_launched(void *ud, int rc, const char *err) {
-  launching *l = ud;
-  ty_worker_session *s = l->s;
-  ty_rpc_conn *c = !s->destroying && s->conn_gen == l->gen ? s->conn : NULL;
-  if (rc != 0)
-    ty_warn("launch of job %" PRIu64 " rank %" PRIu32 " failed: %s", l->job_id, l->rank, err);
-  if (c) ty_rpc_reply(c, l->request_id, rc, rc ? err : NULL, NULL, 0);
-  free(l);
-  s->launches_pending--;
-  maybe_free(s);
-}
-
+/* A LaunchTask is answered once its command exec'd (or failed to), so
+ * the answer precedes the task's TaskUpdate on the connection. */
 static void handle_launch(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *req) {
   ty__launch l;
   if (ty__decode_launch(req->payload, req->payload_len, &l) != 0) {
@@ -484,16 +463,11 @@ static void handle_launch(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg
   char err[TY_ERR_LEN] = "";
   ty__graph_cmd gc;
   int rc = ty__graph_prepare(s->graph, &l.spec, &gc, err, sizeof err);
-  if (rc >= 0) {
-    launching *lc = ty_xcalloc(1, sizeof *lc);
-    *lc = (launching){s, s->conn_gen, req->request_id, l.spec.job_id, l.spec.rank};
-    s->launches_pending++;
-    ty_tasks_launch_async(s->o.tasks, &l.spec, on_launched, lc);
-  } else {
+  if (rc >= 0) rc = ty_tasks_launch(s->o.tasks, &l.spec, err, sizeof err);
+  if (rc != 0)
     ty_warn("launch of job %" PRIu64 " rank %" PRIu32 " failed: %s", l.spec.job_id, l.spec.rank,
             err);
-    ty_rpc_reply(c, req->request_id, rc, err, NULL, 0);
-  }
+  ty_rpc_reply(c, req->request_id, rc, rc ? err : NULL, NULL, 0);
   ty__graph_cmd_close(&gc);
   ty__launch_free(&l);
 }

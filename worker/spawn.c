@@ -18,9 +18,9 @@
  * one per launch, answered from files or nscd/sssd caches on a node; the
  * helper itself makes system calls only. Waiting for the helper's status
  * is bounded (HELPER_WAIT_MS), as uv_spawn itself waits for its exec.
- * The status is waited for (ty__spawn_task) or read by the loop as it
- * comes (ty__verdict_watch: LaunchTask's path, so that one slow exec does
- * not hold up the next launches).
+ * Only interactive tasks (stdio made by libuv) start through the helper;
+ * plain tasks start without it (direct.c), whose failures are turned into
+ * the same errors here (ty__spawn_verdict).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -192,8 +192,7 @@ static ssize_t read_status(int fd, char *buf, size_t cap) {
   return (ssize_t)len;
 }
 
-/* What a verdict's messages name, copied so an asynchronous verdict
- * outlives the launch's spec. */
+/* What a verdict's messages name. */
 typedef struct verdict_names {
   char argv0[256], cwd[1024], user[256], node[256];
 } verdict_names;
@@ -230,8 +229,9 @@ static int timed_out(const char *node, char *err, size_t len) {
                  node, HELPER_WAIT_MS / 1000);
 }
 
-int ty__spawn_start(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, int *status_fd,
-                    char *err, size_t len) {
+/* The helper runs in *proc; *status_fd is the read end of its status pipe. */
+static int spawn_start(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, int *status_fd,
+                       char *err, size_t len) {
   int fds[2];
   *status_fd = -1;
   if (pipe2(fds, O_CLOEXEC) != 0)
@@ -261,7 +261,7 @@ int ty__spawn_start(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, int
 
 int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err, size_t len) {
   int fd;
-  int rc = ty__spawn_start(loop, proc, s, &fd, err, len);
+  int rc = spawn_start(loop, proc, s, &fd, err, len);
   if (rc != 0) return rc;
   char line[1200];
   ssize_t n = read_status(fd, line, sizeof line);
@@ -271,93 +271,11 @@ int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char
   if (n < 0) kill(proc->pid, SIGKILL);
   waitpid(proc->pid, NULL, 0);
   if (n < 0) return timed_out(s->node, err, len);
+  return ty__spawn_verdict(s, line, err, len);
+}
+
+int ty__spawn_verdict(const ty__spawn *s, char *line, char *err, size_t len) {
   verdict_names names;
   names_of(s, &names);
   return verdict(&names, line, err, len);
-}
-
-/* ---- the verdict, read by the loop ------------------------------------------------------------
- */
-
-struct ty__verdict {
-  uv_poll_t poll;
-  uv_timer_t timer;
-  int fd, pid, handles;
-  char line[1200];
-  size_t len;
-  verdict_names names;
-  ty__verdict_cb cb; /* NULL once called or cancelled */
-  void *ud;
-};
-
-static void verdict_closed(uv_handle_t *h) {
-  ty__verdict *v = h->data;
-  if (--v->handles > 0) return;
-  close(v->fd);
-  free(v);
-}
-
-static void verdict_close(ty__verdict *v) {
-  v->cb = NULL;
-  uv_close((uv_handle_t *)&v->poll, verdict_closed);
-  uv_close((uv_handle_t *)&v->timer, verdict_closed);
-}
-
-/* Calls back once (n: the status bytes read to EOF, -1 on timeout) and closes. */
-static void verdict_done(ty__verdict *v, ssize_t n) {
-  ty__verdict_cb cb = v->cb;
-  char err[TY_ERR_LEN] = "";
-  int rc = 0;
-  if (n < 0) {
-    kill(v->pid, SIGKILL); /* its exit still comes to the process's exit_cb */
-    rc = timed_out(v->names.node, err, sizeof err);
-  } else if (n > 0) {
-    v->line[n] = '\0';
-    rc = verdict(&v->names, v->line, err, sizeof err);
-  }
-  void *ud = v->ud;
-  verdict_close(v);
-  if (cb) cb(ud, rc, rc ? err : NULL);
-}
-
-static void on_status_readable(uv_poll_t *h, int status, int events) {
-  (void)events;
-  ty__verdict *v = h->data;
-  for (;;) {
-    ssize_t n = status < 0 ? 0 : read(v->fd, v->line + v->len, sizeof v->line - 1 - v->len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; /* more to come */
-    if (n > 0 && (v->len += (size_t)n) + 1 < sizeof v->line) continue;
-    verdict_done(v, (ssize_t)v->len); /* EOF (the exec closed the pipe), an error, or full */
-    return;
-  }
-}
-
-static void on_status_timeout(uv_timer_t *h) {
-  verdict_done(h->data, -1);
-}
-
-int ty__verdict_watch(uv_loop_t *loop, int status_fd, int pid, const ty__spawn *s,
-                      ty__verdict_cb cb, void *ud, ty__verdict **out) {
-  int fl = fcntl(status_fd, F_GETFL);
-  if (fl < 0 || fcntl(status_fd, F_SETFL, fl | O_NONBLOCK) != 0) return TY_EIO;
-  ty__verdict *v = ty_xcalloc(1, sizeof *v);
-  *v = (ty__verdict){.fd = status_fd, .pid = pid, .cb = cb, .ud = ud};
-  names_of(s, &v->names);
-  int rc = uv_poll_init(loop, &v->poll, status_fd);
-  if (rc != 0) {
-    free(v);
-    return rc;
-  }
-  uv_timer_init(loop, &v->timer);
-  v->poll.data = v->timer.data = v;
-  v->handles = 2;
-  uv_poll_start(&v->poll, UV_READABLE | UV_DISCONNECT, on_status_readable);
-  uv_timer_start(&v->timer, on_status_timeout, HELPER_WAIT_MS, 0);
-  *out = v;
-  return 0;
-}
-
-void ty__verdict_cancel(ty__verdict *v) {
-  if (v) verdict_close(v);
 }

@@ -5,9 +5,10 @@
  * the controller has acknowledged it. Starting a task is launch.c's.
  *
  * Invariants:
- *   - A task starts through trainyard-exec (spawn.c, exec.c): its own session
- *     (its pid is its process group id), its cgroup joined before the exec,
- *     the submitter's uid, gid and groups on a root worker.
+ *   - A task starts in its own session (its pid is its process group id),
+ *     its cgroup joined before the exec, with the submitter's uid, gid and
+ *     groups on a root worker: a plain task by the worker itself (direct.c),
+ *     an interactive one through trainyard-exec (spawn.c, exec.c).
  *   - With cgroups, signals go to every process in the task's cgroup and a
  *     kill is the whole cgroup's (cgroup.c): a double fork does not escape.
  *     When the task's main process exits, whatever it left behind is killed,
@@ -98,13 +99,22 @@ void ty__task_on_handle_closed(uv_handle_t *h) {
   maybe_free_task(k);
 }
 
+void ty__task_on_poll_closed(uv_handle_t *h) {
+  task *k = h->data;
+  if (k->pidfd >= 0) close(k->pidfd);
+  k->pidfd = -1;
+  ty__task_on_handle_closed(h);
+}
+
 static void close_handles(task *k) {
-  uv_handle_t *hs[] = {(uv_handle_t *)&k->proc, (uv_handle_t *)&k->grace_timer,
-                       (uv_handle_t *)&k->limit_timer, (uv_handle_t *)&k->warn_timer};
+  uv_handle_t *hs[] = {(uv_handle_t *)&k->proc, (uv_handle_t *)&k->exit_poll,
+                       (uv_handle_t *)&k->grace_timer, (uv_handle_t *)&k->limit_timer,
+                       (uv_handle_t *)&k->warn_timer};
   for (size_t i = 0; i < TY_ARRAY_LEN(hs); i++) {
     /* Records are calloc'ed: a handle never initialised is UV_UNKNOWN_HANDLE. */
     if (hs[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(hs[i]))
-      uv_close(hs[i], ty__task_on_handle_closed);
+      uv_close(hs[i], hs[i] == (uv_handle_t *)&k->exit_poll ? ty__task_on_poll_closed
+                                                            : ty__task_on_handle_closed);
   }
 }
 
@@ -154,8 +164,6 @@ void ty_tasks_destroy(ty_tasks *t) {
     maybe_free_registry(t);
     return;
   }
-  for (task *k = t->head; k; k = k->next)
-    if (k->verdict) ty__task_abandon_start(k);
   /* The last task to go frees the registry (maybe_free_task). */
   task *k = t->head;
   while (k) {
@@ -333,25 +341,26 @@ void ty__task_exited(task *k, int64_t exit_status, int term_signal) {
   finish(k);
 }
 
-/* A task whose command never ran (its helper failed): no report; its
- * record and cgroup go once the helper has exited. */
-void ty__task_drop_failed_start(task *k) {
-  ty_tasks *t = k->owner;
-  if (k->in_cgroup) ty_cgroup_task_remove(t->cg, k->job_id, k->rank);
-  k->in_cgroup = false;
-  close_handles(k);
+void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
+  ty__task_exited(p->data, exit_status, term_signal);
 }
 
-void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
-  task *k = p->data;
-  if (k->verdict) { /* the helper's verdict is not in yet: after it */
-    k->exit_seen = true;
-    k->exit_status = exit_status, k->exit_term = term_signal;
-  } else if (k->start_failed) {
-    ty__task_drop_failed_start(k);
-  } else {
-    ty__task_exited(k, exit_status, term_signal);
+/* A plain task's pidfd became readable: it exited (reaped here). */
+void ty__task_on_pidfd(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  task *k = h->data;
+  int64_t code = 0;
+  int sig = 0;
+  int rc = ty__reap_pidfd(k->pidfd, &code, &sig);
+  if (rc == 1) return; /* woken early: it still runs */
+  uv_poll_stop(h);
+  if (rc != 0) {
+    ty_warn("job %" PRIu64 " rank %" PRIu32 ": cannot reap pid %d; counting it killed", k->job_id,
+            k->rank, k->pid);
+    sig = SIGKILL;
   }
+  ty__task_exited(k, code, sig);
 }
 
 /* ---- timers ----------------------------------------------------------------- */

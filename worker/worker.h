@@ -158,24 +158,15 @@ void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n);
  * Accepts NULL. */
 void ty_tasks_destroy(ty_tasks *t);
 
-/* Spawns one rank. 0 once the process runs; otherwise an error and a message
+/* Spawns one rank: the command has exec'd when this returns (milliseconds:
+ * no helper for a plain task, see worker/direct.c), so its end is reported
+ * only after. 0 once the process runs; otherwise an error and a message
  * for the controller in `err`: TY_EINVAL (empty argv, bad env entry),
  * TY_EEXIST (that job and rank already runs here), TY_ESTATE (shutting down),
  * TY_ENOTFOUND (cwd missing:
  * "cwd /x does not exist on node w1"), UV_ENOENT / UV_EACCES (argv[0] not
  * found or not executable), TY_EIO (log file). */
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len);
-/* The same launch without waiting on the loop for the exec helper's verdict
- * (fork, cgroup, exec: milliseconds on a busy node), so a burst of launches
- * overlaps: cb(ud, rc, err) gets ty_tasks_launch's result and message
- * (err NULL on success) exactly once, from within this call when the
- * launch fails before the spawn or the task is interactive (those start as
- * ty_tasks_launch does), else from the loop once the helper has spoken --
- * always before the task's end is reported. Until then the task is listed
- * as running; a failed start is never reported. A registry destroyed
- * meanwhile answers TY_ESTATE. */
-typedef void (*ty_tasks_started_cb)(void *ud, int rc, const char *err);
-void ty_tasks_launch_async(ty_tasks *t, const ty_task_spec *spec, ty_tasks_started_cb cb, void *ud);
 /* Kills every rank of `job_id` on this node. signal 0 = SIGTERM, then SIGKILL
  * after grace_s (0 = the grace given at launch); another signal is delivered
  * as is, once. An unknown job is fine (returns 0). */

@@ -132,9 +132,11 @@ void ty__attach_waits_wake(ty__attach_waits *w, uint64_t job_id, uint32_t rank, 
 void ty__attach_waits_conn_closed(ty__attach_waits *w, ty_rpc_conn *c);
 
 /* ==== running tasks as their user: spawn.c, exec.c ===========================================
- * Who a task runs as on this node, its log file, and its spawn through the
- * trainyard-exec helper (cgroup join, setgroups/setgid/setuid, session,
- * cwd, exec), whose status pipe says whether the command started. */
+ * Who a task runs as on this node, its log file, and its spawn: plain
+ * tasks by the worker itself (direct.c), interactive ones through the
+ * trainyard-exec helper, whose status pipe says whether the command
+ * started; both take the same steps (cgroup join, setgroups/setgid/setuid,
+ * session, cwd, exec). */
 typedef struct ty__runas {
   bool switch_user; /* a root worker runs the task as uid/gid/groups */
   uint32_t uid, gid;
@@ -170,23 +172,23 @@ typedef struct ty__spawn {
  * for its verdict: 0 once the command exec'd; UV_ENOENT / UV_EACCES for
  * argv[0], TY_ENOTFOUND / TY_EPERM for the cwd, else TY_EIO, each with a
  * message. On error the helper has been reaped and *proc must be closed if
- * uv_spawn initialised it (proc->type == UV_PROCESS). */
+ * uv_spawn initialised it (proc->type == UV_PROCESS). Interactive tasks. */
 int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err, size_t len);
-/* The spawn alone: the helper runs in *proc and *status_fd is the read end of
- * its status pipe (close-on-exec), for ty__verdict_watch. Errors as above. */
-int ty__spawn_start(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, int *status_fd,
-                    char *err, size_t len);
-/* The helper's verdict read by the loop instead of waited for: cb(ud, rc,
- * err) once, with ty__spawn_task's codes and messages (what they name is
- * copied from s); after HELPER_WAIT_MS the helper is SIGKILLed and rc is
- * TY_ETIMEDOUT. The helper is never reaped here: its exit comes to the
- * process's exit_cb as any task's. Takes status_fd (closed with the watch).
- * ty__verdict_cancel drops a watch whose cb has not run (cb is not called). */
-typedef struct ty__verdict ty__verdict;
-typedef void (*ty__verdict_cb)(void *ud, int rc, const char *err);
-int ty__verdict_watch(uv_loop_t *loop, int status_fd, int pid, const ty__spawn *s,
-                      ty__verdict_cb cb, void *ud, ty__verdict **out);
-void ty__verdict_cancel(ty__verdict *v);
+/* A start's failure "STEP<TAB>ERRNO<TAB>MESSAGE" (trainyard-exec's status
+ * line) as ty__spawn_task's code and message; line is modified. */
+int ty__spawn_verdict(const ty__spawn *s, char *line, char *err, size_t len);
+
+/* direct.c: starts a plain task (s->stdio are inherited fds; s->helper is
+ * not used) without the helper, taking its steps in a child that shares
+ * the worker's memory until the exec: 0 once the command exec'd, with its
+ * pid and a pidfd (close-on-exec, readable once it exits; the caller owns
+ * it), else ty__spawn_task's codes and messages and the child is reaped. */
+int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err, size_t len);
+/* Reaps the process of pidfd if it has exited: 0 with its exit code or
+ * terminating signal, 1 while it runs, TY_EIO when the pidfd is not one. */
+int ty__reap_pidfd(int pidfd, int64_t *out_status, int *out_signal);
+/* SIGKILLs a task started by ty__spawn_direct, reaps it, closes its pidfd. */
+void ty__kill_pidfd(int pid, int pidfd);
 
 /* Worker metrics: registers the families on `m` and refreshes the gauges from
  * `tasks` and `inv` before each scrape. Owned by the caller (destroy). */
@@ -346,7 +348,9 @@ struct ty__graph_worker {
 typedef struct ty__task {
   struct ty__task *next;
   ty_tasks *owner;
-  uv_process_t proc;
+  uv_process_t proc;      /* an interactive task (uv_spawn through the helper) */
+  uv_poll_t exit_poll;    /* a plain task (direct.c): its pidfd, readable at its exit */
+  int pidfd;              /* -1 when none */
   uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
   uv_timer_t limit_timer; /* time limit */
   uv_timer_t warn_timer;  /* warning signal before the time limit */
@@ -367,17 +371,6 @@ typedef struct ty__task {
   char *reason;
   bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
   ty__iotask *io; /* interactive stdio, until the task ends */
-  /* Started by ty_tasks_launch_async, until the helper's verdict: its
-   * watch, who gets the launch's outcome, the log (for a failed start's
-   * note), and an exit that came first (handled after the verdict, so the
-   * launch is answered before the end is reported). */
-  ty__verdict *verdict;
-  ty_tasks_started_cb started_cb;
-  void *started_ud;
-  int log_fd;
-  bool exit_seen, start_failed;
-  int64_t exit_status;
-  int exit_term;
 } ty__task;
 
 /* The registry of a node's tasks (worker.h's ty_tasks). */
@@ -408,20 +401,18 @@ struct ty_tasks {
 
 /* task.c: the record of job/rank not yet acknowledged (NULL if none);
  * signals to the task's cgroup or process group; SIGTERM then SIGKILL
- * after grace_s; the exit callback of a task's process and what follows
- * its exit; a record whose command never ran dropped; a closed handle
- * counted (the record goes with its last); a new task's timers started. */
+ * after grace_s; the exit callback of an interactive task's process, the
+ * poll callback of a plain task's pidfd, and what follows an exit; a
+ * closed handle counted (the record goes with its last); a new task's
+ * timers started. */
 ty__task *ty__task_find(const ty_tasks *t, uint64_t job_id, uint32_t rank);
 void ty__task_signal(ty__task *k, int sig);
 void ty__task_terminate(ty__task *k, uint32_t grace_s);
 void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal);
+void ty__task_on_pidfd(uv_poll_t *h, int status, int events);
 void ty__task_exited(ty__task *k, int64_t exit_status, int term_signal);
-void ty__task_drop_failed_start(ty__task *k);
 void ty__task_on_handle_closed(uv_handle_t *h);
+void ty__task_on_poll_closed(uv_handle_t *h); /* closes the pidfd too */
 void ty__task_start_timers(ty_tasks *t, ty__task *k, uint32_t time_limit_s, uint32_t warn_before_s);
-
-/* launch.c: a start still waiting for its helper's verdict, answered
- * TY_ESTATE because the registry is going away. */
-void ty__task_abandon_start(ty__task *k);
 
 #endif

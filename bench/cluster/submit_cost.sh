@@ -65,6 +65,7 @@ one() {
   callgrind_control -d "$tpid" >/dev/null 2>&1
   local dump
   dump=$(find "$s" -name "cg.$tpid*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
+  cp "$dump" "/tmp/submit-cost.$2.callgrind" 2>/dev/null || true # for callgrind_annotate
   local ir
   ir=$(awk '/^summary:|^totals:/ { print $2; exit }' "$dump")
   kill "$wpid" "$tpid" 2>/dev/null || true

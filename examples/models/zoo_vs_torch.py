@@ -25,36 +25,14 @@ Exit status: 0 when every loss agrees within --loss-tol and every trained
 tensor within --weight-tol, most tensors having moved, 1 otherwise, 77 (skipped) when
 torch, onnx, numpy or protoc is missing.
 """
-import argparse
-import copy
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vs_torch  # noqa: E402
 
 PROG = "zoo_vs_torch.py"
 VOCAB, SEQ, CLASSES = 30, 10, 5
-
-CONFIG = """softmax_cross_entropy {{ logits_output: "logits" }}
-data_input: "x"
-label_input: "labels"
-sgd {{ lr: {lr} }}
-lr_schedule {{ constant {{}} }}
-batch_size: {batch}
-max_steps: {steps}
-dataset {{
-  dir: "{dir}"
-  train {{ path: "x.npy" input: "x" }}
-  train {{ path: "y.npy" input: "labels" }}
-  shuffle: TOGGLE_OFF
-}}
-seed: 1
-checkpoint_path: "{ckpt}"
-checkpoint_interval: 0
-log_interval: 1
-"""
 
 
 def zoo(torch):
@@ -205,101 +183,8 @@ def batches(np, kind, n, rng):
     return x, rng.integers(0, CLASSES, size=labels)
 
 
-def run_torch(torch, a, m, lr, xs, ys):
-    opt = torch.optim.SGD(m.parameters(), lr=lr)
-    losses = []
-    for step in range(a.steps):
-        part = slice(step * a.batch, (step + 1) * a.batch)
-        loss = torch.nn.functional.cross_entropy(m(torch.from_numpy(xs[part])), torch.from_numpy(ys[part]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def train_torch(torch, np, a, name, spec):
-    """The model's initial state, its batches, and PyTorch's losses and
-    trained parameters."""
-    cls, kind, lr = spec
-    torch.manual_seed(sum(map(ord, name)))
-    m = cls()
-    m.train()
-    xs, ys = batches(np, kind, a.steps * a.batch, np.random.default_rng(len(name)))
-    ys = ys.astype("int64")
-    initial = copy.deepcopy(m)
-    losses = run_torch(torch, a, m, lr, xs, ys)
-    trained = {k: v.detach().numpy() for k, v in m.named_parameters()}
-    return {"model": initial, "xs": xs, "ys": ys, "losses": losses, "trained": trained}
-
-
-def compare(torch, np, onnx, a, name, spec, ref, work):
-    """Exports ref's initial model, trains it with trainrun and compares
-    with PyTorch's run (ref, from train_torch)."""
-    from onnx import numpy_helper
-    m, xs, lr = ref["model"], ref["xs"], spec[2]
-    np.save(os.path.join(work, "x.npy"), xs)
-    np.save(os.path.join(work, "y.npy"), ref["ys"])
-    path = os.path.join(work, name + ".onnx")
-    before = {k: v.detach().numpy() for k, v in m.named_parameters()}
-    torch.onnx.export(m, (torch.from_numpy(xs[:a.batch]),), path, opset_version=17,
-                      training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
-                      input_names=["x"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
-    ckpt = os.path.join(work, "model.ckpt.onnx")
-    txt = CONFIG.format(lr=lr, batch=a.batch, steps=a.steps, dir=work, ckpt=ckpt)
-    ours, theirs = vs_torch.run_trainrun(PROG, a, path, txt, work, "model"), ref["losses"]
-    trained = {i.name: numpy_helper.to_array(i) for i in onnx.load(ckpt).graph.initializer}
-    if len(ours) != len(theirs):
-        sys.exit("%s: %s: trainrun logged %d losses, expected %d" % (PROG, name, len(ours), len(theirs)))
-    dloss = max(abs(o - t) for o, t in zip(ours, theirs))
-    worst, dw, still = "", 0.0, []
-    for k, v in ref["trained"].items():
-        if k not in trained:
-            sys.exit("%s: %s: parameter %s is not in trainrun's checkpoint" % (PROG, name, k))
-        d = float(np.max(np.abs(trained[k] - v)))
-        if not d <= dw:  # NaN counts as worst
-            worst, dw = k, d
-        if float(np.max(np.abs(v - before[k]))) < 10 * a.weight_tol:
-            still.append(k)
-    print("%-13s losses %s (torch %s); max |loss diff| %.2e, max |weight diff| %.2e (%s)"
-          % (name, " ".join("%.4f" % v for v in ours[:3]), " ".join("%.4f" % v for v in theirs[:3]),
-             dloss, dw, worst))
-    # A bias before a BatchNorm or on attention's keys has a zero gradient
-    # in both; equal weights prove something only if most tensors moved.
-    if still:
-        print("%-13s did not move (in PyTorch either): %s" % (name, " ".join(still)))
-    return dloss <= a.loss_tol and dw <= a.weight_tol and len(still) * 2 < len(before)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trainrun", required=True)
-    ap.add_argument("--proto", required=True, help="the repository's proto/ dir")
-    ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--only", help="one model instead of all")
-    ap.add_argument("--loss-tol", type=float, default=2e-4, help="max |loss diff| (trainrun prints 4 decimals)")
-    ap.add_argument("--weight-tol", type=float, default=1e-4, help="max |weight diff| after the last step")
-    a = ap.parse_args()
-    torch, np, onnx = (vs_torch.need(PROG, m) for m in ("torch", "numpy", "onnx"))
-    a.protoc = vs_torch.need_protoc(PROG)
-    torch.set_num_threads(a.threads)
-    models = zoo(torch)
-    if a.only and a.only not in models:
-        sys.exit("%s: --only %s: no such model (%s)" % (PROG, a.only, ", ".join(sorted(models))))
-    # Debian's PyTorch 1.13 computes a float Conv1d followed by GELU wrongly
-    # in backward through oneDNN (gradients of the layers below are
-    # garbage such as 4.6e-41; with oneDNN off they equal finite
-    # differences, and trainrun's): the reference runs without it.
-    torch.backends.mkldnn.enabled = False
-    ok = True
-    for name in [a.only] if a.only else models:
-        ref = train_torch(torch, np, a, name, models[name])
-        with tempfile.TemporaryDirectory(prefix="ty_zoo_vs_torch.") as work:
-            ok &= compare(torch, np, onnx, a, name, models[name], ref, work)
-    sys.exit(0 if ok else 1)
+    vs_torch.zoo_main(PROG, __doc__, zoo, batches)
 
 
 if __name__ == "__main__":

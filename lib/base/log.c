@@ -33,6 +33,40 @@ int ty_log_parse_level(const char *s, ty_log_level *out_level) {
   return TY_EINVAL;
 }
 
+/* The line's prefix is written by hand: snprintf's format parsing of it
+ * cost as much as the message (the controller logs twice per short job). */
+static int digits(char *out, long v, int width) {
+  for (int i = width - 1; i >= 0; i--, v /= 10)
+    out[i] = (char)('0' + v % 10);
+  return width;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ " (a year past 9999 keeps its last 4 digits) */
+static int stamp(char *out, const struct tm *tm, long ms) {
+  int n = digits(out, tm->tm_year + 1900L, 4);
+  out[n++] = '-';
+  n += digits(out + n, tm->tm_mon + 1, 2);
+  out[n++] = '-';
+  n += digits(out + n, tm->tm_mday, 2);
+  out[n++] = 'T';
+  n += digits(out + n, tm->tm_hour, 2);
+  out[n++] = ':';
+  n += digits(out + n, tm->tm_min, 2);
+  out[n++] = ':';
+  n += digits(out + n, tm->tm_sec, 2);
+  out[n++] = '.';
+  n += digits(out + n, ms, 3);
+  out[n++] = 'Z';
+  out[n++] = ' ';
+  return n;
+}
+
+static int put(char *out, const char *s) { /* s: at most 31 bytes */
+  size_t n = strlen(s);
+  memcpy(out, s, n);
+  return (int)n;
+}
+
 void ty_log(ty_log_level level, const char *fmt, ...) {
   static const char *tags[] = {"DEBUG", "INFO", "WARN", "ERROR"};
   if (level < log_cfg.min) return;
@@ -41,9 +75,11 @@ void ty_log(ty_log_level level, const char *fmt, ...) {
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   ts.tv_nsec / 1000000, log_cfg.name, tags[level]);
+  int n = stamp(line, &tm, ts.tv_nsec / 1000000);
+  n += put(line + n, log_cfg.name);
+  line[n++] = ' ';
+  n += put(line + n, tags[level]);
+  line[n++] = ' ';
   va_list ap;
   va_start(ap, fmt);
   int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -55,9 +55,10 @@ typedef struct pctx {
   const ty__space *sp;
   const int *start; /* layer starts: positions in the model's order */
   int L, S, M, devices;
-  int *vlayer; /* layer of each vertex */
-  int *seen;   /* per value: the last boundary() call that counted it */
-  int *pos;    /* per node: its position in the model's order */
+  int *vlayer;         /* layer of each vertex */
+  int *seen;           /* per value: the last boundary() call that counted it */
+  int *pos;            /* per node: its position in the model's order */
+  int *pfirst, *plast; /* per parameter value: the first and last positions reading it */
   int stamp;
   double budget, bw, lat;
   uint8_t **allowed; /* tensor mode: per vertex, the choices that split no batch loop */
@@ -151,14 +152,30 @@ static int solve_part(const pctx *c, int i, int j, double f, bool least_mem, int
   return rc;
 }
 
+/* A parameter that layers [i, j) read and others read too (a tied weight,
+ * stages.c): the stage holds it whole with its state; out_mem gets those
+ * bytes when its vertex (and so its memory) is an earlier stage's. Each
+ * step the holders swap its gradient: the seconds of that. */
+static double tied(const pctx *c, int v, int i, int j, double *out_mem) {
+  const ty__value *val = &c->sp->model->values[v];
+  bool before = c->pfirst[v] < c->start[i], after = c->plast[v] >= c->start[j];
+  if (!before && !after) return 0;
+  double bytes = ty__value_bytes(val);
+  if (before) *out_mem += bytes * (1.0 + c->sp->model->state_copies);
+  return 2 * (bytes / c->bw + c->lat);
+}
+
 /* Point-to-point seconds of the activations entering layers [i, j) and of
- * their gradients going back: each device sends its 1/devices share.
- * out_in_bytes: what one micro-batch brings in per device (those
- * activations and the data the layers read), all a recomputing stage keeps
- * of it between its forward and its backward. */
-static double boundary(pctx *c, int i, int j, double *out_in_bytes) {
+ * their gradients going back: each device sends its 1/devices share; and
+ * of the tied parameters' gradients (tied). out_in_bytes: what one
+ * micro-batch brings in per device (those activations and the data the
+ * layers read), all a recomputing stage keeps of it between its forward
+ * and its backward. out_tied_mem: the tied parameters' bytes this stage
+ * holds beyond its own. */
+static double boundary(pctx *c, int i, int j, double *out_in_bytes, double *out_tied_mem) {
   const ty__model *m = c->sp->model;
   double t = 0, in = 0;
+  *out_tied_mem = 0;
   c->stamp++;
   for (int p = c->start[i]; p < c->start[j]; p++) {
     const ty_graph_node *n = ty_graph_node_at(m->g, m->order[p]);
@@ -166,9 +183,10 @@ static double boundary(pctx *c, int i, int j, double *out_in_bytes) {
       int v = n->inputs[k];
       if (v == TY_NO_VALUE || c->seen[v] == c->stamp) continue;
       const ty__value *val = &m->values[v];
+      c->seen[v] = c->stamp;
+      if (val->kind == TY__V_PARAM) t += tied(c, v, i, j, out_tied_mem);
       bool act = val->kind == TY__V_ACT && c->pos[val->producer] < c->start[i];
       if (!act && val->kind != TY__V_DATA) continue;
-      c->seen[v] = c->stamp;
       double bytes = ty__value_bytes(val) / c->devices, one = bytes / c->bw + c->lat;
       in += bytes;
       if (act) t += val->grad ? 2 * one : one;
@@ -205,8 +223,9 @@ static way way_of(const part *pt, bool least_mem, bool recompute, double f, doub
  * the smallest when none does (ok false); its assignment into assign when
  * non-NULL. */
 static int eval_stage(pctx *c, int i, int j, int k, int *assign, ty_plan_stage *out, bool *ok) {
-  double f = in_flight(c, k), fixed = c->sp->fixed_mem, in;
-  double send = boundary(c, i, j, &in);
+  double f = in_flight(c, k), fixed = c->sp->fixed_mem, in, tied_mem;
+  double send = boundary(c, i, j, &in, &tied_mem);
+  fixed += tied_mem;
   part fast, small;
   way ways[4], *pick = NULL;
   int n = 0, rc = solve_part(c, i, j, 1, false, NULL, &fast);
@@ -244,14 +263,15 @@ static int fill_costs(pctx *c, double *cost) {
   for (int i = 0; rc == 0 && i < c->L; i++)
     for (int j = i + 1; rc == 0 && j <= c->L; j++) {
       part fast;
-      double in;
+      double in, tied_mem;
       if ((rc = solve_part(c, i, j, 1, false, NULL, &fast)) != 0) break;
-      double send = boundary(c, i, j, &in);
+      double send = boundary(c, i, j, &in, &tied_mem);
       for (int k = 0; rc == 0 && k < c->S; k++) {
         double *at = &cost[((size_t)k * W + (size_t)i) * W + (size_t)j];
         double f = in_flight(c, k);
-        *at =
-            fast.pmem + f * fast.amem + c->sp->fixed_mem <= c->budget ? fast.time + send : INFINITY;
+        *at = fast.pmem + f * fast.amem + c->sp->fixed_mem + tied_mem <= c->budget
+                  ? fast.time + send
+                  : INFINITY;
         if (isfinite(*at) || i < k || c->L - j < c->S - 1 - k) continue;
         ty_plan_stage st;
         bool ok;
@@ -301,9 +321,21 @@ static int ctx_open(psearch *ps, const ty__space *sp, int S, int M, pctx *c) {
   c->vlayer = malloc(((size_t)sp->n_vertices + 1) * sizeof *c->vlayer);
   c->seen = calloc(m->n_values + 1, sizeof *c->seen);
   c->pos = malloc((m->n_nodes + 1) * sizeof *c->pos);
-  if (!c->vlayer || !c->seen || !c->pos) return TY_ENOMEM;
-  for (size_t p = 0; p < m->n_nodes; p++)
+  c->pfirst = malloc((m->n_values + 1) * sizeof *c->pfirst);
+  c->plast = malloc((m->n_values + 1) * sizeof *c->plast);
+  if (!c->vlayer || !c->seen || !c->pos || !c->pfirst || !c->plast) return TY_ENOMEM;
+  for (size_t v = 0; v < m->n_values; v++)
+    c->pfirst[v] = INT32_MAX, c->plast[v] = -1;
+  for (size_t p = 0; p < m->n_nodes; p++) {
+    const ty_graph_node *n = ty_graph_node_at(m->g, m->order[p]);
     c->pos[m->order[p]] = (int)p;
+    for (int i = 0; i < n->n_inputs; i++) {
+      int v = n->inputs[i];
+      if (v == TY_NO_VALUE) continue;
+      if ((int)p < c->pfirst[v]) c->pfirst[v] = (int)p;
+      if ((int)p > c->plast[v]) c->plast[v] = (int)p;
+    }
+  }
   for (int v = 0; v < sp->n_vertices; v++)
     c->vlayer[v] = -1;
   ty_plan_mode mode = ps->req->mode;
@@ -333,6 +365,8 @@ static void ctx_close(pctx *c) {
   free(c->vlayer);
   free(c->seen);
   free(c->pos);
+  free(c->pfirst);
+  free(c->plast);
 }
 
 /* The DP for S stages and M micro-batches on one stage mesh. */
@@ -494,7 +528,7 @@ static int layers_of(psearch *ps) {
   if (rc == 0 && S > ps->L)
     rc = ty_errf(ps->err, ps->err_len, TY_EINVAL,
                  "pipeline_stages: %d stages but the graph has %d layer%s (one per op reading a "
-                 "weight where no parameter crosses the cut before it)",
+                 "weight where only float activations cross the cut before it)",
                  S, ps->L, ps->L == 1 ? "" : "s");
   return rc;
 }

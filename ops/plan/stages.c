@@ -4,11 +4,13 @@
  * pipeline stages (its layers), and the stage DP that picks the cut.
  *
  * Layers. A cut between two positions of the topological order is allowed
- * when no trainable parameter is read on both sides of it (a stage owns its
- * parameters, their gradients and optimizer state; a tied embedding keeps
- * its readers in one stage) and every value crossing it is a float tensor
- * [batch, known dims...] (what a stage message carries: ops/train/pipe.c;
- * shape arithmetic, masks and indices stay with their readers).
+ * when every value crossing it is a float tensor [batch, known dims...]
+ * (what a stage message carries: ops/train/pipe.c; shape arithmetic, masks
+ * and indices stay with their readers). A stage owns the parameters its
+ * ops read, their gradients and optimizer state; a parameter read on both
+ * sides of a cut (a tied embedding and output layer) is held by every
+ * stage that reads it, which sum its gradient between them each step
+ * (pipeline.c counts its memory and that exchange on each).
  * Activations may cross a cut any number of times: they travel point to
  * point. A layer starts at each op that reads
  * a weight (a parameter of rank 2 or more) where the cut before it is
@@ -45,9 +47,8 @@ static bool crossable(const ty_graph_value *v) {
   return known;
 }
 
-/* blocked[p] > 0: a parameter is read both before position p and at or
- * after it, or a value that cannot cross (crossable) is made before p and
- * read at or after it. reads_weight[p]: the op at p reads a weight (a
+/* blocked[p] > 0: a value that cannot cross (crossable) is made before p
+ * and read at or after it. reads_weight[p]: the op at p reads a weight (a
  * parameter of rank 2 or more: a matrix, a kernel, an embedding table),
  * which starts a layer. */
 static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool *reads_weight) {
@@ -67,14 +68,10 @@ static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool 
       int v = g->inputs[i];
       if (v == TY_NO_VALUE) continue;
       const ty__value *mv = &m->values[v];
-      if (mv->kind == TY__V_PARAM) {
-        if (mv->shape.rank >= 2) reads_weight[p] = true; /* a weight, not a bias */
-        if (lo[v] < 0 || p < lo[v]) lo[v] = p;
-      } else if (mv->producer >= 0 && !crossable(ty_graph_value_at(m->g, v))) {
-        lo[v] = (int)pos[mv->producer];
-      } else {
+      if (mv->kind == TY__V_PARAM && mv->shape.rank >= 2) reads_weight[p] = true; /* not a bias */
+      if (mv->kind == TY__V_PARAM || mv->producer < 0 || crossable(ty_graph_value_at(m->g, v)))
         continue;
-      }
+      lo[v] = (int)pos[mv->producer];
       if (p > hi[v]) hi[v] = p;
     }
   }

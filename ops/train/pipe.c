@@ -211,23 +211,44 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   return 0;
 }
 
-/* Per parameter of t: the stage whose nodes read it. */
+/* A tied parameter (read by several stages) is held whole by each: its
+ * gradients are summed between them (sum_tied), which needs the same
+ * tensor, not different blocks, on every holder. */
+static int check_tied(ty_train *t, ty__pipe *pp, size_t p, char *err, size_t err_len) {
+  uint64_t h = pp->holders[p];
+  if (!(h & (h - 1)) || !ty__pipe_holds(pp, p, pp->stage)) return 0;
+  int first = __builtin_ctzll(h), last = 63 - __builtin_clzll(h);
+  if (!pp->tp || ty__pipe_tp_whole(pp->tp, t->param_ids[p])) return 0;
+  return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                 "plan: parameter \"%s\" is read by stages %d and %d (a tied weight), and the "
+                 "stages' meshes split it; a tied weight must stay whole on its stages (plan "
+                 "them data parallel or of one device)",
+                 ty_graph_value_at(t->g, t->param_ids[p])->name, first, last);
+}
+
+/* Per parameter of t: the stages whose nodes read it (holders), the first
+ * of them (param_stage), and this stage's (mine). */
 static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   pp->param_stage = malloc((t->np + 1) * sizeof *pp->param_stage);
+  pp->holders = calloc(t->np + 1, sizeof *pp->holders);
   pp->mine = calloc(t->np + 1, sizeof *pp->mine);
   pp->acc_off = calloc(t->np + 1, sizeof *pp->acc_off);
-  if (!pp->param_stage || !pp->mine || !pp->acc_off) return TY_ENOMEM;
+  if (!pp->param_stage || !pp->holders || !pp->mine || !pp->acc_off) return TY_ENOMEM;
+  if (pp->S > 64)
+    return ty_errf(err, err_len, TY_EINVAL, "plan: %d pipeline stages (at most 64)", pp->S);
   for (size_t p = 0; p < t->np; p++) {
-    pp->param_stage[p] = -1;
     for (size_t i = 0; i < pp->plan->n_ops && i < ty_graph_n_nodes(t->g); i++) {
       const ty_graph_node *n = ty_graph_node_at(t->g, i);
       for (int k = 0; k < n->n_inputs; k++)
-        if (n->inputs[k] == t->param_ids[p]) pp->param_stage[p] = pp->plan->ops[i].stage;
+        if (n->inputs[k] == t->param_ids[p]) pp->holders[p] |= 1ull << pp->plan->ops[i].stage;
     }
-    if (pp->param_stage[p] < 0)
+    if (!pp->holders[p])
       return ty_errf(err, err_len, TY_EINVAL, "plan: no stage reads parameter \"%s\"",
                      ty_graph_value_at(t->g, t->param_ids[p])->name);
-    if (pp->param_stage[p] == pp->stage) pp->mine[pp->n_mine++] = p;
+    pp->param_stage[p] = __builtin_ctzll(pp->holders[p]);
+    int rc = check_tied(t, pp, p, err, err_len);
+    if (rc != 0) return rc;
+    if (ty__pipe_holds(pp, p, pp->stage)) pp->mine[pp->n_mine++] = p;
   }
   return 0;
 }
@@ -634,6 +655,76 @@ static int backward(ty_train *t, int i, char *err, size_t err_len) {
 
 /* ---- the step ----------------------------------------------------------------------- */
 
+/* ---- tied parameters -------------------------------------------------------------- */
+
+/* The message of tied parameter p's gradient sum from stage s. */
+static void tied_hdr(const ty_train *t, size_t p, int s, uint64_t hdr[4]) {
+  const char *name = ty_graph_value_at(t->g, t->param_ids[p])->name;
+  uint64_t h = fnv(0xcbf29ce484222325ull, name, strlen(name));
+  hdr[0] = t->step, hdr[1] = (uint64_t)s, hdr[2] = (uint64_t)t->pipe->M, hdr[3] = fnv(h, "tied", 4);
+}
+
+/* Exchanges this stage's n floats of tied parameter p with stage s: the
+ * lower stage sends first, the higher receives first (NCCL's point to
+ * point blocks until the peer takes part). got: s's floats. */
+static int tied_swap(ty_train *t, size_t p, int s, const float *mine, float *got, size_t n,
+                     char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  const ty_train_parallel *par = t->opts.parallel;
+  uint64_t out[4], want[4], hdr[4] = {0};
+  tied_hdr(t, p, pp->stage, out);
+  tied_hdr(t, p, s, want);
+  size_t len = 0;
+  int rc = 0;
+  for (int turn = 0; rc == 0 && turn < 2; turn++) {
+    if ((turn == 0) == (pp->stage < s))
+      rc = par->send(rank_of(pp, s), out, mine, n, par->comm.user);
+    else if ((rc = par->recv(rank_of(pp, s), hdr, got, n, &len, par->comm.user)) == 0 &&
+             (memcmp(hdr, want, sizeof hdr) != 0 || len != n))
+      rc = TY_EINVAL;
+  }
+  return rc ? ty_errf(err, err_len, rc,
+                      "pipeline: rank %u (stage %d), step %llu: exchanging the gradient of the "
+                      "tied parameter \"%s\" with stage %d failed: %s",
+                      t->opts.rank, pp->stage, (unsigned long long)t->step,
+                      ty_graph_value_at(t->g, t->param_ids[p])->name, s, ty_strerror(rc))
+            : 0;
+}
+
+/* Every tied parameter's gradient becomes the sum of its holders', added
+ * in stage order, so that every holder gets the same bits and makes the
+ * same update (Megatron's tied embeddings). */
+static int sum_tied(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < pp->n_mine; k++) {
+    size_t p = pp->mine[k], n = (size_t)ty_tensor_numel(t->params[p]);
+    uint64_t h = pp->holders[p];
+    if (!(h & (h - 1))) continue;
+    float *acc = pp->acc + pp->acc_off[k];
+    float *got = malloc((size_t)pp->S * n * sizeof *got + 1), *sum = calloc(n + 1, sizeof *sum);
+    if (!got || !sum) rc = TY_ENOMEM;
+    for (int s = 0; rc == 0 && s < pp->S; s++)
+      if (ty__pipe_holds(pp, p, s) && s != pp->stage)
+        rc = tied_swap(t, p, s, acc, got + (size_t)s * n, n, err, err_len);
+    for (int s = 0; rc == 0 && s < pp->S; s++) {
+      const float *src = s == pp->stage ? acc : got + (size_t)s * n;
+      for (size_t e = 0; ty__pipe_holds(pp, p, s) && e < n; e++)
+        sum[e] += src[e];
+    }
+    if (rc == 0) memcpy(acc, sum, n * sizeof *acc);
+    free(got);
+    free(sum);
+  }
+  const ty_train_parallel *par = t->opts.parallel;
+  if (rc == 0 && pp->S > 1 && (rc = par->flush(par->comm.user)) != 0)
+    rc = ty_errf(err, err_len, rc, "pipeline: rank %u: completing the tied sends: %s", t->opts.rank,
+                 ty_strerror(rc));
+  return rc;
+}
+
+/* ---- the schedule ------------------------------------------------------------------ */
+
 /* The 1F1B order of this stage. */
 static int schedule(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
@@ -671,6 +762,7 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
       return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradient of \"%s\" failed: %s",
                      pp->stage, v->name, ty_strerror(rc));
   }
+  if (rc == 0) rc = sum_tied(t, err, err_len);
   if (rc != 0) return rc;
   int ways = pp->tp ? pp->M : pp->M * pp->R; /* a shard's loss is the micro-batch's mean */
   float scale = 1.0f / (float)ways;
@@ -703,6 +795,7 @@ void ty__train_pipe_destroy(ty_train *t) {
     free(pp->links[i].name);
   free(pp->links);
   free(pp->param_stage);
+  free(pp->holders);
   free(pp->mine);
   free(pp->acc);
   free(pp->acc_off);

@@ -43,8 +43,10 @@ struct ty__pipe {
   ty_exec *ex_fwd, *ex_train, *ex_f, *ex_b;
   crossing *links; /* every crossing of the plan */
   size_t n_links;
-  int *param_stage; /* per parameter of t */
-  size_t *mine;     /* t's parameters this stage trains */
+  int *param_stage;  /* per parameter of t: the first stage that reads it */
+  uint64_t *holders; /* per parameter: bit s when stage s reads it; several bits: a tied
+                        parameter, held whole by each of those stages */
+  size_t *mine;      /* t's parameters this stage trains */
   size_t n_mine;
   float *acc;
   size_t *acc_off, acc_n;
@@ -53,9 +55,14 @@ struct ty__pipe {
   double loss;
 };
 
+/* Whether stage s holds parameter p. */
+static inline bool ty__pipe_holds(const ty__pipe *pp, size_t p, int s) {
+  return (pp->holders[p] >> s) & 1u;
+}
+
 /* pipe_state.c: after the stage's parameters are known (param_stage,
- * mine), keeps only this rank's part of them in t->params; then the
- * gradient sums of those parts (acc, acc_off, acc_n). */
+ * holders, mine), keeps only this rank's part of them in t->params; then
+ * the gradient sums of those parts (acc, acc_off, acc_n). */
 int ty__pipe_shard_params(ty_train *t);
 int ty__pipe_grad_sums(ty_train *t);
 

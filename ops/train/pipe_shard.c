@@ -223,6 +223,15 @@ bool ty__pipe_tp_counts(const ty__pipe_tp *tp, int v, unsigned partial) {
   return true;
 }
 
+bool ty__pipe_tp_whole(const ty__pipe_tp *tp, int v) {
+  ty_shape fs;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  if (ty_shard_slice_of(tp->shard, v, tp->rank, &fs, start, len) != 0) return false;
+  for (int d = 0; d < fs.rank; d++)
+    if (len[d] != fs.dims[d]) return false;
+  return true;
+}
+
 int ty__pipe_tp_slice(const ty__pipe_tp *tp, int v, const ty_tensor *full, ty_tensor **io) {
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];

@@ -34,8 +34,9 @@ int ty__pipe_shard_params(ty_train *t) {
   for (size_t p = 0; p < t->np; p++) {
     ty_tensor *part = NULL;
     int rc = 0;
-    if (pp->param_stage[p] == pp->stage && !pp->tp) continue; /* a stage of one device: whole */
-    if (pp->param_stage[p] == pp->stage)
+    bool held = ty__pipe_holds(pp, p, pp->stage);
+    if (held && !pp->tp) continue; /* a stage of one device: whole */
+    if (held)
       rc = ty__pipe_tp_slice(pp->tp, t->param_ids[p], t->params[p], &part);
     else
       rc = ty_tensor_create(TY_DTYPE_F32, &(ty_shape){.rank = 1, .dims = {0}}, &part);

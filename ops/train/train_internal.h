@@ -258,6 +258,8 @@ int ty__pipe_node_stages(const ty_graph *src, const ty_plan *p, const ty_graph *
 /* Whether this rank's block of value v counts once in a sum over the stage
  * (its copy is partial over `partial` axes, or the first of its duplicates). */
 bool ty__pipe_tp_counts(const ty__pipe_tp *tp, int v, unsigned partial);
+/* Whether this rank's block of value v is all of it. */
+bool ty__pipe_tp_whole(const ty__pipe_tp *tp, int v);
 /* *io (created on first use) = this rank's block of parameter v's full tensor. */
 int ty__pipe_tp_slice(const ty__pipe_tp *tp, int v, const ty_tensor *full, ty_tensor **io);
 /* *out (new) = this rank's block of data input v for the micro-batch whose

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,5 +405,38 @@ Test(cluster, metrics_of_both_daemons_pass_promtool, .timeout = 60) {
   free(ctl);
   free(wrk);
   ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- a stop during the store's integrity check --------------------------------------------- */
+
+/* The whole-store check runs after the start, off the loop (seconds at a
+ * million jobs); TRAINYARD_TEST_STORE_CHECK_HOLD_MS makes it hold ten
+ * minutes inside SQLite. SIGTERM interrupts it: traind exits 0 and says
+ * so, rather than waiting for the check's end. The 30 s bound only turns
+ * a wait for the whole check into a failure. */
+Test(cluster, sigterm_interrupts_the_store_check, .timeout = 120) {
+  setenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS", "600000", 1);
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  unsetenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS");
+  kill(c.traind, SIGTERM);
+  int st = 0;
+  bool exited = false;
+  for (int i = 0; i < 3000 && !exited; i++) {
+    exited = waitpid(c.traind, &st, WNOHANG) == c.traind;
+    if (!exited) it_sleep_ms(10);
+  }
+  cr_assert(exited, "traind still runs 30 s after SIGTERM: it waits for the store check");
+  c.traind = 0;
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "traind's exit status %d", st);
+  char path[400], log[16384] = "";
+  snprintf(path, sizeof path, "%s/traind.stderr", c.dir);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "%s", path);
+  log[fread(log, 1, sizeof log - 1, f)] = '\0';
+  fclose(f);
+  cr_assert(strstr(log, "store integrity check interrupted by the shutdown"), "%s", log);
+  cr_assert_null(strstr(log, "integrity check failed"), "%s", log);
   it_cluster_stop(&c);
 }

@@ -165,11 +165,15 @@ Test(harness, munged_directories_go_with_their_munged, .timeout = 120) {
   pid_t mk, mx, live = getppid(); /* criterion's runner, alive meanwhile */
   munged_in_child('k', killed, sizeof killed, &mk);
   cr_assert(gone_soon(mk), "munged %d outlived its killed test process", (int)mk);
-  cr_assert(exists(killed), "%s: nothing could have removed it yet", killed);
-  make_munged_dir(legacy, sizeof legacy, "ty-munged-zzTest", 0, true);
-  snprintf(name, sizeof name, "ty-munged-%d-zzTest", (int)live);
+  /* Any test process's munged start may sweep `killed` and `legacy` from
+   * here on (the host is shared), ours below at the latest. Names carry
+   * our pid, so that runs side by side do not collide. */
+  snprintf(name, sizeof name, "ty-munged-zz%dL", (int)getpid()); /* the older naming: no owner */
+  make_munged_dir(legacy, sizeof legacy, name, 0, true);
+  snprintf(name, sizeof name, "ty-munged-%d-zz%d", (int)live, (int)getpid());
   make_munged_dir(live_owner, sizeof live_owner, name, 0, true);
-  make_munged_dir(live_pid, sizeof live_pid, "ty-munged-zzLive", live, true);
+  snprintf(name, sizeof name, "ty-munged-zz%dP", (int)getpid());
+  make_munged_dir(live_pid, sizeof live_pid, name, live, true);
   ty_test_munged m;
   cr_assert(ty_test_munged_start(&m), "munged did not start");
   char dir[256];

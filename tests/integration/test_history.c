@@ -50,9 +50,15 @@ static void id_str(uint64_t id, char *buf) {
 
 /* Job a ran two ranks on the worker and COMPLETED, job b exited 3. */
 static void check_records(const it_cluster *c, uint64_t a, uint64_t b) {
-  char *out = NULL;
-  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"history", "--json", "--ranks", NULL}), 0);
-  char *la = json_line(out, a), *lb = json_line(out, b);
+  char *out = NULL, *la = NULL, *lb = NULL;
+  /* history reads the store, which the group commit writes just after the
+   * end is known in memory (where it_wait_state saw it): a moment later. */
+  for (int i = 0; i < 200 && !(la && lb); i++) {
+    if (i) it_sleep_ms(50);
+    free(out), free(la), free(lb);
+    cr_assert_eq(it_trainctl(c, &out, (const char *[]){"history", "--json", "--ranks", NULL}), 0);
+    la = json_line(out, a), lb = json_line(out, b);
+  }
   cr_assert(la && lb, "history lacks %llu or %llu:\n%s", (unsigned long long)a,
             (unsigned long long)b, out);
   cr_assert(strstr(la, "\"state\":\"COMPLETED\"") && strstr(la, "\"name\":\"acct-ok\""), "%s", la);

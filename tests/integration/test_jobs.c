@@ -63,7 +63,8 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
   /* Each element notes how many elements run beside it (a directory per
    * running element), then writes its variables. */
   snprintf(script, sizeof script,
-           "d=%s; echo element $SLURM_ARRAY_TASK_ID; mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d $d/run.* | wc -l >> $d/concurrent; "
+           "d=%s; echo element $SLURM_ARRAY_TASK_ID; mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d "
+           "$d/run.* | wc -l >> $d/concurrent; "
            "sleep 0.3; rmdir $d/run.$SLURM_ARRAY_TASK_ID; "
            "echo $TRAINYARD_ARRAY_JOB_ID $TRAINYARD_ARRAY_TASK_ID $SLURM_ARRAY_JOB_ID "
            "$SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX > "

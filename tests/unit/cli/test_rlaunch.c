@@ -83,10 +83,10 @@ Test(rlaunch_args, sruns_spellings) {
   cr_assert_str_eq(o.job.queue, "p");
   cr_assert_str_eq(o.job.name, "j");
   ty_rl_opts_close(&o);
-  cr_assert_eq(parse(&o, err, sizeof err,
-                     (const char *[]){"-N", "2", "--ntasks-per-node", "3", "-n", "6", "true",
-                                      NULL}),
-               0, "%s", err); /* consistent: both may be given */
+  cr_assert_eq(
+      parse(&o, err, sizeof err,
+            (const char *[]){"-N", "2", "--ntasks-per-node", "3", "-n", "6", "true", NULL}),
+      0, "%s", err); /* consistent: both may be given */
   cr_assert_eq(o.job.tasks_per_node, 3);
   ty_rl_opts_close(&o);
 }

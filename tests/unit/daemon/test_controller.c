@@ -111,12 +111,14 @@ static void *loop_main(void *ud) {
   return NULL;
 }
 
+static uint32_t node_timeout_ms = 5000; /* a test with a silent fake worker raises it */
+
 static void start(running *r) {
   ty_controller_config cfg = {.listen_host = "127.0.0.1",
                               .metrics_host = "127.0.0.1",
                               .state_dir = dir,
                               .heartbeat_ms = 1000,
-                              .node_timeout_ms = 5000,
+                              .node_timeout_ms = node_timeout_ms,
                               .kill_grace_s = 1};
   char err[TY_ERR_LEN];
   cr_assert_eq(uv_loop_init(&r->loop), 0);
@@ -347,9 +349,14 @@ static size_t live_jobs(ty_rpc_client *cl) {
   return n;
 }
 
-static void finish(running *r, ty_rpc_client *cl) {
+/* Closes cl and stops the controller, keeping it for its stats. */
+static void finish_keep(running *r, ty_rpc_client *cl) {
   ty_rpc_client_close(cl);
   stop(r);
+}
+
+static void finish(running *r, ty_rpc_client *cl) {
+  finish_keep(r, cl);
   ty_controller_destroy(r->ctl);
   uv_loop_close(&r->loop);
 }
@@ -547,6 +554,74 @@ Test(controller, submits_that_cannot_start_run_no_pass) {
   cr_assert_geq(st.pass_skipped, N / 2);
 }
 
+/* ---- task ends in one turn make one pass -------------------------------------------- */
+
+/* RegisterNode of w1 (64 CPUs) from cl, reporting tasks 0..n-1 of the
+ * elements first..first+n-1 as exited 0 (n = 0: none). */
+static void register_w1(ty_rpc_client *cl, uint64_t first, uint32_t n) {
+  Trainyard__NodeInfo ni = TRAINYARD__NODE_INFO__INIT;
+  ni.name = "w1", ni.io_addr = "127.0.0.1:9", ni.cpus = 64;
+  Trainyard__RegisterNodeRequest req = TRAINYARD__REGISTER_NODE_REQUEST__INIT;
+  req.node = &ni;
+  Trainyard__RunningTask *tasks = calloc(n ? n : 1, sizeof(*tasks));
+  Trainyard__RunningTask **tp = calloc(n ? n : 1, sizeof(*tp));
+  for (uint32_t i = 0; i < n; i++) {
+    trainyard__running_task__init(&tasks[i]);
+    tasks[i].job_id = first + i, tasks[i].state = TRAINYARD__TASK_STATE__TASK_EXITED;
+    tp[i] = &tasks[i];
+  }
+  req.n_tasks = n, req.tasks = tp;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&req.base, &b), 0);
+  cr_assert_eq(call(cl, TY_M_REGISTER_NODE, b.data, b.len, NULL), 0);
+  ty_buf_close(&b);
+  free(tasks);
+  free(tp);
+}
+
+static int job_state(ty_rpc_client *cl, uint64_t id, int task) {
+  Trainyard__GetJobResponse *g = get_job(cl, id, task);
+  int st = g->job->state;
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  return st;
+}
+
+/* K task ends that arrive together (here: one RegisterNode reporting K
+ * exited tasks; a worker's reports read in one loop turn alike) each ask
+ * for a pass, and the controller runs one for all of them: the pass
+ * requests are coalesced (state.c), so the passes follow the loop's turns,
+ * not the number of ends. The worker is this test's own connection, which
+ * leaves the LaunchTask calls unread until it reports the ends. */
+Test(controller, task_ends_in_one_turn_make_one_pass) {
+  enum { K = 32 };
+  node_timeout_ms = 60000;
+  running r;
+  start(&r);
+  ty_rpc_client *worker = client_of(&r), *cl = client_of(&r);
+  register_w1(worker, 0, 0);
+  uint64_t first = submit(cl, K);
+  for (int i = 0; i < 500 && job_state(cl, first, K - 1) != TRAINYARD__JOB_STATE__JOB_RUNNING; i++)
+    usleep(10000);
+  for (uint32_t t = 0; t < K; t++)
+    cr_assert_eq(job_state(cl, first, (int)t), TRAINYARD__JOB_STATE__JOB_RUNNING, "element %u", t);
+  register_w1(worker, first, K);
+  for (uint32_t t = 0; t < K; t++)
+    cr_assert_eq(job_state(cl, first, (int)t), TRAINYARD__JOB_STATE__JOB_COMPLETED, "element %u",
+                 t);
+  ty_rpc_client_close(worker);
+  finish_keep(&r, cl);
+  ty_controller_stats st;
+  ty_controller_stats_get(r.ctl, &st);
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
+  /* The start's, the registrations', the submit's and the ends' (one, or
+   * two when the register's commit came back in another turn): a pass per
+   * end would be K more. */
+  cr_assert_lt(st.pass_requested, 8u, "%llu passes on request for %d task ends",
+               (unsigned long long)st.pass_requested, K);
+}
+
 /* ---- a damaged store ---------------------------------------------------------------- */
 
 /* Overwrites the page of the jobs table that holds the oldest finished
@@ -610,6 +685,21 @@ Test(controller, a_sound_store_passes_the_check_after_its_start) {
   ty_rpc_client_close(cl);
   stop(&r);
   cr_assert_null(ty_controller_failure(r.ctl));
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
+}
+
+/* A stop while the whole-file check runs interrupts it (the check would
+ * hold ten minutes here, past the suite's timeout): no verdict, so no
+ * failure either. */
+Test(controller, a_stop_interrupts_the_store_check) {
+  fill_store();
+  setenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS", "600000", 1);
+  running r;
+  start(&r);
+  unsetenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS");
+  stop(&r);
+  cr_assert_null(ty_controller_failure(r.ctl), "%s", ty_controller_failure(r.ctl));
   ty_controller_destroy(r.ctl);
   uv_loop_close(&r.loop);
 }

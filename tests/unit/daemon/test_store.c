@@ -812,3 +812,28 @@ Test(store, backup_refusals_name_the_file_and_leave_nothing) {
   cr_assert_neq(access(dest, F_OK), 0);
   cr_assert_neq(access(tmp, F_OK), 0);
 }
+
+/* The loop reader keeps its statements prepared (store_query.c): the same
+ * look-up again is the same statement, reset after each use, so it sees
+ * what was committed since (a statement left open would read its old
+ * snapshot) and the rows and scans hooks still count per look-up. */
+Test(store, a_kept_statement_reads_what_was_committed_since) {
+  ty_store *s = open_ok();
+  uint64_t id = 0;
+  cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id), TY_ENOTFOUND);
+  uint64_t rows = ty_store_rows_read(s), scans = ty_store_scans(s);
+  ty_txn *t = ty_txn_create();
+  ty_job_row r = row(7, TY_JOB_PENDING);
+  r.uid = 1000, r.request_id = "rid-1";
+  cr_assert_eq(ty_txn_insert_job(t, &r), 0);
+  commit_txn(s, t);
+  for (int i = 0; i < 3; i++) {
+    id = 0;
+    cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id), 0, "look-up %d", i);
+    cr_assert_eq(id, 7u);
+  }
+  cr_assert_eq(ty_store_find_request(s, 1000, "rid-2", &id), TY_ENOTFOUND);
+  cr_assert_eq(ty_store_rows_read(s), rows + 3);
+  cr_assert_eq(ty_store_scans(s), scans, "the request index was not used");
+  ty_store_close(s);
+}

@@ -144,6 +144,16 @@ Test(infer_ops, split_expand_tile) {
                SHAPE(N, 6));
 }
 
+/* PyTorch's repeat_interleave splits an Expand whose rank inference cannot
+ * tell: every output still has the input's dtype, or the Concat reading
+ * them is refused for "no known dtype". */
+Test(infer_ops, split_of_unknown_rank_keeps_the_dtype) {
+  int k;
+  spec x = {F, ty_shape_unknown(), NULL};
+  expect_shape(build(TY_OP_SPLIT, 13, (spec[]){x, VALS(SHAPE(2), 1, 1)}, 2, 2, &k), 1, F,
+               ty_shape_unknown());
+}
+
 /* An output whose element count overflows is refused, whatever op made it. */
 Test(infer_ops, outputs_too_large_are_refused) {
   int k;
@@ -288,6 +298,14 @@ Test(infer_ops, reductions_and_argmax) {
                "input from opset 18)");
   expect_error(build(TY_OP_REDUCE_SUM, 11, (spec[]){IN(F, 2, 3), VALS(SHAPE(1), 1)}, 2, 1, &k),
                TY_EINVAL, "at opset 11 axes is an attribute (an input from opset 13)");
+}
+
+/* nn.Conv3d is refused at import, naming the node and what is missing. */
+Test(infer_ops, conv_3d_is_refused) {
+  int k;
+  expect_error(
+      build(TY_OP_CONV, 17, (spec[]){IN(F, N, 1, 4, 4, 4), IN(F, 2, 1, 3, 3, 3)}, 2, 1, &k),
+      TY_EUNSUPPORTED, "node \"n\" (Conv): 3-D convolution is not supported");
 }
 
 Test(infer_ops, conv_transpose_geometry) {

@@ -5,12 +5,14 @@
  * launch errors the controller turns into "launch failed on NODE: ...".
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -392,121 +394,107 @@ Test(task, a_cwd_the_submitter_cannot_enter_is_refused) {
   fx_teardown(&f);
 }
 
-/* ---- ty_tasks_launch_async: the helper's verdict read by the loop ---- */
+/* ---- starts without the helper (worker/direct.c) ---- */
 
-typedef struct started {
-  fixture *f;
-  int calls, rc, ended_before; /* f->ended when the answer came */
-  char err[256];
-} started;
-
-static void on_started(void *ud, int rc, const char *err) {
-  started *s = ud;
-  s->calls++;
-  s->rc = rc;
-  s->ended_before = s->f->ended;
-  snprintf(s->err, sizeof s->err, "%s", err ? err : "");
-}
-
-static void run_until_started(fixture *f, started *s) {
-  while (s->calls == 0)
-    uv_run(&f->loop, UV_RUN_ONCE);
-}
-
-Test(task, async_launch_answers_before_the_end_report) {
-  fixture f;
-  fx_setup(&f);
-  ty_task_spec s = shell(40, "echo hi");
-  started st = {.f = &f};
-  ty_tasks_launch_async(f.tasks, &s, on_started, &st);
-  cr_expect_eq(st.calls, 0, "answered before the helper spoke");
-  cr_expect(ty_tasks_is_running(f.tasks, 40, 0));
-  run_until_ended(&f, 1);
-  cr_expect_eq(st.calls, 1);
-  cr_expect_eq(st.rc, 0, "%s", st.err);
-  cr_expect_eq(st.ended_before, 0, "the end was reported before the launch was answered");
-  cr_expect_eq(f.last.state, TY_TASK_EXITED);
-  cr_expect_eq(f.last.exit_code, 0);
-  char *log = read_log(&f, 40, 0);
-  cr_expect_str_eq(log, "hi\n");
-  free(log);
-  ty_tasks_stats stats;
-  ty_tasks_get_stats(f.tasks, &stats);
-  cr_expect_eq(stats.started, 1);
-  fx_teardown(&f);
-}
-
-Test(task, async_launch_of_an_unknown_program_fails_without_a_report) {
+Test(task, a_failed_start_is_never_reported) {
   fixture f;
   fx_setup(&f);
   static const char *const argv[] = {"no-such-program-trainyard"};
   ty_task_spec s = {
       .job_id = 41, .argv = argv, .argc = 1, .has_uid = true, .uid = getuid(), .gid = getgid()};
-  started st = {.f = &f};
-  ty_tasks_launch_async(f.tasks, &s, on_started, &st);
-  run_until_started(&f, &st);
-  cr_expect_eq(st.rc, UV_ENOENT);
-  cr_expect_str_eq(st.err, "argv[0] \"no-such-program-trainyard\" not found on node w1");
-  cr_expect_eq(ty_tasks_get(f.tasks, 41, 0, &f.last), TY_ENOTFOUND);
+  char err[256] = "";
+  cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), UV_ENOENT);
   cr_expect_eq(ty_tasks_running(f.tasks), 0);
-  /* The helper's exit is taken and nothing is reported. */
+  /* The child that could not exec is reaped and nothing is reported. */
   for (int i = 0; i < 50; i++)
     uv_run(&f.loop, UV_RUN_NOWAIT), usleep(2000);
   cr_expect_eq(f.ended, 0);
-  char *log = read_log(&f, 41, 0);
-  cr_expect(strstr(log, "not found") != NULL, "log: %s", log);
-  free(log);
-  ty_tasks_stats stats;
-  ty_tasks_get_stats(f.tasks, &stats);
-  cr_expect_eq(stats.launch_failures, 1);
-  cr_expect_eq(stats.started, 0);
+  cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1, "a child was left unreaped");
   fx_teardown(&f);
 }
 
-Test(task, async_launch_refused_at_once_answers_within_the_call) {
-  fixture f;
-  fx_setup(&f);
-  ty_task_spec s = shell(42, "true");
-  s.cwd = "/no/such/dir/trainyard";
-  started st = {.f = &f};
-  ty_tasks_launch_async(f.tasks, &s, on_started, &st);
-  cr_expect_eq(st.calls, 1);
-  cr_expect_eq(st.rc, TY_ENOTFOUND);
-  cr_expect(strstr(st.err, "cwd /no/such/dir/trainyard does not exist on node w1"), "%s", st.err);
-  fx_teardown(&f);
-}
-
-Test(task, async_launches_in_a_burst_all_start) {
+Test(task, a_burst_of_starts_all_run_and_all_ends_are_reported) {
   fixture f;
   fx_setup(&f);
   enum { N = 16 };
-  started st[N];
   for (int i = 0; i < N; i++) {
-    ty_task_spec s = shell(100 + (uint64_t)i, "exit 0");
-    st[i] = (started){.f = &f};
-    ty_tasks_launch_async(f.tasks, &s, on_started, &st[i]);
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "exit %d", i);
+    ty_task_spec s = shell(100 + (uint64_t)i, cmd);
+    fx_launch(&f, &s);
   }
   run_until_ended(&f, N);
   for (int i = 0; i < N; i++) {
-    cr_expect_eq(st[i].calls, 1, "launch %d", i);
-    cr_expect_eq(st[i].rc, 0, "launch %d: %s", i, st[i].err);
+    ty_task_report r;
+    cr_assert_eq(ty_tasks_get(f.tasks, 100 + (uint64_t)i, 0, &r), 0, "task %d", i);
+    cr_expect_eq(r.state, TY_TASK_EXITED, "task %d", i);
+    cr_expect_eq(r.exit_code, i, "task %d", i);
   }
   ty_tasks_stats stats;
   ty_tasks_get_stats(f.tasks, &stats);
   cr_expect_eq(stats.started, N);
-  cr_expect_eq(stats.exit_success, N);
+  cr_expect_eq(stats.exit_success, 1);
+  cr_expect_eq(stats.exit_failure, N - 1);
   fx_teardown(&f);
 }
 
-Test(task, async_launch_pending_at_destroy_is_answered) {
+/* A script without #! runs under /bin/sh, as execvp runs it; a command is
+ * found in PATH of the task's environment, not the worker's. */
+Test(task, commands_are_found_as_execvp_finds_them) {
   fixture f;
   fx_setup(&f);
-  ty_task_spec s = shell(43, "sleep 5");
-  started st = {.f = &f};
-  ty_tasks_launch_async(f.tasks, &s, on_started, &st);
-  cr_assert_eq(st.calls, 0);
-  fx_teardown(&f); /* destroys the registry before the loop ran */
-  cr_expect_eq(st.calls, 1);
-  cr_expect_eq(st.rc, TY_ESTATE);
-  cr_expect(strstr(st.err, "shutting down"), "%s", st.err);
+  char bin[256], script[300];
+  snprintf(bin, sizeof bin, "%s/bin", f.dir);
+  cr_assert_eq(mkdir(bin, 0755), 0);
+  snprintf(script, sizeof script, "%s/hello-trainyard", bin);
+  FILE *fp = fopen(script, "w");
+  cr_assert(fp);
+  fputs("echo from a script without an interpreter line\n", fp);
+  fclose(fp);
+  cr_assert_eq(chmod(script, 0755), 0);
+  static const char *argv[] = {"hello-trainyard"};
+  char path[300];
+  snprintf(path, sizeof path, "PATH=/nonexistent:%s", bin);
+  const char *env[] = {path};
+  ty_task_spec s = {.job_id = 50,
+                    .argv = argv,
+                    .argc = 1,
+                    .env = env,
+                    .n_env = 1,
+                    .has_uid = true,
+                    .uid = getuid(),
+                    .gid = getgid()};
+  fx_launch(&f, &s);
+  run_until_ended(&f, 1);
+  cr_expect_eq(f.last.exit_code, 0);
+  char *log = read_log(&f, 50, 0);
+  cr_expect_str_eq(log, "from a script without an interpreter line\n");
+  free(log);
+  fx_teardown(&f);
+}
+
+/* The task's own session and default signal dispositions, whatever the
+ * worker blocks or ignores. */
+Test(task, a_task_starts_in_its_own_session_with_default_signals) {
+  fixture f;
+  fx_setup(&f);
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  void (*was)(int) = signal(SIGINT, SIG_IGN);
+  /* grep reads its own status, which it inherits at exec: the shell's own
+   * shows every signal blocked while dash waits for a child. */
+  ty_task_spec s = shell(51, "set -- $(cat /proc/$$/stat); [ \"$6\" = $$ ] && echo own session; "
+                             "exec grep -E '^Sig(Blk|Ign)' /proc/self/status");
+  fx_launch(&f, &s);
+  signal(SIGINT, was);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  run_until_ended(&f, 1);
+  char *log = read_log(&f, 51, 0);
+  cr_expect(strncmp(log, "own session\n", 12) == 0, "log: %s", log);
+  cr_expect(strstr(log, "SigBlk:\t0000000000000000") != NULL, "log: %s", log);
+  cr_expect(strstr(log, "SigIgn:\t0000000000000000") != NULL, "log: %s", log);
+  free(log);
+  fx_teardown(&f);
 }

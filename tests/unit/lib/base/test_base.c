@@ -3,7 +3,9 @@
  * error table and formatter, the RNG and overflow checks. */
 #include <criterion/criterion.h>
 #include <getopt.h>
+#include <regex.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -202,4 +204,31 @@ Test(utf8, decode_and_validate) {
   cr_assert_not(ty_utf8_valid("ab\x80", &bad));
   cr_assert_eq(bad, 2u);
   cr_assert(ty_utf8_valid("", NULL));
+}
+
+/* The line's prefix (written by hand, not by snprintf): the UTC time to the
+ * millisecond, the process name and the level, then the message. */
+Test(log, one_line_with_time_name_and_level) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  int saved = dup(STDERR_FILENO);
+  cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+  ty_log_init("tylogtest", TY_LOG_INFO);
+  ty_warn("job %d: %s", 42, "hello");
+  ty_debug("not shown");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(p[1]);
+  char line[256] = {0};
+  ssize_t n = read(p[0], line, sizeof line - 1);
+  close(p[0]);
+  cr_assert_gt(n, 0);
+  regex_t re;
+  cr_assert_eq(regcomp(&re,
+                       "^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\."
+                       "[0-9]{3}Z tylogtest WARN job 42: hello\n$",
+                       REG_EXTENDED),
+               0);
+  cr_assert_eq(regexec(&re, line, 0, NULL, 0), 0, "\"%s\"", line);
+  regfree(&re);
 }

@@ -86,6 +86,17 @@ static int linear(ty_graph *g, const char *name, int x, int in, int out, const c
   return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
 }
 
+/* A Gemm reading the existing weight `weight` and a bias of its own. */
+static int tied_linear(ty_graph *g, const char *name, int x, const char *weight, int out,
+                       const char *out_name, uint64_t *rng) {
+  char bn[64];
+  snprintf(bn, sizeof bn, "%s.bias", name);
+  int w = ty_graph_find_value(g, weight);
+  cr_assert_neq(w, TY_NO_VALUE, "%s", weight);
+  int bias = init(g, bn, TY_DTYPE_F32, 1, (int64_t[]){out}, 1.0 / sqrt((double)out), rng);
+  return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
+}
+
 /* train_mode: training_mode=1 and, as PyTorch exports it, the updated
  * running statistics as outputs 1 and 2 that nothing reads. */
 static int batch_norm(ty_graph *g, int h, int c, bool train_mode, uint64_t *rng) {
@@ -185,7 +196,10 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     snprintf(name, sizeof name, "fc%d", k + 3);
     snprintf(out, sizeof out, "fc%d.out", k + 3);
     snprintf(relu, sizeof relu, "relu%d.out", k + 3);
-    h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
+    if (o->tied && k > 0 && k == o->deep - 1)
+      h = tied_linear(g, name, h, "fc3.weight", o->hidden, out, &rng);
+    else
+      h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
     h = node(g, TY_OP_RELU, NULL, &h, 1, relu);
   }
   if (o->dropout) {

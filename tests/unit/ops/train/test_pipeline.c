@@ -225,6 +225,42 @@ Test(pipeline, stages_train_like_one_process, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* A weight read by two stages (the last hidden layer reuses fc3's, as a
+ * tied output layer reuses the embedding) is held by both; their gradient
+ * contributions are summed between them each step, so the weights are
+ * those of one process. */
+Test(pipeline, a_tied_weight_is_held_by_both_its_stages, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .tied = true};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  char ref[300], out[300];
+  reference(g, "tied", 5, ref, out);
+  const job jobs[] = {
+      {2, 2, 4, 4, 5, out, false, 0, -1, false, -1, 0}, /* fc3 on stage 1, fc5 on stage 3 */
+      {2, 2, 2, 4, 5, out, false, 0, -1, false, -1, 0}, /* data x pipeline, 2 x 2 */
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    char *logs = NULL;
+    run_pipeline_logged(g, &jobs[i], NULL, &logs);
+    double d = pr_diff(ref, out);
+    cr_assert(d < 1e-5, "job %zu: a tied weight over %d stages: %g from one process", i,
+              jobs[i].stages, d);
+    free(logs);
+  }
+  ty_train_config c;
+  config(&c, &jobs[0]);
+  ty_plan *p = plan_for(g, &c, &jobs[0]);
+  int s3 = -1, s5 = -1;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    if (!strcmp(p->ops[i].name, "fc3")) s3 = p->ops[i].stage;
+    if (!strcmp(p->ops[i].name, "fc5")) s5 = p->ops[i].stage;
+  }
+  cr_assert(s3 >= 0 && s5 > s3, "fc3 on stage %d, fc5 on stage %d", s3, s5);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* The ops of stage mesh's plan that split a weight's output features (a
  * column or row-block split: tensor parallelism), and none that splits a
  * batch. */
