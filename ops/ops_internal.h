@@ -415,6 +415,14 @@ void ty__blas_on_caller(void);
 void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc);
+/* The same product as one call on the calling thread, on oneDNN or
+ * OpenBLAS by its shape (kernels/gemm.c); its test hooks: ops/gemm_dnnl.h. */
+void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* kernels/gemm_dnnl.c (TY_HAVE_DNNL only): the product through oneDNN's
+ * dnnl_sgemm on the calling thread; false when oneDNN refuses it. */
+bool ty__sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
  * the graph does not use. Returns 0 or a TY_E* code. */

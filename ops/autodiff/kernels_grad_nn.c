@@ -41,11 +41,9 @@ static void mm_grad_entries(void *arg, int64_t begin, int64_t end, int slot) {
   for (int64_t i = begin; i < end; i++) {
     const float *g = j->dy + i * m * n;
     if (j->c->wrt == 0) /* dA = dY B^T */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)k, (blasint)n, 1.0f,
-                  g, (blasint)n, j->b + i * k * n, (blasint)n, 0.0f, j->dx + i * m * k, (blasint)k);
+      ty__sgemm1(false, true, m, k, n, 1.0f, g, n, j->b + i * k * n, n, 0.0f, j->dx + i * m * k, k);
     else /* dB = A^T dY */
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)k, (blasint)n, (blasint)m, 1.0f,
-                  j->a + i * m * k, (blasint)k, g, (blasint)n, 0.0f, j->dx + i * k * n, (blasint)n);
+      ty__sgemm1(true, false, k, n, m, 1.0f, j->a + i * m * k, k, g, n, 0.0f, j->dx + i * k * n, n);
   }
 }
 

@@ -6,19 +6,66 @@
  * block repacks the other operand, so more blocks cost more). MatMul's
  * batch dims broadcast (numpy rules); with many batch entries (attention's
  * batch x heads) the entries themselves are split over the threads.
+ *
+ * Each call (ty__sgemm1) runs on oneDNN's dnnl_sgemm where meson found
+ * oneDNN and the shape is one it runs faster (kernels/gemm_dnnl.c), else
+ * on OpenBLAS: the choice depends on the call's shape only, so results
+ * stay the same whatever the thread count.
  */
 #include "ops/exec.h"
+#include "ops/gemm_dnnl.h"
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* Multiply-adds below which one call on the caller beats waking a thread. */
 #define PAR_MIN_MACS (1 << 18)
 #define GEMM_BLOCK_MIN 128 /* rows or columns of C per block, a multiple of 16 */
 #define GEMM_BLOCKS_MAX 64
+
+static atomic_bool dnnl_off;
+static atomic_llong dnnl_calls;
+
+void ty__sgemm_dnnl_enable(bool on) {
+  atomic_store(&dnnl_off, !on);
+}
+
+int64_t ty__sgemm_dnnl_calls(void) {
+  return atomic_load(&dnnl_calls);
+}
+
+/* oneDNN's sgemm beats OpenBLAS' on every product of at least PAR_MIN_MACS
+ * of the GPT (15-35%) and on the attention's small ones with B transposed;
+ * OpenBLAS wins the small ones with B as stored (by ~20%). */
+static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+#if TY_HAVE_DNNL
+  if (atomic_load_explicit(&dnnl_off, memory_order_relaxed)) return false;
+  return (double)m * (double)n * (double)k >= PAR_MIN_MACS || (tb && !ta);
+#else
+  (void)ta, (void)tb, (void)m, (void)n, (void)k;
+  return false;
+#endif
+}
+
+void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+#if TY_HAVE_DNNL
+  if (use_dnnl(ta, tb, m, n, k) &&
+      ty__sgemm_dnnl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
+    atomic_fetch_add_explicit(&dnnl_calls, 1, memory_order_relaxed);
+    return;
+  }
+#else
+  (void)use_dnnl;
+#endif
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c,
+              (blasint)ldc);
+}
 
 typedef struct sgemm_job {
   bool ta, tb, by_cols;
@@ -48,9 +95,7 @@ static void sgemm_blocks(void *arg, int64_t begin, int64_t end, int slot) {
       c += lo * j->ldc;
       m = hi - lo;
     }
-    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b,
-                (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
+    ty__sgemm1(j->ta, j->tb, m, n, j->k, j->alpha, a, j->lda, b, j->ldb, j->beta, c, j->ldc);
   }
 }
 
@@ -141,9 +186,8 @@ static void mm_entries(void *arg, int64_t begin, int64_t end, int slot) {
   for (int64_t i = begin; i < end; i++) {
     const float *pa = j->a + batch_offset(j->ba, j->bo, i) * j->m * j->k;
     const float *pb = j->b + batch_offset(j->bb, j->bo, i) * j->k * j->n;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)j->m, (blasint)j->n,
-                (blasint)j->k, 1.0f, pa, (blasint)j->k, pb, (blasint)j->n, 0.0f,
-                j->y + i * j->m * j->n, (blasint)j->n);
+    ty__sgemm1(false, false, j->m, j->n, j->k, 1.0f, pa, j->k, pb, j->n, 0.0f,
+               j->y + i * j->m * j->n, j->n);
   }
 }
 
