@@ -127,6 +127,18 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
     t->stats.echoes++;
   } else if (!strcmp(m->method, "Auth")) {
     ty_rpc_reply(c, id, 0, NULL, m->auth, m->auth_len);
+  } else if (!strcmp(m->method, "Stall")) {
+    /* payload: two fds of the test process: the loop says it stopped on
+     * the second, then waits for a byte on the first (everything that
+     * arrives meanwhile is read at once when it goes on) */
+    int fd[2];
+    char b = 0;
+    bool ok = m->payload_len == sizeof fd;
+    if (ok) {
+      memcpy(fd, m->payload, sizeof fd);
+      ok = write(fd[1], &b, 1) == 1 && read(fd[0], &b, 1) == 1;
+    }
+    ty_rpc_reply(c, id, ok ? 0 : TY_EIO, ok ? NULL : "stall failed", NULL, 0);
   } else if (!strcmp(m->method, "Hold")) {
     hold(t, c, id);
   } else if (!strcmp(m->method, "Release")) {

@@ -248,7 +248,10 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
 }
 
 /* Twenty peers pipeline 2000 requests each; a request on a fresh
- * connection is served within a few turns, not after their 40,000. */
+ * connection is served within a few turns, not after their 40,000. The
+ * server's loop is stalled (Stall) while every request is sent, so that
+ * all of them wait when it goes on, whatever the scheduler does to this
+ * thread meanwhile. */
 Test(limits, pipelining_peers_do_not_starve_a_new_request) {
   enum { PEERS = 20, EACH = 2000 };
   tserver t;
@@ -273,11 +276,18 @@ Test(limits, pipelining_peers_do_not_starve_a_new_request) {
     fds[i] = raw_connect(t.port);
     int big = 1 << 20;
     setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    cr_assert_eq(raw_send_all(fds[i], burst.data, burst.len), 0);
   }
-  int probe = raw_connect(t.port);
-  cr_assert_eq(send_request(probe, 1, "Echo", "probe", 5, 0), 0);
-  expect_answers(probe, 1, 1);
+  int probe = raw_connect(t.port), go[2], stopped[2];
+  cr_assert(pipe(go) == 0 && pipe(stopped) == 0);
+  int stall[2] = {go[0], stopped[1]};
+  char b;
+  cr_assert_eq(send_request(probe, 1, "Stall", stall, sizeof stall, 0), 0);
+  cr_assert_eq(read(stopped[0], &b, 1), 1, "the server's loop did not stall");
+  for (int i = 0; i < PEERS; i++)
+    cr_assert_eq(raw_send_all(fds[i], burst.data, burst.len), 0);
+  cr_assert_eq(send_request(probe, 2, "Echo", "probe", 5, 0), 0);
+  cr_assert_eq(write(go[1], "g", 1), 1);
+  expect_answers(probe, 1, 2); /* the Stall's, then the probe's */
   for (int i = 0; i < PEERS; i++)
     expect_answers(fds[i], 1, EACH);
   tserver_stats s = stats_of(&t);
@@ -287,6 +297,8 @@ Test(limits, pipelining_peers_do_not_starve_a_new_request) {
   for (int i = 0; i < PEERS; i++)
     close(fds[i]);
   close(probe);
+  for (int i = 0; i < 2; i++)
+    close(go[i]), close(stopped[i]);
   ty_buf_close(&burst);
   tserver_stop(&t);
 }
