@@ -66,7 +66,7 @@ const ty_plan *ty__train_pipe_plan(const ty_train *t) {
   return t->pipe ? t->pipe->plan : NULL;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+uint64_t ty__pipe_fnv(uint64_t h, const void *p, size_t n) {
   const uint8_t *b = p;
   for (size_t i = 0; i < n; i++)
     h = (h ^ b[i]) * 0x100000001b3ull;
@@ -339,12 +339,12 @@ static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
 /* ---- messages ------------------------------------------------------------------- */
 
 static uint64_t msg_hash(const crossing *l, bool grad) {
-  uint64_t h = fnv(0xcbf29ce484222325ull, l->name, strlen(l->name));
-  h = fnv(h, grad ? "grad" : "act", grad ? 4 : 3);
-  return fnv(h, l->shape.dims, (size_t)l->shape.rank * sizeof l->shape.dims[0]);
+  uint64_t h = ty__pipe_fnv(0xcbf29ce484222325ull, l->name, strlen(l->name));
+  h = ty__pipe_fnv(h, grad ? "grad" : "act", grad ? 4 : 3);
+  return ty__pipe_fnv(h, l->shape.dims, (size_t)l->shape.rank * sizeof l->shape.dims[0]);
 }
 
-static uint32_t rank_of(const ty__pipe *pp, int stage) {
+uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage) {
   return (uint32_t)(stage * pp->R + pp->replica);
 }
 
@@ -353,12 +353,12 @@ static int send_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
   uint64_t hdr[4] = {t->step, (uint64_t)pp->stage, (uint64_t)i, msg_hash(l, grad)};
-  int rc = par->send(rank_of(pp, peer_stage), hdr, buf, n, par->comm.user);
+  int rc = par->send(ty__pipe_rank_of(pp, peer_stage), hdr, buf, n, par->comm.user);
   return rc ? ty_errf(err, err_len, rc,
                       "pipeline: rank %u (stage %d) could not send the %s of \"%s\" for "
                       "micro-batch %d to rank %u: %s",
                       t->opts.rank, pp->stage, grad ? "gradient" : "activation", l->name, i,
-                      rank_of(pp, peer_stage), ty_strerror(rc))
+                      ty__pipe_rank_of(pp, peer_stage), ty_strerror(rc))
             : 0;
 }
 
@@ -372,7 +372,7 @@ static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, i
   if (rc != 0) return rc;
   size_t n = (size_t)ty_tensor_numel(*out), got = 0;
   uint64_t hdr[4] = {0}, want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad)};
-  uint32_t peer = rank_of(pp, peer_stage);
+  uint32_t peer = ty__pipe_rank_of(pp, peer_stage);
   rc = par->recv(peer, hdr, (*out)->data, n, &got, par->comm.user);
   const char *what = grad ? "gradient" : "activation";
   if (rc != 0)
@@ -655,74 +655,6 @@ static int backward(ty_train *t, int i, char *err, size_t err_len) {
 
 /* ---- the step ----------------------------------------------------------------------- */
 
-/* ---- tied parameters -------------------------------------------------------------- */
-
-/* The message of tied parameter p's gradient sum from stage s. */
-static void tied_hdr(const ty_train *t, size_t p, int s, uint64_t hdr[4]) {
-  const char *name = ty_graph_value_at(t->g, t->param_ids[p])->name;
-  uint64_t h = fnv(0xcbf29ce484222325ull, name, strlen(name));
-  hdr[0] = t->step, hdr[1] = (uint64_t)s, hdr[2] = (uint64_t)t->pipe->M, hdr[3] = fnv(h, "tied", 4);
-}
-
-/* Exchanges this stage's n floats of tied parameter p with stage s: the
- * lower stage sends first, the higher receives first (NCCL's point to
- * point blocks until the peer takes part). got: s's floats. */
-static int tied_swap(ty_train *t, size_t p, int s, const float *mine, float *got, size_t n,
-                     char *err, size_t err_len) {
-  ty__pipe *pp = t->pipe;
-  const ty_train_parallel *par = t->opts.parallel;
-  uint64_t out[4], want[4], hdr[4] = {0};
-  tied_hdr(t, p, pp->stage, out);
-  tied_hdr(t, p, s, want);
-  size_t len = 0;
-  int rc = 0;
-  for (int turn = 0; rc == 0 && turn < 2; turn++) {
-    if ((turn == 0) == (pp->stage < s))
-      rc = par->send(rank_of(pp, s), out, mine, n, par->comm.user);
-    else if ((rc = par->recv(rank_of(pp, s), hdr, got, n, &len, par->comm.user)) == 0 &&
-             (memcmp(hdr, want, sizeof hdr) != 0 || len != n))
-      rc = TY_EINVAL;
-  }
-  return rc ? ty_errf(err, err_len, rc,
-                      "pipeline: rank %u (stage %d), step %llu: exchanging the gradient of the "
-                      "tied parameter \"%s\" with stage %d failed: %s",
-                      t->opts.rank, pp->stage, (unsigned long long)t->step,
-                      ty_graph_value_at(t->g, t->param_ids[p])->name, s, ty_strerror(rc))
-            : 0;
-}
-
-/* Every tied parameter's gradient becomes the sum of its holders', added
- * in stage order, so that every holder gets the same bits and makes the
- * same update (Megatron's tied embeddings). */
-static int sum_tied(ty_train *t, char *err, size_t err_len) {
-  ty__pipe *pp = t->pipe;
-  int rc = 0;
-  for (size_t k = 0; rc == 0 && k < pp->n_mine; k++) {
-    size_t p = pp->mine[k], n = (size_t)ty_tensor_numel(t->params[p]);
-    uint64_t h = pp->holders[p];
-    if (!(h & (h - 1))) continue;
-    float *acc = pp->acc + pp->acc_off[k];
-    float *got = malloc((size_t)pp->S * n * sizeof *got + 1), *sum = calloc(n + 1, sizeof *sum);
-    if (!got || !sum) rc = TY_ENOMEM;
-    for (int s = 0; rc == 0 && s < pp->S; s++)
-      if (ty__pipe_holds(pp, p, s) && s != pp->stage)
-        rc = tied_swap(t, p, s, acc, got + (size_t)s * n, n, err, err_len);
-    for (int s = 0; rc == 0 && s < pp->S; s++) {
-      const float *src = s == pp->stage ? acc : got + (size_t)s * n;
-      for (size_t e = 0; ty__pipe_holds(pp, p, s) && e < n; e++)
-        sum[e] += src[e];
-    }
-    if (rc == 0) memcpy(acc, sum, n * sizeof *acc);
-    free(got);
-    free(sum);
-  }
-  const ty_train_parallel *par = t->opts.parallel;
-  if (rc == 0 && pp->S > 1 && (rc = par->flush(par->comm.user)) != 0)
-    rc = ty_errf(err, err_len, rc, "pipeline: rank %u: completing the tied sends: %s", t->opts.rank,
-                 ty_strerror(rc));
-  return rc;
-}
-
 /* ---- the schedule ------------------------------------------------------------------ */
 
 /* The 1F1B order of this stage. */
@@ -762,7 +694,7 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
       return ty_errf(err, err_len, rc, "pipeline: summing stage %d's gradient of \"%s\" failed: %s",
                      pp->stage, v->name, ty_strerror(rc));
   }
-  if (rc == 0) rc = sum_tied(t, err, err_len);
+  if (rc == 0) rc = ty__pipe_sum_tied(t, err, err_len);
   if (rc != 0) return rc;
   int ways = pp->tp ? pp->M : pp->M * pp->R; /* a shard's loss is the micro-batch's mean */
   float scale = 1.0f / (float)ways;

@@ -66,4 +66,13 @@ static inline bool ty__pipe_holds(const ty__pipe *pp, size_t p, int s) {
 int ty__pipe_shard_params(ty_train *t);
 int ty__pipe_grad_sums(ty_train *t);
 
+/* pipe.c: FNV-1a over n bytes from h; the world rank of this rank's
+ * replica in stage `stage`. */
+uint64_t ty__pipe_fnv(uint64_t h, const void *p, size_t n);
+uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage);
+
+/* pipe_tied.c: every tied parameter's gradient sum (acc) becomes the sum
+ * of its holders', the same bits on each; err names the failed exchange. */
+int ty__pipe_sum_tied(ty_train *t, char *err, size_t err_len);
+
 #endif
