@@ -81,6 +81,16 @@ static bool file_has(const char *path, const char *text) {
   return strstr(buf, text) != NULL;
 }
 
+/* Waits up to 10 s for the file `name` in the cluster's folder, which a
+ * job's script makes once it is past its setup (its trap is set). */
+static void wait_file(const it_cluster *c, const char *name) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/%s", c->dir, name);
+  for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+    it_sleep_ms(20);
+  cr_assert_eq(access(path, F_OK), 0, "the job's script never made %s", path);
+}
+
 static int ctl(const it_cluster *c, char **out, const char *const *args) {
   return it_trainctl(c, out, args);
 }
@@ -123,11 +133,7 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
            c.dir, c.dir, c.dir, c.dir, c.dir);
   uint64_t low = submit(cl, script, &(job_opts){.queue = "low", .cpus = 2});
   it_wait_state(cl, low, ST(RUNNING), 30000);
-  char started[300];
-  snprintf(started, sizeof started, "%s/started", c.dir);
-  for (int i = 0; i < 500 && access(started, F_OK) != 0; i++)
-    it_sleep_ms(20);
-  cr_assert_eq(access(started, F_OK), 0, "the low job's task never started");
+  wait_file(&c, "started");
 
   uint64_t high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2});
   cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED));
@@ -377,14 +383,16 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
 static char *why_until(const it_cluster *c, uint64_t id, const char *text) {
   char sid[24];
   id_str(id, sid);
+  char last[2048] = "";
   for (int i = 0; i < 300; i++) {
     char *out = NULL;
     int rc = ctl(c, &out, (const char *[]){"why", sid, "--json", NULL});
     if (rc == 0 && out && strstr(out, text)) return out;
+    snprintf(last, sizeof last, "rc %d: %s", rc, out ? out : "");
     free(out);
     it_sleep_ms(50);
   }
-  cr_assert_fail("why %s never said %s", sid, text);
+  cr_assert_fail("why %s never said %s; it last said %s", sid, text, last);
   return NULL;
 }
 
@@ -396,9 +404,13 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   ty_rpc_client *cl = it_client(&c);
   /* Holds the node for 10 minutes by its limit; ignores SIGTERM, so a
    * preemption takes the whole grace period. */
-  const char *stubborn = "trap '' TERM; while true; do sleep 0.1; done";
-  uint64_t run = submit(cl, stubborn, &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 600});
-  it_wait_state(cl, run, ST(RUNNING), 30000);
+  char stubborn[512];
+  snprintf(stubborn, sizeof stubborn, "trap '' TERM; touch %s/trapped; while true; do sleep 0.1; done",
+           c.dir);
+  (void)submit(cl, stubborn, &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 600});
+  /* RUNNING is the controller's word: the shell may not have set its trap
+   * yet, and a SIGTERM before it ends the job at once. */
+  wait_file(&c, "trapped");
   uint64_t first = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 300});
   uint64_t second = submit(cl, "true", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 60});
   /* The second waits behind the first's reservation: its start is the
