@@ -12,6 +12,7 @@
  * gradient then writes dX in X's own layout and no gradient Transpose is
  * made either.
  */
+#include "ops/fold_matmul.h"
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"

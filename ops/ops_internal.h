@@ -13,6 +13,7 @@
 #define TY_OPS_OPS_INTERNAL_H
 
 #include "ops/conv_dnnl.h"
+#include "ops/fold_matmul.h"
 #include "ops/exec.h"
 #include "ops/graph.h"
 
@@ -426,10 +427,7 @@ bool ty__sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alp
 
 /* kernels/matmul.c: MatMul as a batched product of strided matrices. An
  * operand may be read through a permutation of its stored dims, the node
- * attribute TY__MM_PERM_A or TY__MM_PERM_B (ints, set only by
- * ty__fold_transpose_matmul; not ONNX, never exported). */
-#define TY__MM_PERM_A "ty_perm_a"
-#define TY__MM_PERM_B "ty_perm_b"
+ * attribute TY__MM_PERM_A or TY__MM_PERM_B (ops/fold_matmul.h). */
 typedef struct ty__mm_view {
   ty_shape dims;           /* the operand as the product reads it, 1-D promoted */
   int64_t st[TY_MAX_RANK]; /* element strides of those dims in the stored tensor */
@@ -453,12 +451,6 @@ ty__mm_mat ty__mm_mat_of(const ty__mm_view *v, const ty_shape *batch, const floa
  * elements of c's tensor, zeroed where the sum needs it. */
 void ty__mm_batched(ty_workers *w, const ty_shape *batch, const ty__mm_mat *a, const ty__mm_mat *b,
                     const ty__mm_mat *c, int64_t m, int64_t n, int64_t k, size_t c_numel);
-/* fold_matmul.c: MatMul(Transpose(x), .) becomes MatMul(x, .) reading x
- * through the permutation, where the GEMM can; Transposes nobody reads any
- * more are dropped. For a graph run by the CPU executor before autodiff
- * (the CUDA backend and the planner do not read the attributes). Sets
- * *folded to the operands folded. */
-int ty__fold_transpose_matmul(ty_graph *g, size_t *folded);
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
  * the graph does not use. Returns 0 or a TY_E* code. */

@@ -10,7 +10,7 @@
 #include "tests/unit/ops/autodiff/gradcheck.h"
 
 #include "lib/base/base.h"
-#include "ops/ops_internal.h"
+#include "ops/fold_matmul.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
