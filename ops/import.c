@@ -414,6 +414,8 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
     rc = import_node(im, gp->node[i], i);
   if (rc == 0) rc = import_outputs(im, gp);
   if (rc == 0 && gp->name && !(im->g->name = strdup(gp->name))) rc = TY_ENOMEM;
+  /* PyTorch's cross-entropy with probability targets (import_soft.c). */
+  if (rc == 0) rc = ty__import_lower_soft_labels(im->g, im->err, im->err_len);
   if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
   /* Constant shape arithmetic is run once here; inferring again lets the
    * nodes it fed (Reshape, Expand...) see the values. */

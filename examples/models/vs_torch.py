@@ -87,7 +87,7 @@ def zoo_loss(torch, a, m, xs, ys):
     mean cross-entropy over its output or the first of its outputs."""
     ins = [torch.from_numpy(v) for _, v in zoo_inputs(xs)]
     if a.loss == "output":
-        return m(*ins, torch.from_numpy(ys))
+        return m(*ins) if ys is None else m(*ins, torch.from_numpy(ys))
     out = m(*ins)
     return torch.nn.functional.cross_entropy(out[0] if isinstance(out, tuple) else out, torch.from_numpy(ys))
 
@@ -99,7 +99,7 @@ def zoo_run_torch(torch, a, m, lr, xs, ys):
     losses = []
     for step in range(a.steps):
         part = slice(step * a.batch, (step + 1) * a.batch)
-        loss = zoo_loss(torch, a, m, tuple(v[part] for _, v in zoo_inputs(xs)), ys[part])
+        loss = zoo_loss(torch, a, m, tuple(v[part] for _, v in zoo_inputs(xs)), None if ys is None else ys[part])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -115,7 +115,8 @@ def zoo_train_torch(torch, np, a, name, spec, batches):
     m = cls()
     m.train()
     xs, ys = batches(np, kind, a.steps * a.batch, np.random.default_rng(len(name)))
-    ys = ys.astype("float32" if a.loss == "output" and ys.dtype.kind == "f" else "int64")
+    if ys is not None:
+        ys = ys.astype("float32" if a.loss == "output" and ys.dtype.kind == "f" else "int64")
     initial = copy.deepcopy(m)
     losses = zoo_run_torch(torch, a, m, lr, xs, ys)
     trained = {k: v.detach().numpy() for k, v in m.named_parameters()}
@@ -129,8 +130,9 @@ def zoo_export(torch, m, xs, ys, path, opset=17, loss="ce", outputs=1):
     names = [n for n, _ in zoo_inputs(xs)]
     args = [torch.from_numpy(v) for _, v in zoo_inputs(xs)]
     if loss == "output":
-        names.append("labels")
-        args.append(torch.from_numpy(ys))
+        if ys is not None:
+            names.append("labels")
+            args.append(torch.from_numpy(ys))
         outs = ["loss"]
     else:
         outs = ["logits"] + ["out%d" % i for i in range(1, outputs)]
@@ -142,10 +144,11 @@ def zoo_export(torch, m, xs, ys, path, opset=17, loss="ce", outputs=1):
 
 def zoo_config(np, a, lr, xs, work, ckpt):
     """The TrainConfig text of one zoo model: its loss, every input's array
-    (saved here as NAME.npy) and the labels' (y.npy, saved by the caller)."""
+    (saved here as NAME.npy) and the labels' (y.npy, saved by the caller;
+    a model computing its loss from its inputs alone has none)."""
     loss = 'loss_output: "loss"' if a.loss == "output" else 'softmax_cross_entropy { logits_output: "logits" }'
     arrays = ""
-    for name, v in zoo_inputs(xs) + [("labels", None)]:
+    for name, v in zoo_inputs(xs) + ([("labels", None)] if os.path.exists(os.path.join(work, "y.npy")) else []):
         npy = "y.npy" if v is None else name + ".npy"
         if v is not None:
             np.save(os.path.join(work, npy), v)
@@ -159,11 +162,12 @@ def zoo_compare(prog, torch, np, onnx, a, name, spec, ref, work):
     with PyTorch's run (ref, from zoo_train_torch). True when they agree."""
     from onnx import numpy_helper
     m, xs, lr = ref["model"], ref["xs"], spec[2]
-    np.save(os.path.join(work, "y.npy"), ref["ys"])
+    if ref["ys"] is not None:
+        np.save(os.path.join(work, "y.npy"), ref["ys"])
     path = os.path.join(work, name + ".onnx")
     before = {k: v.detach().numpy() for k, v in m.named_parameters()}
-    zoo_export(torch, m, tuple(v[:a.batch] for _, v in zoo_inputs(xs)), ref["ys"][:a.batch], path, a.opset,
-               a.loss, a.outputs)
+    ys = None if ref["ys"] is None else ref["ys"][:a.batch]
+    zoo_export(torch, m, tuple(v[:a.batch] for _, v in zoo_inputs(xs)), ys, path, a.opset, a.loss, a.outputs)
     ckpt = os.path.join(work, "model.ckpt.onnx")
     txt = zoo_config(np, a, lr, xs, work, ckpt)
     ours, theirs = run_trainrun(prog, a, path, txt, work, "model"), ref["losses"]
@@ -198,8 +202,9 @@ def zoo_main(prog, doc, models, batches):
     does not train, which the exported graph holds as initializers),
     "outputs" (how many the model returns; the loss reads the first) and
     "loss": "output" (forward(inputs..., labels) returns the loss itself;
-    float labels stay float, for a regression). batches may return a tuple
-    of input arrays for a model of several inputs.
+    float labels stay float, for a regression; forward(inputs...) when
+    batches gives None for labels, for an autoencoder). batches may return
+    a tuple of input arrays for a model of several inputs.
     Exits 0 when all agree, 1 otherwise."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--trainrun", required=True)

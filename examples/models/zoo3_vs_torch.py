@@ -184,6 +184,34 @@ def vision(torch):
             up = s.shuffle(F.relu(s.conv(s.unshuffle(h)))).mean((2, 3))
             return s.fc(torch.cat([s.avg(h).flatten(1), s.max(h).flatten(1), s.one(h).flatten(1), up], 1))
 
+    class ConvNeXt(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.stem = nn.Conv2d(3, 16, 2, stride=2)
+            s.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+            s.ln = nn.LayerNorm(16, eps=1e-6)
+            s.pw1, s.pw2 = nn.Linear(16, 64), nn.Linear(64, 16)
+            s.gamma = nn.Parameter(torch.full((16,), 0.5))
+            s.head = nn.Linear(16, CLASSES)
+
+        def forward(s, x):
+            h = s.stem(x)
+            y = s.ln(s.dw(h).permute(0, 2, 3, 1))
+            y = (s.gamma * s.pw2(F.gelu(s.pw1(y)))).permute(0, 3, 1, 2)
+            return s.head((h + y).mean([-2, -1]))
+
+    class PaddingModes(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.reflect = nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect")
+            s.replicate = nn.Conv2d(8, 8, 3, padding=2, dilation=2, padding_mode="replicate")
+            s.same = nn.Conv1d(8, 8, 3, padding=1, padding_mode="zeros")
+            s.fc = nn.Linear(8, CLASSES)
+
+        def forward(s, x):
+            h = F.elu(s.replicate(F.relu(s.reflect(x))))
+            return s.fc(s.same(h.flatten(2)).amax(2))
+
     return {
         "vit_postnorm": (vit(False), "image", 0.1),
         "vit_postnorm13": (vit(False), "image", 0.1, {"opset": 13}),
@@ -196,6 +224,8 @@ def vision(torch):
         "norms": (Norms, "image", 0.05),
         "norms13": (Norms, "image", 0.05, {"opset": 13}),
         "shuffle_pools": (Shuffle, "image", 0.2),
+        "convnext_block": (ConvNeXt, "image", 0.2),
+        "padding_modes": (PaddingModes, "image", 0.2),
     }
 
 
@@ -383,6 +413,34 @@ def io(torch):
             logits = s.fc(F.relu(s.conv(x)).amax((2, 3)))
             return F.cross_entropy(logits, y, weight=s.weight) + 0.5 * F.nll_loss(F.log_softmax(logits, 1), y)
 
+    class AutoEncoder(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.enc = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                                  nn.Linear(8 * 4 * 4, 12))
+            s.dec = nn.Sequential(nn.Linear(12, 8 * 4 * 4), nn.ReLU())
+            s.up = nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1)
+
+        def forward(s, x):
+            # The loss reads the input alone: no labels.
+            recon = s.up(s.dec(s.enc(x)).view(-1, 8, 4, 4))
+            return ((recon - x) ** 2).mean()
+
+    class VAE(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.enc, s.mu, s.logvar = nn.Linear(16, 24), nn.Linear(24, 4), nn.Linear(24, 4)
+            s.dec = nn.Sequential(nn.Linear(4, 24), nn.Tanh(), nn.Linear(24, 16))
+
+        def forward(s, x, eps):
+            # torch.randn_like exports as RandomNormalLike, which no two
+            # runtimes draw alike: the noise comes in as a second input.
+            h = F.relu(s.enc(x))
+            mu, logvar = s.mu(h), s.logvar(h)
+            recon = s.dec(mu + torch.exp(0.5 * logvar) * eps)
+            kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1))
+            return ((recon - x) ** 2).sum(1).mean() + kl
+
     return {
         "image_and_vector": (ImageAndVector, "image+vec", 0.5),
         "tokens_and_features": (TokensAndFeatures, "tokens+vec", 0.5),
@@ -393,6 +451,8 @@ def io(torch):
         "multilabel_bce": (MultiLabel, "multilabel", 0.5, {"loss": "output"}),
         "soft_targets": (SoftTargets, "soft", 0.5, {"loss": "output"}),
         "weighted_nll": (WeightedLoss, "image", 0.1, {"loss": "output"}),
+        "autoencoder": (AutoEncoder, "image_only", 0.5, {"loss": "output"}),
+        "vae": (VAE, "vec+noise", 0.02, {"loss": "output"}),
     }
 
 
@@ -427,6 +487,10 @@ def batches(np, kind, n, rng):
     elif kind in ("regress", "image_regress"):
         x = inputs(np, "vec" if kind == "regress" else "image", n, rng)
         return x, rng.standard_normal((n, TARGETS)).astype("float32")
+    elif kind == "image_only":
+        return inputs(np, "image", n, rng), None
+    elif kind == "vec+noise":
+        return (inputs(np, "vec", n, rng), rng.standard_normal((n, 4)).astype("float32")), None
     elif kind == "multilabel":
         return inputs(np, "vec", n, rng), (rng.random((n, CLASSES)) < 0.4).astype("float32")
     elif kind == "soft":
