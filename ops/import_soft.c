@@ -155,8 +155,28 @@ static int lower(ty_graph *g, size_t k, char *err, size_t err_len) {
   return rc;
 }
 
+/* Puts g's nodes back in topological order (graph.h promises it after
+ * import; the replacements were appended after the loss's readers). */
+static int sort_nodes(ty_graph *g) {
+  size_t n = g->n_nodes, *order = malloc((n + 1) * sizeof *order);
+  ty_graph_node *sorted = malloc((n + 1) * sizeof *sorted);
+  int rc = order && sorted ? ty_graph_topo_order(g, order) : TY_ENOMEM;
+  if (rc == 0) {
+    for (size_t k = 0; k < n; k++) {
+      sorted[k] = g->nodes[order[k]];
+      for (int i = 0; i < sorted[k].n_outputs; i++)
+        if (sorted[k].outputs[i] != TY_NO_VALUE) g->values[sorted[k].outputs[i]].producer = (int)k;
+    }
+    memcpy(g->nodes, sorted, n * sizeof *sorted);
+  }
+  free(order);
+  free(sorted);
+  return rc;
+}
+
 int ty__import_lower_soft_labels(ty_graph *g, char *err, size_t err_len) {
   /* Lowering drops node k and appends its replacement: look at k again. */
+  bool lowered = false;
   for (size_t k = 0; k < ty_graph_n_nodes(g);) {
     const ty_graph_node *n = ty_graph_node_at(g, k);
     if (n->op != TY_OP_SOFTMAX_CE_LOSS || n->n_inputs < 2 || n->n_outputs < 1 ||
@@ -167,6 +187,7 @@ int ty__import_lower_soft_labels(ty_graph *g, char *err, size_t err_len) {
     }
     int rc = lower(g, k, err, err_len);
     if (rc != 0) return rc;
+    lowered = true;
   }
-  return 0;
+  return lowered ? sort_nodes(g) : 0;
 }
