@@ -308,7 +308,21 @@ def sequence(torch):
             out, (h, _) = s.lstm(s.emb(x))
             return s.fc(torch.cat([out[:, -1], h[-2:].transpose(0, 1).flatten(1)], 1))
 
+    class KMaxPool(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 8)
+            s.conv = nn.Conv1d(8, 8, 3, padding=1)
+            s.fc = nn.Linear(8 * 3 + 4, CLASSES)
+
+        def forward(s, x):
+            h = torch.tanh(s.conv(s.emb(x).transpose(1, 2)))
+            top = h.topk(3, dim=2).values.flatten(1)
+            low = torch.sort(h.mean(1), dim=1, descending=False).values[:, :4]
+            return s.fc(torch.cat([top, low], 1))
+
     return {
+        "kmax_pool": (KMaxPool, "tokens", 0.5),
         "bert": (Bert, "padded", 0.5),
         "bert13": (Bert, "padded", 0.5, {"opset": 13}),
         "causal_attn": (CausalSelfAttention, "tokens", 0.5),
