@@ -22,13 +22,18 @@ with a strided 1x1 shortcut after a MaxPool stem; a two-level U-Net
 (ConvTranspose2d and nn.Upsample, bilinear and nearest, skip Concat);
 GroupNorm, InstanceNorm2d and LayerNorm over the last two axes;
 PixelUnshuffle and PixelShuffle with AdaptiveAvgPool2d to (2, 2) and
-AdaptiveMaxPool2d; nn.GLU, nn.SiLU and nn.Mish after torch.chunk,
+AdaptiveMaxPool2d; a ConvNeXt block (7x7 depthwise Conv, channels-last
+LayerNorm, layer scale); reflect and replicate padding; k-max pooling by
+torch.topk and torch.sort; nn.GLU, nn.SiLU and nn.Mish after torch.chunk,
 torch.split, torch.stack and masked_fill; a two-layer bidirectional LSTM;
 models of two inputs (image and vector; tokens and float features; a
 Transformer decoder over an encoder's memory with a causal target mask)
-and of two outputs (the loss reads the logits); and regressions whose
-forward returns F.mse_loss (and smooth L1) of float labels, trained
-through the config's loss_output. The models whose LayerNormalization
+and of two outputs (the loss reads the logits); and models returning
+their own loss, trained through the config's loss_output: regressions on
+float labels (MSE and smooth L1 written out: PyTorch 1.13 cannot export
+F.mse_loss), multi-label BCE with logits, soft targets (F.cross_entropy
+with probabilities, F.kl_div), class-weighted cross-entropy with NLL, an
+autoencoder without labels and a VAE whose noise is a second input. The models whose LayerNormalization
 or attention export differs with the opset are exported at opset 13 too.
 Export, training and comparison are vs_torch.py's zoo loop.
 
