@@ -173,6 +173,7 @@ Test(script, bad_scripts_are_refused) {
   big[TY_CLI_SCRIPT_MAX + 15] = '\0';
   refused(big, NULL, "a batch script may be at most 65000 bytes");
   free(big);
+  refused("#!/bin/sh\r\necho hi\r\n", NULL, "bad.sh: the script has DOS line breaks");
   char *p = script("nul.sh", "#!/bin/sh\n");
   FILE *f = fopen(p, "a");
   fputc('\0', f);
