@@ -194,7 +194,7 @@ def zoo_compare(prog, torch, np, onnx, a, name, spec, ref, work):
     return dloss <= a.loss_tol and dw <= a.weight_tol and len(still) * 2 < len(before)
 
 
-def zoo_main(prog, doc, models, batches):
+def zoo_main(prog, doc, models, batches, checks=None):
     """Parses the zoo scripts' command line and compares every model of
     models (name: (class, data kind, lr[, options])) or --only one;
     options may set "batch" (the batch size), "opset" (the export's),
@@ -204,7 +204,9 @@ def zoo_main(prog, doc, models, batches):
     "loss": "output" (forward(inputs..., labels) returns the loss itself;
     float labels stay float, for a regression; forward(inputs...) when
     batches gives None for labels, for an autoencoder). batches may return
-    a tuple of input arrays for a model of several inputs.
+    a tuple of input arrays for a model of several inputs. checks (name:
+    check(prog, torch, np, a, work) -> bool) run after the models, or alone
+    with --only NAME.
     Exits 0 when all agree, 1 otherwise."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--trainrun", required=True)
@@ -219,20 +221,23 @@ def zoo_main(prog, doc, models, batches):
     torch, np, onnx = (need(prog, m) for m in ("torch", "numpy", "onnx"))
     a.protoc = need_protoc(prog)
     torch.set_num_threads(a.threads)
-    zoo = models(torch)
-    if a.only and a.only not in zoo:
-        sys.exit("%s: --only %s: no such model (%s)" % (prog, a.only, ", ".join(sorted(zoo))))
+    zoo, checks = models(torch), checks or {}
+    if a.only and a.only not in zoo and a.only not in checks:
+        sys.exit("%s: --only %s: no such model (%s)" % (prog, a.only, ", ".join(sorted(zoo) + sorted(checks))))
     # Debian's PyTorch 1.13 computes a float Conv1d followed by GELU wrongly
     # in backward through oneDNN (gradients of the layers below are
     # garbage such as 4.6e-41; with oneDNN off they equal finite
     # differences, and trainrun's): the reference runs without it.
     torch.backends.mkldnn.enabled = False
     ok = True
-    for name in [a.only] if a.only else zoo:
+    for name in [a.only] if a.only in zoo else [] if a.only else zoo:
         spec, b = zoo[name], copy.copy(a)
         b.opset, b.frozen, b.outputs, b.loss = 17, [], 1, "ce"
         b.__dict__.update(spec[3] if len(spec) > 3 else {})
         ref = zoo_train_torch(torch, np, b, name, spec, batches)
         with tempfile.TemporaryDirectory(prefix="ty_%s." % prog.replace(".py", "")) as work:
             ok &= zoo_compare(prog, torch, np, onnx, b, name, spec, ref, work)
+    for name in [a.only] if a.only in checks else [] if a.only else checks:
+        with tempfile.TemporaryDirectory(prefix="ty_%s." % prog.replace(".py", "")) as work:
+            ok &= checks[name](prog, torch, np, a, work)
     sys.exit(0 if ok else 1)

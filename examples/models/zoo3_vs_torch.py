@@ -521,8 +521,34 @@ def batches(np, kind, n, rng):
     return xs, rng.integers(0, CLASSES, size=labels)
 
 
+def eval_export_warns(prog, torch, np, a, work):
+    """PyTorch's default export (eval mode, constant folding) folds each
+    BatchNorm into the Conv before it: trainrun must say so, since the
+    model then trains without it. True when it does."""
+    import subprocess
+    m = vision(torch)["resnet_block"][0]()
+    xs, ys = batches(np, "image", a.batch, np.random.default_rng(0))
+    np.save(os.path.join(work, "x.npy"), xs)
+    np.save(os.path.join(work, "y.npy"), ys.astype("int64"))
+    path = os.path.join(work, "eval.onnx")
+    torch.onnx.export(m, (torch.from_numpy(xs),), path, opset_version=17, input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+    b = type(a)(**{**vars(a), "steps": 1, "frozen": [], "loss": "ce"})
+    cfg = os.path.join(work, "eval.config.pb")
+    with open(cfg, "wb") as f:
+        f.write(subprocess.run([a.protoc, "--encode=trainyard.TrainConfig", "--proto_path=" + a.proto,
+                                "train_config.proto"], input=vs_torch.zoo_config(
+                                    np, b, 0.1, xs, work, os.path.join(work, "ck.onnx")).encode(),
+                               capture_output=True, check=True).stdout)
+    out = subprocess.run([a.trainrun, "--model", path, "--config", cfg], capture_output=True, text=True)
+    said = "folded each BatchNormalization into the Conv before it" in out.stdout + out.stderr
+    print("%-13s trainrun %s the BatchNorms an eval-mode export folded" % (
+        "eval_export", "names" if said else "does NOT name"))
+    return out.returncode == 0 and said
+
+
 def main():
-    vs_torch.zoo_main(PROG, __doc__, zoo, batches)
+    vs_torch.zoo_main(PROG, __doc__, zoo, batches, {"eval_export": eval_export_warns})
 
 
 if __name__ == "__main__":
