@@ -312,7 +312,8 @@ static unsigned readers(const ty_graph *g, const ty_plan *p, int v) {
  * tensor parallel: each holder rank keeps its block of fc3.weight (the
  * plan's one layout for it, so rank i of stage 0 and rank i of stage 1
  * hold the same block), the blocks' gradients are swapped between those
- * ranks and summed, and the weights are those of one process. */
+ * ranks and summed, and the weights are those of one process; so on 2
+ * stages of a 2x2 data x tensor mesh (grid mode). */
 Test(pipeline, a_tied_weight_split_by_its_stages_meshes, .timeout = 240) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .tied = true};
   ty_graph *g = synth_mlp_build(&o);
@@ -344,6 +345,11 @@ Test(pipeline, a_tied_weight_split_by_its_stages_meshes, .timeout = 240) {
   run_pipeline(g, &j, NULL);
   double d = pr_diff(ref, out);
   cr_assert(d < 1e-5, "a tied weight split over 2 stages x 2 devices: %g from one process", d);
+  job grid = {1, 8, 2, 2, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_GRID};
+  stage_grid[0] = stage_grid[1] = 2; /* stages of 2x2, data x tensor */
+  run_pipeline(g, &grid, NULL);
+  d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "a tied weight over 2 stages of 2x2 (data x tensor): %g from one process", d);
   ty_graph_destroy(g);
 }
 
