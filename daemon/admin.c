@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 /* ---- commits and answers --------------------------------------------------------- */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 static int need_pending(const ty_job *j, const char *what, char *err, size_t len) {

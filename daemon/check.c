@@ -38,6 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 #include "proto/convert.h"
 

@@ -15,6 +15,7 @@
  * Workload: thousands of live jobs in memory (history stays in the store),
  * tens to thousands of nodes, bursts of hundreds of submits per second.
  */
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 #include <errno.h>

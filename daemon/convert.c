@@ -5,6 +5,7 @@
  * protobuf-c rejects malformed wire data; these functions add the checks the
  * controller needs (a SubmitJobRequest without a job is malformed, too).
  */
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 #include <stdlib.h>

@@ -6,6 +6,7 @@
  * fuzzer (ty_controller_decode_request). Every method of rpc.c's dispatch
  * table has a line here.
  */
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 #include <stdlib.h>

@@ -3,6 +3,7 @@
  * protobuf-c <-> controller structs for graph jobs: rendezvous requests,
  * progress reports and GetJob's progress fields. Pure, like convert.c.
  */
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 #include <stdlib.h>

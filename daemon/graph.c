@@ -8,6 +8,7 @@
  * runs tens of graph jobs at a time, and every lookup is one RPC. A record
  * goes when its job leaves the controller's memory (ty__graph_forget).
  */
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 #include <errno.h>

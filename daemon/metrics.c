@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 /* Queue waits and run times span seconds to days. */

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 #include "ops/plan/plan.h"
 

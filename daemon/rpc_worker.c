@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 #include "proto/methods.h"
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
 static uint64_t gpu_mask(uint32_t n) {

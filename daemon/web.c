@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 #include "lib/json/json.h"
 #include "lib/token/token.h"

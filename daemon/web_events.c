@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 #include "lib/json/json.h"
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 #include "lib/json/json.h"
 #include "ops/plan/plan.h"

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 #include "lib/token/token.h"
 

@@ -114,7 +114,9 @@
   /* recurrent layers (ops/kernels/rnn.c) */                                                       \
   X(LSTM, "LSTM", rnn, rnn) X(GRU, "GRU", rnn, rnn) X(RNN, "RNN", rnn, rnn)                     \
   /* interpolation (ops/kernels/resize.c) */                                                      \
-  X(RESIZE, "Resize", resize, resize) X(UPSAMPLE, "Upsample", resize, resize)
+  X(RESIZE, "Resize", resize, resize) X(UPSAMPLE, "Upsample", resize, resize)                     \
+  /* ops/kernels/topk.c */                                                                        \
+  X(TOP_K, "TopK", top_k, top_k)
 /* clang-format on */
 
 typedef enum {

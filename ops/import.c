@@ -350,14 +350,34 @@ static const char *node_name(const Onnx__NodeProto *np, size_t index, char *buf,
   return buf;
 }
 
+/* Why a model exported from PyTorch holds op_type, for the refusals a
+ * user meets most; NULL for the others. */
+static const char *unsupported_why(const char *op_type) {
+  static const char *const control[] = {"If", "Loop", "Scan"};
+  static const char *const random[] = {"RandomNormal",      "RandomNormalLike", "RandomUniform",
+                                       "RandomUniformLike", "Multinomial",      "Bernoulli"};
+  for (size_t i = 0; i < sizeof control / sizeof control[0]; i++)
+    if (strcmp(op_type, control[i]) == 0)
+      return "control flow is not supported; PyTorch exports nn.EmbeddingBag as a Loop and "
+             "nn.LocalResponseNorm with an If (docs/operators.md)";
+  for (size_t i = 0; i < sizeof random / sizeof random[0]; i++)
+    if (strcmp(op_type, random[i]) == 0)
+      return "random generators are not supported (torch.randn_like and friends); feed the "
+             "noise as a model input";
+  return NULL;
+}
+
 static int check_op(importer *im, const Onnx__NodeProto *np, size_t index, ty_op *out_op) {
   char auto_name[64];
   const char *name = node_name(np, index, auto_name, sizeof auto_name);
   bool std_domain = !np->domain || !*np->domain || strcmp(np->domain, "ai.onnx") == 0;
-  if (!np->op_type || !std_domain || ty_op_from_name(np->op_type, out_op) != 0)
+  if (!np->op_type || !std_domain || ty_op_from_name(np->op_type, out_op) != 0) {
+    const char *why = std_domain && np->op_type ? unsupported_why(np->op_type) : NULL;
     return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
-                   "node \"%s\" (%s%s%s): op is not supported", name, std_domain ? "" : np->domain,
-                   std_domain ? "" : ".", np->op_type ? np->op_type : "?");
+                   "node \"%s\" (%s%s%s): op is not supported%s%s", name,
+                   std_domain ? "" : np->domain, std_domain ? "" : ".",
+                   np->op_type ? np->op_type : "?", why ? ": " : "", why ? why : "");
+  }
   return 0;
 }
 
@@ -414,6 +434,8 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
     rc = import_node(im, gp->node[i], i);
   if (rc == 0) rc = import_outputs(im, gp);
   if (rc == 0 && gp->name && !(im->g->name = strdup(gp->name))) rc = TY_ENOMEM;
+  /* PyTorch's cross-entropy with probability targets (import_soft.c). */
+  if (rc == 0) rc = ty__import_lower_soft_labels(im->g, im->err, im->err_len);
   if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
   /* Constant shape arithmetic is run once here; inferring again lets the
    * nodes it fed (Reshape, Expand...) see the values. */

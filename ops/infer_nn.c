@@ -342,6 +342,14 @@ static int loss_rule(ty__infer *ic) {
 }
 
 int ty__infer_sce_loss(ty__infer *ic) {
+  /* Float labels reach here only when import could not tell their dtype
+   * before inference (import_soft.c lowers the others). */
+  if (ic->n_in > 1 && ty_dtype_is_float(ic->in_dt[1]))
+    return ty__infer_fail(ic, TY_EUNSUPPORTED,
+                          "labels (input 1) are %s class probabilities computed by ops import "
+                          "cannot type before inference; take them from a graph input or end "
+                          "their computation with a Cast to float",
+                          ty_dtype_name(ic->in_dt[1]));
   int rc = loss_rule(ic);
   if (rc == 0) ty__infer_set(ic, 1, TY_DTYPE_F32, in_shape(ic, 0));
   return rc;

@@ -2,7 +2,7 @@
 /*
  * Shape inference for the data-movement ops (Flatten, Reshape, Transpose,
  * Concat, Gather, Squeeze, Unsqueeze), Shape and Size, the reductions,
- * Constant and Dropout. Reshape, Squeeze, Unsqueeze and the reductions read
+ * TopK, Constant and Dropout. Reshape, Squeeze, Unsqueeze and the reductions read
  * int inputs; at import those come from initializers, Constant nodes or
  * folded shape arithmetic, and a Reshape target computed from a symbolic
  * batch (ty__symvec) keeps the batch symbolic. When a value is not known
@@ -316,6 +316,44 @@ int ty__infer_arg_reduce(ty__infer *ic) {
     }
   }
   ty__infer_set(ic, 0, TY_DTYPE_I64, &out);
+  return 0;
+}
+
+/* TopK's k: input 1 (opset 10 on) or attribute k; -1 when not yet known. */
+static int top_k_k(ty__infer *ic, int64_t *out) {
+  *out = -1;
+  if (ic->node->opset < 10) {
+    *out = ty_graph_node_attr_int(ic->node, "k", -1);
+    return *out < 0 ? fail(ic, TY_EINVAL, "attribute k must be given and >= 0") : 0;
+  }
+  int rc = ty__infer_need(ic, 1, TY__DT(I64), false);
+  if (rc != 0) return rc;
+  if (ic->in_shape[1].rank >= 0 && ty_shape_numel(&ic->in_shape[1]) != 1)
+    return fail(ic, TY_EINVAL, "K must hold one value");
+  if (ic->in_val[1] && (*out = ty_tensor_i64(ic->in_val[1])[0]) < 0)
+    return fail(ic, TY_EINVAL, "K must be >= 0");
+  return 0;
+}
+
+int ty__infer_top_k(ty__infer *ic) {
+  int64_t k;
+  int rc = ty__infer_need(ic, 0, TY__DT_NUMS, false);
+  if (rc == 0) rc = top_k_k(ic, &k);
+  if (rc != 0) return rc;
+  const ty_shape *x = &ic->in_shape[0];
+  ty_shape out = *x;
+  if (x->rank == 0) return fail(ic, TY_EINVAL, "input must have rank >= 1");
+  if (x->rank > 0) {
+    int axis;
+    if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", -1), x->rank, &axis) != 0)
+      return fail(ic, TY_EINVAL, "axis is out of range");
+    if (k >= 0 && x->dims[axis] >= 0 && k > x->dims[axis])
+      return ty__infer_fail(ic, TY_EINVAL, "K=%lld exceeds the axis' %lld elements", (long long)k,
+                            (long long)x->dims[axis]);
+    out.dims[axis] = k >= 0 ? k : TY_DIM_UNKNOWN;
+  }
+  ty__infer_set(ic, 0, ic->in_dt[0], &out);
+  ty__infer_set(ic, 1, TY_DTYPE_I64, &out);
   return 0;
 }
 

@@ -289,6 +289,11 @@ int ty__clip_bounds(const ty_graph_node *n, const ty_tensor *const *in, double *
  * inputs are all constants by Constant nodes and drops constants nobody
  * reads. Run after shape inference; infer again afterwards. */
 int ty__graph_fold(ty_graph *g, char *err, size_t err_len);
+/* import_soft.c: replaces every SoftmaxCrossEntropyLoss whose labels are
+ * float (class probabilities, as PyTorch exports F.cross_entropy with a
+ * probability target) by LogSoftmax, Einsum, Neg and a reduction computing
+ * PyTorch's loss. Run at import before shape inference. */
+int ty__import_lower_soft_labels(ty_graph *g, char *err, size_t err_len);
 /* Turns node k into a Constant holding t (taken, also on failure). */
 int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t);
 /* Removes the nodes with drop[k] set; their outputs lose their producer. */

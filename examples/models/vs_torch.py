@@ -53,9 +53,12 @@ def run_trainrun(prog, a, model, config_text, work, name):
     return [float(v) for v in re.findall(r"^step \d+/\d+ loss (\S+)", out.stdout, re.M)]
 
 
-# The zoo comparisons (zoo_vs_torch.py, zoo2_vs_torch.py): each model is a
-# classifier trained with the mean cross-entropy on NumPy batches.
-ZOO_CONFIG = """softmax_cross_entropy {{ logits_output: "logits" }}
+# The zoo comparisons (zoo_vs_torch.py, zoo2_vs_torch.py, zoo3_vs_torch.py):
+# each model is trained on NumPy batches, by default as a classifier with
+# the mean cross-entropy over its (first) output "logits"; a model whose
+# options say "loss": "output" computes its own loss from its inputs and
+# the labels, and the config names that output (loss_output).
+ZOO_CONFIG = """{loss}
 data_input: "x"
 label_input: "labels"
 sgd {{ lr: {lr} }}
@@ -64,15 +67,29 @@ batch_size: {batch}
 max_steps: {steps}
 dataset {{
   dir: "{dir}"
-  train {{ path: "x.npy" input: "x" }}
-  train {{ path: "y.npy" input: "labels" }}
-  shuffle: TOGGLE_OFF
+{arrays}  shuffle: TOGGLE_OFF
 }}
 seed: 1
 checkpoint_path: "{ckpt}"
 checkpoint_interval: 0
 log_interval: 1
 """
+
+
+def zoo_inputs(xs):
+    """The model's inputs: xs itself or the arrays of a tuple, named x, x1, x2, ..."""
+    xs = xs if isinstance(xs, tuple) else (xs,)
+    return [("x" if i == 0 else "x%d" % i, v) for i, v in enumerate(xs)]
+
+
+def zoo_loss(torch, a, m, xs, ys):
+    """The loss of one batch: the model's own ("loss": "output"), or the
+    mean cross-entropy over its output or the first of its outputs."""
+    ins = [torch.from_numpy(v) for _, v in zoo_inputs(xs)]
+    if a.loss == "output":
+        return m(*ins) if ys is None else m(*ins, torch.from_numpy(ys))
+    out = m(*ins)
+    return torch.nn.functional.cross_entropy(out[0] if isinstance(out, tuple) else out, torch.from_numpy(ys))
 
 
 def zoo_run_torch(torch, a, m, lr, xs, ys):
@@ -82,7 +99,7 @@ def zoo_run_torch(torch, a, m, lr, xs, ys):
     losses = []
     for step in range(a.steps):
         part = slice(step * a.batch, (step + 1) * a.batch)
-        loss = torch.nn.functional.cross_entropy(m(torch.from_numpy(xs[part])), torch.from_numpy(ys[part]))
+        loss = zoo_loss(torch, a, m, tuple(v[part] for _, v in zoo_inputs(xs)), None if ys is None else ys[part])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -98,20 +115,46 @@ def zoo_train_torch(torch, np, a, name, spec, batches):
     m = cls()
     m.train()
     xs, ys = batches(np, kind, a.steps * a.batch, np.random.default_rng(len(name)))
-    ys = ys.astype("int64")
+    if ys is not None:
+        ys = ys.astype("float32" if a.loss == "output" and ys.dtype.kind == "f" else "int64")
     initial = copy.deepcopy(m)
     losses = zoo_run_torch(torch, a, m, lr, xs, ys)
     trained = {k: v.detach().numpy() for k, v in m.named_parameters()}
     return {"model": initial, "xs": xs, "ys": ys, "losses": losses, "trained": trained}
 
 
-def zoo_export(torch, m, x, path, opset=17):
+def zoo_export(torch, m, xs, ys, path, opset=17, loss="ce", outputs=1):
     """What a user writes: opset 17 unless told, training mode, no constant
-    folding, input x, output logits, dynamic batch."""
-    torch.onnx.export(m, (torch.from_numpy(x),), path, opset_version=opset,
+    folding, inputs x (x1, ...: zoo_inputs), output logits (then out1, ...)
+    or loss (the model's own, fed the labels too), dynamic batch."""
+    names = [n for n, _ in zoo_inputs(xs)]
+    args = [torch.from_numpy(v) for _, v in zoo_inputs(xs)]
+    if loss == "output":
+        if ys is not None:
+            names.append("labels")
+            args.append(torch.from_numpy(ys))
+        outs = ["loss"]
+    else:
+        outs = ["logits"] + ["out%d" % i for i in range(1, outputs)]
+    dyn = {n: {0: "N"} for n in names + outs[:1] if n != "loss"}
+    torch.onnx.export(m, tuple(args), path, opset_version=opset,
                       training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
-                      input_names=["x"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+                      input_names=names, output_names=outs, dynamic_axes=dyn)
+
+
+def zoo_config(np, a, lr, xs, work, ckpt):
+    """The TrainConfig text of one zoo model: its loss, every input's array
+    (saved here as NAME.npy) and the labels' (y.npy, saved by the caller;
+    a model computing its loss from its inputs alone has none)."""
+    loss = 'loss_output: "loss"' if a.loss == "output" else 'softmax_cross_entropy { logits_output: "logits" }'
+    arrays = ""
+    for name, v in zoo_inputs(xs) + ([("labels", None)] if os.path.exists(os.path.join(work, "y.npy")) else []):
+        npy = "y.npy" if v is None else name + ".npy"
+        if v is not None:
+            np.save(os.path.join(work, npy), v)
+        arrays += '  train {{ path: "{0}" input: "{1}" }}\n'.format(npy, name)
+    txt = ZOO_CONFIG.format(loss=loss, lr=lr, batch=a.batch, steps=a.steps, dir=work, arrays=arrays, ckpt=ckpt)
+    return txt + "".join('frozen: "%s"\n' % f for f in a.frozen)
 
 
 def zoo_compare(prog, torch, np, onnx, a, name, spec, ref, work):
@@ -119,14 +162,14 @@ def zoo_compare(prog, torch, np, onnx, a, name, spec, ref, work):
     with PyTorch's run (ref, from zoo_train_torch). True when they agree."""
     from onnx import numpy_helper
     m, xs, lr = ref["model"], ref["xs"], spec[2]
-    np.save(os.path.join(work, "x.npy"), xs)
-    np.save(os.path.join(work, "y.npy"), ref["ys"])
+    if ref["ys"] is not None:
+        np.save(os.path.join(work, "y.npy"), ref["ys"])
     path = os.path.join(work, name + ".onnx")
     before = {k: v.detach().numpy() for k, v in m.named_parameters()}
-    zoo_export(torch, m, xs[:a.batch], path, a.opset)
+    ys = None if ref["ys"] is None else ref["ys"][:a.batch]
+    zoo_export(torch, m, tuple(v[:a.batch] for _, v in zoo_inputs(xs)), ys, path, a.opset, a.loss, a.outputs)
     ckpt = os.path.join(work, "model.ckpt.onnx")
-    txt = ZOO_CONFIG.format(lr=lr, batch=a.batch, steps=a.steps, dir=work, ckpt=ckpt)
-    txt += "".join('frozen: "%s"\n' % f for f in a.frozen)
+    txt = zoo_config(np, a, lr, xs, work, ckpt)
     ours, theirs = run_trainrun(prog, a, path, txt, work, "model"), ref["losses"]
     trained = {i.name: numpy_helper.to_array(i) for i in onnx.load(ckpt).graph.initializer}
     if len(ours) != len(theirs):
@@ -151,12 +194,19 @@ def zoo_compare(prog, torch, np, onnx, a, name, spec, ref, work):
     return dloss <= a.loss_tol and dw <= a.weight_tol and len(still) * 2 < len(before)
 
 
-def zoo_main(prog, doc, models, batches):
+def zoo_main(prog, doc, models, batches, checks=None):
     """Parses the zoo scripts' command line and compares every model of
     models (name: (class, data kind, lr[, options])) or --only one;
-    options may set "batch" (the batch size), "opset" (the export's) and
+    options may set "batch" (the batch size), "opset" (the export's),
     "frozen" (TrainConfig.frozen patterns: buffers and parameters PyTorch
-    does not train, which the exported graph holds as initializers).
+    does not train, which the exported graph holds as initializers),
+    "outputs" (how many the model returns; the loss reads the first) and
+    "loss": "output" (forward(inputs..., labels) returns the loss itself;
+    float labels stay float, for a regression; forward(inputs...) when
+    batches gives None for labels, for an autoencoder). batches may return
+    a tuple of input arrays for a model of several inputs. checks (name:
+    check(prog, torch, np, a, work) -> bool) run after the models, or alone
+    with --only NAME.
     Exits 0 when all agree, 1 otherwise."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--trainrun", required=True)
@@ -171,20 +221,23 @@ def zoo_main(prog, doc, models, batches):
     torch, np, onnx = (need(prog, m) for m in ("torch", "numpy", "onnx"))
     a.protoc = need_protoc(prog)
     torch.set_num_threads(a.threads)
-    zoo = models(torch)
-    if a.only and a.only not in zoo:
-        sys.exit("%s: --only %s: no such model (%s)" % (prog, a.only, ", ".join(sorted(zoo))))
+    zoo, checks = models(torch), checks or {}
+    if a.only and a.only not in zoo and a.only not in checks:
+        sys.exit("%s: --only %s: no such model (%s)" % (prog, a.only, ", ".join(sorted(zoo) + sorted(checks))))
     # Debian's PyTorch 1.13 computes a float Conv1d followed by GELU wrongly
     # in backward through oneDNN (gradients of the layers below are
     # garbage such as 4.6e-41; with oneDNN off they equal finite
     # differences, and trainrun's): the reference runs without it.
     torch.backends.mkldnn.enabled = False
     ok = True
-    for name in [a.only] if a.only else zoo:
+    for name in [a.only] if a.only in zoo else [] if a.only else zoo:
         spec, b = zoo[name], copy.copy(a)
-        b.opset, b.frozen = 17, []
+        b.opset, b.frozen, b.outputs, b.loss = 17, [], 1, "ce"
         b.__dict__.update(spec[3] if len(spec) > 3 else {})
         ref = zoo_train_torch(torch, np, b, name, spec, batches)
         with tempfile.TemporaryDirectory(prefix="ty_%s." % prog.replace(".py", "")) as work:
             ok &= zoo_compare(prog, torch, np, onnx, b, name, spec, ref, work)
+    for name in [a.only] if a.only in checks else [] if a.only else checks:
+        with tempfile.TemporaryDirectory(prefix="ty_%s." % prog.replace(".py", "")) as work:
+            ok &= checks[name](prog, torch, np, a, work)
     sys.exit(0 if ok else 1)

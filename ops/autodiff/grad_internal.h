@@ -88,6 +88,7 @@ int ty__g_pad(ty__gctx *c);
 int ty__g_trilu(ty__gctx *c);
 int ty__g_gather_elements(ty__gctx *c);
 int ty__g_gather_nd(ty__gctx *c);
+int ty__g_top_k(ty__gctx *c);
 int ty__g_scatter(ty__gctx *c);
 int ty__g_depth_space(ty__gctx *c);
 int ty__g_resize(ty__gctx *c);

@@ -43,6 +43,7 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_TRILU:
   case TY_OP_GATHER_ELEMENTS:
   case TY_OP_GATHER_ND:
+  case TY_OP_TOP_K:
   case TY_OP_CUMSUM:
   case TY_OP_CLIP:
   case TY_OP_CAST:
@@ -359,6 +360,8 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     return ty__g_gather_elements(&c);
   case TY_OP_GATHER_ND:
     return ty__g_gather_nd(&c);
+  case TY_OP_TOP_K:
+    return ty__g_top_k(&c);
   case TY_OP_SCATTER_ND:
   case TY_OP_SCATTER_ELEMENTS:
   case TY_OP_SCATTER:

@@ -152,6 +152,24 @@ int ty__g_gather_elements(ty__gctx *c) {
   return ty__scatter_elements_into(c->dx, c->x[1], c->dy, axis, NULL);
 }
 
+/* TopK: dValues lands where the values came from (the indices output, or
+ * the forward run again when the graph left it unnamed); the rest of dX
+ * stays zero. Indices along the axis are distinct, so writing is adding. */
+int ty__g_top_k(ty__gctx *c) {
+  int axis;
+  if (ty_axis_normalize(ty_graph_node_attr_int(c->n, "axis", -1), c->dx->shape.rank, &axis) != 0)
+    return TY_EINTERNAL;
+  if (c->ny > 1 && c->y[1]) return ty__scatter_elements_into(c->dx, c->y[1], c->dy, axis, NULL);
+  ty_tensor *idx;
+  int rc = ty_tensor_create(TY_DTYPE_I64, &c->dy->shape, &idx);
+  if (rc != 0) return rc;
+  ty_graph_node f = fwd_node(c);
+  rc = ty__k_top_k(&f, c->x, (ty_tensor *const[]){NULL, idx}, &(ty__kctx){0});
+  if (rc == 0) rc = ty__scatter_elements_into(c->dx, idx, c->dy, axis, NULL);
+  ty_tensor_destroy(idx);
+  return rc;
+}
+
 int ty__g_gather_nd(ty__gctx *c) {
   return ty__scatter_nd_into(c->dx, c->x[1], c->dy, NULL);
 }

@@ -128,6 +128,7 @@ static int collect(ty_train *t, const int *cand, const int *grads, size_t n, siz
 }
 
 static void warn_merged(const ty_train *t);
+static void warn_folded(const ty_train *t);
 
 /* Transposes read by MatMuls folded into them (ops/fold_matmul.c) on the
  * CPU executor's single-process graph: the CUDA backend and the parallel
@@ -168,6 +169,7 @@ int ty__train_params(ty_train *t, char *err, size_t err_len) {
   }
   log_params(t);
   warn_merged(t);
+  warn_folded(t);
 done:
   free(cand);
   free(grads);
@@ -292,6 +294,32 @@ static void warn_merged(const ty_train *t) {
             name, (double)((const float *)ty_graph_value_at(m, id)->init->data)[0], r.n, a->name,
             ty_op_name(a->op), b->name, ty_op_name(b->op));
   }
+  fflush(f);
+}
+
+/* Warns once when trained parameters carry the names PyTorch's eval-mode
+ * export (its default) gives the weights of a Conv it folded a following
+ * BatchNormalization into: the model then trains without the batch
+ * normalisation the PyTorch model has. A Conv without BatchNorm keeps its
+ * module's names in that export, so the name says what happened. */
+static void warn_folded(const ty_train *t) {
+  static const char prefix[] = "onnx::Conv_";
+  size_t n = 0;
+  const char *first = NULL;
+  for (size_t p = 0; p < t->np; p++) {
+    const char *name = ty_graph_value_at(t->g, t->param_ids[p])->name;
+    if (strncmp(name, prefix, sizeof prefix - 1) != 0) continue;
+    if (!first) first = name;
+    n++;
+  }
+  if (!n) return;
+  FILE *f = ty__train_log(t);
+  fprintf(f,
+          "warning: %zu trained parameters are named like \"%s\": PyTorch's eval-mode export "
+          "(its default) folded each BatchNormalization into the Conv before it, so the model "
+          "trains without batch normalisation; export with "
+          "training=torch.onnx.TrainingMode.TRAINING to keep it\n",
+          n, first);
   fflush(f);
 }
 

@@ -405,8 +405,8 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   /* Holds the node for 10 minutes by its limit; ignores SIGTERM, so a
    * preemption takes the whole grace period. */
   char stubborn[512];
-  snprintf(stubborn, sizeof stubborn, "trap '' TERM; touch %s/trapped; while true; do sleep 0.1; done",
-           c.dir);
+  snprintf(stubborn, sizeof stubborn,
+           "trap '' TERM; touch %s/trapped; while true; do sleep 0.1; done", c.dir);
   (void)submit(cl, stubborn, &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 600});
   /* RUNNING is the controller's word: the shell may not have set its trap
    * yet, and a SIGTERM before it ends the job at once. */

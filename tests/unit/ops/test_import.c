@@ -29,8 +29,20 @@ Test(import, accepts_a_supported_op) {
 
 Test(import, rejects_unsupported_op_by_name) {
   char err[256];
-  cr_assert_eq(load("TopK", "x", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
-  cr_assert_str_eq(err, "node \"x\" (TopK): op is not supported");
+  cr_assert_eq(load("NonZero", "x", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert_str_eq(err, "node \"x\" (NonZero): op is not supported");
+}
+
+Test(import, says_why_pytorch_models_hold_unsupported_ops) {
+  char err[TY_ERR_LEN];
+  cr_assert_eq(load("Loop", "/e/Loop", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "node \"/e/Loop\" (Loop): op is not supported: control flow is not "
+                        "supported; PyTorch exports nn.EmbeddingBag as a Loop"),
+            "%s", err);
+  cr_assert_eq(load("RandomNormalLike", "r", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "random generators are not supported (torch.randn_like and friends); "
+                        "feed the noise as a model input"),
+            "%s", err);
 }
 
 Test(import, rejects_unsupported_attribute_by_name) {

@@ -356,3 +356,17 @@ Test(infer_ops, losses) {
   expect_error(build(TY_OP_NLL_LOSS, 13, (spec[]){IN(F, 4, 5), IN(I, 4), IN(F, 3)}, 3, 1, &k),
                TY_EINVAL, "(NegativeLogLikelihoodLoss): weights must be a vector of C values");
 }
+
+Test(infer_ops, top_k) {
+  int k;
+  expect_shape(build(TY_OP_TOP_K, 17, (spec[]){IN(F, N, 6, 4), VALS(SHAPE(1), 2)}, 2, 2, &k), 1, I,
+               SHAPE(N, 6, 2));
+  expect_error(build(TY_OP_TOP_K, 17, (spec[]){IN(F, N, 6, 4), VALS(SHAPE(1), 5)}, 2, 2, &k),
+               TY_EINVAL, "(TopK): K=5 exceeds the axis' 4 elements");
+  expect_error(build(TY_OP_TOP_K, 17, (spec[]){IN(F, N, 6), VALS(SHAPE(1), -1)}, 2, 2, &k),
+               TY_EINVAL, "(TopK): K must be >= 0");
+  expect_error(build(TY_OP_TOP_K, 17, (spec[]){IN(F, N, 6), VALS(SHAPE(2), 1, 2)}, 2, 2, &k),
+               TY_EINVAL, "(TopK): K must hold one value");
+  expect_error(build(TY_OP_TOP_K, 1, (spec[]){IN(F, N, 6)}, 1, 2, &k), TY_EINVAL,
+               "(TopK): attribute k must be given and >= 0");
+}

@@ -331,3 +331,44 @@ Test(kernels, einsum_sgemm_path_matches_the_loop) {
   einsum_paths_agree("ik,kj->ji", SHAPE(4, 5), SHAPE(5, 3));
   einsum_paths_agree("b...ij,b...jk->b...ik", SHAPE(2, 3, 4, 5), SHAPE(2, 3, 5, 2));
 }
+
+/* TopK of x [rows, cols] along axis 1 (x float; an int64 copy when ints):
+ * values and indices against want_v / want_i. */
+static void top_k_case(const float *x, int64_t rows, int64_t cols, int64_t k, bool largest,
+                       bool ints, const float *want_v, const int64_t *want_i) {
+  one_node b;
+  ty_shape xs = SHAPE(rows, cols);
+  ty_tensor *in[2] = {NULL, tensor_i64(SHAPE(1), (int64_t[]){k})};
+  if (ints) {
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &xs, &in[0]), 0);
+    for (int64_t i = 0; i < rows * cols; i++)
+      ty_tensor_i64(in[0])[i] = (int64_t)x[i];
+  } else {
+    in[0] = tensor_f32(xs, x);
+  }
+  one_node_build(&b, TY_OP_TOP_K, 2, (ty_dtype[]){in[0]->dtype, TY_DTYPE_I64},
+                 (ty_shape[]){xs, SHAPE(1)}, 2);
+  cr_assert_eq(ty_graph_node_set_int(b.g, (size_t)b.node, "largest", largest), 0);
+  ty_exec *e = one_node_run(&b, in);
+  const ty_tensor *v = ty_exec_value(e, b.out[0]), *ix = ty_exec_value(e, b.out[1]);
+  cr_assert_eq(ty_tensor_numel(v), rows * k);
+  for (int64_t i = 0; i < rows * k; i++) {
+    double got = ints ? (double)ty_tensor_i64(v)[i] : ty_tensor_f32(v)[i];
+    cr_assert(got == want_v[i] || (isnan(got) && isnan(want_v[i])), "value %lld: %g, want %g",
+              (long long)i, got, want_v[i]);
+    cr_assert_eq(ty_tensor_i64(ix)[i], want_i[i], "index %lld", (long long)i);
+  }
+  ty_exec_destroy(e);
+  ty_graph_destroy(b.g);
+  ty_tensor_destroy(in[0]);
+  ty_tensor_destroy(in[1]);
+}
+
+Test(kernels, top_k_ties_nan_and_direction) {
+  const float x[10] = {1, 3, 3, NAN, -2, 0, -1, 5, 5, 2};
+  /* NaN sorts above every number; equal values keep the lower index first. */
+  top_k_case(x, 2, 5, 3, true, false, (float[]){NAN, 3, 3, 5, 5, 2}, (int64_t[]){3, 1, 2, 2, 3, 4});
+  top_k_case(x, 2, 5, 2, false, false, (float[]){-2, 1, -1, 0}, (int64_t[]){4, 0, 1, 0});
+  const float xi[6] = {4, -7, 9, 2, 9, -1};
+  top_k_case(xi, 2, 3, 2, true, true, (float[]){9, 4, 9, 2}, (int64_t[]){2, 0, 1, 0});
+}

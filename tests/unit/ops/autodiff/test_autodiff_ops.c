@@ -672,3 +672,22 @@ Test(grad_ops, refuses_gather_nd_with_batch_dims) {
   cr_assert_eq(ty_graph_node_set_int(b.g, nd, "batch_dims", 1), 0);
   expect_refusal(&b, y, "(GatherND): input 0: no gradient with batch_dims > 0");
 }
+
+/* TopK: dValues goes back to where the values came from, read from the
+ * indices output or, when the graph leaves it unnamed, found again. */
+static void top_k_case(int n_out, bool largest) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 3, D(2, 5, 3), -1, 1, false), k = gb_ints(&b, 1, D(1), D(3)), y;
+  size_t nd = gb_node(&b, TY_OP_TOP_K, (int[]){x, k}, 2, n_out, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "axis", 1), 0);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "largest", largest), 0);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, top_k_with_indices) {
+  top_k_case(2, true);
+}
+Test(grad_ops, top_k_smallest_without_indices) {
+  top_k_case(1, false);
+}

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller's conversions between protobuf messages and its own
+ * structs (daemon_internal.h): convert.c, convert_admin.c, convert_check.c,
+ * convert_graph.c and convert_history.c define them, and they are the only
+ * files of daemon/ that touch generated protobuf types. Pure functions: no
+ * loop, no store, no controller state beyond what they are passed.
+ */
+#ifndef TY_DAEMON_CONVERT_INTERNAL_H
+#define TY_DAEMON_CONVERT_INTERNAL_H
+
+#include "daemon/daemon_internal.h"
+
+/* ==== convert.c ==============================================================================
+ * convert.c, convert_admin.c and convert_graph.c are the only files of
+ * daemon/ that touch generated protobuf types (with proto/convert.h for the
+ * messages other binaries share). Decoders take request payload bytes and
+ * fill plain structs (TY_EPROTO when the bytes are not the expected
+ * message); encoders append a response or outgoing request to a ty_buf.
+ * Outputs are owned by the caller unless said.
+ */
+
+/* Decoders copy what they keep with malloc (the request's sizes are the
+ * client's) and answer TY_ENOMEM when that fails, TY_EPROTO when the bytes
+ * are not the expected message; nothing is left to free on error. */
+
+/* The caps on repeated fields of `method`'s request (proto/convert.h),
+ * checked by rpc.c before any handler runs: 0 or TY_EINVAL naming the
+ * field. Methods without a line in convert_check.c pass. */
+int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,
+                           size_t err_len);
+
+/* SubmitJobRequest -> spec (unvalidated) and the encoded Job, kept as the
+ * job's stored spec, and its watch fields (no user). TY_EPROTO also when
+ * the request has no job. */
+typedef struct ty__watch_req ty__watch_req;
+int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
+                    size_t *out_blob_len, char **out_request_id, ty__watch_req *out_watch);
+/* Re-encodes a submitted Job with the defaults validation filled in (name,
+ * queue, user, resources), so listings show what the job really asked for,
+ * and with run_as the submitter's (whatever the client sent there). *out is
+ * a new buffer; TY_EPROTO when blob does not decode, TY_ENOMEM. */
+int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
+                       size_t *out_len);
+/* A stored, encoded Job -> spec. */
+int ty__conv_spec(const uint8_t *blob, size_t n, ty_job_spec *out_spec);
+
+typedef struct ty_list_filter {
+  int *states;
+  size_t n_states;
+  char *user, *queue;
+  uint32_t limit;
+  int64_t since_ms;
+  bool fold_arrays; /* pending elements of an array in a row: one JobInfo (history.c) */
+} ty_list_filter;
+int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
+/* ListJobs' rule for a job in memory (history.c): committed, one of the
+ * states (none = any), user and queue ("" = any), since. The web console
+ * uses it too. */
+bool ty__job_matches(const ty_job *j, const ty_list_filter *f);
+void ty__list_filter_close(ty_list_filter *f);
+/* GetJobRequest and ExplainJobRequest: a job, or an element of an array;
+ * GetJob's with_plan flag when out_with_plan is not NULL. */
+int ty__conv_job_ref_req(const uint8_t *p, size_t n, ty_job_ref *out, bool *out_with_plan);
+/* job_ids, then refs, as one list. */
+int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_t *out_n);
+
+typedef struct ty_node_report {
+  char *name;
+  uint32_t cpus;
+  uint64_t memory;
+  uint32_t n_gpus;
+  uint8_t *info;
+  size_t info_len; /* gpus + topology, re-encoded */
+  char *io_addr;
+  ty_task_report *tasks;
+  size_t n_tasks;
+} ty_node_report;
+int ty__conv_register_req(const uint8_t *p, size_t n, ty_node_report *out);
+void ty__node_report_close(ty_node_report *r);
+int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running);
+/* The report's reason is owned: ty__task_report_close. */
+int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out);
+void ty__task_report_close(ty_task_report *r);
+
+/* Number of GPUs recorded in a node's info blob. */
+uint32_t ty__conv_info_gpus(const uint8_t *info, size_t n);
+
+typedef struct ty_event_copy {
+  int64_t time_ms;
+  int from_state, to_state;
+  char *reason;
+} ty_event_copy;
+
+int ty__conv_submit_resp(uint64_t id, uint32_t array_tasks, ty_buf *out);
+
+/* What a JobInfo shows of a job, from memory (ty__job_info) or from a
+ * stored row (ty__job_view_row). Everything borrowed. */
+typedef struct ty__job_view {
+  uint64_t id;
+  const uint8_t *spec; /* the stored, encoded Job */
+  size_t spec_len;
+  int state;
+  const char *reason;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  const char *nodes_csv;
+  uint32_t requeue_count;
+  bool held;
+  double priority;
+  int64_t last_ckpt_ms;
+  uint64_t array_id;
+  uint32_t array_task;
+  const char *dependency; /* the conditions not yet met */
+  ty_task_usage usage;
+  bool usage_measured;
+  bool redact; /* leave out what only its owner and operators see */
+} ty__job_view;
+/* The JobInfo of v, appended to out. */
+int ty__conv_job_info(const ty__job_view *v, ty_buf *out);
+void ty__job_view_row(const ty_job_row *r, ty__job_view *v);
+/* Appends length-delimited field `field` holding bytes p (a packed message)
+ * to out: how responses are put together from JobInfos encoded earlier
+ * (ListJobsResponse.jobs, GetJobResponse.job, ...), since a message's
+ * encoding is the concatenation of its fields'. */
+int ty__conv_field(uint32_t field, const uint8_t *p, size_t n, ty_buf *out);
+/* GetJobResponse: the job's encoded JobInfo and its events. */
+int ty__conv_get_job_resp(const uint8_t *info, size_t info_len, const ty_event_copy *ev,
+                          size_t n_ev, ty_buf *out);
+int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out);
+int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *out);
+/* One NodeInfo, as ListNodes shows it. */
+int ty__conv_node_info(const ty_cluster_node *nd, ty_buf *out);
+/* GetTaskLocationsRequest: want_tokens asks for task tokens (logs, attach). */
+int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
+                                bool *out_want_tokens);
+/* `tokens` (NULL = none) holds n_ranks tokens of `token_len` bytes each. */
+int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                                 ty_buf *out);
+int ty__conv_register_resp(uint32_t heartbeat_ms, uint32_t node_timeout_ms, ty_buf *out);
+/* WatchJobRequest, and SubmitJobRequest's watch fields. */
+struct ty__watch_req {
+  uint64_t job_id;
+  bool watch, want_tokens, timing;
+};
+int ty__conv_watch_req(const uint8_t *p, size_t n, ty__watch_req *out);
+/* A JobWatchEvent: the job as GetTaskLocations answers it (tokens as
+ * there), with the launch's stage times when timing is not NULL. */
+int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_len,
+                         const ty_launch_timing *timing, ty_buf *out);
+
+int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
+int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
+
+/* ==== history.c and convert_history.c ========================================================
+ * Accounting: what GetHistory answers, as plain structs that the thread
+ * pool fills from the store and memory fills for live jobs, and the
+ * protobuf side of GetHistory and GetNode (convert_history.c, pure). */
+
+typedef struct ty__history_req {
+  char *user, *queue; /* "" = any */
+  int64_t since_ms, until_ms;
+  int *states;
+  size_t n_states;
+  uint32_t limit;
+  uint64_t *ids;
+  size_t n_ids;
+  bool ranks;
+  /* The web console's history pages: only ended jobs (the store's), after
+   * the cursor (before_end_ms, before_id; 0 = from the newest). */
+  bool ended_only;
+  int64_t before_end_ms;
+  uint64_t before_id;
+} ty__history_req;
+int ty__conv_history_req(const uint8_t *p, size_t n, ty__history_req *out);
+void ty__history_req_close(ty__history_req *r);
+
+typedef struct ty__acct_rank {
+  ty_rank_row row; /* row.node is `node` */
+  char *node;
+} ty__acct_rank;
+
+/* One JobRecord; strings owned (ty__acct_job_close). */
+typedef struct ty__acct_job {
+  uint64_t id, array_id;
+  uint32_t array_task;
+  char *name, *user, *queue, *reason, *nodes;
+  int state;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  uint32_t requeue_count, cpus, gpus, time_limit_s;
+  uint64_t mem_bytes;
+  int64_t cpu_ms, gpu_ms, mem_peak;
+  bool measured;
+  ty__acct_rank *ranks;
+  size_t n_ranks;
+} ty__acct_job;
+void ty__acct_job_close(ty__acct_job *a);
+int ty__conv_history_resp(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);
+int ty__conv_get_node_req(const uint8_t *p, size_t n, char **out_name, uint32_t *out_limit);
+int ty__conv_web_token_req(const uint8_t *p, size_t n, uint32_t *out_ttl_s, bool *out_revoke);
+int ty__conv_web_token_resp(const char *token, int64_t expires_ms, uint32_t revoked,
+                            const char *url, ty_buf *out);
+int ty__conv_get_node_resp(const ty_cluster_node *nd, const ty_node_event_row *ev, size_t n,
+                           ty_buf *out);
+
+/* ==== admin.c and convert_admin.c ============================================================
+ * The scheduler's operations (queues, node drains, job holds,
+ * priorities and moves, why, shares). admin.c has the handlers and the pure
+ * rules (queue settings, who may do what); convert_admin.c is the only place
+ * here that touches their protobuf messages.
+ *
+ * Ownership: decoded requests own their strings (ty__admin_req_close);
+ * encoders borrow everything and append to `out`.
+ */
+
+/* Any of the Update* requests, decoded. Unused fields are "" or 0. */
+typedef struct ty_admin_req {
+  char *name, *action, *reason, *queue;
+  char **settings;
+  size_t n_settings;
+  uint64_t job_id;
+  bool has_task; /* UpdateJob: element `task` of array job_id */
+  uint32_t task;
+  uint32_t time_limit_s;
+  int32_t priority;
+} ty_admin_req;
+void ty__admin_req_close(ty_admin_req *r);
+
+int ty__conv_update_queue_req(const uint8_t *p, size_t n, ty_admin_req *out);
+int ty__conv_update_node_req(const uint8_t *p, size_t n, ty_admin_req *out);
+int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out);
+
+/* Queues with their live counts, as ListQueues shows them. */
+int ty__conv_list_queues_resp(const ty_queue_info *qs, size_t n, ty_buf *out);
+int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out);
+int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
+/* UpdateJobResponse: the (first) job changed, and how many were. */
+int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed, ty_buf *out);
+/* `nodes` names the indices in ex->nodes (the pass's node order). */
+int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
+                          ty_cluster_node *const *nodes, ty_buf *out);
+/* gpu_s[i] and cpu_s[i] belong to rows[i]. */
+int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const double *cpu_s,
+                         size_t n, double halflife_s, ty_buf *out);
+
+/* Re-encodes a stored Job with the spec's priority, queue and time limit
+ * (after `job priority` or `job move`) into a new *out; TY_EPROTO when blob
+ * does not decode. */
+int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
+                    size_t *out_len);
+/* NVLink island per GPU index from a node's info blob (Gpu.nvlink_island;
+ * unknown = island 0, which means "one island"). */
+void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands);
+
+/* Answers an admin change once committed (r is the ty_reply), then asks
+ * for a pass; "user:alice" (or "user:unknown") for an event's actor. */
+void ty__admin_committed(int status, void *ud);
+void ty__actor_of(const char *user, char *buf, size_t len);
+
+/* ---- rules (admin.c) --------------------------------------------------------- */
+
+/* What submission needs from the queue: it exists and is not deleted, it is
+ * OPEN or PAUSED, the time limit is within its maximum (a job asking none
+ * gets its default), the warning signal is valid. Fills spec defaults. */
+int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_t len);
+
+/* ==== graph.c, check.c and convert_graph.c ===================================================
+ * The controller's side of graph jobs (issues 6, 10 and 13).
+ *
+ *   - Submit-time checks and plans (check.c): a child process,
+ *     trainyard-graphcheck, imports the model with shape inference (from
+ *     model_bytes, or model_path on the shared filesystem), decodes and
+ *     validates the TrainConfig, checks its feeds and loss against the
+ *     model and, unless the job's parallelism is data, plans it with
+ *     ops/plan for the resources it asks for (nodes x tasks_per_node
+ *     devices). The child limits its CPU time and memory; a crash, a limit
+ *     or the deadline refuses that submit and nothing else. Plans are
+ *     cached by their search's key (graph, mesh, batch, cost model).
+ *     Errors are the runtime's own words behind the field
+ *     ("job.graph.model_bytes: node 3 (MatMul): ...").
+ *   - Plans: stored with the job (the jobs table's plan column), answered
+ *     by GetJob when asked (trainctl show), sent to each rank in LaunchTask.
+ *   - Checkpoints: every rank is told one absolute checkpoint path, so a
+ *     requeued job resumes wherever its rank 0 lands: the config's path when
+ *     absolute, else CHECKPOINT_DIR/ID/<its basename or checkpoint.onnx>
+ *     (traind --checkpoint-dir, on the filesystem the workers share; the
+ *     worker creates ID/ for the job's user).
+ *   - Rendezvous: a small key/value store per job (RendezvousPut/Get) that
+ *     the ranks use to form their MPI world or to share the NCCL id. A job's
+ *     keys are dropped when it (re)starts, so a requeued run never reads the
+ *     previous run's port names.
+ *   - Progress: what rank 0's worker reports (step, loss, samples/s, the
+ *     last checkpoint), kept in memory and answered with GetJob together
+ *     with the checkpoints seen so far (the last 64).
+ *
+ * Everything here runs on the controller's loop thread; the models
+ * themselves are only ever read by the children.
+ */
+
+#define TY_GRAPH_MAX_KEYS 256          /* per job */
+#define TY_GRAPH_MAX_VALUE (64 * 1024) /* bytes */
+#define TY_GRAPH_MAX_CKPTS 64          /* remembered per job */
+#define TY_GRAPH_MAX_POINTS 2048       /* progress points kept per job (then halved) */
+
+/* One progress report, a point of the web console's charts. */
+typedef struct ty__progress_point {
+  uint32_t attempt; /* the job's requeue count when reported: a restart starts a new one */
+  uint64_t step;
+  int64_t time_ms;
+  double loss, samples_per_s;
+  double test_accuracy; /* -1 = none yet */
+} ty__progress_point;
+
+/* A submitted graph job's model_bytes on disk, so neither memory nor the
+ * stored spec holds them: STATE_DIR/models/ID.onnx, written to a temporary
+ * name, fsynced and renamed before the job is committed. *out_path is a
+ * heap string; err names the file. */
+int ty__model_write(ty_controller *ctl, uint64_t id, const uint8_t *bytes, size_t len,
+                    char **out_path, char *err, size_t err_len);
+/* Reads one back into out (for LaunchTask); err names the file. */
+int ty__model_read(const char *path, ty_buf *out, char *err, size_t err_len);
+void ty__model_remove(const char *path); /* logs a failure other than ENOENT */
+
+/* The absolute checkpoint path of a graph job (owned by the controller,
+ * valid while it runs); NULL when it cannot be made (logged). */
+const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j);
+/* The job (re)starts: forget its rendezvous keys. */
+void ty__graph_job_started(ty_controller *ctl, const ty_job *j);
+/* Appends GetJobResponse's graph fields (progress, checkpoints) to out. */
+int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out);
+/* Its job left memory: drop its record. */
+void ty__graph_forget(ty_controller *ctl, uint64_t id);
+void ty__graph_destroy(ty_controller *ctl);
+/* Rank 0's last progress report of job id (borrowed, valid until the next
+ * report), or NULL when none came. */
+const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id);
+/* The progress reports of job id in (attempt, step) order: a requeued job
+ * restarts from its checkpoint in a new attempt (at most TY_GRAPH_MAX_POINTS,
+ * thinned evenly beyond that; borrowed until the next report). */
+const ty__progress_point *ty__graph_history(ty_controller *ctl, uint64_t id, size_t *out_n);
+
+void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_rendezvous_get(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+
+/* convert_graph.c: the protobuf side (pure). Strings and buffers returned
+ * are owned by the caller. */
+int ty__conv_rdv_put_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key,
+                         uint8_t **out_value, size_t *out_len);
+int ty__conv_rdv_get_req(const uint8_t *p, size_t n, uint64_t *out_job, char **out_key);
+int ty__conv_rdv_get_resp(const uint8_t *value, size_t len, bool found, ty_buf *out);
+/* ReportProgressRequest: the progress and the checkpoints the worker
+ * found (both owned by the caller). */
+int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank,
+                          ty_train_progress *out, ty_checkpoint_list *out_existing);
+int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
+                             ty_buf *out);
+
+/* What a model check found (check.c). */
+typedef struct ty__check_result {
+  int status;               /* 0, or the refusal's code (TY_EINVAL: the job's fault) */
+  char message[TY_ERR_LEN]; /* "job.graph...: why" when status != 0 */
+  uint8_t *plan;            /* the plan file, NULL for parallelism data; owned by */
+  size_t plan_len;          /* the result: a callback may take it (set plan NULL) */
+  uint64_t cache_key;       /* of the plan's search */
+  bool cached;              /* the plan came from the cache */
+} ty__check_result;
+typedef void (*ty__check_cb)(ty_controller *ctl, ty__check_result *res, void *ud);
+/* Checks a validated graph job in a child process, as r's submitter
+ * where the controller can vouch for who that is, and with want_plan plans
+ * it too (mode: the job's parallelism; data gives the pure data-parallel
+ * plan). cb runs once, on the loop, possibly before this returns (a full
+ * queue, no memory); with TY_ECLOSED when the controller stops first. spec
+ * is copied. */
+void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec, bool want_plan,
+                     ty__check_cb cb, void *ud);
+/* Answers the waiting checks TY_ECLOSED and kills the running children
+ * (their callbacks follow from the loop). */
+void ty__check_stop(ty_controller *ctl);
+/* Frees the registry and the cache once the loop has run dry. */
+void ty__check_destroy(ty_controller *ctl);
+/* GetJob's plan field (with_plan), appended to out. */
+int ty__conv_job_plan(const uint8_t *plan, size_t len, ty_buf *out);
+/* PlanJobRequest -> spec (unvalidated); PlanJobResponse. */
+int ty__conv_plan_job_req(const uint8_t *p, size_t n, ty_job_spec *out_spec);
+int ty__conv_plan_job_resp(const uint8_t *plan, size_t len, bool cached, ty_buf *out);
+/* The config's checkpoint_path (heap, caller frees), or NULL when it has
+ * none or does not decode. */
+char *ty__graph_config_checkpoint(const uint8_t *cfg, size_t len);
+
+#endif
