@@ -120,14 +120,30 @@ static bool plain(unsigned char c) {
   return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
 }
 
+/* The length of s's leading run of plain bytes. */
+static size_t plain_run(const unsigned char *s, size_t n) {
+  size_t k = 0;
+  while (k < n && plain(s[k]))
+    k++;
+  return k;
+}
+
 int ty_json_escape(ty_buf *out, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
+  if (n < SIZE_MAX - 2 && plain_run(p, n) == n) { /* most strings: one copy */
+    int rc = ty_buf_reserve(out, n + 2);
+    if (rc) return rc;
+    uint8_t *d = out->data + out->len;
+    d[0] = '"';
+    memcpy(d + 1, s, n);
+    d[n + 1] = '"';
+    out->len += n + 2;
+    return 0;
+  }
   int rc = ty_buf_append(out, "\"", 1);
   size_t i = 0;
   while (rc == 0 && i < n) {
-    size_t run = 0; /* a run of plain bytes in one append: most text is */
-    while (i + run < n && plain(p[i + run]))
-      run++;
+    size_t run = plain_run(p + i, n - i); /* a run of plain bytes in one append */
     if (run) {
       rc = ty_buf_append(out, p + i, run);
       i += run;
